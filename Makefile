@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tribute-installed
+# The CPU build of torch that lies on disk; never let pip pull a CUDA build.
+TORCH  ?= torch==2.13.0
+EXTRAS ?= dev,text
+
+.PHONY: setup demo test test-all bench lint typecheck clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]" "$(TORCH)"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tribute bench --suite quick --out report-out
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[$(EXTRAS),bench]" "$(TORCH)"
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) report-out bench-out .pytest_cache .mypy_cache .ruff_cache

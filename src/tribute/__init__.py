@@ -1,0 +1,1 @@
+"""tribute: attribution you can measure."""
