@@ -1,1 +1,59 @@
-"""tribute: attribution you can measure."""
+"""tribute: attribution you can measure.
+
+Credit a model's output to input features, internal components or training examples, as one
+cooperative game, and measure how faithful those credits are.
+
+>>> import tribute
+>>> attr = tribute.explain(model, x, method="kernel_shap", budget=512)
+>>> tribute.methods()  # the registry
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import PlayerSet, build_game, explain, methods
+from .attribution import Attribution
+from .errors import (
+    BudgetError,
+    InputError,
+    ModelOutputError,
+    TributeError,
+    UnsupportedModelError,
+    WeightsFormatError,
+)
+from .games import Background, FeatureGame, Game, patches
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution",
+    "Background",
+    "BudgetError",
+    "FeatureGame",
+    "Game",
+    "InputError",
+    "ModelOutputError",
+    "PlayerSet",
+    "TributeError",
+    "UnsupportedModelError",
+    "WeightsFormatError",
+    "__version__",
+    "build_game",
+    "explain",
+    "methods",
+    "patches",
+]
+
+# Heavier sub-packages load on first use (keeps `import tribute` fast).
+_LAZY = {"plot": ".viz", "viz": ".viz", "datasets": ".datasets"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        mod = importlib.import_module(_LAZY[name], __name__)
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module 'tribute' has no attribute {name!r}")

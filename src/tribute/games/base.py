@@ -1,0 +1,187 @@
+"""The game contract every estimator works against.
+
+A game has ``n_players`` players and a value function ``v(S)`` per input sample. Estimators
+pass coalitions as masks: ``K x players`` (the same coalitions for every sample — the usual
+case, and what makes results independent of batch composition) or ``batch x K x players``
+(per-sample coalitions). Masks may be fractional; ``1`` keeps a player, ``0`` removes it.
+
+Values come back as float64 ``batch x K x targets`` tensors on the CPU. Differentiable games
+also return gradients w.r.t. the mask (the relaxation of :doc:`DESIGN`), which is what
+integrated gradients, attribution patching and friends integrate.
+
+Every call counts the coalitions it evaluates (``n_evals``, per sample): that count is what a
+method reports and what ``budget`` bounds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution, Layout
+from ..engine import Engine
+from ..errors import InputError, UnsupportedModelError
+from ..targets import Target
+
+__all__ = ["Game"]
+
+
+class Game(ABC):
+    """Base class of feature, component and data games.
+
+    Attributes:
+        kind: ``"feature"``, ``"component"`` or ``"data"``.
+        n_players: number of players.
+        n_samples: number of input samples explained at once (``batch``).
+        player_names: one label per player.
+        engine: the engine that evaluates rows (counts ``n_rows``).
+        target: the resolved target.
+        layout: how flat values map back to the user's layout.
+        differentiable: :meth:`value_and_grad` is available.
+    """
+
+    kind: str = "feature"
+    player_kind: str = "feature"
+    differentiable: bool = False
+
+    def __init__(self, engine: Engine, target: Target, layout: Layout,
+                 player_names: list[str], n_samples: int) -> None:
+        self.engine = engine
+        self.target = target
+        self.layout = layout
+        self.player_names = player_names
+        self.n_samples = n_samples
+        self.n_evals = 0
+        self._full: torch.Tensor | None = None
+        self._empty: torch.Tensor | None = None
+        self._full_counted = False
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def n_players(self) -> int:
+        return len(self.player_names)
+
+    @property
+    def n_targets(self) -> int:
+        return self.target.n_targets
+
+    # --------------------------------------------------------------- values
+    @abstractmethod
+    def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        """``batch x K x targets`` float64 CPU values for validated masks."""
+
+    def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
+                       weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise UnsupportedModelError(
+            f"{type(self).__name__}: this game is not differentiable (the model is not a torch "
+            "module, or its inputs are integers); use a perturbation method instead."
+        )
+
+    def value(self, masks: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Value of each coalition for each sample.
+
+        Args:
+            masks: ``K x players`` (shared by all samples) or ``batch x K x players``.
+
+        Returns:
+            float64 CPU tensor ``batch x K x targets``.
+        """
+        m, shared = self.check_masks(masks)
+        self.n_evals += int(m.shape[-2])
+        return self._evaluate(m, shared)
+
+    def value_and_grad(self, masks: torch.Tensor | np.ndarray,
+                       weights: torch.Tensor | np.ndarray | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values and gradients w.r.t. the (fractional) mask.
+
+        Args:
+            masks: ``K x players`` or ``batch x K x players``.
+            weights: optional ``K`` weights; when given, gradients are summed over coalitions
+                with these weights on the fly (``batch x targets x players``), which is what
+                path methods need and keeps memory flat.
+
+        Returns:
+            ``(values batch x K x targets, grads)`` with grads ``batch x K x targets x players``
+            or, with weights, ``batch x targets x players`` (float64, CPU).
+        """
+        m, shared = self.check_masks(masks)
+        w = None
+        if weights is not None:
+            w = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor)
+                                else weights, dtype=torch.float64).flatten()
+            if w.numel() != m.shape[-2]:
+                raise InputError(
+                    f"weights has {w.numel()} entries but masks has {m.shape[-2]} coalitions."
+                )
+        self.n_evals += int(m.shape[-2])
+        return self._evaluate_grad(m, shared, w)
+
+    def full(self) -> torch.Tensor:
+        """``v(all players)`` per sample, ``batch x targets`` (one evaluation, cached)."""
+        if self._full is None:
+            self._full = self.value(torch.ones(1, self.n_players))[:, 0]
+        elif not self._full_counted:
+            self.n_evals += 1
+        self._full_counted = True
+        return self._full
+
+    def empty(self) -> torch.Tensor:
+        """``v(no player)`` per sample, ``batch x targets`` (one evaluation, cached)."""
+        if self._empty is None:
+            self._empty = self.value(torch.zeros(1, self.n_players))[:, 0]
+        return self._empty
+
+    def efficiency_gap(self, phi: torch.Tensor) -> torch.Tensor:
+        """``sum(phi) - (v(all) - v(none))`` per sample and target (``batch x targets``)."""
+        return phi.sum(-1) - (self.full() - self.empty())
+
+    # --------------------------------------------------------------- checks
+    def check_masks(self, masks: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
+        m = masks if isinstance(masks, torch.Tensor) else torch.as_tensor(np.asarray(masks))
+        if m.dtype == torch.bool or not m.dtype.is_floating_point:
+            m = m.to(torch.float64)
+        n = self.n_players
+        if m.ndim == 2 and m.shape[1] == n:
+            return m, True
+        if m.ndim == 3 and m.shape[0] == self.n_samples and m.shape[2] == n:
+            return m, False
+        raise InputError(
+            f"masks has shape {tuple(m.shape)}; expected (coalitions, {n}) or "
+            f"({self.n_samples}, coalitions, {n}) for {n} players and {self.n_samples} samples."
+        )
+
+    # --------------------------------------------------------------- result
+    def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,
+                    *, stderr: torch.Tensor | None = None, gap: torch.Tensor | None = None,
+                    extra: dict[str, Any] | None = None) -> Attribution:
+        """Pack flat ``batch x targets x players`` credits into an :class:`Attribution`."""
+        expected = (self.n_samples, self.n_targets, self.n_players)
+        if tuple(values.shape) != expected:
+            raise RuntimeError(f"{method}: values shape {tuple(values.shape)} != {expected}")
+        gap_np = None
+        if gap is not None:
+            g = gap.detach().cpu().double().numpy()
+            gap_np = g if self.layout.multi_target else g[:, 0]
+        return Attribution(
+            values=self.layout.to_user(values.detach()),
+            stderr=None if stderr is None else self.layout.to_user(stderr.detach()),
+            method=method,
+            params=dict(params or {}),
+            n_evals=self.n_evals,
+            n_rows=self.engine.n_rows,
+            player_names=list(self.player_names),
+            player_kind=self.player_kind,
+            targets=self.target.to_numpy(),
+            gap=gap_np,
+            groups=self.groups_array(),
+            layout=self.layout,
+            extra=dict(extra or {}),
+        )
+
+    def groups_array(self) -> np.ndarray | None:
+        """Element-to-player map for grouped feature games (None otherwise)."""
+        return None

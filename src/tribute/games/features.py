@@ -1,0 +1,668 @@
+"""Feature games: players are input elements or groups of them.
+
+The value of a coalition ``S`` for input ``x`` is the model's explained output on the composed
+input ``x(m) = b + m * (x - b)``, where ``m`` spreads each player's mask value over its
+elements and ``b`` is the baseline. With a background set ``{b_1..b_M}`` the value is the mean
+over the set (interventional SHAP, Janzing et al. 2020). Integer inputs (token ids) take
+``where(m, x, b)`` and allow binary masks only.
+
+The relaxation ``x(m)`` makes the game differentiable: the gradient w.r.t. ``m`` at ``m = 1``
+is input x gradient, and integrating it from 0 to 1 is integrated gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Layout
+from ..engine import Engine, Rows
+from ..errors import InputError, ModelOutputError, UnsupportedModelError
+from ..models import ModelAdapter, NumpyModel, TorchModel
+from ..targets import TargetLike, resolve_target
+from .base import Game
+
+__all__ = ["Background", "FeatureGame", "Patches", "patches"]
+
+
+@dataclass(frozen=True)
+class Background:
+    """Marks a baseline as a background *set*: the value function averages over its rows.
+
+    Use it when the set has as many rows as the batch (otherwise a baseline with a different
+    leading size is taken as a background set anyway).
+
+    Args:
+        data: ``M x *input_shape`` array/tensor (a tuple for several inputs).
+    """
+
+    data: Any
+
+
+@dataclass(frozen=True)
+class Patches:
+    """Group image pixels into a grid of square patches (all channels of a patch together)."""
+
+    size: tuple[int, int]
+
+
+def patches(size: int | tuple[int, int]) -> Patches:
+    """A patch-grid grouping for images, e.g. ``groups=tribute.patches(4)`` for 4x4 superpixels."""
+    s = (size, size) if isinstance(size, int) else tuple(size)
+    if len(s) != 2 or min(s) < 1:
+        raise InputError(f"patches({size!r}): give a positive int or a (height, width) pair.")
+    return Patches((int(s[0]), int(s[1])))
+
+
+# ----------------------------------------------------------------------- helpers
+def _as_tensor(x: Any, name: str) -> tuple[torch.Tensor, str, np.dtype[Any] | None]:
+    """Convert a user array to a tensor; returns (tensor, framework, numpy dtype)."""
+    if isinstance(x, torch.Tensor):
+        if not (x.dtype.is_floating_point or x.dtype in _INT_TYPES or x.dtype == torch.bool):
+            raise InputError(f"{name} has dtype {x.dtype}; tribute needs real numbers or integer ids.")
+        return x.detach(), "torch", None
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float64)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(
+            f"{name} has non-numeric dtype {arr.dtype} (e.g. strings or objects); encode "
+            "categorical columns as numbers (ordinal or one-hot) before explaining."
+        )
+    return torch.from_numpy(np.ascontiguousarray(arr)), "numpy", arr.dtype
+
+
+_INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
+        kind = "NaN" if bool(torch.isnan(x).any()) else "Inf"
+        raise InputError(
+            f"{name} contains {kind} values in sample(s) {bad[:10].tolist()}; impute or drop "
+            "them before explaining (the model's output there is undefined)."
+        )
+
+
+@dataclass
+class _Input:
+    """One attributed input tensor, flattened: ``x`` is ``batch x D``."""
+
+    x: torch.Tensor
+    shape: tuple[int, ...]
+    base: torch.Tensor  # (1 | batch | M) x D
+    base_mode: str  # "single" | "per_sample" | "background"
+    groups: torch.Tensor | None  # (D,) or (batch, D) long; None = dense slice
+    offset: int  # first player id (dense only)
+    is_int: bool
+
+    @property
+    def size(self) -> int:
+        return int(self.x.shape[1])
+
+
+class FeatureGame(Game):
+    """Players are input features (elements, or groups given by an integer mask).
+
+    Args:
+        model: adapted model (see :func:`tribute.models.as_model`).
+        inputs: tensor/array with the batch first, or a tuple of them.
+        target: see :mod:`tribute.targets`.
+        baseline: scalar, array broadcast to one sample, one per sample, or a background set
+            (``M x *shape``; wrap in :class:`Background` when ``M`` equals the batch).
+        groups: None (every element a player), an integer mask of player ids ``0..n-1``
+            (one per sample shape, or ``batch x *shape``), a tuple of masks for several inputs
+            (ids shared across inputs), or :func:`patches`.
+        output: output transform, ``raw``/``logit``/``prob``/``log_prob``.
+        forward_args: extra positional model arguments (tensors with the batch first are
+            indexed per row; anything else is passed as it is).
+        forward_kwargs: extra keyword model arguments (same rule).
+        feature_names: one name per player.
+        engine: the engine; a default one is built otherwise.
+    """
+
+    kind = "feature"
+    player_kind = "feature"
+
+    def __init__(
+        self,
+        model: ModelAdapter,
+        inputs: Any,
+        *,
+        target: TargetLike = None,
+        baseline: Any = 0.0,
+        groups: Any = None,
+        output: str = "raw",
+        forward_args: Sequence[Any] | None = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        feature_names: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        multi = isinstance(inputs, (tuple, list))
+        raw_inputs = list(inputs) if multi else [inputs]
+        if multi and not raw_inputs:
+            raise InputError("inputs is an empty tuple; pass at least one tensor or array.")
+        tensors, frameworks, np_dtypes = [], [], []
+        for i, x in enumerate(raw_inputs):
+            name = f"inputs[{i}]" if multi else "inputs"
+            t, fw, npd = _as_tensor(x, name)
+            if t.ndim == 0:
+                raise InputError(f"{name} is a scalar; inputs need a batch axis first (shape (batch, ...)).")
+            if t.shape[0] == 0:
+                raise InputError(f"{name} is an empty batch (shape {tuple(t.shape)}); pass at least one sample.")
+            _check_finite(t, name)
+            tensors.append(t)
+            frameworks.append(fw)
+            np_dtypes.append(npd)
+        batch = int(tensors[0].shape[0])
+        for i, t in enumerate(tensors[1:], 1):
+            if t.shape[0] != batch:
+                raise InputError(
+                    f"inputs[{i}] has {t.shape[0]} samples but inputs[0] has {batch}; every input "
+                    "needs the same batch size."
+                )
+        framework = frameworks[0]
+        if isinstance(model, NumpyModel):
+            model.np_dtypes = tuple(
+                npd if npd is not None else t.numpy().dtype for npd, t in zip(np_dtypes, tensors)
+            )
+        if isinstance(model, TorchModel):
+            model.adopt_device(tensors[0].device)
+        self.model = model
+        device = model.device
+        user_dtype = next((t.dtype for t in tensors if t.dtype.is_floating_point), torch.float32)
+        self.compute_dtype = model.compute_dtype(user_dtype)
+        self.input_device = tensors[0].device
+
+        # ----------------------------------------------------------- inputs & baselines
+        bases = self._split_per_input(baseline, len(tensors), "baseline")
+        if isinstance(groups, Patches):
+            group_list: list[Any] = [groups] * len(tensors)
+        else:
+            group_list = self._split_per_input(groups, len(tensors), "groups")
+        self.inputs: list[_Input] = []
+        for i, t in enumerate(tensors):
+            name = f"[{i}]" if multi else ""
+            is_int = not t.dtype.is_floating_point
+            xt = t.to(device)
+            if not is_int:
+                xt = xt.to(self.compute_dtype)
+            shape = tuple(int(s) for s in t.shape[1:])
+            base, mode = _parse_baseline(bases[i], xt, shape, batch, f"baseline{name}")
+            g = _parse_groups(group_list[i], shape, batch, f"groups{name}")
+            self.inputs.append(
+                _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
+                       base_mode=mode, groups=None if g is None else g.to(device),
+                       offset=0, is_int=is_int)
+            )
+        modes = {inp.base_mode for inp in self.inputs}
+        sizes = {int(inp.base.shape[0]) for inp in self.inputs if inp.base_mode == "background"}
+        if len(sizes) > 1:
+            raise InputError(f"baseline: background sets of different sizes {sorted(sizes)} for different inputs; give every input the same number of background rows.")
+        self.n_background = sizes.pop() if sizes else 1
+        del modes
+
+        # ----------------------------------------------------------- players
+        dense = all(inp.groups is None for inp in self.inputs)
+        if not dense and any(inp.groups is None for inp in self.inputs):
+            raise InputError("groups: give a group mask for every input (or for none), so players are well defined.")
+        if dense:
+            off = 0
+            for inp in self.inputs:
+                inp.offset = off
+                off += inp.size
+            n_players = off
+        else:
+            n_players = _check_group_ids([inp.groups for inp in self.inputs if inp.groups is not None], multi)
+        names = self._player_names(n_players, dense, feature_names, multi)
+
+        # ----------------------------------------------------------- extras
+        self.forward_args = tuple(forward_args or ())
+        self.forward_kwargs = dict(forward_kwargs or {})
+        self.row_bytes = sum(inp.size for inp in self.inputs) * torch.finfo(self.compute_dtype).bits // 8
+
+        engine = Engine(model, None, batch_size=batch_size, progress=progress)
+        layout = Layout(
+            input_shapes=tuple(inp.shape for inp in self.inputs),
+            dense=dense,
+            multi_target=False,
+            framework=framework,
+            device=str(self.input_device),
+            dtype=str(user_dtype if user_dtype.is_floating_point else torch.float32).replace("torch.", ""),
+            multi_input=multi,
+        )
+        if framework == "numpy":
+            npd0 = next((d for d in np_dtypes if d is not None and np.issubdtype(d, np.floating)), None)
+            layout = Layout(**{**layout.__dict__, "dtype": str(npd0) if npd0 is not None else "float64"})
+        self.differentiable = bool(model.differentiable) and not any(inp.is_int for inp in self.inputs)
+
+        # ----------------------------------------------------------- reference pass
+        ref = self._reference_outputs(engine, batch)
+        tgt = resolve_target(target, output, ref, batch)
+        engine.target = tgt
+        layout = Layout(**{**layout.__dict__, "multi_target": tgt.multi})
+        super().__init__(engine, tgt, layout, names, batch)
+        self.reference_output = ref
+        self._full = tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu()
+
+    # ------------------------------------------------------------------ parsing
+    @staticmethod
+    def _split_per_input(value: Any, n: int, name: str) -> list[Any]:
+        if n == 1:
+            if isinstance(value, tuple) and len(value) == 1:
+                return [value[0]]
+            return [value]
+        if isinstance(value, Background):
+            data = value.data
+            if not isinstance(data, (tuple, list)) or len(data) != n:
+                raise InputError(f"{name}: Background for {n} inputs needs a tuple of {n} arrays.")
+            return [Background(d) for d in data]
+        if isinstance(value, (tuple, list)):
+            if len(value) != n:
+                raise InputError(f"{name} is a tuple of {len(value)} but there are {n} inputs; give one per input.")
+            return list(value)
+        return [value] * n
+
+    def _player_names(self, n: int, dense: bool, feature_names: Sequence[str] | None,
+                      multi: bool) -> list[str]:
+        if feature_names is not None:
+            names = [str(s) for s in feature_names]
+            if len(names) != n:
+                raise InputError(
+                    f"feature_names has {len(names)} names but there are {n} players; give one "
+                    "name per feature (or per group when groups are used)."
+                )
+            return names
+        if not dense:
+            return [f"group {i}" for i in range(n)]
+        out: list[str] = []
+        for i, inp in enumerate(self.inputs):
+            prefix = f"input{i}" if multi else "x"
+            if len(inp.shape) == 1:
+                out.extend(f"{prefix}{j}" for j in range(inp.size))
+            else:
+                idx = np.indices(inp.shape).reshape(len(inp.shape), -1).T
+                out.extend(f"{prefix}[{','.join(map(str, r))}]" for r in idx)
+        return out
+
+    def groups_array(self) -> np.ndarray | None:
+        if self.layout.dense:
+            return None
+        gs = [inp.groups for inp in self.inputs]
+        assert all(g is not None for g in gs)
+        per_sample = any(g.ndim == 2 for g in gs if g is not None)
+        parts = []
+        for inp in self.inputs:
+            g = inp.groups
+            assert g is not None
+            if per_sample and g.ndim == 1:
+                g = g[None].expand(self.n_samples, -1)
+            parts.append(g.cpu())
+        return torch.cat(parts, dim=-1).numpy()
+
+    # ------------------------------------------------------------------ rows
+    def _rows_extra(self, b: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        def pick(v: Any) -> Any:
+            if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == self.n_samples:
+                return v.to(self.model.device)[b.to(self.model.device)]
+            if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == self.n_samples:
+                return v[b.cpu().numpy()]
+            return v
+
+        return tuple(pick(a) for a in self.forward_args), {k: pick(v) for k, v in self.forward_kwargs.items()}
+
+    def _reference_outputs(self, engine: Engine, batch: int) -> torch.Tensor:
+        store: list[torch.Tensor] = []
+        device = self.model.device
+
+        def build(start: int, stop: int) -> Rows:
+            b = torch.arange(start, stop, device=device)
+            xs = tuple(inp.x[b].reshape(stop - start, *inp.shape) for inp in self.inputs)
+            extra, kw = self._rows_extra(b)
+            return Rows(inputs=xs, sample=b, extra=extra, kwargs=kw)
+
+        def select(out: torch.Tensor, rows: Rows) -> torch.Tensor:
+            store.append(out.detach())
+            return out.reshape(out.shape[0], -1).double()
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            return None
+
+        try:
+            engine.run(batch, build, sink, row_bytes=self.row_bytes, select=select,
+                       desc="reference", describe_row=lambda r: f"sample {r} (the unperturbed input)")
+        except ModelOutputError:
+            raise
+        except (RuntimeError, TypeError, ValueError) as exc:
+            shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
+            raise InputError(
+                f"the model failed on the inputs (shapes {shapes}): {exc}. Check that the inputs "
+                "have the shape and dtype the model expects."
+            ) from exc
+        return torch.cat(store, dim=0) if len(store) > 1 else store[0]
+
+    def _compose(self, m: torch.Tensor, b: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Rows ``x(m)`` for per-row masks ``m`` (R x players), samples ``b`` and bg rows ``j``."""
+        out = []
+        n = m.shape[0]
+        for inp in self.inputs:
+            if inp.groups is None:
+                e = m[:, inp.offset : inp.offset + inp.size]
+            elif inp.groups.ndim == 1:
+                e = m[:, inp.groups]
+            else:
+                e = m.gather(1, inp.groups[b])
+            x = inp.x[b]
+            if inp.base_mode == "single":
+                base = inp.base
+            elif inp.base_mode == "per_sample":
+                base = inp.base[b]
+            else:
+                base = inp.base[j]
+            if inp.is_int:
+                composed = torch.where(e > 0.5, x, base.expand_as(x))
+            else:
+                e = e.to(x.dtype)
+                composed = torch.addcmul(base, e, x - base) if base.shape[0] == n else base + e * (x - base)
+            out.append(composed.reshape(n, *inp.shape))
+        return tuple(out)
+
+    def _decode(self, start: int, stop: int, k_count: int) -> tuple[torch.Tensor, ...]:
+        device = self.model.device
+        r = torch.arange(start, stop, device=device)
+        mb = self.n_background
+        bk = r // mb
+        return r, bk, bk // k_count, bk % k_count, r % mb
+
+    def _row_masks(self, masks: torch.Tensor, shared: bool, bk: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        flat = masks if shared else masks.reshape(-1, masks.shape[-1])
+        return flat[k if shared else bk]
+
+    def _describe(self, k_count: int) -> Callable[[int], str]:
+        mb = self.n_background
+
+        def describe(r: int) -> str:
+            bk = r // mb
+            s = f"sample {bk // k_count}, coalition {bk % k_count}"
+            return s + (f", background row {r % mb}" if mb > 1 else "")
+
+        return describe
+
+    def _check_int_masks(self, masks: torch.Tensor) -> None:
+        if any(inp.is_int for inp in self.inputs) and not bool(((masks == 0) | (masks == 1)).all()):
+            raise InputError(
+                "masks: fractional masks on integer inputs (token ids) are undefined; this "
+                "method needs real-valued inputs (attribute embeddings instead of ids)."
+            )
+
+    def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        self._check_int_masks(masks)
+        k_count = int(masks.shape[-2])
+        b_total, t_count, mb = self.n_samples, self.n_targets, self.n_background
+        device = self.model.device
+        masks_d = masks.to(device=device, dtype=self.compute_dtype)
+        out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+
+        def build(start: int, stop: int) -> Rows:
+            _, bk, b, k, j = self._decode(start, stop, k_count)
+            m = self._row_masks(masks_d, shared, bk, k)
+            extra, kw = self._rows_extra(b)
+            return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw)
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            v = vals.to("cpu", torch.float64)
+            if mb == 1:
+                out[start:stop] = v
+            else:
+                out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
+
+        self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
+                        desc="coalitions", describe_row=self._describe(k_count))
+        return out.reshape(b_total, k_count, t_count)
+
+    def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
+                       weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        self._require_grad("gradients w.r.t. the feature mask")
+        k_count = int(masks.shape[-2])
+        b_total, t_count, mb, n = self.n_samples, self.n_targets, self.n_background, self.n_players
+        device = self.model.device
+        masks_d = masks.to(device=device, dtype=self.compute_dtype)
+        vals_out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+        if weights is None:
+            grad_out = torch.zeros(b_total * k_count, t_count, n, dtype=torch.float64)
+        else:
+            grad_out = torch.zeros(b_total, t_count, n, dtype=torch.float64)
+            w_dev = weights.to(torch.float64)
+
+        def build(start: int, stop: int) -> Rows:
+            _, bk, b, k, j = self._decode(start, stop, k_count)
+            m = self._row_masks(masks_d, shared, bk, k).detach().clone().requires_grad_(True)
+            extra, kw = self._rows_extra(b)
+            return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw, leaves=[m])
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            r = torch.arange(start, stop)
+            bk = r // mb
+            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) / mb)
+            g = grads[0].to("cpu", torch.float64) / mb  # R x T x n
+            if weights is None:
+                grad_out.index_add_(0, bk, g)
+            else:
+                wk = w_dev[bk % k_count]
+                grad_out.index_add_(0, bk // k_count, g * wk[:, None, None])
+
+        self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes, grad=True,
+                        desc="gradients", describe_row=self._describe(k_count))
+        vals = vals_out.reshape(b_total, k_count, t_count)
+        if weights is None:
+            return vals, grad_out.reshape(b_total, k_count, t_count, n)
+        return vals, grad_out
+
+    def _require_grad(self, what: str) -> None:
+        if not self.differentiable:
+            reason = (
+                "the inputs are integer ids" if any(inp.is_int for inp in self.inputs)
+                else f"the model is a {type(self.model).__name__} (no autograd)"
+            )
+            raise UnsupportedModelError(
+                f"{what} need a differentiable torch model, but {reason}. Use a perturbation "
+                "method (kernel_shap, feature_ablation, ...) or attribute embeddings."
+            )
+
+    # ------------------------------------------------------------- input space
+    def input_gradients(
+        self,
+        n_points: int,
+        make_points: Callable[[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
+        weights: torch.Tensor | None = None,
+        powers: tuple[int, ...] = (1,),
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Gradients of the explained output w.r.t. the *input* at chosen points.
+
+        Args:
+            n_points: points per sample (``K``).
+            make_points: ``(x_rows, b, k) -> points``: given each row's unperturbed inputs
+                (tuple of ``R x *shape`` tensors), sample ids ``b`` and point ids ``k``, return the
+                points (same shapes) at which to take gradients.
+            weights: ``K`` weights of the sum over points (default: mean, ``1/K``).
+            powers: accumulate ``sum_k w_k * grad^p`` for each ``p`` (1: mean gradient; 2: mean
+                squared gradient, for SmoothGrad^2/VarGrad).
+
+        Returns:
+            ``(values batch x K x targets, {p: batch x targets x D})`` with ``D`` the number of
+            input elements (all inputs concatenated), float64 CPU.
+        """
+        self._require_grad("input gradients")
+        k_count, b_total, t_count = int(n_points), self.n_samples, self.n_targets
+        d_total = sum(inp.size for inp in self.inputs)
+        w = (torch.full((k_count,), 1.0 / k_count, dtype=torch.float64) if weights is None
+             else torch.as_tensor(weights, dtype=torch.float64).flatten())
+        if w.numel() != k_count:
+            raise InputError(f"weights has {w.numel()} entries but n_points={k_count}.")
+        vals_out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+        acc = {p: torch.zeros(b_total, t_count, d_total, dtype=torch.float64) for p in powers}
+        device = self.model.device
+
+        def build(start: int, stop: int) -> Rows:
+            r = torch.arange(start, stop, device=device)
+            b, k = r // k_count, r % k_count
+            xs = tuple(inp.x[b].reshape(stop - start, *inp.shape) for inp in self.inputs)
+            pts = tuple(p.detach().to(self.compute_dtype).requires_grad_(True) for p in make_points(xs, b, k))
+            extra, kw = self._rows_extra(b)
+            return Rows(inputs=pts, sample=b, extra=extra, kwargs=kw, leaves=list(pts))
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            r = torch.arange(start, stop)
+            b, k = r // k_count, r % k_count
+            vals_out[start:stop] = vals.to("cpu", torch.float64)
+            g = torch.cat([gi.reshape(stop - start, t_count, -1) for gi in grads], dim=-1)
+            g = g.to("cpu", torch.float64)
+            wk = w[k][:, None, None]
+            for p in powers:
+                acc[p].index_add_(0, b, wk * (g if p == 1 else g**p))
+
+        self.n_evals += k_count
+        self.engine.run(b_total * k_count, build, sink, row_bytes=self.row_bytes, grad=True,
+                        desc="gradients",
+                        describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}")
+        return vals_out.reshape(b_total, k_count, t_count), acc
+
+    # ------------------------------------------------------------- helpers for methods
+    def inputs_flat(self) -> torch.Tensor:
+        """Unperturbed inputs, ``batch x D`` (all inputs concatenated, compute dtype)."""
+        return torch.cat([inp.x.to(self.compute_dtype) for inp in self.inputs], dim=1)
+
+    def baseline_flat(self) -> torch.Tensor:
+        """Baselines ``(1 | batch | M) x D`` (background rows when a set was given)."""
+        parts = []
+        for inp in self.inputs:
+            base = inp.base.to(self.compute_dtype)
+            if inp.base_mode == "single" and self.n_background > 1:
+                base = base.expand(self.n_background, -1)
+            parts.append(base)
+        if len({p.shape[0] for p in parts}) > 1:
+            parts = [p.expand(self.n_samples, -1) if p.shape[0] == 1 else p for p in parts]
+        return torch.cat(parts, dim=1)
+
+    def elements_to_players(self, per_element: torch.Tensor) -> torch.Tensor:
+        """Sum ``... x D`` element credits (leading axis = batch) into ``... x players``."""
+        if self.layout.dense:
+            return per_element
+        lead = per_element.shape[:-1]
+        out = torch.zeros(*lead, self.n_players, dtype=per_element.dtype)
+        start = 0
+        for inp in self.inputs:
+            seg = per_element[..., start : start + inp.size]
+            g = inp.groups
+            assert g is not None
+            g = g.cpu()
+            if g.ndim == 1:
+                out.index_add_(out.ndim - 1, g, seg)
+            else:
+                idx = g.reshape(g.shape[0], *([1] * (len(lead) - 1)), g.shape[1]).expand(*lead, g.shape[1])
+                out.scatter_add_(out.ndim - 1, idx, seg)
+            start += inp.size
+        return out
+
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        return [inp.shape for inp in self.inputs]
+
+
+# --------------------------------------------------------------------- parsing
+def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: int,
+                    name: str) -> tuple[torch.Tensor, str]:
+    d = int(np.prod(shape, dtype=np.int64))
+    force_bg = isinstance(value, Background)
+    if force_bg:
+        value = value.data
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return torch.full((1, d), float(value), dtype=torch.float64).to(x.dtype), "single"
+    if value is None:
+        raise InputError(f"{name} is None; pass 0.0, an array broadcastable to one sample, one per sample, or a background set.")
+    t, _, _ = _as_tensor(value, name)
+    t = t.to(x.device)
+    _check_finite(t if t.ndim > 0 else t.reshape(1), name)
+    expected = f"a scalar, {shape} (one sample), ({batch}, *{shape}) (one per sample) or (M, *{shape}) (a background set)"
+    if force_bg:
+        if tuple(t.shape[1:]) != shape or t.shape[0] == 0:
+            raise InputError(f"{name}: Background has shape {tuple(t.shape)}; expected (M, *{shape}) with M >= 1.")
+        return t.reshape(t.shape[0], d), "background"
+    if t.ndim == 0:
+        return t.reshape(1, 1).expand(1, d).clone(), "single"
+    if tuple(t.shape) == shape:
+        return t.reshape(1, d), "single"
+    if t.ndim == len(shape) + 1 and tuple(t.shape[1:]) == shape:
+        if t.shape[0] == batch:
+            return t.reshape(batch, d), "per_sample"
+        if t.shape[0] == 1:
+            return t.reshape(1, d), "single"
+        return t.reshape(t.shape[0], d), "background"
+    try:
+        b = torch.broadcast_to(t, shape)
+    except RuntimeError:
+        raise InputError(f"{name} has shape {tuple(t.shape)}, which does not match inputs of shape ({batch}, *{shape}); expected {expected}.") from None
+    if t.ndim > len(shape):
+        raise InputError(f"{name} has shape {tuple(t.shape)}; expected {expected}.")
+    return b.reshape(1, d).clone(), "single"
+
+
+def _parse_groups(value: Any, shape: tuple[int, ...], batch: int, name: str) -> torch.Tensor | None:
+    if value is None:
+        return None
+    d = int(np.prod(shape, dtype=np.int64))
+    if isinstance(value, Patches):
+        if len(shape) < 2:
+            raise InputError(f"{name}: patches need image inputs (..., H, W); got per-sample shape {shape}.")
+        h, w = shape[-2], shape[-1]
+        ph, pw = value.size
+        if ph > h or pw > w:
+            raise InputError(f"{name}: patch size {value.size} exceeds the image size {(h, w)}.")
+        rows = torch.arange(h) // ph
+        cols = torch.arange(w) // pw
+        n_cols = (w + pw - 1) // pw
+        grid = rows[:, None] * n_cols + cols[None, :]
+        return grid.expand(*shape).reshape(d).clone().long()
+    t, _, _ = _as_tensor(value, name)
+    if t.dtype.is_floating_point:
+        if not bool((t == t.round()).all()):
+            raise InputError(f"{name} must hold integer player ids; got non-integer values.")
+        t = t.long()
+    t = t.long().cpu()
+    if tuple(t.shape) == shape:
+        return t.reshape(d)
+    if t.ndim == len(shape) + 1 and tuple(t.shape[1:]) == shape and t.shape[0] == batch:
+        return t.reshape(batch, d)
+    try:
+        return torch.broadcast_to(t, shape).reshape(d).clone()
+    except RuntimeError:
+        raise InputError(
+            f"{name} has shape {tuple(t.shape)}, but one input sample has shape {shape}; pass "
+            f"an integer mask of shape {shape} (or broadcastable to it, e.g. (1, H, W) for "
+            f"(C, H, W) images), or ({batch}, *{shape}) for one mask per sample."
+        ) from None
+
+
+def _check_group_ids(groups: list[torch.Tensor], multi: bool) -> int:
+    allg = torch.cat([g.reshape(g.shape[0], -1) if g.ndim == 2 else g[None] for g in groups], dim=1) \
+        if len({g.ndim for g in groups}) == 1 else torch.cat([g.flatten() for g in groups])[None]
+    lo, hi = int(allg.min()), int(allg.max())
+    name = "groups" + (" (all inputs together)" if multi else "")
+    if lo < 0:
+        raise InputError(f"{name} contains negative id {lo}; player ids must be 0..n-1.")
+    n = hi + 1
+    for row in allg:
+        present = torch.zeros(n, dtype=torch.bool)
+        present[row] = True
+        if not bool(present.all()):
+            missing = (~present).nonzero().flatten()[:10].tolist()
+            raise InputError(
+                f"{name} ids must be exactly 0..n-1 with every id used; ids {missing} are missing "
+                f"(max id {hi}). Renumber, e.g. with numpy.unique(groups, return_inverse=True)."
+            )
+    return n
