@@ -1,0 +1,179 @@
+"""Conformance suite run over the whole method registry (scikit-learn's check_estimator idea).
+
+For every registered method and every setting it applies to (a torch MLP on tabular data, a
+small CNN on images, a numpy callable), check: output shape, dtype, device and framework;
+the model is left exactly as it was; same seed gives the same result; the batch result equals
+the per-sample results concatenated; ``n_evals`` never exceeds the budget; stochastic methods
+report standard errors of the right shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from tribute_testing import make_cnn, make_mlp
+
+import tribute
+from tribute.errors import UnsupportedModelError
+from tribute.methods import registry
+
+METHODS = sorted(registry())
+
+#: Per-method settings for the conformance run (small budgets keep the suite fast).
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "exact_shapley": {},
+    "occlusion": {"image": {"groups": None, "window": (1, 2, 2)}},
+}
+
+
+@dataclass
+class Setting:
+    name: str
+    model: Callable[[], Any]
+    inputs: Callable[[], Any]
+    kwargs: dict[str, Any]
+    framework: str
+    dense: bool
+
+
+def _tab() -> torch.Tensor:
+    return torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+
+def _img() -> torch.Tensor:
+    return torch.rand(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+
+
+_W = np.random.default_rng(5).normal(size=(6, 3))
+
+
+def _np_model(a: np.ndarray) -> np.ndarray:
+    z = np.tanh(a @ _W)
+    return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+
+SETTINGS = [
+    Setting("mlp", lambda: make_mlp(6, 3), _tab, {"target": 1, "budget": 64}, "torch", True),
+    Setting("cnn", lambda: make_cnn(), _img, {"target": [0, 2], "groups": tribute.patches(4),
+                                              "budget": 64}, "torch", False),
+    Setting("cnn_dense", lambda: make_cnn(), _img, {"target": 1}, "torch", True),
+    Setting("numpy", lambda: _np_model, lambda: _tab().numpy(), {"target": 2, "budget": 64},
+            "numpy", True),
+]
+
+
+def _kwargs(method: str, setting: Setting) -> dict[str, Any]:
+    cls = registry()[method]
+    kw = dict(setting.kwargs)
+    if not cls.tags.budgeted:
+        kw.pop("budget", None)
+    over = OVERRIDES.get(method, {})
+    kw.update(over.get(setting.name, {}))
+    if kw.get("groups", 1) is None:
+        kw.pop("groups")
+    return kw
+
+
+def _applies(method: str, setting: Setting) -> bool:
+    tags = registry()[method].tags
+    if "feature" not in tags.games:
+        return False
+    if tags.needs_gradients and setting.framework != "torch":
+        return False
+    if setting.name == "cnn_dense":
+        # dense pixel players: only methods that scale to 64+ players without enumeration
+        return tags.max_players is None and (tags.needs_gradients or tags.dense_output or tags.model_specific)
+    return True
+
+
+CASES = [(m, s) for m in METHODS for s in SETTINGS if _applies(m, s)]
+
+
+def _snapshot(model: Any) -> Any:
+    if not isinstance(model, torch.nn.Module):
+        return None
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
+    )
+
+
+def _run(method: str, setting: Setting, model: Any, inputs: Any, **extra: Any) -> tribute.Attribution:
+    kw = {**_kwargs(method, setting), **extra}
+    try:
+        return tribute.explain(model, inputs, method=method, seed=7, **kw)
+    except UnsupportedModelError as exc:
+        if registry()[method].tags.model_specific:
+            pytest.skip(f"{method} refuses this model by design: {exc}")
+        raise
+
+
+def _values(attr: tribute.Attribution) -> np.ndarray:
+    return attr.flat()
+
+
+@pytest.mark.parametrize(("method", "setting"), CASES, ids=[f"{m}-{s.name}" for m, s in CASES])
+def test_conformance(method: str, setting: Setting) -> None:
+    model = setting.model()
+    if isinstance(model, torch.nn.Module):
+        model.train()  # the method must restore this flag
+    inputs = setting.inputs()
+    before = _snapshot(model)
+    attr = _run(method, setting, model, inputs)
+    tags = registry()[method].tags
+
+    # framework, dtype, device, shape
+    if setting.framework == "torch":
+        assert isinstance(attr.values, torch.Tensor)
+        assert attr.values.dtype == inputs.dtype and attr.values.device == inputs.device
+    else:
+        assert isinstance(attr.values, np.ndarray)
+        assert attr.values.dtype == inputs.dtype
+    kw = _kwargs(method, setting)
+    multi = isinstance(kw.get("target"), list)
+    n_t = len(kw["target"]) if multi else 1
+    lead = (inputs.shape[0], n_t) if multi else (inputs.shape[0],)
+    if "groups" in kw:
+        assert tuple(attr.values.shape) == (*lead, 4)
+    else:
+        assert tuple(attr.values.shape) == (*lead, *inputs.shape[1:])
+    assert np.isfinite(_values(attr)).all()
+    if tags.stochastic:
+        assert attr.stderr is not None and tuple(attr.stderr.shape) == tuple(attr.values.shape)
+    if "budget" in kw:
+        assert 0 < attr.n_evals <= kw["budget"]
+    assert attr.n_rows > 0 and attr.seconds > 0
+
+    # the model is left exactly as it was
+    after = _snapshot(model)
+    if before is not None:
+        for k in before[0]:
+            assert torch.equal(before[0][k], after[0][k])
+        assert before[1:] == after[1:]
+
+    # same seed, same result
+    again = _run(method, setting, model, inputs)
+    np.testing.assert_array_equal(_values(attr), _values(again))
+
+    # batch result == per-sample results concatenated
+    rows = []
+    for i in range(inputs.shape[0]):
+        one = inputs[i : i + 1]
+        rows.append(_values(_run(method, setting, model, one)))
+    np.testing.assert_allclose(_values(attr), np.concatenate(rows, axis=0), rtol=1e-6, atol=1e-8)
+
+
+def test_registry_metadata_complete() -> None:
+    infos = tribute.methods()
+    assert {"exact_shapley", "feature_ablation", "saliency", "input_x_gradient"} <= set(infos)
+    for name, info in infos.items():
+        assert info.paper, f"{name} cites no paper"
+        assert info.summary, f"{name} has no docstring summary"
+        assert info.tags.family

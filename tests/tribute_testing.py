@@ -1,0 +1,44 @@
+"""Shared test models and data (import as `from tribute_testing import ...`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class LinearModel(torch.nn.Module):
+    """f(x) = x @ W.T + c, float64: closed forms for every method."""
+
+    def __init__(self, n_in: int = 5, n_out: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.lin = torch.nn.Linear(n_in, n_out).double()
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.randn(n_out, n_in, generator=g, dtype=torch.float64))
+            self.lin.bias.copy_(torch.randn(n_out, generator=g, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+
+def make_mlp(n_in: int = 6, n_out: int = 3, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = torch.nn.Sequential(
+            torch.nn.Linear(n_in, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+            torch.nn.Linear(16, n_out),
+        )
+    return m.to(dtype).eval()
+
+
+def make_cnn(seed: int = 0, dtype: torch.dtype = torch.float64, n_out: int = 4) -> torch.nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(6 * 4 * 4, n_out),
+        )
+    return m.to(dtype).eval()
+
+
