@@ -243,6 +243,7 @@ class FeatureGame(Game):
         self.differentiable = bool(model.differentiable) and not any(inp.is_int for inp in self.inputs)
 
         # ----------------------------------------------------------- reference pass
+        self.n_samples = batch
         ref = self._reference_outputs(engine, batch)
         tgt = resolve_target(target, output, ref, batch)
         engine.target = tgt
@@ -285,7 +286,7 @@ class FeatureGame(Game):
         for i, inp in enumerate(self.inputs):
             prefix = f"input{i}" if multi else "x"
             if len(inp.shape) == 1:
-                out.extend(f"{prefix}{j}" for j in range(inp.size))
+                out.extend((f"{prefix}[{j}]" if multi else f"{prefix}{j}") for j in range(inp.size))
             else:
                 idx = np.indices(inp.shape).reshape(len(inp.shape), -1).T
                 out.extend(f"{prefix}[{','.join(map(str, r))}]" for r in idx)

@@ -1,0 +1,261 @@
+"""The feature game and the engine: composition, batching, counting, layouts, targets."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from tribute_testing import LinearModel, make_cnn, make_mlp
+
+import tribute
+from tribute.engine import Engine, default_batch_size
+from tribute.engine.progress import Progress
+from tribute.games import FeatureGame
+from tribute.models import as_model
+
+
+def _game(model, x, **kw):
+    adapter = as_model(model, "torch" if isinstance(x, torch.Tensor) else "numpy")
+    return FeatureGame(adapter, x, **kw)
+
+
+def test_value_matches_direct_composition(linear_model, tabular):
+    g = _game(linear_model, tabular, target=1, baseline=0.5)
+    masks = torch.tensor([[1, 0, 1, 0, 1], [0, 0, 0, 0, 0], [0.5] * 5], dtype=torch.float64)
+    v = g.value(masks)
+    assert v.shape == (4, 3, 1) and v.dtype == torch.float64
+    for k in range(3):
+        xk = 0.5 + masks[k] * (tabular - 0.5)
+        np.testing.assert_allclose(v[:, k, 0], linear_model(xk)[:, 1].detach(), rtol=1e-12)
+    assert g.n_evals == 3
+
+
+def test_background_set_is_averaged(linear_model, tabular):
+    bg = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    g = _game(linear_model, tabular, target=0, baseline=bg)
+    assert g.n_background == 7
+    m = torch.tensor([[1, 1, 0, 0, 1.0]])
+    v = g.value(m)[:, 0, 0]
+    expect = torch.stack([linear_model(b + m[0] * (tabular - b))[:, 0] for b in bg]).mean(0)
+    np.testing.assert_allclose(v, expect.detach(), rtol=1e-12)
+    assert g.engine.n_rows == 4 + 4 * 7  # reference pass + one coalition x 7 background rows
+
+
+def test_background_wrapper_when_size_equals_batch(linear_model, tabular):
+    per_sample = _game(linear_model, tabular, baseline=tabular * 0)
+    bg = _game(linear_model, tabular, baseline=tribute.Background(tabular * 0))
+    assert per_sample.inputs[0].base_mode == "per_sample"
+    assert bg.inputs[0].base_mode == "background" and bg.n_background == 4
+
+
+def test_per_sample_baseline(linear_model, tabular):
+    base = torch.randn(4, 5, dtype=torch.float64)
+    g = _game(linear_model, tabular, target=2, baseline=base)
+    v = g.value(torch.zeros(1, 5))[:, 0, 0]
+    np.testing.assert_allclose(v, linear_model(base)[:, 2].detach(), rtol=1e-12)
+
+
+def test_per_sample_masks(linear_model, tabular):
+    g = _game(linear_model, tabular, target=0)
+    masks = torch.bernoulli(torch.full((4, 6, 5), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    v = g.value(masks)
+    for b in range(4):
+        np.testing.assert_allclose(v[b, :, 0], linear_model(masks[b] * tabular[b])[:, 0].detach(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 1000])
+def test_result_independent_of_batch_size(batch_size):
+    cnn = make_cnn()
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    ref = tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(2), target=1)
+    out = tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(2), target=1,
+                          batch_size=batch_size)
+    np.testing.assert_allclose(out.values, ref.values, rtol=1e-12)
+    assert out.n_rows == ref.n_rows == 3 + 3 * 16  # v(N) reuses the reference pass
+
+
+def test_rows_are_chunked_by_batch_size(linear_model, tabular):
+    calls = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return linear_model(x)
+
+    g = _game(Spy(), tabular, batch_size=5)
+    g.value(torch.ones(4, 5))
+    assert calls[1:] == [5, 5, 5, 1]  # 16 rows after the 4-row reference pass
+    assert max(calls) <= 5
+
+
+def test_mask_gradients_equal_closed_form(linear_model, tabular):
+    g = _game(linear_model, tabular, target=[0, 2], baseline=0.25)
+    alphas = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    vals, grads = g.value_and_grad(alphas[:, None] * torch.ones(1, 5))
+    w = linear_model.lin.weight.detach()
+    expect = w[[0, 2]][None] * (tabular - 0.25)[:, None, :]  # B x T x n
+    for k in range(3):
+        np.testing.assert_allclose(grads[:, k], expect, rtol=1e-12)
+    _, wsum = g.value_and_grad(alphas[:, None] * torch.ones(1, 5), weights=torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64))
+    np.testing.assert_allclose(wsum, expect, rtol=1e-12)
+
+
+def test_grouped_mask_gradient_sums_group(linear_model, tabular):
+    groups = np.array([0, 0, 1, 2, 2])
+    g = _game(linear_model, tabular, target=1, groups=groups)
+    _, grads = g.value_and_grad(torch.ones(1, 3))
+    per_elem = linear_model.lin.weight[1].detach() * tabular
+    expect = torch.stack([per_elem[:, :2].sum(1), per_elem[:, 2], per_elem[:, 3:].sum(1)], 1)
+    np.testing.assert_allclose(grads[:, 0, 0], expect, rtol=1e-12)
+
+
+def test_input_gradients_with_powers(linear_model, tabular):
+    g = _game(linear_model, tabular, target=1)
+    vals, acc = g.input_gradients(2, lambda xs, b, k: (xs[0] * (1 + k[:, None].double()),), powers=(1, 2))
+    w = linear_model.lin.weight[1].detach()
+    np.testing.assert_allclose(acc[1][:, 0], w.expand(4, 5), rtol=1e-12)
+    np.testing.assert_allclose(acc[2][:, 0], (w**2).expand(4, 5), rtol=1e-12)
+    assert vals.shape == (4, 2, 1)
+
+
+def test_integer_inputs_take_baseline_token():
+    class Bag(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 1)
+            with torch.no_grad():
+                self.emb.weight.copy_(torch.arange(10.0)[:, None])
+
+        def forward(self, ids):
+            return self.emb(ids).sum(1)
+
+    ids = torch.tensor([[3, 5, 7]])
+    a = tribute.explain(Bag(), ids, method="exact_shapley", baseline=0)
+    np.testing.assert_allclose(a.values.numpy(), [[3.0, 5.0, 7.0]], rtol=1e-6)
+    assert a.values.dtype == torch.float32
+    with pytest.raises(tribute.UnsupportedModelError, match="integer inputs"):
+        tribute.explain(Bag(), ids, method="input_x_gradient")
+
+
+def test_multi_input_and_forward_args():
+    class Two(torch.nn.Module):
+        def forward(self, a, b, scale):
+            return (a.sum(1) * 2 + b.sum((1, 2)) * scale)[:, None]
+
+    a = torch.randn(3, 2, dtype=torch.float64)
+    b = torch.randn(3, 2, 2, dtype=torch.float64)
+    scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    attr = tribute.explain(Two(), (a, b), method="feature_ablation", forward_args=(scale,))
+    assert isinstance(attr.values, tuple) and attr.values[0].shape == (3, 2) and attr.values[1].shape == (3, 2, 2)
+    np.testing.assert_allclose(attr.values[0], 2 * a, rtol=1e-12)
+    np.testing.assert_allclose(attr.values[1], b * scale[:, None, None], rtol=1e-12)
+    assert attr.player_names[0] == "input0[0]" and attr.player_names[2] == "input1[0,0]"
+
+
+def test_multi_input_groups_span_inputs():
+    class Two(torch.nn.Module):
+        def forward(self, a, b):
+            return (a.sum(1) + 10 * b.sum(1))[:, None]
+
+    a, b = torch.ones(2, 2, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64)
+    attr = tribute.explain(Two(), (a, b), method="exact_shapley",
+                           groups=(np.array([0, 1]), np.array([1, 2, 2])))
+    np.testing.assert_allclose(attr.values, [[1.0, 11.0, 20.0]] * 2, rtol=1e-12)
+
+
+def test_numpy_in_numpy_out_and_sklearn():
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.0, 3.0])
+    reg = LinearRegression().fit(X, y)
+    attr = tribute.explain(reg, X[:3], method="exact_shapley", baseline=X.mean(0))
+    assert isinstance(attr.values, np.ndarray) and attr.values.dtype == np.float32
+    np.testing.assert_allclose(attr.values, reg.coef_ * (X[:3] - X.mean(0)), rtol=1e-4, atol=1e-5)
+    assert attr.gap is not None and np.abs(attr.gap).max() < 1e-4
+
+
+def test_predicted_target_and_output_transforms():
+    mlp = make_mlp(6, 3)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    attr = tribute.explain(mlp, x, method="feature_ablation", output="prob")
+    np.testing.assert_array_equal(attr.targets, mlp(x).argmax(1).numpy())
+    probs = torch.softmax(mlp(x), 1).detach()
+    full = tribute.explain(mlp, x, method="exact_shapley", output="prob", groups=np.array([0, 0, 0, 1, 1, 1]))
+    sel = probs[torch.arange(5), mlp(x).argmax(1)]
+    np.testing.assert_allclose(full.values.sum(1) + torch.tensor(full.extra["v_empty"][:, 0]), sel, rtol=1e-10)
+
+
+def test_callable_target():
+    mlp = make_mlp(6, 3)
+    x = torch.randn(2, 6, dtype=torch.float64)
+    attr = tribute.explain(mlp, x, method="feature_ablation", target=lambda out: out[:, 0] - out[:, 1])
+    ref0 = tribute.explain(mlp, x, method="feature_ablation", target=0)
+    ref1 = tribute.explain(mlp, x, method="feature_ablation", target=1)
+    np.testing.assert_allclose(attr.values, ref0.values - ref1.values, rtol=1e-10, atol=1e-12)
+    assert attr.targets is None
+
+
+def test_per_sample_and_multi_targets():
+    mlp = make_mlp(6, 3)
+    x = torch.randn(3, 6, dtype=torch.float64)
+    per = tribute.explain(mlp, x, method="feature_ablation", target=np.array([2, 0, 1]))
+    multi = tribute.explain(mlp, x, method="feature_ablation", target=[0, 1, 2])
+    assert multi.values.shape == (3, 3, 6)
+    for i, t in enumerate([2, 0, 1]):
+        np.testing.assert_allclose(per.values[i], multi.values[i, t], rtol=1e-12)
+
+
+def test_default_batch_size_bounds():
+    assert default_batch_size(4096, grad=False) == 4096
+    assert default_batch_size(10**9, grad=False) == 16
+    assert default_batch_size(4, grad=False, n_params=10**7) == 256
+
+
+def test_engine_rejects_bad_batch_size(linear_model):
+    with pytest.raises(tribute.InputError, match="batch_size=0"):
+        Engine(as_model(linear_model, "torch"), batch_size=0)
+
+
+def test_progress_bar_draws_when_enabled():
+    s = io.StringIO()
+    p = Progress(10, "demo", enabled=True, stream=s)
+    p.update(4)
+    p.update(6)
+    p.close()
+    assert "demo" in s.getvalue() and "10/10 rows" in s.getvalue()
+    quiet = io.StringIO()
+    q = Progress(10, "demo", enabled=None, stream=quiet)  # not a terminal
+    q.update(10)
+    q.close()
+    assert quiet.getvalue() == ""
+
+
+def test_model_restored_after_success():
+    mlp = make_mlp(6, 3)
+    mlp.train()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    tribute.explain(mlp, x, method="input_x_gradient")
+    assert mlp.training and all(p.requires_grad for p in mlp.parameters())
+    assert all(p.grad is None for p in mlp.parameters())
+
+
+def test_dropout_is_off_during_attribution():
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.9), torch.nn.Linear(4, 1)).double()
+    m.train()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    a = tribute.explain(m, x, method="feature_ablation")
+    b = tribute.explain(m, x, method="feature_ablation")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert m.training
+
+
+def test_parameter_free_callable_follows_input_device():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    attr = tribute.explain(lambda t: (t**2).sum(1, keepdim=True), x, method="feature_ablation")
+    np.testing.assert_allclose(attr.values, x**2, rtol=1e-12)
+
+
