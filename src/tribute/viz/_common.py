@@ -26,6 +26,7 @@ __all__ = ["to_data_uri", "to_png_bytes"]
 POS_COLOR = "#ca0020"
 NEG_COLOR = "#0571b0"
 NEUTRAL_COLOR = "#8c8c8c"
+MAGNITUDE_COLOR = "#4d6a85"  # unsigned importances (mean |credit|): no sign colour
 DIVERGING_CMAP = "RdBu_r"
 SEQUENTIAL_CMAP = "Reds"
 FEATURE_VALUE_CMAP = "viridis"

@@ -324,7 +324,7 @@ def image_grid(
     cmap: str | Colormap | None = None,
     alpha: float = 0.5,
     percentile: float = 99.5,
-    share: Literal["row", "all", "none"] = "row",
+    share: Literal["row", "all", "none"] | None = None,
     title: str | None = None,
 ) -> Figure:
     """A gallery of attribution maps: rows = samples, columns = methods.
@@ -347,21 +347,25 @@ def image_grid(
         cmap: colour map, default ``"RdBu_r"`` / ``"Reds"``.
         alpha: heat-map opacity over an underlay, default=0.5.
         percentile: colour limits at this percentile of |values|, default=99.5.
-        share: colour scale shared per grid row (``"row"``: methods compared on one sample),
-            over the whole grid (``"all"``) or per panel (``"none"``), default="row".
+        share: colour scale shared per grid row (``"row"``: methods compared on one
+            sample), over the whole grid (``"all"``) or per panel (``"none"``). default=None:
+            ``"row"`` for a mapping or a list of rows, ``"all"`` for a flat list (its
+            wrapping into rows is arbitrary).
         title: figure title, default=None.
 
     Returns:
         The matplotlib figure.
     """
     _check_params(alpha, percentile, "image_grid")
-    if share not in ("row", "all", "none"):
+    if share is not None and share not in ("row", "all", "none"):
         raise ValueError(f"image_grid: share must be 'row', 'all' or 'none'; got {share!r}")
     cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
 
     grid, col_titles, panel_titles, flat = _parse_maps(maps, titles, ncols)
     nrows, nmaps = len(grid), len(grid[0])
     input_column = images is not None and not flat
+    if share is None:
+        share = "all" if flat else "row"
 
     reduced: list[list[np.ndarray | None]] = [
         [
@@ -420,9 +424,9 @@ def image_grid(
                 ax.set_title(col_titles[j], fontsize=10)
             if share == "none":
                 _colorbar(fig, ax, lim, cmap, signed, bool(np.abs(m).max() > lim[1]), shrink=0.8)
-        if share == "row" and map_axes:
+        if share == "row" and map_axes:  # whole row, so bars line up at the right edge
             clipped = any(np.abs(m).max() > row_lim[1] for m in row_maps)
-            _colorbar(fig, map_axes, row_lim, cmap, signed, clipped)
+            _colorbar(fig, list(axes[i]), row_lim, cmap, signed, clipped)
     if share == "all":
         clipped = any(np.abs(m).max() > global_lim[1] for m in present)
         _colorbar(fig, [a for r in axes for a in r], global_lim, cmap, signed, clipped)

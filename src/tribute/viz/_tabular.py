@@ -15,6 +15,7 @@ from matplotlib.patches import Polygon
 
 from ._common import (
     FEATURE_VALUE_CMAP,
+    MAGNITUDE_COLOR,
     NEG_COLOR,
     NEUTRAL_COLOR,
     POS_COLOR,
@@ -97,55 +98,61 @@ def bar(
         else:
             err = np.abs(arr).std(axis=0, ddof=1) / np.sqrt(n_samples)
         xlabel = f"mean |credit| over {n_samples} samples"
+        magnitude = True
     else:
         vals = _as_vector(arr, "values", "bar")
         err = _resolve_stderr(stderr, values, vals.shape, "bar")
         xlabel = "credit (+ raises output)"
+        magnitude = False
     n = vals.size
     labels = _resolve_names(names, values, n, "bar")
     order = np.argsort(-np.abs(vals), kind="stable")
     shown, rest = _top_and_rest(order, max_display)
-    row_vals = [float(vals[i]) for i in shown]
+    row_vals = vals[shown]
+    row_err = err[shown] if err is not None else None
     row_labels = [labels[i] for i in shown]
-    row_err = [float(err[i]) for i in shown] if err is not None else None
     if rest.size:
-        row_vals.append(float(vals[rest].sum()))
+        row_vals = np.append(row_vals, vals[rest].sum())
         row_labels.append(_others_label(rest.size))
-        if row_err is not None:
-            row_err.append(0.0)  # no honest joint error without the covariance
-    k = len(row_vals)
+        if row_err is not None:  # no honest joint error without the covariance: no bar
+            row_err = np.append(row_err, np.nan)
+    k = row_vals.size
     y = np.arange(k)[::-1]  # first row at the top
-    colors = [POS_COLOR if v >= 0 else NEG_COLOR for v in row_vals]
+    if magnitude:  # unsigned importances: red/blue would wrongly suggest a sign
+        colors = [MAGNITUDE_COLOR] * k
+    else:
+        colors = [POS_COLOR if v >= 0 else NEG_COLOR for v in row_vals]
     if rest.size:
         colors[-1] = NEUTRAL_COLOR
     fig, ax = _figure_and_axes(ax, figsize=(6.4, 0.9 + 0.32 * k))
-    ax.barh(
-        y,
-        row_vals,
-        height=0.7,
-        color=colors,
-        xerr=row_err,
-        error_kw={"ecolor": "#333333", "elinewidth": 1.0, "capsize": 2.5},
-    )
+    ax.barh(y, row_vals, height=0.7, color=colors)
+    if row_err is not None:
+        has = ~np.isnan(row_err)
+        ax.errorbar(
+            row_vals[has],
+            y[has],
+            xerr=row_err[has],
+            fmt="none",
+            ecolor="#333333",
+            elinewidth=1.0,
+            capsize=2.5,
+        )
     ax.axvline(0.0, color="#555555", linewidth=0.8)
-    span = max(
-        max(abs(v) + (row_err[i] if row_err else 0.0) for i, v in enumerate(row_vals)), 1e-12
-    )
-    for yi, v, i in zip(y, row_vals, range(k)):
-        reach = abs(v) + (row_err[i] if row_err else 0.0)
-        x = np.sign(v) * reach + (0.01 * span if v >= 0 else -0.01 * span)
+    e = np.zeros(k) if row_err is None else np.nan_to_num(row_err)
+    lo, hi = min(0.0, float((row_vals - e).min())), max(0.0, float((row_vals + e).max()))
+    span = max(hi - lo, 1e-12)
+    for yi, v, ei in zip(y, row_vals, e):
+        x = v + ei + 0.02 * span if v >= 0 else v - ei - 0.02 * span
         ax.text(
             x,
             yi,
-            _fmt(v),
+            f"{v:.3g}" if magnitude else _fmt(v),
             va="center",
             ha="left" if v >= 0 else "right",
             fontsize=9,
             color="#333333",
         )
-    lo = min(0.0, min(v - (row_err[i] if row_err else 0.0) for i, v in enumerate(row_vals)))
-    hi = max(0.0, max(v + (row_err[i] if row_err else 0.0) for i, v in enumerate(row_vals)))
-    pad = 0.18 * max(hi - lo, 1e-12)
+    pad = 0.18 * span
     ax.set_xlim(lo - (pad if lo < 0 else 0.02 * pad), hi + (pad if hi > 0 else 0.02 * pad))
     ax.set_yticks(y, row_labels, fontsize=9)
     ax.set_ylim(-0.6, k - 0.4)
