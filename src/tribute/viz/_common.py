@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -272,8 +271,3 @@ def to_data_uri(fig: Figure, dpi: float = 100, *, close: bool = True) -> str:
     """
     png = to_png_bytes(fig, dpi=dpi, close=close)
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _as_sequence(x: Any) -> Sequence[Any] | None:
-    """``x`` as a list/tuple of items if it is one, else None."""
-    return x if isinstance(x, (list, tuple)) else None

@@ -276,7 +276,7 @@ def leaderboard(
         raise ValueError(f"leaderboard: ncols must be >= 1; got {ncols}")
     nrows = -(-len(metrics) // ncols)
     k = len(methods)
-    fig = _new_figure((3.6 * ncols + 1.2, (0.75 + 0.32 * k) * nrows + (0.4 if title else 0.0)))
+    fig = _new_figure((3.6 * ncols + 1.2, (0.95 + 0.32 * k) * nrows + (0.4 if title else 0.0)))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     y = np.arange(k)[::-1]
     for idx, metric in enumerate(metrics):
@@ -303,26 +303,24 @@ def leaderboard(
         lo = float(min(0.0, np.min((means - errs)[ok]))) if ok.any() else 0.0
         hi = float(max(0.0, np.max((means + errs)[ok]))) if ok.any() else 1.0
         span = max(hi - lo, 1e-12)
+        # values in a column right of the axes: never overlaps bars or names, any sign
+        label_at = ax.get_yaxis_transform()  # x in axes fraction, y in data
         for i in range(k):
-            if not ok[i]:
-                ax.text(0.0, y[i], " n/a", va="center", ha="left", fontsize=9, color=NEUTRAL_COLOR)
-                continue
-            edge = means[i] + (errs[i] if means[i] >= 0 else -errs[i])
-            label = f"{means[i]:.3g}" + (f" ± {errs[i]:.2g}" if errs[i] > 0 else "")
+            label = "n/a"
+            if ok[i]:
+                label = f"{means[i]:.3g}" + (f" ± {errs[i]:.2g}" if errs[i] > 0 else "")
             ax.text(
-                edge + (0.02 if means[i] >= 0 else -0.02) * span,
+                1.03,
                 y[i],
                 label,
+                transform=label_at,
                 va="center",
-                ha="left" if means[i] >= 0 else "right",
+                ha="left",
                 fontsize=9,
                 fontweight="bold" if i == best else "normal",
-                color="#222222",
+                color="#222222" if ok[i] else NEUTRAL_COLOR,
             )
-        ax.set_xlim(
-            lo - (0.45 * span if lo < 0 else 0.02 * span),
-            hi + (0.45 * span if hi > 0 else 0.02 * span),
-        )
+        ax.set_xlim(lo - (0.05 * span if lo < 0 else 0.0), hi + (0.05 * span if hi > 0 else 0.0))
         ax.set_yticks(y, methods, fontsize=9)
         ax.set_ylim(-0.6, k - 0.4)
         if idx % ncols:  # method names only on the first column
