@@ -52,6 +52,13 @@ def test_overlay_on_rgb_and_gray_images(blob_map):
         assert ax.images[1].get_alpha() == 0.4
 
 
+def test_underlay_scaling_handles_normalised_and_constant_images(blob_map):
+    for img in (np.full((16, 16), 300.0), np.full((16, 16), -2.0), np.linspace(-2, 2, 256)):
+        fig = viz.image(blob_map, image=img.reshape(16, 16))
+        under = np.asarray(fig.axes[0].images[0].get_array())
+        assert np.isfinite(under).all() and under.min() >= 0 and under.max() <= 1
+
+
 def test_low_resolution_map_is_stretched_over_image(blob_map):
     img = np.zeros((64, 64))
     fig = viz.image(blob_map[:, ::4, ::4], image=img)

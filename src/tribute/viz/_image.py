@@ -78,7 +78,9 @@ def _display_image(img: Any, name: str) -> np.ndarray:
         return a
     if lo >= 0.0 and hi <= 255.0:
         return a / 255.0
-    return (a - lo) / (hi - lo)  # hi > lo here since the values leave [0, 1]
+    if hi > lo:
+        return (a - lo) / (hi - lo)
+    return np.full_like(a, 0.5)  # constant image outside [0, 255]: mid-gray
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
