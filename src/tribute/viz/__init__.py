@@ -1,0 +1,32 @@
+"""Plots for attributions and their evaluation (re-exported as ``tribute.plot``).
+
+Every plotting function takes numpy arrays, torch tensors (converted without importing
+torch) or attribution-like objects (anything with ``.values``; ``.player_names``,
+``.method`` and ``.stderr`` are used when present) and returns a
+:class:`matplotlib.figure.Figure` with an Agg canvas. Figures are created without
+``matplotlib.pyplot``, so they work headless and are never kept alive by pyplot's figure
+manager; :func:`to_png_bytes` and :func:`to_data_uri` turn them into self-contained images.
+:func:`text` returns an HTML string.
+
+Colours follow the sign convention: red = positive credit (the player raises the output),
+blue = negative (ColorBrewer RdBu, colour-blind safe).
+"""
+
+from ._common import to_data_uri, to_png_bytes
+from ._eval import curves, leaderboard
+from ._image import image, image_grid
+from ._tabular import bar, beeswarm, waterfall
+from ._text import text
+
+__all__ = [
+    "bar",
+    "beeswarm",
+    "curves",
+    "image",
+    "image_grid",
+    "leaderboard",
+    "text",
+    "to_data_uri",
+    "to_png_bytes",
+    "waterfall",
+]

@@ -1,0 +1,437 @@
+"""Heat maps of dense (pixel) attributions: :func:`image` and :func:`image_grid`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, Normalize
+from matplotlib.figure import Figure
+
+from ._common import (
+    DIVERGING_CMAP,
+    SEQUENTIAL_CMAP,
+    SIGNED_LABEL,
+    UNSIGNED_LABEL,
+    _as_array,
+    _check_finite,
+    _figure_and_axes,
+    _method_name,
+    _new_figure,
+)
+
+__all__ = ["image", "image_grid"]
+
+_CHANNEL_SIZES = (1, 2, 3, 4)
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
+    """One ``(H, W)`` map from ``(H, W)``, ``(C, H, W)`` (or ``(H, W, C)``, ``(1, C, H, W)``).
+
+    Signed maps sum the channels (credit is additive over a pixel's channels); unsigned
+    maps sum their absolute values, so opposite-signed channels do not cancel.
+    """
+    a = _check_finite(arr, name)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3:
+        # channels-first (torch layout) unless only the last axis looks like channels
+        axis = -1 if (a.shape[0] not in _CHANNEL_SIZES and a.shape[-1] in _CHANNEL_SIZES) else 0
+        return a.sum(axis=axis) if signed else np.abs(a).sum(axis=axis)
+    if a.ndim == 2:
+        return a if signed else np.abs(a)
+    raise ValueError(
+        f"{name} must have shape (H, W) or (C, H, W) for one image; got shape {arr.shape}. "
+        f"For a batch use image_grid, or plot one sample ({name}[i])"
+    )
+
+
+def _display_image(img: Any, name: str) -> np.ndarray:
+    """An underlay as ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1].
+
+    Accepts ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in 1, 3, 4 (alpha dropped).
+    Values in [0, 1] are kept, values in [0, 255] are divided by 255, anything else
+    (e.g. mean/std-normalised inputs) is min-max scaled.
+    """
+    a = _check_finite(_as_array(img, name), name)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3:
+        if a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+            a = np.moveaxis(a, 0, -1)
+        if a.shape[-1] not in (1, 3, 4):
+            raise ValueError(
+                f"{name} must have shape (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4; "
+                f"got shape {a.shape}"
+            )
+        a = a[..., 0] if a.shape[-1] == 1 else a[..., :3]
+    elif a.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape (H, W), (H, W, C) or (C, H, W); got shape {a.shape}"
+        )
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return a
+    if lo >= 0.0 and hi <= 255.0:
+        return a / 255.0
+    if hi > lo:
+        return (a - lo) / (hi - lo)
+    return np.full_like(a, 0.5)  # constant image outside [0, 255]: mid-gray
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 2 else img @ _LUMA
+
+
+def _check_aspect(img: np.ndarray, hw: tuple[int, ...], img_name: str, map_name: str) -> None:
+    """The underlay may be larger (e.g. a 7x7 Grad-CAM map on a 224x224 image) but must
+    have the same aspect ratio, which catches transposed or mis-laid-out inputs."""
+    ih, iw = img.shape[:2]
+    mh, mw = hw
+    if (ih, iw) != (mh, mw) and abs(ih * mw - iw * mh) > 0.01 * ih * mw:
+        raise ValueError(
+            f"{img_name} has spatial shape {(ih, iw)} but {map_name} has {(mh, mw)}; they "
+            f"must match (or have the same aspect ratio, the map is then stretched)"
+        )
+
+
+def _limits(maps: list[np.ndarray], signed: bool, percentile: float) -> tuple[float, float]:
+    """Colour limits: symmetric ``(-v, v)`` for signed maps, ``(0, v)`` otherwise, with ``v``
+    the given percentile of |values| so a few outliers do not wash out the map."""
+    absval = np.concatenate([np.abs(m).ravel() for m in maps])
+    v = float(np.percentile(absval, percentile))
+    if v <= 0.0:  # sparse map: most entries are exactly zero
+        v = float(absval.max())
+    if v <= 0.0:  # all-zero map: flat colour at the middle of the scale
+        v = 1.0
+    return (-v, v) if signed else (0.0, v)
+
+
+def _check_params(alpha: float, percentile: float, func: str) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"{func}: alpha must be in [0, 1]; got {alpha}")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"{func}: percentile must be in (0, 100]; got {percentile}")
+
+
+def _draw_panel(
+    ax: Axes,
+    m: np.ndarray,
+    underlay: np.ndarray | None,
+    limits: tuple[float, float],
+    cmap: str | Colormap,
+    alpha: float,
+) -> None:
+    vmin, vmax = limits
+    if underlay is not None:
+        h, w = underlay.shape[:2]
+        extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+        ax.imshow(_gray(underlay), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.imshow(
+            m, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, extent=extent, interpolation="nearest"
+        )
+    else:
+        ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _colorbar(
+    fig: Figure,
+    axes: Axes | list[Axes],
+    limits: tuple[float, float],
+    cmap: str | Colormap,
+    signed: bool,
+    clipped: bool,
+    shrink: float = 1.0,
+) -> None:
+    """A colour bar for ``limits``; arrows at the ends when values were clipped."""
+    sm = ScalarMappable(norm=Normalize(*limits), cmap=cmap)
+    extend: Literal["neither", "both", "max"] = (
+        ("both" if signed else "max") if clipped else "neither"
+    )
+    cbar = fig.colorbar(sm, ax=axes, extend=extend, shrink=shrink, fraction=0.05, pad=0.02)
+    cbar.set_label(SIGNED_LABEL if signed else UNSIGNED_LABEL, fontsize=9)
+    cbar.ax.tick_params(labelsize=9)
+
+
+def image(
+    attr: Any,
+    image: Any = None,
+    *,
+    signed: bool = True,
+    cmap: str | Colormap | None = None,
+    alpha: float = 0.5,
+    title: str | None = None,
+    ax: Axes | None = None,
+    percentile: float = 99.5,
+) -> Figure:
+    """Heat map of one attribution map, optionally over the input image.
+
+    Args:
+        attr: credits, shape ``(H, W)`` or ``(C, H, W)`` (channels summed; ``(H, W, C)``
+            and a leading batch of 1 are accepted too). A numpy array, a torch tensor or
+            an attribution-like object (``.values``; ``.method`` gives the default title).
+        image: optional underlay, shape ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``, shown in
+            grayscale under the heat map. It may be larger than the map if the aspect ratio
+            matches (the map is stretched over it, e.g. Grad-CAM). default=None.
+        signed: diverging colour map centred at 0 with symmetric limits (red = positive
+            credit, i.e. the feature raises the output); False plots ``|credit|`` with a
+            sequential map from 0. default=True.
+        cmap: matplotlib colour map, default ``"RdBu_r"`` (signed) or ``"Reds"`` (unsigned).
+        alpha: opacity of the heat map over ``image``, default=0.5.
+        title: axes title, default the attribution's method name if known.
+        ax: axes to draw into, default a new figure.
+        percentile: colour limits are this percentile of |values| (outliers saturate,
+            shown by arrows on the colour bar), default=99.5.
+
+    Returns:
+        The matplotlib figure (Agg canvas, not registered with pyplot).
+    """
+    _check_params(alpha, percentile, "image")
+    m = _reduce_map(_as_array(attr, "attr"), "attr", signed)
+    underlay = None
+    if image is not None:
+        underlay = _display_image(image, "image")
+        _check_aspect(underlay, m.shape, "image", "attr")
+    limits = _limits([m], signed, percentile)
+    cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
+    fig, ax = _figure_and_axes(ax, figsize=(4.8, 4.0))
+    _draw_panel(ax, m, underlay, limits, cmap, alpha)
+    _colorbar(fig, ax, limits, cmap, signed, clipped=bool(np.abs(m).max() > limits[1]))
+    title = title if title is not None else _method_name(attr)
+    if title:
+        ax.set_title(title, fontsize=11)
+    return fig
+
+
+# ---------------------------------------------------------------------------- grid
+
+
+def _batch(obj: Any, name: str) -> list[np.ndarray]:
+    """A batch of maps: ``(N, H, W)`` or ``(N, C, H, W)``; a single ``(H, W)`` is N=1."""
+    a = _as_array(obj, name)
+    if a.ndim == 2:
+        return [a]
+    if a.ndim in (3, 4):
+        return list(a)
+    raise ValueError(
+        f"{name} must have shape (N, H, W) or (N, C, H, W) (a batch of maps); got {a.shape}"
+    )
+
+
+def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
+    """``n`` underlays from a list, a batch array, or one image shared by all."""
+    if images is None:
+        return [None] * n
+    if isinstance(images, (list, tuple)):
+        if len(images) != n:
+            raise ValueError(
+                f"image_grid: images has {len(images)} entries but there are {n} {what}"
+            )
+        return [
+            None if im is None else _display_image(im, f"images[{i}]")
+            for i, im in enumerate(images)
+        ]
+    a = _as_array(images, "images")
+    batched = a.ndim == 4 or (a.ndim == 3 and a.shape[0] == n and a.shape[-1] not in (3, 4))
+    if batched:
+        if a.shape[0] != n:
+            raise ValueError(
+                f"image_grid: images has {a.shape[0]} entries but there are {n} {what}"
+            )
+        return [_display_image(im, f"images[{i}]") for i, im in enumerate(a)]
+    one = _display_image(a, "images")
+    return [one] * n
+
+
+def _parse_maps(
+    maps: Any, titles: list[str] | None, ncols: int | None
+) -> tuple[list[list[Any]], list[str] | None, list[str] | None, bool]:
+    """The grid of raw maps, column titles, per-panel titles, and whether it is a flat list."""
+    col_titles: list[str] | None = None
+    panel_titles: list[str] | None = None
+    nested = isinstance(maps, (list, tuple)) and bool(maps) and isinstance(maps[0], (list, tuple))
+    if isinstance(maps, Mapping) or nested:
+        if ncols is not None:
+            raise ValueError(
+                "image_grid: ncols applies to a flat list of maps; with a mapping or a list "
+                "of rows the columns are the methods"
+            )
+        if not maps:
+            raise ValueError("image_grid: maps is empty")
+        grid: list[list[Any]]
+        if isinstance(maps, Mapping):
+            batches = {str(k): _batch(v, f"maps[{k!r}]") for k, v in maps.items()}
+            sizes = {k: len(b) for k, b in batches.items()}
+            if len(set(sizes.values())) != 1:
+                raise ValueError(
+                    f"image_grid: every method needs the same number of samples; got {sizes}"
+                )
+            n = next(iter(sizes.values()))
+            grid = [[batches[k][i] for k in batches] for i in range(n)]
+            col_titles = list(batches)
+        else:
+            lens = [len(r) for r in maps]
+            if len(set(lens)) != 1 or lens[0] == 0:
+                raise ValueError(f"image_grid: every row needs the same number of maps; got {lens}")
+            grid = [
+                [_as_array(m, f"maps[{i}][{j}]") for j, m in enumerate(row)]
+                for i, row in enumerate(maps)
+            ]
+        if titles is not None:
+            if len(titles) != len(grid[0]):
+                raise ValueError(
+                    f"image_grid: titles has {len(titles)} entries but there are "
+                    f"{len(grid[0])} columns"
+                )
+            col_titles = [str(t) for t in titles]
+        return grid, col_titles, None, False
+
+    if isinstance(maps, (list, tuple)):
+        flat = [_as_array(m, f"maps[{i}]") for i, m in enumerate(maps)]
+    else:
+        flat = _batch(maps, "maps")
+        name = _method_name(maps)
+        if name and titles is None:
+            panel_titles = [name] * len(flat)
+    if not flat:
+        raise ValueError("image_grid: maps is empty")
+    k = len(flat)
+    ncols = min(k, 4) if ncols is None else ncols
+    if ncols < 1:
+        raise ValueError(f"image_grid: ncols must be >= 1; got {ncols}")
+    nrows = -(-k // ncols)
+    cells: list[Any] = [*flat, *([None] * (nrows * ncols - k))]
+    if titles is not None:
+        if len(titles) != k:
+            raise ValueError(f"image_grid: titles has {len(titles)} entries but maps has {k}")
+        panel_titles = [str(t) for t in titles]
+    return [cells[r * ncols : (r + 1) * ncols] for r in range(nrows)], None, panel_titles, True
+
+
+def image_grid(
+    maps: Any,
+    images: Any = None,
+    titles: list[str] | None = None,
+    ncols: int | None = None,
+    *,
+    signed: bool = True,
+    cmap: str | Colormap | None = None,
+    alpha: float = 0.5,
+    percentile: float = 99.5,
+    share: Literal["row", "all", "none"] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A gallery of attribution maps: rows = samples, columns = methods.
+
+    Args:
+        maps: one of
+            - a mapping ``{method: batch}`` with each batch ``(N, H, W)``, ``(N, C, H, W)``
+              or an attribution-like object holding one: N rows, one column per method;
+            - a list of rows, each a list of maps ``(H, W)`` / ``(C, H, W)``;
+            - a flat list of maps or an array ``(K, H, W)`` / ``(K, C, H, W)``: K panels
+              wrapped into ``ncols`` columns.
+        images: underlays, one per row (one per panel for a flat list), as a list or a
+            batch array, or one image shared by all. With a mapping or list of rows the
+            input is also shown in colour in a first "input" column. default=None.
+        titles: column titles (default the mapping's keys), or one per panel for a flat
+            list. default=None.
+        ncols: columns for a flat list, default=min(K, 4). Not allowed with a mapping or a
+            list of rows, whose columns are the methods.
+        signed: diverging map centred at 0 (True) or ``|credit|`` from 0, default=True.
+        cmap: colour map, default ``"RdBu_r"`` / ``"Reds"``.
+        alpha: heat-map opacity over an underlay, default=0.5.
+        percentile: colour limits at this percentile of |values|, default=99.5.
+        share: colour scale shared per grid row (``"row"``: methods compared on one
+            sample), over the whole grid (``"all"``) or per panel (``"none"``). default=None:
+            ``"row"`` for a mapping or a list of rows, ``"all"`` for a flat list (its
+            wrapping into rows is arbitrary).
+        title: figure title, default=None.
+
+    Returns:
+        The matplotlib figure.
+    """
+    _check_params(alpha, percentile, "image_grid")
+    if share is not None and share not in ("row", "all", "none"):
+        raise ValueError(f"image_grid: share must be 'row', 'all' or 'none'; got {share!r}")
+    cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
+
+    grid, col_titles, panel_titles, flat = _parse_maps(maps, titles, ncols)
+    nrows, nmaps = len(grid), len(grid[0])
+    input_column = images is not None and not flat
+    if share is None:
+        share = "all" if flat else "row"
+
+    reduced: list[list[np.ndarray | None]] = [
+        [
+            None if m is None else _reduce_map(m, f"maps (row {i}, column {j})", signed)
+            for j, m in enumerate(row)
+        ]
+        for i, row in enumerate(grid)
+    ]
+    under_grid: list[list[np.ndarray | None]]
+    if flat:  # one underlay per panel, in reading order
+        n_cells = sum(m is not None for row in reduced for m in row)
+        unders = _images_per_cell(images, n_cells, "maps")
+        unders += [None] * (nrows * nmaps - n_cells)
+        under_grid = [unders[i * nmaps : (i + 1) * nmaps] for i in range(nrows)]
+    else:  # one underlay per row (sample)
+        unders = _images_per_cell(images, nrows, "rows")
+        under_grid = [[unders[i]] * nmaps for i in range(nrows)]
+    for i, row in enumerate(reduced):
+        for j, m in enumerate(row):
+            u = under_grid[i][j]
+            if m is not None and u is not None:
+                _check_aspect(u, m.shape, "images", f"maps (row {i}, column {j})")
+
+    # colour limits
+    present = [m for row in reduced for m in row if m is not None]
+    global_lim = _limits(present, signed, percentile)
+    total_cols = nmaps + (1 if input_column else 0)
+    fig = _new_figure((2.3 * total_cols + 1.0, 2.3 * nrows + (0.5 if title else 0.25)))
+    axes = fig.subplots(nrows, total_cols, squeeze=False)
+    for i, row in enumerate(reduced):
+        row_maps = [m for m in row if m is not None]
+        row_lim = _limits(row_maps, signed, percentile) if share == "row" else global_lim
+        if input_column:
+            ax0 = axes[i][0]
+            u = under_grid[i][0]
+            assert u is not None
+            if u.ndim == 2:
+                ax0.imshow(u, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            else:
+                ax0.imshow(u, interpolation="nearest")
+            ax0.set_axis_off()
+            if i == 0:
+                ax0.set_title("input", fontsize=10)
+        map_axes: list[Axes] = []
+        for j, m in enumerate(row):
+            ax = axes[i][j + (1 if input_column else 0)]
+            if m is None:
+                ax.set_axis_off()
+                continue
+            lim = _limits([m], signed, percentile) if share == "none" else row_lim
+            _draw_panel(ax, m, under_grid[i][j], lim, cmap, alpha)
+            map_axes.append(ax)
+            if panel_titles is not None:
+                ax.set_title(panel_titles[i * nmaps + j], fontsize=10)
+            elif col_titles is not None and i == 0:
+                ax.set_title(col_titles[j], fontsize=10)
+            if share == "none":
+                _colorbar(fig, ax, lim, cmap, signed, bool(np.abs(m).max() > lim[1]), shrink=0.8)
+        if share == "row" and map_axes:  # whole row, so bars line up at the right edge
+            clipped = any(np.abs(m).max() > row_lim[1] for m in row_maps)
+            _colorbar(fig, list(axes[i]), row_lim, cmap, signed, clipped)
+    if share == "all":
+        clipped = any(np.abs(m).max() > global_lim[1] for m in present)
+        _colorbar(fig, [a for r in axes for a in r], global_lim, cmap, signed, clipped)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
