@@ -215,7 +215,7 @@ class Attribution:
         Extra keyword arguments go to :func:`tribute.plot.image` or :func:`tribute.plot.bar`.
         Returns a matplotlib figure.
         """
-        from . import viz
+        from .viz import bar, image
 
         if self.layout.dense or self.groups is not None:
             vals = self.to_input_shape()
@@ -224,11 +224,11 @@ class Attribution:
             if self.layout.multi_target:
                 v = v[0]
             if v.ndim >= 2:
-                return viz.image(v, **kwargs)
-            return viz.bar(v, names=self.player_names or None, **kwargs)
+                return image(v, **kwargs)
+            return bar(v, names=self.player_names or None, **kwargs)
         flat = self.flat()[index, 0]
         se = self.flat_stderr()
-        return viz.bar(
+        return bar(
             flat,
             names=self.player_names or None,
             stderr=None if se is None else se[index, 0],

@@ -206,7 +206,7 @@ def _parse_baseline(text: str, data: Any) -> Any:
     import numpy as np
 
     if text == "mean":
-        return np.asarray(data.mean(0) if not hasattr(data, "numpy") else data.mean(0))
+        return data.float().mean(0) if hasattr(data, "numpy") else np.asarray(data).mean(0)
     if text.endswith(".npy"):
         return load_data(text)
     return float(text)

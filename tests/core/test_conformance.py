@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tribute_testing import make_cnn, make_mlp
 
 import tribute
 from tribute.errors import UnsupportedModelError
 from tribute.methods import registry
+from tribute_testing import make_cnn, make_mlp
 
 METHODS = sorted(registry())
 

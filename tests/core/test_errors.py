@@ -15,7 +15,6 @@ from tribute.errors import (
     WeightsFormatError,
 )
 from tribute.models import load_weights
-
 from tribute_testing import LinearModel, make_cnn
 
 
@@ -144,7 +143,7 @@ def test_exact_shapley_refuses_too_many_players():
 
 def test_non_numeric_data():
     X = np.array([["a", "b"], ["c", "d"]], dtype=object)
-    with pytest.raises(InputError, match="non-numeric dtype object.*encode"):
+    with pytest.raises(InputError, match=r"non-numeric dtype object.*encode"):
         tribute.explain(lambda a: np.zeros(len(a)), X, method="feature_ablation")
     with pytest.raises(InputError, match="non-numeric dtype <U1"):
         tribute.explain(lambda a: np.zeros(len(a)), np.array([["a", "b"]]), method="feature_ablation")
@@ -154,7 +153,7 @@ def test_weights_file_not_safetensors(tmp_path):
     m = LinearModel()
     p = tmp_path / "model.pt"
     torch.save(m.state_dict(), p)
-    with pytest.raises(WeightsFormatError, match="not safetensors.*zip archive.*save_file"):
+    with pytest.raises(WeightsFormatError, match=r"not safetensors.*zip archive.*save_file"):
         load_weights(m, p)
     q = tmp_path / "bad.safetensors"
     q.write_bytes(b"garbage that is not a header")
@@ -183,7 +182,7 @@ def test_unknown_parameter(model, x):
 
 def test_gradient_method_on_numpy_model():
     X = np.random.default_rng(0).normal(size=(3, 4))
-    with pytest.raises(UnsupportedModelError, match="needs gradients.*kernel_shap"):
+    with pytest.raises(UnsupportedModelError, match=r"needs gradients.*kernel_shap"):
         tribute.explain(lambda a: a.sum(1), X, method="saliency")
 
 

@@ -7,13 +7,13 @@ import io
 import numpy as np
 import pytest
 import torch
-from tribute_testing import LinearModel, make_cnn, make_mlp
 
 import tribute
 from tribute.engine import Engine, default_batch_size
 from tribute.engine.progress import Progress
 from tribute.games import FeatureGame
 from tribute.models import as_model
+from tribute_testing import make_cnn, make_mlp
 
 
 def _game(model, x, **kw):
@@ -93,7 +93,7 @@ def test_rows_are_chunked_by_batch_size(linear_model, tabular):
 def test_mask_gradients_equal_closed_form(linear_model, tabular):
     g = _game(linear_model, tabular, target=[0, 2], baseline=0.25)
     alphas = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
-    vals, grads = g.value_and_grad(alphas[:, None] * torch.ones(1, 5))
+    _, grads = g.value_and_grad(alphas[:, None] * torch.ones(1, 5))
     w = linear_model.lin.weight.detach()
     expect = w[[0, 2]][None] * (tabular - 0.25)[:, None, :]  # B x T x n
     for k in range(3):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,18 +165,17 @@ class Engine:
         leaves = rows.leaves
         if not leaves:
             raise RuntimeError("gradient run without leaves")  # programming error, not user input
-        per_target: list[Sequence[torch.Tensor | None]] = []
+        per_target: list[tuple[torch.Tensor | None, ...]] = []
         n_t = vals.shape[1]
         for t in range(n_t):
-            g = torch.autograd.grad(
+            per_target.append(tuple(torch.autograd.grad(
                 vals[:, t].sum(), leaves, retain_graph=t < n_t - 1, allow_unused=True
-            )
-            per_target.append(g)
+            )))
         grads = []
         for i, leaf in enumerate(leaves):
             stacked: list[torch.Tensor] = []
-            for g in per_target:
-                gi = g[i]
+            for target_grads in per_target:
+                gi = target_grads[i]
                 stacked.append(gi if gi is not None else torch.zeros_like(leaf))
             grads.append(torch.stack(stacked, dim=1).detach())
         return vals.detach(), grads
