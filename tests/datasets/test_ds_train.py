@@ -30,6 +30,13 @@ def test_small_cnn_shapes(channels: int, size: int) -> None:
         td.small_cnn(size=30)
 
 
+def test_small_cnn_seed_is_local() -> None:
+    state = torch.get_rng_state()
+    a, b = td.small_cnn(seed=3), td.small_cnn(seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert _state_equal(a, b) and not _state_equal(a, td.small_cnn(seed=4))
+
+
 def test_mlp_accuracy_classification_and_regression() -> None:
     train, test = td.breast_cancer().split(0.25, seed=0)
     clf = td.train_mlp(train, epochs=30, cache=False)

@@ -75,9 +75,22 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def small_cnn(in_channels: int = 1, n_classes: int = 10, size: int = 32) -> SmallCNN:
-    """An untrained :class:`SmallCNN` (initialised from torch's global RNG, like any module)."""
-    return SmallCNN(in_channels, n_classes, size)
+def small_cnn(in_channels: int = 1, n_classes: int = 10, size: int = 32,
+              seed: int | None = None) -> SmallCNN:
+    """An untrained :class:`SmallCNN` with the same architecture :func:`train_cnn` trains.
+
+    Args:
+        in_channels: Input channels; default=1.
+        n_classes: Outputs; default=10.
+        size: Input side length (a multiple of 4); default=32.
+        seed: If given, initialise under a forked, seeded torch RNG (the global RNG state is
+            left as it was); default None draws from the global RNG like any torch module.
+    """
+    if seed is None:
+        return SmallCNN(in_channels, n_classes, size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SmallCNN(in_channels, n_classes, size)
 
 
 class TransformerBlock(nn.Module):

@@ -189,7 +189,9 @@ def difull_model(dataset: Dataset, epochs: int = 8, seed: int = 0, cache: bool =
 
     Trains a :class:`SmallCNN` on all scikit-learn digits at the cell size (via
     :func:`train_cnn`, so it is cached) and wraps it in :class:`DiFullModel` with the
-    dataset's grid, cell size and designated cell. Eval mode.
+    dataset's grid, cell size and designated cell. Eval mode. The CNN has seen the digit
+    images the mosaics are built from: this is a benchmark of attribution, not of
+    generalisation.
     """
     try:
         grid, cell, active = (int(dataset.meta[k]) for k in ("grid", "cell", "active_cell"))
