@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from tribute_testing import make_cnn, make_mlp
 
 import tribute
 from tribute.attribution import Attribution
+from tribute_testing import make_cnn, make_mlp
 
 
 def test_roundtrip_torch_multi_target(tmp_path):
