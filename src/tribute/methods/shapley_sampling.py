@@ -1,0 +1,375 @@
+"""Sampling estimators of Shapley values: KernelSHAP and antithetic permutation sampling.
+
+Both draw their coalitions once per call and share them across the samples of a batch (common
+random numbers), evaluate them in one or a few ``game.value`` calls, and report standard
+errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import BudgetError
+from ..games.base import Game
+from .base import Method, Tags, alias, register
+from .exact import all_coalitions
+
+__all__ = ["KernelShap", "PermutationShapley", "kernel_shap_design", "solve_constrained"]
+
+
+# ----------------------------------------------------------------------------- design
+def _size_mass(n: int) -> np.ndarray:
+    """Shapley-kernel probability of each coalition size ``s = 1..n-1`` (index ``s``)."""
+    s = np.arange(n + 1, dtype=np.float64)
+    mass = np.zeros(n + 1)
+    mass[1:n] = (n - 1) / (s[1:n] * (n - s[1:n]))
+    return mass / mass.sum()
+
+
+def _random_subsets(n: int, size: int, count: int, gen: np.random.Generator) -> np.ndarray:
+    """``count`` distinct uniformly random subsets of ``size`` players (binary ``count x n``).
+
+    Drawn without replacement (duplicates rejected), which is what makes the stratum mean
+    below unbiased with lower variance than sampling with replacement.
+    """
+    total = math.comb(n, size)
+    count = min(count, total)
+    if total <= 4 * count and total <= 200_000:
+        # Small stratum: enumerate and pick without replacement.
+        combos = np.array(list(_combinations(n, size)), dtype=np.int64).reshape(-1, size)
+        pick = gen.choice(total, size=count, replace=False)
+        out = np.zeros((count, n))
+        np.put_along_axis(out, combos[pick], 1.0, axis=1)
+        return out
+    seen: set[bytes] = set()
+    rows: list[np.ndarray] = []
+    while len(rows) < count:
+        keys = gen.random((2 * (count - len(rows)) + 8, n)).argsort(axis=1)[:, :size]
+        for k in keys:
+            row = np.zeros(n)
+            row[k] = 1.0
+            key = np.packbits(row.astype(bool)).tobytes()
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+                if len(rows) == count:
+                    break
+    return np.stack(rows)
+
+
+def _combinations(n: int, k: int):  # type: ignore[no-untyped-def]
+    import itertools
+
+    return itertools.combinations(range(n), k)
+
+
+def kernel_shap_design(n: int, n_coalitions: int, seed: int, allocation: str = "kernel",
+                       ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, float]]]:
+    """Coalitions and regression weights for KernelSHAP with ``n_coalitions`` evaluations.
+
+    Whole coalition sizes are enumerated in complementary pairs ``(s, n-s)``, the smallest
+    first (they carry the most kernel weight), as long as kernel-proportional sampling of the
+    remaining budget would spend at least that many evaluations on them; the remaining sizes
+    are stratified: each size gets a number of paired draws (sampled without replacement),
+    and each draw is weighted by its size's kernel mass over the number of draws.
+
+    Returns:
+        ``(masks K x n, weights K, strata)`` where ``strata`` lists, for each sampled size
+        pair, ``(start_row, n_pairs, mass)`` — used for the standard errors.
+    """
+    mass = _size_mass(n)
+    gen = np.random.default_rng(seed)
+    rows: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    left = n_coalitions
+    s = 1
+    # 1) enumerate a whole size pair when kernel-proportional sampling of the remaining budget
+    #    would already spend at least its size on it (the shap package's rule): enumerating
+    #    then removes that stratum's variance without starving the middle sizes.
+    while s <= n - s:
+        pair = [s] if s == n - s else [s, n - s]
+        count = sum(math.comb(n, t) for t in pair)
+        rest = mass[s : n - s + 1].sum()
+        share = sum(mass[t] for t in pair) / rest if rest > 0 else 1.0
+        if count > left or left * share < count:
+            break
+        for t in pair:
+            combos = all_coalitions_of_size(n, t)
+            rows.append(combos)
+            weights.append(np.full(len(combos), mass[t] / len(combos)))
+        left -= count
+        s += 1
+    strata: list[tuple[int, int, float]] = []
+    sizes = [t for t in range(s, n - s + 1)]
+    if sizes and left >= 2:
+        # 2) stratified paired sampling over the remaining sizes s..n-s
+        lows = [t for t in sizes if t <= n - t]
+        if allocation == "uniform":
+            share = np.array([1.0 for _ in lows])
+        else:
+            share = np.array([mass[t] + (mass[n - t] if t != n - t else 0.0) for t in lows])
+        share = share / share.sum()
+        n_pairs_total = left // 2
+        alloc = np.floor(share * n_pairs_total).astype(int)
+        # hand out the remainder by largest fractional part
+        rem = n_pairs_total - alloc.sum()
+        order = np.argsort(-(share * n_pairs_total - alloc))
+        alloc[order[:rem]] += 1
+        start = sum(len(r) for r in rows)
+        for t, k in zip(lows, alloc):
+            if k <= 0:
+                continue
+            avail = math.comb(n, t) if t != n - t else math.comb(n, t) // 2
+            k = int(min(k, avail))
+            sub = _random_subsets(n, t, k, gen) if t != n - t else _half_subsets(n, t, k, gen)
+            comp = 1.0 - sub
+            both = np.concatenate([sub, comp])
+            m_pair = mass[t] + (mass[n - t] if t != n - t else 0.0)
+            rows.append(both)
+            weights.append(np.full(2 * k, m_pair / (2 * k)))
+            strata.append((start, k, m_pair))
+            start += 2 * k
+    masks = torch.from_numpy(np.concatenate(rows)) if rows else torch.zeros(0, n, dtype=torch.float64)
+    w = torch.from_numpy(np.concatenate(weights)) if weights else torch.zeros(0, dtype=torch.float64)
+    return masks, w, strata
+
+
+def _half_subsets(n: int, t: int, k: int, gen: np.random.Generator) -> np.ndarray:
+    """Subsets of size ``n/2`` drawn so that no subset and its complement are both chosen."""
+    sub = _random_subsets(n, t, min(2 * k, math.comb(n, t)), gen)
+    keep, seen = [], set()
+    for row in sub:
+        key = np.packbits(row.astype(bool)).tobytes()
+        ckey = np.packbits((1 - row).astype(bool)).tobytes()
+        if key in seen or ckey in seen:
+            continue
+        seen.add(key)
+        keep.append(row)
+        if len(keep) == k:
+            break
+    return np.stack(keep)
+
+
+def all_coalitions_of_size(n: int, size: int) -> np.ndarray:
+    combos = np.array(list(_combinations(n, size)), dtype=np.int64).reshape(-1, size)
+    out = np.zeros((len(combos), n))
+    np.put_along_axis(out, combos, 1.0, axis=1)
+    return out
+
+
+def solve_constrained(masks: torch.Tensor, weights: torch.Tensor, y: torch.Tensor,
+                      delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted least squares ``min sum_k w_k (y_k - z_k . phi)^2`` s.t. ``sum(phi) = delta``.
+
+    Solved exactly with a Lagrange multiplier (no penalty weight). ``y`` is ``B x K x T``,
+    ``delta`` ``B x T``; returns ``(phi B x T x n, G n x n)`` where ``G`` maps the moment
+    vector ``b = Z^T W y`` to ``phi`` (for the standard errors).
+    """
+    n = masks.shape[1]
+    zw = masks * weights[:, None]
+    a = zw.T @ masks  # n x n
+    # KKT system [[A, 1], [1^T, 0]] [phi; lam] = [b; delta]: exact constraint, also when A is
+    # rank-deficient (small budgets), via the pseudo-inverse of the bordered matrix.
+    kkt = torch.zeros(n + 1, n + 1, dtype=a.dtype)
+    kkt[:n, :n] = a
+    kkt[:n, n] = 1.0
+    kkt[n, :n] = 1.0
+    kkt_inv = torch.linalg.pinv(kkt, hermitian=True)
+    proj = kkt_inv[:n, :n]  # G: moment vector b -> phi
+    to_delta = kkt_inv[:n, n]
+    b = torch.einsum("kn,bkt->btn", zw, y)
+    phi = b @ proj.T + to_delta[None, None, :] * delta[..., None]
+    return phi, proj
+
+
+# ----------------------------------------------------------------------------- KernelSHAP
+@register
+class KernelShap(Method):
+    """KernelSHAP: Shapley values as the solution of a weighted linear regression.
+
+    The Shapley kernel weights coalitions; whole coalition sizes are enumerated in pairs
+    ``(s, n-s)`` while the budget allows (the smallest sizes first, as in the shap package);
+    the remaining sizes are sampled in complementary pairs (Covert & Lee 2021), stratified by
+    size and without replacement; the efficiency constraint ``sum(phi) = v(N) - v(empty)`` is
+    solved exactly (Lagrange multiplier). With a budget of ``2^n`` it returns exact Shapley
+    values.
+
+    Args:
+        allocation: how sampled pairs are spread over the remaining sizes: ``"kernel"``
+            (proportional to the Shapley-kernel mass) or ``"uniform"`` (equal per size, the
+            leverage-score allocation of Musco & Witter 2024). default="kernel".
+        target_precision: if set, sample in rounds and stop as soon as every standard error is
+            below it (never past the budget). default=None.
+
+    Standard errors: the regression matrix is held fixed and the moment vector's variance is
+    estimated from the spread of the sampled pairs within each size stratum (enumerated sizes
+    contribute none); this is the delta-method reading of Covert & Lee's variance estimate.
+
+    References: Lundberg & Lee (2017), "A Unified Approach to Interpreting Model Predictions";
+    Covert & Lee (2021), "Improving KernelSHAP: Practical Shapley Value Estimation via Linear
+    Regression".
+    """
+
+    name = "kernel_shap"
+    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
+    paper = "Lundberg & Lee (2017); Covert & Lee (2021), Improving KernelSHAP"
+
+    def __init__(self, allocation: str = "kernel", target_precision: float | None = None) -> None:
+        self.allocation = allocation
+        self.target_precision = target_precision
+
+    def min_budget(self, game: Game) -> int:
+        return game.n_players + 2
+
+    def default_budget(self, game: Game) -> int:
+        n = game.n_players
+        return int(min(2**n if n < 30 else 2**30, 2 * n + 2048))
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if self.allocation not in ("kernel", "uniform"):
+            raise BudgetError(f"allocation={self.allocation!r} must be 'kernel' or 'uniform'.")
+        n = game.n_players
+        budget = budget if budget is not None else self.default_budget(game)
+        v_full, v_empty = game.full(), game.empty()
+        delta = v_full - v_empty
+        n_coal = budget - 2
+        if self.target_precision is None:
+            masks, w, strata = kernel_shap_design(n, n_coal, seed, self.allocation)
+            y = game.value(masks) - v_empty[:, None, :]
+        else:
+            masks, w, strata, y = self._rounds(game, n_coal, seed, v_empty, delta)
+        phi, proj = solve_constrained(masks, w, y, delta)
+        stderr = _stderr(masks, w, y, strata, proj, phi)
+        gap = phi.sum(-1) - delta
+        return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
+                                extra={"n_coalitions": int(masks.shape[0])})
+
+    def _rounds(self, game: Game, n_coal: int, seed: int, v_empty: torch.Tensor,
+                delta: torch.Tensor,
+                ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, float]], torch.Tensor]:
+        """Grow the design in rounds until the standard errors meet ``target_precision``.
+
+        Each round draws a design twice as large (same seed); coalitions already evaluated are
+        reused, and a round whose new coalitions would exceed the budget is not run.
+        """
+        assert self.target_precision is not None
+        n = game.n_players
+        size = min(n_coal, max(2 * n + 64, n_coal // 8))
+        cache: dict[bytes, torch.Tensor] = {}
+        best: tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, float]], torch.Tensor] | None = None
+        while True:
+            masks, w, strata = kernel_shap_design(n, size, seed, self.allocation)
+            keys = [np.packbits(r.numpy().astype(bool)).tobytes() for r in masks]
+            new = sorted({i for i, k in enumerate(keys) if k not in cache})
+            if best is not None and len(cache) + len(new) > n_coal:
+                return best
+            if new:
+                vals = game.value(masks[new]) - v_empty[:, None, :]
+                for j, i in enumerate(new):
+                    cache[keys[i]] = vals[:, j]
+            y = torch.stack([cache[k] for k in keys], dim=1)
+            best = (masks, w, strata, y)
+            phi, proj = solve_constrained(masks, w, y, delta)
+            se = _stderr(masks, w, y, strata, proj, phi)
+            if float(se.max()) < self.target_precision or size >= n_coal:
+                return best
+            size = min(n_coal, size * 2)
+
+
+def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
+            strata: list[tuple[int, int, float]], proj: torch.Tensor,
+            phi: torch.Tensor) -> torch.Tensor:
+    """Standard errors of phi (sandwich form) from the within-stratum spread of sampled pairs.
+
+    With the regression matrix held fixed, ``phi - phi* ~ G (b - A phi*)``; the moment of
+    each sampled pair is taken on the residuals ``y - z . phi`` (so an additive game, which
+    the regression fits exactly, gets zero error), and its variance within each size stratum
+    (with the finite-population correction of sampling without replacement) is propagated
+    through ``G``.
+    """
+    b_count, _, t_count = y.shape
+    n = masks.shape[1]
+    resid = y - torch.einsum("kn,btn->bkt", masks, phi)
+    var = torch.zeros(b_count, t_count, n, dtype=torch.float64)
+    for start, k, m_pair in strata:
+        if k < 2:
+            continue
+        z1, z2 = masks[start : start + k], masks[start + k : start + 2 * k]
+        y1, y2 = resid[:, start : start + k], resid[:, start + k : start + 2 * k]
+        size = int(z1[0].sum())
+        population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
+        fpc = max(0.0, 1.0 - k / population) if population > 1 else 0.0
+        # per-pair contribution to b (before the stratum weight): (z1 y1 + z2 y2) / 2
+        u = (z1[None, :, None, :] * y1[..., None] + z2[None, :, None, :] * y2[..., None]) / 2
+        q = u @ proj.T  # B x k x T x n
+        var += fpc * (m_pair**2) * q.var(dim=1, unbiased=True) / k
+    return var.sqrt()
+
+
+# ----------------------------------------------------------------------------- permutations
+@register
+class PermutationShapley(Method):
+    """Shapley values by sampling permutations, with antithetic (forward + reverse) pairs.
+
+    Each permutation adds players one at a time; a player's marginal contribution is the change
+    in ``v`` when it joins. Every sampled permutation is paired with its reverse, which makes
+    the two estimates negatively correlated and reduces variance (Mitchell et al. 2022). Each
+    permutation costs ``n - 1`` evaluations (``v(empty)`` and ``v(N)`` are shared), so the
+    budget buys ``(budget - 2) // (2 (n - 1))`` antithetic pairs. Standard errors are the spread
+    of the pair estimates over ``sqrt(pairs)``. Efficiency holds exactly for every
+    permutation.
+
+    References: Castro, Gómez & Tejada (2009), "Polynomial calculation of the Shapley value
+    based on sampling"; Mitchell, Cooper, Frank & Holmes (2022), "Sampling Permutations for
+    Shapley Value Estimation".
+    """
+
+    name = "permutation_shapley"
+    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
+    paper = "Castro et al. (2009); Mitchell et al. (2022), Sampling Permutations for Shapley Value Estimation"
+
+    def min_budget(self, game: Game) -> int:
+        return 2 + 2 * max(game.n_players - 1, 1)
+
+    def default_budget(self, game: Game) -> int:
+        n = game.n_players
+        return 2 + 2 * max(n - 1, 1) * max(1, min(64, 4096 // max(2 * (n - 1), 1)))
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        n = game.n_players
+        budget = budget if budget is not None else self.default_budget(game)
+        per_perm = max(n - 1, 1)
+        n_pairs = max(1, (budget - 2) // (2 * per_perm))
+        gen = torch.Generator().manual_seed(seed)
+        fwd = torch.stack([torch.randperm(n, generator=gen) for _ in range(n_pairs)])
+        perms = torch.cat([fwd, fwd.flip(1)])  # P x n, reverse of pair p at row p + n_pairs
+        p_count = perms.shape[0]
+        # prefix masks: row (p, j) holds the first j+1 players of permutation p, j < n-1
+        rank = torch.empty_like(perms)
+        rank.scatter_(1, perms, torch.arange(n).expand(p_count, n))
+        steps = torch.arange(n - 1)
+        masks = (rank[:, None, :] <= steps[None, :, None]).to(torch.float64).reshape(-1, n)
+        v_full, v_empty = game.full(), game.empty()
+        vals = game.value(masks) if n > 1 else torch.zeros(game.n_samples, 0, game.n_targets, dtype=torch.float64)
+        b_count, t_count = game.n_samples, game.n_targets
+        path = vals.reshape(b_count, p_count, n - 1, t_count)
+        path = torch.cat([v_empty[:, None, None, :].expand(b_count, p_count, 1, t_count), path,
+                          v_full[:, None, None, :].expand(b_count, p_count, 1, t_count)], dim=2)
+        marg = path[:, :, 1:] - path[:, :, :-1]  # B x P x n x T, position j = player perms[p, j]
+        per_perm_phi = torch.zeros(b_count, p_count, n, t_count, dtype=torch.float64)
+        idx = perms[None, :, :, None].expand(b_count, p_count, n, t_count)
+        per_perm_phi.scatter_(2, idx, marg)
+        pair = (per_perm_phi[:, :n_pairs] + per_perm_phi[:, n_pairs:]) / 2  # B x pairs x n x T
+        phi = pair.mean(1).permute(0, 2, 1)
+        stderr = (pair.std(1, unbiased=True) / math.sqrt(n_pairs)).permute(0, 2, 1) if n_pairs > 1 \
+            else torch.full_like(phi, float("nan"))
+        gap = phi.sum(-1) - (v_full - v_empty)
+        return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
+                                extra={"n_permutations": int(p_count)})
+
+
+alias("shapley", "kernel_shap")
