@@ -246,15 +246,21 @@ def test_expected_gradients_stderr_shrinks_seed_and_batch() -> None:
 
 
 def test_expected_gradients_stderr_is_std_over_sqrt_k() -> None:
+    # Linear model, background {b0, b1}: draw k contributes c_k = w * (x - b_{j_k}). With p the
+    # fraction of draws of b1 (recovered from the estimate), the per-draw contributions have
+    # sample std |w (b1 - b0)| sqrt(p (1 - p) K / (K - 1)); stderr must be that / sqrt(K).
     model, x = linear(), tab(2)
-    bg = tab(30, seed=8)
-    a = explain(model, x, "expected_gradients", target=0, baseline=bg, n_samples=8)
-    # linear model: per-draw contributions are w * (x - b_k); recover the draws' spread
-    # from the estimator itself: values = w*(x - mean b_k); stderr = |w| std(b_k)/sqrt(8)
+    bg = tab(2, seed=8)
+    k = 9
+    a = explain(model, x, "expected_gradients", target=0, baseline=tribute.Background(bg), n_samples=k)
     w = model.weight[0].detach()
-    b_mean = x - a.values / w
-    assert torch.allclose(b_mean[0], b_mean[1], atol=1e-12)  # the same draws for every sample
-    assert torch.allclose(a.stderr[0], a.stderr[1], atol=1e-12)
+    step = w * (bg[1] - bg[0])
+    p = ((w * (x - bg[0]) - a.values) / step)  # the same draws for every sample and element
+    assert torch.allclose(p, p[0, 0].expand_as(p), atol=1e-12)
+    p0 = float(p[0, 0])
+    assert 0 < p0 < 1 and abs(p0 * k - round(p0 * k)) < 1e-9
+    want = step.abs() * (p0 * (1 - p0) * k / (k - 1)) ** 0.5 / k**0.5
+    np.testing.assert_allclose(a.stderr.numpy(), want.expand_as(x).numpy(), rtol=1e-10)
 
 
 def test_gradient_shap_noise_runs_and_is_unbiased_on_linear() -> None:
