@@ -148,6 +148,8 @@ class RowState:
 
 def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch.Tensor:
     """Apply the state to a batch-first activation of ``site`` (returns a new tensor)."""
+    if state.mode == "off" or site_id >= len(state.calls):
+        return act
     call = state.calls[site_id]
     state.calls[site_id] += 1
     if state.mode == "capture":
