@@ -476,3 +476,45 @@ def test_errors_name_the_fix() -> None:
     with pytest.raises(UnsupportedModelError, match="not called"):
         tribute.explain(u, torch.randn(2, 3), method="atp", players=components(u, "b"))
     assert hook_count(u) == 0
+
+
+def test_layer_grad_cam_parity_with_captum() -> None:
+    captum = pytest.importorskip("captum.attr")
+    torch.manual_seed(12)
+    net = SmallCNN().double()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    attr = tribute.explain(net, x, method="layer_grad_cam", players=components(net, "conv2", unit="channel"),
+                           target=2)
+    ref = captum.LayerGradCam(net, net.conv2).attribute(x, target=2, relu_attributions=False,
+                                                        attr_dim_summation=False)
+    np.testing.assert_allclose(attr.values.numpy(), ref.sum((2, 3)).detach().numpy(), atol=1e-10)
+
+
+class OneAttention(nn.Module):
+    """A single attention layer read out linearly at position 0 (v is linear in head outputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.readout = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.attn(x, x, x)[0][:, 0])[:, 0]
+
+
+def test_atp_on_head_outputs_is_exact_through_saturated_softmax() -> None:
+    # AtP* fixes AtP's linearisation through a saturated attention softmax when queries/keys are
+    # patched. Head-*output* players are patched after their own softmax, so on a model that is
+    # linear in the head outputs AtP equals exact patching even when patching flips a saturated
+    # attention pattern.
+    torch.manual_seed(13)
+    model = OneAttention().double()
+    with torch.no_grad():
+        model.attn.in_proj_weight[:16] *= 8.0  # large q/k: saturated softmax
+    x = torch.randn(4, 5, 8, dtype=torch.float64)
+    x_cf = torch.randn(4, 5, 8, dtype=torch.float64)
+    heads = components(model, "attn", unit="head", ablation="patch", counterfactual=x_cf)
+    exact = tribute.explain(model, x, method="feature_ablation", players=heads).values
+    atp = tribute.explain(model, x, method="atp", players=heads).values
+    torch.testing.assert_close(atp, exact, atol=1e-10, rtol=0)
+    assert exact.abs().max() > 0.05

@@ -20,8 +20,19 @@ estimator on a component game     what it is called elsewhere
                                   baseline is the ablation value (zero, or the counterfactual's
                                   layer activation with ``ablation="patch"``)
 ``atp_star``                      AtP* (Kramár et al. 2024): AtP + GradDrop
-``conductance``                   Captum's layer conductance (input-path integral per unit)
+``conductance``                   Captum's layer conductance (input-path integral per unit; equal
+                                  to Captum's with ``method="riemann_trapezoid"``)
+``layer_grad_cam``                Grad-CAM channel weight x activation mass per unit (Captum's
+                                  ``LayerGradCam(attr_dim_summation=False)`` summed over space)
 ================================  ===============================================================
+
+Definitions vs Captum: a unit's credit is the sum over the unit's elements (a neuron of a
+``(batch, tokens, features)`` output spans all tokens; a channel spans its map). Layer IG in
+Captum integrates along the straight line between the layer activations of the baseline input
+and of the input; the mask path ``a + m (act - a)`` is that line when the ablation value ``a``
+is the layer activation of the baseline input (``ablation="patch"``, ``counterfactual=`` the
+baseline), and with ``ablation="zero"`` it is layer IG from a zero activation (which no input
+baseline need produce). Parity is tested for both.
 
 The mask relaxation is ``act' = a + m * (act - a)`` per unit (``a`` the ablation value), so
 ``d v / d m`` at ``m = 1`` is ``(act - a) . d v / d act`` summed over the unit's elements.
@@ -38,6 +49,7 @@ sentences of a pair) get the same mask at every call; ablation values are cached
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +66,16 @@ from ._hooks import RowState, Site, installed
 from .base import Game
 from .features import _as_tensor, _check_finite
 
-__all__ = ["ABLATIONS", "UNITS", "Ablation", "ComponentGame", "ComponentSet", "components"]
+__all__ = [
+    "ABLATIONS",
+    "UNITS",
+    "Ablation",
+    "ComponentGame",
+    "ComponentSet",
+    "components",
+    "components_cli_args",
+    "components_from_cli_args",
+]
 
 UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
@@ -459,6 +480,13 @@ class ComponentGame(Game):
             self.state.ablate = self._ablate_per_sample
             return
         if abl.reference is None:
+            if self.n_samples == 1:
+                warnings.warn(
+                    f"ablation={abl.kind!r} without reference= uses the explained inputs as the "
+                    "reference; with a single input every ablated unit keeps its own activation "
+                    "and all credits are 0. Pass reference=... (a batch of typical inputs).",
+                    stacklevel=4,
+                )
             pool = self.clean_acts
         else:
             ref, _, _ = _as_input_tuple(abl.reference, "reference")
@@ -664,6 +692,44 @@ class ComponentGame(Game):
             "modules); pass layers=[...] (module paths of the residual blocks) to the method."
         )
 
+    def activations_and_gradients(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """Activations and their gradients at the unperturbed inputs (one evaluation).
+
+        Returns:
+            ``(site, call) -> (activation batch x *shape, gradient batch x targets x *shape)``,
+            float64 CPU, for model-specific methods (Grad-CAM) that need more than the mask
+            gradient.
+        """
+        if not self.differentiable:
+            raise UnsupportedModelError("activation gradients need a differentiable torch model.")
+        b_total, t_count = self.n_samples, self.n_targets
+        device = self.model.device
+        st = self.state
+        acts: dict[tuple[int, int], list[torch.Tensor]] = {}
+        grads_out: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+        def build(start: int, stop: int) -> Rows:
+            b = torch.arange(start, stop, device=device)
+            st.new_pass(len(self.sites))
+            st.probes = []
+            extra, kw = self._extras(b)
+            rows = Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw)
+            st.leaves = rows.leaves
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            for (key, act), g in zip(st.probes, grads):
+                acts.setdefault(key, []).append(act.to("cpu", torch.float64))
+                grads_out.setdefault(key, []).append(g.to("cpu", torch.float64))
+
+        with installed(self.module, self.sites, st):
+            st.mode = "probe"
+            self.engine.run(b_total, build, sink, row_bytes=self.row_bytes, grad=True,
+                            desc="activation gradients")
+        self.n_evals += 1
+        del t_count
+        return {k: (torch.cat(acts[k]), torch.cat(grads_out[k])) for k in acts}
+
     def input_path_conductance(self, n_steps: int) -> torch.Tensor:
         """Layer conductance of every unit along the straight input path ``x' -> x``.
 
@@ -747,3 +813,54 @@ class ComponentGame(Game):
                 )
             out.append(t)
         return out
+
+
+# ---------------------------------------------------------------------- CLI support
+def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """``argparse`` specs for a ``components`` CLI subcommand: ``(flags, add_argument kwargs)``.
+
+    Example:
+        >>> for flags, kw in components_cli_args():
+        ...     parser.add_argument(*flags, **kw)
+        >>> players = components_from_cli_args(model, parser.parse_args())
+    """
+    return [
+        (("--module",), {"action": "append", "required": True, "metavar": "PATH",
+                         "help": "module path whose units are players (repeat for several modules)"}),
+        (("--unit",), {"choices": list(UNITS), "default": "neuron",
+                       "help": "neuron (last axis), channel (axis 1) or head (attention heads)"}),
+        (("--num-heads",), {"type": int, "default": None,
+                            "help": "heads of a module without a num_heads attribute"}),
+        (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
+                           "help": "how removed units are replaced"}),
+        (("--reference",), {"default": None, "metavar": "FILE",
+                            "help": "reference inputs (.npy/.npz/.pt of the input layout) for mean/resample"}),
+        (("--counterfactual",), {"default": None, "metavar": "FILE",
+                                 "help": "corrupted inputs, one per sample, for --ablation patch"}),
+        (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
+    ]
+
+
+def components_from_cli_args(model: torch.nn.Module, ns: Any,
+                             load: Callable[[str], Any] | None = None) -> ComponentSet:
+    """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
+
+    Args:
+        model: the torch module.
+        ns: the ``argparse.Namespace``.
+        load: reads ``--reference`` / ``--counterfactual`` files (the CLI's own input loader);
+            default: ``numpy.load`` (first array of an ``.npz``).
+    """
+    def _load(path: str | None) -> Any:
+        if path is None:
+            return None
+        if load is not None:
+            return load(path)
+        arr = np.load(path, allow_pickle=False)
+        if hasattr(arr, "files"):
+            return torch.as_tensor(arr[arr.files[0]])
+        return torch.as_tensor(arr)
+
+    return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
+                      ablation=ns.ablation, reference=_load(ns.reference),
+                      counterfactual=_load(ns.counterfactual), n_resample=ns.n_resample)

@@ -32,7 +32,7 @@ from ..games.base import Game
 from ..games.components import ComponentGame
 from .base import Method, Tags, register
 
-__all__ = ["AtP", "AtPStar", "Coar", "Conductance", "coar_masks"]
+__all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
 
 #: Coalitions per ``game.value`` call in COAR (bounds the memory of one call).
 _COAR_BLOCK = 4096
@@ -218,3 +218,43 @@ class Conductance(Method):
         steps = int(self.n_steps if budget is None else max(1, min(self.n_steps, budget - 1)))
         phi = game.input_path_conductance(steps)
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
+
+
+@register
+class LayerGradCam(Method):
+    """Grad-CAM credit per unit: activation mass weighted by the position-averaged gradient.
+
+    For channel units of a conv layer, ``phi_c = alpha_c * sum_{h,w} A_c[h,w]`` with
+    ``alpha_c = mean_{h,w} dv/dA_c[h,w]`` — Grad-CAM's channel weight times the channel's
+    activation (Captum's ``LayerGradCam(..., attr_dim_summation=False, relu_attributions=False)``
+    summed over space). For neuron / head units the "spatial" axes are every axis but the
+    feature axis (token positions): the gradient is averaged over positions before it is
+    multiplied with the activation. Differs from AtP with zero ablation (``sum g * A``) only by
+    that averaging: where the gradient is constant over positions (global average pooling
+    followed by a linear head), the two agree. Signed (no ReLU): the spatial Grad-CAM heat map
+    is a feature-attribution view, not a credit per unit.
+
+    Reference: Selvaraju et al. (2017), "Grad-CAM: Visual Explanations from Deep Networks via
+    Gradient-based Localization".
+    """
+
+    name = "layer_grad_cam"
+    tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("component",),
+                model_specific=True)
+    paper = "Selvaraju et al. (2017), Grad-CAM"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if not isinstance(game, ComponentGame):
+            raise UnsupportedModelError("layer_grad_cam needs a component game (units of a layer).")
+        pairs = game.activations_and_gradients()
+        phi = torch.zeros(game.n_samples, game.n_targets, game.n_players, dtype=torch.float64)
+        for (site_id, call), (act, grad) in pairs.items():
+            site = game.sites[site_id]
+            shape = site.shapes[call]
+            nd = len(shape)
+            feat = 0 if site.unit == "channel" else nd - 1
+            spatial = tuple(1 + i for i in range(nd) if i != feat)  # axes of act (batch first)
+            g_mean = grad.mean(dim=tuple(a + 1 for a in spatial), keepdim=True) if spatial else grad
+            weighted = (g_mean * act[:, None]).reshape(act.shape[0], game.n_targets, -1)
+            phi[..., site.offset : site.offset + site.n_units] += site.reduce(weighted, shape)
+        return game.attribution(phi, self.name, self.get_params())
