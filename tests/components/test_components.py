@@ -518,3 +518,60 @@ def test_atp_on_head_outputs_is_exact_through_saturated_softmax() -> None:
     atp = tribute.explain(model, x, method="atp", players=heads).values
     torch.testing.assert_close(atp, exact, atol=1e-10, rtol=0)
     assert exact.abs().max() > 0.05
+
+
+def test_zero_ablation_mask_ig_equals_layer_ig_from_a_zero_activation() -> None:
+    captum = pytest.importorskip("captum.attr")
+    torch.manual_seed(14)
+    net = nn.Sequential(nn.Linear(6, 5, bias=False), nn.Tanh(), nn.Linear(5, 2)).double()
+    x = torch.randn(3, 6, dtype=torch.float64)  # net[0](0) = 0: the zero input baseline gives a zero activation
+    game = tribute.build_game(net, x, players=components(net, "0"), target=1)
+    n_steps = 32
+    masks = ((torch.arange(n_steps, dtype=torch.float64) + 0.5) / n_steps)[:, None].expand(n_steps, 5)
+    _, ig = game.value_and_grad(masks, torch.full((n_steps,), 1.0 / n_steps, dtype=torch.float64))
+    ref = captum.LayerIntegratedGradients(net, net[0]).attribute(
+        x, baselines=torch.zeros_like(x), target=1, n_steps=n_steps, method="riemann_middle")
+    np.testing.assert_allclose(ig[:, 0].numpy(), ref.detach().numpy(), atol=1e-10)
+
+
+class GPT2LikeAttention(nn.Module):
+    """Projects the heads' context inside (like GPT-2's c_proj): its output mixes heads."""
+
+    def __init__(self, d: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.n_head = heads
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        b, length, d = x.shape
+        q, k, v = self.c_attn(x).split(d, dim=-1)
+        sh = (b, length, self.n_head, d // self.n_head)
+        q, k, v = (t.view(sh).transpose(1, 2) for t in (q, k, v))
+        ctx = (torch.softmax(q @ k.transpose(-1, -2), -1) @ v).transpose(1, 2).reshape(b, length, d)
+        return self.c_proj(ctx), None
+
+
+def test_heads_read_from_the_output_projection_input() -> None:
+    torch.manual_seed(15)
+    model = nn.Sequential()
+    model.attn = GPT2LikeAttention()  # type: ignore[assignment]
+    model.double()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    heads = components(model, "attn", unit="head")
+    assert heads.sites[0].path == "attn.c_proj" and heads.sites[0].kind == "input"
+    attr = tribute.explain(model, x, method="feature_ablation", players=heads,
+                           target=lambda out: out[:, 0, 0])  # the adapter keeps a tuple's first element
+
+    def target(out: tuple[torch.Tensor, None]) -> torch.Tensor:
+        return out[0][:, 0, 0]
+
+    with torch.no_grad():
+        full = target(model(x))
+        w = model.attn.c_proj.weight
+        for h in range(2):
+            saved = w[:, h * 4:(h + 1) * 4].clone()
+            w[:, h * 4:(h + 1) * 4] = 0.0
+            np.testing.assert_allclose(attr.values[:, h].numpy(), (full - target(model(x))).numpy(), atol=1e-12)
+            w[:, h * 4:(h + 1) * 4] = saved
+    assert hook_count(model) == 0

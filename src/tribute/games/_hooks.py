@@ -43,7 +43,9 @@ class Site:
         unit: ``"neuron"`` (last axis), ``"channel"`` (axis 1) or ``"head"`` (chunks of the last
             axis, ``num_heads`` of them).
         kind: ``"output"`` (forward hook on the module's output, first element of a tuple
-            output) or ``"mha"`` (``nn.MultiheadAttention``: the context before ``out_proj``).
+            output), ``"input"`` (forward pre-hook on the module's first input — the heads'
+            context entering an attention module's output projection) or ``"mha"``
+            (``nn.MultiheadAttention``: the context before ``out_proj``).
         num_heads: heads (``unit="head"``).
         shapes: per-sample activation shape of each call in one forward pass (batch first,
             batch axis dropped), filled by the reference pass.
@@ -191,6 +193,18 @@ def _output_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any
     return hook
 
 
+def _input_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:
+    def hook(module: torch.nn.Module, args: Any) -> Any:
+        if not args or not isinstance(args[0], torch.Tensor):
+            raise UnsupportedModelError(
+                f"module {site.path!r} was called without a tensor as its first argument; cannot "
+                "read the heads' context from it."
+            )
+        return (_edit(site_id, site, args[0], state), *args[1:])
+
+    return hook
+
+
 def _mha_forward(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:
     """A ``MultiheadAttention.forward`` that exposes the per-head context before ``out_proj``.
 
@@ -286,6 +300,8 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
             if site.kind == "mha":
                 overridden.append((module, module.__dict__.get("forward", _MISSING)))
                 module.forward = types.MethodType(_mha_forward(i, site, state), module)
+            elif site.kind == "input":
+                handles.append(module.register_forward_pre_hook(_input_hook(i, site, state)))
             else:
                 handles.append(module.register_forward_hook(_output_hook(i, site, state)))
         for j, path in enumerate(drop_layers or []):

@@ -80,6 +80,8 @@ __all__ = [
 UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
 _HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
+#: Names of output projections inside attention modules (their input is the heads' context).
+_OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo")
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,15 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
             paths; several modules form one player set (players in the order given).
         unit: ``"neuron"`` (last axis of the output, e.g. a Linear's features; one unit spans all
             token positions), ``"channel"`` (axis 1, Conv layers) or ``"head"`` (attention heads:
-            ``nn.MultiheadAttention`` — the per-head context before ``out_proj`` — or a module
+            ``nn.MultiheadAttention`` — the per-head context before ``out_proj`` —, a module
             returning the concatenated heads' context such as Hugging Face
-            ``BertSelfAttention``; a path above one attention module, e.g. ``"encoder.layer.3"``,
+            ``BertSelfAttention``, or an attention module with a ``num_heads``-like attribute
+            and an output projection child (``o_proj``/``c_proj``/``out_proj``/``dense``: its
+            input is split); a path above one attention module, e.g. ``"encoder.layer.3"``,
             is resolved to it). default="neuron".
         num_heads: heads for ``unit="head"`` when the module has no ``num_heads`` /
-            ``num_attention_heads`` attribute. default=None.
+            ``num_attention_heads`` attribute; the module's *output* is split into that many
+            chunks of its last axis. default=None.
         ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
             ``explain(..., ablation=...)`` overrides it. default="zero".
         reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).
@@ -210,6 +215,12 @@ def _resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int |
         return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
     h = num_heads or _head_count(module)
     if h is not None and not isinstance(module, torch.nn.Linear) and num_heads is None:
+        # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
+        # o_proj, ...) return mixed heads: read the projection's input instead
+        children = dict(module.named_children())
+        proj = next((c for c in _OUT_PROJ if c in children), None)
+        if proj is not None:
+            return Site(name=name, path=f"{name}.{proj}", unit="head", kind="input", num_heads=h)
         return Site(name=name, path=name, unit="head", kind="output", num_heads=h)
     if num_heads is not None:
         return Site(name=name, path=name, unit="head", kind="output", num_heads=num_heads)
