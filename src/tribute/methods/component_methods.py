@@ -171,6 +171,16 @@ class AtPStar(Method):
         self.layers = layers
         self.signed = signed
 
+    def min_budget(self, game: Game) -> int:
+        if self.layers is not None:
+            return len(self.layers) + 1
+        if isinstance(game, ComponentGame):
+            try:
+                return len(game.residual_layers()) + 1
+            except UnsupportedModelError:
+                return 1
+        return 1
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("atp_star drops gradients through model layers; it needs a component game.")
