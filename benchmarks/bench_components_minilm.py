@@ -90,6 +90,9 @@ def main() -> None:
                     help="torch threads (1 is fastest on a shared 2-core machine)")
     ap.add_argument("--quick", action="store_true", help="8 pairs, small COAR budget")
     ap.add_argument("--out", type=str, default="")
+    ap.add_argument("--sections", type=str, default="speed,agreement,coar,neurons,qk",
+                    help="comma-separated subset of speed,agreement,coar,neurons,qk")
+    ap.add_argument("--qk-pairs", type=int, default=16)
     args = ap.parse_args()
     if args.quick:
         args.pairs, args.coar_budget, args.heldout, args.neuron_pairs = 8, 150, 50, 1
@@ -106,7 +109,13 @@ def main() -> None:
     report: dict[str, Any] = {"pairs": n, "batch_size": args.batch_size, "seq_len": int(x[0].shape[1]),
                               "torch_threads": torch.get_num_threads()}
 
+    sections = set(args.sections.split(","))
+    if "qk" in sections:
+        report["qk"] = _qk_section(model, x, x_cf, args)
     # ------------------------------------------------------------------ 1. speed
+    if not sections & {"speed", "agreement", "coar", "neurons"}:
+        _finish(report, args)
+        return
     ours, plain = [], []
     exact_mean = None
     for _ in range(args.repeats):
@@ -184,9 +193,38 @@ def main() -> None:
                          "exact_s": t_ex, **rec_n}
     print(f"[mlp  ] layer {layer}: {ex_n.shape[1]} neurons x {args.neuron_pairs} pairs, exact {t_ex:.1f}s; "
           f"AtP spearman {rec_n['spearman_mean']:.3f}, top-20 recall {rec_n['top20_recall']:.2f}")
+    _finish(report, args)
+
+
+def _finish(report: dict[str, Any], args: argparse.Namespace) -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+
+
+def _qk_section(model: torch.nn.Module, x: tuple[torch.Tensor, ...], x_cf: tuple[torch.Tensor, ...],
+                args: argparse.Namespace) -> dict[str, Any]:
+    """Query and key heads (6 layers x 12 heads x {query, key}): AtP vs AtP* (QK fix) vs exact."""
+    m = args.qk_pairs
+    xs = tuple(t[:m] for t in x)
+    xs_cf = tuple(t[:m] for t in x_cf)
+    paths = [f"bert.encoder.layer.{i}.attention.self.{p}" for i in range(6) for p in ("query", "key")]
+    out: dict[str, Any] = {"pairs": m, "players": 144}
+    for name, abl in [("zero", "zero"), ("patch", Ablation("patch", counterfactual=xs_cf))]:
+        qk = components(model, paths, unit="head", ablation=abl)
+        exact = tribute.explain(model, xs, method="feature_ablation", players=qk,
+                                batch_size=args.batch_size).values.numpy()
+        atp = tribute.explain(model, xs, method="atp", players=qk).values.numpy()
+        star = tribute.explain(model, xs, method="atp_star", players=qk)
+        fixed = star.extra["atp"][:, 0]
+        star_nogd = tribute.explain(model, xs, method="atp_star", players=qk, qk_fix=False).values.numpy()
+        rec = {"atp": _agreement(exact, atp), "qk_fix_only": _agreement(exact, fixed),
+               "graddrop_only": _agreement(exact, star_nogd), "atp_star": _agreement(exact, star.values.numpy())}
+        out[name] = rec
+        for k, v in rec.items():
+            print(f"[qk {name:5s}] {k:13s} vs exact: spearman {v['spearman_mean']:.3f} (|.| "
+                  f"{v['spearman_abs_mean']:.3f}), top-5 recall {v['top5_recall']:.2f}")
+    return out
 
 
 if __name__ == "__main__":

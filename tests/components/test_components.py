@@ -575,3 +575,54 @@ def test_heads_read_from_the_output_projection_input() -> None:
             np.testing.assert_allclose(attr.values[:, h].numpy(), (full - target(model(x))).numpy(), atol=1e-12)
             w[:, h * 4:(h + 1) * 4] = saved
     assert hook_count(model) == 0
+
+
+class QKModel(nn.Module):
+    """Two HF-style attention layers with saturated softmax; linear readout at position 0."""
+
+    def __init__(self, layers: int = 1) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList([HFLayer() for _ in range(layers)])
+        with torch.no_grad():
+            for lay in self.layer:
+                lay.attention.self.query.weight *= 6.0
+                lay.attention.self.key.weight *= 6.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lay in self.layer:
+            x = lay(x)
+        return x[:, 0, 0]
+
+
+def test_atp_star_qk_fix_is_exact_through_the_softmax() -> None:
+    torch.manual_seed(16)
+    model = QKModel(layers=2).double()
+    x = torch.randn(4, 5, 8, dtype=torch.float64)
+    x_cf = torch.randn(4, 5, 8, dtype=torch.float64)
+    paths = ["layer.1.attention.self.query", "layer.1.attention.self.key"]
+    players = components(model, paths, unit="head", ablation="patch", counterfactual=x_cf)
+    assert players.sites[0].num_heads == 2  # inferred from the attention module
+    exact = tribute.explain(model, x, method="feature_ablation", players=players).values
+    atp = tribute.explain(model, x, method="atp", players=players).values
+    star = tribute.explain(model, x, method="atp_star", players=players)
+    fixed = torch.as_tensor(star.extra["atp"][:, 0])
+    assert star.extra["qk_fixed_players"] == [0, 1, 2, 3]
+    # the last layer is linear in its heads' context (dense + residual + readout): exact
+    torch.testing.assert_close(fixed, exact, atol=1e-10, rtol=0)
+    assert (atp - exact).abs().max() > 1e-3  # plain AtP is not (saturated softmax)
+    # |AtP*| for last-layer players: one GradDrop term (dropping layer 0 changes nothing)
+    torch.testing.assert_close(star.values.abs(), exact.abs(), atol=1e-10, rtol=0)
+    assert hook_count(model) == 0
+
+
+def test_atp_star_qk_fix_mean_ablation_matches_exact_on_last_layer() -> None:
+    torch.manual_seed(17)
+    model = QKModel(layers=2).double()
+    x = torch.randn(5, 5, 8, dtype=torch.float64)
+    players = components(model, ["layer.0.attention.self.query", "layer.1.attention.self.key"], unit="head",
+                         ablation=Ablation("resample", n_resample=3))
+    exact = tribute.explain(model, x, method="feature_ablation", players=players).values
+    star = tribute.explain(model, x, method="atp_star", players=players)
+    fixed = torch.as_tensor(star.extra["atp"][:, 0])
+    torch.testing.assert_close(fixed[:, 2:], exact[:, 2:], atol=1e-10, rtol=0)
+    assert np.isfinite(star.values.numpy()).all()

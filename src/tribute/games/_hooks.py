@@ -131,6 +131,7 @@ class RowState:
         leaves: the current rows' gradient leaves (``mode="probe"`` appends a zero probe per
             site call, so gradients w.r.t. activations come back from the engine).
         probes: ``((site, call), activation)`` of each probe, in leaf order.
+        record: sites whose edited activations are also stored in ``captured`` (``mode="mask"``).
     """
 
     mode: str = "off"
@@ -143,6 +144,7 @@ class RowState:
     drop: torch.Tensor | None = None
     leaves: list[torch.Tensor] = field(default_factory=list)
     probes: list[tuple[tuple[int, int], torch.Tensor]] = field(default_factory=list)
+    record: set[int] = field(default_factory=set)
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
@@ -173,9 +175,10 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     m = state.mask[:, site.offset : site.offset + site.n_units].to(act.dtype)
     m = site.expand(m, act)
     abl = state.ablate(site_id, call, act, state) if state.ablate is not None else None
-    if abl is None:
-        return act * m
-    return act + (1 - m) * (abl - act)
+    new = act * m if abl is None else act + (1 - m) * (abl - act)
+    if site_id in state.record:
+        state.captured.setdefault(site_id, {}).setdefault(call, []).append(new.detach().clone())
+    return new
 
 
 def _output_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:

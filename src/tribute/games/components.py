@@ -19,7 +19,8 @@ estimator on a component game     what it is called elsewhere
 ``integrated_gradients``          IG along the mask: Captum's layer integrated gradients whose
                                   baseline is the ablation value (zero, or the counterfactual's
                                   layer activation with ``ablation="patch"``)
-``atp_star``                      AtP* (Kramár et al. 2024): AtP + GradDrop
+``atp_star``                      AtP* (Kramár et al. 2024): AtP + GradDrop, and the QK fix
+                                  (exact softmax) for query/key head players
 ``conductance``                   Captum's layer conductance (input-path integral per unit; equal
                                   to Captum's with ``method="riemann_trapezoid"``)
 ``layer_grad_cam``                Grad-CAM channel weight x activation mass per unit (Captum's
@@ -41,6 +42,9 @@ Rows: for ``K`` coalitions and ``B`` inputs the engine evaluates ``B x K`` rows 
 resample set of ``M`` rows), each row a copy of its input carrying its own coalition: a forward
 hook reads the row's mask and edits the activation of every row at once. Hooks are installed for
 each evaluation and removed afterwards, also after an exception.
+
+Query/key heads are players too: ``unit="head"`` on the ``query``/``key`` projection of an
+attention module splits its output per head (the head count is read from the parent).
 
 Modules that are called several times in one forward pass (a sentence encoder applied to both
 sentences of a pair) get the same mask at every call; ablation values are cached per call.
@@ -80,6 +84,8 @@ __all__ = [
 UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
 _HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
+#: Names of query/key projections inside attention modules (AtP*'s QK fix applies to them).
+_QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k")
 #: Names of output projections inside attention modules (their input is the heads' context).
 _OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo")
 
@@ -209,6 +215,10 @@ def _resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int |
     module = _get_module(model, name)
     if unit != "head":
         return Site(name=name, path=name, unit=unit, kind="output")
+    if isinstance(module, torch.nn.Linear) and num_heads is None and "." in name:
+        parent = _head_count(model.get_submodule(name.rsplit(".", 1)[0]))
+        if parent is not None:  # e.g. attention.self.query: split its output per head
+            return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
     if isinstance(module, torch.nn.MultiheadAttention):
         if module.add_zero_attn:
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
@@ -551,16 +561,20 @@ class ComponentGame(Game):
                     f"{site.shapes} on the inputs; the {name} must give activations of the same shape."
                 )
 
-    def _ablate_shared(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor:
-        return self._abl_values[site][call].to(act.dtype)
+    # sites beyond the players (read-only sites of the QK fix) have no ablation value: None
+    def _ablate_shared(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        vals = self._abl_values.get(site)
+        return None if vals is None else vals[call].to(act.dtype)
 
-    def _ablate_per_sample(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor:
+    def _ablate_per_sample(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        vals = self._abl_values.get(site)
         assert st.sample is not None
-        return self._abl_values[site][call][st.sample].to(act.dtype)
+        return None if vals is None else vals[call][st.sample].to(act.dtype)
 
-    def _ablate_per_ref(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor:
+    def _ablate_per_ref(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        vals = self._abl_values.get(site)
         assert st.ref is not None
-        return self._abl_values[site][call][st.ref].to(act.dtype)
+        return None if vals is None else vals[call][st.ref].to(act.dtype)
 
     # ------------------------------------------------------------------ evaluation
     def _decode(self, start: int, stop: int, k_count: int) -> tuple[torch.Tensor, ...]:
@@ -711,8 +725,23 @@ class ComponentGame(Game):
             float64 CPU, for model-specific methods (Grad-CAM) that need more than the mask
             gradient.
         """
+        out = self._probe(self.sites, None)
+        self.n_evals += 1
+        return {k: (a[:, 0], g[:, 0]) for k, (a, g) in out.items()}
+
+    def _probe(self, sites: list[Site], drop_layers: list[str] | None,
+               ) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """Unedited activations of ``sites`` and the gradients of the targets w.r.t. them.
+
+        With ``drop_layers`` (``L`` paths) each sample gets ``L + 1`` rows: row ``l`` drops the
+        backward pass through layer ``l`` (GradDrop), row ``L`` drops nothing.
+
+        Returns:
+            ``(site index in sites, call) -> (act batch x K x *shape, grad batch x K x T x *shape)``.
+        """
         if not self.differentiable:
             raise UnsupportedModelError("activation gradients need a differentiable torch model.")
+        k_count = 1 + (len(drop_layers) if drop_layers else 0)
         b_total, t_count = self.n_samples, self.n_targets
         device = self.model.device
         st = self.state
@@ -720,9 +749,12 @@ class ComponentGame(Game):
         grads_out: dict[tuple[int, int], list[torch.Tensor]] = {}
 
         def build(start: int, stop: int) -> Rows:
-            b = torch.arange(start, stop, device=device)
-            st.new_pass(len(self.sites))
+            r = torch.arange(start, stop, device=device)
+            b, k = r // k_count, r % k_count
+            st.new_pass(len(sites))
             st.probes = []
+            if drop_layers:
+                st.drop = torch.where(k == k_count - 1, torch.full_like(k, -1), k)
             extra, kw = self._extras(b)
             rows = Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw)
             st.leaves = rows.leaves
@@ -733,13 +765,124 @@ class ComponentGame(Game):
                 acts.setdefault(key, []).append(act.to("cpu", torch.float64))
                 grads_out.setdefault(key, []).append(g.to("cpu", torch.float64))
 
-        with installed(self.module, self.sites, st):
+        with installed(self.module, sites, st, drop_layers=drop_layers):
             st.mode = "probe"
-            self.engine.run(b_total, build, sink, row_bytes=self.row_bytes, grad=True,
+            self.engine.run(b_total * k_count, build, sink, row_bytes=self.row_bytes, grad=True,
                             desc="activation gradients")
-        self.n_evals += 1
-        del t_count
-        return {k: (torch.cat(acts[k]), torch.cat(grads_out[k])) for k in acts}
+        out = {}
+        for key in acts:
+            a, g = torch.cat(acts[key]), torch.cat(grads_out[key])
+            out[key] = (a.reshape(b_total, k_count, *a.shape[1:]),
+                        g.reshape(b_total, k_count, t_count, *g.shape[2:]))
+        return out
+
+    # ------------------------------------------------------------------ AtP* QK fix
+    def qk_sites(self) -> dict[int, Site]:
+        """Player sites that are the queries or keys of an attention module's heads.
+
+        Maps the site index to the head-output site of its attention module (the heads'
+        context, read where head players of that module would be read).
+        """
+        out: dict[int, Site] = {}
+        for i, site in enumerate(self.sites):
+            if site.unit != "head" or site.kind != "output" or "." not in site.path:
+                continue
+            parent, child = site.path.rsplit(".", 1)
+            if child not in _QK_NAMES or _head_count(self.module.get_submodule(parent)) is None:
+                continue
+            try:
+                ctx = _resolve_site(self.module, parent, "head", None)
+            except UnsupportedModelError:
+                continue
+            if ctx.kind in ("output", "input"):
+                out[i] = ctx
+        return out
+
+    def qk_fixed_estimates(self, drop_layers: list[str] | None = None,
+                           ) -> tuple[list[int], torch.Tensor]:
+        """AtP with the QK fix for query/key head players (Kramár et al. 2024).
+
+        For a query (or key) head, the attention of that head is recomputed *exactly* with the
+        ablated query (key): one forward pass per query/key module with all its heads ablated
+        (heads do not interact inside an attention module) gives each head's exact new context
+        ``z'_h``; the credit is ``<z_h - z'_h, dv/dz_h>`` (~ ``v(N) - v(N minus i)``) — linearised only after the softmax
+        (and after the product with the values, which is linear). With ``drop_layers`` the
+        gradient ``dv/dz`` is also taken with each layer's backward pass dropped (GradDrop).
+
+        Returns:
+            ``(player ids, estimates batch x K x targets x len(ids))`` with ``K = 1`` or
+            ``len(drop_layers) + 1`` (the last row is without GradDrop).
+        """
+        qk = self.qk_sites()
+        if not qk:
+            return [], torch.zeros(self.n_samples, 1, self.n_targets, 0, dtype=torch.float64)
+        ctx_paths: list[str] = []
+        ctx_sites: list[Site] = []
+        for ctx in qk.values():
+            if ctx.path not in ctx_paths:
+                ctx_paths.append(ctx.path)
+                ctx_sites.append(Site(ctx.name, ctx.path, "head", ctx.kind, ctx.num_heads))
+        # shapes of the context sites (cheap: reuse the probe pass below)
+        probe = self._probe(ctx_sites, drop_layers)  # (ctx, call) -> (z B x K x shape, g B x K x T x shape)
+        n_calls = {c: sum(1 for (ci, _) in probe if ci == c) for c in range(len(ctx_sites))}
+        for c, cs in enumerate(ctx_sites):
+            cs.shapes = [tuple(probe[(c, k)][0].shape[2:]) for k in range(n_calls[c])]
+            cs.n_units = int(cs.num_heads or 0)
+        # forward passes with one query/key module fully ablated, recording the contexts
+        q_ids = sorted(qk)
+        n, q_count, mb = self.n_players, len(q_ids), self.n_background
+        ext = [*self.sites, *ctx_sites]
+        off = n
+        for cs in ctx_sites:
+            cs.offset = off
+            off += cs.n_units
+        masks = torch.ones(q_count, off, dtype=self.compute_dtype)
+        for qi, sid in enumerate(q_ids):
+            s = self.sites[sid]
+            masks[qi, s.offset : s.offset + s.n_units] = 0.0
+        masks_d = masks.to(self.model.device)
+        st = self.state
+        rec_ids = set(range(len(self.sites), len(ext)))
+        recorded: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+        def build(start: int, stop: int) -> Rows:
+            rows = self._rows(masks_d, True, q_count, start, stop, False)
+            st.new_pass(len(ext))
+            st.captured = {}
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            for sid, calls in st.captured.items():
+                for call, chunks in calls.items():
+                    recorded.setdefault((sid - len(self.sites), call), []).append(
+                        torch.cat(chunks).to("cpu", torch.float64))
+            st.captured = {}
+
+        try:
+            with installed(self.module, ext, st):
+                st.mode = "mask"
+                st.record = rec_ids
+                self.engine.run(self.n_samples * q_count * mb, build, sink, row_bytes=self.row_bytes,
+                                desc="QK fix")
+        finally:
+            st.record = set()
+        self.n_evals += q_count + (1 + (len(drop_layers) if drop_layers else 0))
+        k_count = 1 + (len(drop_layers) if drop_layers else 0)
+        est = torch.zeros(self.n_samples, k_count, self.n_targets, n, dtype=torch.float64)
+        for qi, sid in enumerate(q_ids):
+            site = self.sites[sid]
+            c = ctx_paths.index(qk[sid].path)
+            cs = ctx_sites[c]
+            for call in range(n_calls[c]):
+                z, g = probe[(c, call)]  # B x K x shape, B x K x T x shape
+                zp = torch.cat(recorded[(c, call)])  # (B*Q*M) x shape
+                zp = zp.reshape(self.n_samples, q_count, mb, *zp.shape[1:])[:, qi].mean(1)  # B x shape
+                dz = (z[:, 0] - zp).reshape(self.n_samples, 1, 1, -1)  # credit ~ v(all) - v(all but i)
+                prod = dz * g.reshape(self.n_samples, k_count, self.n_targets, -1)
+                est[..., site.offset : site.offset + site.n_units] += cs.reduce(prod, cs.shapes[call])
+        players = [p for sid in q_ids for p in range(self.sites[sid].offset,
+                                                      self.sites[sid].offset + self.sites[sid].n_units)]
+        return players, est[..., players]
 
     def input_path_conductance(self, n_steps: int) -> torch.Tensor:
         """Layer conductance of every unit along the straight input path ``x' -> x``.

@@ -10,11 +10,12 @@
 What AtP* means here. The paper fixes two failure modes of AtP. (1) *Attention saturation*:
 when the patched node is a query or key, the gradient at the saturated softmax underestimates
 the effect, so AtP* recomputes the attention pattern exactly and linearises only after the
-softmax. Our head players are the heads' *outputs* (context before the output projection): the
-ablated value of a head output is set exactly, and AtP linearises at the head output, which is
-already downstream of that head's softmax — the QK fix of the paper is built in for the head's
-own attention and there is nothing left to fix for these players. (Saturation of *downstream*
-heads reached through the residual stream is not fixed by AtP* either.) (2) *Cancellation*
+softmax. That is implemented for query/key head players (the heads of a ``query``/``key``/
+``q_proj``/``k_proj`` projection inside an attention module). Head *output* players (context
+before the output projection) need no fix: the ablated value of a head output is set exactly,
+and AtP linearises at the head output, which is already downstream of that head's softmax.
+(Saturation of *downstream* heads reached through the residual stream is not fixed by AtP*
+either.) (2) *Cancellation*
 between direct and indirect paths: GradDrop recomputes the mask gradient ``L`` times, each
 time with one residual layer's backward pass replaced by the identity, and combines
 ``|AtP_{-l}|`` over layers. That part applies to any player and is implemented.
@@ -148,9 +149,15 @@ class AtPStar(Method):
     estimates magnitudes; here each credit carries the sign of plain AtP (``extra["atp"]``)
     so that positive still means "including the unit raises v" where AtP knows the direction.
 
-    The paper's QK fix (exact softmax when a query/key is patched) is already exact for head
-    *output* players (the ablation sets the head output exactly and the linearisation starts
-    after the head's own softmax); see the module docstring.
+    QK fix: for players that are the query or key heads of an attention module (e.g.
+    ``components(bert, "encoder.layer.3.attention.self.query", unit="head")``) the head's
+    attention is recomputed exactly with the ablated query/key — one extra forward pass per
+    query/key module — and the estimate is linearised only after the softmax
+    (:meth:`ComponentGame.qk_fixed_estimates`; ``extra["atp"]`` then holds these fixed values).
+    For head *output* players the fix is built in (the ablation sets the head output exactly
+    and the linearisation starts after the head's own softmax); see the module docstring.
+    ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
+    players.
 
     Args:
         layers: module paths of the residual layers (blocks ``x -> x + f(x)`` or post-norm
@@ -158,6 +165,7 @@ class AtPStar(Method):
             holds the player modules (e.g. ``encoder.layer``). default=None.
         signed: multiply the GradDrop magnitude by the sign of plain AtP (False returns the
             paper's non-negative magnitudes). default=True.
+        qk_fix: apply the QK fix to query/key head players. default=True.
 
     Reference: Kramár, Lieberum, Shah & Nanda (2024), "AtP*: An efficient and scalable method
     for localizing LLM behaviour to components".
@@ -167,9 +175,11 @@ class AtPStar(Method):
     tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
     paper = "Kramár et al. (2024), AtP*: An efficient and scalable method for localizing LLM behaviour to components"
 
-    def __init__(self, layers: Sequence[str] | None = None, signed: bool = True) -> None:
+    def __init__(self, layers: Sequence[str] | None = None, signed: bool = True,
+                 qk_fix: bool = True) -> None:
         self.layers = layers
         self.signed = signed
+        self.qk_fix = qk_fix
 
     def min_budget(self, game: Game) -> int:
         if self.layers is not None:
@@ -188,11 +198,17 @@ class AtPStar(Method):
         if len(layers) < 2:
             raise UnsupportedModelError(f"atp_star needs at least 2 residual layers, got {layers}.")
         _, grads = game.graddrop_gradients(layers)  # B x (L+1) x T x n
+        fixed: list[int] = []
+        if self.qk_fix:
+            fixed, est = game.qk_fixed_estimates(layers)
+            if fixed:
+                grads[..., fixed] = est
         plain = grads[:, -1]
         mag = grads[:, :-1].abs().sum(1) / (len(layers) - 1)
         phi = torch.sign(plain) * mag if self.signed else mag
         return game.attribution(phi, self.name, {**self.get_params(), "layers": layers},
-                                extra={"atp": plain.numpy(), "graddrop": grads[:, :-1].numpy()})
+                                extra={"atp": plain.numpy(), "graddrop": grads[:, :-1].numpy(),
+                                       "qk_fixed_players": fixed})
 
 
 @register
