@@ -360,7 +360,6 @@ class ComponentGame(Game):
         self.baseline = baseline
         self.state = RowState()
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
-        self._engine_boot = engine
 
         # ---------------------------------------------------------- reference pass
         ref_out, acts = self._capture(engine, self.inputs, per_sample=True, what="inputs")
