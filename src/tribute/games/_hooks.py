@@ -1,0 +1,330 @@
+"""Scoped hooks for component games.
+
+Everything that touches a model's modules lives in :func:`installed` — a context manager that
+registers forward hooks (and, for ``torch.nn.MultiheadAttention``, a temporary ``forward``
+that exposes the per-head context), disables PyTorch's fused attention fast paths, and removes
+all of it in ``finally`` (also when the forward pass raises).
+
+The hooks are stateless functions of a shared :class:`RowState`: the game sets, per chunk of
+rows, the mask of every row (``rows x players``), which input sample and which reference row
+each row belongs to; the hooks read it during the forward pass. Several rows therefore carry
+several coalitions through one forward pass.
+
+Activation edits (``m`` the row's mask of a unit, ``a`` the ablation value)::
+
+    act' = act + (1 - m) * (a - act)      # = a + m * (act - a); exact act at m = 1
+
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UnsupportedModelError
+
+__all__ = ["RowState", "Site", "installed"]
+
+
+@dataclass
+class Site:
+    """One hooked module: its players are units along one axis of its activation.
+
+    Attributes:
+        name: the name used in player names (what the user typed).
+        path: the module path actually hooked.
+        unit: ``"neuron"`` (last axis), ``"channel"`` (axis 1) or ``"head"`` (chunks of the last
+            axis, ``num_heads`` of them).
+        kind: ``"output"`` (forward hook on the module's output, first element of a tuple
+            output), ``"input"`` (forward pre-hook on the module's first input — the heads'
+            context entering an attention module's output projection) or ``"mha"``
+            (``nn.MultiheadAttention``: the context before ``out_proj``).
+        num_heads: heads (``unit="head"``).
+        shapes: per-sample activation shape of each call in one forward pass (batch first,
+            batch axis dropped), filled by the reference pass.
+        n_units: number of players of this site.
+        offset: first player id of this site.
+    """
+
+    name: str
+    path: str
+    unit: str
+    kind: str
+    num_heads: int | None = None
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
+    n_units: int = 0
+    offset: int = 0
+
+    @property
+    def n_calls(self) -> int:
+        return len(self.shapes)
+
+    def units_of(self, shape: tuple[int, ...]) -> int:
+        """Units along this site's axis for a per-sample activation shape."""
+        if not shape:
+            raise UnsupportedModelError(
+                f"module {self.path!r} returned a scalar per sample; component players need an "
+                "activation with a unit axis."
+            )
+        if self.unit == "channel":
+            if len(shape) < 2:
+                raise UnsupportedModelError(
+                    f"unit='channel' on {self.path!r}: its activation has per-sample shape {shape}; "
+                    "channels are axis 1 of (batch, channels, ...) outputs (Conv layers). Use "
+                    "unit='neuron' for (batch, features) outputs."
+                )
+            return int(shape[0])
+        if self.unit == "head":
+            h = int(self.num_heads or 0)
+            if h < 1 or shape[-1] % h:
+                raise UnsupportedModelError(
+                    f"unit='head' on {self.path!r}: the last axis has {shape[-1]} entries, which "
+                    f"does not split into num_heads={self.num_heads} heads."
+                )
+            return h
+        return int(shape[-1])
+
+    def expand(self, m: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Broadcast a ``rows x units`` mask onto a batch-first activation."""
+        rows, extra = act.shape[0], act.ndim - 2
+        if self.unit == "channel":
+            return m.reshape(rows, m.shape[1], *([1] * extra))
+        if self.unit == "head":
+            per = act.shape[-1] // m.shape[1]
+            m = m.repeat_interleave(per, dim=1)
+        return m.reshape(rows, *([1] * extra), m.shape[1])
+
+    def reduce(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Sum ``... x prod(shape)`` per-element values into ``... x units``."""
+        lead = x.shape[:-1]
+        units = self.n_units
+        if self.unit == "channel":
+            pre, post = 1, int(np.prod(shape[1:], dtype=np.int64))
+        elif self.unit == "head":
+            pre, post = int(np.prod(shape[:-1], dtype=np.int64)), shape[-1] // units
+        else:
+            pre, post = int(np.prod(shape[:-1], dtype=np.int64)), 1
+        return x.reshape(*lead, pre, units, post).sum(dim=(-3, -1))
+
+
+@dataclass
+class RowState:
+    """What the hooks read during one forward pass (set by the game for each chunk).
+
+    Attributes:
+        mode: ``"capture"`` (store activations, no edit), ``"mask"`` (apply masks) or ``"off"``.
+        mask: ``rows x players`` masks (``mode="mask"``).
+        sample: ``rows`` input sample of each row (indexes per-sample ablation values).
+        ref: ``rows`` reference row of each row (resample ablation).
+        ablate: ``(site, call, act, state) -> ablation value`` broadcastable to ``act``, or None
+            for zero ablation.
+        captured: ``site -> call -> list of chunks`` (``mode="capture"``).
+        calls: calls of each site in the current forward pass.
+        drop: ``rows`` index of the layer whose backward pass is dropped (GradDrop), -1 none.
+        leaves: the current rows' gradient leaves (``mode="probe"`` appends a zero probe per
+            site call, so gradients w.r.t. activations come back from the engine).
+        probes: ``((site, call), activation)`` of each probe, in leaf order.
+        record: sites whose edited activations are also stored in ``captured`` (``mode="mask"``).
+    """
+
+    mode: str = "off"
+    mask: torch.Tensor | None = None
+    sample: torch.Tensor | None = None
+    ref: torch.Tensor | None = None
+    ablate: Callable[[int, int, torch.Tensor, RowState], torch.Tensor | None] | None = None
+    captured: dict[int, dict[int, list[torch.Tensor]]] = field(default_factory=dict)
+    calls: list[int] = field(default_factory=list)
+    drop: torch.Tensor | None = None
+    leaves: list[torch.Tensor] = field(default_factory=list)
+    probes: list[tuple[tuple[int, int], torch.Tensor]] = field(default_factory=list)
+    record: set[int] = field(default_factory=set)
+
+    def new_pass(self, n_sites: int) -> None:
+        self.calls = [0] * n_sites
+
+
+def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch.Tensor:
+    """Apply the state to a batch-first activation of ``site`` (returns a new tensor)."""
+    if state.mode == "off" or site_id >= len(state.calls):
+        return act
+    call = state.calls[site_id]
+    state.calls[site_id] += 1
+    if state.mode == "capture":
+        state.captured.setdefault(site_id, {}).setdefault(call, []).append(act.detach().clone())
+        return act
+    if state.mode == "probe":
+        probe = torch.zeros_like(act, requires_grad=True)
+        state.leaves.append(probe)
+        state.probes.append(((site_id, call), act.detach()))
+        return act + probe
+    if state.mode != "mask" or state.mask is None:
+        return act
+    if act.shape[0] != state.mask.shape[0]:
+        raise UnsupportedModelError(
+            f"module {site.path!r} saw a batch of {act.shape[0]} rows but the forward pass carries "
+            f"{state.mask.shape[0]} rows; component games need modules whose activations keep the "
+            "batch axis first (one activation row per input row)."
+        )
+    m = state.mask[:, site.offset : site.offset + site.n_units].to(act.dtype)
+    m = site.expand(m, act)
+    abl = state.ablate(site_id, call, act, state) if state.ablate is not None else None
+    new = act * m if abl is None else act + (1 - m) * (abl - act)
+    if site_id in state.record:
+        state.captured.setdefault(site_id, {}).setdefault(call, []).append(new.detach().clone())
+    return new
+
+
+def _output_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> Any:
+        if isinstance(output, torch.Tensor):
+            return _edit(site_id, site, output, state)
+        if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+            new = _edit(site_id, site, output[0], state)
+            return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
+        raise UnsupportedModelError(
+            f"module {site.path!r} returned {type(output).__name__}; component players need a "
+            "tensor output (or a tuple whose first element is the activation)."
+        )
+
+    return hook
+
+
+def _input_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:
+    def hook(module: torch.nn.Module, args: Any) -> Any:
+        if not args or not isinstance(args[0], torch.Tensor):
+            raise UnsupportedModelError(
+                f"module {site.path!r} was called without a tensor as its first argument; cannot "
+                "read the heads' context from it."
+            )
+        return (_edit(site_id, site, args[0], state), *args[1:])
+
+    return hook
+
+
+def _mha_forward(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:
+    """A ``MultiheadAttention.forward`` that exposes the per-head context before ``out_proj``.
+
+    ``F.multi_head_attention_forward`` is called with an identity output projection (exact: a
+    product with an identity matrix adds only zeros), so masking, biases, dropout and weights
+    follow PyTorch's own implementation; the heads' context is edited and the module's real
+    ``out_proj`` is applied as a module (so hooks on it fire too).
+    """
+
+    def forward(self: torch.nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
+                value: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                need_weights: bool = True, attn_mask: torch.Tensor | None = None,
+                average_attn_weights: bool = True, is_causal: bool = False) -> tuple[Any, Any]:
+        if query.dim() != 3:
+            raise UnsupportedModelError(
+                f"module {site.path!r} got an unbatched query of shape {tuple(query.shape)}; "
+                "component games batch coalitions along the batch axis."
+            )
+        key_padding_mask = F._canonical_mask(
+            mask=key_padding_mask, mask_name="key_padding_mask",
+            other_type=F._none_or_dtype(attn_mask), other_name="attn_mask", target_type=query.dtype,
+        )
+        attn_mask = F._canonical_mask(
+            mask=attn_mask, mask_name="attn_mask", other_type=None, other_name="",
+            target_type=query.dtype, check_other=False,
+        )
+        if self.batch_first:
+            query, key, value = (x.transpose(1, 0) for x in (query, key, value))
+        e = self.embed_dim
+        eye = torch.eye(e, dtype=query.dtype, device=query.device)
+        zero = torch.zeros(e, dtype=query.dtype, device=query.device)
+        ctx, weights = F.multi_head_attention_forward(
+            query, key, value, e, self.num_heads, self.in_proj_weight, self.in_proj_bias,
+            self.bias_k, self.bias_v, self.add_zero_attn, self.dropout, eye, zero,
+            training=self.training, key_padding_mask=key_padding_mask, need_weights=need_weights,
+            attn_mask=attn_mask, use_separate_proj_weight=not self._qkv_same_embed_dim,
+            q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
+            v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
+            is_causal=is_causal,
+        )
+        ctx = _edit(site_id, site, ctx.transpose(0, 1), state)  # batch x L x E
+        out = self.out_proj(ctx)
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
+
+    return forward
+
+
+def _drop_hook(layer_id: int, state: RowState) -> Callable[..., Any]:
+    """GradDrop: rows with ``drop == layer_id`` see the layer as a pure skip in the backward pass.
+
+    Forward values are unchanged exactly (``out.detach() - out`` and ``x - x.detach()`` are
+    zero); the gradient w.r.t. the layer's input becomes the identity (the residual path).
+    """
+
+    def hook(module: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
+        if state.drop is None or not torch.is_grad_enabled():
+            return output
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            x = kwargs.get("hidden_states")
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor) or x.shape != out.shape:
+            raise UnsupportedModelError(
+                "GradDrop needs residual layers whose output has the shape of their first input; "
+                f"layer {layer_id} maps {getattr(x, 'shape', None)} to {getattr(out, 'shape', None)}."
+            )
+        d = (state.drop == layer_id).to(out.dtype).reshape(-1, *([1] * (out.ndim - 1)))
+        new = out + d * ((out.detach() - out) + (x - x.detach()))
+        if isinstance(output, (tuple, list)):
+            return (new, *output[1:])
+        return new
+
+    return hook
+
+
+@contextlib.contextmanager
+def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
+              drop_layers: list[str] | None = None) -> Iterator[RowState]:
+    """Install the hooks of ``sites`` (and GradDrop hooks on ``drop_layers``) for a ``with`` block.
+
+    Everything is removed on exit, also after an exception; PyTorch's fused attention fast
+    path (which would bypass module hooks) is disabled inside the block and restored after.
+    """
+    handles: list[Any] = []
+    overridden: list[tuple[torch.nn.Module, Any]] = []
+    fast = torch.backends.mha.get_fastpath_enabled()
+    try:
+        torch.backends.mha.set_fastpath_enabled(False)
+        for i, site in enumerate(sites):
+            module = model.get_submodule(site.path)
+            if site.kind == "mha":
+                overridden.append((module, module.__dict__.get("forward", _MISSING)))
+                module.forward = types.MethodType(_mha_forward(i, site, state), module)
+            elif site.kind == "input":
+                handles.append(module.register_forward_pre_hook(_input_hook(i, site, state)))
+            else:
+                handles.append(module.register_forward_hook(_output_hook(i, site, state)))
+        for j, path in enumerate(drop_layers or []):
+            layer = model.get_submodule(path)
+            handles.append(layer.register_forward_hook(_drop_hook(j, state), with_kwargs=True))
+        yield state
+    finally:
+        for h in handles:
+            h.remove()
+        for module, old in overridden:
+            if old is _MISSING:
+                module.__dict__.pop("forward", None)
+            else:
+                module.forward = old
+        torch.backends.mha.set_fastpath_enabled(fast)
+        state.mode = "off"
+        state.mask = None
+        state.drop = None
+        state.leaves = []
+        state.probes = []
+
+
+_MISSING = object()

@@ -1,0 +1,1019 @@
+"""Component games: players are units of named modules (neurons, channels, attention heads).
+
+The same game as for features, with other players: a coalition ``S`` says which units keep
+their activation; the others are *ablated* (replaced by zero, by their mean over a reference
+batch, by activations of resampled reference rows, or by their activation on a counterfactual
+input — activation patching). ``v(S)`` is the explained output of the model run with that
+edit. Every estimator that only uses ``game.value`` / ``game.value_and_grad`` / ``full()`` /
+``empty()`` works unchanged:
+
+================================  ===============================================================
+estimator on a component game     what it is called elsewhere
+================================  ===============================================================
+``feature_ablation``              activation patching / leave-one-out ablation (exact)
+``exact_shapley``, ``kernel_shap``  neuron Shapley / component Shapley values
+``coar``                          COAR (Shah, Ilyas & Madry 2024): regression on random ablations
+``input_x_gradient`` / ``atp``    attribution patching (AtP, Nanda 2023): mask gradient at m=1;
+                                  with ``ablation="zero"`` this is Captum's layer
+                                  gradient x activation summed over each unit's elements
+``integrated_gradients``          IG along the mask: Captum's layer integrated gradients whose
+                                  baseline is the ablation value (zero, or the counterfactual's
+                                  layer activation with ``ablation="patch"``)
+``atp_star``                      AtP* (Kramár et al. 2024): AtP + GradDrop, and the QK fix
+                                  (exact softmax) for query/key head players
+``conductance``                   Captum's layer conductance (input-path integral per unit; equal
+                                  to Captum's with ``method="riemann_trapezoid"``)
+``layer_grad_cam``                Grad-CAM channel weight x activation mass per unit (Captum's
+                                  ``LayerGradCam(attr_dim_summation=False)`` summed over space)
+================================  ===============================================================
+
+Definitions vs Captum: a unit's credit is the sum over the unit's elements (a neuron of a
+``(batch, tokens, features)`` output spans all tokens; a channel spans its map). Layer IG in
+Captum integrates along the straight line between the layer activations of the baseline input
+and of the input; the mask path ``a + m (act - a)`` is that line when the ablation value ``a``
+is the layer activation of the baseline input (``ablation="patch"``, ``counterfactual=`` the
+baseline), and with ``ablation="zero"`` it is layer IG from a zero activation (which no input
+baseline need produce). Parity is tested for both.
+
+The mask relaxation is ``act' = a + m * (act - a)`` per unit (``a`` the ablation value), so
+``d v / d m`` at ``m = 1`` is ``(act - a) . d v / d act`` summed over the unit's elements.
+
+Rows: for ``K`` coalitions and ``B`` inputs the engine evaluates ``B x K`` rows (``x M`` with a
+resample set of ``M`` rows), each row a copy of its input carrying its own coalition: a forward
+hook reads the row's mask and edits the activation of every row at once. Hooks are installed for
+each evaluation and removed afterwards, also after an exception.
+
+Query/key heads are players too: ``unit="head"`` on the ``query``/``key`` projection of an
+attention module splits its output per head (the head count is read from the parent).
+
+Modules that are called several times in one forward pass (a sentence encoder applied to both
+sentences of a pair) get the same mask at every call; ablation values are cached per call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Layout
+from ..engine import Engine, Rows
+from ..errors import InputError, UnsupportedModelError
+from ..models import ModelAdapter, TorchModel, as_model
+from ..targets import TargetLike, resolve_target
+from ._hooks import RowState, Site, installed
+from .base import Game
+from .features import _as_tensor, _check_finite
+
+__all__ = [
+    "ABLATIONS",
+    "UNITS",
+    "Ablation",
+    "ComponentGame",
+    "ComponentSet",
+    "components",
+    "components_cli_args",
+    "components_from_cli_args",
+]
+
+UNITS = ("neuron", "channel", "head")
+ABLATIONS = ("zero", "mean", "resample", "patch")
+_HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
+#: Names of query/key projections inside attention modules (AtP*'s QK fix applies to them).
+_QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k")
+#: Names of output projections inside attention modules (their input is the heads' context).
+_OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """How removed units are replaced.
+
+    Attributes:
+        kind: ``"zero"``; ``"mean"`` (mean activation over ``reference``, default the inputs);
+            ``"resample"`` (activations of ``n_resample`` reference rows, the value averages over
+            them like a background set); ``"patch"`` (the activation on ``counterfactual``, one
+            corrupted input per sample: activation patching).
+        reference: inputs for ``mean``/``resample`` (same structure as the inputs), or None.
+        counterfactual: corrupted inputs for ``patch`` (same structure and batch as the inputs).
+        n_resample: reference rows per coalition for ``resample``. default=16.
+        seed: seed of the draw of resample rows. default=0.
+    """
+
+    kind: str = "zero"
+    reference: Any = None
+    counterfactual: Any = None
+    n_resample: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ABLATIONS:
+            close = difflib.get_close_matches(str(self.kind), ABLATIONS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"ablation={self.kind!r} is not one of {ABLATIONS}.{hint}")
+        if self.kind == "patch" and self.counterfactual is None:
+            raise InputError(
+                "ablation='patch' needs counterfactual=... (one corrupted input per sample, same "
+                "structure as the inputs): tribute.components(model, ..., counterfactual=x_corrupt)."
+            )
+        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, int) or self.n_resample < 1:
+            raise InputError(f"n_resample={self.n_resample!r} must be a positive int.")
+
+
+def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str = "neuron", *,
+               num_heads: int | None = None, ablation: str | Ablation = "zero",
+               reference: Any = None, counterfactual: Any = None, n_resample: int = 16,
+               seed: int = 0) -> ComponentSet:
+    """Players that are units of named modules; pass the result as ``players=`` to ``explain``.
+
+    Args:
+        model: the torch module (the one passed to :func:`tribute.explain`).
+        modules: a module path (``"encoder.layer.3.attention.self"``, ``"fc1"``) or a list of
+            paths; several modules form one player set (players in the order given).
+        unit: ``"neuron"`` (last axis of the output, e.g. a Linear's features; one unit spans all
+            token positions), ``"channel"`` (axis 1, Conv layers) or ``"head"`` (attention heads:
+            ``nn.MultiheadAttention`` — the per-head context before ``out_proj`` —, a module
+            returning the concatenated heads' context such as Hugging Face
+            ``BertSelfAttention``, or an attention module with a ``num_heads``-like attribute
+            and an output projection child (``o_proj``/``c_proj``/``out_proj``/``dense``: its
+            input is split); a path above one attention module, e.g. ``"encoder.layer.3"``,
+            is resolved to it). default="neuron".
+        num_heads: heads for ``unit="head"`` when the module has no ``num_heads`` /
+            ``num_attention_heads`` attribute; the module's *output* is split into that many
+            chunks of its last axis. default=None.
+        ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
+            ``explain(..., ablation=...)`` overrides it. default="zero".
+        reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).
+        counterfactual: corrupted inputs for ``patch`` (one per sample).
+        n_resample: reference rows averaged over for ``resample``. default=16.
+        seed: seed of the resample draw. default=0.
+
+    Example:
+        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],
+        ...                            unit="head")
+        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,
+        ...                        target=lambda out: out[:, 0, 0])
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(
+            f"components(model=...) needs a torch.nn.Module, got {type(model).__name__}; "
+            "component players are units of the module's submodules."
+        )
+    names = [modules] if isinstance(modules, str) else list(modules)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise InputError(f"modules={modules!r}: give a module path or a list of module paths.")
+    if len(set(names)) != len(names):
+        raise InputError(f"modules={names!r} lists a module twice.")
+    if unit not in UNITS:
+        raise InputError(f"unit={unit!r} is not one of {UNITS}.")
+    abl = _as_ablation(ablation, reference=reference, counterfactual=counterfactual,
+                       n_resample=n_resample, seed=seed)
+    sites = [_resolve_site(model, n, unit, num_heads) for n in names]
+    if len({s.path for s in sites}) != len(sites):
+        raise InputError(f"modules={names!r} resolve to the same module more than once.")
+    return ComponentSet(model, sites, abl)
+
+
+def _as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None,
+                 n_resample: int = 16, seed: int = 0) -> Ablation:
+    if isinstance(value, Ablation):
+        return value
+    if isinstance(value, str):
+        return Ablation(value, reference, counterfactual, n_resample, seed)
+    if isinstance(value, dict):
+        return Ablation(**value)
+    raise InputError(
+        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.components.Ablation(...)."
+    )
+
+
+def _get_module(model: torch.nn.Module, path: str) -> torch.nn.Module:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        close = difflib.get_close_matches(path, names, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else (
+            f" Available: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}.")
+        raise InputError(f"module {path!r} is not a submodule of {type(model).__name__}.{hint}") from None
+
+
+def _head_count(module: torch.nn.Module) -> int | None:
+    for attr in _HEAD_ATTRS:
+        v = getattr(module, attr, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def _resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
+    module = _get_module(model, name)
+    if unit != "head":
+        return Site(name=name, path=name, unit=unit, kind="output")
+    if isinstance(module, torch.nn.Linear) and num_heads is None and "." in name:
+        parent = _head_count(model.get_submodule(name.rsplit(".", 1)[0]))
+        if parent is not None:  # e.g. attention.self.query: split its output per head
+            return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
+    if isinstance(module, torch.nn.MultiheadAttention):
+        if module.add_zero_attn:
+            raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
+        return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
+    h = num_heads or _head_count(module)
+    if h is not None and not isinstance(module, torch.nn.Linear) and num_heads is None:
+        # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
+        # o_proj, ...) return mixed heads: read the projection's input instead
+        children = dict(module.named_children())
+        proj = next((c for c in _OUT_PROJ if c in children), None)
+        if proj is not None:
+            return Site(name=name, path=f"{name}.{proj}", unit="head", kind="input", num_heads=h)
+        return Site(name=name, path=name, unit="head", kind="output", num_heads=h)
+    if num_heads is not None:
+        return Site(name=name, path=name, unit="head", kind="output", num_heads=num_heads)
+    found = [(n, m) for n, m in module.named_modules() if n and (
+        isinstance(m, torch.nn.MultiheadAttention) or _head_count(m) is not None)]
+    # keep the outermost attention modules only (e.g. BertSelfAttention, not its children)
+    outer = [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
+    if len(outer) == 1:
+        sub = _resolve_site(model, f"{name}.{outer[0][0]}", "head", None)
+        return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
+    where = f" It contains {len(outer)} attention modules: {[n for n, _ in outer][:6]}; name one." if outer else ""
+    raise UnsupportedModelError(
+        f"unit='head' on {name!r} ({type(module).__name__}): cannot find its heads.{where} Point at "
+        "an nn.MultiheadAttention or a module returning the concatenated heads' context (e.g. "
+        "'encoder.layer.3.attention.self'), or pass num_heads=... to split its output's last axis."
+    )
+
+
+class ComponentSet:
+    """A player set of module units (see :func:`components`); implements ``PlayerSet``."""
+
+    def __init__(self, model: torch.nn.Module, sites: list[Site], ablation: Ablation) -> None:
+        self.model = model
+        self.sites = sites
+        self.ablation = ablation
+
+    @property
+    def modules(self) -> list[str]:
+        return [s.name for s in self.sites]
+
+    def __repr__(self) -> str:
+        return (f"ComponentSet(modules={self.modules}, unit={self.sites[0].unit!r}, "
+                f"ablation={self.ablation.kind!r})")
+
+    def make_game(self, model: ModelAdapter, inputs: Any, *, target: TargetLike = None,
+                  baseline: Any = 0.0, output: str = "raw",
+                  forward_args: Sequence[Any] | None = None,
+                  forward_kwargs: dict[str, Any] | None = None, batch_size: int | None = None,
+                  progress: bool | None = None, ablation: Any = None,
+                  **unknown: Any) -> ComponentGame:
+        """Build the :class:`ComponentGame` for ``inputs`` (called by ``tribute.explain``)."""
+        if unknown:
+            raise InputError(f"unexpected argument(s) {sorted(unknown)} for a component game.")
+        abl = self.ablation
+        if ablation is not None:
+            if isinstance(ablation, str):
+                abl = Ablation(ablation, abl.reference, abl.counterfactual, abl.n_resample, abl.seed)
+            else:
+                abl = _as_ablation(ablation)
+        adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
+        if not isinstance(adapter, TorchModel) or adapter.module is None:
+            raise UnsupportedModelError(
+                "component players need a torch.nn.Module model (hooks on its submodules); got "
+                f"{type(adapter).__name__}."
+            )
+        if adapter.module is not self.model:
+            for s in self.sites:  # a different (e.g. wrapping) module: the paths must still resolve
+                _get_module(adapter.module, s.path)
+        sites = [Site(s.name, s.path, s.unit, s.kind, s.num_heads) for s in self.sites]
+        return ComponentGame(adapter, inputs, sites, abl, target=target, baseline=baseline,
+                             output=output, forward_args=forward_args,
+                             forward_kwargs=forward_kwargs, batch_size=batch_size,
+                             progress=progress)
+
+
+def _as_input_tuple(x: Any, name: str) -> tuple[list[torch.Tensor], bool, str]:
+    multi = isinstance(x, (tuple, list))
+    raw = list(x) if multi else [x]
+    if not raw:
+        raise InputError(f"{name} is an empty tuple; pass at least one tensor.")
+    out, framework = [], "torch"
+    for i, v in enumerate(raw):
+        t, fw, _ = _as_tensor(v, f"{name}[{i}]" if multi else name)
+        if i == 0:
+            framework = fw
+        if t.ndim == 0 or t.shape[0] == 0:
+            raise InputError(f"{name}{f'[{i}]' if multi else ''} needs a non-empty batch axis first; got shape {tuple(t.shape)}.")
+        _check_finite(t, name)
+        out.append(t)
+    n = out[0].shape[0]
+    for i, t in enumerate(out[1:], 1):
+        if t.shape[0] != n:
+            raise InputError(f"{name}[{i}] has {t.shape[0]} rows but {name}[0] has {n}.")
+    return out, multi, framework
+
+
+class ComponentGame(Game):
+    """Players are units of modules; a coalition keeps its units, the rest are ablated.
+
+    Args:
+        model: adapted torch model.
+        inputs: model inputs (tensor or tuple), passed unchanged (token ids are fine).
+        sites: resolved hook sites (from :func:`components`).
+        ablation: the :class:`Ablation`.
+        target, output: see :mod:`tribute.targets`.
+        baseline: the *input* baseline of input-path methods (``conductance``); scalar or one
+            per input. default=0.0.
+        forward_args, forward_kwargs: extra model arguments (tensors with the batch first are
+            indexed per row).
+        batch_size, progress: engine settings.
+    """
+
+    kind = "component"
+    player_kind = "component"
+
+    def __init__(self, model: TorchModel, inputs: Any, sites: list[Site], ablation: Ablation, *,
+                 target: TargetLike = None, baseline: Any = 0.0, output: str = "raw",
+                 forward_args: Sequence[Any] | None = None,
+                 forward_kwargs: dict[str, Any] | None = None, batch_size: int | None = None,
+                 progress: bool | None = None) -> None:
+        xs, multi, framework = _as_input_tuple(inputs, "inputs")
+        batch = int(xs[0].shape[0])
+        model.adopt_device(xs[0].device)
+        self.model = model
+        assert model.module is not None
+        self.module: torch.nn.Module = model.module
+        user_dtype = next((t.dtype for t in xs if t.dtype.is_floating_point), torch.float32)
+        self.compute_dtype = model.compute_dtype(user_dtype)
+        device = model.device
+        self.inputs = [t.to(device) if not t.dtype.is_floating_point
+                       else t.to(device=device, dtype=self.compute_dtype) for t in xs]
+        self.multi_input = multi
+        self.sites = sites
+        self.ablation = ablation
+        self.forward_args = tuple(forward_args or ())
+        self.forward_kwargs = dict(forward_kwargs or {})
+        self.baseline = baseline
+        self.state = RowState()
+        engine = Engine(model, None, batch_size=batch_size, progress=progress)
+
+        # ---------------------------------------------------------- reference pass
+        ref_out, acts = self._capture(engine, self.inputs, per_sample=True, what="inputs")
+        offset = 0
+        for i, site in enumerate(sites):
+            calls = acts.get(i, {})
+            if not calls:
+                raise UnsupportedModelError(
+                    f"module {site.path!r} was not called during the forward pass, so its units "
+                    "cannot be players. Check the module path (is it used by forward()?) or whether "
+                    "a fused kernel bypasses it."
+                )
+            site.shapes = [tuple(int(d) for d in calls[c].shape[1:]) for c in sorted(calls)]
+            counts = {site.units_of(sh) for sh in site.shapes}
+            if len(counts) != 1:
+                raise UnsupportedModelError(
+                    f"module {site.path!r} is called {site.n_calls} times per forward pass with "
+                    f"different unit counts {sorted(counts)}; its units are not well defined."
+                )
+            site.n_units = counts.pop()
+            site.offset = offset
+            offset += site.n_units
+        self.clean_acts = acts
+        names = [self._unit_name(s, j) for s in sites for j in range(s.n_units)]
+
+        tgt = resolve_target(target, output, ref_out, batch)
+        engine.target = tgt
+        layout = Layout(input_shapes=(), dense=False, multi_target=tgt.multi, framework=framework,
+                        device=str(xs[0].device),
+                        dtype=str(user_dtype if user_dtype.is_floating_point else torch.float32).replace("torch.", ""),
+                        multi_input=False)
+        if framework == "numpy":
+            layout = Layout(**{**layout.__dict__, "dtype": "float64"})
+        self.differentiable = bool(model.differentiable)
+        act_bytes = sum(int(np.prod(sh, dtype=np.int64)) for s in sites for sh in s.shapes)
+        in_bytes = sum(int(np.prod(t.shape[1:], dtype=np.int64)) * t.element_size() for t in self.inputs)
+        self.row_bytes = in_bytes + 4 * act_bytes * torch.finfo(self.compute_dtype).bits // 8
+
+        super().__init__(engine, tgt, layout, names, batch)
+        self.reference_output = ref_out
+        self._full = tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu()
+        self._prepare_ablation()
+
+    # ------------------------------------------------------------------ naming
+    @staticmethod
+    def _unit_name(site: Site, j: int) -> str:
+        return f"{site.name} {site.unit} {j}"
+
+    @property
+    def n_modules(self) -> int:
+        return len(self.sites)
+
+    def module_of_player(self) -> list[str]:
+        """The module name of each player."""
+        return [s.name for s in self.sites for _ in range(s.n_units)]
+
+    # ------------------------------------------------------------------ rows
+    def _pick(self, v: Any, b: torch.Tensor) -> Any:
+        if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == self.n_samples_raw:
+            return v.to(self.model.device)[b.to(self.model.device)]
+        if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == self.n_samples_raw:
+            return v[b.cpu().numpy()]
+        return v
+
+    @property
+    def n_samples_raw(self) -> int:
+        return int(self.inputs[0].shape[0])
+
+    def _extras(self, b: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (tuple(self._pick(a, b) for a in self.forward_args),
+                {k: self._pick(v, b) for k, v in self.forward_kwargs.items()})
+
+    def _has_per_sample_extras(self) -> bool:
+        n = self.n_samples_raw
+        vals = [*self.forward_args, *self.forward_kwargs.values()]
+        return any(isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 and v.shape[0] == n for v in vals)
+
+    def _capture(self, engine: Engine, xs: list[torch.Tensor], *, per_sample: bool, what: str,
+                 ) -> tuple[torch.Tensor, dict[int, dict[int, torch.Tensor]]]:
+        """Run ``xs`` through the model unedited; return raw outputs and activations per site/call."""
+        n = int(xs[0].shape[0])
+        if not per_sample and self._has_per_sample_extras() and n != self.n_samples_raw:
+            raise InputError(
+                f"{what} has {n} rows, but forward_args/forward_kwargs hold per-sample tensors "
+                f"({self.n_samples_raw} rows) that cannot be matched to its rows; pass those "
+                "tensors as part of the inputs (a tuple) so the reference carries its own."
+            )
+        device = self.model.device
+        outs: list[torch.Tensor] = []
+        state = self.state
+        state.captured = {}
+
+        def build(start: int, stop: int) -> Rows:
+            b = torch.arange(start, stop, device=device)
+            state.new_pass(len(self.sites))
+            extra, kw = self._extras(b)
+            return Rows(inputs=tuple(x[b] for x in xs), sample=b, extra=extra, kwargs=kw)
+
+        def select(out: torch.Tensor, rows: Rows) -> torch.Tensor:
+            outs.append(out.detach())
+            return torch.zeros(out.shape[0], 1, device=out.device)
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            return None
+
+        state.mode = "capture"
+        with installed(self.module, self.sites, state):
+            state.mode = "capture"
+            engine.run(n, build, sink, row_bytes=max(1, sum(int(np.prod(x.shape[1:])) * 4 for x in xs)),
+                       desc=f"caching activations ({what})", select=select)
+        captured = state.captured
+        state.captured = {}
+        acts = {s: {c: torch.cat(chunks) for c, chunks in calls.items()} for s, calls in captured.items()}
+        for calls in acts.values():
+            for c, t in calls.items():
+                if t.shape[0] != n:
+                    raise UnsupportedModelError(
+                        f"a hooked module was called a varying number of times per forward pass "
+                        f"(call {c} saw {t.shape[0]} of {n} rows); component games need a fixed "
+                        "call pattern."
+                    )
+        return torch.cat(outs), acts
+
+    # ------------------------------------------------------------------ ablation values
+    def _prepare_ablation(self) -> None:
+        abl = self.ablation
+        self.n_background = 1
+        self._abl_values: dict[int, dict[int, torch.Tensor]] = {}
+        if abl.kind == "zero":
+            self.state.ablate = None
+            return
+        if abl.kind == "patch":
+            cf, _, _ = _as_input_tuple(abl.counterfactual, "counterfactual")
+            self._check_like(cf, "counterfactual", same_batch=True)
+            _, acts = self._capture(self.engine, self._to_device(cf), per_sample=True, what="counterfactual")
+            self._check_shapes(acts, "counterfactual")
+            self._abl_values = acts
+            self.state.ablate = self._ablate_per_sample
+            return
+        if abl.reference is None:
+            if self.n_samples == 1:
+                warnings.warn(
+                    f"ablation={abl.kind!r} without reference= uses the explained inputs as the "
+                    "reference; with a single input every ablated unit keeps its own activation "
+                    "and all credits are 0. Pass reference=... (a batch of typical inputs).",
+                    stacklevel=4,
+                )
+            pool = self.clean_acts
+        else:
+            ref, _, _ = _as_input_tuple(abl.reference, "reference")
+            self._check_like(ref, "reference", same_batch=False)
+            _, pool = self._capture(self.engine, self._to_device(ref), per_sample=False, what="reference")
+            self._check_shapes(pool, "reference")
+        if abl.kind == "mean":
+            self._abl_values = {s: {c: t.mean(0, keepdim=True) for c, t in calls.items()} for s, calls in pool.items()}
+            self.state.ablate = self._ablate_shared
+            return
+        # resample: draw n_resample rows of the pool (shared by every sample and coalition)
+        m_pool = int(next(iter(next(iter(pool.values())).values())).shape[0])
+        g = torch.Generator().manual_seed(int(abl.seed))
+        if abl.n_resample <= m_pool:
+            idx = torch.randperm(m_pool, generator=g)[: abl.n_resample]
+        else:
+            idx = torch.randint(m_pool, (abl.n_resample,), generator=g)
+        self.resample_rows = idx
+        idx_d = idx.to(self.model.device)
+        self._abl_values = {s: {c: t[idx_d] for c, t in calls.items()} for s, calls in pool.items()}
+        self.n_background = int(abl.n_resample)
+        self.state.ablate = self._ablate_per_ref
+
+    def _to_device(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        d = self.model.device
+        return [t.to(d) if not t.dtype.is_floating_point else t.to(device=d, dtype=self.compute_dtype) for t in xs]
+
+    def _check_like(self, xs: list[torch.Tensor], name: str, same_batch: bool) -> None:
+        if len(xs) != len(self.inputs):
+            raise InputError(f"{name} has {len(xs)} tensor(s) but the inputs have {len(self.inputs)}; give the same structure.")
+        for i, (a, b) in enumerate(zip(xs, self.inputs)):
+            if tuple(a.shape[1:]) != tuple(b.shape[1:]):
+                raise InputError(
+                    f"{name}[{i}] has per-sample shape {tuple(a.shape[1:])} but the inputs have "
+                    f"{tuple(b.shape[1:])}; pad/crop it to the inputs' shape (e.g. tokenize both "
+                    "with the same max_length) so activations line up."
+                )
+        if same_batch and xs[0].shape[0] != self.n_samples_raw:
+            raise InputError(
+                f"{name} has {xs[0].shape[0]} rows but there are {self.n_samples_raw} inputs; give "
+                "one counterfactual per sample."
+            )
+
+    def _check_shapes(self, acts: dict[int, dict[int, torch.Tensor]], name: str) -> None:
+        for i, site in enumerate(self.sites):
+            calls = acts.get(i, {})
+            shapes = [tuple(calls[c].shape[1:]) for c in sorted(calls)]
+            if shapes != site.shapes:
+                raise InputError(
+                    f"{name}: module {site.path!r} produced activations of shapes {shapes} but "
+                    f"{site.shapes} on the inputs; the {name} must give activations of the same shape."
+                )
+
+    # sites beyond the players (read-only sites of the QK fix) have no ablation value: None
+    def _ablate_shared(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        vals = self._abl_values.get(site)
+        return None if vals is None else vals[call].to(act.dtype)
+
+    def _ablate_per_sample(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        vals = self._abl_values.get(site)
+        assert st.sample is not None
+        return None if vals is None else vals[call][st.sample].to(act.dtype)
+
+    def _ablate_per_ref(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        vals = self._abl_values.get(site)
+        assert st.ref is not None
+        return None if vals is None else vals[call][st.ref].to(act.dtype)
+
+    # ------------------------------------------------------------------ evaluation
+    def _decode(self, start: int, stop: int, k_count: int) -> tuple[torch.Tensor, ...]:
+        r = torch.arange(start, stop, device=self.model.device)
+        mb = self.n_background
+        bk = r // mb
+        return bk, bk // k_count, bk % k_count, r % mb
+
+    def _describe(self, k_count: int) -> Callable[[int], str]:
+        mb = self.n_background
+
+        def describe(r: int) -> str:
+            bk = r // mb
+            s = f"sample {bk // k_count}, coalition {bk % k_count}"
+            return s + (f", resample row {r % mb}" if mb > 1 else "")
+
+        return describe
+
+    def _rows(self, masks_d: torch.Tensor, shared: bool, k_count: int, start: int, stop: int,
+              leaf: bool) -> Rows:
+        bk, b, k, j = self._decode(start, stop, k_count)
+        flat = masks_d if shared else masks_d.reshape(-1, masks_d.shape[-1])
+        m = flat[k if shared else bk]
+        if leaf:
+            m = m.detach().clone().requires_grad_(True)
+        st = self.state
+        st.new_pass(len(self.sites))
+        st.mask, st.sample, st.ref = m, b, j
+        extra, kw = self._extras(b)
+        return Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw,
+                    leaves=[m] if leaf else [])
+
+    def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        k_count = int(masks.shape[-2])
+        b_total, t_count, mb = self.n_samples, self.n_targets, self.n_background
+        masks_d = masks.to(device=self.model.device, dtype=self.compute_dtype)
+        out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            v = vals.to("cpu", torch.float64)
+            if mb == 1:
+                out[start:stop] = v
+            else:
+                out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
+
+        with installed(self.module, self.sites, self.state):
+            self.state.mode = "mask"
+            self.engine.run(b_total * k_count * mb,
+                            lambda s, e: self._rows(masks_d, shared, k_count, s, e, False), sink,
+                            row_bytes=self.row_bytes, desc="coalitions",
+                            describe_row=self._describe(k_count))
+        return out.reshape(b_total, k_count, t_count)
+
+    def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
+                       weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._grad_run(masks, shared, weights, drop_layers=None, drop_of_k=None)
+
+    def _grad_run(self, masks: torch.Tensor, shared: bool, weights: torch.Tensor | None,
+                  drop_layers: list[str] | None, drop_of_k: torch.Tensor | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.differentiable:
+            raise UnsupportedModelError("gradients w.r.t. the component mask need a differentiable torch model.")
+        k_count = int(masks.shape[-2])
+        b_total, t_count, mb, n = self.n_samples, self.n_targets, self.n_background, self.n_players
+        masks_d = masks.to(device=self.model.device, dtype=self.compute_dtype)
+        vals_out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+        if weights is None:
+            grad_out = torch.zeros(b_total * k_count, t_count, n, dtype=torch.float64)
+        else:
+            grad_out = torch.zeros(b_total, t_count, n, dtype=torch.float64)
+            w = weights.to(torch.float64)
+        drop_d = None if drop_of_k is None else drop_of_k.to(self.model.device)
+
+        def build(start: int, stop: int) -> Rows:
+            rows = self._rows(masks_d, shared, k_count, start, stop, True)
+            if drop_d is not None:
+                self.state.drop = drop_d[self._decode(start, stop, k_count)[2]]
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            bk = torch.arange(start, stop) // mb
+            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) / mb)
+            g = grads[0].to("cpu", torch.float64) / mb
+            if weights is None:
+                grad_out.index_add_(0, bk, g)
+            else:
+                grad_out.index_add_(0, bk // k_count, g * w[bk % k_count][:, None, None])
+
+        with installed(self.module, self.sites, self.state, drop_layers=drop_layers):
+            self.state.mode = "mask"
+            self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
+                            grad=True, desc="gradients", describe_row=self._describe(k_count))
+        vals = vals_out.reshape(b_total, k_count, t_count)
+        if weights is None:
+            return vals, grad_out.reshape(b_total, k_count, t_count, n)
+        return vals, grad_out
+
+    # ------------------------------------------------------------------ method helpers
+    def graddrop_gradients(self, layers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask gradients at ``m = 1`` with the backward pass through one layer dropped at a time.
+
+        Row ``l`` treats layer ``layers[l]`` as a pure skip connection in the backward pass (its
+        forward value is unchanged): GradDrop of Kramár et al. (2024). Row ``L`` drops nothing
+        (plain AtP). Counts ``L + 1`` evaluations per input.
+
+        Returns:
+            ``(values batch x (L+1) x targets, grads batch x (L+1) x targets x players)``.
+        """
+        paths = list(layers)
+        for p in paths:
+            _get_module(self.module, p)
+        k = len(paths) + 1
+        masks = torch.ones(k, self.n_players, dtype=torch.float64)
+        drop = torch.arange(k)
+        drop[-1] = -1
+        self.n_evals += k
+        return self._grad_run(masks, True, None, drop_layers=paths, drop_of_k=drop)
+
+    def residual_layers(self) -> list[str]:
+        """The layers (elements of the ``ModuleList`` that holds the player modules), in order.
+
+        Raises:
+            UnsupportedModelError: no ``ModuleList`` ancestor is shared by the player modules.
+        """
+        named = dict(self.module.named_modules())
+        for site in self.sites:
+            parts = site.path.split(".")
+            for cut in range(len(parts) - 1, 0, -1):
+                parent = ".".join(parts[: cut - 1]) if cut > 1 else ""
+                if isinstance(named.get(parent), torch.nn.ModuleList) and parts[cut - 1].isdigit():
+                    holder = parent
+                    break
+            else:
+                continue
+            ml = named[holder]
+            assert isinstance(ml, torch.nn.ModuleList)
+            return [f"{holder}.{i}" if holder else str(i) for i in range(len(ml))]
+        raise UnsupportedModelError(
+            "cannot find the residual layers of this model (no torch.nn.ModuleList above the player "
+            "modules); pass layers=[...] (module paths of the residual blocks) to the method."
+        )
+
+    def activations_and_gradients(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """Activations and their gradients at the unperturbed inputs (one evaluation).
+
+        Returns:
+            ``(site, call) -> (activation batch x *shape, gradient batch x targets x *shape)``,
+            float64 CPU, for model-specific methods (Grad-CAM) that need more than the mask
+            gradient.
+        """
+        out = self._probe(self.sites, None)
+        self.n_evals += 1
+        return {k: (a[:, 0], g[:, 0]) for k, (a, g) in out.items()}
+
+    def _probe(self, sites: list[Site], drop_layers: list[str] | None,
+               ) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """Unedited activations of ``sites`` and the gradients of the targets w.r.t. them.
+
+        With ``drop_layers`` (``L`` paths) each sample gets ``L + 1`` rows: row ``l`` drops the
+        backward pass through layer ``l`` (GradDrop), row ``L`` drops nothing.
+
+        Returns:
+            ``(site index in sites, call) -> (act batch x K x *shape, grad batch x K x T x *shape)``.
+        """
+        if not self.differentiable:
+            raise UnsupportedModelError("activation gradients need a differentiable torch model.")
+        k_count = 1 + (len(drop_layers) if drop_layers else 0)
+        b_total, t_count = self.n_samples, self.n_targets
+        device = self.model.device
+        st = self.state
+        acts: dict[tuple[int, int], list[torch.Tensor]] = {}
+        grads_out: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+        def build(start: int, stop: int) -> Rows:
+            r = torch.arange(start, stop, device=device)
+            b, k = r // k_count, r % k_count
+            st.new_pass(len(sites))
+            st.probes = []
+            if drop_layers:
+                st.drop = torch.where(k == k_count - 1, torch.full_like(k, -1), k)
+            extra, kw = self._extras(b)
+            rows = Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw)
+            st.leaves = rows.leaves
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            for (key, act), g in zip(st.probes, grads):
+                acts.setdefault(key, []).append(act.to("cpu", torch.float64))
+                grads_out.setdefault(key, []).append(g.to("cpu", torch.float64))
+
+        with installed(self.module, sites, st, drop_layers=drop_layers):
+            st.mode = "probe"
+            self.engine.run(b_total * k_count, build, sink, row_bytes=self.row_bytes, grad=True,
+                            desc="activation gradients")
+        out = {}
+        for key in acts:
+            a, g = torch.cat(acts[key]), torch.cat(grads_out[key])
+            out[key] = (a.reshape(b_total, k_count, *a.shape[1:]),
+                        g.reshape(b_total, k_count, t_count, *g.shape[2:]))
+        return out
+
+    # ------------------------------------------------------------------ AtP* QK fix
+    def qk_sites(self) -> dict[int, Site]:
+        """Player sites that are the queries or keys of an attention module's heads.
+
+        Maps the site index to the head-output site of its attention module (the heads'
+        context, read where head players of that module would be read).
+        """
+        out: dict[int, Site] = {}
+        for i, site in enumerate(self.sites):
+            if site.unit != "head" or site.kind != "output" or "." not in site.path:
+                continue
+            parent, child = site.path.rsplit(".", 1)
+            if child not in _QK_NAMES or _head_count(self.module.get_submodule(parent)) is None:
+                continue
+            try:
+                ctx = _resolve_site(self.module, parent, "head", None)
+            except UnsupportedModelError:
+                continue
+            if ctx.kind in ("output", "input"):
+                out[i] = ctx
+        return out
+
+    def qk_fixed_estimates(self, drop_layers: list[str] | None = None,
+                           ) -> tuple[list[int], torch.Tensor]:
+        """AtP with the QK fix for query/key head players (Kramár et al. 2024).
+
+        For a query (or key) head, the attention of that head is recomputed *exactly* with the
+        ablated query (key): one forward pass per query/key module with all its heads ablated
+        (heads do not interact inside an attention module) gives each head's exact new context
+        ``z'_h``; the credit is ``<z_h - z'_h, dv/dz_h>`` (~ ``v(N) - v(N minus i)``) — linearised only after the softmax
+        (and after the product with the values, which is linear). With ``drop_layers`` the
+        gradient ``dv/dz`` is also taken with each layer's backward pass dropped (GradDrop).
+
+        Returns:
+            ``(player ids, estimates batch x K x targets x len(ids))`` with ``K = 1`` or
+            ``len(drop_layers) + 1`` (the last row is without GradDrop).
+        """
+        qk = self.qk_sites()
+        if not qk:
+            return [], torch.zeros(self.n_samples, 1, self.n_targets, 0, dtype=torch.float64)
+        ctx_paths: list[str] = []
+        ctx_sites: list[Site] = []
+        for ctx in qk.values():
+            if ctx.path not in ctx_paths:
+                ctx_paths.append(ctx.path)
+                ctx_sites.append(Site(ctx.name, ctx.path, "head", ctx.kind, ctx.num_heads))
+        # shapes of the context sites (cheap: reuse the probe pass below)
+        probe = self._probe(ctx_sites, drop_layers)  # (ctx, call) -> (z B x K x shape, g B x K x T x shape)
+        n_calls = {c: sum(1 for (ci, _) in probe if ci == c) for c in range(len(ctx_sites))}
+        for c, cs in enumerate(ctx_sites):
+            cs.shapes = [tuple(probe[(c, k)][0].shape[2:]) for k in range(n_calls[c])]
+            cs.n_units = int(cs.num_heads or 0)
+        # forward passes with one query/key module fully ablated, recording the contexts
+        q_ids = sorted(qk)
+        n, q_count, mb = self.n_players, len(q_ids), self.n_background
+        ext = [*self.sites, *ctx_sites]
+        off = n
+        for cs in ctx_sites:
+            cs.offset = off
+            off += cs.n_units
+        masks = torch.ones(q_count, off, dtype=self.compute_dtype)
+        for qi, sid in enumerate(q_ids):
+            s = self.sites[sid]
+            masks[qi, s.offset : s.offset + s.n_units] = 0.0
+        masks_d = masks.to(self.model.device)
+        st = self.state
+        rec_ids = set(range(len(self.sites), len(ext)))
+        recorded: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+        def build(start: int, stop: int) -> Rows:
+            rows = self._rows(masks_d, True, q_count, start, stop, False)
+            st.new_pass(len(ext))
+            st.captured = {}
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            for sid, calls in st.captured.items():
+                for call, chunks in calls.items():
+                    recorded.setdefault((sid - len(self.sites), call), []).append(
+                        torch.cat(chunks).to("cpu", torch.float64))
+            st.captured = {}
+
+        try:
+            with installed(self.module, ext, st):
+                st.mode = "mask"
+                st.record = rec_ids
+                self.engine.run(self.n_samples * q_count * mb, build, sink, row_bytes=self.row_bytes,
+                                desc="QK fix")
+        finally:
+            st.record = set()
+        self.n_evals += q_count + (1 + (len(drop_layers) if drop_layers else 0))
+        k_count = 1 + (len(drop_layers) if drop_layers else 0)
+        est = torch.zeros(self.n_samples, k_count, self.n_targets, n, dtype=torch.float64)
+        for qi, sid in enumerate(q_ids):
+            site = self.sites[sid]
+            c = ctx_paths.index(qk[sid].path)
+            cs = ctx_sites[c]
+            for call in range(n_calls[c]):
+                z, g = probe[(c, call)]  # B x K x shape, B x K x T x shape
+                zp = torch.cat(recorded[(c, call)])  # (B*Q*M) x shape
+                zp = zp.reshape(self.n_samples, q_count, mb, *zp.shape[1:])[:, qi].mean(1)  # B x shape
+                dz = (z[:, 0] - zp).reshape(self.n_samples, 1, 1, -1)  # credit ~ v(all) - v(all but i)
+                prod = dz * g.reshape(self.n_samples, k_count, self.n_targets, -1)
+                est[..., site.offset : site.offset + site.n_units] += cs.reduce(prod, cs.shapes[call])
+        players = [p for sid in q_ids for p in range(self.sites[sid].offset,
+                                                      self.sites[sid].offset + self.sites[sid].n_units)]
+        return players, est[..., players]
+
+    def input_path_conductance(self, n_steps: int) -> torch.Tensor:
+        """Layer conductance of every unit along the straight input path ``x' -> x``.
+
+        ``cond_u = sum_k <dv/dy_u(x_k), y_u(x_{k+1}) - y_u(x_k)>`` with ``x_k = x' + (k/K)(x - x')``
+        (``k = 0..K-1``, ``K = n_steps``), ``y_u`` the unit's elements of the (unablated) layer
+        activation and ``x'`` the game's input ``baseline``. Summed over all units of a layer
+        that every path crosses, it telescopes to integrated gradients ``~ v(x) - v(x')``.
+        Counts ``K + 1`` evaluations per input; keeps every point's activations (small layers).
+
+        Returns:
+            ``batch x targets x players`` float64.
+        """
+        if any(not x.dtype.is_floating_point for x in self.inputs):
+            raise UnsupportedModelError(
+                "conductance integrates along a path between input and baseline; it needs "
+                "real-valued inputs (not token ids)."
+            )
+        if not self.differentiable:
+            raise UnsupportedModelError("conductance needs a differentiable torch model.")
+        k1 = int(n_steps) + 1
+        bases = self._input_baselines()
+        b_total, t_count = self.n_samples, self.n_targets
+        device = self.model.device
+        st = self.state
+        keys = [(i, c) for i, s in enumerate(self.sites) for c in range(s.n_calls)]
+        ys = {key: torch.zeros(b_total * k1, int(np.prod(self.sites[key[0]].shapes[key[1]])),
+                               dtype=torch.float64) for key in keys}
+        gs = {key: torch.zeros(b_total * k1, t_count, ys[key].shape[1], dtype=torch.float64) for key in keys}
+
+        def build(start: int, stop: int) -> Rows:
+            r = torch.arange(start, stop, device=device)
+            b, k = r // k1, r % k1
+            alpha = k.to(self.compute_dtype) / (k1 - 1)
+            xs = []
+            for x, base in zip(self.inputs, bases):
+                bb = base[b] if base.shape[0] > 1 else base
+                a = alpha.reshape(-1, *([1] * (x.ndim - 1)))
+                xs.append(bb + a * (x[b] - bb))
+            st.new_pass(len(self.sites))
+            st.probes = []
+            extra, kw = self._extras(b)
+            rows = Rows(inputs=tuple(xs), sample=b, extra=extra, kwargs=kw)
+            st.leaves = rows.leaves
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            for (key, act), g in zip(st.probes, grads):
+                ys[key][start:stop] = act.reshape(stop - start, -1).to("cpu", torch.float64)
+                gs[key][start:stop] = g.reshape(stop - start, t_count, -1).to("cpu", torch.float64)
+
+        with installed(self.module, self.sites, st):
+            st.mode = "probe"
+            self.engine.run(b_total * k1, build, sink, row_bytes=self.row_bytes, grad=True,
+                            desc="conductance")
+        self.n_evals += k1
+        out = torch.zeros(b_total, t_count, self.n_players, dtype=torch.float64)
+        for (i, c) in keys:
+            site = self.sites[i]
+            y = ys[(i, c)].reshape(b_total, k1, -1)
+            g = gs[(i, c)].reshape(b_total, k1, t_count, -1)
+            contrib = g[:, :-1] * (y[:, 1:] - y[:, :-1])[:, :, None, :]  # B x K x T x E
+            per_unit = site.reduce(contrib.sum(1), site.shapes[c])  # B x T x units
+            out[..., site.offset : site.offset + site.n_units] += per_unit
+        return out
+
+    def _input_baselines(self) -> list[torch.Tensor]:
+        base = self.baseline
+        parts = list(base) if isinstance(base, (tuple, list)) else [base] * len(self.inputs)
+        if len(parts) != len(self.inputs):
+            raise InputError(f"baseline has {len(parts)} parts but there are {len(self.inputs)} inputs.")
+        out = []
+        for p, x in zip(parts, self.inputs):
+            t = torch.as_tensor(np.asarray(p) if not isinstance(p, torch.Tensor) else p)
+            t = t.to(device=x.device, dtype=x.dtype)
+            if t.ndim == 0 or tuple(t.shape) == tuple(x.shape[1:]):
+                t = t.expand(x.shape[1:]).unsqueeze(0)
+            elif tuple(t.shape) != tuple(x.shape):
+                raise InputError(
+                    f"baseline has shape {tuple(t.shape)}; expected a scalar, {tuple(x.shape[1:])} "
+                    f"or {tuple(x.shape)} (one per sample)."
+                )
+            out.append(t)
+        return out
+
+
+# ---------------------------------------------------------------------- CLI support
+def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """``argparse`` specs for a ``components`` CLI subcommand: ``(flags, add_argument kwargs)``.
+
+    Example:
+        >>> for flags, kw in components_cli_args():
+        ...     parser.add_argument(*flags, **kw)
+        >>> players = components_from_cli_args(model, parser.parse_args())
+    """
+    return [
+        (("--module",), {"action": "append", "required": True, "metavar": "PATH",
+                         "help": "module path whose units are players (repeat for several modules)"}),
+        (("--unit",), {"choices": list(UNITS), "default": "neuron",
+                       "help": "neuron (last axis), channel (axis 1) or head (attention heads)"}),
+        (("--num-heads",), {"type": int, "default": None,
+                            "help": "heads of a module without a num_heads attribute"}),
+        (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
+                           "help": "how removed units are replaced"}),
+        (("--reference",), {"default": None, "metavar": "FILE",
+                            "help": "reference inputs (.npy/.npz/.pt of the input layout) for mean/resample"}),
+        (("--counterfactual",), {"default": None, "metavar": "FILE",
+                                 "help": "corrupted inputs, one per sample, for --ablation patch"}),
+        (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
+    ]
+
+
+def components_from_cli_args(model: torch.nn.Module, ns: Any,
+                             load: Callable[[str], Any] | None = None) -> ComponentSet:
+    """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
+
+    Args:
+        model: the torch module.
+        ns: the ``argparse.Namespace``.
+        load: reads ``--reference`` / ``--counterfactual`` files (the CLI's own input loader);
+            default: ``numpy.load`` (first array of an ``.npz``).
+    """
+    def _load(path: str | None) -> Any:
+        if path is None:
+            return None
+        if load is not None:
+            return load(path)
+        arr = np.load(path, allow_pickle=False)
+        if hasattr(arr, "files"):
+            return torch.as_tensor(arr[arr.files[0]])
+        return torch.as_tensor(arr)
+
+    return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
+                      ablation=ns.ablation, reference=_load(ns.reference),
+                      counterfactual=_load(ns.counterfactual), n_resample=ns.n_resample)

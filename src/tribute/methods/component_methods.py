@@ -1,0 +1,286 @@
+"""Estimators for component games (and COAR, which works on any game).
+
+* ``coar`` — regression of ``v(S)`` on random ablation subsets (a linear surrogate), for any
+  game: components (COAR), features (a LIME-like global-local surrogate) alike.
+* ``atp`` — attribution patching: the mask gradient at ``m = 1`` (same numbers as
+  ``input_x_gradient`` on a component game; registered under its own name so it can be found).
+* ``atp_star`` — AtP* (Kramár et al. 2024) for head/neuron players: AtP plus GradDrop.
+* ``conductance`` — Captum's layer conductance for unit players (input-path integral).
+
+What AtP* means here. The paper fixes two failure modes of AtP. (1) *Attention saturation*:
+when the patched node is a query or key, the gradient at the saturated softmax underestimates
+the effect, so AtP* recomputes the attention pattern exactly and linearises only after the
+softmax. That is implemented for query/key head players (the heads of a ``query``/``key``/
+``q_proj``/``k_proj`` projection inside an attention module). Head *output* players (context
+before the output projection) need no fix: the ablated value of a head output is set exactly,
+and AtP linearises at the head output, which is already downstream of that head's softmax.
+(Saturation of *downstream* heads reached through the residual stream is not fixed by AtP*
+either.) (2) *Cancellation*
+between direct and indirect paths: GradDrop recomputes the mask gradient ``L`` times, each
+time with one residual layer's backward pass replaced by the identity, and combines
+``|AtP_{-l}|`` over layers. That part applies to any player and is implemented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..attribution import Attribution
+from ..errors import UnsupportedModelError
+from ..games.base import Game
+from ..games.components import ComponentGame
+from .base import Method, Tags, register
+
+__all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
+
+#: Coalitions per ``game.value`` call in COAR (bounds the memory of one call).
+_COAR_BLOCK = 4096
+
+
+def coar_masks(n: int, k: int, alpha: float, g: torch.Generator) -> torch.Tensor:
+    """``k x n`` random keep-masks: each player kept independently with probability ``alpha``."""
+    return (torch.rand(k, n, generator=g, dtype=torch.float64) < alpha).to(torch.float64)
+
+
+@register
+class Coar(Method):
+    """COAR: fit a linear model of the output on random ablation subsets.
+
+    Draws ``budget`` random coalitions that keep each player with probability ``alpha`` (the
+    rest are ablated/removed), evaluates them, and fits ``v(S) ~ b + sum_{i in S} theta_i`` by
+    (ridge-)least squares; ``theta`` are the credits and ``stderr`` their OLS standard errors.
+    Coalitions are shared by all samples (one design matrix, one solve). The paper draws
+    subsets of a fixed size ``alpha * n``; we draw each player independently so that subset
+    sizes vary and the sum of credits is identifiable (with fixed sizes it is not: the intercept
+    absorbs it). On a game that is linear in the mask the credits are exact.
+
+    Args:
+        alpha: fraction of players kept in each random subset. default=0.9.
+        ridge: L2 penalty on ``theta`` (relative to the number of subsets). default=0.0.
+
+    Reference: Shah, Ilyas & Madry (2024), "Decomposing and Editing Predictions by Modeling
+    Model Computation" (ICML).
+    """
+
+    name = "coar"
+    tags = Tags(family="surrogate", stochastic=True, budgeted=True)
+    paper = "Shah, Ilyas & Madry (2024), Decomposing and Editing Predictions by Modeling Model Computation"
+
+    def __init__(self, alpha: float = 0.9, ridge: float = 0.0) -> None:
+        self.alpha = alpha
+        self.ridge = ridge
+
+    def min_budget(self, game: Game) -> int:
+        return game.n_players + 2
+
+    def default_budget(self, game: Game) -> int:
+        return int(min(max(8 * game.n_players, 256), 8192))
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        from ..errors import InputError
+
+        if not 0.0 < float(self.alpha) < 1.0:
+            raise InputError(f"coar: alpha={self.alpha!r} must lie strictly between 0 and 1 (fraction of players kept).")
+        if float(self.ridge) < 0:
+            raise InputError(f"coar: ridge={self.ridge!r} must be >= 0.")
+        n = game.n_players
+        k = int(budget if budget is not None else self.default_budget(game))
+        g = torch.Generator().manual_seed(seed)
+        masks = coar_masks(n, k, float(self.alpha), g)
+        vals = torch.cat([game.value(masks[s : s + _COAR_BLOCK]) for s in range(0, k, _COAR_BLOCK)], dim=1)
+        b, t = game.n_samples, game.n_targets
+        y = vals.permute(1, 0, 2).reshape(k, b * t)  # K x (B*T)
+        x = torch.cat([torch.ones(k, 1, dtype=torch.float64), masks], dim=1)  # K x (n+1)
+        xtx = x.T @ x
+        pen = torch.zeros(n + 1, dtype=torch.float64)
+        pen[1:] = float(self.ridge) * k
+        a = xtx + torch.diag(pen)
+        coef = torch.linalg.lstsq(a, x.T @ y).solution  # (n+1) x (B*T)
+        resid = y - x @ coef
+        dof = k - (n + 1)
+        stderr = None
+        if dof > 0:
+            sigma2 = (resid**2).sum(0) / dof  # (B*T)
+            inv = torch.linalg.pinv(a)
+            cov_diag = torch.diagonal(inv @ xtx @ inv)[1:]  # n
+            se = torch.sqrt(torch.clamp(cov_diag[:, None] * sigma2[None, :], min=0.0))
+            stderr = se.T.reshape(b, t, n)
+        theta = coef[1:].T.reshape(b, t, n)
+        r2 = 1.0 - (resid**2).sum(0) / torch.clamp(((y - y.mean(0)) ** 2).sum(0), min=1e-300)
+        return game.attribution(theta, self.name, self.get_params(), stderr=stderr,
+                                extra={"intercept": coef[0].reshape(b, t).numpy(),
+                                       "r2": r2.reshape(b, t).numpy()})
+
+
+@register
+class AtP(Method):
+    """Attribution patching: ``phi_i = (act_i - ablated_i) . dv/d act_i`` (mask gradient at m=1).
+
+    The first-order estimate of activation patching ``v(N) - v(N \\ {i})`` for every unit from
+    one forward and one backward pass. With ``ablation="zero"`` it is Captum's layer
+    gradient x activation summed over each unit's elements; with ``ablation="patch"`` it is
+    Nanda's attribution patching (clean vs corrupted). Same numbers as ``input_x_gradient`` on a
+    component game.
+
+    Reference: Nanda (2023), "Attribution Patching: Activation Patching At Industrial Scale";
+    Syed, Rager & Conmy (2023), "Attribution Patching Outperforms Automated Circuit Discovery".
+    """
+
+    name = "atp"
+    tags = Tags(family="gradient", needs_gradients=True, games=("component",))
+    paper = "Nanda (2023), Attribution Patching: Activation Patching At Industrial Scale"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        _, grads = game.value_and_grad(torch.ones(1, game.n_players))
+        return game.attribution(grads[:, 0], self.name, self.get_params())
+
+
+@register
+class AtPStar(Method):
+    """AtP*: attribution patching with GradDrop (Kramár et al. 2024).
+
+    For each residual layer ``l`` of the ``L`` layers, the mask gradient is recomputed with
+    layer ``l``'s backward pass replaced by the identity (its skip connection only); the
+    magnitude is ``sum_l |AtP_{-l}(i)| / (L - 1)`` (the paper's eq. for GradDrop; the node's
+    own layer gives 0, layers before it give plain AtP). A large effect hidden by cancellation
+    between a direct and an indirect path shows up when one of the paths is dropped. The paper
+    estimates magnitudes; here each credit carries the sign of plain AtP (``extra["atp"]``)
+    so that positive still means "including the unit raises v" where AtP knows the direction.
+
+    QK fix: for players that are the query or key heads of an attention module (e.g.
+    ``components(bert, "encoder.layer.3.attention.self.query", unit="head")``) the head's
+    attention is recomputed exactly with the ablated query/key — one extra forward pass per
+    query/key module — and the estimate is linearised only after the softmax
+    (:meth:`ComponentGame.qk_fixed_estimates`; ``extra["atp"]`` then holds these fixed values).
+    For head *output* players the fix is built in (the ablation sets the head output exactly
+    and the linearisation starts after the head's own softmax); see the module docstring.
+    ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
+    players.
+
+    Args:
+        layers: module paths of the residual layers (blocks ``x -> x + f(x)`` or post-norm
+            variants with the same input and output shape); None finds the ``ModuleList`` that
+            holds the player modules (e.g. ``encoder.layer``). default=None.
+        signed: multiply the GradDrop magnitude by the sign of plain AtP (False returns the
+            paper's non-negative magnitudes). default=True.
+        qk_fix: apply the QK fix to query/key head players. default=True.
+
+    Reference: Kramár, Lieberum, Shah & Nanda (2024), "AtP*: An efficient and scalable method
+    for localizing LLM behaviour to components".
+    """
+
+    name = "atp_star"
+    tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
+    paper = "Kramár et al. (2024), AtP*: An efficient and scalable method for localizing LLM behaviour to components"
+
+    def __init__(self, layers: Sequence[str] | None = None, signed: bool = True,
+                 qk_fix: bool = True) -> None:
+        self.layers = layers
+        self.signed = signed
+        self.qk_fix = qk_fix
+
+    def min_budget(self, game: Game) -> int:
+        if self.layers is not None:
+            return len(self.layers) + 1
+        if isinstance(game, ComponentGame):
+            try:
+                return len(game.residual_layers()) + 1
+            except UnsupportedModelError:
+                return 1
+        return 1
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if not isinstance(game, ComponentGame):
+            raise UnsupportedModelError("atp_star drops gradients through model layers; it needs a component game.")
+        layers = list(self.layers) if self.layers is not None else game.residual_layers()
+        if len(layers) < 2:
+            raise UnsupportedModelError(f"atp_star needs at least 2 residual layers, got {layers}.")
+        _, grads = game.graddrop_gradients(layers)  # B x (L+1) x T x n
+        fixed: list[int] = []
+        if self.qk_fix:
+            fixed, est = game.qk_fixed_estimates(layers)
+            if fixed:
+                grads[..., fixed] = est
+        plain = grads[:, -1]
+        mag = grads[:, :-1].abs().sum(1) / (len(layers) - 1)
+        phi = torch.sign(plain) * mag if self.signed else mag
+        return game.attribution(phi, self.name, {**self.get_params(), "layers": layers},
+                                extra={"atp": plain.numpy(), "graddrop": grads[:, :-1].numpy(),
+                                       "qk_fixed_players": fixed})
+
+
+@register
+class Conductance(Method):
+    """Layer conductance: the flow of integrated gradients through each unit of a layer.
+
+    ``cond_u = int_0^1 dv/dy_u(x(a)) . dy_u(x(a))/da da`` along the straight input path
+    ``x(a) = x' + a (x - x')`` (``x'`` = ``baseline``), as a left Riemann sum over ``n_steps``
+    intervals, summed over the unit's elements. Summed over a layer that every path crosses it
+    equals integrated gradients (completeness ``~ v(x) - v(x')``). Units are not ablated: this
+    is an input-path method that reports per-unit credit, defined like Captum's
+    ``LayerConductance`` (which sums to the same total). Needs real-valued inputs.
+
+    Args:
+        n_steps: Riemann intervals along the path. default=50.
+
+    Reference: Dhamdhere, Sundararajan & Yan (2019), "How Important Is a Neuron?" (ICLR).
+    """
+
+    name = "conductance"
+    tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
+    paper = "Dhamdhere, Sundararajan & Yan (2019), How Important Is a Neuron?"
+
+    def __init__(self, n_steps: int = 50) -> None:
+        self.n_steps = n_steps
+
+    def min_budget(self, game: Game) -> int:
+        return 2
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if not isinstance(game, ComponentGame):
+            raise UnsupportedModelError("conductance needs a component game (unit players of a layer).")
+        steps = int(self.n_steps if budget is None else max(1, min(self.n_steps, budget - 1)))
+        phi = game.input_path_conductance(steps)
+        return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
+
+
+@register
+class LayerGradCam(Method):
+    """Grad-CAM credit per unit: activation mass weighted by the position-averaged gradient.
+
+    For channel units of a conv layer, ``phi_c = alpha_c * sum_{h,w} A_c[h,w]`` with
+    ``alpha_c = mean_{h,w} dv/dA_c[h,w]`` — Grad-CAM's channel weight times the channel's
+    activation (Captum's ``LayerGradCam(..., attr_dim_summation=False, relu_attributions=False)``
+    summed over space). For neuron / head units the "spatial" axes are every axis but the
+    feature axis (token positions): the gradient is averaged over positions before it is
+    multiplied with the activation. Differs from AtP with zero ablation (``sum g * A``) only by
+    that averaging: where the gradient is constant over positions (global average pooling
+    followed by a linear head), the two agree. Signed (no ReLU): the spatial Grad-CAM heat map
+    is a feature-attribution view, not a credit per unit.
+
+    Reference: Selvaraju et al. (2017), "Grad-CAM: Visual Explanations from Deep Networks via
+    Gradient-based Localization".
+    """
+
+    name = "layer_grad_cam"
+    tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("component",),
+                model_specific=True)
+    paper = "Selvaraju et al. (2017), Grad-CAM"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if not isinstance(game, ComponentGame):
+            raise UnsupportedModelError("layer_grad_cam needs a component game (units of a layer).")
+        pairs = game.activations_and_gradients()
+        phi = torch.zeros(game.n_samples, game.n_targets, game.n_players, dtype=torch.float64)
+        for (site_id, call), (act, grad) in pairs.items():
+            site = game.sites[site_id]
+            shape = site.shapes[call]
+            nd = len(shape)
+            feat = 0 if site.unit == "channel" else nd - 1
+            spatial = tuple(1 + i for i in range(nd) if i != feat)  # axes of act (batch first)
+            g_mean = grad.mean(dim=tuple(a + 1 for a in spatial), keepdim=True) if spatial else grad
+            weighted = (g_mean * act[:, None]).reshape(act.shape[0], game.n_targets, -1)
+            phi[..., site.offset : site.offset + site.n_units] += site.reduce(weighted, shape)
+        return game.attribution(phi, self.name, self.get_params())

