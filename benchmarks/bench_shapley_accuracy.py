@@ -129,7 +129,7 @@ def main() -> None:
         for b in budgets:
             errs_k, errs_p, ev_k, ev_p = [], [], [], []
             for seed in range(args.seeds):
-                np.random.seed(seed)  # shap samples from numpy's global RNG
+                np.random.seed(seed)  # noqa: NPY002 - shap samples from numpy's global RNG
                 ck = Counter(prob_np)
                 ke = shap.KernelExplainer(ck, bg)
                 phis = []

@@ -23,13 +23,17 @@ from .errors import (
     WeightsFormatError,
 )
 from .games import Background, FeatureGame, Game, patches
+from .games.components import Ablation, ComponentGame, ComponentSet, components
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Ablation",
     "Attribution",
     "Background",
     "BudgetError",
+    "ComponentGame",
+    "ComponentSet",
     "FeatureGame",
     "Game",
     "InputError",
@@ -40,6 +44,7 @@ __all__ = [
     "WeightsFormatError",
     "__version__",
     "build_game",
+    "components",
     "explain",
     "methods",
     "patches",

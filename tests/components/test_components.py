@@ -7,6 +7,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+import tribute
 from conftest import (
     MLP,
     SmallCNN,
@@ -17,10 +21,6 @@ from conftest import (
     planted_transformer,
     trigger_data,
 )
-from scipy.stats import spearmanr
-from torch import nn
-
-import tribute
 from tribute.errors import InputError, UnsupportedModelError
 from tribute.games._hooks import RowState, Site, installed
 from tribute.games.components import Ablation, ComponentGame, components

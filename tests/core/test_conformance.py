@@ -27,7 +27,7 @@ METHODS = sorted(registry())
 #: Per-method settings for the conformance run (small budgets keep the suite fast).
 OVERRIDES: dict[str, dict[str, Any]] = {
     "exact_shapley": {},
-    "occlusion": {"image": {"groups": None, "window": (1, 2, 2)}},
+    "occlusion": {"cnn": {"groups": None, "window": (1, 4, 4), "stride": 4}},
 }
 
 
@@ -158,9 +158,9 @@ def test_conformance(method: str, setting: Setting) -> None:
             assert torch.equal(before[0][k], after[0][k])
         assert before[1:] == after[1:]
 
-    # same seed, same result
+    # same seed, same result (up to floating-point reassociation in multithreaded BLAS)
     again = _run(method, setting, model, inputs)
-    np.testing.assert_array_equal(_values(attr), _values(again))
+    np.testing.assert_allclose(_values(attr), _values(again), rtol=1e-10, atol=1e-12)
 
     # batch result == per-sample results concatenated
     rows = []

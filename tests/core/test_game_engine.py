@@ -259,3 +259,18 @@ def test_parameter_free_callable_follows_input_device():
     np.testing.assert_allclose(attr.values, x**2, rtol=1e-12)
 
 
+
+
+@pytest.mark.parametrize("masks_kind", ["shared", "per_sample"])
+def test_per_sample_groups_value_matches_direct(linear_model, tabular, masks_kind):
+    groups = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 0, 0, 0]] * 2)
+    g = _game(linear_model, tabular, target=0, groups=groups, baseline=0.5)
+    masks = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.3, 0.7]], dtype=torch.float64)
+    m = masks if masks_kind == "shared" else masks.expand(4, 3, 2).clone()
+    v = g.value(m)
+    for b in range(4):
+        for k in range(3):
+            elem = masks[k][groups[b]]
+            xk = 0.5 + elem * (tabular[b] - 0.5)
+            np.testing.assert_allclose(v[b, k, 0], linear_model(xk[None])[0, 0].detach(), rtol=1e-12)
+    assert g.empty().shape == (4, 1)

@@ -473,7 +473,9 @@ class FeatureGame(Game):
         # Fast path (shared masks, one baseline row per sample, real inputs): compose rows by
         # broadcasting element masks over samples instead of gathering per row (see
         # _compose_shared); same rows, several times less memory traffic per row.
-        fast = shared and mb == 1 and not any(inp.is_int for inp in self.inputs)
+        fast = shared and mb == 1 and not any(
+            inp.is_int or (inp.groups is not None and inp.groups.ndim != 1) for inp in self.inputs
+        )
         elem_cache: dict[int, torch.Tensor] = {}
 
         def build(start: int, stop: int) -> Rows:

@@ -16,7 +16,6 @@ from ..attribution import Attribution
 from ..errors import BudgetError
 from ..games.base import Game
 from .base import Method, Tags, alias, register
-from .exact import all_coalitions
 
 __all__ = ["KernelShap", "PermutationShapley", "kernel_shap_design", "solve_constrained"]
 
