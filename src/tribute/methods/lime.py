@@ -20,6 +20,9 @@ Sampling schemes (``sampling=``):
   by the adjustment ``P_bernoulli(k) / P_sampled(k) = C(n,k) 2^-n / (n_k / m)`` so that the
   weighted loss is an unbiased estimate of the Bernoulli(1/2) neighbourhood's loss while every
   size is represented (including the rare, near-complete coalitions that Monte Carlo misses).
+  The allocation is exactly even (the authors' code draws each sample's stratum at random,
+  which gives the same allocation in expectation); with fewer than ``n + 2`` samples some
+  strata stay empty and the adjustment is no longer unbiased.
 * ``"exhaustive"`` — all ``2^n`` coalitions (``n <= 20``; reference use: with a constant kernel
   and no penalty the fitted coefficients are the Banzhaf values of the game).
 
