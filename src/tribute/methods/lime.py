@@ -20,6 +20,9 @@ Sampling schemes (``sampling=``):
   by the adjustment ``P_bernoulli(k) / P_sampled(k) = C(n,k) 2^-n / (n_k / m)`` so that the
   weighted loss is an unbiased estimate of the Bernoulli(1/2) neighbourhood's loss while every
   size is represented (including the rare, near-complete coalitions that Monte Carlo misses).
+  The allocation is exactly even (the authors' code draws each sample's stratum at random,
+  which gives the same allocation in expectation); with fewer than ``n + 2`` samples some
+  strata stay empty and the adjustment is no longer unbiased.
 * ``"exhaustive"`` — all ``2^n`` coalitions (``n <= 20``; reference use: with a constant kernel
   and no penalty the fitted coefficients are the Banzhaf values of the game).
 
@@ -117,6 +120,15 @@ def lime_kernel(masks: torch.Tensor, distance: str, width: float) -> torch.Tenso
 
 
 # ----------------------------------------------------------------------- regression
+# The fits are small dense float64 algebra (``n x n`` systems with many right-hand sides). They
+# run in numpy: on a busy machine torch's OpenMP pool makes each small op cost milliseconds,
+# while numpy/OpenBLAS stays single-threaded for small sizes and multi-threaded for large ones.
+
+
+def _np64(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float64).numpy()
+
+
 def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted ridge with an unpenalised intercept, for many right-hand sides at once.
@@ -134,19 +146,20 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
         ``(beta n x R, intercept R, stderr n x R)``; ``stderr`` is the heteroskedasticity-robust
         (HC1 sandwich) standard error of ``beta`` under i.i.d. sampling of the rows.
     """
-    k, n = x.shape
-    xa = torch.cat([torch.ones(k, 1, dtype=x.dtype), x], dim=1)
-    xw = xa * w[:, None]
+    xn, yn, wn = _np64(x), _np64(y), _np64(w)
+    k, n = xn.shape
+    xa = np.concatenate([np.ones((k, 1)), xn], axis=1)
+    xw = xa * wn[:, None]
     a = xa.T @ xw
-    a[1:, 1:] += alpha * torch.eye(n, dtype=x.dtype)
-    a_inv = torch.linalg.pinv(a, hermitian=True)
-    coef = a_inv @ (xw.T @ y)  # (n+1) x R
-    resid = y - xa @ coef
+    a[1:, 1:] += alpha * np.eye(n)
+    a_inv = np.linalg.pinv(a, hermitian=True)
+    coef = a_inv @ (xw.T @ yn)  # (n+1) x R
+    resid = yn - xa @ coef
     u = xw @ a_inv  # K x (n+1): row k is w_k A^-1 x_k
-    dof = max(int((w > 0).sum()) - (n + 1), 1)
-    scale = max(int((w > 0).sum()), 1) / dof
-    var = (u[:, 1:] ** 2).T @ (resid**2) * scale
-    return coef[1:], coef[0], var.clamp(min=0).sqrt()
+    used = max(int((wn > 0).sum()), 1)
+    scale = used / max(used - (n + 1), 1)
+    var = np.clip((u[:, 1:] ** 2).T @ (resid**2) * scale, 0.0, None)
+    return torch.from_numpy(coef[1:]), torch.from_numpy(coef[0]), torch.from_numpy(np.sqrt(var))
 
 
 def weighted_lasso(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float,
@@ -156,48 +169,49 @@ def weighted_lasso(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
     Minimises ``(1 / (2 sum w)) sum_k w_k (y_k - c - x_k . beta)^2 + alpha |beta|_1`` —
     scikit-learn's ``Lasso(alpha)`` objective with ``sample_weight`` — by accelerated proximal
     gradient (FISTA with adaptive restart) on the weighted-centred problem, vectorised over the
-    ``R`` columns of ``y``. Stops when no coefficient moves more than ``tol`` (relative).
+    ``R`` columns of ``y``. Stops when no coefficient moves more than ``tol`` (relative) or
+    after ``max_iter`` iterations.
 
     Returns:
         ``(beta n x R, intercept R)``.
     """
-    wn = w / w.sum()
-    xm = wn @ x
-    ym = wn @ y
-    xc, yc = x - xm, y - ym
+    xn, yn, wv = _np64(x), _np64(y), _np64(w)
+    wn = wv / wv.sum()
+    xm, ym = wn @ xn, wn @ yn
+    xc, yc = xn - xm, yn - ym
     gram = xc.T @ (xc * wn[:, None])
     q = xc.T @ (yc * wn[:, None])
-    lip = float(torch.linalg.eigvalsh(gram)[-1]) if gram.numel() else 0.0
-    beta = torch.zeros(x.shape[1], y.shape[1], dtype=x.dtype)
-    if lip <= 0:
-        return beta, ym
-    step = 1.0 / lip
-    z, t = beta.clone(), 1.0
-    for _ in range(max_iter):
-        g = gram @ z - q
-        nxt = z - step * g
-        nxt = torch.sign(nxt) * (nxt.abs() - step * alpha).clamp(min=0)
-        delta = float((nxt - beta).abs().max())
-        if ((z - nxt) * (nxt - beta)).sum() > 0:  # restart momentum when it points uphill
-            t = 1.0
-        t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        z = nxt + ((t - 1.0) / t_next) * (nxt - beta)
-        beta, t = nxt, t_next
-        if delta <= tol * max(1.0, float(beta.abs().max())):
-            break
-    return beta, ym - xm @ beta
+    lip = float(np.linalg.eigvalsh(gram)[-1]) if gram.size else 0.0
+    beta = np.zeros((xn.shape[1], yn.shape[1]))
+    if lip > 0:
+        step = 1.0 / lip
+        z, t = beta.copy(), 1.0
+        for _ in range(max_iter):
+            nxt = z - step * (gram @ z - q)
+            nxt = np.sign(nxt) * np.clip(np.abs(nxt) - step * alpha, 0.0, None)
+            delta = float(np.abs(nxt - beta).max())
+            if float(((z - nxt) * (nxt - beta)).sum()) > 0:  # restart momentum when it points uphill
+                t = 1.0
+            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            z = nxt + ((t - 1.0) / t_next) * (nxt - beta)
+            beta, t = nxt, t_next
+            if delta <= tol * max(1.0, float(np.abs(beta).max())):
+                break
+    return torch.from_numpy(beta), torch.from_numpy(ym - xm @ beta)
 
 
 def weighted_r2(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, beta: torch.Tensor,
                 intercept: torch.Tensor) -> torch.Tensor:
     """Weighted R² of the surrogate per column (1 when ``y`` is constant and fitted exactly)."""
-    pred = x @ beta + intercept
-    wn = w / w.sum()
-    ss_res = wn @ (y - pred) ** 2
-    ss_tot = wn @ (y - wn @ y) ** 2
-    tiny = 1e-12 * (1.0 + (wn @ y**2))
-    r2 = 1.0 - ss_res / torch.where(ss_tot > tiny, ss_tot, torch.ones_like(ss_tot))
-    return torch.where(ss_tot > tiny, r2, (ss_res <= tiny).to(y.dtype))
+    xn, yn, wv = _np64(x), _np64(y), _np64(w)
+    pred = xn @ _np64(beta) + _np64(intercept)
+    wn = wv / wv.sum()
+    ss_res = wn @ (yn - pred) ** 2
+    ss_tot = wn @ (yn - wn @ yn) ** 2
+    tiny = 1e-12 * (1.0 + wn @ yn**2)
+    ok = ss_tot > tiny
+    r2 = np.where(ok, 1.0 - ss_res / np.where(ok, ss_tot, 1.0), (ss_res <= tiny).astype(np.float64))
+    return torch.from_numpy(r2)
 
 
 # ----------------------------------------------------------------------- method

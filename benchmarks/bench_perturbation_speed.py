@@ -1,0 +1,156 @@
+"""Perturbation methods: tribute vs the bare model vs Captum, same evaluations, one run.
+
+Setup (shared with ``bench_engine_overhead.py``): a small CNN (16/32-channel convs + linear),
+128 scikit-learn digits upsampled to 32x32, 4x4 superpixels (``groups=tribute.patches(4)``,
+64 players), baseline 0, target class 0.
+
+Methods, each with the same number of model evaluations per image in tribute and Captum:
+
+==================  =====================================  ==========================================
+tribute             evaluations per image                  Captum
+==================  =====================================  ==========================================
+feature_ablation    65 (64 players + v(x))                 FeatureAblation(feature_mask=superpixels)
+occlusion           65 (64 windows 4x4, stride 4 + v(x))   Occlusion(sliding_window_shapes=(1,4,4))
+kernel_shap         ``--budget`` (if registered)           KernelShap(n_samples=budget)
+lime                ``--budget``                           Lime(n_samples=budget, Ridge(alpha=1),
+                                                           cosine kernel width 0.25)
+==================  =====================================  ==========================================
+
+Captum gets ``perturbations_per_eval`` chosen so that each forward pass holds about as many rows
+as the bare model's best batch size (Captum's default of 1 would be far slower); KernelShap and
+Lime explain one image at a time in Captum (its own loop), so they get ``budget`` rows a pass.
+
+For each method the table shows seconds (best of ``--repeats`` interleaved rounds), the bare
+model's time for the same number of rows at its best batch size (rows pre-built in memory,
+``inference_mode``), and the ratios tribute/bare (goal <= 1.15) and Captum/tribute.
+
+Run::
+
+    python benchmarks/bench_perturbation_speed.py                     # 128 images, budget 256
+    python benchmarks/bench_perturbation_speed.py --images 32 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import tribute
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine_overhead import bare_best, bare_forward, build_cnn, digit_images
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=128)
+    ap.add_argument("--budget", type=int, default=256, help="evaluations per image (kernel_shap, lime)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--methods", default="feature_ablation,occlusion,kernel_shap,lime")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from captum._utils.models.linear_model import SkLearnRidge
+    from captum.attr import FeatureAblation, KernelShap, Lime, Occlusion
+    from captum.attr._core.lime import get_exp_kernel_similarity_function
+
+    model = build_cnn()
+    x = digit_images(args.images)
+    b = x.shape[0]
+    groups = tribute.patches(4)
+    registered = set(tribute.methods())
+    grid = (torch.arange(32)[:, None] // 4) * 8 + torch.arange(32)[None] // 4
+    feature_mask = grid.reshape(1, 1, 32, 32)
+
+    # bare model: rows pre-built in memory (random superpixel coalitions), best batch size
+    n_max = b * (max(args.budget, 65) + 1)
+    g = torch.Generator().manual_seed(0)
+    keep = (torch.rand(n_max // b + 1, 64, generator=g) < 0.5).float()[:, grid.flatten()]
+    rows = (x.reshape(b, 1, -1) * keep[None]).reshape(-1, 1, 32, 32)[:n_max].contiguous()
+    best_bs, _ = bare_best(model, rows, 1)
+    ppe = max(1, best_bs // b)
+
+    cases: list[tuple[str, Callable[[], tribute.Attribution], Callable[[], object]]] = []
+    if "feature_ablation" in args.methods:
+        cases.append(("feature_ablation",
+                      lambda: tribute.explain(model, x, method="feature_ablation", target=0, groups=groups),
+                      lambda: FeatureAblation(model).attribute(
+                          x, target=0, feature_mask=feature_mask, perturbations_per_eval=ppe)))
+    if "occlusion" in args.methods:
+        cases.append(("occlusion",
+                      lambda: tribute.explain(model, x, method="occlusion", target=0,
+                                              window=(1, 4, 4), stride=(1, 4, 4)),
+                      lambda: Occlusion(model).attribute(
+                          x, sliding_window_shapes=(1, 4, 4), strides=(1, 4, 4), target=0,
+                          perturbations_per_eval=ppe)))
+    if "kernel_shap" in args.methods:
+        if "kernel_shap" in registered:
+            cases.append(("kernel_shap",
+                          lambda: tribute.explain(model, x, method="kernel_shap", target=0,
+                                                  groups=groups, budget=args.budget),
+                          lambda: KernelShap(model).attribute(
+                              x, target=0, feature_mask=feature_mask, n_samples=args.budget,
+                              perturbations_per_eval=args.budget)))
+        else:
+            print("note: 'kernel_shap' is not registered in this tribute build; skipped.")
+    if "lime" in args.methods:
+        cases.append(("lime",
+                      lambda: tribute.explain(model, x, method="lime", target=0, groups=groups,
+                                              budget=args.budget),
+                      lambda: Lime(model, interpretable_model=SkLearnRidge(alpha=1.0),
+                                   similarity_func=get_exp_kernel_similarity_function("cosine", 0.25),
+                                   ).attribute(x, target=0, feature_mask=feature_mask,
+                                               n_samples=args.budget,
+                                               perturbations_per_eval=args.budget)))
+
+    # warm-up (first-call costs: library initialisation, thread pools) for every contender
+    x_full = x
+    x = x_full[:2]
+    for _, ours, theirs in cases:
+        ours()
+        theirs()
+    x = x_full
+
+    best: dict[str, dict[str, float]] = {name: {} for name, _, _ in cases}
+    n_rows: dict[str, int] = {}
+    evals: dict[str, int] = {}
+    for _ in range(args.repeats):
+        for name, ours, theirs in cases:
+            t_ours, attr = _timed(ours)
+            assert isinstance(attr, tribute.Attribution)
+            n_rows[name], evals[name] = attr.n_rows, attr.n_evals
+            t_bare, _ = _timed(lambda n=attr.n_rows: bare_forward(model, rows[:n], best_bs))
+            t_cap, _ = _timed(theirs)
+            for key, t in (("tribute", t_ours), ("bare", t_bare), ("captum", t_cap)):
+                best[name][key] = min(best[name].get(key, float("inf")), t)
+
+    print(f"perturbation speed: {b} images 1x32x32, 64 superpixels, budget {args.budget}, "
+          f"torch threads {torch.get_num_threads()}, bare best batch {best_bs}, "
+          f"Captum perturbations_per_eval {ppe} (ablation/occlusion)")
+    head = f"{'method':<18}{'evals':>6}{'rows':>8}{'bare s':>9}{'tribute s':>11}{'captum s':>10}" \
+           f"{'tribute/bare':>14}{'captum/bare':>13}{'captum/tribute':>16}"
+    print(head)
+    print("-" * len(head))
+    for name, _, _ in cases:
+        r = best[name]
+        print(f"{name:<18}{evals[name]:>6}{n_rows[name]:>8}{r['bare']:>9.2f}{r['tribute']:>11.2f}"
+              f"{r['captum']:>10.2f}{r['tribute'] / r['bare']:>14.2f}{r['captum'] / r['bare']:>13.2f}"
+              f"{r['captum'] / r['tribute']:>16.2f}")
+    print("goal: tribute/bare <= 1.15")
+
+
+if __name__ == "__main__":
+    main()
