@@ -133,7 +133,7 @@ class ImputedGame(Game):
         d_total = sum(inp.size for inp in base.inputs)
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)
-        self._full = base.full().clone()
+        self._full = None if base._full is None else base._full.clone()  # v(N) needs no imputation
 
     def groups_array(self) -> Any:
         return self.base.groups_array()
