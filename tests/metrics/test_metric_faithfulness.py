@@ -124,7 +124,7 @@ def test_faithfulness_correlation_matches_reference():
 
 
 def test_infidelity_definition_and_scale_invariance(linear):
-    model, x, w = linear
+    model, x, _ = linear
     oracle = tribute.explain(model, x, method="input_x_gradient")
     doubled = tribute.explain(model, x, method="input_x_gradient")
     doubled.values = 2 * doubled.values

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -189,5 +188,5 @@ def test_random_logit_hand_computed():
 def test_model_randomisation_rejects_numpy_models():
     xs = np.random.default_rng(0).random((3, 4))
     attr = tribute.explain(lambda z: z.sum(1), xs, method="feature_ablation")
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         evaluate(lambda z: z.sum(1), xs, attr, metric="model_randomisation")
