@@ -176,7 +176,8 @@ def main() -> None:
 
     # --------------------------------------------------------------- report
     print()
-    print(f"{'metric (n=%d images)' % args.n:<58} {'tribute s':>10} {'quantus s':>10} "
+    head = f"metric (n={args.n} images)"
+    print(f"{head:<58} {'tribute s':>10} {'quantus s':>10} "
           f"{'speed-up':>9} {'max |diff|':>11}")
     for name, to, tq, d in rows:
         sp = f"{tq / to:8.1f}x" if tq is not None else "      n/a"
