@@ -35,30 +35,65 @@ _DIRECT, _DIAG = 1.0 / 6.0, 1.0 / 12.0
 #: Distinct noise fields; a row uses field ``(number of removed elements) % _N_FIELDS`` so the
 #: noise depends on the coalition only, never on the batch it was evaluated in.
 _N_FIELDS = 32
+#: Pixels per block of images solved together (fits the buffers in cache).
+_BLOCK_PIXELS = 1 << 18
 
 
-def _neighbour_sum(p: torch.Tensor) -> torch.Tensor:
+def _neighbour_sum(p: torch.Tensor, out: torch.Tensor | None = None,
+                   pad: torch.Tensor | None = None,
+                   tmp: torch.Tensor | None = None) -> torch.Tensor:
     """``sum_j w_ij p_j`` over the 8 in-image neighbours (zero outside): ``R x 1 x H x W``.
 
-    A 3x3 stencil written as shifted slices (much faster than ``conv2d`` on one channel).
+    A 3x3 stencil written as shifted slices; ``out``/``pad``/``tmp`` are optional work buffers
+    (``pad`` is ``R x 1 x H+2 x W+2`` with a zero border) so the solver's loop allocates
+    nothing — on CPU, fresh multi-megabyte tensors cost more than the arithmetic.
     """
     h, w = p.shape[-2], p.shape[-1]
-    q = F.pad(p, (1, 1, 1, 1))
-    direct = q[..., 0:h, 1 : w + 1] + q[..., 2 : h + 2, 1 : w + 1] + q[..., 1 : h + 1, 0:w] \
-        + q[..., 1 : h + 1, 2 : w + 2]
-    diag = q[..., 0:h, 0:w] + q[..., 0:h, 2 : w + 2] + q[..., 2 : h + 2, 0:w] \
-        + q[..., 2 : h + 2, 2 : w + 2]
-    return direct * _DIRECT + diag * _DIAG
+    if pad is None:
+        pad = p.new_zeros(*p.shape[:-2], h + 2, w + 2)
+    pad[..., 1 : h + 1, 1 : w + 1].copy_(p)
+    if out is None:
+        out = torch.empty_like(p)
+    if tmp is None:
+        tmp = torch.empty_like(p)
+    torch.add(pad[..., 0:h, 1 : w + 1], pad[..., 2 : h + 2, 1 : w + 1], out=out)
+    out.add_(pad[..., 1 : h + 1, 0:w]).add_(pad[..., 1 : h + 1, 2 : w + 2])
+    torch.add(pad[..., 0:h, 0:w], pad[..., 0:h, 2 : w + 2], out=tmp)
+    tmp.add_(pad[..., 2 : h + 2, 0:w]).add_(pad[..., 2 : h + 2, 2 : w + 2])
+    return out.mul_(_DIRECT).add_(tmp, alpha=_DIAG)
 
 
-def noisy_linear_impute(x: torch.Tensor, keep: torch.Tensor, *, tol: float = 1e-6,
+def _push_pull(v: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """A smooth fill of the removed pixels: coarse-to-fine normalised averaging.
+
+    Pools ``(v, k) = (x * keep, keep)`` by 2x2 sums down to one pixel, then, going back up,
+    keeps ``v / k`` where a cell holds kept pixels and takes the bilinearly upsampled coarser
+    estimate elsewhere. Used as the starting point of conjugate gradients (it cuts the number
+    of iterations several-fold for large holes).
+    """
+    levels = [(v, k)]
+    while min(v.shape[-2:]) > 1:
+        v = F.avg_pool2d(v, 2, ceil_mode=True)
+        k = F.avg_pool2d(k, 2, ceil_mode=True)
+        levels.append((v, k))
+    est = torch.zeros_like(levels[-1][0])
+    for v, k in reversed(levels):
+        up = F.interpolate(est, size=v.shape[-2:], mode="bilinear", align_corners=False) \
+            if est.shape[-2:] != v.shape[-2:] else est
+        est = torch.where(k > 0, v / k.clamp_min(1e-30), up)
+    return est
+
+
+def noisy_linear_impute(x: torch.Tensor, keep: torch.Tensor, *, tol: float = 1e-4,
                         max_iter: int | None = None) -> torch.Tensor:
     """Impute removed pixels as the neighbour-weighted average (ROAD's linear imputation).
 
     Args:
         x: ``R x H x W`` images (one channel each).
         keep: ``R x H x W`` booleans, True where the pixel is kept.
-        tol: relative residual at which conjugate gradients stop. default=1e-6.
+        tol: conjugate gradients stop when the residual norm is below ``tol`` times the norm
+            of the right-hand side (per image). The default leaves an error far below ROAD's
+            noise (std 0.01 for unit-scale images). default=1e-4.
         max_iter: iteration cap. default=None (``4 * (H + W) + 20``).
 
     Returns:
@@ -67,37 +102,57 @@ def noisy_linear_impute(x: torch.Tensor, keep: torch.Tensor, *, tol: float = 1e-
     """
     r, h, w = x.shape
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    xs = x.to(dtype).reshape(r, 1, h, w)
+    cap = max_iter if max_iter is not None else 4 * (h + w) + 20
+    out = torch.empty(r, h, w, dtype=dtype, device=x.device)
+    # blocks of images small enough to stay in cache; each block converges on its own
+    step = max(1, _BLOCK_PIXELS // (h * w))
+    for s0 in range(0, r, step):
+        s1 = min(r, s0 + step)
+        out[s0:s1] = _solve_block(x[s0:s1].to(dtype), keep[s0:s1], tol, cap)
+    return out.to(x.dtype)
+
+
+def _solve_block(x: torch.Tensor, keep: torch.Tensor, tol: float, cap: int) -> torch.Tensor:
+    """Conjugate gradients on ``(D - W)_UU y = W_UK x_K`` for a block of images (in place)."""
+    r, h, w = x.shape
+    dtype = x.dtype
+    xs = x.reshape(r, 1, h, w)
     kf = keep.to(dtype).reshape(r, 1, h, w)
     uf = 1.0 - kf
+    pad = xs.new_zeros(r, 1, h + 2, w + 2)
+    tmp = torch.empty_like(xs)
+    t1 = torch.empty_like(xs)
     deg = _neighbour_sum(torch.ones(1, 1, h, w, dtype=dtype, device=x.device))
 
-    def apply(p: torch.Tensor) -> torch.Tensor:
-        return uf * (deg * p - _neighbour_sum(p * uf))
+    def apply(p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        torch.mul(p, uf, out=t1)
+        _neighbour_sum(t1, out=out, pad=pad, tmp=tmp)
+        return out.neg_().addcmul_(deg, p).mul_(uf)
 
-    rhs = uf * _neighbour_sum(xs * kf)
-    y = torch.zeros_like(xs)
-    res = rhs.clone()
+    rhs = _neighbour_sum(xs * kf, pad=pad, tmp=tmp).mul_(uf)
+    y = _push_pull(xs * kf, kf).mul_(uf)
+    ap = torch.empty_like(xs)
+    res = rhs - apply(y, ap)
     p = res.clone()
-    rs = (res * res).sum(dim=(1, 2, 3), keepdim=True)
-    stop = (tol**2) * rs.clamp_min(1e-300)
-    cap = max_iter if max_iter is not None else 4 * (h + w) + 20
+    dims = (1, 2, 3)
+    rs = torch.mul(res, res, out=t1).sum(dim=dims, keepdim=True)
+    stop = (tol**2) * (rhs * rhs).sum(dim=dims, keepdim=True)
     tiny = torch.finfo(dtype).tiny
+    zero = torch.zeros_like(rs)
     for it in range(cap):
-        ap = apply(p)
-        pap = (p * ap).sum(dim=(1, 2, 3), keepdim=True)
-        active = (rs > stop) & (pap > tiny)
-        alpha = torch.where(active, rs / pap.clamp_min(tiny), torch.zeros_like(rs))
-        y = y + alpha * p
-        res = res - alpha * ap
-        rs_new = (res * res).sum(dim=(1, 2, 3), keepdim=True)
-        beta = torch.where(active, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs))
-        p = res + beta * p
-        rs = rs_new
-        if it % 8 == 7 and not bool((rs > stop).any()):
+        if it % 4 == 0 and not bool((rs > stop).any()):
             break
-    out = xs * kf + y * uf
-    return out.reshape(r, h, w).to(x.dtype)
+        apply(p, ap)
+        pap = torch.mul(p, ap, out=t1).sum(dim=dims, keepdim=True)
+        active = (rs > stop) & (pap > tiny)
+        alpha = torch.where(active, rs / pap.clamp_min(tiny), zero)
+        y.addcmul_(p, alpha)
+        res.addcmul_(ap, alpha, value=-1.0)
+        rs_new = torch.mul(res, res, out=t1).sum(dim=dims, keepdim=True)
+        beta = torch.where(active, rs_new / rs.clamp_min(tiny), zero)
+        p.mul_(beta).add_(res)
+        rs = rs_new
+    return (xs * kf + y * uf).reshape(r, h, w)
 
 
 class ImputedGame(Game):
