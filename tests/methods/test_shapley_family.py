@@ -349,6 +349,7 @@ def _logreg() -> tuple[object, np.ndarray, np.ndarray]:
     return clf, X[:4], X[100:101]
 
 
+@pytest.mark.slow  # shap's Exact explainer JIT-compiles with numba on first use (~40 s)
 def test_exact_shapley_matches_shap_exact_explainer() -> None:
     shap = pytest.importorskip("shap")
     clf, x, bg = _logreg()
@@ -367,3 +368,7 @@ def test_kernel_shap_full_budget_matches_shap_kernel_explainer() -> None:
     ref = np.asarray(explainer.shap_values(x, nsamples=2**6, l1_reg=False, silent=True))
     ref = ref if ref.shape[-1] != 2 else np.transpose(ref, (0, 2, 1))  # -> B x 2 x n
     np.testing.assert_allclose(ours.flat(), ref, atol=1e-8)
+    # shap's full enumeration is exact Shapley: so is exact_shapley (fast stand-in for the slow
+    # shap.explainers.Exact parity test above)
+    exact = tribute.explain(f, x, method="exact_shapley", baseline=bg[0], target=[0, 1])
+    np.testing.assert_allclose(exact.flat(), ref, atol=1e-8)
