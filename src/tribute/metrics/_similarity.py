@@ -1,0 +1,79 @@
+"""Similarity of two attributions per sample: Spearman rank correlation or SSIM."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ._util import spearman_rows
+
+__all__ = ["SIMILARITIES", "attribution_similarity", "ssim_maps"]
+
+SIMILARITIES = ("spearman", "ssim")
+
+
+def ssim_maps(a: np.ndarray, b: np.ndarray, win: int = 7) -> np.ndarray:
+    """Mean structural similarity of 2-D maps ``... x H x W`` (uniform ``win x win`` window).
+
+    Follows Wang et al. (2004) with ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2`` and the data range
+    ``L = max(a) - min(a)`` of the first map of each pair (as in Adebayo et al.'s sanity
+    checks); the window shrinks to the image for small maps and only fully covered positions
+    are averaged (like scikit-image's cropped mean). NaN where ``a`` is constant.
+    """
+    lead = a.shape[:-2]
+    h, w = a.shape[-2:]
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).reshape(-1, 1, h, w)
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64)).reshape(-1, 1, h, w)
+    k = min(win, h, w)
+    if k % 2 == 0:
+        k -= 1
+    ker = torch.full((1, 1, k, k), 1.0 / (k * k), dtype=torch.float64)
+    rng = (ta.amax(dim=(1, 2, 3)) - ta.amin(dim=(1, 2, 3))).reshape(-1, 1, 1, 1)
+    c1 = (0.01 * rng) ** 2
+    c2 = (0.03 * rng) ** 2
+    mu_a, mu_b = F.conv2d(ta, ker), F.conv2d(tb, ker)
+    cov_norm = k * k / max(k * k - 1, 1)  # sample covariance, as scikit-image
+    s_aa = (F.conv2d(ta * ta, ker) - mu_a**2) * cov_norm
+    s_bb = (F.conv2d(tb * tb, ker) - mu_b**2) * cov_norm
+    s_ab = (F.conv2d(ta * tb, ker) - mu_a * mu_b) * cov_norm
+    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2)
+    s = (num / den).mean(dim=(1, 2, 3))
+    s = torch.where(rng.flatten() > 0, s, torch.full_like(s, float("nan")))
+    return s.numpy().reshape(lead)
+
+
+def _maps(attr: Attribution, flat: np.ndarray, absolute: bool) -> np.ndarray:
+    """``B x T x H x W`` maps for SSIM: element credits summed over non-spatial axes."""
+    shapes = attr.layout.input_shapes
+    if len(shapes) != 1 or len(shapes[0]) < 2:
+        raise InputError(
+            "similarity='ssim' needs one image input (per-sample shape (H, W) or (C, H, W)); "
+            f"the attribution's inputs have shapes {list(shapes)}. Use similarity='spearman'."
+        )
+    from .ground_truth import element_scores
+
+    el = element_scores(attr, flat)
+    if absolute:
+        el = np.abs(el)
+    shape = shapes[0]
+    el = el.reshape(*el.shape[:2], -1, shape[-2], shape[-1])
+    return el.sum(axis=2)
+
+
+def attribution_similarity(
+    attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
+    absolute: bool = True,
+) -> np.ndarray:
+    """Per-sample, per-target similarity of flat ``B x T x n`` credits ``a`` and ``b``.
+
+    ``attr`` supplies the layout (for SSIM maps). ``absolute`` compares ``|phi|``.
+    """
+    if kind == "spearman":
+        return spearman_rows(np.abs(a), np.abs(b)) if absolute else spearman_rows(a, b)
+    if kind == "ssim":
+        return ssim_maps(_maps(attr, a, absolute), _maps(attr, b, absolute))
+    raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")

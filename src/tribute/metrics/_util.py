@@ -1,0 +1,175 @@
+"""Shared helpers of the metrics: rank statistics, coalition sampling, batched game queries."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.stats
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+
+__all__ = [
+    "call_explain",
+    "pearson_rows",
+    "random_subsets",
+    "rank_rows",
+    "spearman_rows",
+    "values_per_target",
+]
+
+#: Mask elements per ``game.value`` call (float32 masks: 256 MiB); bounds memory on big games.
+_BLOCK_ELEMENTS = 64 * 1024**2
+
+
+def rank_rows(a: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis (1..n, ties get their average rank)."""
+    return np.asarray(scipy.stats.rankdata(a, axis=-1), dtype=np.float64)
+
+
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation along the last axis; NaN where either side is constant."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    da = a - a.mean(-1, keepdims=True)
+    db = b - b.mean(-1, keepdims=True)
+    num = (da * db).sum(-1)
+    den = np.sqrt((da * da).sum(-1) * (db * db).sum(-1))
+    # a side is constant (up to rounding) when its spread is tiny against its magnitude
+    scale_a = np.abs(a).max(-1) * a.shape[-1] ** 0.5 + 1e-300
+    scale_b = np.abs(b).max(-1) * b.shape[-1] ** 0.5 + 1e-300
+    const = (np.sqrt((da * da).sum(-1)) <= 1e-12 * scale_a) | (
+        np.sqrt((db * db).sum(-1)) <= 1e-12 * scale_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num / den
+    return np.where(const, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation along the last axis (average ranks for ties)."""
+    return pearson_rows(rank_rows(a), rank_rows(b))
+
+
+def random_subsets(n: int, size: int, count: int, g: torch.Generator) -> torch.Tensor:
+    """``count x n`` binary masks, each with exactly ``size`` ones at uniformly random places."""
+    if count < 1:
+        raise InputError(f"the number of random subsets must be >= 1; got {count}.")
+    order = torch.rand(count, n, generator=g, dtype=torch.float64).argsort(dim=1)
+    rank = order.argsort(dim=1)
+    return (rank < size).to(torch.float32)
+
+
+def block_size(game: Game, rows_per_mask: int) -> int:
+    """Coalitions per ``game.value`` call so that masks stay within the memory block."""
+    per = max(1, rows_per_mask * game.n_players)
+    return max(1, _BLOCK_ELEMENTS // per)
+
+
+def values_shared(game: Game, masks: torch.Tensor) -> torch.Tensor:
+    """``game.value`` for shared ``K x n`` masks, in memory-bounded blocks: ``B x K x T``."""
+    k_total = int(masks.shape[0])
+    step = block_size(game, 1)
+    parts = [game.value(masks[s : s + step]) for s in range(0, k_total, step)]
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+def values_per_target(
+    game: Game,
+    make_masks: Callable[[int, int], torch.Tensor],
+    k_total: int,
+) -> torch.Tensor:
+    """Values of per-sample, per-target coalitions: ``B x T x K``.
+
+    Args:
+        game: the game.
+        make_masks: ``(k0, k1) -> B x T x (k1 - k0) x n`` masks for coalitions ``k0..k1-1``
+            (each target may have its own coalitions, e.g. its own deletion order).
+        k_total: number of coalitions per target.
+
+    All targets' coalitions are stacked into one ``B x (T*k) x n`` query per block (the
+    engine batches them); the value for target ``t`` is read from target ``t``'s coalitions.
+    """
+    b, t = game.n_samples, game.n_targets
+    out = torch.empty(b, t, k_total, dtype=torch.float64)
+    step = block_size(game, b * t)
+    tt = torch.arange(t)
+    for k0 in range(0, k_total, step):
+        k1 = min(k0 + step, k_total)
+        m = make_masks(k0, k1)  # B x T x k x n
+        kk = k1 - k0
+        v = game.value(m.reshape(b, t * kk, game.n_players))  # B x (T*k) x T
+        v = v.reshape(b, t, kk, t)
+        out[:, :, k0:k1] = v[:, tt, :, tt].permute(1, 0, 2)
+    return out
+
+
+def check_int(value: Any, name: str, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise InputError(f"{name}={value!r} must be an int >= {lo}.")
+    return int(value)
+
+
+def check_fraction(value: Any, name: str, lo_open: bool = True, hi_open: bool = True) -> float:
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    v = float(value) if ok else float("nan")
+    lo_ok = v > 0 if lo_open else v >= 0
+    hi_ok = v < 1 if hi_open else v <= 1
+    if not (ok and lo_ok and hi_ok):
+        lo = "(0" if lo_open else "[0"
+        hi = "1)" if hi_open else "1]"
+        raise InputError(f"{name}={value!r} must be a number in {lo}, {hi}.")
+    return v
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name`` (or ``**kwargs``)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_KEYWORD or (p.name == name and p.kind in (
+                p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)):
+            return True
+    return False
+
+
+def call_explain(fn: Callable[..., Any], *args: Any, metric: str, **optional: Any) -> Attribution:
+    """Call a user ``explain`` callable, passing each optional keyword only if it accepts it.
+
+    ``optional`` typically holds ``target`` (per-row targets matching the original
+    attribution's) and ``sample`` (which original sample each row comes from).
+    """
+    kwargs = {k: v for k, v in optional.items() if accepts(fn, k)}
+    out = fn(*args, **kwargs)
+    if not isinstance(out, Attribution):
+        raise InputError(
+            f"metric {metric!r}: the explain callable returned a {type(out).__name__}; it must "
+            "return a tribute.Attribution (e.g. lambda x: tribute.explain(model, x, ...))."
+        )
+    return out
+
+
+def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str) -> np.ndarray:
+    """Flat ``B x T x n`` values of a re-explanation, checked against the expected shape."""
+    flat = attr.flat()
+    if flat.shape != (b, t, n):
+        raise InputError(
+            f"metric {metric!r}: {what} returned an attribution with flat shape {flat.shape} "
+            f"(batch x targets x players); expected {(b, t, n)} like the original attribution. "
+            "Use the same method settings, targets and groups."
+        )
+    return flat
+
+
+def targets_rows(attr: Attribution, sample: np.ndarray) -> np.ndarray | None:
+    """The original attribution's targets for rows that come from samples ``sample``."""
+    if attr.targets is None:
+        return None
+    tg = np.asarray(attr.targets)
+    return tg[sample]

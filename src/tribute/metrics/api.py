@@ -1,0 +1,319 @@
+"""The public entry points of the metrics: :func:`evaluate`, :func:`metrics`, :class:`Blur`."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..api import PlayerSet, build_game
+from ..api import explain as _explain
+from ..attribution import Attribution
+from ..errors import InputError
+from ..methods.base import get_method
+from ..models import as_model
+from ..targets import TargetLike
+from .base import MetricInfo, MetricResult, get_metric, metric_registry
+
+__all__ = ["Blur", "blur", "default_explainer", "evaluate", "metrics"]
+
+
+@dataclass(frozen=True)
+class Blur:
+    """Removal by a Gaussian-blurred copy of each input (Petsiuk et al. 2018's deletion).
+
+    Pass ``baseline=tribute.metrics.Blur(sigma=...)`` (or ``baseline="blur"`` for the default)
+    to :func:`evaluate`: each sample's baseline becomes its own blurred copy, so removed pixels
+    lose detail but keep their local colour.
+
+    Attributes:
+        sigma: standard deviation of the Gaussian in pixels. default=None (``max(H, W) / 8``,
+            at least 1).
+        truncate: the kernel extends ``ceil(truncate * sigma)`` pixels each side. default=3.0.
+    """
+
+    sigma: float | None = None
+    truncate: float = 3.0
+
+
+def _gauss(sigma: float, truncate: float, dtype: torch.dtype) -> torch.Tensor:
+    r = max(1, math.ceil(truncate * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (k / k.sum()).to(dtype)
+
+
+def blur(inputs: Any, spec: Blur | None = None) -> Any:
+    """Gaussian-blur image inputs over their last two axes (batch first; same framework back).
+
+    A separable convolution with replicate padding, per channel. Inputs need per-sample shape
+    ``(H, W)`` or ``(C, H, W)``.
+    """
+    spec = spec or Blur()
+    multi = isinstance(inputs, (tuple, list))
+    parts = list(inputs) if multi else [inputs]
+    out: list[Any] = []
+    for i, p in enumerate(parts):
+        is_t = isinstance(p, torch.Tensor)
+        t = p.detach() if is_t else torch.from_numpy(np.ascontiguousarray(np.asarray(p)))
+        if t.ndim < 3 or not t.dtype.is_floating_point:
+            raise InputError(
+                f"baseline='blur' needs real-valued image inputs (batch, H, W) or (batch, C, H, "
+                f"W); input {i} has shape {tuple(t.shape)} and dtype {t.dtype}."
+            )
+        h, w = int(t.shape[-2]), int(t.shape[-1])
+        sigma = spec.sigma if spec.sigma is not None else max(1.0, max(h, w) / 8)
+        if not sigma > 0:
+            raise InputError(f"Blur(sigma={spec.sigma!r}) must be positive.")
+        dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
+        k = _gauss(float(sigma), spec.truncate, dtype).to(t.device)
+        r = (k.numel() - 1) // 2
+        x = t.to(dtype).reshape(-1, 1, h, w)
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.reshape(1, 1, 1, -1))
+        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.reshape(1, 1, -1, 1))
+        x = x.reshape(t.shape).to(t.dtype)
+        out.append(x if is_t else x.numpy())
+    return tuple(out) if multi else out[0]
+
+
+def metrics() -> dict[str, MetricInfo]:
+    """The metric registry: name -> :class:`MetricInfo` (category, direction, needs, paper)."""
+    return {name: m.info for name, m in metric_registry().items()}
+
+
+# ------------------------------------------------------------- default explain
+def _index_rows(value: Any, sample: np.ndarray | None, batch: int) -> Any:
+    """``value[sample]`` for per-sample arrays/tensors (leading axis == batch), else as is."""
+    if sample is None:
+        return value
+    if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch:
+        return value[torch.as_tensor(sample, device=value.device)]
+    if isinstance(value, np.ndarray) and value.ndim > 0 and value.shape[0] == batch:
+        return value[sample]
+    if isinstance(value, tuple):
+        return tuple(_index_rows(v, sample, batch) for v in value)
+    return value
+
+
+def _per_sample_baseline(baseline: Any, inputs: Any) -> bool:
+    """Whether ``baseline`` holds one row per sample (as the feature game reads it)."""
+    parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+    bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
+    for b, x in zip(bases, parts):
+        if isinstance(b, (np.ndarray, torch.Tensor)) and b.ndim == x.ndim and \
+                b.shape[0] == x.shape[0] and tuple(b.shape[1:]) == tuple(x.shape[1:]):
+            return True
+    return False
+
+
+def default_explainer(
+    model: Any,
+    attr: Attribution,
+    inputs: Any,
+    *,
+    target: TargetLike = None,
+    baseline: Any = 0.0,
+    groups: Any = None,
+    output: str = "raw",
+    batch_size: int | None = None,
+    forward_args: Sequence[Any] | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
+) -> tuple[Callable[..., Attribution], Callable[..., Attribution]]:
+    """Explain callables that re-run ``attr``'s method with ``attr``'s parameters.
+
+    Returns ``(explain(inputs, *, target=None, sample=None, **overrides),
+    model_explain(model, inputs, *, target=None, sample=None))``. ``sample`` (original sample
+    of each row) indexes per-sample baselines, groups and forward arguments; ``target`` (per
+    row) replaces the evaluated target; ``overrides`` replace method parameters or the seed.
+    """
+    cls = get_method(attr.method)
+    hp_names = set(cls.defaults())
+    params = dict(attr.params)
+    budget = params.pop("budget", None)
+    seed = params.pop("seed", 0)
+    params.pop("output", None)
+    hparams = {k: v for k, v in params.items() if k in hp_names}
+    batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
+    per_sample_base = _per_sample_baseline(baseline, inputs)
+
+    def run(m: Any, x: Any, target_rows: Any, sample: np.ndarray | None,
+            overrides: dict[str, Any]) -> Attribution:
+        if isinstance(baseline, Blur):
+            base: Any = blur(x, baseline)
+        elif per_sample_base:
+            base = _index_rows(baseline, sample, batch)
+        else:
+            base = baseline
+        tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
+        grp = groups
+        if isinstance(groups, (np.ndarray, torch.Tensor, tuple)) and sample is not None:
+            grp = _index_rows(groups, sample, batch) if _per_sample_groups(groups, inputs) else groups
+        fa = None if forward_args is None else tuple(_index_rows(a, sample, batch) for a in forward_args)
+        fk = None if forward_kwargs is None else {k: _index_rows(v, sample, batch)
+                                                  for k, v in forward_kwargs.items()}
+        kw = {**hparams, **{k: v for k, v in overrides.items() if k not in ("seed", "budget")}}
+        return _explain(m, x, method=attr.method, target=tg, baseline=base, groups=grp,
+                        budget=overrides.get("budget", budget), seed=overrides.get("seed", seed),
+                        batch_size=batch_size, progress=False, output=output,
+                        forward_args=fa, forward_kwargs=fk, **kw)
+
+    def explain(x: Any, *, target: Any = None, sample: np.ndarray | None = None,
+                **overrides: Any) -> Attribution:
+        return run(model, x, target, sample, overrides)
+
+    def model_explain(m: Any, x: Any, *, target: Any = None,
+                      sample: np.ndarray | None = None) -> Attribution:
+        return run(m, x, target, sample, {})
+
+    return explain, model_explain
+
+
+def _per_sample_groups(groups: Any, inputs: Any) -> bool:
+    parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+    gs = list(groups) if isinstance(groups, tuple) else [groups]
+    return any(isinstance(g, (np.ndarray, torch.Tensor)) and g.ndim == x.ndim
+               and g.shape[0] == x.shape[0] for g, x in zip(gs, parts))
+
+
+# ------------------------------------------------------------------ evaluate
+def _attr_groups(attr: Attribution) -> Any:
+    """The attribution's element-to-player map in the shape ``groups=`` takes (or None)."""
+    if attr.groups is None or attr.layout.dense:
+        return None
+    g = np.asarray(attr.groups)
+    shapes = attr.layout.input_shapes
+    out = []
+    start = 0
+    for s in shapes:
+        size = int(np.prod(s, dtype=np.int64))
+        seg = g[..., start : start + size]
+        out.append(seg.reshape(*g.shape[:-1], *s))
+        start += size
+    return tuple(out) if attr.layout.multi_input else out[0]
+
+
+def evaluate(
+    model: Any,
+    inputs: Any,
+    attr: Attribution,
+    metric: str = "deletion",
+    target: TargetLike = None,
+    baseline: Any = 0.0,
+    groups: Any = None,
+    explain: Callable[..., Attribution] | None = None,
+    ground_truth: Any = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    *,
+    output: str | None = None,
+    players: PlayerSet | None = None,
+    forward_args: Sequence[Any] | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
+    progress: bool | None = None,
+    **params: Any,
+) -> MetricResult:
+    """Score an attribution with a registered metric.
+
+    Builds the same game :func:`tribute.explain` would (inside the model adapter's session, so
+    the model is left exactly as it was) and runs the metric on it.
+
+    Args:
+        model: the explained model (torch module or numpy callable).
+        inputs: the explained inputs (same as given to :func:`tribute.explain`).
+        attr: the attribution to score.
+        metric: registry name (see :func:`metrics`). default="deletion".
+        target: which output; default None = the attribution's resolved targets
+            (``attr.targets``). Pass it again when the attribution used a callable target.
+        baseline: removal value of the game (as in :func:`tribute.explain`), or ``"blur"`` /
+            :class:`Blur` for a Gaussian-blurred copy of each image. Also the baseline the
+            default explain callable uses. default=0.0.
+        groups: player groups; default None = the attribution's groups (``attr.groups``).
+        explain: for metrics that re-explain: ``explain(inputs) -> Attribution``
+            (robustness, ``random_logit``) or ``explain(model, inputs) -> Attribution``
+            (``model_randomisation``). default=None: re-run ``attr.method`` with the
+            attribution's hyperparameters, budget, seed and output, and this call's baseline
+            and groups.
+        ground_truth: truth mask per sample for ground-truth metrics (``batch x players`` or
+            the inputs' shape).
+        seed: seed of the metric's random draws (when it has any). default=0.
+        batch_size: rows per forward pass. default=None (automatic).
+        output: output transform; default None = the attribution's (``attr.params["output"]``).
+        players: a non-feature player set (components, training data), as in ``explain``.
+        forward_args, forward_kwargs: extra model arguments, as in ``explain``.
+        progress: show a progress bar (None: automatic).
+        **params: the metric's hyperparameters (see ``tribute.metrics()[name].defaults``).
+
+    Returns:
+        A :class:`MetricResult` (per-sample ``scores``, ``mean``, ``stderr``, curves in
+        ``extra``).
+
+    Example:
+        >>> attr = tribute.explain(net, x, method="saliency")
+        >>> tribute.evaluate(net, x, attr, metric="deletion", baseline="blur").mean
+    """
+    m = get_metric(metric)
+    info = m.info
+    if not isinstance(attr, Attribution):
+        raise InputError(
+            f"attr is a {type(attr).__name__}; pass the Attribution returned by tribute.explain."
+        )
+    unknown = set(params) - set(info.defaults)
+    if unknown:
+        raise InputError(
+            f"metric {info.name!r} got unknown parameter(s) {sorted(unknown)}; its parameters "
+            f"are {sorted(info.defaults) or 'none'}."
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InputError(f"seed={seed!r} must be an int.")
+    if "seed" in info.defaults:
+        params.setdefault("seed", seed)
+    first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
+    framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
+    adapter = as_model(model, framework)
+    use_target = target if target is not None else attr.targets
+    use_output = output if output is not None else str(attr.params.get("output", "raw"))
+    use_groups = groups if groups is not None or players is not None else _attr_groups(attr)
+    spec = Blur() if isinstance(baseline, str) and baseline == "blur" else baseline
+    if isinstance(spec, str):
+        raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
+    game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
+    t0 = time.perf_counter()
+    with adapter.session():
+        game = build_game(adapter, inputs, target=use_target, baseline=game_base,
+                          groups=use_groups, output=use_output, players=players,
+                          forward_args=forward_args, forward_kwargs=forward_kwargs,
+                          batch_size=batch_size, progress=progress)
+        if attr.n_players and attr.n_players != game.n_players:
+            raise InputError(
+                f"the attribution credits {attr.n_players} players but the game built for "
+                f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
+                "attribution was computed with (groups=..., players=...)."
+            )
+        ctx: dict[str, Any] = {}
+        if "inputs" in info.needs:
+            ctx["inputs"] = inputs
+        if "ground_truth" in info.needs:
+            if ground_truth is None:
+                raise InputError(f"metric {info.name!r} needs ground_truth=... (a truth mask).")
+            ctx["ground_truth"] = ground_truth
+        if "explain" in info.needs or "model_explain" in info.needs:
+            if explain is None:
+                ex, mex = default_explainer(
+                    model, attr, inputs, target=target, baseline=spec, groups=use_groups,
+                    output=use_output, batch_size=batch_size, forward_args=forward_args,
+                    forward_kwargs=forward_kwargs)
+            else:
+                ex = mex = explain
+            if "explain" in info.needs:
+                ctx["explain"] = ex
+            if "model_explain" in info.needs:
+                ctx["model_explain"] = mex
+        result = m(game, attr, **ctx, **params)
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,342 @@
+"""The metric contract: :class:`MetricResult`, metric metadata as data, and the registry.
+
+A metric is a plain function of a game and an :class:`~tribute.attribution.Attribution`::
+
+    @register_metric(name="my_metric", higher_is_better=True, category="faithfulness",
+                     paper="Author (2024), Title")
+    def my_metric(game, attr, *, alpha=0.5, seed=0) -> Scores:
+        ...
+        return Scores(per_sample_scores, extra={"curve": curve})
+
+Keyword-only arguments with defaults are the metric's hyperparameters (they become the
+registry's defaults). Arguments named in ``needs`` (``explain``, ``model_explain``,
+``inputs``, ``ground_truth``, ``model``) are context that :func:`tribute.evaluate` supplies.
+The decorator returns a :class:`Metric`: calling it runs the function, times it, counts the
+game's evaluations and packs the :class:`MetricResult` (per-sample scores + mean and standard
+error across samples + curves in ``extra``).
+
+Every metric evaluates the model only through the game (``game.value(masks)`` with ``K x n``
+or ``batch x K x n`` masks, batched by the engine) or, for metrics that must re-explain, through
+the ``explain`` callable it is given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+
+__all__ = [
+    "CONTEXT_ARGS",
+    "Metric",
+    "MetricInfo",
+    "MetricResult",
+    "Scores",
+    "get_metric",
+    "metric_registry",
+    "register_metric",
+]
+
+#: Arguments a metric may declare in ``needs``; :func:`tribute.evaluate` fills them in.
+CONTEXT_ARGS = ("explain", "model_explain", "inputs", "ground_truth", "model")
+
+
+@dataclass
+class Scores:
+    """What a metric function returns: per-sample scores and optional curves/diagnostics.
+
+    Attributes:
+        values: ``batch x targets`` float64 scores (NaN where undefined for a sample).
+        extra: curves (e.g. ``batch x targets x steps`` arrays), per-layer scores, diagnostics.
+        n_evals: value-function evaluations per input spent outside the game passed in (e.g.
+            on an imputation game); the decorator adds the game's own count.
+    """
+
+    values: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+    n_evals: int = 0
+
+
+@dataclass
+class MetricResult:
+    """Per-sample scores of one metric, their summary and any curves.
+
+    Attributes:
+        metric: registry name.
+        scores: per-sample scores, ``batch`` (or ``batch x targets`` with several targets);
+            NaN where the score is undefined for a sample (e.g. a constant attribution has no
+            rank correlation).
+        mean: mean score over samples (a sample's targets are averaged first; NaNs skipped).
+        stderr: standard error of ``mean`` across samples (``std(ddof=1) / sqrt(n)``; NaN with
+            fewer than two finite samples).
+        n: number of samples with a finite score.
+        higher_is_better: direction of the score.
+        params: the metric's hyperparameters as used (defaults filled in).
+        n_evals: value-function evaluations per input spent by the metric (the game's count;
+            re-explanations through an ``explain`` callable are counted in
+            ``extra["explain_calls"]`` instead).
+        seconds: wall-clock time.
+        extra: curves (``deletion`` curves are ``batch x [targets x] steps + 1``), per-layer
+            scores, x-axes and diagnostics; arrays are numpy.
+    """
+
+    metric: str
+    scores: np.ndarray
+    mean: float
+    stderr: float
+    n: int
+    higher_is_better: bool
+    params: dict[str, Any] = field(default_factory=dict)
+    n_evals: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """Normal-approximation 95% confidence interval of ``mean``."""
+        return (self.mean - 1.96 * self.stderr, self.mean + 1.96 * self.stderr)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (arrays become lists)."""
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return v.tolist()
+            if isinstance(v, (np.floating, np.integer, np.bool_)):
+                return v.item()
+            if isinstance(v, dict):
+                return {str(k): conv(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [conv(x) for x in v]
+            return v if isinstance(v, (str, int, float, bool)) or v is None else repr(v)
+
+        return {
+            "metric": self.metric, "scores": self.scores.tolist(), "mean": self.mean,
+            "stderr": self.stderr, "n": self.n, "higher_is_better": self.higher_is_better,
+            "params": conv(self.params), "n_evals": self.n_evals, "seconds": self.seconds,
+            "extra": conv(self.extra),
+        }
+
+    def __repr__(self) -> str:
+        arrow = "higher is better" if self.higher_is_better else "lower is better"
+        return (f"MetricResult({self.metric}: {self.mean:.4g} ± {self.stderr:.2g} (n={self.n}), "
+                f"{arrow})")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What the registry says about a metric (for ``tribute.metrics()``, the CLI, the report).
+
+    Attributes:
+        name: registry name.
+        category: ``"faithfulness"``, ``"robustness"``, ``"complexity"``, ``"randomisation"``
+            or ``"ground_truth"``.
+        higher_is_better: direction of the score.
+        needs: context arguments the metric needs (see :data:`CONTEXT_ARGS`) plus
+            capability notes such as ``"image"`` (image-shaped inputs), ``"torch_module"``.
+        paper: citation of the paper the metric comes from.
+        defaults: hyperparameters and their defaults.
+        summary: first paragraph of the docstring.
+        games: game kinds it works on.
+    """
+
+    name: str
+    category: str
+    higher_is_better: bool
+    needs: tuple[str, ...]
+    paper: str
+    defaults: dict[str, Any]
+    summary: str
+    games: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "category": self.category,
+                "higher_is_better": self.higher_is_better, "needs": list(self.needs),
+                "paper": self.paper, "defaults": dict(self.defaults), "summary": self.summary,
+                "games": list(self.games)}
+
+
+class Metric:
+    """A registered metric: the function plus its metadata. Call it like the function.
+
+    ``metric(game, attr, **context_and_params) -> MetricResult``.
+    """
+
+    def __init__(self, fn: Callable[..., Scores], info: MetricInfo) -> None:
+        self.fn = fn
+        self.info = info
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def __call__(self, game: Game, attr: Attribution, **kwargs: Any) -> MetricResult:
+        info = self.info
+        unknown = set(kwargs) - set(info.defaults) - set(info.needs)
+        if unknown:
+            raise InputError(
+                f"metric {info.name!r} got unknown argument(s) {sorted(unknown)}; its parameters "
+                f"are {sorted(info.defaults) or 'none'}"
+                + (f" and it takes {sorted(set(info.needs) & set(CONTEXT_ARGS))}"
+                   if set(info.needs) & set(CONTEXT_ARGS) else "") + "."
+            )
+        if game.kind not in info.games:
+            raise InputError(
+                f"metric {info.name!r} works on {info.games} games, not {game.kind!r} games."
+            )
+        missing = [k for k in info.needs if k in CONTEXT_ARGS and kwargs.get(k) is None]
+        if missing:
+            raise InputError(
+                f"metric {info.name!r} needs {', '.join(f'{k}=...' for k in missing)}"
+                + (" (explain: a callable inputs -> Attribution)" if "explain" in missing else "")
+                + (" (model_explain: a callable (model, inputs) -> Attribution)"
+                   if "model_explain" in missing else "")
+                + "; tribute.evaluate supplies them from its arguments."
+            )
+        check_attribution(game, attr, info.name)
+        params = {**info.defaults, **{k: v for k, v in kwargs.items() if k in info.defaults}}
+        before = game.n_evals
+        t0 = time.perf_counter()
+        out = self.fn(game, attr, **kwargs)
+        seconds = time.perf_counter() - t0
+        return finish(info, out, params, game.n_evals - before + out.n_evals, seconds,
+                      multi_target=attr.layout.multi_target)
+
+    def __repr__(self) -> str:
+        return f"<metric {self.info.name!r}>"
+
+
+def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
+           seconds: float, multi_target: bool) -> MetricResult:
+    """Pack :class:`Scores` into a :class:`MetricResult` (summary across samples)."""
+    vals = np.asarray(out.values, dtype=np.float64)
+    if vals.ndim == 1:
+        vals = vals[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, on purpose
+        per_sample = np.nanmean(vals, axis=1)
+    finite = per_sample[np.isfinite(per_sample)]
+    n = int(finite.size)
+    mean = float(finite.mean()) if n else math.nan
+    stderr = float(finite.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    scores = vals if multi_target else vals[:, 0]
+    extra = dict(out.extra)
+    n_undefined = int(vals.shape[0] - n)
+    if n_undefined:
+        extra.setdefault("n_undefined", n_undefined)
+    return MetricResult(metric=info.name, scores=scores, mean=mean, stderr=stderr, n=n,
+                        higher_is_better=info.higher_is_better, params=params,
+                        n_evals=int(n_evals), seconds=seconds, extra=extra)
+
+
+def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
+    """Check that ``attr`` credits the game's players; returns its flat ``B x T x n`` values."""
+    if not isinstance(attr, Attribution):
+        raise InputError(
+            f"metric {metric!r}: attr is a {type(attr).__name__}; pass the Attribution returned "
+            "by tribute.explain (or build one with game.attribution(values, ...))."
+        )
+    if attr.n_players and attr.n_players != game.n_players:
+        raise InputError(
+            f"metric {metric!r}: the attribution credits {attr.n_players} players but the game "
+            f"has {game.n_players}; evaluate with the same groups/players the attribution was "
+            "computed with (e.g. pass groups=... as in tribute.explain)."
+        )
+    flat = attr.flat()
+    expected = (game.n_samples, game.n_targets, game.n_players)
+    if flat.shape != expected:
+        raise InputError(
+            f"metric {metric!r}: attribution values have flat shape {flat.shape} (batch x "
+            f"targets x players) but the game expects {expected}; evaluate on the same inputs "
+            "and targets the attribution was computed for."
+        )
+    return flat
+
+
+# ------------------------------------------------------------------- registry
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register_metric(
+    *,
+    name: str,
+    higher_is_better: bool,
+    category: str,
+    paper: str,
+    needs: tuple[str, ...] = (),
+    games: tuple[str, ...] = ("feature", "component", "data"),
+) -> Callable[[Callable[..., Scores]], Metric]:
+    """Decorator: register a metric function with its metadata (see the module docstring)."""
+
+    def deco(fn: Callable[..., Scores]) -> Metric:
+        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+            raise TypeError(f"metric name {name!r} registered twice")
+        sig = inspect.signature(fn)
+        defaults = {
+            p.name: p.default for p in sig.parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            and p.name not in CONTEXT_ARGS
+        }
+        doc = inspect.getdoc(fn) or ""
+        info = MetricInfo(name=name, category=category, higher_is_better=higher_is_better,
+                          needs=tuple(needs), paper=paper, defaults=defaults,
+                          summary=doc.split("\n\n")[0].replace("\n", " "), games=tuple(games))
+        metric = Metric(fn, info)
+        _REGISTRY[name] = metric
+        return metric
+
+    return deco
+
+
+def metric_registry() -> dict[str, Metric]:
+    """All registered metrics, by name (imports every metric module on first use)."""
+    _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called ``name`` (with a did-you-mean hint otherwise)."""
+    _load_all()
+    if isinstance(name, Metric):
+        return name
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise InputError(
+            f"metric={name!r} is not a registered metric.{hint} See tribute.metrics() for the "
+            "list."
+        )
+    return _REGISTRY[name]
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    """Import every module of :mod:`tribute.metrics` so that each registers its metrics."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_") and mod.name not in ("base", "api"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")

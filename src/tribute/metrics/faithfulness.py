@@ -1,0 +1,411 @@
+"""Faithfulness: do the credits predict what happens when players are removed?
+
+All metrics here query the model only through ``game.value`` (per-sample masks
+``batch x K x players``, batched by the engine), so they work on every game: input features,
+components and training data. The removal operator is the game's: the baseline (or background
+set) of a feature game — use ``tribute.evaluate(..., baseline="blur")`` for a blurred copy of
+the input — or, for :func:`road`, noisy linear imputation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+from ..games.features import FeatureGame
+from ._imputation import ImputedGame
+from ._util import (
+    check_fraction,
+    check_int,
+    pearson_rows,
+    random_subsets,
+    spearman_rows,
+    values_per_target,
+    values_shared,
+)
+from .base import Scores, check_attribution, register_metric
+
+__all__ = [
+    "deletion",
+    "faithfulness_correlation",
+    "infidelity",
+    "insertion",
+    "linear_score",
+    "removal_curve",
+    "road",
+]
+
+_PETSIUK = ("Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of "
+            "Black-box Models; Bach et al. (2015), On Pixel-Wise Explanations for Non-Linear "
+            "Classifier Decisions by Layer-Wise Relevance Propagation (pixel flipping)")
+
+
+# --------------------------------------------------------------------- curves
+def _ranks(flat: np.ndarray) -> torch.Tensor:
+    """Position of each player in decreasing-credit order (0 = largest credit): ``B x T x n``.
+
+    Ties keep the players' index order (stable sort), so the result is deterministic.
+    """
+    order = np.argsort(-flat, axis=-1, kind="stable")
+    return torch.from_numpy(np.argsort(order, axis=-1, kind="stable"))
+
+
+def removal_curve(
+    game: Game,
+    flat: np.ndarray,
+    counts: Sequence[int] | np.ndarray,
+    *,
+    insert: bool = False,
+    reverse: bool = False,
+) -> np.ndarray:
+    """Values after removing (or inserting) the top-``k`` players, for each ``k`` in ``counts``.
+
+    Args:
+        game: the game.
+        flat: ``batch x targets x players`` credits.
+        counts: numbers of players removed (deletion) or kept (insertion), one per step.
+        insert: start from the empty coalition and add players (insertion) instead of removing
+            them from the full one (deletion). default=False.
+        reverse: use increasing-credit order (least relevant first). default=False.
+
+    Returns:
+        ``batch x targets x steps`` float64 values.
+    """
+    src = -flat if reverse else flat
+    rank = _ranks(src)[:, :, None, :]  # B x T x 1 x n
+    ks = torch.as_tensor(list(counts), dtype=torch.int64)
+
+    def make(k0: int, k1: int) -> torch.Tensor:
+        kk = ks[k0:k1][None, None, :, None]
+        keep = rank < kk if insert else rank >= kk
+        return keep.to(torch.float32)
+
+    return values_per_target(game, make, len(ks)).numpy()
+
+
+def _step_counts(n: int, steps: int) -> np.ndarray:
+    steps = min(steps, n)
+    return np.round(np.arange(steps + 1) * n / steps).astype(np.int64)
+
+
+def _auc(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Trapezoid area under ``y`` (last axis) over ``x``, divided by the x-range (mean height)."""
+    span = float(x[-1] - x[0])
+    return np.trapezoid(y, x, axis=-1) / (span if span > 0 else 1.0)
+
+
+def _rescale(curve: np.ndarray, game: Game) -> np.ndarray:
+    """``(y - v(empty)) / (v(full) - v(empty))``; NaN where the range is ~0."""
+    full = game.full().numpy()[:, :, None]
+    empty = game.empty().numpy()[:, :, None]
+    rng = full - empty
+    scale = np.maximum(np.abs(full), np.abs(empty)) + 1e-12
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (curve - empty) / rng
+    return np.where(np.abs(rng) > 1e-9 * scale, out, np.nan)
+
+
+def _deletion_like(game: Game, attr: Attribution, steps: int, normalise: bool,
+                   insert: bool) -> Scores:
+    flat = check_attribution(game, attr, "insertion" if insert else "deletion")
+    steps = check_int(steps, "steps")
+    n = game.n_players
+    counts = _step_counts(n, steps)
+    curve = removal_curve(game, flat, counts, insert=insert)
+    x = counts / n
+    auc = _auc(curve, x)
+    extra: dict[str, object] = {"curve": _squeeze(curve, attr), "fraction": x,
+                                "auc": _squeeze(auc, attr)}
+    if normalise:
+        rescaled = _rescale(curve, game)
+        extra["curve_normalised"] = _squeeze(rescaled, attr)
+        return Scores(_auc(rescaled, x), extra)
+    return Scores(auc, extra)
+
+
+def _squeeze(a: np.ndarray, attr: Attribution) -> np.ndarray:
+    """Drop the target axis (axis 1) unless the attribution has several targets."""
+    return a if attr.layout.multi_target else a[:, 0]
+
+
+@register_metric(name="deletion", higher_is_better=False, category="faithfulness",
+                 paper=_PETSIUK)
+def deletion(game: Game, attr: Attribution, *, steps: int = 20,
+             normalise: bool = False) -> Scores:
+    """Deletion curve: remove players in decreasing-credit order; area under the output curve.
+
+    At step ``j`` of ``steps`` the ``round(j * n / steps)`` players with the largest credit are
+    removed (set to the game's baseline — for images use ``baseline="blur"`` in
+    :func:`tribute.evaluate` for Petsiuk et al.'s blurred removal) and the explained output is
+    recorded. The score is the trapezoid area under that curve over the *fraction* of players
+    removed (``x`` in ``[0, 1]``), i.e. the curve's mean height, so it does not depend on the
+    number of steps. Lower is better: a faithful attribution makes the output fall fast.
+    Ties in credit are broken by player index. Costs ``steps + 1`` evaluations per input.
+
+    Args:
+        steps: number of removal steps (fewer if the game has fewer players). default=20.
+        normalise: rescale the curve to ``(v - v(empty)) / (v(full) - v(empty))`` before taking
+            the area (NaN for samples with ``v(full) == v(empty)``). default=False.
+
+    ``extra``: ``curve`` (``batch x steps+1``), ``fraction`` (the x-axis), ``auc`` (raw units)
+    and, with ``normalise``, ``curve_normalised``.
+
+    Reference: Petsiuk, Das & Saenko (2018), "RISE"; pixel flipping: Bach et al. (2015).
+    """
+    return _deletion_like(game, attr, steps, normalise, insert=False)
+
+
+@register_metric(name="insertion", higher_is_better=True, category="faithfulness",
+                 paper=_PETSIUK)
+def insertion(game: Game, attr: Attribution, *, steps: int = 20,
+              normalise: bool = False) -> Scores:
+    """Insertion curve: add players to the empty coalition in decreasing-credit order.
+
+    Mirror image of :func:`deletion`: at step ``j`` only the ``round(j * n / steps)`` players
+    with the largest credit are present (the rest at the baseline). The score is the mean
+    height of the curve over the fraction of players inserted. Higher is better.
+
+    Args:
+        steps: number of insertion steps (fewer if the game has fewer players). default=20.
+        normalise: rescale the curve to ``(v - v(empty)) / (v(full) - v(empty))``.
+            default=False.
+
+    Reference: Petsiuk, Das & Saenko (2018), "RISE".
+    """
+    return _deletion_like(game, attr, steps, normalise, insert=True)
+
+
+@register_metric(
+    name="road", higher_is_better=True, category="faithfulness", needs=("image",),
+    games=("feature",),
+    paper="Rong et al. (2022), A Consistent and Efficient Evaluation Strategy for Attribution "
+          "Methods (ROAD)",
+)
+def road(game: Game, attr: Attribution, *,
+         fractions: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+         noise: float = 0.01, seed: int = 0) -> Scores:
+    """ROAD: remove-and-debias with noisy linear imputation, both removal orders.
+
+    For each fraction ``f``, the ``round(f * n)`` most relevant players (MoRF) — and, on a
+    second curve, the least relevant ones (LeRF) — are removed and *imputed*: every removed
+    pixel becomes the weighted average of its neighbours (ROAD's linear system, solved for
+    all rows at once) plus Gaussian noise of std ``noise``. The score is the mean height of
+    ``LeRF - MoRF`` over the fractions: a faithful attribution keeps the output when the least
+    relevant pixels go and loses it when the most relevant go. Higher is better. Needs image
+    inputs (per-sample shape ``(H, W)`` or ``(C, H, W)``); costs ``2 * len(fractions)``
+    evaluations per input.
+
+    Args:
+        fractions: fractions of players removed, increasing, in ``[0, 1)``.
+            default=(0.0, 0.1, ..., 0.9).
+        noise: std of the noise added to imputed values, in input units (ROAD's default for
+            normalised images). default=0.01.
+        seed: seed of the noise. default=0.
+
+    ``extra``: ``morf`` and ``lerf`` curves (``batch x steps``), ``fraction``, ``auc_morf``,
+    ``auc_lerf``.
+
+    Difference with the paper: ROAD reports accuracy after retraining-free removal for a
+    dataset; here the curve is the explained output per sample (use ``output="prob"`` for
+    probabilities), which makes it a per-sample score with a standard error.
+
+    Reference: Rong, Leemann, Borisov, Kasneci & Kasneci (2022), "A Consistent and Efficient
+    Evaluation Strategy for Attribution Methods".
+    """
+    flat = check_attribution(game, attr, "road")
+    if not isinstance(game, FeatureGame):
+        raise InputError("metric 'road' imputes image pixels; it needs a feature game.")
+    fr = np.asarray(list(fractions), dtype=np.float64)
+    if fr.ndim != 1 or fr.size < 2 or np.any(np.diff(fr) <= 0) or fr[0] < 0 or fr[-1] >= 1:
+        raise InputError(
+            f"fractions={list(fractions)!r} must be at least two increasing numbers in [0, 1)."
+        )
+    n = game.n_players
+    counts = np.round(fr * n).astype(np.int64)
+    ig = ImputedGame(game, noise=noise, seed=seed)
+    morf = removal_curve(ig, flat, counts)
+    lerf = removal_curve(ig, flat, counts, reverse=True)
+    a_m, a_l = _auc(morf, fr), _auc(lerf, fr)
+    extra = {"morf": _squeeze(morf, attr), "lerf": _squeeze(lerf, attr), "fraction": fr,
+             "auc_morf": _squeeze(a_m, attr), "auc_lerf": _squeeze(a_l, attr)}
+    return Scores(a_l - a_m, extra, n_evals=ig.n_evals)
+
+
+# ------------------------------------------------------------ random subsets
+@register_metric(
+    name="linear_score", higher_is_better=True, category="faithfulness",
+    paper="Park et al. (2023), TRAK: Attributing Model Behavior at Scale (linear datamodeling "
+          "score); Shah et al. (2024), Decomposing and Editing Predictions by Modeling Model "
+          "Computation (COAR)",
+)
+def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets: int = 100,
+                 seed: int = 0) -> Scores:
+    """Linear score: Spearman correlation between ``sum(phi over S)`` and ``v(S)``.
+
+    Draws ``n_subsets`` random coalitions ``S`` that each keep ``round(alpha * n)`` players
+    (the same coalitions for every sample) and, per sample, correlates the additive
+    prediction ``sum_{i in S} phi_i`` with the game's value ``v(S)``. This one formula is the
+    linear datamodeling score (LDS) on data games, COAR's check on component games and a
+    faithfulness correlation on feature games. Higher is better (1: the credits rank
+    coalitions perfectly). Costs ``n_subsets`` evaluations per input.
+
+    Args:
+        alpha: fraction of players kept in each coalition, in (0, 1). default=0.5.
+        n_subsets: number of random coalitions. default=100.
+        seed: seed of the coalitions. default=0.
+
+    ``extra``: ``predicted`` and ``actual`` (``batch x n_subsets``) for scatter plots.
+
+    Reference: Park et al. (2023), "TRAK"; Ilyas et al. (2022), "Datamodels"; Shah et al.
+    (2024), "Decomposing and Editing Predictions by Modeling Model Computation".
+    """
+    flat = check_attribution(game, attr, "linear_score")
+    a = check_fraction(alpha, "alpha")
+    k = check_int(n_subsets, "n_subsets", 3)
+    n = game.n_players
+    size = min(max(1, round(a * n)), n)
+    g = torch.Generator().manual_seed(int(seed))
+    masks = random_subsets(n, size, k, g)  # K x n
+    v = values_shared(game, masks).permute(0, 2, 1).numpy()  # B x T x K
+    pred = flat @ masks.numpy().astype(np.float64).T  # B x T x K
+    return Scores(spearman_rows(pred, v),
+                  {"predicted": _squeeze(pred, attr), "actual": _squeeze(v, attr),
+                   "subset_size": size})
+
+
+@register_metric(
+    name="faithfulness_correlation", higher_is_better=True, category="faithfulness",
+    paper="Bhatt, Weller & Moura (2020), Evaluating and Aggregating Feature-based Model "
+          "Explanations",
+)
+def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 100,
+                             subset_size: int | None = None, seed: int = 0) -> Scores:
+    """Faithfulness correlation: Pearson between ``sum(phi over S)`` and the drop from removing S.
+
+    Draws ``n_subsets`` random subsets ``S`` of ``subset_size`` players (shared across
+    samples), removes them, and correlates ``sum_{i in S} phi_i`` with
+    ``v(N) - v(N \\ S)`` per sample. Higher is better. Costs ``n_subsets + 1`` evaluations.
+
+    Args:
+        n_subsets: number of random subsets. default=100.
+        subset_size: players removed per subset. default=None (10% of the players, at
+            least 1).
+        seed: seed of the subsets. default=0.
+
+    Reference: Bhatt, Weller & Moura (2020), "Evaluating and Aggregating Feature-based Model
+    Explanations" (IJCAI).
+    """
+    flat = check_attribution(game, attr, "faithfulness_correlation")
+    k = check_int(n_subsets, "n_subsets", 3)
+    n = game.n_players
+    size = max(1, round(0.1 * n)) if subset_size is None else check_int(subset_size, "subset_size")
+    if size > n:
+        raise InputError(f"subset_size={size} exceeds the number of players ({n}).")
+    g = torch.Generator().manual_seed(int(seed))
+    removed = random_subsets(n, size, k, g)
+    v = values_shared(game, 1.0 - removed).permute(0, 2, 1).numpy()  # B x T x K
+    drop = game.full().numpy()[:, :, None] - v
+    pred = flat @ removed.numpy().astype(np.float64).T
+    return Scores(pearson_rows(pred, drop),
+                  {"predicted": _squeeze(pred, attr), "actual": _squeeze(drop, attr),
+                   "subset_size": size})
+
+
+@register_metric(
+    name="infidelity", higher_is_better=False, category="faithfulness",
+    paper="Yeh et al. (2019), On the (In)fidelity and Sensitivity of Explanations",
+)
+def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
+               perturbation: str = "gaussian", noise: float = 0.2,
+               square_size: int | None = None, scale_invariant: bool = False,
+               seed: int = 0) -> Scores:
+    """Infidelity: mean squared error of the credits' linear prediction of output changes.
+
+    Definition used (in the game's mask space): a perturbation ``u`` in ``R^n`` removes a
+    fraction ``u_i`` of each player, i.e. evaluates ``v(1 - u)``; for a feature game that is
+    the input ``x - u * (x - baseline)``, so ``I = u * (x - baseline)`` in Yeh et al.'s
+    notation, and credits measured in output units (``phi_i ~ grad_i * (x_i - b_i)``) predict
+    the change as ``u . phi``::
+
+        INFD = E_u[(u . phi - (v(1) - v(1 - u)))^2]
+
+    Perturbations (shared by all samples):
+
+    * ``"gaussian"``: ``u_i ~ N(0, noise^2)`` independently (fractional masks; any
+      real-valued game).
+    * ``"subset"``: ``u`` is 1 on a random ``noise`` fraction of the players, 0 elsewhere.
+    * ``"square"``: Yeh et al.'s square removal: ``u`` is 1 on a random
+      ``square_size x square_size`` pixel square (all channels); needs dense (ungrouped)
+      image players.
+
+    With ``scale_invariant`` the credits are first multiplied by the per-sample least-squares
+    scale ``beta = E[(u.phi) d] / E[(u.phi)^2]`` (as in Yeh et al.'s code), so only the
+    credits' direction is judged. Lower is better. Costs ``n_perturbations + 1`` evaluations.
+
+    Args:
+        n_perturbations: perturbations per sample. default=50.
+        perturbation: ``"gaussian"``, ``"subset"`` or ``"square"``. default="gaussian".
+        noise: std of ``u`` (gaussian) or fraction removed (subset). default=0.2.
+        square_size: side of the removed square in pixels. default=None (a quarter of the
+            smaller image side, at least 1).
+        scale_invariant: rescale the credits optimally per sample first. default=False.
+        seed: seed of the perturbations. default=0.
+
+    Reference: Yeh, Hsieh, Suggala, Inouye & Ravikumar (2019), "On the (In)fidelity and
+    Sensitivity of Explanations" (NeurIPS).
+    """
+    flat = check_attribution(game, attr, "infidelity")
+    k = check_int(n_perturbations, "n_perturbations")
+    n = game.n_players
+    g = torch.Generator().manual_seed(int(seed))
+    if perturbation == "gaussian":
+        if not (isinstance(noise, (int, float)) and noise > 0):
+            raise InputError(f"noise={noise!r} must be a positive std for gaussian perturbations.")
+        u = torch.randn(k, n, generator=g, dtype=torch.float64) * float(noise)
+    elif perturbation == "subset":
+        frac = check_fraction(noise, "noise (fraction removed)", hi_open=False)
+        u = random_subsets(n, max(1, round(frac * n)), k, g).double()
+    elif perturbation == "square":
+        u = _square_masks(game, k, square_size, g)
+    else:
+        raise InputError(
+            f"perturbation={perturbation!r} is not one of 'gaussian', 'subset', 'square'."
+        )
+    v = values_shared(game, 1.0 - u).permute(0, 2, 1).numpy()  # B x T x K
+    d = game.full().numpy()[:, :, None] - v
+    a = flat @ u.numpy().T  # B x T x K
+    if scale_invariant:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            beta = (a * d).sum(-1, keepdims=True) / (a * a).sum(-1, keepdims=True)
+        a = a * np.where(np.isfinite(beta), beta, 0.0)
+    return Scores(((a - d) ** 2).mean(-1), {"predicted": _squeeze(a, attr),
+                                              "actual": _squeeze(d, attr)})
+
+
+def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> torch.Tensor:
+    shapes: list[tuple[int, ...]] = game.input_shapes() if isinstance(game, FeatureGame) else []
+    if not (isinstance(game, FeatureGame) and game.layout.dense and len(shapes) == 1
+            and len(shapes[0]) >= 2):
+        raise InputError(
+            "perturbation='square' needs one image input whose pixels are the players "
+            "(per-sample shape (H, W) or (C, H, W), no groups); use 'gaussian' or 'subset'."
+        )
+    shape = shapes[0]
+    h, w = shape[-2], shape[-1]
+    s = max(1, min(h, w) // 4) if size is None else check_int(size, "square_size")
+    if s > min(h, w):
+        raise InputError(f"square_size={s} exceeds the image size {(h, w)}.")
+    top = torch.randint(0, h - s + 1, (k,), generator=g)
+    left = torch.randint(0, w - s + 1, (k,), generator=g)
+    rows = torch.arange(h)[None, :]
+    cols = torch.arange(w)[None, :]
+    in_r = (rows >= top[:, None]) & (rows < top[:, None] + s)  # K x H
+    in_c = (cols >= left[:, None]) & (cols < left[:, None] + s)  # K x W
+    sq = (in_r[:, :, None] & in_c[:, None, :]).to(torch.float64)  # K x H x W
+    lead = int(np.prod(shape[:-2], dtype=np.int64))
+    return sq[:, None].expand(k, lead, h, w).reshape(k, -1)

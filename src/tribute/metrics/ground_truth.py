@@ -1,0 +1,246 @@
+"""Ground truth: compare credits with a known relevant region or with exact Shapley values.
+
+A truth mask gives, per sample, which players (``batch x players``) or which input elements
+(``batch x *input_shape``, or broadcastable to it, e.g. ``batch x H x W`` for
+``batch x C x H x W`` images) are relevant; non-zero entries count as relevant. When the truth
+is element-level and the attribution credits groups of elements, each element receives its
+group's credit divided by the group size (credit density), so totals are preserved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+from ..methods.exact import all_coalitions, shapley_from_table
+from ._util import check_int, rank_rows, spearman_rows
+from .base import Scores, check_attribution, register_metric
+
+__all__ = [
+    "auroc",
+    "element_scores",
+    "precision_at_k",
+    "relevance_mass",
+    "relevance_rank",
+    "shapley_error",
+    "truth_and_scores",
+]
+
+_ARRAS = ("Arras, Osman & Samek (2022), CLEVR-XAI: A Benchmark Dataset for the Ground Truth "
+          "Evaluation of Neural Network Explanations")
+
+
+def _np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def element_scores(attr: Attribution, flat: np.ndarray) -> np.ndarray:
+    """Credits per input element, ``B x T x D`` (group credit / group size for groups)."""
+    if attr.layout.dense:
+        return flat
+    if attr.groups is None:
+        raise InputError(
+            "ground_truth is element-level but the attribution's players are not input "
+            f"elements or groups ({attr.player_kind}s); pass a batch x players truth instead."
+        )
+    g = np.asarray(attr.groups, dtype=np.int64)
+    n = flat.shape[-1]
+    if g.ndim == 1:
+        counts = np.bincount(g, minlength=n).astype(np.float64)
+        return flat[..., g] / counts[g]
+    counts = np.stack([np.bincount(row, minlength=n) for row in g]).astype(np.float64)
+    per = np.take_along_axis(flat, np.broadcast_to(g[:, None, :], (*flat.shape[:2], g.shape[1])), 2)
+    dens = np.take_along_axis(counts, g, 1)[:, None, :]
+    return per / dens
+
+
+def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
+                     metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Align a truth mask with the credits: ``(truth B x m bool, credits B x T x m)``."""
+    flat = check_attribution(game, attr, metric)
+    b, _, n = flat.shape
+    if ground_truth is None:
+        raise InputError(f"metric {metric!r} needs ground_truth=... (a truth mask per sample).")
+    parts = ground_truth if isinstance(ground_truth, (tuple, list)) else (ground_truth,)
+    arrs = [_np(p) for p in parts]
+    if len(arrs) == 1 and arrs[0].shape == (b, n):
+        return arrs[0] != 0, flat
+    shapes = attr.layout.input_shapes
+    if len(arrs) != len(shapes) or not shapes:
+        raise InputError(
+            f"metric {metric!r}: ground_truth has shape(s) {[a.shape for a in arrs]}; expected "
+            f"({b}, {n}) (one flag per player) or the inputs' shape(s) "
+            f"{[(b, *s) for s in shapes]}."
+        )
+    flat_parts = []
+    for a, s in zip(arrs, shapes):
+        full = None
+        if a.ndim >= 1 and a.shape[0] == b and a.ndim - 1 <= len(s):
+            lifted = a.reshape(b, *([1] * (len(s) - (a.ndim - 1))), *a.shape[1:])
+            try:
+                full = np.broadcast_to(lifted, (b, *s))
+            except ValueError:
+                full = None
+        if full is None:
+            raise InputError(
+                f"metric {metric!r}: ground_truth has shape {a.shape}, which does not match the "
+                f"input shape {(b, *s)} (a per-pixel mask broadcast over channels is fine, e.g. "
+                f"{(b, *s[-2:])} for images) nor ({b}, {n}) players."
+            )
+        flat_parts.append(full.reshape(b, -1))
+    truth = np.concatenate(flat_parts, axis=1) != 0
+    return truth, element_scores(attr, flat)
+
+
+def _auroc_rows(score: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """AUROC per row via the Mann-Whitney statistic (ties count half); NaN if one class."""
+    r = rank_rows(score)  # B x T x m
+    pos = truth[:, None, :].astype(np.float64)
+    n_pos = pos.sum(-1)
+    n_neg = truth.shape[-1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((r * pos).sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+
+
+def _precision_top(score: np.ndarray, truth: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Expected fraction of true elements among the top ``k`` (ties broken at random).
+
+    ``score`` is ``B x T x m``, ``truth`` ``B x m``, ``k`` ``B`` (>= 1).
+    """
+    m = score.shape[-1]
+    kk = np.clip(k, 1, m)[:, None, None].astype(np.int64)  # B x 1 x 1
+    srt = -np.sort(-score, axis=-1)
+    thr = np.take_along_axis(srt, np.broadcast_to(kk - 1, (*score.shape[:2], 1)), -1)
+    above = score > thr
+    tied = score == thr
+    t = truth[:, None, :]
+    n_above = above.sum(-1, keepdims=True)
+    n_tied = tied.sum(-1, keepdims=True)
+    p_above = (above & t).sum(-1, keepdims=True)
+    p_tied = (tied & t).sum(-1, keepdims=True)
+    expect = p_above + p_tied * (kk - n_above) / np.maximum(n_tied, 1)
+    return (expect / kk)[..., 0]
+
+
+@register_metric(name="auroc", higher_is_better=True, category="ground_truth",
+                 needs=("ground_truth",),
+                 paper="e.g. Arras, Osman & Samek (2022), CLEVR-XAI; Zhou et al. (2022), Do "
+                       "Feature Attribution Methods Correctly Attribute Features?")
+def auroc(game: Game, attr: Attribution, *, ground_truth: Any, absolute: bool = True) -> Scores:
+    """AUROC of the credits as a detector of the true region, per sample.
+
+    The probability that a random relevant element/player gets a larger score than a random
+    irrelevant one (ties count half): 1 for a perfect ranking, 0.5 for chance. NaN for samples
+    whose truth is all relevant or all irrelevant. No model evaluations.
+
+    Args:
+        ground_truth: truth mask (see the module docstring).
+        absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
+    """
+    truth, sc = truth_and_scores(game, attr, ground_truth, "auroc")
+    return Scores(_auroc_rows(np.abs(sc) if absolute else sc, truth))
+
+
+@register_metric(name="precision_at_k", higher_is_better=True, category="ground_truth",
+                 needs=("ground_truth",),
+                 paper="e.g. Arras, Osman & Samek (2022), CLEVR-XAI (relevance rank accuracy)")
+def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int | None = None,
+                   absolute: bool = True) -> Scores:
+    """Fraction of the ``k`` top-scored elements/players that are truly relevant.
+
+    Ties at the cut-off are counted in expectation (as if broken at random), so the score never
+    depends on element order. No model evaluations.
+
+    Args:
+        ground_truth: truth mask (see the module docstring).
+        k: how many top elements to check. default=None (the size of each sample's true
+            region).
+        absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
+    """
+    truth, sc = truth_and_scores(game, attr, ground_truth, "precision_at_k")
+    kk = truth.sum(-1) if k is None else np.full(truth.shape[0], check_int(k, "k"))
+    out = _precision_top(np.abs(sc) if absolute else sc, truth, kk)
+    return Scores(np.where(kk[:, None] > 0, out, np.nan))
+
+
+@register_metric(name="relevance_mass", higher_is_better=True, category="ground_truth",
+                 needs=("ground_truth",), paper=_ARRAS)
+def relevance_mass(game: Game, attr: Attribution, *, ground_truth: Any,
+                   absolute: bool = False) -> Scores:
+    """Relevance mass accuracy: share of the positive credit that falls inside the true region.
+
+    ``sum_{i in GT} max(phi_i, 0) / sum_i max(phi_i, 0)`` (with ``absolute``, ``|phi|``
+    instead of the positive part); NaN when there is no positive credit. 1 is best. No model
+    evaluations.
+
+    Args:
+        ground_truth: truth mask (see the module docstring).
+        absolute: use ``|phi|`` instead of the positive part. default=False.
+
+    Reference: Arras, Osman & Samek (2022), "CLEVR-XAI".
+    """
+    truth, sc = truth_and_scores(game, attr, ground_truth, "relevance_mass")
+    r = np.abs(sc) if absolute else np.clip(sc, 0.0, None)
+    tot = r.sum(-1)
+    inside = (r * truth[:, None, :]).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = inside / tot
+    return Scores(np.where(tot > 0, out, np.nan))
+
+
+@register_metric(name="relevance_rank", higher_is_better=True, category="ground_truth",
+                 needs=("ground_truth",), paper=_ARRAS)
+def relevance_rank(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
+    """Relevance rank accuracy: share of the ``K = |GT|`` highest credits that lie in the truth.
+
+    Uses the signed credits (the most positive ones), as in CLEVR-XAI; ties at the cut-off are
+    counted in expectation. For ranking by ``|phi|`` or another ``k`` see
+    :func:`precision_at_k`. No model evaluations.
+
+    Reference: Arras, Osman & Samek (2022), "CLEVR-XAI".
+    """
+    truth, sc = truth_and_scores(game, attr, ground_truth, "relevance_rank")
+    kk = truth.sum(-1)
+    out = _precision_top(sc, truth, kk)
+    return Scores(np.where(kk[:, None] > 0, out, np.nan))
+
+
+@register_metric(name="shapley_error", higher_is_better=False, category="ground_truth",
+                 paper="Shapley (1953), A Value for n-Person Games (exact enumeration)")
+def shapley_error(game: Game, attr: Attribution, *, max_players: int = 16) -> Scores:
+    """Relative L2 error against exact Shapley values: ``||phi - phi*|| / ||phi*||``.
+
+    ``phi*`` is computed through the game by enumerating all ``2^n`` coalitions (``2^n``
+    evaluations per input), so it is limited to ``n <= max_players``; group players to get
+    there. NaN for samples whose exact values are all zero. ``extra`` holds the exact values
+    (``exact``) and the Spearman correlation with them (``spearman``).
+
+    Args:
+        max_players: refuse games with more players. default=16.
+    """
+    flat = check_attribution(game, attr, "shapley_error")
+    n = game.n_players
+    if n > check_int(max_players, "max_players"):
+        raise InputError(
+            f"metric 'shapley_error' enumerates all 2^{n} coalitions; it is limited to "
+            f"max_players={max_players}. Group players (groups=...) or raise max_players."
+        )
+    table = game.value(all_coalitions(n)).permute(0, 2, 1)  # B x T x 2^n
+    exact = shapley_from_table(table, n).numpy()
+    num = np.linalg.norm(flat - exact, axis=-1)
+    den = np.linalg.norm(exact, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = num / den
+    err = np.where(den > 0, err, np.nan)
+    multi = attr.layout.multi_target
+    return Scores(err, {"exact": exact if multi else exact[:, 0],
+                        "spearman": (spearman_rows(flat, exact) if multi
+                                     else spearman_rows(flat, exact)[:, 0])})

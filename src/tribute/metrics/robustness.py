@@ -1,0 +1,212 @@
+"""Robustness: do the credits stay put under small input changes, seeds and hyperparameters?
+
+These metrics must re-explain, so they take an ``explain`` callable instead of importing the
+public API (the layers keep pointing down). The callable is ``explain(inputs, ...) ->
+Attribution``; when it accepts them, it also receives ``target=`` (per-row targets equal to
+the original attribution's, so a perturbed input is explained for the same class) and
+``sample=`` (which original sample each row comes from, for per-sample baselines or groups).
+:func:`tribute.evaluate` builds such a callable from the attribution's method and parameters
+when none is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+from ._similarity import attribution_similarity
+from ._util import accepts, call_explain, check_int, flat_of, targets_rows
+from .base import Scores, check_attribution, register_metric
+
+__all__ = ["avg_sensitivity", "max_sensitivity", "perturb_inputs", "stability"]
+
+_YEH = "Yeh et al. (2019), On the (In)fidelity and Sensitivity of Explanations"
+
+
+def _parts(inputs: Any) -> tuple[list[Any], bool]:
+    multi = isinstance(inputs, (tuple, list))
+    return (list(inputs) if multi else [inputs]), multi
+
+
+def _is_float(x: Any) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.dtype.is_floating_point
+    return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple[Any, np.ndarray]:
+    """Stack ``n_draws`` uniform L-infinity perturbations of every sample along the batch axis.
+
+    Draw ``k`` adds the same noise ``U(-radius, radius)^shape`` to every sample (common random
+    numbers, so a sample's result does not depend on the batch). Row ``k * B + b`` is sample
+    ``b`` under draw ``k``. Integer inputs (token ids) are repeated unperturbed.
+
+    Returns:
+        ``(stacked inputs in the user's framework, sample index of each row)``.
+    """
+    parts, multi = _parts(inputs)
+    if not any(_is_float(p) for p in parts):
+        raise InputError("sensitivity needs real-valued inputs to perturb; all inputs are integers.")
+    g = torch.Generator().manual_seed(int(seed))
+    out: list[Any] = []
+    batch = int(parts[0].shape[0])
+    for p in parts:
+        is_t = isinstance(p, torch.Tensor)
+        t = p.detach() if is_t else torch.from_numpy(np.ascontiguousarray(np.asarray(p)))
+        rep = t.repeat(n_draws, *([1] * (t.ndim - 1)))
+        if _is_float(p):
+            noise = (torch.rand(n_draws, 1, *t.shape[1:], generator=g, dtype=torch.float64)
+                     * 2 - 1) * float(radius)
+            noise = noise.expand(n_draws, batch, *t.shape[1:]).reshape(rep.shape)
+            rep = rep + noise.to(device=rep.device, dtype=rep.dtype)
+        out.append(rep if is_t else rep.numpy())
+    sample = np.tile(np.arange(batch), n_draws)
+    return (tuple(out) if multi else out[0]), sample
+
+
+def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inputs: Any,
+                 radius: float, n_samples: int, seed: int, name: str) -> tuple[np.ndarray, dict[str, Any]]:
+    flat = check_attribution(game, attr, name)
+    if explain is None:
+        raise InputError(f"metric {name!r} needs explain=callable (inputs -> Attribution).")
+    if inputs is None:
+        raise InputError(f"metric {name!r} needs inputs=... (the explained inputs).")
+    k = check_int(n_samples, "n_samples")
+    if not (isinstance(radius, (int, float)) and radius > 0):
+        raise InputError(f"radius={radius!r} must be a positive number (L-infinity radius).")
+    b, t, n = flat.shape
+    stacked, sample = perturb_inputs(inputs, radius, k, seed)
+    new = call_explain(explain, stacked, metric=name, target=targets_rows(attr, sample),
+                       sample=sample)
+    pf = flat_of(new, k * b, t, n, name, "the explain callable").reshape(k, b, t, n)
+    num = np.linalg.norm(pf - flat[None], axis=-1)  # K x B x T
+    den = np.linalg.norm(flat, axis=-1)[None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = np.where(den > 0, num / den, np.nan)
+    sens = np.moveaxis(sens, 0, -1)  # B x T x K
+    extra = {"per_draw": sens if attr.layout.multi_target else sens[:, 0],
+             "explain_calls": 1, "explain_rows": k * b}
+    return sens, extra
+
+
+@register_metric(name="max_sensitivity", higher_is_better=False, category="robustness",
+                 needs=("explain", "inputs"), games=("feature",), paper=_YEH)
+def max_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any],
+                    inputs: Any, radius: float = 0.2, n_samples: int = 10,
+                    seed: int = 0) -> Scores:
+    """Max-sensitivity: the largest relative change of the credits under small input noise.
+
+    ``max_k ||phi(x + e_k) - phi(x)|| / ||phi(x)||`` with ``e_k ~ U(-radius, radius)`` per
+    element (L-infinity ball), norms over players (Frobenius). All ``n_samples`` draws of all
+    samples are stacked along the batch axis and re-explained in ONE call of ``explain``.
+    Lower is better. NaN for an all-zero original attribution.
+
+    Args:
+        explain: ``explain(inputs) -> Attribution`` (see the module docstring).
+        inputs: the inputs the attribution explains.
+        radius: L-infinity radius of the uniform noise, in input units. default=0.2.
+        n_samples: perturbation draws per sample. default=10.
+        seed: seed of the noise. default=0.
+
+    ``extra``: ``per_draw`` (``batch x n_samples`` relative changes).
+
+    Reference: Yeh et al. (2019), "On the (In)fidelity and Sensitivity of Explanations" (the
+    normalisation by ``||phi(x)||`` follows Quantus' default).
+    """
+    sens, extra = _sensitivity(game, attr, explain, inputs, radius, n_samples, seed,
+                               "max_sensitivity")
+    with np.errstate(invalid="ignore"):
+        return Scores(np.max(sens, axis=-1), extra)
+
+
+@register_metric(name="avg_sensitivity", higher_is_better=False, category="robustness",
+                 needs=("explain", "inputs"), games=("feature",), paper=_YEH)
+def avg_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any],
+                    inputs: Any, radius: float = 0.2, n_samples: int = 10,
+                    seed: int = 0) -> Scores:
+    """Avg-sensitivity: the mean relative change of the credits under small input noise.
+
+    As :func:`max_sensitivity` with the mean over draws instead of the maximum. Lower is
+    better.
+
+    Args:
+        explain: ``explain(inputs) -> Attribution``.
+        inputs: the inputs the attribution explains.
+        radius: L-infinity radius of the uniform noise, in input units. default=0.2.
+        n_samples: perturbation draws per sample. default=10.
+        seed: seed of the noise. default=0.
+
+    Reference: Yeh et al. (2019), "On the (In)fidelity and Sensitivity of Explanations".
+    """
+    sens, extra = _sensitivity(game, attr, explain, inputs, radius, n_samples, seed,
+                               "avg_sensitivity")
+    return Scores(np.mean(sens, axis=-1), extra)
+
+
+@register_metric(
+    name="stability", higher_is_better=True, category="robustness",
+    needs=("explain", "inputs"), games=("feature", "component", "data"),
+    paper="Bansal, Agarwal & Nguyen (2020), SAM: The Sensitivity of Attribution Methods to "
+          "Hyperparameters",
+)
+def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inputs: Any,
+              seeds: Sequence[int] = (0, 1, 2, 3, 4),
+              param_grid: Sequence[dict[str, Any]] | None = None,
+              similarity: str = "spearman", absolute: bool = False) -> Scores:
+    """Stability across seeds or hyperparameters: mean pairwise similarity of re-explanations.
+
+    Re-explains the inputs once per configuration — ``explain(inputs, seed=s)`` for each of
+    ``seeds``, or ``explain(inputs, **params)`` for each dict of ``param_grid`` — and averages,
+    per sample, the similarity of every pair of attributions. Spearman rank correlation of the
+    credits by default (``similarity="ssim"`` for image maps). 1 means the method gives the
+    same ranking whatever the seed/hyperparameter; deterministic methods score 1 across seeds.
+    Higher is better. The explain callable must accept the keywords used.
+
+    Args:
+        explain: ``explain(inputs, **overrides) -> Attribution``.
+        inputs: the inputs the attribution explains.
+        seeds: seeds to compare (ignored when ``param_grid`` is given). default=(0, 1, 2, 3, 4).
+        param_grid: list of keyword dicts to compare instead of seeds. default=None.
+        similarity: ``"spearman"`` or ``"ssim"``. default="spearman".
+        absolute: compare ``|phi|``. default=False.
+
+    ``extra``: ``pairwise`` (``batch x pairs``), ``configs``.
+
+    Reference: Bansal, Agarwal & Nguyen (2020), "SAM: The Sensitivity of Attribution Methods to
+    Hyperparameters" (CVPR).
+    """
+    flat = check_attribution(game, attr, "stability")
+    if explain is None or inputs is None:
+        raise InputError("metric 'stability' needs explain=callable and inputs=....")
+    configs: list[dict[str, Any]] = (
+        [dict(p) for p in param_grid] if param_grid is not None
+        else [{"seed": int(s)} for s in seeds]
+    )
+    if len(configs) < 2:
+        raise InputError("metric 'stability' needs at least two seeds or parameter dicts.")
+    for key in {k for c in configs for k in c}:
+        if not accepts(explain, key):
+            raise InputError(
+                f"metric 'stability': the explain callable does not accept {key}=...; use e.g. "
+                "explain=lambda x, **kw: tribute.explain(model, x, method=..., **kw)."
+            )
+    b, t, n = flat.shape
+    sample = np.arange(b)
+    outs = []
+    for cfg in configs:
+        new = call_explain(explain, inputs, metric="stability", target=targets_rows(attr, sample),
+                           sample=sample, **cfg)
+        outs.append(flat_of(new, b, t, n, "stability", f"explain(**{cfg})"))
+    pairs = [(i, j) for i in range(len(outs)) for j in range(i + 1, len(outs))]
+    sims = np.stack([attribution_similarity(attr, outs[i], outs[j], similarity, absolute)
+                     for i, j in pairs], axis=-1)  # B x T x P
+    with np.errstate(invalid="ignore"):
+        score = np.nanmean(sims, axis=-1) if np.isfinite(sims).any() else sims.mean(-1)
+    return Scores(score, {"pairwise": sims if attr.layout.multi_target else sims[:, 0],
+                          "configs": configs, "explain_calls": len(configs)})

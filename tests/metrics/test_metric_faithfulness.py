@@ -1,0 +1,288 @@
+"""Reference tests of the faithfulness metrics: hand-computed curves, closed forms, properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from conftest import TableGame, table_attr
+
+import tribute
+from tribute.api import build_game
+from tribute.errors import InputError
+from tribute.metrics import (
+    deletion,
+    evaluate,
+    faithfulness_correlation,
+    infidelity,
+    insertion,
+    linear_score,
+    road,
+)
+from tribute.metrics._imputation import ImputedGame, noisy_linear_impute
+from tribute.metrics._util import random_subsets
+from tribute.models import as_model
+
+
+def _linear4():
+    """f(x) = 4 x0 + 3 x1 + 2 x2 + x3 on x = 1: oracle credits (4, 3, 2, 1)."""
+    w = torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64)
+    model = lambda x: x @ w  # noqa: E731
+    x = torch.ones(1, 4, dtype=torch.float64)
+    attr = tribute.explain(model, x, method="feature_ablation")
+    return model, x, attr
+
+
+def test_deletion_insertion_hand_computed():
+    model, x, attr = _linear4()
+    np.testing.assert_allclose(attr.flat()[0, 0], [4, 3, 2, 1])
+    d = evaluate(model, x, attr, metric="deletion", steps=4)
+    np.testing.assert_allclose(d.extra["curve"][0], [10, 6, 3, 1, 0])
+    np.testing.assert_allclose(d.extra["fraction"], [0, 0.25, 0.5, 0.75, 1])
+    assert d.scores[0] == pytest.approx(3.75)  # 0.25 * (8 + 4.5 + 2 + 0.5)
+    ins = evaluate(model, x, attr, metric="insertion", steps=4)
+    np.testing.assert_allclose(ins.extra["curve"][0], [0, 4, 7, 9, 10])
+    assert ins.scores[0] == pytest.approx(6.25)
+    d2 = evaluate(model, x, attr, metric="deletion", steps=2)
+    np.testing.assert_allclose(d2.extra["curve"][0], [10, 3, 0])
+    assert d2.scores[0] == pytest.approx(4.0)
+    dn = evaluate(model, x, attr, metric="deletion", steps=4, normalise=True)
+    assert dn.scores[0] == pytest.approx(0.375)
+    assert d.n_evals == 5 and not d.higher_is_better and ins.higher_is_better
+
+
+def test_deletion_steps_capped_by_players_and_non_unit_baseline():
+    model, x, attr = _linear4()
+    d = evaluate(model, x, attr, metric="deletion", steps=50, baseline=0.5)
+    # 4 players -> 4 steps; removed players sit at 0.5: v = 10 - 0.5 * (removed weights)
+    np.testing.assert_allclose(d.extra["curve"][0], [10, 8, 6.5, 5.5, 5])
+
+
+def test_oracle_beats_random_on_linear_model(linear):
+    model, x, w = linear
+    base = torch.zeros(1, x.shape[1], dtype=torch.float64)
+    oracle = tribute.explain(model, x, method="input_x_gradient", baseline=base)
+    np.testing.assert_allclose(oracle.flat()[:, 0], (w * x).numpy(), atol=1e-12)
+    g = torch.Generator().manual_seed(1)
+    rnd = tribute.explain(model, x, method="input_x_gradient", baseline=base)
+    rnd.values = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    for metric, better in [("deletion", np.less_equal), ("insertion", np.greater_equal),
+                           ("linear_score", np.greater_equal),
+                           ("faithfulness_correlation", np.greater_equal)]:
+        a = evaluate(model, x, oracle, metric=metric, baseline=0.0)
+        r = evaluate(model, x, rnd, metric=metric, baseline=0.0)
+        assert np.all(better(a.scores, r.scores + (1e-12 if better is np.less_equal else -1e-12))), metric
+    # a linear game is additive: the oracle predicts every coalition exactly
+    ls = evaluate(model, x, oracle, metric="linear_score")
+    np.testing.assert_allclose(ls.scores, 1.0)
+    fc = evaluate(model, x, oracle, metric="faithfulness_correlation", subset_size=3)
+    np.testing.assert_allclose(fc.scores, 1.0)
+    inf = evaluate(model, x, oracle, metric="infidelity")
+    np.testing.assert_allclose(inf.scores, 0.0, atol=1e-20)
+
+
+def test_linear_score_matches_reference_on_any_game():
+    """Game-agnostic: a data-kind toy game with an interaction, vs scipy on the same subsets."""
+    n, b = 7, 3
+    coef = torch.tensor([[1.0, -2, 3, 0.5, 0, 1, -1], [2, 2, 2, 2, 2, 2, 2], [0, 1, 0, 1, 0, 1, 5]],
+                        dtype=torch.float64)
+
+    def fn(m):  # B x K x n -> B x K
+        return (m * coef[:, None, :]).sum(-1) + 3.0 * m[..., 0] * m[..., 1]
+
+    game = TableGame(fn, n, b, kind="data")
+    phi = coef.numpy() + np.array([0.3, -0.2, 0.1, 0, 0, 0, 0])
+    attr = table_attr(game, phi)
+    res = linear_score(game, attr, alpha=0.5, n_subsets=40, seed=3)
+    masks = random_subsets(n, round(0.5 * n), 40, torch.Generator().manual_seed(3)).double()
+    v = fn(masks.expand(b, -1, -1)).numpy()
+    pred = phi @ masks.numpy().T
+    expected = [scipy.stats.spearmanr(pred[i], v[i])[0] for i in range(b)]
+    np.testing.assert_allclose(res.scores, expected, atol=1e-12)
+    assert res.n_evals == 40 and res.n == b
+    assert res.stderr == pytest.approx(np.std(expected, ddof=1) / np.sqrt(b))
+
+
+def test_faithfulness_correlation_matches_reference():
+    n, b = 6, 2
+    coef = torch.tensor([[1.0, 2, 3, 4, 5, 6], [-1, 0, 1, 0, -1, 2]], dtype=torch.float64)
+
+    def fn(m):
+        return (m * coef[:, None, :]).sum(-1) ** 2
+
+    game = TableGame(fn, n, b, kind="feature")
+    phi = coef.numpy()
+    attr = table_attr(game, phi)
+    res = faithfulness_correlation(game, attr, n_subsets=30, subset_size=2, seed=5)
+    removed = random_subsets(n, 2, 30, torch.Generator().manual_seed(5)).double()
+    full = fn(torch.ones(b, 1, n, dtype=torch.float64))
+    drop = (full - fn((1 - removed).expand(b, -1, -1))).numpy()
+    pred = phi @ removed.numpy().T
+    expected = [np.corrcoef(pred[i], drop[i])[0, 1] for i in range(b)]
+    np.testing.assert_allclose(res.scores, expected, atol=1e-12)
+
+
+def test_infidelity_definition_and_scale_invariance(linear):
+    model, x, _ = linear
+    oracle = tribute.explain(model, x, method="input_x_gradient")
+    doubled = tribute.explain(model, x, method="input_x_gradient")
+    doubled.values = 2 * doubled.values
+    phi = oracle.flat()[:, 0]
+    for pert, kw in [("gaussian", {"noise": 0.3}), ("subset", {"noise": 0.25})]:
+        r = evaluate(model, x, doubled, metric="infidelity", perturbation=pert,
+                     n_perturbations=20, seed=2, **kw)
+        g = torch.Generator().manual_seed(2)
+        if pert == "gaussian":
+            u = (torch.randn(20, 12, generator=g, dtype=torch.float64) * 0.3).numpy()
+        else:
+            u = random_subsets(12, 3, 20, g).double().numpy()
+        # (2 u.phi - u.phi)^2 = (u.phi)^2 since the model is linear
+        np.testing.assert_allclose(r.scores, ((phi @ u.T) ** 2).mean(-1), rtol=1e-10)
+        s = evaluate(model, x, doubled, metric="infidelity", perturbation=pert,
+                     n_perturbations=20, seed=2, scale_invariant=True, **kw)
+        np.testing.assert_allclose(s.scores, 0.0, atol=1e-18)
+
+
+def test_infidelity_square_on_images():
+    w = torch.randn(1, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    model = lambda x: (x * w).sum(dim=(1, 2, 3))  # noqa: E731
+    x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    attr = tribute.explain(model, x, method="feature_ablation")
+    r = evaluate(model, x, attr, metric="infidelity", perturbation="square", square_size=2)
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    with pytest.raises(InputError, match="square"):
+        tab = tribute.explain(lambda z: z.sum(1), x.reshape(3, -1), method="feature_ablation")
+        evaluate(lambda z: z.sum(1), x.reshape(3, -1), tab, metric="infidelity",
+                 perturbation="square")
+
+
+def test_multi_target_and_batch_invariance():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    multi = tribute.explain(net, x, method="input_x_gradient", target=[0, 2])
+    res = evaluate(net, x, multi, metric="deletion", steps=5)
+    assert res.scores.shape == (4, 2) and res.extra["curve"].shape == (4, 2, 6)
+    for j, c in enumerate([0, 2]):
+        single = tribute.explain(net, x, method="input_x_gradient", target=c)
+        one = evaluate(net, x, single, metric="deletion", steps=5)
+        np.testing.assert_allclose(res.scores[:, j], one.scores, atol=1e-12)
+    single = tribute.explain(net, x, method="input_x_gradient", target=1)
+    for metric in ("deletion", "insertion", "linear_score", "infidelity",
+                   "faithfulness_correlation"):
+        whole = evaluate(net, x, single, metric=metric)
+        parts = [evaluate(net, x[i : i + 1], tribute.explain(net, x[i : i + 1],
+                 method="input_x_gradient", target=1), metric=metric).scores for i in range(4)]
+        np.testing.assert_allclose(whole.scores, np.concatenate(parts), atol=1e-6)
+
+
+def test_numpy_model_and_blur_baseline():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    xd, yd = load_digits(return_X_y=True)
+    clf = LogisticRegression(max_iter=300).fit(xd[:300], yd[:300])
+    x = xd[300:303]
+    attr = tribute.explain(clf, x, method="feature_ablation", groups=np.arange(64) // 8)
+    res = evaluate(clf, x, attr, metric="deletion")  # groups and target come from attr
+    assert res.extra["curve"].shape == (3, 9) and np.isfinite(res.scores).all()
+    np.testing.assert_allclose(res.extra["curve"][:, 0], clf.predict_proba(x)[np.arange(3), attr.targets])
+    imgs = torch.tensor(xd[:2].reshape(2, 1, 8, 8), dtype=torch.float64)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).double()
+    sal = tribute.explain(net, imgs, method="saliency")
+    blurred = evaluate(net, imgs, sal, metric="deletion", baseline="blur")
+    plain = evaluate(net, imgs, sal, metric="deletion")
+    assert blurred.scores.shape == (2,) and not np.allclose(blurred.scores, plain.scores)
+    # the end point of the deletion curve is the model on the blurred image
+    b = tribute.metrics.blur(imgs)
+    with torch.no_grad():
+        end = net(b)[torch.arange(2), torch.as_tensor(sal.targets)]
+    np.testing.assert_allclose(blurred.extra["curve"][:, -1], end.numpy(), rtol=1e-10)
+
+
+def test_blur_matches_scipy_gaussian_filter():
+    import scipy.ndimage
+
+    img = np.random.default_rng(0).random((2, 3, 9, 11))
+    ours = tribute.metrics.blur(img, tribute.metrics.Blur(sigma=1.3))
+    ref = scipy.ndimage.gaussian_filter(img, sigma=(0, 0, 1.3, 1.3), mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    with pytest.raises(InputError, match="blur"):
+        tribute.metrics.blur(np.ones((2, 5)))
+
+
+# ----------------------------------------------------------------------- ROAD
+def test_linear_imputation_hand_cases():
+    ramp = (torch.arange(8.0, dtype=torch.float64)[:, None] * 2
+            + torch.arange(8.0, dtype=torch.float64)[None, :] * 0.5)[None]
+    keep = torch.ones(1, 8, 8, dtype=torch.bool)
+    keep[:, 2:6, 2:6] = False  # interior hole: a linear ramp is reproduced exactly
+    out = noisy_linear_impute(ramp, keep, tol=1e-12)
+    np.testing.assert_allclose(out.numpy(), ramp.numpy(), atol=1e-9)
+    img = torch.rand(1, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    keep = torch.ones(1, 5, 5, dtype=torch.bool)
+    keep[0, 0, 0] = False  # corner: weights 1/6, 1/6, 1/12 renormalised
+    keep[0, 2, 2] = False  # interior: all 8 neighbours
+    out = noisy_linear_impute(img, keep, tol=1e-14)[0]
+    i = img[0]
+    corner = (i[0, 1] / 6 + i[1, 0] / 6 + i[1, 1] / 12) / (5 / 12)
+    centre = (i[1, 2] + i[3, 2] + i[2, 1] + i[2, 3]) / 6 + (i[1, 1] + i[1, 3] + i[3, 1] + i[3, 3]) / 12
+    assert float(out[0, 0]) == pytest.approx(float(corner), abs=1e-12)
+    assert float(out[2, 2]) == pytest.approx(float(centre), abs=1e-12)
+    assert torch.equal(out[keep[0]], i[keep[0]])
+
+
+def test_road_orders_and_properties():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(1, 6, 6, generator=g, dtype=torch.float64)
+    model = lambda x: (x * w).sum(dim=(1, 2, 3))  # noqa: E731
+    x = torch.rand(3, 1, 6, 6, generator=g, dtype=torch.float64)
+    oracle = tribute.explain(model, x, method="input_x_gradient")
+    anti = tribute.explain(model, x, method="input_x_gradient")
+    anti.values = -anti.values
+    r = evaluate(model, x, oracle, metric="road", noise=0.0)
+    a = evaluate(model, x, anti, metric="road", noise=0.0)
+    assert r.extra["morf"].shape == (3, 10)
+    np.testing.assert_allclose(r.extra["morf"][:, 0], model(x).numpy(), atol=1e-12)
+    assert np.all(r.scores > a.scores)
+    # reversing the credits swaps MoRF and LeRF
+    np.testing.assert_allclose(r.extra["morf"], a.extra["lerf"], atol=1e-12)
+    assert r.n_evals == 20
+    # batch invariance, noise included
+    rn = evaluate(model, x, oracle, metric="road")
+    one = evaluate(model, x[1:2], tribute.explain(model, x[1:2], method="input_x_gradient"),
+                   metric="road")
+    assert rn.scores[1] == pytest.approx(one.scores[0], abs=1e-10)
+
+
+def test_imputed_game_all_removed_falls_back_to_baseline():
+    model = lambda x: x.sum(dim=(1, 2, 3))  # noqa: E731
+    x = torch.ones(2, 2, 4, 4, dtype=torch.float64)
+    game = build_game(as_model(model, "torch"), x, baseline=0.25)
+    ig = ImputedGame(game, noise=0.0)
+    v = ig.value(torch.zeros(1, 32))
+    np.testing.assert_allclose(v.numpy()[:, 0, 0], 0.25 * 32)
+    half = torch.ones(1, 32)
+    half[0, :16] = 0  # channel 0 fully removed -> baseline; channel 1 kept
+    np.testing.assert_allclose(ig.value(half).numpy()[:, 0, 0], 0.25 * 16 + 16)
+    with pytest.raises(InputError, match="image"):
+        ImputedGame(build_game(as_model(lambda z: z.sum(1), "torch"), torch.ones(2, 5)))
+
+
+def test_errors_name_the_problem(linear):
+    model, x, _ = linear
+    attr = tribute.explain(model, x, method="input_x_gradient")
+    with pytest.raises(InputError, match="players"):
+        evaluate(model, x, attr, metric="deletion", groups=np.arange(12) // 3)
+    with pytest.raises(InputError, match="unknown parameter"):
+        evaluate(model, x, attr, metric="deletion", step=3)
+    with pytest.raises(InputError, match="Did you mean"):
+        evaluate(model, x, attr, metric="delition")
+    with pytest.raises(InputError, match="alpha"):
+        evaluate(model, x, attr, metric="linear_score", alpha=1.5)
+    game = build_game(as_model(model, "torch"), x[:2])
+    with pytest.raises(InputError, match="flat shape"):
+        deletion(game, attr)
+    assert insertion.info.higher_is_better and road.info.games == ("feature",)
+    assert infidelity.info.category == "faithfulness"

@@ -1,0 +1,192 @@
+"""Metrics that re-explain: sensitivity, stability, randomisation sanity checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.errors import InputError
+from tribute.metrics import evaluate
+from tribute.metrics.randomisation import parameter_layers
+from tribute.metrics.robustness import perturb_inputs
+
+
+def _net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(3 * 36, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4),
+    ).double()
+
+
+def _x(b: int = 5) -> torch.Tensor:
+    return torch.rand(b, 1, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def test_sensitivity_hand_computed_on_linear_model(linear):
+    model, x, w = linear
+    attr = tribute.explain(model, x, method="input_x_gradient")  # phi = w * x
+    calls = []
+
+    def explain(inputs, target=None):
+        calls.append(inputs.shape[0])
+        return tribute.explain(model, inputs, method="input_x_gradient", target=target)
+
+    r = evaluate(model, x, attr, metric="max_sensitivity", explain=explain, radius=0.1,
+                 n_samples=7, seed=4)
+    assert calls == [7 * 6]  # all draws of all samples in ONE explain call
+    stacked, sample = perturb_inputs(x, 0.1, 7, 4)
+    noise = (stacked - x[torch.as_tensor(sample)]).reshape(7, 6, 12)
+    assert float(noise.abs().max()) <= 0.1
+    torch.testing.assert_close(noise[:, 0], noise[:, 3])  # same draw for every sample
+    rel = (torch.linalg.norm(w * noise, dim=-1) / torch.linalg.norm(w * x, dim=-1)).numpy()
+    np.testing.assert_allclose(r.scores, rel.max(0), rtol=1e-10)
+    a = evaluate(model, x, attr, metric="avg_sensitivity", radius=0.1, n_samples=7, seed=4)
+    np.testing.assert_allclose(a.scores, rel.mean(0), rtol=1e-10)  # default explain callable
+    assert r.extra["per_draw"].shape == (6, 7)
+
+
+def test_sensitivity_zero_for_constant_gradient_and_batch_invariant():
+    w = torch.randn(1, 6, 6, dtype=torch.float64)
+    model = lambda z: (z * w).sum(dim=(1, 2, 3))  # noqa: E731
+    x = _x()
+    sal = tribute.explain(model, x, method="saliency")
+    np.testing.assert_allclose(evaluate(model, x, sal, metric="max_sensitivity").scores, 0.0,
+                               atol=1e-12)
+    net = _net()
+    sal = tribute.explain(net, x, method="saliency")
+    whole = evaluate(net, x, sal, metric="max_sensitivity")
+    one = evaluate(net, x[2:3], tribute.explain(net, x[2:3], method="saliency"),
+                   metric="max_sensitivity")
+    assert whole.scores[2] == pytest.approx(one.scores[0], rel=1e-6)
+    assert np.all(whole.scores > 0)
+
+
+def test_sensitivity_keeps_original_targets():
+    net = _net()
+    x = _x(3)
+    attr = tribute.explain(net, x, method="saliency", target=2)
+    seen = []
+
+    def explain(inputs, target=None, sample=None):
+        seen.append((np.asarray(target).copy(), sample.copy()))
+        return tribute.explain(net, inputs, method="saliency", target=target)
+
+    evaluate(net, x, attr, metric="avg_sensitivity", explain=explain, n_samples=4)
+    tg, sample = seen[0]
+    assert np.all(tg == 2) and list(sample) == [0, 1, 2] * 4
+
+
+def test_stability_deterministic_and_random_methods():
+    net = _net()
+    x = _x(4)
+    sal = tribute.explain(net, x, method="saliency")
+    np.testing.assert_allclose(evaluate(net, x, sal, metric="stability").scores, 1.0)
+
+    def noisy(inputs, seed=0, target=None):
+        a = tribute.explain(net, inputs, method="saliency", target=target)
+        a.values = torch.randn(a.values.shape, generator=torch.Generator().manual_seed(seed),
+                               dtype=torch.float64)
+        return a
+
+    r = evaluate(net, x, sal, metric="stability", explain=noisy, seeds=list(range(6)))
+    assert abs(r.mean) < 0.15 and r.extra["pairwise"].shape == (4, 15)
+    grid = [{"absolute": False}, {"absolute": True}]
+    g = evaluate(net, x, sal, metric="stability", param_grid=grid, absolute=True)
+    np.testing.assert_allclose(g.scores, 1.0)  # |grad| ranks the same as |(|grad|)|
+    with pytest.raises(InputError, match="seed"):
+        evaluate(net, x, sal, metric="stability", explain=lambda inputs: sal)
+    s = evaluate(net, x, sal, metric="stability", similarity="ssim", seeds=(0, 1))
+    np.testing.assert_allclose(s.scores, 1.0)
+
+
+def _snapshot(m: torch.nn.Module):
+    return ({k: v.clone() for k, v in m.state_dict().items()},
+            [mod.training for mod in m.modules()],
+            [p.requires_grad for p in m.parameters()],
+            [(len(mod._forward_hooks), len(mod._forward_pre_hooks), len(mod._backward_hooks))
+             for mod in m.modules()])
+
+
+def _same(a, b) -> bool:
+    return (a[0].keys() == b[0].keys() and all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+            and a[1:] == b[1:])
+
+
+@pytest.mark.parametrize("mode", ["cascading", "independent"])
+def test_model_randomisation_leaves_model_untouched(mode):
+    net = _net()
+    net.train()  # a non-default state that must survive
+    net[0].weight.requires_grad_(False)
+    x = _x(4)
+    attr = tribute.explain(net, x, method="saliency")
+    before = _snapshot(net)
+    r = evaluate(net, x, attr, metric="model_randomisation", mode=mode)
+    assert _same(before, _snapshot(net))
+    assert r.extra["layers"] == ["5", "3", "0"] == parameter_layers(net)[::-1]
+    assert r.extra["per_layer"].shape == (3, 4)
+    assert np.all(r.scores < 0.9)
+    calls = []
+
+    def failing(model, inputs, target=None):
+        calls.append(model)
+        assert model is not net
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(0)  # vandalise the copy
+        model.register_forward_hook(lambda *a: None)
+        return tribute.explain(model, inputs, method="saliency", target=target)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        evaluate(net, x, attr, metric="model_randomisation", explain=failing, mode=mode)
+    assert _same(before, _snapshot(net))
+
+
+def test_model_randomisation_modes_and_model_independent_method():
+    net = _net()
+    x = _x(3)
+    attr = tribute.explain(net, x, method="saliency")
+    cas = evaluate(net, x, attr, metric="model_randomisation", mode="cascading")
+    ind = evaluate(net, x, attr, metric="model_randomisation", mode="independent")
+    # the first (top) step randomises the same layer with the same weights in both modes
+    np.testing.assert_allclose(cas.extra["per_layer"][0], ind.extra["per_layer"][0])
+
+    def edges(model, inputs, target=None):  # ignores the model entirely
+        a = tribute.explain(model, inputs, method="saliency", target=target)
+        a.values = inputs.clone()
+        return a
+
+    fixed = tribute.explain(net, x, method="saliency")
+    fixed.values = x.clone()
+    ig = evaluate(net, x, fixed, metric="model_randomisation", explain=edges, layers=["0", "5"])
+    np.testing.assert_allclose(ig.scores, 1.0)  # caught: the explanation never changes
+    assert ig.extra["layers"] == ["5", "0"]
+    with pytest.raises(InputError, match="choose from"):
+        evaluate(net, x, attr, metric="model_randomisation", layers=["nope"])
+
+
+def test_random_logit_hand_computed():
+    w = torch.tensor([[1.0, 2, 3, 4], [4, 3, 2, 1], [1, 1, 2, 2]], dtype=torch.float64)
+    model = torch.nn.Linear(4, 3, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(w)
+    x = torch.rand(2, 4, dtype=torch.float64) + 1
+    attr = tribute.explain(model, x, method="saliency", target=0)  # gradient = w[0]
+    r = evaluate(model, x, attr, metric="random_logit", seed=0)
+    other = r.extra["other_class"]
+    assert np.all(other != 0) and other[0] == other[1]
+    expected = {1: -1.0, 2: np.corrcoef([1, 2, 3, 4], [1.5, 1.5, 3.5, 3.5])[0, 1]}[int(other[0])]
+    np.testing.assert_allclose(r.scores, expected, atol=1e-12)
+    with pytest.raises(InputError, match="target"):
+        evaluate(model, x, attr, metric="random_logit", explain=lambda inputs: attr)
+
+
+def test_model_randomisation_rejects_numpy_models():
+    xs = np.random.default_rng(0).random((3, 4))
+    attr = tribute.explain(lambda z: z.sum(1), xs, method="feature_ablation")
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
+        evaluate(lambda z: z.sum(1), xs, attr, metric="model_randomisation")
