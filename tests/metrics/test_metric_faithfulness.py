@@ -248,7 +248,7 @@ def test_road_orders_and_properties():
     assert np.all(r.scores > a.scores)
     # reversing the credits swaps MoRF and LeRF
     np.testing.assert_allclose(r.extra["morf"], a.extra["lerf"], atol=1e-12)
-    assert r.n_evals == 20
+    assert r.n_evals == 2 * 9 + 1  # v(N) is shared by both orders
     # batch invariance, noise included
     rn = evaluate(model, x, oracle, metric="road")
     one = evaluate(model, x[1:2], tribute.explain(model, x[1:2], method="input_x_gradient"),
@@ -286,3 +286,20 @@ def test_errors_name_the_problem(linear):
         deletion(game, attr)
     assert insertion.info.higher_is_better and road.info.games == ("feature",)
     assert infidelity.info.category == "faithfulness"
+
+
+def test_callable_target_must_be_repeated():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+
+    def margin(out):
+        return out[:, 0] - out[:, 1]
+
+    attr = tribute.explain(net, x, method="input_x_gradient", target=margin)
+    assert attr.targets is None
+    with pytest.raises(InputError, match="callable"):
+        evaluate(net, x, attr, metric="deletion")
+    res = evaluate(net, x, attr, metric="deletion", target=margin, steps=4)
+    with torch.no_grad():
+        np.testing.assert_allclose(res.extra["curve"][:, 0], margin(net(x)).numpy())

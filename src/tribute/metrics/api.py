@@ -276,6 +276,12 @@ def evaluate(
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
     adapter = as_model(model, framework)
+    if target is None and attr.targets is None:
+        raise InputError(
+            "the attribution has no class-index targets (it was explained for a callable "
+            "target, or built by hand); pass the same target=... to evaluate (e.g. the "
+            "callable, or 'predicted')."
+        )
     use_target = target if target is not None else attr.targets
     use_output = output if output is not None else str(attr.params.get("output", "raw"))
     use_groups = groups if groups is not None or players is not None else _attr_groups(attr)
@@ -298,6 +304,8 @@ def evaluate(
         ctx: dict[str, Any] = {}
         if "inputs" in info.needs:
             ctx["inputs"] = inputs
+        if "model" in info.needs:
+            ctx["model"] = model
         if "ground_truth" in info.needs:
             if ground_truth is None:
                 raise InputError(f"metric {info.name!r} needs ground_truth=... (a truth mask).")

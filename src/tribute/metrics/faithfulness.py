@@ -78,14 +78,28 @@ def removal_curve(
     """
     src = -flat if reverse else flat
     rank = _ranks(src)[:, :, None, :]  # B x T x 1 x n
-    ks = torch.as_tensor(list(counts), dtype=torch.int64)
+    all_ks = np.asarray(list(counts), dtype=np.int64)
+    n = game.n_players
+    # the full and the empty coalition are the same for every order: use the game's cached
+    # v(N) (free for feature games: the reference pass) and v(empty) (one shared evaluation)
+    kept = all_ks if insert else n - all_ks
+    is_full, is_empty = kept == n, kept == 0
+    out = np.empty((game.n_samples, game.n_targets, all_ks.size))
+    if is_full.any():
+        out[:, :, is_full] = game.full().numpy()[:, :, None]
+    if is_empty.any():
+        out[:, :, is_empty] = game.empty().numpy()[:, :, None]
+    rest = ~(is_full | is_empty)
+    if rest.any():
+        ks = torch.as_tensor(all_ks[rest])
 
-    def make(k0: int, k1: int) -> torch.Tensor:
-        kk = ks[k0:k1][None, None, :, None]
-        keep = rank < kk if insert else rank >= kk
-        return keep.to(torch.float32)
+        def make(k0: int, k1: int) -> torch.Tensor:
+            kk = ks[k0:k1][None, None, :, None]
+            keep = rank < kk if insert else rank >= kk
+            return keep.to(torch.float32)
 
-    return values_per_target(game, make, len(ks)).numpy()
+        out[:, :, rest] = values_per_target(game, make, len(ks)).numpy()
+    return out
 
 
 def _step_counts(n: int, steps: int) -> np.ndarray:
