@@ -483,6 +483,7 @@ class FeatureGame(Game):
         make_points: Callable[[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
         weights: torch.Tensor | None = None,
         powers: tuple[int, ...] = (1,),
+        transform: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Gradients of the explained output w.r.t. the *input* at chosen points.
 
@@ -494,10 +495,14 @@ class FeatureGame(Game):
             weights: ``K`` weights of the sum over points (default: mean, ``1/K``).
             powers: accumulate ``sum_k w_k * grad^p`` for each ``p`` (1: mean gradient; 2: mean
                 squared gradient, for SmoothGrad^2/VarGrad).
+            transform: optional ``(grads R x targets x D, b, k) -> R x targets x D'`` applied to
+                each chunk's per-row gradients (float64 CPU) before the powers are accumulated,
+                e.g. ``(x - b_k) * grad`` for expected gradients or a sum into players; the
+                accumulators then have ``D'`` columns. default=None (identity).
 
         Returns:
             ``(values batch x K x targets, {p: batch x targets x D})`` with ``D`` the number of
-            input elements (all inputs concatenated), float64 CPU.
+            input elements (all inputs concatenated; ``D'`` with a transform), float64 CPU.
         """
         self._require_grad("input gradients")
         k_count, b_total, t_count = int(n_points), self.n_samples, self.n_targets
@@ -507,7 +512,9 @@ class FeatureGame(Game):
         if w.numel() != k_count:
             raise InputError(f"weights has {w.numel()} entries but n_points={k_count}.")
         vals_out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
-        acc = {p: torch.zeros(b_total, t_count, d_total, dtype=torch.float64) for p in powers}
+        acc: dict[int, torch.Tensor] = {}
+        if transform is None:
+            acc = {p: torch.zeros(b_total, t_count, d_total, dtype=torch.float64) for p in powers}
         device = self.model.device
 
         def build(start: int, stop: int) -> Rows:
@@ -524,6 +531,11 @@ class FeatureGame(Game):
             vals_out[start:stop] = vals.to("cpu", torch.float64)
             g = torch.cat([gi.reshape(stop - start, t_count, -1) for gi in grads], dim=-1)
             g = g.to("cpu", torch.float64)
+            if transform is not None:  # per-row quantity to accumulate (accumulators made lazily)
+                g = transform(g, b, k)
+                for p in powers:
+                    if p not in acc:
+                        acc[p] = torch.zeros(b_total, t_count, g.shape[-1], dtype=torch.float64)
             wk = w[k][:, None, None]
             for p in powers:
                 acc[p].index_add_(0, b, wk * (g if p == 1 else g**p))

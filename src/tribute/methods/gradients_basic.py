@@ -10,13 +10,122 @@ from ..games.base import Game
 from ..games.features import FeatureGame
 from .base import Method, Tags, register
 
-__all__ = ["InputXGradient", "Saliency"]
+__all__ = ["InputXGradient", "Saliency", "StreamingMoments", "feature_game", "rows_to_players"]
 
 
-def _feature_game(game: Game, name: str) -> FeatureGame:
+def feature_game(game: Game, name: str) -> FeatureGame:
+    """``game`` as a :class:`FeatureGame`, or a clear error for other games."""
     if not isinstance(game, FeatureGame):
-        raise UnsupportedModelError(f"method {name!r} takes gradients w.r.t. inputs; it needs a feature game.")
+        raise UnsupportedModelError(
+            f"method {name!r} takes gradients w.r.t. input features; it needs a feature game, "
+            f"got a {type(game).__name__} ({game.kind} players)."
+        )
     return game
+
+
+_feature_game = feature_game  # backwards-compatible private name
+
+
+def rows_to_players(game: FeatureGame, per_element: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """Sum per-row element credits into players.
+
+    Like :meth:`FeatureGame.elements_to_players`, but the leading axis holds *rows* that
+    belong to samples ``sample`` (so per-sample group masks are looked up row by row).
+
+    Args:
+        game: the feature game.
+        per_element: ``rows x ... x D`` credits (all inputs concatenated), CPU.
+        sample: ``rows`` sample ids.
+
+    Returns:
+        ``rows x ... x players`` (the same tensor for dense games).
+    """
+    if game.layout.dense:
+        return per_element
+    lead = per_element.shape[:-1]
+    out = torch.zeros(*lead, game.n_players, dtype=per_element.dtype)
+    start = 0
+    for inp in game.inputs:
+        seg = per_element[..., start : start + inp.size]
+        g = inp.groups
+        assert g is not None
+        g = g.cpu()
+        if g.ndim == 1:
+            out.index_add_(out.ndim - 1, g, seg)
+        else:
+            rows_g = g[sample.cpu()]  # rows x D_i
+            idx = rows_g.reshape(rows_g.shape[0], *([1] * (len(lead) - 1)), rows_g.shape[1])
+            out.scatter_add_(out.ndim - 1, idx.expand(*lead, rows_g.shape[1]), seg)
+        start += inp.size
+    return out
+
+
+class StreamingMoments:
+    """Per-sample mean and central moments of a stream of per-row values.
+
+    Rows arrive in chunks (each row tagged with its sample); chunk statistics are computed
+    two-pass and merged with the pairwise formulas of Chan et al. (1979) and Pébay (2008), so
+    the variance of nearly constant values is not lost to cancellation (``E[c^2] - E[c]^2``).
+
+    Args:
+        shape: per-sample shape of the values, e.g. ``(batch, targets, players)``; the first
+            axis is the sample axis.
+        order: highest central moment kept (2, 3 or 4).
+    """
+
+    def __init__(self, shape: tuple[int, ...], order: int = 2) -> None:
+        if order not in (2, 3, 4):
+            raise ValueError(f"order={order} must be 2, 3 or 4")
+        self.order = order
+        self.count = torch.zeros(shape[0], dtype=torch.float64)
+        self.mean = torch.zeros(shape, dtype=torch.float64)
+        self.m = {p: torch.zeros(shape, dtype=torch.float64) for p in range(2, order + 1)}
+
+    def update(self, values: torch.Tensor, sample: torch.Tensor) -> None:
+        """Add rows ``values`` (``rows x ...``, float64 CPU) that belong to samples ``sample``."""
+        sample = sample.cpu()
+        nb = torch.bincount(sample, minlength=self.count.shape[0]).to(torch.float64)
+        hit = nb > 0
+        if not bool(hit.any()):
+            return
+        view = (-1, *([1] * (values.ndim - 1)))
+        safe = nb.clamp_min(1.0).reshape(view)
+        mean_b = torch.zeros_like(self.mean).index_add_(0, sample, values) / safe
+        dev = values - mean_b[sample]
+        mb = {p: torch.zeros_like(self.mean).index_add_(0, sample, dev**p) for p in range(2, self.order + 1)}
+        na = self.count.reshape(view)
+        nbv = nb.reshape(view)
+        n = (na + nbv).clamp_min(1.0)
+        delta = torch.where(hit.reshape(view), mean_b - self.mean, torch.zeros_like(self.mean))
+        m2a, m2b = self.m[2], mb[2]
+        new: dict[int, torch.Tensor] = {}
+        if self.order >= 4:
+            m3a, m3b = self.m[3], mb[3]
+            new[4] = (self.m[4] + mb[4] + delta**4 * na * nbv * (na**2 - na * nbv + nbv**2) / n**3
+                      + 6 * delta**2 * (na**2 * m2b + nbv**2 * m2a) / n**2
+                      + 4 * delta * (na * m3b - nbv * m3a) / n)
+        if self.order >= 3:
+            new[3] = (self.m[3] + mb[3] + delta**3 * na * nbv * (na - nbv) / n**2
+                      + 3 * delta * (na * m2b - nbv * m2a) / n)
+        new[2] = m2a + m2b + delta**2 * na * nbv / n
+        self.m = new
+        self.mean = self.mean + delta * nbv / n
+        self.count = self.count + nb
+
+    def central(self, p: int) -> torch.Tensor:
+        """The ``p``-th central moment (population, divided by the count)."""
+        view = (-1, *([1] * (self.mean.ndim - 1)))
+        return self.m[p] / self.count.clamp_min(1.0).reshape(view)
+
+    def variance(self) -> torch.Tensor:
+        """Unbiased sample variance (``/(K - 1)``)."""
+        view = (-1, *([1] * (self.mean.ndim - 1)))
+        return self.m[2] / (self.count - 1).clamp_min(1.0).reshape(view)
+
+    def stderr_of_mean(self) -> torch.Tensor:
+        """Standard error of the per-sample mean: ``std / sqrt(K)``."""
+        view = (-1, *([1] * (self.mean.ndim - 1)))
+        return (self.variance() / self.count.clamp_min(1.0).reshape(view)).sqrt()
 
 
 @register
@@ -42,7 +151,7 @@ class Saliency(Method):
         self.absolute = absolute
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        fg = _feature_game(game, self.name)
+        fg = feature_game(game, self.name)
         _, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         g = acc[1]
         if self.absolute:

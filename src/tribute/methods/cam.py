@@ -1,0 +1,246 @@
+"""Class activation maps from gradients: Grad-CAM and Grad-CAM++.
+
+Both read the activation ``A`` (``channels x h x w``) of one convolutional layer and the
+gradient ``g = dS/dA`` of the explained output ``S``, weight the channels, keep the positive
+part of the weighted sum and upsample it to the input's spatial size. The layer output is
+captured by a forward hook that swaps it for a leaf tensor, so the engine's single gradient
+pass gives ``dS/dA`` directly; hooks are removed in ``finally`` blocks, also after errors.
+
+Maps are broadcast over the input's channel (and any other leading) axes; with groups each
+player gets the sum of its elements' map values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..attribution import Attribution
+from ..engine import Rows
+from ..errors import InputError, UnsupportedModelError
+from ..games.base import Game
+from ..games.features import FeatureGame
+from .base import Method, Tags, register
+from .gradients_basic import feature_game
+
+__all__ = ["GradCAM", "GradCAMPlusPlus", "find_layer", "layer_activation_gradients"]
+
+_MODES = ("nearest", "bilinear", "bicubic", "area", "nearest-exact")
+
+
+def find_layer(module: torch.nn.Module, layer: str | None, method: str) -> tuple[str, torch.nn.Module]:
+    """Resolve a module path (``"features.3"``); ``None`` picks the last ``Conv2d``.
+
+    Raises:
+        UnsupportedModelError: no such module (a few valid names are listed), or no Conv2d.
+    """
+    named = dict(module.named_modules())
+    if layer is None:
+        convs = [n for n, m in named.items() if isinstance(m, torch.nn.Conv2d)]
+        if not convs:
+            raise UnsupportedModelError(
+                f"{method}: the model has no torch.nn.Conv2d layer to take the default from; pass "
+                f"layer='<module path>' naming a layer with a 4-D output (batch, channels, h, w). "
+                f"Modules: {_some_names(named)}."
+            )
+        return convs[-1], named[convs[-1]]
+    if not isinstance(layer, str):
+        raise InputError(f"{method}: layer={layer!r} must be a module path string like 'features.3', or None.")
+    if layer not in named or layer == "":
+        raise UnsupportedModelError(
+            f"{method}: layer={layer!r} is not a module of the model; valid paths include "
+            f"{_some_names(named)}."
+        )
+    return layer, named[layer]
+
+
+def _some_names(named: dict[str, torch.nn.Module], limit: int = 8) -> str:
+    names = [n for n in named if n]
+    convs = [n for n in names if isinstance(named[n], torch.nn.Conv2d)]
+    pick = (convs + [n for n in names if n not in convs])[:limit]
+    more = f" (+{len(names) - len(pick)} more)" if len(names) > len(pick) else ""
+    return ", ".join(repr(n) for n in pick) + more if pick else "(none)"
+
+
+def layer_activation_gradients(
+    game: FeatureGame,
+    layer: str | None,
+    method: str,
+    on_chunk: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None],
+) -> str:
+    """Run every sample once and hand each chunk's ``(activation, gradient, sample ids)``.
+
+    The activation is ``rows x C x h x w`` and the gradient ``rows x targets x C x h x w``
+    (both float64 CPU). Returns the resolved layer path. Counts one evaluation per input.
+    """
+    module = game.model.module
+    if module is None:
+        raise UnsupportedModelError(f"{method} needs a torch.nn.Module (it reads a layer's activations); got a plain callable.")
+    path, target_layer = find_layer(module, layer, method)
+    state: dict[str, Any] = {"rows": None, "calls": 0, "act": None}
+
+    def hook(mod: torch.nn.Module, args: Any, out: Any) -> Any:
+        state["calls"] += 1
+        if state["calls"] > 1:
+            raise UnsupportedModelError(
+                f"{method}: layer {path!r} ({type(mod).__name__}) runs more than once per forward "
+                "pass; pick a layer that is called once."
+            )
+        if not isinstance(out, torch.Tensor) or out.ndim != 4:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise UnsupportedModelError(
+                f"{method}: layer {path!r} ({type(mod).__name__}) outputs {shape}; Grad-CAM needs a "
+                "4-D (batch, channels, h, w) activation. Pick a convolutional layer, e.g. "
+                f"{_some_names(dict(module.named_modules()), 4)}."
+            )
+        leaf = out.detach().requires_grad_(True)
+        state["rows"].leaves.append(leaf)
+        state["act"] = leaf.detach()
+        # A clone, so in-place ops after the layer (ReLU(inplace=True)) never touch the leaf.
+        return leaf.clone()
+
+    device = game.model.device
+    shapes = game.input_shapes()
+
+    def build(start: int, stop: int) -> Rows:
+        b = torch.arange(start, stop, device=device)
+        xs = tuple(inp.x[b].reshape(stop - start, *shape) for inp, shape in zip(game.inputs, shapes))
+        extra, kw = game._rows_extra(b)
+        rows = Rows(inputs=xs, sample=b, extra=extra, kwargs=kw)
+        state["rows"], state["calls"], state["act"] = rows, 0, None
+        return rows
+
+    def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+        if state["act"] is None:
+            raise UnsupportedModelError(
+                f"{method}: layer {path!r} was not called during the forward pass; pick a layer "
+                "the model uses."
+            )
+        act = state["act"].to("cpu", torch.float64)
+        on_chunk(act, grads[0].to("cpu", torch.float64), torch.arange(start, stop))
+
+    handle = target_layer.register_forward_hook(hook)
+    try:
+        game.engine.run(game.n_samples, build, sink, row_bytes=game.row_bytes, grad=True,
+                        desc=method, describe_row=lambda r: f"sample {r}")
+    finally:
+        handle.remove()
+    game.n_evals += 1
+    return path
+
+
+class _CAMBase(Method):
+    tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
+                model_specific=True)
+
+    def __init__(self, layer: str | None = None, interpolate_mode: str = "bilinear",
+                 relu: bool = True) -> None:
+        self.layer = layer
+        self.interpolate_mode = interpolate_mode
+        self.relu = relu
+
+    def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """``rows x targets x C`` channel weights from ``act`` (rows x C x h x w) and ``grad``."""
+        raise NotImplementedError
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        fg = feature_game(game, self.name)
+        if len(fg.inputs) != 1 or len(fg.input_shapes()[0]) < 2:
+            raise UnsupportedModelError(
+                f"{self.name} upsamples a layer map to the input's (H, W); it applies to models "
+                f"with one image input of per-sample shape (C, H, W) or (H, W), got "
+                f"{fg.input_shapes()}. Use 'integrated_gradients' or 'saliency' for other inputs."
+            )
+        if self.interpolate_mode not in _MODES:
+            raise InputError(f"interpolate_mode={self.interpolate_mode!r} must be one of {_MODES}.")
+        shape = fg.input_shapes()[0]
+        spatial = (int(shape[-2]), int(shape[-1]))
+        lead = int(np.prod(shape[:-2], dtype=np.int64))
+        per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],
+                                  dtype=torch.float64)
+        maps: dict[str, Any] = {}
+
+        def on_chunk(act: torch.Tensor, grad: torch.Tensor, b: torch.Tensor) -> None:
+            w = self.channel_weights(act, grad)  # R x T x C
+            cam = torch.einsum("rtc,rchw->rthw", w, act)
+            if self.relu:
+                cam = cam.clamp_min(0.0)
+            maps.setdefault("layer_shape", tuple(act.shape[1:]))
+            up = self._upsample(cam, spatial)  # R x T x H x W
+            per_element[b] = up.flatten(2).repeat(1, 1, lead)
+
+        path = layer_activation_gradients(fg, self.layer, self.name, on_chunk)
+        values = fg.elements_to_players(per_element)
+        params = {**self.get_params(), "layer": path}
+        return fg.attribution(values, self.name, params,
+                              extra={"layer": path, "layer_shape": maps.get("layer_shape")})
+
+    def _upsample(self, cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(cam.shape[-2:]) == size:
+            return cam
+        mode = self.interpolate_mode
+        corners = False if mode in ("bilinear", "bicubic") else None
+        return F.interpolate(cam, size=size, mode=mode, align_corners=corners)
+
+
+@register
+class GradCAM(_CAMBase):
+    """Grad-CAM: ``relu(sum_c mean_hw(dS/dA_c) * A_c)``, upsampled to the input.
+
+    Args:
+        layer: module path of the layer to read (``"features.3"``); its output must be 4-D
+            ``(batch, C, h, w)``. default=None (the model's last ``torch.nn.Conv2d``).
+        interpolate_mode: ``torch.nn.functional.interpolate`` mode for the upsampling
+            (``"bilinear"``, ``"nearest"``, ``"bicubic"``, ``"area"``; bilinear/bicubic use
+            ``align_corners=False``). default="bilinear".
+        relu: keep only the positive part of the map (as in the paper; Captum's
+            ``LayerGradCam`` default is ``relu_attributions=False``). default=True.
+
+    One gradient pass per input (1 evaluation). The map is broadcast over input channels; with
+    groups a player's credit is the sum over its elements. Grad-CAM is a localisation map, not
+    an additive attribution: it has no completeness property.
+
+    Reference: Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM: Visual
+    Explanations from Deep Networks via Gradient-based Localization".
+    """
+
+    name = "grad_cam"
+    paper = "Selvaraju et al. (2017), Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization"
+
+    def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return grad.mean(dim=(-2, -1))
+
+
+@register
+class GradCAMPlusPlus(_CAMBase):
+    """Grad-CAM++: channel weights ``sum_ij alpha_ij relu(g_ij)`` with pixel-wise ``alpha``.
+
+    ``alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3)`` (0 where the denominator is 0),
+    the closed form of the paper for an exponential output ``Y = exp(S)``; the positive factor
+    ``exp(S)`` of the paper's weights is dropped (it rescales each map, not its shape), as in
+    common implementations.
+
+    Args:
+        layer: module path of the layer to read. default=None (the last ``Conv2d``).
+        interpolate_mode: upsampling mode. default="bilinear".
+        relu: keep only the positive part of the map. default=True.
+
+    Reference: Chattopadhyay, Sarkar, Howlader & Balasubramanian (2018), "Grad-CAM++:
+    Generalized Gradient-Based Visual Explanations for Deep Convolutional Networks".
+    """
+
+    name = "grad_cam_pp"
+    paper = "Chattopadhyay et al. (2018), Grad-CAM++: Generalized Gradient-Based Visual Explanations for Deep Convolutional Networks"
+
+    def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        g2 = grad**2
+        g3 = g2 * grad
+        sum_a = act.sum(dim=(-2, -1), keepdim=True)[:, None]  # R x 1 x C x 1 x 1
+        denom = 2.0 * g2 + sum_a * g3
+        alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
+                            torch.zeros_like(denom))
+        return (alpha * grad.clamp_min(0.0)).sum(dim=(-2, -1))

@@ -1,0 +1,308 @@
+"""Noise wrappers around gradient methods: SmoothGrad, SmoothGrad², VarGrad.
+
+Each wrapper explains ``K`` noisy copies ``x + eps_k`` of every input with a base gradient
+method and reports a statistic of the ``K`` attributions ``phi_k``:
+
+* ``smoothgrad``: the mean ``E[phi_k]``;
+* ``smoothgrad_sq``: the mean square ``E[phi_k^2]``;
+* ``vargrad``: the (population) variance ``E[phi_k^2] - E[phi_k]^2``.
+
+The noise ``eps_k = sigma_b * z_k`` uses one standard-normal draw ``z_k`` per copy shared by
+every sample of the batch (common random numbers), scaled per sample by
+``sigma_b = noise * (max(x_b) - min(x_b))`` as in the SmoothGrad paper.
+
+``base="saliency"`` takes all ``K`` gradients in one batched pass
+(:meth:`FeatureGame.input_gradients`). Any other base runs on a *noisy view* of the game: a
+feature game whose samples are the ``batch x K`` noisy copies (each keeps its parent's target,
+baseline, groups and forward arguments), evaluated through the same engine, in blocks of
+copies that bound memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..engine import Engine
+from ..errors import BudgetError, InputError
+from ..games.base import Game
+from ..games.features import FeatureGame
+from ..targets import Target
+from .base import Method, Tags, get_method, register
+from .gradients_basic import StreamingMoments, feature_game, rows_to_players
+
+__all__ = ["SmoothGrad", "SmoothGradSq", "VarGrad", "noisy_view"]
+
+#: Bytes of noisy inputs plus per-copy attributions held at once by the generic path.
+_BLOCK_BYTES = 64 * 1024**2
+
+
+def noisy_view(game: FeatureGame, z: torch.Tensor, sigma: torch.Tensor) -> FeatureGame:
+    """A feature game whose samples are noisy copies ``x_b + sigma_b * z_k`` of ``game``'s.
+
+    Sample ``b * K + k`` of the view is copy ``k`` of sample ``b``; it keeps that sample's
+    target, baseline, groups and forward arguments. The view has its own engine (same model,
+    batch size and progress setting) and evaluation counter; the caller adds them to the
+    parent's.
+
+    Args:
+        game: the parent feature game (real-valued inputs).
+        z: ``K x D`` standard-normal draws (``D`` = all input elements).
+        sigma: ``batch`` noise scales.
+
+    Returns:
+        The view (a shallow copy of ``game`` with new inputs, target and engine).
+    """
+    b_total, k_count = game.n_samples, int(z.shape[0])
+    device, dtype = game.model.device, game.compute_dtype
+    parent = torch.arange(b_total, device=device).repeat_interleave(k_count)
+    z_d, sig_d = z.to(device, dtype), sigma.to(device, dtype)
+    view = copy.copy(game)
+    inputs = []
+    start = 0
+    for inp in game.inputs:
+        noise = sig_d[:, None, None] * z_d[None, :, start : start + inp.size]
+        x = (inp.x[:, None, :] + noise).reshape(b_total * k_count, inp.size)
+        base = inp.base[parent] if inp.base_mode == "per_sample" else inp.base
+        groups = inp.groups
+        if groups is not None and groups.ndim == 2:
+            groups = groups[parent.to(groups.device)]
+        inputs.append(dataclasses.replace(inp, x=x, base=base, groups=groups))
+        start += inp.size
+    view.inputs = inputs
+    view.n_samples = b_total * k_count
+    t = game.target
+    index = None if t.index is None else t.index[parent.to(t.index.device)]
+    view.target = Target(index, t.fn, t.output, t.multi, list(t.names))
+    view.engine = Engine(game.model, view.target, batch_size=game.engine.batch_size,
+                         progress=game.engine.progress)
+
+    def repeat(v: Any) -> Any:
+        if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b_total:
+            return v.repeat_interleave(k_count, dim=0)
+        if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == b_total:
+            return np.repeat(v, k_count, axis=0)
+        return v
+
+    view.forward_args = tuple(repeat(a) for a in game.forward_args)
+    view.forward_kwargs = {k: repeat(v) for k, v in game.forward_kwargs.items()}
+    view.reference_output = game.reference_output[parent.to(game.reference_output.device)]
+    view.n_evals = 0
+    view._full = None
+    view._empty = None
+    view._full_counted = False
+    # Flat float64 results: the wrapper reads them back with Attribution.flat() without loss.
+    view.layout = dataclasses.replace(game.layout, framework="torch", device="cpu",
+                                      dtype="float64", multi_target=True)
+    return view
+
+
+class _NoiseWrapper(Method):
+    """Shared machinery of the three wrappers (see the module docstring)."""
+
+    statistic: ClassVar[str] = "mean"
+    tags = Tags(family="gradient", needs_gradients=True, stochastic=True, budgeted=True,
+                games=("feature",))
+
+    def __init__(self, base: str = "saliency", n_samples: int = 50, noise: float = 0.15,
+                 base_params: dict[str, Any] | None = None) -> None:
+        self.base = base
+        self.n_samples = n_samples
+        self.noise = noise
+        self.base_params = base_params
+
+    # ------------------------------------------------------------- validation
+    def _base_method(self) -> Method:
+        if not isinstance(self.base, str):
+            raise InputError(f"base={self.base!r} must be the registry name of a gradient method, e.g. 'saliency'.")
+        cls = get_method(self.base)
+        if issubclass(cls, _NoiseWrapper):
+            raise InputError(f"base={self.base!r} is itself a noise wrapper; pick a plain gradient method.")
+        if not cls.tags.needs_gradients:
+            raise InputError(
+                f"base={self.base!r} is not a gradient method; noise wrappers average gradient "
+                "maps (saliency, input_x_gradient, integrated_gradients, deeplift, ...)."
+            )
+        params = dict(self.base_params or {})
+        unknown = set(params) - set(cls.defaults())
+        if unknown:
+            raise InputError(
+                f"base_params has unknown parameter(s) {sorted(unknown)} for base={self.base!r}; "
+                f"its parameters are {sorted(cls.defaults()) or 'none'}."
+            )
+        return cls(**params)
+
+    def _fast(self) -> bool:
+        return self.base == "saliency"
+
+    def min_budget(self, game: Game) -> int:
+        if self._fast():
+            return 2
+        return 2 * self._base_method().min_budget(game)
+
+    # --------------------------------------------------------------- the method
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        fg = feature_game(game, self.name)
+        base = self._base_method()
+        k_count: int = self.n_samples
+        if isinstance(k_count, bool) or not isinstance(k_count, (int, np.integer)) or k_count < 2:
+            raise InputError(f"n_samples={self.n_samples!r} must be an int >= 2 (noisy copies per input).")
+        noise = float(self.noise)
+        if not math.isfinite(noise) or noise < 0:
+            raise InputError(f"noise={self.noise!r} must be a finite number >= 0 (fraction of the input range).")
+        per_draw: int | None = None
+        if budget is not None:
+            if self._fast():
+                k_count = budget
+            else:
+                per_draw = budget // k_count
+                need = base.min_budget(fg)
+                if per_draw < need:
+                    raise BudgetError(
+                        f"budget={budget} gives {per_draw} evaluations to each of the n_samples="
+                        f"{k_count} noisy copies, but base={self.base!r} needs at least {need}; "
+                        f"raise budget to >= {need * k_count} or lower n_samples."
+                    )
+        k_count = int(k_count)
+
+        gen = torch.Generator().manual_seed(seed)
+        x64 = fg.inputs_flat().detach().to("cpu", torch.float64)
+        z = torch.randn(k_count, x64.shape[1], generator=gen, dtype=torch.float64)
+        sigma = noise * (x64.amax(dim=1) - x64.amin(dim=1))
+        shape = (fg.n_samples, fg.n_targets, fg.n_players)
+        # Moments of phi_k (SmoothGrad, VarGrad) or of phi_k^2 (SmoothGrad²); VarGrad's
+        # standard error needs the fourth central moment.
+        moments = StreamingMoments(shape, order=4 if self.statistic == "variance" else 2)
+
+        def feed(phi: torch.Tensor, sample: torch.Tensor) -> None:
+            moments.update(phi**2 if self.statistic == "square" else phi, sample)
+
+        if self._fast():
+            self._saliency_pass(fg, z, sigma, feed)
+        else:
+            self._generic_pass(fg, base, z, sigma, per_draw, seed, feed)
+
+        k = float(k_count)
+        if self.statistic in ("mean", "square"):
+            values = moments.mean
+            stderr = moments.stderr_of_mean()
+        else:  # variance: population variance, its standard error from the 4th central moment
+            values = moments.central(2)
+            mu4 = moments.central(4)
+            stderr = ((mu4 - values**2).clamp_min(0.0) / k).sqrt()
+        extra = {"n_samples": k_count, "sigma": sigma.numpy()}
+        return fg.attribution(values, self.name, self.get_params(), stderr=stderr, extra=extra)
+
+    def _saliency_pass(self, fg: FeatureGame, z: torch.Tensor, sigma: torch.Tensor,
+                       feed: Any) -> None:
+        absolute = bool((self.base_params or {}).get("absolute", False))
+        device, dtype = fg.model.device, fg.compute_dtype
+        z_d, sig_d = z.to(device, dtype), sigma.to(device, dtype)
+        shapes = fg.input_shapes()
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+
+        def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            noise = (sig_d[b][:, None] * z_d[k]).split(sizes, dim=1)
+            return tuple(xi + ni.reshape(xi.shape) for xi, ni in zip(xs, noise))
+
+        def transform(g: torch.Tensor, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            # Streaming sink: each noisy copy's saliency map (per player) feeds the moments.
+            feed(rows_to_players(fg, g.abs() if absolute else g, b), b)
+            return g[..., :0]
+
+        fg.input_gradients(int(z.shape[0]), make_points, powers=(), transform=transform)
+
+    def _generic_pass(self, fg: FeatureGame, base: Method, z: torch.Tensor, sigma: torch.Tensor,
+                      per_draw: int | None, seed: int, feed: Any) -> None:
+        b_total, k_count = fg.n_samples, int(z.shape[0])
+        d = int(z.shape[1])
+        per_copy = 8 * (2 * d + 2 * fg.n_targets * fg.n_players)
+        block = int(max(1, min(k_count, _BLOCK_BYTES // max(1, b_total * per_copy))))
+        for k0 in range(0, k_count, block):
+            kb = min(block, k_count - k0)
+            view = noisy_view(fg, z[k0 : k0 + kb], sigma)
+            use = base.check(view, per_draw)
+            # The same seed for every block: copy k's base draws never depend on the blocking.
+            attr = base.attribute(view, budget=use, seed=seed)
+            phi = torch.from_numpy(attr.flat())  # (B*kb) x T x n
+            feed(phi, torch.arange(b_total).repeat_interleave(kb))  # view order b*kb + k
+            fg.n_evals += kb * view.n_evals
+            fg.engine.n_rows += view.engine.n_rows
+            fg.engine.n_passes += view.engine.n_passes
+
+
+@register
+class SmoothGrad(_NoiseWrapper):
+    """SmoothGrad: the mean of a gradient method's maps over noisy copies of the input.
+
+    Args:
+        base: registry name of the gradient method to smooth (``saliency``,
+            ``input_x_gradient``, ``integrated_gradients``, ``expected_gradients``,
+            ``deeplift``, ``grad_cam``, ...). default="saliency".
+        n_samples: noisy copies per input (``>= 2``). default=50. With ``budget``: for
+            ``base="saliency"`` ``n_samples = budget``; otherwise every copy gets
+            ``budget // n_samples`` evaluations of the base method.
+        noise: noise standard deviation as a fraction of each sample's input range
+            ``max(x) - min(x)``. default=0.15.
+        base_params: hyperparameters of the base method, e.g. ``{"steps": 20}``. default=None.
+
+    Standard errors: standard deviation of the per-copy maps over ``sqrt(n_samples)``.
+
+    Reference: Smilkov, Thorat, Kim, Viégas & Wattenberg (2017), "SmoothGrad: removing noise by
+    adding noise".
+    """
+
+    name = "smoothgrad"
+    statistic = "mean"
+    paper = "Smilkov et al. (2017), SmoothGrad: removing noise by adding noise"
+
+
+@register
+class SmoothGradSq(_NoiseWrapper):
+    """SmoothGrad²: the mean of the *squared* maps of a gradient method over noisy copies.
+
+    Args:
+        base: registry name of the gradient method. default="saliency".
+        n_samples: noisy copies per input (``>= 2``). default=50.
+        noise: noise standard deviation as a fraction of each sample's input range. default=0.15.
+        base_params: hyperparameters of the base method. default=None.
+
+    Standard errors: standard deviation of the squared maps over ``sqrt(n_samples)``.
+
+    Reference: Hooker, Erhan, Kindermans & Kim (2019), "A Benchmark for Interpretability
+    Methods in Deep Neural Networks" (SmoothGrad-Squared); Smilkov et al. (2017).
+    """
+
+    name = "smoothgrad_sq"
+    statistic = "square"
+    paper = "Hooker et al. (2019), A Benchmark for Interpretability Methods in Deep Neural Networks"
+
+
+@register
+class VarGrad(_NoiseWrapper):
+    """VarGrad: the variance of a gradient method's maps over noisy copies (always >= 0).
+
+    Reports the population variance ``E[phi^2] - E[phi]^2`` (as Captum's ``vargrad``).
+
+    Args:
+        base: registry name of the gradient method. default="saliency".
+        n_samples: noisy copies per input (``>= 2``). default=50.
+        noise: noise standard deviation as a fraction of each sample's input range. default=0.15.
+        base_params: hyperparameters of the base method. default=None.
+
+    Standard errors: ``sqrt((mu_4 - var^2) / n_samples)`` with ``mu_4`` the fourth central
+    moment (the large-sample standard error of a variance).
+
+    Reference: Adebayo, Gilmer, Goodfellow & Kim (2018), "Local Explanation Methods for Deep
+    Neural Networks Lack Sensitivity to Parameter Values".
+    """
+
+    name = "vargrad"
+    statistic = "variance"
+    paper = "Adebayo et al. (2018), Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values"
