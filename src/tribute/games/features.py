@@ -28,6 +28,9 @@ from .base import Game
 
 __all__ = ["Background", "FeatureGame", "Patches", "patches"]
 
+#: Element masks (coalitions x elements) kept for a whole ``value`` call when at most this big.
+_ELEMENT_CACHE_BYTES = 64 * 1024**2
+
 
 @dataclass(frozen=True)
 class Background:
@@ -250,6 +253,7 @@ class FeatureGame(Game):
         layout = Layout(**{**layout.__dict__, "multi_target": tgt.multi})
         super().__init__(engine, tgt, layout, names, batch)
         self.reference_output = ref
+        self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
         self._full = tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu()
 
     # ------------------------------------------------------------------ parsing
@@ -374,6 +378,62 @@ class FeatureGame(Game):
             out.append(composed.reshape(n, *inp.shape))
         return tuple(out)
 
+    def _element_masks(self, inp: _Input, masks: torch.Tensor) -> torch.Tensor:
+        """Spread ``K x players`` masks over the elements of one input: ``K x size``."""
+        if inp.groups is None:
+            return masks[:, inp.offset : inp.offset + inp.size]
+        return masks[:, inp.groups]
+
+    def _compose_shared(self, masks: torch.Tensor, start: int, stop: int, k_count: int,
+                        cache: dict[int, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Rows ``start..stop-1`` of the ``batch*K`` table for shared masks (no background set).
+
+        Row ``r`` is sample ``r // K`` under coalition ``r % K``. The rows split into at most three
+        blocks (the end of one sample's coalitions, whole samples, the start of another's); each
+        block is ``base + e[None] * (x - base)[samples, None]``, one broadcast ``addcmul`` written
+        straight into the output, with element masks ``e`` computed once per coalition (cached
+        for the whole ``value`` call when small) instead of gathered for every row.
+        """
+        n_rows = stop - start
+        b0, k0 = divmod(start, k_count)
+        b1, k1 = divmod(stop, k_count)  # exclusive end: sample b1, coalitions < k1
+        blocks: list[tuple[int, int, int, int]] = []  # (first sample, n samples, k lo, k hi)
+        if b0 == b1:
+            blocks.append((b0, 1, k0, k1))
+        else:
+            if k0 > 0:
+                blocks.append((b0, 1, k0, k_count))
+                b0 += 1
+            if b1 > b0:
+                blocks.append((b0, b1 - b0, 0, k_count))
+            if k1 > 0:
+                blocks.append((b1, 1, 0, k1))
+        out = []
+        for i, inp in enumerate(self.inputs):
+            diff = self._diff(i)
+            rows = torch.empty(n_rows, inp.size, dtype=diff.dtype, device=diff.device)
+            r = 0
+            e_all = cache.get(i)
+            if e_all is None and k_count * inp.size * diff.element_size() <= _ELEMENT_CACHE_BYTES:
+                e_all = cache[i] = self._element_masks(inp, masks).to(diff.dtype)
+            for bs, nb, lo, hi in blocks:
+                e = e_all[lo:hi] if e_all is not None else \
+                    self._element_masks(inp, masks[lo:hi]).to(diff.dtype)
+                base = inp.base[bs : bs + nb, None] if inp.base_mode == "per_sample" else inp.base[:1, None]
+                view = rows[r : r + nb * (hi - lo)].view(nb, hi - lo, inp.size)
+                torch.addcmul(base, e[None], diff[bs : bs + nb, None], out=view)
+                r += nb * (hi - lo)
+            out.append(rows.reshape(n_rows, *inp.shape))
+        return tuple(out)
+
+    def _diff(self, i: int) -> torch.Tensor:
+        """``x - baseline`` of input ``i`` (``batch x size``), computed once per game."""
+        if i not in self._diff_cache:
+            inp = self.inputs[i]
+            base = inp.base if inp.base_mode == "per_sample" else inp.base[:1]
+            self._diff_cache[i] = inp.x - base
+        return self._diff_cache[i]
+
     def _decode(self, start: int, stop: int, k_count: int) -> tuple[torch.Tensor, ...]:
         device = self.model.device
         r = torch.arange(start, stop, device=device)
@@ -410,7 +470,18 @@ class FeatureGame(Game):
         masks_d = masks.to(device=device, dtype=self.compute_dtype)
         out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
 
+        # Fast path (shared masks, one baseline row per sample, real inputs): compose rows by
+        # broadcasting element masks over samples instead of gathering per row (see
+        # _compose_shared); same rows, several times less memory traffic per row.
+        fast = shared and mb == 1 and not any(inp.is_int for inp in self.inputs)
+        elem_cache: dict[int, torch.Tensor] = {}
+
         def build(start: int, stop: int) -> Rows:
+            if fast:
+                b = torch.arange(start, stop, device=device) // k_count
+                extra, kw = self._rows_extra(b)
+                return Rows(inputs=self._compose_shared(masks_d, start, stop, k_count, elem_cache),
+                            sample=b, extra=extra, kwargs=kw)
             _, bk, b, k, j = self._decode(start, stop, k_count)
             m = self._row_masks(masks_d, shared, bk, k)
             extra, kw = self._rows_extra(b)

@@ -1,0 +1,214 @@
+"""Sliding-window occlusion (Zeiler & Fergus 2014), with Captum's ``Occlusion`` definition.
+
+A window of input *elements* is replaced by the baseline and the drop of the explained output is
+credited to every element of the window; an element's credit is the mean drop over the windows
+that cover it::
+
+    phi_e = mean_{windows w containing e} [ v(x) - v(x with w removed) ]
+
+Windows slide over each attributed input separately (the other inputs stay intact). Along every
+axis of one sample (``window[j]`` elements wide, moved by ``stride[j]``) there are
+``ceil((size_j - window_j) / stride_j) + 1`` positions starting at ``0, stride_j, 2 stride_j ...``;
+the last window is cut at the border. This is exactly Captum's ``Occlusion`` (parity is tested).
+
+Occlusion defines its own players (the windows), so it needs a dense feature game
+(``groups=None``, every element a player) and returns one credit per element.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError, UnsupportedModelError
+from ..games.base import Game
+from ..games.features import FeatureGame
+from .base import Method, Tags, register
+
+__all__ = ["Occlusion", "default_window", "window_positions"]
+
+#: Mask elements (windows x players) per ``game.value`` call; bounds memory on large inputs.
+_BLOCK_ELEMENTS = 8 * 1024**2
+
+WindowArg = int | Sequence[int] | Sequence[Sequence[int]] | None
+
+
+def default_window(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Window used when none is given: one element for 1-D inputs; for ``(..., H, W)`` inputs
+    all leading (channel) axes and ``ceil(H/8) x ceil(W/8)`` pixels (an ~8x8 grid of windows)."""
+    if len(shape) < 2:
+        return tuple(1 for _ in shape)
+    lead = tuple(shape[:-2])
+    return (*lead, math.ceil(shape[-2] / 8), math.ceil(shape[-1] / 8))
+
+
+def window_positions(size: int, window: int, stride: int) -> int:
+    """Number of window positions along one axis (Captum's shift count)."""
+    return math.ceil((size - window) / stride) + 1
+
+
+def _per_input(value: WindowArg, n_inputs: int, name: str) -> list[Any]:
+    """Split a window/stride argument into one entry per input (None stays None)."""
+    if value is None or isinstance(value, int):
+        return [value] * n_inputs
+    seq = list(value)
+    if seq and all(isinstance(v, (tuple, list)) for v in seq):
+        if len(seq) != n_inputs:
+            raise InputError(
+                f"{name} has {len(seq)} entries but there are {n_inputs} inputs; give one "
+                f"{name} per input (a tuple of tuples) or one for all."
+            )
+        return seq
+    if n_inputs > 1 and any(isinstance(v, (tuple, list)) for v in seq):
+        raise InputError(f"{name}={value!r}: mix of ints and tuples; give a tuple per input.")
+    return [tuple(seq)] * n_inputs
+
+
+def _resolve(shape: tuple[int, ...], window: Any, stride: Any, i: int, multi: bool,
+             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    where = f" for input {i} (per-sample shape {shape})" if multi else f" for inputs of per-sample shape {shape}"
+    win = default_window(shape) if window is None else (
+        (int(window),) * len(shape) if isinstance(window, int) else tuple(int(v) for v in window))
+    if len(win) != len(shape):
+        raise InputError(
+            f"occlusion: window={win} has {len(win)} axes{where}; give one size per axis of one "
+            f"sample, e.g. window={(1,) * max(len(shape) - 2, 0) + (3, 3) if len(shape) >= 2 else (1,)}."
+        )
+    if any(w < 1 or w > s for w, s in zip(win, shape)):
+        raise InputError(f"occlusion: window={win} must be between 1 and the input size{where}.")
+    if stride is None:
+        st = win
+    elif isinstance(stride, int):
+        st = (int(stride),) * len(shape)
+    else:
+        st = tuple(int(v) for v in stride)
+    if len(st) != len(shape) or any(s < 1 for s in st):
+        raise InputError(f"occlusion: stride={stride!r} must be a positive int or one positive int per axis{where}.")
+    if any(s > w and sz > w for s, w, sz in zip(st, win, shape)):
+        raise InputError(
+            f"occlusion: stride={st} is larger than window={win}{where}: some elements would "
+            "never be occluded. Use stride <= window along every axis."
+        )
+    return win, st
+
+
+def _window_blocks(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, ...],
+                   block: int) -> Iterator[torch.Tensor]:
+    """Yield ``k x prod(shape)`` 0/1 window indicators, ``block`` windows at a time.
+
+    Windows are numbered row-major over the window grid (the last axis moves fastest).
+    """
+    counts = [window_positions(s, w, t) for s, w, t in zip(shape, win, st)]
+    # per axis: positions x size indicator of the elements each window position covers
+    axis_ind = []
+    for s, w, t, c in zip(shape, win, st, counts):
+        start = torch.arange(c)[:, None] * t
+        e = torch.arange(s)[None]
+        axis_ind.append(((e >= start) & (e < start + w)).to(torch.float64))
+    total = math.prod(counts)
+    for lo in range(0, total, block):
+        idx = torch.arange(lo, min(lo + block, total))
+        out = torch.ones(idx.numel(), 1, dtype=torch.float64)
+        rem = idx
+        pos = []
+        for c in reversed(counts):
+            pos.append(rem % c)
+            rem = rem // c
+        pos.reverse()
+        for ind, p in zip(axis_ind, pos):
+            out = (out[:, :, None] * ind[p][:, None, :]).reshape(idx.numel(), -1)
+        yield out
+
+
+@register
+class Occlusion(Method):
+    """Sliding-window occlusion: mean output drop over the windows covering each element.
+
+    Every window position is removed once (set to the baseline) and ``v(x) - v(x without the
+    window)`` is added to each element of the window; each element's sum is divided by the
+    number of windows covering it. Costs ``windows + 1`` evaluations per input (one window per
+    evaluation, all inputs' windows together). With 1-element windows it is feature ablation:
+    ``w * (x - baseline)`` on a linear model. Same definition as Captum's ``Occlusion`` (where
+    ``sliding_window_shapes`` is ``window`` and ``strides`` is ``stride``).
+
+    Needs every element to be a player (``groups=None``): occlusion builds its own windows of
+    elements. For fixed superpixels use ``feature_ablation`` with ``groups=...`` instead: with
+    non-overlapping windows (``stride == window``) aligned to the superpixels, occlusion gives
+    every element of a window the window's full drop, which feature ablation gives the group.
+
+    Args:
+        window: window size per axis of one sample, e.g. ``(1, 3, 3)`` for ``(C, H, W)`` images;
+            an int for the same size on every axis; a tuple of tuples for several inputs.
+            default=None (1 element on 1-D inputs; all channels x ``ceil(H/8) x ceil(W/8)``
+            pixels on images).
+        stride: step per axis (int, tuple, or a tuple per input); must not exceed the window.
+            default=None (equal to the window: non-overlapping windows).
+
+    Reference: Zeiler & Fergus (2014), "Visualizing and Understanding Convolutional Networks".
+    """
+
+    name = "occlusion"
+    tags = Tags(family="perturbation", exact=True, games=("feature",), dense_output=True)
+    paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
+
+    def __init__(self, window: WindowArg = None, stride: WindowArg = None) -> None:
+        self.window = window
+        self.stride = stride
+
+    # ----------------------------------------------------------------- windows
+    def _geometry(self, game: Game) -> list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        fg = _dense_feature_game(game, self.name)
+        shapes = fg.input_shapes()
+        multi = len(shapes) > 1
+        wins = _per_input(self.window, len(shapes), "window")
+        strides = _per_input(self.stride, len(shapes), "stride")
+        return [(s, *_resolve(s, w, t, i, multi)) for i, (s, w, t) in enumerate(zip(shapes, wins, strides))]
+
+    def n_windows(self, game: Game) -> int:
+        """Window positions over all inputs (evaluations = this + 1)."""
+        return sum(math.prod(window_positions(s, w, t) for s, w, t in zip(shape, win, st))
+                   for shape, win, st in self._geometry(game))
+
+    def min_budget(self, game: Game) -> int:
+        return self.n_windows(game) + 1
+
+    # ------------------------------------------------------------------ method
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        geometry = self._geometry(game)
+        n = game.n_players
+        full = game.full()  # B x T
+        phi = torch.zeros(game.n_samples, game.n_targets, n, dtype=torch.float64)
+        cover = torch.zeros(n, dtype=torch.float64)
+        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
+        offset = 0
+        for shape, win, st in geometry:
+            size = math.prod(shape)
+            for ind in _window_blocks(shape, win, st, block):
+                masks = torch.ones(ind.shape[0], n, dtype=torch.float64)
+                masks[:, offset : offset + size] -= ind
+                drop = full[:, None, :] - game.value(masks)  # B x k x T
+                phi[:, :, offset : offset + size] += torch.einsum("bkt,kd->btd", drop, ind)
+                cover[offset : offset + size] += ind.sum(0)
+            offset += size
+        # elements no window covers (impossible with stride <= window) keep credit 0
+        phi = phi / cover.clamp(min=1.0)
+        params = {**self.get_params(),
+                  "window": [list(w) for _, w, _ in geometry],
+                  "stride": [list(t) for _, _, t in geometry]}
+        return game.attribution(phi, self.name, params)
+
+
+def _dense_feature_game(game: Game, name: str) -> FeatureGame:
+    if not isinstance(game, FeatureGame):
+        raise UnsupportedModelError(f"method {name!r} slides windows over input elements; it needs a feature game.")
+    if not game.layout.dense:
+        raise InputError(
+            f"method {name!r} builds its own windows of input elements, so it cannot use "
+            "groups=...; call it with groups=None and set window=/stride= (e.g. window=(1, 4, 4), "
+            "stride=4 for 4x4 patches), or use method='feature_ablation' to remove fixed groups."
+        )
+    return game

@@ -1,0 +1,180 @@
+"""RISE: randomized input sampling for explanation (Petsiuk, Das & Saenko 2018).
+
+Random masks ``M_k`` keep each region with probability ``p``; the saliency of a player is the
+mask-weighted average output::
+
+    S_i = (1 / (N p)) sum_k v(M_k) M_k,i     (= E[v(M) | M_i = 1] for binary masks)
+
+On dense image games (every pixel a player, per-sample shape ``(..., H, W)``) the masks are the
+paper's smooth masks: an ``s x s`` grid of Bernoulli(``p``) cells, bilinearly upsampled
+(PyTorch's ``interpolate``, ``align_corners=False``, edges clamped) to
+``(s + 1) x cell`` pixels (``cell = ceil(H / s)``), and cropped to ``H x W`` at a random offset
+inside one cell; the same mask covers all channels. Other games (tabular, grouped superpixels,
+components) use plain Bernoulli(``p``) masks over the players.
+
+Sign convention: the raw RISE saliency is not centred: a player the model ignores gets about
+``E[v(M)]`` (not 0), the same for every player. ``center=True`` subtracts the mean output
+(``sum_k (v(M_k) - mean v) M_k,i / (N p)``), so that an ignored player gets about 0 and a positive
+credit means keeping the player raises ``v``; rankings within a sample do not change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+from ..games.features import FeatureGame
+from .base import Method, Tags, register
+
+__all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
+
+#: Mask elements (masks x players) per ``game.value`` call.
+_BLOCK_ELEMENTS = 8 * 1024**2
+
+
+def smooth_masks(grid: torch.Tensor, shifts: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """RISE's smooth masks from binary grids.
+
+    Args:
+        grid: ``K x s x s`` binary cells.
+        shifts: ``K x 2`` integer offsets in ``[0, cell_h) x [0, cell_w)``.
+        height, width: image size.
+
+    Returns:
+        ``K x height x width`` float64 masks in ``[0, 1]``.
+    """
+    s_h, s_w = grid.shape[1:]
+    cell_h, cell_w = math.ceil(height / s_h), math.ceil(width / s_w)
+    up = F.interpolate(grid[:, None].to(torch.float64), size=((s_h + 1) * cell_h, (s_w + 1) * cell_w),
+                       mode="bilinear", align_corners=False)[:, 0]
+    rows = shifts[:, 0, None] + torch.arange(height)[None]  # K x H
+    cols = shifts[:, 1, None] + torch.arange(width)[None]  # K x W
+    k = torch.arange(grid.shape[0])[:, None, None]
+    return up[k, rows[:, :, None], cols[:, None, :]]
+
+
+def bernoulli_masks(k: int, n: int, p: float, g: torch.Generator) -> torch.Tensor:
+    """``k x n`` float64 masks, each entry 1 with probability ``p``."""
+    return (torch.rand(k, n, generator=g, dtype=torch.float64) < p).to(torch.float64)
+
+
+@register
+class Rise(Method):
+    """RISE saliency: the average output under random masks, weighted by each player's mask.
+
+    ``S_i = sum_k v(M_k) M_k,i / (N p)`` over ``N = budget`` random masks. On dense image games
+    the masks are the paper's smooth, randomly shifted low-resolution masks (per pixel); on
+    other games plain Bernoulli masks over the players. ``stderr`` is the Monte Carlo standard
+    error of the average.
+
+    Args:
+        s: cells per side of the low-resolution grid (the paper's ``s``; each cell is
+            ``ceil(H / s) x ceil(W / s)`` pixels; capped at the image size). default=8.
+        p: probability that a cell (or player) is kept. default=0.5 (the paper's p1).
+        center: subtract the mean output before weighting (see the module notes).
+            default=False (the paper's saliency).
+
+    Budget: ``N`` masks (evaluations) per input; default 1000 (the paper uses 4000-8000 masks
+    on ImageNet).
+
+    Reference: Petsiuk, Das & Saenko (2018), "RISE: Randomized Input Sampling for Explanation
+    of Black-box Models" (BMVC).
+    """
+
+    name = "rise"
+    tags = Tags(family="perturbation", stochastic=True, budgeted=True)
+    paper = "Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box Models"
+
+    def __init__(self, s: int = 8, p: float = 0.5, center: bool = False) -> None:
+        self.s = s
+        self.p = p
+        self.center = center
+
+    def default_budget(self, game: Game) -> int | None:
+        return 1000
+
+    def _validate(self) -> None:
+        if isinstance(self.s, bool) or not isinstance(self.s, int) or self.s < 1:
+            raise InputError(f"rise: s={self.s!r} must be a positive int (cells per side).")
+        if not (isinstance(self.p, (int, float)) and 0 < self.p <= 1):
+            raise InputError(f"rise: p={self.p!r} must be in (0, 1].")
+
+    def _mask_block(self, game: Game, lo: int, hi: int, grids: list[torch.Tensor | None],
+                    shifts: list[torch.Tensor | None], bern: torch.Tensor | None) -> torch.Tensor:
+        """Masks ``lo..hi-1`` over all players (``(hi - lo) x n``)."""
+        if bern is not None:
+            return bern[lo:hi]
+        assert isinstance(game, FeatureGame)
+        parts = []
+        for shape, grid, shift in zip(game.input_shapes(), grids, shifts):
+            if grid is None or shift is None:  # pragma: no cover - only image inputs reach here
+                raise RuntimeError("rise: missing grid")
+            h, w = shape[-2], shape[-1]
+            m = smooth_masks(grid[lo:hi], shift[lo:hi], h, w)  # k x H x W
+            lead = math.prod(shape[:-2])
+            parts.append(m[:, None].expand(hi - lo, lead, h, w).reshape(hi - lo, -1))
+        return torch.cat(parts, dim=1)
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        self._validate()
+        n = game.n_players
+        n_masks = budget if budget is not None else 1000
+        g = torch.Generator().manual_seed(seed)
+        images = (isinstance(game, FeatureGame) and game.layout.dense
+                  and all(len(s) >= 2 for s in game.input_shapes()))
+        grids: list[torch.Tensor | None] = []
+        shifts: list[torch.Tensor | None] = []
+        bern = None
+        if images:
+            assert isinstance(game, FeatureGame)
+            for shape in game.input_shapes():
+                h, w = shape[-2], shape[-1]
+                sh, sw = min(self.s, h), min(self.s, w)
+                grids.append((torch.rand(n_masks, sh, sw, generator=g, dtype=torch.float64) < self.p)
+                             .to(torch.float64))
+                ch, cw = math.ceil(h / sh), math.ceil(w / sw)
+                shifts.append(torch.stack([torch.randint(0, ch, (n_masks,), generator=g),
+                                           torch.randint(0, cw, (n_masks,), generator=g)], dim=1))
+        else:
+            bern = bernoulli_masks(n_masks, n, float(self.p), g)
+
+        b_count, t_count = game.n_samples, game.n_targets
+        s1 = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_k v_k m_k
+        s2 = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_k (v_k m_k)^2
+        vsum = torch.zeros(b_count, t_count, dtype=torch.float64)
+        msum = torch.zeros(n, dtype=torch.float64)
+        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
+        for lo in range(0, n_masks, block):
+            hi = min(lo + block, n_masks)
+            m = self._mask_block(game, lo, hi, grids, shifts, bern)
+            v = game.value(m)  # B x k x T
+            s1 += torch.einsum("bkt,kn->btn", v, m)
+            s2 += torch.einsum("bkt,kn->btn", v**2, m**2)
+            vsum += v.sum(1)
+            msum += m.sum(0)
+        p = float(self.p)
+        mean_v = vsum / n_masks  # B x T
+        sal = s1 / (n_masks * p)
+        if self.center:
+            # sum_k (v_k - mean) m_k / (N p) = S - mean * sum_k m_k / (N p)
+            sal = sal - mean_v[..., None] * (msum / (n_masks * p))
+        # Monte Carlo standard error of the mean of y_k = v_k m_k / p (centering ignored: the
+        # mean's own noise is shared by all players)
+        ey = s1 / (n_masks * p)
+        ey2 = s2 / (n_masks * p * p)
+        var = (ey2 - ey**2).clamp(min=0) * n_masks / max(n_masks - 1, 1)
+        stderr = (var / n_masks).sqrt()
+        params = {**self.get_params(), "smooth_masks": images}
+        return game.attribution(sal, self.name, params, stderr=stderr,
+                                extra={"mean_value": _np(mean_v, game)})
+
+
+def _np(t: torch.Tensor, game: Game) -> np.ndarray:
+    arr = t.detach().cpu().numpy()
+    return arr if game.layout.multi_target else arr[:, 0]
