@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["register"]
 
@@ -183,13 +183,14 @@ def _user_case(args: argparse.Namespace) -> Any:
     with adapter.session():
         game = build_game(adapter, inputs, target=target, baseline=baseline, groups=groups,
                           progress=False)
-        ref = game.reference_output
+        ref = game.reference_output  # type: ignore[attr-defined]
         resolved = game.target.to_numpy()
     single = ref.ndim == 1 or int(ref.shape[1]) == 1
     n_classes = None if single else int(ref.shape[1])
     tgt = None if single else np.asarray(resolved, dtype=np.int64)
     x_np = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
     is_int = np.issubdtype(x_np.dtype, np.integer)
+    modality: Literal["tabular", "image", "text"]
     if is_int:
         modality = "text"
     elif x_np.ndim >= 3:
@@ -240,7 +241,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                              progress=False if args.no_progress else None, log=_log)
     result = make_result("evaluate", args.seed, [case], names, mets, runs, scores, notes,
                          time.perf_counter() - t0)
-    _safe_print(format_leaderboard(result))
+    _safe_print(format_leaderboard(result, user_data=True))
     best, why = recommend(result, case.name, [m for m in wanted if m in mets])
     _safe_print("\n".join(why))
     paths = _write_outputs(result, Path(args.out), True,

@@ -24,6 +24,7 @@ __all__ = [
     "case_ranks",
     "format_leaderboard",
     "overall",
+    "paired_tie",
     "recommend",
     "sanity_checks",
     "tied_with_best",
@@ -40,6 +41,16 @@ def _ok(s: Score | None) -> bool:
     return s is not None and s.status == "ok" and math.isfinite(s.mean)
 
 
+def _means(result: BenchResult, case: str, methods: list[str], metric: str) -> dict[str, float]:
+    """Finite mean scores of ``methods`` on (case, metric)."""
+    out = {}
+    for m in methods:
+        s = result.score(case, m, metric)
+        if s is not None and s.status == "ok" and math.isfinite(s.mean):
+            out[m] = float(s.mean)
+    return out
+
+
 def _better(a: float, b: float, higher: bool) -> bool:
     """``a`` strictly better than ``b`` (beyond rounding)."""
     tol = _TOL * max(1.0, abs(a), abs(b))
@@ -50,11 +61,25 @@ def case_ranks(result: BenchResult, case: str, metric: str,
                methods: list[str] | None = None) -> dict[str, int]:
     """Rank of each method with a finite score (1 = best; ties share the smaller rank)."""
     pool = methods if methods is not None else result.all_methods()
-    vals = {m: s.mean for m in pool if _ok(s := result.score(case, m, metric))}
+    vals = _means(result, case, pool, metric)
     if not vals:
         return {}
     higher = bool(result.metric_info[metric]["higher_is_better"])
     return {m: 1 + sum(_better(o, v, higher) for o in vals.values()) for m, v in vals.items()}
+
+
+def paired_tie(result: BenchResult, case: str, a: str, b: str, metric: str) -> bool:
+    """Whether methods ``a`` and ``b`` are indistinguishable on (case, metric): the mean of
+    their per-sample score differences lies within its 95% interval."""
+    sa, sb = result.score(case, a, metric), result.score(case, b, metric)
+    if sa is None or sb is None or sa.scores is None or sb.scores is None:
+        return False
+    d = np.asarray(sa.scores, float).ravel() - np.asarray(sb.scores, float).ravel()
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return False
+    se = float(d.std(ddof=1) / math.sqrt(d.size))
+    return abs(float(d.mean())) <= 1.96 * se
 
 
 def tied_with_best(result: BenchResult, case: str, metric: str) -> dict[str, bool]:
@@ -63,22 +88,7 @@ def tied_with_best(result: BenchResult, case: str, metric: str) -> dict[str, boo
     if not ranks:
         return {}
     best = min(ranks, key=lambda m: (ranks[m], m))
-    sb = result.score(case, best, metric)
-    out: dict[str, bool] = {}
-    for m in ranks:
-        s = result.score(case, m, metric)
-        if m == best or ranks[m] == 1:
-            out[m] = True
-            continue
-        assert s is not None and sb is not None and s.scores is not None and sb.scores is not None
-        d = np.asarray(s.scores, float).ravel() - np.asarray(sb.scores, float).ravel()
-        d = d[np.isfinite(d)]
-        if d.size < 2:
-            out[m] = False
-            continue
-        se = float(d.std(ddof=1) / math.sqrt(d.size))
-        out[m] = abs(float(d.mean())) <= 1.96 * se
-    return out
+    return {m: ranks[m] == 1 or paired_tie(result, case, m, best, metric) for m in ranks}
 
 
 def overall(result: BenchResult, metrics: list[str] | None = None) -> list[dict[str, Any]]:
@@ -88,7 +98,7 @@ def overall(result: BenchResult, metrics: list[str] | None = None) -> list[dict[
     ``scored`` (pairs with a score), ``pairs`` (pairs in the run), ``seconds`` (total explain
     time) and ``evals`` (mean evaluations per input over the cases it ran on).
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     pairs = [(c.name, m) for c in result.cases for m in result.metrics_of(c.name)
              if metrics is None or m in metrics]
     for meth in result.methods:
@@ -106,7 +116,8 @@ def overall(result: BenchResult, metrics: list[str] | None = None) -> list[dict[
             "evals": float(np.mean([r.n_evals or 0 for r in runs])) if runs else math.nan,
             "cases_ok": len(runs),
         })
-    rows.sort(key=lambda r: (math.isnan(r["mean_rank"]), r["mean_rank"], r["method"]))
+    rows.sort(key=lambda r: (math.isnan(float(r["mean_rank"])), float(r["mean_rank"]),
+                             str(r["method"])))
     return rows
 
 
@@ -144,46 +155,40 @@ def sanity_checks(result: BenchResult) -> list[Check]:
         higher_of = {m: bool(result.metric_info[m]["higher_is_better"]) for m in result.metrics}
         if case.has_truth:
             for metric in gt_metrics:
-                oracle = result.score(case.name, "oracle", metric)
-                if not _ok(oracle):
+                om = _means(result, case.name, ["oracle"], metric)
+                if not om:
                     continue
-                assert oracle is not None
+                o = om["oracle"]
                 h = higher_of[metric]
-                others = {m: s for m in result.all_methods() if m != "oracle"
-                          and _ok(s := result.score(case.name, m, metric))}
-                beat = [f"{m} ({s.mean:.4g})" for m, s in others.items()
-                        if _better(s.mean, oracle.mean, h)]
+                others = _means(result, case.name,
+                                [m for m in result.all_methods() if m != "oracle"], metric)
+                beat = [f"{m} ({v:.4g})" for m, v in others.items() if _better(v, o, h)]
                 out.append(Check(case.name, "oracle_first", metric, not beat,
-                                 f"oracle {oracle.mean:.4g}" + (
+                                 f"oracle {o:.4g}" + (
                                      f"; better: {', '.join(beat)}" if beat else "")))
-                rnd = result.score(case.name, "random", metric)
                 # Random credits are a floor for the mask metrics (ranking-based). Distances
                 # in value units (truth_error) have none: credits on another scale (saliency:
                 # gradients, not output differences) can be farther from the truth than noise.
                 mask_metric = "ground_truth" in result.metric_info[metric]["needs"]
-                if _ok(rnd) and mask_metric:
-                    assert rnd is not None
-                    below = [f"{m} ({s.mean:.4g})" for m, s in others.items()
-                             if m not in ("random", "wrong_class")
-                             and _better(rnd.mean, s.mean, h)]
+                if "random" in others and mask_metric:
+                    rv = others["random"]
+                    below = [f"{m} ({v:.4g})" for m, v in others.items()
+                             if m not in ("random", "wrong_class") and _better(rv, v, h)]
                     out.append(Check(case.name, "random_last", metric, not below,
-                                     f"random {rnd.mean:.4g}" + (
+                                     f"random {rv:.4g}" + (
                                          f"; worse than random: {', '.join(below)}"
                                          if below else "")))
         wrong = [m for m in FAITHFULNESS_CHECK if m in result.metrics]
         for metric in wrong:
-            w = result.score(case.name, "wrong_class", metric)
-            if not _ok(w):
+            wm = _means(result, case.name, ["wrong_class"], metric)
+            real = _means(result, case.name, result.methods, metric)
+            if not wm or not real:
                 continue
-            assert w is not None
+            w = wm["wrong_class"]
             h = higher_of[metric]
-            real = {m: s for m in result.methods if _ok(s := result.score(case.name, m, metric))}
-            if not real:
-                continue
-            above = [f"{m} ({s.mean:.4g})" for m, s in real.items()
-                     if not _better(s.mean, w.mean, h)]
+            above = [f"{m} ({v:.4g})" for m, v in real.items() if not _better(v, w, h)]
             out.append(Check(case.name, "wrong_class_below", metric, not above,
-                             f"wrong_class {w.mean:.4g}" + (
+                             f"wrong_class {w:.4g}" + (
                                  f"; not better than it: {', '.join(above)}" if above else "")))
     return out
 
@@ -220,8 +225,13 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
     return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
-def format_leaderboard(result: BenchResult, cases: list[str] | None = None) -> str:
-    """An aligned text leaderboard: one table per case (mean ± stderr, * = best, rank)."""
+def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
+                       user_data: bool = False) -> str:
+    """An aligned text leaderboard: one table per case (mean ± stderr, * = best, rank).
+
+    With ``user_data`` (``tribute evaluate``) failed checks are warnings about the methods,
+    not about the benchmark.
+    """
     out: list[str] = []
     for case in result.cases:
         if cases is not None and case.name not in cases:
@@ -270,11 +280,16 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None) -> s
     checks = sanity_checks(result)
     if checks:
         failed = [c for c in checks if not c.passed]
-        out.append(f"== sanity checks: {len(checks) - len(failed)}/{len(checks)} passed "
+        what = ("checks" if user_data else "sanity checks")
+        out.append(f"== {what}: {len(checks) - len(failed)}/{len(checks)} passed "
                    "(oracle first and random last on ground-truth metrics; wrong_class below "
                    "the real methods on faithfulness)")
         for c in failed:
-            out.append(f"   FAILED {c.check} on {c.case} / {c.metric}: {c.detail}")
+            tag = "WARNING" if user_data else "FAILED"
+            out.append(f"   {tag} {c.check} on {c.case} / {c.metric}: {c.detail}")
+        if failed and user_data:
+            out.append("   (a method that does not beat credits for another class is not "
+                       "explaining the class you asked for, on these inputs)")
         out.append("")
     out.append("† reference attribution (not a registry method): oracle = the ground truth, "
                "random = seeded noise, wrong_class = credits for another class. "
@@ -375,31 +390,36 @@ def recommend(result: BenchResult, case: str,
         info = result.metric_info[x]
         s = result.score(case, best, x)
         assert s is not None
-        ties = tied_with_best(result, case, x)
         leader = min(ranks[x], key=lambda m: (ranks[x][m], m))
         rel = ("best" if ranks[x][best] == 1 else
                f"rank {ranks[x][best]}, behind {leader}" + (
-                   " (within the 95% interval)" if ties.get(best) else ""))
-        close = [m for m in cands if m != best and ranks[x][m] != 1 and ties.get(m)]
+                   " (within the 95% interval)" if paired_tie(result, case, best, leader, x)
+                   else ""))
+        close = [m for m in cands if m != best and ranks[x][m] != 1
+                 and paired_tie(result, case, m, best, x)]
         lines.append(f"  {x} {_arrow(info['higher_is_better'])}: {fmt_cell(s.mean, s.stderr)}"
                      f" — {rel}" + (f"; not distinguishable from {', '.join(close)}"
                                     if close and ranks[x][best] == 1 else ""))
     runner = order[1] if len(order) > 1 else None
     b_run = result.run_of(case, best)
     if b_run is not None:
-        cost = f"  cost: {b_run.seconds:.2f}s, {b_run.n_evals} evaluations per input"
-        if runner is not None:
-            r_run = result.run_of(case, runner)
-            if r_run is not None and r_run.seconds > 0 and b_run.seconds > 0:
-                ratio = r_run.seconds / b_run.seconds
-                cost += (f"; runner-up {runner} (mean rank {mean_rank[runner]:.2f}) took "
-                         f"{r_run.seconds:.2f}s ({ratio:.2g}x)")
-        lines.append(cost)
-    rnd = [x for x in usable if _ok(result.score(case, "random", x))]
-    worse = [x for x in rnd if not _better(
-        result.score(case, best, x).mean,  # type: ignore[union-attr]
-        result.score(case, "random", x).mean,  # type: ignore[union-attr]
-        bool(result.metric_info[x]["higher_is_better"]))]
+        lines.append(f"  cost: {b_run.seconds:.2f}s, {b_run.n_evals} evaluations per input")
+    r_run = result.run_of(case, runner) if runner is not None else None
+    if runner is not None and r_run is not None and b_run is not None:
+        ties = sum(paired_tie(result, case, runner, best, x) for x in usable)
+        speed = ""
+        if r_run.seconds > 0 and b_run.seconds > 0:
+            ratio = b_run.seconds / r_run.seconds
+            speed = (f"{ratio:.2g}x faster" if ratio >= 1 else f"{1 / ratio:.2g}x slower")
+            speed += f" ({r_run.seconds:.2f}s, {r_run.n_evals} evaluations per input); "
+        lines.append(f"  runner-up: {runner} (mean rank {mean_rank[runner]:.2f}): {speed}"
+                     f"indistinguishable from {best} on {ties} of {len(usable)} metrics")
+    worse = []
+    for x in usable:
+        mv = _means(result, case, [best, "random"], x)
+        if len(mv) == 2 and not _better(mv[best], mv["random"],
+                                        bool(result.metric_info[x]["higher_is_better"])):
+            worse.append(x)
     if worse:
         lines.append(f"  warning: {best} is not better than random credits on "
                      f"{', '.join(worse)} — treat these credits with care")

@@ -254,7 +254,27 @@ def _view(case: Case, name: str, model: Any, inputs: Any) -> tuple[Any, Any, Any
     if cls.tags.needs_gradients and case.grad_view is not None:
         m, x, base, groups = case.grad_view.make(model, inputs)
         return m, x, base, groups, "embeddings"
-    return model, inputs, case.baseline, case.groups, "inputs"
+    groups = case.groups
+    if "groups" in case.method_params.get(name, {}):
+        groups = case.method_params[name]["groups"]
+    return model, inputs, case.baseline, groups, "inputs"
+
+
+def _extra_params(case: Case, name: str) -> dict[str, Any]:
+    return {k: v for k, v in case.method_params.get(name, {}).items() if k != "groups"}
+
+
+def _to_case_players(case: Case, flat: np.ndarray) -> tuple[np.ndarray, str]:
+    """Average per-element credits over the case's groups (methods run ungrouped)."""
+    if case.groups is None or flat.shape[-1] == case.n_players:
+        return flat, ""
+    g = np.asarray(case.groups).reshape(-1)
+    if flat.shape[-1] != g.size:
+        return flat, ""
+    counts = np.bincount(g, minlength=case.n_players).astype(np.float64)
+    onehot = np.zeros((g.size, case.n_players))
+    onehot[np.arange(g.size), g] = 1.0
+    return (flat @ onehot) / counts, "per-element credits averaged over each group"
 
 
 def _plan(case: Case, name: str) -> _Plan:
@@ -283,7 +303,7 @@ def explain_case(case: Case, name: str, inputs: Any = None,
     m, x, base, groups, _ = _view(case, name, case.model if model is None else model, x0)
     tg = case.target if target is None and inputs is None else target
     return explain(m, x, method=name, target=tg, baseline=base, groups=groups, budget=budget,
-                   seed=seed, progress=progress)
+                   seed=seed, progress=progress, **_extra_params(case, name))
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
@@ -303,9 +323,14 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
     except Exception as exc:  # recorded, never fatal
         status, msg = _classify(exc)
         return MethodRun(case.name, name, False, status, msg)
-    flat = attr.flat()
+    flat, how = _to_case_players(case, attr.flat())
     stderr = None if attr.stderr is None else attr.layout.to_flat(attr.stderr)
-    note = case.grad_view.note if plan.view == "embeddings" and case.grad_view else ""
+    if how:
+        stderr = None  # a group mean of correlated element errors has no honest stderr here
+    note = case.grad_view.note if plan.view == "embeddings" and case.grad_view else how
+    if case.method_params.get(name):
+        note = (note + "; " if note else "") + "run with " + ", ".join(
+            f"{k}={v}" for k, v in case.method_params[name].items())
     return MethodRun(case.name, name, False, "ok", note, seconds=float(attr.seconds),
                      n_evals=int(attr.n_evals), n_rows=int(attr.n_rows), budget=plan.budget,
                      flat=flat, stderr=stderr, params=dict(attr.params))

@@ -92,6 +92,9 @@ class Case:
         grad_budget: gradient points per input for budgeted gradient methods.
         model_info: how the model was obtained and how well it does (for the report).
         skip_metrics: metric name -> reason it does not apply to this case.
+        method_params: method name -> extra ``tribute.explain`` arguments on this case;
+            ``"groups": None`` runs the method ungrouped and its per-element credits are then
+            averaged over each group (e.g. occlusion with windows aligned to the patches).
         share_key: cases with the same key explain the same model, inputs, target, baseline
             and groups, so attributions are computed once and shared.
         notes: free-form notes shown in the report.
@@ -117,6 +120,7 @@ class Case:
     grad_budget: int = 32
     model_info: str = ""
     skip_metrics: dict[str, str] = field(default_factory=dict)
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     share_key: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -217,7 +221,7 @@ PRESETS: dict[str, Preset] = {
         name="tiny",
         cases=("symbolic", "correlated_model", "correlated_data", "planted_images", "difull",
                "planted_text", "wine", "digits"),
-        n_tabular=12, n_image=8, n_text=10, budget_tabular=128, budget_image=256,
+        n_tabular=10, n_image=6, n_text=8, budget_tabular=128, budget_image=256,
         budget_text=64, grad_budget=16, methods=_QUICK_METHODS,
         metrics=("auroc", "precision_at_k", "relevance_mass", "relevance_rank", "truth_error",
                  "deletion", "insertion", "faithfulness_correlation"),
@@ -306,11 +310,11 @@ def _correlated(preset: Preset, seed: int, truth: str) -> Case:
     from .. import datasets as D
 
     n = preset.n_tabular
-    ds = D.tabular_correlated(n=n, n_relevant=3, n_correlated=3, n_noise=2, rho=0.9, seed=seed)
+    ds = D.tabular_correlated(n=n, n_relevant=3, n_correlated=3, n_noise=6, rho=0.9, seed=seed)
     f = ds.meta["model"]
     roles = ", ".join(f"x{j}: {r}" for j, r in enumerate(ds.meta["roles"]))
-    common = (f"8 Gaussian features: 3 used by a linear function, 3 unused but correlated "
-              f"(rho = 0.9) with a used one, 2 independent noise ({roles}). The model "
+    common = (f"12 Gaussian features: 3 used by a linear function, 3 unused but correlated "
+              f"(rho = 0.9) with a used one, 6 independent noise ({roles}). The model "
               "explained is the linear function itself. ")
     if truth == "model":
         return Case(
@@ -426,6 +430,7 @@ def _difull(preset: Preset, seed: int) -> Case:
         modality="image", model=model, inputs=torch.from_numpy(ds.X), target=ds.y.copy(),
         baseline=0.0, groups=groups, ground_truth=ds.ground_truth, n_classes=10,
         budget=max(preset.budget_image // 2, 128), grad_budget=preset.grad_budget,
+        method_params={"occlusion": {"groups": None, "window": (1, 2, 2), "stride": 2}},
         model_info=(f"SmallCNN trained on all scikit-learn digits at 8x8 (8 epochs, seed "
                     f"{MODEL_SEED}), applied per cell; accuracy on these mosaics {acc:.3f}"),
         notes=["The per-cell CNN has seen the digits the mosaics are made of (a benchmark of "
@@ -475,7 +480,7 @@ class EmbeddingInputs:
 
     def __call__(self, model: nn.Module,
                  tokens: torch.Tensor) -> tuple[nn.Module, torch.Tensor, Any, Any]:
-        embed = model.embed  # type: ignore[union-attr]
+        embed: Any = model.embed
         with torch.no_grad():
             emb = embed(tokens).detach()
             base = embed(torch.full((tokens.shape[1],), self.pad, dtype=torch.long)).detach()
