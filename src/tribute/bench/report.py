@@ -47,6 +47,9 @@ p.meta{color:var(--muted);margin:2px 0;font-size:13px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
 th,td{border:1px solid var(--line);padding:4px 8px;vertical-align:top}
 th{background:var(--bg2);text-align:left;cursor:pointer;user-select:none;white-space:nowrap}
+th.metric{white-space:normal;min-width:90px;max-width:150px}
+.scroll{overflow-x:auto;max-width:100%}
+table.lb{font-size:12.5px}table.lb td{padding:3px 6px}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.best{background:var(--best);font-weight:600}
 td.tie{background:var(--tie)}
@@ -126,7 +129,8 @@ def _leaderboard_table(result: BenchResult, case: Case) -> str:
     heads = ['<th title="method">method</th>']
     for m in mets:
         info = result.metric_info[m]
-        heads.append(f'<th title="{_e(info["summary"])}">{_e(m)} '
+        heads.append(f'<th class="metric" title="{_e(info["summary"])}">'
+                     f'{_e(m).replace("_", "_<wbr>")}&nbsp;'
                      f'{_arrow(bool(info["higher_is_better"]))}</th>')
     heads += ['<th title="wall-clock seconds of the explain call">seconds</th>',
               '<th title="value-function evaluations per input">evals / input</th>']
@@ -161,8 +165,8 @@ def _leaderboard_table(result: BenchResult, case: Case) -> str:
         cells.append(f'<td class="num" data-v="{run.n_evals if run.n_evals is not None else ""}">'
                      f'{ev}</td>')
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    return (f'<table class="sortable lb" data-case="{_e(case.name)}"><thead><tr>'
-            f"{''.join(heads)}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f'<div class="scroll"><table class="sortable lb" data-case="{_e(case.name)}">'
+            f"<thead><tr>{''.join(heads)}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
             '<p class="legend">mean ± standard error over samples; superscript = rank; '
             'highlighted = best; lightly shaded = within the 95% paired interval of the best; '
             '† = reference attribution (not a method); click a header to sort.</p>')
@@ -442,8 +446,8 @@ def _costs(result: BenchResult) -> str:
     return ('<section id="costs"><h2>Runtime and evaluations per method</h2>'
             '<p class="desc">Seconds of the explain call / value-function evaluations per '
             "input, per case (on this machine; compare within a run only).</p>"
-            f"<table class=\"sortable\"><thead><tr><th>method</th>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></section>")
+            f"<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>method</th>{head}"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
 
 
 def render_report(result: BenchResult, title: str | None = None) -> str:
@@ -455,7 +459,8 @@ def render_report(result: BenchResult, title: str | None = None) -> str:
         f"<header><h1>{_e(ttl)}</h1>"
         f"<p>suite <b>{_e(result.suite)}</b> · seed {result.seed} · {len(result.cases)} cases · "
         f"{len(result.methods)} methods + references · {len(result.metrics)} metrics · "
-        f"{result.seconds:.1f} s</p><p>{_e(result.created)} · {_e(versions)}</p></header>",
+        f"methods and metrics ran in {result.seconds:.1f} s</p>"
+        f"<p>{_e(result.created)} · {_e(versions)}</p></header>",
         f'<nav><a href="#summary">summary</a>{nav}<a href="#costs">costs</a>'
         '<a href="#metrics">metrics</a><a href="#methods">methods</a></nav>',
         "<main>", _summary(result),
