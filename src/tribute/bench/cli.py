@@ -1,0 +1,252 @@
+"""``tribute bench`` and ``tribute evaluate`` (registered into the core CLI by ``register``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["register"]
+
+_BENCH_EPILOG = """examples:
+  tribute bench --suite quick --out report-out
+  tribute bench --suite full --methods kernel_shap,integrated_gradients --out bench-out
+  tribute bench --suite quick --cases planted_images,difull --metrics auroc,deletion --out out
+"""
+
+_EVAL_EPILOG = """examples:
+  tribute evaluate --model mypkg.models:make_cnn --weights cnn.safetensors \\
+      --data images.npz --data-key X_test --limit 64 --out eval-out
+  tribute evaluate --model ./model.py:build --data X.npy --methods kernel_shap,lime \\
+      --metrics deletion,insertion,linear_score --baseline mean --out eval-out
+"""
+
+#: Methods and metrics `tribute evaluate` uses by default (faithfulness: no truth needed).
+EVAL_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "kernel_shap",
+                "feature_ablation", "occlusion", "lime")
+EVAL_METRICS = ("deletion", "insertion", "faithfulness_correlation", "linear_score")
+
+
+def _csv(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``bench`` and ``evaluate`` subcommands to the ``tribute`` parser."""
+    p = subparsers.add_parser(
+        "bench", help="benchmark methods x metrics on suites with ground truth",
+        description="Run attribution methods x metrics on benchmark cases with known ground "
+        "truth (and real data without it), print a leaderboard with standard errors, and write "
+        "leaderboard.csv, results.json and a self-contained report.html to --out.",
+        epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="quick", help="tiny, quick or full (default: quick)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated registry names (default: the suite's; unregistered "
+                        "ones are skipped with a note)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metric names (default: the suite's)")
+    p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
+    p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
+    p.add_argument("--seed", type=int, default=0, help="seed of samples, methods and metrics "
+                                                       "(default: 0)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--quiet", action="store_true", help="one line per case, no per-method lines")
+    p.add_argument("--no-progress", action="store_true", help="hide the engine's progress bars")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when a sanity check of the benchmark fails")
+    p.set_defaults(func=_cmd_bench)
+
+    from ..cli import add_model_args
+
+    e = subparsers.add_parser(
+        "evaluate", help="compare methods on your model and data; recommend one",
+        description="Run the same methods x metrics as the benchmark on your own model and "
+        "inputs (faithfulness metrics: no ground truth needed), write leaderboard.csv, "
+        "results.json and report.html to --out, and recommend the best method by the chosen "
+        "metrics, saying why.",
+        epilog=_EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(e)
+    e.add_argument("--methods", default=None,
+                   help=f"comma-separated registry names (default: {','.join(EVAL_METHODS)}; "
+                        "unregistered or unsupported ones are skipped with a note)")
+    e.add_argument("--metrics", default=None,
+                   help=f"comma-separated metric names (default: {','.join(EVAL_METRICS)})")
+    e.add_argument("--target", default="predicted",
+                   help="'predicted' (default) or a class index")
+    e.add_argument("--baseline", default="0",
+                   help="a number, 'mean' (mean of --data), or a .npy file (default: 0)")
+    e.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
+                                                  "integer mask")
+    e.add_argument("--budget", type=int, default=512,
+                   help="evaluations per input for sampling methods (default: 512)")
+    e.add_argument("--grad-budget", type=int, default=32,
+                   help="gradient points per input for budgeted gradient methods (default: 32)")
+    e.add_argument("--ground-truth", default=None,
+                   help="optional .npy/.npz relevance mask (inputs' shape) to add ground-truth "
+                        "metrics")
+    e.add_argument("--limit", type=int, default=64,
+                   help="evaluate on the first N samples (default: 64)")
+    e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    e.set_defaults(func=_cmd_evaluate)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _safe_print(text: str) -> None:
+    try:
+        print(text)
+    except UnicodeEncodeError:  # a terminal without UTF-8: keep going, replace the arrows
+        enc = sys.stdout.encoding or "ascii"
+        print(text.encode(enc, errors="replace").decode(enc))
+
+
+def _write_outputs(result: Any, out: Path, report: bool, title: str | None = None) -> list[Path]:
+    from .leaderboard import format_leaderboard, write_csv, write_json
+    from .report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [write_csv(result, out / "leaderboard.csv"), write_json(result, out / "results.json")]
+    (out / "leaderboard.txt").write_text(format_leaderboard(result) + "\n", encoding="utf-8")
+    paths.append(out / "leaderboard.txt")
+    if report:
+        t0 = time.perf_counter()
+        paths.append(write_report(result, out / "report.html", title=title))
+        _log(f"report rendered in {time.perf_counter() - t0:.1f}s")
+    return paths
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .leaderboard import format_leaderboard, sanity_checks
+    from .runner import run
+    from .suites import build_suite
+
+    t0 = time.perf_counter()
+    suite = build_suite(args.suite, seed=args.seed, cases=_csv(args.cases), progress=_log)
+    _log(f"suite built in {time.perf_counter() - t0:.1f}s")
+    result = run(suite, methods=_csv(args.methods), metrics=_csv(args.metrics),
+                 progress=False if args.no_progress else None, log=_log,
+                 verbose=not args.quiet)
+    _safe_print(format_leaderboard(result))
+    paths = _write_outputs(result, Path(args.out), not args.no_report)
+    for p in paths:
+        print(f"wrote {p}")
+    if not args.no_report:
+        print(f"report: {(Path(args.out) / 'report.html').resolve()}")
+    print(f"total {time.perf_counter() - t0:.1f}s")
+    failed = [c for c in sanity_checks(result) if not c.passed]
+    return 1 if failed and args.strict else 0
+
+
+def _user_case(args: argparse.Namespace) -> Any:
+    import numpy as np
+    import torch
+
+    from ..api import build_game
+    from ..cli import _parse_baseline, _parse_groups, load_data, prepare
+    from ..errors import InputError
+    from ..models import as_model
+    from .suites import Case
+
+    model, inputs = prepare(args)
+    baseline = _parse_baseline(args.baseline, inputs)
+    groups = _parse_groups(args.groups)
+    if groups is not None and not isinstance(groups, np.ndarray):
+        # a Patches spec: expand to an explicit map so the report can draw it
+        shape = tuple(inputs.shape[1:])
+        if len(shape) < 2:
+            raise InputError(f"--groups {args.groups!r} needs image inputs; got per-sample "
+                             f"shape {shape}.")
+        from ..datasets import patch_groups
+
+        ph = int(groups.size[0])
+        ids = patch_groups(shape[-2], shape[-1], ph, 1)[0]
+        if ph != int(groups.size[1]):
+            raise InputError("--groups patch:N takes square patches.")
+        groups = np.broadcast_to(ids, shape).copy()
+    framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
+    adapter = as_model(model, framework)
+    target: Any = args.target
+    if target not in (None, "predicted"):
+        try:
+            target = int(target)
+        except ValueError:
+            raise InputError(f"--target {args.target!r} must be 'predicted' or an int.") from None
+    with adapter.session():
+        game = build_game(adapter, inputs, target=target, baseline=baseline, groups=groups,
+                          progress=False)
+        ref = game.reference_output  # type: ignore[attr-defined]
+        resolved = game.target.to_numpy()
+    single = ref.ndim == 1 or int(ref.shape[1]) == 1
+    n_classes = None if single else int(ref.shape[1])
+    tgt = None if single else np.asarray(resolved, dtype=np.int64)
+    x_np = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    is_int = np.issubdtype(x_np.dtype, np.integer)
+    modality: Literal["tabular", "image", "text"]
+    if is_int:
+        modality = "text"
+    elif x_np.ndim >= 3:
+        modality = "image"
+    else:
+        modality = "tabular"
+    truth = None
+    if args.ground_truth:
+        truth = np.asarray(load_data(args.ground_truth))[: len(x_np)] != 0
+    n = len(x_np)
+    names = None
+    if modality == "tabular":
+        names = [f"x{j}" for j in range(int(np.prod(x_np.shape[1:])))]
+    tokens = ([[f"t{int(t)}" for t in row.ravel()] for row in x_np] if is_int
+              and x_np.ndim == 2 else None)
+    if modality == "text" and tokens is None:
+        modality = "tabular"
+    return Case(
+        name="user", title=f"Your model ({args.model}) on {Path(args.data).name}",
+        description=(f"{n} samples of shape {tuple(x_np.shape[1:])} from {args.data}; target "
+                     f"{args.target}; baseline {args.baseline}"
+                     + (f"; groups {args.groups}" if args.groups else "") + "."),
+        modality=modality, model=model, inputs=inputs, target=tgt, baseline=baseline,
+        groups=groups, ground_truth=truth, n_classes=n_classes, feature_names=names,
+        tokens=tokens, budget=args.budget, grad_budget=args.grad_budget,
+        model_info=f"{type(model).__name__} from {args.model}"
+        + (f" with weights {args.weights}" if args.weights else ""),
+    )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .leaderboard import format_leaderboard, recommend
+    from .runner import make_result, resolve_methods, resolve_metrics, run_cases
+
+    t0 = time.perf_counter()
+    case = _user_case(args)
+    names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS))
+    wanted = _csv(args.metrics) or list(EVAL_METRICS)
+    if case.ground_truth is not None and not _csv(args.metrics):
+        wanted += ["auroc", "precision_at_k", "relevance_mass"]
+    mets, mnotes = resolve_metrics(wanted)
+    notes += mnotes
+    for note in notes:
+        _log(f"note: {note}")
+    _log(f"evaluating {len(names)} methods x {len(mets)} metrics on {case.n_samples} samples "
+         f"({case.n_players} players)")
+    runs, scores = run_cases([case], methods=names, metrics=mets, seed=args.seed,
+                             progress=False if args.no_progress else None, log=_log)
+    result = make_result("evaluate", args.seed, [case], names, mets, runs, scores, notes,
+                         time.perf_counter() - t0)
+    _safe_print(format_leaderboard(result, user_data=True))
+    best, why = recommend(result, case.name, [m for m in wanted if m in mets])
+    _safe_print("\n".join(why))
+    paths = _write_outputs(result, Path(args.out), True,
+                           title=f"tribute evaluate — {args.model}")
+    for p in paths:
+        print(f"wrote {p}")
+    print(f"report: {(Path(args.out) / 'report.html').resolve()}")
+    return 0 if best is not None else 1

@@ -1,0 +1,426 @@
+"""Leaderboards: ranks with uncertainty, sanity checks, terminal table, CSV and JSON.
+
+Ranks are per (case, metric), 1 = best in the metric's direction; tied means share the
+smaller rank. A method is *tied with the best* when the paired difference of their
+per-sample scores is within its 95% confidence interval (same samples, so the comparison is
+paired: ``|mean(d)| <= 1.96 * stderr(d)``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .runner import REFERENCES, BenchResult, Score
+
+__all__ = [
+    "Check",
+    "case_ranks",
+    "format_leaderboard",
+    "overall",
+    "paired_tie",
+    "recommend",
+    "sanity_checks",
+    "tied_with_best",
+    "write_csv",
+    "write_json",
+]
+
+#: Metrics on which ``wrong_class`` must rank below the real methods.
+FAITHFULNESS_CHECK = ("deletion", "insertion", "faithfulness_correlation", "linear_score")
+_TOL = 1e-9
+
+
+def _ok(s: Score | None) -> bool:
+    return s is not None and s.status == "ok" and math.isfinite(s.mean)
+
+
+def _means(result: BenchResult, case: str, methods: list[str], metric: str) -> dict[str, float]:
+    """Finite mean scores of ``methods`` on (case, metric)."""
+    out = {}
+    for m in methods:
+        s = result.score(case, m, metric)
+        if s is not None and s.status == "ok" and math.isfinite(s.mean):
+            out[m] = float(s.mean)
+    return out
+
+
+def _better(a: float, b: float, higher: bool) -> bool:
+    """``a`` strictly better than ``b`` (beyond rounding)."""
+    tol = _TOL * max(1.0, abs(a), abs(b))
+    return a > b + tol if higher else a < b - tol
+
+
+def case_ranks(result: BenchResult, case: str, metric: str,
+               methods: list[str] | None = None) -> dict[str, int]:
+    """Rank of each method with a finite score (1 = best; ties share the smaller rank)."""
+    pool = methods if methods is not None else result.all_methods()
+    vals = _means(result, case, pool, metric)
+    if not vals:
+        return {}
+    higher = bool(result.metric_info[metric]["higher_is_better"])
+    return {m: 1 + sum(_better(o, v, higher) for o in vals.values()) for m, v in vals.items()}
+
+
+def paired_tie(result: BenchResult, case: str, a: str, b: str, metric: str) -> bool:
+    """Whether methods ``a`` and ``b`` are indistinguishable on (case, metric): the mean of
+    their per-sample score differences lies within its 95% interval."""
+    sa, sb = result.score(case, a, metric), result.score(case, b, metric)
+    if sa is None or sb is None or sa.scores is None or sb.scores is None:
+        return False
+    d = np.asarray(sa.scores, float).ravel() - np.asarray(sb.scores, float).ravel()
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return False
+    se = float(d.std(ddof=1) / math.sqrt(d.size))
+    return abs(float(d.mean())) <= 1.96 * se
+
+
+def tied_with_best(result: BenchResult, case: str, metric: str) -> dict[str, bool]:
+    """Whether each ranked method is within the 95% paired interval of the best one."""
+    ranks = case_ranks(result, case, metric)
+    if not ranks:
+        return {}
+    best = min(ranks, key=lambda m: (ranks[m], m))
+    return {m: ranks[m] == 1 or paired_tie(result, case, m, best, metric) for m in ranks}
+
+
+def overall(result: BenchResult, metrics: list[str] | None = None) -> list[dict[str, Any]]:
+    """Real methods ordered by their mean rank among real methods over all (case, metric) pairs.
+
+    Returns one dict per method: ``method``, ``mean_rank``, ``wins`` (first places),
+    ``scored`` (pairs with a score), ``pairs`` (pairs in the run), ``seconds`` (total explain
+    time) and ``evals`` (mean evaluations per input over the cases it ran on).
+    """
+    rows: list[dict[str, Any]] = []
+    pairs = [(c.name, m) for c in result.cases for m in result.metrics_of(c.name)
+             if metrics is None or m in metrics]
+    for meth in result.methods:
+        ranks = []
+        for case, metric in pairs:
+            r = case_ranks(result, case, metric, result.methods).get(meth)
+            if r is not None:
+                ranks.append(r)
+        runs = [r for r in result.runs if r.method == meth and r.status == "ok"]
+        rows.append({
+            "method": meth,
+            "mean_rank": float(np.mean(ranks)) if ranks else math.nan,
+            "wins": sum(r == 1 for r in ranks), "scored": len(ranks), "pairs": len(pairs),
+            "seconds": float(sum(r.seconds for r in runs)),
+            "evals": float(np.mean([r.n_evals or 0 for r in runs])) if runs else math.nan,
+            "cases_ok": len(runs),
+        })
+    rows.sort(key=lambda r: (math.isnan(float(r["mean_rank"])), float(r["mean_rank"]),
+                             str(r["method"])))
+    return rows
+
+
+# --------------------------------------------------------------------------- sanity
+@dataclass
+class Check:
+    """One sanity check of the benchmark itself."""
+
+    case: str
+    check: str
+    metric: str
+    passed: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "check": self.check, "metric": self.metric,
+                "passed": self.passed, "detail": self.detail}
+
+
+def sanity_checks(result: BenchResult) -> list[Check]:
+    """The benchmark's own sanity checks (they must pass for its rankings to mean anything).
+
+    * ``oracle_first`` — on every case with ground truth, the oracle is best (ties allowed)
+      on every ground-truth metric.
+    * ``random_last`` — there, random credits are worst among the real methods and the
+      oracle (ties allowed) on the mask metrics (those that take ``ground_truth``); on
+      distances to exact values (``truth_error``) random noise is no floor.
+    * ``wrong_class_below`` — on classification cases, credits for the wrong class are worse
+      than every real method on the faithfulness metrics.
+    """
+    out: list[Check] = []
+    gt_metrics = [m for m in result.metrics
+                  if result.metric_info[m]["category"] == "ground_truth"]
+    for case in result.cases:
+        higher_of = {m: bool(result.metric_info[m]["higher_is_better"]) for m in result.metrics}
+        if case.has_truth:
+            for metric in gt_metrics:
+                om = _means(result, case.name, ["oracle"], metric)
+                if not om:
+                    continue
+                o = om["oracle"]
+                h = higher_of[metric]
+                others = _means(result, case.name,
+                                [m for m in result.all_methods() if m != "oracle"], metric)
+                beat = [f"{m} ({v:.4g})" for m, v in others.items() if _better(v, o, h)]
+                out.append(Check(case.name, "oracle_first", metric, not beat,
+                                 f"oracle {o:.4g}" + (
+                                     f"; better: {', '.join(beat)}" if beat else "")))
+                # Random credits are a floor for the mask metrics (ranking-based). Distances
+                # in value units (truth_error) have none: credits on another scale (saliency:
+                # gradients, not output differences) can be farther from the truth than noise.
+                mask_metric = "ground_truth" in result.metric_info[metric]["needs"]
+                if "random" in others and mask_metric:
+                    rv = others["random"]
+                    below = [f"{m} ({v:.4g})" for m, v in others.items()
+                             if m not in ("random", "wrong_class") and _better(rv, v, h)]
+                    out.append(Check(case.name, "random_last", metric, not below,
+                                     f"random {rv:.4g}" + (
+                                         f"; worse than random: {', '.join(below)}"
+                                         if below else "")))
+        wrong = [m for m in FAITHFULNESS_CHECK if m in result.metrics]
+        for metric in wrong:
+            wm = _means(result, case.name, ["wrong_class"], metric)
+            real = _means(result, case.name, result.methods, metric)
+            if not wm or not real:
+                continue
+            w = wm["wrong_class"]
+            h = higher_of[metric]
+            above = [f"{m} ({v:.4g})" for m, v in real.items() if not _better(v, w, h)]
+            out.append(Check(case.name, "wrong_class_below", metric, not above,
+                             f"wrong_class {w:.4g}" + (
+                                 f"; not better than it: {', '.join(above)}" if above else "")))
+    return out
+
+
+# --------------------------------------------------------------------------- formatting
+def fmt_cell(mean: float, stderr: float) -> str:
+    """``0.912 ± 0.013`` with a precision that suits the numbers."""
+    if not math.isfinite(mean):
+        return "n/a"
+    a = abs(mean)
+    sci = a != 0 and (a >= 1e4 or a < 1e-3)
+    m = f"{mean:.2e}" if sci else (f"{mean:.3f}" if a < 100 else f"{mean:.1f}")
+    if not math.isfinite(stderr):
+        return m
+    if stderr <= 1e-12 * max(1.0, a):
+        return f"{m} ± 0"
+    if sci or stderr < 1e-3:
+        return f"{m} ± {stderr:.1e}"
+    return f"{m} ± {stderr:.3f}" if a < 100 else f"{m} ± {stderr:.1f}"
+
+
+def _arrow(higher: bool) -> str:
+    return "↑" if higher else "↓"
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i])
+              for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
+                       user_data: bool = False) -> str:
+    """An aligned text leaderboard: one table per case (mean ± stderr, * = best, rank).
+
+    With ``user_data`` (``tribute evaluate``) failed checks are warnings about the methods,
+    not about the benchmark.
+    """
+    out: list[str] = []
+    for case in result.cases:
+        if cases is not None and case.name not in cases:
+            continue
+        mets = result.metrics_of(case.name)
+        out.append(f"== {case.name}: {case.title} ({case.n_samples} samples, "
+                   f"{case.n_players} players)")
+        headers = ["method"] + [f"{m} {_arrow(result.metric_info[m]['higher_is_better'])}"
+                                for m in mets] + ["seconds", "evals/input"]
+        ranks = {m: case_ranks(result, case.name, m) for m in mets}
+        rows = []
+        foot: list[str] = []
+        for meth in result.all_methods():
+            run = result.run_of(case.name, meth)
+            if run is None:
+                continue
+            label = meth + (" †" if run.reference else "")
+            if run.status != "ok":
+                foot.append(f"   {meth}: {run.status} — {run.message}")
+                rows.append([label] + ["-"] * len(mets) + [run.status, "-"])
+                continue
+            cells = []
+            for m in mets:
+                s = result.score(case.name, meth, m)
+                if not _ok(s):
+                    cells.append("-")
+                    continue
+                assert s is not None
+                r = ranks[m].get(meth)
+                cells.append(f"{'*' if r == 1 else ' '}{fmt_cell(s.mean, s.stderr)} ({r})")
+            cost = "-" if run.n_evals is None else str(run.n_evals)
+            rows.append([label, *cells, f"{run.seconds:.2f}", cost])
+        out.extend(_table(headers, rows, set(range(1, len(headers)))))
+        out.extend(foot)
+        out.append("")
+    ov = overall(result)
+    if ov:
+        out.append("== overall (real methods): mean rank over every case x metric "
+                   "(lower is better)")
+        rows = [[r["method"], f"{r['mean_rank']:.2f}" if math.isfinite(r["mean_rank"]) else "-",
+                 str(r["wins"]), f"{r['scored']}/{r['pairs']}", f"{r['seconds']:.2f}"]
+                for r in ov]
+        out.extend(_table(["method", "mean rank", "wins", "scored", "seconds"], rows,
+                          {1, 2, 3, 4}))
+        out.append("")
+    checks = sanity_checks(result)
+    if checks:
+        failed = [c for c in checks if not c.passed]
+        what = ("checks" if user_data else "sanity checks")
+        out.append(f"== {what}: {len(checks) - len(failed)}/{len(checks)} passed "
+                   "(oracle first and random last on ground-truth metrics; wrong_class below "
+                   "the real methods on faithfulness)")
+        for c in failed:
+            tag = "WARNING" if user_data else "FAILED"
+            out.append(f"   {tag} {c.check} on {c.case} / {c.metric}: {c.detail}")
+        if failed and user_data:
+            out.append("   (a method that does not beat credits for another class is not "
+                       "explaining the class you asked for, on these inputs)")
+        out.append("")
+    out.append("† reference attribution (not a registry method): oracle = the ground truth, "
+               "random = seeded noise, wrong_class = credits for another class. "
+               "* = best, (k) = rank.")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- files
+def write_csv(result: BenchResult, path: str | Path) -> Path:
+    """One row per (case, method, metric): mean, stderr, n, rank, status and the method's cost."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["suite", "seed", "case", "method", "reference", "metric",
+                    "higher_is_better", "mean", "stderr", "n", "rank", "tied_with_best",
+                    "status", "message", "method_seconds", "method_evals_per_input"])
+        rank_cache: dict[tuple[str, str], dict[str, int]] = {}
+        tie_cache: dict[tuple[str, str], dict[str, bool]] = {}
+        for s in result.scores:
+            key = (s.case, s.metric)
+            if key not in rank_cache:
+                rank_cache[key] = case_ranks(result, s.case, s.metric)
+                tie_cache[key] = tied_with_best(result, s.case, s.metric)
+            run = result.run_of(s.case, s.method)
+            w.writerow([result.suite, result.seed, s.case, s.method, s.method in REFERENCES,
+                        s.metric, s.higher_is_better,
+                        "" if not math.isfinite(s.mean) else repr(float(s.mean)),
+                        "" if not math.isfinite(s.stderr) else repr(float(s.stderr)), s.n,
+                        rank_cache[key].get(s.method, ""), tie_cache[key].get(s.method, ""),
+                        s.status, s.message,
+                        "" if run is None else f"{run.seconds:.4f}",
+                        "" if run is None or run.n_evals is None else run.n_evals])
+    return p
+
+
+def result_dict(result: BenchResult) -> dict[str, Any]:
+    """The whole run as JSON-friendly data (per-sample scores included)."""
+    return {
+        "suite": result.suite, "seed": result.seed, "created": result.created,
+        "seconds": result.seconds, "versions": result.versions,
+        "methods": result.methods, "references": [m for m in REFERENCES],
+        "metrics": result.metrics, "metric_info": result.metric_info,
+        "method_info": result.method_info, "notes": result.notes,
+        "cases": [c.summary() for c in result.cases],
+        "runs": [r.as_dict() for r in result.runs],
+        "scores": [s.as_dict() for s in result.scores],
+        "overall": overall(result),
+        "sanity_checks": [c.as_dict() for c in sanity_checks(result)],
+    }
+
+
+def write_json(result: BenchResult, path: str | Path) -> Path:
+    """Write :func:`result_dict` (NaN written as null)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    p.write_text(json.dumps(clean(result_dict(result)), indent=1, default=repr),
+                 encoding="utf-8")
+    return p
+
+
+# --------------------------------------------------------------------------- recommend
+def recommend(result: BenchResult, case: str,
+              metrics: list[str] | None = None) -> tuple[str | None, list[str]]:
+    """The best real method on ``case`` by mean rank over ``metrics``, and why (lines of text).
+
+    Only metrics on which every compared method has a score count; ties in mean rank go to
+    the faster method. The explanation states each metric's value, rank and whether the
+    runner-up is within the 95% paired interval (then the data cannot tell them apart).
+    """
+    mets = [m for m in (metrics or result.metrics_of(case)) if m in result.metrics_of(case)]
+    cands = [m for m in result.methods if (r := result.run_of(case, m)) and r.status == "ok"]
+    usable = [x for x in mets if all(_ok(result.score(case, m, x)) for m in cands)]
+    if not cands or not usable:
+        return None, ["no method produced scores on the chosen metrics"]
+    ranks = {x: case_ranks(result, case, x, cands) for x in usable}
+
+    def secs(m: str) -> float:
+        run = result.run_of(case, m)
+        return run.seconds if run else math.inf
+
+    mean_rank = {m: float(np.mean([ranks[x][m] for x in usable])) for m in cands}
+    order = sorted(cands, key=lambda m: (mean_rank[m], secs(m), m))
+    best = order[0]
+    lines = [f"recommended: {best} (mean rank {mean_rank[best]:.2f} of {len(cands)} methods "
+             f"over {', '.join(usable)})"]
+    for x in usable:
+        info = result.metric_info[x]
+        s = result.score(case, best, x)
+        assert s is not None
+        leader = min(ranks[x], key=lambda m: (ranks[x][m], m))
+        rel = ("best" if ranks[x][best] == 1 else
+               f"rank {ranks[x][best]}, behind {leader}" + (
+                   " (within the 95% interval)" if paired_tie(result, case, best, leader, x)
+                   else ""))
+        close = [m for m in cands if m != best and ranks[x][m] != 1
+                 and paired_tie(result, case, m, best, x)]
+        lines.append(f"  {x} {_arrow(info['higher_is_better'])}: {fmt_cell(s.mean, s.stderr)}"
+                     f" — {rel}" + (f"; not distinguishable from {', '.join(close)}"
+                                    if close and ranks[x][best] == 1 else ""))
+    runner = order[1] if len(order) > 1 else None
+    b_run = result.run_of(case, best)
+    if b_run is not None:
+        lines.append(f"  cost: {b_run.seconds:.2f}s, {b_run.n_evals} evaluations per input")
+    r_run = result.run_of(case, runner) if runner is not None else None
+    if runner is not None and r_run is not None and b_run is not None:
+        ties = sum(paired_tie(result, case, runner, best, x) for x in usable)
+        speed = ""
+        if r_run.seconds > 0 and b_run.seconds > 0:
+            ratio = b_run.seconds / r_run.seconds
+            speed = (f"{ratio:.2g}x faster" if ratio >= 1 else f"{1 / ratio:.2g}x slower")
+            speed += f" ({r_run.seconds:.2f}s, {r_run.n_evals} evaluations per input); "
+        lines.append(f"  runner-up: {runner} (mean rank {mean_rank[runner]:.2f}): {speed}"
+                     f"indistinguishable from {best} on {ties} of {len(usable)} metrics")
+    worse = []
+    for x in usable:
+        mv = _means(result, case, [best, "random"], x)
+        if len(mv) == 2 and not _better(mv[best], mv["random"],
+                                        bool(result.metric_info[x]["higher_is_better"])):
+            worse.append(x)
+    if worse:
+        lines.append(f"  warning: {best} is not better than random credits on "
+                     f"{', '.join(worse)} — treat these credits with care")
+    return best, lines

@@ -1,0 +1,152 @@
+"""Runner, leaderboard files and report content on a small slice of the tiny suite."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tribute
+from tribute import bench
+from tribute.bench import runner as runner_mod
+from tribute.bench.leaderboard import format_leaderboard, overall, recommend
+
+CASES = ["symbolic", "wine"]
+METHODS = ["saliency", "feature_ablation", "lime"]
+
+
+@pytest.fixture(scope="module")
+def suite() -> bench.Suite:
+    return bench.build_suite("tiny", seed=0, cases=CASES)
+
+
+@pytest.fixture(scope="module")
+def result(suite: bench.Suite) -> bench.BenchResult:
+    return bench.run(suite, methods=METHODS, log=None)
+
+
+def _numbers(res: bench.BenchResult) -> list[tuple[str, str, str, str, float, float]]:
+    return [(s.case, s.method, s.metric, s.status, s.mean, s.stderr) for s in res.scores]
+
+
+def test_same_seed_same_numbers(suite: bench.Suite, result: bench.BenchResult) -> None:
+    again = bench.run(bench.build_suite("tiny", seed=0, cases=CASES), methods=METHODS, log=None)
+    a, b = _numbers(result), _numbers(again)
+    assert len(a) == len(b) > 20
+    for x, y in zip(a, b):
+        assert x[:4] == y[:4]
+        assert (math.isnan(x[4]) and math.isnan(y[4])) or x[4] == y[4], (x, y)
+    for r1, r2 in zip(result.runs, again.runs):
+        if r1.flat is not None:
+            assert r2.flat is not None and np.array_equal(r1.flat, r2.flat)
+    # a different seed changes the explained samples and the random draws
+    other = bench.run(bench.build_suite("tiny", seed=1, cases=CASES), methods=METHODS, log=None)
+    assert _numbers(other) != a
+
+
+def test_failing_method_is_recorded_not_fatal(suite: bench.Suite,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    real = runner_mod.explain
+
+    def flaky(model: Any, inputs: Any, method: str = "", **kw: Any) -> Any:
+        if method == "saliency":
+            raise RuntimeError("boom from a broken method")
+        return real(model, inputs, method=method, **kw)
+
+    monkeypatch.setattr(runner_mod, "explain", flaky)
+    res = bench.run(suite, methods=["saliency", "feature_ablation"], metrics=["deletion"],
+                    log=None)
+    for case in CASES:
+        bad = res.run_of(case, "saliency")
+        assert bad is not None and bad.status == "failed"
+        assert "boom from a broken method" in bad.message
+        good = res.run_of(case, "feature_ablation")
+        assert good is not None and good.status == "ok"
+        assert res.score(case, "feature_ablation", "deletion") is not None
+        assert res.score(case, "saliency", "deletion") is None
+    assert "failed" in format_leaderboard(res)
+
+
+def test_unknown_names_are_skipped_with_a_note(suite: bench.Suite) -> None:
+    res = bench.run(suite, methods=["feature_ablation", "no_such_method", "oracle"],
+                    metrics=["deletion", "no_such_metric"], log=None)
+    assert res.methods == ["feature_ablation"]
+    assert res.metrics == ["deletion"]
+    assert any("no_such_method" in n for n in res.notes)
+    assert any("no_such_metric" in n for n in res.notes)
+    # references stay out of the user-facing registry
+    assert not set(bench.REFERENCES) & set(tribute.methods())
+
+
+def test_regression_case_has_no_wrong_class(result: bench.BenchResult) -> None:
+    wc = result.run_of("symbolic", "wrong_class")
+    assert wc is not None and wc.status == "n/a" and "regression" in wc.message
+    assert result.run_of("wine", "wrong_class").status == "ok"  # type: ignore[union-attr]
+    assert result.run_of("wine", "oracle").status == "n/a"  # type: ignore[union-attr]
+    # no ground truth on real data: ground-truth metrics are not applicable there
+    s = result.score("wine", "feature_ablation", "auroc")
+    assert s is not None and s.status == "n/a"
+
+
+def test_terminal_table_is_aligned(result: bench.BenchResult) -> None:
+    text = format_leaderboard(result)
+    tables = 0
+    for block in text.split("\n\n"):
+        lines = block.splitlines()
+        if len(lines) < 3 or not set(lines[2]) <= {"-", " "}:
+            continue
+        header, rule, rows = lines[1], lines[2], lines[3:]
+        gaps = [i for i, ch in enumerate(rule) if ch == " "]
+        for line in [header, *rows]:
+            if line.startswith("   "):  # footnote under the table
+                continue
+            assert len(line) <= len(rule), (line, rule)
+            assert all(line[i] == " " for i in gaps if i < len(line)), (line, rule)
+        tables += 1
+    assert tables == len(result.cases) + 1  # one per case and the overall ranking
+    assert "±" in text and "sanity checks" in text
+
+
+def test_csv_and_json(result: bench.BenchResult, tmp_path: Path) -> None:
+    p = bench.write_csv(result, tmp_path / "lb.csv")
+    rows = list(csv.DictReader(p.open(encoding="utf-8")))
+    assert len(rows) == len(result.scores)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(r["mean"] != "" for r in ok)
+    r0 = next(r for r in ok if r["method"] == "feature_ablation" and r["metric"] == "deletion")
+    s = result.score(r0["case"], "feature_ablation", "deletion")
+    assert s is not None and float(r0["mean"]) == s.mean and float(r0["stderr"]) == s.stderr
+    j = bench.write_json(result, tmp_path / "r.json")
+    data = json.loads(j.read_text(encoding="utf-8"))
+    assert data["suite"] == "tiny" and data["seed"] == 0
+    assert {c["name"] for c in data["cases"]} == set(CASES)
+    assert len(data["scores"]) == len(result.scores)
+    assert data["sanity_checks"] and data["overall"]
+    assert all("scores" in s for s in data["scores"] if s["status"] == "ok")
+
+
+def test_overall_and_recommend(result: bench.BenchResult) -> None:
+    ov = overall(result)
+    assert [r["method"] for r in ov] and set(r["method"] for r in ov) == set(METHODS)
+    assert all(r["mean_rank"] >= 1 for r in ov)
+    best, why = recommend(result, "wine", ["deletion", "insertion"])
+    assert best in METHODS
+    assert why[0].startswith(f"recommended: {best}")
+    assert any("deletion" in line for line in why)
+
+
+def test_text_case_uses_embeddings_for_gradients() -> None:
+    suite = bench.build_suite("tiny", seed=0, cases=["planted_text"])
+    res = bench.run(suite, methods=["integrated_gradients", "feature_ablation"],
+                    metrics=["auroc", "deletion"], log=None)
+    ig = res.run_of("planted_text", "integrated_gradients")
+    assert ig is not None and ig.status == "ok", ig
+    assert "embeddings" in ig.message
+    assert ig.flat is not None and ig.flat.shape == (suite.cases[0].n_samples, 1, 16)
+    s = res.score("planted_text", "integrated_gradients", "auroc")
+    assert s is not None and s.mean > 0.8

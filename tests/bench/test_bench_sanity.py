@@ -1,0 +1,154 @@
+"""The benchmark's own sanity checks on the tiny suite (every case, the suite's methods).
+
+One run of the ``tiny`` suite is shared by the tests of this module. The checks are the
+reason a leaderboard can be trusted: the ground truth used as an attribution must rank first,
+seeded noise last, and credits for the wrong class below every real method on faithfulness.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tribute import bench
+from tribute.bench.leaderboard import case_ranks, sanity_checks
+
+
+@pytest.fixture(scope="module")
+def tiny() -> bench.BenchResult:
+    return bench.run(bench.build_suite("tiny", seed=0), log=None)
+
+
+def _gt_metrics(result: bench.BenchResult) -> list[str]:
+    return [m for m in result.metrics if result.metric_info[m]["category"] == "ground_truth"]
+
+
+def test_every_case_and_reference_ran(tiny: bench.BenchResult) -> None:
+    names = [c.name for c in tiny.cases]
+    assert names == list(bench.PRESETS["tiny"].cases)
+    assert tiny.methods, "no registered method ran"
+    for case in tiny.cases:
+        assert tiny.run_of(case.name, "random").status == "ok"  # type: ignore[union-attr]
+        oracle = tiny.run_of(case.name, "oracle")
+        assert oracle is not None and (oracle.status == "ok") == case.has_truth
+        # every real method either ran or says why not
+        for meth in tiny.methods:
+            run = tiny.run_of(case.name, meth)
+            assert run is not None
+            assert run.status == "ok" or run.message, (case.name, meth)
+        # the default methods work on every case (occlusion on grouped DiFull via windows,
+        # gradient methods on text via the embedding view)
+        for meth in ("saliency", "input_x_gradient", "feature_ablation"):
+            run = tiny.run_of(case.name, meth)
+            assert run is not None and run.status == "ok", (case.name, meth, run)
+
+
+def test_oracle_first_on_ground_truth_metrics(tiny: bench.BenchResult) -> None:
+    checked = 0
+    for case in tiny.cases:
+        if not case.has_truth:
+            continue
+        for metric in _gt_metrics(tiny):
+            ranks = case_ranks(tiny, case.name, metric)
+            if "oracle" not in ranks:
+                continue
+            checked += 1
+            assert ranks["oracle"] == 1, (case.name, metric, ranks)
+    # 6 truth cases x 4 mask metrics, minus relevance_rank on 3 tabular cases, plus
+    # truth_error on 3 tabular cases
+    assert checked >= 20
+
+
+def test_random_last_on_mask_metrics(tiny: bench.BenchResult) -> None:
+    checked = 0
+    for case in tiny.cases:
+        if not case.has_truth:
+            continue
+        for metric in _gt_metrics(tiny):
+            if "ground_truth" not in tiny.metric_info[metric]["needs"]:
+                continue  # truth_error: distances in value units have no random floor
+            ranks = case_ranks(tiny, case.name, metric,
+                               [*tiny.methods, "oracle", "random"])
+            if "random" not in ranks:
+                continue
+            checked += 1
+            worst = max(ranks.values())
+            assert ranks["random"] == worst, (case.name, metric, ranks)
+            real = [m for m in tiny.methods if m in ranks]
+            assert all(ranks[m] < ranks["random"] for m in real), (case.name, metric, ranks)
+    assert checked >= 15
+
+
+def test_wrong_class_below_real_methods_on_faithfulness(tiny: bench.BenchResult) -> None:
+    checked = set()
+    for case in tiny.cases:
+        if case.target is None:
+            continue
+        for metric in ("deletion", "insertion", "faithfulness_correlation"):
+            w = tiny.score(case.name, "wrong_class", metric)
+            assert w is not None and w.status == "ok", (case.name, metric)
+            higher = w.higher_is_better
+            for meth in tiny.methods:
+                s = tiny.score(case.name, meth, metric)
+                if s is None or s.status != "ok":
+                    continue
+                better = s.mean > w.mean if higher else s.mean < w.mean
+                assert better, (case.name, metric, meth, s.mean, w.mean)
+            checked.add(case.name)
+    assert {"wine", "digits", "planted_images", "planted_text", "difull"} <= checked
+
+
+def test_sanity_checks_report_all_passed(tiny: bench.BenchResult) -> None:
+    checks = sanity_checks(tiny)
+    kinds = {c.check for c in checks}
+    assert kinds == {"oracle_first", "random_last", "wrong_class_below"}
+    failed = [c for c in checks if not c.passed]
+    assert not failed, failed
+
+
+def test_ground_truth_metrics_see_the_truth(tiny: bench.BenchResult) -> None:
+    """Reference numbers that can fail: the oracle is perfect, random is near chance."""
+    for case in tiny.cases:
+        if case.ground_truth is None:
+            continue
+        a = tiny.score(case.name, "oracle", "auroc")
+        r = tiny.score(case.name, "random", "auroc")
+        assert a is not None and a.mean == pytest.approx(1.0)
+        # chance level, within the sampling noise of a handful of samples
+        assert r is not None and abs(r.mean - 0.5) < max(0.15, 4 * r.stderr), (case.name, r)
+    # exact Shapley values of the generating function: the oracle's error is 0, and leave-one-
+    # out, which credits a whole interaction to each partner, is measurably off
+    s = tiny.score("symbolic", "oracle", "truth_error")
+    assert s is not None and s.mean < 1e-6  # float32 rounding of the inputs
+    loo = tiny.score("symbolic", "feature_ablation", "truth_error")
+    assert loo is not None and loo.mean > 0.05
+    # true to the model vs true to the data: a baseline method is exact for the model ...
+    fa_model = tiny.score("correlated_model", "feature_ablation", "truth_error")
+    fa_data = tiny.score("correlated_data", "feature_ablation", "truth_error")
+    assert fa_model is not None and fa_model.mean < 1e-6
+    # ... and cannot credit correlated-but-unused features as the data-truth does
+    assert fa_data is not None and fa_data.mean > 0.2
+
+
+def test_uncertainty_is_reported(tiny: bench.BenchResult) -> None:
+    for s in tiny.scores:
+        if s.status != "ok":
+            continue
+        assert s.scores is not None and s.n >= 2
+        finite = np.asarray(s.scores, float)
+        finite = finite[np.isfinite(finite)]
+        assert s.mean == pytest.approx(float(finite.mean()))
+        assert math.isfinite(s.stderr)
+        assert s.stderr == pytest.approx(float(finite.std(ddof=1) / math.sqrt(finite.size)))
+
+
+def test_costs_recorded(tiny: bench.BenchResult) -> None:
+    for run in tiny.runs:
+        if run.status != "ok" or run.reference:
+            continue
+        assert run.n_evals is not None and run.n_evals >= 1
+        assert run.seconds > 0
+        if run.budget is not None:
+            assert run.n_evals <= run.budget
