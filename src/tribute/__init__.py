@@ -5,7 +5,9 @@ cooperative game, and measure how faithful those credits are.
 
 >>> import tribute
 >>> attr = tribute.explain(model, x, method="kernel_shap", budget=512)
->>> tribute.methods()  # the registry
+>>> tribute.methods()  # the method registry
+>>> tribute.evaluate(model, x, attr, metric="deletion").mean
+>>> tribute.metrics()  # the metric registry
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
+from .metrics import MetricResult, evaluate, metrics
 
 __version__ = "0.1.0"
 
@@ -37,6 +40,7 @@ __all__ = [
     "FeatureGame",
     "Game",
     "InputError",
+    "MetricResult",
     "ModelOutputError",
     "PlayerSet",
     "TributeError",
@@ -45,8 +49,10 @@ __all__ = [
     "__version__",
     "build_game",
     "components",
+    "evaluate",
     "explain",
     "methods",
+    "metrics",
     "patches",
 ]
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TableGame, table_attr
 
 import tribute
+from conftest import TableGame, table_attr
 from tribute.errors import InputError
 from tribute.metrics import (
     auroc,
