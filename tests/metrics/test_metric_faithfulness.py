@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from conftest import TableGame, table_attr
+from metric_toys import TableGame, table_attr
 
 import tribute
 from tribute.api import build_game

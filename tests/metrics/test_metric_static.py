@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TableGame, table_attr
+from metric_toys import TableGame, table_attr
 
 import tribute
 from tribute.errors import InputError
