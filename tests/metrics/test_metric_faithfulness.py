@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from metric_toys import TableGame, table_attr
 
 import tribute
-from conftest import TableGame, table_attr
 from tribute.api import build_game
 from tribute.errors import InputError
 from tribute.metrics import (

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from metric_toys import TableGame, table_attr
 
 import tribute
-from conftest import TableGame, table_attr
 from tribute.errors import InputError
 from tribute.metrics import (
     auroc,
@@ -154,3 +154,9 @@ def test_registry_metadata():
     d = r.as_dict()
     assert d["metric"] == "sparseness" and d["scores"] == [0.0, 0.0]
     assert "sparseness" in repr(r) and r.ci95[0] <= r.mean <= r.ci95[1]
+
+
+def test_package_is_callable_registry():
+    import tribute.metrics as tm
+
+    assert tm() == metrics() and tm.deletion is tm.get_metric("deletion")

@@ -12,6 +12,10 @@ module of this package.
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from .api import Blur, blur, default_explainer, evaluate, metrics
 from .base import (
     Metric,
@@ -75,3 +79,17 @@ __all__ = [
     "sparseness",
     "stability",
 ]
+
+
+class _MetricsModule(types.ModuleType):
+    """Lets the package itself be called: ``tribute.metrics()`` is :func:`metrics`.
+
+    So ``tribute.metrics`` can stay the package (``tribute.metrics.deletion``,
+    ``import tribute.metrics.faithfulness as f``) and still read as the registry function.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, MetricInfo]:
+        return metrics(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _MetricsModule
