@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import PlayerSet, build_game, explain, methods
+from . import methods, metrics
+from .api import PlayerSet, build_game, explain
 from .attribution import Attribution
 from .errors import (
     BudgetError,
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
-from .metrics import MetricResult, evaluate, metrics
+from .metrics import MetricResult, evaluate
 
 __version__ = "0.1.0"
 
