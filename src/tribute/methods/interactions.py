@@ -23,7 +23,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from .base import Method, Tags, register
-from .exact import all_coalitions, shapley_from_table
+from .exact import all_coalitions
 
 __all__ = ["JointShapley", "ShapleyInteractions", "interactions_from_table", "joint_shapley_from_table",
            "joint_weights"]
@@ -34,12 +34,45 @@ def _sizes(n: int) -> torch.Tensor:
     return ((idx[:, None] >> torch.arange(n)) & 1).sum(1)
 
 
+def _fix(v: torch.Tensor, n: int, players: tuple[int, ...], present: tuple[int, ...]) -> torch.Tensor:
+    """Values of ``S + (the present players)`` for every coalition ``S`` of the other players.
+
+    ``v`` is ``... x 2^n`` (bitmask order). It is viewed as ``... x 2^a x 2 x 2^b x 2 x ...``
+    (one axis of size 2 per player in ``players``, blocks of the other bits in between), and
+    those axes are fixed: a strided view, no copy, ``... x 2^(n - len(players))`` values in
+    the same order for every call with the same ``players``.
+    """
+    order = sorted(zip(players, present), reverse=True)
+    shape: list[int] = []
+    index: list[slice | int] = [slice(None)] * (v.ndim - 1)
+    top = n
+    for p, on in order:
+        shape += [2 ** (top - 1 - p), 2]
+        index += [slice(None), on]
+        top = p
+    shape.append(2**top)
+    index.append(slice(None))
+    return v.reshape(*v.shape[:-1], *shape)[tuple(index)].flatten(v.ndim - 1)
+
+
 def _table(game: Game) -> torch.Tensor:
     """``B x T x 2^n`` value table indexed by coalition bitmask."""
     return game.value(all_coalitions(game.n_players)).permute(0, 2, 1)
 
 
 # ------------------------------------------------------------------- interaction index
+def _shapley(v: torch.Tensor, n: int) -> torch.Tensor:
+    """Shapley values from a full table (same as :func:`shapley_from_table`, on hypercube views)."""
+    w = torch.tensor([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
+                      for s in range(n)], dtype=torch.float64)
+    sizes = _sizes(n)
+    out = torch.empty(*v.shape[:-1], n, dtype=torch.float64)
+    for i in range(n):
+        gain = _fix(v, n, (i,), (1,)) - _fix(v, n, (i,), (0,))
+        out[..., i] = gain @ w[_fix(sizes, n, (i,), (0,))]
+    return out
+
+
 def interactions_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
     """Pairwise Shapley interaction index from a full value table.
 
@@ -53,17 +86,16 @@ def interactions_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
         and the Shapley values on the diagonal.
     """
     out = torch.zeros(*v.shape[:-1], n, n, dtype=torch.float64)
-    phi = shapley_from_table(v, n)
-    idx = torch.arange(2**n)
-    sizes = _sizes(n)
+    phi = _shapley(v, n)
     if n >= 2:
         w = torch.tensor([math.factorial(s) * math.factorial(n - s - 2) / math.factorial(n - 1)
                           for s in range(n - 1)], dtype=torch.float64)
+        sizes = _sizes(n)
         for i, j in itertools.combinations(range(n), 2):
-            bi, bj = 1 << i, 1 << j
-            rest = idx[(idx & (bi | bj)) == 0]
-            delta = v[..., rest | bi | bj] - v[..., rest | bi] - v[..., rest | bj] + v[..., rest]
-            val = (delta * w[sizes[rest]]).sum(-1)
+            pair = (i, j)
+            delta = (_fix(v, n, pair, (1, 1)) - _fix(v, n, pair, (1, 0))
+                     - _fix(v, n, pair, (0, 1)) + _fix(v, n, pair, (0, 0)))
+            val = delta @ w[_fix(sizes, n, pair, (0, 0))]
             out[..., i, j] = val
             out[..., j, i] = val
     d = torch.arange(n)
@@ -169,14 +201,12 @@ def joint_shapley_from_table(v: torch.Tensor, n: int, k: int,
         ``{T (sorted tuple of players): ... values}``.
     """
     q = torch.from_numpy(joint_weights(n, k))
-    idx = torch.arange(2**n)
     sizes = _sizes(n)
     out: dict[tuple[int, ...], torch.Tensor] = {}
     for size in range(1, min(k, n) + 1):
         for players in itertools.combinations(range(n), size):
-            bits = sum(1 << p for p in players)
-            rest = idx[(idx & bits) == 0]
-            out[players] = ((v[..., rest | bits] - v[..., rest]) * q[sizes[rest]]).sum(-1)
+            gain = _fix(v, n, players, (1,) * size) - _fix(v, n, players, (0,) * size)
+            out[players] = gain @ q[_fix(sizes, n, players, (0,) * size)]
     return out
 
 
