@@ -300,6 +300,7 @@ def test_interaction_index_equals_slow_reference_and_shap_convention_sums() -> N
     np.testing.assert_allclose(shap_iv.sum(-1), attr.values, atol=1e-12)
     total = _nonlinear(x) - _nonlinear(np.zeros((1, 5)))
     np.testing.assert_allclose(shap_iv.sum((1, 2)), total, atol=1e-12)
+    np.testing.assert_allclose(attr.extra["shapley_taylor"][:, 0].sum((1, 2)), total, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- joint Shapley
@@ -368,6 +369,12 @@ def test_exact_shapley_matches_shap_exact_explainer() -> None:
     ours = tribute.explain(f, x, method="exact_shapley", baseline=bg[0], target=[0, 1])
     ref = shap.explainers.Exact(f, shap.maskers.Independent(bg, max_samples=1))(x).values  # B x n x 2
     np.testing.assert_allclose(ours.flat(), np.transpose(ref, (0, 2, 1)), atol=1e-10)
+    # shap's Exact interactions are the order-2 Shapley-Taylor index (not Grabisch-Roubens)
+    g = lambda a: 4 * f(a)[:, 0] * f(a)[:, 1]  # noqa: E731 (a scalar game with interactions)
+    inter = tribute.explain(g, x, method="shapley_interactions", baseline=bg[0])
+    ref_st = shap.explainers.Exact(g, shap.maskers.Independent(bg, max_samples=1))(x, interactions=True).values
+    np.testing.assert_allclose(inter.extra["shapley_taylor"][:, 0], ref_st, atol=1e-10)
+    np.testing.assert_allclose(ref_st.sum(-1), inter.values, atol=1e-10)  # rows sum to Shapley
 
 
 def test_kernel_shap_full_budget_matches_shap_kernel_explainer() -> None:

@@ -26,7 +26,7 @@ from .base import Method, Tags, register
 from .exact import all_coalitions
 
 __all__ = ["JointShapley", "ShapleyInteractions", "interactions_from_table", "joint_shapley_from_table",
-           "joint_weights"]
+           "joint_weights", "shap_convention", "shapley_taylor_from_table"]
 
 
 def _sizes(n: int) -> torch.Tensor:
@@ -103,6 +103,30 @@ def interactions_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
+def shapley_taylor_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
+    """Order-2 Shapley-Taylor interaction index (Sundararajan, Dhamdhere & Agarwal 2020), in the
+    convention of ``shap.explainers.Exact(...)(x, interactions=True)``.
+
+    Returns ``... x n x n``: diagonal ``v({i}) - v(empty)``; off-diagonal half of
+    ``ST_ij = 2/n sum_{S in N minus {i,j}} [v(S+ij) - v(S+i) - v(S+j) + v(S)] / C(n-1, |S|)``.
+    The whole matrix sums to ``v(N) - v(empty)``.
+    """
+    out = torch.zeros(*v.shape[:-1], n, n, dtype=torch.float64)
+    sizes = _sizes(n)
+    for i in range(n):
+        out[..., i, i] = v[..., 1 << i] - v[..., 0]
+    if n >= 2:
+        w = torch.tensor([2.0 / n / math.comb(n - 1, s) for s in range(n - 1)], dtype=torch.float64)
+        for i, j in itertools.combinations(range(n), 2):
+            pair = (i, j)
+            delta = (_fix(v, n, pair, (1, 1)) - _fix(v, n, pair, (1, 0))
+                     - _fix(v, n, pair, (0, 1)) + _fix(v, n, pair, (0, 0)))
+            val = delta @ w[_fix(sizes, n, pair, (0, 0))] / 2
+            out[..., i, j] = val
+            out[..., j, i] = val
+    return out
+
+
 def shap_convention(inter: torch.Tensor) -> torch.Tensor:
     """Rewrite an interaction matrix (Shapley values on the diagonal) in the shap package's
     ``shap_interaction_values`` convention: off-diagonal ``I_ij / 2`` (the pair's interaction
@@ -139,11 +163,15 @@ class ShapleyInteractions(Method):
     shap package's convention (off-diagonal ``I_ij / 2``, diagonal main effect
     ``phi_i - sum_{j != i} I_ij / 2``: every row sums to ``phi_i``, the matrix to
     ``v(N) - v(empty)``). Both are in flat player order (``B x T x n x n`` even for a single
-    target).
+    target). ``extra["shapley_taylor"]`` is the order-2 Shapley-Taylor index (Sundararajan et
+    al. 2020) in the convention of ``shap.explainers.Exact(...)(x, interactions=True)``
+    (diagonal ``v({i}) - v(empty)``, off-diagonal half the pair's index; sums to
+    ``v(N) - v(empty)``) — a different index from the one above.
 
     Reference: Grabisch & Roubens (1999), "An axiomatic approach to the concept of interaction
     among players in cooperative games"; Lundberg et al. (2020), "From local explanations to
-    global understanding with explainable AI for trees" (the SHAP interaction values convention).
+    global understanding with explainable AI for trees" (the SHAP interaction values convention);
+    Sundararajan, Dhamdhere & Agarwal (2020), "The Shapley Taylor Interaction Index".
     """
 
     name = "shapley_interactions"
@@ -163,6 +191,7 @@ class ShapleyInteractions(Method):
         return game.attribution(phi, self.name, self.get_params(), gap=gap, extra={
             "interactions": inter.numpy(),
             "shap_interaction_values": shap_convention(inter).numpy(),
+            "shapley_taylor": shapley_taylor_from_table(table, n).numpy(),
             "diagonal": "shapley_values",
         })
 
