@@ -23,15 +23,36 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from .base import Method, Tags, register
-from .exact import all_coalitions, shapley_from_table
+from .exact import all_coalitions
 
 __all__ = ["JointShapley", "ShapleyInteractions", "interactions_from_table", "joint_shapley_from_table",
-           "joint_weights"]
+           "joint_weights", "shap_convention", "shapley_taylor_from_table"]
 
 
 def _sizes(n: int) -> torch.Tensor:
     idx = torch.arange(2**n)
     return ((idx[:, None] >> torch.arange(n)) & 1).sum(1)
+
+
+def _fix(v: torch.Tensor, n: int, players: tuple[int, ...], present: tuple[int, ...]) -> torch.Tensor:
+    """Values of ``S + (the present players)`` for every coalition ``S`` of the other players.
+
+    ``v`` is ``... x 2^n`` (bitmask order). It is viewed as ``... x 2^a x 2 x 2^b x 2 x ...``
+    (one axis of size 2 per player in ``players``, blocks of the other bits in between), and
+    those axes are fixed: a strided view, no copy, ``... x 2^(n - len(players))`` values in
+    the same order for every call with the same ``players``.
+    """
+    order = sorted(zip(players, present), reverse=True)
+    shape: list[int] = []
+    index: list[slice | int] = [slice(None)] * (v.ndim - 1)
+    top = n
+    for p, on in order:
+        shape += [2 ** (top - 1 - p), 2]
+        index += [slice(None), on]
+        top = p
+    shape.append(2**top)
+    index.append(slice(None))
+    return v.reshape(*v.shape[:-1], *shape)[tuple(index)].flatten(v.ndim - 1)
 
 
 def _table(game: Game) -> torch.Tensor:
@@ -40,6 +61,18 @@ def _table(game: Game) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------- interaction index
+def _shapley(v: torch.Tensor, n: int) -> torch.Tensor:
+    """Shapley values from a full table (same as :func:`shapley_from_table`, on hypercube views)."""
+    w = torch.tensor([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
+                      for s in range(n)], dtype=torch.float64)
+    sizes = _sizes(n)
+    out = torch.empty(*v.shape[:-1], n, dtype=torch.float64)
+    for i in range(n):
+        gain = _fix(v, n, (i,), (1,)) - _fix(v, n, (i,), (0,))
+        out[..., i] = gain @ w[_fix(sizes, n, (i,), (0,))]
+    return out
+
+
 def interactions_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
     """Pairwise Shapley interaction index from a full value table.
 
@@ -53,21 +86,44 @@ def interactions_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
         and the Shapley values on the diagonal.
     """
     out = torch.zeros(*v.shape[:-1], n, n, dtype=torch.float64)
-    phi = shapley_from_table(v, n)
-    idx = torch.arange(2**n)
-    sizes = _sizes(n)
+    phi = _shapley(v, n)
     if n >= 2:
         w = torch.tensor([math.factorial(s) * math.factorial(n - s - 2) / math.factorial(n - 1)
                           for s in range(n - 1)], dtype=torch.float64)
+        sizes = _sizes(n)
         for i, j in itertools.combinations(range(n), 2):
-            bi, bj = 1 << i, 1 << j
-            rest = idx[(idx & (bi | bj)) == 0]
-            delta = v[..., rest | bi | bj] - v[..., rest | bi] - v[..., rest | bj] + v[..., rest]
-            val = (delta * w[sizes[rest]]).sum(-1)
+            pair = (i, j)
+            delta = (_fix(v, n, pair, (1, 1)) - _fix(v, n, pair, (1, 0))
+                     - _fix(v, n, pair, (0, 1)) + _fix(v, n, pair, (0, 0)))
+            val = delta @ w[_fix(sizes, n, pair, (0, 0))]
             out[..., i, j] = val
             out[..., j, i] = val
     d = torch.arange(n)
     out[..., d, d] = phi
+    return out
+
+
+def shapley_taylor_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
+    """Order-2 Shapley-Taylor interaction index (Sundararajan, Dhamdhere & Agarwal 2020), in the
+    convention of ``shap.explainers.Exact(...)(x, interactions=True)``.
+
+    Returns ``... x n x n``: diagonal ``v({i}) - v(empty)``; off-diagonal half of
+    ``ST_ij = 2/n sum_{S in N minus {i,j}} [v(S+ij) - v(S+i) - v(S+j) + v(S)] / C(n-1, |S|)``.
+    The whole matrix sums to ``v(N) - v(empty)``.
+    """
+    out = torch.zeros(*v.shape[:-1], n, n, dtype=torch.float64)
+    sizes = _sizes(n)
+    for i in range(n):
+        out[..., i, i] = v[..., 1 << i] - v[..., 0]
+    if n >= 2:
+        w = torch.tensor([2.0 / n / math.comb(n - 1, s) for s in range(n - 1)], dtype=torch.float64)
+        for i, j in itertools.combinations(range(n), 2):
+            pair = (i, j)
+            delta = (_fix(v, n, pair, (1, 1)) - _fix(v, n, pair, (1, 0))
+                     - _fix(v, n, pair, (0, 1)) + _fix(v, n, pair, (0, 0)))
+            val = delta @ w[_fix(sizes, n, pair, (0, 0))] / 2
+            out[..., i, j] = val
+            out[..., j, i] = val
     return out
 
 
@@ -107,11 +163,15 @@ class ShapleyInteractions(Method):
     shap package's convention (off-diagonal ``I_ij / 2``, diagonal main effect
     ``phi_i - sum_{j != i} I_ij / 2``: every row sums to ``phi_i``, the matrix to
     ``v(N) - v(empty)``). Both are in flat player order (``B x T x n x n`` even for a single
-    target).
+    target). ``extra["shapley_taylor"]`` is the order-2 Shapley-Taylor index (Sundararajan et
+    al. 2020) in the convention of ``shap.explainers.Exact(...)(x, interactions=True)``
+    (diagonal ``v({i}) - v(empty)``, off-diagonal half the pair's index; sums to
+    ``v(N) - v(empty)``) — a different index from the one above.
 
     Reference: Grabisch & Roubens (1999), "An axiomatic approach to the concept of interaction
     among players in cooperative games"; Lundberg et al. (2020), "From local explanations to
-    global understanding with explainable AI for trees" (the SHAP interaction values convention).
+    global understanding with explainable AI for trees" (the SHAP interaction values convention);
+    Sundararajan, Dhamdhere & Agarwal (2020), "The Shapley Taylor Interaction Index".
     """
 
     name = "shapley_interactions"
@@ -131,6 +191,7 @@ class ShapleyInteractions(Method):
         return game.attribution(phi, self.name, self.get_params(), gap=gap, extra={
             "interactions": inter.numpy(),
             "shap_interaction_values": shap_convention(inter).numpy(),
+            "shapley_taylor": shapley_taylor_from_table(table, n).numpy(),
             "diagonal": "shapley_values",
         })
 
@@ -169,14 +230,12 @@ def joint_shapley_from_table(v: torch.Tensor, n: int, k: int,
         ``{T (sorted tuple of players): ... values}``.
     """
     q = torch.from_numpy(joint_weights(n, k))
-    idx = torch.arange(2**n)
     sizes = _sizes(n)
     out: dict[tuple[int, ...], torch.Tensor] = {}
     for size in range(1, min(k, n) + 1):
         for players in itertools.combinations(range(n), size):
-            bits = sum(1 << p for p in players)
-            rest = idx[(idx & bits) == 0]
-            out[players] = ((v[..., rest | bits] - v[..., rest]) * q[sizes[rest]]).sum(-1)
+            gain = _fix(v, n, players, (1,) * size) - _fix(v, n, players, (0,) * size)
+            out[players] = gain @ q[_fix(sizes, n, players, (0,) * size)]
     return out
 
 
