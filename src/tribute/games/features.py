@@ -636,8 +636,13 @@ class FeatureGame(Game):
             parts = [p.expand(self.n_samples, -1) if p.shape[0] == 1 else p for p in parts]
         return torch.cat(parts, dim=1)
 
-    def elements_to_players(self, per_element: torch.Tensor) -> torch.Tensor:
-        """Sum ``... x D`` element credits (leading axis = batch) into ``... x players``."""
+    def elements_to_players(self, per_element: torch.Tensor,
+                            sample: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum ``lead x ... x D`` element credits into ``lead x ... x players``.
+
+        The leading axis holds samples (``sample=None``) or rows belonging to samples
+        ``sample`` — per-sample group masks are then looked up row by row.
+        """
         if self.layout.dense:
             return per_element
         lead = per_element.shape[:-1]
@@ -651,8 +656,9 @@ class FeatureGame(Game):
             if g.ndim == 1:
                 out.index_add_(out.ndim - 1, g, seg)
             else:
-                idx = g.reshape(g.shape[0], *([1] * (len(lead) - 1)), g.shape[1]).expand(*lead, g.shape[1])
-                out.scatter_add_(out.ndim - 1, idx, seg)
+                rows_g = g if sample is None else g[sample.cpu()]  # lead x D_i
+                idx = rows_g.reshape(rows_g.shape[0], *([1] * (len(lead) - 1)), rows_g.shape[1])
+                out.scatter_add_(out.ndim - 1, idx.expand(*lead, rows_g.shape[1]), seg)
             start += inp.size
         return out
 

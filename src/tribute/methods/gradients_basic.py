@@ -40,24 +40,7 @@ def rows_to_players(game: FeatureGame, per_element: torch.Tensor, sample: torch.
     Returns:
         ``rows x ... x players`` (the same tensor for dense games).
     """
-    if game.layout.dense:
-        return per_element
-    lead = per_element.shape[:-1]
-    out = torch.zeros(*lead, game.n_players, dtype=per_element.dtype)
-    start = 0
-    for inp in game.inputs:
-        seg = per_element[..., start : start + inp.size]
-        g = inp.groups
-        assert g is not None
-        g = g.cpu()
-        if g.ndim == 1:
-            out.index_add_(out.ndim - 1, g, seg)
-        else:
-            rows_g = g[sample.cpu()]  # rows x D_i
-            idx = rows_g.reshape(rows_g.shape[0], *([1] * (len(lead) - 1)), rows_g.shape[1])
-            out.scatter_add_(out.ndim - 1, idx.expand(*lead, rows_g.shape[1]), seg)
-        start += inp.size
-    return out
+    return game.elements_to_players(per_element, sample)
 
 
 class StreamingMoments:
