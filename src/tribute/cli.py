@@ -1,11 +1,12 @@
 """The ``tribute`` command.
 
 Subcommands:
-  methods    list the method registry (tags, paper, defaults)
-  explain    explain a model on saved inputs, write the attribution + a PNG/HTML view
+  methods     list the method registry (tags, paper, defaults)
+  explain     explain a model on saved inputs, write the attribution + a PNG/HTML view
+  components  credit a model's internal units (neurons, channels, attention heads)
 
-Further subcommands (``bench``, ``evaluate``, ``components``) are contributed by modules that
-define ``register(subparsers)``; see ``_PLUGINS``.
+``bench`` and ``evaluate`` are contributed by :mod:`tribute.bench.cli` through
+``register(subparsers)``; see ``_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Any
 __all__ = ["load_data", "load_factory", "main"]
 
 #: Modules contributing subcommands via ``register(subparsers)`` (skipped when absent).
-_PLUGINS = ("tribute.bench.cli", "tribute.games.components_cli")
+_PLUGINS = ("tribute.bench.cli",)
+
+_COMPONENTS_EPILOG = """examples:
+  tribute components --model mypkg.models:make_cnn --data x.npy --module features.3 \\
+      --unit channel --method feature_ablation --target predicted --out results/
+  tribute components --model mypkg.models:make_transformer --data ids.npy \\
+      --module layers.0.attn --unit head --ablation mean --method atp --out results/
+"""
 
 _EPILOG = """examples:
   tribute methods
@@ -76,20 +84,21 @@ def _build_parser() -> argparse.ArgumentParser:
                        "attribution.html to --out.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
-    p.add_argument("--method", default="kernel_shap", help="registry name (default: kernel_shap; see `tribute methods`)")
-    p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
-    p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob"], help="output transform (default: raw)")
-    p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of --data), or a .npy file (default: 0)")
-    p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
-    p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: automatic)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="method hyperparameter, e.g. --param steps=64 (JSON values)")
-    p.add_argument("--limit", type=int, default=None, help="explain only the first N samples")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_explain_options(p, default_method="kernel_shap")
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("components", help="credit internal units (neurons, channels, heads)",
+                       description="Players are units of named modules: a coalition keeps some units' "
+                       "activations and ablates the others (zero, mean, resample, or patched from "
+                       "counterfactual inputs). Writes attribution.npz/.png/.html to --out.",
+                       epilog=_COMPONENTS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    _add_explain_options(p, default_method="feature_ablation", with_groups=False)
+    from .games.components import components_cli_args
+
+    for flags, kw in components_cli_args():
+        p.add_argument(*flags, **kw)
+    p.set_defaults(func=_cmd_components)
 
     for name in _PLUGINS:
         if importlib.util.find_spec(name.rsplit(".", 1)[0]) is None:
@@ -101,6 +110,24 @@ def _build_parser() -> argparse.ArgumentParser:
         if spec is not None:
             importlib.import_module(name).register(sub)
     return parser
+
+
+def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
+                         with_groups: bool = True) -> None:
+    p.add_argument("--method", default=default_method, help=f"registry name (default: {default_method}; see `tribute methods`)")
+    p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
+    p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob"], help="output transform (default: raw)")
+    if with_groups:
+        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of --data), or a .npy file (default: 0)")
+        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
+    p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: automatic)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyperparameter, e.g. --param steps=64 (JSON values)")
+    p.add_argument("--limit", type=int, default=None, help="explain only the first N samples")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -276,6 +303,39 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     png, page = write_views(attr, out)
     print(f"{attr}\nwrote {saved}\nwrote {png}\nwrote {page}")
     return 0
+
+
+def _cmd_components(args: argparse.Namespace) -> int:
+    from .api import explain
+    from .games.components import components_from_cli_args
+
+    model, inputs = prepare(args)
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        from .errors import InputError
+
+        raise InputError("tribute components needs a torch.nn.Module factory (players are its units).")
+    players = components_from_cli_args(model, args, load=lambda path: _as_model_input(load_data(path), inputs))
+    attr = explain(
+        model, inputs, method=args.method, target=_parse_target(args.target), players=players,
+        budget=args.budget, seed=args.seed, batch_size=args.batch_size,
+        progress=False if args.no_progress else None, output=args.output,
+        **_parse_params(args.param),
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = attr.save(out / "attribution.npz")
+    png, page = write_views(attr, out)
+    print(f"{attr}\nwrote {saved}\nwrote {png}\nwrote {page}")
+    return 0
+
+
+def _as_model_input(data: Any, like: Any) -> Any:
+    import torch
+
+    t = torch.as_tensor(data)
+    return t.to(like.dtype) if t.dtype.is_floating_point and like.dtype.is_floating_point else t
 
 
 def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]:

@@ -113,3 +113,17 @@ def test_console_script_runs():
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tribute.cli"]
     res = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=True)
     assert res.stdout.startswith("tribute ")
+
+
+def test_components_end_to_end(project):
+    out = project / "comp"
+    code = main([
+        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel",
+        "--method", "feature_ablation", "--target", "1", "--out", str(out), "--no-progress",
+    ])
+    assert code == 0
+    attr = tribute.Attribution.load(out / "attribution.npz")
+    assert attr.player_kind == "component" and attr.flat().shape == (3, 1, 4)
+    assert attr.player_names[0] == "0 channel 0"
+    assert (out / "attribution.png").read_bytes()[:4] == b"\x89PNG"
