@@ -220,15 +220,25 @@ def _summary(result: BenchResult) -> str:
     fails = "".join(f"<li class=\"fail\">{_e(c.check)} on {_e(c.case)} / {_e(c.metric)}: "
                     f"{_e(c.detail)}</li>" for c in failed)
     notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
+    intro = (
+        "<p class=\"desc\">Each case is a model, inputs to explain, a target, a baseline and "
+        "players — with a ground truth where it is known by construction (symbolic tabular "
+        "functions, planted image patterns, the DiFull grid, planted trigger tokens) and "
+        "none on real scikit-learn data, where only faithfulness metrics apply. Every score "
+        "is a mean over the explained samples ± its standard error; ties within the 95% "
+        "paired interval are shaded. Reference attributions († oracle, random, wrong_class) "
+        "calibrate each table and check the benchmark itself.</p>")
     return (
-        '<section id="summary"><h2>Summary</h2>'
+        '<section id="summary"><h2>Summary</h2>' + intro +
         "<p class=\"desc\">Mean rank of each method among the real methods over every "
         "(case, metric) pair it was scored on (1 = best). Coverage matters: a method that "
         "could not run on a case is not ranked there.</p>" + table +
         "<h3>Sanity checks of the benchmark itself</h3><p class=\"desc\">On every case with "
         "ground truth, the oracle (the truth used as the attribution) must rank first and "
         "seeded random credits last on the ground-truth metrics; on classification cases, "
-        "credits for the wrong class must rank below every real method on faithfulness.</p>"
+        "credits for the wrong class must rank below every real method on faithfulness. A "
+        "failed check flags either a broken metric or a method that does worse than chance "
+        "or than explaining the wrong class — read its detail.</p>"
         f"<ul>{kinds}</ul>" + (f"<ul>{fails}</ul>" if fails else "")
         + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "") + "</section>")
 

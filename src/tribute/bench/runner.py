@@ -23,6 +23,7 @@ import math
 import sys
 import time
 import traceback
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,7 +33,7 @@ import torch
 
 from ..api import build_game, explain
 from ..attribution import Attribution
-from ..errors import InputError, TributeError
+from ..errors import BudgetError, InputError, TributeError
 from ..methods.base import get_method, registry
 from ..metrics.base import Metric, get_metric
 from ..models import as_model
@@ -277,8 +278,19 @@ def _to_case_players(case: Case, flat: np.ndarray) -> tuple[np.ndarray, str]:
     return (flat @ onehot) / counts, "per-element credits averaged over each group"
 
 
+#: Enumerating methods (``Tags.max_players``) are skipped where ``2^n`` evaluations per input
+#: exceed this multiple of the case's budget (exact Shapley on 16 tokens: 65536 per input).
+EXACT_BUDGET_FACTOR = 16
+
+
 def _plan(case: Case, name: str) -> _Plan:
     cls = get_method(name)
+    if cls.tags.max_players is not None and 2 ** min(case.n_players, 60) > (
+            EXACT_BUDGET_FACTOR * case.budget):
+        raise BudgetError(
+            f"{name} enumerates all 2^{case.n_players} coalitions per input; the bench skips it "
+            f"above {EXACT_BUDGET_FACTOR} x the case budget ({EXACT_BUDGET_FACTOR * case.budget} "
+            "evaluations)")
     m, x, base, groups, view = _view(case, name, case.model, case.inputs)
     if not cls.tags.budgeted:
         return _Plan(None, view)
@@ -336,7 +348,7 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
                      flat=flat, stderr=stderr, params=dict(attr.params))
 
 
-def _references(case: Case, index: int, seed: int, progress: bool | None) -> list[MethodRun]:
+def _references(case: Case, seed: int, progress: bool | None) -> list[MethodRun]:
     out = []
     b, n = case.n_samples, case.n_players
     truth = case.truth_players()
@@ -347,7 +359,8 @@ def _references(case: Case, index: int, seed: int, progress: bool | None) -> lis
             " (fraction of each group that is relevant)" if case.groups is not None else "")
         out.append(MethodRun(case.name, "oracle", True, "ok", f"credits = {what}",
                              n_evals=0, flat=truth[:, None, :].astype(np.float64)))
-    rng = np.random.default_rng([int(seed), int(index)])
+    # seeded by (seed, case name): the same case gets the same noise in any selection of cases
+    rng = np.random.default_rng([int(seed), zlib.crc32(case.name.encode())])
     out.append(MethodRun(case.name, "random", True, "ok", "i.i.d. N(0, 1) credits (seeded)",
                          n_evals=0, flat=rng.standard_normal((b, 1, n))))
     if case.target is None or not case.n_classes or case.n_classes < 2:
@@ -510,7 +523,7 @@ def run_cases(cases: list[Case], *, methods: list[str], metrics: dict[str, Metri
             if log and verbose:
                 log(_fmt_run(r))
         if references:
-            refs = _references(case, i, seed, progress)
+            refs = _references(case, seed, progress)
             case_runs.extend(refs)
         case_scores = _score_case(case, case_runs, metrics, params, seed, progress)
         runs.extend(case_runs)

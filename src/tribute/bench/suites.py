@@ -239,12 +239,13 @@ PRESETS: dict[str, Preset] = {
         cases=("symbolic", "symbolic_additive", "correlated_model", "correlated_data",
                "planted_images", "planted_images_texture", "difull", "planted_text", "digits",
                "wine", "breast_cancer"),
-        n_tabular=64, n_image=48, n_text=64, budget_tabular=1024, budget_image=2048,
+        n_tabular=64, n_image=32, n_text=64, budget_tabular=1024, budget_image=1024,
         budget_text=512, grad_budget=64, methods=None,
         metrics=_GT_METRICS + _FAITH_METRICS + (
             "infidelity", "road", "sparseness", "complexity", "max_sensitivity",
             "random_logit"),
-        metric_params={"max_sensitivity": {"n_samples": 5}},
+        # re-explaining metrics cost a full explanation per draw: keep the draws few
+        metric_params={"max_sensitivity": {"n_samples": 3}},
     ),
 }
 
