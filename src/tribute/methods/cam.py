@@ -165,6 +165,12 @@ class _CAMBase(Method):
         maps: dict[str, Any] = {}
 
         def on_chunk(act: torch.Tensor, grad: torch.Tensor, b: torch.Tensor) -> None:
+            if act.shape[0] != b.shape[0]:
+                raise UnsupportedModelError(
+                    f"{self.name}: layer {self.layer!r} sees {act.shape[0]} rows for {b.shape[0]} "
+                    "input rows (the model reshapes its batch, e.g. into cells or patches), so its "
+                    "maps cannot be assigned to inputs; use 'integrated_gradients' or 'occlusion'."
+                )
             w = self.channel_weights(act, grad)  # R x T x C
             cam = torch.einsum("rtc,rchw->rthw", w, act)
             if self.relu:

@@ -15,7 +15,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import BudgetError
 from ..games.base import Game
-from .base import Method, Tags, alias, register
+from .base import Method, Tags, register
 
 __all__ = ["KernelShap", "PermutationShapley", "kernel_shap_design", "solve_constrained"]
 
@@ -371,4 +371,4 @@ class PermutationShapley(Method):
                                 extra={"n_permutations": int(p_count)})
 
 
-alias("shapley", "kernel_shap")
+
