@@ -287,15 +287,21 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .api import explain
 
     model, inputs = prepare(args)
+    return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
+                              groups=_parse_groups(args.groups))
+
+
+def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **settings: Any) -> int:
+    """Run :func:`tribute.explain` with the shared CLI options and write the three outputs."""
+    from .api import explain
+
     attr = explain(
         model, inputs, method=args.method, target=_parse_target(args.target),
-        baseline=_parse_baseline(args.baseline, inputs), groups=_parse_groups(args.groups),
         budget=args.budget, seed=args.seed, batch_size=args.batch_size,
         progress=False if args.no_progress else None, output=args.output,
-        **_parse_params(args.param),
+        **settings, **_parse_params(args.param),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,7 +312,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_components(args: argparse.Namespace) -> int:
-    from .api import explain
     from .games.components import components_from_cli_args
 
     model, inputs = prepare(args)
@@ -317,18 +322,7 @@ def _cmd_components(args: argparse.Namespace) -> int:
 
         raise InputError("tribute components needs a torch.nn.Module factory (players are its units).")
     players = components_from_cli_args(model, args, load=lambda path: _as_model_input(load_data(path), inputs))
-    attr = explain(
-        model, inputs, method=args.method, target=_parse_target(args.target), players=players,
-        budget=args.budget, seed=args.seed, batch_size=args.batch_size,
-        progress=False if args.no_progress else None, output=args.output,
-        **_parse_params(args.param),
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = attr.save(out / "attribution.npz")
-    png, page = write_views(attr, out)
-    print(f"{attr}\nwrote {saved}\nwrote {png}\nwrote {page}")
-    return 0
+    return _explain_and_write(args, model, inputs, players=players)
 
 
 def _as_model_input(data: Any, like: Any) -> Any:
