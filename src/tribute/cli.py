@@ -287,7 +287,6 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-
     model, inputs = prepare(args)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
                               groups=_parse_groups(args.groups))
