@@ -16,6 +16,7 @@ method reports and what ``budget`` bounds.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,19 @@ class Game(ABC):
     def efficiency_gap(self, phi: torch.Tensor) -> torch.Tensor:
         """``sum(phi) - (v(all) - v(none))`` per sample and target (``batch x targets``)."""
         return phi.sum(-1) - (self.full() - self.empty())
+
+    # --------------------------------------------------------------- errors
+    @staticmethod
+    def describe_rows(k_count: int, n_background: int = 1,
+                      background_label: str = "background row") -> Callable[[int], str]:
+        """Names row ``r`` of a ``samples x K x background`` table in engine error messages."""
+
+        def describe(r: int) -> str:
+            bk = r // n_background
+            s = f"sample {bk // k_count}, coalition {bk % k_count}"
+            return s + (f", {background_label} {r % n_background}" if n_background > 1 else "")
+
+        return describe
 
     # --------------------------------------------------------------- checks
     def check_masks(self, masks: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:

@@ -582,16 +582,6 @@ class ComponentGame(Game):
         bk = r // mb
         return bk, bk // k_count, bk % k_count, r % mb
 
-    def _describe(self, k_count: int) -> Callable[[int], str]:
-        mb = self.n_background
-
-        def describe(r: int) -> str:
-            bk = r // mb
-            s = f"sample {bk // k_count}, coalition {bk % k_count}"
-            return s + (f", resample row {r % mb}" if mb > 1 else "")
-
-        return describe
-
     def _rows(self, masks_d: torch.Tensor, shared: bool, k_count: int, start: int, stop: int,
               leaf: bool) -> Rows:
         bk, b, k, j = self._decode(start, stop, k_count)
@@ -624,7 +614,7 @@ class ComponentGame(Game):
             self.engine.run(b_total * k_count * mb,
                             lambda s, e: self._rows(masks_d, shared, k_count, s, e, False), sink,
                             row_bytes=self.row_bytes, desc="coalitions",
-                            describe_row=self._describe(k_count))
+                            describe_row=self.describe_rows(k_count, self.n_background, "resample row"))
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
@@ -665,7 +655,7 @@ class ComponentGame(Game):
         with installed(self.module, self.sites, self.state, drop_layers=drop_layers):
             self.state.mode = "mask"
             self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
-                            grad=True, desc="gradients", describe_row=self._describe(k_count))
+                            grad=True, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "resample row"))
         vals = vals_out.reshape(b_total, k_count, t_count)
         if weights is None:
             return vals, grad_out.reshape(b_total, k_count, t_count, n)

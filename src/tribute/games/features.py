@@ -445,16 +445,6 @@ class FeatureGame(Game):
         flat = masks if shared else masks.reshape(-1, masks.shape[-1])
         return flat[k if shared else bk]
 
-    def _describe(self, k_count: int) -> Callable[[int], str]:
-        mb = self.n_background
-
-        def describe(r: int) -> str:
-            bk = r // mb
-            s = f"sample {bk // k_count}, coalition {bk % k_count}"
-            return s + (f", background row {r % mb}" if mb > 1 else "")
-
-        return describe
-
     def _check_int_masks(self, masks: torch.Tensor) -> None:
         if any(inp.is_int for inp in self.inputs) and not bool(((masks == 0) | (masks == 1)).all()):
             raise InputError(
@@ -497,7 +487,7 @@ class FeatureGame(Game):
                 out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
-                        desc="coalitions", describe_row=self._describe(k_count))
+                        desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
@@ -532,7 +522,7 @@ class FeatureGame(Game):
                 grad_out.index_add_(0, bk // k_count, g * wk[:, None, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes, grad=True,
-                        desc="gradients", describe_row=self._describe(k_count))
+                        desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         vals = vals_out.reshape(b_total, k_count, t_count)
         if weights is None:
             return vals, grad_out.reshape(b_total, k_count, t_count, n)
