@@ -21,13 +21,14 @@ import numpy as np
 
 
 def main() -> None:
-    import tribute
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    import tribute
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     X_tr, X_te, y_tr, _ = train_test_split(X, y, test_size=0.2, random_state=0)

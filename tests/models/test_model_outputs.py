@@ -215,3 +215,20 @@ def test_lightgbm_classifier():
                              n_jobs=1).fit(X, y)
     for output in OUTPUTS:
         _check_sums(clf, X, output, target=2, rtol=1e-6)
+
+
+def test_evaluate_keeps_the_declared_model_output():
+    X, y = _data(3)
+    clf = LogisticRegression(max_iter=500).fit(X, y)
+
+    def proba(a: np.ndarray) -> np.ndarray:
+        return clf.predict_proba(a)
+
+    x, base = X[:3], X.mean(0)
+    attr = tribute.explain(proba, x, method="exact_shapley", baseline=base, output="log_prob",
+                           model_output="probability", target=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "look like probabilities" warning: declared
+        res = tribute.evaluate(proba, x, attr, metric="deletion", baseline=base)
+        same = tribute.evaluate(clf, x, attr, metric="deletion", baseline=base)
+    np.testing.assert_allclose(res.scores, same.scores, rtol=1e-12)
