@@ -215,6 +215,16 @@ def test_lightgbm_classifier():
                              n_jobs=1).fit(X, y)
     for output in OUTPUTS:
         _check_sums(clf, X, output, target=2, rtol=1e-6)
+    booster = clf.booster_
+    x, base = X[:4], X.mean(0)
+    raw = booster.predict(x, raw_score=True) - booster.predict(base[None], raw_score=True)
+    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="logit",
+                           target=2)
+    np.testing.assert_allclose(attr.values.sum(1), raw[:, 2], rtol=1e-8, atol=1e-10)
+    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="prob",
+                           target=2)
+    p = booster.predict(x)[:, 2] - booster.predict(base[None])[:, 2]
+    np.testing.assert_allclose(attr.values.sum(1), p, rtol=1e-8, atol=1e-10)
 
 
 def test_evaluate_keeps_the_declared_model_output():

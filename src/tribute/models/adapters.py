@@ -10,6 +10,7 @@ probabilities:
   classifier its single column is the positive-class logit);
 * ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
   with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
+  ``lightgbm.Booster`` likewise with ``raw_score=True`` for binary/multiclass objectives;
 * objects with only ``predict``: ``"raw"``;
 * torch modules and plain callables: ``"logit"`` unless declared otherwise with
   ``model_output=`` (a warning is issued when such outputs look like probabilities and a
@@ -266,6 +267,8 @@ def _numpy_callable(model: Any) -> tuple[Callable[..., Any], str, str]:
     cls = type(model)
     if cls.__name__ == "Booster" and cls.__module__.startswith("xgboost"):
         return _xgboost_booster(model)
+    if cls.__name__ == "Booster" and cls.__module__.startswith("lightgbm"):
+        return _lightgbm_booster(model)
     est = _estimator_type(model)
     if est == "regressor" and callable(getattr(model, "predict", None)):
         return model.predict, "predict", "raw"
@@ -299,6 +302,20 @@ def _xgboost_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
         dm = xgb.DMatrix(x, feature_names=names if names and x.ndim == 2
                          and x.shape[1] == len(names) else None)
         return np.asarray(booster.predict(dm, output_margin=margin))
+
+    return predict, "booster", "logit" if margin else "raw"
+
+
+def _lightgbm_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
+    """A ``lightgbm.Booster``: raw scores (its logits) for binary/multiclass objectives."""
+    objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
+        "objective", "")
+    name = str(objective).split()[0] if objective else ""
+    margin = name in ("binary", "multiclass", "multiclassova", "softmax", "multiclass_ova",
+                      "ova", "ovr", "cross_entropy", "xentropy")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(booster.predict(x, raw_score=margin))
 
     return predict, "booster", "logit" if margin else "raw"
 
