@@ -242,3 +242,26 @@ def test_evaluate_keeps_the_declared_model_output():
         res = tribute.evaluate(proba, x, attr, metric="deletion", baseline=base)
         same = tribute.evaluate(clf, x, attr, metric="deletion", baseline=base)
     np.testing.assert_allclose(res.scores, same.scores, rtol=1e-12)
+
+
+def test_transform_output_table():
+    from tribute.targets import transform_output
+
+    z = torch.tensor([[0.3, -1.0, 2.0]], dtype=torch.float64)
+    torch.testing.assert_close(transform_output(z, "prob", "logit"), torch.softmax(z, 1))
+    torch.testing.assert_close(transform_output(z, "log_prob", "logit"), torch.log_softmax(z, 1))
+    assert transform_output(z, "logit", "logit") is z and transform_output(z, "raw", "raw") is z
+    p = torch.tensor([[0.0, 0.25, 0.75, 1.0]], dtype=torch.float64)
+    assert transform_output(p, "prob", "probability") is p
+    lp = transform_output(p, "log_prob", "probability")
+    torch.testing.assert_close(lp[0, 1:3], torch.log(p[0, 1:3]))
+    assert float(lp[0, 0]) == pytest.approx(np.log(PROB_EPS)) and torch.isfinite(lp).all()
+    lo = transform_output(p, "logit", "probability")
+    torch.testing.assert_close(lo[0, 1:3], torch.tensor([np.log(1 / 3), np.log(3.0)],
+                                                         dtype=torch.float64))
+    assert float(lo[0, 3]) == pytest.approx(-float(lo[0, 0])) and torch.isfinite(lo).all()
+    # sigmoid(logit(p)) == p for a single probability column
+    q = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(torch.sigmoid(transform_output(q, "logit", "probability")), q)
+    with pytest.raises(InputError, match="returns raw values"):
+        transform_output(z, "prob", "raw")
