@@ -85,7 +85,7 @@ def _is_pandas(x: Any, kind: str = "DataFrame") -> bool:
 
 def _frame_to_numpy(x: Any, name: str) -> np.ndarray:
     """Numeric DataFrame/Series -> float64 array (bool and nullable columns included)."""
-    pd = __import__("pandas")
+    import pandas as pd  # x is a pandas object, so pandas is installed
     dtypes = x.dtypes if _is_pandas(x) else {x.name: x.dtype}
     bad = [str(c) for c, dt in dict(dtypes).items()
            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]

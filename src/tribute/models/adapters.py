@@ -1,7 +1,7 @@
 """Adapters for ``torch.nn.Module`` and for any callable on numpy arrays.
 
 Each adapter also knows what its model returns (``output_kind``, one of
-:data:`tribute.targets.MODEL_OUTPUTS`), so ``output="prob"`` never applies a softmax on top of
+:data:`tribute.models.MODEL_OUTPUTS`), so ``output="prob"`` never applies a softmax on top of
 probabilities:
 
 * scikit-learn style estimators (also Pipelines, XGBoost and LightGBM sklearn wrappers): a
@@ -66,7 +66,7 @@ class ModelAdapter:
         device: where rows must live when they are passed to the model.
         module: the wrapped ``torch.nn.Module`` (None for numpy callables).
         output_kind: what the model returns: ``"logit"``, ``"probability"`` or ``"raw"``
-            (see :data:`tribute.targets.MODEL_OUTPUTS`).
+            (see :data:`tribute.models.MODEL_OUTPUTS`).
         output_assumed: ``output_kind`` is a default guess rather than declared by the user or
             read off the estimator's API (torch modules and plain callables).
     """
