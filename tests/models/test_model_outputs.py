@@ -265,3 +265,27 @@ def test_transform_output_table():
     torch.testing.assert_close(torch.sigmoid(transform_output(q, "logit", "probability")), q)
     with pytest.raises(InputError, match="returns raw values"):
         transform_output(z, "prob", "raw")
+
+
+def test_duck_typed_estimators_without_sklearn_tags():
+    class Reg:
+        _estimator_type = "regressor"
+
+        def predict_proba(self, a: np.ndarray) -> np.ndarray:  # pragma: no cover - never called
+            raise AssertionError("a regressor's predict is explained")
+
+        def predict(self, a: np.ndarray) -> np.ndarray:
+            return a.sum(1)
+
+    class Proba:
+        def predict_proba(self, a: np.ndarray) -> np.ndarray:
+            p = 1 / (1 + np.exp(-a.sum(1)))
+            return np.stack([1 - p, p], 1)
+
+    reg, proba = tribute.models.as_model(Reg(), "numpy"), tribute.models.as_model(Proba(), "numpy")
+    assert (reg.kind, reg.output_kind) == ("predict", "raw")
+    assert (proba.kind, proba.output_kind) == ("predict_proba", "probability")
+    x = np.array([[0.5, -0.25, 1.0]])
+    attr = tribute.explain(Proba(), x, method="exact_shapley", baseline=0.0, output="logit",
+                           target=1)
+    np.testing.assert_allclose(attr.values, x, rtol=1e-9)  # logit of p1 is sum(x): linear
