@@ -289,3 +289,18 @@ def test_duck_typed_estimators_without_sklearn_tags():
     attr = tribute.explain(Proba(), x, method="exact_shapley", baseline=0.0, output="logit",
                            target=1)
     np.testing.assert_allclose(attr.values, x, rtol=1e-9)  # logit of p1 is sum(x): linear
+
+
+def test_component_players_respect_the_declared_model_output():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2),
+                              torch.nn.Softmax(dim=-1)).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    attr = tribute.explain(net, x, method="exact_shapley", players=tribute.components(net, "1"),
+                           output="log_prob", target=1, model_output="probability")
+    with torch.no_grad():
+        full = torch.log(net(x)[:, 1])
+        empty = torch.log(net[3](net[2](torch.zeros(2, 3, dtype=torch.float64)))[:, 1])
+    torch.testing.assert_close(torch.as_tensor(attr.full_values), full)
+    torch.testing.assert_close(torch.as_tensor(attr.base_values), empty)
+    torch.testing.assert_close(attr.values.sum(1), full - empty)
