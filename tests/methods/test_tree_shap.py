@@ -131,14 +131,14 @@ def cancer():
 def test_path_dependent_equals_enumeration_with_and_without_groups(diabetes):
     X, y = diabetes
     X = X[:, :6]
-    model = GradientBoostingRegressor(n_estimators=15, max_depth=3, random_state=0).fit(X, y)
+    model = GradientBoostingRegressor(n_estimators=8, max_depth=3, random_state=0).fit(X, y)
     a = tribute.explain(model, X[:3], method="tree_shap")
     assert a.params["feature_perturbation"] == "tree_path_dependent"
-    for i in range(3):
+    for i in range(2):
         np.testing.assert_allclose(a.values[i], _pd_exact(model, X[i], np.arange(6), 6), atol=1e-9)
     groups = np.array([0, 0, 1, 2, 2, 1])
     ag = tribute.explain(model, X[:3], method="tree_shap", groups=groups)
-    for i in range(3):
+    for i in range(2):
         np.testing.assert_allclose(ag.values[i], _pd_exact(model, X[i], groups, 3), atol=1e-9)
     # efficiency: values sum to f(x) - E[f]
     np.testing.assert_allclose(a.values.sum(1) + a.extra["expected_value"][:, 0], model.predict(X[:3]))
@@ -210,7 +210,7 @@ def _shap_values(explainer, X, cls=None):
 
 
 @pytest.mark.parametrize(("make", "target"), [
-    (lambda: RandomForestClassifier(20, random_state=0), 1),
+    (lambda: RandomForestClassifier(10, max_depth=6, random_state=0), 1),
     (lambda: DecisionTreeClassifier(max_depth=5, random_state=0), 0),
     (lambda: GradientBoostingClassifier(n_estimators=20, random_state=0), 1),
     (lambda: HistGradientBoostingClassifier(max_iter=20, random_state=0), 1),
@@ -252,11 +252,11 @@ def test_parity_with_xgboost_pred_contribs(cancer, objective):
     X, y = cancer
     if objective == "multi:softprob":
         y = np.digitize(X[:, 0], np.quantile(X[:, 0], [0.33, 0.66]))
-        model = xgboost.XGBClassifier(n_estimators=30, max_depth=4, objective=objective)
+        model = xgboost.XGBClassifier(n_estimators=12, max_depth=4, objective=objective, n_jobs=1)
     elif objective == "reg:squarederror":
-        model = xgboost.XGBRegressor(n_estimators=30, max_depth=4)
+        model = xgboost.XGBRegressor(n_estimators=12, max_depth=4, n_jobs=1)
     else:
-        model = xgboost.XGBClassifier(n_estimators=30, max_depth=4)
+        model = xgboost.XGBClassifier(n_estimators=12, max_depth=4, n_jobs=1)
     model.fit(X, y)
     Xe = X[:20].copy()
     Xe[::3, 2] = np.nan  # the trees route missing values; the result must follow them
@@ -285,7 +285,7 @@ lightgbm = pytest.importorskip("lightgbm")
 
 def test_parity_with_lightgbm_pred_contrib(diabetes):
     X, y = diabetes
-    model = lightgbm.LGBMRegressor(n_estimators=25, num_leaves=15, verbose=-1).fit(X, y)
+    model = lightgbm.LGBMRegressor(n_estimators=25, num_leaves=15, verbose=-1, n_jobs=1).fit(X, y)
     a = tribute.explain(model, X[:20], method="tree_shap")
     ref = model.predict(X[:20], pred_contrib=True)
     np.testing.assert_allclose(a.values, ref[:, :-1], atol=1e-8)
@@ -295,7 +295,7 @@ def test_parity_with_lightgbm_pred_contrib(diabetes):
 # --------------------------------------------------------------------------- contract & bad input
 def test_batch_equals_per_sample_and_deterministic(cancer):
     X, y = cancer
-    model = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(X, y)
     a = tribute.explain(model, X[:6], method="tree_shap", target=1)
     b = np.concatenate([tribute.explain(model, X[i:i + 1], method="tree_shap", target=1).values
                         for i in range(6)])
@@ -310,7 +310,7 @@ def test_bad_input(cancer):
     X, y = cancer
     with pytest.raises((UnsupportedModelError, InputError), match="not fitted"):
         tribute.explain(RandomForestRegressor(), X[:2], method="tree_shap")
-    model = xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(X, y)
+    model = xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
     with pytest.raises(UnsupportedModelError, match="margin"):
         tribute.explain(model, X[:2], method="tree_shap", output="prob")
     with pytest.raises(UnsupportedModelError, match="tree model"):
