@@ -162,6 +162,8 @@ def explain(
             f"{sorted(cls.defaults()) or 'none'}."
         )
     estimator = cls(**params)
+    if baseline is DEFAULT_BASELINE and not cls.tags.needs_baseline:
+        baseline = 0.0  # the method ignores the removal value: no out-of-distribution warning
     framework = _framework_of(inputs)
     adapter = as_model(model, framework, model_output)
     extra: dict[str, Any] = {}

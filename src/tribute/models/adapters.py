@@ -202,6 +202,7 @@ class NumpyModel(ModelAdapter):
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
         self.fn, self.kind, detected = _numpy_callable(model)
+        self.estimator = model  # the user's object (model-specific methods read it, e.g. trees)
         if model_output is not None:
             _check_kind(model_output)
         self.output_kind = model_output or detected
