@@ -9,9 +9,10 @@ from typing import Any, Protocol, runtime_checkable
 from .attribution import Attribution
 from .errors import InputError
 from .games.base import Game
-from .games.features import DEFAULT_BASELINE, FeatureGame
+from .games.features import DEFAULT_BASELINE, Background, FeatureGame
 from .methods.base import MethodInfo, get_method, method_info, registry
 from .models import ModelAdapter, as_model
+from .models.tabular import prepare_categorical
 from .targets import TargetLike
 
 __all__ = ["PlayerSet", "build_game", "explain", "methods"]
@@ -69,6 +70,9 @@ def build_game(
         )
     if settings:
         raise InputError(f"unexpected argument(s) {sorted(settings)} for a feature game.")
+    # DataFrames with categorical columns: one player per original column, rows decoded back
+    # into the user's values before the model (its own pipeline) sees them.
+    adapter, inputs, baseline = prepare_categorical(adapter, inputs, baseline, Background)
     return FeatureGame(
         adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
         forward_args=forward_args, forward_kwargs=forward_kwargs, feature_names=feature_names,

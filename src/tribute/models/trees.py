@@ -239,7 +239,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
     if n_features is None:
         raise _not_fitted(est)
     n_features = int(n_features)
-    classes = getattr(est, "classes_", None)
+    classes: Any = getattr(est, "classes_", None)
     is_clf = classes is not None
     if name in ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
                 "ExtraTreeRegressor"):
