@@ -240,7 +240,7 @@ def _parse_baseline(text: str, data: Any) -> Any:
 
 
 def _parse_groups(text: str | None) -> Any:
-    from . import patches
+    from .games import patches
 
     if text is None:
         return None

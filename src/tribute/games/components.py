@@ -679,7 +679,7 @@ class ComponentGame(Game):
         masks = torch.ones(k, self.n_players, dtype=torch.float64)
         drop = torch.arange(k)
         drop[-1] = -1
-        self.n_evals += k
+        self.count_evals(k)
         return self._grad_run(masks, True, None, drop_layers=paths, drop_of_k=drop)
 
     def residual_layers(self) -> list[str]:
@@ -715,7 +715,7 @@ class ComponentGame(Game):
             gradient.
         """
         out = self._probe(self.sites, None)
-        self.n_evals += 1
+        self.count_evals(1)
         return {k: (a[:, 0], g[:, 0]) for k, (a, g) in out.items()}
 
     def _probe(self, sites: list[Site], drop_layers: list[str] | None,
@@ -855,7 +855,7 @@ class ComponentGame(Game):
                                 desc="QK fix")
         finally:
             st.record = set()
-        self.n_evals += q_count + (1 + (len(drop_layers) if drop_layers else 0))
+        self.count_evals(q_count + (1 + (len(drop_layers) if drop_layers else 0)))
         k_count = 1 + (len(drop_layers) if drop_layers else 0)
         est = torch.zeros(self.n_samples, k_count, self.n_targets, n, dtype=torch.float64)
         for qi, sid in enumerate(q_ids):
@@ -927,7 +927,7 @@ class ComponentGame(Game):
             st.mode = "probe"
             self.engine.run(b_total * k1, build, sink, row_bytes=self.row_bytes, grad=True,
                             desc="conductance")
-        self.n_evals += k1
+        self.count_evals(k1)
         out = torch.zeros(b_total, t_count, self.n_players, dtype=torch.float64)
         for (i, c) in keys:
             site = self.sites[i]

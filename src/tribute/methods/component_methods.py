@@ -29,14 +29,12 @@ import torch
 
 from ..attribution import Attribution
 from ..errors import UnsupportedModelError
-from ..games.base import Game
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
 from .base import Method, Tags, register
 
 __all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
 
-#: Coalitions per ``game.value`` call in COAR (bounds the memory of one call).
-_COAR_BLOCK = 4096
 
 
 def coar_masks(n: int, k: int, alpha: float, g: torch.Generator) -> torch.Tensor:
@@ -89,7 +87,7 @@ class Coar(Method):
         k = int(budget if budget is not None else self.default_budget(game))
         g = torch.Generator().manual_seed(seed)
         masks = coar_masks(n, k, float(self.alpha), g)
-        vals = torch.cat([game.value(masks[s : s + _COAR_BLOCK]) for s in range(0, k, _COAR_BLOCK)], dim=1)
+        vals = game.value(masks, max_elements=VALUE_BLOCK_ELEMENTS)  # streamed in blocks
         b, t = game.n_samples, game.n_targets
         y = vals.permute(1, 0, 2).reshape(k, b * t)  # K x (B*T)
         x = torch.cat([torch.ones(k, 1, dtype=torch.float64), masks], dim=1)  # K x (n+1)

@@ -34,8 +34,6 @@ from .base import Method, Tags, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
 
-#: Mask elements (masks x players) per ``game.value`` call.
-_BLOCK_ELEMENTS = 8 * 1024**2
 
 
 def smooth_masks(grid: torch.Tensor, shifts: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -149,11 +147,11 @@ class Rise(Method):
         s2 = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_k (v_k m_k)^2
         vsum = torch.zeros(b_count, t_count, dtype=torch.float64)
         msum = torch.zeros(n, dtype=torch.float64)
-        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
-        for lo in range(0, n_masks, block):
-            hi = min(lo + block, n_masks)
-            m = self._mask_block(game, lo, hi, grids, shifts, bern)
-            v = game.value(m)  # B x k x T
+        def make(lo: int, hi: int) -> torch.Tensor:
+            return self._mask_block(game, lo, hi, grids, shifts, bern)
+
+        for blk in game.value_stream(n_masks, make):
+            m, v = blk.masks, blk.values  # k x n, B x k x T
             s1 += torch.einsum("bkt,kn->btn", v, m)
             s2 += torch.einsum("bkt,kn->btn", v**2, m**2)
             vsum += v.sum(1)
