@@ -21,12 +21,13 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from .errors import InputError
 
 __all__ = ["NONE", "Constraint", "ConstraintLike", "InstanceOf", "Interval", "Options",
-           "check_params", "describe"]
+           "check_params", "declare", "describe"]
 
 
 class Constraint(ABC):
@@ -101,7 +102,7 @@ class Options(Constraint):
     def accepts(self, value: Any) -> bool:
         try:
             return any(value is v or (type(value) is type(v) and value == v) for v in self.values)
-        except Exception:  # noqa: BLE001 - odd __eq__ on user objects means "not one of them"
+        except Exception:  # an odd __eq__ on a user object means "not one of them"
             return False
 
     def describe(self) -> str:
@@ -129,6 +130,11 @@ class InstanceOf(Constraint):
 NONE = Options((None,))
 
 ConstraintLike = Constraint | tuple[Constraint, ...]
+
+
+def declare(constraints: Mapping[str, ConstraintLike]) -> Mapping[str, ConstraintLike]:
+    """A read-only constraint table for a class attribute (``constraints = declare({...})``)."""
+    return MappingProxyType(dict(constraints))
 
 
 def describe(constraint: ConstraintLike) -> str:

@@ -8,13 +8,14 @@ Hyperparameters declare what they accept as data (``constraints``, see
 :mod:`tribute.params`); the base class checks them in one place before :meth:`Method.attribute`
 runs, so a method's own code only checks what depends on the game.
 
-Example (a plugin: ``from tribute.methods import Method, Tags, register``):
+Example (a plugin: ``from tribute.methods import Method, Tags, register`` and
+``from tribute.params import Interval, declare``):
     >>> @register
     ... class Occlusion(Method):
     ...     name = "my_occlusion"
     ...     tags = Tags(family="perturbation")
     ...     paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
-    ...     constraints = {"width": Interval(int, 1)}
+    ...     constraints = declare({"width": Interval(int, 1)})
     ...     def __init__(self, width: int = 3) -> None:
     ...         self.width = width
     ...     def attribute(self, game, *, budget=None, seed=0): ...
@@ -25,7 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -142,7 +143,8 @@ class Method(ABC):
         return None
 
     def check(self, game: Game, budget: int | None) -> int | None:
-        """Validate the game and budget; return the budget to use."""
+        """Validate the hyperparameters, the game and the budget; return the budget to use."""
+        self.validate_params()
         cls = type(self)
         if game.kind not in cls.tags.games:
             raise UnsupportedModelError(

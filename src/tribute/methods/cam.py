@@ -12,6 +12,7 @@ player gets the sum of its elements' map values.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
+from ..params import NONE, InstanceOf, Options, declare
 from .base import Method, Tags, register
 from .gradients_basic import feature_game
 
@@ -100,6 +102,11 @@ def layer_activation_gradients(
 class _CAMBase(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
                 model_specific=True)
+    constraints = declare({
+        "layer": (NONE, InstanceOf((str,), "a module path string like 'features.3'")),
+        "interpolate_mode": Options(_MODES),
+        "relu": InstanceOf((bool,), "True or False"),
+    })
 
     def __init__(self, layer: str | None = None, interpolate_mode: str = "bilinear",
                  relu: bool = True) -> None:
@@ -107,9 +114,9 @@ class _CAMBase(Method):
         self.interpolate_mode = interpolate_mode
         self.relu = relu
 
+    @abstractmethod
     def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """``rows x targets x C`` channel weights from ``act`` (rows x C x h x w) and ``grad``."""
-        raise NotImplementedError
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)
@@ -119,8 +126,6 @@ class _CAMBase(Method):
                 f"with one image input of per-sample shape (C, H, W) or (H, W), got "
                 f"{fg.input_shapes()}. Use 'integrated_gradients' or 'saliency' for other inputs."
             )
-        if self.interpolate_mode not in _MODES:
-            raise InputError(f"interpolate_mode={self.interpolate_mode!r} must be one of {_MODES}.")
         shape = fg.input_shapes()[0]
         spatial = (int(shape[-2]), int(shape[-1]))
         lead = int(np.prod(shape[:-2], dtype=np.int64))

@@ -31,6 +31,7 @@ from ..attribution import Attribution
 from ..errors import UnsupportedModelError
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
+from ..params import Interval, declare
 from .base import Method, Tags, register
 
 __all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
@@ -65,6 +66,8 @@ class Coar(Method):
     name = "coar"
     tags = Tags(family="surrogate", stochastic=True, budgeted=True)
     paper = "Shah, Ilyas & Madry (2024), Decomposing and Editing Predictions by Modeling Model Computation"
+    constraints = declare({"alpha": Interval(float, 0.0, 1.0, closed="neither"),
+                   "ridge": Interval(float, 0.0)})
 
     def __init__(self, alpha: float = 0.9, ridge: float = 0.0) -> None:
         self.alpha = alpha
@@ -77,12 +80,6 @@ class Coar(Method):
         return int(min(max(8 * game.n_players, 256), 8192))
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        from ..errors import InputError
-
-        if not 0.0 < float(self.alpha) < 1.0:
-            raise InputError(f"coar: alpha={self.alpha!r} must lie strictly between 0 and 1 (fraction of players kept).")
-        if float(self.ridge) < 0:
-            raise InputError(f"coar: ridge={self.ridge!r} must be >= 0.")
         n = game.n_players
         k = int(budget if budget is not None else self.default_budget(game))
         g = torch.Generator().manual_seed(seed)
@@ -229,6 +226,8 @@ class Conductance(Method):
     name = "conductance"
     tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
     paper = "Dhamdhere, Sundararajan & Yan (2019), How Important Is a Neuron?"
+
+    constraints = declare({"n_steps": Interval(int, 1)})
 
     def __init__(self, n_steps: int = 50) -> None:
         self.n_steps = n_steps

@@ -37,6 +37,7 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.features import ProbeChunk
+from ..params import Interval, declare
 from .base import Method, Tags, register
 from .gradients_basic import feature_game
 
@@ -250,6 +251,7 @@ class DeepLift(Method):
     tags = Tags(family="gradient", needs_gradients=True, has_gap=True, games=("feature",),
                 model_specific=True)
     paper = "Shrikumar et al. (2017), Learning Important Features Through Propagating Activation Differences"
+    constraints = declare({"eps": Interval(float, 0.0)})
 
     def __init__(self, eps: float = 1e-10) -> None:
         self.eps = eps
@@ -267,8 +269,6 @@ class DeepLift(Method):
                 f"deeplift: output={fg.target.output!r} applies a softmax/sigmoid outside the model, "
                 "which the rescale rule cannot see; use output='raw' (DeepLIFT explains logits)."
             )
-        if not (isinstance(self.eps, (int, float)) and self.eps >= 0):
-            raise InputError(f"eps={self.eps!r} must be a number >= 0.")
         check_deeplift_model(root)
 
         b_total, t_count, mb = fg.n_samples, fg.n_targets, fg.n_background

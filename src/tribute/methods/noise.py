@@ -30,6 +30,7 @@ from ..attribution import Attribution
 from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ..params import NONE, InstanceOf, Interval, declare
 from .base import Method, Tags, get_method, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
@@ -70,6 +71,12 @@ class _NoiseWrapper(Method):
     statistic: ClassVar[str] = "mean"
     tags = Tags(family="gradient", needs_gradients=True, stochastic=True, budgeted=True,
                 games=("feature",))
+    constraints = declare({
+        "base": InstanceOf((str,), "the registry name of a gradient method, e.g. 'saliency'"),
+        "n_samples": Interval(int, 2),
+        "noise": Interval(float, 0.0, math.inf, closed="left"),
+        "base_params": (NONE, InstanceOf((dict,), "a dict of the base method's parameters")),
+    })
 
     def __init__(self, base: str = "saliency", n_samples: int = 50, noise: float = 0.15,
                  base_params: dict[str, Any] | None = None) -> None:
@@ -80,8 +87,6 @@ class _NoiseWrapper(Method):
 
     # ------------------------------------------------------------- validation
     def _base_method(self) -> Method:
-        if not isinstance(self.base, str):
-            raise InputError(f"base={self.base!r} must be the registry name of a gradient method, e.g. 'saliency'.")
         cls = get_method(self.base)
         if issubclass(cls, _NoiseWrapper):
             raise InputError(f"base={self.base!r} is itself a noise wrapper; pick a plain gradient method.")
@@ -112,11 +117,7 @@ class _NoiseWrapper(Method):
         fg = feature_game(game, self.name)
         base = self._base_method()
         k_count: int = self.n_samples
-        if isinstance(k_count, bool) or not isinstance(k_count, (int, np.integer)) or k_count < 2:
-            raise InputError(f"n_samples={self.n_samples!r} must be an int >= 2 (noisy copies per input).")
         noise = float(self.noise)
-        if not math.isfinite(noise) or noise < 0:
-            raise InputError(f"noise={self.noise!r} must be a finite number >= 0 (fraction of the input range).")
         per_draw: int | None = None
         if budget is not None:
             if self._fast():

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ..params import InstanceOf, Interval, declare
 from .base import Method, Tags, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
@@ -88,6 +88,8 @@ class Rise(Method):
     name = "rise"
     tags = Tags(family="perturbation", stochastic=True, budgeted=True)
     paper = "Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box Models"
+    constraints = declare({"s": Interval(int, 1), "p": Interval(float, 0.0, 1.0, closed="right"),
+                   "center": InstanceOf((bool,), "True or False")})
 
     def __init__(self, s: int = 8, p: float = 0.5, center: bool = False) -> None:
         self.s = s
@@ -96,12 +98,6 @@ class Rise(Method):
 
     def default_budget(self, game: Game) -> int | None:
         return 1000
-
-    def _validate(self) -> None:
-        if isinstance(self.s, bool) or not isinstance(self.s, int) or self.s < 1:
-            raise InputError(f"rise: s={self.s!r} must be a positive int (cells per side).")
-        if not (isinstance(self.p, (int, float)) and 0 < self.p <= 1):
-            raise InputError(f"rise: p={self.p!r} must be in (0, 1].")
 
     def _mask_block(self, game: Game, lo: int, hi: int, grids: list[torch.Tensor | None],
                     shifts: list[torch.Tensor | None], bern: torch.Tensor | None) -> torch.Tensor:
@@ -120,7 +116,6 @@ class Rise(Method):
         return torch.cat(parts, dim=1)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        self._validate()
         n = game.n_players
         n_masks = budget if budget is not None else 1000
         g = torch.Generator().manual_seed(seed)

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
+from ..params import Options, declare
 from .base import Method, Tags, register
 
 __all__ = ["Sobol", "jansen_total", "sobol_designs"]
@@ -114,6 +114,7 @@ class Sobol(Method):
     name = "sobol"
     tags = Tags(family="sensitivity", stochastic=True, budgeted=True)
     paper = "Fel et al. (2021), Look at the Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis"
+    constraints = declare({"sampler": Options(("sobol", "random"))})
 
     def __init__(self, sampler: str = "sobol") -> None:
         self.sampler = sampler
@@ -125,8 +126,6 @@ class Sobol(Method):
         return 32 * (game.n_players + 2)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.sampler not in ("sobol", "random"):
-            raise InputError(f"sobol: sampler={self.sampler!r} is not 'sobol' or 'random'.")
         n = game.n_players
         total = budget if budget is not None else self.default_budget(game)
         assert total is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ _HOOK_DICTS = (
 )
 
 
-class ModelAdapter:
+class ModelAdapter(ABC):
     """Common interface of all adapters.
 
     Attributes:
@@ -43,9 +44,10 @@ class ModelAdapter:
     device: torch.device = torch.device("cpu")
     module: torch.nn.Module | None = None
 
+    @abstractmethod
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Run the model on a batch of rows; returns the raw output (rows first)."""
 
     def compute_dtype(self, user_dtype: torch.dtype) -> torch.dtype:
         """The floating dtype rows are composed in."""
