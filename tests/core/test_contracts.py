@@ -138,7 +138,7 @@ def test_plugin_method_with_constraints():
             return game.attribution(torch.zeros(game.n_samples, game.n_targets, game.n_players),
                                     self.name, self.get_params())
 
-    with pytest.raises(InputError, match="plugin_for_test.*width=0"):
+    with pytest.raises(InputError, match=r"plugin_for_test.*width=0"):
         Plugin(width=0).validate_params()
     Plugin().validate_params()
 

@@ -43,7 +43,7 @@ def module_name(path: Path) -> str:
 
 
 #: Modules that sit in another layer than their package: ``tribute bench`` is part of the CLI.
-PLACED = {"tribute.bench.cli": "cli"}
+PLACED = {"tribute.bench.cli": "cli", "tribute.cli_components": "cli"}
 
 
 def layer_of(module: str) -> str | None:

@@ -32,7 +32,9 @@ from ..errors import UnsupportedModelError
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
 from ..params import Interval, declare
+from .atp import qk_fixed_estimates
 from .base import Method, Tags, register
+from .conductance import input_path_conductance
 
 __all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
 
@@ -148,7 +150,7 @@ class AtPStar(Method):
     ``components(bert, "encoder.layer.3.attention.self.query", unit="head")``) the head's
     attention is recomputed exactly with the ablated query/key — one extra forward pass per
     query/key module — and the estimate is linearised only after the softmax
-    (:meth:`ComponentGame.qk_fixed_estimates`; ``extra["atp"]`` then holds these fixed values).
+    (:func:`tribute.methods.atp.qk_fixed_estimates`; ``extra["atp"]`` then holds these fixed values).
     For head *output* players the fix is built in (the ablation sets the head output exactly
     and the linearisation starts after the head's own softmax); see the module docstring.
     ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
@@ -195,7 +197,7 @@ class AtPStar(Method):
         _, grads = game.graddrop_gradients(layers)  # B x (L+1) x T x n
         fixed: list[int] = []
         if self.qk_fix:
-            fixed, est = game.qk_fixed_estimates(layers)
+            fixed, est = qk_fixed_estimates(game, layers)
             if fixed:
                 grads[..., fixed] = est
         plain = grads[:, -1]
@@ -239,7 +241,7 @@ class Conductance(Method):
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("conductance needs a component game (unit players of a layer).")
         steps = int(self.n_steps if budget is None else max(1, min(self.n_steps, budget - 1)))
-        phi = game.input_path_conductance(steps)
+        phi = input_path_conductance(game, steps)
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
 
 
