@@ -936,7 +936,12 @@ class FeatureGame(Game):
         return out
 
     def input_shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample shape of each attributed input."""
         return [inp.shape for inp in self.inputs]
+
+    def integer_inputs(self) -> list[bool]:
+        """Whether each attributed input holds integer ids (tokens) rather than real values."""
+        return [inp.is_int for inp in self.inputs]
 
 
 # --------------------------------------------------------------------- parsing

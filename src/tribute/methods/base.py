@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -92,12 +92,13 @@ class Method(ABC):
         for klass in reversed(cls.__mro__):
             merged.update(klass.__dict__.get("constraints", {}))
         cls.constraints = merged
-        own = cls.__dict__.get("attribute")
+        own: Callable[..., Attribution] | None = cls.__dict__.get("attribute")
         if own is not None and not getattr(own, "__isabstractmethod__", False) \
                 and not getattr(own, "_validates", False):
             @functools.wraps(own)
             def attribute(self: Method, game: Game, *args: Any, **kw: Any) -> Attribution:
                 self.validate_params()
+                assert own is not None
                 return own(self, game, *args, **kw)
 
             attribute._validates = True  # type: ignore[attr-defined]

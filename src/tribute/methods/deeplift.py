@@ -206,7 +206,8 @@ class _Hooks:
         self.final = args[0]
         self.final_path = self.paths.get(mod, "?")
         self.skipped_final = True
-        return args[0]
+        first: torch.Tensor = args[0]
+        return first
 
     def _root(self, mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         if self.final is not None and out is not self.final:
@@ -298,7 +299,7 @@ class DeepLift(Method):
             hooks.pairs = int(b.shape[0])
             return tuple(
                 torch.cat([xp, bp.reshape(-1, *s)])
-                for xp, bp, s in zip(xs, base.split(sizes, dim=1), shapes)
+                for xp, bp, s in zip(xs, torch.split(base, sizes, dim=1), shapes)
             )
 
         def on_chunk(c: ProbeChunk) -> None:

@@ -61,7 +61,7 @@ def noisy_view(game: FeatureGame, z: torch.Tensor, sigma: torch.Tensor) -> Featu
         b_total * k_count, -1)
     shapes = game.input_shapes()
     sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-    inputs = [part.reshape(-1, *s) for part, s in zip(noisy.split(sizes, dim=1), shapes)]
+    inputs = [part.reshape(-1, *s) for part, s in zip(torch.split(noisy, sizes, dim=1), shapes)]
     return game.with_inputs(inputs, parent=parent, flat_results=True)
 
 
@@ -170,7 +170,7 @@ class _NoiseWrapper(Method):
         sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
 
         def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            noise = (sig_d[b][:, None] * z_d[k]).split(sizes, dim=1)
+            noise = torch.split(sig_d[b][:, None] * z_d[k], sizes, dim=1)
             return tuple(xi + ni.reshape(xi.shape) for xi, ni in zip(xs, noise))
 
         def transform(g: torch.Tensor, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

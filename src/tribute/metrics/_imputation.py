@@ -172,19 +172,19 @@ class ImputedGame(Game):
     player_kind = "feature"
 
     def __init__(self, base: FeatureGame, noise: float = 0.01, seed: int = 0) -> None:
-        for i, inp in enumerate(base.inputs):
-            if inp.is_int or len(inp.shape) < 2:
+        for i, (shape, is_int) in enumerate(zip(base.input_shapes(), base.integer_inputs())):
+            if is_int or len(shape) < 2:
                 raise InputError(
                     f"ROAD imputation needs image inputs (per-sample shape (H, W) or (C, H, W), "
-                    f"real-valued); input {i} has shape {inp.shape}"
-                    + (" and integer values" if inp.is_int else "") + "."
+                    f"real-valued); input {i} has shape {shape}"
+                    + (" and integer values" if is_int else "") + "."
                 )
         super().__init__(base.engine, base.target, base.layout, list(base.player_names),
                          base.n_samples)
         self.base = base
         self.noise = float(noise)
         g = torch.Generator().manual_seed(int(seed))
-        d_total = sum(inp.size for inp in base.inputs)
+        d_total = int(base.inputs_flat().shape[1])
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)
         self._full = base.peek_full()  # v(N) needs no imputation

@@ -160,4 +160,4 @@ def targets_rows(attr: Attribution, sample: np.ndarray) -> np.ndarray | None:
     if attr.targets is None:
         return None
     tg = np.asarray(attr.targets)
-    return tg[sample]
+    return np.asarray(tg[sample])
