@@ -223,7 +223,7 @@ class ExpectedGradients(Method):
             xf = x_d[b] if eps_d is None else x_d[b] + eps_d[k]
             bf = baseline_rows(base_d, b, k, pick_d)
             pts = torch.addcmul(bf, alpha_d[k][:, None], xf - bf)
-            return tuple(p.reshape(p.shape[0], *s) for p, s in zip(pts.split(sizes, dim=1), shapes))
+            return tuple(p.reshape(p.shape[0], *s) for p, s in zip(torch.split(pts, sizes, dim=1), shapes))
 
         moments = StreamingMoments((b_total, fg.n_targets, fg.n_players), order=2)
 

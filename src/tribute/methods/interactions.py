@@ -180,7 +180,7 @@ class ShapleyInteractions(Method):
     paper = "Grabisch & Roubens (1999), An axiomatic approach to the concept of interaction among players"
 
     def min_budget(self, game: Game) -> int:
-        return 2**game.n_players
+        return int(2**game.n_players)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
@@ -283,7 +283,7 @@ class JointShapley(Method):
         self.order = order
 
     def min_budget(self, game: Game) -> int:
-        return 2**game.n_players
+        return int(2**game.n_players)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
