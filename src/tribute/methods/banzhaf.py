@@ -167,7 +167,7 @@ class Banzhaf(Method):
 
     def min_budget(self, game: Game) -> int:
         n = game.n_players
-        return min(n + 2 if self.estimator == "ols" else 4, 2**n)
+        return int(min(n + 2 if self.estimator == "ols" else 4, 2**n))
 
     def default_budget(self, game: Game) -> int:
         n = game.n_players

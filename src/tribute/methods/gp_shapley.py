@@ -128,12 +128,14 @@ def _cholesky(k: torch.Tensor, m: int, jitter: torch.Tensor) -> torch.Tensor:
     for _ in range(8):
         chol, info = torch.linalg.cholesky_ex(k)
         if not bool((info > 0).any()):
-            return chol
+            ok: torch.Tensor = chol
+            return ok
         diag.add_(99.0 * eps * mask)
         eps = eps * 100.0
     # Last resort: jitter every row (efficiency is restored afterwards).
     diag.add_(eps)
-    return torch.linalg.cholesky(k)
+    out: torch.Tensor = torch.linalg.cholesky(k)
+    return out
 
 
 def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.Tensor, m: int,

@@ -292,7 +292,7 @@ class Lime(Method):
         if self.n_samples is not None:
             return self.n_samples
         if self.sampling == "exhaustive":
-            return 2**game.n_players
+            return int(2**game.n_players)
         return max(256, 8 * game.n_players + 64)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
