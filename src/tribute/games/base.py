@@ -11,6 +11,20 @@ integrated gradients, attribution patching and friends integrate.
 
 Every call counts the coalitions it evaluates (``n_evals``, per sample): that count is what a
 method reports and what ``budget`` bounds.
+
+The public, counted way in — the only one methods and metrics use (``tests/layering`` checks
+that nothing outside ``games/`` and ``engine/`` touches the counters):
+
+* :meth:`Game.value` / :meth:`Game.value_and_grad` — coalitions (``max_elements=`` evaluates a
+  big set in bounded blocks);
+* :meth:`Game.value_stream` — coalitions built block by block on demand, evaluated and handed
+  back with their masks (the one streaming path; no method keeps its own block loop);
+* :meth:`Game.full` / :meth:`Game.empty` / :meth:`Game.peek_full`;
+* per game kind: ``FeatureGame.probe`` (rows of the method's choosing with scoped hooks on
+  named modules: activations and gradients), ``FeatureGame.with_inputs`` (the same game on
+  new inputs, evaluations reported to the parent), ``FeatureGame.compose`` /
+  ``element_masks``, ``FeatureGame.input_gradients``; ``ComponentGame.probe_sites``,
+  ``masked_activations``, ``graddrop_gradients``.
 """
 
 from __future__ import annotations
