@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..models import ModelAdapter, as_model
 from ..targets import TargetLike
 from .base import Game
-from .features import FeatureGame
+from .features import DEFAULT_BASELINE, FeatureGame
 
 __all__ = ["PlayerSet", "build_game", "framework_of"]
 
@@ -37,7 +37,7 @@ def build_game(
     inputs: Any,
     *,
     target: TargetLike = None,
-    baseline: Any = 0.0,
+    baseline: Any = DEFAULT_BASELINE,
     groups: Any = None,
     output: str = "raw",
     players: PlayerSet | None = None,
@@ -46,6 +46,7 @@ def build_game(
     feature_names: Sequence[str] | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
+    model_output: str | None = None,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
@@ -54,7 +55,7 @@ def build_game(
     public functions do that for you.
     """
     framework = framework_of(inputs)
-    adapter = model if isinstance(model, ModelAdapter) else as_model(model, framework)
+    adapter = as_model(model, framework, model_output)
     if players is not None:
         if not isinstance(players, PlayerSet):
             raise InputError(
