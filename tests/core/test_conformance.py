@@ -177,3 +177,77 @@ def test_registry_metadata_complete() -> None:
         assert info.paper, f"{name} cites no paper"
         assert info.summary, f"{name} has no docstring summary"
         assert info.tags.family
+
+
+# --------------------------------------------------------------------------- budgets
+#: ``n_evals`` counts value-function evaluations (coalitions or gradient points) per input,
+#: v(N) included: the reference pass every game makes on the unperturbed inputs IS v(N), so
+#: it is always spent and always counted. ``n_rows`` counts model rows: one per sample for
+#: the reference pass and ``background`` rows per sample for every other evaluation.
+BUDGETED = [m for m in METHODS if registry()[m].tags.budgeted]
+_N_FEAT = 6  # 2^6 = 64 coalitions: budgets at and above it reach the exact fallbacks
+
+
+class _CountRows:
+    """Counts the rows a model sees (a forward pre-hook, removed by :meth:`close`)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.rows = 0
+
+        def pre(_mod: Any, args: tuple[Any, ...]) -> None:
+            self.rows += int(args[0].shape[0])
+
+        self._h = model.register_forward_pre_hook(pre)
+
+    def close(self) -> None:
+        self._h.remove()
+
+
+def _budget_cases() -> list[tuple[str, str, int | str]]:
+    out: list[tuple[str, str, int | str]] = []
+    for m in BUDGETED:
+        tags = registry()[m].tags
+        if "feature" not in tags.games:
+            continue
+        for bg in ("point", "background"):
+            if bg == "background" and tags.needs_gradients:
+                continue
+            for b in ("min", "min+3", 40, 64, 100):
+                out.append((m, bg, b))
+    return out
+
+
+BUDGET_CASES = _budget_cases()
+
+
+@pytest.mark.parametrize(("method", "baseline", "budget"), BUDGET_CASES,
+                         ids=[f"{m}-{bg}-{b}" for m, bg, b in BUDGET_CASES])
+def test_budget_counts_every_model_row(method: str, baseline: str, budget: int | str) -> None:
+    from tribute.api import build_game
+    from tribute.models import as_model
+
+    model = make_mlp(_N_FEAT, 3)
+    x = torch.randn(3, _N_FEAT, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    n_bg = 4 if baseline == "background" else 1
+    base: Any = (torch.randn(n_bg, _N_FEAT, dtype=torch.float64,
+                             generator=torch.Generator().manual_seed(12))
+                 if baseline == "background" else 0.0)
+    cls = registry()[method]
+    adapter = as_model(model, "torch")
+    with adapter.session():
+        need = cls().min_budget(build_game(adapter, x, target=1, baseline=base))
+    b = need if budget == "min" else need + 3 if budget == "min+3" else int(budget)
+    if b < need:
+        pytest.skip(f"budget {b} below {method}'s minimum {need}")
+    counter = _CountRows(model)
+    try:
+        attr = tribute.explain(model, x, method=method, target=1, baseline=base, budget=b, seed=3)
+    finally:
+        counter.close()
+    samples = x.shape[0]
+    assert counter.rows == attr.n_rows, "n_rows must equal the rows the model saw"
+    assert attr.n_evals <= b, f"n_evals={attr.n_evals} exceeds budget={b}"
+    # one reference row per sample (v(N)), background rows per sample for every other evaluation
+    assert counter.rows == samples * (1 + (attr.n_evals - 1) * n_bg), (
+        f"{counter.rows} rows seen, n_evals={attr.n_evals}")
+    assert counter.rows <= b * samples * n_bg

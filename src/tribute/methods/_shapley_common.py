@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..games.base import Game
-from .exact import all_coalitions, shapley_from_table
+from .exact import shapley_from_table, value_table
 
 __all__ = [
     "PairSampler",
@@ -40,7 +40,7 @@ _ENUM_LIMIT = 100_000
 def exact_shapley_table(game: Game) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluate all ``2^n`` coalitions; returns ``(phi B x T x n, table B x T x 2^n)``."""
     n = game.n_players
-    table = game.value(all_coalitions(n)).permute(0, 2, 1)
+    table = value_table(game)  # v(N) from the reference pass: 2^n evaluations in all
     return shapley_from_table(table, n), table
 
 

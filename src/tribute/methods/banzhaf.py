@@ -18,7 +18,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from .base import Method, Tags, register
-from .exact import all_coalitions
+from .exact import value_table
 
 __all__ = ["Banzhaf", "banzhaf_from_table", "banzhaf_masks", "msr_estimate", "ols_estimate"]
 
@@ -126,7 +126,8 @@ def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
 class Banzhaf(Method):
     """Banzhaf values: each player's mean marginal contribution over uniformly random coalitions.
 
-    Estimated by maximum sample reuse (MSR): ``budget`` coalitions in which every player is
+    Estimated by maximum sample reuse (MSR): ``budget - 1`` coalitions (the reference pass,
+    ``v(N)``, is the first evaluation of every budget) in which every player is
     present with probability 1/2 (shared by all samples of the batch) are evaluated once each,
     and ``phi_i = mean v(S: i in S) - mean v(S: i not in S)`` reuses every evaluation for every
     player. Standard errors are the two-sample (Welch) standard errors of that difference of
@@ -163,8 +164,9 @@ class Banzhaf(Method):
         self.estimator = estimator
 
     def min_budget(self, game: Game) -> int:
+        # sampled coalitions (n + 2 for OLS, 4 for two per side) plus v(N), or the exact table
         n = game.n_players
-        return min(n + 2 if self.estimator == "ols" else 4, 2**n)
+        return min((n + 2 if self.estimator == "ols" else 4) + game.n_evals, 2**n)
 
     def default_budget(self, game: Game) -> int:
         n = game.n_players
@@ -178,13 +180,14 @@ class Banzhaf(Method):
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
         if n <= _MAX_ENUMERATE and budget >= 2**n:
-            table = game.value(all_coalitions(n)).permute(0, 2, 1)  # B x T x 2^n
+            table = value_table(game)  # B x T x 2^n; v(N) is the reference pass
             phi = banzhaf_from_table(table, n)
             return game.attribution(phi, self.name, self.get_params(), stderr=torch.zeros_like(phi),
                                     extra={"exact": True, "n_coalitions": 2**n})
         gen = torch.Generator().manual_seed(seed)
-        masks = banzhaf_masks(n, budget, gen, self.design)
+        k = game.budget_left(budget)  # v(N) (the reference pass) is not a uniform draw
+        masks = banzhaf_masks(n, k, gen, self.design)
         y = game.value(masks)
         phi, stderr = ols_estimate(masks, y) if self.estimator == "ols" else msr_estimate(masks, y)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
-                                extra={"exact": False, "n_coalitions": int(budget)})
+                                extra={"exact": False, "n_coalitions": int(k)})

@@ -73,7 +73,7 @@ class Coar(Method):
         self.ridge = ridge
 
     def min_budget(self, game: Game) -> int:
-        return game.n_players + 2
+        return game.n_players + 2 + game.n_evals
 
     def default_budget(self, game: Game) -> int:
         return int(min(max(8 * game.n_players, 256), 8192))
@@ -86,7 +86,8 @@ class Coar(Method):
         if float(self.ridge) < 0:
             raise InputError(f"coar: ridge={self.ridge!r} must be >= 0.")
         n = game.n_players
-        k = int(budget if budget is not None else self.default_budget(game))
+        # v(N) (the reference pass) is the first of the budget's evaluations
+        k = game.budget_left(int(budget if budget is not None else self.default_budget(game)))
         g = torch.Generator().manual_seed(seed)
         masks = coar_masks(n, k, float(self.alpha), g)
         vals = torch.cat([game.value(masks[s : s + _COAR_BLOCK]) for s in range(0, k, _COAR_BLOCK)], dim=1)

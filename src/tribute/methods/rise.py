@@ -96,6 +96,9 @@ class Rise(Method):
         self.p = p
         self.center = center
 
+    def min_budget(self, game: Game) -> int:
+        return 2 + game.n_evals  # two masks (a standard error needs two), plus v(N)
+
     def default_budget(self, game: Game) -> int | None:
         return 1000
 
@@ -124,7 +127,8 @@ class Rise(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         self._validate()
         n = game.n_players
-        n_masks = budget if budget is not None else 1000
+        # v(N) (the reference pass) is the first of the budget's evaluations
+        n_masks = game.budget_left(budget if budget is not None else 1000)
         g = torch.Generator().manual_seed(seed)
         images = (isinstance(game, FeatureGame) and game.layout.dense
                   and all(len(s) >= 2 for s in game.input_shapes()))

@@ -92,7 +92,7 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor,
 class Sobol(Method):
     """Total-order Sobol indices of each player under random fractional masks (unsigned).
 
-    Draws ``N = budget // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
+    Draws ``N = (budget - 1) // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
     player's total Sobol index with Jansen's estimator: the expected share of the output's
     variance lost when the player's mask is re-drawn. Indices are non-negative importances (see
     the module notes on the sign convention); ``stderr`` is a CLT standard error over the ``N``
@@ -105,7 +105,8 @@ class Sobol(Method):
         sampler: ``"sobol"`` (scrambled Sobol sequence, seeded) or ``"random"`` (i.i.d.
             uniform). default="sobol".
 
-    Budget: ``N (n + 2)`` evaluations per input; default ``N = 32`` (Fel et al. use 32 designs
+    Budget: ``N (n + 2) + 1`` evaluations per input (the 1 is ``v(N)``, the reference pass
+    every game makes); default ``N = 32`` (Fel et al. use 32 designs
     on an 11x11 grid). Powers of two for ``N`` keep the Sobol sequence balanced.
 
     Reference: Fel, Cadène, Chalvidal, Cord, Vigouroux & Serre (2021), "Look at the Variance!
@@ -121,10 +122,10 @@ class Sobol(Method):
         self.sampler = sampler
 
     def min_budget(self, game: Game) -> int:
-        return 2 * (game.n_players + 2)
+        return 2 * (game.n_players + 2) + game.n_evals  # two designs, plus v(N) already spent
 
     def default_budget(self, game: Game) -> int | None:
-        return 32 * (game.n_players + 2)
+        return 32 * (game.n_players + 2) + game.n_evals
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if self.sampler not in ("sobol", "random"):
@@ -132,7 +133,7 @@ class Sobol(Method):
         n = game.n_players
         total = budget if budget is not None else self.default_budget(game)
         assert total is not None
-        n_designs = max(2, total // (n + 2))
+        n_designs = max(2, game.budget_left(total) // (n + 2))
         a, b = sobol_designs(n, n_designs, seed, self.sampler)
         b_count, t_count = game.n_samples, game.n_targets
         fa = game.value(a)  # B x N x T
