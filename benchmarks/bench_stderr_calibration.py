@@ -22,10 +22,10 @@ from stderr_calibration import coverage, toy_game
 
 GRID = {
     "kernel_shap": [("n", 2), ("x", 1.5), ("x", 2), ("x", 4), ("x", 16)],
-    "permutation_shapley": [("p", 1), ("p", 2), ("p", 4), ("p", 16)],
+    "permutation_shapley": [("p", 1), ("p", 2), ("p", 4), ("p", 8), ("p", 16)],
     "gp_shapley": [("a", 6), ("x", 1), ("x", 2), ("x", 4), ("x", 16)],
-    "banzhaf": [("a", 4), ("x", 1), ("x", 2), ("x", 4), ("x", 16)],
-    "banzhaf_ols": [("n", 2), ("x", 2), ("x", 4), ("x", 16)],
+    "banzhaf": [("a", 5), ("x", 1), ("x", 2), ("x", 4), ("x", 16)],
+    "banzhaf_ols": [("n", 3), ("x", 2), ("x", 4), ("x", 16)],
     "rise": [("a", 8), ("x", 2), ("x", 8)],
     "sobol": [("s", 2), ("s", 8), ("s", 32)],
 }

@@ -17,6 +17,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ._stderr import inflate, warn_undefined
 from .base import Method, Tags, register
 from .exact import value_table
 
@@ -74,7 +75,8 @@ def msr_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
 
     Returns:
         ``(phi, stderr)``, each ``B x T x n``: ``phi_i = mean(y | i in S) - mean(y | i not in S)``
-        and ``stderr_i = sqrt(s1^2 / K1 + s0^2 / K0)`` (Welch). Players never (or always)
+        and ``stderr_i = sqrt(s1^2 / K1 + s0^2 / K0)`` (Welch), pooled towards the other
+        players' and t-inflated with ``K - 2`` dof (:mod:`._stderr`). Players never (or always)
         present get ``nan``; a side with a single coalition gives an ``nan`` standard error.
     """
     z = masks.to(torch.float64)
@@ -93,15 +95,19 @@ def msr_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     var1 = torch.where(k1 > 1, (q1 - k1 * m1**2) / (k1 - 1).clamp(min=1), nan).clamp(min=0)
     var0 = torch.where(k0 > 1, (q0 - k0 * m0**2) / (k0 - 1).clamp(min=1), nan).clamp(min=0)
     stderr = (var1 / k1.clamp(min=1) + var0 / k0.clamp(min=1)).sqrt()
-    return m1 - m0, stderr
+    # few coalitions: pooled towards the other players and t-inflated (two-sample dof K - 2)
+    return m1 - m0, inflate(stderr, z.shape[0] - 2)
 
 
 def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Banzhaf values as least-squares slopes of ``v`` on the coalition indicators.
 
     Fits ``v(S) ~ c + sum_i beta_i [i in S]`` over the sampled coalitions; with uniform
-    coalitions the population slopes are the Banzhaf values. Standard errors are HC1
-    (heteroskedasticity-robust sandwich) standard errors.
+    coalitions the population slopes are the Banzhaf values. Standard errors are
+    heteroskedasticity-robust sandwich standard errors with leverage-corrected residuals
+    (HC2: ``e / sqrt(1 - h)``, unbiased under constant variance), pooled and t-inflated with ``K - n - 1`` dof
+    (:mod:`._stderr`); NaN with a warning when no residual dof are left (``K = n + 1``) or a
+    coalition is fitted exactly.
 
     Args:
         masks: ``K x n`` binary coalitions (``K >= n + 2``).
@@ -117,9 +123,14 @@ def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     yt = y.permute(0, 2, 1)  # B x T x K
     beta = yt @ h  # B x T x (n+1)
     resid = yt - beta @ x.T  # B x T x K
-    dof = max(k - n - 1, 1)
-    var = (resid**2) @ (h**2) * (k / dof)
-    return beta[..., 1:], var[..., 1:].sqrt()
+    lev = (h * x).sum(1)  # K leverages
+    dof = k - n - 1
+    if dof < 1 or bool((lev >= 1.0 - 1e-9).any()):
+        warn_undefined("banzhaf", f"the OLS fit of {n} players on {k} coalitions leaves no residual "
+                       "degrees of freedom", f"Raise budget to at least {n + 4}.")
+        return beta[..., 1:], torch.full_like(beta[..., 1:], float("nan"))
+    var = (resid**2 / (1.0 - lev)) @ (h**2)  # HC2: leverage-corrected residuals
+    return beta[..., 1:], inflate(var[..., 1:].sqrt(), dof)
 
 
 @register
@@ -148,7 +159,7 @@ class Banzhaf(Method):
             1992), and fitting all players at once removes the other players' additive effects
             from each estimate, so additive models are recovered exactly from ``n + 2``
             evaluations and nearly additive ones with far lower variance; consistent, with an
-            ``O(1/budget)`` bias; heteroskedasticity-robust HC1 standard errors).
+            ``O(1/budget)`` bias; heteroskedasticity-robust HC2 standard errors).
             default="msr".
 
     Reference: Banzhaf (1965), "Weighted voting doesn't work"; Wang & Jia (2023), "Data Banzhaf:
