@@ -335,7 +335,7 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
                 warn_undefined("kernel_shap", "a sampled pair is fitted exactly (leverage 1)",
                                f"Raise budget to at least {2 * n + 4} (2n + 4).")
             return nan
-        e = e / (1.0 - lev)[None, :, None]
+        e = e / (1.0 - lev).sqrt()[None, :, None]
         psi = (wj[:, None] * (z1 @ proj))[None, :, None, :] * e[..., None]  # B x k x T x n
         size = int(z1[0].sum())
         population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
