@@ -30,6 +30,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ._stderr import inflate
 from .base import Method, Tags, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
@@ -173,7 +174,8 @@ class Rise(Method):
         ey = s1 / (n_masks * p)
         ey2 = s2 / (n_masks * p * p)
         var = (ey2 - ey**2).clamp(min=0) * n_masks / max(n_masks - 1, 1)
-        stderr = (var / n_masks).sqrt()
+        # few masks: pooled towards the other players and t-inflated (:mod:`._stderr`)
+        stderr = inflate((var / n_masks).sqrt(), n_masks - 1)
         params = {**self.get_params(), "smooth_masks": images}
         return game.attribution(sal, self.name, params, stderr=stderr,
                                 extra={"mean_value": _np(mean_v, game)})

@@ -323,7 +323,7 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     var = torch.zeros(b_count, t_count, n, dtype=torch.float64)
     singles: list[torch.Tensor] = []
     for start, k, _m_pair in strata:
-        z1, z2 = masks[start : start + k], masks[start + k : start + 2 * k]
+        z1 = masks[start : start + k]  # the complements follow at start + k
         s_pm = 2.0 * z1 - 1.0  # k x n
         d = y[:, start : start + k] - y[:, start + k : start + 2 * k]  # B x k x T
         e = d - torch.einsum("kn,btn->bkt", s_pm, phi)

@@ -32,6 +32,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ._stderr import inflate
 from .base import Method, Tags, register
 
 __all__ = ["Sobol", "jansen_total", "sobol_designs"]
@@ -85,7 +86,8 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor,
     st = torch.where(ok, sq.mean(-1) / safe, torch.zeros_like(denom))
     sd = sq.std(dim=-1, unbiased=True) if n_designs > 1 else torch.zeros_like(st)
     se = torch.where(ok, sd / math.sqrt(n_designs) / safe, torch.zeros_like(denom))
-    return st, se
+    # few designs: pooled towards the other players and t-inflated (:mod:`._stderr`)
+    return st, inflate(se, n_designs - 1)
 
 
 @register
