@@ -251,3 +251,108 @@ def test_budget_counts_every_model_row(method: str, baseline: str, budget: int |
     assert counter.rows == samples * (1 + (attr.n_evals - 1) * n_bg), (
         f"{counter.rows} rows seen, n_evals={attr.n_evals}")
     assert counter.rows <= b * samples * n_bg
+
+
+# --------------------------------------------------------------------------- component games
+class _Net(torch.nn.Module):
+    """Small MLP whose hidden tanh units are the players; can fail after ``fail_after`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.fc1 = torch.nn.Linear(6, 5).double()
+            self.act = torch.nn.Tanh()
+            self.fc2 = torch.nn.Linear(5, 3).double()
+        self.calls = 0
+        self.fail_after: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("planted failure")
+        return self.fc2(self.act(self.fc1(x)))
+
+
+COMPONENT_METHODS = [m for m in METHODS if "component" in registry()[m].tags.games]
+
+
+def _explain_components(method: str, model: _Net, x: torch.Tensor, **extra: Any) -> tribute.Attribution:
+    kw: dict[str, Any] = {"target": 1, **extra}
+    if not registry()[method].tags.budgeted:
+        kw.pop("budget", None)
+    return tribute.explain(model, x, method=method, players=tribute.components(model, "act"),
+                           seed=7, **kw)
+
+
+@pytest.mark.parametrize("method", COMPONENT_METHODS)
+def test_conformance_component_game(method: str) -> None:
+    model = _Net()
+    model.train()
+    x = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    before = _snapshot(model)
+    try:
+        attr = _explain_components(method, model, x, budget=24)
+    except UnsupportedModelError as exc:
+        pytest.skip(f"{method} refuses this component game by design: {exc}")
+    tags = registry()[method].tags
+    assert tuple(attr.values.shape) == (3, 5) and attr.player_kind != "feature"
+    assert np.isfinite(_values(attr)).all()
+    if tags.stochastic:
+        assert attr.stderr is not None and tuple(attr.stderr.shape) == (3, 5)
+    if tags.budgeted:
+        assert 0 < attr.n_evals <= 24
+    after = _snapshot(model)
+    for k in before[0]:
+        assert torch.equal(before[0][k], after[0][k])
+    assert before[1:] == after[1:]
+    again = _explain_components(method, model, x, budget=24)
+    np.testing.assert_allclose(_values(attr), _values(again), rtol=1e-10, atol=1e-12)
+    rows = [_values(_explain_components(method, model, x[i : i + 1], budget=24)) for i in range(3)]
+    np.testing.assert_allclose(_values(attr), np.concatenate(rows, axis=0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", COMPONENT_METHODS)
+def test_component_game_budget_counts_every_model_row(method: str) -> None:
+    if not registry()[method].tags.budgeted:
+        pytest.skip("not budgeted")
+    model = _Net()
+    x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for budget in (16, 40, 2**5, 100):
+        counter = _CountRows(model)
+        try:
+            attr = _explain_components(method, model, x, budget=budget)
+        except UnsupportedModelError as exc:
+            pytest.skip(f"{method} refuses this component game by design: {exc}")
+        except tribute.errors.BudgetError:
+            continue  # below this method's minimum for 5 players
+        finally:
+            counter.close()
+        assert attr.n_evals <= budget and counter.rows == attr.n_rows
+        assert counter.rows <= budget * x.shape[0]
+
+
+@pytest.mark.parametrize("kind", ["feature", "component"])
+@pytest.mark.parametrize("method", METHODS)
+def test_model_restored_after_an_exception(method: str, kind: str) -> None:
+    tags = registry()[method].tags
+    if kind not in tags.games:
+        pytest.skip(f"{method} does not take {kind} games")
+    model = _Net()
+    model.train()
+    x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    before = _snapshot(model)
+    model.fail_after = 2  # the reference pass and one more forward succeed, then it fails
+    extra: dict[str, Any] = {"target": 1}
+    if tags.budgeted:
+        extra["budget"] = 40
+    if kind == "component":
+        extra["players"] = tribute.components(model, "act")
+    try:
+        tribute.explain(model, x, method=method, seed=7, **extra)
+    except (RuntimeError, tribute.errors.TributeError):
+        pass
+    after = _snapshot(model)
+    for k in before[0]:
+        assert torch.equal(before[0][k], after[0][k])
+    assert before[1:] == after[1:], "training flags, requires_grad or hooks changed"
