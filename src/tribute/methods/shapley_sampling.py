@@ -208,7 +208,7 @@ class KernelShap(Method):
     Standard errors: the regression matrix is held fixed and the moment vector's variance is
     estimated from the spread of the sampled pairs within each size stratum (enumerated sizes
     contribute none); this is the delta-method reading of Covert & Lee's variance estimate,
-    with leverage-corrected (HC3) residuals, pooling and a Student-t factor for small budgets.
+    with leverage-corrected (HC4) residuals, pooling and a Student-t factor for small budgets.
     They are NaN, with a warning, when the budget leaves no residual degrees of freedom
     (fewer than ``n - 1`` sampled pairs beyond what the regression needs: budget < 2n + 4).
 
@@ -296,9 +296,10 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     ``sum_h (1 - m_h/N_h) m_h var_h(psi)``; enumerated sizes contribute nothing and strata with
     a single sampled pair are pooled (their ``psi^2`` uncentred: conservative).
 
-    Small budgets: the residuals are leverage-corrected, ``e_j / (1 - h_j)`` with
-    ``h_j = w_j s_j' G s_j / 2`` (HC3, the linearised jackknife; in-sample residuals of a
-    nearly saturated fit are far too small), the variances are pooled towards the other
+    Small budgets: the residuals are leverage-corrected, ``e_j / (1 - h_j)^(delta_j / 2)`` with
+    ``h_j = w_j s_j' G s_j / 2`` and ``delta_j = min(4, h_j / mean(h))`` (HC4, Cribari-Neto
+    2004: HC2 for ordinary pairs, stronger than the jackknife's HC3 for high-leverage ones;
+    in-sample residuals of a nearly saturated fit are far too small), the variances are pooled towards the other
     players' and t-inflated with ``pairs - (n - 1)`` degrees of freedom (:mod:`._stderr`).
     When the pairs cannot identify ``phi`` (rank-deficient design, or a pair with leverage 1)
     the standard errors are NaN with a :class:`StderrWarning`.
@@ -335,7 +336,10 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
                 warn_undefined("kernel_shap", "a sampled pair is fitted exactly (leverage 1)",
                                f"Raise budget to at least {2 * n + 4} (2n + 4).")
             return nan
-        e = e / (1.0 - lev).sqrt()[None, :, None]
+        # HC4 (Cribari-Neto 2004): e / (1 - h)^(delta / 2), delta = min(4, h / mean leverage):
+        # HC2 for ordinary pairs, up to HC3 and beyond for the high-leverage ones
+        delta = (lev * pairs / max(n - 1, 1)).clamp(max=4.0)
+        e = e / ((1.0 - lev) ** (delta / 2))[None, :, None]
         psi = (wj[:, None] * (z1 @ proj))[None, :, None, :] * e[..., None]  # B x k x T x n
         size = int(z1[0].sum())
         population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
