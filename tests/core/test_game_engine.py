@@ -29,7 +29,7 @@ def test_value_matches_direct_composition(linear_model, tabular):
     for k in range(3):
         xk = 0.5 + masks[k] * (tabular - 0.5)
         np.testing.assert_allclose(v[:, k, 0], linear_model(xk)[:, 1].detach(), rtol=1e-12)
-    assert g.n_evals == 3
+    assert g.n_evals == 1 + 3  # v(N) (the reference pass) + 3 coalitions
 
 
 def test_background_set_is_averaged(linear_model, tabular):
