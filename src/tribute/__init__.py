@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
-_LAZY = {"plot": ".viz", "viz": ".viz", "datasets": ".datasets"}
+_LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 
 
 def __getattr__(name: str) -> Any:

@@ -110,13 +110,13 @@ def _safe_print(text: str) -> None:
 
 
 def _write_outputs(result: Any, out: Path, report: bool, title: str | None = None) -> list[Path]:
+    from ._io import atomic_write_text
     from .leaderboard import format_leaderboard, write_csv, write_json
     from .report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [write_csv(result, out / "leaderboard.csv"), write_json(result, out / "results.json")]
-    (out / "leaderboard.txt").write_text(format_leaderboard(result) + "\n", encoding="utf-8")
-    paths.append(out / "leaderboard.txt")
+    paths.append(atomic_write_text(out / "leaderboard.txt", format_leaderboard(result) + "\n"))
     if report:
         t0 = time.perf_counter()
         paths.append(write_report(result, out / "report.html", title=title))

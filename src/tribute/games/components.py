@@ -188,7 +188,7 @@ def _as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = Non
     if isinstance(value, dict):
         return Ablation(**value)
     raise InputError(
-        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.components.Ablation(...)."
+        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.Ablation(...)."
     )
 
 
@@ -977,7 +977,7 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
                            "help": "how removed units are replaced"}),
         (("--reference",), {"default": None, "metavar": "FILE",
-                            "help": "reference inputs (.npy/.npz/.pt of the input layout) for mean/resample"}),
+                            "help": "reference inputs (.npy, or .npz with the first array used; same layout as --data) for mean/resample"}),
         (("--counterfactual",), {"default": None, "metavar": "FILE",
                                  "help": "corrupted inputs, one per sample, for --ablation patch"}),
         (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
