@@ -154,9 +154,9 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
         seed: seed of the resample draw. default=0.
 
     Example:
-        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],
+        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP
         ...                            unit="head")
-        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,
+        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,  # doctest: +SKIP
         ...                        target=lambda out: out[:, 0, 0])
     """
     if not isinstance(model, torch.nn.Module):
@@ -963,9 +963,9 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """``argparse`` specs for a ``components`` CLI subcommand: ``(flags, add_argument kwargs)``.
 
     Example:
-        >>> for flags, kw in components_cli_args():
+        >>> for flags, kw in components_cli_args():  # doctest: +SKIP
         ...     parser.add_argument(*flags, **kw)
-        >>> players = components_from_cli_args(model, parser.parse_args())
+        >>> players = components_from_cli_args(model, parser.parse_args())  # doctest: +SKIP
     """
     return [
         (("--module",), {"action": "append", "required": True, "metavar": "PATH",

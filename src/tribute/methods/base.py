@@ -5,7 +5,7 @@ and whose :meth:`Method.attribute` turns evaluations of a game into an :class:`A
 Registering is one decorator; the CLI, the report and the conformance tests read the registry.
 
 Example:
-    >>> @register
+    >>> @register  # doctest: +SKIP
     ... class Occlusion(Method):
     ...     name = "my_occlusion"
     ...     tags = Tags(family="perturbation")

@@ -1,8 +1,8 @@
 """Metrics: plain functions of a game and an attribution, registered by name.
 
->>> res = tribute.evaluate(model, x, attr, metric="deletion")
->>> res.mean, res.stderr, res.extra["curve"].shape
->>> tribute.metrics()  # name -> MetricInfo (category, higher_is_better, needs, paper)
+>>> res = tribute.evaluate(model, x, attr, metric="deletion")  # doctest: +SKIP
+>>> res.mean, res.stderr, res.extra["curve"].shape  # doctest: +SKIP
+>>> tribute.metrics()  # name -> MetricInfo (category, higher_is_better, needs, paper)  # doctest: +SKIP
 
 Every registered metric can also be called directly on a game: ``metric(game, attr, **kw)``
 (``tribute.metrics.deletion(game, attr, steps=10)``), which is how the bench suites reuse one
