@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,3 +100,85 @@ def test_evaluate_numpy_model_skips_gradient_methods(tmp_path: Path,
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
     sal = next(r for r in data["runs"] if r["method"] == "saliency")
     assert sal["status"] == "n/a" and "gradient" in sal["message"]
+
+
+CNN_PY = '''
+import torch
+
+def make_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 3))
+'''
+
+
+def test_evaluate_with_a_group_map_leaves_out_methods_that_cannot_group(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "cnn.py").write_text(CNN_PY, encoding="utf-8")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32))
+    g = np.zeros((1, 8, 8), dtype=np.int64)
+    g[:, 4:, :] += 1
+    g[:, :, 4:] += 2
+    np.save(tmp_path / "g.npy", g)
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--model", f"{tmp_path / 'cnn.py'}:make_cnn",
+               "--data", str(tmp_path / "x.npy"), "--groups", str(tmp_path / "g.npy"),
+               "--metrics", "deletion", "--budget", "16", "--grad-budget", "4",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "method 'occlusion' defines its own players" in captured.err
+    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert "occlusion" not in data["methods"]
+    assert {"saliency", "kernel_shap", "feature_ablation"} <= set(data["methods"])
+    # every default method that was kept ran on the groups
+    for run in data["runs"]:
+        if run["method"] in data["methods"]:
+            assert run["status"] == "ok", run
+
+
+# --------------------------------------------------------------------------- recommend
+def _tie_result(gap: float) -> Any:
+    """Methods 'pricey' (1000 evals) and 'cheap' (10 evals) on one case and two metrics;
+    'pricey' is ahead by ``gap`` on every sample, plus independent noise; 'poor' trails."""
+    from tribute.bench.runner import BenchResult, MethodRun, Score
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(30)
+    per = {"pricey": base + gap + 0.05 * rng.standard_normal(30),
+           "cheap": base + 0.05 * rng.standard_normal(30),
+           "poor": base - 2.0}
+    cost = {"pricey": (1000, 2.0), "cheap": (10, 0.1), "poor": (10, 0.1)}
+    runs = [MethodRun("c", m, False, "ok", seconds=cost[m][1], n_evals=cost[m][0])
+            for m in per]
+    scores = []
+    for metric, sign in (("up", 1.0), ("down", -1.0)):
+        for m, v in per.items():
+            s = sign * v
+            scores.append(Score("c", m, metric, "ok", mean=float(s.mean()),
+                                stderr=float(s.std(ddof=1) / np.sqrt(s.size)), n=s.size,
+                                higher_is_better=sign > 0, scores=s))
+    info = {"up": {"higher_is_better": True}, "down": {"higher_is_better": False}}
+    return BenchResult("t", 0, list(per), ["up", "down"], [], runs, scores, info, {})
+
+
+def test_recommend_prefers_the_cheaper_of_tied_methods() -> None:
+    from tribute.bench.leaderboard import paired_tie, recommend
+
+    res = _tie_result(gap=0.005)
+    assert all(paired_tie(res, "c", "pricey", "cheap", m) for m in ("up", "down"))
+    best, why = recommend(res, "c")
+    assert best == "cheap", why
+    text = "\n".join(why)
+    assert "cheaper among ties" in text and "pricey has the best mean rank" in text
+    assert "10 evaluations per input" in text and "1000 evaluations per input" in text
+
+
+def test_recommend_keeps_the_better_method_when_not_tied() -> None:
+    from tribute.bench.leaderboard import paired_tie, recommend
+
+    res = _tie_result(gap=0.5)
+    assert not paired_tie(res, "c", "pricey", "cheap", "up")
+    best, why = recommend(res, "c")
+    assert best == "pricey", why
+    assert "cheaper among ties" not in "\n".join(why)

@@ -172,6 +172,13 @@ def _user_case(args: argparse.Namespace) -> Any:
         if ph != int(groups.size[1]):
             raise InputError("--groups patch:N takes square patches.")
         groups = np.broadcast_to(ids, shape).copy()
+    method_params: dict[str, dict[str, Any]] = {}
+    if groups is not None and args.groups.startswith("patch:"):
+        # occlusion builds its own windows: align them with the patches (same players)
+        shape = tuple(int(v) for v in inputs.shape[1:])
+        ph = int(args.groups.split(":", 1)[1])
+        win = (*shape[:-2], ph, ph)
+        method_params["occlusion"] = {"groups": None, "window": win, "stride": win}
     framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
     adapter = as_model(model, framework)
     target: Any = args.target
@@ -216,9 +223,33 @@ def _user_case(args: argparse.Namespace) -> Any:
         modality=modality, model=model, inputs=inputs, target=tgt, baseline=baseline,
         groups=groups, ground_truth=truth, n_classes=n_classes, feature_names=names,
         tokens=tokens, budget=args.budget, grad_budget=args.grad_budget,
+        method_params=method_params,
         model_info=f"{type(model).__name__} from {args.model}"
         + (f" with weights {args.weights}" if args.weights else ""),
     )
+
+
+def _groupable(names: list[str], case: Any) -> tuple[list[str], list[str]]:
+    """Default methods that can credit the case's groups, and notes on the ones left out.
+
+    A method tagged ``dense_output`` credits every input element: gradient maps are still
+    comparable (the runner averages their element credits over each group), but a
+    perturbation method with its own players (occlusion's windows) cannot use an arbitrary
+    group map — unless the case aligns its windows with the groups (``patch:N``).
+    """
+    from ..methods.base import get_method
+
+    keep, notes = [], []
+    for name in names:
+        tags = get_method(name).tags
+        if (tags.dense_output and not tags.needs_gradients
+                and "groups" not in case.method_params.get(name, {})):
+            notes.append(f"method {name!r} defines its own players (dense output) and cannot "
+                         "use a --groups map; left out of the defaults (name it in --methods "
+                         "to try anyway, or use --groups patch:N)")
+            continue
+        keep.append(name)
+    return keep, notes
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -228,6 +259,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     case = _user_case(args)
     names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS))
+    if case.groups is not None and not _csv(args.methods):
+        names, dropped = _groupable(names, case)
+        notes += dropped
     wanted = _csv(args.metrics) or list(EVAL_METRICS)
     if case.ground_truth is not None and not _csv(args.metrics):
         wanted += ["auroc", "precision_at_k", "relevance_mass"]
