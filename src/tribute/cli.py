@@ -56,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TributeError as exc:
         print(f"tribute {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `tribute methods | head`: the reader left, stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         # files already written stay (each is written atomically); no traceback
         print(f"\ntribute {args.command}: interrupted (Ctrl-C); files written so far are kept.",
@@ -487,8 +493,11 @@ def _describe_method(name: str, as_json: bool = False) -> int:
     lines.append(f"  tags:     {'; '.join(flags) or '-'}")
     if t.max_players is not None:
         lines.append(f"  limit:    at most {t.max_players} players")
-    if budgets is not None:
-        shown = ", ".join(f"{n} players -> {b if b is not None else 'method default'}"
+    if budgets is not None and all(b is None for b in budgets.values()):
+        lines.append("  default budget: set by the method's own parameters (below); --budget "
+                     "overrides them")
+    elif budgets is not None:
+        shown = ", ".join(f"{n} players -> {b if b is not None else 'own parameters'}"
                           for n, b in budgets.items())
         lines.append(f"  default budget (evaluations per input): {shown}")
     if info.defaults:

@@ -32,11 +32,22 @@ def make_sklearn():
 
 def test_bench_cli_writes_leaderboard_files(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
     out = tmp_path / "out"
-    rc = main(["bench", "--suite", "tiny", "--cases", "wine,symbolic", "--methods",
-               "feature_ablation,saliency,not_a_method", "--metrics", "deletion,insertion,auroc",
-               "--out", str(out), "--no-report", "--quiet", "--seed", "3"])
+    old = os.umask(0o027)
+    try:
+        rc = main(["bench", "--suite", "tiny", "--cases", "wine,symbolic", "--methods",
+                   "feature_ablation,saliency,not_a_method", "--metrics",
+                   "deletion,insertion,auroc", "--out", str(out), "--no-report", "--quiet",
+                   "--seed", "3"])
+    finally:
+        os.umask(old)
     assert rc == 0
+    # written atomically with the umask's permissions (not mkstemp's 0600), no temp files left
+    for p in out.iterdir():
+        assert not p.name.startswith("."), p
+        assert p.stat().st_mode & 0o777 == 0o640, (p.name, oct(p.stat().st_mode))
     printed = capsys.readouterr()
     assert "== wine" in printed.out and "== symbolic" in printed.out
     assert "sanity checks" in printed.out

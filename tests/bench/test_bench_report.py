@@ -39,6 +39,11 @@ def report(result: bench.BenchResult, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_report_is_self_contained_and_escaped(report: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert report.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     html = report.read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>")
     assert "<script>alert" not in html and "<b>markup</b>" not in html
