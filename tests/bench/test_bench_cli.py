@@ -104,11 +104,12 @@ def test_evaluate_numpy_model_skips_gradient_methods(tmp_path: Path,
     rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_sklearn",
                "--data", str(tmp_path / "x.npy"), "--methods", "saliency,feature_ablation",
                "--metrics", "deletion,faithfulness_correlation", "--out", str(out),
-               "--no-progress"])
+               "--feature-names", "a,b,c,d,e,f", "--device", "cpu", "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "recommended: feature_ablation" in text
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert data["cases"][0]["feature_names"] == list("abcdef")
     sal = next(r for r in data["runs"] if r["method"] == "saliency")
     assert sal["status"] == "n/a" and "gradient" in sal["message"]
 
@@ -121,6 +122,18 @@ def make_cnn():
     return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(),
                                torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 3))
 '''
+
+
+def test_evaluate_checks_feature_names(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mymodel.py").write_text(MODEL_PY, encoding="utf-8")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).standard_normal((10, 6)))
+    rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_sklearn",
+               "--data", str(tmp_path / "x.npy"), "--feature-names", "a,b",
+               "--out", str(tmp_path / "e"), "--no-progress"])
+    assert rc == 2
+    assert "2 names, but there are 6 players" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # refused before any method ran
 
 
 def test_evaluate_with_a_group_map_leaves_out_methods_that_cannot_group(

@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
                    help="exit with status 1 when a sanity check of the benchmark fails")
     p.set_defaults(func=_cmd_bench)
 
-    from ..cli import add_model_args
+    from ..cli import add_feature_names_arg, add_model_args
 
     e = subparsers.add_parser(
         "evaluate", help="compare methods on your model and data; recommend one",
@@ -86,6 +86,7 @@ def register(subparsers: Any) -> None:
                    help="evaluations per input for sampling methods (default: 512)")
     e.add_argument("--grad-budget", type=int, default=32,
                    help="gradient points per input for budgeted gradient methods (default: 32)")
+    add_feature_names_arg(e)
     e.add_argument("--ground-truth", default=None,
                    help="optional .npy/.npz relevance mask (inputs' shape) to add ground-truth "
                         "metrics")
@@ -151,7 +152,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     import torch
 
     from ..api import build_game
-    from ..cli import _parse_baseline, _parse_groups, load_data, prepare
+    from ..cli import _parse_baseline, _parse_groups, load_data, parse_feature_names, prepare
     from ..errors import InputError
     from ..models import as_model
     from .suites import Case
@@ -192,6 +193,7 @@ def _user_case(args: argparse.Namespace) -> Any:
                           progress=False)
         ref = game.reference_output  # type: ignore[attr-defined]
         resolved = game.target.to_numpy()
+        n_players = game.n_players
     single = ref.ndim == 1 or int(ref.shape[1]) == 1
     n_classes = None if single else int(ref.shape[1])
     tgt = None if single else np.asarray(resolved, dtype=np.int64)
@@ -208,8 +210,8 @@ def _user_case(args: argparse.Namespace) -> Any:
     if args.ground_truth:
         truth = np.asarray(load_data(args.ground_truth))[: len(x_np)] != 0
     n = len(x_np)
-    names = None
-    if modality == "tabular":
+    names = parse_feature_names(getattr(args, "feature_names", None), n_players)
+    if names is None and modality == "tabular":
         names = [f"x{j}" for j in range(int(np.prod(x_np.shape[1:])))]
     tokens = ([[f"t{int(t)}" for t in row.ravel()] for row in x_np] if is_int
               and x_np.ndim == 2 else None)
