@@ -15,28 +15,7 @@ alive by pyplot's figure manager).
 
 from __future__ import annotations
 
-from .viz import (
-    bar,
-    beeswarm,
-    curves,
-    image,
-    image_grid,
-    leaderboard,
-    text,
-    to_data_uri,
-    to_png_bytes,
-    waterfall,
-)
+from . import viz as _viz
+from .viz import *  # noqa: F403  (the same functions, whatever viz adds)
 
-__all__ = [
-    "bar",
-    "beeswarm",
-    "curves",
-    "image",
-    "image_grid",
-    "leaderboard",
-    "text",
-    "to_data_uri",
-    "to_png_bytes",
-    "waterfall",
-]
+__all__ = list(_viz.__all__)

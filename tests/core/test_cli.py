@@ -337,5 +337,8 @@ def test_import_tribute_plot():
     from tribute.plot import bar, waterfall
 
     assert tribute.plot.waterfall is waterfall
+    assert tribute.plot.__all__ == tribute.viz.__all__  # nothing viz exports goes missing
+    for name in tribute.viz.__all__:
+        assert getattr(tribute.plot, name) is getattr(tribute.viz, name), name
     fig = bar(np.array([[0.3, -0.1, 0.2]]), ["a", "b", "c"])
     assert fig.axes
