@@ -456,7 +456,7 @@ def _default_budgets(cls: Any) -> dict[int, int | None] | None:
         try:
             adapter = as_model(lambda x: x.sum(axis=1), "numpy")
             with adapter.session():
-                game = FeatureGame(adapter, np.zeros((1, n)), progress=False)
+                game = FeatureGame(adapter, np.zeros((1, n)), baseline=0.0, progress=False)
                 out[n] = cls().default_budget(game)
         except Exception:  # a method that refuses this size (e.g. exact enumeration limits)
             continue

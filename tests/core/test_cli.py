@@ -216,9 +216,11 @@ def test_ctrl_c_in_a_real_process(project):
 
 
 # --------------------------------------------------------------------------- methods NAME
-def test_methods_name_describes_one_method(capsys):
+def test_methods_name_describes_one_method(capsys, recwarn):
     assert main(["methods", "kernel_shap"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert not captured.err and not [w for w in recwarn if "baseline" in str(w.message)]
     assert out.startswith("kernel_shap — KernelSHAP")
     assert "Lundberg & Lee (2017)" in out and "stochastic" in out
     assert "parameters (default):" in out and "allocation='kernel'" in out
