@@ -108,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog=_COMPONENTS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     _add_explain_options(p, default_method="feature_ablation", with_groups=False)
-    from .games.components import components_cli_args
+    from .cli_components import components_cli_args
 
     for flags, kw in components_cli_args():
         p.add_argument(*flags, **kw)
@@ -386,7 +386,7 @@ def _parse_baseline(text: str, data: Any) -> Any:
 
 
 def _parse_groups(text: str | None) -> Any:
-    from . import patches
+    from .games import patches
 
     if text is None:
         return None
@@ -467,14 +467,14 @@ def _describe_method(name: str, as_json: bool = False) -> int:
     """``tribute methods NAME``: one method in detail (close-match hint when unknown)."""
     import inspect
 
-    from .methods.base import _ALIASES, get_method, method_info
+    from .methods.base import METHODS, get_method, method_info
 
     cls = get_method(name)  # InputError with a close-match hint
     info = method_info(cls)
     budgets = _default_budgets(cls)
     doc = inspect.getdoc(cls) or ""
     params = _param_docs(doc)
-    aliases = sorted(a for a, t in _ALIASES.items() if t == cls.name)
+    aliases = sorted(a for a, t in METHODS.aliases().items() if t == cls.name)
     if as_json:
         data = info.as_dict()
         data.update(aliases=aliases, parameters=params,
@@ -569,7 +569,7 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
 
 
 def _cmd_components(args: argparse.Namespace) -> int:
-    from .games.components import components_from_cli_args
+    from .cli_components import components_from_cli_args
 
     model, inputs = prepare(args)
     import torch
