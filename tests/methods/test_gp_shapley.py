@@ -43,3 +43,17 @@ def test_more_accurate_than_kernel_shap_per_evaluation():
             errs.append(float((a.values - exact).norm() / exact.norm()))
         err[method] = np.mean(errs)
     assert err["gp_shapley"] < err["kernel_shap"]
+
+
+def test_rows_reaching_the_model_never_exceed_budget():
+    # the exact path used to spend 2^n + 1 rows (the grand coalition twice)
+    m = make_mlp(10, 3)
+    x = torch.randn(2, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for budget in (1024, 2000, 101, 100, 6):
+        for target in (1, None):
+            a = tribute.explain(m, x, method="shapley", target=target, budget=budget)
+            assert a.n_rows == a.n_evals * len(x), (budget, target, a.n_rows, a.n_evals)
+            assert a.n_evals <= budget
+    exact = tribute.explain(m, x, method="exact_shapley", target=1).values
+    a = tribute.explain(m, x, method="shapley", target=1, budget=1024)
+    np.testing.assert_allclose(a.values, exact, atol=1e-10)

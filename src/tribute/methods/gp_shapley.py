@@ -46,7 +46,8 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
-from ._shapley_common import PairSampler, exact_shapley_table, pair_differences, paired_wls
+from ._shapley_common import PairSampler, pair_differences, paired_wls
+from .exact import all_coalitions, shapley_from_table
 from .base import Method, Tags, alias, register
 
 __all__ = ["GPShapley", "gp_shapley_fit"]
@@ -274,6 +275,17 @@ def gp_predict(s_train: torch.Tensor, s_new: torch.Tensor, lam: torch.Tensor, ta
     return out
 
 
+def _exact_table(game: Game) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every coalition, ``2^n`` rows in all: ``(phi B x T x n, table B x T x 2^n)``.
+
+    The grand coalition comes from :meth:`Game.full` (the game may already hold it from
+    resolving the target, so asking ``value`` for it again would spend a row twice)."""
+    n = game.n_players
+    rest = game.value(all_coalitions(n)[:-1]).permute(0, 2, 1)  # B x T x (2^n - 1)
+    table = torch.cat([rest, game.full()[..., None]], dim=-1)
+    return shapley_from_table(table, n), table
+
+
 @register
 class GPShapley(Method):
     """Shapley values by Gaussian-process regression of the game over all interaction orders.
@@ -336,7 +348,7 @@ class GPShapley(Method):
         budget = int(budget if budget is not None else self.default_budget(game))
         params = self.get_params()
         if budget >= 2**n or n == 1:
-            phi, table = exact_shapley_table(game)
+            phi, table = _exact_table(game)
             gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
             return game.attribution(phi, self.name, params, stderr=torch.zeros_like(phi), gap=gap,
                                     extra={"n_pairs": 2 ** max(n - 1, 0) - 1})
