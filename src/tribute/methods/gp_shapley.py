@@ -85,36 +85,51 @@ def _even_products(x: torch.Tensor, lognorm: torch.Tensor) -> torch.Tensor:
 
 
 def _shapley_of_kernel(s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Shapley value of ``z -> k(z, s_k) / 2`` for each row: ``G x K x n`` (``c``: ``G x n``)."""
-    n = s.shape[1]
-    nodes, weights = _gauss_legendre(n)
-    lognorm = torch.log1p(c).sum(-1)[None, :, None, None]
-    cs = c[:, None, :] * s[None]  # G x K x n
-    acc = torch.zeros_like(cs)
-    chunk = max(1, _QUAD_ELEMENTS // max(cs.numel(), 1))
-    for start in range(0, len(nodes), chunk):
-        t, w = nodes[start : start + chunk], weights[start : start + chunk]
-        acc += (w[:, None, None, None] * _even_products(t[:, None, None, None] * cs, lognorm)).sum(0)
-    return cs * acc
+    """Shapley value of ``z -> k(z, s_k) / 2`` for each row: ``G x K x n`` (``c``: ``G x n``).
+
+    ``phi_ki = c_i s_ki int_0^1 (P+_k(t) / (1 + t c_i s_ki) + P-_k(t) / (1 - t c_i s_ki)) / 2 dt``
+    with ``P+-_k(t) = prod_j (1 +- t c_j s_kj)`` (the even part of the product over ``j != i``,
+    written as the full product divided by the ``i``-th factor). ``log P+-`` is a matrix product
+    of ``log1p(+-t c_j)`` with the ``+-1`` codes, and the quadrature sums against
+    ``w_t / (1 +- t c_i)`` are four more: ``O(G K n Q)`` multiply-adds, no per-element
+    transcendentals (``Q`` Gauss–Legendre nodes).
+    """
+    nodes, weights = _gauss_legendre(s.shape[1])
+    lognorm = torch.log1p(c).sum(-1)[:, None, None]  # G x 1 x 1
+    tc = nodes[None, :, None] * c[:, None, :]  # G x Q x n
+    ap, am = torch.log1p(tc), torch.log1p(-tc)
+    mean = (0.5 * (ap + am)).sum(-1)[..., None]  # G x Q x 1
+    half = 0.5 * (ap - am) @ s.T  # G x Q x K
+    ep = torch.exp(mean + half - lognorm)  # G x Q x K   P+(t) / norm
+    em = torch.exp(mean - half - lognorm)  # P-(t) / norm
+    rp = weights[None, :, None] / (1.0 + tc)  # G x Q x n
+    rm = weights[None, :, None] / (1.0 - tc)
+    pos = ep.mT @ rp + em.mT @ rm  # G x K x n, for s_ki = +1
+    neg = ep.mT @ rm + em.mT @ rp  # for s_ki = -1
+    return 0.5 * c[:, None, :] * s[None] * torch.where(s[None] > 0, pos, neg)
 
 
 def _prior_var(c: torch.Tensor) -> torch.Tensor:
     """Prior variance of ``phi_i`` (unit amplitude): ``G x n``.
 
     ``c_i sum_{R even, i not in R} prod_{j in R} c_j / (|R| + 1)^2``, with ``1/(r+1)^2`` the
-    double integral of ``(t u)^r`` over the unit square (tensor Gauss–Legendre rule).
+    double integral of ``(t u)^r`` over the unit square (tensor Gauss–Legendre rule); the even
+    product over ``j != i`` is the full product divided by the ``i``-th factor, as in
+    :func:`_shapley_of_kernel`.
     """
-    n = c.shape[1]
-    nodes, weights = _gauss_legendre(n)
+    nodes, weights = _gauss_legendre(c.shape[1])
     tu = (nodes[:, None] * nodes[None, :]).reshape(-1)
     ww = (weights[:, None] * weights[None, :]).reshape(-1)
-    lognorm = torch.log1p(c).sum(-1)[None, :, None]
+    lognorm = torch.log1p(c).sum(-1)[:, None]  # G x 1
     acc = torch.zeros_like(c)
     chunk = max(1, _QUAD_ELEMENTS // max(c.numel(), 1))
     for start in range(0, len(tu), chunk):
-        x = tu[start : start + chunk, None, None] * c[None]
-        acc += (ww[start : start + chunk, None, None] * _even_products(x, lognorm)).sum(0)
-    return c * acc
+        xc = tu[None, start : start + chunk, None] * c[:, None, :]  # G x X x n
+        w = ww[None, start : start + chunk]
+        ep = w * torch.exp(torch.log1p(xc).sum(-1) - lognorm)  # G x X
+        em = w * torch.exp(torch.log1p(-xc).sum(-1) - lognorm)
+        acc += (ep[..., None] / (1.0 + xc) + em[..., None] / (1.0 - xc)).sum(1)
+    return 0.5 * c * acc
 
 
 def _cholesky(k: torch.Tensor, m: int, jitter: torch.Tensor) -> torch.Tensor:
@@ -140,6 +155,7 @@ def _cholesky(k: torch.Tensor, m: int, jitter: torch.Tensor) -> torch.Tensor:
 def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.Tensor, m: int,
                 jitter: float, shared: bool, lin: torch.Tensor,
                 dist: tuple[torch.Tensor, torch.Tensor] | None = None,
+                terms: tuple[torch.Tensor, torch.Tensor] | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Posterior Shapley values for columns ``y`` (``C x K``) under kernels ``(lam, tau)``.
 
@@ -150,6 +166,8 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
     ``lam`` is ``1 x n`` and ``tau`` ``1`` (one kernel for every column) when ``shared``, else
     ``C x n`` and ``C``; ``lin`` is ``s @ s.T / n``. ``dist``: optional ``(D_w, W)`` with ``lam = scale * w`` — the
     ``w``-weighted Hamming distances and ``sum(w)`` — so the kernel is two exponentials away.
+    ``terms``: optional precomputed ``(_shapley_of_kernel(s, c), _prior_var(c))`` for ``lam``
+    (they do not depend on ``tau``).
 
     Returns ``(loglik C, phi C x n, var C x n, alpha C x K)``.
     """
@@ -172,10 +190,12 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
     logdet = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # G
     sigma2 = quad.clamp_min(1e-300) / kc
     loglik = -0.5 * kc * torch.log(sigma2) - 0.5 * logdet.reshape(-1)
-    c = torch.tanh(lam / 2)
-    g = _shapley_of_kernel(s, c) + tau[:, None, None] * s[None] / n  # G x K x n
+    if terms is None:
+        c = torch.tanh(lam / 2)
+        terms = _shapley_of_kernel(s, c), _prior_var(c)
+    g = terms[0] + tau[:, None, None] * s[None] / n  # G x K x n
     lg = torch.linalg.solve_triangular(chol, g, upper=False)
-    pv = (_prior_var(c) + tau[:, None] / n - (lg**2).sum(1)).clamp_min(0.0)  # G x n
+    pv = (terms[1] + tau[:, None] / n - (lg**2).sum(1)).clamp_min(0.0)  # G x n
     var = sigma2[:, None] * pv
     if shared:
         return loglik, alpha[0].T @ g[0], var, alpha[0].T
@@ -215,13 +235,18 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     cols = d.shape[0]
     sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
     y = torch.cat([d, delta[:, None]], dim=1)  # C x K
-    lin = sa @ sa.T / n
+    gram = sa @ sa.T
+    lin = gram / n
+    iso_dist = ((n - gram) / 2)[None], torch.full((1,), float(n), dtype=torch.float64)
     best: dict[str, torch.Tensor] | None = None
-    for tau in _TAU_GRID:
-        tt = torch.full((1,), tau, dtype=torch.float64)
-        for total in _ISO_GRID:
-            lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
-            ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin)
+    for total in _ISO_GRID:
+        lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
+        c = torch.tanh(lam / 2)
+        terms = _shapley_of_kernel(sa, c), _prior_var(c)
+        for tau in _TAU_GRID:
+            tt = torch.full((1,), tau, dtype=torch.float64)
+            ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin,
+                                              dist=iso_dist, terms=terms)
             best = _select(best, ll, phi=phi, var=var, lam=lam.expand(cols, n),
                            tau=tt.expand(cols), alpha=alpha)
     assert best is not None
