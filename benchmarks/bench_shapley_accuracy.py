@@ -173,6 +173,11 @@ def main() -> None:
                     default=str(Path(__file__).resolve().parent.parent / ".venv312/bin/python"))
     ap.add_argument("--cache", type=str, default=str(Path(tempfile.gettempdir()) / "tribute_bench_shapley"),
                     help="games and their truth are built once per --points and kept here")
+    ap.add_argument("--shapiq-json", type=str, default="",
+                    help="reuse the output of an earlier _shapiq_side.py run on the same games")
+    ap.add_argument("--reuse-json", type=str, default="",
+                    help="rows of an earlier --json output (same --points/--seeds) for the libraries "
+                         "skipped in this run")
     ap.add_argument("--json", type=str, default="", help="write all numbers here")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -191,7 +196,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_shapley_"))
     save(specs, tmp / "games.npz")
     proc = None
-    if "shapiq" not in skip:
+    side_json = Path(args.shapiq_json) if args.shapiq_json else tmp / "shapiq.json"
+    if "shapiq" not in skip and not args.shapiq_json:
         if Path(args.shapiq_python).exists():
             proc = subprocess.Popen([args.shapiq_python, str(Path(__file__).resolve().parent / "_shapiq_side.py"),
                                      str(tmp / "games.npz"), str(tmp / "shapiq.json"),
@@ -214,14 +220,25 @@ def main() -> None:
         if "shap" not in skip:
             run_shap(spec, budgets, args.seeds, record)
         print(f"[{time.time() - t0:.0f}s] {spec.name} done (torch side)", file=sys.stderr, flush=True)
+    if args.reuse_json:
+        for game, rows in json.loads(Path(args.reuse_json).read_text()).items():
+            for label, row in rows.items():
+                if game in results and label not in results[game]:
+                    results[game][label] = {int(b): tuple(v) for b, v in row.items() if int(b) in budgets}
     if proc is not None:
         proc.wait()
+    if args.shapiq_json:
+        while not side_json.exists():  # an earlier side run still going
+            time.sleep(10)
+    if "shapiq" not in skip:
         try:
-            side = json.loads((tmp / "shapiq.json").read_text())
+            side = json.loads(side_json.read_text())
             print(f"shapiq {side['shapiq_version']} (Python 3.12 side)")
             for game, per in side["results"].items():
                 for label, row in per.items():
                     for b, cell in row.items():
+                        if game not in results or int(b) not in budgets:
+                            continue
                         if "err" in cell:
                             results[game].setdefault(label, {})[int(b)] = (cell["err"], cell["evals"])
                         else:

@@ -59,6 +59,8 @@ _ISO_GRID = (0.7, 1.5, 3.0, 6.0, 12.0)
 _ARD_GRID = (0.5, 1.0, 2.0)
 _MAX_LAMBDA = 30.0
 _TAU_GRID: tuple[float, ...] = (0.0, 10.0, 1e6)
+_AVERAGE = True
+_ALLOCATIONS = ("singletons", "kernel", "leverage")
 _CHUNK_BYTES = 96 * 1024**2
 _QUAD_ELEMENTS = 4 * 1024**2
 
@@ -239,6 +241,7 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     lin = gram / n
     iso_dist = ((n - gram) / 2)[None], torch.full((1,), float(n), dtype=torch.float64)
     best: dict[str, torch.Tensor] | None = None
+    pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (ll, phi, var) per kernel
     for total in _ISO_GRID:
         lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
         c = torch.tanh(lam / 2)
@@ -247,6 +250,7 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             tt = torch.full((1,), tau, dtype=torch.float64)
             ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin,
                                               dist=iso_dist, terms=terms)
+            pool.append((ll, phi, var.expand(cols, n)))
             best = _select(best, ll, phi=phi, var=var, lam=lam.expand(cols, n),
                            tau=tt.expand(cols), alpha=alpha)
     assert best is not None
@@ -257,6 +261,7 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
         kc = m + 1
         chunk = int(max(1, _CHUNK_BYTES // (8 * kc * kc * 3)))
         parts: list[dict[str, torch.Tensor]] = []
+        ard_pool: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in _ARD_GRID]
         for start in range(0, cols, chunk):
             stop = min(start + chunk, cols)
             cur: dict[str, torch.Tensor] | None = None
@@ -265,19 +270,29 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             wsum = wc.sum(-1)
             dw = (wsum[:, None, None] - (sa[None] * wc[:, None, :]) @ sa.T) / 2
             iso_total = best["lam"][start:stop].sum(-1, keepdim=True)
-            for factor in _ARD_GRID:
+            for fi, factor in enumerate(_ARD_GRID):
                 ard_total = iso_total * factor
                 scale = torch.minimum(ard_total / n, _MAX_LAMBDA / wc.max(-1, keepdim=True).values)
                 lam = scale * wc
                 ll, phi, var, alpha = _gp_columns(sa, y[start:stop], lam, tc, m, jitter,
                                                   shared=False, lin=lin, dist=(dw, wsum))
                 cur = _select(cur, ll, phi=phi, var=var, lam=lam, tau=tc, alpha=alpha)
+                ard_pool[fi].append((ll, phi, var))
             del dw
             assert cur is not None
             parts.append(cur)
         ard_best = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         best = _select(best, ard_best["ll"], **{k: v for k, v in ard_best.items() if k != "ll"})
+        for part in ard_pool:
+            pool.append(tuple(torch.cat([p[j] for p in part]) for j in range(3)))  # type: ignore[arg-type]
     phi, var = best["phi"], best["var"]
+    if _AVERAGE:
+        ll_all = torch.stack([p[0] for p in pool], 1)  # C x G
+        wts = torch.softmax(ll_all, 1)[..., None]
+        phis = torch.stack([p[1] for p in pool], 1)  # C x G x n
+        phi = (wts * phis).sum(1)
+        var = (wts * (torch.stack([p[2] for p in pool], 1) + phis**2)).sum(1) - phi**2
+        var = var.clamp_min(0.0)
     # Condition on efficiency (removes the rounding-level gap left by the jitter).
     gap = delta - phi.sum(-1)
     share = torch.where(var.sum(-1, keepdim=True) > 0, var / var.sum(-1, keepdim=True).clamp_min(1e-300),
@@ -336,8 +351,9 @@ class GPShapley(Method):
     subset and the held-out pairs correct its residuals (see the module docstring).
 
     Args:
-        allocation: how pairs are spread over coalition sizes, ``"kernel"`` (as KernelSHAP) or
-            ``"leverage"`` (equal per size). default="kernel".
+        allocation: how pairs are spread over coalition sizes: ``"singletons"`` (all ``n``
+            pairs ``({i}, N minus {i})`` first, the rest as KernelSHAP), ``"kernel"`` (as
+            KernelSHAP) or ``"leverage"`` (equal per size). default="singletons".
         ard: run the second, per-player-scale stage. default=True.
         max_pairs: most pairs the GP is fitted on. default=1024.
 
@@ -353,7 +369,7 @@ class GPShapley(Method):
     tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
     paper = "tribute: Gaussian-process regression of the game in the Walsh basis (this library)"
 
-    def __init__(self, allocation: str = "kernel", ard: bool = True, max_pairs: int = 1024) -> None:
+    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024) -> None:
         self.allocation = allocation
         self.ard = ard
         self.max_pairs = max_pairs
@@ -365,8 +381,8 @@ class GPShapley(Method):
         return int(min(2**game.n_players, 2048))
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.allocation not in ("kernel", "leverage"):
-            raise InputError(f"gp_shapley: allocation={self.allocation!r} must be 'kernel' or 'leverage'.")
+        if self.allocation not in _ALLOCATIONS:
+            raise InputError(f"gp_shapley: allocation={self.allocation!r} must be one of {_ALLOCATIONS}.")
         if isinstance(self.max_pairs, bool) or not isinstance(self.max_pairs, int) or self.max_pairs < 2:
             raise InputError(f"gp_shapley: max_pairs={self.max_pairs!r} must be an int >= 2.")
         n = game.n_players
@@ -380,7 +396,12 @@ class GPShapley(Method):
         delta = game.full() - game.empty()  # B x T
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
-        sampler = PairSampler(n, self.allocation, gen)
+        sampler = PairSampler(n, "leverage" if self.allocation == "leverage" else "kernel", gen)
+        if self.allocation == "singletons":
+            # every pair ({i}, N minus {i}) first, then the Shapley-kernel allocation: the
+            # water-filling allocation fills a stratum whose share exceeds its size
+            sampler.mass = sampler.mass.copy()
+            sampler.mass[0] *= 1e9
         sampler.grow(int(min((budget - 2) // 2, sampler.total)))
         s = sampler.s
         m = s.shape[0]
