@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shapley_games import load, value_np  # noqa: E402
+from _shapley_games import load, value_np
 
 #: ProxySHAP with ``adjustment=True`` gave the same numbers as without for first-order SV.
 APPROXIMATORS = ("RegressionMSR", "ProxySHAP", "OddSHAP", "KernelSHAP", "LeverageSHAP", "SVARM")
@@ -67,7 +67,8 @@ def main() -> None:
                         for i in range(len(spec.X)):
                             count = [0]
 
-                            def game(coalitions: np.ndarray, i: int = i, count: list = count) -> np.ndarray:
+                            def game(coalitions: np.ndarray, i: int = i, count: list = count,
+                                     spec=spec) -> np.ndarray:
                                 count[0] += len(coalitions)
                                 return value_np(spec, i, coalitions)
 

@@ -40,7 +40,7 @@ import torch
 import tribute
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shapley_games import GameSpec, build_cached, forward_np, save, value_np  # noqa: E402
+from _shapley_games import GameSpec, build_cached, forward_np, save, value_np
 
 BUDGETS = (64, 128, 256, 512, 1024, 2048)
 OURS = "tribute shapley (default)"
@@ -176,8 +176,8 @@ def main() -> None:
     ap.add_argument("--shapiq-json", type=str, default="",
                     help="reuse the output of an earlier _shapiq_side.py run on the same games")
     ap.add_argument("--reuse-json", type=str, default="",
-                    help="rows of an earlier --json output (same --points/--seeds) for the libraries "
-                         "skipped in this run")
+                    help="comma list of earlier --json outputs (same --points) whose rows fill in what "
+                         "this run skipped")
     ap.add_argument("--json", type=str, default="", help="write all numbers here")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -220,8 +220,8 @@ def main() -> None:
         if "shap" not in skip:
             run_shap(spec, budgets, args.seeds, record)
         print(f"[{time.time() - t0:.0f}s] {spec.name} done (torch side)", file=sys.stderr, flush=True)
-    if args.reuse_json:
-        for game, rows in json.loads(Path(args.reuse_json).read_text()).items():
+    for reuse in filter(None, args.reuse_json.split(",")):
+        for game, rows in json.loads(Path(reuse).read_text()).items():
             for label, row in rows.items():
                 if game in results and label not in results[game]:
                     results[game][label] = {int(b): tuple(v) for b, v in row.items() if int(b) in budgets}
