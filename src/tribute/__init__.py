@@ -27,6 +27,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
+from .jobs import explain_dataset
 from .metrics import MetricResult, evaluate
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "components",
     "evaluate",
     "explain",
+    "explain_dataset",
     "methods",
     "metrics",
     "patches",
