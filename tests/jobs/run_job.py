@@ -1,4 +1,7 @@
-"""A job run as a subprocess by the kill/resume tests: ``python run_job.py OUT [--resume]``."""
+"""A job run as a subprocess by the kill/resume tests.
+
+``python run_job.py OUT ROWS SHARD_SIZE BACKEND WORKERS [--resume]``
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,16 @@ import jobs_fixtures
 
 import tribute
 
-if __name__ == "__main__":
-    out = sys.argv[1]
-    tribute.explain_dataset(
-        jobs_fixtures.make_mlp(), jobs_fixtures.data(48), out=out, method="kernel_shap", budget=64,
-        shard_size=2, resume="--resume" in sys.argv, progress=False, baseline=0.0,
+
+def run(out: str, rows: int, shard_size: int, backend: str = "local", workers: int = 1,
+        resume: bool = False) -> tribute.Attribution:
+    model = "jobs_fixtures:make_mlp" if backend != "local" else jobs_fixtures.make_mlp()
+    return tribute.explain_dataset(
+        model, jobs_fixtures.data(rows), out=out, method="kernel_shap", budget=64,
+        shard_size=shard_size, resume=resume, progress=False, backend=backend, workers=workers,
     )
+
+
+if __name__ == "__main__":
+    out, rows, shard_size, backend, workers = sys.argv[1:6]
+    run(out, int(rows), int(shard_size), backend, int(workers), resume="--resume" in sys.argv)

@@ -11,7 +11,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ._io import atomic_write, clean_temporaries
 from .backends import BACKENDS, run_shards
-from .data import Dataset, as_dataset, load_dataset
+from .data import as_dataset, load_dataset
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
 from .model import ModelSource, fingerprint_model

@@ -59,7 +59,7 @@ def fingerprint_arrays(arrays: Sequence[np.ndarray]) -> str:
     for a in arrays:
         arr = np.ascontiguousarray(a)
         h.update(f"{arr.dtype.str}|{arr.shape}|".encode())
-        h.update(memoryview(arr).cast("B") if arr.size else b"")
+        h.update(arr.tobytes())
     return h.hexdigest()
 
 

@@ -51,7 +51,9 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
             )
     values = np.concatenate([a.flat() for a in parts], axis=0)
     stderrs = [a.flat_stderr() for a in parts]
-    stderr = None if any(s is None for s in stderrs) else np.concatenate(stderrs, axis=0)  # type: ignore[arg-type]
+    stderr: np.ndarray | None = None
+    if all(s is not None for s in stderrs):
+        stderr = np.concatenate([s for s in stderrs if s is not None], axis=0)
     counts = [a.flat().shape[0] for a in parts]
     extra: dict[str, Any] = {}
     for key, val in first.extra.items():

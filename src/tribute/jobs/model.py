@@ -167,7 +167,7 @@ def _load_checked(model: Any, weights: str) -> None:
         from safetensors import safe_open
 
         with safe_open(str(p), framework="pt") as fh:
-            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
     except Exception:
         shapes = None  # not safetensors: load_weights below raises the format error
     if shapes is not None:
