@@ -64,7 +64,7 @@ def test_outputs_manifest_and_summary(mlp, X, tmp_path):
 
 def test_merged_file_has_no_clock_in_it(mlp, X, tmp_path):
     a = _run(mlp, X, tmp_path / "a")
-    b = _run(mlp, X, tmp_path / "b")
+    _run(mlp, X, tmp_path / "b")
     assert a.seconds == 0.0
     assert (tmp_path / "a" / "result.npz").read_bytes() == (tmp_path / "b" / "result.npz").read_bytes()
 
