@@ -1,0 +1,80 @@
+"""Dataset-job throughput: local vs worker processes vs Ray, 1 and 2 workers, in one run.
+
+A small MLP (32 features -> 64 -> 64 -> 4) explained with kernel_shap (budget 512) on ROWS rows in
+shards of SHARD rows, torch limited to one thread per shard (the job default). Times are the
+wall-clock of the whole ``tribute.explain_dataset`` call, including spawning worker processes
+(processes backend); the Ray instance (2 CPUs, 127.0.0.1 only) is started before the timer, as
+an existing cluster would be. Every configuration must produce the same result.npz bytes.
+
+Usage: ``python benchmarks/bench_jobs_throughput.py [ROWS] [SHARD]`` (defaults 768 and 32).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Ray on loopback only (read when ray is imported).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import numpy as np
+import torch
+
+import tribute
+
+
+def make_model() -> torch.nn.Module:
+    g = torch.Generator().manual_seed(0)
+    layers = [torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+              torch.nn.Linear(64, 4)]
+    model = torch.nn.Sequential(*layers)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def main(rows: int, shard: int) -> int:
+    X = np.random.default_rng(0).normal(size=(rows, 32)).astype(np.float32)
+    model = make_model()
+    configs: list[tuple[str, str, int]] = [("local", "local", 1), ("processes x1", "processes", 1),
+                                           ("processes x2", "processes", 2)]
+    try:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+        configs += [("ray x1", "ray", 1), ("ray x2", "ray", 2)]
+    except ImportError:
+        ray = None
+        print("ray not installed: skipping the ray rows (pip install 'tribute[ray]')")
+    print(f"kernel_shap budget=512, {rows} rows, shard_size={shard}, torch threads per shard=1, "
+          f"cpus={os.cpu_count()}")
+    print(f"{'backend':14s} {'seconds':>8s} {'rows/s':>8s} {'vs local':>9s}  same bytes")
+    ref_bytes = None
+    base = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, backend, workers in configs:
+            out = Path(tmp) / name.replace(" ", "_")
+            t0 = time.perf_counter()
+            tribute.explain_dataset(model, X, out=out, method="kernel_shap", budget=512,
+                                    shard_size=shard, backend=backend, workers=workers, progress=False)
+            sec = time.perf_counter() - t0
+            data = (out / "result.npz").read_bytes()
+            ref_bytes = ref_bytes or data
+            base = base or sec
+            print(f"{name:14s} {sec:8.2f} {rows / sec:8.1f} {base / sec:8.2f}x  {data == ref_bytes}")
+            if data != ref_bytes:
+                return 1
+    if ray is not None:
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    sys.exit(main(*(args + [768, 32][len(args):])))
