@@ -163,6 +163,7 @@ def test_processes_backend_is_byte_identical_to_local(weights, X, tmp_path):
     assert (tmp_path / "local" / "result.npz").read_bytes() == (tmp_path / "proc" / "result.npz").read_bytes()
 
 
+@pytest.mark.slow
 def test_processes_refuse_a_random_factory(X, tmp_path):
     with pytest.raises(tribute.InputError, match="not deterministic"):
         _run("jobs_fixtures:make_random_mlp", X, tmp_path / "o", backend="processes", workers=1)
