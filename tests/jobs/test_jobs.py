@@ -159,7 +159,8 @@ def test_threads_restored(mlp, X, tmp_path):
 def test_processes_backend_is_byte_identical_to_local(weights, X, tmp_path):
     spec = "jobs_fixtures:make_mlp"
     _run(spec, X, tmp_path / "local", weights=weights)
-    _run(spec, X, tmp_path / "proc", weights=weights, backend="processes", workers=2)
+    np.save(tmp_path / "X.npy", X)  # memory-mapped; workers re-open the file
+    _run(spec, tmp_path / "X.npy", tmp_path / "proc", weights=weights, backend="processes", workers=2)
     assert (tmp_path / "local" / "result.npz").read_bytes() == (tmp_path / "proc" / "result.npz").read_bytes()
 
 
@@ -220,3 +221,23 @@ def test_npz_with_several_inputs(tmp_path):
     va, vb = attr.values
     np.testing.assert_allclose(va, 2 * a, rtol=1e-5)
     np.testing.assert_allclose(vb, 3 * b, rtol=1e-5)
+
+
+def test_npy_is_memory_mapped_and_sent_to_workers_by_path(X, tmp_path):
+    import pickle
+
+    from tribute.jobs import load_dataset
+
+    np.save(tmp_path / "X.npy", X)
+    ds = load_dataset(tmp_path / "X.npy")
+    assert isinstance(ds.arrays[0], np.memmap)
+    assert ds.fingerprint()["sha256"] == tribute.jobs.data.fingerprint_arrays([np.asarray(X)])
+    # block-wise hashing equals one pass over the bytes
+    assert tribute.jobs.data.fingerprint_arrays([X], block_bytes=100) == tribute.jobs.data.fingerprint_arrays([X])
+    head = ds.head(7)
+    blob = pickle.dumps(head.shared())
+    assert len(blob) < X[:7].nbytes + 300 and len(blob) < 400
+    back = pickle.loads(blob)
+    np.testing.assert_array_equal(back.arrays[0], X[:7])
+    assert back.fingerprint() == head.fingerprint()
+    assert len(pickle.dumps(head)) > X[:7].nbytes  # default pickling carries the rows (Ray)

@@ -14,6 +14,7 @@ Ray's; nothing here re-implements them.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -63,8 +64,10 @@ def _worker_shard(index: int) -> bytes:
 
 def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: int) -> None:
     ctx = multiprocessing.get_context("spawn")
+    # Same machine: a memory-mapped .npy travels as its path, not as a copy of the rows.
+    shared = dataclasses.replace(spec, data=spec.data.shared())
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(spec,))
+                               initargs=(shared,))
     try:
         futures: dict[Future[bytes], int] = {pool.submit(_worker_shard, i): i for i in pending}
         remaining = set(futures)

@@ -50,10 +50,7 @@ def run_job(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())  # 'pkg.module:factory' relative to where the command runs
     data = load_dataset(args.data, args.data_key)
     if args.limit:
-        from .data import Dataset
-
-        data = Dataset(arrays=data.rows(0, args.limit), columns=data.columns,
-                       source=f"{data.source}[:{args.limit}]")
+        data = data.head(args.limit)
     workers = args.workers or 1
     backend = args.backend or ("processes" if workers > 1 else "local")
     kwargs: dict[str, Any] = {"baseline": _baseline(args.baseline, data),

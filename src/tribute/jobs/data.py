@@ -2,6 +2,10 @@
 
 Data sets are read without pickle: ``.npy`` / ``.npz`` with ``allow_pickle=False``; ``.csv``
 and ``.parquet`` through pandas (and pyarrow), imported only when such a file is given.
+``.npy`` files are memory-mapped, so a data set larger than memory is read shard by shard;
+worker processes on the same machine re-open the file instead of receiving a copy
+(:meth:`Dataset.shared`), while Ray tasks, which may run on other machines, get the rows
+through Ray's object store.
 A data set is one or several arrays with the same number of rows (several arrays are the
 inputs of a multi-input model, in file order).
 """
@@ -36,6 +40,20 @@ class Dataset:
     arrays: tuple[np.ndarray, ...]
     columns: tuple[str, ...] | None = None
     source: str = "<array>"
+    mapped: str | None = None  # path of the memory-mapped .npy file the rows come from
+
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` rows (still memory-mapped when the data is)."""
+        return Dataset(arrays=self.rows(0, n), columns=self.columns, source=f"{self.source}[:{n}]",
+                       mapped=self.mapped)
+
+    def shared(self) -> Dataset:
+        """A copy that pickles as (path, rows) when the rows are memory-mapped from a file on this
+        machine (for worker processes), instead of as the full arrays."""
+        return _MappedDataset(*self._fields()) if self.mapped is not None else self
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.arrays, self.columns, self.source, self.mapped)
 
     @property
     def n_rows(self) -> int:
@@ -53,13 +71,28 @@ class Dataset:
         }
 
 
-def fingerprint_arrays(arrays: Sequence[np.ndarray]) -> str:
-    """sha256 over each array's dtype, shape and C-ordered bytes."""
+class _MappedDataset(Dataset):
+    """Pickles by path: the receiving process memory-maps the same file again."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen, (self.mapped, self.n_rows, self.columns, self.source))
+
+
+def _reopen(path: str, n_rows: int, columns: tuple[str, ...] | None, source: str) -> Dataset:
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)[:n_rows]
+    return Dataset(arrays=(arr,), columns=columns, source=source, mapped=path)
+
+
+def fingerprint_arrays(arrays: Sequence[np.ndarray], block_bytes: int = 64 * 1024**2) -> str:
+    """sha256 over each array's dtype, shape and C-ordered bytes (read in blocks of rows, so a
+    memory-mapped array is never loaded whole)."""
     h = hashlib.sha256()
     for a in arrays:
-        arr = np.ascontiguousarray(a)
-        h.update(f"{arr.dtype.str}|{arr.shape}|".encode())
-        h.update(arr.tobytes())
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        row_bytes = max(int(a.dtype.itemsize * np.prod(a.shape[1:], dtype=np.int64)), 1)
+        step = max(block_bytes // row_bytes, 1)
+        for lo in range(0, a.shape[0], step):
+            h.update(np.ascontiguousarray(a[lo : lo + step]).tobytes())
     return h.hexdigest()
 
 
@@ -100,7 +133,7 @@ def load_dataset(path: str | Path, key: str | None = None) -> Dataset:
 
 def _load_numpy(p: Path, key: str | None) -> Dataset:
     try:
-        obj = np.load(p, allow_pickle=False)
+        obj = np.load(p, mmap_mode="r" if p.suffix.lower() == ".npy" else None, allow_pickle=False)
     except ValueError as exc:
         raise InputError(
             f"data: {str(p)!r} holds pickled objects (or is not a numpy file), which tribute never "
@@ -109,7 +142,8 @@ def _load_numpy(p: Path, key: str | None) -> Dataset:
     except (OSError, EOFError) as exc:
         raise InputError(f"data: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
     if isinstance(obj, np.ndarray):
-        return _check_arrays((obj,), [p.name], str(p), columns=None, source=str(p))
+        ds = _check_arrays((obj,), [p.name], str(p), columns=None, source=str(p))
+        return Dataset(arrays=ds.arrays, source=ds.source, mapped=str(p.resolve()))
     try:
         with obj:
             names = list(obj.files)

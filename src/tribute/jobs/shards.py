@@ -149,10 +149,10 @@ def _as_inputs(model: Any, arrays: tuple[np.ndarray, ...]) -> Any:
         dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
         parts: list[Any] = []
         for a in arrays:
-            t = torch.from_numpy(np.ascontiguousarray(a))
+            t = torch.from_numpy(np.array(a, order="C"))  # a copy: rows may be a read-only memmap
             parts.append(t.to(dtype) if t.dtype.is_floating_point else t)
     else:
-        parts = list(arrays)
+        parts = [np.array(a, order="C") for a in arrays]
     return tuple(parts) if len(parts) > 1 else parts[0]
 
 
