@@ -95,3 +95,11 @@ def test_job_resumes_after_the_driver_dies(cluster, tmp_path):
     assert 0 < done < rows // shard
     run_job.run(str(out), rows, shard, backend="ray", workers=2, resume=True)
     assert (out / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()
+
+
+def test_errors_in_ray_tasks_surface_as_tribute_errors(cluster, tmp_path):
+    with pytest.raises(tribute.InputError, match="target"):
+        tribute.explain_dataset(jobs_fixtures.make_mlp(), jobs_fixtures.data(16), out=tmp_path / "o",
+                                method="kernel_shap", budget=32, shard_size=8, backend="ray",
+                                workers=2, target=7, progress=False)
+    assert not (tmp_path / "o").exists()
