@@ -68,6 +68,7 @@ def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, worke
     shared = dataclasses.replace(spec, data=spec.data.shared())
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(shared,))
+    finished = False
     try:
         futures: dict[Future[bytes], int] = {pool.submit(_worker_shard, i): i for i in pending}
         remaining = set(futures)
@@ -82,9 +83,11 @@ def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, worke
                         "of memory); finished shards are saved: rerun with resume=True / --resume."
                     ) from exc
                 on_done(futures[fut], data)
+        finished = True
     finally:
-        # Queued shards are cancelled; running ones (at most one per worker) finish first.
-        pool.shutdown(wait=True, cancel_futures=True)
+        # After an error, queued shards are cancelled and running ones (at most one per worker)
+        # finish before we return. After success the workers exit while the driver merges.
+        pool.shutdown(wait=not finished, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------ ray
