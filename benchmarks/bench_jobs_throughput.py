@@ -5,6 +5,8 @@ shards of SHARD rows, torch limited to one thread per shard (the job default). T
 wall-clock of the whole ``tribute.explain_dataset`` call, including spawning worker processes
 (processes backend); the Ray instance (2 CPUs, 127.0.0.1 only) is started before the timer, as
 an existing cluster would be. Every configuration must produce the same result.npz bytes.
+"first shard" is the time until the first shard file lands (start-up: spawning workers that
+import torch); "steady rows/s" is the rate between the first and the last shard file.
 
 Usage: ``python benchmarks/bench_jobs_throughput.py [ROWS] [SHARD]`` (defaults 768 and 32).
 """
@@ -54,20 +56,25 @@ def main(rows: int, shard: int) -> int:
         print("ray not installed: skipping the ray rows (pip install 'tribute[ray]')")
     print(f"kernel_shap budget=512, {rows} rows, shard_size={shard}, torch threads per shard=1, "
           f"cpus={os.cpu_count()}")
-    print(f"{'backend':14s} {'seconds':>8s} {'rows/s':>8s} {'vs local':>9s}  same bytes")
+    print(f"{'backend':14s} {'seconds':>8s} {'rows/s':>8s} {'vs local':>9s} {'first shard':>12s} "
+          f"{'steady rows/s':>14s}  same bytes")
     ref_bytes = None
     base = None
     with tempfile.TemporaryDirectory() as tmp:
         for name, backend, workers in configs:
             out = Path(tmp) / name.replace(" ", "_")
-            t0 = time.perf_counter()
+            t0, wall0 = time.perf_counter(), time.time()
             tribute.explain_dataset(model, X, out=out, method="kernel_shap", budget=512,
                                     shard_size=shard, backend=backend, workers=workers, progress=False)
             sec = time.perf_counter() - t0
             data = (out / "result.npz").read_bytes()
             ref_bytes = ref_bytes or data
             base = base or sec
-            print(f"{name:14s} {sec:8.2f} {rows / sec:8.1f} {base / sec:8.2f}x  {data == ref_bytes}")
+            stamps = sorted(p.stat().st_mtime for p in (out / "shards").iterdir())
+            first = stamps[0] - wall0
+            steady = (len(stamps) - 1) * shard / max(stamps[-1] - stamps[0], 1e-9)
+            print(f"{name:14s} {sec:8.2f} {rows / sec:8.1f} {base / sec:8.2f}x {first:12.2f} "
+                  f"{steady:14.1f}  {data == ref_bytes}")
             if data != ref_bytes:
                 return 1
     if ray is not None:

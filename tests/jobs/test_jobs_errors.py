@@ -121,6 +121,8 @@ def test_bad_options(mlp, X, tmp_path):
     out = tmp_path / "o"
     _refused(out, InputError, r"backend='spark'", mlp, X, backend="spark")
     _refused(out, InputError, r"workers=2 needs backend", mlp, X, workers=2)
+    _refused(out, InputError, r"address='auto' is a Ray cluster address", mlp, X, address="auto",
+             backend="processes")
     _refused(out, InputError, r"shard_size=0", mlp, X, shard_size=0)
     _refused(out, InputError, r"unknown parameter\(s\) \['stepz'\]", mlp, X, stepz=3)
     _refused(out, InputError, "is not a registered method", mlp, X, method="nope")

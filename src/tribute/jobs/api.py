@@ -92,7 +92,7 @@ def explain_dataset(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    _check_options(method, backend, workers, shard_size, seed, max_retries, threads, explain_kwargs)
+    _check_options(method, backend, address, workers, shard_size, seed, max_retries, threads, explain_kwargs)
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
@@ -216,8 +216,9 @@ def _is_temporary(p: Path) -> bool:
     return False
 
 
-def _check_options(method: str, backend: str, workers: int, shard_size: int | None, seed: int, max_retries: int,
-                   threads: int | None, explain_kwargs: dict[str, Any]) -> None:
+def _check_options(method: str, backend: str, address: str | None, workers: int,
+                   shard_size: int | None, seed: int, max_retries: int, threads: int | None,
+                   explain_kwargs: dict[str, Any]) -> None:
     from ..methods.base import get_method
 
     if backend not in BACKENDS:
@@ -233,6 +234,8 @@ def _check_options(method: str, backend: str, workers: int, shard_size: int | No
             f"workers={workers} needs backend='processes' or 'ray'; the local backend runs one shard "
             "at a time in this process."
         )
+    if address is not None and backend != "ray":
+        raise InputError(f"address={address!r} is a Ray cluster address; pass backend='ray' with it.")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InputError(f"seed={seed!r} must be an int.")
     if not isinstance(max_retries, int) or max_retries < 0:

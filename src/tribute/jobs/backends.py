@@ -111,7 +111,10 @@ def _run_ray(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: in
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        if address is None:  # Ray's default: RAY_ADDRESS, else a new local instance
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
         started = True
     try:
         task = ray.remote(_ray_shard).options(num_cpus=1, max_retries=max_retries,
