@@ -110,8 +110,9 @@ def explain_dataset(
     clean_temporaries(out / SHARDS_DIR)
 
     n = spec.n_shards
-    done = [k for k in range(n) if shard_path(out, k).is_file()]
-    pending = [k for k in range(n) if k not in set(done)]
+    present = {p.name for p in (out / SHARDS_DIR).glob("shard-*.npz")} if out.is_dir() else set()
+    done = [k for k in range(n) if shard_path(out, k).name in present]
+    pending = [k for k in range(n) if shard_path(out, k).name not in present]
     bar = JobProgress(spec.n_rows, done=sum(_rows(spec, k) for k in done), enabled=progress)
     state = {"manifest": (out / MANIFEST).is_file()}
 

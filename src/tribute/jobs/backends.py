@@ -14,6 +14,7 @@ Ray's; nothing here re-implements them.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import multiprocessing
 from collections.abc import Callable, Sequence
@@ -120,11 +121,11 @@ def _run_ray(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: in
         task = ray.remote(_ray_shard).options(num_cpus=1, max_retries=max_retries,
                                               retry_exceptions=False)
         spec_ref = ray.put(spec)
-        queue = list(pending)
+        queue = collections.deque(pending)
         in_flight: dict[Any, int] = {}
         while queue or in_flight:
             while queue and len(in_flight) < workers:
-                index = queue.pop(0)
+                index = queue.popleft()
                 in_flight[task.remote(spec_ref, index)] = index
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
