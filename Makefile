@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tribute-installed
 # The CPU build of torch that lies on disk; never let pip pull a CUDA build.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,text
+EXTRAS ?= dev,text,trees
 
 .PHONY: setup demo test test-all bench lint typecheck clean
 

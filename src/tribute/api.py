@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from .attribution import Attribution
 from .errors import InputError
 from .games.base import Game
-from .games.features import FeatureGame
+from .games.features import DEFAULT_BASELINE, FeatureGame
 from .methods.base import MethodInfo, get_method, method_info, registry
 from .models import ModelAdapter, as_model
 from .targets import TargetLike
@@ -35,7 +35,7 @@ def build_game(
     inputs: Any,
     *,
     target: TargetLike = None,
-    baseline: Any = 0.0,
+    baseline: Any = DEFAULT_BASELINE,
     groups: Any = None,
     output: str = "raw",
     players: PlayerSet | None = None,
@@ -44,6 +44,7 @@ def build_game(
     feature_names: Sequence[str] | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
+    model_output: str | None = None,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
@@ -52,7 +53,7 @@ def build_game(
     public functions do that for you.
     """
     framework = _framework_of(inputs)
-    adapter = model if isinstance(model, ModelAdapter) else as_model(model, framework)
+    adapter = as_model(model, framework, model_output)
     if players is not None:
         if not isinstance(players, PlayerSet):
             raise InputError(
@@ -80,7 +81,7 @@ def explain(
     inputs: Any,
     method: str = "kernel_shap",
     target: TargetLike = None,
-    baseline: Any = 0.0,
+    baseline: Any = DEFAULT_BASELINE,
     groups: Any = None,
     budget: int | None = None,
     seed: int = 0,
@@ -93,23 +94,33 @@ def explain(
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
+    model_output: str | None = None,
     **params: Any,
 ) -> Attribution:
     """Credit the model's output to players (input features by default).
 
     Args:
         model: a ``torch.nn.Module`` (one or several input tensors), or any callable on numpy
-            arrays (scikit-learn estimators use ``predict_proba``, then ``decision_function``,
-            then ``predict``).
-        inputs: tensor or array with the batch first, or a tuple of them. Results come back in
-            the same framework (torch in, torch out; numpy in, numpy out).
+            arrays: scikit-learn estimators and Pipelines (regressors use ``predict``;
+            classifiers ``predict_proba``, then ``decision_function``), XGBoost/LightGBM
+            sklearn wrappers, an ``xgboost.Booster`` (margins), or a plain function.
+            Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``).
+        inputs: tensor or array with the batch first, or a tuple of them, or a pandas
+            DataFrame of numeric columns (players are then named after the columns and
+            ``attr.to_pandas()`` keeps its index). Results come back in the same framework
+            (torch in, torch out; numpy or pandas in, numpy out).
         method: registry name (see :func:`methods`). default="kernel_shap".
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
             list of ints (several targets, adds a target axis), one index per sample (1-D array),
             ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
-            wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0.
+            wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
+            which suits images, embeddings and standardised features; for tabular numpy or
+            DataFrame inputs (every input 2-D and real-valued) a default 0.0 is usually out of
+            distribution for unscaled features, so a warning is issued then (pass the baseline
+            explicitly, e.g. ``baseline=X_train.mean(0)`` or
+            ``tribute.Background(X_train[:100])``, or ``baseline=0.0`` to keep zeros silently).
         groups: which elements form one player: None (every element), an integer mask of ids
             ``0..n-1`` (superpixels, column groups, token spans), or :func:`tribute.patches`.
         budget: model evaluations per input (coalitions or gradient points). default=None
@@ -117,12 +128,22 @@ def explain(
         seed: seed of the method's local random generator. default=0.
         batch_size: rows per forward pass. default=None (automatic).
         progress: show a progress bar (None: on a terminal, for runs over two seconds).
-        output: ``"raw"``/``"logit"``, ``"prob"`` (softmax/sigmoid) or ``"log_prob"``.
+        output: which output to explain: ``"raw"`` (what the model returns), ``"logit"``,
+            ``"prob"`` or ``"log_prob"``, converted from what the model returns (see
+            ``model_output``): from logits by softmax/sigmoid; from probabilities ``prob`` is
+            the identity, ``log_prob`` is ``log p`` and ``logit`` is ``log(p / (1 - p))``
+            (probabilities clipped to ``[1e-12, 1 - 1e-12]``); a regressor's raw values
+            allow only ``"raw"``. default="raw".
         players: a player set other than input features, e.g. ``tribute.components(...)``.
         ablation: how removed components are replaced (component games only).
         forward_args, forward_kwargs: extra non-attributed model arguments; tensors whose first
             axis is the batch are indexed per row.
         feature_names: one name per player.
+        model_output: what the model returns: ``"logit"`` (scores), ``"probability"`` or
+            ``"raw"`` (regression values). default=None: detected for estimators
+            (``predict_proba`` -> probability, ``decision_function`` -> logit, a regressor's
+            ``predict`` -> raw) and ``"logit"`` for torch modules and plain functions; declare
+            it for a function or module that returns probabilities.
         **params: the method's hyperparameters (see ``tribute.methods()[name].defaults``).
 
     Returns:
@@ -142,7 +163,7 @@ def explain(
         )
     estimator = cls(**params)
     framework = _framework_of(inputs)
-    adapter = as_model(model, framework)
+    adapter = as_model(model, framework, model_output)
     extra: dict[str, Any] = {}
     if ablation is not None:
         extra["ablation"] = ablation
@@ -159,7 +180,8 @@ def explain(
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
-    attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output}
+    attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,
+                   "model_output": adapter.output_kind}
     return attr
 
 

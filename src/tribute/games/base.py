@@ -92,7 +92,9 @@ class Game(ABC):
         """
         m, shared = self.check_masks(masks)
         self.n_evals += int(m.shape[-2])
-        return self._evaluate(m, shared)
+        vals = self._evaluate(m, shared)
+        self._keep_empty(m, vals)
+        return vals
 
     def value_and_grad(self, masks: torch.Tensor | np.ndarray,
                        weights: torch.Tensor | np.ndarray | None = None,
@@ -119,7 +121,9 @@ class Game(ABC):
                     f"weights has {w.numel()} entries but masks has {m.shape[-2]} coalitions."
                 )
         self.n_evals += int(m.shape[-2])
-        return self._evaluate_grad(m, shared, w)
+        vals, grads = self._evaluate_grad(m, shared, w)
+        self._keep_empty(m, vals)
+        return vals, grads
 
     def full(self) -> torch.Tensor:
         """``v(all players)`` per sample, ``batch x targets`` (one evaluation, cached)."""
@@ -135,6 +139,21 @@ class Game(ABC):
         if self._empty is None:
             self._empty = self.value(torch.zeros(1, self.n_players))[:, 0]
         return self._empty
+
+    def _keep_empty(self, masks: torch.Tensor, vals: torch.Tensor) -> None:
+        """Cache ``v(no player)`` when a method evaluated the empty coalition anyway.
+
+        Costs no model rows; it lets :meth:`attribution` report ``base_values`` for every
+        method whose coalitions include the empty one (exact enumeration, KernelSHAP, ...).
+        """
+        if self._empty is not None or masks.shape[-2] == 0:
+            return
+        empty = (masks == 0).all(-1)  # (K,) shared or (batch, K) per sample
+        if empty.ndim == 2:
+            empty = empty.all(0)
+        hit = empty.nonzero().flatten()
+        if hit.numel():
+            self._empty = vals[:, int(hit[0])].detach().double().cpu().clone()
 
     def efficiency_gap(self, phi: torch.Tensor) -> torch.Tensor:
         """``sum(phi) - (v(all) - v(none))`` per sample and target (``batch x targets``)."""
@@ -172,14 +191,18 @@ class Game(ABC):
     def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,
                     *, stderr: torch.Tensor | None = None, gap: torch.Tensor | None = None,
                     extra: dict[str, Any] | None = None) -> Attribution:
-        """Pack flat ``batch x targets x players`` credits into an :class:`Attribution`."""
+        """Pack flat ``batch x targets x players`` credits into an :class:`Attribution`.
+
+        ``full_values`` is ``v(all players)`` when the game has it cached (feature and component
+        games get it from their reference pass, at no extra cost) and ``base_values`` is
+        ``v(no player)`` when the method evaluated the empty coalition (directly, through
+        :meth:`empty` or :meth:`efficiency_gap`); otherwise they stay None: no model rows
+        are spent here beyond what the method asked for.
+        """
         expected = (self.n_samples, self.n_targets, self.n_players)
         if tuple(values.shape) != expected:
             raise RuntimeError(f"{method}: values shape {tuple(values.shape)} != {expected}")
-        gap_np = None
-        if gap is not None:
-            g = gap.detach().cpu().double().numpy()
-            gap_np = g if self.layout.multi_target else g[:, 0]
+        gap_np, base_np, full_np = (self._per_sample(t) for t in (gap, self._empty, self._full))
         return Attribution(
             values=self.layout.to_user(values.detach()),
             stderr=None if stderr is None else self.layout.to_user(stderr.detach()),
@@ -191,10 +214,20 @@ class Game(ABC):
             player_kind=self.player_kind,
             targets=self.target.to_numpy(),
             gap=gap_np,
+            base_values=base_np,
+            full_values=full_np,
+            index=getattr(self, "sample_index", None),
             groups=self.groups_array(),
             layout=self.layout,
             extra=dict(extra or {}),
         )
+
+    def _per_sample(self, t: torch.Tensor | None) -> np.ndarray | None:
+        """``batch x targets`` tensor -> numpy in the result's layout (``batch`` for one target)."""
+        if t is None:
+            return None
+        a = t.detach().cpu().double().numpy()
+        return a if self.layout.multi_target else a[:, 0]
 
     def groups_array(self) -> np.ndarray | None:
         """Element-to-player map for grouped feature games (None otherwise)."""

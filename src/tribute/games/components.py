@@ -385,7 +385,8 @@ class ComponentGame(Game):
         self.clean_acts = acts
         names = [self._unit_name(s, j) for s in sites for j in range(s.n_units)]
 
-        tgt = resolve_target(target, output, ref_out, batch)
+        tgt = resolve_target(target, output, ref_out, batch, model.output_kind,
+                             assumed=model.output_assumed)
         engine.target = tgt
         layout = Layout(input_shapes=(), dense=False, multi_target=tgt.multi, framework=framework,
                         device=str(xs[0].device),

@@ -12,6 +12,7 @@ is input x gradient, and integrating it from 0 to 1 is integrated gradients.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,22 @@ from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target
 from .base import Game
 
-__all__ = ["Background", "FeatureGame", "Patches", "patches"]
+__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "patches"]
+
+
+class _DefaultBaseline(float):
+    """The default baseline 0.0, marked as "not given by the user".
+
+    It is a float equal to 0.0 everywhere; only :class:`FeatureGame` looks at its type, to warn
+    when zeros are an unlikely removal value (tabular numpy/DataFrame inputs).
+    """
+
+    def __repr__(self) -> str:
+        return "0.0"
+
+
+#: Default of ``baseline=``: 0.0, distinguishable from an explicit ``baseline=0.0``.
+DEFAULT_BASELINE: float = _DefaultBaseline(0.0)
 
 #: Element masks (coalitions x elements) kept for a whole ``value`` call when at most this big.
 _ELEMENT_CACHE_BYTES = 64 * 1024**2
@@ -62,8 +78,29 @@ def patches(size: int | tuple[int, int]) -> Patches:
 
 
 # ----------------------------------------------------------------------- helpers
+def _is_pandas(x: Any, kind: str = "DataFrame") -> bool:
+    """``x`` is a pandas ``DataFrame`` (or ``Series``), checked without importing pandas."""
+    return type(x).__module__.startswith("pandas") and type(x).__name__ == kind
+
+
+def _frame_to_numpy(x: Any, name: str) -> np.ndarray:
+    """Numeric DataFrame/Series -> float64 array (bool and nullable columns included)."""
+    import pandas as pd  # x is a pandas object, so pandas is installed
+    dtypes = x.dtypes if _is_pandas(x) else {x.name: x.dtype}
+    bad = [str(c) for c, dt in dict(dtypes).items()
+           if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+    if bad:
+        raise InputError(
+            f"{name} has non-numeric column(s) {bad[:8]}; encode categorical columns as numbers "
+            "(ordinal or one-hot) before explaining, or drop them."
+        )
+    return np.array(x.to_numpy(dtype=np.float64, na_value=np.nan))  # writable copy
+
+
 def _as_tensor(x: Any, name: str) -> tuple[torch.Tensor, str, np.dtype[Any] | None]:
     """Convert a user array to a tensor; returns (tensor, framework, numpy dtype)."""
+    if _is_pandas(x) or _is_pandas(x, "Series"):
+        x = _frame_to_numpy(x, name)
     if isinstance(x, torch.Tensor):
         if not (x.dtype.is_floating_point or x.dtype in _INT_TYPES or x.dtype == torch.bool):
             raise InputError(f"{name} has dtype {x.dtype}; tribute needs real numbers or integer ids.")
@@ -138,7 +175,7 @@ class FeatureGame(Game):
         inputs: Any,
         *,
         target: TargetLike = None,
-        baseline: Any = 0.0,
+        baseline: Any = DEFAULT_BASELINE,
         groups: Any = None,
         output: str = "raw",
         forward_args: Sequence[Any] | None = None,
@@ -149,6 +186,12 @@ class FeatureGame(Game):
     ) -> None:
         multi = isinstance(inputs, (tuple, list))
         raw_inputs = list(inputs) if multi else [inputs]
+        frame = raw_inputs[0] if not multi and _is_pandas(raw_inputs[0]) else None
+        columns = [str(c) for c in frame.columns] if frame is not None else None
+        if columns is not None:
+            _check_frame_columns(model, columns, baseline)
+            if feature_names is None and groups is None:
+                feature_names = columns
         if multi and not raw_inputs:
             raise InputError("inputs is an empty tuple; pass at least one tensor or array.")
         tensors, frameworks, np_dtypes = [], [], []
@@ -171,6 +214,18 @@ class FeatureGame(Game):
                     "needs the same batch size."
                 )
         framework = frameworks[0]
+        if isinstance(baseline, _DefaultBaseline) and framework == "numpy" and all(
+            t.ndim == 2 and t.dtype.is_floating_point for t in tensors
+        ):
+            warnings.warn(
+                "baseline was not given, so removed features are set to 0.0; for tabular "
+                "features that are not standardised, 0.0 is usually far outside the data and "
+                "the credits then explain f(x) - f(0). Pass baseline=X_train.mean(0) or a "
+                "background set tribute.Background(X_train[:100]) (or baseline=0.0 to keep "
+                "zeros and silence this warning).",
+                UserWarning,
+                stacklevel=4,
+            )
         if isinstance(model, NumpyModel):
             model.np_dtypes = tuple(
                 npd if npd is not None else t.numpy().dtype for npd, t in zip(np_dtypes, tensors)
@@ -248,10 +303,12 @@ class FeatureGame(Game):
         # ----------------------------------------------------------- reference pass
         self.n_samples = batch
         ref = self._reference_outputs(engine, batch)
-        tgt = resolve_target(target, output, ref, batch)
+        tgt = resolve_target(target, output, ref, batch, model.output_kind,
+                             assumed=model.output_assumed)
         engine.target = tgt
         layout = Layout(**{**layout.__dict__, "multi_target": tgt.multi})
         super().__init__(engine, tgt, layout, names, batch)
+        self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
         self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
         self._full = tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu()
@@ -657,6 +714,28 @@ class FeatureGame(Game):
 
 
 # --------------------------------------------------------------------- parsing
+def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any) -> None:
+    """The DataFrame's columns match the fitted model's and a DataFrame/Series baseline's."""
+    fitted = getattr(model, "feature_names", None)
+    if fitted is not None and list(fitted) != columns:
+        raise InputError(
+            f"inputs has columns {columns[:8]}{'...' if len(columns) > 8 else ''} but the model "
+            f"was fitted on {list(fitted)[:8]}{'...' if len(fitted) > 8 else ''}; select them in "
+            "the fitted order, e.g. inputs=X[model.feature_names_in_]."
+        )
+    data = baseline.data if isinstance(baseline, Background) else baseline
+    labels = None
+    if _is_pandas(data):
+        labels = [str(c) for c in data.columns]
+    elif _is_pandas(data, "Series") and data.ndim == 1 and len(data) == len(columns):
+        labels = [str(c) for c in data.index]
+    if labels is not None and labels != columns:
+        raise InputError(
+            f"baseline has columns {labels[:8]} but inputs has {columns[:8]}; give the baseline "
+            "the same columns in the same order (e.g. baseline=X_train[inputs.columns].mean())."
+        )
+
+
 def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: int,
                     name: str) -> tuple[torch.Tensor, str]:
     d = int(np.prod(shape, dtype=np.int64))

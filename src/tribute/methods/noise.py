@@ -33,7 +33,6 @@ from ..engine import Engine
 from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
-from ..targets import Target
 from .base import Method, Tags, get_method, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
@@ -79,7 +78,7 @@ def noisy_view(game: FeatureGame, z: torch.Tensor, sigma: torch.Tensor) -> Featu
     view.n_samples = b_total * k_count
     t = game.target
     index = None if t.index is None else t.index[parent.to(t.index.device)]
-    view.target = Target(index, t.fn, t.output, t.multi, list(t.names))
+    view.target = dataclasses.replace(t, index=index, names=list(t.names))
     view.engine = Engine(game.model, view.target, batch_size=game.engine.batch_size,
                          progress=game.engine.progress)
 

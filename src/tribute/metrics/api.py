@@ -161,7 +161,8 @@ def default_explainer(
         return _explain(m, x, method=attr.method, target=tg, baseline=base, groups=grp,
                         budget=overrides.get("budget", budget), seed=overrides.get("seed", seed),
                         batch_size=batch_size, progress=False, output=output,
-                        forward_args=fa, forward_kwargs=fk, **kw)
+                        forward_args=fa, forward_kwargs=fk,
+                        model_output=attr.params.get("model_output"), **kw)
 
     def explain(x: Any, *, target: Any = None, sample: np.ndarray | None = None,
                 **overrides: Any) -> Attribution:
@@ -276,6 +277,9 @@ def evaluate(
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
     adapter = as_model(model, framework)
+    declared = attr.params.get("model_output")
+    if adapter.output_assumed and isinstance(declared, str):  # as explained (model_output=)
+        adapter = adapter.with_output_kind(declared)
     if target is None and attr.targets is None:
         raise InputError(
             "the attribution has no class-index targets (it was explained for a callable "
