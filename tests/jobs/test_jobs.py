@@ -31,6 +31,10 @@ def test_deterministic_method_equals_one_explain_call(mlp, X, tmp_path):
     np.testing.assert_array_equal(attr.targets, np.ones(40))
     # Efficiency of exact Shapley survives the merge: gap ~ 0 for every row.
     assert np.abs(attr.gap).max() < 1e-5
+    for name in ("base_values", "full_values"):
+        if getattr(ref, name) is not None:
+            np.testing.assert_allclose(np.asarray(getattr(attr, name)), np.asarray(getattr(ref, name)),
+                                       rtol=1e-5, atol=1e-6)
     loaded = tribute.Attribution.load(tmp_path / "o" / "result.npz")
     np.testing.assert_array_equal(np.asarray(loaded.values), attr.values)
 
@@ -122,7 +126,8 @@ def test_background_set_is_never_taken_per_sample(mlp, X, tmp_path):
 def test_numpy_model_and_multi_target(X, tmp_path):
     w = np.arange(18, dtype=np.float64).reshape(6, 3) / 10
 
-    attr = _run(_Linear(w), X.astype(np.float64), tmp_path / "o", method="exact_shapley", target=[0, 2])
+    attr = _run(_Linear(w), X.astype(np.float64), tmp_path / "o", method="exact_shapley", target=[0, 2],
+                baseline=0.0)
     assert attr.values.shape == (40, 2, 6)
     # Closed form for a linear model with baseline 0: phi_ij = w_j,t * x_ij.
     expected = np.einsum("nj,jt->ntj", X.astype(np.float64), w[:, [0, 2]])
@@ -201,6 +206,8 @@ def test_table_inputs_give_feature_names(mlp, X, tmp_path):
     pd.DataFrame(X.astype(np.float64), columns=cols).to_csv(tmp_path / "x.csv", index=False)
     attr = _run(mlp, str(tmp_path / "x.csv"), tmp_path / "o", method="exact_shapley")
     assert attr.player_names == cols
+    frame = pd.DataFrame(X.astype(np.float64), columns=cols)
+    assert _run(mlp, frame, tmp_path / "df", method="exact_shapley").player_names == cols
     ref = tribute.explain(mlp, torch.from_numpy(X), method="exact_shapley")
     np.testing.assert_allclose(attr.values, ref.values.numpy(), rtol=1e-4, atol=1e-5)
     if pytest.importorskip("pyarrow"):

@@ -102,6 +102,18 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
         return data
     if isinstance(data, (str, Path)):
         return load_dataset(data)
+    if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a pandas DataFrame
+        frame_cols = tuple(str(c) for c in data.columns)
+        try:
+            arr = data.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            bad = [str(c) for c in data.columns if data[c].dtype.kind not in "biuf"]
+            raise InputError(
+                f"{name}: the DataFrame has non-numeric column(s) {bad[:10]}; encode them as numbers "
+                "(e.g. one-hot) or drop them before explaining."
+            ) from exc
+        ds = _check_arrays((arr,), [name], name, columns=frame_cols, source="<DataFrame>")
+        return ds
     parts = data if isinstance(data, (tuple, list)) else (data,)
     if not parts:
         raise InputError(f"{name}: got an empty {type(data).__name__}; pass an array with the rows first.")

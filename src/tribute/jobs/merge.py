@@ -83,6 +83,8 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
                        per_row=first.groups is not None and np.asarray(first.groups).ndim == 2),
         layout=first.layout,
         extra=extra,
+        base_values=_concat([a.base_values for a in parts], "base_values", per_row=True),
+        full_values=_concat([a.full_values for a in parts], "full_values", per_row=True),
     )
     atomic_write(out / RESULT, attribution_bytes(merged))
     return Attribution.load(out / RESULT)
