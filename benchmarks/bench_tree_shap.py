@@ -59,11 +59,11 @@ def main() -> None:
         for mode in ("tree_path_dependent", "interventional"):
             kw = {} if mode == "tree_path_dependent" else {"baseline": tribute.Background(bg)}
             rows = Xe if mode == "tree_path_dependent" else Xe[: max(1, args.rows // 10)]
-            t_tr, c_tr, a = _time(lambda: tribute.explain(model, rows, method="tree_shap", target=1,
-                                                    feature_perturbation=mode, **kw))
+            t_tr, c_tr, a = _time(lambda m=model, r=rows, md=mode, k=kw: tribute.explain(
+                m, r, method="tree_shap", target=1, feature_perturbation=md, **k))
             ex = (shap.TreeExplainer(model, feature_perturbation=mode) if not kw else
                   shap.TreeExplainer(model, data=bg, feature_perturbation=mode, model_output="raw"))
-            t_sh, c_sh, sv = _time(lambda: ex.shap_values(rows, check_additivity=False))
+            t_sh, c_sh, sv = _time(lambda e=ex, r=rows: e.shap_values(r, check_additivity=False))
             sv = np.asarray(sv)
             if sv.ndim == 3:
                 sv = sv[..., 1] if sv.shape[0] == rows.shape[0] else sv[1]

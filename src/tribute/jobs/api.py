@@ -250,13 +250,21 @@ def _check_options(method: str, backend: str, address: str | None, workers: int,
             )
     # Fail before anything is written: unknown method or hyperparameters.
     cls = get_method(method)
-    unknown = set(explain_kwargs) - _EXPLAIN_ARGS - set(cls.defaults())
+    explain_args = _explain_args()
+    unknown = set(explain_kwargs) - explain_args - set(cls.defaults())
     if unknown:
         raise InputError(
             f"method {method!r} got unknown parameter(s) {sorted(unknown)}; its parameters are "
-            f"{sorted(cls.defaults()) or 'none'}, and explain takes {sorted(_EXPLAIN_ARGS)}."
+            f"{sorted(cls.defaults()) or 'none'}, and explain takes {sorted(explain_args)}."
         )
 
 
-_EXPLAIN_ARGS = frozenset({"target", "baseline", "groups", "budget", "batch_size", "output",
-                           "ablation", "forward_args", "forward_kwargs", "feature_names"})
+def _explain_args() -> set[str]:
+    """Keyword arguments of :func:`tribute.explain` a job passes through to every shard."""
+    import inspect
+
+    from ..api import explain
+
+    own = {"model", "inputs", "method", "seed", "progress", "players"}
+    return {name for name, p in inspect.signature(explain).parameters.items()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD and name not in own}

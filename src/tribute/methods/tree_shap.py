@@ -120,7 +120,7 @@ class _Compiled:
                 d = len(slots)
                 g = by_d.setdefault(d, {"slot": [], "player": [], "z": [], "value": []})
                 ids, zs = [], []
-                for p, entries in slots.items():
+                for entries in slots.values():
                     slot_start.append(len(e_col))
                     for c, left, _ in entries:
                         e_col.append(c)
@@ -174,10 +174,8 @@ class _NodeTable:
         self.threshold = thr
         self.missing_left = np.concatenate([t.missing_left[n] for t, n in zip(trees, internal)]) \
             if trees else np.zeros(0, dtype=bool)
-        self.nan_as_zero = (np.concatenate([t.nan_as_zero[n] for t, n in zip(trees, internal)])
-                            if t0 is not None and t0.nan_as_zero is not None else None)
-        self.zero_as_missing = (np.concatenate([t.zero_as_missing[n] for t, n in zip(trees, internal)])
-                                if t0 is not None and t0.zero_as_missing is not None else None)
+        self.nan_as_zero = _concat_optional([t.nan_as_zero for t in trees], internal)
+        self.zero_as_missing = _concat_optional([t.zero_as_missing for t in trees], internal)
         self.strict = bool(t0.strict) if t0 is not None else False
         self.float32 = bool(t0.float32) if t0 is not None else False
 
@@ -198,6 +196,14 @@ class _NodeTable:
         elif not any_nan:
             return left
         return np.where(miss, self.missing_left, left)
+
+
+def _concat_optional(parts: list[np.ndarray | None], internal: list[np.ndarray]
+                     ) -> np.ndarray | None:
+    """Concatenate per-tree node flags at internal nodes (None when the trees have none)."""
+    if not parts or any(p is None for p in parts):
+        return None
+    return np.concatenate([p[n] for p, n in zip(parts, internal) if p is not None])
 
 
 def _scatter(units: np.ndarray, g: _Group, classes: np.ndarray, n_players: int,
