@@ -386,6 +386,7 @@ class Attribution:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; saved files get the umask's
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -472,3 +473,10 @@ def _jsonable(obj: Any) -> Any:
         arr = _to_numpy(obj)
         return arr.tolist() if arr.size <= 64 else f"<array shape={list(arr.shape)}>"
     return repr(obj)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -116,9 +116,9 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
         seed: seed of the resample draw. default=0.
 
     Example:
-        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],
+        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP
         ...                            unit="head")
-        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,
+        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,  # doctest: +SKIP
         ...                        target=lambda out: out[:, 0, 0])
     """
     if not isinstance(model, torch.nn.Module):
