@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .attribution import Attribution
+from .engine.memory import resolve_max_memory
+from .engine.progress import progress_scope
 from .errors import InputError
 from .games.base import Game
 from .games.features import FeatureGame
@@ -93,6 +95,7 @@ def explain(
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> Attribution:
     """Credit the model's output to players (input features by default).
@@ -123,6 +126,10 @@ def explain(
         forward_args, forward_kwargs: extra non-attributed model arguments; tensors whose first
             axis is the batch are indexed per row.
         feature_names: one name per player.
+        max_memory: bytes tribute itself may allocate (masks, composed rows, gradients, the
+            estimator's solve, results), a number or a string such as ``"8GiB"``. A call whose
+            estimate exceeds it is refused before it starts, with settings that fit.
+            default=None (half the memory available when the call starts).
         **params: the method's hyperparameters (see ``tribute.methods()[name].defaults``).
 
     Returns:
@@ -146,6 +153,7 @@ def explain(
     extra: dict[str, Any] = {}
     if ablation is not None:
         extra["ablation"] = ablation
+    cap = resolve_max_memory(max_memory)
     t0 = time.perf_counter()
     with adapter.session():
         game = build_game(
@@ -153,10 +161,13 @@ def explain(
             players=players, forward_args=forward_args, forward_kwargs=forward_kwargs,
             feature_names=feature_names, batch_size=batch_size, progress=progress, **extra,
         )
+        game.engine.max_memory = cap
         use_budget = estimator.check(game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")
-        attr = estimator.attribute(game, budget=use_budget, seed=seed)
+        cost = estimator.estimate_cost(game, use_budget)
+        with progress_scope(cost.rows, cls.name, progress, solve=estimator.solve_rows(game, cost)):
+            attr = estimator.attribute(game, budget=use_budget, seed=seed)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output}

@@ -1,61 +1,131 @@
-"""A minimal progress bar on stderr (no dependency); silent unless asked or on a terminal."""
+"""One progress bar per call (tqdm's ``auto`` bar: ETA on a terminal, a widget in notebooks).
+
+:func:`progress_scope` opens the bar of a whole ``explain`` call: every engine run inside it
+(the model rows of every phase, also those of helper games) advances the same bar, and the
+estimator's own solve after the last row is part of its total, so the bar reaches 100% when
+the call returns, not when the last row was evaluated. Outside a scope each engine run draws
+its own bar. ``enabled=None`` shows a bar only on a terminal (or in a notebook) and only for
+runs longer than two seconds.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
-from typing import TextIO
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "active_progress", "progress_scope"]
+
+_DELAY = 2.0  # seconds before an automatic bar appears
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 class Progress:
-    """Counts rows; draws ``desc [####....] rows/total  rate`` on a terminal.
+    """A bar over ``total`` units (rows, plus the estimator's solve work in a scope).
 
     Args:
-        total: rows expected.
+        total: units expected.
         desc: label.
-        enabled: ``True`` always draws, ``False`` never, ``None`` draws only when stderr is a
-            terminal and the run is long enough to matter (more than 2 seconds).
+        enabled: ``True`` always draws, ``False`` never, ``None`` draws on a terminal or in a
+            notebook, and only once the run has lasted more than two seconds.
+        stream: where a terminal bar is written (default ``sys.stderr``).
     """
 
     def __init__(self, total: int, desc: str = "", enabled: bool | None = None,
                  stream: TextIO | None = None) -> None:
         self.total = max(int(total), 1)
         self.desc = desc
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.auto = enabled is None
-        if enabled is None:
-            self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = 0
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-        self._drawn = False
+        self.planned_rows = self.total  # model rows among the units (the rest: solve work)
+        stream = stream if stream is not None else sys.stderr
+        auto = enabled is None
+        if auto:
+            enabled = bool(getattr(stream, "isatty", lambda: False)()) or _in_notebook()
+        self.enabled = bool(enabled)
+        self._bar: Any = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        if self.enabled:
+            if stream is not sys.stderr or not _in_notebook():
+                from tqdm.std import tqdm
+            else:  # pragma: no cover - needs a notebook
+                from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.total, desc=desc, file=stream, unit="rows",
+                             unit_scale=True, delay=_DELAY if auto else 0.0, leave=True,
+                             dynamic_ncols=True, mininterval=0.2)
+            self._t0 = time.perf_counter()
+            self._delay = _DELAY if auto else 0.0
 
     def update(self, n: int) -> None:
+        """Advance by ``n`` units (the total grows when more arrive than planned)."""
         self.done += n
-        if not self.enabled:
+        if self._bar is None:
             return
-        now = time.perf_counter()
-        if self.auto and now - self.t0 < 2.0:
-            return
-        if now - self._last < 0.1 and self.done < self.total:
-            return
-        self._last = now
-        self._draw(now)
+        if self.done > self._bar.total:
+            self._bar.total = self.done
+        self._bar.update(n)
 
-    def _draw(self, now: float) -> None:
-        frac = min(self.done / self.total, 1.0)
-        width = 24
-        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        rate = self.done / max(now - self.t0, 1e-9)
-        self.stream.write(f"\r{self.desc} [{bar}] {self.done}/{self.total} rows  {rate:,.0f} rows/s")
-        self.stream.flush()
-        self._drawn = True
+    def phase(self, text: str) -> None:
+        """Name what happens now (e.g. ``"solving"``); a ticker keeps the clock moving."""
+        if self._bar is None:
+            return
+        self._bar.set_postfix_str(text, refresh=False)
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="tribute-progress", daemon=True)
+            self._ticker.start()
 
-    def close(self) -> None:
-        if self._drawn:
-            self._draw(time.perf_counter())
-            self.stream.write("\n")
-            self.stream.flush()
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            if time.perf_counter() - self._t0 >= self._delay:
+                self._bar.refresh()
+
+    def close(self, complete: bool = False) -> None:
+        """Finish the bar (once); ``complete`` fills it to its total first."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        if self._bar is None:
+            return
+        if complete and self._bar.n < self._bar.total:
+            self._bar.update(self._bar.total - self._bar.n)
+        self._bar.set_postfix_str("", refresh=False)
+        self._bar.close()
+        self._bar = None
+
+
+_ACTIVE: ContextVar[Progress | None] = ContextVar("tribute_progress", default=None)
+
+
+def active_progress() -> Progress | None:
+    """The bar of the enclosing :func:`progress_scope`, if any."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def progress_scope(rows: int, desc: str, enabled: bool | None, solve: int = 0,
+                   stream: TextIO | None = None) -> Iterator[Progress]:
+    """One bar for everything inside: ``rows`` planned model rows plus ``solve`` units of the
+    estimator's own work (in row-equivalents). A nested scope reuses the outer bar."""
+    outer = _ACTIVE.get()
+    if outer is not None:
+        yield outer
+        return
+    bar = Progress(rows + solve, desc, enabled, stream)
+    bar.planned_rows = rows
+    token = _ACTIVE.set(bar)
+    ok = False
+    try:
+        yield bar
+        ok = True
+    finally:
+        _ACTIVE.reset(token)
+        bar.close(complete=ok)

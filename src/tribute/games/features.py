@@ -12,6 +12,7 @@ is input x gradient, and integrating it from 0 to 1 is integrated gradients.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -292,8 +293,8 @@ class FeatureGame(Game):
             if len(inp.shape) == 1:
                 out.extend((f"{prefix}[{j}]" if multi else f"{prefix}{j}") for j in range(inp.size))
             else:
-                idx = np.indices(inp.shape).reshape(len(inp.shape), -1).T
-                out.extend(f"{prefix}[{','.join(map(str, r))}]" for r in idx)
+                fmt = prefix + "[" + ",".join(["{}"] * len(inp.shape)) + "]"
+                out.extend(fmt.format(*r) for r in itertools.product(*map(range, inp.shape)))
         return out
 
     def groups_array(self) -> np.ndarray | None:

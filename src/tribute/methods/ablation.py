@@ -6,7 +6,7 @@ import torch
 
 from ..attribution import Attribution
 from ..games.base import Game
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["FeatureAblation"]
 
@@ -51,3 +51,13 @@ class FeatureAblation(Method):
             v = game.value(leave_one_out_masks(n, start, stop))  # B x K x T
             phi[:, :, start:stop] = (full[:, None, :] - v).permute(0, 2, 1)
         return game.attribution(phi, self.name, self.get_params())
+
+    budget_rule = "n + 1"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One evaluation per player plus ``v(N)``, sent in blocks of ``_BLOCK_ELEMENTS`` mask entries."""
+        n = int(game.n_players)
+        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
+        k = n + 1
+        return coalition_cost(game, k, mask_rows=min(k, block),
+                              note=f"{k:,} coalitions in blocks of {min(k, block):,} x {n:,} players")

@@ -8,7 +8,7 @@ from ..attribution import Attribution
 from ..errors import UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["InputXGradient", "Saliency", "StreamingMoments", "feature_game", "rows_to_players"]
 
@@ -141,6 +141,10 @@ class Saliency(Method):
             g = g.abs()
         return fg.attribution(fg.elements_to_players(g), self.name, self.get_params())
 
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One input-gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+
 
 @register
 class InputXGradient(Method):
@@ -160,3 +164,7 @@ class InputXGradient(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         _, grads = game.value_and_grad(torch.ones(1, game.n_players))
         return game.attribution(grads[:, 0], self.name, self.get_params())
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One input-gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
