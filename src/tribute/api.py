@@ -12,7 +12,14 @@ from .engine.progress import progress_scope
 from .errors import InputError
 from .games.base import Game
 from .games.features import FeatureGame
-from .methods.base import MethodInfo, get_method, method_info, registry
+from .methods.base import (
+    MethodInfo,
+    estimate_seconds,
+    get_method,
+    method_info,
+    registry,
+    solve_seconds,
+)
 from .models import ModelAdapter, as_model
 from .targets import TargetLike
 
@@ -155,7 +162,7 @@ def explain(
         extra["ablation"] = ablation
     cap = resolve_max_memory(max_memory)
     t0 = time.perf_counter()
-    with adapter.session():
+    with adapter.session(), progress_scope(0, cls.name, progress) as bar:
         game = build_game(
             adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
             players=players, forward_args=forward_args, forward_kwargs=forward_kwargs,
@@ -166,8 +173,14 @@ def explain(
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")
         cost = estimator.estimate_cost(game, use_budget)
-        with progress_scope(cost.rows, cls.name, progress, solve=estimator.solve_rows(game, cost)):
-            attr = estimator.attribute(game, budget=use_budget, seed=seed)
+        known = estimate_seconds(game.engine, game, cost) is not None  # announced by check()
+
+        def plan(seconds: float) -> str:
+            return estimator.plan_message(game, use_budget, cost, seconds)
+
+        bar.replan(cost.rows, estimator.solve_rows(game, cost), None if known else plan,
+                   solve_seconds(cost))
+        attr = estimator.attribute(game, budget=use_budget, seed=seed)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output}

@@ -111,7 +111,7 @@ class Engine:
         self._n_params = (
             sum(p.numel() for p in model.module.parameters()) if model.module is not None else 0
         )
-        self._rate: float | None = None  # rows/s measured by this engine (time estimates)
+        self._rate: float | None = None  # rows/s of this engine's last long run (estimates)
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -135,7 +135,9 @@ class Engine:
         return self.tuner(row_bytes, grad).propose()
 
     def throughput(self, row_bytes: int, grad: bool = False) -> float | None:
-        """Rows per second measured for this model and row size (None before any run)."""
+        """Rows per second measured for this model and row size: the tuned rate, or the pace
+        of this engine's last run of at least 256 rows; None when nothing reliable was measured
+        (a few warm-up rows say little about a model's throughput)."""
         if self.batch_size is None:
             rate = self.tuner(row_bytes, grad).rate()
             if rate is not None:
@@ -190,13 +192,16 @@ class Engine:
                 if tuner is not None:
                     tuner.record(size, stop - start, time.perf_counter() - t0)
                 bar.update(stop - start)
+                if scope is not None:
+                    scope.project()
                 start = stop
         finally:
             if scope is None:
                 bar.close()
-            elif scope.done >= scope.planned_rows:
+            elif scope.planned and scope.done >= scope.planned_rows:
                 scope.phase("solving")
-        self._rate = n_rows / max(time.perf_counter() - t_run, 1e-9)
+        if n_rows >= 256:
+            self._rate = n_rows / max(time.perf_counter() - t_run, 1e-9)
 
     def _pass(self, rows: Rows, n: int, select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
               grad: bool, start: int, describe_row: Callable[[int], str] | None,

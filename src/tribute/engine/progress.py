@@ -14,13 +14,22 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-__all__ = ["Progress", "active_progress", "progress_scope"]
+__all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "progress_scope"]
 
 _DELAY = 2.0  # seconds before an automatic bar appears
+#: Runs estimated to take longer than this (seconds) announce their plan with a warning.
+SLOW_RUN_SECONDS = 10.0
+#: Seconds of measured work before a run's duration is projected (and announced if long).
+_PROJECT_AFTER = 1.0
+
+
+class SlowRunWarning(UserWarning):
+    """A call is expected to take long; the message states its plan and how to shorten it."""
 
 
 def _in_notebook() -> bool:
@@ -45,12 +54,16 @@ class Progress:
         self.desc = desc
         self.done = 0
         self.planned_rows = self.total  # model rows among the units (the rest: solve work)
+        self.planned = True  # False while a scope waits for its plan (see replan)
         stream = stream if stream is not None else sys.stderr
         auto = enabled is None
         if auto:
             enabled = bool(getattr(stream, "isatty", lambda: False)()) or _in_notebook()
         self.enabled = bool(enabled)
         self._bar: Any = None
+        self.t0 = time.perf_counter()
+        self.plan: Callable[[float], str] | None = None  # message announcing a long run
+        self.solve_seconds = 0.0
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         if self.enabled:
@@ -59,7 +72,7 @@ class Progress:
             else:  # pragma: no cover - needs a notebook
                 from tqdm.auto import tqdm
             self._bar = tqdm(total=self.total, desc=desc, file=stream, unit="rows",
-                             unit_scale=True, delay=_DELAY if auto else 0.0, leave=True,
+                             unit_scale=False, delay=_DELAY if auto else 0.0, leave=True,
                              dynamic_ncols=True, mininterval=0.2)
             self._t0 = time.perf_counter()
             self._delay = _DELAY if auto else 0.0
@@ -72,6 +85,33 @@ class Progress:
         if self.done > self._bar.total:
             self._bar.total = self.done
         self._bar.update(n)
+
+    def replan(self, rows: int, solve: int = 0, plan: Callable[[float], str] | None = None,
+               solve_seconds: float = 0.0) -> None:
+        """Set the planned work once it is known (after the game is built and the cost
+        estimated): ``rows`` model rows still to come plus ``solve`` row-equivalents."""
+        self.planned_rows = self.done + int(rows)
+        self.planned = True
+        self.total = max(self.planned_rows + int(solve), 1)
+        self.plan = plan
+        self.solve_seconds = solve_seconds
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+
+    def project(self) -> None:
+        """Once, after a second of work: if the measured pace puts the whole call over
+        :data:`SLOW_RUN_SECONDS`, warn with the plan (what runs, how long, how to shorten it)."""
+        if self.plan is None or self.done <= 0:
+            return
+        elapsed = time.perf_counter() - self.t0
+        if elapsed < _PROJECT_AFTER:
+            return
+        plan, self.plan = self.plan, None
+        left = max(self.planned_rows - self.done, 0) * elapsed / self.done
+        total = elapsed + left + self.solve_seconds
+        if total > SLOW_RUN_SECONDS:
+            warnings.warn(plan(total), SlowRunWarning, stacklevel=2)
 
     def phase(self, text: str) -> None:
         """Name what happens now (e.g. ``"solving"``); a ticker keeps the clock moving."""
@@ -112,15 +152,22 @@ def active_progress() -> Progress | None:
 
 @contextlib.contextmanager
 def progress_scope(rows: int, desc: str, enabled: bool | None, solve: int = 0,
-                   stream: TextIO | None = None) -> Iterator[Progress]:
+                   stream: TextIO | None = None, plan: Callable[[float], str] | None = None,
+                   solve_seconds: float = 0.0) -> Iterator[Progress]:
     """One bar for everything inside: ``rows`` planned model rows plus ``solve`` units of the
-    estimator's own work (in row-equivalents). A nested scope reuses the outer bar."""
+    estimator's own work (in row-equivalents). A nested scope reuses the outer bar.
+
+    ``plan(seconds)`` words the warning of a run projected (from its first second of work) to
+    take longer than :data:`SLOW_RUN_SECONDS`; ``solve_seconds`` is the solve's estimate."""
     outer = _ACTIVE.get()
     if outer is not None:
         yield outer
         return
     bar = Progress(rows + solve, desc, enabled, stream)
     bar.planned_rows = rows
+    bar.planned = rows > 0
+    bar.plan = plan
+    bar.solve_seconds = solve_seconds
     token = _ACTIVE.set(bar)
     ok = False
     try:

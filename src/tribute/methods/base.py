@@ -23,21 +23,16 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
 from ..attribution import Attribution
+from ..engine.progress import SLOW_RUN_SECONDS, SlowRunWarning
 from ..errors import BudgetError, InputError, UnsupportedModelError
 from ..games.base import Game
 
-__all__ = ["Cost", "Method", "MethodInfo", "SlowRunWarning", "Tags", "get_method", "method_info",
-           "register", "registry"]
+__all__ = ["Cost", "Method", "MethodInfo", "SlowRunWarning", "Tags", "coalition_cost",
+           "estimate_seconds", "get_method", "method_info", "register", "registry", "solve_seconds"]
 
-#: Runs estimated to take longer than this (seconds) announce their plan with a warning.
-SLOW_RUN_SECONDS = 10.0
 #: Assumed speed of the estimators' own dense arithmetic (flop/s) for time estimates.
 _SOLVE_FLOPS_PER_SECOND = 5e9
 _F64 = 8
-
-
-class SlowRunWarning(UserWarning):
-    """A call is expected to take long; the message states its plan and how to shorten it."""
 
 
 @dataclass(frozen=True)
@@ -225,16 +220,19 @@ class Method:
                 f"max_memory={format_bytes(cap)}. {fits} Or raise max_memory (e.g. "
                 f"max_memory={_round_up(cost.bytes):.3g}) if the machine has the memory."
             )
-        seconds = _estimate_seconds(engine, game, cost)
+        seconds = estimate_seconds(engine, game, cost)
         if seconds is not None and seconds > SLOW_RUN_SECONDS:
-            what = f"budget={budget:,} evaluations" if budget is not None else "its evaluations"
-            warnings.warn(
-                f"{cls.name}: {game.n_samples:,} input(s) x {what} ≈ {cost.rows:,} model rows"
-                f"{' + its own solve' if cost.flops else ''}, est. {_fmt_seconds(seconds)} — "
-                "pass budget= or groups= to reduce.",
-                SlowRunWarning, stacklevel=4,
-            )
+            warnings.warn(self.plan_message(game, budget, cost, seconds), SlowRunWarning,
+                          stacklevel=4)
         return cost
+
+    def plan_message(self, game: Game, budget: int | None, cost: Cost, seconds: float) -> str:
+        """``kernel_shap: 1 input(s) x budget=2,440 evaluations ≈ 2,441 model rows, est. 12 min
+        — pass budget= or groups= to reduce``."""
+        what = f"budget={budget:,} evaluations" if budget is not None else "its evaluations"
+        return (f"{type(self).name}: {game.n_samples:,} input(s) x {what} ≈ {cost.rows:,} model "
+                f"rows{' + its own solve' if cost.flops else ''}, est. {_fmt_seconds(seconds)} — "
+                "pass budget= or groups= to reduce.")
 
     def solve_rows(self, game: Game, cost: Cost) -> int:
         """The estimator's solve in row-equivalents (for one progress bar over both)."""
@@ -357,7 +355,13 @@ def _fmt_seconds(s: float) -> str:
     return f"{s / 86400:.0f} days"
 
 
-def _estimate_seconds(engine: Any, game: Any, cost: Cost) -> float | None:
+def solve_seconds(cost: Cost) -> float:
+    """Seconds the estimator's own arithmetic is expected to take."""
+    return cost.flops / _SOLVE_FLOPS_PER_SECOND
+
+
+def estimate_seconds(engine: Any, game: Any, cost: Cost) -> float | None:
+    """Seconds a call of ``cost`` will take at the measured throughput (None: not measured)."""
     if engine is None or not hasattr(engine, "throughput"):
         return None
     rate = engine.throughput(int(getattr(game, "row_bytes", 0)))
