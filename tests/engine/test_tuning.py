@@ -30,9 +30,9 @@ def test_tuner_finds_the_peak_and_stops_after_two_slower_sizes():
     assert t.candidates == [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 300.0, 256: 200.0, 512: 900.0}
     sizes = _feed(t, lambda s: rates.get(s, 1.0))
-    # warm-up at 16, then 16, 32, 64, 128, 256: two sizes slower than 64 -> done
-    assert sizes[:6] == [16, 16, 32, 64, 128, 256]
-    assert t.best == 64 and set(sizes[6:]) == {64}
+    # warm-up at 16, then two chunks at 16, 32, 64, 128, 256: two sizes slower than 64 -> done
+    assert sizes[:11] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+    assert t.best == 64 and set(sizes[11:]) == {64}
     assert t.rate() == 400.0
 
 
@@ -50,7 +50,23 @@ def test_tuner_ignores_warm_up_and_partial_chunks():
     t.record(16, 5, 1e-6)  # partial chunk (tail of a call): ignored
     assert t.rates == {} and t.propose() == 16
     t.record(16, 16, 0.001)
+    assert t.rates == {16: 16000.0} and t.propose() == 16  # a second chunk at 16
+    t.record(16, 16, 0.002)  # the slower of two measurements does not count
     assert t.rates == {16: 16000.0} and t.propose() == 32
+
+
+def test_one_preempted_chunk_does_not_end_the_search():
+    t = BatchTuner(cap=1024)
+    slow_once = {256}
+
+    def rate(s: int) -> float:
+        if s in slow_once:  # the first chunk at 256 was descheduled: 100x slower
+            slow_once.discard(s)
+            return s / 100.0
+        return float(s)
+
+    _feed(t, rate, rounds=40)
+    assert t.best == 1024
 
 
 def test_max_chunk_rows_respects_the_memory_cap():
@@ -81,13 +97,14 @@ def test_engine_tunes_to_the_models_best_size_and_caches_it():
     model = _Curve()
     x = torch.randn(2, 5, dtype=torch.float64)
     game = FeatureGame(as_model(model, "torch"), x, target=0)
-    masks = (torch.rand(400, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    masks = (torch.rand(800, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
     v = game.value(masks)
     tuned = game.engine.tuner(game.row_bytes, False)
     assert tuned.best == 64, tuned.rates
-    assert model.sizes[1:7] == [16, 16, 32, 64, 128, 256]  # after the 2-row reference pass
+    # after the 2-row reference pass: warm-up, then two chunks per size
+    assert model.sizes[1:12] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
     # every row was evaluated exactly once: tuning chunks are real work
-    assert sum(model.sizes[1:]) == 800 and game.engine.n_rows == 802
+    assert sum(model.sizes[1:]) == 2 * 800 and game.engine.n_rows == 2 + 2 * 800
     # a second game on the same model and row size reuses the tuned size at once
     model.sizes.clear()
     game2 = FeatureGame(as_model(model, "torch"), x, target=0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,26 @@ def max_chunk_rows(row_bytes: int, grad: bool, max_memory: int, n_params: int = 
     rows = int(max_memory * share) // max(int(row_bytes), 1)
     top = _TUNE_MAX_ROWS_LARGE if n_params > _LARGE_MODEL else _TUNE_MAX_ROWS
     return int(max(1, min(rows, top)))
+
+
+@contextlib.contextmanager
+def own_work(threads: int) -> Iterator[None]:
+    """Run tribute's own per-chunk tensor work (composing rows, selecting targets, storing
+    values) on one thread; the model's forward and backward keep the user's ``threads``.
+
+    These are small, memory-bound operations: one thread is as fast on an idle machine and
+    immune to the stalls of a shared one, where an intra-op parallel region waits for a
+    descheduled worker (measured: 28 ms instead of 0.5 ms for a 4096 x 13 compose at a load
+    average of 18 on 2 cores).
+    """
+    if threads <= 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class Engine:
@@ -174,21 +195,25 @@ class Engine:
         scope = active_progress()
         bar = scope if scope is not None else Progress(n_rows, desc, self.progress)
         t_run, start = time.perf_counter(), 0
+        threads = torch.get_num_threads()
         try:
             while start < n_rows:
                 size = self.batch_size if tuner is None else tuner.propose()
                 assert size is not None
                 stop = min(start + size, n_rows)
                 t0 = time.perf_counter()
+                with own_work(threads):
+                    rows = build(start, stop)
                 if grad:
                     with torch.enable_grad():
-                        vals, grads = self._pass(build(start, stop), stop - start, select, True,
-                                                 start, describe_row)
+                        vals, grads = self._pass(rows, stop - start, select, True, start,
+                                                 describe_row, threads)
                 else:
                     with torch.inference_mode():
-                        vals, grads = self._pass(build(start, stop), stop - start, select, False,
-                                                 start, describe_row)
-                sink(start, stop, vals, grads)
+                        vals, grads = self._pass(rows, stop - start, select, False, start,
+                                                 describe_row, threads)
+                with own_work(threads):
+                    sink(start, stop, vals, grads)
                 if tuner is not None:
                     tuner.record(size, stop - start, time.perf_counter() - t0)
                 bar.update(stop - start)
@@ -205,7 +230,7 @@ class Engine:
 
     def _pass(self, rows: Rows, n: int, select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
               grad: bool, start: int, describe_row: Callable[[int], str] | None,
-              ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+              threads: int = 1) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         out = self.model(rows.inputs, rows.extra, rows.kwargs)
         self.n_rows += n
         self.n_passes += 1
@@ -214,13 +239,15 @@ class Engine:
                 f"model returned shape {tuple(out.shape)} for a batch of {n} rows; the first axis "
                 "must be the batch axis (one output row per input row)."
             )
-        if select is not None:
-            vals = select(out, rows)
-        else:
-            assert self.target is not None
-            vals = self.target.select(out, rows.sample)
-        finite = torch.isfinite(vals)
-        if not bool(finite.all()):
+        with own_work(threads if not grad else 1):  # with gradients, select is in the graph
+            if select is not None:
+                vals = select(out, rows)
+            else:
+                assert self.target is not None
+                vals = self.target.select(out, rows.sample)
+            finite = torch.isfinite(vals)
+            all_finite = bool(finite.all())
+        if not all_finite:
             bad = int((~finite).any(dim=1).nonzero()[0, 0])
             where = describe_row(start + bad) if describe_row else f"row {start + bad}"
             kind = "NaN" if bool(torch.isnan(vals).any()) else "Inf"

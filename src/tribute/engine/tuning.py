@@ -3,9 +3,10 @@
 A model's throughput depends on its batch size in ways no byte count predicts: a small CNN on
 32x32 images runs fastest at ~64 rows and loses half its speed at 4096, a numpy model wants
 thousands of rows to amortise its per-call cost. So the engine *measures*: the first chunks of
-a call are sent at geometric sizes (16, 32, 64, ... up to the memory cap), each timed
-end to end (composing the rows, the forward pass, target selection and storing the values);
-the growth stops once two sizes in a row were slower than the best one, and the fastest size
+a call are sent at geometric sizes (16, 32, 64, ... up to the memory cap), two chunks per
+size (the faster counts: a chunk preempted by another process must not end the search), each
+timed end to end (composing the rows, the forward pass, target selection and storing the values);
+the growth stops once two sizes in a row were clearly (15%) slower than the best one, and the fastest size
 is used for the rest of the call and cached per (model, row size, gradients) for later calls
 in the process. Tuning chunks are real work: their rows are the call's rows, nothing is run
 twice, and the tuning cost is part of every timing.
@@ -30,14 +31,20 @@ class BatchTuner:
     Args:
         cap: the largest size tried (from the memory cap and the model's size).
         first: the smallest size tried. default=16.
-        patience: stop growing after this many sizes in a row slower than the best. default=2.
+        patience: stop growing after this many sizes in a row clearly slower than the best
+            (below ``1 - tolerance`` of its rate). default=2.
+        tolerance: how much slower than the best a size must be to count as slower (timings
+            on a shared machine are noisy). default=0.15.
+        repeats: chunks timed at each size; the best counts, so one chunk slowed down by
+            another process on a shared machine does not end the search. default=2.
 
     Attributes:
         rates: rows per second measured at each size (best of its measurements).
         best: the chosen size once tuning is done (None before).
     """
 
-    def __init__(self, cap: int, first: int = _FIRST, patience: int = 2) -> None:
+    def __init__(self, cap: int, first: int = _FIRST, patience: int = 2,
+                 tolerance: float = 0.15, repeats: int = 2) -> None:
         cap = max(1, int(cap))
         sizes = []
         s = min(first, cap)
@@ -48,6 +55,9 @@ class BatchTuner:
         self.cap = cap
         self.candidates = sizes
         self.patience = patience
+        self.tolerance = tolerance
+        self.repeats = max(1, int(repeats))
+        self._seen = 0  # chunks timed at the current candidate
         self.rates: dict[int, float] = {}
         self.best: int | None = None
         self._i = 0
@@ -84,11 +94,18 @@ class BatchTuner:
             self.rates[size] = max(self.rates.get(size, 0.0), rate)
             if self.best is not None or size != self.candidates[self._i]:
                 return
+            self._seen += 1
+            if self._seen < self.repeats:
+                return
+            self._seen = 0
             self._i += 1
             best = max(self.rates, key=lambda k: self.rates[k])
+            floor = (1.0 - self.tolerance) * self.rates[best]
             tried = self.candidates[: self._i]
-            since_best = len(tried) - 1 - tried.index(best)
-            if self._i >= len(self.candidates) or since_best >= self.patience:
+            recent = tried[-self.patience :]
+            slower = len(recent) == self.patience and all(
+                self.rates[c] < floor and c > best for c in recent)
+            if self._i >= len(self.candidates) or slower:
                 self.best = best
 
 
