@@ -72,7 +72,8 @@ def test_result_independent_of_batch_size(batch_size):
     ref = tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(2), target=1)
     out = tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(2), target=1,
                           batch_size=batch_size)
-    np.testing.assert_allclose(out.values, ref.values, rtol=1e-12)
+    # atol: conv kernels round differently at batch 1 (last bits, ~1e-17 absolute)
+    np.testing.assert_allclose(out.values, ref.values, rtol=1e-12, atol=1e-14)
     assert out.n_rows == ref.n_rows == 3 + 3 * 16  # v(N) reuses the reference pass
 
 

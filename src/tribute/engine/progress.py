@@ -82,7 +82,9 @@ class Progress:
         self.done += n
         if self._bar is None:
             return
-        if self.done > self._bar.total:
+        if not self.planned:  # before the plan is known the bar must not read 100%
+            self._bar.total = max(self._bar.total, self.done + 1)
+        elif self.done > self._bar.total:
             self._bar.total = self.done
         self._bar.update(n)
 
