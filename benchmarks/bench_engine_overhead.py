@@ -111,9 +111,11 @@ class Case:
     methods: dict[str, dict[str, Any]]
     common: dict[str, Any] = field(default_factory=dict)
     numpy: bool = False
+    probe_rows: int = 2048  # rows per batch-size probe of the bare model
 
 
-def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: bool) -> Case:
+def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: bool,
+               probe_rows: int = 2048, budget: int = 512) -> Case:
     side = x.shape[-1]
 
     def rows(n: int) -> tuple[torch.Tensor, ...]:
@@ -123,7 +125,7 @@ def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: 
 
     grp = tribute.patches(patch)
     win = (1, patch, patch)
-    kb = 256 if quick else 512
+    kb = budget // 2 if quick else budget
     return Case(name, model, x, rows, {
         "integrated_gradients (50 steps)": {"method": "integrated_gradients", "steps": 50},
         "feature_ablation": {"method": "feature_ablation", "groups": grp},
@@ -132,15 +134,15 @@ def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: 
         f"lime (budget {kb})": {"method": "lime", "groups": grp, "budget": kb},
         "component patching (channels)": {
             "method": "feature_ablation",
-            "players": tribute.components(model, "2" if name != "cnn8" else "2", unit="channel"),
+            "players": tribute.components(model, "2", unit="channel"),
         },
-    }, common={"target": 0})
+    }, common={"target": 0}, probe_rows=probe_rows)
 
 
 def mlp_case(quick: bool) -> Case:
     from sklearn.datasets import load_wine
 
-    x = torch.from_numpy(load_wine().data[: 32 if quick else 64].astype(np.float32))
+    x = torch.from_numpy(load_wine().data[: 64 if quick else 178].astype(np.float32))
     x = (x - x.mean(0)) / x.std(0)
     model = build_mlp13()
 
@@ -152,8 +154,8 @@ def mlp_case(quick: bool) -> Case:
         "integrated_gradients (50 steps)": {"method": "integrated_gradients", "steps": 50},
         "feature_ablation": {"method": "feature_ablation"},
         "occlusion": {"method": "occlusion", "window": (1,), "stride": (1,)},
-        "kernel_shap (budget 256)": {"method": "kernel_shap", "budget": 256},
-        "lime (budget 256)": {"method": "lime", "budget": 256},
+        "kernel_shap (budget 1024)": {"method": "kernel_shap", "budget": 1024},
+        "lime (budget 1024)": {"method": "lime", "budget": 1024},
         "component patching (neurons)": {
             "method": "feature_ablation", "players": tribute.components(model, "1", unit="neuron"),
         },
@@ -220,7 +222,7 @@ def minilm_case(quick: bool) -> Case | None:
             "method": "feature_ablation", "players": tribute.components(wrapped, heads, unit="head"),
             "inputs": (ids_a, ids_b, mask_a, mask_b),
         },
-    }, common={"target": 0, "baseline": pad, "forward_args": (mask_a, mask_b)})
+    }, common={"target": 0, "baseline": pad, "forward_args": (mask_a, mask_b)}, probe_rows=256)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -260,9 +262,7 @@ def bare_rate(case: Case, grad: bool, n_rows: int) -> tuple[int, dict[int, float
 def run_case(case: Case, quick: bool) -> list[tuple[str, int, float, float, float, int | None]]:
     out = []
     grad_needed = any(s["method"] == "integrated_gradients" for s in case.methods.values())
-    n_probe = 2048 if not quick else 1024
-    if case.name.startswith("minilm"):
-        n_probe = 256 if not quick else 128
+    n_probe = case.probe_rows if not quick else case.probe_rows // 2
     bs_f, per_f = bare_rate(case, False, n_probe)
     rate_f = per_f[bs_f]
     print(f"\n== {case.name}: bare forward best batch {bs_f} ({rate_f:,.0f} rows/s); per size: "
@@ -349,9 +349,10 @@ def main() -> None:
     wanted = args.models.split(",")
     makers: dict[str, Callable[[], Case | None]] = {
         "mlp13": lambda: mlp_case(q),
-        "cnn8": lambda: image_case("cnn8", build_cnn8(), digit_images(16 if q else 32, 8), 2, q),
+        "cnn8": lambda: image_case("cnn8", build_cnn8(), digit_images(16 if q else 64, 8), 2, q),
         "cnn32": lambda: image_case("cnn32", build_cnn(), digit_images(8 if q else 16, 32), 4, q),
-        "widecnn": lambda: image_case("widecnn", build_wide_cnn(), digit_images(2 if q else 4, 32), 8, q),
+        "widecnn": lambda: image_case("widecnn", build_wide_cnn(), digit_images(2, 32), 8, q,
+                                      probe_rows=128, budget=64),
         "minilm": lambda: minilm_case(q),
         "gbm": lambda: gbm_case(q),
     }

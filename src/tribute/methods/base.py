@@ -418,9 +418,10 @@ def _fitting_settings(method: Method, game: Any, budget: int | None, cap: int) -
 
 
 def _groups_hint(game: Any, m: int, nbytes: int, fmt: Callable[[float], str]) -> str:
-    shapes = getattr(getattr(game, "layout", None), "input_shapes", None) or ()
+    shapes: list[tuple[int, ...]] = list(
+        getattr(getattr(game, "layout", None), "input_shapes", None) or ())
     if game.kind == "feature" and len(shapes) == 1 and len(shapes[0]) >= 2:
-        h, w = shapes[0][-2], shapes[0][-1]
+        h, w = int(shapes[0][-2]), int(shapes[0][-1])
         for p in range(2, max(h, w) + 1):
             players = -(-h // p) * -(-w // p)
             if players <= m:
