@@ -30,6 +30,8 @@ def test_scope_is_shared_by_nested_runs_and_completes_after_the_solve():
         bar.update(60)
         with progress_scope(999, "inner", True, stream=s) as inner:
             assert inner is bar  # nested explain calls (metrics, noise views) share the bar
+            inner.replan(999)  # the outer plan stands
+            assert bar.planned_rows == 100
             inner.update(40)
         assert bar.done == 100
         bar.phase("solving")

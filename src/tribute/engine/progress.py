@@ -55,6 +55,7 @@ class Progress:
         self.done = 0
         self.planned_rows = self.total  # model rows among the units (the rest: solve work)
         self.planned = True  # False while a scope waits for its plan (see replan)
+        self._nested = 0  # scopes opened inside the one that owns this bar
         stream = stream if stream is not None else sys.stderr
         auto = enabled is None
         if auto:
@@ -91,7 +92,10 @@ class Progress:
     def replan(self, rows: int, solve: int = 0, plan: Callable[[float], str] | None = None,
                solve_seconds: float = 0.0) -> None:
         """Set the planned work once it is known (after the game is built and the cost
-        estimated): ``rows`` model rows still to come plus ``solve`` row-equivalents."""
+        estimated): ``rows`` model rows still to come plus ``solve`` row-equivalents. Ignored
+        from a nested scope: the outer call's plan stands."""
+        if self._nested:
+            return
         self.planned_rows = self.done + int(rows)
         self.planned = True
         self.total = max(self.planned_rows + int(solve), 1)
@@ -163,7 +167,11 @@ def progress_scope(rows: int, desc: str, enabled: bool | None, solve: int = 0,
     take longer than :data:`SLOW_RUN_SECONDS`; ``solve_seconds`` is the solve's estimate."""
     outer = _ACTIVE.get()
     if outer is not None:
-        yield outer
+        outer._nested += 1
+        try:
+            yield outer
+        finally:
+            outer._nested -= 1
         return
     bar = Progress(rows + solve, desc, enabled, stream)
     bar.planned_rows = rows
