@@ -196,3 +196,22 @@ def test_cli_methods_prints_budget_rules(capsys):
     main(["methods"])
     out = capsys.readouterr().out
     assert "default budget" in out and "min(2^n, 2n + 2048)" in out
+
+
+def test_cli_max_memory_refuses_with_the_estimate(tmp_path, monkeypatch, capsys):
+    from tribute.cli import main
+
+    (tmp_path / "wide_mod.py").write_text(
+        "import torch\n\n"
+        "def make():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2))\n"
+    )
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["explain", "--model", "wide_mod:make", "--data", str(tmp_path / "x.npy"),
+            "--method", "kernel_shap", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main([*args, "--max-memory", "100MB"]) != 0
+    err = capsys.readouterr().err
+    assert "needs about 1.17 GiB" in err and "more than max_memory=95.4 MiB" in err
+    assert "groups=tribute.patches(2)" in err
+    assert not (tmp_path / "out").exists()
