@@ -5,7 +5,8 @@ imports the modules whose decorators register their entries, on first read) and 
 one kind of message: what was asked, the closest names, and where to find the list.
 
 >>> reg: Registry[int] = Registry("widget", hint="See widgets() for the list.")
->>> reg.add("one", 1)
+>>> reg.add("one", 1)  # returns the entry
+1
 >>> reg.alias("uno", "one")
 >>> reg.get("uno")
 1

@@ -43,7 +43,8 @@ def module_name(path: Path) -> str:
 
 
 #: Modules that sit in another layer than their package: ``tribute bench`` is part of the CLI.
-PLACED = {"tribute.bench.cli": "cli", "tribute.cli_components": "cli"}
+PLACED = {"tribute.bench.cli": "cli", "tribute.cli_components": "cli",
+          "tribute.plot": "viz"}  # tribute.plot re-exports viz
 
 
 def layer_of(module: str) -> str | None:
