@@ -30,6 +30,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
+from .jobs import explain_dataset
 from .metrics.api import evaluate, metrics
 from .metrics.base import MetricResult
 
@@ -56,6 +57,7 @@ __all__ = [
     "components",
     "evaluate",
     "explain",
+    "explain_dataset",
     "methods",
     "metrics",
     "patches",

@@ -132,8 +132,11 @@ class Attribution:
         stderr: standard errors of ``values`` (stochastic estimators), same layout, or None.
         method: registry name of the estimator.
         params: the estimator's hyperparameters and the call's settings (budget, seed...).
-        n_evals: value-function evaluations spent per input (coalitions or gradient points).
-        n_rows: model rows actually pushed through the model, all inputs together.
+        n_evals: value-function evaluations spent per input (coalitions or gradient points),
+            ``v(N)`` from the game's reference pass included; never more than ``budget``.
+        n_rows: model rows actually pushed through the model, all inputs together (one per
+            input for the reference pass, one per input and background row for every other
+            evaluation).
         seconds: wall-clock time of the call.
         player_names: one name per player (``"x[3]"``, ``"mean radius"``, ``"layer 3 head 7"``).
         player_kind: ``"feature"``, ``"component"`` or ``"example"``.

@@ -99,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     _add_explain_options(p, default_method="kernel_shap")
+    from .jobs.cli import add_job_args
+
+    add_job_args(p)  # dataset mode: --resume/--workers/--backend/--shard-size (tribute.jobs)
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("components", help="credit internal units (neurons, channels, heads)",
@@ -544,6 +547,10 @@ def _param_docs(doc: str) -> dict[str, str]:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from .jobs.cli import run_job, wants_job
+
+    if wants_job(args):
+        return run_job(args)
     model, inputs = prepare(args)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
                               groups=_parse_groups(args.groups),

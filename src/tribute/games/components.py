@@ -293,7 +293,7 @@ class ComponentGame(Game):
 
         super().__init__(engine, tgt, layout, names, batch)
         self.reference_output = ref_out
-        self._full = tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu()
+        self._set_reference(tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu())
         self._prepare_ablation()
 
     # ------------------------------------------------------------------ naming
