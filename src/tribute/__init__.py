@@ -27,6 +27,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
+from .games.data import DataGame, TrainingData
 from .metrics import MetricResult, evaluate
 
 __version__ = "0.1.0"
@@ -38,12 +39,14 @@ __all__ = [
     "BudgetError",
     "ComponentGame",
     "ComponentSet",
+    "DataGame",
     "FeatureGame",
     "Game",
     "InputError",
     "MetricResult",
     "ModelOutputError",
     "PlayerSet",
+    "TrainingData",
     "TributeError",
     "UnsupportedModelError",
     "WeightsFormatError",

@@ -155,7 +155,8 @@ class Banzhaf(Method):
     """
 
     name = "banzhaf"
-    tags = Tags(family="banzhaf", stochastic=True, budgeted=True)
+    tags = Tags(family="banzhaf", stochastic=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Wang & Jia (2023), Data Banzhaf: A Robust Data Valuation Framework for Machine Learning"
 
     def __init__(self, design: str = "balanced", estimator: str = "msr") -> None:
