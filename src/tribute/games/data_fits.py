@@ -34,8 +34,13 @@ from torch import nn
 __all__ = ["LogisticFit", "MLPFit", "RidgeFit"]
 
 
+def _flat(X: torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(X, dtype=torch.float64)
+    return t.flatten(1) if t.ndim > 1 else t.reshape(-1, 1)
+
+
 def _prep(X: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    Xd = torch.as_tensor(X, dtype=torch.float64).reshape(len(X), -1)
+    Xd = _flat(X)
     w = (torch.ones(len(Xd), dtype=torch.float64) if weights is None
          else torch.as_tensor(weights, dtype=torch.float64).reshape(-1))
     return Xd, w
@@ -59,7 +64,7 @@ class RidgeFit:
     def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int,
                  weights: torch.Tensor | None = None) -> nn.Module:
         Xd, w = _prep(X, weights)
-        d = Xd.shape[1] if Xd.ndim == 2 and Xd.shape[0] else int(torch.as_tensor(X).reshape(len(X), -1).shape[1])
+        d = int(Xd.shape[1])
         A = torch.cat([Xd, torch.ones(len(Xd), 1, dtype=torch.float64)], 1)
         yd = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
         H = A.T @ (w[:, None] * A) + self.l2 * torch.eye(d + 1, dtype=torch.float64)
@@ -102,7 +107,7 @@ class LogisticFit:
     def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int,
                  weights: torch.Tensor | None = None) -> nn.Module:
         Xd, w = _prep(X, weights)
-        d = int(torch.as_tensor(X).reshape(len(X), -1).shape[1])
+        d = int(Xd.shape[1])
         C = self.n_classes
         yl = torch.as_tensor(y).reshape(-1).long()
         A = torch.cat([Xd, torch.ones(len(Xd), 1, dtype=torch.float64)], 1)
@@ -176,7 +181,7 @@ class MLPFit:
         normalised by ``sum(weights)`` (the subset size for 0/1 weights), so training on a
         subset and zero-weighting the other examples are the same run.
         """
-        Xd = torch.as_tensor(X, dtype=torch.float64).reshape(len(X), -1)
+        Xd = _flat(X)
         yl = torch.as_tensor(y).reshape(-1).long()
         model = self.init(Xd.shape[1], seed)
         names = [n for n, _ in model.named_parameters()]
@@ -199,7 +204,7 @@ class MLPFit:
     def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int,
                  weights: torch.Tensor | None = None) -> nn.Module:
         Xd, w = _prep(X, weights)
-        d = int(torch.as_tensor(X).reshape(len(X), -1).shape[1])
+        d = int(Xd.shape[1])
         model = self.init(d, seed)
         if len(Xd) == 0:
             return model

@@ -1,7 +1,8 @@
 """Datamodels: regress retrained outputs on random training subsets (Ilyas et al. 2022).
 
-Draw ``budget`` subsets ``S_k`` that each keep a fraction ``subset_fraction`` of the players
-(uniformly at random), obtain ``v(S_k)`` from the game (on a data game: models retrained on
+Draw ``budget`` subsets ``S_k`` that keep each player independently with probability
+``subset_fraction`` (independent draws rather than fixed-size subsets: with a fixed size the
+weights are identified only up to a common constant, which the intercept absorbs), obtain ``v(S_k)`` from the game (on a data game: models retrained on
 ``S_k``, through the retrain bank, so subsets are trained once and shared with every other
 retraining-based estimator and metric), and fit the linear datamodel
 
@@ -35,11 +36,10 @@ from .lime import weighted_lasso, weighted_ridge
 __all__ = ["Datamodels", "datamodel_subsets"]
 
 
-def datamodel_subsets(n: int, size: int, count: int, seed: int) -> torch.Tensor:
-    """``count x n`` binary masks with exactly ``size`` ones each, from the datamodels stream."""
+def datamodel_subsets(n: int, fraction: float, count: int, seed: int) -> torch.Tensor:
+    """``count x n`` binary masks keeping each player with probability ``fraction``."""
     g = torch.Generator().manual_seed((int(seed) * 1_000_003 + zlib.crc32(b"datamodels")) % 2**63)
-    rank = torch.rand(count, n, generator=g, dtype=torch.float64).argsort(1).argsort(1)
-    return (rank < size).to(torch.float64)
+    return (torch.rand(count, n, generator=g, dtype=torch.float64) < fraction).to(torch.float64)
 
 
 @register
@@ -47,7 +47,7 @@ class Datamodels(Method):
     """Datamodels: a (ridge or lasso) linear regression of ``v(S)`` on random subset masks.
 
     Args:
-        subset_fraction: fraction of players kept in each subset, in (0, 1). default=0.5.
+        subset_fraction: probability that a subset keeps a player, in (0, 1). default=0.5.
         penalty: ``"ridge"`` or ``"lasso"``. default="ridge".
         alpha: regularisation strength (scikit-learn's ``Ridge``/``Lasso`` ``alpha``).
             default=1e-3.
@@ -84,8 +84,7 @@ class Datamodels(Method):
             raise InputError(f"datamodels: alpha={self.alpha!r} must be a number >= 0.")
         n = game.n_players
         k = budget if budget is not None else self.default_budget(game)
-        size = min(max(1, round(fr * n)), n - 1) if n > 1 else 1
-        masks = datamodel_subsets(n, size, k, seed)
+        masks = datamodel_subsets(n, float(fr), k, seed)
         v = game.value(masks)  # B x K x T
         B, _, T = v.shape
         y = v.permute(1, 0, 2).reshape(k, B * T)
@@ -98,4 +97,4 @@ class Datamodels(Method):
         phi = beta.T.reshape(B, T, n)
         stderr = se.T.reshape(B, T, n)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
-                                extra={"n_subsets": int(k), "subset_size": int(size)})
+                                extra={"n_subsets": int(k)})
