@@ -290,6 +290,10 @@ class DataGame(Game):
         return y.long()
 
     # ----------------------------------------------------------- the outputs
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Raw model outputs on ``x`` under ``params`` (the explained model's buffers)."""
+        return self._forward(params, x)
+
     def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         out = functional_call(self.module, {**params, **self._buffers}, (x,))
         if isinstance(out, (tuple, list)):
