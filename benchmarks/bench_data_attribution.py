@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:
                     speed["dattri_error"] = f"{type(exc).__name__}: {exc}"
                 res["speed"] = speed
-                print("  speed (all train x %d test): " % speed["n_test"] + ", ".join(
+                print(f"  speed (all train x {speed['n_test']} test): " + ", ".join(
                     f"{k} {v['seconds']:.2f}s/{v['peak_mib']:.0f}MiB" for k, v in speed.items()
                     if isinstance(v, dict)), flush=True)
         results.append(res)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from data_cases import Case, logistic_case, mlp_case, ridge_case
 
 

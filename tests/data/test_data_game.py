@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_cases import Case, ridge_case
 
 import tribute
-from data_cases import Case, ridge_case
 from tribute.errors import InputError
 from tribute.games.data_bank import RetrainBank
 from tribute.games.data_fits import RidgeFit
@@ -58,7 +58,7 @@ def test_shapley_banzhaf_equal_enumeration_over_retrained_models(method: str) ->
         for bits in table:
             if bits[i]:
                 continue
-            with_i = bits[:i] + (1,) + bits[i + 1 :]
+            with_i = (*bits[:i], 1, *bits[i + 1 :])
             s = sum(bits)
             w = (math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
                  if method == "exact_shapley" else 1 / 2 ** (n - 1))

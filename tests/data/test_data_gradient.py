@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_cases import Case, logistic_case, ridge_case
 
 import tribute
-from data_cases import Case, logistic_case, ridge_case
 from tribute.errors import InputError
 
 

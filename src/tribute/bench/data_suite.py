@@ -81,7 +81,7 @@ def _digits(n_train: int, n_test: int, seed: int) -> tuple[torch.Tensor, ...]:
     return X[:n_train], y[:n_train], X[n_train : n_train + n_test], y[n_train : n_train + n_test]
 
 
-_GRAD = {"grad_dot": {}, "tracin": {}, "influence": {}, "representer": {}}
+_GRAD: dict[str, dict[str, Any]] = {"grad_dot": {}, "tracin": {}, "influence": {}, "representer": {}}
 
 
 def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:

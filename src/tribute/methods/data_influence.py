@@ -82,8 +82,9 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float) -> t
     P = R.clone()
     rs = (R * R).sum(0)
     b_norm = Bm.norm(dim=0).clamp_min(1e-300)
-    it = 0
+    done = 0
     for it in range(1, iters + 1):
+        done = it
         AP = game.hvp(P) + d * P
         alpha = rs / (P * AP).sum(0).clamp_min(1e-300)
         X += alpha * P
@@ -93,7 +94,7 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float) -> t
             break
         P = R + (rs_new / rs.clamp_min(1e-300)) * P
         rs = rs_new
-    return X, it
+    return X, done
 
 
 def _loo_step_scores(g: DataGame, p: dict[str, torch.Tensor], U: torch.Tensor,
