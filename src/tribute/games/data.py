@@ -485,9 +485,13 @@ class DataGame(Game):
     def hessian(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Hessian of the training objective, ``n_params x n_params`` (float64)."""
         flat = self.flatten(params if params is not None else self._base_params)
-        H = torch.zeros(flat.numel(), flat.numel(), dtype=self.dtype)
+        P = flat.numel()
+        H = torch.zeros(P, P, dtype=self.dtype)
+        # reverse-over-reverse, GRAD_BUDGET_BYTES / 8 floats of per-row work per chunk of rows of H
+        n = int(self.X_train.shape[0])
+        chunk = max(1, min(P, GRAD_BUDGET_BYTES // (8 * 64 * max(n, 1))))
         for r in self._row_blocks():
-            H += torch.func.hessian(lambda f, r=r: self.objective(f, r))(flat)
+            H += torch.func.jacrev(grad(lambda f, r=r: self.objective(f, r)), chunk_size=chunk)(flat)
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return H
 
