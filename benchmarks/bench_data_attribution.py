@@ -28,10 +28,10 @@ import sys
 import time
 from typing import Any
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # dattri's progress bars (read when tqdm is imported)
+
 import numpy as np
 import torch
-
-os.environ.setdefault("TQDM_DISABLE", "1")  # dattri's progress bars
 
 import tribute
 from tribute.bench.data_suite import PeakRSS, build_data_case, format_data_results, run_data_case
