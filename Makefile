@@ -5,6 +5,8 @@ STAMP  := $(VENV)/.tribute-installed
 # The CPU build of torch that lies on disk; never let pip pull a CUDA build.
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,text
+# Tree libraries for the tree tests: the CPU-only XGBoost wheel (users get `tribute[trees]`).
+TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0
 
 .PHONY: setup demo test test-all bench lint typecheck clean
 
@@ -13,6 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]" "$(TORCH)"
+	$(PY) -m pip install -q $(foreach p,$(TREELIBS),"$(p)")
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -35,6 +35,7 @@ import torch
 
 import tribute
 from tribute.bench.data_suite import PeakRSS, build_data_case, format_data_results, run_data_case
+from tribute.metrics import linear_score
 
 
 def _dattri_runs(case: Any, X_test: torch.Tensor, y_test: torch.Tensor, which: list[str],
@@ -111,7 +112,7 @@ def _dattri_runs(case: Any, X_test: torch.Tensor, y_test: torch.Tensor, which: l
 
 def _lds(game: Any, values: torch.Tensor, n_subsets: int, seed: int) -> tuple[float, float, float]:
     attr = game.attribution(values[:, None, :].double(), "external")
-    res = tribute.metrics.linear_score(game, attr, n_subsets=n_subsets, seed=seed + 12345)
+    res = linear_score(game, attr, n_subsets=n_subsets, seed=seed + 12345)
     s = np.asarray(res.scores, dtype=np.float64).reshape(-1)
     s = s[np.isfinite(s)]
     m, se = float(s.mean()), float(s.std(ddof=1) / np.sqrt(len(s)))

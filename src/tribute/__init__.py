@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import methods, metrics
-from .api import PlayerSet, build_game, explain
+# Load the sub-packages first: ``methods`` and ``metrics`` below then rebind these names to the
+# listing functions (``import tribute.methods.base`` keeps working through sys.modules).
+from . import methods as _methods_package  # noqa: F401
+from . import metrics as _metrics_package  # noqa: F401
+from .api import PlayerSet, build_game, explain, methods
 from .attribution import Attribution
 from .errors import (
     BudgetError,
@@ -28,7 +31,8 @@ from .errors import (
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
 from .games.data import DataGame, TrainingData
-from .metrics import MetricResult, evaluate
+from .metrics.api import evaluate, metrics
+from .metrics.base import MetricResult
 
 __version__ = "0.1.0"
 

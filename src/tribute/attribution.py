@@ -120,7 +120,7 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-@dataclass
+@dataclass(eq=False)
 class Attribution:
     """Credits for each player, with everything needed to trust and reproduce them.
 
@@ -141,6 +141,12 @@ class Attribution:
             callable target has no index), or None.
         gap: completeness/efficiency gap ``sum(values) - (v(all) - v(none))`` per sample
             (and target) where the method has one, else None.
+        base_values: ``v(no player)`` per sample, ``batch`` (or ``batch x targets``): the
+            explained output at the baseline (the mean over a background set: E[f(X)]). Set
+            when the method evaluated the empty coalition, else None (never paid for extra).
+        full_values: ``v(all players)`` per sample (the explained output f(x)), same layout.
+            For efficient methods ``base_values + values.sum(players) == full_values``.
+        index: sample labels (the index of a pandas DataFrame input), or None.
         groups: integer player id of every input element when players are groups, else None.
         layout: how flat values map to ``values`` (see :class:`Layout`).
         extra: method-specific arrays or scalars (e.g. interaction matrices).
@@ -160,6 +166,51 @@ class Attribution:
     groups: np.ndarray | None = None
     layout: Layout = field(default_factory=Layout)
     extra: dict[str, Any] = field(default_factory=dict)
+    base_values: np.ndarray | None = None
+    full_values: np.ndarray | None = None
+    index: Any = None
+
+    # ------------------------------------------------------------- comparison
+    def __eq__(self, other: object) -> bool:
+        """Exactly equal values, standard errors, method and player names.
+
+        Bookkeeping (``seconds``, ``n_evals``, ``params``) is not compared; use
+        :meth:`allclose` for a tolerance.
+        """
+        if not isinstance(other, Attribution):
+            return NotImplemented
+        return self._same(other, rtol=0.0, atol=0.0)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def allclose(self, other: Attribution, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+        """Values and standard errors equal within ``numpy.allclose(rtol, atol)``, and the same
+        method, player names and value layout (shapes)."""
+        if not isinstance(other, Attribution):
+            raise InputError(
+                f"allclose: other is a {type(other).__name__}; compare with another Attribution."
+            )
+        return self._same(other, rtol=rtol, atol=atol)
+
+    def _same(self, other: Attribution, rtol: float, atol: float) -> bool:
+        if self.method != other.method or list(self.player_names) != list(other.player_names):
+            return False
+        if (self.stderr is None) != (other.stderr is None):
+            return False
+        pairs = [(self.values, other.values)]
+        if self.stderr is not None:
+            pairs.append((self.stderr, other.stderr))
+        for a, b in pairs:
+            pa = a if isinstance(a, tuple) else (a,)
+            pb = b if isinstance(b, tuple) else (b,)
+            if len(pa) != len(pb):
+                return False
+            for x, y in zip(pa, pb):
+                xa, ya = _to_numpy(x), _to_numpy(y)
+                if xa.shape != ya.shape or not np.allclose(xa, ya, rtol=rtol, atol=atol,
+                                                           equal_nan=True):
+                    return False
+        return True
 
     # ------------------------------------------------------------------ views
     @property
@@ -230,30 +281,89 @@ class Attribution:
         con = [(int(i), names[i], float(v[i])) for i in order[::-1][:k] if v[i] < 0]
         return {"proponents": pro, "opponents": con}
 
-    # --------------------------------------------------------------- plotting
-    def plot(self, index: int = 0, **kwargs: Any) -> Any:
-        """Plot sample ``index``: a heat map for images, bars for tabular players.
+    def to_pandas(self) -> Any:
+        """Credits as a ``pandas.DataFrame``: one row per sample, one column per player.
 
-        Extra keyword arguments go to :func:`tribute.plot.image` or :func:`tribute.plot.bar`.
-        Returns a matplotlib figure.
+        Rows carry the input DataFrame's index when the inputs were a DataFrame (else
+        ``0..batch-1``); with several targets the rows are a ``(sample, target)`` MultiIndex.
         """
-        from .viz import bar, image
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "Attribution.to_pandas needs pandas: pip install pandas"
+            ) from exc
+        flat = self.flat()
+        b, t, n = flat.shape
+        cols = list(self.player_names) if len(self.player_names) == n else [f"x{j}" for j in range(n)]
+        idx = pd.Index(self.index) if self.index is not None else pd.RangeIndex(b)
+        if len(idx) != b:
+            idx = pd.RangeIndex(b)
+        if not self.layout.multi_target:
+            return pd.DataFrame(flat[:, 0], index=idx, columns=cols)
+        rows = pd.MultiIndex.from_product([idx, range(t)], names=[idx.name or "sample", "target"])
+        return pd.DataFrame(flat.reshape(b * t, n), index=rows, columns=cols)
 
+    # --------------------------------------------------------------- plotting
+    def plot(self, index: int = 0, kind: str = "auto", *, target: int = 0, **kwargs: Any) -> Any:
+        """Plot sample ``index``.
+
+        Args:
+            index: which sample. default=0.
+            kind: ``"auto"`` (a heat map for image-shaped inputs, bars otherwise), ``"bar"``,
+                ``"waterfall"`` (from ``base_values`` to ``full_values``; needs a method that
+                evaluated the empty coalition) or ``"image"``. default="auto".
+            target: which target column when several were explained. default=0.
+            **kwargs: passed to :func:`tribute.plot.bar`, :func:`~tribute.plot.waterfall` or
+                :func:`~tribute.plot.image`.
+
+        Returns:
+            A matplotlib figure.
+        """
+        from .viz import bar, image, waterfall
+
+        kinds = ("auto", "bar", "waterfall", "image")
+        if kind not in kinds:
+            raise InputError(f"plot: kind={kind!r} is not one of {kinds}.")
+        flat = self.flat()
+        b, t, _ = flat.shape
+        if not -b <= index < b:
+            raise InputError(f"plot: index={index} is out of range for {b} samples.")
+        if not 0 <= target < t:
+            raise InputError(f"plot: target={target} is out of range for {t} target(s).")
+        names = self.player_names or None
+        if kind == "waterfall":
+            if self.base_values is None:
+                raise InputError(
+                    f"plot(kind='waterfall'): this attribution has no base value v(no player) "
+                    f"(method {self.method!r} did not evaluate the empty coalition); use "
+                    "kind='bar', or call tribute.plot.waterfall(values, base_value=...) yourself."
+                )
+            base = np.asarray(self.base_values, dtype=np.float64).reshape(b, -1)[index, target]
+            full = None
+            if self.full_values is not None:
+                full = float(np.asarray(self.full_values, dtype=np.float64).reshape(b, -1)[index, target])
+            kwargs.setdefault("title", self.method)
+            return waterfall(flat[index, target], names=names, base_value=float(base),
+                             full_value=full, **kwargs)
+        spatial = None
         if self.layout.dense or self.groups is not None:
             vals = self.to_input_shape()
             vals = vals[0] if isinstance(vals, tuple) else vals
             v = np.asarray(vals)[index]
-            if self.layout.multi_target:
-                v = v[0]
-            if v.ndim >= 2:
-                return image(v, **kwargs)
-            return bar(v, names=self.player_names or None, **kwargs)
-        flat = self.flat()[index, 0]
+            spatial = v[target] if self.layout.multi_target else v
+        if kind == "image" or (kind == "auto" and spatial is not None and spatial.ndim >= 2):
+            if spatial is None or spatial.ndim < 2:
+                raise InputError(
+                    "plot(kind='image'): the players are not laid out on an image (inputs of "
+                    "shape (batch, [C,] H, W)); use kind='bar' or kind='waterfall'."
+                )
+            return image(spatial, **kwargs)
         se = self.flat_stderr()
         return bar(
-            flat,
-            names=self.player_names or None,
-            stderr=None if se is None else se[index, 0],
+            flat[index, target],
+            names=names,
+            stderr=None if se is None else se[index, target],
             **kwargs,
         )
 
@@ -266,7 +376,7 @@ class Attribution:
         arrays: dict[str, np.ndarray] = {"values": self.flat()}
         if self.stderr is not None:
             arrays["stderr"] = self.layout.to_flat(self.stderr)
-        for name in ("targets", "gap", "groups"):
+        for name in ("targets", "gap", "groups", "base_values", "full_values"):
             val = getattr(self, name)
             if val is not None:
                 arrays[name] = np.asarray(_to_numpy(val))
@@ -287,6 +397,7 @@ class Attribution:
             "player_kind": self.player_kind,
             "layout": self.layout.to_json(),
             "extra": _jsonable(extra_json),
+            "index": _index_json(self.index),
         }
         arrays["header"] = np.array(json.dumps(header))
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -335,6 +446,9 @@ class Attribution:
             groups=arrays.get("groups"),
             layout=layout,
             extra=extra,
+            base_values=arrays.get("base_values"),
+            full_values=arrays.get("full_values"),
+            index=header.get("index"),
         )
 
     def __repr__(self) -> str:
@@ -349,6 +463,18 @@ class Attribution:
             + (", stderr" if self.stderr is not None else "")
             + ")"
         )
+
+
+def _index_json(index: Any) -> list[Any] | None:
+    """Sample labels as a JSON list (labels that are not str/int/float are stored as text)."""
+    if index is None:
+        return None
+    out: list[Any] = []
+    for v in list(index):
+        if isinstance(v, (np.integer, np.floating)):
+            v = v.item()
+        out.append(v if isinstance(v, (str, int, float)) and not isinstance(v, bool) else str(v))
+    return out
 
 
 def _jsonable(obj: Any) -> Any:

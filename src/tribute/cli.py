@@ -94,7 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog=_COMPONENTS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     _add_explain_options(p, default_method="feature_ablation", with_groups=False)
-    from .games.components import components_cli_args
+    from .cli_components import components_cli_args
 
     for flags, kw in components_cli_args():
         p.add_argument(*flags, **kw)
@@ -240,7 +240,7 @@ def _parse_baseline(text: str, data: Any) -> Any:
 
 
 def _parse_groups(text: str | None) -> Any:
-    from . import patches
+    from .games import patches
 
     if text is None:
         return None
@@ -311,7 +311,7 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
 
 
 def _cmd_components(args: argparse.Namespace) -> int:
-    from .games.components import components_from_cli_args
+    from .cli_components import components_from_cli_args
 
     model, inputs = prepare(args)
     import torch

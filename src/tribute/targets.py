@@ -1,7 +1,25 @@
 """Which scalar is explained: class indices, per-sample targets, several targets, callables.
 
 A target turns the model's raw output for a batch of rows into a ``rows x targets`` matrix.
-The output transform (``raw``/``logit``, ``prob``, ``log_prob``) is applied first.
+The output transform (``raw``, ``logit``, ``prob``, ``log_prob``) is applied first, and it
+depends on what the model returns (its *output kind*, see :data:`MODEL_OUTPUTS`):
+
+================  ===================  ==========================  ===========================
+explained output  model returns logit  model returns probability   model returns raw values
+================  ===================  ==========================  ===========================
+``raw``           identity             identity                    identity
+``logit``         identity             ``log(p / (1 - p))``        refused
+``prob``          softmax / sigmoid    identity                    refused
+``log_prob``      log-softmax / -sig.  ``log(p)``                  refused
+================  ===================  ==========================  ===========================
+
+Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` (``PROB_EPS = 1e-12``) before a log,
+so a class a tree ensemble gives probability 0 has log-probability ``log(1e-12) = -27.6``
+instead of ``-inf``. From probabilities, ``logit`` is the one-vs-rest log-odds
+``log p_k - log(1 - p_k)`` of the explained class: for a binary classifier (one column, or two
+columns that sum to one) this is exactly the model's logit of class ``k``; for several classes
+it is the log-odds of ``k`` against all others (the model's internal logits are not
+recoverable from its probabilities, which fix them only up to a per-row constant).
 
 Conventions (fixed here, documented in :func:`tribute.explain`):
 
@@ -17,32 +35,88 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import InputError, ModelOutputError
+from .models import MODEL_OUTPUTS
 
-__all__ = ["OUTPUTS", "Target", "resolve_target", "transform_output"]
+__all__ = [
+    "MODEL_OUTPUTS",
+    "OUTPUTS",
+    "PROB_EPS",
+    "Target",
+    "check_model_output",
+    "resolve_target",
+    "transform_output",
+]
 
+#: Explained outputs a user can ask for (``tribute.explain(..., output=...)``).
 OUTPUTS = ("raw", "logit", "prob", "log_prob")
+
+#: Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` before ``log`` (see module docs).
+PROB_EPS = 1e-12
 
 TargetLike = Any  # None | str | int | Sequence[int] | np.ndarray | torch.Tensor | Callable
 
 
-def transform_output(out: torch.Tensor, output: str) -> torch.Tensor:
-    """Apply the output transform along the last (class) axis."""
-    if output in ("raw", "logit"):
+def check_model_output(model_output: str, output: str) -> None:
+    """Refuse an impossible conversion from what the model returns to the explained output.
+
+    Raises:
+        InputError: ``model_output`` or ``output`` is unknown, or ``output`` needs class
+            scores but the model returns raw (regression) values.
+    """
+    if model_output not in MODEL_OUTPUTS:
+        raise InputError(
+            f"model_output={model_output!r} is not one of {MODEL_OUTPUTS}; say what the model "
+            "returns: 'logit' (scores/logits), 'probability' (e.g. predict_proba) or 'raw' "
+            "(regression values)."
+        )
+    if output not in OUTPUTS:
+        raise InputError(f"output={output!r} is not one of {OUTPUTS}; pick one of those.")
+    if model_output == "raw" and output != "raw":
+        raise InputError(
+            f"output={output!r} needs class scores, but the model returns raw values (a "
+            "regressor's predict, or a function not declared to return logits or "
+            "probabilities), which no softmax or log turns into a probability. Use "
+            "output='raw', or declare what the model returns with "
+            "model_output='logit' or model_output='probability'."
+        )
+
+
+def transform_output(out: torch.Tensor, output: str, model_output: str = "logit") -> torch.Tensor:
+    """Convert the model's output (of kind ``model_output``) to ``output`` along the class axis.
+
+    Args:
+        out: model output, ``rows`` or ``rows x classes``.
+        output: explained output, one of :data:`OUTPUTS`.
+        model_output: what the model returns, one of :data:`MODEL_OUTPUTS`. default="logit".
+
+    See the module docstring for the conversion table and the clipping of probabilities.
+    """
+    check_model_output(model_output, output)
+    if output == "raw":
         return out
     single = out.ndim == 1 or out.shape[-1] == 1
-    if output == "prob":
-        return torch.sigmoid(out) if single else torch.softmax(out, dim=-1)
-    if output == "log_prob":
+    if model_output == "logit":
+        if output == "logit":
+            return out
+        if output == "prob":
+            return torch.sigmoid(out) if single else torch.softmax(out, dim=-1)
         return torch.nn.functional.logsigmoid(out) if single else torch.log_softmax(out, dim=-1)
-    raise InputError(f"output={output!r} is not one of {OUTPUTS}.")
+    # model_output == "probability"
+    if output == "prob":
+        return out
+    p = out.clamp(PROB_EPS, 1.0 - PROB_EPS)
+    if output == "log_prob":
+        return torch.log(p)
+    return torch.log(p) - torch.log1p(-p)
 
 
 @dataclass
@@ -52,9 +126,11 @@ class Target:
     Attributes:
         index: ``batch x targets`` class indices (long), or None for callables/regression.
         fn: callable applied to the transformed output, or None.
-        output: output transform name.
+        output: output transform name (:data:`OUTPUTS`).
         multi: several targets were asked for (the result keeps a target axis).
         names: a label per target column.
+        model_output: what the model returns (:data:`MODEL_OUTPUTS`), which decides how
+            ``output`` is computed from it. default="logit".
     """
 
     index: torch.Tensor | None
@@ -62,6 +138,7 @@ class Target:
     output: str
     multi: bool
     names: list[str]
+    model_output: str = "logit"
 
     @property
     def n_targets(self) -> int:
@@ -71,7 +148,7 @@ class Target:
 
     def select(self, out: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Explained scalars for rows of ``out`` that belong to samples ``sample`` (rows,)."""
-        out = transform_output(out, self.output)
+        out = transform_output(out, self.output, self.model_output)
         if self.fn is not None:
             val = self.fn(out)
             if not isinstance(val, torch.Tensor):
@@ -109,7 +186,8 @@ def _check_output_shape(ref: torch.Tensor, callable_target: bool) -> None:
 
 
 def resolve_target(
-    target: TargetLike, output: str, reference: torch.Tensor, batch: int
+    target: TargetLike, output: str, reference: torch.Tensor, batch: int,
+    model_output: str = "logit", *, assumed: bool = False,
 ) -> Target:
     """Resolve a user ``target`` against the model's output on the unperturbed inputs.
 
@@ -118,9 +196,47 @@ def resolve_target(
         output: output transform (``raw``, ``logit``, ``prob``, ``log_prob``).
         reference: raw model output for the ``batch`` inputs.
         batch: number of inputs.
+        model_output: what the model returns (:data:`MODEL_OUTPUTS`). default="logit".
+        assumed: ``model_output`` is a guess (a plain callable or torch module nobody declared);
+            then a warning is issued when ``output`` converts and the reference output looks
+            like probabilities (every row of two or more columns in [0, 1] summing to 1).
+
+    Raises:
+        InputError: an impossible conversion (e.g. ``output="prob"`` on a regressor).
+        ModelOutputError: a model declared (or detected) to return probabilities returned
+            values outside [0, 1].
     """
-    if output not in OUTPUTS:
-        raise InputError(f"output={output!r} is not one of {OUTPUTS}; pick one of those.")
+    check_model_output(model_output, output)
+    _check_reference_kind(reference, output, model_output, assumed)
+    return replace(_resolve(target, output, reference, batch), model_output=model_output)
+
+
+def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, assumed: bool) -> None:
+    if ref.numel() == 0 or not ref.dtype.is_floating_point:
+        return
+    lo, hi = float(ref.min()), float(ref.max())
+    if model_output == "probability" and output != "raw" and (lo < 0.0 or hi > 1.0):
+        raise ModelOutputError(
+            f"the model is declared (or detected) to return probabilities, but its output on "
+            f"the inputs ranges over [{lo:.4g}, {hi:.4g}], outside [0, 1]; output={output!r} "
+            "would take logs of it. Declare model_output='logit' if these are scores, or "
+            "model_output='raw' for regression values."
+        )
+    if (assumed and model_output == "logit" and output != "raw" and ref.ndim == 2
+            and ref.shape[1] >= 2 and lo >= 0.0 and hi <= 1.0
+            and bool(((ref.double().sum(1) - 1.0).abs() <= 1e-4).all())):
+        warnings.warn(
+            f"output={output!r}: the model's outputs look like probabilities (every row in "
+            "[0, 1] and summing to 1), but the model was not declared to return them, so they "
+            "are treated as logits and a softmax is applied on top. If the model returns "
+            "probabilities, pass model_output='probability' (or model_output='logit' to "
+            "silence this warning).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int) -> Target:
     callable_target = callable(target) and not isinstance(target, (torch.Tensor, np.ndarray))
     _check_output_shape(reference, callable_target)
     if callable_target:
@@ -179,7 +295,7 @@ def resolve_target(
     if isinstance(target, (np.ndarray, torch.Tensor)):
         arr = target
         if arr.ndim == 0:
-            return resolve_target(int(arr.item()), output, reference, batch)
+            return _resolve(int(arr.item()), output, reference, batch)
         if arr.shape[0] != batch or arr.ndim > 2:
             raise InputError(
                 f"target has shape {tuple(arr.shape)} but the batch has {batch} samples; pass one "

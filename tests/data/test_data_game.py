@@ -15,6 +15,7 @@ import tribute
 from tribute.errors import InputError
 from tribute.games.data_bank import RetrainBank
 from tribute.games.data_fits import RidgeFit
+from tribute.metrics import linear_score
 
 
 def _retrained_value(case: Case, keep: np.ndarray) -> np.ndarray:
@@ -101,7 +102,7 @@ def test_linear_score_on_held_out_subsets_of_the_bank(ridge: Case) -> None:
     data = ridge.data()
     attr = tribute.explain(ridge.model, ridge.X_test, method="influence", players=data)
     game = tribute.build_game(ridge.model, ridge.X_test, players=data)
-    res = tribute.metrics.linear_score(game, attr, n_subsets=30)
+    res = linear_score(game, attr, n_subsets=30)
     assert res.scores.shape == (6,) and res.mean > 0.9
     assert len(data.bank) == 30
 

@@ -12,6 +12,8 @@ import tribute
 from tribute.api import build_game
 from tribute.errors import InputError
 from tribute.metrics import (
+    Blur,
+    blur,
     deletion,
     evaluate,
     faithfulness_correlation,
@@ -195,7 +197,7 @@ def test_numpy_model_and_blur_baseline():
     plain = evaluate(net, imgs, sal, metric="deletion")
     assert blurred.scores.shape == (2,) and not np.allclose(blurred.scores, plain.scores)
     # the end point of the deletion curve is the model on the blurred image
-    b = tribute.metrics.blur(imgs)
+    b = blur(imgs)
     with torch.no_grad():
         end = net(b)[torch.arange(2), torch.as_tensor(sal.targets)]
     np.testing.assert_allclose(blurred.extra["curve"][:, -1], end.numpy(), rtol=1e-10)
@@ -205,11 +207,11 @@ def test_blur_matches_scipy_gaussian_filter():
     import scipy.ndimage
 
     img = np.random.default_rng(0).random((2, 3, 9, 11))
-    ours = tribute.metrics.blur(img, tribute.metrics.Blur(sigma=1.3))
+    ours = blur(img, Blur(sigma=1.3))
     ref = scipy.ndimage.gaussian_filter(img, sigma=(0, 0, 1.3, 1.3), mode="nearest", truncate=3.0)
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     with pytest.raises(InputError, match="blur"):
-        tribute.metrics.blur(np.ones((2, 5)))
+        blur(np.ones((2, 5)))
 
 
 # ----------------------------------------------------------------------- ROAD

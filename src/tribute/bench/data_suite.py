@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..metrics import linear_score, loo_correlation, mislabel_auc
 
 __all__ = ["DATA_CASES", "DataCase", "build_data_case", "cmd_data_suite", "format_data_results",
            "run_data_case", "run_data_suite"]
@@ -182,10 +183,10 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
     game = tribute.build_game(case.model, case.X_test, target=case.y_test, players=data)
     t0 = time.perf_counter()
     # fill the bank with the held-out LDS subsets once (shared by every method's score)
-    tribute.metrics.linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
+    linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
                                  alpha=lds_alpha, seed=seed + 12345)
     if case.small_drop:
-        tribute.metrics.linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
+        linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
                                      alpha=0.97, seed=seed + 777)
     say(f"{case.name}: {len(data.bank)} retrained subsets in {time.perf_counter() - t0:.1f}s")
     out: dict[str, Any] = {"case": case.name, "title": case.title, "n_train": int(case.X.shape[0]),
@@ -206,17 +207,17 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
             continue
         secs = time.perf_counter() - t
         peak = mem.peak_mib
-        lds = tribute.metrics.linear_score(game, attr, n_subsets=case.n_subsets, alpha=lds_alpha,
+        lds = linear_score(game, attr, n_subsets=case.n_subsets, alpha=lds_alpha,
                                            seed=seed + 12345)
         m, lo, hi = _ci(np.asarray(lds.scores, dtype=np.float64).reshape(-1))
         row: dict[str, Any] = {"lds": m, "lds_ci95": [lo, hi], "seconds": secs, "peak_mib": peak}
         if case.small_drop:
-            sd = tribute.metrics.linear_score(game, attr, n_subsets=case.n_subsets, alpha=0.97,
+            sd = linear_score(game, attr, n_subsets=case.n_subsets, alpha=0.97,
                                               seed=seed + 777)
             row["lds_drop3pct"], *ci = _ci(np.asarray(sd.scores, dtype=np.float64).reshape(-1))
             row["lds_drop3pct_ci95"] = ci
         if case.loo:
-            row["loo_correlation"] = tribute.metrics.loo_correlation(game, attr).mean
+            row["loo_correlation"] = loo_correlation(game, attr).mean
         if "damping" in attr.extra:
             row["damping"] = attr.extra["damping"]
         out["methods"][label] = row
@@ -249,7 +250,7 @@ def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
         except Exception as exc:
             say(f"  mislabel {label}: {type(exc).__name__}: {exc}")
             continue
-        auc = tribute.metrics.mislabel_auc(game, attr, ground_truth=case.flipped).extra["auc"]
+        auc = mislabel_auc(game, attr, ground_truth=case.flipped).extra["auc"]
         res[label] = float(auc)
         say(f"  mislabel_auc {label}: {auc:.3f}")
     return res

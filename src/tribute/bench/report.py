@@ -337,7 +337,7 @@ def _element_maps(case: Case, flat: np.ndarray, k: int) -> np.ndarray:
         return vals.reshape(k, *shape)
     g = np.asarray(case.groups).reshape(-1)
     counts = np.bincount(g, minlength=vals.shape[1]).astype(np.float64)
-    return (vals[:, g] / counts[g][None]).reshape(k, *shape)
+    return np.asarray((vals[:, g] / counts[g][None]).reshape(k, *shape))
 
 
 def _gallery(result: BenchResult, case: Case) -> str:

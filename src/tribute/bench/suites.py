@@ -267,7 +267,8 @@ def available_suites() -> list[str]:
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Model output on ``x`` (bench bookkeeping: accuracy and predicted classes)."""
     with torch.no_grad():
-        return model(x)
+        out: torch.Tensor = model(x)
+        return out
 
 
 def _accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
@@ -478,7 +479,8 @@ class EmbeddingModel(nn.Module):
         self.transformer = transformer
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.transformer.forward_embeddings(emb)  # type: ignore[operator]
+        out: torch.Tensor = self.transformer.forward_embeddings(emb)  # type: ignore[operator]
+        return out
 
 
 class EmbeddingInputs:

@@ -298,6 +298,7 @@ class DataGame(Game):
         out = functional_call(self.module, {**params, **self._buffers}, (x,))
         if isinstance(out, (tuple, list)):
             out = out[0]
+        assert isinstance(out, torch.Tensor)
         return out
 
     def explained(self, out: torch.Tensor, y: torch.Tensor, output: str | None = None) -> torch.Tensor:
@@ -491,7 +492,10 @@ class DataGame(Game):
         n = int(self.X_train.shape[0])
         chunk = max(1, min(P, GRAD_BUDGET_BYTES // (8 * 64 * max(n, 1))))
         for r in self._row_blocks():
-            H += torch.func.jacrev(grad(lambda f, r=r: self.objective(f, r)), chunk_size=chunk)(flat)
+            def obj(f: torch.Tensor, r: slice = r) -> torch.Tensor:
+                return self.objective(f, r)
+
+            H += torch.func.jacrev(grad(obj), chunk_size=chunk)(flat)
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return H
 
@@ -503,7 +507,8 @@ class DataGame(Game):
             g = grad(lambda f, r=r: self.objective(f, r))
 
             def one(v: torch.Tensor, g: Callable[..., torch.Tensor] = g) -> torch.Tensor:
-                return torch.func.jvp(g, (flat,), (v,))[1]
+                out: torch.Tensor = torch.func.jvp(g, (flat,), (v,))[1]
+                return out
 
             out += vmap(one, in_dims=1, out_dims=1)(V)
         self.n_grad_evals += int(self.X_train.shape[0]) * 2

@@ -166,7 +166,7 @@ class PairSampler:
             add = min(rem, int(room[j] - inc[j]))
             inc[j] += add
             rem -= add
-        return (current + inc).astype(np.int64)
+        return np.asarray(current + inc, dtype=np.int64)
 
     # ------------------------------------------------------------- drawing
     def grow(self, m_total: int) -> torch.Tensor:
@@ -251,7 +251,8 @@ def _sum_zero_basis(n: int) -> torch.Tensor:
     a = torch.eye(n, dtype=torch.float64)
     a[:, 0] = 1.0
     q, _ = torch.linalg.qr(a)
-    return q[:, 1:]
+    out: torch.Tensor = q[:, 1:]
+    return out
 
 
 @dataclass

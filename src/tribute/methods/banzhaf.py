@@ -17,6 +17,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ..params import Options, declare
 from .base import Method, Tags, register
 from .exact import all_coalitions
 
@@ -158,6 +159,8 @@ class Banzhaf(Method):
     tags = Tags(family="banzhaf", stochastic=True, budgeted=True,
                 games=("feature", "component", "data"))
     paper = "Wang & Jia (2023), Data Banzhaf: A Robust Data Valuation Framework for Machine Learning"
+    constraints = declare({"design": Options(("balanced", "bernoulli")),
+                           "estimator": Options(("msr", "ols"))})
 
     def __init__(self, design: str = "balanced", estimator: str = "msr") -> None:
         self.design = design
@@ -165,17 +168,13 @@ class Banzhaf(Method):
 
     def min_budget(self, game: Game) -> int:
         n = game.n_players
-        return min(n + 2 if self.estimator == "ols" else 4, 2**n)
+        return int(min(n + 2 if self.estimator == "ols" else 4, 2**n))
 
     def default_budget(self, game: Game) -> int:
         n = game.n_players
         return 2**n if n <= 11 else 2048
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.design not in ("balanced", "bernoulli"):
-            raise InputError(f"design={self.design!r} must be 'balanced' or 'bernoulli'.")
-        if self.estimator not in ("msr", "ols"):
-            raise InputError(f"estimator={self.estimator!r} must be 'msr' or 'ols'.")
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
         if n <= _MAX_ENUMERATE and budget >= 2**n:

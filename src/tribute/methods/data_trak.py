@@ -55,7 +55,8 @@ def make_projector(n_params: int, k: int, seed: int,
     def block(j: int) -> torch.Tensor:
         s, e = blocks[j]
         g = torch.Generator().manual_seed(int(seed) * 7919 + j)
-        return torch.randn(e - s, k, generator=g, dtype=torch.float64) / k**0.5
+        R: torch.Tensor = torch.randn(e - s, k, generator=g, dtype=torch.float64) / k**0.5
+        return R
 
     cache = [block(j) for j in range(len(blocks))] if len(blocks) == 1 else None
 

@@ -62,7 +62,7 @@ class ExactShapley(Method):
     paper = "Shapley (1953), A Value for n-Person Games"
 
     def min_budget(self, game: Game) -> int:
-        return 2**game.n_players
+        return int(2**game.n_players)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players

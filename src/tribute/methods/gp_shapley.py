@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
+from ..params import InstanceOf, Interval, Options, declare
 from ._shapley_common import PairSampler, exact_shapley_table, pair_differences, paired_wls
 from .base import Method, Tags, alias, register
 
@@ -128,12 +128,14 @@ def _cholesky(k: torch.Tensor, m: int, jitter: torch.Tensor) -> torch.Tensor:
     for _ in range(8):
         chol, info = torch.linalg.cholesky_ex(k)
         if not bool((info > 0).any()):
-            return chol
+            ok: torch.Tensor = chol
+            return ok
         diag.add_(99.0 * eps * mask)
         eps = eps * 100.0
     # Last resort: jitter every row (efficiency is restored afterwards).
     diag.add_(eps)
-    return torch.linalg.cholesky(k)
+    out: torch.Tensor = torch.linalg.cholesky(k)
+    return out
 
 
 def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.Tensor, m: int,
@@ -315,6 +317,9 @@ class GPShapley(Method):
     name = "gp_shapley"
     tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
     paper = "tribute: Gaussian-process regression of the game in the Walsh basis (this library)"
+    constraints = declare({"allocation": Options(("kernel", "leverage")),
+                           "ard": InstanceOf((bool,), "True or False"),
+                           "max_pairs": Interval(int, 2)})
 
     def __init__(self, allocation: str = "kernel", ard: bool = True, max_pairs: int = 1024) -> None:
         self.allocation = allocation
@@ -328,10 +333,6 @@ class GPShapley(Method):
         return int(min(2**game.n_players, 2048))
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.allocation not in ("kernel", "leverage"):
-            raise InputError(f"gp_shapley: allocation={self.allocation!r} must be 'kernel' or 'leverage'.")
-        if isinstance(self.max_pairs, bool) or not isinstance(self.max_pairs, int) or self.max_pairs < 2:
-            raise InputError(f"gp_shapley: max_pairs={self.max_pairs!r} must be an int >= 2.")
         n = game.n_players
         budget = int(budget if budget is not None else self.default_budget(game))
         params = self.get_params()

@@ -40,6 +40,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import BudgetError, InputError
 from ..games.base import Game
+from ..params import NONE, Interval, Options, declare
 from .base import Method, Tags, register
 
 __all__ = ["Lime", "lime_kernel", "sample_coalitions", "weighted_lasso", "weighted_ridge"]
@@ -256,6 +257,13 @@ class Lime(Method):
     name = "lime"
     tags = Tags(family="surrogate", stochastic=True, budgeted=True)
     paper = "Ribeiro, Singh & Guestrin (2016), 'Why Should I Trust You?'"
+    constraints = declare({
+        "sampling": Options(SAMPLINGS), "distance": Options(DISTANCES),
+        "surrogate": Options(SURROGATES),
+        "kernel_width": Interval(float, 0.0, None, closed="neither"),  # inf: constant weights
+        "alpha": Interval(float, 0.0),
+        "n_samples": (NONE, Interval(int, 1)),
+    })
 
     def __init__(self, sampling: str = "bernoulli", distance: str = "cosine",
                  kernel_width: float = 0.25, surrogate: str = "ridge", alpha: float = 1.0,
@@ -268,20 +276,8 @@ class Lime(Method):
         self.n_samples = n_samples
 
     def _validate(self, game: Game) -> None:
-        for name, value, allowed in (("sampling", self.sampling, SAMPLINGS),
-                                     ("distance", self.distance, DISTANCES),
-                                     ("surrogate", self.surrogate, SURROGATES)):
-            if value not in allowed:
-                raise InputError(f"lime: {name}={value!r} is not one of {allowed}.")
-        if not (isinstance(self.kernel_width, (int, float)) and self.kernel_width > 0):
-            raise InputError(f"lime: kernel_width={self.kernel_width!r} must be a positive number (inf: constant weights).")
-        if not (isinstance(self.alpha, (int, float)) and self.alpha >= 0):
-            raise InputError(f"lime: alpha={self.alpha!r} must be a number >= 0.")
         if self.surrogate == "lasso" and self.alpha == 0:
             raise InputError("lime: surrogate='lasso' with alpha=0 is least squares; use surrogate='ridge', alpha=0.")
-        if self.n_samples is not None and (isinstance(self.n_samples, bool)
-                                           or not isinstance(self.n_samples, int) or self.n_samples < 1):
-            raise InputError(f"lime: n_samples={self.n_samples!r} must be a positive int (or None to use budget).")
         if self.sampling == "exhaustive" and game.n_players > MAX_EXHAUSTIVE:
             raise BudgetError(
                 f"lime: sampling='exhaustive' evaluates all 2^{game.n_players} coalitions; it is "
@@ -296,7 +292,7 @@ class Lime(Method):
         if self.n_samples is not None:
             return self.n_samples
         if self.sampling == "exhaustive":
-            return 2**game.n_players
+            return int(2**game.n_players)
         return max(256, 8 * game.n_players + 64)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:

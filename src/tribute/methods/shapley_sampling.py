@@ -26,7 +26,7 @@ def _size_mass(n: int) -> np.ndarray:
     s = np.arange(n + 1, dtype=np.float64)
     mass = np.zeros(n + 1)
     mass[1:n] = (n - 1) / (s[1:n] * (n - s[1:n]))
-    return mass / mass.sum()
+    return np.asarray(mass / mass.sum())
 
 
 def _random_subsets(n: int, size: int, count: int, gen: np.random.Generator) -> np.ndarray:

@@ -30,16 +30,14 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
+from ..params import Options, declare
 from .base import Method, Tags, register
 
 __all__ = ["Sobol", "jansen_total", "sobol_designs"]
 
 #: scipy's Sobol sequence supports up to 21201 dimensions (two designs: n <= 10600 players).
 _MAX_QMC_DIM = 21201
-#: Mask elements (rows x players) per ``game.value`` call.
-_BLOCK_ELEMENTS = 8 * 1024**2
 
 
 def sobol_designs(n: int, n_designs: int, seed: int, sampler: str = "sobol",
@@ -116,6 +114,7 @@ class Sobol(Method):
     name = "sobol"
     tags = Tags(family="sensitivity", stochastic=True, budgeted=True)
     paper = "Fel et al. (2021), Look at the Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis"
+    constraints = declare({"sampler": Options(("sobol", "random"))})
 
     def __init__(self, sampler: str = "sobol") -> None:
         self.sampler = sampler
@@ -127,8 +126,6 @@ class Sobol(Method):
         return 32 * (game.n_players + 2)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.sampler not in ("sobol", "random"):
-            raise InputError(f"sobol: sampler={self.sampler!r} is not 'sobol' or 'random'.")
         n = game.n_players
         total = budget if budget is not None else self.default_budget(game)
         assert total is not None
@@ -138,13 +135,15 @@ class Sobol(Method):
         fa = game.value(a)  # B x N x T
         fb = game.value(b)
         fc = torch.empty(b_count, t_count, n, n_designs, dtype=torch.float64)
-        per_call = max(1, _BLOCK_ELEMENTS // max(n * n_designs, 1))  # players per value call
-        for lo in range(0, n, per_call):
-            hi = min(lo + per_call, n)
+        def make(lo: int, hi: int) -> torch.Tensor:  # A with column i from B, players lo..hi-1
             players = torch.arange(lo, hi)
             c = a[None].repeat(hi - lo, 1, 1)  # p x N x n
             c[torch.arange(hi - lo), :, players] = b[:, players].T
-            v = game.value(c.reshape(-1, n))  # B x (p N) x T
+            return c.reshape(-1, n)
+
+        for blk in game.value_stream(n, make, coalitions_per_item=n_designs):
+            lo, hi = blk.start, blk.stop
+            v = blk.values  # B x (p N) x T
             fc[:, :, lo:hi] = v.reshape(b_count, hi - lo, n_designs, t_count).permute(0, 3, 1, 2)
         st, se = jansen_total(fa.permute(0, 2, 1), fb.permute(0, 2, 1), fc)
         return game.attribution(st, self.name, {**self.get_params(), "n_designs": n_designs},

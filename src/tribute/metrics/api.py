@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..api import PlayerSet, build_game
-from ..api import explain as _explain
 from ..attribution import Attribution
 from ..errors import InputError
+from ..games.build import PlayerSet, build_game
 from ..methods.base import get_method
+from ..methods.explain import explain as _explain
 from ..models import as_model
 from ..targets import TargetLike
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
@@ -161,7 +161,8 @@ def default_explainer(
         return _explain(m, x, method=attr.method, target=tg, baseline=base, groups=grp,
                         budget=overrides.get("budget", budget), seed=overrides.get("seed", seed),
                         batch_size=batch_size, progress=False, output=output,
-                        forward_args=fa, forward_kwargs=fk, **kw)
+                        forward_args=fa, forward_kwargs=fk,
+                        model_output=attr.params.get("model_output"), **kw)
 
     def explain(x: Any, *, target: Any = None, sample: np.ndarray | None = None,
                 **overrides: Any) -> Attribution:
@@ -203,6 +204,7 @@ def evaluate(
     inputs: Any,
     attr: Attribution,
     metric: str = "deletion",
+    *,
     target: TargetLike = None,
     baseline: Any = 0.0,
     groups: Any = None,
@@ -210,7 +212,6 @@ def evaluate(
     ground_truth: Any = None,
     seed: int = 0,
     batch_size: int | None = None,
-    *,
     output: str | None = None,
     players: PlayerSet | None = None,
     forward_args: Sequence[Any] | None = None,
@@ -276,6 +277,9 @@ def evaluate(
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
     adapter = as_model(model, framework)
+    declared = attr.params.get("model_output")
+    if adapter.output_assumed and isinstance(declared, str):  # as explained (model_output=)
+        adapter = adapter.with_output_kind(declared)
     if target is None and attr.targets is None:
         raise InputError(
             "the attribution has no class-index targets (it was explained for a callable "

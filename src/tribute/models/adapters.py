@@ -1,9 +1,34 @@
-"""Adapters for ``torch.nn.Module`` and for any callable on numpy arrays."""
+"""Adapters for ``torch.nn.Module`` and for any callable on numpy arrays.
+
+Each adapter also knows what its model returns (``output_kind``, one of
+:data:`tribute.models.MODEL_OUTPUTS`), so ``output="prob"`` never applies a softmax on top of
+probabilities:
+
+* scikit-learn style estimators (also Pipelines, XGBoost and LightGBM sklearn wrappers): a
+  regressor's ``predict`` returns ``"raw"`` values; a classifier's ``predict_proba`` returns
+  ``"probability"``; ``decision_function`` returns ``"logit"`` scores (for a binary
+  classifier its single column is the positive-class logit);
+* ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
+  with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
+  ``lightgbm.Booster`` likewise with ``raw_score=True`` for binary/multiclass objectives;
+* objects with only ``predict``: ``"raw"``;
+* torch modules and plain callables: ``"logit"`` unless declared otherwise with
+  ``model_output=`` (a warning is issued when such outputs look like probabilities and a
+  conversion is asked for).
+
+Estimators fitted on a pandas DataFrame (``feature_names_in_``) get a DataFrame with those
+column names back, so scikit-learn does not warn about missing feature names on every call.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import os
+import sys
+import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +38,12 @@ import torch
 
 from ..errors import InputError, ModelOutputError, WeightsFormatError
 
-__all__ = ["ModelAdapter", "NumpyModel", "TorchModel", "as_model", "load_weights"]
+__all__ = ["MODEL_OUTPUTS", "ModelAdapter", "NumpyModel", "TorchModel", "as_model", "load_weights"]
+
+#: What a model returns: ``"logit"`` (scores a softmax/sigmoid turns into probabilities: torch
+#: classifiers, ``decision_function``, XGBoost margins), ``"probability"`` (``predict_proba``),
+#: ``"raw"`` (regression outputs or anything that is not a class score).
+MODEL_OUTPUTS = ("logit", "probability", "raw")
 
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -28,7 +58,7 @@ _HOOK_DICTS = (
 )
 
 
-class ModelAdapter:
+class ModelAdapter(ABC):
     """Common interface of all adapters.
 
     Attributes:
@@ -36,16 +66,31 @@ class ModelAdapter:
         differentiable: gradients of the output w.r.t. the inputs are available.
         device: where rows must live when they are passed to the model.
         module: the wrapped ``torch.nn.Module`` (None for numpy callables).
+        output_kind: what the model returns: ``"logit"``, ``"probability"`` or ``"raw"``
+            (see :data:`tribute.models.MODEL_OUTPUTS`).
+        output_assumed: ``output_kind`` is a default guess rather than declared by the user or
+            read off the estimator's API (torch modules and plain callables).
     """
 
     framework: str = "torch"
     differentiable: bool = False
     device: torch.device = torch.device("cpu")
     module: torch.nn.Module | None = None
+    output_kind: str = "logit"
+    output_assumed: bool = True
 
+    def with_output_kind(self, model_output: str) -> ModelAdapter:
+        """A shallow copy declared to return ``model_output`` (``logit``/``probability``/``raw``)."""
+        _check_kind(model_output)
+        twin = copy.copy(self)
+        twin.output_kind = model_output
+        twin.output_assumed = False
+        return twin
+
+    @abstractmethod
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Run the model on a batch of rows; returns the raw output (rows first)."""
 
     def compute_dtype(self, user_dtype: torch.dtype) -> torch.dtype:
         """The floating dtype rows are composed in."""
@@ -62,11 +107,22 @@ class TorchModel(ModelAdapter):
 
     The output may be a tensor, a tuple/list whose first element is a tensor, or an object with
     a ``logits`` attribute (Hugging Face ``ModelOutput``).
+
+    Args:
+        model: the module or callable.
+        differentiable: gradients w.r.t. the inputs are available. default=True.
+        model_output: what it returns (``"logit"``, ``"probability"``, ``"raw"``).
+            default=None (assumed ``"logit"``).
     """
 
     framework = "torch"
 
-    def __init__(self, model: Callable[..., Any], differentiable: bool = True) -> None:
+    def __init__(self, model: Callable[..., Any], differentiable: bool = True,
+                 model_output: str | None = None) -> None:
+        if model_output is not None:
+            _check_kind(model_output)
+        self.output_kind = model_output or "logit"
+        self.output_assumed = model_output is None
         self.fn = model
         self.module = model if isinstance(model, torch.nn.Module) else None
         self.differentiable = differentiable
@@ -123,18 +179,41 @@ class TorchModel(ModelAdapter):
 
 
 class NumpyModel(ModelAdapter):
-    """Any callable on numpy arrays: scikit-learn, XGBoost, a plain function.
+    """Any callable on numpy arrays: scikit-learn, XGBoost, LightGBM, a plain function.
 
-    For estimator objects the first of ``predict_proba``, ``decision_function``, ``predict``
-    that exists is called.
+    For a regressor ``predict`` is called; for other estimator objects the first of
+    ``predict_proba``, ``decision_function``, ``predict`` that exists (see the module
+    docstring for the output kind each implies).
+
+    Args:
+        model: estimator, ``xgboost.Booster`` or callable.
+        np_dtypes: numpy dtype per input (set by the game from the user's arrays).
+        model_output: what the model returns (``"logit"``, ``"probability"``, ``"raw"``).
+            default=None (detected from the estimator API; ``"logit"`` for plain callables).
+
+    Attributes:
+        kind: which method is called (``"predict_proba"``, ``"decision_function"``,
+            ``"predict"``, ``"booster"`` or ``"callable"``).
+        feature_names: column names the estimator was fitted with (``feature_names_in_``);
+            2-D inputs with that many columns are passed as a pandas DataFrame.
     """
 
     framework = "numpy"
     differentiable = False
 
-    def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None) -> None:
-        self.fn, self.kind = _numpy_callable(model)
+    def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
+                 model_output: str | None = None) -> None:
+        self.fn, self.kind, detected = _numpy_callable(model)
+        self.estimator = model  # the user's object (model-specific methods read it, e.g. trees)
+        if model_output is not None:
+            _check_kind(model_output)
+        self.output_kind = model_output or detected
+        self.output_assumed = model_output is None and self.kind == "callable"
         self.np_dtypes = np_dtypes
+        names = getattr(model, "feature_names_in_", None) if self.kind != "callable" else None
+        self.feature_names: list[str] | None = (
+            [str(n) for n in np.asarray(names).tolist()] if names is not None else None
+        )
 
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
@@ -145,6 +224,11 @@ class NumpyModel(ModelAdapter):
                 a = a.astype(self.np_dtypes[i])
             arrays.append(a)
         extra_np = tuple(e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in extra)
+        if self.feature_names is not None and len(arrays) == 1 and arrays[0].ndim == 2 \
+                and arrays[0].shape[1] == len(self.feature_names):
+            import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is there
+
+            arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
         out = self.fn(*arrays, *extra_np, **(kwargs or {}))
         arr = np.asarray(out)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
@@ -155,30 +239,109 @@ class NumpyModel(ModelAdapter):
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
 
 
-def _numpy_callable(model: Any) -> tuple[Callable[..., Any], str]:
-    for name in ("predict_proba", "decision_function", "predict"):
+def _check_kind(model_output: str) -> None:
+    if model_output not in MODEL_OUTPUTS:
+        raise InputError(
+            f"model_output={model_output!r} is not one of {MODEL_OUTPUTS}; say what the model "
+            "returns: 'logit' (scores/logits), 'probability' (e.g. predict_proba) or 'raw' "
+            "(regression values)."
+        )
+
+
+def _estimator_type(model: Any) -> str | None:
+    """``"classifier"``, ``"regressor"`` or None, without importing scikit-learn."""
+    base = sys.modules.get("sklearn.base")
+    if base is not None and hasattr(model, "fit"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if base.is_classifier(model):
+                    return "classifier"
+                if base.is_regressor(model):
+                    return "regressor"
+        except Exception:  # objects sklearn cannot read tags from: fall back to the attribute
+            pass
+    kind = getattr(model, "_estimator_type", None)
+    return kind if kind in ("classifier", "regressor") else None
+
+
+def _numpy_callable(model: Any) -> tuple[Callable[..., Any], str, str]:
+    """``(function to call, which method it is, output kind)`` for an estimator or callable."""
+    cls = type(model)
+    if cls.__name__ == "Booster" and cls.__module__.startswith("xgboost"):
+        return _xgboost_booster(model)
+    if cls.__name__ == "Booster" and cls.__module__.startswith("lightgbm"):
+        return _lightgbm_booster(model)
+    est = _estimator_type(model)
+    if est == "regressor" and callable(getattr(model, "predict", None)):
+        return model.predict, "predict", "raw"
+    for name, kind in (("predict_proba", "probability"), ("decision_function", "logit"),
+                       ("predict", "raw")):
         fn = getattr(model, name, None)
         if callable(fn):
-            return fn, name
+            return fn, name, kind
     if callable(model):
-        return model, "callable"
+        return model, "callable", "logit"
     raise InputError(
         f"model of type {type(model).__name__} is neither a torch.nn.Module nor callable; pass a "
         "module, an estimator with predict_proba/decision_function/predict, or a function."
     )
 
 
-def as_model(model: Any, framework: str) -> ModelAdapter:
-    """Wrap ``model`` for inputs of ``framework`` (``"torch"`` or ``"numpy"``)."""
+def _xgboost_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
+    """Call an ``xgboost.Booster`` through a ``DMatrix``: margins for classification objectives."""
+    xgb = sys.modules["xgboost"]
+    try:
+        objective = str(json.loads(booster.save_config())["learner"]["objective"]["name"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"could not read the objective of the xgboost.Booster ({exc}); wrap the model in a "
+            "function returning what to explain and pass model_output='logit'|'probability'|'raw'."
+        ) from exc
+    margin = objective.startswith(("binary:", "multi:"))
+    names = booster.feature_names
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        dm = xgb.DMatrix(x, feature_names=names if names and x.ndim == 2
+                         and x.shape[1] == len(names) else None)
+        return np.asarray(booster.predict(dm, output_margin=margin))
+
+    return predict, "booster", "logit" if margin else "raw"
+
+
+def _lightgbm_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
+    """A ``lightgbm.Booster``: raw scores (its logits) for binary/multiclass objectives."""
+    objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
+        "objective", "")
+    name = str(objective).split()[0] if objective else ""
+    margin = name in ("binary", "multiclass", "multiclassova", "softmax", "multiclass_ova",
+                      "ova", "ovr", "cross_entropy", "xentropy")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(booster.predict(x, raw_score=margin))
+
+    return predict, "booster", "logit" if margin else "raw"
+
+
+def as_model(model: Any, framework: str, model_output: str | None = None) -> ModelAdapter:
+    """Wrap ``model`` for inputs of ``framework`` (``"torch"`` or ``"numpy"``).
+
+    Args:
+        model: a ``torch.nn.Module``, an estimator, an ``xgboost.Booster``, a callable, or an
+            adapter (returned as it is, or re-declared when ``model_output`` is given).
+        framework: ``"torch"`` or ``"numpy"``, the framework of the inputs.
+        model_output: what the model returns (``"logit"``, ``"probability"``, ``"raw"``);
+            default=None (detected, see the module docstring).
+    """
     if isinstance(model, ModelAdapter):
-        return model
+        return model if model_output is None else model.with_output_kind(model_output)
     if isinstance(model, torch.nn.Module):
-        return TorchModel(model)
+        return TorchModel(model, model_output=model_output)
     if framework == "torch" and callable(model) and not any(
         hasattr(model, n) for n in ("predict_proba", "decision_function", "predict")
     ):
-        return TorchModel(model)
-    return NumpyModel(model)
+        return TorchModel(model, model_output=model_output)
+    return NumpyModel(model, model_output=model_output)
 
 
 def _tensors_of(module: torch.nn.Module) -> Iterator[torch.Tensor]:

@@ -13,6 +13,7 @@ blue = negative (ColorBrewer RdBu, colour-blind safe).
 """
 
 from ._common import to_data_uri, to_png_bytes
+from ._dataset import dependence, importance, interaction_heatmap
 from ._eval import curves, leaderboard
 from ._image import image, image_grid
 from ._tabular import bar, beeswarm, waterfall
@@ -22,8 +23,11 @@ __all__ = [
     "bar",
     "beeswarm",
     "curves",
+    "dependence",
     "image",
     "image_grid",
+    "importance",
+    "interaction_heatmap",
     "leaderboard",
     "text",
     "to_data_uri",

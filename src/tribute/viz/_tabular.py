@@ -181,6 +181,7 @@ def waterfall(
     max_display: int = 10,
     title: str | None = None,
     ax: Axes | None = None,
+    full_value: float | None = None,
 ) -> Figure:
     """SHAP-style waterfall from ``base_value`` to ``base_value + sum(values)``.
 
@@ -198,6 +199,10 @@ def waterfall(
         max_display: most rows (the last one summing the rest), default=10.
         title: axes title, default the attribution's method name if known.
         ax: axes to draw into, default a new figure.
+        full_value: the model's actual output f(x) = v(all players), default=None. When given
+            and the credits do not sum to ``full_value - base_value`` (a method without the
+            efficiency property), the difference is drawn as a grey "not attributed" row at
+            the bottom, so the walk still ends at f(x).
 
     Returns:
         The matplotlib figure; one arrow patch per row, the top one ending at f(x).
@@ -227,6 +232,14 @@ def waterfall(
         rows.append((_others_label(rest.size), float(vals[rest].sum()), True))
     rows += [(labels[i], float(vals[i]), False) for i in shown[::-1]]
     final = base + float(vals.sum())
+    residual = False
+    if full_value is not None:
+        full = float(_check_finite(_to_numpy(full_value, "full_value").ravel(), "full_value")[0])
+        gap = full - final
+        if abs(gap) > 1e-6 * max(1.0, abs(full), abs(base)):
+            rows.insert(0, ("not attributed", gap, True))
+            residual = True
+            final = full
     k = len(rows)
     starts = base + np.concatenate([[0.0], np.cumsum([r[1] for r in rows])[:-1]])
     ends = starts + np.array([r[1] for r in rows])
@@ -237,6 +250,8 @@ def waterfall(
     fig, ax = _figure_and_axes(ax, figsize=(6.8, 1.3 + 0.42 * k))
     for y, ((_, v, other), x0) in enumerate(zip(rows, starts)):
         color = POS_COLOR if v >= 0 else NEG_COLOR
+        if residual and y == 0:
+            color = "#999999"
         ax.add_patch(
             Polygon(
                 _arrow(x0, v, y, 0.62, 0.03 * span),

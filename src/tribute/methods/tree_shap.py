@@ -1,0 +1,475 @@
+"""Exact Shapley values of tree ensembles: ``tree_shap``.
+
+Lundberg, Erion, Chen et al. (2020), *From local explanations to global understanding with
+explainable AI for trees*, Nature Machine Intelligence 2:56–67 (TreeSHAP: path-dependent and
+interventional Shapley values, Shapley interaction values), with the pattern-table idea of
+Yang (2021), *Fast TreeSHAP*, derived here from the product form of each leaf's game (see
+:mod:`tribute.methods._tree_math`).
+
+Two value functions (``feature_perturbation``):
+
+* ``"tree_path_dependent"`` — ``v(S) = E[f(x) | x_S]`` estimated from the trees' own cover
+  (training weight per node); needs no baseline and ignores the game's baseline. Equals
+  ``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` and XGBoost's
+  ``pred_contribs`` / LightGBM's ``pred_contrib``.
+* ``"interventional"`` — ``v(S)`` = the model with the players outside ``S`` set to the game's
+  baseline, averaged over a background set: exactly the game :func:`tribute.explain` builds
+  (so ``exact_shapley`` on the same game agrees), computed in polynomial time.
+* ``"auto"`` (default) — interventional when the game's baseline is a background set or a
+  per-sample baseline, path-dependent otherwise.
+
+What is explained is the ensemble's **raw output**: the margin (log-odds) of boosted
+classifiers (a binary model's class 0 gets the negated margin), the prediction of regressors and
+the averaged class probability of scikit-learn forests and trees (their ``predict_proba``).
+``attr.params["model_output"]`` says which. Probabilities of boosted models are not additive
+over trees, so ``output="prob"`` on them is refused (use ``method="shapley"`` for exact-in-
+expectation estimates of the probability game).
+
+Players may be groups of columns (``groups=``): splits on any column of a group form one
+factor, which is the same value function with groups as players.
+
+With ``interactions=True`` the result's ``extra["interactions"]`` holds shap-convention
+Shapley interaction values ``batch x targets x players x players`` (rows sum to the values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError, UnsupportedModelError
+from ..games.base import Game
+from ..models.trees import TreeEnsemble, parse_trees
+from ._tree_math import (
+    indicator_interaction_table,
+    indicator_shapley_table,
+    patterns,
+    product_game_interactions,
+    product_game_shapley,
+)
+from .base import Method, Tags, register
+
+__all__ = ["TreeShap", "tree_attributions"]
+
+#: Paths with at most this many distinct players use per-leaf pattern tables (path-dependent;
+#: interventional tables are products with a ``4^d`` universal table, interactions ``4^d d^2``).
+_TABLE_MAX_D = 10
+_TABLE_MAX_D_BG = 8
+_TABLE_MAX_D_INTER = 6
+#: Memory for per-leaf tables (bytes) before falling back to per-input evaluation.
+_TABLE_BYTES = 256 * 1024**2
+#: Elements per chunk of per-input work (samples x slots x ...).
+_CHUNK_ELEMENTS = 2**23
+_PERTURBATIONS = ("auto", "tree_path_dependent", "interventional")
+
+
+@dataclass
+class _Group:
+    """Leaves whose paths have ``d`` distinct players."""
+
+    d: int
+    slot: np.ndarray  # L x d indices into the global slot array
+    player: np.ndarray  # L x d player ids
+    z: np.ndarray  # L x d cover products
+    value: np.ndarray  # L x outputs
+
+
+class _Compiled:
+    """An ensemble flattened for vectorised evaluation with a feature -> player map."""
+
+    def __init__(self, ens: TreeEnsemble, player_of: np.ndarray, n_players: int) -> None:
+        self.ens = ens
+        self.n_players = n_players
+        cols: list[np.ndarray] = []  # internal nodes per tree
+        col_off = 0
+        e_col: list[int] = []
+        e_dir: list[bool] = []
+        slot_start: list[int] = []
+        by_d: dict[int, dict[str, list[Any]]] = {}
+        n_slots = 0
+        self.expected = np.zeros(ens.n_outputs)
+        for t in ens.trees:
+            internal = np.flatnonzero(t.left >= 0)
+            local_col = -np.ones(t.n_nodes, dtype=np.int64)
+            local_col[internal] = col_off + np.arange(internal.size)
+            cols.append(internal)
+            col_off += internal.size
+            root_cover = t.cover[0] if t.cover[0] > 0 else 1.0
+            # iterative DFS keeping (node, path entries [(node, went_left)])
+            stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
+            while stack:
+                node, path = stack.pop()
+                if t.left[node] >= 0:
+                    stack.append((int(t.right[node]), [*path, (node, False)]))
+                    stack.append((int(t.left[node]), [*path, (node, True)]))
+                    continue
+                val = t.value[node]
+                self.expected += val * (t.cover[node] / root_cover)
+                if not path or not np.any(val):
+                    continue
+                slots: dict[int, list[tuple[int, bool, float]]] = {}
+                for nd, left in path:
+                    child = t.left[nd] if left else t.right[nd]
+                    ratio = t.cover[child] / t.cover[nd] if t.cover[nd] > 0 else 0.0
+                    p = int(player_of[t.feature[nd]])
+                    slots.setdefault(p, []).append((int(local_col[nd]), left, float(ratio)))
+                d = len(slots)
+                g = by_d.setdefault(d, {"slot": [], "player": [], "z": [], "value": []})
+                ids, zs = [], []
+                for entries in slots.values():
+                    slot_start.append(len(e_col))
+                    for c, left, _ in entries:
+                        e_col.append(c)
+                        e_dir.append(left)
+                    ids.append(n_slots)
+                    n_slots += 1
+                    zs.append(float(np.prod([r for _, _, r in entries])))
+                g["slot"].append(ids)
+                g["player"].append(list(slots))
+                g["z"].append(zs)
+                g["value"].append(val)
+        self.expected += ens.offset
+        self.internal = cols
+        self._nodes = _NodeTable(ens, cols)
+        self.e_col = np.asarray(e_col, dtype=np.int64)
+        self.e_dir = np.asarray(e_dir, dtype=bool)
+        self.slot_start = np.asarray(slot_start, dtype=np.int64)
+        self.groups = {
+            d: _Group(d, np.asarray(g["slot"], dtype=np.int64).reshape(-1, d),
+                      np.asarray(g["player"], dtype=np.int64).reshape(-1, d),
+                      np.asarray(g["z"], dtype=np.float64).reshape(-1, d),
+                      np.asarray(g["value"], dtype=np.float64).reshape(-1, ens.n_outputs))
+            for d, g in sorted(by_d.items())
+        }
+
+    def slot_bits(self, x: np.ndarray) -> np.ndarray:
+        """``rows x slots`` booleans: does each row satisfy every split of each slot."""
+        if self.e_col.size == 0:
+            return np.zeros((x.shape[0], 0), dtype=bool)
+        out = np.empty((x.shape[0], self.slot_start.size), dtype=bool)
+        step = max(1, _CHUNK_ELEMENTS // (8 * max(self.e_col.size, 1)))
+        for s in range(0, x.shape[0], step):
+            go = self._nodes.go_left(x[s : s + step])
+            match = go[:, self.e_col] == self.e_dir[None, :]
+            out[s : s + step] = np.logical_and.reduceat(match, self.slot_start, axis=1)
+        return out
+
+
+class _NodeTable:
+    """Every internal node of every tree in one table, for one vectorised split decision."""
+
+    def __init__(self, ens: TreeEnsemble, internal: list[np.ndarray]) -> None:
+        trees = ens.trees
+        self.tree0 = trees[0] if trees else None
+        self.feature = np.concatenate([t.feature[n] for t, n in zip(trees, internal)]) \
+            if trees else np.zeros(0, dtype=np.int64)
+        thr = np.concatenate([t.threshold[n] for t, n in zip(trees, internal)]) if trees else np.zeros(0)
+        t0 = self.tree0
+        if t0 is not None and t0.threshold32:
+            thr = thr.astype(np.float32).astype(np.float64)
+        self.threshold = thr
+        self.missing_left = np.concatenate([t.missing_left[n] for t, n in zip(trees, internal)]) \
+            if trees else np.zeros(0, dtype=bool)
+        self.nan_as_zero = _concat_optional([t.nan_as_zero for t in trees], internal)
+        self.zero_as_missing = _concat_optional([t.zero_as_missing for t in trees], internal)
+        self.strict = bool(t0.strict) if t0 is not None else False
+        self.float32 = bool(t0.float32) if t0 is not None else False
+
+    def go_left(self, x: np.ndarray) -> np.ndarray:
+        if self.float32:
+            x = x.astype(np.float32).astype(np.float64)
+        v = x[:, self.feature]
+        nan = np.isnan(v)
+        any_nan = bool(nan.any())
+        if any_nan and self.nan_as_zero is not None:
+            v = np.where(nan & self.nan_as_zero, 0.0, v)
+            nan = nan & ~self.nan_as_zero
+        with np.errstate(invalid="ignore"):
+            left = v < self.threshold if self.strict else v <= self.threshold
+        miss = nan
+        if self.zero_as_missing is not None:
+            miss = miss | (self.zero_as_missing & (np.abs(np.nan_to_num(v)) <= 1e-35))
+        elif not any_nan:
+            return left
+        return np.where(miss, self.missing_left, left)
+
+
+def _concat_optional(parts: list[np.ndarray | None], internal: list[np.ndarray]
+                     ) -> np.ndarray | None:
+    """Concatenate per-tree node flags at internal nodes (None when the trees have none)."""
+    if not parts or any(p is None for p in parts):
+        return None
+    return np.concatenate([p[n] for p, n in zip(parts, internal) if p is not None])
+
+
+def _scatter(units: np.ndarray, g: _Group, classes: np.ndarray, n_players: int,
+             out: np.ndarray) -> None:
+    """``out[n, p, ci] += sum_{l,k: player = p} units[n, l, k] * value[l, classes[ci]]``."""
+    from scipy import sparse
+
+    n_rows = units.shape[0]
+    flat = units.reshape(n_rows, -1)
+    rows = np.arange(flat.shape[1])
+    for ci, c in enumerate(classes):
+        v = np.repeat(g.value[:, c], g.d)
+        if not np.any(v):
+            continue
+        w = sparse.csr_matrix((v, (rows, g.player.reshape(-1))), shape=(flat.shape[1], n_players))
+        out[:, :, ci] += np.asarray((w.T @ flat.T).T)
+
+
+def _scatter_pairs(units: np.ndarray, g: _Group, classes: np.ndarray, n_players: int,
+                   out: np.ndarray) -> None:
+    """Interaction version of :func:`_scatter`: ``units`` is ``n x L x d x d``."""
+    from scipy import sparse
+
+    n_rows = units.shape[0]
+    flat = units.reshape(n_rows, -1)
+    rows = np.arange(flat.shape[1])
+    pp = (g.player[:, :, None] * n_players + g.player[:, None, :]).reshape(-1)
+    for ci, c in enumerate(classes):
+        v = np.repeat(g.value[:, c], g.d * g.d)
+        if not np.any(v):
+            continue
+        w = sparse.csr_matrix((v, (rows, pp)), shape=(flat.shape[1], n_players * n_players))
+        out[:, :, :, ci] += np.asarray((w.T @ flat.T).T).reshape(n_rows, n_players, n_players)
+
+
+def _pattern_index(bits: np.ndarray) -> np.ndarray:
+    d = bits.shape[-1]
+    return (bits.astype(np.int64) << np.arange(d)).sum(-1)
+
+
+def tree_attributions(
+    comp: _Compiled,
+    x: np.ndarray,
+    classes: np.ndarray,
+    *,
+    background: np.ndarray | None = None,
+    per_sample_background: bool = False,
+    interactions: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Shapley values (and interaction values) of the ensemble's raw output.
+
+    Args:
+        comp: the compiled ensemble.
+        x: ``N x features`` inputs.
+        classes: output columns to explain.
+        background: None for path-dependent; ``M x features`` rows (or ``N x features`` with
+            ``per_sample_background``) for interventional values.
+        interactions: also compute interaction values.
+
+    Returns:
+        ``(phi N x players x classes, interactions N x players x players x classes or None)``.
+    """
+    n, p, nc = x.shape[0], comp.n_players, len(classes)
+    phi = np.zeros((n, p, nc))
+    inter = np.zeros((n, p, p, nc)) if interactions else None
+    bits_x = comp.slot_bits(x)
+    bits_b = None if background is None else comp.slot_bits(background)
+    for d, g in comp.groups.items():
+        n_leaves = g.slot.shape[0]
+        max_d = _TABLE_MAX_D if bits_b is None else _TABLE_MAX_D_BG
+        if interactions:
+            max_d = min(max_d, _TABLE_MAX_D_INTER)
+        use_table = d <= max_d and 2**d <= 2 * max(n, 8) and (
+            n_leaves * 2**d * d * (d if interactions else 1) * 8 <= _TABLE_BYTES
+        )
+        table = itable = None
+        if use_table and not per_sample_background:
+            pat = patterns(d)
+            if bits_b is None:  # path-dependent: one table per leaf from its cover products
+                table = product_game_shapley(g.z[:, None, :], pat[None, :, :])
+                if interactions:
+                    itable = product_game_interactions(g.z[:, None, :], pat[None, :, :])
+            else:  # interventional: histogram of background patterns x universal table
+                pb = _pattern_index(bits_b[:, g.slot])  # M x L
+                flat = (np.arange(n_leaves)[None, :] * 2**d + pb).reshape(-1)
+                hist = np.bincount(flat, minlength=n_leaves * 2**d).reshape(n_leaves, 2**d)
+                hist = hist / pb.shape[0]
+                table = np.einsum("lb,xbk->lxk", hist, indicator_shapley_table(d))
+                if interactions:
+                    itable = np.einsum("lb,xbij->lxij", hist, indicator_interaction_table(d))
+        per = max(1, _CHUNK_ELEMENTS // max(n_leaves * d * (d if interactions else 1) * (d + 3) // 2, 1))
+        for s in range(0, n, per):
+            e = min(n, s + per)
+            ox = bits_x[s:e][:, g.slot]  # rows x L x d
+            if table is not None:
+                px = _pattern_index(ox)
+                li = np.arange(n_leaves)[None, :]
+                units = table[li, px]
+                iunits = itable[li, px] if itable is not None else None
+            elif bits_b is None:
+                units = product_game_shapley(g.z[None], ox)
+                iunits = product_game_interactions(g.z[None], ox) if interactions else None
+            else:
+                units, iunits = _indicator_direct(ox, bits_b, g, s, e, per_sample_background,
+                                                  interactions)
+            _scatter(units, g, classes, p, phi[s:e])
+            if inter is not None and iunits is not None:
+                _scatter_pairs(iunits, g, classes, p, inter[s:e])
+    return phi, inter
+
+
+def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: int,
+                      per_sample: bool, interactions: bool
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Interventional units without tables: averaged over background rows one at a time."""
+    oxf = ox.astype(np.float64)
+    if per_sample:
+        obs = [bits_b[s:e][:, g.slot].astype(np.float64)]
+    else:
+        obs = [bits_b[m][g.slot][None].astype(np.float64) for m in range(bits_b.shape[0])]
+    units = np.zeros(ox.shape)
+    iunits = np.zeros((*ox.shape, ox.shape[-1])) if interactions else None
+    for ob in obs:
+        units += product_game_shapley(ob, oxf)
+        if iunits is not None:
+            iunits += product_game_interactions(ob, oxf)
+    units /= len(obs)
+    if iunits is not None:
+        iunits /= len(obs)
+    return units, iunits
+
+
+# --------------------------------------------------------------------------- the method
+def _estimator_of(game: Game) -> Any:
+    adapter = getattr(game, "model", None)
+    for attr in ("estimator", "obj", "original"):
+        est = getattr(adapter, attr, None)
+        if est is not None:
+            return est
+    fn = getattr(adapter, "fn", None)
+    est = getattr(fn, "__self__", None)
+    if est is not None:
+        return est
+    raise UnsupportedModelError(
+        "tree_shap needs the tree model object itself (a scikit-learn, XGBoost or LightGBM "
+        "model); got a plain function or a torch module. Use method='shapley' instead."
+    )
+
+
+@register
+class TreeShap(Method):
+    """Exact TreeSHAP for tree ensembles (path-dependent or interventional), with interactions.
+
+    Polynomial time in the number of leaves and path lengths; no sampling, no budget. Reads
+    scikit-learn trees/forests/extra trees/(Hist)GradientBoosting, XGBoost and LightGBM models
+    and checks its reading against the model's own output before explaining.
+
+    Args:
+        feature_perturbation: ``"auto"``, ``"tree_path_dependent"`` or ``"interventional"``.
+            default="auto".
+        interactions: also return Shapley interaction values in ``extra["interactions"]``.
+            default=False.
+    """
+
+    name = "tree_shap"
+    tags = Tags(family="shapley", exact=True, needs_baseline=False, has_gap=True,
+                games=("feature",), model_specific=True)
+    paper = ("Lundberg et al. (2020), From local explanations to global understanding with "
+             "explainable AI for trees, Nature Machine Intelligence")
+
+    def __init__(self, feature_perturbation: str = "auto", interactions: bool = False) -> None:
+        if feature_perturbation not in _PERTURBATIONS:
+            raise InputError(
+                f"tree_shap: feature_perturbation={feature_perturbation!r} is not one of "
+                f"{_PERTURBATIONS}."
+            )
+        if not isinstance(interactions, bool):
+            raise InputError(f"tree_shap: interactions={interactions!r} must be True or False.")
+        super().__init__(feature_perturbation=feature_perturbation, interactions=interactions)
+        self.feature_perturbation = feature_perturbation
+        self.interactions = interactions
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        from ..games.features import FeatureGame
+
+        if not isinstance(game, FeatureGame):
+            raise UnsupportedModelError("tree_shap explains input features of a tree model.")
+        if game.layout.multi_input:
+            raise UnsupportedModelError("tree_shap: the model takes one input table, not several.")
+        ens = parse_trees(_estimator_of(game))
+        x = game.inputs_flat().detach().cpu().double().numpy()
+        if x.shape[1] != ens.n_features:
+            raise InputError(
+                f"tree_shap: inputs have {x.shape[1]} columns but the {ens.kind} was trained on "
+                f"{ens.n_features}; pass the columns the model was fitted on."
+            )
+        groups = game.groups_array()
+        if groups is not None and groups.ndim != 1:
+            raise UnsupportedModelError("tree_shap: per-sample groups are not supported; give one "
+                                        "group mask for all samples.")
+        player_of = np.arange(x.shape[1]) if groups is None else np.asarray(groups, dtype=np.int64)
+        target = game.target
+        if target.fn is not None or target.index is None:
+            raise UnsupportedModelError(
+                "tree_shap explains output columns; a callable target is not supported."
+            )
+        output = target.output
+        prob_native = ens.raw_output == "probability"
+        if ens.link in ("logistic", "softmax") and output in ("prob", "log_prob"):
+            raise UnsupportedModelError(
+                f"tree_shap explains the {ens.kind}'s margin (log-odds); output={output!r} is not "
+                "additive over trees. Use output='raw' (margin) or method='shapley' for "
+                "probabilities."
+            )
+        if prob_native and output in ("logit", "log_prob"):
+            raise UnsupportedModelError(
+                f"tree_shap: the {ens.kind} averages class probabilities; output={output!r} is not "
+                "additive over its trees. Use output='raw' or 'prob'."
+            )
+        ens.check(x)
+        mode = self.feature_perturbation
+        bg_rows = game.baseline_flat().detach().cpu().double().numpy()
+        per_sample = bg_rows.shape[0] == game.n_samples and game.n_background == 1 and \
+            any(inp.base_mode == "per_sample" for inp in game.inputs)
+        if mode == "auto":
+            mode = "interventional" if (game.n_background > 1 or per_sample) else "tree_path_dependent"
+        comp = _Compiled(ens, player_of, game.n_players)
+        idx = target.index.cpu().numpy()  # batch x targets
+        cols, sign = _columns(ens, idx)
+        classes = np.unique(cols)
+        background = None if mode == "tree_path_dependent" else bg_rows
+        phi, inter = tree_attributions(comp, x, classes, background=background,
+                                       per_sample_background=per_sample and background is not None,
+                                       interactions=self.interactions)
+        pos = np.searchsorted(classes, cols)  # batch x targets
+        b_idx = np.arange(game.n_samples)[:, None]
+        vals = np.moveaxis(phi, 2, 1)[b_idx, pos] * sign[..., None]  # batch x targets x players
+        full = ens.predict(x)[b_idx, cols] * sign
+        if mode == "tree_path_dependent":
+            base = np.broadcast_to(comp.expected[cols], cols.shape) * sign
+        else:
+            bpred = ens.predict(bg_rows)
+            base = (bpred[b_idx, cols] if per_sample else bpred.mean(0)[cols]) * sign
+        gap = vals.sum(-1) - (full - base)
+        extra: dict[str, Any] = {"expected_value": base}
+        if inter is not None:
+            it = np.moveaxis(inter, 3, 1)[b_idx, pos] * sign[..., None, None]
+            extra["interactions"] = it if game.layout.multi_target else it[:, 0]
+        params = {"feature_perturbation": mode, "interactions": self.interactions,
+                  "model_output": f"{ens.raw_output} ({ens.kind})",
+                  "background_rows": 0 if background is None else int(bg_rows.shape[0])}
+        return game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,
+                                gap=torch.from_numpy(np.ascontiguousarray(gap)), extra=extra)
+
+
+def _columns(ens: TreeEnsemble, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-output column and sign for each requested class index."""
+    if ens.n_outputs == 1:
+        if ens.link == "logistic":  # one margin column: class 1 = +margin, class 0 = -margin
+            if np.any(idx > 1):
+                raise InputError(f"tree_shap: a binary model has classes 0 and 1; got {idx.max()}.")
+            return np.zeros_like(idx), np.where(idx == 1, 1.0, -1.0)
+        return np.zeros_like(idx), np.ones(idx.shape)
+    if np.any(idx >= ens.n_outputs):
+        raise InputError(
+            f"tree_shap: target class {int(idx.max())} is out of range for a model with "
+            f"{ens.n_outputs} outputs."
+        )
+    return idx.astype(np.int64), np.ones(idx.shape)

@@ -1,0 +1,153 @@
+"""DataFrames with categorical columns, explained through the user's own pipeline.
+
+A scikit-learn ``Pipeline``/``ColumnTransformer`` (or any model) that takes a DataFrame with
+string, object or categorical columns is explained with **one player per original column**:
+the one-hot (or ordinal, target...) columns the pipeline makes from a categorical column are
+never players themselves, because removal happens before the pipeline, on the user's columns.
+
+Coalitions need numbers, so :class:`CategoricalCodec` maps each non-numeric column to integer
+codes (the categories seen in the inputs and baseline, in order of first appearance) and the
+model is wrapped to decode every composed row back into a DataFrame with the original values
+before calling it. Removal replaces a column's value by the baseline's (a row, one per sample,
+or a background set); masks are binary, so a code is never blended with another. Methods that
+need fractional masks (gradients) do not apply to such models anyway (they are not torch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["CategoricalCodec", "prepare_categorical"]
+
+
+def _is_frame(x: Any) -> bool:
+    return type(x).__module__.startswith("pandas") and type(x).__name__ == "DataFrame"
+
+
+def _is_series(x: Any) -> bool:
+    return type(x).__module__.startswith("pandas") and type(x).__name__ == "Series"
+
+
+def _non_numeric(frame: Any) -> list[str]:
+    import pandas as pd
+
+    return [c for c, dt in frame.dtypes.items()
+            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+
+
+class CategoricalCodec:
+    """Integer codes for a DataFrame's non-numeric columns, and back.
+
+    Args:
+        frames: DataFrames whose values define the categories (inputs and baselines).
+        columns: the column order.
+    """
+
+    def __init__(self, frames: list[Any], columns: list[Any]) -> None:
+        import pandas as pd
+
+        self.columns = list(columns)
+        self.dtypes = {c: frames[0][c].dtype for c in self.columns}
+        self.categorical = _non_numeric(frames[0])
+        self.categories: dict[Any, list[Any]] = {}
+        for c in self.categorical:
+            seen: dict[Any, None] = {}
+            for f in frames:
+                for v in pd.unique(f[c]):
+                    if v is None or (isinstance(v, float) and np.isnan(v)):
+                        raise InputError(
+                            f"column {c!r} has missing values; impute them (e.g. with the most "
+                            "frequent category) before explaining."
+                        )
+                    seen.setdefault(v, None)
+            self.categories[c] = list(seen)
+        self._index = {c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories.items()}
+
+    def encode(self, frame: Any, name: str) -> Any:
+        """A float DataFrame (same index and columns) with categories replaced by codes."""
+        import pandas as pd
+
+        if _is_series(frame):
+            return self.encode(frame.to_frame().T, name).iloc[0]
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"{name} lacks column(s) {missing[:8]} of the inputs.")
+        out = {}
+        for c in self.columns:
+            col = frame[c]
+            if c in self._index:
+                idx = self._index[c]
+                unknown = [v for v in pd.unique(col) if v not in idx]
+                if unknown:
+                    raise InputError(f"{name}: column {c!r} has unknown categories {unknown[:5]}.")
+                out[c] = col.map(idx).astype(np.float64)
+            else:
+                out[c] = col.astype(np.float64)
+        return pd.DataFrame(out, index=frame.index, columns=self.columns)
+
+    def decode(self, data: Any) -> Any:
+        """Composed rows (array or float DataFrame) -> a DataFrame with the original values."""
+        import pandas as pd
+
+        arr = data.to_numpy(dtype=np.float64) if _is_frame(data) else np.asarray(data, np.float64)
+        cols: dict[Any, Any] = {}
+        for j, c in enumerate(self.columns):
+            v = arr[:, j]
+            if c in self.categories:
+                cats = np.asarray(self.categories[c], dtype=object)
+                vals = cats[np.clip(np.rint(v).astype(np.int64), 0, len(cats) - 1)]
+                dt = self.dtypes[c]
+                cols[c] = pd.Series(vals, dtype=dt if isinstance(dt, pd.CategoricalDtype) else object)
+            else:
+                dt = self.dtypes[c]
+                cols[c] = v.astype(dt) if np.issubdtype(dt, np.integer) and np.all(v == np.rint(v)) else v
+        return pd.DataFrame(cols, columns=self.columns)
+
+
+def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
+                        background_cls: type) -> tuple[Any, Any, Any]:
+    """Encode a DataFrame with non-numeric columns and make ``adapter`` decode its rows.
+
+    Returns ``(adapter, inputs, baseline)`` unchanged when ``inputs`` is not such a DataFrame.
+    """
+    if not _is_frame(inputs) or not _non_numeric(inputs):
+        return adapter, inputs, baseline
+    if getattr(adapter, "framework", None) != "numpy" or not hasattr(adapter, "fn"):
+        raise InputError(
+            "inputs has non-numeric columns; only models that take DataFrames (scikit-learn "
+            "pipelines and estimators, or functions on DataFrames) can be explained on them."
+        )
+    is_bg = isinstance(baseline, background_cls)
+    base = baseline.data if is_bg else baseline
+    previous = getattr(adapter, "codec", None)
+    if previous is not None:  # already wrapped (a game rebuilt on the same adapter)
+        enc = previous.encode(base, "baseline") if (_is_frame(base) or _is_series(base)) else base
+        return adapter, previous.encode(inputs, "inputs"), (background_cls(enc) if is_bg else enc)
+    frames = [inputs]
+    if _is_frame(base):
+        frames.append(base)
+    elif _is_series(base):
+        frames.append(base.to_frame().T)
+    elif not isinstance(base, (int, float)):
+        raise InputError(
+            "inputs has categorical columns; give the baseline as a DataFrame or Series with the "
+            "same columns (a row, one per sample, or tribute.Background(df)), not an array."
+        )
+    codec = CategoricalCodec(frames, list(inputs.columns))
+    enc_inputs = codec.encode(inputs, "inputs")
+    if _is_frame(base) or _is_series(base):
+        enc = codec.encode(base, "baseline")
+        baseline = background_cls(enc) if is_bg else enc
+    fn = adapter.fn
+
+    def decoded(x: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(codec.decode(x), *args, **kwargs)
+
+    adapter.fn = decoded
+    adapter.codec = codec
+    adapter.feature_names = None  # the decoder builds the DataFrame itself
+    return adapter, enc_inputs, baseline

@@ -1,0 +1,515 @@
+"""Tree ensembles read into one array form, for exact tree attribution.
+
+:func:`parse_trees` turns a fitted scikit-learn tree model (decision trees, random forests,
+extra trees, gradient boosting, histogram gradient boosting, a ``Pipeline`` ending in one), an
+XGBoost model or a LightGBM model into a :class:`TreeEnsemble`: per tree the children, split
+feature, threshold, where missing values go, the node cover (training weight reaching the
+node, used by path-dependent TreeSHAP) and the leaf values, already scaled so that the
+ensemble's raw output is ``offset + sum of the reached leaves``.
+
+The raw output is the model's own *margin*: log-odds for boosted classifiers, the prediction
+for regressors, and for scikit-learn forest/tree classifiers the average of the trees' class
+probabilities (what ``predict_proba`` returns). :meth:`TreeEnsemble.check` compares the parsed
+ensemble with the model's own prediction on the rows being explained and refuses to go on when
+they differ, so a reading error can never become a silently wrong attribution.
+
+XGBoost and LightGBM are optional: they are only touched when the model comes from them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+
+__all__ = ["Tree", "TreeEnsemble", "is_tree_model", "parse_trees"]
+
+
+@dataclass
+class Tree:
+    """One tree in array form (``nodes`` entries each; ``left[i] == -1`` marks a leaf).
+
+    Attributes:
+        left, right: child node ids.
+        feature: split feature per node (-1 at leaves).
+        threshold: split threshold per node.
+        missing_left: where a NaN goes at each split.
+        cover: training weight reaching each node (path-dependent TreeSHAP's weights).
+        value: ``nodes x outputs`` leaf values (scaled; zero columns for other classes' trees).
+        strict: ``True`` when ``x < threshold`` goes left (XGBoost), else ``x <= threshold``.
+        float32: inputs are rounded to float32 before the comparison (scikit-learn trees and
+            XGBoost read inputs as float32).
+        threshold32: thresholds are float32 too (XGBoost).
+        zero_as_missing: LightGBM's ``missing_type="Zero"`` nodes (zeros follow ``missing_left``).
+        nan_as_zero: LightGBM's ``missing_type="None"`` nodes (NaN is read as 0).
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    cover: np.ndarray
+    value: np.ndarray
+    strict: bool = False
+    float32: bool = False
+    threshold32: bool = False
+    zero_as_missing: np.ndarray | None = None
+    nan_as_zero: np.ndarray | None = None
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.left.shape[0])
+
+    def go_left(self, x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """``rows x len(nodes)`` booleans: does each row go left at each of ``nodes``."""
+        return self.decide(x[:, self.feature[nodes]], nodes)
+
+    def decide(self, v: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Go-left decisions for feature values ``v`` at ``nodes`` (broadcast together)."""
+        thr = self.threshold[nodes]
+        if self.float32:
+            v = v.astype(np.float32).astype(np.float64)
+        if self.threshold32:
+            thr = thr.astype(np.float32).astype(np.float64)
+        nan = np.isnan(v)
+        if self.nan_as_zero is not None:
+            v = np.where(nan & self.nan_as_zero[nodes], 0.0, v)
+            nan = nan & ~self.nan_as_zero[nodes]
+        with np.errstate(invalid="ignore"):
+            left = v < thr if self.strict else v <= thr
+        miss = nan
+        if self.zero_as_missing is not None:
+            miss = miss | (self.zero_as_missing[nodes] & (np.abs(np.nan_to_num(v)) <= 1e-35))
+        return np.asarray(np.where(miss, self.missing_left[nodes], left))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``rows x outputs`` leaf values reached by each row (for the reading check)."""
+        node = np.zeros(x.shape[0], dtype=np.int64)
+        rows = np.arange(x.shape[0])
+        while True:
+            internal = self.left[node] >= 0
+            if not internal.any():
+                break
+            r = rows[internal]
+            n = node[internal]
+            gl = self.decide(x[r, self.feature[n]], n)
+            node[internal] = np.where(gl, self.left[n], self.right[n])
+        return self.value[node]
+
+
+@dataclass
+class TreeEnsemble:
+    """A tree model in array form: ``raw(x) = offset + sum_t tree_t(x)``.
+
+    Attributes:
+        trees: the trees (leaf values already scaled by learning rate / averaging).
+        offset: ``outputs`` constant added to the sum (base score, initial prediction).
+        n_features: input columns.
+        n_outputs: output columns of the raw output.
+        link: how the raw output maps to the model's probabilities: ``"identity"`` (regression,
+            or forests that average probabilities), ``"logistic"`` (binary boosted) or
+            ``"softmax"`` (multiclass boosted).
+        kind: a short description of the model (``"xgboost"``, ``"sklearn forest"``, ...).
+        raw_output: a short name of what the raw output is (``"margin"``, ``"probability"``,
+            ``"prediction"``).
+    """
+
+    trees: list[Tree]
+    offset: np.ndarray
+    n_features: int
+    n_outputs: int
+    link: str
+    kind: str
+    raw_output: str
+    binary_single: bool = False
+    model_raw: Any = field(default=None, repr=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
+        for t in self.trees:
+            out += t.predict(x)
+        return out
+
+    def check(self, x: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+        """Refuse when the parsed ensemble's output differs from the model's own on ``x``."""
+        if self.model_raw is None:
+            return
+        want = np.asarray(self.model_raw(x), dtype=np.float64).reshape(x.shape[0], -1)
+        got = self.predict(x)
+        if self.binary_single and want.shape[1] == 1 and got.shape[1] == 2:
+            got = got[:, 1:]
+        if want.shape != got.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
+            err = np.max(np.abs(got - want)) if want.shape == got.shape else float("nan")
+            raise UnsupportedModelError(
+                f"tree_shap could not read this {self.kind} model exactly (its trees give outputs "
+                f"up to {err:.3g} away from the model's own raw prediction); this model feature "
+                "is not supported. Use a model-agnostic method such as method='shapley'."
+            )
+
+
+def is_tree_model(model: Any) -> bool:
+    """True for the tree models :func:`parse_trees` reads."""
+    try:
+        _final_estimator(model)
+        est = _final_estimator(model)
+    except Exception:
+        return False
+    name = type(est).__module__ + "." + type(est).__name__
+    return any(k in name for k in _KNOWN)
+
+
+_KNOWN = ("DecisionTree", "ExtraTree", "RandomForest", "ExtraTrees", "GradientBoosting",
+          "HistGradientBoosting", "xgboost", "lightgbm")
+
+
+def _final_estimator(model: Any) -> Any:
+    steps = getattr(model, "steps", None)
+    if steps is not None and isinstance(steps, list) and steps:
+        if len(steps) > 1:
+            raise UnsupportedModelError(
+                "tree_shap explains the tree model itself; this Pipeline has preprocessing steps "
+                f"({[s[0] for s in steps[:-1]]}). Explain the final tree model on transformed inputs, "
+                "or use a model-agnostic method (method='shapley') on the whole pipeline."
+            )
+        return steps[-1][1]
+    return model
+
+
+def parse_trees(model: Any) -> TreeEnsemble:
+    """Read a fitted tree model into a :class:`TreeEnsemble`.
+
+    Raises:
+        UnsupportedModelError: not a supported tree model, not fitted, categorical splits,
+            DART boosting, a custom objective without a known link, multi-output trees.
+    """
+    est = _final_estimator(model)
+    mod = type(est).__module__
+    name = type(est).__name__
+    if mod.startswith("xgboost"):
+        return _parse_xgboost(est)
+    if mod.startswith("lightgbm"):
+        return _parse_lightgbm(est)
+    if mod.startswith("sklearn"):
+        return _parse_sklearn(est, name)
+    raise UnsupportedModelError(
+        f"tree_shap does not know models of type {mod}.{name}; it reads scikit-learn trees, "
+        "forests and gradient boosting, XGBoost and LightGBM. Use method='shapley' instead."
+    )
+
+
+# --------------------------------------------------------------------------- scikit-learn
+def _not_fitted(est: Any) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"tree_shap: the {type(est).__name__} is not fitted; call .fit(X, y) first."
+    )
+
+
+def _sk_tree(tree_: Any, scale: float, n_out: int, col: int | None, proba: bool) -> Tree:
+    left = np.asarray(tree_.children_left, dtype=np.int64)
+    right = np.asarray(tree_.children_right, dtype=np.int64)
+    feature = np.asarray(tree_.feature, dtype=np.int64)
+    feature = np.where(left >= 0, feature, -1)
+    thr = np.asarray(tree_.threshold, dtype=np.float64)
+    cover = np.asarray(tree_.weighted_n_node_samples, dtype=np.float64)
+    raw = np.asarray(tree_.value, dtype=np.float64)  # nodes x outputs x classes
+    if raw.shape[1] != 1:
+        raise UnsupportedModelError("tree_shap: multi-output scikit-learn trees are not supported.")
+    vals = raw[:, 0, :]
+    if proba:
+        s = vals.sum(axis=1, keepdims=True)
+        vals = np.divide(vals, s, out=np.zeros_like(vals), where=s > 0)
+    value = np.zeros((left.shape[0], n_out))
+    if col is None:
+        value[:, : vals.shape[1]] = vals * scale
+    else:
+        value[:, col] = vals[:, 0] * scale
+    mgl = getattr(tree_, "missing_go_to_left", None)
+    missing_left = (np.asarray(mgl, dtype=bool) if mgl is not None
+                    else np.zeros(left.shape[0], dtype=bool))
+    return Tree(left, right, feature, thr, missing_left, cover, value, float32=True)
+
+
+def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
+    n_features = getattr(est, "n_features_in_", None)
+    if n_features is None:
+        raise _not_fitted(est)
+    n_features = int(n_features)
+    classes: Any = getattr(est, "classes_", None)
+    is_clf = classes is not None
+    if name in ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+                "ExtraTreeRegressor"):
+        n_out = len(classes) if classes is not None else 1
+        tree = _sk_tree(est.tree_, 1.0, n_out, None, is_clf)
+        return TreeEnsemble([tree], np.zeros(n_out), n_features, n_out, "identity",
+                            f"scikit-learn {name}", "probability" if is_clf else "prediction",
+                            model_raw=est.predict_proba if is_clf else est.predict)
+    if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+                "ExtraTreesRegressor"):
+        ests = getattr(est, "estimators_", None)
+        if not ests:
+            raise _not_fitted(est)
+        n_out = len(classes) if classes is not None else 1
+        if classes is not None and np.ndim(classes[0]) > 0:
+            raise UnsupportedModelError("tree_shap: multi-output forests are not supported.")
+        trees = [_sk_tree(e.tree_, 1.0 / len(ests), n_out, None, is_clf) for e in ests]
+        return TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, "identity",
+                            f"scikit-learn {name}", "probability" if is_clf else "prediction",
+                            model_raw=est.predict_proba if is_clf else est.predict)
+    if name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
+        ests = getattr(est, "estimators_", None)
+        if ests is None or len(ests) == 0:
+            raise _not_fitted(est)
+        lr = float(est.learning_rate)
+        k = ests.shape[1]
+        n_out = k
+        trees = [_sk_tree(ests[i, j].tree_, lr, n_out, j, False)
+                 for i in range(ests.shape[0]) for j in range(k)]
+        raw = est.decision_function if is_clf else est.predict
+        link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
+        ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link,
+                           f"scikit-learn {name}", "margin" if is_clf else "prediction",
+                           model_raw=raw)
+        _fit_offset(ens, n_features)
+        return ens
+    if name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
+        preds = getattr(est, "_predictors", None)
+        if not preds:
+            raise _not_fitted(est)
+        k = len(preds[0])
+        trees = []
+        for it in preds:
+            for j, p in enumerate(it):
+                trees.append(_hgb_tree(p, k, j))
+        raw = est.decision_function if is_clf else est.predict
+        link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
+        if not is_clf and getattr(est, "loss", "squared_error") not in ("squared_error", "absolute_error", "quantile"):
+            raise UnsupportedModelError(
+                f"tree_shap: HistGradientBoostingRegressor with loss={est.loss!r} predicts through a "
+                "link function; explain it with method='shapley'."
+            )
+        ens = TreeEnsemble(trees, np.zeros(k), n_features, k, link, f"scikit-learn {name}",
+                           "margin" if is_clf else "prediction", model_raw=raw)
+        _fit_offset(ens, n_features)
+        return ens
+    raise UnsupportedModelError(
+        f"tree_shap does not read scikit-learn {name}; supported: decision trees, random forests, "
+        "extra trees, GradientBoosting and HistGradientBoosting."
+    )
+
+
+def _hgb_tree(pred: Any, n_out: int, col: int) -> Tree:
+    nodes = pred.nodes
+    if "is_categorical" in nodes.dtype.names and bool(np.any(nodes["is_categorical"])):
+        raise UnsupportedModelError(
+            "tree_shap: categorical splits of HistGradientBoosting are not supported; one-hot "
+            "encode the column, or use method='shapley'."
+        )
+    leaf = nodes["is_leaf"].astype(bool)
+    left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+    right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+    feature = np.where(leaf, -1, nodes["feature_idx"].astype(np.int64))
+    value = np.zeros((len(nodes), n_out))
+    value[:, col] = nodes["value"].astype(np.float64)
+    return Tree(left, right, feature, nodes["num_threshold"].astype(np.float64),
+                nodes["missing_go_to_left"].astype(bool), nodes["count"].astype(np.float64), value)
+
+
+def _fit_offset(ens: TreeEnsemble, n_features: int) -> None:
+    """The constant ``raw - sum(trees)`` (initial prediction / base score), read off the model."""
+    assert ens.model_raw is not None
+    x = np.zeros((1, n_features))
+    want = np.asarray(ens.model_raw(x), dtype=np.float64).reshape(1, -1)
+    got = ens.predict(x)
+    if want.shape[1] == 1 and got.shape[1] == 1:
+        ens.offset = (want - got)[0]
+    elif want.shape == got.shape:
+        ens.offset = (want - got)[0]
+    else:
+        raise UnsupportedModelError(
+            f"tree_shap: the {ens.kind}'s raw output has {want.shape[1]} columns but its trees "
+            f"give {got.shape[1]}; this model is not supported."
+        )
+
+
+# --------------------------------------------------------------------------- XGBoost
+def _parse_xgboost(est: Any) -> TreeEnsemble:
+    import xgboost
+
+    booster = est.get_booster() if hasattr(est, "get_booster") else est
+    if not isinstance(booster, xgboost.Booster):
+        raise UnsupportedModelError(f"tree_shap: cannot read XGBoost object {type(est).__name__}.")
+    try:
+        cfg = json.loads(booster.save_config())
+    except Exception as exc:  # an unfitted sklearn wrapper raises here
+        raise _not_fitted(est) from exc
+    learner = cfg["learner"]
+    btype = learner["gradient_booster"]["name"]
+    if btype != "gbtree":
+        raise UnsupportedModelError(
+            f"tree_shap: XGBoost booster {btype!r} is not supported (only gbtree; DART weights "
+            "trees at prediction time and gblinear has no trees)."
+        )
+    objective = learner["objective"]["name"]
+    n_class = int(learner["learner_model_param"].get("num_class", "0") or 0)
+    gbtree = learner["gradient_booster"]
+    npt = int(gbtree.get("gbtree_model_param", {}).get("num_parallel_tree", "1") or 1)
+    if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
+        link = "logistic"
+    elif objective in ("multi:softprob", "multi:softmax"):
+        link = "softmax"
+    elif objective in ("reg:squarederror", "reg:pseudohubererror", "reg:absoluteerror",
+                       "reg:quantileerror", "binary:hinge", "rank:pairwise", "rank:ndcg",
+                       "rank:map"):
+        link = "identity"
+    elif objective in ("count:poisson", "reg:gamma", "reg:tweedie", "survival:cox"):
+        link = "exp"
+    else:
+        raise UnsupportedModelError(
+            f"tree_shap: XGBoost objective {objective!r} (a custom objective?) has no known link; "
+            "the margin would be explained but its meaning is unknown. Use method='shapley'."
+        )
+    n_out = max(n_class, 1)
+    names = booster.feature_names
+    n_features = int(booster.num_features())
+    index = {n: i for i, n in enumerate(names)} if names else {}
+    dumps = booster.get_dump(dump_format="json", with_stats=True)
+    trees = []
+    for i, d in enumerate(dumps):
+        col = (i // npt) % n_out if n_out > 1 else 0
+        trees.append(_xgb_tree(json.loads(d), index, n_out, col))
+
+    def raw(x: np.ndarray) -> np.ndarray:
+        dm = xgboost.DMatrix(x, feature_names=names, missing=np.nan)
+        return np.asarray(booster.predict(dm, output_margin=True, validate_features=False))
+
+    ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "XGBoost model",
+                       "margin", model_raw=raw)
+    _fit_offset(ens, n_features)
+    return ens
+
+
+def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int) -> Tree:
+    nodes: dict[int, dict[str, Any]] = {}
+    stack = [root]
+    while stack:
+        nd = stack.pop()
+        nodes[int(nd["nodeid"])] = nd
+        stack.extend(nd.get("children", []))
+    n = max(nodes) + 1
+    left = -np.ones(n, dtype=np.int64)
+    right = -np.ones(n, dtype=np.int64)
+    feature = -np.ones(n, dtype=np.int64)
+    thr = np.zeros(n)
+    mleft = np.zeros(n, dtype=bool)
+    cover = np.zeros(n)
+    value = np.zeros((n, n_out))
+    for i, nd in nodes.items():
+        cover[i] = float(nd.get("cover", 0.0))
+        if "leaf" in nd:
+            value[i, col] = float(nd["leaf"])
+            continue
+        if "split_condition" not in nd or isinstance(nd.get("split_condition"), list):
+            raise UnsupportedModelError("tree_shap: XGBoost categorical splits are not supported.")
+        s = nd["split"]
+        if isinstance(s, str) and s in index:
+            f = index[s]
+        elif isinstance(s, str) and s.startswith("f") and s[1:].isdigit():
+            f = int(s[1:])
+        else:
+            f = int(s)
+        feature[i] = f
+        thr[i] = float(nd["split_condition"])
+        left[i] = int(nd["yes"])
+        right[i] = int(nd["no"])
+        mleft[i] = int(nd["missing"]) == int(nd["yes"])
+    return Tree(left, right, feature, thr, mleft, cover, value, strict=True, float32=True,
+                threshold32=True)
+
+
+# --------------------------------------------------------------------------- LightGBM
+def _parse_lightgbm(est: Any) -> TreeEnsemble:
+    import lightgbm
+
+    booster = getattr(est, "booster_", None) if not isinstance(est, lightgbm.Booster) else est
+    if booster is None:
+        try:
+            booster = est.booster_
+        except Exception as exc:
+            raise _not_fitted(est) from exc
+    dump = booster.dump_model()
+    obj = str(dump.get("objective", "regression")).split(" ")[0]
+    n_class = int(dump.get("num_class", 1))
+    n_out = n_class if n_class > 1 else 1
+    if obj in ("binary", "cross_entropy", "xentropy"):
+        link = "logistic"
+    elif obj in ("multiclass", "softmax", "multiclassova"):
+        link = "softmax"
+    elif obj in ("regression", "regression_l2", "regression_l1", "huber", "fair", "quantile",
+                 "mape", "l1", "l2", "lambdarank", "rank_xendcg"):
+        link = "identity"
+    elif obj in ("poisson", "gamma", "tweedie"):
+        link = "exp"
+    else:
+        raise UnsupportedModelError(
+            f"tree_shap: LightGBM objective {obj!r} (a custom objective?) has no known link. "
+            "Use method='shapley'."
+        )
+    n_features = int(dump.get("max_feature_idx", -1)) + 1
+    per_iter = int(dump.get("num_tree_per_iteration", n_out))
+    trees = [_lgb_tree(t["tree_structure"], n_out, (i % per_iter) if n_out > 1 else 0)
+             for i, t in enumerate(dump["tree_info"])]
+
+    def raw(x: np.ndarray) -> np.ndarray:
+        return np.asarray(booster.predict(x, raw_score=True))
+
+    ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "LightGBM model", "margin",
+                       model_raw=raw)
+    _fit_offset(ens, n_features)
+    return ens
+
+
+def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
+    rows: list[dict[str, Any]] = []
+    left_l: list[int] = []
+    right_l: list[int] = []
+
+    def visit(nd: dict[str, Any]) -> int:
+        i = len(rows)
+        rows.append(nd)
+        left_l.append(-1)
+        right_l.append(-1)
+        if "split_index" in nd:
+            left_l[i] = visit(nd["left_child"])
+            right_l[i] = visit(nd["right_child"])
+        return i
+
+    visit(root)
+    n = len(rows)
+    feature = -np.ones(n, dtype=np.int64)
+    thr = np.zeros(n)
+    mleft = np.zeros(n, dtype=bool)
+    zero_m = np.zeros(n, dtype=bool)
+    nan0 = np.zeros(n, dtype=bool)
+    cover = np.zeros(n)
+    value = np.zeros((n, n_out))
+    for i, nd in enumerate(rows):
+        if "split_index" not in nd:
+            value[i, col] = float(nd.get("leaf_value", 0.0))
+            cover[i] = float(nd.get("leaf_count", 0.0))
+            continue
+        if nd.get("decision_type", "<=") != "<=":
+            raise UnsupportedModelError("tree_shap: LightGBM categorical splits are not supported.")
+        feature[i] = int(nd["split_feature"])
+        thr[i] = float(nd["threshold"])
+        mleft[i] = bool(nd.get("default_left", True))
+        cover[i] = float(nd.get("internal_count", 0.0))
+        mt = nd.get("missing_type", "None")
+        zero_m[i] = mt == "Zero"
+        nan0[i] = mt in ("None", "Zero")
+    return Tree(np.asarray(left_l), np.asarray(right_l), feature, thr, mleft, cover, value,
+                zero_as_missing=zero_m, nan_as_zero=nan0)

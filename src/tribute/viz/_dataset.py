@@ -1,0 +1,246 @@
+"""Dataset-level views of one attribution over many rows: :func:`importance`,
+:func:`dependence`, :func:`interaction_heatmap` (with :func:`beeswarm` and :func:`waterfall`
+from :mod:`._tabular`, the views SHAP users know).
+
+Global importance is the mean absolute credit per feature with a 95% interval from a
+percentile bootstrap over rows (seeded); dependence plots put a feature's value against its
+credit, coloured by the feature it interacts with most (from interaction values when given,
+otherwise the feature whose value best explains the credit's residual spread, as in
+Lundberg et al. 2020).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from ._common import (
+    FEATURE_VALUE_CMAP,
+    MAGNITUDE_COLOR,
+    _as_array,
+    _check_finite,
+    _figure_and_axes,
+    _method_name,
+    _resolve_names,
+    _to_numpy,
+)
+
+__all__ = ["dependence", "importance", "interaction_heatmap", "strongest_interaction"]
+
+
+def _matrix(values: Any, func: str) -> np.ndarray:
+    arr = _as_array(values, "values")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"{func}: values must have shape (n_samples, n_features); got {arr.shape}")
+    return _check_finite(arr, "values")
+
+
+def importance_table(values: Any, *, n_boot: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean |credit| per feature and its percentile-bootstrap interval over rows.
+
+    Returns:
+        ``(mean, low, high)``, each ``n_features``.
+    """
+    arr = np.abs(_matrix(values, "importance"))
+    mean = arr.mean(0)
+    n = arr.shape[0]
+    if n < 2:
+        return mean, mean.copy(), mean.copy()
+    rng = np.random.default_rng(seed)
+    boots = np.empty((n_boot, arr.shape[1]))
+    for s in range(0, n_boot, 100):
+        idx = rng.integers(0, n, size=(min(100, n_boot - s), n))
+        boots[s : s + idx.shape[0]] = arr[idx].mean(1)
+    a = (1 - level) / 2
+    return mean, np.quantile(boots, a, axis=0), np.quantile(boots, 1 - a, axis=0)
+
+
+def importance(values: Any, names: Any = None, *, max_display: int = 20, n_boot: int = 1000,
+               seed: int = 0, title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Global importance: mean |credit| per feature over rows, with 95% bootstrap intervals.
+
+    Args:
+        values: credits ``(n_samples, n_features)`` (array, tensor or attribution-like).
+        names: one name per feature, default ``values.player_names`` or ``feature i``.
+        max_display: most features shown (largest first), default=20.
+        n_boot: bootstrap resamples of the rows, default=1000.
+        seed: bootstrap seed, default=0.
+        title, ax: as elsewhere in :mod:`tribute.plot`.
+    """
+    if max_display < 1:
+        raise ValueError(f"importance: max_display must be >= 1; got {max_display}")
+    arr = _matrix(values, "importance")
+    labels = _resolve_names(names, values, arr.shape[1], "importance")
+    mean, lo, hi = importance_table(arr, n_boot=n_boot, seed=seed)
+    order = np.argsort(-mean)[:max_display]
+    k = len(order)
+    fig, ax = _figure_and_axes(ax, (6.0, 0.35 * k + 1.2))
+    y = np.arange(k)[::-1]
+    ax.barh(y, mean[order], color=MAGNITUDE_COLOR, height=0.6)
+    ax.errorbar(mean[order], y, xerr=[mean[order] - lo[order], hi[order] - mean[order]],
+                fmt="none", ecolor="black", elinewidth=1, capsize=2)
+    ax.set_yticks(y)
+    ax.set_yticklabels([labels[i] for i in order])
+    ax.set_xlabel(f"mean |credit| over {arr.shape[0]} rows (95% bootstrap interval)")
+    ax.set_title(title if title is not None else (_method_name(values) or "global importance"))
+    ax.spines["top"].set_visible(False)
+    ax.spines["right"].set_visible(False)
+    return fig
+
+
+def strongest_interaction(values: np.ndarray, feature_values: np.ndarray, feature: int,
+                          interactions: np.ndarray | None = None) -> int | None:
+    """The feature that interacts most with ``feature``.
+
+    From interaction values (``n x f x f``) when given: the largest mean |phi_ij|. Otherwise
+    the feature whose value best explains the spread of ``feature``'s credit at equal values of
+    ``feature`` (the variance of the credit's residual within bins of ``feature`` explained by
+    a linear fit on the candidate, averaged over bins), SHAP's approximate heuristic.
+    """
+    n_f = values.shape[1]
+    if n_f < 2:
+        return None
+    if interactions is not None:
+        inter = np.abs(np.asarray(interactions, dtype=np.float64)).mean(0)[feature].copy()
+        inter[feature] = -np.inf
+        return int(np.argmax(inter))
+    x = feature_values[:, feature]
+    y = values[:, feature]
+    order = np.argsort(x, kind="stable")
+    n_bins = max(1, min(10, len(x) // 10))
+    bins = np.array_split(order, n_bins)
+    best, best_score = None, -np.inf
+    for j in range(n_f):
+        if j == feature:
+            continue
+        score = 0.0
+        for b in bins:
+            if len(b) < 3:
+                continue
+            xj, yb = feature_values[b, j], y[b]
+            if np.nanstd(xj) == 0 or np.std(yb) == 0:
+                continue
+            ok = np.isfinite(xj)
+            if ok.sum() < 3:
+                continue
+            c = np.corrcoef(xj[ok], yb[ok])[0, 1]
+            score += abs(c) if np.isfinite(c) else 0.0
+        if score > best_score:
+            best, best_score = j, score
+    return best
+
+
+def dependence(values: Any, feature_values: Any, feature: int | str, names: Any = None, *,
+               color_by: int | str | None = "auto", interactions: Any = None,
+               title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Dependence plot: a feature's value (x) against its credit (y), one point per row.
+
+    Points are coloured by the value of ``color_by``: ``"auto"`` picks the feature that
+    interacts most with ``feature`` (:func:`strongest_interaction`); ``None`` uses one colour.
+
+    Args:
+        values: credits ``(n_samples, n_features)`` (array, tensor or attribution-like; an
+            attribution's ``extra["interactions"]`` is used when present).
+        feature_values: the rows' feature values, same shape.
+        feature: column index or name.
+        names: feature names, default ``values.player_names``.
+        color_by: ``"auto"``, a column index or name, or None. default="auto".
+        interactions: ``n x f x f`` interaction values, default from the attribution.
+    """
+    arr = _matrix(values, "dependence")
+    fv = np.asarray(_to_numpy(feature_values, "feature_values"), dtype=np.float64)
+    if fv.shape != arr.shape:
+        raise ValueError(
+            f"dependence: feature_values has shape {fv.shape} but values has {arr.shape}; pass "
+            "the rows that were explained."
+        )
+    labels = _resolve_names(names, values, arr.shape[1], "dependence")
+
+    def col(f: int | str, what: str) -> int:
+        if isinstance(f, str):
+            if f not in labels:
+                raise ValueError(f"dependence: {what}={f!r} is not a feature name; names: {labels[:10]}")
+            return labels.index(f)
+        if not 0 <= int(f) < arr.shape[1]:
+            raise ValueError(f"dependence: {what}={f} is out of range 0..{arr.shape[1] - 1}")
+        return int(f)
+
+    j = col(feature, "feature")
+    if interactions is None:
+        extra = getattr(values, "extra", None)
+        if isinstance(extra, dict) and "interactions" in extra:
+            interactions = extra["interactions"]
+    inter = None if interactions is None else np.asarray(_to_numpy(interactions, "interactions"))
+    if inter is not None and inter.shape != (*arr.shape, arr.shape[1]):
+        raise ValueError(f"dependence: interactions has shape {inter.shape}; expected "
+                         f"{(*arr.shape, arr.shape[1])}.")
+    k: int | None
+    if color_by == "auto":
+        k = strongest_interaction(arr, fv, j, inter)
+    elif color_by is None:
+        k = None
+    else:
+        k = col(color_by, "color_by")
+    fig, ax = _figure_and_axes(ax, (6.0, 4.2))
+    if k is None:
+        ax.scatter(fv[:, j], arr[:, j], s=12, color=MAGNITUDE_COLOR)
+    else:
+        c = fv[:, k]
+        lo, hi = np.nanpercentile(c, [5, 95]) if np.isfinite(c).any() else (0.0, 1.0)
+        norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+        cmap = colormaps[FEATURE_VALUE_CMAP]
+        ax.scatter(fv[:, j], arr[:, j], s=12, c=np.nan_to_num(c, nan=lo), cmap=cmap, norm=norm)
+        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        cb.set_label(labels[k])
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel(labels[j])
+    ax.set_ylabel(f"credit of {labels[j]}")
+    ax.set_title(title if title is not None else (_method_name(values) or "dependence"))
+    return fig
+
+
+def interaction_heatmap(interactions: Any, names: Any = None, *, max_display: int = 20,
+                        title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Mean interaction values over rows as a signed heat map (diagonal = main effects).
+
+    Args:
+        interactions: ``n x f x f`` interaction values, or an attribution whose
+            ``extra["interactions"]`` holds them (``tree_shap(interactions=True)``,
+            ``shapley_interactions``).
+        names: feature names.
+        max_display: the features with the largest mean |interaction| row sums, default=20.
+    """
+    extra = getattr(interactions, "extra", None)
+    src = interactions
+    if isinstance(extra, dict) and "interactions" in extra:
+        src = extra["interactions"]
+    arr = np.asarray(_to_numpy(src, "interactions"), dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
+        raise ValueError(f"interaction_heatmap: expected (n, f, f) interactions; got {arr.shape}")
+    arr = _check_finite(arr, "interactions")
+    f = arr.shape[1]
+    labels = _resolve_names(names, interactions, f, "interaction_heatmap")
+    mean = arr.mean(0)
+    order = np.argsort(-np.abs(mean).sum(1))[:max_display]
+    m = mean[np.ix_(order, order)]
+    lim = float(np.abs(m).max()) or 1.0
+    fig, ax = _figure_and_axes(ax, (0.45 * len(order) + 2.5, 0.45 * len(order) + 1.5))
+    im = ax.imshow(m, cmap=colormaps["RdBu_r"], norm=TwoSlopeNorm(0.0, -lim, lim))
+    ax.set_xticks(range(len(order)))
+    ax.set_yticks(range(len(order)))
+    ax.set_xticklabels([labels[i] for i in order], rotation=60, ha="right", fontsize=8)
+    ax.set_yticklabels([labels[i] for i in order], fontsize=8)
+    fig.colorbar(im, ax=ax, label="mean interaction value")
+    ax.set_title(title if title is not None else "interactions (diagonal: main effects)")
+    return fig

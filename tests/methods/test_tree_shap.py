@@ -1,0 +1,327 @@
+"""tree_shap: exact against enumeration, parity with shap / XGBoost / LightGBM, bad input.
+
+References:
+* the product-game formulas against brute-force enumeration of the Shapley value and the
+  Shapley interaction index;
+* path-dependent values against enumeration of the path-dependent value function (a plain
+  recursive EXPVALUE over the trees, Lundberg et al. 2020 Alg. 1), with and without groups;
+* interventional values against ``exact_shapley`` of the same game;
+* parity with ``shap.TreeExplainer``, XGBoost ``pred_contribs``/``pred_interactions`` and
+  LightGBM ``pred_contrib``.
+
+Deliberate difference: shap's C++ reads scikit-learn thresholds as float32, so on inputs lying
+within float32 rounding of a threshold its *interventional* values for scikit-learn forests can
+differ from the true game's; tribute follows scikit-learn's own comparison (float32 inputs,
+float64 thresholds) and agrees with ``exact_shapley`` there.
+"""
+
+from __future__ import annotations
+
+import itertools
+from math import factorial
+
+import numpy as np
+import pytest
+
+import tribute
+from tribute.errors import InputError, UnsupportedModelError
+from tribute.methods._tree_math import (
+    indicator_interaction_table,
+    indicator_shapley_table,
+    patterns,
+    product_game_interactions,
+    product_game_shapley,
+)
+from tribute.models.trees import parse_trees
+
+sk_datasets = pytest.importorskip("sklearn.datasets")
+from sklearn.ensemble import (  # noqa: E402
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
+
+
+# --------------------------------------------------------------------------- references
+def _shapley_brute(v, d):
+    phi = np.zeros(d)
+    inter = np.zeros((d, d))
+    for j in range(d):
+        others = [k for k in range(d) if k != j]
+        for r in range(d):
+            for s in itertools.combinations(others, r):
+                w = factorial(r) * factorial(d - r - 1) / factorial(d)
+                phi[j] += w * (v(set(s) | {j}) - v(set(s)))
+    for i, j in itertools.permutations(range(d), 2):
+        rest = [k for k in range(d) if k not in (i, j)]
+        for r in range(d - 1):
+            for s in itertools.combinations(rest, r):
+                s = set(s)
+                w = factorial(r) * factorial(d - r - 2) / (2 * factorial(d - 1))
+                inter[i, j] += w * (v(s | {i, j}) - v(s | {i}) - v(s | {j}) + v(s))
+    for i in range(d):
+        inter[i, i] = phi[i] - inter[i].sum()
+    return phi, inter
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_product_game_formulas_match_enumeration(d):
+    rng = np.random.default_rng(d)
+    for _ in range(4):
+        z = rng.uniform(0, 1, d)
+        o = rng.integers(0, 2, d).astype(float)
+        phi, inter = _shapley_brute(lambda s, o=o, z=z: np.prod([o[k] if k in s else z[k] for k in range(d)]), d)
+        np.testing.assert_allclose(product_game_shapley(z, o), phi, atol=1e-12)
+        np.testing.assert_allclose(product_game_interactions(z, o), inter, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_indicator_tables_match_enumeration(d):
+    pat = patterns(d)
+    t = indicator_shapley_table(d)
+    ti = indicator_interaction_table(d)
+    for px, pb in itertools.product(range(2**d), repeat=2):
+        ox, ob = pat[px], pat[pb]
+        phi, inter = _shapley_brute(lambda s, ox=ox, ob=ob: np.prod([ox[k] if k in s else ob[k] for k in range(d)]), d)
+        np.testing.assert_allclose(t[px, pb], phi, atol=1e-12)
+        np.testing.assert_allclose(ti[px, pb], inter, atol=1e-12)
+
+
+def _expvalue(ens, x, present):
+    """Path-dependent E[f(x) | x_S] by recursion over every tree (Lundberg et al. Alg. 1)."""
+    total = ens.offset.copy()
+    for t in ens.trees:
+        def g(node, t=t):
+            if t.left[node] < 0:
+                return t.value[node]
+            f = t.feature[node]
+            if present[f]:
+                left = bool(t.go_left(x[None], np.array([node]))[0, 0])
+                return g(t.left[node] if left else t.right[node], t)
+            cl, cr = t.left[node], t.right[node]
+            return (t.cover[cl] * g(cl, t) + t.cover[cr] * g(cr, t)) / t.cover[node]
+        total = total + g(0)
+    return total
+
+
+def _pd_exact(model, x, groups, n_players, col=0):
+    ens = parse_trees(model)
+    feats = np.arange(x.shape[0])
+    def v(s):
+        present = np.isin(groups[feats], list(s)) if s else np.zeros(x.shape[0], bool)
+        return _expvalue(ens, x, present)[col]
+    return _shapley_brute(v, n_players)[0]
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return sk_datasets.load_diabetes(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return sk_datasets.load_breast_cancer(return_X_y=True)
+
+
+def test_path_dependent_equals_enumeration_with_and_without_groups(diabetes):
+    X, y = diabetes
+    X = X[:, :6]
+    model = GradientBoostingRegressor(n_estimators=8, max_depth=3, random_state=0).fit(X, y)
+    a = tribute.explain(model, X[:3], method="tree_shap")
+    assert a.params["feature_perturbation"] == "tree_path_dependent"
+    for i in range(2):
+        np.testing.assert_allclose(a.values[i], _pd_exact(model, X[i], np.arange(6), 6), atol=1e-9)
+    groups = np.array([0, 0, 1, 2, 2, 1])
+    ag = tribute.explain(model, X[:3], method="tree_shap", groups=groups)
+    for i in range(2):
+        np.testing.assert_allclose(ag.values[i], _pd_exact(model, X[i], groups, 3), atol=1e-9)
+    # efficiency: values sum to f(x) - E[f]
+    np.testing.assert_allclose(a.values.sum(1) + a.extra["expected_value"][:, 0], model.predict(X[:3]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RandomForestRegressor(8, max_depth=5, random_state=0),
+    lambda: ExtraTreesRegressor(8, max_depth=5, random_state=0),
+    lambda: GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0),
+    lambda: HistGradientBoostingRegressor(max_iter=15, random_state=0),
+    lambda: DecisionTreeRegressor(max_depth=6, random_state=0),
+])
+def test_interventional_equals_exact_shapley_of_the_game(diabetes, make):
+    X, y = diabetes
+    X = X[:, :7]
+    model = make().fit(X, y)
+    bg = tribute.Background(X[200:212])
+    a = tribute.explain(model, X[:4], method="tree_shap", baseline=bg)
+    assert a.params["feature_perturbation"] == "interventional"
+    e = tribute.explain(model, X[:4], method="exact_shapley", baseline=bg)
+    np.testing.assert_allclose(a.values, e.values, atol=1e-8)
+    # a single baseline row and per-sample baselines are interventional games too
+    for base in (X[300], X[300:304]):
+        a1 = tribute.explain(model, X[:4], method="tree_shap", baseline=base,
+                             feature_perturbation="interventional")
+        e1 = tribute.explain(model, X[:4], method="exact_shapley", baseline=base)
+        np.testing.assert_allclose(a1.values, e1.values, atol=1e-8)
+
+
+def test_forest_classifier_probabilities_equal_exact_shapley(cancer):
+    X, y = cancer
+    X = X[:, :8]
+    model = RandomForestClassifier(10, max_depth=4, random_state=0).fit(X, y)
+    bg = tribute.Background(X[100:110])
+    a = tribute.explain(model, X[:3], method="tree_shap", baseline=bg, target=1)
+    e = tribute.explain(model, X[:3], method="exact_shapley", baseline=bg, target=1)
+    np.testing.assert_allclose(a.values, e.values, atol=1e-10)
+
+
+def test_interactions_rows_sum_to_values_and_match_enumeration(diabetes):
+    X, y = diabetes
+    X = X[:, :5]
+    model = GradientBoostingRegressor(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
+    a = tribute.explain(model, X[:2], method="tree_shap", interactions=True)
+    it = a.extra["interactions"]
+    assert it.shape == (2, 5, 5)
+    np.testing.assert_allclose(it.sum(-1), a.values, atol=1e-10)
+    np.testing.assert_allclose(it, np.swapaxes(it, 1, 2), atol=1e-12)
+    ens = parse_trees(model)
+    for i in range(2):
+        def v(s, x=X[i]):
+            present = np.isin(np.arange(5), list(s)) if s else np.zeros(5, bool)
+            return _expvalue(ens, x, present)[0]
+        np.testing.assert_allclose(it[i], _shapley_brute(v, 5)[1], atol=1e-9)
+    bg = tribute.Background(X[100:106])
+    ai = tribute.explain(model, X[:2], method="tree_shap", interactions=True, baseline=bg)
+    np.testing.assert_allclose(ai.extra["interactions"].sum(-1), ai.values, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- parity
+shap = pytest.importorskip("shap")
+
+
+def _shap_values(explainer, X, cls=None):
+    sv = np.asarray(explainer.shap_values(X, check_additivity=False))
+    if sv.ndim == 3:
+        sv = sv[..., cls] if sv.shape[0] == X.shape[0] else sv[cls]
+    return sv
+
+
+@pytest.mark.parametrize(("make", "target"), [
+    (lambda: RandomForestClassifier(10, max_depth=6, random_state=0), 1),
+    (lambda: DecisionTreeClassifier(max_depth=5, random_state=0), 0),
+    (lambda: GradientBoostingClassifier(n_estimators=20, random_state=0), 1),
+    (lambda: HistGradientBoostingClassifier(max_iter=20, random_state=0), 1),
+])
+def test_parity_with_shap_path_dependent_classifiers(cancer, make, target):
+    X, y = cancer
+    model = make().fit(X, y)
+    a = tribute.explain(model, X[:15], method="tree_shap", target=target)
+    sv = _shap_values(shap.TreeExplainer(model, feature_perturbation="tree_path_dependent"), X[:15],
+                      target)
+    if sv.shape != a.values.shape:  # shap gives one margin column for binary boosting
+        sv = sv if target == 1 else -sv
+    np.testing.assert_allclose(a.values, sv.reshape(a.values.shape), atol=1e-6)
+
+
+def test_parity_with_shap_interventional_boosting(diabetes):
+    X, y = diabetes
+    X = np.round(X * 1000)  # exact in float32: see the module docstring on shap's thresholds
+    model = GradientBoostingRegressor(n_estimators=30, random_state=0).fit(X, y)
+    bg = X[100:140]
+    a = tribute.explain(model, X[:10], method="tree_shap", baseline=tribute.Background(bg))
+    ex = shap.TreeExplainer(model, data=bg, feature_perturbation="interventional")
+    np.testing.assert_allclose(a.values, _shap_values(ex, X[:10]), atol=1e-6)
+
+
+def test_parity_with_shap_interactions(diabetes):
+    X, y = diabetes
+    model = GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0).fit(X, y)
+    a = tribute.explain(model, X[:5], method="tree_shap", interactions=True)
+    ref = shap.TreeExplainer(model).shap_interaction_values(X[:5])
+    np.testing.assert_allclose(a.extra["interactions"], ref, atol=1e-6)
+
+
+xgboost = pytest.importorskip("xgboost")
+
+
+@pytest.mark.parametrize("objective", ["binary:logistic", "multi:softprob", "reg:squarederror"])
+def test_parity_with_xgboost_pred_contribs(cancer, objective):
+    X, y = cancer
+    if objective == "multi:softprob":
+        y = np.digitize(X[:, 0], np.quantile(X[:, 0], [0.33, 0.66]))
+        model = xgboost.XGBClassifier(n_estimators=12, max_depth=4, objective=objective, n_jobs=1)
+    elif objective == "reg:squarederror":
+        model = xgboost.XGBRegressor(n_estimators=12, max_depth=4, n_jobs=1)
+    else:
+        model = xgboost.XGBClassifier(n_estimators=12, max_depth=4, n_jobs=1)
+    model.fit(X, y)
+    Xe = X[:20].copy()
+    Xe[::3, 2] = np.nan  # the trees route missing values; the result must follow them
+    dm = xgboost.DMatrix(Xe)
+    contribs = model.get_booster().predict(dm, pred_contribs=True)
+    inter = model.get_booster().predict(dm, pred_interactions=True)
+    from tribute.methods.tree_shap import _Compiled, tree_attributions
+
+    ens = parse_trees(model)
+    comp = _Compiled(ens, np.arange(X.shape[1]), X.shape[1])
+    classes = np.arange(ens.n_outputs)
+    phi, it = tree_attributions(comp, Xe, classes, interactions=True)
+    if contribs.ndim == 2:
+        contribs, inter = contribs[:, None], inter[:, None]
+    for c in classes:
+        np.testing.assert_allclose(phi[:, :, c], contribs[:, c, :-1], rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(it[:, :, :, c], inter[:, c, :-1, :-1], rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(comp.expected[c], contribs[0, c, -1], rtol=1e-5, atol=1e-5)
+    # through the public API (finite inputs): the same numbers
+    a = tribute.explain(model, X[:20], method="tree_shap", target=0 if objective != "reg:squarederror" else None)
+    assert a.values.shape == (20, X.shape[1])
+
+
+lightgbm = pytest.importorskip("lightgbm")
+
+
+def test_parity_with_lightgbm_pred_contrib(diabetes):
+    X, y = diabetes
+    model = lightgbm.LGBMRegressor(n_estimators=25, num_leaves=15, verbose=-1, n_jobs=1).fit(X, y)
+    a = tribute.explain(model, X[:20], method="tree_shap")
+    ref = model.predict(X[:20], pred_contrib=True)
+    np.testing.assert_allclose(a.values, ref[:, :-1], atol=1e-8)
+    np.testing.assert_allclose(a.extra["expected_value"][:, 0], ref[:, -1], atol=1e-8)
+
+
+# --------------------------------------------------------------------------- contract & bad input
+def test_batch_equals_per_sample_and_deterministic(cancer):
+    X, y = cancer
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(X, y)
+    a = tribute.explain(model, X[:6], method="tree_shap", target=1)
+    b = np.concatenate([tribute.explain(model, X[i:i + 1], method="tree_shap", target=1).values
+                        for i in range(6)])
+    np.testing.assert_allclose(a.values, b, atol=1e-10)
+    np.testing.assert_array_equal(a.values, tribute.explain(model, X[:6], method="tree_shap", target=1).values)
+    # binary margin: class 0 is the negated margin
+    a0 = tribute.explain(model, X[:6], method="tree_shap", target=0)
+    np.testing.assert_allclose(a0.values, -a.values)
+
+
+def test_bad_input(cancer):
+    X, y = cancer
+    with pytest.raises((UnsupportedModelError, InputError), match="not fitted"):
+        tribute.explain(RandomForestRegressor(), X[:2], method="tree_shap")
+    model = xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="margin"):
+        tribute.explain(model, X[:2], method="tree_shap", output="prob")
+    with pytest.raises(UnsupportedModelError, match=r"tree model|does not know models"):
+        tribute.explain(lambda a: a.sum(1), X[:2], method="tree_shap")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), RandomForestRegressor(3)).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="Pipeline"):
+        tribute.explain(pipe, X[:2], method="tree_shap")
+    with pytest.raises((InputError, Exception), match=r"columns|shape"):
+        tribute.explain(model, X[:2, :5], method="tree_shap")
+    with pytest.raises(InputError, match="feature_perturbation"):
+        tribute.explain(model, X[:2], method="tree_shap", feature_perturbation="exact")

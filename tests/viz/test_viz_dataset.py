@@ -1,0 +1,51 @@
+"""Dataset-level views: global importance with intervals, dependence, interaction heat map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tribute
+from tribute.viz._dataset import importance_table, strongest_interaction
+
+
+def test_importance_interval_brackets_mean_and_orders_features():
+    rng = np.random.default_rng(0)
+    vals = rng.normal(size=(200, 4)) * np.array([3.0, 0.1, 1.0, 0.5])
+    mean, lo, hi = importance_table(vals, n_boot=300, seed=1)
+    np.testing.assert_allclose(mean, np.abs(vals).mean(0))
+    assert np.all(lo <= mean) and np.all(mean <= hi) and np.all(hi - lo > 0)
+    fig = tribute.plot.importance(vals, names=list("abcd"), n_boot=200)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "a" and labels[-1] == "b"  # largest first (on top)
+
+
+def test_strongest_interaction_from_values_and_from_interactions():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    credit = np.zeros_like(x)
+    credit[:, 0] = x[:, 0] * x[:, 2]  # feature 0's credit depends on feature 2
+    credit[:, 1:] = rng.normal(size=(400, 3)) * 0.01
+    assert strongest_interaction(credit, x, 0) == 2
+    inter = np.zeros((400, 4, 4))
+    inter[:, 0, 3] = inter[:, 3, 0] = 1.0
+    assert strongest_interaction(credit, x, 0, inter) == 3
+
+
+def test_dependence_and_heatmap_from_tree_shap():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    model = GradientBoostingRegressor(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
+    attr = tribute.explain(model, X[:40], method="tree_shap", interactions=True)
+    fig = tribute.plot.dependence(attr, X[:40], 2)
+    assert fig.axes[0].get_xlabel() == attr.player_names[2]
+    assert len(fig.axes) == 2  # the colour bar of the strongest interacting feature
+    heat = tribute.plot.interaction_heatmap(attr, max_display=5)
+    assert heat.axes[0].images[0].get_array().shape == (5, 5)
+    with pytest.raises(ValueError, match="feature_values"):
+        tribute.plot.dependence(attr, X[:10], 2)
+    with pytest.raises(ValueError, match="out of range"):
+        tribute.plot.dependence(attr, X[:40], 99)
