@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..api import build_game, explain
 from ..errors import InputError
 from ..metrics import linear_score, loo_correlation, mislabel_auc
 
@@ -176,11 +177,9 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
     Returns a JSON-friendly dict: per method LDS (mean and 95% interval), loo_correlation,
     mislabel_auc (flipped cases), seconds and peak traced memory (MiB).
     """
-    import tribute
-
     say = log or (lambda s: None)
     data = case.data(bank=bank, workers=workers)
-    game = tribute.build_game(case.model, case.X_test, target=case.y_test, players=data)
+    game = build_game(case.model, case.X_test, target=case.y_test, players=data)
     t0 = time.perf_counter()
     # fill the bank with the held-out LDS subsets once (shared by every method's score)
     linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
@@ -199,7 +198,7 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
         t = time.perf_counter()
         try:
             with PeakRSS() as mem:
-                attr = tribute.explain(case.model, case.X_test, method=method, target=case.y_test,
+                attr = explain(case.model, case.X_test, method=method, target=case.y_test,
                                        players=data, seed=seed, **params)
         except Exception as exc:  # a method that does not apply: recorded, not fatal
             out["methods"][label] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -235,9 +234,7 @@ def _zero_attr(game: Any) -> Any:
 
 def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
               say: Callable[[str], None]) -> dict[str, float]:
-    import tribute
-
-    game = tribute.build_game(case.model, case.X, target=case.y, output="loss", players=data)
+    game = build_game(case.model, case.X, target=case.y, output="loss", players=data)
     res = {}
     for label in names:
         params = dict(case.methods.get(label, {}))
@@ -245,7 +242,7 @@ def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
         if method in ("metagradient", "representer"):
             continue
         try:
-            attr = tribute.explain(case.model, case.X, method=method, target=case.y,
+            attr = explain(case.model, case.X, method=method, target=case.y,
                                    output="loss", players=data, seed=seed, **params)
         except Exception as exc:
             say(f"  mislabel {label}: {type(exc).__name__}: {exc}")

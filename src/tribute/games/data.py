@@ -459,6 +459,10 @@ class DataGame(Game):
         with torch.no_grad():
             return self.explained(self._forward(p, self.X_test), self.y_test)
 
+    def count_pass(self) -> None:
+        """Count one gradient-estimator pass as one evaluation per input (``n_evals``)."""
+        self.n_evals += 1
+
     @property
     def removal_scale(self) -> float:
         """Weight change of one example in the training objective (1 for sums, 1/n for means)."""

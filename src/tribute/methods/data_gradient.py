@@ -34,7 +34,7 @@ _TAGS = Tags(family="data_gradient", needs_baseline=False, games=("data",))
 
 def _finish(game: DataGame, method: Method, phi: torch.Tensor, extra: dict[str, object] | None = None) -> Attribution:
     vals = game.to_players(phi)[:, None, :]
-    game.n_evals += 1
+    game.count_pass()
     return game.attribution(vals, method.name, method.get_params(),
                             extra={"n_grad_evals": game.n_grad_evals, **(extra or {})})
 

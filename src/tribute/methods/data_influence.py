@@ -194,6 +194,6 @@ class Influence(Method):
         else:
             phi = -g.removal_scale * stream_scores(g, p, U.T.contiguous())
         vals = g.to_players(phi)[:, None, :]
-        g.n_evals += 1
+        g.count_pass()
         return g.attribution(vals, self.name, {**self.get_params(), "damping_used": d},
                              extra={"n_grad_evals": g.n_grad_evals, **extra})

@@ -76,5 +76,5 @@ class Metagradient(Method):
                 f"{g.data.seed}) returns."
             )
         vals = g.to_players(J.detach())[:, None, :]
-        g.n_evals += 1
+        g.count_pass()
         return g.attribution(vals, self.name, self.get_params(), extra={"replay_gap": gap})

@@ -132,7 +132,7 @@ class Trak(Method):
             phi += torch.linalg.solve(K, T.T).T @ Psi.T
         phi /= len(models)
         vals = g.to_players(phi)[:, None, :]
-        g.n_evals += 1
+        g.count_pass()
         return g.attribution(vals, self.name, self.get_params(),
                              extra={"n_grad_evals": g.n_grad_evals, "n_models": len(models),
                                     "dim": dim})
