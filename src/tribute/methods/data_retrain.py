@@ -15,7 +15,7 @@ averaged over subsets of that size — the same sign and scale convention as lea
 The subsets are drawn from a generator seeded by ``(seed, "datamodels")``, a different stream
 from the LDS metric's, so the metric scores datamodels on subsets they were not fitted to.
 
-Works on any game (on feature games it is a LIME-like surrogate with a fixed subset size).
+Registered for data games (on feature games ``lime``/``kernel_shap`` cover the same idea).
 
 Reference: Ilyas, Park, Engstrom, Leclerc & Madry (2022), "Datamodels: Predicting Predictions
 from Training Data" (ICML).
@@ -60,7 +60,7 @@ class Datamodels(Method):
 
     name = "datamodels"
     tags = Tags(family="surrogate", stochastic=True, budgeted=True, needs_baseline=False,
-                games=("feature", "component", "data"))
+                games=("data",))
     paper = "Ilyas et al. (2022), Datamodels: Predicting Predictions from Training Data"
 
     def __init__(self, subset_fraction: float = 0.5, penalty: str = "ridge", alpha: float = 1e-3) -> None:
