@@ -31,7 +31,8 @@ class FeatureAblation(Method):
     """
 
     name = "feature_ablation"
-    tags = Tags(family="perturbation", exact=True, budgeted=False)
+    tags = Tags(family="perturbation", exact=True, budgeted=False,
+                games=("feature", "component", "data"))
     paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
 
     def min_budget(self, game: Game) -> int:

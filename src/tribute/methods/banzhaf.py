@@ -168,7 +168,8 @@ class Banzhaf(Method):
     """
 
     name = "banzhaf"
-    tags = Tags(family="banzhaf", stochastic=True, budgeted=True)
+    tags = Tags(family="banzhaf", stochastic=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Wang & Jia (2023), Data Banzhaf: A Robust Data Valuation Framework for Machine Learning"
     constraints = declare({"design": Options(("balanced", "bernoulli")),
                            "estimator": Options(("msr", "ols"))})

@@ -68,7 +68,8 @@ class ExactShapley(Method):
     """
 
     name = "exact_shapley"
-    tags = Tags(family="shapley", exact=True, has_gap=True, max_players=MAX_PLAYERS)
+    tags = Tags(family="shapley", exact=True, has_gap=True, max_players=MAX_PLAYERS,
+                games=("feature", "component", "data"))
     paper = "Shapley (1953), A Value for n-Person Games"
 
     def min_budget(self, game: Game) -> int:

@@ -218,7 +218,8 @@ class KernelShap(Method):
     """
 
     name = "kernel_shap"
-    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
+    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Lundberg & Lee (2017); Covert & Lee (2021), Improving KernelSHAP"
 
     def __init__(self, allocation: str = "kernel", target_precision: float | None = None) -> None:
@@ -412,7 +413,8 @@ class PermutationShapley(Method):
     """
 
     name = "permutation_shapley"
-    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
+    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Castro et al. (2009); Mitchell et al. (2022), Sampling Permutations for Shapley Value Estimation"
 
     def min_budget(self, game: Game) -> int:
