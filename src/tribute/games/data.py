@@ -96,9 +96,9 @@ class TrainingData:
         workers: worker processes for retraining independent subsets. default=1.
 
     Example:
-        >>> data = tribute.TrainingData(X_train, y_train, fit=LogisticFit(10, l2=1.0))
-        >>> attr = tribute.explain(model, X_test, method="influence", target=y_test, players=data)
-        >>> attr.top(0, k=5)
+        >>> data = tribute.TrainingData(X_train, y_train, fit=LogisticFit(10, l2=1.0))  # doctest: +SKIP
+        >>> attr = tribute.explain(model, X_test, method="influence", target=y_test, players=data)  # doctest: +SKIP
+        >>> attr.top(0, k=5)  # doctest: +SKIP
     """
 
     def __init__(self, X_train: Any, y_train: Any, fit: Callable[..., torch.nn.Module] | None = None,

@@ -71,6 +71,8 @@ class Datamodels(Method):
     def min_budget(self, game: Game) -> int:
         return 3
 
+    budget_rule = "max(100, 4n)"
+
     def default_budget(self, game: Game) -> int:
         return max(100, 4 * game.n_players)
 
