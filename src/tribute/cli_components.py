@@ -22,9 +22,9 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """``argparse`` specs for a ``components`` CLI subcommand: ``(flags, add_argument kwargs)``.
 
     Example:
-        >>> for flags, kw in components_cli_args():
+        >>> for flags, kw in components_cli_args():  # doctest: +SKIP
         ...     parser.add_argument(*flags, **kw)
-        >>> players = components_from_cli_args(model, parser.parse_args())
+        >>> players = components_from_cli_args(model, parser.parse_args())  # doctest: +SKIP
     """
     return [
         (("--module",), {"action": "append", "required": True, "metavar": "PATH",
@@ -36,7 +36,7 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
                            "help": "how removed units are replaced"}),
         (("--reference",), {"default": None, "metavar": "FILE",
-                            "help": "reference inputs (.npy/.npz/.pt of the input layout) for mean/resample"}),
+                            "help": "reference inputs (.npy, or .npz with the first array used; same layout as --data) for mean/resample"}),
         (("--counterfactual",), {"default": None, "metavar": "FILE",
                                  "help": "corrupted inputs, one per sample, for --ablation patch"}),
         (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),

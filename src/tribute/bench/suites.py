@@ -170,6 +170,7 @@ class Case:
             "budget": self.budget, "grad_budget": self.grad_budget,
             "model": type(self.model).__name__, "model_info": self.model_info,
             "skip_metrics": dict(self.skip_metrics), "notes": list(self.notes),
+            "feature_names": list(self.feature_names) if self.feature_names else None,
         }
 
 

@@ -9,8 +9,15 @@ Values come back as float64 ``batch x K x targets`` tensors on the CPU. Differen
 also return gradients w.r.t. the mask (the relaxation of :doc:`DESIGN`), which is what
 integrated gradients, attribution patching and friends integrate.
 
-Every call counts the coalitions it evaluates (``n_evals``, per sample): that count is what a
-method reports and what ``budget`` bounds.
+Counting (one definition everywhere): ``n_evals`` is the number of value-function evaluations
+per input sample — coalitions, or points for gradient methods — and is what ``budget`` bounds.
+It starts at 1: feature and component games make one reference pass on the unperturbed inputs
+when they are built (to resolve the target), and that pass IS ``v(N)``, so it is always spent
+and always counted (:meth:`full` then costs nothing more). The engine counts ``n_rows``, the
+rows the model actually saw: one per sample for the reference pass and one per sample and
+background row for every other evaluation, so with ``M`` background rows
+``n_rows = samples * (1 + (n_evals - 1) * M)``. A method with ``budget`` can therefore spend
+``budget - game.n_evals`` more evaluations (:meth:`budget_left`).
 
 The public, counted way in — the only one methods and metrics use (``tests/layering`` checks
 that nothing outside ``games/`` and ``engine/`` touches the counters):
@@ -97,6 +104,20 @@ class Game(ABC):
         self._empty: torch.Tensor | None = None
         self._full_counted = False
         self._report_to: tuple[Game, int] | None = None
+
+    def _set_reference(self, full: torch.Tensor) -> None:
+        """Store ``v(N)`` (``batch x targets``) from the construction-time reference pass.
+
+        The pass has been paid for, so it is counted as one evaluation per input at once.
+        """
+        self._full = full
+        if not self._full_counted:
+            self.count_evals(1)
+        self._full_counted = True
+
+    def budget_left(self, budget: int) -> int:
+        """Evaluations per input a method may still spend under ``budget`` (``v(N)`` is spent)."""
+        return int(budget) - self.n_evals
 
     # ----------------------------------------------------------------- sizes
     @property

@@ -116,9 +116,9 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
         seed: seed of the resample draw. default=0.
 
     Example:
-        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],
+        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP
         ...                            unit="head")
-        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,
+        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,  # doctest: +SKIP
         ...                        target=lambda out: out[:, 0, 0])
     """
     if not isinstance(model, torch.nn.Module):
@@ -293,7 +293,7 @@ class ComponentGame(Game):
 
         super().__init__(engine, tgt, layout, names, batch)
         self.reference_output = ref_out
-        self._full = tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu()
+        self._set_reference(tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu())
         self._prepare_ablation()
 
     # ------------------------------------------------------------------ naming

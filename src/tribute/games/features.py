@@ -335,7 +335,7 @@ class FeatureGame(Game):
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
         self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
-        self._full = tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu()
+        self._set_reference(tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu())
 
     # ------------------------------------------------------------------ parsing
     @staticmethod

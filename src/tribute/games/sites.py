@@ -74,7 +74,7 @@ def as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None
     if isinstance(value, dict):
         return Ablation(**value)
     raise InputError(
-        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.components.Ablation(...)."
+        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.Ablation(...)."
     )
 
 

@@ -10,7 +10,7 @@ runs, so a method's own code only checks what depends on the game.
 
 Example (a plugin: ``from tribute.methods import Method, Tags, register`` and
 ``from tribute.params import Interval, declare``):
-    >>> @register
+    >>> @register  # doctest: +SKIP
     ... class Occlusion(Method):
     ...     name = "my_occlusion"
     ...     tags = Tags(family="perturbation")

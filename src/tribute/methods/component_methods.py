@@ -76,14 +76,15 @@ class Coar(Method):
         self.ridge = ridge
 
     def min_budget(self, game: Game) -> int:
-        return game.n_players + 2
+        return game.n_players + 2 + game.n_evals
 
     def default_budget(self, game: Game) -> int:
         return int(min(max(8 * game.n_players, 256), 8192))
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
-        k = int(budget if budget is not None else self.default_budget(game))
+        # v(N) (the reference pass) is the first of the budget's evaluations
+        k = game.budget_left(int(budget if budget is not None else self.default_budget(game)))
         g = torch.Generator().manual_seed(seed)
         masks = coar_masks(n, k, float(self.alpha), g)
         vals = game.value(masks, max_elements=VALUE_BLOCK_ELEMENTS)  # streamed in blocks

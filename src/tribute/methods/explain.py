@@ -95,7 +95,11 @@ def explain(
         An :class:`Attribution`.
 
     Example:
-        >>> attr = tribute.explain(clf, X[:5], method="exact_shapley", baseline=X.mean(0))
+        >>> from sklearn.datasets import load_wine
+        >>> from sklearn.linear_model import LinearRegression
+        >>> X, y = load_wine(return_X_y=True)
+        >>> reg = LinearRegression().fit(X, y)
+        >>> attr = tribute.explain(reg, X[:5], method="exact_shapley", baseline=X.mean(0))
         >>> attr.values.shape
         (5, 13)
     """

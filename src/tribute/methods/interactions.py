@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..games.base import Game
 from ..params import Interval, declare
 from .base import Method, Tags, register
-from .exact import all_coalitions
+from .exact import value_table
 
 __all__ = ["JointShapley", "ShapleyInteractions", "interactions_from_table", "joint_shapley_from_table",
            "joint_weights", "shap_convention", "shapley_taylor_from_table"]
@@ -58,7 +58,7 @@ def _fix(v: torch.Tensor, n: int, players: tuple[int, ...], present: tuple[int, 
 
 def _table(game: Game) -> torch.Tensor:
     """``B x T x 2^n`` value table indexed by coalition bitmask."""
-    return game.value(all_coalitions(game.n_players)).permute(0, 2, 1)
+    return value_table(game)
 
 
 # ------------------------------------------------------------------- interaction index

@@ -108,9 +108,10 @@ class _NoiseWrapper(Method):
         return self.base == "saliency"
 
     def min_budget(self, game: Game) -> int:
+        # two noisy copies, plus v(N) of the clean input (the reference pass, already spent)
         if self._fast():
-            return 2
-        return 2 * self._base_method().min_budget(game)
+            return 2 + game.n_evals
+        return 2 * self._base_method().min_budget(game) + game.n_evals
 
     # --------------------------------------------------------------- the method
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
@@ -120,10 +121,11 @@ class _NoiseWrapper(Method):
         noise = float(self.noise)
         per_draw: int | None = None
         if budget is not None:
+            # v(N) of the clean input (the reference pass) is already spent
             if self._fast():
-                k_count = budget
+                k_count = fg.budget_left(budget)
             else:
-                per_draw = budget // k_count
+                per_draw = fg.budget_left(budget) // k_count
                 need = base.min_budget(fg)
                 if per_draw < need:
                     raise BudgetError(

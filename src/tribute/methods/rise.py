@@ -30,6 +30,7 @@ from ..attribution import Attribution
 from ..games.base import Game
 from ..games.features import FeatureGame
 from ..params import InstanceOf, Interval, declare
+from ._stderr import inflate
 from .base import Method, Tags, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
@@ -96,6 +97,9 @@ class Rise(Method):
         self.p = p
         self.center = center
 
+    def min_budget(self, game: Game) -> int:
+        return 2 + game.n_evals  # two masks (a standard error needs two), plus v(N)
+
     def default_budget(self, game: Game) -> int | None:
         return 1000
 
@@ -117,7 +121,8 @@ class Rise(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
-        n_masks = budget if budget is not None else 1000
+        # v(N) (the reference pass) is the first of the budget's evaluations
+        n_masks = game.budget_left(budget if budget is not None else 1000)
         g = torch.Generator().manual_seed(seed)
         images = (isinstance(game, FeatureGame) and game.layout.dense
                   and all(len(s) >= 2 for s in game.input_shapes()))
@@ -162,7 +167,8 @@ class Rise(Method):
         ey = s1 / (n_masks * p)
         ey2 = s2 / (n_masks * p * p)
         var = (ey2 - ey**2).clamp(min=0) * n_masks / max(n_masks - 1, 1)
-        stderr = (var / n_masks).sqrt()
+        # few masks: pooled towards the other players and t-inflated (:mod:`._stderr`)
+        stderr = inflate((var / n_masks).sqrt(), n_masks - 1)
         params = {**self.get_params(), "smooth_masks": images}
         return game.attribution(sal, self.name, params, stderr=stderr,
                                 extra={"mean_value": _np(mean_v, game)})

@@ -32,6 +32,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import Game
 from ..params import Options, declare
+from ._stderr import inflate
 from .base import Method, Tags, register
 
 __all__ = ["Sobol", "jansen_total", "sobol_designs"]
@@ -83,14 +84,15 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor,
     st = torch.where(ok, sq.mean(-1) / safe, torch.zeros_like(denom))
     sd = sq.std(dim=-1, unbiased=True) if n_designs > 1 else torch.zeros_like(st)
     se = torch.where(ok, sd / math.sqrt(n_designs) / safe, torch.zeros_like(denom))
-    return st, se
+    # few designs: pooled towards the other players and t-inflated (:mod:`._stderr`)
+    return st, inflate(se, n_designs - 1)
 
 
 @register
 class Sobol(Method):
     """Total-order Sobol indices of each player under random fractional masks (unsigned).
 
-    Draws ``N = budget // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
+    Draws ``N = (budget - 1) // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
     player's total Sobol index with Jansen's estimator: the expected share of the output's
     variance lost when the player's mask is re-drawn. Indices are non-negative importances (see
     the module notes on the sign convention); ``stderr`` is a CLT standard error over the ``N``
@@ -103,7 +105,8 @@ class Sobol(Method):
         sampler: ``"sobol"`` (scrambled Sobol sequence, seeded) or ``"random"`` (i.i.d.
             uniform). default="sobol".
 
-    Budget: ``N (n + 2)`` evaluations per input; default ``N = 32`` (Fel et al. use 32 designs
+    Budget: ``N (n + 2) + 1`` evaluations per input (the 1 is ``v(N)``, the reference pass
+    every game makes); default ``N = 32`` (Fel et al. use 32 designs
     on an 11x11 grid). Powers of two for ``N`` keep the Sobol sequence balanced.
 
     Reference: Fel, Cadène, Chalvidal, Cord, Vigouroux & Serre (2021), "Look at the Variance!
@@ -120,16 +123,16 @@ class Sobol(Method):
         self.sampler = sampler
 
     def min_budget(self, game: Game) -> int:
-        return 2 * (game.n_players + 2)
+        return 2 * (game.n_players + 2) + game.n_evals  # two designs, plus v(N) already spent
 
     def default_budget(self, game: Game) -> int | None:
-        return 32 * (game.n_players + 2)
+        return 32 * (game.n_players + 2) + game.n_evals
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
         total = budget if budget is not None else self.default_budget(game)
         assert total is not None
-        n_designs = max(2, total // (n + 2))
+        n_designs = max(2, game.budget_left(total) // (n + 2))
         a, b = sobol_designs(n, n_designs, seed, self.sampler)
         b_count, t_count = game.n_samples, game.n_targets
         fa = game.value(a)  # B x N x T

@@ -1,8 +1,8 @@
 """Metrics: plain functions of a game and an attribution, registered by name.
 
->>> res = tribute.evaluate(model, x, attr, metric="deletion")
->>> res.mean, res.stderr, res.extra["curve"].shape
->>> tribute.metrics()  # name -> MetricInfo (category, higher_is_better, needs, paper)
+>>> res = tribute.evaluate(model, x, attr, metric="deletion")  # doctest: +SKIP
+>>> res.mean, res.stderr, res.extra["curve"].shape  # doctest: +SKIP
+>>> tribute.metrics()  # name -> MetricInfo (category, higher_is_better, needs, paper)  # doctest: +SKIP
 
 ``tribute.metrics`` as an attribute of the package is the listing function; the package
 itself is reached with ``from tribute.metrics import ...``. Every registered metric can also

@@ -255,8 +255,8 @@ def evaluate(
         ``extra``).
 
     Example:
-        >>> attr = tribute.explain(net, x, method="saliency")
-        >>> tribute.evaluate(net, x, attr, metric="deletion", baseline="blur").mean
+        >>> attr = tribute.explain(net, x, method="saliency")  # doctest: +SKIP
+        >>> tribute.evaluate(net, x, attr, metric="deletion", baseline="blur").mean  # doctest: +SKIP
     """
     m = get_metric(metric)
     info = m.info
