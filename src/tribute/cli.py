@@ -601,7 +601,7 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     import numpy as np
 
     from . import viz
-    from .bench._io import atomic_write_bytes, atomic_write_text
+    from .bench import atomic_write_bytes, atomic_write_text
 
     figs = []
     n = min(max_samples, attr.flat().shape[0])

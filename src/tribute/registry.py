@@ -6,8 +6,7 @@ one kind of message: what was asked, the closest names, and where to find the li
 
 >>> from tribute.registry import Registry
 >>> reg: Registry[int] = Registry("widget", hint="See widgets() for the list.")
->>> reg.add("one", 1)
-1
+>>> _ = reg.add("one", 1)
 >>> reg.alias("uno", "one")
 >>> reg.get("uno")
 1

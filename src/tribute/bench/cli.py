@@ -111,7 +111,7 @@ def _safe_print(text: str) -> None:
 
 
 def _write_outputs(result: Any, out: Path, report: bool, title: str | None = None) -> list[Path]:
-    from ._io import atomic_write_text
+    from . import atomic_write_text
     from .leaderboard import format_leaderboard, write_csv, write_json
     from .report import write_report
 
