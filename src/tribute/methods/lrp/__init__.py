@@ -24,7 +24,19 @@ from .composites import (
 )
 from .engine import check_rules, lrp_rules
 from .method import LRP
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, WSquare, ZBox, ZPlus, stabilize
+from .rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Norm,
+    Pass,
+    Rule,
+    WSquare,
+    ZBox,
+    ZPlus,
+    stabilize,
+)
 
 __all__ = [
     "LRP", "Add", "AlphaBeta", "Canonizer", "Composite", "Epsilon", "EpsilonAlpha2Beta1",

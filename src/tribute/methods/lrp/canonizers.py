@@ -26,6 +26,7 @@ of Deep Neural Networks through Layer-wise Relevance Propagation"; Zennit's cano
 from __future__ import annotations
 
 import contextlib
+import itertools
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -81,7 +82,7 @@ def _bn_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
     for mod in model.modules():
         if isinstance(mod, nn.Sequential):
             kids = list(mod.children())
-            pairs += [(a, b) for a, b in zip(kids, kids[1:]) if isinstance(a, _AFFINE) and isinstance(b, _BN)]
+            pairs += [(a, b) for a, b in itertools.pairwise(kids) if isinstance(a, _AFFINE) and isinstance(b, _BN)]
         elif _is_block(mod):
             for i in (1, 2, 3):
                 a, b = getattr(mod, f"conv{i}", None), getattr(mod, f"bn{i}", None)

@@ -24,8 +24,14 @@ from .canonizers import DEFAULT_CANONIZERS, Add, Canonizer
 from .rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlus
 
 __all__ = [
-    "ACTIVATIONS", "Composite", "EpsilonAlpha2Beta1", "EpsilonGammaBox", "EpsilonPlus", "EpsilonPlusFlat",
-    "GRADIENT_MODULES", "get_composite",
+    "ACTIVATIONS",
+    "GRADIENT_MODULES",
+    "Composite",
+    "EpsilonAlpha2Beta1",
+    "EpsilonGammaBox",
+    "EpsilonPlus",
+    "EpsilonPlusFlat",
+    "get_composite",
 ]
 
 LayerMap = Sequence[tuple[type[nn.Module] | tuple[type[nn.Module], ...], Rule]]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from ...attribution import Attribution
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
