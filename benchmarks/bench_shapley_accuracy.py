@@ -1,34 +1,53 @@
-"""Accuracy per evaluation of Shapley estimators, side by side with Captum and SHAP.
+"""Accuracy per evaluation of Shapley estimators, side by side with Captum, SHAP and shapiq.
 
-Setup (the feature-attribution issue's acceptance test): an MLP trained on scikit-learn's
-wine data (13 standardised features); the explained output is the softmax probability of the
-predicted class; absent features take the training mean; exact Shapley values by enumeration
-of all 8192 coalitions are the truth. For each budget (model evaluations per point) we report
-the relative L2 error ``||phi - phi*|| / ||phi*||`` averaged over test points and seeds, for
-tribute's default ``shapley`` estimator, its KernelSHAP and permutation sampling, Captum's
-``KernelShap`` and ``ShapleyValueSampling`` and SHAP's ``KernelExplainer`` (no l1) and
-``PermutationExplainer``. Evaluations of the other libraries are counted by wrapping the model,
-and their sample counts are chosen so that they spend at most the budget.
+Games (``_shapley_games.py``): a wine MLP (13 features, probability of the predicted class),
+a diabetes regression MLP (10 features, raw output), a random tanh network (16 features, raw
+output; never tuned on) and a breast-cancer MLP (30 features, logit of the predicted class).
+Absent features take the training mean (zero for the tanh network). The truth is exact Shapley
+by enumeration up to 16 features, and a very-high-budget KernelSHAP reference for 30 (its own
+relative standard error is printed).
 
-Run: ``python benchmarks/bench_shapley_accuracy.py [--points 24] [--seeds 3]``
+For each budget (model evaluations per point) we report the relative L2 error
+``||phi - phi*|| / ||phi*||`` averaged over test points and seeds, for tribute's ``shapley``
+(= ``gp_shapley``), ``kernel_shap`` and ``permutation_shapley``; Captum's ``KernelShap`` and
+``ShapleyValueSampling``; SHAP's ``KernelExplainer`` (no l1) and ``PermutationExplainer``; and
+shapiq 1.8's ``RegressionMSR``, ``ProxySHAP``, ``OddSHAP``, ``KernelSHAP`` and ``SVARM``. The
+other libraries' evaluations are counted by wrapping the model and their sample counts chosen
+so that they spend at most the budget (the bracket shows what was spent).
+
+shapiq 1.8 needs Python >= 3.12 while the CPU torch wheel is for 3.11, so shapiq runs in a
+second interpreter (``--shapiq-python``, default ``.venv312/bin/python``; create it with
+``python3.12 -m venv .venv312 && .venv312/bin/pip install shapiq==1.8.0``) on a numpy copy of
+the same networks (``_shapiq_side.py``), at the same time as the torch side.
+
+Run: ``python benchmarks/bench_shapley_accuracy.py [--points 10] [--seeds 2] [--games ...]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import tribute
-from tribute.datasets import train_mlp, wine
 
-BUDGETS = (128, 256, 512, 1024, 2048)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shapley_games import GameSpec, build_cached, forward_np, save, value_np
+
+BUDGETS = (64, 128, 256, 512, 1024, 2048)
+OURS = "tribute shapley (default)"
 
 
 class Counter:
-    """Counts rows through a numpy/torch model."""
+    """Counts rows through a numpy model."""
 
     def __init__(self, fn):
         self.fn = fn
@@ -39,135 +58,224 @@ class Counter:
         return self.fn(x)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--points", type=int, default=24)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--budgets", type=str, default=",".join(map(str, BUDGETS)))
-    args = ap.parse_args()
-    budgets = [int(b) for b in args.budgets.split(",")]
-    warnings.filterwarnings("ignore")
+def _rel(phi: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.linalg.norm(phi - truth, axis=1) / np.linalg.norm(truth, axis=1)))
 
-    ds = wine()
-    train, test = ds.split(0.3, seed=0)
-    model = train_mlp(train, hidden=(64, 64), epochs=60, seed=0).double().eval()
-    X = torch.from_numpy(test.X[: args.points]).double()
-    base = torch.from_numpy(train.X.mean(0)).double()
-    with torch.no_grad():
-        pred = model(X).argmax(1)
-    n = X.shape[1]
 
-    exact = tribute.explain(model, X, method="exact_shapley", target=pred, baseline=base, output="prob")
-    truth = exact.values.numpy()
-
-    def rel(phi: np.ndarray) -> float:
-        return float(np.mean(np.linalg.norm(phi - truth, axis=1) / np.linalg.norm(truth, axis=1)))
-
-    def prob_np(a: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(model(torch.from_numpy(np.asarray(a, dtype=np.float64))), 1).numpy()
-
-    results: dict[str, dict[int, float]] = {}
-    spent: dict[str, dict[int, float]] = {}
-
-    def record(name: str, b: int, err: float, evals: float) -> None:
-        results.setdefault(name, {})[b] = err
-        spent.setdefault(name, {})[b] = evals
-
-    ours = {"tribute shapley (default)": "shapley", "tribute kernel_shap": "kernel_shap",
-            "tribute kernel_shap uniform": ("kernel_shap", {"allocation": "uniform"}),
-            "tribute permutation_shapley": "permutation_shapley"}
-    for label, spec in ours.items():
-        name, params = (spec, {}) if isinstance(spec, str) else spec
+def run_tribute(spec: GameSpec, budgets, seeds, record) -> None:
+    kw = {"target": torch.from_numpy(spec.target), "baseline": torch.from_numpy(spec.base),
+          "output": spec.output}
+    X = torch.from_numpy(spec.X)
+    ours = {OURS: ("shapley", {}), "tribute kernel_shap": ("kernel_shap", {}),
+            "tribute permutation_shapley": ("permutation_shapley", {})}
+    for label, (name, params) in ours.items():
         for b in budgets:
-            errs, ev = [], []
-            for seed in range(args.seeds):
-                a = tribute.explain(model, X, method=name, target=pred, baseline=base, output="prob",
-                                    budget=b, seed=seed, **params)
-                errs.append(rel(a.values.numpy()))
+            errs, ev, cover = [], [], []
+            for seed in range(seeds):
+                a = tribute.explain(spec.model, X, method=name, budget=b, seed=seed, **kw, **params)
+                errs.append(_rel(a.values.numpy(), spec.truth))
                 ev.append(a.n_evals)
+                if label == OURS and a.stderr is not None and float(a.stderr.abs().max()) > 0:
+                    cover.append(float(((a.values - torch.from_numpy(spec.truth)).abs()
+                                        <= 2 * a.stderr).double().mean()))
             record(label, b, float(np.mean(errs)), float(np.mean(ev)))
+            if cover:
+                record("  (coverage within 2 sd)", b, float(np.mean(cover)), float("nan"))
 
+
+def run_captum(spec: GameSpec, budgets, seeds, record) -> None:
     try:
         from captum.attr import KernelShap, ShapleyValueSampling
-
-        class ProbModel(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.m = model
-                self.rows = 0
-
-            def forward(self, x):
-                self.rows += x.shape[0]
-                return torch.softmax(self.m(x), 1)
-
-        pm = ProbModel()
-        for b in budgets:
-            for label, make, ns in (
-                ("captum KernelShap", KernelShap, b - 2),
-                ("captum ShapleyValueSampling", ShapleyValueSampling, max(1, (b - 1) // n)),
-            ):
-                errs, ev = [], []
-                for seed in range(args.seeds):
-                    torch.manual_seed(seed)  # Captum samples from the global RNG
-                    phis = []
-                    pm.rows = 0
-                    for i in range(len(X)):
-                        phi = make(pm).attribute(X[i : i + 1], baselines=base[None], target=int(pred[i]),
-                                                 n_samples=ns)
-                        phis.append(phi.detach().numpy()[0])
-                    errs.append(rel(np.array(phis)))
-                    ev.append(pm.rows / len(X))
-                record(label, b, float(np.mean(errs)), float(np.mean(ev)))
     except ImportError:
         print("captum not installed: skipping its columns")
+        return
 
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = spec.model
+            self.rows = 0
+
+        def forward(self, x):
+            self.rows += x.shape[0]
+            out = self.m(x)
+            return torch.softmax(out, 1) if spec.output == "prob" else out
+
+    pm = Wrapped()
+    X, base, n = torch.from_numpy(spec.X), torch.from_numpy(spec.base), spec.n
+    for b in budgets:
+        for label, make, ns in (("captum KernelShap", KernelShap, b - 2),
+                                ("captum ShapleyValueSampling", ShapleyValueSampling,
+                                 max(1, (b - 1) // n))):
+            errs, ev = [], []
+            for seed in range(seeds):
+                torch.manual_seed(seed)  # Captum samples from the global RNG
+                pm.rows = 0
+                phis = [make(pm).attribute(X[i : i + 1], baselines=base[None], target=int(spec.target[i]),
+                                           n_samples=ns).detach().numpy()[0] for i in range(len(X))]
+                errs.append(_rel(np.array(phis), spec.truth))
+                ev.append(pm.rows / len(X))
+            record(label, b, float(np.mean(errs)), float(np.mean(ev)))
+
+
+def run_shap(spec: GameSpec, budgets, seeds, record) -> None:
     try:
         import shap
-
-        bg = base.numpy()[None]
-        for b in budgets:
-            errs_k, errs_p, ev_k, ev_p = [], [], [], []
-            for seed in range(args.seeds):
-                np.random.seed(seed)  # noqa: NPY002 - shap samples from numpy's global RNG
-                ck = Counter(prob_np)
-                ke = shap.KernelExplainer(ck, bg)
-                phis = []
-                for i in range(len(X)):
-                    ck_before = ck.rows
-                    sv = ke.shap_values(X[i : i + 1].numpy(), nsamples=b - 2, l1_reg=False, silent=True)
-                    sv = np.asarray(sv)
-                    phis.append(sv[0, :, int(pred[i])] if sv.ndim == 3 else sv[int(pred[i])][0])
-                    _ = ck.rows - ck_before
-                errs_k.append(rel(np.array(phis)))
-                ev_k.append(ck.rows / len(X))
-                cp = Counter(prob_np)
-                masker = shap.maskers.Independent(bg, max_samples=1)
-                pe = shap.PermutationExplainer(cp, masker, seed=seed)
-                phis = []
-                for i in range(len(X)):
-                    out = pe(X[i : i + 1].numpy(), max_evals=b, silent=True)
-                    phis.append(out.values[0, :, int(pred[i])])
-                errs_p.append(rel(np.array(phis)))
-                ev_p.append(cp.rows / len(X))
-            record("shap KernelExplainer", b, float(np.mean(errs_k)), float(np.mean(ev_k)))
-            record("shap PermutationExplainer", b, float(np.mean(errs_p)), float(np.mean(ev_p)))
     except ImportError:
         print("shap not installed: skipping its columns")
+        return
+    bg = spec.base[None]
+    for b in budgets:
+        errs_k, errs_p, ev_k, ev_p = [], [], [], []
+        for seed in range(seeds):
+            np.random.seed(seed)  # noqa: NPY002 - shap samples from numpy's global RNG
+            phis_k, phis_p, rows_k, rows_p = [], [], 0, 0
+            for i in range(len(spec.X)):
+                def f(a, i=i):  # shap passes already-masked rows x(S)
+                    return _eval_rows(spec, i, np.asarray(a, dtype=np.float64))
 
-    print(f"wine MLP, {len(X)} points x {args.seeds} seeds; relative L2 error vs exact Shapley "
-          "(evaluations per point actually spent in brackets)\n")
-    head = f"{'estimator':32s}" + "".join(f"{b:>16d}" for b in budgets)
-    print(head)
-    print("-" * len(head))
-    for name, row in results.items():
-        print(f"{name:32s}" + "".join(f"{row[b]:>9.4f} ({spent[name][b]:>4.0f})" for b in budgets))
-    others = [k for k in results if not k.startswith("tribute")]
-    if others:
-        best = {b: min(results[k][b] for k in others) for b in budgets}
-        ours_default = results["tribute shapley (default)"]
-        print("\nratio default / best of Captum+SHAP (goal <= 0.5):")
-        print(f"{'':32s}" + "".join(f"{ours_default[b] / best[b]:>16.3f}" for b in budgets))
+                ck = Counter(f)
+                sv = shap.KernelExplainer(ck, bg).shap_values(spec.X[i : i + 1], nsamples=b - 2,
+                                                              l1_reg=False, silent=True)
+                phis_k.append(np.asarray(sv).reshape(-1)[: spec.n])
+                rows_k += ck.rows
+                cp = Counter(f)
+                pe = shap.PermutationExplainer(cp, shap.maskers.Independent(bg, max_samples=1), seed=seed)
+                phis_p.append(np.asarray(pe(spec.X[i : i + 1], max_evals=b, silent=True).values).reshape(-1))
+                rows_p += cp.rows
+            errs_k.append(_rel(np.array(phis_k), spec.truth))
+            errs_p.append(_rel(np.array(phis_p), spec.truth))
+            ev_k.append(rows_k / len(spec.X))
+            ev_p.append(rows_p / len(spec.X))
+        record("shap KernelExplainer", b, float(np.mean(errs_k)), float(np.mean(ev_k)))
+        record("shap PermutationExplainer", b, float(np.mean(errs_p)), float(np.mean(ev_p)))
+
+
+def _eval_rows(spec: GameSpec, i: int, rows: np.ndarray) -> np.ndarray:
+    """The explained scalar of point ``i`` on already-masked input rows."""
+    out = forward_np(spec.layers, rows)
+    t = int(spec.target[i])
+    if spec.output == "prob":
+        z = out - out.max(1, keepdims=True)
+        p = np.exp(z)
+        return p[:, t] / p.sum(1)
+    return out[:, t]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--budgets", type=str, default=",".join(map(str, BUDGETS)))
+    ap.add_argument("--games", type=str, default="wine_prob,diabetes_raw,tanh16_raw,cancer_logit")
+    ap.add_argument("--skip", type=str, default="", help="comma list of: tribute,captum,shap,shapiq")
+    ap.add_argument("--shapiq-python", type=str,
+                    default=str(Path(__file__).resolve().parent.parent / ".venv312/bin/python"))
+    ap.add_argument("--cache", type=str, default=str(Path(tempfile.gettempdir()) / "tribute_bench_shapley"),
+                    help="games and their truth are built once per --points and kept here")
+    ap.add_argument("--shapiq-json", type=str, default="",
+                    help="reuse the output of an earlier _shapiq_side.py run on the same games")
+    ap.add_argument("--reuse-json", type=str, default="",
+                    help="comma list of earlier --json outputs (same --points) whose rows fill in what "
+                         "this run skipped")
+    ap.add_argument("--json", type=str, default="", help="write all numbers here")
+    args = ap.parse_args()
+    budgets = [int(b) for b in args.budgets.split(",")]
+    skip = set(filter(None, args.skip.split(",")))
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    t0 = time.time()
+    wanted = args.games.split(",")
+    specs = [s for s in build_cached(args.points, Path(args.cache)) if s.name in wanted]
+    # sanity: the numpy copy is the same value function
+    for s in specs:
+        z = np.random.default_rng(0).integers(0, 2, size=(5, s.n))
+        xs = s.base[None] + z * (s.X[0] - s.base)[None]
+        np.testing.assert_allclose(value_np(s, 0, z), _eval_rows(s, 0, xs))
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_shapley_"))
+    save(specs, tmp / "games.npz")
+    proc = None
+    side_json = Path(args.shapiq_json) if args.shapiq_json else tmp / "shapiq.json"
+    if "shapiq" not in skip and not args.shapiq_json:
+        if Path(args.shapiq_python).exists():
+            proc = subprocess.Popen([args.shapiq_python, str(Path(__file__).resolve().parent / "_shapiq_side.py"),
+                                     str(tmp / "games.npz"), str(tmp / "shapiq.json"),
+                                     "--budgets", args.budgets, "--seeds", str(args.seeds)],
+                                    stderr=open(tmp / "shapiq.log", "w"))
+        else:
+            print(f"no Python 3.12 interpreter with shapiq at {args.shapiq_python}: skipping shapiq")
+
+    results: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
+    for spec in specs:
+        res = results.setdefault(spec.name, {})
+
+        def record(name: str, b: int, err: float, evals: float, res=res) -> None:
+            res.setdefault(name, {})[b] = (err, evals)
+
+        if "tribute" not in skip:
+            run_tribute(spec, budgets, args.seeds, record)
+        if "captum" not in skip:
+            run_captum(spec, budgets, args.seeds, record)
+        if "shap" not in skip:
+            run_shap(spec, budgets, args.seeds, record)
+        print(f"[{time.time() - t0:.0f}s] {spec.name} done (torch side)", file=sys.stderr, flush=True)
+    for reuse in filter(None, args.reuse_json.split(",")):
+        for game, rows in json.loads(Path(reuse).read_text()).items():
+            for label, row in rows.items():
+                if game in results and label not in results[game]:
+                    results[game][label] = {int(b): tuple(v) for b, v in row.items() if int(b) in budgets}
+    if proc is not None:
+        proc.wait()
+    if args.shapiq_json:
+        while not side_json.exists():  # an earlier side run still going
+            time.sleep(10)
+    if "shapiq" not in skip:
+        try:
+            side = json.loads(side_json.read_text())
+            print(f"shapiq {side['shapiq_version']} (Python 3.12 side)")
+            for game, per in side["results"].items():
+                for label, row in per.items():
+                    for b, cell in row.items():
+                        if game not in results or int(b) not in budgets:
+                            continue
+                        if "err" in cell:
+                            results[game].setdefault(label, {})[int(b)] = (cell["err"], cell["evals"])
+                        else:
+                            print(f"  {game} {label} at {b}: {cell['error']}")
+        except FileNotFoundError:
+            print("shapiq side failed; see", tmp / "shapiq.log")
+
+    for spec in specs:
+        res = results[spec.name]
+        ref = spec.truth_kind + (f", its relative standard error {spec.truth_rel_se:.4f}"
+                                 if spec.truth_rel_se else "")
+        print(f"\n== {spec.name}: {spec.n} features, {len(spec.X)} points x {args.seeds} seeds; "
+              f"truth {ref}\nrelative L2 error (evaluations per point actually spent in brackets)\n")
+        head = f"{'estimator':32s}" + "".join(f"{b:>16d}" for b in budgets)
+        print(head)
+        print("-" * len(head))
+        for name, row in res.items():
+            cells = []
+            for b in budgets:
+                if b not in row:
+                    cells.append(f"{'-':>16s}")
+                elif np.isnan(row[b][1]):
+                    cells.append(f"{row[b][0]:>16.3f}")
+                else:
+                    cells.append(f"{row[b][0]:>9.4f} ({row[b][1]:>4.0f})")
+            print(f"{name:32s}" + "".join(cells))
+        others = [k for k in res if not k.startswith(("tribute", " "))]
+        if others and OURS in res:
+            best = {b: min((res[k][b][0], k) for k in others if b in res[k]) for b in budgets}
+            print("\nratio default / best of Captum+SHAP+shapiq (goal <= 0.5), and the best:")
+            print(f"{'':32s}" + "".join(f"{res[OURS][b][0] / best[b][0]:>16.3f}" for b in budgets))
+            print(f"{'':32s}" + "".join(f"{best[b][1].split()[-1][:15]:>16s}" for b in budgets))
+    print(f"\ntotal {time.time() - t0:.0f}s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {g: {k: {str(b): v for b, v in row.items()} for k, row in res.items()}
+             for g, res in results.items()}, indent=1))
 
 
 if __name__ == "__main__":

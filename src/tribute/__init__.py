@@ -3,19 +3,22 @@
 Credit a model's output to input features, internal components or training examples, as one
 cooperative game, and measure how faithful those credits are.
 
->>> import tribute
->>> attr = tribute.explain(model, x, method="kernel_shap", budget=512)
->>> tribute.methods()  # the method registry
->>> tribute.evaluate(model, x, attr, metric="deletion").mean
->>> tribute.metrics()  # the metric registry
+>>> import tribute  # doctest: +SKIP
+>>> attr = tribute.explain(model, x, method="kernel_shap", budget=512)  # doctest: +SKIP
+>>> tribute.methods()  # the method registry  # doctest: +SKIP
+>>> tribute.evaluate(model, x, attr, metric="deletion").mean  # doctest: +SKIP
+>>> tribute.metrics()  # the metric registry  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import methods, metrics
-from .api import PlayerSet, build_game, explain
+# Load the sub-packages first: ``methods`` and ``metrics`` below then rebind these names to the
+# listing functions (``import tribute.methods.base`` keeps working through sys.modules).
+from . import methods as _methods_package  # noqa: F401
+from . import metrics as _metrics_package  # noqa: F401
+from .api import PlayerSet, build_game, explain, methods
 from .attribution import Attribution
 from .errors import (
     BudgetError,
@@ -27,7 +30,9 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
-from .metrics import MetricResult, evaluate
+from .jobs import explain_dataset
+from .metrics.api import evaluate, metrics
+from .metrics.base import MetricResult
 
 __version__ = "0.1.0"
 
@@ -52,13 +57,14 @@ __all__ = [
     "components",
     "evaluate",
     "explain",
+    "explain_dataset",
     "methods",
     "metrics",
     "patches",
 ]
 
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
-_LAZY = {"plot": ".viz", "viz": ".viz", "datasets": ".datasets"}
+_LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 
 
 def __getattr__(name: str) -> Any:

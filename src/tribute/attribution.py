@@ -132,8 +132,11 @@ class Attribution:
         stderr: standard errors of ``values`` (stochastic estimators), same layout, or None.
         method: registry name of the estimator.
         params: the estimator's hyperparameters and the call's settings (budget, seed...).
-        n_evals: value-function evaluations spent per input (coalitions or gradient points).
-        n_rows: model rows actually pushed through the model, all inputs together.
+        n_evals: value-function evaluations spent per input (coalitions or gradient points),
+            ``v(N)`` from the game's reference pass included; never more than ``budget``.
+        n_rows: model rows actually pushed through the model, all inputs together (one per
+            input for the reference pass, one per input and background row for every other
+            evaluation).
         seconds: wall-clock time of the call.
         player_names: one name per player (``"x[3]"``, ``"mean radius"``, ``"layer 3 head 7"``).
         player_kind: ``"feature"``, ``"component"`` or ``"example"``.
@@ -383,6 +386,7 @@ class Attribution:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; saved files get the umask's
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -469,3 +473,10 @@ def _jsonable(obj: Any) -> Any:
         arr = _to_numpy(obj)
         return arr.tolist() if arr.size <= 64 else f"<array shape={list(arr.shape)}>"
     return repr(obj)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -56,6 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TributeError as exc:
         print(f"tribute {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `tribute methods | head`: the reader left, stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        # files already written stay (each is written atomically); no traceback
+        print(f"\ntribute {args.command}: interrupted (Ctrl-C); files written so far are kept.",
+              file=sys.stderr)
+        return 130
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -73,8 +84,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the registered attribution methods",
                        description="List the method registry: family, capability tags and the paper each method comes from.",
-                       epilog="examples:\n  tribute methods\n  tribute methods --json",
+                       epilog="examples:\n  tribute methods\n  tribute methods --json\n"
+                              "  tribute methods kernel_shap",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", default=None,
+                   help="describe one method: summary, paper, tags, defaults, budget, parameters")
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.set_defaults(func=_cmd_methods)
 
@@ -85,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     _add_explain_options(p, default_method="kernel_shap")
+    from .jobs.cli import add_job_args
+
+    add_job_args(p)  # dataset mode: --resume/--workers/--backend/--shard-size (tribute.jobs)
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("components", help="credit internal units (neurons, channels, heads)",
@@ -94,7 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog=_COMPONENTS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     _add_explain_options(p, default_method="feature_ablation", with_groups=False)
-    from .games.components import components_cli_args
+    from .cli_components import components_cli_args
 
     for flags, kw in components_cli_args():
         p.add_argument(*flags, **kw)
@@ -125,6 +142,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
     p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: automatic)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. --param steps=64 (JSON values)")
+    if with_groups:
+        add_feature_names_arg(p)
     p.add_argument("--limit", type=int, default=None, help="explain only the first N samples")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -137,6 +156,81 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="a .safetensors file loaded into the model (never pickle)")
     p.add_argument("--data", required=True, help="inputs: a .npy file, or a .npz file (see --data-key)")
     p.add_argument("--data-key", default=None, help="array name inside a .npz file (default: the first)")
+    p.add_argument("--device", default=None,
+                   help="torch device for the model and inputs: cpu, cuda or cuda:N (default: "
+                        "where the factory put the model)")
+
+
+def add_feature_names_arg(p: argparse.ArgumentParser) -> None:
+    """``--feature-names`` (shared with plugin commands)."""
+    p.add_argument("--feature-names", default=None, metavar="FILE|A,B,...",
+                   help="one name per player: a text file with one name per line, or a "
+                        "comma-separated list")
+
+
+def parse_feature_names(text: str | None, n_players: int | None = None) -> list[str] | None:
+    """Names from ``--feature-names``: a file (one per line) or a comma-separated list.
+
+    ``n_players`` (when known) is checked against the number of names.
+    """
+    from .errors import InputError
+
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        names = [n for n in names if n]
+        source = f"file {text!r}"
+    elif "," not in text and (text.endswith((".txt", ".csv", ".names")) or "/" in text):
+        raise InputError(f"--feature-names: file {text!r} does not exist (pass a file with one "
+                         "name per line, or a comma-separated list).")
+    else:
+        names = [n.strip() for n in text.split(",")]
+        source = "the list"
+    if not names or any(not n for n in names):
+        raise InputError(f"--feature-names: {source} holds an empty name ({names[:5]!r}...); give "
+                         "one non-empty name per player.")
+    if n_players is not None and len(names) != n_players:
+        raise InputError(f"--feature-names: {source} holds {len(names)} names, but there are "
+                         f"{n_players} players; give exactly one name per player (with --groups, "
+                         "one per group).")
+    return names
+
+
+def resolve_device(text: str | None) -> Any:
+    """The ``torch.device`` for ``--device`` (None: leave the model where it is).
+
+    Raises :class:`~tribute.errors.InputError` for malformed names and devices this machine
+    does not have.
+    """
+    import torch
+
+    from .errors import InputError
+
+    if text is None:
+        return None
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"--device {text!r} is not a device name; use cpu, cuda or cuda:N "
+                         f"({exc}).") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {text!r}: CUDA is not available on this machine (torch "
+                             f"{torch.__version__} without a usable GPU); use --device cpu.")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f"--device {text!r}: this machine has {count} CUDA device(s) "
+                             f"(cuda:0..cuda:{count - 1}).")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(f"--device {text!r}: MPS is not available on this machine; use "
+                             "--device cpu.")
+    elif dev.type != "cpu":
+        raise InputError(f"--device {text!r}: tribute's CLI supports cpu, cuda, cuda:N and mps.")
+    return dev
 
 
 def load_factory(spec: str) -> Any:
@@ -197,27 +291,77 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     import numpy as np
     import torch
 
+    from .errors import InputError
     from .models import load_weights
 
+    device = resolve_device(getattr(args, "device", None))
     model = load_factory(args.model)
     data = load_data(args.data, args.data_key)
     if getattr(args, "limit", None):
         data = data[: args.limit]
     if isinstance(model, torch.nn.Module):
         if args.weights:
+            check_weights(model, args.weights, args.model)
             load_weights(model, args.weights)
         model.eval()
+        if device is not None:
+            model.to(device)
         dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
         inputs: Any = torch.from_numpy(np.ascontiguousarray(data))
         if inputs.dtype.is_floating_point:
             inputs = inputs.to(dtype)
+        param = next(iter(model.parameters()), None)
+        target_device = device if device is not None else (param.device if param is not None else None)
+        if target_device is not None:
+            inputs = inputs.to(target_device)
     else:
         if args.weights:
-            from .errors import InputError
-
             raise InputError("--weights applies to torch modules; this factory returned a non-torch model.")
+        if device is not None and device.type != "cpu":
+            raise InputError(f"--device {args.device!r} applies to torch modules; this factory "
+                             f"returned a {type(model).__name__}, which runs on the CPU.")
         inputs = data
     return model, inputs
+
+
+def check_weights(model: Any, path: str, factory: str = "the factory") -> None:
+    """Compare a safetensors file's tensor names and shapes with ``model``'s state dict.
+
+    Raises :class:`~tribute.errors.WeightsFormatError` naming the first mismatching tensor, both
+    shapes and the fix, before anything is loaded (``load_state_dict`` would raise a bare
+    ``RuntimeError`` on shape mismatches). Files that are not safetensors are left to
+    :func:`tribute.models.load_weights`, which explains them.
+    """
+    from .errors import WeightsFormatError
+
+    try:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as fh:
+            saved = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except Exception:  # not safetensors / missing: load_weights says what is wrong
+        return
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    where = f"--weights {path!r} does not match the model built by --model {factory!r}"
+    fix = ("Check that --model builds the architecture the weights were saved from (same layer "
+           "sizes, number of classes and input channels), or re-save the weights from this "
+           "architecture.")
+    for name, shape in expected.items():
+        if name in saved and saved[name] != shape:
+            bad = [k for k in expected if k in saved and saved[k] != expected[k]]
+            more = f" ({len(bad) - 1} more tensors differ)" if len(bad) > 1 else ""
+            raise WeightsFormatError(
+                f"{where}: tensor {name!r} has shape {list(saved[name])} in the file but "
+                f"{list(shape)} in the model{more}. {fix}")
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    if missing or unexpected:
+        raise WeightsFormatError(
+            f"{where}: the model's tensors missing from the file: {missing[:5]}"
+            + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+            + f"; tensors in the file the model does not have: {unexpected[:5]}"
+            + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else "")
+            + f". {fix}")
 
 
 def _parse_target(text: str | None) -> Any:
@@ -236,11 +380,16 @@ def _parse_baseline(text: str, data: Any) -> Any:
         return data.float().mean(0) if hasattr(data, "numpy") else np.asarray(data).mean(0)
     if text.endswith(".npy"):
         return load_data(text)
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        from .errors import InputError
+
+        raise InputError(f"--baseline {text!r} is not a number, 'mean' or a .npy file.") from None
 
 
 def _parse_groups(text: str | None) -> Any:
-    from . import patches
+    from .games import patches
 
     if text is None:
         return None
@@ -268,6 +417,8 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     from .api import methods
 
     infos = methods()
+    if args.name is not None:
+        return _describe_method(args.name, as_json=args.json)
     if args.json:
         print(json.dumps({k: v.as_dict() for k, v in infos.items()}, indent=2, default=repr))
         return 0
@@ -286,10 +437,124 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Player counts at which ``tribute methods NAME`` shows a method's default budget.
+_BUDGET_PROBES = (4, 16, 64, 256)
+
+
+def _default_budgets(cls: Any) -> dict[int, int | None] | None:
+    """The method's default budget on feature games of a few sizes (None: not budgeted).
+
+    The registry exposes the rule as ``Method.default_budget(game)``; it is evaluated on a tiny
+    numpy game (``f(x) = sum(x)``, one sample), which costs no model evaluations.
+    """
+    import numpy as np
+
+    from .games import FeatureGame
+    from .models import as_model
+
+    if not cls.tags.budgeted or "feature" not in cls.tags.games:
+        return None
+    out: dict[int, int | None] = {}
+    for n in _BUDGET_PROBES:
+        try:
+            adapter = as_model(lambda x: x.sum(axis=1), "numpy")
+            with adapter.session():
+                game = FeatureGame(adapter, np.zeros((1, n)), baseline=0.0, progress=False)
+                out[n] = cls().default_budget(game)
+        except Exception:  # a method that refuses this size (e.g. exact enumeration limits)
+            continue
+    return out or None
+
+
+def _describe_method(name: str, as_json: bool = False) -> int:
+    """``tribute methods NAME``: one method in detail (close-match hint when unknown)."""
+    import inspect
+
+    from .methods.base import METHODS, get_method, method_info
+
+    cls = get_method(name)  # InputError with a close-match hint
+    info = method_info(cls)
+    budgets = _default_budgets(cls)
+    doc = inspect.getdoc(cls) or ""
+    params = _param_docs(doc)
+    aliases = sorted(a for a, t in METHODS.aliases().items() if t == cls.name)
+    if as_json:
+        data = info.as_dict()
+        data.update(aliases=aliases, parameters=params,
+                    default_budget=None if budgets is None else {str(k): v for k, v in budgets.items()})
+        print(json.dumps(data, indent=2, default=repr))
+        return 0
+    t = info.tags
+    lines = [f"{cls.name}" + (f" (also: {', '.join(aliases)})" if aliases else "")
+             + f" — {info.summary}", f"  paper:    {info.paper or '-'}",
+             f"  family:   {t.family}; games: {', '.join(t.games)}"]
+    flags = [label for label, on in (
+        ("needs gradients", t.needs_gradients), ("stochastic (seeded, reports stderr)", t.stochastic),
+        ("exact", t.exact), ("needs a baseline", t.needs_baseline),
+        ("reports a completeness gap", t.has_gap), ("dense output (credits every element)", t.dense_output),
+        ("takes a budget", t.budgeted), ("model-specific", t.model_specific)) if on]
+    lines.append(f"  tags:     {'; '.join(flags) or '-'}")
+    if t.max_players is not None:
+        lines.append(f"  limit:    at most {t.max_players} players")
+    if budgets is not None and all(b is None for b in budgets.values()):
+        lines.append("  default budget: set by the method's own parameters (below); --budget "
+                     "overrides them")
+    elif budgets is not None:
+        shown = ", ".join(f"{n} players -> {b if b is not None else 'own parameters'}"
+                          for n, b in budgets.items())
+        lines.append(f"  default budget (evaluations per input): {shown}")
+    if info.defaults:
+        lines.append("  parameters (default):")
+        for k, v in info.defaults.items():
+            text = params.get(k, "")
+            lines.append(f"    {k}={v!r}" + (f"  {text}" if text else ""))
+    else:
+        lines.append("  parameters: none")
+    lines.append(f"  use: tribute explain ... --method {cls.name}"
+                 + (" --param KEY=VALUE" if info.defaults else ""))
+    print("\n".join(lines))
+    return 0
+
+
+def _param_docs(doc: str) -> dict[str, str]:
+    """``name -> description`` from the ``Args:`` section of a Google-style docstring."""
+    import re
+
+    out: dict[str, list[str]] = {}
+    lines = doc.splitlines()
+    try:
+        i = next(j for j, ln in enumerate(lines) if ln.strip() in ("Args:", "Parameters:"))
+    except StopIteration:
+        return {}
+    base = len(lines[i]) - len(lines[i].lstrip())
+    entry_indent = None
+    current: list[str] = []
+    for line in lines[i + 1:]:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent <= base:
+            break  # the next section
+        m = re.match(r"\s*([A-Za-z_][\w, ]*):\s*(.*)", line)
+        if m and (entry_indent is None or indent == entry_indent):
+            entry_indent = indent
+            current = [m.group(2)]
+            for key in m.group(1).split(","):
+                out[key.strip()] = current
+        elif current:
+            current.append(line.strip())
+    return {k: " ".join(" ".join(v).split()) for k, v in out.items()}
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from .jobs.cli import run_job, wants_job
+
+    if wants_job(args):
+        return run_job(args)
     model, inputs = prepare(args)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
-                              groups=_parse_groups(args.groups))
+                              groups=_parse_groups(args.groups),
+                              feature_names=parse_feature_names(args.feature_names))
 
 
 def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **settings: Any) -> int:
@@ -311,7 +576,7 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
 
 
 def _cmd_components(args: argparse.Namespace) -> int:
-    from .games.components import components_from_cli_args
+    from .cli_components import components_from_cli_args
 
     model, inputs = prepare(args)
     import torch
@@ -336,6 +601,7 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     import numpy as np
 
     from . import viz
+    from .bench._io import atomic_write_bytes, atomic_write_text
 
     figs = []
     n = min(max_samples, attr.flat().shape[0])
@@ -346,7 +612,7 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     for i, fig in enumerate(figs):
         data = viz.to_png_bytes(fig)
         if i == 0:
-            png.write_bytes(data)
+            atomic_write_bytes(png, data)
         import base64
 
         uris.append("data:image/png;base64," + base64.b64encode(data).decode())
@@ -362,7 +628,8 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     imgs = "".join(f'<img alt="sample {i}" src="{u}" style="max-width:420px">' for i, u in enumerate(uris))
     params = html.escape(json.dumps(attr.params, default=repr))
     page = out / "attribution.html"
-    page.write_text(
+    atomic_write_text(
+        page,
         "<!doctype html><html><head><meta charset='utf-8'><title>tribute attribution</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
         "td:first-child{text-align:left}</style></head><body>"
@@ -370,7 +637,6 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
         f"{attr.n_rows} model rows, {attr.seconds:.3g} s. Parameters: <code>{params}</code></p>"
         f"<div>{imgs}</div><h2>Top players (mean |credit|)</h2>"
         f"<table><tr><th>player</th>{head}</tr>{rows}</table></body></html>",
-        encoding="utf-8",
     )
     return png, page
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,11 +32,22 @@ def make_sklearn():
 
 def test_bench_cli_writes_leaderboard_files(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
     out = tmp_path / "out"
-    rc = main(["bench", "--suite", "tiny", "--cases", "wine,symbolic", "--methods",
-               "feature_ablation,saliency,not_a_method", "--metrics", "deletion,insertion,auroc",
-               "--out", str(out), "--no-report", "--quiet", "--seed", "3"])
+    old = os.umask(0o027)
+    try:
+        rc = main(["bench", "--suite", "tiny", "--cases", "wine,symbolic", "--methods",
+                   "feature_ablation,saliency,not_a_method", "--metrics",
+                   "deletion,insertion,auroc", "--out", str(out), "--no-report", "--quiet",
+                   "--seed", "3"])
+    finally:
+        os.umask(old)
     assert rc == 0
+    # written atomically with the umask's permissions (not mkstemp's 0600), no temp files left
+    for p in out.iterdir():
+        assert not p.name.startswith("."), p
+        assert p.stat().st_mode & 0o777 == 0o640, (p.name, oct(p.stat().st_mode))
     printed = capsys.readouterr()
     assert "== wine" in printed.out and "== symbolic" in printed.out
     assert "sanity checks" in printed.out
@@ -92,10 +104,105 @@ def test_evaluate_numpy_model_skips_gradient_methods(tmp_path: Path,
     rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_sklearn",
                "--data", str(tmp_path / "x.npy"), "--methods", "saliency,feature_ablation",
                "--metrics", "deletion,faithfulness_correlation", "--out", str(out),
-               "--no-progress"])
+               "--feature-names", "a,b,c,d,e,f", "--device", "cpu", "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "recommended: feature_ablation" in text
     data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert data["cases"][0]["feature_names"] == list("abcdef")
     sal = next(r for r in data["runs"] if r["method"] == "saliency")
     assert sal["status"] == "n/a" and "gradient" in sal["message"]
+
+
+CNN_PY = '''
+import torch
+
+def make_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 3))
+'''
+
+
+def test_evaluate_checks_feature_names(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mymodel.py").write_text(MODEL_PY, encoding="utf-8")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).standard_normal((10, 6)))
+    rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_sklearn",
+               "--data", str(tmp_path / "x.npy"), "--feature-names", "a,b",
+               "--out", str(tmp_path / "e"), "--no-progress"])
+    assert rc == 2
+    assert "2 names, but there are 6 players" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # refused before any method ran
+
+
+def test_evaluate_with_a_group_map_leaves_out_methods_that_cannot_group(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "cnn.py").write_text(CNN_PY, encoding="utf-8")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32))
+    g = np.zeros((1, 8, 8), dtype=np.int64)
+    g[:, 4:, :] += 1
+    g[:, :, 4:] += 2
+    np.save(tmp_path / "g.npy", g)
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--model", f"{tmp_path / 'cnn.py'}:make_cnn",
+               "--data", str(tmp_path / "x.npy"), "--groups", str(tmp_path / "g.npy"),
+               "--metrics", "deletion", "--budget", "16", "--grad-budget", "4",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "method 'occlusion' defines its own players" in captured.err
+    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert "occlusion" not in data["methods"]
+    assert {"saliency", "kernel_shap", "feature_ablation"} <= set(data["methods"])
+    # every default method that was kept ran on the groups
+    for run in data["runs"]:
+        if run["method"] in data["methods"]:
+            assert run["status"] == "ok", run
+
+
+# --------------------------------------------------------------------------- recommend
+def _tie_result(gap: float) -> Any:
+    """Methods 'pricey' (1000 evals) and 'cheap' (10 evals) on one case and two metrics;
+    'pricey' is ahead by ``gap`` on every sample, plus independent noise; 'poor' trails."""
+    from tribute.bench.runner import BenchResult, MethodRun, Score
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(30)
+    per = {"pricey": base + gap + 0.05 * rng.standard_normal(30),
+           "cheap": base + 0.05 * rng.standard_normal(30),
+           "poor": base - 2.0}
+    cost = {"pricey": (1000, 2.0), "cheap": (10, 0.1), "poor": (10, 0.1)}
+    runs = [MethodRun("c", m, False, "ok", seconds=cost[m][1], n_evals=cost[m][0])
+            for m in per]
+    scores = []
+    for metric, sign in (("up", 1.0), ("down", -1.0)):
+        for m, v in per.items():
+            s = sign * v
+            scores.append(Score("c", m, metric, "ok", mean=float(s.mean()),
+                                stderr=float(s.std(ddof=1) / np.sqrt(s.size)), n=s.size,
+                                higher_is_better=sign > 0, scores=s))
+    info = {"up": {"higher_is_better": True}, "down": {"higher_is_better": False}}
+    return BenchResult("t", 0, list(per), ["up", "down"], [], runs, scores, info, {})
+
+
+def test_recommend_prefers_the_cheaper_of_tied_methods() -> None:
+    from tribute.bench.leaderboard import paired_tie, recommend
+
+    res = _tie_result(gap=0.005)
+    assert all(paired_tie(res, "c", "pricey", "cheap", m) for m in ("up", "down"))
+    best, why = recommend(res, "c")
+    assert best == "cheap", why
+    text = "\n".join(why)
+    assert "cheaper among ties" in text and "pricey has the best mean rank" in text
+    assert "10 evaluations per input" in text and "1000 evaluations per input" in text
+
+
+def test_recommend_keeps_the_better_method_when_not_tied() -> None:
+    from tribute.bench.leaderboard import paired_tie, recommend
+
+    res = _tie_result(gap=0.5)
+    assert not paired_tie(res, "c", "pricey", "cheap", "up")
+    best, why = recommend(res, "c")
+    assert best == "pricey", why
+    assert "cheaper among ties" not in "\n".join(why)

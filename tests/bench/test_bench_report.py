@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from tribute import bench
 from tribute.metrics import metrics as metric_infos
@@ -38,15 +39,44 @@ def report(result: bench.BenchResult, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_report_is_self_contained_and_escaped(report: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert report.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     html = report.read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>")
     assert "<script>alert" not in html and "<b>markup</b>" not in html
-    assert "Evil &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in html
+    assert str(escape(EVIL)) in html  # Evil &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; ...
     assert "note with &lt;b&gt;markup&lt;/b&gt;" in html
     assert html.count("<script>") == 1  # only the report's own inline script
     srcs = re.findall(r'src="([^"]*)"', html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'<link|href="https?:|src="https?:|@import|url\(', html)
+
+
+def test_names_from_data_are_escaped_everywhere(result: bench.BenchResult) -> None:
+    """A method or suite name with markup is shown as text, in the page and in attributes."""
+    import copy
+
+    evil = copy.deepcopy(result)
+    evil.suite = '<script>alert("suite")</script>'
+    old = "feature_ablation"
+    bad = '<script>alert("method")</script>'
+    evil.methods = [bad if m == old else m for m in evil.methods]
+    evil.method_info[bad] = evil.method_info.pop(old)
+    for run in evil.runs:
+        if run.method == old:
+            run.method = bad
+    for score in evil.scores:
+        if score.method == old:
+            score.method = bad
+    html = bench.render_report(evil)
+    assert html.count("<script>") == 1  # only the report's own script
+    assert "alert(" not in html.replace("alert(&#34;", "")
+    assert str(escape(evil.suite)) in html and str(escape(bad)) in html
+    # the escaped method still has its row, with numbers
+    assert f'data-v="{escape(bad)}"' in html
 
 
 def test_report_has_every_part(result: bench.BenchResult, report: Path) -> None:
@@ -67,7 +97,7 @@ def test_report_has_every_part(result: bench.BenchResult, report: Path) -> None:
     # what each metric means: registry summary and direction
     infos = metric_infos()
     for name in ("deletion", "auroc"):
-        assert infos[name].summary[:30].replace("'", "&#x27;") in html
+        assert str(escape(infos[name].summary[:30])) in html
     assert "lower is better" in html and "higher is better" in html
     # runtime and evaluations per method
     assert "evals / input" in html and "Runtime and evaluations per method" in html

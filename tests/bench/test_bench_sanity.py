@@ -25,6 +25,20 @@ def _gt_metrics(result: bench.BenchResult) -> list[str]:
     return [m for m in result.metrics if result.metric_info[m]["category"] == "ground_truth"]
 
 
+def assert_nothing_crashed(result: bench.BenchResult, case: str) -> None:
+    """Every real method ran, or declined with a reason (``n/a``: a TributeError such as an
+    unsupported model); a crash (``failed``: any other exception) fails the benchmark, and so
+    does a metric that crashed."""
+    for meth in result.methods:
+        run = result.run_of(case, meth)
+        assert run is not None, (case, meth)
+        assert run.status in ("ok", "n/a"), (case, meth, run.status, run.message)
+        assert run.status == "ok" or run.message, (case, meth)
+    for s in result.scores:
+        if s.case == case:
+            assert s.status != "failed", (s.case, s.method, s.metric, s.message)
+
+
 def test_every_case_and_reference_ran(tiny: bench.BenchResult) -> None:
     names = [c.name for c in tiny.cases]
     assert names == list(bench.PRESETS["tiny"].cases)
@@ -33,16 +47,34 @@ def test_every_case_and_reference_ran(tiny: bench.BenchResult) -> None:
         assert tiny.run_of(case.name, "random").status == "ok"  # type: ignore[union-attr]
         oracle = tiny.run_of(case.name, "oracle")
         assert oracle is not None and (oracle.status == "ok") == case.has_truth
-        # every real method either ran or says why not
-        for meth in tiny.methods:
-            run = tiny.run_of(case.name, meth)
-            assert run is not None
-            assert run.status == "ok" or run.message, (case.name, meth)
+        assert_nothing_crashed(tiny, case.name)
         # the default methods work on every case (occlusion on grouped DiFull via windows,
         # gradient methods on text via the embedding view)
         for meth in ("saliency", "input_x_gradient", "feature_ablation"):
             run = tiny.run_of(case.name, meth)
             assert run is not None and run.status == "ok", (case.name, meth, run)
+
+
+def test_a_crashing_method_fails_the_sanity_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above can fail: a method that raises an unexpected error is recorded as
+    ``failed`` (the runner itself never crashes), and the status check rejects it."""
+    from tribute.bench import runner
+
+    real = runner.explain_case
+
+    def crash(case, name, **kw):  # type: ignore[no-untyped-def]
+        if name == "saliency":
+            raise ZeroDivisionError("planted crash")
+        return real(case, name, **kw)
+
+    monkeypatch.setattr(runner, "explain_case", crash)
+    res = bench.run(bench.build_suite("tiny", seed=0, cases=["symbolic"]),
+                    methods=["saliency", "feature_ablation"], log=None)
+    run = res.run_of("symbolic", "saliency")
+    assert run is not None and run.status == "failed" and "planted crash" in run.message
+    assert res.run_of("symbolic", "feature_ablation").status == "ok"  # type: ignore[union-attr]
+    with pytest.raises(AssertionError, match="planted crash"):
+        assert_nothing_crashed(res, "symbolic")
 
 
 def test_oracle_first_on_ground_truth_metrics(tiny: bench.BenchResult) -> None:

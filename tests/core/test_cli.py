@@ -127,3 +127,220 @@ def test_components_end_to_end(project):
     assert attr.player_kind == "component" and attr.flat().shape == (3, 1, 4)
     assert attr.player_names[0] == "0 channel 0"
     assert (out / "attribution.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- weights
+WRONG_FACTORY = textwrap.dedent(
+    """
+    import torch
+
+    def make_cnn_5():
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+            torch.nn.Linear(4 * 8 * 8, 5),
+        )
+
+    def make_cnn_extra():
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+            torch.nn.Linear(4 * 8 * 8, 3), torch.nn.Linear(3, 3),
+        )
+    """
+)
+
+
+def test_weights_with_the_wrong_shape_name_the_tensor(project, capsys):
+    (project / "wrong_mod.py").write_text(WRONG_FACTORY)
+    code = main(["explain", "--model", f"{project / 'wrong_mod.py'}:make_cnn_5",
+                 "--weights", str(project / "cnn.safetensors"), "--data", str(project / "x.npy"),
+                 "--method", "saliency", "--out", str(project / "w1")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "'3.weight'" in err and "[3, 256]" in err and "[5, 256]" in err
+    assert "in the file" in err and "in the model" in err and "1 more tensors differ" in err
+    assert "architecture" in err  # the fix
+    assert not (project / "w1").exists()
+
+
+def test_weights_with_missing_and_unexpected_keys(project, capsys):
+    (project / "wrong_mod.py").write_text(WRONG_FACTORY)
+    code = main(["explain", "--model", f"{project / 'wrong_mod.py'}:make_cnn_extra",
+                 "--weights", str(project / "cnn.safetensors"), "--data", str(project / "x.npy"),
+                 "--method", "saliency", "--out", str(project / "w2")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing from the file: ['4.weight', '4.bias']" in err
+    assert "does not match the model built by --model" in err
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+def test_ctrl_c_exits_130_quietly(project, capsys, monkeypatch):
+    import tribute.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tribute.api, "explain", interrupted)
+    code = main(["explain", "--model", "factory_mod:make_cnn", "--data", str(project / "x.npy"),
+                 "--method", "saliency", "--out", str(project / "cc")])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_a_real_process(project):
+    """The console command itself: SIGINT while loading the model -> status 130, one line."""
+    import signal
+    import time
+
+    (project / "slow_mod.py").write_text(
+        "import time\n\ndef make():\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(project)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tribute.cli", "explain", "--model", "slow_mod:make",
+         "--data", str(project / "x.npy"), "--out", str(project / "cc2")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+
+
+# --------------------------------------------------------------------------- methods NAME
+def test_methods_name_describes_one_method(capsys, recwarn):
+    assert main(["methods", "kernel_shap"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert not captured.err and not [w for w in recwarn if "baseline" in str(w.message)]
+    assert out.startswith("kernel_shap — KernelSHAP")
+    assert "Lundberg & Lee (2017)" in out and "stochastic" in out
+    assert "parameters (default):" in out and "allocation='kernel'" in out
+    # the default budget rule, read from the registry on games of a few sizes
+    info = tribute.methods()["kernel_shap"]
+    assert info.tags.budgeted and "default budget (evaluations per input): 4 players ->" in out
+    assert main(["methods", "lime", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "lime" and data["defaults"]["sampling"] == "bernoulli"
+    assert set(data["default_budget"]) == {"4", "16", "64", "256"}
+    assert data["default_budget"]["16"] == max(256, 8 * 16 + 64)  # lime's rule
+    assert "sampling" in data["parameters"] and data["parameters"]["sampling"]
+
+
+def test_methods_name_alias_and_unknown(capsys):
+    assert main(["methods", "shapley"]) == 0
+    assert capsys.readouterr().out.startswith("gp_shapley (also: shapley)")
+    assert main(["methods", "kernel_shapp"]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'kernel_shap'" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- names, device
+TAB_FACTORY = textwrap.dedent(
+    """
+    import torch
+
+    def make_mlp():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    """
+)
+
+
+@pytest.fixture
+def tabular(tmp_path: Path) -> Path:
+    (tmp_path / "tab_mod.py").write_text(TAB_FACTORY)
+    np.save(tmp_path / "t.npy", np.random.default_rng(0).random((4, 3)).astype(np.float32))
+    return tmp_path
+
+
+def _explain_tab(root: Path, out: str, *extra: str) -> int:
+    return main(["explain", "--model", f"{root / 'tab_mod.py'}:make_mlp", "--data",
+                 str(root / "t.npy"), "--method", "feature_ablation", "--out", str(root / out),
+                 "--no-progress", *extra])
+
+
+def test_feature_names_list_and_file(tabular):
+    assert _explain_tab(tabular, "n1", "--feature-names", "age, income,score") == 0
+    attr = tribute.Attribution.load(tabular / "n1" / "attribution.npz")
+    assert attr.player_names == ["age", "income", "score"]
+    (tabular / "names.txt").write_text("a\nb\n\nc\n")
+    assert _explain_tab(tabular, "n2", "--feature-names", str(tabular / "names.txt")) == 0
+    attr = tribute.Attribution.load(tabular / "n2" / "attribution.npz")
+    assert attr.player_names == ["a", "b", "c"]
+
+
+def test_feature_names_errors(tabular, capsys):
+    assert _explain_tab(tabular, "n3", "--feature-names", "a,b") == 2
+    assert "2 names but there are 3 players" in capsys.readouterr().err
+    assert _explain_tab(tabular, "n4", "--feature-names", "missing/names.txt") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _explain_tab(tabular, "n5", "--feature-names", "a,,c") == 2
+    assert "empty name" in capsys.readouterr().err
+
+
+def test_device_cpu_and_unavailable(tabular, capsys):
+    assert _explain_tab(tabular, "d1", "--device", "cpu") == 0
+    assert _explain_tab(tabular, "d2", "--device", "gpu0") == 2
+    assert "--device 'gpu0' is not a device name" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert _explain_tab(tabular, "d3", "--device", "cuda:0") == 2
+        err = capsys.readouterr().err
+        assert "CUDA is not available" in err and "--device cpu" in err
+    else:  # pragma: no cover - GPU machines
+        n = torch.cuda.device_count()
+        assert _explain_tab(tabular, "d3", "--device", f"cuda:{n}") == 2
+        assert f"has {n} CUDA device(s)" in capsys.readouterr().err
+        assert _explain_tab(tabular, "d4", "--device", "cuda") == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_end_to_end(project):  # pragma: no cover - GPU machines
+    out = project / "gpu"
+    assert main(["explain", "--model", "factory_mod:make_cnn", "--weights",
+                 str(project / "cnn.safetensors"), "--data", str(project / "x.npy"),
+                 "--method", "integrated_gradients", "--device", "cuda", "--baseline", "mean",
+                 "--out", str(out), "--no-progress"]) == 0
+    cpu = project / "cpu"
+    assert main(["explain", "--model", "factory_mod:make_cnn", "--weights",
+                 str(project / "cnn.safetensors"), "--data", str(project / "x.npy"),
+                 "--method", "integrated_gradients", "--baseline", "mean",
+                 "--out", str(cpu), "--no-progress"]) == 0
+    a = tribute.Attribution.load(out / "attribution.npz").flat()
+    b = tribute.Attribution.load(cpu / "attribution.npz").flat()
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- files
+def test_written_files_respect_the_umask(tabular):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert _explain_tab(tabular, "perm") == 0
+    finally:
+        os.umask(old)
+    for name in ("attribution.npz", "attribution.png", "attribution.html"):
+        mode = (tabular / "perm" / name).stat().st_mode & 0o777
+        assert mode == 0o644, (name, oct(mode))
+    assert not [p for p in (tabular / "perm").iterdir() if p.name.startswith(".")]
+
+
+def test_import_tribute_plot():
+    import tribute.plot
+    from tribute.plot import bar, waterfall
+
+    assert tribute.plot.waterfall is waterfall
+    assert tribute.plot.__all__ == tribute.viz.__all__  # nothing viz exports goes missing
+    for name in tribute.viz.__all__:
+        assert getattr(tribute.plot, name) is getattr(tribute.viz, name), name
+    fig = bar(np.array([[0.3, -0.1, 0.2]]), ["a", "b", "c"])
+    assert fig.axes

@@ -177,3 +177,182 @@ def test_registry_metadata_complete() -> None:
         assert info.paper, f"{name} cites no paper"
         assert info.summary, f"{name} has no docstring summary"
         assert info.tags.family
+
+
+# --------------------------------------------------------------------------- budgets
+#: ``n_evals`` counts value-function evaluations (coalitions or gradient points) per input,
+#: v(N) included: the reference pass every game makes on the unperturbed inputs IS v(N), so
+#: it is always spent and always counted. ``n_rows`` counts model rows: one per sample for
+#: the reference pass and ``background`` rows per sample for every other evaluation.
+BUDGETED = [m for m in METHODS if registry()[m].tags.budgeted]
+_N_FEAT = 6  # 2^6 = 64 coalitions: budgets at and above it reach the exact fallbacks
+
+
+class _CountRows:
+    """Counts the rows a model sees (a forward pre-hook, removed by :meth:`close`)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.rows = 0
+
+        def pre(_mod: Any, args: tuple[Any, ...]) -> None:
+            self.rows += int(args[0].shape[0])
+
+        self._h = model.register_forward_pre_hook(pre)
+
+    def close(self) -> None:
+        self._h.remove()
+
+
+def _budget_cases() -> list[tuple[str, str, int | str]]:
+    out: list[tuple[str, str, int | str]] = []
+    for m in BUDGETED:
+        tags = registry()[m].tags
+        if "feature" not in tags.games:
+            continue
+        for bg in ("point", "background"):
+            if bg == "background" and tags.needs_gradients:
+                continue
+            for b in ("min", "min+3", 40, 64, 100):
+                out.append((m, bg, b))
+    return out
+
+
+BUDGET_CASES = _budget_cases()
+
+
+@pytest.mark.parametrize(("method", "baseline", "budget"), BUDGET_CASES,
+                         ids=[f"{m}-{bg}-{b}" for m, bg, b in BUDGET_CASES])
+def test_budget_counts_every_model_row(method: str, baseline: str, budget: int | str) -> None:
+    from tribute.api import build_game
+    from tribute.models import as_model
+
+    model = make_mlp(_N_FEAT, 3)
+    x = torch.randn(3, _N_FEAT, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    n_bg = 4 if baseline == "background" else 1
+    base: Any = (torch.randn(n_bg, _N_FEAT, dtype=torch.float64,
+                             generator=torch.Generator().manual_seed(12))
+                 if baseline == "background" else 0.0)
+    cls = registry()[method]
+    adapter = as_model(model, "torch")
+    with adapter.session():
+        need = cls().min_budget(build_game(adapter, x, target=1, baseline=base))
+    b = need if budget == "min" else need + 3 if budget == "min+3" else int(budget)
+    if b < need:
+        pytest.skip(f"budget {b} below {method}'s minimum {need}")
+    counter = _CountRows(model)
+    try:
+        attr = tribute.explain(model, x, method=method, target=1, baseline=base, budget=b, seed=3)
+    finally:
+        counter.close()
+    samples = x.shape[0]
+    assert counter.rows == attr.n_rows, "n_rows must equal the rows the model saw"
+    assert attr.n_evals <= b, f"n_evals={attr.n_evals} exceeds budget={b}"
+    # one reference row per sample (v(N)), background rows per sample for every other evaluation
+    assert counter.rows == samples * (1 + (attr.n_evals - 1) * n_bg), (
+        f"{counter.rows} rows seen, n_evals={attr.n_evals}")
+    assert counter.rows <= b * samples * n_bg
+
+
+# --------------------------------------------------------------------------- component games
+class _Net(torch.nn.Module):
+    """Small MLP whose hidden tanh units are the players; can fail after ``fail_after`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.fc1 = torch.nn.Linear(6, 5).double()
+            self.act = torch.nn.Tanh()
+            self.fc2 = torch.nn.Linear(5, 3).double()
+        self.calls = 0
+        self.fail_after: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("planted failure")
+        return self.fc2(self.act(self.fc1(x)))
+
+
+COMPONENT_METHODS = [m for m in METHODS if "component" in registry()[m].tags.games]
+
+
+def _explain_components(method: str, model: _Net, x: torch.Tensor, **extra: Any) -> tribute.Attribution:
+    kw: dict[str, Any] = {"target": 1, **extra}
+    if not registry()[method].tags.budgeted:
+        kw.pop("budget", None)
+    return tribute.explain(model, x, method=method, players=tribute.components(model, "act"),
+                           seed=7, **kw)
+
+
+@pytest.mark.parametrize("method", COMPONENT_METHODS)
+def test_conformance_component_game(method: str) -> None:
+    model = _Net()
+    model.train()
+    x = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    before = _snapshot(model)
+    try:
+        attr = _explain_components(method, model, x, budget=24)
+    except UnsupportedModelError as exc:
+        pytest.skip(f"{method} refuses this component game by design: {exc}")
+    tags = registry()[method].tags
+    assert tuple(attr.values.shape) == (3, 5) and attr.player_kind != "feature"
+    assert np.isfinite(_values(attr)).all()
+    if tags.stochastic:
+        assert attr.stderr is not None and tuple(attr.stderr.shape) == (3, 5)
+    if tags.budgeted:
+        assert 0 < attr.n_evals <= 24
+    after = _snapshot(model)
+    for k in before[0]:
+        assert torch.equal(before[0][k], after[0][k])
+    assert before[1:] == after[1:]
+    again = _explain_components(method, model, x, budget=24)
+    np.testing.assert_allclose(_values(attr), _values(again), rtol=1e-10, atol=1e-12)
+    rows = [_values(_explain_components(method, model, x[i : i + 1], budget=24)) for i in range(3)]
+    np.testing.assert_allclose(_values(attr), np.concatenate(rows, axis=0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", COMPONENT_METHODS)
+def test_component_game_budget_counts_every_model_row(method: str) -> None:
+    if not registry()[method].tags.budgeted:
+        pytest.skip("not budgeted")
+    model = _Net()
+    x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for budget in (16, 40, 2**5, 100):
+        counter = _CountRows(model)
+        try:
+            attr = _explain_components(method, model, x, budget=budget)
+        except UnsupportedModelError as exc:
+            pytest.skip(f"{method} refuses this component game by design: {exc}")
+        except tribute.errors.BudgetError:
+            continue  # below this method's minimum for 5 players
+        finally:
+            counter.close()
+        assert attr.n_evals <= budget and counter.rows == attr.n_rows
+        assert counter.rows <= budget * x.shape[0]
+
+
+@pytest.mark.parametrize("kind", ["feature", "component"])
+@pytest.mark.parametrize("method", METHODS)
+def test_model_restored_after_an_exception(method: str, kind: str) -> None:
+    tags = registry()[method].tags
+    if kind not in tags.games:
+        pytest.skip(f"{method} does not take {kind} games")
+    model = _Net()
+    model.train()
+    x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    before = _snapshot(model)
+    model.fail_after = 2  # the reference pass and one more forward succeed, then it fails
+    extra: dict[str, Any] = {"target": 1}
+    if tags.budgeted:
+        extra["budget"] = 40
+    if kind == "component":
+        extra["players"] = tribute.components(model, "act")
+    try:
+        tribute.explain(model, x, method=method, seed=7, **extra)
+    except (RuntimeError, tribute.errors.TributeError):
+        pass
+    after = _snapshot(model)
+    for k in before[0]:
+        assert torch.equal(before[0][k], after[0][k])
+    assert before[1:] == after[1:], "training flags, requires_grad or hooks changed"

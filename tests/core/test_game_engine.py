@@ -29,7 +29,7 @@ def test_value_matches_direct_composition(linear_model, tabular):
     for k in range(3):
         xk = 0.5 + masks[k] * (tabular - 0.5)
         np.testing.assert_allclose(v[:, k, 0], linear_model(xk)[:, 1].detach(), rtol=1e-12)
-    assert g.n_evals == 3
+    assert g.n_evals == 1 + 3  # v(N) (the reference pass) + 3 coalitions
 
 
 def test_background_set_is_averaged(linear_model, tabular):
@@ -72,7 +72,8 @@ def test_result_independent_of_batch_size(batch_size):
     ref = tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(2), target=1)
     out = tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(2), target=1,
                           batch_size=batch_size)
-    np.testing.assert_allclose(out.values, ref.values, rtol=1e-12)
+    # a batch of one may take another convolution algorithm: equal up to float64 rounding
+    np.testing.assert_allclose(out.values, ref.values, rtol=1e-12, atol=1e-15)
     assert out.n_rows == ref.n_rows == 3 + 3 * 16  # v(N) reuses the reference pass
 
 

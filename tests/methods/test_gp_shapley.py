@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import tribute
+from tribute.errors import InputError
 from tribute_testing import LinearModel, make_mlp
 
 
@@ -43,3 +45,76 @@ def test_more_accurate_than_kernel_shap_per_evaluation():
             errs.append(float((a.values - exact).norm() / exact.norm()))
         err[method] = np.mean(errs)
     assert err["gp_shapley"] < err["kernel_shap"]
+
+
+def test_rows_reaching_the_model_never_exceed_budget():
+    # the exact path used to spend 2^n + 1 rows (the grand coalition twice)
+    m = make_mlp(10, 3)
+    x = torch.randn(2, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for budget in (1024, 2000, 101, 100, 6):
+        for target in (1, None):
+            a = tribute.explain(m, x, method="shapley", target=target, budget=budget)
+            assert a.n_rows == a.n_evals * len(x), (budget, target, a.n_rows, a.n_evals)
+            assert a.n_evals <= budget
+    exact = tribute.explain(m, x, method="exact_shapley", target=1).values
+    a = tribute.explain(m, x, method="shapley", target=1, budget=1024)
+    np.testing.assert_allclose(a.values, exact, atol=1e-10)
+
+
+def test_path_is_recorded():
+    m = make_mlp(6, 3)
+    x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    assert tribute.explain(m, x, method="shapley", target=0, budget=64).params["path"] == "exact"
+    assert tribute.explain(m, x, method="shapley", target=0, budget=30).params["path"] == "gp"
+    a = tribute.explain(m, x, method="shapley", target=0, budget=30, max_pairs=4)
+    assert a.params["path"] == "gp+adjustment"
+    assert a.n_evals <= 30
+
+
+def test_singletons_allocation_takes_every_singleton_pair_first():
+    m = make_mlp(9, 3)
+    x = torch.randn(1, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    a = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 11)
+    assert a.extra["pairs_per_size"][0] == 9
+    k = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 11, allocation="kernel")
+    assert k.extra["pairs_per_size"][0] < 9
+
+
+def test_bad_allocation_names_the_argument():
+    with pytest.raises(InputError, match="allocation='nope'"):
+        tribute.explain(LinearModel(), torch.randn(1, 5, dtype=torch.float64), method="shapley",
+                        target=0, budget=16, allocation="nope")
+
+
+def test_averaged_and_best_kernel_agree_closely_and_keep_efficiency():
+    from tribute.methods.gp_shapley import gp_shapley_fit
+
+    g = torch.Generator().manual_seed(7)
+    n, m = 8, 40
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+
+    def f(z):
+        return torch.tanh(z @ w / 2)
+
+    ones = torch.ones(1, n, dtype=torch.float64)
+    d, delta = (f(s) - f(-s))[None], f(ones) - f(-ones)
+    avg, var_avg, *_ = gp_shapley_fit(s, d, delta)
+    best, _, *_ = gp_shapley_fit(s, d, delta, average=False)
+    assert torch.allclose(avg.sum(-1), delta, atol=1e-10)
+    assert torch.allclose(best.sum(-1), delta, atol=1e-10)
+    # the average mixes posteriors: its variance includes their spread
+    assert float((avg - best).norm()) < 0.2 * float(best.norm())
+    assert bool((var_avg >= 0).all())
+
+
+def test_stderr_covers_the_truth():
+    # posterior sd calibration: ~95% of errors within 2 sd (loose bounds: few points)
+    m = make_mlp(10, 3, seed=8)
+    x = torch.randn(12, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    exact = tribute.explain(m, x, method="exact_shapley", target=0).values
+    inside = []
+    for seed in range(2):
+        a = tribute.explain(m, x, method="shapley", target=0, budget=128, seed=seed)
+        inside.append(((a.values - exact).abs() <= 2 * a.stderr).double().mean())
+    assert 0.8 <= float(np.mean(inside)) <= 1.0

@@ -340,14 +340,14 @@ def test_noise_wrapper_batch_independence_budget_and_errors(monkeypatch: pytest.
     full = explain(model, x, "smoothgrad", **kw)
     one = explain(model, x[1:2], "smoothgrad", **kw)
     np.testing.assert_allclose(one.values.numpy(), full.values[1:2].numpy(), rtol=1e-10, atol=1e-13)
-    assert full.n_evals == 5 * 6
+    assert full.n_evals == 5 * 6 + 1  # 5 noisy copies x (4 steps + ends), + v(N) of the clean input
     # small blocks of noisy copies give the same result (memory bound)
     monkeypatch.setattr(noise_mod, "_BLOCK_BYTES", 1)
     blocked = explain(model, x, "smoothgrad", **kw)
     np.testing.assert_allclose(blocked.values.numpy(), full.values.numpy(), rtol=1e-10, atol=1e-13)
     assert blocked.n_evals == full.n_evals
     b = explain(model, x, "smoothgrad", target=0, budget=9)
-    assert b.n_evals == 9 and b.extra["n_samples"] == 9
+    assert b.n_evals == 9 and b.extra["n_samples"] == 8  # 8 noisy gradients + v(N)
     c = explain(model, x, "smoothgrad", target=0, base="integrated_gradients", n_samples=4, budget=40)
     assert c.n_evals <= 40
     with pytest.raises(BudgetError):
@@ -400,7 +400,7 @@ def test_grad_cam_hand_example() -> None:
     want = np.kron(cam, np.ones((2, 2)))
     a = explain(_cam_model(), x, "grad_cam", interpolate_mode="nearest")
     np.testing.assert_allclose(a.values.numpy()[0, 0], want, atol=1e-14)
-    assert a.params["layer"] == "0" and a.n_evals == 1
+    assert a.params["layer"] == "0" and a.n_evals == 2  # reference pass + gradient pass
     unrelu = explain(_cam_model(), x, "grad_cam", interpolate_mode="nearest", relu=False)
     np.testing.assert_allclose(unrelu.values.numpy()[0, 0], np.kron(xs.numpy() / 4, np.ones((2, 2))), atol=1e-14)
     # Grad-CAM++: alpha_c = g^2 / (2 g^2 + sum(A_c) g^3), w_c = sum_ij alpha_c relu(g_c)
@@ -479,7 +479,7 @@ def test_deeplift_summation_to_delta(factory) -> None:
         delta = (model(x) - model(base[None]))[:, [0, 1]].numpy()
     np.testing.assert_allclose(flat(a).sum(-1), delta, atol=1e-10)
     np.testing.assert_allclose(a.gap, flat(a).sum(-1) - delta, atol=1e-12)
-    assert np.abs(a.gap).max() < 1e-10 and a.n_evals == 2
+    assert np.abs(a.gap).max() < 1e-10 and a.n_evals == 3  # v(N), input and baseline rows
     assert all(h == (0, 0, 0) for h in hooks_of(model))
 
 

@@ -245,13 +245,15 @@ def test_banzhaf_error_shrinks_and_ols_beats_msr() -> None:
     assert err(128, estimator="ols") < 0.6 * err(128)
 
 
-def test_banzhaf_ols_is_exact_on_additive_models_from_n_plus_2_evaluations() -> None:
+def test_banzhaf_ols_is_exact_on_additive_models_from_n_plus_2_coalitions() -> None:
     w = np.random.default_rng(1).normal(size=12)
     x = _x(2, 12, seed=19)
-    attr = tribute.explain(lambda a: a @ w + 3.0, x, method="banzhaf", estimator="ols", budget=14)
+    # n + 2 sampled coalitions, plus v(N) (the reference pass, the first evaluation of a budget)
+    attr = tribute.explain(lambda a: a @ w + 3.0, x, method="banzhaf", estimator="ols", budget=15)
     np.testing.assert_allclose(attr.values, w * x, atol=1e-9)
-    with pytest.raises(BudgetError, match="at least 14"):
-        tribute.explain(lambda a: a @ w, x, method="banzhaf", estimator="ols", budget=13)
+    assert attr.n_evals == 15
+    with pytest.raises(BudgetError, match="at least 15"):
+        tribute.explain(lambda a: a @ w, x, method="banzhaf", estimator="ols", budget=14)
 
 
 def test_banzhaf_same_coalitions_for_every_sample_and_min_budget() -> None:
@@ -259,9 +261,10 @@ def test_banzhaf_same_coalitions_for_every_sample_and_min_budget() -> None:
     batch = tribute.explain(_nonlinear, x, method="banzhaf", budget=40, seed=5)
     one = tribute.explain(_nonlinear, x[1:2], method="banzhaf", budget=40, seed=5)
     np.testing.assert_allclose(batch.values[1:2], one.values, atol=1e-12)
-    with pytest.raises(BudgetError, match="at least 4"):
-        tribute.explain(_nonlinear, x, method="banzhaf", budget=3)
-    tiny = tribute.explain(_nonlinear, x, method="banzhaf", budget=4)  # every player on both sides
+    with pytest.raises(BudgetError, match="at least 5"):
+        tribute.explain(_nonlinear, x, method="banzhaf", budget=4)
+    # 4 coalitions (every player on both sides twice) + v(N)
+    tiny = tribute.explain(_nonlinear, x, method="banzhaf", budget=5)
     assert np.isfinite(tiny.values).all() and np.isfinite(tiny.stderr).all()
 
 

@@ -12,6 +12,8 @@ import tribute
 from tribute.api import build_game
 from tribute.errors import InputError
 from tribute.metrics import (
+    Blur,
+    blur,
     deletion,
     evaluate,
     faithfulness_correlation,
@@ -49,7 +51,8 @@ def test_deletion_insertion_hand_computed():
     assert d2.scores[0] == pytest.approx(4.0)
     dn = evaluate(model, x, attr, metric="deletion", steps=4, normalise=True)
     assert dn.scores[0] == pytest.approx(0.375)
-    assert d.n_evals == 5 and not d.higher_is_better and ins.higher_is_better
+    # 5 curve points; v(N) is the game's reference pass, counted when the game was built
+    assert d.n_evals == 4 and not d.higher_is_better and ins.higher_is_better
 
 
 def test_deletion_steps_capped_by_players_and_non_unit_baseline():
@@ -195,7 +198,7 @@ def test_numpy_model_and_blur_baseline():
     plain = evaluate(net, imgs, sal, metric="deletion")
     assert blurred.scores.shape == (2,) and not np.allclose(blurred.scores, plain.scores)
     # the end point of the deletion curve is the model on the blurred image
-    b = tribute.metrics.blur(imgs)
+    b = blur(imgs)
     with torch.no_grad():
         end = net(b)[torch.arange(2), torch.as_tensor(sal.targets)]
     np.testing.assert_allclose(blurred.extra["curve"][:, -1], end.numpy(), rtol=1e-10)
@@ -205,11 +208,11 @@ def test_blur_matches_scipy_gaussian_filter():
     import scipy.ndimage
 
     img = np.random.default_rng(0).random((2, 3, 9, 11))
-    ours = tribute.metrics.blur(img, tribute.metrics.Blur(sigma=1.3))
+    ours = blur(img, Blur(sigma=1.3))
     ref = scipy.ndimage.gaussian_filter(img, sigma=(0, 0, 1.3, 1.3), mode="nearest", truncate=3.0)
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     with pytest.raises(InputError, match="blur"):
-        tribute.metrics.blur(np.ones((2, 5)))
+        blur(np.ones((2, 5)))
 
 
 # ----------------------------------------------------------------------- ROAD

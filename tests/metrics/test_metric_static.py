@@ -156,7 +156,8 @@ def test_registry_metadata():
     assert "sparseness" in repr(r) and r.ci95[0] <= r.mean <= r.ci95[1]
 
 
-def test_package_is_callable_registry():
-    import tribute.metrics as tm
+def test_public_metrics_is_a_plain_function():
+    from tribute.metrics import deletion, get_metric
 
-    assert tm() == metrics() and tm.deletion is tm.get_metric("deletion")
+    assert callable(tribute.metrics) and not isinstance(tribute.metrics, type(tribute))
+    assert tribute.metrics() == metrics() and deletion is get_metric("deletion")

@@ -1,10 +1,10 @@
 """Benchmarks: suites with ground truth, a runner, a leaderboard and a self-contained report.
 
->>> from tribute import bench
->>> suite = bench.build_suite("quick", seed=0)
->>> result = bench.run(suite)
->>> print(bench.format_leaderboard(result))
->>> bench.write_report(result, "report-out/report.html")
+>>> from tribute import bench  # doctest: +SKIP
+>>> suite = bench.build_suite("quick", seed=0)  # doctest: +SKIP
+>>> result = bench.run(suite)  # doctest: +SKIP
+>>> print(bench.format_leaderboard(result))  # doctest: +SKIP
+>>> bench.write_report(result, "report-out/report.html")  # doctest: +SKIP
 
 The command line equivalent is ``tribute bench --suite quick --out report-out``; ``tribute
 evaluate`` runs the same comparison on your own model and data and recommends a method.

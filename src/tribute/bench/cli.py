@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
                    help="exit with status 1 when a sanity check of the benchmark fails")
     p.set_defaults(func=_cmd_bench)
 
-    from ..cli import add_model_args
+    from ..cli import add_feature_names_arg, add_model_args
 
     e = subparsers.add_parser(
         "evaluate", help="compare methods on your model and data; recommend one",
@@ -86,6 +86,7 @@ def register(subparsers: Any) -> None:
                    help="evaluations per input for sampling methods (default: 512)")
     e.add_argument("--grad-budget", type=int, default=32,
                    help="gradient points per input for budgeted gradient methods (default: 32)")
+    add_feature_names_arg(e)
     e.add_argument("--ground-truth", default=None,
                    help="optional .npy/.npz relevance mask (inputs' shape) to add ground-truth "
                         "metrics")
@@ -110,13 +111,13 @@ def _safe_print(text: str) -> None:
 
 
 def _write_outputs(result: Any, out: Path, report: bool, title: str | None = None) -> list[Path]:
+    from ._io import atomic_write_text
     from .leaderboard import format_leaderboard, write_csv, write_json
     from .report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [write_csv(result, out / "leaderboard.csv"), write_json(result, out / "results.json")]
-    (out / "leaderboard.txt").write_text(format_leaderboard(result) + "\n", encoding="utf-8")
-    paths.append(out / "leaderboard.txt")
+    paths.append(atomic_write_text(out / "leaderboard.txt", format_leaderboard(result) + "\n"))
     if report:
         t0 = time.perf_counter()
         paths.append(write_report(result, out / "report.html", title=title))
@@ -151,7 +152,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     import torch
 
     from ..api import build_game
-    from ..cli import _parse_baseline, _parse_groups, load_data, prepare
+    from ..cli import _parse_baseline, _parse_groups, load_data, parse_feature_names, prepare
     from ..errors import InputError
     from ..models import as_model
     from .suites import Case
@@ -172,6 +173,13 @@ def _user_case(args: argparse.Namespace) -> Any:
         if ph != int(groups.size[1]):
             raise InputError("--groups patch:N takes square patches.")
         groups = np.broadcast_to(ids, shape).copy()
+    method_params: dict[str, dict[str, Any]] = {}
+    if groups is not None and args.groups.startswith("patch:"):
+        # occlusion builds its own windows: align them with the patches (same players)
+        shape = tuple(int(v) for v in inputs.shape[1:])
+        ph = int(args.groups.split(":", 1)[1])
+        win = (*shape[:-2], ph, ph)
+        method_params["occlusion"] = {"groups": None, "window": win, "stride": win}
     framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
     adapter = as_model(model, framework)
     target: Any = args.target
@@ -185,6 +193,7 @@ def _user_case(args: argparse.Namespace) -> Any:
                           progress=False)
         ref = game.reference_output  # type: ignore[attr-defined]
         resolved = game.target.to_numpy()
+        n_players = game.n_players
     single = ref.ndim == 1 or int(ref.shape[1]) == 1
     n_classes = None if single else int(ref.shape[1])
     tgt = None if single else np.asarray(resolved, dtype=np.int64)
@@ -201,8 +210,8 @@ def _user_case(args: argparse.Namespace) -> Any:
     if args.ground_truth:
         truth = np.asarray(load_data(args.ground_truth))[: len(x_np)] != 0
     n = len(x_np)
-    names = None
-    if modality == "tabular":
+    names = parse_feature_names(getattr(args, "feature_names", None), n_players)
+    if names is None and modality == "tabular":
         names = [f"x{j}" for j in range(int(np.prod(x_np.shape[1:])))]
     tokens = ([[f"t{int(t)}" for t in row.ravel()] for row in x_np] if is_int
               and x_np.ndim == 2 else None)
@@ -216,9 +225,33 @@ def _user_case(args: argparse.Namespace) -> Any:
         modality=modality, model=model, inputs=inputs, target=tgt, baseline=baseline,
         groups=groups, ground_truth=truth, n_classes=n_classes, feature_names=names,
         tokens=tokens, budget=args.budget, grad_budget=args.grad_budget,
+        method_params=method_params,
         model_info=f"{type(model).__name__} from {args.model}"
         + (f" with weights {args.weights}" if args.weights else ""),
     )
+
+
+def _groupable(names: list[str], case: Any) -> tuple[list[str], list[str]]:
+    """Default methods that can credit the case's groups, and notes on the ones left out.
+
+    A method tagged ``dense_output`` credits every input element: gradient maps are still
+    comparable (the runner averages their element credits over each group), but a
+    perturbation method with its own players (occlusion's windows) cannot use an arbitrary
+    group map — unless the case aligns its windows with the groups (``patch:N``).
+    """
+    from ..methods.base import get_method
+
+    keep, notes = [], []
+    for name in names:
+        tags = get_method(name).tags
+        if (tags.dense_output and not tags.needs_gradients
+                and "groups" not in case.method_params.get(name, {})):
+            notes.append(f"method {name!r} defines its own players (dense output) and cannot "
+                         "use a --groups map; left out of the defaults (name it in --methods "
+                         "to try anyway, or use --groups patch:N)")
+            continue
+        keep.append(name)
+    return keep, notes
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -228,6 +261,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     case = _user_case(args)
     names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS))
+    if case.groups is not None and not _csv(args.methods):
+        names, dropped = _groupable(names, case)
+        notes += dropped
     wanted = _csv(args.metrics) or list(EVAL_METRICS)
     if case.ground_truth is not None and not _csv(args.metrics):
         wanted += ["auroc", "precision_at_k", "relevance_mass"]

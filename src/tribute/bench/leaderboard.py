@@ -9,6 +9,7 @@ paired: ``|mean(d)| <= 1.96 * stderr(d)``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import atomic_write_text
 from .runner import REFERENCES, BenchResult, Score
 
 __all__ = [
@@ -300,30 +302,28 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
 # --------------------------------------------------------------------------- files
 def write_csv(result: BenchResult, path: str | Path) -> Path:
     """One row per (case, method, metric): mean, stderr, n, rank, status and the method's cost."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["suite", "seed", "case", "method", "reference", "metric",
-                    "higher_is_better", "mean", "stderr", "n", "rank", "tied_with_best",
-                    "status", "message", "method_seconds", "method_evals_per_input"])
-        rank_cache: dict[tuple[str, str], dict[str, int]] = {}
-        tie_cache: dict[tuple[str, str], dict[str, bool]] = {}
-        for s in result.scores:
-            key = (s.case, s.metric)
-            if key not in rank_cache:
-                rank_cache[key] = case_ranks(result, s.case, s.metric)
-                tie_cache[key] = tied_with_best(result, s.case, s.metric)
-            run = result.run_of(s.case, s.method)
-            w.writerow([result.suite, result.seed, s.case, s.method, s.method in REFERENCES,
-                        s.metric, s.higher_is_better,
-                        "" if not math.isfinite(s.mean) else repr(float(s.mean)),
-                        "" if not math.isfinite(s.stderr) else repr(float(s.stderr)), s.n,
-                        rank_cache[key].get(s.method, ""), tie_cache[key].get(s.method, ""),
-                        s.status, s.message,
-                        "" if run is None else f"{run.seconds:.4f}",
-                        "" if run is None or run.n_evals is None else run.n_evals])
-    return p
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["suite", "seed", "case", "method", "reference", "metric",
+                "higher_is_better", "mean", "stderr", "n", "rank", "tied_with_best",
+                "status", "message", "method_seconds", "method_evals_per_input"])
+    rank_cache: dict[tuple[str, str], dict[str, int]] = {}
+    tie_cache: dict[tuple[str, str], dict[str, bool]] = {}
+    for s in result.scores:
+        key = (s.case, s.metric)
+        if key not in rank_cache:
+            rank_cache[key] = case_ranks(result, s.case, s.metric)
+            tie_cache[key] = tied_with_best(result, s.case, s.metric)
+        run = result.run_of(s.case, s.method)
+        w.writerow([result.suite, result.seed, s.case, s.method, s.method in REFERENCES,
+                    s.metric, s.higher_is_better,
+                    "" if not math.isfinite(s.mean) else repr(float(s.mean)),
+                    "" if not math.isfinite(s.stderr) else repr(float(s.stderr)), s.n,
+                    rank_cache[key].get(s.method, ""), tie_cache[key].get(s.method, ""),
+                    s.status, s.message,
+                    "" if run is None else f"{run.seconds:.4f}",
+                    "" if run is None or run.n_evals is None else run.n_evals])
+    return atomic_write_text(path, fh.getvalue())
 
 
 def result_dict(result: BenchResult) -> dict[str, Any]:
@@ -344,9 +344,6 @@ def result_dict(result: BenchResult) -> dict[str, Any]:
 
 def write_json(result: BenchResult, path: str | Path) -> Path:
     """Write :func:`result_dict` (NaN written as null)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-
     def clean(v: Any) -> Any:
         if isinstance(v, float):
             return v if math.isfinite(v) else None
@@ -356,19 +353,29 @@ def write_json(result: BenchResult, path: str | Path) -> Path:
             return [clean(x) for x in v]
         return v
 
-    p.write_text(json.dumps(clean(result_dict(result)), indent=1, default=repr),
-                 encoding="utf-8")
-    return p
+    return atomic_write_text(path, json.dumps(clean(result_dict(result)), indent=1,
+                                              default=repr))
 
 
 # --------------------------------------------------------------------------- recommend
+def _cost(result: BenchResult, case: str, method: str) -> str:
+    run = result.run_of(case, method)
+    if run is None:
+        return "unknown cost"
+    ev = "?" if run.n_evals is None else str(run.n_evals)
+    return f"{ev} evaluations per input, {run.seconds:.2f}s"
+
+
 def recommend(result: BenchResult, case: str,
               metrics: list[str] | None = None) -> tuple[str | None, list[str]]:
     """The best real method on ``case`` by mean rank over ``metrics``, and why (lines of text).
 
-    Only metrics on which every compared method has a score count; ties in mean rank go to
-    the faster method. The explanation states each metric's value, rank and whether the
-    runner-up is within the 95% paired interval (then the data cannot tell them apart).
+    Only metrics on which every compared method has a score count. The method with the best
+    mean rank is the candidate; every method statistically tied with it on *every* metric
+    (its per-sample differences lie within the 95% paired interval, so the data cannot tell
+    them apart) competes on cost, and the cheapest wins: fewer evaluations per input, then
+    less time. The explanation says so when cost decided, and states each metric's value,
+    rank and whether the runner-up is within the 95% paired interval.
     """
     mets = [m for m in (metrics or result.metrics_of(case)) if m in result.metrics_of(case)]
     cands = [m for m in result.methods if (r := result.run_of(case, m)) and r.status == "ok"]
@@ -381,11 +388,25 @@ def recommend(result: BenchResult, case: str,
         run = result.run_of(case, m)
         return run.seconds if run else math.inf
 
+    def evals(m: str) -> float:
+        run = result.run_of(case, m)
+        return math.inf if run is None or run.n_evals is None else float(run.n_evals)
+
     mean_rank = {m: float(np.mean([ranks[x][m] for x in usable])) for m in cands}
     order = sorted(cands, key=lambda m: (mean_rank[m], secs(m), m))
-    best = order[0]
+    top = order[0]
+    tied = [m for m in cands if m == top
+            or all(paired_tie(result, case, m, top, x) for x in usable)]
+    best = min(tied, key=lambda m: (evals(m), secs(m), mean_rank[m], m))
+    order = [best, *[m for m in order if m != best]]
     lines = [f"recommended: {best} (mean rank {mean_rank[best]:.2f} of {len(cands)} methods "
              f"over {', '.join(usable)})"]
+    if best != top:
+        lines.append(
+            f"  cheaper among ties: {top} has the best mean rank ({mean_rank[top]:.2f}), but "
+            f"{best} is statistically tied with it on every metric (overlapping 95% paired "
+            f"intervals) and costs less ({_cost(result, case, best)} vs "
+            f"{_cost(result, case, top)}), so {best} is recommended")
     for x in usable:
         info = result.metric_info[x]
         s = result.score(case, best, x)

@@ -170,6 +170,7 @@ class Case:
             "budget": self.budget, "grad_budget": self.grad_budget,
             "model": type(self.model).__name__, "model_info": self.model_info,
             "skip_metrics": dict(self.skip_metrics), "notes": list(self.notes),
+            "feature_names": list(self.feature_names) if self.feature_names else None,
         }
 
 
@@ -259,7 +260,8 @@ def available_suites() -> list[str]:
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Model output on ``x`` (bench bookkeeping: accuracy and predicted classes)."""
     with torch.no_grad():
-        return model(x)
+        out: torch.Tensor = model(x)
+        return out
 
 
 def _accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
@@ -470,7 +472,8 @@ class EmbeddingModel(nn.Module):
         self.transformer = transformer
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.transformer.forward_embeddings(emb)  # type: ignore[operator]
+        out: torch.Tensor = self.transformer.forward_embeddings(emb)  # type: ignore[operator]
+        return out
 
 
 class EmbeddingInputs:

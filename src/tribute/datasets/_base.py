@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+
+from ..registry import Registry
 
 Task = Literal["classification", "regression"]
 
@@ -167,24 +168,32 @@ class Dataset:
 # registry
 
 Builder = Callable[..., Dataset]
-_REGISTRY: dict[str, Builder] = {}
+
+
+def _unknown(name: str, close: list[str]) -> Exception:
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return KeyError(f"make: unknown dataset {name!r}.{hint} Available: {', '.join(available())}")
+
+
+#: The dataset registry (same class as the method and metric registries).
+DATASETS: Registry[Builder] = Registry("dataset", duplicate_error=ValueError,
+                                       unknown_error=_unknown)
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
     """Register a dataset builder under ``name``; it must accept ``n`` and ``seed``."""
 
     def deco(builder: Builder) -> Builder:
-        if name in _REGISTRY:
+        if name in DATASETS:
             raise ValueError(f"dataset {name!r} is already registered")
-        _REGISTRY[name] = builder
-        return builder
+        return DATASETS.add(name, builder)
 
     return deco
 
 
 def available() -> list[str]:
     """Names accepted by :func:`make`, sorted."""
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def make(name: str, n: int | None = None, seed: int = 0, **kwargs: Any) -> Dataset:
@@ -199,13 +208,7 @@ def make(name: str, n: int | None = None, seed: int = 0, **kwargs: Any) -> Datas
     Returns:
         The :class:`Dataset`.
     """
-    try:
-        builder = _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"make: unknown dataset {name!r}.{hint} Available: "
-                       f"{', '.join(available())}") from None
+    builder = DATASETS.get(name)
     if n is not None:
         kwargs["n"] = n
     return builder(seed=seed, **kwargs)

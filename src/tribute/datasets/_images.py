@@ -54,7 +54,7 @@ def _background(rng: np.random.Generator, shape: tuple[int, ...],
         field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=(0, 0, 1.5, 1.5))
         lo = field.min(axis=(1, 2, 3), keepdims=True)
         hi = field.max(axis=(1, 2, 3), keepdims=True)
-        return 0.7 * (field - lo) / (hi - lo)
+        return np.asarray(0.7 * (field - lo) / (hi - lo))
     raise ValueError(f"planted_images: background must be 'noise' or 'texture', got {kind!r}")
 
 

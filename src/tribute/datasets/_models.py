@@ -38,7 +38,8 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``batch × ... -> batch × out_features``."""
-        return self.head(self.layers(x.flatten(1)))
+        out: torch.Tensor = self.head(self.layers(x.flatten(1)))
+        return out
 
 
 class SmallCNN(nn.Module):
@@ -72,7 +73,8 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``batch × C × size × size -> batch × n_classes``."""
-        return self.classifier(self.features(x))
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
 
 
 def small_cnn(in_channels: int = 1, n_classes: int = 10, size: int = 32,
@@ -112,7 +114,8 @@ class TransformerBlock(nn.Module):
         h = self.ln1(x)
         a, _ = self.attn(h, h, h, need_weights=False)
         x = x + a
-        return x + self.mlp(self.ln2(x))
+        out: torch.Tensor = x + self.mlp(self.ln2(x))
+        return out
 
 
 class TinyTransformer(nn.Module):
@@ -179,7 +182,8 @@ class TinyTransformer(nn.Module):
             x = layer(x)
         x = self.norm(x)
         pooled = x[:, 0] if self.pooling == "cls" else x.mean(dim=1)
-        return self.head(pooled)
+        out: torch.Tensor = self.head(pooled)
+        return out
 
 
 class DiFullModel(nn.Module):
@@ -216,7 +220,8 @@ class DiFullModel(nn.Module):
             raise ValueError(f"DiFullModel: expected inputs of side {g * s} (grid={g}, "
                              f"cell={s}), got {tuple(x.shape)}")
         cells = x.reshape(b, c, g, s, g, s).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, c, s, s)
-        return self.cell_model(cells).reshape(b, g * g, -1)
+        out: torch.Tensor = self.cell_model(cells).reshape(b, g * g, -1)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``batch × C × H × W -> batch × n_classes``: the designated cell's logits."""

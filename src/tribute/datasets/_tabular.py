@@ -198,7 +198,7 @@ class SymbolicFunction(nn.Module):
         Xs = np.repeat(X[:, None, :], d, axis=1)  # batch × d (which one removed) × d
         eye = np.eye(d, dtype=bool)[None]
         Xs = np.where(eye, B[:, None, :], Xs)
-        return self.numpy(X)[:, None] - self.numpy(Xs.reshape(n * d, d)).reshape(n, d)
+        return np.asarray(self.numpy(X)[:, None] - self.numpy(Xs.reshape(n * d, d)).reshape(n, d))
 
     def _semivalue(self, X: np.ndarray, baseline: np.ndarray | float | None,
                    weight: Callable[[int, int], float], where: str) -> np.ndarray:
@@ -257,7 +257,7 @@ class SymbolicFunction(nn.Module):
         n, d = X.shape
         path = B[None] + alphas[:, None, None] * (X - B)[None]  # nodes × batch × d
         grads = self.gradient(path.reshape(-1, d)).reshape(n_nodes, n, d)
-        return (X - B) * np.tensordot(w, grads, axes=1)
+        return np.asarray((X - B) * np.tensordot(w, grads, axes=1))
 
 
 # ---------------------------------------------------------------------------------------

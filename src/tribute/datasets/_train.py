@@ -42,7 +42,7 @@ def _fit(model: nn.Module, dataset: Dataset, *, epochs: int, batch_size: int, lr
             else:
                 loss = F.mse_loss(out[:, 0], y[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             opt.step()
             sched.step()
     model.eval()

@@ -9,14 +9,36 @@ Values come back as float64 ``batch x K x targets`` tensors on the CPU. Differen
 also return gradients w.r.t. the mask (the relaxation of :doc:`DESIGN`), which is what
 integrated gradients, attribution patching and friends integrate.
 
-Every call counts the coalitions it evaluates (``n_evals``, per sample): that count is what a
-method reports and what ``budget`` bounds.
+Counting (one definition everywhere): ``n_evals`` is the number of value-function evaluations
+per input sample — coalitions, or points for gradient methods — and is what ``budget`` bounds.
+It starts at 1: feature and component games make one reference pass on the unperturbed inputs
+when they are built (to resolve the target), and that pass IS ``v(N)``, so it is always spent
+and always counted (:meth:`full` then costs nothing more). The engine counts ``n_rows``, the
+rows the model actually saw: one per sample for the reference pass and one per sample and
+background row for every other evaluation, so with ``M`` background rows
+``n_rows = samples * (1 + (n_evals - 1) * M)``. A method with ``budget`` can therefore spend
+``budget - game.n_evals`` more evaluations (:meth:`budget_left`).
+
+The public, counted way in — the only one methods and metrics use (``tests/layering`` checks
+that nothing outside ``games/`` and ``engine/`` touches the counters):
+
+* :meth:`Game.value` / :meth:`Game.value_and_grad` — coalitions (``max_elements=`` evaluates a
+  big set in bounded blocks);
+* :meth:`Game.value_stream` — coalitions built block by block on demand, evaluated and handed
+  back with their masks (the one streaming path; no method keeps its own block loop);
+* :meth:`Game.full` / :meth:`Game.empty` / :meth:`Game.peek_full`;
+* per game kind: ``FeatureGame.probe`` (rows of the method's choosing with scoped hooks on
+  named modules: activations and gradients), ``FeatureGame.with_inputs`` (the same game on
+  new inputs, evaluations reported to the parent), ``FeatureGame.compose`` /
+  ``element_masks``, ``FeatureGame.input_gradients``; ``ComponentGame.probe_sites``,
+  ``masked_activations``, ``graddrop_gradients``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +49,29 @@ from ..engine import Engine
 from ..errors import InputError, UnsupportedModelError
 from ..targets import Target
 
-__all__ = ["Game"]
+__all__ = ["VALUE_BLOCK_ELEMENTS", "Game", "ValueBlock"]
+
+#: Mask elements (coalitions x players, times samples for per-sample masks) per block of
+#: :meth:`Game.value_stream` / :meth:`Game.value` with ``max_elements``: float64 masks of at
+#: most 64 MiB, whatever the number of coalitions a method asks for.
+VALUE_BLOCK_ELEMENTS = 8 * 1024**2
+
+
+@dataclass(frozen=True)
+class ValueBlock:
+    """One block of a :meth:`Game.value_stream`.
+
+    Attributes:
+        start, stop: the items ``start..stop-1`` of the stream this block covers.
+        masks: the block's masks as built by ``make_masks`` (``K x players`` or
+            ``batch x K x players``).
+        values: ``batch x K x targets`` float64 CPU values of those masks.
+    """
+
+    start: int
+    stop: int
+    masks: torch.Tensor
+    values: torch.Tensor
 
 
 class Game(ABC):
@@ -59,6 +103,21 @@ class Game(ABC):
         self._full: torch.Tensor | None = None
         self._empty: torch.Tensor | None = None
         self._full_counted = False
+        self._report_to: tuple[Game, int] | None = None
+
+    def _set_reference(self, full: torch.Tensor) -> None:
+        """Store ``v(N)`` (``batch x targets``) from the construction-time reference pass.
+
+        The pass has been paid for, so it is counted as one evaluation per input at once.
+        """
+        self._full = full
+        if not self._full_counted:
+            self.count_evals(1)
+        self._full_counted = True
+
+    def budget_left(self, budget: int) -> int:
+        """Evaluations per input a method may still spend under ``budget`` (``v(N)`` is spent)."""
+        return int(budget) - self.n_evals
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -81,20 +140,96 @@ class Game(ABC):
             "module, or its inputs are integers); use a perturbation method instead."
         )
 
-    def value(self, masks: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def value(self, masks: torch.Tensor | np.ndarray, *,
+              max_elements: int | None = None) -> torch.Tensor:
         """Value of each coalition for each sample.
 
         Args:
             masks: ``K x players`` (shared by all samples) or ``batch x K x players``.
+            max_elements: when given, evaluate in blocks of at most this many mask elements
+                (see :meth:`value_stream`); the result is the same. default=None (one call).
 
         Returns:
             float64 CPU tensor ``batch x K x targets``.
         """
         m, shared = self.check_masks(masks)
-        self.n_evals += int(m.shape[-2])
+        if max_elements is not None:
+            k_total = int(m.shape[-2])
+            step = self.block_items(per_sample=not shared, max_elements=max_elements)
+            if k_total > step:
+                def block(lo: int, hi: int) -> torch.Tensor:
+                    return m[lo:hi] if shared else m[:, lo:hi]
+
+                parts = [blk.values for blk in self.value_stream(k_total, block,
+                                                                 per_sample=not shared,
+                                                                 max_elements=max_elements)]
+                return torch.cat(parts, dim=1)
+        self.count_evals(int(m.shape[-2]))
         vals = self._evaluate(m, shared)
         self._keep_empty(m, vals)
         return vals
+
+    # ------------------------------------------------------------- streaming
+    def block_items(self, coalitions_per_item: int = 1, *, per_sample: bool = False,
+                    max_elements: int | None = None) -> int:
+        """Items per block of :meth:`value_stream` so that one block's masks stay bounded.
+
+        Args:
+            coalitions_per_item: coalitions each item expands to. default=1.
+            per_sample: masks are ``batch x K x players`` (they then weigh ``batch`` times more).
+            max_elements: mask elements per block. default=None (:data:`VALUE_BLOCK_ELEMENTS`).
+        """
+        budget = VALUE_BLOCK_ELEMENTS if max_elements is None else int(max_elements)
+        if budget < 1:
+            raise InputError(f"max_elements={max_elements!r} must be a positive int (mask elements per block).")
+        per = max(1, int(coalitions_per_item)) * max(1, self.n_players)
+        if per_sample:
+            per *= max(1, self.n_samples)
+        return max(1, budget // per)
+
+    def value_stream(self, n_items: int, make_masks: Callable[[int, int], torch.Tensor], *,
+                     coalitions_per_item: int = 1, per_sample: bool = False,
+                     max_elements: int | None = None) -> Iterator[ValueBlock]:
+        """Evaluate a huge set of coalitions in memory-bounded blocks, one block at a time.
+
+        The one streaming path of the code base: methods and metrics that need more coalitions
+        than fit in memory at once describe them as ``n_items`` items and build the masks of
+        items ``lo..hi-1`` on demand; every block is evaluated with :meth:`value` (counted as
+        usual) and handed back with its masks.
+
+        Args:
+            n_items: number of items (coalitions, windows, players...).
+            make_masks: ``(lo, hi) -> masks`` for items ``lo..hi-1``: ``K x players`` (shared)
+                or ``batch x K x players`` with ``K = (hi - lo) * coalitions_per_item``.
+            coalitions_per_item: coalitions each item expands to (sizes the blocks). default=1.
+            per_sample: ``make_masks`` returns per-sample masks (sizes the blocks). default=False.
+            max_elements: mask elements per block. default=None (:data:`VALUE_BLOCK_ELEMENTS`).
+
+        Yields:
+            :class:`ValueBlock` ``(start, stop, masks, values batch x K x targets)`` in order.
+        """
+        step = self.block_items(coalitions_per_item, per_sample=per_sample,
+                                max_elements=max_elements)
+        for lo in range(0, int(n_items), step):
+            hi = min(lo + step, int(n_items))
+            masks = make_masks(lo, hi)
+            yield ValueBlock(lo, hi, masks, self.value(masks))
+
+    # -------------------------------------------------------------- counting
+    def count_evals(self, n: int) -> None:
+        """Add ``n`` evaluations per input to :attr:`n_evals` (games call this, never methods).
+
+        A game made by :meth:`with_inputs`-style derivation reports into its parent: each of
+        the parent's samples is charged ``n`` times the number of derived samples it owns.
+        """
+        self.n_evals += int(n)
+        if self._report_to is not None:
+            parent, factor = self._report_to
+            parent.count_evals(int(n) * factor)
+
+    def peek_full(self) -> torch.Tensor | None:
+        """``v(all players)`` when already known (``batch x targets``), else None; never evaluates."""
+        return None if self._full is None else self._full.clone()
 
     def value_and_grad(self, masks: torch.Tensor | np.ndarray,
                        weights: torch.Tensor | np.ndarray | None = None,
@@ -120,7 +255,7 @@ class Game(ABC):
                 raise InputError(
                     f"weights has {w.numel()} entries but masks has {m.shape[-2]} coalitions."
                 )
-        self.n_evals += int(m.shape[-2])
+        self.count_evals(int(m.shape[-2]))
         vals, grads = self._evaluate_grad(m, shared, w)
         self._keep_empty(m, vals)
         return vals, grads
@@ -130,7 +265,7 @@ class Game(ABC):
         if self._full is None:
             self._full = self.value(torch.ones(1, self.n_players))[:, 0]
         elif not self._full_counted:
-            self.n_evals += 1
+            self.count_evals(1)
         self._full_counted = True
         return self._full
 

@@ -52,10 +52,8 @@ sentences of a pair) get the same mask at every call; ablation values are cached
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,6 +67,15 @@ from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
 from .base import Game
 from .features import _as_tensor, _check_finite
+from .sites import (
+    ABLATIONS,
+    UNITS,
+    Ablation,
+    as_ablation,
+    get_module,
+    qk_context_sites,
+    resolve_site,
+)
 
 __all__ = [
     "ABLATIONS",
@@ -76,54 +83,9 @@ __all__ = [
     "Ablation",
     "ComponentGame",
     "ComponentSet",
+    "Site",
     "components",
-    "components_cli_args",
-    "components_from_cli_args",
 ]
-
-UNITS = ("neuron", "channel", "head")
-ABLATIONS = ("zero", "mean", "resample", "patch")
-_HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
-#: Names of query/key projections inside attention modules (AtP*'s QK fix applies to them).
-_QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k")
-#: Names of output projections inside attention modules (their input is the heads' context).
-_OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo")
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """How removed units are replaced.
-
-    Attributes:
-        kind: ``"zero"``; ``"mean"`` (mean activation over ``reference``, default the inputs);
-            ``"resample"`` (activations of ``n_resample`` reference rows, the value averages over
-            them like a background set); ``"patch"`` (the activation on ``counterfactual``, one
-            corrupted input per sample: activation patching).
-        reference: inputs for ``mean``/``resample`` (same structure as the inputs), or None.
-        counterfactual: corrupted inputs for ``patch`` (same structure and batch as the inputs).
-        n_resample: reference rows per coalition for ``resample``. default=16.
-        seed: seed of the draw of resample rows. default=0.
-    """
-
-    kind: str = "zero"
-    reference: Any = None
-    counterfactual: Any = None
-    n_resample: int = 16
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ABLATIONS:
-            close = difflib.get_close_matches(str(self.kind), ABLATIONS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise InputError(f"ablation={self.kind!r} is not one of {ABLATIONS}.{hint}")
-        if self.kind == "patch" and self.counterfactual is None:
-            raise InputError(
-                "ablation='patch' needs counterfactual=... (one corrupted input per sample, same "
-                "structure as the inputs): tribute.components(model, ..., counterfactual=x_corrupt)."
-            )
-        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, int) or self.n_resample < 1:
-            raise InputError(f"n_resample={self.n_resample!r} must be a positive int.")
-
 
 def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str = "neuron", *,
                num_heads: int | None = None, ablation: str | Ablation = "zero",
@@ -154,9 +116,9 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
         seed: seed of the resample draw. default=0.
 
     Example:
-        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],
+        >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP
         ...                            unit="head")
-        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,
+        >>> attr = tribute.explain(bert, ids, method="feature_ablation", players=heads,  # doctest: +SKIP
         ...                        target=lambda out: out[:, 0, 0])
     """
     if not isinstance(model, torch.nn.Module):
@@ -171,82 +133,12 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
         raise InputError(f"modules={names!r} lists a module twice.")
     if unit not in UNITS:
         raise InputError(f"unit={unit!r} is not one of {UNITS}.")
-    abl = _as_ablation(ablation, reference=reference, counterfactual=counterfactual,
+    abl = as_ablation(ablation, reference=reference, counterfactual=counterfactual,
                        n_resample=n_resample, seed=seed)
-    sites = [_resolve_site(model, n, unit, num_heads) for n in names]
+    sites = [resolve_site(model, n, unit, num_heads) for n in names]
     if len({s.path for s in sites}) != len(sites):
         raise InputError(f"modules={names!r} resolve to the same module more than once.")
     return ComponentSet(model, sites, abl)
-
-
-def _as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None,
-                 n_resample: int = 16, seed: int = 0) -> Ablation:
-    if isinstance(value, Ablation):
-        return value
-    if isinstance(value, str):
-        return Ablation(value, reference, counterfactual, n_resample, seed)
-    if isinstance(value, dict):
-        return Ablation(**value)
-    raise InputError(
-        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.components.Ablation(...)."
-    )
-
-
-def _get_module(model: torch.nn.Module, path: str) -> torch.nn.Module:
-    try:
-        return model.get_submodule(path)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        close = difflib.get_close_matches(path, names, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else (
-            f" Available: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}.")
-        raise InputError(f"module {path!r} is not a submodule of {type(model).__name__}.{hint}") from None
-
-
-def _head_count(module: torch.nn.Module) -> int | None:
-    for attr in _HEAD_ATTRS:
-        v = getattr(module, attr, None)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-    return None
-
-
-def _resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
-    module = _get_module(model, name)
-    if unit != "head":
-        return Site(name=name, path=name, unit=unit, kind="output")
-    if isinstance(module, torch.nn.Linear) and num_heads is None and "." in name:
-        parent = _head_count(model.get_submodule(name.rsplit(".", 1)[0]))
-        if parent is not None:  # e.g. attention.self.query: split its output per head
-            return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
-    if isinstance(module, torch.nn.MultiheadAttention):
-        if module.add_zero_attn:
-            raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
-        return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
-    h = num_heads or _head_count(module)
-    if h is not None and not isinstance(module, torch.nn.Linear) and num_heads is None:
-        # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
-        # o_proj, ...) return mixed heads: read the projection's input instead
-        children = dict(module.named_children())
-        proj = next((c for c in _OUT_PROJ if c in children), None)
-        if proj is not None:
-            return Site(name=name, path=f"{name}.{proj}", unit="head", kind="input", num_heads=h)
-        return Site(name=name, path=name, unit="head", kind="output", num_heads=h)
-    if num_heads is not None:
-        return Site(name=name, path=name, unit="head", kind="output", num_heads=num_heads)
-    found = [(n, m) for n, m in module.named_modules() if n and (
-        isinstance(m, torch.nn.MultiheadAttention) or _head_count(m) is not None)]
-    # keep the outermost attention modules only (e.g. BertSelfAttention, not its children)
-    outer = [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
-    if len(outer) == 1:
-        sub = _resolve_site(model, f"{name}.{outer[0][0]}", "head", None)
-        return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
-    where = f" It contains {len(outer)} attention modules: {[n for n, _ in outer][:6]}; name one." if outer else ""
-    raise UnsupportedModelError(
-        f"unit='head' on {name!r} ({type(module).__name__}): cannot find its heads.{where} Point at "
-        "an nn.MultiheadAttention or a module returning the concatenated heads' context (e.g. "
-        "'encoder.layer.3.attention.self'), or pass num_heads=... to split its output's last axis."
-    )
 
 
 class ComponentSet:
@@ -279,7 +171,7 @@ class ComponentSet:
             if isinstance(ablation, str):
                 abl = Ablation(ablation, abl.reference, abl.counterfactual, abl.n_resample, abl.seed)
             else:
-                abl = _as_ablation(ablation)
+                abl = as_ablation(ablation)
         adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
         if not isinstance(adapter, TorchModel) or adapter.module is None:
             raise UnsupportedModelError(
@@ -288,7 +180,7 @@ class ComponentSet:
             )
         if adapter.module is not self.model:
             for s in self.sites:  # a different (e.g. wrapping) module: the paths must still resolve
-                _get_module(adapter.module, s.path)
+                get_module(adapter.module, s.path)
         sites = [Site(s.name, s.path, s.unit, s.kind, s.num_heads) for s in self.sites]
         return ComponentGame(adapter, inputs, sites, abl, target=target, baseline=baseline,
                              output=output, forward_args=forward_args,
@@ -401,7 +293,7 @@ class ComponentGame(Game):
 
         super().__init__(engine, tgt, layout, names, batch)
         self.reference_output = ref_out
-        self._full = tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu()
+        self._set_reference(tgt.select(ref_out, torch.arange(batch, device=ref_out.device)).detach().double().cpu())
         self._prepare_ablation()
 
     # ------------------------------------------------------------------ naming
@@ -675,12 +567,12 @@ class ComponentGame(Game):
         """
         paths = list(layers)
         for p in paths:
-            _get_module(self.module, p)
+            get_module(self.module, p)
         k = len(paths) + 1
         masks = torch.ones(k, self.n_players, dtype=torch.float64)
         drop = torch.arange(k)
         drop[-1] = -1
-        self.n_evals += k
+        self.count_evals(k)
         return self._grad_run(masks, True, None, drop_layers=paths, drop_of_k=drop)
 
     def residual_layers(self) -> list[str]:
@@ -715,23 +607,45 @@ class ComponentGame(Game):
             float64 CPU, for model-specific methods (Grad-CAM) that need more than the mask
             gradient.
         """
-        out = self._probe(self.sites, None)
-        self.n_evals += 1
+        out = self.probe_sites(self.sites)
         return {k: (a[:, 0], g[:, 0]) for k, (a, g) in out.items()}
 
-    def _probe(self, sites: list[Site], drop_layers: list[str] | None,
-               ) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+    def probe_sites(
+        self,
+        sites: list[Site],
+        *,
+        n_points: int = 1,
+        make_inputs: Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor],
+                              list[torch.Tensor]] | None = None,
+        drop_layers: list[str] | None = None,
+        evals: int | None = None,
+    ) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
         """Unedited activations of ``sites`` and the gradients of the targets w.r.t. them.
 
-        With ``drop_layers`` (``L`` paths) each sample gets ``L + 1`` rows: row ``l`` drops the
-        backward pass through layer ``l`` (GradDrop), row ``L`` drops nothing.
+        The public, counted way into a component model's internals. Each sample gets
+        ``n_points`` rows; row ``k`` of sample ``b`` runs ``make_inputs(xs, b, k)`` (default: the
+        inputs themselves). With ``drop_layers`` (``L`` paths, ``n_points = L + 1``) row ``l``
+        drops the backward pass through layer ``l`` (GradDrop), row ``L`` drops nothing.
+
+        Args:
+            sites: hook sites to read (the game's :attr:`sites` or sites resolved with
+                :func:`tribute.games.sites.resolve_site`).
+            n_points: rows per sample. default=1.
+            make_inputs: ``(inputs rows, sample ids, point ids) -> model inputs`` for a chunk.
+            drop_layers: GradDrop layers (module paths). default=None.
+            evals: evaluations per input charged to this game. default=None (``n_points``).
 
         Returns:
-            ``(site index in sites, call) -> (act batch x K x *shape, grad batch x K x T x *shape)``.
+            ``(site index in sites, call) -> (act batch x K x *shape, grad batch x K x T x *shape)``
+            float64 CPU.
         """
         if not self.differentiable:
             raise UnsupportedModelError("activation gradients need a differentiable torch model.")
-        k_count = 1 + (len(drop_layers) if drop_layers else 0)
+        k_count = int(n_points)
+        if drop_layers and k_count != len(drop_layers) + 1:
+            raise InputError(f"probe_sites: drop_layers needs n_points={len(drop_layers) + 1}, got {n_points}.")
+        for p in drop_layers or []:
+            get_module(self.module, p)
         b_total, t_count = self.n_samples, self.n_targets
         device = self.model.device
         st = self.state
@@ -745,8 +659,11 @@ class ComponentGame(Game):
             st.probes = []
             if drop_layers:
                 st.drop = torch.where(k == k_count - 1, torch.full_like(k, -1), k)
+            xs = [x[b] for x in self.inputs]
+            if make_inputs is not None:
+                xs = list(make_inputs(xs, b, k))
             extra, kw = self._extras(b)
-            rows = Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw)
+            rows = Rows(inputs=tuple(xs), sample=b, extra=extra, kwargs=kw)
             st.leaves = rows.leaves
             return rows
 
@@ -759,6 +676,7 @@ class ComponentGame(Game):
             st.mode = "probe"
             self.engine.run(b_total * k_count, build, sink, row_bytes=self.row_bytes, grad=True,
                             desc="activation gradients")
+        self.count_evals(k_count if evals is None else int(evals))
         out = {}
         for key in acts:
             a, g = torch.cat(acts[key]), torch.cat(grads_out[key])
@@ -766,71 +684,37 @@ class ComponentGame(Game):
                         g.reshape(b_total, k_count, t_count, *g.shape[2:]))
         return out
 
-    # ------------------------------------------------------------------ AtP* QK fix
-    def qk_sites(self) -> dict[int, Site]:
-        """Player sites that are the queries or keys of an attention module's heads.
+    def masked_activations(self, masks: torch.Tensor, sites: list[Site],
+                           ) -> dict[tuple[int, int], torch.Tensor]:
+        """Activations of extra ``sites`` while the game's players are masked (counted).
 
-        Maps the site index to the head-output site of its attention module (the heads'
-        context, read where head players of that module would be read).
-        """
-        out: dict[int, Site] = {}
-        for i, site in enumerate(self.sites):
-            if site.unit != "head" or site.kind != "output" or "." not in site.path:
-                continue
-            parent, child = site.path.rsplit(".", 1)
-            if child not in _QK_NAMES or _head_count(self.module.get_submodule(parent)) is None:
-                continue
-            try:
-                ctx = _resolve_site(self.module, parent, "head", None)
-            except UnsupportedModelError:
-                continue
-            if ctx.kind in ("output", "input"):
-                out[i] = ctx
-        return out
+        Runs the coalitions ``masks`` (``Q x players``, shared by all samples) like
+        :meth:`value` and records what ``sites`` (other modules, e.g. the context of an
+        attention module whose queries are players) compute under them. Counts ``Q``
+        evaluations per input.
 
-    def qk_fixed_estimates(self, drop_layers: list[str] | None = None,
-                           ) -> tuple[list[int], torch.Tensor]:
-        """AtP with the QK fix for query/key head players (Kramár et al. 2024).
-
-        For a query (or key) head, the attention of that head is recomputed *exactly* with the
-        ablated query (key): one forward pass per query/key module with all its heads ablated
-        (heads do not interact inside an attention module) gives each head's exact new context
-        ``z'_h``; the credit is ``<z_h - z'_h, dv/dz_h>`` (~ ``v(N) - v(N minus i)``) — linearised only after the softmax
-        (and after the product with the values, which is linear). With ``drop_layers`` the
-        gradient ``dv/dz`` is also taken with each layer's backward pass dropped (GradDrop).
+        Args:
+            masks: ``Q x players`` coalitions.
+            sites: sites to record, with ``shapes`` and ``n_units`` filled (e.g. from
+                :meth:`probe_sites`); they are kept whole (mask 1) while recorded.
 
         Returns:
-            ``(player ids, estimates batch x K x targets x len(ids))`` with ``K = 1`` or
-            ``len(drop_layers) + 1`` (the last row is without GradDrop).
+            ``(site index in sites, call) -> batch x Q x M x *shape`` float64 CPU activations
+            (``M`` resample rows; 1 otherwise).
         """
-        qk = self.qk_sites()
-        if not qk:
-            return [], torch.zeros(self.n_samples, 1, self.n_targets, 0, dtype=torch.float64)
-        ctx_paths: list[str] = []
-        ctx_sites: list[Site] = []
-        for ctx in qk.values():
-            if ctx.path not in ctx_paths:
-                ctx_paths.append(ctx.path)
-                ctx_sites.append(Site(ctx.name, ctx.path, "head", ctx.kind, ctx.num_heads))
-        # shapes of the context sites (cheap: reuse the probe pass below)
-        probe = self._probe(ctx_sites, drop_layers)  # (ctx, call) -> (z B x K x shape, g B x K x T x shape)
-        n_calls = {c: sum(1 for (ci, _) in probe if ci == c) for c in range(len(ctx_sites))}
-        for c, cs in enumerate(ctx_sites):
-            cs.shapes = [tuple(probe[(c, k)][0].shape[2:]) for k in range(n_calls[c])]
-            cs.n_units = int(cs.num_heads or 0)
-        # forward passes with one query/key module fully ablated, recording the contexts
-        q_ids = sorted(qk)
-        n, q_count, mb = self.n_players, len(q_ids), self.n_background
-        ext = [*self.sites, *ctx_sites]
+        m, shared = self.check_masks(masks)
+        if not shared:
+            raise InputError("masked_activations takes shared Q x players masks.")
+        q_count, n, mb = int(m.shape[0]), self.n_players, self.n_background
+        ext = [*self.sites, *[Site(s.name, s.path, s.unit, s.kind, s.num_heads, list(s.shapes),
+                                   s.n_units) for s in sites]]
         off = n
-        for cs in ctx_sites:
+        for cs in ext[len(self.sites):]:
             cs.offset = off
             off += cs.n_units
-        masks = torch.ones(q_count, off, dtype=self.compute_dtype)
-        for qi, sid in enumerate(q_ids):
-            s = self.sites[sid]
-            masks[qi, s.offset : s.offset + s.n_units] = 0.0
-        masks_d = masks.to(self.model.device)
+        full = torch.ones(q_count, off, dtype=self.compute_dtype)
+        full[:, :n] = m.to(self.compute_dtype)
+        masks_d = full.to(self.model.device)
         st = self.state
         rec_ids = set(range(len(self.sites), len(ext)))
         recorded: dict[tuple[int, int], list[torch.Tensor]] = {}
@@ -852,94 +736,27 @@ class ComponentGame(Game):
             with installed(self.module, ext, st):
                 st.mode = "mask"
                 st.record = rec_ids
-                self.engine.run(self.n_samples * q_count * mb, build, sink, row_bytes=self.row_bytes,
-                                desc="QK fix")
+                self.engine.run(self.n_samples * q_count * mb, build, sink,
+                                row_bytes=self.row_bytes, desc="recording")
         finally:
             st.record = set()
-        self.n_evals += q_count + (1 + (len(drop_layers) if drop_layers else 0))
-        k_count = 1 + (len(drop_layers) if drop_layers else 0)
-        est = torch.zeros(self.n_samples, k_count, self.n_targets, n, dtype=torch.float64)
-        for qi, sid in enumerate(q_ids):
-            site = self.sites[sid]
-            c = ctx_paths.index(qk[sid].path)
-            cs = ctx_sites[c]
-            for call in range(n_calls[c]):
-                z, g = probe[(c, call)]  # B x K x shape, B x K x T x shape
-                zp = torch.cat(recorded[(c, call)])  # (B*Q*M) x shape
-                zp = zp.reshape(self.n_samples, q_count, mb, *zp.shape[1:])[:, qi].mean(1)  # B x shape
-                dz = (z[:, 0] - zp).reshape(self.n_samples, 1, 1, -1)  # credit ~ v(all) - v(all but i)
-                prod = dz * g.reshape(self.n_samples, k_count, self.n_targets, -1)
-                est[..., site.offset : site.offset + site.n_units] += cs.reduce(prod, cs.shapes[call])
-        players = [p for sid in q_ids for p in range(self.sites[sid].offset,
-                                                      self.sites[sid].offset + self.sites[sid].n_units)]
-        return players, est[..., players]
-
-    def input_path_conductance(self, n_steps: int) -> torch.Tensor:
-        """Layer conductance of every unit along the straight input path ``x' -> x``.
-
-        ``cond_u = sum_k <dv/dy_u(x_k), y_u(x_{k+1}) - y_u(x_k)>`` with ``x_k = x' + (k/K)(x - x')``
-        (``k = 0..K-1``, ``K = n_steps``), ``y_u`` the unit's elements of the (unablated) layer
-        activation and ``x'`` the game's input ``baseline``. Summed over all units of a layer
-        that every path crosses, it telescopes to integrated gradients ``~ v(x) - v(x')``.
-        Counts ``K + 1`` evaluations per input; keeps every point's activations (small layers).
-
-        Returns:
-            ``batch x targets x players`` float64.
-        """
-        if any(not x.dtype.is_floating_point for x in self.inputs):
-            raise UnsupportedModelError(
-                "conductance integrates along a path between input and baseline; it needs "
-                "real-valued inputs (not token ids)."
-            )
-        if not self.differentiable:
-            raise UnsupportedModelError("conductance needs a differentiable torch model.")
-        k1 = int(n_steps) + 1
-        bases = self._input_baselines()
-        b_total, t_count = self.n_samples, self.n_targets
-        device = self.model.device
-        st = self.state
-        keys = [(i, c) for i, s in enumerate(self.sites) for c in range(s.n_calls)]
-        ys = {key: torch.zeros(b_total * k1, int(np.prod(self.sites[key[0]].shapes[key[1]])),
-                               dtype=torch.float64) for key in keys}
-        gs = {key: torch.zeros(b_total * k1, t_count, ys[key].shape[1], dtype=torch.float64) for key in keys}
-
-        def build(start: int, stop: int) -> Rows:
-            r = torch.arange(start, stop, device=device)
-            b, k = r // k1, r % k1
-            alpha = k.to(self.compute_dtype) / (k1 - 1)
-            xs = []
-            for x, base in zip(self.inputs, bases):
-                bb = base[b] if base.shape[0] > 1 else base
-                a = alpha.reshape(-1, *([1] * (x.ndim - 1)))
-                xs.append(bb + a * (x[b] - bb))
-            st.new_pass(len(self.sites))
-            st.probes = []
-            extra, kw = self._extras(b)
-            rows = Rows(inputs=tuple(xs), sample=b, extra=extra, kwargs=kw)
-            st.leaves = rows.leaves
-            return rows
-
-        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            for (key, act), g in zip(st.probes, grads):
-                ys[key][start:stop] = act.reshape(stop - start, -1).to("cpu", torch.float64)
-                gs[key][start:stop] = g.reshape(stop - start, t_count, -1).to("cpu", torch.float64)
-
-        with installed(self.module, self.sites, st):
-            st.mode = "probe"
-            self.engine.run(b_total * k1, build, sink, row_bytes=self.row_bytes, grad=True,
-                            desc="conductance")
-        self.n_evals += k1
-        out = torch.zeros(b_total, t_count, self.n_players, dtype=torch.float64)
-        for (i, c) in keys:
-            site = self.sites[i]
-            y = ys[(i, c)].reshape(b_total, k1, -1)
-            g = gs[(i, c)].reshape(b_total, k1, t_count, -1)
-            contrib = g[:, :-1] * (y[:, 1:] - y[:, :-1])[:, :, None, :]  # B x K x T x E
-            per_unit = site.reduce(contrib.sum(1), site.shapes[c])  # B x T x units
-            out[..., site.offset : site.offset + site.n_units] += per_unit
+        self.count_evals(q_count)
+        out = {}
+        for key, chunks in recorded.items():
+            z = torch.cat(chunks)
+            out[key] = z.reshape(self.n_samples, q_count, mb, *z.shape[1:])
         return out
 
-    def _input_baselines(self) -> list[torch.Tensor]:
+    def qk_sites(self) -> dict[int, Site]:
+        """Player sites that are the queries or keys of an attention module's heads.
+
+        Maps the site index to the head-output site of its attention module (the heads'
+        context, read where head players of that module would be read).
+        """
+        return qk_context_sites(self.module, self.sites)
+
+    def input_baselines(self) -> list[torch.Tensor]:
+        """The input baseline of input-path methods, one ``(1 | batch) x *shape`` per input."""
         base = self.baseline
         parts = list(base) if isinstance(base, (tuple, list)) else [base] * len(self.inputs)
         if len(parts) != len(self.inputs):
@@ -957,54 +774,3 @@ class ComponentGame(Game):
                 )
             out.append(t)
         return out
-
-
-# ---------------------------------------------------------------------- CLI support
-def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """``argparse`` specs for a ``components`` CLI subcommand: ``(flags, add_argument kwargs)``.
-
-    Example:
-        >>> for flags, kw in components_cli_args():
-        ...     parser.add_argument(*flags, **kw)
-        >>> players = components_from_cli_args(model, parser.parse_args())
-    """
-    return [
-        (("--module",), {"action": "append", "required": True, "metavar": "PATH",
-                         "help": "module path whose units are players (repeat for several modules)"}),
-        (("--unit",), {"choices": list(UNITS), "default": "neuron",
-                       "help": "neuron (last axis), channel (axis 1) or head (attention heads)"}),
-        (("--num-heads",), {"type": int, "default": None,
-                            "help": "heads of a module without a num_heads attribute"}),
-        (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
-                           "help": "how removed units are replaced"}),
-        (("--reference",), {"default": None, "metavar": "FILE",
-                            "help": "reference inputs (.npy/.npz/.pt of the input layout) for mean/resample"}),
-        (("--counterfactual",), {"default": None, "metavar": "FILE",
-                                 "help": "corrupted inputs, one per sample, for --ablation patch"}),
-        (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
-    ]
-
-
-def components_from_cli_args(model: torch.nn.Module, ns: Any,
-                             load: Callable[[str], Any] | None = None) -> ComponentSet:
-    """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
-
-    Args:
-        model: the torch module.
-        ns: the ``argparse.Namespace``.
-        load: reads ``--reference`` / ``--counterfactual`` files (the CLI's own input loader);
-            default: ``numpy.load`` (first array of an ``.npz``).
-    """
-    def _load(path: str | None) -> Any:
-        if path is None:
-            return None
-        if load is not None:
-            return load(path)
-        arr = np.load(path, allow_pickle=False)
-        if hasattr(arr, "files"):
-            return torch.as_tensor(arr[arr.files[0]])
-        return torch.as_tensor(arr)
-
-    return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
-                      ablation=ns.ablation, reference=_load(ns.reference),
-                      counterfactual=_load(ns.counterfactual), n_resample=ns.n_resample)

@@ -12,9 +12,12 @@ is input x gradient, and integrating it from 0 to 1 is integrated gradients.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +30,7 @@ from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target
 from .base import Game
 
-__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "patches"]
+__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
 
 
 class _DefaultBaseline(float):
@@ -60,6 +63,27 @@ class Background:
     """
 
     data: Any
+
+
+@dataclass
+class ProbeChunk:
+    """One chunk of rows of :meth:`FeatureGame.probe` (all tensors float64 on the CPU).
+
+    Attributes:
+        sample: ``R`` sample ids of the rows.
+        point: ``R`` point ids of the rows.
+        values: ``R x targets`` explained outputs.
+        grads: per leaf, ``R' x targets x *leaf_shape`` gradients (``grad="inputs"``: one per
+            model input, ``R' = rows_per_point * R``; ``grad="modules"``: one per module, in
+            call order); empty without gradients.
+        activations: module path -> its output on the chunk's model rows.
+    """
+
+    sample: torch.Tensor
+    point: torch.Tensor
+    values: torch.Tensor
+    grads: list[torch.Tensor] = field(default_factory=list)
+    activations: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -311,7 +335,7 @@ class FeatureGame(Game):
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
         self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
-        self._full = tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu()
+        self._set_reference(tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu())
 
     # ------------------------------------------------------------------ parsing
     @staticmethod
@@ -544,7 +568,7 @@ class FeatureGame(Game):
                 out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
-                        desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
+                        select=self._select, desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
@@ -579,7 +603,7 @@ class FeatureGame(Game):
                 grad_out.index_add_(0, bk // k_count, g * wk[:, None, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes, grad=True,
-                        desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
+                        select=self._select, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         vals = vals_out.reshape(b_total, k_count, t_count)
         if weights is None:
             return vals, grad_out.reshape(b_total, k_count, t_count, n)
@@ -660,11 +684,273 @@ class FeatureGame(Game):
             for p in powers:
                 acc[p].index_add_(0, b, wk * (g if p == 1 else g**p))
 
-        self.n_evals += k_count
+        self.count_evals(k_count)
         self.engine.run(b_total * k_count, build, sink, row_bytes=self.row_bytes, grad=True,
-                        desc="gradients",
+                        select=self._select, desc="gradients",
                         describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}")
         return vals_out.reshape(b_total, k_count, t_count), acc
+
+    # ------------------------------------------------------------------ probe
+    def probe(
+        self,
+        on_chunk: Callable[[ProbeChunk], None],
+        *,
+        n_points: int = 1,
+        make_points: Callable[[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor],
+                              tuple[torch.Tensor, ...]] | None = None,
+        modules: Sequence[str] = (),
+        check_module: Callable[[str, torch.nn.Module, Any], None] | None = None,
+        grad: str | None = None,
+        rows_per_point: int = 1,
+        context: Callable[[], AbstractContextManager[Any]] | None = None,
+        evals: int | None = None,
+        row_bytes: int | None = None,
+        desc: str = "probe",
+    ) -> None:
+        """Run the model on chosen rows with scoped hooks; the public way into model internals.
+
+        The game builds ``batch x n_points`` rows (row ``r`` is point ``r % n_points`` of sample
+        ``r // n_points``) from each sample's unperturbed inputs, lets ``make_points`` turn them
+        into the rows actually fed to the model, runs them through the engine (chunked, checked,
+        counted) and hands every chunk to ``on_chunk``. Hooks (``modules``, ``context``) live
+        only for the run and are removed in ``finally``, also after errors.
+
+        Args:
+            on_chunk: receives a :class:`ProbeChunk` per chunk of rows.
+            n_points: rows (points) per sample. default=1 (the inputs themselves).
+            make_points: ``(xs, b, k) -> inputs``: given the chunk's unperturbed inputs (tuple of
+                ``R x *shape``), sample ids ``b`` and point ids ``k``, the model inputs (each
+                with ``rows_per_point * R`` rows). default=None (``xs`` unchanged).
+            modules: module paths whose outputs are captured (``ProbeChunk.activations``);
+                with ``grad="modules"`` each output is swapped for a leaf tensor, so the
+                gradients are ``dS/d(activation)``. A module must run once per forward pass.
+            check_module: ``(path, module, output)`` called in the hook before capture, to
+                refuse outputs a method cannot use (raise there). default=None.
+            grad: None (values only), ``"inputs"`` (gradients w.r.t. the model inputs) or
+                ``"modules"`` (w.r.t. the captured activations). default=None.
+            rows_per_point: model rows per point (e.g. 2 when each point carries its input and
+                its baseline, and a hook keeps only the first half of the output); forward
+                arguments are repeated accordingly and every model row is counted. default=1.
+            context: a factory of a context manager entered around the run (installs and
+                removes method-specific hooks). default=None.
+            evals: evaluations per input charged to this game. default=None
+                (``n_points * rows_per_point``). Points that are background rows of one
+                evaluation pass the evaluation count; games that wrap this one and count their
+                own coalitions pass 0.
+            row_bytes: bytes of one point's model rows (sizes the chunks). default=None (the
+                game's row size times ``rows_per_point``).
+            desc: progress-bar label.
+        """
+        if grad not in (None, "inputs", "modules"):
+            raise InputError(f"grad={grad!r} must be None, 'inputs' or 'modules'.")
+        if grad == "modules" and not modules:
+            raise InputError("grad='modules' needs at least one module path in modules=.")
+        if grad is not None:
+            self._require_grad(f"{desc}: gradients")
+        k_count, b_total, rpp = int(n_points), self.n_samples, int(rows_per_point)
+        if k_count < 1 or rpp < 1:
+            raise InputError(f"n_points={n_points!r} and rows_per_point={rows_per_point!r} must be >= 1.")
+        device = self.model.device
+        paths = [str(m) for m in modules]
+        targets: list[torch.nn.Module] = []
+        if paths:
+            root = self.model.module
+            if root is None:
+                raise UnsupportedModelError(
+                    f"{desc}: reading modules {paths} needs a torch.nn.Module; got a plain callable."
+                )
+            named = dict(root.named_modules())
+            for pth in paths:
+                if pth not in named or pth == "":
+                    raise UnsupportedModelError(f"{desc}: {pth!r} is not a module of the model.")
+                targets.append(named[pth])
+        state: dict[str, Any] = {"rows": None, "calls": {}, "acts": {}}
+
+        def make_hook(pth: str) -> Callable[..., Any]:
+            def hook(mod: torch.nn.Module, args: Any, out: Any) -> Any:
+                calls = state["calls"]
+                calls[pth] = calls.get(pth, 0) + 1
+                if calls[pth] > 1:
+                    raise UnsupportedModelError(
+                        f"{desc}: layer {pth!r} ({type(mod).__name__}) runs more than once per "
+                        "forward pass; pick a layer that is called once."
+                    )
+                if check_module is not None:
+                    check_module(pth, mod, out)
+                if not isinstance(out, torch.Tensor):
+                    raise UnsupportedModelError(
+                        f"{desc}: layer {pth!r} ({type(mod).__name__}) returns "
+                        f"{type(out).__name__}, not a tensor; pick a layer with a tensor output."
+                    )
+                if grad != "modules":
+                    state["acts"][pth] = out.detach()
+                    return None
+                leaf = out.detach().requires_grad_(True)
+                state["rows"].leaves.append(leaf)
+                state["acts"][pth] = leaf.detach()
+                # A clone, so in-place ops after the layer (ReLU(inplace=True)) never touch the leaf.
+                return leaf.clone()
+
+            return hook
+
+        def build(start: int, stop: int) -> Rows:
+            r = torch.arange(start, stop, device=device)
+            b, k = r // k_count, r % k_count
+            xs = tuple(inp.x[b].reshape(stop - start, *inp.shape) for inp in self.inputs)
+            pts = xs if make_points is None else tuple(make_points(xs, b, k))
+            if grad == "inputs":
+                pts = tuple(p.detach().clone().requires_grad_(True) for p in pts)
+            extra, kw = self._rows_extra(b.repeat(rpp) if rpp > 1 else b)
+            rows = Rows(inputs=pts, sample=b, extra=extra, kwargs=kw,
+                        leaves=list(pts) if grad == "inputs" else [])
+            state["rows"], state["calls"], state["acts"] = rows, {}, {}
+            return rows
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            missing = [p for p in paths if p not in state["acts"]]
+            if missing:
+                raise UnsupportedModelError(
+                    f"{desc}: layer {missing[0]!r} was not called during the forward pass; pick "
+                    "a layer the model uses."
+                )
+            r = torch.arange(start, stop)
+            on_chunk(ProbeChunk(
+                sample=r // k_count, point=r % k_count,
+                values=vals.to("cpu", torch.float64),
+                grads=[g.to("cpu", torch.float64) for g in grads] if grads is not None else [],
+                activations={p: state["acts"][p].to("cpu", torch.float64) for p in paths},
+            ))
+
+        handles = []
+        n_before = self.engine.n_rows
+        try:
+            with context() if context is not None else nullcontext():
+                for pth, mod in zip(paths, targets):
+                    handles.append(mod.register_forward_hook(make_hook(pth)))
+                self.engine.run(
+                    b_total * k_count, build, sink,
+                    row_bytes=row_bytes if row_bytes is not None else rpp * self.row_bytes,
+                    grad=grad is not None, select=self._select, desc=desc,
+                    describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}"
+                    if k_count > 1 else f"sample {r}",
+                )
+        finally:
+            for h in handles:
+                h.remove()
+            if rpp > 1:  # the engine counts rows handed in; the model saw rpp per point
+                self.engine.n_rows += (rpp - 1) * (self.engine.n_rows - n_before)
+        self.count_evals(k_count * rpp if evals is None else int(evals))
+
+    # ------------------------------------------------------------- derived games
+    def with_inputs(self, inputs: Sequence[torch.Tensor], *, parent: torch.Tensor | None = None,
+                    flat_results: bool = False) -> FeatureGame:
+        """A feature game with the same model, engine and settings on new inputs.
+
+        Sample ``i`` of the new game inherits the per-sample settings (target, baseline, groups,
+        forward arguments) of sample ``parent[i]`` of this game. The new game shares this
+        game's engine (rows are counted once) and reports its evaluations back: each of this
+        game's samples is charged ``n`` times its number of derived samples for every ``n``
+        evaluations of the new game (``parent`` must give every sample equally many).
+
+        Args:
+            inputs: one ``new_batch x *shape`` tensor per attributed input (same per-sample
+                shapes and dtypes as this game's inputs; any device).
+            parent: ``new_batch`` long tensor of this game's sample ids. default=None (the
+                identity: ``new_batch`` equals this game's batch).
+            flat_results: attributions of the new game hold flat float64 CPU torch values
+                ``batch x targets x players`` (for wrappers reading them back losslessly with
+                :meth:`Attribution.flat`). default=False (this game's layout).
+        """
+        if len(inputs) != len(self.inputs):
+            raise InputError(f"with_inputs: got {len(inputs)} inputs; this game has {len(self.inputs)}.")
+        b_old = self.n_samples
+        new_b = int(inputs[0].shape[0])
+        par = torch.arange(b_old) if parent is None else torch.as_tensor(parent).long().cpu()
+        if par.ndim != 1 or par.numel() != new_b or (new_b and (int(par.min()) < 0 or int(par.max()) >= b_old)):
+            raise InputError(
+                f"with_inputs: parent has shape {tuple(par.shape)}; expected ({new_b},) sample ids "
+                f"in 0..{b_old - 1}."
+            )
+        counts = torch.bincount(par, minlength=b_old)
+        if new_b and int(counts.min()) != int(counts.max()):
+            raise InputError("with_inputs: parent must give every sample the same number of new samples.")
+        device = self.model.device
+        par_d = par.to(device)
+        new_inputs = []
+        for i, (inp, x) in enumerate(zip(self.inputs, inputs)):
+            xt = torch.as_tensor(x)
+            if tuple(xt.shape[1:]) != inp.shape or xt.shape[0] != new_b:
+                raise InputError(
+                    f"with_inputs: inputs[{i}] has shape {tuple(xt.shape)}; expected "
+                    f"({new_b}, *{inp.shape})."
+                )
+            xt = xt.to(device=device, dtype=inp.x.dtype).reshape(new_b, inp.size)
+            base = inp.base[par_d] if inp.base_mode == "per_sample" else inp.base
+            groups = inp.groups
+            if groups is not None and groups.ndim == 2:
+                groups = groups[par_d.to(groups.device)]
+            new_inputs.append(dataclasses.replace(inp, x=xt, base=base, groups=groups))
+        view = copy.copy(self)
+        view.inputs = new_inputs
+        view.n_samples = new_b
+        t = self.target
+        index = None if t.index is None else t.index[par.to(t.index.device)]
+        view.target = dataclasses.replace(t, index=index, names=list(t.names))
+
+        def repeat(v: Any) -> Any:
+            if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b_old:
+                return v[par.to(v.device)]
+            if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == b_old:
+                return v[par.numpy()]
+            return v
+
+        view.forward_args = tuple(repeat(a) for a in self.forward_args)
+        view.forward_kwargs = {k: repeat(v) for k, v in self.forward_kwargs.items()}
+        view.reference_output = self.reference_output[par.to(self.reference_output.device)]
+        view.n_evals = 0
+        view._full, view._empty, view._full_counted = None, None, False
+        view._diff_cache = {}
+        view._report_to = (self, int(counts.max()) if new_b else 0)
+        index_of = getattr(self, "sample_index", None)
+        view.sample_index = None if index_of is None or flat_results else [
+            index_of[int(p)] for p in par]
+        if flat_results:
+            view.layout = dataclasses.replace(self.layout, framework="torch", device="cpu",
+                                              dtype="float64", multi_target=True)
+        return view
+
+    # ------------------------------------------------------------------ rows
+    def compose(self, masks: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Composed model inputs ``x(m) = b + m * (x - b)`` for per-row masks.
+
+        Args:
+            masks: ``R x players`` masks (one per row).
+            sample: ``R`` sample ids of the rows.
+
+        Returns:
+            One ``R x *shape`` tensor per input (with a background set, its first row is the
+            baseline; token inputs take ``where(m, x, b)``).
+        """
+        device = self.model.device
+        m = masks.to(device=device, dtype=self.compute_dtype)
+        b = sample.to(device)
+        return self._compose(m, b, torch.zeros_like(b))
+
+    def element_masks(self, masks: torch.Tensor, sample: torch.Tensor) -> list[torch.Tensor]:
+        """Per-row player masks spread over each input's elements: one ``R x size`` per input."""
+        out = []
+        b = sample.to(masks.device)
+        for inp in self.inputs:
+            if inp.groups is None:
+                out.append(masks[:, inp.offset : inp.offset + inp.size])
+            elif inp.groups.ndim == 1:
+                out.append(masks[:, inp.groups.to(masks.device)])
+            else:
+                out.append(masks.gather(1, inp.groups.to(masks.device)[b]))
+        return out
+
+    def _select(self, out: torch.Tensor, rows: Rows) -> torch.Tensor:
+        return self.target.select(out, rows.sample)
 
     # ------------------------------------------------------------- helpers for methods
     def inputs_flat(self) -> torch.Tensor:
@@ -710,7 +996,12 @@ class FeatureGame(Game):
         return out
 
     def input_shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample shape of each attributed input."""
         return [inp.shape for inp in self.inputs]
+
+    def integer_inputs(self) -> list[bool]:
+        """Whether each attributed input holds integer ids (tokens) rather than real values."""
+        return [inp.is_int for inp in self.inputs]
 
 
 # --------------------------------------------------------------------- parsing

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..games.base import Game
-from .exact import all_coalitions, shapley_from_table
+from ._stderr import inflate, warn_undefined
+from .exact import shapley_from_table, value_table
 
 __all__ = [
     "PairSampler",
@@ -40,7 +41,7 @@ _ENUM_LIMIT = 100_000
 def exact_shapley_table(game: Game) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluate all ``2^n`` coalitions; returns ``(phi B x T x n, table B x T x 2^n)``."""
     n = game.n_players
-    table = game.value(all_coalitions(n)).permute(0, 2, 1)
+    table = value_table(game)  # v(N) from the reference pass: 2^n evaluations in all
     return shapley_from_table(table, n), table
 
 
@@ -166,7 +167,7 @@ class PairSampler:
             add = min(rem, int(room[j] - inc[j]))
             inc[j] += add
             rem -= add
-        return (current + inc).astype(np.int64)
+        return np.asarray(current + inc, dtype=np.int64)
 
     # ------------------------------------------------------------- drawing
     def grow(self, m_total: int) -> torch.Tensor:
@@ -251,7 +252,8 @@ def _sum_zero_basis(n: int) -> torch.Tensor:
     a = torch.eye(n, dtype=torch.float64)
     a[:, 0] = 1.0
     q, _ = torch.linalg.qr(a)
-    return q[:, 1:]
+    out: torch.Tensor = q[:, 1:]
+    return out
 
 
 @dataclass
@@ -274,7 +276,9 @@ def paired_wls(s: torch.Tensor, w: torch.Tensor, d: torch.Tensor, delta: torch.T
     solution. ``beta - beta* ~ H^-1 sum_j w_j a_j r_j`` and that sum is a stratified
     Horvitz-Thompson total whose variance under sampling without replacement inside each
     stratum is ``sum_h (1 - m_h/N_h) w_h^2 m_h var_{j in h}(a_j r_j)``, estimated from the
-    fitted residuals (HC1 factor ``m / (m - n + 1)``). Strata that are enumerated completely
+    fitted residuals, leverage-corrected (HC2: ``r_j / sqrt(1 - h_j)``), pooled across players
+    and t-inflated with ``sampled pairs - n + 1`` dof (:mod:`._stderr`); NaN with a warning when no residual
+    dof are left or a sampled pair has leverage 1. Strata that are enumerated completely
     contribute nothing; strata with a single sampled pair are pooled.
 
     Args:
@@ -301,7 +305,17 @@ def paired_wls(s: torch.Tensor, w: torch.Tensor, d: torch.Tensor, delta: torch.T
     h_inv = torch.linalg.pinv(aw.T @ aw)
     c = q @ h_inv @ a.T  # n x m: influence direction of each pair
     p = n - 1
-    estimable = m > p + 1
+    lev = w * ((a @ h_inv) * a).sum(1)  # m leverages
+    sampled = torch.tensor([0 < counts[h] < sizes[h] for h in range(len(counts))],
+                           dtype=torch.bool)[stratum] if m else torch.zeros(0, dtype=torch.bool)
+    dof = int(sampled.sum()) - p  # pairs of enumerated (or known) strata carry no variance
+    estimable = dof >= 1 and not bool((lev[sampled] >= 1.0 - 1e-9).any())
+    if not estimable:
+        warn_undefined("gp_shapley", f"the paired correction fit on {m} pairs leaves no residual "
+                       f"degrees of freedom for {n} players", "Raise budget (or max_pairs).")
+        nan = torch.full((b, t, n), float("nan"), dtype=torch.float64)
+        return PairedFit(phi.reshape(b, t, n), nan, resid.reshape(b, t, m))
+    resid = resid / (1.0 - lev).clamp_min(1e-12).sqrt()[None]  # HC2 leverage correction
     pooled: list[int] = []
     for h in range(len(counts)):
         m_h = int(counts[h])
@@ -321,7 +335,5 @@ def paired_wls(s: torch.Tensor, w: torch.Tensor, d: torch.Tensor, delta: torch.T
         idx = torch.tensor(pooled)
         u = resid[:, idx] * w[idx][None]  # BT x P
         var += (u**2) @ (c[:, idx] ** 2).T
-    if estimable:
-        var *= m / (m - p)
-    stderr = var.sqrt() if estimable else torch.full_like(var, float("nan"))
+    stderr = inflate(var.sqrt(), dof)
     return PairedFit(phi.reshape(b, t, n), stderr.reshape(b, t, n), resid.reshape(b, t, m))

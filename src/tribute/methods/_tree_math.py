@@ -71,7 +71,7 @@ def _factors(z: np.ndarray, o: np.ndarray, u: np.ndarray) -> np.ndarray:
     o = np.asarray(o)
     if o.dtype == np.bool_ or np.all((o == 0) | (o == 1)):
         return np.where(o[..., None, :].astype(bool), zu + u[:, None], zu)
-    return zu + o[..., None, :] * u[:, None]
+    return np.asarray(zu + o[..., None, :] * u[:, None])
 
 
 def _without(f: np.ndarray, axis_prod: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -81,9 +81,9 @@ def _without(f: np.ndarray, axis_prod: np.ndarray, z: np.ndarray) -> np.ndarray:
     too); checking ``z`` (one entry per leaf) avoids a guarded division in the common case.
     """
     if not np.any(z == 0):
-        return axis_prod / f
-    return np.divide(axis_prod, f, out=np.zeros(np.broadcast_shapes(f.shape, axis_prod.shape)),
-                     where=f != 0)
+        return np.asarray(axis_prod / f)
+    return np.asarray(np.divide(axis_prod, f, out=np.zeros(np.broadcast_shapes(f.shape, axis_prod.shape)),
+                                where=f != 0))
 
 
 def product_game_shapley(z: np.ndarray, o: np.ndarray) -> np.ndarray:
@@ -110,7 +110,7 @@ def product_game_shapley(z: np.ndarray, o: np.ndarray) -> np.ndarray:
     u, w = _gauss((d + 1) // 2)
     f = _factors(z, o, u)  # ... x Q x d
     full = f.prod(-1, keepdims=True)
-    return (o - z) * np.einsum("...qd,q->...d", _without(f, full, z), w)
+    return np.asarray((o - z) * np.einsum("...qd,q->...d", _without(f, full, z), w))
 
 
 def product_game_interactions(z: np.ndarray, o: np.ndarray) -> np.ndarray:
@@ -166,7 +166,7 @@ def indicator_shapley_table(d: int) -> np.ndarray:
     minus = np.where(c > 0, fact[a] * fact[np.maximum(c - 1, 0)] / fact[n], 0.0)
     out = a_set * plus[..., None] - c_set * minus[..., None]
     out[dead] = 0.0
-    return out
+    return np.asarray(out)
 
 
 def indicator_interaction_table(d: int) -> np.ndarray:
@@ -201,4 +201,4 @@ def indicator_interaction_table(d: int) -> np.ndarray:
     phi = indicator_shapley_table(d)
     out[..., idx, idx] = phi - out.sum(-1)
     out[dead] = 0.0
-    return out
+    return np.asarray(out)

@@ -10,10 +10,6 @@ from .base import Method, Tags, register
 
 __all__ = ["FeatureAblation"]
 
-#: Coalitions per ``game.value`` call; bounds the mask matrix for games with many players.
-_BLOCK_ELEMENTS = 8 * 1024**2
-
-
 def leave_one_out_masks(n: int, start: int, stop: int) -> torch.Tensor:
     """Rows ``start..stop-1`` of the ``n x n`` matrix "everyone but player i"."""
     m = torch.ones(stop - start, n, dtype=torch.float64)
@@ -44,10 +40,7 @@ class FeatureAblation(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
         full = game.full()  # B x T
-        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
         phi = torch.empty(game.n_samples, game.n_targets, n, dtype=torch.float64)
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            v = game.value(leave_one_out_masks(n, start, stop))  # B x K x T
-            phi[:, :, start:stop] = (full[:, None, :] - v).permute(0, 2, 1)
+        for blk in game.value_stream(n, lambda lo, hi: leave_one_out_masks(n, lo, hi)):
+            phi[:, :, blk.start : blk.stop] = (full[:, None, :] - blk.values).permute(0, 2, 1)
         return game.attribution(phi, self.name, self.get_params())

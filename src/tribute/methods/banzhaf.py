@@ -17,8 +17,10 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ..params import Options, declare
+from ._stderr import inflate, warn_undefined
 from .base import Method, Tags, register
-from .exact import all_coalitions
+from .exact import value_table
 
 __all__ = ["Banzhaf", "banzhaf_from_table", "banzhaf_masks", "msr_estimate", "ols_estimate"]
 
@@ -74,7 +76,8 @@ def msr_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
 
     Returns:
         ``(phi, stderr)``, each ``B x T x n``: ``phi_i = mean(y | i in S) - mean(y | i not in S)``
-        and ``stderr_i = sqrt(s1^2 / K1 + s0^2 / K0)`` (Welch). Players never (or always)
+        and ``stderr_i = sqrt(s1^2 / K1 + s0^2 / K0)`` (Welch), pooled towards the other
+        players' and t-inflated with ``K - 2`` dof (:mod:`._stderr`). Players never (or always)
         present get ``nan``; a side with a single coalition gives an ``nan`` standard error.
     """
     z = masks.to(torch.float64)
@@ -93,15 +96,19 @@ def msr_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     var1 = torch.where(k1 > 1, (q1 - k1 * m1**2) / (k1 - 1).clamp(min=1), nan).clamp(min=0)
     var0 = torch.where(k0 > 1, (q0 - k0 * m0**2) / (k0 - 1).clamp(min=1), nan).clamp(min=0)
     stderr = (var1 / k1.clamp(min=1) + var0 / k0.clamp(min=1)).sqrt()
-    return m1 - m0, stderr
+    # few coalitions: pooled towards the other players and t-inflated (two-sample dof K - 2)
+    return m1 - m0, inflate(stderr, z.shape[0] - 2)
 
 
 def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Banzhaf values as least-squares slopes of ``v`` on the coalition indicators.
 
     Fits ``v(S) ~ c + sum_i beta_i [i in S]`` over the sampled coalitions; with uniform
-    coalitions the population slopes are the Banzhaf values. Standard errors are HC1
-    (heteroskedasticity-robust sandwich) standard errors.
+    coalitions the population slopes are the Banzhaf values. Standard errors are
+    heteroskedasticity-robust sandwich standard errors with leverage-corrected residuals
+    (HC2: ``e / sqrt(1 - h)``, unbiased under constant variance), pooled and t-inflated with ``K - n - 1`` dof
+    (:mod:`._stderr`); NaN with a warning when no residual dof are left (``K = n + 1``) or a
+    coalition is fitted exactly.
 
     Args:
         masks: ``K x n`` binary coalitions (``K >= n + 2``).
@@ -117,16 +124,22 @@ def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     yt = y.permute(0, 2, 1)  # B x T x K
     beta = yt @ h  # B x T x (n+1)
     resid = yt - beta @ x.T  # B x T x K
-    dof = max(k - n - 1, 1)
-    var = (resid**2) @ (h**2) * (k / dof)
-    return beta[..., 1:], var[..., 1:].sqrt()
+    lev = (h * x).sum(1)  # K leverages
+    dof = k - n - 1
+    if dof < 1 or bool((lev >= 1.0 - 1e-9).any()):
+        warn_undefined("banzhaf", f"the OLS fit of {n} players on {k} coalitions leaves no residual "
+                       "degrees of freedom", f"Raise budget to at least {n + 4}.")
+        return beta[..., 1:], torch.full_like(beta[..., 1:], float("nan"))
+    var = (resid**2 / (1.0 - lev)) @ (h**2)  # HC2: leverage-corrected residuals
+    return beta[..., 1:], inflate(var[..., 1:].sqrt(), dof)
 
 
 @register
 class Banzhaf(Method):
     """Banzhaf values: each player's mean marginal contribution over uniformly random coalitions.
 
-    Estimated by maximum sample reuse (MSR): ``budget`` coalitions in which every player is
+    Estimated by maximum sample reuse (MSR): ``budget - 1`` coalitions (the reference pass,
+    ``v(N)``, is the first evaluation of every budget) in which every player is
     present with probability 1/2 (shared by all samples of the batch) are evaluated once each,
     and ``phi_i = mean v(S: i in S) - mean v(S: i not in S)`` reuses every evaluation for every
     player. Standard errors are the two-sample (Welch) standard errors of that difference of
@@ -147,7 +160,7 @@ class Banzhaf(Method):
             1992), and fitting all players at once removes the other players' additive effects
             from each estimate, so additive models are recovered exactly from ``n + 2``
             evaluations and nearly additive ones with far lower variance; consistent, with an
-            ``O(1/budget)`` bias; heteroskedasticity-robust HC1 standard errors).
+            ``O(1/budget)`` bias; heteroskedasticity-robust HC2 standard errors).
             default="msr".
 
     Reference: Banzhaf (1965), "Weighted voting doesn't work"; Wang & Jia (2023), "Data Banzhaf:
@@ -157,34 +170,34 @@ class Banzhaf(Method):
     name = "banzhaf"
     tags = Tags(family="banzhaf", stochastic=True, budgeted=True)
     paper = "Wang & Jia (2023), Data Banzhaf: A Robust Data Valuation Framework for Machine Learning"
+    constraints = declare({"design": Options(("balanced", "bernoulli")),
+                           "estimator": Options(("msr", "ols"))})
 
     def __init__(self, design: str = "balanced", estimator: str = "msr") -> None:
         self.design = design
         self.estimator = estimator
 
     def min_budget(self, game: Game) -> int:
+        # sampled coalitions (n + 2 for OLS, 4 for two per side) plus v(N), or the exact table
         n = game.n_players
-        return min(n + 2 if self.estimator == "ols" else 4, 2**n)
+        return int(min((n + 2 if self.estimator == "ols" else 4) + game.n_evals, 2**n))
 
     def default_budget(self, game: Game) -> int:
         n = game.n_players
         return 2**n if n <= 11 else 2048
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.design not in ("balanced", "bernoulli"):
-            raise InputError(f"design={self.design!r} must be 'balanced' or 'bernoulli'.")
-        if self.estimator not in ("msr", "ols"):
-            raise InputError(f"estimator={self.estimator!r} must be 'msr' or 'ols'.")
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
         if n <= _MAX_ENUMERATE and budget >= 2**n:
-            table = game.value(all_coalitions(n)).permute(0, 2, 1)  # B x T x 2^n
+            table = value_table(game)  # B x T x 2^n; v(N) is the reference pass
             phi = banzhaf_from_table(table, n)
             return game.attribution(phi, self.name, self.get_params(), stderr=torch.zeros_like(phi),
                                     extra={"exact": True, "n_coalitions": 2**n})
         gen = torch.Generator().manual_seed(seed)
-        masks = banzhaf_masks(n, budget, gen, self.design)
+        k = game.budget_left(budget)  # v(N) (the reference pass) is not a uniform draw
+        masks = banzhaf_masks(n, k, gen, self.design)
         y = game.value(masks)
         phi, stderr = ols_estimate(masks, y) if self.estimator == "ols" else msr_estimate(masks, y)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
-                                extra={"exact": False, "n_coalitions": int(budget)})
+                                extra={"exact": False, "n_coalitions": int(k)})

@@ -12,6 +12,7 @@ player gets the sum of its elements' map values.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..engine import Rows
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ..games.features import FeatureGame
+from ..games.features import FeatureGame, ProbeChunk
+from ..params import NONE, InstanceOf, Options, declare
 from .base import Method, Tags, register
 from .gradients_basic import feature_game
 
@@ -80,62 +81,32 @@ def layer_activation_gradients(
     module = game.model.module
     if module is None:
         raise UnsupportedModelError(f"{method} needs a torch.nn.Module (it reads a layer's activations); got a plain callable.")
-    path, target_layer = find_layer(module, layer, method)
-    state: dict[str, Any] = {"rows": None, "calls": 0, "act": None}
+    path, _ = find_layer(module, layer, method)
 
-    def hook(mod: torch.nn.Module, args: Any, out: Any) -> Any:
-        state["calls"] += 1
-        if state["calls"] > 1:
-            raise UnsupportedModelError(
-                f"{method}: layer {path!r} ({type(mod).__name__}) runs more than once per forward "
-                "pass; pick a layer that is called once."
-            )
+    def check(pth: str, mod: torch.nn.Module, out: Any) -> None:
         if not isinstance(out, torch.Tensor) or out.ndim != 4:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise UnsupportedModelError(
-                f"{method}: layer {path!r} ({type(mod).__name__}) outputs {shape}; Grad-CAM needs a "
+                f"{method}: layer {pth!r} ({type(mod).__name__}) outputs {shape}; Grad-CAM needs a "
                 "4-D (batch, channels, h, w) activation. Pick a convolutional layer, e.g. "
                 f"{_some_names(dict(module.named_modules()), 4)}."
             )
-        leaf = out.detach().requires_grad_(True)
-        state["rows"].leaves.append(leaf)
-        state["act"] = leaf.detach()
-        # A clone, so in-place ops after the layer (ReLU(inplace=True)) never touch the leaf.
-        return leaf.clone()
 
-    device = game.model.device
-    shapes = game.input_shapes()
+    def chunk(c: ProbeChunk) -> None:
+        on_chunk(c.activations[path], c.grads[0], c.sample)
 
-    def build(start: int, stop: int) -> Rows:
-        b = torch.arange(start, stop, device=device)
-        xs = tuple(inp.x[b].reshape(stop - start, *shape) for inp, shape in zip(game.inputs, shapes))
-        extra, kw = game._rows_extra(b)
-        rows = Rows(inputs=xs, sample=b, extra=extra, kwargs=kw)
-        state["rows"], state["calls"], state["act"] = rows, 0, None
-        return rows
-
-    def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-        if state["act"] is None:
-            raise UnsupportedModelError(
-                f"{method}: layer {path!r} was not called during the forward pass; pick a layer "
-                "the model uses."
-            )
-        act = state["act"].to("cpu", torch.float64)
-        on_chunk(act, grads[0].to("cpu", torch.float64), torch.arange(start, stop))
-
-    handle = target_layer.register_forward_hook(hook)
-    try:
-        game.engine.run(game.n_samples, build, sink, row_bytes=game.row_bytes, grad=True,
-                        desc=method, describe_row=lambda r: f"sample {r}")
-    finally:
-        handle.remove()
-    game.n_evals += 1
+    game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
     return path
 
 
 class _CAMBase(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
                 model_specific=True)
+    constraints = declare({
+        "layer": (NONE, InstanceOf((str,), "a module path string like 'features.3'")),
+        "interpolate_mode": Options(_MODES),
+        "relu": InstanceOf((bool,), "True or False"),
+    })
 
     def __init__(self, layer: str | None = None, interpolate_mode: str = "bilinear",
                  relu: bool = True) -> None:
@@ -143,9 +114,9 @@ class _CAMBase(Method):
         self.interpolate_mode = interpolate_mode
         self.relu = relu
 
+    @abstractmethod
     def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """``rows x targets x C`` channel weights from ``act`` (rows x C x h x w) and ``grad``."""
-        raise NotImplementedError
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)
@@ -155,8 +126,6 @@ class _CAMBase(Method):
                 f"with one image input of per-sample shape (C, H, W) or (H, W), got "
                 f"{fg.input_shapes()}. Use 'integrated_gradients' or 'saliency' for other inputs."
             )
-        if self.interpolate_mode not in _MODES:
-            raise InputError(f"interpolate_mode={self.interpolate_mode!r} must be one of {_MODES}.")
         shape = fg.input_shapes()[0]
         spatial = (int(shape[-2]), int(shape[-1]))
         lead = int(np.prod(shape[:-2], dtype=np.int64))

@@ -29,14 +29,15 @@ import torch
 
 from ..attribution import Attribution
 from ..errors import UnsupportedModelError
-from ..games.base import Game
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
+from ..params import Interval, declare
+from .atp import qk_fixed_estimates
 from .base import Method, Tags, register
+from .conductance import input_path_conductance
 
 __all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
 
-#: Coalitions per ``game.value`` call in COAR (bounds the memory of one call).
-_COAR_BLOCK = 4096
 
 
 def coar_masks(n: int, k: int, alpha: float, g: torch.Generator) -> torch.Tensor:
@@ -67,29 +68,26 @@ class Coar(Method):
     name = "coar"
     tags = Tags(family="surrogate", stochastic=True, budgeted=True)
     paper = "Shah, Ilyas & Madry (2024), Decomposing and Editing Predictions by Modeling Model Computation"
+    constraints = declare({"alpha": Interval(float, 0.0, 1.0, closed="neither"),
+                   "ridge": Interval(float, 0.0)})
 
     def __init__(self, alpha: float = 0.9, ridge: float = 0.0) -> None:
         self.alpha = alpha
         self.ridge = ridge
 
     def min_budget(self, game: Game) -> int:
-        return game.n_players + 2
+        return game.n_players + 2 + game.n_evals
 
     def default_budget(self, game: Game) -> int:
         return int(min(max(8 * game.n_players, 256), 8192))
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        from ..errors import InputError
-
-        if not 0.0 < float(self.alpha) < 1.0:
-            raise InputError(f"coar: alpha={self.alpha!r} must lie strictly between 0 and 1 (fraction of players kept).")
-        if float(self.ridge) < 0:
-            raise InputError(f"coar: ridge={self.ridge!r} must be >= 0.")
         n = game.n_players
-        k = int(budget if budget is not None else self.default_budget(game))
+        # v(N) (the reference pass) is the first of the budget's evaluations
+        k = game.budget_left(int(budget if budget is not None else self.default_budget(game)))
         g = torch.Generator().manual_seed(seed)
         masks = coar_masks(n, k, float(self.alpha), g)
-        vals = torch.cat([game.value(masks[s : s + _COAR_BLOCK]) for s in range(0, k, _COAR_BLOCK)], dim=1)
+        vals = game.value(masks, max_elements=VALUE_BLOCK_ELEMENTS)  # streamed in blocks
         b, t = game.n_samples, game.n_targets
         y = vals.permute(1, 0, 2).reshape(k, b * t)  # K x (B*T)
         x = torch.cat([torch.ones(k, 1, dtype=torch.float64), masks], dim=1)  # K x (n+1)
@@ -153,7 +151,7 @@ class AtPStar(Method):
     ``components(bert, "encoder.layer.3.attention.self.query", unit="head")``) the head's
     attention is recomputed exactly with the ablated query/key — one extra forward pass per
     query/key module — and the estimate is linearised only after the softmax
-    (:meth:`ComponentGame.qk_fixed_estimates`; ``extra["atp"]`` then holds these fixed values).
+    (:func:`tribute.methods.atp.qk_fixed_estimates`; ``extra["atp"]`` then holds these fixed values).
     For head *output* players the fix is built in (the ablation sets the head output exactly
     and the linearisation starts after the head's own softmax); see the module docstring.
     ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
@@ -200,7 +198,7 @@ class AtPStar(Method):
         _, grads = game.graddrop_gradients(layers)  # B x (L+1) x T x n
         fixed: list[int] = []
         if self.qk_fix:
-            fixed, est = game.qk_fixed_estimates(layers)
+            fixed, est = qk_fixed_estimates(game, layers)
             if fixed:
                 grads[..., fixed] = est
         plain = grads[:, -1]
@@ -232,6 +230,8 @@ class Conductance(Method):
     tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
     paper = "Dhamdhere, Sundararajan & Yan (2019), How Important Is a Neuron?"
 
+    constraints = declare({"n_steps": Interval(int, 1)})
+
     def __init__(self, n_steps: int = 50) -> None:
         self.n_steps = n_steps
 
@@ -242,7 +242,7 @@ class Conductance(Method):
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("conductance needs a component game (unit players of a layer).")
         steps = int(self.n_steps if budget is None else max(1, min(self.n_steps, budget - 1)))
-        phi = game.input_path_conductance(steps)
+        phi = input_path_conductance(game, steps)
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
 
 

@@ -24,7 +24,8 @@ are refused with :class:`UnsupportedModelError`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attribution import Attribution
-from ..engine import Rows
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
+from ..games.features import ProbeChunk
+from ..params import Interval, declare
 from .base import Method, Tags, register
 from .gradients_basic import feature_game
 
@@ -204,7 +206,8 @@ class _Hooks:
         self.final = args[0]
         self.final_path = self.paths.get(mod, "?")
         self.skipped_final = True
-        return args[0]
+        first: torch.Tensor = args[0]
+        return first
 
     def _root(self, mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         if self.final is not None and out is not self.final:
@@ -249,6 +252,7 @@ class DeepLift(Method):
     tags = Tags(family="gradient", needs_gradients=True, has_gap=True, games=("feature",),
                 model_specific=True)
     paper = "Shrikumar et al. (2017), Learning Important Features Through Propagating Activation Differences"
+    constraints = declare({"eps": Interval(float, 0.0)})
 
     def __init__(self, eps: float = 1e-10) -> None:
         self.eps = eps
@@ -266,8 +270,6 @@ class DeepLift(Method):
                 f"deeplift: output={fg.target.output!r} applies a softmax/sigmoid outside the model, "
                 "which the rescale rule cannot see; use output='raw' (DeepLIFT explains logits)."
             )
-        if not (isinstance(self.eps, (int, float)) and self.eps >= 0):
-            raise InputError(f"eps={self.eps!r} must be a number >= 0.")
         check_deeplift_model(root)
 
         b_total, t_count, mb = fg.n_samples, fg.n_targets, fg.n_background
@@ -291,38 +293,38 @@ class DeepLift(Method):
                 return tab[b]
             return tab[:1].expand(b.shape[0], -1)
 
-        def build(start: int, stop: int) -> Rows:
-            r = torch.arange(start, stop, device=device)
-            b, j = r // mb, r % mb
-            leaf = x_d[b].clone().requires_grad_(True)
+        def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor,
+                        j: torch.Tensor) -> tuple[torch.Tensor, ...]:
             base = base_rows(table, b, j)
-            inputs = tuple(
-                torch.cat([xp.reshape(-1, *s), bp.reshape(-1, *s)])
-                for xp, bp, s in zip(leaf.split(sizes, dim=1), base.split(sizes, dim=1), shapes)
+            hooks.pairs = int(b.shape[0])
+            return tuple(
+                torch.cat([xp, bp.reshape(-1, *s)])
+                for xp, bp, s in zip(xs, torch.split(base, sizes, dim=1), shapes)
             )
-            extra, kw = fg._rows_extra(torch.cat([b, b]))
-            hooks.pairs = stop - start
-            return Rows(inputs=inputs, sample=b, extra=extra, kwargs=kw, leaves=[leaf])
 
-        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            r = torch.arange(start, stop)
-            b, j = r // mb, r % mb
-            g = grads[0].to("cpu", torch.float64)  # R x T x D
+        def on_chunk(c: ProbeChunk) -> None:
+            b, j = c.sample, c.point
+            r = b.shape[0]
+            g = torch.cat([gi[:r].reshape(r, t_count, -1) for gi in c.grads], dim=-1)  # R x T x D
             diff = x64[b] - base_rows(table64, b, j)
             phi.index_add_(0, b, diff[:, None, :] * g / mb)
-            f_x.index_add_(0, b, vals.to("cpu", torch.float64) / mb)
+            f_x.index_add_(0, b, c.values / mb)
             assert hooks.ref_out is not None
             ref_vals = fg.target.select(hooks.ref_out, b.to(hooks.ref_out.device))
             f_b.index_add_(0, b, ref_vals.to("cpu", torch.float64) / mb)
 
-        hooks.install()
-        try:
-            fg.engine.run(b_total * mb, build, sink, row_bytes=2 * fg.row_bytes, grad=True,
-                          desc="deeplift", describe_row=lambda r: f"sample {r // mb}")
-        finally:
-            hooks.remove()
-        fg.n_evals += 2
-        fg.engine.n_rows += b_total * mb  # the baseline half of every row
+        @contextmanager
+        def installed() -> Iterator[None]:
+            hooks.install()
+            try:
+                yield
+            finally:
+                hooks.remove()
+
+        # Every point carries its input and its baseline (2 model rows, 2 evaluations per input
+        # whatever the number of background rows); the root hook keeps the input half's output.
+        fg.probe(on_chunk, n_points=mb, make_points=make_points, grad="inputs", rows_per_point=2,
+                 context=installed, evals=2, desc="deeplift")
 
         values = fg.elements_to_players(phi)
         delta = f_x - f_b

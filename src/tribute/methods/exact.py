@@ -10,7 +10,7 @@ from ..attribution import Attribution
 from ..games.base import Game
 from .base import Method, Tags, register
 
-__all__ = ["ExactShapley", "all_coalitions", "shapley_from_table"]
+__all__ = ["ExactShapley", "all_coalitions", "shapley_from_table", "value_table"]
 
 MAX_PLAYERS = 20
 
@@ -19,6 +19,17 @@ def all_coalitions(n: int) -> torch.Tensor:
     """``2^n x n`` binary masks; row ``s`` is the coalition whose bitmask is ``s``."""
     s = torch.arange(2**n, dtype=torch.int64)
     return ((s[:, None] >> torch.arange(n)) & 1).to(torch.float64)
+
+
+def value_table(game: Game) -> torch.Tensor:
+    """``v`` of all ``2^n`` coalitions, ``batch x targets x 2^n`` indexed by bitmask.
+
+    The full coalition is the game's cached ``v(N)`` (the reference pass, already counted), so
+    the table costs ``2^n`` evaluations per input in all, ``2^n - 1`` of them new.
+    """
+    n = game.n_players
+    rest = game.value(all_coalitions(n)[:-1]).permute(0, 2, 1)  # B x T x (2^n - 1)
+    return torch.cat([rest, game.full()[..., None]], dim=-1)
 
 
 def shapley_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
@@ -61,12 +72,11 @@ class ExactShapley(Method):
     paper = "Shapley (1953), A Value for n-Person Games"
 
     def min_budget(self, game: Game) -> int:
-        return 2**game.n_players
+        return int(2**game.n_players)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
-        v = game.value(all_coalitions(n))  # B x 2^n x T
-        table = v.permute(0, 2, 1)  # B x T x 2^n
+        table = value_table(game)  # B x T x 2^n
         phi = shapley_from_table(table, n)
         gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
         return game.attribution(phi, self.name, self.get_params(), gap=gap,

@@ -8,6 +8,7 @@ from ..attribution import Attribution
 from ..errors import UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ..params import InstanceOf, declare
 from .base import Method, Tags, register
 
 __all__ = ["InputXGradient", "Saliency", "StreamingMoments", "feature_game", "rows_to_players"]
@@ -129,6 +130,8 @@ class Saliency(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
                 dense_output=True)
     paper = "Simonyan et al. (2014), Deep Inside Convolutional Networks"
+
+    constraints = declare({"absolute": InstanceOf((bool,), "True or False")})
 
     def __init__(self, absolute: bool = False) -> None:
         self.absolute = absolute

@@ -22,6 +22,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ..params import Interval, Options, declare
 from .base import Method, Tags, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
@@ -105,6 +106,8 @@ class IntegratedGradients(Method):
     name = "integrated_gradients"
     tags = Tags(family="gradient", needs_gradients=True, has_gap=True, budgeted=True)
     paper = "Sundararajan et al. (2017), Axiomatic Attribution for Deep Networks"
+    constraints = declare({"steps": Interval(int, 1),
+                           "rule": Options((*RULES, *_RULE_ALIASES))})
 
     def __init__(self, steps: int = 50, rule: str = "gauss_legendre") -> None:
         self.steps = steps
@@ -169,6 +172,8 @@ class ExpectedGradients(Method):
     tags = Tags(family="gradient", needs_gradients=True, stochastic=True, has_gap=True,
                 budgeted=True, games=("feature",))
     paper = "Erion et al. (2021), Improving performance of deep learning models with axiomatic attribution priors and expected gradients"
+    constraints = declare({"n_samples": Interval(int, 2),
+                           "stdevs": Interval(float, 0.0, math.inf, closed="left")})
 
     def __init__(self, n_samples: int = 64, stdevs: float = 0.0) -> None:
         self.n_samples = n_samples
@@ -180,12 +185,10 @@ class ExpectedGradients(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)
         k_count = self.n_samples if budget is None else budget - 2
-        if isinstance(k_count, bool) or not isinstance(k_count, (int, np.integer)) or k_count < 2:
-            raise InputError(f"n_samples={k_count!r} must be an int >= 2 (draws; 2 are needed for a standard error).")
+        if k_count < 2:  # n_samples is checked by its declaration; a budget must leave 2 draws
+            raise InputError(f"budget={budget!r} leaves {k_count} draws; expected_gradients needs >= 2 (budget >= 4).")
         k_count = int(k_count)
         stdevs = float(self.stdevs)
-        if not math.isfinite(stdevs) or stdevs < 0:
-            raise InputError(f"stdevs={self.stdevs!r} must be a finite number >= 0.")
 
         gen = torch.Generator().manual_seed(seed)
         b_total = fg.n_samples
@@ -220,7 +223,7 @@ class ExpectedGradients(Method):
             xf = x_d[b] if eps_d is None else x_d[b] + eps_d[k]
             bf = baseline_rows(base_d, b, k, pick_d)
             pts = torch.addcmul(bf, alpha_d[k][:, None], xf - bf)
-            return tuple(p.reshape(p.shape[0], *s) for p, s in zip(pts.split(sizes, dim=1), shapes))
+            return tuple(p.reshape(p.shape[0], *s) for p, s in zip(torch.split(pts, sizes, dim=1), shapes))
 
         moments = StreamingMoments((b_total, fg.n_targets, fg.n_players), order=2)
 

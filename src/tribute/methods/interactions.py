@@ -22,8 +22,9 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ..params import Interval, declare
 from .base import Method, Tags, register
-from .exact import all_coalitions
+from .exact import value_table
 
 __all__ = ["JointShapley", "ShapleyInteractions", "interactions_from_table", "joint_shapley_from_table",
            "joint_weights", "shap_convention", "shapley_taylor_from_table"]
@@ -57,7 +58,7 @@ def _fix(v: torch.Tensor, n: int, players: tuple[int, ...], present: tuple[int, 
 
 def _table(game: Game) -> torch.Tensor:
     """``B x T x 2^n`` value table indexed by coalition bitmask."""
-    return game.value(all_coalitions(game.n_players)).permute(0, 2, 1)
+    return value_table(game)
 
 
 # ------------------------------------------------------------------- interaction index
@@ -179,7 +180,7 @@ class ShapleyInteractions(Method):
     paper = "Grabisch & Roubens (1999), An axiomatic approach to the concept of interaction among players"
 
     def min_budget(self, game: Game) -> int:
-        return 2**game.n_players
+        return int(2**game.n_players)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
@@ -276,15 +277,15 @@ class JointShapley(Method):
     tags = Tags(family="shapley", exact=True, has_gap=True, max_players=12)
     paper = "Harris, Pymar & Rowat (2022), Joint Shapley values: a measure of joint feature importance"
 
+    constraints = declare({"order": Interval(int, 1)})
+
     def __init__(self, order: int = 2) -> None:
         self.order = order
 
     def min_budget(self, game: Game) -> int:
-        return 2**game.n_players
+        return int(2**game.n_players)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
-            raise InputError(f"order={self.order!r} must be a positive int (largest set size).")
         n = game.n_players
         table = _table(game)
         joint = joint_shapley_from_table(table, n, self.order)

@@ -40,6 +40,8 @@ import torch
 from ..attribution import Attribution
 from ..errors import BudgetError, InputError
 from ..games.base import Game
+from ..params import NONE, Interval, Options, declare
+from ._stderr import inflate, warn_undefined
 from .base import Method, Tags, register
 
 __all__ = ["Lime", "lime_kernel", "sample_coalitions", "weighted_lasso", "weighted_ridge"]
@@ -144,7 +146,9 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
 
     Returns:
         ``(beta n x R, intercept R, stderr n x R)``; ``stderr`` is the heteroskedasticity-robust
-        (HC1 sandwich) standard error of ``beta`` under i.i.d. sampling of the rows.
+        sandwich standard error of ``beta`` under i.i.d. sampling of the rows, with
+        leverage-corrected residuals (HC2), pooled and t-inflated with ``K - n - 1`` dof; NaN
+        with a :class:`StderrWarning` when no residual degrees of freedom are left.
     """
     xn, yn, wn = _np64(x), _np64(y), _np64(w)
     k, n = xn.shape
@@ -156,10 +160,19 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
     coef = a_inv @ (xw.T @ yn)  # (n+1) x R
     resid = yn - xa @ coef
     u = xw @ a_inv  # K x (n+1): row k is w_k A^-1 x_k
-    used = max(int((wn > 0).sum()), 1)
-    scale = used / max(used - (n + 1), 1)
-    var = np.clip((u[:, 1:] ** 2).T @ (resid**2) * scale, 0.0, None)
-    return torch.from_numpy(coef[1:]), torch.from_numpy(coef[0]), torch.from_numpy(np.sqrt(var))
+    used = int((wn > 0).sum())
+    lev = np.einsum("kj,kj->k", u, xa)  # K leverages w_k x_k' A^-1 x_k
+    dof = used - (n + 1)
+    beta, icpt = torch.from_numpy(coef[1:]), torch.from_numpy(coef[0])
+    if dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()):
+        warn_undefined("lime", f"{used} weighted coalitions leave no residual degrees of freedom "
+                       f"for {n} coefficients and an intercept", f"Raise budget above {n + 2}.")
+        return beta, icpt, torch.full_like(beta, float("nan"))
+    # HC2: leverage-corrected residuals; then pooled and t-inflated with ``dof`` (._stderr)
+    var = np.clip((u[:, 1:] ** 2).T @ (resid**2 / (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]),
+                  0.0, None)
+    se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T
+    return beta, icpt, se.contiguous()
 
 
 def weighted_lasso(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float,
@@ -225,8 +238,8 @@ class Lime(Method):
     targets. ``extra["score"]`` holds the weighted R² of each surrogate and
     ``extra["intercept"]`` its intercept (``batch`` or ``batch x targets``).
 
-    Standard errors: for ``surrogate="ridge"`` the heteroskedasticity-robust (HC1 sandwich)
-    standard error of each coefficient over the random draw of coalitions — how much the
+    Standard errors: for ``surrogate="ridge"`` the heteroskedasticity-robust (HC2 sandwich,
+    t-inflated for few coalitions, NaN with a warning when none are to spare) standard error of each coefficient over the random draw of coalitions — how much the
     credits would move with another seed (approximate for ``"stratified"``, whose draws are not
     i.i.d.). None for ``"lasso"`` (no reliable closed form after selection) and for
     ``"exhaustive"`` (nothing is random).
@@ -256,6 +269,13 @@ class Lime(Method):
     name = "lime"
     tags = Tags(family="surrogate", stochastic=True, budgeted=True)
     paper = "Ribeiro, Singh & Guestrin (2016), 'Why Should I Trust You?'"
+    constraints = declare({
+        "sampling": Options(SAMPLINGS), "distance": Options(DISTANCES),
+        "surrogate": Options(SURROGATES),
+        "kernel_width": Interval(float, 0.0, None, closed="neither"),  # inf: constant weights
+        "alpha": Interval(float, 0.0),
+        "n_samples": (NONE, Interval(int, 1)),
+    })
 
     def __init__(self, sampling: str = "bernoulli", distance: str = "cosine",
                  kernel_width: float = 0.25, surrogate: str = "ridge", alpha: float = 1.0,
@@ -268,20 +288,8 @@ class Lime(Method):
         self.n_samples = n_samples
 
     def _validate(self, game: Game) -> None:
-        for name, value, allowed in (("sampling", self.sampling, SAMPLINGS),
-                                     ("distance", self.distance, DISTANCES),
-                                     ("surrogate", self.surrogate, SURROGATES)):
-            if value not in allowed:
-                raise InputError(f"lime: {name}={value!r} is not one of {allowed}.")
-        if not (isinstance(self.kernel_width, (int, float)) and self.kernel_width > 0):
-            raise InputError(f"lime: kernel_width={self.kernel_width!r} must be a positive number (inf: constant weights).")
-        if not (isinstance(self.alpha, (int, float)) and self.alpha >= 0):
-            raise InputError(f"lime: alpha={self.alpha!r} must be a number >= 0.")
         if self.surrogate == "lasso" and self.alpha == 0:
             raise InputError("lime: surrogate='lasso' with alpha=0 is least squares; use surrogate='ridge', alpha=0.")
-        if self.n_samples is not None and (isinstance(self.n_samples, bool)
-                                           or not isinstance(self.n_samples, int) or self.n_samples < 1):
-            raise InputError(f"lime: n_samples={self.n_samples!r} must be a positive int (or None to use budget).")
         if self.sampling == "exhaustive" and game.n_players > MAX_EXHAUSTIVE:
             raise BudgetError(
                 f"lime: sampling='exhaustive' evaluates all 2^{game.n_players} coalitions; it is "
@@ -296,7 +304,7 @@ class Lime(Method):
         if self.n_samples is not None:
             return self.n_samples
         if self.sampling == "exhaustive":
-            return 2**game.n_players
+            return int(2**game.n_players)
         return max(256, 8 * game.n_players + 64)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:

@@ -20,8 +20,6 @@ copies that bound memory.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -29,10 +27,10 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..engine import Engine
 from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ..params import NONE, InstanceOf, Interval, declare
 from .base import Method, Tags, get_method, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
@@ -46,60 +44,25 @@ def noisy_view(game: FeatureGame, z: torch.Tensor, sigma: torch.Tensor) -> Featu
     """A feature game whose samples are noisy copies ``x_b + sigma_b * z_k`` of ``game``'s.
 
     Sample ``b * K + k`` of the view is copy ``k`` of sample ``b``; it keeps that sample's
-    target, baseline, groups and forward arguments. The view has its own engine (same model,
-    batch size and progress setting) and evaluation counter; the caller adds them to the
-    parent's.
+    target, baseline, groups and forward arguments (:meth:`FeatureGame.with_inputs`). The view
+    shares the parent's engine and reports its evaluations to the parent (``K`` per parent
+    sample for each of its own).
 
     Args:
         game: the parent feature game (real-valued inputs).
         z: ``K x D`` standard-normal draws (``D`` = all input elements).
         sigma: ``batch`` noise scales.
-
-    Returns:
-        The view (a shallow copy of ``game`` with new inputs, target and engine).
     """
     b_total, k_count = game.n_samples, int(z.shape[0])
-    device, dtype = game.model.device, game.compute_dtype
-    parent = torch.arange(b_total, device=device).repeat_interleave(k_count)
-    z_d, sig_d = z.to(device, dtype), sigma.to(device, dtype)
-    view = copy.copy(game)
-    inputs = []
-    start = 0
-    for inp in game.inputs:
-        noise = sig_d[:, None, None] * z_d[None, :, start : start + inp.size]
-        x = (inp.x[:, None, :] + noise).reshape(b_total * k_count, inp.size)
-        base = inp.base[parent] if inp.base_mode == "per_sample" else inp.base
-        groups = inp.groups
-        if groups is not None and groups.ndim == 2:
-            groups = groups[parent.to(groups.device)]
-        inputs.append(dataclasses.replace(inp, x=x, base=base, groups=groups))
-        start += inp.size
-    view.inputs = inputs
-    view.n_samples = b_total * k_count
-    t = game.target
-    index = None if t.index is None else t.index[parent.to(t.index.device)]
-    view.target = dataclasses.replace(t, index=index, names=list(t.names))
-    view.engine = Engine(game.model, view.target, batch_size=game.engine.batch_size,
-                         progress=game.engine.progress)
-
-    def repeat(v: Any) -> Any:
-        if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b_total:
-            return v.repeat_interleave(k_count, dim=0)
-        if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == b_total:
-            return np.repeat(v, k_count, axis=0)
-        return v
-
-    view.forward_args = tuple(repeat(a) for a in game.forward_args)
-    view.forward_kwargs = {k: repeat(v) for k, v in game.forward_kwargs.items()}
-    view.reference_output = game.reference_output[parent.to(game.reference_output.device)]
-    view.n_evals = 0
-    view._full = None
-    view._empty = None
-    view._full_counted = False
-    # Flat float64 results: the wrapper reads them back with Attribution.flat() without loss.
-    view.layout = dataclasses.replace(game.layout, framework="torch", device="cpu",
-                                      dtype="float64", multi_target=True)
-    return view
+    dtype = game.compute_dtype
+    parent = torch.arange(b_total).repeat_interleave(k_count)
+    x = game.inputs_flat().to("cpu", dtype)
+    noisy = (x[:, None, :] + sigma.to(dtype)[:, None, None] * z.to(dtype)[None]).reshape(
+        b_total * k_count, -1)
+    shapes = game.input_shapes()
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    inputs = [part.reshape(-1, *s) for part, s in zip(torch.split(noisy, sizes, dim=1), shapes)]
+    return game.with_inputs(inputs, parent=parent, flat_results=True)
 
 
 class _NoiseWrapper(Method):
@@ -108,6 +71,12 @@ class _NoiseWrapper(Method):
     statistic: ClassVar[str] = "mean"
     tags = Tags(family="gradient", needs_gradients=True, stochastic=True, budgeted=True,
                 games=("feature",))
+    constraints = declare({
+        "base": InstanceOf((str,), "the registry name of a gradient method, e.g. 'saliency'"),
+        "n_samples": Interval(int, 2),
+        "noise": Interval(float, 0.0, math.inf, closed="left"),
+        "base_params": (NONE, InstanceOf((dict,), "a dict of the base method's parameters")),
+    })
 
     def __init__(self, base: str = "saliency", n_samples: int = 50, noise: float = 0.15,
                  base_params: dict[str, Any] | None = None) -> None:
@@ -118,8 +87,6 @@ class _NoiseWrapper(Method):
 
     # ------------------------------------------------------------- validation
     def _base_method(self) -> Method:
-        if not isinstance(self.base, str):
-            raise InputError(f"base={self.base!r} must be the registry name of a gradient method, e.g. 'saliency'.")
         cls = get_method(self.base)
         if issubclass(cls, _NoiseWrapper):
             raise InputError(f"base={self.base!r} is itself a noise wrapper; pick a plain gradient method.")
@@ -141,26 +108,24 @@ class _NoiseWrapper(Method):
         return self.base == "saliency"
 
     def min_budget(self, game: Game) -> int:
+        # two noisy copies, plus v(N) of the clean input (the reference pass, already spent)
         if self._fast():
-            return 2
-        return 2 * self._base_method().min_budget(game)
+            return 2 + game.n_evals
+        return 2 * self._base_method().min_budget(game) + game.n_evals
 
     # --------------------------------------------------------------- the method
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)
         base = self._base_method()
         k_count: int = self.n_samples
-        if isinstance(k_count, bool) or not isinstance(k_count, (int, np.integer)) or k_count < 2:
-            raise InputError(f"n_samples={self.n_samples!r} must be an int >= 2 (noisy copies per input).")
         noise = float(self.noise)
-        if not math.isfinite(noise) or noise < 0:
-            raise InputError(f"noise={self.noise!r} must be a finite number >= 0 (fraction of the input range).")
         per_draw: int | None = None
         if budget is not None:
+            # v(N) of the clean input (the reference pass) is already spent
             if self._fast():
-                k_count = budget
+                k_count = fg.budget_left(budget)
             else:
-                per_draw = budget // k_count
+                per_draw = fg.budget_left(budget) // k_count
                 need = base.min_budget(fg)
                 if per_draw < need:
                     raise BudgetError(
@@ -207,7 +172,7 @@ class _NoiseWrapper(Method):
         sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
 
         def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            noise = (sig_d[b][:, None] * z_d[k]).split(sizes, dim=1)
+            noise = torch.split(sig_d[b][:, None] * z_d[k], sizes, dim=1)
             return tuple(xi + ni.reshape(xi.shape) for xi, ni in zip(xs, noise))
 
         def transform(g: torch.Tensor, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -231,9 +196,6 @@ class _NoiseWrapper(Method):
             attr = base.attribute(view, budget=use, seed=seed)
             phi = torch.from_numpy(attr.flat())  # (B*kb) x T x n
             feed(phi, torch.arange(b_total).repeat_interleave(kb))  # view order b*kb + k
-            fg.n_evals += kb * view.n_evals
-            fg.engine.n_rows += view.engine.n_rows
-            fg.engine.n_passes += view.engine.n_passes
 
 
 @register

@@ -18,7 +18,7 @@ Occlusion defines its own players (the windows), so it needs a dense feature gam
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -31,8 +31,6 @@ from .base import Method, Tags, register
 
 __all__ = ["Occlusion", "default_window", "window_positions"]
 
-#: Mask elements (windows x players) per ``game.value`` call; bounds memory on large inputs.
-_BLOCK_ELEMENTS = 8 * 1024**2
 
 WindowArg = int | Sequence[int] | Sequence[Sequence[int]] | None
 
@@ -96,9 +94,9 @@ def _resolve(shape: tuple[int, ...], window: Any, stride: Any, i: int, multi: bo
     return win, st
 
 
-def _window_blocks(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, ...],
-                   block: int) -> Iterator[torch.Tensor]:
-    """Yield ``k x prod(shape)`` 0/1 window indicators, ``block`` windows at a time.
+def _window_masks(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, ...],
+                  lo: int, hi: int) -> torch.Tensor:
+    """``(hi - lo) x prod(shape)`` 0/1 indicators of windows ``lo..hi-1``.
 
     Windows are numbered row-major over the window grid (the last axis moves fastest).
     """
@@ -109,19 +107,17 @@ def _window_blocks(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, 
         start = torch.arange(c)[:, None] * t
         e = torch.arange(s)[None]
         axis_ind.append(((e >= start) & (e < start + w)).to(torch.float64))
-    total = math.prod(counts)
-    for lo in range(0, total, block):
-        idx = torch.arange(lo, min(lo + block, total))
-        out = torch.ones(idx.numel(), 1, dtype=torch.float64)
-        rem = idx
-        pos = []
-        for c in reversed(counts):
-            pos.append(rem % c)
-            rem = rem // c
-        pos.reverse()
-        for ind, p in zip(axis_ind, pos):
-            out = (out[:, :, None] * ind[p][:, None, :]).reshape(idx.numel(), -1)
-        yield out
+    idx = torch.arange(lo, hi)
+    out = torch.ones(idx.numel(), 1, dtype=torch.float64)
+    rem = idx
+    pos = []
+    for c in reversed(counts):
+        pos.append(rem % c)
+        rem = rem // c
+    pos.reverse()
+    for ind, p in zip(axis_ind, pos):
+        out = (out[:, :, None] * ind[p][:, None, :]).reshape(idx.numel(), -1)
+    return out
 
 
 @register
@@ -183,14 +179,20 @@ class Occlusion(Method):
         full = game.full()  # B x T
         phi = torch.zeros(game.n_samples, game.n_targets, n, dtype=torch.float64)
         cover = torch.zeros(n, dtype=torch.float64)
-        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
         offset = 0
         for shape, win, st in geometry:
             size = math.prod(shape)
-            for ind in _window_blocks(shape, win, st, block):
-                masks = torch.ones(ind.shape[0], n, dtype=torch.float64)
-                masks[:, offset : offset + size] -= ind
-                drop = full[:, None, :] - game.value(masks)  # B x k x T
+            total = math.prod(window_positions(s, w, t) for s, w, t in zip(shape, win, st))
+
+            def make(lo: int, hi: int, shape: tuple[int, ...] = shape, win: tuple[int, ...] = win,
+                     st: tuple[int, ...] = st, offset: int = offset, size: int = size) -> torch.Tensor:
+                masks = torch.ones(hi - lo, n, dtype=torch.float64)
+                masks[:, offset : offset + size] -= _window_masks(shape, win, st, lo, hi)
+                return masks
+
+            for blk in game.value_stream(total, make):
+                ind = 1.0 - blk.masks[:, offset : offset + size]
+                drop = full[:, None, :] - blk.values  # B x k x T
                 phi[:, :, offset : offset + size] += torch.einsum("bkt,kd->btd", drop, ind)
                 cover[offset : offset + size] += ind.sum(0)
             offset += size

@@ -27,15 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ..params import InstanceOf, Interval, declare
+from ._stderr import inflate
 from .base import Method, Tags, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
 
-#: Mask elements (masks x players) per ``game.value`` call.
-_BLOCK_ELEMENTS = 8 * 1024**2
 
 
 def smooth_masks(grid: torch.Tensor, shifts: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -90,20 +89,19 @@ class Rise(Method):
     name = "rise"
     tags = Tags(family="perturbation", stochastic=True, budgeted=True)
     paper = "Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box Models"
+    constraints = declare({"s": Interval(int, 1), "p": Interval(float, 0.0, 1.0, closed="right"),
+                   "center": InstanceOf((bool,), "True or False")})
 
     def __init__(self, s: int = 8, p: float = 0.5, center: bool = False) -> None:
         self.s = s
         self.p = p
         self.center = center
 
+    def min_budget(self, game: Game) -> int:
+        return 2 + game.n_evals  # two masks (a standard error needs two), plus v(N)
+
     def default_budget(self, game: Game) -> int | None:
         return 1000
-
-    def _validate(self) -> None:
-        if isinstance(self.s, bool) or not isinstance(self.s, int) or self.s < 1:
-            raise InputError(f"rise: s={self.s!r} must be a positive int (cells per side).")
-        if not (isinstance(self.p, (int, float)) and 0 < self.p <= 1):
-            raise InputError(f"rise: p={self.p!r} must be in (0, 1].")
 
     def _mask_block(self, game: Game, lo: int, hi: int, grids: list[torch.Tensor | None],
                     shifts: list[torch.Tensor | None], bern: torch.Tensor | None) -> torch.Tensor:
@@ -122,9 +120,9 @@ class Rise(Method):
         return torch.cat(parts, dim=1)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        self._validate()
         n = game.n_players
-        n_masks = budget if budget is not None else 1000
+        # v(N) (the reference pass) is the first of the budget's evaluations
+        n_masks = game.budget_left(budget if budget is not None else 1000)
         g = torch.Generator().manual_seed(seed)
         images = (isinstance(game, FeatureGame) and game.layout.dense
                   and all(len(s) >= 2 for s in game.input_shapes()))
@@ -149,11 +147,11 @@ class Rise(Method):
         s2 = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_k (v_k m_k)^2
         vsum = torch.zeros(b_count, t_count, dtype=torch.float64)
         msum = torch.zeros(n, dtype=torch.float64)
-        block = max(1, _BLOCK_ELEMENTS // max(n, 1))
-        for lo in range(0, n_masks, block):
-            hi = min(lo + block, n_masks)
-            m = self._mask_block(game, lo, hi, grids, shifts, bern)
-            v = game.value(m)  # B x k x T
+        def make(lo: int, hi: int) -> torch.Tensor:
+            return self._mask_block(game, lo, hi, grids, shifts, bern)
+
+        for blk in game.value_stream(n_masks, make):
+            m, v = blk.masks, blk.values  # k x n, B x k x T
             s1 += torch.einsum("bkt,kn->btn", v, m)
             s2 += torch.einsum("bkt,kn->btn", v**2, m**2)
             vsum += v.sum(1)
@@ -169,7 +167,8 @@ class Rise(Method):
         ey = s1 / (n_masks * p)
         ey2 = s2 / (n_masks * p * p)
         var = (ey2 - ey**2).clamp(min=0) * n_masks / max(n_masks - 1, 1)
-        stderr = (var / n_masks).sqrt()
+        # few masks: pooled towards the other players and t-inflated (:mod:`._stderr`)
+        stderr = inflate((var / n_masks).sqrt(), n_masks - 1)
         params = {**self.get_params(), "smooth_masks": images}
         return game.attribution(sal, self.name, params, stderr=stderr,
                                 extra={"mean_value": _np(mean_v, game)})

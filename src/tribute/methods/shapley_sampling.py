@@ -15,6 +15,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import BudgetError
 from ..games.base import Game
+from ._stderr import inflate, warn_undefined
 from .base import Method, Tags, register
 
 __all__ = ["KernelShap", "PermutationShapley", "kernel_shap_design", "solve_constrained"]
@@ -26,7 +27,7 @@ def _size_mass(n: int) -> np.ndarray:
     s = np.arange(n + 1, dtype=np.float64)
     mass = np.zeros(n + 1)
     mass[1:n] = (n - 1) / (s[1:n] * (n - s[1:n]))
-    return mass / mass.sum()
+    return np.asarray(mass / mass.sum())
 
 
 def _random_subsets(n: int, size: int, count: int, gen: np.random.Generator) -> np.ndarray:
@@ -206,7 +207,10 @@ class KernelShap(Method):
 
     Standard errors: the regression matrix is held fixed and the moment vector's variance is
     estimated from the spread of the sampled pairs within each size stratum (enumerated sizes
-    contribute none); this is the delta-method reading of Covert & Lee's variance estimate.
+    contribute none); this is the delta-method reading of Covert & Lee's variance estimate,
+    with leverage-corrected (HC4) residuals, pooling and a Student-t factor for small budgets.
+    They are NaN, with a warning, when the budget leaves no residual degrees of freedom
+    (fewer than ``n - 1`` sampled pairs beyond what the regression needs: budget < 2n + 4).
 
     References: Lundberg & Lee (2017), "A Unified Approach to Interpreting Model Predictions";
     Covert & Lee (2021), "Improving KernelSHAP: Practical Shapley Value Estimation via Linear
@@ -273,7 +277,7 @@ class KernelShap(Method):
             y = torch.stack([cache[k] for k in keys], dim=1)
             best = (masks, w, strata, y)
             phi, proj = solve_constrained(masks, w, y, delta)
-            se = _stderr(masks, w, y, strata, proj, phi)
+            se = _stderr(masks, w, y, strata, proj, phi, warn=False)
             if float(se.max()) < self.target_precision or size >= n_coal:
                 return best
             size = min(n_coal, size * 2)
@@ -281,32 +285,97 @@ class KernelShap(Method):
 
 def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
             strata: list[tuple[int, int, float]], proj: torch.Tensor,
-            phi: torch.Tensor) -> torch.Tensor:
-    """Standard errors of phi (sandwich form) from the within-stratum spread of sampled pairs.
+            phi: torch.Tensor, warn: bool = True) -> torch.Tensor:
+    """Standard errors of phi from the sampled complementary pairs (``B x T x n``).
 
-    With the regression matrix held fixed, ``phi - phi* ~ G (b - A phi*)``; the moment of
-    each sampled pair is taken on the residuals ``y - z . phi`` (so an additive game, which
-    the regression fits exactly, gets zero error), and its variance within each size stratum
-    (with the finite-population correction of sampling without replacement) is propagated
-    through ``G``.
+    Over complementary pairs ``(z, 1 - z)`` the constrained KernelSHAP fit is a regression of
+    ``d = v(z) - v(1 - z)`` on ``s = 2 z - 1`` (the pair's even part drops out, see
+    ``_shapley_common``); a sampled pair ``j`` moves ``phi`` by ``psi_j = w_j G z_j e_j`` with
+    ``e_j = d_j - phi . s_j`` its residual and ``G`` the fit's moment-to-phi map. The variance
+    of the stratified, without-replacement total of ``psi`` is
+    ``sum_h (1 - m_h/N_h) m_h var_h(psi)``; enumerated sizes contribute nothing and strata with
+    a single sampled pair are pooled (their ``psi^2`` uncentred: conservative).
+
+    Small budgets: the residuals are leverage-corrected, ``e_j / (1 - h_j)^(delta_j / 2)`` with
+    ``h_j = w_j s_j' G s_j / 2`` and ``delta_j = min(4, h_j / mean(h))`` (HC4, Cribari-Neto
+    2004: HC2 for ordinary pairs, stronger than the jackknife's HC3 for high-leverage ones;
+    in-sample residuals of a nearly saturated fit are far too small), the variances are pooled towards the other
+    players' and t-inflated with ``pairs - (n - 1)`` degrees of freedom (:mod:`._stderr`).
+    When the pairs cannot identify ``phi`` (rank-deficient design, or a pair with leverage 1)
+    the standard errors are NaN with a :class:`StderrWarning`.
     """
     b_count, _, t_count = y.shape
     n = masks.shape[1]
-    resid = y - torch.einsum("kn,btn->bkt", masks, phi)
+    nan = torch.full((b_count, t_count, n), float("nan"), dtype=torch.float64)
+    # identifiability: the fit's map restricted to the sum-zero space must have full rank
+    a = (masks * w[:, None]).T @ masks
+    q = torch.linalg.qr(torch.cat([torch.ones(n, 1, dtype=torch.float64),
+                                   torch.eye(n, dtype=torch.float64)[:, 1:]], 1))[0][:, 1:]
+    h_red = q.T @ a @ q
+    ev = torch.linalg.eigvalsh(h_red)
+    pairs = masks.shape[0] // 2
+    dof = pairs - (n - 1)
+    if n > 1 and (float(ev[0]) <= 1e-10 * max(float(ev[-1]), 1e-300) or dof < 1):
+        if warn:
+            warn_undefined("kernel_shap", f"{masks.shape[0]} coalitions cannot identify {n} "
+                           "Shapley values with residual degrees of freedom left",
+                           f"Raise budget to at least {2 * n + 4} (2n + 4).")
+        return nan
     var = torch.zeros(b_count, t_count, n, dtype=torch.float64)
-    for start, k, m_pair in strata:
-        if k < 2:
-            continue
-        z1, z2 = masks[start : start + k], masks[start + k : start + 2 * k]
-        y1, y2 = resid[:, start : start + k], resid[:, start + k : start + 2 * k]
+    singles: list[torch.Tensor] = []
+    for start, k, _m_pair in strata:
+        z1 = masks[start : start + k]  # the complements follow at start + k
+        s_pm = 2.0 * z1 - 1.0  # k x n
+        d = y[:, start : start + k] - y[:, start + k : start + 2 * k]  # B x k x T
+        e = d - torch.einsum("kn,btn->bkt", s_pm, phi)
+        gs = s_pm @ proj  # k x n (proj is symmetric)
+        wj = w[start : start + k]
+        lev = wj * (gs * s_pm).sum(1) / 2.0  # k
+        if bool((lev >= 1.0 - 1e-9).any()):
+            if warn:
+                warn_undefined("kernel_shap", "a sampled pair is fitted exactly (leverage 1)",
+                               f"Raise budget to at least {2 * n + 4} (2n + 4).")
+            return nan
+        # HC4 (Cribari-Neto 2004): e / (1 - h)^(delta / 2), delta = min(4, h / mean leverage):
+        # HC2 for ordinary pairs, up to HC3 and beyond for the high-leverage ones
+        delta = (lev * pairs / max(n - 1, 1)).clamp(max=4.0)
+        e = e / ((1.0 - lev) ** (delta / 2))[None, :, None]
+        psi = (wj[:, None] * (z1 @ proj))[None, :, None, :] * e[..., None]  # B x k x T x n
         size = int(z1[0].sum())
         population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
         fpc = max(0.0, 1.0 - k / population) if population > 1 else 0.0
-        # per-pair contribution to b (before the stratum weight): (z1 y1 + z2 y2) / 2
-        u = (z1[None, :, None, :] * y1[..., None] + z2[None, :, None, :] * y2[..., None]) / 2
-        q = u @ proj.T  # B x k x T x n
-        var += fpc * (m_pair**2) * q.var(dim=1, unbiased=True) / k
-    return var.sqrt()
+        if k >= 2:
+            var += fpc * k * psi.var(dim=1, unbiased=True)
+        elif fpc > 0:
+            singles.append(fpc * psi[:, 0] ** 2)
+    for sq in singles:
+        var += sq
+    return inflate(var.sqrt(), dof)
+
+
+#: From this many antithetic pairs on, pairs (not single permutations) are the replicates.
+_PAIR_REPLICATES = 8
+
+
+def _permutation_stderr(per_perm: torch.Tensor, n_pairs: int) -> torch.Tensor:
+    """Standard errors of the antithetic mean (``B x T x n``) from ``B x P x n x T`` estimates.
+
+    Replicates are the antithetic pairs (``pairs - 1`` dof). With 2 to 7 pairs the pair
+    spread is too noisy to trust and the single permutations serve as replicates instead
+    (``2 pairs - 1`` dof), their antithetic correlation ignored: a permutation and its reverse
+    are negatively correlated, so this over-states the variance (conservative, never small).
+    With a single pair the standard errors are NaN with a :class:`StderrWarning`. Variances
+    are pooled towards the other players' and t-inflated (see :mod:`._stderr`).
+    """
+    if n_pairs < 2:
+        warn_undefined("permutation_shapley", "one antithetic pair is one replicate",
+                       "Raise budget to at least 2 + 4 (n - 1) (two antithetic pairs).")
+        b, _, n, t = per_perm.shape
+        return torch.full((b, t, n), float("nan"), dtype=torch.float64)
+    reps = per_perm if n_pairs < _PAIR_REPLICATES else (per_perm[:, :n_pairs] + per_perm[:, n_pairs:]) / 2
+    r = reps.shape[1]
+    se = (reps.std(1, unbiased=True) / math.sqrt(r)).permute(0, 2, 1)
+    return inflate(se, r - 1)
 
 
 # ----------------------------------------------------------------------------- permutations
@@ -318,9 +387,11 @@ class PermutationShapley(Method):
     in ``v`` when it joins. Every sampled permutation is paired with its reverse, which makes
     the two estimates negatively correlated and reduces variance (Mitchell et al. 2022). Each
     permutation costs ``n - 1`` evaluations (``v(empty)`` and ``v(N)`` are shared), so the
-    budget buys ``(budget - 2) // (2 (n - 1))`` antithetic pairs. Standard errors are the spread
-    of the pair estimates over ``sqrt(pairs)``. Efficiency holds exactly for every
-    permutation.
+    budget buys ``(budget - 2) // (2 (n - 1))`` antithetic pairs. Standard errors come from the
+    spread of the antithetic pairs (of the single permutations, conservatively, below 8
+    pairs), pooled towards the other players' and inflated by the Student-t factor of their
+    few degrees of freedom, so that +-2 stderr keeps ~95% coverage; with one pair they are NaN
+    (with a warning). Efficiency holds exactly for every permutation.
 
     References: Castro, Gómez & Tejada (2009), "Polynomial calculation of the Shapley value
     based on sampling"; Mitchell, Cooper, Frank & Holmes (2022), "Sampling Permutations for
@@ -364,8 +435,7 @@ class PermutationShapley(Method):
         per_perm_phi.scatter_(2, idx, marg)
         pair = (per_perm_phi[:, :n_pairs] + per_perm_phi[:, n_pairs:]) / 2  # B x pairs x n x T
         phi = pair.mean(1).permute(0, 2, 1)
-        stderr = (pair.std(1, unbiased=True) / math.sqrt(n_pairs)).permute(0, 2, 1) if n_pairs > 1 \
-            else torch.full_like(phi, float("nan"))
+        stderr = _permutation_stderr(per_perm_phi, n_pairs)
         gap = phi.sum(-1) - (v_full - v_empty)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
                                 extra={"n_permutations": int(p_count)})

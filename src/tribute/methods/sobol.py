@@ -30,16 +30,15 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
+from ..params import Options, declare
+from ._stderr import inflate
 from .base import Method, Tags, register
 
 __all__ = ["Sobol", "jansen_total", "sobol_designs"]
 
 #: scipy's Sobol sequence supports up to 21201 dimensions (two designs: n <= 10600 players).
 _MAX_QMC_DIM = 21201
-#: Mask elements (rows x players) per ``game.value`` call.
-_BLOCK_ELEMENTS = 8 * 1024**2
 
 
 def sobol_designs(n: int, n_designs: int, seed: int, sampler: str = "sobol",
@@ -85,14 +84,15 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor,
     st = torch.where(ok, sq.mean(-1) / safe, torch.zeros_like(denom))
     sd = sq.std(dim=-1, unbiased=True) if n_designs > 1 else torch.zeros_like(st)
     se = torch.where(ok, sd / math.sqrt(n_designs) / safe, torch.zeros_like(denom))
-    return st, se
+    # few designs: pooled towards the other players and t-inflated (:mod:`._stderr`)
+    return st, inflate(se, n_designs - 1)
 
 
 @register
 class Sobol(Method):
     """Total-order Sobol indices of each player under random fractional masks (unsigned).
 
-    Draws ``N = budget // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
+    Draws ``N = (budget - 1) // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
     player's total Sobol index with Jansen's estimator: the expected share of the output's
     variance lost when the player's mask is re-drawn. Indices are non-negative importances (see
     the module notes on the sign convention); ``stderr`` is a CLT standard error over the ``N``
@@ -105,7 +105,8 @@ class Sobol(Method):
         sampler: ``"sobol"`` (scrambled Sobol sequence, seeded) or ``"random"`` (i.i.d.
             uniform). default="sobol".
 
-    Budget: ``N (n + 2)`` evaluations per input; default ``N = 32`` (Fel et al. use 32 designs
+    Budget: ``N (n + 2) + 1`` evaluations per input (the 1 is ``v(N)``, the reference pass
+    every game makes); default ``N = 32`` (Fel et al. use 32 designs
     on an 11x11 grid). Powers of two for ``N`` keep the Sobol sequence balanced.
 
     Reference: Fel, Cadène, Chalvidal, Cord, Vigouroux & Serre (2021), "Look at the Variance!
@@ -116,35 +117,36 @@ class Sobol(Method):
     name = "sobol"
     tags = Tags(family="sensitivity", stochastic=True, budgeted=True)
     paper = "Fel et al. (2021), Look at the Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis"
+    constraints = declare({"sampler": Options(("sobol", "random"))})
 
     def __init__(self, sampler: str = "sobol") -> None:
         self.sampler = sampler
 
     def min_budget(self, game: Game) -> int:
-        return 2 * (game.n_players + 2)
+        return 2 * (game.n_players + 2) + game.n_evals  # two designs, plus v(N) already spent
 
     def default_budget(self, game: Game) -> int | None:
-        return 32 * (game.n_players + 2)
+        return 32 * (game.n_players + 2) + game.n_evals
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.sampler not in ("sobol", "random"):
-            raise InputError(f"sobol: sampler={self.sampler!r} is not 'sobol' or 'random'.")
         n = game.n_players
         total = budget if budget is not None else self.default_budget(game)
         assert total is not None
-        n_designs = max(2, total // (n + 2))
+        n_designs = max(2, game.budget_left(total) // (n + 2))
         a, b = sobol_designs(n, n_designs, seed, self.sampler)
         b_count, t_count = game.n_samples, game.n_targets
         fa = game.value(a)  # B x N x T
         fb = game.value(b)
         fc = torch.empty(b_count, t_count, n, n_designs, dtype=torch.float64)
-        per_call = max(1, _BLOCK_ELEMENTS // max(n * n_designs, 1))  # players per value call
-        for lo in range(0, n, per_call):
-            hi = min(lo + per_call, n)
+        def make(lo: int, hi: int) -> torch.Tensor:  # A with column i from B, players lo..hi-1
             players = torch.arange(lo, hi)
             c = a[None].repeat(hi - lo, 1, 1)  # p x N x n
             c[torch.arange(hi - lo), :, players] = b[:, players].T
-            v = game.value(c.reshape(-1, n))  # B x (p N) x T
+            return c.reshape(-1, n)
+
+        for blk in game.value_stream(n, make, coalitions_per_item=n_designs):
+            lo, hi = blk.start, blk.stop
+            v = blk.values  # B x (p N) x T
             fc[:, :, lo:hi] = v.reshape(b_count, hi - lo, n_designs, t_count).permute(0, 3, 1, 2)
         st, se = jansen_total(fa.permute(0, 2, 1), fb.permute(0, 2, 1), fc)
         return game.attribution(st, self.name, {**self.get_params(), "n_designs": n_designs},

@@ -241,7 +241,7 @@ def _scatter_pairs(units: np.ndarray, g: _Group, classes: np.ndarray, n_players:
 
 def _pattern_index(bits: np.ndarray) -> np.ndarray:
     d = bits.shape[-1]
-    return (bits.astype(np.int64) << np.arange(d)).sum(-1)
+    return np.asarray((bits.astype(np.int64) << np.arange(d)).sum(-1))
 
 
 def tree_attributions(

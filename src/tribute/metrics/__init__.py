@@ -1,20 +1,18 @@
 """Metrics: plain functions of a game and an attribution, registered by name.
 
->>> res = tribute.evaluate(model, x, attr, metric="deletion")
->>> res.mean, res.stderr, res.extra["curve"].shape
->>> tribute.metrics()  # name -> MetricInfo (category, higher_is_better, needs, paper)
+>>> res = tribute.evaluate(model, x, attr, metric="deletion")  # doctest: +SKIP
+>>> res.mean, res.stderr, res.extra["curve"].shape  # doctest: +SKIP
+>>> tribute.metrics()  # name -> MetricInfo (category, higher_is_better, needs, paper)  # doctest: +SKIP
 
-Every registered metric can also be called directly on a game: ``metric(game, attr, **kw)``
-(``tribute.metrics.deletion(game, attr, steps=10)``), which is how the bench suites reuse one
+``tribute.metrics`` as an attribute of the package is the listing function; the package
+itself is reached with ``from tribute.metrics import ...``. Every registered metric can also
+be called directly on a game: ``metric(game, attr, **kw)``
+(``from tribute.metrics import deletion; deletion(game, attr, steps=10)``), which is how the bench suites reuse one
 game for several metrics. Adding a metric is one function with :func:`register_metric` in a
 module of this package.
 """
 
 from __future__ import annotations
-
-import sys
-import types
-from typing import Any
 
 from .api import Blur, blur, default_explainer, evaluate, metrics
 from .base import (
@@ -79,17 +77,3 @@ __all__ = [
     "sparseness",
     "stability",
 ]
-
-
-class _MetricsModule(types.ModuleType):
-    """Lets the package itself be called: ``tribute.metrics()`` is :func:`metrics`.
-
-    So ``tribute.metrics`` can stay the package (``tribute.metrics.deletion``,
-    ``import tribute.metrics.faithfulness as f``) and still read as the registry function.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, MetricInfo]:
-        return metrics(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _MetricsModule

@@ -24,10 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..engine import Rows
 from ..errors import InputError
 from ..games.base import Game
-from ..games.features import FeatureGame
+from ..games.features import FeatureGame, ProbeChunk
 
 __all__ = ["ImputedGame", "noisy_linear_impute"]
 
@@ -173,37 +172,25 @@ class ImputedGame(Game):
     player_kind = "feature"
 
     def __init__(self, base: FeatureGame, noise: float = 0.01, seed: int = 0) -> None:
-        for i, inp in enumerate(base.inputs):
-            if inp.is_int or len(inp.shape) < 2:
+        for i, (shape, is_int) in enumerate(zip(base.input_shapes(), base.integer_inputs())):
+            if is_int or len(shape) < 2:
                 raise InputError(
                     f"ROAD imputation needs image inputs (per-sample shape (H, W) or (C, H, W), "
-                    f"real-valued); input {i} has shape {inp.shape}"
-                    + (" and integer values" if inp.is_int else "") + "."
+                    f"real-valued); input {i} has shape {shape}"
+                    + (" and integer values" if is_int else "") + "."
                 )
         super().__init__(base.engine, base.target, base.layout, list(base.player_names),
                          base.n_samples)
         self.base = base
         self.noise = float(noise)
         g = torch.Generator().manual_seed(int(seed))
-        d_total = sum(inp.size for inp in base.inputs)
+        d_total = int(base.inputs_flat().shape[1])
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)
-        self._full = None if base._full is None else base._full.clone()  # v(N) needs no imputation
+        self._full = base.peek_full()  # v(N) needs no imputation
 
     def groups_array(self) -> Any:
         return self.base.groups_array()
-
-    def _element_masks(self, m: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
-        # mirrors FeatureGame._compose: spread player masks over each input's elements
-        out = []
-        for inp in self.base.inputs:
-            if inp.groups is None:
-                out.append(m[:, inp.offset : inp.offset + inp.size])
-            elif inp.groups.ndim == 1:
-                out.append(m[:, inp.groups])
-            else:
-                out.append(m.gather(1, inp.groups[b]))
-        return out
 
     def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
         if not bool(((masks == 0) | (masks == 1)).all()):
@@ -214,40 +201,38 @@ class ImputedGame(Game):
         device = fg.model.device
         masks_d = masks.to(device=device, dtype=fg.compute_dtype)
         flat = masks_d if shared else masks_d.reshape(-1, masks_d.shape[-1])
-        out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+        out = torch.zeros(b_total, k_count, t_count, dtype=torch.float64)
+        shapes = fg.input_shapes()
 
-        def build(start: int, stop: int) -> Rows:
-            r = torch.arange(start, stop, device=device)
-            b, k = r // k_count, r % k_count
-            m = flat[k if shared else r]
-            j = torch.zeros_like(b)
-            baselined = fg._compose(m, b, j)  # removed elements at the baseline
-            keeps = self._element_masks(m, b)
+        def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor,
+                        k: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            m = flat[k if shared else b * k_count + k]
+            baselined = fg.compose(m, b)  # removed elements at the baseline
+            keeps = fg.element_masks(m, b)
             removed = torch.stack([(1.0 - e).sum(dim=1) for e in keeps]).sum(0)
             field = self._fields[removed.round().long() % _N_FIELDS]  # R x D
             rows = []
             start_d = 0
-            for inp, comp, e in zip(fg.inputs, baselined, keeps):
+            for shape, x_in, comp, e in zip(shapes, xs, baselined, keeps):
                 n = e.shape[0]
-                shape = inp.shape
                 h, w = shape[-2], shape[-1]
+                size = e.shape[1]
                 keep = (e > 0.5).reshape(n, -1, h, w)
-                x = inp.x[b].reshape(n, -1, h, w)
+                x = x_in.reshape(n, -1, h, w)
                 imp = noisy_linear_impute(x.reshape(-1, h, w), keep.reshape(-1, h, w))
                 imp = imp.reshape(n, -1, h, w)
-                noise = field[:, start_d : start_d + inp.size].reshape(n, -1, h, w)
+                noise = field[:, start_d : start_d + size].reshape(n, -1, h, w)
                 none_kept = ~keep.reshape(n, keep.shape[1], -1).any(dim=2)  # R x C
                 fallback = comp.reshape(n, -1, h, w)
                 imputed = torch.where(none_kept[:, :, None, None], fallback, imp + noise)
                 rows.append(torch.where(keep, x, imputed).reshape(n, *shape))
-                start_d += inp.size
-            extra, kw = fg._rows_extra(b)
-            return Rows(inputs=tuple(rows), sample=b, extra=extra, kwargs=kw)
+                start_d += size
+            return tuple(rows)
 
-        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            out[start:stop] = vals.to("cpu", torch.float64)
+        def on_chunk(c: ProbeChunk) -> None:
+            out[c.sample, c.point] = c.values
 
-        self.engine.run(b_total * k_count, build, sink, row_bytes=fg.row_bytes * 4,
-                        desc="imputed coalitions",
-                        describe_row=lambda r: f"sample {r // k_count}, coalition {r % k_count}")
-        return out.reshape(b_total, k_count, t_count)
+        # This game counts its own coalitions (Game.value); the base game is not charged.
+        fg.probe(on_chunk, n_points=k_count, make_points=make_points, evals=0,
+                 row_bytes=fg.row_bytes * 4, desc="imputed coalitions")
+        return out

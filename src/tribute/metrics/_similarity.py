@@ -61,7 +61,7 @@ def _maps(attr: Attribution, flat: np.ndarray, absolute: bool) -> np.ndarray:
         el = np.abs(el)
     shape = shapes[0]
     el = el.reshape(*el.shape[:2], -1, shape[-2], shape[-1])
-    return el.sum(axis=2)
+    return np.asarray(el.sum(axis=2))
 
 
 def attribution_similarity(

@@ -12,7 +12,7 @@ import torch
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ..games.base import Game
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 
 __all__ = [
     "call_explain",
@@ -22,10 +22,6 @@ __all__ = [
     "spearman_rows",
     "values_per_target",
 ]
-
-#: Mask elements per ``game.value`` call (float32 masks: 256 MiB); bounds memory on big games.
-_BLOCK_ELEMENTS = 64 * 1024**2
-
 
 def rank_rows(a: np.ndarray) -> np.ndarray:
     """Ranks along the last axis (1..n, ties get their average rank)."""
@@ -64,18 +60,9 @@ def random_subsets(n: int, size: int, count: int, g: torch.Generator) -> torch.T
     return (rank < size).to(torch.float32)
 
 
-def block_size(game: Game, rows_per_mask: int) -> int:
-    """Coalitions per ``game.value`` call so that masks stay within the memory block."""
-    per = max(1, rows_per_mask * game.n_players)
-    return max(1, _BLOCK_ELEMENTS // per)
-
-
 def values_shared(game: Game, masks: torch.Tensor) -> torch.Tensor:
     """``game.value`` for shared ``K x n`` masks, in memory-bounded blocks: ``B x K x T``."""
-    k_total = int(masks.shape[0])
-    step = block_size(game, 1)
-    parts = [game.value(masks[s : s + step]) for s in range(0, k_total, step)]
-    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    return game.value(masks, max_elements=VALUE_BLOCK_ELEMENTS)
 
 
 def values_per_target(
@@ -91,20 +78,21 @@ def values_per_target(
             (each target may have its own coalitions, e.g. its own deletion order).
         k_total: number of coalitions per target.
 
-    All targets' coalitions are stacked into one ``B x (T*k) x n`` query per block (the
-    engine batches them); the value for target ``t`` is read from target ``t``'s coalitions.
+    All targets' coalitions are stacked into one ``B x (T*k) x n`` query per block of
+    :meth:`Game.value_stream` (the engine batches them); the value for target ``t`` is read
+    from target ``t``'s coalitions.
     """
     b, t = game.n_samples, game.n_targets
     out = torch.empty(b, t, k_total, dtype=torch.float64)
-    step = block_size(game, b * t)
     tt = torch.arange(t)
-    for k0 in range(0, k_total, step):
-        k1 = min(k0 + step, k_total)
-        m = make_masks(k0, k1)  # B x T x k x n
-        kk = k1 - k0
-        v = game.value(m.reshape(b, t * kk, game.n_players))  # B x (T*k) x T
-        v = v.reshape(b, t, kk, t)
-        out[:, :, k0:k1] = v[:, tt, :, tt].permute(1, 0, 2)
+
+    def make(k0: int, k1: int) -> torch.Tensor:
+        return make_masks(k0, k1).reshape(b, t * (k1 - k0), game.n_players)
+
+    for blk in game.value_stream(k_total, make, coalitions_per_item=t, per_sample=True):
+        kk = blk.stop - blk.start
+        v = blk.values.reshape(b, t, kk, t)  # B x (T*k) x T
+        out[:, :, blk.start : blk.stop] = v[:, tt, :, tt].permute(1, 0, 2)
     return out
 
 
@@ -172,4 +160,4 @@ def targets_rows(attr: Attribution, sample: np.ndarray) -> np.ndarray | None:
     if attr.targets is None:
         return None
     tg = np.asarray(attr.targets)
-    return tg[sample]
+    return np.asarray(tg[sample])

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..api import PlayerSet, build_game
-from ..api import explain as _explain
 from ..attribution import Attribution
 from ..errors import InputError
+from ..games.build import PlayerSet, build_game
 from ..methods.base import get_method
+from ..methods.explain import explain as _explain
 from ..models import as_model
 from ..targets import TargetLike
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
@@ -204,6 +204,7 @@ def evaluate(
     inputs: Any,
     attr: Attribution,
     metric: str = "deletion",
+    *,
     target: TargetLike = None,
     baseline: Any = 0.0,
     groups: Any = None,
@@ -211,7 +212,6 @@ def evaluate(
     ground_truth: Any = None,
     seed: int = 0,
     batch_size: int | None = None,
-    *,
     output: str | None = None,
     players: PlayerSet | None = None,
     forward_args: Sequence[Any] | None = None,
@@ -255,8 +255,8 @@ def evaluate(
         ``extra``).
 
     Example:
-        >>> attr = tribute.explain(net, x, method="saliency")
-        >>> tribute.evaluate(net, x, attr, metric="deletion", baseline="blur").mean
+        >>> attr = tribute.explain(net, x, method="saliency")  # doctest: +SKIP
+        >>> tribute.evaluate(net, x, attr, metric="deletion", baseline="blur").mean  # doctest: +SKIP
     """
     m = get_metric(metric)
     info = m.info

@@ -35,9 +35,11 @@ import numpy as np
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
+from ..registry import Registry
 
 __all__ = [
     "CONTEXT_ARGS",
+    "METRICS",
     "Metric",
     "MetricInfo",
     "MetricResult",
@@ -267,7 +269,21 @@ def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- registry
-_REGISTRY: dict[str, Metric] = {}
+def _load_all() -> None:
+    """Import every module of :mod:`tribute.metrics` so that each registers its metrics."""
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_") and mod.name not in ("base", "api"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+#: The metric registry (same class as the method and dataset registries).
+METRICS: Registry[Metric] = Registry(
+    "metric", hint="See tribute.metrics() for the list.", loader=_load_all,
+    same=lambda old, new: old.fn is new.fn)
 
 
 def register_metric(
@@ -282,8 +298,6 @@ def register_metric(
     """Decorator: register a metric function with its metadata (see the module docstring)."""
 
     def deco(fn: Callable[..., Scores]) -> Metric:
-        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
-            raise TypeError(f"metric name {name!r} registered twice")
         sig = inspect.signature(fn)
         defaults = {
             p.name: p.default for p in sig.parameters.values()
@@ -295,7 +309,7 @@ def register_metric(
                           needs=tuple(needs), paper=paper, defaults=defaults,
                           summary=doc.split("\n\n")[0].replace("\n", " "), games=tuple(games))
         metric = Metric(fn, info)
-        _REGISTRY[name] = metric
+        METRICS.add(name, metric)
         return metric
 
     return deco
@@ -303,40 +317,11 @@ def register_metric(
 
 def metric_registry() -> dict[str, Metric]:
     """All registered metrics, by name (imports every metric module on first use)."""
-    _load_all()
-    return dict(sorted(_REGISTRY.items()))
+    return METRICS.entries()
 
 
 def get_metric(name: str) -> Metric:
     """The registered metric called ``name`` (with a did-you-mean hint otherwise)."""
-    _load_all()
     if isinstance(name, Metric):
         return name
-    if name not in _REGISTRY:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise InputError(
-            f"metric={name!r} is not a registered metric.{hint} See tribute.metrics() for the "
-            "list."
-        )
-    return _REGISTRY[name]
-
-
-_loaded = False
-
-
-def _load_all() -> None:
-    """Import every module of :mod:`tribute.metrics` so that each registers its metrics."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name not in ("base", "api"):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    return METRICS.get(name)

@@ -110,7 +110,7 @@ def _step_counts(n: int, steps: int) -> np.ndarray:
 def _auc(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Trapezoid area under ``y`` (last axis) over ``x``, divided by the x-range (mean height)."""
     span = float(x[-1] - x[0])
-    return np.trapezoid(y, x, axis=-1) / (span if span > 0 else 1.0)
+    return np.asarray(np.trapezoid(y, x, axis=-1) / (span if span > 0 else 1.0))
 
 
 def _rescale(curve: np.ndarray, game: Game) -> np.ndarray:

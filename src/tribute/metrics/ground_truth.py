@@ -127,7 +127,7 @@ def _precision_top(score: np.ndarray, truth: np.ndarray, k: np.ndarray) -> np.nd
     p_above = (above & t).sum(-1, keepdims=True)
     p_tied = (tied & t).sum(-1, keepdims=True)
     expect = p_above + p_tied * (kk - n_above) / np.maximum(n_tied, 1)
-    return (expect / kk)[..., 0]
+    return np.asarray((expect / kk)[..., 0])
 
 
 @register_metric(name="auroc", higher_is_better=True, category="ground_truth",

@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ _HOOK_DICTS = (
 )
 
 
-class ModelAdapter:
+class ModelAdapter(ABC):
     """Common interface of all adapters.
 
     Attributes:
@@ -86,9 +87,10 @@ class ModelAdapter:
         twin.output_assumed = False
         return twin
 
+    @abstractmethod
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Run the model on a batch of rows; returns the raw output (rows first)."""
 
     def compute_dtype(self, user_dtype: torch.dtype) -> torch.dtype:
         """The floating dtype rows are composed in."""

@@ -85,7 +85,7 @@ class Tree:
         miss = nan
         if self.zero_as_missing is not None:
             miss = miss | (self.zero_as_missing[nodes] & (np.abs(np.nan_to_num(v)) <= 1e-35))
-        return np.where(miss, self.missing_left[nodes], left)
+        return np.asarray(np.where(miss, self.missing_left[nodes], left))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``rows x outputs`` leaf values reached by each row (for the reading check)."""
@@ -243,7 +243,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
     is_clf = classes is not None
     if name in ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
                 "ExtraTreeRegressor"):
-        n_out = len(classes) if is_clf else 1
+        n_out = len(classes) if classes is not None else 1
         tree = _sk_tree(est.tree_, 1.0, n_out, None, is_clf)
         return TreeEnsemble([tree], np.zeros(n_out), n_features, n_out, "identity",
                             f"scikit-learn {name}", "probability" if is_clf else "prediction",
@@ -253,8 +253,8 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         ests = getattr(est, "estimators_", None)
         if not ests:
             raise _not_fitted(est)
-        n_out = len(classes) if is_clf else 1
-        if is_clf and np.ndim(classes[0]) > 0:
+        n_out = len(classes) if classes is not None else 1
+        if classes is not None and np.ndim(classes[0]) > 0:
             raise UnsupportedModelError("tree_shap: multi-output forests are not supported.")
         trees = [_sk_tree(e.tree_, 1.0 / len(ests), n_out, None, is_clf) for e in ests]
         return TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, "identity",

@@ -41,7 +41,7 @@ def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
     if a.ndim == 3:
         # channels-first (torch layout) unless only the last axis looks like channels
         axis = -1 if (a.shape[0] not in _CHANNEL_SIZES and a.shape[-1] in _CHANNEL_SIZES) else 0
-        return a.sum(axis=axis) if signed else np.abs(a).sum(axis=axis)
+        return np.asarray(a.sum(axis=axis) if signed else np.abs(a).sum(axis=axis))
     if a.ndim == 2:
         return a if signed else np.abs(a)
     raise ValueError(

@@ -1,0 +1,68 @@
+"""``tribute components`` options: argparse specs and the player set they describe.
+
+CLI-side code (the game layer knows nothing about argparse); :mod:`tribute.cli` adds these
+options to its ``components`` subcommand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .games.components import ComponentSet, components
+from .games.sites import ABLATIONS, UNITS
+
+__all__ = ["components_cli_args", "components_from_cli_args"]
+
+
+def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """``argparse`` specs for a ``components`` CLI subcommand: ``(flags, add_argument kwargs)``.
+
+    Example:
+        >>> for flags, kw in components_cli_args():  # doctest: +SKIP
+        ...     parser.add_argument(*flags, **kw)
+        >>> players = components_from_cli_args(model, parser.parse_args())  # doctest: +SKIP
+    """
+    return [
+        (("--module",), {"action": "append", "required": True, "metavar": "PATH",
+                         "help": "module path whose units are players (repeat for several modules)"}),
+        (("--unit",), {"choices": list(UNITS), "default": "neuron",
+                       "help": "neuron (last axis), channel (axis 1) or head (attention heads)"}),
+        (("--num-heads",), {"type": int, "default": None,
+                            "help": "heads of a module without a num_heads attribute"}),
+        (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
+                           "help": "how removed units are replaced"}),
+        (("--reference",), {"default": None, "metavar": "FILE",
+                            "help": "reference inputs (.npy, or .npz with the first array used; same layout as --data) for mean/resample"}),
+        (("--counterfactual",), {"default": None, "metavar": "FILE",
+                                 "help": "corrupted inputs, one per sample, for --ablation patch"}),
+        (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
+    ]
+
+
+def components_from_cli_args(model: torch.nn.Module, ns: Any,
+                             load: Callable[[str], Any] | None = None) -> ComponentSet:
+    """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
+
+    Args:
+        model: the torch module.
+        ns: the ``argparse.Namespace``.
+        load: reads ``--reference`` / ``--counterfactual`` files (the CLI's own input loader);
+            default: ``numpy.load`` (first array of an ``.npz``).
+    """
+    def _load(path: str | None) -> Any:
+        if path is None:
+            return None
+        if load is not None:
+            return load(path)
+        arr = np.load(path, allow_pickle=False)
+        if hasattr(arr, "files"):
+            return torch.as_tensor(arr[arr.files[0]])
+        return torch.as_tensor(arr)
+
+    return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
+                      ablation=ns.ablation, reference=_load(ns.reference),
+                      counterfactual=_load(ns.counterfactual), n_resample=ns.n_resample)

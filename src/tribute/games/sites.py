@@ -1,0 +1,157 @@
+"""Where component players live: resolving module paths to hook sites, and ablations.
+
+:func:`resolve_site` turns a user's module path and unit (``neuron``, ``channel``, ``head``)
+into a :class:`~tribute.games._hooks.Site` (which module to hook, on its input or output, and
+how its activation splits into units); attention heads are found through the usual attribute
+names (``num_heads``, ``num_attention_heads``, ...) and output projections. :class:`Ablation`
+says how removed units are replaced.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import InputError, UnsupportedModelError
+from ._hooks import Site
+
+__all__ = ["ABLATIONS", "UNITS", "Ablation", "as_ablation", "get_module", "head_count",
+           "qk_context_sites", "resolve_site"]
+
+UNITS = ("neuron", "channel", "head")
+ABLATIONS = ("zero", "mean", "resample", "patch")
+HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
+#: Names of query/key projections inside attention modules (AtP*'s QK fix applies to them).
+QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k")
+#: Names of output projections inside attention modules (their input is the heads' context).
+OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """How removed units are replaced.
+
+    Attributes:
+        kind: ``"zero"``; ``"mean"`` (mean activation over ``reference``, default the inputs);
+            ``"resample"`` (activations of ``n_resample`` reference rows, the value averages over
+            them like a background set); ``"patch"`` (the activation on ``counterfactual``, one
+            corrupted input per sample: activation patching).
+        reference: inputs for ``mean``/``resample`` (same structure as the inputs), or None.
+        counterfactual: corrupted inputs for ``patch`` (same structure and batch as the inputs).
+        n_resample: reference rows per coalition for ``resample``. default=16.
+        seed: seed of the draw of resample rows. default=0.
+    """
+
+    kind: str = "zero"
+    reference: Any = None
+    counterfactual: Any = None
+    n_resample: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ABLATIONS:
+            close = difflib.get_close_matches(str(self.kind), ABLATIONS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"ablation={self.kind!r} is not one of {ABLATIONS}.{hint}")
+        if self.kind == "patch" and self.counterfactual is None:
+            raise InputError(
+                "ablation='patch' needs counterfactual=... (one corrupted input per sample, same "
+                "structure as the inputs): tribute.components(model, ..., counterfactual=x_corrupt)."
+            )
+        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, int) or self.n_resample < 1:
+            raise InputError(f"n_resample={self.n_resample!r} must be a positive int.")
+
+
+def as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None,
+                 n_resample: int = 16, seed: int = 0) -> Ablation:
+    if isinstance(value, Ablation):
+        return value
+    if isinstance(value, str):
+        return Ablation(value, reference, counterfactual, n_resample, seed)
+    if isinstance(value, dict):
+        return Ablation(**value)
+    raise InputError(
+        f"ablation={value!r}: pass one of {ABLATIONS} or tribute.Ablation(...)."
+    )
+
+
+def get_module(model: torch.nn.Module, path: str) -> torch.nn.Module:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        close = difflib.get_close_matches(path, names, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else (
+            f" Available: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}.")
+        raise InputError(f"module {path!r} is not a submodule of {type(model).__name__}.{hint}") from None
+
+
+def head_count(module: torch.nn.Module) -> int | None:
+    for attr in HEAD_ATTRS:
+        v = getattr(module, attr, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
+    module = get_module(model, name)
+    if unit != "head":
+        return Site(name=name, path=name, unit=unit, kind="output")
+    if isinstance(module, torch.nn.Linear) and num_heads is None and "." in name:
+        parent = head_count(model.get_submodule(name.rsplit(".", 1)[0]))
+        if parent is not None:  # e.g. attention.self.query: split its output per head
+            return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
+    if isinstance(module, torch.nn.MultiheadAttention):
+        if module.add_zero_attn:
+            raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
+        return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
+    h = num_heads or head_count(module)
+    if h is not None and not isinstance(module, torch.nn.Linear) and num_heads is None:
+        # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
+        # o_proj, ...) return mixed heads: read the projection's input instead
+        children = dict(module.named_children())
+        proj = next((c for c in OUT_PROJ if c in children), None)
+        if proj is not None:
+            return Site(name=name, path=f"{name}.{proj}", unit="head", kind="input", num_heads=h)
+        return Site(name=name, path=name, unit="head", kind="output", num_heads=h)
+    if num_heads is not None:
+        return Site(name=name, path=name, unit="head", kind="output", num_heads=num_heads)
+    found = [(n, m) for n, m in module.named_modules() if n and (
+        isinstance(m, torch.nn.MultiheadAttention) or head_count(m) is not None)]
+    # keep the outermost attention modules only (e.g. BertSelfAttention, not its children)
+    outer = [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
+    if len(outer) == 1:
+        sub = resolve_site(model, f"{name}.{outer[0][0]}", "head", None)
+        return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
+    where = f" It contains {len(outer)} attention modules: {[n for n, _ in outer][:6]}; name one." if outer else ""
+    raise UnsupportedModelError(
+        f"unit='head' on {name!r} ({type(module).__name__}): cannot find its heads.{where} Point at "
+        "an nn.MultiheadAttention or a module returning the concatenated heads' context (e.g. "
+        "'encoder.layer.3.attention.self'), or pass num_heads=... to split its output's last axis."
+    )
+
+
+def qk_context_sites(model: torch.nn.Module, sites: list[Site]) -> dict[int, Site]:
+    """Player sites that are the queries or keys of an attention module's heads.
+
+    Maps the index (in ``sites``) of each query/key head site to the head-output site of its
+    attention module (the heads' context, read where head players of that module would be).
+    """
+    out: dict[int, Site] = {}
+    for i, site in enumerate(sites):
+        if site.unit != "head" or site.kind != "output" or "." not in site.path:
+            continue
+        parent, child = site.path.rsplit(".", 1)
+        if child not in QK_NAMES or head_count(model.get_submodule(parent)) is None:
+            continue
+        try:
+            ctx = resolve_site(model, parent, "head", None)
+        except UnsupportedModelError:
+            continue
+        if ctx.kind in ("output", "input"):
+            out[i] = ctx
+    return out

@@ -1,0 +1,270 @@
+"""``explain_dataset``: explain a data set of any length in shards that survive a kill."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ._io import atomic_write, clean_temporaries
+from .backends import BACKENDS, run_shards
+from .data import as_dataset, load_dataset
+from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
+from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
+from .model import ModelSource, fingerprint_model
+from .progress import JobProgress
+from .shards import JobSpec
+
+__all__ = ["DEFAULT_SHARD_SIZE", "explain_dataset"]
+
+#: Rows per shard when none is given. Fixed (not derived from the worker count), because the
+#: shard size is a setting of the job: stochastic methods seed each shard separately.
+DEFAULT_SHARD_SIZE = 64
+
+SUMMARY = "summary.json"
+PARQUET = "result.parquet"
+
+
+def explain_dataset(
+    model: Any,
+    data: Any,
+    out: str | Path,
+    method: str = "kernel_shap",
+    *,
+    weights: str | Path | None = None,
+    data_key: str | None = None,
+    seed: int = 0,
+    shard_size: int | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    max_retries: int = 3,
+    threads: int | None = 1,
+    progress: bool | None = None,
+    **explain_kwargs: Any,
+) -> Attribution:
+    """Explain every row of ``data`` in shards written to ``out`` as they finish.
+
+    Each shard is computed by :func:`tribute.explain` on its rows with seed
+    ``SeedSequence([seed, shard_index])`` (see :mod:`tribute.jobs.shards`) and saved atomically
+    (temp file, fsync, ``os.replace``) as ``out/shards/shard-NNNNNN.npz`` next to
+    ``out/manifest.json`` (settings, sha256 fingerprints of model and data, tribute version).
+    A killed job continues with ``resume=True``, skipping finished shards; the merged
+    ``out/result.npz`` is byte-identical to an uninterrupted run's, whatever the backend.
+
+    Args:
+        model: a model object (torch module or picklable callable) or a factory spec
+            ``"pkg.module:factory"`` / ``"path/file.py:factory"`` that each worker rebuilds.
+        data: an array, tensor or tuple of them (several model inputs), or a path to a
+            ``.npy``/``.npz``/``.csv``/``.parquet`` file (rows first).
+        out: output folder; must be empty or absent unless ``resume=True``.
+        method: registry name of the estimator. default="kernel_shap".
+        weights: ``.safetensors`` file loaded into the factory's model (factory specs only).
+        data_key: array name inside a ``.npz`` file (default: all its arrays, as model inputs).
+        seed: the job's seed; shard ``k`` uses ``SeedSequence([seed, k])``. default=0.
+        shard_size: rows per shard. default=None (:data:`DEFAULT_SHARD_SIZE`).
+        resume: continue the job in ``out``; refused when its settings, model or data differ.
+        workers: shards computed at the same time (processes and ray backends). default=1.
+        backend: ``"local"`` (this process), ``"processes"`` (spawned worker processes) or
+            ``"ray"`` (Ray tasks; needs ``tribute[ray]``). default="local".
+        address: Ray cluster address (``"auto"``, ``"ray://host:10001"``); None uses Ray's default
+            (``RAY_ADDRESS``, else a local instance) unless Ray is already initialised.
+        max_retries: Ray retries of a shard whose worker died. default=3.
+        threads: torch intra-op threads per shard, part of the job's settings (float results
+            can depend on it); None leaves torch's setting alone. default=1.
+        progress: progress bar across shards on stderr (None: when stderr is a terminal).
+        **explain_kwargs: passed to :func:`tribute.explain` (target, baseline, budget, output,
+            batch_size, groups, method hyperparameters...). Arrays whose first axis is the data's
+            rows (per-sample targets, baselines or groups of the data's full shape) are sliced per
+            shard; a background set of exactly as many rows as the data must be wrapped in
+            :class:`tribute.Background` (as in :func:`tribute.explain`).
+
+    Returns:
+        The merged :class:`~tribute.Attribution` (also in ``out/result.npz``), numpy values.
+
+    Raises:
+        InputError: bad data/model/weights/settings, or an ``out`` folder that is not empty
+            (without ``resume``), holds another job, or holds a job with different settings.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    _check_options(method, backend, address, workers, shard_size, seed, max_retries, threads, explain_kwargs)
+    ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
+    if data_key is not None and not isinstance(data, (str, Path)):
+        raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
+    if ds.columns is not None and explain_kwargs.get("feature_names") is None:
+        explain_kwargs["feature_names"] = list(ds.columns)
+    source = ModelSource.of(model, weights)
+    built = source.build()
+    spec = JobSpec(
+        model=source, model_sha256=fingerprint_model(built), data=ds, method=method, seed=seed,
+        shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
+    )
+    manifest = _manifest(spec)
+    _check_out(out, manifest, resume)
+    clean_temporaries(out)
+    clean_temporaries(out / SHARDS_DIR)
+
+    n = spec.n_shards
+    present = {p.name for p in (out / SHARDS_DIR).glob("shard-*.npz")} if out.is_dir() else set()
+    done = [k for k in range(n) if shard_path(out, k).name in present]
+    pending = [k for k in range(n) if shard_path(out, k).name not in present]
+    bar = JobProgress(spec.n_rows, done=sum(_rows(spec, k) for k in done), enabled=progress)
+    state = {"manifest": (out / MANIFEST).is_file()}
+
+    def on_done(index: int, payload: bytes) -> None:
+        if not state["manifest"]:
+            write_manifest(out, manifest)  # first result: the folder now belongs to this job
+            state["manifest"] = True
+        atomic_write(shard_path(out, index), payload)
+        bar.update(_rows(spec, index))
+
+    try:
+        run_shards(spec, pending, on_done, backend=backend, workers=workers, address=address,
+                   max_retries=max_retries, model=built if backend == "local" else None)
+    finally:
+        bar.close()
+    if not state["manifest"]:
+        write_manifest(out, manifest)
+    params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
+    result = merge_shards(out, n, params)
+    seconds = time.perf_counter() - t0
+    parquet = write_parquet(result, out / PARQUET)
+    computed = sum(_rows(spec, k) for k in pending)
+    summary = {
+        "rows": spec.n_rows,
+        "rows_computed": computed,
+        "rows_resumed": spec.n_rows - computed,
+        "shards": n,
+        "shards_resumed": len(done),
+        "seconds": round(seconds, 4),
+        "rows_per_second": round(computed / seconds, 4) if seconds > 0 else None,
+        "method": method,
+        "backend": backend,
+        "workers": workers,
+        "settings": manifest["settings"],
+        "files": [RESULT] + ([PARQUET] if parquet else []),
+    }
+    atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    return result.numpy()
+
+
+def _rows(spec: JobSpec, index: int) -> int:
+    lo, hi = spec.bounds(index)
+    return hi - lo
+
+
+def _manifest(spec: JobSpec) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "format": FORMAT,
+        "tribute_version": __version__,
+        "settings": {
+            "method": spec.method,
+            "seed": spec.seed,
+            "shard_size": spec.shard_size,
+            "threads": spec.threads,
+            "explain": canonical(spec.explain_kwargs),
+        },
+        "model": {"sha256": spec.model_sha256, **spec.model.describe()},
+        "data": {**spec.data.fingerprint(), "source": spec.data.source},
+        "shards": spec.n_shards,
+    }
+
+
+def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out: {str(out)!r} is a file; give a folder.")
+    if not out.exists():
+        return
+    old = read_manifest(out)
+    if old is None:
+        leftovers = [p for p in out.iterdir() if not _is_temporary(p)]
+        if leftovers:
+            names = sorted(p.name for p in leftovers)[:5]
+            raise InputError(
+                f"out: folder {str(out)!r} is not empty ({names}) and holds no tribute job; choose an "
+                "empty or new folder."
+            )
+        return
+    if not resume:
+        raise InputError(
+            f"out: folder {str(out)!r} already holds a job (method {old['settings'].get('method')!r}, "
+            f"{old['data'].get('rows')} rows); pass resume=True (--resume) to continue it, or choose "
+            "another folder."
+        )
+    # Data source paths may differ between runs (same bytes elsewhere): compare content only.
+    diffs = [d for d in compare_manifests(old, manifest)
+             if not d.startswith(("data.source", "model.weights", "model.factory"))]
+    if diffs:
+        raise InputError(
+            f"out: folder {str(out)!r} holds a job with different settings, so it cannot be "
+            f"resumed: {'; '.join(diffs[:6])}. Rerun with the original settings, or choose another "
+            "folder for the new job."
+        )
+
+
+def _is_temporary(p: Path) -> bool:
+    if p.is_file():
+        return p.match(".*.tmp-*")
+    if p.is_dir() and p.name == SHARDS_DIR:
+        return all(_is_temporary(q) and q.is_file() for q in p.iterdir())
+    return False
+
+
+def _check_options(method: str, backend: str, address: str | None, workers: int,
+                   shard_size: int | None, seed: int, max_retries: int, threads: int | None,
+                   explain_kwargs: dict[str, Any]) -> None:
+    from ..methods.base import get_method
+
+    if backend not in BACKENDS:
+        raise InputError(f"backend={backend!r} is not one of {list(BACKENDS)}.")
+    for name, val, allow_none in (("workers", workers, False), ("shard_size", shard_size, True),
+                                  ("threads", threads, True)):
+        if val is None and allow_none:
+            continue
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            raise InputError(f"{name}={val!r} must be a positive int.")
+    if backend == "local" and workers != 1:
+        raise InputError(
+            f"workers={workers} needs backend='processes' or 'ray'; the local backend runs one shard "
+            "at a time in this process."
+        )
+    if address is not None and backend != "ray":
+        raise InputError(f"address={address!r} is a Ray cluster address; pass backend='ray' with it.")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InputError(f"seed={seed!r} must be an int.")
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise InputError(f"max_retries={max_retries!r} must be a non-negative int.")
+    for reserved in ("inputs", "progress", "players"):
+        if reserved in explain_kwargs:
+            raise InputError(
+                f"explain_dataset: {reserved!r} is not an argument a dataset job takes (inputs come "
+                "from data, the job draws its own progress bar, and component players are not "
+                "supported by dataset jobs yet)."
+            )
+    # Fail before anything is written: unknown method or hyperparameters.
+    cls = get_method(method)
+    explain_args = _explain_args()
+    unknown = set(explain_kwargs) - explain_args - set(cls.defaults())
+    if unknown:
+        raise InputError(
+            f"method {method!r} got unknown parameter(s) {sorted(unknown)}; its parameters are "
+            f"{sorted(cls.defaults()) or 'none'}, and explain takes {sorted(explain_args)}."
+        )
+
+
+def _explain_args() -> set[str]:
+    """Keyword arguments of :func:`tribute.explain` a job passes through to every shard."""
+    import inspect
+
+    from ..api import explain
+
+    own = {"model", "inputs", "method", "seed", "progress", "players"}
+    return {name for name, p in inspect.signature(explain).parameters.items()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD and name not in own}

@@ -1,0 +1,143 @@
+"""Backends decide where shards run — never what they compute.
+
+* ``local``: in this process, one shard after another.
+* ``processes``: ``concurrent.futures.ProcessPoolExecutor`` with the *spawn* start method;
+  each worker receives the :class:`~tribute.jobs.shards.JobSpec` once (its initializer) and
+  rebuilds the model from factory + weights (or unpickles the model object).
+* ``ray``: Ray tasks on an existing cluster (``address``) or a local Ray instance; at most
+  ``workers`` tasks in flight, each retried up to ``max_retries`` times if its worker dies.
+
+Every backend hands finished shards, as ``(index, npz_bytes)``, to the driver's callback,
+which alone writes files. Scheduling, retries and process management are the executor's or
+Ray's; nothing here re-implements them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from ..errors import InputError, TributeError
+from .shards import JobSpec, run_shard
+
+__all__ = ["BACKENDS", "run_shards"]
+
+BACKENDS = ("local", "processes", "ray")
+
+OnDone = Callable[[int, bytes], None]
+
+
+def run_shards(spec: JobSpec, pending: Sequence[int], on_done: OnDone, *, backend: str = "local",
+               workers: int = 1, address: str | None = None, max_retries: int = 3,
+               model: Any = None) -> None:
+    """Compute the ``pending`` shards on ``backend`` and pass each result to ``on_done``."""
+    if not pending:
+        return
+    if backend == "local":
+        for index in pending:
+            on_done(index, run_shard(spec, index, model=model))
+    elif backend == "processes":
+        _run_processes(spec, pending, on_done, workers)
+    elif backend == "ray":
+        _run_ray(spec, pending, on_done, workers, address, max_retries)
+    else:  # validated by the caller; kept for direct use
+        raise InputError(f"backend={backend!r} is not one of {list(BACKENDS)}.")
+
+
+# ------------------------------------------------------------------ processes
+_WORKER_SPEC: JobSpec | None = None
+
+
+def _init_worker(spec: JobSpec) -> None:
+    global _WORKER_SPEC
+    _WORKER_SPEC = spec
+
+
+def _worker_shard(index: int) -> bytes:
+    assert _WORKER_SPEC is not None, "worker not initialised"
+    return run_shard(_WORKER_SPEC, index)
+
+
+def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: int) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    # Same machine: a memory-mapped .npy travels as its path, not as a copy of the rows.
+    shared = dataclasses.replace(spec, data=spec.data.shared())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(shared,))
+    finished = False
+    try:
+        futures: dict[Future[bytes], int] = {pool.submit(_worker_shard, i): i for i in pending}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=futures.__getitem__):
+                try:
+                    data = fut.result()
+                except BrokenProcessPool as exc:
+                    raise TributeError(
+                        f"a worker process died while computing shard {futures[fut]} (killed, or out "
+                        "of memory); finished shards are saved: rerun with resume=True / --resume."
+                    ) from exc
+                on_done(futures[fut], data)
+        finished = True
+    finally:
+        # After an error, queued shards are cancelled and running ones (at most one per worker)
+        # finish before we return. After success the workers exit while the driver merges.
+        pool.shutdown(wait=not finished, cancel_futures=True)
+
+
+# ------------------------------------------------------------------------ ray
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise InputError(
+            "backend='ray' needs Ray: install the extra with `pip install \"tribute[ray]\"` "
+            "(or `pip install ray==2.60.0`), or use backend='processes'."
+        ) from exc
+    return ray
+
+
+def _ray_shard(spec: JobSpec, index: int) -> bytes:
+    return run_shard(spec, index)
+
+
+def _run_ray(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: int,
+             address: str | None, max_retries: int) -> None:
+    ray = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        if address is None:  # Ray's default: RAY_ADDRESS, else a new local instance
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+        started = True
+    try:
+        task = ray.remote(_ray_shard).options(num_cpus=1, max_retries=max_retries,
+                                              retry_exceptions=False)
+        spec_ref = ray.put(spec)
+        queue = collections.deque(pending)
+        in_flight: dict[Any, int] = {}
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                index = queue.popleft()
+                in_flight[task.remote(spec_ref, index)] = index
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                index = in_flight.pop(ref)
+                try:
+                    data = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.as_instanceof_cause()
+                    if isinstance(cause, TributeError):
+                        raise cause from exc
+                    raise
+                on_done(index, data)
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,237 @@
+"""Reading a data set for a job, and fingerprinting arrays.
+
+Data sets are read without pickle: ``.npy`` / ``.npz`` with ``allow_pickle=False``; ``.csv``
+and ``.parquet`` through pandas (and pyarrow), imported only when such a file is given.
+``.npy`` files are memory-mapped, so a data set larger than memory is read shard by shard;
+worker processes on the same machine re-open the file instead of receiving a copy
+(:meth:`Dataset.shared`), while Ray tasks, which may run on other machines, get the rows
+through Ray's object store.
+A data set is one or several arrays with the same number of rows (several arrays are the
+inputs of a multi-input model, in file order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Dataset", "as_dataset", "fingerprint_arrays", "load_dataset"]
+
+_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The rows a job explains.
+
+    Attributes:
+        arrays: one array per model input, each ``rows x *sample_shape``.
+        columns: column names of a table (csv/parquet), used as feature names; else None.
+        source: where the rows came from (a path, or ``"<array>"``).
+    """
+
+    arrays: tuple[np.ndarray, ...]
+    columns: tuple[str, ...] | None = None
+    source: str = "<array>"
+    mapped: str | None = None  # path of the memory-mapped .npy file the rows come from
+
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` rows (still memory-mapped when the data is)."""
+        return Dataset(arrays=self.rows(0, n), columns=self.columns, source=f"{self.source}[:{n}]",
+                       mapped=self.mapped)
+
+    def shared(self) -> Dataset:
+        """A copy that pickles as (path, rows) when the rows are memory-mapped from a file on this
+        machine (for worker processes), instead of as the full arrays."""
+        return _MappedDataset(*self._fields()) if self.mapped is not None else self
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.arrays, self.columns, self.source, self.mapped)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.arrays[0].shape[0])
+
+    def rows(self, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        return tuple(a[lo:hi] for a in self.arrays)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "sha256": fingerprint_arrays(self.arrays),
+            "rows": self.n_rows,
+            "shapes": [list(a.shape) for a in self.arrays],
+            "dtypes": [str(a.dtype) for a in self.arrays],
+        }
+
+
+class _MappedDataset(Dataset):
+    """Pickles by path: the receiving process memory-maps the same file again."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen, (self.mapped, self.n_rows, self.columns, self.source))
+
+
+def _reopen(path: str, n_rows: int, columns: tuple[str, ...] | None, source: str) -> Dataset:
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)[:n_rows]
+    return Dataset(arrays=(arr,), columns=columns, source=source, mapped=path)
+
+
+def fingerprint_arrays(arrays: Sequence[np.ndarray], block_bytes: int = 64 * 1024**2) -> str:
+    """sha256 over each array's dtype, shape and C-ordered bytes (read in blocks of rows, so a
+    memory-mapped array is never loaded whole)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        row_bytes = max(int(a.dtype.itemsize * np.prod(a.shape[1:], dtype=np.int64)), 1)
+        step = max(block_bytes // row_bytes, 1)
+        for lo in range(0, a.shape[0], step):
+            h.update(np.ascontiguousarray(a[lo : lo + step]).tobytes())
+    return h.hexdigest()
+
+
+def as_dataset(data: Any, name: str = "data") -> Dataset:
+    """Wrap what the Python API was given: an array, a tensor, a tuple of them, or a path."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, Path)):
+        return load_dataset(data)
+    if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a pandas DataFrame
+        frame_cols = tuple(str(c) for c in data.columns)
+        try:
+            arr = data.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            bad = [str(c) for c in data.columns if data[c].dtype.kind not in "biuf"]
+            raise InputError(
+                f"{name}: the DataFrame has non-numeric column(s) {bad[:10]}; encode them as numbers "
+                "(e.g. one-hot) or drop them before explaining."
+            ) from exc
+        ds = _check_arrays((arr,), [name], name, columns=frame_cols, source="<DataFrame>")
+        return ds
+    parts = data if isinstance(data, (tuple, list)) else (data,)
+    if not parts:
+        raise InputError(f"{name}: got an empty {type(data).__name__}; pass an array with the rows first.")
+    arrays = tuple(_to_numpy(p, name) for p in parts)
+    return _check_arrays(arrays, [f"{name}[{i}]" for i in range(len(arrays))], name, columns=None,
+                         source="<array>")
+
+
+def load_dataset(path: str | Path, key: str | None = None) -> Dataset:
+    """Read ``.npy``, ``.npz`` (one array, ``key``, or several arrays of equal length),
+    ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`.
+
+    Raises:
+        InputError: missing or unreadable file, pickled objects, arrays of different lengths,
+            non-numeric columns, or a missing optional dependency (with the install command).
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise InputError(f"data: {str(p)!r} has suffix {p.suffix!r}; give a .npy, .npz, .csv or .parquet file.")
+    if not p.is_file():
+        raise InputError(f"data: file {str(p)!r} does not exist.")
+    if key is not None and suffix != ".npz":
+        raise InputError(f"data key {key!r} applies to .npz files; {str(p)!r} is a {suffix} file.")
+    if suffix in (".npy", ".npz"):
+        return _load_numpy(p, key)
+    return _load_table(p)
+
+
+def _load_numpy(p: Path, key: str | None) -> Dataset:
+    try:
+        obj = np.load(p, mmap_mode="r" if p.suffix.lower() == ".npy" else None, allow_pickle=False)
+    except ValueError as exc:
+        raise InputError(
+            f"data: {str(p)!r} holds pickled objects (or is not a numpy file), which tribute never "
+            f"loads ({exc}). Save plain numeric arrays with np.save / np.savez."
+        ) from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"data: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
+    if isinstance(obj, np.ndarray):
+        ds = _check_arrays((obj,), [p.name], str(p), columns=None, source=str(p))
+        return Dataset(arrays=ds.arrays, source=ds.source, mapped=str(p.resolve()))
+    try:
+        with obj:
+            names = list(obj.files)
+            if not names:
+                raise InputError(f"data: {str(p)!r} holds no arrays.")
+            if key is not None:
+                if key not in names:
+                    raise InputError(f"data key {key!r} is not in {str(p)!r}; it holds {names}.")
+                names = [key]
+            arrays = tuple(obj[n] for n in names)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"data: {str(p)!r} holds pickled objects, which tribute never loads ({exc}).") from exc
+    return _check_arrays(arrays, names, str(p), columns=None, source=str(p) + (f"[{key}]" if key else ""))
+
+
+def _load_table(p: Path) -> Dataset:
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise InputError(
+            f"data: reading {p.suffix} files needs pandas (and pyarrow for parquet); "
+            "install them with `pip install pandas pyarrow`, or save the data with np.save."
+        ) from exc
+    try:
+        frame = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+    except ImportError as exc:
+        raise InputError(f"data: reading parquet files needs pyarrow: `pip install pyarrow` ({exc}).") from exc
+    except Exception as exc:  # pandas raises many parser error types
+        raise InputError(f"data: cannot read {str(p)!r} ({type(exc).__name__}: {exc}).") from exc
+    bad = [str(c) for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c])
+                                                 and not pd.api.types.is_bool_dtype(frame[c]))]
+    bad += [str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c])]
+    if bad:
+        raise InputError(
+            f"data: {str(p)!r} has non-numeric column(s) {sorted(set(bad))[:10]} (dtypes "
+            f"{sorted({str(frame[c].dtype) for c in frame.columns if str(c) in bad})}); encode them "
+            "as numbers (e.g. one-hot) or drop them before explaining."
+        )
+    if frame.shape[1] == 0:
+        raise InputError(f"data: {str(p)!r} has no columns.")
+    arr = frame.to_numpy(dtype=np.float64)
+    if np.isnan(arr).any():
+        rows = np.flatnonzero(np.isnan(arr).any(axis=1))[:5].tolist()
+        raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.")
+    cols = tuple(str(c) for c in frame.columns)
+    return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
+
+
+def _check_arrays(arrays: tuple[np.ndarray, ...], names: Sequence[str], where: str,
+                  columns: tuple[str, ...] | None, source: str) -> Dataset:
+    for name, a in zip(names, arrays):
+        if a.dtype.kind not in "biuf":
+            raise InputError(
+                f"data: array {name!r} in {where} has dtype {a.dtype}; give numeric arrays "
+                "(bool, int or float)."
+            )
+        if a.ndim == 0:
+            raise InputError(f"data: array {name!r} in {where} is a scalar; the rows must be its first axis.")
+    lengths = {name: int(a.shape[0]) for name, a in zip(names, arrays)}
+    if len(set(lengths.values())) > 1:
+        raise InputError(
+            f"data: the arrays in {where} have different numbers of rows {lengths}; every array is "
+            "one model input and needs the same rows. Pick one array (--data-key / a single array) "
+            "or fix the file."
+        )
+    if next(iter(lengths.values())) == 0:
+        raise InputError(f"data: {where} has no rows.")
+    return Dataset(arrays=tuple(arrays), columns=columns, source=source)
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise InputError(f"{name}: got an object array of type {type(x).__name__}; pass numeric arrays.")
+    return arr

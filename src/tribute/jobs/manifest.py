@@ -1,0 +1,101 @@
+"""The job manifest: what a job computes, so a resumed job can prove it is the same job.
+
+``manifest.json`` holds the settings (method, its parameters, seed, shard size, every explain
+argument in a canonical JSON form — arrays by sha256, shape and dtype), the fingerprints of the
+model and the data, and the tribute version. Backends and worker counts are not part of it:
+they decide where shards run, never what they contain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ._io import atomic_write
+
+__all__ = ["FORMAT", "MANIFEST", "canonical", "compare_manifests", "read_manifest", "write_manifest"]
+
+FORMAT = "tribute.job/1"
+MANIFEST = "manifest.json"
+
+# Keys compared on resume, in the order differences are reported.
+_COMPARED = ("format", "tribute_version", "settings", "model", "data")
+
+
+def canonical(obj: Any) -> Any:
+    """A JSON-able, address-free description of an explain argument (arrays by content hash)."""
+    import torch
+
+    if isinstance(obj, (str, bool, int)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else repr(obj)
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return canonical(obj.item())
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        arr = np.ascontiguousarray(obj)
+        digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode() + arr.tobytes()).hexdigest()
+        return {"array": {"sha256": digest, "shape": list(arr.shape), "dtype": str(arr.dtype)}}
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}", "fields": fields}
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return {"callable": f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"}
+    raise InputError(
+        f"a job setting of type {type(obj).__name__} ({obj!r:.80}) cannot be recorded in the job "
+        "manifest; pass numbers, strings, arrays, lists or dataclasses."
+    )
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    p = folder / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"out: {str(p)!r} is not a readable job manifest ({exc}); choose another output folder.") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(
+            f"out: {str(p)!r} is not a tribute job manifest (format {data.get('format') if isinstance(data, dict) else None!r}, "
+            f"expected {FORMAT!r}); choose another output folder."
+        )
+    return data
+
+
+def compare_manifests(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences (``settings.budget: 128 -> 256``), empty when equal."""
+    diffs: list[str] = []
+    for key in _COMPARED:
+        _diff(key, old.get(key), new.get(key), diffs)
+    return diffs
+
+
+def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict) and "array" not in a:
+        for k in sorted(set(a) | set(b)):
+            _diff(f"{path}.{k}", a.get(k, "<absent>"), b.get(k, "<absent>"), out)
+        return
+    if a != b:
+        out.append(f"{path}: {_short(a)} -> {_short(b)}")
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, sort_keys=True)
+    return text if len(text) <= 90 else text[:87] + "..."

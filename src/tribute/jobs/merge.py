@@ -1,0 +1,130 @@
+"""Merging finished shards into one result, reproducibly.
+
+``result.npz`` is an :class:`~tribute.Attribution` (load it with ``tribute.Attribution.load``)
+whose arrays are the shards' concatenated in shard order, with ``extra["row_index"]`` the row
+of the data set each result row belongs to. Its header carries no wall-clock time
+(``seconds`` is 0; timings live in ``summary.json``) and the archive is re-packed with fixed
+timestamps, so the file's bytes depend only on the shards' contents — a job killed and resumed
+any number of times ends with the same bytes as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ._io import atomic_write
+from .shards import attribution_bytes
+
+__all__ = ["RESULT", "merge_shards", "shard_path", "write_parquet"]
+
+RESULT = "result.npz"
+SHARDS_DIR = "shards"
+
+
+def shard_path(out: Path, index: int) -> Path:
+    return out / SHARDS_DIR / f"shard-{index:06d}.npz"
+
+
+def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attribution:
+    """Concatenate ``shards/shard-*.npz`` into ``result.npz`` (atomically) and return it."""
+    parts: list[Attribution] = []
+    for k in range(n_shards):
+        p = shard_path(out, k)
+        try:
+            parts.append(Attribution.load(p))
+        except Exception as exc:
+            raise InputError(
+                f"merge: shard file {str(p)!r} cannot be read ({type(exc).__name__}: {exc}); delete it "
+                "and resume the job to recompute that shard."
+            ) from exc
+    first = parts[0]
+    for k, a in enumerate(parts[1:], start=1):
+        if a.player_names != first.player_names or a.method != first.method or a.layout != first.layout:
+            raise InputError(
+                f"merge: shard {k} does not match shard 0 (method, players or layout differ); the "
+                "output folder was modified by hand. Start the job again in an empty folder."
+            )
+    values = np.concatenate([a.flat() for a in parts], axis=0)
+    stderrs = [a.flat_stderr() for a in parts]
+    stderr: np.ndarray | None = None
+    if all(s is not None for s in stderrs):
+        stderr = np.concatenate([s for s in stderrs if s is not None], axis=0)
+    counts = [a.flat().shape[0] for a in parts]
+    extra: dict[str, Any] = {}
+    for key, val in first.extra.items():
+        if isinstance(val, np.ndarray) and all(isinstance(a.extra.get(key), np.ndarray) for a in parts):
+            arrs = [np.asarray(a.extra[key]) for a in parts]
+            if all(x.ndim >= 1 and x.shape[0] == c for x, c in zip(arrs, counts)):
+                extra[key] = np.concatenate(arrs, axis=0)
+            elif all(np.array_equal(x, arrs[0]) for x in arrs):
+                extra[key] = arrs[0]
+        elif all(a.extra.get(key) == val for a in parts):
+            extra[key] = val
+    extra["row_index"] = np.arange(values.shape[0], dtype=np.int64)
+    merged = Attribution(
+        values=first.layout.to_user(values),
+        stderr=None if stderr is None else first.layout.to_user(stderr),
+        method=first.method,
+        params={**first.params, **params},
+        n_evals=max(a.n_evals for a in parts),
+        n_rows=sum(a.n_rows for a in parts),
+        seconds=0.0,
+        player_names=list(first.player_names),
+        player_kind=first.player_kind,
+        targets=_concat([a.targets for a in parts], "targets", per_row=True),
+        gap=_concat([a.gap for a in parts], "gap", per_row=True),
+        # groups: one mask for every sample (1-D) or one per sample (2-D, batch first)
+        groups=_concat([a.groups for a in parts], "groups",
+                       per_row=first.groups is not None and np.asarray(first.groups).ndim == 2),
+        layout=first.layout,
+        extra=extra,
+        base_values=_concat([a.base_values for a in parts], "base_values", per_row=True),
+        full_values=_concat([a.full_values for a in parts], "full_values", per_row=True),
+    )
+    atomic_write(out / RESULT, attribution_bytes(merged))
+    return Attribution.load(out / RESULT)
+
+
+def write_parquet(attr: Attribution, path: Path) -> Path | None:
+    """One row per data row: ``row``, then a column per player (and target), then ``stderr:``
+    columns. Returns None when pandas/pyarrow are not installed."""
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return None
+    flat = attr.flat()
+    n, t, p = flat.shape
+    names = attr.player_names or [f"p{j}" for j in range(p)]
+    if len(set(names)) != len(names):
+        names = [f"{j}:{nm}" for j, nm in enumerate(names)]
+    cols = names if t == 1 else [f"t{i}:{nm}" for i in range(t) for nm in names]
+    frame = pd.DataFrame(flat.reshape(n, t * p), columns=cols)
+    se = attr.flat_stderr()
+    if se is not None:
+        frame = pd.concat([frame, pd.DataFrame(se.reshape(n, t * p), columns=[f"stderr:{c}" for c in cols])], axis=1)
+    frame.insert(0, "row", np.asarray(attr.extra.get("row_index", np.arange(n))))
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def _concat(arrs: list[Any], name: str, per_row: bool) -> np.ndarray | None:
+    if all(a is None for a in arrs):
+        return None
+    if any(a is None for a in arrs):
+        raise InputError(f"merge: some shards have {name} and others not; start the job again in an empty folder.")
+    np_arrs = [np.asarray(a) for a in arrs]
+    if per_row:
+        return np.concatenate(np_arrs, axis=0)
+    if all(np.array_equal(a, np_arrs[0]) for a in np_arrs):
+        return np_arrs[0]
+    raise InputError(f"merge: the shards' {name} arrays differ although they are shared by all rows.")

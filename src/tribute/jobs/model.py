@@ -1,0 +1,199 @@
+"""Where a job's model comes from, and its fingerprint.
+
+A job's model is either built from a factory spec (``pkg.module:factory`` or
+``path/file.py:factory``) plus an optional safetensors weights file — each worker process
+rebuilds it from these — or a picklable model object handed to the Python API.
+
+The fingerprint is the sha256 of the model's ``state_dict`` (name, dtype, shape and bytes of
+every tensor, in name order) for torch modules, and of the pickled object otherwise. Workers
+check that the model they rebuilt has the driver's fingerprint, so a factory that initialises
+randomly (no weights) cannot silently give each worker a different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, WeightsFormatError
+
+__all__ = ["ModelSource", "fingerprint_model", "import_factory"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How to (re)build the job's model.
+
+    Attributes:
+        factory: ``"pkg.module:factory"`` or ``"/abs/path/file.py:factory"``, or None.
+        weights: path of a ``.safetensors`` file loaded into the factory's torch module.
+        obj: the model itself (Python API); must be picklable for the processes/ray backends.
+    """
+
+    factory: str | None = None
+    weights: str | None = None
+    obj: Any = None
+
+    @classmethod
+    def of(cls, model: Any, weights: str | Path | None = None) -> ModelSource:
+        if isinstance(model, ModelSource):
+            return model
+        if isinstance(model, str):
+            spec = _absolute_spec(model)
+            return cls(factory=spec, weights=None if weights is None else str(Path(weights).resolve()))
+        if weights is not None:
+            raise InputError(
+                "weights: pass a factory spec 'pkg.module:factory' with weights=..., or load the "
+                "weights into the model object yourself."
+            )
+        if model is None:
+            raise InputError("model: got None; pass a model object or a factory spec 'pkg.module:factory'.")
+        return cls(obj=model)
+
+    def describe(self) -> dict[str, Any]:
+        if self.factory is not None:
+            return {"factory": self.factory, "weights": self.weights}
+        return {"object": f"{type(self.obj).__module__}.{type(self.obj).__qualname__}"}
+
+    def build(self) -> Any:
+        """The model, with weights loaded (a torch module is put in eval mode only by explain)."""
+        if self.factory is None:
+            return self.obj
+        factory = import_factory(self.factory)
+        try:
+            model = factory()
+        except Exception as exc:
+            raise InputError(f"model: the factory {self.factory!r} raised {type(exc).__name__}: {exc}") from exc
+        if self.weights is not None:
+            _load_checked(model, self.weights)
+        return model
+
+
+def import_factory(spec: str) -> Any:
+    """Import ``module:attr`` (or ``file.py:attr``) and return the callable, with errors that
+    name the module or the attribute at fault."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise InputError(f"model {spec!r} must look like 'pkg.module:factory' or 'path/file.py:factory'.")
+    mod_name, _, attr = spec.rpartition(":")
+    if not mod_name or not attr:
+        raise InputError(f"model {spec!r} must look like 'pkg.module:factory' or 'path/file.py:factory'.")
+    if mod_name.endswith(".py"):
+        path = Path(mod_name)
+        if not path.is_file():
+            raise InputError(f"model: file {mod_name!r} (from {spec!r}) does not exist.")
+        name = f"_tribute_factory_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+        module = sys.modules.get(name)
+        if module is None:
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise InputError(f"model: cannot import {mod_name!r}.")
+            module = importlib.util.module_from_spec(module_spec)
+            try:
+                module_spec.loader.exec_module(module)
+            except Exception as exc:
+                raise InputError(f"model: importing {mod_name!r} failed: {type(exc).__name__}: {exc}") from exc
+            sys.modules[name] = module
+    else:
+        try:
+            module = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or "?"
+            if mod_name == missing or mod_name.startswith(missing + "."):
+                raise InputError(
+                    f"model: cannot import module {mod_name!r} (no module named {missing!r}); check "
+                    "the spelling of 'pkg.module:factory' and that the package is on PYTHONPATH."
+                ) from exc
+            raise InputError(
+                f"model: module {mod_name!r} was found but importing it failed: it needs {missing!r}, "
+                "which is not installed."
+            ) from exc
+        except Exception as exc:
+            raise InputError(f"model: importing {mod_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise InputError(
+            f"model: module {mod_name!r} has no attribute {attr!r}; callables it defines: {public[:12]}."
+        )
+    if not callable(factory):
+        raise InputError(f"model: {mod_name}:{attr} is a {type(factory).__name__}, not a callable factory.")
+    return factory
+
+
+def fingerprint_model(model: Any) -> str:
+    """sha256 of a torch module's state_dict, or of the pickled object."""
+    import torch
+
+    h = hashlib.sha256()
+    if isinstance(model, torch.nn.Module):
+        h.update(f"{type(model).__module__}.{type(model).__qualname__}|".encode())
+        for name, t in sorted(model.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+    try:
+        h.update(pickle.dumps(model, protocol=4))
+    except Exception as exc:
+        raise InputError(
+            f"model: a {type(model).__name__} cannot be pickled ({exc}), so a job cannot fingerprint "
+            "it for --resume or send it to workers; pass a torch module, a picklable model or a "
+            "factory spec 'pkg.module:factory'."
+        ) from exc
+    return h.hexdigest()
+
+
+def _load_checked(model: Any, weights: str) -> None:
+    """Load safetensors ``weights`` into ``model``, naming every tensor that does not fit."""
+    import torch
+
+    from ..models import load_weights
+
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(
+            f"weights: {weights!r} applies to torch modules; the factory returned a {type(model).__name__}."
+        )
+    p = Path(weights)
+    if not p.is_file():
+        raise InputError(f"weights: file {weights!r} does not exist.")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as fh:
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except Exception:
+        shapes = None  # not safetensors: load_weights below raises the format error
+    if shapes is not None:
+        own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        missing = sorted(set(own) - set(shapes))
+        unexpected = sorted(set(shapes) - set(own))
+        wrong = [f"{k}: file {list(shapes[k])} vs model {list(own[k])}"
+                 for k in sorted(set(own) & set(shapes)) if shapes[k] != own[k]]
+        if missing or unexpected or wrong:
+            parts = []
+            if wrong:
+                parts.append(f"shape mismatch {wrong[:5]}")
+            if missing:
+                parts.append(f"missing from the file {missing[:5]}")
+            if unexpected:
+                parts.append(f"not in the model {unexpected[:5]}")
+            raise WeightsFormatError(
+                f"weights {weights!r} do not match the factory's model: {'; '.join(parts)}. Check "
+                "that the factory builds the architecture the weights were saved from."
+            )
+    load_weights(model, p)
+
+
+def _absolute_spec(spec: str) -> str:
+    """Make ``file.py:factory`` specs absolute so worker processes find the file."""
+    mod_name, sep, attr = spec.rpartition(":")
+    if sep and mod_name.endswith(".py"):
+        return f"{Path(mod_name).resolve()}:{attr}"
+    return spec

@@ -1,0 +1,181 @@
+"""Shards: the unit of work of a dataset job, and the function every backend runs.
+
+A job over ``n`` rows with shard size ``s`` has ``ceil(n / s)`` shards; shard ``k`` holds rows
+``[k*s, min((k+1)*s, n))``. Its result depends only on (settings, seed, k):
+
+* **shard seed** — shard ``k`` is explained with seed
+  ``numpy.random.SeedSequence([seed, k]).generate_state(1, numpy.uint32)[0]``, so stochastic
+  methods draw independent, reproducible coalitions per shard whatever the worker or order;
+* per-row arguments (a per-sample ``target`` array, a per-sample ``baseline`` or ``groups``
+  array of the data's full shape, batch-first ``forward_args``/``forward_kwargs`` tensors) are
+  sliced to the shard's rows; everything else (scalars, background sets) goes to every shard —
+  a baseline with a rows axis of another length is passed as :class:`tribute.Background`, so
+  a background set as long as a shard is never mistaken for per-sample baselines;
+* torch runs each shard with a fixed number of intra-op threads (``threads``, default 1), and
+  restores the previous setting afterwards: float reductions then do not depend on how many
+  cores a worker happened to get.
+
+:func:`run_shard` returns the shard's attribution as the bytes of a reproducible ``.npz``;
+only the driver writes files, so backends on other machines need no shared file system.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ._io import deterministic_npz
+from .data import Dataset
+from .model import ModelSource, fingerprint_model
+
+__all__ = ["JobSpec", "attribution_bytes", "run_shard", "shard_seed"]
+
+#: Explain arguments that may hold one entry per row (sliced per shard).
+_PER_ROW_KEYS = ("target", "baseline", "groups", "forward_args", "forward_kwargs")
+
+
+def shard_seed(seed: int, index: int) -> int:
+    """The seed shard ``index`` of a job with seed ``seed`` is explained with."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint32)[0])
+
+
+@dataclass
+class JobSpec:
+    """Everything a worker needs to compute any shard (picklable).
+
+    Attributes:
+        model: where the model comes from.
+        model_sha256: the driver's model fingerprint; workers check the rebuilt model against it.
+        data: the rows.
+        method: registry name of the estimator.
+        seed: the job's seed (shard seeds derive from it).
+        shard_size: rows per shard.
+        explain_kwargs: the remaining :func:`tribute.explain` arguments.
+        threads: torch intra-op threads per shard (None leaves torch's setting alone).
+    """
+
+    model: ModelSource
+    model_sha256: str
+    data: Dataset
+    method: str
+    seed: int
+    shard_size: int
+    explain_kwargs: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = 1
+
+    @property
+    def n_rows(self) -> int:
+        return self.data.n_rows
+
+    @property
+    def n_shards(self) -> int:
+        return math.ceil(self.n_rows / self.shard_size)
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < self.n_shards:
+            raise InputError(f"shard index {index} is outside 0..{self.n_shards - 1}.")
+        lo = index * self.shard_size
+        return lo, min(lo + self.shard_size, self.n_rows)
+
+    def shard_kwargs(self, index: int) -> dict[str, Any]:
+        lo, hi = self.bounds(index)
+        out = dict(self.explain_kwargs)
+        for key in _PER_ROW_KEYS:
+            if key in out and out[key] is not None:
+                out[key] = _slice_rows(key, out[key], lo, hi, self.n_rows, self.data.arrays[0].shape)
+        return out
+
+
+# One rebuilt model per worker process (keyed by fingerprint).
+_MODELS: dict[str, Any] = {}
+
+
+def _model_for(spec: JobSpec) -> Any:
+    model = _MODELS.get(spec.model_sha256)
+    if model is None:
+        model = spec.model.build()
+        got = fingerprint_model(model)
+        if got != spec.model_sha256:
+            raise InputError(
+                f"model: the model rebuilt in worker process {os.getpid()} from {spec.model.describe()} "
+                f"has fingerprint {got[:12]}..., the driver's has {spec.model_sha256[:12]}...; the "
+                "factory is not deterministic (random initialisation?). Pass trained weights "
+                "(--weights) or seed the factory."
+            )
+        _MODELS.clear()
+        _MODELS[spec.model_sha256] = model
+    return model
+
+
+def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
+    """Explain shard ``index`` and return its attribution as reproducible ``.npz`` bytes."""
+    import torch
+
+    from ..api import explain
+
+    model = _model_for(spec) if model is None else model
+    lo, hi = spec.bounds(index)
+    inputs = _as_inputs(model, spec.data.rows(lo, hi))
+    before = torch.get_num_threads()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    try:
+        attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
+                       progress=False, **spec.shard_kwargs(index))
+    finally:
+        if spec.threads is not None:
+            torch.set_num_threads(before)
+    return attribution_bytes(attr)
+
+
+def attribution_bytes(attr: Any) -> bytes:
+    """``Attribution.save`` output, re-packed reproducibly."""
+    with tempfile.TemporaryDirectory(prefix="tribute-shard-") as tmp:
+        path = attr.save(Path(tmp) / "shard.npz")
+        return deterministic_npz(path.read_bytes())
+
+
+def _as_inputs(model: Any, arrays: tuple[np.ndarray, ...]) -> Any:
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
+        parts: list[Any] = []
+        for a in arrays:
+            t = torch.from_numpy(np.array(a, order="C"))  # a copy: rows may be a read-only memmap
+            parts.append(t.to(dtype) if t.dtype.is_floating_point else t)
+    else:
+        parts = [np.array(a, order="C") for a in arrays]
+    return tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int, data_shape: tuple[int, ...]) -> Any:
+    import torch
+
+    def rows_first(v: Any) -> bool:
+        return isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1 and v.shape[0] == n_rows
+
+    if key == "target":
+        return value[lo:hi] if rows_first(value) else value
+    if key in ("baseline", "groups"):
+        if isinstance(value, tuple):
+            return value
+        is_array = isinstance(value, (np.ndarray, torch.Tensor))
+        if is_array and tuple(value.shape) == tuple(data_shape):
+            return value[lo:hi]
+        if key == "baseline" and is_array and value.ndim == len(data_shape):
+            # A background set: say so, or a set as long as the shard would read as per-sample.
+            from ..games.features import Background
+
+            return Background(value)
+        return value
+    if key == "forward_args":
+        return type(value)(v[lo:hi] if rows_first(v) else v for v in value)
+    return {k: (v[lo:hi] if rows_first(v) else v) for k, v in value.items()}

@@ -1,0 +1,75 @@
+"""Honest standard errors: small-sample inflation, pooling and refusal (private).
+
+Every stochastic method reports ``stderr`` so that ``estimate +- 2 stderr`` covers the
+method's own estimand (its infinite-budget limit) about 95% of the time. Three rules keep
+that promise at small budgets:
+
+* **few replicates** — a variance estimated from ``dof`` degrees of freedom makes
+  ``error / stderr`` Student-t distributed, not normal; the standard error is multiplied by
+  ``t_dof(0.977) / 2`` so that two of them still span the 95.4% interval (Student 1908);
+* **zero-variance accidents** — with few discrete replicates a player's sample variance can
+  be exactly 0 while its error is not; variances are shrunk towards the mean variance of all
+  players of the same sample and target (``(dof var_i + k0 mean_var) / (dof + k0)``), a
+  standard empirical-Bayes pooling (Smyth 2004, limma's moderated variances);
+* **not estimable** — with no degrees of freedom left (an interpolating regression, one
+  replicate) the standard error is ``NaN`` and :class:`StderrWarning` says why and which
+  budget would fix it; never a small number.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+__all__ = ["StderrWarning", "inflate", "moderate", "t_factor", "warn_undefined"]
+
+#: Two-sided coverage of +-2 standard normal deviations (0.9545): the convention "within two
+#: standard errors" is matched to the t quantile of the same tail probability.
+_TAIL = 0.5 * (1.0 + math.erf(2.0 / math.sqrt(2.0)))
+
+
+class StderrWarning(RuntimeWarning):
+    """A method could not estimate (some of) its standard errors; they are NaN."""
+
+
+def t_factor(dof: float) -> float:
+    """``t_dof(0.977) / 2``: the inflation that keeps ``+-2 stderr`` at 95.4% coverage.
+
+    1 for ``dof = inf``; ``nan`` for ``dof < 1``.
+    """
+    if not dof >= 1:
+        return float("nan")
+    if math.isinf(dof):
+        return 1.0
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(_TAIL, dof)) / 2.0
+
+
+def moderate(var: torch.Tensor, dof: float, k0: float = 2.0) -> torch.Tensor:
+    """Raise per-player variances (last axis) towards their mean over the players.
+
+    ``var_i + k0 / (dof + k0) * max(mean(var) - var_i, 0)``: a player whose few replicates
+    happen to agree exactly borrows the spread of the others; variances above the mean are
+    left alone (pooling must never shrink a large one). ``k0`` prior degrees of freedom
+    (default 2) matter only while ``dof`` is small.
+    """
+    if var.shape[-1] < 2 or math.isinf(dof):
+        return var
+    pooled = var.nanmean(dim=-1, keepdim=True)
+    return var + k0 / (dof + k0) * (pooled - var).clamp_min(0.0)
+
+
+def inflate(se: torch.Tensor, dof: float, k0: float = 2.0) -> torch.Tensor:
+    """Moderated, t-inflated standard errors from raw ones estimated with ``dof`` dof."""
+    if not dof >= 1:
+        return torch.full_like(se, float("nan"))
+    return moderate(se**2, dof, k0).sqrt() * t_factor(dof)
+
+
+def warn_undefined(method: str, why: str, fix: str) -> None:
+    """Warn that ``method``'s standard errors are NaN because ``why``; ``fix`` says how."""
+    warnings.warn(f"{method}: standard errors are not estimable ({why}); stderr is NaN. {fix}",
+                  StderrWarning, stacklevel=3)

@@ -1,0 +1,82 @@
+"""AtP*'s QK fix: attribution patching with the attention softmax recomputed exactly.
+
+For a query (or key) head player, linearising the model at the clean activation misses the
+softmax's saturation. Kramár et al. (2024) recompute the attention of that head *exactly* with
+the ablated query (key) and linearise only after the softmax (and after the product with the
+values, which is linear): with ``z_h`` the head's clean context and ``z'_h`` its context with
+the query/key ablated, the credit is
+
+    phi_h ~ v(N) - v(N minus h) ~ <z_h - z'_h, dv/dz_h>.
+
+One forward pass per query/key module with all its heads ablated gives every head's ``z'_h``
+(heads do not interact inside one attention module). With GradDrop layers the gradient
+``dv/dz`` is also taken with each layer's backward pass dropped.
+
+Everything that touches the model goes through the component game's public, counted
+primitives (:meth:`ComponentGame.probe_sites`, :meth:`ComponentGame.masked_activations`).
+
+Reference: Kramár, Lieberum, Shah & Nanda (2024), "AtP*: An efficient and scalable method for
+localizing LLM behaviour to components".
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..games.components import ComponentGame, Site
+
+__all__ = ["qk_fixed_estimates"]
+
+
+def qk_fixed_estimates(game: ComponentGame, drop_layers: list[str] | None = None,
+                       ) -> tuple[list[int], torch.Tensor]:
+    """AtP with the QK fix for the query/key head players of ``game``.
+
+    Args:
+        game: the component game.
+        drop_layers: GradDrop layers (module paths), or None.
+
+    Returns:
+        ``(player ids, estimates batch x K x targets x len(ids))`` with ``K = 1`` or
+        ``len(drop_layers) + 1`` (the last row is without GradDrop). Counts ``Q + K``
+        evaluations per input (``Q`` query/key modules).
+    """
+    qk = game.qk_sites()
+    if not qk:
+        return [], torch.zeros(game.n_samples, 1, game.n_targets, 0, dtype=torch.float64)
+    ctx_paths: list[str] = []
+    ctx_sites: list[Site] = []
+    for ctx in qk.values():
+        if ctx.path not in ctx_paths:
+            ctx_paths.append(ctx.path)
+            ctx_sites.append(Site(ctx.name, ctx.path, "head", ctx.kind, ctx.num_heads))
+    k_count = 1 + (len(drop_layers) if drop_layers else 0)
+    # clean contexts z and dv/dz (per GradDrop row): (ctx, call) -> (B x K x shape, B x K x T x shape)
+    probe = game.probe_sites(ctx_sites, n_points=k_count, drop_layers=drop_layers)
+    n_calls = {c: sum(1 for (ci, _) in probe if ci == c) for c in range(len(ctx_sites))}
+    for c, cs in enumerate(ctx_sites):
+        cs.shapes = [tuple(probe[(c, k)][0].shape[2:]) for k in range(n_calls[c])]
+        cs.n_units = int(cs.num_heads or 0)
+    # contexts z' with one query/key module fully ablated per coalition
+    q_ids = sorted(qk)
+    n, q_count = game.n_players, len(q_ids)
+    masks = torch.ones(q_count, n, dtype=torch.float64)
+    for qi, sid in enumerate(q_ids):
+        s = game.sites[sid]
+        masks[qi, s.offset : s.offset + s.n_units] = 0.0
+    recorded = game.masked_activations(masks, ctx_sites)  # (ctx, call) -> B x Q x M x shape
+    b_total, t_count = game.n_samples, game.n_targets
+    est = torch.zeros(b_total, k_count, t_count, n, dtype=torch.float64)
+    for qi, sid in enumerate(q_ids):
+        site = game.sites[sid]
+        c = ctx_paths.index(qk[sid].path)
+        cs = ctx_sites[c]
+        for call in range(n_calls[c]):
+            z, g = probe[(c, call)]  # B x K x shape, B x K x T x shape
+            zp = recorded[(c, call)][:, qi].mean(1)  # B x shape (mean over resample rows)
+            dz = (z[:, 0] - zp).reshape(b_total, 1, 1, -1)  # credit ~ v(all) - v(all but i)
+            prod = dz * g.reshape(b_total, k_count, t_count, -1)
+            est[..., site.offset : site.offset + site.n_units] += cs.reduce(prod, cs.shapes[call])
+    players = [p for sid in q_ids for p in range(game.sites[sid].offset,
+                                                  game.sites[sid].offset + game.sites[sid].n_units)]
+    return players, est[..., players]

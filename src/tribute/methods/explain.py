@@ -1,0 +1,136 @@
+"""Run one method on one game: the body of :func:`tribute.explain`.
+
+It lives in the methods layer (it needs only games and the method registry), so metrics that
+re-explain and the bench can use it without reaching up to the public API module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.build import PlayerSet, build_game, framework_of
+from ..games.features import DEFAULT_BASELINE
+from ..models import as_model
+from ..targets import TargetLike
+from .base import get_method
+
+__all__ = ["explain"]
+
+
+def explain(
+    model: Any,
+    inputs: Any,
+    method: str = "kernel_shap",
+    *,
+    target: TargetLike = None,
+    baseline: Any = DEFAULT_BASELINE,
+    groups: Any = None,
+    budget: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    output: str = "raw",
+    players: PlayerSet | None = None,
+    ablation: Any = None,
+    forward_args: Sequence[Any] | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
+    feature_names: Sequence[str] | None = None,
+    model_output: str | None = None,
+    **params: Any,
+) -> Attribution:
+    """Credit the model's output to players (input features by default).
+
+    Args:
+        model: a ``torch.nn.Module`` (one or several input tensors), or any callable on numpy
+            arrays: scikit-learn estimators and Pipelines (regressors use ``predict``;
+            classifiers ``predict_proba``, then ``decision_function``), XGBoost/LightGBM
+            sklearn wrappers, an ``xgboost.Booster`` (margins), or a plain function.
+            Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``).
+        inputs: tensor or array with the batch first, or a tuple of them, or a pandas
+            DataFrame of numeric columns (players are then named after the columns and
+            ``attr.to_pandas()`` keeps its index). Results come back in the same framework
+            (torch in, torch out; numpy or pandas in, numpy out).
+        method: registry name (see :func:`methods`). default="kernel_shap".
+        target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
+            list of ints (several targets, adds a target axis), one index per sample (1-D array),
+            ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
+        baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
+            a background set ``M x *shape`` (the value averages over it: interventional SHAP;
+            wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
+            which suits images, embeddings and standardised features; for tabular numpy or
+            DataFrame inputs (every input 2-D and real-valued) a default 0.0 is usually out of
+            distribution for unscaled features, so a warning is issued then (pass the baseline
+            explicitly, e.g. ``baseline=X_train.mean(0)`` or
+            ``tribute.Background(X_train[:100])``, or ``baseline=0.0`` to keep zeros silently).
+        groups: which elements form one player: None (every element), an integer mask of ids
+            ``0..n-1`` (superpixels, column groups, token spans), or :func:`tribute.patches`.
+        budget: model evaluations per input (coalitions or gradient points). default=None
+            (the method's own default).
+        seed: seed of the method's local random generator. default=0.
+        batch_size: rows per forward pass. default=None (automatic).
+        progress: show a progress bar (None: on a terminal, for runs over two seconds).
+        output: which output to explain: ``"raw"`` (what the model returns), ``"logit"``,
+            ``"prob"`` or ``"log_prob"``, converted from what the model returns (see
+            ``model_output``): from logits by softmax/sigmoid; from probabilities ``prob`` is
+            the identity, ``log_prob`` is ``log p`` and ``logit`` is ``log(p / (1 - p))``
+            (probabilities clipped to ``[1e-12, 1 - 1e-12]``); a regressor's raw values
+            allow only ``"raw"``. default="raw".
+        players: a player set other than input features, e.g. ``tribute.components(...)``.
+        ablation: how removed components are replaced (component games only).
+        forward_args, forward_kwargs: extra non-attributed model arguments; tensors whose first
+            axis is the batch are indexed per row.
+        feature_names: one name per player.
+        model_output: what the model returns: ``"logit"`` (scores), ``"probability"`` or
+            ``"raw"`` (regression values). default=None: detected for estimators
+            (``predict_proba`` -> probability, ``decision_function`` -> logit, a regressor's
+            ``predict`` -> raw) and ``"logit"`` for torch modules and plain functions; declare
+            it for a function or module that returns probabilities.
+        **params: the method's hyperparameters (see ``tribute.methods()[name].defaults``).
+
+    Returns:
+        An :class:`Attribution`.
+
+    Example:
+        >>> from sklearn.datasets import load_wine
+        >>> from sklearn.linear_model import LinearRegression
+        >>> X, y = load_wine(return_X_y=True)
+        >>> reg = LinearRegression().fit(X, y)
+        >>> attr = tribute.explain(reg, X[:5], method="exact_shapley", baseline=X.mean(0))
+        >>> attr.values.shape
+        (5, 13)
+    """
+    cls = get_method(method)
+    unknown = set(params) - set(cls.defaults())
+    if unknown:
+        raise InputError(
+            f"method {method!r} got unknown parameter(s) {sorted(unknown)}; its parameters are "
+            f"{sorted(cls.defaults()) or 'none'}."
+        )
+    estimator = cls(**params)
+    if baseline is DEFAULT_BASELINE and not cls.tags.needs_baseline:
+        baseline = 0.0  # the method ignores the removal value: no out-of-distribution warning
+    framework = framework_of(inputs)
+    adapter = as_model(model, framework, model_output)
+    extra: dict[str, Any] = {}
+    if ablation is not None:
+        extra["ablation"] = ablation
+    t0 = time.perf_counter()
+    with adapter.session():
+        game = build_game(
+            adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
+            players=players, forward_args=forward_args, forward_kwargs=forward_kwargs,
+            feature_names=feature_names, batch_size=batch_size, progress=progress, **extra,
+        )
+        use_budget = estimator.check(game, budget)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise InputError(f"seed={seed!r} must be an int.")
+        attr = estimator.attribute(game, budget=use_budget, seed=seed)
+    attr.seconds = time.perf_counter() - t0
+    attr.n_rows = game.engine.n_rows
+    attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,
+                   "model_output": adapter.output_kind}
+    return attr

@@ -1,0 +1,166 @@
+"""Contracts as data: one registry class, declared parameter constraints, typed entry points."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+import torch
+
+import tribute
+from tribute.errors import InputError
+from tribute.methods import METHODS, Method, Tags, get_method, registry
+from tribute.metrics.base import METRICS
+from tribute.params import NONE, InstanceOf, Interval, Options, check_params, declare, describe
+from tribute.registry import Registry
+from tribute_testing import make_mlp
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "tribute"
+
+
+# ------------------------------------------------------------------- registry
+def test_registry_aliases_errors_and_lazy_loading():
+    calls = []
+    reg: Registry[int] = Registry("widget", hint="See widgets().", loader=lambda: calls.append(1))
+    reg.add("alpha", 1)
+    reg.alias("a", "alpha")
+    assert reg.get("a") == 1 and reg.resolve("a") == "alpha" and "a" in reg and len(reg) == 1
+    assert reg.aliases() == {"a": "alpha"} and reg.names(aliases=True) == ["a", "alpha"]
+    assert calls == [1]  # the loader ran once
+    reg.get("alpha")
+    assert calls == [1]
+    with pytest.raises(InputError, match=r"widget='alpah' is not a registered widget\. Did you mean 'alpha'.*widgets\(\)"):
+        reg.get("alpah")
+    with pytest.raises(TypeError, match="registered twice"):
+        reg.add("alpha", 2)
+    reg.add("alpha", 1)  # the same entry again is fine (module reloads)
+
+
+def test_methods_metrics_and_datasets_share_the_registry_class():
+    from tribute.datasets._base import DATASETS
+
+    assert isinstance(METHODS, Registry) and isinstance(METRICS, Registry)
+    assert isinstance(DATASETS, Registry)
+    with pytest.raises(KeyError, match="unknown dataset"):
+        tribute.datasets.make("no_such_dataset")
+
+
+def test_public_listings_are_plain_functions_and_list_aliases():
+    assert inspect.isfunction(tribute.methods) and inspect.isfunction(tribute.metrics)
+    infos = tribute.methods()
+    assert infos["shapley"].alias_of == "gp_shapley" and infos["gp_shapley"].alias_of is None
+    assert infos["shapley"].defaults == infos["gp_shapley"].defaults
+    assert set(registry()) == {n for n, i in infos.items() if i.alias_of is None}
+    assert get_method("shapley") is get_method("gp_shapley")
+    assert "deletion" in tribute.metrics()
+    # the packages stay importable for internal code and plugins
+    from tribute.methods import register  # noqa: F401
+    from tribute.metrics import deletion  # noqa: F401
+
+
+def test_entry_points_take_keywords_after_the_method():
+    for fn, first in ((tribute.explain, "method"), (tribute.evaluate, "metric")):
+        params = list(inspect.signature(fn).parameters.values())
+        idx = [p.name for p in params].index(first)
+        assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[idx + 1 :]), fn
+    with pytest.raises(TypeError):
+        tribute.explain(make_mlp(), torch.zeros(1, 6, dtype=torch.float64), "saliency", 0)  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ abstracts
+def test_abstract_bases_refuse_incomplete_subclasses():
+    from tribute.methods.cam import _CAMBase
+    from tribute.models import ModelAdapter
+
+    class NoAttribute(Method):
+        name = "no_attribute"
+
+    for cls in (NoAttribute, ModelAdapter, _CAMBase):
+        with pytest.raises(TypeError, match="abstract"):
+            cls()
+
+
+# ----------------------------------------------------------------- constraints
+def test_constraint_kinds_accept_and_describe():
+    assert Interval(int, 1).accepts(3) and not Interval(int, 1).accepts(0)
+    assert not Interval(int, 1).accepts(True) and not Interval(int, 1).accepts(2.0)
+    half = Interval(float, 0.0, 1.0, closed="right")
+    assert half.accepts(1) and not half.accepts(0.0) and not half.accepts(float("nan"))
+    assert half.describe() == "a number in (0, 1]"
+    assert Interval(int, 2).describe() == "an int >= 2"
+    assert Options(("a", "b")).accepts("a") and not Options(("a", "b")).accepts("c")
+    both = (NONE, InstanceOf((str,), "a path"))
+    assert describe(both) == "None or a path"
+    check_params("thing", {"x": None, "unchecked": object()}, {"x": both})
+    with pytest.raises(InputError, match=r"thing: x=3 is not allowed; x must be None or a path\."):
+        check_params("thing", {"x": 3}, {"x": both})
+
+
+@pytest.mark.parametrize(("method", "params", "needle"), [
+    ("rise", {"p": 0.0}, r"method 'rise': p=0.0 .* must be a number in \(0, 1\]"),
+    ("rise", {"s": 0}, r"method 'rise': s=0 .* must be an int >= 1"),
+    ("sobol", {"sampler": "halton"}, r"method 'sobol': sampler='halton' .* one of 'sobol', 'random'"),
+    ("grad_cam", {"interpolate_mode": "cubic"}, r"method 'grad_cam': interpolate_mode='cubic'"),
+    ("deeplift", {"eps": -1.0}, r"method 'deeplift': eps=-1.0 .* >= 0"),
+    ("smoothgrad", {"n_samples": 1}, r"method 'smoothgrad': n_samples=1 .* an int >= 2"),
+    ("smoothgrad", {"noise": float("inf")}, r"noise=inf .* a number in \[0, inf\)"),
+])
+def test_declared_constraints_are_checked_before_attribute(method, params, needle):
+    with pytest.raises(InputError, match=needle):
+        tribute.explain(make_mlp(), torch.zeros(2, 6, dtype=torch.float64), method, target=0, **params)
+
+
+def test_constraints_are_checked_even_when_attribute_is_called_directly(linear_model, tabular):
+    game = tribute.build_game(linear_model, tabular)
+    with pytest.raises(InputError, match="method 'rise': p=2"):
+        get_method("rise")(p=2).attribute(game)
+
+
+def test_constraints_name_real_parameters_and_show_in_the_listing():
+    for name, cls in registry().items():
+        unknown = set(cls.constraints) - set(cls.defaults())
+        assert not unknown, f"{name}: constraints on unknown parameters {unknown}"
+    assert tribute.methods()["rise"].constraints["p"] == "a number in (0, 1]"
+
+
+def test_plugin_method_with_constraints():
+    class Plugin(Method):
+        name = "plugin_for_test"
+        tags = Tags(family="other")
+        constraints = declare({"width": Interval(int, 1)})
+
+        def __init__(self, width: int = 3) -> None:
+            self.width = width
+
+        def attribute(self, game, *, budget=None, seed=0):
+            return game.attribution(torch.zeros(game.n_samples, game.n_targets, game.n_players),
+                                    self.name, self.get_params())
+
+    with pytest.raises(InputError, match=r"plugin_for_test.*width=0"):
+        Plugin(width=0).validate_params()
+    Plugin().validate_params()
+
+
+# ---------------------------------------------------------- counted way in only
+def test_only_games_and_the_engine_touch_the_counters():
+    """No ``n_evals +=`` / ``n_rows +=`` (or plain assignment) outside games/ and engine/."""
+    bad = []
+    for path in SRC.rglob("*.py"):
+        layer = path.relative_to(SRC).parts[0]
+        if layer in ("games", "engine"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = []
+            if isinstance(node, ast.AugAssign):
+                targets = [node.target]
+            elif isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            for t in targets:
+                if isinstance(t, ast.Attribute) and t.attr in ("n_evals", "n_rows", "n_passes"):
+                    base = t.value
+                    if isinstance(base, ast.Name) and base.id in ("self", "attr", "res", "result", "out"):
+                        continue  # a result object's own field, not a game's or engine's counter
+                    bad.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not bad, f"counters changed outside games/engine: {bad}"

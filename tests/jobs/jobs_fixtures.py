@@ -1,0 +1,53 @@
+"""Models and data for the dataset-job tests (importable by spawned workers and Ray tasks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+
+N_FEATURES = 6
+
+
+def make_mlp() -> torch.nn.Module:
+    """A small MLP with weights fixed by a local generator (deterministic factory)."""
+    model = torch.nn.Sequential(torch.nn.Linear(N_FEATURES, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.from_numpy(rng.normal(0, 0.5, size=tuple(p.shape))))
+    return model
+
+
+def make_random_mlp() -> torch.nn.Module:
+    """A factory that initialises from torch's global RNG: differs between processes."""
+    return torch.nn.Sequential(torch.nn.Linear(N_FEATURES, 3))
+
+
+def make_other() -> torch.nn.Module:
+    """A different architecture (weights of make_mlp do not fit it)."""
+    return torch.nn.Sequential(torch.nn.Linear(N_FEATURES, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+
+def data(n: int = 40, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, N_FEATURES)).astype(np.float32)
+
+
+class KillOnce(torch.nn.Module):
+    """Wraps ``make_mlp``; the first forward pass in any process SIGKILLs that process once
+    (a marker file records that it happened), to test retries of a dead worker."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.net = make_mlp()
+        self.marker = marker
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = Path(self.marker)
+        if not p.exists():
+            p.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.net(x)

@@ -1,0 +1,250 @@
+"""Dataset jobs: sharding, seeds, merge, resume and backends against plain ``tribute.explain``."""
+
+from __future__ import annotations
+
+import json
+
+import jobs_fixtures
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.jobs import shard_seed
+
+
+def _run(model, X, out, **kw):
+    kw.setdefault("method", "kernel_shap")
+    kw.setdefault("budget", 64)
+    kw.setdefault("shard_size", 8)
+    kw.setdefault("progress", False)
+    return tribute.explain_dataset(model, X, out=out, **kw)
+
+
+def test_deterministic_method_equals_one_explain_call(mlp, X, tmp_path):
+    attr = _run(mlp, X, tmp_path / "o", method="exact_shapley", shard_size=7, target=1)
+    ref = tribute.explain(mlp, torch.from_numpy(X), method="exact_shapley", target=1)
+    np.testing.assert_allclose(attr.values, ref.values.numpy(), rtol=1e-5, atol=1e-6)
+    assert attr.values.shape == (40, 6)
+    assert attr.player_names == ref.player_names
+    np.testing.assert_array_equal(attr.extra["row_index"], np.arange(40))
+    np.testing.assert_array_equal(attr.targets, np.ones(40))
+    # Efficiency of exact Shapley survives the merge: gap ~ 0 for every row.
+    assert np.abs(attr.gap).max() < 1e-5
+    for name in ("base_values", "full_values"):
+        if getattr(ref, name) is not None:
+            np.testing.assert_allclose(np.asarray(getattr(attr, name)), np.asarray(getattr(ref, name)),
+                                       rtol=1e-5, atol=1e-6)
+    loaded = tribute.Attribution.load(tmp_path / "o" / "result.npz")
+    np.testing.assert_array_equal(np.asarray(loaded.values), attr.values)
+
+
+def test_each_shard_is_explain_with_its_derived_seed(mlp, X, tmp_path):
+    attr = _run(mlp, X, tmp_path / "o", seed=5)
+    for k in range(5):
+        rows = slice(8 * k, 8 * (k + 1))
+        ref = tribute.explain(mlp, torch.from_numpy(X[rows]), method="kernel_shap", budget=64,
+                              seed=shard_seed(5, k))
+        np.testing.assert_array_equal(attr.values[rows], ref.values.numpy())
+        np.testing.assert_array_equal(attr.stderr[rows], ref.stderr.numpy())
+    seeds = {shard_seed(5, k) for k in range(100)} | {shard_seed(6, k) for k in range(100)}
+    assert len(seeds) == 200  # distinct streams per (seed, shard)
+    assert shard_seed(5, 3) == int(np.random.SeedSequence([5, 3]).generate_state(1, np.uint32)[0])
+
+
+def test_outputs_manifest_and_summary(mlp, X, tmp_path):
+    out = tmp_path / "o"
+    _run(mlp, X, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["method"] == "kernel_shap"
+    assert manifest["settings"]["explain"] == {"budget": 64}
+    assert manifest["data"]["sha256"] == tribute.jobs.data.fingerprint_arrays([X])
+    assert manifest["model"]["sha256"] == tribute.jobs.model.fingerprint_model(mlp)
+    assert manifest["tribute_version"] == tribute.__version__
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows"] == 40 and summary["shards"] == 5 and summary["rows_per_second"] > 0
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{k:06d}.npz" for k in range(5)]
+
+
+def test_merged_file_has_no_clock_in_it(mlp, X, tmp_path):
+    a = _run(mlp, X, tmp_path / "a")
+    _run(mlp, X, tmp_path / "b")
+    assert a.seconds == 0.0
+    assert (tmp_path / "a" / "result.npz").read_bytes() == (tmp_path / "b" / "result.npz").read_bytes()
+
+
+def test_resume_recomputes_only_missing_shards_and_ignores_temporaries(mlp, X, tmp_path):
+    ref = tmp_path / "ref"
+    _run(mlp, X, ref)
+    out = tmp_path / "o"
+    _run(mlp, X, out)
+    (out / "shards" / "shard-000002.npz").unlink()
+    (out / "result.npz").unlink()
+    kept = (out / "shards" / "shard-000003.npz").stat().st_mtime_ns
+    half = (ref / "shards" / "shard-000002.npz").read_bytes()[:100]
+    (out / "shards" / ".shard-000002.npz.tmp-4242").write_bytes(half)  # a killed writer's temp file
+    (out / ".result.npz.tmp-4243").write_bytes(b"garbage")
+    _run(mlp, X, out, resume=True)
+    assert (out / "result.npz").read_bytes() == (ref / "result.npz").read_bytes()
+    assert (out / "shards" / "shard-000003.npz").stat().st_mtime_ns == kept
+    assert not list(out.rglob(".*.tmp-*"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["shards_resumed"] == 4 and summary["rows_computed"] == 8
+
+
+def test_resume_of_a_finished_job_reproduces_it(mlp, X, tmp_path):
+    out = tmp_path / "o"
+    _run(mlp, X, out)
+    before = (out / "result.npz").read_bytes()
+    _run(mlp, X, out, resume=True)
+    assert (out / "result.npz").read_bytes() == before
+
+
+def test_resume_into_empty_or_missing_folder_starts_the_job(mlp, X, tmp_path):
+    out = tmp_path / "o"
+    _run(mlp, X, out, resume=True)
+    assert (out / "result.npz").is_file()
+
+
+def test_per_row_target_and_baseline_are_sliced(mlp, X, tmp_path):
+    target = np.arange(40) % 3
+    base = X[::-1].copy()
+    attr = _run(mlp, X, tmp_path / "o", method="exact_shapley", target=target, baseline=base)
+    ref = tribute.explain(mlp, torch.from_numpy(X), method="exact_shapley", target=torch.from_numpy(target),
+                          baseline=torch.from_numpy(base))
+    np.testing.assert_allclose(attr.values, ref.values.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_background_set_is_never_taken_per_sample(mlp, X, tmp_path):
+    bg = X[:8]  # as long as a shard: must stay a background set
+    attr = _run(mlp, X, tmp_path / "o", method="exact_shapley", baseline=bg)
+    ref = tribute.explain(mlp, torch.from_numpy(X), method="exact_shapley",
+                          baseline=tribute.Background(torch.from_numpy(bg)))
+    np.testing.assert_allclose(attr.values, ref.values.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_model_and_multi_target(X, tmp_path):
+    w = np.arange(18, dtype=np.float64).reshape(6, 3) / 10
+
+    attr = _run(_Linear(w), X.astype(np.float64), tmp_path / "o", method="exact_shapley", target=[0, 2],
+                baseline=0.0)
+    assert attr.values.shape == (40, 2, 6)
+    # Closed form for a linear model with baseline 0: phi_ij = w_j,t * x_ij.
+    expected = np.einsum("nj,jt->ntj", X.astype(np.float64), w[:, [0, 2]])
+    np.testing.assert_allclose(attr.values, expected, atol=1e-10)
+
+
+class _Linear:
+    def __init__(self, w: np.ndarray) -> None:
+        self.w = w
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.w
+
+
+def test_model_left_unchanged_also_after_an_error(mlp, X, tmp_path):
+    mlp.train()
+    before = {k: v.clone() for k, v in mlp.state_dict().items()}
+    _run(mlp, X, tmp_path / "o")
+    with pytest.raises(tribute.InputError):
+        _run(mlp, X, tmp_path / "bad", target=7)  # 3 outputs
+    assert mlp.training
+    assert all(torch.equal(before[k], v) for k, v in mlp.state_dict().items())
+    assert all(p.requires_grad for p in mlp.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in mlp.modules())
+    assert not (tmp_path / "bad").exists()  # nothing half-written
+
+
+def test_threads_restored(mlp, X, tmp_path):
+    before = torch.get_num_threads()
+    _run(mlp, X, tmp_path / "o", threads=1)
+    assert torch.get_num_threads() == before
+
+
+def test_processes_backend_is_byte_identical_to_local(weights, X, tmp_path):
+    spec = "jobs_fixtures:make_mlp"
+    _run(spec, X, tmp_path / "local", weights=weights)
+    np.save(tmp_path / "X.npy", X)  # memory-mapped; workers re-open the file
+    _run(spec, tmp_path / "X.npy", tmp_path / "proc", weights=weights, backend="processes", workers=2)
+    assert (tmp_path / "local" / "result.npz").read_bytes() == (tmp_path / "proc" / "result.npz").read_bytes()
+
+
+@pytest.mark.slow
+def test_processes_refuse_a_random_factory(X, tmp_path):
+    with pytest.raises(tribute.InputError, match="not deterministic"):
+        _run("jobs_fixtures:make_random_mlp", X, tmp_path / "o", backend="processes", workers=1)
+    assert not (tmp_path / "o").exists()
+
+
+def test_progress_line(capsys):
+    import io
+
+    from tribute.jobs.progress import JobProgress
+
+    stream = io.StringIO()
+    bar = JobProgress(100, done=20, enabled=True, stream=stream)
+    bar.update(30)
+    bar.close()
+    text = stream.getvalue()
+    assert "50/100 rows" in text and "rows/s" in text and "ETA" in text
+    assert JobProgress(10, enabled=None, stream=io.StringIO()).enabled is False
+
+
+def test_parquet_output(mlp, X, tmp_path):
+    pytest.importorskip("pyarrow")
+    pd = pytest.importorskip("pandas")
+    attr = _run(mlp, X, tmp_path / "o")
+    frame = pd.read_parquet(tmp_path / "o" / "result.parquet")
+    assert list(frame["row"]) == list(range(40))
+    np.testing.assert_array_equal(frame[attr.player_names].to_numpy(), attr.values)
+    assert all(f"stderr:{n}" in frame for n in attr.player_names)
+
+
+def test_table_inputs_give_feature_names(mlp, X, tmp_path):
+    pd = pytest.importorskip("pandas")
+    cols = [f"f{j}" for j in range(6)]
+    pd.DataFrame(X.astype(np.float64), columns=cols).to_csv(tmp_path / "x.csv", index=False)
+    attr = _run(mlp, str(tmp_path / "x.csv"), tmp_path / "o", method="exact_shapley")
+    assert attr.player_names == cols
+    frame = pd.DataFrame(X.astype(np.float64), columns=cols)
+    assert _run(mlp, frame, tmp_path / "df", method="exact_shapley").player_names == cols
+    ref = tribute.explain(mlp, torch.from_numpy(X), method="exact_shapley")
+    np.testing.assert_allclose(attr.values, ref.values.numpy(), rtol=1e-4, atol=1e-5)
+    if pytest.importorskip("pyarrow"):
+        pd.DataFrame(X, columns=cols).to_parquet(tmp_path / "x.parquet")
+        attr2 = _run(mlp, tmp_path / "x.parquet", tmp_path / "o2", method="exact_shapley")
+        np.testing.assert_allclose(attr2.values, attr.values, rtol=1e-5, atol=1e-6)
+
+
+def test_npz_with_several_inputs(tmp_path):
+    class TwoInputs(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (a * 2).sum(1, keepdim=True) + (b * 3).sum(1, keepdim=True)
+
+    a = jobs_fixtures.data(12)[:, :2]
+    b = jobs_fixtures.data(12, seed=2)[:, :3]
+    np.savez(tmp_path / "x.npz", a=a, b=b)
+    attr = _run(TwoInputs(), tmp_path / "x.npz", tmp_path / "o", method="exact_shapley", shard_size=5)
+    va, vb = attr.values
+    np.testing.assert_allclose(va, 2 * a, rtol=1e-5)
+    np.testing.assert_allclose(vb, 3 * b, rtol=1e-5)
+
+
+def test_npy_is_memory_mapped_and_sent_to_workers_by_path(X, tmp_path):
+    import pickle
+
+    from tribute.jobs import load_dataset
+
+    np.save(tmp_path / "X.npy", X)
+    ds = load_dataset(tmp_path / "X.npy")
+    assert isinstance(ds.arrays[0], np.memmap)
+    assert ds.fingerprint()["sha256"] == tribute.jobs.data.fingerprint_arrays([np.asarray(X)])
+    # block-wise hashing equals one pass over the bytes
+    assert tribute.jobs.data.fingerprint_arrays([X], block_bytes=100) == tribute.jobs.data.fingerprint_arrays([X])
+    head = ds.head(7)
+    blob = pickle.dumps(head.shared())
+    assert len(blob) < X[:7].nbytes + 300 and len(blob) < 400
+    back = pickle.loads(blob)
+    np.testing.assert_array_equal(back.arrays[0], X[:7])
+    assert back.fingerprint() == head.fingerprint()
+    assert len(pickle.dumps(head)) > X[:7].nbytes  # default pickling carries the rows (Ray)

@@ -1,0 +1,73 @@
+"""``tribute explain`` in dataset mode (--shard-size/--resume/--workers/--backend)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tribute
+from tribute.cli import main
+
+
+@pytest.fixture
+def files(tmp_path: Path, X, weights) -> dict[str, str]:
+    np.save(tmp_path / "X.npy", X)
+    return {"data": str(tmp_path / "X.npy"), "weights": str(weights), "out": str(tmp_path / "out")}
+
+
+def _argv(files: dict[str, str], *extra: str) -> list[str]:
+    return ["explain", "--model", "jobs_fixtures:make_mlp", "--weights", files["weights"], "--data",
+            files["data"], "--out", files["out"], "--budget", "32", "--no-progress", *extra]
+
+
+def test_cli_job_matches_python_api(files, capsys, mlp, X, tmp_path):
+    assert main(_argv(files, "--shard-size", "16", "--target", "2", "--baseline", "mean")) == 0
+    printed = capsys.readouterr().out
+    assert "result.npz" in printed and "summary.json" in printed
+    api = tribute.explain_dataset(mlp, X, out=tmp_path / "api", budget=32, shard_size=16, target=2,
+                                  baseline=X.mean(0), progress=False)
+    cli = tribute.Attribution.load(Path(files["out"]) / "result.npz")
+    np.testing.assert_array_equal(np.asarray(cli.values), api.values)
+    summary = json.loads((Path(files["out"]) / "summary.json").read_text())
+    assert summary["rows"] == 40 and summary["settings"]["shard_size"] == 16
+
+
+def test_cli_resume_and_refusals(files, capsys):
+    assert main(_argv(files, "--shard-size", "16")) == 0
+    first = (Path(files["out"]) / "result.npz").read_bytes()
+    assert main(_argv(files, "--shard-size", "16")) == 2
+    assert "already holds a job" in capsys.readouterr().err
+    assert main(_argv(files, "--shard-size", "8", "--resume")) == 2
+    assert "settings.shard_size: 16 -> 8" in capsys.readouterr().err
+    (Path(files["out"]) / "shards" / "shard-000001.npz").unlink()
+    assert main(_argv(files, "--shard-size", "16", "--resume")) == 0
+    assert (Path(files["out"]) / "result.npz").read_bytes() == first
+
+
+def test_cli_factory_typo(files, capsys):
+    argv = _argv(files, "--shard-size", "16")
+    argv[argv.index("jobs_fixtures:make_mlp")] = "jobs_fixtures:make_mpl"
+    assert main(argv) == 2
+    assert "no attribute 'make_mpl'" in capsys.readouterr().err
+    assert not Path(files["out"]).exists()
+
+
+def test_cli_csv_runs_as_a_job(tmp_path, X, weights, capsys):
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(X, columns=[f"c{j}" for j in range(6)]).to_csv(tmp_path / "X.csv", index=False)
+    argv = ["explain", "--model", "jobs_fixtures:make_mlp", "--weights", str(weights), "--data",
+            str(tmp_path / "X.csv"), "--out", str(tmp_path / "o"), "--method", "exact_shapley",
+            "--no-progress"]
+    assert main(argv) == 0
+    attr = tribute.Attribution.load(tmp_path / "o" / "result.npz")
+    assert attr.player_names == [f"c{j}" for j in range(6)]
+
+
+def test_plain_explain_is_unchanged(files):
+    argv = _argv(files)
+    assert main(argv) == 0
+    assert (Path(files["out"]) / "attribution.npz").is_file()
+    assert not (Path(files["out"]) / "manifest.json").exists()

@@ -1,0 +1,142 @@
+"""Bad input to dataset jobs: clear errors naming what is wrong, and nothing half-written."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import tribute
+from tribute.errors import InputError, WeightsFormatError
+
+
+def _run(model, X, out, **kw):
+    kw.setdefault("method", "kernel_shap")
+    kw.setdefault("budget", 32)
+    kw.setdefault("shard_size", 8)
+    kw.setdefault("progress", False)
+    return tribute.explain_dataset(model, X, out=out, **kw)
+
+
+def _refused(out: Path, exc: type[Exception], match: str, model, X, **kw) -> None:
+    with pytest.raises(exc, match=match):
+        _run(model, X, out, **kw)
+    assert not out.exists(), "nothing may be written on bad input"
+
+
+def test_npz_with_arrays_of_different_lengths(mlp, tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros((5, 6), np.float32), b=np.zeros((7, 6), np.float32))
+    _refused(tmp_path / "o", InputError, r"different numbers of rows \{'a': 5, 'b': 7\}", mlp,
+             str(tmp_path / "x.npz"))
+
+
+def test_npz_key(mlp, X, tmp_path):
+    np.savez(tmp_path / "x.npz", a=X, b=np.zeros(3))
+    attr = _run(mlp, tmp_path / "x.npz", tmp_path / "o", data_key="a")
+    assert attr.values.shape == (40, 6)
+    _refused(tmp_path / "o2", InputError, r"data key 'c' is not in .*\['a', 'b'\]", mlp,
+             tmp_path / "x.npz", data_key="c")
+
+
+def test_csv_with_non_numeric_columns(mlp, tmp_path):
+    pytest.importorskip("pandas")
+    (tmp_path / "x.csv").write_text("a,b,colour\n1,2,red\n3,4,blue\n")
+    _refused(tmp_path / "o", InputError, r"non-numeric column\(s\) \['colour'\]", mlp, str(tmp_path / "x.csv"))
+
+
+def test_unreadable_and_pickled_files(mlp, tmp_path):
+    (tmp_path / "x.npy").write_bytes(b"not a numpy file at all")
+    _refused(tmp_path / "o", InputError, "x.npy", mlp, str(tmp_path / "x.npy"))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    _refused(tmp_path / "o", InputError, "pickled objects", mlp, str(tmp_path / "obj.npy"))
+    _refused(tmp_path / "o", InputError, "does not exist", mlp, str(tmp_path / "missing.npy"))
+    _refused(tmp_path / "o", InputError, r"suffix '\.txt'", mlp, str(tmp_path / "x.txt"))
+    _refused(tmp_path / "o", InputError, "dtype", mlp, np.array(["a", "b"]))
+
+
+def test_factory_typos_name_the_module_or_attribute(X, tmp_path):
+    _refused(tmp_path / "o", InputError, r"cannot import module 'jobs_fixturez'", "jobs_fixturez:make_mlp", X)
+    _refused(tmp_path / "o", InputError, r"module 'jobs_fixtures' has no attribute 'make_mpl'.*make_mlp",
+             "jobs_fixtures:make_mpl", X)
+    _refused(tmp_path / "o", InputError, "must look like", "jobs_fixtures.make_mlp", X)
+    _refused(tmp_path / "o", InputError, r"file .*nope\.py", str(tmp_path / "nope.py") + ":f", X)
+
+
+def test_weights_that_do_not_fit_name_tensor_and_shapes(X, weights, tmp_path):
+    _refused(tmp_path / "o", WeightsFormatError,
+             r"shape mismatch \['0\.bias: file \[16\] vs model \[8\]'", "jobs_fixtures:make_other", X,
+             weights=weights)
+    torch_pickle = tmp_path / "w.pt"
+    torch_pickle.write_bytes(b"\x80" + pickle.dumps({"a": 1})[1:])
+    _refused(tmp_path / "o", WeightsFormatError, "not safetensors", "jobs_fixtures:make_mlp", X,
+             weights=torch_pickle)
+    extra = tmp_path / "extra.safetensors"
+    state = _mlp_state()
+    state["head.weight"] = torch.zeros(2)
+    save_file(state, str(extra))
+    _refused(tmp_path / "o", WeightsFormatError, r"not in the model \['head.weight'\]", "jobs_fixtures:make_mlp",
+             X, weights=extra)
+
+
+def _mlp_state() -> dict[str, torch.Tensor]:
+    import jobs_fixtures
+
+    return {k: v.contiguous() for k, v in jobs_fixtures.make_mlp().state_dict().items()}
+
+
+def test_out_folder_not_empty_or_holding_another_job(mlp, X, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"not empty \(\['notes.txt'\]\)"):
+        _run(mlp, X, busy)
+    with pytest.raises(InputError, match="holds no tribute job"):
+        _run(mlp, X, busy, resume=True)
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+
+    out = tmp_path / "o"
+    _run(mlp, X, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=r"already holds a job.*resume"):
+        _run(mlp, X, out)
+    with pytest.raises(InputError, match=r"settings\.explain\.budget: 32 -> 64"):
+        _run(mlp, X, out, resume=True, budget=64)
+    with pytest.raises(InputError, match=r"data\.sha256"):
+        _run(mlp, X[:-1], out, resume=True)
+    with pytest.raises(InputError, match=r"settings\.seed: 0 -> 1"):
+        _run(mlp, X, out, resume=True, seed=1)
+    other = tribute.jobs.model.ModelSource.of("jobs_fixtures:make_other").build()
+    with pytest.raises(InputError, match=r"model\.sha256"):
+        _run(other, X, out, resume=True)
+    with pytest.raises(InputError, match=r"settings\.method"):
+        _run(mlp, X, out, resume=True, method="exact_shapley", budget=None)
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_bad_options(mlp, X, tmp_path):
+    out = tmp_path / "o"
+    _refused(out, InputError, r"backend='spark'", mlp, X, backend="spark")
+    _refused(out, InputError, r"workers=2 needs backend", mlp, X, workers=2)
+    _refused(out, InputError, r"address='auto' is a Ray cluster address", mlp, X, address="auto",
+             backend="processes")
+    _refused(out, InputError, r"shard_size=0", mlp, X, shard_size=0)
+    _refused(out, InputError, r"unknown parameter\(s\) \['stepz'\]", mlp, X, stepz=3)
+    _refused(out, InputError, "is not a registered method", mlp, X, method="nope")
+
+
+def test_ray_missing_gives_install_hint(mlp, X, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    _refused(tmp_path / "o", InputError, r"tribute\[ray\]", mlp, X, backend="ray")

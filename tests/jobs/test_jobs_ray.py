@@ -1,0 +1,105 @@
+"""The Ray backend on a local 2-CPU instance bound to 127.0.0.1 (skipped without Ray)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jobs_fixtures
+import pytest
+import run_job
+
+import tribute
+
+# Loopback only: Ray reads these when it is imported (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes
+# it keep 127.0.0.1 instead of resolving it to the machine's address).
+_RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+for _k, _v in _RAY_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+ray = pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    env = {
+        **_RAY_ENV,
+        # Ray workers import the test models from here.
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_ray_equals_local_byte_for_byte(cluster, tmp_path):
+    assert cluster.startswith("127.0.0.1:")
+    run_job.run(str(tmp_path / "local"), 40, 8)
+    run_job.run(str(tmp_path / "ray"), 40, 8, backend="ray", workers=2)
+    assert (tmp_path / "ray" / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()
+
+
+def test_worker_killed_mid_task_is_retried(cluster, tmp_path):
+    run_job.run(str(tmp_path / "local"), 40, 8)
+    marker = tmp_path / "killed-once"
+    tribute.explain_dataset(
+        jobs_fixtures.KillOnce(str(marker)), jobs_fixtures.data(40), out=tmp_path / "ray",
+        method="kernel_shap", budget=64, shard_size=8, backend="ray", workers=2, max_retries=2,
+        progress=False,
+    )
+    assert marker.is_file(), "the worker was never killed"
+    assert int(marker.read_text()) != os.getpid()
+    assert (tmp_path / "ray" / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()
+
+
+def test_job_resumes_after_the_driver_dies(cluster, tmp_path):
+    rows, shard = 96, 4
+    run_job.run(str(tmp_path / "local"), rows, shard)
+    out = tmp_path / "ray"
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "run_job.py"), str(out), str(rows), str(shard), "ray", "2",
+         f"--address={cluster}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    shards = out / "shards"
+    while proc.poll() is None and time.monotonic() < deadline:
+        if shards.is_dir() and len(list(shards.glob("shard-*.npz"))) >= 3:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(shards.glob("shard-*.npz")))
+    assert 0 < done < rows // shard
+    run_job.run(str(out), rows, shard, backend="ray", workers=2, resume=True)
+    assert (out / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()
+
+
+def test_errors_in_ray_tasks_surface_as_tribute_errors(cluster, tmp_path):
+    with pytest.raises(tribute.InputError, match="target"):
+        tribute.explain_dataset(jobs_fixtures.make_mlp(), jobs_fixtures.data(16), out=tmp_path / "o",
+                                method="kernel_shap", budget=32, shard_size=8, backend="ray",
+                                workers=2, target=7, progress=False)
+    assert not (tmp_path / "o").exists()

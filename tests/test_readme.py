@@ -1,0 +1,127 @@
+"""What ships is what is tested: the README's Python examples and the docstring examples.
+
+The README's ```python blocks run in order in one namespace, as a reader would paste them
+(the Quickstart's ``clf``, ``X`` and ``attr`` are reused below it). A block preceded by
+``<!-- readme-test: skip (why) -->`` is illustrative (a signature) and is only compiled. The
+components example needs "a transformer whose blocks have an ``attn``" and token ``ids``: the
+test supplies a small one, as the comment in the block says.
+
+Module docstrings' ``>>>`` examples run with :mod:`doctest`; illustrative ones carry
+``# doctest: +SKIP``.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import tribute
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+_BLOCK = re.compile(r"(<!--\s*readme-test:\s*skip[^>]*-->\s*)?```python\n(.*?)```", re.S)
+
+
+def readme_blocks() -> list[tuple[bool, str]]:
+    """(skip, code) of every ```python block of the README, in order."""
+    return [(bool(m.group(1)), m.group(2)) for m in _BLOCK.finditer(README.read_text("utf-8"))]
+
+
+class _Block(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.attn(x, x, x, need_weights=False)[0]
+
+
+class _TinyTransformer(nn.Module):
+    def __init__(self, vocab: int = 12, d: int = 16, heads: int = 4, seq: int = 6) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(0.1 * torch.randn(seq, d))
+        self.layers = nn.ModuleList([_Block(d, heads) for _ in range(2)])
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.emb(ids) + self.pos[: ids.shape[1]]
+        for blk in self.layers:
+            x = blk(x)
+        return self.head(x[:, 0])
+
+
+def test_readme_has_examples() -> None:
+    blocks = readme_blocks()
+    assert len(blocks) >= 4
+    assert sum(not skip for skip, _ in blocks) >= 3
+    # every block at least compiles, the skipped ones included
+    for _, code in blocks:
+        compile(code, "README.md", "exec")
+
+
+def test_readme_python_examples_run() -> None:
+    torch.manual_seed(0)
+    ns: dict[str, Any] = {"model": _TinyTransformer().eval(),
+                          "ids": torch.randint(0, 12, (3, 6))}
+    ran = 0
+    for skip, code in readme_blocks():
+        if skip:
+            continue
+        exec(compile(code, "README.md", "exec"), ns)
+        ran += 1
+    assert ran >= 3
+    # the numbers the README's comments promise
+    attr = ns["attr"]
+    assert tuple(attr.values.shape) == (5, 13) and tuple(attr.stderr.shape) == (5, 13)
+    assert attr.n_evals <= 512
+    assert ns["heads"].player_names[:2] == ["layers.0.attn head 0", "layers.0.attn head 1"]
+    assert ns["fast"].values.shape == ns["heads"].values.shape
+    res = ns["res"]
+    assert res.scores.shape == (5,)
+
+
+def test_readme_links_stay_inside_the_repository() -> None:
+    text = README.read_text("utf-8")
+    assert not re.search(r"https?://", text)
+    root = README.parent
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        path = (root / target).resolve()
+        assert path.exists(), target
+        assert root in path.parents or path == root, target
+
+
+# --------------------------------------------------------------------------- docstrings
+def _modules() -> list[str]:
+    names = ["tribute"]
+    for info in pkgutil.walk_packages(tribute.__path__, "tribute."):
+        names.append(info.name)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_docstring_examples(name: str) -> None:
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:  # an optional extra that is not installed
+        pytest.skip(f"{name}: {exc}")
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in finder.find(module, name, globs={"tribute": tribute}):
+        if test.docstring is not None and test.filename and not _own(test, module):
+            continue  # re-exported objects are tested in their own module
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (see above)"
+
+
+def _own(test: doctest.DocTest, module: Any) -> bool:
+    return bool(test.filename) and Path(test.filename).resolve() == Path(
+        module.__file__ or "").resolve()
