@@ -62,7 +62,7 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
         x = args[0]
         if not isinstance(x, torch.Tensor) or not x.requires_grad:
             return None
-        return _ModifiedRelu.apply(x, out.detach(), guided)
+        return _ModifiedRelu.apply(x, out.detach(), guided)  # type: ignore[no-untyped-call]
 
     relus = [m for m in root.modules() if isinstance(m, nn.ReLU)]
     with canonized(root, [NoInplace()]):

@@ -173,7 +173,8 @@ def _block_forward(block: Any, add: nn.Module) -> Callable[[torch.Tensor], torch
         if hasattr(block, "conv3"):
             out = block.bn3(block.conv3(block.relu(out)))
         identity = x if block.downsample is None else block.downsample(x)
-        return block.relu(add(identity, out))
+        result: torch.Tensor = block.relu(add(identity, out))
+        return result
 
     return forward
 

@@ -149,7 +149,7 @@ class _Installer:
                 if len(args) != 2:
                     raise UnsupportedModelError(f"lrp: Add module {path!r} must be called with two tensors.")
                 stab = getattr(rule, "stabilizer", 1e-6)
-                return _SumFn.apply(args[0], args[1], stab)
+                return _SumFn.apply(args[0], args[1], stab)  # type: ignore[no-untyped-call]
             if not args or not isinstance(args[0], torch.Tensor) or not isinstance(out, torch.Tensor):
                 raise UnsupportedModelError(
                     f"lrp: module {path!r} ({type(mod).__name__}) must take and return one tensor to "
@@ -166,7 +166,7 @@ class _Installer:
             low = high = None
             if isinstance(rule, ZBox):
                 low, high = rule.bounds(x.detach())
-            return _RuleFn.apply(x, out.detach(), mod, rule, low, high)
+            return _RuleFn.apply(x, out.detach(), mod, rule, low, high)  # type: ignore[no-untyped-call]
 
         return hook
 

@@ -78,7 +78,8 @@ def affine_vjp(module: nn.Module, x_shape: torch.Size, weight: torch.Tensor, g: 
         return g @ weight
     m: Any = module
     fn = _CONV_INPUT_GRAD[len(x_shape) - 2]
-    return fn(list(x_shape), weight, g, m.stride, m.padding, m.dilation, m.groups)
+    out: torch.Tensor = fn(list(x_shape), weight, g, m.stride, m.padding, m.dilation, m.groups)  # type: ignore[no-untyped-call]
+    return out
 
 
 def _params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -353,7 +354,7 @@ class ZBox(Rule):
         out = []
         for name, value, default in (("low", self.low, lambda: x.amin(dims, keepdim=True)),
                                      ("high", self.high, lambda: x.amax(dims, keepdim=True))):
-            t = default() if value is None else torch.as_tensor(value, dtype=x.dtype, device=x.device)
+            t = default() if value is None else torch.as_tensor(value, dtype=x.dtype, device=x.device)  # type: ignore[no-untyped-call]
             try:
                 out.append(torch.broadcast_to(t.detach(), x.shape).to(x.dtype))
             except RuntimeError:
