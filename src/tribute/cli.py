@@ -139,7 +139,10 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: automatic)")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: tuned on the fly)")
+    p.add_argument("--max-memory", default=None, metavar="BYTES",
+                   help="memory tribute may allocate, e.g. 8GiB or 2e9 (default: half the available memory); "
+                        "calls estimated to need more are refused up front")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. --param steps=64 (JSON values)")
     if with_groups:
@@ -422,14 +425,14 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v.as_dict() for k, v in infos.items()}, indent=2, default=repr))
         return 0
-    rows = [("method", "family", "tags", "paper")]
+    rows = [("method", "family", "tags", "default budget (n players)", "paper")]
     for name, info in infos.items():
         t = info.tags
         flags = [f for f, on in (("grad", t.needs_gradients), ("stochastic", t.stochastic),
                                  ("exact", t.exact), ("budget", t.budgeted), ("gap", t.has_gap),
                                  ("model-specific", t.model_specific)) if on]
-        rows.append((name, t.family, ",".join(flags) or "-", info.paper[:60]))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((name, t.family, ",".join(flags) or "-", info.budget_rule or "-", info.paper[:60]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for j, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if j == 0:
@@ -565,7 +568,7 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
         model, inputs, method=args.method, target=_parse_target(args.target),
         budget=args.budget, seed=args.seed, batch_size=args.batch_size,
         progress=False if args.no_progress else None, output=args.output,
-        **settings, **_parse_params(args.param),
+        max_memory=getattr(args, "max_memory", None), **settings, **_parse_params(args.param),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -601,7 +604,7 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     import numpy as np
 
     from . import viz
-    from .bench._io import atomic_write_bytes, atomic_write_text
+    from .bench import atomic_write_bytes, atomic_write_text
 
     figs = []
     n = min(max_samples, attr.flat().shape[0])

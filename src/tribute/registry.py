@@ -4,8 +4,9 @@ A :class:`Registry` maps names (and aliases) to entries, fills itself lazily (a 
 imports the modules whose decorators register their entries, on first read) and fails with
 one kind of message: what was asked, the closest names, and where to find the list.
 
+>>> from tribute.registry import Registry
 >>> reg: Registry[int] = Registry("widget", hint="See widgets() for the list.")
->>> reg.add("one", 1)
+>>> _ = reg.add("one", 1)
 >>> reg.alias("uno", "one")
 >>> reg.get("uno")
 1

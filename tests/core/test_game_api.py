@@ -33,10 +33,10 @@ def test_value_stream_blocks_equal_one_call_and_count_the_same(linear_model, tab
     assert [(b.start, b.stop) for b in blocks][:2] == [(0, 4), (4, 8)] and blocks[-1].stop == 37
     np.testing.assert_array_equal(torch.cat([b.values for b in blocks], 1).numpy(), whole.numpy())
     assert all(torch.equal(b.masks, masks[b.start : b.stop]) for b in blocks)
-    assert g1.n_evals == g2.n_evals == 37
+    assert g1.n_evals == g2.n_evals == 1 + 37  # v(N) (the reference pass) + 37
     g3 = _game(linear_model, tabular, target=[0, 2], baseline=0.3)
     np.testing.assert_array_equal(g3.value(masks, max_elements=11).numpy(), whole.numpy())
-    assert g3.n_evals == 37
+    assert g3.n_evals == 1 + 37
 
 
 def test_value_stream_per_sample_masks_and_block_size(linear_model, tabular):
@@ -71,7 +71,7 @@ def test_probe_captures_module_activation_and_gradient_and_counts():
     for t in range(2):
         (gt,) = torch.autograd.grad(out[:, t].sum(), a, retain_graph=True)
         np.testing.assert_allclose(grad[:, t].numpy(), gt.numpy(), rtol=1e-12)
-    assert g.n_evals == 1 and g.engine.n_rows == rows0 + 5
+    assert g.n_evals == 1 + 1 and g.engine.n_rows == rows0 + 5  # v(N) + the probe
     assert all(h == (0, 0, 0) for h in _hooks(model))
     np.testing.assert_allclose(torch.cat([c.values for c in seen]).numpy(),
                                model(x)[:, :2].detach().numpy(), rtol=1e-12)
@@ -99,7 +99,7 @@ def test_probe_points_inputs_gradients_and_rows_per_point():
         (gk,) = torch.autograd.grad(out.sum(), xk)
         np.testing.assert_allclose(vals[:, k].numpy(), out.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(grads[:, k].numpy(), gk.numpy(), rtol=1e-12)
-    assert g.n_evals == 7 and g.engine.n_rows == rows0 + 12
+    assert g.n_evals == 1 + 7 and g.engine.n_rows == rows0 + 12  # v(N) + 7 points
 
 
 def test_probe_removes_hooks_after_errors_and_checks_its_arguments():
@@ -143,7 +143,7 @@ def test_with_inputs_matches_a_fresh_game_and_reports_evaluations():
     masks = torch.tensor([[1, 0, 1, 0, 1, 0], [0, 1, 1, 1, 0, 0.5]], dtype=torch.float64)
     rows0 = g.engine.n_rows
     np.testing.assert_allclose(view.value(masks).numpy(), fresh.value(masks).numpy(), rtol=1e-12)
-    assert view.n_evals == 2 and g.n_evals == 4  # two copies per parent sample
+    assert view.n_evals == 2 and g.n_evals == 1 + 4  # v(N) + two copies per parent sample
     assert g.engine.n_rows == rows0 + 12 and view.engine is g.engine
     with pytest.raises(InputError, match="parent"):
         g.with_inputs([new_x], parent=torch.tensor([0, 0, 1, 1, 2, 5]))
@@ -166,4 +166,4 @@ def test_compose_and_element_masks_are_the_documented_relaxation(linear_model, t
 def test_noise_wrappers_run_through_with_inputs():
     model, x = make_mlp(), torch.randn(2, 6, dtype=torch.float64)
     attr = tribute.explain(model, x, "smoothgrad", target=0, base="input_x_gradient", n_samples=3)
-    assert attr.n_evals == 3 and attr.n_rows == 2 + 2 * 3  # reference pass + one row per copy
+    assert attr.n_evals == 1 + 3 and attr.n_rows == 2 + 2 * 3  # reference pass (v(N)) + one row per copy

@@ -10,6 +10,7 @@ The command line equivalent is ``tribute bench --suite quick --out report-out``;
 evaluate`` runs the same comparison on your own model and data and recommends a method.
 """
 
+from ._io import atomic_write_bytes, atomic_write_text
 from .leaderboard import (
     Check,
     case_ranks,
@@ -36,6 +37,8 @@ __all__ = [
     "Preset",
     "Score",
     "Suite",
+    "atomic_write_bytes",
+    "atomic_write_text",
     "available_suites",
     "build_suite",
     "case_ranks",

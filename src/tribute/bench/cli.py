@@ -44,7 +44,8 @@ def register(subparsers: Any) -> None:
         "truth (and real data without it), print a leaderboard with standard errors, and write "
         "leaderboard.csv, results.json and a self-contained report.html to --out.",
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="quick", help="tiny, quick or full (default: quick)")
+    p.add_argument("--suite", default="quick", help="tiny, quick, full, or data / data-tiny for training-data "
+                        "attribution (default: quick)")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: the suite's; unregistered "
                         "ones are skipped with a note)")
@@ -111,7 +112,7 @@ def _safe_print(text: str) -> None:
 
 
 def _write_outputs(result: Any, out: Path, report: bool, title: str | None = None) -> list[Path]:
-    from ._io import atomic_write_text
+    from . import atomic_write_text
     from .leaderboard import format_leaderboard, write_csv, write_json
     from .report import write_report
 
@@ -126,6 +127,10 @@ def _write_outputs(result: Any, out: Path, report: bool, title: str | None = Non
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.suite in ("data", "data-tiny"):  # training-data attribution (bench/data_suite.py)
+        from .data_suite import cmd_data_suite
+
+        return cmd_data_suite(args)
     from .leaderboard import format_leaderboard, sanity_checks
     from .runner import run
     from .suites import build_suite

@@ -14,6 +14,9 @@ Suites (:func:`build_suite`):
 * ``quick`` — what ``make demo`` runs: every case, 24-32 samples, modest budgets.
 * ``full`` — more samples and cases (additive symbolic data, textured planted images),
   larger budgets, every registered feature-attribution method and more metrics.
+* ``data`` (and ``data-tiny``) — training examples as players, scored against real
+  retraining: its cases and runner live in :mod:`tribute.bench.data_suite` (see
+  :data:`DATA_SUITES`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import nn
 from ..errors import InputError
 
 __all__ = [
+    "DATA_SUITES",
     "PRESETS",
     "Case",
     "GradView",
@@ -249,6 +253,10 @@ PRESETS: dict[str, Preset] = {
         metric_params={"max_sensitivity": {"n_samples": 3}},
     ),
 }
+
+
+#: Training-data suites (``tribute bench --suite data``), run by :mod:`tribute.bench.data_suite`.
+DATA_SUITES = ("data", "data-tiny")
 
 
 def available_suites() -> list[str]:

@@ -2,14 +2,20 @@
 
 Games describe *which* rows to evaluate (a ``build(start, stop)`` callback that composes rows
 ``start..stop`` of a virtual table of ``inputs x coalitions x background`` rows) and *where the
-results go* (a ``sink`` callback). The engine walks that table in chunks bounded by
-``batch_size``, runs the model under ``torch.inference_mode`` (or with autograd when gradients
+results go* (a ``sink`` callback). The engine walks that table in chunks (``batch_size`` when given, else a
+size tuned on the fly for the model's best throughput, see :mod:`.tuning`) under a memory cap
+(:mod:`.memory`), runs the model under ``torch.inference_mode`` (or with autograd when gradients
 are needed), selects the explained target, checks the output, counts every row and draws a
 progress bar. Nothing else in the code base loops over rows.
 """
 
 from __future__ import annotations
 
-from .core import Engine, Rows, default_batch_size
+from .core import Engine, Rows, default_batch_size, max_chunk_rows
+from .memory import available_memory, default_max_memory, format_bytes, parse_memory
+from .progress import Progress, SlowRunWarning, progress_scope
+from .tuning import BatchTuner, clear_tuners
 
-__all__ = ["Engine", "Rows", "default_batch_size"]
+__all__ = ["BatchTuner", "Engine", "Progress", "Rows", "SlowRunWarning", "available_memory", "clear_tuners",
+           "default_batch_size", "default_max_memory", "format_bytes", "max_chunk_rows",
+           "parse_memory", "progress_scope"]

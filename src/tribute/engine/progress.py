@@ -1,61 +1,188 @@
-"""A minimal progress bar on stderr (no dependency); silent unless asked or on a terminal."""
+"""One progress bar per call (tqdm's ``auto`` bar: ETA on a terminal, a widget in notebooks).
+
+:func:`progress_scope` opens the bar of a whole ``explain`` call: every engine run inside it
+(the model rows of every phase, also those of helper games) advances the same bar, and the
+estimator's own solve after the last row is part of its total, so the bar reaches 100% when
+the call returns, not when the last row was evaluated. Outside a scope each engine run draws
+its own bar. ``enabled=None`` shows a bar only on a terminal (or in a notebook) and only for
+runs longer than two seconds.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
-from typing import TextIO
+import warnings
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "progress_scope"]
+
+_DELAY = 2.0  # seconds before an automatic bar appears
+#: Runs estimated to take longer than this (seconds) announce their plan with a warning.
+SLOW_RUN_SECONDS = 10.0
+#: Seconds of measured work before a run's duration is projected (and announced if long).
+_PROJECT_AFTER = 1.0
+
+
+class SlowRunWarning(UserWarning):
+    """A call is expected to take long; the message states its plan and how to shorten it."""
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 class Progress:
-    """Counts rows; draws ``desc [####....] rows/total  rate`` on a terminal.
+    """A bar over ``total`` units (rows, plus the estimator's solve work in a scope).
 
     Args:
-        total: rows expected.
+        total: units expected.
         desc: label.
-        enabled: ``True`` always draws, ``False`` never, ``None`` draws only when stderr is a
-            terminal and the run is long enough to matter (more than 2 seconds).
+        enabled: ``True`` always draws, ``False`` never, ``None`` draws on a terminal or in a
+            notebook, and only once the run has lasted more than two seconds.
+        stream: where a terminal bar is written (default ``sys.stderr``).
     """
 
     def __init__(self, total: int, desc: str = "", enabled: bool | None = None,
                  stream: TextIO | None = None) -> None:
         self.total = max(int(total), 1)
         self.desc = desc
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.auto = enabled is None
-        if enabled is None:
-            self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = 0
+        self.planned_rows = self.total  # model rows among the units (the rest: solve work)
+        self.planned = True  # False while a scope waits for its plan (see replan)
+        self._nested = 0  # scopes opened inside the one that owns this bar
+        stream = stream if stream is not None else sys.stderr
+        auto = enabled is None
+        if auto:
+            enabled = bool(getattr(stream, "isatty", lambda: False)()) or _in_notebook()
+        self.enabled = bool(enabled)
+        self._bar: Any = None
         self.t0 = time.perf_counter()
-        self._last = 0.0
-        self._drawn = False
+        self.plan: Callable[[float], str] | None = None  # message announcing a long run
+        self.solve_seconds = 0.0
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        if self.enabled:
+            if stream is not sys.stderr or not _in_notebook():
+                from tqdm.std import tqdm
+            else:  # pragma: no cover - needs a notebook
+                from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.total, desc=desc, file=stream, unit="rows",
+                             unit_scale=False, delay=_DELAY if auto else 0.0, leave=True,
+                             dynamic_ncols=True, mininterval=0.2)
+            self._t0 = time.perf_counter()
+            self._delay = _DELAY if auto else 0.0
 
     def update(self, n: int) -> None:
+        """Advance by ``n`` units (the total grows when more arrive than planned)."""
         self.done += n
-        if not self.enabled:
+        if self._bar is None:
             return
-        now = time.perf_counter()
-        if self.auto and now - self.t0 < 2.0:
-            return
-        if now - self._last < 0.1 and self.done < self.total:
-            return
-        self._last = now
-        self._draw(now)
+        if not self.planned:  # before the plan is known the bar must not read 100%
+            self._bar.total = max(self._bar.total, self.done + 1)
+        elif self.done > self._bar.total:
+            self._bar.total = self.done
+        self._bar.update(n)
 
-    def _draw(self, now: float) -> None:
-        frac = min(self.done / self.total, 1.0)
-        width = 24
-        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        rate = self.done / max(now - self.t0, 1e-9)
-        self.stream.write(f"\r{self.desc} [{bar}] {self.done}/{self.total} rows  {rate:,.0f} rows/s")
-        self.stream.flush()
-        self._drawn = True
+    def replan(self, rows: int, solve: int = 0, plan: Callable[[float], str] | None = None,
+               solve_seconds: float = 0.0) -> None:
+        """Set the planned work once it is known (after the game is built and the cost
+        estimated): ``rows`` model rows still to come plus ``solve`` row-equivalents. Ignored
+        from a nested scope: the outer call's plan stands."""
+        if self._nested:
+            return
+        self.planned_rows = self.done + int(rows)
+        self.planned = True
+        self.total = max(self.planned_rows + int(solve), 1)
+        self.plan = plan
+        self.solve_seconds = solve_seconds
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
 
-    def close(self) -> None:
-        if self._drawn:
-            self._draw(time.perf_counter())
-            self.stream.write("\n")
-            self.stream.flush()
+    def project(self) -> None:
+        """Once, after a second of work: if the measured pace puts the whole call over
+        :data:`SLOW_RUN_SECONDS`, warn with the plan (what runs, how long, how to shorten it)."""
+        if self.plan is None or self.done <= 0:
+            return
+        elapsed = time.perf_counter() - self.t0
+        if elapsed < _PROJECT_AFTER:
+            return
+        plan, self.plan = self.plan, None
+        left = max(self.planned_rows - self.done, 0) * elapsed / self.done
+        total = elapsed + left + self.solve_seconds
+        if total > SLOW_RUN_SECONDS:
+            warnings.warn(plan(total), SlowRunWarning, stacklevel=2)
+
+    def phase(self, text: str) -> None:
+        """Name what happens now (e.g. ``"solving"``); a ticker keeps the clock moving."""
+        if self._bar is None:
+            return
+        self._bar.set_postfix_str(text, refresh=False)
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="tribute-progress", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            if time.perf_counter() - self._t0 >= self._delay:
+                self._bar.refresh()
+
+    def close(self, complete: bool = False) -> None:
+        """Finish the bar (once); ``complete`` fills it to its total first."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        if self._bar is None:
+            return
+        if complete and self._bar.n < self._bar.total:
+            self._bar.update(self._bar.total - self._bar.n)
+        self._bar.set_postfix_str("", refresh=False)
+        self._bar.close()
+        self._bar = None
+
+
+_ACTIVE: ContextVar[Progress | None] = ContextVar("tribute_progress", default=None)
+
+
+def active_progress() -> Progress | None:
+    """The bar of the enclosing :func:`progress_scope`, if any."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def progress_scope(rows: int, desc: str, enabled: bool | None, solve: int = 0,
+                   stream: TextIO | None = None, plan: Callable[[float], str] | None = None,
+                   solve_seconds: float = 0.0) -> Iterator[Progress]:
+    """One bar for everything inside: ``rows`` planned model rows plus ``solve`` units of the
+    estimator's own work (in row-equivalents). A nested scope reuses the outer bar.
+
+    ``plan(seconds)`` words the warning of a run projected (from its first second of work) to
+    take longer than :data:`SLOW_RUN_SECONDS`; ``solve_seconds`` is the solve's estimate."""
+    outer = _ACTIVE.get()
+    if outer is not None:
+        outer._nested += 1
+        try:
+            yield outer
+        finally:
+            outer._nested -= 1
+        return
+    bar = Progress(rows + solve, desc, enabled, stream)
+    bar.planned_rows = rows
+    bar.planned = rows > 0
+    bar.plan = plan
+    bar.solve_seconds = solve_seconds
+    token = _ACTIVE.set(bar)
+    ok = False
+    try:
+        yield bar
+        ok = True
+    finally:
+        _ACTIVE.reset(token)
+        bar.close(complete=ok)

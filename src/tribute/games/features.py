@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -373,8 +374,8 @@ class FeatureGame(Game):
             if len(inp.shape) == 1:
                 out.extend((f"{prefix}[{j}]" if multi else f"{prefix}{j}") for j in range(inp.size))
             else:
-                idx = np.indices(inp.shape).reshape(len(inp.shape), -1).T
-                out.extend(f"{prefix}[{','.join(map(str, r))}]" for r in idx)
+                fmt = prefix + "[" + ",".join(["{}"] * len(inp.shape)) + "]"
+                out.extend(fmt.format(*r) for r in itertools.product(*map(range, inp.shape)))
         return out
 
     def groups_array(self) -> np.ndarray | None:

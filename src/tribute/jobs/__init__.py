@@ -1,7 +1,8 @@
 """Dataset jobs: explain a data set of any length in shards that survive ``kill -9``.
 
->>> tribute.explain_dataset("mypkg.models:make_mlp", "X.npy", out="run/", weights="w.safetensors",
-...                         method="kernel_shap", budget=256, backend="processes", workers=4)
+>>> tribute.explain_dataset("mypkg.models:make_mlp", "X.npy", out="run/",  # doctest: +SKIP
+...                         weights="w.safetensors", method="kernel_shap", budget=256,
+...                         backend="processes", workers=4)
 
 A job is a list of shards whose results depend only on (settings, seed, shard index); each
 finished shard is written atomically next to a manifest, so a killed job resumes to a result

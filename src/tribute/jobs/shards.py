@@ -114,6 +114,10 @@ def _model_for(spec: JobSpec) -> Any:
     return model
 
 
+#: Rows per forward pass in dataset jobs when the user gives no ``batch_size`` (see run_shard).
+JOB_BATCH_SIZE = 256
+
+
 def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     """Explain shard ``index`` and return its attribution as reproducible ``.npz`` bytes."""
     import torch
@@ -127,8 +131,14 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
     try:
+        kwargs = dict(spec.shard_kwargs(index))
+        if kwargs.get("batch_size") is None:
+            # Rows per pass are fixed, not self-tuned: a tuned size depends on timing, and float
+            # results can differ in the last bits between chunk sizes (another BLAS kernel), so
+            # a resumed job would not be byte-identical to an uninterrupted one.
+            kwargs["batch_size"] = JOB_BATCH_SIZE
         attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
-                       progress=False, **spec.shard_kwargs(index))
+                       progress=False, **kwargs)
     finally:
         if spec.threads is not None:
             torch.set_num_threads(before)

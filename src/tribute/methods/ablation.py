@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..attribution import Attribution
-from ..games.base import Game
-from .base import Method, Tags, register
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["FeatureAblation"]
 
@@ -31,7 +31,8 @@ class FeatureAblation(Method):
     """
 
     name = "feature_ablation"
-    tags = Tags(family="perturbation", exact=True, budgeted=False)
+    tags = Tags(family="perturbation", exact=True, budgeted=False,
+                games=("feature", "component", "data"))
     paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
 
     def min_budget(self, game: Game) -> int:
@@ -44,3 +45,13 @@ class FeatureAblation(Method):
         for blk in game.value_stream(n, lambda lo, hi: leave_one_out_masks(n, lo, hi)):
             phi[:, :, blk.start : blk.stop] = (full[:, None, :] - blk.values).permute(0, 2, 1)
         return game.attribution(phi, self.name, self.get_params())
+
+    budget_rule = "n + 1"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One evaluation per player plus ``v(N)``, sent in blocks of ``VALUE_BLOCK_ELEMENTS`` mask entries."""
+        n = int(game.n_players)
+        block = max(1, VALUE_BLOCK_ELEMENTS // max(n, 1))
+        k = n + 1
+        return coalition_cost(game, k, mask_rows=min(k, block),
+                              note=f"{k:,} coalitions in blocks of {min(k, block):,} x {n:,} players")

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..games.base import Game
 from ..params import Options, declare
 from ._stderr import inflate, warn_undefined
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .exact import value_table
 
 __all__ = ["Banzhaf", "banzhaf_from_table", "banzhaf_masks", "msr_estimate", "ols_estimate"]
@@ -168,7 +168,8 @@ class Banzhaf(Method):
     """
 
     name = "banzhaf"
-    tags = Tags(family="banzhaf", stochastic=True, budgeted=True)
+    tags = Tags(family="banzhaf", stochastic=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Wang & Jia (2023), Data Banzhaf: A Robust Data Valuation Framework for Machine Learning"
     constraints = declare({"design": Options(("balanced", "bernoulli")),
                            "estimator": Options(("msr", "ols"))})
@@ -201,3 +202,17 @@ class Banzhaf(Method):
         phi, stderr = ols_estimate(masks, y) if self.estimator == "ols" else msr_estimate(masks, y)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
                                 extra={"exact": False, "n_coalitions": int(k)})
+
+    budget_rule = "2^n if n <= 11 else 2048"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``budget`` coalitions x players; OLS adds the ``(n+1)^2`` normal matrix and a copy of the design."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else self.default_budget(game))
+        ols = self.estimator == "ols"
+        design = 2 * k * (n + 1) * 8 if ols else k * n * 8
+        solve = 4 * (n + 1) ** 2 * 8 if ols else 0
+        return coalition_cost(game, k, design=design, solve=solve,
+                              flops=float(k * n * n + n**3) if ols else float(k * n),
+                              note=f"{k:,} coalitions x {n:,} players"
+                              + (f", a {n + 1:,}^2 normal matrix" if ols else ""))

@@ -25,19 +25,72 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from ..attribution import Attribution
+from ..engine.progress import SLOW_RUN_SECONDS, SlowRunWarning
 from ..errors import BudgetError, InputError, UnsupportedModelError
 from ..games.base import Game
 from ..params import ConstraintLike, check_params, describe
 from ..registry import Registry
 
-__all__ = ["METHODS", "Method", "MethodInfo", "Tags", "alias", "get_method", "method_info",
-           "method_infos", "register", "registry"]
+__all__ = ["METHODS", "Cost", "Method", "MethodInfo", "SlowRunWarning", "Tags", "alias",
+           "coalition_cost", "estimate_seconds", "get_method", "method_info", "method_infos",
+           "register", "registry", "solve_seconds"]
+
+#: Assumed speed of the estimators' own dense arithmetic (flop/s) for time estimates.
+_SOLVE_FLOPS_PER_SECOND = 5e9
+_F64 = 8
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one call of a method will cost, estimated before it starts (``Method.estimate_cost``).
+
+    Attributes:
+        rows: model rows it will evaluate (inputs x evaluations x background rows).
+        bytes: peak bytes tribute itself allocates: masks, values, gradients, the estimator's
+            design and solve matrices, the results (not the model's own activations).
+        note: what dominates the memory, in words (quoted in refusals).
+        flops: the estimator's own arithmetic after the model rows (solve, fit), for time
+            estimates and the progress bar.
+    """
+
+    rows: int
+    bytes: int
+    note: str = ""
+    flops: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        note = "; ".join(n for n in (self.note, other.note) if n)
+        return Cost(self.rows + other.rows, self.bytes + other.bytes, note, self.flops + other.flops)
+
+
+def coalition_cost(game: Any, k: int, *, design: int = 0, solve: int = 0, flops: float = 0.0,
+                   note: str = "", per_sample_masks: bool = False, grads: bool = False,
+                   mask_rows: int | None = None) -> Cost:
+    """The common part of a cost: ``k`` evaluations per input of a game.
+
+    Counts the ``k x players`` float64 masks (``batch x k x players`` when per sample; only
+    ``mask_rows`` of them when the method sends its masks in blocks), the ``batch x k x
+    targets`` values (with ``grads``: ``batch x targets x players`` gradient accumulators),
+    three ``batch x targets x players`` results (values, stderr, a scratch copy), plus
+    ``design`` and ``solve`` bytes given by the method. ``note`` names them.
+    """
+    n, b, t = int(game.n_players), int(game.n_samples), int(game.n_targets)
+    mb = int(getattr(game, "n_background", 1) or 1)
+    k = max(int(k), 0)
+    alive = k if mask_rows is None else max(int(mask_rows), 0)
+    masks = alive * n * _F64 * (b if per_sample_masks else 1)
+    vals = b * k * t * _F64
+    result = 3 * b * t * n * _F64 + (2 * b * t * n * _F64 if grads else 0)
+    return Cost(rows=b * k * mb, bytes=masks + vals + result + int(design) + int(solve),
+                note=note or f"{k:,} coalitions x {n:,} players", flops=float(flops))
 
 
 @dataclass(frozen=True)
@@ -174,8 +227,67 @@ class Method(ABC):
                     f"it needs at least {need} evaluations per input. Raise budget to >= {need} "
                     "or group features to reduce the number of players."
                 )
+            self.check_cost(game, budget)
             return budget
-        return self.default_budget(game)
+        use = self.default_budget(game)
+        self.check_cost(game, use)
+        return use
+
+    # ------------------------------------------------------------------ cost
+    #: The default budget as text (``n`` = players), shown by ``tribute methods``.
+    budget_rule: ClassVar[str] = ""
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Rows and bytes one call will need, before it starts (``budget`` as :meth:`check`
+        returns it). The default: ``budget`` (else one per player) coalitions per input;
+        methods with their own design or solve override it."""
+        k = budget if budget is not None else int(game.n_players) + 1
+        return coalition_cost(game, k)
+
+    def check_cost(self, game: Game, budget: int | None) -> Cost:
+        """Refuse up front when :meth:`estimate_cost` exceeds the engine's ``max_memory``.
+
+        The refusal quotes the estimate, the cap and settings that would fit (fewer players
+        through ``groups=``, a smaller ``budget``); runs estimated to take over ten seconds
+        (from the throughput measured on this model) announce their plan as a
+        :class:`SlowRunWarning`.
+        """
+        cls = type(self)
+        cost = self.estimate_cost(game, budget)
+        engine = getattr(game, "engine", None)
+        cap = getattr(engine, "max_memory", None)
+        if cap is not None and cost.bytes > cap:
+            from ..engine.memory import format_bytes
+
+            fits = _fitting_settings(self, game, budget, cap)
+            raise BudgetError(
+                f"method {cls.name!r} on {game.n_samples:,} input(s) x {game.n_players:,} players "
+                f"needs about {format_bytes(cost.bytes)} ({cost.note}), more than "
+                f"max_memory={format_bytes(cap)}. {fits} Or raise max_memory (e.g. "
+                f"max_memory={_round_up(cost.bytes):.3g}) if the machine has the memory."
+            )
+        seconds = estimate_seconds(engine, game, cost)
+        if seconds is not None and seconds > SLOW_RUN_SECONDS:
+            warnings.warn(self.plan_message(game, budget, cost, seconds), SlowRunWarning,
+                          stacklevel=4)
+        return cost
+
+    def plan_message(self, game: Game, budget: int | None, cost: Cost, seconds: float) -> str:
+        """``kernel_shap: 1 input(s) x budget=2,440 evaluations ≈ 2,441 model rows, est. 12 min
+        — pass budget= or groups= to reduce``."""
+        per = cost.rows // max(int(game.n_samples) * int(getattr(game, "n_background", 1) or 1), 1)
+        what = f"budget={budget:,} evaluations" if budget is not None else f"{per:,} evaluations"
+        return (f"{type(self).name}: {game.n_samples:,} input(s) x {what} ≈ {cost.rows:,} model "
+                f"rows{' + its own solve' if cost.flops else ''}, est. {_fmt_seconds(seconds)} — "
+                "pass budget= or groups= to reduce.")
+
+    def solve_rows(self, game: Game, cost: Cost) -> int:
+        """The estimator's solve in row-equivalents (for one progress bar over both)."""
+        engine = getattr(game, "engine", None)
+        rate = engine.throughput(int(getattr(game, "row_bytes", 0))) if engine is not None else None
+        if not cost.flops or not rate:
+            return 0
+        return int(min(cost.flops / _SOLVE_FLOPS_PER_SECOND * rate, 1e12))
 
     # ------------------------------------------------------------ the method
     @abstractmethod
@@ -199,6 +311,9 @@ class MethodInfo:
         summary: the first paragraph of the docstring.
         constraints: hyperparameter -> allowed values, in words.
         alias_of: for an alias entry (``shapley``), the method it names; else None.
+        budget_rule: the default budget as text (``n`` = players, e.g.
+            ``"min(2^n, 2n + 2048)"``); :meth:`default_budget` is the same rule as a function
+            of ``n``.
     """
 
     name: str
@@ -208,11 +323,18 @@ class MethodInfo:
     summary: str
     constraints: dict[str, str] = field(default_factory=dict)
     alias_of: str | None = None
+    budget_rule: str = ""
+
+    def default_budget(self, n_players: int) -> int | None:
+        """Evaluations per input the method spends by default on ``n_players`` players."""
+        cls = get_method(self.name)
+        return cls().default_budget(_Players(int(n_players)))  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tags": asdict(self.tags), "paper": self.paper,
                 "defaults": self.defaults, "summary": self.summary,
-                "constraints": self.constraints, "alias_of": self.alias_of}
+                "constraints": self.constraints, "alias_of": self.alias_of,
+                "budget_rule": self.budget_rule}
 
 
 def _load_all() -> None:
@@ -264,10 +386,13 @@ def method_info(cls: type[Method], alias_name: str | None = None) -> MethodInfo:
     doc = inspect.getdoc(cls) or ""
     summary = doc.split("\n\n")[0].replace("\n", " ")
     cons = {k: describe(c) for k, c in cls.constraints.items()}
+    rule = cls.budget_rule or ("" if cls.tags.budgeted else "fixed by the method")
     if alias_name is not None:
         return MethodInfo(alias_name, cls.tags, cls.paper, cls.defaults(),
-                          f"Alias of {cls.name!r}. {summary}", cons, alias_of=cls.name)
-    return MethodInfo(cls.name, cls.tags, cls.paper, cls.defaults(), summary, cons)
+                          f"Alias of {cls.name!r}. {summary}", cons, alias_of=cls.name,
+                          budget_rule=rule)
+    return MethodInfo(cls.name, cls.tags, cls.paper, cls.defaults(), summary, cons,
+                      budget_rule=rule)
 
 
 def method_infos(*, aliases: bool = True) -> dict[str, MethodInfo]:
@@ -277,3 +402,109 @@ def method_infos(*, aliases: bool = True) -> dict[str, MethodInfo]:
         for a, target in METHODS.aliases().items():
             out[a] = method_info(METHODS.get(target), alias_name=a)
     return dict(sorted(out.items()))
+
+
+# ----------------------------------------------------------------------- cost helpers
+class _Players:
+    """Stands in for a game of ``n`` players when evaluating a budget rule or a what-if cost."""
+
+    def __init__(self, n: int, like: Any = None) -> None:
+        self.n_players = n
+        self._like = like
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or self._like is None:
+            raise AttributeError(name)
+        return getattr(self._like, name)
+
+
+def _round_up(nbytes: int) -> float:
+    return float(10 ** math.ceil(math.log10(max(nbytes, 1))) if nbytes > 1e30 else
+                 math.ceil(nbytes / 1e9) * 1e9)
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.0f} days"
+
+
+def solve_seconds(cost: Cost) -> float:
+    """Seconds the estimator's own arithmetic is expected to take."""
+    return cost.flops / _SOLVE_FLOPS_PER_SECOND
+
+
+def estimate_seconds(engine: Any, game: Any, cost: Cost) -> float | None:
+    """Seconds a call of ``cost`` will take at the measured throughput (None: not measured)."""
+    if engine is None or not hasattr(engine, "throughput"):
+        return None
+    rate = engine.throughput(int(getattr(game, "row_bytes", 0)))
+    if not rate:
+        return None
+    return float(cost.rows / rate + cost.flops / _SOLVE_FLOPS_PER_SECOND)
+
+
+def _fits(method: Method, game: Any, budget: int | None, cap: int) -> tuple[bool, int]:
+    try:
+        c = method.estimate_cost(game, budget)
+    except Exception:  # a what-if the method cannot price (e.g. needs the real input shape)
+        return False, 0
+    return c.bytes <= cap, c.bytes
+
+
+def _fitting_settings(method: Method, game: Any, budget: int | None, cap: int) -> str:
+    """Words naming settings that fit under ``cap``: fewer players, a smaller budget."""
+    from ..engine.memory import format_bytes
+
+    parts: list[str] = []
+    n = int(game.n_players)
+    # fewer players (groups): halve until the method's own default budget fits
+    m = n // 2
+    while m >= 1:
+        what_if = _Players(m, game)
+        try:
+            b_m = method.default_budget(what_if)  # type: ignore[arg-type]
+        except Exception:
+            b_m = None
+        ok, nbytes = _fits(method, what_if, b_m, cap)
+        if ok:
+            parts.append(_groups_hint(game, m, nbytes, format_bytes))
+            break
+        m //= 2
+    # a smaller budget with the same players
+    if type(method).tags.budgeted:
+        lo = int(method.min_budget(game))
+        hi = int(budget) if budget is not None else int(method.default_budget(game) or lo)
+        ok, _ = _fits(method, game, lo, cap)
+        if not ok:
+            parts.append(f"no budget fits with {n:,} players (it needs at least {lo:,}).")
+        else:
+            while lo < hi - 1:  # largest budget that fits
+                mid = (lo + hi) // 2
+                if _fits(method, game, mid, cap)[0]:
+                    lo = mid
+                else:
+                    hi = mid
+            parts.append(f"budget={lo:,} fits with the current players.")
+    if not parts:
+        return "Group features (groups=...) to reduce the number of players."
+    return "Settings that fit: " + " ".join(parts)
+
+
+def _groups_hint(game: Any, m: int, nbytes: int, fmt: Callable[[float], str]) -> str:
+    shapes: list[tuple[int, ...]] = list(
+        getattr(getattr(game, "layout", None), "input_shapes", None) or ())
+    if game.kind == "feature" and len(shapes) == 1 and len(shapes[0]) >= 2:
+        h, w = int(shapes[0][-2]), int(shapes[0][-1])
+        for p in range(2, max(h, w) + 1):
+            players = -(-h // p) * -(-w // p)
+            if players <= m:
+                return (f"groups=tribute.patches({p}) ({players:,} players, est. "
+                        f"{fmt(nbytes)} or less);")
+    if game.kind == "feature":
+        return f"groups with at most {m:,} players (e.g. superpixels or column groups), est. {fmt(nbytes)};"
+    return f"at most {m:,} players (coarser components), est. {fmt(nbytes)};"

@@ -25,7 +25,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
 from ..params import NONE, InstanceOf, Options, declare
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "find_layer", "layer_activation_gradients"]
@@ -160,6 +160,10 @@ class _CAMBase(Method):
         mode = self.interpolate_mode
         corners = False if mode in ("bilinear", "bicubic") else None
         return F.interpolate(cam, size=size, mode=mode, align_corners=corners)
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One gradient pass per input; the credits and a layer-activation map per sample."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
 
 
 @register

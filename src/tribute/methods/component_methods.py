@@ -33,7 +33,7 @@ from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
 from ..params import Interval, declare
 from .atp import qk_fixed_estimates
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .conductance import input_path_conductance
 
 __all__ = ["AtP", "AtPStar", "Coar", "Conductance", "LayerGradCam", "coar_masks"]
@@ -111,6 +111,17 @@ class Coar(Method):
                                 extra={"intercept": coef[0].reshape(b, t).numpy(),
                                        "r2": r2.reshape(b, t).numpy()})
 
+    budget_rule = "min(max(8n, 256), 8192)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``K x (n+1)`` design (and a residual copy), the ``(n+1)^2`` normal matrix and its inverse."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else self.default_budget(game))
+        r = int(game.n_samples) * int(game.n_targets)
+        return coalition_cost(game, k, design=2 * k * (n + 1) * 8 + 2 * k * r * 8,
+                              solve=5 * (n + 1) ** 2 * 8, flops=float(k * n * n + 4 * n**3),
+                              note=f"a {k:,} x {n + 1:,} design and {n + 1:,}^2 normal matrices")
+
 
 @register
 class AtP(Method):
@@ -133,6 +144,10 @@ class AtP(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         _, grads = game.value_and_grad(torch.ones(1, game.n_players))
         return game.attribution(grads[:, 0], self.name, self.get_params())
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One gradient pass at the full coalition (and the ablated activations)."""
+        return coalition_cost(game, 2, grads=True, note="one gradient pass per input")
 
 
 @register
@@ -208,6 +223,12 @@ class AtPStar(Method):
                                 extra={"atp": plain.numpy(), "graddrop": grads[:, :-1].numpy(),
                                        "qk_fixed_players": fixed})
 
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Gradient passes per layer plus the exact values of the players it re-checks."""
+        k = int(budget if budget is not None else self.min_budget(game) + int(game.n_players))
+        return coalition_cost(game, k, grads=True,
+                              note=f"up to {k:,} evaluations x {int(game.n_players):,} players")
+
 
 @register
 class Conductance(Method):
@@ -244,6 +265,13 @@ class Conductance(Method):
         steps = int(self.n_steps if budget is None else max(1, min(self.n_steps, budget - 1)))
         phi = input_path_conductance(game, steps)
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
+
+    budget_rule = "n_steps + 2 gradient points (n_steps=50)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``n_steps`` mask gradients per input, accumulated on the fly."""
+        k = int(budget if budget is not None else int(self.n_steps) + 2)
+        return coalition_cost(game, k, grads=True, note=f"{k:,} gradient points")
 
 
 @register
@@ -284,3 +312,7 @@ class LayerGradCam(Method):
             weighted = (g_mean * act[:, None]).reshape(act.shape[0], game.n_targets, -1)
             phi[..., site.offset : site.offset + site.n_units] += site.reduce(weighted, shape)
         return game.attribution(phi, self.name, self.get_params())
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")

@@ -38,7 +38,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.features import ProbeChunk
 from ..params import Interval, declare
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
 
 __all__ = ["DeepLift", "check_deeplift_model"]
@@ -342,3 +342,7 @@ class DeepLift(Method):
         extra: dict[str, Any] = {"explained": "logits" if hooks.skipped_final else "output",
                                  "delta": delta.numpy()}
         return fg.attribution(values, self.name, self.get_params(), gap=gap, extra=extra)
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One modified backward pass per input and baseline row."""
+        return coalition_cost(game, 2, grads=True, note="one modified gradient pass per input")

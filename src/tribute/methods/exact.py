@@ -8,7 +8,7 @@ import torch
 
 from ..attribution import Attribution
 from ..games.base import Game
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["ExactShapley", "all_coalitions", "shapley_from_table", "value_table"]
 
@@ -68,7 +68,8 @@ class ExactShapley(Method):
     """
 
     name = "exact_shapley"
-    tags = Tags(family="shapley", exact=True, has_gap=True, max_players=MAX_PLAYERS)
+    tags = Tags(family="shapley", exact=True, has_gap=True, max_players=MAX_PLAYERS,
+                games=("feature", "component", "data"))
     paper = "Shapley (1953), A Value for n-Person Games"
 
     def min_budget(self, game: Game) -> int:
@@ -81,5 +82,15 @@ class ExactShapley(Method):
         gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
         return game.attribution(phi, self.name, self.get_params(), gap=gap,
                                 extra={"v_empty": table[..., 0].numpy(), "v_full": table[..., -1].numpy()})
+
+    budget_rule = "2^n (all coalitions)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """The ``2^n`` coalition table: masks ``2^n x n`` and values ``batch x 2^n x targets``."""
+        n = int(game.n_players)
+        k = 2**n
+        b, t = int(game.n_samples), int(game.n_targets)
+        return coalition_cost(game, k, design=2 * b * k * t * 8, flops=float(k * n * b * t),
+                              note=f"the 2^{n} = {k:,}-coalition table")
 
 

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..attribution import Attribution
+from ..engine.memory import resolve_max_memory
+from ..engine.progress import progress_scope
 from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE
 from ..models import as_model
 from ..targets import TargetLike
-from .base import get_method
+from .base import estimate_seconds, get_method, solve_seconds
 
 __all__ = ["explain"]
 
@@ -40,6 +42,7 @@ def explain(
     forward_kwargs: dict[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
     model_output: str | None = None,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> Attribution:
     """Credit the model's output to players (input features by default).
@@ -89,6 +92,10 @@ def explain(
             (``predict_proba`` -> probability, ``decision_function`` -> logit, a regressor's
             ``predict`` -> raw) and ``"logit"`` for torch modules and plain functions; declare
             it for a function or module that returns probabilities.
+        max_memory: bytes tribute itself may allocate (masks, composed rows, gradients, the
+            estimator's solve, results), a number or a string such as ``"8GiB"``. A call whose
+            estimate exceeds it is refused before it starts, with settings that fit.
+            default=None (half the memory available when the call starts).
         **params: the method's hyperparameters (see ``tribute.methods()[name].defaults``).
 
     Returns:
@@ -118,16 +125,26 @@ def explain(
     extra: dict[str, Any] = {}
     if ablation is not None:
         extra["ablation"] = ablation
+    cap = resolve_max_memory(max_memory)
     t0 = time.perf_counter()
-    with adapter.session():
+    with adapter.session(), progress_scope(0, cls.name, progress) as bar:
         game = build_game(
             adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
             players=players, forward_args=forward_args, forward_kwargs=forward_kwargs,
             feature_names=feature_names, batch_size=batch_size, progress=progress, **extra,
         )
+        game.engine.max_memory = cap
         use_budget = estimator.check(game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")
+        cost = estimator.estimate_cost(game, use_budget)
+        known = estimate_seconds(game.engine, game, cost) is not None  # announced by check()
+
+        def plan(seconds: float) -> str:
+            return estimator.plan_message(game, use_budget, cost, seconds)
+
+        bar.replan(cost.rows, estimator.solve_rows(game, cost), None if known else plan,
+                   solve_seconds(cost))
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows

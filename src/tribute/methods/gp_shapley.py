@@ -53,7 +53,7 @@ from ..attribution import Attribution
 from ..games.base import Game
 from ..params import InstanceOf, Interval, Options, declare
 from ._shapley_common import PairSampler, pair_differences, paired_wls
-from .base import Method, Tags, alias, register
+from .base import Cost, Method, Tags, alias, coalition_cost, register
 from .exact import all_coalitions, shapley_from_table
 
 __all__ = ["GPShapley", "gp_shapley_fit"]
@@ -497,6 +497,25 @@ class GPShapley(Method):
         fit = paired_wls(rows, weights, r.reshape(b, t, -1), torch.zeros(b, t, dtype=torch.float64),
                          strata, counts, sizes)
         return phi_gp + fit.phi.reshape(b * t, n), fit.stderr.reshape(b * t, n), lam
+
+    budget_rule = "min(2^n, 2048)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Pairs ``m = (budget - 2) / 2`` of ``n`` players; per sample and target a GP on up to
+        ``max_pairs`` pairs: ``m' x m'`` kernel matrices and ~20 Cholesky factorisations
+        (``2^n`` table when the budget covers every coalition)."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else self.default_budget(game))
+        b, t = int(game.n_samples), int(game.n_targets)
+        if n < 63 and k >= 2**n:
+            return coalition_cost(game, 2**n, design=2 * b * 2**n * t * 8,
+                                  note=f"the 2^{n}-coalition table")
+        m = max(1, (k - 2) // 2)
+        fit = min(m, int(self.max_pairs) if isinstance(self.max_pairs, int) else 1024)
+        return coalition_cost(game, 2 * m + 2, design=4 * m * n * 8 + 2 * b * t * m * 8,
+                              solve=4 * fit * fit * 8 + 4 * fit * n * 8,
+                              flops=float(20 * b * t * fit**3 / 3 + 20 * b * t * fit * fit * n),
+                              note=f"{m:,} pairs x {n:,} players and {fit:,}^2 kernel matrices")
 
 
 # The most accurate estimator per evaluation in benchmarks/bench_shapley_accuracy.py.

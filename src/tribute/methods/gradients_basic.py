@@ -9,7 +9,7 @@ from ..errors import UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame
 from ..params import InstanceOf, declare
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["InputXGradient", "Saliency", "StreamingMoments", "feature_game", "rows_to_players"]
 
@@ -144,6 +144,10 @@ class Saliency(Method):
             g = g.abs()
         return fg.attribution(fg.elements_to_players(g), self.name, self.get_params())
 
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One input-gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+
 
 @register
 class InputXGradient(Method):
@@ -163,3 +167,7 @@ class InputXGradient(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         _, grads = game.value_and_grad(torch.ones(1, game.n_players))
         return game.attribution(grads[:, 0], self.name, self.get_params())
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One input-gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")

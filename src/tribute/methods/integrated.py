@@ -23,7 +23,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..params import Interval, Options, declare
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
 __all__ = ["RULES", "ExpectedGradients", "IntegratedGradients", "quadrature"]
@@ -123,6 +123,18 @@ class IntegratedGradients(Method):
         gap = game.efficiency_gap(phi)
         return game.attribution(phi, self.name, self.get_params(), gap=gap,
                                 extra={"steps": int(steps), "rule": _canonical_rule(self.rule)})
+
+    budget_rule = "steps + 2 (steps=50)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``steps`` mask gradients per input; masks in blocks of ``_MASK_ELEMENTS`` entries,
+        gradients summed on the fly (``batch x targets x players``)."""
+        n = int(game.n_players)
+        steps = int(self.steps if budget is None else budget - 2)
+        k = steps + 2
+        block = max(1, _MASK_ELEMENTS // max(n, 1))
+        return coalition_cost(game, k, grads=True, mask_rows=min(k, block),
+                              note=f"{steps:,} gradient points x {n:,} players")
 
 
 def integrate_mask_gradients(game: Game, alphas: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -241,3 +253,12 @@ class ExpectedGradients(Method):
         gap = fg.efficiency_gap(phi)
         extra: dict[str, Any] = {"n_samples": k_count, "baseline_mode": mode}
         return fg.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap, extra=extra)
+
+    budget_rule = "n_samples + 2 (n_samples=64)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``n_samples`` input gradients per input (one drawn baseline row each)."""
+        k = int(self.n_samples if budget is None else budget - 2) + 2
+        c = coalition_cost(game, k, grads=True, mask_rows=0,
+                           note=f"{k - 2:,} gradient draws x {int(game.n_players):,} players")
+        return Cost(int(game.n_samples) * k, c.bytes, c.note, c.flops)

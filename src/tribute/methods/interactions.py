@@ -23,7 +23,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..params import Interval, declare
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .exact import value_table
 
 __all__ = ["JointShapley", "ShapleyInteractions", "interactions_from_table", "joint_shapley_from_table",
@@ -196,6 +196,16 @@ class ShapleyInteractions(Method):
             "diagonal": "shapley_values",
         })
 
+    budget_rule = "2^n (all coalitions)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """The ``2^n`` table plus ``batch x targets x n x n`` interaction matrices."""
+        n = int(game.n_players)
+        b, t = int(game.n_samples), int(game.n_targets)
+        return coalition_cost(game, 2**n, design=2 * b * 2**n * t * 8 + 3 * b * t * n * n * 8,
+                              flops=float(b * t * 2**n * n * n),
+                              note=f"the 2^{n}-coalition table and {n:,}^2 interaction matrices")
+
 
 # -------------------------------------------------------------------- joint Shapley
 def joint_weights(n: int, k: int) -> np.ndarray:
@@ -303,3 +313,13 @@ class JointShapley(Method):
             pairs[..., d, d] = phi
             extra["joint_pairs"] = pairs.numpy()
         return game.attribution(phi, self.name, self.get_params(), gap=gap, extra=extra)
+
+    budget_rule = "2^n (all coalitions)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """The ``2^n`` table plus the joint credits of every coalition up to ``order``."""
+        n = int(game.n_players)
+        b, t = int(game.n_samples), int(game.n_targets)
+        return coalition_cost(game, 2**n, design=4 * b * 2**n * t * 8,
+                              flops=float(b * t * 4**n if n <= 20 else 2.0**60),
+                              note=f"the 2^{n}-coalition table and the joint credits")

@@ -42,7 +42,7 @@ from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..params import NONE, Interval, Options, declare
 from ._stderr import inflate, warn_undefined
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Lime", "lime_kernel", "sample_coalitions", "weighted_lasso", "weighted_ridge"]
 
@@ -346,6 +346,19 @@ class Lime(Method):
             "intercept": _per_sample(intercept.reshape(b_count, t_count), game),
         }
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, extra=extra)
+
+    budget_rule = "max(256, 8n + 64)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``K x (n+1)`` weighted design (and the HC1 sandwich's scaled copy), ``(n+1)^2`` normal
+        matrices, ``K x batch*targets`` responses."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else self.default_budget(game) or 2)
+        r = int(game.n_samples) * int(game.n_targets)
+        return coalition_cost(game, k, design=3 * k * (n + 1) * 8 + 3 * k * r * 8,
+                              solve=5 * (n + 1) ** 2 * 8 + 2 * r * (n + 1) * 8,
+                              flops=float(2 * k * n * n + 4 * n**3 + 2 * k * n * r),
+                              note=f"a {k:,} x {n + 1:,} design and {n + 1:,}^2 normal matrices")
 
 
 def _per_sample(t: torch.Tensor, game: Game) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
 from ..params import NONE, InstanceOf, Interval, declare
-from .base import Method, Tags, get_method, register
+from .base import Cost, Method, Tags, coalition_cost, get_method, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
 __all__ = ["SmoothGrad", "SmoothGradSq", "VarGrad", "noisy_view"]
@@ -196,6 +196,20 @@ class _NoiseWrapper(Method):
             attr = base.attribute(view, budget=use, seed=seed)
             phi = torch.from_numpy(attr.flat())  # (B*kb) x T x n
             feed(phi, torch.arange(b_total).repeat_interleave(kb))  # view order b*kb + k
+
+    budget_rule = "n_samples x the base method's evaluations (n_samples=50)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``n_samples`` noisy copies: one input gradient each (the saliency fast path) or the
+        base method's cost per block of copies (moments of the credits streamed)."""
+        k = int(self.n_samples) if isinstance(self.n_samples, int) else 2
+        if self._fast():
+            k = int(budget) if budget is not None else k
+            c = coalition_cost(game, k, grads=True, mask_rows=0, note=f"{k:,} noisy gradient passes")
+            return Cost(int(game.n_samples) * k, c.bytes + 5 * c.bytes // 3, c.note, c.flops)
+        per = coalition_cost(game, int(budget) // k if budget is not None else int(game.n_players) + 1)
+        return Cost(per.rows * k, per.bytes + _BLOCK_BYTES, f"{k:,} noisy copies; " + per.note,
+                    per.flops * k)
 
 
 @register

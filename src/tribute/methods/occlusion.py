@@ -25,9 +25,9 @@ import torch
 
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
-from ..games.base import Game
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.features import FeatureGame
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Occlusion", "default_window", "window_positions"]
 
@@ -202,6 +202,17 @@ class Occlusion(Method):
                   "window": [list(w) for _, w, _ in geometry],
                   "stride": [list(t) for _, _, t in geometry]}
         return game.attribution(phi, self.name, params)
+
+    budget_rule = "window positions + 1"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One evaluation per window position plus ``v(N)``; window masks in blocks of
+        ``VALUE_BLOCK_ELEMENTS`` entries."""
+        n = int(game.n_players)
+        k = self.n_windows(game) + 1
+        block = max(1, VALUE_BLOCK_ELEMENTS // max(n, 1))
+        return coalition_cost(game, k, mask_rows=min(k, block), design=min(k, block) * n * 8,
+                              note=f"{k:,} windows in blocks of {min(k, block):,} x {n:,} elements")
 
 
 def _dense_feature_game(game: Game, name: str) -> FeatureGame:

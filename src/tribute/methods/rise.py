@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..games.base import Game
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.features import FeatureGame
 from ..params import InstanceOf, Interval, declare
 from ._stderr import inflate
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
 
@@ -172,6 +172,16 @@ class Rise(Method):
         params = {**self.get_params(), "smooth_masks": images}
         return game.attribution(sal, self.name, params, stderr=stderr,
                                 extra={"mean_value": _np(mean_v, game)})
+
+    budget_rule = "1000"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``budget`` random masks, made and evaluated in blocks of ``VALUE_BLOCK_ELEMENTS`` entries."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else 1000)
+        block = max(1, VALUE_BLOCK_ELEMENTS // max(n, 1))
+        return coalition_cost(game, k, mask_rows=min(k, block), design=2 * min(k, block) * n * 8,
+                              note=f"{k:,} masks in blocks of {min(k, block):,} x {n:,} players")
 
 
 def _np(t: torch.Tensor, game: Game) -> np.ndarray:

@@ -16,7 +16,7 @@ from ..attribution import Attribution
 from ..errors import BudgetError
 from ..games.base import Game
 from ._stderr import inflate, warn_undefined
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["KernelShap", "PermutationShapley", "kernel_shap_design", "solve_constrained"]
 
@@ -218,7 +218,8 @@ class KernelShap(Method):
     """
 
     name = "kernel_shap"
-    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
+    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Lundberg & Lee (2017); Covert & Lee (2021), Improving KernelSHAP"
 
     def __init__(self, allocation: str = "kernel", target_precision: float | None = None) -> None:
@@ -281,6 +282,19 @@ class KernelShap(Method):
             if float(se.max()) < self.target_precision or size >= n_coal:
                 return best
             size = min(n_coal, size * 2)
+
+    budget_rule = "min(2^n, 2n + 2048)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """The ``K x n`` design and its weighted copy, the ``(n+1)^2`` KKT matrix and its
+        pseudo-inverse, and the per-pair moments of the standard errors (``batch x pairs x
+        targets x n`` per size stratum)."""
+        n = int(game.n_players)
+        k = max(int(budget if budget is not None else self.default_budget(game)) - 2, 0)
+        b, t = int(game.n_samples), int(game.n_targets)
+        return coalition_cost(game, k, design=k * n * 8 + 2 * b * k * t * n * 8,
+                              solve=6 * (n + 1) ** 2 * 8, flops=float(2 * k * n * n + 10 * n**3),
+                              note=f"a {k:,} x {n:,} design and {n + 1:,}^2 KKT matrices")
 
 
 def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
@@ -399,7 +413,8 @@ class PermutationShapley(Method):
     """
 
     name = "permutation_shapley"
-    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True)
+    tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True,
+                games=("feature", "component", "data"))
     paper = "Castro et al. (2009); Mitchell et al. (2022), Sampling Permutations for Shapley Value Estimation"
 
     def min_budget(self, game: Game) -> int:
@@ -439,6 +454,18 @@ class PermutationShapley(Method):
         gap = phi.sum(-1) - (v_full - v_empty)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
                                 extra={"n_permutations": int(p_count)})
+
+    budget_rule = "2 + 2(n-1) * max(1, min(64, 4096 // (2(n-1))))"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Prefix masks ``P (n-1) x n``, permutations and ranks ``P x n``, and per-permutation
+        credits and marginals ``batch x P x n x targets``."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else self.default_budget(game))
+        p = 2 * max(1, (k - 2) // (2 * max(n - 1, 1)))
+        b, t = int(game.n_samples), int(game.n_targets)
+        return coalition_cost(game, p * max(n - 1, 1) + 2, design=2 * p * n * 8 + 4 * b * p * n * t * 8,
+                              note=f"{p:,} permutations x {n:,} players (prefix masks, marginals)")
 
 
 

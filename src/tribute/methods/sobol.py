@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..games.base import Game
+from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..params import Options, declare
 from ._stderr import inflate
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Sobol", "jansen_total", "sobol_designs"]
 
@@ -152,6 +152,20 @@ class Sobol(Method):
         return game.attribution(st, self.name, {**self.get_params(), "n_designs": n_designs},
                                 stderr=se, extra={"variance": _per_sample(
                                     torch.cat([fa, fb], 1).var(1, unbiased=False), game)})
+
+    budget_rule = "32 (n + 2)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Designs ``A``, ``B`` (``N x n``), re-drawn blocks of ``VALUE_BLOCK_ELEMENTS`` entries and the
+        ``batch x targets x n x N`` values of every re-drawn design."""
+        n = int(game.n_players)
+        k = int(budget if budget is not None else self.default_budget(game) or 0)
+        designs = max(2, k // (n + 2))
+        b, t = int(game.n_samples), int(game.n_targets)
+        block = max(1, VALUE_BLOCK_ELEMENTS // max(n * designs, 1)) * designs
+        return coalition_cost(game, k, mask_rows=min(k, block + 2 * designs),
+                              design=b * t * n * designs * 8 * 2,
+                              note=f"{designs:,} designs x {n:,} players")
 
 
 def _per_sample(t: torch.Tensor, game: Game) -> np.ndarray:

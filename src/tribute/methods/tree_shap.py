@@ -51,7 +51,7 @@ from ._tree_math import (
     product_game_interactions,
     product_game_shapley,
 )
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["TreeShap", "tree_attributions"]
 
@@ -457,6 +457,19 @@ class TreeShap(Method):
                   "background_rows": 0 if background is None else int(bg_rows.shape[0])}
         return game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,
                                 gap=torch.from_numpy(np.ascontiguousarray(gap)), extra=extra)
+
+    budget_rule = "no model evaluations (reads the trees)"
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """No model rows; the credits (``batch x targets x n``), with ``interactions`` the
+        ``batch x targets x n x n`` interaction values, and a background table when
+        interventional."""
+        n, b, t = int(game.n_players), int(game.n_samples), int(game.n_targets)
+        mb = int(getattr(game, "n_background", 1) or 1)
+        inter = 3 * b * t * n * n * 8 if self.interactions else 0
+        c = coalition_cost(game, 0, design=inter + 2 * b * mb * n * 8,
+                           note="credits" + (f" and {n:,}^2 interaction values" if inter else ""))
+        return Cost(0, c.bytes, c.note, c.flops)
 
 
 def _columns(ens: TreeEnsemble, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from .base import (
     metric_registry,
     register_metric,
 )
+from .data import loo_correlation, mislabel_auc
 from .faithfulness import (
     deletion,
     faithfulness_correlation,
@@ -62,9 +63,11 @@ __all__ = [
     "infidelity",
     "insertion",
     "linear_score",
+    "loo_correlation",
     "max_sensitivity",
     "metric_registry",
     "metrics",
+    "mislabel_auc",
     "model_randomisation",
     "precision_at_k",
     "random_logit",

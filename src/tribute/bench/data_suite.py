@@ -1,0 +1,312 @@
+"""The ``data`` suite: training-data attribution scored against real retraining.
+
+Cases are generated deterministically from the seed (no downloads; digits ship with
+scikit-learn):
+
+* ``ridge`` — ridge regression on synthetic data (leave-one-out has a closed form);
+* ``logistic`` — 3-class logistic regression on synthetic data;
+* ``digits_logistic`` — scikit-learn digits, multinomial logistic regression (a torch linear
+  model trained by Newton's method);
+* ``digits_mlp`` — scikit-learn digits, a 64-32-10 tanh MLP trained by full-batch gradient
+  descent with momentum;
+* ``digits_mlp_flipped`` — the same with a fraction of training labels flipped (self-influence
+  should find them: ``mislabel_auc``).
+
+Every method is scored by the linear datamodeling score (``linear_score`` on held-out random
+subsets of half the training set, retrained through one shared retrain bank) with a 95%
+interval over test points, by ``loo_correlation`` where leave-one-out is affordable, and by
+``mislabel_auc`` on the flipped case; time and peak traced memory are recorded per method.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..api import build_game, explain
+from ..errors import InputError
+from ..metrics import linear_score, loo_correlation, mislabel_auc
+
+__all__ = ["DATA_CASES", "DataCase", "build_data_case", "cmd_data_suite", "format_data_results",
+           "run_data_case", "run_data_suite"]
+
+
+@dataclass
+class DataCase:
+    """One data-attribution case: a training set, a fit, the full model and test points."""
+
+    name: str
+    title: str
+    X: torch.Tensor
+    y: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    fit: Any
+    model: torch.nn.Module
+    methods: dict[str, dict[str, Any]]
+    n_subsets: int = 100
+    loo: bool = False
+    flipped: np.ndarray | None = None
+    images: tuple[int, int] | None = None
+    small_drop: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def data(self, bank: str | None = None, workers: int = 1) -> Any:
+        from ..games.data import TrainingData
+
+        return TrainingData(self.X, self.y, fit=self.fit, bank=bank, workers=workers)
+
+
+def _synthetic(kind: str, n: int, d: int, n_test: int, seed: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n + n_test, d, generator=g, dtype=torch.float64)
+    w = torch.randn(d, generator=g, dtype=torch.float64)
+    z = X @ w + 0.5 * torch.randn(n + n_test, generator=g, dtype=torch.float64)
+    y = z if kind == "ridge" else (z > 0.5).long() + (z > -0.5).long()
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+def _digits(n_train: int, n_test: int, seed: int) -> tuple[torch.Tensor, ...]:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(len(X))
+    X = torch.as_tensor(X[order] / 16.0, dtype=torch.float64)
+    y = torch.as_tensor(y[order], dtype=torch.long)
+    return X[:n_train], y[:n_train], X[n_train : n_train + n_test], y[n_train : n_train + n_test]
+
+
+_GRAD: dict[str, dict[str, Any]] = {"grad_dot": {}, "tracin": {}, "influence": {}, "representer": {}}
+
+
+def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
+    """Build one case. ``scale="tiny"`` shrinks it for tests."""
+    from ..games.data_fits import LogisticFit, MLPFit, RidgeFit
+
+    tiny = scale == "tiny"
+    if name in ("ridge", "logistic"):
+        n = 40 if tiny else 200
+        X, y, Xt, yt = _synthetic(name, n, 8, 6 if tiny else 50, seed)
+        fit: Any = RidgeFit(l2=1.0) if name == "ridge" else LogisticFit(3, l2=1.0)
+        methods = {**_GRAD, "influence_loo_step": {"method": "influence", "loo_step": True},
+                   "trak": {"proj_dim": 16}, "datamodels": {"budget": 20 if tiny else 400}}
+        return DataCase(name, f"{name} regression (synthetic, n={n})", X, y, Xt, yt, fit,
+                        fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100, loo=True)
+    if name.startswith("digits"):
+        n_train, n_test = (60, 5) if tiny else (900, 100)
+        X, y, Xt, yt = _digits(n_train, n_test, seed)
+        flipped = None
+        if name == "digits_mlp_flipped":
+            rng = np.random.default_rng(seed + 1)
+            flipped = np.sort(rng.choice(n_train, size=max(2, n_train // 20), replace=False))
+            y = y.clone()
+            y[flipped] = (y[flipped] + torch.as_tensor(rng.integers(1, 10, len(flipped)))) % 10
+        trak = {"proj_dim": 16 if tiny else 256}
+        if name == "digits_logistic":
+            fit = LogisticFit(10, l2=1.0)
+            methods = {**_GRAD, "trak": trak,
+                       "influence_loo_step": {"method": "influence", "loo_step": True}}
+        else:
+            fit = MLPFit(10, hidden=32, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
+            methods = {**_GRAD, "trak": trak, "metagradient": {}}
+        return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
+                        fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
+                        flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp")
+    raise InputError(f"unknown data case {name!r}; choose from {DATA_CASES}.")
+
+
+DATA_CASES = ("ridge", "logistic", "digits_logistic", "digits_mlp", "digits_mlp_flipped")
+
+
+def _ci(scores: np.ndarray) -> tuple[float, float, float]:
+    s = scores[np.isfinite(scores)]
+    if len(s) < 2:
+        return float(np.mean(s)) if len(s) else float("nan"), float("nan"), float("nan")
+    m, se = float(s.mean()), float(s.std(ddof=1) / np.sqrt(len(s)))
+    return m, m - 1.96 * se, m + 1.96 * se
+
+
+class PeakRSS:
+    """Peak resident memory above the starting point while the block runs (Linux; MiB).
+
+    Samples ``/proc/self/statm`` every 2 ms in a thread (torch allocations are invisible to
+    ``tracemalloc``). 0 where ``/proc`` is unavailable.
+    """
+
+    def __init__(self) -> None:
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss(self) -> float:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self._page / 2**20
+        except OSError:
+            return 0.0
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mib = max(self.peak_mib, self._rss() - self._start)
+            time.sleep(0.002)
+
+    def __enter__(self) -> PeakRSS:
+        self._start = self._rss()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, self._rss() - self._start)
+
+
+def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int = 0,
+                  bank: str | None = None, workers: int = 1, lds_alpha: float = 0.5,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Explain the case's test points with each method and score them against retraining.
+
+    Returns a JSON-friendly dict: per method LDS (mean and 95% interval), loo_correlation,
+    mislabel_auc (flipped cases), seconds and peak traced memory (MiB).
+    """
+    say = log or (lambda s: None)
+    data = case.data(bank=bank, workers=workers)
+    game = build_game(case.model, case.X_test, target=case.y_test, players=data)
+    t0 = time.perf_counter()
+    # fill the bank with the held-out LDS subsets once (shared by every method's score)
+    linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
+                                 alpha=lds_alpha, seed=seed + 12345)
+    if case.small_drop:
+        linear_score(game, _zero_attr(game), n_subsets=case.n_subsets,
+                                     alpha=0.97, seed=seed + 777)
+    say(f"{case.name}: {len(data.bank)} retrained subsets in {time.perf_counter() - t0:.1f}s")
+    out: dict[str, Any] = {"case": case.name, "title": case.title, "n_train": int(case.X.shape[0]),
+                           "n_test": int(case.X_test.shape[0]), "n_subsets": case.n_subsets,
+                           "bank_seconds": time.perf_counter() - t0, "methods": {}}
+    names = methods or list(case.methods)
+    for label in names:
+        params = dict(case.methods.get(label, {}))
+        method = params.pop("method", label)
+        t = time.perf_counter()
+        try:
+            with PeakRSS() as mem:
+                attr = explain(case.model, case.X_test, method=method, target=case.y_test,
+                                       players=data, seed=seed, **params)
+        except Exception as exc:  # a method that does not apply: recorded, not fatal
+            out["methods"][label] = {"error": f"{type(exc).__name__}: {exc}"}
+            say(f"  {label}: {type(exc).__name__}: {exc}")
+            continue
+        secs = time.perf_counter() - t
+        peak = mem.peak_mib
+        lds = linear_score(game, attr, n_subsets=case.n_subsets, alpha=lds_alpha,
+                                           seed=seed + 12345)
+        m, lo, hi = _ci(np.asarray(lds.scores, dtype=np.float64).reshape(-1))
+        row: dict[str, Any] = {"lds": m, "lds_ci95": [lo, hi], "seconds": secs, "peak_mib": peak}
+        if case.small_drop:
+            sd = linear_score(game, attr, n_subsets=case.n_subsets, alpha=0.97,
+                                              seed=seed + 777)
+            row["lds_drop3pct"], *ci = _ci(np.asarray(sd.scores, dtype=np.float64).reshape(-1))
+            row["lds_drop3pct_ci95"] = ci
+        if case.loo:
+            row["loo_correlation"] = loo_correlation(game, attr).mean
+        if "damping" in attr.extra:
+            row["damping"] = attr.extra["damping"]
+        out["methods"][label] = row
+        say(f"  {label}: LDS {m:.3f} [{lo:.3f}, {hi:.3f}] in {secs:.2f}s, peak {peak:.1f} MiB"
+            + (f", LOO corr {row['loo_correlation']:.4f}" if case.loo else "")
+            + (f", LDS(3% dropped) {row['lds_drop3pct']:.3f}" if case.small_drop else ""))
+    if case.flipped is not None:
+        out["mislabel_auc"] = _mislabel(case, data, names, seed, say)
+    return out
+
+
+def _zero_attr(game: Any) -> Any:
+    return game.attribution(torch.zeros(game.n_samples, 1, game.n_players), "zero")
+
+
+def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
+              say: Callable[[str], None]) -> dict[str, float]:
+    game = build_game(case.model, case.X, target=case.y, output="loss", players=data)
+    res = {}
+    for label in names:
+        params = dict(case.methods.get(label, {}))
+        method = params.pop("method", label)
+        if method in ("metagradient", "representer"):
+            continue
+        try:
+            attr = explain(case.model, case.X, method=method, target=case.y,
+                                   output="loss", players=data, seed=seed, **params)
+        except Exception as exc:
+            say(f"  mislabel {label}: {type(exc).__name__}: {exc}")
+            continue
+        auc = mislabel_auc(game, attr, ground_truth=case.flipped).extra["auc"]
+        res[label] = float(auc)
+        say(f"  mislabel_auc {label}: {auc:.3f}")
+    return res
+
+
+def run_data_suite(seed: int = 0, cases: list[str] | None = None, scale: str = "quick",
+                   methods: list[str] | None = None, workers: int = 1,
+                   bank_dir: str | None = None,
+                   log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Build and run every case of the data suite (or ``cases``).
+
+    ``bank_dir``: keep each case's retrain bank on disk under ``bank_dir/<case>-<seed>`` (a
+    rerun, or another script, then trains nothing twice).
+    """
+    out = []
+    for name in cases or list(DATA_CASES):
+        bank = None if bank_dir is None else os.path.join(bank_dir, f"{name}-{seed}-{scale}")
+        out.append(run_data_case(build_data_case(name, seed, scale), methods=methods, seed=seed,
+                                 workers=workers, bank=bank, log=log))
+    return out
+
+
+def format_data_results(results: list[dict[str, Any]]) -> str:
+    """A plain-text leaderboard: per case and method, LDS [95% interval], time, memory."""
+    lines = []
+    for r in results:
+        lines.append(f"== {r['case']}: {r['title']} ({r['n_subsets']} retrained subsets of half "
+                     f"the training set, {r['n_test']} test points)")
+        for name, row in r["methods"].items():
+            if "error" in row:
+                lines.append(f"  {name:<20} skipped: {row['error'][:90]}")
+                continue
+            lo, hi = row["lds_ci95"]
+            extra = "".join(
+                f"  {k}={row[k]:.4f}" for k in ("loo_correlation", "lds_drop3pct") if k in row)
+            lines.append(f"  {name:<20} LDS {row['lds']:.3f} [{lo:.3f}, {hi:.3f}]  "
+                         f"{row['seconds']:.2f}s  {row['peak_mib']:.0f} MiB{extra}")
+        for name, auc in r.get("mislabel_auc", {}).items():
+            lines.append(f"  mislabel_auc {name:<14} {auc:.3f}")
+    return "\n".join(lines)
+
+
+def cmd_data_suite(args: Any) -> int:
+    """``tribute bench --suite data``: run, print the leaderboard, write ``results.json``."""
+    import json
+    from pathlib import Path
+
+    scale = "tiny" if args.suite == "data-tiny" else "quick"
+    cases = [c for c in (args.cases or "").split(",") if c] or None
+    methods = [m for m in (args.methods or "").split(",") if m] or None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    results = run_data_suite(seed=args.seed, cases=cases, scale=scale, methods=methods,
+                             bank_dir=str(out / "banks"),
+                             log=None if args.quiet else (lambda s: print(s, flush=True)))
+    print(format_data_results(results))
+    path = out / "data_results.json"
+    path.write_text(json.dumps(results, indent=1, default=float))
+    print(f"wrote {path}")
+    print(f"total {time.perf_counter() - t0:.1f}s")
+    return 0

@@ -1,0 +1,572 @@
+"""Data games: players are training examples (or groups of them).
+
+``v(S)`` is the explained output, on each test point, of the model that ``fit`` trains on the
+subset ``S`` of the training set (fractional masks weight examples). Retraining is the ground
+truth, and through the retrain bank (:mod:`tribute.games.data_bank`) every estimator that only
+calls ``game.value`` works unchanged:
+
+==============================  ================================================================
+estimator on a data game        what it is called in data attribution
+==============================  ================================================================
+``feature_ablation``            leave-one-out retraining (exact)
+``exact_shapley``               data Shapley by enumeration (Ghorbani & Zou 2019), tiny n
+``permutation_shapley``         TMC-style data Shapley (without truncation)
+``kernel_shap``                 KernelSHAP on retrained models
+``banzhaf``                     Data Banzhaf with the MSR estimator (Wang & Jia 2023)
+``datamodels``                  datamodels (Ilyas et al. 2022): regression on random subsets
+==============================  ================================================================
+
+Gradient estimators (``grad_dot``, ``grad_cos``, ``tracin``, ``influence``, ``trak``,
+``representer``, ``metagradient``) approximate the same game without retraining, through the
+public gradient interface of :class:`DataGame` (per-example gradients in bounded blocks,
+Hessian-vector products of the training objective).
+
+**Explained output** (``output=``): ``"raw"`` (the default of :func:`tribute.explain`) means the
+*margin* ``log p_y / (1 - p_y)`` of the target class for classifiers (``z_y - logsumexp_{c != y}
+z_c``; ``(2y - 1) z`` for one binary logit) and the raw output for regression; ``"margin"`` says
+so explicitly; ``"logit"`` is the target class's logit; ``"loss"`` is the test loss (then a
+positive credit means the example *raises* the loss, i.e. hurts).
+
+**Sign and scale convention** (every estimator): ``phi_i`` approximates
+``v(all) - v(all without i)`` — the effect of *including* example ``i`` — so a positive credit
+means the example raises the explained output (a proponent), a negative one lowers it (an
+opponent). Gradient estimators use the first-order version of that difference; ``grad_dot`` /
+``tracin`` are the effect of one gradient step on the example with the given learning rate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, vmap
+
+from ..attribution import Layout
+from ..engine import Engine
+from ..errors import InputError, UnsupportedModelError
+from ..models import ModelAdapter, TorchModel, as_model
+from ..targets import Target, resolve_target
+from .base import Game
+from .data_bank import RetrainBank
+
+__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "TrainingData"]
+
+DATA_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
+DATA_OUTPUTS = ("raw", "margin", "logit", "loss")
+#: Bytes of per-example gradients held at once (``block x n_params`` float64) by default.
+GRAD_BUDGET_BYTES = 256 * 1024**2
+
+
+def _tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except Exception as exc:
+        raise InputError(f"{name} of type {type(x).__name__} is not array-like ({exc}).") from exc
+
+
+class TrainingData:
+    """Training examples as players; pass as ``players=`` to :func:`tribute.explain`.
+
+    Args:
+        X_train: training inputs, first axis = examples.
+        y_train: training labels (class indices, or targets for regression), same length.
+        fit: ``fit(X, y, *, seed, weights=None) -> torch.nn.Module``, deterministic for a seed;
+            needed by retraining estimators and metrics (``None``: gradient estimators only).
+            The reference trainers of :mod:`tribute.games.data_fits` fit this contract.
+        loss: the per-example training loss: ``"cross_entropy"`` (logits ``n x C``),
+            ``"binary_cross_entropy"`` (one logit) or ``"mse"`` (regression). default=None
+            (``fit.loss`` if it has one, else ``"cross_entropy"``).
+        checkpoints: models (or ``state_dict``\\ s) along the training run, optionally as
+            ``(model, learning_rate)`` pairs — used by ``tracin`` and ensembled by ``trak``.
+            default=None (the explained model alone, learning rate 1).
+        groups: one integer player id ``0..G-1`` per training example (players are blocks of
+            examples: classes, sources, duplicates). default=None (one player per example).
+        l2: the L2 penalty ``l2/2 ||theta||^2`` of the training objective (the influence
+            estimators' Hessian and ``representer``). default=None (``fit.l2`` or 0).
+        reduction: ``"sum"`` or ``"mean"`` of the weighted per-example losses in the training
+            objective. default=None (``fit.reduction`` or ``"mean"``).
+        bank: directory of the on-disk retrain bank (None: in memory). default=None.
+        seed: seed every retrained subset uses. default=0.
+        workers: worker processes for retraining independent subsets. default=1.
+
+    Example:
+        >>> data = tribute.TrainingData(X_train, y_train, fit=LogisticFit(10, l2=1.0))
+        >>> attr = tribute.explain(model, X_test, method="influence", target=y_test, players=data)
+        >>> attr.top(0, k=5)
+    """
+
+    def __init__(self, X_train: Any, y_train: Any, fit: Callable[..., torch.nn.Module] | None = None,
+                 *, loss: str | None = None, checkpoints: Sequence[Any] | None = None,
+                 groups: Any = None, l2: float | None = None, reduction: str | None = None,
+                 bank: str | os.PathLike[str] | None = None, seed: int = 0,
+                 workers: int = 1) -> None:
+        self.X = _tensor(X_train, "X_train")
+        self.y = _tensor(y_train, "y_train")
+        if self.X.ndim == 0 or self.X.shape[0] == 0:
+            raise InputError(f"X_train has shape {tuple(self.X.shape)}; it needs at least one example on its first axis.")
+        if self.y.ndim == 0 or self.y.shape[0] != self.X.shape[0]:
+            raise InputError(
+                f"X_train has {self.X.shape[0]} examples but y_train has shape "
+                f"{tuple(self.y.shape)}; give one label per training example."
+            )
+        if fit is not None and not callable(fit):
+            raise InputError(f"fit={fit!r} is not callable; pass fit(X, y, *, seed, weights=None) -> module.")
+        self.fit = fit
+        loss = loss if loss is not None else getattr(fit, "loss", "cross_entropy")
+        if loss not in DATA_LOSSES:
+            close = difflib.get_close_matches(str(loss), DATA_LOSSES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"loss={loss!r} is not one of {DATA_LOSSES}.{hint}")
+        self.loss = loss
+        if loss in ("cross_entropy", "binary_cross_entropy"):
+            if self.y.dtype.is_floating_point and not bool(torch.all(self.y == self.y.round())):
+                raise InputError(f"loss={loss!r} needs integer class labels in y_train; got {self.y[:5].tolist()}.")
+        self.l2 = float(l2 if l2 is not None else getattr(fit, "l2", 0.0))
+        if self.l2 < 0:
+            raise InputError(f"l2={self.l2} must be >= 0.")
+        red = reduction if reduction is not None else getattr(fit, "reduction", "mean")
+        if red not in ("sum", "mean"):
+            raise InputError(f"reduction={red!r} must be 'sum' or 'mean'.")
+        self.reduction = red
+        n = int(self.X.shape[0])
+        if groups is None:
+            self.groups = np.arange(n)
+            self.player_names = [f"example {i}" for i in range(n)]
+        else:
+            g = np.asarray(groups)
+            if g.shape != (n,) or not np.issubdtype(g.dtype, np.integer):
+                raise InputError(
+                    f"groups has shape {g.shape} and dtype {g.dtype}; give one integer player id "
+                    f"per training example (shape ({n},))."
+                )
+            ids = np.unique(g)
+            if ids[0] != 0 or ids[-1] != len(ids) - 1:
+                raise InputError(f"groups must use ids 0..G-1 with every id present; got ids {ids[:10].tolist()}...")
+            self.groups = g.astype(np.int64)
+            self.player_names = [f"group {i}" for i in range(len(ids))]
+        self.checkpoints = list(checkpoints) if checkpoints is not None else None
+        self.bank_path = bank
+        self.seed = int(seed)
+        self.workers = workers
+        self._bank: RetrainBank | None = None
+
+    @property
+    def n_train(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_players(self) -> int:
+        return len(self.player_names)
+
+    @property
+    def bank(self) -> RetrainBank:
+        """The retrain bank (created on first use; shared by every game of this object)."""
+        if self.fit is None:
+            raise InputError(
+                "this estimator retrains models, but TrainingData has no fit=...; pass "
+                "fit(X, y, *, seed, weights=None) -> module, or use a gradient estimator "
+                "('influence', 'trak', 'tracin', 'grad_dot', 'representer')."
+            )
+        if self._bank is None:
+            self._bank = RetrainBank(self.fit, self.X, self.y, path=self.bank_path, seed=self.seed,
+                                     workers=self.workers)
+        return self._bank
+
+    def example_masks(self, masks: np.ndarray) -> np.ndarray:
+        """Player masks ``K x players`` -> example masks ``K x n_train``."""
+        return np.asarray(masks, dtype=np.float64)[:, self.groups]
+
+    def __repr__(self) -> str:
+        return (f"TrainingData(n_train={self.n_train}, players={self.n_players}, loss={self.loss!r}, "
+                f"fit={self.fit!r})")
+
+    def make_game(self, model: ModelAdapter, inputs: Any, *, target: Any = None,
+                  output: str = "raw", batch_size: int | None = None,
+                  progress: bool | None = None, baseline: Any = 0.0,
+                  forward_args: Sequence[Any] | None = None,
+                  forward_kwargs: dict[str, Any] | None = None, **unknown: Any) -> DataGame:
+        """Build the :class:`DataGame` for test points ``inputs`` (called by ``tribute.explain``)."""
+        if unknown:
+            raise InputError(f"unexpected argument(s) {sorted(unknown)} for a data game.")
+        if forward_args or forward_kwargs:
+            raise InputError("data games take no forward_args/forward_kwargs (the model is called on X_test alone).")
+        adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
+        if not isinstance(adapter, TorchModel) or adapter.module is None:
+            raise UnsupportedModelError(
+                f"training-data players need the torch.nn.Module trained on all of X_train; got "
+                f"{type(adapter).__name__}."
+            )
+        return DataGame(self, adapter, inputs, target=target, output=output,
+                        batch_size=batch_size, progress=progress)
+
+
+class DataGame(Game):
+    """The data game of :class:`TrainingData` on test points (see the module docstring).
+
+    Values are ``batch x K x 1`` (one explained scalar per test point). Gradient estimators use
+    :meth:`test_grads`, :meth:`train_grads`, :meth:`hvp`, :meth:`hessian` and
+    :meth:`model_params`; retraining ones use :meth:`value` like on any game.
+    """
+
+    kind = "data"
+    player_kind = "example"
+    differentiable = False
+
+    def __init__(self, data: TrainingData, model: TorchModel, inputs: Any, *, target: Any = None,
+                 output: str = "raw", batch_size: int | None = None,
+                 progress: bool | None = None) -> None:
+        assert model.module is not None
+        self.data = data
+        self.module: torch.nn.Module = model.module
+        x = _tensor(inputs, "inputs")
+        framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise InputError(f"inputs (test points) have shape {tuple(x.shape)}; give a batch of test points.")
+        if tuple(x.shape[1:]) != tuple(data.X.shape[1:]):
+            raise InputError(
+                f"inputs have per-example shape {tuple(x.shape[1:])} but X_train has "
+                f"{tuple(data.X.shape[1:])}; test points must look like training examples."
+            )
+        if output not in DATA_OUTPUTS:
+            raise InputError(f"output={output!r} is not one of {DATA_OUTPUTS} for a data game.")
+        self.dtype = torch.float64
+        self.X_test = x.to(self.dtype) if x.dtype.is_floating_point else x
+        self.X_train = data.X.to(self.dtype) if data.X.dtype.is_floating_point else data.X
+        self.y_train = self._labels(data.y)
+        self._names = [n for n, p in self.module.named_parameters()]
+        self._buffers = {k: v.detach().to(self.dtype) if v.dtype.is_floating_point else v
+                         for k, v in self.module.named_buffers()}
+        self._base_params = {n: p.detach().to(self.dtype) for n, p in self.module.named_parameters()}
+        with torch.no_grad():
+            ref = self._forward(self._base_params, self.X_test)
+        self.classifier = data.loss != "mse"
+        if data.loss == "cross_entropy" and (ref.ndim != 2 or ref.shape[1] < 2):
+            raise InputError(
+                f"loss='cross_entropy' needs a model output of shape (n, classes>=2); got "
+                f"{tuple(ref.shape)}. Use loss='binary_cross_entropy' for one logit or 'mse'."
+            )
+        batch = int(x.shape[0])
+        if output == "logit" and not self.classifier:
+            raise InputError("output='logit' needs a classifier; for regression use output='raw' or 'loss'.")
+        self.output = "margin" if output == "raw" and self.classifier else output
+        if data.loss == "cross_entropy":
+            tgt = resolve_target(target, "raw", ref, batch)
+            if tgt.index is None or tgt.multi:
+                raise InputError(
+                    "a data game explains one scalar per test point: pass target=None, "
+                    "'predicted', an int, or one class index per test point (e.g. y_test)."
+                )
+            self.y_test = tgt.index[:, 0].cpu()
+        else:
+            if target is None or (isinstance(target, str) and target == "predicted"):
+                if self.output == "loss" and not self.classifier:
+                    raise InputError("output='loss' on a regression game needs target=y_test (the test targets).")
+                lab = (ref.reshape(-1) > 0).long() if self.classifier else ref.reshape(batch, -1)[:, 0]
+            else:
+                lab = _tensor(target, "target").reshape(-1)
+                if lab.numel() == 1:
+                    lab = lab.expand(batch)
+                if lab.shape[0] != batch:
+                    raise InputError(f"target has {lab.shape[0]} entries for {batch} test points; give one per test point.")
+            self.y_test = self._labels(lab)
+            tgt = Target(self.y_test.reshape(-1, 1).long() if self.classifier else None, None,
+                         "raw", False, [self.output])
+        engine = Engine(model, tgt, batch_size=batch_size, progress=progress)
+        layout = Layout(input_shapes=(tuple(x.shape[1:]),), dense=False, multi_target=False,
+                        framework=framework, device=str(x.device),
+                        dtype=str(x.dtype).replace("torch.", "") if x.dtype.is_floating_point else "float64")
+        super().__init__(engine, tgt, layout, list(data.player_names), batch)
+        self.n_grad_evals = 0
+
+    def _labels(self, y: torch.Tensor) -> torch.Tensor:
+        if self.data.loss == "mse":
+            return y.to(self.dtype)
+        return y.long()
+
+    # ----------------------------------------------------------- the outputs
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Raw model outputs on ``x`` under ``params`` (the explained model's buffers)."""
+        return self._forward(params, x)
+
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        out = functional_call(self.module, {**params, **self._buffers}, (x,))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        assert isinstance(out, torch.Tensor)
+        return out
+
+    def explained(self, out: torch.Tensor, y: torch.Tensor, output: str | None = None) -> torch.Tensor:
+        """Explained scalar per row from raw outputs ``rows x C`` and labels (see module doc)."""
+        which = output or self.output
+        if which == "loss":
+            return self.loss(out, y)
+        loss = self.data.loss
+        if loss == "mse" or which == "raw":
+            return out.reshape(out.shape[0], -1)[:, 0]
+        if loss == "binary_cross_entropy":
+            z = out.reshape(out.shape[0], -1)[:, 0]
+            return z if which == "logit" else (2 * y.to(z.dtype) - 1) * z
+        zy = out.gather(1, y.reshape(-1, 1)).reshape(-1)
+        if which == "logit":
+            return zy
+        other = out.scatter(1, y.reshape(-1, 1), float("-inf"))
+        return zy - torch.logsumexp(other, dim=1)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example training loss from raw outputs (``rows``)."""
+        if self.data.loss == "cross_entropy":
+            return torch.nn.functional.cross_entropy(out, y.reshape(-1), reduction="none")
+        z = out.reshape(out.shape[0], -1)[:, 0]
+        if self.data.loss == "binary_cross_entropy":
+            return torch.nn.functional.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
+        return 0.5 * (z - y.reshape(-1)) ** 2
+
+    # ------------------------------------------------------------ parameters
+    @property
+    def param_names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self._base_params.values())
+
+    def model_params(self, model: Any = None) -> dict[str, torch.Tensor]:
+        """Float64 parameters of the explained model, or of a checkpoint (module or state_dict)."""
+        if model is None:
+            return dict(self._base_params)
+        state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
+        out: dict[str, torch.Tensor] = {}
+        for n, p in self._base_params.items():
+            if n not in state or tuple(state[n].shape) != tuple(p.shape):
+                got = {k: tuple(v.shape) for k, v in list(state.items())[:4]}
+                raise InputError(
+                    f"checkpoint does not match the explained model's architecture: parameter "
+                    f"{n!r} of shape {tuple(p.shape)} is "
+                    f"{'missing' if n not in state else tuple(state[n].shape)} (checkpoint has "
+                    f"{got}...). Checkpoints must be states of the same architecture."
+                )
+            out[n] = torch.as_tensor(state[n]).detach().to(self.dtype)
+        return out
+
+    def checkpoints(self) -> list[tuple[dict[str, torch.Tensor], float]]:
+        """``(params, learning_rate)`` per checkpoint (the explained model with lr 1 if none)."""
+        cks = self.data.checkpoints
+        if not cks:
+            return [(self.model_params(), 1.0)]
+        out = []
+        for i, c in enumerate(cks):
+            model, lr = (c if isinstance(c, tuple) else (c, 1.0))
+            if not isinstance(lr, (int, float)) or lr <= 0:
+                raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a positive number.")
+            out.append((self.model_params(model), float(lr)))
+        return out
+
+    def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([params[n].reshape(-1) for n in self._names])
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, i = {}, 0
+        for n in self._names:
+            p = self._base_params[n]
+            out[n] = flat[i : i + p.numel()].reshape(p.shape)
+            i += p.numel()
+        return out
+
+    # ------------------------------------------------------------- gradients
+    def block_size(self, budget_bytes: int = GRAD_BUDGET_BYTES) -> int:
+        """Rows of per-example gradients per block so that ``block x n_params`` fits the budget."""
+        return max(1, int(budget_bytes // (8 * max(self.n_params, 1) * 3)))
+
+    def _per_example(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                     params: dict[str, torch.Tensor], X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        def one(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return fn(self._forward(p, x[None]), y[None])[0]
+
+        g = vmap(grad(one), in_dims=(None, 0, 0))(params, X, Y)
+        self.n_grad_evals += int(X.shape[0])
+        return torch.cat([g[n].reshape(X.shape[0], -1) for n in self._names], 1)
+
+    def test_grads(self, params: dict[str, torch.Tensor] | None = None,
+                   output: str | None = None) -> torch.Tensor:
+        """Gradients of the explained output of each test point, ``batch x n_params``."""
+        p = params if params is not None else self._base_params
+        return self._per_example(lambda o, y: self.explained(o, y, output), p, self.X_test, self.y_test)
+
+    def train_grads(self, params: dict[str, torch.Tensor] | None = None, what: str = "loss",
+                    block: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """Per-example gradients of the training examples in blocks: ``(start, rows x n_params)``.
+
+        ``what="loss"``: the training loss; ``"output"``: the model output the loss is a function
+        of (the margin of the example's label for classifiers, the raw output for regression).
+        """
+        p = params if params is not None else self._base_params
+        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+        if what == "loss":
+            fn = self.loss
+        elif what == "output":
+            fn = lambda o, y: self.explained(o, y, "margin" if self.classifier else "raw")  # noqa: E731
+        else:
+            raise InputError(f"what={what!r} must be 'loss' or 'output'.")
+        b = block or self.block_size()
+        n = int(self.X_train.shape[0])
+        for s in range(0, n, b):
+            yield s, self._per_example(fn, p, self.X_train[s : s + b], self.y_train[s : s + b])
+
+    def train_jacobians(self, params: dict[str, torch.Tensor] | None = None,
+                        block: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """Per-example Jacobians of the raw outputs, in blocks: ``(start, rows x C x n_params)``."""
+        p = params if params is not None else self._base_params
+        C = int(self.train_outputs(p).reshape(self.data.n_train, -1).shape[1])
+        b = max(1, (block or self.block_size()) // C)
+        n = int(self.X_train.shape[0])
+
+        def one(q: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return self._forward(q, x[None]).reshape(-1)
+
+        for s in range(0, n, b):
+            X = self.X_train[s : s + b]
+            J = vmap(torch.func.jacrev(one), in_dims=(None, 0))(p, X)
+            self.n_grad_evals += int(X.shape[0]) * C
+            yield s, torch.cat([J[nm].reshape(X.shape[0], C, -1) for nm in self._names], 2)
+
+    def loss_output_derivatives(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """First and second derivatives of the loss w.r.t. the raw outputs: ``rows x C``, ``rows x C x C``."""
+        if self.data.loss == "cross_entropy":
+            pr = torch.softmax(out, 1)
+            r = pr - torch.nn.functional.one_hot(y.reshape(-1), pr.shape[1]).to(pr.dtype)
+            return r, torch.diag_embed(pr) - pr[:, :, None] * pr[:, None, :]
+        z = out.reshape(out.shape[0], -1)[:, :1]
+        if self.data.loss == "binary_cross_entropy":
+            sg = torch.sigmoid(z)
+            return sg - y.reshape(-1, 1).to(z.dtype), (sg * (1 - sg))[:, :, None]
+        return z - y.reshape(-1, 1), torch.ones(z.shape[0], 1, 1, dtype=z.dtype)
+
+    def train_outputs(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Raw model outputs on the training set (``n_train x C``)."""
+        p = params if params is not None else self._base_params
+        with torch.no_grad():
+            return self._forward(p, self.X_train)
+
+    def test_outputs(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Explained outputs of the test points (``batch``) under ``params``."""
+        p = params if params is not None else self._base_params
+        with torch.no_grad():
+            return self.explained(self._forward(p, self.X_test), self.y_test)
+
+    def count_pass(self) -> None:
+        """Count one gradient-estimator pass as one evaluation per input (``n_evals``)."""
+        self.n_evals += 1
+
+    @property
+    def removal_scale(self) -> float:
+        """Weight change of one example in the training objective (1 for sums, 1/n for means)."""
+        return 1.0 if self.data.reduction == "sum" else 1.0 / self.data.n_train
+
+    def objective(self, flat: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """Training objective at flat parameters (the loss part restricted to ``rows``).
+
+        ``reduce_i loss_i + l2/2 ||theta||^2`` with the regulariser added only when
+        ``rows`` is None or starts at 0, so that block sums give the full objective.
+        """
+        r = rows or slice(0, None)
+        X, Y = self.X_train[r], self.y_train[r]
+        out = self._forward(self.unflatten(flat), X)
+        val = self.loss(out, Y).sum() * self.removal_scale
+        if r.start in (None, 0):
+            val = val + 0.5 * self.data.l2 * (flat * flat).sum()
+        return val
+
+    def _row_blocks(self) -> list[slice]:
+        n = int(self.X_train.shape[0])
+        b = max(1, min(n, self.block_size() * 4))
+        return [slice(s, s + b) for s in range(0, n, b)]
+
+    def hessian(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Hessian of the training objective, ``n_params x n_params`` (float64)."""
+        flat = self.flatten(params if params is not None else self._base_params)
+        P = flat.numel()
+        H = torch.zeros(P, P, dtype=self.dtype)
+        # reverse-over-reverse, GRAD_BUDGET_BYTES / 8 floats of per-row work per chunk of rows of H
+        n = int(self.X_train.shape[0])
+        chunk = max(1, min(P, GRAD_BUDGET_BYTES // (8 * 64 * max(n, 1))))
+        for r in self._row_blocks():
+            def obj(f: torch.Tensor, r: slice = r) -> torch.Tensor:
+                return self.objective(f, r)
+
+            H += torch.func.jacrev(grad(obj), chunk_size=chunk)(flat)
+        self.n_grad_evals += int(self.X_train.shape[0]) * 2
+        return H
+
+    def hvp(self, V: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Hessian of the training objective times ``V`` (``n_params x m``)."""
+        flat = self.flatten(params if params is not None else self._base_params)
+        out = torch.zeros_like(V)
+        for r in self._row_blocks():
+            g = grad(lambda f, r=r: self.objective(f, r))
+
+            def one(v: torch.Tensor, g: Callable[..., torch.Tensor] = g) -> torch.Tensor:
+                out: torch.Tensor = torch.func.jvp(g, (flat,), (v,))[1]
+                return out
+
+            out += vmap(one, in_dims=1, out_dims=1)(V)
+        self.n_grad_evals += int(self.X_train.shape[0]) * 2
+        return out
+
+    def to_players(self, scores: torch.Tensor) -> torch.Tensor:
+        """Sum example-level credits ``batch x n_train`` into player credits ``batch x players``."""
+        g = torch.as_tensor(self.data.groups, dtype=torch.long)
+        if self.data.n_players == self.data.n_train and bool(torch.all(g == torch.arange(len(g)))):
+            return scores
+        out = torch.zeros(scores.shape[0], self.data.n_players, dtype=scores.dtype)
+        return out.index_add_(1, g, scores)
+
+    # ---------------------------------------------------------------- values
+    def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        m = masks.detach().cpu().double().numpy()
+        B = self.n_samples
+        flat_masks = m if shared else m.reshape(-1, m.shape[-1])
+        ex = self.data.example_masks(flat_masks)
+        bank = self.data.bank
+        P = bank.params(ex)
+        self._check_spec(bank)
+        vals = torch.empty(len(P), B, dtype=torch.float64)
+        with torch.no_grad():
+            for k in range(len(P)):
+                state = self._state_from_flat(bank, P[k])
+                out = functional_call(self.module, state, (self.X_test,))
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+                vals[k] = self.explained(out.to(self.dtype), self.y_test)
+        self.engine.n_rows += len(P) * B
+        if shared:
+            return vals.T[:, :, None].contiguous()
+        K = m.shape[1]
+        v = vals.reshape(B, K, B)
+        idx = torch.arange(B)
+        return v[idx, :, idx][:, :, None].contiguous()
+
+    def _check_spec(self, bank: RetrainBank) -> None:
+        spec = bank.spec or []
+        state = {k: tuple(v.shape) for k, v in self.module.state_dict().items() if v.dtype.is_floating_point}
+        mine = [(k, s) for k, s in state.items()]
+        if mine != list(spec):
+            raise InputError(
+                f"fit returns models with state {list(spec)[:4]}... but the explained model has "
+                f"{mine[:4]}...; pass the model trained by the same fit on all of X_train."
+            )
+
+    def _state_from_flat(self, bank: RetrainBank, flat: np.ndarray) -> dict[str, torch.Tensor]:
+        out, i = {}, 0
+        assert bank.spec is not None
+        t = torch.as_tensor(flat, dtype=self.dtype)
+        for k, shape in bank.spec:
+            size = int(np.prod(shape, dtype=np.int64))
+            out[k] = t[i : i + size].reshape(shape)
+            i += size
+        return out

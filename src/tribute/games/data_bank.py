@@ -1,0 +1,326 @@
+"""The retrain bank: models trained on subsets of the training set, once, on disk.
+
+Retraining is the ground truth of data attribution and an estimator in its own right
+(leave-one-out, datamodels, data Shapley/Banzhaf, the LDS metric). Every one of them asks for
+``v(S)`` on some subsets ``S``; the bank trains each distinct subset once and keeps it:
+
+* a subset is a mask over training examples (0/1, or fractional example weights);
+* its model is ``fit(X[S], y[S], seed=seed, weights=w[S])`` — one seed for every subset
+  (common random numbers: two subsets differ only in their data), so a subset's result depends
+  on nothing but the subset, never on order, timing or worker;
+* what is stored is the trained model's flattened ``state_dict`` (float64); outputs on any test
+  points are recomputed from it in one cheap forward pass, so one bank serves every test set;
+* finished subsets are written in atomic ``.npz`` shards (temp file + rename) next to a
+  ``manifest.json`` holding fingerprints of the data, of ``fit`` and of the seed. Reopening a
+  directory whose fingerprints differ is refused (nothing is deleted); an interrupted run
+  resumes and trains only what is missing;
+* independent subsets train in worker processes (``workers=N``, spawn context). A training job
+  is the pure function :func:`fit_subset` of ``(fit, X, y, mask, seed)`` — the unit a Ray task
+  would run.
+
+``fit`` must be deterministic for a seed: the first subset the bank trains is trained twice and
+compared (:class:`~tribute.errors.InputError` if the two differ).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+__all__ = ["RetrainBank", "fit_fingerprint", "fit_subset"]
+
+_FORMAT = "tribute.retrain_bank/1"
+FitFn = Callable[..., torch.nn.Module]
+
+
+def fit_fingerprint(fit: Any) -> str:
+    """A stable fingerprint of a ``fit`` callable: its qualified name, source and ``repr``.
+
+    Frozen dataclass trainers (``tribute.games.data_fits``) fingerprint by their field values;
+    plain functions by their source code.
+    """
+    parts = [getattr(fit, "__module__", "") or "", getattr(fit, "__qualname__", type(fit).__qualname__)]
+    target = fit if inspect.isfunction(fit) or inspect.ismethod(fit) else type(fit)
+    try:
+        parts.append(inspect.getsource(target))
+    except (OSError, TypeError):
+        pass
+    if not inspect.isfunction(fit):
+        parts.append(repr(fit))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def data_fingerprint(X: torch.Tensor, y: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in (X, y):
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def mask_key(mask: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(mask, dtype=np.float64).tobytes()).hexdigest()[:24]
+
+
+def flatten_state(module: torch.nn.Module) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...]]]]:
+    """A module's floating-point ``state_dict`` as one float64 vector plus its (name, shape) list."""
+    items = [(k, v) for k, v in module.state_dict().items() if v.dtype.is_floating_point]
+    spec = [(k, tuple(int(d) for d in v.shape)) for k, v in items]
+    flat = (np.concatenate([v.detach().cpu().double().reshape(-1).numpy() for _, v in items])
+            if items else np.zeros(0))
+    return flat, spec
+
+
+def fit_subset(fit: FitFn, X: torch.Tensor, y: torch.Tensor, mask: np.ndarray,
+               seed: int) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...]]]]:
+    """Train ``fit`` on the examples kept by ``mask`` (weights where fractional).
+
+    A pure function of its arguments: the unit of work of a worker process or a Ray task.
+    Training runs single-threaded (restored afterwards): parallelism is across subsets, small
+    models train fastest that way, and the result is bitwise the same in every process.
+    Returns the trained model's flattened float64 state and its (name, shape) spec.
+    """
+    keep = np.flatnonzero(mask > 0)
+    w = mask[keep]
+    weights = None if np.all(w == 1.0) else torch.as_tensor(w, dtype=torch.float64)
+    idx = torch.as_tensor(keep, dtype=torch.long)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bitwise the same result in this process and in workers
+    try:
+        model = fit(X[idx], y[idx], seed=seed, weights=weights)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(
+            f"fit raised {type(exc).__name__}: {exc} while training on a subset of {len(keep)} "
+            f"of {len(mask)} examples (seed={seed}). fit(X, y, *, seed, weights=None) must accept "
+            "any subset, including an empty one (return the untrained model)."
+        ) from exc
+    finally:
+        torch.set_num_threads(threads)
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"fit returned {type(model).__name__}; it must return a trained torch.nn.Module.")
+    return flatten_state(model)
+
+
+# ------------------------------------------------------------------ worker side
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(fit: FitFn, X: torch.Tensor, y: torch.Tensor, seed: int) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(fit=fit, X=X, y=y, seed=seed)
+
+
+def _worker_job(key: str, mask: np.ndarray) -> tuple[str, np.ndarray, list[tuple[str, tuple[int, ...]]]]:
+    flat, spec = fit_subset(_WORKER["fit"], _WORKER["X"], _WORKER["y"], mask, _WORKER["seed"])
+    return key, flat, spec
+
+
+class RetrainBank:
+    """Models trained on subsets of ``(X, y)`` by ``fit``, each subset once (see the module doc).
+
+    Args:
+        fit: ``fit(X, y, *, seed, weights=None) -> torch.nn.Module``, deterministic for a seed.
+            With ``workers > 1`` it must be picklable (a module-level function or a dataclass).
+        X, y: the training set (tensors, first axis = examples).
+        path: directory of the on-disk bank; None keeps everything in memory.
+        seed: the seed every subset is trained with. default=0.
+        workers: worker processes for independent subsets (1: train in this process).
+        shard_size: finished subsets per shard file (the resume granularity). default=16.
+        check_determinism: train the first subset twice and compare. default=True.
+    """
+
+    def __init__(self, fit: FitFn, X: torch.Tensor, y: torch.Tensor, *,
+                 path: str | os.PathLike[str] | None = None, seed: int = 0, workers: int = 1,
+                 shard_size: int = 16, check_determinism: bool = True) -> None:
+        if not callable(fit):
+            raise InputError(f"fit={fit!r} is not callable; pass fit(X, y, *, seed, weights=None) -> module.")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers={workers!r} must be a positive int (worker processes).")
+        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+            raise InputError(f"shard_size={shard_size!r} must be a positive int.")
+        self.fit = fit
+        self.X, self.y = X, y
+        self.n = int(X.shape[0])
+        self.seed = int(seed)
+        self.workers = workers
+        self.shard_size = shard_size
+        self.check_determinism = check_determinism
+        self.fingerprints = {"data": data_fingerprint(X, y), "fit": fit_fingerprint(fit),
+                             "seed": str(self.seed), "n_train": str(self.n)}
+        self.path = None if path is None else Path(path)
+        self._params: dict[str, np.ndarray] = {}
+        self._masks: dict[str, np.ndarray] = {}
+        self.spec: list[tuple[str, tuple[int, ...]]] | None = None
+        self.n_trained = 0  # fits run by this object (not loaded from disk)
+        self._deterministic_checked = False
+        if self.path is not None:
+            self._open()
+
+    # ------------------------------------------------------------------ disk
+    def _open(self) -> None:
+        assert self.path is not None
+        self.path.mkdir(parents=True, exist_ok=True)
+        man = self.path / "manifest.json"
+        if man.exists():
+            stored = json.loads(man.read_text())
+            if stored.get("format") != _FORMAT:
+                raise InputError(f"{man} is not a tribute retrain bank manifest (format {stored.get('format')!r}).")
+            diff = [k for k, v in self.fingerprints.items() if stored.get("fingerprints", {}).get(k) != v]
+            if diff:
+                raise InputError(
+                    f"retrain bank at {self.path} was built with a different {', '.join(diff)} "
+                    f"(stored fingerprints {stored.get('fingerprints')}, now {self.fingerprints}). "
+                    "Its stored subsets were kept untouched; use another bank path for the new "
+                    "fit/data/seed, or delete that directory to rebuild it."
+                )
+            self.spec = [(k, tuple(s)) for k, s in stored["spec"]] if stored.get("spec") else None
+            self._deterministic_checked = bool(stored.get("determinism_checked", False))
+            for shard in sorted(self.path.glob("shard-*.npz")):
+                with np.load(shard, allow_pickle=False) as z:
+                    for key, m, p in zip(z["keys"], z["masks"], z["params"]):
+                        self._params[str(key)] = p
+                        self._masks[str(key)] = m
+        else:
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        if self.path is None:
+            return
+        body = {"format": _FORMAT, "fingerprints": self.fingerprints,
+                "spec": [[k, list(s)] for k, s in self.spec] if self.spec else None,
+                "determinism_checked": self._deterministic_checked}
+        _atomic_write(self.path / "manifest.json", json.dumps(body, indent=1).encode())
+
+    def _write_shard(self, keys: list[str]) -> None:
+        if self.path is None or not keys:
+            return
+        name = "shard-" + hashlib.sha1("".join(sorted(keys)).encode()).hexdigest()[:16] + ".npz"
+        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, keys=np.array(keys), masks=np.stack([self._masks[k] for k in keys]),
+                         params=np.stack([self._params[k] for k in keys]))
+            os.replace(tmp, self.path / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # ---------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, mask: np.ndarray) -> bool:
+        return mask_key(np.asarray(mask, dtype=np.float64)) in self._params
+
+    def stored_masks(self) -> np.ndarray:
+        """All stored subsets, ``subsets x n_train`` float64 (insertion order)."""
+        return np.stack(list(self._masks.values())) if self._masks else np.zeros((0, self.n))
+
+    def params(self, masks: np.ndarray) -> np.ndarray:
+        """Flattened trained parameters for each mask (``K x n_train``), training what is missing.
+
+        Returns ``K x n_params`` float64.
+        """
+        m = np.asarray(masks, dtype=np.float64)
+        if m.ndim != 2 or m.shape[1] != self.n:
+            raise InputError(f"masks has shape {m.shape}; expected (subsets, {self.n}).")
+        if np.any(m < 0):
+            raise InputError("masks must be >= 0 (0 drops an example; other values weight it).")
+        keys = [mask_key(r) for r in m]
+        missing: dict[str, np.ndarray] = {}
+        for k, r in zip(keys, m):
+            if k not in self._params and k not in missing:
+                missing[k] = r
+        if missing:
+            self._train(missing)
+        return np.stack([self._params[k] for k in keys])
+
+    def _store(self, key: str, mask: np.ndarray, flat: np.ndarray,
+               spec: list[tuple[str, tuple[int, ...]]]) -> None:
+        if self.spec is None:
+            self.spec = spec
+            self._write_manifest()
+        elif spec != self.spec:
+            raise InputError(
+                f"fit returned a model whose state has entries {spec[:4]}... but earlier subsets "
+                f"had {self.spec[:4]}...; fit must return the same architecture for every subset."
+            )
+        self._params[key] = flat
+        self._masks[key] = mask
+        self.n_trained += 1
+
+    def _train(self, missing: dict[str, np.ndarray]) -> None:
+        todo = list(missing.items())
+        if self.check_determinism and not self._deterministic_checked:
+            key, mask = todo.pop(0)
+            a, spec = fit_subset(self.fit, self.X, self.y, mask, self.seed)
+            b, _ = fit_subset(self.fit, self.X, self.y, mask, self.seed)
+            if a.shape != b.shape or not np.allclose(a, b, rtol=1e-6, atol=1e-9):
+                gap = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("nan")
+                raise InputError(
+                    f"fit is not deterministic for seed={self.seed}: two fits of the same subset "
+                    f"of {int((mask > 0).sum())} examples differ (max parameter difference "
+                    f"{gap:.3g}). Seed every random choice inside fit from its `seed` argument "
+                    "(torch.Generator().manual_seed(seed)), avoid global RNG state."
+                )
+            self._deterministic_checked = True
+            self._store(key, mask, a, spec)
+            self._write_shard([key])
+            self._write_manifest()
+        pending: list[str] = []
+        for key, flat, spec in self._run(todo):
+            self._store(key, missing[key], flat, spec)
+            pending.append(key)
+            if len(pending) >= self.shard_size:
+                self._write_shard(pending)
+                pending = []
+        self._write_shard(pending)
+
+    def _run(self, todo: list[tuple[str, np.ndarray]]) -> Iterator[
+            tuple[str, np.ndarray, list[tuple[str, tuple[int, ...]]]]]:
+        if not todo:
+            return
+        if self.workers == 1 or len(todo) == 1:
+            for key, mask in todo:
+                flat, spec = fit_subset(self.fit, self.X, self.y, mask, self.seed)
+                yield key, flat, spec
+            return
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(todo)), mp_context=ctx,
+                                 initializer=_init_worker,
+                                 initargs=(self.fit, self.X, self.y, self.seed)) as pool:
+            futures = [pool.submit(_worker_job, key, mask) for key, mask in todo]
+            try:
+                for fut in as_completed(futures):
+                    yield fut.result()
+            finally:
+                for f in futures:
+                    f.cancel()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,167 @@
+"""Gradient-similarity data estimators: ``grad_dot``, ``grad_cos``, ``tracin``, ``representer``.
+
+All follow the data-game sign convention (:mod:`tribute.games.data`): a positive credit means
+including the training example raises the explained output.
+
+* ``grad_dot``: ``phi_bi = -lr <grad v_b, grad loss_i>`` — the first-order change of ``v_b``
+  from one gradient step of size ``lr`` on example ``i`` (Charpiat et al. 2019).
+* ``grad_cos``: the cosine of the same two gradients, negated (scale-free).
+* ``tracin``: TracInCP, ``sum_k lr_k * (-<grad v_b(theta_k), grad loss_i(theta_k)>)`` over the
+  checkpoints of the training run (Pruthi et al. 2020).
+* ``representer``: representer points of the last linear layer (Yeh et al. 2018). At a
+  stationary point of ``reduce_i loss_i + l2/2 ||theta||^2`` the last layer's parameters are
+  ``W = -(s / l2) sum_i grad_W loss_i`` (``s`` = 1 for sums, 1/n for means), so the last
+  layer's contribution ``<grad_W v_b, W>`` splits exactly into
+  ``phi_bi = -(s / l2) <grad_W v_b, grad_W loss_i>``; with ``output="logit"`` and a purely
+  linear model the credits sum to the test logit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError, UnsupportedModelError
+from ..games.base import Game
+from ..games.data import DataGame
+from .base import Method, Tags, register
+from .data_common import as_data_game, stream_scores
+
+__all__ = ["GradCos", "GradDot", "Representer", "TracIn"]
+
+_TAGS = Tags(family="data_gradient", needs_baseline=False, games=("data",))
+
+
+def _finish(game: DataGame, method: Method, phi: torch.Tensor, extra: dict[str, object] | None = None) -> Attribution:
+    vals = game.to_players(phi)[:, None, :]
+    game.count_pass()
+    return game.attribution(vals, method.name, method.get_params(),
+                            extra={"n_grad_evals": game.n_grad_evals, **(extra or {})})
+
+
+@register
+class GradDot(Method):
+    """Gradient dot product: ``phi_bi = -lr <grad v_b, grad loss_i>`` at the trained model.
+
+    Args:
+        lr: learning rate of the one-step reading (a pure scale). default=1.0.
+
+    Reference: Charpiat, Girard, Felardos & Tarabalka (2019), "Input Similarity from the Neural
+    Network Perspective" (NeurIPS).
+    """
+
+    name = "grad_dot"
+    tags = _TAGS
+    paper = "Charpiat et al. (2019), Input Similarity from the Neural Network Perspective"
+
+    def __init__(self, lr: float = 1.0) -> None:
+        self.lr = lr
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        g = as_data_game(game, self.name)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
+            raise InputError(f"grad_dot: lr={self.lr!r} must be a positive number.")
+        p = g.model_params()
+        phi = -float(self.lr) * stream_scores(g, p, g.test_grads(p))
+        return _finish(g, self, phi)
+
+
+@register
+class GradCos(Method):
+    """Gradient cosine: ``phi_bi = -cos(grad v_b, grad loss_i)`` at the trained model.
+
+    Scale-free (every credit in [-1, 1]), so examples with large gradients (outliers,
+    mislabelled points) do not dominate.
+
+    Reference: Charpiat et al. (2019), "Input Similarity from the Neural Network Perspective".
+    """
+
+    name = "grad_cos"
+    tags = _TAGS
+    paper = "Charpiat et al. (2019), Input Similarity from the Neural Network Perspective"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        g = as_data_game(game, self.name)
+        p = g.model_params()
+        U = g.test_grads(p)
+        U = U / U.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        phi = -stream_scores(g, p, U, normalize_train=True)
+        return _finish(g, self, phi)
+
+
+@register
+class TracIn(Method):
+    """TracInCP: gradient dot products summed over training checkpoints with their learning rates.
+
+    ``phi_bi = sum_k lr_k * (-<grad v_b(theta_k), grad loss_i(theta_k)>)``; checkpoints come
+    from ``TrainingData(checkpoints=[(model_k, lr_k), ...])`` (the explained model with lr 1
+    if none are given, which is ``grad_dot``).
+
+    Reference: Pruthi, Liu, Kale & Sundararajan (2020), "Estimating Training Data Influence by
+    Tracing Gradient Descent" (NeurIPS).
+    """
+
+    name = "tracin"
+    tags = _TAGS
+    paper = "Pruthi et al. (2020), Estimating Training Data Influence by Tracing Gradient Descent"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        g = as_data_game(game, self.name)
+        cks = g.checkpoints()
+        phi = torch.zeros(g.n_samples, g.data.n_train, dtype=torch.float64)
+        for params, lr in cks:
+            phi -= lr * stream_scores(g, params, g.test_grads(params))
+        return _finish(g, self, phi, {"n_checkpoints": len(cks)})
+
+
+def last_linear(game: DataGame) -> list[str]:
+    """Parameter names of the last ``nn.Linear`` module of the explained model."""
+    last = None
+    for name, mod in game.module.named_modules():
+        if isinstance(mod, torch.nn.Linear):
+            last = name
+    if last is None:
+        raise UnsupportedModelError(
+            "representer: the model has no torch.nn.Linear layer; representer points are "
+            "defined for a last linear layer."
+        )
+    prefix = f"{last}." if last else ""
+    return [n for n in game.param_names if n.startswith(prefix) and "." not in n[len(prefix):]]
+
+
+@register
+class Representer(Method):
+    """Representer points of the last linear layer: ``-(s / l2) <grad_W v_b, grad_W loss_i>``.
+
+    Needs the training objective's ``l2 > 0`` (``TrainingData(l2=...)`` or ``fit.l2``): the
+    representer theorem holds at a stationary point of the L2-regularised objective. Exact
+    (credits sum to the last layer's contribution) when the model was trained to convergence.
+
+    Reference: Yeh, Kim, Yen & Ravikumar (2018), "Representer Point Selection for Explaining
+    Deep Neural Networks" (NeurIPS).
+    """
+
+    name = "representer"
+    tags = _TAGS
+    paper = "Yeh et al. (2018), Representer Point Selection for Explaining Deep Neural Networks"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        g = as_data_game(game, self.name)
+        if g.data.l2 <= 0:
+            raise InputError(
+                "representer needs the training objective's L2 penalty: pass "
+                "TrainingData(..., l2=<weight decay used by fit>) (> 0)."
+            )
+        names = last_linear(g)
+        cols = []
+        i = 0
+        for n in g.param_names:
+            size = g.model_params()[n].numel()
+            if n in names:
+                cols.append(torch.arange(i, i + size))
+            i += size
+        idx = torch.cat(cols)
+        p = g.model_params()
+        U = g.test_grads(p)[:, idx]
+        phi = -(g.removal_scale / g.data.l2) * stream_scores(g, p, U, transform=lambda G: G[:, idx])
+        return _finish(g, self, phi, {"layer_params": names})

@@ -1,0 +1,100 @@
+"""Datamodels: regress retrained outputs on random training subsets (Ilyas et al. 2022).
+
+Draw ``budget`` subsets ``S_k`` that keep each player independently with probability
+``subset_fraction`` (independent draws rather than fixed-size subsets: with a fixed size the
+weights are identified only up to a common constant, which the intercept absorbs), obtain ``v(S_k)`` from the game (on a data game: models retrained on
+``S_k``, through the retrain bank, so subsets are trained once and shared with every other
+retraining-based estimator and metric), and fit the linear datamodel
+
+    v(S) ~ c + sum_{i in S} phi_i
+
+per test point by ridge (``penalty="ridge"``) or the lasso (``"lasso"``, the paper's choice).
+``phi_i`` is the datamodel weight of player ``i``: the change in the output from including it,
+averaged over subsets of that size — the same sign and scale convention as leave-one-out.
+
+The subsets are drawn from a generator seeded by ``(seed, "datamodels")``, a different stream
+from the LDS metric's, so the metric scores datamodels on subsets they were not fitted to.
+
+Registered for data games (on feature games ``lime``/``kernel_shap`` cover the same idea).
+
+Reference: Ilyas, Park, Engstrom, Leclerc & Madry (2022), "Datamodels: Predicting Predictions
+from Training Data" (ICML).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+from .base import Method, Tags, register
+from .lime import weighted_lasso, weighted_ridge
+
+__all__ = ["Datamodels", "datamodel_subsets"]
+
+
+def datamodel_subsets(n: int, fraction: float, count: int, seed: int) -> torch.Tensor:
+    """``count x n`` binary masks keeping each player with probability ``fraction``."""
+    g = torch.Generator().manual_seed((int(seed) * 1_000_003 + zlib.crc32(b"datamodels")) % 2**63)
+    return (torch.rand(count, n, generator=g, dtype=torch.float64) < fraction).to(torch.float64)
+
+
+@register
+class Datamodels(Method):
+    """Datamodels: a (ridge or lasso) linear regression of ``v(S)`` on random subset masks.
+
+    Args:
+        subset_fraction: probability that a subset keeps a player, in (0, 1). default=0.5.
+        penalty: ``"ridge"`` or ``"lasso"``. default="ridge".
+        alpha: regularisation strength (scikit-learn's ``Ridge``/``Lasso`` ``alpha``).
+            default=1e-3.
+
+    The budget is the number of subsets (retrained models on a data game); default ``4 n``
+    (at least 100).
+
+    Reference: Ilyas et al. (2022), "Datamodels: Predicting Predictions from Training Data".
+    """
+
+    name = "datamodels"
+    tags = Tags(family="surrogate", stochastic=True, budgeted=True, needs_baseline=False,
+                games=("data",))
+    paper = "Ilyas et al. (2022), Datamodels: Predicting Predictions from Training Data"
+
+    def __init__(self, subset_fraction: float = 0.5, penalty: str = "ridge", alpha: float = 1e-3) -> None:
+        self.subset_fraction = subset_fraction
+        self.penalty = penalty
+        self.alpha = alpha
+
+    def min_budget(self, game: Game) -> int:
+        return 3
+
+    def default_budget(self, game: Game) -> int:
+        return max(100, 4 * game.n_players)
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        fr = self.subset_fraction
+        if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not 0 < fr < 1:
+            raise InputError(f"datamodels: subset_fraction={fr!r} must be a number in (0, 1).")
+        if self.penalty not in ("ridge", "lasso"):
+            raise InputError(f"datamodels: penalty={self.penalty!r} must be 'ridge' or 'lasso'.")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or self.alpha < 0:
+            raise InputError(f"datamodels: alpha={self.alpha!r} must be a number >= 0.")
+        n = game.n_players
+        k = budget if budget is not None else self.default_budget(game)
+        masks = datamodel_subsets(n, float(fr), k, seed)
+        v = game.value(masks)  # B x K x T
+        B, _, T = v.shape
+        y = v.permute(1, 0, 2).reshape(k, B * T)
+        w = torch.ones(k, dtype=torch.float64)
+        if self.penalty == "ridge":
+            beta, _, se = weighted_ridge(masks, y, w, float(self.alpha))
+        else:
+            beta, _ = weighted_lasso(masks, y, w, float(self.alpha))
+            se = torch.full_like(beta, float("nan"))
+        phi = beta.T.reshape(B, T, n)
+        stderr = se.T.reshape(B, T, n)
+        return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
+                                extra={"n_subsets": int(k)})

@@ -1,0 +1,138 @@
+"""TRAK: attributing with random projections of per-example gradients (Park et al. 2023).
+
+For each model ``m`` of an ensemble (the checkpoints of ``TrainingData``, or the explained
+model alone), with a random projection ``R`` (``n_params x k``, i.i.d. ``N(0, 1/k)`` entries,
+so inner products are preserved in expectation — Johnson–Lindenstrauss):
+
+* ``Phi = [R^T grad f_i]`` — projected gradients of the training *outputs* (the margin
+  ``log p / (1 - p)`` of the example's label for classifiers, the raw output for regression);
+* ``Psi = [R^T (-grad loss_i)]`` — the out-to-loss term: for cross-entropy
+  ``-grad loss_i = (1 - p_i) grad f_i``, TRAK's ``Q`` matrix; for squared error the residual;
+* ``phi_t = R^T grad v_t`` for each test point;
+
+and the score is ``tau(t, i) = phi_t^T (Phi^T Phi + lambda I)^-1 Psi_i``, averaged over the
+ensemble. This is the influence function of the model linearised around ``m`` with the
+Gauss–Newton Hessian ``Phi^T Phi`` (unit output curvature), hence the same sign convention:
+positive = including ``i`` raises ``v_t``.
+
+**Singular kernels.** ``Phi^T Phi`` has rank at most ``n_train``: when ``k >= n_train`` it is
+singular and the unregularised system returns noise. ``trak`` refuses that case unless
+``regularization > 0`` is given.
+
+The projection is generated in blocks of parameter rows from the seed (never the whole
+``n_params x k`` matrix when that exceeds the gradient memory budget), in plain PyTorch on CPU.
+
+Reference: Park, Georgiev, Ilyas, Leclerc & Madry (2023), "TRAK: Attributing Model Behavior at
+Scale" (ICML).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..games.base import Game
+from ..games.data import GRAD_BUDGET_BYTES
+from .base import Method, Tags, register
+from .data_common import as_data_game
+
+__all__ = ["Trak", "make_projector"]
+
+
+def make_projector(n_params: int, k: int, seed: int,
+                   budget_bytes: int = GRAD_BUDGET_BYTES) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``G (rows x n_params) -> G R (rows x k)`` with ``R ~ N(0, 1/k)``, regenerated per row block.
+
+    ``R`` is cached whole when it fits ``budget_bytes``; otherwise blocks of its rows are drawn
+    again (deterministically, from ``(seed, block)``) at each call.
+    """
+    rows_per_block = max(1, budget_bytes // (8 * k))
+    blocks = [(s, min(s + rows_per_block, n_params)) for s in range(0, n_params, rows_per_block)]
+
+    def block(j: int) -> torch.Tensor:
+        s, e = blocks[j]
+        g = torch.Generator().manual_seed(int(seed) * 7919 + j)
+        R: torch.Tensor = torch.randn(e - s, k, generator=g, dtype=torch.float64) / k**0.5
+        return R
+
+    cache = [block(j) for j in range(len(blocks))] if len(blocks) == 1 else None
+
+    def project(G: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(G.shape[0], k, dtype=torch.float64)
+        for j, (s, e) in enumerate(blocks):
+            R = cache[j] if cache is not None else block(j)
+            out += G[:, s:e] @ R
+        return out
+
+    return project
+
+
+@register
+class Trak(Method):
+    """TRAK: projected-gradient influence with the out-to-loss term, ensembled over models.
+
+    Args:
+        proj_dim: projection dimension ``k``. default=512.
+        regularization: ``lambda`` added to ``Phi^T Phi`` (needed when ``k >= n_train``).
+            default=0.0.
+        projector: ``"gaussian"`` or ``"none"`` (exact gradients, ``k = n_params``; for small
+            models and reference tests). default="gaussian".
+
+    The ensemble is ``TrainingData(checkpoints=...)`` (independently trained models or
+    checkpoints), or the explained model alone.
+
+    Reference: Park et al. (2023), "TRAK: Attributing Model Behavior at Scale".
+    """
+
+    name = "trak"
+    tags = Tags(family="data_gradient", needs_baseline=False, stochastic=False, games=("data",))
+    paper = "Park et al. (2023), TRAK: Attributing Model Behavior at Scale"
+
+    def __init__(self, proj_dim: int = 512, regularization: float = 0.0,
+                 projector: str = "gaussian") -> None:
+        self.proj_dim = proj_dim
+        self.regularization = regularization
+        self.projector = projector
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        g = as_data_game(game, self.name)
+        if self.projector not in ("gaussian", "none"):
+            raise InputError(f"trak: projector={self.projector!r} must be 'gaussian' or 'none'.")
+        k = self.proj_dim
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"trak: proj_dim={k!r} must be a positive int.")
+        lam = self.regularization
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
+            raise InputError(f"trak: regularization={lam!r} must be a number >= 0.")
+        n = g.data.n_train
+        dim = g.n_params if self.projector == "none" else k
+        if dim >= n and lam == 0:
+            raise InputError(
+                f"trak: the projected dimension ({dim}) is >= the number of training examples "
+                f"({n}), so Phi^T Phi is singular and the scores would be noise. Use "
+                f"proj_dim < {n}, or pass regularization > 0 (e.g. 1e-3 x the mean squared "
+                "gradient norm)."
+            )
+        project: Callable[[torch.Tensor], torch.Tensor] = (
+            (lambda G: G) if self.projector == "none" else make_projector(g.n_params, k, seed))
+        models = g.checkpoints()
+        phi = torch.zeros(g.n_samples, n, dtype=torch.float64)
+        for params, _lr in models:
+            Phi = torch.empty(n, dim, dtype=torch.float64)
+            Psi = torch.empty(n, dim, dtype=torch.float64)
+            for s, G in g.train_grads(params, what="output"):
+                Phi[s : s + G.shape[0]] = project(G)
+            for s, G in g.train_grads(params, what="loss"):
+                Psi[s : s + G.shape[0]] = -project(G)
+            T = project(g.test_grads(params))  # B x dim
+            K = Phi.T @ Phi + lam * torch.eye(dim, dtype=torch.float64)
+            phi += torch.linalg.solve(K, T.T).T @ Psi.T
+        phi /= len(models)
+        vals = g.to_players(phi)[:, None, :]
+        g.count_pass()
+        return g.attribution(vals, self.name, self.get_params(),
+                             extra={"n_grad_evals": g.n_grad_evals, "n_models": len(models),
+                                    "dim": dim})

@@ -1,0 +1,54 @@
+"""Small seeded data-game cases with closed forms (ridge, logistic regression, an MLP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import tribute
+from tribute.games.data_fits import LogisticFit, MLPFit, RidgeFit
+
+
+@dataclass
+class Case:
+    X: torch.Tensor
+    y: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    fit: Any
+    model: torch.nn.Module
+
+    def data(self, **kw: Any) -> tribute.TrainingData:
+        return tribute.TrainingData(self.X, self.y, fit=self.fit, **kw)
+
+
+def ridge_case(n: int = 100, d: int = 5, n_test: int = 6, l2: float = 1.0, seed: int = 0) -> Case:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    w = torch.randn(d, generator=g, dtype=torch.float64)
+    y = X @ w + 0.3 * torch.randn(n, generator=g, dtype=torch.float64)
+    Xt = torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    fit = RidgeFit(l2=l2)
+    return Case(X, y, Xt, Xt @ w, fit, fit(X, y, seed=0))
+
+
+def logistic_case(n: int = 100, d: int = 5, n_test: int = 6, l2: float = 1.0, seed: int = 0) -> Case:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    noise = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    y = (X[:, 0] + 0.5 * X[:, 1] + noise > 0).long() + (X[:, 2] > 1).long()
+    Xt = torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    fit = LogisticFit(3, l2=l2)
+    yt = (Xt[:, 0] + 0.5 * Xt[:, 1] > 0).long() + (Xt[:, 2] > 1).long()
+    return Case(X, y, Xt, yt, fit, fit(X, y, seed=0))
+
+
+def mlp_case(n: int = 40, d: int = 4, n_test: int = 3, seed: int = 0, steps: int = 60) -> Case:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = (X[:, 0] * X[:, 1] > 0).long()
+    Xt = torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    fit = MLPFit(2, hidden=8, steps=steps, lr=0.3)
+    return Case(X, y, Xt, (Xt[:, 0] * Xt[:, 1] > 0).long(), fit, fit(X, y, seed=0))

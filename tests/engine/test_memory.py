@@ -1,0 +1,217 @@
+"""The memory cap: parsing, cost estimates, refusals before any work, settings that fit."""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.engine import SlowRunWarning, clear_tuners, format_bytes, parse_memory
+from tribute.engine.memory import available_memory, default_max_memory
+from tribute.errors import BudgetError, InputError
+from tribute.games import FeatureGame
+from tribute.methods.base import get_method, registry
+from tribute.models import as_model
+
+
+def _tiny_image_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
+                               torch.nn.Linear(48, 3)).eval()
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    return torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+
+def test_parse_memory():
+    assert parse_memory(1024) == 1024
+    assert parse_memory("8GiB") == 8 * 1024**3
+    assert parse_memory("500MB") == 500 * 10**6
+    assert parse_memory("2e9") == 2 * 10**9
+    for bad in ("lots", -1, 0, True, "8 parsecs"):
+        with pytest.raises(InputError, match="max_memory"):
+            parse_memory(bad)
+
+
+def test_default_cap_is_half_the_available_memory():
+    assert 0 < default_max_memory() <= available_memory()
+
+
+def test_format_bytes():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(1.5 * 1024**3) == "1.5 GiB"
+
+
+def _budgeted_feature_methods() -> list[str]:
+    return [name for name, cls in registry().items()
+            if cls.tags.budgeted and "feature" in cls.tags.games]
+
+
+@pytest.mark.parametrize("method", _budgeted_feature_methods())
+def test_every_budgeted_method_refuses_up_front_on_a_224_image(method, image):
+    """150,528 players without groups under a cap below the estimate: refused within a
+    second, the message quotes the estimate, the cap and a setting that fits."""
+    model = _tiny_image_model()
+    adapter = as_model(model, "torch")
+    with adapter.session():
+        game = FeatureGame(adapter, image, target=0)
+    m = get_method(method)()
+    est = m.estimate_cost(game, m.default_budget(game))
+    cap = max(est.bytes // 20, 1024)
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    t0 = time.process_time()  # CPU seconds: robust on a shared, loaded machine
+    with pytest.raises(BudgetError) as err:
+        tribute.explain(model, image, method=method, target=0, max_memory=cap, progress=False)
+    elapsed = time.process_time() - t0
+    assert elapsed < 1.0, f"{method} took {elapsed:.2f}s to refuse"
+    msg = str(err.value)
+    assert format_bytes(cap) in msg, msg
+    assert "needs about" in msg and "fits" in msg, msg
+    assert len(calls) == 1, "only the reference pass may run before the refusal"
+    assert model._forward_hooks  # our hook is still there: nothing removed user hooks
+    model._forward_hooks.clear()
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "lime", "permutation_shapley", "shapley"])
+def test_default_cap_refuses_what_used_to_crash(method, image):
+    """These died in allocation errors (27 GiB ... 39 TB) or hung; now a refusal naming a
+    patch grouping whose estimate really fits."""
+    model = _tiny_image_model()
+    cap = 8 * 1024**3
+    t0 = time.process_time()
+    with pytest.raises(BudgetError, match=r"groups=tribute\.patches\((\d+)\)") as err:
+        tribute.explain(model, image, method=method, target=0, max_memory=cap, progress=False)
+    assert time.process_time() - t0 < 1.0
+    size = int(re.search(r"patches\((\d+)\)", str(err.value)).group(1))
+    adapter = as_model(model, "torch")
+    with adapter.session():
+        grouped = FeatureGame(adapter, image, target=0, groups=tribute.patches(size))
+    m = get_method(method)()
+    assert m.estimate_cost(grouped, m.default_budget(grouped)).bytes <= cap
+
+
+def test_the_cap_is_a_sharp_boundary():
+    """Just above the estimate runs; just below is refused, before any coalition."""
+    x = np.random.default_rng(0).random((2, 40))
+    f = lambda z: z.sum(1, keepdims=True) ** 2  # noqa: E731 - a cheap numpy model
+    game = FeatureGame(as_model(f, "numpy"), x)
+    m = get_method("kernel_shap")()
+    est = m.estimate_cost(game, 500).bytes
+    assert est >= 500 * 40 * 8  # at least the design
+    a = tribute.explain(f, x, method="kernel_shap", budget=500, max_memory=est + 1, progress=False)
+    assert a.n_evals == 500
+    with pytest.raises(BudgetError, match="budget=") as err:
+        tribute.explain(f, x, method="kernel_shap", budget=500, max_memory=est - 1, progress=False)
+    fit = int(re.search(r"budget=([\d,]+) fits", str(err.value)).group(1).replace(",", ""))
+    assert m.min_budget(game) <= fit < 500
+    assert m.estimate_cost(game, fit).bytes <= est - 1 < m.estimate_cost(game, fit + 1).bytes
+
+
+def test_within_cap_runs_unchanged(image):
+    x = torch.rand(2, 6, dtype=torch.float64)
+    lin = torch.nn.Linear(6, 1).double()
+    a = tribute.explain(lin, x, method="kernel_shap", progress=False)
+    b = tribute.explain(lin, x, method="kernel_shap", progress=False, max_memory="1GiB")
+    np.testing.assert_allclose(a.values, b.values)
+
+
+class _Slow(torch.nn.Module):
+    """About 200 rows per second, whatever the batch size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.005 * x.shape[0])
+        return x.sum(1, keepdim=True)
+
+
+def test_slow_runs_announce_their_plan_from_the_tuned_throughput():
+    clear_tuners()
+    x = torch.rand(1, 13, dtype=torch.float64)
+    game = FeatureGame(as_model(_Slow(), "torch"), x)
+    game.value(torch.ones(60, 13, dtype=torch.float64))  # tuning chunks measure ~200 rows/s
+    assert game.engine.throughput(game.row_bytes) is not None
+    m = get_method("kernel_shap")()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        m.check(game, None)
+    msgs = [str(w.message) for w in rec if issubclass(w.category, SlowRunWarning)]
+    assert len(msgs) == 1, msgs
+    assert "kernel_shap: 1 input(s) x budget=2,074 evaluations ≈ 2,072 model rows" in msgs[0]
+    assert "est." in msgs[0] and "budget= or groups=" in msgs[0]
+    with warnings.catch_warnings(record=True) as rec:  # a small budget is quick: no warning
+        warnings.simplefilter("always")
+        m.check(game, 40)
+    assert not [w for w in rec if issubclass(w.category, SlowRunWarning)]
+
+
+def test_unmeasured_runs_are_projected_after_their_first_second(monkeypatch):
+    """Without a measured throughput the plan is announced once the call's own first second
+    of work projects it over ten seconds (and never for quick calls)."""
+    from tribute.engine import progress
+
+    bar = progress.Progress(1000, "demo", enabled=False)
+    bar.plan = lambda s: f"plan {s:.0f}s"
+    bar.planned_rows = 1000
+    bar.update(50)
+    bar.project()  # too early to tell
+    assert bar.plan is not None
+    monkeypatch.setattr(bar, "t0", bar.t0 - 1.5)  # 50 rows took 1.5 s: 30 s in all
+    with pytest.warns(SlowRunWarning, match=r"plan 3\d+s"):
+        bar.project()
+    assert bar.plan is None  # once
+    quick = progress.Progress(100, "demo", enabled=False)
+    quick.plan = lambda s: "never"
+    quick.update(90)
+    monkeypatch.setattr(quick, "t0", quick.t0 - 1.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quick.project()
+
+
+def test_methods_show_their_default_budget_rule():
+    infos = tribute.methods()
+    ks = infos["kernel_shap"]
+    assert ks.budget_rule == "min(2^n, 2n + 2048)"
+    assert ks.default_budget(13) == 2 * 13 + 2048
+    assert ks.default_budget(5) == 2**5
+    assert ks.default_budget(196) == 2 * 196 + 2048
+    assert infos["lime"].default_budget(10) == max(256, 8 * 10 + 64)
+    assert infos["gp_shapley"].default_budget(4) == 16
+    for name, info in infos.items():
+        if info.tags.budgeted:
+            assert info.budget_rule, f"{name} has no budget rule"
+            assert "budget_rule" in info.as_dict()
+
+
+def test_cli_methods_prints_budget_rules(capsys):
+    from tribute.cli import main
+
+    main(["methods"])
+    out = capsys.readouterr().out
+    assert "default budget" in out and "min(2^n, 2n + 2048)" in out
+
+
+def test_cli_max_memory_refuses_with_the_estimate(tmp_path, monkeypatch, capsys):
+    from tribute.cli import main
+
+    (tmp_path / "wide_mod.py").write_text(
+        "import torch\n\n"
+        "def make():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2))\n"
+    )
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["explain", "--model", "wide_mod:make", "--data", str(tmp_path / "x.npy"),
+            "--method", "kernel_shap", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main([*args, "--max-memory", "100MB"]) != 0
+    err = capsys.readouterr().err
+    assert "needs about 1.17 GiB" in err and "more than max_memory=95.4 MiB" in err
+    assert "groups=tribute.patches(2)" in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,149 @@
+"""The self-tuning batch size: the tuner's rule, the engine's use of it, the cache."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.engine import BatchTuner, Engine, clear_tuners, max_chunk_rows
+from tribute.games import FeatureGame
+from tribute.models import as_model
+from tribute_testing import make_cnn
+
+
+def _feed(t: BatchTuner, rate_of, rounds: int = 20) -> list[int]:
+    """Drive a tuner with a synthetic throughput curve; returns the sizes it proposed."""
+    sizes = []
+    for _ in range(rounds):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, s / rate_of(s))
+    return sizes
+
+
+def test_tuner_finds_the_peak_and_stops_after_two_slower_sizes():
+    t = BatchTuner(cap=4096)
+    assert t.candidates == [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+    rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 300.0, 256: 200.0, 512: 900.0}
+    sizes = _feed(t, lambda s: rates.get(s, 1.0))
+    # warm-up at 16, then two chunks at 16, 32, 64, 128, 256: two sizes slower than 64 -> done
+    assert sizes[:11] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+    assert t.best == 64 and set(sizes[11:]) == {64}
+    assert t.rate() == 400.0
+
+
+def test_tuner_grows_to_the_cap_while_throughput_grows():
+    t = BatchTuner(cap=1000)
+    assert t.candidates[-1] == 1000 and t.candidates[-2] == 512
+    _feed(t, lambda s: float(s))  # per-call cost only: bigger is always better
+    assert t.best == 1000
+
+
+def test_tuner_ignores_warm_up_and_partial_chunks():
+    t = BatchTuner(cap=64)
+    t.record(16, 16, 100.0)  # warm-up: a terrible time must not count
+    assert t.rates == {}
+    t.record(16, 5, 1e-6)  # partial chunk (tail of a call): ignored
+    assert t.rates == {} and t.propose() == 16
+    t.record(16, 16, 0.001)
+    assert t.rates == {16: 16000.0} and t.propose() == 16  # a second chunk at 16
+    t.record(16, 16, 0.002)  # the slower of two measurements does not count
+    assert t.rates == {16: 16000.0} and t.propose() == 32
+
+
+def test_one_preempted_chunk_does_not_end_the_search():
+    t = BatchTuner(cap=1024)
+    slow_once = {256}
+
+    def rate(s: int) -> float:
+        if s in slow_once:  # the first chunk at 256 was descheduled: 100x slower
+            slow_once.discard(s)
+            return s / 100.0
+        return float(s)
+
+    _feed(t, rate, rounds=40)
+    assert t.best == 1024
+
+
+def test_max_chunk_rows_respects_the_memory_cap():
+    assert max_chunk_rows(row_bytes=4096, grad=False, max_memory=16 * 4096 * 100) == 100
+    assert max_chunk_rows(row_bytes=4096, grad=True, max_memory=64 * 4096 * 100) == 100
+    assert max_chunk_rows(row_bytes=1, grad=False, max_memory=10**12) == 8192
+    assert max_chunk_rows(row_bytes=1, grad=False, max_memory=10**12, n_params=10**7) == 1024
+    assert max_chunk_rows(row_bytes=10**9, grad=False, max_memory=10**9) == 1
+
+
+class _Curve(torch.nn.Module):
+    """A model whose time per pass has a sweet spot at 64 rows (sleeps, no compute)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(5, 2).double()
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        self.sizes.append(n)
+        time.sleep(0.004 + (1e-4 * n if n <= 64 else 6.4e-3 + 6e-4 * (n - 64)))
+        return self.lin(x)
+
+
+def test_engine_tunes_to_the_models_best_size_and_caches_it():
+    clear_tuners()
+    model = _Curve()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    game = FeatureGame(as_model(model, "torch"), x, target=0)
+    masks = (torch.rand(800, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    v = game.value(masks)
+    tuned = game.engine.tuner(game.row_bytes, False)
+    assert tuned.best == 64, tuned.rates
+    # after the 2-row reference pass: warm-up, then two chunks per size
+    assert model.sizes[1:12] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+    # every row was evaluated exactly once: tuning chunks are real work
+    assert sum(model.sizes[1:]) == 2 * 800 and game.engine.n_rows == 2 + 2 * 800
+    # a second game on the same model and row size reuses the tuned size at once
+    model.sizes.clear()
+    game2 = FeatureGame(as_model(model, "torch"), x, target=0)
+    v2 = game2.value(masks)
+    assert set(model.sizes[1:-1]) == {64}
+    torch.testing.assert_close(v, v2, rtol=0, atol=0)
+
+
+def test_explicit_batch_size_wins_over_tuning():
+    clear_tuners()
+    model = _Curve()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    game = FeatureGame(as_model(model, "torch"), x, target=0, batch_size=7)
+    game.value(torch.ones(10, 5, dtype=torch.float64))
+    assert max(model.sizes) == 7
+
+
+def test_gradient_runs_tune_separately():
+    clear_tuners()
+    cnn = make_cnn()
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    engine_key = as_model(cnn, "torch")
+    e = Engine(engine_key)
+    assert e.tuner(512, False) is not e.tuner(512, True)
+    assert e.tuner(512, False) is Engine(as_model(cnn, "torch")).tuner(512, False)
+    del x
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "integrated_gradients", "feature_ablation"])
+def test_results_do_not_depend_on_chunking(method):
+    clear_tuners()
+    cnn = make_cnn()
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    kw = dict(method=method, groups=tribute.patches(2), target=1, progress=False)
+    if method == "kernel_shap":
+        kw["budget"] = 300
+    auto = tribute.explain(cnn, x, **kw)
+    again = tribute.explain(cnn, x, **kw)  # now with the cached, tuned size
+    ones = tribute.explain(cnn, x, batch_size=7, **kw)
+    np.testing.assert_allclose(auto.values, ones.values, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(again.values, ones.values, rtol=1e-12, atol=1e-14)
+    assert auto.n_rows == ones.n_rows == again.n_rows
