@@ -7,6 +7,10 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,text
 # Tree libraries for the tree tests: the CPU-only XGBoost wheel (users get `tribute[trees]`).
 TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0
+# LRP parity anchor (tests only). --no-deps: its torchvision requirement resolves to a wheel
+# built for another torch (import fails: "operator torchvision::nms does not exist"); the tests
+# stand in the two torchvision ResNet block classes zennit imports.
+LRPLIBS ?= zennit==0.5.1
 
 .PHONY: setup demo test test-all bench lint typecheck clean
 
@@ -16,6 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]" "$(TORCH)"
 	$(PY) -m pip install -q $(foreach p,$(TREELIBS),"$(p)")
+	$(PY) -m pip install -q --no-deps $(foreach p,$(LRPLIBS),"$(p)")
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,0 +1,109 @@
+"""Guided backpropagation and deconvolution: modified gradients through ReLU modules.
+
+Both replace the backward pass of every ``nn.ReLU`` module and keep all other layers'
+gradients:
+
+- guided backpropagation (Springenberg et al. 2015) passes ``relu(g) * 1[x > 0]``: only
+  positive gradients, only where the unit was active;
+- deconvolution (Zeiler & Fergus 2014) passes ``relu(g)``: positive gradients, ignoring the
+  forward mask.
+
+The attribution is the modified gradient of the explained output w.r.t. the input (as in
+Captum's ``GuidedBackprop`` and ``Deconvolution``). Implemented with forward hooks that
+return a tensor of the same value with the modified backward, so a ReLU module used several
+times in one forward pass is handled per call; ``ReLU(inplace=True)`` is switched off for
+the duration. ``F.relu`` calls inside ``forward`` are not seen (they keep their ordinary
+gradient), as in Captum.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..attribution import Attribution
+from ..errors import UnsupportedModelError
+from ..games.base import Game
+from .base import Method, Tags, register
+from .gradients_basic import feature_game
+from .lrp.canonizers import NoInplace, canonized
+
+__all__ = ["Deconvolution", "GuidedBackprop"]
+
+
+class _ModifiedRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, guided: bool) -> torch.Tensor:
+        ctx.guided = guided
+        if guided:
+            ctx.save_for_backward(y)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        out = g.clamp(min=0)
+        if ctx.guided:
+            (y,) = ctx.saved_tensors
+            out = out * (y > 0).to(out.dtype)
+        return out, None, None
+
+
+def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attribution:
+    fg = feature_game(game, method.name)
+    root = fg.model.module
+    if root is None:
+        raise UnsupportedModelError(
+            f"{method.name} needs a torch.nn.Module (it hooks the model's ReLU modules); got a plain callable."
+        )
+
+    def hook(mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        x = args[0]
+        if not isinstance(x, torch.Tensor) or not x.requires_grad:
+            return None
+        return _ModifiedRelu.apply(x, out.detach(), guided)  # type: ignore[no-untyped-call]
+
+    relus = [m for m in root.modules() if isinstance(m, nn.ReLU)]
+    with canonized(root, [NoInplace()]):
+        handles = [m.register_forward_hook(hook) for m in relus]
+        try:
+            _, acc = fg.input_gradients(1, lambda xs, b, k: xs)
+        finally:
+            for h in handles:
+                h.remove()
+    extra = {"n_relu_modules": len(relus)}
+    return fg.attribution(fg.elements_to_players(acc[1]), method.name, method.get_params(), extra=extra)
+
+
+@register
+class GuidedBackprop(Method):
+    """Guided backpropagation: the gradient with ReLU backward ``relu(g) * 1[x > 0]``.
+
+    Reference: Springenberg, Dosovitskiy, Brox & Riedmiller (2015), "Striving for
+    Simplicity: The All Convolutional Net".
+    """
+
+    name = "guided_backprop"
+    tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
+                dense_output=True, model_specific=True)
+    paper = "Springenberg et al. (2015), Striving for Simplicity: The All Convolutional Net"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        return _modified_relu_gradients(self, game, guided=True)
+
+
+@register
+class Deconvolution(Method):
+    """Deconvolution (DeconvNet): the gradient with ReLU backward ``relu(g)`` (no forward mask).
+
+    Reference: Zeiler & Fergus (2014), "Visualizing and Understanding Convolutional Networks".
+    """
+
+    name = "deconvolution"
+    tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
+                dense_output=True, model_specific=True)
+    paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        return _modified_relu_gradients(self, game, guided=False)

@@ -1,0 +1,192 @@
+"""Scoped installation of LRP rules as modified gradients.
+
+Inside :func:`lrp_rules` every module with a rule has a forward hook that replaces its output
+by a tensor of the same value whose backward is the rule (a :class:`torch.autograd.Function`
+holding this call's input and output). So ordinary backpropagation of the explained output
+(gradient 1) yields, at the input, the relevance the rules assign for an output relevance of
+1; as every rule is linear in the output relevance, scaling by ``f(x)`` gives LRP proper.
+
+Each call of a module builds its own node, so a module used several times in one forward
+pass gets its rule applied at every call; only the first-layer rules (flat, w^2, z^B) are
+refused on a module called twice, since they assume they read the model's input.
+
+No backward hooks on modules are used. Canonizers are applied first and undone last; hooks
+are removed and canonizers undone in ``finally`` blocks, so the model is left as it was, also
+after an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...errors import UnsupportedModelError
+from .canonizers import MERGED, Add, canonized
+from .composites import GRADIENT_MODULES, Composite
+from .rules import Rule, ZBox
+
+__all__ = ["check_rules", "lrp_rules"]
+
+_CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class _RuleFn(torch.autograd.Function):
+    """Value: the module's output ``z``; backward: the rule applied to the incoming relevance."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, z: torch.Tensor, module: nn.Module, rule: Rule,
+                low: torch.Tensor | None, high: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, z)
+        ctx.module, ctx.rule = module, rule
+        ctx.bounds = None if low is None or high is None else (low, high)
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        x, z = ctx.saved_tensors
+        with torch.no_grad():
+            rin = ctx.rule.relevance(ctx.module, x, z, r, ctx.bounds)
+        return rin, None, None, None, None, None
+
+
+class _SumFn(torch.autograd.Function):
+    """``a + b`` whose backward splits the relevance proportionally (the Norm rule of a sum)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, stabilizer: float) -> torch.Tensor:
+        out = a + b
+        ctx.save_for_backward(a, b, out)
+        ctx.stabilizer = stabilizer
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, r: torch.Tensor) -> Any:
+        from .rules import stabilize
+
+        a, b, out = ctx.saved_tensors
+        s = r / stabilize(out, ctx.stabilizer)
+        ra, rb = a * s, b * s
+        return _unbroadcast(ra, a.shape), _unbroadcast(rb, b.shape), None
+
+
+def _unbroadcast(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    while t.ndim > len(shape):
+        t = t.sum(0)
+    for i, n in enumerate(shape):
+        if n == 1 and t.shape[i] != 1:
+            t = t.sum(i, keepdim=True)
+    return t
+
+
+def check_rules(model: nn.Module, rules: dict[nn.Module, tuple[str, Rule]], method: str = "lrp") -> None:
+    """Refuse leaf modules that have no rule and are not gradient-safe; check each rule fits.
+
+    Raises:
+        UnsupportedModelError: naming the module path, its type and how to add a rule.
+    """
+    for path, mod in model.named_modules():
+        where = repr(path) if path else "the model itself"
+        if mod in rules:
+            rules[mod][1].check(mod)
+            continue
+        if isinstance(mod, GRADIENT_MODULES) or isinstance(mod, _CONTAINERS):
+            continue
+        if isinstance(mod, _BN) and mod in MERGED:
+            continue  # folded into the preceding layer by MergeBatchNorm (identity for now)
+        has_children = any(True for _ in mod.children())
+        if has_children and not type(mod).__module__.startswith("torch."):
+            continue  # a user-defined block: its children are checked one by one
+        hint = ""
+        if isinstance(mod, _BN):
+            hint = (" A BatchNorm is folded into the Linear/Conv right before it when both sit in "
+                    "an nn.Sequential or are convN/bnN of a ResNet block; put them in sequence.")
+        raise UnsupportedModelError(
+            f"{method}: module {where} of type {type(mod).__name__} has no LRP rule.{hint} Add one "
+            f"with composite=tribute.methods.lrp.get_composite('epsilon_plus_flat').with_rules("
+            f"{{{type(mod).__name__}: Epsilon()}}) (any Rule), or use a gradient method such as "
+            "'integrated_gradients'."
+        )
+
+
+class _Installer:
+    def __init__(self, root: nn.Module, rules: dict[nn.Module, tuple[str, Rule]]) -> None:
+        self.root = root
+        self.rules = rules
+        self.calls: dict[nn.Module, int] = {}
+        self.handles: list[Any] = []
+
+    def install(self) -> None:
+        self.handles.append(self.root.register_forward_pre_hook(self._reset))
+        for mod, (_, rule) in self.rules.items():
+            self.handles.append(mod.register_forward_hook(self._hook(rule)))
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _reset(self, mod: nn.Module, args: Any) -> None:
+        self.calls.clear()
+
+    def _hook(self, rule: Rule) -> Any:
+        def hook(mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+            n = self.calls.get(mod, 0) + 1
+            self.calls[mod] = n
+            path = self.rules[mod][0]
+            if rule.first_layer and n > 1:
+                raise UnsupportedModelError(
+                    f"lrp: module {path!r} ({type(mod).__name__}) is called {n} times in one forward "
+                    f"pass but has the first-layer rule {type(rule).__name__}, which assumes it reads "
+                    "the model's input once. Use a separate module for each call, or a composite "
+                    "without a first-layer rule (e.g. composite='epsilon_plus')."
+                )
+            if isinstance(mod, Add):
+                if len(args) != 2:
+                    raise UnsupportedModelError(f"lrp: Add module {path!r} must be called with two tensors.")
+                stab = getattr(rule, "stabilizer", 1e-6)
+                return _SumFn.apply(args[0], args[1], stab)  # type: ignore[no-untyped-call]
+            if not args or not isinstance(args[0], torch.Tensor) or not isinstance(out, torch.Tensor):
+                raise UnsupportedModelError(
+                    f"lrp: module {path!r} ({type(mod).__name__}) must take and return one tensor to "
+                    "carry an LRP rule."
+                )
+            x = args[0]
+            if len(args) > 1:
+                raise UnsupportedModelError(
+                    f"lrp: module {path!r} ({type(mod).__name__}) was called with {len(args)} positional "
+                    "inputs; a rule needs exactly one."
+                )
+            if not x.requires_grad:
+                return None
+            low = high = None
+            if isinstance(rule, ZBox):
+                low, high = rule.bounds(x.detach())
+            return _RuleFn.apply(x, out.detach(), mod, rule, low, high)  # type: ignore[no-untyped-call]
+
+        return hook
+
+
+@contextlib.contextmanager
+def lrp_rules(model: nn.Module, composite: Composite) -> Iterator[dict[nn.Module, tuple[str, Rule]]]:
+    """Canonize ``model`` and install ``composite``'s rules; undo everything on exit.
+
+    Yields:
+        ``{module: (path, rule)}`` of the rules in force.
+
+    Raises:
+        UnsupportedModelError: a module without a rule, or a rule that does not fit its module.
+    """
+    with canonized(model, composite.canonizers):
+        rules = composite.rules(model)
+        check_rules(model, rules)
+        inst = _Installer(model, rules)
+        try:
+            inst.install()
+            yield rules
+        finally:
+            inst.remove()

@@ -1,0 +1,91 @@
+"""The registered ``lrp`` method: layer-wise relevance propagation through the game's gradient path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...attribution import Attribution
+from ...errors import InputError, UnsupportedModelError
+from ...games.base import Game
+from ..base import Method, Tags, register
+from ..gradients_basic import feature_game
+from .composites import Composite, get_composite
+from .engine import lrp_rules
+
+__all__ = ["LRP"]
+
+
+@register
+class LRP(Method):
+    """Layer-wise relevance propagation with rules chosen per layer by a composite.
+
+    The explained output ``f(x)`` (a logit or raw output) is redistributed layer by layer
+    down to the input by the rules of ``composite`` (see :mod:`tribute.methods.lrp`); the
+    model is canonized first (BatchNorm folded into the preceding layer, ResNet skip
+    additions made explicit, in-place activations turned off) and restored afterwards.
+    ``Attribution.gap`` is the conservation gap ``sum_i R_i - f(x)`` per sample and target
+    (non-zero where biases or stabilisers absorb relevance, or for the flat/w^2 first layers
+    which ignore the input values).
+
+    Args:
+        composite: ``"epsilon_plus_flat"``, ``"epsilon_plus"``, ``"epsilon_gamma_box"``,
+            ``"epsilon_alpha2_beta1"`` or a :class:`~tribute.methods.lrp.Composite`.
+            default="epsilon_plus_flat".
+        epsilon: epsilon of the epsilon rule (named composites only). default=1e-6.
+        gamma: gamma of the gamma rule (``"epsilon_gamma_box"`` only). default=0.25.
+        low: lowest input value for the z^B first layer (``"epsilon_gamma_box"`` only);
+            None: each sample's own minimum. default=None.
+        high: highest input value, as ``low``; None: each sample's own maximum. default=None.
+
+    Cost: one forward and one modified backward pass per input.
+
+    References: Bach et al. (2015), "On Pixel-Wise Explanations for Non-Linear Classifier
+    Decisions by Layer-Wise Relevance Propagation"; Montavon et al. (2019), "Layer-Wise
+    Relevance Propagation: An Overview".
+    """
+
+    name = "lrp"
+    tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, has_gap=True,
+                games=("feature",), model_specific=True)
+    paper = "Bach et al. (2015), On Pixel-Wise Explanations ... by Layer-Wise Relevance Propagation"
+
+    def __init__(self, composite: str | Composite = "epsilon_plus_flat", epsilon: float = 1e-6,
+                 gamma: float = 0.25, low: Any = None, high: Any = None) -> None:
+        self.composite = composite
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.low = low
+        self.high = high
+
+    def _composite(self) -> Composite:
+        if isinstance(self.composite, Composite):
+            return self.composite
+        kw: dict[str, Any] = {"epsilon": self.epsilon}
+        name = str(self.composite).lower().replace("_", "")
+        if name == "epsilongammabox":
+            kw.update(gamma=self.gamma, low=self.low, high=self.high)
+        elif self.low is not None or self.high is not None:
+            raise InputError(f"low/high apply to composite='epsilon_gamma_box' only, not {self.composite!r}.")
+        return get_composite(self.composite, **kw)
+
+    def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        fg = feature_game(game, self.name)
+        root = fg.model.module
+        if root is None:
+            raise UnsupportedModelError("lrp needs a torch.nn.Module (it installs rules on the model's layers); got a plain callable.")
+        if fg.target.output not in ("raw", "logit") or fg.target.fn is not None:
+            raise InputError(
+                f"lrp: output={fg.target.output!r} (or a target function) transforms the model output "
+                "outside the model, which the rules cannot see; use output='raw' or 'logit' (LRP "
+                "explains the logit) and an integer target."
+            )
+        composite = self._composite()
+        with lrp_rules(root, composite):
+            vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
+        f_x = vals[:, 0, :]  # batch x targets
+        rel = acc[1] * f_x[:, :, None]  # rules are linear in the output relevance
+        gap = rel.sum(-1) - f_x
+        values = fg.elements_to_players(rel)
+        extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy()}
+        params = {**self.get_params(), "composite": composite.name}
+        return fg.attribution(values, self.name, params, gap=gap, extra=extra)

@@ -1,0 +1,376 @@
+"""LRP rules as modified gradients of Linear/Conv layers.
+
+A rule maps the relevance ``R_out`` arriving at a layer's output to the relevance of its
+input. Every rule here is linear in ``R_out`` and has the form
+
+    z_k   = sum_i m_ik(x, W)                 (a modified forward pass)
+    R_in  = sum_j  a_j(x) * J_j^T (R_out / stab(z_j))
+
+with ``J_j^T`` the transpose (vector-Jacobian product) of an affine map with modified
+weights. The vector-Jacobian products are closed-form (``g @ W`` for Linear and the
+transposed convolution for Conv), so the only extra cost over a plain backward pass is the
+modified forward passes the rule needs for its denominators.
+
+``stab(z) = z + eps * sign(z)`` with ``sign(0) = +1`` (the convention of Zennit), so that
+the epsilon rule absorbs relevance for small ``|z|`` and no denominator is zero.
+
+References:
+    Bach et al. (2015), "On Pixel-Wise Explanations for Non-Linear Classifier Decisions by
+    Layer-Wise Relevance Propagation", PLoS ONE.
+    Montavon et al. (2017), "Explaining nonlinear classification decisions with deep Taylor
+    decomposition", Pattern Recognition (z+, w^2, z^B).
+    Montavon et al. (2019), "Layer-Wise Relevance Propagation: An Overview" (epsilon, gamma).
+    Lapuschkin et al. (2019), "Unmasking Clever Hans predictors" (flat).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn import grad as nn_grad
+
+from ...errors import InputError, UnsupportedModelError
+
+__all__ = [
+    "AlphaBeta", "Epsilon", "Flat", "Gamma", "Norm", "Pass", "Rule", "WSquare", "ZBox", "ZPlus",
+    "stabilize",
+]
+
+_CONV_INPUT_GRAD = {1: nn_grad.conv1d_input, 2: nn_grad.conv2d_input, 3: nn_grad.conv3d_input}
+
+
+def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """``z + eps * sign(z)`` with ``sign(0) = +1``: a denominator that is never zero."""
+    return z + ((z == 0).to(z.dtype) + z.sign()) * eps
+
+
+# ----------------------------------------------------------------------------- affine maps
+def _check_affine(module: nn.Module, rule: str) -> None:
+    if isinstance(module, nn.Linear):
+        return
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if module.padding_mode != "zeros":
+            raise UnsupportedModelError(
+                f"lrp: rule {rule} supports zero-padded convolutions; this one has "
+                f"padding_mode={module.padding_mode!r}."
+            )
+        return
+    raise UnsupportedModelError(
+        f"lrp: rule {rule} applies to Linear and Conv1d/2d/3d layers, not {type(module).__name__}."
+    )
+
+
+def affine(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``module``'s affine map evaluated with the given ``weight`` and ``bias``."""
+    if isinstance(module, nn.Linear):
+        return F.linear(x, weight, bias)
+    m: Any = module
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.ndim - 2]
+    return conv(x, weight, bias, m.stride, m.padding, m.dilation, m.groups)
+
+
+def affine_vjp(module: nn.Module, x_shape: torch.Size, weight: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``J^T g`` for the linear part of ``module`` with weight ``weight``: ``dx`` of shape ``x_shape``."""
+    if isinstance(module, nn.Linear):
+        return g @ weight
+    m: Any = module
+    fn = _CONV_INPUT_GRAD[len(x_shape) - 2]
+    out: torch.Tensor = fn(list(x_shape), weight, g, m.stride, m.padding, m.dilation, m.groups)  # type: ignore[no-untyped-call]
+    return out
+
+
+def _params(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    m: Any = module
+    return m.weight, m.bias
+
+
+def _pos(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clamp(min=0)
+
+
+def _neg(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clamp(max=0)
+
+
+# ----------------------------------------------------------------------------------- rules
+class Rule:
+    """Base class: a rule turns the output relevance of one module call into input relevance.
+
+    Subclasses implement :meth:`relevance`. ``first_layer`` rules (flat, w^2, z^B) are meant
+    for the layer that reads the input and are refused on a module called twice per forward.
+    """
+
+    first_layer = False
+
+    def check(self, module: nn.Module) -> None:
+        """Raise :class:`UnsupportedModelError` if the rule cannot run on ``module``."""
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Input relevance (shape of ``x``) for output relevance ``r`` (shape of ``z``).
+
+        Args:
+            module: the layer.
+            x: its input in this call.
+            z: its output in this call.
+            r: relevance (the incoming gradient) of the output.
+            bounds: ``(low, high)`` broadcastable to ``x`` (only :class:`ZBox` uses them).
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+def _eps(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InputError(f"{name}={value!r} must be a number >= 0.")
+    return float(value)
+
+
+class Pass(Rule):
+    """Pass the relevance through unchanged (elementwise activations, Montavon et al. 2019)."""
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        return r
+
+
+class Norm(Rule):
+    """``R_in = x * J^T (R / stab(y))`` for parameter-free linear maps (average pooling, sums).
+
+    Relevance is split in proportion to each input's contribution to the output.
+
+    Args:
+        stabilizer: ``eps`` of the denominator. default=1e-6.
+    """
+
+    def __init__(self, stabilizer: float = 1e-6) -> None:
+        self.stabilizer = _eps(stabilizer, "stabilizer")
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        s = r / stabilize(z, self.stabilizer)
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(module.forward(xr), xr, s)
+        return x * g
+
+
+class Epsilon(Rule):
+    """LRP-epsilon: ``R_i = sum_j x_i w_ij R_j / stab(z_j)`` (Bach et al. 2015); ``epsilon=0``: LRP-0.
+
+    Args:
+        epsilon: added to ``|z_j|`` in the denominator. default=1e-6.
+    """
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        self.epsilon = _eps(epsilon, "epsilon")
+
+    def check(self, module: nn.Module) -> None:
+        _check_affine(module, "Epsilon")
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w, _ = _params(module)
+        return x * affine_vjp(module, x.shape, w, r / stabilize(z, self.epsilon))
+
+
+class AlphaBeta(Rule):
+    """LRP-alpha-beta (Bach et al. 2015): positive contributions weighted by ``alpha``, negative by ``beta``.
+
+    With ``z+ = x+ W+ + x- W- + b+`` and ``z- = x+ W- + x- W+ + b-``::
+
+        R_in = alpha * (x+ W+^T s+ + x- W-^T s+) - beta * (x+ W-^T s- + x- W+^T s-),
+        s+ = R / stab(z+), s- = R / stab(z-).
+
+    Args:
+        alpha: weight of the positive part. default=2.
+        beta: weight of the negative part; ``alpha - beta`` must be 1. default=1.
+        stabilizer: ``eps`` of the denominators. default=1e-6.
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = 1e-6) -> None:
+        if not (isinstance(alpha, (int, float)) and isinstance(beta, (int, float))) or alpha < 0 or beta < 0:
+            raise InputError(f"alpha={alpha!r} and beta={beta!r} must be numbers >= 0.")
+        if abs(alpha - beta - 1.0) > 1e-12:
+            raise InputError(f"alpha - beta must be 1 (conservation); got alpha={alpha}, beta={beta}.")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.stabilizer = _eps(stabilizer, "stabilizer")
+
+    def check(self, module: nn.Module) -> None:
+        _check_affine(module, "AlphaBeta")
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w, b = _params(module)
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        eps = self.stabilizer
+        z_pos = affine(module, xp, wp, _pos(b)) + affine(module, xn, wn, None)
+        s = r / stabilize(z_pos, eps)
+        out = self.alpha * (xp * affine_vjp(module, x.shape, wp, s) + xn * affine_vjp(module, x.shape, wn, s))
+        if self.beta:
+            z_neg = affine(module, xp, wn, _neg(b)) + affine(module, xn, wp, None)
+            s = r / stabilize(z_neg, eps)
+            out = out - self.beta * (xp * affine_vjp(module, x.shape, wn, s) + xn * affine_vjp(module, x.shape, wp, s))
+        return out
+
+
+class ZPlus(AlphaBeta):
+    """LRP-z+ (Montavon et al. 2017): alpha-beta with ``alpha=1, beta=0``.
+
+    Args:
+        stabilizer: ``eps`` of the denominator. default=1e-6.
+    """
+
+    def __init__(self, stabilizer: float = 1e-6) -> None:
+        super().__init__(1.0, 0.0, stabilizer)
+
+    def __repr__(self) -> str:
+        return f"ZPlus(stabilizer={self.stabilizer!r})"
+
+
+class Gamma(Rule):
+    """LRP-gamma (Montavon et al. 2019), generalised to signed inputs (Andéol et al. 2021).
+
+    Weights ``W + gamma * W+`` favour positive contributions. For an output with ``z > 0``
+    relevance goes through ``z_a = x+ (W + g W+) + x- (W + g W-) + (b + g b+)``; for ``z < 0``
+    through ``z_b = x+ (W + g W-) + x- (W + g W+) + (b + g b-)``, each normalised by its own
+    stabilised sum. Outputs with ``z == 0`` pass no relevance.
+
+    Args:
+        gamma: the weight of the positive part. default=0.25.
+        stabilizer: ``eps`` of the denominators. default=1e-6.
+    """
+
+    def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6) -> None:
+        self.gamma = _eps(gamma, "gamma")
+        self.stabilizer = _eps(stabilizer, "stabilizer")
+
+    def check(self, module: nn.Module) -> None:
+        _check_affine(module, "Gamma")
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w, b = _params(module)
+        g = self.gamma
+        w_up, w_dn = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
+        b_up = None if b is None else b + g * b.clamp(min=0)
+        b_dn = None if b is None else b + g * b.clamp(max=0)
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        eps = self.stabilizer
+        # z > 0: (x+ with W_up, bias b_up) + (x- with W_dn, no bias)
+        za = affine(module, xp, w_up, b_up) + affine(module, xn, w_dn, None)
+        sa = (z > 0).to(r.dtype) * r / stabilize(za, eps)
+        # z < 0: (x+ with W_dn, bias b_dn) + (x- with W_up, no bias)
+        zb = affine(module, xp, w_dn, b_dn) + affine(module, xn, w_up, None)
+        sb = (z < 0).to(r.dtype) * r / stabilize(zb, eps)
+        shape = x.shape
+        return (xp * affine_vjp(module, shape, w_up, sa) + xn * affine_vjp(module, shape, w_dn, sa)
+                + xp * affine_vjp(module, shape, w_dn, sb) + xn * affine_vjp(module, shape, w_up, sb))
+
+
+class Flat(Rule):
+    """Flat rule (Lapuschkin et al. 2019): relevance spread uniformly over each receptive field.
+
+    ``R_i = sum_j 1 * R_j / stab(sum_i' 1)`` — weights set to one, bias dropped, inputs ignored.
+    Meant for the first layer.
+
+    Args:
+        stabilizer: ``eps`` of the denominator. default=1e-6.
+    """
+
+    first_layer = True
+
+    def __init__(self, stabilizer: float = 1e-6) -> None:
+        self.stabilizer = _eps(stabilizer, "stabilizer")
+
+    def check(self, module: nn.Module) -> None:
+        _check_affine(module, "Flat")
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w, _ = _params(module)
+        ones_w = torch.ones_like(w)
+        zf = affine(module, torch.ones_like(x), ones_w, None)
+        return affine_vjp(module, x.shape, ones_w, r / stabilize(zf, self.stabilizer))
+
+
+class WSquare(Rule):
+    """w^2 rule (Montavon et al. 2017): ``R_i = sum_j w_ij^2 R_j / stab(sum_i' w_i'j^2 + b_j^2)``.
+
+    For a first layer with unbounded inputs.
+
+    Args:
+        stabilizer: ``eps`` of the denominator. default=1e-6.
+    """
+
+    first_layer = True
+
+    def __init__(self, stabilizer: float = 1e-6) -> None:
+        self.stabilizer = _eps(stabilizer, "stabilizer")
+
+    def check(self, module: nn.Module) -> None:
+        _check_affine(module, "WSquare")
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w, b = _params(module)
+        w2 = w * w
+        zs = affine(module, torch.ones_like(x), w2, None if b is None else b * b)
+        return affine_vjp(module, x.shape, w2, r / stabilize(zs, self.stabilizer))
+
+
+class ZBox(Rule):
+    """z^B rule (Montavon et al. 2017) for a first layer whose inputs lie in ``[low, high]``.
+
+    ``z = x W + b - (l W+ + b+) - (h W- + b-)``, ``R_in = (x J_W^T - l J_{W+}^T - h J_{W-}^T)(R / stab(z))``.
+
+    Args:
+        low: lowest input value (a number or a tensor broadcastable to the input, batch axis
+            included); None: each sample's own minimum. default=None.
+        high: highest input value, as ``low``; None: each sample's own maximum. default=None.
+        stabilizer: ``eps`` of the denominator. default=1e-6.
+    """
+
+    first_layer = True
+
+    def __init__(self, low: float | torch.Tensor | None = None, high: float | torch.Tensor | None = None,
+                 stabilizer: float = 1e-6) -> None:
+        self.low, self.high = low, high
+        self.stabilizer = _eps(stabilizer, "stabilizer")
+
+    def check(self, module: nn.Module) -> None:
+        _check_affine(module, "ZBox")
+
+    def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` as tensors shaped like ``x`` for this call's input ``x``."""
+        dims = tuple(range(1, x.ndim))
+        out = []
+        for name, value, default in (("low", self.low, lambda: x.amin(dims, keepdim=True)),
+                                     ("high", self.high, lambda: x.amax(dims, keepdim=True))):
+            t = default() if value is None else torch.as_tensor(value, dtype=x.dtype, device=x.device)  # type: ignore[no-untyped-call]
+            try:
+                out.append(torch.broadcast_to(t.detach(), x.shape).to(x.dtype))
+            except RuntimeError:
+                raise InputError(
+                    f"ZBox {name} has shape {tuple(t.shape)}, which does not broadcast to the first "
+                    f"layer's input {tuple(x.shape)}; pass a number or e.g. a (1, C, 1, 1) tensor."
+                ) from None
+        return out[0], out[1]
+
+    def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w, b = _params(module)
+        low, high = bounds if bounds is not None else self.bounds(x)
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        zb = z - affine(module, low, wp, _pos(b)) - affine(module, high, wn, _neg(b))
+        s = r / stabilize(zb, self.stabilizer)
+        shape = x.shape
+        return (x * affine_vjp(module, shape, w, s) - low * affine_vjp(module, shape, wp, s)
+                - high * affine_vjp(module, shape, wn, s))

@@ -1,0 +1,264 @@
+"""LRP: every rule against a plain matrix-form reference, conservation, canonizers, bad input.
+
+The references write each rule as ``R_i = sum_j C_ji R_j / stab(sum_i C_ji + b'_j)`` with a
+contribution matrix ``C`` built from ``w_ji x_i`` (Montavon et al. 2019, Sec. 10), with no
+clamped weight or input tensors and no transposed convolutions; convolutions are turned into
+their dense matrix by the Jacobian.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tribute
+from tribute.errors import InputError, UnsupportedModelError
+from tribute.methods.lrp import (
+    AlphaBeta,
+    Composite,
+    Epsilon,
+    Flat,
+    Gamma,
+    Pass,
+    WSquare,
+    ZBox,
+    ZPlus,
+    get_composite,
+    lrp_rules,
+)
+
+try:
+    from ._lrp_models import images, resnet, vgg
+except ImportError:
+    from _lrp_models import images, resnet, vgg  # type: ignore[no-redef]
+
+EPS = 1e-6
+
+
+def _stab(z: np.ndarray, eps: float = EPS) -> np.ndarray:
+    return z + np.where(z >= 0, 1.0, -1.0) * eps
+
+
+def _dense(module: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) of the affine map ``module`` on one flattened input (out x in, out)."""
+    jac = torch.autograd.functional.jacobian(lambda t: module(t[None])[0], x)
+    w = jac.reshape(-1, x.numel())
+    b = module(x[None])[0].flatten() - w @ x.flatten()
+    return w.detach().numpy(), b.detach().numpy()
+
+
+def _ref(rule: object, w: np.ndarray, b: np.ndarray, x: np.ndarray, r: np.ndarray,
+         low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    c = w * x[None, :]  # c[j, i] = w_ji x_i
+    pos, neg = np.clip(c, 0, None), np.clip(c, None, 0)
+    bp, bn = np.clip(b, 0, None), np.clip(b, None, 0)
+    if isinstance(rule, ZPlus):
+        return (pos * (r / _stab(pos.sum(1) + bp))[:, None]).sum(0)
+    if isinstance(rule, AlphaBeta):
+        a, be = rule.alpha, rule.beta
+        return (a * pos * (r / _stab(pos.sum(1) + bp))[:, None]
+                - be * neg * (r / _stab(neg.sum(1) + bn))[:, None]).sum(0)
+    if isinstance(rule, Epsilon):
+        return (c * (r / _stab(c.sum(1) + b, rule.epsilon))[:, None]).sum(0)
+    if isinstance(rule, Gamma):
+        g = rule.gamma
+        z = c.sum(1) + b
+        up, dn = c + g * pos, c + g * neg
+        s_up = np.where(z > 0, r / _stab(up.sum(1) + b + g * bp), 0.0)
+        s_dn = np.where(z < 0, r / _stab(dn.sum(1) + b + g * bn), 0.0)
+        return (up * s_up[:, None] + dn * s_dn[:, None]).sum(0)
+    if isinstance(rule, Flat):
+        ones = np.where(w != 0, 1.0, 0.0)  # receptive field (zero-padded conv: structural zeros)
+        return (ones * (r / _stab(ones.sum(1)))[:, None]).sum(0)
+    if isinstance(rule, WSquare):
+        w2 = w * w
+        return (w2 * (r / _stab(w2.sum(1) + b * b))[:, None]).sum(0)
+    if isinstance(rule, ZBox):
+        wp, wn = np.clip(w, 0, None), np.clip(w, None, 0)
+        cb = c - wp * low[None, :] - wn * high[None, :]
+        return (cb * (r / _stab(cb.sum(1) + b - bp - bn))[:, None]).sum(0)
+    raise AssertionError(rule)
+
+
+RULES = [Epsilon(), Epsilon(0.3), ZPlus(), AlphaBeta(2.0, 1.0), AlphaBeta(1.5, 0.5), Gamma(0.25),
+         Gamma(1.0), Flat(), WSquare(), ZBox(-1.0, 1.5)]
+
+
+def _modules() -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    torch.manual_seed(3)
+    return [
+        ("linear", nn.Linear(7, 5).double(), (7,)),
+        ("conv", nn.Conv2d(2, 3, 3, padding=1).double(), (2, 5, 5)),
+        ("conv-strided", nn.Conv2d(2, 4, 3, stride=2, padding=1, bias=False).double(), (2, 6, 6)),
+    ]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[repr(r) for r in RULES])
+@pytest.mark.parametrize("name,module,shape", _modules(), ids=[m[0] for m in _modules()])
+def test_rule_matches_matrix_reference(rule: object, name: str, module: nn.Module, shape: tuple[int, ...]) -> None:
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, *shape, dtype=torch.float64, generator=gen)
+    z = module(x).detach()
+    r = torch.randn(z.shape, dtype=torch.float64, generator=gen)
+    assert isinstance(rule, (Epsilon, ZPlus, AlphaBeta, Gamma, Flat, WSquare, ZBox))
+    bounds = rule.bounds(x) if isinstance(rule, ZBox) else None
+    got = rule.relevance(module, x, z, r, bounds).detach().numpy()
+    for i in range(2):
+        w, b = _dense(module, x[i])
+        if isinstance(rule, Flat) and name.startswith("conv"):
+            # ones-weights see the zero padding structurally: build the receptive field from |W|+1
+            probe = nn.Conv2d(module.in_channels, module.out_channels, 3, stride=module.stride,  # type: ignore[arg-type]
+                              padding=module.padding, bias=False).double()  # type: ignore[arg-type]
+            nn.init.ones_(probe.weight)
+            w, _ = _dense(probe, x[i])
+        lo = np.full(x[i].numel(), -1.0)
+        hi = np.full(x[i].numel(), 1.5)
+        want = _ref(rule, w, b, x[i].flatten().numpy(), r[i].flatten().numpy(), lo, hi)
+        np.testing.assert_allclose(got[i].flatten(), want, atol=1e-10, rtol=1e-9)
+
+
+# ------------------------------------------------------------------------ method level
+def _relu_mlp(bias: bool) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 10, bias=bias), nn.ReLU(), nn.Linear(10, 8, bias=bias), nn.ReLU(),
+                         nn.Linear(8, 3, bias=bias)).double().eval()
+
+
+def test_lrp0_is_gradient_times_input_and_conserves() -> None:
+    """LRP-0 on a bias-free ReLU network equals gradient x input, and sum(R) = f(x) (Montavon 2019)."""
+    model = _relu_mlp(bias=False)
+    x = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    comp = Composite([(nn.ReLU, Pass()), (nn.Linear, Epsilon(0.0))], name="lrp0")
+    a = tribute.explain(model, x, method="lrp", composite=comp, target=[0, 2], progress=False)
+    ixg = tribute.explain(model, x, method="input_x_gradient", target=[0, 2], progress=False)
+    np.testing.assert_allclose(a.flat(), ixg.flat(), atol=1e-12)
+    assert a.gap is not None and np.abs(a.gap).max() < 1e-12
+    assert a.gap.shape == (5, 2)
+
+
+def test_zplus_conserves_on_bias_free_relu_network() -> None:
+    model = _relu_mlp(bias=False)
+    x = torch.rand(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    comp = Composite([(nn.ReLU, Pass()), (nn.Linear, ZPlus(stabilizer=1e-12))], name="zplus")
+    a = tribute.explain(model, x, method="lrp", composite=comp, target=1, progress=False)
+    f = model(x)[:, 1].detach().numpy()
+    rel = a.flat().reshape(4, -1)
+    # every neuron that receives relevance is active (z > 0, hence z+ > 0) and passes all of it on
+    np.testing.assert_allclose(rel.sum(1), f, rtol=1e-7)  # up to the stabiliser
+    assert (rel * np.sign(f)[:, None] >= -1e-15).all()  # z+ relevance carries the sign of f(x)
+    assert a.gap is not None and np.abs(a.gap).max() < 1e-7 * np.abs(f).max()
+
+
+def _snapshot(model: nn.Module) -> object:
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            [(type(m).__name__, m.training, getattr(m, "inplace", None), len(m._forward_hooks),
+              len(m._forward_pre_hooks), len(m._backward_hooks), "forward" in m.__dict__,
+              sorted(m._modules)) for m in model.modules()],
+            [p is None for m in model.modules() for p in m._parameters.values()])
+
+
+def _same(a: object, b: object) -> None:
+    sa, la, pa = a  # type: ignore[misc]
+    sb, lb, pb = b  # type: ignore[misc]
+    assert la == lb and pa == pb
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("build", [vgg, resnet], ids=["vgg", "resnet"])
+def test_model_unchanged(build: object) -> None:
+    model = build()  # type: ignore[operator]
+    model.train()
+    before = _snapshot(model)
+    a = tribute.explain(model, images(2), method="lrp", composite="epsilon_gamma_box", target=1, progress=False)
+    assert a.gap is not None and np.isfinite(a.gap).all()
+    _same(before, _snapshot(model))
+
+
+def test_canonized_forward_equals_original() -> None:
+    model = resnet()
+    x = images(3)
+    want = model(x)
+    with lrp_rules(model, get_composite("epsilon_plus_flat")):
+        got = model(x)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_model_unchanged_after_error() -> None:
+    model = resnet()
+    model.append(nn.LayerNorm(5).double())
+    before = _snapshot(model)
+    with pytest.raises(UnsupportedModelError, match=r"'8'.*LayerNorm.*with_rules"):
+        tribute.explain(model, images(2), method="lrp", target=0, progress=False)
+    _same(before, _snapshot(model))
+    # and once the user adds a rule it runs
+    comp = get_composite("epsilon_plus_flat").with_rules({nn.LayerNorm: Pass()})
+    a = tribute.explain(model, images(2), method="lrp", composite=comp, target=0, progress=False)
+    assert np.isfinite(a.flat()).all()
+    _same(before, _snapshot(model))
+
+
+def test_inplace_activations_give_the_same_result() -> None:
+    x = images(2)
+    a = tribute.explain(vgg(inplace=True), x, method="lrp", target=[0, 1], progress=False).flat()
+    b = tribute.explain(vgg(inplace=False), x, method="lrp", target=[0, 1], progress=False).flat()
+    np.testing.assert_array_equal(a, b)
+
+
+class _Reuse(nn.Module):
+    def __init__(self, reuse_first: bool) -> None:
+        super().__init__()
+        self.reuse_first = reuse_first
+        self.a, self.b, self.c = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.a(x))
+        if self.reuse_first:
+            h = self.relu(self.a(h))
+        h = self.relu(self.b(self.relu(self.b(h))))
+        return self.c(h)
+
+
+def test_reused_module_gets_its_rule_at_every_call() -> None:
+    torch.manual_seed(0)
+    m = _Reuse(reuse_first=False).double().eval()
+    unrolled = nn.Sequential(m.a, nn.ReLU(), m.b, nn.ReLU(), m.b, nn.ReLU(), m.c)
+    x = torch.randn(3, 6, dtype=torch.float64)
+    for comp in ("epsilon_plus_flat", "epsilon_plus"):
+        a = tribute.explain(m, x, method="lrp", composite=comp, target=1, progress=False)
+        b = tribute.explain(unrolled, x, method="lrp", composite=comp, target=1, progress=False)
+        np.testing.assert_allclose(a.flat(), b.flat(), atol=1e-12)
+
+
+def test_reused_first_layer_is_refused() -> None:
+    m = _Reuse(reuse_first=True).double().eval()
+    before = _snapshot(m)
+    with pytest.raises(UnsupportedModelError, match=r"'a'.*called 2 times.*Flat"):
+        tribute.explain(m, torch.randn(2, 6, dtype=torch.float64), method="lrp", target=0, progress=False)
+    _same(before, _snapshot(m))
+
+
+def test_bad_input() -> None:
+    model = vgg()
+    x = images(2)
+    with pytest.raises(InputError, match=r"composite=.nope.*epsilon_plus_flat"):
+        tribute.explain(model, x, method="lrp", composite="nope", target=0, progress=False)
+    with pytest.raises(InputError, match="output='probability'"):
+        tribute.explain(model, x, method="lrp", output="probability", target=0, progress=False)
+    with pytest.raises(InputError, match="low/high"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_plus", low=0.0, target=0, progress=False)
+    with pytest.raises(InputError, match="alpha - beta must be 1"):
+        AlphaBeta(2.0, 2.0)
+    with pytest.raises(InputError, match=r"ZBox low has shape \(7,\)"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=torch.zeros(7), target=0,
+                        progress=False)
+    bn_first = nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(72, 2)).double().eval()
+    with pytest.raises(UnsupportedModelError, match=r"'0'.*BatchNorm2d.*folded"):
+        tribute.explain(bn_first, x, method="lrp", target=0, progress=False)
+
+
+def test_named_composites_resolve() -> None:
+    for name in ("epsilon_plus_flat", "EpsilonPlusFlat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus"):
+        assert isinstance(get_composite(name), Composite)
