@@ -325,3 +325,20 @@ def test_bad_input(cancer):
         tribute.explain(model, X[:2, :5], method="tree_shap")
     with pytest.raises(InputError, match="feature_perturbation"):
         tribute.explain(model, X[:2], method="tree_shap", feature_perturbation="exact")
+
+
+def test_interventional_without_tables_equals_exact_shapley(diabetes, monkeypatch):
+    """The per-background-row path used for long paths (forced here) is exact too."""
+    import importlib
+
+    ts = importlib.import_module("tribute.methods.tree_shap")
+    monkeypatch.setattr(ts, "_TABLE_MAX_D_BG", 0)
+    X, y = diabetes
+    X = X[:, :7]
+    model = RandomForestRegressor(6, max_depth=8, random_state=0).fit(X, y)
+    bg = tribute.Background(X[200:210])
+    a = tribute.explain(model, X[:3], method="tree_shap", baseline=bg)
+    e = tribute.explain(model, X[:3], method="exact_shapley", baseline=bg)
+    np.testing.assert_allclose(a.values, e.values, atol=1e-8)
+    ai = tribute.explain(model, X[:2], method="tree_shap", baseline=bg, interactions=True)
+    np.testing.assert_allclose(ai.extra["interactions"].sum(-1), ai.values, atol=1e-10)

@@ -35,6 +35,7 @@ Shapley interaction values ``batch x targets x players x players`` (rows sum to 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import factorial
 from typing import Any
 
 import numpy as np
@@ -318,18 +319,39 @@ def tree_attributions(
 def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: int,
                       per_sample: bool, interactions: bool
                       ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Interventional units without tables: averaged over background rows one at a time."""
-    oxf = ox.astype(np.float64)
+    """Interventional units without tables, averaged over background rows one at a time.
+
+    For one background row a leaf's game is the indicator game of :mod:`._tree_math`: it is
+    dead (all credits 0) when some player satisfies its splits for neither row, which is the
+    common case on long paths, so only the live (input, leaf) pairs are evaluated, with the
+    closed form ``(|A|-1)! |C|! / (|A|+|C|)!`` on ``A`` and ``-|A|! (|C|-1)! / (|A|+|C|)!`` on
+    ``C``. Interaction values use the general product-game quadrature.
+    """
     if per_sample:
-        obs = [bits_b[s:e][:, g.slot].astype(np.float64)]
+        obs = [bits_b[s:e][:, g.slot]]
     else:
-        obs = [bits_b[m][g.slot][None].astype(np.float64) for m in range(bits_b.shape[0])]
+        obs = [bits_b[m][g.slot][None] for m in range(bits_b.shape[0])]
     units = np.zeros(ox.shape)
     iunits = np.zeros((*ox.shape, ox.shape[-1])) if interactions else None
+    d = ox.shape[-1]
+    fact = np.array([float(factorial(i)) for i in range(d + 2)])
     for ob in obs:
-        units += product_game_shapley(ob, oxf)
+        ob_full = np.broadcast_to(ob, ox.shape)
+        alive = ~(~ox & ~ob_full).any(-1)  # rows x L
+        rows, leaves = np.nonzero(alive)
+        if rows.size:
+            x_live = ox[rows, leaves]
+            b_live = ob_full[rows, leaves]
+            a_set = x_live & ~b_live
+            c_set = b_live & ~x_live
+            a = a_set.sum(-1)
+            c = c_set.sum(-1)
+            n = np.maximum(a + c, 1)
+            plus = np.where(a > 0, fact[np.maximum(a - 1, 0)] * fact[c] / fact[n], 0.0)
+            minus = np.where(c > 0, fact[a] * fact[np.maximum(c - 1, 0)] / fact[n], 0.0)
+            units[rows, leaves] += a_set * plus[:, None] - c_set * minus[:, None]
         if iunits is not None:
-            iunits += product_game_interactions(ob, oxf)
+            iunits += product_game_interactions(ob.astype(np.float64), ox.astype(np.float64))
     units /= len(obs)
     if iunits is not None:
         iunits /= len(obs)
