@@ -48,9 +48,9 @@ from ..models.trees import TreeEnsemble, parse_trees
 from ._tree_math import (
     indicator_interaction_table,
     indicator_shapley_table,
+    leafwise_shapley,
     patterns,
     product_game_interactions,
-    product_game_shapley,
 )
 from .base import Cost, Method, Tags, coalition_cost, register
 
@@ -284,7 +284,8 @@ def tree_attributions(
         if use_table and not per_sample_background:
             pat = patterns(d)
             if bits_b is None:  # path-dependent: one table per leaf from its cover products
-                table = product_game_shapley(g.z[:, None, :], pat[None, :, :])
+                pats = np.broadcast_to(pat[:, None, :], (pat.shape[0], n_leaves, d))
+                table = np.ascontiguousarray(np.moveaxis(leafwise_shapley(g.z, pats), 0, 1))
                 if interactions:
                     itable = product_game_interactions(g.z[:, None, :], pat[None, :, :])
             else:  # interventional: histogram of background patterns x universal table
@@ -305,7 +306,7 @@ def tree_attributions(
                 units = table[li, px]
                 iunits = itable[li, px] if itable is not None else None
             elif bits_b is None:
-                units = product_game_shapley(g.z[None], ox)
+                units = leafwise_shapley(g.z, ox)
                 iunits = product_game_interactions(g.z[None], ox) if interactions else None
             else:
                 units, iunits = _indicator_direct(ox, bits_b, g, s, e, per_sample_background,
