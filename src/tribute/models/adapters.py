@@ -402,6 +402,17 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike[str], strict: 
         state = load_file(str(p), device=str(_module_device(module)))
     except Exception as exc:  # safetensors raises its own error type
         raise WeightsFormatError(f"weights file {str(p)!r} is a corrupt safetensors file: {exc}") from exc
+    own = module.state_dict()
+    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:  # checked before loading, so the module is left untouched
+        k, got, want = wrong[0]
+        more = f" ({len(wrong) - 1} more tensors differ)" if len(wrong) > 1 else ""
+        raise WeightsFormatError(
+            f"weights file {str(p)!r} does not match the model: tensor {k!r} is {list(got)} in "
+            f"the file but {list(want)} in the model{more}. Check that the model is built with "
+            "the same sizes the weights were saved from."
+        )
     missing, unexpected = module.load_state_dict(state, strict=False)
     if strict and (missing or unexpected):
         raise WeightsFormatError(
