@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -51,11 +52,12 @@ class Add(nn.Module):
         return a + b
 
 
-class Canonizer:
+class Canonizer(ABC):
     """A reversible model rewrite: :meth:`apply` returns the function that undoes it."""
 
+    @abstractmethod
     def apply(self, model: nn.Module) -> Callable[[], None]:
-        raise NotImplementedError
+        """Rewrite ``model`` in place and return the function that restores it exactly."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -25,6 +25,7 @@ References:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -96,7 +97,7 @@ def _neg(t: torch.Tensor | None) -> torch.Tensor | None:
 
 
 # ----------------------------------------------------------------------------------- rules
-class Rule:
+class Rule(ABC):
     """Base class: a rule turns the output relevance of one module call into input relevance.
 
     Subclasses implement :meth:`relevance`. ``first_layer`` rules (flat, w^2, z^B) are meant
@@ -105,9 +106,10 @@ class Rule:
 
     first_layer = False
 
-    def check(self, module: nn.Module) -> None:
+    def check(self, module: nn.Module) -> None:  # noqa: B027 - optional hook, accepts by default
         """Raise :class:`UnsupportedModelError` if the rule cannot run on ``module``."""
 
+    @abstractmethod
     def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Input relevance (shape of ``x``) for output relevance ``r`` (shape of ``z``).
@@ -119,7 +121,6 @@ class Rule:
             r: relevance (the incoming gradient) of the output.
             bounds: ``(low, high)`` broadcastable to ``x`` (only :class:`ZBox` uses them).
         """
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
