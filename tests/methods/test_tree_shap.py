@@ -301,6 +301,8 @@ def test_batch_equals_per_sample_and_deterministic(cancer):
                         for i in range(6)])
     np.testing.assert_allclose(a.values, b, atol=1e-10)
     np.testing.assert_array_equal(a.values, tribute.explain(model, X[:6], method="tree_shap", target=1).values)
+    # model calls outside the engine are reported: one offset row + the explained rows
+    assert a.params["reading_rows"] == 1 + 6 and a.n_evals == 1
     # binary margin: class 0 is the negated margin
     a0 = tribute.explain(model, X[:6], method="tree_shap", target=0)
     np.testing.assert_allclose(a0.values, -a.values)

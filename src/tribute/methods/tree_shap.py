@@ -28,6 +28,11 @@ expectation estimates of the probability game).
 Players may be groups of columns (``groups=``): splits on any column of a group form one
 factor, which is the same value function with groups as players.
 
+Model calls: the game's reference pass (v(N), one counted evaluation) and, outside the engine,
+the reader's check of the model's own raw prediction on the explained rows plus one row for the
+base offset of boosted models — reported as ``attr.params["reading_rows"]``; no sampling, so no
+``budget``.
+
 With ``interactions=True`` the result's ``extra["interactions"]`` holds shap-convention
 Shapley interaction values ``batch x targets x players x players`` (rows sum to the values).
 """
@@ -476,6 +481,8 @@ class TreeShap(Method):
             it = np.moveaxis(inter, 3, 1)[b_idx, pos] * sign[..., None, None]
             extra["interactions"] = it if game.layout.multi_target else it[:, 0]
         params = {"feature_perturbation": mode, "interactions": self.interactions,
+                  # rows the model's own raw prediction saw outside the engine (reading check)
+                  "reading_rows": ens.raw_rows,
                   "model_output": f"{ens.raw_output} ({ens.kind})",
                   "background_rows": 0 if background is None else int(bg_rows.shape[0])}
         return game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,

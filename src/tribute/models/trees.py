@@ -128,6 +128,9 @@ class TreeEnsemble:
     raw_output: str
     binary_single: bool = False
     model_raw: Any = field(default=None, repr=False)
+    #: Rows this reader passed to the model's own raw prediction (offset and reading check);
+    #: they bypass the engine, so methods report them.
+    raw_rows: int = 0
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
@@ -140,6 +143,7 @@ class TreeEnsemble:
         if self.model_raw is None:
             return
         want = np.asarray(self.model_raw(x), dtype=np.float64).reshape(x.shape[0], -1)
+        self.raw_rows += int(x.shape[0])
         got = self.predict(x)
         if self.binary_single and want.shape[1] == 1 and got.shape[1] == 2:
             got = got[:, 1:]
@@ -324,6 +328,7 @@ def _fit_offset(ens: TreeEnsemble, n_features: int) -> None:
     assert ens.model_raw is not None
     x = np.zeros((1, n_features))
     want = np.asarray(ens.model_raw(x), dtype=np.float64).reshape(1, -1)
+    ens.raw_rows += 1
     got = ens.predict(x)
     if want.shape[1] == 1 and got.shape[1] == 1:
         ens.offset = (want - got)[0]
