@@ -13,7 +13,11 @@ Solvers for the test-side ``(H + d I)^-1 grad v_b`` (all test points at once):
 * ``"explicit"``: the full Hessian (``n_params^2`` memory) and a symmetric eigendecomposition;
 * ``"cg"``: conjugate gradients with Hessian-vector products (Martens 2010; Koh & Liang 2017);
 * ``"lissa"``: the Neumann-series recursion of Agarwal, Bullins & Hazan (2017) with full-batch
-  Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``.
+  Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``;
+* ``"ekfac"``: the eigenvalue-corrected Kronecker-factored Gauss-Newton matrix of the model's
+  ``nn.Linear`` layers (George et al. 2018; Grosse et al. 2023), block-diagonal over layers —
+  see :mod:`tribute.methods.data_ekfac` (its own damping rule: ``0.1 x`` each layer's mean
+  eigenvalue).
 
 Damping ``d`` (``damping=None``): 0 when the Hessian is positive definite with condition
 number below ``1e8``; otherwise ``max(0, -lambda_min) + 1e-3 * lambda_max`` (shifts an
@@ -41,10 +45,11 @@ from ..games.base import Game
 from ..games.data import DataGame
 from .base import Method, Tags, register
 from .data_common import as_data_game, stream_scores
+from .data_ekfac import ekfac_factors, ekfac_solve
 
 __all__ = ["Influence", "auto_damping"]
 
-SOLVERS = ("explicit", "cg", "lissa")
+SOLVERS = ("explicit", "cg", "lissa", "ekfac")
 
 
 def auto_damping(lam_min: float, lam_max: float) -> float:
@@ -122,7 +127,8 @@ class Influence(Method):
     """Influence functions (Koh & Liang 2017): inverse-Hessian-preconditioned gradient products.
 
     Args:
-        solver: ``"explicit"``, ``"cg"`` or ``"lissa"``. default="explicit".
+        solver: ``"explicit"``, ``"cg"``, ``"lissa"`` or ``"ekfac"`` (``nn.Linear`` layers).
+            default="explicit".
         damping: ``d`` added to the Hessian's diagonal; None chooses it (module docstring).
         max_iter: CG iterations / LiSSA depth. default=200 (LiSSA uses ``10 x``).
         tol: relative residual at which CG stops. default=1e-10.
@@ -171,6 +177,18 @@ class Influence(Method):
                     "raise damping or leave damping=None."
                 )
             U = evecs @ ((evecs.T @ G.T) / denom[:, None])  # P x B
+        elif self.solver == "ekfac":
+            layers = ekfac_factors(g, p)
+            lam = torch.cat([L.Lam.reshape(-1) for L in layers]) + g.data.l2
+            lo, hi = float(lam.min()), float(lam.max())
+            U, per_layer = ekfac_solve(g, layers, G, self.damping)
+            if any(float(L.Lam.min()) + g.data.l2 + d <= 0 for L, d in zip(layers, per_layer)):
+                raise InputError(
+                    f"influence: the EK-FAC curvature plus damping {per_layer} has a zero "
+                    "eigenvalue (no l2 in the objective); pass damping > 0 or leave damping=None."
+                )
+            extra["damping_per_layer"] = dict(zip([L.module for L in layers], per_layer))
+            d = float(sum(per_layer) / len(per_layer))
         else:
             lo, hi = _power_extremes(g, n_p, 50, seed)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
