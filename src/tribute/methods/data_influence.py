@@ -25,6 +25,14 @@ indefinite Hessian of a non-convex model to positive definite with a margin). Ex
 eigenvalues come from the eigendecomposition (explicit) or 50 power iterations (cg, lissa).
 The damping used and the extremal eigenvalues are reported in ``attr.extra``.
 
+``indefinite="abs"`` (explicit solver) makes an indefinite Hessian positive definite by taking
+absolute eigenvalues instead of shifting all of them: ``(|H| + d I)^-1`` with ``|H| = Q |Lambda|
+Q^T`` and ``d = 1e-3 lambda_max`` (the "saddle-free" curvature of Dauphin et al. 2014). The shift
+damps every direction by ``|lambda_min|``; the absolute value keeps the scale of the well-curved
+directions and treats a negative-curvature direction like a positive one of the same size. For
+a positive definite Hessian both rules are the same (``d = 0`` below condition number
+``1e8``). On digits + MLP it raised LDS from 0.837 to 0.845 (see the data benchmark).
+
 ``loo_step=True`` (explicit solver) replaces ``H`` by the leave-one-out objective's Hessian
 ``H - s H_i`` for each example — one Newton step of the leave-one-out problem from the trained
 optimum (Pregibon 1981; the "Newton" approximation of Koh, Ang, Teo & Liang 2019). With the
@@ -134,6 +142,9 @@ class Influence(Method):
         tol: relative residual at which CG stops. default=1e-10.
         loo_step: Newton step of the leave-one-out objective (explicit solver; module
             docstring). default=False.
+        indefinite: how an indefinite Hessian is made positive definite: ``"shift"`` (add
+            ``|lambda_min|`` plus a margin to every eigenvalue) or ``"abs"`` (absolute
+            eigenvalues plus ``1e-3 lambda_max``; explicit solver). default="shift".
 
     Reference: Koh & Liang (2017), "Understanding Black-box Predictions via Influence
     Functions" (ICML); Agarwal, Bullins & Hazan (2017), "Second-Order Stochastic Optimization
@@ -145,12 +156,14 @@ class Influence(Method):
     paper = "Koh & Liang (2017), Understanding Black-box Predictions via Influence Functions"
 
     def __init__(self, solver: str = "explicit", damping: float | None = None,
-                 max_iter: int = 200, tol: float = 1e-10, loo_step: bool = False) -> None:
+                 max_iter: int = 200, tol: float = 1e-10, loo_step: bool = False,
+                 indefinite: str = "shift") -> None:
         self.solver = solver
         self.damping = damping
         self.max_iter = max_iter
         self.tol = tol
         self.loo_step = loo_step
+        self.indefinite = indefinite
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
@@ -161,6 +174,13 @@ class Influence(Method):
             raise InputError(f"influence: damping={self.damping!r} must be None or a number >= 0.")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
             raise InputError(f"influence: max_iter={self.max_iter!r} must be a positive int.")
+        if self.indefinite not in ("shift", "abs"):
+            raise InputError(f"influence: indefinite={self.indefinite!r} must be 'shift' or 'abs'.")
+        if self.indefinite == "abs" and self.solver != "explicit":
+            raise InputError(
+                f"influence: indefinite='abs' needs the eigendecomposition of solver='explicit' "
+                f"(got solver={self.solver!r}); use indefinite='shift' with iterative solvers."
+            )
         p = g.model_params()
         G = g.test_grads(p)  # B x P
         n_p = G.shape[1]
@@ -169,8 +189,14 @@ class Influence(Method):
             H = g.hessian(p)
             evals, evecs = torch.linalg.eigh(H)
             lo, hi = float(evals[0]), float(evals[-1])
-            d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
-            denom = evals + d
+            if self.indefinite == "abs":
+                hi = float(evals.abs().max())
+                auto = 0.0 if lo > 1e-8 * hi else 1e-3 * hi
+                d = auto if self.damping is None else float(self.damping)
+                denom = evals.abs() + d
+            else:
+                d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
+                denom = evals + d
             if bool(torch.any(denom <= 0)):
                 raise InputError(
                     f"influence: H + {d:g} I is not positive definite (lambda_min={lo:.3g}); "
