@@ -238,13 +238,21 @@ class KernelShap(Method):
             raise BudgetError(f"allocation={self.allocation!r} must be 'kernel' or 'uniform'.")
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
-        v_full, v_empty = game.full(), game.empty()
-        delta = v_full - v_empty
+        v_full = game.full()
         n_coal = budget - 2
         if self.target_precision is None:
             masks, w, strata = kernel_shap_design(n, n_coal, seed, self.allocation)
-            y = game.value(masks) - v_empty[:, None, :]
+            if game.peek_empty() is None:  # v(empty) rides along: one engine run, same count
+                vals = game.value(torch.cat([torch.zeros(1, n, dtype=masks.dtype), masks]))
+                v_empty = vals[:, 0]
+                y = vals[:, 1:] - v_empty[:, None, :]
+            else:
+                v_empty = game.empty()
+                y = game.value(masks) - v_empty[:, None, :]
+            delta = v_full - v_empty
         else:
+            v_empty = game.empty()
+            delta = v_full - v_empty
             masks, w, strata, y = self._rounds(game, n_coal, seed, v_empty, delta)
         phi, proj = solve_constrained(masks, w, y, delta)
         stderr = _stderr(masks, w, y, strata, proj, phi)
