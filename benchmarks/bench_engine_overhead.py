@@ -416,12 +416,50 @@ def engine_cost_per_row(case: Case, repeats: int = 3) -> None:
           f"({model_s / rows * 1e6:.2f} us/row inside)")
 
 
+def amortisation(case: Case, sizes: tuple[int, ...] = (1, 4, 16, 64), repeats: int = 5) -> None:
+    """Fixed per-call cost and per-row cost of tribute, from warm calls on 1..64 inputs.
+
+    Fits ``cpu = F + rows * c`` over the input counts (tuned size kept: a user explaining many
+    batches) and compares ``c`` with the bare model's CPU time per row ``m`` at its best size:
+    the ratio ``(F + rows c) / (rows m)`` reaches 1.10 from ``rows = F / (1.1 m - c)`` on, and
+    never when ``c >= 1.1 m``.
+    """
+    n_all = len(case.inputs) if not isinstance(case.inputs, tuple) else len(case.inputs[0])
+    bs_f, per_f = bare_rate(case, False, case.probe_rows)
+    m = 1.0 / per_f[bs_f]
+    for label, settings in case.methods.items():
+        if settings["method"] == "integrated_gradients" or "players" in settings:
+            continue
+        kw = {**case.common, **settings}
+        pts = []
+        for k in sizes:
+            if k > n_all:
+                break
+            inputs = case.inputs[:k]
+            tribute.explain(case.model, inputs, progress=False, **kw)  # warm: tuned, cached
+            best, rows = float("inf"), 0
+            for _ in range(repeats):
+                clk, attr = _timed(lambda inputs=inputs, kw=kw: tribute.explain(
+                    case.model, inputs, progress=False, **kw))
+                best, rows = min(best, clk.cpu), attr.n_rows
+            pts.append((rows, best))
+        x = np.array([p[0] for p in pts], dtype=float)
+        y = np.array([p[1] for p in pts])
+        c, f = np.polyfit(x, y, 1)
+        at = "never (c >= 1.1 m)" if c >= 1.1 * m else f"{f / (1.1 * m - c):,.0f} rows"
+        print(f"   {label:<34} fixed {f * 1e3:6.2f} ms/call, {c * 1e6:6.2f} us/row in tribute vs "
+              f"{m * 1e6:6.2f} us/row bare; 1.10x from {at}; points "
+              + ", ".join(f"{int(r)} rows {t * 1e3:.1f} ms" for r, t in pts))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer inputs and coalitions")
     ap.add_argument("--models", default="mlp13,cnn8,cnn32,widecnn,minilm,gbm")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch and BLAS threads (0: leave as is)")
+    ap.add_argument("--amortise", action="store_true",
+                    help="instead: fixed per-call and per-row cost from warm calls on 1..64 inputs")
     ap.add_argument("--repeats", type=int, default=2,
                     help="explain/bare measurements per method (the fastest counts)")
     args = ap.parse_args()
@@ -451,6 +489,13 @@ def main() -> None:
     }
     results: dict[str, list[Result]] = {}
     t_all = time.perf_counter()
+    if args.amortise:
+        for name in wanted:
+            case = makers[name]()
+            if case is not None:
+                print(f"\n== {case.name}")
+                amortisation(case)
+        return
     for name in wanted:
         case = makers[name]()
         if case is None:
