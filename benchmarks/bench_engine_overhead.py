@@ -44,6 +44,7 @@ ratios are printed alongside.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -439,8 +440,8 @@ def amortisation(case: Case, sizes: tuple[int, ...] = (1, 4, 16, 64), repeats: i
             tribute.explain(case.model, inputs, progress=False, **kw)  # warm: tuned, cached
             best, rows = float("inf"), 0
             for _ in range(repeats):
-                clk, attr = _timed(lambda inputs=inputs, kw=kw: tribute.explain(
-                    case.model, inputs, progress=False, **kw))
+                clk, attr = _timed(functools.partial(tribute.explain, case.model, inputs,
+                                                     progress=False, **kw))
                 best, rows = min(best, clk.cpu), attr.n_rows
             pts.append((rows, best))
         x = np.array([p[0] for p in pts], dtype=float)
