@@ -339,8 +339,81 @@ def test_interventional_without_tables_equals_exact_shapley(diabetes, monkeypatc
     X = X[:, :7]
     model = RandomForestRegressor(6, max_depth=8, random_state=0).fit(X, y)
     bg = tribute.Background(X[200:210])
-    a = tribute.explain(model, X[:3], method="tree_shap", baseline=bg)
+    a = tribute.explain(model, X[:3], method="tree_shap", baseline=bg, kernel="numpy")
     e = tribute.explain(model, X[:3], method="exact_shapley", baseline=bg)
     np.testing.assert_allclose(a.values, e.values, atol=1e-8)
     ai = tribute.explain(model, X[:2], method="tree_shap", baseline=bg, interactions=True)
     np.testing.assert_allclose(ai.extra["interactions"].sum(-1), ai.values, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- compiled kernels
+numba = pytest.importorskip("numba")
+
+
+def _models(X, y_reg, y_cls):
+    y3 = np.digitize(X[:, 0], np.quantile(X[:, 0], [0.33, 0.66]))
+    return [
+        ("tree", DecisionTreeRegressor(max_depth=7, random_state=0).fit(X, y_reg), None),
+        ("forest-cls", RandomForestClassifier(8, max_depth=9, random_state=0).fit(X, y_cls), 1),
+        ("extra", ExtraTreesRegressor(6, max_depth=8, random_state=0).fit(X, y_reg), None),
+        ("gb-3class", GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0).fit(X, y3), 2),
+        ("hgb", HistGradientBoostingRegressor(max_iter=8, random_state=0).fit(X, y_reg), None),
+        ("xgb", xgboost.XGBClassifier(n_estimators=15, max_depth=5, n_jobs=1).fit(X, y_cls), 1),
+        ("lgbm", lightgbm.LGBMRegressor(n_estimators=12, num_leaves=12, verbose=-1, n_jobs=1).fit(X, y_reg), None),
+    ]
+
+
+def test_compiled_kernels_equal_the_numpy_path(cancer):
+    """Both kernels compute the same values on every model kind, path-dependent and
+    interventional (a background set and per-sample baselines), with groups."""
+    X, y = cancer
+    X = X[:, :9]
+    y_reg = X[:, 1] * 2 + X[:, 3] + np.sin(X[:, 4])
+    models = _models(X, y_reg, y)
+    groups = np.array([0, 0, 1, 2, 3, 3, 3, 4, 5])
+    for name, model, target in models:
+        for kw in ({}, {"baseline": tribute.Background(X[300:312])}, {"baseline": X[400:405]},
+                   {"groups": groups}):
+            a = tribute.explain(model, X[:5], method="tree_shap", target=target, **kw)
+            b = tribute.explain(model, X[:5], method="tree_shap", target=target, kernel="numpy", **kw)
+            assert a.params["kernel"] == "compiled" and b.params["kernel"] == "numpy"
+            np.testing.assert_allclose(a.values, b.values, atol=1e-10, err_msg=f"{name} {kw}")
+            np.testing.assert_allclose(a.extra["expected_value"], b.extra["expected_value"], atol=1e-10)
+            assert float(np.abs(a.gap).max()) < 1e-8, name
+
+
+def test_missing_values_follow_the_models_routing(cancer):
+    """NaN inputs are read as the trees route them (public API): XGBoost's own contributions,
+    LightGBM's own and the numpy kernel agree; other methods still refuse NaN."""
+    X, y = cancer
+    model = xgboost.XGBClassifier(n_estimators=12, max_depth=4, n_jobs=1).fit(X, y)
+    Xe = X[:12].copy()
+    Xe[::3, 2] = np.nan
+    Xe[1, 5] = np.nan
+    a = tribute.explain(model, Xe, method="tree_shap", target=1)
+    ref = model.get_booster().predict(xgboost.DMatrix(Xe), pred_contribs=True)
+    np.testing.assert_allclose(a.values, ref[:, :-1], rtol=1e-4, atol=2e-5)
+    b = tribute.explain(model, Xe, method="tree_shap", target=1, kernel="numpy")
+    np.testing.assert_allclose(a.values, b.values, atol=1e-10)
+    bg = tribute.Background(np.where(np.arange(20)[:, None] % 4 == 0, np.nan, X[100:120]))
+    c = tribute.explain(model, Xe, method="tree_shap", target=1, baseline=bg)
+    d = tribute.explain(model, Xe, method="tree_shap", target=1, baseline=bg, kernel="numpy")
+    np.testing.assert_allclose(c.values, d.values, atol=1e-10)
+    assert float(np.abs(c.gap).max()) < 1e-8
+    lgb = lightgbm.LGBMRegressor(n_estimators=10, num_leaves=8, verbose=-1, n_jobs=1).fit(X, y.astype(float))
+    e = tribute.explain(lgb, Xe, method="tree_shap")
+    np.testing.assert_allclose(e.values, lgb.predict(Xe, pred_contrib=True)[:, :-1], atol=1e-8)
+    with pytest.raises(InputError, match="tree_shap"):
+        tribute.explain(model, Xe, method="kernel_shap", target=1, baseline=X[:50].mean(0))
+    with pytest.raises(InputError, match="Inf"):
+        tribute.explain(model, np.where(np.isnan(Xe), np.inf, Xe), method="tree_shap", target=1)
+
+
+def test_kernel_argument(cancer):
+    X, y = cancer
+    model = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, y)
+    with pytest.raises(InputError, match="kernel"):
+        tribute.explain(model, X[:2], method="tree_shap", kernel="fast")
+    # interaction values always take the numpy path
+    a = tribute.explain(model, X[:2], method="tree_shap", interactions=True)
+    assert a.params["kernel"] == "numpy"

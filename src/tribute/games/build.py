@@ -48,12 +48,14 @@ def build_game(
     batch_size: int | None = None,
     progress: bool | None = None,
     model_output: str | None = None,
+    allow_missing: bool = False,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
 
     Must be called inside ``adapter.session()`` when the caller wants the model restored; the
-    public functions do that for you.
+    public functions do that for you. ``allow_missing`` lets NaN through in feature inputs and
+    baselines (for methods that read missing values as the model does, such as ``tree_shap``).
     """
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
@@ -78,7 +80,7 @@ def build_game(
     return FeatureGame(
         adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
         forward_args=forward_args, forward_kwargs=forward_kwargs, feature_names=feature_names,
-        batch_size=batch_size, progress=progress,
+        batch_size=batch_size, progress=progress, allow_missing=allow_missing,
     )
 
 

@@ -144,13 +144,21 @@ def _as_tensor(x: Any, name: str) -> tuple[torch.Tensor, str, np.dtype[Any] | No
 _INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
-def _check_finite(x: torch.Tensor, name: str) -> None:
-    if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
-        bad = (~torch.isfinite(x)).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
-        kind = "NaN" if bool(torch.isnan(x).any()) else "Inf"
+def _check_finite(x: torch.Tensor, name: str, allow_nan: bool = False) -> None:
+    """Refuse NaN/Inf values (NaN is allowed for methods that read missing values as the
+    model does, e.g. ``tree_shap``: the trees route them)."""
+    if not x.dtype.is_floating_point:
+        return
+    ok = torch.isfinite(x) | torch.isnan(x) if allow_nan else torch.isfinite(x)
+    if not bool(ok.all()):
+        bad = (~ok).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
+        kind = "NaN" if bool(torch.isnan(x[~ok]).any()) else "Inf"
         raise InputError(
             f"{name} contains {kind} values in sample(s) {bad[:10].tolist()}; impute or drop "
-            "them before explaining (the model's output there is undefined)."
+            "them before explaining (the model's output there is undefined)"
+            + ("." if allow_nan or kind == "Inf" else
+               "; tree models that route missing values can be explained with "
+               "method='tree_shap', which reads NaN as the model does.")
         )
 
 
@@ -208,6 +216,7 @@ class FeatureGame(Game):
         feature_names: Sequence[str] | None = None,
         batch_size: int | None = None,
         progress: bool | None = None,
+        allow_missing: bool = False,
     ) -> None:
         multi = isinstance(inputs, (tuple, list))
         raw_inputs = list(inputs) if multi else [inputs]
@@ -227,7 +236,7 @@ class FeatureGame(Game):
                 raise InputError(f"{name} is a scalar; inputs need a batch axis first (shape (batch, ...)).")
             if t.shape[0] == 0:
                 raise InputError(f"{name} is an empty batch (shape {tuple(t.shape)}); pass at least one sample.")
-            _check_finite(t, name)
+            _check_finite(t, name, allow_nan=allow_missing)
             tensors.append(t)
             frameworks.append(fw)
             np_dtypes.append(npd)
@@ -277,7 +286,8 @@ class FeatureGame(Game):
             if not is_int:
                 xt = xt.to(self.compute_dtype)
             shape = tuple(int(s) for s in t.shape[1:])
-            base, mode = _parse_baseline(bases[i], xt, shape, batch, f"baseline{name}")
+            base, mode = _parse_baseline(bases[i], xt, shape, batch, f"baseline{name}",
+                                         allow_missing)
             g = _parse_groups(group_list[i], shape, batch, f"groups{name}")
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
@@ -1029,7 +1039,7 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
 
 
 def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: int,
-                    name: str) -> tuple[torch.Tensor, str]:
+                    name: str, allow_missing: bool = False) -> tuple[torch.Tensor, str]:
     d = int(np.prod(shape, dtype=np.int64))
     force_bg = isinstance(value, Background)
     if force_bg:
@@ -1040,7 +1050,7 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
         raise InputError(f"{name} is None; pass 0.0, an array broadcastable to one sample, one per sample, or a background set.")
     t, _, _ = _as_tensor(value, name)
     t = t.to(x.device)
-    _check_finite(t if t.ndim > 0 else t.reshape(1), name)
+    _check_finite(t if t.ndim > 0 else t.reshape(1), name, allow_nan=allow_missing)
     expected = f"a scalar, {shape} (one sample), ({batch}, *{shape}) (one per sample) or (M, *{shape}) (a background set)"
     if force_bg:
         if tuple(t.shape[1:]) != shape or t.shape[0] == 0:

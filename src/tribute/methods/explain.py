@@ -131,7 +131,8 @@ def explain(
         game = build_game(
             adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
             players=players, forward_args=forward_args, forward_kwargs=forward_kwargs,
-            feature_names=feature_names, batch_size=batch_size, progress=progress, **extra,
+            feature_names=feature_names, batch_size=batch_size, progress=progress,
+            allow_missing=cls.tags.reads_missing and players is None, **extra,
         )
         game.engine.max_memory = cap
         use_budget = estimator.check(game, budget)

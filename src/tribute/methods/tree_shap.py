@@ -33,6 +33,15 @@ the reader's check of the model's own raw prediction on the explained rows plus 
 base offset of boosted models — reported as ``attr.params["reading_rows"]``; no sampling, so no
 ``budget``.
 
+Missing values: NaN inputs (and background rows) are accepted and read the way the model
+routes them (XGBoost/LightGBM default directions, scikit-learn's missing-value support); other
+methods still refuse NaN.
+
+Kernels: with numba installed (``pip install tribute[trees]``) the values come from compiled
+depth-first walks, one per input and tree (:mod:`tribute.methods._tree_kernels`); without it,
+from the vectorised NumPy evaluation below. Both are exact and agree to rounding;
+``attr.params["kernel"]`` says which ran (interaction values always use NumPy).
+
 With ``interactions=True`` the result's ``extra["interactions"]`` holds shap-convention
 Shapley interaction values ``batch x targets x players x players`` (rows sum to the values).
 """
@@ -71,6 +80,7 @@ _TABLE_BYTES = 256 * 1024**2
 #: Elements per chunk of per-input work (samples x slots x ...).
 _CHUNK_ELEMENTS = 2**23
 _PERTURBATIONS = ("auto", "tree_path_dependent", "interventional")
+_KERNEL_CHOICES = ("auto", "compiled", "numpy")
 
 
 @dataclass
@@ -202,6 +212,81 @@ class _NodeTable:
         elif not any_nan:
             return left
         return np.where(miss, self.missing_left, left)
+
+
+class _Flat:
+    """Every tree's nodes in one table with global ids (:meth:`TreeEnsemble.merged`), for the
+    compiled kernels."""
+
+    def __init__(self, ens: TreeEnsemble, player_of: np.ndarray, classes: np.ndarray) -> None:
+        tree, self.roots = ens.merged()
+        self.tree = tree
+        self.left, self.right = tree.left, tree.right
+        internal = self.left >= 0
+        self.internal = np.flatnonzero(internal)
+        self.col = -np.ones(self.left.size, dtype=np.int64)
+        self.col[internal] = np.arange(self.internal.size)
+        self.player = np.where(internal, np.asarray(player_of)[np.maximum(tree.feature, 0)], -1
+                               ).astype(np.int64)
+        cover = tree.cover
+        ok = internal & (cover > 0)
+        safe = np.where(ok, cover, 1.0)
+        self.ratio_left = np.where(ok, cover[np.maximum(self.left, 0)] / safe, 0.0)
+        self.ratio_right = np.where(ok, cover[np.maximum(self.right, 0)] / safe, 0.0)
+        self.val = np.ascontiguousarray(tree.value[:, classes], dtype=np.float64)
+        self.live = (~internal) & np.any(self.val != 0, axis=1)
+        # expected value under the cover weights (the path-dependent base value), all outputs
+        sizes = np.diff(np.append(self.roots, self.left.size))
+        root_cover = np.repeat(cover[self.roots], sizes)
+        w = np.where(~internal, cover / np.where(root_cover > 0, root_cover, 1.0), 0.0)
+        self.offset = np.asarray(ens.offset, dtype=np.float64)
+        self.expected = (w[:, None] * tree.value).sum(0) + self.offset
+        depth, frontier = 0, self.roots[self.left[self.roots] >= 0]
+        while frontier.size:
+            depth += 1
+            kids = np.concatenate([self.left[frontier], self.right[frontier]])
+            frontier = kids[self.left[kids] >= 0]
+        self.d_max = max(depth, 1)
+
+    def go(self, x: np.ndarray) -> np.ndarray:
+        """``rows x internal nodes`` go-left decisions."""
+        nodes = self.internal
+        if x.shape[0] == 0 or nodes.size == 0:
+            return np.zeros((x.shape[0], nodes.size), dtype=bool)
+        x = self.tree.round_inputs(x)
+        return np.ascontiguousarray(
+            self.tree.decide(x[:, self.tree.feature[nodes]], nodes, rounded=True), dtype=bool)
+
+
+def compiled_attributions(flat: _Flat, x: np.ndarray, n_players: int, *,
+                          background: np.ndarray | None = None,
+                          per_sample_background: bool = False
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Shapley values ``rows x players x classes`` with the compiled kernels (numba), and the
+    ensemble's raw output on ``x`` (``rows x outputs``, read from the same decisions)."""
+    from . import _tree_kernels as kern
+
+    n = x.shape[0]
+    phi = np.zeros((n, n_players, flat.val.shape[1]))
+    pred = np.tile(flat.offset, (n, 1)).astype(np.float64)
+    n_int = max(int(flat.internal.size), 1)
+    step = max(1, _CHUNK_ELEMENTS // n_int)
+    go_b = None if background is None else flat.go(background)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        go_x = flat.go(x[s:e])
+        pred[s:e] += kern.predict(go_x, flat.roots, flat.left, flat.right, flat.col,
+                                  flat.tree.value)
+        if go_b is None:
+            phi[s:e] = kern.path_dependent(go_x, flat.roots, flat.left, flat.right, flat.col,
+                                           flat.player, flat.ratio_left, flat.ratio_right,
+                                           flat.val, flat.live, flat.d_max, n_players)
+        else:
+            gb = go_b[s:e] if per_sample_background else go_b
+            phi[s:e] = kern.interventional(go_x, gb, per_sample_background, flat.roots,
+                                           flat.left, flat.right, flat.col, flat.player,
+                                           flat.val, flat.live, flat.d_max, n_players)
+    return phi, pred
 
 
 def _concat_optional(parts: list[np.ndarray | None], internal: list[np.ndarray]
@@ -394,15 +479,20 @@ class TreeShap(Method):
             default="auto".
         interactions: also return Shapley interaction values in ``extra["interactions"]``.
             default=False.
+        kernel: ``"auto"`` (compiled with numba when it is installed, else NumPy),
+            ``"compiled"`` or ``"numpy"`` (vectorised over inputs and leaves; also used for
+            interaction values). Both compute the same values; ``attr.params["kernel"]`` says
+            which ran. default="auto".
     """
 
     name = "tree_shap"
     tags = Tags(family="shapley", exact=True, needs_baseline=False, has_gap=True,
-                games=("feature",), model_specific=True)
+                games=("feature",), model_specific=True, reads_missing=True)
     paper = ("Lundberg et al. (2020), From local explanations to global understanding with "
              "explainable AI for trees, Nature Machine Intelligence")
 
-    def __init__(self, feature_perturbation: str = "auto", interactions: bool = False) -> None:
+    def __init__(self, feature_perturbation: str = "auto", interactions: bool = False,
+                 kernel: str = "auto") -> None:
         if feature_perturbation not in _PERTURBATIONS:
             raise InputError(
                 f"tree_shap: feature_perturbation={feature_perturbation!r} is not one of "
@@ -410,9 +500,28 @@ class TreeShap(Method):
             )
         if not isinstance(interactions, bool):
             raise InputError(f"tree_shap: interactions={interactions!r} must be True or False.")
-        super().__init__(feature_perturbation=feature_perturbation, interactions=interactions)
+        if kernel not in _KERNEL_CHOICES:
+            raise InputError(f"tree_shap: kernel={kernel!r} is not one of {_KERNEL_CHOICES}.")
+        super().__init__(feature_perturbation=feature_perturbation, interactions=interactions,
+                         kernel=kernel)
         self.feature_perturbation = feature_perturbation
         self.interactions = interactions
+        self.kernel = kernel
+
+    def _kernel(self) -> str:
+        """``"compiled"`` (numba walk per input and tree) or ``"numpy"`` (vectorised leaves).
+
+        Interaction values always use the NumPy path."""
+        from . import _tree_kernels
+
+        if self.kernel == "numpy" or self.interactions:
+            return "numpy"
+        if _tree_kernels.available():
+            return "compiled"
+        if self.kernel == "compiled":
+            raise InputError("tree_shap: kernel='compiled' needs numba; install it with "
+                             "`pip install tribute[trees]` (or numba), or pass kernel='auto'.")
+        return "numpy"
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         from ..games.features import FeatureGame
@@ -451,27 +560,39 @@ class TreeShap(Method):
                 f"tree_shap: the {ens.kind} averages class probabilities; output={output!r} is not "
                 "additive over its trees. Use output='raw' or 'prob'."
             )
-        ens.check(x)
         mode = self.feature_perturbation
         bg_rows = game.baseline_flat().detach().cpu().double().numpy()
         per_sample = bg_rows.shape[0] == game.n_samples and game.n_background == 1 and \
             any(inp.base_mode == "per_sample" for inp in game.inputs)
         if mode == "auto":
             mode = "interventional" if (game.n_background > 1 or per_sample) else "tree_path_dependent"
-        comp = _Compiled(ens, player_of, game.n_players)
         idx = target.index.cpu().numpy()  # batch x targets
         cols, sign = _columns(ens, idx)
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
-        phi, inter = tree_attributions(comp, x, classes, background=background,
-                                       per_sample_background=per_sample and background is not None,
-                                       interactions=self.interactions)
+        per_sample_bg = per_sample and background is not None
+        kernel = self._kernel()
+        inter: np.ndarray | None = None
+        if kernel == "compiled":
+            flat = _Flat(ens, player_of, classes)
+            phi, pred = compiled_attributions(flat, x, game.n_players, background=background,
+                                              per_sample_background=per_sample_bg)
+            ens.check(x, got=pred)
+            expected = flat.expected
+        else:
+            ens.check(x)
+            pred = ens.predict(x)
+            comp = _Compiled(ens, player_of, game.n_players)
+            phi, inter = tree_attributions(comp, x, classes, background=background,
+                                           per_sample_background=per_sample_bg,
+                                           interactions=self.interactions)
+            expected = comp.expected
         pos = np.searchsorted(classes, cols)  # batch x targets
         b_idx = np.arange(game.n_samples)[:, None]
         vals = np.moveaxis(phi, 2, 1)[b_idx, pos] * sign[..., None]  # batch x targets x players
-        full = ens.predict(x)[b_idx, cols] * sign
+        full = pred[b_idx, cols] * sign
         if mode == "tree_path_dependent":
-            base = np.broadcast_to(comp.expected[cols], cols.shape) * sign
+            base = np.broadcast_to(expected[cols], cols.shape) * sign
         else:
             bpred = ens.predict(bg_rows)
             base = (bpred[b_idx, cols] if per_sample else bpred.mean(0)[cols]) * sign
@@ -481,6 +602,7 @@ class TreeShap(Method):
             it = np.moveaxis(inter, 3, 1)[b_idx, pos] * sign[..., None, None]
             extra["interactions"] = it if game.layout.multi_target else it[:, 0]
         params = {"feature_perturbation": mode, "interactions": self.interactions,
+                  "kernel": kernel,
                   # rows the model's own raw prediction saw outside the engine (reading check)
                   "reading_rows": ens.raw_rows,
                   "model_output": f"{ens.raw_output} ({ens.kind})",

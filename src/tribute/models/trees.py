@@ -69,10 +69,15 @@ class Tree:
         """``rows x len(nodes)`` booleans: does each row go left at each of ``nodes``."""
         return self.decide(x[:, self.feature[nodes]], nodes)
 
-    def decide(self, v: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        """Go-left decisions for feature values ``v`` at ``nodes`` (broadcast together)."""
+    def round_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as the trees compare them (float32-rounded where the library does so)."""
+        return x.astype(np.float32).astype(np.float64) if self.float32 else x
+
+    def decide(self, v: np.ndarray, nodes: np.ndarray, rounded: bool = False) -> np.ndarray:
+        """Go-left decisions for feature values ``v`` at ``nodes`` (broadcast together);
+        ``rounded``: ``v`` already went through :meth:`round_inputs`."""
         thr = self.threshold[nodes]
-        if self.float32:
+        if self.float32 and not rounded:
             v = v.astype(np.float32).astype(np.float64)
         if self.threshold32:
             thr = thr.astype(np.float32).astype(np.float64)
@@ -132,19 +137,77 @@ class TreeEnsemble:
     #: they bypass the engine, so methods report them.
     raw_rows: int = 0
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
-        for t in self.trees:
-            out += t.predict(x)
-        return out
+    _merged: tuple[Tree, np.ndarray] | None = field(default=None, repr=False)
 
-    def check(self, x: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-        """Refuse when the parsed ensemble's output differs from the model's own on ``x``."""
+    def merged(self) -> tuple[Tree, np.ndarray]:
+        """Every tree in one node table with global child ids, and each tree's root id.
+
+        The split rules (``strict``, ``float32``, ``threshold32``) are the ensemble's, shared by
+        its trees; per-node flags are concatenated."""
+        if self._merged is None:
+            trees = self.trees
+            sizes = np.array([t.n_nodes for t in trees], dtype=np.int64)
+            off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+            def cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+                return np.concatenate(parts) if parts else empty
+
+            def flags(name: str) -> np.ndarray | None:
+                parts = [getattr(t, name) for t in trees]
+                if not parts or any(p is None for p in parts):
+                    return None
+                return np.concatenate(parts)
+
+            i0, f0 = np.zeros(0, np.int64), np.zeros(0)
+            t0 = trees[0] if trees else None
+            tree = Tree(
+                left=cat([np.where(t.left >= 0, t.left + o, -1) for t, o in zip(trees, off)], i0),
+                right=cat([np.where(t.left >= 0, t.right + o, -1) for t, o in zip(trees, off)], i0),
+                feature=cat([t.feature for t in trees], i0),
+                # float32 thresholds rounded once (rounding is idempotent)
+                threshold=cat([t.threshold.astype(np.float32).astype(np.float64)
+                               if t.threshold32 else t.threshold for t in trees], f0),
+                missing_left=cat([t.missing_left for t in trees], np.zeros(0, bool)),
+                cover=cat([np.asarray(t.cover, dtype=np.float64) for t in trees], f0),
+                value=cat([t.value for t in trees], np.zeros((0, self.n_outputs))),
+                strict=bool(t0.strict) if t0 else False,
+                float32=bool(t0.float32) if t0 else False,
+                threshold32=False,
+                zero_as_missing=flags("zero_as_missing"),
+                nan_as_zero=flags("nan_as_zero"),
+            )
+            self._merged = (tree, off)
+        return self._merged
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``rows x outputs`` raw output: all trees walked together, one level at a time."""
+        out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
+        if not self.trees or x.shape[0] == 0:
+            return out
+        tree, roots = self.merged()
+        x = tree.round_inputs(x)
+        node = np.tile(roots, (x.shape[0], 1))  # rows x trees
+        rows = np.repeat(np.arange(x.shape[0]), roots.size).reshape(node.shape)
+        active = np.flatnonzero(tree.left[node.reshape(-1)] >= 0)
+        flat_node, flat_row = node.reshape(-1), rows.reshape(-1)
+        while active.size:
+            n = flat_node[active]
+            gl = tree.decide(x[flat_row[active], tree.feature[n]], n, rounded=True)
+            nxt = np.where(gl, tree.left[n], tree.right[n])
+            flat_node[active] = nxt
+            active = active[tree.left[nxt] >= 0]
+        leaves: np.ndarray = tree.value[flat_node].reshape(x.shape[0], roots.size, -1)
+        return np.asarray(out + leaves.sum(1))
+
+    def check(self, x: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6,
+              got: np.ndarray | None = None) -> None:
+        """Refuse when the parsed ensemble's output differs from the model's own on ``x``
+        (``got``: the parsed ensemble's output on ``x`` when the caller already has it)."""
         if self.model_raw is None:
             return
         want = np.asarray(self.model_raw(x), dtype=np.float64).reshape(x.shape[0], -1)
         self.raw_rows += int(x.shape[0])
-        got = self.predict(x)
+        got = self.predict(x) if got is None else got
         if self.binary_single and want.shape[1] == 1 and got.shape[1] == 2:
             got = got[:, 1:]
         if want.shape != got.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
