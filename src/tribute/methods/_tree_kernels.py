@@ -167,7 +167,7 @@ if _njit is not None:
                     out[n, c] += val[node, c]
 
     @_njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-    def _iv(gx: Any, gb: Any, per_sample: bool, roots: Any, left: Any, right: Any, col: Any,
+    def _iv(gx: Any, gb: Any, per_sample: bool, bw: Any, roots: Any, left: Any, right: Any, col: Any,
             player: Any, val: Any, live: Any, fact: Any, n_players: int, out: Any) -> None:
         n_rows = gx.shape[0]
         n_bg = 1 if per_sample else gb.shape[0]
@@ -219,7 +219,7 @@ if _njit is not None:
                             minus = fact[a] * fact[c - 1] / fact[a + c] if c > 0 else 0.0
                             for j in range(n_log):
                                 p = lp[j]
-                                wgt = plus if state[p] == 1 else -minus
+                                wgt = (plus if state[p] == 1 else -minus) * bw[mi]
                                 for k in range(nc):
                                     out[n, p, k] += wgt * val[node, k]
                             continue
@@ -256,11 +256,6 @@ if _njit is not None:
                     while n_log > 0:
                         n_log -= 1
                         state[lp[n_log]] = 0
-        if n_bg > 1:
-            for n in range(n_rows):
-                for p in range(n_players):
-                    for k in range(nc):
-                        out[n, p, k] /= n_bg
 
 
 def gauss_tables(d_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -300,16 +295,19 @@ def path_dependent(go: np.ndarray, roots: np.ndarray, left: np.ndarray, right: n
     return out
 
 
-def interventional(go_x: np.ndarray, go_b: np.ndarray, per_sample: bool, roots: np.ndarray,
+def interventional(go_x: np.ndarray, go_b: np.ndarray, per_sample: bool, weights: np.ndarray,
+                   roots: np.ndarray,
                    left: np.ndarray, right: np.ndarray, col: np.ndarray, player: np.ndarray,
                    val: np.ndarray, live: np.ndarray, d_max: int, n_players: int) -> np.ndarray:
-    """Interventional Shapley values averaged over the background rows (``go_b``), or against
-    each input's own row of ``go_b`` with ``per_sample``: ``rows x players x outputs``."""
+    """Interventional Shapley values averaged over the background rows (``go_b``) with
+    ``weights`` (summing to 1), or against each input's own row of ``go_b`` with
+    ``per_sample`` (``weights = [1]``): ``rows x players x outputs``."""
     from math import factorial
 
     fact = np.array([float(factorial(i)) for i in range(d_max + 2)])
     out = np.zeros((go_x.shape[0], n_players, val.shape[1]))
-    _iv(np.ascontiguousarray(go_x), np.ascontiguousarray(go_b), per_sample, roots, left,
+    _iv(np.ascontiguousarray(go_x), np.ascontiguousarray(go_b), per_sample,
+        np.ascontiguousarray(weights, dtype=np.float64), roots, left,
             right, col, player, np.ascontiguousarray(val), live, fact, n_players, out)
     return out
 

@@ -147,6 +147,9 @@ def explain(
         bar.replan(cost.rows, estimator.solve_rows(game, cost), None if known else plan,
                    solve_seconds(cost))
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
+    note = getattr(game, "background_note", None)
+    if note:  # a summarised background set is stated in the result
+        attr.params.setdefault("background", note)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,

@@ -260,7 +260,8 @@ class _Flat:
 
 def compiled_attributions(flat: _Flat, x: np.ndarray, n_players: int, *,
                           background: np.ndarray | None = None,
-                          per_sample_background: bool = False
+                          per_sample_background: bool = False,
+                          bg_weights: np.ndarray | None = None
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Shapley values ``rows x players x classes`` with the compiled kernels (numba), and the
     ensemble's raw output on ``x`` (``rows x outputs``, read from the same decisions)."""
@@ -283,7 +284,9 @@ def compiled_attributions(flat: _Flat, x: np.ndarray, n_players: int, *,
                                            flat.val, flat.live, flat.d_max, n_players)
         else:
             gb = go_b[s:e] if per_sample_background else go_b
-            phi[s:e] = kern.interventional(go_x, gb, per_sample_background, flat.roots,
+            w = np.ones(1) if per_sample_background else (
+                np.full(gb.shape[0], 1.0 / gb.shape[0]) if bg_weights is None else bg_weights)
+            phi[s:e] = kern.interventional(go_x, gb, per_sample_background, w, flat.roots,
                                            flat.left, flat.right, flat.col, flat.player,
                                            flat.val, flat.live, flat.d_max, n_players)
     return phi, pred
@@ -343,6 +346,7 @@ def tree_attributions(
     background: np.ndarray | None = None,
     per_sample_background: bool = False,
     interactions: bool = False,
+    bg_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Shapley values (and interaction values) of the ensemble's raw output.
 
@@ -353,6 +357,7 @@ def tree_attributions(
         background: None for path-dependent; ``M x features`` rows (or ``N x features`` with
             ``per_sample_background``) for interventional values.
         interactions: also compute interaction values.
+        bg_weights: weights of the background rows (sum 1); None = equal.
 
     Returns:
         ``(phi N x players x classes, interactions N x players x players x classes or None)``.
@@ -362,6 +367,8 @@ def tree_attributions(
     inter = np.zeros((n, p, p, nc)) if interactions else None
     bits_x = comp.slot_bits(x)
     bits_b = None if background is None else comp.slot_bits(background)
+    if bits_b is not None and bg_weights is None:
+        bg_weights = np.full(bits_b.shape[0], 1.0 / bits_b.shape[0])
     for d, g in comp.groups.items():
         n_leaves = g.slot.shape[0]
         max_d = _TABLE_MAX_D if bits_b is None else _TABLE_MAX_D_BG
@@ -381,8 +388,9 @@ def tree_attributions(
             else:  # interventional: histogram of background patterns x universal table
                 pb = _pattern_index(bits_b[:, g.slot])  # M x L
                 flat = (np.arange(n_leaves)[None, :] * 2**d + pb).reshape(-1)
-                hist = np.bincount(flat, minlength=n_leaves * 2**d).reshape(n_leaves, 2**d)
-                hist = hist / pb.shape[0]
+                assert bg_weights is not None
+                hist = np.bincount(flat, weights=np.repeat(bg_weights, n_leaves),
+                                   minlength=n_leaves * 2**d).reshape(n_leaves, 2**d)
                 table = np.einsum("lb,xbk->lxk", hist, indicator_shapley_table(d))
                 if interactions:
                     itable = np.einsum("lb,xbij->lxij", hist, indicator_interaction_table(d))
@@ -399,8 +407,9 @@ def tree_attributions(
                 units = leafwise_shapley(g.z, ox)
                 iunits = product_game_interactions(g.z[None], ox) if interactions else None
             else:
+                assert bg_weights is not None
                 units, iunits = _indicator_direct(ox, bits_b, g, s, e, per_sample_background,
-                                                  interactions)
+                                                  interactions, bg_weights)
             _scatter(units, g, classes, p, phi[s:e])
             if inter is not None and iunits is not None:
                 _scatter_pairs(iunits, g, classes, p, inter[s:e])
@@ -408,7 +417,7 @@ def tree_attributions(
 
 
 def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: int,
-                      per_sample: bool, interactions: bool
+                      per_sample: bool, interactions: bool, weights: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """Interventional units without tables, averaged over background rows one at a time.
 
@@ -420,13 +429,15 @@ def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: 
     """
     if per_sample:
         obs = [bits_b[s:e][:, g.slot]]
+        ws = [1.0]
     else:
         obs = [bits_b[m][g.slot][None] for m in range(bits_b.shape[0])]
+        ws = [float(w) for w in weights]
     units = np.zeros(ox.shape)
     iunits = np.zeros((*ox.shape, ox.shape[-1])) if interactions else None
     d = ox.shape[-1]
     fact = np.array([float(factorial(i)) for i in range(d + 2)])
-    for ob in obs:
+    for ob, wm in zip(obs, ws):
         ob_full = np.broadcast_to(ob, ox.shape)
         alive = ~(~ox & ~ob_full).any(-1)  # rows x L
         rows, leaves = np.nonzero(alive)
@@ -440,12 +451,9 @@ def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: 
             n = np.maximum(a + c, 1)
             plus = np.where(a > 0, fact[np.maximum(a - 1, 0)] * fact[c] / fact[n], 0.0)
             minus = np.where(c > 0, fact[a] * fact[np.maximum(c - 1, 0)] / fact[n], 0.0)
-            units[rows, leaves] += a_set * plus[:, None] - c_set * minus[:, None]
+            units[rows, leaves] += wm * (a_set * plus[:, None] - c_set * minus[:, None])
         if iunits is not None:
-            iunits += product_game_interactions(ob.astype(np.float64), ox.astype(np.float64))
-    units /= len(obs)
-    if iunits is not None:
-        iunits /= len(obs)
+            iunits += wm * product_game_interactions(ob.astype(np.float64), ox.astype(np.float64))
     return units, iunits
 
 
@@ -571,12 +579,14 @@ class TreeShap(Method):
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
         per_sample_bg = per_sample and background is not None
+        bg_w = game.background_weights().numpy() if game.n_background > 1 else None
         kernel = self._kernel()
         inter: np.ndarray | None = None
         if kernel == "compiled":
             flat = _Flat(ens, player_of, classes)
             phi, pred = compiled_attributions(flat, x, game.n_players, background=background,
-                                              per_sample_background=per_sample_bg)
+                                              per_sample_background=per_sample_bg,
+                                              bg_weights=bg_w)
             ens.check(x, got=pred)
             expected = flat.expected
         else:
@@ -585,7 +595,7 @@ class TreeShap(Method):
             comp = _Compiled(ens, player_of, game.n_players)
             phi, inter = tree_attributions(comp, x, classes, background=background,
                                            per_sample_background=per_sample_bg,
-                                           interactions=self.interactions)
+                                           interactions=self.interactions, bg_weights=bg_w)
             expected = comp.expected
         pos = np.searchsorted(classes, cols)  # batch x targets
         b_idx = np.arange(game.n_samples)[:, None]
@@ -595,7 +605,8 @@ class TreeShap(Method):
             base = np.broadcast_to(expected[cols], cols.shape) * sign
         else:
             bpred = ens.predict(bg_rows)
-            base = (bpred[b_idx, cols] if per_sample else bpred.mean(0)[cols]) * sign
+            bmean = bpred.mean(0) if bg_w is None else bg_w @ bpred
+            base = (bpred[b_idx, cols] if per_sample else bmean[cols]) * sign
         gap = vals.sum(-1) - (full - base)
         extra: dict[str, Any] = {"expected_value": base}
         if inter is not None:

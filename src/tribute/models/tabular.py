@@ -15,6 +15,7 @@ need fractional masks (gradients) do not apply to such models anyway (they are n
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     previous = getattr(adapter, "codec", None)
     if previous is not None:  # already wrapped (a game rebuilt on the same adapter)
         enc = previous.encode(base, "baseline") if (_is_frame(base) or _is_series(base)) else base
-        return adapter, previous.encode(inputs, "inputs"), (background_cls(enc) if is_bg else enc)
+        return adapter, previous.encode(inputs, "inputs"), (dataclasses.replace(baseline, data=enc) if is_bg else enc)
     frames = [inputs]
     if _is_frame(base):
         frames.append(base)
@@ -141,7 +142,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     enc_inputs = codec.encode(inputs, "inputs")
     if _is_frame(base) or _is_series(base):
         enc = codec.encode(base, "baseline")
-        baseline = background_cls(enc) if is_bg else enc
+        baseline = dataclasses.replace(baseline, data=enc) if is_bg else enc
     fn = adapter.fn
 
     def decoded(x: Any, *args: Any, **kwargs: Any) -> Any:
