@@ -114,3 +114,28 @@ def test_bad_background_weights(wine):
         tribute.Background.kmeans(X, 0)
     with pytest.raises(InputError, match="shape"):
         tribute.Background.sample(X[0], 2)
+
+
+def test_polars_tables_read_like_pandas(wine):
+    pl = pytest.importorskip("polars")
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = wine
+    cols = [f"c{i}" for i in range(6)]
+    pdf = pd.DataFrame(X, columns=cols)
+    pdf["kind"] = np.where(X[:, 0] > 13, "high", "low")
+    plf = pl.DataFrame({c: pdf[c].to_numpy() for c in pdf.columns})
+    pipe = make_pipeline(
+        ColumnTransformer([("cat", OneHotEncoder(), ["kind"])], remainder="passthrough"),
+        RandomForestRegressor(5, random_state=0)).fit(pdf, y.astype(float))
+    a = tribute.explain(pipe, plf[:4], method="exact_shapley", baseline=tribute.Background(plf[100:110]))
+    b = tribute.explain(pipe, pdf[:4], method="exact_shapley", baseline=tribute.Background(pdf[100:110]))
+    assert a.player_names == [*cols, "kind"] == b.player_names
+    np.testing.assert_allclose(a.values, b.values, atol=1e-12)
+    bg = tribute.Background.sample(plf, 5, seed=0)
+    s = tribute.explain(pipe, plf[:4], method="kernel_shap", budget=64, baseline=bg)
+    assert s.to_pandas().shape == (4, 7) and "random sample of 5 of 178" in s.params["background"]

@@ -7,12 +7,13 @@ implement the :class:`PlayerSet` protocol.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InputError
 from ..models import ModelAdapter, as_model
-from ..models.tabular import prepare_categorical
+from ..models.tabular import from_polars, prepare_categorical
 from ..targets import TargetLike
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame
@@ -74,6 +75,12 @@ def build_game(
         )
     if settings:
         raise InputError(f"unexpected argument(s) {sorted(settings)} for a feature game.")
+    # polars tables are read as pandas ones (column names become player names)
+    inputs = from_polars(inputs)
+    if isinstance(baseline, Background):
+        baseline = dataclasses.replace(baseline, data=from_polars(baseline.data))
+    else:
+        baseline = from_polars(baseline)
     # DataFrames with categorical columns: one player per original column, rows decoded back
     # into the user's values before the model (its own pipeline) sees them.
     adapter, inputs, baseline = prepare_categorical(adapter, inputs, baseline, Background)

@@ -92,6 +92,9 @@ def _summarise(cls: type[Background], data: Any, k: int, how: str, seed: int,
                max_iter: int) -> Background:
     if isinstance(data, (tuple, list)):
         raise InputError(f"Background.{how}: summarise one input table, not {len(data)} inputs.")
+    from ..models.tabular import from_polars
+
+    data = from_polars(data)
     frame = data if _is_pandas(data) else None
     arr = np.asarray(frame.to_numpy() if frame is not None else
                      (data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data))

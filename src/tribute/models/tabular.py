@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["CategoricalCodec", "prepare_categorical"]
+__all__ = ["CategoricalCodec", "from_polars", "prepare_categorical"]
 
 
 def _is_frame(x: Any) -> bool:
@@ -152,3 +152,21 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     adapter.codec = codec
     adapter.feature_names = None  # the decoder builds the DataFrame itself
     return adapter, enc_inputs, baseline
+
+
+def _is_polars(x: Any) -> bool:
+    return type(x).__module__.startswith("polars") and type(x).__name__ in ("DataFrame", "Series")
+
+
+def from_polars(x: Any) -> Any:
+    """A polars ``DataFrame``/``Series`` as the pandas equivalent (column by column, so each
+    column keeps its dtype; polars categoricals/strings become object columns); anything else
+    unchanged. polars itself is never imported: tables from it are recognised by type."""
+    if not _is_polars(x):
+        return x
+    import pandas as pd
+
+    if type(x).__name__ == "Series":
+        return pd.Series(x.to_numpy(), name=x.name)
+    return pd.DataFrame({str(c): x[c].to_numpy() for c in x.columns})
+
