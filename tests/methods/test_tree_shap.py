@@ -317,11 +317,11 @@ def test_bad_input(cancer):
         tribute.explain(model, X[:2], method="tree_shap", output="prob")
     with pytest.raises(UnsupportedModelError, match=r"tree model|does not know models"):
         tribute.explain(lambda a: a.sum(1), X[:2], method="tree_shap")
+    from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    pipe = make_pipeline(StandardScaler(), RandomForestRegressor(3)).fit(X, y)
-    with pytest.raises(UnsupportedModelError, match="Pipeline"):
+    pipe = make_pipeline(PCA(4), RandomForestRegressor(3)).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="not known to act column by column"):
         tribute.explain(pipe, X[:2], method="tree_shap")
     with pytest.raises((InputError, Exception), match=r"columns|shape"):
         tribute.explain(model, X[:2, :5], method="tree_shap")
@@ -417,3 +417,52 @@ def test_kernel_argument(cancer):
     # interaction values always take the numpy path
     a = tribute.explain(model, X[:2], method="tree_shap", interactions=True)
     assert a.params["kernel"] == "numpy"
+
+
+# --------------------------------------------------------------------------- pipelines
+def test_columnwise_pipelines_are_traced_to_original_columns(cancer):
+    """A DataFrame through OneHotEncoder + scaler + passthrough into XGBoost: one player per
+    original column; interventional values equal exact_shapley of the whole pipeline (log-odds),
+    path-dependent values equal the final model's on encoded inputs with grouped columns."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer, OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"income": rng.normal(50, 15, n), "city": rng.choice(["paris", "lyon", "nice"], n),
+                       "age": rng.integers(18, 80, n), "tier": rng.choice(["a", "b"], n)})
+    y = ((df.city == "paris") ^ (df.income > 50) | (df.tier == "a") & (df.age > 60)).astype(int)
+    prep = make_column_transformer((OneHotEncoder(), ["city", "tier"]), (StandardScaler(), ["age"]),
+                                   remainder="passthrough")
+    pipe = make_pipeline(prep, xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1)).fit(df, y)
+    bg = tribute.Background(df[100:120])
+    a = tribute.explain(pipe, df[:6], method="tree_shap", target=1, baseline=bg)
+    assert a.player_names == ["income", "city", "age", "tier"]
+    e = tribute.explain(pipe, df[:6], method="exact_shapley", target=1, baseline=bg, output="logit")
+    np.testing.assert_allclose(a.values, e.values, atol=2e-5)
+    # path-dependent: the final model on encoded columns, grouped by original column
+    p = tribute.explain(pipe, df[:6], method="tree_shap", target=1)
+    enc = pipe[0].transform(df)
+    owner = np.array([1, 1, 1, 3, 3, 2, 0])  # city x3, tier x2, age, income (remainder)
+    ref = tribute.explain(pipe[-1], enc[:6], method="tree_shap", target=1, groups=owner)
+    np.testing.assert_allclose(p.values, ref.values, atol=1e-12)
+    assert p.to_pandas().index.tolist() == list(range(6))
+    # a step that mixes columns is refused, naming it
+    bad = make_pipeline(make_column_transformer((OneHotEncoder(), ["city", "tier"]),
+                                                (Normalizer(), ["income", "age"])),
+                        xgboost.XGBClassifier(n_estimators=3, max_depth=2, n_jobs=1)).fit(df, y)
+    with pytest.raises(UnsupportedModelError, match="Normalizer"):
+        tribute.explain(bad, df[:2], method="tree_shap", target=1)
+
+
+def test_numeric_pipeline_scaler_forest(cancer):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = cancer
+    pipe = make_pipeline(StandardScaler(), RandomForestRegressor(4, max_depth=5, random_state=0)).fit(X, y)
+    a = tribute.explain(pipe, X[:4], method="tree_shap")
+    b = tribute.explain(pipe[-1], pipe[0].transform(X[:4]), method="tree_shap")
+    np.testing.assert_allclose(a.values, b.values, atol=1e-12)

@@ -26,7 +26,11 @@ over trees, so ``output="prob"`` on them is refused (use ``method="shapley"`` fo
 expectation estimates of the probability game).
 
 Players may be groups of columns (``groups=``): splits on any column of a group form one
-factor, which is the same value function with groups as players.
+factor, which is the same value function with groups as players. A scikit-learn ``Pipeline``
+whose preprocessing works column by column (encoders, scalers, imputers, ``ColumnTransformer``
+of those) is read the same way: its encoded columns are grouped by the original column they
+come from (:mod:`tribute.models.pipelines`), one player per original column; other
+preprocessing is refused.
 
 Model calls: the game's reference pass (v(N), one counted evaluation) and, outside the engine,
 the reader's check of the model's own raw prediction on the explained rows plus one row for the
@@ -538,18 +542,23 @@ class TreeShap(Method):
             raise UnsupportedModelError("tree_shap explains input features of a tree model.")
         if game.layout.multi_input:
             raise UnsupportedModelError("tree_shap: the model takes one input table, not several.")
-        ens = parse_trees(_estimator_of(game))
+        est = _estimator_of(game)
         x = game.inputs_flat().detach().cpu().double().numpy()
-        if x.shape[1] != ens.n_features:
-            raise InputError(
-                f"tree_shap: inputs have {x.shape[1]} columns but the {ens.kind} was trained on "
-                f"{ens.n_features}; pass the columns the model was fitted on."
-            )
+        bg_rows = game.baseline_flat().detach().cpu().double().numpy()
         groups = game.groups_array()
         if groups is not None and groups.ndim != 1:
             raise UnsupportedModelError("tree_shap: per-sample groups are not supported; give one "
                                         "group mask for all samples.")
         player_of = np.arange(x.shape[1]) if groups is None else np.asarray(groups, dtype=np.int64)
+        encoded = _through_preprocessing(game, est, x, bg_rows, player_of)
+        if encoded is not None:  # a column-wise pipeline: trees on encoded columns, grouped
+            est, x, bg_rows, player_of = encoded
+        ens = parse_trees(est)
+        if x.shape[1] != ens.n_features:
+            raise InputError(
+                f"tree_shap: inputs have {x.shape[1]} columns but the {ens.kind} was trained on "
+                f"{ens.n_features}; pass the columns the model was fitted on."
+            )
         target = game.target
         if target.fn is not None or target.index is None:
             raise UnsupportedModelError(
@@ -569,7 +578,6 @@ class TreeShap(Method):
                 "additive over its trees. Use output='raw' or 'prob'."
             )
         mode = self.feature_perturbation
-        bg_rows = game.baseline_flat().detach().cpu().double().numpy()
         per_sample = bg_rows.shape[0] == game.n_samples and game.n_background == 1 and \
             any(inp.base_mode == "per_sample" for inp in game.inputs)
         if mode == "auto":
@@ -633,6 +641,40 @@ class TreeShap(Method):
         c = coalition_cost(game, 0, design=inter + 2 * b * mb * n * 8,
                            note="credits" + (f" and {n:,}^2 interaction values" if inter else ""))
         return Cost(0, c.bytes, c.note, c.flops)
+
+
+def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndarray,
+                           player_of: np.ndarray
+                           ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
+    """A Pipeline whose preprocessing works column by column: the final tree model, the inputs
+    and background rows as it sees them, and each encoded column's player (that of the
+    original column it comes from, :func:`tribute.models.pipelines.columnwise_owner`).
+    None when ``est`` is not a Pipeline with preprocessing steps."""
+    from ..models.pipelines import columnwise_owner, split_pipeline
+
+    split = split_pipeline(est)
+    if split is None:
+        return None
+    prep, final = split
+    adapter = game.model
+    codec = getattr(adapter, "codec", None)
+    columns: list[str] | None = (list(codec.columns) if codec is not None
+                                 else getattr(adapter, "feature_names", None))
+
+    def encode(rows: np.ndarray) -> np.ndarray:
+        data: Any = rows
+        if codec is not None:
+            data = codec.decode(rows)
+        elif columns is not None:
+            import pandas as pd
+
+            data = pd.DataFrame(rows, columns=columns)
+        out = prep.transform(data)
+        out = out.toarray() if hasattr(out, "toarray") else out
+        return np.asarray(out, dtype=np.float64)
+
+    owner = columnwise_owner(prep, x.shape[1], [str(c) for c in columns] if columns else None)
+    return final, encode(x), encode(bg_rows), player_of[owner]
 
 
 def _columns(ens: TreeEnsemble, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -239,9 +239,11 @@ def _final_estimator(model: Any) -> Any:
     if steps is not None and isinstance(steps, list) and steps:
         if len(steps) > 1:
             raise UnsupportedModelError(
-                "tree_shap explains the tree model itself; this Pipeline has preprocessing steps "
-                f"({[s[0] for s in steps[:-1]]}). Explain the final tree model on transformed inputs, "
-                "or use a model-agnostic method (method='shapley') on the whole pipeline."
+                "tree_shap reads the tree model itself; this Pipeline has preprocessing steps "
+                f"({[s[0] for s in steps[:-1]]}): tribute.explain(pipeline, ...) traces "
+                "column-wise preprocessing back to the original columns; otherwise explain the "
+                "final tree model on transformed inputs, or use method='shapley' on the whole "
+                "pipeline."
             )
         return steps[-1][1]
     return model
