@@ -656,7 +656,7 @@ def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndar
     if split is None:
         return None
     prep, final = split
-    adapter = game.model
+    adapter = getattr(game, "model", None)
     codec = getattr(adapter, "codec", None)
     columns: list[str] | None = (list(codec.columns) if codec is not None
                                  else getattr(adapter, "feature_names", None))
