@@ -104,6 +104,8 @@ def _expvalue(ens, x, present):
                 left = bool(t.go_left(x[None], np.array([node]))[0, 0])
                 return g(t.left[node] if left else t.right[node], t)
             cl, cr = t.left[node], t.right[node]
+            if t.cover[node] == 0:  # no training weight reached it (cover ratios 0)
+                return 0.0 * t.value[node]
             return (t.cover[cl] * g(cl, t) + t.cover[cr] * g(cr, t)) / t.cover[node]
         total = total + g(0)
     return total
@@ -466,3 +468,37 @@ def test_numeric_pipeline_scaler_forest(cancer):
     a = tribute.explain(pipe, X[:4], method="tree_shap")
     b = tribute.explain(pipe[-1], pipe[0].transform(X[:4]), method="tree_shap")
     np.testing.assert_allclose(a.values, b.values, atol=1e-12)
+
+
+def test_catboost_symmetric_trees(diabetes, cancer):
+    """CatBoost's oblivious trees: path-dependent values equal enumeration of the
+    path-dependent value function (CatBoost's own "Regular" ShapValues use another variant on
+    symmetric trees and differ), interventional values equal exact_shapley, the base value is
+    CatBoost's, categorical features are refused."""
+    catboost = pytest.importorskip("catboost")
+    X, y = diabetes
+    X = X[:, :6]
+    reg = catboost.CatBoostRegressor(iterations=6, depth=4, verbose=0, thread_count=1,
+                                     random_seed=0).fit(X, y)
+    a = tribute.explain(reg, X[:3], method="tree_shap")
+    for i in range(3):
+        np.testing.assert_allclose(a.values[i], _pd_exact(reg, X[i], np.arange(6), 6), atol=1e-8)
+    own = reg.get_feature_importance(catboost.Pool(X[:3]), type="ShapValues")
+    np.testing.assert_allclose(a.extra["expected_value"][:, 0], own[:, -1], rtol=1e-9)
+    bg = tribute.Background(X[100:115])
+    b = tribute.explain(reg, X[:3], method="tree_shap", baseline=bg)
+    e = tribute.explain(reg, X[:3], method="exact_shapley", baseline=bg)
+    np.testing.assert_allclose(b.values, e.values, atol=1e-8)
+    Xc, yc = cancer
+    yc3 = np.digitize(Xc[:, 0], np.quantile(Xc[:, 0], [0.33, 0.66]))
+    multi = catboost.CatBoostClassifier(iterations=5, depth=3, verbose=0, thread_count=1,
+                                        loss_function="MultiClass", random_seed=0).fit(Xc, yc3)
+    m = tribute.explain(multi, Xc[:2], method="tree_shap", target=[0, 1, 2])
+    raw = multi.predict(Xc[:2], prediction_type="RawFormulaVal")
+    np.testing.assert_allclose(np.asarray(m.values).sum(-1) + m.extra["expected_value"], raw, atol=1e-6)
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": Xc[:, 0], "c": np.where(yc == 1, "x", "y")})
+    cat = catboost.CatBoostClassifier(iterations=3, depth=2, verbose=0, thread_count=1,
+                                      cat_features=["c"]).fit(df, yc)
+    with pytest.raises(UnsupportedModelError, match="categorical"):
+        tribute.explain(cat, df[:2], method="tree_shap", target=1)

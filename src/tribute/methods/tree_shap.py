@@ -11,7 +11,9 @@ Two value functions (``feature_perturbation``):
 * ``"tree_path_dependent"`` — ``v(S) = E[f(x) | x_S]`` estimated from the trees' own cover
   (training weight per node); needs no baseline and ignores the game's baseline. Equals
   ``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` and XGBoost's
-  ``pred_contribs`` / LightGBM's ``pred_contrib``.
+  ``pred_contribs`` / LightGBM's ``pred_contrib`` (CatBoost's own "Regular" ShapValues use a
+  different variant on its symmetric trees; tribute follows the definition above, checked by
+  enumeration).
 * ``"interventional"`` — ``v(S)`` = the model with the players outside ``S`` set to the game's
   baseline, averaged over a background set: exactly the game :func:`tribute.explain` builds
   (so ``exact_shapley`` on the same game agrees), computed in polynomial time.
@@ -483,7 +485,8 @@ class TreeShap(Method):
     """Exact TreeSHAP for tree ensembles (path-dependent or interventional), with interactions.
 
     Polynomial time in the number of leaves and path lengths; no sampling, no budget. Reads
-    scikit-learn trees/forests/extra trees/(Hist)GradientBoosting, XGBoost and LightGBM models
+    scikit-learn trees/forests/extra trees/(Hist)GradientBoosting, XGBoost, LightGBM and
+    CatBoost (float features) models
     and checks its reading against the model's own output before explaining.
 
     Args:

@@ -231,7 +231,7 @@ def is_tree_model(model: Any) -> bool:
 
 
 _KNOWN = ("DecisionTree", "ExtraTree", "RandomForest", "ExtraTrees", "GradientBoosting",
-          "HistGradientBoosting", "xgboost", "lightgbm")
+          "HistGradientBoosting", "xgboost", "lightgbm", "catboost")
 
 
 def _final_estimator(model: Any) -> Any:
@@ -265,9 +265,12 @@ def parse_trees(model: Any) -> TreeEnsemble:
         return _parse_lightgbm(est)
     if mod.startswith("sklearn"):
         return _parse_sklearn(est, name)
+    if mod.startswith("catboost"):
+        return _parse_catboost(est)
     raise UnsupportedModelError(
         f"tree_shap does not know models of type {mod}.{name}; it reads scikit-learn trees, "
-        "forests and gradient boosting, XGBoost and LightGBM. Use method='shapley' instead."
+        "forests and gradient boosting, XGBoost, LightGBM and CatBoost. Use method='shapley' "
+        "instead."
     )
 
 
@@ -583,3 +586,101 @@ def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
         nan0[i] = mt in ("None", "Zero")
     return Tree(np.asarray(left_l), np.asarray(right_l), feature, thr, mleft, cover, value,
                 zero_as_missing=zero_m, nan_as_zero=nan0)
+
+
+# --------------------------------------------------------------------------- CatBoost
+def _parse_catboost(est: Any) -> TreeEnsemble:
+    """CatBoost's symmetric (oblivious) trees: every node of a level splits on the same
+    ``feature > border`` (bit 1 = right); the leaf index takes level ``i``'s bit as bit ``i``.
+    Float features only (categorical/text features use CTR statistics, not read here)."""
+    import os
+    import tempfile
+
+    if not est.is_fitted():
+        raise _not_fitted(est)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.json")
+        est.save_model(path, format="json")
+        with open(path, encoding="utf-8") as fh:
+            dump = json.load(fh)
+    info = dump.get("features_info", {})
+    if set(info) - {"float_features"}:
+        raise UnsupportedModelError(
+            "tree_shap: this CatBoost model uses categorical/text/embedding features "
+            f"({sorted(set(info) - {'float_features'})}); their CTR statistics are not read. "
+            "Use method='shapley'."
+        )
+    floats = info.get("float_features", [])
+    nan_right = {int(f["flat_feature_index"]): f.get("nan_value_treatment") == "AsTrue"
+                 for f in floats}
+    n_features = max([int(f["flat_feature_index"]) for f in floats], default=-1) + 1
+    params = dump.get("model_info", {}).get("params", {})
+    loss = str(params.get("loss_function", {}).get("type", ""))
+    if loss in ("Logloss", "CrossEntropy"):
+        link = "logistic"
+    elif loss in ("MultiClass", "MultiClassOneVsAll"):
+        link = "softmax"
+    elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
+                  "Lq", "RMSEWithUncertainty", ""):
+        link = "identity"
+    elif loss in ("Poisson", "Tweedie"):
+        link = "exp"
+    else:
+        raise UnsupportedModelError(
+            f"tree_shap: CatBoost loss {loss!r} has no known link; use method='shapley'.")
+    scale, bias = dump.get("scale_and_bias", [1.0, [0.0]])
+    bias = np.atleast_1d(np.asarray(bias, dtype=np.float64))
+    trees_json = dump.get("oblivious_trees", [])
+    n_out = max(1, len(trees_json[0]["leaf_values"]) // max(1, len(trees_json[0]["leaf_weights"]))
+                ) if trees_json else max(1, bias.size)
+    trees = [_cat_tree(t, n_out, float(scale), nan_right) for t in trees_json]
+    offset = bias if bias.size == n_out else np.full(n_out, float(bias[0]))
+
+    def raw(x: np.ndarray) -> np.ndarray:
+        return np.asarray(est.predict(x, prediction_type="RawFormulaVal", thread_count=1))
+
+    kind = type(est).__name__
+    return TreeEnsemble(trees, offset, n_features, n_out, link, f"CatBoost {kind}", "margin",
+                        model_raw=raw)
+
+
+def _cat_tree(t: dict[str, Any], n_out: int, scale: float, nan_right: dict[int, bool]) -> Tree:
+    splits = t.get("splits", [])
+    if any(sp.get("split_type", "FloatFeature") != "FloatFeature" for sp in splits):
+        raise UnsupportedModelError("tree_shap: CatBoost one-hot/CTR splits are not supported; "
+                                    "use method='shapley'.")
+    depth = len(splits)
+    n_leaves = 2**depth
+    weights = np.asarray(t.get("leaf_weights", [1.0] * n_leaves), dtype=np.float64)
+    values = np.asarray(t["leaf_values"], dtype=np.float64).reshape(n_leaves, n_out) * scale
+    n_nodes = 2 * n_leaves - 1
+    left = -np.ones(n_nodes, dtype=np.int64)
+    right = -np.ones(n_nodes, dtype=np.int64)
+    feature = -np.ones(n_nodes, dtype=np.int64)
+    threshold = np.zeros(n_nodes)
+    missing_left = np.ones(n_nodes, dtype=bool)
+    cover = np.zeros(n_nodes)
+    value = np.zeros((n_nodes, n_out))
+    # breadth-first ids: level l holds nodes 2^l - 1 .. 2^(l+1) - 2; position p's path bits
+    # are p's binary digits, most significant first (level 0's bit is the leaf index's bit 0)
+    for lvl, sp in enumerate(splits):
+        first = 2**lvl - 1
+        f = int(sp["float_feature_index"])
+        for p in range(2**lvl):
+            node = first + p
+            left[node] = 2 * node + 1
+            right[node] = 2 * node + 2
+            feature[node] = f
+            threshold[node] = float(sp["border"])
+            missing_left[node] = not nan_right.get(f, False)
+    first_leaf = n_leaves - 1
+    for p in range(n_leaves):
+        leaf_index = sum(((p >> (depth - 1 - lvl)) & 1) << lvl for lvl in range(depth))
+        node = first_leaf + p
+        value[node] = values[leaf_index]
+        cover[node] = weights[leaf_index]
+    for node in range(first_leaf - 1, -1, -1):
+        cover[node] = cover[left[node]] + cover[right[node]]
+    return Tree(left, right, feature, threshold, missing_left, cover, value,
+                float32=True, threshold32=True)
+
