@@ -67,6 +67,10 @@ _MAX_LAMBDA = 30.0
 _TAU_GRID: tuple[float, ...] = (0.0, 10.0, 1e6)
 _ALLOCATIONS = ("singletons", "kernel", "leverage")
 _CHUNK_BYTES = 96 * 1024**2
+#: Pairs the hyperparameter grid is searched on when there are more (see gp_shapley_fit), and
+#: the isotropic kernels per column then refitted on every pair.
+_SEARCH_PAIRS = 256
+_KEEP_ISO = 2
 _QUAD_ELEMENTS = 4 * 1024**2
 
 
@@ -229,8 +233,78 @@ def _select(best: dict[str, torch.Tensor] | None, ll: torch.Tensor, **vals: torc
     return out
 
 
+#: One posterior per kernel tried: ``(loglik C, phi C x n, var C x n, lam C x n, tau C,
+#: alpha C x K)``.
+_Post = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _iso_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float,
+              kernels: list[tuple[float, float]]) -> list[_Post]:
+    """Isotropic kernels ``(Lambda, tau)``, each shared by every column (one factorisation)."""
+    n, cols = sa.shape[1], y.shape[0]
+    gram = sa @ sa.T
+    lin = gram / n
+    iso_dist = ((n - gram) / 2)[None], torch.full((1,), float(n), dtype=torch.float64)
+    out: list[_Post] = []
+    terms: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    for total, tau in kernels:
+        lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
+        if total not in terms:
+            c = torch.tanh(lam / 2)
+            terms[total] = _shapley_of_kernel(sa, c), _prior_var(c)
+        tt = torch.full((1,), tau, dtype=torch.float64)
+        ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin,
+                                          dist=iso_dist, terms=terms[total])
+        out.append((ll, phi, var.expand(cols, n), lam.expand(cols, n), tt.expand(cols),
+                    alpha.expand(cols, -1)))
+    return out
+
+
+def _ard_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, phi_iso: torch.Tensor,
+              iso_total: torch.Tensor, tau: torch.Tensor, factors: torch.Tensor) -> list[_Post]:
+    """ARD kernels, per column: ``lambda_j`` proportional to ``|phi_iso_j|`` with total scale
+    ``iso_total * factors[:, f]`` (``factors``: ``C x F``), one posterior per ``f``."""
+    n, cols = sa.shape[1], y.shape[0]
+    lin = sa @ sa.T / n
+    w = phi_iso.abs()
+    w = w + 1e-3 * w.mean(-1, keepdim=True) + 1e-300
+    w = w / w.mean(-1, keepdim=True)
+    kc = sa.shape[0]
+    chunk = int(max(1, _CHUNK_BYTES // (8 * kc * kc * 3)))
+    parts: list[list[_Post]] = [[] for _ in range(factors.shape[1])]
+    for start in range(0, cols, chunk):
+        stop = min(start + chunk, cols)
+        wc, tc = w[start:stop], tau[start:stop]
+        wsum = wc.sum(-1)
+        dw = (wsum[:, None, None] - (sa[None] * wc[:, None, :]) @ sa.T) / 2
+        for fi in range(factors.shape[1]):
+            ard_total = iso_total[start:stop, None] * factors[start:stop, fi : fi + 1]
+            scale = torch.minimum(ard_total / n, _MAX_LAMBDA / wc.max(-1, keepdim=True).values)
+            lam = scale * wc
+            ll, phi, var, alpha = _gp_columns(sa, y[start:stop], lam, tc, m, jitter,
+                                              shared=False, lin=lin, dist=(dw, wsum))
+            parts[fi].append((ll, phi, var, lam, tc, alpha))
+        del dw
+    return [tuple(torch.cat([p[j] for p in part]) for j in range(6))  # type: ignore[misc]
+            for part in parts]
+
+
+def _best(pool: list[_Post]) -> dict[str, torch.Tensor]:
+    best: dict[str, torch.Tensor] | None = None
+    for ll, phi, var, lam, tau, alpha in pool:
+        best = _select(best, ll, phi=phi, var=var, lam=lam, tau=tau, alpha=alpha)
+    assert best is not None
+    return best
+
+
+def _search_subset(m: int, size: int) -> torch.Tensor:
+    """``size`` of ``m`` pair indices, evenly spaced: the design lists pairs stratum by stratum
+    (singletons first), so the subset keeps every stratum's share."""
+    return torch.linspace(0, m - 1, size, dtype=torch.float64).round().long().unique()
+
+
 def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard: bool = True,
-                   jitter: float = 1e-9, average: bool = True,
+                   jitter: float = 1e-9, average: bool = True, search_pairs: int | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GP posterior Shapley values from complementary pairs.
 
@@ -241,9 +315,14 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
         ard: second, ARD stage (see module docstring). default=True.
         jitter: relative diagonal jitter of the sampled pairs. default=1e-9.
         average: return the marginal-likelihood-weighted average of the posteriors over every
-            kernel tried (Bayesian model averaging with a flat prior on the grid) instead of the
+            kernel fitted (Bayesian model averaging with a flat prior on the grid) instead of the
             single best kernel's. The returned kernel and weights are the best one's either way.
             default=True.
+        search_pairs: with more pairs than this, the whole grid is searched on this many
+            (evenly spaced) pairs, and only the kernels that search ranks best — per column the
+            best ``_KEEP_ISO`` isotropic kernels and the best ARD scale — are fitted on every
+            pair (3 factorisations of the full pair matrix per column instead of 18). ``None``:
+            ``_SEARCH_PAIRS``. default=None.
 
     Returns:
         ``(phi C x n, var C x n, lam C x n, tau C, alpha C x (m+1))``: posterior means and
@@ -252,56 +331,31 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     """
     m, n = s.shape
     cols = d.shape[0]
-    sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
+    search = _SEARCH_PAIRS if search_pairs is None else int(search_pairs)
+    ones = torch.ones(1, n, dtype=torch.float64)
+    kernels = [(total, tau) for total in _ISO_GRID for tau in _TAU_GRID]
+    factors = torch.tensor(_ARD_GRID, dtype=torch.float64).expand(cols, -1)
+    if m > search:
+        sub = _search_subset(m, search)
+        sa_sub = torch.cat([s[sub], ones])
+        y_sub = torch.cat([d[:, sub], delta[:, None]], dim=1)
+        iso_sub = _iso_pass(sa_sub, y_sub, len(sub), jitter, kernels)
+        ll_iso = torch.stack([p[0] for p in iso_sub], 1)  # C x G
+        keep = ll_iso.topk(min(_KEEP_ISO, len(kernels)), dim=1).indices.unique().tolist()
+        if ard:
+            b = _best(iso_sub)
+            ard_sub = _ard_pass(sa_sub, y_sub, len(sub), jitter, b["phi"], b["lam"].sum(-1),
+                                b["tau"], factors)
+            pick = torch.stack([p[0] for p in ard_sub], 1).argmax(1)  # C
+            factors = factors.gather(1, pick[:, None])
+        kernels = [kernels[i] for i in sorted(keep)]
+    sa = torch.cat([s, ones])
     y = torch.cat([d, delta[:, None]], dim=1)  # C x K
-    gram = sa @ sa.T
-    lin = gram / n
-    iso_dist = ((n - gram) / 2)[None], torch.full((1,), float(n), dtype=torch.float64)
-    best: dict[str, torch.Tensor] | None = None
-    pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (ll, phi, var) per kernel
-    for total in _ISO_GRID:
-        lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
-        c = torch.tanh(lam / 2)
-        terms = _shapley_of_kernel(sa, c), _prior_var(c)
-        for tau in _TAU_GRID:
-            tt = torch.full((1,), tau, dtype=torch.float64)
-            ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin,
-                                              dist=iso_dist, terms=terms)
-            pool.append((ll, phi, var.expand(cols, n)))
-            best = _select(best, ll, phi=phi, var=var, lam=lam.expand(cols, n),
-                           tau=tt.expand(cols), alpha=alpha)
-    assert best is not None
+    pool = _iso_pass(sa, y, m, jitter, kernels)
     if ard:
-        w = best["phi"].abs()
-        w = w + 1e-3 * w.mean(-1, keepdim=True) + 1e-300
-        w = w / w.mean(-1, keepdim=True)
-        kc = m + 1
-        chunk = int(max(1, _CHUNK_BYTES // (8 * kc * kc * 3)))
-        parts: list[dict[str, torch.Tensor]] = []
-        ard_pool: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in _ARD_GRID]
-        for start in range(0, cols, chunk):
-            stop = min(start + chunk, cols)
-            cur: dict[str, torch.Tensor] | None = None
-            wc = w[start:stop]
-            tc = best["tau"][start:stop]
-            wsum = wc.sum(-1)
-            dw = (wsum[:, None, None] - (sa[None] * wc[:, None, :]) @ sa.T) / 2
-            iso_total = best["lam"][start:stop].sum(-1, keepdim=True)
-            for fi, factor in enumerate(_ARD_GRID):
-                ard_total = iso_total * factor
-                scale = torch.minimum(ard_total / n, _MAX_LAMBDA / wc.max(-1, keepdim=True).values)
-                lam = scale * wc
-                ll, phi, var, alpha = _gp_columns(sa, y[start:stop], lam, tc, m, jitter,
-                                                  shared=False, lin=lin, dist=(dw, wsum))
-                cur = _select(cur, ll, phi=phi, var=var, lam=lam, tau=tc, alpha=alpha)
-                ard_pool[fi].append((ll, phi, var))
-            del dw
-            assert cur is not None
-            parts.append(cur)
-        ard_best = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        best = _select(best, ard_best["ll"], **{k: v for k, v in ard_best.items() if k != "ll"})
-        for part in ard_pool:
-            pool.append(tuple(torch.cat([p[j] for p in part]) for j in range(3)))  # type: ignore[arg-type]
+        b = _best(pool)
+        pool += _ard_pass(sa, y, m, jitter, b["phi"], b["lam"].sum(-1), b["tau"], factors)
+    best = _best(pool)
     phi, var = best["phi"], best["var"]
     if average:
         ll_all = torch.stack([p[0] for p in pool], 1)  # C x G
