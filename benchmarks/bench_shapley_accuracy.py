@@ -2,8 +2,10 @@
 
 Games (``_shapley_games.py``): a wine MLP (13 features, probability of the predicted class),
 a diabetes regression MLP (10 features, raw output), a random tanh network (16 features, raw
-output; never tuned on) and a breast-cancer MLP (30 features, logit of the predicted class).
-Absent features take the training mean (zero for the tanh network). The truth is exact Shapley
+output; never tuned on), a breast-cancer MLP (30 features, logit of the predicted class) and a
+random ReLU network (14 features, probability of the predicted class; added after the
+estimator's development, never tuned on). Absent features take the training mean (zero for the
+random networks). The truth is exact Shapley
 by enumeration up to 16 features, and a very-high-budget KernelSHAP reference for 30 (its own
 relative standard error is printed).
 
@@ -167,7 +169,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--budgets", type=str, default=",".join(map(str, BUDGETS)))
-    ap.add_argument("--games", type=str, default="wine_prob,diabetes_raw,tanh16_raw,cancer_logit")
+    ap.add_argument("--games", type=str, default="wine_prob,diabetes_raw,tanh16_raw,cancer_logit,relu14_prob")
     ap.add_argument("--skip", type=str, default="", help="comma list of: tribute,captum,shap,shapiq")
     ap.add_argument("--shapiq-python", type=str,
                     default=str(Path(__file__).resolve().parent.parent / ".venv312/bin/python"))

@@ -44,6 +44,7 @@ estimator consistent at a cost linear in the budget.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -300,7 +301,8 @@ def _best(pool: list[_Post]) -> dict[str, torch.Tensor]:
 def _search_subset(m: int, size: int) -> torch.Tensor:
     """``size`` of ``m`` pair indices, evenly spaced: the design lists pairs stratum by stratum
     (singletons first), so the subset keeps every stratum's share."""
-    return torch.linspace(0, m - 1, size, dtype=torch.float64).round().long().unique()
+    idx = np.unique(np.round(np.linspace(0, m - 1, size)).astype(np.int64))
+    return torch.from_numpy(idx)
 
 
 def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard: bool = True,
@@ -341,14 +343,15 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
         y_sub = torch.cat([d[:, sub], delta[:, None]], dim=1)
         iso_sub = _iso_pass(sa_sub, y_sub, len(sub), jitter, kernels)
         ll_iso = torch.stack([p[0] for p in iso_sub], 1)  # C x G
-        keep = ll_iso.topk(min(_KEEP_ISO, len(kernels)), dim=1).indices.unique().tolist()
+        top = ll_iso.topk(min(_KEEP_ISO, len(kernels)), dim=1).indices
+        keep = sorted({int(i) for i in top.reshape(-1).tolist()})
         if ard:
             b = _best(iso_sub)
             ard_sub = _ard_pass(sa_sub, y_sub, len(sub), jitter, b["phi"], b["lam"].sum(-1),
                                 b["tau"], factors)
             pick = torch.stack([p[0] for p in ard_sub], 1).argmax(1)  # C
             factors = factors.gather(1, pick[:, None])
-        kernels = [kernels[i] for i in sorted(keep)]
+        kernels = [kernels[i] for i in keep]
     sa = torch.cat([s, ones])
     y = torch.cat([d, delta[:, None]], dim=1)  # C x K
     pool = _iso_pass(sa, y, m, jitter, kernels)
@@ -416,16 +419,26 @@ class GPShapley(Method):
     good or better at 64-128 evaluations.
 
     Cost: the same evaluations as ``kernel_shap`` (``2 + 2 * pairs``; the smallest budget is 6,
-    default budget ``min(2^n, 2048)``), plus ``O(samples x targets x pairs^3)`` arithmetic for
-    the per-sample Cholesky factorisations (18 over the hyperparameter grids), which dominate
-    from a few players up to ~1,000 (the Shapley-value and prior-variance terms are matrix
-    products, ``O(pairs x players x 24)``): a few seconds per explained output at 1023 pairs on
-    one CPU core whatever the number of players, a small fraction of that at 128 pairs. Worth
-    it when the model is expensive; for cheap models and large batches ``kernel_shap`` is one
-    to two orders of magnitude faster per output (benchmarks/bench_gp_shapley_scaling.py).
+    default budget ``min(2^n, 2048)``), plus per explained output (sample x target) a GP fit
+    whose Cholesky factorisations of the ``pairs x pairs`` kernel matrix dominate up to a few
+    hundred players. Up to 256 pairs the whole hyperparameter grid (15 isotropic kernels shared
+    by every output, 3 ARD kernels per output) is fitted on every pair; beyond, the grid is
+    searched on 256 evenly spaced pairs and only the best kernels (per output its 2 best
+    isotropic kernels and its best ARD scale) are fitted on every pair, so one output at 1,023
+    pairs costs 3 large factorisations instead of 18 (0.8 s at 13 players, 10 s at 1,024 on one
+    loaded CPU core; ``kernel_shap`` 0.01 s and 10 s: benchmarks/bench_gp_shapley_scaling.py).
+
+    Hand-over rule: when the estimated arithmetic of the fits (:meth:`solve_flops`, which
+    grows with outputs x pairs^3 and outputs x pairs^2 x players) exceeds ``max_solve_flops``
+    (default 5e10, roughly half a minute to a minute of one CPU core) and the budget is at least
+    ``n + 2``, the call runs ``kernel_shap`` on the same budget instead — its solve is shared by
+    every output and costs a fraction of a second — and says so in ``attr.extra["note"]``.
+    Large batches of cheap models therefore stay fast; for an expensive model, where the model
+    rows dominate anyway, pass ``max_solve_flops=float("inf")`` to keep the GP.
     ``attr.params["path"]`` says which path ran: ``"exact"`` (budget covers every coalition),
-    ``"gp"`` or ``"gp+adjustment"`` (beyond ``max_pairs`` pairs the GP is fitted on a
-    subset and the held-out pairs correct its residuals (see the module docstring).
+    ``"gp"``, ``"gp+adjustment"`` (beyond ``max_pairs`` pairs the GP is fitted on a subset and
+    the held-out pairs correct its residuals, see the module docstring) or ``"kernel_shap"``
+    (the hand-over).
 
     Args:
         allocation: how pairs are spread over coalition sizes: ``"singletons"`` (all ``n``
@@ -433,6 +446,8 @@ class GPShapley(Method):
             KernelSHAP) or ``"leverage"`` (equal per size). default="singletons".
         ard: run the second, per-player-scale stage. default=True.
         max_pairs: most pairs the GP is fitted on. default=1024.
+        max_solve_flops: estimated arithmetic of the GP fits above which the call hands over to
+            ``kernel_shap`` (see above); ``float("inf")`` never hands over. default=5e10.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -447,12 +462,44 @@ class GPShapley(Method):
     paper = "tribute: Gaussian-process regression of the game in the Walsh basis (this library)"
     constraints = declare({"allocation": Options(_ALLOCATIONS),
                            "ard": InstanceOf((bool,), "True or False"),
-                           "max_pairs": Interval(int, 2)})
+                           "max_pairs": Interval(int, 2),
+                           "max_solve_flops": Interval(float, 0.0)})
 
-    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024) -> None:
+    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024,
+                 max_solve_flops: float = 5e10) -> None:
         self.allocation = allocation
         self.ard = ard
         self.max_pairs = max_pairs
+        self.max_solve_flops = max_solve_flops
+
+    def solve_flops(self, n: int, budget: int, outputs: int) -> float:
+        """Arithmetic of the GP fits for ``outputs`` explained scalars (samples x targets) of
+        ``n`` players at ``budget`` evaluations (the rule of ``max_solve_flops``).
+
+        Per fit on ``K`` pair rows, per kernel: a Cholesky factorisation (``K^3 / 3``), the
+        triangular solves of the ``K x n`` Shapley terms (``K^2 n``, counted three times: these
+        ``K x n`` passes are memory-bound; calibrated on benchmarks/bench_gp_shapley_scaling.py,
+        where 1,024 players ran ~2.5x slower per counted flop than 13) and those terms themselves
+        (``8 Q K n``, ``Q`` quadrature nodes), the kernel (``4 K^2``). Kernels: the 15 isotropic
+        ones shared by every output and 3 ARD ones per output, on ``min(pairs, 256)`` pairs;
+        beyond 256 pairs, on every pair, up to 2 isotropic kernels per output (at most 15)
+        and one ARD kernel per output.
+        """
+        m = max(1, (int(budget) - 2) // 2)
+        fits = [m] if m <= self.max_pairs else (
+            [self.max_pairs] if m >= 2 * self.max_pairs else [m // 2, m - m // 2])
+        q = min(max(n // 2 + 2, 8), 24)
+
+        def per_kernel(k: int) -> float:
+            return k**3 / 3 + 3.0 * k * k * n + 8.0 * q * k * n + 4.0 * k * k
+
+        total = 0.0
+        for fit in fits:
+            small = min(fit, _SEARCH_PAIRS) + 1
+            total += (15 + (3 * outputs if self.ard else 0)) * per_kernel(small)
+            if fit > _SEARCH_PAIRS:
+                total += (min(15, _KEEP_ISO * outputs) + (outputs if self.ard else 0)) * per_kernel(fit + 1)
+        return float(total)
 
     def min_budget(self, game: Game) -> int:
         return int(min(2**game.n_players, 6))
@@ -470,6 +517,9 @@ class GPShapley(Method):
             gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
             return game.attribution(phi, self.name, params, stderr=torch.zeros_like(phi), gap=gap,
                                     extra={"n_pairs": 2 ** max(n - 1, 0) - 1})
+        flops = self.solve_flops(n, budget, int(game.n_samples) * int(game.n_targets))
+        if flops > float(self.max_solve_flops) and budget >= n + 2:
+            return self._hand_over(game, budget, seed, params, flops)
         delta = game.full() - game.empty()  # B x T
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
@@ -499,6 +549,19 @@ class GPShapley(Method):
         return game.attribution(phi, self.name, params, stderr=stderr.reshape(b, t, n),
                                 gap=game.efficiency_gap(phi), extra=extra)
 
+
+    def _hand_over(self, game: Game, budget: int, seed: int, params: dict[str, Any],
+                   flops: float) -> Attribution:
+        """``kernel_shap`` on the same budget, labelled as this method's ``"kernel_shap"`` path."""
+        from .shapley_sampling import KernelShap
+
+        params["path"] = "kernel_shap"
+        a = KernelShap().attribute(game, budget=budget, seed=seed)
+        note = (f"gp_shapley handed over to kernel_shap: its fits would take ~{flops:.2g} flops "
+                f"(> max_solve_flops={float(self.max_solve_flops):.2g}); pass "
+                "max_solve_flops=float('inf') to keep the GP")
+        return dataclasses.replace(a, method=self.name, params=params,
+                                   extra={**a.extra, "note": note, "solve_flops": flops})
 
     def _adjusted(self, sampler: PairSampler, d: torch.Tensor, delta: torch.Tensor,
                   gen: torch.Generator, b: int, t: int,
@@ -556,19 +619,24 @@ class GPShapley(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """Pairs ``m = (budget - 2) / 2`` of ``n`` players; per sample and target a GP on up to
-        ``max_pairs`` pairs: ``m' x m'`` kernel matrices and ~20 Cholesky factorisations
-        (``2^n`` table when the budget covers every coalition)."""
+        ``max_pairs`` pairs (``m' x m'`` kernel matrices, arithmetic from :meth:`solve_flops`);
+        ``kernel_shap``'s cost where that arithmetic exceeds ``max_solve_flops`` (hand-over);
+        the ``2^n`` table when the budget covers every coalition."""
         n = int(game.n_players)
         k = int(budget if budget is not None else self.default_budget(game))
         b, t = int(game.n_samples), int(game.n_targets)
         if n < 63 and k >= 2**n:
             return coalition_cost(game, 2**n, design=2 * b * 2**n * t * 8,
                                   note=f"the 2^{n}-coalition table")
+        flops = self.solve_flops(n, k, b * t)
+        if flops > float(self.max_solve_flops) and k >= n + 2:
+            from .shapley_sampling import KernelShap
+
+            return KernelShap().estimate_cost(game, k)
         m = max(1, (k - 2) // 2)
         fit = min(m, int(self.max_pairs) if isinstance(self.max_pairs, int) else 1024)
         return coalition_cost(game, 2 * m + 2, design=4 * m * n * 8 + 2 * b * t * m * 8,
-                              solve=4 * fit * fit * 8 + 4 * fit * n * 8,
-                              flops=float(20 * b * t * fit**3 / 3 + 20 * b * t * fit * fit * n),
+                              solve=4 * fit * fit * 8 + 4 * fit * n * 8, flops=flops,
                               note=f"{m:,} pairs x {n:,} players and {fit:,}^2 kernel matrices")
 
 
