@@ -179,7 +179,7 @@ def test_solve_flops_rule_grows_with_outputs_and_pairs():
 
     g = GPShapley()
     one, many = g.solve_flops(64, 2048, 1), g.solve_flops(64, 2048, 400)
-    assert one < 5e10 < many  # one output keeps the GP by default, 400 hand over
+    assert one < 1e11 < many  # one output keeps the GP by default, 400 hand over
     assert g.solve_flops(64, 512, 1) < one
     # the estimate the cost model reports is the one the rule reads
     from tribute.games import FeatureGame

@@ -69,9 +69,12 @@ _TAU_GRID: tuple[float, ...] = (0.0, 10.0, 1e6)
 _ALLOCATIONS = ("singletons", "kernel", "leverage")
 _CHUNK_BYTES = 96 * 1024**2
 #: Pairs the hyperparameter grid is searched on when there are more (see gp_shapley_fit), and
-#: the isotropic kernels per column then refitted on every pair.
+#: the isotropic kernels and ARD scales per column then refitted on every pair (keeping fewer,
+#: 2 and 1, raised the error at 2,048 evaluations by 20-30% on the wine and breast-cancer
+#: MLPs: the model average needs them).
 _SEARCH_PAIRS = 256
-_KEEP_ISO = 2
+_KEEP_ISO = 4
+_KEEP_ARD = 2
 _QUAD_ELEMENTS = 4 * 1024**2
 
 
@@ -322,9 +325,10 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             default=True.
         search_pairs: with more pairs than this, the whole grid is searched on this many
             (evenly spaced) pairs, and only the kernels that search ranks best — per column the
-            best ``_KEEP_ISO`` isotropic kernels and the best ARD scale — are fitted on every
-            pair (3 factorisations of the full pair matrix per column instead of 18). ``None``:
-            ``_SEARCH_PAIRS``. default=None.
+            best ``_KEEP_ISO`` (4) isotropic kernels and ``_KEEP_ARD`` (2) ARD scales — are
+            fitted on every pair (6 factorisations of the full pair matrix for one column
+            instead of 18; 2 more per further column instead of 3). ``None``: ``_SEARCH_PAIRS``
+            (256). default=None.
 
     Returns:
         ``(phi C x n, var C x n, lam C x n, tau C, alpha C x (m+1))``: posterior means and
@@ -349,8 +353,9 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             b = _best(iso_sub)
             ard_sub = _ard_pass(sa_sub, y_sub, len(sub), jitter, b["phi"], b["lam"].sum(-1),
                                 b["tau"], factors)
-            pick = torch.stack([p[0] for p in ard_sub], 1).argmax(1)  # C
-            factors = factors.gather(1, pick[:, None])
+            ll_ard = torch.stack([p[0] for p in ard_sub], 1)  # C x F
+            pick = ll_ard.topk(min(_KEEP_ARD, ll_ard.shape[1]), dim=1).indices
+            factors = factors.gather(1, pick)
         kernels = [kernels[i] for i in keep]
     sa = torch.cat([s, ones])
     y = torch.cat([d, delta[:, None]], dim=1)  # C x K
@@ -423,14 +428,14 @@ class GPShapley(Method):
     whose Cholesky factorisations of the ``pairs x pairs`` kernel matrix dominate up to a few
     hundred players. Up to 256 pairs the whole hyperparameter grid (15 isotropic kernels shared
     by every output, 3 ARD kernels per output) is fitted on every pair; beyond, the grid is
-    searched on 256 evenly spaced pairs and only the best kernels (per output its 2 best
-    isotropic kernels and its best ARD scale) are fitted on every pair, so one output at 1,023
-    pairs costs 3 large factorisations instead of 18 (0.8 s at 13 players, 10 s at 1,024 on one
-    loaded CPU core; ``kernel_shap`` 0.01 s and 10 s: benchmarks/bench_gp_shapley_scaling.py).
+    searched on 256 evenly spaced pairs and only the best kernels (per output its 4 best
+    isotropic kernels and its 2 best ARD scales) are fitted on every pair, so one output at
+    1,023 pairs costs 6 large factorisations instead of 18 (timings at 13-1,024 players against
+    ``kernel_shap``: benchmarks/bench_gp_shapley_scaling.py).
 
     Hand-over rule: when the estimated arithmetic of the fits (:meth:`solve_flops`, which
     grows with outputs x pairs^3 and outputs x pairs^2 x players) exceeds ``max_solve_flops``
-    (default 5e10, roughly half a minute to a minute of one CPU core) and the budget is at least
+    (default 1e11, roughly a minute of one loaded CPU core) and the budget is at least
     ``n + 2``, the call runs ``kernel_shap`` on the same budget instead — its solve is shared by
     every output and costs a fraction of a second — and says so in ``attr.extra["note"]``.
     Large batches of cheap models therefore stay fast; for an expensive model, where the model
@@ -447,7 +452,7 @@ class GPShapley(Method):
         ard: run the second, per-player-scale stage. default=True.
         max_pairs: most pairs the GP is fitted on. default=1024.
         max_solve_flops: estimated arithmetic of the GP fits above which the call hands over to
-            ``kernel_shap`` (see above); ``float("inf")`` never hands over. default=5e10.
+            ``kernel_shap`` (see above); ``float("inf")`` never hands over. default=1e11.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -466,7 +471,7 @@ class GPShapley(Method):
                            "max_solve_flops": Interval(float, 0.0)})
 
     def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024,
-                 max_solve_flops: float = 5e10) -> None:
+                 max_solve_flops: float = 1e11) -> None:
         self.allocation = allocation
         self.ard = ard
         self.max_pairs = max_pairs
@@ -482,8 +487,8 @@ class GPShapley(Method):
         where 1,024 players ran ~2.5x slower per counted flop than 13) and those terms themselves
         (``8 Q K n``, ``Q`` quadrature nodes), the kernel (``4 K^2``). Kernels: the 15 isotropic
         ones shared by every output and 3 ARD ones per output, on ``min(pairs, 256)`` pairs;
-        beyond 256 pairs, on every pair, up to 2 isotropic kernels per output (at most 15)
-        and one ARD kernel per output.
+        beyond 256 pairs, on every pair, up to 4 isotropic kernels per output (at most 15)
+        and 2 ARD kernels per output.
         """
         m = max(1, (int(budget) - 2) // 2)
         fits = [m] if m <= self.max_pairs else (
@@ -498,7 +503,8 @@ class GPShapley(Method):
             small = min(fit, _SEARCH_PAIRS) + 1
             total += (15 + (3 * outputs if self.ard else 0)) * per_kernel(small)
             if fit > _SEARCH_PAIRS:
-                total += (min(15, _KEEP_ISO * outputs) + (outputs if self.ard else 0)) * per_kernel(fit + 1)
+                total += (min(15, _KEEP_ISO * outputs)
+                          + (_KEEP_ARD * outputs if self.ard else 0)) * per_kernel(fit + 1)
         return float(total)
 
     def min_budget(self, game: Game) -> int:
