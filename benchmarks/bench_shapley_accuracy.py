@@ -248,6 +248,10 @@ def main() -> None:
         except FileNotFoundError:
             print("shapiq side failed; see", tmp / "shapiq.log")
 
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {g: {k: {str(b): v for b, v in row.items()} for k, row in res.items()}
+             for g, res in results.items()}, indent=1))
     for spec in specs:
         res = results[spec.name]
         ref = spec.truth_kind + (f", its relative standard error {spec.truth_rel_se:.4f}"
@@ -271,13 +275,11 @@ def main() -> None:
         if others and OURS in res:
             best = {b: min((res[k][b][0], k) for k in others if b in res[k]) for b in budgets}
             print("\nratio default / best of Captum+SHAP+shapiq (goal <= 0.5), and the best:")
-            print(f"{'':32s}" + "".join(f"{res[OURS][b][0] / best[b][0]:>16.3f}" for b in budgets))
+            # both exact (error 0, e.g. a budget of 2^n): no ratio
+            print(f"{'':32s}" + "".join(f"{res[OURS][b][0] / best[b][0]:>16.3f}" if best[b][0] > 0
+                                        else f"{'-':>16s}" for b in budgets))
             print(f"{'':32s}" + "".join(f"{best[b][1].split()[-1][:15]:>16s}" for b in budgets))
     print(f"\ntotal {time.time() - t0:.0f}s")
-    if args.json:
-        Path(args.json).write_text(json.dumps(
-            {g: {k: {str(b): v for b, v in row.items()} for k, row in res.items()}
-             for g, res in results.items()}, indent=1))
 
 
 if __name__ == "__main__":
