@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,11 @@ FACTORY = textwrap.dedent(
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "factory_mod.py").write_text(FACTORY)
     sys.path.insert(0, str(tmp_path))
     try:
-        import factory_mod  # type: ignore[import-not-found]
+        import factory_mod
 
         model = factory_mod.make_cnn()
         save_file(model.state_dict(), str(tmp_path / "cnn.safetensors"))

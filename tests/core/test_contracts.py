@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -66,7 +67,7 @@ def test_entry_points_take_keywords_after_the_method():
         idx = [p.name for p in params].index(first)
         assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[idx + 1 :]), fn
     with pytest.raises(TypeError):
-        tribute.explain(make_mlp(), torch.zeros(1, 6, dtype=torch.float64), "saliency", 0)  # type: ignore[misc]
+        tribute.explain(make_mlp(), torch.zeros(1, 6, dtype=torch.float64), "saliency", 0)  # type: ignore[call-arg]
 
 
 # ------------------------------------------------------------------ abstracts
@@ -77,7 +78,8 @@ def test_abstract_bases_refuse_incomplete_subclasses():
     class NoAttribute(Method):
         name = "no_attribute"
 
-    for cls in (NoAttribute, ModelAdapter, _CAMBase):
+    abstract: tuple[type[Any], ...] = (NoAttribute, ModelAdapter, _CAMBase)  # instantiated on purpose
+    for cls in abstract:
         with pytest.raises(TypeError, match="abstract"):
             cls()
 
@@ -152,11 +154,12 @@ def test_only_games_and_the_engine_touch_the_counters():
         if layer in ("games", "engine"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets = []
             if isinstance(node, ast.AugAssign):
-                targets = [node.target]
+                targets: list[ast.expr] = [node.target]
             elif isinstance(node, ast.Assign):
                 targets = list(node.targets)
+            else:
+                continue
             for t in targets:
                 if isinstance(t, ast.Attribute) and t.attr in ("n_evals", "n_rows", "n_passes"):
                     base = t.value
