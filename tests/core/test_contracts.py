@@ -167,3 +167,92 @@ def test_only_games_and_the_engine_touch_the_counters():
                         continue  # a result object's own field, not a game's or engine's counter
                     bad.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert not bad, f"counters changed outside games/engine: {bad}"
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _game_private_names(root: Path) -> set[str]:
+    """Private methods and ``self._x`` attributes defined in ``games/`` (the game's insides)."""
+    names: set[str] = set()
+    for path in (root / "games").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_private(node.name):
+                names.add(node.name)
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id == "self" and _is_private(node.attr)):
+                names.add(node.attr)
+    return names
+
+
+def reaches_into_games(root: Path) -> list[str]:
+    """Places outside games/ and engine/ that use a game's private parts or copy a game.
+
+    Flags ``obj._name`` for every private name a game defines (``_rows_extra``, ``_compose``,
+    ``_evaluate``, ...) unless ``obj`` is ``self``/``cls``, and ``copy.copy``/``deepcopy`` of
+    anything named like a game (methods derive games with ``with_inputs``, never by copying).
+    """
+    private = _game_private_names(root)
+    bad: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("games", "engine"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in private:
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    bad.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("copy.copy", "copy.deepcopy",
+                                                                         "copy", "deepcopy"):
+                if any("game" in ast.unparse(a).lower() for a in node.args):
+                    bad.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    return bad
+
+
+def value_block_loops(root: Path) -> list[str]:
+    """``for ... in range(lo, hi, step)`` loops outside games/ and engine/ that call ``.value(``.
+
+    Evaluating coalitions in memory-bounded blocks is the game's job (``Game.value_stream`` or
+    ``Game.value(..., max_elements=)``); a method or metric that slices its own blocks copies it.
+    """
+    bad: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("games", "engine"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.For) and isinstance(node.iter, ast.Call)
+                    and ast.unparse(node.iter.func) == "range" and len(node.iter.args) == 3):
+                if any(isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == "value"
+                       for c in ast.walk(node)):
+                    bad.append(f"{rel}:{node.lineno}")
+    return bad
+
+
+def test_nothing_reaches_into_a_games_private_parts() -> None:
+    bad = reaches_into_games(SRC)
+    assert not bad, f"private game parts used outside games/ (use probe / with_inputs / value): {bad}"
+
+
+def test_block_loops_live_only_in_the_games_streaming_path() -> None:
+    bad = value_block_loops(SRC)
+    assert not bad, f"value block loops outside games/ (use Game.value_stream): {bad}"
+
+
+def test_game_boundary_checkers_can_fail(tmp_path: Path) -> None:
+    """A fake tree with each violation: the two checkers above name it."""
+    (tmp_path / "games").mkdir()
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "games" / "base.py").write_text(
+        "class Game:\n    def _rows_extra(self):\n        self._cache = 1\n")
+    (tmp_path / "methods" / "bad.py").write_text(
+        "import copy\n"
+        "def f(game, n):\n"
+        "    game._rows_extra()\n"
+        "    view = copy.copy(game)\n"
+        "    for lo in range(0, n, 8):\n"
+        "        game.value(lo)\n")
+    found = reaches_into_games(tmp_path)
+    assert any("game._rows_extra" in b for b in found) and any("copy.copy(game)" in b for b in found), found
+    assert value_block_loops(tmp_path) == ["methods/bad.py:5"]
