@@ -345,3 +345,22 @@ def test_import_tribute_plot():
         assert getattr(tribute.plot, name) is getattr(tribute.viz, name), name
     fig = bar(np.array([[0.3, -0.1, 0.2]]), ["a", "b", "c"])
     assert fig.axes
+
+
+def test_attribution_page_is_rendered_with_autoescaping(tmp_path):
+    """attribution.html comes from a Jinja2 template with autoescape: markup in player names,
+    the method's parameters or anything else a user controls is shown, never interpreted."""
+    from dataclasses import replace
+
+    from tribute.cli import write_views
+
+    x = np.random.default_rng(0).normal(size=(2, 3))
+    attr = tribute.explain(lambda a: a.sum(1), x, method="feature_ablation", baseline=0.0)
+    attr = replace(attr, player_names=["<script>alert(1)</script>", "a&b", "plain"],
+                   params={**attr.params, "note": "<b>bold</b>"})
+    _, page = write_views(attr, tmp_path, max_samples=2)
+    text = page.read_text()
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "a&amp;b" in text and "<b>bold</b>" not in text
+    assert text.count("<img ") == 2 and "data:image/png;base64," in text
+    assert page.stat().st_mode & 0o777 == 0o666 & ~tribute.atomic.umask()  # not mkstemp's 0600

@@ -256,3 +256,30 @@ def test_game_boundary_checkers_can_fail(tmp_path: Path) -> None:
     found = reaches_into_games(tmp_path)
     assert any("game._rows_extra" in b for b in found) and any("copy.copy(game)" in b for b in found), found
     assert value_block_loops(tmp_path) == ["methods/bad.py:5"]
+
+
+#: Methods still on :meth:`Method.estimate_cost`'s default (``budget`` or ``n + 1`` coalitions
+#: per input). Each is a TODO of the data-attribution work (their cost is retraining or
+#: per-example gradients, which the default does not describe); add nothing else here.
+DEFAULT_COST_TODO = {"datamodels", "grad_cos", "grad_dot", "influence", "metagradient",
+                     "representer", "tracin", "trak"}
+
+
+def test_methods_estimate_their_own_cost() -> None:
+    """Up-front refusals and the slow-run warning read ``estimate_cost``: a one-pass gradient
+    method on the default (``n + 1`` coalitions) announced hours for a single backward pass."""
+    default = {name for name, cls in METHODS.entries().items()
+               if next(c for c in cls.__mro__ if "estimate_cost" in c.__dict__) is Method}
+    assert default <= DEFAULT_COST_TODO, f"no estimate_cost of their own: {sorted(default - DEFAULT_COST_TODO)}"
+
+
+@pytest.mark.parametrize("method", ["lrp", "guided_backprop", "deconvolution", "saliency"])
+def test_one_pass_methods_estimate_one_pass(method: str) -> None:
+    model = make_mlp()
+    x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    game = tribute.build_game(model, x, target=0)
+    cost = get_method(method)().estimate_cost(game, None)
+    assert cost.rows == 4, cost  # one pass per input, not the default's n + 1 = 7 per input
+    attr = tribute.explain(model, x, method=method, target=0, progress=False)
+    # what explain spent: that pass plus v(N) for the reported values (one row per input)
+    assert attr.n_rows == 2 * cost.rows and attr.n_evals == 2, attr
