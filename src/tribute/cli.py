@@ -281,11 +281,15 @@ def load_data(path: str, key: str | None = None) -> Any:
         names = list(obj.files)
         if not names:
             raise InputError(f"--data: {path!r} holds no arrays.")
-        if key is None:
-            return obj[names[0]]
-        if key not in names:
+        if key is not None and key not in names:
             raise InputError(f"--data-key {key!r} is not in {path!r}; it holds {names}.")
-        return obj[key]
+        name = names[0] if key is None else key
+        arr = obj[name]
+    if not isinstance(arr, np.ndarray):  # a zip that is no .npz (a torch .pt file, say)
+        raise InputError(
+            f"--data: {path!r} is not a .npy/.npz array file (its member {name!r} is not an array); "
+            "save the inputs with numpy.save / numpy.savez (torch .pt files are not read).")
+    return arr
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, Any]:

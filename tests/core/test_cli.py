@@ -364,3 +364,27 @@ def test_attribution_page_is_rendered_with_autoescaping(tmp_path):
     assert "a&amp;b" in text and "<b>bold</b>" not in text
     assert text.count("<img ") == 2 and "data:image/png;base64," in text
     assert page.stat().st_mode & 0o777 == 0o666 & ~tribute.atomic.umask()  # not mkstemp's 0600
+
+
+def test_reference_help_names_only_formats_the_loader_reads(tmp_path):
+    """``--reference`` is read by ``load_data`` (.npy/.npz, no pickle); its help once promised
+    ``.pt`` files, which the loader refuses."""
+    from tribute.cli import load_data
+    from tribute.cli_components import components_cli_args
+
+    helps = {flags[0]: kw.get("help", "") for flags, kw in components_cli_args()}
+    text = helps["--reference"]
+    assert ".npy" in text and ".npz" in text and ".pt" not in text, text
+    np.save(tmp_path / "r.npy", np.ones((2, 3)))
+    np.savez(tmp_path / "r.npz", first=np.zeros((2, 3)), second=np.ones(1))
+    assert load_data(str(tmp_path / "r.npy")).shape == (2, 3)
+    assert load_data(str(tmp_path / "r.npz")).sum() == 0.0  # the first array
+    torch.save(torch.ones(2, 3), tmp_path / "r.pt")
+    with pytest.raises(tribute.errors.InputError, match=r"not a \.npy/\.npz array file"):
+        load_data(str(tmp_path / "r.pt"))  # a zip numpy opens as an .npz of raw bytes
+
+
+def test_unknown_ablation_hint_names_the_public_class():
+    with pytest.raises(tribute.errors.InputError, match=r"tribute\.Ablation\(") as err:
+        tribute.components(torch.nn.Sequential(torch.nn.Linear(3, 2)), "0", ablation=3)  # type: ignore[arg-type]  # wrong on purpose
+    assert "tribute.components.Ablation" not in str(err.value)

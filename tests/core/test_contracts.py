@@ -283,3 +283,19 @@ def test_one_pass_methods_estimate_one_pass(method: str) -> None:
     attr = tribute.explain(model, x, method=method, target=0, progress=False)
     # what explain spent: that pass plus v(N) for the reported values (one row per input)
     assert attr.n_rows == 2 * cost.rows and attr.n_evals == 2, attr
+
+
+def test_package_data_names_only_files_that_exist() -> None:
+    """Every ``[tool.setuptools.package-data]`` pattern matches a file (and every template the
+    code loads ships): a pattern for files that do not exist once hid a missing stylesheet."""
+    import tomllib
+
+    root = SRC.parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["tribute"]
+    assert patterns
+    for pattern in patterns:
+        assert list(SRC.glob(pattern)), f"package-data pattern {pattern!r} matches no file in src/tribute"
+    shipped = {p for pattern in patterns for p in SRC.glob(pattern)}
+    for template in SRC.rglob("*.j2"):
+        assert template in shipped, f"{template.relative_to(SRC)} is not listed in package-data"
