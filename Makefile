@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[$(EXTRAS),bench]" "$(TORCH)"
 	$(PY) benchmarks/run_all.py
 
+# mypy reads [tool.mypy] in pyproject.toml: src/ strict, tests/ in the stated tests profile.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy

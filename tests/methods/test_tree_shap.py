@@ -60,10 +60,10 @@ def _shapley_brute(v, d):
     for i, j in itertools.permutations(range(d), 2):
         rest = [k for k in range(d) if k not in (i, j)]
         for r in range(d - 1):
-            for s in itertools.combinations(rest, r):
-                s = set(s)
+            for subset in itertools.combinations(rest, r):
+                t = set(subset)
                 w = factorial(r) * factorial(d - r - 2) / (2 * factorial(d - 1))
-                inter[i, j] += w * (v(s | {i, j}) - v(s | {i}) - v(s | {j}) + v(s))
+                inter[i, j] += w * (v(t | {i, j}) - v(t | {i}) - v(t | {j}) + v(t))
     for i in range(d):
         inter[i, i] = phi[i] - inter[i].sum()
     return phi, inter
@@ -271,6 +271,7 @@ def test_parity_with_xgboost_pred_contribs(cancer, objective):
     comp = _Compiled(ens, np.arange(X.shape[1]), X.shape[1])
     classes = np.arange(ens.n_outputs)
     phi, it = tree_attributions(comp, Xe, classes, interactions=True)
+    assert it is not None
     if contribs.ndim == 2:
         contribs, inter = contribs[:, None], inter[:, None]
     for c in classes:
