@@ -288,7 +288,7 @@ def bare_rate(case: Case, grad: bool, n_rows: int) -> tuple[int, dict[int, float
         for _ in range(2):
             done, spent = 0, 0.0
             while spent < _MIN_MEASURE_S:
-                clk, _ = _timed(lambda bs=bs: _bare_pass(case, rows, n_rows, bs, grad))
+                clk, _ = _timed(functools.partial(_bare_pass, case, rows, n_rows, bs, grad))
                 done, spent = done + n_rows, spent + clk.cpu
             best = min(best, spent / done)
         per[bs] = 1.0 / best
