@@ -45,7 +45,7 @@ def kronfluence_scores(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor,
     from kronfluence.task import Task
     from torch.utils.data import TensorDataset
 
-    class _Task(Task):
+    class _Task(Task):  # type: ignore[misc]  # kronfluence is untyped
         def compute_train_loss(self, batch: Any, model: torch.nn.Module, sample: bool = False) -> torch.Tensor:
             x, t = batch
             logits = model(x)

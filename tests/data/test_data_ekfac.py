@@ -27,6 +27,7 @@ def test_ekfac_equals_explicit_where_kronecker_is_exact() -> None:
     # the default damping rule: 0.1 x the layer's mean corrected eigenvalue, reported
     auto = tribute.explain(case.model, case.X_test, method="influence", players=data, solver="ekfac")
     game = tribute.build_game(case.model, case.X_test, players=data)
+    assert isinstance(game, DataGame)
     (layer,) = ekfac_factors(game, game.model_params())
     assert auto.extra["damping"] == pytest.approx(0.1 * float(layer.Lam.mean()), rel=1e-12)
 
@@ -54,6 +55,7 @@ def _ggn(game: DataGame) -> torch.Tensor:
 def test_corrected_eigenvalues_are_the_gauss_newton_diagonal_in_the_kronecker_basis(make: object) -> None:
     case: Case = make()  # type: ignore[operator]
     game = tribute.build_game(case.model, case.X_test, target="predicted", players=case.data())
+    assert isinstance(game, DataGame)
     p = game.model_params()
     H = _ggn(game)
     layers = ekfac_factors(game, p)
@@ -75,6 +77,7 @@ def test_ekfac_scores_equal_an_explicit_inverse_of_the_ekfac_matrix(make: object
     case: Case = make()  # type: ignore[operator]
     data = case.data()
     game = tribute.build_game(case.model, case.X_test, target="predicted", players=data)
+    assert isinstance(game, DataGame)
     p = game.model_params()
     d = 0.3
     Hk = torch.zeros(game.n_params, game.n_params, dtype=torch.float64)

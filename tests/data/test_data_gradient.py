@@ -161,6 +161,7 @@ def test_influence_absolute_eigenvalues_on_an_indefinite_hessian() -> None:
     case = mlp_case(n=40, steps=60)
     kw = {"players": case.data(), "target": "predicted"}
     game = tribute.build_game(case.model, case.X_test, **kw)
+    assert isinstance(game, DataGame)
     p = game.model_params()
     ev, V = torch.linalg.eigh(game.hessian(p))
     assert float(ev[0]) < 0  # the case is indefinite: the two rules differ
