@@ -41,22 +41,38 @@ def build_game(
     baseline: Any = DEFAULT_BASELINE,
     groups: Any = None,
     output: str = "raw",
-    players: PlayerSet | None = None,
+    players: PlayerSet | str | Any = None,
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
     model_output: str | None = None,
+    tokenizer: Any = None,
+    removal: Any = None,
+    pair: str | None = None,
+    include_special: bool = False,
+    max_length: int | None = None,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
 
     Must be called inside ``adapter.session()`` when the caller wants the model restored; the
-    public functions do that for you.
+    public functions do that for you. With ``tokenizer=`` the inputs are texts and the game is
+    a :class:`~tribute.games.text.TextGame` (``players``, ``removal``, ``pair``,
+    ``include_special`` and ``max_length`` are its settings).
     """
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
+    if tokenizer is not None or _is_text(inputs):
+        return _text_game(adapter, inputs, tokenizer=tokenizer, players=players, removal=removal,
+                          pair=pair, include_special=include_special, max_length=max_length,
+                          target=target, baseline=baseline, groups=groups, output=output,
+                          forward_args=forward_args, forward_kwargs=forward_kwargs,
+                          feature_names=feature_names, batch_size=batch_size, progress=progress,
+                          settings=settings)
+    if removal is not None or pair is not None:
+        raise InputError("removal= and pair= apply to texts; pass texts with tokenizer=...")
     if players is not None:
         if not isinstance(players, PlayerSet):
             raise InputError(
@@ -82,9 +98,56 @@ def build_game(
     )
 
 
+def _is_text(inputs: Any) -> bool:
+    """Inputs are a string, a pair of strings or a list of them (text players)."""
+    if isinstance(inputs, str):
+        return True
+    if isinstance(inputs, (list, tuple)) and inputs:
+        first = inputs[0]
+        return isinstance(first, str) or (isinstance(first, tuple) and bool(first)
+                                          and isinstance(first[0], str))
+    return False
+
+
+def _text_game(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: Any, removal: Any,
+               pair: str | None, include_special: bool, max_length: int | None, target: TargetLike,
+               baseline: Any, groups: Any, output: str, forward_args: Any, forward_kwargs: Any,
+               feature_names: Any, batch_size: int | None, progress: bool | None,
+               settings: dict[str, Any]) -> Game:
+    from .text import TextGame
+
+    if tokenizer is None:
+        raise InputError(
+            "inputs are texts but tokenizer=None; pass the model's tokenizer, e.g. "
+            "tokenizer=AutoTokenizer.from_pretrained(name) (or a tribute.models.text.WordTokenizer)."
+        )
+    if not _is_text(inputs):
+        raise InputError(
+            f"tokenizer= was given but inputs is a {type(inputs).__name__}; pass texts: a string, "
+            "a list of strings, or (first, second) tuples for sentence pairs."
+        )
+    unused = {"groups": groups is not None, "forward_args": bool(forward_args),
+              "forward_kwargs": bool(forward_kwargs), "feature_names": feature_names is not None,
+              "baseline": not isinstance(baseline, (int, float)) or float(baseline) != 0.0,
+              **{k: True for k in settings}}
+    bad = sorted(k for k, v in unused.items() if v)
+    if bad:
+        raise InputError(
+            f"argument(s) {bad} do not apply to texts: players are chosen by players= "
+            "('words', 'tokens', 'sentences' or spans) and removed by removal= ('mask', 'pad', "
+            "'unk', a token id, 'delete', 'zero' or 'mean')."
+        )
+    return TextGame(adapter, inputs, tokenizer=tokenizer, players="words" if players is None else players,
+                    removal=removal, pair=pair, include_special=include_special,
+                    max_length=max_length, target=target, output=output, batch_size=batch_size,
+                    progress=progress)
+
+
 def framework_of(inputs: Any) -> str:
-    """``"torch"`` when the (first) input is a tensor, else ``"numpy"``."""
+    """``"torch"`` when the (first) input is a tensor (or inputs are texts), else ``"numpy"``."""
     import torch
 
+    if _is_text(inputs):
+        return "torch"
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     return "torch" if isinstance(first, torch.Tensor) else "numpy"
