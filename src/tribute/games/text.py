@@ -136,7 +136,9 @@ class _TextForward:
         scale = self._scale
         if scale is None:
             return out
-        base = self._base_vector(module.weight).to(out.dtype)
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)
+        base = self._base_vector(weight).to(out.dtype)
         s = scale.to(out.dtype).unsqueeze(-1)
         return base + s * (out - base)
 
@@ -245,7 +247,7 @@ def _resolve_removal(removal: Any, tokenizer: Any, vocab: int | None) -> tuple[s
             )
     if isinstance(removal, bool) or not isinstance(removal, (str, int, np.integer)):
         raise InputError(
-            f"removal={removal!r} must be one of {TOKEN_REMOVALS + ('delete',) + EMBEDDING_REMOVALS} "
+            f"removal={removal!r} must be one of {(*TOKEN_REMOVALS, 'delete', *EMBEDDING_REMOVALS)} "
             "or a token id (int)."
         )
     if isinstance(removal, (int, np.integer)):
@@ -254,17 +256,17 @@ def _resolve_removal(removal: Any, tokenizer: Any, vocab: int | None) -> tuple[s
             raise InputError(f"removal={rid} is not a token id of the model (0..{vocab - 1 if vocab else '?'}).")
         return rid, rid
     if removal in TOKEN_REMOVALS:
-        rid = getattr(tokenizer, f"{removal}_token_id", None)
-        if rid is None:
+        tid = getattr(tokenizer, f"{removal}_token_id", None)
+        if tid is None:
             raise InputError(
                 f"removal={removal!r}: the tokenizer has no {removal} token; use another of "
                 f"{TOKEN_REMOVALS}, a token id, 'delete', 'zero' or 'mean'."
             )
-        return str(removal), int(rid)
+        return str(removal), int(tid)
     if removal == "delete" or removal in EMBEDDING_REMOVALS:
         return str(removal), None
     raise InputError(
-        f"removal={removal!r} is not one of {TOKEN_REMOVALS + ('delete',) + EMBEDDING_REMOVALS} "
+        f"removal={removal!r} is not one of {(*TOKEN_REMOVALS, 'delete', *EMBEDDING_REMOVALS)} "
         "or a token id (int)."
     )
 

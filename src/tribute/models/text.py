@@ -42,9 +42,9 @@ import torch
 from ..errors import InputError
 
 __all__ = [
+    "PLAYER_UNITS",
     "MeanPooling",
     "OffsetTokenizer",
-    "PLAYER_UNITS",
     "TextBatch",
     "WordTokenizer",
     "as_texts",
@@ -258,7 +258,7 @@ def _units(text: str, players: Any, where: str) -> list[tuple[int, int]]:
             f"players for {where} must be {PLAYER_UNITS} or (start, end) character spans; got "
             f"{players!r:.80}."
         ) from None
-    for (a, b), nxt in zip(spans, spans[1:] + [(len(text), len(text))]):
+    for (a, b), nxt in zip(spans, [*spans[1:], (len(text), len(text))]):
         if not 0 <= a < b <= len(text):
             raise InputError(
                 f"players span ({a}, {b}) of {where} is outside the text (length {len(text)}) "
