@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _text_models import minilm_tokenizer
+
 from tribute.errors import InputError
 from tribute.models.text import WordTokenizer, segment
 

@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
-import tribute
 from _text_models import (
     BagOfEmbeddings,
     all_masks,
@@ -16,6 +14,8 @@ from _text_models import (
     shapley_by_enumeration,
     tiny_bert,
 )
+
+import tribute
 from tribute.errors import InputError, UnsupportedModelError
 from tribute.models.text import WordTokenizer, segment
 

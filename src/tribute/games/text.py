@@ -31,7 +31,12 @@ and ``attr.player_names`` the first text's (padded with ``"<none j>"``).
 Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one
 sequence, as a cross-encoder reads it) or separately (``pair="cosine"``: the model embeds each
 text, the value is the cosine similarity of the two embeddings: a dual encoder). Players are
-the first text's then the second's.
+the first text's then the second's. With ``method="shapley_interactions"`` the result also
+holds ``attr.extra["pair_interactions"]``, the ``batch x targets x first x second`` block of
+Shapley interaction indices (Grabisch & Roubens 1999) between the first text's and the second
+text's players: which word pairs drive the similarity (cf. Moeller et al. 2023, "An
+attribution method for Siamese encoders", whose integrated Jacobians answer the same question
+with second-order gradients).
 """
 
 from __future__ import annotations
@@ -410,9 +415,22 @@ class TextGame(FeatureGame):
             "removal": self.removal,
             "pair": self.pair,
         }
-        attr = super().attribution(values, method, params, stderr=stderr, gap=gap,
-                                   extra={**(extra or {}), **info})
-        return attr
+        extra = dict(extra or {})
+        inter = extra.get("interactions")
+        if self.pair is not None and isinstance(inter, np.ndarray) and inter.ndim == 4:
+            extra["pair_interactions"] = self._cross_block(inter)
+        return super().attribution(values, method, params, stderr=stderr, gap=gap,
+                                   extra={**extra, **info})
+
+    def _cross_block(self, inter: np.ndarray) -> np.ndarray:
+        """``batch x targets x first x second`` word-by-word block of an interaction matrix
+        (first text's players in rows, second's in columns; NaN-padded across the batch)."""
+        sides = [[sum(1 for s in sp if s[0] == k) for sp in self.text.player_spans] for k in (0, 1)]
+        na, nb = max(sides[0]), max(sides[1])
+        out = np.full((inter.shape[0], inter.shape[1], na, nb), np.nan)
+        for i, (a, b) in enumerate(zip(*sides)):
+            out[i, :, :a, :b] = inter[i, :, :a, a : a + b]
+        return out
 
 
 def _side(players: Any, k: int) -> Any:
