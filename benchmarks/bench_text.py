@@ -63,7 +63,7 @@ class CosineToReference(nn.Module):
         return (e * self.reference).sum(-1, keepdim=True)  # both L2-normalised
 
 
-def presence_fn(model: nn.Module, ids: torch.Tensor, tp: torch.Tensor, mask_id: int):  # noqa: ANN201
+def presence_fn(model: nn.Module, ids: torch.Tensor, tp: torch.Tensor, mask_id: int):
     """``z (rows x n) -> rows``: the game value, composed independently of tribute."""
 
     def f(z: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ def presence_fn(model: nn.Module, ids: torch.Tensor, tp: torch.Tensor, mask_id: 
     return f
 
 
-def shapley_truth(f, n: int) -> np.ndarray:  # noqa: ANN001
+def shapley_truth(f, n: int) -> np.ndarray:
     masks = torch.tensor([[(s >> i) & 1 for i in range(n)] for s in range(2**n)], dtype=torch.float32)
     v = torch.cat([f(masks[i : i + 256]) for i in range(0, 2**n, 256)]).double().numpy()
     w = np.array([math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n) for k in range(n)])
@@ -137,7 +137,7 @@ def main() -> None:
                 errs[m].append(float(np.linalg.norm(a.values[0] - truth)) / norm)
             calls = {"rows": 0}
 
-            def counted(z: torch.Tensor) -> torch.Tensor:
+            def counted(z: torch.Tensor, calls: dict = calls, f=f) -> torch.Tensor:
                 calls["rows"] += z.shape[0]
                 return f(z)
 
