@@ -204,6 +204,25 @@ def test_bad_inputs_name_the_argument(bag: tuple, bert: tuple) -> None:
         tribute.explain(bmodel, "word " * 80, tokenizer=btok, method="feature_ablation", progress=False)
 
 
+def test_delete_needs_an_attention_mask_and_seeds_reproduce(bag: tuple) -> None:
+    _, tok = bag
+
+    class NoMask(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(tok.vocab_size, 3)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.emb(ids).sum(1)
+
+    with pytest.raises(InputError, match="attention_mask"):
+        tribute.explain(NoMask(), "the cat", tokenizer=tok, removal="delete", progress=False)
+    model, _ = bag
+    runs = [tribute.explain(model, TEXTS, tokenizer=tok, method="kernel_shap", budget=32, seed=3,
+                            progress=False) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].values, runs[1].values)
+
+
 def test_plot_is_escaped_html(bag: tuple) -> None:
     model, tok = bag
     attr = tribute.explain(model, ["the <cat> sat", "a dog"], tokenizer=tok,

@@ -365,10 +365,18 @@ class TextGame(FeatureGame):
                 )
         fn = model.fn
         hf = _is_hf_model(module)
+        takes_mask = hf or _accepts(fn, "attention_mask")
+        if rem == "delete" and not takes_mask:
+            raise InputError(
+                "removal='delete' makes rows of different lengths, padded in one batch; the model "
+                "takes no attention_mask= argument to ignore the padding, so values would depend "
+                "on the batch. Use removal='mask'/'pad'/'unk' or a token id, or give the model's "
+                "forward an attention_mask parameter."
+            )
         forward = _TextForward(
             fn, embedding=emb, removal=rem, replace_id=rid,
             pad_id=int(getattr(tokenizer, "pad_token_id", None) or 0), pair=mode,
-            takes_mask=hf or _accepts(fn, "attention_mask"),
+            takes_mask=takes_mask,
             takes_types=hf and _accepts(fn, "token_type_ids"), hf=hf,
         )
         adapter = copy.copy(model)
