@@ -233,3 +233,20 @@ def test_plot_is_escaped_html(bag: tuple) -> None:
     assert attr._repr_html_().count("<span") >= 5
     second = attr.plot(1).data
     assert second.count("<span") == 2 and "nan" not in second.lower()
+
+
+def test_component_players_of_texts_match_token_inputs(bert: tuple) -> None:
+    model, tok = bert
+    heads = tribute.components(model, ["bert.encoder.layer.0", "bert.encoder.layer.1"], unit="head")
+    texts = ["a short text", "another one here"]
+    attr = tribute.explain(model, texts, tokenizer=tok, players=heads, method="feature_ablation",
+                           target=0, progress=False)
+    assert attr.values.shape == (2, 4) and attr.player_kind == "component"
+    enc = segment(texts, tok)
+    ref = tribute.explain(model, enc.input_ids, players=heads, method="feature_ablation", target=0,
+                          forward_kwargs={"attention_mask": enc.attention_mask,
+                                          "token_type_ids": enc.token_type_ids}, progress=False)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(ref.values), rtol=1e-12)
+    with torch.no_grad():
+        full = model(input_ids=enc.input_ids[:1, :5]).logits[0, 0]  # text 0 alone, unpadded
+    assert math.isclose(float(attr.full_values[0]), float(full), rel_tol=1e-9)

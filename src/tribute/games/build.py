@@ -126,6 +126,13 @@ def _text_game(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: A
             f"tokenizer= was given but inputs is a {type(inputs).__name__}; pass texts: a string, "
             "a list of strings, or (first, second) tuples for sentence pairs."
         )
+    if isinstance(players, PlayerSet):
+        return _text_components(adapter, inputs, tokenizer=tokenizer, players=players,
+                                removal=removal, pair=pair, include_special=include_special,
+                                max_length=max_length, target=target, baseline=baseline,
+                                groups=groups, output=output, forward_args=forward_args,
+                                forward_kwargs=forward_kwargs, feature_names=feature_names,
+                                batch_size=batch_size, progress=progress, settings=settings)
     unused = {"groups": groups is not None, "forward_args": bool(forward_args),
               "forward_kwargs": bool(forward_kwargs), "feature_names": feature_names is not None,
               "baseline": not isinstance(baseline, (int, float)) or float(baseline) != 0.0,
@@ -141,6 +148,37 @@ def _text_game(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: A
                     removal=removal, pair=pair, include_special=include_special,
                     max_length=max_length, target=target, output=output, batch_size=batch_size,
                     progress=progress)
+
+
+def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: PlayerSet,
+                     removal: Any, pair: str | None, include_special: bool,
+                     max_length: int | None, target: TargetLike, baseline: Any, groups: Any,
+                     output: str, forward_args: Any, forward_kwargs: Any, feature_names: Any,
+                     batch_size: int | None, progress: bool | None,
+                     settings: dict[str, Any]) -> Game:
+    """Component players (``tribute.components``) of a model reading texts: the texts are
+    tokenized and padded once, and the component game runs on their token ids (with
+    ``attention_mask=`` / ``token_type_ids=`` when the model takes them)."""
+    from ..models.text import segment
+    from .text import _accepts, _is_hf_model
+
+    given = {"removal": removal is not None, "pair": pair is not None, "groups": groups is not None,
+             "include_special": include_special, "forward_args": bool(forward_args),
+             "forward_kwargs": bool(forward_kwargs), "feature_names": feature_names is not None}
+    bad = sorted(k for k, v in given.items() if v)
+    if bad:
+        raise InputError(f"argument(s) {bad} do not apply to component players of texts.")
+    enc = segment(inputs, tokenizer, "words", max_length=max_length, require_players=False)
+    fn = getattr(adapter, "fn", None)
+    hf = _is_hf_model(getattr(adapter, "module", None))
+    kw: dict[str, Any] = {}
+    if hf or _accepts(fn, "attention_mask"):
+        kw["attention_mask"] = enc.attention_mask
+    if enc.token_type_ids is not None and hf and _accepts(fn, "token_type_ids"):
+        kw["token_type_ids"] = enc.token_type_ids
+    return players.make_game(adapter, enc.input_ids, target=target, baseline=baseline,
+                             output=output, forward_args=None, forward_kwargs=kw,
+                             batch_size=batch_size, progress=progress, **settings)
 
 
 def framework_of(inputs: Any) -> str:
