@@ -323,7 +323,7 @@ class Attribution:
         Returns:
             A matplotlib figure; for text players (``explain(..., tokenizer=...)``) with
             ``kind="auto"``, an HTML object highlighting the players on the text
-            (:func:`tribute.viz._text.text_highlight`; notebooks display it).
+            (:func:`tribute.viz.text_highlight`; notebooks display it).
         """
         from .viz import bar, image, waterfall
 
@@ -377,7 +377,7 @@ class Attribution:
 
     def _text_html(self, index: int, target: int) -> Any:
         """Text players highlighted on sample ``index``'s text (an HTML object)."""
-        from .viz._text import text_highlight
+        from .viz import text_highlight
 
         flat = self.flat()
         b, t, _ = flat.shape
