@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _text_models import BagOfEmbeddings
 
 import tribute
-from _text_models import BagOfEmbeddings
 from tribute.errors import BudgetError, InputError, UnsupportedModelError
-from tribute.models.text import WordTokenizer
 from tribute.methods import registry
+from tribute.models.text import WordTokenizer
 
 VOCAB = ["the", "cat", "sat", "down", "a", "dog", "ran", "off", "my", "bird", "sang", "loud"]
 TEXTS = ["the cat sat down", "a dog ran off", "my bird sang loud"]
