@@ -19,6 +19,7 @@ from typing import Any
 from . import methods as _methods_package  # noqa: F401
 from . import metrics as _metrics_package  # noqa: F401
 from .api import PlayerSet, build_game, explain, methods
+from .api import GenerationAttribution, explain_generation
 from .attribution import Attribution
 from .errors import (
     BudgetError,
@@ -46,6 +47,7 @@ __all__ = [
     "ComponentSet",
     "DataGame",
     "FeatureGame",
+    "GenerationAttribution",
     "Game",
     "InputError",
     "MetricResult",
@@ -61,6 +63,7 @@ __all__ = [
     "evaluate",
     "explain",
     "explain_dataset",
+    "explain_generation",
     "methods",
     "metrics",
     "patches",
