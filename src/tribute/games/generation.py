@@ -379,7 +379,7 @@ class GenerationGame(Game):
             rows = stop - start
             pos_mask = torch.ones(rows, int(self.sequence.shape[1]), dtype=dtype, device=dev)
             cols = owned.nonzero().flatten().to(dev)
-            pos_mask = pos_mask.index_put((slice(None), cols), leaf[:, self.owner[owned].to(dev)])
+            pos_mask[:, cols] = leaf[:, self.owner[owned].to(dev)]
             emb = e_b[None] + pos_mask[..., None] * (e_x - e_b)[None]
             return Rows(inputs=(emb,), sample=torch.zeros(rows, dtype=torch.long), leaves=[leaf])
 
