@@ -25,7 +25,14 @@ import torch
 
 import tribute
 
+from gen_models import make_lm
+
 captum_attr = pytest.importorskip("captum.attr")
+
+
+@pytest.fixture(scope="module", params=["gpt2", pytest.param("llama", marks=pytest.mark.slow)])
+def lm(request: pytest.FixtureRequest, tok: Any) -> Any:
+    return make_lm(request.param, len(tok))
 
 PROMPT = "the cat sat on the mat"
 TARGET = [21, 25, 75]  # token ids, forced

@@ -50,6 +50,9 @@ from .base import Game
 
 __all__ = ["REMOVALS", "CausalLM", "GenerationGame", "cache_keyword", "output_cache", "removal_token"]
 
+#: Forward passes per chunk of coalitions at most, when sharing cached prompt prefixes.
+PREFIX_GROUPS = 4
+
 #: Named removal options (or pass a token id).
 REMOVALS = ("pad", "unk", "mask", "eos", "bos", "random", "delete")
 
@@ -77,6 +80,13 @@ def removal_token(tokenizer: Any, removal: str | int) -> int | None:
             "(special tokens it has), 'random', 'delete' or an explicit token id."
         )
     return int(tid)
+
+
+def _accepts(module: torch.nn.Module, name: str) -> bool:
+    try:
+        return name in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def cache_keyword(module: torch.nn.Module) -> str:
@@ -151,6 +161,7 @@ class CausalLM(ModelAdapter):
         self.prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.positions_run = 0
         self.cache_kw = cache_keyword(module)
+        self.keep_logits = _accepts(module, "logits_to_keep")
 
     def compute_dtype(self, user_dtype: torch.dtype) -> torch.dtype:
         return self.dtype
@@ -166,18 +177,21 @@ class CausalLM(ModelAdapter):
             self.prefix = None if pkv is None else [(k.clone(), v.clone()) for k, v in _legacy(pkv)]
         return self._score(out.logits, torch.full((1,), self.prompt_len), 0)
 
-    def _score(self, logits: torch.Tensor, lengths: torch.Tensor, offset: int) -> torch.Tensor:
+    def _score(self, logits: torch.Tensor, lengths: torch.Tensor, offset: int | None) -> torch.Tensor:
         """``rows x T`` log-probs of the continuation from ``rows x S x vocab`` logits whose
-        first column is position ``offset`` of the row; row ``r``'s prompt has ``lengths[r]``
-        tokens."""
+        first column is position ``offset`` of the row (row ``r``'s prompt has ``lengths[r]``
+        tokens); ``offset=None``: the logits are exactly the ``T`` scoring positions."""
         t = int(self.continuation.numel())
         rows = logits.shape[0]
-        pos = (lengths.to(logits.device)[:, None] - 1 - offset
-               + torch.arange(t, device=logits.device)[None, :])  # rows x T
-        picked = logits[torch.arange(rows, device=logits.device)[:, None], pos]  # rows x T x V
-        logp = torch.log_softmax(picked, -1)
+        if offset is None:
+            picked = logits
+        else:
+            pos = (lengths.to(logits.device)[:, None] - 1 - offset
+                   + torch.arange(t, device=logits.device)[None, :])  # rows x T
+            picked = logits[torch.arange(rows, device=logits.device)[:, None], pos]  # rows x T x V
         tok = self.continuation.to(logits.device)[None, :, None].expand(rows, t, 1)
-        return logp.gather(-1, tok)[..., 0]
+        # log p(y) = logit_y - logsumexp(logits): no rows x T x vocab log-softmax is written
+        return picked.gather(-1, tok)[..., 0] - torch.logsumexp(picked, -1)
 
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
@@ -191,9 +205,15 @@ class CausalLM(ModelAdapter):
         if x.dtype.is_floating_point or first is None or self.prefix is None:
             return self._forward(x, lengths, 0, None)
         out = torch.empty(rows, int(self.continuation.numel()), dtype=self.dtype, device=self.device)
-        for p in torch.unique(first).tolist():
-            sel = (first == p).nonzero().flatten()
-            p = int(min(p, int(lengths[sel].min()) - 1))  # keep the last prompt position's logits
+        # rows whose first removed token is at p can start from any cached prefix q <= p: sort
+        # them by p and cut them into at most PREFIX_GROUPS groups, each run from its smallest
+        # p (fewer, larger forward passes; most of the saving kept)
+        starts = torch.minimum(first, lengths - 1)  # keep the last prompt position's logits
+        order = torch.argsort(starts, stable=True)
+        for sel in torch.tensor_split(order, min(PREFIX_GROUPS, rows)):
+            if sel.numel() == 0:
+                continue
+            p = int(starts[sel].min())
             cache = _new_cache(self.prefix, p, int(sel.numel())) if p > 0 else None
             out[sel.to(self.device)] = self._forward(x[sel.to(x.device), p:], lengths[sel], p, cache)
         return out
@@ -211,9 +231,17 @@ class CausalLM(ModelAdapter):
             kw["inputs_embeds"] = x
         else:
             kw["input_ids"] = x.to(self.device)
+        first_logit: int | None = offset
+        if self.keep_logits and "attention_mask" not in kw:
+            # only the T scoring positions' logits are needed (the LM head is the costliest
+            # layer of a small model with a large vocabulary); same prompt length in every row
+            start = int(lengths[0]) - 1 - offset
+            kw["logits_to_keep"] = torch.arange(start, start + int(self.continuation.numel()),
+                                                device=self.device)
+            first_logit = None
         out = self.module(**kw, use_cache=cache is not None)
         self.positions_run += rows * width
-        return self._score(out.logits, lengths, offset)
+        return self._score(out.logits, lengths, first_logit)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
