@@ -50,7 +50,8 @@ def _np(x: Any) -> np.ndarray:
 def test_feature_ablation_parity(lm: Any, tok: Any) -> None:
     ours = tribute.explain_generation(lm, tok, PROMPT, TARGET, method="feature_ablation", removal="pad")
     llm = captum_attr.LLMAttribution(captum_attr.FeatureAblation(lm), tok)
-    theirs = llm.attribute(_inp(tok), target=torch.tensor(TARGET), use_cached_outputs=False)
+    theirs = llm.attribute(_inp(tok), target=torch.tensor(TARGET), use_cached_outputs=False,
+                           forward_in_tokens=False)
     np.testing.assert_allclose(ours.total, _np(theirs.seq_attr), atol=1e-6)
     np.testing.assert_allclose(ours.matrix, _np(theirs.token_attr), atol=1e-6)
     assert ours.n_evals == len(ours.prompt_tokens) + 1
@@ -74,7 +75,8 @@ def test_shapley_sampling_parity_fixed_permutations(lm: Any, tok: Any) -> None:
     svs.permutation_generator = lambda num_features, num_samples: iter(perms)
     llm = captum_attr.LLMAttribution(svs, tok)
     theirs = llm.attribute(_inp(tok), target=torch.tensor(TARGET), n_samples=len(perms),
-                           use_cached_outputs=False)
+                           use_cached_outputs=False,
+                           forward_in_tokens=False)
     np.testing.assert_allclose(ours.total, _np(theirs.seq_attr), atol=1e-6)
     np.testing.assert_allclose(ours.matrix, _np(theirs.token_attr), atol=1e-6)
 

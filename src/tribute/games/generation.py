@@ -222,9 +222,9 @@ class CausalLM(ModelAdapter):
         rows, width = int(x.shape[0]), int(x.shape[1])
         kw: dict[str, Any] = {}
         full_len = lengths + int(self.continuation.numel())
-        if bool((full_len < width + offset).any()):  # right-padded (deleted tokens)
-            ar = torch.arange(width + offset)
-            kw["attention_mask"] = (ar[None, :] < full_len[:, None]).to(self.device, torch.long)
+        padded = bool((full_len < width + offset).any())  # right-padded (deleted tokens)
+        ar = torch.arange(width + offset)
+        kw["attention_mask"] = (ar[None, :] < full_len[:, None]).to(self.device, torch.long)
         if cache is not None:
             kw[self.cache_kw] = cache
         if x.dtype.is_floating_point:
@@ -232,7 +232,7 @@ class CausalLM(ModelAdapter):
         else:
             kw["input_ids"] = x.to(self.device)
         first_logit: int | None = offset
-        if self.keep_logits and "attention_mask" not in kw:
+        if self.keep_logits and not padded:
             # only the T scoring positions' logits are needed (the LM head is the costliest
             # layer of a small model with a large vocabulary); same prompt length in every row
             start = int(lengths[0]) - 1 - offset
