@@ -61,6 +61,7 @@ def test_forced_target_and_plot_escaped(gpt2: Any, tok: Any) -> None:
     assert res._repr_html_() == html
 
 
+@pytest.mark.slow  # trains the copy model (240 Adam steps, ~15 s on one idle core)
 def test_ground_truth_copy_task() -> None:
     from tribute.bench.generation_suite import run_generation_suite
 

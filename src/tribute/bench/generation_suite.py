@@ -2,10 +2,12 @@
 
 Ground truth: prompts are six filler words (``the``, ``of``, ``and`` ...) with one content word
 (``apple``, ``river`` ...) planted at a random position, followed by the marker ``answer``; a
-one-layer GPT-2 (width 32, 2 heads) is trained for a few seconds (120 Adam steps, seed 0,
-CPU) to continue with the planted word, then ``[EOS]``. The copied token's log-probability
+one-layer GPT-2 (width 32, 2 heads) is trained for a few seconds (240 Adam steps, seed 0,
+CPU) to continue with the planted word, then ``[EOS]`` (training prompts also contain blanks,
+``[PAD]``, the removal token; one whose planted word is blanked is answered ``[UNK]``). The copied token's log-probability
 depends on the planted word only, so a faithful attribution of the first generated token
-puts its largest credit on the planted word. Metrics per method: ``top1`` (share of prompts
+puts its largest credit on the planted word. The players are the six words (character spans); the marker is kept in every
+coalition (it is the query the copy needs, also causally necessary). Metrics per method: ``top1`` (share of prompts
 whose largest credit is the planted word), ``rank`` (mean rank of the planted word, 1 =
 best), evaluations and seconds. Nothing is downloaded: the tokenizer is a word-level
 ``tokenizers`` vocabulary built in memory.
@@ -69,25 +71,46 @@ def _tokenizer() -> Any:
                                    bos_token="[BOS]", eos_token="[EOS]")
 
 
-def _sequences(gen: torch.Generator, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _sequences(gen: torch.Generator, rows: int, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``rows x (PROMPT_WORDS + 4)`` ids ``[BOS] words answer word [EOS]`` and planted indices."""
     f0, c0 = len(SPECIALS), len(SPECIALS) + len(FILLERS)
     words = torch.randint(f0, c0, (rows, PROMPT_WORDS), generator=gen)
     content = torch.randint(c0, c0 + len(CONTENT), (rows,), generator=gen)
     pos = torch.randint(0, PROMPT_WORDS, (rows,), generator=gen)
     words[torch.arange(rows), pos] = content
+    if train:
+        # blanks ([PAD], the removal token) appear in training, and a prompt whose content
+        # word is blanked out is answered [UNK]: the copy is then the only way to the word
+        words[torch.rand(rows, PROMPT_WORDS, generator=gen) < 0.1] = 0
+        content = torch.where(words[torch.arange(rows), pos] == 0, torch.ones_like(content), content)
     marker = c0 + len(CONTENT)
     seq = torch.cat([torch.full((rows, 1), 2), words, torch.full((rows, 1), marker),
                      content[:, None], torch.full((rows, 1), 3)], 1)
     return seq, pos
 
 
-def copy_task(n_prompts: int = 16, seed: int = 0, steps: int = 120) -> CopyTask:
+def copy_task(n_prompts: int = 16, seed: int = 0, steps: int = 240) -> CopyTask:
     """Train the copy model (fixed training seed 0) and draw ``n_prompts`` prompts with ``seed``."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     tok = _tokenizer()
     vocab = len(tok)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: one thread is fastest, and immune to a busy machine
+    try:
+        model = _train(vocab, steps)
+    finally:
+        torch.set_num_threads(threads)
+    test, _ = _sequences(torch.Generator().manual_seed(10_000 + seed), 256)
+    with torch.no_grad():
+        acc = float((model(input_ids=test[:, :-2]).logits[:, -1].argmax(-1) == test[:, -2]).double().mean())
+    seq, pos = _sequences(torch.Generator().manual_seed(seed), n_prompts)
+    words = [tok.convert_ids_to_tokens(row[1:-2].tolist()) for row in seq]
+    prompts = [" ".join(w) for w in words]
+    return CopyTask(model, tok, prompts, [int(p) for p in pos], acc)
+
+
+def _train(vocab: int, steps: int) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     with torch.random.fork_rng():
         torch.manual_seed(0)
         cfg = GPT2Config(vocab_size=vocab, n_positions=16, n_embd=32, n_layer=1, n_head=2,
@@ -97,21 +120,24 @@ def copy_task(n_prompts: int = 16, seed: int = 0, steps: int = 120) -> CopyTask:
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         gen = torch.Generator().manual_seed(0)
         for _ in range(steps):
-            seq, _ = _sequences(gen, 64)
+            seq, _ = _sequences(gen, 64, train=True)
             logits = model(input_ids=seq[:, :-1]).logits
             loss = torch.nn.functional.cross_entropy(logits[:, -2:].reshape(-1, vocab),
                                                      seq[:, -2:].reshape(-1))
             opt.zero_grad()
             loss.backward()
             opt.step()
-    model.eval()
-    test, _ = _sequences(torch.Generator().manual_seed(10_000 + seed), 256)
-    with torch.no_grad():
-        acc = float((model(input_ids=test[:, :-2]).logits[:, -1].argmax(-1) == test[:, -2]).double().mean())
-    seq, pos = _sequences(torch.Generator().manual_seed(seed), n_prompts)
-    words = [tok.convert_ids_to_tokens(row[1:-2].tolist()) for row in seq]
-    prompts = [" ".join(w) for w in words]
-    return CopyTask(model, tok, prompts, [int(p) for p in pos], acc)
+    return model.eval()
+
+
+def _word_spans(prompt: str) -> list[tuple[int, int]]:
+    """Character spans of the prompt's words before the marker (the marker is the query the
+    copy needs; it is kept in every coalition, not a player)."""
+    spans, at = [], 0
+    for w in prompt.split(" ")[:PROMPT_WORDS]:
+        spans.append((at, at + len(w)))
+        at += len(w) + 1
+    return spans
 
 
 def run_generation_suite(n_prompts: int = 16, seed: int = 0, budget: int = 64,
@@ -131,7 +157,7 @@ def run_generation_suite(n_prompts: int = 16, seed: int = 0, budget: int = 64,
             if method in ("permutation_shapley", "kernel_shap", "lime", "reagent"):
                 kw["budget"] = budget
             res = explain_generation(task.model, task.tokenizer, prompt, max_new_tokens=2,
-                                     method=method, seed=seed, **kw)
+                                     method=method, seed=seed, players=_word_spans(prompt), **kw)
             row = res.matrix[0]  # the copied token
             order = np.argsort(-row, kind="stable")
             rank = int(np.nonzero(order == planted)[0][0]) + 1

@@ -28,12 +28,12 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
 from ..models import TorchModel
+from ..models.text import PLAYER_UNITS, segment
 from .base import get_method
 
 __all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
            "prepare_generation"]
 
-PLAYER_SETS = ("tokens", "words")
 
 
 class TokenizationWarning(UserWarning):
@@ -144,35 +144,33 @@ def _token_text(tokenizer: Any, ids: Sequence[int]) -> list[str]:
     return [tokenizer.decode([int(i)]) for i in ids]
 
 
-def _word_groups(tokenizer: Any, prompt: str, ids: list[int], players: list[int]) -> tuple[list[list[int]], list[str]]:
-    """Positions of each word: consecutive player tokens whose characters touch (no space
-    between them) and are of the same kind (alphanumeric or not) form one word."""
+def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tuple[list[int], list[int], list[str]]:
+    """Prompt ids (trailing special tokens dropped: a prompt is continued, not closed), the
+    player of each position (-1: special, never removed) and the players' names.
+
+    Words, sentences and character spans come from :func:`tribute.models.text.segment` (fast
+    tokenizers with offsets); token players also work with tokenizers without offsets.
+    """
     try:
-        enc = tokenizer(prompt, add_special_tokens=True, return_offsets_mapping=True)
-    except (NotImplementedError, TypeError, ValueError) as exc:
-        raise InputError(
-            "players='words' needs a fast tokenizer with offsets (return_offsets_mapping); "
-            "use players='tokens' with this tokenizer."
-        ) from exc
-    offsets = [tuple(o) for o in enc["offset_mapping"]][: len(ids)]
-    groups: list[list[int]] = []
-    names: list[str] = []
-    prev_end, prev_alnum = -1, None
-    for pos in players:
-        s, e = offsets[pos]
-        piece = prompt[s:e]
-        core = piece.strip()
-        alnum = bool(core) and core[0].isalnum()
-        gap = prompt[prev_end:s] if prev_end >= 0 else " "
-        join = groups and s == prev_end and gap == "" and alnum == prev_alnum and not piece[:1].isspace()
-        if join:
-            groups[-1].append(pos)
-            names[-1] = prompt[offsets[groups[-1][0]][0]:e].strip()
-        else:
-            groups.append([pos])
-            names.append(core)
-        prev_end, prev_alnum = e, alnum
-    return groups, names
+        enc = segment(prompt, tokenizer, players, max_length=10**9)
+    except InputError:
+        if players != "tokens" or not callable(tokenizer):
+            raise
+        ids = _encode(tokenizer, prompt, True)
+        player_of, names = [], []
+        for t in ids:
+            player_of.append(-1 if t in special else len(names))
+            if t not in special:
+                names.append(tokenizer.decode([t]))
+    else:
+        n_tok = int(enc.attention_mask[0].sum())
+        ids = [int(t) for t in enc.input_ids[0, :n_tok]]
+        player_of = [int(j) for j in enc.token_player[0, :n_tok]]
+        names = list(enc.player_names[0])
+    while len(ids) > 1 and ids[-1] in special and player_of[-1] < 0:
+        ids.pop()
+        player_of.pop()
+    return ids, player_of, names
 
 
 def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: int | None,
@@ -202,7 +200,7 @@ class PreparedGeneration:
 
 
 def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = None, *,
-                       max_new_tokens: int = 8, players: str = "tokens") -> PreparedGeneration:
+                       max_new_tokens: int = 8, players: Any = "tokens") -> PreparedGeneration:
     """Tokenize and check the prompt, produce (or tokenize) the continuation, define players.
 
     Raises:
@@ -219,12 +217,11 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
         raise InputError(f"prompt={prompt!r} is empty; give the text whose tokens get credit.")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise InputError(f"max_new_tokens={max_new_tokens!r} must be a positive int.")
-    if players not in PLAYER_SETS:
-        raise InputError(f"players={players!r} must be one of {PLAYER_SETS}.")
+    if isinstance(players, str) and players not in PLAYER_UNITS:
+        raise InputError(f"players={players!r} must be one of {PLAYER_UNITS} or a list of "
+                         "(start, end) character spans of the prompt.")
     special = _special_ids(tokenizer)
-    ids = _encode(tokenizer, prompt, True)
-    while ids and ids[-1] in special and len(ids) > 1:  # a prompt is continued, not closed
-        ids.pop()
+    ids, player_of, names = _segment(tokenizer, prompt, players, special)
     rows = _vocab_rows(module)
     n_tok = len(tokenizer) if hasattr(tokenizer, "__len__") else None
     if rows is not None and ((n_tok is not None and n_tok > rows) or max(ids) >= rows):
@@ -233,11 +230,17 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
             f"{max(ids)}) but the model's input embedding has {rows} rows. Load the tokenizer "
             "that was trained with this model."
         )
-    player_pos = [i for i, t in enumerate(ids) if t not in special]
-    if not player_pos:
-        raise InputError(f"prompt={prompt!r} has only special tokens; there is nothing to credit.")
+    if not names:
+        raise InputError(f"prompt={prompt!r} has no players (only special tokens); there is nothing to credit.")
     device = next(iter(module.parameters())).device
     eos = getattr(tokenizer, "eos_token_id", None)
+    limit = _max_positions(module)
+    if target is None and limit is not None and len(ids) + max_new_tokens > limit:
+        raise InputError(
+            f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) = "
+            f"{len(ids) + max_new_tokens} positions exceeds the model's maximum length {limit}; "
+            "shorten the prompt or lower max_new_tokens."
+        )
     if target is None:
         cont = _greedy(module, ids, max_new_tokens, eos, device)
     elif isinstance(target, str):
@@ -266,18 +269,13 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
         raise InputError("the continuation has no tokens; give a non-empty target or max_new_tokens >= 1.")
     if rows is not None and max(cont) >= rows:
         raise InputError(f"target token id {max(cont)} is outside the model's vocabulary ({rows} rows).")
-    limit = _max_positions(module)
     if limit is not None and len(ids) + len(cont) > limit:
         raise InputError(
             f"prompt ({len(ids)} tokens) + continuation ({len(cont)} tokens) = "
             f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit}; "
             "shorten the prompt or lower max_new_tokens."
         )
-    if players == "tokens":
-        groups = [[p] for p in player_pos]
-        names = _token_text(tokenizer, [ids[p] for p in player_pos])
-    else:
-        groups, names = _word_groups(tokenizer, prompt, ids, player_pos)
+    groups = [[pos for pos, j in enumerate(player_of) if j == k] for k in range(len(names))]
     return PreparedGeneration(ids, cont, groups, names)
 
 
@@ -309,7 +307,7 @@ def explain_generation(
     *,
     max_new_tokens: int = 8,
     method: str = "feature_ablation",
-    players: str = "tokens",
+    players: Any = "tokens",
     removal: str | int | None = None,
     budget: int | None = None,
     seed: int = 0,
@@ -334,8 +332,9 @@ def explain_generation(
             default=None.
         max_new_tokens: tokens to generate when ``target`` is None. default=8.
         method: registry name of a method that works on feature games. default="feature_ablation".
-        players: ``"tokens"`` or ``"words"`` (sub-word tokens of a word form one player).
-            default="tokens".
+        players: ``"tokens"``, ``"words"`` (sub-word tokens of a word form one player),
+            ``"sentences"`` or a list of ``(start, end)`` character spans of the prompt
+            (segmentation of :func:`tribute.models.text.segment`). default="tokens".
         removal: how removed players are replaced: ``"pad"``, ``"unk"``, ``"mask"``, ``"eos"``,
             ``"bos"`` (that special token), a token id, ``"random"`` (a uniform vocabulary token
             per position, drawn once with ``seed``) or ``"delete"`` (shorter prompt).
@@ -379,7 +378,7 @@ def explain_generation(
         game = GenerationGame(
             module, torch.tensor(prep.prompt_ids), torch.tensor(prep.continuation), prep.groups,
             prep.names, gen_text, repl, kv_reuse=kv_reuse,
-            player_kind="word" if players == "words" else "token",
+            player_kind=players[:-1] if isinstance(players, str) else "span",
             batch_size=batch_size, progress=progress, max_memory=max_memory)
         use_budget = estimator.check(game, budget)
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
