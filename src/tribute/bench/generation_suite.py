@@ -67,8 +67,9 @@ def _tokenizer() -> Any:
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(single="[BOS] $A",
                                                        special_tokens=[("[BOS]", vocab["[BOS]"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   bos_token="[BOS]", eos_token="[EOS]")
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]",
+        eos_token="[EOS]")
 
 
 def _sequences(gen: torch.Generator, rows: int, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,9 +126,10 @@ def _train(vocab: int, steps: int) -> torch.nn.Module:
             loss = torch.nn.functional.cross_entropy(logits[:, -2:].reshape(-1, vocab),
                                                      seq[:, -2:].reshape(-1))
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-    return model.eval()
+    model.train(False)
+    return model
 
 
 def _word_spans(prompt: str) -> list[tuple[int, int]]:

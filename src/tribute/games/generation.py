@@ -153,6 +153,7 @@ class CausalLM(ModelAdapter):
 
     def __init__(self, module: torch.nn.Module, continuation: torch.Tensor, prompt_len: int) -> None:
         self.module = module
+        self.lm: torch.nn.Module = module
         self.continuation = continuation
         self.prompt_len = int(prompt_len)
         params = list(module.parameters())
@@ -170,7 +171,7 @@ class CausalLM(ModelAdapter):
         """Log-probs of the continuation on the unperturbed ``1 x (L + T)`` ids; caches the
         keys/values of every position when ``keep_cache``."""
         with torch.inference_mode():
-            out = self.module(input_ids=ids.to(self.device), use_cache=keep_cache)
+            out = self.lm(input_ids=ids.to(self.device), use_cache=keep_cache)
         self.positions_run += int(ids.shape[1])
         if keep_cache:
             pkv = output_cache(out)
@@ -239,7 +240,7 @@ class CausalLM(ModelAdapter):
             kw["logits_to_keep"] = torch.arange(start, start + int(self.continuation.numel()),
                                                 device=self.device)
             first_logit = None
-        out = self.module(**kw, use_cache=cache is not None)
+        out = self.lm(**kw, use_cache=cache is not None)
         self.positions_run += rows * width
         return self._score(out.logits, lengths, first_logit)
 

@@ -157,7 +157,8 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
         if players != "tokens" or not callable(tokenizer):
             raise
         ids = _encode(tokenizer, prompt, True)
-        player_of, names = [], []
+        player_of: list[int] = []
+        names: list[str] = []
         for t in ids:
             player_of.append(-1 if t in special else len(names))
             if t not in special:
