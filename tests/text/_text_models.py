@@ -45,11 +45,16 @@ def tiny_bert(vocab_size: int, num_labels: int = 3, seed: int = 0, dtype: torch.
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                     num_attention_heads=2, intermediate_size=2 * hidden, num_labels=num_labels,
-                     max_position_embeddings=64, hidden_dropout_prob=0.1,
-                     attention_probs_dropout_prob=0.1)
-    return BertForSequenceClassification(cfg).to(dtype).eval()
+    settings: dict[str, Any] = {
+        "vocab_size": vocab_size, "hidden_size": hidden, "num_hidden_layers": layers,
+        "num_attention_heads": 2, "intermediate_size": 2 * hidden, "num_labels": num_labels,
+        "max_position_embeddings": 64, "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+    }
+    cfg: Any = BertConfig(**settings)
+    model: Any = BertForSequenceClassification(cfg)
+    out: nn.Module = model.to(dtype).eval()
+    return out
 
 
 class BagOfEmbeddings(nn.Module):

@@ -31,7 +31,7 @@ def minilm() -> tuple[torch.nn.Module, object]:
 
 @pytest.fixture(scope="module")
 def table(minilm: tuple) -> tuple[dict, int]:
-    return _cosine_table(*minilm, PAIR)
+    return _cosine_table(minilm[0], minilm[1], PAIR)
 
 
 def _cosine_table(model: torch.nn.Module, tok: object, pair: tuple[str, str]) -> tuple[dict, int]:
@@ -39,7 +39,9 @@ def _cosine_table(model: torch.nn.Module, tok: object, pair: tuple[str, str]) ->
     sides = [segment(t, tok, "words") for t in pair]
     na, nb = sides[0].n_players[0], sides[1].n_players[0]
     n = na + nb
-    rows_a, rows_b, keys = [], [], []
+    rows_a: list[torch.Tensor] = []
+    rows_b: list[torch.Tensor] = []
+    keys: list[tuple[int, ...]] = []
     for s in all_masks(n):
         for k, (enc, off) in enumerate(((sides[0], 0), (sides[1], na))):
             ids = enc.input_ids[0].clone()
@@ -63,6 +65,7 @@ def test_minilm_pair_exact_shapley_equals_enumeration(minilm: tuple, table: tupl
                            removal="mask", progress=False)
     assert attr.player_names == ["A", "man", "plays", "guitar", "Someone", "sings"]
     np.testing.assert_allclose(attr.values[0], truth, rtol=1e-5, atol=1e-6)
+    assert attr.full_values is not None
     assert math.isclose(float(attr.full_values[0]), v[(1,) * n], rel_tol=1e-6)
     # efficiency: the credits add up to cos(full pair) - cos(all words masked)
     assert abs(float(attr.values[0].sum()) - (v[(1,) * n] - v[(0,) * n])) < 1e-5

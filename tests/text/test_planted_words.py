@@ -26,6 +26,7 @@ def test_planted_words_dataset_maps_sub_tokens_to_words() -> None:
 def test_text_game_equals_grouped_token_game_and_bench_finds_triggers() -> None:
     suite = bench.build_suite("tiny", seed=0, cases=["planted_words"])
     case = suite.cases[0]
+    assert case.tokens is not None
     texts = [" ".join(t) for t in case.tokens[:2]]
     tok = D.planted_words_tokenizer()
     words = tribute.explain(case.model, texts, tokenizer=tok, removal="mask",

@@ -7,10 +7,10 @@ import torch
 from _text_models import minilm_tokenizer
 
 from tribute.errors import InputError
-from tribute.models.text import WordTokenizer, segment
+from tribute.models.text import TextBatch, WordTokenizer, segment
 
 
-def _check_names_are_substrings(enc) -> None:  # type: ignore[no-untyped-def]
+def _check_names_are_substrings(enc: TextBatch) -> None:
     for text, names, spans in zip(enc.texts, enc.player_names, enc.player_spans):
         parts = [text] if isinstance(text, str) else list(text)
         for name, (g, a, b) in zip(names, spans):
