@@ -42,18 +42,17 @@ def make_lm(kind: str, vocab: int, seed: int = 0, dtype: torch.dtype = torch.flo
     """A randomly initialised 2-layer GPT-2 or Llama causal LM (width 32)."""
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+    model: Any
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         if kind == "gpt2":
-            cfg = GPT2Config(vocab_size=vocab, n_positions=48, n_embd=32, n_layer=2, n_head=2,
-                             bos_token_id=2, eos_token_id=3)
-            model = GPT2LMHeadModel(cfg)
+            model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=48, n_embd=32,
+                                               n_layer=2, n_head=2, bos_token_id=2, eos_token_id=3))
         else:
-            cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                              max_position_embeddings=48, bos_token_id=2, eos_token_id=3,
-                              pad_token_id=0)
-            model = LlamaForCausalLM(cfg)
+            model = LlamaForCausalLM(LlamaConfig(
+                vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=48,
+                bos_token_id=2, eos_token_id=3, pad_token_id=0))
     return model.to(dtype).eval()
 
 

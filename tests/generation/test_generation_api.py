@@ -47,6 +47,7 @@ def test_every_method_runs_and_counts(gpt2: Any, tok: Any, method: str) -> None:
 
 def test_efficiency_on_every_generated_token(gpt2: Any, tok: Any) -> None:
     res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=2, method="exact_shapley")
+    assert res.attribution.full_values is not None and res.attribution.base_values is not None
     full = res.attribution.full_values[0]
     base = res.attribution.base_values[0]
     np.testing.assert_allclose(res.values.sum(-1), full - base, atol=1e-9)
