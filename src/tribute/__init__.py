@@ -18,7 +18,7 @@ from typing import Any
 # listing functions (``import tribute.methods.base`` keeps working through sys.modules).
 from . import methods as _methods_package  # noqa: F401
 from . import metrics as _metrics_package  # noqa: F401
-from .api import PlayerSet, build_game, explain, methods
+from .api import GenerationAttribution, PlayerSet, build_game, explain, explain_generation, methods
 from .attribution import Attribution
 from .errors import (
     BudgetError,
@@ -46,6 +46,7 @@ __all__ = [
     "DataGame",
     "FeatureGame",
     "Game",
+    "GenerationAttribution",
     "InputError",
     "MetricResult",
     "ModelOutputError",
@@ -60,6 +61,7 @@ __all__ = [
     "evaluate",
     "explain",
     "explain_dataset",
+    "explain_generation",
     "methods",
     "metrics",
     "patches",

@@ -9,8 +9,10 @@ from __future__ import annotations
 from .games.build import PlayerSet, build_game
 from .methods.base import MethodInfo, method_infos
 from .methods.explain import explain
+from .methods.generation import GenerationAttribution, explain_generation
 
-__all__ = ["PlayerSet", "build_game", "explain", "methods"]
+__all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
+           "methods"]
 
 
 def methods() -> dict[str, MethodInfo]:

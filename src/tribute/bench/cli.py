@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         "truth (and real data without it), print a leaderboard with standard errors, and write "
         "leaderboard.csv, results.json and a self-contained report.html to --out.",
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="quick", help="tiny, quick, full, or data / data-tiny for training-data "
+    p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), or data / data-tiny for training-data "
                         "attribution (default: quick)")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: the suite's; unregistered "
@@ -131,6 +131,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .data_suite import cmd_data_suite
 
         return cmd_data_suite(args)
+    if args.suite in ("generation", "generation-tiny"):  # copy-the-planted-word LM (bench/generation_suite.py)
+        from .generation_suite import cmd_generation_suite
+
+        return cmd_generation_suite(args)
     from .leaderboard import format_leaderboard, sanity_checks
     from .runner import run
     from .suites import build_suite

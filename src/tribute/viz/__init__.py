@@ -15,6 +15,7 @@ blue = negative (ColorBrewer RdBu, colour-blind safe).
 from ._common import to_data_uri, to_png_bytes
 from ._dataset import dependence, importance, interaction_heatmap
 from ._eval import curves, leaderboard
+from ._generation import generation_heatmap
 from ._image import image, image_grid
 from ._tabular import bar, beeswarm, waterfall
 from ._text import HTML, text, text_highlight
@@ -25,6 +26,7 @@ __all__ = [
     "beeswarm",
     "curves",
     "dependence",
+    "generation_heatmap",
     "image",
     "image_grid",
     "importance",

@@ -1,0 +1,400 @@
+"""Explain a causal language model's generation: :func:`explain_generation`.
+
+The prompt's tokens (or words) are the players; the value of a coalition is the vector of the
+continuation's per-token log-probabilities and their sum, with removed prompt players replaced
+by a named removal option (see :mod:`tribute.games.generation`). Every method of the registry
+that works on feature games runs on it unchanged: perturbation estimators
+(``feature_ablation``, ``permutation_shapley``, ``kernel_shap``, ``lime``, ``shapley``,
+``reagent``, ...) through coalition values, gradient methods (``integrated_gradients``,
+``saliency``, ``input_x_gradient``) through the embedding relaxation.
+
+The result, :class:`GenerationAttribution`, holds the ``generated x prompt`` matrix, the
+credits of the whole continuation's log-probability, both token lists and the underlying
+:class:`~tribute.Attribution`; ``result.plot()`` draws an HTML heat map.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError, UnsupportedModelError
+from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
+from ..models import TorchModel
+from ..models.text import PLAYER_UNITS, segment
+from .base import get_method
+
+__all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
+           "prepare_generation"]
+
+
+
+class TokenizationWarning(UserWarning):
+    """A given continuation tokenizes differently in context than on its own, or than the
+    model's own generation of the same text."""
+
+
+@dataclass
+class GenerationAttribution:
+    """Credits of a generation's tokens to the prompt's players.
+
+    Attributes:
+        matrix: ``generated x players`` credits of each generated token's log-probability.
+        total: ``players`` credits of the whole continuation's log-probability.
+        stderr: ``(generated + 1) x players`` standard errors (stochastic methods), else None.
+        prompt_tokens: one label per player (tokens or words of the prompt).
+        generated_tokens: the continuation's tokens, as text.
+        prompt_ids: the prompt's token ids (special tokens included).
+        generated_ids: the continuation's token ids.
+        log_probs: ``generated`` log-probabilities of the continuation under the full prompt.
+        attribution: the underlying :class:`~tribute.Attribution` (``1 x (generated + 1) x
+            players``; the last target is the total).
+        method: the method's registry name.
+        n_evals: coalitions (or gradient points) evaluated, ``v(N)`` included.
+        seconds: wall time of the call.
+        positions_run: token positions the model ran (prefix reuse counted).
+        positions_full: token positions a full forward per evaluation would have run.
+    """
+
+    matrix: np.ndarray
+    total: np.ndarray
+    stderr: np.ndarray | None
+    prompt_tokens: list[str]
+    generated_tokens: list[str]
+    prompt_ids: list[int]
+    generated_ids: list[int]
+    log_probs: np.ndarray
+    attribution: Attribution
+    method: str
+    n_evals: int
+    seconds: float = 0.0
+    positions_run: int = 0
+    positions_full: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def values(self) -> np.ndarray:
+        """``(generated + 1) x players``: :attr:`matrix` with :attr:`total` as the last row."""
+        return np.vstack([self.matrix, self.total[None, :]])
+
+    @property
+    def player_names(self) -> list[str]:
+        return list(self.prompt_tokens)
+
+    def plot(self, *, signed: bool = True, title: str | None = None) -> str:
+        """An HTML heat map (inline styles, every token escaped): one row per generated token
+        (and the total), one column per prompt player; red raises the log-probability."""
+        from ..viz import generation_heatmap
+
+        return generation_heatmap(self.prompt_tokens, self.generated_tokens, self.matrix,
+                                  total=self.total, signed=signed,
+                                  title=title if title is not None else self.method)
+
+    def _repr_html_(self) -> str:
+        return self.plot()
+
+    def __repr__(self) -> str:
+        return (f"GenerationAttribution(method={self.method!r}, generated={self.generated_tokens!r}, "
+                f"players={len(self.prompt_tokens)}, n_evals={self.n_evals})")
+
+
+# ----------------------------------------------------------------------- inputs
+def _check_model(model: Any) -> torch.nn.Module:
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedModelError(
+            f"explain_generation: model must be a torch causal language model (an nn.Module such "
+            f"as a Hugging Face AutoModelForCausalLM), got {type(model).__name__}."
+        )
+    return model
+
+
+def _vocab_rows(model: torch.nn.Module) -> int | None:
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if get is not None else None
+    return int(emb.num_embeddings) if isinstance(emb, torch.nn.Embedding) else None
+
+
+def _max_positions(model: torch.nn.Module) -> int | None:
+    cfg = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        v = getattr(cfg, name, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def _special_ids(tokenizer: Any) -> set[int]:
+    return {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
+
+
+def _encode(tokenizer: Any, text: str, special: bool) -> list[int]:
+    enc = tokenizer(text, add_special_tokens=special)
+    ids = enc["input_ids"] if isinstance(enc, dict) or hasattr(enc, "keys") else enc
+    return [int(i) for i in ids]
+
+
+def _token_text(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    return [tokenizer.decode([int(i)]) for i in ids]
+
+
+def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tuple[list[int], list[int], list[str]]:
+    """Prompt ids (trailing special tokens dropped: a prompt is continued, not closed), the
+    player of each position (-1: special, never removed) and the players' names.
+
+    Words, sentences and character spans come from :func:`tribute.models.text.segment` (fast
+    tokenizers with offsets); token players also work with tokenizers without offsets.
+    """
+    try:
+        enc = segment(prompt, tokenizer, players, max_length=10**9)
+    except InputError:
+        if players != "tokens" or not callable(tokenizer):
+            raise
+        ids = _encode(tokenizer, prompt, True)
+        player_of: list[int] = []
+        names: list[str] = []
+        for t in ids:
+            player_of.append(-1 if t in special else len(names))
+            if t not in special:
+                names.append(tokenizer.decode([t]))
+    else:
+        n_tok = int(enc.attention_mask[0].sum())
+        ids = [int(t) for t in enc.input_ids[0, :n_tok]]
+        player_of = [int(j) for j in enc.token_player[0, :n_tok]]
+        names = list(enc.player_names[0])
+    while len(ids) > 1 and ids[-1] in special and player_of[-1] < 0:
+        ids.pop()
+        player_of.pop()
+    return ids, player_of, names
+
+
+def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: int | None,
+            device: torch.device) -> list[int]:
+    """Greedy decoding with the model's own cache; stops after an EOS token."""
+    out_ids: list[int] = []
+    kw = cache_keyword(model)
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+        for step in range(max_new_tokens):
+            nxt = int(out.logits[0, -1].argmax())
+            out_ids.append(nxt)
+            if eos is not None and nxt == eos:
+                break
+            if step + 1 < max_new_tokens:
+                out = model(input_ids=torch.tensor([[nxt]], device=device),
+                            use_cache=True, **{kw: output_cache(out)})
+    return out_ids
+
+
+@dataclass
+class PreparedGeneration:
+    prompt_ids: list[int]
+    continuation: list[int]
+    groups: list[list[int]]
+    names: list[str]
+
+
+def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = None, *,
+                       max_new_tokens: int = 8, players: Any = "tokens") -> PreparedGeneration:
+    """Tokenize and check the prompt, produce (or tokenize) the continuation, define players.
+
+    Raises:
+        InputError: empty prompt, bad ``max_new_tokens``/``players``, tokenizer and model
+            vocabularies that do not match, prompt + continuation longer than the model allows.
+    Warns:
+        TokenizationWarning: a given continuation tokenizes differently in context than on its
+            own, or differently from the model's own greedy generation of the same text.
+    """
+    module = _check_model(model)
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be a string, got {type(prompt).__name__}.")
+    if not prompt.strip():
+        raise InputError(f"prompt={prompt!r} is empty; give the text whose tokens get credit.")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InputError(f"max_new_tokens={max_new_tokens!r} must be a positive int.")
+    if isinstance(players, str) and players not in PLAYER_UNITS:
+        raise InputError(f"players={players!r} must be one of {PLAYER_UNITS} or a list of "
+                         "(start, end) character spans of the prompt.")
+    special = _special_ids(tokenizer)
+    ids, player_of, names = _segment(tokenizer, prompt, players, special)
+    rows = _vocab_rows(module)
+    n_tok = len(tokenizer) if hasattr(tokenizer, "__len__") else None
+    if rows is not None and ((n_tok is not None and n_tok > rows) or max(ids) >= rows):
+        raise InputError(
+            f"the tokenizer does not match the model: it has {n_tok} tokens (prompt ids up to "
+            f"{max(ids)}) but the model's input embedding has {rows} rows. Load the tokenizer "
+            "that was trained with this model."
+        )
+    if not names:
+        raise InputError(f"prompt={prompt!r} has no players (only special tokens); there is nothing to credit.")
+    device = next(iter(module.parameters())).device
+    eos = getattr(tokenizer, "eos_token_id", None)
+    limit = _max_positions(module)
+    if target is None and limit is not None and len(ids) + max_new_tokens > limit:
+        raise InputError(
+            f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) = "
+            f"{len(ids) + max_new_tokens} positions exceeds the model's maximum length {limit}; "
+            "shorten the prompt or lower max_new_tokens."
+        )
+    if target is None:
+        cont = _greedy(module, ids, max_new_tokens, eos, device)
+    elif isinstance(target, str):
+        if not target:
+            raise InputError("target='' is empty; give a continuation text or None (greedy generation).")
+        cont = _encode(tokenizer, target, False)
+        joint = _encode(tokenizer, prompt + target, True)
+        while joint and joint[-1] in special:
+            joint.pop()
+        if joint != ids + cont:
+            warnings.warn(
+                f"target={target!r} tokenizes differently after the prompt than on its own: "
+                f"in context {_token_text(tokenizer, joint[len(ids):]) if joint[:len(ids)] == ids else _token_text(tokenizer, joint)} "
+                f"vs alone {_token_text(tokenizer, cont)}; the tokens alone are forced "
+                "(pass token ids as target to choose).", TokenizationWarning, stacklevel=3)
+        own = _greedy(module, ids, len(cont), None, device)
+        if own != cont and tokenizer.decode(own).strip() == tokenizer.decode(cont).strip():
+            warnings.warn(
+                f"target={target!r} tokenizes as {_token_text(tokenizer, cont)} but the model "
+                f"generates the same text as {_token_text(tokenizer, own)}; the target's "
+                "tokenization is forced, so the log-probabilities are those of tokens the model "
+                "would not produce.", TokenizationWarning, stacklevel=3)
+    else:
+        cont = [int(t) for t in (target.tolist() if hasattr(target, "tolist") else target)]
+    if not cont:
+        raise InputError("the continuation has no tokens; give a non-empty target or max_new_tokens >= 1.")
+    if rows is not None and max(cont) >= rows:
+        raise InputError(f"target token id {max(cont)} is outside the model's vocabulary ({rows} rows).")
+    if limit is not None and len(ids) + len(cont) > limit:
+        raise InputError(
+            f"prompt ({len(ids)} tokens) + continuation ({len(cont)} tokens) = "
+            f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit}; "
+            "shorten the prompt or lower max_new_tokens."
+        )
+    groups = [[pos for pos, j in enumerate(player_of) if j == k] for k in range(len(names))]
+    return PreparedGeneration(ids, cont, groups, names)
+
+
+def _replacements(tokenizer: Any, removal: Any, n_vocab: int, length: int, seed: int) -> torch.Tensor | None:
+    if removal is None:
+        for name in ("pad", "unk", "eos"):
+            if getattr(tokenizer, f"{name}_token_id", None) is not None:
+                removal = name
+                break
+        else:
+            raise InputError(f"the tokenizer has no pad/unk/eos token; pass removal= (one of {REMOVALS} or a token id).")
+    tid = removal_token(tokenizer, removal)
+    if tid is not None:
+        if not 0 <= tid < n_vocab:
+            raise InputError(f"removal token id {tid} is outside the model's vocabulary (0..{n_vocab - 1}).")
+        return torch.full((length,), tid, dtype=torch.long)
+    if removal == "delete":
+        return None
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randint(0, n_vocab, (length,), generator=gen)
+
+
+# ----------------------------------------------------------------------- entry point
+def explain_generation(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    target: str | Sequence[int] | None = None,
+    *,
+    max_new_tokens: int = 8,
+    method: str = "feature_ablation",
+    players: Any = "tokens",
+    removal: str | int | None = None,
+    budget: int | None = None,
+    seed: int = 0,
+    kv_reuse: bool = True,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    max_memory: int | str | None = None,
+    **params: Any,
+) -> GenerationAttribution:
+    """Credit each generated token's log-probability (and the continuation's) to the prompt.
+
+    Args:
+        model: a causal language model (``torch.nn.Module``; Hugging Face
+            ``AutoModelForCausalLM`` and anything with the same ``forward`` keywords).
+        tokenizer: its tokenizer (Hugging Face; ``players="words"`` needs a fast one).
+        prompt: the prompt text (tokenized with the tokenizer's special tokens; trailing ones
+            such as ``[SEP]``/EOS are dropped, and special tokens are never players).
+        target: None (greedy generation of ``max_new_tokens`` tokens, stopping after EOS),
+            a continuation text (forced by teacher forcing; tokenized on its own, with a
+            :class:`TokenizationWarning` when that differs from its tokenization after the
+            prompt or from the model's own generation of the same text), or token ids.
+            default=None.
+        max_new_tokens: tokens to generate when ``target`` is None. default=8.
+        method: registry name of a method that works on feature games. default="feature_ablation".
+        players: ``"tokens"``, ``"words"`` (sub-word tokens of a word form one player),
+            ``"sentences"`` or a list of ``(start, end)`` character spans of the prompt
+            (segmentation of :func:`tribute.models.text.segment`). default="tokens".
+        removal: how removed players are replaced: ``"pad"``, ``"unk"``, ``"mask"``, ``"eos"``,
+            ``"bos"`` (that special token), a token id, ``"random"`` (a uniform vocabulary token
+            per position, drawn once with ``seed``) or ``"delete"`` (shorter prompt).
+            default=None (the first of pad, unk, eos the tokenizer has).
+        budget: evaluations (coalitions or gradient points), ``v(N)`` included. default=None
+            (the method's own default).
+        seed: seed of the method's local generator (and of ``removal="random"``). default=0.
+        kv_reuse: reuse the unperturbed prompt prefix's keys/values across coalitions.
+            default=True.
+        batch_size, progress, max_memory: as in :func:`tribute.explain`.
+        **params: the method's hyperparameters.
+
+    Returns:
+        A :class:`GenerationAttribution` (``result.matrix`` is ``generated x players``).
+
+    Example:
+        >>> res = tribute.explain_generation(lm, tok, "the cat sat on the", max_new_tokens=3)  # doctest: +SKIP
+        >>> res.matrix.shape, res.generated_tokens  # doctest: +SKIP
+    """
+    cls = get_method(method)
+    if "feature" not in cls.tags.games:
+        raise InputError(f"method {method!r} does not work on feature games; pick one that does "
+                         "(e.g. 'feature_ablation', 'permutation_shapley', 'kernel_shap', 'reagent').")
+    unknown = set(params) - set(cls.defaults())
+    if unknown:
+        raise InputError(
+            f"method {method!r} got unknown parameter(s) {sorted(unknown)}; its parameters are "
+            f"{sorted(cls.defaults()) or 'none'}."
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InputError(f"seed={seed!r} must be an int.")
+    estimator = cls(**params)
+    module = _check_model(model)
+    t0 = time.perf_counter()
+    with TorchModel(module).session():
+        prep = prepare_generation(module, tokenizer, prompt, target,
+                                  max_new_tokens=max_new_tokens, players=players)
+        n_vocab = _vocab_rows(module) or (len(tokenizer) if hasattr(tokenizer, "__len__") else 0)
+        repl = _replacements(tokenizer, removal, int(n_vocab), len(prep.prompt_ids), seed)
+        gen_text = _token_text(tokenizer, prep.continuation)
+        game = GenerationGame(
+            module, torch.tensor(prep.prompt_ids), torch.tensor(prep.continuation), prep.groups,
+            prep.names, gen_text, repl, kv_reuse=kv_reuse,
+            player_kind=players[:-1] if isinstance(players, str) else "span",
+            batch_size=batch_size, progress=progress, max_memory=max_memory)
+        use_budget = estimator.check(game, budget)
+        attr = estimator.attribute(game, budget=use_budget, seed=seed)
+    attr.seconds = time.perf_counter() - t0
+    attr.n_rows = game.engine.n_rows
+    attr.params = {**attr.params, "budget": use_budget, "seed": seed, "removal": removal,
+                   "players": players, "kv_reuse": kv_reuse}
+    flat = np.asarray(attr.flat())[0]  # (T + 1) x players
+    se = None if attr.stderr is None else np.asarray(attr.stderr, dtype=np.float64).reshape(flat.shape)
+    full = game.peek_full()
+    assert full is not None
+    return GenerationAttribution(
+        matrix=flat[:-1].copy(), total=flat[-1].copy(), stderr=se, prompt_tokens=list(prep.names),
+        generated_tokens=gen_text, prompt_ids=list(prep.prompt_ids),
+        generated_ids=list(prep.continuation), log_probs=full[0, :-1].numpy().copy(),
+        attribution=attr, method=cls.name, n_evals=int(attr.n_evals), seconds=attr.seconds,
+        positions_run=game.positions_run, positions_full=game.positions_full,
+        params=dict(attr.params))

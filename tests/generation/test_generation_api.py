@@ -1,0 +1,114 @@
+"""explain_generation: results, ground truth, plots, bad input, models left untouched."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.errors import InputError, UnsupportedModelError
+from tribute.methods.generation import TokenizationWarning
+
+PROMPT = "the cat sat on the mat"
+
+
+def _snapshot(model: torch.nn.Module) -> Any:
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            [m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
+            [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()])
+
+
+def _same(a: Any, b: Any) -> bool:
+    return (all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and a[1:] == b[1:])
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "permutation_shapley", "kernel_shap", "lime",
+                                    "reagent", "integrated_gradients"])
+def test_every_method_runs_and_counts(gpt2: Any, tok: Any, method: str) -> None:
+    gpt2.train()
+    before = _snapshot(gpt2)
+    budget = 40 if tribute.methods()[method].tags.budgeted else None
+    res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=3, method=method, budget=budget)
+    assert _same(before, _snapshot(gpt2))  # training flag, parameters, hooks restored
+    gpt2.eval()
+    n = len(res.prompt_tokens)
+    assert res.matrix.shape == (len(res.generated_tokens), n) == (3, n)
+    assert res.total.shape == (n,) and np.isfinite(res.values).all()
+    assert res.attribution.n_rows == res.n_evals  # one model row per evaluation
+    if budget is not None:
+        assert res.n_evals <= budget
+    # greedy: the generated tokens are the arg-max continuation, scored under the full prompt
+    assert res.log_probs.shape == (3,) and (res.log_probs <= 0).all()
+
+
+def test_efficiency_on_every_generated_token(gpt2: Any, tok: Any) -> None:
+    res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=2, method="exact_shapley")
+    assert res.attribution.full_values is not None and res.attribution.base_values is not None
+    full = res.attribution.full_values[0]
+    base = res.attribution.base_values[0]
+    np.testing.assert_allclose(res.values.sum(-1), full - base, atol=1e-9)
+    np.testing.assert_allclose(res.total, res.matrix.sum(0), atol=1e-9)  # the total is additive
+
+
+def test_forced_target_and_plot_escaped(gpt2: Any, tok: Any) -> None:
+    res = tribute.explain_generation(gpt2, tok, "the <cat> sat", target=[33, 63])
+    assert res.generated_ids == [33, 63]
+    html = res.plot()
+    assert "<cat>" not in html and "&lt;" in html and html.count("<tr>") == 4  # header, 2 tokens, total
+    assert res._repr_html_() == html
+
+
+@pytest.mark.slow  # trains the copy model (240 Adam steps, ~15 s on one idle core)
+def test_ground_truth_copy_task() -> None:
+    from tribute.bench.generation_suite import run_generation_suite
+
+    res = run_generation_suite(n_prompts=4, methods=["feature_ablation", "permutation_shapley", "reagent"])
+    assert res["accuracy"] > 0.95
+    by = {r["method"]: r for r in res["results"]}
+    assert by["permutation_shapley"]["top1"] == 1.0
+    assert by["reagent"]["rank"] <= 1.5 and by["feature_ablation"]["rank"] <= 1.5
+
+
+def test_bad_inputs(gpt2: Any, tok: Any) -> None:
+    with pytest.raises(InputError, match="empty"):
+        tribute.explain_generation(gpt2, tok, "   ")
+    with pytest.raises(InputError, match="max_new_tokens"):
+        tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=0)
+    with pytest.raises(InputError, match="maximum length 48"):
+        tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=60)
+    with pytest.raises(InputError, match="players="):
+        tribute.explain_generation(gpt2, tok, PROMPT, players="letters")
+    with pytest.raises(InputError, match="removal="):
+        tribute.explain_generation(gpt2, tok, PROMPT, removal="blank")
+    with pytest.raises(UnsupportedModelError, match="torch causal language model"):
+        tribute.explain_generation(lambda x: x, tok, PROMPT)
+    with pytest.raises(UnsupportedModelError, match="delete"):
+        tribute.explain_generation(gpt2, tok, PROMPT, method="integrated_gradients", removal="delete")
+
+
+def test_vocab_mismatch(tok: Any) -> None:
+    from gen_models import make_lm
+
+    small = make_lm("gpt2", 40)
+    before = _snapshot(small)
+    with pytest.raises(InputError, match="tokenizer does not match the model"):
+        tribute.explain_generation(small, tok, PROMPT)
+    assert _same(before, _snapshot(small))
+
+
+def test_target_tokenizing_differently_warns(gpt2: Any, tok: Any) -> None:
+    # "walking" alone is [w, alking]; the model's own greedy tokens for the same text differ
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        tribute.explain_generation(gpt2, tok, PROMPT, target=" cat")
+    assert not [w for w in rec if issubclass(w.category, TokenizationWarning)]
+    own = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=2)
+    text = tok.decode(own.generated_ids)
+    alt = tok(text, add_special_tokens=False).input_ids
+    if alt != own.generated_ids:
+        with pytest.warns(TokenizationWarning, match="generates the same text"):
+            tribute.explain_generation(gpt2, tok, PROMPT, target=text)

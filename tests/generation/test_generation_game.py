@@ -1,0 +1,89 @@
+"""The generation game's values against a direct, obviously-correct computation."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.games.generation import PREFIX_GROUPS, GenerationGame
+from tribute.methods.generation import prepare_generation
+
+PROMPT = "the cat sat on the"
+
+
+def direct_value(lm: Any, prompt: list[int], cont: list[int], players: list[int], keep: np.ndarray,
+                 replace: int | None) -> np.ndarray:
+    """``T + 1`` log-probs by one plain forward per coalition (no cache, no batching)."""
+    ids: list[int] = []
+    for pos, t in enumerate(prompt):
+        if pos in players and not keep[players.index(pos)]:
+            if replace is not None:
+                ids.append(replace)
+        else:
+            ids.append(t)
+    seq = torch.tensor([ids + cont])
+    with torch.no_grad():
+        logp = torch.log_softmax(lm(input_ids=seq).logits[0].double(), -1)
+    vals = [float(logp[len(ids) - 1 + i, c]) for i, c in enumerate(cont)]
+    return np.array([*vals, sum(vals)])
+
+
+def _game(lm: Any, tok: Any, removal: int | None, kv: bool) -> tuple[GenerationGame, Any]:
+    prep = prepare_generation(lm, tok, PROMPT, max_new_tokens=3)
+    repl = None if removal is None else torch.full((len(prep.prompt_ids),), removal)
+    game = GenerationGame(lm, torch.tensor(prep.prompt_ids), torch.tensor(prep.continuation),
+                          prep.groups, prep.names, ["a", "b", "c"][: len(prep.continuation)],
+                          repl, kv_reuse=kv)
+    return game, prep
+
+
+@pytest.mark.parametrize("removal", [0, None], ids=["pad", "delete"])
+@pytest.mark.parametrize("kv", [True, False], ids=["kv", "nokv"])
+def test_values_equal_direct_forward(lm: Any, tok: Any, removal: int | None, kv: bool) -> None:
+    game, prep = _game(lm, tok, removal, kv)
+    n = game.n_players
+    every = np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.float64)
+    pick = np.random.default_rng(0).choice(len(every) - 2, size=10, replace=False) + 1
+    masks = np.vstack([every[:1], every[pick], every[-1:]])  # empty, 10 others, full
+    vals = game.value(masks)[0].numpy()
+    players = [g[0] for g in prep.groups]
+    want = np.stack([direct_value(lm, prep.prompt_ids, prep.continuation, players, m, removal)
+                     for m in masks])
+    np.testing.assert_allclose(vals, want, rtol=0, atol=1e-10)
+    assert game.n_evals == 1 + len(masks)
+    np.testing.assert_allclose(game.full()[0].numpy(), want[-1], atol=1e-10)
+    if kv:
+        assert game.positions_run < game.positions_full  # prefix reuse ran fewer positions
+    else:
+        assert game.positions_run == game.positions_full
+
+
+def test_kv_reuse_saves_positions_for_ablation(gpt2: Any, tok: Any) -> None:
+    res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=4, method="feature_ablation")
+    base = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=4, method="feature_ablation",
+                                      kv_reuse=False)
+    np.testing.assert_allclose(res.values, base.values, atol=1e-10)
+    n, length = len(res.prompt_tokens), len(res.prompt_ids) + len(res.generated_ids)
+    assert base.positions_run == (n + 1) * length
+    # leave-one-out of player i (position i + 1 after BOS) may start at position i + 1; the
+    # rows are cut into PREFIX_GROUPS groups by that position, each run from its smallest one
+    groups = np.array_split(np.arange(1, n + 1), min(PREFIX_GROUPS, n))
+    assert res.positions_run == length + sum(len(g) * (length - int(g[0])) for g in groups)
+    assert res.positions_run < base.positions_run
+
+
+def test_words_group_subword_tokens(gpt2: Any, tok: Any) -> None:
+    prep = prepare_generation(gpt2, tok, "walking the cat", max_new_tokens=2, players="words")
+    assert prep.names == ["walking", "the", "cat"]
+    assert [len(g) for g in prep.groups] == [2, 1, 1]
+    res = tribute.explain_generation(gpt2, tok, "walking the cat", max_new_tokens=2,
+                                     method="exact_shapley", players="words")
+    assert res.matrix.shape == (2, 3)
+    # efficiency on every output: credits sum to v(N) - v(empty)
+    gap = res.attribution.gap
+    assert gap is None or np.abs(gap).max() < 1e-9
