@@ -109,6 +109,8 @@ class Tags:
         max_players: refuses games with more players (exact enumeration), None = no limit.
         budgeted: takes a ``budget`` of evaluations per input.
         model_specific: needs access to model internals (layers, hooks) beyond the game.
+        images_only: explains one image input (per-sample ``(C, H, W)`` or ``(H, W)``) with
+            regions of pixels; refuses other inputs (the region methods).
     """
 
     family: str
@@ -122,6 +124,7 @@ class Tags:
     max_players: int | None = None
     budgeted: bool = False
     model_specific: bool = False
+    images_only: bool = False
 
 
 class Method(ABC):
