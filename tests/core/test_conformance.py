@@ -28,6 +28,10 @@ METHODS = sorted(registry())
 OVERRIDES: dict[str, dict[str, Any]] = {
     "exact_shapley": {},
     "occlusion": {"cnn": {"groups": None, "window": (1, 4, 4), "stride": 4}},
+    # region methods: default budgets are sized for real images; keep the dense runs small
+    "xrai": {"cnn_dense": {"steps": 8}},
+    "extremal_perturbation": {"cnn_dense": {"steps": 6, "areas": (0.1, 0.3)}},
+    "submodular_regions": {"cnn_dense": {"budget": 80, "min_size": 0.1}},
 }
 
 

@@ -12,9 +12,19 @@ marks what must be removed).
 Smooth masks (Section 3.3): the mask is parametrised on a low-resolution grid (one parameter
 per ``cell`` of the image side), bilinearly upsampled and blurred by a Gaussian of width
 ``smooth`` (a fraction of the image side), i.e. the "Gaussian-blurred upsampling" form of the
-paper's smooth masks; the parameters are clamped to ``[0, 1]`` after every Adam step (as in
-TorchRay). On a grouped game the mask has one parameter per player (no smoothing) and is
-spread over each group's pixels.
+paper's smooth masks; the parameters are logits (``m = sigmoid(theta)``, so masks stay in
+``[0, 1]`` without clamping, which would create ties in the sort of the area loss). On a
+grouped game the mask has one parameter per player (no smoothing) and is spread over each
+group's pixels.
+
+Optimisation: gradient descent with momentum 0.9 (``optimizer="sgd"``, as TorchRay) or Adam
+on ``-v(x_m) + area_weight * ramp_t * N * R_a(m)``, where the output's gradient is scaled to
+max 1 per mask and step (so ``lr`` does not depend on the output's units) and ``ramp_t`` grows
+linearly from 0 to 1 over the first half of the steps. The ramp matters: the ranking-based
+area loss is not convex, and at full weight from the start the masks' initial ties (all 0.5)
+decide which pixels are sorted into the kept part. Adam's per-parameter normalisation also
+erases the gradient's magnitude in the first steps (all masks move alike), which recreates
+those ties; SGD keeps it and is the default.
 
 Every optimisation step takes the gradient of the game's output at ``K = targets x areas x
 variants`` points per input through :meth:`FeatureGame.input_gradients` (one forward and one
@@ -99,10 +109,13 @@ class ExtremalPerturbation(Method):
     Args:
         areas: fractions of the image the masks keep. default=(0.05, 0.1, 0.2, 0.4).
         variant: ``"preserve"``, ``"delete"`` or ``"both"`` (masks averaged). default="preserve".
-        steps: Adam steps (each costs ``targets x areas x variants`` evaluations per input).
-            default=150. With ``budget``: ``(budget - 1) // K``.
-        lr: Adam learning rate. default=0.05.
-        area_weight: weight of the area loss (TorchRay's 300 for logits). default=300.
+        steps: optimisation steps (each costs ``targets x areas x variants`` evaluations per
+            input). default=150. With ``budget``: ``(budget - 1) // K``.
+        optimizer: ``"sgd"`` (momentum 0.9, as TorchRay) or ``"adam"``. default="sgd".
+        lr: learning rate. default=1.0.
+        area_weight: weight of the area loss per mask column, against the output's gradient
+            scaled to max 1 per mask; ramped up linearly over the first half of the steps.
+            default=4.0.
         perturbation: ``"blur"`` (Gaussian blur of the image) or ``"baseline"`` (the game's
             baseline; a background set's mean). default="blur".
         blur: blur width as a fraction of the image side (10 px at 224: 0.045). default=0.045.
@@ -125,6 +138,7 @@ class ExtremalPerturbation(Method):
         "areas": InstanceOf((tuple, list), "a tuple of fractions in (0, 1), e.g. (0.05, 0.1)"),
         "variant": Options(("preserve", "delete", "both")),
         "steps": Interval(int, 1),
+        "optimizer": Options(("sgd", "adam")),
         "lr": Interval(float, 0.0, float("inf"), closed="neither"),
         "area_weight": Interval(float, 0.0, float("inf"), closed="left"),
         "perturbation": Options(("blur", "baseline")),
@@ -134,12 +148,13 @@ class ExtremalPerturbation(Method):
     })
 
     def __init__(self, areas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4), variant: str = "preserve",
-                 steps: int = 150, lr: float = 0.05, area_weight: float = 300.0,
+                 steps: int = 150, optimizer: str = "sgd", lr: float = 1.0, area_weight: float = 4.0,
                  perturbation: str = "blur", blur: float = 0.045, cell: float = 0.031,
                  smooth: float = 0.05) -> None:
         self.areas = areas
         self.variant = variant
         self.steps = steps
+        self.optimizer = optimizer
         self.lr = lr
         self.area_weight = area_weight
         self.perturbation = perturbation
@@ -185,6 +200,7 @@ class ExtremalPerturbation(Method):
         n_v, n_a = len(variants), len(areas)
         h, w, c = info.height, info.width, info.channels
         dtype = torch.float64
+        weight = float(self.area_weight)
 
         x = fg.inputs_flat().detach().to("cpu", dtype).reshape(b_count, c, h, w)
         pert = self._perturbed(fg, info, x)  # B x C x H x W
@@ -198,20 +214,21 @@ class ExtremalPerturbation(Method):
         if info.dense:
             cell_px = max(1, int(round(float(self.cell) * max(h, w))))
             gh, gw = max(1, math.ceil(h / cell_px)), max(1, math.ceil(w / cell_px))
-            param = torch.full((b_count * k_points, gh, gw), 0.5, dtype=dtype)
+            theta = torch.zeros(b_count * k_points, gh, gw, dtype=dtype)
             sig = float(self.smooth) * max(h, w)
 
             def make_mask(p: torch.Tensor) -> torch.Tensor:  # -> (B*K) x cols (pixels)
-                return smooth_mask(p, (h, w), sig).reshape(p.shape[0], -1)
+                return smooth_mask(torch.sigmoid(p), (h, w), sig).reshape(p.shape[0], -1)
         else:
-            param = torch.full((b_count * k_points, fg.n_players), 0.5, dtype=dtype)
+            theta = torch.zeros(b_count * k_points, fg.n_players, dtype=dtype)
 
             def make_mask(p: torch.Tensor) -> torch.Tensor:
-                return p.clamp(0.0, 1.0)
+                return torch.sigmoid(p)
 
-        param.requires_grad_(True)
-        opt = torch.optim.Adam([param], lr=float(self.lr))
-        weight = float(self.area_weight)
+        theta.requires_grad_(True)
+        opt: torch.optim.Optimizer = (
+            torch.optim.SGD([theta], lr=float(self.lr), momentum=0.9) if self.optimizer == "sgd"
+            else torch.optim.Adam([theta], lr=float(self.lr)))
         current = {"m": torch.zeros(0)}  # element masks of this step: B x K x D
 
         def elements(mcols: torch.Tensor) -> torch.Tensor:
@@ -236,8 +253,8 @@ class ExtremalPerturbation(Method):
             return g[..., :0]
 
         values = torch.zeros(b_count, k_points, dtype=dtype)
-        for _ in range(steps):
-            mcols = make_mask(param)
+        for step in range(steps):
+            mcols = make_mask(theta)
             current["m"] = elements(mcols.detach())
             vals, _ = fg.input_gradients(k_points, make_points, powers=(), transform=transform)
             values = vals[:, torch.arange(k_points), target_k]  # B x K
@@ -247,17 +264,21 @@ class ExtremalPerturbation(Method):
                 dv_dcol = dv_dm.reshape(b_count, k_points, c, -1).sum(2)
             else:
                 dv_dcol = fg.elements_to_players(dv_dm.reshape(b_count * k_points, -1),
-                                                 torch.arange(b_count).repeat_interleave(k_points))
-            # preserve: maximise v; delete: minimise v  ->  loss gradient -sign * dv/dm
+                                                 torch.arange(b_count).repeat_interleave(k_points)
+                                                 ).reshape(b_count, k_points, -1)
+            # preserve: maximise v; delete: minimise v  ->  loss gradient -sign * dv/dm, each
+            # mask's gradient scaled to max |.| = 1 (the step size does not depend on the
+            # output's units)
             g_loss = -(sign_k[None, :, None] * dv_dcol).reshape(b_count * k_points, -1)
+            g_loss = g_loss / g_loss.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+            ramp = min(1.0, (step + 1) / max(1.0, 0.5 * steps))  # area weight: 0 -> full at half
             opt.zero_grad()
-            reg = weight * area_loss(mcols, area_vec.repeat(b_count)).sum()
+            n_cols = mcols.shape[-1]  # area loss summed over columns (mean x N), per mask
+            reg = weight * ramp * n_cols * area_loss(mcols, area_vec.repeat(b_count)).sum()
             ((mcols * g_loss).sum() + reg).backward()
             opt.step()
-            with torch.no_grad():
-                param.clamp_(0.0, 1.0)
         with torch.no_grad():
-            final = make_mask(param).reshape(b_count, t_count, n_v, n_a, -1)
+            final = make_mask(theta).reshape(b_count, t_count, n_v, n_a, -1)
         return self._result(fg, info, final, values, variants, areas, steps)
 
     def _perturbed(self, fg: FeatureGame, info: ImageInfo, x: torch.Tensor) -> torch.Tensor:

@@ -29,11 +29,13 @@ When the budget cannot pay for the next round, the remaining regions are appende
 their last evaluated gains. Evaluations are batched over samples, targets and candidates:
 per-sample masks ``batch x K x players`` through :meth:`Game.value`.
 
-Result: an input-shaped map in which every pixel holds its region's *rank score*
-``1 - r / R`` (``r`` = the region's position in the order, 0 first, ``R`` regions), so sorting
-by value reproduces the order; ``extra["region_rank"]`` holds each pixel's (or player's)
-position, ``extra["gains"]`` the marginal gain of ``F`` at each selection (``batch x targets x
-R_max``, NaN padded) and ``extra["objective"]`` the curve ``F(S_r)``.
+Result: an input-shaped map in which every pixel holds its region's credit
+``min(g_0, ..., g_r)``, ``g_j`` the marginal gain of ``F`` when the ``j``-th region was added
+and ``r`` the pixel's region position (non-increasing along the order, so sorting by value
+keeps the search order up to ties; regions appended when the budget ran out use their last
+evaluated, stale gains); ``extra["region_rank"]`` holds each pixel's (or player's) position
+(0 first), ``extra["gains"]`` the gains (``batch x targets x R_max``, NaN padded) and
+``extra["objective"]`` the curve ``F(S_r)`` (NaN where not evaluated).
 
 References: Chen, Li, Qian, Wang, Liang & Wang (2024), "Less is More: Fewer Interpretable
 Region via Submodular Subset Selection" (ICLR); Chen et al. (2025), "Less is More: Efficient
@@ -54,7 +56,7 @@ from ...games.base import Game
 from ...games.features import FeatureGame
 from ...params import Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
-from ._common import ImageInfo, image_info, normalise, sample_images, scale_params
+from ._common import ImageInfo, image_info, normalise, sample_images, scale_params, scaled_sigma
 from .segmentation import felzenszwalb
 
 __all__ = ["SubmodularRegions", "superpixels"]
@@ -66,7 +68,8 @@ def superpixels(game: FeatureGame, info: ImageInfo, scale: float, sigma: float,
     if not info.dense:
         return [np.arange(game.n_players) for _ in range(game.n_samples)]
     ms, _ = scale_params(info, min_size, 0.0)
-    return [felzenszwalb(normalise(img), scale=scale / 255.0, sigma=sigma, min_size=ms).ravel()
+    sig = scaled_sigma(info, sigma)
+    return [felzenszwalb(normalise(img), scale=scale / 255.0, sigma=sig, min_size=ms).ravel()
             for img in sample_images(game, info)]
 
 
@@ -99,7 +102,8 @@ class SubmodularRegions(Method):
     ``F(S) = keep_weight * v(S) - remove_weight * v(N \\ S)`` over kept region sets ``S``
     (the consistency and collaboration terms of LiMA; see the module docstring for the terms
     left out). Regions are Felzenszwalb-Huttenlocher superpixels of each image, or the game's
-    groups. Returns a rank-score pixel map and the order in ``extra["region_rank"]``.
+    groups. Returns a pixel map of each region's (running-minimum) marginal gain and the
+    order in ``extra["region_rank"]``.
 
     Args:
         search: ``"lazy"`` (Minoux's lazy greedy) or ``"greedy"``. default="lazy".
@@ -108,7 +112,8 @@ class SubmodularRegions(Method):
         lazy_batch: stale regions re-evaluated per lazy round. default=4.
         scale: Felzenszwalb-Huttenlocher ``k`` of the superpixels (skimage convention on
             images scaled to [-1, 1]). default=150.
-        sigma: Gaussian pre-blur of the segmentation, pixels. default=0.8.
+        sigma: Gaussian pre-blur of the segmentation, in pixels of a 224-pixel side (scaled
+            with the image). default=0.8.
         min_size: smallest superpixel as a fraction of the image's pixels. default=0.02.
 
     Budget: evaluations per input; default 512. At least ``1 + c * R`` (the first round over
@@ -215,9 +220,9 @@ class SubmodularRegions(Method):
             for st in row:
                 rest = st.remaining()
                 order = rest[np.argsort(-st.bound[rest], kind="stable")]
-                for j in order:
+                for j in order:  # their last evaluated gain (stale): an estimate, NaN-free
                     st.selected.append(int(j))
-                    st.gains.append(float("nan"))
+                    st.gains.append(float(st.bound[j]) if np.isfinite(st.bound[j]) else float("nan"))
                     st.objective.append(float("nan"))
         return self._result(fg, info, labels, states, n_reg)
 
@@ -309,7 +314,12 @@ class SubmodularRegions(Method):
                 pos = np.empty(st.n, dtype=np.int64)
                 pos[np.asarray(st.selected, dtype=np.int64)] = np.arange(st.n)
                 rank[b, t] = pos[labels[b]]
-                score[b, t] = torch.from_numpy(1.0 - rank[b, t] / st.n)
+                # credit of the region at position r: min(gain_0..gain_r), non-increasing along
+                # the order (a lower gain later never ranks above an earlier region)
+                g = np.asarray(st.gains, dtype=np.float64)
+                g = np.where(np.isfinite(g), g, np.nanmin(g) if np.isfinite(g).any() else 0.0)
+                credit = np.minimum.accumulate(g)
+                score[b, t] = torch.from_numpy(credit[rank[b, t]])
                 gains[b, t, : st.n] = st.gains
                 objective[b, t, : st.n] = st.objective
         values = score.repeat(1, 1, info.channels) if info.dense else score

@@ -8,9 +8,10 @@
    game every other method explains.
 2. **Over-segmentation**: Felzenszwalb-Huttenlocher segments (:mod:`.segmentation`) at the
    paper's scales ``k = 50, 100, 150, 250, 500, 1200`` (skimage's convention: images scaled
-   to ``[-1, 1]``, ``k / 255`` in colour units), ``sigma = 0.8``; the minimum segment size
-   and the dilation radius are fractions of the image (the paper's 150 pixels and 5 pixels on
-   224 x 224 images: ``0.003`` and ``0.022``). Every segment of every scale is a candidate
+   to ``[-1, 1]``, ``k / 255`` in colour units), ``sigma = 0.8``; the pre-blur, the minimum
+   segment size and the dilation radius scale with the image (the paper's 0.8, 150 and 5
+   pixels on 224 x 224 images: ``sigma * side / 224``, fractions ``0.003`` of the pixels and
+   ``0.022`` of the side). Every segment of every scale is a candidate
    region (regions overlap). On a grouped game (``groups=`` superpixels or patches) the groups
    are the regions and the grouped IG their attribution.
 3. **Region growth**: starting from nothing, add the region whose not-yet-covered pixels have
@@ -57,7 +58,8 @@ class XRAI(Method):
             ``budget``, ``steps = budget - 1``.
         scales: Felzenszwalb-Huttenlocher ``k`` values (skimage convention). default=(50, 100,
             150, 250, 500, 1200) (the paper's).
-        sigma: Gaussian pre-blur of the segmentation, pixels. default=0.8.
+        sigma: Gaussian pre-blur of the segmentation, in pixels of a 224-pixel side (scaled
+            with the image, like ``min_size`` and ``dilation``). default=0.8.
         min_size: smallest segment as a fraction of the image's pixels. default=0.003.
         dilation: segment dilation radius as a fraction of the image side. default=0.022.
         min_new: drop a region once fewer than this fraction of the image's pixels would be
