@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 import tribute
+from tribute.methods.lrp import rules as lrp_rules_mod
 
 BATCHES = (32, 64, 128)
 
@@ -119,6 +120,8 @@ def zennit_runner(net: str, composite: str) -> Callable[[nn.Module, torch.Tensor
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--compare-general", action="store_true",
+                    help="also time the rules without the x >= 0 fast path (before/after)")
     args = ap.parse_args()
     n = 64 if args.quick else 256
     repeats = 2 if args.quick else 3
@@ -138,6 +141,16 @@ def main() -> None:
                 for b in BATCHES
             )
             line = f"  {comp:18s} tribute {t_ours:.3f}s (batch {bs_ours}) ratio {t_ours / t_bare:.2f}"
+            if args.compare_general:  # the same rules without the nonnegative-input fast path
+                fast = lrp_rules_mod._nonnegative
+                lrp_rules_mod._nonnegative = lambda x: False  # type: ignore[assignment]
+                try:
+                    t_gen = min(cpu_time(lambda b=b, m=model, c=comp, k=kw: tribute.explain(
+                        m, x, method="lrp", composite=c, target=target, batch_size=b,
+                        progress=False, **k), repeats) for b in BATCHES)
+                finally:
+                    lrp_rules_mod._nonnegative = fast
+                line += f" | general rules {t_gen:.3f}s ratio {t_gen / t_bare:.2f}"
             z = zennit_runner(net, comp)
             if z is not None:
                 t_z = min(cpu_time(lambda b=b, m=model, f=z: f(m, x, target, b), repeats) for b in BATCHES)

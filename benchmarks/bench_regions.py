@@ -54,7 +54,7 @@ def superpixel_maps(x: torch.Tensor, scale: float = 150.0, min_size: float = 0.0
 
     out = []
     for img in x.detach().double().numpy():
-        ms = max(1, int(round(min_size * img.shape[-1] * img.shape[-2])))
+        ms = max(1, round(min_size * img.shape[-1] * img.shape[-2]))
         sigma = 0.8 * max(img.shape[-2:]) / 224  # as submodular_regions scales it
         out.append(felzenszwalb(normalise(img), scale / 255.0, sigma, ms))
     return np.stack(out)

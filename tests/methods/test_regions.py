@@ -30,7 +30,7 @@ from tribute_testing import make_cnn, make_mlp
 # --------------------------------------------------------------------------- segmentation
 def _fh_reference(img: np.ndarray, k: float, min_size: int) -> np.ndarray:
     """Felzenszwalb-Huttenlocher as written in the paper, with explicit sets (slow)."""
-    c, h, w = img.shape
+    _, h, w = img.shape
     edges = []
     for y, x in itertools.product(range(h), range(w)):
         for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
@@ -190,7 +190,7 @@ def test_submodular_on_an_additive_game_orders_by_contribution(search: str) -> N
     gains = attr.extra["gains"][:, 0]
     np.testing.assert_allclose(gains, 2 * -np.sort(-contrib, axis=1), rtol=1e-9)
     # additive game: gains decrease along the order, so the credit is the gain itself
-    np.testing.assert_allclose(attr.values.numpy()[:, 0], 2 * contrib, rtol=1e-9)
+    np.testing.assert_allclose(attr.values.numpy(), 2 * contrib, rtol=1e-9)
 
 
 def _reference_greedy(model: torch.nn.Module, x: torch.Tensor, groups: np.ndarray,
@@ -204,7 +204,7 @@ def _reference_greedy(model: torch.nn.Module, x: torch.Tensor, groups: np.ndarra
         for i in range(n):
             if i in chosen:
                 continue
-            keep = torch.isin(g, torch.tensor(chosen + [i])).to(x.dtype)
+            keep = torch.isin(g, torch.tensor([*chosen, i])).to(x.dtype)
             with torch.no_grad():
                 f = float(model(x * keep)[0, t] - model(x * (1 - keep))[0, t])
             if f > best_f:

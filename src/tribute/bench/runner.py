@@ -262,7 +262,8 @@ def _view(case: Case, name: str, model: Any, inputs: Any) -> tuple[Any, Any, Any
 
 
 def _extra_params(case: Case, name: str) -> dict[str, Any]:
-    return {k: v for k, v in case.method_params.get(name, {}).items() if k != "groups"}
+    return {k: v for k, v in case.method_params.get(name, {}).items()
+            if k not in ("groups", "budget")}
 
 
 def _to_case_players(case: Case, flat: np.ndarray) -> tuple[np.ndarray, str]:
@@ -296,6 +297,8 @@ def _plan(case: Case, name: str) -> _Plan:
         return _Plan(None, view)
     gradient = cls.tags.needs_gradients or cls.tags.family == "gradient"
     want = case.grad_budget if gradient else case.budget
+    if "budget" in case.method_params.get(name, {}):  # a case's own budget for this method
+        want = int(case.method_params[name]["budget"])
     adapter = as_model(m, _framework(x))
     with adapter.session():
         game = build_game(adapter, x, target=case.target, baseline=base, groups=groups,

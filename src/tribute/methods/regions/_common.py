@@ -68,13 +68,13 @@ def image_info(game: Game, method: str, *, min_side: int = 4) -> tuple[FeatureGa
 
 def scale_params(info: ImageInfo, min_size: float, dilation: float) -> tuple[int, int]:
     """``(min_size pixels, dilation radius pixels)`` from fractions of the image."""
-    ms = max(1, int(round(min_size * info.pixels)))
+    ms = max(1, round(min_size * info.pixels))
     if ms >= info.pixels:
         raise InputError(
             f"min_size={min_size} asks for segments of at least {ms} pixels on {info.height}x"
             f"{info.width} images ({info.pixels} pixels): one segment would cover the whole "
             "image. Lower min_size (a fraction of the image's pixels).")
-    rad = int(round(dilation * max(info.height, info.width)))
+    rad = round(dilation * max(info.height, info.width))
     return ms, rad
 
 

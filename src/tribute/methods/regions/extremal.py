@@ -60,7 +60,7 @@ __all__ = ["ExtremalPerturbation", "area_loss", "blur_images", "smooth_mask"]
 
 
 def _gauss_kernel(sigma: float, dtype: torch.dtype) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
+    radius = max(1, math.ceil(3.0 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     return k / k.sum()
@@ -212,7 +212,7 @@ class ExtremalPerturbation(Method):
         target_k = torch.arange(t_count).repeat_interleave(n_v * n_a)  # K
 
         if info.dense:
-            cell_px = max(1, int(round(float(self.cell) * max(h, w))))
+            cell_px = max(1, round(float(self.cell) * max(h, w)))
             gh, gw = max(1, math.ceil(h / cell_px)), max(1, math.ceil(w / cell_px))
             theta = torch.zeros(b_count * k_points, gh, gw, dtype=dtype)
             sig = float(self.smooth) * max(h, w)
@@ -275,7 +275,9 @@ class ExtremalPerturbation(Method):
             opt.zero_grad()
             n_cols = mcols.shape[-1]  # area loss summed over columns (mean x N), per mask
             reg = weight * ramp * n_cols * area_loss(mcols, area_vec.repeat(b_count)).sum()
-            ((mcols * g_loss).sum() + reg).backward()
+            loss = (mcols * g_loss).sum() + reg
+            (grad_theta,) = torch.autograd.grad(loss, theta)
+            theta.grad = grad_theta
             opt.step()
         with torch.no_grad():
             final = make_mask(theta).reshape(b_count, t_count, n_v, n_a, -1)

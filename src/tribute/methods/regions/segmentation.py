@@ -33,7 +33,7 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     img = np.asarray(image, dtype=np.float64)
     if sigma <= 0:
         return img.copy()
-    radius = max(1, int(math.ceil(4.0 * sigma)))
+    radius = max(1, math.ceil(4.0 * sigma))
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (t / sigma) ** 2)
     kernel /= kernel.sum()

@@ -238,10 +238,10 @@ class SubmodularRegions(Method):
         if st.done:
             return np.zeros(0, dtype=np.int64)
         rest = st.remaining()
-        if self.search == "greedy" or not st.fresh.any() and np.isinf(st.bound[rest]).all():
+        if self.search == "greedy" or (not st.fresh.any() and np.isinf(st.bound[rest]).all()):
             return rest
         stale = rest[~st.fresh[rest]]
-        order = stale[np.argsort(-st.bound[stale], kind="stable")]
+        order: np.ndarray = stale[np.argsort(-st.bound[stale], kind="stable")]
         return order[: int(self.lazy_batch)]
 
     def _evaluate(self, fg: FeatureGame, reg_masks: list[torch.Tensor],
