@@ -33,7 +33,7 @@ import torch
 
 from ..api import build_game, explain
 from ..attribution import Attribution
-from ..errors import BudgetError, InputError, TributeError
+from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
 from ..methods.base import get_method, registry
 from ..metrics.base import Metric, get_metric
 from ..models import as_model
@@ -286,6 +286,9 @@ EXACT_BUDGET_FACTOR = 16
 
 def _plan(case: Case, name: str) -> _Plan:
     cls = get_method(name)
+    if cls.tags.images_only and case.modality != "image":  # e.g. a text case's embeddings
+        raise UnsupportedModelError(f"{name} explains images with regions of pixels; "
+                                    f"{case.name} is a {case.modality} case")
     if cls.tags.max_players is not None and 2 ** min(case.n_players, 60) > (
             EXACT_BUDGET_FACTOR * case.budget):
         raise BudgetError(

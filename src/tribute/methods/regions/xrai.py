@@ -102,9 +102,11 @@ class XRAI(Method):
         """``steps`` mask gradients per input plus the candidate regions per sample."""
         steps = int(self.steps if budget is None else budget - 1)
         n = int(game.n_players)
-        regions = 64 * len(tuple(self.scales)) * n  # generous: segments x pixels, bool
+        # about 64 segments per scale (bool masks kept for every sample; one growth at a time
+        # holds them as float64)
+        masks = 64 * len(tuple(self.scales)) * n
         return coalition_cost(game, steps + 1, grads=True, mask_rows=min(steps, 1 << 20),
-                              design=regions * 9,
+                              design=masks * (int(game.n_samples) + 8),
                               note=f"{steps:,} IG points x {n:,} players + segment masks")
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
