@@ -354,3 +354,15 @@ def test_model_unchanged_after_a_failure_mid_search() -> None:
         h.remove()
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
+
+
+def test_region_methods_refuse_bad_hyperparameters() -> None:
+    model = make_cnn()
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    with pytest.raises(InputError, match=r"areas=\(0.0, 0.5\) must be .*fractions in \(0, 1\)"):
+        tribute.explain(model, x, method="extremal_perturbation", target=0, areas=(0.0, 0.5))
+    with pytest.raises(InputError, match=r"scales=\(\) must be a non-empty tuple"):
+        tribute.explain(model, x, method="xrai", target=0, scales=())
+    with pytest.raises(InputError, match=r"keep_weight and remove_weight are both 0"):
+        tribute.explain(model, x, method="submodular_regions", target=0, keep_weight=0.0,
+                        remove_weight=0.0)

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from ...attribution import Attribution
+from ...errors import InputError
 from ...games.base import Game
 from ...games.features import FeatureGame
 from ...params import InstanceOf, Interval, Options, declare
@@ -188,8 +189,6 @@ class ExtremalPerturbation(Method):
         fg, info = image_info(game, self.name)
         areas = tuple(float(a) for a in self.areas)
         if not areas or any(not 0.0 < a < 1.0 for a in areas):
-            from ...errors import InputError
-
             raise InputError(f"areas={self.areas!r} must be a non-empty tuple of fractions in (0, 1).")
         k_points = self._points(fg)
         budget_used = budget if budget is not None else self.default_budget(fg)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ...attribution import Attribution
+from ...errors import InputError
 from ...games.base import Game
 from ...params import InstanceOf, Interval, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
@@ -113,8 +114,6 @@ class XRAI(Method):
         fg, info = image_info(game, self.name)
         scales = tuple(float(k) for k in self.scales)
         if not scales or any(not np.isfinite(k) or k <= 0 for k in scales):
-            from ...errors import InputError
-
             raise InputError(f"scales={self.scales!r} must be a non-empty tuple of positive numbers.")
         if info.dense:
             scale_params(info, self.min_size, self.dilation)  # refuse before spending evaluations
