@@ -120,6 +120,8 @@ def zennit_runner(net: str, composite: str) -> Callable[[nn.Module, torch.Tensor
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--nets", default="vgg,resnet", help="comma-separated subset of vgg,resnet")
+    ap.add_argument("--composites", default="epsilon_plus_flat,epsilon_gamma_box")
     ap.add_argument("--compare-general", action="store_true",
                     help="also time the rules without the x >= 0 fast path (before/after)")
     args = ap.parse_args()
@@ -130,10 +132,12 @@ def main() -> None:
     target = 3
     print(f"LRP speed, {n} images 3x32x32, float32, CPU time (best of {repeats}); torch {torch.__version__}")
     for net, build in (("vgg", vgg), ("resnet", resnet)):
+        if net not in args.nets.split(","):
+            continue
         model = build()
         t_bare, bs_bare = min((cpu_time(lambda b=b, m=model: bare(m, x, target, b), repeats), b) for b in BATCHES)
         print(f"\n{net}: bare forward+backward {t_bare:.3f}s (batch {bs_bare})")
-        for comp in ("epsilon_plus_flat", "epsilon_gamma_box"):
+        for comp in args.composites.split(","):
             kw = {"low": 0.0, "high": 1.0} if comp == "epsilon_gamma_box" else {}
             t_ours, bs_ours = min(
                 (cpu_time(lambda b=b, m=model, c=comp, k=kw: tribute.explain(
