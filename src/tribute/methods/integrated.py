@@ -161,7 +161,8 @@ class ExpectedGradients(Method):
     ``phi = E_{b ~ background, alpha ~ U(0,1), eps ~ N(0, stdevs^2)} [(x' - b) * grad f(b +
     alpha (x' - b))]`` with ``x' = x + eps``, estimated with ``n_samples`` draws shared by every
     sample of the batch (common random numbers). With a background set (``baseline`` with
-    several rows, or :class:`tribute.Background`) baselines are drawn uniformly from it; with a
+    several rows, or :class:`tribute.Background`) baselines are drawn from it (uniformly, or by
+    the set's weights); with a
     single (or per-sample) baseline it is integrated gradients with random ``alpha``. With
     ``stdevs > 0`` it is Captum's GradientSHAP. Standard errors are the standard deviation of the
     per-draw contributions over ``sqrt(n_samples)``; the completeness gap
@@ -210,7 +211,11 @@ class ExpectedGradients(Method):
         alpha64 = torch.rand(k_count, generator=gen, dtype=torch.float64)
         if fg.n_background > 1:  # a background set: draw one row per draw, shared by the batch
             mode = "draw"
-            pick = torch.randint(base64.shape[0], (k_count,), generator=gen)
+            bg_w = fg.background_weights()
+            if bool((bg_w == bg_w[0]).all()):
+                pick = torch.randint(base64.shape[0], (k_count,), generator=gen)
+            else:  # a weighted set (e.g. k-means centres): draw rows by their weights
+                pick = torch.multinomial(bg_w, k_count, replacement=True, generator=gen)
         elif base64.shape[0] == b_total and b_total > 1:
             mode, pick = "per_sample", torch.zeros(0, dtype=torch.long)
         else:

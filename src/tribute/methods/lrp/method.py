@@ -91,5 +91,5 @@ class LRP(Method):
         return fg.attribution(values, self.name, params, gap=gap, extra=extra)
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
-        """One forward and one modified backward pass per input (not one per player)."""
-        return coalition_cost(game, 1, grads=True, note="one LRP pass per input")
+        """One forward and one (rule-modified) backward pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one relevance (gradient) pass per input")
