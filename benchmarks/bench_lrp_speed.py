@@ -149,11 +149,19 @@ def main() -> None:
             line = f"  {comp:18s} tribute {t_ours:.3f}s (batch {bs_ours}) ratio {t_ours / t_bare:.2f}"
             if args.compare_general:  # the same rules without the nonnegative-input fast path
                 fast = lrp_rules_mod._nonnegative
-                lrp_rules_mod._nonnegative = lambda x: False  # type: ignore[assignment]
+
+                def never(x: torch.Tensor) -> bool:
+                    return False
+
+                def run_general(b: int, m: nn.Module = model, c: str = comp,
+                                k: dict[str, Any] = kw) -> None:
+                    tribute.explain(m, x, method="lrp", composite=c, target=target,
+                                    batch_size=b, progress=False, **k)
+
+                lrp_rules_mod._nonnegative = never
                 try:
-                    t_gen = min(cpu_time(lambda b=b, m=model, c=comp, k=kw: tribute.explain(
-                        m, x, method="lrp", composite=c, target=target, batch_size=b,
-                        progress=False, **k), repeats) for b in BATCHES)
+                    t_gen = min(cpu_time(functools.partial(run_general, b), repeats)
+                                for b in BATCHES)
                 finally:
                     lrp_rules_mod._nonnegative = fast
                 line += f" | general rules {t_gen:.3f}s ratio {t_gen / t_bare:.2f}"

@@ -150,7 +150,7 @@ def run_case(name: str, n: int, seed: int, grad_steps: int, budget: int) -> None
             top = f"{tm.mean():.3f}±{tm.std(ddof=1) / np.sqrt(len(tm)):.3f}"
         elif order is not None:  # regions are patches: truth per patch = any truth pixel
             gflat = np.asarray(groups).reshape(-1)[: truth_px.shape[1]]
-            tm = []
+            tm_list: list[float] = []
             for b in range(len(x)):
                 area = np.bincount(gflat, minlength=order.shape[1]).astype(float)
                 tp = np.bincount(gflat, weights=truth_px[b].astype(float),
@@ -163,8 +163,8 @@ def run_case(name: str, n: int, seed: int, grad_steps: int, budget: int) -> None
                     inside += (area[sel] * tp[sel]).sum()
                     if got >= need:
                         break
-                tm.append(inside / max(got, 1.0))
-            tm_a = np.array(tm)
+                tm_list.append(inside / max(got, 1.0))
+            tm_a = np.array(tm_list)
             top = f"{tm_a.mean():.3f}±{tm_a.std(ddof=1) / np.sqrt(len(tm_a)):.3f}"
 
         def fmt(r: Any) -> str:
