@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import tribute
+from tribute.methods.lrp import rules as lrp_rules_mod
 
 BATCHES = (32, 64, 128)
 
@@ -121,6 +122,10 @@ def zennit_runner(net: str, composite: str) -> Callable[[nn.Module, torch.Tensor
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--nets", default="vgg,resnet", help="comma-separated subset of vgg,resnet")
+    ap.add_argument("--composites", default="epsilon_plus_flat,epsilon_gamma_box")
+    ap.add_argument("--compare-general", action="store_true",
+                    help="also time the rules without the x >= 0 fast path (before/after)")
     args = ap.parse_args()
     n = 64 if args.quick else 256
     repeats = 2 if args.quick else 3
@@ -129,10 +134,12 @@ def main() -> None:
     target = 3
     print(f"LRP speed, {n} images 3x32x32, float32, CPU time (best of {repeats}); torch {torch.__version__}")
     for net, build in (("vgg", vgg), ("resnet", resnet)):
+        if net not in args.nets.split(","):
+            continue
         model = build()
         t_bare, bs_bare = min((cpu_time(functools.partial(bare, model, x, target, b), repeats), b) for b in BATCHES)
         print(f"\n{net}: bare forward+backward {t_bare:.3f}s (batch {bs_bare})")
-        for comp in ("epsilon_plus_flat", "epsilon_gamma_box"):
+        for comp in args.composites.split(","):
             kw: dict[str, Any] = {"low": 0.0, "high": 1.0} if comp == "epsilon_gamma_box" else {}
             t_ours, bs_ours = min(
                 (cpu_time(functools.partial(tribute.explain, model, x, method="lrp", composite=comp, target=target,
@@ -140,6 +147,24 @@ def main() -> None:
                 for b in BATCHES
             )
             line = f"  {comp:18s} tribute {t_ours:.3f}s (batch {bs_ours}) ratio {t_ours / t_bare:.2f}"
+            if args.compare_general:  # the same rules without the nonnegative-input fast path
+                fast = lrp_rules_mod._nonnegative
+
+                def never(x: torch.Tensor) -> bool:
+                    return False
+
+                def run_general(b: int, m: nn.Module = model, c: str = comp,
+                                k: dict[str, Any] = kw) -> None:
+                    tribute.explain(m, x, method="lrp", composite=c, target=target,
+                                    batch_size=b, progress=False, **k)
+
+                lrp_rules_mod._nonnegative = never
+                try:
+                    t_gen = min(cpu_time(functools.partial(run_general, b), repeats)
+                                for b in BATCHES)
+                finally:
+                    lrp_rules_mod._nonnegative = fast
+                line += f" | general rules {t_gen:.3f}s ratio {t_gen / t_bare:.2f}"
             z = zennit_runner(net, comp)
             if z is not None:
                 t_z = min(cpu_time(functools.partial(z, model, x, target, b), repeats) for b in BATCHES)

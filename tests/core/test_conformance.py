@@ -28,6 +28,10 @@ METHODS = sorted(registry())
 OVERRIDES: dict[str, dict[str, Any]] = {
     "exact_shapley": {},
     "occlusion": {"cnn": {"groups": None, "window": (1, 4, 4), "stride": 4}},
+    # region methods: default budgets are sized for real images; keep the dense runs small
+    "xrai": {"cnn_dense": {"steps": 8}},
+    "extremal_perturbation": {"cnn_dense": {"steps": 6, "areas": (0.1, 0.3)}},
+    "submodular_regions": {"cnn_dense": {"budget": 80, "min_size": 0.1}},
 }
 
 
@@ -85,6 +89,8 @@ def _applies(method: str, setting: Setting) -> bool:
         return False
     if tags.needs_gradients and setting.framework != "torch":
         return False
+    if tags.images_only:  # region methods: image inputs only (refusals tested in test_regions)
+        return setting.name in ("cnn", "cnn_dense")
     if setting.name == "cnn_dense":
         # dense pixel players: only methods that scale to 64+ players without enumeration
         return tags.max_players is None and (tags.needs_gradients or tags.dense_output or tags.model_specific)
@@ -207,7 +213,7 @@ def _budget_cases() -> list[tuple[str, str, int | str]]:
     out: list[tuple[str, str, int | str]] = []
     for m in BUDGETED:
         tags = registry()[m].tags
-        if "feature" not in tags.games:
+        if "feature" not in tags.games or tags.images_only:  # images: see below
             continue
         for bg in ("point", "background"):
             if bg == "background" and tags.needs_gradients:
@@ -251,6 +257,36 @@ def test_budget_counts_every_model_row(method: str, baseline: str, budget: int |
     assert counter.rows == samples * (1 + (attr.n_evals - 1) * n_bg), (
         f"{counter.rows} rows seen, n_evals={attr.n_evals}")
     assert counter.rows <= b * samples * n_bg
+
+
+IMAGE_BUDGET_CASES = [(m, b) for m in BUDGETED if registry()[m].tags.images_only
+                      for b in ("min", "min+3", 40, 100)]
+
+
+@pytest.mark.parametrize(("method", "budget"), IMAGE_BUDGET_CASES,
+                         ids=[f"{m}-{b}" for m, b in IMAGE_BUDGET_CASES])
+def test_image_methods_count_every_model_row(method: str, budget: int | str) -> None:
+    """The budget check above for methods that only take images (a CNN on 8x8 images)."""
+    from tribute.api import build_game
+    from tribute.models import as_model
+
+    model = make_cnn()
+    x = _img()
+    cls = registry()[method]
+    adapter = as_model(model, "torch")
+    with adapter.session():
+        need = cls().min_budget(build_game(adapter, x, target=1, groups=tribute.patches(4)))
+    b = need if budget == "min" else need + 3 if budget == "min+3" else int(budget)
+    if b < need:
+        pytest.skip(f"budget {b} below {method}'s minimum {need}")
+    counter = _CountRows(model)
+    try:
+        attr = tribute.explain(model, x, method=method, target=1, groups=tribute.patches(4),
+                               budget=b, seed=3)
+    finally:
+        counter.close()
+    assert counter.rows == attr.n_rows and attr.n_evals <= b
+    assert counter.rows == x.shape[0] * attr.n_evals
 
 
 # --------------------------------------------------------------------------- component games

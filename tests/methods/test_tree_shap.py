@@ -480,7 +480,7 @@ def test_catboost_symmetric_trees(diabetes, cancer):
     catboost = pytest.importorskip("catboost")
     X, y = diabetes
     X = X[:, :6]
-    reg = catboost.CatBoostRegressor(iterations=6, depth=4, verbose=0, thread_count=1,
+    reg = catboost.CatBoostRegressor(iterations=6, depth=4, verbose=0, thread_count=1, allow_writing_files=False,
                                      random_seed=0).fit(X, y)
     a = tribute.explain(reg, X[:3], method="tree_shap")
     for i in range(3):
@@ -493,14 +493,14 @@ def test_catboost_symmetric_trees(diabetes, cancer):
     np.testing.assert_allclose(b.values, e.values, atol=1e-8)
     Xc, yc = cancer
     yc3 = np.digitize(Xc[:, 0], np.quantile(Xc[:, 0], [0.33, 0.66]))
-    multi = catboost.CatBoostClassifier(iterations=5, depth=3, verbose=0, thread_count=1,
+    multi = catboost.CatBoostClassifier(iterations=5, depth=3, verbose=0, thread_count=1, allow_writing_files=False,
                                         loss_function="MultiClass", random_seed=0).fit(Xc, yc3)
     m = tribute.explain(multi, Xc[:2], method="tree_shap", target=[0, 1, 2])
     raw = multi.predict(Xc[:2], prediction_type="RawFormulaVal")
     np.testing.assert_allclose(np.asarray(m.values).sum(-1) + m.extra["expected_value"], raw, atol=1e-6)
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"a": Xc[:, 0], "c": np.where(yc == 1, "x", "y")})
-    cat = catboost.CatBoostClassifier(iterations=3, depth=2, verbose=0, thread_count=1,
+    cat = catboost.CatBoostClassifier(iterations=3, depth=2, verbose=0, thread_count=1, allow_writing_files=False,
                                       cat_features=["c"]).fit(df, yc)
     with pytest.raises(UnsupportedModelError, match="categorical"):
         tribute.explain(cat, df[:2], method="tree_shap", target=1)

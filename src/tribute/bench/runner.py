@@ -33,7 +33,7 @@ import torch
 
 from ..api import build_game, explain
 from ..attribution import Attribution
-from ..errors import BudgetError, InputError, TributeError
+from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
 from ..methods.base import get_method, registry
 from ..metrics.base import Metric, get_metric
 from ..models import as_model
@@ -262,7 +262,8 @@ def _view(case: Case, name: str, model: Any, inputs: Any) -> tuple[Any, Any, Any
 
 
 def _extra_params(case: Case, name: str) -> dict[str, Any]:
-    return {k: v for k, v in case.method_params.get(name, {}).items() if k != "groups"}
+    return {k: v for k, v in case.method_params.get(name, {}).items()
+            if k not in ("groups", "budget")}
 
 
 def _to_case_players(case: Case, flat: np.ndarray) -> tuple[np.ndarray, str]:
@@ -285,6 +286,9 @@ EXACT_BUDGET_FACTOR = 16
 
 def _plan(case: Case, name: str) -> _Plan:
     cls = get_method(name)
+    if cls.tags.images_only and case.modality != "image":  # e.g. a text case's embeddings
+        raise UnsupportedModelError(f"{name} explains images with regions of pixels; "
+                                    f"{case.name} is a {case.modality} case")
     if cls.tags.max_players is not None and 2 ** min(case.n_players, 60) > (
             EXACT_BUDGET_FACTOR * case.budget):
         raise BudgetError(
@@ -296,6 +300,8 @@ def _plan(case: Case, name: str) -> _Plan:
         return _Plan(None, view)
     gradient = cls.tags.needs_gradients or cls.tags.family == "gradient"
     want = case.grad_budget if gradient else case.budget
+    if "budget" in case.method_params.get(name, {}):  # a case's own budget for this method
+        want = int(case.method_params[name]["budget"])
     adapter = as_model(m, _framework(x))
     with adapter.session():
         game = build_game(adapter, x, target=case.target, baseline=base, groups=groups,

@@ -221,6 +221,10 @@ _QUICK_PARAMS: dict[str, dict[str, Any]] = {
 _ALL_CASES = ("symbolic", "correlated_model", "correlated_data", "planted_images", "difull",
               "planted_text", "planted_words", "digits", "wine", "breast_cancer")
 
+#: Region methods and the maps they are compared with (``tribute bench --suite regions``).
+_REGION_METHODS = ("integrated_gradients", "grad_cam", "kernel_shap", "xrai",
+                   "submodular_regions", "extremal_perturbation")
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
@@ -254,6 +258,14 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
+
+PRESETS["regions"] = Preset(
+    name="regions", cases=("planted_images", "difull"),
+    n_tabular=0, n_image=24, n_text=0, budget_tabular=0, budget_image=512, budget_text=0,
+    grad_budget=32, methods=_REGION_METHODS,
+    metrics=("relevance_mass", "relevance_rank", "auroc", "deletion", "insertion"),
+    metric_params={"deletion": {"steps": 20}, "insertion": {"steps": 20}},
+)
 
 #: Training-data suites (``tribute bench --suite data``), run by :mod:`tribute.bench.data_suite`.
 DATA_SUITES = ("data", "data-tiny")
@@ -416,10 +428,16 @@ def _planted_images(preset: Preset, seed: int, background: str) -> Case:
         modality="image", model=model, inputs=torch.from_numpy(sub.X),
         target=np.ones(len(sub), dtype=np.int64), baseline=0.0,
         ground_truth=sub.ground_truth, n_classes=2, budget=preset.budget_image,
-        grad_budget=preset.grad_budget,
+        grad_budget=preset.grad_budget, method_params=_region_params(preset.budget_image),
         model_info=(f"SmallCNN trained on 800 images (4 epochs, seed {MODEL_SEED}); "
                     f"held-out accuracy {acc:.3f}"),
     )
+
+
+def _region_params(budget: int) -> dict[str, dict[str, Any]]:
+    """Image cases: extremal perturbations optimise masks, so they get the sampling budget
+    (``steps = (budget - 1) // areas``), not the gradient methods' few points."""
+    return {"extremal_perturbation": {"budget": budget, "areas": (0.05, 0.1, 0.2)}}
 
 
 def _difull(preset: Preset, seed: int) -> Case:
@@ -441,7 +459,8 @@ def _difull(preset: Preset, seed: int) -> Case:
         modality="image", model=model, inputs=torch.from_numpy(ds.X), target=ds.y.copy(),
         baseline=0.0, groups=groups, ground_truth=ds.ground_truth, n_classes=10,
         budget=max(preset.budget_image // 2, 128), grad_budget=preset.grad_budget,
-        method_params={"occlusion": {"groups": None, "window": (1, 2, 2), "stride": 2}},
+        method_params={"occlusion": {"groups": None, "window": (1, 2, 2), "stride": 2},
+                       **_region_params(max(preset.budget_image // 2, 128))},
         model_info=(f"SmallCNN trained on all scikit-learn digits at 8x8 (8 epochs, seed "
                     f"{MODEL_SEED}), applied per cell; accuracy on these mosaics {acc:.3f}"),
         notes=["The per-cell CNN has seen the digits the mosaics are made of (a benchmark of "

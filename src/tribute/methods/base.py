@@ -111,6 +111,8 @@ class Tags:
         model_specific: needs access to model internals (layers, hooks) beyond the game.
         reads_missing: reads NaN inputs the way the model does (tree models route missing
             values), so :func:`tribute.explain` lets NaN through instead of refusing it.
+        images_only: explains one image input (per-sample ``(C, H, W)`` or ``(H, W)``) with
+            regions of pixels; refuses other inputs (the region methods).
     """
 
     family: str
@@ -125,6 +127,7 @@ class Tags:
     budgeted: bool = False
     model_specific: bool = False
     reads_missing: bool = False
+    images_only: bool = False
 
 
 class Method(ABC):

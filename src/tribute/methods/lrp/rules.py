@@ -96,6 +96,23 @@ def _neg(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.clamp(max=0)
 
 
+def _nonnegative(x: torch.Tensor) -> bool:
+    """All inputs >= 0 (the usual case after a ReLU): the x- products of the rules vanish."""
+    return bool((x.min() >= 0).item()) if x.numel() else True
+
+
+def _bias_like(b: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor | float:
+    """A bias vector broadcast over ``z`` (channels on axis 1), or 0."""
+    if b is None:
+        return 0.0
+    return b.view(1, -1, *([1] * (z.ndim - 2))) if z.ndim > 2 else b
+
+
+def _linear_part(z: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``x W`` from the layer's output ``z = x W + b`` (the forward pass already paid for it)."""
+    return z if b is None else z - _bias_like(b, z)
+
+
 # ----------------------------------------------------------------------------------- rules
 class Rule(ABC):
     """Base class: a rule turns the output relevance of one module call into input relevance.
@@ -210,8 +227,17 @@ class AlphaBeta(Rule):
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         w, b = _params(module)
         wp, wn = w.clamp(min=0), w.clamp(max=0)
-        xp, xn = x.clamp(min=0), x.clamp(max=0)
         eps = self.stabilizer
+        if _nonnegative(x):  # after a ReLU: x- = 0, half the products vanish
+            zl = _linear_part(z, b)
+            p = affine(module, x, wp, None)  # x W+, the one extra forward product
+            s = r / stabilize(p + _bias_like(_pos(b), z), eps)
+            out = self.alpha * (x * affine_vjp(module, x.shape, wp, s))
+            if self.beta:  # x W- = (x W) - (x W+): no second product
+                s = r / stabilize(zl - p + _bias_like(_neg(b), z), eps)
+                out = out - self.beta * (x * affine_vjp(module, x.shape, wn, s))
+            return out
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
         z_pos = affine(module, xp, wp, _pos(b)) + affine(module, xn, wn, None)
         s = r / stabilize(z_pos, eps)
         out = self.alpha * (xp * affine_vjp(module, x.shape, wp, s) + xn * affine_vjp(module, x.shape, wn, s))
@@ -260,11 +286,23 @@ class Gamma(Rule):
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         w, b = _params(module)
         g = self.gamma
-        w_up, w_dn = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
         b_up = None if b is None else b + g * b.clamp(min=0)
         b_dn = None if b is None else b + g * b.clamp(max=0)
-        xp, xn = x.clamp(min=0), x.clamp(max=0)
         eps = self.stabilizer
+        if _nonnegative(x):
+            # x- = 0: with zl = x W (the layer's own output minus its bias) and p = x W+,
+            # za = zl + g p + b_up and zb = zl + g (zl - p) + b_dn (one extra product), and
+            # W_up^T sa + W_dn^T sb = W^T (sa + (1 + g) sb) + g W+^T (sa - sb) (two transposes)
+            zl = _linear_part(z, b)
+            wp = w.clamp(min=0)
+            p = affine(module, x, wp, None)
+            sa = (z > 0).to(r.dtype) * r / stabilize(zl + g * p + _bias_like(b_up, z), eps)
+            sb = (z < 0).to(r.dtype) * r / stabilize(zl + g * (zl - p) + _bias_like(b_dn, z), eps)
+            shape = x.shape
+            return x * (affine_vjp(module, shape, w, sa + (1.0 + g) * sb)
+                        + g * affine_vjp(module, shape, wp, sa - sb))
+        w_up, w_dn = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
         # z > 0: (x+ with W_up, bias b_up) + (x- with W_dn, no bias)
         za = affine(module, xp, w_up, b_up) + affine(module, xn, w_dn, None)
         sa = (z > 0).to(r.dtype) * r / stabilize(za, eps)
