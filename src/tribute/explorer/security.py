@@ -97,6 +97,8 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
         raise InputError(f"upload: {name!r} has type {suffix or '(none)'!r}; accepted: "
                          f"{', '.join(UPLOAD_TYPES)}.")
     if suffix == ".npy":
+        if not data.startswith(b"\x93NUMPY"):
+            raise InputError(f"upload: {name!r} is not a valid .npy file (no NumPy header).")
         try:
             arr = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as exc:
