@@ -18,7 +18,7 @@ from tribute.explorer import ExplorerConfig, build_config, create_app
 from tribute.explorer.subjects import Subject, SubjectSpec
 
 pytest.importorskip("starlette")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
 BASE = "http://127.0.0.1"
 

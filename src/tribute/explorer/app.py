@@ -339,6 +339,7 @@ def create_app(config: ExplorerConfig) -> Any:
     routes = [
         Route("/", index),
         Route("/static/{name}", static_file),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/info", info),
         Route("/api/subjects/{name}", subject),
         Route("/api/subjects/{name}/inputs/{index}", input_preview),
@@ -447,7 +448,7 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
     """Uploaded arrays as a batch of the subject's inputs (images resized to its size; digits
     drawn dark on light are inverted to the data's light-on-dark)."""
     shape = s.sample_shape
-    if s.kind == "image" and arr.ndim == 3 and tuple(arr.shape[1:]) != tuple(shape[-2:]) \
+    if (s.kind == "image" and arr.ndim == 3 and tuple(arr.shape[1:]) != tuple(shape[-2:])) \
             or (s.kind == "image" and arr.ndim == 3 and len(shape) == 3 and arr.shape[0] == 1
                 and name.lower().endswith((".png", ".jpg", ".jpeg"))):
         img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[:, None]

@@ -21,8 +21,8 @@ from ..api import explain, methods
 from ..errors import InputError
 from ..games.components import components
 from ..games.data import TrainingData
-from ..metrics.api import evaluate
 from ..methods.base import get_method
+from ..metrics.api import evaluate
 from ..params import Interval, Options
 from .jobs import Job
 from .subjects import Subject
@@ -239,7 +239,7 @@ def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
         # the method's own default, capped so that a click answers in seconds
         cap = DEFAULT_BUDGET.get(subject.kind, 512)
         own = methods()[method].default_budget(int(np.prod(subject.sample_shape)))
-        budget = cap if own is None or own > cap else None
+        budget = cap if own is not None and own > cap else None
     return explain(subject.model, x, method, target=subject.target if target is None else target,
                    baseline=subject.baseline, budget=budget, seed=seed, output=subject.output,
                    progress=False, feature_names=subject.feature_names, **params)
@@ -393,4 +393,4 @@ def training_points(job: Job, subject: Subject, index: int, method: str, k: int 
             "image": (timg / max(float(timg.max()), 1e-12)).round(decimals=4).tolist(),
             "proponents": [item(*p) for p in top["proponents"]],
             "opponents": [item(*p) for p in top["opponents"]],
-            "n_train": int(len(case.X_train)), "seconds": attr.seconds}
+            "n_train": len(case.X_train), "seconds": attr.seconds}

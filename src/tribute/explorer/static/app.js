@@ -316,7 +316,7 @@ function renderExplain(r) {
 function renderCompare(r) {
   const box = $("compare-result"); box.replaceChildren();
   const maps = el("div", {});
-  r.panels.forEach((p) => maps.append(mapView(p, 160, `${p.method} · ${p.n_evals} rows · ${fmt(p.seconds, 2)} s`)));
+  r.panels.forEach((p) => maps.append(mapView(Object.assign({ target: r.target }, p), 160, `${p.method} · ${p.n_evals} rows · ${fmt(p.seconds, 2)} s`)));
   box.append(maps);
   const t = el("table", { class: "matrix" });
   t.append(el("tr", {}, el("th", { class: "l", text: "Spearman ρ" }), ...r.methods.map((m) => el("th", { text: m }))));
@@ -416,7 +416,11 @@ function fillLbFilters() {
 }
 function drawLeaderboard() {
   const run = state.lb.runs[Number($("lb-run").value || 0)];
-  $("lb-msg").textContent = run.error || `${run.rows.length} scores; interval = mean ± 1.96 standard errors; rank 1 = best in the metric's direction.`;
+  $("lb-msg").textContent = run.error || `${run.rows.length} scores; interval = mean ± 1.96 standard errors; rank 1 = best in the metric's direction. Click a column to sort.`;
+  if (run.report) {
+    const href = `/api/files/results/${run.report.split("/").map(encodeURIComponent).join("/")}` + (TOKEN ? `?token=${encodeURIComponent(TOKEN)}` : "");
+    $("lb-msg").append(" ", el("a", { href, target: "_blank", rel: "noopener", text: "open this run's HTML report" }));
+  }
   let rows = run.rows.filter((r) => (!$("lb-case").value || r.case === $("lb-case").value) && (!$("lb-metric").value || r.metric === $("lb-metric").value));
   const { key, dir } = state.lbSort;
   rows = rows.slice().sort((a, b) => {
@@ -440,7 +444,9 @@ function show(view) {
   state.view = view;
   for (const b of $("tabs").children) b.classList.toggle("active", b.dataset.view === view);
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== `view-${view}`;
-  $("inputs").hidden = view === "leaderboard" || view === "training";
+  const wide = view === "leaderboard" || view === "training";
+  $("inputs").hidden = wide;
+  document.querySelector("main").classList.toggle("wide", wide);
   if (view === "leaderboard") loadLeaderboard();
 }
 async function upload(file) {
