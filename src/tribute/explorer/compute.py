@@ -147,13 +147,25 @@ def parse_params(name: str, raw: Any) -> dict[str, Any]:
                     raise ValueError
                 out[k] = match[0]
             else:
-                if not isinstance(v, str) or len(v) > 200:
+                if not isinstance(v, (str, int, float)) or isinstance(v, bool) or len(str(v)) > 200:
                     raise ValueError
-                out[k] = v
+                out[k] = _number_or_text(v) if f["nullable"] else v
         except (ValueError, TypeError, OverflowError):
             allowed = f.get("allowed") or kind
             raise InputError(f"params: {name}.{k}={v!r} is not valid; allowed: {allowed}.") from None
     return out
+
+
+def _number_or_text(v: Any) -> Any:
+    """A free-form field whose default is None (no declared type): numbers stay numbers."""
+    if not isinstance(v, str):
+        return v
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
 
 
 def check_method(subject: Subject, name: Any) -> str:

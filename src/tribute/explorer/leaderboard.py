@@ -54,7 +54,7 @@ def _f(v: Any) -> float | None:
 
 def load_leaderboard(root: Path) -> dict[str, Any]:
     """Every run found under ``root``: ``{"runs": [{"name", "suite", "rows": [...]}]}``."""
-    runs = []
+    runs: list[dict[str, Any]] = []
     base = root.resolve()
     for path in find_results(base):
         name = str(path.parent.relative_to(base)) or "."
@@ -78,7 +78,7 @@ def load_leaderboard(root: Path) -> dict[str, Any]:
 
 
 def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in data.get("scores", []):
         if not isinstance(s, dict) or s.get("status") != "ok":
             continue
