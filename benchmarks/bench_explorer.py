@@ -81,7 +81,7 @@ def run_once(text: bool) -> dict[str, Any]:
         res["rss_idle"] = _mem(proc.pid)["VmRSS"]
         digits = {"kind": "explain", "subject": "digits", "index": 0,
                   "method": "integrated_gradients", "params": {}}
-        dt, job = _job(base, digits)
+        dt, _ = _job(base, digits)
         res["digits_first"] = time.perf_counter() - t0
         res["digits_first_job"] = dt
         res["digits_warm"], _ = _job(base, {**digits, "seed": 1})
@@ -90,7 +90,7 @@ def run_once(text: bool) -> dict[str, Any]:
         if text:
             pair = {"kind": "explain", "subject": "minilm", "index": 0, "method": "kernel_shap",
                     "budget": 128, "params": {}}
-            dt, job = _job(base, pair)
+            dt, _ = _job(base, pair)
             res["minilm_first"] = time.perf_counter() - t0
             res["minilm_first_job"] = dt
             res["minilm_warm"], _ = _job(base, {**pair, "seed": 1})

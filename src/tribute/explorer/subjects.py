@@ -69,7 +69,7 @@ class Subject:
         tokens: per input, the token strings (text); ``pad_id`` marks padding.
         labels: per input, a caption (true label, sentence pair).
         component_layers, component_unit: the modules and unit kind of the components view.
-        training: the training-data case, if any.
+        training_factory: builds the training-data case (once, on first use), if any.
         tokenize: ``(text_a, text_b) -> ids row`` for subjects that accept typed text.
     """
 
@@ -88,12 +88,23 @@ class Subject:
     labels: list[str] = field(default_factory=list)
     component_layers: list[str] = field(default_factory=list)
     component_unit: str = "channel"
-    training: TrainingCase | None = None
+    training_factory: Callable[[], TrainingCase] | None = None
     tokenize: Callable[[str, str], tuple[torch.Tensor, list[str]]] | None = None
     description: str = ""
     gradients: bool = True
     extra: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _training: TrainingCase | None = field(default=None, repr=False)
+
+    @property
+    def training(self) -> TrainingCase | None:
+        """The training-data case (built on first use), or None."""
+        if self.training_factory is None:
+            return None
+        with self.lock:
+            if self._training is None:
+                self._training = self.training_factory()
+            return self._training
 
     @property
     def n_inputs(self) -> int:
@@ -147,7 +158,7 @@ class Subject:
                 "class_names": self.class_names, "feature_names": self.feature_names,
                 "components": {"layers": self.component_layers, "unit": self.component_unit}
                 if self.component_layers else None,
-                "training": self.training is not None, "typed_text": self.tokenize is not None,
+                "training": self.training_factory is not None, "typed_text": self.tokenize is not None,
                 "gradients": self.gradients, "description": self.description}
 
 
@@ -197,18 +208,21 @@ def digits_subject(n_inputs: int = 48) -> Subject:
     idx = np.sort(rng.permutation(len(ds))[:n_inputs])
     X = torch.from_numpy(ds.X[idx])
     labels = [f"digit {int(y)}" for y in ds.y[idx]]
-    Xf = torch.from_numpy(ds.X.reshape(len(ds), -1)[:300].astype(np.float64))
-    yf = torch.from_numpy(ds.y[:300].astype(np.int64))
-    fit = LogisticFit(10, l2=1.0)
-    case = TrainingCase(X_train=Xf[:250], y_train=yf[:250], X_test=Xf[250:300],
-                        y_test=yf[250:300], fit=fit, model=fit(Xf[:250], yf[:250], seed=0),
-                        image_shape=(8, 8))
+
+    def training() -> TrainingCase:
+        Xf = torch.from_numpy(ds.X.reshape(len(ds), -1)[:300].astype(np.float64))
+        yf = torch.from_numpy(ds.y[:300].astype(np.int64))
+        fit = LogisticFit(10, l2=1.0)
+        return TrainingCase(X_train=Xf[:250], y_train=yf[:250], X_test=Xf[250:300],
+                            y_test=yf[250:300], fit=fit, model=fit(Xf[:250], yf[:250], seed=0),
+                            image_shape=(8, 8))
+
     return Subject(
         name="digits", title="Digits 8x8 — SmallCNN (tribute bench)", kind="image", model=model,
         inputs=X, baseline=0.0, target="predicted", output="raw",
         class_names=[str(i) for i in range(10)], labels=labels,
         component_layers=["features.0", "features.3"], component_unit="channel",
-        training=case,
+        training_factory=training,
         description="scikit-learn digits (8x8, values in [0, 1]); the SmallCNN the bench "
                     "trains (8 epochs, seed 0, cached). Pixels are the players; removed pixels "
                     "are black (baseline 0). The predicted class's logit is explained.")
