@@ -52,6 +52,14 @@ def wait(client: TestClient, job: dict[str, Any], timeout: float = 60) -> dict[s
 
 
 @pytest.fixture(scope="module")
+def digits() -> Subject:
+    """The built-in digits subject, built once for this module (8 inputs)."""
+    from tribute.explorer.subjects import digits_subject
+
+    return digits_subject(n_inputs=8)
+
+
+@pytest.fixture(scope="module")
 def client(results_dir: Path) -> Any:
     cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", tiny_subject)],
                          results_dir=results_dir, data_dir=results_dir)
@@ -166,10 +174,8 @@ def test_compare_job_agreement_and_live_curves(client: TestClient) -> None:
     assert bad.status_code == 400 and "2 to 6" in bad.json()["error"]
 
 
-def test_components_job_grid_is_exact_leave_one_out() -> None:
-    from tribute.explorer.subjects import digits_subject
-
-    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", digits_subject)])
+def test_components_job_grid_is_exact_leave_one_out(digits: Subject) -> None:
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
     with TestClient(create_app(cfg), base_url=BASE) as c:
         job = wait(c, c.post("/api/jobs", json={"kind": "components", "subject": "digits",
                                                  "index": 3}).json())
@@ -204,11 +210,10 @@ def test_components_job_grid_is_exact_leave_one_out() -> None:
         assert np.asarray(res["proponents"][0]["image"]).shape == (8, 8)
 
 
-def test_training_job_matches_attr_top() -> None:
+def test_training_job_matches_attr_top(digits: Subject) -> None:
     import tribute
-    from tribute.explorer.subjects import digits_subject
 
-    s = digits_subject(n_inputs=4)
+    s = digits
     case = s.training
     assert case is not None
     data = tribute.TrainingData(case.X_train, case.y_train, fit=case.fit)
@@ -445,16 +450,14 @@ def test_uploads_add_inputs_and_refuse_bad_files() -> None:
             "error"].startswith("subject 'tiny' does not take typed text")
 
 
-def test_png_upload_is_resized_and_inverted_for_digits() -> None:
+def test_png_upload_is_resized_and_inverted_for_digits(digits: Subject) -> None:
     from PIL import Image
-
-    from tribute.explorer.subjects import digits_subject
 
     img = np.full((32, 32), 255, np.uint8)
     img[4:28, 12:20] = 0  # a dark "1" on white paper
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
-    s = digits_subject(n_inputs=2)
+    s = digits
     cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: s)])
     with TestClient(create_app(cfg), base_url=BASE) as c:
         r = c.post("/api/subjects/digits/inputs?filename=one.png", content=buf.getvalue())
