@@ -646,10 +646,6 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     return png, page
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 # --------------------------------------------------------------------------- serve (explorer)
 _SERVE_EPILOG = """examples:
   tribute serve                                   # built-in digits CNN (+ MiniLM if installed)
@@ -703,3 +699,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           token=args.token, text=not args.no_text)
     serve(config, port=args.port)
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -32,7 +32,7 @@ __all__ = ["compare", "component_effects", "explain_one", "method_catalogue", "m
 
 #: Budget the explorer uses when the user leaves it empty (model rows per input).
 DEFAULT_BUDGET = {"image": 512, "text": 128, "tabular": 512}
-#: Methods that need more than the game (model internals: CAM layers, LRP rules, ...).
+#: Parameter defaults the page's form can show (others keep their default).
 _SCALARS = (bool, int, float, str, type(None))
 
 

@@ -198,11 +198,8 @@ class JobManager:
             job.check()
         except Cancelled:
             job.status = "cancelled"
-        except TributeError as exc:
+        except TributeError as exc:  # bad settings: the library's message says how to fix them
             job.status, job.error = "error", str(exc)
-        except (ValueError, TypeError, RuntimeError, KeyError, IndexError, MemoryError) as exc:
-            log.exception("explorer job %s (%s) failed", job.id, job.kind)
-            job.status, job.error = "error", f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a failing method must leave the server working
             log.exception("explorer job %s (%s) failed", job.id, job.kind)
             job.status, job.error = "error", f"{type(exc).__name__}: {exc}"
