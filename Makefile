@@ -5,8 +5,8 @@ STAMP  := $(VENV)/.tribute-installed
 # The CPU build of torch that lies on disk; never let pip pull a CUDA build.
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,text,explorer
-# Tree libraries for the tree tests: the CPU-only XGBoost wheel (users get `tribute[trees]`).
-TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0
+# Tree libraries for the tree tests: the CPU-only XGBoost wheel, LightGBM, CatBoost (users get `tribute[trees]`).
+TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0 catboost>=1.2
 # LRP parity anchor (tests only). --no-deps: its torchvision requirement resolves to a wheel
 # built for another torch (import fails: "operator torchvision::nms does not exist"); the tests
 # stand in the two torchvision ResNet block classes zennit imports.
@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[$(EXTRAS),bench]" "$(TORCH)"
 	$(PY) benchmarks/run_all.py
 
+# mypy reads [tool.mypy] in pyproject.toml: src/ strict, tests/ in the stated tests profile.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy

@@ -151,7 +151,7 @@ def main() -> None:
         star = tribute.explain(model, x, method="atp_star", players=heads, ablation=abl).values.numpy()
         t_star = time.perf_counter() - t0
         exact_by[name], atp_by[name] = exact, atp
-        rec = {"atp": _agreement(exact, atp), "atp_star": _agreement(exact, star),
+        rec: dict[str, Any] = {"atp": _agreement(exact, atp), "atp_star": _agreement(exact, star),
                "atp_s": t_atp, "atp_star_s": t_star}
         report["agreement"][name] = rec
         print(f"[{name:5s}] AtP  vs exact: spearman {rec['atp']['spearman_mean']:.3f} (pooled "
@@ -210,7 +210,9 @@ def _qk_section(model: torch.nn.Module, x: tuple[torch.Tensor, ...], x_cf: tuple
     xs_cf = tuple(t[:m] for t in x_cf)
     paths = [f"bert.encoder.layer.{i}.attention.self.{p}" for i in range(6) for p in ("query", "key")]
     out: dict[str, Any] = {"pairs": m, "players": 144}
-    for name, abl in [("zero", "zero"), ("patch", Ablation("patch", counterfactual=xs_cf))]:
+    ablations: list[tuple[str, str | Ablation]] = [("zero", "zero"),
+                                                   ("patch", Ablation("patch", counterfactual=xs_cf))]
+    for name, abl in ablations:
         qk = components(model, paths, unit="head", ablation=abl)
         exact = tribute.explain(model, xs, method="feature_ablation", players=qk,
                                 batch_size=args.batch_size).values.numpy()

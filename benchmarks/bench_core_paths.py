@@ -22,11 +22,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
-WORKLOAD = [
+WORKLOAD: list[tuple[str, dict[str, Any]]] = [
     ("feature_ablation", {}),
     ("occlusion", {"window": (1, 2, 2)}),
     ("rise", {"budget": 2000}),

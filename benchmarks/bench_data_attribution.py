@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                 _, _, Xs, ys = _digits(int(case.X.shape[0]), args.speed_test_points, args.seed + 99)
                 Xs, ys = Xs[: args.speed_test_points], ys[: args.speed_test_points]
                 speed: dict[str, Any] = {"n_test": int(Xs.shape[0])}
-                for meth, kw in (("grad_dot", {}), ("trak", {"proj_dim": 256})):
+                speed_runs: tuple[tuple[str, dict[str, Any]], ...] = (("grad_dot", {}), ("trak", {"proj_dim": 256}))
+                for meth, kw in speed_runs:
                     t0 = time.perf_counter()
                     with PeakRSS() as mem:
                         tribute.explain(case.model, Xs, method=meth, target=ys, players=data, **kw)

@@ -31,11 +31,20 @@ Run::
 Prints the load average before and after (the machine is shared), each model's best batch
 sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds and
 the ratio.
+
+Fairness (each measured in the same process, interleaved): every explain call is followed by
+the bare model on exactly as many rows (pre-built, at its best size; gradient methods: the
+path points forward+backward, the reference pass and ``v(empty)`` forward only), the fastest
+of ``--repeats`` rounds counts on both sides, and ratios use CPU (process) time, because on a
+shared machine wall time mostly measures the scheduler (both sides run on one thread with
+``--threads 1``, which limits numpy's BLAS too: the estimators' solves run there). Wall-time
+ratios are printed alongside.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -226,16 +235,34 @@ def minilm_case(quick: bool) -> Case | None:
 
 
 # ----------------------------------------------------------------------------- timing
-def bare_rate(case: Case, grad: bool, n_rows: int) -> tuple[int, dict[int, float]]:
-    """The bare model's rows/s at each batch size on ``n_rows`` pre-built rows; best size."""
-    rows = case.bare_rows(n_rows)
+#: Each timed measurement of the bare model lasts at least this long (a 13-feature MLP pushes
+#: 2,048 rows in ~0.4 ms: single passes are timer noise on a shared machine).
+_MIN_MEASURE_S = 0.05
+
+
+@dataclass
+class Clock:
+    """Wall and CPU (process) seconds of one measurement."""
+
+    wall: float
+    cpu: float
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Clock, Any]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return Clock(time.perf_counter() - t0, time.process_time() - c0), out
+
+
+def _bare_pass(case: Case, rows: tuple[Any, ...], n: int, bs: int, grad: bool) -> None:
+    """Push rows ``0..n-1`` of ``rows`` through the bare model at ``bs`` rows per pass
+    (forward under inference mode; forward + backward of output 0 w.r.t. the input)."""
     model = case.model
     fn = (lambda *a: model.predict_proba(*a)) if case.numpy else model
-    per: dict[int, float] = {}
-
-    def one(bs: int) -> None:
-        for s in range(0, n_rows, bs):
-            chunk = tuple(r[s : s + bs] for r in rows)
+    ctx = torch.enable_grad if grad else torch.inference_mode
+    with ctx():
+        for s in range(0, n, bs):
+            chunk = tuple(r[s : min(s + bs, n)] for r in rows)
             if grad:
                 xs = [c.clone().requires_grad_(True) for c in chunk]
                 out = fn(*xs)
@@ -244,34 +271,78 @@ def bare_rate(case: Case, grad: bool, n_rows: int) -> tuple[int, dict[int, float
             else:
                 fn(*chunk)
 
-    ctx = torch.enable_grad if grad else torch.inference_mode
-    with ctx():
-        one(min(256, n_rows))  # warm-up
-        for bs in BATCH_SIZES:
-            if bs > n_rows:
-                break
-            best = float("inf")
-            for _ in range(2):
-                t0 = time.perf_counter()
-                one(bs)
-                best = min(best, time.perf_counter() - t0)
-            per[bs] = n_rows / best
+
+def bare_rate(case: Case, grad: bool, n_rows: int) -> tuple[int, dict[int, float]]:
+    """The bare model's rows/s (CPU time) at each batch size on ``n_rows`` pre-built rows.
+
+    Each size is timed on passes over the rows repeated for at least ``_MIN_MEASURE_S``,
+    twice (the faster counts); returns the best size and the rate per size.
+    """
+    rows = case.bare_rows(n_rows)
+    per: dict[int, float] = {}
+    _bare_pass(case, rows, min(256, n_rows), min(256, n_rows), grad)  # warm-up
+    for bs in BATCH_SIZES:
+        if bs > n_rows:
+            break
+        best = float("inf")
+        for _ in range(2):
+            done, spent = 0, 0.0
+            while spent < _MIN_MEASURE_S:
+                clk, _ = _timed(functools.partial(_bare_pass, case, rows, n_rows, bs, grad))
+                done, spent = done + n_rows, spent + clk.cpu
+            best = min(best, spent / done)
+        per[bs] = 1.0 / best
     return max(per, key=lambda k: per[k]), per
 
 
-def run_case(case: Case, quick: bool) -> list[tuple[str, int, float, float, float, int | None]]:
+def bare_same_work(case: Case, pool: tuple[Any, ...], n_fwd: int, n_grad: int,
+                   bs_f: int, bs_g: int) -> Clock:
+    """The bare model on the same work as one explain call: ``n_fwd`` forward rows at its best
+    forward size and ``n_grad`` forward+backward rows at its best gradient size."""
+    pool_n = int(pool[0].shape[0])
+
+    def run() -> None:
+        for n, bs, grad in ((n_fwd, bs_f, False), (n_grad, bs_g, True)):
+            left = n
+            while left > 0:  # the pool holds pool_n rows; reuse it for bigger calls
+                k = min(left, pool_n)
+                _bare_pass(case, pool, k, bs, grad)
+                left -= k
+
+    return _timed(run)[0]
+
+
+@dataclass
+class Result:
+    label: str
+    rows: int
+    cold: Clock  # explain, tuned sizes forgotten before the call (tuning included)
+    warm: Clock  # explain again, tuned sizes kept from the previous call
+    bare: Clock  # the bare model on the same rows
+    tuned: int | None
+
+    def ratio(self, which: str = "cold", clock: str = "cpu") -> float:
+        return float(getattr(getattr(self, which), clock) / max(getattr(self.bare, clock), 1e-12))
+
+
+def _min(a: Clock | None, b: Clock) -> Clock:
+    return b if a is None else Clock(min(a.wall, b.wall), min(a.cpu, b.cpu))
+
+
+def run_case(case: Case, quick: bool, repeats: int) -> list[Result]:
     out = []
     grad_needed = any(s["method"] == "integrated_gradients" for s in case.methods.values())
     n_probe = case.probe_rows if not quick else case.probe_rows // 2
     bs_f, per_f = bare_rate(case, False, n_probe)
-    rate_f = per_f[bs_f]
-    print(f"\n== {case.name}: bare forward best batch {bs_f} ({rate_f:,.0f} rows/s); per size: "
+    print(f"\n== {case.name}: bare forward best batch {bs_f} ({per_f[bs_f]:,.0f} rows/s, "
+          f"{1e6 / per_f[bs_f]:.2f} us/row); per size: "
           + ", ".join(f"{k}: {v:,.0f}" for k, v in per_f.items()))
-    rate_g = None
+    bs_g = bs_f
     if grad_needed:
-        bs_g, per_g = bare_rate(case, True, n_probe // 2)
-        rate_g = per_g[bs_g]
-        print(f"   bare forward+backward best batch {bs_g} ({rate_g:,.0f} rows/s)")
+        bs_g, per_g = bare_rate(case, True, max(n_probe // 2, 16))
+        print(f"   bare forward+backward best batch {bs_g} ({per_g[bs_g]:,.0f} rows/s, "
+              f"{1e6 / per_g[bs_g]:.2f} us/row)")
+    pool = case.bare_rows(8192 if case.probe_rows >= 2048 else case.probe_rows)
     for label, settings in case.methods.items():
         kw = {**case.common, **settings}
         inputs = kw.pop("inputs", case.inputs)
@@ -279,18 +350,29 @@ def run_case(case: Case, quick: bool) -> list[tuple[str, int, float, float, floa
             kw.pop("baseline", None)
             if inputs is not case.inputs:
                 kw.pop("forward_args", None)
-        clear_tuners()
-        t0 = time.perf_counter()
-        attr = tribute.explain(case.model, inputs, progress=False, **kw)
-        sec = time.perf_counter() - t0
         grad = kw["method"] == "integrated_gradients"
-        rate = rate_g if grad else rate_f
-        assert rate is not None
-        bare = attr.n_rows / rate
-        tuned = _tuned_size(case.model, grad)
-        out.append((label, attr.n_rows, sec, bare, sec / bare, tuned))
-        print(f"   {label:<34} rows {attr.n_rows:>7,}  {sec:7.3f}s  bare {bare:7.3f}s  "
-              f"ratio {sec / bare:5.2f}  tuned batch {tuned}")
+
+        def call(inputs: Any = inputs, kw: dict[str, Any] = kw) -> Any:
+            return tribute.explain(case.model, inputs, progress=False, **kw)
+
+        cold = warm = bare = None
+        attr = None
+        for _ in range(repeats):
+            clear_tuners()
+            clk, attr = _timed(call)
+            cold = _min(cold, clk)
+            warm = _min(warm, _timed(call)[0])
+            assert attr is not None
+            # gradient methods: steps x samples forward+backward rows, the rest (reference
+            # pass, v(empty) for the completeness gap) forward only
+            n_grad = int(attr.extra["steps"]) * int(attr.values.shape[0]) if grad else 0
+            bare = _min(bare, bare_same_work(case, pool, attr.n_rows - n_grad, n_grad, bs_f, bs_g))
+        assert attr is not None and cold is not None and warm is not None and bare is not None
+        r = Result(label, attr.n_rows, cold, warm, bare, _tuned_size(case.model, grad))
+        out.append(r)
+        print(f"   {label:<34} rows {r.rows:>7,}  cpu {cold.cpu:7.3f}s (warm {warm.cpu:7.3f}s)  "
+              f"bare {bare.cpu:7.3f}s  ratio {r.ratio():5.2f} (warm {r.ratio('warm'):5.2f}; "
+              f"wall {r.ratio(clock='wall'):5.2f})  tuned batch {r.tuned}")
     return out
 
 
@@ -308,23 +390,23 @@ def _tuned_size(model: Any, grad: bool) -> int | None:
 
 
 def engine_cost_per_row(case: Case, repeats: int = 3) -> None:
-    """The engine's own time per row against a cheap model: wall time minus time in the model."""
+    """The engine's own time per row against a cheap model: CPU time minus CPU time in the model."""
     spent = [0.0]
     inner = case.model.predict_proba
 
     def timed(*a: Any) -> Any:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         out = inner(*a)
-        spent[0] += time.perf_counter() - t0
+        spent[0] += time.process_time() - t0
         return out
 
     best = None
     for _ in range(repeats):
         spent[0] = 0.0
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         attr = tribute.explain(timed, case.inputs, method="kernel_shap", budget=128,
                                progress=False, **case.common)
-        wall = time.perf_counter() - t0
+        wall = time.process_time() - t0
         own = wall - spent[0]
         if best is None or own < best[0]:
             best = (own, wall, spent[0], attr.n_rows)
@@ -335,17 +417,67 @@ def engine_cost_per_row(case: Case, repeats: int = 3) -> None:
           f"({model_s / rows * 1e6:.2f} us/row inside)")
 
 
+def amortisation(case: Case, sizes: tuple[int, ...] = (1, 4, 16, 64), repeats: int = 5) -> None:
+    """Fixed per-call cost and per-row cost of tribute, from warm calls on 1..64 inputs.
+
+    Fits ``cpu = F + rows * c`` over the input counts (tuned size kept: a user explaining many
+    batches) and compares ``c`` with the bare model's CPU time per row ``m`` at its best size:
+    the ratio ``(F + rows c) / (rows m)`` reaches 1.10 from ``rows = F / (1.1 m - c)`` on, and
+    never when ``c >= 1.1 m``.
+    """
+    n_all = len(case.inputs) if not isinstance(case.inputs, tuple) else len(case.inputs[0])
+    bs_f, per_f = bare_rate(case, False, case.probe_rows)
+    m = 1.0 / per_f[bs_f]
+    for label, settings in case.methods.items():
+        if settings["method"] == "integrated_gradients" or "players" in settings:
+            continue
+        kw = {**case.common, **settings}
+        pts = []
+        for k in sizes:
+            if k > n_all:
+                break
+            inputs = case.inputs[:k]
+            tribute.explain(case.model, inputs, progress=False, **kw)  # warm: tuned, cached
+            best, rows = float("inf"), 0
+            for _ in range(repeats):
+                clk, attr = _timed(functools.partial(tribute.explain, case.model, inputs,
+                                                     progress=False, **kw))
+                best, rows = min(best, clk.cpu), attr.n_rows
+            pts.append((rows, best))
+        x = np.array([p[0] for p in pts], dtype=float)
+        y = np.array([p[1] for p in pts])
+        c, f = np.polyfit(x, y, 1)
+        at = "never (c >= 1.1 m)" if c >= 1.1 * m else f"{f / (1.1 * m - c):,.0f} rows"
+        print(f"   {label:<34} fixed {f * 1e3:6.2f} ms/call, {c * 1e6:6.2f} us/row in tribute vs "
+              f"{m * 1e6:6.2f} us/row bare; 1.10x from {at}; points "
+              + ", ".join(f"{int(r)} rows {t * 1e3:.1f} ms" for r, t in pts))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer inputs and coalitions")
     ap.add_argument("--models", default="mlp13,cnn8,cnn32,widecnn,minilm,gbm")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch and BLAS threads (0: leave as is)")
+    ap.add_argument("--amortise", action="store_true",
+                    help="instead: fixed per-call and per-row cost from warm calls on 1..64 inputs")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="explain/bare measurements per method (the fastest counts)")
     args = ap.parse_args()
+    limits = None
     if args.threads:
         torch.set_num_threads(args.threads)
+        try:  # numpy's BLAS too: the estimators' solves run there (threadpoolctl ships with sklearn)
+            from threadpoolctl import threadpool_limits
+
+            limits = threadpool_limits(args.threads)
+        except ImportError:
+            print("[threadpoolctl missing: BLAS threads not limited]")
     q = args.quick
-    print(f"engine overhead vs bare model; torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    print(f"engine overhead vs bare model; torch threads {torch.get_num_threads()}, BLAS "
+          f"{'limited to ' + str(args.threads) if limits is not None else 'as is'}, "
+          f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; "
+          f"{args.repeats} repeats, ratios on CPU time")
     wanted = args.models.split(",")
     makers: dict[str, Callable[[], Case | None]] = {
         "mlp13": lambda: mlp_case(q),
@@ -356,19 +488,34 @@ def main() -> None:
         "minilm": lambda: minilm_case(q),
         "gbm": lambda: gbm_case(q),
     }
-    results = {}
+    results: dict[str, list[Result]] = {}
     t_all = time.perf_counter()
+    if args.amortise:
+        for name in wanted:
+            case = makers[name]()
+            if case is not None:
+                print(f"\n== {case.name}")
+                amortisation(case)
+        return
     for name in wanted:
         case = makers[name]()
         if case is None:
             continue
-        results[case.name] = run_case(case, q)
+        results[case.name] = run_case(case, q, args.repeats)
         if case.numpy:
             engine_cost_per_row(case)
-    print(f"\nsummary (ratio explain / bare at the bare model's best batch size; goal <= 1.10); "
-          f"total {time.perf_counter() - t_all:.0f}s, load average now {os.getloadavg()[0]:.2f}")
+    print(f"\nsummary: CPU-time ratio explain / bare model on the same rows at the bare model's "
+          f"best batch size (goal <= 1.10), tuning included (warm: tuned size kept from the "
+          f"previous call); total {time.perf_counter() - t_all:.0f}s, load average now "
+          f"{os.getloadavg()[0]:.2f}")
     for model, rows in results.items():
-        print(f"  {model:<36} " + "  ".join(f"{r[0].split(' (')[0]} {r[4]:.2f}" for r in rows))
+        print(f"  {model:<36} " + "  ".join(
+            f"{r.label.split(' (')[0]} {r.ratio():.2f}/{r.ratio('warm'):.2f}" for r in rows))
+    print("  (each entry: cold/warm)")
+    print("tribute's own cost per row (CPU, cold call): "
+          + "; ".join(f"{model.split(' ')[0]} " + ", ".join(
+              f"{r.label.split(' (')[0]} {(r.cold.cpu - r.bare.cpu) / r.rows * 1e6:.2f}"
+              for r in rows) for model, rows in results.items()) + " us/row")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ the trustworthy one).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import types
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -128,19 +130,19 @@ def main() -> None:
     print(f"LRP speed, {n} images 3x32x32, float32, CPU time (best of {repeats}); torch {torch.__version__}")
     for net, build in (("vgg", vgg), ("resnet", resnet)):
         model = build()
-        t_bare, bs_bare = min((cpu_time(lambda b=b, m=model: bare(m, x, target, b), repeats), b) for b in BATCHES)
+        t_bare, bs_bare = min((cpu_time(functools.partial(bare, model, x, target, b), repeats), b) for b in BATCHES)
         print(f"\n{net}: bare forward+backward {t_bare:.3f}s (batch {bs_bare})")
         for comp in ("epsilon_plus_flat", "epsilon_gamma_box"):
-            kw = {"low": 0.0, "high": 1.0} if comp == "epsilon_gamma_box" else {}
+            kw: dict[str, Any] = {"low": 0.0, "high": 1.0} if comp == "epsilon_gamma_box" else {}
             t_ours, bs_ours = min(
-                (cpu_time(lambda b=b, m=model, c=comp, k=kw: tribute.explain(
-                    m, x, method="lrp", composite=c, target=target, batch_size=b, progress=False, **k), repeats), b)
+                (cpu_time(functools.partial(tribute.explain, model, x, method="lrp", composite=comp, target=target,
+                                            batch_size=b, progress=False, **kw), repeats), b)
                 for b in BATCHES
             )
             line = f"  {comp:18s} tribute {t_ours:.3f}s (batch {bs_ours}) ratio {t_ours / t_bare:.2f}"
             z = zennit_runner(net, comp)
             if z is not None:
-                t_z = min(cpu_time(lambda b=b, m=model, f=z: f(m, x, target, b), repeats) for b in BATCHES)
+                t_z = min(cpu_time(functools.partial(z, model, x, target, b), repeats) for b in BATCHES)
                 line += f" | zennit {t_z:.3f}s ratio {t_z / t_bare:.2f}"
             print(line, flush=True)
 

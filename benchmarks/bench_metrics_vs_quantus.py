@@ -31,6 +31,7 @@ Run (Quantus is a benchmark-only dependency; the script skips its columns when a
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from tribute.metrics import evaluate
 from tribute.metrics.robustness import perturb_inputs
 
 try:  # benchmark-only dependency
-    import quantus  # type: ignore[import-not-found]
+    import quantus
 except Exception as exc:  # pragma: no cover - depends on the environment
     quantus = None
     _QUANTUS_ERR = f"{type(exc).__name__}: {exc}"
@@ -136,8 +137,8 @@ def main() -> None:
     # ------------------------------------------------------------- deletion
     for step in (1, 4):
         n_steps = 64 // step
-        t_ours, res = best_of(lambda n_steps=n_steps: evaluate(
-            net, x, attr, metric="deletion", steps=n_steps, output="prob", baseline=0.0),
+        t_ours, res = best_of(functools.partial(
+            evaluate, net, x, attr, metric="deletion", steps=n_steps, output="prob", baseline=0.0),
             args.repeats)
         ours_curve = res.extra["curve"][:, 1:]
         t_q = diff = None
@@ -145,8 +146,8 @@ def main() -> None:
             metric = quantus.PixelFlipping(features_in_step=step, perturb_baseline=0.0,
                                            normalise=False, abs=False, disable_warnings=True,
                                            display_progressbar=False)
-            t_q, q = best_of(lambda metric=metric: metric(
-                model=net, x_batch=x_np, y_batch=y, a_batch=a_np, softmax=True, device="cpu",
+            t_q, q = best_of(functools.partial(
+                metric, model=net, x_batch=x_np, y_batch=y, a_batch=a_np, softmax=True, device="cpu",
                 batch_size=args.n), args.repeats)
             diff = float(np.abs(np.asarray(q) - ours_curve).max())
         rows.append((f"deletion / PixelFlipping, {n_steps} steps", t_ours, t_q, diff))

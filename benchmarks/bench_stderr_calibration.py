@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from stderr_calibration import coverage, toy_game
 
-GRID = {
+GRID: dict[str, list[tuple[str, float]]] = {
     "kernel_shap": [("n", 2), ("x", 1.5), ("x", 2), ("x", 4), ("x", 16)],
     "permutation_shapley": [("p", 1), ("p", 2), ("p", 4), ("p", 8), ("p", 16)],
     "gp_shapley": [("a", 6), ("x", 1), ("x", 2), ("x", 4), ("x", 16)],

@@ -135,5 +135,7 @@ def test_docstring_examples(name: str) -> None:
 
 
 def _own(test: doctest.DocTest, module: Any) -> bool:
-    return bool(test.filename) and Path(test.filename).resolve() == Path(
+    if not test.filename:
+        return False
+    return Path(test.filename).resolve() == Path(
         module.__file__ or "").resolve()

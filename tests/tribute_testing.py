@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from tribute import Attribution
 
 
 class LinearModel(torch.nn.Module):
@@ -20,7 +23,7 @@ class LinearModel(torch.nn.Module):
         return self.lin(x)
 
 
-def make_mlp(n_in: int = 6, n_out: int = 3, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
+def make_mlp(n_in: int = 6, n_out: int = 3, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.nn.Sequential:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         m = torch.nn.Sequential(
@@ -30,7 +33,7 @@ def make_mlp(n_in: int = 6, n_out: int = 3, seed: int = 0, dtype: torch.dtype = 
     return m.to(dtype).eval()
 
 
-def make_cnn(seed: int = 0, dtype: torch.dtype = torch.float64, n_out: int = 4) -> torch.nn.Module:
+def make_cnn(seed: int = 0, dtype: torch.dtype = torch.float64, n_out: int = 4) -> torch.nn.Sequential:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         m = torch.nn.Sequential(
@@ -40,4 +43,18 @@ def make_cnn(seed: int = 0, dtype: torch.dtype = torch.float64, n_out: int = 4) 
         )
     return m.to(dtype).eval()
 
+
+
+
+def gap_of(attr: Attribution) -> np.ndarray:
+    """``attr.gap`` (completeness/efficiency gap), failing the test when the method reported none."""
+    assert attr.gap is not None, f"{attr.method}: no completeness gap reported"
+    return attr.gap
+
+
+def stderr_of(attr: Attribution) -> np.ndarray:
+    """``attr.flat_stderr()`` (batch x targets x players), failing the test when there is none."""
+    se = attr.flat_stderr()
+    assert se is not None, f"{attr.method}: no standard errors reported"
+    return se
 

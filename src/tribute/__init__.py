@@ -34,8 +34,7 @@ from .games.data import DataGame, TrainingData
 from .jobs import explain_dataset
 from .metrics.api import evaluate, metrics
 from .metrics.base import MetricResult
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Ablation",

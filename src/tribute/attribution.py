@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .errors import InputError
 
 __all__ = ["Attribution", "Layout"]
@@ -403,17 +403,8 @@ class Attribution:
             "index": _index_json(self.index),
         }
         arrays["header"] = np.array(json.dumps(header))
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tribute-", suffix=".npz", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; saved files get the umask's
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        # atomically, with the umask's permissions (not mkstemp's 0600)
+        return atomic_write(p, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Attribution:
@@ -495,10 +486,3 @@ def _jsonable(obj: Any) -> Any:
         arr = _to_numpy(obj)
         return arr.tolist() if arr.size <= 64 else f"<array shape={list(arr.shape)}>"
     return repr(obj)
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read without changing it for longer than a call)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

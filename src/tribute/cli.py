@@ -12,7 +12,6 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
-import html
 import importlib
 import importlib.util
 import json
@@ -70,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(
         prog="tribute",
@@ -284,11 +283,15 @@ def load_data(path: str, key: str | None = None) -> Any:
         names = list(obj.files)
         if not names:
             raise InputError(f"--data: {path!r} holds no arrays.")
-        if key is None:
-            return obj[names[0]]
-        if key not in names:
+        if key is not None and key not in names:
             raise InputError(f"--data-key {key!r} is not in {path!r}; it holds {names}.")
-        return obj[key]
+        name = names[0] if key is None else key
+        arr = obj[name]
+    if not isinstance(arr, np.ndarray):  # a zip that is no .npz (a torch .pt file, say)
+        raise InputError(
+            f"--data: {path!r} is not a .npy/.npz array file (its member {name!r} is not an array); "
+            "save the inputs with numpy.save / numpy.savez (torch .pt files are not read).")
+    return arr
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -555,7 +558,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .jobs.cli import run_job, wants_job
 
     if wants_job(args):
-        return run_job(args)
+        return run_job(args, target=_parse_target(args.target), groups=_parse_groups(args.groups),
+                       params=_parse_params(args.param))
     model, inputs = prepare(args)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
                               groups=_parse_groups(args.groups),
@@ -606,7 +610,7 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     import numpy as np
 
     from . import viz
-    from .bench import atomic_write_bytes, atomic_write_text
+    from .atomic import atomic_write
 
     figs = []
     n = min(max_samples, attr.flat().shape[0])
@@ -617,33 +621,28 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
     for i, fig in enumerate(figs):
         data = viz.to_png_bytes(fig)
         if i == 0:
-            atomic_write_bytes(png, data)
+            atomic_write(png, data)
         import base64
 
         uris.append("data:image/png;base64," + base64.b64encode(data).decode())
     flat = attr.flat()[:, 0]
     top = np.argsort(-np.abs(flat).mean(0))[:15]
-    rows = "".join(
-        f"<tr><td>{html.escape(attr.player_names[j])}</td>"
-        + "".join(f"<td>{flat[i, j]:+.4g}</td>" for i in range(n))
-        + "</tr>"
-        for j in top
-    )
-    head = "".join(f"<th>sample {i}</th>" for i in range(n))
-    imgs = "".join(f'<img alt="sample {i}" src="{u}" style="max-width:420px">' for i, u in enumerate(uris))
-    params = html.escape(json.dumps(attr.params, default=repr))
+    rows = [{"name": attr.player_names[j], "cells": [f"{flat[i, j]:+.4g}" for i in range(n)]}
+            for j in top]
     page = out / "attribution.html"
-    atomic_write_text(
-        page,
-        "<!doctype html><html><head><meta charset='utf-8'><title>tribute attribution</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
-        "td:first-child{text-align:left}</style></head><body>"
-        f"<h1>{html.escape(attr.method)}</h1><p>{attr.n_evals} evaluations per input, "
-        f"{attr.n_rows} model rows, {attr.seconds:.3g} s. Parameters: <code>{params}</code></p>"
-        f"<div>{imgs}</div><h2>Top players (mean |credit|)</h2>"
-        f"<table><tr><th>player</th>{head}</tr>{rows}</table></body></html>",
-    )
+    text = _templates().get_template("attribution.html.j2").render(
+        method=attr.method, n_evals=attr.n_evals, n_rows=attr.n_rows, seconds=f"{attr.seconds:.3g}",
+        params=json.dumps(attr.params, default=repr), images=uris, n_samples=n, rows=rows)
+    atomic_write(page, text.encode("utf-8"))
     return png, page
+
+
+def _templates() -> Any:
+    """Jinja2 environment (autoescape on) over the templates shipped in ``tribute/templates``."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("tribute", "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
 
 
 # --------------------------------------------------------------------------- serve (explorer)

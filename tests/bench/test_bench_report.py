@@ -92,6 +92,9 @@ def test_report_has_every_part(result: bench.BenchResult, report: Path) -> None:
         assert f'alt="leaderboard chart for {case}"' in html
         assert f'alt="deletion and insertion curves for {case}"' in html
     assert 'alt="feature importance for symbolic"' in html
+    # tabular cases also get the data-set views (summary + dependence) of one method
+    assert 'alt="data-set views for symbolic"' in html and "Data-set views" in html
+    assert 'alt="data-set views for difull"' not in html
     assert 'alt="attribution maps for difull"' in html
     assert html.count("TRIGGER") >= 3  # text highlighting for the text case
     # what each metric means: registry summary and direction

@@ -8,6 +8,7 @@ seeded noise last, and credits for the wrong class below every real method on fa
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_a_crashing_method_fails_the_sanity_check(monkeypatch: pytest.MonkeyPatc
 
     real = runner.explain_case
 
-    def crash(case, name, **kw):  # type: ignore[no-untyped-def]
+    def crash(case: Any, name: str, **kw: Any) -> Any:
         if name == "saliency":
             raise ZeroDivisionError("planted crash")
         return real(case, name, **kw)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
-from torch import nn
-
-import tribute
-from conftest import (
+from component_models import (
     MLP,
     SmallCNN,
     TinyTransformer,
@@ -21,9 +19,14 @@ from conftest import (
     planted_transformer,
     trigger_data,
 )
+from scipy.stats import spearmanr
+from torch import nn
+
+import tribute
 from tribute.errors import InputError, UnsupportedModelError
 from tribute.games._hooks import RowState, Site, installed
-from tribute.games.components import Ablation, ComponentGame, components
+from tribute.games.base import Game
+from tribute.games.components import Ablation, components
 
 
 def _margin(out: torch.Tensor) -> torch.Tensor:
@@ -86,7 +89,7 @@ def test_efficiency_and_multi_target() -> None:
     x = torch.randn(3, 6, dtype=torch.float64)
     attr = tribute.explain(net, x, method="exact_shapley", players=components(net, "fc1"), target=[0, 2])
     assert attr.values.shape == (3, 2, 5)
-    assert np.abs(attr.gap).max() < 1e-9
+    assert attr.gap is not None and np.abs(attr.gap).max() < 1e-9
 
 
 # ----------------------------------------------------------------------------- exact patching
@@ -132,7 +135,7 @@ def test_mha_heads_zero_ablation_equals_out_proj_column_zeroing() -> None:
         with torch.no_grad():
             full = _margin(model(ids))
             for li in range(2):
-                w = model.layers[li].attn.out_proj.weight
+                w = model.block(li).attn.out_proj.weight
                 for h in range(4):
                     saved = w[:, h * 4:(h + 1) * 4].clone()
                     w[:, h * 4:(h + 1) * 4] = 0.0
@@ -168,12 +171,12 @@ def test_planted_head_found_by_construction() -> None:
 @pytest.mark.parametrize("variant", ["plain", "masks", "kvdim", "bias_kv"])
 def test_mha_forward_equivalence(batch_first: bool, variant: str) -> None:
     torch.manual_seed(4)
-    kw: dict[str, object] = {"batch_first": batch_first}
+    kw: dict[str, Any] = {"batch_first": batch_first}
     if variant == "kvdim":
         kw.update(kdim=5, vdim=7)
     if variant == "bias_kv":
         kw.update(add_bias_kv=True)
-    mha = nn.MultiheadAttention(8, 2, **kw).double().eval()  # type: ignore[arg-type]
+    mha = nn.MultiheadAttention(8, 2, **kw).double().eval()
     b, lq, lk = 3, 4, 6
     q = torch.randn(b, lq, 8, dtype=torch.float64)
     k = torch.randn(b, lk, 5 if variant == "kvdim" else 8, dtype=torch.float64)
@@ -230,11 +233,18 @@ class HFSelfAttention(nn.Module):
         return (w @ v).transpose(1, 2).reshape(b, length, d), w
 
 
+class HFAttention(nn.Module):
+    """Holds ``self`` (the attention proper), as HF BERT's ``BertAttention`` does; no forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.self = HFSelfAttention()
+
+
 class HFLayer(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.attention = nn.Module()
-        self.attention.self = HFSelfAttention()  # type: ignore[assignment]
+        self.attention = HFAttention()
         self.dense = nn.Linear(8, 8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,7 +276,9 @@ def test_hf_style_heads_and_path_resolution() -> None:
     with torch.no_grad():
         full = model(x)[:, 1]
         for li in range(2):
-            w = model.layer[li].dense.weight
+            lay = model.layer[li]
+            assert isinstance(lay, HFLayer)
+            w = lay.dense.weight
             for h in range(2):
                 saved = w[:, h * 4:(h + 1) * 4].clone()
                 w[:, h * 4:(h + 1) * 4] = 0.0
@@ -409,7 +421,7 @@ def test_conductance_parity_with_captum() -> None:
 
 
 # ----------------------------------------------------------------------------- COAR and AtP*
-def _linear_score(game: ComponentGame, phi: np.ndarray, alpha: float, k: int, seed: int) -> float:
+def _linear_score(game: Game, phi: np.ndarray, alpha: float, k: int, seed: int) -> float:
     g = torch.Generator().manual_seed(seed)
     masks = (torch.rand(k, game.n_players, generator=g, dtype=torch.float64) < alpha).double()
     v = game.value(masks)[:, :, 0].numpy()  # B x K
@@ -554,8 +566,8 @@ class GPT2LikeAttention(nn.Module):
 
 def test_heads_read_from_the_output_projection_input() -> None:
     torch.manual_seed(15)
-    model = nn.Sequential()
-    model.attn = GPT2LikeAttention()  # type: ignore[assignment]
+    attn = GPT2LikeAttention()
+    model = nn.Sequential(OrderedDict(attn=attn))
     model.double()
     x = torch.randn(3, 4, 8, dtype=torch.float64)
     heads = components(model, "attn", unit="head")
@@ -568,7 +580,7 @@ def test_heads_read_from_the_output_projection_input() -> None:
 
     with torch.no_grad():
         full = target(model(x))
-        w = model.attn.c_proj.weight
+        w = attn.c_proj.weight
         for h in range(2):
             saved = w[:, h * 4:(h + 1) * 4].clone()
             w[:, h * 4:(h + 1) * 4] = 0.0
@@ -585,6 +597,7 @@ class QKModel(nn.Module):
         self.layer = nn.ModuleList([HFLayer() for _ in range(layers)])
         with torch.no_grad():
             for lay in self.layer:
+                assert isinstance(lay, HFLayer)
                 lay.attention.self.query.weight *= 6.0
                 lay.attention.self.key.weight *= 6.0
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from component_models import hook_count
 from scipy.stats import spearmanr
 
 import tribute
-from conftest import hook_count
 from tribute.games.components import Ablation, components
 
 pytestmark = pytest.mark.text

@@ -25,6 +25,7 @@ def X() -> np.ndarray:
 def test_exact_shapley_base_plus_credits_is_f_x(X):
     base = X.mean(0)
     attr = tribute.explain(_f, X, method="exact_shapley", baseline=base)
+    assert attr.full_values is not None and attr.base_values is not None
     np.testing.assert_allclose(attr.full_values, _f(X), rtol=1e-12)
     np.testing.assert_allclose(attr.base_values, np.full(6, _f(base[None])[0]), rtol=1e-12)
     np.testing.assert_allclose(attr.base_values + attr.values.sum(1), attr.full_values,
@@ -35,12 +36,13 @@ def test_exact_shapley_base_plus_credits_is_f_x(X):
 def test_background_base_value_is_the_mean_output(X):
     bg = np.random.default_rng(1).normal(size=(7, 4))
     attr = tribute.explain(_f, X[:2], method="exact_shapley", baseline=tribute.Background(bg))
+    assert attr.base_values is not None
     np.testing.assert_allclose(attr.base_values, np.full(2, _f(bg).mean()), rtol=1e-12)
 
 
 def test_base_values_left_none_when_not_evaluated(X):
     attr = tribute.explain(_f, X, method="feature_ablation", baseline=0.0)
-    assert attr.base_values is None
+    assert attr.base_values is None and attr.full_values is not None
     np.testing.assert_allclose(attr.full_values, _f(X))
 
 
@@ -48,6 +50,7 @@ def test_multi_target_base_values_have_a_target_axis():
     net = torch.nn.Linear(3, 4).double()
     x = torch.randn(2, 3, dtype=torch.float64)
     attr = tribute.explain(net, x, method="exact_shapley", target=[0, 2])
+    assert attr.base_values is not None and attr.full_values is not None
     assert attr.base_values.shape == (2, 2) and attr.full_values.shape == (2, 2)
     with torch.no_grad():
         np.testing.assert_allclose(attr.full_values, net(x)[:, [0, 2]].numpy(), rtol=1e-12)
@@ -79,7 +82,7 @@ def test_equality_and_allclose(X):
     assert (no_se == a) is (a.stderr is None)
     assert a != "not an attribution"
     with pytest.raises(InputError, match="another Attribution"):
-        a.allclose(a.values)  # type: ignore[arg-type]
+        a.allclose(a.values)
     with pytest.raises(TypeError):
         hash(a)
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,11 @@ FACTORY = textwrap.dedent(
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "factory_mod.py").write_text(FACTORY)
     sys.path.insert(0, str(tmp_path))
     try:
-        import factory_mod  # type: ignore[import-not-found]
+        import factory_mod
 
         model = factory_mod.make_cnn()
         save_file(model.state_dict(), str(tmp_path / "cnn.safetensors"))
@@ -344,3 +345,46 @@ def test_import_tribute_plot():
         assert getattr(tribute.plot, name) is getattr(tribute.viz, name), name
     fig = bar(np.array([[0.3, -0.1, 0.2]]), ["a", "b", "c"])
     assert fig.axes
+
+
+def test_attribution_page_is_rendered_with_autoescaping(tmp_path):
+    """attribution.html comes from a Jinja2 template with autoescape: markup in player names,
+    the method's parameters or anything else a user controls is shown, never interpreted."""
+    from dataclasses import replace
+
+    from tribute.cli import write_views
+
+    x = np.random.default_rng(0).normal(size=(2, 3))
+    attr = tribute.explain(lambda a: a.sum(1), x, method="feature_ablation", baseline=0.0)
+    attr = replace(attr, player_names=["<script>alert(1)</script>", "a&b", "plain"],
+                   params={**attr.params, "note": "<b>bold</b>"})
+    _, page = write_views(attr, tmp_path, max_samples=2)
+    text = page.read_text()
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "a&amp;b" in text and "<b>bold</b>" not in text
+    assert text.count("<img ") == 2 and "data:image/png;base64," in text
+    assert page.stat().st_mode & 0o777 == 0o666 & ~tribute.atomic.umask()  # not mkstemp's 0600
+
+
+def test_reference_help_names_only_formats_the_loader_reads(tmp_path):
+    """``--reference`` is read by ``load_data`` (.npy/.npz, no pickle); its help once promised
+    ``.pt`` files, which the loader refuses."""
+    from tribute.cli import load_data
+    from tribute.cli_components import components_cli_args
+
+    helps = {flags[0]: kw.get("help", "") for flags, kw in components_cli_args()}
+    text = helps["--reference"]
+    assert ".npy" in text and ".npz" in text and ".pt" not in text, text
+    np.save(tmp_path / "r.npy", np.ones((2, 3)))
+    np.savez(tmp_path / "r.npz", first=np.zeros((2, 3)), second=np.ones(1))
+    assert load_data(str(tmp_path / "r.npy")).shape == (2, 3)
+    assert load_data(str(tmp_path / "r.npz")).sum() == 0.0  # the first array
+    torch.save(torch.ones(2, 3), tmp_path / "r.pt")
+    with pytest.raises(tribute.errors.InputError, match=r"not a \.npy/\.npz array file"):
+        load_data(str(tmp_path / "r.pt"))  # a zip numpy opens as an .npz of raw bytes
+
+
+def test_unknown_ablation_hint_names_the_public_class():
+    with pytest.raises(tribute.errors.InputError, match=r"tribute\.Ablation\(") as err:
+        tribute.components(torch.nn.Sequential(torch.nn.Linear(3, 2)), "0", ablation=3)  # type: ignore[arg-type]  # wrong on purpose
+    assert "tribute.components.Ablation" not in str(err.value)

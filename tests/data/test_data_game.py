@@ -81,15 +81,14 @@ def test_sampling_estimators_run_on_the_bank() -> None:
 
 
 def test_datamodels_recovers_an_additive_game_and_tracks_loo(ridge: Case) -> None:
-    from tribute.methods.data_retrain import Datamodels
-
     data = ridge.data()
     loo = tribute.explain(ridge.model, ridge.X_test, method="feature_ablation", players=data)
     dm = tribute.explain(ridge.model, ridge.X_test, method="datamodels", players=data, budget=300)
     for b in range(ridge.X_test.shape[0]):
         assert np.corrcoef(loo.values[b].numpy(), dm.values[b].numpy())[0, 1] > 0.85
     assert dm.extra["n_subsets"] == 300
-    assert Datamodels().default_budget  # registered and introspectable
+    n = loo.values.shape[-1]  # training examples (players)
+    assert tribute.methods()["datamodels"].default_budget(n) == max(100, 4 * n)  # registered, introspectable
 
 
 def test_linear_score_on_held_out_subsets_of_the_bank(ridge: Case) -> None:
@@ -154,7 +153,9 @@ def _noisy_fit(X: torch.Tensor, y: torch.Tensor, *, seed: int,
     _CALLS["n"] += 1
     model = RidgeFit()(X, y, seed=seed, weights=weights)
     with torch.no_grad():
-        model.bias.add_(0.1 * _CALLS["n"])  # depends on hidden state, not on the seed
+        bias = model.bias
+        assert isinstance(bias, torch.Tensor)
+        bias.add_(0.1 * _CALLS["n"])  # depends on hidden state, not on the seed
     return model
 
 

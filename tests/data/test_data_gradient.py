@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from data_cases import Case, logistic_case, ridge_case
 
 import tribute
 from tribute.errors import InputError
+from tribute.games.data import DataGame
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -104,6 +107,7 @@ def test_trak_equals_its_closed_form_and_refuses_singular_kernels() -> None:
     data = case.data()
     kw = {"players": data, "target": "predicted"}
     game = tribute.build_game(case.model, case.X_test, **kw)
+    assert isinstance(game, DataGame)
     p = game.model_params()
     Phi = torch.cat([G for _, G in game.train_grads(p, what="output")])
     Psi = -torch.cat([G for _, G in game.train_grads(p, what="loss")])
@@ -129,7 +133,7 @@ def test_outputs_and_sign_convention(ridge: Case) -> None:
     data = ridge.data()
     loo = tribute.explain(ridge.model, ridge.X_test, method="feature_ablation", players=data).values
     for method in ("grad_dot", "influence", "trak", "representer", "tracin"):
-        kw = {"proj_dim": 4} if method == "trak" else {}
+        kw: dict[str, Any] = {"proj_dim": 4} if method == "trak" else {}
         v = tribute.explain(ridge.model, ridge.X_test, method=method, players=data, **kw).values
         assert _corr(loo.flatten(), v.flatten()) > 0.5, method
     # first order in the test loss: accurate when the test residual is not ~0 (else the

@@ -90,7 +90,9 @@ def test_default_cap_refuses_what_used_to_crash(method, image):
     with pytest.raises(BudgetError, match=r"groups=tribute\.patches\((\d+)\)") as err:
         tribute.explain(model, image, method=method, target=0, max_memory=cap, progress=False)
     assert time.process_time() - t0 < 1.0
-    size = int(re.search(r"patches\((\d+)\)", str(err.value)).group(1))
+    found = re.search(r"patches\((\d+)\)", str(err.value))
+    assert found is not None
+    size = int(found.group(1))
     adapter = as_model(model, "torch")
     with adapter.session():
         grouped = FeatureGame(adapter, image, target=0, groups=tribute.patches(size))
@@ -110,7 +112,9 @@ def test_the_cap_is_a_sharp_boundary():
     assert a.n_evals == 500
     with pytest.raises(BudgetError, match="budget=") as err:
         tribute.explain(f, x, method="kernel_shap", budget=500, max_memory=est - 1, progress=False)
-    fit = int(re.search(r"budget=([\d,]+) fits", str(err.value)).group(1).replace(",", ""))
+    found = re.search(r"budget=([\d,]+) fits", str(err.value))
+    assert found is not None
+    fit = int(found.group(1).replace(",", ""))
     assert m.min_budget(game) <= fit < 500
     assert m.estimate_cost(game, fit).bytes <= est - 1 < m.estimate_cost(game, fit + 1).bytes
 

@@ -53,3 +53,15 @@ def test_more_rows_than_planned_grow_the_total():
     p.update(8)
     p.close()
     assert "8/8" in s.getvalue()
+
+
+def test_bar_is_tqdm_with_elapsed_and_eta():
+    """tqdm's bar (``tqdm.auto`` in notebooks): rows done/total, elapsed<remaining (the ETA), rate."""
+    import re
+
+    s = io.StringIO()
+    bar = Progress(120, "demo", enabled=True, stream=s)
+    bar.update(30)
+    bar.close()
+    final = s.getvalue().split("\r")[-1]
+    assert re.search(r"demo: +\d+%\|.*\| *\d+/120 \[\d\d:\d\d<\d\d:\d\d", final), final

@@ -44,7 +44,7 @@ def test_tuner_grows_to_the_cap_while_throughput_grows():
 
 
 def test_tuner_ignores_warm_up_and_partial_chunks():
-    t = BatchTuner(cap=64)
+    t = BatchTuner(cap=64, min_seconds=0.0)
     t.record(16, 16, 100.0)  # warm-up: a terrible time must not count
     assert t.rates == {}
     t.record(16, 5, 1e-6)  # partial chunk (tail of a call): ignored
@@ -53,6 +53,25 @@ def test_tuner_ignores_warm_up_and_partial_chunks():
     assert t.rates == {16: 16000.0} and t.propose() == 16  # a second chunk at 16
     t.record(16, 16, 0.002)  # the slower of two measurements does not count
     assert t.rates == {16: 16000.0} and t.propose() == 32
+
+
+def test_cheap_chunks_jump_to_sizes_that_take_min_seconds():
+    # a model at 1 us/row plus 50 us per pass: 16 rows take 66 us, far below 2 ms
+    t = BatchTuner(cap=8192, min_seconds=2e-3)
+    sizes = _feed(t, lambda s: s / (50e-6 + 1e-6 * s), rounds=12)
+    # warm-up 16 (66 us -> 242k rows/s, 2 ms ~ 485 rows) -> 512 (562 us -> 1.8k rows expected)
+    # -> 2048 (2.1 ms: slow enough, timed twice) -> 4096 twice -> 8192 twice -> best 8192
+    assert sizes[:8] == [16, 512, 2048, 2048, 4096, 4096, 8192, 8192]
+    assert t.best == 8192 and 16 not in t.rates and 32 not in t.rates
+    # skipped sizes never enter the stop rule (no KeyError, no early stop)
+    assert set(t.rates) == {512, 2048, 4096, 8192}
+
+
+def test_slow_chunks_keep_the_full_search():
+    # 10 ms per 16 rows: nothing is skipped, every size is timed twice
+    t = BatchTuner(cap=256, min_seconds=2e-3)
+    sizes = _feed(t, lambda s: s / (10e-3 * s / 16), rounds=12)
+    assert sizes[:11] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
 
 
 def test_one_preempted_chunk_does_not_end_the_search():
@@ -147,3 +166,23 @@ def test_results_do_not_depend_on_chunking(method):
     np.testing.assert_allclose(auto.values, ones.values, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(again.values, ones.values, rtol=1e-12, atol=1e-14)
     assert auto.n_rows == ones.n_rows == again.n_rows
+
+
+def test_scheduler_free_clock_counts_sleep_and_work():
+    from tribute.engine.tuning import SchedulerFreeClock
+
+    clock = SchedulerFreeClock()
+    try:
+        t0 = clock.now()
+        time.sleep(0.02)  # blocked time counts (models waiting for I/O or a device)
+        slept = clock.now() - t0
+        t0 = clock.now()
+        x = 0
+        for i in range(200_000):
+            x += i
+        worked = clock.now() - t0
+    finally:
+        clock.close()
+        clock.close()  # idempotent
+    assert slept >= 0.019
+    assert 0 < worked < 5.0

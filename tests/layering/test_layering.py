@@ -3,7 +3,7 @@ private names.
 
 Layers, lowest first (a module may import its own layer and the layers below it)::
 
-    errors < params < registry < attribution < models < targets < engine < games < methods < metrics < api
+    atomic < version < errors < params < registry < attribution < models < targets < engine < games < methods < metrics < api
            < jobs < datasets < viz < bench < explorer < cli < tribute/__init__ (the package's re-exports)
 
 Every ``import``/``from ... import`` in ``src/tribute`` is checked, also the ones inside
@@ -21,7 +21,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "tribute"
 
-LAYERS = ["errors", "params", "registry", "attribution", "models", "targets", "engine", "games", "methods", "metrics",
+LAYERS = ["atomic", "version", "errors", "params", "registry", "attribution", "models", "targets", "engine", "games", "methods", "metrics",
           "api", "jobs", "datasets", "viz", "bench", "explorer", "cli", "__init__"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 

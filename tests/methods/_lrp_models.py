@@ -42,13 +42,14 @@ def _randomize_bn(model: nn.Module, gen: torch.Generator) -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features
+            assert m.running_mean is not None and m.running_var is not None  # track_running_stats
             m.running_mean.copy_(0.2 * torch.randn(c, generator=gen))
             m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
             m.weight.data.copy_(0.5 + torch.rand(c, generator=gen))
             m.bias.data.copy_(0.1 * torch.randn(c, generator=gen))
 
 
-def vgg(seed: int = 0, inplace: bool = False) -> nn.Module:
+def vgg(seed: int = 0, inplace: bool = False) -> nn.Sequential:
     """Conv-BN-ReLU x2, max pool, conv-ReLU, average pool, two Linear layers; input (3, 8, 8)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -65,7 +66,7 @@ def vgg(seed: int = 0, inplace: bool = False) -> nn.Module:
     return m.double().eval()
 
 
-def resnet(seed: int = 0) -> nn.Module:
+def resnet(seed: int = 0) -> nn.Sequential:
     """Stem conv-BN-ReLU, two basic blocks (the second with a strided downsample), avg pool, Linear."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)

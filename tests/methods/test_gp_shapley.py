@@ -8,7 +8,7 @@ import torch
 
 import tribute
 from tribute.errors import InputError
-from tribute_testing import LinearModel, make_mlp
+from tribute_testing import LinearModel, gap_of, make_mlp
 
 
 def test_shapley_alias_is_gp_shapley():
@@ -30,7 +30,7 @@ def test_linear_model_closed_form_and_efficiency():
     gp = tribute.explain(m, x, method="gp_shapley", target=1, budget=40, baseline=0.3)
     want = m.lin.weight[1].detach() * (x - 0.3)
     np.testing.assert_allclose(gp.values, want, atol=1e-6)
-    assert np.abs(gp.gap).max() < 1e-8
+    assert np.abs(gap_of(gp)).max() < 1e-8
 
 
 def test_more_accurate_than_kernel_shap_per_evaluation():
@@ -118,3 +118,73 @@ def test_stderr_covers_the_truth():
         a = tribute.explain(m, x, method="shapley", target=0, budget=128, seed=seed)
         inside.append(((a.values - exact).abs() <= 2 * a.stderr).double().mean())
     assert 0.8 <= float(np.mean(inside)) <= 1.0
+
+
+def test_hyperparameter_search_on_a_subset_matches_the_full_search():
+    # beyond search_pairs the grid is searched on a subset and only the best kernels refitted
+    from tribute.methods.gp_shapley import gp_shapley_fit
+
+    g = torch.Generator().manual_seed(11)
+    n, m = 9, 120
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+
+    def f(z):
+        return torch.tanh(z @ w / 2) + 0.3 * torch.tanh(z[:, 0] * z[:, 1] + z[:, 2])
+
+    ones = torch.ones(1, n, dtype=torch.float64)
+    d = torch.stack([f(s) - f(-s), 2 * (f(s) - f(-s))])
+    delta = (f(ones) - f(-ones)) * torch.tensor([1.0, 2.0], dtype=torch.float64)
+    full, _, *_ = gp_shapley_fit(s, d, delta, search_pairs=m)
+    sub, var_sub, *_ = gp_shapley_fit(s, d, delta, search_pairs=30)
+    assert torch.allclose(sub.sum(-1), delta, atol=1e-10)
+    assert float((sub - full).norm()) < 0.05 * float(full.norm())
+    assert bool((var_sub >= 0).all())
+    # each column chose its own kernels: the second column is the first one doubled
+    torch.testing.assert_close(sub[1], 2 * sub[0], rtol=1e-6, atol=1e-10)
+
+
+def test_stderr_covers_the_truth_with_the_subset_search():
+    # 10 players, budget 700: 349 pairs, more than the 256 the grid is searched on
+    m = make_mlp(10, 3, seed=12)
+    x = torch.randn(6, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    exact = tribute.explain(m, x, method="exact_shapley", target=0).values
+    a = tribute.explain(m, x, method="shapley", target=0, budget=700, seed=0)
+    assert a.params["path"] == "gp" and a.extra["n_pairs"] > 256
+    inside = float(((a.values - exact).abs() <= 2 * a.stderr).double().mean())
+    assert 0.8 <= inside <= 1.0
+    ks = tribute.explain(m, x, method="kernel_shap", target=0, budget=700, seed=0).values
+    assert float((a.values - exact).norm()) < float((ks - exact).norm())
+
+
+def test_hands_over_to_kernel_shap_when_the_solve_would_be_too_large():
+    m = make_mlp(12, 3, seed=14)
+    x = torch.randn(3, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(15))
+    a = tribute.explain(m, x, method="shapley", target=1, budget=100, seed=2, max_solve_flops=1e6)
+    k = tribute.explain(m, x, method="kernel_shap", target=1, budget=100, seed=2)
+    assert a.method == "gp_shapley" and a.params["path"] == "kernel_shap"
+    assert "max_solve_flops" in a.extra["note"] and a.extra["solve_flops"] > 1e6
+    torch.testing.assert_close(torch.as_tensor(a.values), torch.as_tensor(k.values), rtol=0, atol=0)
+    assert a.n_evals == k.n_evals <= 100 and a.n_rows == a.n_evals * len(x)
+    # the same call under the default limit keeps the GP
+    g = tribute.explain(m, x, method="shapley", target=1, budget=100, seed=2)
+    assert g.params["path"] == "gp" and "note" not in g.extra
+    # below kernel_shap's smallest budget (n + 2) the GP runs whatever the limit
+    small = tribute.explain(m, x, method="shapley", target=1, budget=12, max_solve_flops=0.0)
+    assert small.params["path"] == "gp" and small.n_evals <= 12
+
+
+def test_solve_flops_rule_grows_with_outputs_and_pairs():
+    from tribute.methods.gp_shapley import GPShapley
+
+    g = GPShapley()
+    one, many = g.solve_flops(64, 2048, 1), g.solve_flops(64, 2048, 400)
+    assert one < 1e11 < many  # one output keeps the GP by default, 400 hand over
+    assert g.solve_flops(64, 512, 1) < one
+    # the estimate the cost model reports is the one the rule reads
+    from tribute.games import FeatureGame
+    from tribute.models import as_model
+
+    x = np.random.default_rng(0).random((2, 12))
+    game = FeatureGame(as_model(lambda z: z.sum(1, keepdims=True) ** 2, "numpy"), x)
+    assert g.estimate_cost(game, 600).flops == pytest.approx(g.solve_flops(12, 600, 2))

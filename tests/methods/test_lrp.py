@@ -8,6 +8,8 @@ their dense matrix by the Jacobian.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -151,7 +153,12 @@ def test_zplus_conserves_on_bias_free_relu_network() -> None:
     assert a.gap is not None and np.abs(a.gap).max() < 1e-7 * np.abs(f).max()
 
 
-def _snapshot(model: nn.Module) -> object:
+#: (state dict, per-module (type, training, inplace, hook counts, forward overridden, children),
+#: which parameters are None): what a call must leave unchanged.
+_Snapshot = tuple[dict[str, torch.Tensor], list[tuple[Any, ...]], list[bool]]
+
+
+def _snapshot(model: nn.Module) -> _Snapshot:
     return ({k: v.clone() for k, v in model.state_dict().items()},
             [(type(m).__name__, m.training, getattr(m, "inplace", None), len(m._forward_hooks),
               len(m._forward_pre_hooks), len(m._backward_hooks), "forward" in m.__dict__,
@@ -159,9 +166,9 @@ def _snapshot(model: nn.Module) -> object:
             [p is None for m in model.modules() for p in m._parameters.values()])
 
 
-def _same(a: object, b: object) -> None:
-    sa, la, pa = a  # type: ignore[misc]
-    sb, lb, pb = b  # type: ignore[misc]
+def _same(a: _Snapshot, b: _Snapshot) -> None:
+    sa, la, pa = a
+    sb, lb, pb = b
     assert la == lb and pa == pb
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 

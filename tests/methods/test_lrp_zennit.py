@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 import tribute
+from tribute_testing import gap_of
 
 try:
     from . import _lrp_models as lm
@@ -76,7 +78,7 @@ def _zennit(model: nn.Module, x: torch.Tensor, composite: object) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def _ours(model: nn.Module, x: torch.Tensor, composite: str, **kw: object) -> tribute.Attribution:
+def _ours(model: nn.Module, x: torch.Tensor, composite: str, **kw: Any) -> tribute.Attribution:
     return tribute.explain(model, x, method="lrp", composite=composite, target=TARGETS, progress=False, **kw)
 
 
@@ -105,7 +107,7 @@ def test_parity_with_zennit(net: str, composite: str) -> None:
     np.testing.assert_allclose(got, theirs, atol=TOL * scale, rtol=0)
     # the conservation gap is reported per sample and target: sum(R) - f(x)
     f = model(x)[:, TARGETS].detach().numpy()
-    np.testing.assert_allclose(ours.gap, got.reshape(3, 2, -1).sum(-1) - f, atol=1e-9)
+    np.testing.assert_allclose(gap_of(ours), got.reshape(3, 2, -1).sum(-1) - f, atol=1e-9)
 
 
 def test_default_bn_eps_is_close_to_zennit() -> None:

@@ -33,6 +33,7 @@ from tribute.methods._tree_math import (
     product_game_shapley,
 )
 from tribute.models.trees import parse_trees
+from tribute_testing import gap_of
 
 sk_datasets = pytest.importorskip("sklearn.datasets")
 from sklearn.ensemble import (  # noqa: E402
@@ -60,10 +61,10 @@ def _shapley_brute(v, d):
     for i, j in itertools.permutations(range(d), 2):
         rest = [k for k in range(d) if k not in (i, j)]
         for r in range(d - 1):
-            for s in itertools.combinations(rest, r):
-                s = set(s)
+            for subset in itertools.combinations(rest, r):
+                t = set(subset)
                 w = factorial(r) * factorial(d - r - 2) / (2 * factorial(d - 1))
-                inter[i, j] += w * (v(s | {i, j}) - v(s | {i}) - v(s | {j}) + v(s))
+                inter[i, j] += w * (v(t | {i, j}) - v(t | {i}) - v(t | {j}) + v(t))
     for i in range(d):
         inter[i, i] = phi[i] - inter[i].sum()
     return phi, inter
@@ -104,6 +105,8 @@ def _expvalue(ens, x, present):
                 left = bool(t.go_left(x[None], np.array([node]))[0, 0])
                 return g(t.left[node] if left else t.right[node], t)
             cl, cr = t.left[node], t.right[node]
+            if t.cover[node] == 0:  # no training weight reached it (cover ratios 0)
+                return 0.0 * t.value[node]
             return (t.cover[cl] * g(cl, t) + t.cover[cr] * g(cr, t)) / t.cover[node]
         total = total + g(0)
     return total
@@ -269,6 +272,7 @@ def test_parity_with_xgboost_pred_contribs(cancer, objective):
     comp = _Compiled(ens, np.arange(X.shape[1]), X.shape[1])
     classes = np.arange(ens.n_outputs)
     phi, it = tree_attributions(comp, Xe, classes, interactions=True)
+    assert it is not None
     if contribs.ndim == 2:
         contribs, inter = contribs[:, None], inter[:, None]
     for c in classes:
@@ -317,11 +321,11 @@ def test_bad_input(cancer):
         tribute.explain(model, X[:2], method="tree_shap", output="prob")
     with pytest.raises(UnsupportedModelError, match=r"tree model|does not know models"):
         tribute.explain(lambda a: a.sum(1), X[:2], method="tree_shap")
+    from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    pipe = make_pipeline(StandardScaler(), RandomForestRegressor(3)).fit(X, y)
-    with pytest.raises(UnsupportedModelError, match="Pipeline"):
+    pipe = make_pipeline(PCA(4), RandomForestRegressor(3)).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="not known to act column by column"):
         tribute.explain(pipe, X[:2], method="tree_shap")
     with pytest.raises((InputError, Exception), match=r"columns|shape"):
         tribute.explain(model, X[:2, :5], method="tree_shap")
@@ -339,8 +343,164 @@ def test_interventional_without_tables_equals_exact_shapley(diabetes, monkeypatc
     X = X[:, :7]
     model = RandomForestRegressor(6, max_depth=8, random_state=0).fit(X, y)
     bg = tribute.Background(X[200:210])
-    a = tribute.explain(model, X[:3], method="tree_shap", baseline=bg)
+    a = tribute.explain(model, X[:3], method="tree_shap", baseline=bg, kernel="numpy")
     e = tribute.explain(model, X[:3], method="exact_shapley", baseline=bg)
     np.testing.assert_allclose(a.values, e.values, atol=1e-8)
     ai = tribute.explain(model, X[:2], method="tree_shap", baseline=bg, interactions=True)
     np.testing.assert_allclose(ai.extra["interactions"].sum(-1), ai.values, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- compiled kernels
+numba = pytest.importorskip("numba")
+
+
+def _models(X, y_reg, y_cls):
+    y3 = np.digitize(X[:, 0], np.quantile(X[:, 0], [0.33, 0.66]))
+    return [
+        ("tree", DecisionTreeRegressor(max_depth=7, random_state=0).fit(X, y_reg), None),
+        ("forest-cls", RandomForestClassifier(8, max_depth=9, random_state=0).fit(X, y_cls), 1),
+        ("extra", ExtraTreesRegressor(6, max_depth=8, random_state=0).fit(X, y_reg), None),
+        ("gb-3class", GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0).fit(X, y3), 2),
+        ("hgb", HistGradientBoostingRegressor(max_iter=8, random_state=0).fit(X, y_reg), None),
+        ("xgb", xgboost.XGBClassifier(n_estimators=15, max_depth=5, n_jobs=1).fit(X, y_cls), 1),
+        ("lgbm", lightgbm.LGBMRegressor(n_estimators=12, num_leaves=12, verbose=-1, n_jobs=1).fit(X, y_reg), None),
+    ]
+
+
+def test_compiled_kernels_equal_the_numpy_path(cancer):
+    """Both kernels compute the same values on every model kind, path-dependent and
+    interventional (a background set and per-sample baselines), with groups."""
+    X, y = cancer
+    X = X[:, :9]
+    y_reg = X[:, 1] * 2 + X[:, 3] + np.sin(X[:, 4])
+    models = _models(X, y_reg, y)
+    groups = np.array([0, 0, 1, 2, 3, 3, 3, 4, 5])
+    for name, model, target in models:
+        for kw in ({}, {"baseline": tribute.Background(X[300:312])}, {"baseline": X[400:405]},
+                   {"groups": groups}):
+            a = tribute.explain(model, X[:5], method="tree_shap", target=target, **kw)
+            b = tribute.explain(model, X[:5], method="tree_shap", target=target, kernel="numpy", **kw)
+            assert a.params["kernel"] == "compiled" and b.params["kernel"] == "numpy"
+            np.testing.assert_allclose(a.values, b.values, atol=1e-10, err_msg=f"{name} {kw}")
+            np.testing.assert_allclose(a.extra["expected_value"], b.extra["expected_value"], atol=1e-10)
+            assert float(np.abs(gap_of(a)).max()) < 1e-8, name
+
+
+def test_missing_values_follow_the_models_routing(cancer):
+    """NaN inputs are read as the trees route them (public API): XGBoost's own contributions,
+    LightGBM's own and the numpy kernel agree; other methods still refuse NaN."""
+    X, y = cancer
+    model = xgboost.XGBClassifier(n_estimators=12, max_depth=4, n_jobs=1).fit(X, y)
+    Xe = X[:12].copy()
+    Xe[::3, 2] = np.nan
+    Xe[1, 5] = np.nan
+    a = tribute.explain(model, Xe, method="tree_shap", target=1)
+    ref = model.get_booster().predict(xgboost.DMatrix(Xe), pred_contribs=True)
+    np.testing.assert_allclose(a.values, ref[:, :-1], rtol=1e-4, atol=2e-5)
+    b = tribute.explain(model, Xe, method="tree_shap", target=1, kernel="numpy")
+    np.testing.assert_allclose(a.values, b.values, atol=1e-10)
+    bg = tribute.Background(np.where(np.arange(20)[:, None] % 4 == 0, np.nan, X[100:120]))
+    c = tribute.explain(model, Xe, method="tree_shap", target=1, baseline=bg)
+    d = tribute.explain(model, Xe, method="tree_shap", target=1, baseline=bg, kernel="numpy")
+    np.testing.assert_allclose(c.values, d.values, atol=1e-10)
+    assert float(np.abs(gap_of(c)).max()) < 1e-8
+    lgb = lightgbm.LGBMRegressor(n_estimators=10, num_leaves=8, verbose=-1, n_jobs=1).fit(X, y.astype(float))
+    e = tribute.explain(lgb, Xe, method="tree_shap")
+    np.testing.assert_allclose(e.values, lgb.predict(Xe, pred_contrib=True)[:, :-1], atol=1e-8)
+    with pytest.raises(InputError, match="tree_shap"):
+        tribute.explain(model, Xe, method="kernel_shap", target=1, baseline=X[:50].mean(0))
+    with pytest.raises(InputError, match="Inf"):
+        tribute.explain(model, np.where(np.isnan(Xe), np.inf, Xe), method="tree_shap", target=1)
+
+
+def test_kernel_argument(cancer):
+    X, y = cancer
+    model = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, y)
+    with pytest.raises(InputError, match="kernel"):
+        tribute.explain(model, X[:2], method="tree_shap", kernel="fast")
+    # interaction values always take the numpy path
+    a = tribute.explain(model, X[:2], method="tree_shap", interactions=True)
+    assert a.params["kernel"] == "numpy"
+
+
+# --------------------------------------------------------------------------- pipelines
+def test_columnwise_pipelines_are_traced_to_original_columns(cancer):
+    """A DataFrame through OneHotEncoder + scaler + passthrough into XGBoost: one player per
+    original column; interventional values equal exact_shapley of the whole pipeline (log-odds),
+    path-dependent values equal the final model's on encoded inputs with grouped columns."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer, OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"income": rng.normal(50, 15, n), "city": rng.choice(["paris", "lyon", "nice"], n),
+                       "age": rng.integers(18, 80, n), "tier": rng.choice(["a", "b"], n)})
+    y = ((df.city == "paris") ^ (df.income > 50) | (df.tier == "a") & (df.age > 60)).astype(int)
+    prep = make_column_transformer((OneHotEncoder(), ["city", "tier"]), (StandardScaler(), ["age"]),
+                                   remainder="passthrough")
+    pipe = make_pipeline(prep, xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1)).fit(df, y)
+    bg = tribute.Background(df[100:120])
+    a = tribute.explain(pipe, df[:6], method="tree_shap", target=1, baseline=bg)
+    assert a.player_names == ["income", "city", "age", "tier"]
+    e = tribute.explain(pipe, df[:6], method="exact_shapley", target=1, baseline=bg, output="logit")
+    np.testing.assert_allclose(a.values, e.values, atol=2e-5)
+    # path-dependent: the final model on encoded columns, grouped by original column
+    p = tribute.explain(pipe, df[:6], method="tree_shap", target=1)
+    enc = pipe[0].transform(df)
+    owner = np.array([1, 1, 1, 3, 3, 2, 0])  # city x3, tier x2, age, income (remainder)
+    ref = tribute.explain(pipe[-1], enc[:6], method="tree_shap", target=1, groups=owner)
+    np.testing.assert_allclose(p.values, ref.values, atol=1e-12)
+    assert p.to_pandas().index.tolist() == list(range(6))
+    # a step that mixes columns is refused, naming it
+    bad = make_pipeline(make_column_transformer((OneHotEncoder(), ["city", "tier"]),
+                                                (Normalizer(), ["income", "age"])),
+                        xgboost.XGBClassifier(n_estimators=3, max_depth=2, n_jobs=1)).fit(df, y)
+    with pytest.raises(UnsupportedModelError, match="Normalizer"):
+        tribute.explain(bad, df[:2], method="tree_shap", target=1)
+
+
+def test_numeric_pipeline_scaler_forest(cancer):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = cancer
+    pipe = make_pipeline(StandardScaler(), RandomForestRegressor(4, max_depth=5, random_state=0)).fit(X, y)
+    a = tribute.explain(pipe, X[:4], method="tree_shap")
+    b = tribute.explain(pipe[-1], pipe[0].transform(X[:4]), method="tree_shap")
+    np.testing.assert_allclose(a.values, b.values, atol=1e-12)
+
+
+def test_catboost_symmetric_trees(diabetes, cancer):
+    """CatBoost's oblivious trees: path-dependent values equal enumeration of the
+    path-dependent value function (CatBoost's own "Regular" ShapValues use another variant on
+    symmetric trees and differ), interventional values equal exact_shapley, the base value is
+    CatBoost's, categorical features are refused."""
+    catboost = pytest.importorskip("catboost")
+    X, y = diabetes
+    X = X[:, :6]
+    reg = catboost.CatBoostRegressor(iterations=6, depth=4, verbose=0, thread_count=1,
+                                     random_seed=0).fit(X, y)
+    a = tribute.explain(reg, X[:3], method="tree_shap")
+    for i in range(3):
+        np.testing.assert_allclose(a.values[i], _pd_exact(reg, X[i], np.arange(6), 6), atol=1e-8)
+    own = reg.get_feature_importance(catboost.Pool(X[:3]), type="ShapValues")
+    np.testing.assert_allclose(a.extra["expected_value"][:, 0], own[:, -1], rtol=1e-9)
+    bg = tribute.Background(X[100:115])
+    b = tribute.explain(reg, X[:3], method="tree_shap", baseline=bg)
+    e = tribute.explain(reg, X[:3], method="exact_shapley", baseline=bg)
+    np.testing.assert_allclose(b.values, e.values, atol=1e-8)
+    Xc, yc = cancer
+    yc3 = np.digitize(Xc[:, 0], np.quantile(Xc[:, 0], [0.33, 0.66]))
+    multi = catboost.CatBoostClassifier(iterations=5, depth=3, verbose=0, thread_count=1,
+                                        loss_function="MultiClass", random_seed=0).fit(Xc, yc3)
+    m = tribute.explain(multi, Xc[:2], method="tree_shap", target=[0, 1, 2])
+    raw = multi.predict(Xc[:2], prediction_type="RawFormulaVal")
+    np.testing.assert_allclose(np.asarray(m.values).sum(-1) + m.extra["expected_value"], raw, atol=1e-6)
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": Xc[:, 0], "c": np.where(yc == 1, "x", "y")})
+    cat = catboost.CatBoostClassifier(iterations=3, depth=2, verbose=0, thread_count=1,
+                                      cat_features=["c"]).fit(df, yc)
+    with pytest.raises(UnsupportedModelError, match="categorical"):
+        tribute.explain(cat, df[:2], method="tree_shap", target=1)

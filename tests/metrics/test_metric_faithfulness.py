@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -11,6 +13,7 @@ from metric_toys import TableGame, table_attr
 import tribute
 from tribute.api import build_game
 from tribute.errors import InputError
+from tribute.games import FeatureGame
 from tribute.metrics import (
     Blur,
     blur,
@@ -132,7 +135,8 @@ def test_infidelity_definition_and_scale_invariance(linear):
     doubled = tribute.explain(model, x, method="input_x_gradient")
     doubled.values = 2 * doubled.values
     phi = oracle.flat()[:, 0]
-    for pert, kw in [("gaussian", {"noise": 0.3}), ("subset", {"noise": 0.25})]:
+    cases: list[tuple[str, dict[str, Any]]] = [("gaussian", {"noise": 0.3}), ("subset", {"noise": 0.25})]
+    for pert, kw in cases:
         r = evaluate(model, x, doubled, metric="infidelity", perturbation=pert,
                      n_perturbations=20, seed=2, **kw)
         g = torch.Generator().manual_seed(2)
@@ -263,14 +267,17 @@ def test_imputed_game_all_removed_falls_back_to_baseline():
     model = lambda x: x.sum(dim=(1, 2, 3))  # noqa: E731
     x = torch.ones(2, 2, 4, 4, dtype=torch.float64)
     game = build_game(as_model(model, "torch"), x, baseline=0.25)
+    assert isinstance(game, FeatureGame)
     ig = ImputedGame(game, noise=0.0)
     v = ig.value(torch.zeros(1, 32))
     np.testing.assert_allclose(v.numpy()[:, 0, 0], 0.25 * 32)
     half = torch.ones(1, 32)
     half[0, :16] = 0  # channel 0 fully removed -> baseline; channel 1 kept
     np.testing.assert_allclose(ig.value(half).numpy()[:, 0, 0], 0.25 * 16 + 16)
+    flat = build_game(as_model(lambda z: z.sum(1), "torch"), torch.ones(2, 5))
+    assert isinstance(flat, FeatureGame)
     with pytest.raises(InputError, match="image"):
-        ImputedGame(build_game(as_model(lambda z: z.sum(1), "torch"), torch.ones(2, 5)))
+        ImputedGame(flat)
 
 
 def test_errors_name_the_problem(linear):

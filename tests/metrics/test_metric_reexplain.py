@@ -13,7 +13,7 @@ from tribute.metrics.randomisation import parameter_layers
 from tribute.metrics.robustness import perturb_inputs
 
 
-def _net() -> torch.nn.Module:
+def _net() -> torch.nn.Sequential:
     torch.manual_seed(0)
     return torch.nn.Sequential(
         torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),

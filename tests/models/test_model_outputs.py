@@ -16,6 +16,7 @@ import torch
 
 import tribute
 from tribute.errors import InputError, ModelOutputError
+from tribute.models import NumpyModel
 from tribute.targets import PROB_EPS
 
 sklearn = pytest.importorskip("sklearn")
@@ -53,6 +54,7 @@ def _check_sums(model: object, X: np.ndarray, output: str, target: int,
     full = _from_prob(prob(x)[:, target], output)
     empty = _from_prob(prob(base[None])[:, target], output)[0]
     np.testing.assert_allclose(attr.values.sum(1), full - empty, rtol=rtol, atol=rtol * 1e-2)
+    assert attr.full_values is not None and attr.base_values is not None
     np.testing.assert_allclose(attr.full_values, full, rtol=rtol, atol=rtol * 1e-2)
     np.testing.assert_allclose(attr.base_values, np.full(5, empty), rtol=rtol, atol=rtol * 1e-2)
     assert attr.params["model_output"] == "probability"
@@ -92,6 +94,7 @@ def test_binary_logit_from_probabilities_is_the_model_logit():
     attr = tribute.explain(clf, X[:4], method="exact_shapley", baseline=X.mean(0),
                            output="logit", target=1)
     # log(p1 / (1 - p1)) of a logistic regression is its decision function (linear in x)
+    assert attr.full_values is not None
     np.testing.assert_allclose(attr.full_values, clf.decision_function(X[:4]), rtol=1e-8)
     np.testing.assert_allclose(attr.values, clf.coef_[0] * (X[:4] - X.mean(0)), rtol=1e-6,
                                atol=1e-8)
@@ -283,6 +286,7 @@ def test_duck_typed_estimators_without_sklearn_tags():
             return np.stack([1 - p, p], 1)
 
     reg, proba = tribute.models.as_model(Reg(), "numpy"), tribute.models.as_model(Proba(), "numpy")
+    assert isinstance(reg, NumpyModel) and isinstance(proba, NumpyModel)
     assert (reg.kind, reg.output_kind) == ("predict", "raw")
     assert (proba.kind, proba.output_kind) == ("predict_proba", "probability")
     x = np.array([[0.5, -0.25, 1.0]])

@@ -26,11 +26,13 @@ def test_curves_lines_legend_auc_and_band():
     )
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 3
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = ax.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
     assert labels[0] == "linear (AUC 0.5)"
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 2
-    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), per_sample.mean(axis=0))
+    np.testing.assert_allclose(np.asarray(ax.get_lines()[1].get_ydata()), per_sample.mean(axis=0))
     assert "lower AUC is better" in ax.get_title()
     assert "removed" in ax.get_xlabel()
     assert_readable_fonts(fig)
@@ -39,7 +41,8 @@ def test_curves_lines_legend_auc_and_band():
 def test_curves_insertion_and_given_auc():
     fig = viz.curves({"m": (FR, FR)}, kind="insertion", auc={"m": 0.123})
     ax = fig.axes[0]
-    assert ax.get_legend().get_texts()[0].get_text() == "m (AUC 0.123)"
+    legend = ax.get_legend()
+    assert legend is not None and legend.get_texts()[0].get_text() == "m (AUC 0.123)"
     assert "higher AUC is better" in ax.get_title() and "inserted" in ax.get_xlabel()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgba
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
@@ -33,7 +34,7 @@ def test_bar_sorted_by_magnitude_with_sign_colours():
     assert _ylabels(fig) == ["b", "c", "a", "d"]
     by_y = sorted(bars, key=lambda r: -r.get_y())  # top first
     assert [r.get_width() for r in by_y] == pytest.approx([-3.0, 2.0, 0.1, 0.0])
-    red, blue = by_y[1].get_facecolor(), by_y[0].get_facecolor()
+    red, blue = to_rgba(by_y[1].get_facecolor()), to_rgba(by_y[0].get_facecolor())
     assert red[0] > red[2] and blue[2] > blue[0]
     assert_readable_fonts(fig)
 
@@ -116,7 +117,8 @@ def test_waterfall_steps_chain_and_colours():
     # bottom to top: c (+0.5), b (-1), a (+2)
     assert starts == pytest.approx([1.0, 1.5, 0.5])
     assert tips == pytest.approx([1.5, 0.5, 2.5])
-    assert arrows[1].get_facecolor()[2] > arrows[1].get_facecolor()[0]  # negative: blue
+    arrow_rgba = to_rgba(arrows[1].get_facecolor())
+    assert arrow_rgba[2] > arrow_rgba[0]  # negative: blue
     assert _ylabels(fig) == ["a = 3", "b = 4", "c = 5"]
 
 
@@ -148,7 +150,7 @@ def test_beeswarm_one_point_per_sample_and_feature_rows_ordered():
     fig = viz.beeswarm(v, x, ["a", "b", "c", "d"])
     rows = _swarm_rows(fig)
     assert len(rows) == 4
-    assert all(len(r.get_offsets()) == 200 for r in rows)
+    assert all(len(np.asarray(r.get_offsets())) == 200 for r in rows)
     assert _ylabels(fig) == ["b", "c", "d", "a"]
     # points stay within their row band, centred on the row
     for r in rows:
@@ -157,7 +159,7 @@ def test_beeswarm_one_point_per_sample_and_feature_rows_ordered():
     # colour follows the feature value: the highest-value sample is the "high" colour
     top = rows[0]
     xs = np.asarray(top.get_offsets())[:, 0]
-    colors = top.get_facecolors()
+    colors = np.asarray(top.get_facecolor())
     hi_pt, lo_pt = colors[np.argmax(xs)], colors[np.argmin(xs)]
     assert not np.allclose(hi_pt, lo_pt)
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "feature value"
@@ -174,7 +176,7 @@ def test_beeswarm_truncates_and_handles_missing_feature_values():
     assert len(rows) == 20
     assert _ylabels(fig)[-1] == "sum of 6 other features"
     gray = np.array([0.55, 0.55, 0.55, 0.8])
-    nan_colors = rows[0].get_facecolors()[::5]
+    nan_colors = np.asarray(rows[0].get_facecolor())[::5]
     assert np.allclose(nan_colors, gray)
 
 

@@ -51,6 +51,6 @@ def render(fig: Figure) -> np.ndarray:
 
 def assert_readable_fonts(fig: Figure, minimum: float = 9.0) -> None:
     fig.canvas.draw()  # creates tick labels
-    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+    sizes = [float(t.get_fontsize()) for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
     assert sizes, "figure has no text"
     assert min(sizes) >= minimum, f"smallest font {min(sizes)} < {minimum}"

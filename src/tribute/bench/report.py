@@ -269,6 +269,46 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
                 cls="gallery")}
 
 
+#: Preferred method for a tabular case's data-set views (the first that ran).
+_DATASET_VIEW_METHODS = ("exact_shapley", "tree_shap", "shapley", "kernel_shap")
+
+
+def _dataset_views(result: BenchResult, case: Case) -> tuple[Fig | None, str]:
+    """Tabular cases: a SHAP-style summary (beeswarm) and a dependence plot of the top feature
+    coloured by its strongest interacting feature, for one method over all the case's rows."""
+    if case.modality != "tabular" or case.n_samples < 5:
+        return None, ""
+    runs = {m: result.run_of(case.name, m) for m in result.all_methods()}
+    ok = {m: r for m, r in runs.items() if r is not None and r.status == "ok"
+          and r.flat is not None and not r.reference}
+    if not ok:
+        return None, ""
+    method = next((m for m in _DATASET_VIEW_METHODS if m in ok), next(iter(ok)))
+    run = ok[method]
+    assert run.flat is not None
+    vals = np.asarray(run.flat[:, 0], dtype=np.float64)
+    xs = case.inputs.detach().cpu().numpy() if hasattr(case.inputs, "detach") else case.inputs
+    xs = np.asarray(xs, dtype=np.float64).reshape(case.n_samples, -1)
+    if xs.shape[1] != vals.shape[1]:  # grouped players: no per-feature values to colour by
+        xs = None
+    names = list(case.feature_names) if case.feature_names else None
+    fig = Figure(figsize=(11.5, 0.9 + 0.3 * min(case.n_players, 12)))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1.0]})
+    viz.beeswarm(vals, xs, names, max_display=12, title=f"{method}: summary", ax=ax1)
+    top = int(np.argmax(np.abs(vals).mean(0)))
+    if xs is not None:
+        viz.dependence(vals, xs, top, names, title=f"{method}: dependence", ax=ax2)
+    else:
+        ax2.set_axis_off()
+    fig.subplots_adjust(left=0.12, right=0.95, top=0.9, bottom=0.14, wspace=0.45)
+    top_name = names[top] if names else f"feature {top}"
+    caption = (f"{method} over all {case.n_samples} rows. Left: one point per row and feature "
+               "(x = credit, colour = the feature's value, low to high). Right: "
+               f"the credit of {top_name} (the largest mean |credit|) against its value, "
+               "coloured by the feature that interacts most with it.")
+    return _img(fig, f"data-set views for {case.name}", caption, cls="gallery"), method
+
+
 def _case_data(result: BenchResult, case: Case) -> dict[str, Any]:
     skipped = "; ".join(f"{k}: {v}" for k, v in case.skip_metrics.items()
                         if k in result.metrics)
@@ -284,6 +324,7 @@ def _case_data(result: BenchResult, case: Case) -> dict[str, Any]:
         "board": _leaderboard_table(result, case),
         "chart": _leaderboard_figure(result, case), "curves": _curve_figures(result, case),
         "gallery": gallery.get("figure"), "gallery_text": gallery.get("text"),
+        "dataset_views": _dataset_views(result, case)[0],
         "costs": _cost_rows(result, case),
     }
 

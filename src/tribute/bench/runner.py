@@ -578,8 +578,8 @@ def make_result(suite: str, seed: int, cases: list[Case], names: list[str],
                 mets: dict[str, Metric], runs: list[MethodRun], scores: list[Score],
                 notes: list[str], seconds: float) -> BenchResult:
     """Pack a run into a :class:`BenchResult` (with metric/method metadata and versions)."""
-    from .. import __version__
     from ..api import methods as method_infos
+    from ..version import __version__
 
     infos = method_infos()
     method_info = {n: {"family": infos[n].tags.family, "paper": infos[n].paper,

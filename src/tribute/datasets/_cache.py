@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from ..atomic import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -60,17 +61,7 @@ def save_state(path: Path, state: dict[str, torch.Tensor], key_json: str) -> Non
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     data = st_save(tensors, metadata={"tribute_key": key_json,
                                       "tribute_sha256": _tensor_digest(tensors)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, durable=True, private=True)
 
 
 def load_state(path: Path, key_json: str) -> dict[str, torch.Tensor] | None:

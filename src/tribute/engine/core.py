@@ -15,7 +15,7 @@ from ..models import ModelAdapter
 from ..targets import Target
 from .memory import resolve_max_memory
 from .progress import Progress, active_progress
-from .tuning import BatchTuner, tuner_for
+from .tuning import BatchTuner, SchedulerFreeClock, tuner_for
 
 __all__ = ["Engine", "Rows", "default_batch_size", "max_chunk_rows"]
 
@@ -196,12 +196,13 @@ class Engine:
         bar = scope if scope is not None else Progress(n_rows, desc, self.progress)
         t_run, start = time.perf_counter(), 0
         threads = torch.get_num_threads()
+        clock = SchedulerFreeClock() if tuner is not None else None  # times tuning chunks
         try:
             while start < n_rows:
                 size = self.batch_size if tuner is None else tuner.propose()
                 assert size is not None
                 stop = min(start + size, n_rows)
-                t0 = time.perf_counter()
+                t0 = clock.now() if clock is not None else 0.0
                 with own_work(threads):
                     rows = build(start, stop)
                 if grad:
@@ -214,13 +215,15 @@ class Engine:
                                                  describe_row, threads)
                 with own_work(threads):
                     sink(start, stop, vals, grads)
-                if tuner is not None:
-                    tuner.record(size, stop - start, time.perf_counter() - t0)
+                if tuner is not None and clock is not None:
+                    tuner.record(size, stop - start, clock.now() - t0)
                 bar.update(stop - start)
                 if scope is not None:
                     scope.project()
                 start = stop
         finally:
+            if clock is not None:
+                clock.close()
             if scope is None:
                 bar.close()
             elif scope.planned and scope.done >= scope.planned_rows:

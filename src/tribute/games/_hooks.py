@@ -175,7 +175,8 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     m = state.mask[:, site.offset : site.offset + site.n_units].to(act.dtype)
     m = site.expand(m, act)
     abl = state.ablate(site_id, call, act, state) if state.ablate is not None else None
-    new = act * m if abl is None else act + (1 - m) * (abl - act)
+    # one fused op: abl + m (act - abl), exactly act where m = 1 and abl where m = 0
+    new = act * m if abl is None else torch.lerp(abl.expand_as(act), act, m.expand_as(act))
     if site_id in state.record:
         state.captured.setdefault(site_id, {}).setdefault(call, []).append(new.detach().clone())
     return new

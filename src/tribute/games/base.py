@@ -26,7 +26,7 @@ that nothing outside ``games/`` and ``engine/`` touches the counters):
   big set in bounded blocks);
 * :meth:`Game.value_stream` — coalitions built block by block on demand, evaluated and handed
   back with their masks (the one streaming path; no method keeps its own block loop);
-* :meth:`Game.full` / :meth:`Game.empty` / :meth:`Game.peek_full`;
+* :meth:`Game.full` / :meth:`Game.empty` / :meth:`Game.peek_full` / :meth:`Game.peek_empty`;
 * per game kind: ``FeatureGame.probe`` (rows of the method's choosing with scoped hooks on
   named modules: activations and gradients), ``FeatureGame.with_inputs`` (the same game on
   new inputs, evaluations reported to the parent), ``FeatureGame.compose`` /
@@ -230,6 +230,14 @@ class Game(ABC):
     def peek_full(self) -> torch.Tensor | None:
         """``v(all players)`` when already known (``batch x targets``), else None; never evaluates."""
         return None if self._full is None else self._full.clone()
+
+    def peek_empty(self) -> torch.Tensor | None:
+        """``v(no player)`` when already known (``batch x targets``), else None; never evaluates.
+
+        Lets a method send the empty coalition along with its own (one engine run instead of
+        two; :meth:`value` then caches it) only when it is not known yet.
+        """
+        return None if self._empty is None else self._empty.clone()
 
     def value_and_grad(self, masks: torch.Tensor | np.ndarray,
                        weights: torch.Tensor | np.ndarray | None = None,

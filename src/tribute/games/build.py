@@ -7,12 +7,13 @@ implement the :class:`PlayerSet` protocol.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InputError
 from ..models import ModelAdapter, as_model
-from ..models.tabular import prepare_categorical
+from ..models.tabular import from_polars, prepare_categorical
 from ..targets import TargetLike
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame
@@ -48,12 +49,14 @@ def build_game(
     batch_size: int | None = None,
     progress: bool | None = None,
     model_output: str | None = None,
+    allow_missing: bool = False,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
 
     Must be called inside ``adapter.session()`` when the caller wants the model restored; the
-    public functions do that for you.
+    public functions do that for you. ``allow_missing`` lets NaN through in feature inputs and
+    baselines (for methods that read missing values as the model does, such as ``tree_shap``).
     """
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
@@ -72,13 +75,19 @@ def build_game(
         )
     if settings:
         raise InputError(f"unexpected argument(s) {sorted(settings)} for a feature game.")
+    # polars tables are read as pandas ones (column names become player names)
+    inputs = from_polars(inputs)
+    if isinstance(baseline, Background):
+        baseline = dataclasses.replace(baseline, data=from_polars(baseline.data))
+    else:
+        baseline = from_polars(baseline)
     # DataFrames with categorical columns: one player per original column, rows decoded back
     # into the user's values before the model (its own pipeline) sees them.
     adapter, inputs, baseline = prepare_categorical(adapter, inputs, baseline, Background)
     return FeatureGame(
         adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
         forward_args=forward_args, forward_kwargs=forward_kwargs, feature_names=feature_names,
-        batch_size=batch_size, progress=progress,
+        batch_size=batch_size, progress=progress, allow_missing=allow_missing,
     )
 
 

@@ -57,13 +57,80 @@ class Background:
     """Marks a baseline as a background *set*: the value function averages over its rows.
 
     Use it when the set has as many rows as the batch (otherwise a baseline with a different
-    leading size is taken as a background set anyway).
+    leading size is taken as a background set anyway). A large set can be summarised first,
+    as SHAP users know it: :meth:`kmeans` (weighted k-means centres) or :meth:`sample` (a
+    random subset); the result states the summary in ``attr.params["background"]``.
 
     Args:
         data: ``M x *input_shape`` array/tensor (a tuple for several inputs).
+        weights: ``M`` non-negative weights of the rows (normalised to sum to 1); ``None``
+            weighs them equally. Every method averages over the rows with these weights.
+        note: how the set was made (reported in the result).
     """
 
     data: Any
+    weights: Any = None
+    note: str | None = None
+
+    @classmethod
+    def kmeans(cls, data: Any, k: int, *, seed: int = 0, max_iter: int = 300) -> Background:
+        """``k`` k-means centres of ``data`` (rows flattened), weighted by their cluster sizes.
+
+        The value function then averages over the centres: a cheaper stand-in for the whole
+        set (the summary of ``shap.kmeans``; Lundberg & Lee 2017). scikit-learn's ``KMeans``
+        (k-means++ initialisation, seeded) on numeric rows; DataFrames keep their columns.
+        """
+        return _summarise(cls, data, k, "kmeans", seed, max_iter)
+
+    @classmethod
+    def sample(cls, data: Any, k: int, *, seed: int = 0) -> Background:
+        """``k`` rows of ``data`` drawn uniformly without replacement (seeded), equally weighted."""
+        return _summarise(cls, data, k, "sample", seed, 0)
+
+
+def _summarise(cls: type[Background], data: Any, k: int, how: str, seed: int,
+               max_iter: int) -> Background:
+    if isinstance(data, (tuple, list)):
+        raise InputError(f"Background.{how}: summarise one input table, not {len(data)} inputs.")
+    from ..models.tabular import from_polars
+
+    data = from_polars(data)
+    frame = data if _is_pandas(data) else None
+    arr = np.asarray(frame.to_numpy() if frame is not None else
+                     (data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data))
+    if arr.ndim < 2 or arr.shape[0] == 0:
+        raise InputError(f"Background.{how}: data has shape {arr.shape}; expected (M, features) "
+                         "with M >= 1 rows.")
+    m = int(arr.shape[0])
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise InputError(f"Background.{how}: k={k!r} must be a positive int.")
+    if k >= m:
+        return cls(data, note=f"all {m:,} rows (k={k} >= rows)")
+    rng = np.random.default_rng(seed)
+    if how == "sample":
+        idx = np.sort(rng.choice(m, size=int(k), replace=False))
+        rows: Any = frame.iloc[idx] if frame is not None else data[idx]
+        return cls(rows, note=f"random sample of {k:,} of {m:,} rows (seed {seed})")
+    flat = arr.reshape(m, -1)
+    if not np.issubdtype(flat.dtype, np.number):
+        raise InputError("Background.kmeans: k-means needs numeric columns; use "
+                         "Background.sample(...) for tables with categorical columns.")
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=int(k), n_init=4, max_iter=max_iter, random_state=seed)
+    labels = km.fit_predict(flat.astype(np.float64))
+    centres = km.cluster_centers_.reshape((int(k), *arr.shape[1:])).astype(
+        arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64)
+    weights = np.bincount(labels, minlength=int(k)).astype(np.float64)
+    out: Any = centres
+    if frame is not None:
+        import pandas as pd
+
+        out = pd.DataFrame(centres, columns=frame.columns)
+    elif isinstance(data, torch.Tensor):
+        out = torch.as_tensor(centres, dtype=data.dtype)
+    return cls(out, weights=weights / weights.sum(),
+               note=f"k-means summary: {k:,} weighted centres of {m:,} rows (seed {seed})")
 
 
 @dataclass
@@ -144,13 +211,21 @@ def _as_tensor(x: Any, name: str) -> tuple[torch.Tensor, str, np.dtype[Any] | No
 _INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
-def _check_finite(x: torch.Tensor, name: str) -> None:
-    if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
-        bad = (~torch.isfinite(x)).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
-        kind = "NaN" if bool(torch.isnan(x).any()) else "Inf"
+def _check_finite(x: torch.Tensor, name: str, allow_nan: bool = False) -> None:
+    """Refuse NaN/Inf values (NaN is allowed for methods that read missing values as the
+    model does, e.g. ``tree_shap``: the trees route them)."""
+    if not x.dtype.is_floating_point:
+        return
+    ok = torch.isfinite(x) | torch.isnan(x) if allow_nan else torch.isfinite(x)
+    if not bool(ok.all()):
+        bad = (~ok).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
+        kind = "NaN" if bool(torch.isnan(x[~ok]).any()) else "Inf"
         raise InputError(
             f"{name} contains {kind} values in sample(s) {bad[:10].tolist()}; impute or drop "
-            "them before explaining (the model's output there is undefined)."
+            "them before explaining (the model's output there is undefined)"
+            + ("." if allow_nan or kind == "Inf" else
+               "; tree models that route missing values can be explained with "
+               "method='tree_shap', which reads NaN as the model does.")
         )
 
 
@@ -208,6 +283,7 @@ class FeatureGame(Game):
         feature_names: Sequence[str] | None = None,
         batch_size: int | None = None,
         progress: bool | None = None,
+        allow_missing: bool = False,
     ) -> None:
         multi = isinstance(inputs, (tuple, list))
         raw_inputs = list(inputs) if multi else [inputs]
@@ -227,7 +303,7 @@ class FeatureGame(Game):
                 raise InputError(f"{name} is a scalar; inputs need a batch axis first (shape (batch, ...)).")
             if t.shape[0] == 0:
                 raise InputError(f"{name} is an empty batch (shape {tuple(t.shape)}); pass at least one sample.")
-            _check_finite(t, name)
+            _check_finite(t, name, allow_nan=allow_missing)
             tensors.append(t)
             frameworks.append(fw)
             np_dtypes.append(npd)
@@ -277,7 +353,8 @@ class FeatureGame(Game):
             if not is_int:
                 xt = xt.to(self.compute_dtype)
             shape = tuple(int(s) for s in t.shape[1:])
-            base, mode = _parse_baseline(bases[i], xt, shape, batch, f"baseline{name}")
+            base, mode = _parse_baseline(bases[i], xt, shape, batch, f"baseline{name}",
+                                         allow_missing)
             g = _parse_groups(group_list[i], shape, batch, f"groups{name}")
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
@@ -290,6 +367,9 @@ class FeatureGame(Game):
             raise InputError(f"baseline: background sets of different sizes {sorted(sizes)} for different inputs; give every input the same number of background rows.")
         self.n_background = sizes.pop() if sizes else 1
         del modes
+        self.background_note = baseline.note if isinstance(baseline, Background) else None
+        self._bg_weights = _background_weights(
+            baseline.weights if isinstance(baseline, Background) else None, self.n_background)
 
         # ----------------------------------------------------------- players
         dense = all(inp.groups is None for inp in self.inputs)
@@ -566,7 +646,8 @@ class FeatureGame(Game):
             if mb == 1:
                 out[start:stop] = v
             else:
-                out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
+                out.index_add_(0, torch.arange(start, stop) // mb,
+                               v * self._row_weights(start, stop)[:, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
                         select=self._select, desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
@@ -595,8 +676,9 @@ class FeatureGame(Game):
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
             bk = r // mb
-            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) / mb)
-            g = grads[0].to("cpu", torch.float64) / mb  # R x T x n
+            wr = self._row_weights(start, stop)
+            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
+            g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
             if weights is None:
                 grad_out.index_add_(0, bk, g)
             else:
@@ -958,6 +1040,18 @@ class FeatureGame(Game):
         """Unperturbed inputs, ``batch x D`` (all inputs concatenated, compute dtype)."""
         return torch.cat([inp.x.to(self.compute_dtype) for inp in self.inputs], dim=1)
 
+    def background_weights(self) -> torch.Tensor:
+        """``M`` float64 weights of the background rows (sum 1; equal unless the
+        :class:`Background` was weighted, e.g. a k-means summary). Every average over the
+        background uses them."""
+        if self._bg_weights is not None:
+            return self._bg_weights
+        return torch.full((self.n_background,), 1.0 / self.n_background, dtype=torch.float64)
+
+    def _row_weights(self, start: int, stop: int) -> torch.Tensor:
+        """Background weight of each row ``start..stop-1`` (rows cycle through the set)."""
+        return self.background_weights()[torch.arange(start, stop) % self.n_background]
+
     def baseline_flat(self) -> torch.Tensor:
         """Baselines ``(1 | batch | M) x D`` (background rows when a set was given)."""
         parts = []
@@ -1028,8 +1122,21 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
         )
 
 
+def _background_weights(weights: Any, m: int) -> torch.Tensor | None:
+    """Normalised ``M`` background weights, or None for equal weights."""
+    if weights is None:
+        return None
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+    if w.ndim != 1 or int(w.shape[0]) != m:
+        raise InputError(f"Background weights have shape {tuple(w.shape)}; expected ({m},), one "
+                         "per background row.")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise InputError("Background weights must be finite, non-negative and not all zero.")
+    return w / w.sum()
+
+
 def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: int,
-                    name: str) -> tuple[torch.Tensor, str]:
+                    name: str, allow_missing: bool = False) -> tuple[torch.Tensor, str]:
     d = int(np.prod(shape, dtype=np.int64))
     force_bg = isinstance(value, Background)
     if force_bg:
@@ -1040,7 +1147,7 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
         raise InputError(f"{name} is None; pass 0.0, an array broadcastable to one sample, one per sample, or a background set.")
     t, _, _ = _as_tensor(value, name)
     t = t.to(x.device)
-    _check_finite(t if t.ndim > 0 else t.reshape(1), name)
+    _check_finite(t if t.ndim > 0 else t.reshape(1), name, allow_nan=allow_missing)
     expected = f"a scalar, {shape} (one sample), ({batch}, *{shape}) (one per sample) or (M, *{shape}) (a background set)"
     if force_bg:
         if tuple(t.shape[1:]) != shape or t.shape[0] == 0:

@@ -1,9 +1,10 @@
 """Crash-safe file writes and byte-reproducible ``.npz`` archives.
 
-``atomic_write`` writes a temporary file in the destination folder (named ``.NAME.tmp-PID``),
-fsyncs it, ``os.replace``s it over the destination and fsyncs the folder: a reader sees either
-the old file or the complete new one, also after ``kill -9`` or a power cut. Temporaries left
-by a killed writer match :data:`TMP_GLOB` and are removed by :func:`clean_temporaries`.
+``atomic_write`` is :func:`tribute.atomic.atomic_write` with ``durable=True``: a temporary
+file in the destination folder (``.NAME.tmp-XXXXXXXX``), fsynced, ``os.replace``d over the
+destination, then the folder fsynced: a reader sees either the old file or the complete new
+one, also after ``kill -9`` or a power cut. Temporaries left by a killed writer match
+:data:`TMP_GLOB` and are removed by :func:`clean_temporaries`.
 
 ``deterministic_npz`` rewrites an ``.npz`` (a zip of ``.npy`` members) with members in name
 order, a fixed timestamp (1980-01-01) and fixed deflate settings, so equal arrays give equal
@@ -13,30 +14,20 @@ bytes (``numpy.savez`` stamps each member with the current time).
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
+from ..atomic import TMP_GLOB
+from ..atomic import atomic_write as _atomic_write
+
 __all__ = ["TMP_GLOB", "atomic_write", "clean_temporaries", "deterministic_npz"]
 
-TMP_GLOB = ".*.tmp-*"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    _atomic_write(path, data, durable=True)
 
 
 def clean_temporaries(folder: Path) -> list[Path]:
@@ -60,16 +51,3 @@ def deterministic_npz(data: bytes) -> bytes:
             info.external_attr = 0o644 << 16
             dst.writestr(info, src.read(name), compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
     return out.getvalue()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

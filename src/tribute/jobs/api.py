@@ -159,7 +159,7 @@ def _rows(spec: JobSpec, index: int) -> int:
 
 
 def _manifest(spec: JobSpec) -> dict[str, Any]:
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "format": FORMAT,

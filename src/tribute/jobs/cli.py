@@ -40,9 +40,13 @@ def wants_job(args: argparse.Namespace) -> bool:
     return Path(str(getattr(args, "data", ""))).suffix.lower() in (".csv", ".parquet")
 
 
-def run_job(args: argparse.Namespace) -> int:
-    """Run ``tribute explain`` in dataset mode; returns the exit status."""
-    from ..cli import _parse_groups, _parse_params, _parse_target
+def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
+            params: dict[str, Any] | None = None) -> int:
+    """Run ``tribute explain`` in dataset mode; returns the exit status.
+
+    ``target``, ``groups`` and ``params`` come parsed by the ``tribute`` command (its
+    ``--target``, ``--groups`` and ``--param`` values), so this module never imports it back.
+    """
     from .api import explain_dataset
     from .data import load_dataset
 
@@ -53,10 +57,9 @@ def run_job(args: argparse.Namespace) -> int:
         data = data.head(args.limit)
     workers = args.workers or 1
     backend = args.backend or ("processes" if workers > 1 else "local")
-    kwargs: dict[str, Any] = {"baseline": _baseline(args.baseline, data),
-                              "groups": _parse_groups(args.groups)}
-    if args.target is not None:
-        kwargs["target"] = _parse_target(args.target)
+    kwargs: dict[str, Any] = {"baseline": _baseline(args.baseline, data), "groups": groups}
+    if target is not None:
+        kwargs["target"] = target
     for name in ("budget", "batch_size"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
@@ -68,7 +71,7 @@ def run_job(args: argparse.Namespace) -> int:
         args.model, data, out=args.out, method=args.method, weights=args.weights, seed=args.seed,
         shard_size=args.shard_size, resume=bool(args.resume), workers=workers, backend=backend,
         address=args.address, threads=args.threads or 1,
-        progress=False if args.no_progress else None, **kwargs, **_parse_params(args.param),
+        progress=False if args.no_progress else None, **kwargs, **(params or {}),
     )
     out = Path(args.out)
     print(f"{attr}")

@@ -109,6 +109,8 @@ class Tags:
         max_players: refuses games with more players (exact enumeration), None = no limit.
         budgeted: takes a ``budget`` of evaluations per input.
         model_specific: needs access to model internals (layers, hooks) beyond the game.
+        reads_missing: reads NaN inputs the way the model does (tree models route missing
+            values), so :func:`tribute.explain` lets NaN through instead of refusing it.
     """
 
     family: str
@@ -122,6 +124,7 @@ class Tags:
     max_players: int | None = None
     budgeted: bool = False
     model_specific: bool = False
+    reads_missing: bool = False
 
 
 class Method(ABC):

@@ -285,6 +285,7 @@ class DeepLift(Method):
         f_x = torch.zeros(b_total, t_count, dtype=torch.float64)
         f_b = torch.zeros(b_total, t_count, dtype=torch.float64)
         hooks = _Hooks(root, float(self.eps))
+        bg_w = fg.background_weights()  # M weights summing to 1 (equal unless summarised)
 
         def base_rows(tab: torch.Tensor, b: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
             if mb > 1:
@@ -307,11 +308,12 @@ class DeepLift(Method):
             r = b.shape[0]
             g = torch.cat([gi[:r].reshape(r, t_count, -1) for gi in c.grads], dim=-1)  # R x T x D
             diff = x64[b] - base_rows(table64, b, j)
-            phi.index_add_(0, b, diff[:, None, :] * g / mb)
-            f_x.index_add_(0, b, c.values / mb)
+            wj = bg_w[j] if mb > 1 else torch.ones(b.shape[0], dtype=torch.float64)
+            phi.index_add_(0, b, diff[:, None, :] * g * wj[:, None, None])
+            f_x.index_add_(0, b, c.values * wj[:, None])
             assert hooks.ref_out is not None
             ref_vals = fg.target.select(hooks.ref_out, b.to(hooks.ref_out.device))
-            f_b.index_add_(0, b, ref_vals.to("cpu", torch.float64) / mb)
+            f_b.index_add_(0, b, ref_vals.to("cpu", torch.float64) * wj[:, None])
 
         @contextmanager
         def installed() -> Iterator[None]:

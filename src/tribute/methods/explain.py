@@ -131,7 +131,8 @@ def explain(
         game = build_game(
             adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
             players=players, forward_args=forward_args, forward_kwargs=forward_kwargs,
-            feature_names=feature_names, batch_size=batch_size, progress=progress, **extra,
+            feature_names=feature_names, batch_size=batch_size, progress=progress,
+            allow_missing=cls.tags.reads_missing and players is None, **extra,
         )
         game.engine.max_memory = cap
         use_budget = estimator.check(game, budget)
@@ -146,6 +147,9 @@ def explain(
         bar.replan(cost.rows, estimator.solve_rows(game, cost), None if known else plan,
                    solve_seconds(cost))
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
+    note = getattr(game, "background_note", None)
+    if note:  # a summarised background set is stated in the result
+        attr.params.setdefault("background", note)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,

@@ -29,6 +29,10 @@ scale with the products of the main effects — with its total scale at 0.5, 1 a
 isotropic choice. The posteriors of every kernel tried are averaged with weights proportional
 to their marginal likelihoods (Bayesian model averaging with a flat prior over the grid; the
 variance includes their spread), which is a few percent more accurate than keeping the best.
+Beyond 256 pairs the grid is searched on 256 evenly spaced pairs and only the kernels that
+search ranks best (per output 4 isotropic kernels and 2 ARD scales) are fitted on every pair:
+the same errors to ~2% at 1,024-2,048 evaluations on the benchmark games for a third of the
+factorisations (keeping 2 and 1 cost 20-30% more error: the average needs them).
 
 Design: all ``n`` singleton pairs ``({i}, N minus {i})`` first (they pin down the main effects,
 the bulk of most games' Shapley values; at 64 evaluations this halves the error on a 30-player
@@ -44,6 +48,7 @@ estimator consistent at a cost linear in the budget.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -67,6 +72,13 @@ _MAX_LAMBDA = 30.0
 _TAU_GRID: tuple[float, ...] = (0.0, 10.0, 1e6)
 _ALLOCATIONS = ("singletons", "kernel", "leverage")
 _CHUNK_BYTES = 96 * 1024**2
+#: Pairs the hyperparameter grid is searched on when there are more (see gp_shapley_fit), and
+#: the isotropic kernels and ARD scales per column then refitted on every pair (keeping fewer,
+#: 2 and 1, raised the error at 2,048 evaluations by 20-30% on the wine and breast-cancer
+#: MLPs: the model average needs them).
+_SEARCH_PAIRS = 256
+_KEEP_ISO = 4
+_KEEP_ARD = 2
 _QUAD_ELEMENTS = 4 * 1024**2
 
 
@@ -229,8 +241,79 @@ def _select(best: dict[str, torch.Tensor] | None, ll: torch.Tensor, **vals: torc
     return out
 
 
+#: One posterior per kernel tried: ``(loglik C, phi C x n, var C x n, lam C x n, tau C,
+#: alpha C x K)``.
+_Post = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _iso_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float,
+              kernels: list[tuple[float, float]]) -> list[_Post]:
+    """Isotropic kernels ``(Lambda, tau)``, each shared by every column (one factorisation)."""
+    n, cols = sa.shape[1], y.shape[0]
+    gram = sa @ sa.T
+    lin = gram / n
+    iso_dist = ((n - gram) / 2)[None], torch.full((1,), float(n), dtype=torch.float64)
+    out: list[_Post] = []
+    terms: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    for total, tau in kernels:
+        lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
+        if total not in terms:
+            c = torch.tanh(lam / 2)
+            terms[total] = _shapley_of_kernel(sa, c), _prior_var(c)
+        tt = torch.full((1,), tau, dtype=torch.float64)
+        ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin,
+                                          dist=iso_dist, terms=terms[total])
+        out.append((ll, phi, var.expand(cols, n), lam.expand(cols, n), tt.expand(cols),
+                    alpha.expand(cols, -1)))
+    return out
+
+
+def _ard_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, phi_iso: torch.Tensor,
+              iso_total: torch.Tensor, tau: torch.Tensor, factors: torch.Tensor) -> list[_Post]:
+    """ARD kernels, per column: ``lambda_j`` proportional to ``|phi_iso_j|`` with total scale
+    ``iso_total * factors[:, f]`` (``factors``: ``C x F``), one posterior per ``f``."""
+    n, cols = sa.shape[1], y.shape[0]
+    lin = sa @ sa.T / n
+    w = phi_iso.abs()
+    w = w + 1e-3 * w.mean(-1, keepdim=True) + 1e-300
+    w = w / w.mean(-1, keepdim=True)
+    kc = sa.shape[0]
+    chunk = int(max(1, _CHUNK_BYTES // (8 * kc * kc * 3)))
+    parts: list[list[_Post]] = [[] for _ in range(factors.shape[1])]
+    for start in range(0, cols, chunk):
+        stop = min(start + chunk, cols)
+        wc, tc = w[start:stop], tau[start:stop]
+        wsum = wc.sum(-1)
+        dw = (wsum[:, None, None] - (sa[None] * wc[:, None, :]) @ sa.T) / 2
+        for fi in range(factors.shape[1]):
+            ard_total = iso_total[start:stop, None] * factors[start:stop, fi : fi + 1]
+            scale = torch.minimum(ard_total / n, _MAX_LAMBDA / wc.max(-1, keepdim=True).values)
+            lam = scale * wc
+            ll, phi, var, alpha = _gp_columns(sa, y[start:stop], lam, tc, m, jitter,
+                                              shared=False, lin=lin, dist=(dw, wsum))
+            parts[fi].append((ll, phi, var, lam, tc, alpha))
+        del dw
+    return [tuple(torch.cat([p[j] for p in part]) for j in range(6))  # type: ignore[misc]
+            for part in parts]
+
+
+def _best(pool: list[_Post]) -> dict[str, torch.Tensor]:
+    best: dict[str, torch.Tensor] | None = None
+    for ll, phi, var, lam, tau, alpha in pool:
+        best = _select(best, ll, phi=phi, var=var, lam=lam, tau=tau, alpha=alpha)
+    assert best is not None
+    return best
+
+
+def _search_subset(m: int, size: int) -> torch.Tensor:
+    """``size`` of ``m`` pair indices, evenly spaced: the design lists pairs stratum by stratum
+    (singletons first), so the subset keeps every stratum's share."""
+    idx = np.unique(np.round(np.linspace(0, m - 1, size)).astype(np.int64))
+    return torch.from_numpy(idx)
+
+
 def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard: bool = True,
-                   jitter: float = 1e-9, average: bool = True,
+                   jitter: float = 1e-9, average: bool = True, search_pairs: int | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GP posterior Shapley values from complementary pairs.
 
@@ -241,9 +324,15 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
         ard: second, ARD stage (see module docstring). default=True.
         jitter: relative diagonal jitter of the sampled pairs. default=1e-9.
         average: return the marginal-likelihood-weighted average of the posteriors over every
-            kernel tried (Bayesian model averaging with a flat prior on the grid) instead of the
+            kernel fitted (Bayesian model averaging with a flat prior on the grid) instead of the
             single best kernel's. The returned kernel and weights are the best one's either way.
             default=True.
+        search_pairs: with more pairs than this, the whole grid is searched on this many
+            (evenly spaced) pairs, and only the kernels that search ranks best — per column the
+            best ``_KEEP_ISO`` (4) isotropic kernels and ``_KEEP_ARD`` (2) ARD scales — are
+            fitted on every pair (6 factorisations of the full pair matrix for one column
+            instead of 18; 2 more per further column instead of 3). ``None``: ``_SEARCH_PAIRS``
+            (256). default=None.
 
     Returns:
         ``(phi C x n, var C x n, lam C x n, tau C, alpha C x (m+1))``: posterior means and
@@ -252,56 +341,33 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     """
     m, n = s.shape
     cols = d.shape[0]
-    sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
+    search = _SEARCH_PAIRS if search_pairs is None else int(search_pairs)
+    ones = torch.ones(1, n, dtype=torch.float64)
+    kernels = [(total, tau) for total in _ISO_GRID for tau in _TAU_GRID]
+    factors = torch.tensor(_ARD_GRID, dtype=torch.float64).expand(cols, -1)
+    if m > search:
+        sub = _search_subset(m, search)
+        sa_sub = torch.cat([s[sub], ones])
+        y_sub = torch.cat([d[:, sub], delta[:, None]], dim=1)
+        iso_sub = _iso_pass(sa_sub, y_sub, len(sub), jitter, kernels)
+        ll_iso = torch.stack([p[0] for p in iso_sub], 1)  # C x G
+        top = ll_iso.topk(min(_KEEP_ISO, len(kernels)), dim=1).indices
+        keep = sorted({int(i) for i in top.reshape(-1).tolist()})
+        if ard:
+            b = _best(iso_sub)
+            ard_sub = _ard_pass(sa_sub, y_sub, len(sub), jitter, b["phi"], b["lam"].sum(-1),
+                                b["tau"], factors)
+            ll_ard = torch.stack([p[0] for p in ard_sub], 1)  # C x F
+            pick = ll_ard.topk(min(_KEEP_ARD, ll_ard.shape[1]), dim=1).indices
+            factors = factors.gather(1, pick)
+        kernels = [kernels[i] for i in keep]
+    sa = torch.cat([s, ones])
     y = torch.cat([d, delta[:, None]], dim=1)  # C x K
-    gram = sa @ sa.T
-    lin = gram / n
-    iso_dist = ((n - gram) / 2)[None], torch.full((1,), float(n), dtype=torch.float64)
-    best: dict[str, torch.Tensor] | None = None
-    pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (ll, phi, var) per kernel
-    for total in _ISO_GRID:
-        lam = torch.full((1, n), min(total / n, _MAX_LAMBDA), dtype=torch.float64)
-        c = torch.tanh(lam / 2)
-        terms = _shapley_of_kernel(sa, c), _prior_var(c)
-        for tau in _TAU_GRID:
-            tt = torch.full((1,), tau, dtype=torch.float64)
-            ll, phi, var, alpha = _gp_columns(sa, y, lam, tt, m, jitter, shared=True, lin=lin,
-                                              dist=iso_dist, terms=terms)
-            pool.append((ll, phi, var.expand(cols, n)))
-            best = _select(best, ll, phi=phi, var=var, lam=lam.expand(cols, n),
-                           tau=tt.expand(cols), alpha=alpha)
-    assert best is not None
+    pool = _iso_pass(sa, y, m, jitter, kernels)
     if ard:
-        w = best["phi"].abs()
-        w = w + 1e-3 * w.mean(-1, keepdim=True) + 1e-300
-        w = w / w.mean(-1, keepdim=True)
-        kc = m + 1
-        chunk = int(max(1, _CHUNK_BYTES // (8 * kc * kc * 3)))
-        parts: list[dict[str, torch.Tensor]] = []
-        ard_pool: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in _ARD_GRID]
-        for start in range(0, cols, chunk):
-            stop = min(start + chunk, cols)
-            cur: dict[str, torch.Tensor] | None = None
-            wc = w[start:stop]
-            tc = best["tau"][start:stop]
-            wsum = wc.sum(-1)
-            dw = (wsum[:, None, None] - (sa[None] * wc[:, None, :]) @ sa.T) / 2
-            iso_total = best["lam"][start:stop].sum(-1, keepdim=True)
-            for fi, factor in enumerate(_ARD_GRID):
-                ard_total = iso_total * factor
-                scale = torch.minimum(ard_total / n, _MAX_LAMBDA / wc.max(-1, keepdim=True).values)
-                lam = scale * wc
-                ll, phi, var, alpha = _gp_columns(sa, y[start:stop], lam, tc, m, jitter,
-                                                  shared=False, lin=lin, dist=(dw, wsum))
-                cur = _select(cur, ll, phi=phi, var=var, lam=lam, tau=tc, alpha=alpha)
-                ard_pool[fi].append((ll, phi, var))
-            del dw
-            assert cur is not None
-            parts.append(cur)
-        ard_best = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        best = _select(best, ard_best["ll"], **{k: v for k, v in ard_best.items() if k != "ll"})
-        for part in ard_pool:
-            pool.append(tuple(torch.cat([p[j] for p in part]) for j in range(3)))  # type: ignore[arg-type]
+        b = _best(pool)
+        pool += _ard_pass(sa, y, m, jitter, b["phi"], b["lam"].sum(-1), b["tau"], factors)
+    best = _best(pool)
     phi, var = best["phi"], best["var"]
     if average:
         ll_all = torch.stack([p[0] for p in pool], 1)  # C x G
@@ -357,21 +423,32 @@ class GPShapley(Method):
 
     Accuracy (benchmarks/bench_shapley_accuracy.py, 10 points, budgets 64-2048): relative
     error 0.37-0.56x the best of Captum, SHAP and shapiq 1.8 on a wine MLP (probability),
-    0.6-0.8x on a diabetes regression MLP and on a random tanh network, 0.7-0.8x from 256
-    evaluations on a breast-cancer MLP logit (30 players), where permutation sampling is as
-    good or better at 64-128 evaluations.
+    0.6-0.8x on a diabetes regression MLP and on a random tanh network, 0.71-0.85x on a random
+    ReLU network (probability; never tuned on), 0.7-0.8x from 256 evaluations on a
+    breast-cancer MLP logit (30 players), where permutation sampling is as good or better at
+    64-128 evaluations.
 
     Cost: the same evaluations as ``kernel_shap`` (``2 + 2 * pairs``; the smallest budget is 6,
-    default budget ``min(2^n, 2048)``), plus ``O(samples x targets x pairs^3)`` arithmetic for
-    the per-sample Cholesky factorisations (18 over the hyperparameter grids), which dominate
-    from a few players up to ~1,000 (the Shapley-value and prior-variance terms are matrix
-    products, ``O(pairs x players x 24)``): a few seconds per explained output at 1023 pairs on
-    one CPU core whatever the number of players, a small fraction of that at 128 pairs. Worth
-    it when the model is expensive; for cheap models and large batches ``kernel_shap`` is one
-    to two orders of magnitude faster per output (benchmarks/bench_gp_shapley_scaling.py).
+    default budget ``min(2^n, 2048)``), plus per explained output (sample x target) a GP fit
+    whose Cholesky factorisations of the ``pairs x pairs`` kernel matrix dominate up to a few
+    hundred players. Up to 256 pairs the whole hyperparameter grid (15 isotropic kernels shared
+    by every output, 3 ARD kernels per output) is fitted on every pair; beyond, the grid is
+    searched on 256 evenly spaced pairs and only the best kernels (per output its 4 best
+    isotropic kernels and its 2 best ARD scales) are fitted on every pair, so one output at
+    1,023 pairs costs 6 large factorisations instead of 18 (timings at 13-1,024 players against
+    ``kernel_shap``: benchmarks/bench_gp_shapley_scaling.py).
+
+    Hand-over rule: when the estimated arithmetic of the fits (:meth:`solve_flops`, which
+    grows with outputs x pairs^3 and outputs x pairs^2 x players) exceeds ``max_solve_flops``
+    (default 1e11, roughly a minute of one loaded CPU core) and the budget is at least
+    ``n + 2``, the call runs ``kernel_shap`` on the same budget instead — its solve is shared by
+    every output and costs a fraction of a second — and says so in ``attr.extra["note"]``.
+    Large batches of cheap models therefore stay fast; for an expensive model, where the model
+    rows dominate anyway, pass ``max_solve_flops=float("inf")`` to keep the GP.
     ``attr.params["path"]`` says which path ran: ``"exact"`` (budget covers every coalition),
-    ``"gp"`` or ``"gp+adjustment"`` (beyond ``max_pairs`` pairs the GP is fitted on a
-    subset and the held-out pairs correct its residuals (see the module docstring).
+    ``"gp"``, ``"gp+adjustment"`` (beyond ``max_pairs`` pairs the GP is fitted on a subset and
+    the held-out pairs correct its residuals, see the module docstring) or ``"kernel_shap"``
+    (the hand-over).
 
     Args:
         allocation: how pairs are spread over coalition sizes: ``"singletons"`` (all ``n``
@@ -379,6 +456,8 @@ class GPShapley(Method):
             KernelSHAP) or ``"leverage"`` (equal per size). default="singletons".
         ard: run the second, per-player-scale stage. default=True.
         max_pairs: most pairs the GP is fitted on. default=1024.
+        max_solve_flops: estimated arithmetic of the GP fits above which the call hands over to
+            ``kernel_shap`` (see above); ``float("inf")`` never hands over. default=1e11.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -393,12 +472,45 @@ class GPShapley(Method):
     paper = "tribute: Gaussian-process regression of the game in the Walsh basis (this library)"
     constraints = declare({"allocation": Options(_ALLOCATIONS),
                            "ard": InstanceOf((bool,), "True or False"),
-                           "max_pairs": Interval(int, 2)})
+                           "max_pairs": Interval(int, 2),
+                           "max_solve_flops": Interval(float, 0.0)})
 
-    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024) -> None:
+    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024,
+                 max_solve_flops: float = 1e11) -> None:
         self.allocation = allocation
         self.ard = ard
         self.max_pairs = max_pairs
+        self.max_solve_flops = max_solve_flops
+
+    def solve_flops(self, n: int, budget: int, outputs: int) -> float:
+        """Arithmetic of the GP fits for ``outputs`` explained scalars (samples x targets) of
+        ``n`` players at ``budget`` evaluations (the rule of ``max_solve_flops``).
+
+        Per fit on ``K`` pair rows, per kernel: a Cholesky factorisation (``K^3 / 3``), the
+        triangular solves of the ``K x n`` Shapley terms (``K^2 n``, counted three times: these
+        ``K x n`` passes are memory-bound; calibrated on benchmarks/bench_gp_shapley_scaling.py,
+        where 1,024 players ran ~2.5x slower per counted flop than 13) and those terms themselves
+        (``8 Q K n``, ``Q`` quadrature nodes), the kernel (``4 K^2``). Kernels: the 15 isotropic
+        ones shared by every output and 3 ARD ones per output, on ``min(pairs, 256)`` pairs;
+        beyond 256 pairs, on every pair, up to 4 isotropic kernels per output (at most 15)
+        and 2 ARD kernels per output.
+        """
+        m = max(1, (int(budget) - 2) // 2)
+        fits = [m] if m <= self.max_pairs else (
+            [self.max_pairs] if m >= 2 * self.max_pairs else [m // 2, m - m // 2])
+        q = min(max(n // 2 + 2, 8), 24)
+
+        def per_kernel(k: int) -> float:
+            return k**3 / 3 + 3.0 * k * k * n + 8.0 * q * k * n + 4.0 * k * k
+
+        total = 0.0
+        for fit in fits:
+            small = min(fit, _SEARCH_PAIRS) + 1
+            total += (15 + (3 * outputs if self.ard else 0)) * per_kernel(small)
+            if fit > _SEARCH_PAIRS:
+                total += (min(15, _KEEP_ISO * outputs)
+                          + (_KEEP_ARD * outputs if self.ard else 0)) * per_kernel(fit + 1)
+        return float(total)
 
     def min_budget(self, game: Game) -> int:
         return int(min(2**game.n_players, 6))
@@ -416,6 +528,9 @@ class GPShapley(Method):
             gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
             return game.attribution(phi, self.name, params, stderr=torch.zeros_like(phi), gap=gap,
                                     extra={"n_pairs": 2 ** max(n - 1, 0) - 1})
+        flops = self.solve_flops(n, budget, int(game.n_samples) * int(game.n_targets))
+        if flops > float(self.max_solve_flops) and budget >= n + 2:
+            return self._hand_over(game, budget, seed, params, flops)
         delta = game.full() - game.empty()  # B x T
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
@@ -445,6 +560,19 @@ class GPShapley(Method):
         return game.attribution(phi, self.name, params, stderr=stderr.reshape(b, t, n),
                                 gap=game.efficiency_gap(phi), extra=extra)
 
+
+    def _hand_over(self, game: Game, budget: int, seed: int, params: dict[str, Any],
+                   flops: float) -> Attribution:
+        """``kernel_shap`` on the same budget, labelled as this method's ``"kernel_shap"`` path."""
+        from .shapley_sampling import KernelShap
+
+        params["path"] = "kernel_shap"
+        a = KernelShap().attribute(game, budget=budget, seed=seed)
+        note = (f"gp_shapley handed over to kernel_shap: its fits would take ~{flops:.2g} flops "
+                f"(> max_solve_flops={float(self.max_solve_flops):.2g}); pass "
+                "max_solve_flops=float('inf') to keep the GP")
+        return dataclasses.replace(a, method=self.name, params=params,
+                                   extra={**a.extra, "note": note, "solve_flops": flops})
 
     def _adjusted(self, sampler: PairSampler, d: torch.Tensor, delta: torch.Tensor,
                   gen: torch.Generator, b: int, t: int,
@@ -502,19 +630,24 @@ class GPShapley(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """Pairs ``m = (budget - 2) / 2`` of ``n`` players; per sample and target a GP on up to
-        ``max_pairs`` pairs: ``m' x m'`` kernel matrices and ~20 Cholesky factorisations
-        (``2^n`` table when the budget covers every coalition)."""
+        ``max_pairs`` pairs (``m' x m'`` kernel matrices, arithmetic from :meth:`solve_flops`);
+        ``kernel_shap``'s cost where that arithmetic exceeds ``max_solve_flops`` (hand-over);
+        the ``2^n`` table when the budget covers every coalition."""
         n = int(game.n_players)
         k = int(budget if budget is not None else self.default_budget(game))
         b, t = int(game.n_samples), int(game.n_targets)
         if n < 63 and k >= 2**n:
             return coalition_cost(game, 2**n, design=2 * b * 2**n * t * 8,
                                   note=f"the 2^{n}-coalition table")
+        flops = self.solve_flops(n, k, b * t)
+        if flops > float(self.max_solve_flops) and k >= n + 2:
+            from .shapley_sampling import KernelShap
+
+            return KernelShap().estimate_cost(game, k)
         m = max(1, (k - 2) // 2)
         fit = min(m, int(self.max_pairs) if isinstance(self.max_pairs, int) else 1024)
         return coalition_cost(game, 2 * m + 2, design=4 * m * n * 8 + 2 * b * t * m * 8,
-                              solve=4 * fit * fit * 8 + 4 * fit * n * 8,
-                              flops=float(20 * b * t * fit**3 / 3 + 20 * b * t * fit * fit * n),
+                              solve=4 * fit * fit * 8 + 4 * fit * n * 8, flops=flops,
                               note=f"{m:,} pairs x {n:,} players and {fit:,}^2 kernel matrices")
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from ..attribution import Attribution
 from ..errors import UnsupportedModelError
 from ..games.base import Game
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
 from .lrp.canonizers import NoInplace, canonized
 
@@ -92,6 +92,10 @@ class GuidedBackprop(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         return _modified_relu_gradients(self, game, guided=True)
 
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One (modified) input-gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+
 
 @register
 class Deconvolution(Method):
@@ -107,3 +111,7 @@ class Deconvolution(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         return _modified_relu_gradients(self, game, guided=False)
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One (modified) input-gradient pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")

@@ -238,13 +238,21 @@ class KernelShap(Method):
             raise BudgetError(f"allocation={self.allocation!r} must be 'kernel' or 'uniform'.")
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
-        v_full, v_empty = game.full(), game.empty()
-        delta = v_full - v_empty
+        v_full = game.full()
         n_coal = budget - 2
         if self.target_precision is None:
             masks, w, strata = kernel_shap_design(n, n_coal, seed, self.allocation)
-            y = game.value(masks) - v_empty[:, None, :]
+            if game.peek_empty() is None:  # v(empty) rides along: one engine run, same count
+                vals = game.value(torch.cat([torch.zeros(1, n, dtype=masks.dtype), masks]))
+                v_empty = vals[:, 0]
+                y = vals[:, 1:] - v_empty[:, None, :]
+            else:
+                v_empty = game.empty()
+                y = game.value(masks) - v_empty[:, None, :]
+            delta = v_full - v_empty
         else:
+            v_empty = game.empty()
+            delta = v_full - v_empty
             masks, w, strata, y = self._rounds(game, n_coal, seed, v_empty, delta)
         phi, proj = solve_constrained(masks, w, y, delta)
         stderr = _stderr(masks, w, y, strata, proj, phi)
@@ -354,14 +362,20 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
         # HC2 for ordinary pairs, up to HC3 and beyond for the high-leverage ones
         delta = (lev * pairs / max(n - 1, 1)).clamp(max=4.0)
         e = e / ((1.0 - lev) ** (delta / 2))[None, :, None]
-        psi = (wj[:, None] * (z1 @ proj))[None, :, None, :] * e[..., None]  # B x k x T x n
+        # psi_j = a_j e_j (a_j = w_j G z_j, k x n): its variance over the k pairs from the two
+        # moments sum_j a_j e_j and sum_j a_j^2 e_j^2 (two matrix products; the B x k x T x n
+        # psi is never built). The mean of psi is ~0 (the residuals are orthogonal to the
+        # design), so the moment form loses no precision.
+        a = wj[:, None] * (z1 @ proj)  # k x n
         size = int(z1[0].sum())
         population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
         fpc = max(0.0, 1.0 - k / population) if population > 1 else 0.0
         if k >= 2:
-            var += fpc * k * psi.var(dim=1, unbiased=True)
+            s1 = torch.einsum("kn,bkt->btn", a, e)
+            s2 = torch.einsum("kn,bkt->btn", a * a, e * e)
+            var += fpc * k * ((s2 - s1 * s1 / k) / (k - 1)).clamp(min=0.0)
         elif fpc > 0:
-            singles.append(fpc * psi[:, 0] ** 2)
+            singles.append(fpc * (a[0][None, None, :] * e[:, 0, :, None]) ** 2)
     for sq in singles:
         var += sq
     return inflate(var.sqrt(), dof)

@@ -11,7 +11,9 @@ Two value functions (``feature_perturbation``):
 * ``"tree_path_dependent"`` — ``v(S) = E[f(x) | x_S]`` estimated from the trees' own cover
   (training weight per node); needs no baseline and ignores the game's baseline. Equals
   ``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` and XGBoost's
-  ``pred_contribs`` / LightGBM's ``pred_contrib``.
+  ``pred_contribs`` / LightGBM's ``pred_contrib`` (CatBoost's own "Regular" ShapValues use a
+  different variant on its symmetric trees; tribute follows the definition above, checked by
+  enumeration).
 * ``"interventional"`` — ``v(S)`` = the model with the players outside ``S`` set to the game's
   baseline, averaged over a background set: exactly the game :func:`tribute.explain` builds
   (so ``exact_shapley`` on the same game agrees), computed in polynomial time.
@@ -26,12 +28,25 @@ over trees, so ``output="prob"`` on them is refused (use ``method="shapley"`` fo
 expectation estimates of the probability game).
 
 Players may be groups of columns (``groups=``): splits on any column of a group form one
-factor, which is the same value function with groups as players.
+factor, which is the same value function with groups as players. A scikit-learn ``Pipeline``
+whose preprocessing works column by column (encoders, scalers, imputers, ``ColumnTransformer``
+of those) is read the same way: its encoded columns are grouped by the original column they
+come from (:mod:`tribute.models.pipelines`), one player per original column; other
+preprocessing is refused.
 
 Model calls: the game's reference pass (v(N), one counted evaluation) and, outside the engine,
 the reader's check of the model's own raw prediction on the explained rows plus one row for the
 base offset of boosted models — reported as ``attr.params["reading_rows"]``; no sampling, so no
 ``budget``.
+
+Missing values: NaN inputs (and background rows) are accepted and read the way the model
+routes them (XGBoost/LightGBM default directions, scikit-learn's missing-value support); other
+methods still refuse NaN.
+
+Kernels: with numba installed (``pip install tribute[trees]``) the values come from compiled
+depth-first walks, one per input and tree (:mod:`tribute.methods._tree_kernels`); without it,
+from the vectorised NumPy evaluation below. Both are exact and agree to rounding;
+``attr.params["kernel"]`` says which ran (interaction values always use NumPy).
 
 With ``interactions=True`` the result's ``extra["interactions"]`` holds shap-convention
 Shapley interaction values ``batch x targets x players x players`` (rows sum to the values).
@@ -71,6 +86,7 @@ _TABLE_BYTES = 256 * 1024**2
 #: Elements per chunk of per-input work (samples x slots x ...).
 _CHUNK_ELEMENTS = 2**23
 _PERTURBATIONS = ("auto", "tree_path_dependent", "interventional")
+_KERNEL_CHOICES = ("auto", "compiled", "numpy")
 
 
 @dataclass
@@ -204,6 +220,84 @@ class _NodeTable:
         return np.where(miss, self.missing_left, left)
 
 
+class _Flat:
+    """Every tree's nodes in one table with global ids (:meth:`TreeEnsemble.merged`), for the
+    compiled kernels."""
+
+    def __init__(self, ens: TreeEnsemble, player_of: np.ndarray, classes: np.ndarray) -> None:
+        tree, self.roots = ens.merged()
+        self.tree = tree
+        self.left, self.right = tree.left, tree.right
+        internal = self.left >= 0
+        self.internal = np.flatnonzero(internal)
+        self.col = -np.ones(self.left.size, dtype=np.int64)
+        self.col[internal] = np.arange(self.internal.size)
+        self.player = np.where(internal, np.asarray(player_of)[np.maximum(tree.feature, 0)], -1
+                               ).astype(np.int64)
+        cover = tree.cover
+        ok = internal & (cover > 0)
+        safe = np.where(ok, cover, 1.0)
+        self.ratio_left = np.where(ok, cover[np.maximum(self.left, 0)] / safe, 0.0)
+        self.ratio_right = np.where(ok, cover[np.maximum(self.right, 0)] / safe, 0.0)
+        self.val = np.ascontiguousarray(tree.value[:, classes], dtype=np.float64)
+        self.live = (~internal) & np.any(self.val != 0, axis=1)
+        # expected value under the cover weights (the path-dependent base value), all outputs
+        sizes = np.diff(np.append(self.roots, self.left.size))
+        root_cover = np.repeat(cover[self.roots], sizes)
+        w = np.where(~internal, cover / np.where(root_cover > 0, root_cover, 1.0), 0.0)
+        self.offset = np.asarray(ens.offset, dtype=np.float64)
+        self.expected = (w[:, None] * tree.value).sum(0) + self.offset
+        depth, frontier = 0, self.roots[self.left[self.roots] >= 0]
+        while frontier.size:
+            depth += 1
+            kids = np.concatenate([self.left[frontier], self.right[frontier]])
+            frontier = kids[self.left[kids] >= 0]
+        self.d_max = max(depth, 1)
+
+    def go(self, x: np.ndarray) -> np.ndarray:
+        """``rows x internal nodes`` go-left decisions."""
+        nodes = self.internal
+        if x.shape[0] == 0 or nodes.size == 0:
+            return np.zeros((x.shape[0], nodes.size), dtype=bool)
+        x = self.tree.round_inputs(x)
+        return np.ascontiguousarray(
+            self.tree.decide(x[:, self.tree.feature[nodes]], nodes, rounded=True), dtype=bool)
+
+
+def compiled_attributions(flat: _Flat, x: np.ndarray, n_players: int, *,
+                          background: np.ndarray | None = None,
+                          per_sample_background: bool = False,
+                          bg_weights: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Shapley values ``rows x players x classes`` with the compiled kernels (numba), and the
+    ensemble's raw output on ``x`` (``rows x outputs``, read from the same decisions)."""
+    from . import _tree_kernels as kern
+
+    n = x.shape[0]
+    phi = np.zeros((n, n_players, flat.val.shape[1]))
+    pred = np.tile(flat.offset, (n, 1)).astype(np.float64)
+    n_int = max(int(flat.internal.size), 1)
+    step = max(1, _CHUNK_ELEMENTS // n_int)
+    go_b = None if background is None else flat.go(background)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        go_x = flat.go(x[s:e])
+        pred[s:e] += kern.predict(go_x, flat.roots, flat.left, flat.right, flat.col,
+                                  flat.tree.value)
+        if go_b is None:
+            phi[s:e] = kern.path_dependent(go_x, flat.roots, flat.left, flat.right, flat.col,
+                                           flat.player, flat.ratio_left, flat.ratio_right,
+                                           flat.val, flat.live, flat.d_max, n_players)
+        else:
+            gb = go_b[s:e] if per_sample_background else go_b
+            w = np.ones(1) if per_sample_background else (
+                np.full(gb.shape[0], 1.0 / gb.shape[0]) if bg_weights is None else bg_weights)
+            phi[s:e] = kern.interventional(go_x, gb, per_sample_background, w, flat.roots,
+                                           flat.left, flat.right, flat.col, flat.player,
+                                           flat.val, flat.live, flat.d_max, n_players)
+    return phi, pred
+
+
 def _concat_optional(parts: list[np.ndarray | None], internal: list[np.ndarray]
                      ) -> np.ndarray | None:
     """Concatenate per-tree node flags at internal nodes (None when the trees have none)."""
@@ -258,6 +352,7 @@ def tree_attributions(
     background: np.ndarray | None = None,
     per_sample_background: bool = False,
     interactions: bool = False,
+    bg_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Shapley values (and interaction values) of the ensemble's raw output.
 
@@ -268,6 +363,7 @@ def tree_attributions(
         background: None for path-dependent; ``M x features`` rows (or ``N x features`` with
             ``per_sample_background``) for interventional values.
         interactions: also compute interaction values.
+        bg_weights: weights of the background rows (sum 1); None = equal.
 
     Returns:
         ``(phi N x players x classes, interactions N x players x players x classes or None)``.
@@ -277,6 +373,8 @@ def tree_attributions(
     inter = np.zeros((n, p, p, nc)) if interactions else None
     bits_x = comp.slot_bits(x)
     bits_b = None if background is None else comp.slot_bits(background)
+    if bits_b is not None and bg_weights is None:
+        bg_weights = np.full(bits_b.shape[0], 1.0 / bits_b.shape[0])
     for d, g in comp.groups.items():
         n_leaves = g.slot.shape[0]
         max_d = _TABLE_MAX_D if bits_b is None else _TABLE_MAX_D_BG
@@ -296,8 +394,9 @@ def tree_attributions(
             else:  # interventional: histogram of background patterns x universal table
                 pb = _pattern_index(bits_b[:, g.slot])  # M x L
                 flat = (np.arange(n_leaves)[None, :] * 2**d + pb).reshape(-1)
-                hist = np.bincount(flat, minlength=n_leaves * 2**d).reshape(n_leaves, 2**d)
-                hist = hist / pb.shape[0]
+                assert bg_weights is not None
+                hist = np.bincount(flat, weights=np.repeat(bg_weights, n_leaves),
+                                   minlength=n_leaves * 2**d).reshape(n_leaves, 2**d)
                 table = np.einsum("lb,xbk->lxk", hist, indicator_shapley_table(d))
                 if interactions:
                     itable = np.einsum("lb,xbij->lxij", hist, indicator_interaction_table(d))
@@ -314,8 +413,9 @@ def tree_attributions(
                 units = leafwise_shapley(g.z, ox)
                 iunits = product_game_interactions(g.z[None], ox) if interactions else None
             else:
+                assert bg_weights is not None
                 units, iunits = _indicator_direct(ox, bits_b, g, s, e, per_sample_background,
-                                                  interactions)
+                                                  interactions, bg_weights)
             _scatter(units, g, classes, p, phi[s:e])
             if inter is not None and iunits is not None:
                 _scatter_pairs(iunits, g, classes, p, inter[s:e])
@@ -323,7 +423,7 @@ def tree_attributions(
 
 
 def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: int,
-                      per_sample: bool, interactions: bool
+                      per_sample: bool, interactions: bool, weights: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """Interventional units without tables, averaged over background rows one at a time.
 
@@ -335,13 +435,15 @@ def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: 
     """
     if per_sample:
         obs = [bits_b[s:e][:, g.slot]]
+        ws = [1.0]
     else:
         obs = [bits_b[m][g.slot][None] for m in range(bits_b.shape[0])]
+        ws = [float(w) for w in weights]
     units = np.zeros(ox.shape)
     iunits = np.zeros((*ox.shape, ox.shape[-1])) if interactions else None
     d = ox.shape[-1]
     fact = np.array([float(factorial(i)) for i in range(d + 2)])
-    for ob in obs:
+    for ob, wm in zip(obs, ws):
         ob_full = np.broadcast_to(ob, ox.shape)
         alive = ~(~ox & ~ob_full).any(-1)  # rows x L
         rows, leaves = np.nonzero(alive)
@@ -355,12 +457,9 @@ def _indicator_direct(ox: np.ndarray, bits_b: np.ndarray, g: _Group, s: int, e: 
             n = np.maximum(a + c, 1)
             plus = np.where(a > 0, fact[np.maximum(a - 1, 0)] * fact[c] / fact[n], 0.0)
             minus = np.where(c > 0, fact[a] * fact[np.maximum(c - 1, 0)] / fact[n], 0.0)
-            units[rows, leaves] += a_set * plus[:, None] - c_set * minus[:, None]
+            units[rows, leaves] += wm * (a_set * plus[:, None] - c_set * minus[:, None])
         if iunits is not None:
-            iunits += product_game_interactions(ob.astype(np.float64), ox.astype(np.float64))
-    units /= len(obs)
-    if iunits is not None:
-        iunits /= len(obs)
+            iunits += wm * product_game_interactions(ob.astype(np.float64), ox.astype(np.float64))
     return units, iunits
 
 
@@ -386,7 +485,8 @@ class TreeShap(Method):
     """Exact TreeSHAP for tree ensembles (path-dependent or interventional), with interactions.
 
     Polynomial time in the number of leaves and path lengths; no sampling, no budget. Reads
-    scikit-learn trees/forests/extra trees/(Hist)GradientBoosting, XGBoost and LightGBM models
+    scikit-learn trees/forests/extra trees/(Hist)GradientBoosting, XGBoost, LightGBM and
+    CatBoost (float features) models
     and checks its reading against the model's own output before explaining.
 
     Args:
@@ -394,15 +494,20 @@ class TreeShap(Method):
             default="auto".
         interactions: also return Shapley interaction values in ``extra["interactions"]``.
             default=False.
+        kernel: ``"auto"`` (compiled with numba when it is installed, else NumPy),
+            ``"compiled"`` or ``"numpy"`` (vectorised over inputs and leaves; also used for
+            interaction values). Both compute the same values; ``attr.params["kernel"]`` says
+            which ran. default="auto".
     """
 
     name = "tree_shap"
     tags = Tags(family="shapley", exact=True, needs_baseline=False, has_gap=True,
-                games=("feature",), model_specific=True)
+                games=("feature",), model_specific=True, reads_missing=True)
     paper = ("Lundberg et al. (2020), From local explanations to global understanding with "
              "explainable AI for trees, Nature Machine Intelligence")
 
-    def __init__(self, feature_perturbation: str = "auto", interactions: bool = False) -> None:
+    def __init__(self, feature_perturbation: str = "auto", interactions: bool = False,
+                 kernel: str = "auto") -> None:
         if feature_perturbation not in _PERTURBATIONS:
             raise InputError(
                 f"tree_shap: feature_perturbation={feature_perturbation!r} is not one of "
@@ -410,9 +515,28 @@ class TreeShap(Method):
             )
         if not isinstance(interactions, bool):
             raise InputError(f"tree_shap: interactions={interactions!r} must be True or False.")
-        super().__init__(feature_perturbation=feature_perturbation, interactions=interactions)
+        if kernel not in _KERNEL_CHOICES:
+            raise InputError(f"tree_shap: kernel={kernel!r} is not one of {_KERNEL_CHOICES}.")
+        super().__init__(feature_perturbation=feature_perturbation, interactions=interactions,
+                         kernel=kernel)
         self.feature_perturbation = feature_perturbation
         self.interactions = interactions
+        self.kernel = kernel
+
+    def _kernel(self) -> str:
+        """``"compiled"`` (numba walk per input and tree) or ``"numpy"`` (vectorised leaves).
+
+        Interaction values always use the NumPy path."""
+        from . import _tree_kernels
+
+        if self.kernel == "numpy" or self.interactions:
+            return "numpy"
+        if _tree_kernels.available():
+            return "compiled"
+        if self.kernel == "compiled":
+            raise InputError("tree_shap: kernel='compiled' needs numba; install it with "
+                             "`pip install tribute[trees]` (or numba), or pass kernel='auto'.")
+        return "numpy"
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         from ..games.features import FeatureGame
@@ -421,18 +545,23 @@ class TreeShap(Method):
             raise UnsupportedModelError("tree_shap explains input features of a tree model.")
         if game.layout.multi_input:
             raise UnsupportedModelError("tree_shap: the model takes one input table, not several.")
-        ens = parse_trees(_estimator_of(game))
+        est = _estimator_of(game)
         x = game.inputs_flat().detach().cpu().double().numpy()
-        if x.shape[1] != ens.n_features:
-            raise InputError(
-                f"tree_shap: inputs have {x.shape[1]} columns but the {ens.kind} was trained on "
-                f"{ens.n_features}; pass the columns the model was fitted on."
-            )
+        bg_rows = game.baseline_flat().detach().cpu().double().numpy()
         groups = game.groups_array()
         if groups is not None and groups.ndim != 1:
             raise UnsupportedModelError("tree_shap: per-sample groups are not supported; give one "
                                         "group mask for all samples.")
         player_of = np.arange(x.shape[1]) if groups is None else np.asarray(groups, dtype=np.int64)
+        encoded = _through_preprocessing(game, est, x, bg_rows, player_of)
+        if encoded is not None:  # a column-wise pipeline: trees on encoded columns, grouped
+            est, x, bg_rows, player_of = encoded
+        ens = parse_trees(est)
+        if x.shape[1] != ens.n_features:
+            raise InputError(
+                f"tree_shap: inputs have {x.shape[1]} columns but the {ens.kind} was trained on "
+                f"{ens.n_features}; pass the columns the model was fitted on."
+            )
         target = game.target
         if target.fn is not None or target.index is None:
             raise UnsupportedModelError(
@@ -451,36 +580,51 @@ class TreeShap(Method):
                 f"tree_shap: the {ens.kind} averages class probabilities; output={output!r} is not "
                 "additive over its trees. Use output='raw' or 'prob'."
             )
-        ens.check(x)
         mode = self.feature_perturbation
-        bg_rows = game.baseline_flat().detach().cpu().double().numpy()
         per_sample = bg_rows.shape[0] == game.n_samples and game.n_background == 1 and \
             any(inp.base_mode == "per_sample" for inp in game.inputs)
         if mode == "auto":
             mode = "interventional" if (game.n_background > 1 or per_sample) else "tree_path_dependent"
-        comp = _Compiled(ens, player_of, game.n_players)
         idx = target.index.cpu().numpy()  # batch x targets
         cols, sign = _columns(ens, idx)
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
-        phi, inter = tree_attributions(comp, x, classes, background=background,
-                                       per_sample_background=per_sample and background is not None,
-                                       interactions=self.interactions)
+        per_sample_bg = per_sample and background is not None
+        bg_w = game.background_weights().numpy() if game.n_background > 1 else None
+        kernel = self._kernel()
+        inter: np.ndarray | None = None
+        if kernel == "compiled":
+            flat = _Flat(ens, player_of, classes)
+            phi, pred = compiled_attributions(flat, x, game.n_players, background=background,
+                                              per_sample_background=per_sample_bg,
+                                              bg_weights=bg_w)
+            ens.check(x, got=pred)
+            expected = flat.expected
+        else:
+            ens.check(x)
+            pred = ens.predict(x)
+            comp = _Compiled(ens, player_of, game.n_players)
+            phi, inter = tree_attributions(comp, x, classes, background=background,
+                                           per_sample_background=per_sample_bg,
+                                           interactions=self.interactions, bg_weights=bg_w)
+            expected = comp.expected
         pos = np.searchsorted(classes, cols)  # batch x targets
         b_idx = np.arange(game.n_samples)[:, None]
         vals = np.moveaxis(phi, 2, 1)[b_idx, pos] * sign[..., None]  # batch x targets x players
-        full = ens.predict(x)[b_idx, cols] * sign
+        full = pred[b_idx, cols] * sign
         if mode == "tree_path_dependent":
-            base = np.broadcast_to(comp.expected[cols], cols.shape) * sign
+            base = np.broadcast_to(expected[cols], cols.shape) * sign
         else:
             bpred = ens.predict(bg_rows)
-            base = (bpred[b_idx, cols] if per_sample else bpred.mean(0)[cols]) * sign
+            bmean = bpred.mean(0) if bg_w is None else bg_w @ bpred
+            base = (bpred[b_idx, cols] if per_sample else bmean[cols]) * sign
         gap = vals.sum(-1) - (full - base)
         extra: dict[str, Any] = {"expected_value": base}
         if inter is not None:
             it = np.moveaxis(inter, 3, 1)[b_idx, pos] * sign[..., None, None]
             extra["interactions"] = it if game.layout.multi_target else it[:, 0]
         params = {"feature_perturbation": mode, "interactions": self.interactions,
+                  "kernel": kernel,
                   # rows the model's own raw prediction saw outside the engine (reading check)
                   "reading_rows": ens.raw_rows,
                   "model_output": f"{ens.raw_output} ({ens.kind})",
@@ -500,6 +644,40 @@ class TreeShap(Method):
         c = coalition_cost(game, 0, design=inter + 2 * b * mb * n * 8,
                            note="credits" + (f" and {n:,}^2 interaction values" if inter else ""))
         return Cost(0, c.bytes, c.note, c.flops)
+
+
+def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndarray,
+                           player_of: np.ndarray
+                           ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
+    """A Pipeline whose preprocessing works column by column: the final tree model, the inputs
+    and background rows as it sees them, and each encoded column's player (that of the
+    original column it comes from, :func:`tribute.models.pipelines.columnwise_owner`).
+    None when ``est`` is not a Pipeline with preprocessing steps."""
+    from ..models.pipelines import columnwise_owner, split_pipeline
+
+    split = split_pipeline(est)
+    if split is None:
+        return None
+    prep, final = split
+    adapter = getattr(game, "model", None)
+    codec = getattr(adapter, "codec", None)
+    columns: list[str] | None = (list(codec.columns) if codec is not None
+                                 else getattr(adapter, "feature_names", None))
+
+    def encode(rows: np.ndarray) -> np.ndarray:
+        data: Any = rows
+        if codec is not None:
+            data = codec.decode(rows)
+        elif columns is not None:
+            import pandas as pd
+
+            data = pd.DataFrame(rows, columns=columns)
+        out = prep.transform(data)
+        out = out.toarray() if hasattr(out, "toarray") else out
+        return np.asarray(out, dtype=np.float64)
+
+    owner = columnwise_owner(prep, x.shape[1], [str(c) for c in columns] if columns else None)
+    return final, encode(x), encode(bg_rows), player_of[owner]
 
 
 def _columns(ens: TreeEnsemble, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

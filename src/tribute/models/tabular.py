@@ -15,13 +15,14 @@ need fractional masks (gradients) do not apply to such models anyway (they are n
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["CategoricalCodec", "prepare_categorical"]
+__all__ = ["CategoricalCodec", "from_polars", "prepare_categorical"]
 
 
 def _is_frame(x: Any) -> bool:
@@ -126,7 +127,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     previous = getattr(adapter, "codec", None)
     if previous is not None:  # already wrapped (a game rebuilt on the same adapter)
         enc = previous.encode(base, "baseline") if (_is_frame(base) or _is_series(base)) else base
-        return adapter, previous.encode(inputs, "inputs"), (background_cls(enc) if is_bg else enc)
+        return adapter, previous.encode(inputs, "inputs"), (dataclasses.replace(baseline, data=enc) if is_bg else enc)
     frames = [inputs]
     if _is_frame(base):
         frames.append(base)
@@ -141,7 +142,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     enc_inputs = codec.encode(inputs, "inputs")
     if _is_frame(base) or _is_series(base):
         enc = codec.encode(base, "baseline")
-        baseline = background_cls(enc) if is_bg else enc
+        baseline = dataclasses.replace(baseline, data=enc) if is_bg else enc
     fn = adapter.fn
 
     def decoded(x: Any, *args: Any, **kwargs: Any) -> Any:
@@ -151,3 +152,21 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     adapter.codec = codec
     adapter.feature_names = None  # the decoder builds the DataFrame itself
     return adapter, enc_inputs, baseline
+
+
+def _is_polars(x: Any) -> bool:
+    return type(x).__module__.startswith("polars") and type(x).__name__ in ("DataFrame", "Series")
+
+
+def from_polars(x: Any) -> Any:
+    """A polars ``DataFrame``/``Series`` as the pandas equivalent (column by column, so each
+    column keeps its dtype; polars categoricals/strings become object columns); anything else
+    unchanged. polars itself is never imported: tables from it are recognised by type."""
+    if not _is_polars(x):
+        return x
+    import pandas as pd
+
+    if type(x).__name__ == "Series":
+        return pd.Series(x.to_numpy(), name=x.name)
+    return pd.DataFrame({str(c): x[c].to_numpy() for c in x.columns})
+

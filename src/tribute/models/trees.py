@@ -69,10 +69,15 @@ class Tree:
         """``rows x len(nodes)`` booleans: does each row go left at each of ``nodes``."""
         return self.decide(x[:, self.feature[nodes]], nodes)
 
-    def decide(self, v: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        """Go-left decisions for feature values ``v`` at ``nodes`` (broadcast together)."""
+    def round_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as the trees compare them (float32-rounded where the library does so)."""
+        return x.astype(np.float32).astype(np.float64) if self.float32 else x
+
+    def decide(self, v: np.ndarray, nodes: np.ndarray, rounded: bool = False) -> np.ndarray:
+        """Go-left decisions for feature values ``v`` at ``nodes`` (broadcast together);
+        ``rounded``: ``v`` already went through :meth:`round_inputs`."""
         thr = self.threshold[nodes]
-        if self.float32:
+        if self.float32 and not rounded:
             v = v.astype(np.float32).astype(np.float64)
         if self.threshold32:
             thr = thr.astype(np.float32).astype(np.float64)
@@ -132,19 +137,77 @@ class TreeEnsemble:
     #: they bypass the engine, so methods report them.
     raw_rows: int = 0
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
-        for t in self.trees:
-            out += t.predict(x)
-        return out
+    _merged: tuple[Tree, np.ndarray] | None = field(default=None, repr=False)
 
-    def check(self, x: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-        """Refuse when the parsed ensemble's output differs from the model's own on ``x``."""
+    def merged(self) -> tuple[Tree, np.ndarray]:
+        """Every tree in one node table with global child ids, and each tree's root id.
+
+        The split rules (``strict``, ``float32``, ``threshold32``) are the ensemble's, shared by
+        its trees; per-node flags are concatenated."""
+        if self._merged is None:
+            trees = self.trees
+            sizes = np.array([t.n_nodes for t in trees], dtype=np.int64)
+            off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+            def cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+                return np.concatenate(parts) if parts else empty
+
+            def flags(name: str) -> np.ndarray | None:
+                parts = [getattr(t, name) for t in trees]
+                if not parts or any(p is None for p in parts):
+                    return None
+                return np.concatenate(parts)
+
+            i0, f0 = np.zeros(0, np.int64), np.zeros(0)
+            t0 = trees[0] if trees else None
+            tree = Tree(
+                left=cat([np.where(t.left >= 0, t.left + o, -1) for t, o in zip(trees, off)], i0),
+                right=cat([np.where(t.left >= 0, t.right + o, -1) for t, o in zip(trees, off)], i0),
+                feature=cat([t.feature for t in trees], i0),
+                # float32 thresholds rounded once (rounding is idempotent)
+                threshold=cat([t.threshold.astype(np.float32).astype(np.float64)
+                               if t.threshold32 else t.threshold for t in trees], f0),
+                missing_left=cat([t.missing_left for t in trees], np.zeros(0, bool)),
+                cover=cat([np.asarray(t.cover, dtype=np.float64) for t in trees], f0),
+                value=cat([t.value for t in trees], np.zeros((0, self.n_outputs))),
+                strict=bool(t0.strict) if t0 else False,
+                float32=bool(t0.float32) if t0 else False,
+                threshold32=False,
+                zero_as_missing=flags("zero_as_missing"),
+                nan_as_zero=flags("nan_as_zero"),
+            )
+            self._merged = (tree, off)
+        return self._merged
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``rows x outputs`` raw output: all trees walked together, one level at a time."""
+        out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
+        if not self.trees or x.shape[0] == 0:
+            return out
+        tree, roots = self.merged()
+        x = tree.round_inputs(x)
+        node = np.tile(roots, (x.shape[0], 1))  # rows x trees
+        rows = np.repeat(np.arange(x.shape[0]), roots.size).reshape(node.shape)
+        active = np.flatnonzero(tree.left[node.reshape(-1)] >= 0)
+        flat_node, flat_row = node.reshape(-1), rows.reshape(-1)
+        while active.size:
+            n = flat_node[active]
+            gl = tree.decide(x[flat_row[active], tree.feature[n]], n, rounded=True)
+            nxt = np.where(gl, tree.left[n], tree.right[n])
+            flat_node[active] = nxt
+            active = active[tree.left[nxt] >= 0]
+        leaves: np.ndarray = tree.value[flat_node].reshape(x.shape[0], roots.size, -1)
+        return np.asarray(out + leaves.sum(1))
+
+    def check(self, x: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6,
+              got: np.ndarray | None = None) -> None:
+        """Refuse when the parsed ensemble's output differs from the model's own on ``x``
+        (``got``: the parsed ensemble's output on ``x`` when the caller already has it)."""
         if self.model_raw is None:
             return
         want = np.asarray(self.model_raw(x), dtype=np.float64).reshape(x.shape[0], -1)
         self.raw_rows += int(x.shape[0])
-        got = self.predict(x)
+        got = self.predict(x) if got is None else got
         if self.binary_single and want.shape[1] == 1 and got.shape[1] == 2:
             got = got[:, 1:]
         if want.shape != got.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
@@ -168,7 +231,7 @@ def is_tree_model(model: Any) -> bool:
 
 
 _KNOWN = ("DecisionTree", "ExtraTree", "RandomForest", "ExtraTrees", "GradientBoosting",
-          "HistGradientBoosting", "xgboost", "lightgbm")
+          "HistGradientBoosting", "xgboost", "lightgbm", "catboost")
 
 
 def _final_estimator(model: Any) -> Any:
@@ -176,9 +239,11 @@ def _final_estimator(model: Any) -> Any:
     if steps is not None and isinstance(steps, list) and steps:
         if len(steps) > 1:
             raise UnsupportedModelError(
-                "tree_shap explains the tree model itself; this Pipeline has preprocessing steps "
-                f"({[s[0] for s in steps[:-1]]}). Explain the final tree model on transformed inputs, "
-                "or use a model-agnostic method (method='shapley') on the whole pipeline."
+                "tree_shap reads the tree model itself; this Pipeline has preprocessing steps "
+                f"({[s[0] for s in steps[:-1]]}): tribute.explain(pipeline, ...) traces "
+                "column-wise preprocessing back to the original columns; otherwise explain the "
+                "final tree model on transformed inputs, or use method='shapley' on the whole "
+                "pipeline."
             )
         return steps[-1][1]
     return model
@@ -200,9 +265,12 @@ def parse_trees(model: Any) -> TreeEnsemble:
         return _parse_lightgbm(est)
     if mod.startswith("sklearn"):
         return _parse_sklearn(est, name)
+    if mod.startswith("catboost"):
+        return _parse_catboost(est)
     raise UnsupportedModelError(
         f"tree_shap does not know models of type {mod}.{name}; it reads scikit-learn trees, "
-        "forests and gradient boosting, XGBoost and LightGBM. Use method='shapley' instead."
+        "forests and gradient boosting, XGBoost, LightGBM and CatBoost. Use method='shapley' "
+        "instead."
     )
 
 
@@ -518,3 +586,101 @@ def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
         nan0[i] = mt in ("None", "Zero")
     return Tree(np.asarray(left_l), np.asarray(right_l), feature, thr, mleft, cover, value,
                 zero_as_missing=zero_m, nan_as_zero=nan0)
+
+
+# --------------------------------------------------------------------------- CatBoost
+def _parse_catboost(est: Any) -> TreeEnsemble:
+    """CatBoost's symmetric (oblivious) trees: every node of a level splits on the same
+    ``feature > border`` (bit 1 = right); the leaf index takes level ``i``'s bit as bit ``i``.
+    Float features only (categorical/text features use CTR statistics, not read here)."""
+    import os
+    import tempfile
+
+    if not est.is_fitted():
+        raise _not_fitted(est)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.json")
+        est.save_model(path, format="json")
+        with open(path, encoding="utf-8") as fh:
+            dump = json.load(fh)
+    info = dump.get("features_info", {})
+    if set(info) - {"float_features"}:
+        raise UnsupportedModelError(
+            "tree_shap: this CatBoost model uses categorical/text/embedding features "
+            f"({sorted(set(info) - {'float_features'})}); their CTR statistics are not read. "
+            "Use method='shapley'."
+        )
+    floats = info.get("float_features", [])
+    nan_right = {int(f["flat_feature_index"]): f.get("nan_value_treatment") == "AsTrue"
+                 for f in floats}
+    n_features = max([int(f["flat_feature_index"]) for f in floats], default=-1) + 1
+    params = dump.get("model_info", {}).get("params", {})
+    loss = str(params.get("loss_function", {}).get("type", ""))
+    if loss in ("Logloss", "CrossEntropy"):
+        link = "logistic"
+    elif loss in ("MultiClass", "MultiClassOneVsAll"):
+        link = "softmax"
+    elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
+                  "Lq", "RMSEWithUncertainty", ""):
+        link = "identity"
+    elif loss in ("Poisson", "Tweedie"):
+        link = "exp"
+    else:
+        raise UnsupportedModelError(
+            f"tree_shap: CatBoost loss {loss!r} has no known link; use method='shapley'.")
+    scale, bias = dump.get("scale_and_bias", [1.0, [0.0]])
+    bias = np.atleast_1d(np.asarray(bias, dtype=np.float64))
+    trees_json = dump.get("oblivious_trees", [])
+    n_out = max(1, len(trees_json[0]["leaf_values"]) // max(1, len(trees_json[0]["leaf_weights"]))
+                ) if trees_json else max(1, bias.size)
+    trees = [_cat_tree(t, n_out, float(scale), nan_right) for t in trees_json]
+    offset = bias if bias.size == n_out else np.full(n_out, float(bias[0]))
+
+    def raw(x: np.ndarray) -> np.ndarray:
+        return np.asarray(est.predict(x, prediction_type="RawFormulaVal", thread_count=1))
+
+    kind = type(est).__name__
+    return TreeEnsemble(trees, offset, n_features, n_out, link, f"CatBoost {kind}", "margin",
+                        model_raw=raw)
+
+
+def _cat_tree(t: dict[str, Any], n_out: int, scale: float, nan_right: dict[int, bool]) -> Tree:
+    splits = t.get("splits", [])
+    if any(sp.get("split_type", "FloatFeature") != "FloatFeature" for sp in splits):
+        raise UnsupportedModelError("tree_shap: CatBoost one-hot/CTR splits are not supported; "
+                                    "use method='shapley'.")
+    depth = len(splits)
+    n_leaves = 2**depth
+    weights = np.asarray(t.get("leaf_weights", [1.0] * n_leaves), dtype=np.float64)
+    values = np.asarray(t["leaf_values"], dtype=np.float64).reshape(n_leaves, n_out) * scale
+    n_nodes = 2 * n_leaves - 1
+    left = -np.ones(n_nodes, dtype=np.int64)
+    right = -np.ones(n_nodes, dtype=np.int64)
+    feature = -np.ones(n_nodes, dtype=np.int64)
+    threshold = np.zeros(n_nodes)
+    missing_left = np.ones(n_nodes, dtype=bool)
+    cover = np.zeros(n_nodes)
+    value = np.zeros((n_nodes, n_out))
+    # breadth-first ids: level l holds nodes 2^l - 1 .. 2^(l+1) - 2; position p's path bits
+    # are p's binary digits, most significant first (level 0's bit is the leaf index's bit 0)
+    for lvl, sp in enumerate(splits):
+        first = 2**lvl - 1
+        f = int(sp["float_feature_index"])
+        for p in range(2**lvl):
+            node = first + p
+            left[node] = 2 * node + 1
+            right[node] = 2 * node + 2
+            feature[node] = f
+            threshold[node] = float(sp["border"])
+            missing_left[node] = not nan_right.get(f, False)
+    first_leaf = n_leaves - 1
+    for p in range(n_leaves):
+        leaf_index = sum(((p >> (depth - 1 - lvl)) & 1) << lvl for lvl in range(depth))
+        node = first_leaf + p
+        value[node] = values[leaf_index]
+        cover[node] = weights[leaf_index]
+    for node in range(first_leaf - 1, -1, -1):
+        cover[node] = cover[left[node]] + cover[right[node]]
+    return Tree(left, right, feature, threshold, missing_left, cover, value,
+                float32=True, threshold32=True)
+

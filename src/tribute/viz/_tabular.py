@@ -176,7 +176,7 @@ def waterfall(
     values: Any,
     names: Any = None,
     *,
-    base_value: float,
+    base_value: float | np.ndarray,
     feature_values: Any = None,
     max_display: int = 10,
     title: str | None = None,
@@ -193,7 +193,8 @@ def waterfall(
     Args:
         values: credits ``(n_features,)`` for one sample (array, tensor or attribution-like).
         names: one name per feature, default ``values.player_names`` or ``feature i``.
-        base_value: where the walk starts: the expected output E[f(X)] or v(∅).
+        base_value: where the walk starts: the expected output E[f(X)] or v(∅) (a number or
+            a one-element array such as a sample's ``Attribution.base_values``).
         feature_values: the sample's feature values ``(n_features,)``, shown in the
             labels as ``name = value``, default=None.
         max_display: most rows (the last one summing the rest), default=10.

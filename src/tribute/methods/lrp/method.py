@@ -7,7 +7,7 @@ from typing import Any
 from ...attribution import Attribution
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
-from ..base import Method, Tags, register
+from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game
 from .composites import Composite, get_composite
 from .engine import lrp_rules
@@ -89,3 +89,7 @@ class LRP(Method):
         extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy()}
         params = {**self.get_params(), "composite": composite.name}
         return fg.attribution(values, self.name, params, gap=gap, extra=extra)
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """One forward and one (rule-modified) backward pass per input."""
+        return coalition_cost(game, 1, grads=True, note="one relevance (gradient) pass per input")
