@@ -46,7 +46,8 @@ def test_serve_in_a_real_process_prints_its_address_and_answers() -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.poll() else "")
+        err = proc.stderr.read() if proc.stderr is not None and proc.poll() is not None else ""
+        assert f"http://127.0.0.1:{port}/" in line, (line, err)
         t0 = time.time()
         while True:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=30) as r:
