@@ -6,10 +6,17 @@ case, shared by every method of both libraries), same seeds. Per method: LDS (Sp
 training set; mean over test points with a 95% interval), seconds and peak RSS above the start
 (MiB), and a speed run of ``grad_dot`` and ``trak`` on all training points x 500 test points.
 
-Run (benchmark-only dependency, never a runtime one)::
+Run (benchmark-only dependencies, never runtime ones; ``--no-deps`` keeps the CPU torch)::
 
-    pip install dattri torch==2.13.0     # check that it keeps the CPU torch
+    pip install --no-deps dattri==0.3.0
+    pip install --no-deps kronfluence==1.0.1 accelerate einconv opt-einsum einops psutil
+    pip install --no-deps traker==0.3.2
     python benchmarks/bench_data_attribution.py --cases digits_logistic,digits_mlp
+
+``--methods`` restricts tribute's methods (labels of the suite's case, e.g.
+``influence,influence_abs,influence_ekfac,trak,grad_dot``), ``--dattri`` dattri's
+(``influence_explicit,influence_cg,trak,grad_dot``), ``--anchors`` the further anchors
+(``kronfluence,traker``; see ``benchmarks/_data_anchors.py``).
 
 Sign convention: tribute credits are "including example i raises the explained output" (the
 target-class margin ``log p / (1 - p)``). dattri's influence-function and TracIn scores are
@@ -110,9 +117,35 @@ def _dattri_runs(case: Any, X_test: torch.Tensor, y_test: torch.Tensor, which: l
     return out
 
 
-def _lds(game: Any, values: torch.Tensor, n_subsets: int, seed: int) -> tuple[float, float, float]:
+def _other_anchors(case: Any, which: list[str], l2: float) -> dict[str, tuple[torch.Tensor, float, float]]:
+    """kronfluence / traker scores where installed (``benchmarks/_data_anchors.py``)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _data_anchors as anchors
+
+    out: dict[str, tuple[torch.Tensor, float, float]] = {}
+    for name in which:
+        try:
+            if name == "kronfluence":
+                # the case's objective (mean loss + l2/2 |theta|^2): damping = l2; and
+                # kronfluence's own heuristic (0.1 x mean eigenvalue)
+                out["kronfluence_ekfac_l2"] = anchors.kronfluence_scores(
+                    case.model, case.X, case.y, case.X_test, case.y_test, l2)
+                out["kronfluence_ekfac_heuristic"] = anchors.kronfluence_scores(
+                    case.model, case.X, case.y, case.X_test, case.y_test, None)
+            elif name == "traker":
+                out["traker"] = anchors.traker_scores(case.model, case.X, case.y, case.X_test,
+                                                      case.y_test, 256)
+            else:
+                print(f"  unknown anchor {name!r}")
+        except Exception as exc:  # an anchor that does not install/run here: said, not fatal
+            print(f"  {name} failed: {type(exc).__name__}: {exc}")
+    return out
+
+
+def _lds(game: Any, values: torch.Tensor, n_subsets: int, seed: int, alpha: float = 0.5,
+         offset: int = 12345) -> tuple[float, float, float]:
     attr = game.attribution(values[:, None, :].double(), "external")
-    res = linear_score(game, attr, n_subsets=n_subsets, seed=seed + 12345)
+    res = linear_score(game, attr, n_subsets=n_subsets, alpha=alpha, seed=seed + offset)
     s = np.asarray(res.scores, dtype=np.float64).reshape(-1)
     s = s[np.isfinite(s)]
     m, se = float(s.mean()), float(s.std(ddof=1) / np.sqrt(len(s)))
@@ -127,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--speed-test-points", type=int, default=500)
     ap.add_argument("--out", default="bench-out/data_attribution.json")
+    ap.add_argument("--methods", default="", help="tribute method labels (default: the case's)")
+    ap.add_argument("--dattri", default="influence_explicit,influence_cg,trak,grad_dot")
+    ap.add_argument("--anchors", default="kronfluence,traker")
+    ap.add_argument("--no-speed", action="store_true", help="skip the all-train x 500 speed run")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
@@ -142,30 +179,36 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.cases.split(","):
         case = build_data_case(name, args.seed, "quick")
         res = run_data_case(case, seed=args.seed, bank=f"{args.bank_dir}/{name}-{args.seed}-quick",
+                            methods=[m for m in args.methods.split(",") if m] or None,
                             log=lambda s: print(s, flush=True))
         if have_dattri:
             data = case.data(bank=f"{args.bank_dir}/{name}-{args.seed}-quick")
             game = tribute.build_game(case.model, case.X_test, target=case.y_test, players=data)
+            # the sign check of every anchor: correlation with tribute's EK-FAC influence
             ours = tribute.explain(case.model, case.X_test, method="influence", target=case.y_test,
-                                   players=data).values
-            which = ["influence_explicit", "influence_cg", "trak", "grad_dot"]
+                                   players=data, solver="ekfac").values
+            which = [m for m in args.dattri.split(",") if m]
             try:
                 runs = _dattri_runs(case, case.X_test, case.y_test, which, 256)
             except Exception as exc:
                 print(f"  dattri failed: {type(exc).__name__}: {exc}")
                 runs = {}
+            runs.update(_other_anchors(case, [a for a in args.anchors.split(",") if a], data.l2))
             res["dattri"] = {}
             for meth, (vals, secs, peak) in runs.items():
                 m, lo, hi = _lds(game, vals, case.n_subsets, args.seed)
                 c = float(np.corrcoef(vals.flatten().numpy(), ours.flatten().numpy())[0, 1])
-                res["dattri"][meth] = {"lds": m, "lds_ci95": [lo, hi], "seconds": secs,
-                                       "peak_mib": peak, "corr_with_tribute_influence": c}
-                print(f"  dattri {meth}: LDS {m:.3f} [{lo:.3f}, {hi:.3f}] in {secs:.2f}s, peak "
-                      f"{peak:.0f} MiB (corr with tribute influence {c:+.3f})", flush=True)
+                row = {"lds": m, "lds_ci95": [lo, hi], "seconds": secs,
+                       "peak_mib": peak, "corr_with_tribute_ekfac": c}
+                if case.small_drop:
+                    row["lds_drop3pct"] = _lds(game, vals, case.n_subsets, args.seed, 0.97, 777)[0]
+                res["dattri"][meth] = row
+                print(f"  anchor {meth}: LDS {m:.3f} [{lo:.3f}, {hi:.3f}] in {secs:.2f}s, peak "
+                      f"{peak:.0f} MiB (corr with tribute ekfac {c:+.3f})", flush=True)
             # speed: all training points x N test points
             from tribute.bench.data_suite import _digits
 
-            if name.startswith("digits"):
+            if name.startswith("digits") and not args.no_speed:
                 _, _, Xs, ys = _digits(int(case.X.shape[0]), args.speed_test_points, args.seed + 99)
                 Xs, ys = Xs[: args.speed_test_points], ys[: args.speed_test_points]
                 speed: dict[str, Any] = {"n_test": int(Xs.shape[0])}

@@ -321,9 +321,14 @@ class Attribution:
                 :func:`~tribute.plot.image`.
 
         Returns:
-            A matplotlib figure.
+            A matplotlib figure; for text players (``explain(..., tokenizer=...)``) with
+            ``kind="auto"``, an HTML object highlighting the players on the text
+            (:func:`tribute.viz.text_highlight`; notebooks display it).
         """
         from .viz import bar, image, waterfall
+
+        if kind == "auto" and "text_spans" in self.extra:
+            return self._text_html(index, target)
 
         kinds = ("auto", "bar", "waterfall", "image")
         if kind not in kinds:
@@ -369,6 +374,26 @@ class Attribution:
             stderr=None if se is None else se[index, target],
             **kwargs,
         )
+
+    def _text_html(self, index: int, target: int) -> Any:
+        """Text players highlighted on sample ``index``'s text (an HTML object)."""
+        from .viz import text_highlight
+
+        flat = self.flat()
+        b, t, _ = flat.shape
+        if not -b <= index < b or not 0 <= target < t:
+            raise InputError(f"plot: index={index} / target={target} out of range ({b} samples, {t} targets).")
+        text = self.extra["texts"][index]
+        parts = [text] if isinstance(text, str) else list(text)
+        spans = self.extra["text_spans"][index]
+        return text_highlight(parts, spans, flat[index, target, : len(spans)], title=self.method)
+
+    def _repr_html_(self) -> str | None:
+        """Notebook display: the first text highlighted (text players only)."""
+        if "text_spans" not in self.extra:
+            return None
+        html: str = self._text_html(0, 0).data
+        return html
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:

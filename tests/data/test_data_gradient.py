@@ -153,3 +153,34 @@ def test_groups_sum_example_credits() -> None:
     grp = tribute.explain(case.model, case.X_test, method="grad_dot", players=case.data(groups=groups))
     np.testing.assert_allclose(grp.values.numpy(), per_ex.reshape(2, 4, 5).sum(2).numpy(), rtol=1e-12)
     assert grp.player_names == [f"group {i}" for i in range(4)]
+
+
+def test_influence_absolute_eigenvalues_on_an_indefinite_hessian() -> None:
+    from data_cases import mlp_case
+
+    case = mlp_case(n=40, steps=60)
+    kw = {"players": case.data(), "target": "predicted"}
+    game = tribute.build_game(case.model, case.X_test, **kw)
+    assert isinstance(game, DataGame)
+    p = game.model_params()
+    ev, V = torch.linalg.eigh(game.hessian(p))
+    assert float(ev[0]) < 0  # the case is indefinite: the two rules differ
+    d = 1e-3 * float(ev.abs().max())
+    U = V @ ((V.T @ game.test_grads(p).T) / (ev.abs() + d)[:, None])
+    train = torch.cat([g for _, g in game.train_grads(p)])
+    want = -game.removal_scale * U.T @ train.T
+    got = tribute.explain(case.model, case.X_test, method="influence", indefinite="abs", **kw)
+    np.testing.assert_allclose(got.values.numpy(), want.numpy(), rtol=1e-7, atol=1e-10 * float(want.abs().max()))
+    assert got.extra["damping"] == pytest.approx(d, rel=1e-12)
+    shift = tribute.explain(case.model, case.X_test, method="influence", **kw)
+    assert not np.allclose(shift.values.numpy(), got.values.numpy())
+    # positive definite Hessian (logistic regression): the same as the shift rule (no damping)
+    lg = logistic_case(n=40)
+    lkw = {"players": lg.data(), "target": "predicted"}
+    np.testing.assert_allclose(
+        tribute.explain(lg.model, lg.X_test, method="influence", indefinite="abs", **lkw).values.numpy(),
+        tribute.explain(lg.model, lg.X_test, method="influence", **lkw).values.numpy(), rtol=1e-10)
+    with pytest.raises(InputError, match="indefinite='abs' needs"):
+        tribute.explain(lg.model, lg.X_test, method="influence", indefinite="abs", solver="cg", **lkw)
+    with pytest.raises(InputError, match="indefinite='nope'"):
+        tribute.explain(lg.model, lg.X_test, method="influence", indefinite="nope", **lkw)

@@ -30,4 +30,39 @@ def test_cli_data_tiny_suite(tmp_path: Path) -> None:
     assert rc == 0
     res = json.loads((tmp_path / "data_results.json").read_text())
     assert set(res[0]["mislabel_auc"]) == {"grad_dot", "influence"}
+    assert res[0]["gallery"]["method"] in ("grad_dot", "influence")
+    assert "Proponents and opponents" in (tmp_path / "data_report.html").read_text()
     assert any(tmp_path.glob("banks/*/manifest.json"))
+
+
+def test_digits_gallery_lists_attr_top_and_the_report_escapes_it(tmp_path: Path) -> None:
+    import html
+
+    import tribute
+    from tribute.bench.data_report import render_data_report, write_data_report
+    from tribute.bench.data_suite import data_gallery
+
+    case = build_data_case("digits_logistic", seed=0, scale="tiny")
+    attr = tribute.explain(case.model, case.X_test, method="grad_dot", target=case.y_test,
+                           players=case.data())
+    g = data_gallery(case, attr, "grad_dot", n_test=2, k=3)
+    assert g["method"] == "grad_dot" and len(g["rows"]) == 2
+    for i, row in enumerate(g["rows"]):
+        top = attr.top(i, 3)
+        for side in ("proponents", "opponents"):
+            assert [(e["index"], e["score"]) for e in row[side]] == [(j, v) for j, _, v in top[side]]
+            assert all(e["label"] == int(case.y[e["index"]]) for e in row[side])
+        assert all(e["score"] > 0 for e in row["proponents"]) and all(e["score"] < 0 for e in row["opponents"])
+        assert row["label"] == int(case.y_test[i])
+        assert len(row["image"]) == 8 and len(row["image"][0]) == 8
+    res = {"case": "<script>alert(1)</script>", "title": "digits", "n_subsets": 1, "n_test": 5,
+           "methods": {"grad_dot": {"lds": 0.5, "lds_ci95": [0.4, 0.6], "seconds": 1.0, "peak_mib": 1.0},
+                       "<b>x</b>": {"error": "<img src=x onerror=alert(1)>"}},
+           "gallery": g}
+    page = render_data_report([res])
+    # strings from the results are escaped by the template engine
+    assert "<script>alert(1)" not in page and html.escape("<script>alert(1)</script>") in page
+    assert "<img src=x" not in page and "<b>x</b>" not in page
+    n_images = sum(1 + len(r["proponents"]) + len(r["opponents"]) for r in g["rows"])
+    assert page.count('src="data:image/png;base64,') == n_images
+    assert write_data_report([res], tmp_path / "r.html").read_text().startswith("<!doctype html>")

@@ -11,6 +11,7 @@ from tribute.datasets import Dataset
 SYNTHETIC = {
     "tabular_symbolic", "tabular_symbolic_interaction", "tabular_correlated",
     "planted_images", "planted_images_texture", "difull_grid", "planted_text",
+    "planted_words",
 }
 REAL = {"digits", "digits32", "wine", "breast_cancer", "diabetes"}
 
@@ -27,7 +28,7 @@ def test_make_shapes_dtypes_and_determinism(name: str) -> None:
     again = td.make(name, n=n, seed=3)
     assert ds.name == name
     assert len(ds) == n and ds.X.shape[0] == n and ds.y.shape == (n,)
-    assert ds.X.dtype == (np.int64 if name == "planted_text" else np.float32)
+    assert ds.X.dtype == (np.int64 if name in ("planted_text", "planted_words") else np.float32)
     assert ds.y.dtype == (np.float32 if ds.task == "regression" else np.int64)
     assert np.all(np.isfinite(ds.X))
     np.testing.assert_array_equal(ds.X, again.X)

@@ -34,8 +34,8 @@ from ..api import build_game, explain
 from ..errors import InputError
 from ..metrics import linear_score, loo_correlation, mislabel_auc
 
-__all__ = ["DATA_CASES", "DataCase", "build_data_case", "cmd_data_suite", "format_data_results",
-           "run_data_case", "run_data_suite"]
+__all__ = ["DATA_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
+           "format_data_results", "run_data_case", "run_data_suite"]
 
 
 @dataclass
@@ -109,13 +109,15 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
             y = y.clone()
             y[flipped] = (y[flipped] + torch.as_tensor(rng.integers(1, 10, len(flipped)))) % 10
         trak = {"proj_dim": 16 if tiny else 256}
+        ekfac = {"method": "influence", "solver": "ekfac"}
         if name == "digits_logistic":
             fit = LogisticFit(10, l2=1.0)
-            methods = {**_GRAD, "trak": trak,
+            methods = {**_GRAD, "trak": trak, "influence_ekfac": ekfac,
                        "influence_loo_step": {"method": "influence", "loo_step": True}}
         else:
             fit = MLPFit(10, hidden=32, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
-            methods = {**_GRAD, "trak": trak, "metagradient": {}}
+            methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
+                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}}
         return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
                         flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp")
@@ -192,6 +194,7 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
                            "n_test": int(case.X_test.shape[0]), "n_subsets": case.n_subsets,
                            "bank_seconds": time.perf_counter() - t0, "methods": {}}
     names = methods or list(case.methods)
+    best: tuple[float, str, Any] | None = None
     for label in names:
         params = dict(case.methods.get(label, {}))
         method = params.pop("method", label)
@@ -220,12 +223,46 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
         if "damping" in attr.extra:
             row["damping"] = attr.extra["damping"]
         out["methods"][label] = row
+        if np.isfinite(m) and (best is None or m > best[0]):
+            best = (m, label, attr)
         say(f"  {label}: LDS {m:.3f} [{lo:.3f}, {hi:.3f}] in {secs:.2f}s, peak {peak:.1f} MiB"
             + (f", LOO corr {row['loo_correlation']:.4f}" if case.loo else "")
             + (f", LDS(3% dropped) {row['lds_drop3pct']:.3f}" if case.small_drop else ""))
     if case.flipped is not None:
         out["mislabel_auc"] = _mislabel(case, data, names, seed, say)
+    if case.images is not None and best is not None:
+        out["gallery"] = data_gallery(case, best[2], best[1])
     return out
+
+
+#: Test points and proponents/opponents per test point in the report's gallery.
+GALLERY_TEST_POINTS = 3
+GALLERY_K = 4
+
+
+def data_gallery(case: DataCase, attr: Any, label: str, n_test: int = GALLERY_TEST_POINTS,
+                 k: int = GALLERY_K) -> dict[str, Any]:
+    """Top-``k`` proponents and opponents (``attr.top``) of the first test points, JSON-friendly.
+
+    Each entry carries the example's index, label, credit and pixels (``case.images`` shape),
+    so the report can draw the images next to their labels and scores.
+    """
+    assert case.images is not None
+    shape = case.images
+
+    def pix(x: torch.Tensor) -> list[list[float]]:
+        return [[round(float(v), 4) for v in row] for row in x.detach().reshape(shape).tolist()]
+
+    rows = []
+    for i in range(min(n_test, int(case.X_test.shape[0]))):
+        top = attr.top(i, k)
+        rows.append({
+            "test": i, "label": int(case.y_test[i]), "image": pix(case.X_test[i]),
+            **{side: [{"index": j, "label": int(case.y[j]), "score": float(v),
+                       "image": pix(case.X[j])} for j, _, v in top[side]]
+               for side in ("proponents", "opponents")},
+        })
+    return {"method": label, "k": k, "rows": rows}
 
 
 def _zero_attr(game: Any) -> Any:
@@ -308,5 +345,8 @@ def cmd_data_suite(args: Any) -> int:
     path = out / "data_results.json"
     path.write_text(json.dumps(results, indent=1, default=float))
     print(f"wrote {path}")
+    from .data_report import write_data_report
+
+    print(f"wrote {write_data_report(results, out / 'data_report.html')}")
     print(f"total {time.perf_counter() - t0:.1f}s")
     return 0

@@ -219,7 +219,7 @@ _QUICK_PARAMS: dict[str, dict[str, Any]] = {
     "faithfulness_correlation": {"n_subsets": 64}, "linear_score": {"n_subsets": 64},
 }
 _ALL_CASES = ("symbolic", "correlated_model", "correlated_data", "planted_images", "difull",
-              "planted_text", "digits", "wine", "breast_cancer")
+              "planted_text", "planted_words", "digits", "wine", "breast_cancer")
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
@@ -242,8 +242,8 @@ PRESETS: dict[str, Preset] = {
     "full": Preset(
         name="full",
         cases=("symbolic", "symbolic_additive", "correlated_model", "correlated_data",
-               "planted_images", "planted_images_texture", "difull", "planted_text", "digits",
-               "wine", "breast_cancer"),
+               "planted_images", "planted_images_texture", "difull", "planted_text",
+               "planted_words", "digits", "wine", "breast_cancer"),
         n_tabular=64, n_image=32, n_text=64, budget_tabular=1024, budget_image=1024,
         budget_text=512, grad_budget=64, methods=None,
         metrics=_GT_METRICS + _FAITH_METRICS + (
@@ -537,6 +537,57 @@ def _planted_text(preset: Preset, seed: int) -> Case:
     )
 
 
+class WordEmbeddingInputs(EmbeddingInputs):
+    """Like :class:`EmbeddingInputs`, but the players are words: ``word_of_token`` maps each
+    token position to its word, so a word's sub-tokens and embedding dimensions form one group."""
+
+    def __init__(self, pad: int, word_of_token: np.ndarray) -> None:
+        super().__init__(pad)
+        self.word_of_token = np.asarray(word_of_token, dtype=np.int64)
+
+    def __call__(self, model: nn.Module,
+                 tokens: torch.Tensor) -> tuple[nn.Module, torch.Tensor, Any, Any]:
+        m, emb, base, _ = super().__call__(model, tokens)
+        groups = np.repeat(self.word_of_token[:, None], emb.shape[2], axis=1)
+        return m, emb, base, groups
+
+
+def _planted_words(preset: Preset, seed: int) -> Case:
+    from .. import datasets as D
+
+    train = D.planted_words(n=1000, seed=MODEL_SEED)
+    model = D.train_transformer(train, epochs=6, seed=MODEL_SEED)
+    held = D.planted_words(n=4 * preset.n_text + 200, seed=1000 + seed)
+    acc = _accuracy(model, held.X, held.y)
+    sub = _positives(held, preset.n_text, "planted_words")
+    idx = [int(i) for i in np.nonzero(held.y == 1)[0][: len(sub)]]
+    texts = [held.meta["texts"][i] for i in idx]
+    word_of_token = np.asarray(held.meta["word_of_token"])
+    mask = int(held.meta["mask_token"])
+    return Case(
+        name="planted_words", title="Planted trigger words, sub-word tokens (tiny transformer)",
+        description=(
+            "Sentences of 8 real words (11 sub-word tokens: long words are two tokens); class 1 "
+            "iff 'great' or 'wonderful' occurs. Players are the 8 words (a word's tokens are "
+            "removed together, replaced by the mask token), as tribute.explain(model, texts, "
+            "tokenizer=tribute.datasets.planted_words_tokenizer(), removal='mask') makes them. "
+            "Truth: the trigger words' tokens. Gradient methods run on the token embeddings "
+            "(one player per word, baseline = the mask token's embedding)."),
+        modality="text", model=model, inputs=torch.from_numpy(sub.X),
+        target=np.ones(len(sub), dtype=np.int64), baseline=mask, groups=word_of_token,
+        ground_truth=sub.ground_truth, n_classes=2,
+        tokens=[t.split() for t in texts],
+        grad_view=GradView(make=WordEmbeddingInputs(mask, word_of_token), note=(
+            "gradient methods run on token embeddings (one player per word: its sub-tokens and "
+            "embedding dimensions; baseline = the mask token's embedding); for binary masks that "
+            "game equals the word game, on which all credits are evaluated")),
+        budget=preset.budget_text, grad_budget=preset.grad_budget,
+        model_info=(f"TinyTransformer (1 layer, d=32) trained on 1000 sentences (6 epochs, "
+                    f"seed {MODEL_SEED}); held-out accuracy {acc:.3f}"),
+        skip_metrics={"infidelity": "token ids take binary masks only"},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 Builder = Callable[[Preset, int], Case]
 
@@ -552,6 +603,7 @@ def case_builders() -> dict[str, Builder]:
         "planted_images_texture": lambda p, s: _planted_images(p, s, "texture"),
         "difull": _difull,
         "planted_text": _planted_text,
+        "planted_words": _planted_words,
         "digits": _digits,
         "wine": lambda p, s: _real_tabular(p, s, "wine"),
         "breast_cancer": lambda p, s: _real_tabular(p, s, "breast_cancer"),

@@ -32,7 +32,7 @@ from ._tabular import (
     tabular_correlated,
     tabular_symbolic,
 )
-from ._text import planted_text
+from ._text import SubwordTokenizer, planted_text, planted_words, planted_words_tokenizer
 from ._train import difull_model, train_cnn, train_mlp, train_transformer
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Dataset",
     "DiFullModel",
     "SmallCNN",
+    "SubwordTokenizer",
     "SymbolicFunction",
     "Term",
     "TinyTransformer",
@@ -59,6 +60,8 @@ __all__ = [
     "patch_groups",
     "planted_images",
     "planted_text",
+    "planted_words",
+    "planted_words_tokenizer",
     "register",
     "small_cnn",
     "tabular_correlated",

@@ -42,7 +42,7 @@ def build_game(
     baseline: Any = DEFAULT_BASELINE,
     groups: Any = None,
     output: str = "raw",
-    players: PlayerSet | None = None,
+    players: PlayerSet | str | Any = None,
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
@@ -50,6 +50,11 @@ def build_game(
     progress: bool | None = None,
     model_output: str | None = None,
     allow_missing: bool = False,
+    tokenizer: Any = None,
+    removal: Any = None,
+    pair: str | None = None,
+    include_special: bool = False,
+    max_length: int | None = None,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
@@ -57,9 +62,21 @@ def build_game(
     Must be called inside ``adapter.session()`` when the caller wants the model restored; the
     public functions do that for you. ``allow_missing`` lets NaN through in feature inputs and
     baselines (for methods that read missing values as the model does, such as ``tree_shap``).
+    With ``tokenizer=`` the inputs are texts and the game is a
+    :class:`~tribute.games.text.TextGame` (``players``, ``removal``, ``pair``,
+    ``include_special`` and ``max_length`` are its settings).
     """
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
+    if tokenizer is not None or _is_text(inputs):
+        return _text_game(adapter, inputs, tokenizer=tokenizer, players=players, removal=removal,
+                          pair=pair, include_special=include_special, max_length=max_length,
+                          target=target, baseline=baseline, groups=groups, output=output,
+                          forward_args=forward_args, forward_kwargs=forward_kwargs,
+                          feature_names=feature_names, batch_size=batch_size, progress=progress,
+                          settings=settings)
+    if removal is not None or pair is not None:
+        raise InputError("removal= and pair= apply to texts; pass texts with tokenizer=...")
     if players is not None:
         if not isinstance(players, PlayerSet):
             raise InputError(
@@ -91,9 +108,94 @@ def build_game(
     )
 
 
+def _is_text(inputs: Any) -> bool:
+    """Inputs are a string, a pair of strings or a list of them (text players)."""
+    if isinstance(inputs, str):
+        return True
+    if isinstance(inputs, (list, tuple)) and inputs:
+        first = inputs[0]
+        return isinstance(first, str) or (isinstance(first, tuple) and bool(first)
+                                          and isinstance(first[0], str))
+    return False
+
+
+def _text_game(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: Any, removal: Any,
+               pair: str | None, include_special: bool, max_length: int | None, target: TargetLike,
+               baseline: Any, groups: Any, output: str, forward_args: Any, forward_kwargs: Any,
+               feature_names: Any, batch_size: int | None, progress: bool | None,
+               settings: dict[str, Any]) -> Game:
+    from .text import TextGame
+
+    if tokenizer is None:
+        raise InputError(
+            "inputs are texts but tokenizer=None; pass the model's tokenizer, e.g. "
+            "tokenizer=AutoTokenizer.from_pretrained(name) (or a tribute.models.text.WordTokenizer)."
+        )
+    if not _is_text(inputs):
+        raise InputError(
+            f"tokenizer= was given but inputs is a {type(inputs).__name__}; pass texts: a string, "
+            "a list of strings, or (first, second) tuples for sentence pairs."
+        )
+    if isinstance(players, PlayerSet):
+        return _text_components(adapter, inputs, tokenizer=tokenizer, players=players,
+                                removal=removal, pair=pair, include_special=include_special,
+                                max_length=max_length, target=target, baseline=baseline,
+                                groups=groups, output=output, forward_args=forward_args,
+                                forward_kwargs=forward_kwargs, feature_names=feature_names,
+                                batch_size=batch_size, progress=progress, settings=settings)
+    unused = {"groups": groups is not None, "forward_args": bool(forward_args),
+              "forward_kwargs": bool(forward_kwargs), "feature_names": feature_names is not None,
+              "baseline": not isinstance(baseline, (int, float)) or float(baseline) != 0.0,
+              **{k: True for k in settings}}
+    bad = sorted(k for k, v in unused.items() if v)
+    if bad:
+        raise InputError(
+            f"argument(s) {bad} do not apply to texts: players are chosen by players= "
+            "('words', 'tokens', 'sentences' or spans) and removed by removal= ('mask', 'pad', "
+            "'unk', a token id, 'delete', 'zero' or 'mean')."
+        )
+    return TextGame(adapter, inputs, tokenizer=tokenizer, players="words" if players is None else players,
+                    removal=removal, pair=pair, include_special=include_special,
+                    max_length=max_length, target=target, output=output, batch_size=batch_size,
+                    progress=progress)
+
+
+def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: PlayerSet,
+                     removal: Any, pair: str | None, include_special: bool,
+                     max_length: int | None, target: TargetLike, baseline: Any, groups: Any,
+                     output: str, forward_args: Any, forward_kwargs: Any, feature_names: Any,
+                     batch_size: int | None, progress: bool | None,
+                     settings: dict[str, Any]) -> Game:
+    """Component players (``tribute.components``) of a model reading texts: the texts are
+    tokenized and padded once, and the component game runs on their token ids (with
+    ``attention_mask=`` / ``token_type_ids=`` when the model takes them)."""
+    from ..models.text import segment
+    from .text import _accepts, _is_hf_model
+
+    given = {"removal": removal is not None, "pair": pair is not None, "groups": groups is not None,
+             "include_special": include_special, "forward_args": bool(forward_args),
+             "forward_kwargs": bool(forward_kwargs), "feature_names": feature_names is not None}
+    bad = sorted(k for k, v in given.items() if v)
+    if bad:
+        raise InputError(f"argument(s) {bad} do not apply to component players of texts.")
+    enc = segment(inputs, tokenizer, "words", max_length=max_length, require_players=False)
+    fn = getattr(adapter, "fn", None)
+    hf = _is_hf_model(getattr(adapter, "module", None))
+    kw: dict[str, Any] = {}
+    if hf or _accepts(fn, "attention_mask"):
+        kw["attention_mask"] = enc.attention_mask
+    if enc.token_type_ids is not None and hf and _accepts(fn, "token_type_ids"):
+        kw["token_type_ids"] = enc.token_type_ids
+    return players.make_game(adapter, enc.input_ids, target=target, baseline=baseline,
+                             output=output, forward_args=None, forward_kwargs=kw,
+                             batch_size=batch_size, progress=progress, **settings)
+
+
 def framework_of(inputs: Any) -> str:
-    """``"torch"`` when the (first) input is a tensor, else ``"numpy"``."""
+    """``"torch"`` when the (first) input is a tensor (or inputs are texts), else ``"numpy"``."""
     import torch
 
+    if _is_text(inputs):
+        return "torch"
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     return "torch" if isinstance(first, torch.Tensor) else "numpy"

@@ -435,6 +435,94 @@ class DataGame(Game):
             self.n_grad_evals += int(X.shape[0]) * C
             yield s, torch.cat([J[nm].reshape(X.shape[0], C, -1) for nm in self._names], 2)
 
+    def linear_layers(self) -> list[tuple[str, str, str | None]]:
+        """``(module name, weight name, bias name or None)`` of every ``nn.Linear`` of the model.
+
+        Raises :class:`UnsupportedModelError` when a parameter lives outside ``nn.Linear``
+        layers (the Kronecker-factored estimators cover Linear layers only).
+        """
+        layers: list[tuple[str, str, str | None]] = []
+        covered: set[str] = set()
+        for name, mod in self.module.named_modules():
+            if not isinstance(mod, torch.nn.Linear):
+                continue
+            pre = f"{name}." if name else ""
+            w = f"{pre}weight"
+            b = f"{pre}bias" if mod.bias is not None else None
+            if w not in self._base_params or (b is not None and b not in self._base_params):
+                continue  # shared or frozen: not a trained parameter of its own
+            layers.append((name, w, b))
+            covered.update(x for x in (w, b) if x is not None)
+        other = [n for n in self._names if n not in covered]
+        if other:
+            raise UnsupportedModelError(
+                f"Kronecker-factored curvature covers nn.Linear layers only; parameters {other[:4]} "
+                f"of {type(self.module).__name__} are in other modules. Use solver='cg' or "
+                "'explicit' for this model."
+            )
+        return layers
+
+    def linear_pseudo_grads(self, params: dict[str, torch.Tensor] | None = None,
+                            block: int | None = None
+                            ) -> Iterator[tuple[int, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
+        """Inputs and Gauss-Newton pseudo-gradients of every ``nn.Linear`` layer, in blocks.
+
+        Yields ``(start, {module name: (a, g)})`` with ``a`` the layer's inputs (``rows x in``)
+        and ``g`` (``rows x C x out``) the pre-activation gradients ``J_s^T L_c`` of the
+        columns of ``L`` with ``L L^T = M``, the loss's Hessian w.r.t. the raw outputs (``C``
+        of them). Then ``sum_c (g_c a^T)(g_c a^T)^T`` summed over examples is the layer's exact
+        Gauss-Newton block, deterministically (no sampled labels). Layers must see 2-D inputs
+        (``rows x in``).
+        """
+        p = params if params is not None else self._base_params
+        layers = self.linear_layers()
+        mods = dict(self.module.named_modules())
+        b = block or self.block_size()
+        n = int(self.X_train.shape[0])
+        for s in range(0, n, b):
+            X, Y = self.X_train[s : s + b], self.y_train[s : s + b]
+            rows = int(X.shape[0])
+            acts: dict[str, torch.Tensor] = {}
+            eps: dict[str, torch.Tensor] = {}
+
+            def make(name: str, acts: dict[str, torch.Tensor] = acts,
+                     eps: dict[str, torch.Tensor] = eps) -> Callable[..., torch.Tensor]:
+                def hook(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...],
+                         output: torch.Tensor) -> torch.Tensor:
+                    if inp[0].ndim != 2:
+                        raise UnsupportedModelError(
+                            f"layer {name!r} sees inputs of shape {tuple(inp[0].shape)}; "
+                            "Kronecker-factored curvature needs rows x features (2-D) inputs."
+                        )
+                    acts[name] = inp[0].detach()
+                    e = torch.zeros_like(output, requires_grad=True)
+                    eps[name] = e
+                    return output + e
+                return hook
+
+            handles = [mods[m].register_forward_hook(make(m)) for m, _, _ in layers]
+            try:
+                with torch.enable_grad():
+                    out = self._forward({k: v.detach() for k, v in p.items()}, X)
+            finally:
+                for h in handles:
+                    h.remove()
+            out2 = out.reshape(rows, -1)
+            _, M = self.loss_output_derivatives(out2.detach(), Y)
+            C = int(M.shape[1])
+            out2 = out2[:, :C]
+            ev, V = torch.linalg.eigh(M)
+            L = V * ev.clamp_min(0).sqrt()[:, None, :]  # rows x C x C, L L^T = M
+            names = [m for m, _, _ in layers]
+            gs = {m: torch.empty(rows, C, int(eps[m].shape[1]), dtype=self.dtype) for m in names}
+            for c in range(C):
+                grads = torch.autograd.grad(out2, [eps[m] for m in names], grad_outputs=L[:, :, c],
+                                            retain_graph=c < C - 1)
+                for m, gr in zip(names, grads):
+                    gs[m][:, c] = gr
+            self.n_grad_evals += rows * C
+            yield s, {m: (acts[m], gs[m]) for m in names}
+
     def loss_output_derivatives(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """First and second derivatives of the loss w.r.t. the raw outputs: ``rows x C``, ``rows x C x C``."""
         if self.data.loss == "cross_entropy":

@@ -5,7 +5,9 @@ with numba (an optional dependency, ``pip install tribute[trees]``); without num
 :mod:`tribute.methods.tree_shap` uses the vectorised NumPy path, and the tests check that both
 agree.
 
-* :func:`path_dependent` walks every root-to-leaf path of a tree for one input, keeping for each
+* :func:`path_dependent` walks every root-to-leaf path of a tree for one input (once per
+  distinct pattern of split decisions: inputs that go the same way at every split of a tree get
+  the same credits from it), keeping for each
   player on the path the product of its split decisions ``o_k`` (in {0, 1}) and of its cover
   ratios ``z_k`` (several splits on one player merge into one factor, as in the product form of
   :mod:`._tree_math`); at a leaf it adds the product game's Shapley values
@@ -64,8 +66,10 @@ if _njit is not None:
             acc[k] *= ok[k] - zk[k]
 
     @_njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-    def _pd(go: Any, roots: Any, left: Any, right: Any, col: Any, player: Any, rl: Any, rr: Any,
-            val: Any, live: Any, gu: Any, gw: Any, n_players: int, out: Any) -> None:
+    def _pd(go: Any, roots: Any, col_start: Any, left: Any, right: Any, col: Any, player: Any,
+            rl: Any, rr: Any, val: Any, live: Any, gu: Any, gw: Any, n_players: int,
+            out: Any) -> None:
+        n_rows = go.shape[0]
         nc = val.shape[1]
         dmax = gu.shape[0]
         zp = np.ones(n_players)
@@ -86,8 +90,35 @@ if _njit is not None:
         acc = np.zeros(dmax)
         zk = np.zeros(dmax)
         ok = np.zeros(dmax)
-        for n in range(go.shape[0]):
-            for t in range(roots.shape[0]):
+        # one tree's credits for one input, and the players it touched
+        tmp = np.zeros((n_players, nc))
+        touched = np.zeros(n_players, np.bool_)
+        tlist = np.zeros(n_players, np.int64)
+        sig = np.zeros(n_rows, np.int64)
+        for t in range(roots.shape[0]):
+            # inputs that take the same way at every split of this tree get the same credits
+            # from it: walk the tree once per distinct pattern (trees with <= 63 splits)
+            lo_c = col_start[t]
+            n_int = col_start[t + 1] - lo_c
+            if n_int <= 63:
+                for n in range(n_rows):
+                    key = 0
+                    for i in range(n_int):
+                        if go[n, lo_c + i]:
+                            key |= 1 << i
+                    sig[n] = key
+                order = np.argsort(sig, kind="mergesort")
+            else:
+                for n in range(n_rows):
+                    sig[n] = n
+                order = np.arange(n_rows)
+            g0 = 0
+            while g0 < n_rows:
+                n = order[g0]
+                g1 = g0 + 1
+                while g1 < n_rows and sig[order[g1]] == sig[n]:
+                    g1 += 1
+                n_touched = 0
                 s_node[0] = roots[t]
                 s_par[0] = -1
                 s_log[0] = 0
@@ -146,14 +177,30 @@ if _njit is not None:
                         unit = acc[k]
                         if unit != 0.0:
                             p = plist[k]
+                            if not touched[p]:
+                                touched[p] = True
+                                tlist[n_touched] = p
+                                n_touched += 1
                             for c in range(nc):
-                                out[n, p, c] += unit * val[node, c]
-                while n_log > 0:  # reset the per-player state for the next tree
+                                tmp[p, c] += unit * val[node, c]
+                while n_log > 0:  # reset the per-player state for the next walk
                     n_log -= 1
                     p = lp[n_log]
                     zp[p] = lz[n_log]
                     op[p] = lo[n_log]
                     cnt[p] -= 1
+                for j in range(g0, g1):
+                    m = order[j]
+                    for i in range(n_touched):
+                        p = tlist[i]
+                        for c in range(nc):
+                            out[m, p, c] += tmp[p, c]
+                for i in range(n_touched):
+                    p = tlist[i]
+                    touched[p] = False
+                    for c in range(nc):
+                        tmp[p, c] = 0.0
+                g0 = g1
 
     @_njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
     def _predict(go: Any, roots: Any, left: Any, right: Any, col: Any, val: Any,
@@ -271,7 +318,8 @@ def gauss_tables(d_max: int) -> tuple[np.ndarray, np.ndarray]:
     return gu, gw
 
 
-def path_dependent(go: np.ndarray, roots: np.ndarray, left: np.ndarray, right: np.ndarray,
+def path_dependent(go: np.ndarray, roots: np.ndarray, col_start: np.ndarray, left: np.ndarray,
+                   right: np.ndarray,
                    col: np.ndarray, player: np.ndarray, ratio_left: np.ndarray,
                    ratio_right: np.ndarray, val: np.ndarray, live: np.ndarray, d_max: int,
                    n_players: int) -> np.ndarray:
@@ -280,6 +328,8 @@ def path_dependent(go: np.ndarray, roots: np.ndarray, left: np.ndarray, right: n
     Args:
         go: ``rows x internal nodes`` go-left decisions of each input.
         roots: global node id of each tree's root.
+        col_start: ``trees + 1`` offsets: tree ``t``'s internal nodes are the columns
+            ``col_start[t]..col_start[t+1]-1`` of ``go``.
         left, right: global child ids (``-1`` at leaves).
         col: column of ``go`` for each internal node.
         player: player of each internal node's split feature.
@@ -290,8 +340,8 @@ def path_dependent(go: np.ndarray, roots: np.ndarray, left: np.ndarray, right: n
     """
     gu, gw = gauss_tables(d_max)
     out = np.zeros((go.shape[0], n_players, val.shape[1]))
-    _pd(np.ascontiguousarray(go), roots, left, right, col, player, ratio_left, ratio_right,
-            np.ascontiguousarray(val), live, gu, gw, n_players, out)
+    _pd(np.ascontiguousarray(go), roots, col_start, left, right, col, player, ratio_left,
+        ratio_right, np.ascontiguousarray(val), live, gu, gw, n_players, out)
     return out
 
 

@@ -13,13 +13,25 @@ Solvers for the test-side ``(H + d I)^-1 grad v_b`` (all test points at once):
 * ``"explicit"``: the full Hessian (``n_params^2`` memory) and a symmetric eigendecomposition;
 * ``"cg"``: conjugate gradients with Hessian-vector products (Martens 2010; Koh & Liang 2017);
 * ``"lissa"``: the Neumann-series recursion of Agarwal, Bullins & Hazan (2017) with full-batch
-  Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``.
+  Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``;
+* ``"ekfac"``: the eigenvalue-corrected Kronecker-factored Gauss-Newton matrix of the model's
+  ``nn.Linear`` layers (George et al. 2018; Grosse et al. 2023), block-diagonal over layers —
+  see :mod:`tribute.methods.data_ekfac` (its own damping rule: ``0.1 x`` each layer's mean
+  eigenvalue).
 
 Damping ``d`` (``damping=None``): 0 when the Hessian is positive definite with condition
 number below ``1e8``; otherwise ``max(0, -lambda_min) + 1e-3 * lambda_max`` (shifts an
 indefinite Hessian of a non-convex model to positive definite with a margin). Extremal
 eigenvalues come from the eigendecomposition (explicit) or 50 power iterations (cg, lissa).
 The damping used and the extremal eigenvalues are reported in ``attr.extra``.
+
+``indefinite="abs"`` (explicit solver) makes an indefinite Hessian positive definite by taking
+absolute eigenvalues instead of shifting all of them: ``(|H| + d I)^-1`` with ``|H| = Q |Lambda|
+Q^T`` and ``d = 1e-3 lambda_max`` (the "saddle-free" curvature of Dauphin et al. 2014). The shift
+damps every direction by ``|lambda_min|``; the absolute value keeps the scale of the well-curved
+directions and treats a negative-curvature direction like a positive one of the same size. For
+a positive definite Hessian both rules are the same (``d = 0`` below condition number
+``1e8``). On digits + MLP it raised LDS from 0.837 to 0.845 (see the data benchmark).
 
 ``loo_step=True`` (explicit solver) replaces ``H`` by the leave-one-out objective's Hessian
 ``H - s H_i`` for each example — one Newton step of the leave-one-out problem from the trained
@@ -41,10 +53,11 @@ from ..games.base import Game
 from ..games.data import DataGame
 from .base import Method, Tags, register
 from .data_common import as_data_game, stream_scores
+from .data_ekfac import ekfac_factors, ekfac_solve
 
 __all__ = ["Influence", "auto_damping"]
 
-SOLVERS = ("explicit", "cg", "lissa")
+SOLVERS = ("explicit", "cg", "lissa", "ekfac")
 
 
 def auto_damping(lam_min: float, lam_max: float) -> float:
@@ -122,12 +135,16 @@ class Influence(Method):
     """Influence functions (Koh & Liang 2017): inverse-Hessian-preconditioned gradient products.
 
     Args:
-        solver: ``"explicit"``, ``"cg"`` or ``"lissa"``. default="explicit".
+        solver: ``"explicit"``, ``"cg"``, ``"lissa"`` or ``"ekfac"`` (``nn.Linear`` layers).
+            default="explicit".
         damping: ``d`` added to the Hessian's diagonal; None chooses it (module docstring).
         max_iter: CG iterations / LiSSA depth. default=200 (LiSSA uses ``10 x``).
         tol: relative residual at which CG stops. default=1e-10.
         loo_step: Newton step of the leave-one-out objective (explicit solver; module
             docstring). default=False.
+        indefinite: how an indefinite Hessian is made positive definite: ``"shift"`` (add
+            ``|lambda_min|`` plus a margin to every eigenvalue) or ``"abs"`` (absolute
+            eigenvalues plus ``1e-3 lambda_max``; explicit solver). default="shift".
 
     Reference: Koh & Liang (2017), "Understanding Black-box Predictions via Influence
     Functions" (ICML); Agarwal, Bullins & Hazan (2017), "Second-Order Stochastic Optimization
@@ -139,12 +156,14 @@ class Influence(Method):
     paper = "Koh & Liang (2017), Understanding Black-box Predictions via Influence Functions"
 
     def __init__(self, solver: str = "explicit", damping: float | None = None,
-                 max_iter: int = 200, tol: float = 1e-10, loo_step: bool = False) -> None:
+                 max_iter: int = 200, tol: float = 1e-10, loo_step: bool = False,
+                 indefinite: str = "shift") -> None:
         self.solver = solver
         self.damping = damping
         self.max_iter = max_iter
         self.tol = tol
         self.loo_step = loo_step
+        self.indefinite = indefinite
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
@@ -155,6 +174,13 @@ class Influence(Method):
             raise InputError(f"influence: damping={self.damping!r} must be None or a number >= 0.")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
             raise InputError(f"influence: max_iter={self.max_iter!r} must be a positive int.")
+        if self.indefinite not in ("shift", "abs"):
+            raise InputError(f"influence: indefinite={self.indefinite!r} must be 'shift' or 'abs'.")
+        if self.indefinite == "abs" and self.solver != "explicit":
+            raise InputError(
+                f"influence: indefinite='abs' needs the eigendecomposition of solver='explicit' "
+                f"(got solver={self.solver!r}); use indefinite='shift' with iterative solvers."
+            )
         p = g.model_params()
         G = g.test_grads(p)  # B x P
         n_p = G.shape[1]
@@ -163,14 +189,32 @@ class Influence(Method):
             H = g.hessian(p)
             evals, evecs = torch.linalg.eigh(H)
             lo, hi = float(evals[0]), float(evals[-1])
-            d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
-            denom = evals + d
+            if self.indefinite == "abs":
+                hi = float(evals.abs().max())
+                auto = 0.0 if lo > 1e-8 * hi else 1e-3 * hi
+                d = auto if self.damping is None else float(self.damping)
+                denom = evals.abs() + d
+            else:
+                d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
+                denom = evals + d
             if bool(torch.any(denom <= 0)):
                 raise InputError(
                     f"influence: H + {d:g} I is not positive definite (lambda_min={lo:.3g}); "
                     "raise damping or leave damping=None."
                 )
             U = evecs @ ((evecs.T @ G.T) / denom[:, None])  # P x B
+        elif self.solver == "ekfac":
+            layers = ekfac_factors(g, p)
+            lam = torch.cat([L.Lam.reshape(-1) for L in layers]) + g.data.l2
+            lo, hi = float(lam.min()), float(lam.max())
+            U, per_layer = ekfac_solve(g, layers, G, self.damping)
+            if any(float(L.Lam.min()) + g.data.l2 + d <= 0 for L, d in zip(layers, per_layer)):
+                raise InputError(
+                    f"influence: the EK-FAC curvature plus damping {per_layer} has a zero "
+                    "eigenvalue (no l2 in the objective); pass damping > 0 or leave damping=None."
+                )
+            extra["damping_per_layer"] = dict(zip([L.module for L in layers], per_layer))
+            d = float(sum(per_layer) / len(per_layer))
         else:
             lo, hi = _power_extremes(g, n_p, 50, seed)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)

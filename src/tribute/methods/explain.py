@@ -36,13 +36,18 @@ def explain(
     batch_size: int | None = None,
     progress: bool | None = None,
     output: str = "raw",
-    players: PlayerSet | None = None,
+    players: PlayerSet | str | Any = None,
     ablation: Any = None,
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     feature_names: Sequence[str] | None = None,
     model_output: str | None = None,
     max_memory: int | str | None = None,
+    tokenizer: Any = None,
+    removal: Any = None,
+    pair: str | None = None,
+    include_special: bool = False,
+    max_length: int | None = None,
     **params: Any,
 ) -> Attribution:
     """Credit the model's output to players (input features by default).
@@ -96,6 +101,18 @@ def explain(
             estimator's solve, results), a number or a string such as ``"8GiB"``. A call whose
             estimate exceeds it is refused before it starts, with settings that fit.
             default=None (half the memory available when the call starts).
+        tokenizer: for text inputs (a string, a list of strings, or ``(first, second)`` pairs):
+            a Hugging Face fast tokenizer or a ``tribute.models.text.OffsetTokenizer``.
+            Players are then ``players="words"`` (default), ``"tokens"``, ``"sentences"`` or
+            character spans (see :mod:`tribute.games.text`).
+        removal: how removed text players are replaced: ``"mask"``, ``"pad"``, ``"unk"``, a
+            token id, ``"delete"``, or the embedding baselines ``"zero"`` / ``"mean"``.
+            default=None (the tokenizer's mask token, else unk, else pad).
+        pair: for sentence pairs, ``"cross"`` (encoded together) or ``"cosine"`` (cosine of
+            the two texts' embeddings). default=None (``"cross"``).
+        include_special: special tokens ([CLS], [SEP], BOS) become players too. default=False.
+        max_length: most tokens per text; longer texts are refused. default=None (the
+            tokenizer's and model's limits).
         **params: the method's hyperparameters (see ``tribute.methods()[name].defaults``).
 
     Returns:
@@ -125,6 +142,11 @@ def explain(
     extra: dict[str, Any] = {}
     if ablation is not None:
         extra["ablation"] = ablation
+    if tokenizer is not None:
+        extra.update(tokenizer=tokenizer, removal=removal, pair=pair,
+                     include_special=include_special, max_length=max_length)
+    elif removal is not None or pair is not None:
+        raise InputError("removal= and pair= apply to texts; pass texts with tokenizer=...")
     cap = resolve_max_memory(max_memory)
     t0 = time.perf_counter()
     with adapter.session(), progress_scope(0, cls.name, progress) as bar:

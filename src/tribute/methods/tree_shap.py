@@ -232,6 +232,11 @@ class _Flat:
         self.internal = np.flatnonzero(internal)
         self.col = -np.ones(self.left.size, dtype=np.int64)
         self.col[internal] = np.arange(self.internal.size)
+        # tree t's internal nodes are columns col_start[t] .. col_start[t+1]-1 (nodes are
+        # numbered tree by tree, so are the columns)
+        counts = np.add.reduceat(internal.astype(np.int64), self.roots) if self.roots.size \
+            else np.zeros(0, dtype=np.int64)
+        self.col_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.player = np.where(internal, np.asarray(player_of)[np.maximum(tree.feature, 0)], -1
                                ).astype(np.int64)
         cover = tree.cover
@@ -285,7 +290,8 @@ def compiled_attributions(flat: _Flat, x: np.ndarray, n_players: int, *,
         pred[s:e] += kern.predict(go_x, flat.roots, flat.left, flat.right, flat.col,
                                   flat.tree.value)
         if go_b is None:
-            phi[s:e] = kern.path_dependent(go_x, flat.roots, flat.left, flat.right, flat.col,
+            phi[s:e] = kern.path_dependent(go_x, flat.roots, flat.col_start, flat.left,
+                                           flat.right, flat.col,
                                            flat.player, flat.ratio_left, flat.ratio_right,
                                            flat.val, flat.live, flat.d_max, n_players)
         else:

@@ -17,9 +17,10 @@ from ._dataset import dependence, importance, interaction_heatmap
 from ._eval import curves, leaderboard
 from ._image import image, image_grid
 from ._tabular import bar, beeswarm, waterfall
-from ._text import text
+from ._text import HTML, text, text_highlight
 
 __all__ = [
+    "HTML",
     "bar",
     "beeswarm",
     "curves",
@@ -30,6 +31,7 @@ __all__ = [
     "interaction_heatmap",
     "leaderboard",
     "text",
+    "text_highlight",
     "to_data_uri",
     "to_png_bytes",
     "waterfall",

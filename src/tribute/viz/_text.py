@@ -1,4 +1,10 @@
-"""Token-level attributions as self-contained HTML: :func:`text`."""
+"""Token-level attributions as self-contained HTML: :func:`text` and :func:`text_highlight`.
+
+:func:`text_highlight` draws an attribution of text players (``tribute.explain(model, texts,
+tokenizer=...)``) on the original text: every player's characters are highlighted in place,
+everything between players (spaces, unexplained words) is shown unchanged; the result is an
+:class:`HTML` object that notebooks display directly.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,107 @@ import numpy as np
 
 from ._common import _as_vector
 
-__all__ = ["text"]
+__all__ = ["HTML", "text", "text_highlight"]
 
 # RdBu ends (red = positive credit), as RGB for rgba() backgrounds.
 _POS_RGB = (202, 0, 32)
 _NEG_RGB = (5, 113, 176)
 _WHITE_TEXT_ABOVE = 0.6  # opacity above which dark text becomes hard to read
+
+
+class HTML:
+    """An HTML fragment that Jupyter renders (``_repr_html_``); ``str()`` gives the markup.
+
+    Attributes:
+        data: the HTML string.
+    """
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def _repr_html_(self) -> str:
+        return self.data
+
+    def __str__(self) -> str:
+        return self.data
+
+    def __repr__(self) -> str:
+        return f"HTML({len(self.data)} characters)"
+
+
+def _span_style(v: float, scale: float) -> tuple[str, str]:
+    opacity = abs(v) / scale if scale > 0 else 0.0
+    rgb = _POS_RGB if v >= 0 else _NEG_RGB
+    fg = "#ffffff" if opacity > _WHITE_TEXT_ABOVE else "#111111"
+    style = (
+        f"background-color: rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {opacity:.3f}); "
+        f"color: {fg}; padding: 1px 1px; border-radius: 3px; white-space: pre-wrap"
+    )
+    return style, f"{v:+.4g}"
+
+
+def text_highlight(
+    texts: Sequence[str],
+    spans: Sequence[Sequence[int]],
+    values: Any,
+    *,
+    title: str | None = None,
+) -> HTML:
+    """Players highlighted in place on the text they come from.
+
+    Args:
+        texts: the text, or the two texts of a pair.
+        spans: one ``(segment, start, end)`` per player: the player's characters
+            ``texts[segment][start:end]``; players with ``segment < 0`` (special tokens) are
+            listed after the text.
+        values: one credit per player (NaN entries are skipped).
+        title: optional caption, default=None.
+
+    Returns:
+        An :class:`HTML` fragment with inline styles only; all text is HTML-escaped.
+    """
+    vals = _as_vector(values, "values", "text_highlight")
+    if len(spans) != vals.size:
+        raise ValueError(
+            f"text_highlight: {len(spans)} spans but {vals.size} values; pass one value per player"
+        )
+    finite = vals[np.isfinite(vals)]
+    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    blocks = []
+    for g, part in enumerate(texts):
+        own = sorted((int(a), int(b), float(v)) for (sg, a, b), v in zip(spans, vals)
+                     if int(sg) == g and np.isfinite(v))
+        out, pos = [], 0
+        for a, b, v in own:
+            if a < pos:
+                continue
+            out.append(html.escape(part[pos:a], quote=True))
+            style, tip = _span_style(v, scale)
+            out.append(f'<span style="{style}" title="{html.escape(tip, quote=True)}">'
+                       f"{html.escape(part[a:b], quote=True)}</span>")
+            pos = b
+        out.append(html.escape(part[pos:], quote=True))
+        blocks.append(f'<div style="white-space: pre-wrap">{"".join(out)}</div>')
+    extra = [(a, float(v)) for (sg, a, _), v in zip(spans, vals) if int(sg) < 0 and np.isfinite(v)]
+    if extra:
+        chips = []
+        for j, (_, v) in enumerate(extra):
+            style, tip = _span_style(v, scale)
+            chips.append(f'<span style="{style}" title="{html.escape(tip, quote=True)}">'
+                         f"&lt;special {j}&gt;</span>")
+        blocks.append(f"<div>{' '.join(chips)}</div>")
+    head = ""
+    if title:
+        head = (
+            '<div style="font-weight: bold; margin-bottom: 4px;">'
+            f"{html.escape(title, quote=True)}</div>"
+        )
+    sep = '<div style="color: #777777; margin: 2px 0;">&#8596;</div>'
+    return HTML(
+        '<div style="font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; '
+        'font-size: 14px; line-height: 1.9; color: #111111; background: #ffffff;">'
+        f"{head}{sep.join(blocks)}</div>"
+    )
 
 
 def text(

@@ -1,0 +1,75 @@
+"""The ``data`` suite's HTML report: leaderboard per case and a proponent/opponent gallery.
+
+Rendered by the benchmark report's Jinja2 environment (autoescape on,
+:func:`tribute.bench.report._environment`) from ``templates/data_report.html.j2``: every string
+from the results (case titles, method labels, error messages) is escaped by the template
+engine; only the report's own CSS and the PNG ``data:`` URIs of the digit images are inserted
+as given. The gallery shows, for the first test points of each image case, the training
+examples with the largest positive credit (proponents: including them raises the test point's
+explained output) and the most negative (opponents), with their labels and credits, from
+``attr.top(i, k)`` of the case's best-LDS method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .. import viz
+from ._io import atomic_write_text
+from .report import _asset, _environment
+
+__all__ = ["render_data_report", "write_data_report"]
+
+
+def _digit_uri(pixels: list[list[float]]) -> str:
+    fig = Figure(figsize=(0.9, 0.9))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.imshow(np.asarray(pixels, dtype=np.float64), cmap="gray_r", interpolation="nearest")
+    ax.set_axis_off()
+    return viz.to_data_uri(fig, dpi=40)
+
+
+def _gallery(g: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for r in g["rows"]:
+        rows.append({
+            "test": r["test"], "label": r["label"], "uri": _digit_uri(r["image"]),
+            **{side: [{"index": e["index"], "label": e["label"], "score": f"{e['score']:+.3g}",
+                       "uri": _digit_uri(e["image"])} for e in r[side]]
+               for side in ("proponents", "opponents")},
+        })
+    return {"method": g["method"], "k": g["k"], "rows": rows}
+
+
+def _case(r: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for name, row in r["methods"].items():
+        if "error" in row:
+            rows.append({"method": name, "error": row["error"]})
+            continue
+        lo, hi = row["lds_ci95"]
+        rows.append({"method": name, "error": "", "lds": f"{row['lds']:.3f}",
+                     "ci": f"[{lo:.3f}, {hi:.3f}]", "seconds": f"{row['seconds']:.2f}",
+                     "mib": f"{row['peak_mib']:.0f}",
+                     "loo": f"{row['loo_correlation']:.4f}" if "loo_correlation" in row else "",
+                     "drop": f"{row['lds_drop3pct']:.3f}" if "lds_drop3pct" in row else ""})
+    return {"name": r["case"], "title": r["title"], "n_subsets": r["n_subsets"],
+            "n_test": r["n_test"], "rows": rows,
+            "mislabel": [{"method": k, "auc": f"{v:.3f}"} for k, v in r.get("mislabel_auc", {}).items()],
+            "gallery": _gallery(r["gallery"]) if r.get("gallery") else None}
+
+
+def render_data_report(results: list[dict[str, Any]], title: str = "tribute — training-data attribution") -> str:
+    """The report of :func:`tribute.bench.data_suite.run_data_suite` results as one HTML string."""
+    template = _environment().get_template("data_report.html.j2")
+    return str(template.render(title=title, css=_asset("report.css"),
+                               cases=[_case(r) for r in results]))
+
+
+def write_data_report(results: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write :func:`render_data_report` to ``path`` atomically."""
+    return atomic_write_text(path, render_data_report(results))

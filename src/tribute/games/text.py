@@ -1,0 +1,463 @@
+"""Text games: players are words, tokens, sentences or character spans of a text.
+
+A coalition ``S`` keeps its players' tokens and removes the others; special tokens and padding
+are always kept. The value is the model's explained output on the resulting sequence. Removal
+options (``removal=``):
+
+* ``"mask"`` / ``"pad"`` / ``"unk"`` / an ``int`` token id: removed tokens are replaced by that
+  token (same length, positions unchanged);
+* ``"delete"``: removed tokens are dropped, the sequence gets shorter and the attention mask
+  follows (rows of one batch are left-packed and right-padded); not differentiable;
+* ``"zero"`` / ``"mean"``: an embedding-level baseline (the zero vector, or the mean row of
+  the input embedding matrix) replaces the removed tokens' input embeddings.
+
+The game is a :class:`~tribute.games.features.FeatureGame` over a *presence* vector ``z``
+(one entry per player, 1 = present): with the embedding ``e_t`` of token ``t`` and the
+removal embedding ``b`` (the replacement token's embedding, the zero or the mean vector), the
+model reads ``b + z_{p(t)} (e_t - b)`` at token ``t`` of player ``p(t)`` (a forward hook on the
+input embedding module; binary masks without gradients take the cheaper token-id path, which
+is the same function). Every perturbation estimator therefore runs unchanged, and gradient
+methods integrate along ``z``: integrated gradients on ``z`` from 0 to 1 is integrated
+gradients on the input embeddings from ``b`` to ``e`` (Sundararajan et al. 2017) summed over
+each player's tokens and embedding dimensions, and input x gradient is
+``sum_t sum_d (e - b) * df/de``. Saliency and SmoothGrad differentiate w.r.t. ``z`` too, i.e.
+they report the directional derivative ``sum_t sum_d (e - b) * df/de`` of each player (a
+signed, per-player quantity), not ``|df/de|`` per embedding dimension.
+
+Several texts in one call: players are padded to the longest text; the values of a shorter
+text's missing players are NaN, ``attr.extra["text_players"]`` holds each text's player names
+and ``attr.player_names`` the first text's (padded with ``"<none j>"``).
+
+Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one
+sequence, as a cross-encoder reads it) or separately (``pair="cosine"``: the model embeds each
+text, the value is the cosine similarity of the two embeddings: a dual encoder). Players are
+the first text's then the second's. With ``method="shapley_interactions"`` the result also
+holds ``attr.extra["pair_interactions"]``, the ``batch x targets x first x second`` block of
+Shapley interaction indices (Grabisch & Roubens 1999) between the first text's and the second
+text's players: which word pairs drive the similarity (cf. Moeller et al. 2023, "An
+attribution method for Siamese encoders", whose integrated Jacobians answer the same question
+with second-order gradients).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..models import ModelAdapter, TorchModel
+from ..models.text import TextBatch, as_texts, segment
+from ..targets import TargetLike
+from .features import FeatureGame
+
+__all__ = ["EMBEDDING_REMOVALS", "PAIR_MODES", "TOKEN_REMOVALS", "TextGame", "input_embedding"]
+
+TOKEN_REMOVALS = ("mask", "pad", "unk")
+EMBEDDING_REMOVALS = ("zero", "mean")
+PAIR_MODES = ("cross", "cosine")
+
+
+def input_embedding(model: Any) -> torch.nn.Embedding | None:
+    """The input (token) embedding module of ``model``, or None when it has none.
+
+    Hugging Face models (and wrappers holding one) answer ``get_input_embeddings()``; otherwise
+    the first ``nn.Embedding`` registered in the module is taken.
+    """
+    if not isinstance(model, torch.nn.Module):
+        return None
+    for mod in model.modules():
+        get = getattr(mod, "get_input_embeddings", None)
+        if callable(get):
+            try:
+                emb = get()
+            except (NotImplementedError, AttributeError):
+                continue
+            if isinstance(emb, torch.nn.Embedding):
+                return emb
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Embedding):
+            return mod
+    return None
+
+
+def _max_positions(model: Any) -> int | None:
+    for mod in (model.modules() if isinstance(model, torch.nn.Module) else ()):
+        cfg = getattr(mod, "config", None)
+        n = getattr(cfg, "max_position_embeddings", None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
+class _TextForward:
+    """The model as a function of the presence vector ``z`` (rows x players).
+
+    Keyword tensors (batch first, indexed per row by the engine): ``ids``, ``attn``, ``tp``
+    (player per token, -1 = always kept) and ``types`` for the (first) text; ``ids2``,
+    ``attn2``, ``tp2`` for the second text of a dual-encoder pair.
+    """
+
+    def __init__(self, fn: Any, *, embedding: torch.nn.Embedding | None, removal: str | int,
+                 replace_id: int | None, pad_id: int, pair: str | None, takes_mask: bool,
+                 takes_types: bool, hf: bool) -> None:
+        self.fn = fn
+        self.embedding = embedding
+        self.removal = removal
+        self.replace_id = replace_id
+        self.pad_id = pad_id
+        self.pair = pair
+        self.takes_mask = takes_mask
+        self.takes_types = takes_types
+        self.hf = hf
+        self._scale: torch.Tensor | None = None
+        self._base: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ composing
+    @staticmethod
+    def _token_presence(z: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
+        """``rows x length`` presence of each token (1 for tokens that are not players)."""
+        ones = torch.ones(z.shape[0], 1, dtype=z.dtype, device=z.device)
+        ext = torch.cat([z, ones], dim=1)
+        idx = torch.where(tp < 0, torch.full_like(tp, z.shape[1]), tp)
+        return ext.gather(1, idx)
+
+    def _base_vector(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.removal == "zero":
+            return torch.zeros(weight.shape[1], dtype=weight.dtype, device=weight.device)
+        if self.removal == "mean":
+            return weight.mean(0)
+        assert self.replace_id is not None
+        return weight[self.replace_id]
+
+    def _hook(self, module: torch.nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        scale = self._scale
+        if scale is None:
+            return out
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)
+        base = self._base_vector(weight).to(out.dtype)
+        s = scale.to(out.dtype).unsqueeze(-1)
+        return base + s * (out - base)
+
+    def _delete(self, keep: torch.Tensor, ids: torch.Tensor, attn: torch.Tensor,
+                types: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        keep = keep & (attn > 0)
+        n_rows = ids.shape[0]
+        length = max(1, int(keep.sum(1).max()))
+        pos = keep.long().cumsum(1) - 1
+        row = torch.arange(n_rows, device=ids.device)[:, None].expand_as(keep)
+        new_ids = torch.full((n_rows, length), self.pad_id, dtype=ids.dtype, device=ids.device)
+        new_attn = torch.zeros((n_rows, length), dtype=attn.dtype, device=attn.device)
+        new_ids[row[keep], pos[keep]] = ids[keep]
+        new_attn[row[keep], pos[keep]] = 1
+        new_types = None
+        if types is not None:
+            new_types = torch.zeros((n_rows, length), dtype=types.dtype, device=types.device)
+            new_types[row[keep], pos[keep]] = types[keep]
+        return new_ids, new_attn, new_types
+
+    def _run(self, z: torch.Tensor, ids: torch.Tensor, attn: torch.Tensor, tp: torch.Tensor,
+             types: torch.Tensor | None) -> Any:
+        zt = self._token_presence(z, tp)
+        binary = not z.requires_grad and bool(((z == 0) | (z == 1)).all())
+        if self.removal == "delete":
+            ids, attn, types = self._delete(zt > 0.5, ids, attn, types)
+            return self._call(ids, attn, types)
+        if self.embedding is None or (binary and self.replace_id is not None):
+            keep = zt > 0.5
+            assert self.replace_id is not None
+            ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
+            return self._call(ids, attn, types)
+        handle = self.embedding.register_forward_hook(self._hook)
+        try:
+            self._scale = zt
+            return self._call(ids, attn, types)
+        finally:
+            self._scale = None
+            handle.remove()
+
+    def _call(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None) -> Any:
+        kw: dict[str, Any] = {}
+        if self.takes_mask:
+            kw["attention_mask"] = attn
+        if types is not None and self.takes_types:
+            kw["token_type_ids"] = types
+        if self.hf:
+            return self.fn(input_ids=ids, **kw)
+        return self.fn(ids, **kw)
+
+    def __call__(self, z: torch.Tensor, *, ids: torch.Tensor, attn: torch.Tensor, tp: torch.Tensor,
+                 types: torch.Tensor | None = None, ids2: torch.Tensor | None = None,
+                 attn2: torch.Tensor | None = None, tp2: torch.Tensor | None = None) -> Any:
+        out = self._run(z, ids, attn, tp, types)
+        if self.pair != "cosine":
+            return out
+        assert ids2 is not None and attn2 is not None and tp2 is not None
+        out2 = self._run(z, ids2, attn2, tp2, None)
+        a, b = _embedding_output(out), _embedding_output(out2)
+        return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
+
+
+def _embedding_output(out: Any) -> torch.Tensor:
+    """A ``rows x dim`` sentence embedding from a model's output (tensor, pooled output...)."""
+    for name in ("sentence_embedding", "pooler_output"):
+        v = getattr(out, name, None) if not isinstance(out, (torch.Tensor, dict)) else None
+        if isinstance(out, dict):
+            v = out.get(name)
+        if isinstance(v, torch.Tensor):
+            return v
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    if isinstance(out, torch.Tensor) and out.ndim == 2:
+        return out
+    raise InputError(
+        "pair='cosine' needs a model returning one embedding per text (rows x dim); wrap an "
+        "encoder that returns token states in tribute.models.text.MeanPooling(encoder)."
+    )
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _is_hf_model(model: Any) -> bool:
+    return isinstance(model, torch.nn.Module) and hasattr(model, "config") and callable(
+        getattr(model, "get_input_embeddings", None))
+
+
+def _resolve_removal(removal: Any, tokenizer: Any, vocab: int | None) -> tuple[str | int, int | None]:
+    """``(removal, replacement token id or None)``; errors name the option and the fix."""
+    if removal is None:
+        for name in TOKEN_REMOVALS:
+            if getattr(tokenizer, f"{name}_token_id", None) is not None:
+                removal = name
+                break
+        else:
+            raise InputError(
+                "removal=None: the tokenizer has no mask, pad or unk token; pass removal=<token "
+                "id>, 'delete', 'zero' or 'mean'."
+            )
+    if isinstance(removal, bool) or not isinstance(removal, (str, int, np.integer)):
+        raise InputError(
+            f"removal={removal!r} must be one of {(*TOKEN_REMOVALS, 'delete', *EMBEDDING_REMOVALS)} "
+            "or a token id (int)."
+        )
+    if isinstance(removal, (int, np.integer)):
+        rid = int(removal)
+        if rid < 0 or (vocab is not None and rid >= vocab):
+            raise InputError(f"removal={rid} is not a token id of the model (0..{vocab - 1 if vocab else '?'}).")
+        return rid, rid
+    if removal in TOKEN_REMOVALS:
+        tid = getattr(tokenizer, f"{removal}_token_id", None)
+        if tid is None:
+            raise InputError(
+                f"removal={removal!r}: the tokenizer has no {removal} token; use another of "
+                f"{TOKEN_REMOVALS}, a token id, 'delete', 'zero' or 'mean'."
+            )
+        return str(removal), int(tid)
+    if removal == "delete" or removal in EMBEDDING_REMOVALS:
+        return str(removal), None
+    raise InputError(
+        f"removal={removal!r} is not one of {(*TOKEN_REMOVALS, 'delete', *EMBEDDING_REMOVALS)} "
+        "or a token id (int)."
+    )
+
+
+class TextGame(FeatureGame):
+    """Players are units of text (words, tokens, sentences, character spans).
+
+    Args:
+        model: adapted torch model: a Hugging Face model (called with ``input_ids=``,
+            ``attention_mask=`` and, for pairs, ``token_type_ids=``), or a module/callable over
+            ``batch x length`` token ids (given ``attention_mask=`` when its signature has it).
+        texts: a string, a ``(first, second)`` pair, or a list of either.
+        tokenizer: a Hugging Face fast tokenizer or a :class:`tribute.models.text.OffsetTokenizer`.
+        players: ``"words"``, ``"tokens"``, ``"sentences"`` or character spans (see
+            :func:`tribute.models.text.segment`); for pairs also ``(first, second)`` settings,
+            ``None`` for a side without players. default="words".
+        removal: see the module docstring. default=None (the tokenizer's mask token, else its
+            unk, else its pad token).
+        pair: ``"cross"`` or ``"cosine"`` for sentence pairs. default=None (``"cross"``).
+        include_special: special tokens become players too. default=False.
+        max_length: the most tokens per text; longer texts are refused. default=None (the
+            tokenizer's and the model's limits).
+        target, output, batch_size, progress: as for :class:`FeatureGame`.
+    """
+
+    def __init__(
+        self,
+        model: ModelAdapter,
+        texts: Any,
+        *,
+        tokenizer: Any,
+        players: Any = "words",
+        removal: Any = None,
+        pair: str | None = None,
+        include_special: bool = False,
+        max_length: int | None = None,
+        target: TargetLike = None,
+        output: str = "raw",
+        batch_size: int | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        if not isinstance(model, TorchModel):
+            raise InputError(
+                f"text inputs need a torch model over token ids (an nn.Module or a callable on "
+                f"tensors); got {type(model).__name__}."
+            )
+        items, _ = as_texts(texts)
+        is_pair = isinstance(items[0], tuple)
+        if pair is not None and pair not in PAIR_MODES:
+            raise InputError(f"pair={pair!r} is not one of {PAIR_MODES}.")
+        if pair is not None and not is_pair:
+            raise InputError(f"pair={pair!r} needs (first, second) tuples of texts; texts are single strings.")
+        mode = (pair or "cross") if is_pair else None
+        module = model.module
+        emb = input_embedding(module)
+        vocab = int(emb.num_embeddings) if emb is not None else None
+        rem, rid = _resolve_removal(removal, tokenizer, vocab)
+        if rem in EMBEDDING_REMOVALS and emb is None:
+            raise InputError(
+                f"removal={rem!r} replaces input embeddings, but the model has no nn.Embedding "
+                "input layer; use a token removal ('mask', 'pad', 'unk', an id) or 'delete'."
+            )
+        limits = [v for v in (max_length, _max_positions(module)) if v is not None]
+        limit = min(limits) if limits else None
+        kw: dict[str, Any] = {}
+        if mode == "cosine":
+            sides = [segment([t[k] for t in items], tokenizer, _side(players, k),
+                             include_special=include_special, max_length=limit,
+                             require_players=False) for k in (0, 1)]
+            enc = _join_sides(items, sides)
+            b_tp = sides[1].token_player.clone()
+            counts = torch.tensor(sides[0].n_players)[:, None]
+            b_tp = torch.where(b_tp >= 0, b_tp + counts, b_tp)
+            kw.update(ids2=sides[1].input_ids, attn2=sides[1].attention_mask, tp2=b_tp)
+            main = sides[0]
+            empty = [i for i, n in enumerate(enc.n_players) if n == 0]
+            if empty:
+                raise InputError(f"texts{empty[:5]} have no players on either side; check players=.")
+        else:
+            enc = segment(items, tokenizer, players, include_special=include_special, max_length=limit)
+            main = enc
+        self.text = enc
+        all_ids = [main.input_ids] + ([kw["ids2"]] if "ids2" in kw else [])
+        if vocab is not None:
+            top = max(int(t.max()) for t in all_ids)
+            if top >= vocab:
+                raise InputError(
+                    f"tokenizer produced token id {top} but the model's input embedding has "
+                    f"{vocab} rows: the tokenizer does not match the model's vocabulary; load the "
+                    "tokenizer that belongs to the model."
+                )
+        fn = model.fn
+        hf = _is_hf_model(module)
+        takes_mask = hf or _accepts(fn, "attention_mask")
+        if rem == "delete" and not takes_mask:
+            raise InputError(
+                "removal='delete' makes rows of different lengths, padded in one batch; the model "
+                "takes no attention_mask= argument to ignore the padding, so values would depend "
+                "on the batch. Use removal='mask'/'pad'/'unk' or a token id, or give the model's "
+                "forward an attention_mask parameter."
+            )
+        forward = _TextForward(
+            fn, embedding=emb, removal=rem, replace_id=rid,
+            pad_id=int(getattr(tokenizer, "pad_token_id", None) or 0), pair=mode,
+            takes_mask=takes_mask,
+            takes_types=hf and _accepts(fn, "token_type_ids"), hf=hf,
+        )
+        adapter = copy.copy(model)
+        adapter.fn = forward
+        if mode == "cosine":
+            adapter.output_kind, adapter.output_assumed = "raw", False
+        kw.update(ids=main.input_ids, attn=main.attention_mask, tp=main.token_player)
+        if main.token_type_ids is not None and mode != "cosine":
+            kw["types"] = main.token_type_ids
+        n_max = enc.max_players
+        names = list(enc.player_names[0]) + [f"<none {j}>" for j in range(len(enc.player_names[0]), n_max)]
+        dtype = model.compute_dtype(torch.float32)
+        super().__init__(
+            adapter, torch.ones(len(items), n_max, dtype=dtype), target=target, baseline=0.0,
+            output=output, forward_kwargs=kw, feature_names=names, batch_size=batch_size,
+            progress=progress,
+        )
+        self.removal = rem
+        self.pair = mode
+        self.differentiable = bool(model.differentiable) and emb is not None and rem != "delete"
+        hidden = int(emb.embedding_dim) if emb is not None else 64
+        n_seq = 2 if mode == "cosine" else 1
+        self.row_bytes = max(self.row_bytes, n_seq * int(main.input_ids.shape[1]) * hidden * 4 * 8)
+        unit = players if isinstance(players, str) else "span"
+        self.player_kind = {"words": "word", "tokens": "token", "sentences": "sentence"}.get(unit, "span")
+        self.layout = dataclasses.replace(self.layout, framework="numpy", device="cpu", dtype="float64")
+
+    # ------------------------------------------------------------------ results
+    def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,
+                    *, stderr: torch.Tensor | None = None, gap: torch.Tensor | None = None,
+                    extra: dict[str, Any] | None = None) -> Attribution:
+        """As :meth:`Game.attribution`; a shorter text's missing players get NaN values."""
+        missing = torch.zeros(self.n_samples, self.n_players, dtype=torch.bool)
+        for i, n in enumerate(self.text.n_players):
+            missing[i, n:] = True
+        if bool(missing.any()):
+            values = values.double().masked_fill(missing[:, None, :], math.nan)
+            if stderr is not None:
+                stderr = stderr.double().masked_fill(missing[:, None, :], math.nan)
+        info = {
+            "texts": [list(t) if isinstance(t, tuple) else t for t in self.text.texts],
+            "text_players": [list(n) for n in self.text.player_names],
+            "text_spans": [[list(s) for s in sp] for sp in self.text.player_spans],
+            "removal": self.removal,
+            "pair": self.pair,
+        }
+        extra = dict(extra or {})
+        inter = extra.get("interactions")
+        if self.pair is not None and isinstance(inter, np.ndarray) and inter.ndim == 4:
+            extra["pair_interactions"] = self._cross_block(inter)
+        return super().attribution(values, method, params, stderr=stderr, gap=gap,
+                                   extra={**extra, **info})
+
+    def _cross_block(self, inter: np.ndarray) -> np.ndarray:
+        """``batch x targets x first x second`` word-by-word block of an interaction matrix
+        (first text's players in rows, second's in columns; NaN-padded across the batch)."""
+        sides = [[sum(1 for s in sp if s[0] == k) for sp in self.text.player_spans] for k in (0, 1)]
+        na, nb = max(sides[0]), max(sides[1])
+        out = np.full((inter.shape[0], inter.shape[1], na, nb), np.nan)
+        for i, (a, b) in enumerate(zip(*sides)):
+            out[i, :, :a, :b] = inter[i, :, :a, a : a + b]
+        return out
+
+
+def _side(players: Any, k: int) -> Any:
+    """The ``players=`` setting of side ``k`` of a dual-encoder pair."""
+    if isinstance(players, tuple) and len(players) == 2:
+        return players[k]
+    if isinstance(players, list) and players and isinstance(players[0], tuple) and len(players[0]) == 2 \
+            and not all(isinstance(v, int) for v in players[0]):
+        return [p[k] for p in players]
+    return players
+
+
+def _join_sides(items: Sequence[Any], sides: list[TextBatch]) -> TextBatch:
+    """One :class:`TextBatch` describing both sides' players (first text's, then second's)."""
+    a, b = sides
+    names = [na + nb for na, nb in zip(a.player_names, b.player_names)]
+    spans = [sa + [(1, s, e) for _, s, e in sb] for sa, sb in zip(a.player_spans, b.player_spans)]
+    return TextBatch(
+        texts=list(items), input_ids=a.input_ids, attention_mask=a.attention_mask,
+        token_type_ids=None, token_player=a.token_player, player_names=names,
+        player_spans=spans, tokens=[ta + tb for ta, tb in zip(a.tokens, b.tokens)],
+    )
