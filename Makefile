@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tribute-installed
 # The CPU build of torch that lies on disk; never let pip pull a CUDA build.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,text
+EXTRAS ?= dev,text,explorer
 # Tree libraries for the tree tests: the CPU-only XGBoost wheel, LightGBM, CatBoost (users get `tribute[trees]`).
 TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0 catboost>=1.2
 # LRP parity anchor (tests only). --no-deps: its torchvision requirement resolves to a wheel

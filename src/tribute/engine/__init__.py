@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from .core import Engine, Rows, default_batch_size, max_chunk_rows
 from .memory import available_memory, default_max_memory, format_bytes, parse_memory
-from .progress import Progress, SlowRunWarning, progress_scope
+from .progress import Progress, SlowRunWarning, observe_progress, progress_scope
 from .tuning import BatchTuner, clear_tuners
 
 __all__ = ["BatchTuner", "Engine", "Progress", "Rows", "SlowRunWarning", "available_memory", "clear_tuners",
            "default_batch_size", "default_max_memory", "format_bytes", "max_chunk_rows",
-           "parse_memory", "progress_scope"]
+           "observe_progress", "parse_memory", "progress_scope"]

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-__all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "progress_scope"]
+__all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "observe_progress",
+           "progress_scope"]
 
 _DELAY = 2.0  # seconds before an automatic bar appears
 #: Runs estimated to take longer than this (seconds) announce their plan with a warning.
@@ -81,6 +82,8 @@ class Progress:
     def update(self, n: int) -> None:
         """Advance by ``n`` units (the total grows when more arrive than planned)."""
         self.done += n
+        for listener in _LISTENERS.get():
+            listener(self.done, self.total)
         if self._bar is None:
             return
         if not self.planned:  # before the plan is known the bar must not read 100%
@@ -149,6 +152,31 @@ class Progress:
 
 
 _ACTIVE: ContextVar[Progress | None] = ContextVar("tribute_progress", default=None)
+_LISTENERS: ContextVar[tuple[Callable[[int, int], None], ...]] = ContextVar(
+    "tribute_progress_listeners", default=())
+
+
+@contextlib.contextmanager
+def observe_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Call ``callback(done, total)`` after every chunk of model rows evaluated inside.
+
+    The public hook of programs that drive tribute (the explorer's background jobs): it sees
+    the bar of every engine run in this thread or task (``done``/``total`` in rows, plus the
+    estimator's solve work inside an ``explain`` call; a run outside ``explain`` reports its
+    own total). It is called between engine chunks, so raising from it stops a computation
+    cooperatively: the exception propagates out of ``explain``/``evaluate``, which restore
+    the model (hooks, training flag) as after any other exception.
+
+    Example:
+        >>> seen = []
+        >>> with observe_progress(lambda done, total: seen.append(done)):  # doctest: +SKIP
+        ...     tribute.explain(model, x, method="kernel_shap")
+    """
+    token = _LISTENERS.set((*_LISTENERS.get(), callback))
+    try:
+        yield
+    finally:
+        _LISTENERS.reset(token)
 
 
 def active_progress() -> Progress | None:

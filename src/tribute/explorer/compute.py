@@ -1,0 +1,408 @@
+"""The explorer's computations, as clients of tribute's public API.
+
+Each function takes a :class:`~.subjects.Subject` and the request's settings and returns
+JSON-ready data; they call :func:`tribute.explain`, :func:`tribute.evaluate`,
+:func:`tribute.components` and :class:`tribute.TrainingData` — nothing here evaluates a model
+or estimates credits itself. Agreement between methods is Spearman's rank correlation of the
+flattened credits (as in Adebayo et al. 2018's and Krishna et al. 2022's comparisons);
+faithfulness is the deletion/insertion curve of Petsiuk et al. (2018), computed live by
+``tribute.evaluate``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..api import explain, methods
+from ..errors import InputError
+from ..games.components import components
+from ..games.data import TrainingData
+from ..methods.base import get_method
+from ..metrics.api import evaluate
+from ..params import Interval, Options
+from .jobs import Job
+from .subjects import Subject
+
+__all__ = ["compare", "component_effects", "explain_one", "method_catalogue", "method_form",
+           "parse_params", "preview", "spearman_matrix", "training_points"]
+
+#: Budget the explorer uses when the user leaves it empty (model rows per input).
+DEFAULT_BUDGET = {"image": 512, "text": 128, "tabular": 512}
+#: Parameter defaults the page's form can show (others keep their default).
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _num(v: float) -> float | None:
+    return float(v) if math.isfinite(float(v)) else None
+
+
+def _flat(values: Any) -> np.ndarray:
+    v = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    return np.asarray(v, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- methods
+def method_form(name: str) -> list[dict[str, Any]]:
+    """The parameter form of a method, generated from the registry's declared parameters.
+
+    One field per hyperparameter whose default is a scalar: ``type`` is ``bool``, ``int``,
+    ``float``, ``choice`` (an :class:`~tribute.params.Options` constraint) or ``text``; numeric
+    fields carry the declared bounds; ``nullable`` when ``None`` is allowed.
+    """
+    cls = get_method(name)
+    fields: list[dict[str, Any]] = []
+    for pname, default in cls.defaults().items():
+        if not isinstance(default, _SCALARS):
+            continue
+        cons = cls.constraints.get(pname)
+        alts = cons if isinstance(cons, tuple) else (cons,) if cons is not None else ()
+        f: dict[str, Any] = {"name": pname, "default": default, "nullable": default is None}
+        options = [o for o in alts if isinstance(o, Options)]
+        intervals = [o for o in alts if isinstance(o, Interval)]
+        if options and all(isinstance(v, _SCALARS) for o in options for v in o.values):
+            vals = [v for o in options for v in o.values]
+            f["nullable"] = f["nullable"] or None in vals
+            f.update(type="choice", choices=[v for v in vals if v is not None])
+        elif isinstance(default, bool):
+            f["type"] = "bool"
+        elif intervals:
+            iv = intervals[0]
+            f.update(type="int" if iv.kind is int else "float", min=iv.lo, max=iv.hi)
+            f["nullable"] = f["nullable"] or any(getattr(o, "values", None) == (None,)
+                                                 for o in alts)
+        elif isinstance(default, int):
+            f["type"] = "int"
+        elif isinstance(default, float):
+            f["type"] = "float"
+        else:
+            f["type"] = "text"
+        if cons is not None:
+            from ..params import describe
+
+            f["allowed"] = describe(cons)
+        fields.append(f)
+    return fields
+
+
+def method_catalogue(subject: Subject) -> list[dict[str, Any]]:
+    """The registry's feature methods, each marked usable or not on ``subject`` (and why)."""
+    out = []
+    for name, info in methods().items():
+        if info.alias_of is not None or "feature" not in info.tags.games:
+            continue
+        why = ""
+        if info.tags.needs_gradients and not subject.gradients:
+            why = "needs gradients (this model's inputs are not differentiable)"
+        elif info.tags.model_specific and subject.kind != "image":
+            why = "needs model internals this subject does not declare"
+        elif info.tags.max_players is not None and subject.kind == "image" and \
+                int(np.prod(subject.sample_shape)) > info.tags.max_players:
+            why = f"enumerates 2^n coalitions; limited to {info.tags.max_players} players"
+        out.append({"name": name, "summary": info.summary, "paper": info.paper,
+                    "family": info.tags.family, "budgeted": info.tags.budgeted,
+                    "stochastic": info.tags.stochastic, "budget_rule": info.budget_rule,
+                    "usable": not why, "why": why, "params": method_form(name)})
+    return out
+
+
+def parse_params(name: str, raw: Any) -> dict[str, Any]:
+    """The request's parameter values checked against the form (types only; the method checks
+    its declared constraints itself)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError(f"params must be an object of parameter -> value; got {type(raw).__name__}.")
+    form = {f["name"]: f for f in method_form(name)}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        f = form.get(k)
+        if f is None:
+            raise InputError(f"params: method {name!r} has no parameter {k!r} the explorer can "
+                             f"set; its parameters are {sorted(form) or 'none'}.")
+        if v is None or v == "":
+            if f["nullable"]:
+                out[k] = None
+            continue
+        kind = f["type"]
+        try:
+            if kind == "bool":
+                if not isinstance(v, bool):
+                    raise ValueError
+                out[k] = v
+            elif kind == "int":
+                if isinstance(v, bool) or float(v) != int(float(v)):
+                    raise ValueError
+                out[k] = int(float(v))
+            elif kind == "float":
+                if isinstance(v, bool):
+                    raise ValueError
+                out[k] = float(v)
+            elif kind == "choice":
+                match = [c for c in f["choices"] if c == v or str(c) == str(v)]
+                if not match:
+                    raise ValueError
+                out[k] = match[0]
+            else:
+                if not isinstance(v, (str, int, float)) or isinstance(v, bool) or len(str(v)) > 200:
+                    raise ValueError
+                out[k] = _number_or_text(v) if f["nullable"] else v
+        except (ValueError, TypeError, OverflowError):
+            allowed = f.get("allowed") or kind
+            raise InputError(f"params: {name}.{k}={v!r} is not valid; allowed: {allowed}.") from None
+    return out
+
+
+def _number_or_text(v: Any) -> Any:
+    """A free-form field whose default is None (no declared type): numbers stay numbers."""
+    if not isinstance(v, str):
+        return v
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def check_method(subject: Subject, name: Any) -> str:
+    if not isinstance(name, str):
+        raise InputError(f"method must be a registry name; got {name!r}.")
+    cat = {m["name"]: m for m in method_catalogue(subject)}
+    if name not in cat:
+        raise InputError(f"method {name!r} is not a feature method of the registry; choose one of "
+                         f"{sorted(cat)[:40]}.")
+    if not cat[name]["usable"]:
+        raise InputError(f"method {name!r} cannot explain subject {subject.name!r}: "
+                         f"{cat[name]['why']}.")
+    return name
+
+
+def check_budget(budget: Any) -> int | None:
+    if budget is None or budget == "":
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 100_000:
+        raise InputError(f"budget={budget!r} must be an int in [1, 100000] (model rows per input) "
+                         "or empty for the method's default.")
+    return budget
+
+
+# ----------------------------------------------------------------------------- inputs
+def predict(subject: Subject, index: int) -> dict[str, Any]:
+    """The model's output on input ``index`` (shown next to the input; not an attribution)."""
+    x = subject.row(index)
+    if isinstance(subject.model, torch.nn.Module):
+        with torch.no_grad():
+            out = _flat(subject.model(x))[0]
+    else:
+        f = getattr(subject.model, "predict_proba", None) or getattr(subject.model, "predict",
+                                                                     None) or subject.model
+        out = _flat(f(x))[0]
+    out = np.atleast_1d(out)
+    if subject.class_names and out.size == len(subject.class_names):
+        top = int(np.argmax(out))
+        return {"top": top, "name": subject.class_names[top],
+                "scores": [_num(v) for v in out]}
+    return {"top": None, "name": f"{float(out[0]):.4f}", "scores": [_num(v) for v in out]}
+
+
+def preview(subject: Subject, index: int) -> dict[str, Any]:
+    """What the page draws for input ``index``: pixels, tokens or feature values."""
+    x = subject.row(index)
+    arr = _flat(x)[0]
+    out: dict[str, Any] = {"index": index, "label": subject.labels[index]
+                           if index < len(subject.labels) else f"input {index}"}
+    if subject.kind == "image":
+        img = arr if arr.ndim == 2 else (arr[0] if arr.shape[0] == 1 else arr.mean(0))
+        lo, hi = float(img.min()), float(img.max())
+        out["image"] = ((img - lo) / (hi - lo) if hi > lo else img * 0).round(4).tolist()
+    elif subject.kind == "text":
+        toks = subject.tokens[index] if subject.tokens else [str(int(t)) for t in arr]
+        out["tokens"] = toks
+        out["pad"] = [bool(int(t) == subject.pad_id) for t in arr]
+        out["split"] = len(toks) // 2 if subject.name == "minilm" else None
+    else:
+        names = subject.feature_names or [f"x{i}" for i in range(arr.shape[-1])]
+        out["features"] = [{"name": n, "value": _num(v)} for n, v in zip(names, arr)]
+    return out
+
+
+def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
+    """Credits of one input shaped for the page (image grid, token list, feature list)."""
+    v = values[0]
+    if v.ndim > 1 and subject.kind == "image" and v.shape[0] != 1 and v.ndim == 3:
+        grid = v.sum(0)  # channels summed: one signed map per image
+    elif subject.kind == "image":
+        grid = v.reshape(v.shape[-2:])
+    else:
+        grid = v.reshape(-1)
+    scale = float(np.abs(grid).max()) if grid.size else 0.0
+    return {"values": np.round(grid, 8).tolist(), "scale": scale,
+            "positive": float(grid[grid > 0].sum()), "negative": float(grid[grid < 0].sum())}
+
+
+def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
+             budget: int | None, seed: int, target: Any = None) -> Any:
+    x = subject.row(index)
+    if budget is None and get_method(method).tags.budgeted:
+        # the method's own default, capped so that a click answers in seconds
+        cap = DEFAULT_BUDGET.get(subject.kind, 512)
+        own = methods()[method].default_budget(int(np.prod(subject.sample_shape)))
+        budget = cap if own is not None and own > cap else None
+    return explain(subject.model, x, method, target=subject.target if target is None else target,
+                   baseline=subject.baseline, budget=budget, seed=seed, output=subject.output,
+                   progress=False, feature_names=subject.feature_names, **params)
+
+
+def explain_one(job: Job, subject: Subject, index: int, method: str, params: dict[str, Any],
+                budget: int | None, seed: int) -> dict[str, Any]:
+    """One explanation, shaped for the page (plus prediction and waterfall ends)."""
+    job.begin_step(f"{method} on input {index}")
+    attr = _explain(subject, index, method, params, budget, seed)
+    job.end_step()
+    vals = _flat(attr.values)
+    out = {"method": method, "index": index, "n_evals": attr.n_evals, "seconds": attr.seconds,
+           "params": {k: v for k, v in attr.params.items() if isinstance(v, _SCALARS)},
+           "target": _target_name(subject, attr), "gap": _gap(attr), **_display(subject, vals)}
+    if subject.kind == "tabular":
+        names = subject.feature_names or [f"x{i}" for i in range(vals.shape[-1])]
+        out["features"] = names
+    return out
+
+
+def _gap(attr: Any) -> float | None:
+    gap = getattr(attr, "gap", None)
+    if gap is None:
+        return None
+    g = _flat(gap).reshape(-1)
+    return _num(g[0]) if g.size else None
+
+
+def _target_name(subject: Subject, attr: Any) -> str:
+    t = getattr(attr, "targets", None)
+    if t is None or subject.class_names is None:
+        return "output" if subject.kind != "text" else "cosine similarity"
+    idx = int(_flat(t).reshape(-1)[0])
+    return f"class {subject.class_names[idx]}" if 0 <= idx < len(subject.class_names) else str(idx)
+
+
+def spearman_matrix(values: list[np.ndarray]) -> list[list[float | None]]:
+    """Spearman rank correlation between every pair of flattened credit vectors."""
+    from scipy.stats import rankdata
+
+    ranks = [rankdata(v.reshape(-1)) for v in values]
+    k = len(ranks)
+    out: list[list[float | None]] = [[None] * k for _ in range(k)]
+    for i in range(k):
+        for j in range(k):
+            a, b = ranks[i] - ranks[i].mean(), ranks[j] - ranks[j].mean()
+            den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+            out[i][j] = float((a * b).sum() / den) if den > 0 else None
+    return out
+
+
+def compare(job: Job, subject: Subject, index: int, names: list[str], budget: int | None,
+            seed: int, steps: int = 16) -> dict[str, Any]:
+    """Several methods on one input: maps, Spearman agreement, deletion/insertion curves."""
+    x = subject.row(index)
+    panels, flats = [], []
+    for name in names:
+        job.begin_step(f"explaining with {name}")
+        attr = _explain(subject, index, name, {}, budget, seed)
+        job.end_step()
+        job.begin_step(f"deletion/insertion curves of {name}")
+        curves = {}
+        for metric in ("deletion", "insertion"):
+            res = evaluate(subject.model, x, attr, metric=metric, baseline=subject.baseline,
+                           steps=steps, progress=False)
+            curve = _flat(res.extra["curve"]).reshape(-1)
+            curves[metric] = {"auc": _num(res.mean), "curve": [_num(c) for c in curve],
+                              "fraction": [float(f) for f in np.asarray(res.extra["fraction"])],
+                              "higher_is_better": res.higher_is_better}
+        job.end_step()
+        vals = _flat(attr.values)
+        flats.append(vals)
+        panels.append({"method": name, "n_evals": attr.n_evals, "seconds": attr.seconds,
+                       **_display(subject, vals), **curves})
+    return {"index": index, "methods": names, "panels": panels,
+            "spearman": spearman_matrix(flats), "target": _target_name(subject, attr)}
+
+
+# ----------------------------------------------------------------------------- components
+def component_effects(job: Job, subject: Subject, index: int, method: str) -> dict[str, Any]:
+    """Every unit's effect: layers x units heat map; per output (class) effects for a click.
+
+    ``feature_ablation`` on a component game is exact leave-one-out patching: a unit's credit
+    is ``v(all) - v(all without the unit)``; ``atp`` is its first-order estimate (Nanda 2023).
+    """
+    if not subject.component_layers:
+        raise InputError(f"subject {subject.name!r} declares no component layers.")
+    if method not in ("feature_ablation", "atp"):
+        raise InputError(f"component method {method!r}: choose 'feature_ablation' (exact "
+                         "patching) or 'atp' (attribution patching, one backward pass).")
+    x = subject.row(index)
+    players = components(subject.model, subject.component_layers, unit=subject.component_unit)
+    n_out = len(subject.class_names) if subject.class_names else 1
+    target: Any = list(range(n_out)) if n_out > 1 else None
+    output = "prob" if n_out > 1 else subject.output
+    job.begin_step(f"{method} over {subject.component_unit}s")
+    attr = explain(subject.model, x, method, target=target, output=output, players=players,
+                   progress=False)
+    job.end_step()
+    vals = _flat(attr.values)[0]  # targets x units (or units)
+    vals = vals.reshape(n_out, -1)
+    names = list(attr.player_names or [])
+    pred = predict(subject, index)["top"] if n_out > 1 else None
+    rows: dict[str, list[int]] = {}
+    for j, nm in enumerate(names):
+        layer = nm.rsplit(" ", 2)[0]
+        rows.setdefault(layer, []).append(j)
+    shown = pred if pred is not None else 0
+    grid = [[_num(vals[shown, j]) for j in cols] for cols in rows.values()]
+    per_unit = {names[j]: [_num(vals[t, j]) for t in range(n_out)] for j in range(len(names))}
+    return {"index": index, "method": method, "layers": list(rows), "grid": grid,
+            "unit": subject.component_unit, "shown_target": subject.class_names[shown]
+            if subject.class_names else "output",
+            "outputs": subject.class_names or ["output"], "per_unit": per_unit,
+            "output_kind": output, "n_evals": attr.n_evals,
+            "scale": float(np.nanmax(np.abs(vals[shown]))) if vals.size else 0.0}
+
+
+# ----------------------------------------------------------------------------- training data
+def training_points(job: Job, subject: Subject, index: int, method: str, k: int = 6,
+                    ) -> dict[str, Any]:
+    """Top proponents/opponents of a test point of the subject's training-data case."""
+    case = subject.training
+    if case is None:
+        raise InputError(f"subject {subject.name!r} has no training-data case.")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(case.X_test):
+        raise InputError(f"index={index!r} is out of range: the training-data case has "
+                         f"{len(case.X_test)} test points (0..{len(case.X_test) - 1}).")
+    if method not in ("influence", "grad_dot", "grad_cos", "representer", "tracin"):
+        raise InputError(f"training-data method {method!r}: choose one of influence, grad_dot, "
+                         "grad_cos, representer, tracin.")
+    data = TrainingData(case.X_train, case.y_train, fit=case.fit)
+    x = case.X_test[index:index + 1]
+    y = case.y_test[index:index + 1]
+    job.begin_step(f"{method} over {len(case.X_train)} training examples")
+    attr = explain(case.model, x, method, target=y, players=data, progress=False)
+    job.end_step()
+    top = attr.top(0, k=k)
+    h, w = case.image_shape
+
+    def item(i: int, name: str, credit: float) -> dict[str, Any]:
+        img = case.X_train[i].reshape(h, w).double()
+        return {"index": i, "name": name, "credit": credit, "label": int(case.y_train[i]),
+                "image": (img / max(float(img.max()), 1e-12)).round(decimals=4).tolist()}
+
+    timg = x.reshape(h, w).double()
+    with torch.no_grad():
+        pred = int(case.model(x.to(next(case.model.parameters()).dtype)).argmax(-1))
+    return {"index": index, "method": method, "label": int(y[0]), "predicted": pred,
+            "image": (timg / max(float(timg.max()), 1e-12)).round(decimals=4).tolist(),
+            "proponents": [item(*p) for p in top["proponents"]],
+            "opponents": [item(*p) for p in top["opponents"]],
+            "n_train": len(case.X_train), "seconds": attr.seconds}

@@ -1,0 +1,106 @@
+"""Leaderboards from ``tribute bench`` result folders (``results.json``), read as plain JSON.
+
+Each score becomes a row with its mean, standard error and 95% interval (``mean ± 1.96 se``,
+the interval the bench's report prints) and its rank among the methods of its (case, metric)
+pair in the metric's direction (1 = best; tied means share the smaller rank).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["find_results", "load_leaderboard"]
+
+#: Result files larger than this are skipped (a leaderboard, not a data set).
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+def find_results(root: Path, max_depth: int = 3) -> list[Path]:
+    """``results.json`` files under ``root`` (at most ``max_depth`` folders deep; symlinks that
+    leave ``root`` are ignored)."""
+    base = root.resolve()
+    out: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        for p in entries:
+            if p.name.startswith("."):
+                continue
+            real = p.resolve()
+            if real != base and base not in real.parents:
+                continue
+            if p.is_file() and p.name == "results.json":
+                out.append(p)
+            elif p.is_dir() and depth < max_depth:
+                walk(p, depth + 1)
+
+    walk(base, 0)
+    return out
+
+
+def _f(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def load_leaderboard(root: Path) -> dict[str, Any]:
+    """Every run found under ``root``: ``{"runs": [{"name", "suite", "rows": [...]}]}``."""
+    runs: list[dict[str, Any]] = []
+    base = root.resolve()
+    for path in find_results(base):
+        name = str(path.parent.relative_to(base)) or "."
+        try:
+            if path.stat().st_size > MAX_RESULT_BYTES:
+                raise ValueError(f"larger than {MAX_RESULT_BYTES:,} bytes")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rows = _rows(data)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            runs.append({"name": name, "error": f"cannot read {name}/results.json: {exc}",
+                         "rows": []})
+            continue
+        runs.append({"name": name, "suite": data.get("suite"), "created": data.get("created"),
+                     "seed": data.get("seed"), "rows": rows,
+                     "overall": [{"method": r.get("method"), "mean_rank": _f(r.get("mean_rank")),
+                                  "wins": r.get("wins"), "scored": r.get("scored")}
+                                 for r in data.get("overall", []) if isinstance(r, dict)],
+                     "report": f"{name}/report.html" if (path.parent / "report.html").is_file()
+                     else None})
+    return {"runs": runs}
+
+
+def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for s in data.get("scores", []):
+        if not isinstance(s, dict) or s.get("status") != "ok":
+            continue
+        mean, se = _f(s.get("mean")), _f(s.get("stderr"))
+        if mean is None:
+            continue
+        half = 1.96 * se if se is not None else None
+        rows.append({"case": str(s.get("case")), "metric": str(s.get("metric")),
+                     "method": str(s.get("method")), "mean": mean, "stderr": se,
+                     "lo": mean - half if half is not None else None,
+                     "hi": mean + half if half is not None else None,
+                     "n": s.get("n"), "higher_is_better": bool(s.get("higher_is_better")),
+                     "seconds": _f(s.get("seconds")), "n_evals": _f(s.get("n_evals"))})
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["case"], r["metric"]), []).append(r)
+    for members in groups.values():
+        sign = -1.0 if members[0]["higher_is_better"] else 1.0
+        ordered = sorted(members, key=lambda r: sign * r["mean"])
+        rank, prev = 0, None
+        for i, r in enumerate(ordered):
+            if prev is None or not math.isclose(r["mean"], prev, rel_tol=1e-9, abs_tol=1e-12):
+                rank, prev = i + 1, r["mean"]
+            r["rank"] = rank
+    return rows

@@ -1,0 +1,143 @@
+"""The explorer's guards: tokens, hosts, file paths and uploads.
+
+* **Token**: when set (always when binding beyond loopback), every request carries it in the
+  ``X-Tribute-Token`` header, an ``Authorization: Bearer`` header, the ``token`` query parameter
+  or the ``tribute_token`` cookie (set by the page once it was opened with ``?token=``);
+  compared in constant time (:func:`hmac.compare_digest`).
+* **Host**: bound to loopback, only loopback host names are served (a DNS-rebinding page cannot
+  talk to the server under another name).
+* **Paths**: files are served only from the configured folders; ``..``, absolute paths, NUL
+  bytes, hidden names and symlinks that leave the folder are refused (checked after resolving).
+* **Uploads**: at most :data:`MAX_UPLOAD_BYTES`; ``.npy`` via ``np.load(allow_pickle=False)``,
+  ``.csv`` as numbers only, ``.png``/``.jpg`` decoded by Pillow and checked; nothing else, and
+  pickles never.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import ipaddress
+import secrets
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["LOOPBACK_NAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "is_loopback", "load_upload",
+           "new_token", "resolve_under", "token_matches"]
+
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+UPLOAD_TYPES = (".npy", ".csv", ".png", ".jpg", ".jpeg")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def new_token() -> str:
+    """A fresh random token (32 url-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a request's token with the server's."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts local connections."""
+    h = host.strip("[]")
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_under(root: Path, relative: str) -> Path:
+    """The file ``relative`` inside ``root``, or InputError if it would leave ``root``.
+
+    Refuses empty names, NUL bytes, backslashes, absolute paths, ``..`` parts, hidden parts
+    (``.git``) and anything whose resolved path (symlinks followed) is not inside ``root``.
+    """
+    if not isinstance(relative, str) or not relative or "\x00" in relative or "\\" in relative:
+        raise InputError(f"path {relative!r} is not a valid relative file name.")
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("~"):
+        raise InputError(f"path {relative!r} is absolute; give a path relative to the folder.")
+    if any(part in ("..", ".") or part.startswith(".") for part in pure.parts):
+        raise InputError(f"path {relative!r} may not contain '..', '.' or hidden parts.")
+    base = root.resolve()
+    target = (base / pure).resolve()
+    if target != base and base not in target.parents:
+        raise InputError(f"path {relative!r} leaves the served folder.")
+    if not target.is_file():
+        raise FileNotFoundError(relative)
+    return target
+
+
+def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
+    """Decode an uploaded file into a batch of inputs (float32 for images and tables).
+
+    Args:
+        name: the file name (its suffix picks the decoder).
+        data: the bytes (already bounded by the server).
+        kind: the subject's kind: images accept ``.png``/``.jpg`` and ``.npy``; tables accept
+            ``.csv`` and ``.npy``.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(f"upload: {len(data):,} bytes is over the {MAX_UPLOAD_BYTES:,}-byte limit.")
+    if not data:
+        raise InputError("upload: the file is empty.")
+    suffix = Path(name or "").suffix.lower()
+    if suffix not in UPLOAD_TYPES:
+        raise InputError(f"upload: {name!r} has type {suffix or '(none)'!r}; accepted: "
+                         f"{', '.join(UPLOAD_TYPES)}.")
+    if suffix == ".npy":
+        if not data.startswith(b"\x93NUMPY"):
+            raise InputError(f"upload: {name!r} is not a valid .npy file (no NumPy header).")
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"upload: {name!r} is not a plain .npy array (pickled objects are "
+                             f"never loaded): {exc}") from None
+        except Exception as exc:
+            raise InputError(f"upload: {name!r} is not a valid .npy file ({exc}).") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+            raise InputError(f"upload: {name!r} holds dtype {getattr(arr, 'dtype', '?')}; give "
+                             "numbers.")
+        return arr
+    if suffix == ".csv":
+        if kind != "tabular":
+            raise InputError(f"upload: .csv files are for tabular subjects, not {kind!r} ones.")
+        try:
+            text = data.decode("utf-8")
+            first = text.splitlines()[0] if text else ""
+            skip = 1 if any(c.isalpha() for c in first.replace("e", "").replace("E", "")) else 0
+            arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=skip, ndmin=2,
+                             dtype=np.float64)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"upload: {name!r} is not a numeric CSV ({exc}).") from None
+        return arr
+    if kind != "image":
+        raise InputError(f"upload: image files are for image subjects, not {kind!r} ones.")
+    return _image(name, data)
+
+
+def _image(name: str, data: bytes) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            probe.verify()
+        img: Any = Image.open(io.BytesIO(data))
+        if img.width * img.height > 4096 * 4096:
+            raise InputError(f"upload: image {name!r} is {img.width}x{img.height}; at most 16 "
+                             "megapixels.")
+        gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"upload: {name!r} is not a readable image ({exc}).") from None
+    return gray[None]  # 1 x H x W

