@@ -56,6 +56,7 @@ def main() -> None:
     for spec in specs:
         n = spec.n
         truth = spec.truth
+        assert truth is not None, f"{spec.name}: the games file carries no truth"
         for name in args.approximators.split(","):
             label = f"shapiq {name}"
             for b in budgets:

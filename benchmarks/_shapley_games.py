@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class GameSpec:
     truth: np.ndarray | None = None  # P x n
     truth_kind: str = ""
     truth_rel_se: float = 0.0  # relative standard error of the reference (0 if exact)
-    model: object = field(default=None, repr=False)  # torch module (torch side only)
+    model: Any = field(default=None, repr=False)  # torch module (torch side only)
 
     @property
     def n(self) -> int:
@@ -88,7 +89,8 @@ def save(specs: list[GameSpec], path: Path) -> None:
             arrays[f"{s.name}/W{j}"] = w
             arrays[f"{s.name}/b{j}"] = b
             arrays[f"{s.name}/act{j}"] = np.array(act)
-    np.savez(path, names=np.array([s.name for s in specs]), **arrays)
+    arrays["names"] = np.array([s.name for s in specs])
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
 
 def load(path: Path) -> list[GameSpec]:
@@ -224,8 +226,8 @@ def _with_truth(specs: list[GameSpec]) -> list[GameSpec]:
     import tribute
 
     for s in specs:
-        kw = {"target": torch.from_numpy(s.target), "baseline": torch.from_numpy(s.base),
-              "output": s.output}
+        kw: dict[str, Any] = {"target": torch.from_numpy(s.target),
+                              "baseline": torch.from_numpy(s.base), "output": s.output}
         X = torch.from_numpy(s.X)
         if s.n <= 16:
             s.truth = tribute.explain(s.model, X, method="exact_shapley", **kw).values.numpy()
@@ -233,6 +235,7 @@ def _with_truth(specs: list[GameSpec]) -> list[GameSpec]:
         else:
             ref = tribute.explain(s.model, X, method="kernel_shap", budget=REF_BUDGET, seed=12345, **kw)
             s.truth = ref.values.numpy()
+            assert ref.stderr is not None
             se = ref.stderr.numpy()
             s.truth_rel_se = float(np.mean(np.linalg.norm(se, axis=1) / np.linalg.norm(s.truth, axis=1)))
             s.truth_kind = f"reference: kernel_shap at {REF_BUDGET} evaluations"

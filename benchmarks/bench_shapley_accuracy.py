@@ -35,6 +35,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,15 +61,16 @@ class Counter:
         return self.fn(x)
 
 
-def _rel(phi: np.ndarray, truth: np.ndarray) -> float:
+def _rel(phi: np.ndarray, truth: np.ndarray | None) -> float:
+    assert truth is not None, "the game's truth is filled in before any estimator runs"
     return float(np.mean(np.linalg.norm(phi - truth, axis=1) / np.linalg.norm(truth, axis=1)))
 
 
 def run_tribute(spec: GameSpec, budgets, seeds, record) -> None:
-    kw = {"target": torch.from_numpy(spec.target), "baseline": torch.from_numpy(spec.base),
-          "output": spec.output}
+    kw: dict[str, Any] = {"target": torch.from_numpy(spec.target),
+                          "baseline": torch.from_numpy(spec.base), "output": spec.output}
     X = torch.from_numpy(spec.X)
-    ours = {OURS: ("shapley", {}), "tribute kernel_shap": ("kernel_shap", {}),
+    ours: dict[str, tuple[str, dict[str, Any]]] = {OURS: ("shapley", {}), "tribute kernel_shap": ("kernel_shap", {}),
             "tribute permutation_shapley": ("permutation_shapley", {})}
     for label, (name, params) in ours.items():
         for b in budgets:
