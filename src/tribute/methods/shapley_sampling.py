@@ -47,18 +47,20 @@ def _random_subsets(n: int, size: int, count: int, gen: np.random.Generator) -> 
         return out
     seen: set[bytes] = set()
     rows: list[np.ndarray] = []
-    while len(rows) < count:
-        keys = gen.random((2 * (count - len(rows)) + 8, n)).argsort(axis=1)[:, :size]
-        for k in keys:
-            row = np.zeros(n)
-            row[k] = 1.0
-            key = np.packbits(row.astype(bool)).tobytes()
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
-                if len(rows) == count:
-                    break
-    return np.stack(rows)
+    got = 0
+    while got < count:
+        keys = gen.random((2 * (count - got) + 8, n)).argsort(axis=1)[:, :size]
+        batch = np.zeros((len(keys), n))
+        np.put_along_axis(batch, keys, 1.0, axis=1)
+        packed = np.packbits(batch.astype(bool), axis=1)
+        # first occurrence of each subset in draw order, then those not seen in earlier rounds
+        _, first = np.unique(packed, axis=0, return_index=True)
+        first.sort()
+        fresh = [i for i in first.tolist() if packed[i].tobytes() not in seen][: count - got]
+        seen.update(packed[i].tobytes() for i in fresh)
+        rows.append(batch[fresh])
+        got += len(fresh)
+    return np.concatenate(rows)
 
 
 def _combinations(n: int, k: int):  # type: ignore[no-untyped-def]

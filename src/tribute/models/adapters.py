@@ -153,14 +153,20 @@ class TorchModel(ModelAdapter):
         if m is None:
             yield
             return
+        # One walk over the modules records what the session may change: training flags,
+        # requires_grad, and the keys of every hook dict (issue #9: cheap enough to run per
+        # call; parameter values are never written, so they are not copied).
         modules = list(m.modules())
         training = [mod.training for mod in modules]
-        params = list(m.parameters())
+        params = [p for mod in modules for p in mod._parameters.values() if p is not None]
         req = [p.requires_grad for p in params]
-        hooks = [
-            {name: set(getattr(mod, name).keys()) for name in _HOOK_DICTS if hasattr(mod, name)}
-            for mod in modules
-        ]
+        hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
+        for mod in modules:
+            attrs = mod.__dict__
+            for name in _HOOK_DICTS:
+                d = attrs.get(name)
+                if d is not None:
+                    hooks.append((d, set(d) if d else None))
         try:
             m.eval()
             for p in params:
@@ -171,10 +177,13 @@ class TorchModel(ModelAdapter):
                 mod.training = flag
             for p, r in zip(params, req):
                 p.requires_grad_(r)
-            for mod, before in zip(modules, hooks):
-                for name, keys in before.items():
-                    d = getattr(mod, name)
-                    for k in [k for k in d.keys() if k not in keys]:
+            for d, keys in hooks:
+                if not d:
+                    continue
+                if keys is None:
+                    d.clear()
+                else:
+                    for k in [k for k in d if k not in keys]:
                         del d[k]
 
 
