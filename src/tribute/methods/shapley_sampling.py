@@ -45,22 +45,37 @@ def _random_subsets(n: int, size: int, count: int, gen: np.random.Generator) -> 
         out = np.zeros((count, n))
         np.put_along_axis(out, combos[pick], 1.0, axis=1)
         return out
-    seen: set[bytes] = set()
+    seen: np.ndarray | None = None  # codes of the rows kept in earlier rounds
     rows: list[np.ndarray] = []
     got = 0
     while got < count:
         keys = gen.random((2 * (count - got) + 8, n)).argsort(axis=1)[:, :size]
         batch = np.zeros((len(keys), n))
         np.put_along_axis(batch, keys, 1.0, axis=1)
-        packed = np.packbits(batch.astype(bool), axis=1)
-        # first occurrence of each subset in draw order, then those not seen in earlier rounds
-        _, first = np.unique(packed, axis=0, return_index=True)
+        code = _subset_codes(batch, keys)
+        # the first occurrence of each subset, in draw order, unless an earlier round had it
+        _, first = np.unique(code, return_index=True)
         first.sort()
-        fresh = [i for i in first.tolist() if packed[i].tobytes() not in seen][: count - got]
-        seen.update(packed[i].tobytes() for i in fresh)
+        if seen is not None:
+            first = first[~np.isin(code[first], seen)]
+        fresh = first[: count - got]
         rows.append(batch[fresh])
         got += len(fresh)
+        if got < count:  # another round follows: it must not repeat these
+            seen = code[fresh] if seen is None else np.concatenate([seen, code[fresh]])
     return np.concatenate(rows)
+
+
+def _subset_codes(batch: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """One comparable code per row of a binary ``rows x n`` matrix (its members ``keys``).
+
+    A bitmask integer for ``n <= 62``, else the packed bits as one opaque byte string.
+    """
+    n = batch.shape[1]
+    if n <= 62:
+        return np.asarray(np.bitwise_or.reduce(np.left_shift(np.int64(1), keys.astype(np.int64)), axis=1))
+    packed = np.ascontiguousarray(np.packbits(batch.astype(bool), axis=1))
+    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
 
 
 def _combinations(n: int, k: int):  # type: ignore[no-untyped-def]
