@@ -11,8 +11,13 @@ from .methods.base import MethodInfo, method_infos
 from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
 
+# Concepts and seats (issue #16).
+from .methods.dhondt import DhondtResult, dhondt_seats  # noqa: E402
+from .methods.tcav import TCAVResult, tcav  # noqa: E402
+
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
            "methods"]
+__all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 
 
 def methods() -> dict[str, MethodInfo]:
