@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 # Concepts and seats (issue #16).
-from .api import DhondtResult, TCAVResult, dhondt_seats, tcav  # noqa: E402
+from .api import DhondtResult, TCAVResult, dhondt_seats, tcav
 
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 

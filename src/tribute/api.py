@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from .games.build import PlayerSet, build_game
 from .methods.base import MethodInfo, method_infos
+from .methods.dhondt import DhondtResult, dhondt_seats
 from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
-
-# Concepts and seats (issue #16).
-from .methods.dhondt import DhondtResult, dhondt_seats  # noqa: E402
-from .methods.tcav import TCAVResult, tcav  # noqa: E402
+from .methods.tcav import TCAVResult, tcav
 
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
            "methods"]

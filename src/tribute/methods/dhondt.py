@@ -65,7 +65,7 @@ class DhondtResult:
 
     def plot(self, **kwargs: Any) -> Any:
         """Draw the parliament (hemicycle); see :func:`tribute.viz.parliament`."""
-        from ..viz._parliament import parliament  # noqa: PLC0415 - viz sits above methods
+        from ..viz._parliament import parliament  # viz sits above methods: lazy
 
         return parliament(self, **kwargs)
 

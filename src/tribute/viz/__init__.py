@@ -40,6 +40,6 @@ __all__ = [
 ]
 
 # DhondtXAI parliament (issue #16).
-from ._parliament import parliament  # noqa: E402
+from ._parliament import parliament
 
 __all__ += ["parliament"]

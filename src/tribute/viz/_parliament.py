@@ -28,7 +28,7 @@ def hemicycle_positions(n_seats: int, rows: int | None = None) -> np.ndarray:
     """
     if n_seats <= 0:
         return np.zeros((0, 2))
-    rows = max(1, int(round(np.sqrt(n_seats / 2.0)))) if rows is None else max(1, min(int(rows), n_seats))
+    rows = max(1, round(float(np.sqrt(n_seats / 2.0)))) if rows is None else max(1, min(int(rows), n_seats))
     radii = np.linspace(0.5, 1.0, rows) if rows > 1 else np.array([1.0])
     share = radii / radii.sum() * n_seats
     per_row = np.floor(share).astype(int)
