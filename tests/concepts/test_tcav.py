@@ -43,7 +43,7 @@ def _data(seed: int = 1) -> tuple[Known, torch.Tensor, torch.Tensor, torch.Tenso
     inputs = torch.randn(40, D, generator=g)
     random = torch.randn(60, D, generator=g)
     # Concept examples: activations shifted by +3 along u (inputs mapped back through W^-1).
-    concept = torch.randn(20, D, generator=g) + (3.0 * model.u) @ winv.T
+    concept = torch.randn(20, D, generator=g) + (3.0 * torch.eye(D)[0]) @ winv.T
     return model, inputs, concept, random
 
 

@@ -20,7 +20,7 @@ scores against the random scores gives the p-value. **Multiple testing**: when t
 concepts (or layers, or classes), divide ``alpha`` by the number of tests (Bonferroni), as the
 paper recommends; ``tcav`` tests one concept at one layer for one class.
 
-**Calibration caveat** (measured on the synthetic model of ``tests/concepts/test_tcav.py``,
+**Calibration caveat** (``benchmarks/bench_tcav_calibration.py``: the synthetic model of ``tests/concepts/test_tcav.py``,
 200 draws, 20 concept examples, ``n_random=10``, alpha=0.05): the concept set is fixed across
 runs while only the random negatives change, so the Welch test reads the set's own sampling
 bias as an effect. Sets drawn from the *random* law were called significant in 60/200 draws
