@@ -67,6 +67,11 @@ __all__ = [
     "patches",
 ]
 
+# Concepts and seats (issue #16).
+from .api import DhondtResult, TCAVResult, dhondt_seats, tcav
+
+__all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
+
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 

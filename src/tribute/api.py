@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from .games.build import PlayerSet, build_game
 from .methods.base import MethodInfo, method_infos
+from .methods.dhondt import DhondtResult, dhondt_seats
 from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
+from .methods.tcav import TCAVResult, tcav
 
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
            "methods"]
+__all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 
 
 def methods() -> dict[str, MethodInfo]:

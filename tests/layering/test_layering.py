@@ -30,6 +30,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # Attribution.plot() is a convenience that draws with viz, imported lazily on call.
     ("tribute.attribution", "tribute.viz"): "Attribution.plot() draws lazily with viz",
     ("tribute.methods.generation", "tribute.viz"): "GenerationAttribution.plot() draws lazily with viz",
+    ("tribute.methods.dhondt", "tribute.viz"): "DhondtResult.plot() draws the parliament lazily with viz",
 }
 #: Existing violations in files outside the layering work (owned elsewhere); each is a TODO.
 KNOWN: set[tuple[str, str, str]] = set()

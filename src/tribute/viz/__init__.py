@@ -38,3 +38,8 @@ __all__ = [
     "to_png_bytes",
     "waterfall",
 ]
+
+# DhondtXAI parliament (issue #16).
+from ._parliament import parliament
+
+__all__ += ["parliament"]
