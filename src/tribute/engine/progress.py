@@ -86,10 +86,10 @@ class Progress:
             listener(self.done, self.total)
         if self._bar is None:
             return
-        if not self.planned:  # before the plan is known the bar must not read 100%
+        if not self.planned or self.done >= self._bar.total:
+            # 100% is drawn once, by close(): before the plan is known, and after the last
+            # planned unit while the call has not returned yet, the bar holds one unit short
             self._bar.total = max(self._bar.total, self.done + 1)
-        elif self.done > self._bar.total:
-            self._bar.total = self.done
         self._bar.update(n)
 
     def replan(self, rows: int, solve: int = 0, plan: Callable[[float], str] | None = None,
@@ -144,8 +144,11 @@ class Progress:
             self._ticker = None
         if self._bar is None:
             return
-        if complete and self._bar.n < self._bar.total:
-            self._bar.update(self._bar.total - self._bar.n)
+        # the unit held back by update() is released without a draw: close() draws the final
+        # state exactly once (filled to the total with ``complete``)
+        self._bar.total = max(self.total, self.done)
+        if complete:
+            self._bar.n = self._bar.total
         self._bar.set_postfix_str("", refresh=False)
         self._bar.close()
         self._bar = None
