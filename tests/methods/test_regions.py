@@ -350,7 +350,7 @@ def test_model_unchanged_after_a_failure_mid_search() -> None:
             calls["n"] = 0
             with pytest.raises(RuntimeError, match="planted failure"):
                 tribute.explain(model, torch.rand(1, 1, 8, 8, dtype=torch.float64),
-                                method=method, target=0, budget=60)
+                                method=method, target=0, budget=60, batch_size=4)
     finally:
         h.remove()
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
