@@ -78,8 +78,9 @@ _LINEAR_MODULES: tuple[type[nn.Module], ...] = (
     nn.Unflatten, nn.Softmax,
 )
 _REFUSED_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
-    ((nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer),
-     "its fused attention kernel hides Q, K, V from the rules; write the attention with "
+    ((nn.TransformerEncoderLayer, nn.TransformerDecoderLayer),
+     "its fused fast path hides Q, K, V from the rules; build the layer from "
+     "nn.MultiheadAttention, nn.LayerNorm and nn.Linear, or write the attention with "
      "torch.matmul/softmax or F.scaled_dot_product_attention (as Hugging Face models do)"),
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
       nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
@@ -239,6 +240,74 @@ class _Mode(TorchFunctionMode):
         return func(q, k, v, *rest, **kwargs)
 
 
+# ------------------------------------------------------------------------ nn.MultiheadAttention
+def _check_mha(mod: nn.MultiheadAttention, where: str, method: str) -> None:
+    if not mod._qkv_same_embed_dim or mod.bias_k is not None or mod.add_zero_attn:
+        raise UnsupportedModelError(
+            f"{method}: nn.MultiheadAttention {where} uses separate q/k/v widths, bias_k/bias_v or "
+            "add_zero_attn, which the AttnLRP rules do not cover; use a plain "
+            "nn.MultiheadAttention(embed_dim, num_heads) or write the attention with "
+            "F.scaled_dot_product_attention."
+        )
+
+
+def _inside_mha(model: nn.Module, path: str) -> bool:
+    """``path`` is a child of an ``nn.MultiheadAttention`` (its ``out_proj``)."""
+    parent = path.rpartition(".")[0]
+    if not path:
+        return False
+    mod = model.get_submodule(parent) if parent else model
+    return isinstance(mod, nn.MultiheadAttention)
+
+
+def _mha(mod: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any],
+         out: Any) -> Any:
+    """``nn.MultiheadAttention``'s output value with the gradient of an explicit computation
+    (input projection, the rules' scaled dot-product attention, output projection)."""
+    names = ("query", "key", "value")
+    q_in, k_in, v_in = (args[i] if i < len(args) else kwargs[n] for i, n in enumerate(names))
+    if not any(_dep(t) for t in (q_in, k_in, v_in)):
+        return None
+    if not mod.batch_first:
+        q_in, k_in, v_in = (t.transpose(0, 1) for t in (q_in, k_in, v_in))
+    e, h = mod.embed_dim, mod.num_heads
+    w, b = mod.in_proj_weight, mod.in_proj_bias
+    proj = [F.linear(t, w[i * e:(i + 1) * e], None if b is None else b[i * e:(i + 1) * e])
+            for i, t in enumerate((q_in, k_in, v_in))]
+    n, length, s_len = q_in.shape[0], q_in.shape[1], k_in.shape[1]
+    q, k, v = (p.reshape(n, -1, h, e // h).transpose(1, 2) for p in proj)
+    mask = _mha_mask(kwargs.get("attn_mask", args[5] if len(args) > 5 else None),
+                     kwargs.get("key_padding_mask", args[3] if len(args) > 3 else None),
+                     n, h, length, s_len, q.dtype)
+    if kwargs.get("is_causal", False) and mask is None:
+        mask = torch.full((length, s_len), -math.inf, dtype=q.dtype, device=q.device).triu(1)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # the mode applies the rule
+    o = o.transpose(1, 2).reshape(n, length, e)
+    y = mod.out_proj(o)
+    if not mod.batch_first:
+        y = y.transpose(0, 1)
+    first = out[0] if isinstance(out, tuple) else out
+    y = y + (first - y).detach()
+    return (y, *out[1:]) if isinstance(out, tuple) else y
+
+
+def _mha_mask(attn_mask: Any, pad: Any, n: int, h: int, length: int, s_len: int,
+              dtype: torch.dtype) -> torch.Tensor | None:
+    """Additive float mask ``n x h x L x S`` (or None) from MHA's boolean/float masks."""
+    total: torch.Tensor | None = None
+    for m in (attn_mask, pad):
+        if m is None:
+            continue
+        add = (torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(m, -math.inf)
+               if m.dtype == torch.bool else m.to(dtype))
+        if m is pad:
+            add = add.reshape(n, 1, 1, s_len)
+        elif add.ndim == 3:
+            add = add.reshape(n, h, length, s_len)
+        total = add if total is None else total + add
+    return total
+
+
 # ------------------------------------------------------------------------ checks
 def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
     """Refuse modules the AttnLRP rules do not cover, naming the module and the fix.
@@ -255,6 +324,9 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
                     f"{method}: module {where} of type {type(mod).__name__} is not supported by the "
                     f"AttnLRP rules: {hint}."
                 )
+        if isinstance(mod, nn.MultiheadAttention):
+            _check_mha(mod, where, method)
+            continue
         cfg = getattr(mod, "config", None)
         impl = getattr(cfg, "_attn_implementation", None) if cfg is not None else None
         if isinstance(impl, str) and impl not in ("eager", "sdpa"):
@@ -264,7 +336,7 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
                 "F.scaled_dot_product_attention ('sdpa'). Load the model with "
                 "attn_implementation='eager' (or 'sdpa')."
             )
-        if any(True for _ in mod.children()):
+        if any(True for _ in mod.children()) or _inside_mha(model, path):
             continue
         if (isinstance(mod, _LINEAR_MODULES) or _is_hf_linear(mod) or _is_rotary(mod)
                 or isinstance(mod, nn.LayerNorm) or _is_rms(mod) or _is_activation(mod)):
@@ -276,7 +348,9 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
                 "*RMSNorm classes). Replace it by nn.LayerNorm/nn.RMSNorm, or use a gradient "
                 "method such as 'integrated_gradients'."
             )
-        if type(mod).__module__.startswith("torch.") or not any(True for _ in mod.parameters()):
+        if not type(mod).__module__.startswith("torch.") and not any(True for _ in mod.parameters()):
+            continue  # a parameter-free user module: its torch calls go through the rules
+        if type(mod).__module__.startswith("torch."):
             raise UnsupportedModelError(
                 f"{method}: module {where} of type {type(mod).__name__} has no AttnLRP rule "
                 "(rules exist for Linear/Conv1D, Embedding, LayerNorm/RMSNorm, elementwise "
@@ -338,10 +412,20 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
             return _identity_rule(x, out, mode.epsilon)
         return mode.activation(x, out)
 
+    def mha_post(mod: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
+        mode.suspended -= 1
+        if mode.suspended:
+            return None
+        assert isinstance(mod, nn.MultiheadAttention)
+        return _mha(mod, args, kwargs, out)
+
     try:
         for p in params:
             p.requires_grad_(False)
         for mod in model.modules():
+            if isinstance(mod, nn.MultiheadAttention):
+                handles.append(mod.register_forward_pre_hook(pre))
+                handles.append(mod.register_forward_hook(mha_post, with_kwargs=True))
             if isinstance(mod, nn.LayerNorm) or _is_rms(mod) or _is_activation(mod):
                 handles.append(mod.register_forward_pre_hook(pre))
                 handles.append(mod.register_forward_hook(post))
