@@ -13,12 +13,14 @@ patch map is assembled from lxt's rule functions exactly where lxt's BERT copy a
 (LayerNorm identity rule, attention split, identity rule on the intermediate activation and
 the pooler's tanh).
 
-Usage: python _lxt_side.py MODEL_DIR KIND(gpt2|llama|bert) INPUTS.npz OUT.npz VARIANT(attnlrp|cp)
+Usage: python _lxt_side.py MODEL_DIR KIND(gpt2|llama|bert) INPUTS.npz OUT.npz VARIANT(attnlrp|cp) [REPEATS]
+(with REPEATS, ``seconds`` in the output is the median time of one relevance pass).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 import types
 
 import numpy as np
@@ -91,16 +93,26 @@ def main() -> None:
     model = loader.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float64).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    emb = model.get_input_embeddings()(ids).detach().requires_grad_(True)
     kw = {"token_type_ids": torch.as_tensor(data["types"])} if "types" in data else {}
-    logits = model(inputs_embeds=emb, attention_mask=mask, **kw).logits
-    if kind != "bert":
-        last = mask.long().sum(1) - 1
-        logits = logits[torch.arange(ids.shape[0]), last]
-    logits[:, target].sum().backward()
-    assert emb.grad is not None
-    rel = (emb * emb.grad).sum(-1)
-    np.savez(out, relevance=rel.detach().numpy(), logits=logits[:, target].detach().numpy())
+
+    def once() -> tuple[torch.Tensor, torch.Tensor]:
+        emb = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        logits = model(inputs_embeds=emb, attention_mask=mask, **kw).logits
+        if kind != "bert":
+            last = mask.long().sum(1) - 1
+            logits = logits[torch.arange(ids.shape[0]), last]
+        logits[:, target].sum().backward()
+        assert emb.grad is not None
+        return (emb * emb.grad).sum(-1), logits[:, target]
+
+    rel, logit = once()
+    times = []
+    for _ in range(int(sys.argv[6]) if len(sys.argv) > 6 else 0):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    np.savez(out, relevance=rel.detach().numpy(), logits=logit.detach().numpy(),
+             seconds=float(np.median(times)) if times else float("nan"))
 
 
 if __name__ == "__main__":
