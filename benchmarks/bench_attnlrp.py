@@ -12,6 +12,11 @@ tiny random GPT-2 (2 layers, width 32), both float64 and eager attention, 8 sent
 
 ``max_rel_diff`` compares tribute's token relevance with lxt's (max |diff| / max |lxt|).
 
+Second part: faithfulness sanity check on the trained planted-trigger transformer of
+``tribute bench`` (case ``planted_words``): on 200 held-out positive sentences, how often the
+top-ranked word is a trigger word, for attnlrp, integrated gradients, saliency and
+input x gradient (all on the text game, ``removal="mask"``).
+
 Run: ``.venv/bin/python benchmarks/bench_attnlrp.py [--repeats 5]``
 """
 
@@ -117,6 +122,23 @@ def run(name: str, repeats: int) -> dict[str, Any]:
             "median |gap|/|f|": float(np.median(np.abs(gap) / np.abs(f)))}
 
 
+def planted(n: int = 200) -> None:
+    from tribute import bench
+    from tribute import datasets as D
+
+    model = bench.build_suite("tiny", seed=0, cases=["planted_words"]).cases[0].model
+    held = D.planted_words(n=3 * n, seed=4242)
+    texts = [t for t, y in zip(held.meta["texts"], held.y) if y == 1][:n]
+    tok = D.planted_words_tokenizer()
+    for m in ("attnlrp", "integrated_gradients", "saliency", "input_x_gradient"):
+        t0 = time.perf_counter()
+        a = tribute.explain(model, texts, tokenizer=tok, removal="mask", method=m, target=1, progress=False)
+        secs = time.perf_counter() - t0
+        top = np.nanargmax(np.asarray(a.values).reshape(len(texts), -1), -1)
+        hits = sum(t.split()[j] in D._text.TRIGGER_WORDS for t, j in zip(texts, top))
+        print(f"planted_words {m}: top-1 trigger hit rate {hits / len(texts):.3f} ({hits}/{len(texts)}), {secs:.2f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
@@ -126,6 +148,7 @@ def main() -> None:
     for name in ("minilm", "gpt2"):
         row = run(name, args.repeats)
         print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    planted()
 
 
 if __name__ == "__main__":

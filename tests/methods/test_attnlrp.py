@@ -257,3 +257,27 @@ def test_multihead_attention_model_matches_explicit_attention() -> None:
             (g,) = torch.autograd.grad(m(xx).sum(), xx)
         grads.append(g)
     np.testing.assert_allclose(grads[0].numpy(), grads[1].numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_generation_refused_with_reason() -> None:
+    tok = make_tokenizer()
+    lm = tiny_lm("gpt2", 90)
+    with pytest.raises(UnsupportedModelError, match="next-token logit"):
+        tribute.explain_generation(lm, tok, "the cat sat on the", max_new_tokens=2, method="attnlrp")
+
+
+def test_planted_trigger_word_ranked_first() -> None:
+    """Faithfulness sanity check: on the trained planted-trigger transformer (tribute bench's
+    planted_words case) the top AttnLRP word is a trigger word (measured 200/200 on held-out
+    positives, benchmarks/bench_attnlrp.py; saliency 156/200)."""
+    from tribute import bench
+    from tribute import datasets as D
+
+    case = bench.build_suite("tiny", seed=0, cases=["planted_words"]).cases[0]
+    assert case.tokens is not None
+    texts = [" ".join(t) for t in case.tokens]
+    attr = tribute.explain(case.model, texts, tokenizer=D.planted_words_tokenizer(), removal="mask",
+                           method="attnlrp", target=1, progress=False)
+    top = np.nanargmax(np.asarray(attr.values).reshape(len(texts), -1), -1)
+    hits = [t.split()[j] in D._text.TRIGGER_WORDS for t, j in zip(texts, top)]
+    assert sum(hits) == len(hits), hits

@@ -24,6 +24,7 @@ from ...attribution import Attribution
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
 from ...games.features import ProbeChunk
+from ...games.generation import GenerationGame
 from ...games.text import TextGame, input_embedding
 from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game
@@ -65,6 +66,16 @@ class AttnLRP(Method):
         self.epsilon = epsilon
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if isinstance(game, GenerationGame):
+            raise UnsupportedModelError(
+                "attnlrp does not run in explain_generation: the generation game's values are "
+                "log-probabilities (a log-softmax outside the model) relaxed against a "
+                "replacement-token baseline, while AttnLRP redistributes one logit with no "
+                "baseline. Explain the next-token logit instead: tribute.explain(wrapper, "
+                "prompt, tokenizer=tok, method='attnlrp', target=token_id) with a module that "
+                "returns the causal LM's logits at the last position (see the README's AttnLRP "
+                "section), or use explain_generation with 'integrated_gradients'."
+            )
         fg = feature_game(game, self.name)
         if self.variant not in VARIANTS:
             raise InputError(f"attnlrp: variant={self.variant!r} must be one of {VARIANTS}.")
