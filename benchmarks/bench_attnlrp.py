@@ -100,7 +100,7 @@ def run(name: str, repeats: int) -> dict[str, Any]:
         p.requires_grad_(False)
     t_fb = _median_time(fwd_bwd, repeats)
     hf.save_pretrained(tmp / kind)
-    extra = {"types": types.numpy()} if (kind == "bert" and types is not None) else {}
+    extra: dict[str, Any] = {"types": types.numpy()} if (kind == "bert" and types is not None) else {}
     np.savez(tmp / "in.npz", ids=enc.input_ids.numpy(), mask=enc.attention_mask.numpy(), target=target, **extra)
     r = subprocess.run([sys.executable, str(ROOT / "tests" / "methods" / "_lxt_side.py"), str(tmp / kind), kind,
                         str(tmp / "in.npz"), str(tmp / "out.npz"), "attnlrp", str(repeats)],

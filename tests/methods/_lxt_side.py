@@ -19,9 +19,11 @@ Usage: python _lxt_side.py MODEL_DIR KIND(gpt2|llama|bert) INPUTS.npz OUT.npz VA
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 import types
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,26 +57,20 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     wrap = wrap_attention_forward if variant == "attnlrp" else cp_wrap_attention_forward
-    if kind == "gpt2":
-        from lxt.efficient.models import gpt2 as lx
-        from transformers.models.gpt2 import modeling_gpt2 as hf
-
-        pmap = {k: v for k, v in (lx.attnLRP if variant == "attnlrp" else lx.cp_LRP).items() if k is not hf}
-    elif kind == "llama":
-        from lxt.efficient.models import llama as lx
-        from transformers.models.llama import modeling_llama as hf
-
+    hf: Any = importlib.import_module(f"transformers.models.{kind}.modeling_{kind}")
+    pmap: dict[Any, Any]
+    if kind in ("gpt2", "llama"):
+        lx: Any = importlib.import_module(f"lxt.efficient.models.{kind}")
         pmap = {k: v for k, v in (lx.attnLRP if variant == "attnlrp" else lx.cp_LRP).items() if k is not hf}
     else:
-        from transformers.models.bert import modeling_bert as hf
 
         def intermediate_forward(self: object, hidden_states: torch.Tensor) -> torch.Tensor:
             h = self.dense(hidden_states)  # type: ignore[attr-defined]
-            return identity_rule_implicit(self.intermediate_act_fn, h)  # type: ignore[attr-defined,no-any-return]
+            return identity_rule_implicit(self.intermediate_act_fn, h)  # type: ignore[attr-defined]
 
         def pooler_forward(self: object, hidden_states: torch.Tensor) -> torch.Tensor:
             h = self.dense(hidden_states[:, 0])  # type: ignore[attr-defined]
-            return identity_rule_implicit(self.activation, h)  # type: ignore[attr-defined,no-any-return]
+            return identity_rule_implicit(self.activation, h)  # type: ignore[attr-defined]
 
         pmap = {
             torch.nn.LayerNorm: partial(patch_method, layer_norm_forward),

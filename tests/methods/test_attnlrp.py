@@ -139,10 +139,10 @@ def test_exact_conservation_without_absorbers() -> None:
 
 def _lxt_relevance(tmp: Path, model: nn.Module, kind: str, tok: Any, target: int, variant: str) -> np.ndarray:
     pytest.importorskip("lxt")
-    lm = model if kind == "bert" else model.lm  # type: ignore[union-attr]
-    lm.save_pretrained(tmp / kind)  # type: ignore[operator]
+    lm: Any = model if kind == "bert" else model.lm
+    lm.save_pretrained(tmp / kind)
     enc = segment(TEXTS, tok, "tokens", include_special=True)
-    extra = {"types": enc.token_type_ids.numpy()} if kind == "bert" and enc.token_type_ids is not None else {}
+    extra: dict[str, Any] = {"types": enc.token_type_ids.numpy()} if kind == "bert" and enc.token_type_ids is not None else {}
     np.savez(tmp / "in.npz", ids=enc.input_ids.numpy(), mask=enc.attention_mask.numpy(), target=target, **extra)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, str(HERE / "_lxt_side.py"), str(tmp / kind), kind, str(tmp / "in.npz"),
@@ -172,7 +172,7 @@ def test_parity_with_lxt(tmp_path: Path, kind: str, variant: str) -> None:
 def test_planted_exception_mid_backward_restores_model() -> None:
     model, tok, target = _setup("llama")
     before = _snapshot(model)
-    lm: Any = model.lm  # type: ignore[union-attr]
+    lm: Any = model.lm
 
     def boom(mod: nn.Module, gin: Any, gout: Any) -> Any:
         raise RuntimeError("planted failure in backward")
