@@ -242,7 +242,7 @@ class _Mode(TorchFunctionMode):
 
 # ------------------------------------------------------------------------ nn.MultiheadAttention
 def _check_mha(mod: nn.MultiheadAttention, where: str, method: str) -> None:
-    if not mod._qkv_same_embed_dim or mod.bias_k is not None or mod.add_zero_attn:
+    if mod.in_proj_weight is None or mod.bias_k is not None or mod.add_zero_attn:
         raise UnsupportedModelError(
             f"{method}: nn.MultiheadAttention {where} uses separate q/k/v widths, bias_k/bias_v or "
             "add_zero_attn, which the AttnLRP rules do not cover; use a plain "
