@@ -151,3 +151,14 @@ def test_registered_plots_and_public() -> None:
     assert isinstance(halo, Figure) and len(halo.axes) == 3
     with pytest.raises(InputError, match="kind='violin'"):
         r.plot(kind="violin")
+
+
+def test_bench_suite_recovers_the_planted_pair() -> None:
+    from tribute.bench.rashomon_suite import format_rashomon_results, run_rashomon_suite
+
+    rows = run_rashomon_suite(tiny=True, samplers=("forest",))
+    planted = next(r for r in rows if r["case"] == "planted")
+    additive = next(r for r in rows if r["case"] == "additive")
+    assert planted["top_pair_fraction"] == 1.0 and planted["n_models"] >= 1
+    assert additive["max_abs_fis_over_main"] < 0.3  # tiny: 200 points, 3 permutations
+    assert "(x0,x1) top in 100% of models" in format_rashomon_results(rows)
