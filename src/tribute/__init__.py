@@ -75,7 +75,7 @@ __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
 # Rashomon feature interaction scores (issue #16).
-from .api import RashomonResult, rashomon_interactions
+from .api import RashomonResult, rashomon_interactions  # noqa: E402
 
 __all__ += ["RashomonResult", "rashomon_interactions"]
 

@@ -13,7 +13,6 @@ from tribute.errors import InputError
 from tribute.methods.rashomon import rashomon_interactions
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread() -> Any:
     """Small MLP training is dominated by thread synchronisation on a loaded 2-core box (a
@@ -24,7 +23,7 @@ def _one_thread() -> Any:
     torch.set_num_threads(before)
 
 
-FOREST = [{"max_depth": 8, "n_estimators": 15}, {"max_depth": None, "n_estimators": 15}]
+FOREST: list[dict[str, Any]] = [{"max_depth": 8, "n_estimators": 15}, {"max_depth": None, "n_estimators": 15}]
 
 
 def _data(kind: str, n: int = 400, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -119,7 +118,7 @@ def test_mlp_sampler_and_user_fit_leave_models_as_they_were() -> None:
 
 
 def test_bad_input_is_refused_clearly() -> None:
-    X, y, Xe, ye = _data("planted", n=50)
+    X, y, Xe, _ = _data("planted", n=50)
     with pytest.raises(InputError, match=r"y has shape \(49,\)"):
         rashomon_interactions(X, y[:-1])
     with pytest.raises(InputError, match="fit='svm'"):
@@ -137,7 +136,7 @@ def test_bad_input_is_refused_clearly() -> None:
 def test_registered_plots_and_public() -> None:
     info = tribute.analyses()["rashomon_interactions"]
     assert info.kind == "model_set" and info.returns == "RashomonResult"
-    X, y, Xe, ye = _data("planted", n=150)
+    X, y, _, _ = _data("planted", n=150)
     r = tribute.run_analysis("rashomon_interactions", X, y, configs=FOREST, n_candidates=3,
                              epsilon=5.0, n_repeats=1, feature_names=["a", "b", "c"])
     from matplotlib.figure import Figure

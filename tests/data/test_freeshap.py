@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from tribute.methods.data_freeshap import (
 )
 
 
-def _game(case, **kw):  # type: ignore[no-untyped-def]
+def _game(case: Any, **kw: Any) -> Any:
     return tribute.build_game(case.model, case.X_test, target=case.y_test, players=case.data(**kw))
 
 
@@ -52,7 +53,7 @@ def test_entk_equals_an_explicit_jacobian_product() -> None:
     torch.testing.assert_close(Kt2, K_test, rtol=1e-10, atol=1e-12)
 
 
-def _retrained(case, keep: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _retrained(case: Any, keep: np.ndarray) -> np.ndarray:
     idx = torch.as_tensor(np.flatnonzero(keep), dtype=torch.long)
     with torch.no_grad():
         return case.fit(case.X[idx], case.y[idx], seed=0)(case.X_test)[:, 0].numpy()

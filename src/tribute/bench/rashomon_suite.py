@@ -33,7 +33,8 @@ def _case(name: str, n: int, seed: int) -> tuple[np.ndarray, ...]:
     X, Xe = rng.normal(size=(n, 4)), rng.normal(size=(n, 4))
 
     def f(a: np.ndarray) -> np.ndarray:
-        return a[:, 0] * a[:, 1] + a[:, 2] if name == "planted" else a[:, :3].sum(1)
+        out: np.ndarray = a[:, 0] * a[:, 1] + a[:, 2] if name == "planted" else a[:, :3].sum(1)
+        return out
 
     return X, f(X) + 0.1 * rng.normal(size=n), Xe, f(Xe) + 0.1 * rng.normal(size=n)
 

@@ -315,12 +315,12 @@ class FreeShap(Method):
         extra: dict[str, Any] = {"regularization": reg.lam, "at": self.at,
                                  "n_grad_evals": g.n_grad_evals}
         if self.estimator == "permutation":
-            phi, se, n_perm = self._permutations(g, reg, seed)
+            phi, se_p, n_perm = self._permutations(g, reg, seed)
             extra["n_permutations"] = n_perm
             full = reg.predict(torch.arange(reg.n_train))
             gap = phi.sum(-1) - full[:, None]
             extra["v_full_surrogate"] = full.numpy()
-            return g.attribution(phi, self.name, params, stderr=se, gap=gap, extra=extra)
+            return g.attribution(phi, self.name, params, stderr=se_p, gap=gap, extra=extra)
         try:
             cls = get_method(self.estimator)
         except Exception as exc:
@@ -335,7 +335,7 @@ class FreeShap(Method):
         a = inner.attribute(sur, budget=use, seed=seed)
         phi = torch.as_tensor(np.asarray(a.flat()), dtype=torch.float64).reshape(
             g.n_samples, 1, g.n_players)
-        se = None
+        se: torch.Tensor | None = None
         if a.stderr is not None:
             se = torch.as_tensor(np.asarray(a.stderr), dtype=torch.float64).reshape(phi.shape)
         gap = None if a.gap is None else torch.as_tensor(np.asarray(a.gap), dtype=torch.float64

@@ -107,10 +107,10 @@ class RashomonResult:
         return [f"{self.feature_names[i]} x {self.feature_names[j]}" for i, j in self.pairs]
 
     def _col(self, pair: tuple[int, int]) -> int:
-        key = tuple(sorted((int(pair[0]), int(pair[1]))))
-        if key not in self.pairs:
+        a, b = sorted((int(pair[0]), int(pair[1])))
+        if (a, b) not in self.pairs:
             raise InputError(f"pair {pair} was not scored; scored pairs: {self.pairs}.")
-        return self.pairs.index(key)  # type: ignore[arg-type]
+        return self.pairs.index((a, b))
 
     def range(self) -> dict[tuple[int, int], tuple[float, float]]:
         """Pair -> (min, max) of its FIS over the Rashomon set."""
@@ -163,7 +163,8 @@ def fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int = 32, steps:
         yt = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
 
         def loss_fn() -> torch.Tensor:
-            return ((model(Xt)[:, 0] - yt) ** 2).mean()
+            out: torch.Tensor = ((model(Xt)[:, 0] - yt) ** 2).mean()
+            return out
     else:
         yl = torch.as_tensor(y).long().reshape(-1)
 
@@ -171,7 +172,7 @@ def fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int = 32, steps:
             return torch.nn.functional.cross_entropy(model(Xt), yl)
     for _ in range(steps):
         opt.zero_grad()
-        loss_fn().backward()
+        loss_fn().backward()  # type: ignore[no-untyped-call]
         opt.step()
     model.eval()
     return model
@@ -227,8 +228,10 @@ def _predict(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
             out = out[0]
         o = out.detach().double()
         if classification:
-            return torch.log_softmax(o.reshape(o.shape[0], -1), 1).numpy()
-        return o.reshape(o.shape[0], -1)[:, 0].numpy()
+            lp: np.ndarray = torch.log_softmax(o.reshape(o.shape[0], -1), 1).numpy()
+            return lp
+        flat: np.ndarray = o.reshape(o.shape[0], -1)[:, 0].numpy()
+        return flat
     if classification:
         if hasattr(model, "predict_proba"):
             pr = np.asarray(model.predict_proba(X), dtype=np.float64)
@@ -238,7 +241,8 @@ def _predict(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
                              f"got {type(model).__name__}.")
         z = np.asarray(model(X), dtype=np.float64)
         z = z - z.max(1, keepdims=True)
-        return z - np.log(np.exp(z).sum(1, keepdims=True))
+        logp: np.ndarray = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return logp
     if hasattr(model, "predict"):
         return np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)[:, 0]
     if callable(model):
@@ -252,7 +256,8 @@ def _losses(pred: np.ndarray, y: np.ndarray, loss: str | Callable[..., Any],
     if callable(loss):
         return np.asarray(loss(pred, y), dtype=np.float64).reshape(-1)
     if loss == "mse":
-        return (pred - y) ** 2
+        sq: np.ndarray = (pred - y) ** 2
+        return sq
     lab = y.astype(np.int64)
     if pred.shape[1] <= int(lab.max()):
         raise InputError(f"rashomon_interactions: the model gives {pred.shape[1]} class scores but "
@@ -395,7 +400,7 @@ def rashomon_interactions(
     needed = sorted({i for p in pair_list for i in p})
     main = np.full((len(keep), d), np.nan)
     joint = np.empty((len(keep), len(pair_list)))
-    for m_i, k in enumerate(keep):
+    for m_i, k in enumerate(keep.tolist()):
         model = models[k]
         base = float(cand_loss[k])
         sets: list[tuple[int, ...]] = [(i,) for i in needed] + list(pair_list)

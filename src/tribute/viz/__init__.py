@@ -45,6 +45,6 @@ from ._parliament import parliament
 __all__ += ["parliament"]
 
 # Rashomon feature interaction scores: swarm and halo plots (issue #16).
-from ._rashomon import rashomon_halo, rashomon_swarm
+from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402
 
 __all__ += ["rashomon_halo", "rashomon_swarm"]
