@@ -338,10 +338,10 @@ class FreeShap(Method):
         se: torch.Tensor | None = None
         if a.stderr is not None:
             se = torch.as_tensor(np.asarray(a.stderr), dtype=torch.float64).reshape(phi.shape)
-        gap = None if a.gap is None else torch.as_tensor(np.asarray(a.gap), dtype=torch.float64
-                                                         ).reshape(g.n_samples, 1)
+        gap_s = None if a.gap is None else torch.as_tensor(np.asarray(a.gap), dtype=torch.float64
+                                                           ).reshape(g.n_samples, 1)
         extra["surrogate_evals"] = sur.n_evals
-        return g.attribution(phi, f"{self.name}", params, stderr=se, gap=gap, extra=extra)
+        return g.attribution(phi, self.name, params, stderr=se, gap=gap_s, extra=extra)
 
     def _permutations(self, g: DataGame, reg: NTKRegression, seed: int
                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
