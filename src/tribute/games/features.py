@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..attribution import Layout
-from ..engine import Engine, Rows
+from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target
@@ -391,6 +391,9 @@ class FeatureGame(Game):
         self.row_bytes = sum(inp.size for inp in self.inputs) * torch.finfo(self.compute_dtype).bits // 8
 
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
+        engine.tune_key = row_signature(
+            [inp.x.reshape(batch, *inp.shape) for inp in self.inputs]
+            + [*self.forward_args, *self.forward_kwargs.values()], batch)
         layout = Layout(
             input_shapes=tuple(inp.shape for inp in self.inputs),
             dense=dense,
@@ -914,6 +917,8 @@ class FeatureGame(Game):
                     b_total * k_count, build, sink,
                     row_bytes=row_bytes if row_bytes is not None else rpp * self.row_bytes,
                     grad=grad is not None, select=self._select, desc=desc,
+                    tune_key=None if rpp == 1 or self.engine.tune_key is None
+                    else (self.engine.tune_key, rpp),
                     describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}"
                     if k_count > 1 else f"sample {r}",
                 )
