@@ -219,3 +219,34 @@ def test_scheduler_free_clock_counts_sleep_and_work():
         clock.close()  # idempotent
     assert slept >= 0.019
     assert 0 < worked < 5.0
+
+
+def test_a_gradient_tuner_starts_from_the_forward_size():
+    clear_tuners()
+    key = torch.nn.Linear(2, 2)
+    fwd = tuning.tuner_for(key, ("sig",), False, 8192)
+    _feed(fwd, lambda s: float(s) if s <= 1024 else 1.0)
+    assert fwd.best == 1024
+    grad = tuning.tuner_for(key, ("sig",), True, 8192)
+    assert grad.candidates[0] == 128  # an eighth of the forward size
+    assert tuning.tuner_for(key, ("other",), True, 8192).candidates[0] == 16
+    clear_tuners()
+
+
+def test_huge_finite_outputs_whose_sum_overflows_are_not_refused():
+    # the engine checks a chunk's outputs with one sum; an overflowing sum of finite values
+    # must fall back to the element-wise check instead of reporting Inf
+    class Huge(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full((x.shape[0], 1), 3e38, dtype=torch.float32) + 0 * x[:, :1]
+
+    a = tribute.explain(Huge(), torch.rand(2, 3), method="feature_ablation", progress=False)
+    assert bool(torch.isfinite(torch.as_tensor(a.values)).all())
+
+    class Bad(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.where(x[:, :1] > 2.0, torch.nan, x[:, :1])
+
+    with pytest.raises(tribute.errors.ModelOutputError, match="NaN at sample 1"):
+        tribute.explain(Bad(), torch.tensor([[0.1, 0.2], [5.0, 0.3]]), method="feature_ablation",
+                        progress=False)

@@ -645,12 +645,12 @@ class FeatureGame(Game):
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw)
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            v = vals.to("cpu", torch.float64)
             if mb == 1:
-                out[start:stop] = v
-            else:
-                out.index_add_(0, torch.arange(start, stop) // mb,
-                               v * self._row_weights(start, stop)[:, None])
+                out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
+                return
+            v = vals.to("cpu", torch.float64)
+            out.index_add_(0, torch.arange(start, stop) // mb,
+                           v * self._row_weights(start, stop)[:, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
                         select=self._select, desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
