@@ -24,6 +24,8 @@ from torch import nn
 
 import tribute
 from tribute.engine import clear_tuners
+from tribute.methods import lime as _lime
+from tribute.methods import shapley_sampling as _kshap
 
 
 def models() -> dict[str, tuple[nn.Module, torch.Tensor, dict]]:
@@ -72,6 +74,9 @@ def main() -> None:
             for seed in (0, 1):
                 for bs in (None, 7, 64):
                     clear_tuners()
+                    if bs is None:  # fresh designs once per seed, cached ones after
+                        _kshap.clear_design_cache()
+                        _lime.clear_design_cache()
                     a = tribute.explain(model, x, target=0, seed=seed, batch_size=bs,
                                         progress=False, **kw)
                     key = f"{name}/{label}/seed{seed}/bs{bs}"
