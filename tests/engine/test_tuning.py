@@ -250,3 +250,21 @@ def test_huge_finite_outputs_whose_sum_overflows_are_not_refused():
     with pytest.raises(tribute.errors.ModelOutputError, match="NaN at sample 1"):
         tribute.explain(Bad(), torch.tensor([[0.1, 0.2], [5.0, 0.3]]), method="feature_ablation",
                         progress=False)
+
+
+@pytest.mark.parametrize("target", [1, [0, 2], "per_sample"])
+def test_shared_target_columns_select_what_the_target_selects(target):
+    # feature games pick one column when every sample explains the same class(es); the values
+    # are those of Target.select's per-row gather, and per-sample targets keep the gather
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    tgt = torch.tensor([0, 2, 1]) if target == "per_sample" else target
+    game = FeatureGame(as_model(model, "torch"), x, target=tgt, output="log_prob")
+    assert (game._shared_columns() is None) == (target == "per_sample")
+    masks = (torch.rand(5, 4, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    v = game.value(masks)  # batch x K x targets
+    rows = torch.cat([x[b : b + 1] * masks for b in range(3)])  # baseline 0
+    sample = torch.arange(3).repeat_interleave(5)
+    want = game.target.select(model(rows), sample).reshape(3, 5, -1)
+    torch.testing.assert_close(v, want, rtol=0, atol=0)

@@ -28,7 +28,7 @@ from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
-from ..targets import TargetLike, resolve_target
+from ..targets import TargetLike, resolve_target, transform_output
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
@@ -679,9 +679,13 @@ class FeatureGame(Game):
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
             bk = r // mb
-            wr = self._row_weights(start, stop)
-            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
-            g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
+            if mb == 1:  # background weight 1: nothing to scale (x * 1.0 is x exactly)
+                vals_out[start:stop] += vals.to("cpu", torch.float64)
+                g = grads[0].to("cpu", torch.float64)
+            else:
+                wr = self._row_weights(start, stop)
+                vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
+                g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
             if weights is None:
                 grad_out.index_add_(0, bk, g)
             else:
@@ -1038,7 +1042,26 @@ class FeatureGame(Game):
         return out
 
     def _select(self, out: torch.Tensor, rows: Rows) -> torch.Tensor:
-        return self.target.select(out, rows.sample)
+        cols = self._shared_columns()
+        if cols is None or out.ndim != 2:
+            return self.target.select(out, rows.sample)
+        # every sample explains the same class(es): one column pick, no per-row index gather
+        # (the same values as Target.select's gather)
+        t = self.target
+        return transform_output(out, t.output, t.model_output).index_select(1, cols.to(out.device))
+
+    def _shared_columns(self) -> torch.Tensor | None:
+        """The class indices when every sample has the same ones (``targets`` long), else None."""
+        t = self.target
+        if t.fn is not None or t.index is None:
+            return None
+        cached = self.__dict__.get("_cols_cache")
+        if cached is not None and cached[0] is t:
+            return cached[1]  # type: ignore[no-any-return]
+        idx = t.index
+        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
+        self._cols_cache = (t, cols)
+        return cols
 
     # ------------------------------------------------------------- helpers for methods
     def inputs_flat(self) -> torch.Tensor:
