@@ -82,9 +82,9 @@ def test_one_stalled_chunk_does_not_end_the_search():
     slow_once = {256}
 
     def rate(s: int) -> float:
-        if s in slow_once:  # the first chunk at 256 stalled (100 ms for 256 rows)
+        if s in slow_once:  # the first chunk at 256 stalled (40 ms for 256 rows)
             slow_once.discard(s)
-            return 2560.0
+            return 6400.0
         return 1e6 * s
 
     _feed(t, rate, rounds=40)
@@ -268,3 +268,17 @@ def test_shared_target_columns_select_what_the_target_selects(target):
     sample = torch.arange(3).repeat_interleave(5)
     want = game.target.select(model(rows), sample).reshape(3, 5, -1)
     torch.testing.assert_close(v, want, rtol=0, atol=0)
+
+
+def test_a_tail_of_at_least_half_a_chunk_is_timed():
+    t = BatchTuner(cap=256)
+    t.record(16, 16, 1.0)  # warm-up
+    t.record(16, 16, 16 / 1000.0)
+    t.record(32, 20, 20 / 1000.0)  # a 20-row tail sent at size 32: timed (flat: no faster)
+    assert t.rates[32] == pytest.approx(1000.0)
+    t.record(64, 30, 30 / 100.0)  # 30 rows at size 64 (0.3 s, clearly slower): trusted, done
+    assert t.done and t.best in (16, 32)
+    t2 = BatchTuner(cap=256)
+    t2.record(16, 16, 1.0)
+    t2.record(16, 7, 1e-6)  # less than half a chunk: ignored
+    assert t2.rates == {}

@@ -6,7 +6,7 @@ thousands of rows to amortise its per-call cost. So the engine *measures*: the f
 a call are sent at doubling sizes (16, 32, 64, ... up to the memory cap), each timed end to
 end (composing the rows, the forward pass, target selection and storing the values). The
 growth stops at the first size that is clearly (15%) slower than the best one, timed twice so
-that one stalled chunk does not end the search (once when that chunk alone took 0.25 s), or
+that one stalled chunk does not end the search (once when that chunk alone took 50 ms), or
 after two sizes in a row that were no faster (a plateau); the fastest size is used for the
 rest of the call and cached per (model, model-input signature, gradients) for later calls in
 the process -- every method and game kind on the same model and input shapes shares it
@@ -82,7 +82,7 @@ class SchedulerFreeClock:
 _FIRST = 16
 #: A clearly slower size whose chunk took less than this is timed again before it ends the
 #: search (cheap to confirm; a stall of a few ms must not pick a size far below the best).
-_CONFIRM_SECONDS = 0.25
+_CONFIRM_SECONDS = 0.05
 #: Chunks faster than this are timed up to ``2 * repeats`` times before they end the search.
 _CHEAP_SECONDS = 5e-3
 
@@ -109,7 +109,7 @@ class BatchTuner:
         repeats: chunks timed at a clearly slower size before it ends the search (twice as
             many for chunks under 5 ms, which cost little). default=2.
         confirm_seconds: a clearly slower chunk that took longer than this ends the search
-            without a second timing (confirming it would cost another slow chunk). default=0.25.
+            without a second timing (confirming it would cost another slow chunk). default=0.05.
 
     Attributes:
         rates: rows per second measured at each size (best of its measurements).
@@ -156,11 +156,13 @@ class BatchTuner:
     def record(self, size: int, rows: int, seconds: float) -> None:
         """Report a chunk of ``rows`` rows sent as size ``size`` that took ``seconds``.
 
-        Partial chunks (the tail of a call) and the very first chunk (warm-up: lazy
-        initialisation, caches) inform nothing and are ignored.
+        The very first chunk (warm-up: lazy initialisation, caches) and chunks of less than
+        half their size (a call's short tail) inform nothing and are ignored; a tail of at
+        least half the size is timed like a full chunk (on a model costing seconds per chunk
+        it may be the only chunk a short call sends at that size).
         """
         with self._lock:
-            if rows != size or seconds <= 0:
+            if rows > size or 2 * rows < size or seconds <= 0:
                 return
             if not self._warm:
                 self._warm = True
