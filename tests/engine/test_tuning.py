@@ -276,7 +276,7 @@ def test_a_tail_of_at_least_half_a_chunk_is_timed():
     t.record(16, 16, 16 / 1000.0)
     t.record(32, 20, 20 / 1000.0)  # a 20-row tail sent at size 32: timed (flat: no faster)
     assert t.rates[32] == pytest.approx(1000.0)
-    t.record(64, 30, 30 / 100.0)  # 30 rows at size 64 (0.3 s, clearly slower): trusted, done
+    t.record(64, 40, 40 / 100.0)  # 40 rows at size 64 (0.4 s, clearly slower): trusted, done
     assert t.done and t.best in (16, 32)
     t2 = BatchTuner(cap=256)
     t2.record(16, 16, 1.0)
