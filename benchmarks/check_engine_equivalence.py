@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,9 +46,9 @@ def models() -> dict[str, tuple[nn.Module, torch.Tensor, dict]]:
     }
 
 
-def runs(name: str, model: nn.Module, x: torch.Tensor, cfg: dict) -> dict[str, dict]:
+def runs(name: str, model: nn.Module, x: torch.Tensor, cfg: dict) -> dict[str, dict[str, Any]]:
     g = {"groups": cfg["groups"]} if cfg["groups"] is not None else {}
-    out = {
+    out: dict[str, dict[str, Any]] = {
         "ig": {"method": "integrated_gradients", "steps": 20},
         "saliency": {"method": "saliency"},
         "ixg": {"method": "input_x_gradient"},
@@ -84,7 +85,8 @@ def main() -> None:
                     res[key + "/n_rows"] = np.asarray(a.n_rows)
                     if a.stderr is not None:
                         res[key + "/stderr"] = np.asarray(a.stderr)
-    np.savez(args.out, **res)
+    arrays: dict[str, Any] = res
+    np.savez(args.out, **arrays)
     bad = 0
     for key in res:
         if "/bs" in key and "/bsNone" not in key and not key.endswith(("n_rows",)):
