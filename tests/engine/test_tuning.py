@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -282,3 +283,51 @@ def test_a_tail_of_at_least_half_a_chunk_is_timed():
     t2.record(16, 16, 1.0)
     t2.record(16, 7, 1e-6)  # less than half a chunk: ignored
     assert t2.rates == {}
+
+
+def test_fixed_batch_size_replaces_tuning_inside_its_block_only():
+    from tribute.engine import fixed_batch_size
+    from tribute.errors import InputError
+
+    clear_tuners()
+    sizes: list[int] = []
+
+    def f(x: np.ndarray) -> np.ndarray:
+        sizes.append(x.shape[0])
+        return x.sum(1)
+
+    x = np.random.default_rng(0).normal(size=(3, 6))
+    kw: dict[str, Any] = dict(method="kernel_shap", budget=200, baseline=0.0, progress=False)
+    with fixed_batch_size(50):
+        a = tribute.explain(f, x, **kw)
+        assert set(sizes[1:-1]) == {50}  # every full chunk; the reference pass has 3 rows
+        sizes.clear()
+        tribute.explain(f, x, batch_size=7, **kw)  # an explicit batch_size still wins
+        assert max(sizes) == 7
+    sizes.clear()
+    b = tribute.explain(f, x, **kw)  # tuned again outside the block
+    assert 16 in sizes and 50 not in sizes
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-12)
+    with pytest.raises(InputError, match=r"rows=0 must be a positive int"):
+        with fixed_batch_size(0):
+            pass
+
+
+def test_bench_runs_use_a_fixed_batch_size(monkeypatch):
+    from tribute import bench
+    from tribute.bench import runner
+    from tribute.engine import core
+
+    suite = bench.build_suite("tiny", seed=0)
+    seen_run = []
+    real_run = core.Engine.run
+
+    def run_spy(self, *a, **k):
+        seen_run.append(self.fixed_rows())
+        return real_run(self, *a, **k)
+
+    monkeypatch.setattr(core.Engine, "run", run_spy)
+    runner.run_cases(suite.cases[:1], methods=["saliency", "feature_ablation"], metrics={},
+                     references=False)
+    assert seen_run and set(seen_run) == {runner.BENCH_BATCH_SIZE}
+    assert core._FIXED_ROWS.get() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -18,7 +19,7 @@ from .memory import resolve_max_memory
 from .progress import Progress, active_progress
 from .tuning import BatchTuner, SchedulerFreeClock, tuner_for
 
-__all__ = ["Engine", "Rows", "default_batch_size", "max_chunk_rows", "row_signature"]
+__all__ = ["Engine", "Rows", "default_batch_size", "fixed_batch_size", "max_chunk_rows", "row_signature"]
 
 #: Bytes of composed input rows per chunk (no gradients) before tuning; larger rows get
 #: proportionally fewer per chunk.
@@ -118,6 +119,35 @@ def _one_thread(threads: int) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+#: Rows per pass for engines without an explicit ``batch_size`` (None: self-tuned); set by
+#: :func:`fixed_batch_size`.
+_FIXED_ROWS: contextvars.ContextVar[int | None] = contextvars.ContextVar("tribute_fixed_rows",
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def fixed_batch_size(rows: int) -> Iterator[None]:
+    """Inside the block, engines without an explicit ``batch_size`` use ``rows`` per pass.
+
+    The self-tuned size depends on timing, and a float model's outputs can differ in the last
+    bits between chunk sizes (another BLAS or convolution kernel), so two runs with the same
+    seed can differ by ~1e-15 (float64) to ~1e-7 (float32). Runs that must repeat exactly
+    (``tribute bench``, dataset jobs) fix the rows per pass with this. An explicit
+    ``batch_size=`` still wins.
+
+    >>> from tribute.engine import fixed_batch_size
+    >>> with fixed_batch_size(256):
+    ...     pass  # every explain/evaluate here runs 256 rows per pass
+    """
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise InputError(f"fixed_batch_size: rows={rows!r} must be a positive int (rows per pass).")
+    token = _FIXED_ROWS.set(rows)
+    try:
+        yield
+    finally:
+        _FIXED_ROWS.reset(token)
+
+
 class Engine:
     """Evaluates model rows in bounded chunks and counts them.
 
@@ -176,17 +206,22 @@ class Engine:
             self.tune_key if self.tune_key is not None else int(row_bytes))
         return tuner_for(self._model_key(), key, grad, cap)
 
+    def fixed_rows(self) -> int | None:
+        """Rows per pass when not tuned: ``batch_size``, else :func:`fixed_batch_size`'s."""
+        return self.batch_size if self.batch_size is not None else _FIXED_ROWS.get()
+
     def chunk_rows(self, row_bytes: int, grad: bool) -> int:
-        """Rows of the next chunk: ``batch_size`` when given, else the tuner's current size."""
-        if self.batch_size is not None:
-            return self.batch_size
+        """Rows of the next chunk: the fixed size when there is one, else the tuner's."""
+        fixed = self.fixed_rows()
+        if fixed is not None:
+            return fixed
         return self.tuner(row_bytes, grad).propose()
 
     def throughput(self, row_bytes: int, grad: bool = False) -> float | None:
         """Rows per second measured for this model and rows: the tuned rate, or the pace
         of this engine's last run of at least 256 rows; None when nothing reliable was measured
         (a few warm-up rows say little about a model's throughput)."""
-        if self.batch_size is None:
+        if self.fixed_rows() is None:
             rate = self.tuner(row_bytes, grad).rate()
             if rate is not None:
                 return rate
@@ -222,7 +257,8 @@ class Engine:
         """
         if n_rows <= 0:
             return
-        tuner = None if self.batch_size is not None else self.tuner(row_bytes, grad, tune_key)
+        fixed = self.fixed_rows()
+        tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         scope = active_progress()
         bar = scope if scope is not None else Progress(n_rows, desc, self.progress)
         t_run, start = time.perf_counter(), 0
@@ -230,7 +266,7 @@ class Engine:
         clock = SchedulerFreeClock() if tuner is not None else None  # times tuning chunks
         try:
             while start < n_rows:
-                size = self.batch_size if tuner is None else tuner.propose()
+                size = fixed if tuner is None else tuner.propose()
                 assert size is not None
                 stop = min(start + size, n_rows)
                 timing = tuner is not None and not tuner.done  # read the clock while tuning only
