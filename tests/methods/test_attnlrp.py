@@ -28,7 +28,7 @@ from _text_models import BagOfEmbeddings, tiny_bert  # noqa: E402
 from gen_models import make_tokenizer  # noqa: E402
 
 TEXTS = ["the cat sat on the mat", "a quick brown fox jumps"]
-GAP_TOL = {"gpt2": 0.9, "llama": 0.5, "bert": 5.0}
+GAP_TOL = {"gpt2": 0.9, "llama": 0.5, "bert": 0.8}  # just above the measured |gap| / |f| (see below)
 WORDS = "the cat sat on mat a quick brown fox jumps".split()
 
 
@@ -98,7 +98,7 @@ def test_conservation_and_restored(kind: str) -> None:
     np.testing.assert_allclose(total - expl, gap, atol=1e-12)
     # Stated tolerance: on these random tiny models relevance is conserved up to what biases,
     # the softmax linearisation and the position embeddings absorb (measured |gap| / |f|:
-    # gpt2 0.06 / 0.83, llama 0.24 / 0.40, bert see GAP_TOL); exact conservation of the other
+    # gpt2 0.06 / 0.83, llama 0.24 / 0.40, bert 0.70 / 0.70); exact conservation of the other
     # rules is checked on an absorber-free model below.
     assert np.all(np.isfinite(gap)) and np.all(np.abs(gap) <= GAP_TOL[kind] * np.abs(expl)), (gap, expl)
     # same model under SDPA attention: identical relevance (the fused kernel gets the split too)
