@@ -96,6 +96,7 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
         X, y, Xt, yt = _synthetic(name, n, 8, 6 if tiny else 50, seed)
         fit: Any = RidgeFit(l2=1.0) if name == "ridge" else LogisticFit(3, l2=1.0)
         methods = {**_GRAD, "influence_loo_step": {"method": "influence", "loo_step": True},
+                   "influence_loo_newton": {"method": "influence", "loo_step": True, "loo_iters": 30},
                    "trak": {"proj_dim": 16}, "datamodels": {"budget": 20 if tiny else 400}}
         return DataCase(name, f"{name} regression (synthetic, n={n})", X, y, Xt, yt, fit,
                         fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100, loo=True)

@@ -606,6 +606,46 @@ class DataGame(Game):
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return out
 
+    def _param_chunk(self, rows: int) -> int:
+        """Parameter vectors per vmapped chunk so that ``chunk x rows x n_params`` floats fit."""
+        return max(1, int(GRAD_BUDGET_BYTES // (8 * max(rows, 1) * max(self.n_params, 1) * 2)))
+
+    def loo_objective_grads(self, flats: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
+        """Gradients of leave-one-out training objectives at many parameter vectors.
+
+        Row ``k`` (``flats``: ``K x n_params``, ``drop``: ``K`` example indices) is the gradient
+        at ``flats[k]`` of the training objective without example ``drop[k]``:
+        ``grad objective(theta_k) - s grad loss_{drop[k]}(theta_k)`` (``s`` =
+        :attr:`removal_scale`); ``drop=None`` keeps every example (the full objective's
+        gradient). Costs ``K x (n_train + 1)`` gradient evaluations, vmapped in chunks bounded by
+        the gradient memory budget. Returns ``K x n_params``.
+        """
+        K = int(flats.shape[0])
+        out = torch.zeros(K, self.n_params, dtype=self.dtype)
+        for r in self._row_blocks():
+            rows = len(range(*r.indices(int(self.X_train.shape[0]))))
+            g = grad(lambda f, r=r: self.objective(f, r))
+            out += vmap(g, chunk_size=self._param_chunk(rows))(flats)
+
+        def one(f: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.loss(self._forward(self.unflatten(f), x[None]), y[None])[0]
+
+        self.n_grad_evals += K * int(self.X_train.shape[0])
+        if drop is None:
+            return out
+        idx = torch.as_tensor(drop, dtype=torch.long)
+        self.n_grad_evals += K
+        out -= self.removal_scale * vmap(grad(one))(flats, self.X_train[idx], self.y_train[idx])
+        return out
+
+    def test_outputs_at(self, flats: torch.Tensor) -> torch.Tensor:
+        """Explained outputs of the test points under each parameter vector: ``K x batch``."""
+        def one(f: torch.Tensor) -> torch.Tensor:
+            return self.explained(self._forward(self.unflatten(f), self.X_test), self.y_test)
+
+        with torch.no_grad():
+            return vmap(one, chunk_size=self._param_chunk(self.n_samples))(flats)
+
     def to_players(self, scores: torch.Tensor) -> torch.Tensor:
         """Sum example-level credits ``batch x n_train`` into player credits ``batch x players``."""
         g = torch.as_tensor(self.data.groups, dtype=torch.long)
