@@ -436,16 +436,19 @@ class DataGame(Game):
             yield s, torch.cat([J[nm].reshape(X.shape[0], C, -1) for nm in self._names], 2)
 
     def linear_layers(self) -> list[tuple[str, str, str | None]]:
-        """``(module name, weight name, bias name or None)`` of every ``nn.Linear`` of the model.
+        """``(module name, weight name, bias name or None)`` of every Kronecker-factored layer.
 
-        Raises :class:`UnsupportedModelError` when a parameter lives outside ``nn.Linear``
-        layers (the Kronecker-factored estimators cover Linear layers only).
+        The layers are ``nn.Linear`` and ``nn.Conv2d`` (``groups=1``, zero padding). Raises
+        :class:`UnsupportedModelError` when a parameter lives outside such layers.
         """
         layers: list[tuple[str, str, str | None]] = []
         covered: set[str] = set()
         for name, mod in self.module.named_modules():
-            if not isinstance(mod, torch.nn.Linear):
+            if not isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
                 continue
+            if isinstance(mod, torch.nn.Conv2d) and (mod.groups != 1 or mod.padding_mode != "zeros"
+                                                     or isinstance(mod.padding, str)):
+                continue  # not an unfold-able convolution: reported below as uncovered
             pre = f"{name}." if name else ""
             w = f"{pre}weight"
             b = f"{pre}bias" if mod.bias is not None else None
@@ -456,8 +459,9 @@ class DataGame(Game):
         other = [n for n in self._names if n not in covered]
         if other:
             raise UnsupportedModelError(
-                f"Kronecker-factored curvature covers nn.Linear layers only; parameters {other[:4]} "
-                f"of {type(self.module).__name__} are in other modules. Use solver='cg' or "
+                f"Kronecker-factored curvature covers nn.Linear layers only and nn.Conv2d layers "
+                f"with groups=1 and numeric zero padding; parameters {other[:4]} of "
+                f"{type(self.module).__name__} are in other modules. Use solver='cg' or "
                 "'explicit' for this model."
             )
         return layers
@@ -465,14 +469,17 @@ class DataGame(Game):
     def linear_pseudo_grads(self, params: dict[str, torch.Tensor] | None = None,
                             block: int | None = None
                             ) -> Iterator[tuple[int, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
-        """Inputs and Gauss-Newton pseudo-gradients of every ``nn.Linear`` layer, in blocks.
+        """Inputs and Gauss-Newton pseudo-gradients of every Kronecker-factored layer, in blocks.
 
-        Yields ``(start, {module name: (a, g)})`` with ``a`` the layer's inputs (``rows x in``)
-        and ``g`` (``rows x C x out``) the pre-activation gradients ``J_s^T L_c`` of the
-        columns of ``L`` with ``L L^T = M``, the loss's Hessian w.r.t. the raw outputs (``C``
-        of them). Then ``sum_c (g_c a^T)(g_c a^T)^T`` summed over examples is the layer's exact
-        Gauss-Newton block, deterministically (no sampled labels). Layers must see 2-D inputs
-        (``rows x in``).
+        Yields ``(start, {module name: (a, g)})`` with ``a`` the layer's inputs at each of its
+        ``T`` positions (``rows x T x in``) and ``g`` (``rows x C x T x out``) the
+        pre-activation gradients ``J_s^T L_c`` of the columns of ``L`` with ``L L^T = M``, the
+        loss's Hessian w.r.t. the raw outputs (``C`` of them). An ``nn.Linear`` on 2-D inputs
+        has one position (``T = 1``); an ``nn.Conv2d`` has one per output pixel, its ``a`` being
+        the unfolded input patches (``in = in_channels x kh x kw``, the order of
+        ``weight.reshape(out, -1)``; Grosse & Martens 2016). The per-example weight gradient of
+        column ``c`` is ``sum_t g_ct a_t^T``, so ``sum_c`` of its outer products summed over
+        examples is the layer's exact Gauss-Newton block, deterministically (no sampled labels).
         """
         p = params if params is not None else self._base_params
         layers = self.linear_layers()
@@ -489,12 +496,23 @@ class DataGame(Game):
                      eps: dict[str, torch.Tensor] = eps) -> Callable[..., torch.Tensor]:
                 def hook(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...],
                          output: torch.Tensor) -> torch.Tensor:
-                    if inp[0].ndim != 2:
+                    x = inp[0].detach()
+                    if isinstance(mod, torch.nn.Conv2d):
+                        if x.ndim != 4:
+                            raise UnsupportedModelError(
+                                f"layer {name!r} sees inputs of shape {tuple(x.shape)}; "
+                                "Kronecker-factored curvature needs batched (rows x C x H x W) inputs."
+                            )
+                        cols = torch.nn.functional.unfold(x, mod.kernel_size, dilation=mod.dilation,
+                                                          padding=mod.padding, stride=mod.stride)
+                        acts[name] = cols.transpose(1, 2)  # rows x T x in*kh*kw
+                    elif x.ndim != 2:
                         raise UnsupportedModelError(
-                            f"layer {name!r} sees inputs of shape {tuple(inp[0].shape)}; "
+                            f"layer {name!r} sees inputs of shape {tuple(x.shape)}; "
                             "Kronecker-factored curvature needs rows x features (2-D) inputs."
                         )
-                    acts[name] = inp[0].detach()
+                    else:
+                        acts[name] = x[:, None, :]
                     e = torch.zeros_like(output, requires_grad=True)
                     eps[name] = e
                     return output + e
@@ -514,12 +532,18 @@ class DataGame(Game):
             ev, V = torch.linalg.eigh(M)
             L = V * ev.clamp_min(0).sqrt()[:, None, :]  # rows x C x C, L L^T = M
             names = [m for m, _, _ in layers]
-            gs = {m: torch.empty(rows, C, int(eps[m].shape[1]), dtype=self.dtype) for m in names}
+
+            def positions(e: torch.Tensor) -> torch.Tensor:
+                # rows x out (Linear) or rows x out x H x W (Conv2d) -> rows x T x out
+                return e[:, None, :] if e.ndim == 2 else e.flatten(2).transpose(1, 2)
+
+            gs = {m: torch.empty(rows, C, *positions(eps[m]).shape[1:], dtype=self.dtype)
+                  for m in names}
             for c in range(C):
                 grads = torch.autograd.grad(out2, [eps[m] for m in names], grad_outputs=L[:, :, c],
                                             retain_graph=c < C - 1)
                 for m, gr in zip(names, grads):
-                    gs[m][:, c] = gr
+                    gs[m][:, c] = positions(gr)
             self.n_grad_evals += rows * C
             yield s, {m: (acts[m], gs[m]) for m in names}
 

@@ -15,8 +15,8 @@ Solvers for the test-side ``(H + d I)^-1 grad v_b`` (all test points at once):
 * ``"lissa"``: the Neumann-series recursion of Agarwal, Bullins & Hazan (2017) with full-batch
   Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``;
 * ``"ekfac"``: the eigenvalue-corrected Kronecker-factored Gauss-Newton matrix of the model's
-  ``nn.Linear`` layers (George et al. 2018; Grosse et al. 2023), block-diagonal over layers —
-  see :mod:`tribute.methods.data_ekfac` (its own damping rule: ``0.1 x`` each layer's mean
+  ``nn.Linear`` and ``nn.Conv2d`` layers (George et al. 2018; Grosse et al. 2023),
+  block-diagonal over layers — see :mod:`tribute.methods.data_ekfac` (its own damping rule: ``0.1 x`` each layer's mean
   eigenvalue).
 
 Damping ``d`` (``damping=None``): 0 when the Hessian is positive definite with condition
@@ -193,7 +193,7 @@ class Influence(Method):
     """Influence functions (Koh & Liang 2017): inverse-Hessian-preconditioned gradient products.
 
     Args:
-        solver: ``"explicit"``, ``"cg"``, ``"lissa"`` or ``"ekfac"`` (``nn.Linear`` layers).
+        solver: ``"explicit"``, ``"cg"``, ``"lissa"`` or ``"ekfac"`` (``nn.Linear``/``nn.Conv2d`` layers).
             default="explicit".
         damping: ``d`` added to the Hessian's diagonal; None chooses it (module docstring).
         max_iter: CG iterations / LiSSA depth. default=200 (LiSSA uses ``10 x``).
