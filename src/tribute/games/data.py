@@ -93,7 +93,13 @@ class TrainingData:
             objective. default=None (``fit.reduction`` or ``"mean"``).
         bank: directory of the on-disk retrain bank (None: in memory). default=None.
         seed: seed every retrained subset uses. default=0.
-        workers: worker processes for retraining independent subsets. default=1.
+        workers: worker processes (or Ray tasks in flight) retraining independent subsets.
+            default=1.
+        backend: where the retrain bank trains subsets: ``"local"``, ``"processes"`` or
+            ``"ray"`` (:class:`~tribute.games.data_bank.RetrainBank`). default=None
+            (``"processes"`` when ``workers > 1``, else ``"local"``).
+        address: the Ray cluster for ``backend="ray"`` (None: an initialised Ray, else
+            ``RAY_ADDRESS``, else a local instance). default=None.
 
     Example:
         >>> data = tribute.TrainingData(X_train, y_train, fit=LogisticFit(10, l2=1.0))  # doctest: +SKIP
@@ -105,7 +111,8 @@ class TrainingData:
                  *, loss: str | None = None, checkpoints: Sequence[Any] | None = None,
                  groups: Any = None, l2: float | None = None, reduction: str | None = None,
                  bank: str | os.PathLike[str] | None = None, seed: int = 0,
-                 workers: int = 1) -> None:
+                 workers: int = 1, backend: str | None = None,
+                 address: str | None = None) -> None:
         self.X = _tensor(X_train, "X_train")
         self.y = _tensor(y_train, "y_train")
         if self.X.ndim == 0 or self.X.shape[0] == 0:
@@ -154,6 +161,8 @@ class TrainingData:
         self.bank_path = bank
         self.seed = int(seed)
         self.workers = workers
+        self.backend = backend
+        self.address = address
         self._bank: RetrainBank | None = None
 
     @property
@@ -175,7 +184,8 @@ class TrainingData:
             )
         if self._bank is None:
             self._bank = RetrainBank(self.fit, self.X, self.y, path=self.bank_path, seed=self.seed,
-                                     workers=self.workers)
+                                     workers=self.workers, backend=self.backend,
+                                     address=self.address)
         return self._bank
 
     def example_masks(self, masks: np.ndarray) -> np.ndarray:
