@@ -513,6 +513,7 @@ class DataGame(Game):
                                 f"layer {name!r} sees inputs of shape {tuple(x.shape)}; "
                                 "Kronecker-factored curvature needs batched (rows x C x H x W) inputs."
                             )
+                        assert not isinstance(mod.padding, str)  # refused by linear_layers
                         cols = torch.nn.functional.unfold(x, mod.kernel_size, dilation=mod.dilation,
                                                           padding=mod.padding, stride=mod.stride)
                         acts[name] = cols.transpose(1, 2)  # rows x T x in*kh*kw
