@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def cluster():  # type: ignore[no-untyped-def]
+def cluster():
     # Ray workers import this module's fits from here
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), saved or ""])
@@ -82,5 +82,5 @@ def test_ray_bank_reports_a_failing_fit_like_a_local_run(cluster: str, tmp_path:
         RetrainBank(case.fit, case.X, case.y, backend="nope")
 
 
-def _failing_fit(X, y, *, seed, weights=None):  # type: ignore[no-untyped-def]
+def _failing_fit(X, y, *, seed, weights=None):
     raise RuntimeError("boom")

@@ -39,11 +39,14 @@ def test_conv_ekfac_equals_explicit_where_kronecker_is_exact() -> None:
     g = torch.Generator().manual_seed(3)
     X = torch.randn(40, 2, 3, 3, generator=g, dtype=torch.float64)
     y = X.flatten(1) @ torch.randn(18, generator=g, dtype=torch.float64)
-    model = torch.nn.Sequential(torch.nn.Conv2d(2, 1, 3), torch.nn.Flatten()).double()
+    conv = torch.nn.Conv2d(2, 1, 3).double()
+    model = torch.nn.Sequential(conv, torch.nn.Flatten())
     ridge = RidgeFit(l2=1.0)(X, y, seed=0)
+    assert isinstance(ridge, torch.nn.Linear)
     with torch.no_grad():
-        model[0].weight.copy_(ridge.weight.reshape(1, 2, 3, 3))
-        model[0].bias.copy_(ridge.bias)
+        conv.weight.copy_(ridge.weight.reshape(1, 2, 3, 3))
+        assert conv.bias is not None
+        conv.bias.copy_(ridge.bias)
     data = tribute.TrainingData(X, y, fit=None, loss="mse", l2=1.0, reduction="sum")
     Xt = torch.randn(4, 2, 3, 3, generator=g, dtype=torch.float64)
     exp = tribute.explain(model, Xt, method="influence", players=data)
