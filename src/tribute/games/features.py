@@ -752,7 +752,7 @@ class FeatureGame(Game):
             return bk, bk // k_count, bk % k_count, p, j
 
         def build(start: int, stop: int) -> Rows:
-            bk, b, k, p, j = decode(start, stop)
+            _bk, b, k, p, j = decode(start, stop)
             leaf = masks_d[k].detach().clone().requires_grad_(True)
             extra, kw = self._rows_extra(b)
             rows = Rows(inputs=self._compose(leaf, b, j), sample=b, extra=extra, kwargs=kw,

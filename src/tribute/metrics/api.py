@@ -298,14 +298,15 @@ def evaluate(
     if isinstance(spec, str):
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
+    text_settings: dict[str, Any] = {k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
+                                                        ("pair", pair)) if v is not None}
     t0 = time.perf_counter()
     with adapter.session():
         game = build_game(adapter, inputs, target=use_target, baseline=game_base,
                           groups=use_groups, output=use_output, players=players,
                           forward_args=forward_args, forward_kwargs=forward_kwargs,
                           batch_size=batch_size, progress=progress,
-                          **{k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
-                                               ("pair", pair)) if v is not None})
+                          **text_settings)
         if attr.n_players and attr.n_players != game.n_players:
             raise InputError(
                 f"the attribution credits {attr.n_players} players but the game built for "
