@@ -57,6 +57,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import Game
 from ..params import InstanceOf, Interval, Options, declare
+from ._gp_design import design_flops, optimal_pairs
 from ._shapley_common import PairSampler, pair_differences, paired_wls
 from .base import Cost, Method, Tags, alias, coalition_cost, register
 from .exact import all_coalitions, shapley_from_table
@@ -70,7 +71,7 @@ _ISO_GRID = (0.7, 1.5, 3.0, 6.0, 12.0)
 _ARD_GRID = (0.5, 1.0, 2.0)
 _MAX_LAMBDA = 30.0
 _TAU_GRID: tuple[float, ...] = (0.0, 10.0, 1e6)
-_ALLOCATIONS = ("singletons", "kernel", "leverage")
+_ALLOCATIONS = ("optimal", "singletons", "kernel", "leverage")
 _CHUNK_BYTES = 96 * 1024**2
 #: Pairs the hyperparameter grid is searched on when there are more (see gp_shapley_fit), and
 #: the isotropic kernels and ARD scales per column then refitted on every pair (keeping fewer,
@@ -475,7 +476,7 @@ class GPShapley(Method):
                            "max_pairs": Interval(int, 2),
                            "max_solve_flops": Interval(float, 0.0)})
 
-    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024,
+    def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
                  max_solve_flops: float = 1e11) -> None:
         self.allocation = allocation
         self.ard = ard
@@ -503,7 +504,7 @@ class GPShapley(Method):
         def per_kernel(k: int) -> float:
             return k**3 / 3 + 3.0 * k * k * n + 8.0 * q * k * n + 4.0 * k * k
 
-        total = 0.0
+        total = design_flops(n, m) if self.allocation == "optimal" and m <= self.max_pairs else 0.0
         for fit in fits:
             small = min(fit, _SEARCH_PAIRS) + 1
             total += (15 + (3 * outputs if self.ard else 0)) * per_kernel(small)
@@ -534,18 +535,30 @@ class GPShapley(Method):
         delta = game.full() - game.empty()  # B x T
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
-        sampler = PairSampler(n, "leverage" if self.allocation == "leverage" else "kernel", gen)
-        if self.allocation == "singletons":
-            # every pair ({i}, N minus {i}) first, then the Shapley-kernel allocation: the
-            # water-filling allocation fills a stratum whose share exceeds its size
-            sampler.mass = sampler.mass.copy()
-            sampler.mass[0] *= 1e9
-        sampler.grow(int(min((budget - 2) // 2, sampler.total)))
-        s = sampler.s
+        pairs = int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
+        design = self.allocation
+        if design == "optimal" and pairs > self.max_pairs:
+            # the regression adjustment beyond max_pairs needs a random (stratified) design
+            design = "singletons"
+        params["design"] = design
+        sampler = PairSampler(n, "leverage" if design == "leverage" else "kernel", gen)
+        if design == "optimal":
+            s = optimal_pairs(n, pairs, gen)
+            counts = torch.bincount(torch.minimum((s > 0).sum(1), (s < 0).sum(1)) - 1,
+                                    minlength=n // 2)
+        else:
+            if design == "singletons":
+                # every pair ({i}, N minus {i}) first, then the Shapley-kernel allocation: the
+                # water-filling allocation fills a stratum whose share exceeds its size
+                sampler.mass = sampler.mass.copy()
+                sampler.mass[0] *= 1e9
+            sampler.grow(pairs)
+            s = sampler.s
+            counts = torch.from_numpy(sampler.counts())
         m = s.shape[0]
         d = pair_differences(game, s)  # B x T x m
         dflat, dl = d.reshape(b * t, m), delta.reshape(-1)
-        extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": sampler.counts().tolist()}
+        extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": counts.tolist()}
         if m <= self.max_pairs:
             params["path"] = "gp"
             phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard)
