@@ -116,6 +116,9 @@ def optimal_pairs(n: int, m: int, generator: torch.Generator, *, total: float = 
     for step in range(1, m + 1):
         gain = (g**2).sum(1) / (var.clamp_min(0.0) + floor)
         gain[chosen] = -1.0
-        condition(step, int(gain.argmax()))
+        # the first candidate within rounding of the best: ties between symmetric pairs are
+        # broken by pool order, not by the last bits of the arithmetic
+        top = float(gain.max())
+        condition(step, int((gain >= top - 1e-9 * abs(top)).nonzero()[0]))
     picked = chosen[1:].nonzero().flatten()
     return pool[picked]
