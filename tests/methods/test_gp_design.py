@@ -131,3 +131,13 @@ def test_more_accurate_than_the_sampled_design_on_an_mlp() -> None:
                 for s in range(2)]
         err[alloc] = np.mean(errs)
     assert err["optimal"] < err["singletons"]
+
+
+def test_the_design_falls_back_to_sampling_beyond_its_share_of_all_pairs() -> None:
+    # 9 players: 255 pairs; the optimal design is used up to 40% of them (102 pairs)
+    m = LinearModel(9, 2)
+    x = torch.randn(1, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    small = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 102)
+    large = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 103)
+    assert small.params["design"] == "optimal" and large.params["design"] == "singletons"
+    assert large.params["allocation"] == "optimal"  # what was asked stays recorded
