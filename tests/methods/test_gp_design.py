@@ -9,7 +9,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import pytest
 import torch
 
 import tribute
@@ -67,7 +66,7 @@ def test_greedy_matches_a_slow_greedy_by_explicit_solves() -> None:
     fast = optimal_pairs(n, m, torch.Generator().manual_seed(3))
     chosen: list[int] = []
     for _ in range(m):
-        gains = {i: _posterior_trace(pool[chosen + [i]], k, cov)
+        gains = {i: _posterior_trace(pool[[*chosen, i]], k, cov)
                  for i in range(len(pool)) if i not in chosen}
         top = max(gains.values())
         # ties (symmetric pairs) go to the first in pool order, as in the fast version
