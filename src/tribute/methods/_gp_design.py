@@ -37,7 +37,8 @@ import torch
 
 from ._shapley_common import PairSampler
 
-__all__ = ["DESIGN_TAU", "DESIGN_TOTAL", "design_flops", "optimal_pairs", "pool_size"]
+__all__ = ["DESIGN_TAU", "DESIGN_TOTAL", "design_flops", "greedy_order", "optimal_pairs",
+           "pool_size"]
 
 #: Total kernel scale ``Lambda`` and main-effect weight ``tau`` of the design prior (chosen on
 #: the wine, diabetes, tanh16, breast-cancer and relu14 games of
@@ -88,6 +89,14 @@ def optimal_pairs(n: int, m: int, generator: torch.Generator, *, total: float = 
     pool = sampler.grow(pool_size(n, m))
     if m >= pool.shape[0]:
         return pool
+    picked = torch.tensor(sorted(greedy_order(pool, m, total=total, tau=tau)), dtype=torch.int64)
+    return pool[picked]  # in pool order: stratum by stratum, as the sampled designs
+
+
+def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
+                 tau: float = DESIGN_TAU) -> list[int]:
+    """Indices into ``pool`` (``C x n`` pairs) of the ``m`` greedy picks, in the order picked."""
+    n = pool.shape[1]
     cand = torch.cat([torch.ones(1, n, dtype=torch.float64), pool])  # row 0: v(N) - v(empty)
     size = cand.shape[0]
     lam = min(total / n, 30.0)
@@ -112,13 +121,12 @@ def optimal_pairs(n: int, m: int, generator: torch.Generator, *, total: float = 
         var.sub_(u**2)
         chosen[j] = True
 
+    order: list[int] = []
     condition(0, 0)
     for step in range(1, m + 1):
         gain = (g**2).sum(1) / (var.clamp_min(0.0) + floor)
         gain[chosen] = -1.0
-        # the first candidate within rounding of the best: ties between symmetric pairs are
-        # broken by pool order, not by the last bits of the arithmetic
-        top = float(gain.max())
-        condition(step, int((gain >= top - 1e-9 * abs(top)).nonzero()[0]))
-    picked = chosen[1:].nonzero().flatten()
-    return pool[picked]
+        pick = int(gain.argmax())
+        order.append(pick - 1)
+        condition(step, pick)
+    return order
