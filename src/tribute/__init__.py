@@ -68,9 +68,11 @@ __all__ = [
 ]
 
 # Concepts and seats (issue #16).
-from .api import DhondtResult, TCAVResult, dhondt_seats, tcav
+# Analyses: registered methods whose answer is not an Attribution (TCAV, seats, ...).
+from .api import AnalysisInfo, DhondtResult, TCAVResult, analyses, dhondt_seats, run_analysis, tcav
 
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
+__all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}

@@ -7,6 +7,7 @@ The implementations live in their layers (:mod:`tribute.games.build`,
 from __future__ import annotations
 
 from .games.build import PlayerSet, build_game
+from .methods.analyses import AnalysisInfo, analysis_infos, run_analysis
 from .methods.base import MethodInfo, method_infos
 from .methods.dhondt import DhondtResult, dhondt_seats
 from .methods.explain import explain
@@ -16,6 +17,7 @@ from .methods.tcav import TCAVResult, tcav
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
            "methods"]
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
+__all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
 
 def methods() -> dict[str, MethodInfo]:
@@ -25,3 +27,12 @@ def methods() -> dict[str, MethodInfo]:
     (``shapley`` -> ``gp_shapley``, the recommended Shapley estimator).
     """
     return method_infos()
+
+
+def analyses() -> dict[str, AnalysisInfo]:
+    """The analysis registry: name -> :class:`AnalysisInfo` (kind, paper, summary, result type).
+
+    Analyses are methods whose answer is not a per-player attribution (TCAV scores, D'Hondt
+    seats, ...); run one with :func:`run_analysis` or call its function directly.
+    """
+    return analysis_infos()

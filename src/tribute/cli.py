@@ -91,6 +91,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.set_defaults(func=_cmd_methods)
 
+    p = sub.add_parser("analyses", help="list the registered analyses (TCAV, seats, ...)",
+                       description="List the analysis registry: methods whose answer is not a per-player "
+                                   "attribution (concept scores, seat allocations, recourse, ...), each "
+                                   "with its kind, result type and paper.",
+                       epilog="examples:\n  tribute analyses\n  tribute analyses --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print the registry as JSON")
+    p.set_defaults(func=_cmd_analyses)
+
     p = sub.add_parser("explain", help="explain a model on saved inputs",
                        description="Load a model from a factory (and safetensors weights), explain it on "
                        "inputs from a .npy/.npz file, and write attribution.npz, attribution.png and "
@@ -419,6 +428,23 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k] = v
     return out
+
+
+def _cmd_analyses(args: argparse.Namespace) -> int:
+    from .api import analyses
+
+    infos = analyses()
+    if args.json:
+        print(json.dumps({k: v.as_dict() for k, v in infos.items()}, indent=2))
+        return 0
+    rows = [("analysis", "kind", "returns", "paper")]
+    rows += [(name, i.kind, i.returns, i.paper[:70]) for name, i in infos.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for j, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:

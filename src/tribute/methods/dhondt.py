@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
+from .analyses import register_analysis
 
 __all__ = ["DhondtResult", "dhondt_allocate", "dhondt_seats"]
 
@@ -136,6 +137,8 @@ def _votes(credits: Any, names: Sequence[str] | None, credit: str) -> tuple[list
     return names, votes
 
 
+@register_analysis("dhondt", kind="decision", paper="Ogurlu et al. (2024), DhondtXAI: A D'Hondt-based "
+                   "explainable AI approach")
 def dhondt_seats(
     credits: Any,
     seats: int = 100,

@@ -47,6 +47,7 @@ import torch
 from scipy import stats
 
 from ..errors import InputError, UnsupportedModelError
+from .analyses import register_analysis
 from .cam import find_layer
 
 __all__ = ["TCAVResult", "concept_activation_vector", "one_set_p_value", "tcav", "welch_p_value"]
@@ -213,6 +214,8 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return t
 
 
+@register_analysis("tcav", kind="concept", paper="Kim et al. (2018), Interpretability Beyond Feature Attribution: "
+                   "Quantitative Testing with Concept Activation Vectors (TCAV), ICML")
 def tcav(
     model: torch.nn.Module,
     inputs: Any,
