@@ -549,7 +549,7 @@ class GPShapley(Method):
         10-player MLPs, against 82-96% for the sampled design)."""
         if self.allocation != "optimal":
             return str(self.allocation)
-        if pairs > self.max_pairs or pairs > _OPTIMAL_SHARE * (2.0 ** (n - 1) - 1):
+        if pairs > self.max_pairs or (n < 63 and pairs > _OPTIMAL_SHARE * (2 ** (n - 1) - 1)):
             return "singletons"
         return "optimal"
 
@@ -575,7 +575,7 @@ class GPShapley(Method):
         delta = game.full() - game.empty()  # B x T
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
-        pairs = int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
+        pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
         design = self._design(n, pairs)
         params["design"] = design
         sampler = PairSampler(n, "leverage" if design == "leverage" else "kernel", gen)
