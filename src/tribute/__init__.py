@@ -74,6 +74,11 @@ from .api import AnalysisInfo, DhondtResult, TCAVResult, analyses, dhondt_seats,
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
+# Rashomon feature interaction scores (issue #16).
+from .api import RashomonResult, rashomon_interactions  # noqa: E402
+
+__all__ += ["RashomonResult", "rashomon_interactions"]
+
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 

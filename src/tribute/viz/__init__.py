@@ -43,3 +43,8 @@ __all__ = [
 from ._parliament import parliament
 
 __all__ += ["parliament"]
+
+# Rashomon feature interaction scores: swarm and halo plots (issue #16).
+from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402
+
+__all__ += ["rashomon_halo", "rashomon_swarm"]
