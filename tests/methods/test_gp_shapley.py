@@ -74,7 +74,7 @@ def test_path_is_recorded():
 def test_singletons_allocation_takes_every_singleton_pair_first():
     m = make_mlp(9, 3)
     x = torch.randn(1, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    a = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 11)
+    a = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 11, allocation="singletons")
     assert a.extra["pairs_per_size"][0] == 9
     k = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 11, allocation="kernel")
     assert k.extra["pairs_per_size"][0] < 9

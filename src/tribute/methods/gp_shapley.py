@@ -34,9 +34,29 @@ search ranks best (per output 4 isotropic kernels and 2 ARD scales) are fitted o
 the same errors to ~2% at 1,024-2,048 evaluations on the benchmark games for a third of the
 factorisations (keeping 2 and 1 cost 20-30% more error: the average needs them).
 
-Design: all ``n`` singleton pairs ``({i}, N minus {i})`` first (they pin down the main effects,
-the bulk of most games' Shapley values; at 64 evaluations this halves the error on a 30-player
-MLP), the rest stratified by size with the Shapley-kernel allocation, as KernelSHAP.
+Design (default ``allocation="optimal"``): with the hyperparameters fixed, the posterior
+variance of the Shapley values does not depend on the observed values, so the pairs can be
+chosen before any model call to minimise it — greedily, A-optimal under the isotropic kernel at
+``Lambda = 6``, ``tau = 10``, from a pool of pairs sampled as KernelSHAP samples them
+(:mod:`tribute.methods._gp_design`; the batch form of ShaplEIG, Rundel et al. 2026). On the
+benchmark games this cut the error by 20-45% at 64-2,048 evaluations against the earlier
+sampled design, also on the two games added afterwards and never tuned on. The posterior stays
+exact (the design ignores the observations), but where the design takes a large share of all
+pairs its standard errors came out too small, so beyond 40% of the ``2^(n-1) - 1`` pairs, and
+beyond ``max_pairs`` (the regression adjustment needs a random design), the sampled design
+runs: all ``n`` singleton pairs ``({i}, N minus {i})`` first (they pin down the main effects),
+the rest stratified by size with the Shapley-kernel allocation, as KernelSHAP.
+``attr.params["design"]`` says which ran.
+
+Tried for issue #14 and not kept (benchmarks/bench_shapley_accuracy.py games, 10 points):
+a ProxySHAP-style correction of the GP surrogate (Witter et al. 2025; Fumagalli et al.,
+shapiq's ``ProxySHAP``/``RegressionMSR``) by paired KernelSHAP on the residuals of cross-fitted
+halves was 10-60% *less* accurate at 64-256 evaluations on all five tuning games (each half's
+GP is a worse surrogate, and the GP already interpolates what it sees); the leverage-score
+allocation (Musco & Witter 2025) as a sampled design, and the Shapley-kernel allocation without
+singletons first, were mixed (better on some games and budgets, up to 2x worse on others at 64);
+choosing the kernel per point by the truth (an oracle for any model-selection rule over the
+grid) would have gained only 10-25% over the marginal-likelihood average.
 
 Exactness: ``v(N) - v(empty)`` is interpolated without noise, so efficiency holds (to rounding;
 the last ~1e-12 is removed by conditioning on it); when the budget covers every coalition the
@@ -57,6 +77,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import Game
 from ..params import InstanceOf, Interval, Options, declare
+from ._gp_design import design_flops, optimal_pairs
 from ._shapley_common import PairSampler, pair_differences, paired_wls
 from .base import Cost, Method, Tags, alias, coalition_cost, register
 from .exact import all_coalitions, shapley_from_table
@@ -70,8 +91,10 @@ _ISO_GRID = (0.7, 1.5, 3.0, 6.0, 12.0)
 _ARD_GRID = (0.5, 1.0, 2.0)
 _MAX_LAMBDA = 30.0
 _TAU_GRID: tuple[float, ...] = (0.0, 10.0, 1e6)
-_ALLOCATIONS = ("singletons", "kernel", "leverage")
+_ALLOCATIONS = ("optimal", "singletons", "kernel", "leverage")
 _CHUNK_BYTES = 96 * 1024**2
+#: The optimal design is used up to this share of all ``2^(n-1) - 1`` pairs (see _design).
+_OPTIMAL_SHARE = 0.4
 #: Pairs the hyperparameter grid is searched on when there are more (see gp_shapley_fit), and
 #: the isotropic kernels and ARD scales per column then refitted on every pair (keeping fewer,
 #: 2 and 1, raised the error at 2,048 evaluations by 20-30% on the wine and breast-cancer
@@ -413,8 +436,8 @@ def _exact_table(game: Game) -> tuple[torch.Tensor, torch.Tensor]:
 class GPShapley(Method):
     """Shapley values by Gaussian-process regression of the game over all interaction orders.
 
-    Samples complementary pairs like ``kernel_shap`` (stratified by size, without replacement),
-    then fits the pair differences ``v(S) - v(N minus S)`` with a Gaussian process whose prior
+    Chooses complementary pairs by Bayesian optimal design (or samples them like
+    ``kernel_shap``, stratified by size, without replacement), then fits the pair differences ``v(S) - v(N minus S)`` with a Gaussian process whose prior
     covers every interaction order with variance decaying in the order (a product kernel in the
     Walsh basis), and returns the Shapley value of the posterior mean in closed form. Kernel
     scales are chosen per sample by marginal likelihood, first isotropic, then with per-player
@@ -429,7 +452,9 @@ class GPShapley(Method):
     64-128 evaluations.
 
     Cost: the same evaluations as ``kernel_shap`` (``2 + 2 * pairs``; the smallest budget is 6,
-    default budget ``min(2^n, 2048)``), plus per explained output (sample x target) a GP fit
+    default budget ``min(2^n, 2048)``), plus, once per call, the optimal design (``m`` greedy
+    picks from ``C <= 8,192`` candidates, ``O(m C (m + n))``; :func:`._gp_design.design_flops`),
+    plus per explained output (sample x target) a GP fit
     whose Cholesky factorisations of the ``pairs x pairs`` kernel matrix dominate up to a few
     hundred players. Up to 256 pairs the whole hyperparameter grid (15 isotropic kernels shared
     by every output, 3 ARD kernels per output) is fitted on every pair; beyond, the grid is
@@ -451,9 +476,11 @@ class GPShapley(Method):
     (the hand-over).
 
     Args:
-        allocation: how pairs are spread over coalition sizes: ``"singletons"`` (all ``n``
-            pairs ``({i}, N minus {i})`` first, the rest as KernelSHAP), ``"kernel"`` (as
-            KernelSHAP) or ``"leverage"`` (equal per size). default="singletons".
+        allocation: which pairs are evaluated: ``"optimal"`` (Bayesian A-optimal design, see
+            the module docstring; the sampled ``"singletons"`` design beyond 40% of all pairs or
+            beyond ``max_pairs``), ``"singletons"`` (all ``n`` pairs ``({i}, N minus {i})``
+            first, the rest sampled as KernelSHAP), ``"kernel"`` (sampled as KernelSHAP) or
+            ``"leverage"`` (sampled, equal per size). default="optimal".
         ard: run the second, per-player-scale stage. default=True.
         max_pairs: most pairs the GP is fitted on. default=1024.
         max_solve_flops: estimated arithmetic of the GP fits above which the call hands over to
@@ -462,7 +489,9 @@ class GPShapley(Method):
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
     Fumagalli, Witter & Musco (2026), "PolySHAP: Extending KernelSHAP with Interaction-Informed
-    Polynomial Regression" (interaction terms in the KernelSHAP fit); Witter, Liu & Musco
+    Polynomial Regression" (interaction terms in the KernelSHAP fit); Chaloner & Verdinelli
+    (1995), "Bayesian experimental design: a review" and Rundel et al. (2026), "ShaplEIG:
+    Bayesian Experimental Design for Shapley Value Estimation" (the design); Witter, Liu & Musco
     (2025), "Regression-adjusted Monte Carlo Estimators for Shapley Values and Probabilistic
     Values" (the residual correction). The Walsh-kernel GP itself is tribute's construction.
     """
@@ -475,7 +504,7 @@ class GPShapley(Method):
                            "max_pairs": Interval(int, 2),
                            "max_solve_flops": Interval(float, 0.0)})
 
-    def __init__(self, allocation: str = "singletons", ard: bool = True, max_pairs: int = 1024,
+    def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
                  max_solve_flops: float = 1e11) -> None:
         self.allocation = allocation
         self.ard = ard
@@ -503,7 +532,7 @@ class GPShapley(Method):
         def per_kernel(k: int) -> float:
             return k**3 / 3 + 3.0 * k * k * n + 8.0 * q * k * n + 4.0 * k * k
 
-        total = 0.0
+        total = design_flops(n, m) if self._design(n, m) == "optimal" else 0.0
         for fit in fits:
             small = min(fit, _SEARCH_PAIRS) + 1
             total += (15 + (3 * outputs if self.ard else 0)) * per_kernel(small)
@@ -511,6 +540,18 @@ class GPShapley(Method):
                 total += (min(15, _KEEP_ISO * outputs)
                           + (_KEEP_ARD * outputs if self.ard else 0)) * per_kernel(fit + 1)
         return float(total)
+
+    def _design(self, n: int, pairs: int) -> str:
+        """The design that runs: ``"optimal"`` falls back to ``"singletons"`` beyond
+        ``max_pairs`` pairs (the regression adjustment needs a random, stratified design) and
+        beyond ``_OPTIMAL_SHARE`` of all pairs (there the greedy design left the posterior
+        standard errors too small: 74-89% of errors within 2 sd at 349 of 511 pairs on
+        10-player MLPs, against 82-96% for the sampled design)."""
+        if self.allocation != "optimal":
+            return str(self.allocation)
+        if pairs > self.max_pairs or (n < 63 and pairs > _OPTIMAL_SHARE * (2 ** (n - 1) - 1)):
+            return "singletons"
+        return "optimal"
 
     def min_budget(self, game: Game) -> int:
         return int(min(2**game.n_players, 6))
@@ -534,18 +575,27 @@ class GPShapley(Method):
         delta = game.full() - game.empty()  # B x T
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
-        sampler = PairSampler(n, "leverage" if self.allocation == "leverage" else "kernel", gen)
-        if self.allocation == "singletons":
-            # every pair ({i}, N minus {i}) first, then the Shapley-kernel allocation: the
-            # water-filling allocation fills a stratum whose share exceeds its size
-            sampler.mass = sampler.mass.copy()
-            sampler.mass[0] *= 1e9
-        sampler.grow(int(min((budget - 2) // 2, sampler.total)))
-        s = sampler.s
+        pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
+        design = self._design(n, pairs)
+        params["design"] = design
+        sampler = PairSampler(n, "leverage" if design == "leverage" else "kernel", gen)
+        if design == "optimal":
+            s = optimal_pairs(n, pairs, gen)
+            counts = torch.bincount(torch.minimum((s > 0).sum(1), (s < 0).sum(1)) - 1,
+                                    minlength=n // 2)
+        else:
+            if design == "singletons":
+                # every pair ({i}, N minus {i}) first, then the Shapley-kernel allocation: the
+                # water-filling allocation fills a stratum whose share exceeds its size
+                sampler.mass = sampler.mass.copy()
+                sampler.mass[0] *= 1e9
+            sampler.grow(pairs)
+            s = sampler.s
+            counts = torch.from_numpy(sampler.counts())
         m = s.shape[0]
         d = pair_differences(game, s)  # B x T x m
         dflat, dl = d.reshape(b * t, m), delta.reshape(-1)
-        extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": sampler.counts().tolist()}
+        extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": counts.tolist()}
         if m <= self.max_pairs:
             params["path"] = "gp"
             phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard)
