@@ -147,3 +147,20 @@ def test_the_design_falls_back_to_sampling_beyond_its_share_of_all_pairs() -> No
     large = tribute.explain(m, x, method="shapley", target=0, budget=2 + 2 * 103)
     assert small.params["design"] == "optimal" and large.params["design"] == "singletons"
     assert large.params["allocation"] == "optimal"  # what was asked stays recorded
+
+
+def test_repeated_designs_come_from_the_cache_and_leave_the_generator_as_a_fresh_run() -> None:
+    from tribute.methods import _gp_design
+
+    _gp_design.clear_design_cache()
+    g1 = torch.Generator().manual_seed(5)
+    first = _gp_design.optimal_pairs(9, 60, g1)
+    after_fresh = torch.rand(3, generator=g1)
+    g2 = torch.Generator().manual_seed(5)
+    again = _gp_design.optimal_pairs(9, 60, g2)
+    assert torch.equal(first, again)
+    assert torch.equal(torch.rand(3, generator=g2), after_fresh)  # same generator state after
+    again[0, 0] = 7.0  # callers get copies: the cached design cannot be changed from outside
+    assert torch.equal(_gp_design.optimal_pairs(9, 60, torch.Generator().manual_seed(5)), first)
+    other = _gp_design.optimal_pairs(9, 60, torch.Generator().manual_seed(6))
+    assert not torch.equal(other, first)

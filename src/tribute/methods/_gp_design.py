@@ -32,13 +32,15 @@ sparse Gaussian process regression").
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from typing import Any
 
 import torch
 
 from ._shapley_common import PairSampler
 
-__all__ = ["DESIGN_TAU", "DESIGN_TOTAL", "design_flops", "greedy_order", "optimal_pairs",
-           "pool_size"]
+__all__ = ["DESIGN_TAU", "DESIGN_TOTAL", "clear_design_cache", "design_flops", "greedy_order",
+           "optimal_pairs", "pool_size"]
 
 #: Total kernel scale ``Lambda`` and main-effect weight ``tau`` of the design prior (chosen on
 #: the wine, diabetes, tanh16, breast-cancer and relu14 games of
@@ -85,12 +87,35 @@ def optimal_pairs(n: int, m: int, generator: torch.Generator, *, total: float = 
         total: the design kernel's total scale ``Lambda`` (``lambda_j = Lambda / n``).
         tau: the design kernel's main-effect weight.
     """
+    # The design depends on (n, m, the prior, the generator's state) only, never on the model:
+    # a repeated call (same seed) reuses it and leaves the generator where a fresh run would.
+    key = (n, m, float(total), float(tau), bytes(generator.get_state().numpy()))
+    hit = _DESIGNS.get(key)
+    if hit is not None:
+        _DESIGNS.move_to_end(key)
+        generator.set_state(hit[1].clone())
+        return hit[0].clone()
     sampler = PairSampler(n, "kernel", generator)
     pool = sampler.grow(pool_size(n, m))
     if m >= pool.shape[0]:
-        return pool
-    picked = torch.tensor(sorted(greedy_order(pool, m, total=total, tau=tau)), dtype=torch.int64)
-    return pool[picked]  # in pool order: stratum by stratum, as the sampled designs
+        out = pool
+    else:
+        picked = torch.tensor(sorted(greedy_order(pool, m, total=total, tau=tau)), dtype=torch.int64)
+        out = pool[picked]  # in pool order: stratum by stratum, as the sampled designs
+    _DESIGNS[key] = (out.clone(), generator.get_state().clone())
+    while len(_DESIGNS) > _DESIGNS_KEPT:
+        _DESIGNS.popitem(last=False)
+    return out
+
+
+#: Designs kept in memory (least recently used dropped first); each is ``m x n`` float64.
+_DESIGNS_KEPT = 16
+_DESIGNS: OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+
+def clear_design_cache() -> None:
+    """Forget the designs kept by :func:`optimal_pairs`."""
+    _DESIGNS.clear()
 
 
 def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
