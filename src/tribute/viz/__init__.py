@@ -43,3 +43,8 @@ __all__ = [
 from ._parliament import parliament
 
 __all__ += ["parliament"]
+
+# CRAFT concepts (issue #16).
+from ._craft import concept_overlay, craft_plot
+
+__all__ += ["concept_overlay", "craft_plot"]
