@@ -1,6 +1,6 @@
 """SAE / transcoder latents as component players (tribute.games.sae).
 
-A small sparse autoencoder is trained on the fly (L1 penalty, 300 Adam steps, seeded) on the
+A small sparse autoencoder is trained on the fly (L1 penalty, 150 Adam steps, seeded) on the
 hidden activations of a small MLP; the reference properties: the spliced model's output is
 unchanged with every player present (exactly, thanks to the error player), ablating every
 latent and the error equals ablating the module's output, and attribution patching equals
@@ -33,13 +33,13 @@ def _inputs(n: int, seed: int) -> torch.Tensor:
 
 
 def train_sae(read: torch.Tensor, target: torch.Tensor, *, bias: bool = True, l1: float = 3e-3,
-              steps: int = 300, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+              steps: int = 150, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
     """A ReLU SAE ``target ≈ dec(relu(enc(read)))`` with an L1 penalty on the latents (seeded)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         enc = torch.nn.Sequential(torch.nn.Linear(read.shape[1], D_SAE), torch.nn.ReLU())
         dec = torch.nn.Linear(D_SAE, target.shape[1], bias=bias)
-        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-2)
+        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=2e-2)
         for _ in range(steps):
             z = enc(read)
             loss = ((dec(z) - target) ** 2).sum(-1).mean() + l1 * z.abs().sum(-1).mean()
@@ -57,12 +57,16 @@ def _hidden(model: torch.nn.Sequential, x: torch.Tensor, upto: int) -> torch.Ten
 @pytest.fixture(scope="module")
 def setup() -> dict[str, object]:
     model = _mlp()
-    x_train = _inputs(512, 1)
+    x_train = _inputs(256, 1)
     h = _hidden(model, x_train, 3)
     enc, dec = train_sae(h, h)
     dec_nb = train_sae(h, h, bias=False)
+    # a transcoder for the Linear "2" (input 8, output 8) and an SAE on a one-hidden-layer MLP
+    read, out = _hidden(model, x_train, 1), _hidden(model, x_train, 2)
+    shallow = _mlp(depth=1)
+    h1 = _hidden(shallow, x_train, 1)
     return {"model": model, "enc": enc, "dec": dec, "nobias": dec_nb, "x": _inputs(6, 2), "ref": _inputs(64, 3),
-            "h": h}
+            "h": h, "transcoder": train_sae(read, out), "shallow": shallow, "shallow_sae": train_sae(h1, h1)}
 
 
 def _hooks(model: torch.nn.Module) -> int:
@@ -112,11 +116,10 @@ def test_ablating_all_latents_and_error_equals_ablating_the_module(setup: dict, 
 
 
 @pytest.mark.parametrize("kind", ["zero", "mean"])
-def test_atp_equals_exact_patching_when_the_rest_is_linear(kind: str) -> None:
+def test_atp_equals_exact_patching_when_the_rest_is_linear(setup: dict, kind: str) -> None:
     # after the SAE (at the ReLU "1") the model is one Linear: v is linear in every latent
-    model = _mlp(depth=1)
-    h = _hidden(model, _inputs(512, 1), 1)
-    enc, dec = train_sae(h, h)
+    model = setup["shallow"]
+    enc, dec = setup["shallow_sae"]
     x, ref = _inputs(5, 4), _inputs(32, 5)
     players = tribute.components(model, sae=tribute.SAE(enc, dec, at="1"), ablation=kind, reference=ref)
     atp = tribute.explain(model, x, method="atp", players=players, target=2)
@@ -140,9 +143,7 @@ def test_shapley_on_features_is_efficient_and_coar_runs(setup: dict) -> None:
 
 def test_transcoder_reads_the_input_and_predicts_the_output(setup: dict) -> None:
     model, x = setup["model"], setup["x"]
-    xs = _inputs(512, 1)
-    read, out = _hidden(model, xs, 1), _hidden(model, xs, 2)  # Linear "2": input 8, output 8
-    enc, dec = train_sae(read, out)
+    enc, dec = setup["transcoder"]
     tc = tribute.SAE(enc, dec, at="2", kind="transcoder", name="tc")
     game = tribute.build_game(model, x, players=tribute.components(model, sae=tc), target=2)
     assert game.player_names[-1] == "tc_error"

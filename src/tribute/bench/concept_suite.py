@@ -151,10 +151,10 @@ class ConceptSuiteResult:
 
 def run_concept_suite(seed: int = 0, n_images: int = 24, n_concepts: int = 3, n_crops: int = 16,
                       crop_size: int = 12, n_designs: int = 32, size: int = 32,
-                      train_steps: int = 400) -> ConceptSuiteResult:
+                      train_steps: int = 400, n_train: int = 1200) -> ConceptSuiteResult:
     """Train the CNN, run CRAFT on ``n_images`` class-1 test images, score the concepts."""
     t0 = time.perf_counter()
-    train = two_pattern_images(1200, size, seed)
+    train = two_pattern_images(n_train, size, seed)
     model, acc = pattern_cnn(train, steps=train_steps, seed=seed)
     t1 = time.perf_counter()
     test = two_pattern_images(4 * n_images + 8, size, seed + 1)
@@ -174,7 +174,7 @@ def run_concept_suite(seed: int = 0, n_images: int = 24, n_concepts: int = 3, n_
         iou=iou, iou_stderr=se, pointing=point, matched=matched, importances=res.importances,
         importance_stderr=res.stderr, n_evals=res.n_evals, seconds_train=t1 - t0, seconds_craft=t2 - t1,
         settings={"seed": seed, "n_images": n_images, "n_concepts": n_concepts, "n_crops": n_crops,
-                  "crop_size": crop_size, "n_designs": n_designs, "size": size, "train_steps": train_steps},
+                  "crop_size": crop_size, "n_designs": n_designs, "size": size, "train_steps": train_steps, "n_train": n_train},
         result=res)
 
 

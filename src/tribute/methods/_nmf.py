@@ -151,7 +151,7 @@ def nmf(a: np.ndarray, rank: int, *, max_iter: int = 500, tol: float = 1e-6, ini
                 continue
             W[k] = np.maximum(0.0, W[k] + (UtA[k] - UtU[k] @ W) / d)
         err = _rel_error(norm_a2, U, W, UtA)
-        if err < tol or prev - err < tol * max(prev, _EPS):
+        if err < tol or (it > 1 and prev - err < tol * max(prev, _EPS)):
             converged = True
             break
         prev = err
@@ -175,11 +175,14 @@ def nmf_transform(a: np.ndarray, W: np.ndarray, *, max_iter: int = 200, tol: flo
     WWt, AWt = Wm @ Wm.T, A @ Wm.T
     U = np.maximum(AWt, 0.0) / np.maximum(np.diag(WWt), _EPS)[None, :] / Wm.shape[0]
     U = np.maximum(U, _EPS)
-    prev = np.inf
+
+    def objective() -> float:  # ||a - U W||^2 - ||a||^2 = <U WWt, U> - 2 <U, AWt>
+        return float(np.sum((U @ WWt) * U) - 2.0 * np.sum(U * AWt))
+
+    prev = objective()
     for _ in range(int(max_iter)):
         _update_u(U, AWt, WWt)
-        # objective up to the constant ||A||^2: <U WWt, U> - 2 <U, AWt>
-        obj = float(np.sum((U @ WWt) * U) - 2.0 * np.sum(U * AWt))
+        obj = objective()
         if prev - obj <= tol * max(abs(prev), _EPS):
             break
         prev = obj
