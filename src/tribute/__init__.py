@@ -75,9 +75,9 @@ __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
 # CRAFT concepts and SAE features as players (issue #16).
-from .api import SAE, CRAFTResult, SAEComponentSet, craft, craft_decompose, sae_features
+from .api import SAE, CRAFTResult, SAEComponentSet, craft, craft_decompose, sae_features  # noqa: E402
 
-__all__ += ["CRAFTResult", "SAE", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]
+__all__ += ["SAE", "CRAFTResult", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]
 
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}

@@ -41,4 +41,4 @@ def analyses() -> dict[str, AnalysisInfo]:
 from .games.sae import SAE, SAEComponentSet, sae_features  # noqa: E402
 from .methods.craft import CRAFTResult, craft, craft_decompose  # noqa: E402
 
-__all__ += ["CRAFTResult", "SAE", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]
+__all__ += ["SAE", "CRAFTResult", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]

@@ -8,6 +8,8 @@ with two planted patterns (slow; also ``tribute bench --suite concepts``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -88,6 +90,7 @@ class Detectors(torch.nn.Module):
             for k, t in enumerate((PLUS, RING)):
                 tt = torch.from_numpy(t.astype(np.float32))
                 self.conv.weight[k, 0] = tt - (1 - tt)  # +1 on the pattern, -1 off it
+            assert self.conv.bias is not None
             self.conv.bias.fill_(-10.0)
             self.head.weight.copy_(torch.tensor([[-1.0, -1.0], [2.0, 1.0]]))
             self.head.bias.zero_()
@@ -156,7 +159,7 @@ def test_concepts_and_maps_find_the_two_detectors(planted: tuple) -> None:
 
 def test_same_seed_same_result_and_plot(planted: tuple) -> None:
     model, pos, data = planted
-    kw = dict(layer="pool", target=1, n_concepts=2, crop_size=12, n_designs=8, n_crops=4)
+    kw: dict[str, Any] = dict(layer="pool", target=1, n_concepts=2, crop_size=12, n_designs=8, n_crops=4)
     a = tribute.run_analysis("craft", model, data.X[pos[:3]], seed=5, **kw)
     b = tribute.craft(model, data.X[pos[:3]], seed=5, **kw)
     np.testing.assert_array_equal(a.importances, b.importances)

@@ -95,7 +95,7 @@ def pattern_cnn(data: TwoPatternImages, steps: int = 400, seed: int = 0) -> tupl
             idx = torch.randint(0, X.shape[0], (64,), generator=g)
             loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     model.eval()
     with torch.no_grad():
@@ -117,15 +117,16 @@ def pattern_iou(maps: np.ndarray, mask: np.ndarray) -> np.ndarray:
         top = np.argsort(-flat[i], axis=1, kind="stable")[:, : k[i]]
         hits = m[i][top].sum(axis=1)
         out[i] = hits / (2 * k[i] - hits)
-    return out
+    return np.asarray(out)
 
 
 def _pointing(maps: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    n, r, h, w = maps.shape
+    n, r, _, w = maps.shape
     arg = maps.reshape(n, r, -1).argmax(axis=2)
     rows, cols = arg // w, arg % w
     r0, c0 = corners[:, :1], corners[:, 1:]
-    return ((rows >= r0) & (rows < r0 + PATTERN) & (cols >= c0) & (cols < c0 + PATTERN)).astype(np.float64)
+    inside = (rows >= r0) & (rows < r0 + PATTERN) & (cols >= c0) & (cols < c0 + PATTERN)
+    return np.asarray(inside, dtype=np.float64)
 
 
 @dataclass

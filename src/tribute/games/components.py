@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -87,10 +87,14 @@ __all__ = [
     "components",
 ]
 
+if TYPE_CHECKING:
+    from .sae import SAE
+
+
 def components(model: torch.nn.Module, modules: str | Sequence[str] | None = None, unit: str = "neuron", *,
                num_heads: int | None = None, ablation: str | Ablation = "zero",
                reference: Any = None, counterfactual: Any = None, n_resample: int = 16,
-               seed: int = 0, sae: Any = None) -> Any:
+               seed: int = 0, sae: SAE | None = None) -> ComponentSet:
     """Players that are units of named modules; pass the result as ``players=`` to ``explain``.
 
     Args:
@@ -116,7 +120,8 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
         seed: seed of the resample draw. default=0.
         sae: a :class:`tribute.SAE` (sparse autoencoder or transcoder attached at a module):
             the players are its latents plus its reconstruction error (see
-            :mod:`tribute.games.sae`); give it instead of ``modules``. default=None.
+            :mod:`tribute.games.sae`; the result is then a ``SAEComponentSet``); give it instead
+            of ``modules``. default=None.
 
     Example:
         >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP

@@ -34,7 +34,7 @@ removed in ``finally``; the user's model is never modified (the wrapper only ref
 >>> sae = tribute.SAE(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU()), torch.nn.Linear(8, 6), at="1")
 >>> attr = tribute.explain(net, torch.randn(3, 4), method="feature_ablation", target=0,
 ...                        players=tribute.components(net, sae=sae))
->>> attr.player_names[0], attr.player_names[-1], attr.values.shape
+>>> attr.player_names[0], attr.player_names[-1], tuple(attr.values.shape)
 ('sae latent 0', 'sae_error', (3, 9))
 """
 
@@ -49,7 +49,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike
 from ._hooks import Site
-from .components import ComponentGame
+from .components import ComponentGame, ComponentSet
 from .sites import Ablation, as_ablation, get_module
 
 __all__ = ["SAE", "SAEComponentSet", "SAEGame", "sae_features"]
@@ -131,8 +131,9 @@ class _Splice(torch.nn.Module):
         err = out - rec
         z2 = self.latents(z)
         e2 = self.error(err)
-        rec2 = rec if z2 is z else self._fns[1](z2)
-        return out + (rec2 - rec) + (e2 - err)
+        rec2: torch.Tensor = rec if z2 is z else self._fns[1](z2)
+        new: torch.Tensor = out + (rec2 - rec) + (e2 - err)
+        return new
 
 
 class _Spliced(torch.nn.Module):
@@ -171,6 +172,11 @@ class _Spliced(torch.nn.Module):
             handle.remove()
 
 
+def _sites(sae: SAE) -> list[Site]:
+    return [Site(sae.name, "sae.latents", "neuron", "output"),
+            Site(f"{sae.name}_error", "sae.error", "head", "output", num_heads=1)]
+
+
 class SAEGame(ComponentGame):
     """A :class:`ComponentGame` whose players are SAE latents and the reconstruction error."""
 
@@ -179,13 +185,16 @@ class SAEGame(ComponentGame):
         return site.name if site.unit == "head" else f"{site.name} latent {j}"
 
 
-class SAEComponentSet:
-    """Players: the latents of an :class:`SAE` and its error term (see :func:`sae_features`)."""
+class SAEComponentSet(ComponentSet):
+    """Players: the latents of an :class:`SAE` and its error term (see :func:`sae_features`).
+
+    Its ``sites`` are the two identity modules of the splice (``sae.latents``, ``sae.error``),
+    paths inside the wrapper the game runs, not inside the user's model.
+    """
 
     def __init__(self, model: torch.nn.Module, sae: SAE, ablation: Ablation) -> None:
-        self.model = model
+        super().__init__(model, _sites(sae), ablation)
         self.sae = sae
-        self.ablation = ablation
 
     def __repr__(self) -> str:
         return f"SAEComponentSet({self.sae!r}, ablation={self.ablation.kind!r})"
@@ -209,10 +218,7 @@ class SAEComponentSet:
         wrapper = _Spliced(adapter.module, self.sae)
         wrapped = TorchModel(wrapper, differentiable=adapter.differentiable,
                              model_output=None if adapter.output_assumed else adapter.output_kind)
-        name = self.sae.name
-        sites = [Site(name, "sae.latents", "neuron", "output"),
-                 Site(f"{name}_error", "sae.error", "head", "output", num_heads=1)]
-        return SAEGame(wrapped, inputs, sites, abl, target=target, baseline=baseline, output=output,
+        return SAEGame(wrapped, inputs, _sites(self.sae), abl, target=target, baseline=baseline, output=output,
                        forward_args=forward_args, forward_kwargs=forward_kwargs, batch_size=batch_size,
                        progress=progress)
 

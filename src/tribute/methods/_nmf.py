@@ -187,4 +187,4 @@ def nmf_transform(a: np.ndarray, W: np.ndarray, *, max_iter: int = 200, tol: flo
             break
         prev = obj
     U[U <= _EPS] = 0.0
-    return U
+    return np.asarray(U)

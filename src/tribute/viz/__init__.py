@@ -39,12 +39,9 @@ __all__ = [
     "waterfall",
 ]
 
-# DhondtXAI parliament (issue #16).
+# DhondtXAI parliament and CRAFT concepts (issue #16).
+from ._craft import concept_overlay, craft_plot
 from ._parliament import parliament
 
 __all__ += ["parliament"]
-
-# CRAFT concepts (issue #16).
-from ._craft import concept_overlay, craft_plot
-
 __all__ += ["concept_overlay", "craft_plot"]

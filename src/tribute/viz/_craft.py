@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from ..errors import InputError
 from ._common import MAGNITUDE_COLOR, PALETTE, _new_figure
 
-__all__ = ["craft_plot", "concept_overlay"]
+__all__ = ["concept_overlay", "craft_plot"]
 
 
 def _show(img: np.ndarray) -> np.ndarray:
