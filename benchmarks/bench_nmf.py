@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,7 +31,8 @@ def _ours(a: np.ndarray, r: int) -> tuple[float, int]:
     return fit.error, fit.n_iter
 
 
-def _best(fn, a: np.ndarray, r: int, repeats: int = 3) -> tuple[float, tuple[float, int]]:  # type: ignore[no-untyped-def]
+def _best(fn: Callable[[np.ndarray, int], tuple[float, int]], a: np.ndarray, r: int,
+          repeats: int = 3) -> tuple[float, tuple[float, int]]:
     best, out = np.inf, (0.0, 0)
     for _ in range(repeats):
         t0 = time.perf_counter()
