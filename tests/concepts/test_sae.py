@@ -14,6 +14,7 @@ import torch
 
 import tribute
 from tribute.errors import InputError, UnsupportedModelError
+from tribute.methods.component_methods import AtPStar
 
 D, D_SAE = 8, 16
 
@@ -188,3 +189,39 @@ def test_bad_arguments_name_what_to_fix(setup: dict) -> None:
         tribute.components(model, "3", sae=tribute.SAE(setup["enc"], setup["dec"], at="3"))
     with pytest.raises(InputError, match="give a module path"):
         tribute.components(model)
+
+
+class _Residual(torch.nn.Module):
+    """Two residual MLP blocks in a ModuleList (AtP*'s GradDrop layers), then a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(1)
+            self.inp = torch.nn.Linear(5, D)
+            self.blocks = torch.nn.ModuleList(
+                [torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.ReLU()) for _ in range(2)])
+            self.head = torch.nn.Linear(D, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for b in self.blocks:
+            h = h + b(h)
+        return self.head(h)
+
+
+def test_atp_star_runs_on_features_with_the_user_models_layer_paths() -> None:
+    model = _Residual()
+    xs = _inputs(256, 1)
+    with torch.no_grad():
+        h = model.blocks[0](model.inp(xs))
+    enc, dec = train_sae(h, h, steps=60)
+    players = tribute.components(model, sae=tribute.SAE(enc, dec, at="blocks.0"))
+    x = _inputs(4, 6)
+    auto = tribute.explain(model, x, method="atp_star", players=players, target=0)
+    game = tribute.build_game(model, x, players=players, target=0)
+    given = AtPStar(layers=["blocks.0", "blocks.1"]).attribute(game)
+    torch.testing.assert_close(torch.as_tensor(auto.values), torch.as_tensor(given.values))
+    assert auto.values.shape == (4, D_SAE + 1) and torch.isfinite(torch.as_tensor(auto.values)).all()
+    with pytest.raises(InputError, match="'blocks.7' is not a submodule"):
+        AtPStar(layers=["blocks.0", "blocks.7"]).attribute(game)

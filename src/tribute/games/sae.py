@@ -178,11 +178,40 @@ def _sites(sae: SAE) -> list[Site]:
 
 
 class SAEGame(ComponentGame):
-    """A :class:`ComponentGame` whose players are SAE latents and the reconstruction error."""
+    """A :class:`ComponentGame` whose players are SAE latents and the reconstruction error.
+
+    Module paths given to methods (AtP*'s ``layers``) are paths of the user's model; the game
+    maps them into the wrapper it runs (``"blocks.1"`` -> ``"model.blocks.1"``).
+    """
 
     @staticmethod
     def _unit_name(site: Site, j: int) -> str:
         return site.name if site.unit == "head" else f"{site.name} latent {j}"
+
+    def _user_model(self) -> tuple[torch.nn.Module, str]:
+        wrapper = self.module
+        assert isinstance(wrapper, _Spliced)
+        return wrapper.model, wrapper.sae.at
+
+    def residual_layers(self) -> list[str]:
+        """The elements of the ``ModuleList`` above the SAE's module, as paths of the user's model."""
+        model, at = self._user_model()
+        named = dict(model.named_modules())
+        parts = at.split(".")
+        for cut in range(len(parts), 0, -1):
+            holder = ".".join(parts[: cut - 1])
+            ml = named.get(holder)
+            if isinstance(ml, torch.nn.ModuleList) and parts[cut - 1].isdigit():
+                return [f"{holder}.{i}" if holder else str(i) for i in range(len(ml))]
+        raise UnsupportedModelError(
+            f"cannot find the residual layers above the SAE's module {at!r} (no torch.nn.ModuleList holds it); "
+            "pass layers=[...] (module paths of the residual blocks) to the method.")
+
+    def graddrop_gradients(self, layers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        model, _ = self._user_model()
+        get = [get_module(model, p) for p in layers]  # user paths; clear error when one is wrong
+        del get
+        return super().graddrop_gradients([f"model.{p}" for p in layers])
 
 
 class SAEComponentSet(ComponentSet):
