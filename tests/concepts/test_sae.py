@@ -223,5 +223,5 @@ def test_atp_star_runs_on_features_with_the_user_models_layer_paths() -> None:
     given = AtPStar(layers=["blocks.0", "blocks.1"]).attribute(game)
     torch.testing.assert_close(torch.as_tensor(auto.values), torch.as_tensor(given.values))
     assert auto.values.shape == (4, D_SAE + 1) and torch.isfinite(torch.as_tensor(auto.values)).all()
-    with pytest.raises(InputError, match="'blocks.7' is not a submodule"):
+    with pytest.raises(InputError, match=r"'blocks\.7' is not a submodule"):
         AtPStar(layers=["blocks.0", "blocks.7"]).attribute(game)
