@@ -429,9 +429,9 @@ def craft_decompose(
     Returns:
         :class:`CRAFTResult` with ``parent=(result.layer, concept)``.
     """
-    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size)
     if not isinstance(result, CRAFTResult):
         raise InputError(f"craft_decompose: result must be a CRAFTResult; got {type(result).__name__}.")
+    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size)
     if isinstance(concept, bool) or not isinstance(concept, (int, np.integer)) or not 0 <= concept < result.n_concepts:
         raise InputError(f"craft_decompose: concept={concept!r} must be a concept index in 0..{result.n_concepts - 1}.")
     if not 0.0 < float(top_fraction) <= 1.0:
