@@ -79,6 +79,11 @@ from .api import SAE, CRAFTResult, SAEComponentSet, craft, craft_decompose, sae_
 
 __all__ += ["SAE", "CRAFTResult", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]
 
+# Rashomon feature interaction scores (issue #16).
+from .api import RashomonResult, rashomon_interactions  # noqa: E402
+
+__all__ += ["RashomonResult", "rashomon_interactions"]
+
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 

@@ -19,6 +19,11 @@ __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "expla
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
+# Rashomon feature interaction scores (issue #16).
+from .methods.rashomon import RashomonResult, rashomon_interactions  # noqa: E402
+
+__all__ += ["RashomonResult", "rashomon_interactions"]
+
 
 def methods() -> dict[str, MethodInfo]:
     """The method registry: name -> :class:`MethodInfo` (tags, paper, defaults, constraints).

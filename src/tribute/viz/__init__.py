@@ -45,3 +45,8 @@ from ._parliament import parliament
 
 __all__ += ["parliament"]
 __all__ += ["concept_overlay", "craft_plot"]
+
+# Rashomon feature interaction scores: swarm and halo plots (issue #16).
+from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402
+
+__all__ += ["rashomon_halo", "rashomon_swarm"]
