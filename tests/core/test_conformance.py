@@ -32,6 +32,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "xrai": {"cnn_dense": {"steps": 8}},
     "extremal_perturbation": {"cnn_dense": {"steps": 6, "areas": (0.1, 0.3)}},
     "submodular_regions": {"cnn_dense": {"budget": 80, "min_size": 0.1}},
+    # one Hessian row per player and node: keep the image runs to a few nodes
+    "integrated_hessians": {"cnn": {"budget": 10}, "cnn_dense": {"steps": 1}},
 }
 
 

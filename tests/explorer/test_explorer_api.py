@@ -329,6 +329,8 @@ def test_a_failing_method_gives_a_json_error_and_the_server_keeps_working(client
     ({"kind": "train", "subject": "tiny"}, "kind='train'"),
     ({"kind": "components", "subject": "tiny"}, "declares no component layers"),
     ({"kind": "training", "subject": "tiny"}, "no training-data case"),
+    ({"kind": "explain", "subject": "tiny", "method": "saliency", "removal": "mask"},
+     "removal applies to text subjects"),
 ])
 def test_bad_job_requests_get_json_errors(client: TestClient, body: dict[str, Any], words: str) -> None:
     r = client.post("/api/jobs", json=body)

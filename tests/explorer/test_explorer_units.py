@@ -159,3 +159,62 @@ def test_spearman_matrix_matches_scipy_with_ties() -> None:
     assert m[0, 1] == pytest.approx(spearmanr(a, b)[0], abs=1e-12)
     assert m[0, 2] == pytest.approx(-1.0)
     assert spearman_matrix([np.zeros(4), a[:4]])[0][1] is None  # constant credits: undefined
+
+
+# ------------------------------------------------------------------ text subjects on words
+class _PairBag(torch.nn.Module):
+    """Masked mean of embeddings -> tanh -> one score per text (a tiny dual encoder)."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.emb = torch.nn.Embedding(vocab, 6)
+        with torch.no_grad():
+            self.emb.weight.copy_(torch.randn(vocab, 6, generator=g))
+        self.double()
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        m = (torch.ones_like(ids) if attention_mask is None else attention_mask)[..., None].double()
+        return torch.tanh((self.emb(ids) * m).sum(1) / m.sum(1).clamp(min=1.0))
+
+
+def _text_subject() -> object:
+    from tribute.explorer.subjects import Subject
+    from tribute.models.text import WordTokenizer
+
+    tok = WordTokenizer(["a", "cat", "sleeps", "the", "kitten", "naps", "dog"], bos=True)
+    texts = [("a cat sleeps", "the kitten naps"), ("a dog", "the cat")]
+    ids = torch.zeros(len(texts), 4, dtype=torch.long)  # fingerprints only
+    ids[:, 0] = torch.arange(len(texts))
+    return Subject(name="pairs", title="pairs", kind="text", model=None, inputs=ids, target=None,
+                   labels=["p0", "p1"], texts=texts, text_model=_PairBag(tok.vocab_size),
+                   tokenizer=tok, pair="cosine", removals=("mask", "pad", "delete"))
+
+
+def test_text_subject_explains_words_with_removal_and_pair_map() -> None:
+    from tribute.explorer.compute import check_removal, compare, explain_one, preview
+    from tribute.explorer.jobs import Job
+
+    s = _text_subject()
+    p = preview(s, 0)  # type: ignore[arg-type]
+    assert p["tokens"] == ["a", "cat", "sleeps", "the", "kitten", "naps"] and p["split"] == 3
+    job = Job(id="1", kind="x", key="k")
+    direct = tribute.explain(s.text_model, [s.texts[0]], "exact_shapley",  # type: ignore[attr-defined]
+                             tokenizer=s.tokenizer, pair="cosine", removal="pad")  # type: ignore[attr-defined]
+    out = explain_one(job, s, 0, "exact_shapley", {}, None, 0, "pad")  # type: ignore[arg-type]
+    np.testing.assert_allclose(out["values"], np.asarray(direct.values)[0], atol=1e-8)
+    assert out["removal"] == "pad" and "pair" not in out
+    inter = explain_one(job, s, 0, "shapley_interactions", {}, None, 0, None)  # type: ignore[arg-type]
+    assert inter["removal"] == "mask" and inter["pair"]["rows"] == ["a", "cat", "sleeps"]
+    assert np.asarray(inter["pair"]["values"]).shape == (3, 3)
+    grads = explain_one(job, s, 1, "integrated_gradients", {}, None, 0, "mask")  # type: ignore[arg-type]
+    assert len(grads["values"]) == 4 and grads["gap"] is not None and abs(grads["gap"]) < 1e-3
+    cmp = compare(job, s, 0, ["feature_ablation", "exact_shapley"], None, 0, removal="delete")  # type: ignore[arg-type]
+    assert cmp["panels"][0]["deletion"]["auc"] is not None and len(cmp["spearman"]) == 2
+    with pytest.raises(InputError, match="not offered"):
+        check_removal(s, "zero")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="text subjects"):
+        from tribute.explorer.subjects import Subject
+
+        check_removal(Subject(name="t", title="t", kind="tabular", model=None,
+                              inputs=torch.zeros(1, 2)), "mask")

@@ -17,6 +17,7 @@ agree with a plain forward pass, and so do we.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -101,3 +102,37 @@ def test_captum_cached_path_differs(gpt2: Any, tok: Any) -> None:
     np.testing.assert_allclose(plain, ours.log_probs, atol=1e-10)
     assert abs(cached[0] - ours.log_probs[0]) < 1e-10
     assert np.abs(cached[1:] - ours.log_probs[1:]).max() > 1e-3
+
+
+def test_saliency_parity_layer_gradient(lm: Any, tok: Any) -> None:
+    """saliency on a generation = the prompt embeddings' gradient summed over the embedding
+    dimension: Captum's LayerGradientXActivation without the multiplication by inputs."""
+    layer_norm_first = lm.config.model_type == "gpt2"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ours = tribute.explain_generation(lm, tok, PROMPT, TARGET, method="saliency", removal="pad")
+    # GPT-2's LayerNorms make f invariant to e + c 1: the signed sum over dimensions is ~0
+    assert any("sum to ~0" in str(w.message) for w in seen) == layer_norm_first
+    lga = captum_attr.LayerGradientXActivation(lm, lm.get_input_embeddings(), multiply_by_inputs=False)
+    theirs = captum_attr.LLMGradientAttribution(lga, tok).attribute(_inp(tok), target=torch.tensor(TARGET))
+    np.testing.assert_allclose(ours.matrix, _np(theirs.token_attr), atol=1e-6)
+    np.testing.assert_allclose(ours.total, _np(theirs.seq_attr), atol=1e-6)
+    assert ours.n_evals == 2 and (np.abs(ours.matrix).max() < 1e-12) == layer_norm_first
+    absolute = tribute.explain_generation(lm, tok, PROMPT, TARGET, method="saliency", absolute=True)
+    assert (absolute.matrix >= np.abs(ours.matrix) - 1e-12).all() and absolute.matrix.max() > 1e-4
+
+
+def test_input_x_gradient_parity_with_zero_pad_embedding(lm: Any, tok: Any) -> None:
+    """input_x_gradient is ``(e - e_pad) . df/de``; Captum's LayerGradientXActivation is
+    ``e . df/de``: they agree when the pad token's embedding row is zero."""
+    import copy
+
+    model = copy.deepcopy(lm)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[tok.pad_token_id] = 0.0
+    ours = tribute.explain_generation(model, tok, PROMPT, TARGET, method="input_x_gradient", removal="pad")
+    lga = captum_attr.LayerGradientXActivation(model, model.get_input_embeddings())
+    theirs = captum_attr.LLMGradientAttribution(lga, tok).attribute(_inp(tok), target=torch.tensor(TARGET))
+    np.testing.assert_allclose(ours.matrix, _np(theirs.token_attr), atol=1e-6)
+    np.testing.assert_allclose(ours.total, _np(theirs.seq_attr), atol=1e-6)
+    assert np.abs(ours.matrix).max() > 1e-4

@@ -27,7 +27,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("method", ["feature_ablation", "permutation_shapley", "kernel_shap", "lime",
-                                    "reagent", "integrated_gradients"])
+                                    "reagent", "integrated_gradients", "saliency",
+                                    "input_x_gradient"])
 def test_every_method_runs_and_counts(gpt2: Any, tok: Any, method: str) -> None:
     gpt2.train()
     before = _snapshot(gpt2)

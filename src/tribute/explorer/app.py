@@ -57,7 +57,8 @@ log = logging.getLogger("tribute.explorer")
 #: Largest JSON request body accepted (jobs, typed sentences).
 MAX_JSON_BYTES = 64 * 1024
 _STATIC = ("app.js", "style.css")
-_JOB_FIELDS = {"kind", "subject", "index", "method", "methods", "params", "budget", "seed"}
+_JOB_FIELDS = {"kind", "subject", "index", "method", "methods", "params", "budget", "seed",
+               "removal"}
 
 
 @dataclass
@@ -254,7 +255,8 @@ def create_app(config: ExplorerConfig) -> Any:
             if extra:
                 raise InputError(f"unknown field(s) {sorted(extra)}; send text_a and text_b.")
             ids, toks = s.tokenize(data.get("text_a"), data.get("text_b"))  # type: ignore[arg-type]
-            new = s.add_inputs(ids, [f"{data['text_a']}  |  {data['text_b']}"], [toks])
+            new = s.add_inputs(ids, [f"{data['text_a']}  |  {data['text_b']}"], [toks],
+                               texts=[(data["text_a"], data["text_b"])])
             return _json_response({"indices": new})
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
@@ -413,12 +415,15 @@ def _key(*parts: Any) -> str:
 def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, budget: int | None,
           data: dict[str, Any]) -> Job:
     """Check the request and submit its job (or answer it from the cache)."""
+    removal = compute.check_removal(s, data.get("removal"))
+    if kind not in ("explain", "compare") and data.get("removal") not in (None, ""):
+        raise InputError(f"removal applies to kinds 'explain' and 'compare', not {kind!r}.")
     if kind == "explain":
         method = compute.check_method(s, data.get("method"))
         params = compute.parse_params(method, data.get("params"))
-        key = _key(kind, s.name, s.input_key(index), method, params, budget, seed)
+        key = _key(kind, s.name, s.input_key(index), method, params, budget, seed, removal)
         return manager.submit(kind, key, lambda job: compute.explain_one(
-            job, s, index, method, params, budget, seed))
+            job, s, index, method, params, budget, seed, removal))
     if data.get("params"):
         raise InputError(f"params apply to kind 'explain' only, not {kind!r}.")
     if kind == "compare":
@@ -427,9 +432,9 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
                 != len(names):
             raise InputError(f"methods={names!r}: give a list of 2 to 6 different method names.")
         names = [compute.check_method(s, n) for n in names]
-        key = _key(kind, s.name, s.input_key(index), names, budget, seed)
+        key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
         return manager.submit(kind, key, lambda job: compute.compare(
-            job, s, index, names, budget, seed), steps=2 * len(names))
+            job, s, index, names, budget, seed, removal=removal), steps=2 * len(names))
     if kind == "components":
         method = data.get("method") or "feature_ablation"
         s.row(index)

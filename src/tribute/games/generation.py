@@ -427,6 +427,49 @@ class GenerationGame(Game):
             return vals_out[None], grad_out[None]
         return vals_out[None], grad_out
 
+    def embedding_gradients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of every target w.r.t. the unperturbed prompt's input embeddings.
+
+        One model row (one evaluation, counted). The gradient ``df/de`` of each prompt position
+        is reduced per player: ``signed`` sums it over the player's positions and the
+        embedding dimensions (as Captum's ``LLMGradientAttribution`` reduces a layer gradient),
+        ``absolute`` sums ``|df/de|`` the same way.
+
+        Returns:
+            ``(values 1 x 1 x targets, signed 1 x targets x players, absolute 1 x targets x
+            players)``, float64 CPU.
+        """
+        if self.embeddings is None:
+            raise UnsupportedModelError(
+                "gradient methods need the model's input embeddings (get_input_embeddings()); "
+                "this model has none. Use a perturbation method."
+            )
+        n, t_count = self.n_players, self.n_targets
+        dtype, dev = self.adapter.dtype, self.adapter.device
+        with torch.no_grad():
+            e_x = self.embeddings(self.sequence.to(dev))[0]
+        vals_out = torch.zeros(1, t_count, dtype=torch.float64)
+        signed = torch.zeros(1, t_count, n, dtype=torch.float64)
+        absolute = torch.zeros(1, t_count, n, dtype=torch.float64)
+        owned = (self.owner >= 0).nonzero().flatten()
+        players = self.owner[owned]
+
+        def build(start: int, stop: int) -> Rows:
+            leaf = e_x[None].to(dtype).detach().clone().requires_grad_(True)
+            return Rows(inputs=(leaf,), sample=torch.zeros(1, dtype=torch.long), leaves=[leaf])
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            vals_out[:] = vals.to("cpu", torch.float64)
+            g = grads[0][0].to("cpu", torch.float64)[:, owned]  # T x positions x d
+            signed[0].index_add_(1, players, g.sum(-1))
+            absolute[0].index_add_(1, players, g.abs().sum(-1))
+
+        self.count_evals(1)
+        self.engine.run(1, build, sink, row_bytes=self.row_bytes * 64, grad=True,
+                        desc="gradients", describe_row=lambda r: "the unperturbed prompt")
+        self.positions_full += int(self.sequence.shape[1])
+        return vals_out[None], signed, absolute
+
 
 def _with_total(logp: torch.Tensor) -> torch.Tensor:
     """``rows x T`` log-probs -> ``rows x (T + 1)`` with their sum appended."""

@@ -26,7 +26,10 @@ signed, per-player quantity), not ``|df/de|`` per embedding dimension.
 
 Several texts in one call: players are padded to the longest text; the values of a shorter
 text's missing players are NaN, ``attr.extra["text_players"]`` holds each text's player names
-and ``attr.player_names`` the first text's (padded with ``"<none j>"``).
+and ``attr.player_names`` the first text's (padded with ``"<none j>"``). The padded players are
+dummies (no tokens) but still players of the game, so they cost budget: exact methods pay
+``2^max_players`` evaluations for every text and sampling methods spread their budget over
+them; explain texts of very different word counts in separate calls when that matters.
 
 Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one
 sequence, as a cross-encoder reads it) or separately (``pair="cosine"``: the model embeds each
@@ -36,7 +39,10 @@ holds ``attr.extra["pair_interactions"]``, the ``batch x targets x first x secon
 Shapley interaction indices (Grabisch & Roubens 1999) between the first text's and the second
 text's players: which word pairs drive the similarity (cf. Moeller et al. 2023, "An
 attribution method for Siamese encoders", whose integrated Jacobians answer the same question
-with second-order gradients).
+with second-order gradients). ``method="integrated_hessians"`` (Janizek et al. 2021) fills the
+same block from second derivatives of the presence vector ``z``: Integrated Hessians on the
+input embeddings from the removal embedding, summed over each pair of words' tokens and
+embedding dimensions.
 """
 
 from __future__ import annotations

@@ -5,8 +5,13 @@ continuation's per-token log-probabilities and their sum, with removed prompt pl
 by a named removal option (see :mod:`tribute.games.generation`). Every method of the registry
 that works on feature games runs on it unchanged: perturbation estimators
 (``feature_ablation``, ``permutation_shapley``, ``kernel_shap``, ``lime``, ``shapley``,
-``reagent``, ...) through coalition values, gradient methods (``integrated_gradients``,
-``saliency``, ``input_x_gradient``) through the embedding relaxation.
+``reagent``, ...) through coalition values, gradient methods through the embedding relaxation
+(``integrated_gradients``: Captum's ``LayerIntegratedGradients`` on the embedding layer with the
+replacement token as baseline; ``input_x_gradient``: ``(e - e_b) . df/de``, the mask gradient at
+the full prompt) or the embedding gradient itself (``saliency``: ``df/de`` summed over each
+player's tokens and the embedding dimension, ``|df/de|`` with ``absolute=True``; Captum's
+``LayerGradientXActivation(multiply_by_inputs=False)``). Each generated token's log-probability
+and the whole continuation's are explained at once (one target each).
 
 The result, :class:`GenerationAttribution`, holds the ``generated x prompt`` matrix, the
 credits of the whole continuation's log-probability, both token lists and the underlying

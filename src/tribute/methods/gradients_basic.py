@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..attribution import Attribution
 from ..errors import UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame
+from ..games.generation import GenerationGame
 from ..params import InstanceOf, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 
@@ -120,7 +123,13 @@ class Saliency(Method):
         absolute: return ``|grad|`` (the original saliency map) instead of the signed
             gradient. default=False.
 
-    With groups, a player's credit is the sum over its elements.
+    With groups, a player's credit is the sum over its elements. On a generation game
+    (:func:`tribute.explain_generation`) the elements are the prompt's input embeddings: a
+    player's credit is ``sum_t sum_d df/de_td`` over its tokens ``t`` and embedding dimensions
+    ``d`` (``sum |df/de_td|`` with ``absolute=True``), the reduction of Captum's
+    ``LLMGradientAttribution``. That signed sum vanishes identically when a LayerNorm reads the
+    embeddings (GPT-2: ``f`` is invariant to ``e + c 1``), which is warned about; use
+    ``absolute=True`` there.
 
     Reference: Simonyan, Vedaldi & Zisserman (2014), "Deep Inside Convolutional Networks:
     Visualising Image Classification Models and Saliency Maps".
@@ -137,6 +146,17 @@ class Saliency(Method):
         self.absolute = absolute
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        if isinstance(game, GenerationGame):  # gradients w.r.t. the prompt's input embeddings
+            _, signed, absolute = game.embedding_gradients()
+            if not self.absolute and bool((signed.abs() <= 1e-6 * absolute.clamp_min(1e-300)).all()):
+                warnings.warn(
+                    "saliency: the prompt embeddings' gradients sum to ~0 over the embedding "
+                    "dimension (a LayerNorm reads the embeddings, as in GPT-2, so f is invariant "
+                    "to adding a constant to every dimension); the signed saliency says nothing "
+                    "here. Use saliency with absolute=True, input_x_gradient or "
+                    "integrated_gradients.", UserWarning, stacklevel=2)
+            return game.attribution(absolute if self.absolute else signed, self.name,
+                                    self.get_params())
         fg = feature_game(game, self.name)
         _, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         g = acc[1]

@@ -217,6 +217,9 @@ def evaluate(
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
     progress: bool | None = None,
+    tokenizer: Any = None,
+    removal: Any = None,
+    pair: str | None = None,
     **params: Any,
 ) -> MetricResult:
     """Score an attribution with a registered metric.
@@ -248,6 +251,8 @@ def evaluate(
         players: a non-feature player set (components, training data), as in ``explain``.
         forward_args, forward_kwargs: extra model arguments, as in ``explain``.
         progress: show a progress bar (None: automatic).
+        tokenizer, removal, pair: for texts, as in ``explain`` (the same text game is built;
+            ``baseline`` is then unused). default=None.
         **params: the metric's hyperparameters (see ``tribute.metrics()[name].defaults``).
 
     Returns:
@@ -293,12 +298,15 @@ def evaluate(
     if isinstance(spec, str):
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
+    text_settings: dict[str, Any] = {k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
+                                                        ("pair", pair)) if v is not None}
     t0 = time.perf_counter()
     with adapter.session():
         game = build_game(adapter, inputs, target=use_target, baseline=game_base,
                           groups=use_groups, output=use_output, players=players,
                           forward_args=forward_args, forward_kwargs=forward_kwargs,
-                          batch_size=batch_size, progress=progress)
+                          batch_size=batch_size, progress=progress,
+                          **text_settings)
         if attr.n_players and attr.n_players != game.n_players:
             raise InputError(
                 f"the attribution credits {attr.n_players} players but the game built for "

@@ -256,7 +256,13 @@ function fillMethods() {
     box.append(el("label", {}, cb, m.name));
   }
   $("explain-budget").placeholder = `default (${state.subject.default_budget})`;
+  for (const id of ["explain", "compare"]) {  // text subjects: how removed words are removed
+    const rs = state.subject.removals || [], r = $(`${id}-removal`);
+    r.replaceChildren(...rs.map((v) => el("option", { value: v, text: v })));
+    $(`${id}-removal-label`).hidden = !rs.length;
+  }
 }
+function removalOf(id) { return (state.subject.removals || []).length ? $(`${id}-removal`).value : null; }
 function drawParams() {
   const m = state.subject.methods.find((x) => x.name === $("explain-method").value);
   const box = $("explain-params"); box.replaceChildren();
@@ -310,6 +316,21 @@ function renderExplain(r) {
   box.append(mapView(r, 256, `${r.method} · target: ${r.target} · ${r.n_evals} model rows · ${fmt(r.seconds, 2)} s`));
   const sums = `sum of positive credits ${fmt(r.positive)}, of negative credits ${fmt(r.negative)}` + (r.gap !== null && r.gap !== undefined ? ` · completeness gap ${fmt(r.gap)}` : "");
   box.append(el("p", { class: "muted small", text: sums }));
+  if (r.pair) box.append(pairHeatMap(r.pair, r.method));
+}
+function pairHeatMap(pair, method) {
+  // word x word interactions of a sentence pair (rows: first text, columns: second); every
+  // word goes through textContent, never HTML
+  const t = el("table", { class: "matrix pair-map" });
+  t.append(el("tr", {}, el("th", { class: "l", text: "" }), ...pair.cols.map((w) => el("th", { class: "pair-word", text: w }))));
+  pair.values.forEach((row, i) => {
+    t.append(el("tr", {}, el("th", { class: "l pair-word", text: pair.rows[i] }), ...row.map((v, j) => {
+      const td = el("td", { class: "pair-cell", text: fmt(v, 3), title: `${pair.rows[i]} × ${pair.cols[j]}: ${fmt(v, 4)}` });
+      td.style.background = rgba(v, pair.scale || 1, 0.85); return td;
+    })));
+  });
+  return el("div", { class: "panel pair" }, el("h3", { text: `Word × word interactions (${method})` }), t,
+    legend(pair.scale || 0, "the similarity together"));
 }
 
 // ------------------------------------------------------------------ compare
@@ -462,12 +483,12 @@ async function init() {
   for (const b of $("tabs").children) b.addEventListener("click", () => show(b.dataset.view));
   $("explain-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    runJob("explain", { kind: "explain", subject: state.subject.name, index: state.index, method: $("explain-method").value, params: readParams(), budget: numOrNull("explain-budget"), seed: numOrNull("explain-seed") || 0 }, renderExplain);
+    runJob("explain", { kind: "explain", subject: state.subject.name, index: state.index, method: $("explain-method").value, params: readParams(), budget: numOrNull("explain-budget"), seed: numOrNull("explain-seed") || 0, removal: removalOf("explain") }, renderExplain);
   });
   $("compare-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const names = [...document.querySelectorAll('input[name="compare-method"]:checked')].map((c) => c.value);
-    runJob("compare", { kind: "compare", subject: state.subject.name, index: state.index, methods: names, budget: numOrNull("compare-budget") }, renderCompare);
+    runJob("compare", { kind: "compare", subject: state.subject.name, index: state.index, methods: names, budget: numOrNull("compare-budget"), removal: removalOf("compare") }, renderCompare);
   });
   $("components-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
