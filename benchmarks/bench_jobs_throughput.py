@@ -13,6 +13,7 @@ Usage: ``python benchmarks/bench_jobs_throughput.py [ROWS] [SHARD]`` (defaults 7
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import tempfile
@@ -49,7 +50,7 @@ def main(rows: int, shard: int) -> int:
                                            ("processes x2", "processes", 2)]
     ray: Any  # the module, or None without Ray (typed Any: mypy passes with and without Ray)
     try:
-        import ray
+        ray = importlib.import_module("ray")
 
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
         configs += [("ray x1", "ray", 1), ("ray x2", "ray", 2)]
