@@ -74,6 +74,11 @@ from .api import AnalysisInfo, DhondtResult, TCAVResult, analyses, dhondt_seats,
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
+# CRAFT concepts and SAE features as players (issue #16).
+from .api import SAE, CRAFTResult, SAEComponentSet, craft, craft_decompose, sae_features  # noqa: E402
+
+__all__ += ["SAE", "CRAFTResult", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]
+
 # Rashomon feature interaction scores (issue #16).
 from .api import RashomonResult, rashomon_interactions  # noqa: E402
 

@@ -41,3 +41,9 @@ def analyses() -> dict[str, AnalysisInfo]:
     seats, ...); run one with :func:`run_analysis` or call its function directly.
     """
     return analysis_infos()
+
+# CRAFT concepts and SAE features as players (issue #16).
+from .games.sae import SAE, SAEComponentSet, sae_features  # noqa: E402
+from .methods.craft import CRAFTResult, craft, craft_decompose  # noqa: E402
+
+__all__ += ["SAE", "CRAFTResult", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]

@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
         "truth (and real data without it), print a leaderboard with standard errors, and write "
         "leaderboard.csv, results.json and a self-contained report.html to --out.",
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), or data / data-tiny for training-data "
-                        "attribution, or rashomon / rashomon-tiny for interactions over a Rashomon set (default: quick)")
+    p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), data / data-tiny for training-data "
+                        "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, or concepts / concepts-tiny "
+                        "(CRAFT on planted patterns) (default: quick)")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: the suite's; unregistered "
                         "ones are skipped with a note)")
@@ -135,6 +136,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .generation_suite import cmd_generation_suite
 
         return cmd_generation_suite(args)
+    if args.suite in ("concepts", "concepts-tiny"):  # CRAFT on planted patterns (bench/concept_suite.py)
+        from .concept_suite import cmd_concept_suite
+
+        return cmd_concept_suite(args)
     if args.suite in ("rashomon", "rashomon-tiny"):  # planted interactions over a Rashomon set (bench/rashomon_suite.py)
         from .rashomon_suite import cmd_rashomon_suite
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -87,10 +87,14 @@ __all__ = [
     "components",
 ]
 
-def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str = "neuron", *,
+if TYPE_CHECKING:
+    from .sae import SAE
+
+
+def components(model: torch.nn.Module, modules: str | Sequence[str] | None = None, unit: str = "neuron", *,
                num_heads: int | None = None, ablation: str | Ablation = "zero",
                reference: Any = None, counterfactual: Any = None, n_resample: int = 16,
-               seed: int = 0) -> ComponentSet:
+               seed: int = 0, sae: SAE | None = None) -> ComponentSet:
     """Players that are units of named modules; pass the result as ``players=`` to ``explain``.
 
     Args:
@@ -114,6 +118,10 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
         counterfactual: corrupted inputs for ``patch`` (one per sample).
         n_resample: reference rows averaged over for ``resample``. default=16.
         seed: seed of the resample draw. default=0.
+        sae: a :class:`tribute.SAE` (sparse autoencoder or transcoder attached at a module):
+            the players are its latents plus its reconstruction error (see
+            :mod:`tribute.games.sae`; the result is then a ``SAEComponentSet``); give it instead
+            of ``modules``. default=None.
 
     Example:
         >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP
@@ -126,6 +134,15 @@ def components(model: torch.nn.Module, modules: str | Sequence[str], unit: str =
             f"components(model=...) needs a torch.nn.Module, got {type(model).__name__}; "
             "component players are units of the module's submodules."
         )
+    if sae is not None:  # SAE / transcoder latents as players (issue #16): tribute.games.sae
+        if modules is not None:
+            raise InputError(f"components(modules={modules!r}, sae=...): give either modules or sae, not both.")
+        from .sae import sae_features
+
+        return sae_features(model, sae, ablation=ablation, reference=reference, counterfactual=counterfactual,
+                            n_resample=n_resample, seed=seed)
+    if modules is None:
+        raise InputError("components(model, modules): give a module path (or a list), or sae=tribute.SAE(...).")
     names = [modules] if isinstance(modules, str) else list(modules)
     if not names or not all(isinstance(n, str) for n in names):
         raise InputError(f"modules={modules!r}: give a module path or a list of module paths.")

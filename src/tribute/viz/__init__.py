@@ -39,10 +39,12 @@ __all__ = [
     "waterfall",
 ]
 
-# DhondtXAI parliament (issue #16).
+# DhondtXAI parliament and CRAFT concepts (issue #16).
+from ._craft import concept_overlay, craft_plot
 from ._parliament import parliament
 
 __all__ += ["parliament"]
+__all__ += ["concept_overlay", "craft_plot"]
 
 # Rashomon feature interaction scores: swarm and halo plots (issue #16).
 from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402

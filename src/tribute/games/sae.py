@@ -1,0 +1,273 @@
+"""Sparse-autoencoder (and transcoder) latents as players of a component game.
+
+A user-supplied sparse autoencoder (Bricken et al. 2023, "Towards Monosemanticity"; Cunningham
+et al. 2023, "Sparse Autoencoders Find Highly Interpretable Features in Language Models") with
+``z = encode(h)`` and ``h_hat = decode(z)`` is *spliced* into the model at module ``at``: the
+module's output ``h`` is replaced by ::
+
+    h' = h + (decode(z') - decode(z)) + (e' - e),     z = encode(h),  e = h - decode(z)
+
+where ``z'`` are the latents after the coalition's edit and ``e'`` the edited reconstruction
+error. The players are the ``d_sae`` latents plus one player ``"<name>_error"``: the error
+term, kept as its own player so that with every player present ``h' = h`` *exactly* (both
+differences are computed from identical tensors and are exactly zero) and the model's output
+is unchanged; ``h' = decode(z') + e'`` up to rounding otherwise. Removing a latent sets it to
+its ablation value (``"zero"``, or ``"mean"`` over a reference set, or its value on a
+counterfactual with ``"patch"``), exactly as :func:`tribute.components` ablates units; removing
+the error player replaces ``e`` the same way.
+
+A **transcoder** (Dunefsky, Chlenski & Nanda 2024, "Transcoders Find Interpretable LLM Feature
+Circuits") reads the module's *input* ``x`` and predicts its output: ``z = encode(x)``,
+``e = y - decode(z)`` with ``y`` the module's output, and the same splice ``y' = y + (decode(z')
+- decode(z)) + (e' - e)``.
+
+Because the game is a :class:`~tribute.games.components.ComponentGame` (on a wrapper module
+whose two identity submodules ``sae.latents`` and ``sae.error`` carry the latents and the error),
+every component estimator runs on features unchanged: ``feature_ablation`` (activation
+patching), ``atp`` / ``atp_star`` (attribution patching), ``coar``, the Shapley estimators.
+The splice is a forward hook on ``at`` installed for each forward pass of the wrapper and
+removed in ``finally``; the user's model is never modified (the wrapper only refers to it).
+
+>>> import torch, tribute
+>>> _ = torch.manual_seed(0)
+>>> net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+>>> sae = tribute.SAE(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU()), torch.nn.Linear(8, 6), at="1")
+>>> attr = tribute.explain(net, torch.randn(3, 4), method="feature_ablation", target=0,
+...                        players=tribute.components(net, sae=sae))
+>>> attr.player_names[0], attr.player_names[-1], tuple(attr.values.shape)
+('sae latent 0', 'sae_error', (3, 9))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import InputError, UnsupportedModelError
+from ..models import ModelAdapter, TorchModel, as_model
+from ..targets import TargetLike
+from ._hooks import Site
+from .components import ComponentGame, ComponentSet
+from .sites import Ablation, as_ablation, get_module
+
+__all__ = ["SAE", "SAEComponentSet", "SAEGame", "sae_features"]
+
+_KINDS = ("sae", "transcoder")
+
+
+class SAE:
+    """A sparse autoencoder (or transcoder) attached at a module.
+
+    Args:
+        encoder: ``activation -> latents`` (a ``torch.nn.Module`` or a callable on tensors);
+            latents have the activation's leading axes and ``d_sae`` features last.
+        decoder: ``latents -> activation`` (same conventions).
+        at: module path of the model where it is attached.
+        kind: ``"sae"`` (encoder reads the module's output, decoder reconstructs it) or
+            ``"transcoder"`` (encoder reads the module's first input, decoder predicts its
+            output), default="sae".
+        name: name used in player names (``"<name> latent 3"``, ``"<name>_error"``),
+            default="sae".
+    """
+
+    def __init__(self, encoder: Callable[[torch.Tensor], torch.Tensor],
+                 decoder: Callable[[torch.Tensor], torch.Tensor], *, at: str, kind: str = "sae",
+                 name: str = "sae") -> None:
+        if not callable(encoder) or not callable(decoder):
+            raise InputError(f"SAE(encoder=..., decoder=...) must be callables (e.g. torch.nn.Module); got "
+                             f"{type(encoder).__name__} and {type(decoder).__name__}.")
+        if not isinstance(at, str) or not at:
+            raise InputError(f"SAE(at={at!r}): give the module path where the SAE is attached, e.g. at='blocks.3'.")
+        if kind not in _KINDS:
+            raise InputError(f"SAE(kind={kind!r}) must be one of {_KINDS}.")
+        if not isinstance(name, str) or not name or " " in name:
+            raise InputError(f"SAE(name={name!r}) must be a non-empty name without spaces.")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.at = at
+        self.kind = kind
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"SAE(at={self.at!r}, kind={self.kind!r}, name={self.name!r})"
+
+
+class _Splice(torch.nn.Module):
+    """Holds the SAE and the two identity sites the component hooks edit."""
+
+    def __init__(self, sae: SAE) -> None:
+        super().__init__()
+        self.latents = torch.nn.Identity()
+        self.error = torch.nn.Identity()
+        self._fns = (sae.encoder, sae.decoder)  # plain tuple: callables that are not modules
+        if isinstance(sae.encoder, torch.nn.Module):
+            self.encoder = sae.encoder
+        if isinstance(sae.decoder, torch.nn.Module):
+            self.decoder = sae.decoder
+        self.kind = sae.kind
+        self.at = sae.at
+
+    def _code(self, read: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        enc, dec = self._fns
+        z = enc(read)
+        if not isinstance(z, torch.Tensor):
+            raise UnsupportedModelError(f"SAE at {self.at!r}: the encoder returned {type(z).__name__}, not a tensor.")
+        if z.ndim < 2 or z.shape[0] != read.shape[0]:
+            raise UnsupportedModelError(
+                f"SAE at {self.at!r}: the encoder maps {tuple(read.shape)} to {tuple(z.shape)}; latents must "
+                "keep the batch axis first (batch x ... x d_sae).")
+        rec = dec(z)
+        return z, rec
+
+    def splice(self, read: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        z, rec = self._code(read)
+        if not isinstance(rec, torch.Tensor) or rec.shape != out.shape:
+            shape = tuple(rec.shape) if isinstance(rec, torch.Tensor) else type(rec).__name__
+            raise UnsupportedModelError(
+                f"SAE at {self.at!r}: the decoder returns {shape} but the module outputs {tuple(out.shape)}; "
+                "the decoder must reconstruct the module's output.")
+        err = out - rec
+        z2 = self.latents(z)
+        e2 = self.error(err)
+        rec2: torch.Tensor = rec if z2 is z else self._fns[1](z2)
+        new: torch.Tensor = out + (rec2 - rec) + (e2 - err)
+        return new
+
+
+class _Spliced(torch.nn.Module):
+    """``model`` with the SAE spliced in at ``sae.at`` for the duration of each forward pass."""
+
+    def __init__(self, model: torch.nn.Module, sae: SAE) -> None:
+        super().__init__()
+        self.model = model
+        self.sae = _Splice(sae)
+        self._at = (get_module(model, sae.at),)  # a tuple: not registered twice as a child
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        splice = self.sae
+
+        def hook(_m: torch.nn.Module, inputs: Any, output: Any) -> Any:
+            out = output[0] if isinstance(output, (tuple, list)) and output else output
+            if not isinstance(out, torch.Tensor):
+                raise UnsupportedModelError(
+                    f"SAE at {splice.at!r}: the module returned {type(output).__name__}; an SAE needs a tensor "
+                    "output (or a tuple whose first element is the activation).")
+            if splice.kind == "transcoder":
+                read = inputs[0] if inputs else None
+                if not isinstance(read, torch.Tensor):
+                    raise UnsupportedModelError(f"transcoder at {splice.at!r}: the module's first input is not a tensor.")
+            else:
+                read = out
+            new = splice.splice(read, out)
+            if out is output:
+                return new
+            return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
+
+        handle = self._at[0].register_forward_hook(hook)
+        try:
+            return self.model(*args, **kwargs)
+        finally:
+            handle.remove()
+
+
+def _sites(sae: SAE) -> list[Site]:
+    return [Site(sae.name, "sae.latents", "neuron", "output"),
+            Site(f"{sae.name}_error", "sae.error", "head", "output", num_heads=1)]
+
+
+class SAEGame(ComponentGame):
+    """A :class:`ComponentGame` whose players are SAE latents and the reconstruction error.
+
+    Module paths given to methods (AtP*'s ``layers``) are paths of the user's model; the game
+    maps them into the wrapper it runs (``"blocks.1"`` -> ``"model.blocks.1"``).
+    """
+
+    @staticmethod
+    def _unit_name(site: Site, j: int) -> str:
+        return site.name if site.unit == "head" else f"{site.name} latent {j}"
+
+    def _user_model(self) -> tuple[torch.nn.Module, str]:
+        wrapper = self.module
+        assert isinstance(wrapper, _Spliced)
+        return wrapper.model, wrapper.sae.at
+
+    def residual_layers(self) -> list[str]:
+        """The elements of the ``ModuleList`` above the SAE's module, as paths of the user's model."""
+        model, at = self._user_model()
+        named = dict(model.named_modules())
+        parts = at.split(".")
+        for cut in range(len(parts), 0, -1):
+            holder = ".".join(parts[: cut - 1])
+            ml = named.get(holder)
+            if isinstance(ml, torch.nn.ModuleList) and parts[cut - 1].isdigit():
+                return [f"{holder}.{i}" if holder else str(i) for i in range(len(ml))]
+        raise UnsupportedModelError(
+            f"cannot find the residual layers above the SAE's module {at!r} (no torch.nn.ModuleList holds it); "
+            "pass layers=[...] (module paths of the residual blocks) to the method.")
+
+    def graddrop_gradients(self, layers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        model, _ = self._user_model()
+        get = [get_module(model, p) for p in layers]  # user paths; clear error when one is wrong
+        del get
+        return super().graddrop_gradients([f"model.{p}" for p in layers])
+
+
+class SAEComponentSet(ComponentSet):
+    """Players: the latents of an :class:`SAE` and its error term (see :func:`sae_features`).
+
+    Its ``sites`` are the two identity modules of the splice (``sae.latents``, ``sae.error``),
+    paths inside the wrapper the game runs, not inside the user's model.
+    """
+
+    def __init__(self, model: torch.nn.Module, sae: SAE, ablation: Ablation) -> None:
+        super().__init__(model, _sites(sae), ablation)
+        self.sae = sae
+
+    def __repr__(self) -> str:
+        return f"SAEComponentSet({self.sae!r}, ablation={self.ablation.kind!r})"
+
+    def make_game(self, model: ModelAdapter, inputs: Any, *, target: TargetLike = None,
+                  baseline: Any = 0.0, output: str = "raw",
+                  forward_args: Sequence[Any] | None = None,
+                  forward_kwargs: dict[str, Any] | None = None, batch_size: int | None = None,
+                  progress: bool | None = None, ablation: Any = None, **unknown: Any) -> SAEGame:
+        """Build the :class:`SAEGame` for ``inputs`` (called by ``tribute.explain``)."""
+        if unknown:
+            raise InputError(f"unexpected argument(s) {sorted(unknown)} for an SAE feature game.")
+        abl = self.ablation
+        if ablation is not None:
+            abl = (Ablation(ablation, abl.reference, abl.counterfactual, abl.n_resample, abl.seed)
+                   if isinstance(ablation, str) else as_ablation(ablation))
+        adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
+        if not isinstance(adapter, TorchModel) or adapter.module is None:
+            raise UnsupportedModelError(
+                f"SAE feature players need a torch.nn.Module model (a hook at the SAE's module); got {type(adapter).__name__}.")
+        wrapper = _Spliced(adapter.module, self.sae)
+        wrapped = TorchModel(wrapper, differentiable=adapter.differentiable,
+                             model_output=None if adapter.output_assumed else adapter.output_kind)
+        return SAEGame(wrapped, inputs, _sites(self.sae), abl, target=target, baseline=baseline, output=output,
+                       forward_args=forward_args, forward_kwargs=forward_kwargs, batch_size=batch_size,
+                       progress=progress)
+
+
+def sae_features(model: torch.nn.Module, sae: SAE, *, ablation: str | Ablation = "zero", reference: Any = None,
+                 counterfactual: Any = None, n_resample: int = 16, seed: int = 0) -> SAEComponentSet:
+    """Players that are the latents of ``sae`` (plus its error term); pass as ``players=`` to ``explain``.
+
+    Same as ``tribute.components(model, sae=sae, ...)``. ``ablation``, ``reference``,
+    ``counterfactual``, ``n_resample`` and ``seed`` mean what they mean for
+    :func:`tribute.components` (``"mean"`` ablates a latent to its mean over ``reference``).
+
+    Args:
+        model: the torch module (the one passed to :func:`tribute.explain`).
+        sae: an :class:`SAE` (or transcoder) attached at a module of ``model``.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"sae_features(model=...) needs a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(sae, SAE):
+        raise InputError(f"sae={sae!r} must be a tribute.SAE(encoder, decoder, at='module.path').")
+    get_module(model, sae.at)  # fails early with close matches when the path is wrong
+    return SAEComponentSet(model, sae, as_ablation(ablation, reference=reference, counterfactual=counterfactual,
+                                                   n_resample=n_resample, seed=seed))

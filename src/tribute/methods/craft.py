@@ -1,0 +1,451 @@
+"""CRAFT: concept recursive activation factorisation (Fel et al., CVPR 2023).
+
+CRAFT explains a class through *concepts* it discovers in the model's own activations:
+
+1. **Crops.** Random crops of images of the class (``crop_size`` pixels, seeded positions),
+   each resized to the input size, give ``n`` small views of the parts of the class.
+2. **Factorisation.** The activations of the crops at a layer ``l`` (spatially averaged when
+   the layer has a spatial map; non-negative, i.e. read after a ReLU) form ``A`` (``n x p``);
+   non-negative matrix factorisation ``A ≈ U W`` (:mod:`._nmf`, HALS) gives the *concept bank*
+   ``W`` (``r x p``: each row is a concept, a direction in activation space) and the crops'
+   concept coefficients ``U``. The crops with the largest ``U[:, k]`` show what concept ``k`` is.
+3. **Importance by Sobol indices.** For an image of the class, its activation map at ``l`` is
+   projected onto ``W`` at every position (non-negative least squares): ``u(pos)`` (``r``
+   coefficients). Quasi-Monte-Carlo masks ``m ∈ [0, 1]^r`` scale the coefficients,
+   ``a(m) = (u ⊙ m) W``, which is fed through the rest of the network (a forward hook replaces
+   the layer's output); the target logit's total-order Sobol index per concept (Jansen's
+   estimator, :func:`tribute.methods.sobol.jansen_total`, on :func:`~tribute.methods.sobol.sobol_designs`)
+   says how much of the output's variance the concept drives. Indices are averaged over the
+   images; ``stderr`` is their standard error over images (the estimator's CLT error with one
+   image). As in the paper, ``a(m)`` is the NMF reconstruction, without the residual
+   ``a - u W`` (the reported ``reconstruction_error`` says how much is lost).
+4. **Concept attribution maps.** ``u(pos)`` per concept, upsampled (bilinear) to the image
+   size: where each concept lives in each image.
+5. **Recursive decomposition** (:func:`craft_decompose`): a concept is split into sub-concepts
+   by re-running the factorisation at an *earlier* layer on the crops that express it most.
+
+Cost (forward passes, counted in ``n_evals``): ``crops + images`` to read activations, plus
+``images x N (r + 2)`` for the Sobol designs (``N = n_designs``).
+
+Reference: Fel, Picard, Béthune, Boissin, Vigouroux, Colin, Cadène & Serre (2023), "CRAFT:
+Concept Recursive Activation FacTorization for Explainability", CVPR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError, UnsupportedModelError
+from ._nmf import nmf, nmf_transform
+from .analyses import register_analysis
+from .cam import find_layer
+from .sobol import jansen_total, sobol_designs
+
+__all__ = ["CRAFTResult", "craft", "craft_decompose"]
+
+_PAPER = ("Fel, Picard, Béthune, Boissin, Vigouroux, Colin, Cadène & Serre (2023), CRAFT: Concept "
+          "Recursive Activation FacTorization for Explainability, CVPR")
+
+
+@dataclass(frozen=True)
+class CRAFTResult:
+    """Concepts of one class discovered at one layer, their importance and where they are.
+
+    Attributes:
+        layer: module path the concepts live at.
+        target: the explained class (output column).
+        concepts: ``n_concepts x p`` concept bank ``W`` (non-negative rows of unit norm).
+        importances: ``n_concepts`` total Sobol indices averaged over ``images``.
+        stderr: ``n_concepts`` standard errors of ``importances``.
+        image_importances: ``images x n_concepts`` Sobol indices per image.
+        coefficients: ``crops x n_concepts`` NMF coefficients ``U`` of the crops.
+        crops: ``crops x C x h x w`` the crops (resized to the input size unless ``resize=False``).
+        crop_boxes: ``crops x 4`` ``(image, row, col, size)`` where each crop came from.
+        top_crops: ``n_concepts x n_top`` crop indices with the largest coefficient per concept.
+        concept_maps: ``images x n_concepts x H x W`` concept coefficients per pixel (upsampled).
+        images: ``images x C x H x W`` the images maps and importances refer to.
+        reconstruction_error: relative NMF error ``||A - U W||_F / ||A||_F`` on the crops.
+        nmf_iterations: HALS sweeps run; ``nmf_converged`` whether the tolerance was met.
+        n_designs: Sobol designs per image.
+        n_evals: forward passes spent (rows through the model).
+        parent: ``(layer, concept)`` this result decomposes (:func:`craft_decompose`), or None.
+    """
+
+    layer: str
+    target: int
+    concepts: np.ndarray
+    importances: np.ndarray
+    stderr: np.ndarray
+    image_importances: np.ndarray
+    coefficients: np.ndarray
+    crops: np.ndarray
+    crop_boxes: np.ndarray
+    top_crops: np.ndarray
+    concept_maps: np.ndarray
+    images: np.ndarray
+    reconstruction_error: float
+    nmf_iterations: int
+    nmf_converged: bool
+    n_designs: int
+    n_evals: int
+    parent: tuple[str, int] | None = None
+
+    @property
+    def n_concepts(self) -> int:
+        return int(self.concepts.shape[0])
+
+    def order(self) -> np.ndarray:
+        """Concept indices by decreasing importance."""
+        return np.argsort(-self.importances, kind="stable")
+
+    def plot(self, image: int = 0, **kwargs: Any) -> Any:
+        """Top crops per concept, the importance bar and the concept map of ``images[image]``
+        (see :func:`tribute.viz.craft_plot`)."""
+        from ..viz import craft_plot  # viz sits above methods: lazy (allowed in the layering test)
+
+        return craft_plot(self, image=image, **kwargs)
+
+
+# ---------------------------------------------------------------------------- model access
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode for the call; every module's training flag restored afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, f in flags:
+            m.training = f
+
+
+@contextmanager
+def _hooked(layer_module: torch.nn.Module, hook: Callable[..., Any]) -> Iterator[None]:
+    handle = layer_module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class _Runner:
+    """Forward passes through ``model`` reading or replacing ``layer``'s output; counts rows."""
+
+    def __init__(self, model: torch.nn.Module, layer: str, batch_size: int) -> None:
+        self.model = model
+        self.path, self.module = find_layer(model, layer, "craft")
+        self.batch_size = batch_size
+        self.n_evals = 0
+        p = next(iter(model.parameters()), None)
+        self.device = p.device if p is not None else torch.device("cpu")
+        self.dtype = p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
+
+    def _check_tensor(self, out: Any) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor):
+            raise UnsupportedModelError(f"craft: layer {self.path!r} outputs {type(out).__name__}, not a tensor; "
+                                        "name a layer whose output is one tensor.")
+        return out
+
+    def activations(self, x: torch.Tensor) -> torch.Tensor:
+        """Layer outputs for ``x`` (``n x p [x h x w]``), checked non-negative."""
+        store: list[torch.Tensor] = []
+
+        def hook(_m: torch.nn.Module, _i: Any, out: Any) -> None:
+            store.append(self._check_tensor(out).detach().double().cpu())
+
+        with _hooked(self.module, hook), torch.no_grad():
+            for i in range(0, x.shape[0], self.batch_size):
+                chunk = x[i : i + self.batch_size].to(self.device, self.dtype)
+                self.model(chunk)
+                self.n_evals += int(chunk.shape[0])
+        act = torch.cat(store).double().cpu()
+        if act.ndim not in (2, 4):
+            raise UnsupportedModelError(
+                f"craft: layer {self.path!r} outputs per-sample shape {tuple(act.shape[1:])}; CRAFT needs "
+                "(channels, height, width) maps or (features,) vectors.")
+        low = float(act.min())
+        if low < 0:
+            raise InputError(
+                f"craft: layer={self.path!r} has negative activations (min {low:.3g}); CRAFT factorises "
+                "activations by non-negative matrix factorisation. Name a layer that follows a ReLU "
+                "(or the ReLU module itself), e.g. the activation after this one.")
+        return act
+
+    def logits_from(self, x: torch.Tensor, acts: torch.Tensor, target: int) -> torch.Tensor:
+        """``target`` logit when the layer's output is replaced by ``acts`` (rows of the same image ``x``)."""
+        out_vals: list[torch.Tensor] = []
+        slot: dict[str, torch.Tensor] = {}
+
+        def hook(_m: torch.nn.Module, _i: Any, out: Any) -> torch.Tensor:
+            self._check_tensor(out)
+            return slot["a"].to(out.dtype)
+
+        with _hooked(self.module, hook), torch.no_grad():
+            for i in range(0, acts.shape[0], self.batch_size):
+                a = acts[i : i + self.batch_size].to(self.device, self.dtype)
+                slot["a"] = a
+                logits = self.model(x[None].expand(a.shape[0], *x.shape).to(self.device, self.dtype))
+                _check_logits(logits, target)
+                out_vals.append(logits[:, target].double().cpu())
+                self.n_evals += int(a.shape[0])
+        return torch.cat(out_vals)
+
+
+def _check_logits(logits: Any, target: int) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not 0 <= target < logits.shape[1]:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise InputError(f"craft: target={target} must index a column of the model's batch x classes output; "
+                         f"got output {shape}.")
+
+
+# ---------------------------------------------------------------------------- pieces
+
+
+def _as_images(images: Any) -> torch.Tensor:
+    t = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if t.ndim != 4 or t.shape[0] < 1 or not t.dtype.is_floating_point:
+        raise InputError(f"craft: images must be a float batch (images x channels x height x width); got "
+                         f"shape {tuple(t.shape)} dtype {t.dtype}.")
+    if not torch.isfinite(t).all():
+        raise InputError("craft: images hold NaN or inf values.")
+    return t.detach().cpu()
+
+
+def _random_crops(x: torch.Tensor, n_crops: int, size: int, seed: int, resize: bool,
+                  ) -> tuple[torch.Tensor, np.ndarray]:
+    """``n_crops`` crops per image at seeded random positions, resized to the image size if ``resize``."""
+    n, _, h, w = x.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, h - size + 1, size=(n, n_crops))
+    cols = rng.integers(0, w - size + 1, size=(n, n_crops))
+    crops = []
+    boxes = []
+    for i in range(n):
+        for r, c in zip(rows[i], cols[i]):
+            crops.append(x[i, :, r : r + size, c : c + size])
+            boxes.append((i, int(r), int(c), size))
+    stack = torch.stack(crops)
+    if resize and (size != h or size != w):
+        stack = F.interpolate(stack.float(), size=(h, w), mode="bilinear", align_corners=False).to(x.dtype)
+    return stack, np.asarray(boxes, dtype=np.int64)
+
+
+def _pooled(act: torch.Tensor) -> np.ndarray:
+    return (act.mean(dim=(2, 3)) if act.ndim == 4 else act).numpy()
+
+
+def _positions(act: torch.Tensor) -> torch.Tensor:
+    """One image's activation ``p [x h x w]`` as ``positions x p``."""
+    return act.reshape(act.shape[0], -1).T if act.ndim == 3 else act[None]
+
+
+def _importance(runner: _Runner, images: torch.Tensor, acts: torch.Tensor, W: np.ndarray, target: int,
+                n_designs: int, sampler: str, seed: int,
+                ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Per-image Sobol indices of the concepts; also each image's per-position coefficients."""
+    r = W.shape[0]
+    a, b = sobol_designs(r, n_designs, seed, sampler)  # N x r
+    hybrids = a[None].repeat(r, 1, 1)  # r x N x r: A with column i from B
+    hybrids[torch.arange(r), :, torch.arange(r)] = b.T
+    masks = torch.cat([a, b, hybrids.reshape(-1, r)])  # N (r + 2) x r
+    Wt = torch.from_numpy(W)
+    sts, ses, coeffs = [], [], []
+    for i in range(images.shape[0]):
+        act = acts[i]
+        u = torch.from_numpy(nmf_transform(_positions(act).numpy(), W))  # positions x r
+        coeffs.append(u.numpy())
+        pert = (u[None] * masks[:, None, :]) @ Wt  # rows x positions x p
+        if act.ndim == 3:
+            pert = pert.transpose(1, 2).reshape(masks.shape[0], *act.shape)
+        else:
+            pert = pert[:, 0]
+        v = runner.logits_from(images[i], pert, target)
+        fa, fb, fc = v[:n_designs], v[n_designs : 2 * n_designs], v[2 * n_designs :].reshape(r, n_designs)
+        st, se = jansen_total(fa, fb, fc)
+        sts.append(st.numpy())
+        ses.append(se.numpy())
+    return np.stack(sts), np.stack(ses), coeffs
+
+
+def _maps(coeffs: list[np.ndarray], acts: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    out = []
+    for u, act in zip(coeffs, acts):
+        if act.ndim == 3:
+            m = torch.from_numpy(u).T.reshape(u.shape[1], act.shape[1], act.shape[2])
+        else:
+            m = torch.from_numpy(u).T.reshape(u.shape[1], 1, 1)
+        out.append(F.interpolate(m[None].float(), size=size, mode="bilinear", align_corners=False)[0].numpy())
+    return np.stack(out)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InputError(f"craft: {name}={value!r} must be an integer >= {low}.")
+    return int(value)
+
+
+def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.Tensor, *, target: int,
+         n_concepts: int, n_top: int, n_designs: int, sampler: str, max_iter: int, tol: float, seed: int,
+         parent: tuple[str, int] | None) -> CRAFTResult:
+    if n_concepts > crops.shape[0]:
+        raise InputError(f"craft: n_concepts={n_concepts} exceeds the {crops.shape[0]} crops; use more crops "
+                         "(n_crops=...) or fewer concepts.")
+    a_crops = runner.activations(crops)
+    fit = nmf(_pooled(a_crops), n_concepts, max_iter=max_iter, tol=tol, seed=seed)
+    a_img = runner.activations(images)
+    st, se, coeffs = _importance(runner, images, a_img, fit.W, target, n_designs, sampler, seed)
+    n_img = st.shape[0]
+    imp = st.mean(axis=0)
+    stderr = st.std(axis=0, ddof=1) / np.sqrt(n_img) if n_img > 1 else se[0]
+    k = min(n_top, crops.shape[0])
+    top = np.argsort(-fit.U, axis=0, kind="stable")[:k].T
+    return CRAFTResult(
+        layer=runner.path, target=target, concepts=fit.W, importances=imp, stderr=stderr,
+        image_importances=st, coefficients=fit.U, crops=crops.float().numpy(), crop_boxes=boxes,
+        top_crops=top, concept_maps=_maps(coeffs, a_img, (images.shape[2], images.shape[3])),
+        images=images.float().numpy(), reconstruction_error=fit.error, nmf_iterations=fit.n_iter,
+        nmf_converged=fit.converged, n_designs=n_designs, n_evals=runner.n_evals, parent=parent)
+
+
+def _common_checks(model: Any, target: Any, n_concepts: Any, n_designs: Any, n_top: Any, sampler: str,
+                   batch_size: Any) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedModelError(f"craft needs a torch.nn.Module (it hooks a layer); got {type(model).__name__}.")
+    _check_int("target", target, 0)
+    _check_int("n_concepts", n_concepts, 1)
+    _check_int("n_designs", n_designs, 2)
+    _check_int("n_top", n_top, 1)
+    _check_int("batch_size", batch_size, 1)
+    if sampler not in ("sobol", "random"):
+        raise InputError(f"craft: sampler={sampler!r} must be 'sobol' or 'random'.")
+
+
+# ---------------------------------------------------------------------------- public
+
+
+@register_analysis("craft", kind="concept", paper=_PAPER)
+def craft(
+    model: torch.nn.Module,
+    images: Any,
+    *,
+    layer: str,
+    target: int,
+    n_concepts: int = 10,
+    n_crops: int = 16,
+    crop_size: int | None = None,
+    resize: bool = True,
+    n_designs: int = 32,
+    n_top: int = 6,
+    sampler: str = "sobol",
+    max_iter: int = 500,
+    tol: float = 1e-6,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> CRAFTResult:
+    """Discover the concepts of class ``target`` at ``layer`` by NMF on image crops, rank them by
+    Sobol indices and map them onto the images (Fel et al. 2023).
+
+    Args:
+        model: a ``torch.nn.Module`` mapping ``images x C x H x W`` to ``images x classes`` logits.
+        images: ``images x C x H x W`` images of the class (float).
+        layer: module path whose output is factorised; its activations must be non-negative
+            (the output of a ReLU). A spatial map ``p x h x w`` is averaged over space for the
+            crops and projected per position for the maps.
+        target: class (output column) explained.
+        n_concepts: number of concepts ``r``, default=10.
+        n_crops: random crops per image, default=16.
+        crop_size: crop side in pixels, default=half the image's shorter side.
+        resize: resize crops to the image size (bilinear) as in the paper, default=True;
+            ``False`` feeds them at their own size, keeping objects at their scale (for fully
+            convolutional models with global pooling).
+        n_designs: Sobol designs ``N`` per image (powers of two keep the sequence balanced),
+            default=32.
+        n_top: top crops kept per concept, default=6.
+        sampler: ``"sobol"`` (scrambled QMC) or ``"random"``, default="sobol".
+        max_iter, tol: NMF sweeps and tolerance (:func:`tribute.methods._nmf.nmf`),
+            default=500 and 1e-6.
+        seed: seed of the crop positions and Sobol designs, default=0 (local generators).
+        batch_size: rows per forward pass, default=64.
+
+    Returns:
+        :class:`CRAFTResult`; ``result.plot()`` draws top crops, importances and a concept map.
+    """
+    _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size)
+    _check_int("n_crops", n_crops, 1)
+    x = _as_images(images)
+    side = min(x.shape[2], x.shape[3])
+    size = max(1, side // 2) if crop_size is None else _check_int("crop_size", crop_size, 1)
+    if size > side:
+        raise InputError(f"craft: crop_size={size} exceeds the images' shorter side {side} "
+                         f"(images {tuple(x.shape[1:])}); use a crop_size <= {side}.")
+    runner = _Runner(model, layer, int(batch_size))
+    crops, boxes = _random_crops(x, int(n_crops), size, seed, bool(resize))
+    with _eval_mode(model):
+        return _fit(runner, crops, boxes, x, target=int(target), n_concepts=int(n_concepts), n_top=int(n_top),
+                    n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed, parent=None)
+
+
+def craft_decompose(
+    model: torch.nn.Module,
+    result: CRAFTResult,
+    concept: int,
+    *,
+    layer: str,
+    n_concepts: int = 3,
+    top_fraction: float = 0.25,
+    n_designs: int = 32,
+    n_top: int = 6,
+    sampler: str = "sobol",
+    max_iter: int = 500,
+    tol: float = 1e-6,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> CRAFTResult:
+    """Split ``concept`` of ``result`` into sub-concepts at an earlier ``layer`` (CRAFT's recursion).
+
+    The crops that express the concept most (the top ``top_fraction`` of ``result.coefficients[:,
+    concept]``, at least ``n_concepts + 1`` of them) are factorised again at ``layer``; the
+    sub-concepts' importances are total Sobol indices for ``result.target`` on ``result.images``
+    at that layer, and their maps are computed the same way (Fel et al. 2023, Sec. 3.2).
+
+    Args:
+        model: the model ``result`` came from.
+        result: a :class:`CRAFTResult`.
+        concept: index of the concept to split.
+        layer: an earlier module path (non-negative activations).
+        n_concepts: number of sub-concepts, default=3.
+        top_fraction: share of the crops kept, in (0, 1], default=0.25.
+        n_designs, n_top, sampler, max_iter, tol, seed, batch_size: as for :func:`craft`.
+
+    Returns:
+        :class:`CRAFTResult` with ``parent=(result.layer, concept)``.
+    """
+    if not isinstance(result, CRAFTResult):
+        raise InputError(f"craft_decompose: result must be a CRAFTResult; got {type(result).__name__}.")
+    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size)
+    if isinstance(concept, bool) or not isinstance(concept, (int, np.integer)) or not 0 <= concept < result.n_concepts:
+        raise InputError(f"craft_decompose: concept={concept!r} must be a concept index in 0..{result.n_concepts - 1}.")
+    if not 0.0 < float(top_fraction) <= 1.0:
+        raise InputError(f"craft_decompose: top_fraction={top_fraction!r} must be in (0, 1].")
+    runner = _Runner(model, layer, int(batch_size))
+    if runner.path == result.layer:
+        raise InputError(f"craft_decompose: layer={layer!r} is the layer the concepts were found at; name an "
+                         "earlier layer to split a concept into sub-concepts.")
+    n = result.coefficients.shape[0]
+    k = min(n, max(int(n_concepts) + 1, int(np.ceil(float(top_fraction) * n))))
+    keep = np.sort(np.argsort(-result.coefficients[:, concept], kind="stable")[:k])
+    crops = torch.from_numpy(result.crops[keep])
+    with _eval_mode(model):
+        return _fit(runner, crops, result.crop_boxes[keep], torch.from_numpy(result.images),
+                    target=result.target, n_concepts=int(n_concepts), n_top=int(n_top),
+                    n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed,
+                    parent=(result.layer, int(concept)))
