@@ -74,6 +74,18 @@ from .api import AnalysisInfo, DhondtResult, TCAVResult, analyses, dhondt_seats,
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
+# Recourse (feature responsiveness) and certified attributions (issue #16, decide).
+from .api import (
+    Actionability,
+    CertifiedResult,
+    ResponsivenessResult,
+    certified_attribution,
+    feature_responsiveness,
+)
+
+__all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
+            "feature_responsiveness"]
+
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 

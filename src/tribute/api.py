@@ -14,6 +14,10 @@ from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
 from .methods.tcav import TCAVResult, tcav
 
+# Recourse, certified attributions (issue #16, decide).
+from .methods.certified import CertifiedResult, certified_attribution  # noqa: E402
+from .methods.responsiveness import Actionability, ResponsivenessResult, feature_responsiveness  # noqa: E402
+
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
            "methods"]
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
@@ -36,3 +40,5 @@ def analyses() -> dict[str, AnalysisInfo]:
     seats, ...); run one with :func:`run_analysis` or call its function directly.
     """
     return analysis_infos()
+__all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
+            "feature_responsiveness"]

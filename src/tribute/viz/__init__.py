@@ -43,3 +43,9 @@ __all__ = [
 from ._parliament import parliament
 
 __all__ += ["parliament"]
+
+# Recourse (feature responsiveness) and certified attributions (issue #16).
+from ._certified import certified_map
+from ._recourse import responsiveness_bars
+
+__all__ += ["certified_map", "responsiveness_bars"]
