@@ -136,3 +136,22 @@ def test_registered_and_seeded() -> None:
     a = tribute.run_analysis("responsiveness", _linear, x, act, feature_names=NAMES, model_output="logit", seed=3)
     b = tribute.feature_responsiveness(_linear, x, act, feature_names=NAMES, model_output="logit", seed=3)
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_decision_bench_suite_tiny(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`tribute bench --suite decision-tiny`: the three ground truths hold on a few inputs."""
+    import argparse
+    import json
+
+    from tribute.bench.decision_suite import cmd_decision_suite
+
+    assert cmd_decision_suite(argparse.Namespace(suite="decision-tiny", seed=0, out=str(tmp_path))) == 0
+    res = json.loads((tmp_path / "decision.json").read_text())
+    rc, kl, ce = res["recourse"], res["shap_kl"], res["certified"]
+    assert rc["max_abs_error_exact_features"] == 0.0 and rc["max_abs_error_vs_closed_form"] < 0.15
+    assert rc["mean_score"]["age"] == 0.0 and rc["mean_score"]["postcode_score"] == 0.0
+    assert kl["top3_is_planted_share"] == 1.0 and kl["mean_abs_credit_other"] < 1e-12
+    assert kl["max_efficiency_gap"] < 1e-9
+    assert kl["leaky_selection"]["leaky_accuracy"] == 1.0 and abs(kl["leaky_selection"]["kl_retained"]) < 1e-12
+    radii = [row["median_radius"] for row in ce["rows"]]
+    assert radii == sorted(radii) and all(row["violations"] == 0 for row in ce["rows"])

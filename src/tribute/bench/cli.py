@@ -44,8 +44,8 @@ def register(subparsers: Any) -> None:
         "truth (and real data without it), print a leaderboard with standard errors, and write "
         "leaderboard.csv, results.json and a self-contained report.html to --out.",
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), or data / data-tiny for training-data "
-                        "attribution (default: quick)")
+    p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), data / data-tiny for training-data "
+                        "attribution, or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: the suite's; unregistered "
                         "ones are skipped with a note)")
@@ -135,6 +135,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .generation_suite import cmd_generation_suite
 
         return cmd_generation_suite(args)
+    if args.suite in ("decision", "decision-tiny"):  # recourse, SHAP-KL, certified (bench/decision_suite.py)
+        from .decision_suite import cmd_decision_suite
+
+        return cmd_decision_suite(args)
     from .leaderboard import format_leaderboard, sanity_checks
     from .runner import run
     from .suites import build_suite
