@@ -75,7 +75,7 @@ __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
 # Recourse (feature responsiveness) and certified attributions (issue #16, decide).
-from .api import (
+from .api import (  # noqa: E402
     Actionability,
     CertifiedResult,
     ResponsivenessResult,

@@ -9,14 +9,12 @@ from __future__ import annotations
 from .games.build import PlayerSet, build_game
 from .methods.analyses import AnalysisInfo, analysis_infos, run_analysis
 from .methods.base import MethodInfo, method_infos
+from .methods.certified import CertifiedResult, certified_attribution
 from .methods.dhondt import DhondtResult, dhondt_seats
 from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
+from .methods.responsiveness import Actionability, ResponsivenessResult, feature_responsiveness
 from .methods.tcav import TCAVResult, tcav
-
-# Recourse, certified attributions (issue #16, decide).
-from .methods.certified import CertifiedResult, certified_attribution  # noqa: E402
-from .methods.responsiveness import Actionability, ResponsivenessResult, feature_responsiveness  # noqa: E402
 
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
            "methods"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -138,7 +140,7 @@ def test_registered_and_seeded() -> None:
     np.testing.assert_array_equal(a.scores, b.scores)
 
 
-def test_decision_bench_suite_tiny(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_decision_bench_suite_tiny(tmp_path: Path) -> None:
     """`tribute bench --suite decision-tiny`: the three ground truths hold on a few inputs."""
     import argparse
     import json

@@ -44,7 +44,7 @@ def _exact_shapley_kl(model: torch.nn.Module, x: np.ndarray, base: np.ndarray) -
         for r in range(d):
             for s in itertools.combinations(others, r):
                 w = math.factorial(r) * math.factorial(d - r - 1) / math.factorial(d)
-                phi[i] += w * (v(tuple(sorted(s + (i,)))) - v(s))
+                phi[i] += w * (v(tuple(sorted((*s, i)))) - v(s))
     return phi
 
 

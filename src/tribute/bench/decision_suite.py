@@ -67,7 +67,8 @@ def _credit_table(n: int, seed: int) -> np.ndarray:
 
 
 def _credit_logit(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64) @ _W + _C
+    out: np.ndarray = np.asarray(x, dtype=np.float64) @ _W + _C
+    return out
 
 
 def linear_responsiveness(x: np.ndarray, w: np.ndarray, c: float, rules: list[dict[str, Any]]) -> np.ndarray:
@@ -144,7 +145,9 @@ def _shap_kl_part(n: int, seed: int) -> dict[str, Any]:
     top3 = np.argsort(-np.abs(v), axis=1)[:, :3]
     game = build_game(model, x, output="kl", baseline=0.0)
     kl_empty = -game.empty()[:, 0].numpy()
-    labels = game.target.kl_reference.argmax(1).numpy()
+    kl_ref = game.target.kl_reference
+    assert kl_ref is not None
+    labels = kl_ref.argmax(1).numpy()
     leaky = np.zeros((n, 8), dtype=bool)
     leaky[np.arange(n), np.array([0, 2, 3, 5, 7])[labels % 5]] = True  # an unplanted feature per label
     leak = label_leakage(game, leaky)

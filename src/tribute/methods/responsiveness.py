@@ -44,8 +44,6 @@ from .analyses import register_analysis
 
 __all__ = ["Actionability", "ResponsivenessResult", "feature_responsiveness", "responsiveness_cost"]
 
-Key = str | int
-
 #: Reasons listed in :attr:`ResponsivenessResult.reasons`.
 REASON_RESPONSIVE = "responsive"
 REASON_IMMUTABLE = "immutable"
@@ -66,10 +64,10 @@ class Actionability:
         integer: features whose values are integers (counts, years, ordinal codes).
     """
 
-    immutable: Sequence[Key] = ()
-    monotone: Mapping[Key, int] = field(default_factory=dict)
-    bounds: Mapping[Key, tuple[float, float]] = field(default_factory=dict)
-    integer: Sequence[Key] = ()
+    immutable: Sequence[Any] = ()
+    monotone: Mapping[Any, int] = field(default_factory=dict)
+    bounds: Mapping[Any, Any] = field(default_factory=dict)
+    integer: Sequence[Any] = ()
 
     def resolve(self, names: Sequence[str], data: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Per feature: ``{"immutable", "monotone", "lo", "hi", "integer"}``, validated.

@@ -45,7 +45,7 @@ from ._parliament import parliament
 __all__ += ["parliament"]
 
 # Recourse (feature responsiveness) and certified attributions (issue #16).
-from ._certified import certified_map
-from ._recourse import responsiveness_bars
+from ._certified import certified_map  # noqa: E402
+from ._recourse import responsiveness_bars  # noqa: E402
 
 __all__ += ["certified_map", "responsiveness_bars"]

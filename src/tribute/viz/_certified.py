@@ -49,12 +49,12 @@ def certified_map(
         grid = vals.reshape(shape)
         mask = np.zeros(vals.size, dtype=bool)
         mask[list(top)] = True
-        mask = mask.reshape(shape)
+        mask2d = mask.reshape(shape)
         if grid.ndim == 3:
-            grid, mask = grid.sum(0), mask.any(0)
+            grid, mask2d = grid.sum(0), np.asarray(mask2d.any(0))
         lim = float(np.abs(grid).max()) or 1.0
         im = ax.imshow(grid, cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim)
-        ys, xs = np.nonzero(mask)
+        ys, xs = np.nonzero(mask2d)
         ax.scatter(xs, ys, s=30, facecolors="none", edgecolors="black", linewidths=1.0, label="certified top-k")
         fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set_xticks([])
