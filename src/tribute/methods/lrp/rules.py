@@ -45,7 +45,7 @@ _CONV_INPUT_GRAD = {1: nn_grad.conv1d_input, 2: nn_grad.conv2d_input, 3: nn_grad
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
     """``z + eps * sign(z)`` with ``sign(0) = +1``: a denominator that is never zero."""
-    return z + ((z == 0).to(z.dtype) + z.sign()) * eps
+    return torch.where(z >= 0, z + eps, z - eps)  # NaN stays NaN (NaN >= 0 is False)
 
 
 # ----------------------------------------------------------------------------- affine maps
@@ -229,6 +229,13 @@ class AlphaBeta(Rule):
         wp, wn = w.clamp(min=0), w.clamp(max=0)
         eps = self.stabilizer
         if _nonnegative(x):  # after a ReLU: x- = 0, half the products vanish
+            if not self.beta:  # z+: x W+ + b+ >= 0, so stab(.) = . + eps, folded into the bias
+                bias = torch.full((z.shape[1] if z.ndim > 2 else z.shape[-1],), eps,
+                                  dtype=z.dtype, device=z.device)
+                if b is not None:
+                    bias = bias + b.clamp(min=0)
+                s = r / affine(module, x, wp, bias)
+                return self.alpha * (x * affine_vjp(module, x.shape, wp, s))
             zl = _linear_part(z, b)
             p = affine(module, x, wp, None)  # x W+, the one extra forward product
             s = r / stabilize(p + _bias_like(_pos(b), z), eps)
@@ -335,6 +342,16 @@ class Flat(Rule):
     def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         w, _ = _params(module)
+        m: Any = module
+        if isinstance(module, nn.Linear) or m.groups == 1:
+            # All-ones weights give every output channel the same value, and every sample the
+            # same too: compute one channel of one sample, then one transposed pass of the
+            # channel-summed relevance.
+            ones_1 = torch.ones((1, *w.shape[1:]), dtype=w.dtype, device=w.device)
+            zf = affine(module, torch.ones((1, *x.shape[1:]), dtype=x.dtype, device=x.device), ones_1, None)
+            s = (r / (zf + self.stabilizer)).sum(1, keepdim=True)  # zf >= 1 > 0: stab = + eps
+            g = affine_vjp(module, torch.Size((x.shape[0], 1, *x.shape[2:])), ones_1[:, :1], s)
+            return g.expand(x.shape)
         ones_w = torch.ones_like(w)
         zf = affine(module, torch.ones_like(x), ones_w, None)
         return affine_vjp(module, x.shape, ones_w, r / stabilize(zf, self.stabilizer))
