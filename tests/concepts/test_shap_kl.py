@@ -160,3 +160,16 @@ def test_label_leakage_diagnostic() -> None:
         label_leakage(game, leaky_sel[:3])
     with pytest.raises(InputError, match="output='kl'"):
         label_leakage(tribute.build_game(model, x, output="prob", baseline=0.0), leaky_sel)
+
+
+def test_gradient_and_noise_methods_on_the_kl_game() -> None:
+    """The KL value is differentiable: IG's completeness gives the same total as Shapley's
+    efficiency, and noisy views (SmoothGrad) carry each sample's reference distribution."""
+    model = _softmax_model(seed=5)
+    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    shap = tribute.explain(model, x, method="exact_shapley", output="kl", baseline=0.0)
+    ig = tribute.explain(model, x, method="integrated_gradients", output="kl", baseline=0.0, budget=128)
+    np.testing.assert_allclose(ig.values.sum(1).numpy(), shap.values.sum(1).numpy(), rtol=5e-3)
+    sg = tribute.explain(model, x, method="smoothgrad", output="kl", n_samples=4, noise=0.0)
+    plain = tribute.explain(model, x, method="saliency", output="kl")
+    np.testing.assert_allclose(sg.values.numpy(), plain.values.numpy(), atol=1e-12)
