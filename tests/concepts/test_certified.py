@@ -132,3 +132,43 @@ def test_settings_are_validated_and_result_plots() -> None:
     assert ri.smoothed.shape == (1, 36) and ri.plot(0).axes
     info = tribute.analyses()["certified_attribution"]
     assert info.kind == "robustness" and info.returns == "CertifiedResult"
+
+
+class _Counting(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += int(x.shape[0])
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
+def test_rows_at_the_model_match_n_evals_and_model_is_restored() -> None:
+    net = _Counting(_mlp())
+    net.train()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    r = tribute.certified_attribution(net, x, "saliency", n_samples=17, k=1)
+    assert net.rows == 3 * r.n_evals == 3 * (1 + 17)
+    assert net.training and all(p.requires_grad for p in net.parameters())
+
+    class Boom(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 1).double()
+            self.calls = 0
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("planted failure")
+            out: torch.Tensor = self.lin(z)
+            return out
+
+    boom = Boom()
+    boom.train()
+    with pytest.raises(Exception, match="planted failure"):
+        tribute.certified_attribution(boom, x, "saliency", n_samples=5, k=1)
+    assert boom.training and not boom._forward_hooks and not boom.lin._forward_hooks

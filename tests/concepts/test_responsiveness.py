@@ -157,3 +157,17 @@ def test_decision_bench_suite_tiny(tmp_path: Path) -> None:
     assert kl["leaky_selection"]["leaky_accuracy"] == 1.0 and abs(kl["leaky_selection"]["kl_retained"]) < 1e-12
     radii = [row["median_radius"] for row in ce["rows"]]
     assert radii == sorted(radii) and all(row["violations"] == 0 for row in ce["rows"])
+
+
+def test_rows_at_the_model_match_n_evals() -> None:
+    seen = {"rows": 0}
+
+    def counting(rows: np.ndarray) -> np.ndarray:
+        seen["rows"] += rows.shape[0]
+        return _linear(rows)
+
+    x = np.array([[0.0, 1.0, 1.0, 0.0], [0.2, 0.5, 0.0, 0.0]])
+    act = tribute.Actionability(bounds={n: (-2.0, 2.0) for n in NAMES}, integer=["years"])
+    r = tribute.feature_responsiveness(counting, x, act, feature_names=NAMES, model_output="logit", n_samples=50)
+    assert seen["rows"] == r.n_evals == 2 + int(r.n_actions.sum())
+    assert r.n_actions[0, 2] == 4 and r.exact[0, 2]  # years: -2..2 without the current 1
