@@ -171,3 +171,30 @@ def test_rows_at_the_model_match_n_evals() -> None:
     r = tribute.feature_responsiveness(counting, x, act, feature_names=NAMES, model_output="logit", n_samples=50)
     assert seen["rows"] == r.n_evals == 2 + int(r.n_actions.sum())
     assert r.n_actions[0, 2] == 4 and r.exact[0, 2]  # years: -2..2 without the current 1
+
+
+def test_one_hot_group_is_one_feature_enumerated_exactly() -> None:
+    names = ["x0", "red", "blue", "green"]
+
+    def model(rows: np.ndarray) -> np.ndarray:
+        return rows @ np.array([1.0, 2.0, -1.0, 0.0]) - 1.0
+
+    x = np.array([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])  # blue (z = -2), green (z = -1): denied
+    act = tribute.Actionability(categorical={"colour": ["red", "blue", "green"]}, bounds={"x0": (0.0, 1.0)})
+    r = tribute.feature_responsiveness(model, x, act, feature_names=names, model_output="logit", n_samples=500)
+    assert r.feature_names == ["x0", "colour"]
+    # blue -> red: z = 1 > 0; blue -> green: z = -1; green -> red: z = 1; green -> blue: z = -2
+    assert r.scores[0, 1] == 0.5 and r.exact[0, 1] and r.n_actions[0, 1] == 2
+    assert r.scores[1, 1] == 0.5 and r.stderr[1, 1] == 0.0
+    # x0 in [0, 1] adds at most 1: not enough from blue (z <= -1), from green only at x0 = 1 (z = 0)
+    assert r.reasons[0][0] == REASON_NO_FLIP and r.reasons[1][0] == REASON_NO_FLIP
+    frozen = tribute.Actionability(categorical={"colour": ["red", "blue", "green"]}, immutable=["colour"],
+                                   bounds={"x0": (0.0, 1.0)})
+    r2 = tribute.feature_responsiveness(model, x, frozen, feature_names=names, model_output="logit")
+    assert r2.reasons[0][1] == REASON_IMMUTABLE
+    with pytest.raises(InputError, match=r"input 0 is not one-hot over group 'colour'"):
+        tribute.feature_responsiveness(model, np.array([[0.0, 1.0, 1.0, 0.0]]), act, feature_names=names,
+                                       model_output="logit")
+    bad = tribute.Actionability(categorical={"colour": ["red", "blue"]}, bounds={"red": (0, 1), "x0": (0, 1)})
+    with pytest.raises(InputError, match=r"'red' is a column of the one-hot group 'colour'"):
+        tribute.feature_responsiveness(model, x, bad, feature_names=names, model_output="logit")

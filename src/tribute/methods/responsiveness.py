@@ -62,12 +62,17 @@ class Actionability:
         bounds: feature -> ``(lo, hi)`` allowed values (finite); features without bounds take
             the range of ``data`` when :func:`feature_responsiveness` gets one.
         integer: features whose values are integers (counts, years, ordinal codes).
+        categorical: group name -> its one-hot columns (at least two). The group is one
+            feature of the result (named after the group, at its first column's place); its
+            actions switch to each other category (enumerated exactly). Name the group in
+            ``immutable`` to freeze it.
     """
 
     immutable: Sequence[Any] = ()
     monotone: Mapping[Any, int] = field(default_factory=dict)
     bounds: Mapping[Any, Any] = field(default_factory=dict)
     integer: Sequence[Any] = ()
+    categorical: Mapping[str, Sequence[Any]] = field(default_factory=dict)
 
     def resolve(self, names: Sequence[str], data: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Per feature: ``{"immutable", "monotone", "lo", "hi", "integer"}``, validated.
@@ -79,6 +84,7 @@ class Actionability:
         """
         names = [str(n) for n in names]
         d = len(names)
+        groups = {str(g): list(m) for g, m in dict(self.categorical).items()}
 
         def index(key: Any, what: str) -> int:
             if isinstance(key, (bool, np.bool_)):
@@ -94,8 +100,26 @@ class Actionability:
             return names.index(str(key))
 
         rules: list[dict[str, Any]] = [
-            {"immutable": False, "monotone": 0, "lo": None, "hi": None, "integer": False} for _ in range(d)]
+            {"immutable": False, "monotone": 0, "lo": None, "hi": None, "integer": False, "group": None}
+            for _ in range(d)]
+        for g, members in groups.items():
+            if g in names:
+                raise InputError(f"Actionability.categorical: group name {g!r} is also a column name; rename the group.")
+            if len(members) < 2:
+                raise InputError(f"Actionability.categorical: group {g!r} has {len(members)} column(s); "
+                                 "a one-hot group needs at least two.")
+            for key in members:
+                j = index(key, f"categorical[{g!r}]")
+                if rules[j]["group"] is not None:
+                    raise InputError(f"Actionability.categorical: feature {names[j]!r} is in groups "
+                                     f"{rules[j]['group']!r} and {g!r}; a column belongs to one group.")
+                rules[j]["group"] = g
         for key in self.immutable:
+            if str(key) in groups:
+                for r in rules:
+                    if r["group"] == str(key):
+                        r["immutable"] = True
+                continue
             rules[index(key, "immutable")]["immutable"] = True
         for key in self.integer:
             rules[index(key, "integer")]["integer"] = True
@@ -117,11 +141,14 @@ class Actionability:
                                  "they must be finite with lo <= hi.")
             rules[j]["lo"], rules[j]["hi"] = lo, hi
         for j, r in enumerate(rules):
+            if r["group"] is not None and (r["monotone"] or r["lo"] is not None or r["integer"]):
+                raise InputError(f"Actionability: feature {names[j]!r} is a column of the one-hot group "
+                                 f"{r['group']!r}; it takes no monotone/bounds/integer constraint.")
             if r["immutable"] and (r["monotone"] or r["lo"] is not None):
                 raise InputError(f"Actionability: feature {names[j]!r} is immutable and also has "
                                  "monotone/bounds constraints; drop one of them.")
         for j, r in enumerate(rules):
-            if r["immutable"] or r["lo"] is not None:
+            if r["immutable"] or r["lo"] is not None or r["group"] is not None:
                 continue
             if data is None:
                 raise InputError(
@@ -146,7 +173,8 @@ class ResponsivenessResult:
         reasons: per input, per feature, one of ``responsive``, ``immutable``, ``no feasible
             action ...``, ``no feasible action attains the target``, ``already has the target
             prediction``.
-        feature_names: one name per feature.
+        feature_names: one name per feature (a one-hot group counts as one feature, named
+            after the group).
         current: ``batch`` predicted classes on the inputs.
         target: ``batch`` target classes.
         n_evals: model rows evaluated (inputs plus candidate actions).
@@ -185,17 +213,45 @@ class ResponsivenessResult:
         return responsiveness_bars(self, i, **kwargs)
 
 
+def _units(x: np.ndarray, names: list[str], rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The result's features: single columns, and one-hot groups (validated on ``x``)."""
+    units: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for j, r in enumerate(rules):
+        g = r["group"]
+        if g is None:
+            units.append({**r, "name": names[j], "cols": [j]})
+        elif g not in seen:
+            seen.add(g)
+            cols = [k for k, rk in enumerate(rules) if rk["group"] == g]
+            block = x[:, cols]
+            bad = ~(np.isin(block, (0.0, 1.0)).all(1) & (block.sum(1) == 1))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputError(f"Actionability.categorical: input {i} is not one-hot over group {g!r} "
+                                 f"(columns {[names[k] for k in cols]} hold {block[i].tolist()}); "
+                                 "exactly one column must be 1 and the others 0.")
+            units.append({**r, "name": g, "cols": cols})
+    return units
+
+
 def _action_plan(x: np.ndarray, rules: list[dict[str, Any]], n_samples: int, max_enumerate: int,
                  rng: np.random.Generator) -> tuple[list[list[np.ndarray]], np.ndarray, np.ndarray]:
-    """Candidate values per (input, feature), plus exact and feasible flags."""
-    b, d = x.shape
+    """Candidate values per (input, unit), plus exact and feasible flags (``rules``: units)."""
+    b, d = x.shape[0], len(rules)
     plan: list[list[np.ndarray]] = [[np.zeros(0)] * d for _ in range(b)]
     exact = np.zeros((b, d), dtype=bool)
     feasible = np.zeros((b, d), dtype=bool)
     for i in range(b):
-        for j, r in enumerate(rules):
+        for u, r in enumerate(rules):
             if r["immutable"]:
                 continue
+            if r["group"] is not None:  # switch to each other category
+                cur_cat = int(np.argmax(x[i, r["cols"]]))
+                plan[i][u] = np.array([c for c in range(len(r["cols"])) if c != cur_cat], dtype=np.float64)
+                exact[i, u] = feasible[i, u] = True
+                continue
+            j = r["cols"][0]
             lo, hi, cur = r["lo"], r["hi"], float(x[i, j])
             if r["monotone"] > 0:
                 lo = max(lo, cur)
@@ -208,22 +264,22 @@ def _action_plan(x: np.ndarray, rules: list[dict[str, Any]], n_samples: int, max
                 n_values = max(0, count - int(has_cur))
                 if n_values == 0:
                     continue
-                feasible[i, j] = True
+                feasible[i, u] = True
                 if n_values <= max_enumerate:
                     vals = np.arange(lo_i, hi_i + 1, dtype=np.float64)
-                    plan[i][j] = vals[vals != cur]
-                    exact[i, j] = True
+                    plan[i][u] = vals[vals != cur]
+                    exact[i, u] = True
                 else:  # uniform over the n_values integers other than the current one
                     k = rng.integers(0, n_values, size=n_samples)
                     vals = lo_i + k
                     if has_cur:
                         vals = vals + (vals >= cur)
-                    plan[i][j] = vals.astype(np.float64)
+                    plan[i][u] = vals.astype(np.float64)
             else:
                 if not hi > lo:
                     continue
-                feasible[i, j] = True
-                plan[i][j] = rng.uniform(lo, hi, size=n_samples)
+                feasible[i, u] = True
+                plan[i][u] = rng.uniform(lo, hi, size=n_samples)
     return plan, exact, feasible
 
 
@@ -232,8 +288,8 @@ def responsiveness_cost(inputs: Any, actionability: Actionability, *, n_samples:
                         data: Any = None) -> int:
     """Model rows :func:`feature_responsiveness` will evaluate (inputs plus candidate actions)."""
     x, names, data_arr = _inputs(inputs, feature_names, data)
-    rules = actionability.resolve(names, data_arr)
-    plan, _, _ = _action_plan(x, rules, n_samples, max_enumerate, np.random.default_rng(0))
+    units = _units(x, names, actionability.resolve(names, data_arr))
+    plan, _, _ = _action_plan(x, units, n_samples, max_enumerate, np.random.default_rng(0))
     return int(x.shape[0] + sum(v.size for row in plan for v in row))
 
 
@@ -309,10 +365,10 @@ def feature_responsiveness(
     for what, val, low in (("n_samples", n_samples, 1), ("max_enumerate", max_enumerate, 0)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
             raise InputError(f"feature_responsiveness: {what}={val!r} must be an integer >= {low}.")
-    rules = (actionability or Actionability()).resolve(names, data_arr)
+    rules = _units(x, names, (actionability or Actionability()).resolve(names, data_arr))
     plan, exact, feasible = _action_plan(x, rules, int(n_samples), int(max_enumerate),
                                          np.random.default_rng(seed))
-    b, d = x.shape
+    b, d = x.shape[0], len(rules)
     counts = np.array([[v.size for v in row] for row in plan], dtype=np.int64).reshape(b, d)
     if budget is not None:
         worst = int(counts.sum(1).max()) + 1
@@ -330,7 +386,12 @@ def feature_responsiveness(
         for j in range(d):
             if counts[i, j]:
                 cand = np.repeat(x[i:i + 1], counts[i, j], axis=0)
-                cand[:, j] = plan[i][j]
+                cols = rules[j]["cols"]
+                if rules[j]["group"] is None:
+                    cand[:, cols[0]] = plan[i][j]
+                else:  # one-hot: the chosen category's column is 1, the group's others 0
+                    cand[:, cols] = 0.0
+                    cand[np.arange(counts[i, j]), np.asarray(cols)[plan[i][j].astype(np.int64)]] = 1.0
                 rows.append(cand)
     allx = np.concatenate(rows)
     as_torch = isinstance(inputs, torch.Tensor) or isinstance(model, torch.nn.Module)
@@ -383,5 +444,5 @@ def feature_responsiveness(
             else:
                 rr.append(REASON_RESPONSIVE)
         reasons.append(rr)
-    return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, names, current, tgt,
-                                int(allx.shape[0]))
+    return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, [u["name"] for u in rules],
+                                current, tgt, int(allx.shape[0]))
