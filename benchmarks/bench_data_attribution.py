@@ -14,7 +14,7 @@ Run (benchmark-only dependencies, never runtime ones; ``--no-deps`` keeps the CP
     python benchmarks/bench_data_attribution.py --cases digits_logistic,digits_mlp
 
 ``--methods`` restricts tribute's methods (labels of the suite's case, e.g.
-``influence,influence_abs,influence_ekfac,trak,grad_dot``), ``--dattri`` dattri's
+``influence,influence_abs,influence_ekfac,trak,grad_dot,freeshap``), ``--dattri`` dattri's
 (``influence_explicit,influence_cg,trak,grad_dot``), ``--anchors`` the further anchors
 (``kronfluence,traker``; see ``benchmarks/_data_anchors.py``).
 

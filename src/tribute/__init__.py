@@ -86,6 +86,11 @@ from .api import (  # noqa: E402
 __all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
             "feature_responsiveness"]
 
+# Rashomon feature interaction scores (issue #16).
+from .api import RashomonResult, rashomon_interactions  # noqa: E402
+
+__all__ += ["RashomonResult", "rashomon_interactions"]
+
 # Heavier sub-packages load on first use (keeps `import tribute` fast).
 _LAZY = {"plot": ".plot", "viz": ".viz", "datasets": ".datasets"}
 

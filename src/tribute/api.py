@@ -21,6 +21,13 @@ __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "expla
 __all__ += ["DhondtResult", "TCAVResult", "dhondt_seats", "tcav"]
 __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 
+# Rashomon feature interaction scores (issue #16).
+from .methods.rashomon import RashomonResult, rashomon_interactions  # noqa: E402
+
+__all__ += ["RashomonResult", "rashomon_interactions"]
+__all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
+            "feature_responsiveness"]
+
 
 def methods() -> dict[str, MethodInfo]:
     """The method registry: name -> :class:`MethodInfo` (tags, paper, defaults, constraints).
@@ -38,5 +45,3 @@ def analyses() -> dict[str, AnalysisInfo]:
     seats, ...); run one with :func:`run_analysis` or call its function directly.
     """
     return analysis_infos()
-__all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
-            "feature_responsiveness"]

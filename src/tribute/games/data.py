@@ -435,6 +435,19 @@ class DataGame(Game):
             self.n_grad_evals += int(X.shape[0]) * C
             yield s, torch.cat([J[nm].reshape(X.shape[0], C, -1) for nm in self._names], 2)
 
+    def test_jacobians(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Per-test-point Jacobians of the raw outputs, ``batch x C x n_params`` (``freeshap``)."""
+        p = params if params is not None else self._base_params
+
+        def one(q: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return self._forward(q, x[None]).reshape(-1)
+
+        J = vmap(torch.func.jacrev(one), in_dims=(None, 0))(p, self.X_test)
+        B = int(self.X_test.shape[0])
+        C = int(J[self._names[0]].shape[1])
+        self.n_grad_evals += B * C
+        return torch.cat([J[nm].reshape(B, C, -1) for nm in self._names], 2)
+
     def linear_layers(self) -> list[tuple[str, str, str | None]]:
         """``(module name, weight name, bias name or None)`` of every ``nn.Linear`` of the model.
 

@@ -49,3 +49,8 @@ from ._certified import certified_map  # noqa: E402
 from ._recourse import responsiveness_bars  # noqa: E402
 
 __all__ += ["certified_map", "responsiveness_bars"]
+
+# Rashomon feature interaction scores: swarm and halo plots (issue #16).
+from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402
+
+__all__ += ["rashomon_halo", "rashomon_swarm"]
