@@ -7,10 +7,10 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,text,explorer
 # Tree libraries for the tree tests: the CPU-only XGBoost wheel, LightGBM, CatBoost (users get `tribute[trees]`).
 TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0 catboost>=1.2
-# LRP parity anchor (tests only). --no-deps: its torchvision requirement resolves to a wheel
+# LRP parity anchors (tests only; lxt: AttnLRP, run in a subprocess by the tests). --no-deps: its torchvision requirement resolves to a wheel
 # built for another torch (import fails: "operator torchvision::nms does not exist"); the tests
 # stand in the two torchvision ResNet block classes zennit imports.
-LRPLIBS ?= zennit==0.5.1
+LRPLIBS ?= zennit==0.5.1 lxt==2.1
 
 .PHONY: setup demo test test-all bench lint typecheck clean
 

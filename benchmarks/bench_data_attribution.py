@@ -41,7 +41,13 @@ import numpy as np
 import torch
 
 import tribute
-from tribute.bench.data_suite import PeakRSS, build_data_case, format_data_results, run_data_case
+from tribute.bench.data_suite import (
+    SMALL_DROPS,
+    PeakRSS,
+    build_data_case,
+    format_data_results,
+    run_data_case,
+)
 from tribute.metrics import linear_score
 
 
@@ -201,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"lds": m, "lds_ci95": [lo, hi], "seconds": secs,
                        "peak_mib": peak, "corr_with_tribute_ekfac": c}
                 if case.small_drop:
-                    row["lds_drop3pct"] = _lds(game, vals, case.n_subsets, args.seed, 0.97, 777)[0]
+                    for frac, key, off in SMALL_DROPS:
+                        row[key] = _lds(game, vals, case.n_subsets, args.seed, 1 - frac, off)[0]
                 res["dattri"][meth] = row
                 print(f"  anchor {meth}: LDS {m:.3f} [{lo:.3f}, {hi:.3f}] in {secs:.2f}s, peak "
                       f"{peak:.0f} MiB (corr with tribute ekfac {c:+.3f})", flush=True)

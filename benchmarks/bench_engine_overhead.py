@@ -6,8 +6,8 @@ For each model, in one run on one machine:
    ``torch.inference_mode`` at 16 ... 4096 rows per pass (forward), and forward + backward of
    the explained output w.r.t. the input (gradients); the fastest size of each is the baseline;
 2. each method family through ``tribute.explain`` with everything automatic (the engine tunes
-   its own batch size; the tuned sizes are forgotten before every call, so each figure includes
-   its tuning): integrated gradients (50 steps), feature ablation, occlusion, kernel_shap, lime
+   its own batch size; the tuned sizes and the cached KernelSHAP/LIME designs are forgotten
+   before every cold call, so each cold figure includes its tuning and its design): integrated gradients (50 steps), feature ablation, occlusion, kernel_shap, lime
    and component patching (``feature_ablation`` over a layer's units);
 3. the ratio ``explain seconds / (rows the call evaluated / bare rows per second)``: the time
    the call took over the time the bare model needs for the same rows at its best size
@@ -61,6 +61,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tribute
 from tribute.engine import clear_tuners
+from tribute.methods import lime as _lime
+from tribute.methods import shapley_sampling as _kshap
+
+
+def forget() -> None:
+    """Make the next call cold: forget tuned batch sizes and the estimators' cached designs."""
+    clear_tuners()
+    _kshap.clear_design_cache()
+    _lime.clear_design_cache()
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -358,7 +367,7 @@ def run_case(case: Case, quick: bool, repeats: int) -> list[Result]:
         cold = warm = bare = None
         attr = None
         for _ in range(repeats):
-            clear_tuners()
+            forget()
             clk, attr = _timed(call)
             cold = _min(cold, clk)
             warm = _min(warm, _timed(call)[0])

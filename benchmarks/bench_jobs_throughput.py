@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # Ray on loopback only (read when ray is imported).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -46,6 +47,7 @@ def main(rows: int, shard: int) -> int:
     model = make_model()
     configs: list[tuple[str, str, int]] = [("local", "local", 1), ("processes x1", "processes", 1),
                                            ("processes x2", "processes", 2)]
+    ray: Any  # the module, or None without Ray (typed Any: mypy passes with and without Ray)
     try:
         import ray
 

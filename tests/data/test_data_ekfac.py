@@ -10,6 +10,7 @@ from data_cases import Case, logistic_case, mlp_case, ridge_case
 import tribute
 from tribute.errors import UnsupportedModelError
 from tribute.games.data import DataGame
+from tribute.games.data_fits import RidgeFit
 from tribute.methods.data_ekfac import ekfac_factors
 
 
@@ -32,11 +33,34 @@ def test_ekfac_equals_explicit_where_kronecker_is_exact() -> None:
     assert auto.extra["damping"] == pytest.approx(0.1 * float(layer.Lam.mean()), rel=1e-12)
 
 
+def test_conv_ekfac_equals_explicit_where_kronecker_is_exact() -> None:
+    # a Conv2d whose kernel covers the whole image has one output position: least squares on
+    # it is ridge regression on the flattened image, and EK-FAC's block is the Hessian itself
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(40, 2, 3, 3, generator=g, dtype=torch.float64)
+    y = X.flatten(1) @ torch.randn(18, generator=g, dtype=torch.float64)
+    conv = torch.nn.Conv2d(2, 1, 3).double()
+    model = torch.nn.Sequential(conv, torch.nn.Flatten())
+    ridge = RidgeFit(l2=1.0)(X, y, seed=0)
+    assert isinstance(ridge, torch.nn.Linear)
+    with torch.no_grad():
+        conv.weight.copy_(ridge.weight.reshape(1, 2, 3, 3))
+        assert conv.bias is not None
+        conv.bias.copy_(ridge.bias)
+    data = tribute.TrainingData(X, y, fit=None, loss="mse", l2=1.0, reduction="sum")
+    Xt = torch.randn(4, 2, 3, 3, generator=g, dtype=torch.float64)
+    exp = tribute.explain(model, Xt, method="influence", players=data)
+    ek = tribute.explain(model, Xt, method="influence", players=data, solver="ekfac", damping=0.0)
+    np.testing.assert_allclose(ek.values.numpy(), exp.values.numpy(), rtol=1e-8,
+                               atol=1e-10 * float(exp.values.abs().max()))
+
+
 def _layer_index(game: DataGame, p: dict[str, torch.Tensor], weight: str, bias: str) -> torch.Tensor:
     """Flat positions of ``[W | b]`` laid out as ``out x (in + 1)`` (row-major)."""
     offsets = np.cumsum([0] + [p[n].numel() for n in game.param_names])
     pos = dict(zip(game.param_names, offsets[:-1].tolist()))
-    out_f, in_f = p[weight].shape
+    out_f = p[weight].shape[0]
+    in_f = p[weight].numel() // out_f  # Conv2d: in x kh x kw, the order of weight.reshape(out, -1)
     return torch.cat([pos[weight] + torch.arange(out_f * in_f).reshape(out_f, in_f),
                       pos[bias] + torch.arange(out_f)[:, None]], 1).reshape(-1)
 
@@ -51,7 +75,28 @@ def _ggn(game: DataGame) -> torch.Tensor:
     return game.removal_scale * torch.einsum("ncp,ncd,ndq->pq", J, M, J)
 
 
-@pytest.mark.parametrize("make", [logistic_case, mlp_case])
+def cnn_case(n: int = 30, n_test: int = 3, seed: int = 0) -> Case:
+    """A small CNN (Conv2d 3x3 with padding and stride, tanh, Conv2d, Linear) on 6x6 images.
+
+    Trained for a few steps by plain gradient descent (EK-FAC needs the model, not a fit).
+    """
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n + n_test, 1, 6, 6, generator=g, dtype=torch.float64)
+    y = (X[:, 0, :3].sum((1, 2)) > X[:, 0, 3:].sum((1, 2))).long()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1, stride=2), torch.nn.Tanh(),
+        torch.nn.Conv2d(3, 4, 2, dilation=1), torch.nn.Tanh(), torch.nn.Flatten(),
+        torch.nn.Linear(16, 2)).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X[:n]), y[:n]).backward()
+        opt.step()
+    model.zero_grad(set_to_none=True)
+    return Case(X[:n], y[:n], X[n:], y[n:], None, model)
+
+
+@pytest.mark.parametrize("make", [logistic_case, mlp_case, cnn_case])
 def test_corrected_eigenvalues_are_the_gauss_newton_diagonal_in_the_kronecker_basis(make: object) -> None:
     case: Case = make()  # type: ignore[operator]
     game = tribute.build_game(case.model, case.X_test, target="predicted", players=case.data())
@@ -61,7 +106,8 @@ def test_corrected_eigenvalues_are_the_gauss_newton_diagonal_in_the_kronecker_ba
     layers = ekfac_factors(game, p)
     for L in layers:
         assert L.bias is not None
-        out_f, in_f = p[L.weight].shape
+        out_f = p[L.weight].shape[0]
+        in_f = p[L.weight].numel() // out_f
         idx = _layer_index(game, p, L.weight, L.bias)
         block = H[idx][:, idx]
         Q = torch.kron(L.QS, L.QA)  # vec(Q_S^T V Q_A) = Q^T vec(V) for row-major vec
@@ -70,7 +116,7 @@ def test_corrected_eigenvalues_are_the_gauss_newton_diagonal_in_the_kronecker_ba
                                    atol=1e-10 * float(diag.abs().max()))
 
 
-@pytest.mark.parametrize("make", [logistic_case, mlp_case])
+@pytest.mark.parametrize("make", [logistic_case, mlp_case, cnn_case])
 def test_ekfac_scores_equal_an_explicit_inverse_of_the_ekfac_matrix(make: object) -> None:
     # the influence scores are -s G_test H_k^-1 g_i with H_k the block-diagonal matrix
     # Q diag(Lam + l2 + d) Q^T formed and inverted explicitly (damping 0.3 on every layer)

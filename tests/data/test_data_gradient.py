@@ -78,6 +78,27 @@ def test_influence_on_logistic_regression_tracks_loo() -> None:
     assert min(_corr(loo[b], step[b]) for b in range(6)) >= 0.999
 
 
+def test_iterated_loo_newton_reaches_exact_leave_one_out_on_logistic_regression() -> None:
+    case = logistic_case(n=60, n_test=4)
+    data = case.data()
+    kw = {"players": data, "target": "predicted"}
+    loo = tribute.explain(case.model, case.X_test, method="feature_ablation", **kw).values
+    one = tribute.explain(case.model, case.X_test, method="influence", loo_step=True, **kw).values
+    it = tribute.explain(case.model, case.X_test, method="influence", loo_step=True,
+                         loo_iters=50, **kw)
+    # converged chord-Newton iterates are the leave-one-out optima: retraining to ~1e-10
+    assert 2 <= it.extra["loo_iterations"] < 50
+    np.testing.assert_allclose(it.values.numpy(), loo.numpy(), rtol=0, atol=1e-8 * float(loo.abs().max()))
+    assert float((one - loo).abs().max()) > 1e3 * float((it.values - loo).abs().max())
+    # two iterations already beat the single step, and loo_iters=1 is the single step itself
+    two = tribute.explain(case.model, case.X_test, method="influence", loo_step=True, loo_iters=2, **kw)
+    assert float((two.values - loo).abs().max()) < 0.5 * float((one - loo).abs().max())
+    with pytest.raises(InputError, match="loo_step=True"):
+        tribute.explain(case.model, case.X_test, method="influence", loo_iters=3, **kw)
+    with pytest.raises(InputError, match="loo_iters"):
+        tribute.explain(case.model, case.X_test, method="influence", loo_step=True, loo_iters=0, **kw)
+
+
 @pytest.mark.parametrize("solver", ["cg", "lissa"])
 def test_iterative_solvers_match_explicit(solver: str) -> None:
     # well conditioned (l2 = 20 on 30 examples) so that LiSSA converges in 200 steps

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 import tribute
-from tribute.engine import BatchTuner, Engine, clear_tuners, max_chunk_rows
+from tribute.engine import BatchTuner, Engine, clear_tuners, max_chunk_rows, tuning
 from tribute.games import FeatureGame
 from tribute.models import as_model
 from tribute_testing import make_cnn
@@ -25,67 +26,87 @@ def _feed(t: BatchTuner, rate_of, rounds: int = 20) -> list[int]:
     return sizes
 
 
-def test_tuner_finds_the_peak_and_stops_after_two_slower_sizes():
-    t = BatchTuner(cap=4096)
+def test_tuner_finds_the_peak_and_stops_at_the_first_confirmed_slower_size():
+    t = BatchTuner(cap=4096, confirm_seconds=10.0)
     assert t.candidates == [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 300.0, 256: 200.0, 512: 900.0}
     sizes = _feed(t, lambda s: rates.get(s, 1.0))
-    # warm-up at 16, then two chunks at 16, 32, 64, 128, 256: two sizes slower than 64 -> done
-    assert sizes[:11] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
-    assert t.best == 64 and set(sizes[11:]) == {64}
-    assert t.rate() == 400.0
+    # warm-up at 16, one chunk at 16, 32, 64; 128 is clearly slower than 64 (300 < 0.85 x 400):
+    # timed once more to confirm, then the search ends (256 and beyond are never sent)
+    assert sizes[:6] == [16, 16, 32, 64, 128, 128]
+    assert t.best == 64 and set(sizes[6:]) == {64}
+    assert t.rate() == 400.0 and 256 not in t.rates
 
 
 def test_tuner_grows_to_the_cap_while_throughput_grows():
     t = BatchTuner(cap=1000)
     assert t.candidates[-1] == 1000 and t.candidates[-2] == 512
-    _feed(t, lambda s: float(s))  # per-call cost only: bigger is always better
+    sizes = _feed(t, lambda s: float(s))  # per-call cost only: bigger is always better
     assert t.best == 1000
+    # one chunk per size: 16 (warm-up), 16, 32, ..., 512, 1000
+    assert sizes[:9] == [16, 16, 32, 64, 128, 256, 512, 1000, 1000]
+
+
+def test_tuner_stops_on_a_plateau():
+    # throughput flat (within the 15% tolerance) from 64 on: two sizes no faster end the search
+    t = BatchTuner(cap=8192)
+    rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 390.0, 256: 380.0}
+    sizes = _feed(t, lambda s: rates.get(s, 380.0))
+    assert sizes[:6] == [16, 16, 32, 64, 128, 256]
+    assert t.best == 64 and 512 not in t.rates
 
 
 def test_tuner_ignores_warm_up_and_partial_chunks():
-    t = BatchTuner(cap=64, min_seconds=0.0)
+    t = BatchTuner(cap=64)
     t.record(16, 16, 100.0)  # warm-up: a terrible time must not count
     assert t.rates == {}
     t.record(16, 5, 1e-6)  # partial chunk (tail of a call): ignored
     assert t.rates == {} and t.propose() == 16
     t.record(16, 16, 0.001)
-    assert t.rates == {16: 16000.0} and t.propose() == 16  # a second chunk at 16
-    t.record(16, 16, 0.002)  # the slower of two measurements does not count
     assert t.rates == {16: 16000.0} and t.propose() == 32
+    t.record(32, 32, 0.004)  # clearly slower: timed again
+    assert t.propose() == 32 and not t.done
+    t.record(32, 32, 0.001)  # the faster of two measurements counts
+    assert t.rates[32] == 32000.0 and t.propose() == 64
 
 
-def test_cheap_chunks_jump_to_sizes_that_take_min_seconds():
-    # a model at 1 us/row plus 50 us per pass: 16 rows take 66 us, far below 2 ms
-    t = BatchTuner(cap=8192, min_seconds=2e-3)
-    sizes = _feed(t, lambda s: s / (50e-6 + 1e-6 * s), rounds=12)
-    # warm-up 16 (66 us -> 242k rows/s, 2 ms ~ 485 rows) -> 512 (562 us -> 1.8k rows expected)
-    # -> 2048 (2.1 ms: slow enough, timed twice) -> 4096 twice -> 8192 twice -> best 8192
-    assert sizes[:8] == [16, 512, 2048, 2048, 4096, 4096, 8192, 8192]
-    assert t.best == 8192 and 16 not in t.rates and 32 not in t.rates
-    # skipped sizes never enter the stop rule (no KeyError, no early stop)
-    assert set(t.rates) == {512, 2048, 4096, 8192}
+def test_a_slow_chunk_that_took_long_is_not_repeated():
+    # past the peak each chunk costs a lot: one that alone took >= confirm_seconds ends it
+    t = BatchTuner(cap=256, confirm_seconds=0.25)
+    sizes = _feed(t, lambda s: 10.0 * s if s <= 64 else 100.0, rounds=8)
+    assert sizes[:5] == [16, 16, 32, 64, 128]  # 128 rows at 100 rows/s = 1.28 s: trusted
+    assert t.best == 64 and 256 not in t.rates and sizes[5:] == [64, 64, 64]
 
 
-def test_slow_chunks_keep_the_full_search():
-    # 10 ms per 16 rows: nothing is skipped, every size is timed twice
-    t = BatchTuner(cap=256, min_seconds=2e-3)
-    sizes = _feed(t, lambda s: s / (10e-3 * s / 16), rounds=12)
-    assert sizes[:11] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
-
-
-def test_one_preempted_chunk_does_not_end_the_search():
+def test_one_stalled_chunk_does_not_end_the_search():
     t = BatchTuner(cap=1024)
     slow_once = {256}
 
     def rate(s: int) -> float:
-        if s in slow_once:  # the first chunk at 256 was descheduled: 100x slower
+        if s in slow_once:  # the first chunk at 256 stalled (40 ms for 256 rows)
             slow_once.discard(s)
-            return s / 100.0
-        return float(s)
+            return 6400.0
+        return 1e6 * s
 
     _feed(t, rate, rounds=40)
     assert t.best == 1024
+
+
+def test_a_cached_tuner_is_shared_across_caps_when_its_result_holds():
+    clear_tuners()
+    key = torch.nn.Linear(2, 2)
+    t = tuning.tuner_for(key, ("sig",), False, 4096)
+    _feed(t, lambda s: {16: 1.0, 32: 2.0, 64: 4.0}.get(s, 1.0))
+    assert t.best == 64
+    # another game on the same rows with a smaller or larger cap: the interior peak holds
+    assert tuning.tuner_for(key, ("sig",), False, 1024) is t
+    assert tuning.tuner_for(key, ("sig",), False, 8192) is t
+    # a cap below the best size, or a search that ended at its cap: a fresh tuner
+    assert tuning.tuner_for(key, ("sig",), False, 32) is not t
+    t2 = tuning.tuner_for(key, ("other",), False, 64)
+    _feed(t2, lambda s: float(s))
+    assert t2.best == 64 and tuning.tuner_for(key, ("other",), False, 128) is not t2
+    clear_tuners()
 
 
 def test_max_chunk_rows_respects_the_memory_cap():
@@ -120,8 +141,8 @@ def test_engine_tunes_to_the_models_best_size_and_caches_it():
     v = game.value(masks)
     tuned = game.engine.tuner(game.row_bytes, False)
     assert tuned.best == 64, tuned.rates
-    # after the 2-row reference pass: warm-up, then two chunks per size
-    assert model.sizes[1:12] == [16, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+    # after the 2-row reference pass: warm-up, one chunk per size, the slower 128 confirmed
+    assert model.sizes[1:7] == [16, 16, 32, 64, 128, 128]
     # every row was evaluated exactly once: tuning chunks are real work
     assert sum(model.sizes[1:]) == 2 * 800 and game.engine.n_rows == 2 + 2 * 800
     # a second game on the same model and row size reuses the tuned size at once
@@ -150,6 +171,19 @@ def test_gradient_runs_tune_separately():
     assert e.tuner(512, False) is not e.tuner(512, True)
     assert e.tuner(512, False) is Engine(as_model(cnn, "torch")).tuner(512, False)
     del x
+
+
+def test_feature_and_component_games_on_the_same_inputs_share_the_tuned_size():
+    clear_tuners()
+    cnn = make_cnn()
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    fg = FeatureGame(as_model(cnn, "torch"), x, target=0)
+    players = tribute.components(cnn, "2", unit="channel")
+    cg = players.make_game(as_model(cnn, "torch"), x, target=0)
+    assert fg.engine.tune_key == cg.engine.tune_key
+    assert fg.engine.tuner(fg.row_bytes, False) is cg.engine.tuner(cg.row_bytes, False)
+    # the signature is per-row shape, dtype and device of every per-row model input
+    assert fg.engine.tune_key == (((1, 8, 8), "torch.float64", "cpu"),)
 
 
 @pytest.mark.parametrize("method", ["kernel_shap", "integrated_gradients", "feature_ablation"])
@@ -186,3 +220,114 @@ def test_scheduler_free_clock_counts_sleep_and_work():
         clock.close()  # idempotent
     assert slept >= 0.019
     assert 0 < worked < 5.0
+
+
+def test_a_gradient_tuner_starts_from_the_forward_size():
+    clear_tuners()
+    key = torch.nn.Linear(2, 2)
+    fwd = tuning.tuner_for(key, ("sig",), False, 8192)
+    _feed(fwd, lambda s: float(s) if s <= 1024 else 1.0)
+    assert fwd.best == 1024
+    grad = tuning.tuner_for(key, ("sig",), True, 8192)
+    assert grad.candidates[0] == 128  # an eighth of the forward size
+    assert tuning.tuner_for(key, ("other",), True, 8192).candidates[0] == 16
+    clear_tuners()
+
+
+def test_huge_finite_outputs_whose_sum_overflows_are_not_refused():
+    # the engine checks a chunk's outputs with one sum; an overflowing sum of finite values
+    # must fall back to the element-wise check instead of reporting Inf
+    class Huge(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full((x.shape[0], 1), 3e38, dtype=torch.float32) + 0 * x[:, :1]
+
+    a = tribute.explain(Huge(), torch.rand(2, 3), method="feature_ablation", progress=False)
+    assert bool(torch.isfinite(torch.as_tensor(a.values)).all())
+
+    class Bad(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.where(x[:, :1] > 2.0, torch.nan, x[:, :1])
+
+    with pytest.raises(tribute.errors.ModelOutputError, match="NaN at sample 1"):
+        tribute.explain(Bad(), torch.tensor([[0.1, 0.2], [5.0, 0.3]]), method="feature_ablation",
+                        progress=False)
+
+
+@pytest.mark.parametrize("target", [1, [0, 2], "per_sample"])
+def test_shared_target_columns_select_what_the_target_selects(target):
+    # feature games pick one column when every sample explains the same class(es); the values
+    # are those of Target.select's per-row gather, and per-sample targets keep the gather
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    tgt = torch.tensor([0, 2, 1]) if target == "per_sample" else target
+    game = FeatureGame(as_model(model, "torch"), x, target=tgt, output="log_prob")
+    assert (game._shared_columns() is None) == (target == "per_sample")
+    masks = (torch.rand(5, 4, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    v = game.value(masks)  # batch x K x targets
+    rows = torch.cat([x[b : b + 1] * masks for b in range(3)])  # baseline 0
+    sample = torch.arange(3).repeat_interleave(5)
+    want = game.target.select(model(rows), sample).reshape(3, 5, -1)
+    torch.testing.assert_close(v, want, rtol=0, atol=0)
+
+
+def test_a_tail_of_at_least_half_a_chunk_is_timed():
+    t = BatchTuner(cap=256)
+    t.record(16, 16, 1.0)  # warm-up
+    t.record(16, 16, 16 / 1000.0)
+    t.record(32, 20, 20 / 1000.0)  # a 20-row tail sent at size 32: timed (flat: no faster)
+    assert t.rates[32] == pytest.approx(1000.0)
+    t.record(64, 40, 40 / 100.0)  # 40 rows at size 64 (0.4 s, clearly slower): trusted, done
+    assert t.done and t.best in (16, 32)
+    t2 = BatchTuner(cap=256)
+    t2.record(16, 16, 1.0)
+    t2.record(16, 7, 1e-6)  # less than half a chunk: ignored
+    assert t2.rates == {}
+
+
+def test_fixed_batch_size_replaces_tuning_inside_its_block_only():
+    from tribute.engine import fixed_batch_size
+    from tribute.errors import InputError
+
+    clear_tuners()
+    sizes: list[int] = []
+
+    def f(x: np.ndarray) -> np.ndarray:
+        sizes.append(x.shape[0])
+        return x.sum(1)
+
+    x = np.random.default_rng(0).normal(size=(3, 6))
+    kw: dict[str, Any] = dict(method="kernel_shap", budget=200, baseline=0.0, progress=False)
+    with fixed_batch_size(50):
+        a = tribute.explain(f, x, **kw)
+        assert set(sizes[1:-1]) == {50}  # every full chunk; the reference pass has 3 rows
+        sizes.clear()
+        tribute.explain(f, x, batch_size=7, **kw)  # an explicit batch_size still wins
+        assert max(sizes) == 7
+    sizes.clear()
+    b = tribute.explain(f, x, **kw)  # tuned again outside the block
+    assert 16 in sizes and 50 not in sizes
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-12)
+    with pytest.raises(InputError, match=r"rows=0 must be a positive int"):
+        with fixed_batch_size(0):
+            pass
+
+
+def test_bench_runs_use_a_fixed_batch_size(monkeypatch):
+    from tribute import bench
+    from tribute.bench import runner
+    from tribute.engine import core
+
+    suite = bench.build_suite("tiny", seed=0)
+    seen_run = []
+    real_run = core.Engine.run
+
+    def run_spy(self, *a, **k):
+        seen_run.append(self.fixed_rows())
+        return real_run(self, *a, **k)
+
+    monkeypatch.setattr(core.Engine, "run", run_spy)
+    runner.run_cases(suite.cases[:1], methods=["saliency", "feature_ablation"], metrics={},
+                     references=False)
+    assert seen_run and set(seen_run) == {runner.BENCH_BATCH_SIZE}
+    assert core._FIXED_ROWS.get() is None

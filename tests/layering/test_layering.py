@@ -21,7 +21,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "tribute"
 
-LAYERS = ["atomic", "version", "errors", "params", "registry", "attribution", "models", "targets", "engine", "games", "methods", "metrics",
+LAYERS = ["atomic", "version", "errors", "ray_tasks", "params", "registry", "attribution", "models", "targets", "engine", "games", "methods", "metrics",
           "api", "jobs", "datasets", "viz", "bench", "explorer", "cli", "__init__"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 

@@ -56,7 +56,8 @@ def _case(r: dict[str, Any]) -> dict[str, Any]:
                      "ci": f"[{lo:.3f}, {hi:.3f}]", "seconds": f"{row['seconds']:.2f}",
                      "mib": f"{row['peak_mib']:.0f}",
                      "loo": f"{row['loo_correlation']:.4f}" if "loo_correlation" in row else "",
-                     "drop": f"{row['lds_drop3pct']:.3f}" if "lds_drop3pct" in row else ""})
+                     "drop": " / ".join(f"{row[k]:.3f}" for k in ("lds_drop1pct", "lds_drop3pct",
+                                                                   "lds_drop5pct") if k in row)})
     return {"name": r["case"], "title": r["title"], "n_subsets": r["n_subsets"],
             "n_test": r["n_test"], "rows": rows,
             "mislabel": [{"method": k, "auc": f"{v:.3f}"} for k, v in r.get("mislabel_auc", {}).items()],

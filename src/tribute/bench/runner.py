@@ -33,12 +33,16 @@ import torch
 
 from ..api import build_game, explain
 from ..attribution import Attribution
+from ..engine import fixed_batch_size
 from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
 from ..methods.base import get_method, registry
 from ..metrics.base import Metric, get_metric
 from ..models import as_model
 from ._metrics import BENCH_METRICS
 from .suites import Case, Suite
+
+#: Rows per model pass in bench runs (fixed, for runs that repeat to the last bit).
+BENCH_BATCH_SIZE = 256
 
 __all__ = [
     "REFERENCES",
@@ -509,8 +513,21 @@ def run_cases(cases: list[Case], *, methods: list[str], metrics: dict[str, Metri
               references: bool = True, progress: bool | None = False,
               log: Log | None = None, verbose: bool = True) -> tuple[list[MethodRun],
                                                                      list[Score]]:
-    """Run ``methods`` (registry names, already resolved) and ``metrics`` on ``cases``."""
-    params = metric_params or {}
+    """Run ``methods`` (registry names, already resolved) and ``metrics`` on ``cases``.
+
+    Every model pass runs :data:`BENCH_BATCH_SIZE` rows (not the self-tuned size, which
+    depends on timing and would change the last bits of float results between runs): the same
+    seed gives the same scores.
+    """
+    with fixed_batch_size(BENCH_BATCH_SIZE):
+        return _run_cases(cases, methods, metrics, metric_params or {}, seed, references,
+                          progress, log, verbose)
+
+
+def _run_cases(cases: list[Case], methods: list[str], metrics: dict[str, Metric],
+               params: dict[str, dict[str, Any]], seed: int, references: bool,
+               progress: bool | None, log: Log | None,
+               verbose: bool) -> tuple[list[MethodRun], list[Score]]:
     runs: list[MethodRun] = []
     scores: list[Score] = []
     shared: dict[tuple[str, str], MethodRun] = {}

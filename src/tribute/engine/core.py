@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from .memory import resolve_max_memory
 from .progress import Progress, active_progress
 from .tuning import BatchTuner, SchedulerFreeClock, tuner_for
 
-__all__ = ["Engine", "Rows", "default_batch_size", "max_chunk_rows"]
+__all__ = ["Engine", "Rows", "default_batch_size", "fixed_batch_size", "max_chunk_rows", "row_signature"]
 
 #: Bytes of composed input rows per chunk (no gradients) before tuning; larger rows get
 #: proportionally fewer per chunk.
@@ -79,8 +81,21 @@ def max_chunk_rows(row_bytes: int, grad: bool, max_memory: int, n_params: int = 
     return int(max(1, min(rows, top)))
 
 
-@contextlib.contextmanager
-def own_work(threads: int) -> Iterator[None]:
+def row_signature(values: Any, n_rows: int) -> tuple[Any, ...]:
+    """The model-input signature of one row: ``(per-row shape, dtype, device)`` of every tensor
+    or array in ``values`` whose first axis has ``n_rows`` entries (per-row model inputs), in
+    order. Engines whose rows share it on the same model share their tuned batch size."""
+    sig = []
+    for v in values:
+        if isinstance(v, torch.Tensor) and v.ndim > 0 and int(v.shape[0]) == n_rows:
+            sig.append((tuple(int(d) for d in v.shape[1:]), str(v.dtype), str(v.device)))
+        elif hasattr(v, "shape") and hasattr(v, "dtype") and len(v.shape) > 0 \
+                and int(v.shape[0]) == n_rows:
+            sig.append((tuple(int(d) for d in v.shape[1:]), str(v.dtype), "numpy"))
+    return tuple(sig)
+
+
+def own_work(threads: int) -> contextlib.AbstractContextManager[None]:
     """Run tribute's own per-chunk tensor work (composing rows, selecting targets, storing
     values) on one thread; the model's forward and backward keep the user's ``threads``.
 
@@ -89,14 +104,48 @@ def own_work(threads: int) -> Iterator[None]:
     descheduled worker (measured: 28 ms instead of 0.5 ms for a 4096 x 13 compose at a load
     average of 18 on 2 cores).
     """
-    if threads <= 1:
-        yield
-        return
+    return _NO_CONTEXT if threads <= 1 else _one_thread(threads)
+
+
+_NO_CONTEXT = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _one_thread(threads: int) -> Iterator[None]:
     torch.set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+#: Rows per pass for engines without an explicit ``batch_size`` (None: self-tuned); set by
+#: :func:`fixed_batch_size`.
+_FIXED_ROWS: contextvars.ContextVar[int | None] = contextvars.ContextVar("tribute_fixed_rows",
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def fixed_batch_size(rows: int) -> Iterator[None]:
+    """Inside the block, engines without an explicit ``batch_size`` use ``rows`` per pass.
+
+    The self-tuned size depends on timing, and a float model's outputs can differ in the last
+    bits between chunk sizes (another BLAS or convolution kernel), so two runs with the same
+    seed can differ by ~1e-15 (float64) to ~1e-7 (float32). Runs that must repeat exactly
+    (``tribute bench``, dataset jobs) fix the rows per pass with this. An explicit
+    ``batch_size=`` still wins.
+
+    >>> from tribute.engine import fixed_batch_size
+    >>> with fixed_batch_size(256):
+    ...     pass  # every explain/evaluate here runs 256 rows per pass
+    """
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise InputError(f"fixed_batch_size: rows={rows!r} must be a positive int (rows per pass).")
+    token = _FIXED_ROWS.set(rows)
+    try:
+        yield
+    finally:
+        _FIXED_ROWS.reset(token)
 
 
 class Engine:
@@ -133,6 +182,11 @@ class Engine:
             sum(p.numel() for p in model.module.parameters()) if model.module is not None else 0
         )
         self._rate: float | None = None  # rows/s of this engine's last long run (estimates)
+        #: The model-input signature of the rows this engine's game sends (shapes and dtypes
+        #: of one row's inputs; set by the game): the tuned batch size is shared by every
+        #: engine whose rows have the same signature on the same model (every method, feature
+        #: and component games alike). None: rows are told apart by their size in bytes.
+        self.tune_key: Hashable | None = None
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -144,22 +198,30 @@ class Engine:
         fn = getattr(self.model, "fn", self.model)
         return getattr(fn, "__self__", fn)
 
-    def tuner(self, row_bytes: int, grad: bool) -> BatchTuner:
-        """The process-wide batch-size tuner for this model and row size."""
+    def tuner(self, row_bytes: int, grad: bool, tune_key: Hashable | None = None) -> BatchTuner:
+        """The process-wide batch-size tuner for this model and rows (``tune_key``, else the
+        engine's :attr:`tune_key`, else the row size); ``row_bytes`` bounds the chunks."""
         cap = max_chunk_rows(row_bytes, grad, self.max_memory, self._n_params)
-        return tuner_for(self._model_key(), row_bytes, grad, cap)
+        key = tune_key if tune_key is not None else (
+            self.tune_key if self.tune_key is not None else int(row_bytes))
+        return tuner_for(self._model_key(), key, grad, cap)
+
+    def fixed_rows(self) -> int | None:
+        """Rows per pass when not tuned: ``batch_size``, else :func:`fixed_batch_size`'s."""
+        return self.batch_size if self.batch_size is not None else _FIXED_ROWS.get()
 
     def chunk_rows(self, row_bytes: int, grad: bool) -> int:
-        """Rows of the next chunk: ``batch_size`` when given, else the tuner's current size."""
-        if self.batch_size is not None:
-            return self.batch_size
+        """Rows of the next chunk: the fixed size when there is one, else the tuner's."""
+        fixed = self.fixed_rows()
+        if fixed is not None:
+            return fixed
         return self.tuner(row_bytes, grad).propose()
 
     def throughput(self, row_bytes: int, grad: bool = False) -> float | None:
-        """Rows per second measured for this model and row size: the tuned rate, or the pace
+        """Rows per second measured for this model and rows: the tuned rate, or the pace
         of this engine's last run of at least 256 rows; None when nothing reliable was measured
         (a few warm-up rows say little about a model's throughput)."""
-        if self.batch_size is None:
+        if self.fixed_rows() is None:
             rate = self.tuner(row_bytes, grad).rate()
             if rate is not None:
                 return rate
@@ -176,6 +238,7 @@ class Engine:
         desc: str = "evaluating",
         select: Callable[[torch.Tensor, Rows], torch.Tensor] | None = None,
         describe_row: Callable[[int], str] | None = None,
+        tune_key: Hashable | None = None,
     ) -> None:
         """Evaluate rows ``0..n_rows-1`` chunk by chunk.
 
@@ -188,10 +251,14 @@ class Engine:
             grad: compute gradients of every target w.r.t. ``Rows.leaves``.
             select: maps raw outputs to ``rows x targets`` (defaults to the engine's target).
             describe_row: names a row in error messages (e.g. "sample 3, coalition 17").
+            tune_key: which tuned batch size the rows use (default: :attr:`tune_key`, else
+                ``row_bytes``); rows with other per-row work (e.g. several model rows per
+                point) pass their own.
         """
         if n_rows <= 0:
             return
-        tuner = None if self.batch_size is not None else self.tuner(row_bytes, grad)
+        fixed = self.fixed_rows()
+        tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         scope = active_progress()
         bar = scope if scope is not None else Progress(n_rows, desc, self.progress)
         t_run, start = time.perf_counter(), 0
@@ -199,10 +266,11 @@ class Engine:
         clock = SchedulerFreeClock() if tuner is not None else None  # times tuning chunks
         try:
             while start < n_rows:
-                size = self.batch_size if tuner is None else tuner.propose()
+                size = fixed if tuner is None else tuner.propose()
                 assert size is not None
                 stop = min(start + size, n_rows)
-                t0 = clock.now() if clock is not None else 0.0
+                timing = tuner is not None and not tuner.done  # read the clock while tuning only
+                t0 = clock.now() if timing and clock is not None else 0.0
                 with own_work(threads):
                     rows = build(start, stop)
                 if grad:
@@ -215,7 +283,7 @@ class Engine:
                                                  describe_row, threads)
                 with own_work(threads):
                     sink(start, stop, vals, grads)
-                if tuner is not None and clock is not None:
+                if timing and tuner is not None and clock is not None:
                     tuner.record(size, stop - start, clock.now() - t0)
                 bar.update(stop - start)
                 if scope is not None:
@@ -248,8 +316,12 @@ class Engine:
             else:
                 assert self.target is not None
                 vals = self.target.select(out, rows.sample)
-            finite = torch.isfinite(vals)
-            all_finite = bool(finite.all())
+            # one reduction per chunk: a NaN or Inf anywhere makes the sum non-finite (a sum
+            # that merely overflows is told apart below)
+            all_finite = vals.numel() == 0 or math.isfinite(float(vals.detach().sum()))
+            if not all_finite:
+                finite = torch.isfinite(vals)
+                all_finite = bool(finite.all())
         if not all_finite:
             bad = int((~finite).any(dim=1).nonzero()[0, 0])
             where = describe_row(start + bad) if describe_row else f"row {start + bad}"

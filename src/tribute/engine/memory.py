@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from ..errors import InputError
 
@@ -22,8 +23,25 @@ DEFAULT_FRACTION = 0.5
 _FALLBACK = 4 * 1024**3  # when the platform tells nothing
 
 
+#: ``available_memory`` reuses a reading this young (seconds): a call reads it two or three
+#: times (game, explain, estimates) and ``/proc/meminfo`` costs ~30 us to parse.
+_TTL = 0.5
+_last: tuple[float, int] | None = None
+
+
 def available_memory() -> int:
-    """Bytes of memory available to new allocations now (without swapping)."""
+    """Bytes of memory available to new allocations now (without swapping); a reading at
+    most half a second old is reused."""
+    global _last
+    now = time.monotonic()
+    if _last is not None and now - _last[0] < _TTL:
+        return _last[1]
+    value = _read_available()
+    _last = (now, value)
+    return value
+
+
+def _read_available() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:

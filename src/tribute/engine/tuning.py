@@ -3,20 +3,21 @@
 A model's throughput depends on its batch size in ways no byte count predicts: a small CNN on
 32x32 images runs fastest at ~64 rows and loses half its speed at 4096, a numpy model wants
 thousands of rows to amortise its per-call cost. So the engine *measures*: the first chunks of
-a call are sent at geometric sizes (16, 32, 64, ... up to the memory cap), two chunks per
-size (the faster counts: a chunk preempted by another process must not end the search), each
-timed end to end (composing the rows, the forward pass, target selection and storing the values);
-the growth stops once two sizes in a row were clearly (15%) slower than the best one, and the fastest size
-is used for the rest of the call and cached per (model, row size, gradients) for later calls
-in the process. Tuning chunks are real work: their rows are the call's rows, nothing is run
-twice, and the tuning cost is part of every timing.
+a call are sent at doubling sizes (16, 32, 64, ... up to the memory cap), each timed end to
+end (composing the rows, the forward pass, target selection and storing the values). The
+growth stops at the first size that is clearly (15%) slower than the best one, timed twice so
+that one stalled chunk does not end the search (once when that chunk alone took 50 ms), or
+after two sizes in a row that were no faster (a plateau); the fastest size is used for the
+rest of the call and cached per (model, model-input signature, gradients) for later calls in
+the process -- every method and game kind on the same model and input shapes shares it
+(feature games, component games' capture and patching passes). Tuning chunks are real work:
+their rows are the call's rows, nothing is run twice, and the tuning cost is part of every
+timing.
 
-Cheap models skip the small sizes: a chunk that took less than ``min_seconds`` (2 ms) is
-dominated by the fixed cost of a pass (Python, module calls, tribute's own bookkeeping), so a
-bigger one is surely faster; the next size tried is then the first candidate expected to take
-``min_seconds`` at the rate just measured (the warm-up chunk counts for this), without a
-second measurement. A 13-feature MLP at ~0.2 us/row thus goes 16 -> 256 -> 4096 -> 8192
-instead of spending a whole call on sixteen-row chunks.
+Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
+throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
+earlier rule that jumped to the size "expected to take 2 ms" settled on 8,192 and ran every
+call at half speed.
 
 Chunks are timed by :class:`SchedulerFreeClock`: wall time minus the time the thread waited
 for a CPU (Linux schedstat). On a shared machine wall time mostly measures the scheduler (at a
@@ -33,6 +34,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Hashable
 from typing import Any
 
 __all__ = ["BatchTuner", "SchedulerFreeClock", "tuner_for"]
@@ -78,24 +80,36 @@ class SchedulerFreeClock:
             self._fd = None
 
 _FIRST = 16
-#: A chunk faster than this is dominated by per-pass costs: grow past it without repeating.
-_MIN_SECONDS = 2e-3
+#: A clearly slower size whose chunk took less than this is timed again before it ends the
+#: search (cheap to confirm; a stall of a few ms must not pick a size far below the best).
+_CONFIRM_SECONDS = 0.05
+#: Chunks faster than this are timed up to ``2 * repeats`` times before they end the search.
+_CHEAP_SECONDS = 5e-3
 
 
 class BatchTuner:
     """Finds the rows per pass with the highest measured throughput.
 
+    The sizes double from ``first`` to ``cap``. Each size is timed on one chunk; a size
+    clearly slower than the best (below ``1 - tolerance`` of its rate) is timed ``repeats``
+    times in all (the faster counts: one chunk slowed down by another process must not end the
+    search), unless that one chunk already took ``confirm_seconds``. The search stops at the
+    first size that stays clearly slower (the one before it was the peak: throughput curves of
+    batch size are unimodal, and each size past the peak costs a full chunk at the slower
+    rate), after ``patience`` sizes in a row that were not faster than the best (a plateau),
+    or at the cap.
+
     Args:
         cap: the largest size tried (from the memory cap and the model's size).
         first: the smallest size tried. default=16.
-        patience: stop growing after this many sizes in a row clearly slower than the best
-            (below ``1 - tolerance`` of its rate). default=2.
+        patience: sizes in a row no faster than the best (within ``tolerance``) that end the
+            search. default=2.
         tolerance: how much slower than the best a size must be to count as slower (timings
             on a shared machine are noisy). default=0.15.
-        repeats: chunks timed at each size; the best counts, so one chunk slowed down by
-            another process on a shared machine does not end the search. default=2.
-        min_seconds: a chunk faster than this (per-pass costs dominate) is timed once and the
-            search jumps to the first size expected to take this long. default=0.002.
+        repeats: chunks timed at a clearly slower size before it ends the search (twice as
+            many for chunks under 5 ms, which cost little). default=2.
+        confirm_seconds: a clearly slower chunk that took longer than this ends the search
+            without a second timing (confirming it would cost another slow chunk). default=0.05.
 
     Attributes:
         rates: rows per second measured at each size (best of its measurements).
@@ -104,21 +118,22 @@ class BatchTuner:
 
     def __init__(self, cap: int, first: int = _FIRST, patience: int = 2,
                  tolerance: float = 0.15, repeats: int = 2,
-                 min_seconds: float = _MIN_SECONDS) -> None:
+                 confirm_seconds: float = _CONFIRM_SECONDS) -> None:
         cap = max(1, int(cap))
         sizes = []
-        s = min(first, cap)
+        s = min(max(1, int(first)), cap)
         while s < cap:
             sizes.append(s)
             s *= 2
         sizes.append(cap)
         self.cap = cap
         self.candidates = sizes
-        self.patience = patience
+        self.patience = max(1, int(patience))
         self.tolerance = tolerance
         self.repeats = max(1, int(repeats))
-        self.min_seconds = float(min_seconds)
+        self.confirm_seconds = float(confirm_seconds)
         self._seen = 0  # chunks timed at the current candidate
+        self._flat = 0  # sizes in a row not faster than the best
         self.rates: dict[int, float] = {}
         self.best: int | None = None
         self._i = 0
@@ -131,8 +146,7 @@ class BatchTuner:
 
     def propose(self, cap: int | None = None) -> int:
         """The size of the next chunk (the best one once tuned), at most ``cap``."""
-        size = self.best if self.best is not None else (
-            self.candidates[0] if not self._warm else self.candidates[self._i])
+        size = self.best if self.best is not None else self.candidates[self._i]
         return size if cap is None else max(1, min(size, cap))
 
     def rate(self) -> float | None:
@@ -142,70 +156,90 @@ class BatchTuner:
     def record(self, size: int, rows: int, seconds: float) -> None:
         """Report a chunk of ``rows`` rows sent as size ``size`` that took ``seconds``.
 
-        Partial chunks (the tail of a call) and the very first chunk (warm-up: lazy
-        initialisation, caches) inform nothing and are ignored.
+        The very first chunk (warm-up: lazy initialisation, caches) and chunks of less than
+        half their size (a call's short tail) inform nothing and are ignored; a tail of at
+        least half the size is timed like a full chunk (on a model costing seconds per chunk
+        it may be the only chunk a short call sends at that size).
         """
         with self._lock:
-            if rows != size or seconds <= 0:
+            if rows > size or 2 * rows < size or seconds <= 0:
                 return
-            rate = rows / seconds
             if not self._warm:
                 self._warm = True
-                if seconds < self.min_seconds and self.best is None:
-                    self._i = self._jump(self._i - 1, rate)
                 return
-            self.rates[size] = max(self.rates.get(size, 0.0), rate)
             if self.best is not None or size != self.candidates[self._i]:
                 return
+            rate = rows / seconds
+            top = max(self.rates.values(), default=0.0)
+            self.rates[size] = max(self.rates.get(size, 0.0), rate)
             self._seen += 1
-            quick = seconds < self.min_seconds
-            if self._seen < self.repeats and not quick:
-                return
+            slower = self.rates[size] < (1.0 - self.tolerance) * top
+            # cheap chunks are confirmed more often: a stall (garbage collection, a page-fault
+            # storm, a noisy neighbour) must not end the search far below the peak
+            needed = 1 if seconds >= self.confirm_seconds else (
+                self.repeats if seconds >= _CHEAP_SECONDS else 2 * self.repeats)
+            if slower and self._seen < needed:
+                return  # time it again before it ends the search
             self._seen = 0
-            self._i = self._jump(self._i, rate) if quick else self._i + 1
-            best = max(self.rates, key=lambda k: self.rates[k])
-            floor = (1.0 - self.tolerance) * self.rates[best]
-            tried = [c for c in self.candidates[: self._i] if c in self.rates]  # some skipped
-            recent = tried[-self.patience :]
-            slower = len(recent) == self.patience and all(
-                self.rates[c] < floor and c > best for c in recent)
-            if self._i >= len(self.candidates) or slower:
-                self.best = best
+            if slower:
+                self._finish()
+                return
+            self._flat = 0 if self.rates[size] > top else self._flat + 1
+            self._i += 1
+            if self._i >= len(self.candidates) or self._flat >= self.patience:
+                self._finish()
 
-    def _jump(self, i: int, rate: float) -> int:
-        """Index of the next candidate after ``i``: the first expected to take ``min_seconds``
-        at ``rate`` rows/s (at least ``i + 1``; the last candidate at most)."""
-        want = rate * self.min_seconds
-        j = i + 1
-        while j < len(self.candidates) - 1 and self.candidates[j] < want:
-            j += 1
-        return min(j, len(self.candidates))
+    def _finish(self) -> None:
+        self.best = max(self.rates, key=lambda k: self.rates[k])
 
 
-# One tuner per (model, row bytes, gradients), kept as long as the model lives.
-_TUNERS: weakref.WeakKeyDictionary[Any, dict[tuple[int, bool], BatchTuner]] = weakref.WeakKeyDictionary()
-_TUNERS_BY_ID: dict[tuple[int, int, bool], BatchTuner] = {}
+# One tuner per (model, key, gradients), kept as long as the model lives. The key is the
+# model-input signature a game gives its engine (shapes and dtypes of one row's model inputs),
+# else the row size in bytes.
+_TUNERS: weakref.WeakKeyDictionary[Any, dict[tuple[Hashable, bool], BatchTuner]] = weakref.WeakKeyDictionary()
+_TUNERS_BY_ID: dict[tuple[int, Hashable, bool], BatchTuner] = {}
 _LOCK = threading.Lock()
 
 
-def tuner_for(model_key: Any, row_bytes: int, grad: bool, cap: int) -> BatchTuner:
-    """The process-wide tuner of ``model_key`` for rows of ``row_bytes`` bytes.
+def _reusable(t: BatchTuner, cap: int) -> bool:
+    """A tuner made under another cap still serves when its finished search is valid under
+    ``cap``: the best size fits, and it was an interior peak (not the old cap, which a larger
+    cap might beat) unless the caps are equal."""
+    if t.cap == cap:
+        return True
+    return t.best is not None and t.best <= cap and (t.best < t.cap or cap < t.cap)
 
-    A cached tuner whose cap differs (another memory cap) is replaced by a fresh one.
+
+def tuner_for(model_key: Any, key: Hashable, grad: bool, cap: int) -> BatchTuner:
+    """The process-wide tuner of ``model_key`` for rows with tuning key ``key``.
+
+    A cached tuner is shared by every call with the same key (methods, game kinds) as long as
+    its result holds under ``cap`` (see :func:`_reusable`); otherwise a fresh one replaces it.
     """
-    key = (int(row_bytes), bool(grad))
+    k = (key, bool(grad))
     with _LOCK:
         try:
             per_model = _TUNERS.setdefault(model_key, {})
         except TypeError:  # not weak-referenceable: fall back to its id
-            t = _TUNERS_BY_ID.get((id(model_key), *key))
-            if t is None or t.cap != cap:
-                t = _TUNERS_BY_ID[(id(model_key), *key)] = BatchTuner(cap)
+            t = _TUNERS_BY_ID.get((id(model_key), *k))
+            if t is None or not _reusable(t, cap):
+                fwd = _TUNERS_BY_ID.get((id(model_key), key, False)) if grad else None
+                t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(cap, _first(fwd))
             return t
-        t = per_model.get(key)
-        if t is None or t.cap != cap:
-            t = per_model[key] = BatchTuner(cap)
+        t = per_model.get(k)
+        if t is None or not _reusable(t, cap):
+            fwd = per_model.get((key, False)) if grad else None
+            t = per_model[k] = BatchTuner(cap, _first(fwd))
         return t
+
+
+def _first(forward: BatchTuner | None) -> int:
+    """The first size a gradient tuner tries: an eighth of the forward pass's tuned size when
+    known (forward+backward peaks at the same or a smaller size, rarely 8x smaller: bare
+    models measured 1-2x), else the default."""
+    if forward is None or forward.best is None:
+        return _FIRST
+    return max(_FIRST, forward.best // 8)
 
 
 def clear_tuners() -> None:

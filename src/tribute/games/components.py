@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from ..attribution import Layout
-from ..engine import Engine, Rows
+from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
@@ -252,6 +252,9 @@ class ComponentGame(Game):
         self.baseline = baseline
         self.state = RowState()
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
+        # the rows are the model inputs: the same tuned size as feature games on these inputs
+        engine.tune_key = row_signature(
+            [*self.inputs, *self.forward_args, *self.forward_kwargs.values()], batch)
 
         # ---------------------------------------------------------- reference pass
         ref_out, acts = self._capture(engine, self.inputs, per_sample=True, what="inputs")

@@ -93,7 +93,13 @@ class TrainingData:
             objective. default=None (``fit.reduction`` or ``"mean"``).
         bank: directory of the on-disk retrain bank (None: in memory). default=None.
         seed: seed every retrained subset uses. default=0.
-        workers: worker processes for retraining independent subsets. default=1.
+        workers: worker processes (or Ray tasks in flight) retraining independent subsets.
+            default=1.
+        backend: where the retrain bank trains subsets: ``"local"``, ``"processes"`` or
+            ``"ray"`` (:class:`~tribute.games.data_bank.RetrainBank`). default=None
+            (``"processes"`` when ``workers > 1``, else ``"local"``).
+        address: the Ray cluster for ``backend="ray"`` (None: an initialised Ray, else
+            ``RAY_ADDRESS``, else a local instance). default=None.
 
     Example:
         >>> data = tribute.TrainingData(X_train, y_train, fit=LogisticFit(10, l2=1.0))  # doctest: +SKIP
@@ -105,7 +111,8 @@ class TrainingData:
                  *, loss: str | None = None, checkpoints: Sequence[Any] | None = None,
                  groups: Any = None, l2: float | None = None, reduction: str | None = None,
                  bank: str | os.PathLike[str] | None = None, seed: int = 0,
-                 workers: int = 1) -> None:
+                 workers: int = 1, backend: str | None = None,
+                 address: str | None = None) -> None:
         self.X = _tensor(X_train, "X_train")
         self.y = _tensor(y_train, "y_train")
         if self.X.ndim == 0 or self.X.shape[0] == 0:
@@ -154,6 +161,8 @@ class TrainingData:
         self.bank_path = bank
         self.seed = int(seed)
         self.workers = workers
+        self.backend = backend
+        self.address = address
         self._bank: RetrainBank | None = None
 
     @property
@@ -175,7 +184,8 @@ class TrainingData:
             )
         if self._bank is None:
             self._bank = RetrainBank(self.fit, self.X, self.y, path=self.bank_path, seed=self.seed,
-                                     workers=self.workers)
+                                     workers=self.workers, backend=self.backend,
+                                     address=self.address)
         return self._bank
 
     def example_masks(self, masks: np.ndarray) -> np.ndarray:
@@ -449,16 +459,19 @@ class DataGame(Game):
         return torch.cat([J[nm].reshape(B, C, -1) for nm in self._names], 2)
 
     def linear_layers(self) -> list[tuple[str, str, str | None]]:
-        """``(module name, weight name, bias name or None)`` of every ``nn.Linear`` of the model.
+        """``(module name, weight name, bias name or None)`` of every Kronecker-factored layer.
 
-        Raises :class:`UnsupportedModelError` when a parameter lives outside ``nn.Linear``
-        layers (the Kronecker-factored estimators cover Linear layers only).
+        The layers are ``nn.Linear`` and ``nn.Conv2d`` (``groups=1``, zero padding). Raises
+        :class:`UnsupportedModelError` when a parameter lives outside such layers.
         """
         layers: list[tuple[str, str, str | None]] = []
         covered: set[str] = set()
         for name, mod in self.module.named_modules():
-            if not isinstance(mod, torch.nn.Linear):
+            if not isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
                 continue
+            if isinstance(mod, torch.nn.Conv2d) and (mod.groups != 1 or mod.padding_mode != "zeros"
+                                                     or isinstance(mod.padding, str)):
+                continue  # not an unfold-able convolution: reported below as uncovered
             pre = f"{name}." if name else ""
             w = f"{pre}weight"
             b = f"{pre}bias" if mod.bias is not None else None
@@ -469,8 +482,9 @@ class DataGame(Game):
         other = [n for n in self._names if n not in covered]
         if other:
             raise UnsupportedModelError(
-                f"Kronecker-factored curvature covers nn.Linear layers only; parameters {other[:4]} "
-                f"of {type(self.module).__name__} are in other modules. Use solver='cg' or "
+                f"Kronecker-factored curvature covers nn.Linear layers only and nn.Conv2d layers "
+                f"with groups=1 and numeric zero padding; parameters {other[:4]} of "
+                f"{type(self.module).__name__} are in other modules. Use solver='cg' or "
                 "'explicit' for this model."
             )
         return layers
@@ -478,14 +492,17 @@ class DataGame(Game):
     def linear_pseudo_grads(self, params: dict[str, torch.Tensor] | None = None,
                             block: int | None = None
                             ) -> Iterator[tuple[int, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
-        """Inputs and Gauss-Newton pseudo-gradients of every ``nn.Linear`` layer, in blocks.
+        """Inputs and Gauss-Newton pseudo-gradients of every Kronecker-factored layer, in blocks.
 
-        Yields ``(start, {module name: (a, g)})`` with ``a`` the layer's inputs (``rows x in``)
-        and ``g`` (``rows x C x out``) the pre-activation gradients ``J_s^T L_c`` of the
-        columns of ``L`` with ``L L^T = M``, the loss's Hessian w.r.t. the raw outputs (``C``
-        of them). Then ``sum_c (g_c a^T)(g_c a^T)^T`` summed over examples is the layer's exact
-        Gauss-Newton block, deterministically (no sampled labels). Layers must see 2-D inputs
-        (``rows x in``).
+        Yields ``(start, {module name: (a, g)})`` with ``a`` the layer's inputs at each of its
+        ``T`` positions (``rows x T x in``) and ``g`` (``rows x C x T x out``) the
+        pre-activation gradients ``J_s^T L_c`` of the columns of ``L`` with ``L L^T = M``, the
+        loss's Hessian w.r.t. the raw outputs (``C`` of them). An ``nn.Linear`` on 2-D inputs
+        has one position (``T = 1``); an ``nn.Conv2d`` has one per output pixel, its ``a`` being
+        the unfolded input patches (``in = in_channels x kh x kw``, the order of
+        ``weight.reshape(out, -1)``; Grosse & Martens 2016). The per-example weight gradient of
+        column ``c`` is ``sum_t g_ct a_t^T``, so ``sum_c`` of its outer products summed over
+        examples is the layer's exact Gauss-Newton block, deterministically (no sampled labels).
         """
         p = params if params is not None else self._base_params
         layers = self.linear_layers()
@@ -502,12 +519,24 @@ class DataGame(Game):
                      eps: dict[str, torch.Tensor] = eps) -> Callable[..., torch.Tensor]:
                 def hook(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...],
                          output: torch.Tensor) -> torch.Tensor:
-                    if inp[0].ndim != 2:
+                    x = inp[0].detach()
+                    if isinstance(mod, torch.nn.Conv2d):
+                        if x.ndim != 4:
+                            raise UnsupportedModelError(
+                                f"layer {name!r} sees inputs of shape {tuple(x.shape)}; "
+                                "Kronecker-factored curvature needs batched (rows x C x H x W) inputs."
+                            )
+                        assert not isinstance(mod.padding, str)  # refused by linear_layers
+                        cols = torch.nn.functional.unfold(x, mod.kernel_size, dilation=mod.dilation,
+                                                          padding=mod.padding, stride=mod.stride)
+                        acts[name] = cols.transpose(1, 2)  # rows x T x in*kh*kw
+                    elif x.ndim != 2:
                         raise UnsupportedModelError(
-                            f"layer {name!r} sees inputs of shape {tuple(inp[0].shape)}; "
+                            f"layer {name!r} sees inputs of shape {tuple(x.shape)}; "
                             "Kronecker-factored curvature needs rows x features (2-D) inputs."
                         )
-                    acts[name] = inp[0].detach()
+                    else:
+                        acts[name] = x[:, None, :]
                     e = torch.zeros_like(output, requires_grad=True)
                     eps[name] = e
                     return output + e
@@ -527,12 +556,18 @@ class DataGame(Game):
             ev, V = torch.linalg.eigh(M)
             L = V * ev.clamp_min(0).sqrt()[:, None, :]  # rows x C x C, L L^T = M
             names = [m for m, _, _ in layers]
-            gs = {m: torch.empty(rows, C, int(eps[m].shape[1]), dtype=self.dtype) for m in names}
+
+            def positions(e: torch.Tensor) -> torch.Tensor:
+                # rows x out (Linear) or rows x out x H x W (Conv2d) -> rows x T x out
+                return e[:, None, :] if e.ndim == 2 else e.flatten(2).transpose(1, 2)
+
+            gs = {m: torch.empty(rows, C, *positions(eps[m]).shape[1:], dtype=self.dtype)
+                  for m in names}
             for c in range(C):
                 grads = torch.autograd.grad(out2, [eps[m] for m in names], grad_outputs=L[:, :, c],
                                             retain_graph=c < C - 1)
                 for m, gr in zip(names, grads):
-                    gs[m][:, c] = gr
+                    gs[m][:, c] = positions(gr)
             self.n_grad_evals += rows * C
             yield s, {m: (acts[m], gs[m]) for m in names}
 
@@ -618,6 +653,46 @@ class DataGame(Game):
             out += vmap(one, in_dims=1, out_dims=1)(V)
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return out
+
+    def _param_chunk(self, rows: int) -> int:
+        """Parameter vectors per vmapped chunk so that ``chunk x rows x n_params`` floats fit."""
+        return max(1, int(GRAD_BUDGET_BYTES // (8 * max(rows, 1) * max(self.n_params, 1) * 2)))
+
+    def loo_objective_grads(self, flats: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
+        """Gradients of leave-one-out training objectives at many parameter vectors.
+
+        Row ``k`` (``flats``: ``K x n_params``, ``drop``: ``K`` example indices) is the gradient
+        at ``flats[k]`` of the training objective without example ``drop[k]``:
+        ``grad objective(theta_k) - s grad loss_{drop[k]}(theta_k)`` (``s`` =
+        :attr:`removal_scale`); ``drop=None`` keeps every example (the full objective's
+        gradient). Costs ``K x (n_train + 1)`` gradient evaluations, vmapped in chunks bounded by
+        the gradient memory budget. Returns ``K x n_params``.
+        """
+        K = int(flats.shape[0])
+        out = torch.zeros(K, self.n_params, dtype=self.dtype)
+        for r in self._row_blocks():
+            rows = len(range(*r.indices(int(self.X_train.shape[0]))))
+            g = grad(lambda f, r=r: self.objective(f, r))
+            out += vmap(g, chunk_size=self._param_chunk(rows))(flats)
+
+        def one(f: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.loss(self._forward(self.unflatten(f), x[None]), y[None])[0]
+
+        self.n_grad_evals += K * int(self.X_train.shape[0])
+        if drop is None:
+            return out
+        idx = torch.as_tensor(drop, dtype=torch.long)
+        self.n_grad_evals += K
+        out -= self.removal_scale * vmap(grad(one))(flats, self.X_train[idx], self.y_train[idx])
+        return out
+
+    def test_outputs_at(self, flats: torch.Tensor) -> torch.Tensor:
+        """Explained outputs of the test points under each parameter vector: ``K x batch``."""
+        def one(f: torch.Tensor) -> torch.Tensor:
+            return self.explained(self._forward(self.unflatten(f), self.X_test), self.y_test)
+
+        with torch.no_grad():
+            return vmap(one, chunk_size=self._param_chunk(self.n_samples))(flats)
 
     def to_players(self, scores: torch.Tensor) -> torch.Tensor:
         """Sum example-level credits ``batch x n_train`` into player credits ``batch x players``."""

@@ -14,9 +14,11 @@ Retraining is the ground truth of data attribution and an estimator in its own r
   ``manifest.json`` holding fingerprints of the data, of ``fit`` and of the seed. Reopening a
   directory whose fingerprints differ is refused (nothing is deleted); an interrupted run
   resumes and trains only what is missing;
-* independent subsets train in worker processes (``workers=N``, spawn context). A training job
-  is the pure function :func:`fit_subset` of ``(fit, X, y, mask, seed)`` — the unit a Ray task
-  would run.
+* independent subsets train in worker processes (``workers=N``, spawn context) or as Ray tasks
+  (``backend="ray"``, through :mod:`tribute.ray_tasks`, the plumbing dataset jobs use too). A
+  training job is the pure function :func:`fit_subset` of ``(fit, X, y, mask, seed)``, so every
+  backend stores bitwise the same parameters; finished subsets are written by the driver alone,
+  in shards, as they arrive (an interrupted Ray run resumes like a local one).
 
 ``fit`` must be deterministic for a seed: the first subset the bank trains is trained twice and
 compared (:class:`~tribute.errors.InputError` if the two differ).
@@ -38,8 +40,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..ray_tasks import run_ray_tasks
 
-__all__ = ["RetrainBank", "fit_fingerprint", "fit_subset"]
+__all__ = ["BANK_BACKENDS", "RetrainBank", "fit_fingerprint", "fit_subset"]
+
+BANK_BACKENDS = ("local", "processes", "ray")
 
 _FORMAT = "tribute.retrain_bank/1"
 FitFn = Callable[..., torch.nn.Module]
@@ -130,6 +135,13 @@ def _worker_job(key: str, mask: np.ndarray) -> tuple[str, np.ndarray, list[tuple
     return key, flat, spec
 
 
+def _ray_fit(shared: tuple[FitFn, torch.Tensor, torch.Tensor, int],
+             item: tuple[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...]]]]:
+    """One subset as a Ray task: ``fit_subset`` on the shared ``(fit, X, y, seed)``."""
+    fit, X, y, seed = shared
+    return fit_subset(fit, X, y, item[1], seed)
+
+
 class RetrainBank:
     """Models trained on subsets of ``(X, y)`` by ``fit``, each subset once (see the module doc).
 
@@ -139,18 +151,32 @@ class RetrainBank:
         X, y: the training set (tensors, first axis = examples).
         path: directory of the on-disk bank; None keeps everything in memory.
         seed: the seed every subset is trained with. default=0.
-        workers: worker processes for independent subsets (1: train in this process).
+        workers: worker processes, or Ray tasks in flight, for independent subsets.
+            default=1.
+        backend: ``"local"`` (this process), ``"processes"`` (``workers`` spawned processes) or
+            ``"ray"`` (Ray tasks on ``address`` or a local instance; ``pip install
+            "tribute[ray]"``). default=None (``"processes"`` when ``workers > 1``, else
+            ``"local"``).
+        address: the Ray cluster (``backend="ray"``); None: an initialised Ray, else
+            ``RAY_ADDRESS``, else a new local instance. default=None.
         shard_size: finished subsets per shard file (the resume granularity). default=16.
         check_determinism: train the first subset twice and compare. default=True.
     """
 
     def __init__(self, fit: FitFn, X: torch.Tensor, y: torch.Tensor, *,
                  path: str | os.PathLike[str] | None = None, seed: int = 0, workers: int = 1,
-                 shard_size: int = 16, check_determinism: bool = True) -> None:
+                 shard_size: int = 16, check_determinism: bool = True,
+                 backend: str | None = None, address: str | None = None) -> None:
         if not callable(fit):
             raise InputError(f"fit={fit!r} is not callable; pass fit(X, y, *, seed, weights=None) -> module.")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"workers={workers!r} must be a positive int (worker processes).")
+        if backend is None:
+            backend = "processes" if workers > 1 else "local"
+        if backend not in BANK_BACKENDS:
+            raise InputError(f"backend={backend!r} is not one of {list(BANK_BACKENDS)}.")
+        self.backend = backend
+        self.address = address
         if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
             raise InputError(f"shard_size={shard_size!r} must be a positive int.")
         self.fit = fit
@@ -283,19 +309,30 @@ class RetrainBank:
             self._write_shard([key])
             self._write_manifest()
         pending: list[str] = []
-        for key, flat, spec in self._run(todo):
+
+        def done(key: str, flat: np.ndarray, spec: list[tuple[str, tuple[int, ...]]]) -> None:
             self._store(key, missing[key], flat, spec)
             pending.append(key)
             if len(pending) >= self.shard_size:
                 self._write_shard(pending)
-                pending = []
-        self._write_shard(pending)
+                pending.clear()
+
+        try:
+            if self.backend == "ray":
+                run_ray_tasks(_ray_fit, (self.fit, self.X, self.y, self.seed), todo,
+                              lambda item, res: done(item[0], *res), workers=self.workers,
+                              address=self.address)
+            else:
+                for key, flat, spec in self._run(todo):
+                    done(key, flat, spec)
+        finally:  # what finished is kept, also when a later subset fails
+            self._write_shard(pending)
 
     def _run(self, todo: list[tuple[str, np.ndarray]]) -> Iterator[
             tuple[str, np.ndarray, list[tuple[str, tuple[int, ...]]]]]:
         if not todo:
             return
-        if self.workers == 1 or len(todo) == 1:
+        if self.backend == "local" or self.workers == 1 or len(todo) == 1:
             for key, mask in todo:
                 flat, spec = fit_subset(self.fit, self.X, self.y, mask, self.seed)
                 yield key, flat, spec

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ..attribution import Layout
-from ..engine import Engine, Rows
+from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
-from ..targets import TargetLike, resolve_target
+from ..targets import TargetLike, resolve_target, transform_output
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
@@ -391,6 +391,9 @@ class FeatureGame(Game):
         self.row_bytes = sum(inp.size for inp in self.inputs) * torch.finfo(self.compute_dtype).bits // 8
 
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
+        engine.tune_key = row_signature(
+            [inp.x.reshape(batch, *inp.shape) for inp in self.inputs]
+            + [*self.forward_args, *self.forward_kwargs.values()], batch)
         layout = Layout(
             input_shapes=tuple(inp.shape for inp in self.inputs),
             dense=dense,
@@ -642,12 +645,12 @@ class FeatureGame(Game):
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw)
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            v = vals.to("cpu", torch.float64)
             if mb == 1:
-                out[start:stop] = v
-            else:
-                out.index_add_(0, torch.arange(start, stop) // mb,
-                               v * self._row_weights(start, stop)[:, None])
+                out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
+                return
+            v = vals.to("cpu", torch.float64)
+            out.index_add_(0, torch.arange(start, stop) // mb,
+                           v * self._row_weights(start, stop)[:, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
                         select=self._select, desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
@@ -676,9 +679,13 @@ class FeatureGame(Game):
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
             bk = r // mb
-            wr = self._row_weights(start, stop)
-            vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
-            g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
+            if mb == 1:  # background weight 1: nothing to scale (x * 1.0 is x exactly)
+                vals_out[start:stop] += vals.to("cpu", torch.float64)
+                g = grads[0].to("cpu", torch.float64)
+            else:
+                wr = self._row_weights(start, stop)
+                vals_out.index_add_(0, bk, vals.to("cpu", torch.float64) * wr[:, None])
+                g = grads[0].to("cpu", torch.float64) * wr[:, None, None]  # R x T x n
             if weights is None:
                 grad_out.index_add_(0, bk, g)
             else:
@@ -914,6 +921,8 @@ class FeatureGame(Game):
                     b_total * k_count, build, sink,
                     row_bytes=row_bytes if row_bytes is not None else rpp * self.row_bytes,
                     grad=grad is not None, select=self._select, desc=desc,
+                    tune_key=None if rpp == 1 or self.engine.tune_key is None
+                    else (self.engine.tune_key, rpp),
                     describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}"
                     if k_count > 1 else f"sample {r}",
                 )
@@ -1034,7 +1043,26 @@ class FeatureGame(Game):
         return out
 
     def _select(self, out: torch.Tensor, rows: Rows) -> torch.Tensor:
-        return self.target.select(out, rows.sample)
+        cols = self._shared_columns()
+        if cols is None or out.ndim != 2:
+            return self.target.select(out, rows.sample)
+        # every sample explains the same class(es): one column pick, no per-row index gather
+        # (the same values as Target.select's gather)
+        t = self.target
+        return transform_output(out, t.output, t.model_output).index_select(1, cols.to(out.device))
+
+    def _shared_columns(self) -> torch.Tensor | None:
+        """The class indices when every sample has the same ones (``targets`` long), else None."""
+        t = self.target
+        if t.fn is not None or t.index is None:
+            return None
+        cached = self.__dict__.get("_cols_cache")
+        if cached is not None and cached[0] is t:
+            return cached[1]  # type: ignore[no-any-return]
+        idx = t.index
+        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
+        self._cols_cache = (t, cols)
+        return cols
 
     # ------------------------------------------------------------- helpers for methods
     def inputs_flat(self) -> torch.Tensor:

@@ -14,7 +14,6 @@ Ray's; nothing here re-implements them.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import multiprocessing
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..errors import InputError, TributeError
+from ..ray_tasks import run_ray_tasks
 from .shards import JobSpec, run_shard
 
 __all__ = ["BACKENDS", "run_shards"]
@@ -92,52 +92,12 @@ def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, worke
 
 
 # ------------------------------------------------------------------------ ray
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise InputError(
-            "backend='ray' needs Ray: install the extra with `pip install \"tribute[ray]\"` "
-            "(or `pip install ray==2.60.0`), or use backend='processes'."
-        ) from exc
-    return ray
-
-
 def _ray_shard(spec: JobSpec, index: int) -> bytes:
     return run_shard(spec, index)
 
 
 def _run_ray(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: int,
              address: str | None, max_retries: int) -> None:
-    ray = _import_ray()
-    started = False
-    if not ray.is_initialized():
-        if address is None:  # Ray's default: RAY_ADDRESS, else a new local instance
-            ray.init(include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
-        started = True
-    try:
-        task = ray.remote(_ray_shard).options(num_cpus=1, max_retries=max_retries,
-                                              retry_exceptions=False)
-        spec_ref = ray.put(spec)
-        queue = collections.deque(pending)
-        in_flight: dict[Any, int] = {}
-        while queue or in_flight:
-            while queue and len(in_flight) < workers:
-                index = queue.popleft()
-                in_flight[task.remote(spec_ref, index)] = index
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                index = in_flight.pop(ref)
-                try:
-                    data = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    cause = exc.as_instanceof_cause()
-                    if isinstance(cause, TributeError):
-                        raise cause from exc
-                    raise
-                on_done(index, data)
-    finally:
-        if started:
-            ray.shutdown()
+    # the Ray plumbing is shared with the retrain bank's subsets (tribute.ray_tasks)
+    run_ray_tasks(_ray_shard, spec, list(pending), on_done, workers=workers, address=address,
+                  max_retries=max_retries)

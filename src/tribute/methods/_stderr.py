@@ -18,6 +18,7 @@ that promise at small budgets:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -34,6 +35,7 @@ class StderrWarning(RuntimeWarning):
     """A method could not estimate (some of) its standard errors; they are NaN."""
 
 
+@functools.lru_cache(maxsize=256)
 def t_factor(dof: float) -> float:
     """``t_dof(0.977) / 2``: the inflation that keeps ``+-2 stderr`` at 95.4% coverage.
 

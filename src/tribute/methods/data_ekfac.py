@@ -1,9 +1,9 @@
 """EK-FAC: eigenvalue-corrected Kronecker-factored curvature for influence functions.
 
 The influence estimator (:mod:`tribute.methods.data_influence`) needs ``(H + d I)^-1 grad v_b``
-for every test point. For a model made of ``nn.Linear`` layers, EK-FAC replaces the Hessian of
-the training objective ``s sum_i loss_i + l2/2 ||theta||^2`` by a block-diagonal approximation
-of its Gauss-Newton part, one block per layer (George, Laurent, Bouthillier, Ballas & Vincent
+for every test point. For a model made of ``nn.Linear`` and ``nn.Conv2d`` layers, EK-FAC
+replaces the Hessian of the training objective ``s sum_i loss_i + l2/2 ||theta||^2`` by a
+block-diagonal approximation of its Gauss-Newton part, one block per layer (George, Laurent, Bouthillier, Ballas & Vincent
 2018; used for influence functions at scale by Grosse et al. 2023):
 
 * per layer, with inputs ``a_i`` (a homogeneous 1 appended when the layer has a bias) and the
@@ -14,6 +14,12 @@ of its Gauss-Newton part, one block per layer (George, Laurent, Bouthillier, Bal
   gradients: ``Lambda[o, j] = s sum_ic (Q_S^T g_ic)_o^2 (Q_A^T a_i)_j^2`` — the exact diagonal
   of the layer's Gauss-Newton block ``s sum_ic (g_ic a_i^T)(g_ic a_i^T)^T`` in the basis
   ``Q_S (x) Q_A``;
+* ``nn.Conv2d`` layers (``groups=1``) are matrices acting on unfolded input patches at each of
+  ``T`` output positions (KFC, Grosse & Martens 2016): ``A`` and ``S`` sum over examples *and*
+  positions, and the correction uses the exact per-example weight gradient
+  ``W_ic = sum_t g_ict a_it^T``: ``Lambda[o, j] = s sum_ic (Q_S^T W_ic Q_A)_oj^2`` — again the
+  exact Gauss-Newton diagonal in the Kronecker basis (the spatial sum is where the Kronecker
+  factorisation itself approximates; the diagonal does not);
 * ``(H + d I)^-1 v`` for a layer's gradient ``V`` (``out x in(+1)``) is
   ``Q_S [(Q_S^T V Q_A) / (Lambda + l2 + d)] Q_A^T``.
 
@@ -26,7 +32,8 @@ eigendecompositions of ``in x in`` and ``out x out`` matrices; no ``n_params^2``
 Damping ``d`` (``damping=None``): per layer ``0.1 x mean(Lambda)``, the heuristic of Grosse et
 al. (2023) (also kronfluence's default). Reported per layer in ``attr.extra["damping"]``.
 
-References: George et al. (2018), "Fast Approximate Natural Gradient Descent in a Kronecker-
+References: Grosse & Martens (2016), "A Kronecker-factored approximate Fisher matrix for
+convolution layers" (ICML); George et al. (2018), "Fast Approximate Natural Gradient Descent in a Kronecker-
 factored Eigenbasis" (NeurIPS); Martens & Grosse (2015), "Optimizing Neural Networks with
 Kronecker-factored Approximate Curvature" (ICML); Grosse et al. (2023), "Studying Large
 Language Model Generalization with Influence Functions".
@@ -59,9 +66,10 @@ class EKFACLayer:
 
 
 def _aug(a: torch.Tensor, bias: str | None) -> torch.Tensor:
+    """Append the homogeneous 1 to every position's input (``rows x T x in`` -> ``in + 1``)."""
     if bias is None:
         return a
-    return torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], 1)
+    return torch.cat([a, torch.ones(*a.shape[:-1], 1, dtype=a.dtype)], -1)
 
 
 def ekfac_factors(game: DataGame, params: dict[str, torch.Tensor]) -> list[EKFACLayer]:
@@ -71,8 +79,8 @@ def ekfac_factors(game: DataGame, params: dict[str, torch.Tensor]) -> list[EKFAC
     S: dict[str, torch.Tensor] = {}
     for _, blk in game.linear_pseudo_grads(params):
         for m, _w, b in layers:
-            a, g = blk[m]
-            a1 = _aug(a.to(torch.float64), b)
+            a, g = blk[m]  # rows x T x in, rows x C x T x out
+            a1 = _aug(a.to(torch.float64), b).reshape(-1, a.shape[-1] + (b is not None))
             gg = g.reshape(-1, g.shape[-1])
             A[m] = A.get(m, 0) + a1.T @ a1
             S[m] = S.get(m, 0) + gg.T @ gg
@@ -82,9 +90,13 @@ def ekfac_factors(game: DataGame, params: dict[str, torch.Tensor]) -> list[EKFAC
         for m, _w, b in layers:
             a, g = blk[m]
             QA, QS = Q[m]
-            pa = (_aug(a.to(torch.float64), b) @ QA) ** 2  # rows x in(+1)
-            ps = ((g @ QS) ** 2).sum(1)  # rows x out
-            Lam[m] = Lam.get(m, 0) + ps.T @ pa
+            ra = _aug(a.to(torch.float64), b) @ QA  # rows x T x in(+1)
+            rg = g @ QS  # rows x C x T x out
+            if a.shape[1] == 1:  # one position (Linear): the rotated gradient is an outer product
+                lam = ((rg[:, :, 0] ** 2).sum(1)).T @ ra[:, 0] ** 2
+            else:  # per-example weight gradients sum_t g_t a_t^T, rotated, squared
+                lam = (torch.einsum("ncto,ntj->ncoj", rg, ra) ** 2).sum((0, 1))
+            Lam[m] = Lam.get(m, 0) + lam
     s = game.removal_scale
     return [EKFACLayer(m, w, b, Q[m][0], Q[m][1], s * Lam[m]) for m, w, b in layers]
 
@@ -106,7 +118,8 @@ def ekfac_solve(game: DataGame, layers: list[EKFACLayer], G: torch.Tensor,
     used: list[float] = []
     l2 = game.data.l2
     for L in layers:
-        out_f, in_f = shapes[L.weight]
+        out_f = shapes[L.weight][0]
+        in_f = int(torch.Size(shapes[L.weight][1:]).numel())  # Conv2d: in x kh x kw
         ow = offsets[L.weight]
         parts = [G[:, ow : ow + out_f * in_f].reshape(B, out_f, in_f)]
         if L.bias is not None:

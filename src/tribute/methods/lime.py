@@ -32,6 +32,8 @@ The unperturbed input (all players kept) is always the first sample, as in LIME.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -150,18 +152,11 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
         leverage-corrected residuals (HC2), pooled and t-inflated with ``K - n - 1`` dof; NaN
         with a :class:`StderrWarning` when no residual degrees of freedom are left.
     """
-    xn, yn, wn = _np64(x), _np64(y), _np64(w)
-    k, n = xn.shape
-    xa = np.concatenate([np.ones((k, 1)), xn], axis=1)
-    xw = xa * wn[:, None]
-    a = xa.T @ xw
-    a[1:, 1:] += alpha * np.eye(n)
-    a_inv = np.linalg.pinv(a, hermitian=True)
+    yn = _np64(y)
+    n = int(x.shape[1])
+    xa, xw, a_inv, u, lev, wn, used = _ridge_parts(x, w, alpha)
     coef = a_inv @ (xw.T @ yn)  # (n+1) x R
     resid = yn - xa @ coef
-    u = xw @ a_inv  # K x (n+1): row k is w_k A^-1 x_k
-    used = int((wn > 0).sum())
-    lev = np.einsum("kj,kj->k", u, xa)  # K leverages w_k x_k' A^-1 x_k
     dof = used - (n + 1)
     beta, icpt = torch.from_numpy(coef[1:]), torch.from_numpy(coef[0])
     if dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()):
@@ -173,6 +168,72 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
                   0.0, None)
     se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T
     return beta, icpt, se.contiguous()
+
+
+def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, ...]:
+    """What :func:`weighted_ridge` derives from the design and weights alone (cached with a
+    design from :func:`_cached_design`): ``(xa, xw, A^-1, u, leverages, w, used)``."""
+    slot = _slot_of(x, w)
+    key = ("ridge", float(alpha))
+    if slot is not None and key in slot:
+        return slot[key]  # type: ignore[no-any-return]
+    xn, wn = _np64(x), _np64(w)
+    k, n = xn.shape
+    xa = np.concatenate([np.ones((k, 1)), xn], axis=1)
+    xw = xa * wn[:, None]
+    a = xa.T @ xw
+    a[1:, 1:] += alpha * np.eye(n)
+    a_inv = np.linalg.pinv(a, hermitian=True)
+    u = xw @ a_inv  # K x (n+1): row k is w_k A^-1 x_k
+    used = int((wn > 0).sum())
+    lev = np.einsum("kj,kj->k", u, xa)  # K leverages w_k x_k' A^-1 x_k
+    out = (xa, xw, a_inv, u, lev, wn, used)
+    if slot is not None:
+        slot[key] = out
+    return out
+
+
+# Coalitions and kernel weights depend only on (players, budget, sampling, seed, distance,
+# width): a process explaining batch after batch with one seed draws them once. Small designs
+# (at most _CACHE_ELEMENTS mask entries, _CACHE_SIZE of them) are kept with the parts of the
+# ridge fit that depend on them alone; the same operations run in the same order as without
+# the cache, so results are bit-identical.
+_CACHE_SIZE, _CACHE_ELEMENTS = 8, 1 << 20
+_DESIGNS: OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor, dict[Any, Any]]] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def _cached_design(n: int, m: int, sampling: str, seed: int, distance: str,
+                   width: float) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (int(n), int(m), sampling, int(seed), distance, float(width))
+    with _LOCK:
+        hit = _DESIGNS.get(key)
+        if hit is not None:
+            _DESIGNS.move_to_end(key)
+            return hit[0], hit[1]
+    g = torch.Generator().manual_seed(seed)
+    masks, adjust = sample_coalitions(n, m, sampling, g)
+    weights = lime_kernel(masks, distance, float(width)) * adjust
+    if masks.numel() <= _CACHE_ELEMENTS:
+        with _LOCK:
+            _DESIGNS[key] = (masks, weights, {})
+            while len(_DESIGNS) > _CACHE_SIZE:
+                _DESIGNS.popitem(last=False)
+    return masks, weights
+
+
+def _slot_of(x: torch.Tensor, w: torch.Tensor) -> dict[Any, Any] | None:
+    with _LOCK:
+        for masks, weights, slot in _DESIGNS.values():
+            if masks is x and weights is w:
+                return slot
+    return None
+
+
+def clear_design_cache() -> None:
+    """Forget the cached LIME designs (benchmarks of cold calls, tests)."""
+    with _LOCK:
+        _DESIGNS.clear()
 
 
 def weighted_lasso(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float,
@@ -320,9 +381,8 @@ class Lime(Method):
             raise BudgetError(f"lime: budget={m} is too small; it needs at least {self.min_budget(game)}.")
         if self.sampling == "exhaustive":
             m = 2**n
-        g = torch.Generator().manual_seed(seed)
-        masks, adjust = sample_coalitions(n, m, self.sampling, g)
-        weights = lime_kernel(masks, self.distance, float(self.kernel_width)) * adjust
+        masks, weights = _cached_design(n, m, self.sampling, seed, self.distance,
+                                        float(self.kernel_width))
 
         # values: the full coalition is cached by the game (one evaluation)
         b_count, t_count = game.n_samples, game.n_targets

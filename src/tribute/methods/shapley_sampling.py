@@ -8,6 +8,10 @@ errors.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +22,8 @@ from ..games.base import Game
 from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
-__all__ = ["KernelShap", "PermutationShapley", "kernel_shap_design", "solve_constrained"]
+__all__ = ["KernelShap", "PermutationShapley", "clear_design_cache", "kernel_shap_design",
+           "solve_constrained"]
 
 
 # ----------------------------------------------------------------------------- design
@@ -178,14 +183,62 @@ def all_coalitions_of_size(n: int, size: int) -> np.ndarray:
     return out
 
 
-def solve_constrained(masks: torch.Tensor, weights: torch.Tensor, y: torch.Tensor,
-                      delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted least squares ``min sum_k w_k (y_k - z_k . phi)^2`` s.t. ``sum(phi) = delta``.
+# Designs depend only on (n, coalitions, seed, allocation): a process explaining batch after
+# batch with one seed draws each design once. Kept for small designs only (at most
+# _CACHE_ELEMENTS mask entries each, _CACHE_SIZE designs), together with everything the solve
+# and the standard errors derive from the design alone (computed by the same operations in
+# the same order as without the cache: results are bit-identical). Never handed out: the
+# public ``kernel_shap_design`` draws afresh.
+_CACHE_SIZE, _CACHE_ELEMENTS = 8, 1 << 20
+_DESIGNS: OrderedDict[tuple[int, int, int, str], _Design] = OrderedDict()
+_LOCK = threading.Lock()
 
-    Solved exactly with a Lagrange multiplier (no penalty weight). ``y`` is ``B x K x T``,
-    ``delta`` ``B x T``; returns ``(phi B x T x n, G n x n)`` where ``G`` maps the moment
-    vector ``b = Z^T W y`` to ``phi`` (for the standard errors).
-    """
+
+@dataclass
+class _Design:
+    masks: torch.Tensor
+    w: torch.Tensor
+    strata: list[tuple[int, int, float]]
+    parts: dict[str, Any] = field(default_factory=dict)
+
+
+def _cached_design(n: int, n_coalitions: int, seed: int, allocation: str) -> _Design:
+    key = (int(n), int(n_coalitions), int(seed), str(allocation))
+    with _LOCK:
+        hit = _DESIGNS.get(key)
+        if hit is not None:
+            _DESIGNS.move_to_end(key)
+            return hit
+    d = _Design(*kernel_shap_design(n, n_coalitions, seed, allocation))
+    if d.masks.numel() <= _CACHE_ELEMENTS:
+        with _LOCK:
+            _DESIGNS[key] = d
+            while len(_DESIGNS) > _CACHE_SIZE:
+                _DESIGNS.popitem(last=False)
+    return d
+
+
+def clear_design_cache() -> None:
+    """Forget the cached KernelSHAP designs (benchmarks of cold calls, tests)."""
+    with _LOCK:
+        _DESIGNS.clear()
+
+
+def _parts_of(masks: torch.Tensor, weights: torch.Tensor) -> dict[str, Any] | None:
+    """The cache slot of a design held in the cache (``masks``/``weights`` its very tensors)."""
+    with _LOCK:
+        for d in _DESIGNS.values():
+            if d.masks is masks and d.w is weights:
+                return d.parts
+    return None
+
+
+def _kkt_parts(masks: torch.Tensor, weights: torch.Tensor,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(Z W, G, to_delta)`` of the constrained fit (they depend on the design alone)."""
+    parts = _parts_of(masks, weights)
+    if parts is not None and "kkt" in parts:
+        return parts["kkt"]  # type: ignore[no-any-return]
     n = masks.shape[1]
     zw = masks * weights[:, None]
     a = zw.T @ masks  # n x n
@@ -196,8 +249,21 @@ def solve_constrained(masks: torch.Tensor, weights: torch.Tensor, y: torch.Tenso
     kkt[:n, n] = 1.0
     kkt[n, :n] = 1.0
     kkt_inv = torch.linalg.pinv(kkt, hermitian=True)
-    proj = kkt_inv[:n, :n]  # G: moment vector b -> phi
-    to_delta = kkt_inv[:n, n]
+    out = (zw, kkt_inv[:n, :n], kkt_inv[:n, n])  # G: moment vector b -> phi
+    if parts is not None:
+        parts["kkt"] = out
+    return out
+
+
+def solve_constrained(masks: torch.Tensor, weights: torch.Tensor, y: torch.Tensor,
+                      delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted least squares ``min sum_k w_k (y_k - z_k . phi)^2`` s.t. ``sum(phi) = delta``.
+
+    Solved exactly with a Lagrange multiplier (no penalty weight). ``y`` is ``B x K x T``,
+    ``delta`` ``B x T``; returns ``(phi B x T x n, G n x n)`` where ``G`` maps the moment
+    vector ``b = Z^T W y`` to ``phi`` (for the standard errors).
+    """
+    zw, proj, to_delta = _kkt_parts(masks, weights)
     b = torch.einsum("kn,bkt->btn", zw, y)
     phi = b @ proj.T + to_delta[None, None, :] * delta[..., None]
     return phi, proj
@@ -258,7 +324,8 @@ class KernelShap(Method):
         v_full = game.full()
         n_coal = budget - 2
         if self.target_precision is None:
-            masks, w, strata = kernel_shap_design(n, n_coal, seed, self.allocation)
+            design = _cached_design(n, n_coal, seed, self.allocation)
+            masks, w, strata = design.masks, design.w, design.strata
             if game.peek_empty() is None:  # v(empty) rides along: one engine run, same count
                 vals = game.value(torch.cat([torch.zeros(1, n, dtype=masks.dtype), masks]))
                 v_empty = vals[:, 0]
@@ -346,56 +413,80 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     b_count, _, t_count = y.shape
     n = masks.shape[1]
     nan = torch.full((b_count, t_count, n), float("nan"), dtype=torch.float64)
-    # identifiability: the fit's map restricted to the sum-zero space must have full rank
-    a = (masks * w[:, None]).T @ masks
-    q = torch.linalg.qr(torch.cat([torch.ones(n, 1, dtype=torch.float64),
-                                   torch.eye(n, dtype=torch.float64)[:, 1:]], 1))[0][:, 1:]
-    h_red = q.T @ a @ q
-    ev = torch.linalg.eigvalsh(h_red)
-    pairs = masks.shape[0] // 2
-    dof = pairs - (n - 1)
-    if n > 1 and (float(ev[0]) <= 1e-10 * max(float(ev[-1]), 1e-300) or dof < 1):
+    parts = _parts_of(masks, w)
+    plan = parts.get("stderr") if parts is not None and parts.get("proj") is proj else None
+    if plan is None:
+        plan = _stderr_plan(masks, w, strata, proj)
+        if parts is not None:
+            parts["stderr"], parts["proj"] = plan, proj
+    _pairs, dof, steps, undefined = plan
+    if undefined is not None:
         if warn:
-            warn_undefined("kernel_shap", f"{masks.shape[0]} coalitions cannot identify {n} "
-                           "Shapley values with residual degrees of freedom left",
-                           f"Raise budget to at least {2 * n + 4} (2n + 4).")
+            warn_undefined("kernel_shap", *undefined)
         return nan
     var = torch.zeros(b_count, t_count, n, dtype=torch.float64)
     singles: list[torch.Tensor] = []
-    for start, k, _m_pair in strata:
-        z1 = masks[start : start + k]  # the complements follow at start + k
-        s_pm = 2.0 * z1 - 1.0  # k x n
+    for start, k, s_pm, scale, a, a2, fpc in steps:
         d = y[:, start : start + k] - y[:, start + k : start + 2 * k]  # B x k x T
         e = d - torch.einsum("kn,btn->bkt", s_pm, phi)
-        gs = s_pm @ proj  # k x n (proj is symmetric)
-        wj = w[start : start + k]
-        lev = wj * (gs * s_pm).sum(1) / 2.0  # k
-        if bool((lev >= 1.0 - 1e-9).any()):
-            if warn:
-                warn_undefined("kernel_shap", "a sampled pair is fitted exactly (leverage 1)",
-                               f"Raise budget to at least {2 * n + 4} (2n + 4).")
-            return nan
-        # HC4 (Cribari-Neto 2004): e / (1 - h)^(delta / 2), delta = min(4, h / mean leverage):
-        # HC2 for ordinary pairs, up to HC3 and beyond for the high-leverage ones
-        delta = (lev * pairs / max(n - 1, 1)).clamp(max=4.0)
-        e = e / ((1.0 - lev) ** (delta / 2))[None, :, None]
+        e = e / scale
         # psi_j = a_j e_j (a_j = w_j G z_j, k x n): its variance over the k pairs from the two
         # moments sum_j a_j e_j and sum_j a_j^2 e_j^2 (two matrix products; the B x k x T x n
         # psi is never built). The mean of psi is ~0 (the residuals are orthogonal to the
         # design), so the moment form loses no precision.
-        a = wj[:, None] * (z1 @ proj)  # k x n
-        size = int(z1[0].sum())
-        population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
-        fpc = max(0.0, 1.0 - k / population) if population > 1 else 0.0
         if k >= 2:
             s1 = torch.einsum("kn,bkt->btn", a, e)
-            s2 = torch.einsum("kn,bkt->btn", a * a, e * e)
+            s2 = torch.einsum("kn,bkt->btn", a2, e * e)
             var += fpc * k * ((s2 - s1 * s1 / k) / (k - 1)).clamp(min=0.0)
-        elif fpc > 0:
+        else:
             singles.append(fpc * (a[0][None, None, :] * e[:, 0, :, None]) ** 2)
     for sq in singles:
         var += sq
     return inflate(var.sqrt(), dof)
+
+
+_Step = tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]
+
+
+def _stderr_plan(masks: torch.Tensor, w: torch.Tensor, strata: list[tuple[int, int, float]],
+                 proj: torch.Tensor,
+                 ) -> tuple[int, int, list[_Step], tuple[str, str] | None]:
+    """What :func:`_stderr` derives from the design alone: ``(pairs, dof, steps, undefined)``
+    with one step ``(start, k, s_pm, scale, a, a^2, fpc)`` per stratum that contributes, and
+    ``undefined`` the (reason, fix) of NaN standard errors, else None."""
+    n = masks.shape[1]
+    # identifiability: the fit's map restricted to the sum-zero space must have full rank
+    a_mat = (masks * w[:, None]).T @ masks
+    q = torch.linalg.qr(torch.cat([torch.ones(n, 1, dtype=torch.float64),
+                                   torch.eye(n, dtype=torch.float64)[:, 1:]], 1))[0][:, 1:]
+    h_red = q.T @ a_mat @ q
+    ev = torch.linalg.eigvalsh(h_red)
+    pairs = masks.shape[0] // 2
+    dof = pairs - (n - 1)
+    fix = f"Raise budget to at least {2 * n + 4} (2n + 4)."
+    if n > 1 and (float(ev[0]) <= 1e-10 * max(float(ev[-1]), 1e-300) or dof < 1):
+        return pairs, dof, [], (f"{masks.shape[0]} coalitions cannot identify {n} Shapley "
+                                "values with residual degrees of freedom left", fix)
+    steps: list[_Step] = []
+    for start, k, _m_pair in strata:
+        z1 = masks[start : start + k]  # the complements follow at start + k
+        s_pm = 2.0 * z1 - 1.0  # k x n
+        gs = s_pm @ proj  # k x n (proj is symmetric)
+        wj = w[start : start + k]
+        lev = wj * (gs * s_pm).sum(1) / 2.0  # k
+        if bool((lev >= 1.0 - 1e-9).any()):
+            return pairs, dof, [], ("a sampled pair is fitted exactly (leverage 1)", fix)
+        # HC4 (Cribari-Neto 2004): e / (1 - h)^(delta / 2), delta = min(4, h / mean leverage):
+        # HC2 for ordinary pairs, up to HC3 and beyond for the high-leverage ones
+        delta = (lev * pairs / max(n - 1, 1)).clamp(max=4.0)
+        scale = ((1.0 - lev) ** (delta / 2))[None, :, None]
+        a = wj[:, None] * (z1 @ proj)  # k x n
+        size = int(z1[0].sum())
+        population = math.comb(n, size) if 2 * size != n else math.comb(n, size) // 2
+        fpc = max(0.0, 1.0 - k / population) if population > 1 else 0.0
+        if k >= 2 or fpc > 0:
+            steps.append((start, k, s_pm, scale, a, a * a, fpc))
+    return pairs, dof, steps, None
 
 
 #: From this many antithetic pairs on, pairs (not single permutations) are the replicates.

@@ -1,0 +1,438 @@
+"""AttnLRP rules for transformers, installed for one ``with`` block (gradient x input form).
+
+AttnLRP (Achtibat et al. 2024, "AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for
+Transformers", ICML) extends LRP to attention. Written as a modified gradient ``g`` whose
+product with a layer's input is that layer's relevance (``R_x = x * g_x``, the "gradient x
+input" form of the paper's appendix), its rules become small changes of the backward pass:
+
+- **linear layers** (``nn.Linear``, GPT-2's ``Conv1D``, additions, reshapes, rotary
+  position factors): the ordinary gradient. With ``R_y = y * g_y`` the LRP-0/epsilon-0 rule
+  ``R_x = x * W^T (R_y / y)`` *is* ``x * W^T g_y``; the bias absorbs its share.
+- **elementwise nonlinearities** (GELU, SiLU, tanh, ...; modules or functional calls):
+  the identity rule ``R_x = R_y`` (paper, Eq. 9), i.e. ``g_x = g_y * y / x``.
+- **LayerNorm / RMSNorm**: the identity rule on the normalisation: the standard deviation is
+  treated as a constant (its gradient is stopped), so the layer is the linear map
+  ``(x - mean(x)) / std * w + b`` (LayerNorm) or ``x / rms * w`` (RMSNorm, elementwise, hence
+  ``g_x = g_y * y / x``).
+- **bilinear products** of two input-dependent tensors (``Q K^T``, ``A V``, the gate x up
+  product of gated MLPs): the uniform rule (paper, Eq. 7): each factor gets half the
+  relevance, i.e. the gradient to both factors is halved. For a fused
+  ``scaled_dot_product_attention`` this is the factor 1/4 on ``Q`` and ``K`` and 1/2 on ``V``.
+- **softmax**: the paper's rule (Prop. 3.1) ``R_x = x * (R_s - s * sum_j R_j)`` linearises the
+  softmax at its input and lets the bias term ``s - J x`` absorb its share; in gradient form
+  this is exactly the ordinary softmax gradient, so nothing changes.
+
+``variant="cp"`` gives CP-LRP instead (Ali et al. 2022, "XAI for Transformers: Better
+Explanations through Conservative Propagation"): no relevance through the attention weights
+(softmax output detached), so ``V`` gets all of it; the rest as above. This is lxt's
+``cp_LRP`` map; like lxt, CP-LRP also holds the gate of gated MLPs (an activation's output
+multiplied by another branch) constant.
+
+The rules are installed by :func:`attnlrp_rules`: a :class:`torch.overrides.TorchFunctionMode`
+(thread-local, popped on exit) rewrites matmuls, products, fused attention and functional
+activations whose operands depend on the input; forward hooks on norm and activation modules
+replace their output by a tensor of the same value with the rule's gradient. Parameters'
+``requires_grad`` is switched off for the duration (it decides what "depends on the input"
+means) and restored, hooks are removed, also after an exception. Nothing of the model or of
+any library module is patched.
+
+Where this differs from the ``lxt`` package (2.1, "efficient" mode): lxt adds ``1e-10`` to the
+denominator of the identity rule, this module the sign-aware ``stabilize`` (same result
+unless an input is within ~1e-10 of zero); lxt's BERT support replaces the whole
+``modeling_bert`` module by a copy of an older Transformers release, this module works on the
+installed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ...errors import InputError, UnsupportedModelError
+from .composites import ACTIVATIONS
+from .rules import stabilize
+
+__all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
+
+#: ``"attnlrp"``: Achtibat et al. 2024; ``"cp"``: CP-LRP (Ali et al. 2022).
+VARIANTS = ("attnlrp", "cp")
+
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
+_MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.multiply}
+_SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
+_ACT_FUNCS = {
+    torch.tanh, torch.Tensor.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, F.tanh,
+    F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, F.elu, F.leaky_relu, F.softplus,
+    F.mish, F.relu6, F.hardswish, F.hardsigmoid, F.selu, F.celu,
+}
+#: Leaf modules whose ordinary gradient is the rule (linear maps, lookups, routing).
+_LINEAR_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Embedding, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Flatten,
+    nn.Unflatten, nn.Softmax,
+)
+_REFUSED_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
+    ((nn.TransformerEncoderLayer, nn.TransformerDecoderLayer),
+     "its fused fast path hides Q, K, V from the rules; build the layer from "
+     "nn.MultiheadAttention, nn.LayerNorm and nn.Linear, or write the attention with "
+     "torch.matmul/softmax or F.scaled_dot_product_attention (as Hugging Face models do)"),
+    ((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+      nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
+     "convolutional networks are explained by method='lrp' (composites for CNNs)"),
+)
+
+
+# ------------------------------------------------------------------------ autograd pieces
+class _Ratio(torch.autograd.Function):
+    """Value ``y``; backward ``g_x = g_y * y / stab(x)`` (the identity rule in gradient form)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        ctx.save_for_backward(y / stabilize(x.detach(), eps))
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        (ratio,) = ctx.saved_tensors
+        return g * ratio, None, None
+
+
+class _Scale(torch.autograd.Function):
+    """Value ``x``; backward ``factor * g`` (the uniform rule's share)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        return g * ctx.factor, None
+
+
+def _dep(t: Any) -> bool:
+    """``t`` is a tensor that depends on the explained input (parameters are frozen)."""
+    return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+def _scale(t: torch.Tensor, factor: float) -> torch.Tensor:
+    out: torch.Tensor = _Scale.apply(t, factor)  # type: ignore[no-untyped-call]
+    return out
+
+
+def _identity_rule(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    out: torch.Tensor = _Ratio.apply(x, y.detach(), eps)  # type: ignore[no-untyped-call]
+    return out
+
+
+# ------------------------------------------------------------------------ module rules
+def _is_rms(mod: nn.Module) -> bool:
+    return isinstance(mod, getattr(nn, "RMSNorm", ())) or type(mod).__name__.endswith("RMSNorm")
+
+
+def _is_activation(mod: nn.Module) -> bool:
+    return isinstance(mod, ACTIVATIONS) or type(mod).__module__.startswith("transformers.activations")
+
+
+def _is_hf_linear(mod: nn.Module) -> bool:
+    """GPT-2's ``Conv1D`` (a Linear with a transposed weight)."""
+    return type(mod).__name__ == "Conv1D" and type(mod).__module__.startswith("transformers")
+
+
+def _is_rotary(mod: nn.Module) -> bool:
+    """Rotary position tables: cos/sin of positions, independent of the input."""
+    return type(mod).__name__.endswith("RotaryEmbedding")
+
+
+def _layer_norm(mod: nn.LayerNorm, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out``'s value with the gradient of ``(x - mean) / const(std) * w + b``."""
+    dims = tuple(range(-len(mod.normalized_shape), 0))
+    mean = x.mean(dims, keepdim=True)
+    centred = x - mean
+    std = torch.sqrt((centred.detach() ** 2).mean(dims, keepdim=True) + mod.eps)
+    y = centred / std
+    if mod.weight is not None:
+        y = y * mod.weight
+    if mod.bias is not None:
+        y = y + mod.bias
+    return y + (out - y).detach()
+
+
+class _Mode(TorchFunctionMode):
+    """Rewrites bilinear products, fused attention and functional activations (see module doc)."""
+
+    def __init__(self, variant: str, epsilon: float) -> None:
+        super().__init__()
+        self.variant = variant
+        self.epsilon = epsilon
+        self.suspended = 0  # > 0 inside a module whose output a hook replaces
+        # CP-LRP: activation outputs by id (kept alive while the block lasts so ids stay unique)
+        self.gates: dict[int, torch.Tensor] = {}
+
+    def activation(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The identity rule on an elementwise nonlinearity; CP-LRP remembers it as a gate."""
+        out = _identity_rule(x, y, self.epsilon)
+        if self.variant == "cp":
+            self.gates[id(out)] = out
+        return out
+
+    def product(self, a: Any, b: Any, out: Any) -> Any:
+        """Uniform rule for a product of two input-dependent tensors.
+
+        CP-LRP instead holds a gate (an activation's output multiplying another branch, as in
+        gated MLPs) constant, as lxt's ``cp_gated_mlp_forward`` does."""
+        if not (_dep(a) and _dep(b) and isinstance(out, torch.Tensor)):
+            return out
+        if self.variant == "cp" and (id(a) in self.gates or id(b) in self.gates):
+            return None
+        return _scale(out, 0.5)
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if self.suspended:
+            return func(*args, **kwargs)
+        if func is F.scaled_dot_product_attention:
+            return self._sdpa(func, args, kwargs)
+        if func in _MATMULS or func in _MULS:
+            out = func(*args, **kwargs)
+            if len(args) < 2:
+                return out
+            ruled = self.product(args[0], args[1], out)
+            if ruled is None:  # CP-LRP gate: no relevance through it
+                a, b = args[0], args[1]
+                a = a.detach() if id(a) in self.gates else a
+                b = b.detach() if id(b) in self.gates else b
+                return func(a, b, *args[2:], **kwargs)
+            return ruled
+        if func is torch.einsum:
+            out = func(*args, **kwargs)
+            ops = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
+            if sum(_dep(t) for t in ops) == 2 and len(ops) == 2:
+                return _scale(out, 0.5)
+            return out
+        if func in _SOFTMAX and self.variant == "cp":
+            return func(*args, **kwargs).detach()
+        if func in _ACT_FUNCS and args and _dep(args[0]):
+            return self.activation(args[0], func(*args, **kwargs))
+        return func(*args, **kwargs)
+
+    def _sdpa(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        names = ("query", "key", "value")
+        qkv = list(args[:3]) + [kwargs.pop(n) for n in names[len(args[:3]):] if n in kwargs]
+        rest = args[3:]
+        q, k, v = qkv
+        if self.variant == "cp":
+            q, k = q.detach(), k.detach()
+        else:
+            f1 = 0.5 if _dep(q) and _dep(k) else 1.0  # Q K^T
+            f2 = 0.5 if (_dep(q) or _dep(k)) and _dep(v) else 1.0  # softmax(.) V
+            q = _scale(q, f1 * f2) if _dep(q) and f1 * f2 != 1.0 else q
+            k = _scale(k, f1 * f2) if _dep(k) and f1 * f2 != 1.0 else k
+            v = _scale(v, f2) if _dep(v) and f2 != 1.0 else v
+        if kwargs.get("dropout_p"):
+            kwargs["dropout_p"] = 0.0
+        return func(q, k, v, *rest, **kwargs)
+
+
+# ------------------------------------------------------------------------ nn.MultiheadAttention
+def _check_mha(mod: nn.MultiheadAttention, where: str, method: str) -> None:
+    if mod.in_proj_weight is None or mod.bias_k is not None or mod.add_zero_attn:
+        raise UnsupportedModelError(
+            f"{method}: nn.MultiheadAttention {where} uses separate q/k/v widths, bias_k/bias_v or "
+            "add_zero_attn, which the AttnLRP rules do not cover; use a plain "
+            "nn.MultiheadAttention(embed_dim, num_heads) or write the attention with "
+            "F.scaled_dot_product_attention."
+        )
+
+
+def _inside_mha(model: nn.Module, path: str) -> bool:
+    """``path`` is a child of an ``nn.MultiheadAttention`` (its ``out_proj``)."""
+    parent = path.rpartition(".")[0]
+    if not path:
+        return False
+    mod = model.get_submodule(parent) if parent else model
+    return isinstance(mod, nn.MultiheadAttention)
+
+
+def _mha(mod: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any],
+         out: Any) -> Any:
+    """``nn.MultiheadAttention``'s output value with the gradient of an explicit computation
+    (input projection, the rules' scaled dot-product attention, output projection)."""
+    names = ("query", "key", "value")
+    q_in, k_in, v_in = (args[i] if i < len(args) else kwargs[n] for i, n in enumerate(names))
+    if not any(_dep(t) for t in (q_in, k_in, v_in)):
+        return None
+    if not mod.batch_first:
+        q_in, k_in, v_in = (t.transpose(0, 1) for t in (q_in, k_in, v_in))
+    e, h = mod.embed_dim, mod.num_heads
+    w, b = mod.in_proj_weight, mod.in_proj_bias
+    proj = [F.linear(t, w[i * e:(i + 1) * e], None if b is None else b[i * e:(i + 1) * e])
+            for i, t in enumerate((q_in, k_in, v_in))]
+    n, length, s_len = q_in.shape[0], q_in.shape[1], k_in.shape[1]
+    q, k, v = (p.reshape(n, -1, h, e // h).transpose(1, 2) for p in proj)
+    mask = _mha_mask(kwargs.get("attn_mask", args[5] if len(args) > 5 else None),
+                     kwargs.get("key_padding_mask", args[3] if len(args) > 3 else None),
+                     n, h, length, s_len, q.dtype)
+    if kwargs.get("is_causal", False) and mask is None:
+        mask = torch.full((length, s_len), -math.inf, dtype=q.dtype, device=q.device).triu(1)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # the mode applies the rule
+    o = o.transpose(1, 2).reshape(n, length, e)
+    y = mod.out_proj(o)
+    if not mod.batch_first:
+        y = y.transpose(0, 1)
+    first = out[0] if isinstance(out, tuple) else out
+    y = y + (first - y).detach()
+    return (y, *out[1:]) if isinstance(out, tuple) else y
+
+
+def _mha_mask(attn_mask: Any, pad: Any, n: int, h: int, length: int, s_len: int,
+              dtype: torch.dtype) -> torch.Tensor | None:
+    """Additive float mask ``n x h x L x S`` (or None) from MHA's boolean/float masks."""
+    total: torch.Tensor | None = None
+    for m in (attn_mask, pad):
+        if m is None:
+            continue
+        add = (torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(m, -math.inf)
+               if m.dtype == torch.bool else m.to(dtype))
+        if m is pad:
+            add = add.reshape(n, 1, 1, s_len)
+        elif add.ndim == 3:
+            add = add.reshape(n, h, length, s_len)
+        total = add if total is None else total + add
+    return total
+
+
+# ------------------------------------------------------------------------ checks
+def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
+    """Refuse modules the AttnLRP rules do not cover, naming the module and the fix.
+
+    Raises:
+        UnsupportedModelError: a module type without a rule, or an attention implementation
+            other than ``"eager"``/``"sdpa"``.
+    """
+    for path, mod in model.named_modules():
+        where = repr(path) if path else "the model itself"
+        for types, hint in _REFUSED_HINTS:
+            if isinstance(mod, types):
+                raise UnsupportedModelError(
+                    f"{method}: module {where} of type {type(mod).__name__} is not supported by the "
+                    f"AttnLRP rules: {hint}."
+                )
+        if isinstance(mod, nn.MultiheadAttention):
+            _check_mha(mod, where, method)
+            continue
+        cfg = getattr(mod, "config", None)
+        impl = getattr(cfg, "_attn_implementation", None) if cfg is not None else None
+        if isinstance(impl, str) and impl not in ("eager", "sdpa"):
+            raise UnsupportedModelError(
+                f"{method}: module {where} uses attn_implementation={impl!r}; the rules see "
+                "attention written with matmul/softmax ('eager') or "
+                "F.scaled_dot_product_attention ('sdpa'). Load the model with "
+                "attn_implementation='eager' (or 'sdpa')."
+            )
+        if any(True for _ in mod.children()) or _inside_mha(model, path):
+            continue
+        if (isinstance(mod, _LINEAR_MODULES) or _is_hf_linear(mod) or _is_rotary(mod)
+                or isinstance(mod, nn.LayerNorm) or _is_rms(mod) or _is_activation(mod)):
+            continue
+        if type(mod).__name__.endswith("LayerNorm") or type(mod).__name__.endswith("Norm"):
+            raise UnsupportedModelError(
+                f"{method}: module {where} is a normalisation of type {type(mod).__name__} that "
+                "the identity rule does not know (supported: nn.LayerNorm, nn.RMSNorm and "
+                "*RMSNorm classes). Replace it by nn.LayerNorm/nn.RMSNorm, or use a gradient "
+                "method such as 'integrated_gradients'."
+            )
+        if not type(mod).__module__.startswith("torch.") and not any(True for _ in mod.parameters()):
+            continue  # a parameter-free user module: its torch calls go through the rules
+        if type(mod).__module__.startswith("torch."):
+            raise UnsupportedModelError(
+                f"{method}: module {where} of type {type(mod).__name__} has no AttnLRP rule "
+                "(rules exist for Linear/Conv1D, Embedding, LayerNorm/RMSNorm, elementwise "
+                "activations, dropout and attention written with matmul/softmax or "
+                "scaled_dot_product_attention). Use a gradient method such as "
+                "'integrated_gradients', or method='lrp' for CNNs."
+            )
+        raise UnsupportedModelError(
+            f"{method}: leaf module {where} of type {type(mod).__name__} holds parameters but is "
+            "not a layer the AttnLRP rules know (Linear, Conv1D, Embedding, LayerNorm/RMSNorm). "
+            "Write it with nn.Linear and elementwise activations, or use a gradient method such "
+            "as 'integrated_gradients'."
+        )
+
+
+# ------------------------------------------------------------------------ installation
+@contextlib.contextmanager
+def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1e-10) -> Iterator[None]:
+    """Install the AttnLRP (or CP-LRP) rules on ``model`` for the ``with`` block.
+
+    Inside the block, ``x * grad`` of the explained output w.r.t. any input-dependent tensor
+    (embeddings, hidden states) is its relevance; the explained output itself carries
+    relevance ``f(x)`` (gradient 1). Forward values are unchanged.
+
+    Args:
+        model: the transformer (a Hugging Face model or any module built from the supported
+            layers; see :func:`check_transformer`).
+        variant: ``"attnlrp"`` or ``"cp"`` (CP-LRP). default="attnlrp".
+        epsilon: stabiliser of the identity rule's ratio ``y / x``. default=1e-10.
+
+    Raises:
+        InputError: an unknown variant or a bad epsilon.
+        UnsupportedModelError: see :func:`check_transformer`.
+    """
+    if variant not in VARIANTS:
+        raise InputError(f"variant={variant!r} must be one of {VARIANTS}.")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (epsilon >= 0 and math.isfinite(epsilon)):
+        raise InputError(f"epsilon={epsilon!r} must be a finite number >= 0.")
+    check_transformer(model)
+    mode = _Mode(variant, float(epsilon))
+    params = [p for p in model.parameters()]
+    req = [p.requires_grad for p in params]
+    handles: list[Any] = []
+
+    def pre(mod: nn.Module, args: Any) -> None:
+        mode.suspended += 1
+
+    def post(mod: nn.Module, args: Any, out: Any) -> Any:
+        mode.suspended -= 1
+        if not args or not isinstance(args[0], torch.Tensor) or not isinstance(out, torch.Tensor):
+            raise UnsupportedModelError(
+                f"attnlrp: {type(mod).__name__} must take and return one tensor to carry a rule.")
+        x = args[0]
+        if not _dep(x) or mode.suspended:
+            return None
+        if isinstance(mod, nn.LayerNorm):
+            return _layer_norm(mod, x, out)
+        if _is_rms(mod):  # elementwise linear once the scale is constant
+            return _identity_rule(x, out, mode.epsilon)
+        return mode.activation(x, out)
+
+    def mha_post(mod: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
+        mode.suspended -= 1
+        if mode.suspended:
+            return None
+        assert isinstance(mod, nn.MultiheadAttention)
+        return _mha(mod, args, kwargs, out)
+
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        for mod in model.modules():
+            if isinstance(mod, nn.MultiheadAttention):
+                handles.append(mod.register_forward_pre_hook(pre))
+                handles.append(mod.register_forward_hook(mha_post, with_kwargs=True))
+            if isinstance(mod, nn.LayerNorm) or _is_rms(mod) or _is_activation(mod):
+                handles.append(mod.register_forward_pre_hook(pre))
+                handles.append(mod.register_forward_hook(post))
+        with mode:
+            yield
+    finally:
+        for h in handles:
+            h.remove()
+        for p, r in zip(params, req):
+            p.requires_grad_(r)

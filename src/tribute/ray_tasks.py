@@ -1,0 +1,85 @@
+"""Independent tasks as Ray tasks: the one place tribute talks to Ray.
+
+Dataset jobs (:mod:`tribute.jobs.backends`, shards) and the retrain bank
+(:mod:`tribute.games.data_bank`, trained subsets) both hand a list of independent work items to
+:func:`run_ray_tasks`: one shared object is put in Ray's object store once, each item runs as a
+Ray task (at most ``workers`` in flight, each retried up to ``max_retries`` times if its worker
+dies), and every result is passed, on the driver, to ``on_done`` — which alone writes files.
+Scheduling and retries are Ray's; nothing here re-implements them.
+
+Ray is optional (``pip install "tribute[ray]"``) and imported only when a Ray backend is asked
+for. Without ``address`` an existing ``ray.init`` is used, else ``RAY_ADDRESS``, else a new
+local instance (shut down again when the tasks are done). For a local instance on the loopback
+address only, start it yourself first, e.g. with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+``RAY_AUTH_MODE=disabled`` and ``RAY_USAGE_STATS_ENABLED=0`` in the environment and
+``ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False)``.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .errors import InputError, TributeError
+
+__all__ = ["import_ray", "run_ray_tasks"]
+
+Item = TypeVar("Item")
+
+
+def import_ray() -> Any:
+    """``import ray``, or an :class:`InputError` with the install hint."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise InputError(
+            "backend='ray' needs Ray: install the extra with `pip install \"tribute[ray]\"` "
+            "(or `pip install ray==2.60.0`), or use backend='processes'."
+        ) from exc
+    return ray
+
+
+def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[Item],
+                  on_done: Callable[[Item, Any], None], *, workers: int = 1,
+                  address: str | None = None, max_retries: int = 3) -> None:
+    """Run ``fn(shared, item)`` for every item as Ray tasks; ``on_done(item, result)`` on the driver.
+
+    Results are handed over in completion order. A :class:`~tribute.errors.TributeError` raised
+    inside a task is re-raised as itself (the message a local run would give); other task
+    errors propagate as Ray's. ``fn`` must be importable by the workers (a module-level
+    function).
+    """
+    if not items:
+        return
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        if address is None:  # Ray's default: RAY_ADDRESS, else a new local instance
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+        started = True
+    try:
+        task = ray.remote(fn).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
+        shared_ref = ray.put(shared)
+        queue = collections.deque(items)
+        in_flight: dict[Any, Item] = {}
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                item = queue.popleft()
+                in_flight[task.remote(shared_ref, item)] = item
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                item = in_flight.pop(ref)
+                try:
+                    data = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.as_instanceof_cause()
+                    if isinstance(cause, TributeError):
+                        raise cause from exc
+                    raise
+                on_done(item, data)
+    finally:
+        if started:
+            ray.shutdown()
