@@ -79,6 +79,18 @@ from .api import SAE, CRAFTResult, SAEComponentSet, craft, craft_decompose, sae_
 
 __all__ += ["SAE", "CRAFTResult", "SAEComponentSet", "craft", "craft_decompose", "sae_features"]
 
+# Recourse (feature responsiveness) and certified attributions (issue #16, decide).
+from .api import (  # noqa: E402
+    Actionability,
+    CertifiedResult,
+    ResponsivenessResult,
+    certified_attribution,
+    feature_responsiveness,
+)
+
+__all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
+            "feature_responsiveness"]
+
 # Rashomon feature interaction scores (issue #16).
 from .api import RashomonResult, rashomon_interactions  # noqa: E402
 

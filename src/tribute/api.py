@@ -9,9 +9,11 @@ from __future__ import annotations
 from .games.build import PlayerSet, build_game
 from .methods.analyses import AnalysisInfo, analysis_infos, run_analysis
 from .methods.base import MethodInfo, method_infos
+from .methods.certified import CertifiedResult, certified_attribution
 from .methods.dhondt import DhondtResult, dhondt_seats
 from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
+from .methods.responsiveness import Actionability, ResponsivenessResult, feature_responsiveness
 from .methods.tcav import TCAVResult, tcav
 
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
@@ -23,6 +25,8 @@ __all__ += ["AnalysisInfo", "analyses", "run_analysis"]
 from .methods.rashomon import RashomonResult, rashomon_interactions  # noqa: E402
 
 __all__ += ["RashomonResult", "rashomon_interactions"]
+__all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
+            "feature_responsiveness"]
 
 
 def methods() -> dict[str, MethodInfo]:

@@ -143,7 +143,7 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                          with_groups: bool = True) -> None:
     p.add_argument("--method", default=default_method, help=f"registry name (default: {default_method}; see `tribute methods`)")
     p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
-    p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob"], help="output transform (default: raw)")
+    p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
         p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of --data), or a .npy file (default: 0)")
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")

@@ -31,6 +31,22 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
 * 1-D ``ndarray``/``Tensor`` of length ``batch`` — one class per sample.
 * 2-D ``ndarray``/``Tensor`` ``batch x targets`` — several classes per sample.
 * callable — ``fn(output) -> rows`` or ``rows x targets``, applied after the transform.
+
+SHAP-KL (``output="kl"``): the explained scalar of a row is ``-KL(p(.|x) || q)``, minus the
+Kullback-Leibler divergence (in nats) of the row's label distribution ``q`` from the model's
+label distribution ``p(.|x)`` on the unperturbed input ``x`` of its sample (Jethani et al.,
+"Don't be fooled: label leakage in explanation methods and the importance of their quantitative
+evaluation", AISTATS 2023, Sec. 4; Watson et al. 2023, "Explaining predictive uncertainty with
+information theoretic Shapley values"). The game's value is then
+``v(S) = -KL(p(.|x) || p(.|x_S))``: 0 for the full coalition, negative otherwise, so a positive
+credit means *including* the player brings the label distribution closer to the full-input one
+(the library's sign convention), and Shapley credits sum to ``KL(p(.|x) || p(.|x_empty))``
+(efficiency). The label distribution is the softmax of logits (sigmoid for one column: the two
+classes ``(1 - s, s)``) or the model's probabilities (clipped to ``[PROB_EPS, 1]``). The
+target must be ``None``: the KL compares whole distributions, not one class. With a background
+set, the game averages the KL over background rows, ``-E_bg KL(p(.|x) || p(.|x_S, bg))``, which
+by Jensen is at least as large as the KL to the background-averaged distribution (equal with
+one baseline row).
 """
 
 from __future__ import annotations
@@ -56,8 +72,9 @@ __all__ = [
     "transform_output",
 ]
 
-#: Explained outputs a user can ask for (``tribute.explain(..., output=...)``).
-OUTPUTS = ("raw", "logit", "prob", "log_prob")
+#: Explained outputs a user can ask for (``tribute.explain(..., output=...)``); ``"kl"`` is
+#: SHAP-KL (see the module docstring).
+OUTPUTS = ("raw", "logit", "prob", "log_prob", "kl")
 
 #: Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` before ``log`` (see module docs).
 PROB_EPS = 1e-12
@@ -103,6 +120,8 @@ def transform_output(out: torch.Tensor, output: str, model_output: str = "logit"
     check_model_output(model_output, output)
     if output == "raw":
         return out
+    if output == "kl":
+        return label_log_probs(out, model_output)
     single = out.ndim == 1 or out.shape[-1] == 1
     if model_output == "logit":
         if output == "logit":
@@ -119,6 +138,38 @@ def transform_output(out: torch.Tensor, output: str, model_output: str = "logit"
     return torch.log(p) - torch.log1p(-p)
 
 
+def label_log_probs(out: torch.Tensor, model_output: str = "logit") -> torch.Tensor:
+    """Log of the model's full label distribution, ``rows x classes`` (``classes >= 2``).
+
+    Logits: log-softmax (one column ``z``: the two classes ``(logsigmoid(-z), logsigmoid(z))``).
+    Probabilities: ``log`` of them clipped to ``[PROB_EPS, 1]`` (one column ``p``: the two
+    classes ``(1 - p, p)``).
+    """
+    if model_output not in ("logit", "probability"):
+        raise InputError(
+            f"output='kl' compares label distributions, but model_output={model_output!r}; "
+            "declare model_output='logit' or 'probability'."
+        )
+    col = out[:, None] if out.ndim == 1 else out
+    if model_output == "logit":
+        if col.shape[-1] == 1:
+            return torch.cat([torch.nn.functional.logsigmoid(-col), torch.nn.functional.logsigmoid(col)], -1)
+        return torch.log_softmax(col, dim=-1)
+    if col.shape[-1] == 1:
+        col = torch.cat([1.0 - col, col], -1)
+    return torch.log(col.clamp(PROB_EPS, 1.0))
+
+
+def neg_kl(log_q: torch.Tensor, p_ref: torch.Tensor) -> torch.Tensor:
+    """``-KL(p_ref || q)`` per row, from ``rows x classes`` ``log q`` and probabilities ``p_ref``.
+
+    Terms with ``p_ref = 0`` contribute 0 (``0 log 0 = 0``).
+    """
+    p = p_ref.to(log_q.dtype)
+    log_p = torch.where(p > 0, torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)), torch.zeros_like(p))
+    return (p * (log_q - log_p)).sum(-1)
+
+
 @dataclass
 class Target:
     """A resolved target: selects ``rows x targets`` from model outputs.
@@ -131,6 +182,8 @@ class Target:
         names: a label per target column.
         model_output: what the model returns (:data:`MODEL_OUTPUTS`), which decides how
             ``output`` is computed from it. default="logit".
+        kl_reference: for ``output="kl"`` (SHAP-KL), the ``batch x classes`` label
+            distribution of each sample's unperturbed input; None otherwise.
     """
 
     index: torch.Tensor | None
@@ -139,6 +192,7 @@ class Target:
     multi: bool
     names: list[str]
     model_output: str = "logit"
+    kl_reference: torch.Tensor | None = None
 
     @property
     def n_targets(self) -> int:
@@ -149,6 +203,14 @@ class Target:
     def select(self, out: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Explained scalars for rows of ``out`` that belong to samples ``sample`` (rows,)."""
         out = transform_output(out, self.output, self.model_output)
+        if self.kl_reference is not None:
+            ref = self.kl_reference.to(out.device)[sample]
+            if ref.shape != out.shape:
+                raise ModelOutputError(
+                    f"output='kl': the model returned {out.shape[-1]} classes for perturbed rows but "
+                    f"{ref.shape[-1]} on the unperturbed inputs; the label distribution must keep its size."
+                )
+            return neg_kl(out, ref)[:, None]
         if self.fn is not None:
             val = self.fn(out)
             if not isinstance(val, torch.Tensor):
@@ -208,7 +270,24 @@ def resolve_target(
     """
     check_model_output(model_output, output)
     _check_reference_kind(reference, output, model_output, assumed)
+    if output == "kl":
+        return _resolve_kl(target, reference, model_output)
     return replace(_resolve(target, output, reference, batch), model_output=model_output)
+
+
+def _resolve_kl(target: TargetLike, reference: torch.Tensor, model_output: str) -> Target:
+    if target is not None:
+        raise InputError(
+            f"output='kl' (SHAP-KL) explains the divergence of the whole label distribution, so "
+            f"target must be None; got target={target!r}. Use output='prob' or 'log_prob' to "
+            "explain one class."
+        )
+    if reference.ndim not in (1, 2):
+        raise ModelOutputError(
+            f"output='kl' needs (batch,) or (batch, classes) model outputs; got shape {tuple(reference.shape)}."
+        )
+    p_ref = label_log_probs(reference.detach(), model_output).exp()
+    return Target(None, None, "kl", False, ["-KL(p(x) || p(x_S))"], model_output, kl_reference=p_ref)
 
 
 def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, assumed: bool) -> None:

@@ -45,8 +45,8 @@ def register(subparsers: Any) -> None:
         "leaderboard.csv, results.json and a self-contained report.html to --out.",
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), data / data-tiny for training-data "
-                        "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, or concepts / concepts-tiny "
-                        "(CRAFT on planted patterns) (default: quick)")
+                        "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, concepts / concepts-tiny "
+                        "(CRAFT on planted patterns), or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: the suite's; unregistered "
                         "ones are skipped with a note)")
@@ -140,6 +140,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .concept_suite import cmd_concept_suite
 
         return cmd_concept_suite(args)
+    if args.suite in ("decision", "decision-tiny"):  # recourse, SHAP-KL, certified (bench/decision_suite.py)
+        from .decision_suite import cmd_decision_suite
+
+        return cmd_decision_suite(args)
     if args.suite in ("rashomon", "rashomon-tiny"):  # planted interactions over a Rashomon set (bench/rashomon_suite.py)
         from .rashomon_suite import cmd_rashomon_suite
 

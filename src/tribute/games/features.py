@@ -1083,7 +1083,8 @@ class FeatureGame(Game):
         view.n_samples = new_b
         t = self.target
         index = None if t.index is None else t.index[par.to(t.index.device)]
-        view.target = dataclasses.replace(t, index=index, names=list(t.names))
+        kl_ref = None if t.kl_reference is None else t.kl_reference[par.to(t.kl_reference.device)]
+        view.target = dataclasses.replace(t, index=index, names=list(t.names), kl_reference=kl_ref)
 
         def repeat(v: Any) -> Any:
             if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b_old:

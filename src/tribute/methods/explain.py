@@ -86,7 +86,8 @@ def explain(
             ``model_output``): from logits by softmax/sigmoid; from probabilities ``prob`` is
             the identity, ``log_prob`` is ``log p`` and ``logit`` is ``log(p / (1 - p))``
             (probabilities clipped to ``[1e-12, 1 - 1e-12]``); a regressor's raw values
-            allow only ``"raw"``. default="raw".
+            allow only ``"raw"``; ``"kl"`` is SHAP-KL, ``-KL(p(.|x) || p(.|x_S))`` of the whole
+            label distribution (target must be None; see :mod:`tribute.targets`). default="raw".
         players: a player set other than input features, e.g. ``tribute.components(...)``.
         ablation: how removed components are replaced (component games only).
         forward_args, forward_kwargs: extra non-attributed model arguments; tensors whose first

@@ -1,0 +1,448 @@
+"""Feature responsiveness scores: which single-feature actions can change the decision.
+
+Cheon, Tosh, Ustun et al., "Feature Responsiveness Scores: Model-Agnostic Explanations for
+Recourse", ICLR 2025. A person with an unwanted prediction ``f(x) != y*`` can act on one
+feature ``j`` at a time; the *actions* open to them are the values ``x'_j`` allowed by the
+actionability constraints (``A_j(x)``), all other features unchanged. The responsiveness score
+of feature ``j`` is the probability that a feasible action drawn uniformly at random attains
+the target,
+
+    mu_j(x) = P_{x'_j ~ Unif(A_j(x))} [ f(x with x_j := x'_j) = y* ],
+
+so a feature with high attribution that no allowed action can move (an immutable feature, or
+one already at the end of its allowed range) scores 0 and is listed with the reason.
+
+Actionability is data (:class:`Actionability`): ``immutable`` features, ``monotone`` ones
+(``+1``: may only increase, ``-1``: may only decrease, from the current value), ``bounds``
+``(lo, hi)`` and ``integer`` features. The action set is the interval ``[lo, hi]``, cut at the
+current value by monotonicity, without the current value itself (doing nothing is not an
+action); for integer features the integers in it.
+
+Estimation: an integer feature with at most ``max_enumerate`` feasible values is enumerated
+exactly (``stderr = 0``); otherwise ``n_samples`` values are drawn uniformly (seeded local
+generator) and the score is the fraction that attains the target, with the binomial standard
+error ``sqrt(s (1 - s) / n)``. All candidate rows (and the inputs themselves, for the current
+decision) go through one feature game, so the engine batches them and counts every row.
+
+Decision: the predicted class is the arg-max of the model's output columns; for a single
+column, ``output > 0`` for logits and ``output > 0.5`` for probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BudgetError, InputError
+from ..games.build import build_game
+from .analyses import register_analysis
+
+__all__ = ["Actionability", "ResponsivenessResult", "feature_responsiveness", "responsiveness_cost"]
+
+#: Reasons listed in :attr:`ResponsivenessResult.reasons`.
+REASON_RESPONSIVE = "responsive"
+REASON_IMMUTABLE = "immutable"
+REASON_NO_ACTION = "no feasible action (constraints leave no other value)"
+REASON_NO_FLIP = "no feasible action attains the target"
+REASON_ALREADY = "already has the target prediction"
+
+
+@dataclass(frozen=True)
+class Actionability:
+    """Actionability constraints, keyed by feature name (or column index).
+
+    Attributes:
+        immutable: features no one can act on (age, race, ...).
+        monotone: feature -> ``+1`` (may only increase) or ``-1`` (may only decrease).
+        bounds: feature -> ``(lo, hi)`` allowed values (finite); features without bounds take
+            the range of ``data`` when :func:`feature_responsiveness` gets one.
+        integer: features whose values are integers (counts, years, ordinal codes).
+        categorical: group name -> its one-hot columns (at least two). The group is one
+            feature of the result (named after the group, at its first column's place); its
+            actions switch to each other category (enumerated exactly). Name the group in
+            ``immutable`` to freeze it.
+    """
+
+    immutable: Sequence[Any] = ()
+    monotone: Mapping[Any, int] = field(default_factory=dict)
+    bounds: Mapping[Any, Any] = field(default_factory=dict)
+    integer: Sequence[Any] = ()
+    categorical: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    def resolve(self, names: Sequence[str], data: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Per feature: ``{"immutable", "monotone", "lo", "hi", "integer"}``, validated.
+
+        Raises:
+            InputError: an unknown feature, a monotone direction other than +1/-1, bounds that
+                are not two finite numbers with ``lo <= hi``, an immutable feature given other
+                constraints, or a mutable feature without bounds (and no ``data``).
+        """
+        names = [str(n) for n in names]
+        d = len(names)
+        groups = {str(g): list(m) for g, m in dict(self.categorical).items()}
+
+        def index(key: Any, what: str) -> int:
+            if isinstance(key, (bool, np.bool_)):
+                raise InputError(f"Actionability.{what}: feature {key!r} is a boolean; name a feature or give its index.")
+            if isinstance(key, (int, np.integer)):
+                if not 0 <= int(key) < d:
+                    raise InputError(f"Actionability.{what}: feature index {int(key)} is out of range for {d} features.")
+                return int(key)
+            if str(key) not in names:
+                raise InputError(
+                    f"Actionability.{what}: feature {key!r} is not one of the features {names}; "
+                    "use the model's feature names or column indices.")
+            return names.index(str(key))
+
+        rules: list[dict[str, Any]] = [
+            {"immutable": False, "monotone": 0, "lo": None, "hi": None, "integer": False, "group": None}
+            for _ in range(d)]
+        for g, members in groups.items():
+            if g in names:
+                raise InputError(f"Actionability.categorical: group name {g!r} is also a column name; rename the group.")
+            if len(members) < 2:
+                raise InputError(f"Actionability.categorical: group {g!r} has {len(members)} column(s); "
+                                 "a one-hot group needs at least two.")
+            for key in members:
+                j = index(key, f"categorical[{g!r}]")
+                if rules[j]["group"] is not None:
+                    raise InputError(f"Actionability.categorical: feature {names[j]!r} is in groups "
+                                     f"{rules[j]['group']!r} and {g!r}; a column belongs to one group.")
+                rules[j]["group"] = g
+        for key in self.immutable:
+            if str(key) in groups:
+                for r in rules:
+                    if r["group"] == str(key):
+                        r["immutable"] = True
+                continue
+            rules[index(key, "immutable")]["immutable"] = True
+        for key in self.integer:
+            rules[index(key, "integer")]["integer"] = True
+        for key, direction in dict(self.monotone).items():
+            j = index(key, "monotone")
+            if isinstance(direction, bool) or direction not in (1, -1):
+                raise InputError(f"Actionability.monotone: feature {names[j]!r} has direction {direction!r}; "
+                                 "use +1 (may only increase) or -1 (may only decrease).")
+            rules[j]["monotone"] = int(direction)
+        for key, bound in dict(self.bounds).items():
+            j = index(key, "bounds")
+            try:
+                lo, hi = (float(v) for v in bound)
+            except (TypeError, ValueError):
+                raise InputError(f"Actionability.bounds: feature {names[j]!r} has bounds {bound!r}; "
+                                 "give two numbers (lo, hi).") from None
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+                raise InputError(f"Actionability.bounds: feature {names[j]!r} has bounds ({lo}, {hi}); "
+                                 "they must be finite with lo <= hi.")
+            rules[j]["lo"], rules[j]["hi"] = lo, hi
+        for j, r in enumerate(rules):
+            if r["group"] is not None and (r["monotone"] or r["lo"] is not None or r["integer"]):
+                raise InputError(f"Actionability: feature {names[j]!r} is a column of the one-hot group "
+                                 f"{r['group']!r}; it takes no monotone/bounds/integer constraint.")
+            if r["immutable"] and (r["monotone"] or r["lo"] is not None):
+                raise InputError(f"Actionability: feature {names[j]!r} is immutable and also has "
+                                 "monotone/bounds constraints; drop one of them.")
+        for j, r in enumerate(rules):
+            if r["immutable"] or r["lo"] is not None or r["group"] is not None:
+                continue
+            if data is None:
+                raise InputError(
+                    f"Actionability: feature {names[j]!r} is mutable but has no bounds; give "
+                    f"bounds={{{names[j]!r}: (lo, hi)}}, mark it immutable, or pass data= (the "
+                    "range of the data is used).")
+            r["lo"], r["hi"] = float(np.min(data[:, j])), float(np.max(data[:, j]))
+        return rules
+
+
+@dataclass(frozen=True)
+class ResponsivenessResult:
+    """Responsiveness scores of every feature for every input.
+
+    Attributes:
+        scores: ``batch x features`` probabilities in [0, 1] (NaN for inputs that already have
+            the target prediction).
+        stderr: ``batch x features`` binomial standard errors (0 when enumerated exactly).
+        feasible: ``batch x features``: the feature has at least one feasible action.
+        exact: ``batch x features``: the action set was enumerated (no sampling).
+        n_actions: ``batch x features`` actions evaluated (enumerated or sampled).
+        reasons: per input, per feature, one of ``responsive``, ``immutable``, ``no feasible
+            action ...``, ``no feasible action attains the target``, ``already has the target
+            prediction``.
+        feature_names: one name per feature (a one-hot group counts as one feature, named
+            after the group).
+        current: ``batch`` predicted classes on the inputs.
+        target: ``batch`` target classes.
+        n_evals: model rows evaluated (inputs plus candidate actions).
+    """
+
+    scores: np.ndarray
+    stderr: np.ndarray
+    feasible: np.ndarray
+    exact: np.ndarray
+    n_actions: np.ndarray
+    reasons: list[list[str]]
+    feature_names: list[str]
+    current: np.ndarray
+    target: np.ndarray
+    n_evals: int
+
+    def table(self, i: int = 0) -> list[dict[str, Any]]:
+        """Input ``i``'s features as rows ``{feature, score, stderr, feasible, exact, n_actions,
+        reason}``, most responsive first."""
+        rows = [{"feature": n, "score": float(self.scores[i, j]), "stderr": float(self.stderr[i, j]),
+                 "feasible": bool(self.feasible[i, j]), "exact": bool(self.exact[i, j]),
+                 "n_actions": int(self.n_actions[i, j]), "reason": self.reasons[i][j]}
+                for j, n in enumerate(self.feature_names)]
+        return sorted(rows, key=lambda r: -np.nan_to_num(r["score"], nan=-1.0))
+
+    def unresponsive(self, i: int = 0) -> dict[str, str]:
+        """Features of input ``i`` that cannot give recourse, with the reason."""
+        return {n: self.reasons[i][j] for j, n in enumerate(self.feature_names)
+                if self.reasons[i][j] not in (REASON_RESPONSIVE, REASON_ALREADY)}
+
+    def plot(self, i: int = 0, **kwargs: Any) -> Any:
+        """Bar chart of input ``i``'s scores, unresponsive features labelled with the reason;
+        see :func:`tribute.viz.responsiveness_bars`."""
+        from ..viz import responsiveness_bars  # viz sits above methods: lazy
+
+        return responsiveness_bars(self, i, **kwargs)
+
+
+def _units(x: np.ndarray, names: list[str], rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The result's features: single columns, and one-hot groups (validated on ``x``)."""
+    units: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for j, r in enumerate(rules):
+        g = r["group"]
+        if g is None:
+            units.append({**r, "name": names[j], "cols": [j]})
+        elif g not in seen:
+            seen.add(g)
+            cols = [k for k, rk in enumerate(rules) if rk["group"] == g]
+            block = x[:, cols]
+            bad = ~(np.isin(block, (0.0, 1.0)).all(1) & (block.sum(1) == 1))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputError(f"Actionability.categorical: input {i} is not one-hot over group {g!r} "
+                                 f"(columns {[names[k] for k in cols]} hold {block[i].tolist()}); "
+                                 "exactly one column must be 1 and the others 0.")
+            units.append({**r, "name": g, "cols": cols})
+    return units
+
+
+def _action_plan(x: np.ndarray, rules: list[dict[str, Any]], n_samples: int, max_enumerate: int,
+                 rng: np.random.Generator) -> tuple[list[list[np.ndarray]], np.ndarray, np.ndarray]:
+    """Candidate values per (input, unit), plus exact and feasible flags (``rules``: units)."""
+    b, d = x.shape[0], len(rules)
+    plan: list[list[np.ndarray]] = [[np.zeros(0)] * d for _ in range(b)]
+    exact = np.zeros((b, d), dtype=bool)
+    feasible = np.zeros((b, d), dtype=bool)
+    for i in range(b):
+        for u, r in enumerate(rules):
+            if r["immutable"]:
+                continue
+            if r["group"] is not None:  # switch to each other category
+                cur_cat = int(np.argmax(x[i, r["cols"]]))
+                plan[i][u] = np.array([c for c in range(len(r["cols"])) if c != cur_cat], dtype=np.float64)
+                exact[i, u] = feasible[i, u] = True
+                continue
+            j = r["cols"][0]
+            lo, hi, cur = r["lo"], r["hi"], float(x[i, j])
+            if r["monotone"] > 0:
+                lo = max(lo, cur)
+            elif r["monotone"] < 0:
+                hi = min(hi, cur)
+            if r["integer"]:
+                lo_i, hi_i = math.ceil(lo), math.floor(hi)
+                count = hi_i - lo_i + 1
+                has_cur = cur == round(cur) and lo_i <= cur <= hi_i
+                n_values = max(0, count - int(has_cur))
+                if n_values == 0:
+                    continue
+                feasible[i, u] = True
+                if n_values <= max_enumerate:
+                    vals = np.arange(lo_i, hi_i + 1, dtype=np.float64)
+                    plan[i][u] = vals[vals != cur]
+                    exact[i, u] = True
+                else:  # uniform over the n_values integers other than the current one
+                    k = rng.integers(0, n_values, size=n_samples)
+                    vals = lo_i + k
+                    if has_cur:
+                        vals = vals + (vals >= cur)
+                    plan[i][u] = vals.astype(np.float64)
+            else:
+                if not hi > lo:
+                    continue
+                feasible[i, u] = True
+                plan[i][u] = rng.uniform(lo, hi, size=n_samples)
+    return plan, exact, feasible
+
+
+def responsiveness_cost(inputs: Any, actionability: Actionability, *, n_samples: int = 100,
+                        max_enumerate: int = 64, feature_names: Sequence[str] | None = None,
+                        data: Any = None) -> int:
+    """Model rows :func:`feature_responsiveness` will evaluate (inputs plus candidate actions)."""
+    x, names, data_arr = _inputs(inputs, feature_names, data)
+    units = _units(x, names, actionability.resolve(names, data_arr))
+    plan, _, _ = _action_plan(x, units, n_samples, max_enumerate, np.random.default_rng(0))
+    return int(x.shape[0] + sum(v.size for row in plan for v in row))
+
+
+def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    cols = list(getattr(inputs, "columns", [])) or None
+    arr = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    x = np.asarray(arr, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"feature_responsiveness: inputs must be a non-empty batch x features table; got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise InputError("feature_responsiveness: inputs contain NaN or inf.")
+    names = [str(n) for n in (feature_names or cols or [f"x{j}" for j in range(x.shape[1])])]
+    if len(names) != x.shape[1]:
+        raise InputError(f"feature_responsiveness: got {len(names)} feature_names for {x.shape[1]} features.")
+    data_arr = None
+    if data is not None:
+        data_arr = np.asarray(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data, dtype=np.float64)
+        if data_arr.ndim != 2 or data_arr.shape[1] != x.shape[1]:
+            raise InputError(f"feature_responsiveness: data has shape {data_arr.shape}; expected (rows, {x.shape[1]}).")
+    return x, names, data_arr
+
+
+def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
+    o = out.detach().double().cpu()
+    if o.ndim == 2 and o.shape[1] >= 2:
+        return o.argmax(1).numpy()
+    o = o.reshape(-1)
+    return (o > (0.5 if model_output == "probability" else 0.0)).long().numpy()
+
+
+@register_analysis("responsiveness", kind="decision", paper="Cheon, Tosh, Ustun et al. (2025), Feature "
+                   "Responsiveness Scores: Model-Agnostic Explanations for Recourse, ICLR")
+def feature_responsiveness(
+    model: Any,
+    inputs: Any,
+    actionability: Actionability | None = None,
+    *,
+    target: int | Sequence[int] | np.ndarray | None = None,
+    n_samples: int = 100,
+    max_enumerate: int = 64,
+    budget: int | None = None,
+    seed: int = 0,
+    data: Any = None,
+    feature_names: Sequence[str] | None = None,
+    model_output: str | None = None,
+    batch_size: int | None = None,
+) -> ResponsivenessResult:
+    """Responsiveness score of each feature: the chance a random allowed action on it attains the target.
+
+    Args:
+        model: a classifier (torch module, scikit-learn estimator, or callable on numpy).
+        inputs: ``batch x features`` table (numpy, torch or pandas).
+        actionability: the constraints (:class:`Actionability`); default=None (no constraint
+            besides the bounds taken from ``data``).
+        target: the wanted class: an int, one per input, or None (binary models: the class
+            other than the predicted one). default=None.
+        n_samples: actions drawn per continuous (or large integer) feature. default=100.
+        max_enumerate: integer features with at most this many feasible values are enumerated
+            exactly. default=64.
+        budget: most model rows per input (candidate actions plus the input itself); a plan
+            over it is refused with the ``n_samples`` that fits. default=None (no limit).
+        seed: seed of the local generator. default=0.
+        data: reference rows whose per-feature range bounds features without ``bounds``.
+        feature_names: one name per column (default: the DataFrame's columns, else ``x0..``).
+        model_output: what the model returns (``"logit"`` / ``"probability"``), default=None
+            (detected as in :func:`tribute.explain`).
+        batch_size: rows per forward pass, default=None (automatic).
+
+    Returns:
+        A :class:`ResponsivenessResult`.
+    """
+    x, names, data_arr = _inputs(inputs, feature_names, data)
+    for what, val, low in (("n_samples", n_samples, 1), ("max_enumerate", max_enumerate, 0)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise InputError(f"feature_responsiveness: {what}={val!r} must be an integer >= {low}.")
+    rules = _units(x, names, (actionability or Actionability()).resolve(names, data_arr))
+    plan, exact, feasible = _action_plan(x, rules, int(n_samples), int(max_enumerate),
+                                         np.random.default_rng(seed))
+    b, d = x.shape[0], len(rules)
+    counts = np.array([[v.size for v in row] for row in plan], dtype=np.int64).reshape(b, d)
+    if budget is not None:
+        worst = int(counts.sum(1).max()) + 1
+        if worst > budget:
+            n_sampled = int((feasible & ~exact).sum(1).max())
+            n_exact = int((counts * exact).sum(1).max())
+            fit = (budget - 1 - n_exact) // max(n_sampled, 1)
+            raise BudgetError(
+                f"feature_responsiveness: the plan needs {worst} model rows for one input "
+                f"({n_exact} enumerated actions, {n_sampled} sampled features x n_samples={n_samples}, "
+                f"plus the input) but budget={budget}; "
+                + (f"use n_samples <= {fit}" if fit >= 1 else "raise budget or lower max_enumerate") + ".")
+    rows = [x]
+    for i in range(b):
+        for j in range(d):
+            if counts[i, j]:
+                cand = np.repeat(x[i:i + 1], counts[i, j], axis=0)
+                cols = rules[j]["cols"]
+                if rules[j]["group"] is None:
+                    cand[:, cols[0]] = plan[i][j]
+                else:  # one-hot: the chosen category's column is 1, the group's others 0
+                    cand[:, cols] = 0.0
+                    cand[np.arange(counts[i, j]), np.asarray(cols)[plan[i][j].astype(np.int64)]] = 1.0
+                rows.append(cand)
+    allx = np.concatenate(rows)
+    as_torch = isinstance(inputs, torch.Tensor) or isinstance(model, torch.nn.Module)
+    if as_torch:
+        dtype = inputs.dtype if isinstance(inputs, torch.Tensor) and inputs.dtype.is_floating_point else None
+        if dtype is None and isinstance(model, torch.nn.Module):
+            dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        model_in: Any = torch.as_tensor(allx, dtype=dtype or torch.float32)
+    else:
+        model_in = allx
+    game = build_game(model, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
+                      baseline=0.0, feature_names=names, model_output=model_output, batch_size=batch_size)
+    out = game.full()
+    decision = _decide(out, game.target.model_output)
+    current = decision[:b]
+    n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
+    if target is None:
+        if n_classes != 2:
+            raise InputError(f"feature_responsiveness: the model has {n_classes} classes; pass target= "
+                             "(the wanted class, one int or one per input).")
+        tgt = 1 - current
+    else:
+        tgt = np.broadcast_to(np.asarray(target, dtype=np.int64), (b,)).copy() if np.ndim(target) == 0 else \
+            np.asarray(target, dtype=np.int64)
+        if tgt.shape != (b,) or (tgt < 0).any() or (tgt >= n_classes).any():
+            raise InputError(f"feature_responsiveness: target={target!r} must be a class in 0..{n_classes - 1} "
+                             f"or one per input ({b}).")
+    scores = np.zeros((b, d))
+    stderr = np.zeros((b, d))
+    reasons: list[list[str]] = []
+    pos = b
+    for i in range(b):
+        rr = []
+        for j in range(d):
+            n = int(counts[i, j])
+            hit = decision[pos:pos + n] == tgt[i]
+            pos += n
+            s = float(hit.mean()) if n else 0.0
+            scores[i, j] = s
+            stderr[i, j] = 0.0 if exact[i, j] or n == 0 else math.sqrt(s * (1.0 - s) / n)
+            if current[i] == tgt[i]:
+                rr.append(REASON_ALREADY)
+                scores[i, j], stderr[i, j] = np.nan, np.nan
+            elif rules[j]["immutable"]:
+                rr.append(REASON_IMMUTABLE)
+            elif not feasible[i, j]:
+                rr.append(REASON_NO_ACTION)
+            elif s == 0.0:
+                rr.append(REASON_NO_FLIP)
+            else:
+                rr.append(REASON_RESPONSIVE)
+        reasons.append(rr)
+    return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, [u["name"] for u in rules],
+                                current, tgt, int(allx.shape[0]))
