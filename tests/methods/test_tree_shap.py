@@ -321,6 +321,11 @@ def test_bad_input(cancer):
         tribute.explain(model, X[:2], method="tree_shap", output="prob")
     with pytest.raises(UnsupportedModelError, match=r"tree model|does not know models"):
         tribute.explain(lambda a: a.sum(1), X[:2], method="tree_shap")
+    from sklearn.ensemble import RandomForestClassifier
+
+    rf = RandomForestClassifier(3, max_depth=3, random_state=0).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match=r"output='kl' .* is not supported.*exact_shapley"):
+        tribute.explain(rf, X[:2], method="tree_shap", output="kl")
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
 

@@ -570,8 +570,12 @@ class TreeShap(Method):
             )
         target = game.target
         if target.fn is not None or target.index is None:
+            what = ("output='kl' (a divergence of the whole label distribution)"
+                    if target.output == "kl" else "a callable target")
             raise UnsupportedModelError(
-                "tree_shap explains output columns; a callable target is not supported."
+                f"tree_shap explains one output column per target; {what} is not supported. "
+                "Use a model-agnostic Shapley estimator (e.g. method='exact_shapley' or "
+                "'kernel_shap') for it."
             )
         output = target.output
         prob_native = ens.raw_output == "probability"
