@@ -97,7 +97,8 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
         fit: Any = RidgeFit(l2=1.0) if name == "ridge" else LogisticFit(3, l2=1.0)
         methods = {**_GRAD, "influence_loo_step": {"method": "influence", "loo_step": True},
                    "influence_loo_newton": {"method": "influence", "loo_step": True, "loo_iters": 30},
-                   "trak": {"proj_dim": 16}, "datamodels": {"budget": 20 if tiny else 400}}
+                   "trak": {"proj_dim": 16}, "datamodels": {"budget": 20 if tiny else 400},
+                   "freeshap": {}}
         return DataCase(name, f"{name} regression (synthetic, n={n})", X, y, Xt, yt, fit,
                         fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100, loo=True)
     if name.startswith("digits"):
@@ -118,7 +119,7 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
         else:
             fit = MLPFit(10, hidden=32, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
             methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
-                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}}
+                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {}}
         return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
                         flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp")
