@@ -58,3 +58,12 @@ def stderr_of(attr: Attribution) -> np.ndarray:
     assert se is not None, f"{attr.method}: no standard errors reported"
     return se
 
+
+
+#: Environment for a local Ray instance on the loopback address only (Ray reads it when it is
+#: imported; RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps 127.0.0.1 instead of the machine's address).
+RAY_LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}

@@ -12,13 +12,10 @@ from data_cases import mlp_case
 import tribute
 from tribute.errors import InputError
 from tribute.games.data_bank import RetrainBank
+from tribute_testing import RAY_LOOPBACK_ENV
 
-# Loopback only (read when Ray is imported; see tests/jobs/test_jobs_ray.py).
-_RAY_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-}
+# Loopback only (Ray reads these when it is imported).
+_RAY_ENV = RAY_LOOPBACK_ENV
 for _k, _v in _RAY_ENV.items():
     os.environ.setdefault(_k, _v)
 

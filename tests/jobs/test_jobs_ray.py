@@ -14,14 +14,10 @@ import pytest
 import run_job
 
 import tribute
+from tribute_testing import RAY_LOOPBACK_ENV
 
-# Loopback only: Ray reads these when it is imported (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes
-# it keep 127.0.0.1 instead of resolving it to the machine's address).
-_RAY_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-}
+# Loopback only (Ray reads these when it is imported).
+_RAY_ENV = RAY_LOOPBACK_ENV
 for _k, _v in _RAY_ENV.items():
     os.environ.setdefault(_k, _v)
 

@@ -28,17 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..datasets import PLUS, RING
 from ..methods.craft import CRAFTResult, craft
 
 __all__ = ["ConceptSuiteResult", "cmd_concept_suite", "format_concept_results", "pattern_cnn",
            "pattern_iou", "run_concept_suite", "two_pattern_images"]
 
-PATTERN = 6
-PLUS = np.zeros((PATTERN, PATTERN), dtype=bool)
-PLUS[2:4, :] = True
-PLUS[:, 2:4] = True
-RING = np.ones((PATTERN, PATTERN), dtype=bool)
-RING[1:-1, 1:-1] = False
+PATTERN = PLUS.shape[0]  # the planted-pattern images' 6 x 6 plus and ring
 PATTERNS = {"plus": PLUS, "ring": RING}
 
 
