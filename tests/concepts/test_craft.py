@@ -16,7 +16,8 @@ import torch
 from scipy.optimize import nnls
 
 import tribute
-from tribute.bench.concept_suite import PATTERN, PLUS, RING, run_concept_suite, two_pattern_images
+from tribute.bench.concept_suite import PATTERN, run_concept_suite, two_pattern_images
+from tribute.datasets import PLUS, RING
 from tribute.errors import InputError
 from tribute.methods._nmf import nmf, nmf_transform
 
