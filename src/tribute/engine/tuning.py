@@ -7,7 +7,8 @@ a call are sent at doubling sizes (16, 32, 64, ... up to the memory cap), each t
 end (composing the rows, the forward pass, target selection and storing the values). The
 growth stops at the first size that is clearly (15%) slower than the best one, timed twice so
 that one stalled chunk does not end the search (once when that chunk alone took 50 ms), or
-after two sizes in a row that were no faster (a plateau); the fastest size is used for the
+after two sizes in a row that were no faster (a plateau); the fastest size (the smallest of
+those within 5% of the fastest) is used for the
 rest of the call and cached per (model, model-input signature, gradients) for later calls in
 the process -- every method and game kind on the same model and input shapes shares it
 (feature games, component games' capture and patching passes). Tuning chunks are real work:
@@ -24,6 +25,10 @@ for a CPU (Linux schedstat). On a shared machine wall time mostly measures the s
 load average of 12 on 2 cores a 13-feature MLP's 8192-row chunk measured 20x slower than its
 2048-row one by wall clock, 1.5x without the run-queue wait); time the model spends blocked
 (sleeping, I/O, waiting for an accelerator) still counts.
+
+Runs whose rows are composed in blocks of many chunks (``Engine.run(blocks=True)``) time only
+the forward passes of their tuning chunks: composing and storing rows is then paid per block,
+so what a size costs is its forward pass.
 
 Results do not depend on the sizes chosen: every row is composed and evaluated on its own.
 """
@@ -85,6 +90,10 @@ _FIRST = 16
 _CONFIRM_SECONDS = 0.05
 #: Chunks faster than this are timed up to ``2 * repeats`` times before they end the search.
 _CHEAP_SECONDS = 5e-3
+#: Sizes measured within this share of the fastest one count as tied; the smallest wins
+#: (mlp13: 4,096 rows per pass timed as fast as 2,048 in tuning chunks, then ran its forward
+#: passes 1.2x slower in long runs).
+_TIE = 0.05
 
 
 class BatchTuner:
@@ -190,7 +199,11 @@ class BatchTuner:
                 self._finish()
 
     def _finish(self) -> None:
-        self.best = max(self.rates, key=lambda k: self.rates[k])
+        # the smallest size within ``_TIE`` of the fastest: short tuning chunks flatter big
+        # sizes (their cost per pass is amortised, and their activations have not yet pushed
+        # the rest out of the cache), and a smaller chunk takes less memory
+        top = max(self.rates.values())
+        self.best = min(k for k, r in self.rates.items() if r >= (1.0 - _TIE) * top)
 
 
 # One tuner per (model, key, gradients), kept as long as the model lives. The key is the

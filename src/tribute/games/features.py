@@ -550,14 +550,17 @@ class FeatureGame(Game):
         return masks[:, inp.groups]
 
     def _compose_shared(self, masks: torch.Tensor, start: int, stop: int, k_count: int,
-                        cache: dict[int, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+                        cache: dict[int, torch.Tensor],
+                        scratch: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
         """Rows ``start..stop-1`` of the ``batch*K`` table for shared masks (no background set).
 
         Row ``r`` is sample ``r // K`` under coalition ``r % K``. The rows split into at most three
         blocks (the end of one sample's coalitions, whole samples, the start of another's); each
         block is ``base + e[None] * (x - base)[samples, None]``, one broadcast ``addcmul`` written
         straight into the output, with element masks ``e`` computed once per coalition (cached
-        for the whole ``value`` call when small) instead of gathered for every row.
+        for the whole ``value`` call when small) instead of gathered for every row. With
+        ``scratch``, rows are written into a buffer per input kept there and reused by later
+        calls (the caller must be done with earlier rows by then).
         """
         n_rows = stop - start
         b0, k0 = divmod(start, k_count)
@@ -576,7 +579,12 @@ class FeatureGame(Game):
         out = []
         for i, inp in enumerate(self.inputs):
             diff = self._diff(i)
-            rows = torch.empty(n_rows, inp.size, dtype=diff.dtype, device=diff.device)
+            held = scratch.get(i) if scratch is not None else None
+            if held is None or held.shape[0] < n_rows:
+                held = torch.empty(n_rows, inp.size, dtype=diff.dtype, device=diff.device)
+                if scratch is not None:
+                    scratch[i] = held
+            rows = held[:n_rows]
             r = 0
             e_all = cache.get(i)
             if e_all is None and k_count * inp.size * diff.element_size() <= _ELEMENT_CACHE_BYTES:
@@ -632,12 +640,19 @@ class FeatureGame(Game):
             inp.is_int or (inp.groups is not None and inp.groups.ndim != 1) for inp in self.inputs
         )
         elem_cache: dict[int, torch.Tensor] = {}
+        # composed rows are written into one buffer per input, reused from chunk to chunk (the
+        # sink copies the values out before the next chunk is composed)
+        scratch: dict[int, torch.Tensor] = {}
 
         def build(start: int, stop: int) -> Rows:
             if fast:
-                b = torch.arange(start, stop, device=device) // k_count
+                # sample ids: rows are sample-major, so repeat each id K times (no division)
+                b0 = start // k_count
+                b = torch.arange(b0, (stop - 1) // k_count + 1, device=device)[:, None] \
+                    .expand(-1, k_count).reshape(-1)[start - b0 * k_count : stop - b0 * k_count]
                 extra, kw = self._rows_extra(b)
-                return Rows(inputs=self._compose_shared(masks_d, start, stop, k_count, elem_cache),
+                return Rows(inputs=self._compose_shared(masks_d, start, stop, k_count, elem_cache,
+                                                        scratch),
                             sample=b, extra=extra, kwargs=kw)
             _, bk, b, k, j = self._decode(start, stop, k_count)
             m = self._row_masks(masks_d, shared, bk, k)
@@ -652,8 +667,12 @@ class FeatureGame(Game):
             out.index_add_(0, torch.arange(start, stop) // mb,
                            v * self._row_weights(start, stop)[:, None])
 
+        # no per-row forward arguments: rows are composed, selected and stored per block of
+        # chunks (the model still sees the same chunks; see Engine.run)
+        blocks = not self.forward_args and not self.forward_kwargs
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
-                        select=self._select, desc="coalitions", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
+                        select=self._select, desc="coalitions", blocks=blocks,
+                        describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
