@@ -11,11 +11,11 @@ progress bar. Nothing else in the code base loops over rows.
 
 from __future__ import annotations
 
-from .core import Engine, Rows, default_batch_size, fixed_batch_size, max_chunk_rows, row_signature
+from .core import BLOCK_BYTES, Engine, Rows, default_batch_size, fixed_batch_size, max_chunk_rows, row_signature
 from .memory import available_memory, default_max_memory, format_bytes, parse_memory
 from .progress import Progress, SlowRunWarning, observe_progress, progress_scope
 from .tuning import BatchTuner, clear_tuners
 
-__all__ = ["BatchTuner", "Engine", "Progress", "Rows", "SlowRunWarning", "available_memory", "clear_tuners",
+__all__ = ["BLOCK_BYTES", "BatchTuner", "Engine", "Progress", "Rows", "SlowRunWarning", "available_memory", "clear_tuners",
            "default_batch_size", "default_max_memory", "fixed_batch_size", "format_bytes", "max_chunk_rows",
            "observe_progress", "parse_memory", "progress_scope", "row_signature"]

@@ -192,6 +192,7 @@ class Engine:
         #: engine whose rows have the same signature on the same model (every method, feature
         #: and component games alike). None: rows are told apart by their size in bytes.
         self.tune_key: Hashable | None = None
+        self._tuners: dict[tuple[Any, ...], BatchTuner] = {}
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -206,10 +207,17 @@ class Engine:
     def tuner(self, row_bytes: int, grad: bool, tune_key: Hashable | None = None) -> BatchTuner:
         """The process-wide batch-size tuner for this model and rows (``tune_key``, else the
         engine's :attr:`tune_key`, else the row size); ``row_bytes`` bounds the chunks."""
-        cap = max_chunk_rows(row_bytes, grad, self.max_memory, self._n_params)
         key = tune_key if tune_key is not None else (
             self.tune_key if self.tune_key is not None else int(row_bytes))
-        return tuner_for(self._model_key(), key, grad, cap)
+        # a call asks several times (cost estimate, reference pass, each run): the lookup is
+        # kept per (key, gradients, row size, memory cap) while the tuner it found is current
+        memo = (key, bool(grad), int(row_bytes), self.max_memory)
+        hit = self._tuners.get(memo)
+        if hit is not None and hit.current:
+            return hit
+        cap = max_chunk_rows(row_bytes, grad, self.max_memory, self._n_params)
+        t = self._tuners[memo] = tuner_for(self._model_key(), key, grad, cap)
+        return t
 
     def fixed_rows(self) -> int | None:
         """Rows per pass when not tuned: ``batch_size``, else :func:`fixed_batch_size`'s."""
@@ -317,6 +325,8 @@ class Engine:
                 if scope is not None:
                     scope.project()
                 start = stop
+            if tuner is not None and not tuner.done:
+                tuner.settle(n_rows)
         finally:
             if clock is not None:
                 clock.close()

@@ -147,11 +147,31 @@ class BatchTuner:
         self.best: int | None = None
         self._i = 0
         self._warm = False
+        self._current = True
         self._lock = threading.Lock()
 
     @property
     def done(self) -> bool:
         return self.best is not None
+
+    @property
+    def current(self) -> bool:
+        """This tuner is still the process-wide one for its model and key (not forgotten by
+        :func:`clear_tuners` nor replaced under another cap)."""
+        return self._current
+
+    def settle(self, n_rows: int) -> None:
+        """End a search that runs of ``n_rows`` rows cannot continue: the size to time next
+        needs a chunk of at least half its rows, more than the whole run has, although the run
+        was big enough to time the size before it (a smaller run, e.g. a reference pass before
+        the coalitions, leaves the search alone). The best size measured so far is kept; calls
+        of this size never send bigger chunks, so without this every later call would keep
+        timing chunks that are never recorded."""
+        with self._lock:
+            i, n2 = self._i, 2 * int(n_rows)
+            if self.best is None and self.rates and i > 0 and self.candidates[i - 1] <= n2 \
+                    < self.candidates[i]:
+                self._finish()
 
     def propose(self, cap: int | None = None) -> int:
         """The size of the next chunk (the best one once tuned), at most ``cap``."""
@@ -236,11 +256,15 @@ def tuner_for(model_key: Any, key: Hashable, grad: bool, cap: int) -> BatchTuner
         except TypeError:  # not weak-referenceable: fall back to its id
             t = _TUNERS_BY_ID.get((id(model_key), *k))
             if t is None or not _reusable(t, cap):
+                if t is not None:
+                    t._current = False
                 fwd = _TUNERS_BY_ID.get((id(model_key), key, False)) if grad else None
                 t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(cap, _first(fwd))
             return t
         t = per_model.get(k)
         if t is None or not _reusable(t, cap):
+            if t is not None:
+                t._current = False
             fwd = per_model.get((key, False)) if grad else None
             t = per_model[k] = BatchTuner(cap, _first(fwd))
         return t
@@ -258,5 +282,10 @@ def _first(forward: BatchTuner | None) -> int:
 def clear_tuners() -> None:
     """Forget every tuned size (tests, benchmarks)."""
     with _LOCK:
+        for per_model in _TUNERS.values():
+            for t in per_model.values():
+                t._current = False
+        for t in _TUNERS_BY_ID.values():
+            t._current = False
         _TUNERS.clear()
         _TUNERS_BY_ID.clear()

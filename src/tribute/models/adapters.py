@@ -168,15 +168,20 @@ class TorchModel(ModelAdapter):
                 if d is not None:
                     hooks.append((d, set(d) if d else None))
         try:
-            m.eval()
-            for p in params:
-                p.requires_grad_(False)
+            if any(training):
+                m.eval()
+            for p, r in zip(params, req):
+                if r:
+                    p.requires_grad_(False)
             yield
         finally:
+            # only what differs is written back (Module.__setattr__ is slow: issue #9)
             for mod, flag in zip(modules, training):
-                mod.training = flag
+                if mod.training != flag:
+                    mod.training = flag
             for p, r in zip(params, req):
-                p.requires_grad_(r)
+                if p.requires_grad != r:
+                    p.requires_grad_(r)
             for d, keys in hooks:
                 if not d:
                     continue

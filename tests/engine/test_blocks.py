@@ -1,0 +1,164 @@
+"""Issue #9: rows composed per block of chunks, the tuner's tie rule and settling, lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import tribute
+from tribute.engine import BLOCK_BYTES, BatchTuner, Engine, Rows, clear_tuners
+from tribute.errors import ModelOutputError
+from tribute.models import as_model
+
+
+class _Counting(nn.Module):
+    """A small MLP that records the rows of every forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+        self.passes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.passes.append(int(x.shape[0]))
+        return self.net(x)
+
+
+def _run(engine: Engine, n: int, blocks: bool, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    out = torch.zeros(n, 1, dtype=torch.float64)
+    built: list[tuple[int, int]] = []
+
+    def build(a: int, b: int) -> Rows:
+        built.append((a, b))
+        i = torch.arange(a, b)
+        return Rows(inputs=(x[i % x.shape[0]] * (1 + i[:, None] % 7),), sample=i % x.shape[0])
+
+    def sink(a: int, b: int, vals: torch.Tensor, grads: Any) -> None:
+        out[a:b] = vals.double()
+
+    engine.run(n, build, sink, row_bytes=5 * 4, blocks=blocks,
+               select=lambda o, r: o[:, :1])
+    return out, built
+
+
+def test_blocks_send_the_same_chunks_and_give_the_same_values():
+    m = _Counting().eval()
+    x = torch.randn(4, 5)
+    e1 = Engine(as_model(m, "torch"), batch_size=7)
+    v1, built1 = _run(e1, 100, False, x)
+    p1 = list(m.passes)
+    m.passes.clear()
+    e2 = Engine(as_model(m, "torch"), batch_size=7)
+    v2, built2 = _run(e2, 100, True, x)
+    assert m.passes == p1 == [7] * 14 + [2]  # the model sees the same chunks
+    assert torch.equal(v1, v2)
+    assert len(built1) == 15 and built2 == [(0, 100)]  # one block: composed and stored once
+    assert e1.n_rows == e2.n_rows == 100 and e1.n_passes == e2.n_passes == 15
+
+
+def test_block_size_is_a_whole_number_of_chunks_under_the_byte_and_memory_caps():
+    e = Engine(as_model(_Counting(), "torch"), batch_size=64, max_memory=2**30)
+    assert e.block_rows(64, 100) == (BLOCK_BYTES // 100) // 64 * 64
+    assert e.block_rows(64, 10**7) == 64  # rows bigger than a block: one chunk per block
+    small = Engine(as_model(_Counting(), "torch"), batch_size=64, max_memory=16 * 6400)
+    assert small.block_rows(64, 100) == 64  # 1/16 of the cap holds one chunk
+
+
+def test_a_nan_in_a_later_chunk_of_a_block_names_its_row():
+    class Bad(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.where(x[:, :1] == 33.0, torch.nan, x[:, :1])
+
+    e = Engine(as_model(Bad(), "torch"), batch_size=8)
+
+    def build(a: int, b: int) -> Rows:
+        i = torch.arange(a, b, dtype=torch.float32)
+        return Rows(inputs=(i[:, None].expand(-1, 2).clone(),), sample=torch.zeros(b - a, dtype=torch.long))
+
+    with pytest.raises(ModelOutputError, match="at row 33"):
+        e.run(64, build, lambda *a: None, row_bytes=8, blocks=True, select=lambda o, r: o)
+
+
+def test_blocks_refuse_rows_with_extras():
+    e = Engine(as_model(_Counting(), "torch"), batch_size=4)
+
+    def build(a: int, b: int) -> Rows:
+        return Rows(inputs=(torch.zeros(b - a, 5),), sample=torch.zeros(b - a, dtype=torch.long),
+                    extra=(torch.zeros(b - a),))
+
+    with pytest.raises(RuntimeError, match="blocks=True"):
+        e.run(8, build, lambda *a: None, row_bytes=20, blocks=True, select=lambda o, r: o)
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "kernel_shap", "lime", "occlusion"])
+@pytest.mark.parametrize("baseline", ["zero", "background"])
+def test_feature_values_do_not_depend_on_the_block_size(method, baseline, monkeypatch):
+    m = _Counting().eval()
+    x = torch.randn(6, 5)
+    kw: dict[str, Any] = {"budget": 40} if method in ("kernel_shap", "lime") else {}
+    if method == "occlusion":
+        kw = {"window": (1,), "stride": (1,)}
+    if baseline == "background":
+        kw["baseline"] = torch.randn(3, 5)
+
+    def run() -> Any:
+        m.passes.clear()
+        return tribute.explain(m, x, method=method, target=0, batch_size=7, progress=False, **kw)
+
+    a = run()
+    passes = list(m.passes)
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes: size)  # per chunk
+    b = run()
+    assert m.passes == passes and a.n_rows == b.n_rows
+    assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))
+
+
+def test_tuner_takes_the_smallest_size_within_five_percent_of_the_fastest():
+    t = BatchTuner(cap=8192)
+    rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 410.0, 256: 415.0}
+    for _ in range(20):
+        s = t.propose()
+        t.record(s, s, s / rates.get(s, 415.0))
+    # 128 and 256 are no faster than 64 within the 15% tolerance (a plateau ends the search),
+    # and within 5% of the fastest (415): the smallest of them wins
+    assert t.done and t.best == 64
+
+
+def test_settle_ends_a_search_the_calls_cannot_continue_but_not_from_a_small_run():
+    t = BatchTuner(cap=8192)
+    t.record(16, 16, 1.0)  # warm-up
+    for s in (16, 32, 64):
+        assert t.propose() == s
+        t.record(s, s, s / (10.0 * s))  # growing throughput
+    assert t.propose() == 128 and not t.done
+    t.settle(20)  # a small run (e.g. the reference pass) could not time 64 either: no verdict
+    assert not t.done
+    t.settle(100)  # a run of 100 rows timed 64 but can never send half of 128
+    assert t.done and t.best == 64
+
+
+def test_engine_tuner_lookups_follow_clear_tuners():
+    m = _Counting().eval()
+    e = Engine(as_model(m, "torch"))
+    t1 = e.tuner(20, False)
+    assert e.tuner(20, False) is t1 and t1.current
+    clear_tuners()
+    assert not t1.current
+    t2 = e.tuner(20, False)
+    assert t2 is not t1 and t2.current
+
+
+def test_session_restores_flags_it_changed_only():
+    m = _Counting()
+    m.train()
+    m.net[0].weight.requires_grad_(False)
+    ad = as_model(m, "torch")
+    with ad.session():
+        assert not m.training and not m.net[0].training
+        assert not any(p.requires_grad for p in m.parameters())
+    assert m.training and m.net[2].training
+    assert not m.net[0].weight.requires_grad and m.net[0].bias.requires_grad
