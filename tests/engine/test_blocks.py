@@ -118,7 +118,7 @@ def test_feature_values_do_not_depend_on_the_block_size(method, baseline, monkey
 
 
 def test_tuner_takes_the_smallest_size_within_five_percent_of_the_fastest():
-    t = BatchTuner(cap=8192)
+    t = BatchTuner(cap=8192, skip=False)
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 410.0, 256: 415.0}
     for _ in range(20):
         s = t.propose()
@@ -129,7 +129,7 @@ def test_tuner_takes_the_smallest_size_within_five_percent_of_the_fastest():
 
 
 def test_settle_ends_a_search_the_calls_cannot_continue_but_not_from_a_small_run():
-    t = BatchTuner(cap=8192)
+    t = BatchTuner(cap=8192, skip=False)
     t.record(16, 16, 1.0)  # warm-up
     for s in (16, 32, 64):
         assert t.propose() == s
@@ -162,3 +162,47 @@ def test_session_restores_flags_it_changed_only():
         assert not any(p.requires_grad for p in m.parameters())
     assert m.training and m.net[2].training
     assert not m.net[0].weight.requires_grad and m.net[0].bias.requires_grad
+
+
+def _times(per_pass: float, per_row: float, peak: int | None = None, past: float = 2.0):
+    """Seconds of a pass of ``s`` rows: a cost per pass plus one per row (``past`` times
+    more past ``peak``)."""
+    return lambda s: per_pass + s * per_row * (past if peak is not None and s > peak else 1.0)
+
+
+def test_sizes_dominated_by_the_cost_per_pass_are_skipped():
+    # 60 us per pass, 0.17 us per row (a 13-feature MLP): 16 and 32 rows are nearly all cost per
+    # pass; 9 c / r = 3,176 rows, so the search resumes at 2,048 (five doublings on from 64)
+    t = BatchTuner(cap=8192)
+    cost = _times(60e-6, 0.17e-6, peak=2048)
+    sizes = []
+    for _ in range(12):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, cost(s))
+    assert sizes[:5] == [16, 16, 32, 2048, 4096]
+    assert t.best == 2048 and 64 not in t.rates
+
+
+def test_a_skip_past_the_peak_times_the_skipped_sizes():
+    t = BatchTuner(cap=8192, confirm_seconds=10.0)
+    cost = _times(60e-6, 0.17e-6, peak=128, past=20.0)  # throughput collapses past 128 rows
+    sizes = []
+    for _ in range(16):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, cost(s))
+    assert sizes[3] == 2048 and 64 in t.rates and 128 in t.rates
+    assert t.best == 128
+
+
+def test_costly_rows_are_never_skipped():
+    t = BatchTuner(cap=8192)
+    cost = _times(1e-4, 1e-3)  # mostly cost per row (a big CNN): every size is timed
+    sizes = [t.propose()]
+    t.record(16, 16, cost(16))
+    for _ in range(4):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, cost(s))
+    assert sizes == [16, 16, 32, 64, 128]

@@ -15,6 +15,10 @@ the process -- every method and game kind on the same model and input shapes sha
 their rows are the call's rows, nothing is run twice, and the tuning cost is part of every
 timing.
 
+Sizes whose passes are mostly a fixed cost per pass are skipped: after the first two sizes
+the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
+size where the cost per pass is still over a tenth of a pass (at most five doublings on).
+
 Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
 throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
 earlier rule that jumped to the size "expected to take 2 ms" settled on 8,192 and ran every
@@ -94,6 +98,8 @@ _CHEAP_SECONDS = 5e-3
 #: (mlp13: 4,096 rows per pass timed as fast as 2,048 in tuning chunks, then ran its forward
 #: passes 1.2x slower in long runs).
 _TIE = 0.05
+#: Most doublings the search skips after its first two sizes (see ``BatchTuner._skip_ahead``).
+_MAX_SKIP = 5
 
 
 class BatchTuner:
@@ -119,6 +125,8 @@ class BatchTuner:
             many for chunks under 5 ms, which cost little). default=2.
         confirm_seconds: a clearly slower chunk that took longer than this ends the search
             without a second timing (confirming it would cost another slow chunk). default=0.05.
+        skip: after the first two sizes, skip the sizes whose passes are mostly a fixed cost
+            per pass (see ``_skip_ahead``). default=True.
 
     Attributes:
         rates: rows per second measured at each size (best of its measurements).
@@ -127,7 +135,7 @@ class BatchTuner:
 
     def __init__(self, cap: int, first: int = _FIRST, patience: int = 2,
                  tolerance: float = 0.15, repeats: int = 2,
-                 confirm_seconds: float = _CONFIRM_SECONDS) -> None:
+                 confirm_seconds: float = _CONFIRM_SECONDS, skip: bool = True) -> None:
         cap = max(1, int(cap))
         sizes = []
         s = min(max(1, int(first)), cap)
@@ -147,6 +155,8 @@ class BatchTuner:
         self.best: int | None = None
         self._i = 0
         self._warm = False
+        self.skip = bool(skip)
+        self._skipped: tuple[int, int] | None = None  # (first skipped index, index skipped to)
         self._current = True
         self._lock = threading.Lock()
 
@@ -210,13 +220,46 @@ class BatchTuner:
             if slower and self._seen < needed:
                 return  # time it again before it ends the search
             self._seen = 0
+            if slower and self._skipped is not None and self._i == self._skipped[1]:
+                # the skip landed past the peak: time the sizes it skipped after all
+                self._i, self._skipped = self._skipped[0], None
+                return
             if slower:
                 self._finish()
                 return
             self._flat = 0 if self.rates[size] > top else self._flat + 1
             self._i += 1
+            if self.skip and self._i == 2 and self._flat == 0 and len(self.rates) == 2:
+                self._i = self._skip_ahead()
+                if self._i > 2:
+                    self._skipped = (2, self._i)
             if self._i >= len(self.candidates) or self._flat >= self.patience:
                 self._finish()
+
+    def _skip_ahead(self) -> int:
+        """After the first two sizes: the index of the first size worth timing next.
+
+        Their times fit ``t(s) = c + s * r`` (a cost per pass ``c`` and per row ``r``); sizes
+        whose passes are mostly ``c`` say nothing about the model and cost a pass each
+        (a 13-feature MLP: ~60 us per pass, 0.17 us per row, so 16 ... 1,024 rows are all
+        "faster than the last"). The search goes on at the largest size where ``c`` is still
+        over a tenth of the pass (``s <= 9 c / r``), at most :data:`_MAX_SKIP` doublings on;
+        no skip when ``c`` is not positive (a costly model: every size is timed). Should that
+        size turn out clearly slower (the peak lies among the skipped sizes), the skipped sizes
+        are timed after all.
+        """
+        s0, s1 = self.candidates[0], self.candidates[1]
+        t0, t1 = s0 / self.rates[s0], s1 / self.rates[s1]
+        per_row = (t1 - t0) / (s1 - s0) if s1 > s0 else 0.0
+        per_pass = t0 - per_row * s0
+        if per_pass <= 0:
+            return 2
+        target = 9.0 * per_pass / per_row if per_row > 0 else float("inf")
+        i = 2
+        while i + 1 < len(self.candidates) and i < 2 + _MAX_SKIP \
+                and self.candidates[i + 1] <= target:
+            i += 1
+        return i
 
     def _finish(self) -> None:
         # the smallest size within ``_TIE`` of the fastest: short tuning chunks flatter big
