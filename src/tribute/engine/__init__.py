@@ -11,7 +11,15 @@ progress bar. Nothing else in the code base loops over rows.
 
 from __future__ import annotations
 
-from .core import BLOCK_BYTES, Engine, Rows, default_batch_size, fixed_batch_size, max_chunk_rows, row_signature
+from .core import (
+           BLOCK_BYTES,
+           Engine,
+           Rows,
+           default_batch_size,
+           fixed_batch_size,
+           max_chunk_rows,
+           row_signature,
+)
 from .memory import available_memory, default_max_memory, format_bytes, parse_memory
 from .progress import Progress, SlowRunWarning, observe_progress, progress_scope
 from .tuning import BatchTuner, clear_tuners
