@@ -281,6 +281,8 @@ class Engine:
             return
         fixed = self.fixed_rows()
         tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
+        if tuner is not None:
+            tuner.resume(n_rows)
         scope = active_progress()
         bar = scope if scope is not None else Progress(n_rows, desc, self.progress)
         t_run, start = time.perf_counter(), 0

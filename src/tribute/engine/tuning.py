@@ -7,8 +7,7 @@ a call are sent at doubling sizes (16, 32, 64, ... up to the memory cap), each t
 end (composing the rows, the forward pass, target selection and storing the values). The
 growth stops at the first size that is clearly (15%) slower than the best one, timed twice so
 that one stalled chunk does not end the search (once when that chunk alone took 50 ms), or
-after two sizes in a row that were no faster (a plateau); the fastest size (the smallest of
-those within 5% of the fastest) is used for the
+after two sizes in a row that were no faster (a plateau); the fastest size is used for the
 rest of the call and cached per (model, model-input signature, gradients) for later calls in
 the process -- every method and game kind on the same model and input shapes shares it
 (feature games, component games' capture and patching passes). Tuning chunks are real work:
@@ -94,10 +93,6 @@ _FIRST = 16
 _CONFIRM_SECONDS = 0.05
 #: Chunks faster than this are timed up to ``2 * repeats`` times before they end the search.
 _CHEAP_SECONDS = 5e-3
-#: Sizes measured within this share of the fastest one count as tied; the smallest wins
-#: (mlp13: 4,096 rows per pass timed as fast as 2,048 in tuning chunks, then ran its forward
-#: passes 1.2x slower in long runs).
-_TIE = 0.05
 #: Most doublings the search skips after its first two sizes (see ``BatchTuner._skip_ahead``).
 _MAX_SKIP = 5
 
@@ -156,6 +151,7 @@ class BatchTuner:
         self._i = 0
         self._warm = False
         self.skip = bool(skip)
+        self._settled = False  # ended by settle(): a bigger run resumes the search
         self._skipped: tuple[int, int] | None = None  # (first skipped index, index skipped to)
         self._current = True
         self._lock = threading.Lock()
@@ -182,6 +178,14 @@ class BatchTuner:
             if self.best is None and self.rates and i > 0 and self.candidates[i - 1] <= n2 \
                     < self.candidates[i]:
                 self._finish()
+                self._settled = True
+
+    def resume(self, n_rows: int) -> None:
+        """Take up a search :meth:`settle` ended when a run of ``n_rows`` rows can time the
+        size it stopped at (a small call must not fix the size of every bigger call after it)."""
+        with self._lock:
+            if self._settled and 2 * int(n_rows) >= self.candidates[self._i]:
+                self.best, self._settled = None, False
 
     def propose(self, cap: int | None = None) -> int:
         """The size of the next chunk (the best one once tuned), at most ``cap``."""
@@ -244,7 +248,8 @@ class BatchTuner:
         (a 13-feature MLP: ~60 us per pass, 0.17 us per row, so 16 ... 1,024 rows are all
         "faster than the last"). The search goes on at the largest size where ``c`` is still
         over a tenth of the pass (``s <= 9 c / r``), at most :data:`_MAX_SKIP` doublings on;
-        no skip when ``c`` is not positive (a costly model: every size is timed). Should that
+        no skip when ``c`` or ``r`` is not positive (a costly model, or noise: 32 rows timed
+        faster than 16 per pass). Should that
         size turn out clearly slower (the peak lies among the skipped sizes), the skipped sizes
         are timed after all.
         """
@@ -252,9 +257,9 @@ class BatchTuner:
         t0, t1 = s0 / self.rates[s0], s1 / self.rates[s1]
         per_row = (t1 - t0) / (s1 - s0) if s1 > s0 else 0.0
         per_pass = t0 - per_row * s0
-        if per_pass <= 0:
+        if per_pass <= 0 or per_row <= 0:  # no cost per pass, or timings too noisy to fit
             return 2
-        target = 9.0 * per_pass / per_row if per_row > 0 else float("inf")
+        target = 9.0 * per_pass / per_row
         i = 2
         while i + 1 < len(self.candidates) and i < 2 + _MAX_SKIP \
                 and self.candidates[i + 1] <= target:
@@ -262,11 +267,7 @@ class BatchTuner:
         return i
 
     def _finish(self) -> None:
-        # the smallest size within ``_TIE`` of the fastest: short tuning chunks flatter big
-        # sizes (their cost per pass is amortised, and their activations have not yet pushed
-        # the rest out of the cache), and a smaller chunk takes less memory
-        top = max(self.rates.values())
-        self.best = min(k for k, r in self.rates.items() if r >= (1.0 - _TIE) * top)
+        self.best = max(self.rates, key=lambda k: self.rates[k])
 
 
 # One tuner per (model, key, gradients), kept as long as the model lives. The key is the
