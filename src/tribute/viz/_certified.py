@@ -9,7 +9,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import DIVERGING_CMAP, NEG_COLOR, NEUTRAL_COLOR, POS_COLOR, _figure_and_axes, _new_figure
+from ._common import (
+    DIVERGING_CMAP,
+    NEG_COLOR,
+    NEUTRAL_COLOR,
+    POS_COLOR,
+    _figure_and_axes,
+    _new_figure,
+)
 
 __all__ = ["certified_cosine", "certified_map"]
 
