@@ -1,4 +1,4 @@
-"""Certified attribution robustness by uniform smoothing: a radius per input.
+"""Certified attribution robustness by uniform smoothing: radii per input (top-k set, cosine).
 
 A base attribution method ``a(x)`` (any registered feature method: saliency, integrated
 gradients, occlusion, ...) is smoothed with uniform noise,
@@ -187,7 +187,7 @@ def cosine_lower_bound(norm_lower: float | np.ndarray, shift: float | np.ndarray
 
 @dataclass(frozen=True)
 class CertifiedResult:
-    """Smoothed attributions with a certified top-k radius per input.
+    """Smoothed attributions with a certified top-k radius and a certified cosine radius per input.
 
     Attributes:
         smoothed: ``batch x players`` mean of the base maps under the noise.
