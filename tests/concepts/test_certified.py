@@ -156,8 +156,9 @@ def test_rows_at_the_model_match_n_evals_and_model_is_restored() -> None:
     net = _Counting(_mlp())
     net.train()
     x = torch.randn(3, 4, dtype=torch.float64)
-    r = tribute.certified_attribution(net, x, "saliency", n_samples=17, k=1)
+    r = tribute.certified_attribution(net, x, "saliency", n_samples=17, k=1, eps=0.01, clip_norm=0.5)
     assert net.rows == 3 * r.n_evals == 3 * (1 + 17)
+    assert r.cosine_lower is not None and r.cosine_lower.shape == (3,)
     assert net.training and all(p.requires_grad for p in net.parameters())
 
     class Boom(torch.nn.Module):

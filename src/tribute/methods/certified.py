@@ -80,7 +80,10 @@ changes, so McDiarmid's inequality gives ``P(f >= E f + t) <= exp(-n t^2 / (2 M^
 number of players), and the cosine bound and radius use ``m = ||g_hat|| - beta`` in place of
 ``||g(x)||`` (nothing certified when ``m <= 0``). The cosine certificate of each input holds
 with probability ``>= 1 - alpha`` over the draws, separately from the top-k certificate (both
-together ``>= 1 - 2 alpha``).
+together ``>= 1 - 2 alpha``). Both Monte-Carlo arguments take the ``n`` maps as independent draws:
+exact for a deterministic base method (gradients, integrated gradients, occlusion); a stochastic
+base method (kernel SHAP, LIME) reuses one seed per block of draws, which breaks that
+independence, so its certificates are approximate.
 
 The smoothed attribution itself (``smoothed``) is the mean of the base maps over the same
 draws (for a linear model and input x gradient it is ``w * x`` exactly: uniform noise has mean
