@@ -1,6 +1,6 @@
-"""The ``decision`` suite: recourse, SHAP-KL and certified attributions against ground truth.
+"""The ``decision`` suite: recourse, SHAP-KL, DhondtXAI and certified attributions against ground truth.
 
-Three parts, each with a ground truth (run ``tribute bench --suite decision``; ``decision-tiny``
+Four parts, each with a ground truth (run ``tribute bench --suite decision``; ``decision-tiny``
 for tests):
 
 1. **Recourse on a linear credit model** (known recourse). A synthetic credit table (income,
