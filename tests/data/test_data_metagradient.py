@@ -169,3 +169,16 @@ def test_model_left_as_it_was_also_after_an_error() -> None:
         tribute.explain(other.model, c.X_test, method="metagradient", players=moved,
                         target=c.y_test, curvature_probes=2)
     assert all(torch.equal(before[0][k], c.model.state_dict()[k]) for k in before[0])
+
+
+@pytest.mark.slow  # fills a tiny retrain bank (~10-50 s on 2 loaded cores)
+def test_data_suite_scores_the_second_order_label() -> None:
+    from tribute.bench.data_suite import build_data_case, run_data_case
+
+    case = build_data_case("digits_mlp", 0, "tiny")
+    assert case.methods["metagradient_2nd"] == {"method": "metagradient", "curvature_probes": 16}
+    rows = run_data_case(case, methods=["metagradient", "metagradient_2nd"])["methods"]
+    for label in ("metagradient", "metagradient_2nd"):
+        assert "error" not in rows[label], rows[label]
+        assert np.isfinite(rows[label]["lds_drop5pct"])
+    assert rows["metagradient_2nd"]["lds"] != rows["metagradient"]["lds"]
