@@ -8,6 +8,7 @@ finite differences of real weighted retraining through the bank; explicit autogr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from data_cases import Case, mlp_case, ridge_case
 
 import tribute
 from tribute.errors import InputError
+from tribute.games.data import DataGame
 from tribute.games.data_fits import RidgeFit
 from tribute.methods.data_metagradient import self_output_derivatives
 
@@ -44,7 +46,7 @@ def _hat_diagonal(c: Case) -> np.ndarray:
     return torch.einsum("nd,nd->n", A, torch.linalg.solve(H, A.T).T).numpy()
 
 
-def _explain(c: Case, **kw: object) -> tribute.Attribution:
+def _explain(c: Case, **kw: Any) -> tribute.Attribution:
     return tribute.explain(c.model, c.X_test, method="metagradient", players=c.data(),
                            target=c.y_test, **kw)
 
@@ -107,6 +109,7 @@ def test_probe_estimate_equals_the_hutchinson_sum_of_the_exact_jacobian() -> Non
     w.r.t. the weights (n x C x n); exact probes (>= n): its diagonal blocks."""
     c = mlp_case(n=12, steps=8)
     game = tribute.build_game(c.model, c.X_test, players=c.data(), target=c.y_test)
+    assert isinstance(game, DataGame)
     fit, n = c.fit, 12
 
     def outputs(w: torch.Tensor) -> torch.Tensor:
@@ -121,7 +124,7 @@ def test_probe_estimate_equals_the_hutchinson_sum_of_the_exact_jacobian() -> Non
     est = self_output_derivatives(game, fit.unrolled, K, torch.Generator().manual_seed(3))
     gen = torch.Generator().manual_seed(3)
     Z = [torch.randint(0, 2, (n,), generator=gen).to(torch.float64) * 2 - 1 for _ in range(K)]
-    ref = sum(z[:, None] * torch.einsum("icj,j->ic", Jac, z) for z in Z) / K
+    ref = torch.stack([z[:, None] * torch.einsum("icj,j->ic", Jac, z) for z in Z]).mean(0)
     np.testing.assert_allclose(est.numpy(), ref.numpy(), rtol=1e-5, atol=1e-9)
 
 
@@ -143,7 +146,7 @@ def test_second_order_on_an_mlp_scales_each_example_by_one_plus_its_leverage() -
                                           ({"curvature_probes": 1.5}, "curvature_probes"),
                                           ({"drop_fraction": 1.0}, "drop_fraction"),
                                           ({"drop_fraction": -0.1}, "drop_fraction")])
-def test_bad_options_are_refused_by_name(kw: dict[str, object], name: str) -> None:
+def test_bad_options_are_refused_by_name(kw: dict[str, Any], name: str) -> None:
     c = mlp_case(n=10, steps=3)
     with pytest.raises(InputError, match=name):
         _explain(c, **kw)
