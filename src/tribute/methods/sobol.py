@@ -109,14 +109,16 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor, replicate
     (``U_i = mean_k (f(A_k) - f(C_i,k))^2``, ``V`` the variance of all ``f(A)``, ``f(B)``),
     so its standard error comes from the delta method: design ``k``'s linearised influence
     ``L_ik = (u_ik - 2 S_i (q_k - 2 p p_k)) / (2 V)`` (``p_k``, ``q_k`` the mean of its two
-    values and of their squares, ``p`` the mean of all) counts the error of the denominator as
-    well as the numerator's. With few designs the denominator, a variance from ``2N`` values,
-    is itself far off, and treating it as known gave standard errors tens of times below the
-    error (30 players, 2 designs). The standard error is the spread of the replicates' mean
-    influences, ``sd_r / sqrt(R)``, pooled and t-inflated with ``R - 1`` dof
-    (:mod:`._stderr`): points of one scrambled Sobol sequence are not independent (for a
-    player whose two Sobol coordinates are badly paired, the spread within one sequence
-    understated the error 3.6-fold at 32 points), independent sequences are.
+    values and of their squares, ``p`` the mean of all) carries the error of the denominator
+    as well as the numerator's (a modest correction: the worst ``|error| / stderr`` of the
+    calibration sweep at 30 players and 8 designs drops from 12.5 to 10.1). The standard error
+    is the spread of the replicates' mean influences, ``sd_r / sqrt(R)``, pooled and
+    t-inflated with ``R - 1`` dof (:mod:`._stderr`). Replicates must be independent: the
+    points of one scrambled Sobol sequence are not (its first two points lie in opposite
+    halves of every coordinate; at 8 and 32 points the coordinates ``i`` and ``n + i`` that
+    pair a player's ``A`` and ``B`` values can be badly matched: for player 12 of 30 the mean
+    of ``(a - b)^2`` over 32 points varies 3.6x more between scrambles than over independent
+    points), and treating them as independent gave standard errors up to 39x below the error.
     """
     both = torch.cat([fa, fb], dim=-1)
     var = both.var(dim=-1, unbiased=False)  # ...
@@ -154,15 +156,16 @@ class Sobol(Method):
     player's total Sobol index with Jansen's estimator: the expected share of the output's
     variance lost when the player's mask is re-drawn. Indices are non-negative importances (see
     the module notes on the sign convention). ``stderr`` is the spread of independent
-    replicates: the ``N`` designs are ``R`` independently scrambled Sobol sequences (at least
-    ``replicates`` of them, each a power of two long; below ``2 replicates`` designs, ``N``
-    independent uniform points), and the delta method carries the error of the variance in
-    the denominator (see :func:`jansen_total`). One sequence's points are not independent:
-    treating them as such, as this method did before, left standard errors up to 39 times
-    below the error at 30 players (a player whose two Sobol coordinates pair badly at 8 or
-    32 points; the first two points of a sequence, which always fall in opposite halves of
-    every coordinate). Replicates cost QMC accuracy: at 10 players and 128 designs the RMS
-    error is 1.5x that of a single sequence (``replicates=1``: one sequence, NaN stderr).
+    replicates: the ``N`` designs are ``R`` independently scrambled Sobol sequences of about
+    ``N / R`` points (the largest power of two that leaves at least ``replicates`` sequences;
+    below ``2 replicates`` designs, ``N`` independent uniform points), and the delta method
+    carries the error of the variance in the denominator (see :func:`jansen_total`). One
+    sequence's points are not independent: treating them as such, as this method did before,
+    left standard errors up to 39 times below the error at 30 players (a player whose two
+    Sobol coordinates pair badly at 8 or 32 points; the first two points of a sequence, which
+    always fall in opposite halves of every coordinate). Replicates cost QMC accuracy: at 10
+    players and 128 designs the RMS error is 1.5x that of one sequence of 128 points
+    (``replicates=1``: one sequence, QMC-accurate, NaN standard errors with a warning).
 
     Needs real-valued inputs (fractional masks); on token ids use a gradient-free binary method
     (``kernel_shap``, ``lime``) or attribute embeddings.
