@@ -270,8 +270,8 @@ SWEEP_CASES = [(m, n, b) for m, f in SWEEP.items() for n in (10, 30) for b in f(
 #: sampled pairs happen to be fitted exactly by a wrong additive model (input 7 of the 10-player
 #: game: one dominant three-way term, in 2 to 6 of 50 designs): a stderr of ~0.002 against an
 #: error of 1.5. Nothing in the evaluated coalitions distinguishes that from a game the fit
-#: recovers exactly, so no estimator using only them can flag it; gone from 4n + 10 (10 players)
-#: and 2n + 10 (30 players) on this game.
+#: recovers exactly, so no estimator using only them can flag it. Not seen at budgets 50, 60, 80,
+#: 100, 160 (10 players) nor 70, 80, 90, 100, 120, 480 (30 players) on this game.
 _SWEEP_KNOWN = {
     ("kernel_shap", 10, 26): "worst |err|/stderr 730 (blind designs), coverage 0.939",
     ("kernel_shap", 10, 40): "worst |err|/stderr 855 (blind designs), coverage 0.944",
