@@ -12,6 +12,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import BudgetError, InputError
+from tribute.methods._stderr import StderrWarning
 from tribute.methods.lime import (
     lime_kernel,
     sample_coalitions,
@@ -20,7 +21,6 @@ from tribute.methods.lime import (
     weighted_ridge,
 )
 from tribute.methods.rise import smooth_masks
-from tribute.methods._stderr import StderrWarning
 from tribute.methods.sobol import jansen_total
 
 # ----------------------------------------------------------------------------- fixtures

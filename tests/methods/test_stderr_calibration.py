@@ -122,7 +122,7 @@ def test_kernel_shap_redraws_only_defective_designs(monkeypatch: pytest.MonkeyPa
     leverage 1) is redrawn; an acceptable first draw is kept bit for bit."""
     from tribute.methods import shapley_sampling as ss
 
-    def defect(masks, w, strata):  # type: ignore[no-untyped-def]
+    def defect(masks: torch.Tensor, w: torch.Tensor, strata: list[tuple[int, int, float]]) -> str | None:
         return ss._design_defect(masks, w, strata, ss._kkt_inverse(masks, w)[:10, :10])
 
     once, kept = {}, {}

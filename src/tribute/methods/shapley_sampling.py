@@ -277,7 +277,8 @@ def _kkt_inverse(masks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     kkt[:n, :n] = a
     kkt[:n, n] = 1.0
     kkt[n, :n] = 1.0
-    return torch.linalg.pinv(kkt, hermitian=True)
+    inv: torch.Tensor = torch.linalg.pinv(kkt, hermitian=True)
+    return inv
 
 
 def solve_constrained(masks: torch.Tensor, weights: torch.Tensor, y: torch.Tensor,

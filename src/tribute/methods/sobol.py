@@ -55,7 +55,7 @@ def replicate_count(n_designs: int, sampler: str = "sobol", replicates: int = 8)
         return 1
     if n_designs < 2 * replicates:
         return n_designs
-    g = 1 << int(math.floor(math.log2(n_designs / replicates)))
+    g = 1 << math.floor(math.log2(n_designs / replicates))
     return n_designs // g
 
 
