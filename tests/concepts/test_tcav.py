@@ -89,28 +89,43 @@ def test_known_concept_scores_one_and_is_significant() -> None:
     assert r0.score < 0.05 and r0.significant
 
 
-def test_permutation_test_is_calibrated_and_finds_the_planted_concept() -> None:
-    # 100 concept sets drawn from the random law (H0 true): the permutation test's rejections are
-    # Binomial(100, <= 0.05); P(X > 13) = 0.0004 at exactly 0.05, so more than 13 means
-    # miscalibration (the paper's Welch test flags ~30 of them). The planted concept (fixed set
-    # of 20, fresh random pools) must be flagged in >= 95 of 100 draws.
-    from scipy import stats
-
+def _calibration_counts(draws: int, offset: int) -> tuple[int, int, int]:
+    """(random-law sets flagged by the permutation test, by Welch, planted sets flagged) over ``draws``."""
     model, inputs, concept, _ = _data()
-    limit = int(stats.binom.ppf(0.999, 100, 0.05))
-    assert limit == 13
     flagged = welch = planted = 0
-    for s in range(100):
-        g = torch.Generator().manual_seed(5000 + s)
+    for s in range(draws):
+        g = torch.Generator().manual_seed(offset + s)
         random = torch.randn(200, D, generator=g)
         fake = torch.randn(20, D, generator=g)
         r = tcav(model, inputs, fake, random, layer="body", target=1, n_permutations=100, seed=s)
         flagged += r.significant
         welch += r.p_values["welch"] < 0.05
         planted += tcav(model, inputs, concept, random, layer="body", target=1, n_permutations=100, seed=s).significant
+    return flagged, welch, planted
+
+
+@pytest.mark.slow
+def test_permutation_test_is_calibrated_and_finds_the_planted_concept() -> None:
+    # 100 concept sets drawn from the random law (H0 true): the permutation test's rejections are
+    # Binomial(100, <= 0.05); P(X > 13) = 0.0005 at exactly 0.05, so more than 13 means
+    # miscalibration (the paper's Welch test flags ~30 of them). The planted concept (fixed set
+    # of 20, fresh random pools) must be flagged in >= 95 of 100 draws.
+    from scipy import stats
+
+    limit = int(stats.binom.ppf(0.999, 100, 0.05))
+    assert limit == 13
+    flagged, welch, planted = _calibration_counts(100, 5000)
     assert flagged <= limit, flagged
     assert planted >= 95, planted
     assert welch > limit, welch  # the paper's test is the miscalibrated one (documented)
+
+
+def test_permutation_test_calibration_quick() -> None:
+    # The same with 25 draws (default suite): Binomial(25, 0.05) > 5 has probability 0.007.
+    flagged, welch, planted = _calibration_counts(25, 9000)
+    assert flagged <= 5, flagged
+    assert planted >= 24, planted
+    assert welch >= 3, welch  # Welch's expected count is ~8 (rate ~0.3)
 
 
 def test_kernel_scores_equal_explicit_cavs() -> None:

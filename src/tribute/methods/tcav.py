@@ -163,20 +163,21 @@ def concept_activation_vector(positive: np.ndarray, negative: np.ndarray, l2: fl
         ``(cav, accuracy)``: the ``d`` unit vector pointing towards the concept and the
         separator's training accuracy.
     """
-    a = np.concatenate([positive, negative]).astype(np.float64)
-    y = np.concatenate([np.ones(len(positive)), -np.ones(len(negative))])
-    mean = a.mean(axis=0)
-    c = a - mean
+    # torch float64 linear algebra: numpy's BLAS can oversubscribe threads on a busy machine
+    a = torch.from_numpy(np.concatenate([positive, negative]).astype(np.float64))
+    y = torch.cat([torch.ones(len(positive)), -torch.ones(len(negative))]).double()
+    c = a - a.mean(dim=0)
     n, d = c.shape
     if d <= n:
-        w = np.linalg.solve(c.T @ c + l2 * np.eye(d), c.T @ y)
+        w_t = torch.linalg.solve(c.T @ c + l2 * torch.eye(d, dtype=torch.float64), c.T @ y)
     else:
-        w = c.T @ np.linalg.solve(c @ c.T + l2 * np.eye(n), y)
+        w_t = c.T @ torch.linalg.solve(c @ c.T + l2 * torch.eye(n, dtype=torch.float64), y)
+    w = w_t.numpy()
     norm = float(np.linalg.norm(w))
     if norm == 0.0 or not np.isfinite(norm):
         raise InputError("tcav: the concept and random activations cannot be separated (the CAV is zero); "
                          "use more varied concept examples or another layer.")
-    acc = float(np.mean(np.sign(c @ w + 0.0) == y))
+    acc = float(np.mean(np.sign(c.numpy() @ w + 0.0) == y.numpy()))
     return w / norm, acc
 
 
@@ -313,18 +314,30 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         module.train(was_training)
 
 
-def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+def _flat(t: torch.Tensor, spatial: str, reduce: str) -> np.ndarray:
+    """``batch x features``: flattened, or (``spatial="mean"``) channels with the spatial axes reduced."""
+    if spatial == "mean":
+        if t.ndim < 3:
+            raise InputError(f"tcav: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
+                             f"got shape {tuple(t.shape)}. Use spatial='flatten'.")
+        r = t.reshape(t.shape[0], t.shape[1], -1)
+        t = r.mean(dim=2) if reduce == "mean" else r.sum(dim=2)
+    return t.reshape(t.shape[0], -1).double().cpu().numpy()
+
+
+def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int,
+                 spatial: str = "flatten") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     out = []
     with _captured(module, layer_module, store, grad=False), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             module(x[i : i + batch_size])
-            out.append(store.pop("act").reshape(min(batch_size, x.shape[0] - i), -1).double().cpu().numpy())
+            out.append(_flat(store.pop("act"), spatial, "mean"))
     return np.concatenate(out)
 
 
 def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, target: int,
-               batch_size: int) -> np.ndarray:
+               batch_size: int, spatial: str = "flatten") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     out = []
     with _captured(module, layer_module, store, grad=True), torch.enable_grad():
@@ -335,7 +348,8 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
                 raise InputError(f"tcav: target={target} must index a column of the model's batch x classes output; got output {shape}.")
             act = store.pop("act")
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
-            out.append(g.reshape(g.shape[0], -1).double().cpu().numpy())
+            # spatial="mean": derivative along the CAV added at every position (sum over positions)
+            out.append(_flat(g, spatial, "sum"))
     return np.concatenate(out)
 
 
@@ -361,6 +375,7 @@ def tcav(
     test: str = "permutation",
     n_permutations: int = 200,
     l2: float = 1e-2,
+    spatial: str = "flatten",
     seed: int = 0,
     batch_size: int = 64,
     concept_name: str = "concept",
@@ -382,6 +397,11 @@ def tcav(
         n_permutations: relabellings ``B`` of the permutation test, default=200 (smallest
             p-value ``1 / (B + 1)``; 0 skips it, allowed unless ``test="permutation"``).
         l2: ridge penalty of the separator, default=1e-2.
+        spatial: ``"flatten"`` (the paper: the CAV lives in the flattened layer output) or
+            ``"mean"`` (for ``batch x channels x ...`` layers: the CAV lives in the channel means
+            over positions, and the sensitivity is the derivative along the CAV added at every
+            position, i.e. the gradient summed over positions; insensitive to where a concept
+            appears), default="flatten".
         seed: seed of the subset draws, default=0 (a local generator; global RNGs untouched).
         batch_size: examples per forward pass, default=64.
         concept_name: name stored in the result, default="concept".
@@ -400,13 +420,15 @@ def tcav(
                          "(>= 0 otherwise); e.g. 200 (smallest p-value 1/(B+1)).")
     if not l2 > 0:
         raise InputError(f"tcav: l2={l2!r} must be > 0.")
+    if spatial not in ("flatten", "mean"):
+        raise InputError(f"tcav: spatial={spatial!r} must be 'flatten' (the paper's) or 'mean' (channel means).")
     x, xc, xr = _as_tensor(inputs, "inputs"), _as_tensor(concept, "concept"), _as_tensor(random, "random")
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
-    a_c = _activations(model, layer_module, xc, batch_size)
-    a_r = _activations(model, layer_module, xr, batch_size)
-    grads = _gradients(model, layer_module, x, int(target), batch_size)
+    a_c = _activations(model, layer_module, xc, batch_size, spatial)
+    a_r = _activations(model, layer_module, xr, batch_size, spatial)
+    grads = _gradients(model, layer_module, x, int(target), batch_size, spatial)
     rng = np.random.default_rng(seed)
     n_c, n_pool = len(a_c), len(a_r)
     m = min(n_c, n_pool // 2)
