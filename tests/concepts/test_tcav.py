@@ -251,3 +251,23 @@ def test_one_set_p_value_closed_form() -> None:
     t = (0.9 - r.mean()) / (r.std(ddof=1) * np.sqrt(1 + 1 / 5))
     assert one_set_p_value(0.9, r) == pytest.approx(2 * stats.t.sf(t, 4), rel=1e-12)
     assert one_set_p_value(0.4, r) == 1.0
+
+
+def test_concept_suite_tcav_entry() -> None:
+    from tribute.bench.concept_suite import TCAV_CONCEPTS, format_tcav_rows, pattern_cnn, run_tcav_bench, two_pattern_images
+
+    model, acc = pattern_cnn(two_pattern_images(600, 32, 0), steps=300)
+    assert acc > 0.9
+    tx = two_pattern_images(120, 32, 2)
+    threads = torch.get_num_threads()
+    rows = run_tcav_bench(model, tx.X[tx.y == 1][:30], seeds=(0,), spatial=("mean",), n_permutations=50)
+    assert torch.get_num_threads() == threads
+    assert [r.concept for r in rows] == list(TCAV_CONCEPTS)
+    by = {r.concept: r for r in rows}
+    # channel-mean CAVs: the class needs both patterns, so the logit rises along plus and ring
+    assert by["plus"].score > 0.9 and by["ring"].score > 0.9
+    assert by["random law"].score < 0.9
+    assert all(0 < r.p_permutation <= 1 and 0 <= r.p_welch <= 1 for r in rows)
+    assert by["plus"].matches("permutation") == (by["plus"].p_permutation < 0.05)
+    text = format_tcav_rows(rows)
+    assert "decisions matching the truth: permutation" in text and "random law" in text

@@ -179,7 +179,18 @@ class TCAVBenchRow:
 def run_tcav_bench(model: torch.nn.Module, inputs: np.ndarray, seeds: tuple[int, ...] = (0, 1, 2), n_concept: int = 20,
                    n_random_pool: int = 100, size: int = 32, layer: str = "4",
                    spatial: tuple[str, ...] = ("flatten", "mean"), n_permutations: int = 200) -> list[TCAVBenchRow]:
-    """TCAV of every :data:`TCAV_CONCEPTS` set for class 1 of ``model`` at ``layer``, per seed."""
+    """TCAV of every :data:`TCAV_CONCEPTS` set for class 1 of ``model`` at ``layer``, per seed
+    (one torch thread, restored after: small batched solves, fastest and immune to a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _tcav_rows(model, inputs, seeds, n_concept, n_random_pool, size, layer, spatial, n_permutations)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tcav_rows(model: torch.nn.Module, inputs: np.ndarray, seeds: tuple[int, ...], n_concept: int, n_random_pool: int,
+               size: int, layer: str, spatial: tuple[str, ...], n_permutations: int) -> list[TCAVBenchRow]:
     rows = []
     masks = {"plus": PLUS, "ring": RING, "diagonal": DIAGONAL, "random law": None}
     for s in seeds:
