@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tribute.bench.sae_suite import K, USED, planted_feature_model, run_sae_suite
+from tribute.bench.sae_suite import USED, K, planted_feature_model, run_sae_suite
 
 
 def test_planted_model_uses_only_the_used_features() -> None:

@@ -151,7 +151,7 @@ def test_permutation_p_value_and_bonferroni() -> None:
     assert bonferroni([0.01, 0.02, 0.001]).tolist() == [True, False, True]
     with pytest.raises(InputError, match="alpha=0"):
         bonferroni([0.1], alpha=0)
-    with pytest.raises(InputError, match="1.5"):
+    with pytest.raises(InputError, match=r"\[1\.5\]"):
         bonferroni([1.5])
 
 
@@ -254,7 +254,13 @@ def test_one_set_p_value_closed_form() -> None:
 
 
 def test_concept_suite_tcav_entry() -> None:
-    from tribute.bench.concept_suite import TCAV_CONCEPTS, format_tcav_rows, pattern_cnn, run_tcav_bench, two_pattern_images
+    from tribute.bench.concept_suite import (
+        TCAV_CONCEPTS,
+        format_tcav_rows,
+        pattern_cnn,
+        run_tcav_bench,
+        two_pattern_images,
+    )
 
     model, acc = pattern_cnn(two_pattern_images(600, 32, 0), steps=300)
     assert acc > 0.9

@@ -64,27 +64,28 @@ def planted_feature_model(seed: int = 0) -> PlantedFeatureModel:
     g = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(D_H, D_H, generator=g))
     dirs = q[:, :K].T.contiguous()  # K x D_H, orthonormal rows
-    model = torch.nn.Sequential(torch.nn.Linear(D_IN, K), torch.nn.ReLU(), torch.nn.Linear(K, D_H, bias=False),
-                                torch.nn.Linear(D_H, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    enc, write, read, out = (torch.nn.Linear(D_IN, K), torch.nn.Linear(K, D_H, bias=False), torch.nn.Linear(D_H, 4),
+                             torch.nn.Linear(4, 2))
+    model = torch.nn.Sequential(enc, torch.nn.ReLU(), write, read, torch.nn.Tanh(), out)
     v = torch.tensor([1.0, -1.0, 0.8, 0.5])
     mix = torch.zeros(4, K)
     mix[:, list(USED)] = torch.outer(v, torch.tensor(READOUT)) / (v @ v)  # v @ mix = READOUT on the used
     with torch.no_grad():
         w = torch.randn(K, D_IN, generator=g) / np.sqrt(D_IN)
-        model[0].weight.copy_(w)
-        model[0].bias.fill_(-0.7)  # a_k > 0 on ~a quarter of standard-normal inputs
-        model[2].weight.copy_(dirs.T)
-        model[3].weight.copy_(mix @ dirs)  # reads only the used directions
-        model[3].bias.zero_()
-        model[5].weight.copy_(torch.stack([v, -v]))
-        model[5].bias.zero_()
+        enc.weight.copy_(w)
+        enc.bias.fill_(-0.7)  # a_k > 0 on ~a quarter of standard-normal inputs
+        write.weight.copy_(dirs.T)
+        read.weight.copy_(mix @ dirs)  # reads only the used directions
+        read.bias.zero_()
+        out.weight.copy_(torch.stack([v, -v]))
+        out.bias.zero_()
     model.eval()
     return PlantedFeatureModel(model=model, directions=dirs.numpy().astype(np.float64), used=USED,
                                readout=(v @ mix).numpy().astype(np.float64))
 
 
 def train_sae(h: torch.Tensor, d_sae: int = 2 * K, l1: float = 3e-2, steps: int = 600,
-              seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+              seed: int = 0) -> tuple[torch.nn.Sequential, torch.nn.Linear]:
     """A ReLU SAE ``h ~ dec(relu(enc(h)))`` with an L1 penalty (Adam, full batch, seeded)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -95,7 +96,7 @@ def train_sae(h: torch.Tensor, d_sae: int = 2 * K, l1: float = 3e-2, steps: int 
             z = enc(h)
             loss = ((dec(z) - h) ** 2).sum(-1).mean() + l1 * z.abs().sum(-1).mean()
             opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             opt.step()
             with torch.no_grad():  # unit decoder columns: the L1 cannot be dodged by scaling
                 dec.weight.div_(dec.weight.norm(dim=0, keepdim=True).clamp_min(1e-8))
