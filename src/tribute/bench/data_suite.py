@@ -119,7 +119,8 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
         else:
             fit = MLPFit(10, hidden=32, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
             methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
-                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {}}
+                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {},
+                       "metagradient_2nd": {"method": "metagradient", "curvature_probes": 16}}
         return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
                         flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp")
