@@ -23,7 +23,11 @@ Damping ``d`` (``damping=None``): 0 when the Hessian is positive definite with c
 number below ``1e8``; otherwise ``max(0, -lambda_min) + 1e-3 * lambda_max`` (shifts an
 indefinite Hessian of a non-convex model to positive definite with a margin). Extremal
 eigenvalues come from the eigendecomposition (explicit) or 50 power iterations (cg, lissa).
-The damping used and the extremal eigenvalues are reported in ``attr.extra``.
+Power iterations can underestimate ``|lambda_min|``, leaving ``H + d I`` indefinite; CG detects
+that (a search direction of non-positive curvature) and, with ``damping=None``, restarts with
+the shift doubled (at most 8 times; ``attr.extra["damping_restarts"]``); with a given
+``damping`` it refuses instead of returning NaN. The damping used and the extremal eigenvalues
+are reported in ``attr.extra``.
 
 ``indefinite="abs"`` (explicit solver) makes an indefinite Hessian positive definite by taking
 absolute eigenvalues instead of shifting all of them: ``(|H| + d I)^-1`` with ``|H| = Q |Lambda|
@@ -111,9 +115,16 @@ def _power_extremes(game: DataGame, n_params: int, iters: int, seed: int,
     return shift - mu, lam_max
 
 
+class _Indefinite(Exception):
+    """CG met a direction of non-positive curvature: ``H + d I`` is not positive definite."""
+
+
 def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
         params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
-    """Solve ``(H + d I) X = Bm`` column-wise by conjugate gradients."""
+    """Solve ``(H + d I) X = Bm`` column-wise by conjugate gradients.
+
+    Raises :class:`_Indefinite` when a search direction of a column not yet converged has
+    ``p^T (H + d I) p <= 0``."""
     X = torch.zeros_like(Bm)
     R = Bm.clone()
     P = R.clone()
@@ -123,7 +134,10 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
     for it in range(1, iters + 1):
         done = it
         AP = game.hvp(P, params) + d * P
-        alpha = rs / (P * AP).sum(0).clamp_min(1e-300)
+        curv = (P * AP).sum(0)
+        if bool(torch.any((curv <= 0) & (rs > 0))):
+            raise _Indefinite
+        alpha = rs / curv.clamp_min(1e-300)
         X += alpha * P
         R -= alpha * AP
         rs_new = (R * R).sum(0)
@@ -314,8 +328,21 @@ class Influence(Method):
             lo, hi = _power_extremes(g, n_p, 50, seed, p)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
             if self.solver == "cg":
-                U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                for restart in range(9):
+                    try:
+                        U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                        break
+                    except _Indefinite:
+                        if self.damping is not None or restart == 8:
+                            raise InputError(
+                                f"influence: H + {d:g} I is not positive definite (CG found a "
+                                f"direction of negative curvature; lambda_min ~ {lo:.3g} by power "
+                                "iteration); raise damping, leave damping=None, or use "
+                                "solver='explicit'."
+                            ) from None
+                        d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
                 extra["iterations"] = its
+                extra["damping_restarts"] = restart
             else:
                 scale = 1.1 * (hi + d)
                 U = G.T.clone()
