@@ -16,6 +16,11 @@ Every method is scored by the linear datamodeling score (``linear_score`` on hel
 subsets of half the training set, retrained through one shared retrain bank) with a 95%
 interval over test points, by ``loo_correlation`` where leave-one-out is affordable, and by
 ``mislabel_auc`` on the flipped case; time and peak traced memory are recorded per method.
+
+``digits_mlp`` also has optional labels, run only when named (``--methods``): ensembles of
+``n_models`` independently trained models (:meth:`tribute.games.data.DataGame.ensemble`) —
+``influence_abs_ens2`` / ``influence_abs_ens3`` and ``trak_ens5`` / ``trak_ens10``; their
+seconds include training the extra models.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class DataCase:
     images: tuple[int, int] | None = None
     small_drop: bool = False
     notes: list[str] = field(default_factory=list)
+    #: labels run only when named in ``methods=`` (costlier variants, e.g. ensembles)
+    optional: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def data(self, bank: str | None = None, workers: int = 1) -> Any:
         from ..games.data import TrainingData
@@ -120,9 +127,14 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
             fit = MLPFit(10, hidden=32, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
             methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
                        "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {}}
+        optional = {} if name == "digits_logistic" else {
+            **{f"influence_abs_ens{k}": {"method": "influence", "indefinite": "abs", "n_models": k}
+               for k in (2, 3)},
+            **{f"trak_ens{k}": {"method": "trak", **trak, "n_models": k} for k in (5, 10)}}
         return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
-                        flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp")
+                        flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp",
+                        optional=optional)
     raise InputError(f"unknown data case {name!r}; choose from {DATA_CASES}.")
 
 
@@ -204,7 +216,7 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
     names = methods or list(case.methods)
     best: tuple[float, str, Any] | None = None
     for label in names:
-        params = dict(case.methods.get(label, {}))
+        params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
         t = time.perf_counter()
         try:
@@ -231,6 +243,9 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
             row["loo_correlation"] = loo_correlation(game, attr).mean
         if "damping" in attr.extra:
             row["damping"] = attr.extra["damping"]
+        if "fit_seconds" in attr.extra:  # an ensemble: its extra training (in ``seconds``)
+            row["fit_seconds"] = attr.extra["fit_seconds"]
+            row["n_models"] = attr.extra["n_models"]
         out["methods"][label] = row
         if np.isfinite(m) and (best is None or m > best[0]):
             best = (m, label, attr)
@@ -284,7 +299,7 @@ def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
     game = build_game(case.model, case.X, target=case.y, output="loss", players=data)
     res = {}
     for label in names:
-        params = dict(case.methods.get(label, {}))
+        params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
         if method in ("metagradient", "representer"):
             continue
