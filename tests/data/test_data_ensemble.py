@@ -98,7 +98,8 @@ def test_influence_reports_each_members_damping() -> None:
     ens = _explain(case, case.model, "influence_abs", n_models=2)
     single = _explain(case, case.model, "influence_abs")
     assert ens.extra["damping"] == single.extra["damping"] == ens.params["damping_used"]
-    assert [m["damping"] for m in ens.extra["per_model"]][0] == single.extra["damping"]
+    dampings = [m["damping"] for m in ens.extra["per_model"]]
+    assert dampings[0] == single.extra["damping"] and dampings[1] != dampings[0]  # each its own
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3", None])
@@ -156,3 +157,27 @@ def test_cg_on_an_indefinite_hessian_restarts_with_more_damping_instead_of_nan()
     assert cg.extra["damping"] > -exact.extra["lambda_min"]
     with pytest.raises(InputError, match=r"not positive definite .*raise damping"):
         _explain(case, case.model, "influence_cg", damping=0.05)
+
+
+def test_conv_fit_is_deterministic_and_weights_are_subsets() -> None:
+    """ConvFit: same seed same model, another seed another model, zero weights = leaving out,
+    and every parameter is in a Conv2d/Linear layer (EK-FAC covers it)."""
+    from tribute.games.data_fits import ConvFit
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(30, 36, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (30,), generator=g)
+    fit = ConvFit(3, height=6, width=6, channels=2, steps=15)
+    a, b, c = fit(X, y, seed=1), fit(X, y, seed=1), fit(X, y, seed=2)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.allclose(a[1].weight, c[1].weight)
+    w = torch.ones(30, dtype=torch.float64)
+    w[:10] = 0
+    sub, weighted = fit(X[10:], y[10:], seed=1), fit(X, y, seed=1, weights=w)
+    for p, q in zip(sub.parameters(), weighted.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+    data = tribute.TrainingData(X, y, fit=fit)
+    ek = tribute.explain(a, X[:2], method="influence", solver="ekfac", target=y[:2], players=data)
+    assert set(ek.extra["damping_per_layer"]) == {"1", "5"} and ek.values.shape == (2, 30)
+    with pytest.raises(InputError, match="height= and width="):
+        fit(X[:, :30], y, seed=0)

@@ -10,7 +10,11 @@ scikit-learn):
 * ``digits_mlp`` — scikit-learn digits, a 64-32-10 tanh MLP trained by full-batch gradient
   descent with momentum;
 * ``digits_mlp_flipped`` — the same with a fraction of training labels flipped (self-influence
-  should find them: ``mislabel_auc``).
+  should find them: ``mislabel_auc``);
+* ``digits_cnn`` (optional: run when named, not part of the default suite) — scikit-learn
+  digits with a small CNN (:class:`~tribute.games.data_fits.ConvFit`: an 8-channel ``3 x 3``
+  convolution, tanh, ``2 x 2`` average pooling, a linear read-out), where EK-FAC's
+  ``nn.Conv2d`` factors are exercised.
 
 Every method is scored by the linear datamodeling score (``linear_score`` on held-out random
 subsets of half the training set, retrained through one shared retrain bank) with a 95%
@@ -39,7 +43,7 @@ from ..api import build_game, explain
 from ..errors import InputError
 from ..metrics import linear_score, loo_correlation, mislabel_auc
 
-__all__ = ["DATA_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
+__all__ = ["DATA_CASES", "OPTIONAL_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
            "format_data_results", "run_data_case", "run_data_suite"]
 
 
@@ -95,7 +99,7 @@ _GRAD: dict[str, dict[str, Any]] = {"grad_dot": {}, "tracin": {}, "influence": {
 
 def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
     """Build one case. ``scale="tiny"`` shrinks it for tests."""
-    from ..games.data_fits import LogisticFit, MLPFit, RidgeFit
+    from ..games.data_fits import ConvFit, LogisticFit, MLPFit, RidgeFit
 
     tiny = scale == "tiny"
     if name in ("ridge", "logistic"):
@@ -119,7 +123,11 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
             y[flipped] = (y[flipped] + torch.as_tensor(rng.integers(1, 10, len(flipped)))) % 10
         trak = {"proj_dim": 16 if tiny else 256}
         ekfac = {"method": "influence", "solver": "ekfac"}
-        if name == "digits_logistic":
+        if name == "digits_cnn":
+            fit = ConvFit(10, channels=8, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
+            methods = {"grad_dot": {}, "influence_abs": {"method": "influence", "indefinite": "abs"},
+                       "influence_ekfac": ekfac, "trak": trak}
+        elif name == "digits_logistic":
             fit = LogisticFit(10, l2=1.0)
             methods = {**_GRAD, "trak": trak, "influence_ekfac": ekfac,
                        "influence_loo_step": {"method": "influence", "loo_step": True}}
@@ -135,10 +143,12 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
                         flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp",
                         optional=optional)
-    raise InputError(f"unknown data case {name!r}; choose from {DATA_CASES}.")
+    raise InputError(f"unknown data case {name!r}; choose from {DATA_CASES + OPTIONAL_CASES}.")
 
 
 DATA_CASES = ("ridge", "logistic", "digits_logistic", "digits_mlp", "digits_mlp_flipped")
+#: Cases run only when named (``cases=``/``--cases``).
+OPTIONAL_CASES = ("digits_cnn",)
 
 
 #: Small-drop LDS of the ``small_drop`` case: (fraction of the training set dropped, key, seed
