@@ -181,3 +181,17 @@ def test_conv_fit_is_deterministic_and_weights_are_subsets() -> None:
     assert set(ek.extra["damping_per_layer"]) == {"1", "5"} and ek.values.shape == (2, 30)
     with pytest.raises(InputError, match="height= and width="):
         fit(X[:, :30], y, seed=0)
+
+
+def test_suite_ensemble_labels_run_only_when_named() -> None:
+    from tribute.bench.data_suite import OPTIONAL_CASES, build_data_case, run_data_case
+
+    case = build_data_case("digits_mlp", seed=0, scale="tiny")
+    assert "trak_ens5" in case.optional and "trak_ens5" not in case.methods
+    res = run_data_case(case, methods=["trak", "trak_ens5"])
+    row = res["methods"]["trak_ens5"]
+    assert row["n_models"] == 5 and 0 < row["fit_seconds"] <= row["seconds"]
+    assert "n_models" not in res["methods"]["trak"]
+    assert "digits_cnn" in OPTIONAL_CASES
+    cnn = build_data_case("digits_cnn", seed=0, scale="tiny")
+    assert "influence_ekfac" in cnn.methods and cnn.model[1].weight.shape == (8, 1, 3, 3)
