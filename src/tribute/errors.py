@@ -11,6 +11,7 @@ __all__ = [
     "BudgetError",
     "InputError",
     "ModelOutputError",
+    "StderrWarning",
     "TributeError",
     "UnsupportedModelError",
     "WeightsFormatError",
@@ -39,3 +40,11 @@ class UnsupportedModelError(TributeError, TypeError):
 
 class WeightsFormatError(TributeError, ValueError):
     """A weights file is not in the safe format tribute loads (safetensors)."""
+
+
+class StderrWarning(RuntimeWarning):
+    """A method could not estimate (some of) its standard errors; they are NaN.
+
+    Filter it like any warning, e.g. ``warnings.simplefilter("ignore", tribute.StderrWarning)``
+    when only the values are used.
+    """

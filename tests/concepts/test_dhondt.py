@@ -110,3 +110,23 @@ def test_parliament_plot_draws_every_seat() -> None:
     assert counts == sorted((v for v in r.seats.values() if v), reverse=True)
     fig2 = r.plot(by="alliance")
     assert len(fig2.axes[0].collections) == sum(1 for v in r.list_seats.values() if v)
+
+
+def test_decision_suite_dhondt_part_matches_its_closed_form() -> None:
+    """The bench's known parliament: true votes of the linear model are ``|w_i| mean|x_i - mean_i|``
+    (exact Shapley with the mean baseline), and exact Shapley reproduces them seat for seat."""
+    import torch
+
+    from tribute.bench.decision_suite import _DHONDT_W, _dhondt_part
+
+    res = _dhondt_part(16, seed=3)
+    x = torch.randn(16, 10, generator=torch.Generator().manual_seed(3), dtype=torch.float64).numpy()
+    votes = np.abs(_DHONDT_W) * np.abs(x - x.mean(0)).mean(0)
+    eligible = np.where(votes / votes.sum() < 0.05, 0.0, votes)
+    want = dict(zip([f"x{j}" for j in range(10)], dhondt_allocate(eligible, 100).tolist(), strict=True))
+    assert res["linear"]["true_seats"] == want
+    for part in ("linear", "tanh_mlp"):
+        rows = {r["estimator"]: r for r in res[part]["rows"]}
+        assert rows["exact_shapley"]["seat_agreement"] == 1.0 and rows["exact_shapley"]["excluded_match"]
+        assert all(r["zero_weight_seats"] == 0 for r in rows.values())  # unused inputs never win seats
+        assert all(0.0 <= r["seat_agreement"] <= 1.0 for r in rows.values())

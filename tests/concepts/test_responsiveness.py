@@ -157,6 +157,11 @@ def test_decision_bench_suite_tiny(tmp_path: Path) -> None:
     assert kl["leaky_selection"]["leaky_accuracy"] == 1.0 and abs(kl["leaky_selection"]["kl_retained"]) < 1e-12
     radii = [row["median_radius"] for row in ce["rows"]]
     assert radii == sorted(radii) and all(row["violations"] == 0 for row in ce["rows"])
+    cos_rows = ce["cosine"]["rows"]
+    cos_radii = [row["median_radius_cos_0.9"] for row in cos_rows]
+    assert cos_radii == sorted(cos_radii) and cos_radii[0] > 0
+    assert all(row["median_radius_cos_0.8"] > row["median_radius_cos_0.9"] for row in cos_rows)
+    assert all(row["checks"] > 0 and row["random_violations"] == 0 and row["pgd_violations"] == 0 for row in cos_rows)
 
 
 def test_rows_at_the_model_match_n_evals() -> None:

@@ -1,6 +1,6 @@
-"""The ``decision`` suite: recourse, SHAP-KL and certified attributions against ground truth.
+"""The ``decision`` suite: recourse, SHAP-KL, DhondtXAI and certified attributions against ground truth.
 
-Three parts, each with a ground truth (run ``tribute bench --suite decision``; ``decision-tiny``
+Four parts, each with a ground truth (run ``tribute bench --suite decision``; ``decision-tiny``
 for tests):
 
 1. **Recourse on a linear credit model** (known recourse). A synthetic credit table (income,
@@ -23,6 +23,22 @@ for tests):
    empirical check (a random perturbation at 0.99 x the radius, the top-1 re-estimated with 8x
    the draws) counting violations (a violation: the certified player no longer has the largest
    estimated frequency).
+   Next to it, Wang & Kong's cosine certificate from the same draws (unit-normalised maps,
+   ``min_cosine=0.9``): the share of inputs whose certified cosine bound reaches 0.9 at
+   ``eps`` = 0.01, 0.02, 0.05, the median cosine radius for 0.9 and 0.8, and empirical
+   violations at 0.99 x each input's radius -- under a random perturbation and under L2 PGD on
+   the cosine of the smoothed estimate (fixed draws, differentiable input x gradient) -- with
+   the cosine re-estimated at ``x`` and ``x + delta`` with 8x the draws and fresh seeds -- and
+   the slack: the smallest multiple of the certified radius (2, 3, 4, 6, 8, 12, 16) at which the
+   same PGD does bring the re-estimated cosine below 0.9.
+4. **DhondtXAI with a known parliament.** A linear model on 10 independent standardised features
+   with planted weights (three of them zero). With the mean as baseline, the exact Shapley credit
+   of feature ``i`` is ``w_i (x_i - mean_i)``, so the true votes (mean ``|credit|``) and the true
+   D'Hondt parliament (100 seats, 5% threshold) are known in closed form. Reported per estimator
+   (exact Shapley, kernel SHAP and LIME at 32 and 128 evaluations, integrated gradients): the share of seats placed as in the true
+   parliament, seats won by the zero-weight features (which should be none), and whether the
+   lists below the threshold match; and, for a tanh MLP on the same data whose truth is exact
+   Shapley by enumeration, the same against that truth.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +54,10 @@ import numpy as np
 import torch
 
 from ..api import explain, feature_responsiveness
+from ..errors import StderrWarning
 from ..games.build import build_game
 from ..methods.certified import certified_attribution
+from ..methods.dhondt import dhondt_seats
 from ..methods.responsiveness import Actionability
 from ..methods.shap_kl import label_leakage, top_k_selection
 
@@ -164,16 +183,177 @@ def _shap_kl_part(n: int, seed: int) -> dict[str, Any]:
                                        "kl_retained": honest.kl_retained}}
 
 
-def _certified_part(n: int, n_samples: int, n_checks: int, seed: int) -> dict[str, Any]:
+_DHONDT_W = np.array([2.0, -1.6, 1.2, 0.9, -0.6, 0.35, 0.15, 0.0, 0.0, 0.0])
+
+
+def _seat_agreement(est: dict[str, int], true: dict[str, int], seats: int) -> float:
+    """Share of seats placed as in the true parliament: ``1 - sum |est - true| / (2 seats)``."""
+    return 1.0 - sum(abs(est[k] - true[k]) for k in true) / (2.0 * seats)
+
+
+def _dhondt_part(n: int, seed: int, seats: int = 100, threshold: float = 0.05) -> dict[str, Any]:
+    names = [f"x{j}" for j in range(_DHONDT_W.size)]
+    zero = [names[j] for j in np.nonzero(_DHONDT_W == 0)[0]]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, _DHONDT_W.size, generator=gen, dtype=torch.float64)
+    base = x.mean(0)
+    w = torch.as_tensor(_DHONDT_W)
+    torch.manual_seed(seed)
+    first = torch.nn.Linear(10, 16).double()
+    with torch.no_grad():  # saturating (strong interactions); the zero-weight inputs unused
+        first.weight.mul_(3.0 * torch.as_tensor(np.where(_DHONDT_W == 0, 0.0, 1.0)))
+    mlp = torch.nn.Sequential(first, torch.nn.Tanh(), torch.nn.Linear(16, 1).double())
+
+    def linear(z: torch.Tensor) -> torch.Tensor:
+        return (z - base) @ w
+
+    estimators: list[tuple[str, dict[str, Any]]] = [
+        ("exact_shapley", {"method": "exact_shapley"}),
+        ("kernel_shap@32", {"method": "kernel_shap", "budget": 32, "seed": seed}),
+        ("kernel_shap@128", {"method": "kernel_shap", "budget": 128, "seed": seed}),
+        ("lime@32", {"method": "lime", "budget": 32, "seed": seed}),
+        ("lime@128", {"method": "lime", "budget": 128, "seed": seed}),
+        ("integrated_gradients", {"method": "integrated_gradients"}),
+    ]
+    out: dict[str, Any] = {"inputs": n, "seats": seats, "threshold": threshold,
+                           "weights": _DHONDT_W.tolist(), "zero_weight_features": zero}
+    for model_name, model, truth_credits in (
+        ("linear", linear, ((x - base) * w).numpy()),
+        ("tanh_mlp", mlp, None),
+    ):
+        if truth_credits is None:
+            truth_credits = explain(model, x, method="exact_shapley", baseline=base[None]).values.numpy()
+        true = dhondt_seats(truth_credits, seats, names=names, threshold=threshold)
+        rows = []
+        for label, kw in estimators:
+            with warnings.catch_warnings():  # only the values are used here, not standard errors
+                warnings.simplefilter("ignore", StderrWarning)
+                vals = explain(model, x, baseline=base[None], **kw).values.numpy()
+            est = dhondt_seats(vals, seats, names=names, threshold=threshold)
+            rows.append({"estimator": label, "seat_agreement": _seat_agreement(est.seats, true.seats, seats),
+                         "zero_weight_seats": int(sum(est.seats[z] for z in zero)),
+                         "excluded_match": sorted(est.excluded) == sorted(true.excluded),
+                         "max_seat_error": int(max(abs(est.seats[k] - true.seats[k]) for k in names))})
+        out[model_name] = {"true_seats": true.seats, "true_excluded": sorted(true.excluded), "rows": rows}
+    return out
+
+
+_COS_EPS = (0.01, 0.02, 0.05)
+_SLACK_MULTIPLES = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+
+
+def _smoothed_clipped_ixg(net: torch.nn.Module, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Differentiable ``mean_k a(y + z_k) / ||a(y + z_k)||`` for input x gradient ``a(v) = v * grad f(v)``
+    (baseline 0, the suite's base method), for the PGD attack on the certified cosine."""
+    v = y[None, :] + z
+    if not v.requires_grad:
+        v.requires_grad_(True)
+    out = net(v).sum()
+    (grad,) = torch.autograd.grad(out, v, create_graph=True)
+    a: torch.Tensor = v * grad
+    mean: torch.Tensor = (a / a.norm(dim=1, keepdim=True).clamp_min(1e-300)).mean(0)
+    return mean
+
+
+def _pgd_on_cosine(net: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, radius: float, noise: float,
+                   draws: int, steps: int, gen: torch.Generator) -> torch.Tensor:
+    """L2 PGD (normalised gradient steps, projection on the ``radius`` ball) minimising the cosine between
+    the smoothed clipped map at ``x + delta`` (``draws`` fixed uniform-ball draws) and ``ref``."""
+    d = x.numel()
+    g = torch.randn(draws, d, generator=gen, dtype=torch.float64)
+    z = g / g.norm(dim=1, keepdim=True) * torch.rand(draws, 1, generator=gen, dtype=torch.float64) ** (1.0 / d)
+    z = z * noise
+    delta = torch.randn(d, generator=gen, dtype=torch.float64)
+    delta = delta / delta.norm() * radius
+    best: torch.Tensor = delta.clone()
+    best_cos = math.inf
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        gm = _smoothed_clipped_ixg(net, x + delta, z)
+        cos = torch.dot(gm, ref) / (gm.norm() * ref.norm())
+        (grad,) = torch.autograd.grad(cos, delta)
+        with torch.no_grad():
+            if float(cos) < best_cos:
+                best, best_cos = delta.detach().clone(), float(cos)
+            delta = delta - radius / 4 * grad / grad.norm().clamp_min(1e-300)
+            delta = delta * min(1.0, radius / float(delta.norm()))
+    return best
+
+
+def _cosine_checks(net: torch.nn.Module, x: torch.Tensor, r: Any, idx: np.ndarray, noise: float, n_samples: int,
+                   seed: int, rng: np.random.Generator, pgd_draws: int, pgd_steps: int) -> dict[str, Any]:
+    """Random and PGD perturbations at 0.99 x the cosine radius; the cosine of the smoothed clipped maps
+    re-estimated with 8x the draws (fresh seeds) at ``x`` and ``x + delta``; a violation: below min_cosine."""
+    if idx.size == 0:
+        return {"pgd_break_multiple_median": None, "pgd_break_multiple_min": None,
+                "pgd_unbroken_at_max_multiple": 0, "checks": 0, "random_violations": 0, "pgd_violations": 0, "random_min_cosine": None,
+                "pgd_min_cosine": None, "random_mean_cosine": None, "pgd_mean_cosine": None}
+    big = 8 * n_samples
+
+    def smoothed(inputs: torch.Tensor, s: int) -> np.ndarray:
+        res = certified_attribution(net, inputs, "input_x_gradient", noise=noise, k=1, n_samples=big, seed=s)
+        out: np.ndarray = res.clipped
+        return out
+
+    ref = smoothed(x[idx], seed + 101)
+    rad = 0.99 * r.cosine_radius[idx]
+    d = rng.normal(size=(idx.size, x.shape[1]))
+    d *= (rad / np.linalg.norm(d, axis=1))[:, None]
+    rand = smoothed(x[idx] + torch.as_tensor(d), seed + 202)
+    gen = torch.Generator().manual_seed(seed + 303)
+    adv = torch.stack([_pgd_on_cosine(net, x[i], torch.as_tensor(ref[j]), float(rad[j]), noise, pgd_draws,
+                                      pgd_steps, gen) for j, i in enumerate(idx)])
+    attacked = smoothed(x[idx] + adv, seed + 404)
+
+    def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        return out
+
+    c_rand, c_adv = cos(ref, rand), cos(ref, attacked)
+    # slack: the smallest multiple of the certified radius at which PGD breaks min_cosine
+    broken = np.full(idx.size, np.inf)
+    for mult in _SLACK_MULTIPLES:
+        todo = np.nonzero(np.isinf(broken))[0]
+        if todo.size == 0:
+            break
+        adv_m = torch.stack([_pgd_on_cosine(net, x[idx[j]], torch.as_tensor(ref[j]), mult * float(rad[j]) / 0.99,
+                                            noise, pgd_draws, pgd_steps, gen) for j in todo])
+        c_m = cos(ref[todo], smoothed(x[idx[todo]] + adv_m, seed + 505 + int(mult)))
+        broken[todo[c_m < r.min_cosine]] = mult
+    return {"pgd_break_multiple_median": _finite(float(np.median(broken))),  # None: beyond the largest multiple
+            "pgd_break_multiple_min": _finite(float(broken.min())),
+            "pgd_unbroken_at_max_multiple": int(np.isinf(broken).sum()),
+            "checks": int(idx.size), "random_violations": int((c_rand < r.min_cosine).sum()),
+            "pgd_violations": int((c_adv < r.min_cosine).sum()), "random_min_cosine": float(c_rand.min()),
+            "pgd_min_cosine": float(c_adv.min()), "random_mean_cosine": float(c_rand.mean()),
+            "pgd_mean_cosine": float(c_adv.mean())}
+
+
+def _certified_part(n: int, n_samples: int, n_checks: int, seed: int, pgd_draws: int = 128,
+                    pgd_steps: int = 20) -> dict[str, Any]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny MLP: one thread is fastest, and immune to a busy machine
+    try:
+        out = _certified_rows(n, n_samples, n_checks, seed, pgd_draws, pgd_steps)
+    finally:
+        torch.set_num_threads(threads)
+    out["torch_threads"] = 1
+    return out
+
+
+def _certified_rows(n: int, n_samples: int, n_checks: int, seed: int, pgd_draws: int,
+                    pgd_steps: int) -> dict[str, Any]:
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
     gen = torch.Generator().manual_seed(seed + 1)
     x = torch.rand(n, 6, generator=gen, dtype=torch.float64) * 2 - 1
     rng = np.random.default_rng(seed)
     rows = []
+    cos_rows = []
     for noise in (0.1, 0.2, 0.4):
         t0 = time.perf_counter()
-        r = certified_attribution(net, x, "input_x_gradient", noise=noise, k=1, n_samples=n_samples, seed=seed)
+        r = certified_attribution(net, x, "input_x_gradient", noise=noise, k=1, n_samples=n_samples, seed=seed,
+                                  min_cosine=0.9)
         secs = time.perf_counter() - t0
         checks = violations = 0
         for i in np.nonzero(r.certified)[0][:n_checks]:
@@ -190,17 +370,32 @@ def _certified_part(n: int, n_samples: int, n_checks: int, seed: int) -> dict[st
                      "median_radius": float(np.median(r.radius)), "mean_radius": float(r.radius.mean()),
                      "empirical_checks": checks, "violations": violations, "seconds": secs,
                      "n_evals_per_input": r.n_evals})
+        t0 = time.perf_counter()
+        cos_checks = _cosine_checks(net, x, r, np.nonzero(r.cosine_radius > 0)[0][:n_checks], noise, n_samples, seed,
+                                rng, pgd_draws, pgd_steps)
+        bounds = r.cosine_bound(list(_COS_EPS))
+        cos_rows.append({
+            "noise": noise, "norm_error": r.norm_error, "median_norm_lower": float(np.median(r.norm_lower)),
+            "certified_share_at_eps": {str(e): float((bounds[:, j] >= 0.9).mean()) for j, e in enumerate(_COS_EPS)},
+            "median_radius_cos_0.9": float(np.median(r.cosine_radius)),
+            "median_radius_cos_0.8": float(np.median(r.radius_at(0.8))),
+            "certified_share_cos_0.9": float((r.cosine_radius > 0).mean()), **cos_checks,
+            "check_seconds": time.perf_counter() - t0})
     return {"inputs": n, "n_samples": n_samples, "k": 1, "alpha": 0.05, "smoothing": "l2",
-            "method": "input_x_gradient", "rows": rows}
+            "method": "input_x_gradient", "rows": rows,
+            "cosine": {"min_cosine": 0.9, "clip": "unit-normalised maps (M = 1)", "pgd_draws": pgd_draws,
+                       "pgd_steps": pgd_steps, "rows": cos_rows}}
 
 
 def run_decision_suite(*, tiny: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Run the three parts (see the module docstring); ``tiny`` for tests."""
+    """Run the four parts (see the module docstring); ``tiny`` for tests."""
     torch_threads = torch.get_num_threads()
     return {
         "recourse": _recourse_part(8 if tiny else 100, 200 if tiny else 1000, seed),
         "shap_kl": _shap_kl_part(8 if tiny else 100, seed),
-        "certified": _certified_part(4 if tiny else 50, 100 if tiny else 500, 2 if tiny else 20, seed),
+        "dhondt": _dhondt_part(16 if tiny else 200, seed),
+        "certified": _certified_part(4 if tiny else 50, 100 if tiny else 500, 2 if tiny else 20, seed,
+                                     pgd_draws=32 if tiny else 128, pgd_steps=5 if tiny else 20),
         "torch_threads": torch_threads,
     }
 
@@ -231,7 +426,44 @@ def format_decision_results(res: dict[str, Any]) -> str:
         lines.append(f"  noise {row['noise']:<5} certified {row['certified_share']:.1%}  median radius "
                      f"{row['median_radius']:.4f}  violations {row['violations']}/{row['empirical_checks']}  "
                      f"{row['seconds']:.2f}s")
+    cc = ce.get("cosine")
+    if cc:
+        lines.append(f"Certified cosine (Wang & Kong; {cc['clip']}, same draws; min_cosine {cc['min_cosine']}; "
+                     f"checks at 0.99 x radius, 8x draws, PGD {cc['pgd_steps']} steps on {cc['pgd_draws']} draws):")
+        big = f">{_SLACK_MULTIPLES[-1]:g}"
+        for row in cc["rows"]:
+            shares = ", ".join(f"eps {e}: {v:.0%}" for e, v in row["certified_share_at_eps"].items())
+            lines.append(
+                f"  noise {row['noise']:<5} beta {row['norm_error']:.3f}  cos>=0.9 certified at {shares}; "
+                f"median radius cos 0.9 {row['median_radius_cos_0.9']:.4f}, cos 0.8 {row['median_radius_cos_0.8']:.4f}; "
+                f"violations random {row['random_violations']}/{row['checks']} "
+                f"(min/mean cos {_opt(row['random_min_cosine'])}/{_opt(row['random_mean_cosine'])}), "
+                f"PGD {row['pgd_violations']}/{row['checks']} "
+                f"(min/mean cos {_opt(row['pgd_min_cosine'])}/{_opt(row['pgd_mean_cosine'])}); PGD breaks cos "
+                f"{cc['min_cosine']} at a median {_opt(row['pgd_break_multiple_median'], big)} x the radius (min "
+                f"{_opt(row['pgd_break_multiple_min'], big)}; unbroken at {_SLACK_MULTIPLES[-1]:g}x: "
+                f"{row['pgd_unbroken_at_max_multiple']})  {row['check_seconds']:.1f}s")
+    dh = res.get("dhondt")
+    if dh is not None:
+        lines.append(f"DhondtXAI ({dh['seats']} seats, threshold {dh['threshold']:.0%}, {dh['inputs']} inputs, "
+                     f"zero-weight features {', '.join(dh['zero_weight_features'])}):")
+        for model_name in ("linear", "tanh_mlp"):
+            part = dh[model_name]
+            lines.append(f"  {model_name}: true parliament {part['true_seats']} (below threshold: "
+                         f"{', '.join(part['true_excluded']) or 'none'})")
+            for row in part["rows"]:
+                lines.append(f"    {row['estimator']:<16} seats as in the truth {row['seat_agreement']:.1%}  "
+                             f"largest seat error {row['max_seat_error']}  seats to zero-weight features "
+                             f"{row['zero_weight_seats']}  threshold exclusions match: {row['excluded_match']}")
     return "\n".join(lines)
+
+
+def _opt(v: float | None, beyond: str = "n/a") -> str:
+    return beyond if v is None else f"{v:.4g}"
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 def cmd_decision_suite(args: Any) -> int:

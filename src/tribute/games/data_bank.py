@@ -26,11 +26,14 @@ compared (:class:`~tribute.errors.InputError` if the two differ).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import inspect
 import json
 import os
 import tempfile
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -51,11 +54,23 @@ FitFn = Callable[..., torch.nn.Module]
 
 
 def fit_fingerprint(fit: Any) -> str:
-    """A stable fingerprint of a ``fit`` callable: its qualified name, source and ``repr``.
+    """A stable fingerprint of a ``fit`` callable: its qualified name, source and ``repr``, plus
+    the values a function's behaviour depends on beyond its source.
 
     Frozen dataclass trainers (``tribute.games.data_fits``) fingerprint by their field values;
-    plain functions by their source code.
+    plain functions by their source code and, when present, their default arguments, the values
+    captured in their closure and the module globals of immutable plain data (numbers, strings,
+    tuples, arrays, tensors; not dicts or lists, which often hold caches or counters) their code
+    (or a function nested in it) reads — so ``fit`` closing over ``epochs = 300`` differs from one closing over
+    ``epochs = 100``. ``functools.partial`` objects add their bound arguments, bound methods their
+    instance. Values are digested by content (arrays and tensors by their bytes); objects whose
+    ``repr`` carries a memory address are named by type only, so a fingerprint is the same in
+    every process (a bank resumes after a restart).
     """
+    return _fingerprint(fit, 0)
+
+
+def _fingerprint(fit: Any, depth: int) -> str:
     parts = [getattr(fit, "__module__", "") or "", getattr(fit, "__qualname__", type(fit).__qualname__)]
     target = fit if inspect.isfunction(fit) or inspect.ismethod(fit) else type(fit)
     try:
@@ -63,8 +78,100 @@ def fit_fingerprint(fit: Any) -> str:
     except (OSError, TypeError):
         pass
     if not inspect.isfunction(fit):
-        parts.append(repr(fit))
+        parts.append(_repr_digest(fit, depth + 1))
+    extra = _behaviour_digest(fit, depth)
+    if extra:
+        parts.append(extra)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+_MAX_DEPTH = 8  # nesting digested before a value is named by its type only
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _value_digest(value: Any, depth: int = 0) -> str:
+    """A process-independent digest of a value ``fit`` may depend on."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        return f"tensor{tuple(t.shape)}{t.dtype}:" + hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        if a.dtype.hasobject:
+            return f"ndarray{a.shape}object"
+        return f"ndarray{a.shape}{a.dtype.str}:" + hashlib.sha256(a.tobytes()).hexdigest()[:16]
+    if depth >= _MAX_DEPTH:
+        return type(value).__qualname__
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_value_digest(v, depth + 1) for v in value]
+        if isinstance(value, (set, frozenset)):
+            items.sort()
+        return f"{type(value).__name__}[{', '.join(items)}]"
+    if isinstance(value, dict):
+        items = sorted(f"{_value_digest(k, depth + 1)}: {_value_digest(v, depth + 1)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial):
+        if depth >= _MAX_DEPTH - 2:  # also ends a function that refers to itself
+            return str(getattr(value, "__qualname__", type(value).__qualname__))
+        return _fingerprint(value, depth + 1)
+    if inspect.ismodule(value) or inspect.isclass(value) or inspect.isbuiltin(value):
+        return str(getattr(value, "__name__", type(value).__qualname__))
+    return _repr_digest(value, depth + 1)
+
+
+def _repr_digest(value: Any, depth: int) -> str:
+    """``repr(value)`` unless it carries a memory address (which differs between processes):
+    then a dataclass by its fields' digests, anything else by its type's name."""
+    text = repr(value)
+    if " at 0x" not in text:
+        return text
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and depth < _MAX_DEPTH:
+        fields = ", ".join(f"{f.name}={_value_digest(getattr(value, f.name), depth + 1)}"
+                           for f in dataclasses.fields(value))
+        return f"{type(value).__qualname__}({fields})"
+    return type(value).__qualname__
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _behaviour_digest(fit: Any, depth: int) -> str:
+    """What a callable's behaviour depends on besides its source (empty when nothing)."""
+    parts: list[str] = []
+    d = depth + 1
+    if isinstance(fit, functools.partial):
+        parts += [f"partial {_value_digest(fit.func, depth)}", _value_digest(fit.args, d),
+                  _value_digest(fit.keywords, d)]
+        return "\n".join(parts)
+    if inspect.ismethod(fit):
+        parts.append(f"self {_value_digest(fit.__self__, d)}")
+        fit = fit.__func__
+    if not inspect.isfunction(fit):
+        return "\n".join(parts)
+    if fit.__defaults__:
+        parts.append(f"defaults {_value_digest(fit.__defaults__, d)}")
+    if fit.__kwdefaults__:
+        parts.append(f"kwdefaults {_value_digest(fit.__kwdefaults__, d)}")
+    if fit.__closure__:
+        cells = []
+        for name, cell in zip(fit.__code__.co_freevars, fit.__closure__, strict=True):
+            try:
+                cells.append(f"{name}={_value_digest(cell.cell_contents, d)}")
+            except ValueError:  # an empty cell
+                cells.append(f"{name}=<empty>")
+        parts.append("closure " + "; ".join(cells))
+    glob = fit.__globals__
+    plain = {n: glob[n] for n in sorted(_global_names(fit.__code__))
+             if n in glob and isinstance(glob[n], (*_PLAIN, tuple, frozenset, np.ndarray, torch.Tensor))}
+    if plain:
+        parts.append("globals " + "; ".join(f"{n}={_value_digest(v, d)}" for n, v in plain.items()))
+    return "\n".join(parts)
 
 
 def data_fingerprint(X: torch.Tensor, y: torch.Tensor) -> str:

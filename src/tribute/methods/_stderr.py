@@ -24,15 +24,13 @@ import warnings
 
 import torch
 
+from ..errors import StderrWarning
+
 __all__ = ["StderrWarning", "inflate", "moderate", "t_factor", "warn_undefined"]
 
 #: Two-sided coverage of +-2 standard normal deviations (0.9545): the convention "within two
 #: standard errors" is matched to the t quantile of the same tail probability.
 _TAIL = 0.5 * (1.0 + math.erf(2.0 / math.sqrt(2.0)))
-
-
-class StderrWarning(RuntimeWarning):
-    """A method could not estimate (some of) its standard errors; they are NaN."""
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,4 +1,4 @@
-"""Certified attribution robustness by uniform smoothing: a radius per input.
+"""Certified attribution robustness by uniform smoothing: radii per input (top-k set, cosine).
 
 A base attribution method ``a(x)`` (any registered feature method: saliency, integrated
 gradients, occlusion, ...) is smoothed with uniform noise,
@@ -38,6 +38,53 @@ player, each at level ``alpha / players`` (Bonferroni, so all hold together with
 ``>= 1 - alpha`` over the noise draws. Each coordinate of the smoothed top-k map moves by at
 most ``TV(delta)`` within the radius as well (:meth:`CertifiedResult.max_change`).
 
+**The cosine certificate** (Wang & Kong 2024, Section 4: a lower bound on the cosine similarity
+between the smoothed attribution of ``x`` and of any ``x + delta``). Each base map is first put
+into a ball of known radius ``M``, ``c(a) = a * min(1, M / ||a||_2)`` (``clip_norm=M``), or
+normalised, ``c(a) = a / ||a||_2`` with ``M = 1`` (``clip_norm=None``, the default; a zero map
+stays zero): the paper's theorem assumes a bounded attribution, ``||a(.)||_2 <= M`` everywhere,
+and clipping makes that hold for every model instead of assuming it. The smoothed map is
+``g(x) = E_{u ~ U(B)} c(a(x + u))``. Then
+
+1. ``||g(x + delta) - g(x)||_2 = ||integral c(a(y)) (p_x(y) - p_{x+delta}(y)) dy|| <= M *
+   integral |p_x - p_{x+delta}| = 2 M TV(delta)`` -- the paper's ``M V_U / V_S`` with ``V_U``
+   the volume of the symmetric difference of the two balls, ``V_S`` the volume of one ball. The
+   factor is attained (``c = +M v`` on one crescent, ``-M v`` on the other).
+2. A vector ``w`` within distance ``rho`` of ``v`` (``rho < ||v||``) makes an angle of at most
+   ``arcsin(rho / ||v||)`` with it (the tangent from the origin to the ball ``B(v, rho)``), so
+
+       cos(g(x), g(x + delta)) >= sqrt(1 - (2 M TV(delta) / ||g(x)||)^2)  if 2 M TV(delta) < ||g(x)||
+
+   and nothing (``-1``) otherwise. This is the tight form: it is attained by the worst ``w``.
+   (A third-party summary of the paper states the bound as ``||g|| / sqrt(||g||^2 +
+   (M V_U / V_S)^2)``, i.e. ``cos(arctan(rho / ||g||))``; that is the angle to a perpendicular
+   displacement of length ``rho`` only and exceeds the worst case -- e.g. ``||g|| = 1``,
+   ``rho = 0.5``: 0.894 vs the attained 0.866 -- so we use the ``arcsin`` form. We could not
+   read the paper's proof itself; ``tests/concepts/test_certified.py`` checks ours is attained.)
+3. The radius for a target cosine ``c0``: the largest ``||delta||`` with ``2 M TV(delta) <=
+   ||g(x)|| sqrt(1 - c0^2)`` (``c0 > 0``; for ``c0 <= 0`` the supremum of ``2 M TV < ||g(x)||``),
+   solved with :func:`smoothing_radius`. The L2 ball gives Wang & Kong's L2 certificate; the
+   cube gives the same statement for L-infinity perturbations.
+
+``g`` is only estimated, ``g_hat = mean_k c(a(x + u_k))`` over the ``n`` draws, so the bound is
+never computed as if ``g_hat`` were ``g``. The bound only needs a *lower* confidence bound on
+``||g(x)||`` (any ``g(x)`` with that norm or more, in any direction, is covered by step 2), and
+``||g(x)|| >= ||g_hat|| - ||g_hat - g(x)||``. A vector concentration bound for ``n`` i.i.d.
+vectors of norm ``<= M``: ``f = ||g_hat - g||`` changes by at most ``2 M / n`` when one draw
+changes, so McDiarmid's inequality gives ``P(f >= E f + t) <= exp(-n t^2 / (2 M^2))``, and
+``E f <= sqrt(E f^2) <= M / sqrt(n)``. Hence with probability ``>= 1 - alpha``
+
+    ||g_hat - g(x)|| <= beta = (M / sqrt(n)) (1 + sqrt(2 log(1 / alpha)))
+
+(a norm bound, dimension-free; per-coordinate Hoeffding with a union bound would grow with the
+number of players), and the cosine bound and radius use ``m = ||g_hat|| - beta`` in place of
+``||g(x)||`` (nothing certified when ``m <= 0``). The cosine certificate of each input holds
+with probability ``>= 1 - alpha`` over the draws, separately from the top-k certificate (both
+together ``>= 1 - 2 alpha``). Both Monte-Carlo arguments take the ``n`` maps as independent draws:
+exact for a deterministic base method (gradients, integrated gradients, occlusion); a stochastic
+base method (kernel SHAP, LIME) reuses one seed per block of draws, which breaks that
+independence, so its certificates are approximate.
+
 The smoothed attribution itself (``smoothed``) is the mean of the base maps over the same
 draws (for a linear model and input x gradient it is ``w * x`` exactly: uniform noise has mean
 zero). Draws are shared by all inputs (common random numbers), seeded by a local generator, and
@@ -62,7 +109,8 @@ from .analyses import register_analysis
 from .base import get_method
 from .noise import noisy_view
 
-__all__ = ["CertifiedResult", "binomial_bounds", "certified_attribution", "smoothing_radius", "smoothing_tv"]
+__all__ = ["CertifiedResult", "binomial_bounds", "certified_attribution", "cosine_lower_bound", "norm_deviation_bound",
+           "smoothing_radius", "smoothing_tv"]
 
 SMOOTHINGS = ("l2", "linf")
 BOUNDS = ("clopper_pearson", "hoeffding")
@@ -118,9 +166,31 @@ def binomial_bounds(successes: np.ndarray, n: int, alpha: float, method: str = "
     raise InputError(f"bound={method!r} must be one of {BOUNDS}.")
 
 
+def norm_deviation_bound(n: int, alpha: float, clip: float = 1.0) -> float:
+    """``beta`` with ``P(||g_hat - g|| > beta) <= alpha`` for the mean of ``n`` i.i.d. vectors of norm ``<= clip``.
+
+    McDiarmid's inequality on ``||g_hat - g||`` (bounded differences ``2 clip / n``) plus
+    ``E ||g_hat - g|| <= clip / sqrt(n)``: ``beta = clip (1 + sqrt(2 log(1 / alpha))) / sqrt(n)``.
+    """
+    return float(clip * (1.0 + math.sqrt(2.0 * math.log(1.0 / alpha))) / math.sqrt(n))
+
+
+def cosine_lower_bound(norm_lower: float | np.ndarray, shift: float | np.ndarray) -> np.ndarray:
+    """Smallest cosine between any ``v`` with ``||v|| >= norm_lower`` and any ``w`` with ``||w - v|| <= shift``.
+
+    ``sqrt(1 - (shift / norm_lower)^2)`` when ``shift < norm_lower`` (attained: ``w`` on the tangent
+    from the origin to the ball ``B(v, shift)``), else ``-1`` (the ball reaches the origin).
+    """
+    m = np.asarray(norm_lower, dtype=np.float64)
+    rho = np.asarray(shift, dtype=np.float64)
+    ok = rho < m
+    ratio = np.where(ok, rho / np.where(m > 0, m, 1.0), 1.0)
+    return np.asarray(np.where(ok, np.sqrt(np.clip(1.0 - ratio**2, 0.0, 1.0)), -1.0))
+
+
 @dataclass(frozen=True)
 class CertifiedResult:
-    """Smoothed attributions with a certified top-k radius per input.
+    """Smoothed attributions with a certified top-k radius and a certified cosine radius per input.
 
     Attributes:
         smoothed: ``batch x players`` mean of the base maps under the noise.
@@ -137,6 +207,17 @@ class CertifiedResult:
         feature_names: one name per player.
         input_shape: shape of one input (players are its elements when dense).
         n_evals: model evaluations per input.
+        clipped: ``batch x players`` estimate ``g_hat`` of the smoothed *clipped* map the cosine
+            certificate is about (``clip_norm=None``: mean of the unit-normalised base maps).
+        clip_norm: ``M``, the norm bound of the clipped base maps (1.0 when normalised).
+        normalised: True when the base maps were normalised (``clip_norm=None``).
+        norm_error: ``beta``, the bound on ``||g_hat - g||`` that holds with ``1 - alpha``.
+        norm_lower: ``batch`` lower confidence bound ``||g_hat|| - beta`` on ``||g(x)||`` (>= 0).
+        min_cosine: the target cosine of ``cosine_radius``.
+        cosine_radius: ``batch`` largest perturbation size (``norm``) whose certified cosine
+            similarity between ``g(x)`` and ``g(x + delta)`` is still ``>= min_cosine``.
+        eps: the perturbation size of ``cosine_lower`` (None if not asked for).
+        cosine_lower: ``batch`` certified lower bound on the cosine at ``eps`` (None without ``eps``).
     """
 
     smoothed: np.ndarray
@@ -160,17 +241,78 @@ class CertifiedResult:
     feature_names: list[str]
     input_shape: tuple[int, ...]
     n_evals: int
+    clipped: np.ndarray
+    clip_norm: float
+    normalised: bool
+    norm_error: float
+    norm_lower: np.ndarray
+    min_cosine: float
+    cosine_radius: np.ndarray
+    eps: float | None = None
+    cosine_lower: np.ndarray | None = None
 
     def max_change(self, eps: float) -> float:
         """Largest change of any ``gbar_i`` under a perturbation of size ``eps`` (= ``TV(eps)``)."""
         return float(smoothing_tv(eps, self.noise, self.dim, self.smoothing))
 
-    def plot(self, i: int = 0, **kwargs: Any) -> Any:
-        """Smoothed map of input ``i`` with its certified top-k and radius; see
-        :func:`tribute.viz.certified_map`."""
-        from ..viz import certified_map  # viz sits above methods: lazy
+    def max_shift(self, eps: float | np.ndarray) -> np.ndarray:
+        """Bound ``2 M TV(eps)`` on ``||g(x + delta) - g(x)||_2`` for ``||delta|| <= eps`` (the clipped map)."""
+        return np.asarray(2.0 * self.clip_norm * smoothing_tv(eps, self.noise, self.dim, self.smoothing))
 
-        return certified_map(self, i, **kwargs)
+    def cosine_bound(self, eps: float | Sequence[float] | np.ndarray) -> np.ndarray:
+        """Certified lower bound on ``cos(g(x), g(x + delta))`` for every ``||delta|| <= eps``.
+
+        Args:
+            eps: one perturbation size (-> ``batch``) or several (-> ``batch x len(eps)``), >= 0.
+        """
+        e = np.asarray(eps, dtype=np.float64)
+        if not np.all(np.isfinite(e)) or np.any(e < 0):
+            raise InputError(f"CertifiedResult.cosine_bound: eps={eps!r} must be finite and >= 0.")
+        shift = self.max_shift(e)
+        m = self.norm_lower.reshape((-1,) + (1,) * e.ndim)
+        return cosine_lower_bound(m, shift[None])
+
+    def radius_at(self, min_cosine: float) -> np.ndarray:
+        """``batch`` largest perturbation size whose certified cosine is ``>= min_cosine`` (in (-1, 1])."""
+        _check_cosine(min_cosine, "CertifiedResult.radius_at")
+        return _cosine_radius(self.norm_lower, float(min_cosine), self.clip_norm, self.noise, self.dim,
+                              self.smoothing)
+
+    def plot(self, i: int = 0, kind: str = "topk", **kwargs: Any) -> Any:
+        """Draw input ``i``: ``kind="topk"`` the smoothed map with its certified top-k and radius
+        (:func:`tribute.viz.certified_map`); ``kind="cosine"`` the certified cosine bound against
+        the perturbation size and the cosine radius of every input (:func:`tribute.viz.certified_cosine`)."""
+        from ..viz import certified_cosine, certified_map  # viz sits above methods: lazy
+
+        if kind == "topk":
+            return certified_map(self, i, **kwargs)
+        if kind == "cosine":
+            return certified_cosine(self, i, **kwargs)
+        raise InputError(f"CertifiedResult.plot: kind={kind!r} must be 'topk' or 'cosine'.")
+
+
+def _check_cosine(value: Any, where: str) -> None:
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or not -1.0 < float(value) <= 1.0:
+        raise InputError(f"{where}: min_cosine={value!r} must be a number in (-1, 1] (a cosine similarity; "
+                         "e.g. 0.9).")
+
+
+def _cosine_radius(norm_lower: np.ndarray, min_cosine: float, clip: float, noise: float, dim: int,
+                   smoothing: str) -> np.ndarray:
+    """Largest ``eps`` with ``cosine_lower_bound(norm_lower, 2 clip TV(eps)) >= min_cosine`` (0 if none)."""
+    room = np.sqrt(max(0.0, 1.0 - min_cosine**2)) if min_cosine > 0 else 1.0
+    tv = np.asarray(norm_lower, dtype=np.float64) * room / (2.0 * clip)
+    return np.array([smoothing_radius(float(t), noise, dim, smoothing) for t in tv.ravel()]).reshape(tv.shape)
+
+
+def _clip_maps(maps: np.ndarray, clip_norm: float | None) -> tuple[np.ndarray, float]:
+    """Base maps (``... x players``) put in the ball of radius ``M``: normalised (``None``, ``M = 1``) or clipped."""
+    norms = np.linalg.norm(maps, axis=-1, keepdims=True)
+    if clip_norm is None:
+        return np.where(norms > 0, maps / np.where(norms > 0, norms, 1.0), 0.0), 1.0
+    scale = np.minimum(1.0, float(clip_norm) / np.where(norms > 0, norms, 1.0))
+    return maps * scale, float(clip_norm)
 
 
 def _check(name: str, value: Any, kind: type, low: float, *, strict: bool = False) -> None:
@@ -205,8 +347,11 @@ def certified_attribution(
     feature_names: Sequence[str] | None = None,
     model_output: str | None = None,
     batch_size: int | None = None,
+    min_cosine: float = 0.9,
+    clip_norm: float | None = None,
+    eps: float | None = None,
 ) -> CertifiedResult:
-    """Smoothed attributions under uniform noise, with a certified top-k radius per input.
+    """Smoothed attributions under uniform noise, with certified top-k and cosine radii per input.
 
     Args:
         model: a model :func:`tribute.explain` accepts.
@@ -224,6 +369,12 @@ def certified_attribution(
         target, output, baseline, groups, feature_names, model_output, batch_size: as in
             :func:`tribute.explain`.
         method_params: the base method's hyperparameters. default=None.
+        min_cosine: target cosine similarity of the cosine radius (Wang & Kong), in (-1, 1].
+            default=0.9.
+        clip_norm: ``M`` for the cosine certificate: base maps longer than ``M`` are scaled down
+            to norm ``M`` (> 0); None normalises every map to unit norm (``M = 1``). default=None.
+        eps: also report the certified cosine lower bound at this perturbation size (>= 0, in the
+            smoothing's norm) as ``cosine_lower``. default=None.
 
     Returns:
         A :class:`CertifiedResult`.
@@ -239,6 +390,11 @@ def certified_attribution(
         raise InputError(f"certified_attribution: bound={bound!r} must be one of {BOUNDS}.")
     if rank_by not in ("abs", "signed"):
         raise InputError(f"certified_attribution: rank_by={rank_by!r} must be 'abs' or 'signed'.")
+    _check_cosine(min_cosine, "certified_attribution")
+    if clip_norm is not None:
+        _check("clip_norm", clip_norm, float, 0.0, strict=True)
+    if eps is not None:
+        _check("eps", eps, float, 0.0)
     cls = get_method(method)
     params = dict(method_params or {})
     unknown = set(params) - set(cls.defaults())
@@ -291,9 +447,21 @@ def certified_attribution(
     np.put_along_axis(rest, topk, False, axis=1)
     gap = np.take_along_axis(lower, topk, axis=1).min(1) - np.where(rest, upper, -np.inf).max(1)
     radius = np.array([smoothing_radius(float(gp) / 2.0, float(noise), dim, smoothing) for gp in gap])
+    # the cosine certificate (module docstring): clipped maps, a norm confidence bound, the radius
+    clipped_maps, clip = _clip_maps(maps, clip_norm)
+    clipped = clipped_maps.mean(axis=1)
+    beta = norm_deviation_bound(n_samples, float(alpha), clip)
+    norm_lower = np.maximum(np.linalg.norm(clipped, axis=1) - beta, 0.0)
+    cos_radius = _cosine_radius(norm_lower, float(min_cosine), clip, float(noise), dim, smoothing)
+    cos_lower = None
+    if eps is not None:
+        shift = 2.0 * clip * smoothing_tv(float(eps), float(noise), dim, smoothing)
+        cos_lower = cosine_lower_bound(norm_lower, shift)
     return CertifiedResult(
         smoothed=smoothed, frequency=freq, lower=lower, upper=upper, topk=topk, gap=gap, radius=radius,
         certified=radius > 0, norm=smoothing, noise=float(noise), smoothing=smoothing, k=int(k),
         alpha=float(alpha), bound=bound, n_samples=int(n_samples), method=method, confidence=1.0 - float(alpha),
         dim=int(dim), feature_names=list(game.player_names), input_shape=tuple(game.input_shapes()[0]),
-        n_evals=int(game.n_evals))
+        n_evals=int(game.n_evals), clipped=clipped, clip_norm=clip, normalised=clip_norm is None,
+        norm_error=beta, norm_lower=norm_lower, min_cosine=float(min_cosine), cosine_radius=cos_radius,
+        eps=None if eps is None else float(eps), cosine_lower=cos_lower)

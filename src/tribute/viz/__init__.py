@@ -47,10 +47,10 @@ __all__ += ["parliament"]
 __all__ += ["concept_overlay", "craft_plot"]
 
 # Recourse (feature responsiveness) and certified attributions (issue #16).
-from ._certified import certified_map  # noqa: E402
+from ._certified import certified_cosine, certified_map  # noqa: E402
 from ._recourse import responsiveness_bars  # noqa: E402
 
-__all__ += ["certified_map", "responsiveness_bars"]
+__all__ += ["certified_cosine", "certified_map", "responsiveness_bars"]
 
 # Rashomon feature interaction scores: swarm and halo plots (issue #16).
 from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402

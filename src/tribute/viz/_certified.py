@@ -1,4 +1,4 @@
-"""Plot of a certified smoothed attribution: the smoothed map, its certified top-k, the radius."""
+"""Plots of a certified smoothed attribution: the map with its certified top-k; the certified cosine."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import DIVERGING_CMAP, NEG_COLOR, NEUTRAL_COLOR, POS_COLOR, _figure_and_axes
+from ._common import (
+    DIVERGING_CMAP,
+    NEG_COLOR,
+    NEUTRAL_COLOR,
+    POS_COLOR,
+    _figure_and_axes,
+    _new_figure,
+)
 
-__all__ = ["certified_map"]
+__all__ = ["certified_cosine", "certified_map"]
 
 
 def certified_map(
@@ -71,4 +78,65 @@ def certified_map(
     cert = f"radius {r:.3g} ({result.norm})" if r > 0 else "not certified (radius 0)"
     ax.set_title(title if title is not None else
                  f"Input {i}: top-{result.k} {cert}, confidence {result.confidence:.0%}")
+    return fig
+
+
+def certified_cosine(
+    result: Any,
+    i: int = 0,
+    *,
+    max_eps: float | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (9.0, 3.6),
+) -> Figure:
+    """Wang & Kong's certificate: the certified cosine bound against ``eps``, and the radius per input.
+
+    Left: the certified lower bound on ``cos(g(x), g(x + delta))`` for ``||delta|| <= eps``, for
+    input ``i`` (bold) and every other input (faint), with the target ``min_cosine`` and input
+    ``i``'s cosine radius marked. Right: the cosine radius of every input (input ``i`` in colour).
+
+    Args:
+        result: a :class:`~tribute.methods.certified.CertifiedResult`.
+        i: which input to highlight, default=0.
+        max_eps: right end of the ``eps`` axis, default=1.25 x the largest ``eps`` at which any
+            input's bound is still positive (twice the noise radius if none is).
+        title: figure title, default states input ``i``'s radius.
+        figsize: size of the figure in inches.
+    """
+    if not hasattr(result, "cosine_bound") or not hasattr(result, "cosine_radius"):
+        raise InputError(f"certified_cosine: expected a CertifiedResult; got {type(result).__name__}.")
+    n = result.cosine_radius.shape[0]
+    if not 0 <= i < n:
+        raise InputError(f"certified_cosine: i={i} is out of range for {n} inputs.")
+    if max_eps is None:  # a little past the largest eps with a positive bound (the curve's drop to -1)
+        reach = float(np.max(result.radius_at(0.0), initial=0.0))
+        top = 1.25 * reach if reach > 0 else 2.0 * float(result.noise)
+    else:
+        top = float(max_eps)
+    if not (np.isfinite(top) and top > 0):
+        raise InputError(f"certified_cosine: max_eps={max_eps!r} must be a number > 0.")
+    fig = _new_figure(figsize)
+    left, right = fig.subplots(1, 2)
+    eps = np.linspace(0.0, top, 200)
+    curves = result.cosine_bound(eps)
+    for j in range(n):
+        if j != i:
+            left.plot(eps, curves[j], color=NEUTRAL_COLOR, linewidth=0.6, alpha=0.5)
+    left.plot(eps, curves[i], color=POS_COLOR, linewidth=2.0, label=f"input {i}")
+    left.axhline(result.min_cosine, color="black", linestyle="--", linewidth=0.8,
+                 label=f"min_cosine {result.min_cosine:g}")
+    r = float(result.cosine_radius[i])
+    if r > 0:
+        left.axvline(r, color=POS_COLOR, linestyle=":", linewidth=1.0, label=f"radius {r:.3g}")
+    left.set_ylim(-1.05, 1.05)
+    left.set_xlabel(f"perturbation size eps ({result.norm})")
+    left.set_ylabel("certified cos(g(x), g(x+delta)) >=")
+    left.legend(loc="lower left", fontsize="small")
+    colours = [POS_COLOR if j == i else NEUTRAL_COLOR for j in range(n)]
+    right.bar(np.arange(n), result.cosine_radius, color=colours)
+    right.set_xlabel("input")
+    right.set_ylabel(f"cosine radius ({result.norm}, cos >= {result.min_cosine:g})")
+    cert = f"radius {r:.3g} ({result.norm})" if r > 0 else "not certified (radius 0)"
+    fig.suptitle(title if title is not None else
+                 f"Input {i}: cosine >= {result.min_cosine:g} {cert}, confidence {result.confidence:.0%}")
     return fig
