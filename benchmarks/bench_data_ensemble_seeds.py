@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
                             bank=f"{args.bank_dir}/{args.case}-{args.seed}-quick{tag}")
         games[s] = tribute.build_game(case.model, case.X_test, target=case.y_test, players=data)
     data = case.data(bank=f"{args.bank_dir}/{args.case}-{args.seed}-quick")
-    runs = {"influence_abs": {"method": "influence", "indefinite": "abs"},
+    runs: dict[str, dict[str, Any]] = {"influence_abs": {"method": "influence", "indefinite": "abs"},
             "influence_abs_ens3": {"method": "influence", "indefinite": "abs", "n_models": 3},
             "trak": {"method": "trak", "proj_dim": 256},
             "trak_ens10": {"method": "trak", "proj_dim": 256, "n_models": 10}}
     out: dict[str, dict[str, float]] = {}
+    row: dict[str, float]
     for label, kw in runs.items():
         kw = dict(kw)
         method = kw.pop("method")
