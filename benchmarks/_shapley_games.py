@@ -133,7 +133,7 @@ def build_cached(points: int, cache: Path) -> list[GameSpec]:
     rebuilt from weights)."""
     specs = []
     for stem, make in (("shapley_games", build), ("shapley_games_extra", build_extra),
-                       ("shapley_games_new", build_new)):
+                       ("shapley_games_new", build_new), ("shapley_games_new2", build_new2)):
         path = cache / f"{stem}_p{points}.npz"
         if not path.exists():
             cache.mkdir(parents=True, exist_ok=True)
@@ -280,6 +280,44 @@ def build_new(points: int) -> list[GameSpec]:
     specs.append(GameSpec("mlp20_logit", X.numpy(), np.zeros(n), target.numpy(), "logit",
                           _layers_of(net), model=net))
     return _with_truth(specs)
+
+
+def build_new2(points: int) -> list[GameSpec]:
+    """Game added for the second round of issue #14 (design cost, adaptive design), never tuned
+    on: only its final numbers were looked at.
+
+    * ``cancer_logreg_prob``: L2-regularised logistic regression (two-class softmax, penalty
+      1e-2) on the standardised breast-cancer features (30 players), probability of the
+      predicted class, absent features at the training mean; truth from the high-budget
+      reference as for ``cancer_logit``.
+    """
+    import torch
+
+    from tribute.datasets import breast_cancer
+
+    train, test = breast_cancer().split(0.3, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    lin = torch.nn.Linear(30, 2).double()
+    with torch.no_grad():
+        lin.weight.copy_(0.01 * torch.randn(lin.weight.shape, generator=gen, dtype=torch.float64))
+        lin.bias.zero_()
+    xt = torch.from_numpy(np.asarray(train.X, dtype=np.float64))
+    yt = torch.from_numpy(np.asarray(train.y, dtype=np.int64))
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(xt), yt) + 1e-2 * (lin.weight**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    model = torch.nn.Sequential(lin).eval()
+    X = torch.from_numpy(np.asarray(test.X[:points], dtype=np.float64))
+    with torch.no_grad():
+        target = model(X).argmax(1)
+    return _with_truth([GameSpec("cancer_logreg_prob", X.numpy(), xt.mean(0).numpy(),
+                                 target.numpy(), "prob", _layers_of(model), model=model)])
 
 
 def _with_truth(specs: list[GameSpec]) -> list[GameSpec]:

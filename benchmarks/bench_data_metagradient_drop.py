@@ -13,15 +13,26 @@ digits + MLP (the data suite's ``digits_mlp`` case: 900 training digits, 100 tes
   examples cannot beat the truth's own additivity over halves by much; what it loses beyond it
   is its own error.
 
+Variants (``--variants``, each one ``explain`` call timed on its own, LDS on the same subsets
+side by side): ``tangent`` (the plain metagradient), ``second_order`` (``curvature_probes=
+--probes``: tangent x (1 + leverage)), ``expected`` (``points=--points``,
+``drop_fraction=--drop-fraction``: mean of metagradients at Bernoulli masks) and
+``second_order+expected`` (both). Each row prints its cost: seconds and training replays.
+
 Run (1 torch thread, reuses the data benchmark's bank directory)::
 
     python benchmarks/bench_data_metagradient_drop.py --seed 0 --sets 30
+    python benchmarks/bench_data_metagradient_drop.py --seed 1 --sets 0 \
+        --variants tangent second_order --probes 16
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,12 +42,25 @@ import tribute
 from tribute.bench.data_suite import SMALL_DROPS, build_data_case
 from tribute.metrics import linear_score
 
+#: Variant name -> the metagradient options it passes (from the command line).
+VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "tangent": lambda a: {},
+    "second_order": lambda a: {"curvature_probes": a.probes},
+    "expected": lambda a: {"points": a.points, "drop_fraction": a.drop_fraction},
+    "second_order+expected": lambda a: {"curvature_probes": a.probes, "points": a.points,
+                                        "drop_fraction": a.drop_fraction},
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sets", type=int, default=30)
     ap.add_argument("--bank-dir", default="bench-out/data-banks")
+    ap.add_argument("--variants", nargs="+", default=["tangent"], choices=list(VARIANTS))
+    ap.add_argument("--probes", type=int, default=16, help="curvature_probes of second_order")
+    ap.add_argument("--points", type=int, default=2, help="points of expected")
+    ap.add_argument("--drop-fraction", type=float, default=0.02, help="q of expected")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     seed = args.seed
@@ -44,14 +68,28 @@ def main(argv: list[str] | None = None) -> int:
     data = case.data(bank=f"{args.bank_dir}/digits_mlp-{seed}-quick")
     game = tribute.build_game(case.model, case.X_test, target=case.y_test, players=data)
     n = data.n_train
-    t = time.perf_counter()
-    attr = tribute.explain(case.model, case.X_test, method="metagradient", target=case.y_test,
-                           players=data)
-    print(f"metagradient in {time.perf_counter() - t:.1f}s", flush=True)
-    meta = attr.values[:, 0, :].numpy() if attr.values.ndim == 3 else attr.values.numpy()
-    for frac, _, off in SMALL_DROPS:
-        r = linear_score(game, attr, n_subsets=case.n_subsets, alpha=1 - frac, seed=seed + off)
-        print(f"metagradient LDS, {frac:.0%} dropped: {np.nanmean(r.scores):.4f}", flush=True)
+    print(f"digits_mlp seed {seed}, {n} training digits; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    meta = None
+    for name in args.variants:
+        kw = VARIANTS[name](args)
+        t = time.perf_counter()
+        attr = tribute.explain(case.model, case.X_test, method="metagradient",
+                               target=case.y_test, players=data, seed=seed, **kw)
+        secs = time.perf_counter() - t
+        lds = [float(np.nanmean(linear_score(game, attr, n_subsets=case.n_subsets,
+                                             alpha=1 - frac, seed=seed + off).scores))
+               for frac, _, off in SMALL_DROPS]
+        print(f"{name:24s} {kw}: LDS " + " ".join(f"{f:.0%} {x:.4f}" for (f, _, _), x in
+                                                 zip(SMALL_DROPS, lds))
+              + f" | {secs:.0f}s, {attr.extra['replays']} replays, n_evals {attr.n_evals}",
+              flush=True)
+        if meta is None:
+            meta = attr.values[:, 0, :].numpy() if attr.values.ndim == 3 else attr.values.numpy()
+    assert meta is not None
+    if args.sets <= 0:
+        return 0
+    print(f"additivity of the truth, against the {args.variants[0]} variant:", flush=True)
     rng = np.random.default_rng(4242 + seed)
     full = game.full()[:, 0].numpy()
     for frac, _, _ in SMALL_DROPS:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from stderr_calibration import coverage, toy_game
 
 GRID: dict[str, list[tuple[str, float]]] = {
-    "kernel_shap": [("n", 2), ("x", 1.5), ("x", 2), ("x", 4), ("x", 16)],
+    "kernel_shap": [("n", 2), ("x", 1.5), ("x", 2), ("m", 6), ("x", 4), ("x", 16)],
     "permutation_shapley": [("p", 1), ("p", 2), ("p", 4), ("p", 8), ("p", 16)],
     "gp_shapley": [("a", 6), ("x", 1), ("x", 2), ("x", 4), ("x", 16)],
     "banzhaf": [("a", 5), ("x", 1), ("x", 2), ("x", 4), ("x", 16)],
@@ -38,6 +38,8 @@ def budget_for(method: str, n: int, kind: str, k: float) -> int:
         return n + int(k)
     if kind == "x":
         return int(k * n)
+    if kind == "m":  # 2n + k: kernel_shap's smallest budget with standard errors is 2n + 6
+        return 2 * n + int(k)
     if kind == "p":  # antithetic permutation pairs
         return 2 + 2 * (n - 1) * int(k)
     if kind == "s":  # Sobol designs

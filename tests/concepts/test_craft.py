@@ -129,6 +129,25 @@ def test_sobol_indices_of_an_additive_concept_head_equal_the_closed_form(planted
     np.testing.assert_allclose(res.importances, res.image_importances.mean(0))
 
 
+def test_one_image_stderr_covers_the_closed_form(planted: tuple) -> None:
+    """With one image the standard error is the Sobol estimator's own, from independent
+    replicates (one scrambled sequence's points are not independent): over seeds the
+    closed-form indices lie within 3 standard errors (it would fail for a collapsed stderr)."""
+    model, pos, data = planted
+    acts = _pool_acts(model, data.X[pos[:1]])
+    w = model.head.weight[1].detach().double().numpy()
+    inside = 0
+    for seed in range(8):
+        res = tribute.craft(model, data.X[pos[:1]], layer="pool", target=1, n_concepts=2, crop_size=12,
+                            resize=False, n_designs=64, seed=seed)
+        u = nmf_transform(acts[0].reshape(2, -1).T, res.concepts)
+        c = u.mean(axis=0) * (res.concepts @ w)
+        expected = c**2 / np.sum(c**2)
+        assert np.all(np.isfinite(res.stderr)) and np.all(res.stderr > 0)
+        inside += int(np.all(np.abs(res.importances - expected) <= 3 * res.stderr))
+    assert inside >= 7, inside
+
+
 def test_concepts_and_maps_find_the_two_detectors(planted: tuple) -> None:
     model, pos, data = planted
     res = tribute.craft(model, data.X[pos], layer="pool", target=1, n_concepts=2, crop_size=12, resize=False,

@@ -8,7 +8,15 @@ import torch
 
 import tribute
 from tribute.errors import InputError, UnsupportedModelError
-from tribute.methods.tcav import concept_activation_vector, one_set_p_value, tcav, welch_p_value
+from tribute.methods.tcav import (
+    bonferroni,
+    concept_activation_vector,
+    one_set_p_value,
+    permutation_p_value,
+    tcav,
+    tcav_scores,
+    welch_p_value,
+)
 
 D = 6
 
@@ -69,7 +77,10 @@ def test_known_concept_scores_one_and_is_significant() -> None:
     r = tribute.tcav(model, inputs, concept, random, layer="body", target=1, n_random=10, concept_name="u")
     _assert_unchanged(model, snap)
     assert r.score > 0.95 and np.all(r.scores > 0.9)
-    assert r.p_value < 1e-3 and r.significant
+    # default test: permutation, at its smallest attainable p-value 1/(B+1); the paper's Welch too
+    assert r.test == "permutation" and r.p_value == pytest.approx(1 / 201) and r.significant
+    assert r.p_values["welch"] < 1e-3 and r.p_values["permutation"] == r.p_value
+    assert r.null_scores.shape == (200,) and np.all(np.abs(r.null_scores - 0.5) < 0.5)
     assert abs(r.cav @ np.eye(D)[0]) > 0.9  # the CAV found the planted direction
     assert np.all(r.cav_accuracy > 0.9)
     assert r.sensitivities.shape == (40,) and np.mean(r.sensitivities > 0) > 0.9
@@ -78,22 +89,107 @@ def test_known_concept_scores_one_and_is_significant() -> None:
     assert r0.score < 0.05 and r0.significant
 
 
-def test_random_concepts_rarely_significant_with_the_one_set_test() -> None:
-    # 20 concept sets drawn from the random law: the calibrated one-set test flags at most
-    # alpha * 20 = 1 of them in expectation (binomial(20, 0.05) > 4 has probability 0.003);
-    # the planted concept is flagged every time by the paper's Welch test. (Welch also flags
-    # about 30% of random-law sets and the one-set test misses most planted ones: see the
-    # module docstring.)
+def _calibration_counts(draws: int, offset: int) -> tuple[int, int, int]:
+    """(random-law sets flagged by the permutation test, by Welch, planted sets flagged) over ``draws``."""
     model, inputs, concept, _ = _data()
-    flagged = planted = 0
-    for s in range(20):
-        g = torch.Generator().manual_seed(1000 + s)
+    flagged = welch = planted = 0
+    for s in range(draws):
+        g = torch.Generator().manual_seed(offset + s)
         random = torch.randn(200, D, generator=g)
         fake = torch.randn(20, D, generator=g)
-        flagged += tcav(model, inputs, fake, random, layer="body", target=1).p_value_one_set < 0.05
-        planted += tcav(model, inputs, concept, random, layer="body", target=1).significant
-    assert flagged <= 4
-    assert planted == 20
+        r = tcav(model, inputs, fake, random, layer="body", target=1, n_permutations=100, seed=s)
+        flagged += r.significant
+        welch += r.p_values["welch"] < 0.05
+        planted += tcav(model, inputs, concept, random, layer="body", target=1, n_permutations=100, seed=s).significant
+    return flagged, welch, planted
+
+
+@pytest.mark.slow
+def test_permutation_test_is_calibrated_and_finds_the_planted_concept() -> None:
+    # 100 concept sets drawn from the random law (H0 true): the permutation test's rejections are
+    # Binomial(100, <= 0.05); P(X > 13) = 0.0005 at exactly 0.05, so more than 13 means
+    # miscalibration (the paper's Welch test flags ~30 of them). The planted concept (fixed set
+    # of 20, fresh random pools) must be flagged in >= 95 of 100 draws.
+    from scipy import stats
+
+    limit = int(stats.binom.ppf(0.999, 100, 0.05))
+    assert limit == 13
+    flagged, welch, planted = _calibration_counts(100, 5000)
+    assert flagged <= limit, flagged
+    assert planted >= 95, planted
+    assert welch > limit, welch  # the paper's test is the miscalibrated one (documented)
+
+
+def test_permutation_test_calibration_quick() -> None:
+    # The same with 25 draws (default suite): Binomial(25, 0.05) > 5 has probability 0.007.
+    flagged, welch, planted = _calibration_counts(25, 9000)
+    assert flagged <= 5, flagged
+    assert planted >= 24, planted
+    assert welch >= 3, welch  # Welch's expected count is ~8 (rate ~0.3)
+
+
+def test_kernel_scores_equal_explicit_cavs() -> None:
+    # tcav_scores (primal when d <= rows, dual otherwise) against concept_activation_vector
+    rng = np.random.default_rng(0)
+    for d in (3, 40):
+        acts = rng.normal(size=(30, d))
+        acts[:8, 0] += 2.0
+        grads = rng.normal(size=(25, d))
+        pos = np.stack([rng.choice(30, 8, replace=False) for _ in range(6)])
+        neg = np.stack([rng.choice(30, 9, replace=False) for _ in range(6)])
+        got = tcav_scores(acts, grads, pos, neg, l2=0.05, chunk_elems=50)  # several chunks
+        want = [np.mean(grads @ concept_activation_vector(acts[p], acts[q], 0.05)[0] > 0) for p, q in zip(pos, neg, strict=True)]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_permutation_p_value_and_bonferroni() -> None:
+    null = np.array([0.5, 0.45, 0.8, 0.1, 0.55])
+    # |null - 0.5| >= |0.8 - 0.5| = 0.3: 0.8 and 0.1 -> (1 + 2) / 6
+    assert permutation_p_value(0.8, null) == pytest.approx(0.5)
+    assert permutation_p_value(0.2, null) == pytest.approx(0.5)  # two-sided
+    assert permutation_p_value(1.0, null) == pytest.approx(1 / 6)
+    assert bonferroni([0.01, 0.02, 0.001]).tolist() == [True, False, True]
+    with pytest.raises(InputError, match="alpha=0"):
+        bonferroni([0.1], alpha=0)
+    with pytest.raises(InputError, match=r"\[1\.5\]"):
+        bonferroni([1.5])
+
+
+def test_one_set_and_welch_tests_selectable() -> None:
+    model, inputs, concept, random = _data()
+    r = tcav(model, inputs, concept, random, layer="body", target=1, test="welch", n_permutations=0)
+    assert r.test == "welch" and r.p_value == r.p_values["welch"] and "permutation" not in r.p_values
+    assert r.null_scores.size == 0
+    r1 = tcav(model, inputs, concept, random, layer="body", target=1, test="one_set", n_permutations=10)
+    assert r1.p_value == r1.p_value_one_set and r1.null_scores.shape == (10,)
+
+
+def test_plot_renders_scores_null_and_significance() -> None:
+    from matplotlib.figure import Figure
+
+    from tribute.viz import tcav_bars
+
+    model, inputs, concept, random = _data()
+    r = tcav(model, inputs, concept, random, layer="body", target=1, concept_name="u")
+    g = torch.Generator().manual_seed(1)
+    fake = tcav(model, inputs, torch.randn(20, D, generator=g), random, layer="body", target=1, concept_name="noise")
+    fig = r.plot()
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "u" and labels[1] == "random vs random" and labels[2].startswith("permutation null")
+    texts = [t.get_text() for t in ax.texts]
+    assert "*" in texts and any("permutation test: p=" in t and "significant" in t for t in texts)
+    assert "body" in ax.get_title() and "class 1" in ax.get_title()
+    fig.canvas.draw()
+    nofig = fake.plot()
+    assert fake.significant or "n.s." in [t.get_text() for t in nofig.axes[0].texts]
+    both = tcav_bars([r, fake])
+    t = [x.get_text() for x in both.axes[0].texts]
+    assert t.count("*") == int(r.p_value < 0.025) + int(fake.p_value < 0.025) and "0.05/2" in both.axes[0].get_title()
+    both.canvas.draw()
+    with pytest.raises(InputError, match="TCAVResult"):
+        tcav_bars([object()])
 
 
 def test_same_seed_same_result() -> None:
@@ -128,7 +224,8 @@ def test_model_restored_after_exception() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
-    [({"n_random": 1}, "n_random=1"), ({"alpha": 2.0}, "alpha=2.0"), ({"l2": 0.0}, "l2=0.0")],
+    [({"n_random": 1}, "n_random=1"), ({"alpha": 2.0}, "alpha=2.0"), ({"l2": 0.0}, "l2=0.0"),
+     ({"test": "t"}, "test='t'"), ({"n_permutations": 0}, "n_permutations=0")],
 )
 def test_bad_arguments(kwargs: dict, needle: str) -> None:
     model, inputs, concept, random = _data()
@@ -154,3 +251,29 @@ def test_one_set_p_value_closed_form() -> None:
     t = (0.9 - r.mean()) / (r.std(ddof=1) * np.sqrt(1 + 1 / 5))
     assert one_set_p_value(0.9, r) == pytest.approx(2 * stats.t.sf(t, 4), rel=1e-12)
     assert one_set_p_value(0.4, r) == 1.0
+
+
+def test_concept_suite_tcav_entry() -> None:
+    from tribute.bench.concept_suite import (
+        TCAV_CONCEPTS,
+        format_tcav_rows,
+        pattern_cnn,
+        run_tcav_bench,
+        two_pattern_images,
+    )
+
+    model, acc = pattern_cnn(two_pattern_images(600, 32, 0), steps=300)
+    assert acc > 0.9
+    tx = two_pattern_images(120, 32, 2)
+    threads = torch.get_num_threads()
+    rows = run_tcav_bench(model, tx.X[tx.y == 1][:30], seeds=(0,), spatial=("mean",), n_permutations=50)
+    assert torch.get_num_threads() == threads
+    assert [r.concept for r in rows] == list(TCAV_CONCEPTS)
+    by = {r.concept: r for r in rows}
+    # channel-mean CAVs: the class needs both patterns, so the logit rises along plus and ring
+    assert by["plus"].score > 0.9 and by["ring"].score > 0.9
+    assert by["random law"].score < 0.9
+    assert all(0 < r.p_permutation <= 1 and 0 <= r.p_welch <= 1 for r in rows)
+    assert by["plus"].matches("permutation") == (by["plus"].p_permutation < 0.05)
+    text = format_tcav_rows(rows)
+    assert "decisions matching the truth: permutation" in text and "random law" in text

@@ -35,6 +35,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tribute.methods.responsiveness", "tribute.viz"): "ResponsivenessResult.plot() draws lazily with viz",
     ("tribute.methods.certified", "tribute.viz"): "CertifiedResult.plot() draws lazily with viz",
     ("tribute.methods.rashomon", "tribute.viz"): "RashomonResult.plot() draws swarm/halo lazily with viz",
+    ("tribute.methods.tcav", "tribute.viz"): "TCAVResult.plot() draws the scores and their null lazily with viz",
 }
 #: Existing violations in files outside the layering work (owned elsewhere); each is a TODO.
 KNOWN: set[tuple[str, str, str]] = set()

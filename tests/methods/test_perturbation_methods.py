@@ -12,6 +12,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import BudgetError, InputError
+from tribute.methods._stderr import StderrWarning
 from tribute.methods.lime import (
     lime_kernel,
     sample_coalitions,
@@ -267,10 +268,19 @@ def test_lime_options_and_errors() -> None:
 def test_sobol_additive_model_matches_analytic_total_indices() -> None:
     x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
     # 256 designs x (n + 2) evaluations, plus v(N) (the reference pass)
-    attr = tribute.explain(lambda z: 2 * z[:, 0] + 1.5 * z[:, 1], x, method="sobol", budget=256 * 5 + 1)
+    f = lambda z: 2 * z[:, 0] + 1.5 * z[:, 1]  # noqa: E731
     share = np.stack([(2 * x[:, 0]) ** 2, (1.5 * x[:, 1]) ** 2, 0 * x[:, 0]], 1)
     share /= share.sum(1, keepdims=True)
-    np.testing.assert_allclose(attr.values, share, atol=1e-3)
+    # one scrambled sequence of 256 points: QMC-accurate, no standard error
+    with pytest.warns(StderrWarning, match="one scrambled Sobol sequence"):
+        one = tribute.explain(f, x, method="sobol", budget=256 * 5 + 1, replicates=1)
+    np.testing.assert_allclose(one.values, share, atol=1e-3)
+    assert np.isnan(one.stderr).all()
+    # the default: 8 independent sequences of 32 points, less accurate, with standard errors
+    attr = tribute.explain(f, x, method="sobol", budget=256 * 5 + 1)
+    assert attr.params["n_replicates"] == 8
+    np.testing.assert_allclose(attr.values, share, atol=1e-2)
+    assert np.all(np.abs(attr.values - share)[:, :2] <= 3 * attr.stderr[:, :2])
     assert np.all(attr.values[:, 2] == 0) and attr.n_evals == 256 * 5 + 1
 
 
@@ -278,9 +288,14 @@ def test_sobol_interaction_and_ignored_feature() -> None:
     x = np.ones((1, 3))
     attr = tribute.explain(lambda z: z[:, 0] * z[:, 1], x, method="sobol", budget=1024 * 5)
     # f = m1 m2, m ~ U[0,1]^2: S_T = E[m2^2 / 12] / Var(m1 m2) = (1/36) / (7/144) = 4/7
-    np.testing.assert_allclose(attr.values[0, :2], 4 / 7, atol=0.02)
+    np.testing.assert_allclose(attr.values[0, :2], 4 / 7, atol=0.03)  # 8 sequences of 128 points
+    assert np.all(np.abs(attr.values[0, :2] - 4 / 7) <= 3 * attr.stderr[0, :2])
     assert attr.values[0, 2] == 0
     assert np.all(attr.stderr[0, :2] > 0) and np.all(attr.stderr[0, :2] < 0.05)
+    with pytest.warns(StderrWarning):  # one sequence of 1024 points: QMC-accurate
+        one = tribute.explain(lambda z: z[:, 0] * z[:, 1], x, method="sobol", budget=1024 * 5,
+                              replicates=1)
+    np.testing.assert_allclose(one.values[0, :2], 4 / 7, atol=0.01)
 
 
 def test_jansen_estimator_on_constant_output_is_zero() -> None:

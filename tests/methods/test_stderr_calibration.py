@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 import tribute
 from stderr_calibration import coverage, toy_game
@@ -100,6 +101,119 @@ def test_t_factor_and_pooling() -> None:
     assert torch.all(out[0, 1:] >= se[0, 1:])  # pooling never shrinks a standard error
 
 
+# --------------------------------------------------------------------------- kernel_shap: seed-free
+@pytest.mark.parametrize("n", [10, 30])
+def test_kernel_shap_stderr_exists_by_budget_not_by_seed(n: int) -> None:
+    """Below 2n + 6 (3 residual dof) NaN for every seed, naming that budget; from it on, defined
+    for every seed (the first draw left it undefined on 80% of seeds at 10 players, budget 26)."""
+    game = toy_game(n, n_inputs=2, seed=n)
+    for seed in range(25):
+        with pytest.warns(StderrWarning, match=rf"at least {2 * n + 6} \(2n \+ 6\)"):
+            low = tribute.explain(game, game.x, method="kernel_shap", budget=2 * n + 4, seed=seed)
+        assert np.isnan(low.stderr).all() and np.isfinite(low.values).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StderrWarning)
+            ok = tribute.explain(game, game.x, method="kernel_shap", budget=2 * n + 6, seed=seed)
+        assert np.isfinite(ok.stderr).all() and (ok.stderr > 0).all(), seed
+
+
+def test_kernel_shap_redraws_only_defective_designs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first draw that leaves the standard errors undefined (rank-deficient, or a pair of
+    leverage 1) is redrawn; an acceptable first draw is kept bit for bit."""
+    from tribute.methods import shapley_sampling as ss
+
+    def defect(masks: torch.Tensor, w: torch.Tensor, strata: list[tuple[int, int, float]]) -> str | None:
+        return ss._design_defect(masks, w, strata, ss._kkt_inverse(masks, w)[:10, :10])
+
+    once, kept = {}, {}
+    monkeypatch.setattr(ss, "_REDRAWS", 1)
+    for seed in range(30):
+        once[seed] = ss.kernel_shap_design(10, 24, seed)
+    monkeypatch.undo()
+    reasons = set()
+    for seed in range(30):
+        m1, w1, st1 = once[seed]
+        m2, w2, st2 = kept[seed] = ss.kernel_shap_design(10, 24, seed)
+        first = defect(m1, w1, st1)
+        assert defect(m2, w2, st2) is None
+        if first is None:
+            assert torch.equal(m1, m2) and torch.equal(w1, w2) and st1 == st2
+        else:
+            reasons.add(first.split(" (")[0])
+            assert not torch.equal(m1, m2)
+    # both root causes occur among 30 first draws (measured: 24% rank-deficient, 56% leverage 1)
+    assert reasons == {"24 coalitions cannot identify 10 Shapley values",
+                       "a sampled pair is fitted exactly"}, reasons
+
+
+def test_kernel_shap_design_defect_names_a_leverage_one_pair() -> None:
+    from tribute.methods import shapley_sampling as ss
+
+    # 4 players, pairs (z, 1 - z) measure z . phi (given sum(phi)): {0}, {1} and {0, 1} leave
+    # phi_2 + phi_3 known from the constraint, and only the pair {2} splits it (leverage 1)
+    z = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]])
+    masks = torch.cat([z, 1 - z]).double()
+    w = torch.full((8,), 0.1, dtype=torch.float64)
+    reason = ss._design_defect(masks, w, [(0, 4, 1.0)], ss._kkt_inverse(masks, w)[:4, :4])
+    assert reason is not None and "leverage 1" in reason
+    # {0, 2} predicts phi_2 from phi_0: no pair is alone any more
+    z2 = torch.cat([z, torch.tensor([[1.0, 0, 1, 0]])])
+    masks2 = torch.cat([z2, 1 - z2]).double()
+    w2 = torch.full((10,), 0.1, dtype=torch.float64)
+    assert ss._design_defect(masks2, w2, [(0, 5, 1.0)], ss._kkt_inverse(masks2, w2)[:4, :4]) is None
+    # without {2}: phi_2 and phi_3 are not identified at all
+    z3 = z[:3]
+    masks3 = torch.cat([z3, 1 - z3]).double()
+    w3 = torch.full((6,), 0.1, dtype=torch.float64)
+    reason = ss._design_defect(masks3, w3, [(0, 3, 1.0)], ss._kkt_inverse(masks3, w3)[:4, :4])
+    assert reason is not None and "cannot identify" in reason
+
+
+# --------------------------------------------------------------------------- sobol: replicates
+def test_sobol_replicate_layout() -> None:
+    from tribute.methods.sobol import replicate_count, sobol_designs
+
+    assert [replicate_count(k) for k in (2, 8, 15, 16, 32, 100, 128)] == [2, 8, 15, 8, 8, 12, 8]
+    assert replicate_count(32, "random") == 32 and replicate_count(32, replicates=1) == 1
+    # 8 replicates of 4 points: each replicate is a scrambled Sobol sequence, so each of its
+    # coordinates has exactly one point in every quarter of [0, 1)
+    a, b = sobol_designs(5, 32, seed=3, replicates=8)
+    for r in range(8):
+        pts = torch.cat([a[r::8], b[r::8]], 1)
+        assert torch.equal((pts * 4).floor().sort(0).values,
+                           torch.arange(4.0, dtype=torch.float64)[:, None].expand(4, 10))
+
+
+def test_sobol_two_points_of_one_sequence_are_not_independent() -> None:
+    """The root cause at 2 designs: one sequence's two points are in opposite halves of every
+    coordinate (perfectly anti-correlated halves), two replicates' points are independent."""
+    from tribute.methods.sobol import sobol_designs
+
+    same, split = [], []
+    for seed in range(200):
+        a1, _ = sobol_designs(30, 2, seed, replicates=1)
+        a2, _ = sobol_designs(30, 2, seed, replicates=2)
+        same.append(float(((a1[0] < 0.5) != (a1[1] < 0.5)).double().mean()))
+        split.append(float(((a2[0] < 0.5) != (a2[1] < 0.5)).double().mean()))
+    assert min(same) == 1.0
+    assert abs(np.mean(split) - 0.5) < 0.03
+
+
+def test_sobol_badly_paired_player_is_covered() -> None:
+    """The measured far-out point: input 4, player 12 of the 30-player toy game, whose Sobol
+    coordinates 12 and 42 pair badly at 8 and 32 points. One sequence covered its error within
+    2 stderr on 56% / 6% of 50 seeds (worst ratio 39 / 22); independent replicates do not
+    understate it."""
+    game = toy_game(30, seed=30)
+    truth = game.sobol_total()[4, 12]
+    for budget in (8 * 32 + 1, 32 * 32 + 1):
+        ratio = []
+        for seed in range(50):
+            attr = tribute.explain(game, game.x[4:5], method="sobol", budget=budget, seed=seed)
+            ratio.append(abs(attr.values[0, 12] - truth) / attr.stderr[0, 12])
+        assert np.mean(np.array(ratio) <= 2) >= 0.8 and max(ratio) < 15, (budget, max(ratio))
+
+
 # --------------------------------------------------------------------------- gp_shapley
 @pytest.mark.slow
 def test_gp_shapley_error_shrinks_with_budget_and_stderr_follows() -> None:
@@ -150,16 +264,18 @@ SWEEP = {
     "sobol": lambda n: [2 * (n + 2) + 1, 8 * (n + 2) + 1, 32 * (n + 2) + 1],
 }
 SWEEP_CASES = [(m, n, b) for m, f in SWEEP.items() for n in (10, 30) for b in f(n)]
-#: Known gaps (failing since stop 18, found by `make test-all` in stop 19; open under #14):
-#: kernel_shap near its minimum budget leaves standard errors undefined on some seeds' designs
-#: and not others (the sweep expects all or nothing), and sobol at 30 players and small budgets
-#: has a point whose error is ~37x its standard error.
+#: Known gap (open under #14): kernel_shap near its minimum budget. Whether its standard errors
+#: exist is now a function of (n, budget) alone (defined on every seed from 2n + 6), and their
+#: coverage is 0.94 at all three budgets, but the residual-based variance is blind where the few
+#: sampled pairs happen to be fitted exactly by a wrong additive model (input 7 of the 10-player
+#: game: one dominant three-way term, in 2 to 6 of 50 designs): a stderr of ~0.002 against an
+#: error of 1.5. Nothing in the evaluated coalitions distinguishes that from a game the fit
+#: recovers exactly, so no estimator using only them can flag it. Not seen at budgets 50, 60, 80,
+#: 100, 160 (10 players) nor 70, 80, 90, 100, 120, 480 (30 players) on this game.
 _SWEEP_KNOWN = {
-    ("kernel_shap", 10, 26): "stderr undefined on 80% of seeds only (all-or-nothing expected)",
-    ("kernel_shap", 10, 40): "stderr undefined on 8% of seeds only (all-or-nothing expected)",
-    ("kernel_shap", 30, 66): "stderr undefined on 26% of seeds only (all-or-nothing expected)",
-    ("sobol", 30, 65): "one point's error is ~37x its stderr",
-    ("sobol", 30, 257): "one point's error far above its stderr",
+    ("kernel_shap", 10, 26): "worst |err|/stderr 730 (blind designs), coverage 0.939",
+    ("kernel_shap", 10, 40): "worst |err|/stderr 855 (blind designs), coverage 0.944",
+    ("kernel_shap", 30, 66): "worst |err|/stderr 82 (blind designs), coverage 0.939",
 }
 SWEEP_PARAMS = [pytest.param(m, n, b, id=f"{m}-{n}-{b}",
                              marks=[pytest.mark.xfail(reason=_SWEEP_KNOWN[(m, n, b)], strict=False)]

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), data / data-tiny for training-data "
                         "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, concepts / concepts-tiny "
-                        "(CRAFT on planted patterns), or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
+                        "(CRAFT and TCAV on planted patterns), sae / sae-tiny (SAE latents as players vs planted features), or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: the suite's; unregistered "
                         "ones are skipped with a note)")
@@ -140,6 +140,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .concept_suite import cmd_concept_suite
 
         return cmd_concept_suite(args)
+    if args.suite in ("sae", "sae-tiny"):  # SAE latents as players vs planted features (bench/sae_suite.py)
+        from .sae_suite import cmd_sae_suite
+
+        return cmd_sae_suite(args)
     if args.suite in ("decision", "decision-tiny"):  # recourse, SHAP-KL, certified (bench/decision_suite.py)
         from .decision_suite import cmd_decision_suite
 

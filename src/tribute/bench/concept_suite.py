@@ -15,6 +15,17 @@ than its 20 border pixels), the **pointing** rate (the concept map's maximum fal
 matched concepts' Sobol importances, the NMF reconstruction error, and the CNN's accuracy.
 Chance level for the IoU of ``|mask|`` random pixels is about ``|mask| / size^2`` (2% at 32 x 32).
 
+**TCAV** (:func:`tribute.tcav`) on the same CNN, class 1, at the last conv ReLU (layer ``"4"``),
+with the paper's flattened CAVs (``spatial="flatten"``) and with channel-mean CAVs
+(``spatial="mean"``, insensitive to where a pattern sits). Concept sets of 20 images: "plus" and
+"ring" (the pattern planted at a random position on the noise; ground truth: relevant, the
+class needs both), "diagonal" (a 16-pixel diagonal band the CNN never saw in training; ground
+truth: not relevant) and "random law" (images drawn from the random examples' own law;
+not relevant). Random examples: 100 noise images each with a random 20-of-36-pixel shape
+planted at a random position (so a CAV learns the concept's *shape*, not "a bright blob").
+Reported per concept and seed: mean TCAV score, the permutation and the Welch p-values, and
+whether each test's decision (``p < 0.05``) matches the ground truth.
+
 Run it with ``tribute bench --suite concepts`` (``concepts-tiny``: fewer images and designs, for
 tests).
 """
@@ -30,12 +41,18 @@ import torch
 
 from ..datasets import PLUS, RING
 from ..methods.craft import CRAFTResult, craft
+from ..methods.tcav import tcav
 
-__all__ = ["ConceptSuiteResult", "cmd_concept_suite", "format_concept_results", "pattern_cnn",
-           "pattern_iou", "run_concept_suite", "two_pattern_images"]
+__all__ = ["ConceptSuiteResult", "TCAVBenchRow", "cmd_concept_suite", "concept_images", "format_concept_results",
+           "format_tcav_rows", "pattern_cnn", "pattern_iou", "run_concept_suite", "run_tcav_bench",
+           "two_pattern_images"]
 
 PATTERN = PLUS.shape[0]  # the planted-pattern images' 6 x 6 plus and ring
 PATTERNS = {"plus": PLUS, "ring": RING}
+#: A pattern the CNN never saw: the 6 x 6 main diagonal and its two neighbours (16 pixels).
+DIAGONAL = np.eye(PATTERN, dtype=bool) | np.eye(PATTERN, k=1, dtype=bool) | np.eye(PATTERN, k=-1, dtype=bool)
+#: TCAV concept sets and their ground truth (relevant to class 1 or not).
+TCAV_CONCEPTS = {"plus": True, "ring": True, "diagonal": False, "random law": False}
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,87 @@ def _pointing(maps: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.asarray(inside, dtype=np.float64)
 
 
+def concept_images(mask: np.ndarray | None, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``n x 1 x size x size`` noise images (the suite's law) with ``mask`` planted at a random
+    position; ``mask=None``: a random 20-of-36-pixel shape per image (the TCAV random law)."""
+    X = np.clip(rng.normal(0.3, 0.12, size=(n, 1, size, size)), 0.0, 0.7).astype(np.float32)
+    for i in range(n):
+        r, c = rng.integers(0, size - PATTERN + 1, size=2)
+        m = mask
+        if m is None:
+            m = np.zeros(PATTERN * PATTERN, dtype=bool)
+            m[rng.choice(PATTERN * PATTERN, 20, replace=False)] = True
+            m = m.reshape(PATTERN, PATTERN)
+        X[i, 0, r : r + PATTERN, c : c + PATTERN][m] = 1.0
+    return X
+
+
+@dataclass(frozen=True)
+class TCAVBenchRow:
+    """One TCAV test in the concept suite."""
+
+    concept: str
+    relevant: bool
+    spatial: str
+    seed: int
+    score: float
+    p_permutation: float
+    p_welch: float
+
+    def matches(self, test: str, alpha: float = 0.05) -> bool:
+        """Whether ``test``'s decision at ``alpha`` equals the ground truth."""
+        p = self.p_permutation if test == "permutation" else self.p_welch
+        return bool(p < alpha) == self.relevant
+
+
+def run_tcav_bench(model: torch.nn.Module, inputs: np.ndarray, seeds: tuple[int, ...] = (0, 1, 2), n_concept: int = 20,
+                   n_random_pool: int = 100, size: int = 32, layer: str = "4",
+                   spatial: tuple[str, ...] = ("flatten", "mean"), n_permutations: int = 200) -> list[TCAVBenchRow]:
+    """TCAV of every :data:`TCAV_CONCEPTS` set for class 1 of ``model`` at ``layer``, per seed
+    (one torch thread, restored after: small batched solves, fastest and immune to a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _tcav_rows(model, inputs, seeds, n_concept, n_random_pool, size, layer, spatial, n_permutations)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tcav_rows(model: torch.nn.Module, inputs: np.ndarray, seeds: tuple[int, ...], n_concept: int, n_random_pool: int,
+               size: int, layer: str, spatial: tuple[str, ...], n_permutations: int) -> list[TCAVBenchRow]:
+    rows = []
+    masks = {"plus": PLUS, "ring": RING, "diagonal": DIAGONAL, "random law": None}
+    for s in seeds:
+        rng = np.random.default_rng(10_000 + s)
+        pool = concept_images(None, n_random_pool, size, rng)
+        sets = {name: concept_images(masks[name], n_concept, size, rng) for name in TCAV_CONCEPTS}
+        for sp in spatial:
+            for name, relevant in TCAV_CONCEPTS.items():
+                r = tcav(model, inputs, sets[name], pool, layer=layer, target=1, n_random=10,
+                         n_permutations=n_permutations, spatial=sp, seed=s, concept_name=name)
+                rows.append(TCAVBenchRow(concept=name, relevant=relevant, spatial=sp, seed=s, score=r.score,
+                                         p_permutation=r.p_values["permutation"], p_welch=r.p_values["welch"]))
+    return rows
+
+
+def format_tcav_rows(rows: list[TCAVBenchRow], layer: str = "4") -> str:
+    """Plain-text table of :func:`run_tcav_bench`'s rows, with each test's match count."""
+    seeds = sorted({r.seed for r in rows})
+    lines = [f"TCAV, class 1 at layer '{layer}', {len(seeds)} seeds (concept/random draws), alpha=0.05; "
+             "truth: plus, ring relevant; diagonal, random law not",
+             "spatial  concept     truth  scores (per seed)        p permutation            p welch"]
+    for sp in dict.fromkeys(r.spatial for r in rows):
+        for name in TCAV_CONCEPTS:
+            rs = [r for r in rows if r.spatial == sp and r.concept == name]
+            lines.append(f"{sp:<8} {name:<11} {'yes' if rs[0].relevant else 'no':<5}  "
+                         f"{' '.join(f'{r.score:.2f}' for r in rs):<24} {' '.join(f'{r.p_permutation:.3f}' for r in rs):<24} "
+                         f"{' '.join(f'{r.p_welch:.3f}' for r in rs)}")
+        sub = [r for r in rows if r.spatial == sp]
+        lines.append(f"{sp:<8} decisions matching the truth: permutation {sum(r.matches('permutation') for r in sub)}/"
+                     f"{len(sub)}, welch {sum(r.matches('welch') for r in sub)}/{len(sub)}")
+    return "\n".join(lines)
+
+
 @dataclass
 class ConceptSuiteResult:
     """What :func:`run_concept_suite` measured."""
@@ -146,12 +244,16 @@ class ConceptSuiteResult:
     seconds_craft: float
     settings: dict[str, Any] = field(default_factory=dict)
     result: CRAFTResult | None = None
+    tcav: list[TCAVBenchRow] = field(default_factory=list)
+    seconds_tcav: float = 0.0
 
 
 def run_concept_suite(seed: int = 0, n_images: int = 24, n_concepts: int = 3, n_crops: int = 16,
                       crop_size: int = 12, n_designs: int = 32, size: int = 32,
-                      train_steps: int = 400, n_train: int = 1200) -> ConceptSuiteResult:
-    """Train the CNN, run CRAFT on ``n_images`` class-1 test images, score the concepts."""
+                      train_steps: int = 400, n_train: int = 1200,
+                      tcav_seeds: tuple[int, ...] = (0, 1, 2)) -> ConceptSuiteResult:
+    """Train the CNN, run CRAFT on ``n_images`` class-1 test images, score the concepts; then
+    TCAV on 40 class-1 test images for each of ``tcav_seeds`` (none: skipped)."""
     t0 = time.perf_counter()
     train = two_pattern_images(n_train, size, seed)
     model, acc = pattern_cnn(train, steps=train_steps, seed=seed)
@@ -172,13 +274,19 @@ def run_concept_suite(seed: int = 0, n_images: int = 24, n_concepts: int = 3, n_
         se[name] = per.std(axis=0, ddof=1) / np.sqrt(len(pos))
         point[name] = _pointing(res.concept_maps, test.corners[name][pos]).mean(axis=0)
         matched[name] = int(np.argmax(iou[name]))
+    t3 = time.perf_counter()
+    rows: list[TCAVBenchRow] = []
+    if tcav_seeds:
+        tx = two_pattern_images(160, size, seed + 2)
+        rows = run_tcav_bench(model, tx.X[tx.y == 1][:40], seeds=tuple(seed + s for s in tcav_seeds), size=size)
+    t4 = time.perf_counter()
     return ConceptSuiteResult(
         accuracy=acc, n_images=len(pos), n_concepts=n_concepts, reconstruction_error=res.reconstruction_error,
         iou=iou, iou_stderr=se, box_iou=box, pointing=point, matched=matched, importances=res.importances,
         importance_stderr=res.stderr, n_evals=res.n_evals, seconds_train=t1 - t0, seconds_craft=t2 - t1,
         settings={"seed": seed, "n_images": n_images, "n_concepts": n_concepts, "n_crops": n_crops,
                   "crop_size": crop_size, "n_designs": n_designs, "size": size, "train_steps": train_steps, "n_train": n_train},
-        result=res)
+        result=res, tcav=rows, seconds_tcav=t4 - t3)
 
 
 def format_concept_results(r: ConceptSuiteResult) -> str:
@@ -200,6 +308,8 @@ def format_concept_results(r: ConceptSuiteResult) -> str:
     lines.append(f"patterns matched to distinct concepts: {distinct}; chance IoU ~ "
                  f"{20 / (s.get('size', 32) ** 2):.3f}; importances of all concepts "
                  + " ".join(f"{v:.3f}" for v in r.importances))
+    if r.tcav:
+        lines.append(format_tcav_rows(r.tcav) + f"\nTCAV {r.seconds_tcav:.1f}s")
     return "\n".join(lines)
 
 
@@ -207,7 +317,7 @@ def cmd_concept_suite(args: Any) -> int:
     """``tribute bench --suite concepts`` (``concepts-tiny``: 8 images, 16 designs)."""
     seed = int(getattr(args, "seed", 0) or 0)
     if args.suite == "concepts-tiny":
-        r = run_concept_suite(seed=seed, n_images=8, n_designs=16, train_steps=300)
+        r = run_concept_suite(seed=seed, n_images=8, n_designs=16, train_steps=300, tcav_seeds=(0,))
     else:
         r = run_concept_suite(seed=seed)
     print(format_concept_results(r))

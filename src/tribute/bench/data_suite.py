@@ -134,7 +134,8 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
         else:
             fit = MLPFit(10, hidden=32, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
             methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
-                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {}}
+                       "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {},
+                       "metagradient_2nd": {"method": "metagradient", "curvature_probes": 16}}
         optional = {} if name == "digits_logistic" else {
             **{f"influence_abs_ens{k}": {"method": "influence", "indefinite": "abs", "n_models": k}
                for k in (2, 3)},

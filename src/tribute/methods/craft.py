@@ -46,7 +46,7 @@ from ..errors import InputError, UnsupportedModelError
 from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
 from .cam import find_layer
-from .sobol import jansen_total, sobol_designs
+from .sobol import jansen_total, replicate_count, sobol_designs
 
 __all__ = ["CRAFTResult", "craft", "craft_decompose"]
 
@@ -253,7 +253,10 @@ def _importance(runner: _Runner, images: torch.Tensor, acts: torch.Tensor, W: np
                 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Per-image Sobol indices of the concepts; also each image's per-position coefficients."""
     r = W.shape[0]
-    a, b = sobol_designs(r, n_designs, seed, sampler)  # N x r
+    # one image: its standard error is the estimator's own, which needs independent replicates
+    # (one scrambled sequence's points are not independent); several: the spread over images
+    reps = replicate_count(n_designs, sampler) if images.shape[0] == 1 else 1
+    a, b = sobol_designs(r, n_designs, seed, sampler, replicates=reps)  # N x r
     hybrids = a[None].repeat(r, 1, 1)  # r x N x r: A with column i from B
     hybrids[torch.arange(r), :, torch.arange(r)] = b.T
     masks = torch.cat([a, b, hybrids.reshape(-1, r)])  # N (r + 2) x r
@@ -270,7 +273,7 @@ def _importance(runner: _Runner, images: torch.Tensor, acts: torch.Tensor, W: np
             pert = pert[:, 0]
         v = runner.logits_from(images[i], pert, target)
         fa, fb, fc = v[:n_designs], v[n_designs : 2 * n_designs], v[2 * n_designs :].reshape(r, n_designs)
-        st, se = jansen_total(fa, fb, fc)
+        st, se = jansen_total(fa, fb, fc, replicates=reps if reps > 1 else None)
         sts.append(st.numpy())
         ses.append(se.numpy())
     return np.stack(sts), np.stack(ses), coeffs

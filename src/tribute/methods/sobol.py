@@ -31,61 +31,121 @@ import torch
 
 from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
-from ..params import Options, declare
-from ._stderr import inflate
+from ..params import Interval, Options, declare
+from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
-__all__ = ["Sobol", "jansen_total", "sobol_designs"]
+__all__ = ["Sobol", "jansen_total", "replicate_count", "sobol_designs"]
 
 #: scipy's Sobol sequence supports up to 21201 dimensions (two designs: n <= 10600 players).
 _MAX_QMC_DIM = 21201
 
 
-def sobol_designs(n: int, n_designs: int, seed: int, sampler: str = "sobol",
+def replicate_count(n_designs: int, sampler: str = "sobol", replicates: int = 8) -> int:
+    """How many independent replicates ``n_designs`` designs are split into.
+
+    ``"random"``: every design is its own replicate. ``"sobol"``: ``n_designs / g`` scrambled
+    Sobol sequences of ``g`` points each, ``g`` the largest power of two that leaves at least
+    ``replicates`` of them (``g = 1``, i.e. independent uniform points, below
+    ``2 replicates`` designs); ``replicates = 1``: one sequence.
+    """
+    if sampler != "sobol":
+        return n_designs
+    if replicates <= 1:
+        return 1
+    if n_designs < 2 * replicates:
+        return n_designs
+    g = 1 << math.floor(math.log2(n_designs / replicates))
+    return n_designs // g
+
+
+def sobol_designs(n: int, n_designs: int, seed: int, sampler: str = "sobol", replicates: int = 1,
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two independent ``N x n`` designs in ``[0, 1)``.
+    """Two ``N x n`` designs in ``[0, 1)``, independent of each other.
 
     ``"sobol"``: the first/second halves of a scrambled (Owen) Sobol sequence in ``2n``
-    dimensions, seeded (falls back to pseudo-random points above 10600 players).
-    ``"random"``: i.i.d. uniform points from a seeded torch generator.
+    dimensions, seeded (falls back to pseudo-random points above 10600 players). With
+    ``replicates = R > 1`` the ``N`` rows are ``R`` independently scrambled sequences (rows
+    ``r::R`` hold replicate ``r``, of ``N // R`` or ``N // R + 1`` points; seeds spawned from
+    ``seed``), so that the spread between replicates measures the estimator's error.
+    ``"random"``: i.i.d. uniform points from a seeded torch generator (``replicates`` unused).
     """
     if sampler == "sobol" and 2 * n <= _MAX_QMC_DIM:
         from scipy.stats import qmc
 
-        eng = qmc.Sobol(d=2 * n, scramble=True, seed=np.random.default_rng(seed))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # balance warning for N not a power of two
-            pts = torch.from_numpy(eng.random(n_designs))
+        if replicates <= 1:
+            seeds = [np.random.default_rng(seed)]
+        else:
+            seeds = [np.random.default_rng(c) for c in np.random.SeedSequence(seed).spawn(replicates)]
+        r_count = len(seeds)
+        pts = torch.empty(n_designs, 2 * n, dtype=torch.float64)
+        for r, gen in enumerate(seeds):
+            eng = qmc.Sobol(d=2 * n, scramble=True, seed=gen)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # balance warning for N not a power of two
+                pts[r::r_count] = torch.from_numpy(eng.random(len(range(r, n_designs, r_count))))
     else:
         g = torch.Generator().manual_seed(seed)
         pts = torch.rand(n_designs, 2 * n, generator=g, dtype=torch.float64)
     return pts[:, :n].contiguous(), pts[:, n:].contiguous()
 
 
-def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor,
+def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor, replicates: int | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Jansen's total-order estimator and a CLT standard error.
+    """Jansen's total-order estimator and its standard error.
 
     Args:
         fa, fb: ``... x N`` values on designs ``A`` and ``B``.
         fc: ``... x n x N`` values on the hybrids ``C_i``.
+        replicates: ``R``: design ``k`` belongs to replicate ``k mod R`` (the layout of
+            :func:`sobol_designs`), replicates independent of each other. default=None: every
+            design its own (i.i.d.) replicate.
 
     Returns:
         ``(S_T ... x n, stderr ... x n)``. Where the output does not vary (``Var = 0``) the
-        indices are 0. The standard error treats the ``N`` designs as i.i.d. and the variance
-        as known (conservative for QMC points, which converge faster).
+        indices are 0.
+
+    The estimate is the ratio ``S_i = U_i / (2 V)`` of two means over the designs
+    (``U_i = mean_k (f(A_k) - f(C_i,k))^2``, ``V`` the variance of all ``f(A)``, ``f(B)``),
+    so its standard error comes from the delta method: design ``k``'s linearised influence
+    ``L_ik = (u_ik - 2 S_i (q_k - 2 p p_k)) / (2 V)`` (``p_k``, ``q_k`` the mean of its two
+    values and of their squares, ``p`` the mean of all) carries the error of the denominator
+    as well as the numerator's (a modest correction: the worst ``|error| / stderr`` of the
+    calibration sweep at 30 players and 8 designs drops from 12.5 to 10.1). The standard error
+    is the spread of the replicates' mean influences, ``sd_r / sqrt(R)``, pooled and
+    t-inflated with ``R - 1`` dof (:mod:`._stderr`). Replicates must be independent: the
+    points of one scrambled Sobol sequence are not (its first two points lie in opposite
+    halves of every coordinate; at 8 and 32 points the coordinates ``i`` and ``n + i`` that
+    pair a player's ``A`` and ``B`` values can be badly matched: for player 12 of 30 the mean
+    of ``(a - b)^2`` over 32 points varies 3.6x more between scrambles than over independent
+    points), and treating them as independent gave standard errors up to 39x below the error.
     """
-    var = torch.cat([fa, fb], dim=-1).var(dim=-1, unbiased=False)  # ...
+    both = torch.cat([fa, fb], dim=-1)
+    var = both.var(dim=-1, unbiased=False)  # ...
     sq = (fa[..., None, :] - fc) ** 2  # ... x n x N
     n_designs = fa.shape[-1]
     denom = 2.0 * var[..., None]
     ok = denom > 1e-300
     safe = torch.where(ok, denom, torch.ones_like(denom))
     st = torch.where(ok, sq.mean(-1) / safe, torch.zeros_like(denom))
-    sd = sq.std(dim=-1, unbiased=True) if n_designs > 1 else torch.zeros_like(st)
-    se = torch.where(ok, sd / math.sqrt(n_designs) / safe, torch.zeros_like(denom))
-    # few designs: pooled towards the other players and t-inflated (:mod:`._stderr`)
-    return st, inflate(se, n_designs - 1)
+    r_count = n_designs if replicates is None else max(1, min(int(replicates), n_designs))
+    if r_count < 2:
+        warn_undefined("sobol", "one scrambled Sobol sequence is one replicate",
+                       "Pass replicates >= 2 (default 8).")
+        return st, torch.full_like(st, float("nan"))
+    p_k = (fa + fb) / 2.0  # ... x N
+    q_k = (fa * fa + fb * fb) / 2.0
+    lin_v = q_k - 2.0 * p_k.mean(-1, keepdim=True) * p_k  # ... x N: the denominator's influence
+    infl = (sq - 2.0 * st[..., None] * lin_v[..., None, :]) / safe[..., None]  # ... x n x N
+    # replicate means: design k in replicate k mod R
+    idx = torch.arange(n_designs) % r_count
+    sums = torch.zeros(*infl.shape[:-1], r_count, dtype=infl.dtype).index_add_(-1, idx, infl)
+    counts = torch.bincount(idx, minlength=r_count).to(infl.dtype)
+    means = sums / counts
+    se = means.std(dim=-1, unbiased=True) / math.sqrt(r_count)
+    se = torch.where(ok, se, torch.zeros_like(se))
+    # few replicates: pooled towards the other players and t-inflated (:mod:`._stderr`)
+    return st, inflate(se, r_count - 1)
 
 
 @register
@@ -95,15 +155,27 @@ class Sobol(Method):
     Draws ``N = (budget - 1) // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
     player's total Sobol index with Jansen's estimator: the expected share of the output's
     variance lost when the player's mask is re-drawn. Indices are non-negative importances (see
-    the module notes on the sign convention); ``stderr`` is a CLT standard error over the ``N``
-    designs.
+    the module notes on the sign convention). ``stderr`` is the spread of independent
+    replicates: the ``N`` designs are ``R`` independently scrambled Sobol sequences of about
+    ``N / R`` points (the largest power of two that leaves at least ``replicates`` sequences;
+    below ``2 replicates`` designs, ``N`` independent uniform points), and the delta method
+    carries the error of the variance in the denominator (see :func:`jansen_total`). One
+    sequence's points are not independent: treating them as such, as this method did before,
+    left standard errors up to 39 times below the error at 30 players (a player whose two
+    Sobol coordinates pair badly at 8 or 32 points; the first two points of a sequence, which
+    always fall in opposite halves of every coordinate). Replicates cost QMC accuracy: at 10
+    players and 128 designs the RMS error is 1.5x that of one sequence of 128 points
+    (``replicates=1``: one sequence, QMC-accurate, NaN standard errors with a warning).
 
     Needs real-valued inputs (fractional masks); on token ids use a gradient-free binary method
     (``kernel_shap``, ``lime``) or attribute embeddings.
 
     Args:
-        sampler: ``"sobol"`` (scrambled Sobol sequence, seeded) or ``"random"`` (i.i.d.
+        sampler: ``"sobol"`` (scrambled Sobol sequences, seeded) or ``"random"`` (i.i.d.
             uniform). default="sobol".
+        replicates: the fewest independent Sobol sequences the designs are split into (the
+            standard errors' ``R - 1`` degrees of freedom); 1 keeps one sequence and reports
+            NaN standard errors. default=8.
 
     Budget: ``N (n + 2) + 1`` evaluations per input (the 1 is ``v(N)``, the reference pass
     every game makes); default ``N = 32`` (Fel et al. use 32 designs
@@ -117,10 +189,11 @@ class Sobol(Method):
     name = "sobol"
     tags = Tags(family="sensitivity", stochastic=True, budgeted=True)
     paper = "Fel et al. (2021), Look at the Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis"
-    constraints = declare({"sampler": Options(("sobol", "random"))})
+    constraints = declare({"sampler": Options(("sobol", "random")), "replicates": Interval(int, 1)})
 
-    def __init__(self, sampler: str = "sobol") -> None:
+    def __init__(self, sampler: str = "sobol", replicates: int = 8) -> None:
         self.sampler = sampler
+        self.replicates = replicates
 
     def min_budget(self, game: Game) -> int:
         return 2 * (game.n_players + 2) + game.n_evals  # two designs, plus v(N) already spent
@@ -133,7 +206,8 @@ class Sobol(Method):
         total = budget if budget is not None else self.default_budget(game)
         assert total is not None
         n_designs = max(2, game.budget_left(total) // (n + 2))
-        a, b = sobol_designs(n, n_designs, seed, self.sampler)
+        replicates = replicate_count(n_designs, self.sampler, self.replicates)
+        a, b = sobol_designs(n, n_designs, seed, self.sampler, replicates)
         b_count, t_count = game.n_samples, game.n_targets
         fa = game.value(a)  # B x N x T
         fb = game.value(b)
@@ -148,8 +222,9 @@ class Sobol(Method):
             lo, hi = blk.start, blk.stop
             v = blk.values  # B x (p N) x T
             fc[:, :, lo:hi] = v.reshape(b_count, hi - lo, n_designs, t_count).permute(0, 3, 1, 2)
-        st, se = jansen_total(fa.permute(0, 2, 1), fb.permute(0, 2, 1), fc)
-        return game.attribution(st, self.name, {**self.get_params(), "n_designs": n_designs},
+        st, se = jansen_total(fa.permute(0, 2, 1), fb.permute(0, 2, 1), fc, replicates)
+        return game.attribution(st, self.name, {**self.get_params(), "n_designs": n_designs,
+                                                "n_replicates": replicates},
                                 stderr=se, extra={"variance": _per_sample(
                                     torch.cat([fa, fb], 1).var(1, unbiased=False), game)})
 

@@ -13,22 +13,54 @@ normalised to unit length. It is a linear classifier as in the paper (which used
 regression or an SVM); any separator with the same sign structure gives the same TCAV score
 when the classes are separable.
 
-Statistical test (Kim et al., Sec. 3.2): the CAV is learned ``n_random`` times, against
-``n_random`` different random subsets; the same is done for random-vs-random CAVs (random
-subset ``i`` against a disjoint random subset). A two-sided Welch t-test of the concept's
-scores against the random scores gives the p-value. **Multiple testing**: when testing several
-concepts (or layers, or classes), divide ``alpha`` by the number of tests (Bonferroni), as the
-paper recommends; ``tcav`` tests one concept at one layer for one class.
+Statistical tests. The CAV is learned ``n_random`` times, against ``n_random`` different random
+subsets of ``m = min(n_concept, n_pool // 2)`` examples; the statistic is the mean TCAV score
+``T`` over these runs. Three tests of "the concept is no different from random examples" are
+computed (``test=`` picks the one behind ``p_value`` / ``significant``):
 
-**Calibration caveat** (``benchmarks/bench_tcav_calibration.py``: the synthetic model of ``tests/concepts/test_tcav.py``,
-200 draws, 20 concept examples, ``n_random=10``, alpha=0.05): the concept set is fixed across
-runs while only the random negatives change, so the Welch test reads the set's own sampling
-bias as an effect. Sets drawn from the *random* law were called significant in 60/200 draws
-(pool of 200 random examples); the planted concept in 200/200. ``p_value_one_set``
-(:func:`one_set_p_value`) treats the concept's mean score as one draw from the random-set
-score distribution: 0/200 false positives, but it found the planted concept in only 51/200
-draws (conservative: a random-vs-random score varies more than a mean over runs). Read a
-significant Welch result on a small concept set with this in mind.
+- ``"permutation"`` (default): under H0 the concept examples are exchangeable with the random
+  examples. ``n_permutations`` times, a random subset of ``n_concept`` examples of the pooled
+  (concept + random) activations is relabelled "concept", the rest is the random pool, and ``T``
+  is recomputed with the same procedure (``n_random`` fresh random subsets of size ``m``);
+  ``p = (1 + #{|T_null - 1/2| >= |T - 1/2|}) / (B + 1)`` (Phipson & Smyth 2010). It is exact at
+  any sample size (a Monte-Carlo permutation test, valid for any centring; 1/2 makes it two-sided
+  around "no direction"), so its false-positive rate is at most ``alpha`` when the concept set is
+  drawn from the random law. The smallest attainable p-value is ``1 / (B + 1)``: with ``k``
+  tests Bonferroni needs ``B + 1 > k / alpha``. Cheap: the gradients of the class logit at the
+  layer do not depend on the CAV, and the ridge CAV has a dual form, so with ``K = A A^T`` (Gram
+  matrix of the pooled activations) and ``GA = G A^T`` (gradients times activations) computed
+  once, a CAV on rows ``S`` with labels ``y`` gives the directional derivatives
+  ``G w = GA[:, S] (alpha - mean(alpha))`` with ``alpha = (H K_SS H + l2 I)^{-1} y`` (``H`` the
+  centring matrix): ``B x n_random`` CAVs are one batched ``2m x 2m`` solve each, whatever the
+  layer's width.
+- ``"welch"``: the paper's test (Kim et al., Sec. 3.2): random-vs-random CAVs (random subset
+  ``i`` against a disjoint random subset) give ``n_random`` null scores, and a two-sided Welch
+  t-test compares the concept's ``n_random`` scores with them. **Miscalibrated** for small
+  concept sets: the concept set is fixed across runs while only the random negatives change, so
+  the test reads the set's own sampling bias as an effect.
+- ``"one_set"`` (:func:`one_set_p_value`): the concept's mean score as one new draw from the
+  random-vs-random scores (a t prediction interval). Calibrated but conservative.
+
+Measured (``benchmarks/bench_tcav_calibration.py``: the synthetic model of
+``tests/concepts/test_tcav.py``, 200 draws per concept-set size n = 10 / 20 / 50, a fresh pool
+of 200 random examples per draw, ``n_random=10``, ``B=200``, alpha=0.05; Clopper-Pearson 95%
+intervals): random-law sets flagged by ``permutation`` 0.070 [0.039, 0.115] / 0.085
+[0.050, 0.133] / 0.065 [0.035, 0.109], by ``welch`` 0.285 / 0.340 / 0.350, by ``one_set``
+0.000 / 0.015 / 0.020. Planted concept (+3 along the class direction) found by
+``permutation`` 0.955 / 0.995 / 1.000, ``welch`` 0.990 / 0.990 / 1.000, ``one_set``
+0.150 / 0.200 / 0.250; at half the effect 0.785 / 0.945 / 0.990 (``welch`` 0.935 / 0.970 /
+0.995, ``one_set`` 0.125 / 0.150 / 0.230). A separate 1,000-draw run of random-law sets
+(n = 20, ``B=200``) gave 0.053 (n = 10, ``B=100``: 0.048). Hence the default
+``test="permutation"``: calibrated within the binomial intervals, nearly Welch's power from
+n = 20 on, far above ``one_set``. Its limit: when every class input has nearly the same
+gradient at the layer (a linear model, or a layer feeding a global max pool and a linear
+head), each TCAV score is 0 or 1, relabelled random sets reach 0 or 1 too, and no test can
+call a concept significant (``tribute bench --suite concepts`` shows it).
+
+**Multiple testing**: when testing several concepts (or layers, or classes), divide ``alpha``
+by the number of tests (Bonferroni, :func:`bonferroni`), as the paper recommends; ``tcav``
+tests one concept at one layer for one class. :func:`tcav_plot` (``TCAVResult.plot()``) draws a
+result next to its null distribution, :func:`tcav_bars` several results with Bonferroni stars.
 
 Activations are captured with a forward hook on the named module, installed for the call and
 removed in ``finally``; the model is put in eval mode and restored (training flag, parameters,
@@ -39,7 +71,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,7 +82,10 @@ from ..errors import InputError, UnsupportedModelError
 from .analyses import register_analysis
 from .cam import find_layer
 
-__all__ = ["TCAVResult", "concept_activation_vector", "one_set_p_value", "tcav", "welch_p_value"]
+__all__ = ["TESTS", "TCAVResult", "bonferroni", "concept_activation_vector", "one_set_p_value", "permutation_p_value",
+           "tcav", "tcav_scores", "welch_p_value"]
+
+TESTS = ("permutation", "welch", "one_set")
 
 
 @dataclass(frozen=True)
@@ -61,18 +96,22 @@ class TCAVResult:
         concept: the concept's name.
         layer: module path of the layer.
         target: the class (output column) tested.
-        score: mean TCAV score over the ``n_random`` concept CAVs, in [0, 1].
+        score: mean TCAV score over the ``n_random`` concept CAVs, in [0, 1] (the statistic).
         scores: ``n_random`` TCAV scores (concept vs each random subset).
-        random_scores: ``n_random`` TCAV scores of random-vs-random CAVs.
-        p_value: two-sided Welch t-test of ``scores`` vs ``random_scores``.
-        p_value_one_set: :func:`one_set_p_value` of ``score`` vs ``random_scores`` (calibrated
-            for "this example set is unlike random sets"; less powerful with few runs).
-        significant: ``p_value < alpha`` (not corrected for multiple tests: divide ``alpha``
-            by the number of concepts x layers x classes tested).
+        random_scores: ``n_random`` TCAV scores of random-vs-random CAVs (the Welch test's null).
+        p_value: p-value of ``test``.
+        p_value_one_set: :func:`one_set_p_value` of ``score`` vs ``random_scores``.
+        significant: ``p_value < alpha`` (not corrected for multiple tests: use
+            :func:`bonferroni` or divide ``alpha`` by the number of concepts x layers x classes).
         alpha: the level used.
         cav: the unit CAV averaged over runs (``activation dims``, flattened).
         sensitivities: ``inputs`` directional derivatives along ``cav``.
         cav_accuracy: ``n_random`` training accuracies of the concept CAVs.
+        test: the test behind ``p_value``: ``"permutation"``, ``"welch"`` or ``"one_set"``.
+        p_values: the p-value of every test computed (``"permutation"`` only when
+            ``n_permutations > 0``).
+        null_scores: ``n_permutations`` mean TCAV scores of relabelled concept sets (the
+            permutation test's null distribution of ``score``).
     """
 
     concept: str
@@ -88,6 +127,36 @@ class TCAVResult:
     cav: np.ndarray
     sensitivities: np.ndarray
     cav_accuracy: np.ndarray
+    test: str = "permutation"
+    p_values: dict[str, float] = field(default_factory=dict)
+    null_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Scores across runs next to the null distribution; see :func:`tribute.viz.tcav_plot`."""
+        from ..viz import tcav_plot  # viz sits above methods: lazy (allowed in the layering test)
+
+        return tcav_plot(self, **kwargs)
+
+
+def bonferroni(p_values: Any, alpha: float = 0.05) -> np.ndarray:
+    """Bonferroni decisions for ``k`` tests: ``p_i < alpha / k`` (family-wise error <= ``alpha``).
+
+    Args:
+        p_values: ``k`` p-values, or ``k`` :class:`TCAVResult` (their ``p_value`` is used).
+        alpha: family-wise level, default=0.05.
+
+    Returns:
+        ``k`` booleans.
+
+    >>> bonferroni([0.001, 0.02, 0.5]).tolist()
+    [True, False, False]
+    """
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"bonferroni: alpha={alpha!r} must be in (0, 1), e.g. 0.05.")
+    ps = np.array([float(getattr(p, "p_value", p)) for p in p_values], dtype=np.float64).reshape(-1)
+    if ps.size and (not np.all(np.isfinite(ps)) or np.any(ps < 0) or np.any(ps > 1)):
+        raise InputError(f"bonferroni: p-values must lie in [0, 1]; got {ps.tolist()}.")
+    return np.asarray(ps < alpha / max(ps.size, 1))
 
 
 def concept_activation_vector(positive: np.ndarray, negative: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
@@ -102,20 +171,21 @@ def concept_activation_vector(positive: np.ndarray, negative: np.ndarray, l2: fl
         ``(cav, accuracy)``: the ``d`` unit vector pointing towards the concept and the
         separator's training accuracy.
     """
-    a = np.concatenate([positive, negative]).astype(np.float64)
-    y = np.concatenate([np.ones(len(positive)), -np.ones(len(negative))])
-    mean = a.mean(axis=0)
-    c = a - mean
+    # torch float64 linear algebra: numpy's BLAS can oversubscribe threads on a busy machine
+    a = torch.from_numpy(np.concatenate([positive, negative]).astype(np.float64))
+    y = torch.cat([torch.ones(len(positive)), -torch.ones(len(negative))]).double()
+    c = a - a.mean(dim=0)
     n, d = c.shape
     if d <= n:
-        w = np.linalg.solve(c.T @ c + l2 * np.eye(d), c.T @ y)
+        w_t = torch.linalg.solve(c.T @ c + l2 * torch.eye(d, dtype=torch.float64), c.T @ y)
     else:
-        w = c.T @ np.linalg.solve(c @ c.T + l2 * np.eye(n), y)
+        w_t = c.T @ torch.linalg.solve(c @ c.T + l2 * torch.eye(n, dtype=torch.float64), y)
+    w = w_t.numpy()
     norm = float(np.linalg.norm(w))
     if norm == 0.0 or not np.isfinite(norm):
         raise InputError("tcav: the concept and random activations cannot be separated (the CAV is zero); "
                          "use more varied concept examples or another layer.")
-    acc = float(np.mean(np.sign(c @ w + 0.0) == y))
+    acc = float(np.mean(np.sign(c.numpy() @ w + 0.0) == y.numpy()))
     return w / norm, acc
 
 
@@ -154,6 +224,77 @@ def one_set_p_value(score: float, random_scores: np.ndarray) -> float:
     return float(min(1.0, 2.0 * stats.t.sf(abs(t), r.size - 1)))
 
 
+def tcav_scores(acts: np.ndarray, grads: np.ndarray, positive: np.ndarray, negative: np.ndarray,
+                l2: float = 1e-2, chunk_elems: int = 4_000_000) -> np.ndarray:
+    """TCAV scores of many ridge CAVs at once (one batched solve per chunk of runs).
+
+    Run ``r`` separates rows ``positive[r]`` (label ``+1``) from rows ``negative[r]`` (``-1``)
+    of ``acts`` with the ridge CAV of :func:`concept_activation_vector` (same centring and
+    penalty; its length does not matter, only the sign of ``G w``). With ``d <= n`` (activation
+    dims <= rows per run) the primal form ``w = (C^T C + l2 I)^{-1} C^T y`` is solved; otherwise
+    the dual form: with ``K = A A^T`` and ``GA = G A^T`` computed once, ``G w = GA[:, S] H alpha``,
+    ``alpha = (H K_SS H + l2 I)^{-1} y`` (``H`` the centring matrix, ``S`` the run's rows), so a
+    run costs one ``n x n`` solve whatever the layer's width.
+
+    Args:
+        acts: ``N x d`` pooled activations.
+        grads: ``inputs x d`` gradients of the class logit at the layer.
+        positive: ``runs x n_pos`` row indices into ``acts``.
+        negative: ``runs x n_neg`` row indices.
+        l2: ridge penalty, default=1e-2.
+        chunk_elems: bound on the largest block held at once, default=4e6.
+
+    Returns:
+        ``runs`` TCAV scores (the fraction of inputs with ``G w > 0``).
+    """
+    pos, neg = np.atleast_2d(positive), np.atleast_2d(negative)
+    idx = torch.from_numpy(np.concatenate([pos, neg], axis=1).astype(np.int64))
+    runs, n = idx.shape
+    # torch's batched solve (numpy's can oversubscribe BLAS threads on a busy machine)
+    a = torch.as_tensor(acts, dtype=torch.float64)
+    g = torch.as_tensor(grads, dtype=torch.float64)
+    d = a.shape[1]
+    y = torch.cat([torch.ones(pos.shape[1]), -torch.ones(neg.shape[1])]).double()
+    primal = d <= n
+    if primal:
+        ridge = l2 * torch.eye(d, dtype=torch.float64)
+        per_run = n * d + d * d + g.shape[0]
+    else:
+        k_all, ga = a @ a.T, g @ a.T
+        h = torch.eye(n, dtype=torch.float64) - 1.0 / n
+        ridge = l2 * torch.eye(n, dtype=torch.float64)
+        per_run = g.shape[0] * n + n * n
+    out = np.empty(runs)
+    step = max(1, chunk_elems // per_run)
+    for s in range(0, runs, step):
+        ix = idx[s : s + step]
+        if primal:
+            c = a[ix]
+            c = c - c.mean(dim=1, keepdim=True)
+            w = torch.linalg.solve(c.transpose(1, 2) @ c + ridge, (c.transpose(1, 2) @ y).unsqueeze(-1)).squeeze(-1)
+            deriv = w @ g.T
+        else:
+            k = k_all[ix[:, :, None], ix[:, None, :]]
+            alpha = torch.linalg.solve(h @ k @ h + ridge, y.expand(ix.shape[0], n).unsqueeze(-1)).squeeze(-1)
+            deriv = torch.einsum("irn,rn->ri", ga[:, ix], alpha - alpha.mean(dim=1, keepdim=True))
+        out[s : s + step] = (deriv > 0).double().mean(dim=1).numpy()
+    return out
+
+
+def permutation_p_value(observed: float, null: np.ndarray) -> float:
+    """Two-sided Monte-Carlo permutation p-value around 1/2: ``(1 + #{|null - 1/2| >= |observed - 1/2|}) / (B + 1)``.
+
+    Counting the observed statistic among the null draws keeps the test exact (Phipson & Smyth
+    2010, "Permutation p-values should never be zero").
+
+    >>> permutation_p_value(0.9, np.array([0.5, 0.6, 0.3, 0.95]))
+    0.4
+    """
+    null = np.asarray(null, dtype=np.float64)
+    extreme = np.abs(null - 0.5) >= abs(observed - 0.5) - 1e-12
+    return float((1 + int(extreme.sum())) / (null.size + 1))
+
+
 @contextmanager
 def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dict[str, torch.Tensor],
               grad: bool) -> Iterator[None]:
@@ -181,18 +322,30 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         module.train(was_training)
 
 
-def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+def _flat(t: torch.Tensor, spatial: str, reduce: str) -> np.ndarray:
+    """``batch x features``: flattened, or (``spatial="mean"``) channels with the spatial axes reduced."""
+    if spatial == "mean":
+        if t.ndim < 3:
+            raise InputError(f"tcav: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
+                             f"got shape {tuple(t.shape)}. Use spatial='flatten'.")
+        r = t.reshape(t.shape[0], t.shape[1], -1)
+        t = r.mean(dim=2) if reduce == "mean" else r.sum(dim=2)
+    return t.reshape(t.shape[0], -1).double().cpu().numpy()
+
+
+def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int,
+                 spatial: str = "flatten") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     out = []
     with _captured(module, layer_module, store, grad=False), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             module(x[i : i + batch_size])
-            out.append(store.pop("act").reshape(min(batch_size, x.shape[0] - i), -1).double().cpu().numpy())
+            out.append(_flat(store.pop("act"), spatial, "mean"))
     return np.concatenate(out)
 
 
 def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, target: int,
-               batch_size: int) -> np.ndarray:
+               batch_size: int, spatial: str = "flatten") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     out = []
     with _captured(module, layer_module, store, grad=True), torch.enable_grad():
@@ -203,7 +356,8 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
                 raise InputError(f"tcav: target={target} must index a column of the model's batch x classes output; got output {shape}.")
             act = store.pop("act")
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
-            out.append(g.reshape(g.shape[0], -1).double().cpu().numpy())
+            # spatial="mean": derivative along the CAV added at every position (sum over positions)
+            out.append(_flat(g, spatial, "sum"))
     return np.concatenate(out)
 
 
@@ -226,7 +380,10 @@ def tcav(
     target: int,
     n_random: int = 10,
     alpha: float = 0.05,
+    test: str = "permutation",
+    n_permutations: int = 200,
     l2: float = 1e-2,
+    spatial: str = "flatten",
     seed: int = 0,
     batch_size: int = 64,
     concept_name: str = "concept",
@@ -242,8 +399,17 @@ def tcav(
         layer: module path (``"features.3"``) whose output the CAV lives in.
         target: output column (class) tested.
         n_random: number of random subsets (concept CAVs and random CAVs), default=10 (>= 2).
-        alpha: significance level of the t-test, default=0.05.
+        alpha: significance level, default=0.05.
+        test: ``"permutation"`` (calibrated, see the module notes), ``"welch"`` (the paper's
+            t-test) or ``"one_set"``, default="permutation".
+        n_permutations: relabellings ``B`` of the permutation test, default=200 (smallest
+            p-value ``1 / (B + 1)``; 0 skips it, allowed unless ``test="permutation"``).
         l2: ridge penalty of the separator, default=1e-2.
+        spatial: ``"flatten"`` (the paper: the CAV lives in the flattened layer output) or
+            ``"mean"`` (for ``batch x channels x ...`` layers: the CAV lives in the channel means
+            over positions, and the sensitivity is the derivative along the CAV added at every
+            position, i.e. the gradient summed over positions; insensitive to where a concept
+            appears), default="flatten".
         seed: seed of the subset draws, default=0 (a local generator; global RNGs untouched).
         batch_size: examples per forward pass, default=64.
         concept_name: name stored in the result, default="concept".
@@ -254,43 +420,67 @@ def tcav(
         raise InputError(f"tcav: n_random={n_random!r} must be an integer >= 2 (the t-test needs several runs).")
     if not 0.0 < alpha < 1.0:
         raise InputError(f"tcav: alpha={alpha!r} must be in (0, 1), e.g. 0.05.")
+    if test not in TESTS:
+        raise InputError(f"tcav: test={test!r} must be one of {TESTS} ('welch' is the paper's t-test).")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 0 or (
+            test == "permutation" and n_permutations < 1):
+        raise InputError(f"tcav: n_permutations={n_permutations!r} must be an integer >= 1 with test='permutation' "
+                         "(>= 0 otherwise); e.g. 200 (smallest p-value 1/(B+1)).")
     if not l2 > 0:
         raise InputError(f"tcav: l2={l2!r} must be > 0.")
+    if spatial not in ("flatten", "mean"):
+        raise InputError(f"tcav: spatial={spatial!r} must be 'flatten' (the paper's) or 'mean' (channel means).")
     x, xc, xr = _as_tensor(inputs, "inputs"), _as_tensor(concept, "concept"), _as_tensor(random, "random")
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
-    a_c = _activations(model, layer_module, xc, batch_size)
-    a_r = _activations(model, layer_module, xr, batch_size)
-    grads = _gradients(model, layer_module, x, int(target), batch_size)
+    a_c = _activations(model, layer_module, xc, batch_size, spatial)
+    a_r = _activations(model, layer_module, xr, batch_size, spatial)
+    grads = _gradients(model, layer_module, x, int(target), batch_size, spatial)
     rng = np.random.default_rng(seed)
-    m = min(len(a_c), len(a_r) // 2)
-    scores, rscores, accs, cavs = [], [], [], []
-    for _ in range(n_random):
-        perm = rng.permutation(len(a_r))
-        s1, s2 = perm[:m], perm[m : 2 * m]
-        cav, acc = concept_activation_vector(a_c, a_r[s1], l2)
-        rcav, _ = concept_activation_vector(a_r[s1], a_r[s2], l2)
-        scores.append(float(np.mean(grads @ cav > 0)))
-        rscores.append(float(np.mean(grads @ rcav > 0)))
+    n_c, n_pool = len(a_c), len(a_r)
+    m = min(n_c, n_pool // 2)
+    # Pool rows: concept 0..n_c-1, random n_c..n_c+n_pool-1; every CAV's scores in kernel form.
+    pool = np.concatenate([a_c, a_r])
+    draws = np.argsort(rng.random((n_random, n_pool)), axis=1)
+    s1, s2 = n_c + draws[:, :m], n_c + draws[:, m : 2 * m]
+    concept_rows = np.broadcast_to(np.arange(n_c), (n_random, n_c))
+    sc = tcav_scores(pool, grads, concept_rows, s1, l2)
+    rs = tcav_scores(pool, grads, s1, s2, l2)
+    score = float(sc.mean())
+    p_values = {"welch": welch_p_value(sc, rs), "one_set": one_set_p_value(score, rs)}
+    null = np.zeros(0)
+    if n_permutations > 0:
+        relabel = np.argsort(rng.random((n_permutations, n_c + n_pool)), axis=1)
+        fake, rest = relabel[:, :n_c], relabel[:, n_c:]
+        inner = np.argsort(rng.random((n_permutations, n_random, n_pool)), axis=2)[:, :, :m]
+        negatives = np.take_along_axis(rest[:, None, :], inner, axis=2).reshape(-1, m)
+        positives = np.repeat(fake, n_random, axis=0)
+        null = tcav_scores(pool, grads, positives, negatives, l2).reshape(n_permutations, n_random).mean(axis=1)
+        p_values["permutation"] = permutation_p_value(score, null)
+    accs, cavs = [], []
+    for i in range(n_random):
+        cav, acc = concept_activation_vector(a_c, a_r[s1[i] - n_c], l2)
         accs.append(acc)
         cavs.append(cav)
-    sc, rs = np.array(scores), np.array(rscores)
-    p = welch_p_value(sc, rs)
     mean_cav = np.mean(cavs, axis=0)
     mean_cav = mean_cav / max(float(np.linalg.norm(mean_cav)), 1e-300)
+    p = p_values[test]
     return TCAVResult(
         concept=concept_name,
         layer=path,
         target=int(target),
-        score=float(sc.mean()),
+        score=score,
         scores=sc,
         random_scores=rs,
         p_value=p,
-        p_value_one_set=one_set_p_value(float(sc.mean()), rs),
+        p_value_one_set=p_values["one_set"],
         significant=bool(p < alpha),
         alpha=float(alpha),
         cav=mean_cav,
         sensitivities=grads @ mean_cav,
         cav_accuracy=np.array(accs),
+        test=test,
+        p_values=p_values,
+        null_scores=null,
     )

@@ -56,3 +56,8 @@ __all__ += ["certified_cosine", "certified_map", "responsiveness_bars"]
 from ._rashomon import rashomon_halo, rashomon_swarm  # noqa: E402
 
 __all__ += ["rashomon_halo", "rashomon_swarm"]
+
+# TCAV: one concept next to its null, several concepts/layers with Bonferroni stars (issue #16).
+from ._tcav import tcav_bars, tcav_plot  # noqa: E402
+
+__all__ += ["tcav_bars", "tcav_plot"]

@@ -1,0 +1,37 @@
+"""The ``sae`` bench suite: planted feature directions, an SAE trained on the fly, methods scored."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tribute.bench.sae_suite import USED, K, planted_feature_model, run_sae_suite
+
+
+def test_planted_model_uses_only_the_used_features() -> None:
+    pm = planted_feature_model(0)
+    np.testing.assert_allclose(pm.directions @ pm.directions.T, np.eye(K), atol=1e-6)
+    x = torch.randn(64, 10, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a = pm.model[:2](x)
+        h = pm.model[:3](x)
+        torch.testing.assert_close(h, a @ torch.as_tensor(pm.directions, dtype=torch.float32), atol=1e-5, rtol=1e-5)
+        assert 0.1 < float((a > 0).float().mean()) < 0.5  # sparse feature activations
+        # removing every unused feature leaves the output unchanged; removing a used one does not
+        unused = [k for k in range(K) if k not in USED]
+        d = torch.as_tensor(pm.directions, dtype=torch.float32)
+        out = pm.model[3:](h)
+        torch.testing.assert_close(pm.model[3:](h - a[:, unused] @ d[unused]), out, atol=1e-5, rtol=1e-5)
+        assert (pm.model[3:](h - a[:, [0]] @ d[[0]]) - out).abs().max() > 0.1
+
+
+def test_sae_suite_recovers_the_used_features() -> None:
+    r = run_sae_suite(seed=0, n_inputs=8, methods={"feature_ablation": None, "atp": None})
+    assert r.fve > 0.99 and r.n_matched_features == K
+    assert set(r.matched[r.relevant].tolist()) == set(USED)
+    assert np.all(r.truth[~r.relevant] == 0) and np.all(r.truth[r.relevant] >= 0) and r.truth.max() > 0
+    for m in ("feature_ablation", "atp"):
+        assert r.topk[m] == 1.0, (m, r.topk)
+        assert r.spearman[m] > 0.5
+        assert 0 <= r.error_share[m] < 0.1
+    assert r.n_evals["atp"] < r.n_evals["feature_ablation"]
