@@ -14,7 +14,10 @@ Run (benchmark-only dependencies, never runtime ones; ``--no-deps`` keeps the CP
     python benchmarks/bench_data_attribution.py --cases digits_logistic,digits_mlp
 
 ``--methods`` restricts tribute's methods (labels of the suite's case, e.g.
-``influence,influence_abs,influence_ekfac,trak,grad_dot,freeshap``), ``--dattri`` dattri's
+``influence,influence_abs,influence_ekfac,trak,grad_dot,freeshap``; the ensembles
+``influence_abs_ens2,influence_abs_ens3,trak_ens5,trak_ens10`` run only when named, their
+seconds include training the extra models; ``--cases digits_cnn`` is the small-CNN case),
+``--dattri`` dattri's
 (``influence_explicit,influence_cg,trak,grad_dot``), ``--anchors`` the further anchors
 (``kronfluence,traker``; see ``benchmarks/_data_anchors.py``).
 

@@ -10,12 +10,21 @@ scikit-learn):
 * ``digits_mlp`` — scikit-learn digits, a 64-32-10 tanh MLP trained by full-batch gradient
   descent with momentum;
 * ``digits_mlp_flipped`` — the same with a fraction of training labels flipped (self-influence
-  should find them: ``mislabel_auc``).
+  should find them: ``mislabel_auc``);
+* ``digits_cnn`` (optional: run when named, not part of the default suite) — scikit-learn
+  digits with a small CNN (:class:`~tribute.games.data_fits.ConvFit`: an 8-channel ``3 x 3``
+  convolution, tanh, ``2 x 2`` average pooling, a linear read-out), where EK-FAC's
+  ``nn.Conv2d`` factors are exercised.
 
 Every method is scored by the linear datamodeling score (``linear_score`` on held-out random
 subsets of half the training set, retrained through one shared retrain bank) with a 95%
 interval over test points, by ``loo_correlation`` where leave-one-out is affordable, and by
 ``mislabel_auc`` on the flipped case; time and peak traced memory are recorded per method.
+
+``digits_mlp`` also has optional labels, run only when named (``--methods``): ensembles of
+``n_models`` independently trained models (:meth:`tribute.games.data.DataGame.ensemble`) —
+``influence_abs_ens2`` / ``influence_abs_ens3`` and ``trak_ens5`` / ``trak_ens10``; their
+seconds include training the extra models.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from ..api import build_game, explain
 from ..errors import InputError
 from ..metrics import linear_score, loo_correlation, mislabel_auc
 
-__all__ = ["DATA_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
+__all__ = ["DATA_CASES", "OPTIONAL_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
            "format_data_results", "run_data_case", "run_data_suite"]
 
 
@@ -57,6 +66,8 @@ class DataCase:
     images: tuple[int, int] | None = None
     small_drop: bool = False
     notes: list[str] = field(default_factory=list)
+    #: labels run only when named in ``methods=`` (costlier variants, e.g. ensembles)
+    optional: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def data(self, bank: str | None = None, workers: int = 1) -> Any:
         from ..games.data import TrainingData
@@ -88,7 +99,7 @@ _GRAD: dict[str, dict[str, Any]] = {"grad_dot": {}, "tracin": {}, "influence": {
 
 def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
     """Build one case. ``scale="tiny"`` shrinks it for tests."""
-    from ..games.data_fits import LogisticFit, MLPFit, RidgeFit
+    from ..games.data_fits import ConvFit, LogisticFit, MLPFit, RidgeFit
 
     tiny = scale == "tiny"
     if name in ("ridge", "logistic"):
@@ -112,7 +123,11 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
             y[flipped] = (y[flipped] + torch.as_tensor(rng.integers(1, 10, len(flipped)))) % 10
         trak = {"proj_dim": 16 if tiny else 256}
         ekfac = {"method": "influence", "solver": "ekfac"}
-        if name == "digits_logistic":
+        if name == "digits_cnn":
+            fit = ConvFit(10, channels=8, steps=40 if tiny else 300, lr=0.5, l2=1e-3)
+            methods = {"grad_dot": {}, "influence_abs": {"method": "influence", "indefinite": "abs"},
+                       "influence_ekfac": ekfac, "trak": trak}
+        elif name == "digits_logistic":
             fit = LogisticFit(10, l2=1.0)
             methods = {**_GRAD, "trak": trak, "influence_ekfac": ekfac,
                        "influence_loo_step": {"method": "influence", "loo_step": True}}
@@ -121,13 +136,20 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
             methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
                        "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {},
                        "metagradient_2nd": {"method": "metagradient", "curvature_probes": 16}}
+        optional = {} if name == "digits_logistic" else {
+            **{f"influence_abs_ens{k}": {"method": "influence", "indefinite": "abs", "n_models": k}
+               for k in (2, 3)},
+            **{f"trak_ens{k}": {"method": "trak", **trak, "n_models": k} for k in (5, 10)}}
         return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
-                        flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp")
-    raise InputError(f"unknown data case {name!r}; choose from {DATA_CASES}.")
+                        flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp",
+                        optional=optional)
+    raise InputError(f"unknown data case {name!r}; choose from {DATA_CASES + OPTIONAL_CASES}.")
 
 
 DATA_CASES = ("ridge", "logistic", "digits_logistic", "digits_mlp", "digits_mlp_flipped")
+#: Cases run only when named (``cases=``/``--cases``).
+OPTIONAL_CASES = ("digits_cnn",)
 
 
 #: Small-drop LDS of the ``small_drop`` case: (fraction of the training set dropped, key, seed
@@ -205,7 +227,7 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
     names = methods or list(case.methods)
     best: tuple[float, str, Any] | None = None
     for label in names:
-        params = dict(case.methods.get(label, {}))
+        params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
         t = time.perf_counter()
         try:
@@ -232,6 +254,9 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
             row["loo_correlation"] = loo_correlation(game, attr).mean
         if "damping" in attr.extra:
             row["damping"] = attr.extra["damping"]
+        if "fit_seconds" in attr.extra:  # an ensemble: its extra training (in ``seconds``)
+            row["fit_seconds"] = attr.extra["fit_seconds"]
+            row["n_models"] = attr.extra["n_models"]
         out["methods"][label] = row
         if np.isfinite(m) and (best is None or m > best[0]):
             best = (m, label, attr)
@@ -285,7 +310,7 @@ def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
     game = build_game(case.model, case.X, target=case.y, output="loss", players=data)
     res = {}
     for label in names:
-        params = dict(case.methods.get(label, {}))
+        params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
         if method in ("metagradient", "representer"):
             continue

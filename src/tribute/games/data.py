@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ from ..targets import Target, resolve_target
 from .base import Game
 from .data_bank import RetrainBank
 
-__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "TrainingData"]
+__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "TrainingData", "ensemble_seed"]
 
 DATA_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 DATA_OUTPUTS = ("raw", "margin", "logit", "loss")
@@ -68,6 +69,16 @@ def _tensor(x: Any, name: str) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x))
     except Exception as exc:
         raise InputError(f"{name} of type {type(x).__name__} is not array-like ({exc}).") from exc
+
+
+def ensemble_seed(seed: int, member: int) -> int:
+    """Training seed of ensemble member ``member >= 1`` for an estimator's ``seed >= 0``.
+
+    ``numpy.random.SeedSequence([seed, member]).generate_state(1)[0]``: a 32-bit seed, a
+    deterministic function of both, and (unlike ``seed + member``) distinct across the
+    members of neighbouring estimator seeds.
+    """
+    return int(np.random.SeedSequence([int(seed), int(member)]).generate_state(1)[0])
 
 
 class TrainingData:
@@ -376,6 +387,71 @@ class DataGame(Game):
                 raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a positive number.")
             out.append((self.model_params(model), float(lr)))
         return out
+
+    def ensemble(self, n_models: int, seed: int, *, method: str, checkpoints: bool = False
+                 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any]]:
+        """Parameters of an ensemble of independently trained models, explained model first.
+
+        Member 0 is the explained model; members ``m = 1 .. n_models - 1`` are
+        ``fit(X_train, y_train, seed=ensemble_seed(seed, m))`` — trained on *all* of the
+        training set with seeds derived deterministically from the estimator's ``seed``
+        (:func:`ensemble_seed`). Gradient estimators average their per-model scores over the
+        members (``n_models=`` of ``influence``, ``trak``, ``grad_dot``, ``grad_cos``,
+        ``representer``), as TRAK ensembles independently trained models (Park et al. 2023):
+        the retraining ground truth itself varies with the training seed, and the average
+        estimates its seed-averaged effect.
+
+        With ``checkpoints=True`` (estimators that ensemble checkpoints: ``trak``) and
+        ``n_models=1``, the members are ``TrainingData(checkpoints=...)``'s models when it has
+        any (:meth:`checkpoints`, learning rates ignored): one ensemble path for both.
+
+        Returns the members' float64 parameters and what the extra training cost:
+        ``{"n_models", "fit_seeds", "n_fits", "fit_seconds"}`` (``n_models=1``: the explained
+        model alone and ``{}``, nothing trained; checkpoints: ``{"n_models"}``).
+
+        Raises:
+            InputError: ``n_models`` is not a positive int, ``seed`` is negative,
+                ``n_models > 1`` and :class:`TrainingData` has no ``fit``, or ``n_models > 1``
+                with ``checkpoints=True`` and checkpoints given (two ensembles at once).
+        """
+        if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
+            raise InputError(f"{method}: n_models={n_models!r} must be a positive int (1 = the "
+                             "explained model alone).")
+        if checkpoints and self.data.checkpoints:
+            if n_models > 1:
+                raise InputError(
+                    f"{method}: n_models={n_models} trains its own ensemble, but TrainingData "
+                    f"also has {len(self.data.checkpoints)} checkpoint(s); pass one of them "
+                    "(n_models=1 ensembles the checkpoints)."
+                )
+            cks = self.checkpoints()
+            return [p for p, _ in cks], {"n_models": len(cks)}
+        if n_models == 1:
+            return [self.model_params()], {}
+        if self.data.fit is None:
+            raise InputError(
+                f"{method}: n_models={n_models} trains {n_models - 1} more model(s) on all of "
+                "X_train, but TrainingData has no fit=...; pass fit(X, y, *, seed, weights=None) "
+                "-> module, or use n_models=1 (or checkpoints=[...] with trak/tracin)."
+            )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"{method}: seed={seed!r} must be an int >= 0 to derive the "
+                             "ensemble's training seeds.")
+        seeds = [ensemble_seed(int(seed), m) for m in range(1, n_models)]
+        members = [self.model_params()]
+        t0 = time.perf_counter()
+        for m, s in enumerate(seeds, start=1):
+            model = self.data.fit(self.data.X, self.data.y, seed=s)
+            if not isinstance(model, torch.nn.Module):
+                raise InputError(f"{method}: fit(X_train, y_train, seed={s}) returned "
+                                 f"{type(model).__name__}, not a torch.nn.Module.")
+            try:
+                members.append(self.model_params(model))
+            except InputError as exc:
+                raise InputError(f"{method}: ensemble member {m} (seed {s}): {exc}") from exc
+        info = {"n_models": n_models, "fit_seeds": seeds, "n_fits": n_models - 1,
+                "fit_seconds": time.perf_counter() - t0}
+        return members, info
 
     def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([params[n].reshape(-1) for n in self._names])

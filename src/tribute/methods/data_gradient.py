@@ -14,6 +14,10 @@ including the training example raises the explained output.
   layer's contribution ``<grad_W v_b, W>`` splits exactly into
   ``phi_bi = -(s / l2) <grad_W v_b, grad_W loss_i>``; with ``output="logit"`` and a purely
   linear model the credits sum to the test logit.
+
+``grad_dot``, ``grad_cos`` and ``representer`` take ``n_models=k``: the mean of their credits
+over the explained model and ``k - 1`` models trained by ``fit`` on all of ``X_train`` with
+seeds derived from ``seed`` (:func:`tribute.methods.data_common.ensemble_scores`).
 """
 
 from __future__ import annotations
@@ -24,17 +28,23 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.data import DataGame
+from ..params import Interval, declare
 from .base import Method, Tags, register
-from .data_common import as_data_game, stream_scores
+from .data_common import as_data_game, ensemble_scores, stream_scores
 
 __all__ = ["GradCos", "GradDot", "Representer", "TracIn"]
 
 _TAGS = Tags(family="data_gradient", needs_baseline=False, games=("data",))
 
 
-def _finish(game: DataGame, method: Method, phi: torch.Tensor, extra: dict[str, object] | None = None) -> Attribution:
+_N_MODELS = declare({"n_models": Interval(int, 1)})
+
+
+def _finish(game: DataGame, method: Method, phi: torch.Tensor, extra: dict[str, object] | None = None,
+            *, counted: bool = False) -> Attribution:
     vals = game.to_players(phi)[:, None, :]
-    game.count_pass()
+    if not counted:
+        game.count_pass()
     return game.attribution(vals, method.name, method.get_params(),
                             extra={"n_grad_evals": game.n_grad_evals, **(extra or {})})
 
@@ -45,6 +55,8 @@ class GradDot(Method):
 
     Args:
         lr: learning rate of the one-step reading (a pure scale). default=1.0.
+        n_models: average over the explained model and ``n_models - 1`` models trained by
+            ``fit`` on all of ``X_train`` (seeds from ``seed``). default=1.
 
     Reference: Charpiat, Girard, Felardos & Tarabalka (2019), "Input Similarity from the Neural
     Network Perspective" (NeurIPS).
@@ -53,17 +65,21 @@ class GradDot(Method):
     name = "grad_dot"
     tags = _TAGS
     paper = "Charpiat et al. (2019), Input Similarity from the Neural Network Perspective"
+    constraints = _N_MODELS
 
-    def __init__(self, lr: float = 1.0) -> None:
+    def __init__(self, lr: float = 1.0, n_models: int = 1) -> None:
         self.lr = lr
+        self.n_models = n_models
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
             raise InputError(f"grad_dot: lr={self.lr!r} must be a positive number.")
-        p = g.model_params()
-        phi = -float(self.lr) * stream_scores(g, p, g.test_grads(p))
-        return _finish(g, self, phi)
+        lr = float(self.lr)
+        phi, extra = ensemble_scores(
+            g, self.n_models, seed, self.name,
+            lambda p: (-lr * stream_scores(g, p, g.test_grads(p)), {}))
+        return _finish(g, self, phi, extra, counted=True)
 
 
 @register
@@ -73,6 +89,10 @@ class GradCos(Method):
     Scale-free (every credit in [-1, 1]), so examples with large gradients (outliers,
     mislabelled points) do not dominate.
 
+    Args:
+        n_models: average over the explained model and ``n_models - 1`` models trained by
+            ``fit`` on all of ``X_train`` (seeds from ``seed``). default=1.
+
     Reference: Charpiat et al. (2019), "Input Similarity from the Neural Network Perspective".
     """
 
@@ -80,13 +100,21 @@ class GradCos(Method):
     tags = _TAGS
     paper = "Charpiat et al. (2019), Input Similarity from the Neural Network Perspective"
 
+    constraints = _N_MODELS
+
+    def __init__(self, n_models: int = 1) -> None:
+        self.n_models = n_models
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
-        p = g.model_params()
-        U = g.test_grads(p)
-        U = U / U.norm(dim=1, keepdim=True).clamp_min(1e-30)
-        phi = -stream_scores(g, p, U, normalize_train=True)
-        return _finish(g, self, phi)
+
+        def one(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, object]]:
+            U = g.test_grads(p)
+            U = U / U.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            return -stream_scores(g, p, U, normalize_train=True), {}
+
+        phi, extra = ensemble_scores(g, self.n_models, seed, self.name, one)
+        return _finish(g, self, phi, extra, counted=True)
 
 
 @register
@@ -137,6 +165,11 @@ class Representer(Method):
     representer theorem holds at a stationary point of the L2-regularised objective. Exact
     (credits sum to the last layer's contribution) when the model was trained to convergence.
 
+    Args:
+        n_models: average over the explained model and ``n_models - 1`` models trained by
+            ``fit`` on all of ``X_train`` (seeds from ``seed``), each at its own stationary
+            point. default=1.
+
     Reference: Yeh, Kim, Yen & Ravikumar (2018), "Representer Point Selection for Explaining
     Deep Neural Networks" (NeurIPS).
     """
@@ -144,6 +177,10 @@ class Representer(Method):
     name = "representer"
     tags = _TAGS
     paper = "Yeh et al. (2018), Representer Point Selection for Explaining Deep Neural Networks"
+    constraints = _N_MODELS
+
+    def __init__(self, n_models: int = 1) -> None:
+        self.n_models = n_models
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
@@ -161,7 +198,11 @@ class Representer(Method):
                 cols.append(torch.arange(i, i + size))
             i += size
         idx = torch.cat(cols)
-        p = g.model_params()
-        U = g.test_grads(p)[:, idx]
-        phi = -(g.removal_scale / g.data.l2) * stream_scores(g, p, U, transform=lambda G: G[:, idx])
-        return _finish(g, self, phi, {"layer_params": names})
+        scale = g.removal_scale / g.data.l2
+
+        def one(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, object]]:
+            U = g.test_grads(p)[:, idx]
+            return -scale * stream_scores(g, p, U, transform=lambda G: G[:, idx]), {}
+
+        phi, extra = ensemble_scores(g, self.n_models, seed, self.name, one)
+        return _finish(g, self, phi, {"layer_params": names, **extra}, counted=True)

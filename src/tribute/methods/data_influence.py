@@ -23,7 +23,11 @@ Damping ``d`` (``damping=None``): 0 when the Hessian is positive definite with c
 number below ``1e8``; otherwise ``max(0, -lambda_min) + 1e-3 * lambda_max`` (shifts an
 indefinite Hessian of a non-convex model to positive definite with a margin). Extremal
 eigenvalues come from the eigendecomposition (explicit) or 50 power iterations (cg, lissa).
-The damping used and the extremal eigenvalues are reported in ``attr.extra``.
+Power iterations can underestimate ``|lambda_min|``, leaving ``H + d I`` indefinite; CG detects
+that (a search direction of non-positive curvature) and, with ``damping=None``, restarts with
+the shift doubled (at most 8 times; ``attr.extra["damping_restarts"]``); with a given
+``damping`` it refuses instead of returning NaN. The damping used and the extremal eigenvalues
+are reported in ``attr.extra``.
 
 ``indefinite="abs"`` (explicit solver) makes an indefinite Hessian positive definite by taking
 absolute eigenvalues instead of shifting all of them: ``(|H| + d I)^-1`` with ``|H| = Q |Lambda|
@@ -54,6 +58,14 @@ credits approach exact leave-one-out retraining. The trained model is taken as t
 the objective tilted by its final gradient (``F(theta) - grad F(theta_hat)^T theta``), so a
 fit stopped short of the optimum does not leak its residual gradient into every credit.
 Iterations stop early once every step is below ``tol`` times the largest displacement.
+
+``n_models=k`` averages the credits of every solver over an ensemble: the explained model and
+``k - 1`` models trained by ``fit`` on all of ``X_train`` with seeds derived from ``seed``
+(:meth:`tribute.games.data.DataGame.ensemble`), each with its own Hessian and damping (what
+TRAK does with its projected kernels, Park et al. 2023). Retraining on a subset is itself
+seed-dependent for a non-convex model, and the ensemble averages over that. ``attr.extra``
+reports the explained model's damping, the ensemble's training seeds and the seconds its
+``k - 1`` fits took (``fit_seconds``; ``seconds`` includes them).
 """
 
 from __future__ import annotations
@@ -64,8 +76,9 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..games.data import DataGame
+from ..params import Interval, declare
 from .base import Method, Tags, register
-from .data_common import as_data_game, stream_scores
+from .data_common import as_data_game, ensemble_scores, stream_scores
 from .data_ekfac import ekfac_factors, ekfac_solve
 
 __all__ = ["Influence", "auto_damping"]
@@ -82,12 +95,13 @@ def auto_damping(lam_min: float, lam_max: float) -> float:
     return max(0.0, -lam_min) + 1e-3 * lam_max
 
 
-def _power_extremes(game: DataGame, n_params: int, iters: int, seed: int) -> tuple[float, float]:
+def _power_extremes(game: DataGame, n_params: int, iters: int, seed: int,
+                    params: dict[str, torch.Tensor] | None = None) -> tuple[float, float]:
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(n_params, 1, generator=g, dtype=torch.float64)
     lam_max = 0.0
     for _ in range(iters):
-        w = game.hvp(v / v.norm())
+        w = game.hvp(v / v.norm(), params)
         lam_max = float((v / v.norm()).T @ w)
         v = w
     shift = abs(lam_max)
@@ -95,14 +109,22 @@ def _power_extremes(game: DataGame, n_params: int, iters: int, seed: int) -> tup
     mu = 0.0
     for _ in range(iters):
         u = v / v.norm()
-        w = shift * u - game.hvp(u)
+        w = shift * u - game.hvp(u, params)
         mu = float(u.T @ w)
         v = w
     return shift - mu, lam_max
 
 
-def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float) -> tuple[torch.Tensor, int]:
-    """Solve ``(H + d I) X = Bm`` column-wise by conjugate gradients."""
+class _Indefinite(Exception):
+    """CG met a direction of non-positive curvature: ``H + d I`` is not positive definite."""
+
+
+def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
+        params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
+    """Solve ``(H + d I) X = Bm`` column-wise by conjugate gradients.
+
+    Raises :class:`_Indefinite` when a search direction of a column not yet converged has
+    ``p^T (H + d I) p <= 0``."""
     X = torch.zeros_like(Bm)
     R = Bm.clone()
     P = R.clone()
@@ -111,8 +133,11 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float) -> t
     done = 0
     for it in range(1, iters + 1):
         done = it
-        AP = game.hvp(P) + d * P
-        alpha = rs / (P * AP).sum(0).clamp_min(1e-300)
+        AP = game.hvp(P, params) + d * P
+        curv = (P * AP).sum(0)
+        if bool(torch.any((curv <= 0) & (rs > 0))):
+            raise _Indefinite
+        alpha = rs / curv.clamp_min(1e-300)
         X += alpha * P
         R -= alpha * AP
         rs_new = (R * R).sum(0)
@@ -206,6 +231,9 @@ class Influence(Method):
         indefinite: how an indefinite Hessian is made positive definite: ``"shift"`` (add
             ``|lambda_min|`` plus a margin to every eigenvalue) or ``"abs"`` (absolute
             eigenvalues plus ``1e-3 lambda_max``; explicit solver). default="shift".
+        n_models: average the credits over the explained model and ``n_models - 1`` models
+            trained by ``fit`` on all of ``X_train`` (seeds from ``seed``; module docstring).
+            default=1.
 
     Reference: Koh & Liang (2017), "Understanding Black-box Predictions via Influence
     Functions" (ICML); Agarwal, Bullins & Hazan (2017), "Second-Order Stochastic Optimization
@@ -215,10 +243,11 @@ class Influence(Method):
     name = "influence"
     tags = Tags(family="data_gradient", needs_baseline=False, games=("data",))
     paper = "Koh & Liang (2017), Understanding Black-box Predictions via Influence Functions"
+    constraints = declare({"n_models": Interval(int, 1)})
 
     def __init__(self, solver: str = "explicit", damping: float | None = None,
                  max_iter: int = 200, tol: float = 1e-10, loo_step: bool = False,
-                 indefinite: str = "shift", loo_iters: int = 1) -> None:
+                 indefinite: str = "shift", loo_iters: int = 1, n_models: int = 1) -> None:
         self.solver = solver
         self.damping = damping
         self.max_iter = max_iter
@@ -226,6 +255,7 @@ class Influence(Method):
         self.loo_step = loo_step
         self.indefinite = indefinite
         self.loo_iters = loo_iters
+        self.n_models = n_models
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
@@ -250,7 +280,17 @@ class Influence(Method):
                 f"influence: indefinite='abs' needs the eigendecomposition of solver='explicit' "
                 f"(got solver={self.solver!r}); use indefinite='shift' with iterative solvers."
             )
-        p = g.model_params()
+        if self.loo_step and self.solver != "explicit":
+            raise InputError("influence: loo_step=True needs solver='explicit' (it uses H^-1 explicitly).")
+        phi, extra = ensemble_scores(g, self.n_models, seed, self.name,
+                                     lambda p: self._scores(g, p, seed))
+        vals = g.to_players(phi)[:, None, :]
+        return g.attribution(vals, self.name, {**self.get_params(), "damping_used": extra["damping"]},
+                             extra={"n_grad_evals": g.n_grad_evals, **extra})
+
+    def _scores(self, g: DataGame, p: dict[str, torch.Tensor], seed: int
+                ) -> tuple[torch.Tensor, dict[str, object]]:
+        """One model's ``B x n_train`` credits at parameters ``p`` and its ``attr.extra``."""
         G = g.test_grads(p)  # B x P
         n_p = G.shape[1]
         extra: dict[str, object] = {"solver": self.solver}
@@ -285,21 +325,32 @@ class Influence(Method):
             extra["damping_per_layer"] = dict(zip([L.module for L in layers], per_layer))
             d = float(sum(per_layer) / len(per_layer))
         else:
-            lo, hi = _power_extremes(g, n_p, 50, seed)
+            lo, hi = _power_extremes(g, n_p, 50, seed, p)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
             if self.solver == "cg":
-                U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol))
+                for restart in range(9):
+                    try:
+                        U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                        break
+                    except _Indefinite:
+                        if self.damping is not None or restart == 8:
+                            raise InputError(
+                                f"influence: H + {d:g} I is not positive definite (CG found a "
+                                f"direction of negative curvature; lambda_min ~ {lo:.3g} by power "
+                                "iteration); raise damping, leave damping=None, or use "
+                                "solver='explicit'."
+                            ) from None
+                        d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
                 extra["iterations"] = its
+                extra["damping_restarts"] = restart
             else:
                 scale = 1.1 * (hi + d)
                 U = G.T.clone()
                 for _ in range(10 * self.max_iter):
-                    U = G.T + U - (g.hvp(U) + d * U) / scale
+                    U = G.T + U - (g.hvp(U, p) + d * U) / scale
                 U = U / scale
                 extra["iterations"] = 10 * self.max_iter
                 extra["lissa_scale"] = scale
-        if self.loo_step and self.solver != "explicit":
-            raise InputError("influence: loo_step=True needs solver='explicit' (it uses H^-1 explicitly).")
         extra.update(damping=d, lambda_min=lo, lambda_max=hi)
         if self.loo_step:
             Hinv = evecs @ (evecs.T / denom[:, None])
@@ -310,7 +361,5 @@ class Influence(Method):
                 phi = _loo_step_scores(g, p, U, Hinv)
         else:
             phi = -g.removal_scale * stream_scores(g, p, U.T.contiguous())
-        vals = g.to_players(phi)[:, None, :]
-        g.count_pass()
-        return g.attribution(vals, self.name, {**self.get_params(), "damping_used": d},
-                             extra={"n_grad_evals": g.n_grad_evals, **extra})
+        return phi, extra
+

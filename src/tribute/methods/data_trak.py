@@ -1,7 +1,9 @@
 """TRAK: attributing with random projections of per-example gradients (Park et al. 2023).
 
-For each model ``m`` of an ensemble (the checkpoints of ``TrainingData``, or the explained
-model alone), with a random projection ``R`` (``n_params x k``, i.i.d. ``N(0, 1/k)`` entries,
+For each model ``m`` of an ensemble — the checkpoints of ``TrainingData(checkpoints=...)``; or,
+with ``n_models=k``, the explained model and ``k - 1`` models trained by ``fit`` on all of
+``X_train`` with seeds derived from ``seed`` (:meth:`tribute.games.data.DataGame.ensemble`,
+TRAK's ensemble of independently trained models); or the explained model alone — with a random projection ``R`` (``n_params x k``, i.i.d. ``N(0, 1/k)`` entries,
 so inner products are preserved in expectation — Johnson–Lindenstrauss):
 
 * ``Phi = [R^T grad f_i]`` — projected gradients of the training *outputs* (the margin
@@ -11,7 +13,7 @@ so inner products are preserved in expectation — Johnson–Lindenstrauss):
 * ``phi_t = R^T grad v_t`` for each test point;
 
 and the score is ``tau(t, i) = phi_t^T (Phi^T Phi + lambda I)^-1 Psi_i``, averaged over the
-ensemble. This is the influence function of the model linearised around ``m`` with the
+ensemble (the same projection ``R`` for every model). This is the influence function of the model linearised around ``m`` with the
 Gauss–Newton Hessian ``Phi^T Phi`` (unit output curvature), hence the same sign convention:
 positive = including ``i`` raises ``v_t``.
 
@@ -36,8 +38,9 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..games.data import GRAD_BUDGET_BYTES
+from ..params import Interval, declare
 from .base import Method, Tags, register
-from .data_common import as_data_game
+from .data_common import as_data_game, ensemble_scores
 
 __all__ = ["Trak", "make_projector"]
 
@@ -80,9 +83,9 @@ class Trak(Method):
             default=0.0.
         projector: ``"gaussian"`` or ``"none"`` (exact gradients, ``k = n_params``; for small
             models and reference tests). default="gaussian".
-
-    The ensemble is ``TrainingData(checkpoints=...)`` (independently trained models or
-    checkpoints), or the explained model alone.
+        n_models: ensemble the explained model and ``n_models - 1`` models trained by ``fit``
+            on all of ``X_train`` (seeds from ``seed``). default=1 (``TrainingData``'s
+            checkpoints if given, else the explained model alone).
 
     Reference: Park et al. (2023), "TRAK: Attributing Model Behavior at Scale".
     """
@@ -90,12 +93,14 @@ class Trak(Method):
     name = "trak"
     tags = Tags(family="data_gradient", needs_baseline=False, stochastic=False, games=("data",))
     paper = "Park et al. (2023), TRAK: Attributing Model Behavior at Scale"
+    constraints = declare({"n_models": Interval(int, 1)})
 
     def __init__(self, proj_dim: int = 512, regularization: float = 0.0,
-                 projector: str = "gaussian") -> None:
+                 projector: str = "gaussian", n_models: int = 1) -> None:
         self.proj_dim = proj_dim
         self.regularization = regularization
         self.projector = projector
+        self.n_models = n_models
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
@@ -118,9 +123,8 @@ class Trak(Method):
             )
         project: Callable[[torch.Tensor], torch.Tensor] = (
             (lambda G: G) if self.projector == "none" else make_projector(g.n_params, k, seed))
-        models = g.checkpoints()
-        phi = torch.zeros(g.n_samples, n, dtype=torch.float64)
-        for params, _lr in models:
+
+        def one(params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, object]]:
             Phi = torch.empty(n, dim, dtype=torch.float64)
             Psi = torch.empty(n, dim, dtype=torch.float64)
             for s, G in g.train_grads(params, what="output"):
@@ -129,10 +133,10 @@ class Trak(Method):
                 Psi[s : s + G.shape[0]] = -project(G)
             T = project(g.test_grads(params))  # B x dim
             K = Phi.T @ Phi + lam * torch.eye(dim, dtype=torch.float64)
-            phi += torch.linalg.solve(K, T.T).T @ Psi.T
-        phi /= len(models)
+            return torch.linalg.solve(K, T.T).T @ Psi.T, {}
+
+        phi, extra = ensemble_scores(g, self.n_models, seed, self.name, one, checkpoints=True)
+        extra = {"n_models": 1, **extra}
         vals = g.to_players(phi)[:, None, :]
-        g.count_pass()
         return g.attribution(vals, self.name, self.get_params(),
-                             extra={"n_grad_evals": g.n_grad_evals, "n_models": len(models),
-                                    "dim": dim})
+                             extra={"n_grad_evals": g.n_grad_evals, "dim": dim, **extra})
