@@ -179,6 +179,50 @@ def test_unmeasured_runs_are_projected_after_their_first_second(monkeypatch):
         quick.project()
 
 
+def test_work_before_the_first_rows_is_not_read_as_slow_rows(monkeypatch):
+    """gp_shapley's design runs before any model row: 5 s of it, then 50 rows in 1.2 s of a
+    1,000-row call, projects 5 + 1.2 + 950 x 1.2 / 50 = 29 s (not 950 x 6.2 / 50 = 124 s); and
+    quick rows after a long design never warn."""
+    from tribute.engine import progress
+
+    bar = progress.Progress(1000, "demo", enabled=False)
+    bar.plan = lambda s: f"plan {s:.0f}s"
+    bar.planned_rows = 1000
+    monkeypatch.setattr(bar, "t0", bar.t0 - 5.0)
+    bar.rows_begin()
+    bar.update(50)
+    bar.project()  # the rows have not run a second yet: too early, whatever came before
+    assert bar.plan is not None
+    monkeypatch.setattr(bar, "rows_t0", bar.rows_t0 - 1.2)
+    bar.rows_begin()  # a pass is already running: no restart
+    with pytest.warns(SlowRunWarning, match=r"plan (2[89]|30)s"):
+        bar.project()
+    fast = progress.Progress(1000, "demo", enabled=False)
+    fast.plan = lambda s: "never"
+    fast.planned_rows = 1000
+    monkeypatch.setattr(fast, "t0", fast.t0 - 8.0)  # a long design, then quick rows
+    fast.rows_begin()
+    monkeypatch.setattr(fast, "rows_t0", fast.rows_t0 - 1.0)
+    fast.update(990)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast.project()  # 8 + 1 + 10 x 1 / 990 s < 10 s
+    # passes separated by other work: only the time inside passes paces the rows
+    gaps = progress.Progress(1000, "demo", enabled=False)
+    gaps.plan = lambda s: "never"
+    gaps.planned_rows = 1000
+    gaps.rows_begin()
+    gaps.update(2)  # a 2-row reference pass, then a 6 s design, then rows
+    gaps.rows_end()
+    monkeypatch.setattr(gaps, "t0", gaps.t0 - 6.5)
+    gaps.rows_begin()
+    monkeypatch.setattr(gaps, "rows_t0", gaps.rows_t0 - 1.0)
+    gaps.update(800)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gaps.project()  # ~6.5 + 198 x 1 / 802 s < 10 s
+
+
 def test_methods_show_their_default_budget_rule():
     infos = tribute.methods()
     ks = infos["kernel_shap"]

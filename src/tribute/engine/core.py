@@ -285,6 +285,8 @@ class Engine:
             tuner.resume(n_rows)
         scope = active_progress()
         bar = scope if scope is not None else Progress(n_rows, desc, self.progress)
+        if scope is not None:
+            scope.rows_begin()
         t_run, start = time.perf_counter(), 0
         threads = torch.get_num_threads()
         clock: SchedulerFreeClock | None = None  # times tuning chunks (opened when needed)
@@ -330,6 +332,8 @@ class Engine:
             if tuner is not None and not tuner.done:
                 tuner.settle(n_rows)
         finally:
+            if scope is not None:
+                scope.rows_end()
             if clock is not None:
                 clock.close()
             if scope is None:

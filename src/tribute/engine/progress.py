@@ -64,6 +64,8 @@ class Progress:
         self.enabled = bool(enabled)
         self._bar: Any = None
         self.t0 = time.perf_counter()
+        self.rows_t0: float | None = None  # when the running engine pass started (rows_begin)
+        self.rows_seconds: float | None = None  # seconds of finished engine passes (None: none yet)
         self.plan: Callable[[float], str] | None = None  # message announcing a long run
         self.solve_seconds = 0.0
         self._ticker: threading.Thread | None = None
@@ -108,17 +110,37 @@ class Progress:
             self._bar.total = self.total
             self._bar.refresh()
 
+    def rows_begin(self) -> None:
+        """An engine pass over model rows starts. The pace of the rows is measured over the
+        time spent inside such passes only, so work between them (a design, a solve, building
+        the game) is not read as slow rows."""
+        if self.rows_t0 is None:
+            self.rows_t0 = time.perf_counter()
+
+    def rows_end(self) -> None:
+        """The engine pass that :meth:`rows_begin` announced has ended."""
+        if self.rows_t0 is not None:
+            self.rows_seconds = (self.rows_seconds or 0.0) + time.perf_counter() - self.rows_t0
+            self.rows_t0 = None
+
+    def _rows_elapsed(self, now: float) -> float:
+        if self.rows_seconds is None and self.rows_t0 is None:
+            return now - self.t0  # rows not announced by an engine: the whole call so far
+        running = now - self.rows_t0 if self.rows_t0 is not None else 0.0
+        return (self.rows_seconds or 0.0) + running
+
     def project(self) -> None:
-        """Once, after a second of work: if the measured pace puts the whole call over
+        """Once, after a second of rows: if the measured pace puts the whole call over
         :data:`SLOW_RUN_SECONDS`, warn with the plan (what runs, how long, how to shorten it)."""
         if self.plan is None or self.done <= 0:
             return
-        elapsed = time.perf_counter() - self.t0
-        if elapsed < _PROJECT_AFTER:
+        now = time.perf_counter()
+        rows_elapsed = self._rows_elapsed(now)
+        if rows_elapsed < _PROJECT_AFTER:
             return
         plan, self.plan = self.plan, None
-        left = max(self.planned_rows - self.done, 0) * elapsed / self.done
-        total = elapsed + left + self.solve_seconds
+        left = max(self.planned_rows - self.done, 0) * rows_elapsed / self.done
+        total = (now - self.t0) + left + self.solve_seconds
         if total > SLOW_RUN_SECONDS:
             warnings.warn(plan(total), SlowRunWarning, stacklevel=2)
 
