@@ -193,6 +193,7 @@ def test_work_before_the_first_rows_is_not_read_as_slow_rows(monkeypatch):
     bar.update(50)
     bar.project()  # the rows have not run a second yet: too early, whatever came before
     assert bar.plan is not None
+    assert bar.rows_t0 is not None
     monkeypatch.setattr(bar, "rows_t0", bar.rows_t0 - 1.2)
     bar.rows_begin()  # a pass is already running: no restart
     with pytest.warns(SlowRunWarning, match=r"plan (2[89]|30)s"):
@@ -202,6 +203,7 @@ def test_work_before_the_first_rows_is_not_read_as_slow_rows(monkeypatch):
     fast.planned_rows = 1000
     monkeypatch.setattr(fast, "t0", fast.t0 - 8.0)  # a long design, then quick rows
     fast.rows_begin()
+    assert fast.rows_t0 is not None
     monkeypatch.setattr(fast, "rows_t0", fast.rows_t0 - 1.0)
     fast.update(990)
     with warnings.catch_warnings():
@@ -216,6 +218,7 @@ def test_work_before_the_first_rows_is_not_read_as_slow_rows(monkeypatch):
     gaps.rows_end()
     monkeypatch.setattr(gaps, "t0", gaps.t0 - 6.5)
     gaps.rows_begin()
+    assert gaps.rows_t0 is not None
     monkeypatch.setattr(gaps, "rows_t0", gaps.rows_t0 - 1.0)
     gaps.update(800)
     with warnings.catch_warnings():
