@@ -195,3 +195,31 @@ def test_suite_ensemble_labels_run_only_when_named() -> None:
     assert "digits_cnn" in OPTIONAL_CASES
     cnn = build_data_case("digits_cnn", seed=0, scale="tiny")
     assert "influence_ekfac" in cnn.methods and next(cnn.model.parameters()).shape == (8, 1, 3, 3)
+
+
+def _lissa_run(case: Case, damping: float | None, max_iter: int) -> tribute.Attribution:
+    return tribute.explain(case.model, case.X_test, method="influence", players=case.data(),
+                           target="predicted", seed=3, solver="lissa", damping=damping, max_iter=max_iter)
+
+
+def test_lissa_refuses_a_diverging_series_with_a_given_damping() -> None:
+    """The same Hessian (lambda_min -0.085): with damping 0.05, H + d I keeps a negative
+    eigenvalue, along which the Neumann series grows geometrically (before: a huge answer was
+    returned silently). Its growing step is detected within 100 iterations and refused."""
+    case = mlp_case(steps=40)
+    with pytest.raises(InputError, match=r"LiSSA series diverged.*raise damping"):
+        _lissa_run(case, 0.05, max_iter=10)
+
+
+@pytest.mark.slow  # 3,000 LiSSA iterations (~12 s)
+def test_lissa_on_an_indefinite_hessian_restarts_with_more_damping() -> None:
+    """With damping=None the power iteration's shift leaves H + d I indefinite; the diverging
+    series is detected, the shift raised, and the answer = the explicit solve at that damping."""
+    case = mlp_case(steps=40)
+    exact = _explain(case, case.model, "influence_explicit")
+    lissa = _lissa_run(case, None, max_iter=300)
+    assert bool(torch.isfinite(lissa.values).all()) and lissa.extra["damping_restarts"] >= 1
+    assert lissa.extra["damping"] > -exact.extra["lambda_min"]
+    same = _explain(case, case.model, "influence_explicit", damping=lissa.extra["damping"])
+    scale = float(same.values.abs().max())
+    assert float((lissa.values - same.values).abs().max()) < 0.05 * scale

@@ -24,7 +24,8 @@ number below ``1e8``; otherwise ``max(0, -lambda_min) + 1e-3 * lambda_max`` (shi
 indefinite Hessian of a non-convex model to positive definite with a margin). Extremal
 eigenvalues come from the eigendecomposition (explicit) or 50 power iterations (cg, lissa).
 Power iterations can underestimate ``|lambda_min|``, leaving ``H + d I`` indefinite; CG detects
-that (a search direction of non-positive curvature) and, with ``damping=None``, restarts with
+that (a search direction of non-positive curvature), LiSSA too (its step, which can only shrink
+for a positive definite matrix within its scale, grows), and, with ``damping=None``, restarts with
 the shift doubled (at most 8 times; ``attr.extra["damping_restarts"]``); with a given
 ``damping`` it refuses instead of returning NaN. The damping used and the extremal eigenvalues
 are reported in ``attr.extra``.
@@ -69,6 +70,8 @@ reports the explained model's damping, the ensemble's training seeds and the sec
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -116,7 +119,37 @@ def _power_extremes(game: DataGame, n_params: int, iters: int, seed: int,
 
 
 class _Indefinite(Exception):
-    """CG met a direction of non-positive curvature: ``H + d I`` is not positive definite."""
+    """CG met a direction of non-positive curvature, or the LiSSA series grew: ``H + d I`` is not
+    positive definite (or its spectrum exceeds LiSSA's scale)."""
+
+
+#: Iterations between LiSSA's checks of its step size.
+_LISSA_CHECK = 50
+
+
+def _lissa(game: DataGame, Bm: torch.Tensor, d: float, scale: float, iters: int,
+           params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """``(H + d I)^-1 Bm`` by the Neumann recursion ``X <- Bm + X - (H + d I) X / scale``.
+
+    Each step is ``(I - (H + d I) / scale)`` applied to the previous one, so with every
+    eigenvalue of ``(H + d I) / scale`` in ``(0, 2)`` every component of the step shrinks and its
+    norm never grows. A step that grows (checked every :data:`_LISSA_CHECK` iterations) or a
+    non-finite iterate means an eigenvalue outside that range — a negative one missed by the
+    power iteration — and the series diverges: raises :class:`_Indefinite` instead of returning
+    a huge or NaN answer. The recursion itself is unchanged."""
+    U = Bm.clone()
+    last: float | None = None
+    for it in range(1, iters + 1):
+        new = Bm + U - (game.hvp(U, params) + d * U) / scale
+        if it % _LISSA_CHECK == 0 or it == iters:
+            step = float((new - U).norm())
+            if not math.isfinite(step) or not bool(torch.isfinite(new).all()):
+                raise _Indefinite
+            if last is not None and step > last * (1 + 1e-6) and step > 1e-12 * float(new.norm()):
+                raise _Indefinite
+            last = step
+        U = new
+    return U / scale
 
 
 def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
@@ -327,30 +360,27 @@ class Influence(Method):
         else:
             lo, hi = _power_extremes(g, n_p, 50, seed, p)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
-            if self.solver == "cg":
-                for restart in range(9):
-                    try:
+            for restart in range(9):
+                try:
+                    if self.solver == "cg":
                         U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
-                        break
-                    except _Indefinite:
-                        if self.damping is not None or restart == 8:
-                            raise InputError(
-                                f"influence: H + {d:g} I is not positive definite (CG found a "
-                                f"direction of negative curvature; lambda_min ~ {lo:.3g} by power "
-                                "iteration); raise damping, leave damping=None, or use "
-                                "solver='explicit'."
-                            ) from None
-                        d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
-                extra["iterations"] = its
-                extra["damping_restarts"] = restart
-            else:
-                scale = 1.1 * (hi + d)
-                U = G.T.clone()
-                for _ in range(10 * self.max_iter):
-                    U = G.T + U - (g.hvp(U, p) + d * U) / scale
-                U = U / scale
-                extra["iterations"] = 10 * self.max_iter
-                extra["lissa_scale"] = scale
+                    else:
+                        scale = 1.1 * (hi + d)
+                        U, its = _lissa(g, G.T.contiguous(), d, scale, 10 * self.max_iter, p), 10 * self.max_iter
+                        extra["lissa_scale"] = scale
+                    break
+                except _Indefinite:
+                    if self.damping is not None or restart == 8:
+                        how = ("CG found a direction of negative curvature" if self.solver == "cg"
+                               else "the LiSSA series diverged")
+                        raise InputError(
+                            f"influence: H + {d:g} I is not positive definite ({how}; lambda_min ~ "
+                            f"{lo:.3g} by power iteration); raise damping, leave damping=None, or use "
+                            "solver='explicit'."
+                        ) from None
+                    d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
+            extra["iterations"] = its
+            extra["damping_restarts"] = restart
         extra.update(damping=d, lambda_min=lo, lambda_max=hi)
         if self.loo_step:
             Hinv = evecs @ (evecs.T / denom[:, None])
