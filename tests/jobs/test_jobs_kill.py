@@ -41,7 +41,10 @@ def _kill_and_resume(tmp_path: Path, kills: int, rows: int, shard_size: int, bac
     for attempt in range(kills):
         proc = _start(out, rows, shard_size, backend, workers, resume=attempt > 0)
         if attempt == 0:
-            time.sleep(rng.uniform(0.0, 2.0))  # anywhere: even before the manifest exists
+            # anywhere before the job can have finished, even before the manifest exists: the
+            # job itself takes ~0.4 s after a ~1.2-1.7 s start-up (a sleep of up to 2 s let it
+            # finish first on an idle CI machine, and then no later kill could land mid-job)
+            time.sleep(rng.uniform(0.0, 0.8))
         else:
             goal = _n_shards(out) + rng.randint(1, max(1, (n_total - _n_shards(out)) // 2))
             deadline = time.monotonic() + 60
