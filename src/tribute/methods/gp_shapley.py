@@ -34,6 +34,34 @@ search ranks best (per output 4 isotropic kernels and 2 ARD scales) are fitted o
 the same errors to ~2% at 1,024-2,048 evaluations on the benchmark games for a third of the
 factorisations (keeping 2 and 1 cost 20-30% more error: the average needs them).
 
+Sign-aware kernel (``sign_kernel=True``, up to 10 pairs per player). For a saturating output
+of a near-additive score, ``v = sigmoid(c + sum_j a_j s_j)``, the order-3 Walsh coefficient of
+``s_i s_j s_k`` is about ``a_i a_j a_k`` times the third derivative of the sigmoid at ``c``:
+once the main effects are known, so are the signs of the order-3 terms, which the ARD kernels
+(variance ``~ |phi_i phi_j phi_k|``) ignore. One more kernel therefore joins the average: the
+best product kernel plus the rank-one term ``rho kbar F(s) F(s')`` with
+``F(s) = e_3(a * s) / sqrt(e_3(a^2))`` (``e_3`` the elementary symmetric polynomial of degree 3,
+by Newton's identity; ``a`` the average's Shapley values, signs included; ``kbar`` the product
+kernel's diagonal; ``rho = 10``), whose Shapley value is closed form,
+``(2/3) a_i e_2(a without i) / sqrt(e_3(a^2))``. Its posterior variance is floored at its
+product kernel's (``a`` comes from the same pairs; without the floor, coverage within 2 sd fell
+from 0.91-0.97 to 0.83-0.89 on the breast-cancer logistic and wine games at some budgets).
+Measured (benchmarks/bench_shapley_accuracy.py, 10 points, seed 0; chosen on wine, diabetes
+and tanh16): the error x0.76, 0.79, 0.95 on wine at 64, 128, 256 evaluations, within 1% on
+diabetes and tanh16; on the held-out games x0.78 on digits16 at 64, x0.83, 0.72, 0.93 on the
+breast-cancer logistic regression at 64-256, x0.93, 0.91, 0.96 on the breast-cancer MLP logit
+at 128-512, within 1% on relu14 and mlp20; worst x1.043 (breast-cancer logistic at 512) and
+x1.03 (digits16 at 128); geometric mean over the 8 games x 6 budgets x0.967. Beyond 10 pairs
+per player it is left out: there the product kernels resolve the order-3 terms themselves and
+the marginal likelihood, which cannot see that ``a`` was fitted to the same pairs, over-weights
+it (wine at 512: x1.057; any cut between 10 and 19 pairs per player gives the same table).
+Tried with it and not kept: orders 1, 3, 5 or 3, 5 in the rank-one term instead of 3 alone
+(wine at 64: x0.82 and x0.78 against x0.76; diabetes at 64 up to x1.17); an ANOVA prior with
+its own variance per odd order (``k = sum_r sigma_r^2 e_r(s * s')``, isotropic): even with each
+game's true per-order variances (an oracle) it was x1.12-1.42 on wine, x1.01-1.03 on diabetes
+and x0.91-0.99 on tanh16 at 64-256 evaluations against the current average, so per-player
+scales matter more than the per-order profile, and it was not built.
+
 Design (default ``allocation="optimal"``): with the hyperparameters fixed, the posterior
 variance of the Shapley values does not depend on the observed values, so the pairs can be
 chosen before any model call to minimise it — greedily, A-optimal under the isotropic kernel at
@@ -494,7 +522,11 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     if average:
         phi, var = _average(pool)
         if sign and n >= 3 and m <= _SIGN_PAIRS_PER_PLAYER * n:
-            pool.append(_sign_pass(sa, y, m, jitter, phi, best["lam"], best["tau"]))
+            ll, ph, vs, lam_s, tau_s, alpha_s = _sign_pass(sa, y, m, jitter, phi, best["lam"],
+                                                            best["tau"])
+            # its direction was estimated from the same pairs: never let it claim a smaller
+            # posterior variance than its product kernel alone
+            pool.append((ll, ph, torch.maximum(vs, best["var"]), lam_s, tau_s, alpha_s))
             phi, var = _average(pool)
     # Condition on efficiency (removes the rounding-level gap left by the jitter).
     gap = delta - phi.sum(-1)
@@ -541,12 +573,13 @@ class GPShapley(Method):
     scales proportional to the first estimate (ARD). The standard errors are the posterior
     standard deviations. Efficiency holds exactly; a budget of ``2^n`` gives the exact value.
 
-    Accuracy (benchmarks/bench_shapley_accuracy.py, 10 points, budgets 64-2048): relative
-    error 0.37-0.56x the best of Captum, SHAP and shapiq 1.8 on a wine MLP (probability),
-    0.6-0.8x on a diabetes regression MLP and on a random tanh network, 0.71-0.85x on a random
-    ReLU network (probability; never tuned on), 0.7-0.8x from 256 evaluations on a
-    breast-cancer MLP logit (30 players), where permutation sampling is as good or better at
-    64-128 evaluations.
+    Accuracy (benchmarks/bench_shapley_accuracy.py, 10 points, seed 0, budgets 64-2048):
+    relative error 0.22-0.34x the best of Captum, SHAP and shapiq 1.8 on a wine MLP
+    (probability), 0.35-0.65x on a diabetes regression MLP (exact from 1,024), 0.34-0.64x on a
+    random tanh network, 0.41-0.53x on a random ReLU network (probability), 0.04-0.22x on a
+    logistic regression on digits, 0.57-0.67x on a random ReLU network's logit, 0.43-0.82x on a
+    breast-cancer MLP logit (30 players; 0.82x at 64 evaluations) and 0.14-0.58x on a
+    breast-cancer logistic regression (probability).
 
     Cost: the same evaluations as ``kernel_shap`` (``2 + 2 * pairs``; the smallest budget is 6,
     default budget ``min(2^n, 2048)``), plus, once per call, the optimal design (``m`` greedy
