@@ -188,3 +188,126 @@ def test_solve_flops_rule_grows_with_outputs_and_pairs():
     x = np.random.default_rng(0).random((2, 12))
     game = FeatureGame(as_model(lambda z: z.sum(1, keepdims=True) ** 2, "numpy"), x)
     assert g.estimate_cost(game, 600).flops == pytest.approx(g.solve_flops(12, 600, 2))
+
+
+# ---------------------------------------------------------------- the sign-aware kernel
+def _sign_setup(n: int, m: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
+    a = torch.randn(1, n, generator=g, dtype=torch.float64)
+    return s, sa, a, g
+
+
+def test_sign_terms_match_enumeration():
+    # F(s) = e_3(a * s) / sqrt(e_3(a^2)) and P = Shapley of z -> F(s(z)) / 2, by brute force
+    import itertools
+
+    from tribute.methods.exact import all_coalitions, shapley_from_table
+    from tribute.methods.gp_shapley import _sign_terms
+
+    n = 7
+    _, _, a, _ = _sign_setup(n, 1, 20)
+    z = all_coalitions(n)
+    s_all = 2 * z - 1
+    feat, shap, ok = _sign_terms(s_all, a)
+    an = (a / a.abs().max())[0]
+    triples = list(itertools.combinations(range(n), 3))
+    e3 = sum(s_all[:, list(t)].prod(1) * an[list(t)].prod() for t in triples)
+    norm = sum(float((an[list(t)] ** 2).prod()) for t in triples)
+    assert bool(ok.all())
+    torch.testing.assert_close(feat[0], e3 / norm**0.5, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(shap[0], shapley_from_table(feat[0] / 2, n), rtol=1e-10, atol=1e-12)
+    # unit average square over all coalitions (Walsh orthogonality)
+    assert abs(float((feat[0] ** 2).mean()) - 1.0) < 1e-10
+    # fewer than three non-zero main effects: no order-3 direction, nothing added
+    _, _, ok2 = _sign_terms(s_all, torch.tensor([[1.0, -2.0] + [0.0] * (n - 2)], dtype=torch.float64))
+    assert not bool(ok2.any())
+
+
+def _sign_posterior(n: int, seed: int, game):
+    from tribute.methods.gp_shapley import _SIGN_RHO, _gp_columns, _kernel, _sign_terms
+
+    s, sa, a, _ = _sign_setup(n, 3 * n, seed)
+    y = game(sa)[None]
+    lam = torch.full((1, n), 4.0 / n, dtype=torch.float64)
+    tau = torch.tensor([10.0], dtype=torch.float64)
+    feat, shap, _ = _sign_terms(sa, a)
+    _, phi, var, alpha = _gp_columns(sa, y, lam, tau, len(s), 1e-12, shared=False,
+                                      lin=sa @ sa.T / n, low_rank=(feat, shap, _SIGN_RHO))
+    kbar = float(torch.diagonal(_kernel(sa, sa, lam)[0]).mean())
+
+    def kern(x: torch.Tensor) -> torch.Tensor:  # k(x, training rows), with the sign term
+        fx, _, _ = _sign_terms(x, a)
+        return (_kernel(x, sa, lam)[0] + 10.0 * x @ sa.T / n
+                + _SIGN_RHO * kbar * fx[0][:, None] * feat[0][None, :])
+
+    return phi[0], var[0], alpha[0], kern, sa, y[0]
+
+
+def test_sign_kernel_shapley_of_posterior_mean_matches_brute_force():
+    # the closed-form Shapley value of the posterior mean equals the Shapley value of the
+    # posterior mean (of the odd part, d / 2) evaluated on every coalition
+    from tribute.methods.exact import all_coalitions, shapley_from_table
+
+    for n, seed in ((5, 21), (8, 22)):
+        w = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+        def game(sa: torch.Tensor, w: torch.Tensor = w) -> torch.Tensor:
+            return torch.sigmoid(sa @ w) - torch.sigmoid(-sa @ w)
+
+        phi, _, alpha, kern, sa, y = _sign_posterior(n, seed, game)
+        s_all = 2 * all_coalitions(n) - 1
+        mean = kern(s_all) @ alpha
+        torch.testing.assert_close(kern(sa) @ alpha, y, rtol=0, atol=1e-6)  # interpolates
+        torch.testing.assert_close(phi, shapley_from_table(mean / 2, n), rtol=1e-8, atol=1e-10)
+
+
+def test_sign_kernel_is_positive_semidefinite():
+    # the kernel between all 2^n coalitions (product kernel + main effects + the sign term)
+    from tribute.methods.exact import all_coalitions
+    from tribute.methods.gp_shapley import _SIGN_RHO, _kernel, _sign_terms
+
+    n = 8
+    _, sa, a, _ = _sign_setup(n, 3 * n, 23)
+    lam = torch.full((1, n), 4.0 / n, dtype=torch.float64)
+    s_all = 2 * all_coalitions(n) - 1
+    f_all, _, _ = _sign_terms(s_all, a)
+    kbar = float(torch.diagonal(_kernel(sa, sa, lam)[0]).mean())
+    k = (_kernel(s_all, s_all, lam)[0] + 10.0 * s_all @ s_all.T / n
+         + _SIGN_RHO * kbar * f_all[0][:, None] * f_all[0][None, :])
+    eig = torch.linalg.eigvalsh(k)
+    assert float(eig.min()) > -1e-9 * float(eig.max())
+
+
+def test_sign_kernel_recovers_an_additive_game():
+    from tribute.methods.gp_shapley import gp_shapley_fit
+
+    n, m = 9, 14
+    s, _, _, g = _sign_setup(n, m, 24)
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+    ones = torch.ones(1, n, dtype=torch.float64)
+    d, delta = (2 * s @ w)[None], 2 * ones @ w
+    for sign in (True, False):
+        phi, var, *_ = gp_shapley_fit(s, d, delta, sign=sign)
+        torch.testing.assert_close(phi[0], 2 * w, rtol=0, atol=1e-6)
+        assert bool((var >= 0).all())
+
+
+def test_sign_kernel_helps_a_logistic_model_and_keeps_efficiency():
+    # the game the kernel is derived for: a sigmoid of a linear score (probability output)
+    g = torch.Generator().manual_seed(25)
+    n = 12
+    lin = torch.nn.Linear(n, 2).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(2, n, generator=g, dtype=torch.float64))
+    model = torch.nn.Sequential(lin).eval()
+    x = torch.randn(6, n, generator=g, dtype=torch.float64)
+    exact = tribute.explain(model, x, method="exact_shapley", target=0, output="prob").values
+    err = {}
+    for sign in (True, False):
+        a = tribute.explain(model, x, method="shapley", target=0, output="prob", budget=64,
+                            sign_kernel=sign)
+        assert np.abs(gap_of(a)).max() < 1e-8
+        err[sign] = float(((a.values - exact).norm(dim=-1) / exact.norm(dim=-1)).mean())
+    assert err[True] < 0.9 * err[False], err

@@ -34,6 +34,35 @@ search ranks best (per output 4 isotropic kernels and 2 ARD scales) are fitted o
 the same errors to ~2% at 1,024-2,048 evaluations on the benchmark games for a third of the
 factorisations (keeping 2 and 1 cost 20-30% more error: the average needs them).
 
+Sign-aware kernel (``sign_kernel=True``, up to 10 pairs per player). For a saturating output
+of a near-additive score, ``v = sigmoid(c + sum_j a_j s_j)``, the order-3 Walsh coefficient of
+``s_i s_j s_k`` is about ``a_i a_j a_k`` times the third derivative of the sigmoid at ``c``:
+once the main effects are known, so are the signs of the order-3 terms, which the ARD kernels
+(variance ``~ |phi_i phi_j phi_k|``) ignore. One more kernel therefore joins the average: the
+best product kernel plus the rank-one term ``rho kbar F(s) F(s')`` with
+``F(s) = e_3(a * s) / sqrt(e_3(a^2))`` (``e_3`` the elementary symmetric polynomial of degree 3,
+by Newton's identity; ``a`` the average's Shapley values, signs included; ``kbar`` the product
+kernel's diagonal; ``rho = 10``), whose Shapley value is closed form,
+``(2/3) a_i e_2(a without i) / sqrt(e_3(a^2))``. Its posterior variance is floored at its
+product kernel's (``a`` comes from the same pairs; without the floor, coverage within 2 sd fell
+from 0.91-0.97 to 0.83-0.89 on the breast-cancer logistic and wine games at some budgets).
+Measured (benchmarks/bench_shapley_accuracy.py, 10 points, seed 0; chosen on wine, diabetes
+and tanh16): the error x0.76, 0.79, 0.95 on wine at 64, 128, 256 evaluations, within 1% on
+diabetes and tanh16; on the held-out games x0.78 on digits16 at 64, x0.83, 0.72, 0.93 on the
+breast-cancer logistic regression at 64-256, x0.93, 0.91, 0.96 on the breast-cancer MLP logit
+at 128-512, within 1% on relu14 and mlp20; worst x1.043 (breast-cancer logistic at 512) and
+x1.03 (digits16 at 128); geometric mean over the 8 games x 6 budgets x0.967. Beyond 10 pairs
+per player it is left out: there the product kernels resolve the order-3 terms themselves and
+the marginal likelihood, which cannot see that ``a`` was fitted to the same pairs, over-weights
+it (wine at 512: x1.057; with any cut between 10 and 19 pairs per player no cell is worse than
+x1.043).
+Tried with it and not kept: orders 1, 3, 5 or 3, 5 in the rank-one term instead of 3 alone
+(wine at 64: x0.82 and x0.78 against x0.76; diabetes at 64 up to x1.17); an ANOVA prior with
+its own variance per odd order (``k = sum_r sigma_r^2 e_r(s * s')``, isotropic): even with each
+game's true per-order variances (an oracle) it was x1.12-1.42 on wine, x1.01-1.03 on diabetes
+and x0.91-0.99 on tanh16 at 64-256 evaluations against the current average, so per-player
+scales matter more than the per-order profile, and it was not built.
+
 Design (default ``allocation="optimal"``): with the hyperparameters fixed, the posterior
 variance of the Shapley values does not depend on the observed values, so the pairs can be
 chosen before any model call to minimise it — greedily, A-optimal under the isotropic kernel at
@@ -113,6 +142,16 @@ _SEARCH_PAIRS = 256
 _KEEP_ISO = 4
 _KEEP_ARD = 2
 _QUAD_ELEMENTS = 4 * 1024**2
+#: Weight of the sign-aware kernel's rank-one term relative to the product kernel's mean diagonal
+#: (chosen on the wine, diabetes and tanh16 games at 64-256 evaluations among 0.3-1,000: the
+#: errors moved by < 2% over 1-1,000; the model average sets how much it counts).
+_SIGN_RHO = 10.0
+#: The sign-aware kernel joins the average up to this many pairs per player: on the wine game it
+#: cut the error by 5-24% at 64-256 evaluations (up to 9.8 pairs per player) and raised it by
+#: 6% at 512 (19.6 per player), where the product kernels alone already resolve the order-3
+#: terms and the marginal likelihood, which does not see that ``a`` was estimated from the same
+#: pairs, over-weights it.
+_SIGN_PAIRS_PER_PLAYER = 10
 
 
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,6 +255,7 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
                 jitter: float, shared: bool, lin: torch.Tensor,
                 dist: tuple[torch.Tensor, torch.Tensor] | None = None,
                 terms: tuple[torch.Tensor, torch.Tensor] | None = None,
+                low_rank: tuple[torch.Tensor, torch.Tensor, float] | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Posterior Shapley values for columns ``y`` (``C x K``) under kernels ``(lam, tau)``.
 
@@ -228,6 +268,9 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
     ``w``-weighted Hamming distances and ``sum(w)`` — so the kernel is two exponentials away.
     ``terms``: optional precomputed ``(_shapley_of_kernel(s, c), _prior_var(c))`` for ``lam``
     (they do not depend on ``tau``).
+    ``low_rank``: optional ``(F G x K, P G x n, rho)`` adding ``rho * kbar * F F^T`` to the
+    kernel (``kbar`` the product kernel's mean diagonal), with ``P`` the Shapley values of
+    ``z -> F(z) / 2`` (the sign-aware kernel, :func:`_sign_terms`).
 
     Returns ``(loglik C, phi C x n, var C x n, alpha C x K)``.
     """
@@ -238,9 +281,14 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
         dw, wsum = dist
         scale = (lam.sum(-1) / wsum)[:, None, None]
         k = torch.exp(-scale * dw).sub_(torch.exp(-scale * (wsum[:, None, None] - dw))).mul_(0.5)
-    jit = jitter * torch.diagonal(k, dim1=-2, dim2=-1).mean(-1)  # G
+    kbar = torch.diagonal(k, dim1=-2, dim2=-1).mean(-1)  # G
+    jit = jitter * kbar
     if bool((tau != 0).any()):
         k.add_(tau[:, None, None] * lin[None])
+    if low_rank is not None:
+        feat, shap_feat, rho = low_rank
+        wlr = rho * kbar  # G
+        k.add_(wlr[:, None, None] * feat[:, :, None] * feat[:, None, :])
     chol = _cholesky(k, m, jit)
     del k
     yy = y.T[None] if shared else y[:, :, None]  # 1 x K x C  or  C x K x 1
@@ -254,8 +302,12 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
         c = torch.tanh(lam / 2)
         terms = _shapley_of_kernel(s, c), _prior_var(c)
     g = terms[0] + tau[:, None, None] * s[None] / n  # G x K x n
+    prior = terms[1] + tau[:, None] / n  # G x n
+    if low_rank is not None:
+        g = g + wlr[:, None, None] * feat[:, :, None] * shap_feat[:, None, :]
+        prior = prior + wlr[:, None] * shap_feat**2
     lg = torch.linalg.solve_triangular(chol, g, upper=False)
-    pv = (terms[1] + tau[:, None] / n - (lg**2).sum(1)).clamp_min(0.0)  # G x n
+    pv = (prior - (lg**2).sum(1)).clamp_min(0.0)  # G x n
     var = sigma2[:, None] * pv
     if shared:
         return loglik, alpha[0].T @ g[0], var, alpha[0].T
@@ -330,12 +382,74 @@ def _ard_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, phi_iso:
             for part in parts]
 
 
+def _sign_terms(sa: torch.Tensor, a: torch.Tensor,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sign-aware order-3 feature of each column's main-effect estimate ``a`` (``C x n``).
+
+    ``F(s) = e_3(a * s) / sqrt(e_3(a^2))`` (``e_3`` the elementary symmetric polynomial of
+    degree 3, by Newton's identity ``e_3 = (p_1^3 - 3 p_1 p_2 + 2 p_3) / 6`` of the power sums
+    ``p_k``; ``p_2 = sum_j a_j^2`` does not depend on ``s``), normalised to unit average square
+    over all coalitions, and ``P_i`` the Shapley value of ``z -> F(s(z)) / 2``:
+    ``a_i e_2(a without i) / (3 sqrt(e_3(a^2)))`` (the Shapley value of ``s_T`` is ``2 / |T|``
+    for each ``i in T``). Returns ``(F C x K, P C x n, ok C)``; ``ok`` is false where ``a`` has
+    fewer than three clearly non-zero entries (no order-3 direction), and ``F``, ``P`` are zero
+    there.
+    """
+    a = a / a.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+    a2 = a * a
+    q1, q2, q3 = a2.sum(-1), (a2 * a2).sum(-1), (a2 * a2 * a2).sum(-1)  # C
+    norm = (q1**3 - 3.0 * q1 * q2 + 2.0 * q3) / 6.0  # e_3(a^2)
+    ok = norm > 1e-10 * q1**3
+    root = torch.where(ok, norm, torch.ones_like(norm)).sqrt()
+    p1, p3 = a @ sa.T, (a2 * a) @ sa.T  # C x K
+    feat = (p1**3 - 3.0 * p1 * q1[:, None] + 2.0 * p3) / 6.0 / root[:, None]
+    rest = a.sum(-1, keepdim=True) - a  # sum over j != i
+    e2 = (rest**2 - (q1[:, None] - a2)) / 2.0
+    shap = a * e2 / 3.0 / root[:, None]
+    okf = ok[:, None].to(feat.dtype)
+    return feat * okf, shap * okf, ok
+
+
+def _sign_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, phi: torch.Tensor,
+               lam: torch.Tensor, tau: torch.Tensor) -> _Post:
+    """The sign-aware kernel, per column: its product kernel ``(lam, tau)`` (the best one found)
+    plus ``_SIGN_RHO * kbar * F F^T`` for the column's order-3 feature ``F`` of the model
+    average's Shapley values ``phi`` (:func:`_sign_terms`). Columns without an order-3
+    direction get log-likelihood ``-inf`` (no weight in the average)."""
+    cols = y.shape[0]
+    kc = sa.shape[0]
+    lin = sa @ sa.T / sa.shape[1]
+    chunk = int(max(1, _CHUNK_BYTES // (8 * kc * kc * 3)))
+    parts: list[_Post] = []
+    for start in range(0, cols, chunk):
+        stop = min(start + chunk, cols)
+        feat, shap, ok = _sign_terms(sa, phi[start:stop])
+        ll, ph, var, alpha = _gp_columns(sa, y[start:stop], lam[start:stop], tau[start:stop], m,
+                                         jitter, shared=False, lin=lin,
+                                         low_rank=(feat, shap, _SIGN_RHO))
+        ll = torch.where(ok, ll, torch.full_like(ll, -torch.inf))
+        parts.append((ll, ph, var, lam[start:stop], tau[start:stop], alpha))
+    return tuple(torch.cat([p[j] for p in parts]) for j in range(6))  # type: ignore[return-value]
+
+
 def _best(pool: list[_Post]) -> dict[str, torch.Tensor]:
     best: dict[str, torch.Tensor] | None = None
     for ll, phi, var, lam, tau, alpha in pool:
         best = _select(best, ll, phi=phi, var=var, lam=lam, tau=tau, alpha=alpha)
     assert best is not None
     return best
+
+
+def _average(pool: list[_Post]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and variance of the Shapley values averaged over the kernels of ``pool``
+    with weights proportional to their marginal likelihoods (the variance includes their
+    spread)."""
+    ll_all = torch.stack([p[0] for p in pool], 1)  # C x G
+    wts = torch.softmax(ll_all, 1)[..., None]
+    phis = torch.stack([p[1] for p in pool], 1)  # C x G x n
+    phi = (wts * phis).sum(1)
+    var = (wts * (torch.stack([p[2] for p in pool], 1) + phis**2)).sum(1) - phi**2
+    return phi, var.clamp_min(0.0)
 
 
 def _search_subset(m: int, size: int) -> torch.Tensor:
@@ -347,6 +461,7 @@ def _search_subset(m: int, size: int) -> torch.Tensor:
 
 def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard: bool = True,
                    jitter: float = 1e-9, average: bool = True, search_pairs: int | None = None,
+                   sign: bool = True,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GP posterior Shapley values from complementary pairs.
 
@@ -366,11 +481,14 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             fitted on every pair (6 factorisations of the full pair matrix for one column
             instead of 18; 2 more per further column instead of 3). ``None``: ``_SEARCH_PAIRS``
             (256). default=None.
+        sign: with ``average`` and at most ``10 n`` pairs, add the sign-aware kernel to the
+            average (see the module docstring; one factorisation per column). default=True.
 
     Returns:
         ``(phi C x n, var C x n, lam C x n, tau C, alpha C x (m+1))``: posterior means and
-        variances of the Shapley values, the chosen kernel and the representer weights (training
-        points are ``s`` then the all-ones pair).
+        variances of the Shapley values, the chosen product kernel and its representer weights
+        (training points are ``s`` then the all-ones pair; the sign-aware kernel is never the
+        one returned, so :func:`gp_predict` applies).
     """
     m, n = s.shape
     cols = d.shape[0]
@@ -403,12 +521,14 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     best = _best(pool)
     phi, var = best["phi"], best["var"]
     if average:
-        ll_all = torch.stack([p[0] for p in pool], 1)  # C x G
-        wts = torch.softmax(ll_all, 1)[..., None]
-        phis = torch.stack([p[1] for p in pool], 1)  # C x G x n
-        phi = (wts * phis).sum(1)
-        var = (wts * (torch.stack([p[2] for p in pool], 1) + phis**2)).sum(1) - phi**2
-        var = var.clamp_min(0.0)
+        phi, var = _average(pool)
+        if sign and n >= 3 and m <= _SIGN_PAIRS_PER_PLAYER * n:
+            ll, ph, vs, lam_s, tau_s, alpha_s = _sign_pass(sa, y, m, jitter, phi, best["lam"],
+                                                            best["tau"])
+            # its direction was estimated from the same pairs: never let it claim a smaller
+            # posterior variance than its product kernel alone
+            pool.append((ll, ph, torch.maximum(vs, best["var"]), lam_s, tau_s, alpha_s))
+            phi, var = _average(pool)
     # Condition on efficiency (removes the rounding-level gap left by the jitter).
     gap = delta - phi.sum(-1)
     share = torch.where(var.sum(-1, keepdim=True) > 0, var / var.sum(-1, keepdim=True).clamp_min(1e-300),
@@ -454,12 +574,13 @@ class GPShapley(Method):
     scales proportional to the first estimate (ARD). The standard errors are the posterior
     standard deviations. Efficiency holds exactly; a budget of ``2^n`` gives the exact value.
 
-    Accuracy (benchmarks/bench_shapley_accuracy.py, 10 points, budgets 64-2048): relative
-    error 0.37-0.56x the best of Captum, SHAP and shapiq 1.8 on a wine MLP (probability),
-    0.6-0.8x on a diabetes regression MLP and on a random tanh network, 0.71-0.85x on a random
-    ReLU network (probability; never tuned on), 0.7-0.8x from 256 evaluations on a
-    breast-cancer MLP logit (30 players), where permutation sampling is as good or better at
-    64-128 evaluations.
+    Accuracy (benchmarks/bench_shapley_accuracy.py, 10 points, seed 0, budgets 64-2048):
+    relative error 0.22-0.34x the best of Captum, SHAP and shapiq 1.8 on a wine MLP
+    (probability), 0.35-0.65x on a diabetes regression MLP (exact from 1,024), 0.34-0.64x on a
+    random tanh network, 0.41-0.53x on a random ReLU network (probability), 0.04-0.22x on a
+    logistic regression on digits, 0.57-0.67x on a random ReLU network's logit, 0.43-0.82x on a
+    breast-cancer MLP logit (30 players; 0.82x at 64 evaluations) and 0.14-0.58x on a
+    breast-cancer logistic regression (probability).
 
     Cost: the same evaluations as ``kernel_shap`` (``2 + 2 * pairs``; the smallest budget is 6,
     default budget ``min(2^n, 2048)``), plus, once per call, the optimal design (``m`` greedy
@@ -497,6 +618,8 @@ class GPShapley(Method):
         max_pairs: most pairs the GP is fitted on. default=1024.
         max_solve_flops: estimated arithmetic of the GP fits above which the call hands over to
             ``kernel_shap`` (see above); ``float("inf")`` never hands over. default=1e11.
+        sign_kernel: add the sign-aware order-3 kernel to the model average (see the module
+            docstring). default=True.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -513,13 +636,15 @@ class GPShapley(Method):
     paper = "tribute: Gaussian-process regression of the game in the Walsh basis (this library)"
     constraints = declare({"allocation": Options(_ALLOCATIONS),
                            "ard": InstanceOf((bool,), "True or False"),
+                           "sign_kernel": InstanceOf((bool,), "True or False"),
                            "max_pairs": Interval(int, 2),
                            "max_solve_flops": Interval(float, 0.0)})
 
     def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
-                 max_solve_flops: float = 1e11) -> None:
+                 max_solve_flops: float = 1e11, sign_kernel: bool = True) -> None:
         self.allocation = allocation
         self.ard = ard
+        self.sign_kernel = sign_kernel
         self.max_pairs = max_pairs
         self.max_solve_flops = max_solve_flops
 
@@ -551,6 +676,8 @@ class GPShapley(Method):
             if fit > _SEARCH_PAIRS:
                 total += (min(15, _KEEP_ISO * outputs)
                           + (_KEEP_ARD * outputs if self.ard else 0)) * per_kernel(fit + 1)
+            if self.sign_kernel and n >= 3 and fit == m and m <= _SIGN_PAIRS_PER_PLAYER * n:
+                total += outputs * per_kernel(fit + 1)
         return float(total)
 
     def _design(self, n: int, pairs: int) -> str:
@@ -610,7 +737,8 @@ class GPShapley(Method):
         extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": counts.tolist()}
         if m <= self.max_pairs:
             params["path"] = "gp"
-            phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard)
+            phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard,
+                                                 sign=self.sign_kernel)
             stderr = var.sqrt()
         else:
             params["path"] = "gp+adjustment"
