@@ -183,7 +183,8 @@ class Engine:
         self.max_memory = resolve_max_memory(max_memory)
         self.n_rows = 0
         self.n_passes = 0
-        self._n_params = (
+        known = getattr(model, "n_params", None)  # TorchModel counts them once (issue #9)
+        self._n_params = int(known) if isinstance(known, int) else (
             sum(p.numel() for p in model.module.parameters()) if model.module is not None else 0
         )
         self._rate: float | None = None  # rows/s of this engine's last long run (estimates)
