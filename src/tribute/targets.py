@@ -226,8 +226,26 @@ class Target:
         if out.ndim == 1:
             return out[:, None]
         assert self.index is not None
+        cols = self.shared_columns()
+        if cols is not None and out.ndim == 2:
+            # every sample explains the same class(es): one column pick instead of a per-row
+            # index gather (the same values)
+            return out.index_select(1, cols.to(out.device))
         idx = self.index.to(out.device)[sample]
         return out.gather(1, idx)
+
+    def shared_columns(self) -> torch.Tensor | None:
+        """The class indices (``targets`` long) when every sample has the same ones, else None
+        (callables, regression). Read once per index tensor (and again if it is modified)."""
+        idx = self.index
+        if self.fn is not None or idx is None:
+            return None
+        memo = self.__dict__.get("_columns")
+        if memo is not None and memo[0] is idx and memo[1] == idx._version:
+            return memo[2]  # type: ignore[no-any-return]
+        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
+        self.__dict__["_columns"] = (idx, idx._version, cols)
+        return cols
 
     def to_numpy(self) -> np.ndarray | None:
         if self.index is None:

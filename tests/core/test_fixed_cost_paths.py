@@ -134,3 +134,27 @@ def test_empty_coalition_is_kept_only_when_every_sample_has_it(shared):
     g.value(per)
     kept = g.peek_empty()
     assert kept is not None and torch.equal(kept, g.value(torch.zeros(1, 4))[:, 0])
+
+
+def test_shared_columns_follow_the_target_index_and_its_changes():
+    ref = torch.randn(3, 4)
+    t = resolve_target(2, "raw", ref, 3)
+    out = torch.randn(6, 4)
+    sample = torch.tensor([0, 0, 1, 1, 2, 2])
+    cols = t.shared_columns()
+    assert cols is not None and cols.tolist() == [2]
+    assert torch.equal(t.select(out, sample), out[:, 2:3])
+    assert t.index is not None
+    t.index[1, 0] = 0  # modified in place: no longer shared, rows pick per sample again
+    assert t.shared_columns() is None
+    assert torch.equal(t.select(out, sample), out.gather(1, t.index[sample]))
+    t.index = torch.full((3, 1), 3, dtype=torch.long)  # replaced: read again
+    assert torch.equal(t.select(out, sample), out[:, 3:4])
+    per = resolve_target(np.array([0, 1, 3]), "raw", ref, 3)
+    assert per.shared_columns() is None
+    assert per.index is not None and torch.equal(per.select(out, sample),
+                                                 out.gather(1, per.index[sample]))
+    multi = resolve_target([3, 1], "raw", ref, 3)
+    mcols = multi.shared_columns()
+    assert mcols is not None and mcols.tolist() == [3, 1]
+    assert torch.equal(multi.select(out, sample), out[:, [3, 1]])

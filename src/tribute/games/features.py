@@ -1182,16 +1182,7 @@ class FeatureGame(Game):
 
     def _shared_columns(self) -> torch.Tensor | None:
         """The class indices when every sample has the same ones (``targets`` long), else None."""
-        t = self.target
-        if t.fn is not None or t.index is None:
-            return None
-        cached = self.__dict__.get("_cols_cache")
-        if cached is not None and cached[0] is t:
-            return cached[1]  # type: ignore[no-any-return]
-        idx = t.index
-        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
-        self._cols_cache = (t, cols)
-        return cols
+        return self.target.shared_columns()
 
     # ------------------------------------------------------------- helpers for methods
     def inputs_flat(self) -> torch.Tensor:
