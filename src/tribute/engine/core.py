@@ -449,5 +449,7 @@ class Engine:
             for target_grads in per_target:
                 gi = target_grads[i]
                 stacked.append(gi if gi is not None else torch.zeros_like(leaf))
-            grads.append(torch.stack(stacked, dim=1).detach())
+            # one target: a view with the target axis (the same values, no copy)
+            grads.append((stacked[0].unsqueeze(1) if n_t == 1 else torch.stack(stacked, dim=1))
+                         .detach())
         return vals.detach(), grads

@@ -711,7 +711,7 @@ class FeatureGame(Game):
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
-            bk = r // mb
+            bk = r // mb if mb > 1 else r
             if mb == 1:  # background weight 1: nothing to scale (x * 1.0 is x exactly)
                 vals_out[start:stop] += vals.to("cpu", torch.float64)
                 g = grads[0].to("cpu", torch.float64)
