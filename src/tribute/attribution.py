@@ -12,6 +12,7 @@ Attributions save to a single ``.npz`` file with a JSON header and load back wit
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,7 +65,7 @@ class Layout:
             parts: list[torch.Tensor] = []
             start = 0
             for shape in self.input_shapes:
-                size = int(np.prod(shape, dtype=np.int64))
+                size = math.prod(shape)
                 parts.append(t[..., start : start + size].reshape(*lead, *shape))
                 start += size
             out: Any = tuple(self._convert(p) for p in parts)

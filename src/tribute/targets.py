@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -226,8 +226,26 @@ class Target:
         if out.ndim == 1:
             return out[:, None]
         assert self.index is not None
+        cols = self.shared_columns()
+        if cols is not None and out.ndim == 2:
+            # every sample explains the same class(es): one column pick instead of a per-row
+            # index gather (the same values)
+            return out.index_select(1, cols.to(out.device))
         idx = self.index.to(out.device)[sample]
         return out.gather(1, idx)
+
+    def shared_columns(self) -> torch.Tensor | None:
+        """The class indices (``targets`` long) when every sample has the same ones, else None
+        (callables, regression). Read once per index tensor (and again if it is modified)."""
+        idx = self.index
+        if self.fn is not None or idx is None:
+            return None
+        memo = self.__dict__.get("_columns")
+        if memo is not None and memo[0] is idx and memo[1] == idx._version:
+            return memo[2]  # type: ignore[no-any-return]
+        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
+        self.__dict__["_columns"] = (idx, idx._version, cols)
+        return cols
 
     def to_numpy(self) -> np.ndarray | None:
         if self.index is None:
@@ -272,7 +290,9 @@ def resolve_target(
     _check_reference_kind(reference, output, model_output, assumed)
     if output == "kl":
         return _resolve_kl(target, reference, model_output)
-    return replace(_resolve(target, output, reference, batch), model_output=model_output)
+    resolved = _resolve(target, output, reference, batch)
+    resolved.model_output = model_output  # a fresh Target (dataclasses.replace costs ~10 us)
+    return resolved
 
 
 def _resolve_kl(target: TargetLike, reference: torch.Tensor, model_output: str) -> Target:
@@ -291,8 +311,8 @@ def _resolve_kl(target: TargetLike, reference: torch.Tensor, model_output: str) 
 
 
 def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, assumed: bool) -> None:
-    if ref.numel() == 0 or not ref.dtype.is_floating_point:
-        return
+    if ref.numel() == 0 or not ref.dtype.is_floating_point or output == "raw":
+        return  # both checks below concern a conversion (output != "raw")
     lo, hi = float(ref.min()), float(ref.max())
     if model_output == "probability" and output != "raw" and (lo < 0.0 or hi > 1.0):
         raise ModelOutputError(
@@ -363,7 +383,11 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     if isinstance(target, (bool, np.bool_)):
         raise InputError(f"target={target!r} is a boolean; pass a class index instead.")
     if isinstance(target, (int, np.integer)):
-        idx = _idx([int(target)], f"={int(target)}")
+        k = int(target)
+        if 0 <= k < n_classes:  # the common case without building an index tensor to check
+            return Target(torch.full((batch, 1), k, dtype=torch.long, device=device), None,
+                          output, False, [f"class {k}"])
+        idx = _idx([k], f"={k}")
         return Target(idx.expand(batch, 1).clone(), None, output, False, [f"class {int(target)}"])
     if isinstance(target, Sequence) and not isinstance(target, (torch.Tensor, np.ndarray)):
         if len(target) == 0:

@@ -196,7 +196,8 @@ class Engine:
         self.max_memory = resolve_max_memory(max_memory)
         self.n_rows = 0
         self.n_passes = 0
-        self._n_params = (
+        known = getattr(model, "n_params", None)  # TorchModel counts them once (issue #9)
+        self._n_params = int(known) if isinstance(known, int) else (
             sum(p.numel() for p in model.module.parameters()) if model.module is not None else 0
         )
         self._rate: float | None = None  # rows/s of this engine's last long run (estimates)
@@ -460,5 +461,7 @@ class Engine:
             for target_grads in per_target:
                 gi = target_grads[i]
                 stacked.append(gi if gi is not None else torch.zeros_like(leaf))
-            grads.append(torch.stack(stacked, dim=1).detach())
+            # one target: a view with the target axis (the same values, no copy)
+            grads.append((stacked[0].unsqueeze(1) if n_t == 1 else torch.stack(stacked, dim=1))
+                         .detach())
         return vals.detach(), grads

@@ -69,7 +69,7 @@ class Progress:
         self.plan: Callable[[float], str] | None = None  # message announcing a long run
         self.solve_seconds = 0.0
         self._ticker: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None  # made with the ticker (issue #9: ~5 us a call)
         if self.enabled:
             if stream is not sys.stderr or not _in_notebook():
                 from tqdm.std import tqdm
@@ -150,17 +150,21 @@ class Progress:
             return
         self._bar.set_postfix_str(text, refresh=False)
         if self._ticker is None:
+            self._stop = threading.Event()
             self._ticker = threading.Thread(target=self._tick, name="tribute-progress", daemon=True)
             self._ticker.start()
 
     def _tick(self) -> None:
-        while not self._stop.wait(0.5):
+        stop = self._stop
+        assert stop is not None
+        while not stop.wait(0.5):
             if time.perf_counter() - self._t0 >= self._delay:
                 self._bar.refresh()
 
     def close(self, complete: bool = False) -> None:
         """Finish the bar (once); ``complete`` fills it to its total first."""
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
             self._ticker = None

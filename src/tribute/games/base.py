@@ -291,12 +291,13 @@ class Game(ABC):
         """
         if self._empty is not None or masks.shape[-2] == 0:
             return
-        empty = (masks == 0).all(-1)  # (K,) shared or (batch, K) per sample
-        if empty.ndim == 2:
-            empty = empty.all(0)
-        hit = empty.nonzero().flatten()
-        if hit.numel():
-            self._empty = vals[:, int(hit[0])].detach().double().cpu().clone()
+        some = masks.any(-1)  # (K,) shared or (batch, K) per sample: not the empty coalition
+        if some.ndim == 2:
+            some = some.any(0)
+        if bool(some.all()):  # the common case: no empty coalition (one reduction)
+            return
+        hit = int((~some).nonzero()[0, 0])
+        self._empty = vals[:, hit].detach().double().cpu().clone()
 
     def efficiency_gap(self, phi: torch.Tensor) -> torch.Tensor:
         """``sum(phi) - (v(all) - v(none))`` per sample and target (``batch x targets``)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -216,6 +217,9 @@ def _check_finite(x: torch.Tensor, name: str, allow_nan: bool = False) -> None:
     model does, e.g. ``tree_shap``: the trees route them)."""
     if not x.dtype.is_floating_point:
         return
+    if x.numel() == 0 or math.isfinite(float(x.sum())):
+        return  # one reduction: a NaN/Inf anywhere makes the sum non-finite (an overflowing
+        # sum of finite values is told apart by the full check below)
     ok = torch.isfinite(x) | torch.isnan(x) if allow_nan else torch.isfinite(x)
     if not bool(ok.all()):
         bad = (~ok).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
@@ -240,10 +244,10 @@ class _Input:
     groups: torch.Tensor | None  # (D,) or (batch, D) long; None = dense slice
     offset: int  # first player id (dense only)
     is_int: bool
+    size: int = field(init=False)  # elements per sample (x's second axis)
 
-    @property
-    def size(self) -> int:
-        return int(self.x.shape[1])
+    def __post_init__(self) -> None:
+        self.size = int(self.x.shape[1])
 
 
 class FeatureGame(Game):
@@ -491,9 +495,17 @@ class FeatureGame(Game):
         store: list[torch.Tensor] = []
         device = self.model.device
 
+        per_row = bool(self.forward_args or self.forward_kwargs)
+
         def build(start: int, stop: int) -> Rows:
             b = torch.arange(start, stop, device=device)
-            xs = tuple(inp.x[b].reshape(stop - start, *inp.shape) for inp in self.inputs)
+            # rows start..stop-1 are samples start..stop-1: a fresh copy of the slice (no index
+            # gather; a copy as before, since a view at an offset can meet other kernels)
+            xs = tuple(inp.x[start:stop].reshape(stop - start, *inp.shape)
+                       .clone(memory_format=torch.contiguous_format)
+                       for inp in self.inputs)
+            if not per_row:
+                return Rows(inputs=xs, sample=b)
             extra, kw = self._rows_extra(b)
             return Rows(inputs=xs, sample=b, extra=extra, kwargs=kw)
 
@@ -631,7 +643,9 @@ class FeatureGame(Game):
         b_total, t_count, mb = self.n_samples, self.n_targets, self.n_background
         device = self.model.device
         masks_d = masks.to(device=device, dtype=self.compute_dtype)
-        out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
+        # every row is written by the sink (copied for one background row, summed otherwise)
+        out = (torch.empty if mb == 1 else torch.zeros)(b_total * k_count, t_count,
+                                                         dtype=torch.float64)
 
         # Fast path (shared masks, one baseline row per sample, real inputs): compose rows by
         # broadcasting element masks over samples instead of gathering per row (see
@@ -697,7 +711,7 @@ class FeatureGame(Game):
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
-            bk = r // mb
+            bk = r // mb if mb > 1 else r
             if mb == 1:  # background weight 1: nothing to scale (x * 1.0 is x exactly)
                 vals_out[start:stop] += vals.to("cpu", torch.float64)
                 g = grads[0].to("cpu", torch.float64)
@@ -1168,16 +1182,7 @@ class FeatureGame(Game):
 
     def _shared_columns(self) -> torch.Tensor | None:
         """The class indices when every sample has the same ones (``targets`` long), else None."""
-        t = self.target
-        if t.fn is not None or t.index is None:
-            return None
-        cached = self.__dict__.get("_cols_cache")
-        if cached is not None and cached[0] is t:
-            return cached[1]  # type: ignore[no-any-return]
-        idx = t.index
-        cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
-        self._cols_cache = (t, cols)
-        return cols
+        return self.target.shared_columns()
 
     # ------------------------------------------------------------- helpers for methods
     def inputs_flat(self) -> torch.Tensor:
@@ -1291,11 +1296,13 @@ def _background_weights(weights: Any, m: int) -> torch.Tensor | None:
 
 def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: int,
                     name: str, allow_missing: bool = False) -> tuple[torch.Tensor, str]:
-    d = int(np.prod(shape, dtype=np.int64))
+    d = math.prod(shape)
     force_bg = isinstance(value, Background)
     if force_bg:
         value = value.data
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if x.dtype in (torch.float32, torch.float64):  # one fill, rounded the same way
+            return torch.full((1, d), float(value), dtype=x.dtype, device=x.device), "single"
         return torch.full((1, d), float(value), dtype=torch.float64).to(x.dtype), "single"
     if value is None:
         raise InputError(f"{name} is None; pass 0.0, an array broadcastable to one sample, one per sample, or a background set.")

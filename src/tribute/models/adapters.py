@@ -126,11 +126,24 @@ class TorchModel(ModelAdapter):
         self.fn = model
         self.module = model if isinstance(model, torch.nn.Module) else None
         self.differentiable = differentiable
-        self.device = _module_device(self.module) if self.module is not None else torch.device("cpu")
-        self._param_dtype = _module_dtype(self.module) if self.module is not None else None
-        self._device_known = self.module is not None and any(
-            True for _ in _tensors_of(self.module)
-        )
+        # one walk over the parameters (then the buffers, only when needed) gives the device,
+        # the floating dtype and the parameter count (four walks before: issue #9, ~30 us of a
+        # small model's ~0.8 ms per call)
+        self.device = torch.device("cpu")
+        self._param_dtype: torch.dtype | None = None
+        self._device_known = False
+        #: parameters of the module (the engine caps chunks of very large models)
+        self.n_params = 0
+        if self.module is not None:
+            params: list[torch.Tensor] = list(self.module.parameters())
+            self.n_params = sum(p.numel() for p in params)
+            tensors: list[torch.Tensor] = list(params)
+            if not params or not any(p.dtype.is_floating_point for p in params):
+                tensors = params + list(self.module.buffers())
+            if tensors:
+                self.device, self._device_known = tensors[0].device, True
+                self._param_dtype = next(
+                    (t.dtype for t in tensors if t.dtype.is_floating_point), None)
 
     def adopt_device(self, device: torch.device) -> None:
         """Parameter-free models and plain callables run where the inputs are."""

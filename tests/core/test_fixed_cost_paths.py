@@ -1,0 +1,160 @@
+"""Issue #9 (fixed cost per call): the cheaper paths give what the general ones gave.
+
+Each shortcut taken to cut a small model's per-call cost is checked against the long way:
+the adapter's one walk over the parameters, the one-reduction finiteness check (including a
+finite input whose sum overflows), the direct int-target path (and its out-of-range error),
+the scalar baseline fill, and ``v(empty)`` caught from the methods' own coalitions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tribute
+from tribute.errors import InputError
+from tribute.games.features import FeatureGame, _check_finite, _parse_baseline
+from tribute.models import TorchModel, as_model
+from tribute.targets import resolve_target
+
+
+class _BuffersOnly(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.ones(3, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.w
+        assert isinstance(w, torch.Tensor)
+        return x @ w[:, None]
+
+
+class _IntParamThenFloatBuffer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = nn.Parameter(torch.ones(2, dtype=torch.long), requires_grad=False)
+        self.register_buffer("s", torch.ones(1, dtype=torch.float16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _walks(module: nn.Module) -> tuple[torch.device, torch.dtype | None, bool, int]:
+    """The long way: parameters then buffers, as the adapter read them before."""
+    tensors = [*module.parameters(), *module.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    dtype = next((t.dtype for t in tensors if t.dtype.is_floating_point), None)
+    return device, dtype, bool(tensors), sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Linear(13, 4), nn.ReLU(), nn.Linear(4, 2)),
+    lambda: nn.Linear(3, 2).double(),
+    _BuffersOnly,
+    _IntParamThenFloatBuffer,
+    nn.ReLU,  # no tensors at all
+])
+def test_adapter_reads_device_dtype_and_size_in_one_walk(make):
+    m = make()
+    a = as_model(m, "torch")
+    assert isinstance(a, TorchModel)
+    device, dtype, known, n = _walks(m)
+    assert (a.device, a._param_dtype, a._device_known, a.n_params) == (device, dtype, known, n)
+    assert a.compute_dtype(torch.float32) == (dtype or torch.float32)
+
+
+def test_finite_check_one_reduction_still_names_the_bad_sample():
+    _check_finite(torch.tensor([[3e38, 3e38], [1.0, 2.0]]), "inputs")  # sum overflows: fine
+    _check_finite(torch.empty(0, 3), "inputs")
+    for bad, kind in ((float("nan"), "NaN"), (float("inf"), "Inf"), (-float("inf"), "Inf")):
+        x = torch.zeros(4, 3)
+        x[2, 1] = bad
+        with pytest.raises(InputError, match=rf"inputs contains {kind} values in sample\(s\) \[2\]"):
+            _check_finite(x, "inputs")
+    nan = torch.zeros(2, 2)
+    nan[1, 0] = float("nan")
+    _check_finite(nan, "inputs", allow_nan=True)  # tree_shap reads NaN
+    nan[0, 0] = float("inf")
+    with pytest.raises(InputError, match=r"Inf values in sample\(s\) \[0\]"):
+        _check_finite(nan, "inputs", allow_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16,
+                                   torch.long])
+@pytest.mark.parametrize("value", [0.0, 0.1, -2.5, 1 / 3, 3, np.float32(0.7)])
+def test_scalar_baseline_is_the_value_rounded_once(dtype, value):
+    x = torch.zeros(2, 5, dtype=dtype)
+    base, mode = _parse_baseline(value, x, (5,), 2, "baseline")
+    want = torch.full((1, 5), float(value), dtype=torch.float64).to(dtype)
+    assert mode == "single" and base.dtype == dtype and torch.equal(base, want)
+
+
+def test_int_target_direct_path_matches_the_index_path_and_refuses_out_of_range():
+    ref = torch.randn(4, 3)
+    t = resolve_target(2, "logit", ref, 4)
+    assert t.index is not None and torch.equal(t.index, torch.full((4, 1), 2, dtype=torch.long))
+    assert (t.multi, t.names, t.model_output) == (False, ["class 2"], "logit")
+    t_np = resolve_target(np.int64(1), "raw", ref, 4, "probability")
+    assert t_np.index is not None and torch.equal(t_np.index, torch.ones(4, 1, dtype=torch.long))
+    assert t_np.model_output == "probability"
+    for bad in (3, -1):
+        with pytest.raises(InputError, match=rf"target ={bad} has class index {bad}, out of range"):
+            resolve_target(bad, "raw", ref, 4)
+
+
+def test_probability_checks_still_run_when_the_output_is_converted():
+    probs = torch.tensor([[0.2, 0.8], [0.5, 0.5]])
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        resolve_target(0, "prob", probs, 2, "logit", assumed=True)
+    with pytest.raises(tribute.errors.ModelOutputError, match="outside"):
+        resolve_target(0, "log_prob", probs * 3, 2, "probability")
+    resolve_target(0, "raw", probs * 3, 2, "probability")  # raw: nothing converted, no check
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_empty_coalition_is_kept_only_when_every_sample_has_it(shared):
+    torch.manual_seed(0)
+    m = nn.Linear(4, 1)
+    g = FeatureGame(as_model(m, "torch"), torch.randn(3, 4), baseline=0.5)
+    masks = torch.ones(5, 4)
+    masks[3] = 0.0
+    if shared:
+        g.value(masks)
+        kept = g.peek_empty()
+        assert kept is not None and torch.equal(kept, g.value(torch.zeros(1, 4))[:, 0])
+        return
+    per = masks.expand(3, 5, 4).clone()
+    per[1, 3, 2] = 1.0  # coalition 3 is not empty for sample 1
+    g.value(per)
+    assert g.peek_empty() is None
+    per[1, 3, 2] = 0.0
+    per[0, 1] = 0.0  # coalition 1 empty for sample 0 only; 3 empty for all
+    g.value(per)
+    kept = g.peek_empty()
+    assert kept is not None and torch.equal(kept, g.value(torch.zeros(1, 4))[:, 0])
+
+
+def test_shared_columns_follow_the_target_index_and_its_changes():
+    ref = torch.randn(3, 4)
+    t = resolve_target(2, "raw", ref, 3)
+    out = torch.randn(6, 4)
+    sample = torch.tensor([0, 0, 1, 1, 2, 2])
+    cols = t.shared_columns()
+    assert cols is not None and cols.tolist() == [2]
+    assert torch.equal(t.select(out, sample), out[:, 2:3])
+    assert t.index is not None
+    t.index[1, 0] = 0  # modified in place: no longer shared, rows pick per sample again
+    assert t.shared_columns() is None
+    assert torch.equal(t.select(out, sample), out.gather(1, t.index[sample]))
+    t.index = torch.full((3, 1), 3, dtype=torch.long)  # replaced: read again
+    assert torch.equal(t.select(out, sample), out[:, 3:4])
+    per = resolve_target(np.array([0, 1, 3]), "raw", ref, 3)
+    assert per.shared_columns() is None
+    assert per.index is not None and torch.equal(per.select(out, sample),
+                                                 out.gather(1, per.index[sample]))
+    multi = resolve_target([3, 1], "raw", ref, 3)
+    mcols = multi.shared_columns()
+    assert mcols is not None and mcols.tolist() == [3, 1]
+    assert torch.equal(multi.select(out, sample), out[:, [3, 1]])
