@@ -358,7 +358,7 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
             t = t.long()
         if t.dtype == torch.bool or not (t.dtype.is_floating_point or t.dtype in _INT_DTYPES):
             raise InputError(f"target {what} must hold integer class indices; got dtype {t.dtype}.")
-        t = t.long()
+        t = t.to(torch.long, copy=True)  # never alias the caller's tensor (a later in-place edit)
         bad = (t < 0) | (t >= n_classes)
         if bool(bad.any()):
             first = t[bad].flatten()[0].item()

@@ -158,3 +158,19 @@ def test_shared_columns_follow_the_target_index_and_its_changes():
     mcols = multi.shared_columns()
     assert mcols is not None and mcols.tolist() == [3, 1]
     assert torch.equal(multi.select(out, sample), out[:, [3, 1]])
+
+
+def test_a_resolved_target_does_not_alias_the_callers_tensor() -> None:
+    """An in-place edit of the caller's target tensor after the game is built must not change
+    (or desynchronise the cached class columns of) the resolved target."""
+    from tribute.targets import resolve_target
+
+    ref = torch.softmax(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), 1)
+    user = torch.tensor([2, 2, 2, 2])
+    t = resolve_target(user, "raw", ref, 4)
+    cols = t.shared_columns()
+    assert cols is not None and cols.tolist() == [2]
+    user[0] = 0
+    assert t.index is not None and t.index[:, 0].tolist() == [2, 2, 2, 2]
+    out = torch.arange(12.0).reshape(4, 3)
+    assert t.select(out, torch.arange(4)).flatten().tolist() == [2.0, 5.0, 8.0, 11.0]
