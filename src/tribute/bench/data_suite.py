@@ -24,7 +24,8 @@ interval over test points, by ``loo_correlation`` where leave-one-out is afforda
 ``digits_mlp`` also has optional labels, run only when named (``--methods``): ensembles of
 ``n_models`` independently trained models (:meth:`tribute.games.data.DataGame.ensemble`) —
 ``influence_abs_ens2`` / ``influence_abs_ens3`` and ``trak_ens5`` / ``trak_ens10``; their
-seconds include training the extra models.
+seconds include training the extra models. ``influence_abs_half`` is ``influence(indefinite="abs",
+subset_fraction=0.5)``: gradients at the expected model of the score's random halves.
 """
 
 from __future__ import annotations
@@ -136,10 +137,11 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
             methods = {**_GRAD, "influence_abs": {"method": "influence", "indefinite": "abs"},
                        "influence_ekfac": ekfac, "trak": trak, "metagradient": {}, "freeshap": {},
                        "metagradient_2nd": {"method": "metagradient", "curvature_probes": 16}}
-        optional = {} if name == "digits_logistic" else {
+        optional: dict[str, dict[str, Any]] = {} if name == "digits_logistic" else {
             **{f"influence_abs_ens{k}": {"method": "influence", "indefinite": "abs", "n_models": k}
                for k in (2, 3)},
-            **{f"trak_ens{k}": {"method": "trak", **trak, "n_models": k} for k in (5, 10)}}
+            **{f"trak_ens{k}": {"method": "trak", **trak, "n_models": k} for k in (5, 10)},
+            "influence_abs_half": {"method": "influence", "indefinite": "abs", "subset_fraction": 0.5}}
         return DataCase(name, f"{name} (scikit-learn digits, n_train={n_train})", X, y, Xt, yt,
                         fit, fit(X, y, seed=0), methods, n_subsets=20 if tiny else 100,
                         flipped=flipped, images=(8, 8), small_drop=name == "digits_mlp",
