@@ -17,7 +17,9 @@ Variants (``--variants``, each one ``explain`` call timed on its own, LDS on the
 side by side): ``tangent`` (the plain metagradient), ``second_order`` (``curvature_probes=
 --probes``: tangent x (1 + leverage)), ``expected`` (``points=--points``,
 ``drop_fraction=--drop-fraction``: mean of metagradients at Bernoulli masks) and
-``second_order+expected`` (both). Each row prints its cost: seconds and training replays.
+``second_order+expected`` (both) and ``second_order+retrain`` (``retrain_top=--retrain-top``:
+exact leave-one-out for the examples of largest leverage). Each row prints its cost: seconds
+and training replays.
 
 **Ceiling of additive attribution** (``--ceiling loo,datamodel``): LDS is a rank correlation of
 a *sum of per-example credits* with the truth, so what any additive credit can reach bounds
@@ -69,6 +71,8 @@ VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "expected": lambda a: {"points": a.points, "drop_fraction": a.drop_fraction},
     "second_order+expected": lambda a: {"curvature_probes": a.probes, "points": a.points,
                                         "drop_fraction": a.drop_fraction},
+    "second_order+retrain": lambda a: {"curvature_probes": a.probes,
+                                       "retrain_top": a.retrain_top},
 }
 
 
@@ -288,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probes", type=int, default=16, help="curvature_probes of second_order")
     ap.add_argument("--points", type=int, default=2, help="points of expected")
     ap.add_argument("--drop-fraction", type=float, default=0.02, help="q of expected")
+    ap.add_argument("--retrain-top", type=int, default=25,
+                    help="retrain_top of second_order+retrain (exact LOO of the top leverages)")
     ap.add_argument("--ceiling", default="", help="comma list of loo, datamodel: what an "
                     "additive attribution reaches (exact leave-one-out; ridge datamodels)")
     ap.add_argument("--datamodel-retrains", type=int, nargs="+", default=[250, 500, 1000],
