@@ -50,7 +50,11 @@ raises the explained output; credits of a dropped set sum to the predicted chang
   about as well as ranking by the size of the credits. Leverage is the rank-one self term's
   own warning sign (Cook 1977: the Sherman–Morrison factor ``1/(1 - h)`` is unbounded as
   ``h -> 1``): where the second-order expansion is least trustworthy, the exact secant is
-  bought by retraining.
+  bought by retraining. LDS at 1 / 3 / 5% dropped with ``curvature_probes=16`` (m chosen on
+  seed 0; seeds 1 and 2 held out): seed 0 0.928 / 0.884 / 0.860 -> 0.957 / 0.949 / 0.936 with
+  ``retrain_top=25`` (0.946 / 0.927 / 0.901 with 10); seed 1 0.910 / 0.895 / 0.862 -> 0.948 /
+  0.946 / 0.934; seed 2 0.948 / 0.935 / 0.931 -> 0.974 / 0.971 / 0.969. Exact leave-one-out
+  for all 900 examples reaches 0.991 / 0.978 / 0.964 (seed 0).
 
 All are off by default (``curvature_probes=0, points=0, retrain_top=0``: the plain tangent,
 bit for bit).
