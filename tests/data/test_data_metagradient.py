@@ -185,3 +185,39 @@ def test_data_suite_scores_the_second_order_label() -> None:
         assert "error" not in rows[label], rows[label]
         assert np.isfinite(rows[label]["lds_drop5pct"])
     assert rows["metagradient_2nd"]["lds"] != rows["metagradient"]["lds"]
+
+
+def test_retrain_top_gives_the_highest_leverage_examples_their_exact_loo() -> None:
+    """Ridge, exact probes: the m largest hat-diagonal examples get the closed-form LOO change
+    tangent / (1 - h_i) (Sherman-Morrison); all others keep tangent * (1 + h_i)."""
+    c = _ridge()
+    tangent = _explain(c).values.numpy()
+    m = 4
+    attr = _explain(c, curvature_probes=10_000, retrain_top=m)
+    h = _hat_diagonal(c)
+    top = np.argsort(-h)[:m]
+    np.testing.assert_array_equal(np.sort(attr.extra["retrained"]), np.sort(top))
+    rest = np.setdiff1d(np.arange(len(h)), top)
+    vals = attr.values.numpy()
+    np.testing.assert_allclose(vals[:, top], tangent[:, top] / (1 - h[top]), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(vals[:, rest], tangent[:, rest] * (1 + h[rest]), rtol=1e-6,
+                               atol=1e-12)
+    assert attr.n_evals >= m + 1
+
+
+def test_retrain_top_refusals_and_model_left_as_it_was() -> None:
+    c = mlp_case(n=12, steps=5)
+    before = _state(c.model)
+    with pytest.raises(InputError, match=r"retrain_top=3.*curvature_probes"):
+        _explain(c, retrain_top=3)
+    with pytest.raises(InputError, match="retrain_top"):
+        _explain(c, retrain_top=-1)
+    grouped = tribute.TrainingData(c.X, c.y, fit=c.fit, groups=np.arange(12) // 2)
+    with pytest.raises(InputError, match=r"retrain_top=2.*groups"):
+        tribute.explain(c.model, c.X_test, method="metagradient", players=grouped,
+                        target=c.y_test, curvature_probes=2, retrain_top=2)
+    attr = _explain(c, curvature_probes=3, retrain_top=2)
+    assert len(attr.extra["retrained"]) == 2
+    after = _state(c.model)
+    assert before[1:] == after[1:]
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])

@@ -42,10 +42,26 @@ raises the explained output; credits of a dropped set sum to the predicted chang
   already missing, the data-weight analogue of expected gradients (Erion et al. 2021) and of the
   random-coalition averaging of Banzhaf values. Each point costs one more full metagradient.
 
-Both are off by default (``curvature_probes=0, points=0``: the plain tangent, bit for bit).
+* ``retrain_top=m`` (with ``curvature_probes``) — exact leave-one-out retraining of the ``m``
+  examples with the largest leverage ``h``: their credits become ``v(all) - v(all without i)``
+  (``m + 1`` evaluations of the game, i.e. retrains through its bank). On digits + MLP (seed
+  0) the tangent's error that no per-example rescaling removes is concentrated in a few
+  examples (the 10 / 50 largest carry 71% / 96% of it), and ranking by leverage finds them
+  about as well as ranking by the size of the credits. Leverage is the rank-one self term's
+  own warning sign (Cook 1977: the Sherman–Morrison factor ``1/(1 - h)`` is unbounded as
+  ``h -> 1``): where the second-order expansion is least trustworthy, the exact secant is
+  bought by retraining. LDS at 1 / 3 / 5% dropped with ``curvature_probes=16`` (m chosen on
+  seed 0; seeds 1 and 2 held out): seed 0 0.928 / 0.884 / 0.860 -> 0.957 / 0.949 / 0.936 with
+  ``retrain_top=25`` (0.946 / 0.927 / 0.901 with 10); seed 1 0.910 / 0.895 / 0.862 -> 0.948 /
+  0.946 / 0.934; seed 2 0.948 / 0.935 / 0.931 -> 0.974 / 0.971 / 0.969. Exact leave-one-out
+  for all 900 examples reaches 0.991 / 0.978 / 0.964 (seed 0).
+
+All are off by default (``curvature_probes=0, points=0, retrain_top=0``: the plain tangent,
+bit for bit).
 ``extra`` records what was averaged and the cost: ``replays`` (training runs: one recorded run
 per metagradient, two graph-free runs per probe), ``metagradient_seconds``,
-``curvature_seconds``, ``leverage`` (``h``, ``n_train``) and ``masks`` (``P x n_train``).
+``curvature_seconds``, ``leverage`` (``h``, ``n_train``), ``masks`` (``P x n_train``) and
+``retrained`` (the examples given their exact leave-one-out change).
 
 On digits + MLP (``benchmarks/bench_data_metagradient_drop.py``) the tangent's LOO error is
 almost entirely a per-example factor shared by all test points (per example, the retrained LOO
@@ -167,6 +183,9 @@ class Metagradient(Method):
             one recorded replay each. default=0.
         drop_fraction: ``q`` of those masks, in ``[0, 1)``; about half the fraction you will
             drop. ``0`` (or ``points=0``) is the plain tangent. default=0.02.
+        retrain_top: give the ``m`` examples with the largest leverage their exact
+            leave-one-out change (``m + 1`` retrains through the game); needs
+            ``curvature_probes > 0`` and players that are single examples. default=0.
 
     Reference: Ilyas & Engstrom (2025), "MAGIC: Near-Optimal Data Attribution for Deep
     Learning"; Cook (1977) for leverage; Hutchinson (1990) for random-probe diagonals.
@@ -177,13 +196,15 @@ class Metagradient(Method):
     paper = "Ilyas & Engstrom (2025), MAGIC: Near-Optimal Data Attribution for Deep Learning"
     constraints = declare({"curvature_probes": Interval(int, 0),
                            "points": Interval(int, 0),
-                           "drop_fraction": Interval(float, 0.0, 1.0, closed="left")})
+                           "drop_fraction": Interval(float, 0.0, 1.0, closed="left"),
+                           "retrain_top": Interval(int, 0)})
 
     def __init__(self, curvature_probes: int = 0, points: int = 0,
-                 drop_fraction: float = 0.02) -> None:
+                 drop_fraction: float = 0.02, retrain_top: int = 0) -> None:
         self.curvature_probes = curvature_probes
         self.points = points
         self.drop_fraction = drop_fraction
+        self.retrain_top = retrain_top
 
     def _n_points(self) -> int:
         return int(self.points) if float(self.drop_fraction) > 0 else 0
@@ -191,7 +212,7 @@ class Metagradient(Method):
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One batched reverse pass per metagradient (``1 + points``): ``batch`` rows each;
         memory: the ``batch x n_train`` Jacobians, their mean and the result."""
-        k = 1 + self._n_points()
+        k = 1 + self._n_points() + (int(self.retrain_top) + 1 if self.retrain_top else 0)
         n_train = int(getattr(getattr(game, "data", None), "n_train", game.n_players))
         jac = 3 * int(game.n_samples) * n_train * 8
         return coalition_cost(game, k, design=jac,
@@ -209,6 +230,20 @@ class Metagradient(Method):
                 "has none. tribute.games.data_fits.MLPFit provides one."
             )
         n = g.data.n_train
+        top_m = min(int(self.retrain_top), n)
+        if top_m and not self.curvature_probes:
+            raise InputError(
+                f"metagradient: retrain_top={self.retrain_top} ranks examples by their leverage, "
+                "which curvature_probes estimates; set curvature_probes > 0 (e.g. 16) or "
+                "retrain_top=0."
+            )
+        groups = torch.as_tensor(g.data.groups, dtype=torch.long)
+        if top_m and not (g.data.n_players == n and bool(torch.all(groups == torch.arange(n)))):
+            raise InputError(
+                f"metagradient: retrain_top={self.retrain_top} retrains without single examples, "
+                f"but the players are {g.data.n_players} groups of the {n} examples; use "
+                "ungrouped players or retrain_top=0."
+            )
         t0 = time.perf_counter()
         J, v = _metagradient(g, unrolled, torch.ones(n, dtype=torch.float64))
         gap = float((v - g.test_outputs()).abs().max())
@@ -242,6 +277,14 @@ class Metagradient(Method):
             replays += 2 * (n if self.curvature_probes >= n else int(self.curvature_probes))
             extra["leverage"] = h.numpy()
             extra["curvature_seconds"] = time.perf_counter() - t1
+        if top_m:
+            h_t = torch.as_tensor(extra["leverage"])
+            top = torch.argsort(h_t, descending=True, stable=True)[:top_m]
+            masks_t = torch.ones(top_m + 1, n, dtype=torch.float64)
+            masks_t[torch.arange(1, top_m + 1), top] = 0.0
+            vals = g.value(masks_t)[:, :, 0]  # batch x (1 + m): v(all), v(all without i)
+            J[:, top] = vals[:, :1] - vals[:, 1:]
+            extra["retrained"] = top.numpy()
         extra["replays"] = replays
         vals = g.to_players(J)[:, None, :]
         return g.attribution(vals, self.name, self.get_params(), extra=extra)
