@@ -258,21 +258,13 @@ def test_game_boundary_checkers_can_fail(tmp_path: Path) -> None:
     assert value_block_loops(tmp_path) == ["methods/bad.py:5"]
 
 
-#: Methods still on :meth:`Method.estimate_cost`'s default (``budget`` or ``n + 1`` coalitions
-#: per input). Each is a TODO of the data-attribution work (their cost is retraining or
-#: per-example gradients, which the default does not describe); add nothing else here.
-DEFAULT_COST_TODO = {"datamodels", "grad_cos", "grad_dot", "influence",
-                     "representer", "tracin", "trak"}
-
-
 def test_methods_estimate_their_own_cost() -> None:
     """Up-front refusals and the slow-run warning read ``estimate_cost``: a one-pass gradient
-    method on the default (``n + 1`` coalitions) announced hours for a single backward pass."""
+    method on the default (``n + 1`` coalitions) announced hours for a single backward pass.
+    Every registered method prices its own work (the data estimators since session 21)."""
     default = {name for name, cls in METHODS.entries().items()
                if next(c for c in cls.__mro__ if "estimate_cost" in c.__dict__) is Method}
-    assert default <= DEFAULT_COST_TODO, f"no estimate_cost of their own: {sorted(default - DEFAULT_COST_TODO)}"
-    assert not DEFAULT_COST_TODO - default, f"have their own estimate_cost now, drop them from the list: " \
-        f"{sorted(DEFAULT_COST_TODO - default)}"
+    assert not default, f"no estimate_cost of their own: {sorted(default)}"
 
 
 @pytest.mark.parametrize("method", ["lrp", "guided_backprop", "deconvolution", "saliency"])

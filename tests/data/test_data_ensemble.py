@@ -12,6 +12,7 @@ from data_cases import Case, logistic_case, mlp_case
 import tribute
 from tribute.errors import InputError
 from tribute.games.data import ensemble_seed
+from tribute.models import as_model
 
 #: label -> (method, params): every estimator that takes ``n_models`` and every influence solver.
 ESTIMATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -223,3 +224,78 @@ def test_lissa_on_an_indefinite_hessian_restarts_with_more_damping() -> None:
     same = _explain(case, case.model, "influence_explicit", damping=lissa.extra["damping"])
     scale = float(same.values.abs().max())
     assert float((lissa.values - same.values).abs().max()) < 0.05 * scale
+
+
+class _BNNet(torch.nn.Module):
+    """Linear -> BatchNorm1d -> tanh -> Linear; eval mode, so outputs read the running stats."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(4, 6)
+        self.bn = torch.nn.BatchNorm1d(6)
+        self.b = torch.nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.bn(self.a(x))))
+
+
+def _bn_fit(X: torch.Tensor, y: torch.Tensor, *, seed: int, weights: Any = None) -> torch.nn.Module:
+    """A deterministic 'fit' whose members differ in parameters AND BatchNorm statistics."""
+    g = torch.Generator().manual_seed(int(seed))
+    net = _BNNet().double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+        state = net.bn.state_dict()
+        state["running_mean"].copy_(torch.randn(6, generator=g, dtype=torch.float64))
+        state["running_var"].copy_(torch.rand(6, generator=g, dtype=torch.float64) + 0.5)
+        state["num_batches_tracked"].fill_(int(seed) % 97)
+    return net.eval()
+
+
+def test_ensemble_members_and_checkpoints_carry_their_own_buffers() -> None:
+    """Each member's outputs (and gradients) equal its own model's, BatchNorm statistics
+    included; before, members ran with the explained model's running statistics."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    Xt = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    model = _bn_fit(X, y, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = tribute.TrainingData(X, y, fit=_bn_fit, l2=0.1)
+    game = data.make_game(as_model(model, "torch"), Xt, target="predicted")
+    members, info = game.ensemble(3, 7, method="grad_dot")
+    assert info["fit_seeds"] == [ensemble_seed(7, 1), ensemble_seed(7, 2)]
+    for params, s in zip(members, [0, *info["fit_seeds"]]):
+        own = _bn_fit(X, y, seed=s)
+        with torch.no_grad():
+            want = own(Xt)
+        torch.testing.assert_close(game.forward(params, Xt), want, rtol=0, atol=1e-12)
+        # gradients at the member use its statistics too
+        x0 = Xt[:1]
+        out = own(x0)[0, 0]
+        grads = torch.autograd.grad(out, list(own.parameters()))
+        flat_want = torch.cat([gr.reshape(-1) for gr in grads])
+        def first(p: dict[str, torch.Tensor], params: dict[str, torch.Tensor] = params,
+                  x0: torch.Tensor = x0) -> torch.Tensor:
+            return game.forward({**params, **p}, x0)[0, 0]
+
+        got = torch.func.grad(first)({k: params[k] for k in game.param_names})
+        torch.testing.assert_close(torch.cat([got[k].reshape(-1) for k in game.param_names]),
+                                   flat_want, rtol=0, atol=1e-12)
+    # the members differ from the explained model in their statistics (the test can fail)
+    assert not torch.equal(members[1]["bn.running_mean"], game.buffers_of({})["bn.running_mean"])
+    # checkpoints: the same
+    cks = [_bn_fit(X, y, seed=11), _bn_fit(X, y, seed=12)]
+    cgame = tribute.TrainingData(X, y, fit=_bn_fit, l2=0.1, checkpoints=cks).make_game(
+        as_model(model, "torch"), Xt, target="predicted")
+    for (params, _), ck in zip(cgame.checkpoints(), cks):
+        with torch.no_grad():
+            torch.testing.assert_close(cgame.forward(params, Xt), ck(Xt), rtol=0, atol=1e-12)
+    # and whole estimators run on them, the explained model left as it was
+    attr = tribute.explain(model, Xt, method="grad_dot", players=data, target="predicted",
+                           n_models=2, seed=7)
+    assert np.isfinite(attr.values).all()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not model.training

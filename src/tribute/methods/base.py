@@ -258,6 +258,12 @@ class Method(ABC):
         k = budget if budget is not None else int(game.n_players) + 1
         return coalition_cost(game, k)
 
+    def settings_that_fit(self, game: Game, budget: int | None, cap: int) -> list[str]:
+        """Method-specific settings that would fit under ``cap`` bytes, in words, for the
+        refusal of :meth:`check_cost` (a smaller projection, another solver, fewer test points);
+        the base class adds fewer players and a smaller budget. Default: none."""
+        return []
+
     def check_cost(self, game: Game, budget: int | None) -> Cost:
         """Refuse up front when :meth:`estimate_cost` exceeds the engine's ``max_memory``.
 
@@ -474,7 +480,7 @@ def _fitting_settings(method: Method, game: Any, budget: int | None, cap: int) -
     """Words naming settings that fit under ``cap``: fewer players, a smaller budget."""
     from ..engine.memory import format_bytes
 
-    parts: list[str] = []
+    parts: list[str] = list(method.settings_that_fit(game, budget, cap))
     n = int(game.n_players)
     # fewer players (groups): halve until the method's own default budget fits
     m = n // 2

@@ -14,6 +14,15 @@ and ``k - 1`` models trained by ``fit`` on all of ``X_train`` with seeds derived
 estimator's ``seed`` — and the credits are the mean of the per-model credits, each computed
 exactly as for a single model at that model's parameters (TRAK's ensembling, Park et al. 2023).
 ``n_models=1`` runs the single-model computation unchanged.
+
+**Costs** (``estimate_cost`` of every data estimator, read by ``max_memory=`` refusals and the
+slow-run warning): ``rows`` are the rows the model's forward pass sees — one per training or
+test example per gradient pass (a pass vmapped over ``m`` parameter *tangents* counts its input
+rows once; the tangents' work is in ``flops``); ensemble members are *training*:
+``(k - 1) x steps x n_train`` rows (``fit.steps``, else ``fit.max_iter``, else one pass), said
+in the note; ``bytes`` are what the estimator allocates (per-example gradient blocks, the
+test-side vectors, Hessians and their factors, projections, the ``batch x n_train`` credits):
+:func:`data_sizes`, :func:`grad_block_bytes`, :func:`score_cost`.
 """
 
 from __future__ import annotations
@@ -26,8 +35,12 @@ import torch
 from ..errors import UnsupportedModelError
 from ..games.base import Game
 from ..games.data import DataGame
+from .base import Cost
 
-__all__ = ["as_data_game", "ensemble_scores", "stream_scores"]
+__all__ = ["as_data_game", "data_sizes", "ensemble_scores", "fit_cost", "grad_block_bytes",
+           "score_cost", "stream_scores"]
+
+_F64 = 8
 
 #: What a per-model scorer returns: ``batch x n_train`` credits and its ``attr.extra`` entries.
 Scored = tuple[torch.Tensor, dict[str, Any]]
@@ -92,3 +105,101 @@ def ensemble_scores(game: DataGame, n_models: int, seed: int, method: str,
     if len(members) == 1:
         return phi, extras[0]
     return phi / len(members), {**extras[0], **info, "per_model": extras}
+
+
+def data_sizes(game: Any) -> tuple[int, int, int, int]:
+    """``(n_train, test points, n_params, outputs per example)`` of a data game."""
+    data = getattr(game, "data", None)
+    n = int(getattr(data, "n_train", game.n_players))
+    return n, int(game.n_samples), int(getattr(game, "n_params", 0)), int(getattr(game, "n_outputs", 1))
+
+
+def grad_block_bytes(game: Any, width: int | None = None) -> int:
+    """Peak bytes of one block of per-example gradients (:meth:`DataGame.train_grads`): the
+    vmapped gradients and their concatenation (``2 x block x n_params``), the block's
+    activations, and the block reduced to ``width`` columns (a projection or a slice)."""
+    n, _, P, _ = data_sizes(game)
+    rows = min(n, int(game.block_size()))
+    act = int(game.activation_bytes()) if hasattr(game, "activation_bytes") else 0
+    return rows * (2 * P * _F64 + act + (width or 0) * _F64)
+
+
+def fit_cost(game: Any, n_fits: int) -> Cost:
+    """Rows of training ``n_fits`` ensemble members on all of ``X_train`` (as the fit does:
+    ``steps`` (or ``max_iter``) full-batch passes), their parameters held as members."""
+    if n_fits <= 0:
+        return Cost(0, 0)
+    n, _, P, _ = data_sizes(game)
+    fit = getattr(getattr(game, "data", None), "fit", None)
+    steps = int(getattr(fit, "steps", None) or getattr(fit, "max_iter", None) or 1)
+    return Cost(rows=n_fits * steps * n, bytes=(n_fits + 1) * P * _F64,
+                note=f"training {n_fits} ensemble member(s): {n_fits} x {steps} steps x {n:,} rows")
+
+
+def score_cost(game: Any, method: str, *, models: int = 1, width: int | None = None,
+               design: int = 0, solve: int = 0, flops: float = 0.0, rows: int = 0,
+               note: str = "", fits: int = 0) -> Cost:
+    """The common cost of a gradient estimator run on ``models`` parameter settings.
+
+    Per setting: ``batch`` test and ``n_train`` training rows (one gradient pass each; ``rows``
+    adds the method's own passes) and ``2 batch x n_train x width`` flops of products
+    (``width`` = ``n_params`` by default). Memory: the larger of the streaming phase (the test
+    gradients ``batch x n_params``, one block of training gradients, :func:`grad_block_bytes`,
+    the ``batch x n_train`` scores being filled) and the scoring phase (a model's scores, the
+    running mean, the credits handed out: three ``batch x n_train``), plus the method's own
+    ``design`` / ``solve`` matrices; ``fits`` ensemble fits (:func:`fit_cost`).
+    """
+    n, B, P, _ = data_sizes(game)
+    w = P if width is None else int(width)
+    streaming = B * P * _F64 + grad_block_bytes(game, None if width is None else w) + B * n * _F64
+    scores = 3 * B * n * _F64  # a model's scores, the running mean, the credits handed out
+    base = Cost(rows=models * (B + n) + int(rows),
+                bytes=max(streaming, scores) + int(design) + int(solve),
+                note=note or f"{method}: {B:,} test x {n:,} training gradients of {P:,} parameters",
+                flops=models * 2.0 * B * n * w + float(flops))
+    return base + fit_cost(game, fits)
+
+
+class _FewerTests:
+    """A data game seen with ``n_samples`` test points (for what-if costs)."""
+
+    def __init__(self, game: Any, n_samples: int) -> None:
+        self._game = game
+        self.n_samples = n_samples
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._game, name)
+
+
+def settings_that_fit(candidates: list[tuple[str, Callable[[], Cost]]], cap: int) -> list[str]:
+    """Words for the first of ``candidates`` (``(setting, its cost)``) that fits under ``cap``."""
+    from ..engine.memory import format_bytes
+
+    for words, cost in candidates:
+        try:
+            c = cost()
+        except Exception:  # a setting the model cannot take (e.g. EK-FAC on other layers)
+            continue
+        if c.bytes <= cap:
+            return [f"{words} (est. {format_bytes(c.bytes)});"]
+    return []
+
+
+def fewer_test_points(estimate: Callable[[Any], Cost], game: Any, cap: int) -> list[str]:
+    """The most test points per call whose cost fits under ``cap`` (words), if fewer than now."""
+    from ..engine.memory import format_bytes
+
+    B = int(game.n_samples)
+    if B <= 1 or estimate(_FewerTests(game, 1)).bytes > cap:
+        return []
+    lo, hi = 1, B
+    while lo < hi - 1:
+        mid = (lo + hi) // 2
+        if estimate(_FewerTests(game, mid)).bytes <= cap:
+            lo = mid
+        else:
+            hi = mid
+    nbytes = estimate(_FewerTests(game, lo)).bytes
+    return [f"explain at most {lo:,} test point(s) per call (est. {format_bytes(nbytes)});"]

@@ -29,8 +29,15 @@ from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.data import DataGame
 from ..params import Interval, declare
-from .base import Method, Tags, register
-from .data_common import as_data_game, ensemble_scores, stream_scores
+from .base import Cost, Method, Tags, register
+from .data_common import (
+    as_data_game,
+    data_sizes,
+    ensemble_scores,
+    fewer_test_points,
+    score_cost,
+    stream_scores,
+)
 
 __all__ = ["GradCos", "GradDot", "Representer", "TracIn"]
 
@@ -38,6 +45,28 @@ _TAGS = Tags(family="data_gradient", needs_baseline=False, games=("data",))
 
 
 _N_MODELS = declare({"n_models": Interval(int, 1)})
+
+
+class _GradCost:
+    """``estimate_cost`` of the one-pass gradient estimators (:func:`score_cost` per model)."""
+
+    def _models(self, game: Game) -> int:
+        return int(getattr(self, "n_models", 1))
+
+    def _extra(self, game: Game) -> dict[str, int]:
+        return {}
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Per model: ``batch`` test and ``n_train`` training gradient rows, the test gradients,
+        one training block, the ``batch x n_train`` scores; ``n_models - 1`` ensemble fits."""
+        k = self._models(game)
+        fits = k - 1 if isinstance(self, (GradDot, GradCos, Representer)) else 0
+        extra = self._extra(game)
+        return score_cost(game, type(self).name, models=k, fits=fits,  # type: ignore[attr-defined]
+                          width=extra.get("width"), design=extra.get("design", 0))
+
+    def settings_that_fit(self, game: Game, budget: int | None, cap: int) -> list[str]:
+        return fewer_test_points(lambda g: self.estimate_cost(g, budget), game, cap)
 
 
 def _finish(game: DataGame, method: Method, phi: torch.Tensor, extra: dict[str, object] | None = None,
@@ -50,7 +79,7 @@ def _finish(game: DataGame, method: Method, phi: torch.Tensor, extra: dict[str, 
 
 
 @register
-class GradDot(Method):
+class GradDot(_GradCost, Method):
     """Gradient dot product: ``phi_bi = -lr <grad v_b, grad loss_i>`` at the trained model.
 
     Args:
@@ -83,7 +112,7 @@ class GradDot(Method):
 
 
 @register
-class GradCos(Method):
+class GradCos(_GradCost, Method):
     """Gradient cosine: ``phi_bi = -cos(grad v_b, grad loss_i)`` at the trained model.
 
     Scale-free (every credit in [-1, 1]), so examples with large gradients (outliers,
@@ -105,6 +134,11 @@ class GradCos(Method):
     def __init__(self, n_models: int = 1) -> None:
         self.n_models = n_models
 
+    def _extra(self, game: Game) -> dict[str, int]:
+        _, B, P, _ = data_sizes(game)
+        rows = min(data_sizes(game)[0], int(game.block_size()))  # type: ignore[attr-defined]
+        return {"design": (B + rows) * P * 8}  # the normalised copies
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
 
@@ -118,7 +152,7 @@ class GradCos(Method):
 
 
 @register
-class TracIn(Method):
+class TracIn(_GradCost, Method):
     """TracInCP: gradient dot products summed over training checkpoints with their learning rates.
 
     ``phi_bi = sum_k lr_k * (-<grad v_b(theta_k), grad loss_i(theta_k)>)``; checkpoints come
@@ -132,6 +166,14 @@ class TracIn(Method):
     name = "tracin"
     tags = _TAGS
     paper = "Pruthi et al. (2020), Estimating Training Data Influence by Tracing Gradient Descent"
+
+    def _models(self, game: Game) -> int:
+        cks = getattr(getattr(game, "data", None), "checkpoints", None)
+        return len(cks) if cks else 1
+
+    def _extra(self, game: Game) -> dict[str, int]:
+        P = data_sizes(game)[2]
+        return {"design": self._models(game) * P * 8}  # the checkpoints' parameters
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
@@ -158,7 +200,7 @@ def last_linear(game: DataGame) -> list[str]:
 
 
 @register
-class Representer(Method):
+class Representer(_GradCost, Method):
     """Representer points of the last linear layer: ``-(s / l2) <grad_W v_b, grad_W loss_i>``.
 
     Needs the training objective's ``l2 > 0`` (``TrainingData(l2=...)`` or ``fit.l2``): the
@@ -181,6 +223,16 @@ class Representer(Method):
 
     def __init__(self, n_models: int = 1) -> None:
         self.n_models = n_models
+
+    def _extra(self, game: Game) -> dict[str, int]:
+        _, B, _, _ = data_sizes(game)
+        try:
+            names = last_linear(game)  # type: ignore[arg-type]
+            params = game.model_params()  # type: ignore[attr-defined]
+            w = sum(int(params[n].numel()) for n in names)
+        except Exception:  # no last linear layer: attribute() refuses
+            return {}
+        return {"width": w, "design": B * w * 8}
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)

@@ -94,6 +94,7 @@ reports the explained model's damping, the ensemble's training seeds and the sec
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -102,8 +103,16 @@ from ..errors import InputError
 from ..games.base import Game
 from ..games.data import DataGame
 from ..params import Interval, declare
-from .base import Method, Tags, register
-from .data_common import as_data_game, ensemble_scores, stream_scores
+from .base import Cost, Method, Tags, register
+from .data_common import (
+    as_data_game,
+    data_sizes,
+    ensemble_scores,
+    fewer_test_points,
+    score_cost,
+    settings_that_fit,
+    stream_scores,
+)
 from .data_ekfac import ekfac_factors, ekfac_solve
 
 __all__ = ["Influence", "auto_damping"]
@@ -245,14 +254,15 @@ def _loo_newton_scores(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tens
     s = g.removal_scale
     n = g.data.n_train
     flat0 = g.flatten(p)
+    buf = g.buffers_of(p)
     blocks = _woodbury_blocks(g, p, Hinv)
-    tilt = g.loo_objective_grads(flat0[None], None)[0]
+    tilt = g.loo_objective_grads(flat0[None], None, buf)[0]
     theta = flat0.expand(n, -1).clone()
     idx = torch.arange(n)
     done = 0
     for it in range(1, iters + 1):
         done = it
-        G = g.loo_objective_grads(theta, idx) - tilt  # n x P
+        G = g.loo_objective_grads(theta, idx, buf) - tilt  # n x P
         HG = G @ Hinv
         step = HG.clone()
         for rows, J, M, F in blocks:
@@ -263,8 +273,8 @@ def _loo_newton_scores(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tens
         moved = float((theta - flat0).norm(dim=1).max())
         if float(step.norm(dim=1).max()) <= tol * max(moved, 1e-300):
             break
-    v0 = g.test_outputs_at(flat0[None])[0]  # B
-    phi = v0[:, None] - g.test_outputs_at(theta).T
+    v0 = g.test_outputs_at(flat0[None], buf)[0]  # B
+    phi = v0[:, None] - g.test_outputs_at(theta, buf).T
     return phi, done
 
 
@@ -351,6 +361,84 @@ class Influence(Method):
         self.loo_iters = loo_iters
         self.n_models = n_models
         self.subset_fraction = subset_fraction
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Per model: the test and training gradient passes of :func:`score_cost` plus the
+        solver's own — ``explicit``: the ``n_params^2`` Hessian (one forward pass over the
+        training rows, its vmapped blocks) and its eigendecomposition (eigenvectors and LAPACK
+        workspace, ``3 n_params^2``), ``loo_step`` another two ``n_params^2`` and the training
+        Jacobians (all of them, ``n_train x C x n_params``, with ``loo_iters >= 2``, plus four
+        ``n_train x n_params`` iterates); ``cg`` / ``lissa``: 100 power-iteration and
+        ``max_iter`` (LiSSA ``10 x``) Hessian-vector products over the training rows (upper
+        bound: CG may stop early); ``ekfac``: two passes over the training rows, per layer the
+        Kronecker factors and their eigenbases; ``n_models - 1`` ensemble fits (training)."""
+        n, B, P, C = data_sizes(game)
+        k = int(self.n_models) if isinstance(self.n_models, int) else 1
+        f64 = 8
+        act = int(game.activation_bytes())  # type: ignore[attr-defined]
+        design = 2 * P * B * f64  # U and its transposed copy
+        solve, rows, flops = 0, 0, 0.0
+        note = ""
+        if self.solver == "explicit":
+            hr, hc = game.hessian_blocks()  # type: ignore[attr-defined]
+            solve = 4 * P * P * f64 + 2 * hc * P * f64 + hr * hc * act
+            rows = n
+            flops = 8.0 * n * P * P + 4.0 * P**3
+            note = f"influence(solver='explicit'): the {P:,} x {P:,} Hessian and its eigenvectors"
+            if self.loo_step:
+                blk = max(1, min(n, int(game.block_size())) // max(C, 1))  # type: ignore[attr-defined]
+                solve += 2 * P * P * f64 + 3 * blk * C * P * f64 + n * C * (C + 1) * f64
+                rows += 2 * n
+                flops += 2.0 * n * C * P * P
+                iters = int(self.loo_iters) if isinstance(self.loo_iters, int) else 1
+                if iters > 1:  # every Jacobian, the iterates; a vmapped pass per iterate and row
+                    # holds its logits, softmax and their gradient: ~3 activations each
+                    solve += n * C * P * f64 + 5 * n * P * f64 + 3 * n * n * act
+                    rows += (2 * iters + 1) * n + 2 * B
+                    flops += iters * (2.0 * n * P * P + 4.0 * n * n * P)
+        elif self.solver in ("cg", "lissa"):
+            its = int(self.max_iter) if isinstance(self.max_iter, int) else 200
+            hvps = 100 + (its if self.solver == "cg" else 10 * its)
+            hv_rows = min(n, 4 * int(game.block_size()))  # type: ignore[attr-defined]
+            solve = 6 * P * B * f64 + 2 * B * hv_rows * act
+            rows = hvps * n
+            flops = 8.0 * n * P * (100 + (hvps - 100) * B)
+            note = f"influence(solver={self.solver!r}): {hvps:,} Hessian-vector products"
+        elif self.solver == "ekfac":
+            layers = []
+            try:
+                params = game.model_params()  # type: ignore[attr-defined]
+                mods = dict(game.module.named_modules())  # type: ignore[attr-defined]
+                for m, w, b in game.linear_layers():  # type: ignore[attr-defined]
+                    out_f = int(params[w].shape[0])
+                    in_f = int(params[w][0].numel()) + (b is not None)
+                    layers.append((out_f, in_f, isinstance(mods[m], torch.nn.Conv2d)))
+            except Exception:  # not a Kronecker-factored model: attribute() refuses it
+                pass
+            blk = min(n, int(game.block_size()))  # type: ignore[attr-defined]
+            # factors and eigenbases; a block's rotated per-example weight gradients (Conv2d)
+            solve = sum(3 * (o * o + i * i) + 2 * o * i + blk * C * (o * i if conv else o + i)
+                        for o, i, conv in layers) * f64
+            solve += blk * act * C
+            rows = 2 * n
+            flops = sum(2.0 * n * C * (o * o + i * i) + 4.0 * (o**3 + i**3) for o, i, _ in layers)
+            note = f"influence(solver='ekfac'): Kronecker factors of {len(layers)} layer(s)"
+        return score_cost(game, self.name, models=k, fits=k - 1, design=design, solve=solve,
+                          rows=k * rows, flops=k * flops, note=note)
+
+    def settings_that_fit(self, game: Game, budget: int | None, cap: int) -> list[str]:
+        def other(solver: str) -> Callable[[], Cost]:
+            return lambda: Influence(solver=solver, n_models=self.n_models).estimate_cost(game, budget)
+
+        parts: list[str] = []
+        if self.solver == "explicit":
+            try:
+                game.linear_layers()  # type: ignore[attr-defined]
+                alts = [("solver='ekfac'", other("ekfac")), ("solver='cg'", other("cg"))]
+            except Exception:
+                alts = [("solver='cg'", other("cg"))]
+            parts += settings_that_fit(alts, cap)
+        return parts + fewer_test_points(lambda g: self.estimate_cost(g, budget), game, cap)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)

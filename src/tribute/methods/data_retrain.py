@@ -30,7 +30,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
-from .base import Method, Tags, register
+from .base import Cost, Method, Tags, coalition_cost, register
 from .lime import weighted_lasso, weighted_ridge
 
 __all__ = ["Datamodels", "datamodel_subsets"]
@@ -75,6 +75,29 @@ class Datamodels(Method):
 
     def default_budget(self, game: Game) -> int:
         return max(100, 4 * game.n_players)
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """``budget`` retrained subsets (training, through the retrain bank: each fit's
+        ``steps`` (or ``max_iter``) passes over ``subset_fraction x n_train`` rows, plus one
+        pass over the test points; subsets already in the bank cost nothing); memory: the
+        masks and their example-level copy, the subsets' parameters, the values, the ridge
+        normal equations (``players^2``, with their inverse for standard errors)."""
+        k = budget if budget is not None else self.default_budget(game)
+        n_p = int(game.n_players)
+        data = getattr(game, "data", None)
+        n = int(getattr(data, "n_train", n_p))
+        P = int(getattr(game, "n_params", 0))
+        B = int(game.n_samples)
+        fit = getattr(data, "fit", None)
+        steps = int(getattr(fit, "steps", None) or getattr(fit, "max_iter", None) or 1)
+        fr = float(self.subset_fraction) if isinstance(self.subset_fraction, (int, float)) else 0.5
+        design = (k * n + k * P + 2 * k * B + 3 * (n_p + 1) ** 2 + (n_p + 1) * B * 2) * 8
+        base = coalition_cost(game, k, design=design, flops=2.0 * k * (n_p + 1) ** 2 + (n_p + 1) ** 3,
+                              note=f"datamodels: {k:,} retrained subsets x {n_p:,} players")
+        train = int(k * (steps * fr * n + B))
+        return Cost(rows=train, bytes=base.bytes,
+                    note=f"{base.note} (training: {k:,} fits x {steps} steps x ~{int(fr * n):,} rows)",
+                    flops=base.flops)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fr = self.subset_fraction

@@ -39,8 +39,8 @@ from ..errors import InputError
 from ..games.base import Game
 from ..games.data import GRAD_BUDGET_BYTES
 from ..params import Interval, declare
-from .base import Method, Tags, register
-from .data_common import as_data_game, ensemble_scores
+from .base import Cost, Method, Tags, register
+from .data_common import as_data_game, data_sizes, ensemble_scores, fewer_test_points, score_cost
 
 __all__ = ["Trak", "make_projector"]
 
@@ -101,6 +101,43 @@ class Trak(Method):
         self.regularization = regularization
         self.projector = projector
         self.n_models = n_models
+
+    def estimate_cost(self, game: Game, budget: int | None) -> Cost:
+        """Per model (``n_models``, or the checkpoints): two passes of training gradients
+        (outputs and losses, ``2 n_train`` rows) and the test gradients; memory: the projection
+        ``R`` (``n_params x k``, or one block of its rows when that exceeds the gradient
+        budget), ``Phi`` and ``Psi`` (``n_train x k`` each), the kernel ``k x k`` and its solve,
+        the ``batch x n_train`` scores; ``n_models - 1`` ensemble fits (training)."""
+        n, B, P, _ = data_sizes(game)
+        k = P if self.projector == "none" else int(self.proj_dim)
+        cks = getattr(getattr(game, "data", None), "checkpoints", None)
+        models = int(self.n_models) if int(self.n_models) > 1 or not cks else len(cks)
+        rows_per_block = max(1, GRAD_BUDGET_BYTES // (8 * k))
+        proj = 0 if self.projector == "none" else min(P, rows_per_block) * k * 8
+        mats = (2 * n * k + 3 * B * k + 2 * k * k) * 8
+        flops = models * (2.0 * (2 * n + B) * P * k * (self.projector != "none")
+                          + 2.0 * n * k * k + k**3 / 3 + 2.0 * B * k * n)
+        return score_cost(game, self.name, models=models, width=k, design=proj, solve=mats,
+                          rows=models * n, flops=flops,
+                          fits=int(self.n_models) - 1 if int(self.n_models) > 1 else 0,
+                          note=f"trak: projection {P:,} x {k:,} and Phi, Psi ({n:,} x {k:,})")
+
+    def settings_that_fit(self, game: Game, budget: int | None, cap: int) -> list[str]:
+        from ..engine.memory import format_bytes
+
+        parts: list[str] = []
+        if self.projector != "none" and int(self.proj_dim) > 1:
+            def at(k: int) -> int:
+                return Trak(proj_dim=k, regularization=self.regularization,
+                            n_models=self.n_models).estimate_cost(game, budget).bytes
+
+            lo, hi = 1, int(self.proj_dim)
+            if at(lo) <= cap:
+                while lo < hi - 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if at(mid) <= cap else (lo, mid)
+                parts.append(f"proj_dim={lo:,} (est. {format_bytes(at(lo))});")
+        return parts + fewer_test_points(lambda g: self.estimate_cost(g, budget), game, cap)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
