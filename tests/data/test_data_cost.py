@@ -137,7 +137,8 @@ def _measure(case: str, method: str, params: dict[str, Any], budget: int | None 
 
 
 _FAST = {"logistic-grad_dot-", "mlp-influence-", "logistic-influence-solver=ekfac",
-         "mlp-trak-proj_dim=100", "logistic-influence-loo_step=True"}
+         "mlp-trak-proj_dim=100", "logistic-influence-loo_step=True",
+         "mlp-influence-indefinite=abs-subset_fraction=0.5"}
 _ALL: list[tuple[str, str, dict[str, Any]]] = [
     ("logistic", "grad_dot", {}), ("mlp", "grad_dot", {}), ("mlp", "grad_dot", {"n_models": 2}),
     ("logistic", "grad_cos", {}), ("mlp", "grad_cos", {}),
@@ -145,6 +146,7 @@ _ALL: list[tuple[str, str, dict[str, Any]]] = [
     ("logistic", "representer", {}), ("mlp", "representer", {}),
     ("logistic", "influence", {}), ("mlp", "influence", {}),
     ("mlp", "influence", {"indefinite": "abs"}), ("mlp", "influence", {"n_models": 2}),
+    ("mlp", "influence", {"indefinite": "abs", "subset_fraction": 0.5}),
     ("logistic", "influence", {"loo_step": True}),
     ("logistic", "influence", {"loo_step": True, "loo_iters": 3}),
     ("logistic", "influence", {"solver": "ekfac"}), ("mlp", "influence", {"solver": "ekfac"}),

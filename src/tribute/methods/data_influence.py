@@ -370,7 +370,8 @@ class Influence(Method):
         Jacobians (all of them, ``n_train x C x n_params``, with ``loo_iters >= 2``, plus four
         ``n_train x n_params`` iterates); ``cg`` / ``lissa``: 100 power-iteration and
         ``max_iter`` (LiSSA ``10 x``) Hessian-vector products over the training rows (upper
-        bound: CG may stop early); ``ekfac``: two passes over the training rows, per layer the
+        bound: CG may stop early); ``subset_fraction``: a training gradient, output and Jacobian
+        pass (two ``n_train x n_params`` matrices) and the test gradients again; ``ekfac``: two passes over the training rows, per layer the
         Kronecker factors and their eigenbases; ``n_models - 1`` ensemble fits (training)."""
         n, B, P, C = data_sizes(game)
         k = int(self.n_models) if isinstance(self.n_models, int) else 1
@@ -396,6 +397,14 @@ class Influence(Method):
                     solve += n * C * P * f64 + 5 * n * P * f64 + 3 * n * n * act
                     rows += (2 * iters + 1) * n + 2 * B
                     flops += iters * (2.0 * n * P * P + 4.0 * n * n * P)
+            if self.subset_fraction is not None:
+                # _subset_centre: the training gradients and R(g_k - g_mean) (two n x P), the
+                # training outputs, the Jacobian blocks (two passes, as loo_step's); then the
+                # test gradients again
+                blk = max(1, min(n, int(game.block_size())) // max(C, 1))  # type: ignore[attr-defined]
+                solve += 2 * n * P * f64 + 3 * blk * C * P * f64
+                rows += 4 * n + B
+                flops += 4.0 * n * P * P + 4.0 * n * C * P
         elif self.solver in ("cg", "lissa"):
             its = int(self.max_iter) if isinstance(self.max_iter, int) else 200
             hvps = 100 + (its if self.solver == "cg" else 10 * its)
