@@ -283,3 +283,20 @@ def test_component_values_do_not_depend_on_the_block_size(ablation, method, cnn,
     assert max(composed) <= 7 and len(composed) > len(built)
     assert m.passes == passes and a.n_rows == b.n_rows and a.n_evals == b.n_evals
     assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_chunk_callback_sees_the_rows_of_every_forward_pass(blocks):
+    m = _Counting().eval()
+    seen: list[tuple[int, int]] = []
+    passes: list[tuple[int, int, int]] = []
+    m.register_forward_pre_hook(lambda mod, a: passes.append(seen[-1] + (int(a[0].shape[0]),)))
+
+    def build(a: int, b: int) -> Rows:
+        return Rows(inputs=(torch.randn(b - a, 5),), sample=torch.zeros(b - a, dtype=torch.long))
+
+    e = Engine(as_model(m, "torch"), batch_size=7)
+    e.run(30, build, lambda *a: None, row_bytes=20, blocks=blocks, select=lambda o, r: o,
+          chunk=lambda a, b: seen.append((a, b)))
+    assert seen == [(a, min(a + 7, 30)) for a in range(0, 30, 7)]
+    assert [(a, b) for a, b, _ in passes] == seen and all(n == b - a for a, b, n in passes)

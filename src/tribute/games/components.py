@@ -41,7 +41,11 @@ The mask relaxation is ``act' = a + m * (act - a)`` per unit (``a`` the ablation
 Rows: for ``K`` coalitions and ``B`` inputs the engine evaluates ``B x K`` rows (``x M`` with a
 resample set of ``M`` rows), each row a copy of its input carrying its own coalition: a forward
 hook reads the row's mask and edits the activation of every row at once. Hooks are installed for
-each evaluation and removed afterwards, also after an exception.
+each evaluation and removed afterwards, also after an exception. Coalition values (no gradients,
+no extra model arguments) use the engine's block mode (issue #9): rows of many forward passes are
+composed at once, and before each pass the engine's ``chunk`` callback points the hooks at that
+pass's slice of the block's masks, samples and reference rows — the model and the hooks see the
+same chunks as in a per-chunk run, so the values are bit-identical.
 
 Query/key heads are players too: ``unit="head"`` on the ``query``/``key`` projection of an
 attention module splits its output per head (the head count is read from the parent).
