@@ -225,3 +225,78 @@ def test_chunks_sliced_from_a_block_start_on_an_aligned_address():
         blocked = torch.cat([net(_aligned(buf[a:a + 7])) for a in range(0, 100, 7)])
         alone = torch.cat([net(buf[a:a + 7].clone()) for a in range(0, 100, 7)])
     assert torch.equal(blocked, alone)
+
+
+class _CountingCNN(nn.Module):
+    """A small CNN that records the rows of every forward pass (channel players)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(2, 5, 3, padding=1)
+        self.head = nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(5 * 4 * 4, 3))
+        self.passes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.passes.append(int(x.shape[0]))
+        return self.head(self.conv(x))
+
+
+@pytest.mark.parametrize("ablation", ["zero", "mean", "patch", "resample"])
+@pytest.mark.parametrize("method", ["feature_ablation", "kernel_shap"])
+@pytest.mark.parametrize("cnn", [False, True])
+def test_component_values_do_not_depend_on_the_block_size(ablation, method, cnn, monkeypatch):
+    from tribute.games.components import ComponentGame
+    from tribute.games.sites import Ablation
+
+    m: _Counting | _CountingCNN = _CountingCNN().eval() if cnn else _Counting().eval()
+    x = torch.randn(6, 2, 4, 4) if cnn else torch.randn(6, 5)
+    site, unit = ("conv", "channel") if cnn else ("net.1", "neuron")
+    abl: Any = ablation
+    if ablation == "patch":
+        abl = Ablation("patch", counterfactual=torch.randn_like(x))
+    elif ablation == "resample":
+        abl = Ablation("resample", n_resample=3, reference=torch.randn(5, *x.shape[1:]))
+    kw: dict[str, Any] = {"budget": 40} if method == "kernel_shap" else {}
+    composed: list[int] = []
+    rows = ComponentGame._rows
+
+    def counted(self: Any, *a: Any) -> Any:
+        out = rows(self, *a)
+        composed.append(out.inputs[0].shape[0])
+        return out
+
+    monkeypatch.setattr(ComponentGame, "_rows", counted)
+
+    def run() -> Any:
+        m.passes.clear()
+        composed.clear()
+        players = tribute.components(m, site, unit=unit, ablation=abl)
+        return tribute.explain(m, x, method=method, players=players, target=0, batch_size=7,
+                               progress=False, **kw)
+
+    a = run()
+    passes, built = list(m.passes), list(composed)
+    assert max(built) > 7  # block mode: rows of several chunks composed at once
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes: size)  # per chunk
+    b = run()
+    assert max(composed) <= 7 and len(composed) > len(built)
+    assert m.passes == passes and a.n_rows == b.n_rows and a.n_evals == b.n_evals
+    assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_chunk_callback_sees_the_rows_of_every_forward_pass(blocks):
+    m = _Counting().eval()
+    seen: list[tuple[int, int]] = []
+    passes: list[tuple[int, int, int]] = []
+    m.register_forward_pre_hook(lambda mod, a: passes.append(seen[-1] + (int(a[0].shape[0]),)))
+
+    def build(a: int, b: int) -> Rows:
+        return Rows(inputs=(torch.randn(b - a, 5),), sample=torch.zeros(b - a, dtype=torch.long))
+
+    e = Engine(as_model(m, "torch"), batch_size=7)
+    e.run(30, build, lambda *a: None, row_bytes=20, blocks=blocks, select=lambda o, r: o,
+          chunk=lambda a, b: seen.append((a, b)))
+    assert seen == [(a, min(a + 7, 30)) for a in range(0, 30, 7)]
+    assert [(a, b) for a, b, _ in passes] == seen and all(n == b - a for a, b, n in passes)

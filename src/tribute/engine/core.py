@@ -267,6 +267,7 @@ class Engine:
         describe_row: Callable[[int], str] | None = None,
         tune_key: Hashable | None = None,
         blocks: bool = False,
+        chunk: Callable[[int, int], None] | None = None,
     ) -> None:
         """Evaluate rows ``0..n_rows-1`` chunk by chunk.
 
@@ -283,13 +284,18 @@ class Engine:
                 ``row_bytes``); rows with other per-row work (e.g. several model rows per
                 point) pass their own.
             blocks: ``build`` may compose many chunks at once (no gradients; its rows carry no
-                ``extra``/``kwargs``/``leaves`` and need no per-chunk state such as hooks).
+                ``extra``/``kwargs``/``leaves``; per-chunk state such as hooks is set by
+                ``chunk``).
                 Once the batch size is known (fixed or tuned), rows are then composed, selected,
                 checked and stored per *block* of up to :data:`BLOCK_BYTES` of composed rows
                 (and the memory cap's share of one chunk), and only the forward passes run per
                 chunk: the per-chunk tensor work that costs as much as a small model's forward
                 pass (issue #9) is paid once per block. The chunks the model sees, and so the
                 values, are the same.
+            chunk: called with the rows ``[a, b)`` of each forward pass right before it (in
+                both modes, after ``build`` composed rows covering them): a component game
+                points its hooks at that chunk's slice of the block's masks there, so the hooks
+                see exactly the rows of the pass.
         """
         if n_rows <= 0:
             return
@@ -318,7 +324,7 @@ class Engine:
                     stop = min(start + (size if timing else self.block_rows(size, row_bytes)),
                                n_rows)
                     spent = self._run_block(start, stop, size, build, sink, select, describe_row,
-                                            threads, bar, scope, clock if timing else None)
+                                            threads, bar, scope, clock if timing else None, chunk)
                     if timing and tuner is not None:
                         tuner.record(size, stop - start, spent)
                     start = stop
@@ -327,6 +333,8 @@ class Engine:
                 t0 = clock.now() if timing and clock is not None else 0.0
                 with own_work(threads):
                     rows = build(start, stop)
+                    if chunk is not None:
+                        chunk(start, stop)
                 if grad:
                     with torch.enable_grad():
                         vals, grads = self._pass(rows, stop - start, select, True, start,
@@ -368,10 +376,12 @@ class Engine:
                    sink: Sink, select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
                    describe_row: Callable[[int], str] | None, threads: int,
                    bar: Progress, scope: Progress | None,
-                   clock: SchedulerFreeClock | None = None) -> float:
+                   clock: SchedulerFreeClock | None = None,
+                   chunk: Callable[[int, int], None] | None = None) -> float:
         """Rows ``[start, stop)`` composed at once, sent to the model ``size`` rows at a time;
         values selected, checked and stored once for the block. Returns the seconds the
-        forward passes took by ``clock`` (0.0 without one)."""
+        forward passes took by ``clock`` (0.0 without one); ``chunk`` (see :meth:`run`) is
+        called before each forward pass."""
         with own_work(threads):
             rows = build(start, stop)
         if rows.extra or rows.kwargs or rows.leaves:
@@ -385,6 +395,8 @@ class Engine:
             for a in range(0, n, size):
                 b = min(a + size, n)
                 part = inputs if n <= size else tuple(_aligned(x[a:b]) for x in inputs)
+                if chunk is not None:
+                    chunk(start + a, start + b)
                 outs.append(self._forward(part, (), {}, b - a))
                 bar.update(b - a)
                 if scope is not None:

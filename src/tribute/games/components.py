@@ -41,7 +41,11 @@ The mask relaxation is ``act' = a + m * (act - a)`` per unit (``a`` the ablation
 Rows: for ``K`` coalitions and ``B`` inputs the engine evaluates ``B x K`` rows (``x M`` with a
 resample set of ``M`` rows), each row a copy of its input carrying its own coalition: a forward
 hook reads the row's mask and edits the activation of every row at once. Hooks are installed for
-each evaluation and removed afterwards, also after an exception.
+each evaluation and removed afterwards, also after an exception. Coalition values (no gradients,
+no extra model arguments) use the engine's block mode (issue #9): rows of many forward passes are
+composed at once, and before each pass the engine's ``chunk`` callback points the hooks at that
+pass's slice of the block's masks, samples and reference rows — the model and the hooks see the
+same chunks as in a per-chunk run, so the values are bit-identical.
 
 Query/key heads are players too: ``unit="head"`` on the ``query``/``key`` projection of an
 attention module splits its output per head (the head count is read from the parent).
@@ -52,8 +56,9 @@ sentences of a pair) get the same mask at every call; ablation values are cached
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -268,6 +273,8 @@ class ComponentGame(Game):
         self.forward_kwargs = dict(forward_kwargs or {})
         self.baseline = baseline
         self.state = RowState()
+        # rows [first, ...) last composed by _rows: first row, masks, samples, references
+        self._block: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
         # the rows are the model inputs: the same tuned size as feature games on these inputs
         engine.tune_key = row_signature(
@@ -505,9 +512,31 @@ class ComponentGame(Game):
         st = self.state
         st.new_pass(len(self.sites))
         st.mask, st.sample, st.ref = m, b, j
+        self._block = (start, m, b, j)
         extra, kw = self._extras(b)
         return Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw,
                     leaves=[m] if leaf else [])
+
+    @contextlib.contextmanager
+    def _dropping_block(self) -> Iterator[None]:
+        """Forget the last block's rows when the run ends (also after an exception)."""
+        try:
+            yield
+        finally:
+            self._block = None
+
+    def _chunk(self, start: int, stop: int) -> None:
+        """Point the hooks at rows ``[start, stop)`` of the rows :meth:`_rows` composed last
+        (the engine's per-chunk callback: in block mode one block holds many forward passes)."""
+        assert self._block is not None
+        first, m, b, j = self._block
+        st = self.state
+        st.new_pass(len(self.sites))
+        if start == first and stop - start == m.shape[0]:
+            st.mask, st.sample, st.ref = m, b, j
+        else:
+            lo, hi = start - first, stop - first
+            st.mask, st.sample, st.ref = m[lo:hi], b[lo:hi], j[lo:hi]
 
     def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
         k_count = int(masks.shape[-2])
@@ -522,12 +551,16 @@ class ComponentGame(Game):
             else:
                 out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
 
-        with installed(self.module, self.sites, self.state):
+        with installed(self.module, self.sites, self.state), self._dropping_block():
             self.state.mode = "mask"
             self.engine.run(b_total * k_count * mb,
                             lambda s, e: self._rows(masks_d, shared, k_count, s, e, False), sink,
                             row_bytes=self.row_bytes, desc="coalitions",
-                            describe_row=self.describe_rows(k_count, self.n_background, "resample row"))
+                            describe_row=self.describe_rows(k_count, self.n_background, "resample row"),
+                            # block mode (issue #9): rows composed per block, the hooks pointed
+                            # at each chunk's slice; extra model arguments stay per chunk
+                            blocks=not self.forward_args and not self.forward_kwargs,
+                            chunk=self._chunk)
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
