@@ -140,13 +140,17 @@ def test_engine_tunes_to_the_models_best_size_and_caches_it():
     masks = (torch.rand(800, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
     v = game.value(masks)
     tuned = game.engine.tuner(game.row_bytes, False)
-    assert tuned.best == 64, tuned.rates
+    # nominal rates 16: 2,857, 32: 4,444, 64: 6,154, 128: 2,623 rows/s; each size is timed on
+    # one pass, and one sleep stretched by ~5 ms (seen in a CI run: 64 rows at 4,125/s) can put
+    # 32 ahead of 64 — the sizes past the sweet spot and below it must still lose
+    assert tuned.best in (32, 64), tuned.rates
+    assert all(r < tuned.rates[tuned.best] for k, r in tuned.rates.items() if k in (16, 128, 256, 512))
     # after the 2-row reference pass: warm-up, 16 and 32 (4 ms per pass, 0.1 ms per row: the
     # search skips ahead, to 256 by the sleeps' nominal times: the largest size with over a
     # tenth of its time per pass; 128 or 512 when the machine stretches a sleep), that size is
     # clearly slower, so the skipped sizes are timed after all from 64 on. On a loaded machine
     # the stretched sleeps make the fit noisy, and the tuner then doubles without skipping (to
-    # 64 directly): both paths must end at 64.
+    # 64 directly): both paths must end at the sweet spot.
     assert model.sizes[1:4] == [16, 16, 32]
     assert (model.sizes[4] in (128, 256, 512) and 64 in model.sizes[5:7]) or model.sizes[4] == 64
     # every row was evaluated exactly once: tuning chunks are real work
@@ -155,7 +159,7 @@ def test_engine_tunes_to_the_models_best_size_and_caches_it():
     model.sizes.clear()
     game2 = FeatureGame(as_model(model, "torch"), x, target=0)
     v2 = game2.value(masks)
-    assert set(model.sizes[1:-1]) == {64}
+    assert set(model.sizes[1:-1]) == {tuned.best}
     torch.testing.assert_close(v, v2, rtol=0, atol=0)
 
 

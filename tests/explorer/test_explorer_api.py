@@ -569,3 +569,26 @@ def test_pickle_weights_are_refused(tmp_path: Path) -> None:
                        data=str(tmp_path / "X.npy"))
     with pytest.raises(TributeError):
         cfg.subjects[0].get()
+
+
+def test_job_progress_reads_each_field_once() -> None:
+    """The worker thread zeroes ``total`` when a step begins; a reader that checked ``total`` and
+    then divided by it again raised ZeroDivisionError, which ended the event stream mid-job."""
+    from tribute.explorer.jobs import Job
+
+    class Racy(Job):
+        reads = 0
+
+        @property
+        def total(self) -> int:  # nonzero on the first read, zero afterwards (begin_step ran)
+            type(self).reads += 1
+            return 10 if type(self).reads == 1 else 0
+
+        @total.setter
+        def total(self, value: int) -> None:
+            pass
+
+    job = Racy(id="j", kind="explain", key="k", done=5, steps_total=2)
+    assert job.fraction == 0.25
+    Racy.reads = 0
+    assert job.public(with_result=False)["progress"] == 0.25

@@ -98,8 +98,11 @@ class Job:
 
     @property
     def fraction(self) -> float:
-        inner = self.done / self.total if self.total else 0.0
-        return min(1.0, (self.steps_done + min(inner, 1.0)) / max(self.steps_total, 1))
+        # one read of each field: the worker thread may zero ``total`` (begin_step) between a
+        # check and the division (a ZeroDivisionError here ended the event stream mid-job)
+        done, total, steps_done = self.done, self.total, self.steps_done
+        inner = done / total if total else 0.0
+        return min(1.0, (steps_done + min(inner, 1.0)) / max(self.steps_total, 1))
 
     def check(self) -> None:
         """Raise :class:`Cancelled` if the job was cancelled (call between steps)."""
@@ -204,8 +207,10 @@ class JobManager:
             log.exception("explorer job %s (%s) failed", job.id, job.kind)
             job.status, job.error = "error", f"{type(exc).__name__}: {exc}"
         else:
-            job.result, job.status = result, "done"
+            # complete before terminal: a reader that sees "done" sees progress 1.0 and the result
             job.steps_done = job.steps_total
+            job.result = result
+            job.status = "done"
             self.cache.put(job.key, result)
         finally:
             job.finished = time.time()
