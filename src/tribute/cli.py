@@ -103,9 +103,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="explain a model on saved inputs",
                        description="Load a model from a factory (and safetensors weights), explain it on "
                        "inputs from a .npy/.npz file, and write attribution.npz, attribution.png and "
-                       "attribution.html to --out.",
+                       "attribution.html to --out (or, as a resumable dataset job, result.npz and "
+                       "summary.json; see the dataset-job options).",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_args(p)
+    add_model_args(p, dataset_jobs=True)
     _add_explain_options(p, default_method="kernel_shap")
     from .jobs.cli import add_job_args
 
@@ -162,13 +163,25 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """``--model``, ``--weights``, ``--data``, ``--data-key`` (shared with plugin commands)."""
+def add_model_args(p: argparse.ArgumentParser, *, dataset_jobs: bool = False) -> None:
+    """``--model``, ``--weights``, ``--data``, ``--data-key`` (shared with plugin commands).
+
+    ``dataset_jobs``: the command also runs dataset jobs (``tribute explain``), whose loader
+    reads tables and takes every array of an ``.npz`` as one model input; the help says so.
+    """
     p.add_argument("--model", required=True, metavar="MODULE:FACTORY",
                    help="factory returning the model: 'pkg.module:make_model' or 'path/file.py:make_model'")
     p.add_argument("--weights", default=None, help="a .safetensors file loaded into the model (never pickle)")
-    p.add_argument("--data", required=True, help="inputs: a .npy file, or a .npz file (see --data-key)")
-    p.add_argument("--data-key", default=None, help="array name inside a .npz file (default: the first)")
+    if dataset_jobs:
+        p.add_argument("--data", required=True,
+                       help="inputs: a .npy or .npz file (see --data-key), or a .csv/.parquet table "
+                            "(a table runs a dataset job)")
+        p.add_argument("--data-key", default=None,
+                       help="array name inside a .npz file (default: the first; a dataset job "
+                            "takes every array, as the inputs of a multi-input model)")
+    else:
+        p.add_argument("--data", required=True, help="inputs: a .npy file, or a .npz file (see --data-key)")
+        p.add_argument("--data-key", default=None, help="array name inside a .npz file (default: the first)")
     p.add_argument("--device", default=None,
                    help="torch device for the model and inputs: cpu, cuda or cuda:N (default: "
                         "where the factory put the model)")
@@ -278,10 +291,18 @@ def load_data(path: str, key: str | None = None) -> Any:
     import numpy as np
 
     from .errors import InputError
+    from .jobs.data import not_a_numpy_file
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"--data: file {path!r} does not exist.")
+    try:
+        why = not_a_numpy_file(p)
+    except OSError as exc:
+        raise InputError(f"--data: cannot read {path!r} ({exc}).") from exc
+    if why is not None:
+        raise InputError(f"--data: {path!r} is not a numpy .npy/.npz file: {why}; save the inputs "
+                         "with numpy.save / numpy.savez.")
     try:
         obj = np.load(p, allow_pickle=False)
     except ValueError as exc:

@@ -388,3 +388,41 @@ def test_unknown_ablation_hint_names_the_public_class():
     with pytest.raises(tribute.errors.InputError, match=r"tribute\.Ablation\(") as err:
         tribute.components(torch.nn.Sequential(torch.nn.Linear(3, 2)), "0", ablation=3)  # type: ignore[arg-type]  # wrong on purpose
     assert "tribute.components.Ablation" not in str(err.value)
+
+
+def test_a_file_that_is_no_numpy_file_is_not_called_pickled(tmp_path):
+    """``numpy.load`` reads a file without the .npy/.zip signature as a pickle, so a text file
+    named ``.npy`` was once reported as "holds pickled objects"; the loader now says what the
+    file is (its first bytes) and keeps "pickled objects" for .npy files that hold objects."""
+    from tribute.cli import load_data
+    from tribute.errors import InputError
+
+    (tmp_path / "text.npy").write_bytes(b"a,b\n1,2\n")
+    with pytest.raises(InputError, match=r"is not a numpy \.npy/\.npz file: it starts with b'a,b") as err:
+        load_data(str(tmp_path / "text.npy"))
+    assert "pickled" not in str(err.value)
+    with open(tmp_path / "pickle.npy", "wb") as fh:
+        import pickle
+
+        pickle.dump([1, 2], fh)
+    with pytest.raises(InputError, match="is a Python pickle"):
+        load_data(str(tmp_path / "pickle.npy"))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="holds pickled objects"):
+        load_data(str(tmp_path / "obj.npy"))
+    np.save(tmp_path / "ok.npy", np.ones((2, 3)))
+    assert load_data(str(tmp_path / "ok.npy")).shape == (2, 3)
+
+
+def test_explain_help_names_tables_and_the_job_reading_of_npz(capsys):
+    """``tribute explain`` reads .csv/.parquet (as a dataset job) and a job takes every array of
+    an .npz as one model input; its --data/--data-key help says so (the other commands that
+    share these options read .npy/.npz only, first array by default)."""
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ".csv/.parquet" in text and "takes every array" in text
+    with pytest.raises(SystemExit):
+        main(["components", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ".csv" not in text and "(default: the first)" in text

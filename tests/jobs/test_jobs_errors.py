@@ -50,7 +50,15 @@ def test_csv_with_non_numeric_columns(mlp, tmp_path):
 
 def test_unreadable_and_pickled_files(mlp, tmp_path):
     (tmp_path / "x.npy").write_bytes(b"not a numpy file at all")
-    _refused(tmp_path / "o", InputError, "x.npy", mlp, str(tmp_path / "x.npy"))
+    _refused(tmp_path / "o", InputError, r"x\.npy' is not a numpy \.npy/\.npz file: it starts with b'not a nu'",
+             mlp, str(tmp_path / "x.npy"))
+    with open(tmp_path / "p.npy", "wb") as fh:
+        pickle.dump([1, 2], fh)
+    _refused(tmp_path / "o", InputError, "is a Python pickle", mlp, str(tmp_path / "p.npy"))
+    # torch.save writes a zip, which numpy opens as an .npz whose members are raw bytes
+    torch.save(torch.ones(2, 6), tmp_path / "t.npy")
+    _refused(tmp_path / "o", InputError, r"not a \.npy/\.npz array file \(its member", mlp,
+             str(tmp_path / "t.npy"))
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     _refused(tmp_path / "o", InputError, "pickled objects", mlp, str(tmp_path / "obj.npy"))
     _refused(tmp_path / "o", InputError, "does not exist", mlp, str(tmp_path / "missing.npy"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Dataset", "as_dataset", "fingerprint_arrays", "load_dataset"]
+__all__ = ["Dataset", "as_dataset", "fingerprint_arrays", "load_dataset", "not_a_numpy_file"]
 
 _SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
@@ -143,13 +143,49 @@ def load_dataset(path: str | Path, key: str | None = None) -> Dataset:
     return _load_table(p)
 
 
+#: First bytes of a ``.npy`` file, and of a zip archive (``.npz``).
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def not_a_numpy_file(path: str | Path) -> str | None:
+    """Why ``path`` is no ``.npy``/``.npz`` file, judged by its first bytes; None if it may be one.
+
+    ``numpy.load`` reads any file that lacks both signatures as a pickle, so without this check
+    a text file, a CSV or a torch ``.pt`` file saved with pickle would be reported as "pickled
+    objects" (or worse, loaded with ``allow_pickle=True``).
+
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = os.path.join(d, "x.npy")
+    ...     _ = open(f, "wb").write(b"a,b\\n1,2\\n")
+    ...     print(not_a_numpy_file(f))
+    it starts with b'a,b\\n1,2\\n', not with the .npy header (b'\\x93NUMPY') or a zip signature (.npz)
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
+        return None
+    if head[:1] == b"\x80":  # pickle protocol 2+
+        return "it is a Python pickle (pickle.dump, or torch.save in its legacy format), which tribute never loads"
+    return (f"it starts with {head!r}, not with the .npy header ({_NPY_MAGIC!r}) or a zip "
+            "signature (.npz)")
+
+
 def _load_numpy(p: Path, key: str | None) -> Dataset:
+    try:
+        why = not_a_numpy_file(p)
+    except OSError as exc:
+        raise InputError(f"data: cannot read {str(p)!r} ({exc}).") from exc
+    if why is not None:
+        raise InputError(f"data: {str(p)!r} is not a numpy .npy/.npz file: {why}. Save plain "
+                         "numeric arrays with np.save / np.savez.")
     try:
         obj = np.load(p, mmap_mode="r" if p.suffix.lower() == ".npy" else None, allow_pickle=False)
     except ValueError as exc:
         raise InputError(
-            f"data: {str(p)!r} holds pickled objects (or is not a numpy file), which tribute never "
-            f"loads ({exc}). Save plain numeric arrays with np.save / np.savez."
+            f"data: {str(p)!r} holds pickled objects, which tribute never loads ({exc}). Save "
+            "plain numeric arrays with np.save / np.savez."
         ) from exc
     except (OSError, EOFError) as exc:
         raise InputError(f"data: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
@@ -170,6 +206,12 @@ def _load_numpy(p: Path, key: str | None) -> Dataset:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"data: {str(p)!r} holds pickled objects, which tribute never loads ({exc}).") from exc
+    for name, a in zip(names, arrays):
+        if not isinstance(a, np.ndarray):  # a zip that is no .npz (a torch .pt file, say)
+            raise InputError(
+                f"data: {str(p)!r} is not a .npy/.npz array file (its member {name!r} is not an "
+                "array); save plain numeric arrays with np.save / np.savez (torch .pt files are "
+                "not read).")
     return _check_arrays(arrays, names, str(p), columns=None, source=str(p) + (f"[{key}]" if key else ""))
 
 
