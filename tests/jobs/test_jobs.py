@@ -189,7 +189,14 @@ def test_progress_line(capsys):
     bar.close()
     text = stream.getvalue()
     assert "50/100 rows" in text and "rows/s" in text and "ETA" in text
+    assert " 50%|" in text  # tqdm's bar (issue #14: no hand-written bars), starting at the resumed 20
+    assert "20/100 rows" in text and text.endswith("\n")
     assert JobProgress(10, enabled=None, stream=io.StringIO()).enabled is False
+    quiet = io.StringIO()
+    off = JobProgress(10, enabled=False, stream=quiet)
+    off.update(10)
+    off.close()
+    assert quiet.getvalue() == "" and off.done == 10
 
 
 def test_parquet_output(mlp, X, tmp_path):

@@ -1,21 +1,37 @@
-"""One progress bar across a job's shards: rows done, rows/s and ETA (stderr, no dependency)."""
+"""One progress bar across a job's shards: rows done, rows/s and ETA.
+
+Drawn by tqdm (a dependency already; the engine's bars use it too): a text bar on a terminal
+and, through ``tqdm.auto``, a widget in a Jupyter notebook, where a job's bar used to be
+hidden (stderr is no terminal there).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["JobProgress"]
 
+#: ``explain  40%|#####      | 1,200/3,000 rows  310.2 rows/s  ETA 00:05``
+_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:,}/{total:,} rows  {rate_fmt}  ETA {remaining}"
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
 
 class JobProgress:
-    """``desc [#####.....] 1,024/4,096 rows  310 rows/s  ETA 0:10``.
+    """A tqdm bar over the rows of a job.
 
     Args:
         total: rows of the job.
         done: rows already finished (a resumed job); they do not count towards the rate.
-        enabled: True always draws, False never, None only when ``stream`` is a terminal.
+        desc: label. default="explain".
+        enabled: True always draws, False never, None on a terminal or in a notebook.
+        stream: where a text bar is written. default=None (``sys.stderr``; a widget in a
+            notebook).
     """
 
     def __init__(self, total: int, done: int = 0, desc: str = "explain", enabled: bool | None = None,
@@ -23,11 +39,21 @@ class JobProgress:
         self.total = max(int(total), 1)
         self.start_done = self.done = int(done)
         self.desc = desc
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)()) if enabled is None else enabled
+        out = stream if stream is not None else sys.stderr
+        notebook = stream is None and _in_notebook()
+        if enabled is None:
+            enabled = bool(getattr(out, "isatty", lambda: False)()) or notebook
+        self.enabled = bool(enabled)
         self.t0 = time.perf_counter()
+        self._bar: Any = None
         if self.enabled:
-            self._draw()
+            if notebook:  # pragma: no cover - needs a notebook
+                from tqdm.auto import tqdm
+            else:
+                from tqdm.std import tqdm
+            self._bar = tqdm(total=self.total, initial=self.done, desc=desc, file=out,
+                             unit="rows", bar_format=_FORMAT, dynamic_ncols=True,
+                             mininterval=0.2, leave=True)
 
     @property
     def rate(self) -> float:
@@ -36,32 +62,10 @@ class JobProgress:
 
     def update(self, rows: int) -> None:
         self.done += int(rows)
-        if self.enabled:
-            self._draw()
-
-    def line(self) -> str:
-        frac = min(self.done / self.total, 1.0)
-        width = 24
-        filled = int(frac * width)
-        rate = self.rate
-        left = self.total - self.done
-        eta = _clock(left / rate) if rate > 0 and left > 0 else ("0:00" if left <= 0 else "?")
-        return (f"{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} rows"
-                f"  {rate:,.1f} rows/s  ETA {eta}")
-
-    def _draw(self) -> None:
-        self.stream.write("\r" + self.line())
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(int(rows))
 
     def close(self) -> None:
-        if self.enabled:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
