@@ -174,3 +174,122 @@ def test_a_resolved_target_does_not_alias_the_callers_tensor() -> None:
     assert t.index is not None and t.index[:, 0].tolist() == [2, 2, 2, 2]
     out = torch.arange(12.0).reshape(4, 3)
     assert t.select(out, torch.arange(4)).flatten().tolist() == [2.0, 5.0, 8.0, 11.0]
+
+
+# ----------------------------------------------------------------- sample-major rows (lean2)
+@pytest.mark.parametrize("k_count", [2, 3, 7])
+def test_row_helpers_give_the_gathers_tensors(k_count):
+    """Tiles and broadcast copies equal the per-row gathers they replace, for any chunk of a
+    sample-major table (chunks starting and ending inside a sample's coalitions too), and are
+    contiguous on aligned memory of their own (never a view of the source)."""
+    from tribute.games._rows import repeat_rows, sample_ids, tile_rows
+
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.rand(k_count, 5, generator=gen)
+    x = torch.randn(4, 3, 2, generator=gen)
+    ids = torch.randint(0, 9, (4, 5), generator=gen)
+    total = 4 * k_count
+    for start in range(total):
+        for stop in range(start + 1, total + 1):
+            r = torch.arange(start, stop)
+            b = sample_ids(start, stop, k_count, "cpu")
+            assert b.dtype == torch.long and torch.equal(b, r // k_count)
+            for got, want in ((tile_rows(masks, start, stop), masks[r % k_count]),
+                              (repeat_rows(x, start, stop, k_count), x[r // k_count]),
+                              (repeat_rows(ids, start, stop, k_count), ids[r // k_count])):
+                assert got.dtype == want.dtype and torch.equal(got, want)
+                assert got.is_contiguous() and got.stride()[0] > 0 and got.data_ptr() % 64 == 0
+                assert got.untyped_storage().data_ptr() not in (
+                    masks.untyped_storage().data_ptr(), x.untyped_storage().data_ptr(),
+                    ids.untyped_storage().data_ptr())
+    w = torch.rand(k_count, dtype=torch.float64, generator=gen)
+    assert torch.equal(tile_rows(w, 1, total), w[torch.arange(1, total) % k_count])
+    with pytest.raises(ValueError):
+        repeat_rows(x, 0, 2, 1)
+
+
+@pytest.mark.parametrize("baseline", ["scalar", "per_sample", "background1"])
+@pytest.mark.parametrize("batch_size", [None, 5, 7])
+def test_tiled_gradient_rows_equal_the_gathered_ones(baseline, batch_size):
+    """Shared masks take the tiled path of the gradient run; the same masks given per sample
+    take the gather path: values and gradients (per coalition and weighted) must be equal
+    bit for bit, whatever the chunking."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    x = torch.randn(4, 6)
+    base: object = {"scalar": 0.25, "per_sample": torch.randn(4, 6),
+                    "background1": tribute.Background(torch.randn(1, 6))}[baseline]
+    groups = torch.tensor([0, 1, 1, 2, 3, 3])
+    g = FeatureGame(as_model(model, "torch"), x, target=[0, 2], baseline=base, groups=groups,
+                    batch_size=batch_size)
+    masks = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    per = masks.expand(4, 5, 4).clone()
+    w = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for weights in (None, w):
+        v_shared, g_shared = g.value_and_grad(masks, weights)
+        v_per, g_per = g.value_and_grad(per, weights)
+        assert torch.equal(v_shared, v_per) and torch.equal(g_shared, g_per)
+
+
+@pytest.mark.parametrize("ablation", ["zero", "mean"])
+@pytest.mark.parametrize("batch_size", [None, 6, 11])
+def test_tiled_component_rows_equal_the_gathered_ones(ablation, batch_size):
+    """Component games: shared masks (tiled rows) and the same masks per sample (gathered
+    rows) give the same values and mask gradients, bit for bit."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 2)).eval()
+    x = torch.randn(3, 5)
+    players = tribute.components(model, "1", unit="neuron", ablation=ablation)
+    g = tribute.build_game(model, x, target=1, players=players, batch_size=batch_size)
+    masks = (torch.rand(4, 7, generator=torch.Generator().manual_seed(1)) > 0.4).double()
+    per = masks.expand(3, 4, 7).clone()
+    assert torch.equal(g.value(masks), g.value(per))
+    v_shared, g_shared = g.value_and_grad(masks)
+    v_per, g_per = g.value_and_grad(per)
+    assert torch.equal(v_shared, v_per) and torch.equal(g_shared, g_per)
+
+
+def test_explain_checks_parameters_once_and_estimates_the_cost_once(monkeypatch):
+    """explain() validates the hyperparameters in check() and lets attribute() skip the second
+    check; the cost estimate of check() is reused. Called directly, attribute() still
+    validates; a subclass whose check() does not validate is validated by attribute()."""
+    from tribute.methods.base import Method, get_method
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    x = torch.randn(3, 4)
+    cls = get_method("feature_ablation")
+    calls = {"validate": 0, "cost": 0}
+    validate, cost = cls.validate_params, cls.estimate_cost
+
+    def counting_validate(self):
+        calls["validate"] += 1
+        return validate(self)
+
+    def counting_cost(self, game, budget):
+        calls["cost"] += 1
+        return cost(self, game, budget)
+
+    monkeypatch.setattr(cls, "validate_params", counting_validate)
+    monkeypatch.setattr(cls, "estimate_cost", counting_cost)
+    a = tribute.explain(model, x, method="feature_ablation", target=0, progress=False)
+    assert calls == {"validate": 1, "cost": 1}
+    assert "_params_checked" not in a.params and "_checked_cost" not in a.params
+
+    game = tribute.build_game(model, x, target=0)
+    est = cls()
+    est.check(game, None)
+    est.attribute(game)  # directly: validated again (no explain() mark)
+    assert calls["validate"] == 3
+
+    bad = get_method("integrated_gradients")(steps=0)
+    with pytest.raises(InputError, match="steps"):
+        bad.attribute(tribute.build_game(model, x, target=0))
+
+    class NoCheck(type(bad)):  # type: ignore[misc]
+        def check(self, game, budget):
+            return budget
+
+    with pytest.raises(InputError, match="steps"):
+        NoCheck(steps=0).attribute(tribute.build_game(model, x, target=0))
+    assert issubclass(NoCheck, Method)

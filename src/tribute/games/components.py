@@ -70,6 +70,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
+from ._rows import repeat_rows, sample_ids, tile_rows
 from .base import Game
 from .features import _as_tensor, _check_finite
 from .sites import (
@@ -504,9 +505,18 @@ class ComponentGame(Game):
 
     def _rows(self, masks_d: torch.Tensor, shared: bool, k_count: int, start: int, stop: int,
               leaf: bool) -> Rows:
-        bk, b, k, j = self._decode(start, stop, k_count)
-        flat = masks_d if shared else masks_d.reshape(-1, masks_d.shape[-1])
-        m = flat[k if shared else bk]
+        if shared and self.n_background == 1 and k_count > 1:
+            # sample-major rows without per-row gathers (the same tensors; see games._rows)
+            device = self.model.device
+            b = sample_ids(start, stop, k_count, device)
+            j = torch.zeros(stop - start, dtype=torch.long, device=device)  # r % 1
+            m = tile_rows(masks_d, start, stop)
+            xs = tuple(repeat_rows(x, start, stop, k_count) for x in self.inputs)
+        else:
+            bk, b, k, j = self._decode(start, stop, k_count)
+            flat = masks_d if shared else masks_d.reshape(-1, masks_d.shape[-1])
+            m = flat[k if shared else bk]
+            xs = tuple(x[b] for x in self.inputs)
         if leaf:
             m = m.detach().clone().requires_grad_(True)
         st = self.state
@@ -514,8 +524,7 @@ class ComponentGame(Game):
         st.mask, st.sample, st.ref = m, b, j
         self._block = (start, m, b, j)
         extra, kw = self._extras(b)
-        return Rows(inputs=tuple(x[b] for x in self.inputs), sample=b, extra=extra, kwargs=kw,
-                    leaves=[m] if leaf else [])
+        return Rows(inputs=xs, sample=b, extra=extra, kwargs=kw, leaves=[m] if leaf else [])
 
     @contextlib.contextmanager
     def _dropping_block(self) -> Iterator[None]:

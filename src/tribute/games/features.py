@@ -30,6 +30,7 @@ from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target, transform_output
+from ._rows import repeat_rows, sample_ids, tile_rows
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
@@ -529,22 +530,29 @@ class FeatureGame(Game):
             ) from exc
         return torch.cat(store, dim=0) if len(store) > 1 else store[0]
 
-    def _compose(self, m: torch.Tensor, b: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Rows ``x(m)`` for per-row masks ``m`` (R x players), samples ``b`` and bg rows ``j``."""
+    def _compose(self, m: torch.Tensor, b: torch.Tensor, j: torch.Tensor,
+                 take: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+        """Rows ``x(m)`` for per-row masks ``m`` (R x players), samples ``b`` and bg rows ``j``.
+
+        ``take(t)`` gives ``t[b]`` (the rows of a per-sample tensor) when the caller has a
+        cheaper way to the same tensor (see :mod:`tribute.games._rows`)."""
         out = []
         n = m.shape[0]
+        if take is None:
+            def take(t: torch.Tensor) -> torch.Tensor:
+                return t[b]
         for inp in self.inputs:
             if inp.groups is None:
                 e = m[:, inp.offset : inp.offset + inp.size]
             elif inp.groups.ndim == 1:
                 e = m[:, inp.groups]
             else:
-                e = m.gather(1, inp.groups[b])
-            x = inp.x[b]
+                e = m.gather(1, take(inp.groups))
+            x = take(inp.x)
             if inp.base_mode == "single":
                 base = inp.base
             elif inp.base_mode == "per_sample":
-                base = inp.base[b]
+                base = take(inp.base)
             else:
                 base = inp.base[j]
             if inp.is_int:
@@ -703,13 +711,33 @@ class FeatureGame(Game):
             grad_out = torch.zeros(b_total, t_count, n, dtype=torch.float64)
             w_dev = weights.to(torch.float64)
 
+        # shared masks, one baseline row per sample: rows are sample-major (sample r // K,
+        # coalition r % K) and are taken by tiling / broadcast copies instead of per-row
+        # gathers (the same tensors; see games._rows)
+        tiled = shared and mb == 1 and k_count > 1
+
         def build(start: int, stop: int) -> Rows:
+            if tiled:
+                b = sample_ids(start, stop, k_count, device)
+                m = tile_rows(masks_d, start, stop).detach().requires_grad_(True)
+                extra, kw = self._rows_extra(b)
+                inputs = self._compose(m, b, torch.zeros_like(b),  # j = r % 1
+                                       lambda t: repeat_rows(t, start, stop, k_count))
+                return Rows(inputs=inputs, sample=b, extra=extra, kwargs=kw, leaves=[m])
             _, bk, b, k, j = self._decode(start, stop, k_count)
             m = self._row_masks(masks_d, shared, bk, k).detach().clone().requires_grad_(True)
             extra, kw = self._rows_extra(b)
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw, leaves=[m])
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            if tiled and weights is not None:  # the same sums as below, without index arithmetic
+                vals_out[start:stop] += vals.to("cpu", torch.float64)
+                wk = tile_rows(w_dev, start, stop)
+                # float32 x float64 computes in float64 (the float32 factor widened exactly):
+                # the products of .to(float64) * wk in one pass
+                g = torch.mul(grads[0].to("cpu"), wk[:, None, None])
+                grad_out.index_add_(0, sample_ids(start, stop, k_count, "cpu"), g)
+                return
             r = torch.arange(start, stop)
             bk = r // mb if mb > 1 else r
             if mb == 1:  # background weight 1: nothing to scale (x * 1.0 is x exactly)

@@ -27,6 +27,7 @@ import functools
 import inspect
 import math
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -160,7 +161,10 @@ class Method(ABC):
                 and not getattr(own, "_validates", False):
             @functools.wraps(own)
             def attribute(self: Method, game: Game, *args: Any, **kw: Any) -> Attribution:
-                self.validate_params()
+                # explain() has just validated them in check() (and nothing set them since):
+                # it marks that, so the parameters are not checked twice per call
+                if not self.__dict__.pop("_params_checked", False):
+                    self.validate_params()
                 assert own is not None
                 return own(self, game, *args, **kw)
 
@@ -274,6 +278,8 @@ class Method(ABC):
         """
         cls = type(self)
         cost = self.estimate_cost(game, budget)
+        # explain() reuses it (a weak reference: a method kept by the user keeps no game alive)
+        self.__dict__["_checked_cost"] = (weakref.ref(game), budget, cost)
         engine = getattr(game, "engine", None)
         cap = getattr(engine, "max_memory", None)
         if cap is not None and cost.bytes > cap:

@@ -18,7 +18,7 @@ from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE
 from ..models import as_model
 from ..targets import TargetLike
-from .base import estimate_seconds, get_method, solve_seconds
+from .base import Method, estimate_seconds, get_method, solve_seconds
 
 __all__ = ["explain"]
 
@@ -161,7 +161,10 @@ def explain(
         use_budget = estimator.check(game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")
-        cost = estimator.estimate_cost(game, use_budget)
+        # the estimate check() just made for this game and budget (the same object)
+        memo = estimator.__dict__.pop("_checked_cost", None)
+        cost = memo[2] if memo is not None and memo[0]() is game and memo[1] == use_budget \
+            else estimator.estimate_cost(game, use_budget)
         known = estimate_seconds(game.engine, game, cost) is not None  # announced by check()
 
         def plan(seconds: float) -> str:
@@ -169,6 +172,8 @@ def explain(
 
         bar.replan(cost.rows, estimator.solve_rows(game, cost), None if known else plan,
                    solve_seconds(cost))
+        if type(estimator).check is Method.check:  # it validated the parameters just now
+            estimator.__dict__["_params_checked"] = True
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
     note = getattr(game, "background_note", None)
     if note:  # a summarised background set is stated in the result
