@@ -11,7 +11,7 @@ after two sizes in a row that were no faster (a plateau). One pass per size deci
 search, and on a busy machine one pass of a millisecond varies by 2x, so it ends in a *duel*:
 the fastest size and its measured neighbours (half and twice its rows) are timed again in
 turns, twice each, the best pass of each counts, and the smallest size within 3% of the
-fastest wins (moving down to smaller neighbours, at most twice, while the smallest wins). The
+fastest wins (moving down to smaller neighbours, at most three times, while the smallest wins). The
 winner is used for the rest of the call and cached per (model, model-input signature, gradients) for later calls in
 the process -- every method and game kind on the same model and input shapes shares it
 (feature games, component games' capture and patching passes). Tuning chunks are real work:
@@ -21,8 +21,8 @@ timing.
 Sizes whose passes are mostly a fixed cost per pass are skipped: after the first two sizes
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
 size where the cost per pass is still over a tenth of a pass (at most five doublings on); when
-32 rows took no longer than 16, both are timed again (cheap passes only) and a second such fit
-skips as far as allowed.
+32 rows took no longer than 16, 16 is timed again (cheap passes only) and a second such fit
+skips to the largest size.
 
 Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
 throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
@@ -107,7 +107,7 @@ _DUEL_ROUNDS = 2
 #: In the duel, a bigger size must be this much faster than a smaller one to be chosen.
 _PREFER_SMALLER = 0.03
 #: Moves of the duel towards smaller sizes (when the smallest size in the duel wins).
-_DUEL_MOVES = 2
+_DUEL_MOVES = 3
 
 
 class BatchTuner:
@@ -258,12 +258,10 @@ class BatchTuner:
             rate = rows / seconds
             top = max(self.rates.values(), default=0.0)
             self.rates[size] = max(self.rates.get(size, 0.0), rate)
-            if self._refit:  # timing the first two sizes again for the fit (see _skip_ahead)
-                self._i += 1
-                if self._i == 2:
-                    self._i = self._skip_ahead()
-                    if self._i > 2:
-                        self._skipped = (2, self._i)
+            if self._refit:  # 16 rows timed again for the fit (see _skip_ahead)
+                self._i = self._skip_ahead()
+                if self._i > 2:
+                    self._skipped = (2, self._i)
                 return
             self._seen += 1
             slower = self.rates[size] < (1.0 - self.tolerance) * top
@@ -285,8 +283,8 @@ class BatchTuner:
             self._i += 1
             if self.skip and self._i == 2 and self._flat == 0 and len(self.rates) == 2:
                 if self._degenerate_fit() and size / rate < _CHEAP_SECONDS:
-                    # 32 rows no slower than 16 per pass: noise, or a cost per pass that
-                    # dominates; both sizes are timed once more before the fit decides
+                    # 32 rows no slower than 16 per pass: 16 was slowed down (noise only
+                    # slows a pass), or a cost per pass dominates; 16 is timed once more
                     self._refit, self._i = True, 0
                     return
                 self._i = self._skip_ahead()
@@ -311,12 +309,13 @@ class BatchTuner:
         (a 13-feature MLP: ~60 us per pass, 0.17 us per row, so 16 ... 1,024 rows are all
         "faster than the last"). The search goes on at the largest size where ``c`` is still
         over a tenth of the pass (``s <= 9 c / r``), at most :data:`_MAX_SKIP` doublings on.
-        When 32 rows take no longer than 16 per pass (``r`` not positive), one pass each says
-        nothing (noise) or that the cost per pass dominates: both are timed once more (passes
-        under 5 ms only), and a second such fit (the faster time of each size) skips as far
-        as allowed (a numpy gradient-boosting model: ~1.5 ms per call, 0.8 us per row; timing
-        64 ... 1,024 cost a cold call six passes). No skip when ``c`` is not positive (a
-        costly model). Should the size skipped to turn out clearly slower (the peak lies among
+        When 32 rows take no longer than 16 per pass (``r`` not positive), either the pass at
+        16 was slowed down (noise only slows passes) or the cost per pass dominates: 16 is
+        timed once more (passes under 5 ms only), and if the faster of its two times is still
+        no faster than 32's, the search jumps to the largest size (a numpy gradient-boosting
+        model: ~1.5 ms per call, 0.8 us per row, fastest at 8,192 rows; timing 64 ... 4,096 on
+        the way cost a cold call of 10,000 rows eight passes). No skip when ``c`` is not
+        positive (a costly model). Should the size skipped to turn out clearly slower (the peak lies among
         the skipped sizes), the skipped sizes are timed after all.
         """
         s0, s1, t0, t1 = self._times()
@@ -326,9 +325,9 @@ class BatchTuner:
         if per_pass <= 0:  # no cost per pass
             return 2
         if per_row <= 0:
-            if not twice:
-                return 2  # expensive passes: not timed twice, no fit
-            target = float("inf")
+            # timed twice: all cost per pass, up to the largest size (the duel then compares
+            # it with half its rows); once (expensive passes): no fit
+            return len(self.candidates) - 1 if twice else 2
         else:
             target = 9.0 * per_pass / per_row
         i = 2
@@ -347,6 +346,7 @@ class BatchTuner:
     def _start_duel(self) -> bool:
         """Time the fastest size and its measured neighbours (half and twice its rows) again,
         in turns, :attr:`duel_rounds` rounds; each keeps its best time (see :meth:`_decide`).
+        A size reached by a skip, with no measured neighbour, duels half its rows (untimed).
         When the smallest of them wins, it duels its own smaller neighbour the same way (timed
         once, or skipped by the search), at most :data:`_DUEL_MOVES` times.
 
@@ -361,6 +361,8 @@ class BatchTuner:
         j = self.candidates.index(b)
         sizes = [self.candidates[k] for k in (j - 1, j, j + 1)
                  if 0 <= k < len(self.candidates) and self.candidates[k] in self.rates]
+        if len(sizes) < 2 and j > 0:  # reached by a skip: against half its rows, untimed
+            sizes = [self.candidates[j - 1], b]
         if len(sizes) < 2:
             return False
         self._duel, self._duel_i, self._duel_left = sizes, 0, self.duel_rounds
