@@ -380,3 +380,27 @@ def test_a_duel_the_calls_cannot_finish_is_decided_on_what_it_measured():
     assert t.done
     t.resume(5000)  # a bigger call finishes the duel
     assert not t.done
+
+
+def test_a_fresh_tuner_on_a_model_that_already_ran_times_its_first_chunk():
+    # the warm-up chunk guards against lazy initialisation on a model's first pass in the
+    # process; once the model has run, a fresh tuner (clear_tuners, a new key) times it
+    clear_tuners()
+    model = _Curve()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    masks = (torch.rand(200, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    game = FeatureGame(as_model(model, "torch"), x, target=0)
+    game.value(masks)
+    assert not tuning.tuner_for(torch.nn.Linear(1, 1), ("sig",), False, 64)._warm  # never ran
+    clear_tuners()
+    game2 = FeatureGame(as_model(model, "torch"), x, target=0)
+    t = game2.engine.tuner(game2.row_bytes, False)
+    assert t._warm and not t.done
+    model.sizes.clear()
+    game2.value(masks)
+    # (game2's 2-row reference pass ran when it was made, too short to time): the first
+    # 16-row chunk counts, and the search goes on at 32 at once
+    assert model.sizes[:2] == [16, 32] and 16 in t.rates
+    # gradients are warmed separately (the first backward pass initialises autograd)
+    assert not game2.engine.tuner(game2.row_bytes, True)._warm
+    clear_tuners()

@@ -51,7 +51,7 @@ import weakref
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["BatchTuner", "SchedulerFreeClock", "tuner_for"]
+__all__ = ["BatchTuner", "SchedulerFreeClock", "mark_warm", "tuner_for"]
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
@@ -137,6 +137,8 @@ class BatchTuner:
             per pass (see ``_skip_ahead``). default=True.
         duel: rounds of the final duel between the fastest size and its neighbours (see
             ``_start_duel``); 0 ends the search at the fastest single pass. default=2.
+        warm: the model already ran in this process (see :func:`mark_warm`): the first chunk
+            is timed like the others instead of being ignored as a warm-up. default=False.
 
     Attributes:
         rates: rows per second measured at each size (best of its measurements).
@@ -146,7 +148,7 @@ class BatchTuner:
     def __init__(self, cap: int, first: int = _FIRST, patience: int = 2,
                  tolerance: float = 0.15, repeats: int = 2,
                  confirm_seconds: float = _CONFIRM_SECONDS, skip: bool = True,
-                 duel: int = _DUEL_ROUNDS) -> None:
+                 duel: int = _DUEL_ROUNDS, warm: bool = False) -> None:
         cap = max(1, int(cap))
         sizes = []
         s = min(max(1, int(first)), cap)
@@ -165,7 +167,7 @@ class BatchTuner:
         self.rates: dict[int, float] = {}
         self.best: int | None = None
         self._i = 0
-        self._warm = False
+        self._warm = bool(warm)  # no warm-up chunk to ignore (the model already ran)
         self.skip = bool(skip)
         self._settled = False  # ended by settle(): a bigger run resumes the search
         self._skipped: tuple[int, int] | None = None  # (first skipped index, index skipped to)
@@ -410,6 +412,33 @@ _TUNERS_BY_ID: dict[tuple[int, Hashable, bool], BatchTuner] = {}
 _LOCK = threading.Lock()
 
 
+# Models that finished a run in this process, per gradients (forward or forward+backward):
+# their lazy initialisation is done, so a fresh tuner (a new key, or after clear_tuners) times
+# its first chunk instead of discarding it as a warm-up (on a numpy model at ~1.5 ms per call, a
+# discarded pass is a tenth of a 10,000-row call). Not a tuned size: clear_tuners keeps it.
+_WARM: weakref.WeakKeyDictionary[Any, set[bool]] = weakref.WeakKeyDictionary()
+_WARM_BY_ID: set[tuple[int, bool]] = set()
+
+
+def mark_warm(model_key: Any, grad: bool) -> None:
+    """Record that ``model_key`` completed a run (with gradients or not) in this process."""
+    try:
+        got = _WARM.get(model_key)
+        if got is None:
+            _WARM[model_key] = {bool(grad)}
+        else:
+            got.add(bool(grad))
+    except TypeError:  # not weak-referenceable
+        _WARM_BY_ID.add((id(model_key), bool(grad)))
+
+
+def _is_warm(model_key: Any, grad: bool) -> bool:
+    try:
+        return bool(grad) in _WARM.get(model_key, ())
+    except TypeError:
+        return (id(model_key), bool(grad)) in _WARM_BY_ID
+
+
 def _reusable(t: BatchTuner, cap: int) -> bool:
     """A tuner made under another cap still serves when its finished search is valid under
     ``cap``: the best size fits, and it was an interior peak (not the old cap, which a larger
@@ -435,14 +464,15 @@ def tuner_for(model_key: Any, key: Hashable, grad: bool, cap: int) -> BatchTuner
                 if t is not None:
                     t._current = False
                 fwd = _TUNERS_BY_ID.get((id(model_key), key, False)) if grad else None
-                t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(cap, _first(fwd))
+                t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(
+                    cap, _first(fwd), warm=(id(model_key), bool(grad)) in _WARM_BY_ID)
             return t
         t = per_model.get(k)
         if t is None or not _reusable(t, cap):
             if t is not None:
                 t._current = False
             fwd = per_model.get((key, False)) if grad else None
-            t = per_model[k] = BatchTuner(cap, _first(fwd))
+            t = per_model[k] = BatchTuner(cap, _first(fwd), warm=_is_warm(model_key, grad))
         return t
 
 
