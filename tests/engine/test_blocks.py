@@ -211,22 +211,22 @@ def test_noisy_first_sizes_are_timed_again_before_the_fit():
     assert t.propose() == 64 and t.rates[16] == 16 / 0.25e-3
 
 
-def test_a_cost_per_pass_seen_twice_skips_to_the_largest_size():
+def test_a_cost_per_pass_seen_twice_skips_as_far_as_allowed():
     # a numpy model: ~1.5 ms per call whatever the rows; 16 is timed twice, the fit finds no
-    # cost per row, and the search jumps to 8,192, which then duels 4,096
+    # cost per row, and the search goes on five doublings on (2,048), not at 64
     t = BatchTuner(cap=8192)
     t.record(16, 16, 1.0)  # warm-up
     for s, sec in ((16, 1.6e-3), (32, 1.5e-3), (16, 1.7e-3)):
         assert t.propose() == s
         t.record(s, s, sec)
-    assert t.propose() == 8192
-    t.record(8192, 8192, 1.5e-3 + 8192 * 0.8e-6)
     sizes = []
-    for _ in range(6):
+    for _ in range(9):
         s = t.propose()
         sizes.append(s)
         t.record(s, s, 1.5e-3 + s * 0.8e-6)
-    assert sizes[:4] == [4096, 8192, 4096, 8192] and t.best == 8192
+    # then 4,096 and 8,192 (faster still), and the duel of 8,192 with 4,096
+    assert sizes[:3] == [2048, 4096, 8192] and sizes[3:7] == [4096, 8192, 4096, 8192]
+    assert t.best == 8192
 
 
 def test_costly_passes_that_look_flat_are_not_timed_again_nor_skipped():

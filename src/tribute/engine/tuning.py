@@ -22,7 +22,7 @@ Sizes whose passes are mostly a fixed cost per pass are skipped: after the first
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
 size where the cost per pass is still over a tenth of a pass (at most five doublings on); when
 32 rows took no longer than 16, 16 is timed again (cheap passes only) and a second such fit
-skips to the largest size.
+skips as far as allowed.
 
 Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
 throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
@@ -314,9 +314,12 @@ class BatchTuner:
         When 32 rows take no longer than 16 per pass (``r`` not positive), either the pass at
         16 was slowed down (noise only slows passes) or the cost per pass dominates: 16 is
         timed once more (passes under 5 ms only), and if the faster of its two times is still
-        no faster than 32's, the search jumps to the largest size (a numpy gradient-boosting
-        model: ~1.5 ms per call, 0.8 us per row, fastest at 8,192 rows; timing 64 ... 4,096 on
-        the way cost a cold call of 10,000 rows eight passes). No skip when ``c`` is not
+        no faster than 32's, the search skips as far as allowed (a numpy gradient-boosting
+        model: ~1.5 ms per call, 0.8 us per row, fastest at 8,192 rows; timing 64 ... 1,024 on
+        the way cost a cold call of 10,000 rows six passes). Not to the largest size at once:
+        on a 13-feature MLP, whose 16- and 32-row passes are also mostly cost per pass, that
+        put the duel at 4,096 vs 8,192 (both at about half the speed of 2,048 in steady state)
+        and it picked 8,192 in both benchmark runs at a load of 12-16. No skip when ``c`` is not
         positive (a costly model). Should the size skipped to turn out clearly slower (the peak lies among
         the skipped sizes), the skipped sizes are timed after all.
         """
@@ -327,9 +330,9 @@ class BatchTuner:
         if per_pass <= 0:  # no cost per pass
             return 2
         if per_row <= 0:
-            # timed twice: all cost per pass, up to the largest size (the duel then compares
-            # it with half its rows); once (expensive passes): no fit
-            return len(self.candidates) - 1 if twice else 2
+            if not twice:
+                return 2  # expensive passes: timed once, no fit
+            target = float("inf")  # timed twice: all cost per pass
         else:
             target = 9.0 * per_pass / per_row
         i = 2
