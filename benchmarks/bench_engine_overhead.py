@@ -3,7 +3,8 @@
 For each model, in one run on one machine:
 
 1. the bare model's best rows per pass: pre-built rows pushed through the model under
-   ``torch.inference_mode`` at 16 ... 4096 rows per pass (forward), and forward + backward of
+   ``torch.inference_mode`` at 16 ... 8192 rows per pass (the tuner's largest size; models
+   with a smaller probe stop there) (forward), and forward + backward of
    the explained output w.r.t. the input (gradients); the fastest size of each is the baseline;
 2. each method family through ``tribute.explain`` with everything automatic (the engine tunes
    its own batch size; the tuned sizes and the cached KernelSHAP/LIME designs are forgotten
@@ -71,7 +72,7 @@ def forget() -> None:
     _kshap.clear_design_cache()
     _lime.clear_design_cache()
 
-BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 # ----------------------------------------------------------------------------- models
@@ -129,11 +130,11 @@ class Case:
     methods: dict[str, dict[str, Any]]
     common: dict[str, Any] = field(default_factory=dict)
     numpy: bool = False
-    probe_rows: int = 2048  # rows per batch-size probe of the bare model
+    probe_rows: int = 8192  # rows per batch-size probe of the bare model (the tuner's cap)
 
 
 def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: bool,
-               probe_rows: int = 2048, budget: int = 512) -> Case:
+               probe_rows: int = 8192, budget: int = 512) -> Case:
     side = x.shape[-1]
 
     def rows(n: int) -> tuple[torch.Tensor, ...]:
@@ -341,7 +342,7 @@ def _min(a: Clock | None, b: Clock) -> Clock:
 def run_case(case: Case, quick: bool, repeats: int) -> list[Result]:
     out = []
     grad_needed = any(s["method"] == "integrated_gradients" for s in case.methods.values())
-    n_probe = case.probe_rows if not quick else case.probe_rows // 2
+    n_probe = case.probe_rows  # --quick too: the probe must reach every size the tuner may pick
     bs_f, per_f = bare_rate(case, False, n_probe)
     print(f"\n== {case.name}: bare forward best batch {bs_f} ({per_f[bs_f]:,.0f} rows/s, "
           f"{1e6 / per_f[bs_f]:.2f} us/row); per size: "
@@ -351,7 +352,7 @@ def run_case(case: Case, quick: bool, repeats: int) -> list[Result]:
         bs_g, per_g = bare_rate(case, True, max(n_probe // 2, 16))
         print(f"   bare forward+backward best batch {bs_g} ({per_g[bs_g]:,.0f} rows/s, "
               f"{1e6 / per_g[bs_g]:.2f} us/row)")
-    pool = case.bare_rows(8192 if case.probe_rows >= 2048 else case.probe_rows)
+    pool = case.bare_rows(max(8192, case.probe_rows) if case.probe_rows >= 2048 else case.probe_rows)
     for label, settings in case.methods.items():
         kw = {**case.common, **settings}
         inputs = kw.pop("inputs", case.inputs)

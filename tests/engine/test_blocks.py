@@ -169,7 +169,7 @@ def test_sizes_dominated_by_the_cost_per_pass_are_skipped():
     t = BatchTuner(cap=8192)
     cost = _times(60e-6, 0.17e-6, peak=2048)
     sizes = []
-    for _ in range(12):
+    for _ in range(24):  # growth, then the duel (2,048 vs 4,096, then 1,024 vs 2,048)
         s = t.propose()
         sizes.append(s)
         t.record(s, s, cost(s))
@@ -181,7 +181,7 @@ def test_a_skip_past_the_peak_times_the_skipped_sizes():
     t = BatchTuner(cap=8192, confirm_seconds=10.0)
     cost = _times(60e-6, 0.17e-6, peak=128, past=20.0)  # throughput collapses past 128 rows
     sizes = []
-    for _ in range(16):
+    for _ in range(30):
         s = t.propose()
         sizes.append(s)
         t.record(s, s, cost(s))
@@ -201,11 +201,39 @@ def test_costly_rows_are_never_skipped():
     assert sizes == [16, 16, 32, 64, 128]
 
 
-def test_noisy_first_sizes_do_not_skip():
+def test_noisy_first_sizes_are_timed_again_before_the_fit():
     t = BatchTuner(cap=8192)
     t.record(16, 16, 1.0)  # warm-up
     t.record(16, 16, 0.7e-3)
-    t.record(32, 32, 0.5e-3)  # 32 rows faster per pass than 16: noise, no fit
+    t.record(32, 32, 0.5e-3)  # 32 rows faster per pass than 16: 16 slowed down, or all per pass
+    assert t.propose() == 16  # 16 is timed once more
+    t.record(16, 16, 0.25e-3)  # best of two: 0.25 ms and 0.5 ms, all cost per row: no skip
+    assert t.propose() == 64 and t.rates[16] == 16 / 0.25e-3
+
+
+def test_a_cost_per_pass_seen_twice_skips_as_far_as_allowed():
+    # a numpy model: ~1.5 ms per call whatever the rows; 16 is timed twice, the fit finds no
+    # cost per row, and the search goes on five doublings on (2,048), not at 64
+    t = BatchTuner(cap=8192)
+    t.record(16, 16, 1.0)  # warm-up
+    for s, sec in ((16, 1.6e-3), (32, 1.5e-3), (16, 1.7e-3)):
+        assert t.propose() == s
+        t.record(s, s, sec)
+    sizes = []
+    for _ in range(9):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, 1.5e-3 + s * 0.8e-6)
+    # then 4,096 and 8,192 (faster still), and the duel of 8,192 with 4,096
+    assert sizes[:3] == [2048, 4096, 8192] and sizes[3:7] == [4096, 8192, 4096, 8192]
+    assert t.best == 8192
+
+
+def test_costly_passes_that_look_flat_are_not_timed_again_nor_skipped():
+    t = BatchTuner(cap=8192)
+    t.record(16, 16, 1.0)  # warm-up
+    t.record(16, 16, 0.20)
+    t.record(32, 32, 0.19)  # 190 ms: timing again costs too much; no fit, no skip
     assert t.propose() == 64
 
 

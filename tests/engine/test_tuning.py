@@ -27,7 +27,7 @@ def _feed(t: BatchTuner, rate_of, rounds: int = 20) -> list[int]:
 
 
 def test_tuner_finds_the_peak_and_stops_at_the_first_confirmed_slower_size():
-    t = BatchTuner(cap=4096, confirm_seconds=10.0, skip=False)
+    t = BatchTuner(cap=4096, confirm_seconds=10.0, skip=False, duel=0)
     assert t.candidates == [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 300.0, 256: 200.0, 512: 900.0}
     sizes = _feed(t, lambda s: rates.get(s, 1.0))
@@ -39,7 +39,7 @@ def test_tuner_finds_the_peak_and_stops_at_the_first_confirmed_slower_size():
 
 
 def test_tuner_grows_to_the_cap_while_throughput_grows():
-    t = BatchTuner(cap=1000, skip=False)
+    t = BatchTuner(cap=1000, skip=False, duel=0)
     assert t.candidates[-1] == 1000 and t.candidates[-2] == 512
     sizes = _feed(t, lambda s: float(s))  # per-call cost only: bigger is always better
     assert t.best == 1000
@@ -57,7 +57,7 @@ def test_tuner_stops_on_a_plateau():
 
 
 def test_tuner_ignores_warm_up_and_partial_chunks():
-    t = BatchTuner(cap=64)
+    t = BatchTuner(cap=64, skip=False)
     t.record(16, 16, 100.0)  # warm-up: a terrible time must not count
     assert t.rates == {}
     t.record(16, 5, 1e-6)  # partial chunk (tail of a call): ignored
@@ -72,7 +72,7 @@ def test_tuner_ignores_warm_up_and_partial_chunks():
 
 def test_a_slow_chunk_that_took_long_is_not_repeated():
     # past the peak each chunk costs a lot: one that alone took >= confirm_seconds ends it
-    t = BatchTuner(cap=256, confirm_seconds=0.25, skip=False)
+    t = BatchTuner(cap=256, confirm_seconds=0.25, skip=False, duel=0)
     sizes = _feed(t, lambda s: 10.0 * s if s <= 64 else 100.0, rounds=8)
     assert sizes[:5] == [16, 16, 32, 64, 128]  # 128 rows at 100 rows/s = 1.28 s: trusted
     assert t.best == 64 and 256 not in t.rates and sizes[5:] == [64, 64, 64]
@@ -282,7 +282,7 @@ def test_shared_target_columns_select_what_the_target_selects(target):
 
 
 def test_a_tail_of_at_least_half_a_chunk_is_timed():
-    t = BatchTuner(cap=256, skip=False)
+    t = BatchTuner(cap=256, skip=False, duel=0)
     t.record(16, 16, 1.0)  # warm-up
     t.record(16, 16, 16 / 1000.0)
     t.record(32, 20, 20 / 1000.0)  # a 20-row tail sent at size 32: timed (flat: no faster)
@@ -341,3 +341,66 @@ def test_bench_runs_use_a_fixed_batch_size(monkeypatch):
                      references=False)
     assert seen_run and set(seen_run) == {runner.BENCH_BATCH_SIZE}
     assert core._FIXED_ROWS.get() is None
+
+
+def test_the_duel_finds_a_peak_the_skip_jumped_over():
+    # a 13-feature MLP: 60 us per pass, 0.14 us per row up to 1,024 rows, slower per row past
+    # it (activations leave the cache). The skip lands on 2,048 (the fit's target is ~3,900
+    # rows); 1,024 is never timed by the growth search. The duel (2,048 vs 4,096) moves down
+    # to 2,048 vs 1,024 and then 1,024 vs 512: 1,024 wins.
+    per_row = {2048: 0.2e-6, 4096: 0.23e-6, 8192: 0.4e-6}
+    t = BatchTuner(cap=8192)
+    sizes = []
+    for _ in range(40):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, 60e-6 + s * per_row.get(s, 0.14e-6))
+    assert sizes[3] == 2048 and t.best == 1024, t.rates
+    assert 512 in t.rates and sizes[-1] == 1024
+
+
+def test_the_duel_prefers_the_smaller_size_within_three_percent():
+    t = BatchTuner(cap=256, skip=False)
+    rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 410.0, 256: 300.0}
+    _feed(t, lambda s: rates[s], rounds=40)
+    assert t.best == 64  # 128 is 2.5% faster: within noise, the smaller size wins
+    t2 = BatchTuner(cap=256, skip=False)
+    rates2 = {**rates, 128: 440.0}
+    _feed(t2, lambda s: rates2[s], rounds=40)
+    assert t2.best == 128
+
+
+def test_a_duel_the_calls_cannot_finish_is_decided_on_what_it_measured():
+    t = BatchTuner(cap=8192, skip=False)
+    _feed(t, lambda s: float(s), rounds=12)  # grows to the cap; duel 4,096 vs 8,192
+    assert not t.done and t.propose() in (4096, 8192)
+    t.settle(3000)  # these calls can time 4,096 (half of it) but never half of 8,192
+    assert t.done and t.best == 8192
+    t.resume(3000)
+    assert t.done
+    t.resume(5000)  # a bigger call finishes the duel
+    assert not t.done
+
+
+def test_a_fresh_tuner_on_a_model_that_already_ran_times_its_first_chunk():
+    # the warm-up chunk guards against lazy initialisation on a model's first pass in the
+    # process; once the model has run, a fresh tuner (clear_tuners, a new key) times it
+    clear_tuners()
+    model = _Curve()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    masks = (torch.rand(200, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    game = FeatureGame(as_model(model, "torch"), x, target=0)
+    game.value(masks)
+    assert not tuning.tuner_for(torch.nn.Linear(1, 1), ("sig",), False, 64)._warm  # never ran
+    clear_tuners()
+    game2 = FeatureGame(as_model(model, "torch"), x, target=0)
+    t = game2.engine.tuner(game2.row_bytes, False)
+    assert t._warm and not t.done
+    model.sizes.clear()
+    game2.value(masks)
+    # (game2's 2-row reference pass ran when it was made, too short to time): the first
+    # 16-row chunk counts, and the search goes on at 32 at once
+    assert model.sizes[:2] == [16, 32] and 16 in t.rates
+    # gradients are warmed separately (the first backward pass initialises autograd)
+    assert not game2.engine.tuner(game2.row_bytes, True)._warm
+    clear_tuners()

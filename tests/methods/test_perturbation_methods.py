@@ -385,3 +385,28 @@ def test_grouped_players(method: str) -> None:
     a = tribute.explain(_cnn(), x, method=method, groups=tribute.patches(4), budget=120, target=0)
     assert a.values.shape == (2, 4) and torch.isfinite(a.values).all()
     assert a.n_evals <= 120
+
+
+def test_lime_fit_and_score_match_the_public_solvers_per_sample_and_target() -> None:
+    # the method fits from coalition-major values and reuses the fit's residuals for R²: the
+    # coefficients, intercepts and standard errors equal weighted_ridge's on the same values,
+    # the score weighted_r2's (to rounding), for every sample and target
+    from tribute.games import FeatureGame
+    from tribute.methods.lime import Lime, _cached_design
+    from tribute.models import as_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    game = FeatureGame(as_model(net, "torch"), x, target=[0, 2])
+    attr = Lime().attribute(game, budget=64, seed=3)
+    me = Lime()
+    masks, w = _cached_design(6, 64, me.sampling, 3, me.distance, float(me.kernel_width))
+    vals = game.value(masks)  # batch x K x targets
+    y = vals.permute(1, 0, 2).reshape(64, 8)  # K x (batch, target): one multi-column fit
+    beta, c, se = weighted_ridge(masks, y, w, float(me.alpha))
+    r2 = weighted_r2(masks, y, w, beta, c)
+    assert torch.equal(torch.as_tensor(attr.values), beta.T.reshape(4, 2, 6))
+    assert torch.equal(torch.as_tensor(attr.stderr), se.T.reshape(4, 2, 6))
+    assert np.array_equal(attr.extra["intercept"], c.reshape(4, 2).numpy())
+    np.testing.assert_allclose(attr.extra["score"], r2.reshape(4, 2).numpy(), rtol=0, atol=1e-12)

@@ -17,7 +17,7 @@ from ..models import ModelAdapter
 from ..targets import Target
 from .memory import resolve_max_memory
 from .progress import Progress, active_progress
-from .tuning import BatchTuner, SchedulerFreeClock, tuner_for
+from .tuning import BatchTuner, SchedulerFreeClock, mark_warm, tuner_for
 
 __all__ = ["BLOCK_BYTES", "Engine", "Rows", "default_batch_size", "fixed_batch_size", "max_chunk_rows", "row_signature"]
 
@@ -207,6 +207,7 @@ class Engine:
         #: and component games alike). None: rows are told apart by their size in bytes.
         self.tune_key: Hashable | None = None
         self._tuners: dict[tuple[Any, ...], BatchTuner] = {}
+        self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -353,6 +354,9 @@ class Engine:
                 start = stop
             if tuner is not None and not tuner.done:
                 tuner.settle(n_rows)
+            if not self._warm.get(grad, False):
+                mark_warm(self._model_key(), grad)  # later tuners need no warm-up chunk
+                self._warm[grad] = True
         finally:
             if scope is not None:
                 scope.rows_end()

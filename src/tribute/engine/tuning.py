@@ -7,16 +7,23 @@ a call are sent at doubling sizes (16, 32, 64, ... up to the memory cap), each t
 end (composing the rows, the forward pass, target selection and storing the values). The
 growth stops at the first size that is clearly (15%) slower than the best one, timed twice so
 that one stalled chunk does not end the search (once when that chunk alone took 50 ms), or
-after two sizes in a row that were no faster (a plateau); the fastest size is used for the
-rest of the call and cached per (model, model-input signature, gradients) for later calls in
-the process -- every method and game kind on the same model and input shapes shares it
-(feature games, component games' capture and patching passes). Tuning chunks are real work:
-their rows are the call's rows, nothing is run twice, and the tuning cost is part of every
-timing.
+after two sizes in a row that were no faster (a plateau). One pass per size decides that
+search, and on a busy machine one pass of a millisecond varies by 2x, so it ends in a *duel*:
+the fastest size and its measured neighbours (half and twice its rows) are timed again in
+turns, twice each, the best pass of each counts, and the smallest size within 3% of the
+fastest wins (moving down to smaller neighbours, at most three times, while the smallest
+wins). The winner is used for the rest of the call and cached per (model, model-input
+signature, gradients) for later calls in the process -- every method and game kind on the
+same model and input shapes shares it (feature games, component games' capture and patching
+passes). Tuning chunks are real work: their rows are the call's rows, nothing is run twice,
+and the tuning cost is part of every timing. The first chunk a tuner sees is a warm-up and
+not timed, unless the model already completed a run in this process (:func:`mark_warm`).
 
 Sizes whose passes are mostly a fixed cost per pass are skipped: after the first two sizes
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
-size where the cost per pass is still over a tenth of a pass (at most five doublings on).
+size where the cost per pass is still over a tenth of a pass (at most five doublings on); when
+32 rows took no longer than 16, 16 is timed again (cheap passes only) and a second such fit
+skips as far as allowed.
 
 Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
 throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
@@ -45,7 +52,7 @@ import weakref
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["BatchTuner", "SchedulerFreeClock", "tuner_for"]
+__all__ = ["BatchTuner", "SchedulerFreeClock", "mark_warm", "tuner_for"]
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
@@ -95,6 +102,13 @@ _CONFIRM_SECONDS = 0.05
 _CHEAP_SECONDS = 5e-3
 #: Most doublings the search skips after its first two sizes (see ``BatchTuner._skip_ahead``).
 _MAX_SKIP = 5
+#: Rounds of the final duel between the fastest size and its measured neighbours (see
+#: ``BatchTuner._start_duel``).
+_DUEL_ROUNDS = 2
+#: In the duel, a bigger size must be this much faster than a smaller one to be chosen.
+_PREFER_SMALLER = 0.03
+#: Moves of the duel towards smaller sizes (when the smallest size in the duel wins).
+_DUEL_MOVES = 3
 
 
 class BatchTuner:
@@ -122,6 +136,10 @@ class BatchTuner:
             without a second timing (confirming it would cost another slow chunk). default=0.05.
         skip: after the first two sizes, skip the sizes whose passes are mostly a fixed cost
             per pass (see ``_skip_ahead``). default=True.
+        duel: rounds of the final duel between the fastest size and its neighbours (see
+            ``_start_duel``); 0 ends the search at the fastest single pass. default=2.
+        warm: the model already ran in this process (see :func:`mark_warm`): the first chunk
+            is timed like the others instead of being ignored as a warm-up. default=False.
 
     Attributes:
         rates: rows per second measured at each size (best of its measurements).
@@ -130,7 +148,8 @@ class BatchTuner:
 
     def __init__(self, cap: int, first: int = _FIRST, patience: int = 2,
                  tolerance: float = 0.15, repeats: int = 2,
-                 confirm_seconds: float = _CONFIRM_SECONDS, skip: bool = True) -> None:
+                 confirm_seconds: float = _CONFIRM_SECONDS, skip: bool = True,
+                 duel: int = _DUEL_ROUNDS, warm: bool = False) -> None:
         cap = max(1, int(cap))
         sizes = []
         s = min(max(1, int(first)), cap)
@@ -149,12 +168,18 @@ class BatchTuner:
         self.rates: dict[int, float] = {}
         self.best: int | None = None
         self._i = 0
-        self._warm = False
+        self._warm = bool(warm)  # no warm-up chunk to ignore (the model already ran)
         self.skip = bool(skip)
         self._settled = False  # ended by settle(): a bigger run resumes the search
         self._skipped: tuple[int, int] | None = None  # (first skipped index, index skipped to)
         self._current = True
         self._lock = threading.Lock()
+        self._refit = False  # the first two sizes were timed again for the skip's fit
+        self.duel_rounds = max(0, int(duel))
+        self._duel: list[int] | None = None  # sizes in the final duel, smallest first
+        self._duel_i = 0  # the next size of the duel's round
+        self._duel_left = 0  # rounds left
+        self._duel_moves = 0
 
     @property
     def done(self) -> bool:
@@ -172,24 +197,40 @@ class BatchTuner:
         was big enough to time the size before it (a smaller run, e.g. a reference pass before
         the coalitions, leaves the search alone). The best size measured so far is kept; calls
         of this size never send bigger chunks, so without this every later call would keep
-        timing chunks that are never recorded."""
+        timing chunks that are never recorded. A duel (see :meth:`_start_duel`) that such runs
+        cannot finish is decided on what it measured."""
         with self._lock:
-            i, n2 = self._i, 2 * int(n_rows)
-            if self.best is None and self.rates and i > 0 and self.candidates[i - 1] <= n2 \
-                    < self.candidates[i]:
-                self._finish()
+            n2 = 2 * int(n_rows)
+            if self.best is not None or not self.rates:
+                return
+            if self._duel is not None:
+                if self._duel[0] <= n2 < self._duel[-1]:
+                    self._decide()
+                    self._settled = True
+                return
+            i = self._i
+            if i > 0 and self.candidates[i - 1] <= n2 < self.candidates[i]:
+                self._finish(final=True)
                 self._settled = True
 
     def resume(self, n_rows: int) -> None:
         """Take up a search :meth:`settle` ended when a run of ``n_rows`` rows can time the
         size it stopped at (a small call must not fix the size of every bigger call after it)."""
         with self._lock:
-            if self._settled and 2 * int(n_rows) >= self.candidates[self._i]:
+            if not self._settled:
+                return
+            need = self._duel[-1] if self._duel is not None else self.candidates[self._i]
+            if 2 * int(n_rows) >= need:
                 self.best, self._settled = None, False
 
     def propose(self, cap: int | None = None) -> int:
         """The size of the next chunk (the best one once tuned), at most ``cap``."""
-        size = self.best if self.best is not None else self.candidates[self._i]
+        if self.best is not None:
+            size = self.best
+        elif self._duel is not None:
+            size = self._duel[self._duel_i]
+        else:
+            size = self.candidates[self._i]
         return size if cap is None else max(1, min(size, cap))
 
     def rate(self) -> float | None:
@@ -210,11 +251,21 @@ class BatchTuner:
             if not self._warm:
                 self._warm = True
                 return
-            if self.best is not None or size != self.candidates[self._i]:
+            if self.best is not None:
+                return
+            if self._duel is not None:
+                self._duel_record(size, rows / seconds)
+                return
+            if size != self.candidates[self._i]:
                 return
             rate = rows / seconds
             top = max(self.rates.values(), default=0.0)
             self.rates[size] = max(self.rates.get(size, 0.0), rate)
+            if self._refit:  # 16 rows timed again for the fit (see _skip_ahead)
+                self._i = self._skip_ahead()
+                if self._i > 2:
+                    self._skipped = (2, self._i)
+                return
             self._seen += 1
             slower = self.rates[size] < (1.0 - self.tolerance) * top
             # cheap chunks are confirmed more often: a stall (garbage collection, a page-fault
@@ -234,11 +285,24 @@ class BatchTuner:
             self._flat = 0 if self.rates[size] > top else self._flat + 1
             self._i += 1
             if self.skip and self._i == 2 and self._flat == 0 and len(self.rates) == 2:
+                if self._degenerate_fit() and size / rate < _CHEAP_SECONDS:
+                    # 32 rows no slower than 16 per pass: 16 was slowed down (noise only
+                    # slows a pass), or a cost per pass dominates; 16 is timed once more
+                    self._refit, self._i = True, 0
+                    return
                 self._i = self._skip_ahead()
                 if self._i > 2:
                     self._skipped = (2, self._i)
             if self._i >= len(self.candidates) or self._flat >= self.patience:
                 self._finish()
+
+    def _times(self) -> tuple[float, float, float, float]:
+        s0, s1 = self.candidates[0], self.candidates[1]
+        return s0, s1, s0 / self.rates[s0], s1 / self.rates[s1]
+
+    def _degenerate_fit(self) -> bool:
+        t0, t1 = self._times()[2:]
+        return not t1 > t0
 
     def _skip_ahead(self) -> int:
         """After the first two sizes: the index of the first size worth timing next.
@@ -247,27 +311,101 @@ class BatchTuner:
         whose passes are mostly ``c`` say nothing about the model and cost a pass each
         (a 13-feature MLP: ~60 us per pass, 0.17 us per row, so 16 ... 1,024 rows are all
         "faster than the last"). The search goes on at the largest size where ``c`` is still
-        over a tenth of the pass (``s <= 9 c / r``), at most :data:`_MAX_SKIP` doublings on;
-        no skip when ``c`` or ``r`` is not positive (a costly model, or noise: 32 rows timed
-        faster than 16 per pass). Should that
-        size turn out clearly slower (the peak lies among the skipped sizes), the skipped sizes
-        are timed after all.
+        over a tenth of the pass (``s <= 9 c / r``), at most :data:`_MAX_SKIP` doublings on.
+        When 32 rows take no longer than 16 per pass (``r`` not positive), either the pass at
+        16 was slowed down (noise only slows passes) or the cost per pass dominates: 16 is
+        timed once more (passes under 5 ms only), and if the faster of its two times is still
+        no faster than 32's, the search skips as far as allowed (a numpy gradient-boosting
+        model: ~1.5 ms per call, 0.8 us per row, fastest at 8,192 rows; timing 64 ... 1,024 on
+        the way cost a cold call of 10,000 rows six passes). Not to the largest size at once:
+        on a 13-feature MLP, whose 16- and 32-row passes are also mostly cost per pass, that
+        put the duel at 4,096 vs 8,192 (both at about half the speed of 2,048 in steady state)
+        and it picked 8,192 in both benchmark runs at a load of 12-16. No skip when ``c`` is not
+        positive (a costly model). Should the size skipped to turn out clearly slower (the peak lies among
+        the skipped sizes), the skipped sizes are timed after all.
         """
-        s0, s1 = self.candidates[0], self.candidates[1]
-        t0, t1 = s0 / self.rates[s0], s1 / self.rates[s1]
+        s0, s1, t0, t1 = self._times()
+        twice, self._refit = self._refit, False
         per_row = (t1 - t0) / (s1 - s0) if s1 > s0 else 0.0
         per_pass = t0 - per_row * s0
-        if per_pass <= 0 or per_row <= 0:  # no cost per pass, or timings too noisy to fit
+        if per_pass <= 0:  # no cost per pass
             return 2
-        target = 9.0 * per_pass / per_row
+        if per_row <= 0:
+            if not twice:
+                return 2  # expensive passes: timed once, no fit
+            target = float("inf")  # timed twice: all cost per pass
+        else:
+            target = 9.0 * per_pass / per_row
         i = 2
         while i + 1 < len(self.candidates) and i < 2 + _MAX_SKIP \
                 and self.candidates[i + 1] <= target:
             i += 1
         return i
 
-    def _finish(self) -> None:
+    def _finish(self, final: bool = False) -> None:
+        """The growth search ended: start the duel (unless ``final`` or disabled), else pick
+        the fastest size measured."""
+        if not final and self.duel_rounds > 0 and self._start_duel():
+            return
         self.best = max(self.rates, key=lambda k: self.rates[k])
+
+    def _start_duel(self) -> bool:
+        """Time the fastest size and its measured neighbours (half and twice its rows) again,
+        in turns, :attr:`duel_rounds` rounds; each keeps its best time (see :meth:`_decide`).
+        A size reached by a skip, with no measured neighbour, duels half its rows (untimed).
+        When the smallest of them wins, it duels its own smaller neighbour the same way (timed
+        once, or skipped by the search), at most :data:`_DUEL_MOVES` times.
+
+        One pass per size decides the growth search, and on a busy machine one pass of a
+        millisecond varies by 2x: on a 13-feature MLP whose throughput halves from 1,024 to
+        4,096 rows (activations leave the cache), single passes put 4,096 or 8,192 ahead about
+        half the time. In turns, a slow spell hits every size alike; the best of several passes
+        is what the size can do. The duel's chunks are real work of the call, at sizes whose
+        single passes were all near the best. False when there is nothing to compare.
+        """
+        b = max(self.rates, key=lambda k: self.rates[k])
+        j = self.candidates.index(b)
+        sizes = [self.candidates[k] for k in (j - 1, j, j + 1)
+                 if 0 <= k < len(self.candidates) and self.candidates[k] in self.rates]
+        if len(sizes) < 2 and j > 0:  # reached by a skip: against half its rows, untimed
+            sizes = [self.candidates[j - 1], b]
+        if len(sizes) < 2:
+            return False
+        self._duel, self._duel_i, self._duel_left = sizes, 0, self.duel_rounds
+        return True
+
+    def _duel_record(self, size: int, rate: float) -> None:
+        assert self._duel is not None
+        if size != self._duel[self._duel_i]:
+            return
+        self.rates[size] = max(self.rates.get(size, 0.0), rate)
+        self._duel_i += 1
+        if self._duel_i < len(self._duel):
+            return
+        self._duel_i = 0
+        self._duel_left -= 1
+        if self._duel_left > 0:
+            return
+        win = self._winner()
+        j = self.candidates.index(win)
+        if win == self._duel[0] and j > 0 and self._duel_moves < _DUEL_MOVES:
+            # the smallest size won: its smaller neighbour (timed once, or skipped) may be
+            # faster still
+            self._duel_moves += 1
+            self._duel = [self.candidates[j - 1], win]
+            self._duel_left = self.duel_rounds
+            return
+        self._decide()
+
+    def _winner(self) -> int:
+        """The duel's choice: the smallest size within :data:`_PREFER_SMALLER` of the fastest
+        (bigger chunks cost more memory and, past a cache, lose in steady state)."""
+        assert self._duel is not None
+        top = max(self.rates[s] for s in self._duel)
+        return min(s for s in self._duel if self.rates[s] >= (1.0 - _PREFER_SMALLER) * top)
+
+    def _decide(self) -> None:
+        self.best = self._winner()
 
 
 # One tuner per (model, key, gradients), kept as long as the model lives. The key is the
@@ -276,6 +414,33 @@ class BatchTuner:
 _TUNERS: weakref.WeakKeyDictionary[Any, dict[tuple[Hashable, bool], BatchTuner]] = weakref.WeakKeyDictionary()
 _TUNERS_BY_ID: dict[tuple[int, Hashable, bool], BatchTuner] = {}
 _LOCK = threading.Lock()
+
+
+# Models that finished a run in this process, per gradients (forward or forward+backward):
+# their lazy initialisation is done, so a fresh tuner (a new key, or after clear_tuners) times
+# its first chunk instead of discarding it as a warm-up (on a numpy model at ~1.5 ms per call, a
+# discarded pass is a tenth of a 10,000-row call). Not a tuned size: clear_tuners keeps it.
+_WARM: weakref.WeakKeyDictionary[Any, set[bool]] = weakref.WeakKeyDictionary()
+_WARM_BY_ID: set[tuple[int, bool]] = set()
+
+
+def mark_warm(model_key: Any, grad: bool) -> None:
+    """Record that ``model_key`` completed a run (with gradients or not) in this process."""
+    try:
+        got = _WARM.get(model_key)
+        if got is None:
+            _WARM[model_key] = {bool(grad)}
+        else:
+            got.add(bool(grad))
+    except TypeError:  # not weak-referenceable
+        _WARM_BY_ID.add((id(model_key), bool(grad)))
+
+
+def _is_warm(model_key: Any, grad: bool) -> bool:
+    try:
+        return bool(grad) in _WARM.get(model_key, ())
+    except TypeError:
+        return (id(model_key), bool(grad)) in _WARM_BY_ID
 
 
 def _reusable(t: BatchTuner, cap: int) -> bool:
@@ -303,14 +468,15 @@ def tuner_for(model_key: Any, key: Hashable, grad: bool, cap: int) -> BatchTuner
                 if t is not None:
                     t._current = False
                 fwd = _TUNERS_BY_ID.get((id(model_key), key, False)) if grad else None
-                t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(cap, _first(fwd))
+                t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(
+                    cap, _first(fwd), warm=(id(model_key), bool(grad)) in _WARM_BY_ID)
             return t
         t = per_model.get(k)
         if t is None or not _reusable(t, cap):
             if t is not None:
                 t._current = False
             fwd = per_model.get((key, False)) if grad else None
-            t = per_model[k] = BatchTuner(cap, _first(fwd))
+            t = per_model[k] = BatchTuner(cap, _first(fwd), warm=_is_warm(model_key, grad))
         return t
 
 

@@ -152,22 +152,52 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
         leverage-corrected residuals (HC2), pooled and t-inflated with ``K - n - 1`` dof; NaN
         with a :class:`StderrWarning` when no residual degrees of freedom are left.
     """
+    beta, icpt, se, _resid = _ridge_fit(x, y, w, alpha)
+    return beta, icpt, se
+
+
+def _ridge_fit(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """:func:`weighted_ridge` plus the ``K x R`` residuals (float64 numpy) for the fit's R².
+
+    Every ``K x R`` step runs in place where it can (LIME's own cost grows with coalitions x
+    samples: on a 13-feature MLP, 1,024 coalitions x 178 samples, the fit and its R² took ~7 ms
+    of a ~45 ms call before)."""
     yn = _np64(y)
     n = int(x.shape[1])
     xa, xw, a_inv, u, lev, wn, used = _ridge_parts(x, w, alpha)
     coef = a_inv @ (xw.T @ yn)  # (n+1) x R
-    resid = yn - xa @ coef
+    resid = xa @ coef
+    np.subtract(yn, resid, out=resid)
     dof = used - (n + 1)
     beta, icpt = torch.from_numpy(coef[1:]), torch.from_numpy(coef[0])
     if dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()):
         warn_undefined("lime", f"{used} weighted coalitions leave no residual degrees of freedom "
                        f"for {n} coefficients and an intercept", f"Raise budget above {n + 2}.")
-        return beta, icpt, torch.full_like(beta, float("nan"))
+        return beta, icpt, torch.full_like(beta, float("nan")), resid
     # HC2: leverage-corrected residuals; then pooled and t-inflated with ``dof`` (._stderr)
-    var = np.clip((u[:, 1:] ** 2).T @ (resid**2 / (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]),
-                  0.0, None)
+    r2 = resid * resid
+    r2 /= (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
+    var = np.clip((u[:, 1:] ** 2).T @ r2, 0.0, None)
     se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T
-    return beta, icpt, se.contiguous()
+    return beta, icpt, se.contiguous(), resid
+
+
+def _r2_of(resid: np.ndarray, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted R² per column from the fit's residuals (as :func:`weighted_r2`, which
+    recomputes the predictions: the two agree to rounding)."""
+    yn, wv = _np64(y), _np64(w)
+    wn = wv / wv.sum()
+    sq = resid * resid
+    ss_res = wn @ sq
+    np.multiply(yn, yn, out=sq)
+    tiny = 1e-12 * (1.0 + wn @ sq)
+    np.subtract(yn, wn @ yn, out=sq)
+    sq *= sq
+    ss_tot = wn @ sq
+    ok = ss_tot > tiny
+    r2 = np.where(ok, 1.0 - ss_res / np.where(ok, ss_tot, 1.0), (ss_res <= tiny).astype(np.float64))
+    return torch.from_numpy(r2)
 
 
 def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, ...]:
@@ -386,20 +416,22 @@ class Lime(Method):
 
         # values: the full coalition is cached by the game (one evaluation)
         b_count, t_count = game.n_samples, game.n_targets
-        vals = torch.empty(b_count, masks.shape[0], t_count, dtype=torch.float64)
-        vals[:, 0] = game.full()
+        # coalition-major (K x batch x targets): the K x R responses are a view, not a copy
+        vals = torch.empty(masks.shape[0], b_count, t_count, dtype=torch.float64)
+        vals[0] = game.full()
         if masks.shape[0] > 1:
-            vals[:, 1:] = game.value(masks[1:])
-        y = vals.permute(1, 0, 2).reshape(masks.shape[0], b_count * t_count)  # K x R
+            vals[1:] = game.value(masks[1:]).transpose(0, 1)
+        y = vals.view(masks.shape[0], b_count * t_count)  # K x R
 
         stderr = None
         if self.surrogate == "ridge":
-            beta, intercept, se = weighted_ridge(masks, y, weights, float(self.alpha))
+            beta, intercept, se, resid = _ridge_fit(masks, y, weights, float(self.alpha))
             if self.sampling != "exhaustive":
                 stderr = se.T.reshape(b_count, t_count, n)
+            score = _r2_of(resid, y, weights)
         else:
             beta, intercept = weighted_lasso(masks, y, weights, float(self.alpha))
-        score = weighted_r2(masks, y, weights, beta, intercept)
+            score = weighted_r2(masks, y, weights, beta, intercept)
         phi = beta.T.reshape(b_count, t_count, n)
         extra: dict[str, Any] = {
             "score": _per_sample(score.reshape(b_count, t_count), game),
