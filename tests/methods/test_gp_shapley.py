@@ -373,3 +373,43 @@ def test_stderr_inflation_keeps_the_values_bit_for_bit(monkeypatch: pytest.Monke
     assert fac > 1.2
     assert bool((cal[True][1] > plug[True][1]).all())
     assert bool((cal[True][1] <= fac * plug[True][1] * (1 + 1e-12)).all())
+
+
+def test_even_half_raises_the_amplitude_only_where_it_shows_a_rougher_game():
+    """:func:`_even_ratio`: the pooled amplitude of the odd and even halves over the odd one,
+    floored at 1. An additive game's even half is a constant (projected out): ratio exactly 1.
+    A game with a large pairwise term that cancels in the odd differences: ratio >> 1. Kernels
+    with a main-effect term (tau > 0) are left alone. The values never change."""
+    from tribute.methods.gp_shapley import _even_ratio, _gp_columns, gp_shapley_fit
+
+    g = torch.Generator().manual_seed(4)
+    n, m = 10, 6
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+    lam = torch.full((1, n), 3.0 / n, dtype=torch.float64)
+    tau0, tau10 = torch.zeros(1, dtype=torch.float64), torch.full((1,), 10.0, dtype=torch.float64)
+
+    def halves(f):  # d and e of f on the coded pairs (+ the grand coalition)
+        return (f(sa) - f(-sa))[None], (f(sa) + f(-sa))[None]
+
+    def additive(z: torch.Tensor) -> torch.Tensor:
+        return 0.7 + z @ w / 2
+
+    def rough(z: torch.Tensor) -> torch.Tensor:  # odd part tiny, even part large
+        return 0.01 * z[:, 0] + 3.0 * (z[:, :5].sum(-1) ** 2) / 5
+
+    for f, big in ((additive, False), (rough, True)):
+        y, ye = halves(f)
+        ratios = []
+        for tau in (tau0, tau10):
+            _, _, _, alpha = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
+            ratios.append(float(_even_ratio(sa, y, ye, lam, alpha, tau)[0]))
+        assert ratios[1] == 1.0  # tau > 0: untouched
+        assert (ratios[0] > 10.0) if big else (ratios[0] == 1.0), (f.__name__, ratios)
+        # through the fit: values bit for bit, standard errors never smaller
+        plain = gp_shapley_fit(s, y[:, :m], y[:, m])
+        with_even = gp_shapley_fit(s, y[:, :m], y[:, m], even=(ye[:, :m], ye[:, m]))
+        assert torch.equal(plain[0], with_even[0])
+        assert bool((with_even[1] >= plain[1]).all())
+        assert bool((with_even[1] > 1.5 * plain[1]).all()) == big
