@@ -311,3 +311,105 @@ def test_sign_kernel_helps_a_logistic_model_and_keeps_efficiency():
         assert np.abs(gap_of(a)).max() < 1e-8
         err[sign] = float(((a.values - exact).norm(dim=-1) / exact.norm(dim=-1)).mean())
     assert err[True] < 0.9 * err[False], err
+
+
+# --------------------------------------------------------------------------- standard errors (#14)
+def test_student_t_predictive_is_calibrated_under_the_model():
+    """The amplitude is profiled out (``sigma^2 = y^T K^-1 y / K``); under a scale-invariant prior
+    on it the Shapley values' posterior is Student-t with ``K`` degrees of freedom, which
+    :func:`_student_var` turns into a standard error whose +-2 covers 95.4%. Drawn from the GP
+    itself (one fixed kernel, 2 pairs + the grand coalition: K = 3), the plug-in standard error
+    covers only P(|t_3| < 2) = 0.861 and the inflated one 0.954; with K - 1 or K + 1 degrees of
+    freedom it would cover 0.980 or 0.936."""
+    from scipy.stats import t as student_t
+
+    from tribute.methods.gp_shapley import _gp_columns, _kernel, _student_var
+
+    n, m, draws = 10, 2, 40000
+    g = torch.Generator().manual_seed(5)
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
+    lam = torch.full((1, n), 3.0 / n, dtype=torch.float64)
+    tau = torch.zeros(1, dtype=torch.float64)
+    k = _kernel(sa, sa, lam)[0]
+    y = (torch.linalg.cholesky(k) @ torch.randn(m + 1, draws, generator=g, dtype=torch.float64)).T
+    _, phi, var, _ = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
+    # the true Shapley values given y: posterior mean + unit-amplitude posterior sd x N(0, 1)
+    _, _, unit, _ = _gp_columns(sa, torch.cat([y[:1], -y[:1]]), lam, tau, m, 1e-12, shared=True,
+                                lin=sa @ sa.T / n)
+    quad = torch.cholesky_solve(y.T, torch.linalg.cholesky(k)).mul(y.T).sum(0)  # y^T K^-1 y
+    pv = unit[0] / (quad[:1] / (m + 1))  # unit-amplitude posterior variances (data-free)
+    truth = phi + pv.sqrt() * torch.randn(draws, n, generator=g, dtype=torch.float64)
+    err = (truth - phi).abs()[:, 0]  # one player per draw: independent draws
+    plug = float((err <= 2 * var[:, 0].sqrt()).double().mean())
+    cal = float((err <= 2 * _student_var(var, var, m + 1)[:, 0].sqrt()).double().mean())
+    assert abs(plug - (2 * student_t.cdf(2.0, m + 1) - 1)) < 0.008, plug
+    assert abs(cal - 0.9545) < 0.006, cal
+
+
+def test_stderr_inflation_keeps_the_values_bit_for_bit(monkeypatch: pytest.MonkeyPatch):
+    """Point estimates do not depend on the standard-error calibration; the within-kernel
+    variance is scaled by t_factor(m + 1)^2 and the spread between kernels is not."""
+    from tribute.methods import gp_shapley as gp
+    from tribute.methods._stderr import t_factor
+
+    g = torch.Generator().manual_seed(3)
+    n, m = 8, 9
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(z @ w) + 0.2 * z[:, 0] * z[:, 1] * z[:, 2]
+
+    ones = torch.ones(1, n, dtype=torch.float64)
+    d, delta = (f(s) - f(-s))[None], f(ones) - f(-ones)
+    fac = t_factor(float(m + 1)) ** 2
+    cal = {avg: gp.gp_shapley_fit(s, d, delta, average=avg) for avg in (True, False)}
+    monkeypatch.setattr(gp, "t_factor", lambda dof: 1.0)
+    plug = {avg: gp.gp_shapley_fit(s, d, delta, average=avg) for avg in (True, False)}
+    for avg in (True, False):
+        assert torch.equal(cal[avg][0], plug[avg][0])  # the values, bit for bit
+    torch.testing.assert_close(cal[False][1], fac * plug[False][1], rtol=1e-12, atol=0.0)
+    assert fac > 1.2
+    assert bool((cal[True][1] > plug[True][1]).all())
+    assert bool((cal[True][1] <= fac * plug[True][1] * (1 + 1e-12)).all())
+
+
+def test_even_half_raises_the_amplitude_only_where_it_shows_a_rougher_game():
+    """:func:`_even_ratio`: the pooled amplitude of the odd and even halves over the odd one,
+    floored at 1. An additive game's even half is a constant (projected out): ratio exactly 1.
+    A game with a large pairwise term that cancels in the odd differences: ratio >> 1. Kernels
+    with a main-effect term (tau > 0) are left alone. The values never change."""
+    from tribute.methods.gp_shapley import _even_ratio, _gp_columns, gp_shapley_fit
+
+    g = torch.Generator().manual_seed(4)
+    n, m = 10, 6
+    s = torch.randint(0, 2, (m, n), generator=g).double() * 2 - 1
+    sa = torch.cat([s, torch.ones(1, n, dtype=torch.float64)])
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+    lam = torch.full((1, n), 3.0 / n, dtype=torch.float64)
+    tau0, tau10 = torch.zeros(1, dtype=torch.float64), torch.full((1,), 10.0, dtype=torch.float64)
+
+    def halves(f):  # d and e of f on the coded pairs (+ the grand coalition)
+        return (f(sa) - f(-sa))[None], (f(sa) + f(-sa))[None]
+
+    def additive(z: torch.Tensor) -> torch.Tensor:
+        return 0.7 + z @ w / 2
+
+    def rough(z: torch.Tensor) -> torch.Tensor:  # odd part tiny, even part large
+        return 0.01 * z[:, 0] + 3.0 * (z[:, :5].sum(-1) ** 2) / 5
+
+    for f, big in ((additive, False), (rough, True)):
+        y, ye = halves(f)
+        ratios = []
+        for tau in (tau0, tau10):
+            _, _, _, alpha = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
+            ratios.append(float(_even_ratio(sa, y, ye, lam, alpha, tau)[0]))
+        assert ratios[1] == 1.0  # tau > 0: untouched
+        assert (ratios[0] > 10.0) if big else (ratios[0] == 1.0), (f.__name__, ratios)
+        # through the fit: values bit for bit, standard errors never smaller
+        plain = gp_shapley_fit(s, y[:, :m], y[:, m])
+        with_even = gp_shapley_fit(s, y[:, :m], y[:, m], even=(ye[:, :m], ye[:, m]))
+        assert torch.equal(plain[0], with_even[0])
+        assert bool((with_even[1] >= plain[1]).all())
+        assert bool((with_even[1] > 1.5 * plain[1]).all()) == big
