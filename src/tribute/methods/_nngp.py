@@ -177,6 +177,7 @@ def _coalition_sample(n: int, rows: int, generator: torch.Generator,
 
 def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch.Tensor,
               base: torch.Tensor, seed: int,
+              control: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The NNGP kernels of :data:`GRID`, per column, as one member of the model average.
 
@@ -187,6 +188,11 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     marginal likelihood are averaged. Returns ``(loglik C, phi C x n, var C x n)`` with the
     log-likelihood of the grid as a whole (``logsumexp``: each kernel has the weight of one
     product kernel in the average).
+
+    ``control``: ``(lam, tau, alpha, phi)`` of the best product kernel per column. Its
+    posterior mean, whose Shapley values ``phi`` are exact, is a control variate: only the
+    difference of the two posterior means is sampled (without it the ~0.3% sampling error
+    dominated on a near-additive game at 512 evaluations, digits16: x3.2 the error).
     """
     from .gp_shapley import _cholesky
 
@@ -216,14 +222,21 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
         keep = [i for i in range(len(fits)) if float(wts[i]) >= MIN_WEIGHT]
         wk = wts[keep] / wts[keep].sum()
         ph_list, var_list = [], []
+        if control is not None:
+            from .gp_shapley import gp_predict
+
+            lam_c, tau_c, alpha_c, phi_c = (v[c : c + 1] for v in control)
+            h_ctl = gp_predict(sa[:-1], torch.cat([s_big, one]), lam_c, tau_c, alpha_c)[0] / 2.0
         for i in keep:
             _, spec, chol, alpha, sigma2 = fits[i]
             # Shapley values of z -> k_odd(z, s_k) / 2 (K x n), on the large sample
             tab = torch.cat([odd_kernel(s_big[j: j + 4096], sa, xc, bc, spec)
                              for j in range(0, len(s_big), 4096)])
             tab = torch.cat([tab, odd_kernel(one, sa, xc, bc, spec)]) / 2.0
-            g = (l_big @ tab).T  # K x n
-            ph_list.append(alpha @ g)
+            if control is None:
+                ph_list.append(alpha @ (l_big @ tab).T)
+            else:
+                ph_list.append(phi_c[0] + l_big @ (tab @ alpha - h_ctl))
             # posterior variance of the small sample's estimate of phi (prior L K L^T / 4, as
             # d is twice the odd part; its covariance with the pairs from the same rows, so
             # the difference is a true posterior variance, never negative)

@@ -556,7 +556,8 @@ def _nngp_member(pool: list[_Post], sa: torch.Tensor, y: torch.Tensor, m: int, j
     kernel's, as the sign-aware kernel's."""
     from ._nngp import nngp_pass
 
-    ll, ph, vs = nngp_pass(sa, y, m, jitter, composed[0], composed[1], seed)
+    ll, ph, vs = nngp_pass(sa, y, m, jitter, composed[0], composed[1], seed,
+                           control=(best["lam"], best["tau"], best["alpha"], best["phi"]))
     pool.append((ll, ph, torch.maximum(vs, best["var"]), best["lam"], best["tau"],
                  best["alpha"]))
     return _average(pool)
