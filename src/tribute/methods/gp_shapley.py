@@ -188,6 +188,9 @@ _SIGN_RHO = 10.0
 #: terms and the marginal likelihood, which does not see that ``a`` was estimated from the same
 #: pairs, over-weights it.
 _SIGN_PAIRS_PER_PLAYER = 10
+#: The NNGP kernels (``nngp=True``) join the average up to this many pairs (32 kernels per
+#: output on the ``pairs x pairs`` matrix: beyond, their factorisations would dominate).
+_NNGP_MAX_PAIRS = 256
 
 
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -551,6 +554,7 @@ def _search_subset(m: int, size: int) -> torch.Tensor:
 def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard: bool = True,
                    jitter: float = 1e-9, average: bool = True, search_pairs: int | None = None,
                    sign: bool = True, even: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   composed: tuple[torch.Tensor, torch.Tensor] | None = None, nngp_seed: int = 0,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GP posterior Shapley values from complementary pairs.
 
@@ -576,6 +580,11 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             half of the same pairs: with ``average`` and at most ``min(n, search_pairs)`` pairs,
             their amplitude may raise the standard errors (:func:`_even_ratio`; never the
             values). default=None.
+        composed: ``(x C x n, base C x n)``, each column's explained input and baseline: with
+            ``average`` and at most ``_NNGP_MAX_PAIRS`` pairs, the neural-network-GP kernels
+            on the composed inputs join the average (:func:`._nngp.nngp_pass`). default=None.
+        nngp_seed: seed of the coalitions the NNGP surrogate's Shapley values are computed on
+            (beyond ``2^n <= 8,192``). default=0.
 
     Returns:
         ``(phi C x n, var C x n, lam C x n, tau C, alpha C x (m+1))``: posterior means and
@@ -623,6 +632,8 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             # posterior variance than its product kernel alone
             pool.append((ll, ph, torch.maximum(vs, best["var"]), lam_s, tau_s, alpha_s))
             phi, var, within = _average(pool)
+        if composed is not None and m <= _NNGP_MAX_PAIRS:
+            phi, var, within = _nngp_member(pool, sa, y, m, jitter, composed, nngp_seed, best)
     if even is not None and average and m <= min(n, search):
         # fewer pairs than players: the amplitude rests on a handful of odd values, and the even
         # half of the same pairs (already evaluated) can show a game they hide; beyond the search
@@ -643,6 +654,38 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     # the point estimate above used the plug-in variances only to spread a rounding-level gap;
     # the reported variance accounts for the amplitude estimated from the same m + 1 values
     return phi, _student_var(var_rep, within, m + 1), best["lam"], best["tau"], best["alpha"]
+
+
+def _nngp_member(pool: list[_Post], sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float,
+                 composed: tuple[torch.Tensor, torch.Tensor], seed: int,
+                 best: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Append the NNGP kernels' posterior (one member, its grid's total marginal likelihood)
+    to ``pool`` and return the new average. Its variance is floored at the best product
+    kernel's, as the sign-aware kernel's."""
+    from ._nngp import nngp_pass
+
+    ll, ph, vs = nngp_pass(sa, y, m, jitter, composed[0], composed[1], seed,
+                           control=(best["lam"], best["tau"], best["alpha"], best["phi"]))
+    pool.append((ll, ph, torch.maximum(vs, best["var"]), best["lam"], best["tau"],
+                 best["alpha"]))
+    return _average(pool)
+
+
+def composed_inputs(game: Game) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(x B x n, base B x n)`` of a feature game whose players are the elements of one
+    floating-point input with one baseline per sample (``None`` otherwise: groups, several
+    inputs, background sets, integer inputs, other kinds of players)."""
+    inputs = getattr(game, "inputs", None)
+    if getattr(game, "kind", None) != "feature" or not isinstance(inputs, list) or len(inputs) != 1:
+        return None
+    inp = inputs[0]
+    if (getattr(inp, "groups", 1) is not None or getattr(inp, "is_int", True)
+            or getattr(inp, "base_mode", "") not in ("single", "per_sample")
+            or int(inp.x.shape[1]) != int(game.n_players)):
+        return None
+    x = inp.x.detach().to("cpu", torch.float64)
+    base = inp.base.detach().to("cpu", torch.float64).expand(x.shape[0], -1)
+    return x, base.contiguous()
 
 
 def gp_predict(s_train: torch.Tensor, s_new: torch.Tensor, lam: torch.Tensor, tau: torch.Tensor,
@@ -740,6 +783,10 @@ class GPShapley(Method):
             ``kernel_shap`` (see above); ``float("inf")`` never hands over. default=1e11.
         sign_kernel: add the sign-aware order-3 kernel to the model average (see the module
             docstring). default=True.
+        nngp: add neural-network-GP kernels on the composed inputs ``z(s)`` to the model
+            average, for feature games with one input and one baseline per sample, up to 256
+            pairs (:mod:`._nngp`; ``attr.params["nngp_used"]`` says whether they ran).
+            default=False.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -757,12 +804,15 @@ class GPShapley(Method):
     constraints = declare({"allocation": Options(_ALLOCATIONS),
                            "ard": InstanceOf((bool,), "True or False"),
                            "sign_kernel": InstanceOf((bool,), "True or False"),
+                           "nngp": InstanceOf((bool,), "True or False"),
                            "max_pairs": Interval(int, 2),
                            "max_solve_flops": Interval(float, 0.0)})
 
     def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
-                 max_solve_flops: float = 1e11, sign_kernel: bool = True) -> None:
+                 max_solve_flops: float = 1e11, sign_kernel: bool = True,
+                 nngp: bool = False) -> None:
         self.allocation = allocation
+        self.nngp = nngp
         self.ard = ard
         self.sign_kernel = sign_kernel
         self.max_pairs = max_pairs
@@ -858,8 +908,13 @@ class GPShapley(Method):
         extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": counts.tolist()}
         if m <= self.max_pairs:
             params["path"] = "gp"
+            composed = composed_inputs(game) if self.nngp else None
+            if composed is not None:
+                composed = (composed[0].repeat_interleave(t, 0), composed[1].repeat_interleave(t, 0))
+            params["nngp_used"] = composed is not None and m <= _NNGP_MAX_PAIRS
             phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard,
-                                                 sign=self.sign_kernel, even=even)
+                                                 sign=self.sign_kernel, even=even,
+                                                 composed=composed, nngp_seed=seed)
             stderr = var.sqrt()
         else:
             params["path"] = "gp+adjustment"

@@ -1,0 +1,133 @@
+"""NNGP kernels on the composed inputs (gp_shapley's ``nngp=True``): the kernels against a
+wide random network, the surrogate's Shapley values against enumeration, and the method's
+contracts (efficiency, budget, batch = points one at a time, where the kernels are used)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.methods import _nngp as N
+from tribute.methods.exact import all_coalitions, shapley_from_table
+from tribute_testing import gap_of, make_mlp
+
+
+def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_kernel_is_the_covariance_of_a_wide_random_network(act):
+    z = _rand(5, 4, seed=1)
+    sw2, sb2, width = 2.0, 0.3, 400_000
+    gen = torch.Generator().manual_seed(2)
+    w = torch.randn(width, 4, dtype=torch.float64, generator=gen) * math.sqrt(sw2 / 4)
+    b = torch.randn(width, dtype=torch.float64, generator=gen) * math.sqrt(sb2)
+    u = z @ w.T + b
+    h = torch.erf(u) if act == "erf" else torch.relu(u)
+    mc = h @ h.T / width
+    np.testing.assert_allclose(N.nngp(z, z, sw2, sb2, act, 1), mc, rtol=0.01, atol=5e-3)
+
+
+def test_odd_kernel_is_symmetric_odd_and_positive_semidefinite():
+    x, base = _rand(6, seed=3), _rand(6, seed=4)
+    s = torch.sign(_rand(9, 6, seed=5))
+    for spec in [(2.0, 0.05, "erf", 1), (8.0, 1.0, "relu", 2)]:
+        k = N.odd_kernel(s, s, x, base, spec)
+        np.testing.assert_allclose(k, k.T, atol=1e-14)
+        np.testing.assert_allclose(N.odd_kernel(-s, s, x, base, spec), -k, atol=1e-14)
+        assert float(torch.linalg.eigvalsh(k).min()) > -1e-12
+
+
+def test_surrogate_shapley_terms_match_enumeration():
+    n = 7
+    x, base = _rand(n, seed=6), _rand(n, seed=7)
+    st = torch.sign(_rand(5, n, seed=8))
+    spec = (8.0, 0.05, "erf", 2)
+    table = N.odd_kernel(2 * all_coalitions(n) - 1, st, x, base, spec) / 2
+    want = shapley_from_table(table.T, n)
+    np.testing.assert_allclose(N.shapley_terms(st, x, base, spec), want, atol=1e-14)
+    # the linear map of the regression form: exact when every coalition is listed
+    s, _, lmap = N._coalition_sample(n, 1 << n, torch.Generator().manual_seed(0))
+    full = torch.cat([N.odd_kernel(s, st, x, base, spec),
+                      N.odd_kernel(torch.ones(1, n, dtype=torch.float64), st, x, base, spec)]) / 2
+    np.testing.assert_allclose((lmap @ full).T, want, atol=1e-12)
+
+
+def test_sampled_surrogate_shapley_is_close_at_14_players():
+    n = 14
+    x, base = _rand(n, seed=9), torch.zeros(n, dtype=torch.float64)
+    st = torch.sign(_rand(6, n, seed=10))
+    spec = (8.0, 0.05, "relu", 1)
+    want = N.shapley_terms(st, x, base, spec)
+    s, _, lmap = N._coalition_sample(n, 4096, torch.Generator().manual_seed(1))
+    assert len(s) < 1 << n
+    full = torch.cat([N.odd_kernel(s, st, x, base, spec),
+                      N.odd_kernel(torch.ones(1, n, dtype=torch.float64), st, x, base, spec)]) / 2
+    got = (lmap @ full).T
+    assert float(torch.linalg.norm(got - want) / torch.linalg.norm(want)) < 0.02
+
+
+def _erf_net(n: int, width: int, seed: int) -> torch.nn.Module:
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            self.w = torch.randn(width, n, dtype=torch.float64, generator=g) * (4.0 / n) ** 0.5
+            self.b = torch.randn(width, dtype=torch.float64, generator=g) * 0.3
+            self.v = torch.randn(1, width, dtype=torch.float64, generator=g) / width**0.5
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return torch.erf(z @ self.w.T + self.b) @ self.v.T
+
+    return Net().eval()
+
+
+def test_nngp_kernels_help_on_a_wide_erf_network_and_keep_efficiency():
+    n = 10
+    net = _erf_net(n, 256, seed=11)
+    x = _rand(2, n, seed=12)
+    exact = tribute.explain(net, x, method="exact_shapley", target=0, baseline=0.0).values
+    err = {}
+    for flag in (False, True):
+        a = tribute.explain(net, x, method="gp_shapley", target=0, baseline=0.0, budget=64,
+                            seed=0, nngp=flag)
+        assert a.n_evals <= 64 * len(x)
+        assert a.params["nngp_used"] is flag
+        assert np.abs(gap_of(a)).max() < 1e-9
+        assert bool(torch.isfinite(a.stderr).all()) and bool((a.stderr > 0).any())
+        err[flag] = float(np.mean(np.linalg.norm(a.values - exact, axis=-1)
+                                  / np.linalg.norm(exact, axis=-1)))
+    assert err[True] < 0.9 * err[False]
+
+
+def test_nngp_batch_equals_points_one_at_a_time():
+    m = make_mlp(7, 2, seed=4)
+    x = _rand(2, 7, seed=13)
+    kw: dict[str, Any] = {"method": "gp_shapley", "target": 1, "budget": 24, "seed": 2,
+                          "nngp": True, "baseline": 0.1}
+    batch = tribute.explain(m, x, **kw)
+    for i in range(2):
+        one = tribute.explain(m, x[i : i + 1], **kw)
+        np.testing.assert_allclose(batch.values[i], one.values[0], atol=1e-10)
+        np.testing.assert_allclose(batch.stderr[i], one.stderr[0], atol=1e-10)
+
+
+def test_nngp_left_out_where_players_are_not_the_input_elements():
+    m = make_mlp(8, 2, seed=5)
+    x = _rand(2, 8, seed=14)
+    groups = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    a = tribute.explain(m, x, method="gp_shapley", target=0, budget=12, groups=groups, nngp=True)
+    assert a.params["nngp_used"] is False
+    b = tribute.explain(m, x, method="gp_shapley", target=0, budget=12, groups=groups)
+    np.testing.assert_allclose(a.values, b.values, atol=0)
+
+
+def test_nngp_flag_is_checked():
+    with pytest.raises(Exception, match="nngp"):
+        tribute.explain(make_mlp(4, 2), _rand(1, 4), method="gp_shapley", target=0, nngp="yes")
