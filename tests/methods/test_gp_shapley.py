@@ -295,22 +295,29 @@ def test_sign_kernel_recovers_an_additive_game():
 
 
 def test_sign_kernel_helps_a_logistic_model_and_keeps_efficiency():
-    # the game the kernel is derived for: a sigmoid of a linear score (probability output)
-    g = torch.Generator().manual_seed(25)
-    n = 12
-    lin = torch.nn.Linear(n, 2).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(2, n, generator=g, dtype=torch.float64))
-    model = torch.nn.Sequential(lin).eval()
-    x = torch.randn(6, n, generator=g, dtype=torch.float64)
-    exact = tribute.explain(model, x, method="exact_shapley", target=0, output="prob").values
-    err = {}
-    for sign in (True, False):
-        a = tribute.explain(model, x, method="shapley", target=0, output="prob", budget=64,
-                            sign_kernel=sign)
-        assert np.abs(gap_of(a)).max() < 1e-8
-        err[sign] = float(((a.values - exact).norm(dim=-1) / exact.norm(dim=-1)).mean())
-    assert err[True] < 0.9 * err[False], err
+    # the game the kernel is derived for: a sigmoid of a linear score (probability output).
+    # Every parameter comes from the seeded generator (the bias once came from the global RNG,
+    # so the game depended on test order). Measured on seeds 25-30: ratios 0.78, 0.79, 0.55,
+    # 0.59, 1.09, 0.66 (geometric mean 0.72): it helps on average, not on every game.
+    ratios = []
+    for seed in range(25, 31):
+        g = torch.Generator().manual_seed(seed)
+        n = 12
+        lin = torch.nn.Linear(n, 2).double()
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(2, n, generator=g, dtype=torch.float64))
+            lin.bias.copy_(torch.randn(2, generator=g, dtype=torch.float64))
+        model = torch.nn.Sequential(lin).eval()
+        x = torch.randn(6, n, generator=g, dtype=torch.float64)
+        exact = tribute.explain(model, x, method="exact_shapley", target=0, output="prob").values
+        err = {}
+        for sign in (True, False):
+            a = tribute.explain(model, x, method="shapley", target=0, output="prob", budget=64,
+                                sign_kernel=sign)
+            assert np.abs(gap_of(a)).max() < 1e-8
+            err[sign] = float(((a.values - exact).norm(dim=-1) / exact.norm(dim=-1)).mean())
+        ratios.append(err[True] / err[False])
+    assert float(np.exp(np.mean(np.log(ratios)))) < 0.85 and max(ratios) < 1.15, ratios
 
 
 # --------------------------------------------------------------------------- standard errors (#14)
