@@ -228,7 +228,14 @@ def test_tiled_gradient_rows_equal_the_gathered_ones(baseline, batch_size):
     for weights in (None, w):
         v_shared, g_shared = g.value_and_grad(masks, weights)
         v_per, g_per = g.value_and_grad(per, weights)
-        assert torch.equal(v_shared, v_per) and torch.equal(g_shared, g_per)
+        if batch_size is None:
+            # the tuner may chunk the second call differently from the first (it times its
+            # first chunks), and float32 matrix products round differently by chunk size:
+            # equal to float32 rounding; bit for bit at a fixed batch size (below)
+            torch.testing.assert_close(v_shared, v_per, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(g_shared, g_per, rtol=1e-6, atol=1e-7)
+        else:
+            assert torch.equal(v_shared, v_per) and torch.equal(g_shared, g_per)
 
 
 @pytest.mark.parametrize("ablation", ["zero", "mean"])
