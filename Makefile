@@ -4,7 +4,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tribute-installed
 # The CPU build of torch that lies on disk; never let pip pull a CUDA build.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,text,explorer
+EXTRAS ?= dev,text,explorer,ray
+# ray: the Ray backend tests (tests/jobs/test_jobs_ray.py, local 2-CPU instance on 127.0.0.1) run in `make test`.
 # Tree libraries for the tree tests: the CPU-only XGBoost wheel, LightGBM, CatBoost (users get `tribute[trees]`).
 TREELIBS ?= xgboost-cpu>=2.1 lightgbm>=4.0 catboost>=1.2
 # LRP parity anchors (tests only; lxt: AttnLRP, run in a subprocess by the tests). --no-deps: its torchvision requirement resolves to a wheel

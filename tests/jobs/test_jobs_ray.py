@@ -23,7 +23,8 @@ for _k, _v in _RAY_ENV.items():
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# not slow: ~45 s on 2 cores, and CI installs the ray extra (Makefile EXTRAS), so they run in `make test`
+pytestmark = [pytest.mark.ray]
 
 HERE = Path(__file__).parent
 
