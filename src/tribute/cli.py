@@ -291,18 +291,12 @@ def load_data(path: str, key: str | None = None) -> Any:
     import numpy as np
 
     from .errors import InputError
-    from .jobs.data import not_a_numpy_file
+    from .jobs.data import require_numpy_file
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"--data: file {path!r} does not exist.")
-    try:
-        why = not_a_numpy_file(p)
-    except OSError as exc:
-        raise InputError(f"--data: cannot read {path!r} ({exc}).") from exc
-    if why is not None:
-        raise InputError(f"--data: {path!r} is not a numpy .npy/.npz file: {why}; save the inputs "
-                         "with numpy.save / numpy.savez.")
+    require_numpy_file(p, "--data")
     try:
         obj = np.load(p, allow_pickle=False)
     except ValueError as exc:

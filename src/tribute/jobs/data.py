@@ -172,14 +172,19 @@ def not_a_numpy_file(path: str | Path) -> str | None:
             "signature (.npz)")
 
 
-def _load_numpy(p: Path, key: str | None) -> Dataset:
+def require_numpy_file(p: Path, arg: str) -> None:
+    """Raise :class:`InputError` naming ``arg`` unless ``p`` starts like a .npy/.npz file."""
     try:
         why = not_a_numpy_file(p)
     except OSError as exc:
-        raise InputError(f"data: cannot read {str(p)!r} ({exc}).") from exc
+        raise InputError(f"{arg}: cannot read {str(p)!r} ({exc}).") from exc
     if why is not None:
-        raise InputError(f"data: {str(p)!r} is not a numpy .npy/.npz file: {why}. Save plain "
-                         "numeric arrays with np.save / np.savez.")
+        raise InputError(f"{arg}: {str(p)!r} is not a numpy .npy/.npz file: {why}. Save plain "
+                         "numeric arrays with numpy.save / numpy.savez.")
+
+
+def _load_numpy(p: Path, key: str | None) -> Dataset:
+    require_numpy_file(p, "data")
     try:
         obj = np.load(p, mmap_mode="r" if p.suffix.lower() == ".npy" else None, allow_pickle=False)
     except ValueError as exc:
