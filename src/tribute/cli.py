@@ -167,7 +167,8 @@ def add_model_args(p: argparse.ArgumentParser, *, dataset_jobs: bool = False) ->
     """``--model``, ``--weights``, ``--data``, ``--data-key`` (shared with plugin commands).
 
     ``dataset_jobs``: the command also runs dataset jobs (``tribute explain``), whose loader
-    reads tables and takes every array of an ``.npz`` as one model input; the help says so.
+    reads tables and takes several arrays of an ``.npz`` (named by ``--data-key``) as the inputs of a
+    multi-input model; the help says so.
     """
     p.add_argument("--model", required=True, metavar="MODULE:FACTORY",
                    help="factory returning the model: 'pkg.module:make_model' or 'path/file.py:make_model'")
@@ -177,11 +178,13 @@ def add_model_args(p: argparse.ArgumentParser, *, dataset_jobs: bool = False) ->
                        help="inputs: a .npy or .npz file (see --data-key), or a .csv/.parquet table "
                             "(a table runs a dataset job)")
         p.add_argument("--data-key", default=None,
-                       help="array name inside a .npz file (default: the first; a dataset job "
-                            "takes every array, as the inputs of a multi-input model)")
+                       help="array name inside a .npz file (needed when it holds several arrays); a "
+                            "dataset job takes comma-separated names for the inputs of a "
+                            "multi-input model, in order")
     else:
         p.add_argument("--data", required=True, help="inputs: a .npy file, or a .npz file (see --data-key)")
-        p.add_argument("--data-key", default=None, help="array name inside a .npz file (default: the first)")
+        p.add_argument("--data-key", default=None,
+                      help="array name inside a .npz file (needed when it holds several arrays)")
     p.add_argument("--device", default=None,
                    help="torch device for the model and inputs: cpu, cuda or cuda:N (default: "
                         "where the factory put the model)")
@@ -286,36 +289,12 @@ def load_factory(spec: str) -> Any:
     return factory()
 
 
-def load_data(path: str, key: str | None = None) -> Any:
-    """Load a ``.npy`` or ``.npz`` array without pickle."""
-    import numpy as np
+def load_data(path: str, key: str | None = None, arg: str = "--data") -> Any:
+    """One array from a ``.npy`` or ``.npz`` file, without pickle; errors name ``arg``
+    (:func:`tribute.jobs.data.load_array`: an ``.npz`` with several arrays needs a key)."""
+    from .jobs.data import load_array
 
-    from .errors import InputError
-    from .jobs.data import require_numpy_file
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--data: file {path!r} does not exist.")
-    require_numpy_file(p, "--data")
-    try:
-        obj = np.load(p, allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(f"--data: {path!r} holds pickled objects, which tribute never loads ({exc}).") from exc
-    if isinstance(obj, np.ndarray):
-        return obj
-    with obj:
-        names = list(obj.files)
-        if not names:
-            raise InputError(f"--data: {path!r} holds no arrays.")
-        if key is not None and key not in names:
-            raise InputError(f"--data-key {key!r} is not in {path!r}; it holds {names}.")
-        name = names[0] if key is None else key
-        arr = obj[name]
-    if not isinstance(arr, np.ndarray):  # a zip that is no .npz (a torch .pt file, say)
-        raise InputError(
-            f"--data: {path!r} is not a .npy/.npz array file (its member {name!r} is not an array); "
-            "save the inputs with numpy.save / numpy.savez (torch .pt files are not read).")
-    return arr
+    return load_array(path, key, arg)
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -410,14 +389,14 @@ def _parse_baseline(text: str, data: Any) -> Any:
 
     if text == "mean":
         return data.float().mean(0) if hasattr(data, "numpy") else np.asarray(data).mean(0)
-    if text.endswith(".npy"):
-        return load_data(text)
+    if text.endswith((".npy", ".npz")):
+        return load_data(text, arg="--baseline")
     try:
         return float(text)
     except ValueError:
         from .errors import InputError
 
-        raise InputError(f"--baseline {text!r} is not a number, 'mean' or a .npy file.") from None
+        raise InputError(f"--baseline {text!r} is not a number, 'mean' or a .npy/.npz file.") from None
 
 
 def _parse_groups(text: str | None) -> Any:
@@ -427,7 +406,7 @@ def _parse_groups(text: str | None) -> Any:
         return None
     if text.startswith("patch:"):
         return patches(int(text.split(":", 1)[1]))
-    return load_data(text)
+    return load_data(text, arg="--groups")
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -635,7 +614,7 @@ def _cmd_components(args: argparse.Namespace) -> int:
         from .errors import InputError
 
         raise InputError("tribute components needs a torch.nn.Module factory (players are its units).")
-    players = components_from_cli_args(model, args, load=lambda path: _as_model_input(load_data(path), inputs))
+    players = components_from_cli_args(model, args, load=lambda path, arg: _as_model_input(load_data(path, arg=arg), inputs))
     return _explain_and_write(args, model, inputs, players=players)
 
 
@@ -708,7 +687,8 @@ def _add_serve(sub: Any) -> None:
                    help="factory returning the model: 'pkg.module:make_model' or 'file.py:make_model'")
     p.add_argument("--weights", default=None, help="a .safetensors file loaded into the model (never pickle)")
     p.add_argument("--data", default=None, help="inputs: .npy, .npz, .csv or .parquet (with --model)")
-    p.add_argument("--data-key", default=None, help="array name inside a .npz file (default: the first)")
+    p.add_argument("--data-key", default=None,
+                      help="array name inside a .npz file (needed when it holds several arrays)")
     p.add_argument("--results", default=None, metavar="DIR",
                    help="folder of `tribute bench --out` results for the leaderboard")
     p.add_argument("--host", default="127.0.0.1",

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from .games.components import ComponentSet, components
 from .games.sites import ABLATIONS, UNITS
+from .jobs.data import load_array
 
 __all__ = ["components_cli_args", "components_from_cli_args"]
 
@@ -36,7 +36,7 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--ablation",), {"choices": list(ABLATIONS), "default": "zero",
                            "help": "how removed units are replaced"}),
         (("--reference",), {"default": None, "metavar": "FILE",
-                            "help": "reference inputs (.npy, or .npz with the first array used; same layout as --data) for mean/resample"}),
+                            "help": "reference inputs (.npy, or .npz holding one array; same layout as --data) for mean/resample"}),
         (("--counterfactual",), {"default": None, "metavar": "FILE",
                                  "help": "corrupted inputs, one per sample, for --ablation patch"}),
         (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
@@ -44,25 +44,24 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
 
 
 def components_from_cli_args(model: torch.nn.Module, ns: Any,
-                             load: Callable[[str], Any] | None = None) -> ComponentSet:
+                             load: Callable[[str, str], Any] | None = None) -> ComponentSet:
     """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
 
     Args:
         model: the torch module.
         ns: the ``argparse.Namespace``.
-        load: reads ``--reference`` / ``--counterfactual`` files (the CLI's own input loader);
-            default: ``numpy.load`` (first array of an ``.npz``).
+        load: reads ``--reference`` / ``--counterfactual`` files, called with the path and the
+            option's name (the CLI's own input loader); default:
+            :func:`tribute.jobs.data.load_array` (an ``.npz`` must hold one array).
     """
-    def _load(path: str | None) -> Any:
+    def _load(path: str | None, arg: str) -> Any:
         if path is None:
             return None
         if load is not None:
-            return load(path)
-        arr = np.load(path, allow_pickle=False)
-        if hasattr(arr, "files"):
-            return torch.as_tensor(arr[arr.files[0]])
-        return torch.as_tensor(arr)
+            return load(path, arg)
+        return torch.as_tensor(load_array(path, arg=arg))
 
     return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
-                      ablation=ns.ablation, reference=_load(ns.reference),
-                      counterfactual=_load(ns.counterfactual), n_resample=ns.n_resample)
+                      ablation=ns.ablation, reference=_load(ns.reference, "--reference"),
+                      counterfactual=_load(ns.counterfactual, "--counterfactual"),
+                      n_resample=ns.n_resample)

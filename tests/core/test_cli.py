@@ -103,6 +103,23 @@ def test_explain_refuses_pickled_weights(project, capsys):
     assert not (project / "r3" / "attribution.npz").exists()
 
 
+def test_explain_npz_with_several_arrays_needs_a_key(project, capsys):
+    """One rule for ``.npz`` in a single call and a dataset job: several arrays need
+    ``--data-key`` (the single call once took the first array, the job every array)."""
+    x = np.load(project / "x.npy")
+    np.savez(project / "xy.npz", x=x, y=np.arange(len(x)))
+    base = ["explain", "--model", "factory_mod:make_cnn", "--data", str(project / "xy.npz"),
+            "--method", "saliency", "--no-progress"]
+    for extra in ([], ["--shard-size", "2"]):  # single call, dataset job
+        assert main([*base, *extra, "--out", str(project / "k")]) == 2
+        err = capsys.readouterr().err
+        assert "holds 2 arrays ['x', 'y']" in err and "--data-key" in err, err
+        assert not (project / "k").exists()
+    assert main([*base, "--data-key", "x,y", "--out", str(project / "k")]) == 2
+    assert "add --shard-size N" in capsys.readouterr().err  # two arrays: a dataset job's work
+    assert main([*base, "--data-key", "x", "--out", str(project / "k")]) == 0
+
+
 def test_explain_bad_factory(project, capsys):
     assert main(["explain", "--model", "nope_mod:make", "--data", str(project / "x.npy"),
                  "--out", str(project / "r4")]) == 2
@@ -377,8 +394,13 @@ def test_reference_help_names_only_formats_the_loader_reads(tmp_path):
     assert ".npy" in text and ".npz" in text and ".pt" not in text, text
     np.save(tmp_path / "r.npy", np.ones((2, 3)))
     np.savez(tmp_path / "r.npz", first=np.zeros((2, 3)), second=np.ones(1))
+    np.savez(tmp_path / "one.npz", only=np.zeros((2, 3)))
     assert load_data(str(tmp_path / "r.npy")).shape == (2, 3)
-    assert load_data(str(tmp_path / "r.npz")).sum() == 0.0  # the first array
+    assert load_data(str(tmp_path / "one.npz")).sum() == 0.0
+    assert load_data(str(tmp_path / "r.npz"), "second").sum() == 1.0
+    with pytest.raises(tribute.errors.InputError, match=r"--reference: .* holds 2 arrays .*give a "
+                       r"\.npy file or an \.npz holding one array"):
+        load_data(str(tmp_path / "r.npz"), arg="--reference")  # never the first one silently
     torch.save(torch.ones(2, 3), tmp_path / "r.pt")
     with pytest.raises(tribute.errors.InputError, match=r"not a \.npy/\.npz array file"):
         load_data(str(tmp_path / "r.pt"))  # a zip numpy opens as an .npz of raw bytes
@@ -415,14 +437,15 @@ def test_a_file_that_is_no_numpy_file_is_not_called_pickled(tmp_path):
 
 
 def test_explain_help_names_tables_and_the_job_reading_of_npz(capsys):
-    """``tribute explain`` reads .csv/.parquet (as a dataset job) and a job takes every array of
-    an .npz as one model input; its --data/--data-key help says so (the other commands that
-    share these options read .npy/.npz only, first array by default)."""
+    """``tribute explain`` reads .csv/.parquet (as a dataset job) and a job takes several arrays
+    of an .npz, named by --data-key, as the inputs of a multi-input model; its --data/--data-key
+    help says so (the other commands that share these options read .npy/.npz only, one array)."""
     with pytest.raises(SystemExit):
         main(["explain", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert ".csv/.parquet" in text and "takes every array" in text
+    assert ".csv/.parquet" in text and "comma-separated names for the inputs of a multi-input" in text
     with pytest.raises(SystemExit):
         main(["components", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert ".csv" not in text and "(default: the first)" in text
+    assert ".csv" not in text and "(needed when it holds several arrays)" in text
+    assert "multi-input" not in text

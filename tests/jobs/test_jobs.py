@@ -232,11 +232,16 @@ def test_npz_with_several_inputs(tmp_path):
 
     a = jobs_fixtures.data(12)[:, :2]
     b = jobs_fixtures.data(12, seed=2)[:, :3]
-    np.savez(tmp_path / "x.npz", a=a, b=b)
-    attr = _run(TwoInputs(), tmp_path / "x.npz", tmp_path / "o", method="exact_shapley", shard_size=5)
+    np.savez(tmp_path / "x.npz", b=b, a=a, labels=np.arange(12))
+    # the key names the model's inputs in order (file order is b, a; a third array is ignored)
+    attr = _run(TwoInputs(), tmp_path / "x.npz", tmp_path / "o", method="exact_shapley",
+                shard_size=5, data_key="a, b")
     va, vb = attr.values
     np.testing.assert_allclose(va, 2 * a, rtol=1e-5)
     np.testing.assert_allclose(vb, 3 * b, rtol=1e-5)
+    again = _run(TwoInputs(), tmp_path / "x.npz", tmp_path / "o2", method="exact_shapley",
+                 shard_size=5, data_key=["a", "b"])
+    np.testing.assert_array_equal(again.values[0], va)
 
 
 def test_npy_is_memory_mapped_and_sent_to_workers_by_path(X, tmp_path):

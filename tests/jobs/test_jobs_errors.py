@@ -31,14 +31,26 @@ def _refused(out: Path, exc: type[Exception], match: str, model, X, **kw) -> Non
 def test_npz_with_arrays_of_different_lengths(mlp, tmp_path):
     np.savez(tmp_path / "x.npz", a=np.zeros((5, 6), np.float32), b=np.zeros((7, 6), np.float32))
     _refused(tmp_path / "o", InputError, r"different numbers of rows \{'a': 5, 'b': 7\}", mlp,
-             str(tmp_path / "x.npz"))
+             str(tmp_path / "x.npz"), data_key="a,b")
+
+
+def test_npz_with_several_arrays_needs_a_key(mlp, X, tmp_path):
+    """A file holding the inputs and the labels (same rows) was once explained as a two-input
+    model, and a single call silently took the first array: now the key is required."""
+    np.savez(tmp_path / "x.npz", X=X, y=np.arange(len(X)))
+    _refused(tmp_path / "o", InputError,
+             r"holds 2 arrays \['X', 'y'\]; say which to explain: --data-key / data_key 'X' .*"
+             r"'X,y' for the inputs of a multi-input model", mlp, tmp_path / "x.npz")
+    _refused(tmp_path / "o", InputError, r"names an array twice", mlp, tmp_path / "x.npz",
+             data_key="X,X")
+    _refused(tmp_path / "o", InputError, r"names no array", mlp, tmp_path / "x.npz", data_key="X,")
 
 
 def test_npz_key(mlp, X, tmp_path):
     np.savez(tmp_path / "x.npz", a=X, b=np.zeros(3))
     attr = _run(mlp, tmp_path / "x.npz", tmp_path / "o", data_key="a")
     assert attr.values.shape == (40, 6)
-    _refused(tmp_path / "o2", InputError, r"data key 'c' is not in .*\['a', 'b'\]", mlp,
+    _refused(tmp_path / "o2", InputError, r"data_key 'c': \['c'\] not in .*\['a', 'b'\]", mlp,
              tmp_path / "x.npz", data_key="c")
 
 

@@ -234,7 +234,7 @@ def _user_case(args: argparse.Namespace) -> Any:
         modality = "tabular"
     truth = None
     if args.ground_truth:
-        truth = np.asarray(load_data(args.ground_truth))[: len(x_np)] != 0
+        truth = np.asarray(load_data(args.ground_truth, arg="--ground-truth"))[: len(x_np)] != 0
     n = len(x_np)
     names = parse_feature_names(getattr(args, "feature_names", None), n_players)
     if names is None and modality == "tabular":

@@ -359,7 +359,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         ds = load_dataset(data, data_key)
         if len(ds.arrays) != 1:
             raise InputError(f"--data {data!r} holds {len(ds.arrays)} arrays; the explorer "
-                             "explains single-input models (pick one with --data-key).")
+                             "explains single-input models (name one array with --data-key).")
         arr = np.asarray(ds.arrays[0][:512])
         names = list(ds.columns) if ds.columns is not None else None
         inputs: Any = arr

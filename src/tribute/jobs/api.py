@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def explain_dataset(
     method: str = "kernel_shap",
     *,
     weights: str | Path | None = None,
-    data_key: str | None = None,
+    data_key: str | Sequence[str] | None = None,
     seed: int = 0,
     shard_size: int | None = None,
     resume: bool = False,
@@ -64,7 +65,9 @@ def explain_dataset(
         out: output folder; must be empty or absent unless ``resume=True``.
         method: registry name of the estimator. default="kernel_shap".
         weights: ``.safetensors`` file loaded into the factory's model (factory specs only).
-        data_key: array name inside a ``.npz`` file (default: all its arrays, as model inputs).
+        data_key: which arrays of a ``.npz`` file: one name, or several (``"ids,mask"`` or a
+            list) as the inputs of a multi-input model, in order; needed when the file holds
+            more than one array (:func:`tribute.jobs.data.npz_keys`).
         seed: the job's seed; shard ``k`` uses ``SeedSequence([seed, k])``. default=0.
         shard_size: rows per shard. default=None (:data:`DEFAULT_SHARD_SIZE`).
         resume: continue the job in ``out``; refused when its settings, model or data differ.

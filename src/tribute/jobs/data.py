@@ -7,7 +7,12 @@ worker processes on the same machine re-open the file instead of receiving a cop
 (:meth:`Dataset.shared`), while Ray tasks, which may run on other machines, get the rows
 through Ray's object store.
 A data set is one or several arrays with the same number of rows (several arrays are the
-inputs of a multi-input model, in file order).
+inputs of a multi-input model, in the order the data key names them).
+
+Which arrays of an ``.npz`` are read is decided in one place, :func:`npz_keys`, for dataset
+jobs and single calls alike: a file with one array gives it; a file with several arrays needs
+a key naming one (``"X_test"``) or, for a multi-input model, several in input order
+(``"ids,mask"`` or a sequence) — tribute never guesses among several arrays.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Dataset", "as_dataset", "fingerprint_arrays", "load_dataset", "not_a_numpy_file"]
+__all__ = ["Dataset", "as_dataset", "fingerprint_arrays", "load_array", "load_dataset", "not_a_numpy_file",
+           "npz_keys"]
 
 _SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
@@ -122,8 +128,68 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
                          source="<array>")
 
 
-def load_dataset(path: str | Path, key: str | None = None) -> Dataset:
-    """Read ``.npy``, ``.npz`` (one array, ``key``, or several arrays of equal length),
+#: A data key: one array name, comma-separated names, or a sequence of names (see :func:`npz_keys`).
+DataKey = str | Sequence[str] | None
+
+
+def npz_keys(names: Sequence[str], key: DataKey, where: str, arg: str = "data") -> list[str]:
+    """The arrays of an ``.npz`` holding ``names`` that ``key`` selects, in input order.
+
+    ``key`` None: the only array; a file with several arrays is refused (listing them), because
+    picking the first (or all) would silently explain the wrong data when the file also holds
+    labels or a second split. ``"a"``: that array; ``"a,b"`` or ``["a", "b"]``: the inputs of a
+    multi-input model, in that order.
+
+    >>> npz_keys(["X"], None, "x.npz")
+    ['X']
+    >>> npz_keys(["ids", "mask", "y"], "ids, mask", "x.npz")
+    ['ids', 'mask']
+    """
+    names = list(names)
+    if not names:
+        raise InputError(f"{arg}: {where} holds no arrays.")
+    flag = {"--data": "--data-key", "data": "--data-key / data_key"}.get(arg)
+    if key is None:
+        if len(names) == 1:
+            return names
+        if flag is None:  # --baseline, --reference ...: no key option
+            raise InputError(f"{arg}: {where} holds {len(names)} arrays {names}; give a .npy file "
+                             "or an .npz holding one array.")
+        raise InputError(
+            f"{arg}: {where} holds {len(names)} arrays {names}; say which to explain: "
+            f"{flag} {names[0]!r} for one array, or {flag} {','.join(names[:2])!r} for the "
+            "inputs of a multi-input model, in order.")
+    flag = flag or "key"
+    wanted = [k.strip() for k in key.split(",")] if isinstance(key, str) else [str(k) for k in key]
+    if not wanted or any(not k for k in wanted):
+        raise InputError(f"{flag} {key!r} names no array; {where} holds {names}.")
+    missing = [k for k in wanted if k not in names]
+    if missing:
+        raise InputError(f"{flag} {key!r}: {missing} not in {where}; it holds {names}.")
+    if len(set(wanted)) < len(wanted):
+        raise InputError(f"{flag} {key!r} names an array twice; give each model input once.")
+    return wanted
+
+
+def load_array(path: str | Path, key: DataKey = None, arg: str = "--data") -> np.ndarray:
+    """One numeric array from a ``.npy`` or ``.npz`` file, without pickle (the commands that take
+    a single array: ``tribute explain`` without a dataset job, ``--baseline``, ``--reference``,
+    ``--ground-truth`` ...). Errors name ``arg``; an ``.npz`` follows :func:`npz_keys`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{arg}: file {str(p)!r} does not exist.")
+    arrays = _read_numpy(p, key, arg, mmap=False)[1]
+    if len(arrays) != 1:
+        hint = (" A multi-input model's arrays run as a dataset job: add --shard-size N (or use "
+                "tribute.explain_dataset).") if arg == "--data" else ""
+        raise InputError(f"{arg}: the key {key!r} selects {len(arrays)} arrays of {str(p)!r}; this "
+                         f"takes one array.{hint}")
+    return arrays[0]
+
+
+def load_dataset(path: str | Path, key: DataKey = None) -> Dataset:
+    """Read ``.npy``, ``.npz`` (the arrays ``key`` selects, see :func:`npz_keys`),
     ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`.
 
     Raises:
@@ -183,41 +249,55 @@ def require_numpy_file(p: Path, arg: str) -> None:
                          "numeric arrays with numpy.save / numpy.savez.")
 
 
-def _load_numpy(p: Path, key: str | None) -> Dataset:
-    require_numpy_file(p, "data")
+def _read_numpy(p: Path, key: DataKey, arg: str, *,
+                mmap: bool = True) -> tuple[list[str], tuple[np.ndarray, ...]]:
+    """Names and arrays of a ``.npy`` (memory-mapped when ``mmap``) or of the ``.npz`` arrays
+    ``key`` selects."""
+    require_numpy_file(p, arg)
     try:
-        obj = np.load(p, mmap_mode="r" if p.suffix.lower() == ".npy" else None, allow_pickle=False)
+        obj = np.load(p, mmap_mode="r" if mmap and p.suffix.lower() == ".npy" else None,
+                      allow_pickle=False)
     except ValueError as exc:
         raise InputError(
-            f"data: {str(p)!r} holds pickled objects, which tribute never loads ({exc}). Save "
+            f"{arg}: {str(p)!r} holds pickled objects, which tribute never loads ({exc}). Save "
             "plain numeric arrays with np.save / np.savez."
         ) from exc
     except (OSError, EOFError) as exc:
-        raise InputError(f"data: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
+        raise InputError(f"{arg}: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
     if isinstance(obj, np.ndarray):
-        ds = _check_arrays((obj,), [p.name], str(p), columns=None, source=str(p))
-        return Dataset(arrays=ds.arrays, source=ds.source, mapped=str(p.resolve()))
+        if key is not None:
+            raise InputError(f"{arg}: a key ({key!r}) applies to .npz files; {str(p)!r} holds one array.")
+        return [p.name], (obj,)
     try:
         with obj:
-            names = list(obj.files)
-            if not names:
-                raise InputError(f"data: {str(p)!r} holds no arrays.")
-            if key is not None:
-                if key not in names:
-                    raise InputError(f"data key {key!r} is not in {str(p)!r}; it holds {names}.")
-                names = [key]
+            others = [n for n in obj.zip.namelist() if not n.endswith(".npy")]
+            if others:  # a zip that is no .npz (a torch .pt file, say)
+                raise InputError(
+                    f"{arg}: {str(p)!r} is not a .npy/.npz array file (its member {others[0]!r} "
+                    "is not an array); save plain numeric arrays with np.save / np.savez (torch "
+                    ".pt files are not read).")
+            names = npz_keys(list(obj.files), key, repr(str(p)), arg)
             arrays = tuple(obj[n] for n in names)
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError(f"data: {str(p)!r} holds pickled objects, which tribute never loads ({exc}).") from exc
+        raise InputError(f"{arg}: {str(p)!r} holds pickled objects, which tribute never loads ({exc}).") from exc
     for name, a in zip(names, arrays):
         if not isinstance(a, np.ndarray):  # a zip that is no .npz (a torch .pt file, say)
             raise InputError(
-                f"data: {str(p)!r} is not a .npy/.npz array file (its member {name!r} is not an "
+                f"{arg}: {str(p)!r} is not a .npy/.npz array file (its member {name!r} is not an "
                 "array); save plain numeric arrays with np.save / np.savez (torch .pt files are "
                 "not read).")
-    return _check_arrays(arrays, names, str(p), columns=None, source=str(p) + (f"[{key}]" if key else ""))
+    return names, arrays
+
+
+def _load_numpy(p: Path, key: DataKey) -> Dataset:
+    names, arrays = _read_numpy(p, key, "data")
+    ds = _check_arrays(arrays, names, str(p), columns=None,
+                       source=str(p) + (f"[{key if isinstance(key, str) else ','.join(key)}]" if key else ""))
+    if p.suffix.lower() == ".npy":
+        return Dataset(arrays=ds.arrays, source=ds.source, mapped=str(p.resolve()))
+    return ds
 
 
 def _load_table(p: Path) -> Dataset:
