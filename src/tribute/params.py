@@ -10,8 +10,12 @@ with one kind of message: the method, the parameter, the value seen and what is 
 The registry exposes the declarations (``tribute.methods()[name].constraints``), so the CLI,
 the docs and the conformance tests read them too.
 
-A constraint is one :class:`Constraint` or a tuple of them (the value must satisfy one);
-:data:`NONE` admits ``None``.
+A constraint is one :class:`Constraint` or a tuple of them (the value must satisfy one):
+:class:`Interval` (a number in a range), :class:`Options` (one of fixed values, optionally
+ignoring case and underscores), :class:`InstanceOf` (an object of given types) and
+:class:`SequenceOf` (a list or tuple whose items each satisfy a constraint, e.g. one window
+size per axis).
+:data:`NONE` admits ``None`` and :data:`BOOL` ``True`` or ``False``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any, Literal
 
 from .errors import InputError
 
-__all__ = ["NONE", "Constraint", "ConstraintLike", "InstanceOf", "Interval", "Options",
-           "check_params", "declare", "describe"]
+__all__ = ["BOOL", "NONE", "Constraint", "ConstraintLike", "InstanceOf", "Interval", "Options",
+           "SequenceOf", "check_params", "declare", "describe"]
 
 
 class Constraint(ABC):
@@ -95,11 +99,21 @@ class Interval(Constraint):
 
 @dataclass(frozen=True)
 class Options(Constraint):
-    """One of a fixed set of values (compared with ``==``; ``None`` may be one of them)."""
+    """One of a fixed set of values (compared with ``==``; ``None`` may be one of them).
+
+    Args:
+        values: the allowed values.
+        loose: strings match ignoring case and underscores (``"EpsilonPlusFlat"`` is
+            ``"epsilon_plus_flat"``), for names the code itself looks up that way.
+            default=False.
+    """
 
     values: tuple[Any, ...]
+    loose: bool = False
 
     def accepts(self, value: Any) -> bool:
+        if self.loose and isinstance(value, str):
+            return _fold(value) in {_fold(v) for v in self.values if isinstance(v, str)}
         try:
             return any(value is v or (type(value) is type(v) and value == v) for v in self.values)
         except Exception:  # an odd __eq__ on a user object means "not one of them"
@@ -108,7 +122,8 @@ class Options(Constraint):
     def describe(self) -> str:
         if self.values == (None,):
             return "None"
-        return "one of " + ", ".join(repr(v) for v in self.values)
+        words = "one of " + ", ".join(repr(v) for v in self.values)
+        return words + " (case and underscores ignored)" if self.loose else words
 
 
 @dataclass(frozen=True)
@@ -126,8 +141,39 @@ class InstanceOf(Constraint):
         return self.description or " or ".join(f"a {t.__name__}" for t in self.types)
 
 
+@dataclass(frozen=True)
+class SequenceOf(Constraint):
+    """A list or tuple (not a string) of at least ``min_len`` items, each accepted by ``item``.
+
+    Args:
+        item: what each item accepts.
+        min_len: fewest items. default=1.
+        description: the allowed values in words; default: generated from ``item``.
+    """
+
+    item: Constraint
+    min_len: int = 1
+    description: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        return (isinstance(value, (list, tuple)) and len(value) >= self.min_len
+                and all(self.item.accepts(v) for v in value))
+
+    def describe(self) -> str:
+        if self.description:
+            return self.description
+        each = self.item.describe()
+        if self.min_len <= 0:
+            return f"a list or tuple, each item {each}"
+        if self.min_len == 1:
+            return f"a non-empty list or tuple, each item {each}"
+        return f"a list or tuple of at least {self.min_len} items, each {each}"
+
+
 #: Admits ``None`` (combine: ``(NONE, Interval(int, 1))``).
 NONE = Options((None,))
+#: Admits ``True`` and ``False`` only (not 0/1 or numpy booleans).
+BOOL = InstanceOf((bool,), "True or False")
 
 ConstraintLike = Constraint | tuple[Constraint, ...]
 
@@ -161,6 +207,11 @@ def check_params(owner: str, params: Mapping[str, Any],
             raise InputError(
                 f"{owner}: {name}={value!r} is not allowed; {name} must be {describe(constraint)}."
             )
+
+
+def _fold(name: str) -> str:
+    """A name with case and underscores ignored (``"Epsilon_Plus"`` -> ``"epsilonplus"``)."""
+    return name.lower().replace("_", "")
 
 
 def _num(v: float) -> str:

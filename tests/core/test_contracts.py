@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,20 @@ import pytest
 import torch
 
 import tribute
-from tribute.errors import InputError
+from tribute.errors import BudgetError, InputError
 from tribute.methods import METHODS, Method, Tags, get_method, registry
 from tribute.metrics.base import METRICS
-from tribute.params import NONE, InstanceOf, Interval, Options, check_params, declare, describe
+from tribute.params import (
+    BOOL,
+    NONE,
+    InstanceOf,
+    Interval,
+    Options,
+    SequenceOf,
+    check_params,
+    declare,
+    describe,
+)
 from tribute.registry import Registry
 from tribute_testing import make_mlp
 
@@ -100,6 +111,26 @@ def test_constraint_kinds_accept_and_describe():
         check_params("thing", {"x": 3}, {"x": both})
 
 
+def test_sequence_loose_options_and_bool_constraints():
+    sizes = SequenceOf(Interval(int, 1))
+    assert sizes.accepts((1, 3)) and sizes.accepts([2]) and not sizes.accepts(())
+    assert not sizes.accepts((1, 0)) and not sizes.accepts("ab") and not sizes.accepts(3)
+    assert sizes.describe() == "a non-empty list or tuple, each item an int >= 1"
+    paths = SequenceOf(InstanceOf((str,), "a path"), min_len=2)
+    assert paths.accepts(["a", "b"]) and not paths.accepts(["a"]) and not paths.accepts(["a", 1])
+    assert paths.describe() == "a list or tuple of at least 2 items, each a path"
+    nested = SequenceOf(SequenceOf(Interval(int, 1)), description="tuples of sizes")
+    assert nested.accepts(((1, 2), (3,))) and not nested.accepts((1, (2,)))
+    assert nested.describe() == "tuples of sizes"
+    loose = Options(("epsilon_plus_flat", "cg"), loose=True)
+    assert loose.accepts("EpsilonPlusFlat") and loose.accepts("EPSILON_PLUS_FLAT") and loose.accepts("CG")
+    assert not loose.accepts("epsilon-plus-flat") and not loose.accepts(None)
+    assert loose.describe() == "one of 'epsilon_plus_flat', 'cg' (case and underscores ignored)"
+    assert not Options(("cg",)).accepts("CG")  # exact by default
+    assert BOOL.accepts(True) and BOOL.accepts(False) and not BOOL.accepts(1)
+    assert describe(BOOL) == "True or False"
+
+
 @pytest.mark.parametrize(("method", "params", "needle"), [
     ("rise", {"p": 0.0}, r"method 'rise': p=0.0 .* must be a number in \(0, 1\]"),
     ("rise", {"s": 0}, r"method 'rise': s=0 .* must be an int >= 1"),
@@ -127,12 +158,68 @@ def test_constraints_name_real_parameters_and_show_in_the_listing():
     assert tribute.methods()["rise"].constraints["p"] == "a number in (0, 1]"
 
 
-#: Hyperparameters still checked by hand (or not at all) instead of declared in ``constraints``
-#: (issue #14: "declared parameter constraints checked in one place"). A debt list that may only
-#: shrink: a new method or parameter without a declaration fails below, and so does an entry
-#: here once it is declared (delete it then). Found by the #9/#14 audit, e.g. kernel_shap
-#: accepted target_precision=-1.0 silently and raised BudgetError for allocation='bogus'.
-UNDECLARED: dict[str, set[str]] = {
+def test_every_hyperparameter_has_a_declared_constraint():
+    """Each registered method declares what every hyperparameter accepts (issue #14: checked in
+    one place, not by hand in ``attribute``); a new method or parameter without one fails here."""
+    missing = {name: sorted(set(cls.defaults()) - set(cls.constraints))
+               for name, cls in registry().items() if set(cls.defaults()) - set(cls.constraints)}
+    assert not missing, f"declare constraints for these hyperparameters (tribute.params): {missing}"
+
+
+def test_every_methods_defaults_satisfy_its_constraints():
+    for name, cls in registry().items():
+        check_params(f"method {name!r}", cls.defaults(), cls.constraints)
+
+
+#: One refused value per hyperparameter declared for issue #14 (these were checked by hand in
+#: ``attribute``, in ``__init__``, or not at all), some with a second kind of mistake.
+BAD_VALUES: list[tuple[str, str, Any]] = [
+    ("atp_star", "layers", ["encoder.layer.0"]),  # GradDrop needs >= 2 layers
+    ("atp_star", "layers", "encoder.layer"),  # a string, not a list of paths
+    ("atp_star", "qk_fix", 1),
+    ("atp_star", "signed", "yes"),
+    ("attnlrp", "epsilon", -1e-3),
+    ("attnlrp", "variant", "lrp"),
+    ("datamodels", "alpha", -0.1),
+    ("datamodels", "penalty", "elasticnet"),
+    ("datamodels", "subset_fraction", 1.0),
+    ("grad_dot", "lr", 0.0),
+    ("grad_dot", "lr", float("inf")),
+    ("influence", "damping", -1.0),
+    ("influence", "indefinite", "clip"),
+    ("influence", "loo_iters", 0),
+    ("influence", "loo_step", 1),
+    ("influence", "max_iter", 0),
+    ("influence", "max_iter", 2.5),
+    ("influence", "solver", "newton"),
+    ("influence", "subset_fraction", 0.0),
+    ("influence", "tol", -1e-3),
+    ("kernel_shap", "allocation", "bogus"),  # raised BudgetError
+    ("kernel_shap", "target_precision", -1.0),  # was accepted silently
+    ("kernel_shap", "target_precision", 0.0),
+    ("lrp", "composite", "nope"),
+    ("lrp", "composite", "epsilon-plus"),
+    ("lrp", "epsilon", -1.0),
+    ("lrp", "gamma", -0.5),
+    ("lrp", "high", "max"),
+    ("lrp", "low", True),
+    ("occlusion", "stride", 0),
+    ("occlusion", "stride", (2, 1.5)),
+    ("occlusion", "window", (3, 0)),
+    ("occlusion", "window", ((1, 2), 3)),  # a mix of a per-input tuple and an int
+    ("occlusion", "window", ()),
+    ("trak", "proj_dim", 0),
+    ("trak", "proj_dim", True),
+    ("trak", "projector", "sjlt"),
+    ("trak", "regularization", -1.0),
+    ("tree_shap", "feature_perturbation", "exact"),
+    ("tree_shap", "interactions", 1),
+    ("tree_shap", "kernel", "numba"),
+]
+
+
+#: The hyperparameters that had no declaration before issue #14 was paid (32 of 10 methods).
+ISSUE_14: dict[str, set[str]] = {
     "atp_star": {"layers", "qk_fix", "signed"},
     "attnlrp": {"epsilon", "variant"},
     "datamodels": {"alpha", "penalty", "subset_fraction"},
@@ -147,20 +234,95 @@ UNDECLARED: dict[str, set[str]] = {
 }
 
 
-def test_every_hyperparameter_has_a_declared_constraint():
-    """Each registered method declares what every hyperparameter accepts, except the debts in
-    :data:`UNDECLARED` (which must not grow, and must be removed when paid)."""
-    seen: dict[str, set[str]] = {}
-    for name, cls in registry().items():
-        missing = set(cls.defaults()) - set(cls.constraints)
-        if missing:
-            seen[name] = missing
-    new = {m: sorted(v - UNDECLARED.get(m, set())) for m, v in seen.items()
-           if v - UNDECLARED.get(m, set())}
-    assert not new, f"declare constraints for these hyperparameters (tribute.params): {new}"
-    paid = {m: sorted(v - seen.get(m, set())) for m, v in UNDECLARED.items()
-            if v - seen.get(m, set())}
-    assert not paid, f"declared now; remove them from UNDECLARED: {paid}"
+def test_bad_values_cover_every_parameter_declared_for_issue_14():
+    covered = {(m, p) for m, p, _ in BAD_VALUES}
+    assert covered == {(m, p) for m, ps in ISSUE_14.items() for p in ps}
+    assert all(p in get_method(m).constraints for m, p in covered)
+
+
+@pytest.mark.parametrize(("method", "param", "bad"), BAD_VALUES,
+                         ids=[f"{m}-{p}-{v!r}" for m, p, v in BAD_VALUES])
+def test_declared_parameters_refuse_bad_values_by_name(method: str, param: str, bad: Any) -> None:
+    cls = get_method(method)
+    est = cls(**{param: bad})  # __init__ only stores (tree_shap used to refuse here)
+    want = f"method {method!r}: {param}={bad!r} is not allowed; {param} must be "
+    with pytest.raises(InputError, match=re.escape(want)) as info:
+        est.validate_params()
+    assert str(info.value).endswith(describe(cls.constraints[param]) + ".")
+    cls(**{param: cls.defaults()[param]}).validate_params()
+
+
+def _tiny_training_set() -> tuple[torch.nn.Module, torch.Tensor, tribute.TrainingData]:
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Linear(3, 2).double()
+    X = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (12,), generator=g)
+    return model, X[:2], tribute.TrainingData(X, y, loss="cross_entropy", l2=1e-2)
+
+
+@pytest.mark.parametrize(("method", "params"), [
+    ("grad_dot", {"lr": -1.0}),
+    ("influence", {"solver": "newton"}),
+    ("influence", {"tol": -1.0}),
+    ("trak", {"projector": "sjlt"}),
+    ("datamodels", {"penalty": "elasticnet"}),
+])
+def test_data_methods_refuse_bad_values_through_explain(method: str, params: dict[str, Any]) -> None:
+    model, x, data = _tiny_training_set()
+    (param, bad), = params.items()
+    with pytest.raises(InputError, match=re.escape(f"method {method!r}: {param}={bad!r} is not allowed")):
+        tribute.explain(model, x, method, players=data, target=0, progress=False, **params)
+
+
+@pytest.mark.parametrize(("method", "params"), [
+    ("kernel_shap", {"allocation": "bogus"}),
+    ("kernel_shap", {"target_precision": -1.0}),
+    ("occlusion", {"window": 0}),
+    ("occlusion", {"stride": (1, 1.0)}),
+    ("lrp", {"epsilon": -1.0}),
+    ("lrp", {"composite": "nope"}),
+    ("attnlrp", {"variant": "lrp"}),
+    ("tree_shap", {"kernel": "numba"}),
+])
+def test_feature_methods_refuse_bad_values_through_explain(method: str, params: dict[str, Any]) -> None:
+    (param, bad), = params.items()
+    x = torch.zeros(2, 6, dtype=torch.float64)
+    try:
+        tribute.explain(make_mlp(), x, method, target=0, progress=False, budget=64, **params)
+    except BudgetError as e:  # kernel_shap allocation='bogus' raised BudgetError before
+        pytest.fail(f"BudgetError instead of InputError: {e}")
+    except InputError as e:
+        assert f"method {method!r}: {param}={bad!r} is not allowed" in str(e), e
+    else:
+        pytest.fail(f"{method} accepted {param}={bad!r}")
+
+
+def test_checks_that_need_the_input_still_name_the_method_and_the_fix() -> None:
+    x = torch.zeros(2, 6, dtype=torch.float64)
+    with pytest.raises(InputError, match=r"method 'occlusion': window=\(7,\) is larger than the input"):
+        tribute.explain(make_mlp(), x, "occlusion", target=0, window=7, progress=False)
+    with pytest.raises(InputError, match=r"method 'occlusion': stride=\(1, 1\) has 2 axes"):
+        tribute.explain(make_mlp(), x, "occlusion", target=0, stride=(1, 1), progress=False)
+    with pytest.raises(InputError, match=r"method 'lrp': low/high \(low=0.0, high=None\) apply to "
+                                         r"composite='epsilon_gamma_box' only"):
+        tribute.explain(make_mlp(), x, "lrp", target=0, composite="epsilon_plus", low=0.0, progress=False)
+    model, xs, data = _tiny_training_set()
+    with pytest.raises(InputError, match=r"method 'trak': proj_dim=12 is >= the number of training "
+                                         r"examples \(12\) with regularization=0.0"):
+        tribute.explain(model, xs, "trak", players=data, target=0, proj_dim=12, progress=False)
+
+
+def test_named_lrp_composites_accepted_by_the_declaration_all_resolve() -> None:
+    from tribute.methods.lrp import EpsilonPlusFlat, get_composite
+    from tribute.methods.lrp.composites import COMPOSITE_NAMES
+
+    cons = {"composite": get_method("lrp").constraints["composite"]}
+    spellings = [s for n in COMPOSITE_NAMES for s in (n, n.upper(), n.replace("_", ""))]
+    spellings += ["EpsilonPlus", "EpsilonPlusFlat", "EpsilonGammaBox", "EpsilonAlpha2Beta1"]
+    for s in spellings:
+        check_params("lrp", {"composite": s}, cons)
+        assert get_composite(s).name in COMPOSITE_NAMES, s
+    check_params("lrp", {"composite": EpsilonPlusFlat()}, cons)
 
 
 def test_plugin_method_with_constraints():

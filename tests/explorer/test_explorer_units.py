@@ -135,6 +135,12 @@ def test_forms_follow_the_registry_declarations() -> None:
     rise = {f["name"]: f for f in method_form("rise")}
     assert rise["p"]["type"] == "float" and (rise["p"]["min"], rise["p"]["max"]) == (0.0, 1.0)
     assert rise["s"]["type"] == "int" and rise["center"]["type"] == "bool"
+    # None as one alternative makes a field nullable, not a choice without choices
+    ks = {f["name"]: f for f in method_form("kernel_shap")}
+    assert ks["target_precision"]["type"] == "float" and ks["target_precision"]["nullable"]
+    assert ks["target_precision"]["min"] == 0.0
+    cam = {f["name"]: f for f in method_form("grad_cam")}
+    assert cam["layer"]["type"] == "text" and cam["layer"]["nullable"]
 
 
 def test_parse_params_types_and_errors() -> None:

@@ -61,19 +61,19 @@ def method_form(name: str) -> list[dict[str, Any]]:
         cons = cls.constraints.get(pname)
         alts = cons if isinstance(cons, tuple) else (cons,) if cons is not None else ()
         f: dict[str, Any] = {"name": pname, "default": default, "nullable": default is None}
-        options = [o for o in alts if isinstance(o, Options)]
+        # NONE (Options((None,))) makes a field nullable, not a choice
+        options = [o for o in alts if isinstance(o, Options) and o.values != (None,)]
         intervals = [o for o in alts if isinstance(o, Interval)]
+        f["nullable"] = f["nullable"] or any(isinstance(o, Options) and None in o.values
+                                             for o in alts)
         if options and all(isinstance(v, _SCALARS) for o in options for v in o.values):
             vals = [v for o in options for v in o.values]
-            f["nullable"] = f["nullable"] or None in vals
             f.update(type="choice", choices=[v for v in vals if v is not None])
         elif isinstance(default, bool):
             f["type"] = "bool"
         elif intervals:
             iv = intervals[0]
             f.update(type="int" if iv.kind is int else "float", min=iv.lo, max=iv.hi)
-            f["nullable"] = f["nullable"] or any(getattr(o, "values", None) == (None,)
-                                                 for o in alts)
         elif isinstance(default, int):
             f["type"] = "int"
         elif isinstance(default, float):

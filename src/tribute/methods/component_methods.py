@@ -31,7 +31,7 @@ from ..attribution import Attribution
 from ..errors import UnsupportedModelError
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
-from ..params import Interval, declare
+from ..params import BOOL, NONE, InstanceOf, Interval, SequenceOf, declare
 from .atp import qk_fixed_estimates
 from .base import Cost, Method, Tags, coalition_cost, register
 from .conductance import input_path_conductance
@@ -187,6 +187,12 @@ class AtPStar(Method):
     name = "atp_star"
     tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
     paper = "Kramár et al. (2024), AtP*: An efficient and scalable method for localizing LLM behaviour to components"
+    constraints = declare({
+        "layers": (NONE, SequenceOf(InstanceOf((str,), "a module path"), min_len=2,
+                                    description="a list of at least 2 module paths "
+                                                "(e.g. ['encoder.layer.0', 'encoder.layer.1'])")),
+        "signed": BOOL, "qk_fix": BOOL,
+    })
 
     def __init__(self, layers: Sequence[str] | None = None, signed: bool = True,
                  qk_fix: bool = True) -> None:
@@ -208,8 +214,11 @@ class AtPStar(Method):
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("atp_star drops gradients through model layers; it needs a component game.")
         layers = list(self.layers) if self.layers is not None else game.residual_layers()
-        if len(layers) < 2:
-            raise UnsupportedModelError(f"atp_star needs at least 2 residual layers, got {layers}.")
+        if len(layers) < 2:  # found in the model (a given list has >= 2: the declaration)
+            raise UnsupportedModelError(
+                f"method 'atp_star': layers=None found {len(layers)} residual layer(s) {layers} in "
+                "this model; GradDrop needs at least 2. Pass layers=[...] with the module paths "
+                "of 2 or more residual blocks, or use method='atp'.")
         _, grads = game.graddrop_gradients(layers)  # B x (L+1) x T x n
         fixed: list[int] = []
         if self.qk_fix:

@@ -22,6 +22,8 @@ seeds derived from ``seed`` (:func:`tribute.methods.data_common.ensemble_scores`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..attribution import Attribution
@@ -94,7 +96,7 @@ class GradDot(_GradCost, Method):
     name = "grad_dot"
     tags = _TAGS
     paper = "Charpiat et al. (2019), Input Similarity from the Neural Network Perspective"
-    constraints = _N_MODELS
+    constraints = declare({**_N_MODELS, "lr": Interval(float, 0.0, math.inf, closed="neither")})
 
     def __init__(self, lr: float = 1.0, n_models: int = 1) -> None:
         self.lr = lr
@@ -102,8 +104,6 @@ class GradDot(_GradCost, Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
-            raise InputError(f"grad_dot: lr={self.lr!r} must be a positive number.")
         lr = float(self.lr)
         phi, extra = ensemble_scores(
             g, self.n_models, seed, self.name,

@@ -102,7 +102,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..games.data import DataGame
-from ..params import Interval, declare
+from ..params import BOOL, NONE, Interval, Options, declare
 from .base import Cost, Method, Tags, register
 from .data_common import (
     as_data_game,
@@ -346,7 +346,17 @@ class Influence(Method):
     name = "influence"
     tags = Tags(family="data_gradient", needs_baseline=False, games=("data",))
     paper = "Koh & Liang (2017), Understanding Black-box Predictions via Influence Functions"
-    constraints = declare({"n_models": Interval(int, 1)})
+    constraints = declare({
+        "solver": Options(SOLVERS),
+        "damping": (NONE, Interval(float, 0.0, math.inf, closed="left")),
+        "max_iter": Interval(int, 1),
+        "tol": Interval(float, 0.0, math.inf, closed="left"),
+        "loo_step": BOOL,
+        "indefinite": Options(("shift", "abs")),
+        "loo_iters": Interval(int, 1),
+        "n_models": Interval(int, 1),
+        "subset_fraction": (NONE, Interval(float, 0.0, 1.0, closed="neither")),
+    })
 
     def __init__(self, solver: str = "explicit", damping: float | None = None,
                  max_iter: int = 200, tol: float = 1e-10, loo_step: bool = False,
@@ -451,44 +461,32 @@ class Influence(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
-        if self.solver not in SOLVERS:
-            raise InputError(f"influence: solver={self.solver!r} is not one of {SOLVERS}.")
-        if self.damping is not None and (isinstance(self.damping, bool)
-                                         or not isinstance(self.damping, (int, float)) or self.damping < 0):
-            raise InputError(f"influence: damping={self.damping!r} must be None or a number >= 0.")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise InputError(f"influence: max_iter={self.max_iter!r} must be a positive int.")
-        if isinstance(self.loo_iters, bool) or not isinstance(self.loo_iters, int) or self.loo_iters < 1:
-            raise InputError(f"influence: loo_iters={self.loo_iters!r} must be a positive int.")
+        # each parameter alone is checked by the declaration (validate_params); these are the
+        # combinations, and what depends on the training objective
         if self.loo_iters > 1 and not self.loo_step:
             raise InputError(
-                f"influence: loo_iters={self.loo_iters} iterates the leave-one-out Newton step; "
-                "pass loo_step=True with it (or leave loo_iters=1)."
+                f"method 'influence': loo_iters={self.loo_iters} iterates the leave-one-out Newton "
+                "step; pass loo_step=True with it (or leave loo_iters=1)."
             )
-        if self.indefinite not in ("shift", "abs"):
-            raise InputError(f"influence: indefinite={self.indefinite!r} must be 'shift' or 'abs'.")
         if self.indefinite == "abs" and self.solver != "explicit":
             raise InputError(
-                f"influence: indefinite='abs' needs the eigendecomposition of solver='explicit' "
-                f"(got solver={self.solver!r}); use indefinite='shift' with iterative solvers."
+                f"method 'influence': indefinite='abs' needs the eigendecomposition of "
+                f"solver='explicit' (got solver={self.solver!r}); use indefinite='shift' with "
+                "iterative solvers."
             )
         if self.loo_step and self.solver != "explicit":
-            raise InputError("influence: loo_step=True needs solver='explicit' (it uses H^-1 explicitly).")
+            raise InputError(f"method 'influence': loo_step=True needs solver='explicit' (it uses "
+                             f"H^-1 explicitly); got solver={self.solver!r}.")
         a = self.subset_fraction
         if a is not None:
-            if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
-                raise InputError(
-                    f"influence: subset_fraction={a!r} must be None or a number in (0, 1) (the "
-                    "fraction of the training set each random subset keeps; 0.5 for halves)."
-                )
             if self.solver != "explicit" or self.loo_step:
                 raise InputError(
-                    f"influence: subset_fraction={a!r} needs solver='explicit' without loo_step "
+                    f"method 'influence': subset_fraction={a!r} needs solver='explicit' without loo_step "
                     f"(got solver={self.solver!r}, loo_step={self.loo_step!r})."
                 )
             if g.data.reduction != "mean":
                 raise InputError(
-                    f"influence: subset_fraction={a!r} needs a mean-reduced objective (the trained "
+                    f"method 'influence': subset_fraction={a!r} needs a mean-reduced objective (the trained "
                     f"model is then the centre of the subset distribution); this TrainingData has "
                     f"reduction={g.data.reduction!r}. Leave subset_fraction=None."
                 )

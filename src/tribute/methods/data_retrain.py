@@ -23,13 +23,14 @@ from Training Data" (ICML).
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
 from ..games.base import Game
+from ..params import Interval, Options, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 from .lime import weighted_lasso, weighted_ridge
 
@@ -62,6 +63,9 @@ class Datamodels(Method):
     tags = Tags(family="surrogate", stochastic=True, budgeted=True, needs_baseline=False,
                 games=("data",))
     paper = "Ilyas et al. (2022), Datamodels: Predicting Predictions from Training Data"
+    constraints = declare({"subset_fraction": Interval(float, 0.0, 1.0, closed="neither"),
+                           "penalty": Options(("ridge", "lasso")),
+                           "alpha": Interval(float, 0.0, math.inf, closed="left")})
 
     def __init__(self, subset_fraction: float = 0.5, penalty: str = "ridge", alpha: float = 1e-3) -> None:
         self.subset_fraction = subset_fraction
@@ -101,12 +105,6 @@ class Datamodels(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fr = self.subset_fraction
-        if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not 0 < fr < 1:
-            raise InputError(f"datamodels: subset_fraction={fr!r} must be a number in (0, 1).")
-        if self.penalty not in ("ridge", "lasso"):
-            raise InputError(f"datamodels: penalty={self.penalty!r} must be 'ridge' or 'lasso'.")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or self.alpha < 0:
-            raise InputError(f"datamodels: alpha={self.alpha!r} must be a number >= 0.")
         n = game.n_players
         k = budget if budget is not None else self.default_budget(game)
         masks = datamodel_subsets(n, float(fr), k, seed)

@@ -30,6 +30,7 @@ Scale" (ICML).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -38,7 +39,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..games.data import GRAD_BUDGET_BYTES
-from ..params import Interval, declare
+from ..params import Interval, Options, declare
 from .base import Cost, Method, Tags, register
 from .data_common import as_data_game, data_sizes, ensemble_scores, fewer_test_points, score_cost
 
@@ -93,7 +94,10 @@ class Trak(Method):
     name = "trak"
     tags = Tags(family="data_gradient", needs_baseline=False, stochastic=False, games=("data",))
     paper = "Park et al. (2023), TRAK: Attributing Model Behavior at Scale"
-    constraints = declare({"n_models": Interval(int, 1)})
+    constraints = declare({"proj_dim": Interval(int, 1),
+                           "regularization": Interval(float, 0.0, math.inf, closed="left"),
+                           "projector": Options(("gaussian", "none")),
+                           "n_models": Interval(int, 1)})
 
     def __init__(self, proj_dim: int = 512, regularization: float = 0.0,
                  projector: str = "gaussian", n_models: int = 1) -> None:
@@ -141,21 +145,17 @@ class Trak(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
-        if self.projector not in ("gaussian", "none"):
-            raise InputError(f"trak: projector={self.projector!r} must be 'gaussian' or 'none'.")
-        k = self.proj_dim
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InputError(f"trak: proj_dim={k!r} must be a positive int.")
+        k = int(self.proj_dim)
         lam = self.regularization
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0:
-            raise InputError(f"trak: regularization={lam!r} must be a number >= 0.")
         n = g.data.n_train
         dim = g.n_params if self.projector == "none" else k
-        if dim >= n and lam == 0:
+        if dim >= n and lam == 0:  # depends on the training set: not a declared constraint
+            given = (f"projector='none' (the model's {dim} parameters)" if self.projector == "none"
+                     else f"proj_dim={k}")
             raise InputError(
-                f"trak: the projected dimension ({dim}) is >= the number of training examples "
-                f"({n}), so Phi^T Phi is singular and the scores would be noise. Use "
-                f"proj_dim < {n}, or pass regularization > 0 (e.g. 1e-3 x the mean squared "
+                f"method 'trak': {given} is >= the number of training examples ({n}) with "
+                f"regularization={lam!r}, so Phi^T Phi is singular and the scores would be noise. "
+                f"Use proj_dim < {n}, or pass regularization > 0 (e.g. 1e-3 x the mean squared "
                 "gradient norm)."
             )
         project: Callable[[torch.Tensor], torch.Tensor] = (

@@ -18,6 +18,7 @@ Occlusion defines its own players (the windows), so it needs a dense feature gam
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +28,18 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.features import FeatureGame
+from ..params import NONE, Interval, SequenceOf, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Occlusion", "default_window", "window_positions"]
 
 
 WindowArg = int | Sequence[int] | Sequence[Sequence[int]] | None
+
+_SIZE = Interval(int, 1)
+#: What ``window`` and ``stride`` accept (their lengths are checked against the input shapes).
+WINDOW = (NONE, _SIZE, SequenceOf(_SIZE, description="a tuple of ints >= 1 (one per axis)"),
+          SequenceOf(SequenceOf(_SIZE), description="a tuple of such tuples (one per input)"))
 
 
 def default_window(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -50,19 +57,18 @@ def window_positions(size: int, window: int, stride: int) -> int:
 
 
 def _per_input(value: WindowArg, n_inputs: int, name: str) -> list[Any]:
-    """Split a window/stride argument into one entry per input (None stays None)."""
-    if value is None or isinstance(value, int):
+    """Split a window/stride argument (checked against :data:`WINDOW`) into one entry per
+    input (None stays None)."""
+    if value is None or isinstance(value, (int, numbers.Integral)):
         return [value] * n_inputs
     seq = list(value)
-    if seq and all(isinstance(v, (tuple, list)) for v in seq):
+    if seq and isinstance(seq[0], (tuple, list)):  # one tuple per input
         if len(seq) != n_inputs:
             raise InputError(
-                f"{name} has {len(seq)} entries but there are {n_inputs} inputs; give one "
-                f"{name} per input (a tuple of tuples) or one for all."
+                f"method 'occlusion': {name}={value!r} has {len(seq)} entries but there are "
+                f"{n_inputs} inputs; give one {name} per input (a tuple of tuples) or one for all."
             )
         return seq
-    if n_inputs > 1 and any(isinstance(v, (tuple, list)) for v in seq):
-        raise InputError(f"{name}={value!r}: mix of ints and tuples; give a tuple per input.")
     return [tuple(seq)] * n_inputs
 
 
@@ -70,26 +76,29 @@ def _resolve(shape: tuple[int, ...], window: Any, stride: Any, i: int, multi: bo
              ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     where = f" for input {i} (per-sample shape {shape})" if multi else f" for inputs of per-sample shape {shape}"
     win = default_window(shape) if window is None else (
-        (int(window),) * len(shape) if isinstance(window, int) else tuple(int(v) for v in window))
+        (int(window),) * len(shape) if isinstance(window, numbers.Integral)
+        else tuple(int(v) for v in window))
     if len(win) != len(shape):
         raise InputError(
-            f"occlusion: window={win} has {len(win)} axes{where}; give one size per axis of one "
-            f"sample, e.g. window={(1,) * max(len(shape) - 2, 0) + (3, 3) if len(shape) >= 2 else (1,)}."
+            f"method 'occlusion': window={win} has {len(win)} axes{where}; give one size per axis "
+            f"of one sample, e.g. window={(1,) * max(len(shape) - 2, 0) + (3, 3) if len(shape) >= 2 else (1,)}."
         )
-    if any(w < 1 or w > s for w, s in zip(win, shape)):
-        raise InputError(f"occlusion: window={win} must be between 1 and the input size{where}.")
+    if any(w > s for w, s in zip(win, shape)):
+        raise InputError(f"method 'occlusion': window={win} is larger than the input{where}; "
+                         "give at most the input's size along every axis.")
     if stride is None:
         st = win
-    elif isinstance(stride, int):
+    elif isinstance(stride, numbers.Integral):
         st = (int(stride),) * len(shape)
     else:
         st = tuple(int(v) for v in stride)
-    if len(st) != len(shape) or any(s < 1 for s in st):
-        raise InputError(f"occlusion: stride={stride!r} must be a positive int or one positive int per axis{where}.")
+    if len(st) != len(shape):
+        raise InputError(f"method 'occlusion': stride={stride!r} has {len(st)} axes{where}; give "
+                         "one int for all axes or one per axis of one sample.")
     if any(s > w and sz > w for s, w, sz in zip(st, win, shape)):
         raise InputError(
-            f"occlusion: stride={st} is larger than window={win}{where}: some elements would "
-            "never be occluded. Use stride <= window along every axis."
+            f"method 'occlusion': stride={st} is larger than window={win}{where}: some elements "
+            "would never be occluded. Use stride <= window along every axis."
         )
     return win, st
 
@@ -150,6 +159,7 @@ class Occlusion(Method):
     name = "occlusion"
     tags = Tags(family="perturbation", exact=True, games=("feature",), dense_output=True)
     paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
+    constraints = declare({"window": WINDOW, "stride": WINDOW})
 
     def __init__(self, window: WindowArg = None, stride: WindowArg = None) -> None:
         self.window = window

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import BudgetError
 from ..games.base import Game
+from ..params import NONE, Interval, Options, declare
 from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
@@ -337,6 +337,8 @@ class KernelShap(Method):
     tags = Tags(family="shapley", stochastic=True, has_gap=True, budgeted=True,
                 games=("feature", "component", "data"))
     paper = "Lundberg & Lee (2017); Covert & Lee (2021), Improving KernelSHAP"
+    constraints = declare({"allocation": Options(("kernel", "uniform")),
+                           "target_precision": (NONE, Interval(float, 0.0, None, closed="neither"))})
 
     def __init__(self, allocation: str = "kernel", target_precision: float | None = None) -> None:
         self.allocation = allocation
@@ -350,8 +352,6 @@ class KernelShap(Method):
         return int(min(2**n if n < 30 else 2**30, 2 * n + 2048))
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        if self.allocation not in ("kernel", "uniform"):
-            raise BudgetError(f"allocation={self.allocation!r} must be 'kernel' or 'uniform'.")
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
         v_full = game.full()

@@ -65,6 +65,7 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..models.trees import TreeEnsemble, parse_trees
+from ..params import BOOL, Options, declare
 from ._tree_math import (
     indicator_interaction_table,
     indicator_shapley_table,
@@ -511,20 +512,11 @@ class TreeShap(Method):
                 games=("feature",), model_specific=True, reads_missing=True)
     paper = ("Lundberg et al. (2020), From local explanations to global understanding with "
              "explainable AI for trees, Nature Machine Intelligence")
+    constraints = declare({"feature_perturbation": Options(_PERTURBATIONS), "interactions": BOOL,
+                           "kernel": Options(_KERNEL_CHOICES)})
 
     def __init__(self, feature_perturbation: str = "auto", interactions: bool = False,
                  kernel: str = "auto") -> None:
-        if feature_perturbation not in _PERTURBATIONS:
-            raise InputError(
-                f"tree_shap: feature_perturbation={feature_perturbation!r} is not one of "
-                f"{_PERTURBATIONS}."
-            )
-        if not isinstance(interactions, bool):
-            raise InputError(f"tree_shap: interactions={interactions!r} must be True or False.")
-        if kernel not in _KERNEL_CHOICES:
-            raise InputError(f"tree_shap: kernel={kernel!r} is not one of {_KERNEL_CHOICES}.")
-        super().__init__(feature_perturbation=feature_perturbation, interactions=interactions,
-                         kernel=kernel)
         self.feature_perturbation = feature_perturbation
         self.interactions = interactions
         self.kernel = kernel
@@ -540,7 +532,7 @@ class TreeShap(Method):
         if _tree_kernels.available():
             return "compiled"
         if self.kernel == "compiled":
-            raise InputError("tree_shap: kernel='compiled' needs numba; install it with "
+            raise InputError("method 'tree_shap': kernel='compiled' needs numba; install it with "
                              "`pip install tribute[trees]` (or numba), or pass kernel='auto'.")
         return "numpy"
 

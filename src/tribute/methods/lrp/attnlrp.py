@@ -16,6 +16,7 @@ linearisation and (BERT, GPT-2) the position/segment embeddings absorb.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from ...games.base import Game
 from ...games.features import ProbeChunk
 from ...games.generation import GenerationGame
 from ...games.text import TextGame, input_embedding
+from ...params import Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game
 from .transformer import VARIANTS, attnlrp_rules
@@ -60,6 +62,8 @@ class AttnLRP(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, has_gap=True,
                 games=("feature",), model_specific=True)
     paper = "Achtibat et al. (2024), AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for Transformers"
+    constraints = declare({"variant": Options(VARIANTS),
+                           "epsilon": Interval(float, 0.0, math.inf, closed="left")})
 
     def __init__(self, variant: str = "attnlrp", epsilon: float = 1e-10) -> None:
         self.variant = variant
@@ -77,8 +81,6 @@ class AttnLRP(Method):
                 "section), or use explain_generation with 'integrated_gradients'."
             )
         fg = feature_game(game, self.name)
-        if self.variant not in VARIANTS:
-            raise InputError(f"attnlrp: variant={self.variant!r} must be one of {VARIANTS}.")
         root = fg.model.module
         if root is None:
             raise UnsupportedModelError(

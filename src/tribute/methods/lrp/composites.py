@@ -25,6 +25,7 @@ from .rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlu
 
 __all__ = [
     "ACTIVATIONS",
+    "COMPOSITE_NAMES",
     "GRADIENT_MODULES",
     "Composite",
     "EpsilonAlpha2Beta1",
@@ -179,20 +180,23 @@ _NAMED: dict[str, type[Composite]] = {
     "epsilon_plus": EpsilonPlus, "epsilon_plus_flat": EpsilonPlusFlat,
     "epsilon_gamma_box": EpsilonGammaBox, "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
 }
+#: The composites :func:`get_composite` knows by name (case and underscores ignored, so the
+#: class names work too).
+COMPOSITE_NAMES: tuple[str, ...] = tuple(_NAMED)
 
 
 def get_composite(composite: str | Composite, **kwargs: Any) -> Composite:
-    """A :class:`Composite` from a name (``"epsilon_plus_flat"``, ``"EpsilonPlusFlat"``, ...) or itself."""
+    """A :class:`Composite` from a name (``"epsilon_plus_flat"``, ``"EpsilonPlusFlat"``, ...: case
+    and underscores ignored) or itself."""
     if isinstance(composite, Composite):
         if kwargs:
             raise InputError(f"composite options {sorted(kwargs)} apply to a composite given by name; "
                              "pass them to the composite object instead.")
         return composite
     if isinstance(composite, str):
-        key = composite.strip()
-        aliases = {cls.__name__.lower(): n for n, cls in _NAMED.items()}
-        key = aliases.get(key.lower(), key.lower())
-        if key in _NAMED:
+        folded = {n.replace("_", ""): n for n in _NAMED}  # EpsilonPlusFlat, epsilon_plus_flat, ...
+        key = folded.get(composite.strip().lower().replace("_", ""))
+        if key is not None:
             return _NAMED[key](**kwargs)
     raise InputError(
         f"composite={composite!r} is not a known composite; use one of {sorted(_NAMED)} or a "

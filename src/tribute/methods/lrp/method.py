@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
+
+import numpy as np
+import torch
 
 from ...attribution import Attribution
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
+from ...params import NONE, InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game
-from .composites import Composite, get_composite
+from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
 
 __all__ = ["LRP"]
+
+
+#: What ``low``/``high`` accept besides None (the shape is checked against the first layer's input).
+_BOUND = InstanceOf((numbers.Real, torch.Tensor, np.ndarray),
+                    "a number or a tensor broadcastable to the input")
 
 
 @register
@@ -48,6 +59,14 @@ class LRP(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, has_gap=True,
                 games=("feature",), model_specific=True)
     paper = "Bach et al. (2015), On Pixel-Wise Explanations ... by Layer-Wise Relevance Propagation"
+    constraints = declare({
+        "composite": (Options(COMPOSITE_NAMES, loose=True),
+                      InstanceOf((Composite,), "a tribute.methods.lrp.Composite")),
+        "epsilon": Interval(float, 0.0, math.inf, closed="left"),
+        "gamma": Interval(float, 0.0, math.inf, closed="left"),
+        "low": (NONE, _BOUND),
+        "high": (NONE, _BOUND),
+    })
 
     def __init__(self, composite: str | Composite = "epsilon_plus_flat", epsilon: float = 1e-6,
                  gamma: float = 0.25, low: Any = None, high: Any = None) -> None:
@@ -65,7 +84,10 @@ class LRP(Method):
         if name == "epsilongammabox":
             kw.update(gamma=self.gamma, low=self.low, high=self.high)
         elif self.low is not None or self.high is not None:
-            raise InputError(f"low/high apply to composite='epsilon_gamma_box' only, not {self.composite!r}.")
+            raise InputError(
+                f"method 'lrp': low/high (low={self.low!r}, high={self.high!r}) apply to "
+                f"composite='epsilon_gamma_box' only, not composite={self.composite!r}; leave them "
+                "None or use composite='epsilon_gamma_box'.")
         return get_composite(self.composite, **kw)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
