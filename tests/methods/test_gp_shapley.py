@@ -149,7 +149,7 @@ def test_stderr_covers_the_truth_with_the_subset_search():
     m = make_mlp(10, 3, seed=12)
     x = torch.randn(6, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
     exact = tribute.explain(m, x, method="exact_shapley", target=0).values
-    a = tribute.explain(m, x, method="shapley", target=0, budget=700, seed=0)
+    a = tribute.explain(m, x, method="shapley", target=0, budget=700, seed=0, lean=False)
     assert a.params["path"] == "gp" and a.extra["n_pairs"] > 256
     inside = float(((a.values - exact).abs() <= 2 * a.stderr).double().mean())
     assert 0.8 <= inside <= 1.0
@@ -313,7 +313,7 @@ def test_sign_kernel_helps_a_logistic_model_and_keeps_efficiency():
         err = {}
         for sign in (True, False):
             a = tribute.explain(model, x, method="shapley", target=0, output="prob", budget=64,
-                                sign_kernel=sign)
+                                sign_kernel=sign, lean=False)
             assert np.abs(gap_of(a)).max() < 1e-8
             err[sign] = float(((a.values - exact).norm(dim=-1) / exact.norm(dim=-1)).mean())
         ratios.append(err[True] / err[False])
@@ -420,3 +420,74 @@ def test_even_half_raises_the_amplitude_only_where_it_shows_a_rougher_game():
         assert torch.equal(plain[0], with_even[0])
         assert bool((with_even[1] >= plain[1]).all())
         assert bool((with_even[1] > 1.5 * plain[1]).all()) == big
+
+
+# --------------------------------------------------------------------------- cost rule (#14)
+def _cheap(n: int, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(n, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) / 2)
+    return net
+
+
+def test_path_adapts_on_a_cheap_model_and_is_recorded():
+    # a tiny network at 2,048 evaluations: the full search (~1 s predicted: the optimal design
+    # and 24 factorisations of 1,024 pairs) is far beyond max(50 ms, 4 x the model's ~ms)
+    net, x = _cheap(13), torch.randn(1, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    a = tribute.explain(net, x, method="shapley", target=0, budget=2048, seed=0)
+    assert a.params["path"] in ("gp-lean", "kernel_shap"), a.params
+    assert a.params["lean"] is None and "lean=False" in a.extra["note"]
+    rule = a.extra["cost_rule"]
+    assert rule["predicted_gp_seconds"] > rule["allowance_seconds"] >= 0.05
+    assert a.n_evals <= 2048 and a.n_rows == a.n_evals * len(x)
+
+
+def test_pinning_keeps_the_path_and_lean_is_deterministic():
+    net, x = _cheap(13), torch.randn(2, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    full = tribute.explain(net, x, method="shapley", target=0, budget=600, seed=3, lean=False)
+    assert full.params["path"] == "gp" and "cost_rule" not in full.extra
+    lean = tribute.explain(net, x, method="shapley", target=0, budget=600, seed=3, lean=True)
+    again = tribute.explain(net, x, method="shapley", target=0, budget=600, seed=3, lean=True)
+    assert lean.params["path"] == "gp-lean" and lean.params["design"] == full.params["design"]
+    np.testing.assert_array_equal(lean.values, again.values)
+    assert lean.n_evals == full.n_evals <= 600 and lean.n_rows == lean.n_evals * len(x)
+    assert np.abs(gap_of(lean)).max() < 1e-8
+    exact = tribute.explain(net, x, method="exact_shapley", target=0).values
+    err = [float((v.values - exact).norm() / exact.norm()) for v in (full, lean)]
+    assert err[1] < 1.5 * err[0] + 1e-6, err
+    with pytest.raises(InputError, match="lean"):
+        tribute.explain(net, x, method="shapley", target=0, budget=64, lean="yes")
+
+
+def test_small_calls_keep_the_full_search_bit_for_bit():
+    # under the 50 ms floor the rule never changes anything, whatever the machine's load
+    net, x = _cheap(10), torch.randn(2, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    auto = tribute.explain(net, x, method="shapley", target=0, budget=40, seed=1)
+    pinned = tribute.explain(net, x, method="shapley", target=0, budget=40, seed=1, lean=False)
+    assert auto.params["path"] == "gp" and auto.extra["cost_rule"]["predicted_gp_seconds"] < 0.05
+    np.testing.assert_array_equal(auto.values, pinned.values)
+    np.testing.assert_array_equal(auto.stderr, pinned.stderr)
+
+
+def test_values_unchanged_from_before_the_cost_rule():
+    # gp_shapley at be4e308 (before the cost rule and the cached quadrature nodes), same game
+    net, x = _cheap(9, seed=5), torch.randn(1, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    a = tribute.explain(net, x, method="shapley", target=0, budget=64, seed=2, lean=False)
+    np.testing.assert_allclose(a.values[0], _BEFORE_VALUES, rtol=1e-12, atol=1e-14)
+
+
+def test_solve_flops_counts_the_nngp_kernels_and_the_lean_search_is_cheaper():
+    from tribute.methods.gp_shapley import GPShapley
+
+    assert GPShapley(nngp=True).solve_flops(13, 256, 1) > 3 * GPShapley().solve_flops(13, 256, 1)
+    g = GPShapley()
+    for n, budget in ((13, 256), (64, 2048), (1024, 2048)):
+        assert g.solve_seconds(n, budget, 4, lean=True) < g.solve_seconds(n, budget, 4)
+        assert g.solve_seconds(n, budget, 4, lean=True, design=False) <= g.solve_seconds(n, budget, 4, lean=True)
+
+
+_BEFORE_VALUES = [-0.06974606033371328, -0.052367925479974965, -0.008765784972485374,
+                  0.7297072639732113, -1.0255690281654464, 0.1712348180199036, 1.914109758842491,
+                  -0.5450161959685966, -1.3655095677729725]

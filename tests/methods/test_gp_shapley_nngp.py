@@ -96,7 +96,7 @@ def test_nngp_kernels_help_on_a_wide_erf_network_and_keep_efficiency():
     err = {}
     for flag in (False, True):
         a = tribute.explain(net, x, method="gp_shapley", target=0, baseline=0.0, budget=64,
-                            seed=0, nngp=flag)
+                            seed=0, nngp=flag, lean=False)
         assert a.n_evals <= 64 * len(x)
         assert a.params["nngp_used"] is flag
         assert np.abs(gap_of(a)).max() < 1e-9
@@ -110,7 +110,7 @@ def test_nngp_batch_equals_points_one_at_a_time():
     m = make_mlp(7, 2, seed=4)
     x = _rand(2, 7, seed=13)
     kw: dict[str, Any] = {"method": "gp_shapley", "target": 1, "budget": 24, "seed": 2,
-                          "nngp": True, "baseline": 0.1}
+                          "nngp": True, "baseline": 0.1, "lean": False}
     batch = tribute.explain(m, x, **kw)
     for i in range(2):
         one = tribute.explain(m, x[i : i + 1], **kw)
@@ -122,9 +122,10 @@ def test_nngp_left_out_where_players_are_not_the_input_elements():
     m = make_mlp(8, 2, seed=5)
     x = _rand(2, 8, seed=14)
     groups = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    a = tribute.explain(m, x, method="gp_shapley", target=0, budget=12, groups=groups, nngp=True)
+    a = tribute.explain(m, x, method="gp_shapley", target=0, budget=12, groups=groups, nngp=True,
+                        lean=False)
     assert a.params["nngp_used"] is False
-    b = tribute.explain(m, x, method="gp_shapley", target=0, budget=12, groups=groups)
+    b = tribute.explain(m, x, method="gp_shapley", target=0, budget=12, groups=groups, lean=False)
     np.testing.assert_allclose(a.values, b.values, atol=0)
 
 

@@ -143,6 +143,8 @@ estimator consistent at a cost linear in the budget.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import time
 from typing import Any
 
 import numpy as np
@@ -151,7 +153,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import Game
 from ..params import InstanceOf, Interval, Options, declare
-from ._gp_design import design_flops, optimal_pairs
+from ._gp_design import design_flops, optimal_pairs, pool_size
 from ._shapley_common import PairSampler, pair_masks, paired_wls
 from ._stderr import t_factor
 from .base import Cost, Method, Tags, alias, coalition_cost, register
@@ -193,6 +195,35 @@ _SIGN_PAIRS_PER_PLAYER = 10
 _NNGP_MAX_PAIRS = 256
 
 
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """The hyperparameter search: isotropic kernels ``(Lambda, tau)``, ARD scales, the pairs the
+    grid is searched on beyond which only the ``keep_iso`` / ``keep_ard`` best are refitted."""
+
+    iso: tuple[tuple[float, float], ...]
+    ard: tuple[float, ...]
+    search: int
+    keep_iso: int
+    keep_ard: int
+
+
+_FULL = _Grid(tuple((total, tau) for total in _ISO_GRID for tau in _TAU_GRID), _ARD_GRID,
+              _SEARCH_PAIRS, _KEEP_ISO, _KEEP_ARD)
+#: The lean search (path ``"gp-lean"``, see GPShapley): fewer isotropic kernels, one ARD scale,
+#: a smaller search subset (accuracy cost measured in the module docstring).
+_LEAN = _Grid(((1.5, 0.0), (1.5, 1e6), (6.0, 10.0), (6.0, 1e6)), (1.0,), 128, 2, 1)
+#: The path rule (``lean=None``, see GPShapley): the estimator's predicted seconds may reach
+#: ``_MODEL_MULTIPLE`` times the model's seconds for the same call, and at least
+#: ``_FLOOR_SECONDS`` (small calls are never changed). Predictions: ``_FLOPS_PER_SECOND`` and
+#: ``_SECONDS_PER_FIT`` per factorisation (calibrated on benchmarks/bench_gp_shapley_scaling.py,
+#: one thread: see GPShapley.solve_seconds).
+_MODEL_MULTIPLE = 4.0
+_FLOOR_SECONDS = 0.05
+_FLOPS_PER_SECOND = 5e9
+_SECONDS_PER_FIT = 1e-3
+_SECONDS_PER_POOL_ENTRY = 4e-7
+
+
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes and weights on [0, 1] for the integrands of ``n`` players.
 
@@ -200,8 +231,15 @@ def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     products ``prod_j (1 +- t c_j)`` with ``sum_j c_j <= Lambda / 2`` (at most ~30 on our grids),
     entire functions that 24 nodes integrate to ~1e-13 relative (checked against 64 nodes up to
     1,024 players, ``Lambda = 60``), at a seventh of the cost of the tensor rule's 64^2 nodes.
+    Cached (numpy's eigenvalue solve took 15-25 ms of a 25-160 ms fit); callers never write to
+    the returned tensors.
     """
-    x, w = np.polynomial.legendre.leggauss(int(min(max(n // 2 + 2, 8), 24)))
+    return _gauss_legendre_nodes(int(min(max(n // 2 + 2, 8), 24)))
+
+
+@functools.lru_cache(maxsize=32)
+def _gauss_legendre_nodes(q: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, w = np.polynomial.legendre.leggauss(q)
     return torch.from_numpy((x + 1) / 2), torch.from_numpy(w / 2)
 
 
@@ -555,6 +593,7 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
                    jitter: float = 1e-9, average: bool = True, search_pairs: int | None = None,
                    sign: bool = True, even: tuple[torch.Tensor, torch.Tensor] | None = None,
                    composed: tuple[torch.Tensor, torch.Tensor] | None = None, nngp_seed: int = 0,
+                   lean: bool = False,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GP posterior Shapley values from complementary pairs.
 
@@ -585,6 +624,9 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             on the composed inputs join the average (:func:`._nngp.nngp_pass`). default=None.
         nngp_seed: seed of the coalitions the NNGP surrogate's Shapley values are computed on
             (beyond ``2^n <= 8,192``). default=0.
+        lean: search the lean grid (:data:`_LEAN`: 4 isotropic kernels, 1 ARD scale, searched
+            on 128 pairs keeping 2 and 1) instead of the full one (15, 3, 256, 4 and 2).
+            default=False.
 
     Returns:
         ``(phi C x n, var C x n, lam C x n, tau C, alpha C x (m+1))``: posterior means and
@@ -594,24 +636,25 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
     """
     m, n = s.shape
     cols = d.shape[0]
-    search = _SEARCH_PAIRS if search_pairs is None else int(search_pairs)
+    grid = _LEAN if lean else _FULL
+    search = grid.search if search_pairs is None else int(search_pairs)
     ones = torch.ones(1, n, dtype=torch.float64)
-    kernels = [(total, tau) for total in _ISO_GRID for tau in _TAU_GRID]
-    factors = torch.tensor(_ARD_GRID, dtype=torch.float64).expand(cols, -1)
+    kernels = list(grid.iso)
+    factors = torch.tensor(grid.ard, dtype=torch.float64).expand(cols, -1)
     if m > search:
         sub = _search_subset(m, search)
         sa_sub = torch.cat([s[sub], ones])
         y_sub = torch.cat([d[:, sub], delta[:, None]], dim=1)
         iso_sub = _iso_pass(sa_sub, y_sub, len(sub), jitter, kernels)
         ll_iso = torch.stack([p[0] for p in iso_sub], 1)  # C x G
-        top = ll_iso.topk(min(_KEEP_ISO, len(kernels)), dim=1).indices
+        top = ll_iso.topk(min(grid.keep_iso, len(kernels)), dim=1).indices
         keep = sorted({int(i) for i in top.reshape(-1).tolist()})
         if ard:
             b = _best(iso_sub)
             ard_sub = _ard_pass(sa_sub, y_sub, len(sub), jitter, b["phi"], b["lam"].sum(-1),
                                 b["tau"], factors)
             ll_ard = torch.stack([p[0] for p in ard_sub], 1)  # C x F
-            pick = ll_ard.topk(min(_KEEP_ARD, ll_ard.shape[1]), dim=1).indices
+            pick = ll_ard.topk(min(grid.keep_ard, ll_ard.shape[1]), dim=1).indices
             factors = factors.gather(1, pick)
         kernels = [kernels[i] for i in keep]
     sa = torch.cat([s, ones])
@@ -713,6 +756,21 @@ def _pair_values(game: Game, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return (v[:, :m] - v[:, m:]).permute(0, 2, 1), (v[:, :m] + v[:, m:]).permute(0, 2, 1)
 
 
+def _seconds_per_eval(game: Game, t_empty: float | None) -> float | None:
+    """Seconds of one evaluation per input (all its model rows) for the path rule: from the
+    engine's measured throughput on this model when there is one, else the one-row-per-sample
+    pass that just computed ``v(empty)`` (``t_empty``; per-pass overhead included, so it
+    over-states a cheap model's per-row seconds and errs toward the full search), else None."""
+    engine = getattr(game, "engine", None)
+    rate = None
+    if engine is not None and hasattr(engine, "throughput"):
+        rate = engine.throughput(int(getattr(game, "row_bytes", 0)))
+    if rate:
+        rows = int(game.n_samples) * int(getattr(game, "n_background", 1) or 1)
+        return float(rows / rate)
+    return t_empty
+
+
 def _exact_table(game: Game) -> tuple[torch.Tensor, torch.Tensor]:
     """Every coalition, ``2^n`` rows in all: ``(phi B x T x n, table B x T x 2^n)``.
 
@@ -766,10 +824,35 @@ class GPShapley(Method):
     every output and costs a fraction of a second — and says so in ``attr.extra["note"]``.
     Large batches of cheap models therefore stay fast; for an expensive model, where the model
     rows dominate anyway, pass ``max_solve_flops=float("inf")`` to keep the GP.
+
+    Cost rule (issue #14; ``lean=None``, the default): the estimator's own seconds are kept
+    within ``max(50 ms, 4 x the model's seconds for the same call)``. The model's seconds come
+    from the engine's measured throughput on this model, else from timing the one-row pass of
+    ``v(empty)``, and after the pairs are evaluated from timing them; the estimator's from
+    :meth:`solve_seconds` (a prediction from flops and factorisations, not a measurement, so
+    calls predicted under 50 ms — tiny games, small budgets — never change, whatever the
+    machine's load). Before the design, the first of these that fits runs: the full search;
+    the lean search (:data:`_LEAN`: 4 isotropic kernels instead of 15, 1 ARD scale instead of
+    3, searched on 128 pairs instead of 256, no NNGP kernels) after the optimal design; the
+    lean search on the sampled ``"singletons"`` design (no design cost); else ``kernel_shap``
+    on the same budget (where the budget allows it, ``>= n + 2``). After the model rows, a
+    planned full search still falls back to the lean one when the measured model time is too
+    short for it. Measured (benchmarks/bench_shapley_accuracy.py games, 8 games x budgets 64,
+    128, 256, 512, 2048, 10 points x 2 seeds): the lean search's error / the full one's,
+    geometric mean 1.007 (0.74-1.22; worst x1.22 and x1.18 on the two breast-cancer games at
+    64); on the sampled design 1.56 (0.87-3.4); ``kernel_shap``'s 4.2 (1.5-156). The multiple 4
+    is below the ~7x the rows ``kernel_shap`` would need to match the lean GP on the sampled
+    design (error ratio 2.7, geometric mean): wherever the rule keeps a GP it is also the
+    cheaper way to its accuracy. The rule makes the path depend on the machine's speed above
+    the floor: it is recorded (``attr.params["path"]``, ``attr.params["design"]``,
+    ``attr.extra["cost_rule"]`` with the seconds compared, and a sentence in
+    ``attr.extra["note"]``), and ``lean=False`` / ``lean=True`` pin the full / lean search
+    (deterministic for a fixed seed; ``max_solve_flops`` still applies). A batch may take a
+    leaner path than its points one at a time (the estimator's time grows with the outputs).
     ``attr.params["path"]`` says which path ran: ``"exact"`` (budget covers every coalition),
-    ``"gp"``, ``"gp+adjustment"`` (beyond ``max_pairs`` pairs the GP is fitted on a subset and
-    the held-out pairs correct its residuals, see the module docstring) or ``"kernel_shap"``
-    (the hand-over).
+    ``"gp"``, ``"gp-lean"``, ``"gp+adjustment"`` / ``"gp-lean+adjustment"`` (beyond
+    ``max_pairs`` pairs the GP is fitted on a subset and the held-out pairs correct its
+    residuals, see the module docstring) or ``"kernel_shap"`` (a hand-over).
 
     Args:
         allocation: which pairs are evaluated: ``"optimal"`` (Bayesian A-optimal design, see
@@ -787,6 +870,9 @@ class GPShapley(Method):
             average, for feature games with one input and one baseline per sample, up to 256
             pairs (:mod:`._nngp`; ``attr.params["nngp_used"]`` says whether they ran).
             default=False.
+        lean: the hyperparameter search: ``None`` chooses by the cost rule above, ``False``
+            pins the full search, ``True`` the lean one (both on the design ``allocation``
+            says). default=None.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -806,12 +892,14 @@ class GPShapley(Method):
                            "sign_kernel": InstanceOf((bool,), "True or False"),
                            "nngp": InstanceOf((bool,), "True or False"),
                            "max_pairs": Interval(int, 2),
-                           "max_solve_flops": Interval(float, 0.0)})
+                           "max_solve_flops": Interval(float, 0.0),
+                           "lean": Options((None, True, False))})
 
     def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
                  max_solve_flops: float = 1e11, sign_kernel: bool = True,
-                 nngp: bool = False) -> None:
+                 nngp: bool = False, lean: bool | None = None) -> None:
         self.allocation = allocation
+        self.lean = lean
         self.nngp = nngp
         self.ard = ard
         self.sign_kernel = sign_kernel
@@ -831,24 +919,74 @@ class GPShapley(Method):
         beyond 256 pairs, on every pair, up to 4 isotropic kernels per output (at most 15)
         and 2 ARD kernels per output.
         """
+        return self._cost(n, budget, outputs)[0]
+
+    def _cost(self, n: int, budget: int, outputs: int, *, lean: bool = False,
+              design: bool = True, nngp: bool | None = None) -> tuple[float, int]:
+        """``(flops, factorisations)`` of a call on the full (``lean=False``) or lean path, with
+        or without the design (after the model rows, only the fits remain to be paid).
+
+        Beyond the fit cap (``max_pairs``; ``min(max_pairs, 256)`` when lean) the regression
+        adjustment adds a prediction at the held-out pairs and a paired regression; with
+        ``nngp`` (default: the method's ``nngp``; never on the lean path, which leaves them
+        out) each output adds its 32 NNGP kernels on up to 256 pairs (their ``K x K`` and
+        ``8,192 x K`` kernel evaluations, 4 network-kernel passes of ``2 K' K n`` each, and the
+        factorisations).
+        """
         m = max(1, (int(budget) - 2) // 2)
-        fits = [m] if m <= self.max_pairs else (
-            [self.max_pairs] if m >= 2 * self.max_pairs else [m // 2, m - m // 2])
+        if n < 63:
+            m = max(1, min(m, 2 ** (n - 1) - 1))
+        cap = int(self.max_pairs)
+        fits = [m] if m <= cap else ([cap] if m >= 2 * cap else [m // 2, m - m // 2])
+        grid = _LEAN if lean else _FULL
         q = min(max(n // 2 + 2, 8), 24)
+        use_nngp = (bool(self.nngp) if nngp is None else nngp) and not lean
 
         def per_kernel(k: int) -> float:
             return k**3 / 3 + 3.0 * k * k * n + 8.0 * q * k * n + 4.0 * k * k
 
-        total = design_flops(n, m) if self._design(n, m) == "optimal" else 0.0
+        total = design_flops(n, m) if design and self._design(n, m) == "optimal" else 0.0
+        count = 0
         for fit in fits:
-            small = min(fit, _SEARCH_PAIRS) + 1
-            total += (15 + (3 * outputs if self.ard else 0)) * per_kernel(small)
-            if fit > _SEARCH_PAIRS:
-                total += (min(15, _KEEP_ISO * outputs)
-                          + (_KEEP_ARD * outputs if self.ard else 0)) * per_kernel(fit + 1)
+            small = min(fit, grid.search) + 1
+            kern = len(grid.iso) + (len(grid.ard) * outputs if self.ard else 0)
+            total += kern * per_kernel(small)
+            count += kern
+            if fit > grid.search:
+                kern = (min(len(grid.iso), grid.keep_iso * outputs)
+                        + (grid.keep_ard * outputs if self.ard else 0))
+                total += kern * per_kernel(fit + 1)
+                count += kern
             if self.sign_kernel and n >= 3 and fit == m and m <= _SIGN_PAIRS_PER_PLAYER * n:
                 total += outputs * per_kernel(fit + 1)
-        return float(total)
+                count += outputs
+            if use_nngp and fit == m and m <= _NNGP_MAX_PAIRS:
+                from ._nngp import GRID, ROWS
+
+                k = fit + 1
+                total += outputs * len(GRID) * (k**3 / 3 + 8.0 * k * k * n + 4.0 * ROWS * k * n)
+                count += outputs * len(GRID)
+        if m > cap:
+            total += outputs * (m * (cap + 1) * (2.0 * n + 8.0) + m * n * n)
+        return float(total), count
+
+    def solve_seconds(self, n: int, budget: int, outputs: int, *, lean: bool = False,
+                      design: bool = True, nngp: bool | None = None) -> float:
+        """Predicted CPU seconds of the estimator's own work (the path rule's estimate, not a
+        measurement): :meth:`_cost`'s flops at ``_FLOPS_PER_SECOND`` plus
+        ``_SECONDS_PER_FIT`` per factorisation (the per-kernel work that flops miss at small
+        sizes: quadratures, kernel build, Python), and for the optimal design
+        ``_SECONDS_PER_POOL_ENTRY`` per entry of its ``candidates x n`` pool (drawing it and its
+        Shapley terms, which :func:`._gp_design.design_flops` does not count: 0.8 s of a 0.9 s
+        design at 31 pairs of 1,024 players)."""
+        flops, fits = self._cost(n, budget, outputs, lean=lean, design=design, nngp=nngp)
+        out = flops / _FLOPS_PER_SECOND + _SECONDS_PER_FIT * fits
+        m = max(1, (int(budget) - 2) // 2)
+        if n < 63:
+            m = max(1, min(m, 2 ** (n - 1) - 1))
+        if design and self._design(n, m) == "optimal":
+            out += _SECONDS_PER_POOL_ENTRY * pool_size(n, m) * n
+        return out
 
     def _design(self, n: int, pairs: int) -> str:
         """The design that runs: ``"optimal"`` falls back to ``"singletons"`` beyond
@@ -878,14 +1016,36 @@ class GPShapley(Method):
             gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
             return game.attribution(phi, self.name, params, stderr=torch.zeros_like(phi), gap=gap,
                                     extra={"n_pairs": 2 ** max(n - 1, 0) - 1})
-        flops = self.solve_flops(n, budget, int(game.n_samples) * int(game.n_targets))
+        outputs = int(game.n_samples) * int(game.n_targets)
+        flops = self.solve_flops(n, budget, outputs)
         if flops > float(self.max_solve_flops) and budget >= n + 2:
-            return self._hand_over(game, budget, seed, params, flops)
+            note = (f"gp_shapley handed over to kernel_shap: its fits would take ~{flops:.2g} "
+                    f"flops (> max_solve_flops={float(self.max_solve_flops):.2g}); pass "
+                    "max_solve_flops=float('inf') to keep the GP")
+            return self._hand_over(game, budget, seed, params, note, {"solve_flops": flops})
+        had_empty = game.peek_empty() is not None
+        t0 = time.perf_counter()
         delta = game.full() - game.empty()  # B x T
+        t_empty = None if had_empty else time.perf_counter() - t0
+        # the path rule, before the design (see the class docstring): the model's seconds for
+        # this call from its measured throughput, else from the one-row-per-sample pass above
+        rule: dict[str, Any] = {}
+        lean, sampled = bool(self.lean), False
+        use_nngp = bool(self.nngp) and composed_inputs(game) is not None
+        if self.lean is None:
+            per_eval = _seconds_per_eval(game, t_empty)
+            model_s = None if per_eval is None else per_eval * (budget - 1)
+            rule = self._rule(n, budget, outputs, model_s, design=True, nngp=use_nngp)
+            if rule["path"] == "kernel_shap":
+                info = {k: v for k, v in rule.items() if k not in ("note", "note_lean")}
+                return self._hand_over(game, budget, seed, params, rule["note"], {"cost_rule": info})
+            lean, sampled = rule["path"] == "gp-lean", bool(rule.get("sampled", False))
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
         pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
         design = self._design(n, pairs)
+        if sampled and design == "optimal":
+            design = "singletons"
         params["design"] = design
         sampler = PairSampler(n, "leverage" if design == "leverage" else "kernel", gen)
         if design == "optimal":
@@ -902,46 +1062,94 @@ class GPShapley(Method):
             s = sampler.s
             counts = torch.from_numpy(sampler.counts())
         m = s.shape[0]
+        t0 = time.perf_counter()
         d, e = _pair_values(game, s)  # B x T x m each
+        if self.lean is None and not lean:
+            # after the model rows: their measured seconds decide whether the full search
+            # still fits (the design is paid; only a leaner fit can be chosen now)
+            model_s = time.perf_counter() - t0 + (t_empty or 0.0)
+            rule = self._rule(n, budget, outputs, model_s, design=False, nngp=use_nngp)
+            lean = rule["path"] != "gp"
+            if lean:
+                rule["path"] = "gp-lean"
+                rule["note"] = rule["note_lean"]
         dflat, dl = d.reshape(b * t, m), delta.reshape(-1)
         even = e.reshape(b * t, m), (game.full() + game.empty()).reshape(-1)
         extra: dict[str, Any] = {"n_pairs": m, "pairs_per_size": counts.tolist()}
-        if m <= self.max_pairs:
-            params["path"] = "gp"
-            composed = composed_inputs(game) if self.nngp else None
+        cap = int(self.max_pairs)
+        stem = "gp-lean" if lean else "gp"
+        if m <= cap:
+            params["path"] = stem
+            composed = composed_inputs(game) if self.nngp and not lean else None
             if composed is not None:
                 composed = (composed[0].repeat_interleave(t, 0), composed[1].repeat_interleave(t, 0))
             params["nngp_used"] = composed is not None and m <= _NNGP_MAX_PAIRS
             phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard,
                                                  sign=self.sign_kernel, even=even,
-                                                 composed=composed, nngp_seed=seed)
+                                                 composed=composed, nngp_seed=seed, lean=lean)
             stderr = var.sqrt()
         else:
-            params["path"] = "gp+adjustment"
-            phi, stderr, lam = self._adjusted(sampler, dflat, dl, gen, b, t)
-            extra["gp_pairs"] = self.max_pairs if m >= 2 * self.max_pairs else m // 2
-            extra["cross_fitted"] = m < 2 * self.max_pairs
+            params["path"] = stem + "+adjustment"
+            phi, stderr, lam = self._adjusted(sampler, dflat, dl, gen, b, t, cap, lean)
+            extra["gp_pairs"] = cap if m >= 2 * cap else m // 2
+            extra["cross_fitted"] = m < 2 * cap
+        if rule:
+            extra["cost_rule"] = {k: v for k, v in rule.items() if k not in ("note", "note_lean")}
+            if lean:
+                extra["note"] = rule["note"]
+        elif lean:
+            extra["note"] = "gp_shapley ran its lean search (lean=True)"
         extra["kernel_lambda"] = lam.reshape(b, t, n).numpy()
         phi = phi.reshape(b, t, n)
         return game.attribution(phi, self.name, params, stderr=stderr.reshape(b, t, n),
                                 gap=game.efficiency_gap(phi), extra=extra)
 
+    def _rule(self, n: int, budget: int, outputs: int, model_s: float | None, *,
+              design: bool, nngp: bool) -> dict[str, Any]:
+        """The path the time rule picks: the first of the full search, the lean search (after
+        the optimal design, if ``design``: it is still to be made) and the lean search on the
+        sampled design (``"sampled": True``) whose predicted seconds (:meth:`solve_seconds`)
+        fit the allowance ``max(_FLOOR_SECONDS, _MODEL_MULTIPLE * model_s)``, else
+        ``"kernel_shap"`` (the last lean one where the budget is below ``kernel_shap``'s
+        ``n + 2``). ``model_s`` ``None`` (not measured): no allowance, the full path."""
+        full = self.solve_seconds(n, budget, outputs, design=design, nngp=nngp)
+        lean = self.solve_seconds(n, budget, outputs, lean=True, design=design)
+        bare = self.solve_seconds(n, budget, outputs, lean=True, design=False)
+        allow = float("inf") if model_s is None else max(_FLOOR_SECONDS, _MODEL_MULTIPLE * model_s)
+        out: dict[str, Any] = {"model_seconds": model_s, "allowance_seconds": allow,
+                               "predicted_gp_seconds": full, "predicted_lean_seconds": lean,
+                               "predicted_lean_sampled_seconds": bare}
+        why = (f"predicted ~{full:.2g} s for the full search > allowance {allow:.2g} s "
+               f"(max({_FLOOR_SECONDS:g} s, {_MODEL_MULTIPLE:g} x the model's "
+               f"~{model_s or 0.0:.2g} s for this call))")
+        pin = "; pass lean=False to keep the full search (lean=True pins the lean one)"
+        out["note_lean"] = f"gp_shapley ran its lean search: {why}{pin}"
+        if full <= allow:
+            out["path"] = "gp"
+        elif lean <= allow:
+            out["path"], out["note"] = "gp-lean", out["note_lean"]
+        elif bare <= allow or budget < n + 2:
+            out["path"], out["sampled"] = "gp-lean", True
+            out["note"] = (f"gp_shapley ran its lean search on a sampled design: {why}, and "
+                           f"~{lean:.2g} s with the optimal design{pin}")
+        else:
+            out["path"] = "kernel_shap"
+            out["note"] = (f"gp_shapley handed over to kernel_shap: {why}, and ~{bare:.2g} s "
+                           f"for the lean one{pin}")
+        return out
 
     def _hand_over(self, game: Game, budget: int, seed: int, params: dict[str, Any],
-                   flops: float) -> Attribution:
+                   note: str, info: dict[str, Any]) -> Attribution:
         """``kernel_shap`` on the same budget, labelled as this method's ``"kernel_shap"`` path."""
         from .shapley_sampling import KernelShap
 
         params["path"] = "kernel_shap"
         a = KernelShap().attribute(game, budget=budget, seed=seed)
-        note = (f"gp_shapley handed over to kernel_shap: its fits would take ~{flops:.2g} flops "
-                f"(> max_solve_flops={float(self.max_solve_flops):.2g}); pass "
-                "max_solve_flops=float('inf') to keep the GP")
         return dataclasses.replace(a, method=self.name, params=params,
-                                   extra={**a.extra, "note": note, "solve_flops": flops})
+                                   extra={**a.extra, "note": note, **info})
 
     def _adjusted(self, sampler: PairSampler, d: torch.Tensor, delta: torch.Tensor,
-                  gen: torch.Generator, b: int, t: int,
+                  gen: torch.Generator, b: int, t: int, cap: int, lean: bool,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Regression adjustment for budgets above ``max_pairs`` pairs.
 
@@ -953,19 +1161,19 @@ class GPShapley(Method):
         """
         m = sampler.m
         perm = torch.randperm(m, generator=gen)
-        if m >= 2 * self.max_pairs:
-            ia, ib = perm[: self.max_pairs].sort().values, perm[self.max_pairs :].sort().values
-            return self._fit_correct(sampler, d, delta, ia, ib, b, t)
+        if m >= 2 * cap:
+            ia, ib = perm[:cap].sort().values, perm[cap:].sort().values
+            return self._fit_correct(sampler, d, delta, ia, ib, b, t, lean)
         half = m // 2
         ia, ib = perm[:half].sort().values, perm[half:].sort().values
-        p1, s1, lam = self._fit_correct(sampler, d, delta, ia, ib, b, t)
-        p2, s2, _ = self._fit_correct(sampler, d, delta, ib, ia, b, t)
+        p1, s1, lam = self._fit_correct(sampler, d, delta, ia, ib, b, t, lean)
+        p2, s2, _ = self._fit_correct(sampler, d, delta, ib, ia, b, t, lean)
         # stderr as if the two halves' errors were independent (calibrated within ~10% in
         # the wine/diabetes/breast-cancer checks of the benchmark's development)
         return (p1 + p2) / 2, (s1**2 + s2**2).sqrt() / 2, lam
 
     def _fit_correct(self, sampler: PairSampler, d: torch.Tensor, delta: torch.Tensor,
-                     ia: torch.Tensor, ib: torch.Tensor, b: int, t: int,
+                     ia: torch.Tensor, ib: torch.Tensor, b: int, t: int, lean: bool = False,
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GP on pairs ``ia``, corrected by paired KernelSHAP on the residuals of pairs ``ib``.
         The GP interpolates A, so A's residuals are known zeros: each stratum's residual total
@@ -973,7 +1181,8 @@ class GPShapley(Method):
         s, stratum = sampler.s, sampler.stratum
         n = s.shape[1]
         # the best kernel's own posterior, so that the residuals below are that fit's
-        phi_gp, _, lam, tau, alpha = gp_shapley_fit(s[ia], d[:, ia], delta, ard=self.ard, average=False)
+        phi_gp, _, lam, tau, alpha = gp_shapley_fit(s[ia], d[:, ia], delta, ard=self.ard, average=False,
+                                                     lean=lean)
         resid = d[:, ib] - gp_predict(s[ia], s[ib], lam, tau, alpha)
         h_count = len(sampler.strata)
         count_a = torch.bincount(stratum[ia], minlength=h_count).numpy()
