@@ -8,6 +8,7 @@ import torch
 
 import tribute
 from tribute.errors import InputError
+from tribute.methods.gp_shapley import GPShapley
 from tribute_testing import LinearModel, gap_of, make_mlp
 
 
@@ -432,16 +433,55 @@ def _cheap(n: int, seed: int = 0) -> torch.nn.Module:
     return net
 
 
-def test_path_adapts_on_a_cheap_model_and_is_recorded():
-    # a tiny network at 2,048 evaluations: the full search (~1 s predicted: the optimal design
-    # and 24 factorisations of 1,024 pairs) is far beyond max(50 ms, 4 x the model's ~ms)
-    net, x = _cheap(13), torch.randn(1, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+@pytest.fixture
+def cheap_timing(monkeypatch):
+    """The one-row timing pass reads as pure overhead (model seconds 0: the floor decides),
+    as it does on an idle machine for these networks; under load a 1-row pass can exceed the
+    2 ms overhead allowance and make a cheap model look dearer (and the path fuller)."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("tribute.methods.gp_shapley"),
+                        "_PASS_OVERHEAD_SECONDS", 10.0)
+
+
+def test_path_adapts_on_a_cheap_model_and_is_recorded(cheap_timing):
+    # a cheap network of 256 players at 2,048 evaluations: the full search (~5 s predicted: the
+    # optimal design and the fits of 1,023 pairs) is far beyond max(2 s per output, 4 x the
+    # model's ~ms); so is the lean one after the optimal design (~4 s); the lean search on the
+    # sampled design (~1 s) fits
+    net = _cheap(256)
+    x = torch.randn(1, 256, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     a = tribute.explain(net, x, method="shapley", target=0, budget=2048, seed=0)
-    assert a.params["path"] in ("gp-lean", "kernel_shap"), a.params
+    assert a.params["path"] == "gp-lean" and a.params["design"] == "singletons", a.params
     assert a.params["lean"] is None and "lean=False" in a.extra["note"]
     rule = a.extra["cost_rule"]
-    assert rule["predicted_gp_seconds"] > rule["allowance_seconds"] >= 0.05
+    assert rule["predicted_gp_seconds"] > rule["allowance_seconds"] >= 2.0
+    assert rule["predicted_lean_sampled_seconds"] <= rule["allowance_seconds"]
     assert a.n_evals <= 2048 and a.n_rows == a.n_evals * len(x)
+    # the cost estimate prices the path the rule takes, not the full search
+    game = tribute.build_game(net, x, target=0)
+    est = GPShapley().estimate_cost(game, 2048)
+    full = GPShapley(lean=False).estimate_cost(game, 2048)
+    assert est.flops < 0.5 * full.flops and "sampled design" in est.note
+
+
+def test_a_thousand_players_hand_over_to_kernel_shap(cheap_timing):
+    net = _cheap(1024)
+    x = torch.randn(1, 1024, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    a = tribute.explain(net, x, method="shapley", target=0, budget=2048, seed=0)
+    assert a.params["path"] == "kernel_shap" and "handed over to kernel_shap" in a.extra["note"]
+    assert a.n_evals <= 2048 and np.abs(gap_of(a)).max() < 1e-5  # float64 solve over 1,024 players
+
+
+def test_one_row_timing_counts_only_its_excess_over_the_pass_overhead():
+    import importlib
+
+    mod = importlib.import_module("tribute.methods.gp_shapley")
+    game = tribute.build_game(_cheap(5), torch.zeros(1, 5, dtype=torch.float64), target=0,
+                              batch_size=64)  # a fixed batch size: no measured throughput
+    assert mod._seconds_per_eval(game, None) is None
+    assert mod._seconds_per_eval(game, 0.001) == 0.0  # 1 ms: overhead, the model is cheap
+    assert mod._seconds_per_eval(game, 0.5) == pytest.approx(0.5 - mod._PASS_OVERHEAD_SECONDS)
 
 
 def test_pinning_keeps_the_path_and_lean_is_deterministic():
@@ -462,11 +502,11 @@ def test_pinning_keeps_the_path_and_lean_is_deterministic():
 
 
 def test_small_calls_keep_the_full_search_bit_for_bit():
-    # under the 50 ms floor the rule never changes anything, whatever the machine's load
+    # under the floor (2 s per output) the rule never changes anything, whatever the load
     net, x = _cheap(10), torch.randn(2, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     auto = tribute.explain(net, x, method="shapley", target=0, budget=40, seed=1)
     pinned = tribute.explain(net, x, method="shapley", target=0, budget=40, seed=1, lean=False)
-    assert auto.params["path"] == "gp" and auto.extra["cost_rule"]["predicted_gp_seconds"] < 0.05
+    assert auto.params["path"] == "gp" and auto.extra["cost_rule"]["predicted_gp_seconds"] < 0.5
     np.testing.assert_array_equal(auto.values, pinned.values)
     np.testing.assert_array_equal(auto.stderr, pinned.stderr)
 
