@@ -28,6 +28,13 @@ Run::
     python benchmarks/bench_engine_overhead.py            # all models, ~3-5 min on 2 cores
     python benchmarks/bench_engine_overhead.py --quick    # fewer inputs
     python benchmarks/bench_engine_overhead.py --models cnn32,mlp13
+    python benchmarks/bench_engine_overhead.py --models mlp13 --inputs 17800 --threads 1 --repeats 5
+
+``--inputs N`` explains ``N`` inputs per call instead of the default count (mlp13: the 178 wine
+rows cycled, so 17,800 is wine repeated 100x; the image models: the scikit-learn digits
+cycled): the per-row cost at scale, where fixed per-call costs no longer matter. Large ``N``
+with kernel_shap/lime (budget 1,024) is slow: 17,800 mlp13 inputs are 18 million model rows
+per call (~4 s); ``--methods`` picks families by the start of their label.
 
 Prints the load average before and after (the machine is shared), each model's best batch
 sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds and
@@ -110,10 +117,12 @@ def build_mlp13(seed: int = 0) -> nn.Module:
 
 
 def digit_images(n: int, size: int) -> torch.Tensor:
-    """``n x 1 x size x size`` float32 scikit-learn digits in [0, 1] (bilinear upsampled)."""
+    """``n x 1 x size x size`` float32 scikit-learn digits in [0, 1] (bilinear upsampled; the
+    1,797 digits cycled when ``n`` is larger)."""
     from sklearn.datasets import load_digits
 
-    x = torch.from_numpy(load_digits().images[:n].astype(np.float32) / 16.0)[:, None]
+    imgs = load_digits().images
+    x = torch.from_numpy(imgs[np.arange(n) % len(imgs)].astype(np.float32) / 16.0)[:, None]
     if size == 8:
         return x.contiguous()
     return nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -158,11 +167,13 @@ def image_case(name: str, model: nn.Module, x: torch.Tensor, patch: int, quick: 
     }, common={"target": 0}, probe_rows=probe_rows)
 
 
-def mlp_case(quick: bool) -> Case:
+def mlp_case(quick: bool, n_inputs: int | None = None) -> Case:
     from sklearn.datasets import load_wine
 
     x = torch.from_numpy(load_wine().data[: 64 if quick else 178].astype(np.float32))
     x = (x - x.mean(0)) / x.std(0)
+    if n_inputs is not None:  # the rows cycled (standardised as without --inputs)
+        x = x[torch.arange(n_inputs) % x.shape[0]].contiguous()
     model = build_mlp13()
 
     def rows(n: int) -> tuple[torch.Tensor, ...]:
@@ -473,7 +484,15 @@ def main() -> None:
                     help="instead: fixed per-call and per-row cost from warm calls on 1..64 inputs")
     ap.add_argument("--repeats", type=int, default=2,
                     help="explain/bare measurements per method (the fastest counts)")
+    ap.add_argument("--inputs", type=int, default=None,
+                    help="inputs explained per call (mlp13: wine rows cycled; image models: "
+                         "digits cycled); default: 178 / 64 / 16 / 2 per model (fewer with --quick)")
+    ap.add_argument("--methods", default=None,
+                    help="comma-separated starts of method labels to run (e.g. "
+                         "feature_ablation,occlusion); default: all")
     args = ap.parse_args()
+    if args.inputs is not None and args.inputs < 1:
+        ap.error("--inputs must be positive")
     limits = None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -484,17 +503,24 @@ def main() -> None:
         except ImportError:
             print("[threadpoolctl missing: BLAS threads not limited]")
     q = args.quick
-    print(f"engine overhead vs bare model; torch threads {torch.get_num_threads()}, BLAS "
+    n_in = args.inputs
+    print(f"engine overhead vs bare model; {'default' if n_in is None else f'{n_in:,}'} inputs "
+          f"per call; torch threads {torch.get_num_threads()}, BLAS "
           f"{'limited to ' + str(args.threads) if limits is not None else 'as is'}, "
           f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; "
           f"{args.repeats} repeats, ratios on CPU time")
     wanted = args.models.split(",")
+    def count(default: int) -> int:
+        return default if n_in is None else n_in
+
     makers: dict[str, Callable[[], Case | None]] = {
-        "mlp13": lambda: mlp_case(q),
-        "cnn8": lambda: image_case("cnn8", build_cnn8(), digit_images(16 if q else 64, 8), 2, q),
-        "cnn32": lambda: image_case("cnn32", build_cnn(), digit_images(8 if q else 16, 32), 4, q),
-        "widecnn": lambda: image_case("widecnn", build_wide_cnn(), digit_images(2, 32), 8, q,
-                                      probe_rows=128, budget=64),
+        "mlp13": lambda: mlp_case(q, n_in),
+        "cnn8": lambda: image_case("cnn8", build_cnn8(), digit_images(count(16 if q else 64), 8),
+                                   2, q),
+        "cnn32": lambda: image_case("cnn32", build_cnn(), digit_images(count(8 if q else 16), 32),
+                                    4, q),
+        "widecnn": lambda: image_case("widecnn", build_wide_cnn(), digit_images(count(2), 32), 8,
+                                      q, probe_rows=128, budget=64),
         "minilm": lambda: minilm_case(q),
         "gbm": lambda: gbm_case(q),
     }
@@ -511,6 +537,9 @@ def main() -> None:
         case = makers[name]()
         if case is None:
             continue
+        if args.methods is not None:
+            keep = tuple(args.methods.split(","))
+            case.methods = {k: v for k, v in case.methods.items() if k.startswith(keep)}
         results[case.name] = run_case(case, q, args.repeats)
         if case.numpy:
             engine_cost_per_row(case)

@@ -8,6 +8,8 @@ the scalar baseline fill, and ``v(empty)`` caught from the methods' own coalitio
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -206,6 +208,55 @@ def test_row_helpers_give_the_gathers_tensors(k_count):
     assert torch.equal(tile_rows(w, 1, total), w[torch.arange(1, total) % k_count])
     with pytest.raises(ValueError):
         repeat_rows(x, 0, 2, 1)
+
+
+@pytest.mark.parametrize("k_count", [2, 3, 7])
+def test_run_tiles_give_the_helpers_tensors(k_count):
+    """PeriodicRows and SampleIds (one tile / pattern per run, a slice per range) give what
+    tile_rows and sample_ids give for every range, longer ranges after shorter ones too; the
+    tile is made again only when a range does not fit it."""
+    from tribute.games._rows import PeriodicRows, SampleIds, sample_ids, tile_rows
+
+    masks = torch.rand(k_count, 5, generator=torch.Generator().manual_seed(0))
+    tiles, ids = PeriodicRows(masks), SampleIds(k_count, "cpu")
+    total = 5 * k_count
+    made = set()
+    for length in (1, 2, k_count, 3 * k_count + 1, 1):
+        for start in range(total - length + 1):
+            got = tiles(start, start + length)
+            want = tile_rows(masks, start, start + length)
+            assert torch.equal(got, want) and got.is_contiguous() and got.stride() == want.stride()
+            made.add(got.untyped_storage().data_ptr())
+            b = ids(start, start + length)
+            assert b.dtype == torch.long and torch.equal(b, sample_ids(start, start + length,
+                                                                       k_count, "cpu"))
+    assert len(made) <= 4  # one tile per longer length, not one per range
+
+
+def test_component_value_runs_tile_the_masks_once(monkeypatch):
+    """A component game's value run with shared masks slices one tile for all its blocks
+    (tile_rows per block copied the masks for every forward pass), with values bit for bit
+    those of the per-sample (gathered) masks."""
+    from tribute.games import components as comp
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 2)).eval()
+    x = torch.randn(6, 5)
+    g = tribute.build_game(model, x, target=1, players=tribute.components(model, "1"),
+                           batch_size=4)
+    masks = (torch.rand(5, 7, generator=torch.Generator().manual_seed(1)) > 0.4).double()
+    from tribute.games._rows import tile_rows
+
+    calls: list[tuple[object, ...]] = []
+
+    def counted(*a: Any) -> torch.Tensor:
+        calls.append(a)
+        return tile_rows(*a)
+
+    monkeypatch.setattr(comp, "tile_rows", counted)
+    v = g.value(masks)
+    assert calls == [] and g.engine.n_passes >= 8
+    assert torch.equal(v, g.value(masks.expand(6, 5, 7).clone()))
 
 
 @pytest.mark.parametrize("baseline", ["scalar", "per_sample", "background1"])

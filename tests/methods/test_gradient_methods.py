@@ -77,6 +77,67 @@ def test_quadrature_exactness() -> None:
     assert a.tolist() == [0.25, 0.5, 0.75, 1.0]
 
 
+def test_gauss_legendre_is_numpys_up_to_the_dense_limit_and_accurate_above() -> None:
+    """Up to ``_DENSE_GL_MAX`` nodes (the default 50 among them) the nodes and weights are
+    numpy's ``leggauss`` bit for bit; above, the O(n^2) path agrees with it to its own
+    accuracy and integrates polynomials of degree ``2n - 1`` exactly."""
+    from tribute.methods.integrated import _DENSE_GL_MAX, _gauss_legendre
+
+    for n in (1, 2, 5, 50, _DENSE_GL_MAX):
+        x, w = _gauss_legendre(n)
+        x0, w0 = np.polynomial.legendre.leggauss(n)
+        assert x.tobytes() == x0.tobytes() and w.tobytes() == w0.tobytes()
+    for n in (_DENSE_GL_MAX + 1, 300):
+        x, w = _gauss_legendre(n)
+        x0, w0 = np.polynomial.legendre.leggauss(n)
+        assert np.all(np.diff(x) > 0) and np.array_equal(x, -x[::-1])
+        assert np.abs(x - x0).max() <= 2e-16
+        assert np.abs(w / w0 - 1).max() <= 1e-10  # leggauss's own weights: ~1e-11 off here
+        a, wt = quadrature("gauss_legendre", n)
+        for deg in (0, 1, 2, 7, 40, 2 * n - 1):
+            assert float((wt * a**deg).sum()) == pytest.approx(1.0 / (deg + 1), rel=1e-12)
+
+
+def test_gauss_legendre_nodes_take_quadratic_work_not_a_dense_eigenproblem(monkeypatch) -> None:
+    """Many-step IG used to spend most of its time in numpy's dense ``n x n`` eigenproblem
+    (O(n^3): 8 of 11 s at 2,048 steps). Above the dense limit no dense eigensolver may run
+    and memory stays O(n): 4,096 nodes in under 2 MiB at peak, where the dense companion
+    matrix alone is 128 MiB (checked by allocation, not by time)."""
+    import tracemalloc
+
+    import scipy.linalg
+
+    from tribute.methods import integrated
+
+    def dense(*a: object, **k: object) -> None:
+        raise AssertionError("dense eigensolver used for many nodes")
+
+    for mod, name in ((np.linalg, "eigvalsh"), (np.linalg, "eigh"), (np.linalg, "eigvals"),
+                      (np.linalg, "eig"), (scipy.linalg, "eigh"), (scipy.linalg, "eigvalsh"),
+                      (np.polynomial.legendre, "leggauss")):
+        monkeypatch.setattr(mod, name, dense)
+    steps = []
+    orig = integrated._legendre_pair
+
+    def counted(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        steps.append((x.size, n))
+        return orig(x, n)
+
+    monkeypatch.setattr(integrated, "_legendre_pair", counted)
+    integrated._gauss_legendre.cache_clear()
+    tracemalloc.start()
+    try:
+        a, w = quadrature("gauss_legendre", 4096)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        integrated._gauss_legendre.cache_clear()
+    assert a.shape == (4096,) and float(w.sum()) == pytest.approx(1.0, abs=1e-14)
+    assert peak < 2 * 1024**2
+    # a fixed number of recurrence sweeps, each n steps over n nodes: O(n^2) work
+    assert len(steps) <= 3 and all(size == 4096 and n == 4096 for size, n in steps)
+
+
 def test_quadrature_errors() -> None:
     with pytest.raises(InputError, match="rule="):
         quadrature("simpson", 5)

@@ -70,7 +70,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
-from ._rows import repeat_rows, sample_ids, tile_rows
+from ._rows import PeriodicRows, SampleIds, repeat_rows, sample_ids, tile_rows
 from .base import Game
 from .features import _as_tensor, _check_finite
 from .sites import (
@@ -230,6 +230,21 @@ def _as_input_tuple(x: Any, name: str) -> tuple[list[torch.Tensor], bool, str]:
         if t.shape[0] != n:
             raise InputError(f"{name}[{i}] has {t.shape[0]} rows but {name}[0] has {n}.")
     return out, multi, framework
+
+
+class _RunTiles:
+    """What the rows of one value run with shared masks repeat (see :meth:`ComponentGame._rows`):
+    the masks' periodic tile, the sample-id pattern and zero reference rows."""
+
+    def __init__(self, masks: torch.Tensor, k_count: int) -> None:
+        self.masks = PeriodicRows(masks)
+        self.ids = SampleIds(k_count, masks.device)
+        self._zeros = torch.zeros(0, dtype=torch.long, device=masks.device)
+
+    def zeros(self, n: int) -> torch.Tensor:
+        if int(self._zeros.shape[0]) < n:
+            self._zeros = torch.zeros(n, dtype=torch.long, device=self._zeros.device)
+        return self._zeros[:n]
 
 
 class ComponentGame(Game):
@@ -504,13 +519,20 @@ class ComponentGame(Game):
         return bk, bk // k_count, bk % k_count, r % mb
 
     def _rows(self, masks_d: torch.Tensor, shared: bool, k_count: int, start: int, stop: int,
-              leaf: bool) -> Rows:
+              leaf: bool, tiles: _RunTiles | None = None) -> Rows:
+        """Rows ``[start, stop)``: inputs, masks, samples and reference rows, the hooks pointed
+        at them. ``tiles`` (shared masks, one reference row): this run's periodic masks,
+        sample ids and zero reference rows, sliced instead of made per call (the hooks only
+        multiply by the masks and index by the ids; nothing writes to them)."""
         if shared and self.n_background == 1 and k_count > 1:
             # sample-major rows without per-row gathers (the same tensors; see games._rows)
             device = self.model.device
-            b = sample_ids(start, stop, k_count, device)
-            j = torch.zeros(stop - start, dtype=torch.long, device=device)  # r % 1
-            m = tile_rows(masks_d, start, stop)
+            if tiles is not None:
+                b, j, m = tiles.ids(start, stop), tiles.zeros(stop - start), tiles.masks(start, stop)
+            else:
+                b = sample_ids(start, stop, k_count, device)
+                j = torch.zeros(stop - start, dtype=torch.long, device=device)  # r % 1
+                m = tile_rows(masks_d, start, stop)
             xs = tuple(repeat_rows(x, start, stop, k_count) for x in self.inputs)
         else:
             bk, b, k, j = self._decode(start, stop, k_count)
@@ -554,16 +576,19 @@ class ComponentGame(Game):
         out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            v = vals.to("cpu", torch.float64)
             if mb == 1:
-                out[start:stop] = v
-            else:
-                out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
+                out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
+                return
+            v = vals.to("cpu", torch.float64)
+            out.index_add_(0, torch.arange(start, stop) // mb, v / mb)
 
+        # shared masks: every block's masks are slices of one tile (no copy per block)
+        tiles = _RunTiles(masks_d, k_count) if shared and mb == 1 and k_count > 1 else None
         with installed(self.module, self.sites, self.state), self._dropping_block():
             self.state.mode = "mask"
             self.engine.run(b_total * k_count * mb,
-                            lambda s, e: self._rows(masks_d, shared, k_count, s, e, False), sink,
+                            lambda s, e: self._rows(masks_d, shared, k_count, s, e, False, tiles),
+                            sink,
                             row_bytes=self.row_bytes, desc="coalitions",
                             describe_row=self.describe_rows(k_count, self.n_background, "resample row"),
                             # block mode (issue #9): rows composed per block, the hooks pointed

@@ -30,7 +30,7 @@ from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target, transform_output
-from ._rows import repeat_rows, sample_ids, tile_rows
+from ._rows import SampleIds, repeat_rows, sample_ids, tile_rows
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
@@ -666,12 +666,12 @@ class FeatureGame(Game):
         # sink copies the values out before the next chunk is composed)
         scratch: dict[int, torch.Tensor] = {}
 
+        # sample ids of sample-major rows: one add to a cached pattern per block (see _rows)
+        ids = SampleIds(k_count, device)
+
         def build(start: int, stop: int) -> Rows:
             if fast:
-                # sample ids: rows are sample-major, so repeat each id K times (no division)
-                b0 = start // k_count
-                b = torch.arange(b0, (stop - 1) // k_count + 1, device=device)[:, None] \
-                    .expand(-1, k_count).reshape(-1)[start - b0 * k_count : stop - b0 * k_count]
+                b = ids(start, stop)
                 extra, kw = self._rows_extra(b)
                 return Rows(inputs=self._compose_shared(masks_d, start, stop, k_count, elem_cache,
                                                         scratch),

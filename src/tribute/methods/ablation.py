@@ -43,7 +43,9 @@ class FeatureAblation(Method):
         full = game.full()  # B x T
         phi = torch.empty(game.n_samples, game.n_targets, n, dtype=torch.float64)
         for blk in game.value_stream(n, lambda lo, hi: leave_one_out_masks(n, lo, hi)):
-            phi[:, :, blk.start : blk.stop] = (full[:, None, :] - blk.values).permute(0, 2, 1)
+            # v(N) - v(N minus i), written straight into phi (one pass, no temporary)
+            torch.sub(full[:, :, None], blk.values.permute(0, 2, 1),
+                      out=phi[:, :, blk.start : blk.stop])
         return game.attribution(phi, self.name, self.get_params())
 
     budget_rule = "n + 1"

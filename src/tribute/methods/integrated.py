@@ -76,15 +76,64 @@ def quadrature(rule: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (k + shift) / n, torch.full((n,), 1.0 / n, dtype=torch.float64)
 
 
+#: Up to this many nodes numpy's ``leggauss`` (a dense ``n x n`` eigenproblem: O(n^3) time,
+#: O(n^2) memory; ~1 ms at 50 nodes, the default); above, :func:`_gauss_legendre_large`.
+_DENSE_GL_MAX = 128
+
+
 @functools.lru_cache(maxsize=64)
 def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on ``[-1, 1]`` (cached: numpy's ``leggauss`` solves an
     eigenproblem and polishes the roots, ~1 ms per call for 50 nodes, as much as a whole IG
-    call on a small MLP). Read-only arrays; callers build new tensors from them."""
-    nodes, weights = np.polynomial.legendre.leggauss(n)
+    call on a small MLP). Read-only arrays; callers build new tensors from them.
+
+    Up to :data:`_DENSE_GL_MAX` nodes these are numpy's ``leggauss`` bit for bit; above, the
+    O(n^2) :func:`_gauss_legendre_large` (numpy's dense eigenproblem took 8 of 11 s of a
+    2,048-step IG call)."""
+    if n <= _DENSE_GL_MAX:
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+    else:
+        nodes, weights = _gauss_legendre_large(n)
     nodes.flags.writeable = False
     weights.flags.writeable = False
     return nodes, weights
+
+
+def _legendre_pair(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(P_n(x), P_{n-1}(x))`` by the three-term recurrence: ``n`` vector steps."""
+    p0, p1 = np.ones_like(x), x.copy()
+    for j in range(2, n + 1):
+        p0, p1 = p1, ((2 * j - 1) * x * p1 - (j - 1) * p0) / j
+    return p1, p0
+
+
+def _gauss_legendre_large(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights in O(n^2) time and O(n) memory (``n >= 2``).
+
+    The nodes are the eigenvalues of the same symmetric tridiagonal (Golub-Welsch) matrix
+    numpy's ``leggauss`` builds densely, from scipy's tridiagonal solver, polished by two
+    Newton steps on ``P_n``; the weights are ``2 / ((1 - x^2) P_n'(x)^2)`` at the polished
+    nodes, then symmetrised and scaled to sum to 2 as ``leggauss`` does. Against a 40-digit
+    reference the nodes are as accurate as ``leggauss``'s (~6e-17 absolute) and the weights
+    more so (relative error 2e-12 at 1,024 nodes and 7e-11 at 2,048, where ``leggauss``'s are
+    1e-9 and 6e-8: it evaluates ``P_n'`` at the unpolished roots).
+    """
+    import scipy.linalg
+
+    k = np.arange(n, dtype=np.float64)
+    scl = 1.0 / np.sqrt(2.0 * k + 1.0)
+    off = np.arange(1, n) * scl[: n - 1] * scl[1:n]  # leggauss's companion off-diagonal
+    x = scipy.linalg.eigvalsh_tridiagonal(np.zeros(n), off)
+    for _ in range(2):
+        p, q = _legendre_pair(x, n)
+        x = x - p / (n * (x * p - q) / (x * x - 1.0))
+    p, q = _legendre_pair(x, n)
+    dp = n * (x * p - q) / (x * x - 1.0)
+    w = 2.0 / ((1.0 - x * x) * dp * dp)
+    w = (w + w[::-1]) / 2
+    x = (x - x[::-1]) / 2
+    w *= 2.0 / w.sum()
+    return x, w
 
 
 def _canonical_rule(rule: str) -> str:
