@@ -531,3 +531,27 @@ def test_solve_flops_counts_the_nngp_kernels_and_the_lean_search_is_cheaper():
 _BEFORE_VALUES = [-0.06974606033371328, -0.052367925479974965, -0.008765784972485374,
                   0.7297072639732113, -1.0255690281654464, 0.1712348180199036, 1.914109758842491,
                   -0.5450161959685966, -1.3655095677729725]
+
+
+def test_nngp_kernels_are_priced_only_where_they_can_run():
+    # NNGP needs one composed baseline; with a background of rows it cannot run, so its
+    # kernels must not count toward max_solve_flops (they once sent such calls to kernel_shap)
+    from tribute.methods.gp_shapley import GPShapley
+
+    g_off, g_on = GPShapley(), GPShapley(nngp=True)
+    plain, with_nngp = g_off.solve_flops(12, 100, 3), g_on.solve_flops(12, 100, 3)
+    assert with_nngp > plain
+    limit = (plain + with_nngp) / 2
+    m = make_mlp(12, 3, seed=14)
+    gen = torch.Generator().manual_seed(15)
+    x = torch.randn(3, 12, dtype=torch.float64, generator=gen)
+    bg = torch.randn(5, 12, dtype=torch.float64, generator=gen)  # a background, not per-sample
+    kw = dict(method="shapley", target=1, budget=100, seed=2, max_solve_flops=limit, lean=False)
+    a = tribute.explain(m, x, baseline=bg, nngp=True, **kw)
+    assert a.params["path"] == "gp" and "note" not in a.extra
+    assert not a.params.get("nngp_used", False)
+    # with one baseline row the kernels can run, count, and the same limit hands over
+    b = tribute.explain(m, x, baseline=0.0, nngp=True, **kw)
+    assert b.params["path"] == "kernel_shap" and b.extra["solve_flops"] > limit
+    # a pinned lean search is priced as one
+    assert GPShapley(lean=True)._cost(64, 2048, 4, lean=True)[0] < g_off.solve_flops(64, 2048, 4)

@@ -825,7 +825,8 @@ class GPShapley(Method):
     ``kernel_shap``: benchmarks/bench_gp_shapley_scaling.py).
 
     Hand-over rule: when the estimated arithmetic of the fits (:meth:`solve_flops`, which
-    grows with outputs x pairs^3 and outputs x pairs^2 x players) exceeds ``max_solve_flops``
+    grows with outputs x pairs^3 and outputs x pairs^2 x players; NNGP kernels counted only
+    where they can run, a pinned ``lean=True`` priced as the lean search) exceeds ``max_solve_flops``
     (default 1e11, roughly a minute of one loaded CPU core) and the budget is at least
     ``n + 2``, the call runs ``kernel_shap`` on the same budget instead — its solve is shared by
     every output and costs a fraction of a second — and says so in ``attr.extra["note"]``.
@@ -857,8 +858,12 @@ class GPShapley(Method):
     the floor: it is recorded (``attr.params["path"]``, ``attr.params["design"]``,
     ``attr.extra["cost_rule"]`` with the seconds compared, and a sentence in
     ``attr.extra["note"]``), and ``lean=False`` / ``lean=True`` pin the full / lean search
-    (deterministic for a fixed seed; ``max_solve_flops`` still applies). A batch may take a
-    leaner path than its points one at a time (the estimator's time grows with the outputs).
+    (deterministic for a fixed seed; ``max_solve_flops`` still applies). Under the rule a batch
+    may take a *fuller* path than its points one at a time (the allowance grows per output, the
+    shared design and isotropic fits do not), so a point's values can depend on which points
+    share its batch or a dataset job's shard (48 players, 2,048 evaluations: alone ``gp-lean``,
+    in a batch of two ``gp``, values differing by ~2e-3 of their scale); ``lean=False`` or
+    ``lean=True`` makes them independent of batch and shard size (4e-9 with ``lean=False``).
     ``attr.params["path"]`` says which path ran: ``"exact"`` (budget covers every coalition),
     ``"gp"``, ``"gp-lean"``, ``"gp+adjustment"`` / ``"gp-lean+adjustment"`` (beyond
     ``max_pairs`` pairs the GP is fitted on a subset and the held-out pairs correct its
@@ -936,7 +941,7 @@ class GPShapley(Method):
         """``(flops, factorisations)`` of a call on the full (``lean=False``) or lean path, with
         or without the design (after the model rows, only the fits remain to be paid).
 
-        Beyond the fit cap (``max_pairs``; ``min(max_pairs, 256)`` when lean) the regression
+        Beyond the fit cap (``max_pairs``, lean or not) the regression
         adjustment adds a prediction at the held-out pairs and a paired regression; with
         ``nngp`` (default: the method's ``nngp``; never on the lean path, which leaves them
         out) each output adds its 32 NNGP kernels on up to 256 pairs (their ``K x K`` and
@@ -1027,7 +1032,10 @@ class GPShapley(Method):
             return game.attribution(phi, self.name, params, stderr=torch.zeros_like(phi), gap=gap,
                                     extra={"n_pairs": 2 ** max(n - 1, 0) - 1})
         outputs = int(game.n_samples) * int(game.n_targets)
-        flops = self.solve_flops(n, budget, outputs)
+        # NNGP kernels count only where they can run (a single composed baseline), and a pinned
+        # lean search is priced as one
+        use_nngp = bool(self.nngp) and composed_inputs(game) is not None
+        flops = self._cost(n, budget, outputs, lean=self.lean is True, nngp=use_nngp)[0]
         if flops > float(self.max_solve_flops) and budget >= n + 2:
             note = (f"gp_shapley handed over to kernel_shap: its fits would take ~{flops:.2g} "
                     f"flops (> max_solve_flops={float(self.max_solve_flops):.2g}); pass "
@@ -1041,7 +1049,6 @@ class GPShapley(Method):
         # this call from its measured throughput, else from the one-row-per-sample pass above
         rule: dict[str, Any] = {}
         lean, sampled = bool(self.lean), False
-        use_nngp = bool(self.nngp) and composed_inputs(game) is not None
         if self.lean is None:
             per_eval = _seconds_per_eval(game, t_empty)
             model_s = None if per_eval is None else per_eval * (budget - 1)
@@ -1225,7 +1232,8 @@ class GPShapley(Method):
         if n < 63 and k >= 2**n:
             return coalition_cost(game, 2**n, design=2 * b * 2**n * t * 8,
                                   note=f"the 2^{n}-coalition table")
-        flops = self.solve_flops(n, k, b * t)
+        use_nngp = bool(self.nngp) and composed_inputs(game) is not None
+        flops = self._cost(n, k, b * t, lean=self.lean is True, nngp=use_nngp)[0]
         from .shapley_sampling import KernelShap
 
         if flops > float(self.max_solve_flops) and k >= n + 2:
@@ -1234,8 +1242,7 @@ class GPShapley(Method):
         if self.lean is None:
             # the path rule as it runs when the model is cheap (its seconds unknown here: the
             # floor alone); an expensive model keeps a fuller search, whose cost its rows dominate
-            rule = self._rule(n, k, b * t, 0.0, design=True,
-                              nngp=bool(self.nngp) and composed_inputs(game) is not None)
+            rule = self._rule(n, k, b * t, 0.0, design=True, nngp=use_nngp)
             if rule["path"] == "kernel_shap":
                 return KernelShap().estimate_cost(game, k)
             if rule["path"] == "gp-lean":
@@ -1244,7 +1251,6 @@ class GPShapley(Method):
                 note = " (lean search" + (" on a sampled design)" if rule.get("sampled") else ")")
         elif self.lean:
             note = " (lean search)"
-            flops = self._cost(n, k, b * t, lean=True)[0]
         m = max(1, (k - 2) // 2)
         fit = min(m, int(self.max_pairs) if isinstance(self.max_pairs, int) else 1024)
         return coalition_cost(game, 2 * m + 2, design=4 * m * n * 8 + 2 * b * t * m * 8,
