@@ -146,7 +146,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
     p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
     p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
-        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of --data), or a .npy file (default: 0)")
+        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of --data), or a .npy file or an .npz holding "
+                            "one array (default: 0)")
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -155,7 +156,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                    help="memory tribute may allocate, e.g. 8GiB or 2e9 (default: half the available memory); "
                         "calls estimated to need more are refused up front")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="method hyperparameter, e.g. --param steps=64 (JSON values)")
+                   help="method hyperparameter, e.g. --param steps=64 (JSON values; True, False "
+                        "and None also read as true, false and null)")
     if with_groups:
         add_feature_names_arg(p)
     p.add_argument("--limit", type=int, default=None, help="explain only the first N samples")
@@ -289,16 +291,22 @@ def load_factory(spec: str) -> Any:
     return factory()
 
 
-def load_data(path: str, key: str | None = None, arg: str = "--data") -> Any:
+def load_data(path: str, key: str | None = None, arg: str = "--data", *, multi: bool = False) -> Any:
     """One array from a ``.npy`` or ``.npz`` file, without pickle; errors name ``arg``
-    (:func:`tribute.jobs.data.load_array`: an ``.npz`` with several arrays needs a key)."""
+    (:func:`tribute.jobs.data.load_array`: an ``.npz`` with several arrays needs a key;
+    ``multi``: the command can run several arrays as a dataset job)."""
     from .jobs.data import load_array
 
-    return load_array(path, key, arg)
+    return load_array(path, key, arg, multi=multi)
 
 
-def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Model (with weights loaded) and inputs in the model's framework."""
+def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]:
+    """Model (with weights loaded) and inputs in the model's framework.
+
+    ``multi``: the command (``tribute explain``) runs a multi-input model's arrays as a dataset
+    job, so refusing several arrays points there; ``tribute evaluate`` and ``tribute
+    components`` take one array. default=False.
+    """
     import numpy as np
     import torch
 
@@ -307,7 +315,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
 
     device = resolve_device(getattr(args, "device", None))
     model = load_factory(args.model)
-    data = load_data(args.data, args.data_key)
+    data = load_data(args.data, args.data_key, multi=multi)
     if getattr(args, "limit", None):
         data = data[: args.limit]
     if isinstance(model, torch.nn.Module):
@@ -420,8 +428,13 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
-            out[k] = v
+            # Python's spellings of JSON's true/false/null, else the text itself
+            out[k] = _PYTHON_LITERALS.get(v.strip(), v)
     return out
+
+
+#: ``--param k=True`` means ``True`` (JSON spells it ``true``), not the string ``"True"``.
+_PYTHON_LITERALS: dict[str, Any] = {"True": True, "False": False, "None": None}
 
 
 def _cmd_analyses(args: argparse.Namespace) -> int:
@@ -580,7 +593,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if wants_job(args):
         return run_job(args, target=_parse_target(args.target), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param))
-    model, inputs = prepare(args)
+    model, inputs = prepare(args, multi=True)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
                               groups=_parse_groups(args.groups),
                               feature_names=parse_feature_names(args.feature_names))

@@ -13,8 +13,8 @@ the docs and the conformance tests read them too.
 A constraint is one :class:`Constraint` or a tuple of them (the value must satisfy one):
 :class:`Interval` (a number in a range), :class:`Options` (one of fixed values, optionally
 ignoring case and underscores), :class:`InstanceOf` (an object of given types) and
-:class:`SequenceOf` (a list or tuple whose items each satisfy a constraint, e.g. one window
-size per axis).
+:class:`SequenceOf` (a sequence or 1-D array whose items each satisfy a constraint, e.g. one
+window size per axis).
 :data:`NONE` admits ``None`` and :data:`BOOL` ``True`` or ``False``.
 """
 
@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -103,7 +104,7 @@ class Options(Constraint):
 
     Args:
         values: the allowed values.
-        loose: strings match ignoring case and underscores (``"EpsilonPlusFlat"`` is
+        loose: strings match ignoring case, underscores and surrounding spaces (``"EpsilonPlusFlat"`` is
             ``"epsilon_plus_flat"``), for names the code itself looks up that way.
             default=False.
     """
@@ -143,7 +144,12 @@ class InstanceOf(Constraint):
 
 @dataclass(frozen=True)
 class SequenceOf(Constraint):
-    """A list or tuple (not a string) of at least ``min_len`` items, each accepted by ``item``.
+    """A sequence (list, tuple, range, ``torch.Size``...; not a string) or a 1-D numpy array of
+    at least ``min_len`` items, each accepted by ``item``.
+
+    Where ``item`` is an ``Interval(int, ...)``, an integral number of another type counts as
+    that integer (``(1.0, 3.0)`` is ``(1, 3)``; ``2.5`` is still refused), since a sequence often
+    comes from an array or from JSON; the user of the value converts its items with ``int``.
 
     Args:
         item: what each item accepts.
@@ -156,8 +162,15 @@ class SequenceOf(Constraint):
     description: str = ""
 
     def accepts(self, value: Any) -> bool:
-        return (isinstance(value, (list, tuple)) and len(value) >= self.min_len
-                and all(self.item.accepts(v) for v in value))
+        if not _is_sequence(value):
+            return False
+        try:
+            items = list(value)
+        except Exception:  # an odd user object that claims to be a sequence
+            return False
+        integral = isinstance(self.item, Interval) and self.item.kind is int
+        return len(items) >= self.min_len and all(
+            self.item.accepts(_integral(v) if integral else v) for v in items)
 
     def describe(self) -> str:
         if self.description:
@@ -168,6 +181,24 @@ class SequenceOf(Constraint):
         if self.min_len == 1:
             return f"a non-empty list or tuple, each item {each}"
         return f"a list or tuple of at least {self.min_len} items, each {each}"
+
+
+def _is_sequence(value: Any) -> bool:
+    """A non-string sequence or a 1-D numpy array (numpy is only looked at if imported)."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return False
+    if isinstance(value, Sequence):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, np.ndarray) and value.ndim == 1
+
+
+def _integral(v: Any) -> Any:
+    """``v`` as an int when it is a whole real number (``3.0``, ``np.float32(3)``), else ``v``."""
+    if isinstance(v, bool) or isinstance(v, numbers.Integral) or not isinstance(v, numbers.Real):
+        return v
+    f = float(v)
+    return int(f) if math.isfinite(f) and f.is_integer() else v
 
 
 #: Admits ``None`` (combine: ``(NONE, Interval(int, 1))``).
@@ -210,8 +241,9 @@ def check_params(owner: str, params: Mapping[str, Any],
 
 
 def _fold(name: str) -> str:
-    """A name with case and underscores ignored (``"Epsilon_Plus"`` -> ``"epsilonplus"``)."""
-    return name.lower().replace("_", "")
+    """A name with case, underscores and surrounding spaces ignored (``" Epsilon_Plus"`` ->
+    ``"epsilonplus"``)."""
+    return name.strip().lower().replace("_", "")
 
 
 def _num(v: float) -> str:

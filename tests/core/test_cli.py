@@ -449,3 +449,57 @@ def test_explain_help_names_tables_and_the_job_reading_of_npz(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ".csv" not in text and "(needed when it holds several arrays)" in text
     assert "multi-input" not in text
+
+
+# ------------------------------------------------------------------ review findings 6, 7, 9
+def test_parse_params_reads_python_spellings_of_true_false_none():
+    """Review finding 6: ``--param loo_step=True`` gave the string 'True', refused with
+    "must be True or False"."""
+    from tribute.cli import _parse_params
+
+    got = _parse_params(["a=True", "b=False", "c=None", "d=true", "e=[1, 2]", "f=name", "g= True"])
+    assert got == {"a": True, "b": False, "c": None, "d": True, "e": [1, 2], "f": "name", "g": True}
+    assert _parse_params(["t=TRUE", "u=Nonesuch"]) == {"t": "TRUE", "u": "Nonesuch"}
+
+
+def test_commands_taking_one_array_do_not_suggest_several(project, capsys):
+    """Review finding 7: ``tribute evaluate`` and ``tribute components`` (one array each) were
+    told to name several arrays for a multi-input model or to add --shard-size, which they do
+    not take; ``tribute explain`` keeps both hints."""
+    x = np.load(project / "x.npy")
+    np.savez(project / "xy.npz", x=x, y=np.arange(len(x)))
+    data = ["--model", "factory_mod:make_cnn", "--data", str(project / "xy.npz")]
+    commands = {
+        "evaluate": ["evaluate", *data, "--out", str(project / "e"), "--no-progress"],
+        "components": ["components", *data, "--module", "0", "--unit", "channel",
+                       "--method", "feature_ablation", "--out", str(project / "c"), "--no-progress"],
+    }
+    for name, argv in commands.items():
+        assert main(argv) == 2, name
+        err = " ".join(capsys.readouterr().err.split())
+        assert "holds 2 arrays ['x', 'y']; this takes one array: name it with --data-key 'x'." in err, err
+        assert "multi-input" not in err and "--shard-size" not in err, err
+        assert main([*argv, "--data-key", "x,y"]) == 2, name
+        err = " ".join(capsys.readouterr().err.split())
+        assert "selects 2 arrays" in err and "Name one array with --data-key." in err, err
+        assert "--shard-size" not in err, err
+    explain = ["explain", *data, "--method", "saliency", "--out", str(project / "k"), "--no-progress"]
+    assert main(explain) == 2
+    assert "'x,y' for the inputs of a multi-input model" in capsys.readouterr().err
+
+
+def test_data_key_with_a_npy_file_ends_with_the_fix(project, capsys, tmp_path):
+    """Review finding 9: the refusal of --data-key with a .npy file now says what to do."""
+    from tribute.errors import InputError
+    from tribute.jobs.data import load_array, load_dataset
+
+    argv = ["explain", "--model", "factory_mod:make_cnn", "--data", str(project / "x.npy"),
+            "--data-key", "X", "--method", "saliency", "--out", str(project / "k"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "a key ('X') applies to .npz files" in err and err.rstrip().endswith("; drop --data-key."), err
+    with pytest.raises(InputError, match=r"is a \.npy file; drop the key \(--data-key on the "
+                                         r"command line, data_key=None in Python\)\.$"):
+        load_dataset(project / "x.npy", "X")
+    with pytest.raises(InputError, match=r"holds one array; drop the key\.$"):
+        load_array(project / "x.npy", "X", arg="--reference")

@@ -131,6 +131,32 @@ def test_sequence_loose_options_and_bool_constraints():
     assert describe(BOOL) == "True or False"
 
 
+def test_sequence_of_takes_any_sequence_or_1d_array_and_whole_numbers_for_ints():
+    """Review finding 3: occlusion windows given as an array, a range or whole floats (as numpy
+    and JSON hand them over) were refused once ``SequenceOf`` took only lists and tuples."""
+    import numpy as np
+
+    sizes = SequenceOf(Interval(int, 1))
+    for ok in (np.array([1, 3, 3]), range(1, 4), torch.Size([1, 3]), (1.0, 3.0, 3.0),
+               [np.int64(2), np.float32(3.0)], np.array([1.0, 2.0])):
+        assert sizes.accepts(ok), ok
+    for bad in ((1.5, 2), np.array([[1, 2]]), np.array([0, 1]), (float("nan"),), (float("inf"),),
+                (True, 2), b"ab", "ab", np.array([]), 3.0):
+        assert not sizes.accepts(bad), bad
+    assert not SequenceOf(Interval(float)).accepts("ab")
+    assert SequenceOf(SequenceOf(Interval(int, 1))).accepts([np.array([1, 2]), range(1, 2)])
+    # whole floats count as ints inside a sequence only; a scalar int parameter stays strict
+    assert not Interval(int, 1).accepts(3.0)
+
+
+def test_loose_options_ignore_surrounding_spaces():
+    """Review finding 5: composite=' epsilon_plus_flat ' was refused by the declared constraint
+    (while get_composite strips)."""
+    loose = Options(("epsilon_plus_flat",), loose=True)
+    assert loose.accepts(" epsilon_plus_flat ") and loose.accepts("\tEpsilonPlusFlat\n")
+    assert not loose.accepts("epsilon plus flat")
+
+
 @pytest.mark.parametrize(("method", "params", "needle"), [
     ("rise", {"p": 0.0}, r"method 'rise': p=0.0 .* must be a number in \(0, 1\]"),
     ("rise", {"s": 0}, r"method 'rise': s=0 .* must be an int >= 1"),
@@ -278,7 +304,7 @@ def test_data_methods_refuse_bad_values_through_explain(method: str, params: dic
     ("kernel_shap", {"allocation": "bogus"}),
     ("kernel_shap", {"target_precision": -1.0}),
     ("occlusion", {"window": 0}),
-    ("occlusion", {"stride": (1, 1.0)}),
+    ("occlusion", {"stride": (1, 1.5)}),  # (1, 1.0) is (1, 1): whole floats count as ints
     ("lrp", {"epsilon": -1.0}),
     ("lrp", {"composite": "nope"}),
     ("attnlrp", {"variant": "lrp"}),

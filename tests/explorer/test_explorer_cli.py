@@ -60,3 +60,24 @@ def test_serve_in_a_real_process_prints_its_address_and_answers() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_checks_the_npz_arrays_at_startup(tmp_path) -> None:
+    """Review finding 13: ``tribute serve --data two.npz`` without --data-key started and failed
+    only when the subject was opened; the array names are now checked when the server is set up."""
+    import numpy as np
+
+    from tribute.errors import InputError
+    from tribute.explorer import build_config
+
+    np.savez(tmp_path / "two.npz", X=np.zeros((3, 4), np.float32), y=np.zeros(3))
+    data = str(tmp_path / "two.npz")
+    with pytest.raises(InputError, match=r"--data: .*two\.npz' holds 2 arrays \['X', 'y'\]; this "
+                                         r"takes one array: name it with --data-key 'X'\.$"):
+        build_config(model="nowhere_mod:make", data=data, text=False)
+    with pytest.raises(InputError, match=r"--data-key 'X,y' names several arrays; the explorer "
+                                         r"explains single-input models"):
+        build_config(model="nowhere_mod:make", data=data, data_key="X,y", text=False)
+    with pytest.raises(InputError, match=r"--data-key 'Z': \['Z'\] not in"):
+        build_config(model="nowhere_mod:make", data=data, data_key="Z", text=False)
+    assert build_config(model="nowhere_mod:make", data=data, data_key="X", text=False) is not None

@@ -71,3 +71,23 @@ def test_plain_explain_is_unchanged(files):
     assert main(argv) == 0
     assert (Path(files["out"]) / "attribution.npz").is_file()
     assert not (Path(files["out"]) / "manifest.json").exists()
+
+
+def test_cli_job_baseline_reads_npz_like_a_single_call(files, capsys, tmp_path, X):
+    """Review finding 8: a dataset job's --baseline refused .npz and called a missing file
+    'data:'; it now reads .npy/.npz as a single call does, naming --baseline."""
+    base = X.mean(0)
+    np.save(tmp_path / "base.npy", base)
+    np.savez(tmp_path / "base.npz", base=base)
+    outs = []
+    for i, f in enumerate(("base.npy", "base.npz")):
+        out = str(tmp_path / f"o{i}")
+        argv = _argv({**files, "out": out}, "--shard-size", "16", "--baseline", str(tmp_path / f))
+        assert main(argv) == 0, capsys.readouterr().err
+        outs.append(tribute.Attribution.load(Path(out) / "result.npz").values)
+    np.testing.assert_array_equal(np.asarray(outs[0]), np.asarray(outs[1]))
+    assert main(_argv(files, "--shard-size", "16", "--baseline", str(tmp_path / "nope.npz"))) == 2
+    err = capsys.readouterr().err
+    assert "--baseline: file" in err and "nope.npz' does not exist" in err, err
+    assert main(_argv(files, "--shard-size", "16", "--baseline", "zero")) == 2
+    assert "give a number, 'mean' or a .npy/.npz file" in capsys.readouterr().err

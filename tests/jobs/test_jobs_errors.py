@@ -160,3 +160,16 @@ def test_ray_missing_gives_install_hint(mlp, X, tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     _refused(tmp_path / "o", InputError, r"tribute\[ray\]", mlp, X, backend="ray")
+
+
+@pytest.mark.parametrize("key", [5, np.array(["a", "b"]), b"a", ["a", 1], 1.5])
+def test_data_key_of_an_odd_type_is_refused_with_the_fix(tmp_path, key):
+    """Review finding 10: these raised a raw TypeError/ValueError (or an array's truth value)."""
+    from tribute.jobs.data import load_dataset
+
+    np.savez(tmp_path / "three.npz", a=np.zeros((4, 2)), b=np.zeros((4, 3)), c=np.zeros((4, 1)))
+    with pytest.raises(InputError, match=r"data_key must be a str \(an array name, or comma-separated "
+                                         r"names\) or a list of str; got .* of type \w+\. .*data_key='a'"):
+        load_dataset(tmp_path / "three.npz", key)
+    ds = load_dataset(tmp_path / "three.npz", ("c", "a"))
+    assert [a.shape for a in ds.arrays] == [(4, 1), (4, 2)] and ds.source.endswith("three.npz[c,a]")

@@ -269,3 +269,42 @@ def test_bad_input() -> None:
 def test_named_composites_resolve() -> None:
     for name in ("epsilon_plus_flat", "EpsilonPlusFlat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus"):
         assert isinstance(get_composite(name), Composite)
+
+
+def test_box_bounds_as_lists_work_end_to_end() -> None:
+    """Review finding 4: ``low``/``high`` as lists (all ``--param low=[...]`` can give) were
+    refused; a list is read as the tensor it spells, broadcast to the first layer's input."""
+    model = vgg()
+    x = images(2)
+    box: dict[str, Any] = {"method": "lrp", "composite": "epsilon_gamma_box", "target": 1, "progress": False}
+    ref = tribute.explain(model, x, low=-3.0, high=3.0, **box)
+    got = tribute.explain(model, x, low=[-3.0], high=(3.0,), **box)
+    torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
+    # per channel, as nested lists (C, 1, 1) from JSON
+    lo, hi = [[[-1.0]], [[-2.0]], [[-3.0]]], [[[1.0]], [[2.0]], [[3.0]]]
+    ref = tribute.explain(model, x, low=torch.tensor(lo), high=torch.tensor(hi), **box)
+    got = tribute.explain(model, x, low=lo, high=hi, **box)
+    torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
+    # one bound per feature of a tabular model (a flat list)
+    mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    xt = torch.randn(4, 3, dtype=torch.float64)
+    ref = tribute.explain(mlp, xt, low=torch.tensor([-1.0, -2.0, -3.0]), high=3, **box)
+    got = tribute.explain(mlp, xt, low=[-1, -2, -3], high=3, **box)
+    torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
+    with pytest.raises(InputError, match=r"ZBox low has shape \(2,\)"):
+        tribute.explain(model, x, low=[0.0, 0.0], **box)
+    for bad in ([], ["a"], [[0.0], [0.0, 1.0]], [float("nan")], [True]):
+        with pytest.raises(InputError, match=r"low=.* is not allowed; low must be None or a number"):
+            tribute.explain(model, x, low=bad, **box)
+
+
+def test_composite_name_with_surrounding_spaces() -> None:
+    """Review finding 5: the declared constraint refused ' epsilon_plus_flat '; and the box
+    bounds still reach a spaced ' epsilon_gamma_box '."""
+    model, x = vgg(), images(2)
+    ref = tribute.explain(model, x, method="lrp", composite="epsilon_plus_flat", target=0, progress=False)
+    got = tribute.explain(model, x, method="lrp", composite=" epsilon_plus_flat ", target=0, progress=False)
+    torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
+    a = tribute.explain(model, x, method="lrp", composite=" Epsilon_Gamma_Box ", low=0.0, high=1.0,
+                        target=0, progress=False)
+    assert a.params["composite"] == "epsilon_gamma_box"

@@ -140,6 +140,26 @@ def test_occlusion_refuses_groups_and_bad_windows() -> None:
         tribute.explain(model, x, method="occlusion", window=(1, 2, 2), budget=10)
 
 
+@pytest.mark.parametrize("window, stride, same", [
+    (np.array([1, 3, 3]), np.array([1, 2, 2]), ((1, 3, 3), (1, 2, 2))),
+    (range(1, 4), [1, 2, 2], ((1, 2, 3), (1, 2, 2))),
+    ((1.0, 3.0, 3.0), (1.0, 2.0, 2.0), ((1, 3, 3), (1, 2, 2))),
+    (torch.Size([1, 3, 3]), (np.int64(1), np.int32(2), 2), ((1, 3, 3), (1, 2, 2))),
+    ([np.array([1, 3, 3])], [(1.0, 2.0, 2.0)], ((1, 3, 3), (1, 2, 2))),  # one per input
+], ids=["ndarray", "range", "whole-floats", "torch-size", "per-input"])
+def test_occlusion_takes_windows_as_arrays_ranges_and_whole_floats(window, stride, same) -> None:
+    """Review finding 3: these forms were refused by the declared constraint; each gives the
+    same windows as the tuples in ``same``."""
+    model = _cnn()
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    ref = tribute.explain(model, x, method="occlusion", target=1, window=same[0], stride=same[1])
+    got = tribute.explain(model, x, method="occlusion", target=1, window=window, stride=stride)
+    assert got.n_evals == ref.n_evals
+    torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
+    with pytest.raises(InputError, match=r"window=\(1, 2\.5, 2\) is not allowed"):
+        tribute.explain(model, x, method="occlusion", window=(1, 2.5, 2))
+
+
 # ----------------------------------------------------------------------------- LIME
 
 

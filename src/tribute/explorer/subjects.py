@@ -343,6 +343,25 @@ def minilm_subject() -> Subject:
 
 
 # --------------------------------------------------------------------------- files
+def _check_npz_key(data: str, data_key: str | None) -> None:
+    """At startup, not when the subject is first opened: an ``.npz`` ``--data`` must name one
+    array (its names only are read; the arrays load lazily in ``build``)."""
+    from ..jobs.data import npz_keys, require_numpy_file
+
+    p = Path(data)
+    if p.suffix.lower() != ".npz" or not p.is_file():
+        return  # other files and a missing one: load_dataset words those when it reads them
+    require_numpy_file(p, "--data")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            names = list(z.files)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"--data: cannot read {data!r} as a numpy .npz file ({exc}).") from exc
+    if len(npz_keys(names, data_key, repr(data), "--data", multi=False)) != 1:
+        raise InputError(f"--data {data!r}: --data-key {data_key!r} names several arrays; the "
+                         "explorer explains single-input models (name one array with --data-key).")
+
+
 def file_spec(model: str, weights: str | None = None, data: str | None = None,
               data_key: str | None = None, name: str = "model") -> SubjectSpec:
     """A subject from the command line: a factory spec, safetensors weights and a data file."""
@@ -352,11 +371,12 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
     if data is None:
         raise InputError("--data is required with --model (the inputs to explain: .npy, .npz, "
                          ".csv or .parquet).")
+    _check_npz_key(data, data_key)
     source = ModelSource.of(model, weights)
 
     def build() -> Subject:
         m = source.build()
-        ds = load_dataset(data, data_key)
+        ds = load_dataset(data, data_key, multi=False)
         if len(ds.arrays) != 1:
             raise InputError(f"--data {data!r} holds {len(ds.arrays)} arrays; the explorer "
                              "explains single-input models (name one array with --data-key).")

@@ -82,18 +82,19 @@ def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
 
 
 def _baseline(text: str, data: Any) -> Any:
-    """``--baseline``: a number, ``mean`` (over every row of the data set), or a ``.npy`` file."""
+    """``--baseline``: a number, ``mean`` (over every row of the data set), or a ``.npy`` file or
+    an ``.npz`` holding one array (read as for a single call: errors name ``--baseline``)."""
     from ..errors import InputError
 
     if text == "mean":
         if len(data.arrays) > 1:
             return tuple(a.mean(0) for a in data.arrays)
         return data.arrays[0].mean(0)
-    if text.endswith(".npy"):
-        from .data import load_dataset
+    if text.endswith((".npy", ".npz")):
+        from .data import load_array
 
-        return load_dataset(text).arrays[0]
+        return load_array(text, arg="--baseline")
     try:
         return float(text)
     except ValueError as exc:
-        raise InputError(f"--baseline {text!r}: give a number, 'mean' or a .npy file.") from exc
+        raise InputError(f"--baseline {text!r}: give a number, 'mean' or a .npy/.npz file.") from exc

@@ -132,13 +132,20 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
 DataKey = str | Sequence[str] | None
 
 
-def npz_keys(names: Sequence[str], key: DataKey, where: str, arg: str = "data") -> list[str]:
+def npz_keys(names: Sequence[str], key: DataKey, where: str, arg: str = "data", *,
+             multi: bool = True) -> list[str]:
     """The arrays of an ``.npz`` holding ``names`` that ``key`` selects, in input order.
 
     ``key`` None: the only array; a file with several arrays is refused (listing them), because
     picking the first (or all) would silently explain the wrong data when the file also holds
     labels or a second split. ``"a"``: that array; ``"a,b"`` or ``["a", "b"]``: the inputs of a
-    multi-input model, in that order.
+    multi-input model, in that order. ``key`` of another type (a number, bytes, an array) is
+    refused.
+
+    ``multi``: whether the caller takes several arrays (the inputs of a multi-input model:
+    ``tribute explain``, :func:`tribute.explain_dataset`); only then does the refusal of a file
+    with several arrays suggest naming several. ``tribute evaluate``, ``tribute components``
+    and ``tribute serve`` take one array. default=True.
 
     >>> npz_keys(["X"], None, "x.npz")
     ['X']
@@ -146,15 +153,25 @@ def npz_keys(names: Sequence[str], key: DataKey, where: str, arg: str = "data") 
     ['ids', 'mask']
     """
     names = list(names)
+    if key is not None and not (isinstance(key, str) or (
+            isinstance(key, (list, tuple)) and all(isinstance(k, str) for k in key))):
+        raise InputError(
+            f"{arg}: data_key must be a str (an array name, or comma-separated names) or a list "
+            f"of str; got {key!r} of type {type(key).__name__}. Name the arrays of {where} as "
+            f"strings, e.g. data_key={(names or ['X'])[0]!r}.")
     if not names:
         raise InputError(f"{arg}: {where} holds no arrays.")
-    flag = {"--data": "--data-key", "data": "--data-key / data_key"}.get(arg)
+    flag = _key_flag(arg)
     if key is None:
         if len(names) == 1:
             return names
         if flag is None:  # --baseline, --reference ...: no key option
             raise InputError(f"{arg}: {where} holds {len(names)} arrays {names}; give a .npy file "
                              "or an .npz holding one array.")
+        if not multi:
+            raise InputError(
+                f"{arg}: {where} holds {len(names)} arrays {names}; this takes one array: name "
+                f"it with {flag} {names[0]!r}.")
         raise InputError(
             f"{arg}: {where} holds {len(names)} arrays {names}; say which to explain: "
             f"{flag} {names[0]!r} for one array, or {flag} {','.join(names[:2])!r} for the "
@@ -171,26 +188,36 @@ def npz_keys(names: Sequence[str], key: DataKey, where: str, arg: str = "data") 
     return wanted
 
 
-def load_array(path: str | Path, key: DataKey = None, arg: str = "--data") -> np.ndarray:
+def _key_flag(arg: str) -> str | None:
+    """How the user names an ``.npz`` array for ``arg`` (None: ``arg`` has no key option)."""
+    return {"--data": "--data-key", "data": "--data-key / data_key"}.get(arg)
+
+
+def load_array(path: str | Path, key: DataKey = None, arg: str = "--data", *,
+               multi: bool = False) -> np.ndarray:
     """One numeric array from a ``.npy`` or ``.npz`` file, without pickle (the commands that take
-    a single array: ``tribute explain`` without a dataset job, ``--baseline``, ``--reference``,
-    ``--ground-truth`` ...). Errors name ``arg``; an ``.npz`` follows :func:`npz_keys`.
+    a single array: ``tribute explain`` without a dataset job, ``tribute evaluate``, ``tribute
+    components``, ``--baseline``, ``--reference``, ``--ground-truth`` ...). Errors name ``arg``;
+    an ``.npz`` follows :func:`npz_keys`. ``multi``: the caller (``tribute explain``) can run a
+    multi-input model's arrays as a dataset job, which the refusals of several arrays then
+    suggest. default=False.
     """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{arg}: file {str(p)!r} does not exist.")
-    arrays = _read_numpy(p, key, arg, mmap=False)[1]
+    arrays = _read_numpy(p, key, arg, mmap=False, multi=multi)[1]
     if len(arrays) != 1:
+        flag = _key_flag(arg) or "the key"
         hint = (" A multi-input model's arrays run as a dataset job: add --shard-size N (or use "
-                "tribute.explain_dataset).") if arg == "--data" else ""
+                "tribute.explain_dataset).") if multi else f" Name one array with {flag}."
         raise InputError(f"{arg}: the key {key!r} selects {len(arrays)} arrays of {str(p)!r}; this "
                          f"takes one array.{hint}")
     return arrays[0]
 
 
-def load_dataset(path: str | Path, key: DataKey = None) -> Dataset:
-    """Read ``.npy``, ``.npz`` (the arrays ``key`` selects, see :func:`npz_keys`),
-    ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`.
+def load_dataset(path: str | Path, key: DataKey = None, *, multi: bool = True) -> Dataset:
+    """Read ``.npy``, ``.npz`` (the arrays ``key`` selects, see :func:`npz_keys`; ``multi`` as
+    there), ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`.
 
     Raises:
         InputError: missing or unreadable file, pickled objects, arrays of different lengths,
@@ -203,9 +230,10 @@ def load_dataset(path: str | Path, key: DataKey = None) -> Dataset:
     if not p.is_file():
         raise InputError(f"data: file {str(p)!r} does not exist.")
     if key is not None and suffix != ".npz":
-        raise InputError(f"data key {key!r} applies to .npz files; {str(p)!r} is a {suffix} file.")
+        raise InputError(f"data key {key!r} applies to .npz files; {str(p)!r} is a {suffix} file; "
+                         f"{_drop_key('data')}.")
     if suffix in (".npy", ".npz"):
-        return _load_numpy(p, key)
+        return _load_numpy(p, key, multi)
     return _load_table(p)
 
 
@@ -249,8 +277,15 @@ def require_numpy_file(p: Path, arg: str) -> None:
                          "numeric arrays with numpy.save / numpy.savez.")
 
 
-def _read_numpy(p: Path, key: DataKey, arg: str, *,
-                mmap: bool = True) -> tuple[list[str], tuple[np.ndarray, ...]]:
+def _drop_key(arg: str) -> str:
+    """The fix for a key given with a file that holds one array, in ``arg``'s terms."""
+    return {"--data": "drop --data-key",
+            "data": "drop the key (--data-key on the command line, data_key=None in Python)"
+            }.get(arg, "drop the key")
+
+
+def _read_numpy(p: Path, key: DataKey, arg: str, *, mmap: bool = True,
+                multi: bool = True) -> tuple[list[str], tuple[np.ndarray, ...]]:
     """Names and arrays of a ``.npy`` (memory-mapped when ``mmap``) or of the ``.npz`` arrays
     ``key`` selects."""
     require_numpy_file(p, arg)
@@ -266,7 +301,8 @@ def _read_numpy(p: Path, key: DataKey, arg: str, *,
         raise InputError(f"{arg}: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
     if isinstance(obj, np.ndarray):
         if key is not None:
-            raise InputError(f"{arg}: a key ({key!r}) applies to .npz files; {str(p)!r} holds one array.")
+            raise InputError(f"{arg}: a key ({key!r}) applies to .npz files; {str(p)!r} holds one "
+                             f"array; {_drop_key(arg)}.")
         return [p.name], (obj,)
     try:
         with obj:
@@ -276,7 +312,7 @@ def _read_numpy(p: Path, key: DataKey, arg: str, *,
                     f"{arg}: {str(p)!r} is not a .npy/.npz array file (its member {others[0]!r} "
                     "is not an array); save plain numeric arrays with np.save / np.savez (torch "
                     ".pt files are not read).")
-            names = npz_keys(list(obj.files), key, repr(str(p)), arg)
+            names = npz_keys(list(obj.files), key, repr(str(p)), arg, multi=multi)
             arrays = tuple(obj[n] for n in names)
     except ValueError as exc:
         if isinstance(exc, InputError):
@@ -291,10 +327,10 @@ def _read_numpy(p: Path, key: DataKey, arg: str, *,
     return names, arrays
 
 
-def _load_numpy(p: Path, key: DataKey) -> Dataset:
-    names, arrays = _read_numpy(p, key, "data")
-    ds = _check_arrays(arrays, names, str(p), columns=None,
-                       source=str(p) + (f"[{key if isinstance(key, str) else ','.join(key)}]" if key else ""))
+def _load_numpy(p: Path, key: DataKey, multi: bool = True) -> Dataset:
+    names, arrays = _read_numpy(p, key, "data", multi=multi)
+    shown = "" if key is None else f"[{key if isinstance(key, str) else ','.join(key)}]"
+    ds = _check_arrays(arrays, names, str(p), columns=None, source=str(p) + shown)
     if p.suffix.lower() == ".npy":
         return Dataset(arrays=ds.arrays, source=ds.source, mapped=str(p.resolve()))
     return ds

@@ -38,6 +38,8 @@ WindowArg = int | Sequence[int] | Sequence[Sequence[int]] | None
 
 _SIZE = Interval(int, 1)
 #: What ``window`` and ``stride`` accept (their lengths are checked against the input shapes).
+#: A sequence may be a list, tuple, range, ``torch.Size`` or 1-D numpy array; whole floats
+#: (``3.0``) count as ints there and are converted with ``int`` where used.
 WINDOW = (NONE, _SIZE, SequenceOf(_SIZE, description="a tuple of ints >= 1 (one per axis)"),
           SequenceOf(SequenceOf(_SIZE), description="a tuple of such tuples (one per input)"))
 
@@ -62,7 +64,7 @@ def _per_input(value: WindowArg, n_inputs: int, name: str) -> list[Any]:
     if value is None or isinstance(value, (int, numbers.Integral)):
         return [value] * n_inputs
     seq = list(value)
-    if seq and isinstance(seq[0], (tuple, list)):  # one tuple per input
+    if seq and not isinstance(seq[0], numbers.Real):  # one tuple (or list, array...) per input
         if len(seq) != n_inputs:
             raise InputError(
                 f"method 'occlusion': {name}={value!r} has {len(seq)} entries but there are "

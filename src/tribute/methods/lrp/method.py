@@ -12,7 +12,7 @@ import torch
 from ...attribution import Attribution
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
-from ...params import NONE, InstanceOf, Interval, Options, declare
+from ...params import NONE, Constraint, InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game
 from .composites import COMPOSITE_NAMES, Composite, get_composite
@@ -21,9 +21,28 @@ from .engine import lrp_rules
 __all__ = ["LRP"]
 
 
-#: What ``low``/``high`` accept besides None (the shape is checked against the first layer's input).
-_BOUND = InstanceOf((numbers.Real, torch.Tensor, np.ndarray),
-                    "a number or a tensor broadcastable to the input")
+class _NumberList(Constraint):
+    """A list or tuple of numbers, possibly nested (``[-1.0, -1.0]``, ``[[[0.0]], [[0.5]]]``):
+    what ``--param low=[...]`` gives, since JSON has no tensors. Ragged nesting, bools and
+    NaN are refused."""
+
+    def accepts(self, value: Any) -> bool:
+        if not isinstance(value, (list, tuple)) or not value:
+            return False
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):  # ragged
+            return False
+        return arr.dtype.kind in "iuf" and not np.isnan(arr).any()
+
+    def describe(self) -> str:
+        return "a list of numbers (nested lists for more axes)"
+
+
+#: What ``low``/``high`` accept besides None (the shape is checked against the first layer's
+#: input, where :class:`~tribute.methods.lrp.rules.ZBox` turns the value into a tensor).
+_BOUND = (InstanceOf((numbers.Real, torch.Tensor, np.ndarray),
+                     "a number or a tensor broadcastable to the input"), _NumberList())
 
 
 @register
@@ -44,8 +63,10 @@ class LRP(Method):
             default="epsilon_plus_flat".
         epsilon: epsilon of the epsilon rule (named composites only). default=1e-6.
         gamma: gamma of the gamma rule (``"epsilon_gamma_box"`` only). default=0.25.
-        low: lowest input value for the z^B first layer (``"epsilon_gamma_box"`` only);
-            None: each sample's own minimum. default=None.
+        low: lowest input value for the z^B first layer (``"epsilon_gamma_box"`` only): a
+            number, a tensor or array broadcastable to the input, or a (nested) list of numbers
+            read as one (``[-1.0, -1.0]`` for two features); None: each sample's own minimum.
+            default=None.
         high: highest input value, as ``low``; None: each sample's own maximum. default=None.
 
     Cost: one forward and one modified backward pass per input.
@@ -64,8 +85,8 @@ class LRP(Method):
                       InstanceOf((Composite,), "a tribute.methods.lrp.Composite")),
         "epsilon": Interval(float, 0.0, math.inf, closed="left"),
         "gamma": Interval(float, 0.0, math.inf, closed="left"),
-        "low": (NONE, _BOUND),
-        "high": (NONE, _BOUND),
+        "low": (NONE, *_BOUND),
+        "high": (NONE, *_BOUND),
     })
 
     def __init__(self, composite: str | Composite = "epsilon_plus_flat", epsilon: float = 1e-6,
@@ -80,7 +101,7 @@ class LRP(Method):
         if isinstance(self.composite, Composite):
             return self.composite
         kw: dict[str, Any] = {"epsilon": self.epsilon}
-        name = str(self.composite).lower().replace("_", "")
+        name = str(self.composite).strip().lower().replace("_", "")
         if name == "epsilongammabox":
             kw.update(gamma=self.gamma, low=self.low, high=self.high)
         elif self.low is not None or self.high is not None:
