@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -546,7 +548,8 @@ def test_nngp_kernels_are_priced_only_where_they_can_run():
     gen = torch.Generator().manual_seed(15)
     x = torch.randn(3, 12, dtype=torch.float64, generator=gen)
     bg = torch.randn(5, 12, dtype=torch.float64, generator=gen)  # a background, not per-sample
-    kw = dict(method="shapley", target=1, budget=100, seed=2, max_solve_flops=limit, lean=False)
+    kw: dict[str, Any] = dict(method="shapley", target=1, budget=100, seed=2,
+                              max_solve_flops=limit, lean=False)
     a = tribute.explain(m, x, baseline=bg, nngp=True, **kw)
     assert a.params["path"] == "gp" and "note" not in a.extra
     assert not a.params.get("nngp_used", False)
