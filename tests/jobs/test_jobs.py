@@ -262,3 +262,35 @@ def test_npy_is_memory_mapped_and_sent_to_workers_by_path(X, tmp_path):
     np.testing.assert_array_equal(back.arrays[0], X[:7])
     assert back.fingerprint() == head.fingerprint()
     assert len(pickle.dumps(head)) > X[:7].nbytes  # default pickling carries the rows (Ray)
+
+
+def test_shapley_path_in_a_job_never_depends_on_the_machines_speed(mlp, X, tmp_path, monkeypatch):
+    # gp_shapley's cost rule reads the model's measured seconds; in a job that would make a
+    # resumed shard's path (and values) depend on the machine's load. A tiny floor puts every
+    # call above it, so only the (faked) timing could decide.
+    from tribute.methods import gp_shapley as gp
+
+    monkeypatch.setattr(gp, "_FLOOR_SECONDS", 1e-9)
+    kw = dict(method="shapley", budget=30, shard_size=16)
+
+    def timing(seconds: float) -> None:
+        monkeypatch.setattr(gp, "_seconds_per_eval", lambda game, t_empty: seconds)
+
+    # a single call reads it: a slow model keeps a GP, a fast one hands over to kernel_shap
+    timing(1e3)
+    slow = tribute.explain(mlp, torch.from_numpy(X[:16]), method="shapley", budget=30)
+    timing(0.0)
+    fast = tribute.explain(mlp, torch.from_numpy(X[:16]), method="shapley", budget=30)
+    assert slow.params["path"].startswith("gp") and fast.params["path"] == "kernel_shap"
+    # a job does not: the same bytes on a "slow" and a "fast" machine, on the timing-free path
+    for name, seconds in (("slow", 1e3), ("fast", 0.0)):
+        timing(seconds)
+        _run(mlp, X, tmp_path / name, **kw)
+    assert (tmp_path / "slow" / "result.npz").read_bytes() == (tmp_path / "fast" / "result.npz").read_bytes()
+    shard = tribute.Attribution.load(next((tmp_path / "slow" / "shards").glob("*.npz")))
+    assert shard.params["timed"] is False and shard.params["path"] == fast.params["path"]
+    # a user who asks for the timed rule gets it (and the manifest records the choice)
+    timing(1e3)
+    timed = _run(mlp, X, tmp_path / "timed", timed=True, **kw)
+    assert timed.params["timed"] is True
+    assert json.loads((tmp_path / "timed" / "manifest.json").read_text())["settings"]["explain"]["timed"] is True

@@ -123,6 +123,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     import torch
 
     from ..api import explain
+    from ..methods.base import get_method
 
     model = _model_for(spec) if model is None else model
     lo, hi = spec.bounds(index)
@@ -137,6 +138,11 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
             # results can differ in the last bits between chunk sizes (another BLAS kernel), so
             # a resumed job would not be byte-identical to an uninterrupted one.
             kwargs["batch_size"] = JOB_BATCH_SIZE
+        # likewise the method's own timing-dependent choices (gp_shapley's cost rule): off
+        # unless the user set them
+        for key, value in get_method(spec.method).reproducible.items():
+            if kwargs.get(key) is None:
+                kwargs[key] = value
         attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
                        progress=False, **kwargs)
     finally:

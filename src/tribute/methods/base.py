@@ -149,6 +149,10 @@ class Method(ABC):
     paper: ClassVar[str] = ""
     #: Hyperparameter -> what it accepts (see :mod:`tribute.params`); merged along the MRO.
     constraints: ClassVar[Mapping[str, ConstraintLike]] = {}
+    #: Hyperparameters a dataset job sets where the user leaves them unset, so that a shard's
+    #: result depends only on the seed and the shard, never on timing (a resumed job must be
+    #: byte-identical to an uninterrupted one: :func:`tribute.jobs.shards.run_shard`).
+    reproducible: ClassVar[Mapping[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -145,7 +145,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -855,7 +857,8 @@ class GPShapley(Method):
     is below the ~7x the rows ``kernel_shap`` would need to match the lean GP on the sampled
     design (error ratio 2.7, geometric mean): wherever the rule keeps a GP it is also the
     cheaper way to its accuracy. The rule makes the path depend on the machine's speed above
-    the floor: it is recorded (``attr.params["path"]``, ``attr.params["design"]``,
+    the floor (``timed=False``, what dataset jobs use, prices the model at 0 s instead): it is
+    recorded (``attr.params["path"]``, ``attr.params["design"]``,
     ``attr.extra["cost_rule"]`` with the seconds compared, and a sentence in
     ``attr.extra["note"]``), and ``lean=False`` / ``lean=True`` pin the full / lean search
     (deterministic for a fixed seed; ``max_solve_flops`` still applies). Under the rule a batch
@@ -888,6 +891,13 @@ class GPShapley(Method):
         lean: the hyperparameter search: ``None`` chooses by the cost rule above, ``False``
             pins the full search, ``True`` the lean one (both on the design ``allocation``
             says). default=None.
+        timed: whether the cost rule (``lean=None``) reads the model's measured seconds;
+            ``False`` prices the model at 0 s, so the path depends only on players, budget and
+            samples x targets, never on the machine's speed or load (calls predicted within the
+            2 s-per-output floor are unaffected; above it, an expensive model then gets the
+            lean search or the hand-over its timing would have spared it). Dataset jobs set
+            ``False`` unless told otherwise, so that a resumed job is byte-identical to an
+            uninterrupted one. default=True.
 
     References: Rasmussen & Williams (2006), "Gaussian Processes for Machine Learning" (type-II
     ML, ARD); O'Hagan (1991), "Bayes–Hermite quadrature" (posterior of a linear functional);
@@ -908,13 +918,17 @@ class GPShapley(Method):
                            "nngp": InstanceOf((bool,), "True or False"),
                            "max_pairs": Interval(int, 2),
                            "max_solve_flops": Interval(float, 0.0),
-                           "lean": Options((None, True, False))})
+                           "lean": Options((None, True, False)),
+                           "timed": InstanceOf((bool,), "True or False")})
+    # the cost rule's path must not depend on the machine's speed in a dataset job
+    reproducible: ClassVar[Mapping[str, Any]] = MappingProxyType({"timed": False})
 
     def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
                  max_solve_flops: float = 1e11, sign_kernel: bool = True,
-                 nngp: bool = False, lean: bool | None = None) -> None:
+                 nngp: bool = False, lean: bool | None = None, timed: bool = True) -> None:
         self.allocation = allocation
         self.lean = lean
+        self.timed = timed
         self.nngp = nngp
         self.ard = ard
         self.sign_kernel = sign_kernel
@@ -1050,7 +1064,7 @@ class GPShapley(Method):
         rule: dict[str, Any] = {}
         lean, sampled = bool(self.lean), False
         if self.lean is None:
-            per_eval = _seconds_per_eval(game, t_empty)
+            per_eval = _seconds_per_eval(game, t_empty) if self.timed else 0.0
             model_s = None if per_eval is None else per_eval * (budget - 1)
             rule = self._rule(n, budget, outputs, model_s, design=True, nngp=use_nngp)
             if rule["path"] == "kernel_shap":
@@ -1081,7 +1095,7 @@ class GPShapley(Method):
         m = s.shape[0]
         t0 = time.perf_counter()
         d, e = _pair_values(game, s)  # B x T x m each
-        if self.lean is None and not lean:
+        if self.lean is None and not lean and self.timed:
             # after the model rows: their measured seconds decide whether the full search
             # still fits (the design is paid; only a leaner fit can be chosen now)
             model_s = time.perf_counter() - t0 + (t_empty or 0.0)
