@@ -12,6 +12,15 @@ every coalition (``2^n <= ROWS``, exact) or on ``ROWS`` coalitions stratified by
 0.3% relative error at 20 players, checked against enumeration). The posterior variance of
 ``phi`` is that of the same estimate on a smaller sample (``VAR_ROWS``), then floored at the
 best product kernel's by the caller (:func:`.gp_shapley._nngp_member`).
+
+Cost: :func:`nngp_pass` shares the composed inputs' dot products between the grid's kernels
+and the four sign combinations of the odd kernel (:class:`_Dots`), runs the network-kernel
+recursion in place in row blocks, and on enumerated coalitions (closed under negation) reads
+``k(-s, .)`` off ``k(s, .)``: 1.6-2.6x less CPU than the kernel-by-kernel form it replaced
+(same values up to rounding, < 1e-10 relative; 3 points of diabetes / tanh16 / mlp20 /
+cancer at 64-512 evaluations: 0.51 / 2.3 / 13.6 / 0.93 s -> 0.30 / 1.15 / 5.2 / 0.58 s).
+What remains is the elementwise arc-sine / arc-cosine recursion on the ``8,193 x K`` table of
+each kernel that keeps :data:`MIN_WEIGHT` of the grid's likelihood.
 """
 
 from __future__ import annotations
@@ -124,6 +133,8 @@ GRID: tuple[tuple[float, float, str, int], ...] = tuple(
 #: smaller sample the prior variance of ``phi`` is computed on (an ``R x R`` kernel).
 ROWS = 8192
 VAR_ROWS = 256
+#: Entries per row block of the network-kernel passes (kept in cache).
+_BLOCK = 1 << 16
 #: Subtracted from the grid's total log marginal likelihood (0: each NNGP kernel weighs as
 #: much as one product kernel; ``log(32)``: the grid weighs as one kernel). ``log(32)`` was
 #: tried (10 points x 2 seeds, error against nngp off): cancer_logit x1.063 / x1.004 at 64 /
@@ -175,6 +186,85 @@ def _coalition_sample(n: int, rows: int, generator: torch.Generator,
     return s, w, lmap
 
 
+class _Dots:
+    """First-layer dot products of the composed inputs of one column, shared by every kernel
+    of the grid and by the four sign combinations of the odd kernel.
+
+    With ``z(s) = u + v * s`` (``u = (x + b) / 2``, ``v = (x - b) / 2``):
+    ``z(+-s) . z(+-s') = u.u +- a(s) +- a(s') +- s diag(v^2) s'`` with ``a(s) = s . (u v)``, and
+    ``|z(+-s)|^2 = u.u + v.v +- 2 a(s)`` (``s_j^2 = 1``): one ``R x K`` product per row set
+    instead of four per kernel."""
+
+    def __init__(self, x: torch.Tensor, base: torch.Tensor) -> None:
+        self.n = int(x.shape[0])
+        u, v = (x + base) / 2.0, (x - base) / 2.0
+        self.uv, self.v2 = u * v, v * v
+        self.pp = float(u @ u)
+        self.norm0 = self.pp + float(self.v2.sum())
+
+    def cross(self, sr: torch.Tensor, sk: torch.Tensor,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(C R x K, a(sr) R, a(sk) K)``."""
+        return (sr * self.v2) @ sk.T, sr @ self.uv, sk @ self.uv
+
+
+def _expect_(act: str, kab: torch.Tensor, kaa: torch.Tensor, kbb: torch.Tensor,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_expect` overwriting ``kab`` (the same arithmetic up to rounding)."""
+    if act == "erf":
+        ia, ib = 1.0 + 2.0 * kaa, 1.0 + 2.0 * kbb
+        kab.mul_((2.0 / ia.sqrt())[:, None]).mul_((1.0 / ib.sqrt())[None, :])
+        kab.clamp_(-1.0, 1.0).asin_().mul_(2.0 / math.pi)
+        return kab, (2.0 / math.pi) * torch.asin(2.0 * kaa / ia), (2.0 / math.pi) * torch.asin(2.0 * kbb / ib)
+    ra, rb = kaa.sqrt(), kbb.sqrt()
+    cos = kab.div_(ra[:, None]).div_(rb[None, :]).clamp_(-1.0, 1.0)
+    theta = torch.acos(cos)
+    # sin(theta) + (pi - theta) cos(theta), with sin(theta) = sqrt(1 - cos^2)
+    theta.neg_().add_(math.pi).mul_(cos)
+    theta.add_(cos.square_().neg_().add_(1.0).clamp_min_(0.0).sqrt_())
+    theta.mul_((ra / (2.0 * math.pi))[:, None]).mul_(rb[None, :])
+    return theta, kaa / 2.0, kbb / 2.0
+
+
+def _odd_fast(dots: _Dots, cr: tuple[torch.Tensor, torch.Tensor, torch.Tensor], spec: Spec,
+              sym: bool = False) -> torch.Tensor:
+    """:func:`odd_kernel` of the rows and columns of ``cr = dots.cross(sr, sk)`` (``R x K``).
+
+    ``sym``: the rows are closed under negation in reverse order (``sr[R - 1 - r] = -sr[r]``,
+    the enumerated coalitions), so ``k(-s, .)`` is ``k(s, .)`` with the rows reversed: two
+    network-kernel passes instead of four."""
+    sw2, sb2, act, depth = spec[:4]
+    w = sw2 / dots.n
+    c_all, ar_all, ak = cr
+    out = torch.zeros(c_all.shape, dtype=torch.float64)
+    kbbs = {sgn: w * (dots.norm0 + 2.0 * sgn * ak) + sb2 for sgn in (1.0, -1.0)}
+    # in row blocks that stay in cache (the passes over R x K are memory-bound)
+    step = max(1, _BLOCK // max(1, c_all.shape[1]))
+    for r0 in range(0, c_all.shape[0], step):
+        c, ar = c_all[r0 : r0 + step], ar_all[r0 : r0 + step]
+        acc = out[r0 : r0 + step]
+        for sgn_r, sgn_k, coef in ((1.0, 1.0, 0.25), (1.0, -1.0, -0.25), (-1.0, 1.0, -0.25),
+                                   (-1.0, -1.0, 0.25)):
+            if sym and sgn_r < 0:
+                break
+            kab = torch.add((w * (dots.pp + sgn_r * ar) + sb2)[:, None], (sgn_k * w * ak)[None, :])
+            kab.add_(c, alpha=sgn_r * sgn_k * w)
+            kaa, kbb = w * (dots.norm0 + 2.0 * sgn_r * ar) + sb2, kbbs[sgn_k]
+            for layer in range(depth):
+                kab, kaa, kbb = _expect_(act, kab, kaa, kbb)
+                if layer < depth - 1:
+                    kab.mul_(sw2).add_(sb2)
+                    kaa, kbb = sb2 + sw2 * kaa, sb2 + sw2 * kbb
+            acc.add_(kab, alpha=coef)
+    if sym:
+        out.sub_(out.flip(0))
+    return out
+
+
+def _is_symmetric(s: torch.Tensor) -> bool:
+    return bool(torch.equal(s.flip(0), -s))
+
+
 def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch.Tensor,
               base: torch.Tensor, seed: int,
               control: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
@@ -205,11 +295,15 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     lls = torch.empty(cols)
     phis = torch.zeros(cols, n, dtype=torch.float64)
     vars_ = torch.zeros(cols, n, dtype=torch.float64)
+    s_rows = torch.cat([s_big, one])  # the surrogate's coalitions and N
+    sv = torch.cat([s_var, one])
+    sym_big = _is_symmetric(s_big)
     for c in range(cols):
-        xc, bc = x[c], base[c]
+        dots = _Dots(x[c], base[c])
         fits = []
+        cr_fit = dots.cross(sa, sa)
         for spec in GRID:
-            k = odd_kernel(sa, sa, xc, bc, spec)
+            k = _odd_fast(dots, cr_fit, spec)
             kbar = torch.diagonal(k).mean()
             chol = _cholesky(k[None], m, (jitter * kbar).reshape(1))[0]
             a = torch.linalg.solve_triangular(chol, y[c, :, None], upper=False)
@@ -226,13 +320,15 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
             from .gp_shapley import gp_predict
 
             lam_c, tau_c, alpha_c, phi_c = (v[c : c + 1] for v in control)
-            h_ctl = gp_predict(sa[:-1], torch.cat([s_big, one]), lam_c, tau_c, alpha_c)[0] / 2.0
+            h_ctl = gp_predict(sa[:-1], s_rows, lam_c, tau_c, alpha_c)[0] / 2.0
+        cr_big = dots.cross(s_big, sa)
+        cr_one = dots.cross(one, sa)
+        cr_vv, cr_va = dots.cross(sv, sv), dots.cross(sv, sa)
         for i in keep:
             _, spec, chol, alpha, sigma2 = fits[i]
             # Shapley values of z -> k_odd(z, s_k) / 2 (K x n), on the large sample
-            tab = torch.cat([odd_kernel(s_big[j: j + 4096], sa, xc, bc, spec)
-                             for j in range(0, len(s_big), 4096)])
-            tab = torch.cat([tab, odd_kernel(one, sa, xc, bc, spec)]) / 2.0
+            tab = torch.cat([_odd_fast(dots, cr_big, spec, sym_big),
+                             _odd_fast(dots, cr_one, spec)]) / 2.0
             if control is None:
                 ph_list.append(alpha @ (l_big @ tab).T)
             else:
@@ -240,10 +336,9 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
             # posterior variance of the small sample's estimate of phi (prior L K L^T / 4, as
             # d is twice the odd part; its covariance with the pairs from the same rows, so
             # the difference is a true posterior variance, never negative)
-            sv = torch.cat([s_var, one])
-            kvv = odd_kernel(sv, sv, xc, bc, spec) / 4.0
+            kvv = _odd_fast(dots, cr_vv, spec) / 4.0
             prior = ((l_var @ kvv) * l_var).sum(1)
-            g_var = (l_var @ (odd_kernel(sv, sa, xc, bc, spec) / 2.0)).T  # K x n
+            g_var = (l_var @ (_odd_fast(dots, cr_va, spec) / 2.0)).T  # K x n
             lg = torch.linalg.solve_triangular(chol, g_var, upper=False)
             var_list.append(sigma2 * (prior - (lg**2).sum(0)).clamp_min(0.0))
         ph_t, var_t = torch.stack(ph_list), torch.stack(var_list)
