@@ -183,7 +183,8 @@ def test_solve_flops_rule_grows_with_outputs_and_pairs():
     g = GPShapley()
     one, many = g.solve_flops(64, 2048, 1), g.solve_flops(64, 2048, 400)
     assert one < 1e11 < many  # one output keeps the GP by default, 400 hand over
-    assert g.solve_flops(64, 512, 1) < one
+    # (the product kernels alone: auto adds the NNGP kernels' 32 fits at 255 pairs of 64 players)
+    assert GPShapley(nngp=False).solve_flops(64, 512, 1) < one
     # the estimate the cost model reports is the one the rule reads
     from tribute.games import FeatureGame
     from tribute.models import as_model
@@ -315,8 +316,10 @@ def test_sign_kernel_helps_a_logistic_model_and_keeps_efficiency():
         exact = tribute.explain(model, x, method="exact_shapley", target=0, output="prob").values
         err = {}
         for sign in (True, False):
+            # nngp=False: the sign kernel's own effect (the NNGP kernels, default from 2.5 pairs
+            # per player, would join at these 31 pairs of 12 players)
             a = tribute.explain(model, x, method="shapley", target=0, output="prob", budget=64,
-                                sign_kernel=sign, lean=False)
+                                sign_kernel=sign, lean=False, nngp=False)
             assert np.abs(gap_of(a)).max() < 1e-8
             err[sign] = float(((a.values - exact).norm(dim=-1) / exact.norm(dim=-1)).mean())
         ratios.append(err[True] / err[False])
@@ -516,14 +519,19 @@ def test_small_calls_keep_the_full_search_bit_for_bit():
 def test_values_unchanged_from_before_the_cost_rule():
     # gp_shapley at be4e308 (before the cost rule and the cached quadrature nodes), same game
     net, x = _cheap(9, seed=5), torch.randn(1, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    a = tribute.explain(net, x, method="shapley", target=0, budget=64, seed=2, lean=False)
+    # nngp=False: the NNGP kernels joined the default (auto) after these values were pinned
+    a = tribute.explain(net, x, method="shapley", target=0, budget=64, seed=2, lean=False,
+                        nngp=False)
     np.testing.assert_allclose(a.values[0], _BEFORE_VALUES, rtol=1e-12, atol=1e-14)
 
 
 def test_solve_flops_counts_the_nngp_kernels_and_the_lean_search_is_cheaper():
     from tribute.methods.gp_shapley import GPShapley
 
-    assert GPShapley(nngp=True).solve_flops(13, 256, 1) > 3 * GPShapley().solve_flops(13, 256, 1)
+    assert GPShapley(nngp=True).solve_flops(13, 256, 1) > 3 * GPShapley(nngp=False).solve_flops(13, 256, 1)
+    # auto (the default) counts them where it would add them: from 2.5 pairs per player
+    assert GPShapley().solve_flops(13, 256, 1) == GPShapley(nngp=True).solve_flops(13, 256, 1)
+    assert GPShapley().solve_flops(30, 64, 1) == GPShapley(nngp=False).solve_flops(30, 64, 1)
     g = GPShapley()
     for n, budget in ((13, 256), (64, 2048), (1024, 2048)):
         assert g.solve_seconds(n, budget, 4, lean=True) < g.solve_seconds(n, budget, 4)
@@ -540,7 +548,7 @@ def test_nngp_kernels_are_priced_only_where_they_can_run():
     # kernels must not count toward max_solve_flops (they once sent such calls to kernel_shap)
     from tribute.methods.gp_shapley import GPShapley
 
-    g_off, g_on = GPShapley(), GPShapley(nngp=True)
+    g_off, g_on = GPShapley(nngp=False), GPShapley(nngp=True)
     plain, with_nngp = g_off.solve_flops(12, 100, 3), g_on.solve_flops(12, 100, 3)
     assert with_nngp > plain
     limit = (plain + with_nngp) / 2

@@ -1,6 +1,7 @@
-"""NNGP kernels on the composed inputs (gp_shapley's ``nngp=True``): the kernels against a
-wide random network, the surrogate's Shapley values against enumeration, and the method's
-contracts (efficiency, budget, batch = points one at a time, where the kernels are used)."""
+"""NNGP kernels on the composed inputs (gp_shapley's ``nngp``): the kernels against a wide
+random network, the surrogate's Shapley values against enumeration, the method's contracts
+(efficiency, budget, batch = points one at a time, where the kernels are used) and where the
+default (auto) adds them."""
 
 from __future__ import annotations
 
@@ -132,3 +133,57 @@ def test_nngp_left_out_where_players_are_not_the_input_elements():
 def test_nngp_flag_is_checked():
     with pytest.raises(Exception, match="nngp"):
         tribute.explain(make_mlp(4, 2), _rand(1, 4), method="gp_shapley", target=0, nngp="yes")
+
+
+def test_auto_adds_the_kernels_from_two_and_a_half_pairs_per_player():
+    from tribute.methods.gp_shapley import GPShapley
+
+    g = GPShapley()
+    assert g.nngp is None
+    assert not g._nngp_wanted(20, 49) and g._nngp_wanted(20, 50) and g._nngp_wanted(20, 256)
+    assert not g._nngp_wanted(20, 257)
+    assert GPShapley(nngp=True)._nngp_wanted(20, 10) and not GPShapley(nngp=False)._nngp_wanted(20, 100)
+    m = make_mlp(6, 2, seed=6)
+    x = _rand(1, 6, seed=15)
+    kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1}
+    # 6 players: 14 pairs (budget 30) < 15 <= 15 pairs (budget 32)
+    off = tribute.explain(m, x, budget=30, **kw)
+    on = tribute.explain(m, x, budget=32, **kw)
+    assert off.params["nngp_used"] is False and on.params["nngp_used"] is True
+    assert off.params["path"] == on.params["path"] == "gp"
+    np.testing.assert_allclose(off.values, tribute.explain(m, x, budget=30, nngp=False, **kw).values,
+                               atol=0)
+    np.testing.assert_allclose(on.values, tribute.explain(m, x, budget=32, nngp=True, **kw).values,
+                               atol=0)
+    # True forces them below the threshold
+    assert tribute.explain(m, x, budget=30, nngp=True, **kw).params["nngp_used"] is True
+
+
+def test_auto_leaves_the_kernels_out_rather_than_hand_over():
+    from tribute.methods.gp_shapley import GPShapley
+
+    plain = GPShapley(nngp=False).solve_flops(8, 64, 2)
+    with_nngp = GPShapley(nngp=True).solve_flops(8, 64, 2)
+    limit = (plain + with_nngp) / 2
+    m = make_mlp(8, 2, seed=7)
+    x = _rand(2, 8, seed=16)
+    kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1,
+                          "budget": 64, "max_solve_flops": limit, "lean": False}
+    forced = tribute.explain(m, x, nngp=True, **kw)
+    assert forced.params["path"] == "kernel_shap"
+    auto = tribute.explain(m, x, **kw)
+    assert auto.params["path"] == "gp" and auto.params["nngp_used"] is False
+    np.testing.assert_allclose(auto.values, tribute.explain(m, x, nngp=False, **kw).values, atol=0)
+
+
+def test_auto_leaves_the_kernels_out_where_only_they_break_the_cost_rule():
+    from tribute.methods.gp_shapley import GPShapley
+
+    # 100 players, 256 pairs: the kernels' predicted seconds exceed the 2 s floor of a cheap model
+    forced = GPShapley(nngp=True)._rule(100, 514, 1, 0.0, design=True, nngp=True)
+    assert forced["path"] == "gp-lean"
+    rule, used = GPShapley()._path(100, 514, 1, 0.0, design=True, nngp=True)
+    assert rule["path"] == "gp" and used is False
+    # an expensive model's allowance keeps them
+    rule, used = GPShapley()._path(100, 514, 1, 100.0, design=True, nngp=True)
+    assert rule["path"] == "gp" and used is True

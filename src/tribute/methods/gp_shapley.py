@@ -192,9 +192,15 @@ _SIGN_RHO = 10.0
 #: terms and the marginal likelihood, which does not see that ``a`` was estimated from the same
 #: pairs, over-weights it.
 _SIGN_PAIRS_PER_PLAYER = 10
-#: The NNGP kernels (``nngp=True``) join the average up to this many pairs (32 kernels per
+#: The NNGP kernels (``nngp``) join the average up to this many pairs (32 kernels per
 #: output on the ``pairs x pairs`` matrix: beyond, their factorisations would dominate).
 _NNGP_MAX_PAIRS = 256
+#: ``nngp=None`` (auto) adds them from this many pairs per player on: below it the marginal
+#: likelihood, resting on about ``n`` values, picked the NNGP member for points where it was
+#: worse (10 points x 2 seeds, error with / without: breast-cancer MLP logit x1.075 at 1.0
+#: pair per player, digits logistic regression x1.163 at 1.9, breast-cancer logistic
+#: regression x1.031 at 2.1, wine MLP x1.011 at 2.4; see GPShapley).
+_NNGP_PAIRS_PER_PLAYER = 2.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -810,7 +816,10 @@ class GPShapley(Method):
     random tanh network, 0.41-0.53x on a random ReLU network (probability), 0.04-0.22x on a
     logistic regression on digits, 0.57-0.67x on a random ReLU network's logit, 0.43-0.82x on a
     breast-cancer MLP logit (30 players; 0.82x at 64 evaluations) and 0.14-0.58x on a
-    breast-cancer logistic regression (probability).
+    breast-cancer logistic regression (probability). These are without the NNGP kernels
+    (``nngp=False``); the default adds them from 2.5 pairs per player up to 256 pairs, which
+    took the cells at 64-512 evaluations within 0.5x the best of the three from 15 to 20 of
+    32 (10 points x 2 seeds; see ``nngp`` below).
 
     Cost: the same evaluations as ``kernel_shap`` (``2 + 2 * pairs``; the smallest budget is 6,
     default budget ``min(2^n, 2048)``), plus, once per call, the optimal design (``m`` greedy
@@ -824,7 +833,10 @@ class GPShapley(Method):
     searched on 256 evenly spaced pairs and only the best kernels (per output its 4 best
     isotropic kernels and its 2 best ARD scales) are fitted on every pair, so one output at
     1,023 pairs costs 6 large factorisations instead of 18 (timings at 13-1,024 players against
-    ``kernel_shap``: benchmarks/bench_gp_shapley_scaling.py).
+    ``kernel_shap``: benchmarks/bench_gp_shapley_scaling.py). Where the NNGP kernels run (``nngp``;
+    up to 256 pairs), each output adds their 32 fits and, for each kernel the marginal
+    likelihood keeps, the network-kernel recursion on 8,193 coalitions: 0.1-1.4 s CPU per output
+    on the accuracy benchmark's games (10-30 players), counted in :meth:`solve_flops`.
 
     Hand-over rule: when the estimated arithmetic of the fits (:meth:`solve_flops`, which
     grows with outputs x pairs^3 and outputs x pairs^2 x players; NNGP kernels counted only
@@ -885,9 +897,25 @@ class GPShapley(Method):
         sign_kernel: add the sign-aware order-3 kernel to the model average (see the module
             docstring). default=True.
         nngp: add neural-network-GP kernels on the composed inputs ``z(s)`` to the model
-            average, for feature games with one input and one baseline per sample, up to 256
-            pairs (:mod:`._nngp`; ``attr.params["nngp_used"]`` says whether they ran).
-            default=False.
+            average (32 kernels: erf and ReLU networks of depth 1 and 2, :mod:`._nngp`), for
+            feature games with one input and one baseline per sample, up to 256 pairs
+            (``attr.params["nngp_used"]`` says whether they ran). ``None`` (auto) adds them
+            from 2.5 pairs per player on, and only where the full search with them fits
+            ``max_solve_flops`` and the cost rule (else it leaves them out and keeps the full
+            search); ``True`` adds them at every budget up to 256 pairs (priced in: the cost
+            rule may then take the lean search, which has none); ``False`` never. Measured
+            (benchmarks/bench_shapley_accuracy.py games, 10 points x 2 seeds, budgets 64-512,
+            error with / without): auto 0.63-1.00 on the mean of the two seeds, geometric mean
+            0.88 over the 32 cells, cells within 0.5x the best of SHAP, Captum and shapiq 15 ->
+            20; the worst seed x1.032 (wine at 512; the other seed x0.941). ``True`` reaches 23
+            cells but costs x1.075-1.163 below 2.5 pairs per player (breast-cancer logit at
+            64, digits at 64, breast-cancer logistic regression at 128). On four games made
+            after the threshold was chosen (random tanh and ReLU networks of 12-18 inputs, a
+            wine logistic regression) auto was 0.66-0.96 in 12 of its 13 cells and 1.036 in
+            one (x1.077 / x0.998 by seed, relative errors ~0.4%). Cost: the estimator's own
+            CPU per 10-point call goes from 0.03-0.5 s to 1.2-13.5 s where they run (one
+            thread; 20 players at 512 evaluations the most); budgets above 514 are unchanged.
+            default=None.
         lean: the hyperparameter search: ``None`` chooses by the cost rule above, ``False``
             pins the full search, ``True`` the lean one (both on the design ``allocation``
             says). default=None.
@@ -915,7 +943,7 @@ class GPShapley(Method):
     constraints = declare({"allocation": Options(_ALLOCATIONS),
                            "ard": InstanceOf((bool,), "True or False"),
                            "sign_kernel": InstanceOf((bool,), "True or False"),
-                           "nngp": InstanceOf((bool,), "True or False"),
+                           "nngp": Options((None, True, False)),
                            "max_pairs": Interval(int, 2),
                            "max_solve_flops": Interval(float, 0.0),
                            "lean": Options((None, True, False)),
@@ -925,7 +953,7 @@ class GPShapley(Method):
 
     def __init__(self, allocation: str = "optimal", ard: bool = True, max_pairs: int = 1024,
                  max_solve_flops: float = 1e11, sign_kernel: bool = True,
-                 nngp: bool = False, lean: bool | None = None, timed: bool = True) -> None:
+                 nngp: bool | None = None, lean: bool | None = None, timed: bool = True) -> None:
         self.allocation = allocation
         self.lean = lean
         self.timed = timed
@@ -969,7 +997,7 @@ class GPShapley(Method):
         fits = [m] if m <= cap else ([cap] if m >= 2 * cap else [m // 2, m - m // 2])
         grid = _LEAN if lean else _FULL
         q = min(max(n // 2 + 2, 8), 24)
-        use_nngp = (bool(self.nngp) if nngp is None else nngp) and not lean
+        use_nngp = (self._nngp_wanted(n, m) if nngp is None else nngp) and not lean
 
         def per_kernel(k: int) -> float:
             return k**3 / 3 + 3.0 * k * k * n + 8.0 * q * k * n + 4.0 * k * k
@@ -1017,6 +1045,14 @@ class GPShapley(Method):
             out += _SECONDS_PER_POOL_ENTRY * pool_size(n, m) * n
         return out
 
+    def _nngp_wanted(self, n: int, pairs: int) -> bool:
+        """Whether ``nngp`` asks for the NNGP kernels at ``pairs`` pairs of ``n`` players, before
+        the game's kind and the cost rule: ``True`` up to ``_NNGP_MAX_PAIRS`` pairs, ``None``
+        (auto) from ``_NNGP_PAIRS_PER_PLAYER * n`` pairs to ``_NNGP_MAX_PAIRS``."""
+        if self.nngp is None:
+            return _NNGP_PAIRS_PER_PLAYER * n <= pairs <= _NNGP_MAX_PAIRS
+        return bool(self.nngp) and pairs <= _NNGP_MAX_PAIRS
+
     def _design(self, n: int, pairs: int) -> str:
         """The design that runs: ``"optimal"`` falls back to ``"singletons"`` beyond
         ``max_pairs`` pairs (the regression adjustment needs a random, stratified design) and
@@ -1046,10 +1082,8 @@ class GPShapley(Method):
             return game.attribution(phi, self.name, params, stderr=torch.zeros_like(phi), gap=gap,
                                     extra={"n_pairs": 2 ** max(n - 1, 0) - 1})
         outputs = int(game.n_samples) * int(game.n_targets)
-        # NNGP kernels count only where they can run (a single composed baseline), and a pinned
-        # lean search is priced as one
-        use_nngp = bool(self.nngp) and composed_inputs(game) is not None
-        flops = self._cost(n, budget, outputs, lean=self.lean is True, nngp=use_nngp)[0]
+        pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
+        use_nngp, flops = self._priced(game, budget, outputs)
         if flops > float(self.max_solve_flops) and budget >= n + 2:
             note = (f"gp_shapley handed over to kernel_shap: its fits would take ~{flops:.2g} "
                     f"flops (> max_solve_flops={float(self.max_solve_flops):.2g}); pass "
@@ -1066,14 +1100,13 @@ class GPShapley(Method):
         if self.lean is None:
             per_eval = _seconds_per_eval(game, t_empty) if self.timed else 0.0
             model_s = None if per_eval is None else per_eval * (budget - 1)
-            rule = self._rule(n, budget, outputs, model_s, design=True, nngp=use_nngp)
+            rule, use_nngp = self._path(n, budget, outputs, model_s, design=True, nngp=use_nngp)
             if rule["path"] == "kernel_shap":
                 info = {k: v for k, v in rule.items() if k not in ("note", "note_lean")}
                 return self._hand_over(game, budget, seed, params, rule["note"], {"cost_rule": info})
             lean, sampled = rule["path"] == "gp-lean", bool(rule.get("sampled", False))
         b, t = delta.shape
         gen = torch.Generator().manual_seed(seed)
-        pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
         design = self._design(n, pairs)
         if sampled and design == "optimal":
             design = "singletons"
@@ -1099,7 +1132,7 @@ class GPShapley(Method):
             # after the model rows: their measured seconds decide whether the full search
             # still fits (the design is paid; only a leaner fit can be chosen now)
             model_s = time.perf_counter() - t0 + (t_empty or 0.0)
-            rule = self._rule(n, budget, outputs, model_s, design=False, nngp=use_nngp)
+            rule, use_nngp = self._path(n, budget, outputs, model_s, design=False, nngp=use_nngp)
             lean = rule["path"] != "gp"
             if lean:
                 rule["path"] = "gp-lean"
@@ -1111,7 +1144,7 @@ class GPShapley(Method):
         stem = "gp-lean" if lean else "gp"
         if m <= cap:
             params["path"] = stem
-            composed = composed_inputs(game) if self.nngp and not lean else None
+            composed = composed_inputs(game) if use_nngp and not lean else None
             if composed is not None:
                 composed = (composed[0].repeat_interleave(t, 0), composed[1].repeat_interleave(t, 0))
             params["nngp_used"] = composed is not None and m <= _NNGP_MAX_PAIRS
@@ -1134,6 +1167,29 @@ class GPShapley(Method):
         phi = phi.reshape(b, t, n)
         return game.attribution(phi, self.name, params, stderr=stderr.reshape(b, t, n),
                                 gap=game.efficiency_gap(phi), extra=extra)
+
+    def _priced(self, game: Game, budget: int, outputs: int) -> tuple[bool, float]:
+        """``(NNGP kernels asked for, flops)`` of the call before the cost rule: the kernels
+        count only where they can run (a single composed baseline, :meth:`_nngp_wanted`), a
+        pinned ``lean=True`` is priced as the lean search; auto (``nngp=None``) leaves the
+        kernels out rather than hand over to ``kernel_shap`` (``max_solve_flops``)."""
+        n = int(game.n_players)
+        pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
+        use = self._nngp_wanted(n, pairs) and composed_inputs(game) is not None
+        flops = self._cost(n, budget, outputs, lean=self.lean is True, nngp=use)[0]
+        if self.nngp is None and use and flops > float(self.max_solve_flops):
+            use = False
+            flops = self._cost(n, budget, outputs, lean=self.lean is True, nngp=False)[0]
+        return use, flops
+
+    def _path(self, n: int, budget: int, outputs: int, model_s: float | None, *,
+              design: bool, nngp: bool) -> tuple[dict[str, Any], bool]:
+        """:meth:`_rule`, and whether the NNGP kernels still run: auto (``nngp=None``) leaves
+        them out where the full search fits the allowance only without them."""
+        rule = self._rule(n, budget, outputs, model_s, design=design, nngp=nngp)
+        if self.nngp is None and nngp and rule["path"] != "gp":
+            return self._rule(n, budget, outputs, model_s, design=design, nngp=False), False
+        return rule, nngp
 
     def _rule(self, n: int, budget: int, outputs: int, model_s: float | None, *,
               design: bool, nngp: bool) -> dict[str, Any]:
@@ -1246,8 +1302,7 @@ class GPShapley(Method):
         if n < 63 and k >= 2**n:
             return coalition_cost(game, 2**n, design=2 * b * 2**n * t * 8,
                                   note=f"the 2^{n}-coalition table")
-        use_nngp = bool(self.nngp) and composed_inputs(game) is not None
-        flops = self._cost(n, k, b * t, lean=self.lean is True, nngp=use_nngp)[0]
+        use_nngp, flops = self._priced(game, k, b * t)
         from .shapley_sampling import KernelShap
 
         if flops > float(self.max_solve_flops) and k >= n + 2:
@@ -1256,9 +1311,11 @@ class GPShapley(Method):
         if self.lean is None:
             # the path rule as it runs when the model is cheap (its seconds unknown here: the
             # floor alone); an expensive model keeps a fuller search, whose cost its rows dominate
-            rule = self._rule(n, k, b * t, 0.0, design=True, nngp=use_nngp)
+            rule, use_nngp = self._path(n, k, b * t, 0.0, design=True, nngp=use_nngp)
             if rule["path"] == "kernel_shap":
                 return KernelShap().estimate_cost(game, k)
+            if rule["path"] == "gp" and not use_nngp:
+                flops = self._cost(n, k, b * t, nngp=False)[0]
             if rule["path"] == "gp-lean":
                 flops = self._cost(n, k, b * t, lean=True,
                                    design=not rule.get("sampled", False))[0]
