@@ -292,7 +292,7 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     s_big, _, l_big = _coalition_sample(n, ROWS, gen)
     s_var, _, l_var = _coalition_sample(n, VAR_ROWS, gen)
     one = torch.ones(1, n, dtype=torch.float64)
-    lls = torch.empty(cols)
+    lls = torch.empty(cols, dtype=torch.float64)  # weighed against float64 members
     phis = torch.zeros(cols, n, dtype=torch.float64)
     vars_ = torch.zeros(cols, n, dtype=torch.float64)
     s_rows = torch.cat([s_big, one])  # the surrogate's coalitions and N
