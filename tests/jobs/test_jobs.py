@@ -294,3 +294,25 @@ def test_shapley_path_in_a_job_never_depends_on_the_machines_speed(mlp, X, tmp_p
     timed = _run(mlp, X, tmp_path / "timed", timed=True, **kw)
     assert timed.params["timed"] is True
     assert json.loads((tmp_path / "timed" / "manifest.json").read_text())["settings"]["explain"]["timed"] is True
+
+
+def test_resume_is_refused_when_the_methods_effective_settings_changed(mlp, X, tmp_path):
+    # the manifest records every hyperparameter as the shards run it (the user's, the method's
+    # job settings, the defaults), so a tribute whose defaults changed cannot mix shards
+    out = tmp_path / "o"
+    kw = dict(method="shapley", budget=30, shard_size=16)
+    _run(mlp, X, out, **kw)
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    params = manifest["settings"]["method_params"]
+    assert params["timed"] is False and params["nngp"] is None and params["lean"] is None
+    (out / "shards" / "shard-000001.npz").unlink()
+    params["nngp"] = False  # as an older default would have run it
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(tribute.InputError, match=r"method_params\.nngp: false -> null"):
+        _run(mlp, X, out, resume=True, **kw)
+    del manifest["settings"]["method_params"]  # a manifest written before they were recorded
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(tribute.InputError, match=r"earlier tribute .* Start the job anew"):
+        _run(mlp, X, out, resume=True, **kw)
+    assert not (out / "shards" / "shard-000001.npz").exists()

@@ -17,7 +17,7 @@ from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manif
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
 from .model import ModelSource, fingerprint_model
 from .progress import JobProgress
-from .shards import JobSpec
+from .shards import JobSpec, method_settings
 
 __all__ = ["DEFAULT_SHARD_SIZE", "explain_dataset"]
 
@@ -173,11 +173,22 @@ def _manifest(spec: JobSpec) -> dict[str, Any]:
             "shard_size": spec.shard_size,
             "threads": spec.threads,
             "explain": canonical(spec.explain_kwargs),
+            "method_params": {k: _canonical_or_repr(v)
+                              for k, v in method_settings(spec.method, spec.explain_kwargs).items()},
         },
         "model": {"sha256": spec.model_sha256, **spec.model.describe()},
         "data": {**spec.data.fingerprint(), "source": spec.data.source},
         "shards": spec.n_shards,
     }
+
+
+def _canonical_or_repr(value: Any) -> Any:
+    """A hyperparameter for the manifest: :func:`canonical`, else its ``repr`` (an object
+    default such as an LRP composite)."""
+    try:
+        return canonical(value)
+    except InputError:
+        return repr(value)
 
 
 def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -201,6 +212,12 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
             f"{old['data'].get('rows')} rows); pass resume=True (--resume) to continue it, or choose "
             "another folder."
         )
+    if "method_params" not in old.get("settings", {}):
+        raise InputError(
+            f"out: folder {str(out)!r} holds a job written by an earlier tribute that did not "
+            f"record every setting of method {old['settings'].get('method')!r}; defaults may "
+            "have changed since (gp_shapley's nngp did), so resuming could mix shards computed "
+            "two ways. Start the job anew in another folder (or delete this one).")
     # Data source paths may differ between runs (same bytes elsewhere): compare content only.
     diffs = [d for d in compare_manifests(old, manifest)
              if not d.startswith(("data.source", "model.weights", "model.factory"))]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,21 @@ def _model_for(spec: JobSpec) -> Any:
 JOB_BATCH_SIZE = 256
 
 
+def method_settings(method: str, explain_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Every hyperparameter of ``method`` as the job's shards run it: the user's, else the
+    method's :attr:`~tribute.methods.base.Method.reproducible` setting, else its default.
+
+    Stored in the manifest, so that a job resumed by a tribute whose defaults changed (e.g.
+    gp_shapley's ``nngp``) is refused instead of mixing shards computed two ways.
+    """
+    from ..methods.base import get_method
+
+    cls = get_method(method)
+    out = {**cls.defaults(), **cls.reproducible}
+    out.update({k: explain_kwargs[k] for k in out if k in explain_kwargs})
+    return out
+
+
 def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     """Explain shard ``index`` and return its attribution as reproducible ``.npz`` bytes."""
     import torch
@@ -141,8 +157,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         # likewise the method's own timing-dependent choices (gp_shapley's cost rule): off
         # unless the user set them
         for key, value in get_method(spec.method).reproducible.items():
-            if kwargs.get(key) is None:
-                kwargs[key] = value
+            kwargs.setdefault(key, value)
         attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
                        progress=False, **kwargs)
     finally:
