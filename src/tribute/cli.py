@@ -397,7 +397,7 @@ def _parse_baseline(text: str, data: Any) -> Any:
 
     if text == "mean":
         return data.float().mean(0) if hasattr(data, "numpy") else np.asarray(data).mean(0)
-    if text.endswith((".npy", ".npz")):
+    if text.lower().endswith((".npy", ".npz")):
         return load_data(text, arg="--baseline")
     try:
         return float(text)

@@ -173,3 +173,26 @@ def test_data_key_of_an_odd_type_is_refused_with_the_fix(tmp_path, key):
         load_dataset(tmp_path / "three.npz", key)
     ds = load_dataset(tmp_path / "three.npz", ("c", "a"))
     assert [a.shape for a in ds.arrays] == [(4, 1), (4, 2)] and ds.source.endswith("three.npz[c,a]")
+
+
+def test_damaged_npz_files_are_refused_naming_the_argument(tmp_path):
+    """A truncated or corrupted .npz raised a raw zipfile.BadZipFile (review)."""
+    from tribute.jobs.cli import _baseline
+    from tribute.jobs.data import load_array, load_dataset
+
+    good = tmp_path / "good.npz"
+    np.savez(good, a=np.arange(4000.0).reshape(1000, 4))
+    raw = good.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])  # no central directory
+    flipped = bytearray(raw)
+    flipped[200] ^= 0xFF  # inside the member's data: a CRC error on reading it
+    (tmp_path / "crc.npz").write_bytes(bytes(flipped))
+    for name in ("cut.npz", "crc.npz"):
+        path = tmp_path / name
+        with pytest.raises(InputError, match=r"--baseline: cannot read .* as a numpy"):
+            load_array(path, arg="--baseline")
+        with pytest.raises(InputError, match=r"data: cannot read .* as a numpy"):
+            load_dataset(path).arrays[0].sum()
+    # an upper-case suffix is still a numpy file for a job's --baseline (it was read as a number)
+    (tmp_path / "B.NPZ").write_bytes(raw)
+    assert _baseline(str(tmp_path / "B.NPZ"), load_dataset(good)).shape == (1000, 4)

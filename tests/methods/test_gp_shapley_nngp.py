@@ -184,6 +184,32 @@ def test_auto_leaves_the_kernels_out_where_only_they_break_the_cost_rule():
     assert forced["path"] == "gp-lean"
     rule, used = GPShapley()._path(100, 514, 1, 0.0, design=True, nngp=True)
     assert rule["path"] == "gp" and used is False
-    # an expensive model's allowance keeps them
+    # (auto asks for them only where one output's full search with them fits the floor, so
+    # this drop is a safety net: see the next test)
     rule, used = GPShapley()._path(100, 514, 1, 100.0, design=True, nngp=True)
     assert rule["path"] == "gp" and used is True
+
+
+def test_auto_is_decided_per_output_not_by_the_batch_or_the_models_timing(monkeypatch):
+    from tribute.methods import gp_shapley as gp
+
+    m = make_mlp(6, 2, seed=6)
+    x = _rand(3, 6, seed=15)
+    kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1,
+                          "budget": 32}
+
+    def timing(seconds: float) -> None:
+        monkeypatch.setattr(gp, "_seconds_per_eval", lambda game, t_empty: seconds)
+
+    timing(0.0)  # a free model: the floor alone
+    alone, batch = tribute.explain(m, x[:1], **kw), tribute.explain(m, x, **kw)
+    assert alone.params["nngp_used"] is True and batch.params["nngp_used"] is True
+    np.testing.assert_allclose(alone.values[0], batch.values[0], rtol=1e-6, atol=1e-9)
+    # where one output's search with the kernels would exceed the floor, auto leaves them out
+    # whatever the model costs and whatever lean says (it once followed the batch's allowance)
+    monkeypatch.setattr(gp, "_FLOOR_SECONDS", 1e-9)
+    timing(1e3)
+    slow = tribute.explain(m, x, lean=False, **kw)
+    assert slow.params["nngp_used"] is False and slow.params["path"] == "gp"
+    assert tribute.explain(m, x, lean=False, nngp=True, **kw).params["nngp_used"] is True
+    assert gp.GPShapley().solve_seconds(100, 514, 1, nngp=True) > 2.0  # 100 players at 514: off

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,7 +356,7 @@ def _check_npz_key(data: str, data_key: str | None) -> None:
     try:
         with np.load(p, allow_pickle=False) as z:
             names = list(z.files)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"--data: cannot read {data!r} as a numpy .npz file ({exc}).") from exc
     if len(npz_keys(names, data_key, repr(data), "--data", multi=False)) != 1:
         raise InputError(f"--data {data!r}: --data-key {data_key!r} names several arrays; the "

@@ -90,7 +90,7 @@ def _baseline(text: str, data: Any) -> Any:
         if len(data.arrays) > 1:
             return tuple(a.mean(0) for a in data.arrays)
         return data.arrays[0].mean(0)
-    if text.endswith((".npy", ".npz")):
+    if text.lower().endswith((".npy", ".npz")):
         from .data import load_array
 
         return load_array(text, arg="--baseline")

@@ -18,6 +18,7 @@ a key naming one (``"X_test"``) or, for a multi-input model, several in input or
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,7 +298,7 @@ def _read_numpy(p: Path, key: DataKey, arg: str, *, mmap: bool = True,
             f"{arg}: {str(p)!r} holds pickled objects, which tribute never loads ({exc}). Save "
             "plain numeric arrays with np.save / np.savez."
         ) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{arg}: cannot read {str(p)!r} as a numpy file ({exc}).") from exc
     if isinstance(obj, np.ndarray):
         if key is not None:
@@ -318,6 +319,8 @@ def _read_numpy(p: Path, key: DataKey, arg: str, *, mmap: bool = True,
         if isinstance(exc, InputError):
             raise
         raise InputError(f"{arg}: {str(p)!r} holds pickled objects, which tribute never loads ({exc}).") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:  # a damaged member
+        raise InputError(f"{arg}: cannot read {str(p)!r} as a numpy .npz file ({exc}).") from exc
     for name, a in zip(names, arrays):
         if not isinstance(a, np.ndarray):  # a zip that is no .npz (a torch .pt file, say)
             raise InputError(

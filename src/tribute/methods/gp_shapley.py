@@ -878,7 +878,15 @@ class GPShapley(Method):
     shared design and isotropic fits do not), so a point's values can depend on which points
     share its batch or a dataset job's shard (48 players, 2,048 evaluations: alone ``gp-lean``,
     in a batch of two ``gp``, values differing by ~2e-3 of their scale); ``lean=False`` or
-    ``lean=True`` makes them independent of batch and shard size (4e-9 with ``lean=False``).
+    ``lean=True`` makes them independent of batch and shard size (4e-9 with ``lean=False``) as
+    long as the batch stays under ``max_solve_flops``: a batch above it hands over to
+    ``kernel_shap`` whatever ``lean`` says, and with ``nngp=None`` (auto) first leaves the NNGP
+    kernels out (at 20 players and 514 evaluations, ~6e9 flops per output with them: batches
+    of more than 16 samples x targets; 11 at 30 players). ``attr.params["nngp_used"]`` says
+    whether they ran; ``nngp=True`` / ``False`` with ``max_solve_flops=float("inf")`` makes a
+    point's values independent of its batch. (A dataset job's shards are fixed, so its results
+    stay reproducible; its last, shorter shard may run with the kernels where the others do
+    not.)
     ``attr.params["path"]`` says which path ran: ``"exact"`` (budget covers every coalition),
     ``"gp"``, ``"gp-lean"``, ``"gp+adjustment"`` / ``"gp-lean+adjustment"`` (beyond
     ``max_pairs`` pairs the GP is fitted on a subset and the held-out pairs correct its
@@ -898,11 +906,13 @@ class GPShapley(Method):
             docstring). default=True.
         nngp: add neural-network-GP kernels on the composed inputs ``z(s)`` to the model
             average (32 kernels: erf and ReLU networks of depth 1 and 2, :mod:`._nngp`), for
-            feature games with one input and one baseline per sample, up to 256 pairs
-            (``attr.params["nngp_used"]`` says whether they ran). ``None`` (auto) adds them
-            from 2.5 pairs per player on, and only where the full search with them fits
-            ``max_solve_flops`` and the cost rule (else it leaves them out and keeps the full
-            search); ``True`` adds them at every budget up to 256 pairs (priced in: the cost
+            feature games with one input and one baseline per sample (not a background set),
+            up to 256 pairs (``attr.params["nngp_used"]`` says whether they ran). ``None``
+            (auto) adds them from 2.5 pairs per player on, where the full search with them is
+            predicted within the cost rule's 2 s for one output (a function of players and
+            budget only: neither the batch nor the model's timing moves it) and the batch's
+            fits with them stay under ``max_solve_flops`` (else it leaves them out and keeps
+            the full search: see the batch note above); ``True`` adds them at every budget up to 256 pairs (priced in: the cost
             rule may then take the lean search, which has none); ``False`` never. Measured
             (benchmarks/bench_shapley_accuracy.py games, 10 points x 2 seeds, budgets 64-512,
             error with / without): auto 0.63-1.00 on the mean of the two seeds, geometric mean
@@ -1176,6 +1186,11 @@ class GPShapley(Method):
         n = int(game.n_players)
         pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
         use = self._nngp_wanted(n, pairs) and composed_inputs(game) is not None
+        if self.nngp is None and use:
+            # auto decides per explained output, so neither the batch nor the model's timing
+            # moves it: the full search with the kernels must fit the cost rule's floor for one
+            # output (then it fits any batch's allowance, whose floor grows per output)
+            use = self.solve_seconds(n, budget, 1, nngp=True) <= _FLOOR_SECONDS
         flops = self._cost(n, budget, outputs, lean=self.lean is True, nngp=use)[0]
         if self.nngp is None and use and flops > float(self.max_solve_flops):
             use = False
