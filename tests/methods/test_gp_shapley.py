@@ -564,5 +564,8 @@ def test_nngp_kernels_are_priced_only_where_they_can_run():
     # with one baseline row the kernels can run, count, and the same limit hands over
     b = tribute.explain(m, x, baseline=0.0, nngp=True, **kw)
     assert b.params["path"] == "kernel_shap" and b.extra["solve_flops"] > limit
+    assert b.params["nngp_used"] is False  # every path says so (the hand-over once did not)
+    exact = tribute.explain(m, x, baseline=0.0, method="shapley", target=1, budget=4096)
+    assert exact.params["path"] == "exact" and exact.params["nngp_used"] is False
     # a pinned lean search is priced as one
     assert GPShapley(lean=True)._cost(64, 2048, 4, lean=True)[0] < g_off.solve_flops(64, 2048, 4)

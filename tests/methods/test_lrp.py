@@ -293,7 +293,7 @@ def test_box_bounds_as_lists_work_end_to_end() -> None:
     torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
     with pytest.raises(InputError, match=r"ZBox low has shape \(2,\)"):
         tribute.explain(model, x, low=[0.0, 0.0], **box)
-    for bad in ([], ["a"], [[0.0], [0.0, 1.0]], [float("nan")], [True]):
+    for bad in ([], ["a"], [[0.0], [0.0, 1.0]], [float("nan")], [float("inf"), 0.0], [True]):
         with pytest.raises(InputError, match=r"low=.* is not allowed; low must be None or a number"):
             tribute.explain(model, x, low=bad, **box)
 

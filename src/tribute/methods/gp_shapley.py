@@ -912,8 +912,9 @@ class GPShapley(Method):
             predicted within the cost rule's 2 s for one output (a function of players and
             budget only: neither the batch nor the model's timing moves it) and the batch's
             fits with them stay under ``max_solve_flops`` (else it leaves them out and keeps
-            the full search: see the batch note above); ``True`` adds them at every budget up to 256 pairs (priced in: the cost
-            rule may then take the lean search, which has none); ``False`` never. Measured
+            the full search: see the batch note above); ``True`` adds them at every budget up
+            to 256 pairs (priced in: the cost rule may then take the lean search, which has
+            none); ``False`` never. Measured
             (benchmarks/bench_shapley_accuracy.py games, 10 points x 2 seeds, budgets 64-512,
             error with / without): auto 0.63-1.00 on the mean of the two seeds, geometric mean
             0.88 over the 32 cells, cells within 0.5x the best of SHAP, Captum and shapiq 15 ->
@@ -1085,6 +1086,7 @@ class GPShapley(Method):
         n = game.n_players
         budget = int(budget if budget is not None else self.default_budget(game))
         params = self.get_params()
+        params["nngp_used"] = False  # every path says whether the NNGP kernels ran
         if budget >= 2**n or n == 1:
             params["path"] = "exact"
             phi, table = _exact_table(game)

@@ -23,8 +23,8 @@ __all__ = ["LRP"]
 
 class _NumberList(Constraint):
     """A list or tuple of numbers, possibly nested (``[-1.0, -1.0]``, ``[[[0.0]], [[0.5]]]``):
-    what ``--param low=[...]`` gives, since JSON has no tensors. Ragged nesting, bools and
-    NaN are refused."""
+    what ``--param low=[...]`` gives, since JSON has no tensors. Ragged nesting, bools, NaN
+    and infinities are refused."""
 
     def accepts(self, value: Any) -> bool:
         if not isinstance(value, (list, tuple)) or not value:
@@ -33,7 +33,7 @@ class _NumberList(Constraint):
             arr = np.asarray(value)
         except (TypeError, ValueError):  # ragged
             return False
-        return arr.dtype.kind in "iuf" and not np.isnan(arr).any()
+        return arr.dtype.kind in "iuf" and bool(np.isfinite(arr).all())
 
     def describe(self) -> str:
         return "a list of numbers (nested lists for more axes)"
