@@ -404,3 +404,39 @@ def test_a_fresh_tuner_on_a_model_that_already_ran_times_its_first_chunk():
     # gradients are warmed separately (the first backward pass initialises autograd)
     assert not game2.engine.tuner(game2.row_bytes, True)._warm
     clear_tuners()
+
+
+def test_rate_while_searching_extrapolates_the_cost_per_row_not_the_small_passes():
+    """A model with a large cost per pass (a numpy gradient-boosting model: ~1.5 ms per call,
+    0.8 us per row) measured only at 16 and 32 rows must not be expected to run at its 16-row
+    pace (it announced "est. 11 s" for a 0.14 s call)."""
+    t = BatchTuner(cap=8192, skip=False, duel=0, warm=True)
+
+    def seconds(s: int) -> float:
+        return 1.5e-3 + 0.8e-6 * s
+
+    for s in (16, 32):
+        t.record(s, s, seconds(s))
+    assert t.best is None and set(t.rates) == {16, 32}
+    expected = 8192 / seconds(8192)  # ~1.0 M rows/s, not the ~10,000 rows/s of 16-row passes
+    assert t.rate() == pytest.approx(expected, rel=1e-9)
+    assert t.rate() > 50 * t.rates[16]
+
+
+def test_rate_is_unknown_when_small_passes_show_no_cost_per_row():
+    t = BatchTuner(cap=8192, skip=False, duel=0, warm=True)
+    t.record(16, 16, 1.8e-3)
+    assert t.rate() is None  # one quick size: mostly fixed cost, says nothing
+    t.record(32, 32, 1.4e-3)  # no slower with twice the rows
+    assert t.rate() is None
+
+
+def test_rate_of_one_long_pass_or_a_finished_search_is_the_measured_one():
+    t = BatchTuner(cap=8192, skip=False, duel=0, warm=True)
+    t.record(16, 16, 0.08)  # 200 rows/s: a pass this long is rows, not overhead
+    assert t.rate() == pytest.approx(200.0)
+    done = BatchTuner(cap=64, skip=False, duel=0, warm=True)
+    for s in (16, 32, 64, 64):
+        done.record(s, s, 1e-3 + 1e-5 * s)
+    assert done.best == 64
+    assert done.rate() == pytest.approx(max(done.rates.values()))
