@@ -316,3 +316,21 @@ def test_resume_is_refused_when_the_methods_effective_settings_changed(mlp, X, t
     with pytest.raises(tribute.InputError, match=r"earlier tribute .* Start the job anew"):
         _run(mlp, X, out, resume=True, **kw)
     assert not (out / "shards" / "shard-000001.npz").exists()
+
+
+def test_merged_params_say_which_shards_ran_another_path(mlp, X, tmp_path):
+    """A shard's path can depend on its size (shapley hands a batch over to kernel_shap above
+    max_solve_flops): the merged params keep shard 0's values and list the ones that differ."""
+    from tribute.methods.gp_shapley import GPShapley
+
+    g = GPShapley(nngp=False)
+    cap = (g.solve_flops(6, 40, 8) + g.solve_flops(6, 40, 16)) / 2  # 16 rows over, 8 under
+    attr = _run(mlp, X, tmp_path / "o", method="gp_shapley", budget=40, shard_size=16,
+                max_solve_flops=cap, nngp=False, target=0)
+    paths = [tribute.Attribution.load(tmp_path / "o" / "shards" / f"shard-{k:06d}.npz").params["path"]
+             for k in range(3)]
+    assert paths[0] == paths[1] == "kernel_shap" and paths[2].startswith("gp")
+    assert attr.params["path"] == "kernel_shap"  # shard 0's, as before
+    assert attr.params["shard_params"]["path"] == paths
+    same = _run(mlp, X, tmp_path / "p", shard_size=16)  # kernel_shap everywhere: nothing differs
+    assert "shard_params" not in same.params, same.params["shard_params"]

@@ -70,7 +70,7 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
         values=first.layout.to_user(values),
         stderr=None if stderr is None else first.layout.to_user(stderr),
         method=first.method,
-        params={**first.params, **params},
+        params={**first.params, **_differing_params(parts, set(params)), **params},
         n_evals=max(a.n_evals for a in parts),
         n_rows=sum(a.n_rows for a in parts),
         seconds=0.0,
@@ -88,6 +88,28 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
     )
     atomic_write(out / RESULT, attribution_bytes(merged))
     return Attribution.load(out / RESULT)
+
+
+def _differing_params(parts: list[Attribution], job_keys: set[str]) -> dict[str, Any]:
+    """``{"shard_params": {key: [value of shard 0, shard 1, ...]}}`` for the parameters whose
+    values differ between shards (empty when they all agree).
+
+    Shards run the same settings but a method may decide a path per call from its size: e.g.
+    ``shapley`` hands a shard over to ``kernel_shap`` when that shard's fits exceed
+    ``max_solve_flops`` while the last, shorter shard keeps the GP. The merged ``params`` keep
+    shard 0's values at the top level (as before) and say here which shards ran otherwise;
+    a key a shard lacks shows as ``None``. Keys the job sets itself (``job_keys``: the job's
+    ``seed``, whose per-shard values are ``SeedSequence([seed, shard])`` by design) are left
+    out. Deterministic: only the shards' contents count."""
+    keys: list[str] = []
+    for a in parts:
+        keys.extend(k for k in a.params if k not in keys and k not in job_keys)
+    differ = {}
+    for key in keys:
+        vals = [a.params.get(key) for a in parts]
+        if any(v != vals[0] for v in vals[1:]):
+            differ[key] = vals
+    return {"shard_params": differ} if differ else {}
 
 
 def write_parquet(attr: Attribution, path: Path) -> Path | None:
