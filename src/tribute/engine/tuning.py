@@ -178,6 +178,7 @@ class BatchTuner:
         self._current = True
         self._lock = threading.Lock()
         self._refit = False  # the first two sizes were timed again for the skip's fit
+        self._rate_memo: tuple[tuple[tuple[int, float], ...], float | None] | None = None
         self.duel_rounds = max(0, int(duel))
         self._duel: list[int] | None = None  # sizes in the final duel, smallest first
         self._duel_i = 0  # the next size of the duel's round
@@ -260,18 +261,25 @@ class BatchTuner:
             best = max(self.rates.values())
             if self.best is not None and not self._settled:
                 return best
+            key = tuple(self.rates.items())
+            if self._rate_memo is not None and self._rate_memo[0] == key:
+                return self._rate_memo[1]
             sizes = sorted(self.rates)
             times = [s / self.rates[s] for s in sizes]
+            out: float | None
             if len(sizes) == 1:
-                return best if times[0] >= _RATE_ALONE_SECONDS else None
-            ms = sum(sizes) / len(sizes)
-            mt = sum(times) / len(times)
-            sxx = sum((s - ms) ** 2 for s in sizes)
-            per_row = sum((s - ms) * (t - mt) for s, t in zip(sizes, times)) / sxx
-            if not per_row > 0:
-                return None
-            per_pass = max(mt - per_row * ms, 0.0)
-            return max(best, self.cap / (per_pass + per_row * self.cap))
+                out = best if times[0] >= _RATE_ALONE_SECONDS else None
+            else:
+                ms = sum(sizes) / len(sizes)
+                mt = sum(times) / len(times)
+                sxx = sum((s - ms) ** 2 for s in sizes)
+                per_row = sum((s - ms) * (t - mt) for s, t in zip(sizes, times)) / sxx
+                out = None
+                if per_row > 0:
+                    per_pass = max(mt - per_row * ms, 0.0)
+                    out = max(best, self.cap / (per_pass + per_row * self.cap))
+            self._rate_memo = (key, out)
+            return out
 
     def record(self, size: int, rows: int, seconds: float) -> None:
         """Report a chunk of ``rows`` rows sent as size ``size`` that took ``seconds``.
