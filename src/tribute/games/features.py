@@ -351,6 +351,7 @@ class FeatureGame(Game):
         else:
             group_list = self._split_per_input(groups, len(tensors), "groups")
         self.inputs: list[_Input] = []
+        promoted: list[int] = []
         for i, t in enumerate(tensors):
             name = f"[{i}]" if multi else ""
             is_int = not t.dtype.is_floating_point
@@ -358,14 +359,25 @@ class FeatureGame(Game):
             if not is_int:
                 xt = xt.to(self.compute_dtype)
             shape = tuple(int(s) for s in t.shape[1:])
-            base, mode = _parse_baseline(bases[i], xt, shape, batch, f"baseline{name}",
-                                         allow_missing)
+            # integer inputs: the baseline is parsed in float64 first, so that a fractional one
+            # is seen instead of truncated (see _integral_baseline)
+            base, mode = _parse_baseline(bases[i], xt.double() if is_int else xt, shape, batch,
+                                         f"baseline{name}", allow_missing)
+            if is_int and not _integral_baseline(base, isinstance(model, NumpyModel),
+                                                 f"baseline{name}", t.dtype):
+                # numeric integer features (counts, ages) of a numpy model: composed in float64,
+                # as a DataFrame's integer columns are
+                is_int, xt = False, xt.to(torch.float64)
+                promoted.append(i)
             g = _parse_groups(group_list[i], shape, batch, f"groups{name}")
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
                        base_mode=mode, groups=None if g is None else g.to(device),
                        offset=0, is_int=is_int)
             )
+        if promoted and isinstance(model, NumpyModel) and model.np_dtypes is not None:
+            model.np_dtypes = tuple(np.dtype(np.float64) if i in promoted else d
+                                    for i, d in enumerate(model.np_dtypes))
         modes = {inp.base_mode for inp in self.inputs}
         sizes = {int(inp.base.shape[0]) for inp in self.inputs if inp.base_mode == "background"}
         if len(sizes) > 1:
@@ -1320,6 +1332,32 @@ def _background_weights(weights: Any, m: int) -> torch.Tensor | None:
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise InputError("Background weights must be finite, non-negative and not all zero.")
     return w / w.sum()
+
+
+def _integral_baseline(base: torch.Tensor, numpy_model: bool, name: str,
+                       dtype: torch.dtype) -> bool:
+    """Whether a baseline (background) for an integer input holds only whole numbers.
+
+    Integer inputs are composed by selection (a player's value is the input's or the
+    baseline's), so a fractional baseline -- e.g. the column means of integer counts -- used to
+    be cast to the integer dtype: silently truncated (a linear model's credits came out as
+    ``w (x - trunc(b))``). Returns False for a numpy model (the caller composes that input in
+    float64, as it does for a DataFrame's integer columns); refuses for torch models and plain
+    functions, whose integer inputs may be token ids that have no fractional value."""
+    if not base.dtype.is_floating_point:
+        return True
+    b = base.double()
+    if bool((b == b.round()).all()):
+        return True
+    if numpy_model:
+        return False
+    bad = b[b != b.round()].flatten()[0].item()
+    raise InputError(
+        f"{name} holds fractional values (e.g. {bad:.6g}) but the inputs are integers "
+        f"({dtype}): composing them would truncate the baseline. If the features are numeric "
+        "(counts, ages), pass the inputs as floats (x.float() / x.astype(float)); if they are "
+        "ids (tokens, categories), give an integer baseline (e.g. a padding or mask id)."
+    )
 
 
 def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: int,
