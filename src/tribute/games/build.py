@@ -11,6 +11,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import torch
+
 from ..errors import InputError
 from ..models import ModelAdapter, as_model
 from ..models.tabular import from_polars, prepare_categorical
@@ -18,7 +21,7 @@ from ..targets import TargetLike
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame
 
-__all__ = ["PlayerSet", "build_game", "framework_of"]
+__all__ = ["PlayerSet", "build_game", "framework_of", "labels_to_columns"]
 
 
 @runtime_checkable
@@ -106,6 +109,87 @@ def build_game(
         forward_args=forward_args, forward_kwargs=forward_kwargs, feature_names=feature_names,
         batch_size=batch_size, progress=progress, allow_missing=allow_missing,
     )
+
+
+def _numeric_labels(adapter: ModelAdapter) -> np.ndarray | None:
+    """The classifier's ``classes_`` when they are numbers other than ``0..K-1`` (then an
+    integer target is a class label, not a column index); None otherwise."""
+    if getattr(adapter, "kind", None) not in ("predict_proba", "decision_function"):
+        return None
+    classes = getattr(getattr(adapter, "estimator", None), "classes_", None)
+    if classes is None:
+        return None
+    arr = np.asarray(classes)
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf" or \
+            np.array_equal(arr, np.arange(arr.shape[0])):
+        return None
+    return arr
+
+
+def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
+    """Class labels to output columns for scikit-learn-style classifiers.
+
+    A classifier fitted on labels such as ``1, 2, 3`` (``classes_ = [1, 2, 3]``) returns its
+    probabilities in ``classes_`` order, and an integer target used to be read as a column
+    index: ``target=y_true`` explained the next class up, silently (P = 0.018 explained where
+    the true label had 0.98). For such classifiers -- numeric ``classes_`` other than
+    ``0..K-1`` -- integer targets (an int, a list, one per sample) are labels, looked up in
+    ``classes_``; a value that is not one of them is refused. Where ``classes_`` are
+    ``0..K-1`` labels and columns coincide; string labels (``classes_`` of strings) are looked
+    up the same way (a str target), and integers stay column indices there. ``None``,
+    ``"predicted"`` and callables are unchanged (a callable ``lambda p: p[:, j]`` explains a
+    column by its index). Applied by :func:`tribute.explain` and :func:`tribute.evaluate` to
+    the user's ``target`` only (an attribution's ``targets`` are already columns).
+    """
+    if target is None or (callable(target) and not isinstance(target, (np.ndarray, torch.Tensor))):
+        return target
+    classes = getattr(getattr(adapter, "estimator", None), "classes_", None) \
+        if getattr(adapter, "kind", None) in ("predict_proba", "decision_function") else None
+    if classes is None:
+        return target
+    labels = np.asarray(classes)
+    if isinstance(target, str):
+        if target == "predicted":
+            return target
+        hits = np.flatnonzero(labels.astype(str) == target) if labels.dtype.kind in "OUS" \
+            else np.array([], dtype=np.int64)
+        if hits.size != 1:
+            raise InputError(
+                f"target={target!r} is not one of the classifier's classes_ "
+                f"{labels.tolist()[:20]}; pass a class label, 'predicted' or None.")
+        return int(hits[0])
+    numeric = _numeric_labels(adapter)
+    if numeric is None:
+        return target
+
+    def lookup(values: np.ndarray, what: str) -> np.ndarray:
+        pos = np.searchsorted(numeric, values) if bool(np.all(np.diff(numeric) > 0)) else None
+        out = np.empty(values.shape, dtype=np.int64)
+        for i, v in np.ndenumerate(values):
+            if pos is not None and pos[i] < numeric.shape[0] and numeric[pos[i]] == v:
+                out[i] = pos[i]
+                continue
+            hit = np.flatnonzero(numeric == v)
+            if hit.size != 1:
+                raise InputError(
+                    f"target {what} holds {v.item() if hasattr(v, 'item') else v!r}, which is not one of the classifier's classes_ "
+                    f"{numeric.tolist()[:20]}: for a classifier whose classes are not 0..K-1, "
+                    "integer targets are class labels (looked up in classes_). To explain an "
+                    "output column by its index j, pass target=lambda p: p[:, j].")
+            out[i] = hit[0]
+        return out
+
+    if isinstance(target, (bool, np.bool_)):
+        return target  # refused by the target resolver
+    if isinstance(target, (int, np.integer, float, np.floating)):
+        return int(lookup(np.asarray([target]), f"={target}")[0])
+    if isinstance(target, (list, tuple)):
+        return [int(i) for i in lookup(np.asarray(target), f"list {list(target)}")]
+    if isinstance(target, (np.ndarray, torch.Tensor)):
+        arr = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
+        if arr.dtype.kind in "biuf":
+            return lookup(np.asarray(arr), f"array of shape {tuple(arr.shape)}")
+    return target
 
 
 def _is_text(inputs: Any) -> bool:

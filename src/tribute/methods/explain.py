@@ -14,7 +14,7 @@ from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import InputError
-from ..games.build import PlayerSet, build_game, framework_of
+from ..games.build import PlayerSet, build_game, framework_of, labels_to_columns
 from ..games.features import DEFAULT_BASELINE
 from ..models import as_model
 from ..targets import TargetLike
@@ -65,7 +65,10 @@ def explain(
         method: registry name (see :func:`methods`). default="kernel_shap".
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
             list of ints (several targets, adds a target axis), one index per sample (1-D array),
-            ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
+            ``batch x targets`` indices, or a callable ``output -> rows``. For a scikit-learn
+            classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
+            3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
+            explains each row's true class); string labels work for string classes. default=None.
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
@@ -150,6 +153,8 @@ def explain(
         raise InputError("removal= and pair= apply to texts; pass texts with tokenizer=...")
     cap = resolve_max_memory(max_memory)
     t0 = time.perf_counter()
+    if players is None:
+        target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     with adapter.session(), progress_scope(0, cls.name, progress) as bar:
         game = build_game(
             adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ..games.build import PlayerSet, build_game
+from ..games.build import PlayerSet, build_game, labels_to_columns
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
@@ -291,6 +291,8 @@ def evaluate(
             "target, or built by hand); pass the same target=... to evaluate (e.g. the "
             "callable, or 'predicted')."
         )
+    if target is not None and players is None:
+        target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     use_target = target if target is not None else attr.targets
     use_output = output if output is not None else str(attr.params.get("output", "raw"))
     use_groups = groups if groups is not None or players is not None else _attr_groups(attr)

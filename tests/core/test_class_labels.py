@@ -1,0 +1,71 @@
+"""scikit-learn classifiers whose classes are not 0..K-1: integer targets are class labels.
+
+Found by an audit: with ``classes_ = [1, 2, 3]``, ``target=y_true`` was read as column indices
+and explained the next class up, silently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import tribute
+from tribute.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def iris():
+    x, y = load_iris(return_X_y=True)
+    return x, y
+
+
+def _probs(clf, x, cols):
+    return clf.predict_proba(x)[np.arange(len(x)), cols]
+
+
+def test_integer_targets_are_labels_when_classes_are_not_0_to_k(iris):
+    x, y = iris
+    clf = LogisticRegression(max_iter=1000).fit(x, y + 1)  # labels 1, 2, 3
+    idx = np.array([0, 10, 60, 70, 120])
+    xs, labels = x[idx], y[idx] + 1
+    kw = {"method": "exact_shapley", "baseline": x.mean(0), "output": "prob"}
+    per_row = tribute.explain(clf, xs, target=labels, **kw)
+    np.testing.assert_allclose(np.asarray(per_row.full_values), _probs(clf, xs, labels - 1))
+    one = tribute.explain(clf, xs, target=3, **kw)
+    np.testing.assert_allclose(np.asarray(one.full_values), _probs(clf, xs, [2] * 5))
+    several = tribute.explain(clf, xs, target=[3, 1], **kw)
+    np.testing.assert_allclose(np.asarray(several.full_values)[:, 0], _probs(clf, xs, [2] * 5))
+    np.testing.assert_allclose(np.asarray(several.full_values)[:, 1], _probs(clf, xs, [0] * 5))
+    # evaluate() reads the attribution's (column) targets as they are, and maps a user's labels
+    a = tribute.evaluate(clf, xs, per_row, metric="deletion")
+    b = tribute.evaluate(clf, xs, per_row, metric="deletion", target=labels)
+    np.testing.assert_allclose(np.asarray(a.scores), np.asarray(b.scores))
+
+
+def test_a_value_that_is_not_a_label_is_refused_with_the_fix(iris):
+    x, y = iris
+    clf = LogisticRegression(max_iter=1000).fit(x, y + 1)
+    with pytest.raises(InputError, match=r"holds 0, which is not one of the classifier's classes_ "
+                                         r"\[1, 2, 3\].*lambda p: p\[:, j\]"):
+        tribute.explain(clf, x[:2], method="exact_shapley", baseline=x.mean(0), target=0)
+    col = tribute.explain(clf, x[:2], method="exact_shapley", baseline=x.mean(0), output="prob",
+                          target=lambda p: p[:, 0])  # a column by its index
+    np.testing.assert_allclose(np.asarray(col.full_values), clf.predict_proba(x[:2])[:, 0])
+
+
+def test_zero_based_and_string_classes_keep_indices(iris):
+    x, y = iris
+    kw = {"method": "exact_shapley", "baseline": x.mean(0), "output": "prob"}
+    clf = LogisticRegression(max_iter=1000).fit(x, y)  # 0, 1, 2: labels are columns
+    a = tribute.explain(clf, x[:3], target=2, **kw)
+    np.testing.assert_allclose(np.asarray(a.full_values), clf.predict_proba(x[:3])[:, 2])
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    s = LogisticRegression(max_iter=1000).fit(x, names)
+    by_index = tribute.explain(s, x[:3], target=1, **kw)
+    by_label = tribute.explain(s, x[:3], target="versicolor", **kw)
+    np.testing.assert_allclose(np.asarray(by_index.full_values), s.predict_proba(x[:3])[:, 1])
+    np.testing.assert_allclose(np.asarray(by_label.full_values), np.asarray(by_index.full_values))
+    with pytest.raises(InputError, match="not one of the classifier's classes_"):
+        tribute.explain(s, x[:3], target="rose", **kw)
