@@ -73,11 +73,11 @@ def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     """Blocks of a few columns (samples) in both solvers; records every block plan used.
 
     The solvers ask for blocks of one sample (LIME) or three (KernelSHAP); the plan gets one
-    more per block, so that odd counts come out in blocks of unequal sizes."""
+    more per block and no grain, so that odd counts come out in blocks of unequal sizes."""
     plans: list[list[int]] = []
 
-    def spy(total: int, per: int) -> list[int]:
-        out = block_bounds(total, per + 1)
+    def spy(total: int, per: int, grain: int = 1) -> list[int]:
+        out = block_bounds(total, per + 1, 1)
         plans.append(out)
         return out
 
@@ -104,14 +104,21 @@ def _game(n: int, b: int, target: Any, seed: int = 0) -> FeatureGame:
 
 
 # ----------------------------------------------------------------------------- blocks
-@pytest.mark.parametrize("total,per", [(1, 1), (7, 3), (10, 4), (5, 5), (5, 8), (17800, 256), (0, 3)])
-def test_block_bounds_cover_everything_in_near_equal_blocks(total: int, per: int) -> None:
-    b = block_bounds(total, per)
+@pytest.mark.parametrize("total,per,grain", [(1, 1, 1), (7, 3, 1), (10, 4, 1), (5, 5, 1),
+                                             (5, 8, 1), (17800, 256, 16), (17800, 300, 16),
+                                             (600, 32, 16), (33, 16, 16), (40, 3, 16), (0, 3, 16),
+                                             (9, 4, 2)])
+def test_block_bounds_cover_everything_in_near_equal_blocks(total: int, per: int,
+                                                            grain: int) -> None:
+    b = block_bounds(total, per, grain)
     assert b[0] == 0 and b[-1] == total
     sizes = np.diff(b)
-    assert len(sizes) == max(-(-total // per), 1)
-    assert sizes.max() <= per and sizes.max() - sizes.min() <= 1
-    assert _blocks.__all__ == ["block_bounds"]
+    assert (sizes > 0).all() or total == 0
+    assert all(x % grain == 0 for x in b[:-1])
+    want = min(max(-(-total // per), 1), max(total // grain, 1))
+    assert len(sizes) == want
+    assert sizes.max() - sizes.min() < 2 * grain
+    assert _blocks.__all__ == ["GRAIN", "block_bounds"]
 
 
 # ----------------------------------------------------------------------------- LIME
