@@ -510,9 +510,9 @@ def _transpose_into(dst: torch.Tensor, src: torch.Tensor) -> None:
     """``dst[:] = src.transpose(0, 1)`` for ``src`` of ``B x K x T`` (the game's sample-major
     values) into coalition-major ``dst`` (the lasso's responses; the ridge fit transposes one
     block of samples at a time instead, see :func:`_ridge_stream`), a few samples at a time:
-    each step writes whole cache
-    lines of every coalition's row. The same values; one strided copy of a large table
-    misses the cache on every element (17,800 samples x 1,023 coalitions: 164 ms -> 59 ms)."""
+    each step writes whole cache lines of every coalition's row. The same values; one strided
+    copy of a large table misses the cache on every element (17,800 samples x 1,023
+    coalitions: 164 ms -> 59 ms)."""
     b_count = int(src.shape[0])
     step = max(1, 8 // max(int(src.shape[2]), 1))  # ~64 bytes of float64 per coalition row
     if b_count <= step:

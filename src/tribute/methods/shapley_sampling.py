@@ -480,7 +480,6 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     return inflate(var.sqrt(), dof)
 
 
-
 #: Size in bytes of the ``samples x K x targets`` block of responses that
 #: :func:`_solve_blocks` reuses: the solve and its standard errors run a block of samples at a
 #: time, so their temporaries (``y = v - v(empty)``, the pairs' differences and residuals)
@@ -521,6 +520,7 @@ def _solve_blocks(masks: torch.Tensor, w: torch.Tensor, strata: list[tuple[int, 
         phi[s0:s1], proj = solve_constrained(masks, w, y, delta[s0:s1])
         se[s0:s1] = _stderr(masks, w, y, strata, proj, phi[s0:s1], warn=s0 == 0)
     return phi, se
+
 
 _Step = tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]
 
