@@ -443,22 +443,3 @@ def test_lime_transpose_into_is_the_transposed_copy(shape):
     dst = torch.full((shape[1], shape[0], shape[2]), float("nan"), dtype=torch.float64)
     _transpose_into(dst, src)
     assert torch.equal(dst, src.transpose(0, 1))
-
-
-def test_lime_r2_from_the_fits_squares_is_the_r2_of_the_residuals():
-    """_ridge_fit hands the R² its weighted residual sums of squares (from the squares the
-    standard errors take anyway) and _r2_of then reuses the residuals as scratch: the score is
-    bit for bit the one computed from the residuals alone; without residual degrees of freedom
-    nothing is handed over."""
-    from tribute.methods.lime import _cached_design, _r2_of, _ridge_fit
-
-    masks, w = _cached_design(6, 64, "bernoulli", 0, "cosine", 0.25)
-    y = torch.randn(64, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    _, _, _, resid, ss_res = _ridge_fit(masks, y, w, 1.0)
-    assert ss_res is not None
-    want = _r2_of(resid.copy(), y, w)
-    got = _r2_of(resid, y, w, ss_res)
-    assert torch.equal(got, want)
-    with pytest.warns(StderrWarning):
-        *_, none = _ridge_fit(masks[:5], y[:5], w[:5], 0.0)
-    assert none is None

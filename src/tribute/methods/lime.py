@@ -31,9 +31,11 @@ The unperturbed input (all players kept) is always the first sample, as in LIME.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,7 @@ from ..attribution import Attribution
 from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..params import NONE, Interval, Options, declare
+from ._blocks import block_bounds
 from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
@@ -152,61 +155,91 @@ def weighted_ridge(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: flo
         leverage-corrected residuals (HC2), pooled and t-inflated with ``K - n - 1`` dof; NaN
         with a :class:`StderrWarning` when no residual degrees of freedom are left.
     """
-    beta, icpt, se, _resid, _ = _ridge_fit(x, y, w, alpha)
+    yn = _np64(y)
+
+    def fill(j0: int, j1: int, out: np.ndarray) -> None:
+        np.copyto(out, yn[:, j0:j1])
+
+    beta, icpt, se, _r2 = _ridge_stream(x, w, alpha, int(yn.shape[1]), fill)
     return beta, icpt, se
 
 
-def _ridge_fit(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float,
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray, np.ndarray | None]:
-    """:func:`weighted_ridge` plus the ``K x R`` residuals (float64 numpy) and, when the
-    standard errors were computed, the R²'s weighted residual sums of squares ``ss_res`` (the
-    same products as :func:`_r2_of`'s, taken from the squared residuals the standard errors
-    square anyway; None otherwise).
+#: Size in bytes of one ``K x columns`` buffer of :func:`_ridge_stream` (it reuses three, block
+#: after block): cache-sized whatever the number of samples x targets. At 1,024 coalitions
+#: and 17,800 samples every ``K x R`` temporary of an unblocked fit is 146 MB, and a freshly
+#: allocated one costs tens of thousands of page faults before any arithmetic.
+_BLOCK_BYTES = 1 << 21
+#: ... unless a block's ``(n+1) x K x columns`` products would do fewer multiply-adds than
+#: this: below about 100^3 OpenBLAS runs its small-matrix kernels, whose sums round
+#: differently; blocks above it give the bits of one product over all columns.
+_MIN_BLOCK_MACS = 1 << 21
 
-    Every ``K x R`` step runs in place where it can (LIME's own cost grows with coalitions x
-    samples: on a 13-feature MLP, 1,024 coalitions x 178 samples, the fit and its R² took ~7 ms
-    of a ~45 ms call before; at 17,800 samples each ``K x R`` array is 146 MB)."""
-    yn = _np64(y)
+
+def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
+                  fill: Callable[[int, int, np.ndarray], None], unit: int = 1,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`weighted_ridge` and the weighted R² of each column, over blocks of columns.
+
+    ``fill(j0, j1, out)`` writes the responses of columns ``j0:j1`` (``K x (j1 - j0)``) into
+    ``out``; blocks hold a multiple of ``unit`` columns (LIME: whole samples, all their
+    targets). The per-design parts (``A^-1``, leverages, ...) come from :func:`_ridge_parts`;
+    each block runs the unblocked fit's operations on its columns, in the same order (every
+    step is per column), so the results are those of one fit over all columns, bit for bit
+    with numpy's BLAS here (see the tests); only the ``K x R`` temporaries shrink to three
+    reused ``K x block`` buffers.
+
+    The R² is :func:`weighted_r2`'s from the fit's residuals (the two agree to rounding; the
+    weighted residual sum of squares is taken from the squared residuals the standard errors
+    square anyway).
+
+    Returns:
+        ``(beta n x R, intercept R, stderr n x R, r2 R)``.
+    """
     n = int(x.shape[1])
     xa, xw, a_inv, u, lev, wn, used = _ridge_parts(x, w, alpha)
-    coef = a_inv @ (xw.T @ yn)  # (n+1) x R
-    resid = xa @ coef
-    np.subtract(yn, resid, out=resid)
+    k = int(xa.shape[0])
     dof = used - (n + 1)
-    beta, icpt = torch.from_numpy(coef[1:]), torch.from_numpy(coef[0])
-    if dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()):
+    with_se = not (dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()))
+    if not with_se:
         warn_undefined("lime", f"{used} weighted coalitions leave no residual degrees of freedom "
                        f"for {n} coefficients and an intercept", f"Raise budget above {n + 2}.")
-        return beta, icpt, torch.full_like(beta, float("nan")), resid, None
-    # HC2: leverage-corrected residuals; then pooled and t-inflated with ``dof`` (._stderr)
-    r2 = resid * resid
-    ss_res = (wn / wn.sum()) @ r2  # the R²'s (see _r2_of), before the leverage correction
-    r2 /= (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
-    var = np.clip((u[:, 1:] ** 2).T @ r2, 0.0, None)
-    se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T
-    return beta, icpt, se.contiguous(), resid, ss_res
-
-
-def _r2_of(resid: np.ndarray, y: torch.Tensor, w: torch.Tensor,
-           ss_res: np.ndarray | None = None) -> torch.Tensor:
-    """Weighted R² per column from the fit's residuals (as :func:`weighted_r2`, which
-    recomputes the predictions: the two agree to rounding). With ``ss_res`` from
-    :func:`_ridge_fit`, ``resid`` is not read again and serves as scratch (overwritten)."""
-    yn, wv = _np64(y), _np64(w)
-    wn = wv / wv.sum()
-    if ss_res is None:
-        sq = resid * resid
-        ss_res = wn @ sq
+    wr = wn / wn.sum()  # the R²'s weights
+    hc2 = (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
+    u2t = (u[:, 1:] ** 2).T
+    coef = np.empty((n + 1, n_cols))
+    var = np.empty((n, n_cols)) if with_se else None
+    r2 = np.empty(n_cols)
+    per = max(_BLOCK_BYTES // (8 * max(k, 1)), -(-_MIN_BLOCK_MACS // ((n + 1) * max(k, 1))))
+    cols = [unit * b for b in block_bounds(n_cols // unit, max(per // unit, 1))]
+    bufs = np.empty((3, k * max(j1 - j0 for j0, j1 in itertools.pairwise(cols))))
+    for j0, j1 in itertools.pairwise(cols):
+        c = j1 - j0
+        yb, rb, sb = (b[: k * c].reshape(k, c) for b in bufs)  # contiguous, like a full fit's
+        fill(j0, j1, yb)
+        cb = a_inv @ (xw.T @ yb)  # (n+1) x c
+        coef[:, j0:j1] = cb
+        np.matmul(xa, cb, out=rb)
+        np.subtract(yb, rb, out=rb)  # residuals
+        np.multiply(rb, rb, out=sb)
+        ss_res = wr @ sb  # the R²'s, before the leverage correction
+        if var is not None:
+            # HC2: leverage-corrected residuals; pooled and t-inflated below (._stderr)
+            sb /= hc2
+            var[:, j0:j1] = np.clip(u2t @ sb, 0.0, None)
+        np.multiply(yb, yb, out=sb)
+        tiny = 1e-12 * (1.0 + wr @ sb)
+        np.subtract(yb, wr @ yb, out=sb)
+        sb *= sb
+        ss_tot = wr @ sb
+        ok = ss_tot > tiny
+        r2[j0:j1] = np.where(ok, 1.0 - ss_res / np.where(ok, ss_tot, 1.0),
+                             (ss_res <= tiny).astype(np.float64))
+    beta, icpt = torch.from_numpy(coef[1:]), torch.from_numpy(coef[0])
+    if var is None:
+        se = torch.full_like(beta, float("nan"))
     else:
-        sq = resid
-    np.multiply(yn, yn, out=sq)
-    tiny = 1e-12 * (1.0 + wn @ sq)
-    np.subtract(yn, wn @ yn, out=sq)
-    sq *= sq
-    ss_tot = wn @ sq
-    ok = ss_tot > tiny
-    r2 = np.where(ok, 1.0 - ss_res / np.where(ok, ss_tot, 1.0), (ss_res <= tiny).astype(np.float64))
-    return torch.from_numpy(r2)
+        se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T.contiguous()
+    return beta, icpt, se, torch.from_numpy(r2)
 
 
 def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, ...]:
@@ -425,21 +458,31 @@ class Lime(Method):
 
         # values: the full coalition is cached by the game (one evaluation)
         b_count, t_count = game.n_samples, game.n_targets
-        # coalition-major (K x batch x targets): the K x R responses are a view, not a copy
-        vals = torch.empty(masks.shape[0], b_count, t_count, dtype=torch.float64)
-        vals[0] = game.full()
-        if masks.shape[0] > 1:
-            _transpose_into(vals[1:], game.value(masks[1:]))
-        y = vals.view(masks.shape[0], b_count * t_count)  # K x R
+        k_count = int(masks.shape[0])
+        full = game.full()  # B x T
+        src = game.value(masks[1:]) if k_count > 1 else None  # B x (K-1) x T, sample-major
 
         stderr = None
         if self.surrogate == "ridge":
-            beta, intercept, se, resid, ss_res = _ridge_fit(masks, y, weights,
-                                                            float(self.alpha))
+            def fill(j0: int, j1: int, out: np.ndarray) -> None:
+                # columns j0:j1 are whole samples (all their targets), coalition-major
+                s0, s1 = j0 // t_count, j1 // t_count
+                dst = torch.from_numpy(out).view(k_count, s1 - s0, t_count)
+                dst[0] = full[s0:s1]
+                if src is not None:
+                    dst[1:].copy_(src[s0:s1].transpose(0, 1))
+
+            beta, intercept, se, score = _ridge_stream(masks, weights, float(self.alpha),
+                                                       b_count * t_count, fill, unit=t_count)
             if self.sampling != "exhaustive":
                 stderr = se.T.reshape(b_count, t_count, n)
-            score = _r2_of(resid, y, weights, ss_res)
         else:
+            # coalition-major (K x batch x targets): the K x R responses are a view, not a copy
+            vals = torch.empty(k_count, b_count, t_count, dtype=torch.float64)
+            vals[0] = full
+            if src is not None:
+                _transpose_into(vals[1:], src)
+            y = vals.view(k_count, b_count * t_count)  # K x R
             beta, intercept = weighted_lasso(masks, y, weights, float(self.alpha))
             score = weighted_r2(masks, y, weights, beta, intercept)
         phi = beta.T.reshape(b_count, t_count, n)
@@ -465,9 +508,11 @@ class Lime(Method):
 
 def _transpose_into(dst: torch.Tensor, src: torch.Tensor) -> None:
     """``dst[:] = src.transpose(0, 1)`` for ``src`` of ``B x K x T`` (the game's sample-major
-    values) into coalition-major ``dst``, a few samples at a time: each step writes whole cache
-    lines of every coalition's row. The same values; one strided copy of a large table
-    misses the cache on every element (17,800 samples x 1,023 coalitions: 164 ms -> 59 ms)."""
+    values) into coalition-major ``dst`` (the lasso's responses; the ridge fit transposes one
+    block of samples at a time instead, see :func:`_ridge_stream`), a few samples at a time:
+    each step writes whole cache lines of every coalition's row. The same values; one strided
+    copy of a large table misses the cache on every element (17,800 samples x 1,023
+    coalitions: 164 ms -> 59 ms)."""
     b_count = int(src.shape[0])
     step = max(1, 8 // max(int(src.shape[2]), 1))  # ~64 bytes of float64 per coalition row
     if b_count <= step:

@@ -7,6 +7,7 @@ errors.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -19,6 +20,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import Game
 from ..params import NONE, Interval, Options, declare
+from ._blocks import block_bounds
 from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
@@ -361,18 +363,18 @@ class KernelShap(Method):
             masks, w, strata = design.masks, design.w, design.strata
             if game.peek_empty() is None:  # v(empty) rides along: one engine run, same count
                 vals = game.value(torch.cat([torch.zeros(1, n, dtype=masks.dtype), masks]))
-                v_empty = vals[:, 0]
-                y = vals[:, 1:] - v_empty[:, None, :]
+                v_empty, first = vals[:, 0], 1
             else:
                 v_empty = game.empty()
-                y = game.value(masks) - v_empty[:, None, :]
+                vals, first = game.value(masks), 0
             delta = v_full - v_empty
+            phi, stderr = _solve_blocks(masks, w, strata, vals, first, v_empty, delta)
         else:
             v_empty = game.empty()
             delta = v_full - v_empty
             masks, w, strata, y = self._rounds(game, n_coal, seed, v_empty, delta)
-        phi, proj = solve_constrained(masks, w, y, delta)
-        stderr = _stderr(masks, w, y, strata, proj, phi)
+            phi, proj = solve_constrained(masks, w, y, delta)
+            stderr = _stderr(masks, w, y, strata, proj, phi)
         gap = phi.sum(-1) - delta
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
                                 extra={"n_coalitions": int(masks.shape[0])})
@@ -476,6 +478,48 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     for sq in singles:
         var += sq
     return inflate(var.sqrt(), dof)
+
+
+#: Size in bytes of the ``samples x K x targets`` block of responses that
+#: :func:`_solve_blocks` reuses: the solve and its standard errors run a block of samples at a
+#: time, so their temporaries (``y = v - v(empty)``, the pairs' differences and residuals)
+#: stay cache-sized instead of ``B x K x T`` (146 MB at 17,800 samples and 1,024 coalitions).
+#: Blocks hold at least _MIN_BLOCK samples (smaller products may take other BLAS kernels,
+#: whose sums round differently from one product over all samples).
+_BLOCK_BYTES, _MIN_BLOCK = 1 << 22, 16
+
+
+def _solve_blocks(masks: torch.Tensor, w: torch.Tensor, strata: list[tuple[int, int, float]],
+                  vals: torch.Tensor, first: int, v_empty: torch.Tensor, delta: torch.Tensor,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`solve_constrained` and :func:`_stderr` over blocks of samples.
+
+    ``vals[:, first:]`` (``B x K x T``) are the game's values of ``masks``; each block's
+    responses ``v - v(empty)`` are written into one reused buffer. Every step of the solve and
+    of the standard errors is per sample (and target), so the results are those of one call
+    over all samples, bit for bit with torch's BLAS here (see the tests).
+
+    Returns:
+        ``(phi B x T x n, stderr B x T x n)``.
+    """
+    b_count, _, t_count = vals.shape
+    k, n = int(masks.shape[0]), int(masks.shape[1])
+    step = max(_MIN_BLOCK, _BLOCK_BYTES // (8 * max(k, 1) * max(t_count, 1)))
+    if step >= b_count:
+        y = vals[:, first:] - v_empty[:, None, :]
+        phi, proj = solve_constrained(masks, w, y, delta)
+        return phi, _stderr(masks, w, y, strata, proj, phi)
+    phi = torch.empty(b_count, t_count, n, dtype=torch.float64)
+    se = torch.empty(b_count, t_count, n, dtype=torch.float64)
+    bounds = block_bounds(b_count, step)
+    buf = torch.empty(max(s1 - s0 for s0, s1 in itertools.pairwise(bounds)), k, t_count,
+                      dtype=torch.float64)
+    for s0, s1 in itertools.pairwise(bounds):
+        y = buf[: s1 - s0]
+        torch.sub(vals[s0:s1, first:], v_empty[s0:s1, None, :], out=y)
+        phi[s0:s1], proj = solve_constrained(masks, w, y, delta[s0:s1])
+        se[s0:s1] = _stderr(masks, w, y, strata, proj, phi[s0:s1], warn=s0 == 0)
+    return phi, se
 
 
 _Step = tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]
