@@ -419,8 +419,9 @@ def test_rate_while_searching_extrapolates_the_cost_per_row_not_the_small_passes
         t.record(s, s, seconds(s))
     assert t.best is None and set(t.rates) == {16, 32}
     expected = 8192 / seconds(8192)  # ~1.0 M rows/s, not the ~10,000 rows/s of 16-row passes
-    assert t.rate() == pytest.approx(expected, rel=1e-9)
-    assert t.rate() > 50 * t.rates[16]
+    rate = t.rate()
+    assert rate is not None and rate == pytest.approx(expected, rel=1e-9)
+    assert rate > 50 * t.rates[16]
 
 
 def test_rate_is_unknown_when_small_passes_show_no_cost_per_row():
