@@ -403,3 +403,20 @@ def test_gp_shapley_blind_design_is_seen_by_the_even_half() -> None:
     ratio = np.abs(np.asarray(attr.values) - game.shapley()) / np.asarray(attr.stderr)
     assert ratio[2].max() < 6.0, ratio[2]
     assert float(np.asarray(attr.stderr)[2].min()) > 0.1
+
+
+def test_kernel_shap_blind_fits_warn_once_with_every_block_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large calls solve a block of samples at a time: the blind fits of every block are
+    refused and counted in one warning (not only the first block's)."""
+    from tribute.methods import shapley_sampling as ss
+
+    monkeypatch.setattr(ss, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(ss, "_MIN_BLOCK", 2)
+    f, x, _w = _audit_game()
+    xs = np.repeat(x[1:2], 6, axis=0)  # the blind sample six times: blocks of two
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        attr = tribute.explain(f, xs, method="kernel_shap", baseline=0.0, budget=40, seed=13)
+    msgs = [str(m.message) for m in rec if issubclass(m.category, StderrWarning)]
+    assert len(msgs) == 1 and "for 6 of 6 (sample, target)" in msgs[0], msgs
+    assert np.isnan(np.asarray(attr.stderr)).all()

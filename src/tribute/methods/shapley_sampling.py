@@ -431,7 +431,8 @@ class KernelShap(Method):
 
 def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
             strata: list[tuple[int, int, float]], proj: torch.Tensor,
-            phi: torch.Tensor, warn: bool = True) -> torch.Tensor:
+            phi: torch.Tensor, warn: bool = True,
+            blind_out: list[int] | None = None) -> torch.Tensor:
     """Standard errors of phi from the sampled complementary pairs (``B x T x n``).
 
     Over complementary pairs ``(z, 1 - z)`` the constrained KernelSHAP fit is a regression of
@@ -490,14 +491,19 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     blind = _blind(rss, sums, masks.shape[0] + 2, n)
     if blind is not None:
         se[blind] = float("nan")
-        if warn:
-            count = int(blind.sum())
-            warn_undefined("kernel_shap", f"for {count} of {b_count * t_count} (sample, target) "
-                           "pairs the sampled pairs are fitted almost exactly by an additive model "
-                           "while their pair sums v(z) + v(1 - z) show interactions: a higher-order "
-                           "interaction these few pairs cannot separate leaves no residual",
-                           f"Raise budget to at least {_blind_budget(n)} (6n).")
+        if blind_out is not None:
+            blind_out.append(int(blind.sum()))
+        elif warn:
+            _warn_blind(int(blind.sum()), b_count * t_count, n)
     return se
+
+
+def _warn_blind(count: int, total: int, n: int) -> None:
+    warn_undefined("kernel_shap", f"for {count} of {total} (sample, target) "
+                   "pairs the sampled pairs are fitted almost exactly by an additive model "
+                   "while their pair sums v(z) + v(1 - z) show interactions: a higher-order "
+                   "interaction these few pairs cannot separate leaves no residual",
+                   f"Raise budget to at least {_blind_budget(n)} (6n).")
 
 
 #: Below ``budget = 6n`` (``_blind_budget``) a (sample, target) whose odd residual energy is
@@ -570,11 +576,15 @@ def _solve_blocks(masks: torch.Tensor, w: torch.Tensor, strata: list[tuple[int, 
     bounds = block_bounds(b_count, step)
     buf = torch.empty(max(s1 - s0 for s0, s1 in itertools.pairwise(bounds)), k, t_count,
                       dtype=torch.float64)
+    blind: list[int] = []  # per block: (sample, target) fits refused as blind (one warning)
     for s0, s1 in itertools.pairwise(bounds):
         y = buf[: s1 - s0]
         torch.sub(vals[s0:s1, first:], v_empty[s0:s1, None, :], out=y)
         phi[s0:s1], proj = solve_constrained(masks, w, y, delta[s0:s1])
-        se[s0:s1] = _stderr(masks, w, y, strata, proj, phi[s0:s1], warn=s0 == 0)
+        se[s0:s1] = _stderr(masks, w, y, strata, proj, phi[s0:s1], warn=s0 == 0,
+                            blind_out=blind)
+    if sum(blind):
+        _warn_blind(sum(blind), b_count * t_count, n)
     return phi, se
 
 
