@@ -413,10 +413,10 @@ def test_kernel_shap_blind_fits_warn_once_with_every_block_counted(monkeypatch: 
     monkeypatch.setattr(ss, "_BLOCK_BYTES", 1)
     monkeypatch.setattr(ss, "_MIN_BLOCK", 2)
     f, x, _w = _audit_game()
-    xs = np.repeat(x[1:2], 6, axis=0)  # the blind sample six times: blocks of two
+    xs = np.repeat(x[1:2], 40, axis=0)  # the blind sample 40 times: blocks of 16 (the grain)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         attr = tribute.explain(f, xs, method="kernel_shap", baseline=0.0, budget=40, seed=13)
     msgs = [str(m.message) for m in rec if issubclass(m.category, StderrWarning)]
-    assert len(msgs) == 1 and "for 6 of 6 (sample, target)" in msgs[0], msgs
+    assert len(msgs) == 1 and "for 40 of 40 (sample, target)" in msgs[0], msgs
     assert np.isnan(np.asarray(attr.stderr)).all()
