@@ -135,28 +135,77 @@ def test_nngp_flag_is_checked():
         tribute.explain(make_mlp(4, 2), _rand(1, 4), method="gp_shapley", target=0, nngp="yes")
 
 
-def test_auto_adds_the_kernels_from_two_and_a_half_pairs_per_player():
+def test_auto_adds_the_kernels_from_one_pair_per_player_capped_below_two_and_a_half():
     from tribute.methods.gp_shapley import GPShapley
 
     g = GPShapley()
     assert g.nngp is None
-    assert not g._nngp_wanted(20, 49) and g._nngp_wanted(20, 50) and g._nngp_wanted(20, 256)
+    assert not g._nngp_wanted(20, 19) and g._nngp_wanted(20, 20) and g._nngp_wanted(20, 256)
     assert not g._nngp_wanted(20, 257)
+    assert g._nngp_share(20, 20) == g._nngp_share(20, 49) == 0.5 and g._nngp_share(20, 50) is None
     assert GPShapley(nngp=True)._nngp_wanted(20, 10) and not GPShapley(nngp=False)._nngp_wanted(20, 100)
+    assert GPShapley(nngp=True)._nngp_share(20, 30) is None  # pinned: marginal likelihood
     m = make_mlp(6, 2, seed=6)
     x = _rand(1, 6, seed=15)
     kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1}
-    # 6 players: 14 pairs (budget 30) < 15 <= 15 pairs (budget 32)
-    off = tribute.explain(m, x, budget=30, **kw)
+    # 6 players: 5 pairs (budget 12) < 6 <= 14 pairs (budget 30) < 15 <= 15 pairs (budget 32)
+    off = tribute.explain(m, x, budget=12, **kw)
+    half = tribute.explain(m, x, budget=30, **kw)
     on = tribute.explain(m, x, budget=32, **kw)
-    assert off.params["nngp_used"] is False and on.params["nngp_used"] is True
-    assert off.params["path"] == on.params["path"] == "gp"
-    np.testing.assert_allclose(off.values, tribute.explain(m, x, budget=30, nngp=False, **kw).values,
+    assert off.params["nngp_used"] is False
+    assert half.params["nngp_used"] is True and on.params["nngp_used"] is True
+    assert off.params["path"] == half.params["path"] == on.params["path"] == "gp"
+    np.testing.assert_allclose(off.values, tribute.explain(m, x, budget=12, nngp=False, **kw).values,
                                atol=0)
     np.testing.assert_allclose(on.values, tribute.explain(m, x, budget=32, nngp=True, **kw).values,
                                atol=0)
-    # True forces them below the threshold
-    assert tribute.explain(m, x, budget=30, nngp=True, **kw).params["nngp_used"] is True
+    # below 2.5 pairs per player the member's weight is capped at one half (see
+    # test_nngp_share_caps_the_members_weight): not the values without it, and efficient
+    without = tribute.explain(m, x, budget=30, nngp=False, **kw).values
+    assert float((half.values - without).abs().max()) > 1e-6
+    assert np.abs(gap_of(half)).max() < 1e-9
+    # True forces them below one pair per player
+    assert tribute.explain(m, x, budget=12, nngp=True, **kw).params["nngp_used"] is True
+    # nngp_cap=0: the rule before the cap (off below 2.5 pairs per player), bit for bit;
+    # nngp_cap=1: weighed by likelihood alone from 1 pair per player
+    assert not GPShapley(nngp_cap=0.0)._nngp_wanted(20, 49) and GPShapley(nngp_cap=0.0)._nngp_wanted(20, 50)
+    zero = tribute.explain(m, x, budget=30, nngp_cap=0.0, **kw)
+    assert zero.params["nngp_used"] is False
+    np.testing.assert_allclose(zero.values, without, atol=0)
+    one = tribute.explain(m, x, budget=30, nngp_cap=1.0, **kw)
+    np.testing.assert_allclose(one.values, tribute.explain(m, x, budget=30, nngp=True, **kw).values,
+                               atol=0)
+    with pytest.raises(Exception, match="nngp_cap"):
+        tribute.explain(m, x, budget=30, nngp_cap=1.5, **kw)
+
+
+def test_nngp_share_caps_the_members_weight(monkeypatch):
+    """``share=a``: the NNGP member weighs ``min(its marginal-likelihood weight, a)`` against the
+    other kernels' family: capped where the likelihood prefers it, left as it is below."""
+    from tribute.methods import _nngp
+    from tribute.methods.gp_shapley import _nngp_member
+
+    n = 3
+    unused = torch.zeros(1, n)  # kernel parameters the pass would read; the fake ignores them
+    pool = [(torch.tensor([0.0]), torch.tensor([[1.0, 0.0, 0.0]]), torch.full((1, n), 0.1), unused,
+             unused, unused),
+            (torch.tensor([0.0]), torch.tensor([[0.0, 1.0, 0.0]]), torch.full((1, n), 0.1), unused,
+             unused, unused)]
+    best = {"lam": unused, "tau": unused, "alpha": unused, "phi": unused,
+            "var": torch.full((1, n), 0.1)}
+    member_phi = torch.tensor([[0.0, 0.0, 1.0]])
+    for gap, share, weight in ((5.0, 0.5, 0.5), (5.0, 0.25, 0.25), (-5.0, 0.5, None),
+                               (5.0, None, None), (5.0, 1.0, None), (5.0, 0.0, 0.0)):
+        ll = torch.logsumexp(torch.tensor([0.0, 0.0]), 0) + gap  # vs the pool's evidence
+
+        def fake(*args: Any, ll: torch.Tensor = ll, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+            return ll.reshape(1), member_phi, torch.full((1, n), 0.1)
+
+        monkeypatch.setattr(_nngp, "nngp_pass", fake)
+        phi = _nngp_member(list(pool), torch.empty(0), torch.empty(0), 0, 0.0,
+                           (torch.empty(0), torch.empty(0)), 0, best, share)[0]
+        want = weight if weight is not None else 1.0 / (1.0 + math.exp(-gap))
+        np.testing.assert_allclose(phi[0], [(1 - want) / 2, (1 - want) / 2, want], atol=1e-12)
 
 
 def test_auto_leaves_the_kernels_out_rather_than_hand_over():
