@@ -262,3 +262,15 @@ def test_auto_is_decided_per_output_not_by_the_batch_or_the_models_timing(monkey
     assert slow.params["nngp_used"] is False and slow.params["path"] == "gp"
     assert tribute.explain(m, x, lean=False, nngp=True, **kw).params["nngp_used"] is True
     assert gp.GPShapley().solve_seconds(100, 514, 1, nngp=True) > 2.0  # 100 players at 514: off
+
+
+def test_solve_flops_counts_auto_nngp_only_where_the_call_runs_it():
+    """Auto leaves the kernels out of a batch whose fits with them exceed max_solve_flops: the
+    public price says the same (it counted them anyway before)."""
+    auto, off = GPShapley(), GPShapley(nngp=False)
+    assert auto.solve_flops(20, 514, 1) > 3 * off.solve_flops(20, 514, 1)  # kernels run
+    big = 1
+    while auto._cost(20, 514, big, nngp=True)[0] <= auto.max_solve_flops:
+        big += 1
+    assert auto.solve_flops(20, 514, big) == off.solve_flops(20, 514, big)  # left out
+    assert GPShapley(nngp=True).solve_flops(20, 514, big) > auto.max_solve_flops

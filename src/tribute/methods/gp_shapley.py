@@ -1052,9 +1052,11 @@ class GPShapley(Method):
         (``8 Q K n``, ``Q`` quadrature nodes), the kernel (``4 K^2``). Kernels: the 15 isotropic
         ones shared by every output and 3 ARD ones per output, on ``min(pairs, 256)`` pairs;
         beyond 256 pairs, on every pair, up to 4 isotropic kernels per output (at most 15)
-        and 2 ARD kernels per output.
+        and 2 ARD kernels per output. With ``nngp=None`` (auto) the NNGP kernels count where
+        the call would run them: where they are wanted and fit the per-output floor, and not
+        when the batch's fits with them exceed ``max_solve_flops`` (auto then leaves them out).
         """
-        return self._cost(n, budget, outputs)[0]
+        return self._price(n, budget, outputs, can_run=True)[1]
 
     def _cost(self, n: int, budget: int, outputs: int, *, lean: bool = False,
               design: bool = True, nngp: bool | None = None) -> tuple[float, int]:
@@ -1264,9 +1266,13 @@ class GPShapley(Method):
         count only where they can run (a single composed baseline, :meth:`_nngp_wanted`), a
         pinned ``lean=True`` is priced as the lean search; auto (``nngp=None``) leaves the
         kernels out rather than hand over to ``kernel_shap`` (``max_solve_flops``)."""
-        n = int(game.n_players)
+        return self._price(int(game.n_players), budget, outputs,
+                           can_run=composed_inputs(game) is not None)
+
+    def _price(self, n: int, budget: int, outputs: int, *, can_run: bool) -> tuple[bool, float]:
+        """:meth:`_priced` without the game (``can_run``: one composed baseline per sample)."""
         pairs = (budget - 2) // 2 if n >= 63 else int(min((budget - 2) // 2, 2 ** (n - 1) - 1))
-        use = self._nngp_wanted(n, pairs) and composed_inputs(game) is not None
+        use = self._nngp_wanted(n, pairs) and can_run
         if self.nngp is None and use:
             # auto decides per explained output, so neither the batch nor the model's timing
             # moves it: the full search with the kernels must fit the cost rule's floor for one
