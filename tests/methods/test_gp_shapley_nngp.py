@@ -14,8 +14,8 @@ import torch
 
 import tribute
 from tribute.methods import _nngp as N
-from tribute.methods.gp_shapley import GPShapley
 from tribute.methods.exact import all_coalitions, shapley_from_table
+from tribute.methods.gp_shapley import GPShapley
 from tribute_testing import gap_of, make_mlp
 
 
