@@ -367,7 +367,8 @@ def test_background_blocks_give_the_gathered_rows(monkeypatch, case, cached):
         assert not g._bg_diff_cache
 
 
-def test_background_value_takes_the_broadcast_path(monkeypatch):
+@pytest.mark.parametrize("target", [1, [0, 2]])
+def test_background_value_takes_the_broadcast_path(monkeypatch, target):
     """Shared masks with a background set never go through the per-row gathers, and the
     broadcast path's values equal those of the per-sample masks' (gathered) path to a few
     units in the last place (the weighted sums over the background run in another order)."""
@@ -376,7 +377,7 @@ def test_background_value_takes_the_broadcast_path(monkeypatch):
     x = torch.randn(4, 6, dtype=torch.float64)
     bg = tribute.Background(torch.randn(9, 6, dtype=torch.float64),
                             weights=torch.rand(9, dtype=torch.float64) + 0.1)
-    g = FeatureGame(as_model(model, "torch"), x, target=[0, 2], baseline=bg, batch_size=16)
+    g = FeatureGame(as_model(model, "torch"), x, target=target, baseline=bg, batch_size=16)
     masks = torch.rand(11, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     v_per = g.value(masks.expand(4, 11, 6).clone())
 

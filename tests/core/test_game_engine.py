@@ -400,3 +400,21 @@ def test_background_shared_masks_with_per_row_forward_args():
         comp = bg[None, None] + masks[None, :, None] * (x[:, None, None] - bg[None, None])
         expect = torch.tanh(comp * scale[:, None, None, None]).sum(-1).mean(-1)
         torch.testing.assert_close(v, expect, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("batch_size", [None, 7, 50])
+def test_background_numpy_model_matches_direct(batch_size):
+    # a numpy model (scikit-learn) with a weighted background set, one target
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x_train = rng.normal(size=(60, 4))
+    clf = LogisticRegression().fit(x_train, (x_train[:, 0] + x_train[:, 1] ** 2 > 1).astype(int))
+    xs, bg, w = x_train[:5], x_train[10:16], rng.uniform(0.5, 2.0, size=6)
+    game = FeatureGame(as_model(clf, "numpy"), xs, target=1, output="prob",
+                       baseline=tribute.Background(bg, weights=w), batch_size=batch_size)
+    masks = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0.3, 1, 0.6, 0], [1, 1, 1, 1.0]])
+    v = game.value(masks)[..., 0].numpy()
+    comp = bg[None, None] + masks[None, :, None] * (xs[:, None, None] - bg[None, None])
+    p = clf.predict_proba(comp.reshape(-1, 4))[:, 1].reshape(5, 4, 6)
+    np.testing.assert_allclose(v, p @ (w / w.sum()), rtol=1e-13, atol=1e-15)

@@ -734,7 +734,7 @@ class FeatureGame(Game):
         coalition) pairs in ``out`` (``batch*K x targets`` float64).
 
         The rows of whole pairs are summed as one ``pairs x M`` by ``M`` weighted reduction
-        (a batched vector product), partial pairs at the chunk's ends on their own; the same
+        (a matrix-vector product), partial pairs at the chunk's ends on their own; the same
         sums as a per-row ``index_add_`` of ``value * weight`` in another order (differences
         of a few units in the last place).
         """
@@ -753,7 +753,10 @@ class FeatureGame(Game):
             p0 += 1
         if p1 > p0:
             n = (p1 - p0) * mb
-            out[p0:p1] += torch.matmul(w, v[a : a + n].view(p1 - p0, mb, -1))
+            if v.shape[1] == 1:  # one target: a matrix-vector product (cheaper than batched)
+                out[p0:p1, 0] += torch.mv(v[a : a + n].reshape(p1 - p0, mb), w)
+            else:
+                out[p0:p1] += torch.matmul(w, v[a : a + n].reshape(p1 - p0, mb, -1))
             a += n
         if j1 > 0:
             out[p1] += w[:j1] @ v[a:]
