@@ -418,3 +418,49 @@ def test_background_numpy_model_matches_direct(batch_size):
     comp = bg[None, None] + masks[None, :, None] * (xs[:, None, None] - bg[None, None])
     p = clf.predict_proba(comp.reshape(-1, 4))[:, 1].reshape(5, 4, 6)
     np.testing.assert_allclose(v, p @ (w / w.sum()), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", ["int_ids", "groups_2d", "per_sample_masks"])
+@pytest.mark.parametrize("batch_size", [1, 7, 50, 1000])
+def test_background_gathered_paths_match_direct(case, batch_size):
+    # the paths that gather rows one by one with a background set (integer ids, a group mask
+    # per sample, masks per sample) share the grouped sink: weighted means as by hand
+    g = torch.Generator().manual_seed(11)
+    w = torch.tensor([2.0, 1.0, 4.0, 3.0, 1.0], dtype=torch.float64)
+    if case == "int_ids":
+        emb = torch.nn.Embedding(10, 2).double()
+        table = emb.weight.detach()
+
+        def bag(ids):
+            return torch.tanh(emb(ids).sum(1))
+
+        x = torch.randint(0, 10, (3, 4), generator=g)
+        bg = torch.randint(0, 10, (5, 4), generator=g)
+        game = FeatureGame(as_model(bag, "torch"), x, target=[0, 1],
+                           baseline=tribute.Background(bg, weights=w), batch_size=batch_size)
+        masks = (torch.rand(6, 4, generator=g) > 0.5).double()
+        v = game.value(masks)
+        keep = masks[None, :, None].bool()  # 1 x K x 1 x 4
+        ids = torch.where(keep, x[:, None, None], bg[None, None])  # batch x K x M x 4
+        expect = (torch.tanh(table[ids].sum(-2)) * (w / w.sum())[:, None]).sum(2)
+    else:
+        model = _OneInputNet(6)
+        x = torch.randn(3, 6, generator=g, dtype=torch.float64)
+        bg = torch.randn(5, 6, generator=g, dtype=torch.float64)
+        if case == "groups_2d":
+            groups = torch.tensor([[0, 0, 1, 1, 2, 2], [2, 1, 0, 2, 1, 0], [0, 1, 2, 0, 1, 2]])
+        else:
+            groups = torch.tensor([0, 0, 1, 1, 2, 2])
+        game = FeatureGame(as_model(model, "torch"), x, target=[0, 2], groups=groups,
+                           baseline=tribute.Background(bg, weights=w), batch_size=batch_size)
+        masks = torch.rand(3, 6, 3, generator=g, dtype=torch.float64)  # batch x K x players
+        v = game.value(masks if case == "per_sample_masks" else masks[0])
+        if case == "groups_2d":
+            elem = masks[0][:, groups].permute(1, 0, 2)  # batch x K x 6
+        else:
+            elem = masks[:, :, groups]
+        comp = bg[None, None] + elem[:, :, None] * (x[:, None, None] - bg[None, None])
+        with torch.no_grad():
+            y = model(comp.reshape(-1, 6)).reshape(3, 6, 5, 3)[..., [0, 2]]
+        expect = (y * (w / w.sum())[:, None]).sum(2)
+    torch.testing.assert_close(v, expect.to(v.dtype), rtol=1e-13, atol=1e-14)

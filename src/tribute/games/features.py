@@ -801,8 +801,8 @@ class FeatureGame(Game):
         # broadcasting element masks over samples instead of gathering per row (see
         # _compose_shared); same rows, several times less memory traffic per row.
         # With a background set (M > 1) the same broadcast composes (sample, coalition,
-        # background row) blocks (see _compose_background) and the sink sums whole groups of M
-        # rows at once (see _sink_background).
+        # background row) blocks (see _compose_background); on every path the sink sums whole
+        # groups of M rows at once (see _sink_background).
         fast = shared and not any(
             inp.is_int or (inp.groups is not None and inp.groups.ndim != 1) for inp in self.inputs
         )
@@ -834,12 +834,7 @@ class FeatureGame(Game):
             if mb == 1:
                 out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
                 return
-            if fast:
-                self._sink_background(out, start, stop, vals)
-                return
-            v = vals.to("cpu", torch.float64)
-            out.index_add_(0, torch.arange(start, stop) // mb,
-                           v * self._row_weights(start, stop)[:, None])
+            self._sink_background(out, start, stop, vals)
 
         # no per-row forward arguments: rows are composed, selected and stored per block of
         # chunks (the model still sees the same chunks; see Engine.run)
