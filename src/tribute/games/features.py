@@ -729,37 +729,30 @@ class FeatureGame(Game):
             self._bg_diff_cache[i] = inp.x[:, None] - inp.base[None]
         return self._bg_diff_cache[i]
 
-    def _sink_background(self, out: torch.Tensor, start: int, stop: int, vals: torch.Tensor) -> None:
+    def _sink_background(self, out: torch.Tensor, start: int, stop: int, vals: torch.Tensor,
+                         w: torch.Tensor) -> None:
         """Add the background-weighted values of rows ``start..stop-1`` to their (sample,
-        coalition) pairs in ``out`` (``batch*K x targets`` float64).
+        coalition) pairs in ``out`` (``batch*K x targets`` float64); ``w`` holds the ``M``
+        float64 weights (:meth:`background_weights`).
 
-        The rows of whole pairs are summed as one ``pairs x M`` by ``M`` weighted reduction
-        (a matrix-vector product), partial pairs at the chunk's ends on their own; the same
-        sums as a per-row ``index_add_`` of ``value * weight`` in another order (differences
-        of a few units in the last place).
+        The rows are summed per pair by one ``pairs x M`` by ``M`` product (a matrix-vector
+        product for one target); a chunk that starts or ends inside a pair's background rows
+        is first copied into zeros padded to whole pairs (a zero row adds exactly nothing).
+        The same sums as a per-row ``index_add_`` of ``value * weight`` in another order
+        (differences of a few units in the last place).
         """
         mb = self.n_background
-        w = self.background_weights()
         v = vals.to("cpu", torch.float64)
         p0, j0 = divmod(start, mb)
-        p1, j1 = divmod(stop, mb)
-        if p0 == p1:
-            out[p0] += w[j0:j1] @ v
-            return
-        a = 0
-        if j0 > 0:
-            out[p0] += w[j0:] @ v[: mb - j0]
-            a = mb - j0
-            p0 += 1
-        if p1 > p0:
-            n = (p1 - p0) * mb
-            if v.shape[1] == 1:  # one target: a matrix-vector product (cheaper than batched)
-                out[p0:p1, 0] += torch.mv(v[a : a + n].reshape(p1 - p0, mb), w)
-            else:
-                out[p0:p1] += torch.matmul(w, v[a : a + n].reshape(p1 - p0, mb, -1))
-            a += n
-        if j1 > 0:
-            out[p1] += w[:j1] @ v[a:]
+        p1 = -(-stop // mb)
+        if j0 or stop % mb:
+            pad = torch.zeros((p1 - p0) * mb, v.shape[1], dtype=torch.float64)
+            pad[j0 : j0 + stop - start] = v
+            v = pad
+        if v.shape[1] == 1:  # one target: a matrix-vector product (cheaper than batched)
+            out[p0:p1, 0] += torch.mv(v.reshape(p1 - p0, mb), w)
+        else:
+            out[p0:p1] += torch.matmul(w, v.reshape(p1 - p0, mb, -1))
 
     def _diff(self, i: int) -> torch.Tensor:
         """``x - baseline`` of input ``i`` (``batch x size``), computed once per game."""
@@ -813,6 +806,7 @@ class FeatureGame(Game):
 
         # sample ids of sample-major rows: one add to a cached pattern per block (see _rows)
         ids = SampleIds(k_count * mb, device)
+        bg_w = self.background_weights()
 
         def build(start: int, stop: int) -> Rows:
             if fast:
@@ -834,7 +828,7 @@ class FeatureGame(Game):
             if mb == 1:
                 out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
                 return
-            self._sink_background(out, start, stop, vals)
+            self._sink_background(out, start, stop, vals, bg_w)
 
         # no per-row forward arguments: rows are composed, selected and stored per block of
         # chunks (the model still sees the same chunks; see Engine.run)
