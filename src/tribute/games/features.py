@@ -672,7 +672,9 @@ class FeatureGame(Game):
         set of ``M > 1`` rows (real inputs, groups None or one per sample shape).
 
         The same rows as :meth:`_compose` (bit for bit: the same ``x - bg`` and ``addcmul`` per
-        element), composed per block of :meth:`_bg_segments` by one broadcast
+        element; an input with one baseline is ``base + e * d`` in two roundings, as
+        :meth:`_compose` rounds it for chunks of more than one row), composed per block of
+        :meth:`_bg_segments` by one broadcast
         ``addcmul(bg[None, None], e[None, :, None], (x - bg)[:, None])`` straight into a buffer
         per input kept in ``scratch`` and reused by later calls, instead of gathering
         ``x[b]``, ``bg[j]`` and the masks row by row. ``x - bg`` is computed once per game
