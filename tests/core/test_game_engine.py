@@ -464,3 +464,40 @@ def test_background_gathered_paths_match_direct(case, batch_size):
             y = model(comp.reshape(-1, 6)).reshape(3, 6, 5, 3)[..., [0, 2]]
         expect = (y * (w / w.sum())[:, None]).sum(2)
     torch.testing.assert_close(v, expect.to(v.dtype), rtol=1e-13, atol=1e-14)
+
+
+def test_background_sums_do_not_depend_on_the_batch_size():
+    """Each (sample, coalition) sums its background rows in background order, continuing across
+    chunks: the same bits whatever the batch size (the tuner picks it by timing, so a sum that
+    rounded differently when a pair straddled two chunks made results depend on the machine)."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=5)
+
+    def f(z):
+        z = np.asarray(z, dtype=np.float64)
+        s = (z * w).sum(1)  # elementwise: the same bits whatever the rows per call (a BLAS
+        # product may round differently with the number of rows)
+        return np.tanh(s)[:, None] * np.array([1.0, -0.3]) + 1e-3 * z[:, :2]
+
+    x, bg = rng.normal(size=(3, 5)), rng.normal(size=(7, 5))
+    weights = rng.random(7)
+    masks = torch.from_numpy((rng.random((11, 5)) > 0.5).astype(np.float64))
+    ref = None
+    for bs in (1, 3, 7, 8, 50, 10_000):
+        game = FeatureGame(as_model(f, "numpy"), x, target=[0, 1],
+                           baseline=tribute.Background(bg, weights=weights), batch_size=bs)
+        v = game.value(masks).numpy()
+        if ref is None:
+            ref = v
+            # the direct sum, in background order, of value x normalised weight
+            wn = weights / weights.sum()
+            direct = np.zeros_like(v)
+            for b in range(3):
+                for k in range(11):
+                    rows = np.where(masks[k].numpy() > 0.5, x[b], bg)
+                    acc = np.zeros(2)
+                    for j, val in enumerate(f(rows)):
+                        acc = acc + val * wn[j]
+                    direct[b, k] = acc
+            np.testing.assert_allclose(v, direct, rtol=1e-12, atol=1e-15)
+        assert np.array_equal(v, ref), bs

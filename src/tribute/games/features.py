@@ -737,24 +737,25 @@ class FeatureGame(Game):
         coalition) pairs in ``out`` (``batch*K x targets`` float64); ``w`` holds the ``M``
         float64 weights (:meth:`background_weights`).
 
-        The rows are summed per pair by one ``pairs x M`` by ``M`` product (a matrix-vector
-        product for one target); a chunk that starts or ends inside a pair's background rows
-        is first copied into zeros padded to whole pairs (a zero row adds exactly nothing).
-        The same sums as a per-row ``index_add_`` of ``value * weight`` in another order
-        (differences of a few units in the last place).
+        Each pair's sum is accumulated row by row in background order, ``((0 + v_0 w_0) +
+        v_1 w_1) + ...``, continuing across chunks from what ``out`` already holds: the sums of
+        a per-row ``index_add_`` bit for bit, so the result does not depend on where chunks
+        start and end (the engine's batch size, which its tuner picks by timing: a grouped
+        product rounded a pair split over two chunks differently, ~1e-15, and results changed
+        with the machine's speed). Vectorised: the chunk's products, padded with zeros to whole
+        pairs and preceded by each pair's running sum, go through one ``cumsum`` along the
+        background axis (a sequential scan; adding a zero changes nothing).
         """
         mb = self.n_background
-        v = vals.to("cpu", torch.float64)
+        n = stop - start
         p0, j0 = divmod(start, mb)
         p1 = -(-stop // mb)
-        if j0 or stop % mb:
-            pad = torch.zeros((p1 - p0) * mb, v.shape[1], dtype=torch.float64)
-            pad[j0 : j0 + stop - start] = v
-            v = pad
-        if v.shape[1] == 1:  # one target: a matrix-vector product (cheaper than batched)
-            out[p0:p1, 0] += torch.mv(v.reshape(p1 - p0, mb), w)
-        else:
-            out[p0:p1] += torch.matmul(w, v.reshape(p1 - p0, mb, -1))
+        t_count = int(vals.shape[1])
+        body = torch.zeros((p1 - p0) * mb, t_count, dtype=torch.float64)
+        body[j0 : j0 + n] = vals.to("cpu", torch.float64) * w.repeat(p1 - p0)[j0 : j0 + n, None]
+        # running sums first (0 for pairs that start here), then the pair's products
+        rows = torch.cat([out[p0:p1, None], body.view(p1 - p0, mb, t_count)], dim=1)
+        out[p0:p1] = rows.cumsum(1)[:, -1]
 
     def _diff(self, i: int) -> torch.Tensor:
         """``x - baseline`` of input ``i`` (``batch x size``), computed once per game."""
