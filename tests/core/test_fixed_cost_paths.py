@@ -307,6 +307,89 @@ def test_tiled_component_rows_equal_the_gathered_ones(ablation, batch_size):
     assert torch.equal(v_shared, v_per) and torch.equal(g_shared, g_per)
 
 
+@pytest.mark.parametrize("case", ["dense", "groups", "two_inputs", "mixed", "per_sample"])
+@pytest.mark.parametrize("cached", [True, False])
+def test_background_blocks_give_the_gathered_rows(monkeypatch, case, cached):
+    """Shared masks with a background set: the broadcast blocks of _compose_background give
+    the rows of the per-row gathers (_decode, _row_masks, _compose) bit for bit, for every
+    chunk ``[start, stop)`` of the ``batch x K x M`` table (chunks starting and ending inside
+    a (sample, coalition) pair's background rows too), with ``x - bg`` cached or computed per
+    block (a cap of 0 bytes); the blocks tile the chunk's rows in order."""
+    from tribute.games import features as feat
+
+    if not cached:
+        monkeypatch.setattr(feat, "_BG_DIFF_CACHE_BYTES", 0)
+    gen = torch.Generator().manual_seed(0)
+    b_count, k_count, mb = 3, 3, 4
+
+    def model(*xs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x.reshape(x.shape[0], -1).sum(1) for x in xs], 1)
+
+    a = torch.randn(b_count, 5, generator=gen, dtype=torch.float64)
+    b = torch.randn(b_count, 2, 2, generator=gen, dtype=torch.float64)
+    bg_a = torch.randn(mb, 5, generator=gen, dtype=torch.float64)
+    bg_b = torch.randn(mb, 2, 2, generator=gen, dtype=torch.float64)
+    cases: dict[str, dict[str, Any]] = {
+        "dense": {"inputs": a, "baseline": bg_a},
+        "groups": {"inputs": a, "baseline": bg_a, "groups": torch.tensor([0, 1, 1, 2, 0])},
+        "two_inputs": {"inputs": (a, b), "baseline": (bg_a, bg_b)},
+        "mixed": {"inputs": (a, b), "baseline": (bg_a, 0.5)},
+        "per_sample": {"inputs": (a, b), "baseline": (bg_a, torch.randn(b_count, 2, 2, generator=gen,
+                                                                     dtype=torch.float64))},
+    }
+    kw = cases[case]
+    g = FeatureGame(as_model(model, "torch"), kw.pop("inputs"), target=0, **kw)
+    assert g.n_background == mb
+    masks = torch.rand(k_count, g.n_players, generator=gen, dtype=torch.float64)
+    masks[1] = masks[1] > 0.5
+    total = b_count * k_count * mb
+    for start in range(total):
+        for stop in range(start + 1, total + 1):
+            blocks = g._bg_segments(start, stop, k_count, mb)
+            rows = [(bs + i) * k_count * mb + k * mb + j for bs, nb, lo, hi, jlo, jhi in blocks
+                    for i in range(nb) for k in range(lo, hi) for j in range(jlo, jhi)]
+            assert rows == list(range(start, stop)) and len(blocks) <= 5
+            got = g._compose_background(masks, start, stop, k_count, {}, {})
+            _, bk, sb, k, j = g._decode(start, stop, k_count)
+            want = g._compose(g._row_masks(masks, True, bk, k), sb, j)
+            for inp, x_got, x_want in zip(g.inputs, got, want):
+                assert x_got.shape == x_want.shape
+                if inp.base_mode == "single" and stop - start == 1:
+                    # _compose rounds a one-row chunk with one baseline by addcmul (fused where
+                    # the CPU has FMA), longer ones by base + e * d in two roundings, as the
+                    # blocks always do
+                    torch.testing.assert_close(x_got, x_want, rtol=4.5e-16, atol=1e-16)
+                else:
+                    assert torch.equal(x_got, x_want)
+    if cached and case != "per_sample":
+        assert g._bg_diff_cache  # x - bg kept for the game
+    if not cached:
+        assert not g._bg_diff_cache
+
+
+@pytest.mark.parametrize("target", [1, [0, 2]])
+def test_background_value_takes_the_broadcast_path(monkeypatch, target):
+    """Shared masks with a background set never go through the per-row gathers, and the
+    broadcast path's values equal those of the per-sample masks' (gathered) path bit for bit
+    (the same rows, summed over the background by the same sink)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    bg = tribute.Background(torch.randn(9, 6, dtype=torch.float64),
+                            weights=torch.rand(9, dtype=torch.float64) + 0.1)
+    g = FeatureGame(as_model(model, "torch"), x, target=target, baseline=bg, batch_size=16)
+    masks = torch.rand(11, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    v_per = g.value(masks.expand(4, 11, 6).clone())
+
+    def refuse(*a: Any, **k: Any) -> Any:
+        raise AssertionError("per-row gather on the shared-mask background path")
+
+    monkeypatch.setattr(g, "_compose", refuse)
+    monkeypatch.setattr(g, "_row_weights", refuse)
+    v = g.value(masks)
+    assert torch.equal(v, v_per)
+
+
 def test_explain_checks_parameters_once_and_estimates_the_cost_once(monkeypatch):
     """explain() validates the hyperparameters in check() and lets attribute() skip the second
     check; the cost estimate of check() is reused. Called directly, attribute() still

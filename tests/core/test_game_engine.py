@@ -275,3 +275,232 @@ def test_per_sample_groups_value_matches_direct(linear_model, tabular, masks_kin
             xk = 0.5 + elem * (tabular[b] - 0.5)
             np.testing.assert_allclose(v[b, k, 0], linear_model(xk[None])[0, 0].detach(), rtol=1e-12)
     assert g.empty().shape == (4, 1)
+
+
+class _TwoInputNet(torch.nn.Module):
+    """A nonlinear model of two inputs (``batch x 4`` and ``batch x 2 x 3``), 3 outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.wa = torch.nn.Parameter(torch.randn(4, 3, generator=g, dtype=torch.float64))
+        self.wb = torch.nn.Parameter(torch.randn(6, 3, generator=g, dtype=torch.float64))
+
+    def forward(self, a, b):
+        return torch.tanh(a @ self.wa + b.reshape(b.shape[0], -1) @ self.wb) + a[:, :3] ** 2
+
+
+class _OneInputNet(torch.nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(6)
+        self.w = torch.nn.Parameter(torch.randn(d, 3, generator=g, dtype=torch.float64))
+
+    def forward(self, x):
+        return torch.tanh(x @ self.w) * x[:, :3]
+
+
+def _background_case(case):
+    """(model, inputs, baselines per input, element masks of a coalition per input, players)."""
+    g = torch.Generator().manual_seed(7)
+    x: tuple[torch.Tensor, ...]
+    bases: tuple[torch.Tensor, ...]
+    if case in ("dense", "groups"):
+        x = (torch.randn(3, 6, generator=g, dtype=torch.float64),)
+        bases = (torch.randn(7, 6, generator=g, dtype=torch.float64),)
+        if case == "dense":
+            return _OneInputNet(6), x, bases, None, lambda m: (m,), 6
+        groups = torch.tensor([0, 0, 1, 2, 2, 1])
+        return _OneInputNet(6), x, bases, groups, lambda m: (m[groups],), 3
+    x = (torch.randn(3, 4, generator=g, dtype=torch.float64),
+         torch.randn(3, 2, 3, generator=g, dtype=torch.float64))
+    bases = (torch.randn(7, 4, generator=g, dtype=torch.float64),
+             torch.randn(7, 2, 3, generator=g, dtype=torch.float64))
+    if case == "mixed":  # a background set for one input, one baseline for the other
+        bases = (bases[0], torch.full((1, 2, 3), 0.25, dtype=torch.float64))
+    return _TwoInputNet(), x, bases, None, lambda m: (m[:4], m[4:].reshape(2, 3)), 10
+
+
+def _direct_background_values(model, x, bases, elem, masks, weights, cols):
+    """``batch x K x targets``: every row composed by hand, the model run row by row, the
+    weighted mean over the background rows."""
+    n_bg = max(b.shape[0] for b in bases)
+    out = torch.zeros(x[0].shape[0], masks.shape[0], len(cols), dtype=torch.float64)
+    for b in range(x[0].shape[0]):
+        for k in range(masks.shape[0]):
+            em = elem(masks[k])
+            for j in range(n_bg):
+                rows = tuple((base[j] if base.shape[0] > 1 else base[0]) + e * (xi[b] - (
+                    base[j] if base.shape[0] > 1 else base[0]))
+                    for xi, base, e in zip(x, bases, em))
+                with torch.no_grad():
+                    y = model(*(r[None] for r in rows))[0]
+                out[b, k] += weights[j] * y[cols]
+    return out
+
+
+@pytest.mark.parametrize("case", ["dense", "groups", "two_inputs", "mixed"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 7, 50, 51, 1000])
+def test_background_shared_masks_match_direct_composition(case, weighted, batch_size):
+    # shared masks with a background set go through the broadcast path (_compose_background,
+    # _sink_background): any chunk bounds, weights, several targets and inputs, 1-D groups
+    if weighted and case == "mixed":
+        pytest.skip("a weighted Background makes every input's baseline a set")
+    model, x, bases, groups, elem, n = _background_case(case)
+    w = torch.tensor([3.0, 1, 1, 2, 5, 1, 4], dtype=torch.float64) if weighted else None
+    data = bases if len(bases) > 1 else bases[0]
+    baseline = tribute.Background(data, weights=w) if weighted else data
+    game = FeatureGame(as_model(model, "torch"), x if len(x) > 1 else x[0], target=[0, 2],
+                       baseline=baseline, groups=groups, batch_size=batch_size)
+    assert game.n_background == 7
+    gm = torch.Generator().manual_seed(8)
+    masks = (torch.rand(5, n, generator=gm) > 0.5).double()
+    masks[2] = torch.rand(n, generator=gm, dtype=torch.float64)  # fractional
+    v = game.value(masks)
+    weights = w / w.sum() if w is not None else torch.full((7,), 1 / 7, dtype=torch.float64)
+    expect = _direct_background_values(model, x, bases, elem, masks, weights, [0, 2])
+    assert v.shape == expect.shape
+    torch.testing.assert_close(v, expect, rtol=1e-13, atol=1e-14)
+    # the per-sample-mask path (row by row gathers, per-row index_add_) gives the same values
+    v_rows = game.value(masks[None].expand(3, -1, -1).clone())
+    torch.testing.assert_close(v, v_rows, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 50, 51, 1000])
+def test_background_feature_ablation_matches_direct(batch_size):
+    model, x, bases, _, elem, n = _background_case("dense")
+    attr = tribute.explain(model, x[0], method="feature_ablation", target=[0, 2],
+                           baseline=bases[0], batch_size=batch_size)
+    masks = 1 - torch.eye(n, dtype=torch.float64)
+    weights = torch.full((7,), 1 / 7, dtype=torch.float64)
+    held_out = _direct_background_values(model, x, bases, elem, masks, weights, [0, 2])
+    with torch.no_grad():
+        full = model(x[0])[:, [0, 2]]
+    expect = full[:, :, None] - held_out.permute(0, 2, 1)  # batch x targets x players
+    np.testing.assert_allclose(np.asarray(attr.values), expect.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_background_shared_masks_with_per_row_forward_args():
+    # forward arguments per sample: rows are built chunk by chunk (no blocks), and each row's
+    # argument is its sample's
+    class Scaled(torch.nn.Module):
+        def forward(self, x, scale):
+            return torch.tanh(x * scale[:, None]).sum(1, keepdim=True)
+
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    bg = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    masks = (torch.rand(6, 4, generator=g) > 0.5).double()
+    for bs in (1, 4, 13, 1000):
+        game = FeatureGame(as_model(Scaled(), "torch"), x, target=0, baseline=bg,
+                           forward_args=(scale,), batch_size=bs)
+        v = game.value(masks)[..., 0]
+        comp = bg[None, None] + masks[None, :, None] * (x[:, None, None] - bg[None, None])
+        expect = torch.tanh(comp * scale[:, None, None, None]).sum(-1).mean(-1)
+        torch.testing.assert_close(v, expect, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("batch_size", [None, 7, 50])
+def test_background_numpy_model_matches_direct(batch_size):
+    # a numpy model (scikit-learn) with a weighted background set, one target
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x_train = rng.normal(size=(60, 4))
+    clf = LogisticRegression().fit(x_train, (x_train[:, 0] + x_train[:, 1] ** 2 > 1).astype(int))
+    xs, bg, w = x_train[:5], x_train[10:16], rng.uniform(0.5, 2.0, size=6)
+    game = FeatureGame(as_model(clf, "numpy"), xs, target=1, output="prob",
+                       baseline=tribute.Background(bg, weights=w), batch_size=batch_size)
+    masks = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0.3, 1, 0.6, 0], [1, 1, 1, 1.0]])
+    v = game.value(masks)[..., 0].numpy()
+    comp = bg[None, None] + masks[None, :, None] * (xs[:, None, None] - bg[None, None])
+    p = clf.predict_proba(comp.reshape(-1, 4))[:, 1].reshape(5, 4, 6)
+    np.testing.assert_allclose(v, p @ (w / w.sum()), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", ["int_ids", "groups_2d", "per_sample_masks"])
+@pytest.mark.parametrize("batch_size", [1, 7, 50, 1000])
+def test_background_gathered_paths_match_direct(case, batch_size):
+    # the paths that gather rows one by one with a background set (integer ids, a group mask
+    # per sample, masks per sample) share the grouped sink: weighted means as by hand
+    g = torch.Generator().manual_seed(11)
+    w = torch.tensor([2.0, 1.0, 4.0, 3.0, 1.0], dtype=torch.float64)
+    if case == "int_ids":
+        emb = torch.nn.Embedding(10, 2).double()
+        table = emb.weight.detach()
+
+        def bag(ids):
+            return torch.tanh(emb(ids).sum(1))
+
+        x = torch.randint(0, 10, (3, 4), generator=g)
+        bg = torch.randint(0, 10, (5, 4), generator=g)
+        game = FeatureGame(as_model(bag, "torch"), x, target=[0, 1],
+                           baseline=tribute.Background(bg, weights=w), batch_size=batch_size)
+        masks = (torch.rand(6, 4, generator=g) > 0.5).double()
+        v = game.value(masks)
+        keep = masks[None, :, None].bool()  # 1 x K x 1 x 4
+        ids = torch.where(keep, x[:, None, None], bg[None, None])  # batch x K x M x 4
+        expect = (torch.tanh(table[ids].sum(-2)) * (w / w.sum())[:, None]).sum(2)
+    else:
+        model = _OneInputNet(6)
+        x = torch.randn(3, 6, generator=g, dtype=torch.float64)
+        bg = torch.randn(5, 6, generator=g, dtype=torch.float64)
+        if case == "groups_2d":
+            groups = torch.tensor([[0, 0, 1, 1, 2, 2], [2, 1, 0, 2, 1, 0], [0, 1, 2, 0, 1, 2]])
+        else:
+            groups = torch.tensor([0, 0, 1, 1, 2, 2])
+        game = FeatureGame(as_model(model, "torch"), x, target=[0, 2], groups=groups,
+                           baseline=tribute.Background(bg, weights=w), batch_size=batch_size)
+        masks = torch.rand(3, 6, 3, generator=g, dtype=torch.float64)  # batch x K x players
+        v = game.value(masks if case == "per_sample_masks" else masks[0])
+        if case == "groups_2d":
+            elem = masks[0][:, groups].permute(1, 0, 2)  # batch x K x 6
+        else:
+            elem = masks[:, :, groups]
+        comp = bg[None, None] + elem[:, :, None] * (x[:, None, None] - bg[None, None])
+        with torch.no_grad():
+            y = model(comp.reshape(-1, 6)).reshape(3, 6, 5, 3)[..., [0, 2]]
+        expect = (y * (w / w.sum())[:, None]).sum(2)
+    torch.testing.assert_close(v, expect.to(v.dtype), rtol=1e-13, atol=1e-14)
+
+
+def test_background_sums_do_not_depend_on_the_batch_size(monkeypatch):
+    """Each (sample, coalition) sums its background rows in background order, continuing across
+    chunks: the same bits whatever the batch size (the tuner picks it by timing, so a sum that
+    rounded differently when a pair straddled two chunks made results depend on the machine)."""
+    from tribute.engine import core
+
+    monkeypatch.setattr(core, "BLOCK_BYTES", 1)  # one chunk per block: the sink sees every chunk
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=5)
+
+    def f(z):
+        z = np.asarray(z, dtype=np.float64)
+        s = (z * w).sum(1)  # elementwise: the same bits whatever the rows per call (a BLAS
+        # product may round differently with the number of rows)
+        return np.tanh(s)[:, None] * np.array([1.0, -0.3]) + 1e-3 * z[:, :2]
+
+    x, bg = rng.normal(size=(3, 5)), rng.normal(size=(37, 5)) * 10.0 ** rng.integers(-3, 3, (37, 1))
+    weights = rng.random(37)
+    masks = torch.from_numpy((rng.random((11, 5)) > 0.5).astype(np.float64))
+    ref = None
+    for bs in (1, 3, 7, 8, 50, 64, 10_000):
+        game = FeatureGame(as_model(f, "numpy"), x, target=[0, 1],
+                           baseline=tribute.Background(bg, weights=weights), batch_size=bs)
+        v = game.value(masks).numpy()
+        if ref is None:
+            ref = v
+            # the direct sum, in background order, of value x normalised weight
+            wn = weights / weights.sum()
+            direct = np.zeros_like(v)
+            for b in range(3):
+                for k in range(11):
+                    rows = np.where(masks[k].numpy() > 0.5, x[b], bg)
+                    acc = np.zeros(2)
+                    for j, val in enumerate(f(rows)):
+                        acc = acc + val * wn[j]
+                    direct[b, k] = acc
+            np.testing.assert_allclose(v, direct, rtol=1e-12, atol=1e-15)
+        assert np.array_equal(v, ref), bs

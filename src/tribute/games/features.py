@@ -53,6 +53,11 @@ DEFAULT_BASELINE: float = _DefaultBaseline(0.0)
 #: Element masks (coalitions x elements) kept for a whole ``value`` call when at most this big.
 _ELEMENT_CACHE_BYTES = 64 * 1024**2
 
+#: ``x - background`` (batch x background rows x elements) of one input kept for the game's
+#: life when at most this big; bigger ones are computed per block of rows, for the samples and
+#: background rows the block holds.
+_BG_DIFF_CACHE_BYTES = 64 * 1024**2
+
 
 @dataclass(frozen=True)
 class Background:
@@ -436,6 +441,7 @@ class FeatureGame(Game):
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
         self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
+        self._bg_diff_cache: dict[int, torch.Tensor] = {}  # x - background set per input
         self._set_reference(tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu())
 
     # ------------------------------------------------------------------ parsing
@@ -631,6 +637,138 @@ class FeatureGame(Game):
             out.append(rows.reshape(n_rows, *inp.shape))
         return tuple(out)
 
+    @staticmethod
+    def _bg_segments(start: int, stop: int, k_count: int,
+                     mb: int) -> list[tuple[int, int, int, int, int, int]]:
+        """Rows ``start..stop-1`` of the ``batch*K*M`` table as blocks of whole index ranges.
+
+        Row ``r`` is sample ``r // (K*M)``, coalition ``r // M % K``, background row ``r % M``.
+        Each block ``(first sample, n samples, k lo, k hi, j lo, j hi)`` holds the rows of
+        samples ``b..b+nb-1`` x coalitions ``lo..hi-1`` x background rows ``jlo..jhi-1`` in that
+        order: at most five blocks (the end of one (sample, coalition) pair's background rows,
+        the end of one sample's coalitions, whole samples, the start of another's coalitions,
+        the start of another pair's background rows), whatever the chunk's bounds.
+        """
+        p0, j0 = divmod(start, mb)
+        p1, j1 = divmod(stop, mb)  # exclusive end: pair p1, background rows < j1
+        if p0 == p1:
+            b, k = divmod(p0, k_count)
+            return [(b, 1, k, k + 1, j0, j1)]
+        blocks: list[tuple[int, int, int, int, int, int]] = []
+        if j0 > 0:
+            b, k = divmod(p0, k_count)
+            blocks.append((b, 1, k, k + 1, j0, mb))
+            p0 += 1
+        if p1 > p0:  # whole pairs p0..p1-1, split by sample as in _compose_shared
+            b0, k0 = divmod(p0, k_count)
+            b1, k1 = divmod(p1, k_count)
+            if b0 == b1:
+                blocks.append((b0, 1, k0, k1, 0, mb))
+            else:
+                if k0 > 0:
+                    blocks.append((b0, 1, k0, k_count, 0, mb))
+                    b0 += 1
+                if b1 > b0:
+                    blocks.append((b0, b1 - b0, 0, k_count, 0, mb))
+                if k1 > 0:
+                    blocks.append((b1, 1, 0, k1, 0, mb))
+        if j1 > 0:
+            b, k = divmod(p1, k_count)
+            blocks.append((b, 1, k, k + 1, 0, j1))
+        return blocks
+
+    def _compose_background(self, masks: torch.Tensor, start: int, stop: int, k_count: int,
+                            cache: dict[int, torch.Tensor],
+                            scratch: dict[int, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Rows ``start..stop-1`` of the ``batch*K*M`` table for shared masks and a background
+        set of ``M > 1`` rows (real inputs, groups None or one per sample shape).
+
+        The same rows as :meth:`_compose` (bit for bit: the same ``x - bg`` and ``addcmul`` per
+        element; an input with one baseline is ``base + e * d`` in two roundings, as
+        :meth:`_compose` rounds it for chunks of more than one row), composed per block of
+        :meth:`_bg_segments` by one broadcast
+        ``addcmul(bg[None, None], e[None, :, None], (x - bg)[:, None])`` straight into a buffer
+        per input kept in ``scratch`` and reused by later calls, instead of gathering
+        ``x[b]``, ``bg[j]`` and the masks row by row. ``x - bg`` is computed once per game
+        (batch x M x elements, when at most :data:`_BG_DIFF_CACHE_BYTES`) and element masks
+        once per call (``cache``, as in :meth:`_compose_shared`). Inputs with one baseline
+        (or one per sample) next to a background set are broadcast over ``M`` the same way.
+        """
+        n_rows = stop - start
+        mb = self.n_background
+        blocks = self._bg_segments(start, stop, k_count, mb)
+        out = []
+        for i, inp in enumerate(self.inputs):
+            dtype = inp.x.dtype
+            held = scratch.get(i)
+            if held is None or held.shape[0] < n_rows:
+                held = scratch[i] = torch.empty(n_rows, inp.size, dtype=dtype, device=inp.x.device)
+            rows = held[:n_rows]
+            e_all = cache.get(i)
+            if e_all is None and k_count * inp.size * inp.x.element_size() <= _ELEMENT_CACHE_BYTES:
+                e_all = cache[i] = self._element_masks(inp, masks).to(dtype)
+            bg_mode = inp.base_mode == "background"
+            diff = self._bg_diff(i) if bg_mode else None
+            r = 0
+            for bs, nb, lo, hi, jlo, jhi in blocks:
+                e = e_all[lo:hi] if e_all is not None else \
+                    self._element_masks(inp, masks[lo:hi]).to(dtype)
+                n = nb * (hi - lo) * (jhi - jlo)
+                view = rows[r : r + n].view(nb, hi - lo, jhi - jlo, inp.size)
+                if bg_mode:
+                    d = diff[bs : bs + nb, None, jlo:jhi] if diff is not None else \
+                        (inp.x[bs : bs + nb, None] - inp.base[None, jlo:jhi])[:, None]
+                    torch.addcmul(inp.base[None, None, jlo:jhi], e[None, :, None], d, out=view)
+                else:
+                    # one baseline (or one per sample) next to a background set: the same rows
+                    # for every background row (expanded, no copy)
+                    d = self._diff(i)[bs : bs + nb, None, None].expand(-1, -1, jhi - jlo, -1)
+                    if inp.base_mode == "per_sample":
+                        torch.addcmul(inp.base[bs : bs + nb, None, None], e[None, :, None], d,
+                                      out=view)
+                    else:  # base + e * d in two roundings, as _compose does for one baseline
+                        torch.mul(e[None, :, None], d, out=view)
+                        view.add_(inp.base[:1])
+                r += n
+            out.append(rows.reshape(n_rows, *inp.shape))
+        return tuple(out)
+
+    def _bg_diff(self, i: int) -> torch.Tensor | None:
+        """``x - background`` of input ``i`` (``batch x M x size``), computed once per game;
+        None when bigger than :data:`_BG_DIFF_CACHE_BYTES` (the caller computes its part)."""
+        if i not in self._bg_diff_cache:
+            inp = self.inputs[i]
+            if self.n_samples * inp.base.numel() * inp.x.element_size() > _BG_DIFF_CACHE_BYTES:
+                return None
+            self._bg_diff_cache[i] = inp.x[:, None] - inp.base[None]
+        return self._bg_diff_cache[i]
+
+    def _sink_background(self, out: torch.Tensor, start: int, stop: int, vals: torch.Tensor,
+                         w: torch.Tensor) -> None:
+        """Add the background-weighted values of rows ``start..stop-1`` to their (sample,
+        coalition) pairs in ``out`` (``batch*K x targets`` float64); ``w`` holds the ``M``
+        float64 weights (:meth:`background_weights`).
+
+        Each pair's sum is accumulated row by row in background order, ``((0 + v_0 w_0) +
+        v_1 w_1) + ...``, continuing across chunks from what ``out`` already holds: the sums of
+        a per-row ``index_add_`` bit for bit, so the result does not depend on where chunks
+        start and end (the engine's batch size, which its tuner picks by timing: a grouped
+        product rounded a pair split over two chunks differently, ~1e-15, and results changed
+        with the machine's speed). Vectorised: the chunk's products, padded with zeros to whole
+        pairs and preceded by each pair's running sum, go through one ``cumsum`` along the
+        background axis (a sequential scan; adding a zero changes nothing).
+        """
+        mb = self.n_background
+        n = stop - start
+        p0, j0 = divmod(start, mb)
+        p1 = -(-stop // mb)
+        t_count = int(vals.shape[1])
+        body = torch.zeros((p1 - p0) * mb, t_count, dtype=torch.float64)
+        body[j0 : j0 + n] = vals.to("cpu", torch.float64) * w.repeat(p1 - p0)[j0 : j0 + n, None]
+        # running sums first (0 for pairs that start here), then the pair's products
+        rows = torch.cat([out[p0:p1, None], body.view(p1 - p0, mb, t_count)], dim=1)
+        out[p0:p1] = rows.cumsum(1)[:, -1]
+
     def _diff(self, i: int) -> torch.Tensor:
         """``x - baseline`` of input ``i`` (``batch x size``), computed once per game."""
         if i not in self._diff_cache:
@@ -670,7 +808,10 @@ class FeatureGame(Game):
         # Fast path (shared masks, one baseline row per sample, real inputs): compose rows by
         # broadcasting element masks over samples instead of gathering per row (see
         # _compose_shared); same rows, several times less memory traffic per row.
-        fast = shared and mb == 1 and not any(
+        # With a background set (M > 1) the same broadcast composes (sample, coalition,
+        # background row) blocks (see _compose_background); on every path the sink sums whole
+        # groups of M rows at once (see _sink_background).
+        fast = shared and not any(
             inp.is_int or (inp.groups is not None and inp.groups.ndim != 1) for inp in self.inputs
         )
         elem_cache: dict[int, torch.Tensor] = {}
@@ -679,15 +820,20 @@ class FeatureGame(Game):
         scratch: dict[int, torch.Tensor] = {}
 
         # sample ids of sample-major rows: one add to a cached pattern per block (see _rows)
-        ids = SampleIds(k_count, device)
+        ids = SampleIds(k_count * mb, device)
+        bg_w = self.background_weights()
 
         def build(start: int, stop: int) -> Rows:
             if fast:
                 b = ids(start, stop)
                 extra, kw = self._rows_extra(b)
-                return Rows(inputs=self._compose_shared(masks_d, start, stop, k_count, elem_cache,
-                                                        scratch),
-                            sample=b, extra=extra, kwargs=kw)
+                if mb > 1:
+                    inputs = self._compose_background(masks_d, start, stop, k_count, elem_cache,
+                                                      scratch)
+                else:
+                    inputs = self._compose_shared(masks_d, start, stop, k_count, elem_cache,
+                                                  scratch)
+                return Rows(inputs=inputs, sample=b, extra=extra, kwargs=kw)
             _, bk, b, k, j = self._decode(start, stop, k_count)
             m = self._row_masks(masks_d, shared, bk, k)
             extra, kw = self._rows_extra(b)
@@ -697,9 +843,7 @@ class FeatureGame(Game):
             if mb == 1:
                 out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
                 return
-            v = vals.to("cpu", torch.float64)
-            out.index_add_(0, torch.arange(start, stop) // mb,
-                           v * self._row_weights(start, stop)[:, None])
+            self._sink_background(out, start, stop, vals, bg_w)
 
         # no per-row forward arguments: rows are composed, selected and stored per block of
         # chunks (the model still sees the same chunks; see Engine.run)
@@ -1172,6 +1316,7 @@ class FeatureGame(Game):
         view.n_evals = 0
         view._full, view._empty, view._full_counted = None, None, False
         view._diff_cache = {}
+        view._bg_diff_cache = {}
         view._report_to = (self, int(counts.max()) if new_b else 0)
         index_of = getattr(self, "sample_index", None)
         view.sample_index = None if index_of is None or flat_results else [
