@@ -66,6 +66,13 @@ def explain(
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
             list of ints (several targets, adds a target axis), one index per sample (1-D array),
             ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
+            Indices are classes for every classifier tribute knows to be binary, also when it
+            returns one column (a 1-D ``decision_function`` of ``SVC``/``LinearSVC``/
+            ``RidgeClassifier``, a binary Booster's margin ``s``): ``target=1`` is class 1
+            and ``target=0`` class 0, the complementary quantity (``-s``, ``sigmoid(-s)``,
+            ``log sigmoid(-s)``), and ``None`` each row's predicted class, for every method.
+            A torch module or plain function returning one column keeps the plain reading
+            (index 0 is that column); see :mod:`tribute.targets`.
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,

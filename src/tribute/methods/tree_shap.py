@@ -588,7 +588,7 @@ class TreeShap(Method):
         if mode == "auto":
             mode = "interventional" if (game.n_background > 1 or per_sample) else "tree_path_dependent"
         idx = target.index.cpu().numpy()  # batch x targets
-        cols, sign = _columns(ens, idx)
+        cols, sign = _columns(ens, idx, target.binary)
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
         per_sample_bg = per_sample and background is not None
@@ -682,10 +682,13 @@ def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndar
     return final, encode(x), encode(bg_rows), player_of[owner]
 
 
-def _columns(ens: TreeEnsemble, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw-output column and sign for each requested class index."""
+def _columns(ens: TreeEnsemble, idx: np.ndarray, binary: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-output column and sign for each requested class index (``binary``: the target
+    holds classes 0/1 of a known binary classifier with one output column, see
+    :mod:`tribute.targets`)."""
     if ens.n_outputs == 1:
-        if ens.link == "logistic":  # one margin column: class 1 = +margin, class 0 = -margin
+        if ens.link == "logistic" or binary:  # one margin column: class 1 = +margin, 0 = -margin
             if np.any(idx > 1):
                 raise InputError(f"tree_shap: a binary model has classes 0 and 1; got {idx.max()}.")
             return np.zeros_like(idx), np.where(idx == 1, 1.0, -1.0)
