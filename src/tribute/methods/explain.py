@@ -188,5 +188,5 @@ def explain(
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,
-                   "model_output": adapter.output_kind}
+                   "model_output": str(adapter.output_kind)}
     return attr
