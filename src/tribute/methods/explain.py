@@ -57,7 +57,9 @@ def explain(
             arrays: scikit-learn estimators and Pipelines (regressors use ``predict``;
             classifiers ``predict_proba``, then ``decision_function``), XGBoost/LightGBM
             sklearn wrappers, an ``xgboost.Booster`` (margins), or a plain function.
-            Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``).
+            Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``);
+            DataFrame inputs must have the columns the model was fitted on, in that order
+            (``feature_names_in_``, or a Booster's feature names), else they are refused.
         inputs: tensor or array with the batch first, or a tuple of them, or a pandas
             DataFrame of numeric columns (players are then named after the columns and
             ``attr.to_pandas()`` keeps its index). Results come back in the same framework
