@@ -32,6 +32,14 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
 * 2-D ``ndarray``/``Tensor`` ``batch x targets`` — several classes per sample.
 * callable — ``fn(output) -> rows`` or ``rows x targets``, applied after the transform.
 
+A torch module or plain function is assumed to return logits unless ``model_output=`` says
+otherwise; when ``output`` converts (``logit``/``prob``/``log_prob``/``kl``) and its outputs on
+the explained inputs look like probabilities (two or more columns in [0, 1] summing to 1 per
+row, or one column with every value in [0, 1]) a ``UserWarning`` says how to declare
+``model_output``: a softmax/sigmoid on top of probabilities is silently wrong. The one-column
+check has false positives: logits that all happen to lie in [0, 1] on the explained rows
+(declare ``model_output="logit"`` to silence it).
+
 Binary classifiers with one output column. A model tribute *knows* to be a binary classifier
 (a scikit-learn style estimator with two ``classes_``, e.g. ``SVC``, ``LinearSVC``,
 ``RidgeClassifier`` whose ``decision_function`` is 1-D; an ``xgboost.Booster`` with a
@@ -337,7 +345,11 @@ def resolve_target(
             output column is read as two classes (see the module docstring). default="logit".
         assumed: ``model_output`` is a guess (a plain callable or torch module nobody declared);
             then a warning is issued when ``output`` converts and the reference output looks
-            like probabilities (every row of two or more columns in [0, 1] summing to 1).
+            like probabilities: every row of two or more columns in [0, 1] summing to 1, or a
+            single column whose every value lies in [0, 1]. The one-column check can fire
+            on a logit model whose logits on the explained inputs all happen to lie in [0, 1]
+            (more likely the fewer rows are explained, e.g. one row with logit 0.3); declaring
+            ``model_output="logit"`` silences it.
 
     Raises:
         InputError: an impossible conversion (e.g. ``output="prob"`` on a regressor).
@@ -394,6 +406,19 @@ def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, ass
             "are treated as logits and a softmax is applied on top. If the model returns "
             "probabilities, pass model_output='probability' (or model_output='logit' to "
             "silence this warning).",
+            UserWarning,
+            stacklevel=4,
+        )
+    if (assumed and model_output == "logit" and output != "raw"
+            and (ref.ndim == 1 or (ref.ndim == 2 and ref.shape[1] == 1))
+            and lo >= 0.0 and hi <= 1.0):
+        warnings.warn(
+            f"output={output!r}: the model returns one column whose values on the inputs all lie "
+            f"in [0, 1] ([{lo:.4g}, {hi:.4g}]), like a probability, but the model was not "
+            "declared to return probabilities, so they are treated as logits and a sigmoid is "
+            "applied on top (sigmoid(p) of a probability p lies in [0.5, 0.73]). If the model "
+            "returns probabilities, pass model_output='probability'; if these are logits that "
+            "happen to lie in [0, 1], pass model_output='logit' to silence this warning.",
             UserWarning,
             stacklevel=4,
         )

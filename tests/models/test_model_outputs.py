@@ -184,6 +184,38 @@ def test_undeclared_probabilities_warn_and_bad_declarations_raise():
         tribute.explain(clf, X[:2], baseline=X.mean(0), model_output="probs")
 
 
+def test_one_undeclared_probability_column_warns():
+    """One column with every value in [0, 1] from a function or module not declared to return
+    probabilities: output='prob' puts a sigmoid on top, so a warning says how to declare it
+    (before: silent, full_values [0.504, 0.720, 0.731] = sigmoid(P) for P = [0.016, 0.945,
+    0.9999]). Declared, the explained output is P itself; logits, raw output: no warning."""
+    X, y = _data(2)
+    clf = LogisticRegression(max_iter=500).fit(X, y)
+    x, base = X[:3], X.mean(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Sigmoid()).double()
+    xt, bt = torch.tensor(x), torch.tensor(base)
+    with torch.no_grad():
+        p_net = net(xt)[:, 0].numpy()
+    cases = [(lambda a: clf.predict_proba(a)[:, 1], x, base, clf.predict_proba(x)[:, 1]),
+             (net, xt, bt, p_net)]
+    for model, inp, b, p in cases:
+        for output in ("prob", "log_prob", "logit"):
+            with pytest.warns(UserWarning, match=r"one column .* in \[0, 1\].*model_output="
+                                                 r"'probability'"):
+                tribute.explain(model, inp, method="exact_shapley", baseline=b, output=output)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            a = tribute.explain(model, inp, method="exact_shapley", baseline=b, output="prob",
+                                model_output="probability")
+            np.testing.assert_allclose(np.asarray(a.full_values), p, rtol=1e-10)
+            tribute.explain(model, inp, method="exact_shapley", baseline=b, output="prob",
+                            model_output="logit")  # declared logits: silent
+            tribute.explain(model, inp, method="exact_shapley", baseline=b, output="raw")
+            # typical logits (outside [0, 1] somewhere): silent
+            tribute.explain(lambda a: clf.decision_function(a), x, method="exact_shapley",
+                            baseline=base, output="prob")
+
+
 def test_model_left_alone_and_adapter_redeclared():
     X, y = _data(2)
     clf = LogisticRegression(max_iter=500).fit(X, y)
@@ -204,9 +236,11 @@ def test_xgboost_classifier_and_booster():
     x, base = X[:4], X.mean(0)
     margin = booster.predict(xgb.DMatrix(x), output_margin=True)
     margin_b = booster.predict(xgb.DMatrix(base[None]), output_margin=True)
-    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="logit")
+    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="logit",
+                           target=1)
     np.testing.assert_allclose(attr.values.sum(1), margin - margin_b, rtol=1e-5, atol=1e-5)
-    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="prob")
+    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="prob",
+                           target=1)
     p, pb = booster.predict(xgb.DMatrix(x)), booster.predict(xgb.DMatrix(base[None]))
     np.testing.assert_allclose(attr.values.sum(1), p - pb, rtol=1e-5, atol=1e-6)
     reg = xgb.XGBRegressor(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y.astype(float))
