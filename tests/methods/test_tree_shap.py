@@ -578,3 +578,21 @@ def test_multiclass_logit_from_probabilities_is_refused(cancer):
                         baseline=tribute.Background(X[50:60]), target=2, output="logit")
     np.testing.assert_allclose(t.values, e.values, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(t.full_values), np.asarray(e.full_values), rtol=1e-5, atol=1e-5)
+
+
+def test_logit_of_a_confident_binary_model_is_its_margin(cancer):
+    """Margins of |10| and more: XGBoost's float32 probabilities put their log-odds ~1e-3 away
+    from the margin, which must not be mistaken for a different quantity (the check compares
+    probabilities); a GradientBoostingClassifier with the exponential loss
+    (p = sigmoid(2 * margin)) is refused for output='logit'."""
+    X, y = cancer[0][:, :6], cancer[1]
+    model = xgboost.XGBClassifier(n_estimators=400, max_depth=6, n_jobs=1).fit(X, y)
+    margin = model.predict(X[:40], output_margin=True).astype(np.float64)
+    assert np.abs(margin).max() > 10
+    a = tribute.explain(model, X[:40], method="tree_shap", target=1, output="logit",
+                        baseline=tribute.Background(X[100:110]))
+    np.testing.assert_allclose(np.asarray(a.full_values), margin, rtol=1e-5, atol=1e-4)
+    exp = GradientBoostingClassifier(loss="exponential", n_estimators=10, random_state=0).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="output='logit'"):
+        tribute.explain(exp, X[:5], method="tree_shap", target=1, output="logit",
+                        baseline=tribute.Background(X[100:110]))

@@ -721,13 +721,18 @@ def _logit_refusal(ens: TreeEnsemble) -> str:
 
 def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> None:
     """Refuse ``output="logit"`` when the game's logit (from the model's probabilities) is not
-    the trees' margin on the explained rows (clipped probabilities aside: |margin| < 20)."""
+    the trees' margin on the explained rows. Compared as probabilities, ``sigmoid`` of both
+    (to 1e-6): float32 probabilities near 0 or 1 (XGBoost's) and their clipping make the
+    log-odds themselves differ from the margin by more than rounding."""
     want = game.peek_full()
     if want is None:
         return
     w = want.detach().cpu().double().numpy().reshape(full.shape)
-    ok = np.abs(full) < 20.0
-    if not np.allclose(w[ok], full[ok], rtol=1e-5, atol=1e-5):
+
+    def sig(z: np.ndarray) -> np.ndarray:
+        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+    if not np.allclose(sig(w), sig(full), rtol=0.0, atol=1e-6):
         raise UnsupportedModelError(_logit_refusal(ens))
 
 
