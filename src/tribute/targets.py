@@ -412,13 +412,14 @@ def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, ass
     if (assumed and model_output == "logit" and output != "raw"
             and (ref.ndim == 1 or (ref.ndim == 2 and ref.shape[1] == 1))
             and lo >= 0.0 and hi <= 1.0):
+        what = ("they are explained as log-odds as they are" if output == "logit" else
+                "a sigmoid is applied on top (sigmoid(p) of a probability p lies in [0.5, 0.73])")
         warnings.warn(
             f"output={output!r}: the model returns one column whose values on the inputs all lie "
             f"in [0, 1] ([{lo:.4g}, {hi:.4g}]), like a probability, but the model was not "
-            "declared to return probabilities, so they are treated as logits and a sigmoid is "
-            "applied on top (sigmoid(p) of a probability p lies in [0.5, 0.73]). If the model "
-            "returns probabilities, pass model_output='probability'; if these are logits that "
-            "happen to lie in [0, 1], pass model_output='logit' to silence this warning.",
+            f"declared to return probabilities, so they are treated as logits: {what}. If the "
+            "model returns probabilities, pass model_output='probability'; if these are logits "
+            "that happen to lie in [0, 1], pass model_output='logit' to silence this warning.",
             UserWarning,
             stacklevel=4,
         )
