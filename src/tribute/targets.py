@@ -32,6 +32,41 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
 * 2-D ``ndarray``/``Tensor`` ``batch x targets`` — several classes per sample.
 * callable — ``fn(output) -> rows`` or ``rows x targets``, applied after the transform.
 
+A torch module or plain function is assumed to return logits unless ``model_output=`` says
+otherwise; when ``output`` converts (``logit``/``prob``/``log_prob``/``kl``) and its outputs on
+the explained inputs look like probabilities (two or more columns in [0, 1] summing to 1 per
+row, or one column with every value in [0, 1]) a ``UserWarning`` says how to declare
+``model_output``: a softmax/sigmoid on top of probabilities is silently wrong. The one-column
+check has false positives: logits that all happen to lie in [0, 1] on the explained rows
+(declare ``model_output="logit"`` to silence it).
+
+Binary classifiers with one output column. A model tribute *knows* to be a binary classifier
+(a scikit-learn style estimator with two ``classes_``, e.g. ``SVC``, ``LinearSVC``,
+``RidgeClassifier`` whose ``decision_function`` is 1-D; an ``xgboost.Booster`` with a
+``binary:*`` objective or a ``lightgbm.Booster`` with the ``binary`` objective, whose margin
+is one column; see :mod:`tribute.models.adapters`) returns the score ``s`` (or probability
+``p``) of class 1 only. Its targets are class indices, exactly as for a two-column
+``predict_proba``: ``target=1`` is class 1 and ``target=0`` class 0, the complementary
+quantity:
+
+================  =====================  ===========================
+explained output  class 1                class 0
+================  =====================  ===========================
+``raw``           ``s`` (``p``)          ``-s`` (``1 - p``)
+``logit``         ``s``                  ``-s``
+``prob``          ``sigmoid(s)``         ``sigmoid(-s) = 1 - sigmoid(s)``
+``log_prob``      ``log sigmoid(s)``     ``log sigmoid(-s)``
+================  =====================  ===========================
+
+``None`` and ``"predicted"`` explain each row's predicted class (``s > 0``, or ``p > 0.5``),
+as for every other classifier, and the same holds for every method (``tree_shap`` too: the
+negated margin of class 0 is what its trees give). Torch modules and plain functions that
+return one column keep the plain one-column reading (they may be regressors or one-logit
+models tribute cannot tell apart): index 0 is that column, ``None`` explains it for every
+row, and ``prob``/``log_prob`` apply a sigmoid/log-sigmoid to it. For class 0 of such a
+one-logit model pass ``target=lambda out: -out`` (``raw``/``logit``) or
+``target=lambda p: 1 - p`` (``prob``).
+
 SHAP-KL (``output="kl"``): the explained scalar of a row is ``-KL(p(.|x) || q)``, minus the
 Kullback-Leibler divergence (in nats) of the row's label distribution ``q`` from the model's
 label distribution ``p(.|x)`` on the unperturbed input ``x`` of its sample (Jethani et al.,
@@ -60,7 +95,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, ModelOutputError
-from .models import MODEL_OUTPUTS
+from .models import MODEL_OUTPUTS, is_binary
 
 __all__ = [
     "MODEL_OUTPUTS",
@@ -184,6 +219,9 @@ class Target:
             ``output`` is computed from it. default="logit".
         kl_reference: for ``output="kl"`` (SHAP-KL), the ``batch x classes`` label
             distribution of each sample's unperturbed input; None otherwise.
+        binary: the model is a known binary classifier returning one column (class 1's):
+            ``index`` holds classes 0/1 and class 0 is the complementary quantity (see the
+            module docstring). default=False.
     """
 
     index: torch.Tensor | None
@@ -193,6 +231,7 @@ class Target:
     names: list[str]
     model_output: str = "logit"
     kl_reference: torch.Tensor | None = None
+    binary: bool = False
 
     @property
     def n_targets(self) -> int:
@@ -202,6 +241,9 @@ class Target:
 
     def select(self, out: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Explained scalars for rows of ``out`` that belong to samples ``sample`` (rows,)."""
+        if self.binary and self.index is not None:
+            return binary_class_output(out, self.output, self.model_output,
+                                       self.index.to(out.device)[sample])
         out = transform_output(out, self.output, self.model_output)
         if self.kl_reference is not None:
             ref = self.kl_reference.to(out.device)[sample]
@@ -238,8 +280,8 @@ class Target:
         """The class indices (``targets`` long) when every sample has the same ones, else None
         (callables, regression). Read once per index tensor (and again if it is modified)."""
         idx = self.index
-        if self.fn is not None or idx is None:
-            return None
+        if self.fn is not None or idx is None or self.binary:
+            return None  # (binary: classes are not columns of the output)
         memo = self.__dict__.get("_columns")
         if memo is not None and memo[0] is idx and memo[1] == idx._version:
             return memo[2]  # type: ignore[no-any-return]
@@ -252,6 +294,28 @@ class Target:
             return None
         arr = self.index.cpu().numpy()
         return arr if self.multi else arr[:, 0]
+
+
+def binary_class_output(out: torch.Tensor, output: str, model_output: str,
+                        classes: torch.Tensor) -> torch.Tensor:
+    """``rows x targets`` explained output of classes ``classes`` (``rows x targets``, 0 or 1)
+    of a known binary classifier whose output ``out`` (``rows`` or ``rows x 1``) is class 1's
+    score (``model_output="logit"``) or probability (``"probability"``); class 0 gets the
+    complementary quantity (see the module docstring)."""
+    col = out.reshape(out.shape[0], 1)
+    pos = classes == 1
+    if model_output == "probability":
+        p = torch.where(pos, col, 1.0 - col)
+        if output in ("raw", "prob"):
+            return p
+        q = p.clamp(PROB_EPS, 1.0 - PROB_EPS)
+        return torch.log(q) if output == "log_prob" else torch.log(q) - torch.log1p(-q)
+    z = torch.where(pos, col, -col)
+    if output in ("raw", "logit"):
+        return z
+    if output == "prob":
+        return torch.sigmoid(z)
+    return torch.nn.functional.logsigmoid(z)
 
 
 def _check_output_shape(ref: torch.Tensor, callable_target: bool) -> None:
@@ -276,10 +340,16 @@ def resolve_target(
         output: output transform (``raw``, ``logit``, ``prob``, ``log_prob``).
         reference: raw model output for the ``batch`` inputs.
         batch: number of inputs.
-        model_output: what the model returns (:data:`MODEL_OUTPUTS`). default="logit".
+        model_output: what the model returns (:data:`MODEL_OUTPUTS`); a
+            :class:`tribute.models.BinaryKind` marks a known binary classifier, whose single
+            output column is read as two classes (see the module docstring). default="logit".
         assumed: ``model_output`` is a guess (a plain callable or torch module nobody declared);
             then a warning is issued when ``output`` converts and the reference output looks
-            like probabilities (every row of two or more columns in [0, 1] summing to 1).
+            like probabilities: every row of two or more columns in [0, 1] summing to 1, or a
+            single column whose every value lies in [0, 1]. The one-column check can fire
+            on a logit model whose logits on the explained inputs all happen to lie in [0, 1]
+            (more likely the fewer rows are explained, e.g. one row with logit 0.3); declaring
+            ``model_output="logit"`` silences it.
 
     Raises:
         InputError: an impossible conversion (e.g. ``output="prob"`` on a regressor).
@@ -290,8 +360,14 @@ def resolve_target(
     _check_reference_kind(reference, output, model_output, assumed)
     if output == "kl":
         return _resolve_kl(target, reference, model_output)
-    resolved = _resolve(target, output, reference, batch)
+    callable_target = callable(target) and not isinstance(target, (torch.Tensor, np.ndarray))
+    binary = (is_binary(model_output) and model_output in ("logit", "probability")
+              and not callable_target
+              and (reference.ndim == 1 or (reference.ndim == 2 and reference.shape[1] == 1)))
+    threshold = (0.5 if model_output == "probability" else 0.0) if binary else None
+    resolved = _resolve(target, output, reference, batch, threshold)
     resolved.model_output = model_output  # a fresh Target (dataclasses.replace costs ~10 us)
+    resolved.binary = binary
     return resolved
 
 
@@ -333,9 +409,26 @@ def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, ass
             UserWarning,
             stacklevel=4,
         )
+    if (assumed and model_output == "logit" and output != "raw"
+            and (ref.ndim == 1 or (ref.ndim == 2 and ref.shape[1] == 1))
+            and lo >= 0.0 and hi <= 1.0):
+        what = ("they are explained as log-odds as they are" if output == "logit" else
+                "a sigmoid is applied on top (sigmoid(p) of a probability p lies in [0.5, 0.73])")
+        warnings.warn(
+            f"output={output!r}: the model returns one column whose values on the inputs all lie "
+            f"in [0, 1] ([{lo:.4g}, {hi:.4g}]), like a probability, but the model was not "
+            f"declared to return probabilities, so they are treated as logits: {what}. If the "
+            "model returns probabilities, pass model_output='probability'; if these are logits "
+            "that happen to lie in [0, 1], pass model_output='logit' to silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
-def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int) -> Target:
+def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int,
+             binary_threshold: float | None = None) -> Target:
+    """``binary_threshold``: the model is a known binary classifier with one output column
+    (class 1's score or probability): two classes, class 1 predicted above the threshold."""
     callable_target = callable(target) and not isinstance(target, (torch.Tensor, np.ndarray))
     _check_output_shape(reference, callable_target)
     if callable_target:
@@ -347,6 +440,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         return Target(None, target, output, multi, names)
 
     n_classes = 1 if reference.ndim == 1 else int(reference.shape[1])
+    if binary_threshold is not None:
+        n_classes = 2
     single_output = n_classes == 1
     device = reference.device
 
@@ -354,17 +449,20 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         t = torch.as_tensor(np.asarray(arr.cpu() if isinstance(arr, torch.Tensor) else arr))
         if t.dtype.is_floating_point:
             if not torch.all(t == t.round()):
-                raise InputError(f"target {what} must hold integer class indices; got {t.tolist()[:8]}.")
+                raise InputError(f"target{what} must hold integer class indices; got {t.tolist()[:8]}.")
             t = t.long()
         if t.dtype == torch.bool or not (t.dtype.is_floating_point or t.dtype in _INT_DTYPES):
-            raise InputError(f"target {what} must hold integer class indices; got dtype {t.dtype}.")
+            raise InputError(f"target{what} must hold integer class indices; got dtype {t.dtype}.")
         t = t.to(torch.long, copy=True)  # never alias the caller's tensor (a later in-place edit)
         bad = (t < 0) | (t >= n_classes)
         if bool(bad.any()):
             first = t[bad].flatten()[0].item()
+            hint = (" (a model returning one column, not known to be a binary classifier: "
+                    "index 0 is that column)" if n_classes == 1 else "")
             raise InputError(
-                f"target {what} has class index {first}, out of range for a model with "
-                f"{n_classes} output(s); valid indices are 0..{n_classes - 1}."
+                f"target{what} has class index {first}, out of range for a model with "
+                f"{n_classes} {'classes' if binary_threshold is not None else 'output(s)'}; "
+                f"valid indices are 0..{n_classes - 1}{hint}."
             )
         return t.to(device)
 
@@ -378,7 +476,10 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
                 f"target={target!r} is not understood; use 'predicted', an int, a list of ints, "
                 "one index per sample, or a callable."
             )
-        pred = reference.argmax(dim=1) if reference.ndim == 2 else torch.zeros(batch, dtype=torch.long)
+        if binary_threshold is not None:
+            pred = (reference.reshape(batch) > binary_threshold).long()
+        else:
+            pred = reference.argmax(dim=1) if reference.ndim == 2 else torch.zeros(batch, dtype=torch.long)
         return Target(pred.long().to(device)[:, None], None, output, False, ["predicted"])
     if isinstance(target, (bool, np.bool_)):
         raise InputError(f"target={target!r} is a boolean; pass a class index instead.")
@@ -392,20 +493,20 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     if isinstance(target, Sequence) and not isinstance(target, (torch.Tensor, np.ndarray)):
         if len(target) == 0:
             raise InputError("target is an empty list; give at least one class index.")
-        idx = _idx(list(target), f"list {list(target)}")
+        idx = _idx(list(target), f" list {list(target)}")
         return Target(idx[None, :].expand(batch, -1).clone(), None, output, True,
                       [f"class {int(i)}" for i in idx.tolist()])
     if isinstance(target, (np.ndarray, torch.Tensor)):
         arr = target
         if arr.ndim == 0:
-            return _resolve(int(arr.item()), output, reference, batch)
+            return _resolve(int(arr.item()), output, reference, batch, binary_threshold)
         if arr.shape[0] != batch or arr.ndim > 2:
             raise InputError(
                 f"target has shape {tuple(arr.shape)} but the batch has {batch} samples; pass one "
                 f"index per sample (shape ({batch},)), ({batch}, n_targets), an int, or a list of "
                 "ints to explain the same classes for every sample."
             )
-        idx = _idx(arr, f"array of shape {tuple(arr.shape)}")
+        idx = _idx(arr, f" array of shape {tuple(arr.shape)}")
         if idx.ndim == 1:
             return Target(idx[:, None], None, output, False, ["per-sample"])
         return Target(idx, None, output, True, [f"target {j}" for j in range(idx.shape[1])])

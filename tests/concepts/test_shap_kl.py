@@ -72,7 +72,9 @@ def test_game_values_sign_and_binary_and_probability_models() -> None:
 
     # one logit column: the label distribution is (1 - sigmoid, sigmoid)
     lin = torch.nn.Linear(4, 1).double()
-    g1 = tribute.build_game(lin, x, output="kl", baseline=0.0)
+    # (declared: an untrained layer's logits on two random rows often all lie in [0, 1], which
+    # would warn that they look like probabilities)
+    g1 = tribute.build_game(lin, x, output="kl", baseline=0.0, model_output="logit")
     with torch.no_grad():
         z, z0 = lin(x)[:, 0].numpy(), lin(torch.zeros(1, 4, dtype=torch.float64))[0, 0].item()
     s = 1 / (1 + np.exp(-z))

@@ -102,7 +102,7 @@ def test_int_target_direct_path_matches_the_index_path_and_refuses_out_of_range(
     assert t_np.index is not None and torch.equal(t_np.index, torch.ones(4, 1, dtype=torch.long))
     assert t_np.model_output == "probability"
     for bad in (3, -1):
-        with pytest.raises(InputError, match=rf"target ={bad} has class index {bad}, out of range"):
+        with pytest.raises(InputError, match=rf"target={bad} has class index {bad}, out of range"):
             resolve_target(bad, "raw", ref, 4)
 
 

@@ -509,3 +509,90 @@ def test_catboost_symmetric_trees(diabetes, cancer):
                                       cat_features=["c"]).fit(df, yc)
     with pytest.raises(UnsupportedModelError, match="categorical"):
         tribute.explain(cat, df[:2], method="tree_shap", target=1)
+
+
+# --------------------------------------------------------------------------- units of the result
+def _margin_models(X, y):
+    """Boosted binary classifiers called through predict_proba, with their margin function."""
+    xgb_clf = xgboost.XGBClassifier(n_estimators=8, max_depth=3, n_jobs=1).fit(X, y)
+    lgb_clf = lightgbm.LGBMClassifier(n_estimators=8, num_leaves=7, verbose=-1, n_jobs=1).fit(X, y)
+    gbc = GradientBoostingClassifier(n_estimators=8, max_depth=2, random_state=0).fit(X, y)
+    return [(xgb_clf, lambda z: xgb_clf.predict(z, output_margin=True).astype(np.float64)),
+            (lgb_clf, lambda z: lgb_clf.predict(z, raw_score=True)),
+            (gbc, gbc.decision_function)]
+
+
+def test_boosted_classifier_values_full_and_base_share_the_margin_units(cancer):
+    """tree_shap explains the margin of a boosted classifier; its full_values and base_values
+    are that margin too, so values.sum = full - base (before: full_values were predict_proba,
+    base_values None, and params said 'probability')."""
+    X, y = cancer[0][:, :6], cancer[1]  # few columns: exact_shapley enumerates them
+    x, bg = X[:4], X[100:112]
+    for model, margin in _margin_models(X, y):
+        for target, sign in ((1, 1.0), (0, -1.0)):
+            for baseline in (tribute.Background(bg), 0.0):  # interventional, path-dependent
+                a = tribute.explain(model, x, method="tree_shap", baseline=baseline,
+                                    target=target, output="raw")
+                where = f"{type(model).__name__} target={target} {a.params['feature_perturbation']}"
+                assert "margin (log-odds)" in a.params["explained"], where
+                assert a.full_values is not None and a.base_values is not None, where
+                np.testing.assert_allclose(np.asarray(a.full_values), sign * margin(x), rtol=1e-5,
+                                           atol=1e-5, err_msg=where)
+                np.testing.assert_allclose(a.values.sum(-1), np.asarray(a.full_values) - np.asarray(a.base_values),
+                                           rtol=1e-7, atol=1e-7, err_msg=where)
+                if isinstance(baseline, tribute.Background):
+                    np.testing.assert_allclose(np.asarray(a.base_values), sign * margin(bg).mean(),
+                                               rtol=1e-5, atol=1e-5, err_msg=where)
+        # output='logit' of a binary logistic model is its margin: the same numbers as the
+        # model-agnostic game of output='logit'
+        t = tribute.explain(model, x, method="tree_shap", baseline=tribute.Background(bg),
+                            target=1, output="logit")
+        e = tribute.explain(model, x, method="exact_shapley", baseline=tribute.Background(bg),
+                            target=1, output="logit")
+        np.testing.assert_allclose(t.values, e.values, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(t.full_values), np.asarray(e.full_values), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(t.base_values), np.asarray(e.base_values), rtol=1e-5, atol=1e-5)
+
+
+def test_multiclass_logit_from_probabilities_is_refused(cancer):
+    """With several classes, output='logit' of predict_proba is the one-vs-rest log-odds, not
+    the softmax margin tree_shap explains (before: accepted, values summed to the margin while
+    full_values held the log-odds)."""
+    X = cancer[0][:, :6]
+    y3 = np.digitize(X[:, 0], np.quantile(X[:, 0], [0.33, 0.66]))
+    gbc = GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, y3)
+    with pytest.raises(UnsupportedModelError, match=r"output='logit'.*one-vs-rest.*output='raw'"):
+        tribute.explain(gbc, X[:3], method="tree_shap", baseline=tribute.Background(X[50:60]),
+                        target=2, output="logit")
+    a = tribute.explain(gbc, X[:3], method="tree_shap", baseline=tribute.Background(X[50:60]),
+                        target=2, output="raw")
+    assert "softmax logit" in a.params["explained"]
+    np.testing.assert_allclose(np.asarray(a.full_values), gbc.decision_function(X[:3])[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(a.values.sum(-1), np.asarray(a.full_values) - np.asarray(a.base_values), atol=1e-8)
+    # a multiclass Booster returns its margins: output='logit' is the margin, accepted
+    booster = xgboost.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 2,
+                             "nthread": 1}, xgboost.DMatrix(X, y3), 4)
+    t = tribute.explain(booster, X[:3], method="tree_shap", baseline=tribute.Background(X[50:60]),
+                        target=2, output="logit")
+    e = tribute.explain(booster, X[:3], method="exact_shapley",
+                        baseline=tribute.Background(X[50:60]), target=2, output="logit")
+    np.testing.assert_allclose(t.values, e.values, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(t.full_values), np.asarray(e.full_values), rtol=1e-5, atol=1e-5)
+
+
+def test_logit_of_a_confident_binary_model_is_its_margin(cancer):
+    """Margins of |10| and more: XGBoost's float32 probabilities put their log-odds ~1e-3 away
+    from the margin, which must not be mistaken for a different quantity (the check compares
+    probabilities); a GradientBoostingClassifier with the exponential loss
+    (p = sigmoid(2 * margin)) is refused for output='logit'."""
+    X, y = cancer[0][:, :6], cancer[1]
+    model = xgboost.XGBClassifier(n_estimators=400, max_depth=6, n_jobs=1).fit(X, y)
+    margin = model.predict(X[:40], output_margin=True).astype(np.float64)
+    assert np.abs(margin).max() > 10
+    a = tribute.explain(model, X[:40], method="tree_shap", target=1, output="logit",
+                        baseline=tribute.Background(X[100:110]))
+    np.testing.assert_allclose(np.asarray(a.full_values), margin, rtol=1e-5, atol=1e-4)
+    exp = GradientBoostingClassifier(loss="exponential", n_estimators=10, random_state=0).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="output='logit'"):
+        tribute.explain(exp, X[:5], method="tree_shap", target=1, output="logit",
+                        baseline=tribute.Background(X[100:110]))

@@ -100,3 +100,40 @@ def test_dataframe_to_a_torch_model(frame):
     w = net.weight.detach().numpy()[0]
     np.testing.assert_allclose(attr.values, w * (X.iloc[:2].to_numpy() - X.mean().to_numpy()),
                                rtol=1e-8)
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_booster_trained_on_a_frame_refuses_reordered_columns(lib):
+    """A Booster trained on a DataFrame knows its column names: a frame with the columns in
+    another order is refused, like a scikit-learn estimator's (before: read by position, the
+    credit named 'c' was 0.09 where it should be ~106); the fitted order gives the right
+    answer, and a Booster trained on an array (no names) reads frames by position."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    y = df.a + 10 * df.b + 100 * df.c
+    if lib == "xgboost":
+        xgb = pytest.importorskip("xgboost")
+        model = xgb.train({"max_depth": 3, "nthread": 1}, xgb.DMatrix(df, y), 30)
+        unnamed = xgb.train({"max_depth": 3, "nthread": 1}, xgb.DMatrix(df.to_numpy(), y), 30)
+
+        def predict(z):
+            return model.predict(xgb.DMatrix(z))
+    else:
+        lgb = pytest.importorskip("lightgbm")
+        model = lgb.train({"verbose": -1, "num_threads": 1}, lgb.Dataset(df, y), 30)
+        unnamed = lgb.train({"verbose": -1, "num_threads": 1}, lgb.Dataset(df.to_numpy(), y), 30)
+
+        def predict(z):
+            return model.predict(z)
+    bg = df.iloc[50:60]
+    for method in ("exact_shapley", "tree_shap"):
+        with pytest.raises(InputError, match=r"columns \['c', 'a', 'b'\].*fitted on \['a', 'b', 'c'\]"):
+            tribute.explain(model, df.iloc[:2][["c", "a", "b"]], method=method,
+                            baseline=tribute.Background(bg[["c", "a", "b"]]))
+        a = tribute.explain(model, df.iloc[:2], method=method, baseline=tribute.Background(bg))
+        assert a.player_names == ["a", "b", "c"]
+        np.testing.assert_allclose(np.asarray(a.full_values), predict(df.iloc[:2]), rtol=1e-5)
+        assert a.values[0, 2] > 50  # the credit of 'c' (weight 100)
+    a = tribute.explain(unnamed, df.iloc[:2][["c", "a", "b"]], method="exact_shapley",
+                        baseline=tribute.Background(bg[["c", "a", "b"]]))
+    assert a.player_names == ["c", "a", "b"]  # no names to check against: by position

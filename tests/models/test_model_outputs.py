@@ -8,7 +8,9 @@ were off (0.294 instead of 0.626 in the report).
 
 from __future__ import annotations
 
+import itertools
 import warnings
+from math import factorial
 
 import numpy as np
 import pytest
@@ -113,7 +115,8 @@ def test_decision_function_is_a_logit():
     x, base = X[:4], X.mean(0)
     for output, fn in (("logit", lambda z: z), ("prob", lambda z: 1 / (1 + np.exp(-z))),
                        ("log_prob", lambda z: -np.log1p(np.exp(-z)))):
-        attr = tribute.explain(svm, x, method="exact_shapley", baseline=base, output=output)
+        attr = tribute.explain(svm, x, method="exact_shapley", baseline=base, output=output,
+                               target=1)
         true = fn(svm.decision_function(x)) - fn(svm.decision_function(base[None]))
         np.testing.assert_allclose(attr.values.sum(1), true, rtol=1e-8, atol=1e-10)
         assert attr.params["model_output"] == "logit"
@@ -181,6 +184,38 @@ def test_undeclared_probabilities_warn_and_bad_declarations_raise():
         tribute.explain(clf, X[:2], baseline=X.mean(0), model_output="probs")
 
 
+def test_one_undeclared_probability_column_warns():
+    """One column with every value in [0, 1] from a function or module not declared to return
+    probabilities: output='prob' puts a sigmoid on top, so a warning says how to declare it
+    (before: silent, full_values [0.504, 0.720, 0.731] = sigmoid(P) for P = [0.016, 0.945,
+    0.9999]). Declared, the explained output is P itself; logits, raw output: no warning."""
+    X, y = _data(2)
+    clf = LogisticRegression(max_iter=500).fit(X, y)
+    x, base = X[:3], X.mean(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Sigmoid()).double()
+    xt, bt = torch.tensor(x), torch.tensor(base)
+    with torch.no_grad():
+        p_net = net(xt)[:, 0].numpy()
+    cases = [(lambda a: clf.predict_proba(a)[:, 1], x, base, clf.predict_proba(x)[:, 1]),
+             (net, xt, bt, p_net)]
+    for model, inp, b, p in cases:
+        for output in ("prob", "log_prob", "logit"):
+            with pytest.warns(UserWarning, match=r"one column .* in \[0, 1\].*model_output="
+                                                 r"'probability'"):
+                tribute.explain(model, inp, method="exact_shapley", baseline=b, output=output)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            a = tribute.explain(model, inp, method="exact_shapley", baseline=b, output="prob",
+                                model_output="probability")
+            np.testing.assert_allclose(np.asarray(a.full_values), p, rtol=1e-10)
+            tribute.explain(model, inp, method="exact_shapley", baseline=b, output="prob",
+                            model_output="logit")  # declared logits: silent
+            tribute.explain(model, inp, method="exact_shapley", baseline=b, output="raw")
+            # typical logits (outside [0, 1] somewhere): silent
+            tribute.explain(lambda a: clf.decision_function(a), x, method="exact_shapley",
+                            baseline=base, output="prob")
+
+
 def test_model_left_alone_and_adapter_redeclared():
     X, y = _data(2)
     clf = LogisticRegression(max_iter=500).fit(X, y)
@@ -201,9 +236,11 @@ def test_xgboost_classifier_and_booster():
     x, base = X[:4], X.mean(0)
     margin = booster.predict(xgb.DMatrix(x), output_margin=True)
     margin_b = booster.predict(xgb.DMatrix(base[None]), output_margin=True)
-    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="logit")
+    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="logit",
+                           target=1)
     np.testing.assert_allclose(attr.values.sum(1), margin - margin_b, rtol=1e-5, atol=1e-5)
-    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="prob")
+    attr = tribute.explain(booster, x, method="exact_shapley", baseline=base, output="prob",
+                           target=1)
     p, pb = booster.predict(xgb.DMatrix(x)), booster.predict(xgb.DMatrix(base[None]))
     np.testing.assert_allclose(attr.values.sum(1), p - pb, rtol=1e-5, atol=1e-6)
     reg = xgb.XGBRegressor(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y.astype(float))
@@ -308,3 +345,122 @@ def test_component_players_respect_the_declared_model_output():
     torch.testing.assert_close(torch.as_tensor(attr.full_values), full)
     torch.testing.assert_close(torch.as_tensor(attr.base_values), empty)
     torch.testing.assert_close(attr.values.sum(1), full - empty)
+
+
+# ------------------------------------------------------------------ binary, one score column
+def _enum_shapley(f, x: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Shapley values of ``v(S) = mean_m f(where(S, x, bg_m))`` by enumerating every
+    coalition (``f``: rows -> values; ``bg``: ``M x d`` background rows)."""
+    d = x.shape[0]
+    v = {}
+    for bits in itertools.product([False, True], repeat=d):
+        m = np.array(bits)
+        v[bits] = float(np.mean(f(np.where(m[None], x[None], bg))))
+    phi = np.zeros(d)
+    for bits, val in v.items():
+        for i in range(d):
+            if not bits[i]:
+                s = sum(bits)
+                w = factorial(s) * factorial(d - s - 1) / factorial(d)
+                phi[i] += w * (v[(*bits[:i], True, *bits[i + 1:])] - val)
+    return phi
+
+
+def _class_output(score: np.ndarray, k: int, output: str) -> np.ndarray:
+    """Class ``k``'s explained output from class 1's score ``s`` (class 0: ``-s``)."""
+    c = score if k == 1 else -score
+    if output in ("raw", "logit"):
+        return c
+    if output == "prob":
+        return 1.0 / (1.0 + np.exp(-c))
+    return -np.logaddexp(0.0, -c)  # log sigmoid(c)
+
+
+def _check_binary_convention(model, score, predicted, X, bg, outputs, methods) -> None:
+    """Every target kind of a one-column binary classifier against enumeration by hand."""
+    x = X[:5]
+    pred = predicted(x)
+    assert set(pred) == {0, 1}, "the rows must cover both predicted classes"
+    for output in outputs:
+        for target, classes in ((None, pred), ("predicted", pred), (0, np.zeros(5, int)),
+                                (1, np.ones(5, int)), (np.array([1, 0, 1, 0, 0]), None)):
+            cls = np.asarray(target) if classes is None else classes
+            truth = np.stack([_enum_shapley(lambda z, k=k, o=output: _class_output(score(z), k, o),
+                                            x[i], bg) for i, k in enumerate(cls)])
+            full = np.array([_class_output(score(x[i:i + 1]), k, output)[0]
+                             for i, k in enumerate(cls)])
+            for method in methods:
+                if method == "tree_shap" and output not in ("raw", "logit"):
+                    continue
+                a = tribute.explain(model, x, method=method, baseline=tribute.Background(bg),
+                                    output=output, target=target)
+                where = f"{type(model).__name__} {method} output={output} target={target!r}"
+                np.testing.assert_allclose(a.values, truth, rtol=1e-6, atol=1e-7, err_msg=where)
+                np.testing.assert_array_equal(a.targets, cls, err_msg=where)
+                assert a.full_values is not None, where
+                np.testing.assert_allclose(a.full_values, full, rtol=1e-6, atol=1e-7,
+                                           err_msg=where)
+    with pytest.raises(InputError, match=r"target=2 has class index 2.*2 classes"):
+        tribute.explain(model, x, method="exact_shapley", baseline=bg[0], target=2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("sklearn.svm", fromlist=["SVC"]).SVC(),
+    lambda: LinearSVC(C=0.5, max_iter=5000, random_state=0),
+    lambda: __import__("sklearn.linear_model", fromlist=["RidgeClassifier"]).RidgeClassifier(),
+], ids=["svc", "linearsvc", "ridge"])
+def test_binary_decision_function_target_is_the_class(make):
+    """A binary estimator whose decision_function is one column: ``target=k`` is class ``k``
+    (class 0 = ``-s``, ``sigmoid(-s)``, ``log sigmoid(-s)``) and ``None``/"predicted" each
+    row's predicted class, as for a two-column predict_proba (before: ``target=0`` was class 1
+    and ``None`` explained class 1 for rows predicted 0)."""
+    X, y = _data(2)
+    model = make().fit(X, y)
+    bg = X[::30][:3]
+    _check_binary_convention(model, model.decision_function, model.predict, X, bg, OUTPUTS,
+                             ("exact_shapley",))
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_binary_booster_target_is_the_class_for_every_method(lib):
+    """Binary xgboost/lightgbm Boosters return one margin column; tree_shap and exact_shapley
+    agree on every target (before: tree_shap explained the negated margin for target=None/0
+    while exact_shapley explained the margin)."""
+    X, y = _data(2)
+    bg = X[::30][:3]
+    if lib == "xgboost":
+        xgb = pytest.importorskip("xgboost")
+        model = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+                          xgb.DMatrix(X, y), 8)
+
+        def score(z):
+            return model.predict(xgb.DMatrix(z), output_margin=True).astype(np.float64)
+    else:
+        lgb = pytest.importorskip("lightgbm")
+        model = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1,
+                           "min_data_in_leaf": 5}, lgb.Dataset(X, y), 8)
+
+        def score(z):
+            return model.predict(z, raw_score=True).astype(np.float64)
+
+    def predicted(z):
+        return (score(z) > 0).astype(int)
+
+    _check_binary_convention(model, score, predicted, X, bg, OUTPUTS,
+                             ("exact_shapley", "tree_shap"))
+
+
+def test_one_column_torch_module_and_function_keep_the_plain_reading():
+    """Torch modules and plain functions may be regressors: their one column is index 0 for
+    every row, whatever its sign, and target=1 is refused naming the reason."""
+    w = torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64)
+    net = torch.nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        net.weight.copy_(w.T)
+    x = torch.tensor([[1.0, 2.0, 0.0], [2.0, -1.0, 1.0]], dtype=torch.float64)  # logits -3, 4.5
+    for model, inp in ((net, x), (lambda a: a @ w.numpy()[:, 0], x.numpy())):
+        a = tribute.explain(model, inp, method="exact_shapley", baseline=0.0, output="prob")
+        full = torch.sigmoid(x @ w)[:, 0].numpy()
+        np.testing.assert_allclose(np.asarray(a.full_values), full, rtol=1e-10)
+        with pytest.raises(InputError, match="index 0 is that column"):
+            tribute.explain(model, inp, method="exact_shapley", baseline=0.0, target=1)

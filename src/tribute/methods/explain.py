@@ -57,7 +57,9 @@ def explain(
             arrays: scikit-learn estimators and Pipelines (regressors use ``predict``;
             classifiers ``predict_proba``, then ``decision_function``), XGBoost/LightGBM
             sklearn wrappers, an ``xgboost.Booster`` (margins), or a plain function.
-            Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``).
+            Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``);
+            DataFrame inputs must have the columns the model was fitted on, in that order
+            (``feature_names_in_``, or a Booster's feature names), else they are refused.
         inputs: tensor or array with the batch first, or a tuple of them, or a pandas
             DataFrame of numeric columns (players are then named after the columns and
             ``attr.to_pandas()`` keeps its index). Results come back in the same framework
@@ -65,10 +67,17 @@ def explain(
         method: registry name (see :func:`methods`). default="kernel_shap".
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
             list of ints (several targets, adds a target axis), one index per sample (1-D array),
-            ``batch x targets`` indices, or a callable ``output -> rows``. For a scikit-learn
+            ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
+            Indices are classes for every classifier tribute knows to be binary, also when it
+            returns one column (a 1-D ``decision_function`` of ``SVC``/``LinearSVC``/
+            ``RidgeClassifier``, a binary Booster's margin ``s``): ``target=1`` is class 1
+            and ``target=0`` class 0, the complementary quantity (``-s``, ``sigmoid(-s)``,
+            ``log sigmoid(-s)``), and ``None`` each row's predicted class, for every method.
+            A torch module or plain function returning one column keeps the plain reading
+            (index 0 is that column); see :mod:`tribute.targets`. For a scikit-learn
             classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
             3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
-            explains each row's true class); string labels work for string classes. default=None.
+            explains each row's true class); string labels work for string classes.
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
@@ -186,5 +195,5 @@ def explain(
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,
-                   "model_output": adapter.output_kind}
+                   "model_output": str(adapter.output_kind)}
     return attr

@@ -22,10 +22,18 @@ Two value functions (``feature_perturbation``):
 
 What is explained is the ensemble's **raw output**: the margin (log-odds) of boosted
 classifiers (a binary model's class 0 gets the negated margin), the prediction of regressors and
-the averaged class probability of scikit-learn forests and trees (their ``predict_proba``).
-``attr.params["model_output"]`` says which. Probabilities of boosted models are not additive
-over trees, so ``output="prob"`` on them is refused (use ``method="shapley"`` for exact-in-
-expectation estimates of the probability game).
+the averaged class probability of scikit-learn forests and trees (their ``predict_proba``);
+the margin of log-link boosting (Poisson, Gamma, Tweedie) is the log of its prediction.
+``attr.params["explained"]`` says which, and ``attr.full_values`` / ``attr.base_values`` (also
+``extra["expected_value"]``) are that same quantity, so ``values.sum(-1) = full - base``: for a
+boosted classifier called through ``predict_proba`` (XGBClassifier, LGBMClassifier,
+GradientBoostingClassifier) with ``output="raw"``, they are its margins, not the probabilities
+other methods explain for ``output="raw"``. Probabilities of boosted models are not additive
+over trees, so ``output="prob"``/``"log_prob"`` on them is refused (use ``method="exact_shapley"``
+or ``"kernel_shap"`` for the probability game), and so is ``output="logit"`` when the model
+returns probabilities and their log-odds are not its margin (several classes: the one-vs-rest
+log-odds ``log(p_k / (1 - p_k))``); with a binary logistic model (or a model returning margins,
+e.g. a Booster) ``output="logit"`` is the margin and is accepted.
 
 Players may be groups of columns (``groups=``): splits on any column of a group form one
 factor, which is the same value function with groups as players. A scikit-learn ``Pipeline``
@@ -582,13 +590,15 @@ class TreeShap(Method):
                 f"tree_shap: the {ens.kind} averages class probabilities; output={output!r} is not "
                 "additive over its trees. Use output='raw' or 'prob'."
             )
+        if output == "logit" and ens.link == "softmax" and game.model.output_kind == "probability":
+            raise UnsupportedModelError(_logit_refusal(ens))
         mode = self.feature_perturbation
         per_sample = bg_rows.shape[0] == game.n_samples and game.n_background == 1 and \
             any(inp.base_mode == "per_sample" for inp in game.inputs)
         if mode == "auto":
             mode = "interventional" if (game.n_background > 1 or per_sample) else "tree_path_dependent"
         idx = target.index.cpu().numpy()  # batch x targets
-        cols, sign = _columns(ens, idx)
+        cols, sign = _columns(ens, idx, target.binary)
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
         per_sample_bg = per_sample and background is not None
@@ -620,6 +630,8 @@ class TreeShap(Method):
             bpred = ens.predict(bg_rows)
             bmean = bpred.mean(0) if bg_w is None else bg_w @ bpred
             base = (bpred[b_idx, cols] if per_sample else bmean[cols]) * sign
+        if output == "logit":
+            _check_logit_is_margin(game, full, ens)
         gap = vals.sum(-1) - (full - base)
         extra: dict[str, Any] = {"expected_value": base}
         if inter is not None:
@@ -629,10 +641,17 @@ class TreeShap(Method):
                   "kernel": kernel,
                   # rows the model's own raw prediction saw outside the engine (reading check)
                   "reading_rows": ens.raw_rows,
-                  "model_output": f"{ens.raw_output} ({ens.kind})",
+                  "explained": _explained(ens),
                   "background_rows": 0 if background is None else int(bg_rows.shape[0])}
-        return game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,
+        attr = game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,
                                 gap=torch.from_numpy(np.ascontiguousarray(gap)), extra=extra)
+        # full and base values of what the trees explain (the margin of a boosted classifier
+        # even when the model's own output, the game's, is its predict_proba): values sum to
+        # full - base, in the same units
+        pick = slice(None) if game.layout.multi_target else 0
+        attr.full_values = np.ascontiguousarray(np.asarray(full)[:, pick], dtype=np.float64)
+        attr.base_values = np.ascontiguousarray(np.asarray(base)[:, pick], dtype=np.float64)
+        return attr
 
     budget_rule = "no model evaluations (reads the trees)"
 
@@ -682,10 +701,48 @@ def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndar
     return final, encode(x), encode(bg_rows), player_of[owner]
 
 
-def _columns(ens: TreeEnsemble, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw-output column and sign for each requested class index."""
+def _explained(ens: TreeEnsemble) -> str:
+    """What the trees' raw output is, for ``attr.params["explained"]``."""
+    what = {"logistic": "margin (log-odds)", "softmax": "margin (softmax logit)",
+            "exp": "margin (log of the prediction)"}.get(ens.link, ens.raw_output)
+    note = "; class 0: the negated margin" if ens.link == "logistic" and ens.n_outputs == 1 else ""
+    return f"{what} of the {ens.kind}{note}"
+
+
+def _logit_refusal(ens: TreeEnsemble) -> str:
+    return (
+        f"tree_shap explains the {ens.kind}'s margin, but output='logit' of a model that returns "
+        "probabilities is the one-vs-rest log-odds log(p_k / (1 - p_k)), which is not that "
+        "margin (with several classes, or a link other than the logistic) and not additive over "
+        "trees. Use output='raw' to explain the margin with tree_shap, or method='exact_shapley' "
+        "/ 'kernel_shap' for the log-odds."
+    )
+
+
+def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> None:
+    """Refuse ``output="logit"`` when the game's logit (from the model's probabilities) is not
+    the trees' margin on the explained rows. Compared as probabilities, ``sigmoid`` of both
+    (to 1e-6): float32 probabilities near 0 or 1 (XGBoost's) and their clipping make the
+    log-odds themselves differ from the margin by more than rounding."""
+    want = game.peek_full()
+    if want is None:
+        return
+    w = want.detach().cpu().double().numpy().reshape(full.shape)
+
+    def sig(z: np.ndarray) -> np.ndarray:
+        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+    if not np.allclose(sig(w), sig(full), rtol=0.0, atol=1e-6):
+        raise UnsupportedModelError(_logit_refusal(ens))
+
+
+def _columns(ens: TreeEnsemble, idx: np.ndarray, binary: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-output column and sign for each requested class index (``binary``: the target
+    holds classes 0/1 of a known binary classifier with one output column, see
+    :mod:`tribute.targets`)."""
     if ens.n_outputs == 1:
-        if ens.link == "logistic":  # one margin column: class 1 = +margin, class 0 = -margin
+        if ens.link == "logistic" or binary:  # one margin column: class 1 = +margin, 0 = -margin
             if np.any(idx > 1):
                 raise InputError(f"tree_shap: a binary model has classes 0 and 1; got {idx.max()}.")
             return np.zeros_like(idx), np.where(idx == 1, 1.0, -1.0)

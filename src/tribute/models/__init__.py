@@ -9,6 +9,16 @@ model is put in eval mode with parameter gradients off, and on exit its ``traini
 
 from __future__ import annotations
 
-from .adapters import MODEL_OUTPUTS, ModelAdapter, NumpyModel, TorchModel, as_model, load_weights
+from .adapters import (
+    MODEL_OUTPUTS,
+    BinaryKind,
+    ModelAdapter,
+    NumpyModel,
+    TorchModel,
+    as_model,
+    is_binary,
+    load_weights,
+)
 
-__all__ = ["MODEL_OUTPUTS", "ModelAdapter", "NumpyModel", "TorchModel", "as_model", "load_weights"]
+__all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchModel", "as_model",
+           "is_binary", "load_weights"]

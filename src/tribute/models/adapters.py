@@ -16,8 +16,20 @@ probabilities:
   ``model_output=`` (a warning is issued when such outputs look like probabilities and a
   conversion is asked for).
 
+**Known binary classifiers.** A scikit-learn style estimator with ``classes_`` of length 2
+(also Pipelines, XGBClassifier, LGBMClassifier), an ``xgboost.Booster`` with a ``binary:*``
+objective and a ``lightgbm.Booster`` with the ``binary`` objective are *known* to be binary
+classifiers; their :attr:`ModelAdapter.output_kind` is then a :class:`BinaryKind` (a ``str``
+equal to ``"logit"``/``"probability"`` that also carries this fact), so that when such a model
+returns ONE column (the positive class's score: a 1-D ``decision_function``, a Booster's
+margin) ``target=k`` still means class ``k`` (see :mod:`tribute.targets`). Torch modules and
+plain callables are never assumed binary (they may be regressors).
+
 Estimators fitted on a pandas DataFrame (``feature_names_in_``) get a DataFrame with those
 column names back, so scikit-learn does not warn about missing feature names on every call.
+Their column names, and those of Boosters trained on a DataFrame (``Booster.feature_names`` /
+``Booster.feature_name()``), are :attr:`NumpyModel.feature_names`: a DataFrame input whose
+columns differ from them (another order) is refused instead of being read by position.
 """
 
 from __future__ import annotations
@@ -38,12 +50,36 @@ import torch
 
 from ..errors import InputError, ModelOutputError, WeightsFormatError
 
-__all__ = ["MODEL_OUTPUTS", "ModelAdapter", "NumpyModel", "TorchModel", "as_model", "load_weights"]
+__all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchModel", "as_model",
+           "is_binary", "load_weights"]
 
 #: What a model returns: ``"logit"`` (scores a softmax/sigmoid turns into probabilities: torch
 #: classifiers, ``decision_function``, XGBoost margins), ``"probability"`` (``predict_proba``),
 #: ``"raw"`` (regression outputs or anything that is not a class score).
 MODEL_OUTPUTS = ("logit", "probability", "raw")
+
+
+
+class BinaryKind(str):
+    """An output kind (``"logit"`` or ``"probability"``, equal to that plain string) of a model
+    tribute knows to be a binary classifier (see the module docstring).
+
+    When such a model returns one column, it is the positive class's score ``s`` (or
+    probability ``p``), and :mod:`tribute.targets` reads ``target=k`` as class ``k``: class 0
+    is the complementary quantity (``-s``, ``1 - sigmoid(s)``, ``1 - p``).
+    """
+
+    binary = True
+
+
+def is_binary(kind: str) -> bool:
+    """True when ``kind`` (an adapter's ``output_kind``) marks a known binary classifier."""
+    return bool(getattr(kind, "binary", False))
+
+
+def _kind(kind: str, binary: bool) -> str:
+    return BinaryKind(kind) if binary and kind in ("logit", "probability") else str(kind)
+
 
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -83,7 +119,7 @@ class ModelAdapter(ABC):
         """A shallow copy declared to return ``model_output`` (``logit``/``probability``/``raw``)."""
         _check_kind(model_output)
         twin = copy.copy(self)
-        twin.output_kind = model_output
+        twin.output_kind = _kind(model_output, is_binary(self.output_kind))
         twin.output_assumed = False
         return twin
 
@@ -234,10 +270,14 @@ class NumpyModel(ModelAdapter):
         self.estimator = model  # the user's object (model-specific methods read it, e.g. trees)
         if model_output is not None:
             _check_kind(model_output)
-        self.output_kind = model_output or detected
+        #: a known binary classifier (see the module docstring)
+        self.binary = _known_binary(model, self.kind)
+        self.output_kind = _kind(model_output or detected, self.binary)
         self.output_assumed = model_output is None and self.kind == "callable"
         self.np_dtypes = np_dtypes
-        names = getattr(model, "feature_names_in_", None) if self.kind != "callable" else None
+        names = (_booster_feature_names(model) if self.kind == "booster"
+                 else getattr(model, "feature_names_in_", None) if self.kind != "callable"
+                 else None)
         self.feature_names: list[str] | None = (
             [str(n) for n in np.asarray(names).tolist()] if names is not None else None
         )
@@ -251,8 +291,8 @@ class NumpyModel(ModelAdapter):
                 a = a.astype(self.np_dtypes[i])
             arrays.append(a)
         extra_np = tuple(e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in extra)
-        if self.feature_names is not None and len(arrays) == 1 and arrays[0].ndim == 2 \
-                and arrays[0].shape[1] == len(self.feature_names):
+        if self.feature_names is not None and self.kind != "booster" and len(arrays) == 1 \
+                and arrays[0].ndim == 2 and arrays[0].shape[1] == len(self.feature_names):
             import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is there
 
             arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
@@ -290,6 +330,49 @@ def _estimator_type(model: Any) -> str | None:
             pass
     kind = getattr(model, "_estimator_type", None)
     return kind if kind in ("classifier", "regressor") else None
+
+
+def _known_binary(model: Any, kind: str) -> bool:
+    """``model`` is known to be a binary classifier (see the module docstring)."""
+    if kind == "booster":
+        return _booster_objective(model) in ("binary", "xgb-binary")
+    if kind not in ("predict_proba", "decision_function"):
+        return False
+    try:
+        classes = getattr(model, "classes_", None)
+        return classes is not None and len(classes) == 2
+    except Exception:  # an unfitted wrapper may raise from the property
+        return False
+
+
+def _booster_objective(booster: Any) -> str:
+    """``"xgb-binary"`` for an ``xgboost.Booster`` with a ``binary:*`` objective, else the
+    objective's name (``lightgbm.Booster``: e.g. ``"binary"``; ``""`` when unknown)."""
+    mod = type(booster).__module__
+    try:
+        if mod.startswith("xgboost"):
+            name = str(json.loads(booster.save_config())["learner"]["objective"]["name"])
+            return "xgb-binary" if name.startswith("binary:") else name
+        objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
+            "objective", "")
+        return str(objective).split()[0] if objective else ""
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ""
+
+
+def _booster_feature_names(booster: Any) -> list[str] | None:
+    """The column names a Booster was trained with, or None (trained on an array: XGBoost has
+    none, LightGBM makes up ``Column_0, Column_1, ...``)."""
+    if type(booster).__module__.startswith("xgboost"):
+        names = booster.feature_names
+        return [str(n) for n in names] if names else None
+    try:
+        names = booster.feature_name()
+    except Exception:
+        return None
+    if not names or [str(n) for n in names] == [f"Column_{i}" for i in range(len(names))]:
+        return None
+    return [str(n) for n in names]
 
 
 def _numpy_callable(model: Any) -> tuple[Callable[..., Any], str, str]:
