@@ -1451,7 +1451,9 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
         raise InputError(
             f"inputs has columns {columns[:8]}{'...' if len(columns) > 8 else ''} but the model "
             f"was fitted on {list(fitted)[:8]}{'...' if len(fitted) > 8 else ''}; select them in "
-            "the fitted order, e.g. inputs=X[model.feature_names_in_]."
+            f"the fitted order, e.g. inputs=X[{list(fitted)[:3]!r}{' + ...' if len(fitted) > 3 else ''}] "
+            "(scikit-learn: X[model.feature_names_in_]; a Booster: X[booster.feature_name()] "
+            "or X[booster.feature_names])."
         )
     data = baseline.data if isinstance(baseline, Background) else baseline
     labels = None
