@@ -596,3 +596,20 @@ def test_logit_of_a_confident_binary_model_is_its_margin(cancer):
     with pytest.raises(UnsupportedModelError, match="output='logit'"):
         tribute.explain(exp, X[:5], method="tree_shap", target=1, output="logit",
                         baseline=tribute.Background(X[100:110]))
+
+
+def test_auto_uses_a_single_baseline_row_that_was_given(diabetes):
+    """auto: a baseline the user gave is used, also a single row (it used to be ignored in
+    favour of the trees' cover, silently); no baseline keeps the path-dependent default."""
+    X, y = diabetes
+    X = X[:, :6]
+    model = GradientBoostingRegressor(n_estimators=8, max_depth=3, random_state=0).fit(X, y)
+    row = X[10:40].mean(0)
+    a = tribute.explain(model, X[:3], method="tree_shap", baseline=row)
+    e = tribute.explain(model, X[:3], method="exact_shapley", baseline=row)
+    assert a.params["feature_perturbation"] == "interventional"
+    np.testing.assert_allclose(a.values, e.values, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(a.values).sum(-1),
+                               model.predict(X[:3]) - model.predict(row[None])[0], atol=1e-9)
+    none = tribute.explain(model, X[:3], method="tree_shap")
+    assert none.params["feature_perturbation"] == "tree_path_dependent"

@@ -86,11 +86,14 @@ class Game(ABC):
         target: the resolved target.
         layout: how flat values map back to the user's layout.
         differentiable: :meth:`value_and_grad` is available.
+        baseline_given: the user gave the baseline (:func:`tribute.explain` sets it; False for
+            games built otherwise). Methods that may ignore a default baseline read it.
     """
 
     kind: str = "feature"
     player_kind: str = "feature"
     differentiable: bool = False
+    baseline_given: bool = False
 
     def __init__(self, engine: Engine, target: Target, layout: Layout,
                  player_names: list[str], n_samples: int) -> None:

@@ -148,7 +148,8 @@ def explain(
             f"{sorted(cls.defaults()) or 'none'}."
         )
     estimator = cls(**params)
-    if baseline is DEFAULT_BASELINE and not cls.tags.needs_baseline:
+    baseline_given = baseline is not DEFAULT_BASELINE
+    if not baseline_given and not cls.tags.needs_baseline:
         baseline = 0.0  # the method ignores the removal value: no out-of-distribution warning
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
@@ -172,6 +173,7 @@ def explain(
             allow_missing=cls.tags.reads_missing and players is None, **extra,
         )
         game.engine.max_memory = cap
+        game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")

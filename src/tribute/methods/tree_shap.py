@@ -17,8 +17,11 @@ Two value functions (``feature_perturbation``):
 * ``"interventional"`` — ``v(S)`` = the model with the players outside ``S`` set to the game's
   baseline, averaged over a background set: exactly the game :func:`tribute.explain` builds
   (so ``exact_shapley`` on the same game agrees), computed in polynomial time.
-* ``"auto"`` (default) — interventional when the game's baseline is a background set or a
-  per-sample baseline, path-dependent otherwise.
+* ``"auto"`` (default) — interventional whenever a baseline was given (a background set,
+  one per sample, or a single row: ``v(S)`` then uses exactly that row, as
+  ``shap.TreeExplainer(model, data=row[None])`` does), path-dependent when none was
+  (``tribute.explain`` without ``baseline=``). A single baseline row used to be ignored in
+  favour of the trees' cover, silently (audit).
 
 What is explained is the ensemble's **raw output**: the margin (log-odds) of boosted
 classifiers (a binary model's class 0 gets the negated margin), the prediction of regressors and
@@ -596,7 +599,9 @@ class TreeShap(Method):
         per_sample = bg_rows.shape[0] == game.n_samples and game.n_background == 1 and \
             any(inp.base_mode == "per_sample" for inp in game.inputs)
         if mode == "auto":
-            mode = "interventional" if (game.n_background > 1 or per_sample) else "tree_path_dependent"
+            given = bool(getattr(game, "baseline_given", False))
+            mode = "interventional" if (game.n_background > 1 or per_sample or given) \
+                else "tree_path_dependent"
         idx = target.index.cpu().numpy()  # batch x targets
         cols, sign = _columns(ens, idx, target.binary)
         classes = np.unique(cols)
