@@ -479,6 +479,14 @@ def _as_output_tensor(out: Any) -> torch.Tensor:
     if isinstance(logits, torch.Tensor):
         return logits
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        if sum(isinstance(o, torch.Tensor) for o in out) > 1:
+            # e.g. (hidden, logits): explaining hidden unit k for target=k, silently, surprised
+            # users (audit); the warnings module shows it once per call site
+            warnings.warn(
+                f"the model returned a {type(out).__name__} of {len(out)} outputs; tribute "
+                "explains the first (shape "
+                f"{tuple(out[0].shape)}). If another one is the output to explain, wrap the model "
+                "to return it (e.g. lambda x: model(x)[1]).", UserWarning, stacklevel=2)
         return out[0]
     if isinstance(out, np.ndarray):
         return torch.from_numpy(out)

@@ -1,0 +1,42 @@
+"""A model returning several tensors: the first is explained, and the user is told."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import tribute
+
+
+class _TwoOutputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = torch.nn.Linear(4, 5)
+        self.head = torch.nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(self.hidden(x))
+        return h, self.head(h)
+
+
+def test_a_tuple_of_outputs_warns_which_one_is_explained():
+    x = torch.randn(2, 4)
+    with pytest.warns(UserWarning, match=r"returned a tuple of 2 outputs; tribute explains the "
+                                         r"first \(shape \(2, 5\)\).*model\(x\)\[1\]"):
+        a = tribute.explain(_TwoOutputs(), x, method="feature_ablation", target=2)
+    assert a.values.shape == (2, 4)
+
+
+def test_one_tensor_or_a_tuple_with_one_tensor_does_not_warn():
+    lin = torch.nn.Linear(4, 3)
+
+    class One(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+            return lin(x), None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        tribute.explain(lin, torch.randn(2, 4), method="feature_ablation", target=0)
+        tribute.explain(One(), torch.randn(2, 4), method="feature_ablation", target=0)
