@@ -9,6 +9,8 @@ inputs may be token ids, refuse a fractional baseline.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +33,7 @@ def counts():
 def test_fractional_baseline_of_integer_features_is_not_truncated(counts, method):
     x, reg = counts
     xs, b = x[:2], x.mean(0)  # fractional means
-    kw = {"budget": 8} if method in ("kernel_shap", "permutation_shapley") else {}
+    kw: dict[str, Any] = {"budget": 8} if method in ("kernel_shap", "permutation_shapley") else {}
     a = tribute.explain(reg, xs, method=method, baseline=b, **kw)
     np.testing.assert_allclose(np.asarray(a.values), reg.coef_ * (xs - b), atol=1e-9)
     if a.base_values is not None:
