@@ -420,3 +420,20 @@ def test_kernel_shap_blind_fits_warn_once_with_every_block_counted(monkeypatch: 
     msgs = [str(m.message) for m in rec if issubclass(m.category, StderrWarning)]
     assert len(msgs) == 1 and "for 40 of 40 (sample, target)" in msgs[0], msgs
     assert np.isnan(np.asarray(attr.stderr)).all()
+
+
+def test_expected_gradients_stderr_covers_with_few_draws() -> None:
+    """Student's factor with n_samples - 1 dof: at 4 draws +-2 stderr covered the
+    infinite-sample value 85% of the time without it (tanh MLP, background set), ~94% with."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    x = torch.randn(3, 5, dtype=torch.float64)
+    bg = torch.randn(20, 5, dtype=torch.float64)
+    limit = np.asarray(tribute.explain(net, x, method="expected_gradients", baseline=bg,
+                                       n_samples=50_000, target=0).values)
+    hits = []
+    for seed in range(120):
+        a = tribute.explain(net, x, method="expected_gradients", baseline=bg, n_samples=4,
+                            seed=seed, target=0)
+        hits.append(np.abs(np.asarray(a.values) - limit) <= 2 * np.asarray(a.stderr))
+    assert float(np.mean(hits)) >= 0.91

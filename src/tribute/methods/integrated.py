@@ -24,6 +24,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..params import Interval, Options, declare
+from ._stderr import t_factor
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
 
@@ -226,7 +227,9 @@ class ExpectedGradients(Method):
     the set's weights); with a
     single (or per-sample) baseline it is integrated gradients with random ``alpha``. With
     ``stdevs > 0`` it is Captum's GradientSHAP. Standard errors are the standard deviation of the
-    per-draw contributions over ``sqrt(n_samples)``; the completeness gap
+    per-draw contributions over ``sqrt(n_samples)``, times Student's ``t_{n_samples - 1}(0.977) / 2``
+    (so that +-2 stderr covers the infinite-sample value ~95% of the time with few draws); the
+    completeness gap
     ``sum(phi) - (v(x) - E_b v(b))`` is reported (zero in expectation without input noise).
 
     Args:
@@ -315,7 +318,9 @@ class ExpectedGradients(Method):
 
         fg.input_gradients(k_count, make_points, powers=(), transform=transform)
         phi = moments.mean
-        stderr = moments.stderr_of_mean()
+        # ``k - 1`` dof: Student's factor keeps +-2 stderr at ~95% with few draws (._stderr);
+        # without it 68% / 85% / 93% at 2 / 4 / 16 draws on a tanh MLP with a background set
+        stderr = moments.stderr_of_mean() * t_factor(k_count - 1)
         gap = fg.efficiency_gap(phi)
         extra: dict[str, Any] = {"n_samples": k_count, "baseline_mode": mode}
         return fg.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap, extra=extra)
