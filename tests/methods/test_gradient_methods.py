@@ -310,7 +310,8 @@ def test_expected_gradients_stderr_shrinks_seed_and_batch() -> None:
 def test_expected_gradients_stderr_is_std_over_sqrt_k() -> None:
     # Linear model, background {b0, b1}: draw k contributes c_k = w * (x - b_{j_k}). With p the
     # fraction of draws of b1 (recovered from the estimate), the per-draw contributions have
-    # sample std |w (b1 - b0)| sqrt(p (1 - p) K / (K - 1)); stderr must be that / sqrt(K).
+    # sample std |w (b1 - b0)| sqrt(p (1 - p) K / (K - 1)); stderr must be that / sqrt(K),
+    # times Student's t_{K-1}(0.977) / 2 (coverage with few draws, see _stderr.t_factor).
     model, x = linear(), tab(2)
     bg = tab(2, seed=8)
     k = 9
@@ -321,7 +322,9 @@ def test_expected_gradients_stderr_is_std_over_sqrt_k() -> None:
     assert torch.allclose(p, p[0, 0].expand_as(p), atol=1e-12)
     p0 = float(p[0, 0])
     assert 0 < p0 < 1 and abs(p0 * k - round(p0 * k)) < 1e-9
-    want = step.abs() * (p0 * (1 - p0) * k / (k - 1)) ** 0.5 / k**0.5
+    from tribute.methods._stderr import t_factor
+
+    want = step.abs() * (p0 * (1 - p0) * k / (k - 1)) ** 0.5 / k**0.5 * t_factor(k - 1)
     np.testing.assert_allclose(a.stderr.numpy(), want.expand_as(x).numpy(), rtol=1e-10)
 
 
