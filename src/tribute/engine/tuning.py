@@ -184,6 +184,9 @@ class BatchTuner:
         self._duel_i = 0  # the next size of the duel's round
         self._duel_left = 0  # rounds left
         self._duel_moves = 0
+        #: every rate measured at each size (growth and duel passes): the duel decides on
+        #: their median (see :meth:`_winner`)
+        self._samples: dict[int, list[float]] = {}
 
     @property
     def done(self) -> bool:
@@ -305,6 +308,7 @@ class BatchTuner:
             rate = rows / seconds
             top = max(self.rates.values(), default=0.0)
             self.rates[size] = max(self.rates.get(size, 0.0), rate)
+            self._samples.setdefault(size, []).append(rate)
             if self._refit:  # 16 rows timed again for the fit (see _skip_ahead)
                 self._i = self._skip_ahead()
                 if self._i > 2:
@@ -415,14 +419,23 @@ class BatchTuner:
             sizes = [self.candidates[j - 1], b]
         if len(sizes) < 2:
             return False
-        self._duel, self._duel_i, self._duel_left = sizes, 0, self.duel_rounds
+        self._duel, self._duel_i, self._duel_left = sizes, 0, self._rounds(sizes)
         return True
+
+    def _rounds(self, sizes: list[int]) -> int:
+        """Rounds of a duel between ``sizes``: twice :attr:`duel_rounds` when the largest
+        size's pass is cheap (under :data:`_CHEAP_SECONDS` at its best rate measured), where
+        single passes are the noisiest and extra rounds cost little."""
+        top = sizes[-1]
+        cheap = top in self.rates and top / self.rates[top] < _CHEAP_SECONDS
+        return self.duel_rounds * (2 if cheap else 1)
 
     def _duel_record(self, size: int, rate: float) -> None:
         assert self._duel is not None
         if size != self._duel[self._duel_i]:
             return
         self.rates[size] = max(self.rates.get(size, 0.0), rate)
+        self._samples.setdefault(size, []).append(rate)
         self._duel_i += 1
         if self._duel_i < len(self._duel):
             return
@@ -437,19 +450,34 @@ class BatchTuner:
             # faster still
             self._duel_moves += 1
             self._duel = [self.candidates[j - 1], win]
-            self._duel_left = self.duel_rounds
+            self._duel_left = self._rounds(self._duel)
             return
         self._decide()
 
     def _winner(self) -> int:
-        """The duel's choice: the smallest size within :data:`_PREFER_SMALLER` of the fastest
-        (bigger chunks cost more memory and, past a cache, lose in steady state)."""
+        """The duel's choice: the smallest size whose median rate (over every pass timed at
+        it) is within :data:`_PREFER_SMALLER` of the highest median (bigger chunks cost more
+        memory and, past a cache, lose in steady state).
+
+        The median, not the best pass: on a busy machine single passes of a millisecond vary
+        by 2x, and the best of a few noisy passes favours whichever size drew the luckiest one.
+        On a 13-feature MLP (mlp13, kernel_shap on 178 inputs, load ~6 on 2 cores) the best
+        pass put 4,096 ahead of 2,048 in 5 of 8 cold calls, while 2,048 ran 5-10% faster in
+        steady state and its median pass was faster too.
+        """
         assert self._duel is not None
-        top = max(self.rates[s] for s in self._duel)
-        return min(s for s in self._duel if self.rates[s] >= (1.0 - _PREFER_SMALLER) * top)
+        med = {s: _median(self._samples[s]) for s in self._duel if self._samples.get(s)}
+        top = max(med.values())
+        return min(s for s in med if med[s] >= (1.0 - _PREFER_SMALLER) * top)
 
     def _decide(self) -> None:
         self.best = self._winner()
+
+
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else 0.5 * (ys[n // 2 - 1] + ys[n // 2])
 
 
 # One tuner per (model, key, gradients), kept as long as the model lives. The key is the
