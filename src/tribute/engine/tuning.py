@@ -10,9 +10,9 @@ that one stalled chunk does not end the search (once when that chunk alone took 
 after two sizes in a row that were no faster (a plateau). One pass per size decides that
 search, and on a busy machine one pass of a millisecond varies by 2x, so it ends in a *duel*:
 the fastest size and its measured neighbours (half and twice its rows) are timed again in
-turns, twice each, the best pass of each counts, and the smallest size within 3% of the
-fastest wins (moving down to smaller neighbours, at most three times, while the smallest
-wins). The winner is used for the rest of the call and cached per (model, model-input
+turns, twice each (four times when passes take under 5 ms), the median of each size's passes
+counts, and the smallest size within 3% of the fastest wins (moving down to smaller
+neighbours, at most three times, while the smallest wins). The winner is used for the rest of the call and cached per (model, model-input
 signature, gradients) for later calls in the process -- every method and game kind on the
 same model and input shapes shares it (feature games, component games' capture and patching
 passes). Tuning chunks are real work: their rows are the call's rows, nothing is run twice,
@@ -399,7 +399,8 @@ class BatchTuner:
 
     def _start_duel(self) -> bool:
         """Time the fastest size and its measured neighbours (half and twice its rows) again,
-        in turns, :attr:`duel_rounds` rounds; each keeps its best time (see :meth:`_decide`).
+        in turns, :attr:`duel_rounds` rounds (twice as many for cheap passes, see
+        :meth:`_rounds`); each is judged by the median of its passes (see :meth:`_winner`).
         A size reached by a skip, with no measured neighbour, duels half its rows (untimed).
         When the smallest of them wins, it duels its own smaller neighbour the same way (timed
         once, or skipped by the search), at most :data:`_DUEL_MOVES` times.
@@ -407,8 +408,10 @@ class BatchTuner:
         One pass per size decides the growth search, and on a busy machine one pass of a
         millisecond varies by 2x: on a 13-feature MLP whose throughput halves from 1,024 to
         4,096 rows (activations leave the cache), single passes put 4,096 or 8,192 ahead about
-        half the time. In turns, a slow spell hits every size alike; the best of several passes
-        is what the size can do. The duel's chunks are real work of the call, at sizes whose
+        half the time. In turns, a slow spell hits every size alike, and the median of several
+        passes is what the size does pass after pass (page faults included: at 4,096 and 8,192
+        rows a 13-feature MLP's activations page-fault in 20% and 60-70% of passes, which then
+        run ~40% slower). The duel's chunks are real work of the call, at sizes whose
         single passes were all near the best. False when there is nothing to compare.
         """
         b = max(self.rates, key=lambda k: self.rates[k])
