@@ -12,12 +12,13 @@ search, and on a busy machine one pass of a millisecond varies by 2x, so it ends
 the fastest size and its measured neighbours (half and twice its rows) are timed again in
 turns, twice each (four times when passes take under 5 ms), the median of each size's passes
 counts, and the smallest size within 3% of the fastest wins (moving down to smaller
-neighbours, at most three times, while the smallest wins). The winner is used for the rest of the call and cached per (model, model-input
-signature, gradients) for later calls in the process -- every method and game kind on the
-same model and input shapes shares it (feature games, component games' capture and patching
-passes). Tuning chunks are real work: their rows are the call's rows, nothing is run twice,
-and the tuning cost is part of every timing. The first chunk a tuner sees is a warm-up and
-not timed, unless the model already completed a run in this process (:func:`mark_warm`).
+neighbours, at most three times, while the smallest wins). The winner is used for the rest
+of the call and cached per (model, model-input signature, gradients) for later calls in the
+process -- every method and game kind on the same model and input shapes shares it (feature
+games, component games' capture and patching passes). Tuning chunks are real work: their
+rows are the call's rows, nothing is run twice, and the tuning cost is part of every timing.
+The first chunk a tuner sees is a warm-up and not timed, unless the model already completed a
+run in this process (:func:`mark_warm`).
 
 Sizes whose passes are mostly a fixed cost per pass are skipped: after the first two sizes
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
