@@ -10,14 +10,15 @@ that one stalled chunk does not end the search (once when that chunk alone took 
 after two sizes in a row that were no faster (a plateau). One pass per size decides that
 search, and on a busy machine one pass of a millisecond varies by 2x, so it ends in a *duel*:
 the fastest size and its measured neighbours (half and twice its rows) are timed again in
-turns, twice each, the best pass of each counts, and the smallest size within 3% of the
-fastest wins (moving down to smaller neighbours, at most three times, while the smallest
-wins). The winner is used for the rest of the call and cached per (model, model-input
-signature, gradients) for later calls in the process -- every method and game kind on the
-same model and input shapes shares it (feature games, component games' capture and patching
-passes). Tuning chunks are real work: their rows are the call's rows, nothing is run twice,
-and the tuning cost is part of every timing. The first chunk a tuner sees is a warm-up and
-not timed, unless the model already completed a run in this process (:func:`mark_warm`).
+turns, twice each (four times when passes take under 5 ms), the median of each size's passes
+counts, and the smallest size within 3% of the fastest wins (moving down to smaller
+neighbours, at most three times, while the smallest wins). The winner is used for the rest
+of the call and cached per (model, model-input signature, gradients) for later calls in the
+process -- every method and game kind on the same model and input shapes shares it (feature
+games, component games' capture and patching passes). Tuning chunks are real work: their
+rows are the call's rows, nothing is run twice, and the tuning cost is part of every timing.
+The first chunk a tuner sees is a warm-up and not timed, unless the model already completed a
+run in this process (:func:`mark_warm`).
 
 Sizes whose passes are mostly a fixed cost per pass are skipped: after the first two sizes
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
@@ -184,6 +185,9 @@ class BatchTuner:
         self._duel_i = 0  # the next size of the duel's round
         self._duel_left = 0  # rounds left
         self._duel_moves = 0
+        #: every rate measured at each size (growth and duel passes): the duel decides on
+        #: their median (see :meth:`_winner`)
+        self._samples: dict[int, list[float]] = {}
 
     @property
     def done(self) -> bool:
@@ -305,6 +309,7 @@ class BatchTuner:
             rate = rows / seconds
             top = max(self.rates.values(), default=0.0)
             self.rates[size] = max(self.rates.get(size, 0.0), rate)
+            self._samples.setdefault(size, []).append(rate)
             if self._refit:  # 16 rows timed again for the fit (see _skip_ahead)
                 self._i = self._skip_ahead()
                 if self._i > 2:
@@ -395,7 +400,8 @@ class BatchTuner:
 
     def _start_duel(self) -> bool:
         """Time the fastest size and its measured neighbours (half and twice its rows) again,
-        in turns, :attr:`duel_rounds` rounds; each keeps its best time (see :meth:`_decide`).
+        in turns, :attr:`duel_rounds` rounds (twice as many for cheap passes, see
+        :meth:`_rounds`); each is judged by the median of its passes (see :meth:`_winner`).
         A size reached by a skip, with no measured neighbour, duels half its rows (untimed).
         When the smallest of them wins, it duels its own smaller neighbour the same way (timed
         once, or skipped by the search), at most :data:`_DUEL_MOVES` times.
@@ -403,8 +409,10 @@ class BatchTuner:
         One pass per size decides the growth search, and on a busy machine one pass of a
         millisecond varies by 2x: on a 13-feature MLP whose throughput halves from 1,024 to
         4,096 rows (activations leave the cache), single passes put 4,096 or 8,192 ahead about
-        half the time. In turns, a slow spell hits every size alike; the best of several passes
-        is what the size can do. The duel's chunks are real work of the call, at sizes whose
+        half the time. In turns, a slow spell hits every size alike, and the median of several
+        passes is what the size does pass after pass (page faults included: at 4,096 and 8,192
+        rows a 13-feature MLP's activations page-fault in 20% and 60-70% of passes, which then
+        run ~40% slower). The duel's chunks are real work of the call, at sizes whose
         single passes were all near the best. False when there is nothing to compare.
         """
         b = max(self.rates, key=lambda k: self.rates[k])
@@ -415,14 +423,23 @@ class BatchTuner:
             sizes = [self.candidates[j - 1], b]
         if len(sizes) < 2:
             return False
-        self._duel, self._duel_i, self._duel_left = sizes, 0, self.duel_rounds
+        self._duel, self._duel_i, self._duel_left = sizes, 0, self._rounds(sizes)
         return True
+
+    def _rounds(self, sizes: list[int]) -> int:
+        """Rounds of a duel between ``sizes``: twice :attr:`duel_rounds` when the largest
+        size's pass is cheap (under :data:`_CHEAP_SECONDS` at its best rate measured), where
+        single passes are the noisiest and extra rounds cost little."""
+        top = sizes[-1]
+        cheap = top in self.rates and top / self.rates[top] < _CHEAP_SECONDS
+        return self.duel_rounds * (2 if cheap else 1)
 
     def _duel_record(self, size: int, rate: float) -> None:
         assert self._duel is not None
         if size != self._duel[self._duel_i]:
             return
         self.rates[size] = max(self.rates.get(size, 0.0), rate)
+        self._samples.setdefault(size, []).append(rate)
         self._duel_i += 1
         if self._duel_i < len(self._duel):
             return
@@ -432,24 +449,48 @@ class BatchTuner:
             return
         win = self._winner()
         j = self.candidates.index(win)
-        if win == self._duel[0] and j > 0 and self._duel_moves < _DUEL_MOVES:
-            # the smallest size won: its smaller neighbour (timed once, or skipped) may be
-            # faster still
+        if win == self._duel[0] and j > 0 and self._duel_moves < _DUEL_MOVES \
+                and self._fastest() == win:
+            # the smallest size won and is the fastest outright (not merely within
+            # _PREFER_SMALLER of a bigger one): its smaller neighbour (timed once, or skipped)
+            # may be faster still. A tie does not move on: ties decided for the smaller size
+            # at every move walked noisy mlp13 duels down to 256-512 rows (+10-44% per call)
             self._duel_moves += 1
             self._duel = [self.candidates[j - 1], win]
-            self._duel_left = self.duel_rounds
+            self._duel_left = self._rounds(self._duel)
             return
         self._decide()
 
     def _winner(self) -> int:
-        """The duel's choice: the smallest size within :data:`_PREFER_SMALLER` of the fastest
-        (bigger chunks cost more memory and, past a cache, lose in steady state)."""
+        """The duel's choice: the smallest size whose median rate (over every pass timed at
+        it) is within :data:`_PREFER_SMALLER` of the highest median (bigger chunks cost more
+        memory and, past a cache, lose in steady state).
+
+        The median, not the best pass: on a busy machine single passes of a millisecond vary
+        by 2x, and the best of a few noisy passes favours whichever size drew the luckiest one.
+        On a 13-feature MLP (mlp13, kernel_shap on 178 inputs, load ~6 on 2 cores) the best
+        pass put 4,096 ahead of 2,048 in 5 of 8 cold calls, while 2,048 ran 5-10% faster in
+        steady state and its median pass was faster too.
+        """
         assert self._duel is not None
-        top = max(self.rates[s] for s in self._duel)
-        return min(s for s in self._duel if self.rates[s] >= (1.0 - _PREFER_SMALLER) * top)
+        med = {s: _median(self._samples[s]) for s in self._duel if self._samples.get(s)}
+        top = max(med.values())
+        return min(s for s in med if med[s] >= (1.0 - _PREFER_SMALLER) * top)
+
+    def _fastest(self) -> int:
+        """The duel's size with the highest median rate."""
+        assert self._duel is not None
+        med = {s: _median(self._samples[s]) for s in self._duel if self._samples.get(s)}
+        return max(med, key=lambda s: med[s])
 
     def _decide(self) -> None:
         self.best = self._winner()
+
+
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else 0.5 * (ys[n // 2 - 1] + ys[n // 2])
 
 
 # One tuner per (model, key, gradients), kept as long as the model lives. The key is the
