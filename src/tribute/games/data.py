@@ -39,6 +39,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -54,7 +55,8 @@ from ..targets import Target, resolve_target
 from .base import Game
 from .data_bank import RetrainBank
 
-__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "TrainingData", "ensemble_seed"]
+__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "ModelMismatchWarning", "TrainingData",
+           "ensemble_seed"]
 
 DATA_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 DATA_OUTPUTS = ("raw", "margin", "logit", "loss")
@@ -62,6 +64,20 @@ DATA_OUTPUTS = ("raw", "margin", "logit", "loss")
 GRAD_BUDGET_BYTES = 256 * 1024**2
 #: Basis vectors per vmapped Hessian block (:meth:`DataGame.hessian_blocks`).
 HESSIAN_COLUMNS = 128
+
+
+class ModelMismatchWarning(UserWarning):
+    """The explained model is not the model ``fit`` trains on all of ``X_train``.
+
+    Retraining estimators (leave-one-out, data Shapley/Banzhaf, datamodels, the LDS and
+    leave-one-out metrics) explain ``v(S)`` of models that ``fit`` retrains with
+    ``TrainingData.seed``; their ``v(all)`` is then not the explained model's output, while the
+    gradient estimators explain the model itself.
+    """
+
+
+#: Largest ``|v_bank(all) - v_model|`` accepted as the same model, relative to ``1 + max |v|``.
+MODEL_GAP_TOL = 1e-5
 
 
 def _tensor(x: Any, name: str) -> torch.Tensor:
@@ -309,6 +325,9 @@ class DataGame(Game):
                         dtype=str(x.dtype).replace("torch.", "") if x.dtype.is_floating_point else "float64")
         super().__init__(engine, tgt, layout, list(data.player_names), batch)
         self.n_grad_evals = 0
+        #: the explained model's own value on each test point (from the reference pass above)
+        self.model_values = self.explained(ref.to(self.dtype), self.y_test).detach()
+        self._model_checked = False
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor:
         if self.data.loss == "mse":
@@ -898,12 +917,35 @@ class DataGame(Game):
                     out = out[0]
                 vals[k] = self.explained(out.to(self.dtype), self.y_test)
         self.engine.n_rows += len(P) * B
+        self._check_full_model(ex, vals)
         if shared:
             return vals.T[:, :, None].contiguous()
         K = m.shape[1]
         v = vals.reshape(B, K, B)
         idx = torch.arange(B)
         return v[idx, :, idx][:, :, None].contiguous()
+
+    def _check_full_model(self, ex: np.ndarray, vals: torch.Tensor) -> None:
+        """Warn (once per game) when the retrained model on all of ``X_train`` is not the
+        explained model: the retraining credits then explain another model."""
+        if self._model_checked:
+            return
+        full = np.flatnonzero(np.all(ex == 1.0, axis=1))
+        if len(full) == 0:
+            return
+        self._model_checked = True
+        v_bank = vals[int(full[0])]
+        gap = float((v_bank - self.model_values).abs().max())
+        scale = 1.0 + float(self.model_values.abs().max())
+        if gap > MODEL_GAP_TOL * scale:
+            warnings.warn(
+                f"the model that fit retrains on all of X_train (seed={self.data.seed}) is not the "
+                f"explained model: their explained outputs on the test points differ by up to "
+                f"{gap:.3g} (e.g. {float(v_bank[0]):.6g} vs {float(self.model_values[0]):.6g}), so "
+                "retraining credits explain fit's model, not this one. Explain the model "
+                "fit(X_train, y_train, seed=...) returns, or pass TrainingData(seed=<the seed it "
+                "was trained with>).",
+                ModelMismatchWarning, stacklevel=2)
 
     def _check_spec(self, bank: RetrainBank) -> None:
         spec = bank.spec or []

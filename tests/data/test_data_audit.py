@@ -1,0 +1,64 @@
+"""Reference tests from the data-attribution audit (notes25): each pins a silent wrong answer
+found there against an independent truth (own closed forms, own enumeration, own trainers)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.games.data import ModelMismatchWarning
+from tribute.games.data_fits import MLPFit
+
+
+def _mlp_data(n: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, MLPFit]:
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    Xt = torch.randn(2, 2, generator=g, dtype=torch.float64)
+    return X, y, Xt, MLPFit(2, hidden=3, steps=20)
+
+
+def _margin(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        z = model(x)
+    zy = z.gather(1, y[:, None])[:, 0]
+    other = z.scatter(1, y[:, None], float("-inf"))
+    return (zy - torch.logsumexp(other, 1)).numpy()
+
+
+def test_retraining_warns_when_the_explained_model_is_not_fits_model() -> None:
+    X, y, Xt, fit = _mlp_data()
+    yt = torch.tensor([0, 1])
+    other = fit(X, y, seed=1)  # the user's model: another seed than TrainingData's (0)
+    with pytest.warns(ModelMismatchWarning, match="seed=0"):
+        attr = tribute.explain(
+            other,
+            Xt,
+            method="exact_shapley",
+            target=yt,
+            players=tribute.TrainingData(X, y, fit=fit),
+        )
+    # the credits explain fit's seed-0 model, not the explained one (what the warning says)
+    total = np.asarray(attr.values).sum(-1).ravel() + np.asarray(attr.base_values).ravel()
+    np.testing.assert_allclose(total, _margin(fit(X, y, seed=0), Xt, yt), atol=1e-9)
+    assert np.abs(total - _margin(other, Xt, yt)).max() > 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelMismatchWarning)
+        tribute.explain(
+            fit(X, y, seed=0),
+            Xt,
+            method="feature_ablation",
+            target=yt,
+            players=tribute.TrainingData(X, y, fit=fit),
+        )
+        tribute.explain(
+            other,
+            Xt,
+            method="feature_ablation",
+            target=yt,
+            players=tribute.TrainingData(X, y, fit=fit, seed=1),
+        )
