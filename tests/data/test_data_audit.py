@@ -62,3 +62,31 @@ def test_retraining_warns_when_the_explained_model_is_not_fits_model() -> None:
             target=yt,
             players=tribute.TrainingData(X, y, fit=fit, seed=1),
         )
+
+
+def _bce_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.nn.Module]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10, 2))
+    y = (X[:, 0] + rng.normal(size=10) > 0).astype(int)
+    model = torch.nn.Linear(2, 1).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.5, -0.3]]))
+        model.bias.fill_(0.2)
+    return X, y, rng.normal(size=(2, 2)), model
+
+
+def test_bce_grad_dot_matches_closed_form_and_refuses_other_labels() -> None:
+    X, y, Xt, model = _bce_case()
+    A, At = np.c_[X, np.ones(10)], np.c_[Xt, np.ones(2)]
+    p = 1 / (1 + np.exp(-(A @ np.array([1.5, -0.3, 0.2]))))
+    yt = np.array([1, 0])
+    # -<grad (2y_t - 1) z_t, grad BCE_i> for a linear logit z = a.theta
+    truth = -(((2 * yt - 1)[:, None] * At) @ ((p - y)[:, None] * A).T)
+    data = tribute.TrainingData(X, y, loss="binary_cross_entropy")
+    attr = tribute.explain(model, Xt, method="grad_dot", players=data, target=yt)
+    np.testing.assert_allclose(np.asarray(attr.values).reshape(2, -1), truth, atol=1e-12)
+    with pytest.raises(tribute.InputError, match="labels 0 or 1 in y_train"):
+        tribute.TrainingData(X, 2 * y - 1, loss="binary_cross_entropy")  # -1/+1 labels
+    for bad in (2, np.array([0.5, 1.0])):
+        with pytest.raises(tribute.InputError, match="must be 0 or 1"):
+            tribute.explain(model, Xt, method="grad_dot", players=data, target=bad)

@@ -163,6 +163,15 @@ class TrainingData:
         if loss in ("cross_entropy", "binary_cross_entropy"):
             if self.y.dtype.is_floating_point and not bool(torch.all(self.y == self.y.round())):
                 raise InputError(f"loss={loss!r} needs integer class labels in y_train; got {self.y[:5].tolist()}.")
+        if loss == "binary_cross_entropy":
+            bad = ~((self.y == 0) | (self.y == 1))
+            if bool(bad.any()):
+                seen = sorted({float(v) for v in self.y[bad].reshape(-1)[:1000].tolist()})[:5]
+                raise InputError(
+                    f"loss='binary_cross_entropy' needs labels 0 or 1 in y_train; got {seen} (e.g. "
+                    "labels -1/+1). Map them to 0/1 (y_train = (y_train > 0)) and train and explain "
+                    "with those labels."
+                )
         self.l2 = float(l2 if l2 is not None else getattr(fit, "l2", 0.0))
         if self.l2 < 0:
             raise InputError(f"l2={self.l2} must be >= 0.")
@@ -316,6 +325,11 @@ class DataGame(Game):
                     lab = lab.expand(batch)
                 if lab.shape[0] != batch:
                     raise InputError(f"target has {lab.shape[0]} entries for {batch} test points; give one per test point.")
+                if data.loss == "binary_cross_entropy" and not bool(torch.all((lab == 0) | (lab == 1))):
+                    raise InputError(
+                        f"target={lab[:5].tolist()} for loss='binary_cross_entropy': each test "
+                        "point's label must be 0 or 1 (the explained margin is (2 y - 1) z)."
+                    )
             self.y_test = self._labels(lab)
             tgt = Target(self.y_test.reshape(-1, 1).long() if self.classifier else None, None,
                          "raw", False, [self.output])
