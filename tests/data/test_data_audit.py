@@ -90,3 +90,48 @@ def test_bce_grad_dot_matches_closed_form_and_refuses_other_labels() -> None:
     for bad in (2, np.array([0.5, 1.0])):
         with pytest.raises(tribute.InputError, match="must be 0 or 1"):
             tribute.explain(model, Xt, method="grad_dot", players=data, target=bad)
+
+
+def _ridge_np(X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """Own closed-form ridge on [x, 1] with the intercept penalised (RidgeFit's objective)."""
+    A = np.c_[X, np.ones(len(X))]
+    return np.linalg.solve(A.T @ A + l2 * np.eye(A.shape[1]), A.T @ y)
+
+
+def test_freeshap_stderr_covers_exact_data_shapley_with_few_permutations() -> None:
+    import itertools
+    import math
+
+    from tribute.games.data_fits import RidgeFit
+
+    rng = np.random.default_rng(5)
+    n = 6
+    X = rng.normal(size=(n, 2))
+    y = X @ [2.0, -1.0] + rng.normal(size=n)
+    X[0] *= 3
+    y[0] += 4  # an outlier: v(S) far from additive
+    Xt = rng.normal(size=(2, 2))
+    At = np.c_[Xt, np.ones(2)]
+    v = {
+        b: At @ _ridge_np(X[np.array(b, bool)], y[np.array(b, bool)], 0.3)
+        for b in itertools.product([0, 1], repeat=n)
+    }
+    truth = np.zeros((2, n))  # exact data Shapley by enumeration (FreeShap equals it on ridge)
+    for b, val in v.items():
+        for i in range(n):
+            if not b[i]:
+                s = sum(b)
+                w = math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
+                truth[:, i] += w * (v[(*b[:i], 1, *b[i + 1 :])] - val)
+    fit = RidgeFit(l2=0.3)
+    model = fit(torch.as_tensor(X), torch.as_tensor(y), seed=0)
+    data = tribute.TrainingData(X, y, fit=fit)
+    covered = []
+    for seed in range(100):
+        attr = tribute.explain(
+            model, Xt, method="freeshap", players=data, seed=seed, n_permutations=6
+        )
+        err = np.abs(np.asarray(attr.values).reshape(2, -1) - truth)
+        covered.append(err <= 2 * np.asarray(attr.stderr).reshape(2, -1))
+    # before: 0.74 (std / sqrt(3 pairs) with normal quantiles); Student-t over 2 dof: 0.99
+    assert np.mean(covered) >= 0.9
