@@ -135,3 +135,43 @@ def test_freeshap_stderr_covers_exact_data_shapley_with_few_permutations() -> No
         covered.append(err <= 2 * np.asarray(attr.stderr).reshape(2, -1))
     # before: 0.74 (std / sqrt(3 pairs) with normal quantiles); Student-t over 2 dof: 0.99
     assert np.mean(covered) >= 0.9
+
+
+def test_single_output_losses_refuse_multi_output_models() -> None:
+    rng = np.random.default_rng(0)
+    X, Xt = rng.normal(size=(10, 2)), rng.normal(size=(2, 2))
+    model = torch.nn.Linear(2, 2).double()
+    W = np.c_[model.weight.detach().numpy(), model.bias.detach().numpy()]
+    A, At = np.c_[X, np.ones(10)], np.c_[Xt, np.ones(2)]
+    y1 = rng.normal(size=10)
+    # before: accepted, explained output 0 trained against y1 (not what the model was trained
+    # on); a one-output model gives the closed form -<a_t, a_i> r_i
+    with pytest.raises(tribute.InputError, match="one output per example"):
+        tribute.explain(
+            model, Xt, method="grad_dot", players=tribute.TrainingData(X, y1, loss="mse")
+        )
+    with pytest.raises(tribute.InputError, match="one output per example"):
+        tribute.explain(
+            model,
+            Xt,
+            method="grad_dot",
+            players=tribute.TrainingData(X, (y1 > 0).astype(int), loss="binary_cross_entropy"),
+        )
+    one = torch.nn.Linear(2, 1).double()
+    with torch.no_grad():
+        one.weight.copy_(torch.as_tensor(W[:1, :2]))
+        one.bias.copy_(torch.as_tensor(W[:1, 2]))
+    with pytest.raises(tribute.InputError, match="one target per training example"):
+        tribute.explain(
+            one,
+            Xt,
+            method="grad_dot",
+            players=tribute.TrainingData(X, rng.normal(size=(10, 2)), loss="mse"),
+        )
+    attr = tribute.explain(
+        one, Xt, method="grad_dot", players=tribute.TrainingData(X, y1, loss="mse")
+    )
+    r = A @ W[0] - y1
+    np.testing.assert_allclose(
+        np.asarray(attr.values).reshape(2, -1), -(At @ A.T) * r[None], atol=1e-12
+    )

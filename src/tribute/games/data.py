@@ -302,6 +302,19 @@ class DataGame(Game):
                 f"loss='cross_entropy' needs a model output of shape (n, classes>=2); got "
                 f"{tuple(ref.shape)}. Use loss='binary_cross_entropy' for one logit or 'mse'."
             )
+        if data.loss != "cross_entropy" and self.n_outputs != 1:
+            raise InputError(
+                f"loss={data.loss!r} needs a model with one output per example; got outputs of "
+                f"shape {tuple(ref.shape)} (the game would explain and train on column 0 only). "
+                "Use loss='cross_entropy' for class logits, or wrap the model to return the one "
+                "output trained with this loss."
+            )
+        if data.loss == "mse" and data.y[0].numel() != 1:
+            raise InputError(
+                f"loss='mse' needs one target per training example; y_train has shape "
+                f"{tuple(data.y.shape)}. Explain one output at a time (one column of y_train and "
+                "a model returning that output)."
+            )
         batch = int(x.shape[0])
         if output == "logit" and not self.classifier:
             raise InputError("output='logit' needs a classifier; for regression use output='raw' or 'loss'.")
