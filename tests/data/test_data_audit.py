@@ -175,3 +175,27 @@ def test_single_output_losses_refuse_multi_output_models() -> None:
     np.testing.assert_allclose(
         np.asarray(attr.values).reshape(2, -1), -(At @ A.T) * r[None], atol=1e-12
     )
+
+
+def test_ekfac_equals_ridge_influence_closed_form_only_without_damping() -> None:
+    from tribute.games.data_fits import RidgeFit
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 3))
+    y = X @ [1.0, -2.0, 0.5] + 0.5 * rng.normal(size=30)
+    Xt = rng.normal(size=(4, 3))
+    A, At = np.c_[X, np.ones(30)], np.c_[Xt, np.ones(4)]
+    theta = _ridge_np(X, y, 2.0)
+    H = A.T @ A + 2.0 * np.eye(4)
+    truth = (At @ np.linalg.solve(H, A.T)) * (y - A @ theta)[None]  # -a_t H^-1 grad loss_i
+    fit = RidgeFit(l2=2.0)
+    model = fit(torch.as_tensor(X), torch.as_tensor(y), seed=0)
+    data = tribute.TrainingData(X, y, fit=fit)
+    exact = tribute.explain(
+        model, Xt, method="influence", players=data, solver="ekfac", damping=0.0
+    )
+    np.testing.assert_allclose(np.asarray(exact.values).reshape(4, -1), truth, atol=1e-12)
+    damped = tribute.explain(model, Xt, method="influence", players=data, solver="ekfac")
+    assert (
+        np.abs(np.asarray(damped.values).reshape(4, -1) - truth).max() > 0.05 * np.abs(truth).max()
+    )
