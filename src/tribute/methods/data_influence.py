@@ -605,6 +605,12 @@ class Influence(Method):
             c = _loo_scales(g)[0]
             if c != 1.0:  # mean objective: the other examples' weights become 1/(n - 1)
                 denom = c * denom - (c - 1.0) * g.data.l2
+                if bool(torch.any(denom <= 0)):
+                    raise InputError(
+                        f"influence: the leave-one-out Hessians c (H + {d:g} I) - (c - 1) l2 I of "
+                        f"this mean objective (c = {c:.6g}, l2 = {g.data.l2:g}) are not positive "
+                        "definite; pass a larger damping."
+                    )
                 U = evecs @ ((evecs.T @ G.T) / denom[:, None])
             Hinv = evecs @ (evecs.T / denom[:, None])
             if self.loo_iters > 1:
