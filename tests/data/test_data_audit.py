@@ -261,3 +261,21 @@ def test_loo_newton_is_exact_leave_one_out_for_a_mean_objective(iters: int) -> N
     np.testing.assert_allclose(
         np.asarray(attr.values).reshape(4, -1), loo, rtol=0, atol=1e-10 * np.abs(loo).max()
     )
+
+
+def test_loo_newton_refuses_to_return_diverged_iterates() -> None:
+    from data_cases import mlp_case
+
+    case = mlp_case()  # a non-convex MLP, 60 gradient steps: not at a convex optimum
+    data = case.data()
+    kw = {"players": data, "target": case.y_test, "loo_step": True}
+    loo = np.asarray(
+        tribute.explain(
+            case.model, case.X_test, method="feature_ablation", players=data, target=case.y_test
+        ).values
+    )
+    one = np.asarray(tribute.explain(case.model, case.X_test, method="influence", **kw).values)
+    assert np.abs(one).max() < 2 * np.abs(loo).max()  # the single step stays on scale
+    # before: loo_iters=3 returned credits up to ~1e3 (1e8 at 20) for a retraining scale of 4.8
+    with pytest.raises(tribute.InputError, match="diverged"):
+        tribute.explain(case.model, case.X_test, method="influence", loo_iters=3, **kw)

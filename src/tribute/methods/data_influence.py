@@ -310,9 +310,26 @@ def _loo_newton_scores(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tens
             corr = s * (M @ (F @ JHG[:, :, None]))[:, :, 0]
             step[rows] += torch.einsum("ncp,nc->np", J, corr) @ Hinv
         theta -= step
+        size = step.norm(dim=1)
+        if it == 1:
+            first = size
         moved = float((theta - flat0).norm(dim=1).max())
-        if float(step.norm(dim=1).max()) <= tol * max(moved, 1e-300):
+        if float(size.max()) <= tol * max(moved, 1e-300):
             break
+    if done > 1:
+        # a contracting iteration shrinks every example's step; one that does not diverges
+        # (a non-convex objective, or a model far from its optimum) and its credits are noise
+        grew = ~(size <= first)
+        if bool(grew.any()):
+            worst = int(torch.argmax(torch.nan_to_num(size / first.clamp_min(1e-300), nan=math.inf)))
+            raise InputError(
+                f"influence: loo_iters={iters} diverged for {int(grew.sum())} of {n} examples "
+                f"(example {worst}: step {float(first[worst]):.3g} at iteration 1, "
+                f"{float(size[worst]):.3g} at iteration {done}); the chord-Newton iterations "
+                "converge only where the training objective is convex around the trained model "
+                "(e.g. ridge, logistic regression trained to convergence). Use loo_iters=1 (or "
+                "loo_step=False) for this model, or retraining (method='feature_ablation')."
+            )
     v0 = g.test_outputs_at(flat0[None], buf)[0]  # B
     phi = v0[:, None] - g.test_outputs_at(theta, buf).T
     return phi, done
