@@ -279,3 +279,16 @@ def test_loo_newton_refuses_to_return_diverged_iterates() -> None:
     # before: loo_iters=3 returned credits up to ~1e3 (1e8 at 20) for a retraining scale of 4.8
     with pytest.raises(tribute.InputError, match="diverged"):
         tribute.explain(case.model, case.X_test, method="influence", loo_iters=3, **kw)
+
+
+def test_bad_class_labels_and_learning_rates_get_clear_errors() -> None:
+    rng = np.random.default_rng(0)
+    X, Xt = rng.normal(size=(10, 2)), rng.normal(size=(2, 2))
+    model = torch.nn.Linear(2, 3).double()
+    for bad in (5, -1):  # before: a torch RuntimeError from one_hot / gather
+        y = np.r_[np.arange(9) % 3, bad]
+        with pytest.raises(tribute.InputError, match=r"outside 0\.\.2"):
+            tribute.explain(model, Xt, method="grad_dot", players=tribute.TrainingData(X, y))
+    data = tribute.TrainingData(X, np.arange(10) % 3, checkpoints=[(model, True)])
+    with pytest.raises(tribute.InputError, match="learning rate True"):  # before: lr 1.0
+        tribute.explain(model, Xt, method="tracin", players=data)

@@ -302,6 +302,14 @@ class DataGame(Game):
                 f"loss='cross_entropy' needs a model output of shape (n, classes>=2); got "
                 f"{tuple(ref.shape)}. Use loss='binary_cross_entropy' for one logit or 'mse'."
             )
+        if data.loss == "cross_entropy":
+            bad = (data.y < 0) | (data.y >= self.n_outputs)
+            if bool(bad.any()):
+                seen = sorted({int(v) for v in data.y[bad].reshape(-1)[:1000].tolist()})[:5]
+                raise InputError(
+                    f"y_train has labels {seen} outside 0..{self.n_outputs - 1}, but the model "
+                    f"has {self.n_outputs} class outputs; give class indices of the model's outputs."
+                )
         if data.loss != "cross_entropy" and self.n_outputs != 1:
             raise InputError(
                 f"loss={data.loss!r} needs a model with one output per example; got outputs of "
@@ -462,7 +470,7 @@ class DataGame(Game):
         out = []
         for i, c in enumerate(cks):
             model, lr = (c if isinstance(c, tuple) else (c, 1.0))
-            if not isinstance(lr, (int, float)) or lr <= 0:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
                 raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a positive number.")
             out.append((self.model_params(model), float(lr)))
         return out
