@@ -292,3 +292,14 @@ def test_bad_class_labels_and_learning_rates_get_clear_errors() -> None:
     data = tribute.TrainingData(X, np.arange(10) % 3, checkpoints=[(model, True)])
     with pytest.raises(tribute.InputError, match="learning rate True"):  # before: lr 1.0
         tribute.explain(model, Xt, method="tracin", players=data)
+
+
+def test_data_games_refuse_a_baseline_instead_of_ignoring_it() -> None:
+    X, y, Xt, fit = _mlp_data()
+    model = fit(X, y, seed=0)
+    data = tribute.TrainingData(X, y, fit=fit)
+    for method in ("feature_ablation", "grad_dot"):
+        tribute.explain(model, Xt, method=method, players=data, baseline=0.0)
+        for bad in (5.0, X.mean(0)):  # before: accepted and ignored (values as without it)
+            with pytest.raises(tribute.InputError, match="no meaning for training-data"):
+                tribute.explain(model, Xt, method=method, players=data, baseline=bad)

@@ -244,6 +244,13 @@ class TrainingData:
             raise InputError(f"unexpected argument(s) {sorted(unknown)} for a data game.")
         if forward_args or forward_kwargs:
             raise InputError("data games take no forward_args/forward_kwargs (the model is called on X_test alone).")
+        if not (isinstance(baseline, (int, float, np.number)) and not isinstance(baseline, bool)
+                and float(baseline) == 0.0):
+            raise InputError(
+                f"baseline of type {type(baseline).__name__} has no meaning for training-data "
+                "players: a removed example is left out of training (retraining) or weighted to "
+                "zero (gradient estimators). Leave baseline unset."
+            )
         adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
         if not isinstance(adapter, TorchModel) or adapter.module is None:
             raise UnsupportedModelError(
