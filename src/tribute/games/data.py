@@ -39,6 +39,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -54,7 +55,8 @@ from ..targets import Target, resolve_target
 from .base import Game
 from .data_bank import RetrainBank
 
-__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "TrainingData", "ensemble_seed"]
+__all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "ModelMismatchWarning", "TrainingData",
+           "ensemble_seed"]
 
 DATA_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 DATA_OUTPUTS = ("raw", "margin", "logit", "loss")
@@ -62,6 +64,20 @@ DATA_OUTPUTS = ("raw", "margin", "logit", "loss")
 GRAD_BUDGET_BYTES = 256 * 1024**2
 #: Basis vectors per vmapped Hessian block (:meth:`DataGame.hessian_blocks`).
 HESSIAN_COLUMNS = 128
+
+
+class ModelMismatchWarning(UserWarning):
+    """The explained model is not the model ``fit`` trains on all of ``X_train``.
+
+    Retraining estimators (leave-one-out, data Shapley/Banzhaf, datamodels, the LDS and
+    leave-one-out metrics) explain ``v(S)`` of models that ``fit`` retrains with
+    ``TrainingData.seed``; their ``v(all)`` is then not the explained model's output, while the
+    gradient estimators explain the model itself.
+    """
+
+
+#: Largest ``|v_bank(all) - v_model|`` accepted as the same model, relative to ``1 + max |v|``.
+MODEL_GAP_TOL = 1e-5
 
 
 def _tensor(x: Any, name: str) -> torch.Tensor:
@@ -147,6 +163,15 @@ class TrainingData:
         if loss in ("cross_entropy", "binary_cross_entropy"):
             if self.y.dtype.is_floating_point and not bool(torch.all(self.y == self.y.round())):
                 raise InputError(f"loss={loss!r} needs integer class labels in y_train; got {self.y[:5].tolist()}.")
+        if loss == "binary_cross_entropy":
+            bad = ~((self.y == 0) | (self.y == 1))
+            if bool(bad.any()):
+                seen = sorted({float(v) for v in self.y[bad].reshape(-1)[:1000].tolist()})[:5]
+                raise InputError(
+                    f"loss='binary_cross_entropy' needs labels 0 or 1 in y_train; got {seen} (e.g. "
+                    "labels -1/+1). Map them to 0/1 (y_train = (y_train > 0)) and train and explain "
+                    "with those labels."
+                )
         self.l2 = float(l2 if l2 is not None else getattr(fit, "l2", 0.0))
         if self.l2 < 0:
             raise InputError(f"l2={self.l2} must be >= 0.")
@@ -219,6 +244,13 @@ class TrainingData:
             raise InputError(f"unexpected argument(s) {sorted(unknown)} for a data game.")
         if forward_args or forward_kwargs:
             raise InputError("data games take no forward_args/forward_kwargs (the model is called on X_test alone).")
+        if not (isinstance(baseline, (int, float, np.number)) and not isinstance(baseline, bool)
+                and float(baseline) == 0.0):
+            raise InputError(
+                f"baseline of type {type(baseline).__name__} has no meaning for training-data "
+                "players: a removed example is left out of training (retraining) or weighted to "
+                "zero (gradient estimators). Leave baseline unset."
+            )
         adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
         if not isinstance(adapter, TorchModel) or adapter.module is None:
             raise UnsupportedModelError(
@@ -277,6 +309,27 @@ class DataGame(Game):
                 f"loss='cross_entropy' needs a model output of shape (n, classes>=2); got "
                 f"{tuple(ref.shape)}. Use loss='binary_cross_entropy' for one logit or 'mse'."
             )
+        if data.loss == "cross_entropy":
+            bad = (data.y < 0) | (data.y >= self.n_outputs)
+            if bool(bad.any()):
+                seen = sorted({int(v) for v in data.y[bad].reshape(-1)[:1000].tolist()})[:5]
+                raise InputError(
+                    f"y_train has labels {seen} outside 0..{self.n_outputs - 1}, but the model "
+                    f"has {self.n_outputs} class outputs; give class indices of the model's outputs."
+                )
+        if data.loss != "cross_entropy" and self.n_outputs != 1:
+            raise InputError(
+                f"loss={data.loss!r} needs a model with one output per example; got outputs of "
+                f"shape {tuple(ref.shape)} (the game would explain and train on column 0 only). "
+                "Use loss='cross_entropy' for class logits, or wrap the model to return the one "
+                "output trained with this loss."
+            )
+        if data.loss == "mse" and data.y[0].numel() != 1:
+            raise InputError(
+                f"loss='mse' needs one target per training example; y_train has shape "
+                f"{tuple(data.y.shape)}. Explain one output at a time (one column of y_train and "
+                "a model returning that output)."
+            )
         batch = int(x.shape[0])
         if output == "logit" and not self.classifier:
             raise InputError("output='logit' needs a classifier; for regression use output='raw' or 'loss'.")
@@ -300,6 +353,11 @@ class DataGame(Game):
                     lab = lab.expand(batch)
                 if lab.shape[0] != batch:
                     raise InputError(f"target has {lab.shape[0]} entries for {batch} test points; give one per test point.")
+                if data.loss == "binary_cross_entropy" and not bool(torch.all((lab == 0) | (lab == 1))):
+                    raise InputError(
+                        f"target={lab[:5].tolist()} for loss='binary_cross_entropy': each test "
+                        "point's label must be 0 or 1 (the explained margin is (2 y - 1) z)."
+                    )
             self.y_test = self._labels(lab)
             tgt = Target(self.y_test.reshape(-1, 1).long() if self.classifier else None, None,
                          "raw", False, [self.output])
@@ -309,6 +367,9 @@ class DataGame(Game):
                         dtype=str(x.dtype).replace("torch.", "") if x.dtype.is_floating_point else "float64")
         super().__init__(engine, tgt, layout, list(data.player_names), batch)
         self.n_grad_evals = 0
+        #: the explained model's own value on each test point (from the reference pass above)
+        self.model_values = self.explained(ref.to(self.dtype), self.y_test).detach()
+        self._model_checked = False
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor:
         if self.data.loss == "mse":
@@ -416,7 +477,7 @@ class DataGame(Game):
         out = []
         for i, c in enumerate(cks):
             model, lr = (c if isinstance(c, tuple) else (c, 1.0))
-            if not isinstance(lr, (int, float)) or lr <= 0:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
                 raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a positive number.")
             out.append((self.model_params(model), float(lr)))
         return out
@@ -898,12 +959,35 @@ class DataGame(Game):
                     out = out[0]
                 vals[k] = self.explained(out.to(self.dtype), self.y_test)
         self.engine.n_rows += len(P) * B
+        self._check_full_model(ex, vals)
         if shared:
             return vals.T[:, :, None].contiguous()
         K = m.shape[1]
         v = vals.reshape(B, K, B)
         idx = torch.arange(B)
         return v[idx, :, idx][:, :, None].contiguous()
+
+    def _check_full_model(self, ex: np.ndarray, vals: torch.Tensor) -> None:
+        """Warn (once per game) when the retrained model on all of ``X_train`` is not the
+        explained model: the retraining credits then explain another model."""
+        if self._model_checked:
+            return
+        full = np.flatnonzero(np.all(ex == 1.0, axis=1))
+        if len(full) == 0:
+            return
+        self._model_checked = True
+        v_bank = vals[int(full[0])]
+        gap = float((v_bank - self.model_values).abs().max())
+        scale = 1.0 + float(self.model_values.abs().max())
+        if gap > MODEL_GAP_TOL * scale:
+            warnings.warn(
+                f"the model that fit retrains on all of X_train (seed={self.data.seed}) is not the "
+                f"explained model: their explained outputs on the test points differ by up to "
+                f"{gap:.3g} (e.g. {float(v_bank[0]):.6g} vs {float(self.model_values[0]):.6g}), so "
+                "retraining credits explain fit's model, not this one. Explain the model "
+                "fit(X_train, y_train, seed=...) returns, or pass TrainingData(seed=<the seed it "
+                "was trained with>).",
+                ModelMismatchWarning, stacklevel=2)
 
     def _check_spec(self, bank: RetrainBank) -> None:
         spec = bank.spec or []

@@ -25,7 +25,9 @@ block-diagonal approximation of its Gauss-Newton part, one block per layer (Geor
 
 The block is exact when the layer's Gauss-Newton matrix is diagonal in ``Q_S (x) Q_A`` — in
 particular for a single Linear layer whose loss curvature is the same for every example
-(least squares: ``H = sum_i a_i a_i^T`` exactly), where EK-FAC equals the explicit solver.
+(least squares: ``H = sum_i a_i a_i^T`` exactly), where EK-FAC with ``damping=0`` equals the
+explicit solver. The default ``damping=None`` adds the heuristic below on top of ``l2`` and is
+then *not* that solver (ridge, n=30, d=3: 14% relative difference), whatever the model.
 Cost: two passes of one forward and ``C`` backward passes over the training set, and
 eigendecompositions of ``in x in`` and ``out x out`` matrices; no ``n_params^2`` matrix.
 

@@ -60,6 +60,7 @@ from ..errors import InputError
 from ..games.base import Game
 from ..games.data import GRAD_BUDGET_BYTES, DataGame
 from ..params import NONE, InstanceOf, Interval, Options, declare
+from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, get_method, register
 from .data_common import as_data_game
 
@@ -362,7 +363,10 @@ class FreeShap(Method):
             per_pair[p] = acc / 2
         phi = per_pair.mean(0)
         if pairs > 1:
-            se = per_pair.std(0, unbiased=True) / pairs**0.5
+            # Student-t inflation and zero-variance moderation over pairs - 1 dof (_stderr)
+            se = inflate(per_pair.std(0, unbiased=True) / pairs**0.5, float(pairs - 1))
         else:
             se = torch.full_like(phi, float("nan"))
+            warn_undefined(self.name, "one antithetic pair of permutations",
+                           "Use n_permutations >= 4.")
         return phi[:, None, :], se[:, None, :], 2 * pairs

@@ -46,6 +46,12 @@ output Hessian) the Woodbury identity needs only ``C x C`` solves per example:
 ``(H - s J^T M J)^-1 J^T r = H^-1 J^T (r + s M (I - s K M)^-1 K r)`` with
 ``K = J H^-1 J^T``. For ridge regression this is exact leave-one-out (``r / (1 - h_ii)``); for
 logistic regression it removes most of the leverage error of the plain influence function.
+For a *mean* objective (``reduction="mean"``) leaving an example out renormalises the other
+weights to ``1/(n - 1)``, as retraining on the ``n - 1`` examples does: the leave-one-out
+objective is ``n/(n - 1) (F_loss - s loss_i) + l2/2 ||theta||^2``, so its common Hessian part is
+``c (H - l2 I) + l2 I`` (``c = n/(n - 1)``), its rank-``C`` update is ``s' H_i`` with
+``s' = 1/(n - 1)``, and its gradient at the optimum gains ``(c - 1) l2 theta`` (before: weights
+kept at ``1/n``, 8% off leave-one-out retraining on a mean ridge, for any ``loo_iters``).
 
 ``loo_iters=k >= 2`` (with ``loo_step=True``) keeps going: ``k`` chord-Newton iterations on
 every leave-one-out objective at once, ``theta_i <- theta_i - (H - s H_i)^-1 grad F_{-i}(theta_i)``
@@ -212,13 +218,37 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
     return X, done
 
 
+def _loo_scales(g: DataGame) -> tuple[float, float]:
+    """``(c, s')`` of the leave-one-out objectives ``c (F_loss - s loss_i) + l2/2 ||theta||^2``.
+
+    A summed objective drops the example (``c = 1``, ``s' = s = 1``). Retraining a *mean*
+    objective on the other ``n - 1`` examples renormalises their weights to ``1/(n - 1)``
+    (what ``fit`` and the retrain bank do): ``c = n/(n - 1)``, ``s' = c s = 1/(n - 1)``.
+    """
+    n = g.data.n_train
+    if g.data.reduction != "mean" or n < 2:
+        return 1.0, g.removal_scale
+    c = n / (n - 1)
+    return c, c * g.removal_scale
+
+
 def _loo_step_scores(g: DataGame, p: dict[str, torch.Tensor], U: torch.Tensor,
                      Hinv: torch.Tensor) -> torch.Tensor:
-    """``B x n`` scores of one Newton step on each leave-one-out objective (Woodbury form)."""
-    s = g.removal_scale
+    """``B x n`` scores of one Newton step on each leave-one-out objective (Woodbury form).
+
+    ``Hinv`` (and ``U = Hinv grad v``) invert the leave-one-out objectives' common part
+    ``c (H - l2 I) + l2 I`` (:func:`_loo_scales`). With ``c > 1`` the step also carries the
+    renormalisation term ``(c - 1) l2 theta`` of the leave-one-out gradient at the optimum.
+    """
+    c, s = _loo_scales(g)
     out = g.train_outputs(p)
     r_all, M_all = g.loss_output_derivatives(out.reshape(out.shape[0], -1), g.y_train)
     phi = torch.empty(U.shape[1], g.data.n_train, dtype=torch.float64)
+    e = None
+    if c != 1.0:  # the leave-one-out gradient at theta is -(s' g_i + e), e = (c - 1) l2 theta
+        e = (c - 1.0) * g.data.l2 * g.flatten(p)
+        Ue = e @ U  # B
+        He = Hinv @ e  # P
     for start, J in g.train_jacobians(p):
         rows = slice(start, start + J.shape[0])
         r, M = r_all[rows], M_all[rows]
@@ -229,13 +259,17 @@ def _loo_step_scores(g: DataGame, p: dict[str, torch.Tensor], U: torch.Tensor,
         sv = r + s * corr[:, :, 0]  # n x C
         JU = torch.einsum("ncp,pb->nbc", J, U)  # n x B x C
         phi[:, rows] = -s * torch.einsum("nbc,nc->bn", JU, sv)
+        if e is not None:
+            JHe = torch.einsum("ncp,p->nc", J, He)
+            ce = M @ torch.linalg.solve(eye - s * K @ M, JHe[:, :, None])
+            phi[:, rows] -= Ue[:, None] + s * torch.einsum("nbc,nc->bn", JU, ce[:, :, 0])
     return phi
 
 
 def _woodbury_blocks(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tensor
                      ) -> list[tuple[slice, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per block of examples: ``(rows, J, M, (I - s K M)^-1)`` for the leave-one-out Hessians."""
-    s = g.removal_scale
+    """Per block of examples: ``(rows, J, M, (I - s' K M)^-1)`` for the leave-one-out Hessians."""
+    s = _loo_scales(g)[1]
     out = g.train_outputs(p)
     _, M_all = g.loss_output_derivatives(out.reshape(out.shape[0], -1), g.y_train)
     blocks = []
@@ -250,8 +284,12 @@ def _woodbury_blocks(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tensor
 
 def _loo_newton_scores(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tensor,
                        iters: int, tol: float) -> tuple[torch.Tensor, int]:
-    """``B x n`` credits ``v(theta) - v(theta_i)`` after chord-Newton iterations (module doc)."""
-    s = g.removal_scale
+    """``B x n`` credits ``v(theta) - v(theta_i)`` after chord-Newton iterations (module doc).
+
+    The leave-one-out objectives are ``c (F_loss - s loss_i) + l2/2 ||theta||^2``
+    (:func:`_loo_scales`; ``Hinv`` inverts ``c (H - l2 I) + l2 I``), tilted like the trained one.
+    """
+    c, s = _loo_scales(g)
     n = g.data.n_train
     flat0 = g.flatten(p)
     buf = g.buffers_of(p)
@@ -263,6 +301,8 @@ def _loo_newton_scores(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tens
     for it in range(1, iters + 1):
         done = it
         G = g.loo_objective_grads(theta, idx, buf) - tilt  # n x P
+        if c != 1.0:  # c (grad F - tilt - l2 theta - s g_i) + l2 theta
+            G = c * G - (c - 1.0) * g.data.l2 * theta
         HG = G @ Hinv
         step = HG.clone()
         for rows, J, M, F in blocks:
@@ -270,9 +310,26 @@ def _loo_newton_scores(g: DataGame, p: dict[str, torch.Tensor], Hinv: torch.Tens
             corr = s * (M @ (F @ JHG[:, :, None]))[:, :, 0]
             step[rows] += torch.einsum("ncp,nc->np", J, corr) @ Hinv
         theta -= step
+        size = step.norm(dim=1)
+        if it == 1:
+            first = size
         moved = float((theta - flat0).norm(dim=1).max())
-        if float(step.norm(dim=1).max()) <= tol * max(moved, 1e-300):
+        if float(size.max()) <= tol * max(moved, 1e-300):
             break
+    if done > 1:
+        # a contracting iteration shrinks every example's step; one that does not diverges
+        # (a non-convex objective, or a model far from its optimum) and its credits are noise
+        grew = ~(size <= first)
+        if bool(grew.any()):
+            worst = int(torch.argmax(torch.nan_to_num(size / first.clamp_min(1e-300), nan=math.inf)))
+            raise InputError(
+                f"influence: loo_iters={iters} diverged for {int(grew.sum())} of {n} examples "
+                f"(example {worst}: step {float(first[worst]):.3g} at iteration 1, "
+                f"{float(size[worst]):.3g} at iteration {done}); the chord-Newton iterations "
+                "converge only where the training objective is convex around the trained model "
+                "(e.g. ridge, logistic regression trained to convergence). Use loo_iters=1 (or "
+                "loo_step=False) for this model, or retraining (method='feature_ablation')."
+            )
     v0 = g.test_outputs_at(flat0[None], buf)[0]  # B
     phi = v0[:, None] - g.test_outputs_at(theta, buf).T
     return phi, done
@@ -562,6 +619,16 @@ class Influence(Method):
             extra["damping_restarts"] = restart
         extra.update(damping=d, lambda_min=lo, lambda_max=hi)
         if self.loo_step:
+            c = _loo_scales(g)[0]
+            if c != 1.0:  # mean objective: the other examples' weights become 1/(n - 1)
+                denom = c * denom - (c - 1.0) * g.data.l2
+                if bool(torch.any(denom <= 0)):
+                    raise InputError(
+                        f"influence: the leave-one-out Hessians c (H + {d:g} I) - (c - 1) l2 I of "
+                        f"this mean objective (c = {c:.6g}, l2 = {g.data.l2:g}) are not positive "
+                        "definite; pass a larger damping."
+                    )
+                U = evecs @ ((evecs.T @ G.T) / denom[:, None])
             Hinv = evecs @ (evecs.T / denom[:, None])
             if self.loo_iters > 1:
                 phi, extra["loo_iterations"] = _loo_newton_scores(g, p, Hinv, self.loo_iters,
