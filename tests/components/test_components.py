@@ -639,3 +639,46 @@ def test_atp_star_qk_fix_mean_ablation_matches_exact_on_last_layer() -> None:
     fixed = torch.as_tensor(star.extra["atp"][:, 0])
     torch.testing.assert_close(fixed[:, 2:], exact[:, 2:], atol=1e-10, rtol=0)
     assert np.isfinite(star.values.numpy()).all()
+
+
+class _BartLikeAttention(nn.Module):
+    """Heads computed inside; ``num_heads`` attribute; a Linear ``out_proj`` mixes them."""
+
+    def __init__(self, d: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = heads, d // heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+        att = torch.softmax(split(self.q_proj(x)) @ split(self.k_proj(x)).transpose(-1, -2), -1)
+        ctx = (att @ split(self.v_proj(x))).transpose(1, 2).reshape(b, n, d)
+        return self.out_proj(ctx)
+
+
+def test_heads_of_an_output_projection_are_its_input_slices() -> None:
+    # unit="head" on the output projection itself (e.g. Bart's "self_attn.out_proj"): head h
+    # is the h-th slice of the heads' context entering it, never a slice of its mixed output;
+    # truth: zero the projection's weight columns that read head h
+    torch.manual_seed(16)
+    attn = _BartLikeAttention()
+    model = nn.Sequential(OrderedDict(self_attn=attn)).double()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    heads = components(model, "self_attn.out_proj", unit="head")
+    assert heads.sites[0].kind == "input"
+    attr = tribute.explain(model, x, method="feature_ablation", players=heads,
+                           target=lambda out: out[:, 0, 0])
+    with torch.no_grad():
+        full = model(x)[:, 0, 0]
+        w = attn.out_proj.weight
+        for h in range(2):
+            saved = w[:, h * 4:(h + 1) * 4].clone()
+            w[:, h * 4:(h + 1) * 4] = 0.0
+            ablated = model(x)[:, 0, 0]
+            np.testing.assert_allclose(attr.values[:, h].numpy(), (full - ablated).numpy(), atol=1e-12)
+            w[:, h * 4:(h + 1) * 4] = saved
+    assert hook_count(model) == 0
