@@ -682,3 +682,20 @@ def test_heads_of_an_output_projection_are_its_input_slices() -> None:
             np.testing.assert_allclose(attr.values[:, h].numpy(), (full - ablated).numpy(), atol=1e-12)
             w[:, h * 4:(h + 1) * 4] = saved
     assert hook_count(model) == 0
+
+
+def test_token_id_inputs_of_a_float64_model_give_float64_credits() -> None:
+    # integer inputs carry no float dtype: the credits must keep the model's precision
+    # (they came back float32, 2.5e-8 off the float64 truth on a BERT's heads)
+    torch.manual_seed(17)
+    emb = nn.Embedding(20, 6)
+    with torch.no_grad():
+        emb.weight.mul_(3.0)
+    model = nn.Sequential(OrderedDict(emb=emb, act=nn.Tanh(), flat=nn.Flatten(),
+                                      out=nn.Linear(24, 2))).double()
+    x = torch.randint(0, 20, (3, 4), generator=torch.Generator().manual_seed(0))
+    attr = tribute.explain(model, x, method="feature_ablation", players=components(model, "act"),
+                           target=1)
+    assert attr.values.dtype == torch.float64
+    truth = naive_loo(model, "act", "neuron", x, lambda out: out[:, 1])
+    np.testing.assert_allclose(attr.values.numpy(), truth.numpy(), rtol=1e-13, atol=1e-14)

@@ -323,9 +323,11 @@ class ComponentGame(Game):
         tgt = resolve_target(target, output, ref_out, batch, model.output_kind,
                              assumed=model.output_assumed)
         engine.target = tgt
+        # integer inputs (token ids) have no dtype of their own: results take the model's
+        # compute dtype (float64 credits of a float64 model, not float32)
+        out_dtype = user_dtype if any(t.dtype.is_floating_point for t in xs) else self.compute_dtype
         layout = Layout(input_shapes=(), dense=False, multi_target=tgt.multi, framework=framework,
-                        device=str(xs[0].device),
-                        dtype=str(user_dtype if user_dtype.is_floating_point else torch.float32).replace("torch.", ""),
+                        device=str(xs[0].device), dtype=str(out_dtype).replace("torch.", ""),
                         multi_input=False)
         if framework == "numpy":
             layout = Layout(**{**layout.__dict__, "dtype": "float64"})
