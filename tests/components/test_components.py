@@ -699,3 +699,47 @@ def test_token_id_inputs_of_a_float64_model_give_float64_credits() -> None:
     assert attr.values.dtype == torch.float64
     truth = naive_loo(model, "act", "neuron", x, lambda out: out[:, 1])
     np.testing.assert_allclose(attr.values.numpy(), truth.numpy(), rtol=1e-13, atol=1e-14)
+
+
+class _MaskedPool(nn.Module):
+    """``x`` (batch x tokens x 3) and a 0/1 token mask -> tanh of masked features, summed -> 2 logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(3, 5)
+        self.act = nn.Tanh()
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.inner(x) * mask[..., None]).sum(1))
+
+
+def test_reference_never_borrows_the_inputs_per_sample_arguments() -> None:
+    # forward_kwargs belong to the explained inputs; a reference set with as many rows was run
+    # with input i's mask on reference row i (silently: other mean activations, other credits)
+    torch.manual_seed(18)
+    model = _MaskedPool().double()
+    x = torch.randn(3, 4, 3, dtype=torch.float64)
+    mx = torch.ones(3, 4, dtype=torch.float64)
+    r = torch.randn(3, 4, 3, dtype=torch.float64)
+    mr = torch.tensor([[1.0, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.float64)
+    with pytest.raises(InputError, match="do not belong"):
+        tribute.explain(model, x, method="feature_ablation", target=1,
+                        players=components(model, "act", ablation="mean", reference=r),
+                        forward_kwargs={"mask": mx})
+    # the supported way: the masks travel with the inputs and with the reference
+    attr = tribute.explain(model, (x, mx), method="feature_ablation", target=1,
+                           players=components(model, "act", ablation="mean", reference=(r, mr)))
+    with torch.no_grad():
+        mean = model.act(model.inner(r) * mr[..., None]).mean(0)  # under the reference's masks
+        full = model(x, mx)[:, 1]
+        for j in range(5):
+            def hook(m: nn.Module, a: object, o: torch.Tensor, j: int = j) -> torch.Tensor:
+                o = o.clone()
+                o[..., j] = mean[..., j]
+                return o
+
+            h = model.act.register_forward_hook(hook)
+            np.testing.assert_allclose(attr.values[:, j].numpy(), (full - model(x, mx)[:, 1]).numpy(),
+                                       atol=1e-12)
+            h.remove()
