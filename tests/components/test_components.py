@@ -23,7 +23,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import tribute
-from tribute.errors import InputError, UnsupportedModelError
+from tribute.errors import BudgetError, InputError, UnsupportedModelError
 from tribute.games._hooks import RowState, Site, installed
 from tribute.games.base import Game
 from tribute.games.components import Ablation, components
@@ -743,3 +743,47 @@ def test_reference_never_borrows_the_inputs_per_sample_arguments() -> None:
             np.testing.assert_allclose(attr.values[:, j].numpy(), (full - model(x, mx)[:, 1]).numpy(),
                                        atol=1e-12)
             h.remove()
+
+
+@pytest.mark.parametrize("method, paths", [
+    ("atp", ["layer.1.attention.self"]),
+    ("layer_grad_cam", ["layer.1.attention.self"]),
+    ("atp_star", ["layer.1.attention.self"]),
+    ("atp_star", ["layer.1.attention.self.query", "layer.1.attention.self.key"]),
+])
+def test_gradient_component_methods_stay_within_budget(method: str, paths: list[str]) -> None:
+    # rows counted at the model (a pre-hook, not tribute's counter) never exceed budget: the
+    # smallest budget accepted pays for everything (v(N), GradDrop and QK-fix passes included)
+    # and one less is refused; they overran it before (atp_star with the QK fix: 8 rows at 3)
+    torch.manual_seed(19)
+    model = QKModel(layers=2).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    players = components(model, paths, unit="head")
+    rows = [0]
+    h = model.register_forward_pre_hook(lambda m, a: rows.__setitem__(0, rows[0] + a[0].shape[0]))
+    try:
+        free = tribute.explain(model, x, method=method, players=players)
+        need = rows[0] // 2
+        assert free.n_evals == need
+        with pytest.raises(BudgetError):
+            tribute.explain(model, x, method=method, players=players, budget=need - 1)
+        rows[0] = 0
+        tight = tribute.explain(model, x, method=method, players=players, budget=need)
+        assert rows[0] // 2 == tight.n_evals <= need
+        np.testing.assert_array_equal(tight.values.numpy(), free.values.numpy())
+    finally:
+        h.remove()
+
+
+def test_conductance_budget_counts_the_reference_pass() -> None:
+    # budget B: B - 2 steps (B - 1 path points) plus v(N); it ran B - 1 steps (B + 1 rows)
+    model = MLP().double()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    rows = [0]
+    h = model.register_forward_pre_hook(lambda m, a: rows.__setitem__(0, rows[0] + a[0].shape[0]))
+    try:
+        attr = tribute.explain(model, x, method="conductance", players=components(model, "act"),
+                               budget=6, baseline=0.0, target=0)
+    finally:
+        h.remove()
+    assert rows[0] // 3 == attr.n_evals <= 6 and attr.params["n_steps"] == 4
