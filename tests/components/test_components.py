@@ -23,7 +23,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import tribute
-from tribute.errors import InputError, UnsupportedModelError
+from tribute.errors import BudgetError, InputError, UnsupportedModelError
 from tribute.games._hooks import RowState, Site, installed
 from tribute.games.base import Game
 from tribute.games.components import Ablation, components
@@ -639,3 +639,151 @@ def test_atp_star_qk_fix_mean_ablation_matches_exact_on_last_layer() -> None:
     fixed = torch.as_tensor(star.extra["atp"][:, 0])
     torch.testing.assert_close(fixed[:, 2:], exact[:, 2:], atol=1e-10, rtol=0)
     assert np.isfinite(star.values.numpy()).all()
+
+
+class _BartLikeAttention(nn.Module):
+    """Heads computed inside; ``num_heads`` attribute; a Linear ``out_proj`` mixes them."""
+
+    def __init__(self, d: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = heads, d // heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+        att = torch.softmax(split(self.q_proj(x)) @ split(self.k_proj(x)).transpose(-1, -2), -1)
+        ctx = (att @ split(self.v_proj(x))).transpose(1, 2).reshape(b, n, d)
+        return self.out_proj(ctx)
+
+
+def test_heads_of_an_output_projection_are_its_input_slices() -> None:
+    # unit="head" on the output projection itself (e.g. Bart's "self_attn.out_proj"): head h
+    # is the h-th slice of the heads' context entering it, never a slice of its mixed output;
+    # truth: zero the projection's weight columns that read head h
+    torch.manual_seed(16)
+    attn = _BartLikeAttention()
+    model = nn.Sequential(OrderedDict(self_attn=attn)).double()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    heads = components(model, "self_attn.out_proj", unit="head")
+    assert heads.sites[0].kind == "input"
+    attr = tribute.explain(model, x, method="feature_ablation", players=heads,
+                           target=lambda out: out[:, 0, 0])
+    with torch.no_grad():
+        full = model(x)[:, 0, 0]
+        w = attn.out_proj.weight
+        for h in range(2):
+            saved = w[:, h * 4:(h + 1) * 4].clone()
+            w[:, h * 4:(h + 1) * 4] = 0.0
+            ablated = model(x)[:, 0, 0]
+            np.testing.assert_allclose(attr.values[:, h].numpy(), (full - ablated).numpy(), atol=1e-12)
+            w[:, h * 4:(h + 1) * 4] = saved
+    assert hook_count(model) == 0
+
+
+def test_token_id_inputs_of_a_float64_model_give_float64_credits() -> None:
+    # integer inputs carry no float dtype: the credits must keep the model's precision
+    # (they came back float32, 2.5e-8 off the float64 truth on a BERT's heads)
+    torch.manual_seed(17)
+    emb = nn.Embedding(20, 6)
+    with torch.no_grad():
+        emb.weight.mul_(3.0)
+    model = nn.Sequential(OrderedDict(emb=emb, act=nn.Tanh(), flat=nn.Flatten(),
+                                      out=nn.Linear(24, 2))).double()
+    x = torch.randint(0, 20, (3, 4), generator=torch.Generator().manual_seed(0))
+    attr = tribute.explain(model, x, method="feature_ablation", players=components(model, "act"),
+                           target=1)
+    assert attr.values.dtype == torch.float64
+    truth = naive_loo(model, "act", "neuron", x, lambda out: out[:, 1])
+    np.testing.assert_allclose(attr.values.numpy(), truth.numpy(), rtol=1e-13, atol=1e-14)
+
+
+class _MaskedPool(nn.Module):
+    """``x`` (batch x tokens x 3) and a 0/1 token mask -> tanh of masked features, summed -> 2 logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(3, 5)
+        self.act = nn.Tanh()
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.inner(x) * mask[..., None]).sum(1))
+
+
+def test_reference_never_borrows_the_inputs_per_sample_arguments() -> None:
+    # forward_kwargs belong to the explained inputs; a reference set with as many rows was run
+    # with input i's mask on reference row i (silently: other mean activations, other credits)
+    torch.manual_seed(18)
+    model = _MaskedPool().double()
+    x = torch.randn(3, 4, 3, dtype=torch.float64)
+    mx = torch.ones(3, 4, dtype=torch.float64)
+    r = torch.randn(3, 4, 3, dtype=torch.float64)
+    mr = torch.tensor([[1.0, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.float64)
+    with pytest.raises(InputError, match="do not belong"):
+        tribute.explain(model, x, method="feature_ablation", target=1,
+                        players=components(model, "act", ablation="mean", reference=r),
+                        forward_kwargs={"mask": mx})
+    # the supported way: the masks travel with the inputs and with the reference
+    attr = tribute.explain(model, (x, mx), method="feature_ablation", target=1,
+                           players=components(model, "act", ablation="mean", reference=(r, mr)))
+    with torch.no_grad():
+        mean = model.act(model.inner(r) * mr[..., None]).mean(0)  # under the reference's masks
+        full = model(x, mx)[:, 1]
+        for j in range(5):
+            def hook(m: nn.Module, a: object, o: torch.Tensor, j: int = j) -> torch.Tensor:
+                o = o.clone()
+                o[..., j] = mean[..., j]
+                return o
+
+            h = model.act.register_forward_hook(hook)
+            np.testing.assert_allclose(attr.values[:, j].numpy(), (full - model(x, mx)[:, 1]).numpy(),
+                                       atol=1e-12)
+            h.remove()
+
+
+@pytest.mark.parametrize("method, paths", [
+    ("atp", ["layer.1.attention.self"]),
+    ("layer_grad_cam", ["layer.1.attention.self"]),
+    ("atp_star", ["layer.1.attention.self"]),
+    ("atp_star", ["layer.1.attention.self.query", "layer.1.attention.self.key"]),
+])
+def test_gradient_component_methods_stay_within_budget(method: str, paths: list[str]) -> None:
+    # rows counted at the model (a pre-hook, not tribute's counter) never exceed budget: the
+    # smallest budget accepted pays for everything (v(N), GradDrop and QK-fix passes included)
+    # and one less is refused; they overran it before (atp_star with the QK fix: 8 rows at 3)
+    torch.manual_seed(19)
+    model = QKModel(layers=2).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    players = components(model, paths, unit="head")
+    rows = [0]
+    h = model.register_forward_pre_hook(lambda m, a: rows.__setitem__(0, rows[0] + a[0].shape[0]))
+    try:
+        free = tribute.explain(model, x, method=method, players=players)
+        need = rows[0] // 2
+        assert free.n_evals == need
+        with pytest.raises(BudgetError):
+            tribute.explain(model, x, method=method, players=players, budget=need - 1)
+        rows[0] = 0
+        tight = tribute.explain(model, x, method=method, players=players, budget=need)
+        assert rows[0] // 2 == tight.n_evals <= need
+        np.testing.assert_array_equal(tight.values.numpy(), free.values.numpy())
+    finally:
+        h.remove()
+
+
+def test_conductance_budget_counts_the_reference_pass() -> None:
+    # budget B: B - 2 steps (B - 1 path points) plus v(N); it ran B - 1 steps (B + 1 rows)
+    model = MLP().double()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    rows = [0]
+    h = model.register_forward_pre_hook(lambda m, a: rows.__setitem__(0, rows[0] + a[0].shape[0]))
+    try:
+        attr = tribute.explain(model, x, method="conductance", players=components(model, "act"),
+                               budget=6, baseline=0.0, target=0)
+    finally:
+        h.remove()
+    assert rows[0] // 3 == attr.n_evals <= 6 and attr.params["n_steps"] == 4

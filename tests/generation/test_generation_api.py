@@ -113,3 +113,12 @@ def test_target_tokenizing_differently_warns(gpt2: Any, tok: Any) -> None:
     if alt != own.generated_ids:
         with pytest.warns(TokenizationWarning, match="generates the same text"):
             tribute.explain_generation(gpt2, tok, PROMPT, target=text)
+
+
+def test_default_removal_is_recorded_as_the_token_used(gpt2: Any, tok: Any) -> None:
+    # removal=None picks the tokenizer's pad token; the result must say so, like removal="pad"
+    default = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=2)
+    pad = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=2, removal="pad")
+    np.testing.assert_array_equal(default.values, pad.values)
+    assert default.params["removal"] == pad.params["removal"] == "pad"
+    assert default.attribution.params["removal"] == "pad"

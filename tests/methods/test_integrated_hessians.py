@@ -156,3 +156,13 @@ def test_log_quadrature_integrates_piecewise_linear_exactly() -> None:
     assert float(w.sum()) == pytest.approx(1.0, abs=1e-14)  # int_0^1 -ln g = 1
     assert float((w * nodes).sum()) == pytest.approx(0.25, abs=1e-14)  # int_0^1 -g ln g = 1/4
     assert bool(((nodes > 0) & (nodes < 1)).all())
+
+
+def test_budget_sets_the_steps_reported_in_params() -> None:
+    # with budget=, steps = (budget - 2) // players; params must name the steps actually used
+    m = _softplus_mlp(4)
+    x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    by_budget = tribute.explain(m, x, method="integrated_hessians", budget=22)
+    by_steps = tribute.explain(m, x, method="integrated_hessians", steps=5)
+    np.testing.assert_array_equal(np.asarray(by_budget.values), np.asarray(by_steps.values))
+    assert by_budget.params["steps"] == by_budget.extra["steps"] == 5

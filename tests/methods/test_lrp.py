@@ -308,3 +308,23 @@ def test_composite_name_with_surrounding_spaces() -> None:
     a = tribute.explain(model, x, method="lrp", composite=" Epsilon_Gamma_Box ", low=0.0, high=1.0,
                         target=0, progress=False)
     assert a.params["composite"] == "epsilon_gamma_box"
+
+
+@pytest.mark.parametrize("method", ["lrp", "grad_cam", "grad_cam_pp"])
+def test_one_pass_methods_refuse_a_budget_below_their_two_rows(method: str) -> None:
+    # v(N) (the reference pass) and the gradient pass: two rows reach the model (counted with a
+    # pre-hook); budget=1 was accepted and overrun
+    torch.manual_seed(20)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                          nn.Flatten(), nn.Linear(16, 3)).double().eval()
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    rows = [0]
+    h = model.register_forward_pre_hook(lambda m, a: rows.__setitem__(0, rows[0] + a[0].shape[0]))
+    try:
+        with pytest.raises(tribute.BudgetError):
+            tribute.explain(model, x, method=method, target=1, budget=1)
+        rows[0] = 0
+        attr = tribute.explain(model, x, method=method, target=1, budget=2)
+    finally:
+        h.remove()
+    assert rows[0] // 2 == attr.n_evals <= 2

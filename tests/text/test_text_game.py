@@ -253,3 +253,49 @@ def test_component_players_of_texts_match_token_inputs(bert: tuple) -> None:
         full = model(input_ids=enc.input_ids[:1, :5]).logits[0, 0]  # text 0 alone, unpadded
     assert attr.full_values is not None
     assert math.isclose(float(attr.full_values[0]), float(full), rel_tol=1e-9)
+
+
+class _BagWithoutMask(torch.nn.Module):
+    """Mean of token embeddings -> tanh -> linear; ``forward(ids)`` takes no attention mask."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.emb = torch.nn.Embedding(vocab, 4)
+        self.lin = torch.nn.Linear(4, 2)
+        with torch.no_grad():
+            self.emb.weight.copy_(torch.randn(vocab, 4, generator=g))
+            self.lin.weight.copy_(torch.randn(2, 4, generator=g))
+        self.double()
+
+    def head(self, e: torch.Tensor) -> torch.Tensor:
+        return self.lin(torch.tanh(e.mean(-2)))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
+def test_model_without_attention_mask_never_reads_the_padding_of_shorter_texts() -> None:
+    # a shorter text shares the call with a longer one: the model must see it unpadded (the
+    # padded text is another input, with another output), for token and embedding removal
+    tok = WordTokenizer(VOCAB, bos=True)
+    model = _BagWithoutMask(tok.vocab_size)
+    long_text, short = TEXTS
+    ids = tok.encode_offsets(short)[0]  # [bos, a, dog, barked]
+    n = len(ids) - 1
+    with torch.no_grad():
+        v = {m: float(model(torch.tensor([[ids[0]] + [t if k else tok.mask_token_id
+                                                        for t, k in zip(ids[1:], m)]]))[0, 1])
+             for m in all_masks(n)}
+        e = model.emb(torch.tensor(ids))
+        e_zero = e.clone()
+        e_zero[1:] = 0.0
+        gap = float(model.head(e)[1] - model.head(e_zero)[1])
+    truth = shapley_by_enumeration(v, n)
+    attr = tribute.explain(model, [long_text, short], method="exact_shapley", tokenizer=tok,
+                           target=1, removal="mask")
+    np.testing.assert_allclose(np.asarray(attr.values)[1, :n], truth, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(attr.full_values)[1], v[(1,) * n], atol=1e-12)
+    ig = tribute.explain(model, [long_text, short], method="integrated_gradients", tokenizer=tok,
+                         target=1, removal="zero", steps=64)
+    np.testing.assert_allclose(np.nansum(np.asarray(ig.values)[1]), gap, atol=1e-10)

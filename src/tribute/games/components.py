@@ -323,9 +323,11 @@ class ComponentGame(Game):
         tgt = resolve_target(target, output, ref_out, batch, model.output_kind,
                              assumed=model.output_assumed)
         engine.target = tgt
+        # integer inputs (token ids) have no dtype of their own: results take the model's
+        # compute dtype (float64 credits of a float64 model, not float32)
+        out_dtype = user_dtype if any(t.dtype.is_floating_point for t in xs) else self.compute_dtype
         layout = Layout(input_shapes=(), dense=False, multi_target=tgt.multi, framework=framework,
-                        device=str(xs[0].device),
-                        dtype=str(user_dtype if user_dtype.is_floating_point else torch.float32).replace("torch.", ""),
+                        device=str(xs[0].device), dtype=str(out_dtype).replace("torch.", ""),
                         multi_input=False)
         if framework == "numpy":
             layout = Layout(**{**layout.__dict__, "dtype": "float64"})
@@ -377,11 +379,13 @@ class ComponentGame(Game):
                  ) -> tuple[torch.Tensor, dict[int, dict[int, torch.Tensor]]]:
         """Run ``xs`` through the model unedited; return raw outputs and activations per site/call."""
         n = int(xs[0].shape[0])
-        if not per_sample and self._has_per_sample_extras() and n != self.n_samples_raw:
+        if not per_sample and self._has_per_sample_extras():
+            # also with as many rows as the inputs: reference row i is not input i, and running
+            # it with input i's attention mask (say) silently gives other activations
             raise InputError(
-                f"{what} has {n} rows, but forward_args/forward_kwargs hold per-sample tensors "
-                f"({self.n_samples_raw} rows) that cannot be matched to its rows; pass those "
-                "tensors as part of the inputs (a tuple) so the reference carries its own."
+                f"{what} has {n} rows, but forward_args/forward_kwargs hold per-sample tensors of "
+                f"the inputs ({self.n_samples_raw} rows), which do not belong to its rows; pass "
+                "those tensors as part of the inputs (a tuple) so the reference carries its own."
             )
         device = self.model.device
         outs: list[torch.Tensor] = []

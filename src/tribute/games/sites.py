@@ -103,6 +103,9 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
         return Site(name=name, path=name, unit=unit, kind="output")
     if isinstance(module, torch.nn.Linear) and num_heads is None and "." in name:
         parent = head_count(model.get_submodule(name.rsplit(".", 1)[0]))
+        if parent is not None and name.rsplit(".", 1)[1] in OUT_PROJ:
+            # the output projection mixes the heads: its *input* is the heads' context
+            return Site(name=name, path=name, unit="head", kind="input", num_heads=parent)
         if parent is not None:  # e.g. attention.self.query: split its output per head
             return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
     if isinstance(module, torch.nn.MultiheadAttention):

@@ -182,15 +182,52 @@ class _TextForward:
             assert self.replace_id is not None
             ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
             return self._call(ids, attn, types)
+        return self._call(ids, attn, types, zt)
+
+    def _call(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
+              scale: torch.Tensor | None = None) -> Any:
+        """The model on rows of ids; ``scale`` (rows x length) mixes the input embeddings.
+
+        A model without an ``attention_mask`` argument would read the padding of texts shorter
+        than the batch's longest one (its output on a padded text is not its output on the
+        text): rows are then run in groups of equal length, each cut to its own length.
+        """
+        if not self.takes_mask:
+            lengths = attn.sum(1)
+            if bool((lengths < ids.shape[1]).any()):
+                return self._call_by_length(ids, attn, types, scale, lengths)
+        return self._call_one(ids, attn, types, scale)
+
+    def _call_by_length(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
+                        scale: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor:
+        rows = int(ids.shape[0])
+        out: torch.Tensor | None = None
+        for n_tok in torch.unique(lengths).tolist():
+            sel = (lengths == n_tok).nonzero().flatten()
+            part = self._call_one(ids[sel, :n_tok], attn[sel, :n_tok],
+                                  None if types is None else types[sel, :n_tok],
+                                  None if scale is None else scale[sel, :n_tok])
+            t = _first_tensor(part, int(sel.numel()))
+            if out is None:
+                out = t.new_empty((rows, *t.shape[1:]))
+            out[sel.to(out.device)] = t
+        assert out is not None
+        return out
+
+    def _call_one(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
+                  scale: torch.Tensor | None) -> Any:
+        if scale is None:
+            return self._call_model(ids, attn, types)
+        assert self.embedding is not None
         handle = self.embedding.register_forward_hook(self._hook)
         try:
-            self._scale = zt
-            return self._call(ids, attn, types)
+            self._scale = scale
+            return self._call_model(ids, attn, types)
         finally:
             self._scale = None
             handle.remove()
 
-    def _call(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None) -> Any:
+    def _call_model(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None) -> Any:
         kw: dict[str, Any] = {}
         if self.takes_mask:
             kw["attention_mask"] = attn
@@ -210,6 +247,23 @@ class _TextForward:
         out2 = self._run(z, ids2, attn2, tp2, None)
         a, b = _embedding_output(out), _embedding_output(out2)
         return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
+
+
+def _first_tensor(out: Any, rows: int) -> torch.Tensor:
+    """The ``rows x ...`` output tensor of a model without an attention mask (run per length)."""
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    logits = getattr(out, "logits", None)
+    if not isinstance(out, torch.Tensor) and isinstance(logits, torch.Tensor):
+        out = logits
+    if not isinstance(out, torch.Tensor) or out.ndim == 0 or int(out.shape[0]) != rows:
+        raise InputError(
+            f"texts of different token lengths and a model without an attention_mask argument: "
+            f"tribute runs each length separately and needs a batch-first tensor output, got "
+            f"{type(out).__name__}. Give the model's forward an attention_mask parameter, or "
+            "explain texts of one token length per call."
+        )
+    return out
 
 
 def _embedding_output(out: Any) -> torch.Tensor:

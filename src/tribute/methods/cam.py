@@ -118,6 +118,9 @@ class _CAMBase(Method):
     def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """``rows x targets x C`` channel weights from ``act`` (rows x C x h x w) and ``grad``."""
 
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)
         if len(fg.inputs) != 1 or len(fg.input_shapes()[0]) < 2:

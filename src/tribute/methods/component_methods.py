@@ -203,6 +203,9 @@ class AtP(Method):
     tags = Tags(family="gradient", needs_gradients=True, games=("component",))
     paper = "Nanda (2023), Attribution Patching: Activation Patching At Industrial Scale"
 
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         _, grads = game.value_and_grad(torch.ones(1, game.n_players))
         return game.attribution(grads[:, 0], self.name, self.get_params())
@@ -263,14 +266,20 @@ class AtPStar(Method):
         self.qk_fix = qk_fix
 
     def min_budget(self, game: Game) -> int:
+        """What the method spends (it has no knob to spend less): ``L + 1`` gradient rows, plus
+        ``L + 1`` probe rows and one pass per query/key module with the QK fix, plus v(N)."""
+        spent = game.n_evals
         if self.layers is not None:
-            return len(self.layers) + 1
-        if isinstance(game, ComponentGame):
+            k = len(self.layers) + 1
+        elif isinstance(game, ComponentGame):
             try:
-                return len(game.residual_layers()) + 1
+                k = len(game.residual_layers()) + 1
             except UnsupportedModelError:
-                return 1
-        return 1
+                return 1 + spent
+        else:
+            return 1 + spent
+        qk = game.qk_sites() if self.qk_fix and isinstance(game, ComponentGame) else {}
+        return spent + k + ((k + len(qk)) if qk else 0)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):
@@ -328,12 +337,14 @@ class Conductance(Method):
         self.n_steps = n_steps
 
     def min_budget(self, game: Game) -> int:
-        return 2
+        return 2 + game.n_evals  # two path points, plus v(N) already spent
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("conductance needs a component game (unit players of a layer).")
-        steps = int(self.n_steps if budget is None else max(1, min(self.n_steps, budget - 1)))
+        # n_steps + 1 path points, and v(N) (the reference pass) already spent, within budget
+        steps = int(self.n_steps if budget is None
+                    else max(1, min(self.n_steps, budget - 1 - game.n_evals)))
         phi = input_path_conductance(game, steps)
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
 
@@ -367,6 +378,9 @@ class LayerGradCam(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("component",),
                 model_specific=True)
     paper = "Selvaraju et al. (2017), Grad-CAM"
+
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):

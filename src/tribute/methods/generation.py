@@ -285,14 +285,18 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
     return PreparedGeneration(ids, cont, groups, names)
 
 
-def _replacements(tokenizer: Any, removal: Any, n_vocab: int, length: int, seed: int) -> torch.Tensor | None:
+def _resolve_removal(tokenizer: Any, removal: Any) -> Any:
+    """``removal=None`` -> the first of pad, unk, eos the tokenizer has (else the option itself)."""
     if removal is None:
         for name in ("pad", "unk", "eos"):
             if getattr(tokenizer, f"{name}_token_id", None) is not None:
-                removal = name
-                break
-        else:
-            raise InputError(f"the tokenizer has no pad/unk/eos token; pass removal= (one of {REMOVALS} or a token id).")
+                return name
+        raise InputError(f"the tokenizer has no pad/unk/eos token; pass removal= (one of {REMOVALS} or a token id).")
+    return removal
+
+
+def _replacements(tokenizer: Any, removal: Any, n_vocab: int, length: int, seed: int) -> torch.Tensor | None:
+    removal = _resolve_removal(tokenizer, removal)
     tid = removal_token(tokenizer, removal)
     if tid is not None:
         if not 0 <= tid < n_vocab:
@@ -379,6 +383,7 @@ def explain_generation(
         prep = prepare_generation(module, tokenizer, prompt, target,
                                   max_new_tokens=max_new_tokens, players=players)
         n_vocab = _vocab_rows(module) or (len(tokenizer) if hasattr(tokenizer, "__len__") else 0)
+        removal = _resolve_removal(tokenizer, removal)  # recorded in params as used
         repl = _replacements(tokenizer, removal, int(n_vocab), len(prep.prompt_ids), seed)
         gen_text = _token_text(tokenizer, prep.continuation)
         game = GenerationGame(

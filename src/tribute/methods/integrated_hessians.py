@@ -154,7 +154,7 @@ class IntegratedHessians(Method):
         gap = fg.efficiency_gap(phi)
         pair = gamma + gamma.transpose(-1, -2)
         pair[..., d, d] = phi
-        return fg.attribution(phi, self.name, self.get_params(), gap=gap, extra={
+        return fg.attribution(phi, self.name, {**self.get_params(), "steps": int(steps)}, gap=gap, extra={
             "interactions": pair.numpy(),
             "shap_interaction_values": gamma.numpy(),
             "diagonal": "integrated_gradients",

@@ -69,6 +69,9 @@ class AttnLRP(Method):
         self.variant = variant
         self.epsilon = epsilon
 
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if isinstance(game, GenerationGame):
             raise UnsupportedModelError(

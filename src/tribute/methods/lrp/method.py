@@ -111,6 +111,9 @@ class LRP(Method):
                 "None or use composite='epsilon_gamma_box'.")
         return get_composite(self.composite, **kw)
 
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)
         root = fg.model.module
