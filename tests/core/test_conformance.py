@@ -261,6 +261,40 @@ def test_budget_counts_every_model_row(method: str, baseline: str, budget: int |
     assert counter.rows <= b * samples * n_bg
 
 
+#: Methods whose evaluations are fixed by the method (no ``budget`` knob) still take a
+#: ``budget`` as a cap: a cap below what they spend is refused, never overrun.
+FIXED_COST = [m for m in METHODS
+              if not registry()[m].tags.budgeted and "feature" in registry()[m].tags.games
+              and m != "tree_shap"]  # tree_shap reads the trees: no model rows to cap
+
+
+@pytest.mark.parametrize("method", FIXED_COST)
+def test_fixed_cost_methods_refuse_a_budget_below_their_cost(method: str) -> None:
+    from tribute.errors import BudgetError
+
+    tags = registry()[method].tags
+    cnn = tags.images_only or method in ("grad_cam", "grad_cam_pp")
+    model = make_cnn() if cnn else make_mlp(_N_FEAT, 3)
+    x = (_img() if cnn else
+         torch.randn(2, _N_FEAT, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))
+    kw: dict[str, Any] = {"groups": tribute.patches(4)} if tags.images_only else {}
+    spent = tribute.explain(model, x, method=method, target=1, **kw).n_evals
+    counter = _CountRows(model)
+    try:
+        attr = tribute.explain(model, x, method=method, target=1, budget=spent, **kw)
+    finally:
+        counter.close()
+    assert attr.n_evals <= spent and counter.rows <= spent * x.shape[0]
+    if spent > 1:
+        counter = _CountRows(model)
+        try:
+            with pytest.raises(BudgetError, match=f"budget={spent - 1} is too small"):
+                tribute.explain(model, x, method=method, target=1, budget=spent - 1, **kw)
+        finally:
+            counter.close()
+        assert counter.rows == 0 or counter.rows <= (spent - 1) * x.shape[0]
+
+
 IMAGE_BUDGET_CASES = [(m, b) for m in BUDGETED if registry()[m].tags.images_only
                       for b in ("min", "min+3", 40, 100)]
 

@@ -258,7 +258,7 @@ class DeepLift(Method):
         self.eps = eps
 
     def min_budget(self, game: Game) -> int:
-        return 2
+        return 2 + game.n_evals  # the inputs' and the baselines' passes, plus v(N) already spent
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg = feature_game(game, self.name)

@@ -145,6 +145,9 @@ class Saliency(Method):
     def __init__(self, absolute: bool = False) -> None:
         self.absolute = absolute
 
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if isinstance(game, GenerationGame):  # gradients w.r.t. the prompt's input embeddings
             _, signed, absolute = game.embedding_gradients()
@@ -183,6 +186,9 @@ class InputXGradient(Method):
     name = "input_x_gradient"
     tags = Tags(family="gradient", needs_gradients=True)
     paper = "Shrikumar et al. (2016), Not Just a Black Box"
+
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         _, grads = game.value_and_grad(torch.ones(1, game.n_players))

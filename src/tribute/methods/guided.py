@@ -89,6 +89,9 @@ class GuidedBackprop(Method):
                 dense_output=True, model_specific=True)
     paper = "Springenberg et al. (2015), Striving for Simplicity: The All Convolutional Net"
 
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         return _modified_relu_gradients(self, game, guided=True)
 
@@ -108,6 +111,9 @@ class Deconvolution(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("feature",),
                 dense_output=True, model_specific=True)
     paper = "Zeiler & Fergus (2014), Visualizing and Understanding Convolutional Networks"
+
+    def min_budget(self, game: Game) -> int:
+        return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         return _modified_relu_gradients(self, game, guided=False)
