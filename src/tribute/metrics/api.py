@@ -19,6 +19,7 @@ from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
 from ..targets import TargetLike
+from ._util import columns_to_labels
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
 __all__ = ["Blur", "blur", "default_explainer", "evaluate", "metrics"]
@@ -141,6 +142,8 @@ def default_explainer(
     hparams = {k: v for k, v in params.items() if k in hp_names}
     batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
     per_sample_base = _per_sample_baseline(baseline, inputs)
+    first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
+    framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
 
     def run(m: Any, x: Any, target_rows: Any, sample: np.ndarray | None,
             overrides: dict[str, Any]) -> Attribution:
@@ -151,6 +154,10 @@ def default_explainer(
         else:
             base = baseline
         tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
+        # tg holds output columns (the attribution's targets, or evaluate's target after
+        # labels_to_columns); explain reads integer targets of a classifier with classes_
+        # other than 0..K-1 as labels, so hand it the labels of those columns
+        tg = columns_to_labels(as_model(m, framework), tg)
         grp = groups
         if isinstance(groups, (np.ndarray, torch.Tensor, tuple)) and sample is not None:
             grp = _index_rows(groups, sample, batch) if _per_sample_groups(groups, inputs) else groups
