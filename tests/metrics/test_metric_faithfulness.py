@@ -313,3 +313,31 @@ def test_callable_target_must_be_repeated():
     res = evaluate(net, x, attr, metric="deletion", target=margin, steps=4)
     with torch.no_grad():
         np.testing.assert_allclose(res.extra["curve"][:, 0], margin(net(x)).numpy())
+
+
+def test_evaluate_refuses_a_target_other_than_the_attributions():
+    # an attribution of class 2 scored with target="predicted" judged sample 0's class-2
+    # credits on class 0 (deletion 0.513 where class 2's is 0.105), silently
+    w = torch.tensor([[1.0, -2, 0.5], [0.5, 1, 1], [-1, 0.5, 2]], dtype=torch.float64)
+    model = torch.nn.Linear(3, 3, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(w)
+    x = torch.tensor([[2.0, -1, 0], [0, 1, 2], [1, 1, 1]], dtype=torch.float64)
+    assert model(x).argmax(1).tolist() == [0, 2, 1]
+    attr = tribute.explain(model, x, method="input_x_gradient", target=2)  # phi = w_2 * x
+    same = tribute.evaluate(model, x, attr, metric="deletion", steps=3)
+    assert tribute.evaluate(model, x, attr, metric="deletion", steps=3, target=2).mean == same.mean
+    # closed form: linear logits, baseline 0, 3 steps of one player each
+    order = np.argsort(-(w[2] * x).numpy(), axis=1, kind="stable")
+    own = []
+    for i in range(3):
+        kept = np.ones(3, bool)
+        curve = [float(w[2] @ x[i])]
+        for j in order[i]:
+            kept[j] = False
+            curve.append(float(w[2].numpy()[kept] @ x[i].numpy()[kept]))
+        own.append(np.trapezoid(curve, np.linspace(0, 1, 4)))
+    np.testing.assert_allclose(same.scores, own, atol=1e-12)
+    for target in ("predicted", 0, np.array([2, 2, 0])):
+        with pytest.raises(InputError, match=r"target=.*resolves to output column\(s\).*explains"):
+            tribute.evaluate(model, x, attr, metric="deletion", target=target)

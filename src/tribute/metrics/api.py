@@ -190,6 +190,31 @@ def _per_sample_groups(groups: Any, inputs: Any) -> bool:
 
 
 # ------------------------------------------------------------------ evaluate
+def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) -> None:
+    """Refuse an explicit ``target`` that resolves to other classes than the attribution's.
+
+    Scoring class-2 credits on class 0 (say ``target="predicted"`` for an attribution of
+    ``target=2``) gives a number for the wrong question, silently; the attribution's own
+    ``targets`` are what it explains.
+    """
+    if target is None or attr.targets is None:
+        return
+    resolved = game.target.to_numpy()
+    if resolved is None:
+        return
+    mine = np.asarray(attr.targets)
+    if mine.shape == resolved.shape and not np.array_equal(mine, resolved):
+        bad = np.flatnonzero((mine != resolved).reshape(mine.shape[0], -1).any(axis=1))
+        i = int(bad[0])
+        raise InputError(
+            f"metric {metric!r}: target={target!r} resolves to output column(s) "
+            f"{resolved[i].tolist()} for sample {i}, but the attribution explains column(s) "
+            f"{mine[i].tolist()} there ({bad.size} of {mine.shape[0]} samples differ); the "
+            "score would judge credits of one class on another. Omit target= (the "
+            "attribution's targets are used) or explain the target you want to evaluate."
+        )
+
+
 def _attr_groups(attr: Attribution) -> Any:
     """The attribution's element-to-player map in the shape ``groups=`` takes (or None)."""
     if attr.groups is None or attr.layout.dense:
@@ -298,6 +323,7 @@ def evaluate(
             "target, or built by hand); pass the same target=... to evaluate (e.g. the "
             "callable, or 'predicted')."
         )
+    given_target = target
     if target is not None and players is None:
         target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     use_target = target if target is not None else attr.targets
@@ -322,6 +348,7 @@ def evaluate(
                 f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
                 "attribution was computed with (groups=..., players=...)."
             )
+        _check_same_targets(attr, game, given_target, info.name)
         ctx: dict[str, Any] = {}
         if "inputs" in info.needs:
             ctx["inputs"] = inputs
