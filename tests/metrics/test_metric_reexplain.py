@@ -228,3 +228,27 @@ def test_reexplaining_metrics_keep_the_class_of_a_labelled_classifier():
         expected = [scipy.stats.spearmanr(np.abs(clf.w[1] * row), np.abs(clf.w[o] * row))[0]
                     for row, o in zip(x, other)]
         np.testing.assert_allclose(r.scores, expected, atol=1e-12)
+
+
+def test_default_explainer_refuses_a_baseline_other_than_the_attributions():
+    # the default explain callable re-runs the method with evaluate's baseline (0.0 unless
+    # given): an exact_shapley attribution for baseline 2 was compared with explanations for
+    # baseline 0 and a deterministic method's sensitivity came out 3.8-10.7 instead of 0
+    w = np.array([[0.5, -1.0, 2.0], [1.0, 0.3, -0.2]])
+    model = lambda z: np.tanh(np.asarray(z, dtype=np.float64) @ w.T)  # noqa: E731
+    x = np.array([[2.5, 1.0, 2.2], [1.5, 2.4, 3.0]])
+    b = np.full(3, 2.0)
+    attr = tribute.explain(model, x, method="exact_shapley", baseline=b, target=0)
+    assert attr.base_values is not None
+    np.testing.assert_allclose(np.asarray(attr.base_values), np.tanh(b @ w[0]), atol=1e-12)
+    with pytest.raises(InputError, match=r"base_values.*\[0\.0\].*baseline"):
+        evaluate(model, x, attr, metric="avg_sensitivity", radius=1e-9, n_samples=2)
+    with pytest.raises(InputError, match="base_values"):
+        evaluate(model, x, attr, metric="stability", seeds=(0, 1))
+    # the same baseline: exact Shapley is deterministic and smooth -> 0 at radius 1e-9, and
+    # the one evaluation the check spends (v(empty)) is counted
+    r = evaluate(model, x, attr, metric="avg_sensitivity", radius=1e-9, n_samples=2, baseline=b)
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-6)
+    assert r.n_evals == 1
+    # deletion keeps accepting another removal value (a different question, not a re-explanation)
+    evaluate(model, x, attr, metric="deletion", baseline=0.0)

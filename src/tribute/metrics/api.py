@@ -190,6 +190,39 @@ def _per_sample_groups(groups: Any, inputs: Any) -> bool:
 
 
 # ------------------------------------------------------------------ evaluate
+def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
+    """Refuse to re-explain with a baseline other than the attribution's.
+
+    The default explain callable re-runs the method with *this call's* baseline (0.0 unless
+    given): an attribution computed with ``baseline=b`` would be compared with explanations
+    for baseline 0, and a sensitivity of a deterministic method came out 8.3 instead of 0.
+    Attributions that report ``base_values`` (v with every player removed, under their
+    baseline) give the check for one evaluation per input: this game's ``v(empty)`` must
+    match them.
+    """
+    if attr.base_values is None or game.kind != "feature":
+        return
+    mine = np.asarray(
+        attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
+        else attr.base_values, dtype=np.float64)
+    here = game.empty().numpy()
+    if mine.size != here.size:
+        return
+    mine = mine.reshape(here.shape)
+    scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-12)
+    bad = np.abs(mine - here) > 1e-5 * scale + 1e-9
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad.any(axis=1))[0])
+    raise InputError(
+        f"metric {metric!r} re-explains the inputs with attr's method and this call's baseline, "
+        f"but the attribution was computed with another one: its base_values (the output with "
+        f"every player removed) is {mine[i].tolist()} for sample {i}, while with baseline=... "
+        f"as given here it is {here[i].tolist()}. Pass the baseline (or Background) the "
+        "attribution was computed with, or an explain= callable."
+    )
+
+
 def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) -> None:
     """Refuse an explicit ``target`` that resolves to other classes than the attribution's.
 
@@ -350,6 +383,7 @@ def evaluate(
             )
         _check_same_targets(attr, game, given_target, info.name)
         ctx: dict[str, Any] = {}
+        spent = 0  # evaluations of checks made before the metric runs (counted in its n_evals)
         if "inputs" in info.needs:
             ctx["inputs"] = inputs
         if "model" in info.needs:
@@ -360,6 +394,9 @@ def evaluate(
             ctx["ground_truth"] = ground_truth
         if "explain" in info.needs or "model_explain" in info.needs:
             if explain is None:
+                checked = game.n_evals
+                _check_same_baseline(attr, game, info.name)
+                spent += game.n_evals - checked
                 ex, mex = default_explainer(
                     model, attr, inputs, target=target, baseline=spec, groups=use_groups,
                     output=use_output, batch_size=batch_size, forward_args=forward_args,
@@ -371,5 +408,6 @@ def evaluate(
             if "model_explain" in info.needs:
                 ctx["model_explain"] = mex
         result = m(game, attr, **ctx, **params)
+    result.n_evals += spent
     result.seconds = time.perf_counter() - t0
     return result
