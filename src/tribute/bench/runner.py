@@ -36,7 +36,7 @@ from ..attribution import Attribution
 from ..engine import fixed_batch_size
 from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
 from ..methods.base import get_method, registry
-from ..metrics._util import columns_to_labels
+from ..metrics.api import columns_to_labels
 from ..metrics.base import Metric, get_metric
 from ..models import as_model
 from ._metrics import BENCH_METRICS

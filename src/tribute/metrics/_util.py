@@ -13,11 +13,9 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
-from ..games.build import _numeric_labels
 
 __all__ = [
     "call_explain",
-    "columns_to_labels",
     "pearson_rows",
     "random_subsets",
     "rank_rows",
@@ -163,30 +161,3 @@ def targets_rows(attr: Attribution, sample: np.ndarray) -> np.ndarray | None:
         return None
     tg = np.asarray(attr.targets)
     return np.asarray(tg[sample])
-
-
-def columns_to_labels(adapter: Any, target: Any) -> Any:
-    """Output columns -> the class labels ``tribute.explain`` reads them as (the inverse of
-    :func:`tribute.games.build.labels_to_columns`).
-
-    For a classifier whose numeric ``classes_`` are not ``0..K-1`` (``classes_ = [1, 2, 3]``),
-    ``tribute.explain`` reads an integer target as a class *label*; an attribution's ``targets``
-    are output *columns*. A metric that re-explains for the attribution's targets must hand
-    over ``classes_[column]``, or it explains another class (column 1 read as label 1 is
-    column 0). Other models and non-integer targets (None, ``"predicted"``, callables) come
-    back unchanged.
-    """
-    labels = _numeric_labels(adapter)
-    if labels is None or target is None or isinstance(target, (str, bool, np.bool_)):
-        return target
-    if isinstance(target, (int, np.integer)):
-        return labels[int(target)].item()
-    if isinstance(target, (list, tuple)) and all(
-            isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in target):
-        return [labels[int(t)].item() for t in target]
-    if isinstance(target, torch.Tensor) and not target.dtype.is_floating_point \
-            and target.dtype != torch.bool:
-        return labels[target.detach().cpu().numpy()]
-    if isinstance(target, np.ndarray) and target.dtype.kind in "iu":
-        return labels[target]
-    return target

@@ -19,10 +19,9 @@ from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
 from ..targets import TargetLike
-from ._util import columns_to_labels
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
-__all__ = ["Blur", "blur", "default_explainer", "evaluate", "metrics"]
+__all__ = ["Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,46 @@ def metrics() -> dict[str, MetricInfo]:
 
 
 # ------------------------------------------------------------- default explain
+def columns_to_labels(adapter: Any, target: Any) -> Any:
+    """Output columns -> the class labels ``tribute.explain`` reads them as (the inverse of
+    :func:`tribute.games.build.labels_to_columns`).
+
+    For a classifier whose numeric ``classes_`` are not ``0..K-1`` (``classes_ = [1, 2, 3]``),
+    ``tribute.explain`` reads an integer target as a class *label*; an attribution's ``targets``
+    are output *columns*. A caller that re-explains for the attribution's targets must hand
+    over ``classes_[column]``, or it explains another class (column 1 read as label 1 is
+    column 0). Whether integers are labels is asked of ``labels_to_columns`` itself (it maps
+    ``classes_`` to ``0..K-1`` exactly when it reads integers as labels), so the two stay
+    inverse. Other models and non-integer targets (None, ``"predicted"``, callables) come
+    back unchanged.
+    """
+    if target is None or isinstance(target, (str, bool, np.bool_)) or (
+            callable(target) and not isinstance(target, (np.ndarray, torch.Tensor))):
+        return target
+    classes = getattr(getattr(adapter, "estimator", None), "classes_", None)
+    if classes is None:
+        return target
+    labels = np.asarray(classes)
+    if labels.ndim != 1 or labels.dtype.kind not in "iuf":
+        return target
+    as_cols = labels_to_columns(adapter, labels)
+    k = labels.shape[0]
+    if not (isinstance(as_cols, np.ndarray) and np.array_equal(as_cols, np.arange(k))) or \
+            np.array_equal(labels, np.arange(k)):
+        return target  # integers are output columns for this model
+    if isinstance(target, (int, np.integer)):
+        return labels[int(target)].item()
+    if isinstance(target, (list, tuple)) and all(
+            isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in target):
+        return [labels[int(t)].item() for t in target]
+    if isinstance(target, torch.Tensor) and not target.dtype.is_floating_point \
+            and target.dtype != torch.bool:
+        return labels[target.detach().cpu().numpy()]
+    if isinstance(target, np.ndarray) and target.dtype.kind in "iu":
+        return labels[target]
+    return target
+
+
 def _index_rows(value: Any, sample: np.ndarray | None, batch: int) -> Any:
     """``value[sample]`` for per-sample arrays/tensors (leading axis == batch), else as is."""
     if sample is None:
