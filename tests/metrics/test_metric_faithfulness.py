@@ -255,7 +255,7 @@ def test_road_orders_and_properties():
     assert np.all(r.scores > a.scores)
     # reversing the credits swaps MoRF and LeRF
     np.testing.assert_allclose(r.extra["morf"], a.extra["lerf"], atol=1e-12)
-    assert r.n_evals == 2 * 9 + 1  # v(N) is shared by both orders
+    assert r.n_evals == 2 * 9  # v(N) (fraction 0) is the reference pass: counted before the metric
     # batch invariance, noise included
     rn = evaluate(model, x, oracle, metric="road")
     one = evaluate(model, x[1:2], tribute.explain(model, x[1:2], method="input_x_gradient"),
@@ -341,3 +341,23 @@ def test_evaluate_refuses_a_target_other_than_the_attributions():
     for target in ("predicted", 0, np.array([2, 2, 0])):
         with pytest.raises(InputError, match=r"target=.*resolves to output column\(s\).*explains"):
             tribute.evaluate(model, x, attr, metric="deletion", target=target)
+
+
+@pytest.mark.parametrize("fractions", [(0.0, 0.25, 0.5), (0.1, 0.3)])
+def test_road_n_evals_equals_the_rows_the_model_saw(fractions):
+    # road counted v(N) (already paid by the reference pass) once more: n_evals 19 where the
+    # model saw 18 evaluations per input beyond the reference pass
+    rows = []
+    wts = np.linspace(-1.0, 1.0, 16)
+
+    def model(z):
+        z = np.asarray(z, dtype=np.float64)
+        rows.append(z.shape[0])
+        return np.tanh(z.reshape(len(z), -1) @ wts)
+
+    x = np.random.default_rng(0).normal(size=(3, 1, 4, 4))
+    attr = tribute.explain(model, x, method="feature_ablation")
+    rows.clear()
+    r = tribute.evaluate(model, x, attr, metric="road", fractions=fractions)
+    assert sum(rows) == 3 * (1 + r.n_evals)  # one reference pass, then n_evals per input
+    assert r.n_evals == 2 * len(fractions) - (2 if fractions[0] == 0 else 0)

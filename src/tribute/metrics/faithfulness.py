@@ -212,7 +212,8 @@ def road(game: Game, attr: Attribution, *,
     ``LeRF - MoRF`` over the fractions: a faithful attribution keeps the output when the least
     relevant pixels go and loses it when the most relevant go. Higher is better. Needs image
     inputs (per-sample shape ``(H, W)`` or ``(C, H, W)``); costs ``2 * len(fractions)``
-    evaluations per input.
+    evaluations per input, less 2 when ``fractions`` starts at 0 (nothing removed is ``v(N)``,
+    already known).
 
     Args:
         fractions: fractions of players removed, increasing, in ``[0, 1)``.
