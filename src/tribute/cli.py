@@ -592,7 +592,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     if wants_job(args):
         return run_job(args, target=_parse_target(args.target), groups=_parse_groups(args.groups),
-                       params=_parse_params(args.param))
+                       params=_parse_params(args.param),
+                       feature_names=parse_feature_names(args.feature_names))
     model, inputs = prepare(args, multi=True)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
                               groups=_parse_groups(args.groups),
