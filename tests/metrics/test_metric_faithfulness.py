@@ -361,3 +361,31 @@ def test_road_n_evals_equals_the_rows_the_model_saw(fractions):
     r = tribute.evaluate(model, x, attr, metric="road", fractions=fractions)
     assert sum(rows) == 3 * (1 + r.n_evals)  # one reference pass, then n_evals per input
     assert r.n_evals == 2 * len(fractions) - (2 if fractions[0] == 0 else 0)
+
+
+def test_infidelity_reads_gradient_credits_as_yeh_et_al():
+    # Yeh et al.: INFD = E[(I^T phi - (f(x) - f(x - I)))^2] with I = u * (x - b). For a linear
+    # model and phi = saliency = w, I^T phi is exactly the change: infidelity 0. Reading the
+    # gradient as output units (u . w) gave a large value instead.
+    w = torch.tensor([[0.5, -2.0, 1.5, 3.0]], dtype=torch.float64)
+    model = lambda z: (z * w).sum(1)  # noqa: E731
+    x = torch.tensor([[1.0, 2.0, -1.0, 0.5], [3.0, -1.0, 2.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=torch.float64)
+    sal = tribute.explain(model, x, method="saliency", baseline=b)
+    r = tribute.evaluate(model, x, sal, metric="infidelity", baseline=b)
+    assert r.extra["units"] == "gradient"
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    old = tribute.evaluate(model, x, sal, metric="infidelity", baseline=b, units="output")
+    assert old.extra["units"] == "output" and np.all(old.scores > 1e-2)
+    bg = tribute.Background(np.array([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 2.0, 0.0]]))
+    r = tribute.evaluate(model, x, sal, metric="infidelity", baseline=bg)  # x - mean(bg)
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    ixg = tribute.explain(model, x, method="input_x_gradient")  # output units, baseline 0
+    r = tribute.evaluate(model, x, ixg, metric="infidelity")
+    assert r.extra["units"] == "output"
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    grouped = tribute.explain(model, x, method="saliency", groups=np.array([0, 0, 1, 1]))
+    r = tribute.evaluate(model, x, grouped, metric="infidelity")
+    assert r.extra["units"] == "output"  # no element-wise x - b for a group's credit
+    with pytest.raises(InputError, match="units='gradient'"):
+        tribute.evaluate(model, x, grouped, metric="infidelity", units="gradient")
