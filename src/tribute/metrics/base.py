@@ -80,7 +80,12 @@ class MetricResult:
             rank correlation).
         mean: mean score over samples (a sample's targets are averaged first; NaNs skipped).
         stderr: standard error of ``mean`` across samples (``std(ddof=1) / sqrt(n)``; NaN with
-            fewer than two finite samples).
+            fewer than two finite samples). It is conditional on the metric's random draws
+            (coalitions, perturbations), which every sample shares: it leaves out the noise
+            of the draws themselves. With few draws that noise dominates; the 95% interval
+            ``ci95`` then covers the metric's expectation less often than 95% (measured:
+            linear_score with 5 subsets 0.58-0.61, 0.82-0.89 at its default 100; infidelity
+            0.85 at its default 50). Rerun with other ``seed`` values to see it.
         n: number of samples with a finite score.
         higher_is_better: direction of the score.
         params: the metric's hyperparameters as used (defaults filled in).
@@ -105,7 +110,8 @@ class MetricResult:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """Normal-approximation 95% confidence interval of ``mean``."""
+        """Normal-approximation 95% confidence interval of ``mean`` across samples, for the
+        metric's draws as made (see ``stderr``)."""
         return (self.mean - 1.96 * self.stderr, self.mean + 1.96 * self.stderr)
 
     def as_dict(self) -> dict[str, Any]:
