@@ -107,7 +107,17 @@ def test_linear_score_matches_reference_on_any_game():
     expected = [scipy.stats.spearmanr(pred[i], v[i])[0] for i in range(b)]
     np.testing.assert_allclose(res.scores, expected, atol=1e-12)
     assert res.n_evals == 40 and res.n == b
-    assert res.stderr == pytest.approx(np.std(expected, ddof=1) / np.sqrt(b))
+    se_samples = np.std(expected, ddof=1) / np.sqrt(b)
+    assert res.extra["stderr_samples"] == pytest.approx(se_samples)
+    # the 40 coalitions are shared by every sample: delete-a-group jackknife over 10 blocks
+    thetas = []
+    for blk in np.array_split(np.arange(40), 10):
+        keep = np.setdiff1d(np.arange(40), blk)
+        thetas.append(np.mean([scipy.stats.spearmanr(pred[i, keep], v[i, keep])[0]
+                               for i in range(b)]))
+    se_draws = np.sqrt(9 / 10 * np.sum((np.array(thetas) - np.mean(thetas)) ** 2))
+    assert res.extra["stderr_draws"] == pytest.approx(se_draws, rel=1e-10)
+    assert res.stderr == pytest.approx(np.hypot(se_samples, se_draws), rel=1e-10)
 
 
 def test_faithfulness_correlation_matches_reference():

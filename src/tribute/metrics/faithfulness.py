@@ -22,6 +22,7 @@ from ._imputation import ImputedGame
 from ._util import (
     check_fraction,
     check_int,
+    draw_stderr,
     pearson_rows,
     random_subsets,
     spearman_rows,
@@ -290,7 +291,9 @@ def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets
     pred = flat @ masks.numpy().astype(np.float64).T  # B x T x K
     return Scores(spearman_rows(pred, v),
                   {"predicted": _squeeze(pred, attr), "actual": _squeeze(v, attr),
-                   "subset_size": size})
+                   "subset_size": size,
+                   "stderr_draws": draw_stderr(
+                       lambda i: spearman_rows(pred[..., i], v[..., i]), k)})
 
 
 @register_metric(
@@ -328,7 +331,9 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     pred = flat @ removed.numpy().astype(np.float64).T
     return Scores(pearson_rows(pred, drop),
                   {"predicted": _squeeze(pred, attr), "actual": _squeeze(drop, attr),
-                   "subset_size": size})
+                   "subset_size": size,
+                   "stderr_draws": draw_stderr(
+                       lambda i: pearson_rows(pred[..., i], drop[..., i]), k)})
 
 
 @register_metric(
@@ -408,13 +413,20 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     d = game.full().numpy()[:, :, None] - v
     if kind == "gradient":  # I = u * (x - b): I^T phi = u . ((x - b) * phi)
         flat = flat * _input_minus_baseline(game)[:, None, :]
-    a = flat @ u.numpy().T  # B x T x K
-    if scale_invariant:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            beta = (a * d).sum(-1, keepdims=True) / (a * a).sum(-1, keepdims=True)
-        a = a * np.where(np.isfinite(beta), beta, 0.0)
-    return Scores(((a - d) ** 2).mean(-1), {"predicted": _squeeze(a, attr),
-                                              "actual": _squeeze(d, attr), "units": kind})
+    a0 = flat @ u.numpy().T  # B x T x K
+
+    def score(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, dd = a0[..., i], d[..., i]
+        if scale_invariant:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                beta = (a * dd).sum(-1, keepdims=True) / (a * a).sum(-1, keepdims=True)
+            a = a * np.where(np.isfinite(beta), beta, 0.0)
+        return ((a - dd) ** 2).mean(-1), a
+
+    infd, a = score(np.arange(k))
+    return Scores(infd, {"predicted": _squeeze(a, attr), "actual": _squeeze(d, attr),
+                         "units": kind,
+                         "stderr_draws": draw_stderr(lambda i: score(i)[0], k)})
 
 
 #: Methods whose credits are gradients of the output w.r.t. the input elements.
