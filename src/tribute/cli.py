@@ -592,7 +592,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     if wants_job(args):
         return run_job(args, target=_parse_target(args.target), groups=_parse_groups(args.groups),
-                       params=_parse_params(args.param))
+                       params=_parse_params(args.param),
+                       feature_names=parse_feature_names(args.feature_names))
     model, inputs = prepare(args, multi=True)
     return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
                               groups=_parse_groups(args.groups),
@@ -627,7 +628,13 @@ def _cmd_components(args: argparse.Namespace) -> int:
         from .errors import InputError
 
         raise InputError("tribute components needs a torch.nn.Module factory (players are its units).")
-    players = components_from_cli_args(model, args, load=lambda path, arg: _as_model_input(load_data(path, arg=arg), inputs))
+    def load(path: str, arg: str) -> Any:
+        data = load_data(path, arg=arg)
+        if arg == "--counterfactual" and getattr(args, "limit", None):
+            data = data[: args.limit]  # one per sample: the same first rows as --data
+        return _as_model_input(data, inputs)
+
+    players = components_from_cli_args(model, args, load=load)
     return _explain_and_write(args, model, inputs, players=players)
 
 

@@ -206,3 +206,53 @@ def test_recommend_keeps_the_better_method_when_not_tied() -> None:
     best, why = recommend(res, "c")
     assert best == "pricey", why
     assert "cheaper among ties" not in "\n".join(why)
+
+
+LABELLED_PY = '''
+import numpy as np
+
+class Labelled:
+    """classes_ = [1, 2, 3] (labels, not columns), linear logits."""
+    classes_ = np.array([1, 2, 3])
+    w = np.array([[1.0, 2, 3, 4], [4, 3, -2, 1], [-1, 1, 2, -2]])
+
+    def decision_function(self, x):
+        return np.asarray(x, dtype=np.float64) @ self.w.T
+
+    def predict(self, x):
+        return self.classes_[self.decision_function(x).argmax(1)]
+
+def make():
+    return Labelled()
+'''
+
+
+def test_evaluate_scores_the_class_the_methods_explained_on_a_labelled_classifier(
+        tmp_path: Path) -> None:
+    # the case's targets are output columns; the runner used to hand them to explain, which
+    # reads integer targets of this classifier as labels (column 1 -> label 1 -> column 0),
+    # while the metrics scored column 1: exact Shapley values got shapley_error 2.5, not 0
+    (tmp_path / "labelled.py").write_text(LABELLED_PY, encoding="utf-8")
+    x = np.array([[2.0, 1.0, -1.0, 0.5], [1.5, 2.0, -0.5, 0.2], [0.0, 0.0, 3.0, 0.0],
+                  [3.0, 0.5, -1.0, 1.0]])  # predicted columns 1, 1, 0, 1 (labels 2, 2, 1, 2)
+    np.save(tmp_path / "x.npy", x)
+    w = np.array([[1.0, 2, 3, 4], [4, 3, -2, 1], [-1, 1, 2, -2]])
+    for target, cols in (("predicted", (x @ w.T).argmax(1)), ("3", np.full(4, 2))):
+        out = tmp_path / f"eval-{target}"
+        rc = main(["evaluate", "--model", f"{tmp_path / 'labelled.py'}:make", "--data",
+                   str(tmp_path / "x.npy"), "--methods", "exact_shapley", "--metrics",
+                   "shapley_error,deletion", "--target", target, "--out", str(out),
+                   "--no-progress"])
+        assert rc == 0
+        data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        err = next(s for s in data["scores"]
+                   if s["method"] == "exact_shapley" and s["metric"] == "shapley_error")
+        np.testing.assert_allclose(err["scores"], 0.0, atol=1e-12)  # exact is exact
+        dele = next(s for s in data["scores"]
+                    if s["method"] == "exact_shapley" and s["metric"] == "deletion")
+        # the deletion curve starts at v(all players) = w_c . x of the scored column c:
+        # --target 3 is label 3 = column 2, as in tribute explain
+        curve0 = (x @ w.T)[np.arange(4), cols]
+        assert dele["curve_mean"][0] == pytest.approx(curve0.mean(), abs=1e-12)
+        wrong = next(r for r in data["runs"] if r["method"] == "wrong_class")
+        assert wrong["status"] == "ok", wrong["message"]

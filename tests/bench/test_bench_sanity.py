@@ -174,7 +174,12 @@ def test_uncertainty_is_reported(tiny: bench.BenchResult) -> None:
         finite = finite[np.isfinite(finite)]
         assert s.mean == pytest.approx(float(finite.mean()))
         assert math.isfinite(s.stderr)
-        assert s.stderr == pytest.approx(float(finite.std(ddof=1) / math.sqrt(finite.size)))
+        across = float(finite.std(ddof=1) / math.sqrt(finite.size))
+        if s.metric in ("linear_score", "faithfulness_correlation", "infidelity"):
+            # + the part of the random draws every sample shares (a jackknife over them)
+            assert s.stderr >= across * (1 - 1e-12)
+        else:
+            assert s.stderr == pytest.approx(across)
 
 
 def test_costs_recorded(tiny: bench.BenchResult) -> None:

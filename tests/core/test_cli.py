@@ -147,6 +147,36 @@ def test_components_end_to_end(project):
     assert (out / "attribution.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_components_limit_takes_the_same_counterfactual_rows(project):
+    # --counterfactual holds one row per sample; with --limit 2 the data had 2 rows and the
+    # counterfactual 3, refused. It is now cut to the same first rows. Truth: feature_ablation
+    # of channel c = v(all) - v(all but c patched from the counterfactual), by hand.
+    import factory_mod
+
+    cf = np.random.default_rng(1).random((3, 1, 8, 8)).astype(np.float32)
+    np.save(project / "cf.npy", cf)
+    out = project / "comp_cf"
+    code = main([
+        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", "--ablation",
+        "patch", "--counterfactual", str(project / "cf.npy"), "--limit", "2", "--method",
+        "feature_ablation", "--target", "1", "--out", str(out), "--no-progress",
+    ])
+    assert code == 0
+    attr = tribute.Attribution.load(out / "attribution.npz")
+    model = factory_mod.make_cnn().eval()
+    x = torch.from_numpy(np.load(project / "x.npy"))[:2]
+    with torch.no_grad():
+        h, hc = model[0](x), model[0](torch.from_numpy(cf[:2]))
+        full = model[1:](h)[:, 1]
+        own = []
+        for c in range(4):
+            z = h.clone()
+            z[:, c] = hc[:, c]
+            own.append((full - model[1:](z)[:, 1]).numpy())
+    np.testing.assert_allclose(np.asarray(attr.values), np.stack(own, 1), atol=1e-5)
+
+
 # --------------------------------------------------------------------------- weights
 WRONG_FACTORY = textwrap.dedent(
     """

@@ -334,3 +334,19 @@ def test_merged_params_say_which_shards_ran_another_path(mlp, X, tmp_path):
     assert attr.params["shard_params"]["path"] == paths
     same = _run(mlp, X, tmp_path / "p", shard_size=16)  # kernel_shap everywhere: nothing differs
     assert "shard_params" not in same.params, same.params["shard_params"]
+
+
+def test_parquet_says_which_class_each_column_explains(mlp, X, tmp_path):
+    # with --target 0,2 the class-2 credits sit in columns "t1:<name>" (position in the
+    # target list); nothing in the file said so, nor which class 'predicted' picked per row
+    pytest.importorskip("pyarrow")
+    pd = pytest.importorskip("pandas")
+    attr = _run(mlp, X, tmp_path / "o", target=[0, 2], method="exact_shapley")
+    frame = pd.read_parquet(tmp_path / "o" / "result.parquet")
+    assert list(frame["target:t0"]) == [0] * 40 and list(frame["target:t1"]) == [2] * 40
+    cols = [f"t1:{n}" for n in attr.player_names]
+    np.testing.assert_array_equal(frame[cols].to_numpy(), np.asarray(attr.values)[:, 1])
+    attr = _run(mlp, X, tmp_path / "p", target="predicted", method="exact_shapley")
+    frame = pd.read_parquet(tmp_path / "p" / "result.parquet")
+    predicted = mlp(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
+    np.testing.assert_array_equal(frame["target"].to_numpy(), predicted)

@@ -91,3 +91,23 @@ def test_cli_job_baseline_reads_npz_like_a_single_call(files, capsys, tmp_path, 
     assert "--baseline: file" in err and "nope.npz' does not exist" in err, err
     assert main(_argv(files, "--shard-size", "16", "--baseline", "zero")) == 2
     assert "give a number, 'mean' or a .npy/.npz file" in capsys.readouterr().err
+
+
+def test_cli_job_options_are_used_or_refused(files, capsys, tmp_path, X, weights):
+    # --feature-names was accepted and ignored in dataset mode (the csv header, or x0..x5 for
+    # .npy, named the credits); --max-memory was dropped; --device was ignored
+    names = "a,b,c,d,e,f"
+    assert main(_argv(files, "--shard-size", "16", "--feature-names", names)) == 0
+    assert tribute.Attribution.load(Path(files["out"]) / "result.npz").player_names == list("abcdef")
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(X, columns=[f"c{j}" for j in range(6)]).to_csv(tmp_path / "X.csv", index=False)
+    csv = {**files, "data": str(tmp_path / "X.csv"), "out": str(tmp_path / "o2")}
+    assert main(_argv(csv, "--feature-names", names)) == 0
+    assert tribute.Attribution.load(tmp_path / "o2" / "result.npz").player_names == list("abcdef")
+    capsys.readouterr()
+    assert main(_argv({**files, "out": str(tmp_path / "o3")}, "--shard-size", "16",
+                      "--max-memory", "1")) == 2  # one byte: every shard is refused up front
+    assert "memory" in capsys.readouterr().err.lower()
+    assert main(_argv({**files, "out": str(tmp_path / "o4")}, "--shard-size", "16",
+                      "--device", "cpu")) == 2
+    assert "--device 'cpu' applies to a single call" in capsys.readouterr().err

@@ -196,3 +196,30 @@ def test_damaged_npz_files_are_refused_naming_the_argument(tmp_path):
     # an upper-case suffix is still a numpy file for a job's --baseline (it was read as a number)
     (tmp_path / "B.NPZ").write_bytes(raw)
     assert _baseline(str(tmp_path / "B.NPZ"), load_dataset(good)).shape == (1000, 4)
+
+
+def test_table_columns_in_another_order_than_the_model_was_fitted_on(tmp_path):
+    # a model fitted on columns [a, b, c] (y = a + 10 b + 100 c) and a table holding them as
+    # [c, a, b]: the rows reach the model by position, so c was read as a and the credits
+    # were named after the table (c got 0.33 where its true credit is 100 c = 33.0). Refused.
+    pd = pytest.importorskip("pandas")
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(rng.normal(size=(30, 3)), columns=["a", "b", "c"])
+    model = LinearRegression().fit(train, train["a"] + 10 * train["b"] + 100 * train["c"])
+    rows = pd.DataFrame(rng.normal(size=(5, 3)), columns=["a", "b", "c"])
+    rows[["c", "a", "b"]].to_csv(tmp_path / "cab.csv", index=False)
+    _refused(tmp_path / "o", InputError, r"\['c', 'a', 'b'\].*\['a', 'b', 'c'\].*another order",
+             model, str(tmp_path / "cab.csv"), method="exact_shapley")
+    rows[["a", "b"]].to_csv(tmp_path / "ab.csv", index=False)
+    _refused(tmp_path / "o", InputError, r"lacks \['c'\]", model, str(tmp_path / "ab.csv"),
+             method="exact_shapley")
+    _refused(tmp_path / "o", InputError, "another order", model, rows[["b", "a", "c"]],
+             method="exact_shapley")  # a DataFrame in memory too
+    # the model's own order works, and gives the closed form w_j x_j (baseline 0) by name
+    rows.to_csv(tmp_path / "abc.csv", index=False)
+    attr = _run(model, str(tmp_path / "abc.csv"), tmp_path / "ok", method="exact_shapley",
+                baseline=0.0)
+    assert attr.player_names == ["a", "b", "c"]
+    np.testing.assert_allclose(np.asarray(attr.values), rows.to_numpy() * model.coef_, atol=1e-9)

@@ -107,7 +107,17 @@ def test_linear_score_matches_reference_on_any_game():
     expected = [scipy.stats.spearmanr(pred[i], v[i])[0] for i in range(b)]
     np.testing.assert_allclose(res.scores, expected, atol=1e-12)
     assert res.n_evals == 40 and res.n == b
-    assert res.stderr == pytest.approx(np.std(expected, ddof=1) / np.sqrt(b))
+    se_samples = np.std(expected, ddof=1) / np.sqrt(b)
+    assert res.extra["stderr_samples"] == pytest.approx(se_samples)
+    # the 40 coalitions are shared by every sample: delete-a-group jackknife over 10 blocks
+    thetas = []
+    for blk in np.array_split(np.arange(40), 10):
+        keep = np.setdiff1d(np.arange(40), blk)
+        thetas.append(np.mean([scipy.stats.spearmanr(pred[i, keep], v[i, keep])[0]
+                               for i in range(b)]))
+    se_draws = np.sqrt(9 / 10 * np.sum((np.array(thetas) - np.mean(thetas)) ** 2))
+    assert res.extra["stderr_draws"] == pytest.approx(se_draws, rel=1e-10)
+    assert res.stderr == pytest.approx(np.hypot(se_samples, se_draws), rel=1e-10)
 
 
 def test_faithfulness_correlation_matches_reference():
@@ -255,7 +265,7 @@ def test_road_orders_and_properties():
     assert np.all(r.scores > a.scores)
     # reversing the credits swaps MoRF and LeRF
     np.testing.assert_allclose(r.extra["morf"], a.extra["lerf"], atol=1e-12)
-    assert r.n_evals == 2 * 9 + 1  # v(N) is shared by both orders
+    assert r.n_evals == 2 * 9  # v(N) (fraction 0) is the reference pass: counted before the metric
     # batch invariance, noise included
     rn = evaluate(model, x, oracle, metric="road")
     one = evaluate(model, x[1:2], tribute.explain(model, x[1:2], method="input_x_gradient"),
@@ -313,3 +323,79 @@ def test_callable_target_must_be_repeated():
     res = evaluate(net, x, attr, metric="deletion", target=margin, steps=4)
     with torch.no_grad():
         np.testing.assert_allclose(res.extra["curve"][:, 0], margin(net(x)).numpy())
+
+
+def test_evaluate_refuses_a_target_other_than_the_attributions():
+    # an attribution of class 2 scored with target="predicted" judged sample 0's class-2
+    # credits on class 0 (deletion 0.513 where class 2's is 0.105), silently
+    w = torch.tensor([[1.0, -2, 0.5], [0.5, 1, 1], [-1, 0.5, 2]], dtype=torch.float64)
+    model = torch.nn.Linear(3, 3, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(w)
+    x = torch.tensor([[2.0, -1, 0], [0, 1, 2], [1, 1, 1]], dtype=torch.float64)
+    assert model(x).argmax(1).tolist() == [0, 2, 1]
+    attr = tribute.explain(model, x, method="input_x_gradient", target=2)  # phi = w_2 * x
+    same = tribute.evaluate(model, x, attr, metric="deletion", steps=3)
+    assert tribute.evaluate(model, x, attr, metric="deletion", steps=3, target=2).mean == same.mean
+    # closed form: linear logits, baseline 0, 3 steps of one player each
+    order = np.argsort(-(w[2] * x).numpy(), axis=1, kind="stable")
+    own = []
+    for i in range(3):
+        kept = np.ones(3, bool)
+        curve = [float(w[2] @ x[i])]
+        for j in order[i]:
+            kept[j] = False
+            curve.append(float(w[2].numpy()[kept] @ x[i].numpy()[kept]))
+        own.append(np.trapezoid(curve, np.linspace(0, 1, 4)))
+    np.testing.assert_allclose(same.scores, own, atol=1e-12)
+    for target in ("predicted", 0, np.array([2, 2, 0])):
+        with pytest.raises(InputError, match=r"target=.*resolves to output column\(s\).*explains"):
+            tribute.evaluate(model, x, attr, metric="deletion", target=target)
+
+
+@pytest.mark.parametrize("fractions", [(0.0, 0.25, 0.5), (0.1, 0.3)])
+def test_road_n_evals_equals_the_rows_the_model_saw(fractions):
+    # road counted v(N) (already paid by the reference pass) once more: n_evals 19 where the
+    # model saw 18 evaluations per input beyond the reference pass
+    rows = []
+    wts = np.linspace(-1.0, 1.0, 16)
+
+    def model(z):
+        z = np.asarray(z, dtype=np.float64)
+        rows.append(z.shape[0])
+        return np.tanh(z.reshape(len(z), -1) @ wts)
+
+    x = np.random.default_rng(0).normal(size=(3, 1, 4, 4))
+    attr = tribute.explain(model, x, method="feature_ablation")
+    rows.clear()
+    r = tribute.evaluate(model, x, attr, metric="road", fractions=fractions)
+    assert sum(rows) == 3 * (1 + r.n_evals)  # one reference pass, then n_evals per input
+    assert r.n_evals == 2 * len(fractions) - (2 if fractions[0] == 0 else 0)
+
+
+def test_infidelity_reads_gradient_credits_as_yeh_et_al():
+    # Yeh et al.: INFD = E[(I^T phi - (f(x) - f(x - I)))^2] with I = u * (x - b). For a linear
+    # model and phi = saliency = w, I^T phi is exactly the change: infidelity 0. Reading the
+    # gradient as output units (u . w) gave a large value instead.
+    w = torch.tensor([[0.5, -2.0, 1.5, 3.0]], dtype=torch.float64)
+    model = lambda z: (z * w).sum(1)  # noqa: E731
+    x = torch.tensor([[1.0, 2.0, -1.0, 0.5], [3.0, -1.0, 2.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=torch.float64)
+    sal = tribute.explain(model, x, method="saliency", baseline=b)
+    r = tribute.evaluate(model, x, sal, metric="infidelity", baseline=b)
+    assert r.extra["units"] == "gradient"
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    old = tribute.evaluate(model, x, sal, metric="infidelity", baseline=b, units="output")
+    assert old.extra["units"] == "output" and np.all(old.scores > 1e-2)
+    bg = tribute.Background(np.array([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 2.0, 0.0]]))
+    r = tribute.evaluate(model, x, sal, metric="infidelity", baseline=bg)  # x - mean(bg)
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    ixg = tribute.explain(model, x, method="input_x_gradient")  # output units, baseline 0
+    r = tribute.evaluate(model, x, ixg, metric="infidelity")
+    assert r.extra["units"] == "output"
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
+    grouped = tribute.explain(model, x, method="saliency", groups=np.array([0, 0, 1, 1]))
+    r = tribute.evaluate(model, x, grouped, metric="infidelity")
+    assert r.extra["units"] == "output"  # no element-wise x - b for a group's credit
+    with pytest.raises(InputError, match="units='gradient'"):
+        tribute.evaluate(model, x, grouped, metric="infidelity", units="gradient")

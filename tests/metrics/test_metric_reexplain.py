@@ -190,3 +190,65 @@ def test_model_randomisation_rejects_numpy_models():
     attr = tribute.explain(lambda z: z.sum(1), xs, method="feature_ablation")
     with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         evaluate(lambda z: z.sum(1), xs, attr, metric="model_randomisation")
+
+
+class _LabelledLinear:
+    """A classifier with ``classes_ = [1, 2, 3]`` (labels, not columns) and linear logits."""
+
+    classes_ = np.array([1, 2, 3])
+
+    def __init__(self) -> None:
+        self.w = np.array([[1.0, 2, 3, 4], [4, 3, -2, 1], [-1, 1, 2, -2]])
+
+    def decision_function(self, x):
+        return np.asarray(x, dtype=np.float64) @ self.w.T
+
+    def predict(self, x):
+        return self.classes_[self.decision_function(x).argmax(1)]
+
+
+def test_reexplaining_metrics_keep_the_class_of_a_labelled_classifier():
+    # attr.targets are output columns; the default explain callable must not hand them to
+    # explain as labels (column 1 read as label 1 is column 0: another class)
+    import scipy.stats
+
+    clf = _LabelledLinear()
+    x = np.array([[2.0, 1.0, -1.0, 0.5], [1.5, 2.0, -0.5, 0.2], [3.0, 0.5, -1.0, 1.0]])
+    attr = tribute.explain(clf, x, method="feature_ablation", target="predicted", baseline=0.0)
+    cols = np.asarray(attr.targets)
+    assert list(cols) == [1, 1, 1]  # every row: column 1 (label 2)
+    np.testing.assert_allclose(attr.values, clf.w[cols] * x, atol=1e-12)  # closed form
+    for metric in ("avg_sensitivity", "max_sensitivity"):  # linear: phi(x + e) - phi(x) = w e
+        r = evaluate(clf, x, attr, metric=metric, radius=1e-9, n_samples=2, baseline=0.0)
+        np.testing.assert_allclose(r.scores, 0.0, atol=1e-6)
+    for seed in range(3):
+        r = evaluate(clf, x, attr, metric="random_logit", seed=seed, baseline=0.0)
+        other = np.asarray(r.extra["other_class"])
+        assert np.all(other != cols)
+        expected = [scipy.stats.spearmanr(np.abs(clf.w[1] * row), np.abs(clf.w[o] * row))[0]
+                    for row, o in zip(x, other)]
+        np.testing.assert_allclose(r.scores, expected, atol=1e-12)
+
+
+def test_default_explainer_refuses_a_baseline_other_than_the_attributions():
+    # the default explain callable re-runs the method with evaluate's baseline (0.0 unless
+    # given): an exact_shapley attribution for baseline 2 was compared with explanations for
+    # baseline 0 and a deterministic method's sensitivity came out 3.8-10.7 instead of 0
+    w = np.array([[0.5, -1.0, 2.0], [1.0, 0.3, -0.2]])
+    model = lambda z: np.tanh(np.asarray(z, dtype=np.float64) @ w.T)  # noqa: E731
+    x = np.array([[2.5, 1.0, 2.2], [1.5, 2.4, 3.0]])
+    b = np.full(3, 2.0)
+    attr = tribute.explain(model, x, method="exact_shapley", baseline=b, target=0)
+    assert attr.base_values is not None
+    np.testing.assert_allclose(np.asarray(attr.base_values), np.tanh(b @ w[0]), atol=1e-12)
+    with pytest.raises(InputError, match=r"base_values.*\[0\.0\].*baseline"):
+        evaluate(model, x, attr, metric="avg_sensitivity", radius=1e-9, n_samples=2)
+    with pytest.raises(InputError, match="base_values"):
+        evaluate(model, x, attr, metric="stability", seeds=(0, 1))
+    # the same baseline: exact Shapley is deterministic and smooth -> 0 at radius 1e-9, and
+    # the one evaluation the check spends (v(empty)) is counted
+    r = evaluate(model, x, attr, metric="avg_sensitivity", radius=1e-9, n_samples=2, baseline=b)
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-6)
+    assert r.n_evals == 1
+    # deletion keeps accepting another removal value (a different question, not a re-explanation)
+    evaluate(model, x, attr, metric="deletion", baseline=0.0)

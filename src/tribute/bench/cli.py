@@ -180,6 +180,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     from ..api import build_game
     from ..cli import _parse_baseline, _parse_groups, load_data, parse_feature_names, prepare
     from ..errors import InputError
+    from ..games.build import labels_to_columns
     from ..models import as_model
     from .suites import Case
 
@@ -214,6 +215,7 @@ def _user_case(args: argparse.Namespace) -> Any:
             target = int(target)
         except ValueError:
             raise InputError(f"--target {args.target!r} must be 'predicted' or an int.") from None
+    target = labels_to_columns(adapter, target)  # --target 2 is label 2, as in tribute explain
     with adapter.session():
         game = build_game(adapter, inputs, target=target, baseline=baseline, groups=groups,
                           progress=False)

@@ -36,6 +36,7 @@ from ..attribution import Attribution
 from ..engine import fixed_batch_size
 from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
 from ..methods.base import get_method, registry
+from ..metrics.api import columns_to_labels
 from ..metrics.base import Metric, get_metric
 from ..models import as_model
 from ._metrics import BENCH_METRICS
@@ -324,6 +325,9 @@ def explain_case(case: Case, name: str, inputs: Any = None,
     x0 = case.inputs if inputs is None else inputs
     m, x, base, groups, _ = _view(case, name, case.model if model is None else model, x0)
     tg = case.target if target is None and inputs is None else target
+    # case targets are output columns; explain reads integer targets of a classifier with
+    # classes_ other than 0..K-1 as labels, so pass the labels of those columns
+    tg = columns_to_labels(as_model(m, _framework(x)), tg)
     return explain(m, x, method=name, target=tg, baseline=base, groups=groups, budget=budget,
                    seed=seed, progress=progress, **_extra_params(case, name))
 

@@ -12,7 +12,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ._io import atomic_write, clean_temporaries
 from .backends import BACKENDS, run_shards
-from .data import as_dataset, load_dataset
+from .data import as_dataset, check_columns, load_dataset
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
 from .model import ModelSource, fingerprint_model
@@ -99,10 +99,11 @@ def explain_dataset(
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
-    if ds.columns is not None and explain_kwargs.get("feature_names") is None:
-        explain_kwargs["feature_names"] = list(ds.columns)
     source = ModelSource.of(model, weights)
     built = source.build()
+    check_columns(ds, built)  # a table must hold the model's columns in the model's order
+    if ds.columns is not None and explain_kwargs.get("feature_names") is None:
+        explain_kwargs["feature_names"] = list(ds.columns)
     spec = JobSpec(
         model=source, model_sha256=fingerprint_model(built), data=ds, method=method, seed=seed,
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,

@@ -41,14 +41,24 @@ def wants_job(args: argparse.Namespace) -> bool:
 
 
 def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
-            params: dict[str, Any] | None = None) -> int:
+            params: dict[str, Any] | None = None, feature_names: list[str] | None = None) -> int:
     """Run ``tribute explain`` in dataset mode; returns the exit status.
 
-    ``target``, ``groups`` and ``params`` come parsed by the ``tribute`` command (its
-    ``--target``, ``--groups`` and ``--param`` values), so this module never imports it back.
+    ``target``, ``groups``, ``params`` and ``feature_names`` come parsed by the ``tribute``
+    command (its ``--target``, ``--groups``, ``--param`` and ``--feature-names`` values), so
+    this module never imports it back. ``--max-memory`` is passed on to every shard;
+    ``--device`` is refused (a job's workers rebuild the model where its factory puts it).
     """
+    from ..errors import InputError
     from .api import explain_dataset
     from .data import load_dataset
+
+    if getattr(args, "device", None) is not None:
+        raise InputError(
+            f"--device {args.device!r} applies to a single call; a dataset job (a .csv/.parquet "
+            "--data or a job option such as --shard-size) rebuilds the model in each worker "
+            "where its factory puts it. Move the model in the factory, or drop the job options "
+            "and use a .npy/.npz --data.")
 
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # 'pkg.module:factory' relative to where the command runs
@@ -65,6 +75,10 @@ def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
             kwargs[name] = getattr(args, name)
     if args.output != "raw":
         kwargs["output"] = args.output
+    if feature_names is not None:
+        kwargs["feature_names"] = feature_names  # wins over a table's header
+    if getattr(args, "max_memory", None) is not None:
+        kwargs["max_memory"] = args.max_memory
     if kwargs["groups"] is None:
         del kwargs["groups"]
     attr = explain_dataset(

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Dataset", "as_dataset", "fingerprint_arrays", "load_array", "load_dataset", "not_a_numpy_file",
-           "npz_keys"]
+__all__ = ["Dataset", "as_dataset", "check_columns", "fingerprint_arrays", "load_array", "load_dataset",
+           "not_a_numpy_file", "npz_keys"]
 
 _SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
@@ -401,3 +401,35 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     if arr.dtype == object:
         raise InputError(f"{name}: got an object array of type {type(x).__name__}; pass numeric arrays.")
     return arr
+
+
+def check_columns(ds: Dataset, model: Any) -> None:
+    """Refuse a table whose columns are not the ones, in the order, the model was fitted on.
+
+    A table (csv/parquet, or a DataFrame) reaches the model as a positional float array, and
+    the credits are named after the table's columns. A scikit-learn-style model fitted on a
+    DataFrame records its columns in ``feature_names_in_``; when the table holds them in
+    another order, the model would read ``c`` as ``a`` and the credits would carry the wrong
+    names, silently (sklearn only warns that X has no feature names). Reordering here instead
+    would misalign any per-column argument (a baseline vector) given in the table's order, so
+    the mismatch is refused with both lists and the fix.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if ds.columns is None or names is None:
+        return
+    fitted = [str(c) for c in np.asarray(names).tolist()]
+    cols = list(ds.columns)
+    if cols == fitted:
+        return
+    missing = [c for c in fitted if c not in cols]
+    extra = [c for c in cols if c not in fitted]
+    if missing or extra:
+        why = (f"it lacks {missing[:10]}" if missing else "") + (" and " if missing and extra else "") \
+            + (f"it has columns the model was not fitted on {extra[:10]}" if extra else "")
+    else:
+        why = "the same columns in another order"
+    raise InputError(
+        f"data: {ds.source}'s columns {cols[:20]} do not match the columns the model was fitted on "
+        f"(feature_names_in_ = {fitted[:20]}): {why}. The rows reach the model by position, so "
+        "reorder/select the table's columns as the model's (df[model.feature_names_in_] in "
+        "pandas) and save it again.")

@@ -113,8 +113,11 @@ def _differing_params(parts: list[Attribution], job_keys: set[str]) -> dict[str,
 
 
 def write_parquet(attr: Attribution, path: Path) -> Path | None:
-    """One row per data row: ``row``, then a column per player (and target), then ``stderr:``
-    columns. Returns None when pandas/pyarrow are not installed."""
+    """One row per data row: ``row``, the explained class (``target``; ``target:t0``,
+    ``target:t1``, ... with several targets), then a column per player (and target), then
+    ``stderr:`` columns. With several targets, ``t{i}`` is the position in the target list
+    (``--target 0,2``: ``t1`` holds class 2, as ``target:t1`` says). Returns None when
+    pandas/pyarrow are not installed."""
     try:
         import pandas as pd
         import pyarrow  # noqa: F401
@@ -130,6 +133,12 @@ def write_parquet(attr: Attribution, path: Path) -> Path | None:
     se = attr.flat_stderr()
     if se is not None:
         frame = pd.concat([frame, pd.DataFrame(se.reshape(n, t * p), columns=[f"stderr:{c}" for c in cols])], axis=1)
+    if attr.targets is not None:  # which class each row's credits explain
+        tg = np.asarray(attr.targets).reshape(n, -1)
+        if tg.shape[1] == t:
+            tcols = ["target"] if t == 1 else [f"target:t{i}" for i in range(t)]
+            for i in reversed(range(t)):
+                frame.insert(0, tcols[i], tg[:, i])
     frame.insert(0, "row", np.asarray(attr.extra.get("row_index", np.arange(n))))
     import io
 

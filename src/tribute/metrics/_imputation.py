@@ -188,6 +188,9 @@ class ImputedGame(Game):
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)
         self._full = base.peek_full()  # v(N) needs no imputation
+        # ... and was paid for by the base game's reference pass: full() must not count it
+        # again (road reported one evaluation per input more than the model saw)
+        self._full_counted = self._full is not None
 
     def groups_array(self) -> Any:
         return self.base.groups_array()

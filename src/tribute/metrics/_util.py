@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 
 __all__ = [
     "call_explain",
+    "draw_stderr",
     "pearson_rows",
     "random_subsets",
     "rank_rows",
@@ -161,3 +163,33 @@ def targets_rows(attr: Attribution, sample: np.ndarray) -> np.ndarray | None:
         return None
     tg = np.asarray(attr.targets)
     return np.asarray(tg[sample])
+
+
+def draw_stderr(score_of: Callable[[np.ndarray], np.ndarray], k: int, groups: int = 10) -> float:
+    """Standard error of the metric's mean score that comes from its ``k`` shared random draws.
+
+    Delete-a-group jackknife over the draws: the draws are split into ``groups`` blocks, the
+    mean score over samples (targets averaged first, NaN samples skipped, as in
+    :class:`~tribute.metrics.MetricResult`) is recomputed without each block, and
+    ``se^2 = (G - 1) / G * sum_g (theta_(-g) - mean theta)^2``. ``score_of(draws)`` returns the
+    ``batch x targets`` scores computed from the draws with those indices (no model
+    evaluations: from the values already taken). The across-sample standard error leaves this
+    part out, because every sample shares the same draws. NaN when it cannot be formed.
+    """
+    g = min(int(groups), int(k))
+    if g < 2:
+        return float("nan")
+    everything = np.arange(k)
+    thetas = []
+    for block in np.array_split(everything, g):
+        vals = np.asarray(score_of(np.setdiff1d(everything, block)), dtype=np.float64)
+        vals = vals.reshape(vals.shape[0], -1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per = np.nanmean(vals, axis=1)
+        per = per[np.isfinite(per)]
+        if per.size == 0:
+            return float("nan")
+        thetas.append(float(per.mean()))
+    t = np.asarray(thetas)
+    return float(np.sqrt((g - 1) / g * np.sum((t - t.mean()) ** 2)))

@@ -21,7 +21,7 @@ from ..models import as_model
 from ..targets import TargetLike
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
-__all__ = ["Blur", "blur", "default_explainer", "evaluate", "metrics"]
+__all__ = ["Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,46 @@ def metrics() -> dict[str, MetricInfo]:
 
 
 # ------------------------------------------------------------- default explain
+def columns_to_labels(adapter: Any, target: Any) -> Any:
+    """Output columns -> the class labels ``tribute.explain`` reads them as (the inverse of
+    :func:`tribute.games.build.labels_to_columns`).
+
+    For a classifier whose numeric ``classes_`` are not ``0..K-1`` (``classes_ = [1, 2, 3]``),
+    ``tribute.explain`` reads an integer target as a class *label*; an attribution's ``targets``
+    are output *columns*. A caller that re-explains for the attribution's targets must hand
+    over ``classes_[column]``, or it explains another class (column 1 read as label 1 is
+    column 0). Whether integers are labels is asked of ``labels_to_columns`` itself (it maps
+    ``classes_`` to ``0..K-1`` exactly when it reads integers as labels), so the two stay
+    inverse. Other models and non-integer targets (None, ``"predicted"``, callables) come
+    back unchanged.
+    """
+    if target is None or isinstance(target, (str, bool, np.bool_)) or (
+            callable(target) and not isinstance(target, (np.ndarray, torch.Tensor))):
+        return target
+    classes = getattr(getattr(adapter, "estimator", None), "classes_", None)
+    if classes is None:
+        return target
+    labels = np.asarray(classes)
+    if labels.ndim != 1 or labels.dtype.kind not in "iuf":
+        return target
+    as_cols = labels_to_columns(adapter, labels)
+    k = labels.shape[0]
+    if not (isinstance(as_cols, np.ndarray) and np.array_equal(as_cols, np.arange(k))) or \
+            np.array_equal(labels, np.arange(k)):
+        return target  # integers are output columns for this model
+    if isinstance(target, (int, np.integer)):
+        return labels[int(target)].item()
+    if isinstance(target, (list, tuple)) and all(
+            isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in target):
+        return [labels[int(t)].item() for t in target]
+    if isinstance(target, torch.Tensor) and not target.dtype.is_floating_point \
+            and target.dtype != torch.bool:
+        return labels[target.detach().cpu().numpy()]
+    if isinstance(target, np.ndarray) and target.dtype.kind in "iu":
+        return labels[target]
+    return target
+
+
 def _index_rows(value: Any, sample: np.ndarray | None, batch: int) -> Any:
     """``value[sample]`` for per-sample arrays/tensors (leading axis == batch), else as is."""
     if sample is None:
@@ -141,6 +181,8 @@ def default_explainer(
     hparams = {k: v for k, v in params.items() if k in hp_names}
     batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
     per_sample_base = _per_sample_baseline(baseline, inputs)
+    first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
+    framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
 
     def run(m: Any, x: Any, target_rows: Any, sample: np.ndarray | None,
             overrides: dict[str, Any]) -> Attribution:
@@ -151,6 +193,10 @@ def default_explainer(
         else:
             base = baseline
         tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
+        # tg holds output columns (the attribution's targets, or evaluate's target after
+        # labels_to_columns); explain reads integer targets of a classifier with classes_
+        # other than 0..K-1 as labels, so hand it the labels of those columns
+        tg = columns_to_labels(as_model(m, framework), tg)
         grp = groups
         if isinstance(groups, (np.ndarray, torch.Tensor, tuple)) and sample is not None:
             grp = _index_rows(groups, sample, batch) if _per_sample_groups(groups, inputs) else groups
@@ -183,6 +229,64 @@ def _per_sample_groups(groups: Any, inputs: Any) -> bool:
 
 
 # ------------------------------------------------------------------ evaluate
+def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
+    """Refuse to re-explain with a baseline other than the attribution's.
+
+    The default explain callable re-runs the method with *this call's* baseline (0.0 unless
+    given): an attribution computed with ``baseline=b`` would be compared with explanations
+    for baseline 0, and a sensitivity of a deterministic method came out 8.3 instead of 0.
+    Attributions that report ``base_values`` (v with every player removed, under their
+    baseline) give the check for one evaluation per input: this game's ``v(empty)`` must
+    match them.
+    """
+    if attr.base_values is None or game.kind != "feature":
+        return
+    mine = np.asarray(
+        attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
+        else attr.base_values, dtype=np.float64)
+    here = game.empty().numpy()
+    if mine.size != here.size:
+        return
+    mine = mine.reshape(here.shape)
+    scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-12)
+    bad = np.abs(mine - here) > 1e-5 * scale + 1e-9
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad.any(axis=1))[0])
+    raise InputError(
+        f"metric {metric!r} re-explains the inputs with attr's method and this call's baseline, "
+        f"but the attribution was computed with another one: its base_values (the output with "
+        f"every player removed) is {mine[i].tolist()} for sample {i}, while with baseline=... "
+        f"as given here it is {here[i].tolist()}. Pass the baseline (or Background) the "
+        "attribution was computed with, or an explain= callable."
+    )
+
+
+def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) -> None:
+    """Refuse an explicit ``target`` that resolves to other classes than the attribution's.
+
+    Scoring class-2 credits on class 0 (say ``target="predicted"`` for an attribution of
+    ``target=2``) gives a number for the wrong question, silently; the attribution's own
+    ``targets`` are what it explains.
+    """
+    if target is None or attr.targets is None:
+        return
+    resolved = game.target.to_numpy()
+    if resolved is None:
+        return
+    mine = np.asarray(attr.targets)
+    if mine.shape == resolved.shape and not np.array_equal(mine, resolved):
+        bad = np.flatnonzero((mine != resolved).reshape(mine.shape[0], -1).any(axis=1))
+        i = int(bad[0])
+        raise InputError(
+            f"metric {metric!r}: target={target!r} resolves to output column(s) "
+            f"{resolved[i].tolist()} for sample {i}, but the attribution explains column(s) "
+            f"{mine[i].tolist()} there ({bad.size} of {mine.shape[0]} samples differ); the "
+            "score would judge credits of one class on another. Omit target= (the "
+            "attribution's targets are used) or explain the target you want to evaluate."
+        )
+
+
 def _attr_groups(attr: Attribution) -> Any:
     """The attribution's element-to-player map in the shape ``groups=`` takes (or None)."""
     if attr.groups is None or attr.layout.dense:
@@ -291,6 +395,7 @@ def evaluate(
             "target, or built by hand); pass the same target=... to evaluate (e.g. the "
             "callable, or 'predicted')."
         )
+    given_target = target
     if target is not None and players is None:
         target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     use_target = target if target is not None else attr.targets
@@ -315,7 +420,9 @@ def evaluate(
                 f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
                 "attribution was computed with (groups=..., players=...)."
             )
+        _check_same_targets(attr, game, given_target, info.name)
         ctx: dict[str, Any] = {}
+        spent = 0  # evaluations of checks made before the metric runs (counted in its n_evals)
         if "inputs" in info.needs:
             ctx["inputs"] = inputs
         if "model" in info.needs:
@@ -326,6 +433,9 @@ def evaluate(
             ctx["ground_truth"] = ground_truth
         if "explain" in info.needs or "model_explain" in info.needs:
             if explain is None:
+                checked = game.n_evals
+                _check_same_baseline(attr, game, info.name)
+                spent += game.n_evals - checked
                 ex, mex = default_explainer(
                     model, attr, inputs, target=target, baseline=spec, groups=use_groups,
                     output=use_output, batch_size=batch_size, forward_args=forward_args,
@@ -337,5 +447,6 @@ def evaluate(
             if "model_explain" in info.needs:
                 ctx["model_explain"] = mex
         result = m(game, attr, **ctx, **params)
+    result.n_evals += spent
     result.seconds = time.perf_counter() - t0
     return result

@@ -80,7 +80,12 @@ class MetricResult:
             rank correlation).
         mean: mean score over samples (a sample's targets are averaged first; NaNs skipped).
         stderr: standard error of ``mean`` across samples (``std(ddof=1) / sqrt(n)``; NaN with
-            fewer than two finite samples).
+            fewer than two finite samples). Metrics whose random draws (coalitions,
+            perturbations) are shared by every sample -- linear_score,
+            faithfulness_correlation, infidelity -- add the draws' own part, a
+            delete-a-group jackknife over the draws (``extra["stderr_draws"]``; the
+            across-sample part is ``extra["stderr_samples"]``): without it the 95% interval
+            covered the metric's expectation 0.58-0.61 of the time with 5 subsets.
         n: number of samples with a finite score.
         higher_is_better: direction of the score.
         params: the metric's hyperparameters as used (defaults filled in).
@@ -105,7 +110,7 @@ class MetricResult:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """Normal-approximation 95% confidence interval of ``mean``."""
+        """Normal-approximation 95% confidence interval of ``mean`` (see ``stderr``)."""
         return (self.mean - 1.96 * self.stderr, self.mean + 1.96 * self.stderr)
 
     def as_dict(self) -> dict[str, Any]:
@@ -236,6 +241,11 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
     stderr = float(finite.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     scores = vals if multi_target else vals[:, 0]
     extra = dict(out.extra)
+    draws = extra.get("stderr_draws")
+    if draws is not None and math.isfinite(float(draws)):
+        # the draws every sample shares add their own noise (see MetricResult.stderr)
+        extra["stderr_samples"] = stderr
+        stderr = math.sqrt(stderr**2 + float(draws) ** 2) if math.isfinite(stderr) else stderr
     n_undefined = int(vals.shape[0] - n)
     if n_undefined:
         extra.setdefault("n_undefined", n_undefined)
