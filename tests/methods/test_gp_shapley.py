@@ -519,9 +519,10 @@ def test_small_calls_keep_the_full_search_bit_for_bit():
 def test_values_unchanged_from_before_the_cost_rule():
     # gp_shapley at be4e308 (before the cost rule and the cached quadrature nodes), same game
     net, x = _cheap(9, seed=5), torch.randn(1, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    # nngp=False: the NNGP kernels joined the default (auto) after these values were pinned
+    # nngp=False: the NNGP kernels joined the default (auto) after these values were pinned;
+    # singletons_after=0: so did the mixed design (31 pairs of 9 players)
     a = tribute.explain(net, x, method="shapley", target=0, budget=64, seed=2, lean=False,
-                        nngp=False)
+                        nngp=False, singletons_after=0.0)
     np.testing.assert_allclose(a.values[0], _BEFORE_VALUES, rtol=1e-12, atol=1e-14)
 
 
@@ -570,3 +571,61 @@ def test_nngp_kernels_are_priced_only_where_they_can_run():
     assert exact.params["path"] == "exact" and exact.params["nngp_used"] is False
     # a pinned lean search is priced as one
     assert GPShapley(lean=True)._cost(64, 2048, 4, lean=True)[0] < g_off.solve_flops(64, 2048, 4)
+
+
+def _sizes(s: torch.Tensor) -> list[int]:
+    return sorted(torch.minimum((s > 0).sum(1), (s < 0).sum(1)).tolist())
+
+
+def test_greedy_order_with_fixed_rows_continues_the_plain_greedy():
+    from tribute.methods._gp_design import greedy_order
+    from tribute.methods._shapley_common import PairSampler
+
+    pool = PairSampler(12, "kernel", torch.Generator().manual_seed(3)).grow(300)
+    full = greedy_order(pool, 20, block=1)
+    head = full[:6]
+    rest = [i for i in range(pool.shape[0]) if i not in head]
+    cont = greedy_order(torch.cat([pool[head], pool[rest]]), 14, block=1, fixed=6)
+    assert [rest[i - 6] for i in cont] == full[6:]
+
+
+def test_mixed_design_is_the_default_designs_head_then_every_singleton_pair():
+    from tribute.methods._gp_design import mixed_designs, optimal_pairs
+
+    head, rest_a, tail = mixed_designs(16, 31, 8, torch.Generator().manual_seed(0), alt_tau=0.0)
+    default = optimal_pairs(16, 31, torch.Generator().manual_seed(0))
+    rows = {tuple(r) for r in default.tolist()}
+    assert {tuple(r) for r in torch.cat([head, rest_a]).tolist()} == rows
+    assert {tuple(r) for r in head.tolist()} <= rows and head.shape == (8, 16)
+    mixed = torch.cat([head, tail])
+    assert len({tuple(r) for r in mixed.tolist()}) == 31  # no pair twice
+    assert _sizes(tail)[:16] == [1] * 16 and _sizes(default).count(1) < 16
+    assert min(_sizes(head)) > 1
+
+
+def test_mixed_design_below_three_and_a_half_pairs_per_player():
+    m = make_mlp(14, 3, seed=2)
+    x = torch.randn(2, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    kw: dict[str, Any] = {"method": "shapley", "target": 0, "nngp": False}
+    a = tribute.explain(m, x, budget=64, **kw)
+    assert a.params["singletons_after"] == 0.25 and a.params["design"] == "optimal"
+    assert a.extra["design_head_pairs"] == 8 and a.extra["pairs_per_size"][0] == 14
+    assert a.n_evals == 64 and a.n_rows == 64 * len(x)
+    off = tribute.explain(m, x, budget=64, singletons_after=0.0, **kw)
+    assert "design_head_pairs" not in off.extra and off.extra["pairs_per_size"][0] < 14
+    # from 3.5 pairs per player (49 of 14 players), or where the head and the n singleton pairs
+    # do not fit (19 + 14 > 31): the default design, bit for bit
+    for budget, share in ((2 + 2 * 49, 0.25), (64, 0.6)):
+        on = tribute.explain(m, x, budget=budget, singletons_after=share, **kw)
+        ref = tribute.explain(m, x, budget=budget, singletons_after=0.0, **kw)
+        assert "design_head_pairs" not in on.extra
+        assert torch.equal(on.values, ref.values)
+    exact = tribute.explain(m, x, method="exact_shapley", target=0).values
+    assert float((a.values - exact).norm() / exact.norm()) < 0.5
+    assert np.abs(gap_of(a)).max() < 1e-8
+
+
+def test_singletons_after_is_checked():
+    with pytest.raises(InputError, match=r"singletons_after=1.5 is not allowed.*in \[0, 1\]"):
+        tribute.explain(LinearModel(), torch.randn(1, 5, dtype=torch.float64), method="shapley",
+                        target=0, budget=16, singletons_after=1.5)

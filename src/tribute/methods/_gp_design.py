@@ -52,14 +52,16 @@ import torch
 
 from ._shapley_common import PairSampler
 
-__all__ = ["DESIGN_TAU", "DESIGN_TOTAL", "clear_design_cache", "design_flops", "greedy_order",
-           "optimal_pairs", "pool_size"]
+__all__ = ["ALT_TAU", "DESIGN_TAU", "DESIGN_TOTAL", "clear_design_cache", "design_flops", "greedy_order",
+           "mixed_designs", "optimal_pairs", "pool_size"]
 
 #: Total kernel scale ``Lambda`` and main-effect weight ``tau`` of the design prior (chosen on
 #: the wine, diabetes, tanh16, breast-cancer and relu14 games of
 #: benchmarks/bench_shapley_accuracy.py among Lambda in {1.5, 3, 6, 12} x tau in {0, 1, 10, 1e6}).
 DESIGN_TOTAL = 6.0
 DESIGN_TAU = 10.0
+#: Main-effect weight of the continuation in mixed_designs (gp_shapley passes its own, 0).
+ALT_TAU = 0.0
 _POOL_PER_PAIR = 16
 _POOL_MIN = 2048
 _POOL_MAX = 8192
@@ -137,9 +139,33 @@ def clear_design_cache() -> None:
     _DESIGNS.clear()
 
 
+def mixed_designs(n: int, m: int, k: int, generator: torch.Generator, *,
+                  alt_tau: float = ALT_TAU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(head k x n, rest_a, rest_b)``, each rest ``(m - k) x n``: ``head`` is the first ``k``
+    greedy picks of the default design (``Lambda = 6``, ``tau = 10``) and ``rest_a`` the rest of
+    that design (together: the default design's pairs); ``rest_b`` continues the same head
+    greedily under ``tau = alt_tau`` from the same candidate pool (``0``: the ``n`` singleton
+    pairs next). ``head`` and ``rest_b`` are the mixed design of ``gp_shapley``'s
+    ``singletons_after``. No value is seen: all are fixed by ``(n, m, k, generator)``."""
+    sampler = PairSampler(n, "kernel", generator)
+    pool = sampler.grow(pool_size(n, m))
+    if m >= pool.shape[0] or k >= m:
+        return pool[:k], pool[k:m], pool[k:m]
+    order_a = greedy_order(pool, m)
+    head_idx = order_a[:k]
+    rest_a = sorted(order_a[k:])
+    # the head's rows first, then the remaining candidates: greedy_order(fixed=k) commits them
+    keep = torch.ones(pool.shape[0], dtype=torch.bool)
+    keep[torch.tensor(head_idx, dtype=torch.int64)] = False
+    rest_pool = pool[keep]
+    order_b = greedy_order(torch.cat([pool[head_idx], rest_pool]), m - k, tau=alt_tau, fixed=k)
+    rest_b = rest_pool[torch.tensor(sorted(i - k for i in order_b), dtype=torch.int64)]
+    return pool[sorted(head_idx)], pool[rest_a], rest_b
+
+
 def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
                  tau: float = DESIGN_TAU, block: int = GREEDY_BLOCK,
-                 shortlist: int = GREEDY_SHORTLIST) -> list[int]:
+                 shortlist: int = GREEDY_SHORTLIST, fixed: int = 0) -> list[int]:
     """Indices into ``pool`` (``C x n`` pairs) of the ``m`` greedy picks, in the order picked.
 
     Blocked (see the module docstring): ``block`` picks at a time, each the exact greedy pick
@@ -160,7 +186,7 @@ def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
     var = torch.full((size,), kdiag, dtype=torch.float64)
     # column k: pick k's column of the Cholesky factor over the candidates (row-major per
     # candidate, so that a block's rows are one gather)
-    factor = torch.zeros(size, m + 1, dtype=torch.float64)
+    factor = torch.zeros(size, m + 1 + fixed, dtype=torch.float64)
     chosen = torch.zeros(size, dtype=torch.bool)
     floor = 1e-10 * kdiag
 
@@ -211,6 +237,13 @@ def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
     commit(0, first, torch.full((1, 1), kdiag**0.5, dtype=torch.float64))
     order: list[int] = []
     step = 1
+    if fixed:
+        # the first ``fixed`` rows of ``pool`` are already observed: conditioned on, never picked
+        idx = torch.arange(1, fixed + 1)
+        kss = prior(cand[idx], cand[idx]) - factor[idx, :1] @ factor[idx, :1].T
+        kss.diagonal().add_(floor)
+        commit(step, idx, torch.linalg.cholesky(kss))
+        step += fixed
     while len(order) < m:
         # early picks change the gains most: exact picks first, blocks growing with the design
         b = min(block, max(1, step // _STEPS_PER_BLOCK_PICK), m - len(order))
