@@ -625,6 +625,14 @@ def test_mixed_design_below_three_and_a_half_pairs_per_player():
     assert np.abs(gap_of(a)).max() < 1e-8
 
 
+def test_mixed_design_stays_within_the_players_it_was_measured_on():
+    from tribute.methods.gp_shapley import GPShapley
+
+    gp = GPShapley()
+    assert gp._mixed_pairs(30, 63) == 16  # 30 players, 128 evaluations: mixed
+    assert gp._mixed_pairs(33, 63) == 0 and gp._mixed_pairs(40, 127) == 0  # beyond 32: default
+
+
 def test_singletons_after_is_checked():
     with pytest.raises(InputError, match=r"singletons_after=1.5 is not allowed.*in \[0, 1\]"):
         tribute.explain(LinearModel(), torch.randn(1, 5, dtype=torch.float64), method="shapley",

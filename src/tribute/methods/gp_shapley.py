@@ -263,6 +263,9 @@ _NNGP_LOW_PAIRS_PER_PLAYER = 1.0
 #: takes every singleton pair next (see GPShapley and _gp_design.mixed_designs).
 _MIX_PAIRS_PER_PLAYER = 3.5
 _MIX_TAU = 0.0
+#: ... and only up to this many players: the rule was measured on games of 13-30 players;
+#: larger games keep the default design until it is measured there.
+_MIX_MAX_PLAYERS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1038,7 +1041,8 @@ class GPShapley(Method):
             evaluations (x0.87 at 128); on three games built before the rule was chosen (ReLU
             18 inputs logit, saturated tanh 16 inputs, breast-cancer MLP probability 19
             inputs) x0.57-0.87 at 64 and x1.03 at 128. Cost: a second greedy pass (0.03-0.7 s at
-            31-63 pairs of 13-30 players). default=0.25.
+            31-63 pairs of 13-30 players). Only up to 32 players (the range it was measured
+            on); larger games keep the default design. default=0.25.
         lean: the hyperparameter search: ``None`` chooses by the cost rule above, ``False``
             pins the full search, ``True`` the lean one (both on the design ``allocation``
             says). default=None.
@@ -1200,7 +1204,7 @@ class GPShapley(Method):
         """Pairs the mixed design takes from the default design before the singleton pairs
         (``singletons_after`` of them; 0: the default design): below ``_MIX_PAIRS_PER_PLAYER``
         pairs per player, where those pairs and all ``n`` singleton pairs fit."""
-        if pairs >= _MIX_PAIRS_PER_PLAYER * n:
+        if pairs >= _MIX_PAIRS_PER_PLAYER * n or n > _MIX_MAX_PLAYERS:
             return 0
         k = round(self.singletons_after * pairs)
         return k if k >= 1 and k + n <= pairs else 0
