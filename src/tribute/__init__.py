@@ -31,7 +31,7 @@ from .errors import (
 )
 from .games import Background, FeatureGame, Game, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
-from .games.data import DataGame, TrainingData
+from .games.data import DataGame, ModelMismatchWarning, TrainingData
 from .jobs import explain_dataset
 from .metrics.api import evaluate, metrics
 from .metrics.base import MetricResult
@@ -50,6 +50,7 @@ __all__ = [
     "GenerationAttribution",
     "InputError",
     "MetricResult",
+    "ModelMismatchWarning",
     "ModelOutputError",
     "PlayerSet",
     "StderrWarning",

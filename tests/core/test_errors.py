@@ -243,3 +243,17 @@ def test_cnn_groups_broadcast_and_patch_errors():
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     with pytest.raises(InputError, match=r"patch size \(16, 16\) exceeds the image size \(8, 8\)"):
         tribute.explain(cnn, x, method="feature_ablation", groups=tribute.patches(16))
+
+
+def test_budget_accepts_numpy_integers() -> None:
+    import numpy as np
+    import torch
+
+    import tribute
+
+    model = torch.nn.Linear(4, 2).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    a = tribute.explain(model, x, method="kernel_shap", target=0, budget=np.int64(12), seed=1)
+    b = tribute.explain(model, x, method="kernel_shap", target=0, budget=12, seed=1)
+    assert a.n_evals == b.n_evals <= 12 and torch.equal(a.values, b.values)
+    assert a.params.get("budget", 12) == 12 and type(a.params.get("budget", 12)) is int

@@ -70,3 +70,16 @@ def test_metagradient_needs_a_differentiable_replay(ridge: Case) -> None:
     wrong = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
     with pytest.raises(InputError, match="reproduce"):
         tribute.explain(wrong, case.X_test, method="metagradient", players=case.data())
+
+
+def test_evaluate_loo_correlation_on_a_regression_attribution_needs_no_target(ridge: Case) -> None:
+    # a regression data game has no class-index targets: evaluate reads the attribution's own
+    # (absent) target instead of demanding one
+    data = ridge.data()
+    attr = tribute.explain(ridge.model, ridge.X_test, method="influence", players=data)
+    assert attr.targets is None
+    plain = tribute.evaluate(ridge.model, ridge.X_test, attr, "loo_correlation", players=data)
+    named = tribute.evaluate(ridge.model, ridge.X_test, attr, "loo_correlation", players=data,
+                             target="predicted")
+    np.testing.assert_array_equal(plain.scores, named.scores)
+    assert plain.mean > 0.999

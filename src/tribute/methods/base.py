@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 import warnings
 import weakref
 from abc import ABC, abstractmethod
@@ -240,6 +241,8 @@ class Method(ABC):
                 "'kernel_shap' / 'permutation_shapley'."
             )
         if budget is not None:
+            if isinstance(budget, numbers.Integral) and not isinstance(budget, bool):
+                budget = int(budget)  # numpy integers (e.g. from a grid) are ints too
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
                 raise InputError(f"budget={budget!r} must be a positive int (evaluations per input).")
             need = self.min_budget(game)

@@ -389,12 +389,15 @@ def evaluate(
     declared = attr.params.get("model_output")
     if adapter.output_assumed and isinstance(declared, str):  # as explained (model_output=)
         adapter = adapter.with_output_kind(declared)
-    if target is None and attr.targets is None:
-        raise InputError(
-            "the attribution has no class-index targets (it was explained for a callable "
-            "target, or built by hand); pass the same target=... to evaluate (e.g. the "
-            "callable, or 'predicted')."
-        )
+    no_targets = InputError(
+        "the attribution has no class-index targets (it was explained for a callable "
+        "target, or built by hand); pass the same target=... to evaluate (e.g. the "
+        "callable, or 'predicted')."
+    )
+    # a regression data game has no class-index targets either: it is rebuilt without one
+    # below, and refused there if that game does have class targets
+    if target is None and attr.targets is None and players is None:
+        raise no_targets
     given_target = target
     if target is not None and players is None:
         target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
@@ -420,6 +423,8 @@ def evaluate(
                 f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
                 "attribution was computed with (groups=..., players=...)."
             )
+        if given_target is None and attr.targets is None and game.target.to_numpy() is not None:
+            raise no_targets
         _check_same_targets(attr, game, given_target, info.name)
         ctx: dict[str, Any] = {}
         spent = 0  # evaluations of checks made before the metric runs (counted in its n_evals)
