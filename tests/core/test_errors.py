@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -253,7 +255,8 @@ def test_budget_accepts_numpy_integers() -> None:
 
     model = torch.nn.Linear(4, 2).double()
     x = torch.randn(2, 4, dtype=torch.float64)
-    a = tribute.explain(model, x, method="kernel_shap", target=0, budget=np.int64(12), seed=1)
+    budget: Any = np.int64(12)  # typed int; numpy integers are accepted at run time too
+    a = tribute.explain(model, x, method="kernel_shap", target=0, budget=budget, seed=1)
     b = tribute.explain(model, x, method="kernel_shap", target=0, budget=12, seed=1)
     assert a.n_evals == b.n_evals <= 12 and torch.equal(a.values, b.values)
     assert a.params.get("budget", 12) == 12 and type(a.params.get("budget", 12)) is int
