@@ -223,3 +223,22 @@ def test_table_columns_in_another_order_than_the_model_was_fitted_on(tmp_path):
                 baseline=0.0)
     assert attr.player_names == ["a", "b", "c"]
     np.testing.assert_allclose(np.asarray(attr.values), rows.to_numpy() * model.coef_, atol=1e-9)
+
+
+def test_booster_table_columns_in_another_order(tmp_path):
+    # the same check for a Booster trained on a DataFrame (its names live on the Booster)
+    pd = pytest.importorskip("pandas")
+    xgb = pytest.importorskip("xgboost")
+
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    dtrain = xgb.DMatrix(train, label=train["a"] + 10 * train["b"])
+    booster = xgb.train({"max_depth": 2, "verbosity": 0}, dtrain, num_boost_round=3)
+    rows = pd.DataFrame(rng.normal(size=(4, 3)), columns=["a", "b", "c"])
+    rows[["c", "a", "b"]].to_csv(tmp_path / "cab.csv", index=False)
+    _refused(tmp_path / "o", InputError, r"\['c', 'a', 'b'\].*\['a', 'b', 'c'\].*another order",
+             booster, str(tmp_path / "cab.csv"), method="feature_ablation")
+    rows.to_csv(tmp_path / "abc.csv", index=False)
+    attr = _run(booster, str(tmp_path / "abc.csv"), tmp_path / "ok", method="feature_ablation",
+                baseline=0.0)
+    assert attr.player_names == ["a", "b", "c"]

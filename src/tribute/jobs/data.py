@@ -414,8 +414,14 @@ def check_columns(ds: Dataset, model: Any) -> None:
     would misalign any per-column argument (a baseline vector) given in the table's order, so
     the mismatch is refused with both lists and the fix.
     """
+    if ds.columns is None:
+        return
     names = getattr(model, "feature_names_in_", None)
-    if ds.columns is None or names is None:
+    if names is None and type(model).__name__ == "Booster":  # XGBoost / LightGBM's own names
+        from ..models import as_model
+
+        names = as_model(model, "numpy").feature_names
+    if names is None:
         return
     fitted = [str(c) for c in np.asarray(names).tolist()]
     cols = list(ds.columns)
@@ -430,6 +436,6 @@ def check_columns(ds: Dataset, model: Any) -> None:
         why = "the same columns in another order"
     raise InputError(
         f"data: {ds.source}'s columns {cols[:20]} do not match the columns the model was fitted on "
-        f"(feature_names_in_ = {fitted[:20]}): {why}. The rows reach the model by position, so "
+        f"({fitted[:20]}): {why}. The rows reach the model by position, so "
         "reorder/select the table's columns as the model's (df[model.feature_names_in_] in "
-        "pandas) and save it again.")
+        "pandas; a Booster's are Booster.feature_names / feature_name()) and save it again.")
