@@ -420,7 +420,7 @@ def check_columns(ds: Dataset, model: Any) -> None:
     if names is None and type(model).__name__ == "Booster":  # XGBoost / LightGBM's own names
         from ..models import as_model
 
-        names = as_model(model, "numpy").feature_names
+        names = getattr(as_model(model, "numpy"), "feature_names", None)
     if names is None:
         return
     fitted = [str(c) for c in np.asarray(names).tolist()]
