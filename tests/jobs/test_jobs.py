@@ -350,3 +350,19 @@ def test_parquet_says_which_class_each_column_explains(mlp, X, tmp_path):
     frame = pd.read_parquet(tmp_path / "p" / "result.parquet")
     predicted = mlp(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
     np.testing.assert_array_equal(frame["target"].to_numpy(), predicted)
+
+
+def test_merged_params_keep_the_baseline_digest_only_when_shards_share_it():
+    from tribute.jobs.merge import _merged_params
+
+    f = lambda z: np.asarray(z, dtype=np.float64) @ np.array([1.0, 2.0, 3.0])  # noqa: E731
+    x = np.arange(12.0).reshape(4, 3)
+    shared = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=1.0)
+              for i in (0, 2)]
+    own = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=x[i : i + 2] / 2)
+           for i in (0, 2)]  # per-sample baselines: each shard its own fingerprint
+    kept = _merged_params(shared, {"seed": 0})
+    assert kept["baseline_digest"] == shared[0].params["baseline_digest"]
+    assert "shard_params" not in kept
+    dropped = _merged_params(own, {"seed": 0})
+    assert "baseline_digest" not in dropped and "shard_params" not in dropped

@@ -252,3 +252,23 @@ def test_default_explainer_refuses_a_baseline_other_than_the_attributions():
     assert r.n_evals == 1
     # deletion keeps accepting another removal value (a different question, not a re-explanation)
     evaluate(model, x, attr, metric="deletion", baseline=0.0)
+
+
+def test_default_explainer_refuses_another_baseline_without_base_values():
+    # feature_ablation and saliency report no base_values; their params' baseline_digest
+    # still tells a re-explanation under another baseline apart (sensitivity was not 0)
+    w = np.array([[0.5, -1.0, 2.0], [1.0, 0.3, -0.2]])
+    model = lambda z: np.tanh(np.asarray(z, dtype=np.float64) @ w.T)  # noqa: E731
+    x = np.array([[2.5, 1.0, 2.2], [1.5, 2.4, 3.0]])
+    b = np.full(3, 2.0)
+    attr = tribute.explain(model, x, method="feature_ablation", baseline=b, target=0)
+    assert attr.base_values is None and isinstance(attr.params["baseline_digest"], str)
+    with pytest.raises(InputError, match="baseline_digest"):
+        evaluate(model, x, attr, metric="avg_sensitivity", radius=1e-9, n_samples=2)
+    r = evaluate(model, x, attr, metric="avg_sensitivity", radius=1e-9, n_samples=2, baseline=b)
+    np.testing.assert_allclose(r.scores, 0.0, atol=1e-6)
+    # the same baseline written another way (a scalar, -0.0) has the same digest
+    a0 = tribute.explain(model, x, method="feature_ablation", baseline=0.0, target=0)
+    a1 = tribute.explain(model, x, method="feature_ablation", baseline=np.full(3, -0.0), target=0)
+    assert a0.params["baseline_digest"] == a1.params["baseline_digest"]
+    evaluate(model, x, a1, metric="stability", seeds=(0, 1))  # default baseline 0.0: accepted

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import itertools
 import math
 import warnings
@@ -1385,6 +1386,20 @@ class FeatureGame(Game):
     def _row_weights(self, start: int, stop: int) -> torch.Tensor:
         """Background weight of each row ``start..stop-1`` (rows cycle through the set)."""
         return self.background_weights()[torch.arange(start, stop) % self.n_background]
+
+    def baseline_digest(self) -> str | None:
+        """A short fingerprint of the baselines and background weights (16 hex digits).
+
+        ``explain`` records it in ``attr.params["baseline_digest"]``; ``evaluate``'s
+        re-explaining metrics compare it with their own game's, so an attribution computed with
+        ``baseline=b`` is never compared with re-explanations under another baseline, also for
+        methods that report no ``base_values``.
+        """
+        table = self.baseline_flat().detach().to("cpu", torch.float64).contiguous() + 0.0  # -0 == 0
+        h = hashlib.sha256(repr(tuple(table.shape)).encode())
+        h.update(table.numpy().tobytes())
+        h.update(self.background_weights().detach().to(torch.float64).numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def baseline_flat(self) -> torch.Tensor:
         """Baselines ``(1 | batch | M) x D`` (background rows when a set was given)."""

@@ -357,6 +357,10 @@ class TextGame(FeatureGame):
         target, output, batch_size, progress: as for :class:`FeatureGame`.
     """
 
+    def baseline_digest(self) -> str | None:
+        """None: a text's removal is a setting of the game (``removal=``), not a baseline table."""
+        return None
+
     def __init__(
         self,
         model: ModelAdapter,

@@ -70,7 +70,7 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
         values=first.layout.to_user(values),
         stderr=None if stderr is None else first.layout.to_user(stderr),
         method=first.method,
-        params={**first.params, **_differing_params(parts, set(params)), **params},
+        params=_merged_params(parts, params),
         n_evals=max(a.n_evals for a in parts),
         n_rows=sum(a.n_rows for a in parts),
         seconds=0.0,
@@ -88,6 +88,20 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
     )
     atomic_write(out / RESULT, attribution_bytes(merged))
     return Attribution.load(out / RESULT)
+
+
+def _merged_params(parts: list[Attribution], job_params: dict[str, Any]) -> dict[str, Any]:
+    """Shard 0's params, the job's own, and ``shard_params`` for the keys shards differ on.
+
+    ``baseline_digest`` fingerprints one call's baselines: per-sample baselines give every
+    shard its own, and no shard's describes the merged rows, so it is kept only when all
+    shards agree (a shared baseline or background)."""
+    merged = {**parts[0].params, **_differing_params(parts, set(job_params) | {"baseline_digest"}),
+              **job_params}
+    digests = {a.params.get("baseline_digest") for a in parts}
+    if len(digests) > 1:
+        merged.pop("baseline_digest", None)
+    return merged
 
 
 def _differing_params(parts: list[Attribution], job_keys: set[str]) -> dict[str, Any]:

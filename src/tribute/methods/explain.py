@@ -15,7 +15,7 @@ from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of, labels_to_columns
-from ..games.features import DEFAULT_BASELINE
+from ..games.features import DEFAULT_BASELINE, FeatureGame
 from ..models import as_model
 from ..targets import TargetLike
 from .base import Method, estimate_seconds, get_method, solve_seconds
@@ -194,6 +194,9 @@ def explain(
     note = getattr(game, "background_note", None)
     if note:  # a summarised background set is stated in the result
         attr.params.setdefault("background", note)
+    digest = game.baseline_digest() if isinstance(game, FeatureGame) else None
+    if digest is not None:  # evaluate's re-explaining metrics check they use the same baselines
+        attr.params.setdefault("baseline_digest", digest)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,

@@ -237,29 +237,41 @@ def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
     for baseline 0, and a sensitivity of a deterministic method came out 8.3 instead of 0.
     Attributions that report ``base_values`` (v with every player removed, under their
     baseline) give the check for one evaluation per input: this game's ``v(empty)`` must
-    match them.
+    match them. Every attribution ``explain`` made on a feature game also records
+    ``params["baseline_digest"]``, a fingerprint of its baselines, which must equal this
+    game's (methods without ``base_values``: feature_ablation, occlusion, saliency, ...).
     """
-    if attr.base_values is None or game.kind != "feature":
+    if game.kind != "feature":
         return
-    mine = np.asarray(
-        attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
-        else attr.base_values, dtype=np.float64)
-    here = game.empty().numpy()
-    if mine.size != here.size:
-        return
-    mine = mine.reshape(here.shape)
-    scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-12)
-    bad = np.abs(mine - here) > 1e-5 * scale + 1e-9
-    if not bad.any():
-        return
-    i = int(np.flatnonzero(bad.any(axis=1))[0])
-    raise InputError(
-        f"metric {metric!r} re-explains the inputs with attr's method and this call's baseline, "
-        f"but the attribution was computed with another one: its base_values (the output with "
-        f"every player removed) is {mine[i].tolist()} for sample {i}, while with baseline=... "
-        f"as given here it is {here[i].tolist()}. Pass the baseline (or Background) the "
-        "attribution was computed with, or an explain= callable."
-    )
+    if attr.base_values is not None:
+        mine = np.asarray(
+            attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
+            else attr.base_values, dtype=np.float64)
+        here = game.empty().numpy()
+        if mine.size == here.size:
+            mine = mine.reshape(here.shape)
+            scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-12)
+            bad = np.abs(mine - here) > 1e-5 * scale + 1e-9
+            if bad.any():
+                i = int(np.flatnonzero(bad.any(axis=1))[0])
+                raise InputError(
+                    f"metric {metric!r} re-explains the inputs with attr's method and this "
+                    "call's baseline, but the attribution was computed with another one: its "
+                    f"base_values (the output with every player removed) is {mine[i].tolist()} "
+                    f"for sample {i}, while with baseline=... as given here it is "
+                    f"{here[i].tolist()}. Pass the baseline (or Background) the attribution "
+                    "was computed with, or an explain= callable."
+                )
+    recorded = attr.params.get("baseline_digest")
+    digest = getattr(game, "baseline_digest", None)
+    here_digest = digest() if callable(digest) else None
+    if isinstance(recorded, str) and here_digest is not None and recorded != here_digest:
+        raise InputError(
+            f"metric {metric!r} re-explains the inputs with attr's method and this call's "
+            "baseline, but the attribution was computed with other baselines (its "
+            f"params['baseline_digest'] is {recorded}, this call's is {here_digest}). Pass the "
+            "baseline (or Background) the attribution was computed with, or an explain= callable."
+        )
 
 
 def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) -> None:
