@@ -366,3 +366,7 @@ def test_merged_params_keep_the_baseline_digest_only_when_shards_share_it():
     assert "shard_params" not in kept
     dropped = _merged_params(own, {"seed": 0})
     assert "baseline_digest" not in dropped and "shard_params" not in dropped
+    # a shared baseline keeps its fingerprint in a shorter last shard too
+    short = [tribute.explain(f, x[i:j], method="feature_ablation", baseline=1.0)
+             for i, j in ((0, 3), (3, 4))]
+    assert _merged_params(short, {"seed": 0})["baseline_digest"] == shared[0].params["baseline_digest"]

@@ -1395,9 +1395,13 @@ class FeatureGame(Game):
         ``baseline=b`` is never compared with re-explanations under another baseline, also for
         methods that report no ``base_values``.
         """
-        table = self.baseline_flat().detach().to("cpu", torch.float64).contiguous() + 0.0  # -0 == 0
-        h = hashlib.sha256(repr(tuple(table.shape)).encode())
-        h.update(table.numpy().tobytes())
+        h = hashlib.sha256(repr(self.n_background).encode())
+        for inp in self.inputs:  # each input's own table, in its own dtype (no float64 copy)
+            base = inp.base.detach().to("cpu").contiguous()
+            if base.is_floating_point():  # (+ 0.0: -0.0 and 0.0 are the same baseline)
+                base = (base.float() if base.dtype == torch.bfloat16 else base) + 0.0
+            h.update(repr((inp.base_mode, tuple(base.shape), str(base.dtype))).encode())
+            h.update(base.numpy().tobytes())
         h.update(self.background_weights().detach().to(torch.float64).numpy().tobytes())
         return h.hexdigest()[:16]
 
