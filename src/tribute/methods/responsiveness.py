@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError, InputError
-from ..games.build import build_game
+from ..games.build import _numeric_labels, build_game, labels_to_columns
 from .analyses import register_analysis
 
 __all__ = ["Actionability", "ResponsivenessResult", "feature_responsiveness", "responsiveness_cost"]
@@ -175,8 +175,9 @@ class ResponsivenessResult:
             prediction``.
         feature_names: one name per feature (a one-hot group counts as one feature, named
             after the group).
-        current: ``batch`` predicted classes on the inputs.
-        target: ``batch`` target classes.
+        current: ``batch`` predicted classes on the inputs (output columns; the class labels
+            for a scikit-learn classifier whose ``classes_`` are numbers other than ``0..K-1``).
+        target: ``batch`` target classes (same convention as ``current``).
         n_evals: model rows evaluated (inputs plus candidate actions).
     """
 
@@ -345,7 +346,10 @@ def feature_responsiveness(
         actionability: the constraints (:class:`Actionability`); default=None (no constraint
             besides the bounds taken from ``data``).
         target: the wanted class: an int, one per input, or None (binary models: the class
-            other than the predicted one). default=None.
+            other than the predicted one). As in :func:`tribute.explain`, integers are class
+            labels for a scikit-learn classifier whose ``classes_`` are numbers other than
+            ``0..K-1`` (and a string names a label of string ``classes_``); otherwise output
+            columns. default=None.
         n_samples: actions drawn per continuous (or large integer) feature. default=100.
         max_enumerate: integer features with at most this many feasible values are enumerated
             exactly. default=64.
@@ -408,14 +412,19 @@ def feature_responsiveness(
     decision = _decide(out, game.target.model_output)
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
+    # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
+    # tribute.explain (labels_to_columns), and current / target are reported as labels
+    adapter: Any = getattr(game, "model", None)
+    labels = _numeric_labels(adapter)
     if target is None:
         if n_classes != 2:
             raise InputError(f"feature_responsiveness: the model has {n_classes} classes; pass target= "
                              "(the wanted class, one int or one per input).")
         tgt = 1 - current
     else:
-        tgt = np.broadcast_to(np.asarray(target, dtype=np.int64), (b,)).copy() if np.ndim(target) == 0 else \
-            np.asarray(target, dtype=np.int64)
+        cols = labels_to_columns(adapter, target)
+        tgt = np.broadcast_to(np.asarray(cols, dtype=np.int64), (b,)).copy() if np.ndim(cols) == 0 else \
+            np.asarray(cols, dtype=np.int64)
         if tgt.shape != (b,) or (tgt < 0).any() or (tgt >= n_classes).any():
             raise InputError(f"feature_responsiveness: target={target!r} must be a class in 0..{n_classes - 1} "
                              f"or one per input ({b}).")
@@ -444,5 +453,7 @@ def feature_responsiveness(
             else:
                 rr.append(REASON_RESPONSIVE)
         reasons.append(rr)
+    if labels is not None and labels.shape[0] == n_classes:
+        current, tgt = labels[current], labels[tgt]
     return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, [u["name"] for u in rules],
                                 current, tgt, int(allx.shape[0]))
