@@ -372,3 +372,24 @@ def test_cosine_settings_are_validated_by_name_and_plot() -> None:
     r = tribute.certified_attribution(net, x, n_samples=200, k=2)
     fig = r.plot(1, kind="cosine")
     assert len(fig.axes) == 2 and "cosine >= 0.9" in fig._suptitle.get_text()
+
+
+def test_sklearn_class_labels_are_labels_as_in_explain() -> None:
+    """classes_ = [1, 2, 3]: target=2 is label 2 (predict_proba column 1), as tribute.explain
+    reads it. Truth: occlusion of P(label 2) by hand (noise 1e-9: the smoothing is the identity)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = 1 + np.digitize(X[:, 0] + 0.5 * X[:, 1], [-0.5, 0.5])
+    clf = LogisticRegression(max_iter=2000).fit(X, y)
+    x = X[:3]
+    r = tribute.certified_attribution(clf, x, method="occlusion", k=1, n_samples=4, noise=1e-9,
+                                      baseline=0.0, output="prob", target=2)
+
+    def p2(z: np.ndarray) -> float:
+        return float(clf.predict_proba(z[None])[0, 1])  # classes_[1] == 2
+
+    truth = np.array([[p2(x[b]) - p2(np.where(np.arange(3) == i, 0.0, x[b])) for i in range(3)]
+                      for b in range(3)])
+    np.testing.assert_allclose(r.smoothed, truth, atol=1e-7)

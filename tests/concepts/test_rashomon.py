@@ -161,3 +161,24 @@ def test_bench_suite_recovers_the_planted_pair() -> None:
     assert planted["top_pair_fraction"] == 1.0 and planted["n_models"] >= 1
     assert additive["max_abs_fis_over_main"] < 0.3  # tiny: 200 points, 3 permutations
     assert "(x0,x1) top in 100% of models" in format_rashomon_results(rows)
+
+
+def test_cross_entropy_reads_predict_proba_by_classes_labels() -> None:
+    """classes_ = [0, 2, 3] (columns 0, 1, 2): label 2 is column 1, not column 2 (p(class 3)).
+    Truth: the mean of -log p(label) read through classes_ by hand."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.where(X[:, 0] > 0.5, 3, np.where(X[:, 0] < -0.5, 0, 2)).astype(np.int64)
+    Xe = rng.normal(size=(200, 3))
+    ye = np.where(Xe[:, 0] > 0, 2, 0).astype(np.int64)  # the eval labels hold 0 and 2 only
+
+    def fit(X: np.ndarray, y: np.ndarray, *, seed: int) -> Any:
+        return LogisticRegression(max_iter=2000).fit(X, y)
+
+    r = rashomon_interactions(X, y, fit=fit, n_candidates=1, X_eval=Xe, y_eval=ye, n_repeats=1)
+    model = fit(X, y, seed=0)
+    col = {int(c): k for k, c in enumerate(model.classes_)}
+    p = model.predict_proba(Xe)[np.arange(len(ye)), [col[int(v)] for v in ye]]
+    assert r.candidate_losses[0] == pytest.approx(float(-np.log(np.clip(p, 1e-12, None)).mean()), rel=1e-10)

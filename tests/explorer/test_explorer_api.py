@@ -592,3 +592,41 @@ def test_job_progress_reads_each_field_once() -> None:
     assert job.fraction == 0.25
     Racy.reads = 0
     assert job.public(with_result=False)["progress"] == 0.25
+
+
+SK_FACTORY = '''
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+def make():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 3, size=(300, 2))
+    return LogisticRegression(C=100, max_iter=5000).fit(X, 1 + np.digitize(X[:, 0], [1.0, 2.0]))
+'''
+
+
+def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
+    """classes_ = [1, 2, 3]: the page names column j by classes_[j] (the model's own predict)."""
+    pytest.importorskip("sklearn")
+    import importlib.util
+
+    (tmp_path / "skfactory.py").write_text(SK_FACTORY)
+    spec = importlib.util.spec_from_file_location("skfactory_ref", tmp_path / "skfactory.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clf = mod.make()
+    X = np.array([[0.5, 1.0], [1.5, 2.0], [2.5, 0.3]])
+    (tmp_path / "X.csv").write_text("a,b\n" + "\n".join(f"{r[0]},{r[1]}" for r in X))
+    pytest.importorskip("pandas")
+    cfg = build_config(model=f"{tmp_path / 'skfactory.py'}:make", data=str(tmp_path / "X.csv"))
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        assert c.get("/api/subjects/model").json()["class_names"] == ["1", "2", "3"]
+        for i in range(3):
+            truth = str(clf.predict(X[i : i + 1])[0])
+            assert c.get(f"/api/subjects/model/inputs/{i}").json()["prediction"]["name"] == truth
+            job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "model", "index": i,
+                                                     "method": "exact_shapley"}).json())
+            assert job["status"] == "done", job
+            assert job["result"]["target"] == f"class {truth}"

@@ -402,7 +402,13 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
                              f"{arr.dtype}; the explorer shows images (N x C x H x W or "
                              "N x H x W), token ids (N x tokens) and tables (N x features).")
         out = _probe(m, inputs[:2])
-        classes = [str(i) for i in range(out)] if out > 1 else None
+        # a classifier's columns are its classes_ (labels such as 1, 2, 3 or "no", "yes"):
+        # name them so, or column 0 of a model predicting label 1 is shown as class "0"
+        fitted = getattr(m, "classes_", None) if not isinstance(m, torch.nn.Module) else None
+        if fitted is not None and np.ndim(fitted) == 1 and len(fitted) == out:
+            classes: list[str] | None = [str(c) for c in np.asarray(fitted).tolist()]
+        else:
+            classes = [str(i) for i in range(out)] if out > 1 else None
         tokens = [[str(int(t)) for t in r] for r in arr] if kind == "text" else None
         baseline: Any = 0.0
         if kind == "tabular":

@@ -235,6 +235,19 @@ def _predict(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
     if classification:
         if hasattr(model, "predict_proba"):
             pr = np.asarray(model.predict_proba(X), dtype=np.float64)
+            classes = getattr(model, "classes_", None)
+            if classes is not None:
+                # predict_proba's columns follow classes_ (labels such as 0, 2, 3): put each in
+                # the column of its label, so that the loss reads p(label); unseen labels get 0
+                lab = np.asarray(classes)
+                if lab.dtype.kind not in "iubf" or lab.shape != (pr.shape[1],) or (lab < 0).any() \
+                        or not np.array_equal(lab, np.round(lab)):
+                    raise InputError(f"rashomon_interactions: the classifier's classes_ {lab.tolist()[:20]} "
+                                     "must be non-negative integer labels, one per predict_proba column.")
+                if not np.array_equal(lab, np.arange(pr.shape[1])):
+                    full = np.zeros((pr.shape[0], int(lab.max()) + 1))
+                    full[:, lab.astype(np.int64)] = pr
+                    pr = full
             return np.log(np.clip(pr, 1e-12, None))
         if not callable(model):
             raise InputError(f"rashomon_interactions: a classifier needs predict_proba or logits; "

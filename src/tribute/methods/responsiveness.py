@@ -20,8 +20,9 @@ action); for integer features the integers in it.
 
 Estimation: an integer feature with at most ``max_enumerate`` feasible values is enumerated
 exactly (``stderr = 0``); otherwise ``n_samples`` values are drawn uniformly (seeded local
-generator) and the score is the fraction that attains the target, with the binomial standard
-error ``sqrt(s (1 - s) / n)``. All candidate rows (and the inputs themselves, for the current
+generator) and the score is the fraction that attains the target, with a binomial standard
+error that keeps the Wilson score interval within ``score +- 2 stderr`` (never 0 for a sampled
+feature; ``sqrt(s (1 - s) / n)`` for large ``n``). All candidate rows (and the inputs themselves, for the current
 decision) go through one feature game, so the engine batches them and counts every row.
 
 Decision: the predicted class is the arg-max of the model's output columns; for a single
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError, InputError
-from ..games.build import build_game
+from ..games.build import _numeric_labels, build_game, labels_to_columns
 from .analyses import register_analysis
 
 __all__ = ["Actionability", "ResponsivenessResult", "feature_responsiveness", "responsiveness_cost"]
@@ -166,7 +167,8 @@ class ResponsivenessResult:
     Attributes:
         scores: ``batch x features`` probabilities in [0, 1] (NaN for inputs that already have
             the target prediction).
-        stderr: ``batch x features`` binomial standard errors (0 when enumerated exactly).
+        stderr: ``batch x features`` binomial standard errors, Wilson-based (0 when enumerated
+            exactly).
         feasible: ``batch x features``: the feature has at least one feasible action.
         exact: ``batch x features``: the action set was enumerated (no sampling).
         n_actions: ``batch x features`` actions evaluated (enumerated or sampled).
@@ -175,8 +177,9 @@ class ResponsivenessResult:
             prediction``.
         feature_names: one name per feature (a one-hot group counts as one feature, named
             after the group).
-        current: ``batch`` predicted classes on the inputs.
-        target: ``batch`` target classes.
+        current: ``batch`` predicted classes on the inputs (output columns; the class labels
+            for a scikit-learn classifier whose ``classes_`` are numbers other than ``0..K-1``).
+        target: ``batch`` target classes (same convention as ``current``).
         n_evals: model rows evaluated (inputs plus candidate actions).
     """
 
@@ -312,6 +315,19 @@ def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tupl
     return x, names, data_arr
 
 
+def _wilson_stderr(s: float, n: int) -> float:
+    """Standard error of a sampled share ``s`` of ``n`` draws such that ``s +- 2 stderr`` holds
+    the Wilson score interval at ``z = 2`` (Wilson 1927): the larger distance from ``s`` to its
+    ends, over 2. The plain ``sqrt(s (1 - s) / n)`` is 0 when no (or every) sampled action
+    attains the target and covers a small score far less than 95% of the time (0.79 at a true
+    score of 0.03 with 100 draws); this one is positive and tends to it as ``n`` grows.
+    """
+    z2 = 4.0
+    centre = (s + z2 / (2.0 * n)) / (1.0 + z2 / n)
+    half = 2.0 / (1.0 + z2 / n) * math.sqrt(s * (1.0 - s) / n + z2 / (4.0 * n * n))
+    return max(s - (centre - half), centre + half - s) / 2.0
+
+
 def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
     o = out.detach().double().cpu()
     if o.ndim == 2 and o.shape[1] >= 2:
@@ -345,7 +361,10 @@ def feature_responsiveness(
         actionability: the constraints (:class:`Actionability`); default=None (no constraint
             besides the bounds taken from ``data``).
         target: the wanted class: an int, one per input, or None (binary models: the class
-            other than the predicted one). default=None.
+            other than the predicted one). As in :func:`tribute.explain`, integers are class
+            labels for a scikit-learn classifier whose ``classes_`` are numbers other than
+            ``0..K-1`` (and a string names a label of string ``classes_``); otherwise output
+            columns. default=None.
         n_samples: actions drawn per continuous (or large integer) feature. default=100.
         max_enumerate: integer features with at most this many feasible values are enumerated
             exactly. default=64.
@@ -408,14 +427,19 @@ def feature_responsiveness(
     decision = _decide(out, game.target.model_output)
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
+    # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
+    # tribute.explain (labels_to_columns), and current / target are reported as labels
+    adapter: Any = getattr(game, "model", None)
+    labels = _numeric_labels(adapter)
     if target is None:
         if n_classes != 2:
             raise InputError(f"feature_responsiveness: the model has {n_classes} classes; pass target= "
                              "(the wanted class, one int or one per input).")
         tgt = 1 - current
     else:
-        tgt = np.broadcast_to(np.asarray(target, dtype=np.int64), (b,)).copy() if np.ndim(target) == 0 else \
-            np.asarray(target, dtype=np.int64)
+        cols = labels_to_columns(adapter, target)
+        tgt = np.broadcast_to(np.asarray(cols, dtype=np.int64), (b,)).copy() if np.ndim(cols) == 0 else \
+            np.asarray(cols, dtype=np.int64)
         if tgt.shape != (b,) or (tgt < 0).any() or (tgt >= n_classes).any():
             raise InputError(f"feature_responsiveness: target={target!r} must be a class in 0..{n_classes - 1} "
                              f"or one per input ({b}).")
@@ -431,7 +455,7 @@ def feature_responsiveness(
             pos += n
             s = float(hit.mean()) if n else 0.0
             scores[i, j] = s
-            stderr[i, j] = 0.0 if exact[i, j] or n == 0 else math.sqrt(s * (1.0 - s) / n)
+            stderr[i, j] = 0.0 if exact[i, j] or n == 0 else _wilson_stderr(s, n)
             if current[i] == tgt[i]:
                 rr.append(REASON_ALREADY)
                 scores[i, j], stderr[i, j] = np.nan, np.nan
@@ -444,5 +468,7 @@ def feature_responsiveness(
             else:
                 rr.append(REASON_RESPONSIVE)
         reasons.append(rr)
+    if labels is not None and labels.shape[0] == n_classes:
+        current, tgt = labels[current], labels[tgt]
     return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, [u["name"] for u in rules],
                                 current, tgt, int(allx.shape[0]))
