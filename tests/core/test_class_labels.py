@@ -69,3 +69,18 @@ def test_zero_based_and_string_classes_keep_indices(iris):
     np.testing.assert_allclose(np.asarray(by_label.full_values), np.asarray(by_index.full_values))
     with pytest.raises(InputError, match="not one of the classifier's classes_"):
         tribute.explain(s, x[:3], target="rose", **kw)
+
+
+def test_public_build_game_reads_labels_as_explain_does() -> None:
+    # tribute.build_game(clf, x, target=2) was P(label 3) (column 2) where explain reads label 2
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    clf = LogisticRegression(max_iter=500).fit(X, y + 1)  # classes_ = [1, 2, 3]
+    game = tribute.build_game(clf, X[:3], target=2, output="prob", baseline=0.0)
+    np.testing.assert_allclose(game.full().numpy().ravel(), clf.predict_proba(X[:3])[:, 1])
+    attr = tribute.explain(clf, X[:3], method="feature_ablation", target=2, output="prob",
+                           baseline=0.0)
+    np.testing.assert_array_equal(np.asarray(attr.targets).ravel(), [1, 1, 1])

@@ -177,10 +177,9 @@ def _user_case(args: argparse.Namespace) -> Any:
     import numpy as np
     import torch
 
-    from ..api import build_game
     from ..cli import _parse_baseline, _parse_groups, load_data, parse_feature_names, prepare
     from ..errors import InputError
-    from ..games.build import labels_to_columns
+    from ..games.build import build_game, labels_to_columns
     from ..models import as_model
     from .suites import Case
 

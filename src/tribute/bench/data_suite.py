@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import build_game, explain
+from ..api import explain
 from ..errors import InputError
+from ..games.build import build_game
 from ..metrics import linear_score, loo_correlation, mislabel_auc
 
 __all__ = ["DATA_CASES", "OPTIONAL_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",

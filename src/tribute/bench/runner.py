@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import build_game, explain
+from ..api import explain
 from ..attribution import Attribution
 from ..engine import fixed_batch_size
 from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
+from ..games.build import build_game
 from ..methods.base import get_method, registry
 from ..metrics.api import columns_to_labels
 from ..metrics.base import Metric, get_metric
