@@ -21,7 +21,7 @@ from ..targets import TargetLike
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame
 
-__all__ = ["PlayerSet", "build_game", "framework_of", "labels_to_columns"]
+__all__ = ["PlayerSet", "build_game", "framework_of", "labels_to_columns", "numeric_labels"]
 
 
 @runtime_checkable
@@ -111,7 +111,7 @@ def build_game(
     )
 
 
-def _numeric_labels(adapter: ModelAdapter) -> np.ndarray | None:
+def numeric_labels(adapter: ModelAdapter) -> np.ndarray | None:
     """The classifier's ``classes_`` when they are numbers other than ``0..K-1`` (then an
     integer target is a class label, not a column index); None otherwise."""
     if getattr(adapter, "kind", None) not in ("predict_proba", "decision_function"):
@@ -158,7 +158,7 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
                 f"target={target!r} is not one of the classifier's classes_ "
                 f"{labels.tolist()[:20]}; pass a class label, 'predicted' or None.")
         return int(hits[0])
-    numeric = _numeric_labels(adapter)
+    numeric = numeric_labels(adapter)
     if numeric is None:
         return target
 

@@ -12,7 +12,8 @@ Choices made here (each tested in ``tests/concepts/test_dhondt.py``):
   pushes the output down is as *important* as one that pushes it up. ``credit="positive"``
   uses the positive part ``max(credit, 0)``: only features that raise the output win seats.
   For an attribution with several samples the votes are the mean over samples of the
-  per-sample votes (mean ``|credit|`` or mean positive part).
+  per-sample votes (mean ``|credit|`` or mean positive part); with several targets, the mean
+  over samples and targets.
 - **Threshold.** A list (a feature, or an alliance) whose share of all votes is strictly
   below ``threshold`` wins no seat; its votes are not redistributed (as in an election).
 - **Alliances.** ``alliances={"name": [features...]}`` pools its members' votes into one list
@@ -48,11 +49,13 @@ class DhondtResult:
 
     Attributes:
         seats: feature name -> seats won (every feature, in input order; 0 when none).
-        votes: feature name -> votes (``|credit|`` or positive part, averaged over samples).
+        votes: feature name -> votes (``|credit|`` or positive part, averaged over samples
+            and targets).
         list_seats: list name -> seats (alliances pooled; other features under their own name).
         list_votes: list name -> pooled votes.
         excluded: lists below the threshold (they won no seat).
-        total_seats: the parliament's size.
+        total_seats: the seats allocated: the parliament's size, or 0 when no list has
+            votes (every credit 0).
         alliances: alliance name -> member feature names.
     """
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError, InputError
-from ..games.build import _numeric_labels, build_game, labels_to_columns
+from ..games.build import build_game, labels_to_columns, numeric_labels
 from .analyses import register_analysis
 
 __all__ = ["Actionability", "ResponsivenessResult", "feature_responsiveness", "responsiveness_cost"]
@@ -430,7 +430,7 @@ def feature_responsiveness(
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
     # tribute.explain (labels_to_columns), and current / target are reported as labels
     adapter: Any = getattr(game, "model", None)
-    labels = _numeric_labels(adapter)
+    labels = numeric_labels(adapter)
     if target is None:
         if n_classes != 2:
             raise InputError(f"feature_responsiveness: the model has {n_classes} classes; pass target= "
