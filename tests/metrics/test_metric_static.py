@@ -161,3 +161,16 @@ def test_public_metrics_is_a_plain_function():
 
     assert callable(tribute.metrics) and not isinstance(tribute.metrics, type(tribute))
     assert tribute.metrics() == metrics() and deletion is get_metric("deletion")
+
+
+def test_ci95_uses_students_t_for_few_samples():
+    import scipy.stats
+
+    from tribute.metrics.base import MetricResult
+
+    r = MetricResult("deletion", np.array([0.1, 0.4, 0.2, 0.5, 0.3]), 0.3, 0.0707, 5, False)
+    lo, hi = r.ci95
+    q = scipy.stats.t.ppf(0.975, 4)  # 2.78: the normal 1.96 covered ~0.88 at 5 samples
+    np.testing.assert_allclose([lo, hi], [0.3 - q * 0.0707, 0.3 + q * 0.0707])
+    one = MetricResult("deletion", np.array([0.1]), 0.1, float("nan"), 1, False)
+    assert all(np.isnan(one.ci95))

@@ -110,8 +110,15 @@ class MetricResult:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """Normal-approximation 95% confidence interval of ``mean`` (see ``stderr``)."""
-        return (self.mean - 1.96 * self.stderr, self.mean + 1.96 * self.stderr)
+        """95% confidence interval of ``mean``: ``mean +- t * stderr`` with Student's ``t``
+        quantile for ``n - 1`` degrees of freedom (2.78 at 5 samples, 2.26 at 10, 1.98 at 100;
+        the normal 1.96 undercovered with few samples). NaN with fewer than two samples."""
+        if self.n < 2:
+            return (float("nan"), float("nan"))
+        from scipy.stats import t as student_t
+
+        q = float(student_t.ppf(0.975, self.n - 1))
+        return (self.mean - q * self.stderr, self.mean + q * self.stderr)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (arrays become lists)."""
