@@ -161,8 +161,13 @@ to choose it on), ``tau = 1`` within 1% everywhere; neither brings a cell to hal
 anchor (breast-cancer logit at 512: 0.573 -> 0.511), so neither was kept; an ARD NNGP family
 (first-layer variances ~ ``|phi_j / (x_j - b_j)|^p``, ``p`` = 1, 2, fitted from the product
 kernels' values) was x0.96-1.02 on wine, diabetes and tanh16 but x1.05-1.09 on mlp20 at 128.
-The standard errors there are about twice the error (root mean square of error / stderr
-0.45-0.73; 99-100% within 2 sd).
+The design, real calls: a candidate pool of 32 instead of 16 per pair gained x0.945 / 0.99 on
+mlp20 at 512 / 256 but cost x1.10-1.12 on tanh16 and x1.095 on wine at 256, and on the
+breast-cancer logit (30 players) x1.08 at 256 and x1.20 at 512, where the greedy's larger
+price made the cost rule leave the NNGP member out; the design prior's ``Lambda`` at 3 or 12
+instead of 6 was x0.90 / 1.02 on mlp20 at 512 and x1.09 / 1.04 at 256. The standard errors
+there are about twice the error (root mean square of error / stderr 0.45-0.73; 99-100% within
+2 sd).
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
