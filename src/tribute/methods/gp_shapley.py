@@ -145,6 +145,30 @@ tanh16@64 x0.94, mlp20@64 x0.92, mlp20@128 x0.86 (an eighth instead of a quarter
 0.91, 0.91, 0.87; three eighths: 0.95, 0.94, 0.89, -, -). Figures in GPShapley's
 ``singletons_after``.
 
+The cells at 256-512 evaluations (fifth round, diagnosis only; mlp20 logit and breast-cancer
+MLP logit, 6-13 and 4-8.5 pairs per player, 10 points x 2 seeds, each fit replayed on the pairs
+of real calls): the error is not the prior's shrinkage of main effects (slope of the estimate on
+the truth 0.99-1.04 per point; 2-7% of the squared error lies along the truth) and sits on the
+small players (the three largest carry 4-16% of it against 53-79% of the squared truth). On
+mlp20 it is the design's variance (the two seeds' error vectors correlate at 0.17 and -0.07 per
+point); on the breast-cancer logit about 40% of it is common to both seeds (0.34 and 0.47), a
+bias of the prior. The NNGP member carries the average there (without it x1.06-1.22), so the
+product kernels' grid barely counts: ``Lambda`` up to 24 or 48 and ARD factors 0.25-4 moved
+the errors by at most 2% (x0.98 on the breast-cancer logit at 512); ``tau = 100`` added to the
+isotropic grid gained x0.96 and x0.89 on the breast-cancer logit at 256 and 512 (a held-out
+game, seen first) and nothing on the tuning games (x1.000 on all 9 cells at 128-512: no signal
+to choose it on), ``tau = 1`` within 1% everywhere; neither brings a cell to half the best
+anchor (breast-cancer logit at 512: 0.573 -> 0.511), so neither was kept; an ARD NNGP family
+(first-layer variances ~ ``|phi_j / (x_j - b_j)|^p``, ``p`` = 1, 2, fitted from the product
+kernels' values) was x0.96-1.02 on wine, diabetes and tanh16 but x1.05-1.09 on mlp20 at 128.
+The design, real calls: a candidate pool of 32 instead of 16 per pair gained x0.945 / 0.99 on
+mlp20 at 512 / 256 but cost x1.10-1.12 on tanh16 and x1.095 on wine at 256, and on the
+breast-cancer logit (30 players) x1.08 at 256 and x1.20 at 512, where the greedy's larger
+price made the cost rule leave the NNGP member out; the design prior's ``Lambda`` at 3 or 12
+instead of 6 was x0.90 / 1.02 on mlp20 at 512 and x1.09 / 1.04 at 256. The standard errors
+there are about twice the error (root mean square of error / stderr 0.45-0.73; 99-100% within
+2 sd).
+
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
 variance built on it is too small when ``K`` is small: under a scale-invariant prior on the
