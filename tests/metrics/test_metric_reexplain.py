@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -230,14 +232,21 @@ def test_reexplaining_metrics_keep_the_class_of_a_labelled_classifier():
         np.testing.assert_allclose(r.scores, expected, atol=1e-12)
 
 
+def _tanh_case() -> tuple[np.ndarray, Any, np.ndarray, np.ndarray]:
+    """A 2-output tanh model of 3 features, two inputs and the baseline 2 (not evaluate's 0)."""
+    w = np.array([[0.5, -1.0, 2.0], [1.0, 0.3, -0.2]])
+
+    def model(z: Any) -> np.ndarray:
+        return np.asarray(np.tanh(np.asarray(z, dtype=np.float64) @ w.T))
+
+    return w, model, np.array([[2.5, 1.0, 2.2], [1.5, 2.4, 3.0]]), np.full(3, 2.0)
+
+
 def test_default_explainer_refuses_a_baseline_other_than_the_attributions():
     # the default explain callable re-runs the method with evaluate's baseline (0.0 unless
     # given): an exact_shapley attribution for baseline 2 was compared with explanations for
     # baseline 0 and a deterministic method's sensitivity came out 3.8-10.7 instead of 0
-    w = np.array([[0.5, -1.0, 2.0], [1.0, 0.3, -0.2]])
-    model = lambda z: np.tanh(np.asarray(z, dtype=np.float64) @ w.T)  # noqa: E731
-    x = np.array([[2.5, 1.0, 2.2], [1.5, 2.4, 3.0]])
-    b = np.full(3, 2.0)
+    w, model, x, b = _tanh_case()
     attr = tribute.explain(model, x, method="exact_shapley", baseline=b, target=0)
     assert attr.base_values is not None
     np.testing.assert_allclose(np.asarray(attr.base_values), np.tanh(b @ w[0]), atol=1e-12)
@@ -257,10 +266,7 @@ def test_default_explainer_refuses_a_baseline_other_than_the_attributions():
 def test_default_explainer_refuses_another_baseline_without_base_values():
     # feature_ablation and saliency report no base_values; their params' baseline_digest
     # still tells a re-explanation under another baseline apart (sensitivity was not 0)
-    w = np.array([[0.5, -1.0, 2.0], [1.0, 0.3, -0.2]])
-    model = lambda z: np.tanh(np.asarray(z, dtype=np.float64) @ w.T)  # noqa: E731
-    x = np.array([[2.5, 1.0, 2.2], [1.5, 2.4, 3.0]])
-    b = np.full(3, 2.0)
+    _, model, x, b = _tanh_case()
     attr = tribute.explain(model, x, method="feature_ablation", baseline=b, target=0)
     assert attr.base_values is None and isinstance(attr.params["baseline_digest"], str)
     with pytest.raises(InputError, match="baseline_digest"):
