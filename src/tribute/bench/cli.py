@@ -179,7 +179,7 @@ def _user_case(args: argparse.Namespace) -> Any:
 
     from ..cli import _parse_baseline, _parse_groups, load_data, parse_feature_names, prepare
     from ..errors import InputError
-    from ..games.build import build_game, labels_to_columns
+    from ..games.build import build_game
     from ..models import as_model
     from .suites import Case
 
@@ -214,8 +214,7 @@ def _user_case(args: argparse.Namespace) -> Any:
             target = int(target)
         except ValueError:
             raise InputError(f"--target {args.target!r} must be 'predicted' or an int.") from None
-    target = labels_to_columns(adapter, target)  # --target 2 is label 2, as in tribute explain
-    with adapter.session():
+    with adapter.session():  # --target 2 is label 2, as in tribute explain (build_game)
         game = build_game(adapter, inputs, target=target, baseline=baseline, groups=groups,
                           progress=False)
         ref = game.reference_output  # type: ignore[attr-defined]

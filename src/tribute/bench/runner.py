@@ -310,7 +310,7 @@ def _plan(case: Case, name: str) -> _Plan:
         want = int(case.method_params[name]["budget"])
     adapter = as_model(m, _framework(x))
     with adapter.session():
-        game = build_game(adapter, x, target=case.target, baseline=base, groups=groups,
+        game = build_game(adapter, x, target=case.target, labels=False, baseline=base, groups=groups,
                           progress=False)
         need = cls().min_budget(game)
     return _Plan(max(want, int(need)), view)
@@ -446,7 +446,7 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
     out: list[Score] = []
     adapter = as_model(case.model, _framework(case.inputs))
     with adapter.session():
-        game = build_game(adapter, case.inputs, target=case.target, baseline=case.baseline,
+        game = build_game(adapter, case.inputs, target=case.target, labels=False, baseline=case.baseline,
                           groups=case.groups, progress=progress)
         expected = (game.n_samples, game.n_targets, game.n_players)
         for run in runs:

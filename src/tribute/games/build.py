@@ -58,9 +58,16 @@ def build_game(
     pair: str | None = None,
     include_special: bool = False,
     max_length: int | None = None,
+    labels: bool = True,
     **settings: Any,
 ) -> Game:
     """Build the game :func:`explain` would explain (useful for metrics and custom methods).
+
+    ``target`` is read as :func:`explain` reads it: for a scikit-learn classifier whose numeric
+    ``classes_`` are not ``0..K-1``, integer targets are class labels (``target=2`` is the
+    class labelled 2, not column 2; :func:`labels_to_columns`), and the game's targets are
+    output columns. ``labels=False`` takes integer targets as columns already (callers that
+    hold resolved columns, e.g. an attribution's ``targets``).
 
     Must be called inside ``adapter.session()`` when the caller wants the model restored; the
     public functions do that for you. ``allow_missing`` lets NaN through in feature inputs and
@@ -71,6 +78,8 @@ def build_game(
     """
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
+    if labels and players is None:
+        target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     if tokenizer is not None or _is_text(inputs):
         return _text_game(adapter, inputs, tokenizer=tokenizer, players=players, removal=removal,
                           pair=pair, include_special=include_special, max_length=max_length,

@@ -103,9 +103,8 @@ import torch
 from scipy import special, stats
 
 from ..errors import InputError
-from ..games.build import build_game, framework_of, labels_to_columns
+from ..games.build import build_game
 from ..games.features import FeatureGame
-from ..models import as_model
 from .analyses import register_analysis
 from .base import get_method
 from .noise import noisy_view
@@ -403,10 +402,8 @@ def certified_attribution(
         raise InputError(f"certified_attribution: method_params has unknown parameter(s) {sorted(unknown)} "
                          f"for method={method!r}; its parameters are {sorted(cls.defaults()) or 'none'}.")
     base = cls(**params)
-    if target is not None and not isinstance(model, torch.nn.Module):
-        # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label,
-        # as in tribute.explain (labels_to_columns), not a column index
-        target = labels_to_columns(as_model(model, framework_of(inputs), model_output), target)
+    # build_game reads an int target of a classifier fitted on labels such as 1, 2, 3 as a
+    # class label, as tribute.explain does
     game = build_game(model, inputs, target=target, baseline=baseline, groups=groups, output=output,
                       feature_names=feature_names, model_output=model_output, batch_size=batch_size)
     if not isinstance(game, FeatureGame):

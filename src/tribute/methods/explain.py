@@ -14,7 +14,7 @@ from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import InputError
-from ..games.build import PlayerSet, build_game, framework_of, labels_to_columns
+from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, FeatureGame
 from ..models import as_model
 from ..targets import TargetLike
@@ -163,8 +163,6 @@ def explain(
         raise InputError("removal= and pair= apply to texts; pass texts with tokenizer=...")
     cap = resolve_max_memory(max_memory)
     t0 = time.perf_counter()
-    if players is None:
-        target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     with adapter.session(), progress_scope(0, cls.name, progress) as bar:
         game = build_game(
             adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,

@@ -424,7 +424,7 @@ def evaluate(
                                                         ("pair", pair)) if v is not None}
     t0 = time.perf_counter()
     with adapter.session():
-        game = build_game(adapter, inputs, target=use_target, baseline=game_base,
+        game = build_game(adapter, inputs, target=use_target, baseline=game_base, labels=False,
                           groups=use_groups, output=use_output, players=players,
                           forward_args=forward_args, forward_kwargs=forward_kwargs,
                           batch_size=batch_size, progress=progress,
