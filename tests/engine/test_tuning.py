@@ -133,13 +133,20 @@ class _Curve(torch.nn.Module):
 
 
 def test_engine_tunes_to_the_models_best_size_and_caches_it():
-    clear_tuners()
-    model = _Curve()
     x = torch.randn(2, 5, dtype=torch.float64)
-    game = FeatureGame(as_model(model, "torch"), x, target=0)
     masks = (torch.rand(800, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
-    v = game.value(masks)
-    tuned = game.engine.tuner(game.row_bytes, False)
+    # the model's cost is time.sleep: once in a fresh-clone CI run a 32-row pass was timed at
+    # 2.3 ms for a 7.2 ms sleep (14,117 rows/s), the search skipped ahead to 2,048 and ran out
+    # of rows before confirming (best None). Such a call is run again (at most 3 times); a
+    # tuner that never settles, or settles elsewhere, still fails below.
+    for _ in range(3):
+        clear_tuners()
+        model = _Curve()
+        game = FeatureGame(as_model(model, "torch"), x, target=0)
+        v = game.value(masks)
+        tuned = game.engine.tuner(game.row_bytes, False)
+        if tuned.best is not None:
+            break
     # nominal rates 16: 2,857, 32: 4,444, 64: 6,154, 128: 2,623 rows/s; each size is timed on
     # one pass, and one sleep stretched by ~5 ms (seen in a CI run: 64 rows at 4,125/s) can put
     # 32 ahead of 64 — the sizes past the sweet spot and below it must still lose
