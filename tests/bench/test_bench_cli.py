@@ -208,6 +208,24 @@ def test_recommend_keeps_the_better_method_when_not_tied() -> None:
     assert "cheaper among ties" not in "\n".join(why)
 
 
+def test_paired_tie_uses_students_t_for_the_few_samples_of_a_case() -> None:
+    # 8 paired differences with mean / stderr = 2.1: above the normal 1.96, inside Student's
+    # t with 7 degrees of freedom (2.36); 1.96 called such a gap real
+    from tribute.bench.leaderboard import paired_tie
+    from tribute.bench.runner import BenchResult, Score
+
+    d = np.array([-1.0, 1, -1, 1, -1, 1, -1, 1])
+    d = d / (d.std(ddof=1) / np.sqrt(d.size))  # stderr of the mean: 1
+    base = np.linspace(0.0, 1.0, 8)
+    for gap, tied in ((2.1, True), (2.5, False)):
+        a, b = base + d + gap, base
+        scores = [Score("c", m, "up", "ok", mean=float(v.mean()), stderr=0.0, n=8,
+                        higher_is_better=True, scores=v) for m, v in (("a", a), ("b", b))]
+        res = BenchResult("t", 0, ["a", "b"], ["up"], [], [], scores,
+                          {"up": {"higher_is_better": True}}, {})
+        assert paired_tie(res, "c", "a", "b", "up") is tied, gap
+
+
 LABELLED_PY = '''
 import numpy as np
 

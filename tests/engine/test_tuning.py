@@ -506,7 +506,7 @@ def test_scheduler_free_clock_reads_a_consistent_pair_across_a_preemption(monkey
         pytest.skip("no /proc/thread-self/schedstat here")
     walls = iter([0.0, 0.007, 0.012])  # start; end (then preempted for 5 ms); end, again
     delays = iter([0, 0, 0, 0, 5_000_000, 5_000_000, 5_000_000])
-    monkeypatch.setattr(tuning.time, "perf_counter", lambda: next(walls))
+    monkeypatch.setattr(time, "perf_counter", lambda: next(walls))
     monkeypatch.setattr(clock, "_run_delay", lambda: next(delays))
     try:
         t0 = clock.now()

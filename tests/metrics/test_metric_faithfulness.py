@@ -118,6 +118,42 @@ def test_linear_score_matches_reference_on_any_game():
     se_draws = np.sqrt(9 / 10 * np.sum((np.array(thetas) - np.mean(thetas)) ** 2))
     assert res.extra["stderr_draws"] == pytest.approx(se_draws, rel=1e-10)
     assert res.stderr == pytest.approx(np.hypot(se_samples, se_draws), rel=1e-10)
+    # the interval's degrees of freedom: Welch-Satterthwaite over the two parts (b - 1 = 2 for
+    # the samples, 10 - 1 = 9 for the jackknife)
+    a, d = se_samples**2, se_draws**2
+    dof = (a + d) ** 2 / (a**2 / (b - 1) + d**2 / 9)
+    assert res.extra["dof"] == pytest.approx(dof, rel=1e-10)
+    q = scipy.stats.t.ppf(0.975, dof)
+    np.testing.assert_allclose(res.ci95, [res.mean - q * res.stderr, res.mean + q * res.stderr])
+
+
+def test_few_shared_draws_that_all_agree_give_no_standard_error():
+    # exact credits of a linear game rank every coalition right: every draw scores 1.0. Five
+    # draws that agree say nothing about the draws' noise (on a tanh network with expectation
+    # 0.93, 5 subsets gave all-1.0 in 28% of runs, and a stderr of 0 that never covered it)
+    n, b = 6, 4
+    coef = torch.tensor([[1.0, -2, 3, 0.5, 4, 1]] * b, dtype=torch.float64) * torch.arange(
+        1, b + 1, dtype=torch.float64)[:, None]
+
+    def fn(m):
+        return (m * coef[:, None, :]).sum(-1)
+
+    game = TableGame(fn, n, b, kind="feature")
+    attr = table_attr(game, coef.numpy())
+    with pytest.warns(tribute.StderrWarning, match="n_subsets=5.*raise n_subsets"):
+        few = linear_score(game, attr, alpha=0.5, n_subsets=5, seed=0)
+    np.testing.assert_allclose(few.scores, 1.0)
+    assert np.isnan(few.stderr) and all(np.isnan(few.ci95))
+    assert few.extra["stderr_samples"] == 0.0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tribute.StderrWarning)
+        many = linear_score(game, attr, alpha=0.5, n_subsets=30, seed=0)
+    assert many.stderr == 0.0 and many.mean == 1.0
+    with pytest.warns(tribute.StderrWarning, match="n_perturbations=1: one shared random draw"):
+        one = infidelity(game, attr, n_perturbations=1, seed=0)
+    assert np.isnan(one.stderr)
 
 
 def test_faithfulness_correlation_matches_reference():

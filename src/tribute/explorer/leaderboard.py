@@ -1,8 +1,10 @@
 """Leaderboards from ``tribute bench`` result folders (``results.json``), read as plain JSON.
 
-Each score becomes a row with its mean, standard error and 95% interval (``mean ± 1.96 se``,
-the interval the bench's report prints) and its rank among the methods of its (case, metric)
-pair in the metric's direction (1 = best; tied means share the smaller rank).
+Each score becomes a row with its mean, standard error and 95% interval (``mean ± t se``
+with Student's ``t`` for its ``n - 1`` degrees of freedom, as
+:attr:`tribute.metrics.MetricResult.ci95`; 1.96 where ``n`` is not recorded) and its rank
+among the methods of its (case, metric) pair in the metric's direction (1 = best; tied
+means share the smaller rank).
 """
 
 from __future__ import annotations
@@ -77,6 +79,15 @@ def load_leaderboard(root: Path) -> dict[str, Any]:
     return {"runs": runs}
 
 
+def _t95(n: Any) -> float:
+    """Student's two-sided 95% quantile for ``n - 1`` degrees of freedom (normal without n)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        return 1.96
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(0.975, n - 1))
+
+
 def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for s in data.get("scores", []):
@@ -85,7 +96,7 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         mean, se = _f(s.get("mean")), _f(s.get("stderr"))
         if mean is None:
             continue
-        half = 1.96 * se if se is not None else None
+        half = _t95(s.get("n")) * se if se is not None else None
         rows.append({"case": str(s.get("case")), "metric": str(s.get("metric")),
                      "method": str(s.get("method")), "mean": mean, "stderr": se,
                      "lo": mean - half if half is not None else None,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, StderrWarning
 from ..games.base import Game
 from ..registry import Registry
 
@@ -86,6 +86,10 @@ class MetricResult:
             delete-a-group jackknife over the draws (``extra["stderr_draws"]``; the
             across-sample part is ``extra["stderr_samples"]``): without it the 95% interval
             covered the metric's expectation 0.58-0.61 of the time with 5 subsets.
+            ``extra["dof"]`` then holds the Welch-Satterthwaite degrees of freedom of the
+            sum, which :attr:`ci95` uses. NaN, with a :class:`~tribute.StderrWarning` and
+            ``extra["stderr_draws_note"]``, where the draws' noise cannot be estimated (one
+            draw, or fewer than 30 that all give the same mean score).
         n: number of samples with a finite score.
         higher_is_better: direction of the score.
         params: the metric's hyperparameters as used (defaults filled in).
@@ -112,12 +116,16 @@ class MetricResult:
     def ci95(self) -> tuple[float, float]:
         """95% confidence interval of ``mean``: ``mean +- t * stderr`` with Student's ``t``
         quantile for ``n - 1`` degrees of freedom (2.78 at 5 samples, 2.26 at 10, 1.98 at 100;
-        the normal 1.96 undercovered with few samples). NaN with fewer than two samples."""
+        the normal 1.96 undercovered with few samples). Metrics with shared random draws use
+        ``extra["dof"]``, the Welch-Satterthwaite degrees of freedom of their two variance
+        parts (a jackknife over 5 draws has 4, whatever the number of samples). NaN with fewer
+        than two samples."""
         if self.n < 2:
             return (float("nan"), float("nan"))
         from scipy.stats import t as student_t
 
-        q = float(student_t.ppf(0.975, self.n - 1))
+        dof = float(self.extra.get("dof", self.n - 1))
+        q = float(student_t.ppf(0.975, dof))
         return (self.mean - q * self.stderr, self.mean + q * self.stderr)
 
     def as_dict(self) -> dict[str, Any]:
@@ -249,16 +257,35 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
     scores = vals if multi_target else vals[:, 0]
     extra = dict(out.extra)
     draws = extra.get("stderr_draws")
-    if draws is not None and math.isfinite(float(draws)):
+    if draws is not None and not math.isfinite(float(draws)) and "stderr_draws_note" in extra:
+        # the shared draws' noise is unknown: a standard error without it would claim too much
+        extra["stderr_samples"] = stderr
+        stderr = math.nan
+        warnings.warn(f"metric {info.name!r}: {extra['stderr_draws_note']}", StderrWarning,
+                      stacklevel=3)
+    elif draws is not None and math.isfinite(float(draws)):
         # the draws every sample shares add their own noise (see MetricResult.stderr)
         extra["stderr_samples"] = stderr
-        stderr = math.sqrt(stderr**2 + float(draws) ** 2) if math.isfinite(stderr) else stderr
+        if math.isfinite(stderr):
+            extra["dof"] = welch_dof(stderr**2, n - 1, float(draws) ** 2,
+                                     float(extra.get("stderr_draws_dof", math.inf)))
+            stderr = math.sqrt(stderr**2 + float(draws) ** 2)
     n_undefined = int(vals.shape[0] - n)
     if n_undefined:
         extra.setdefault("n_undefined", n_undefined)
     return MetricResult(metric=info.name, scores=scores, mean=mean, stderr=stderr, n=n,
                         higher_is_better=info.higher_is_better, params=params,
                         n_evals=int(n_evals), seconds=seconds, extra=extra)
+
+
+def welch_dof(var_a: float, dof_a: float, var_b: float, dof_b: float) -> float:
+    """Welch-Satterthwaite degrees of freedom of ``var_a + var_b``, two independent variance
+    estimates with ``dof_a`` and ``dof_b`` degrees of freedom (Satterthwaite 1946)."""
+    total = var_a + var_b
+    denom = (var_a**2 / dof_a if var_a > 0 else 0.0) + (var_b**2 / dof_b if var_b > 0 else 0.0)
+    if total <= 0 or denom <= 0:
+        return float(min(dof_a, dof_b))
+    return float(total**2 / denom)
 
 
 def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:

@@ -292,8 +292,8 @@ def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets
     return Scores(spearman_rows(pred, v),
                   {"predicted": _squeeze(pred, attr), "actual": _squeeze(v, attr),
                    "subset_size": size,
-                   "stderr_draws": draw_stderr(
-                       lambda i: spearman_rows(pred[..., i], v[..., i]), k)})
+                   **draw_stderr(lambda i: spearman_rows(pred[..., i], v[..., i]), k,
+                                 "n_subsets")})
 
 
 @register_metric(
@@ -332,8 +332,8 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     return Scores(pearson_rows(pred, drop),
                   {"predicted": _squeeze(pred, attr), "actual": _squeeze(drop, attr),
                    "subset_size": size,
-                   "stderr_draws": draw_stderr(
-                       lambda i: pearson_rows(pred[..., i], drop[..., i]), k)})
+                   **draw_stderr(lambda i: pearson_rows(pred[..., i], drop[..., i]), k,
+                                 "n_subsets")})
 
 
 @register_metric(
@@ -426,7 +426,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     infd, a = score(np.arange(k))
     return Scores(infd, {"predicted": _squeeze(a, attr), "actual": _squeeze(d, attr),
                          "units": kind,
-                         "stderr_draws": draw_stderr(lambda i: score(i)[0], k)})
+                         **draw_stderr(lambda i: score(i)[0], k, "n_perturbations")})
 
 
 #: Methods whose credits are gradients of the output w.r.t. the input elements.
