@@ -12,15 +12,16 @@ A ReLU sparse autoencoder with ``2K = 16`` latents is trained on the fly on ``h`
 Adam, seeded; a few hundred steps on CPU) and attached with :class:`tribute.SAE` at ``"2"``.
 Each latent is **matched** to the planted direction with the highest cosine with its decoder
 column (matched if the cosine is above 0.9). Ground truth per latent: relevant iff matched
-to a used feature; graded truth: its mean ``|c_k a_k(x)|``-weighted activation (the mean
-absolute change of the output's linearisation when the latent's feature is removed; 0 for
-unmatched or unused latents).
+to a used feature; graded truth: the mean over inputs of ``|c_k (a_k(x) - mean_ref a_k)|`` (the
+absolute change of the output's linearisation when the latent's feature is mean-ablated, as the
+methods ablate it: to its mean over the reference set; split equally among the latents matched to
+the feature; 0 for unmatched or unused latents).
 
 Scored: ``feature_ablation`` (activation patching), ``atp``, ``permutation_shapley`` and
 ``coar`` on ``tribute.components(model, sae=..., ablation="mean")`` for 32 inputs; a latent's
 credit is its mean ``|credit|`` over inputs. Reported: **top-k recovery** (of the ``k`` relevant
 latents, the share among the ``k`` largest credits), **Spearman** correlation of the credits
-with the graded truth (at most 0.682 with 3 relevant of 16 latents: the truth ties the 13 irrelevant latents
+with the graded truth (at most about 0.682 with 3 relevant of 16 latents: the truth ties the 13 irrelevant latents
 at 0 while their credits differ), the **error player's share** of the total ``|credit|``, the SAE's
 fraction of variance explained, how many planted features got a matched latent, and evals.
 
@@ -147,6 +148,7 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     with torch.no_grad():
         h = model[:3](x_train)
         a_x = model[:2](x).double().numpy()
+        a_ref = model[:2](ref).double().numpy()
     t0 = time.perf_counter()
     enc, dec = train_sae(h, steps=sae_steps, seed=seed)
     t_sae = time.perf_counter() - t0
@@ -159,8 +161,9 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     matched = np.where(best_cos > 0.9, best, -1)
     used = np.array(pm.used)
     relevant = np.isin(matched, used)
-    # graded truth: mean |readout_k * a_k(x)| of the matched feature (split among its latents)
-    feat = np.abs(pm.readout[None, :] * a_x).mean(axis=0)
+    # graded truth: mean |readout_k * (a_k(x) - mean_ref a_k)| of the matched feature (the methods
+    # ablate to the reference mean, not to 0), split among its latents
+    feat = np.abs(pm.readout[None, :] * (a_x - a_ref.mean(axis=0))).mean(axis=0)
     truth = np.zeros(len(cols))
     for j, k in enumerate(matched):
         if k >= 0 and k in used:
