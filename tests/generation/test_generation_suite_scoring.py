@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from tribute.bench import generation_suite as gs
 
@@ -25,7 +26,7 @@ def test_an_all_zero_attribution_scores_chance_not_a_hit(monkeypatch: pytest.Mon
     attribution scored top1 = share of prompts with the planted word first (0.19 on the 16
     default prompts, 1.0 here) and rank 2.31 instead of chance (1/6, 3.5)."""
     prompts = ["apple the of and to in answer"] * 4  # planted word first
-    task = gs.CopyTask(model=None, tokenizer=None, prompts=prompts, planted=[0] * 4, accuracy=1.0)
+    task = gs.CopyTask(model=torch.nn.Identity(), tokenizer=None, prompts=prompts, planted=[0] * 4, accuracy=1.0)
     monkeypatch.setattr(gs, "copy_task", lambda n, seed: task)
 
     def zeros(*args: Any, **kwargs: Any) -> Any:
