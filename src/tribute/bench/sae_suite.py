@@ -206,13 +206,28 @@ def format_sae_results(r: SAESuiteResult) -> str:
     return "\n".join(lines)
 
 
+def _cli_methods(names: str | None) -> dict[str, int | None] | None:
+    """``--methods a,b``: the suite's budget for its own methods, the method's default for other
+    registered ones; an unregistered name is refused before the SAE is trained."""
+    from ..methods.base import get_method
+
+    wanted = [m for m in (names or "").split(",") if m]
+    if not wanted:
+        return None
+    for m in wanted:
+        if m not in METHODS:
+            get_method(m)  # InputError naming the registry when unknown
+    return {m: METHODS.get(m) for m in wanted}
+
+
 def cmd_sae_suite(args: Any) -> int:
     """``tribute bench --suite sae`` (3 seeds from ``--seed``; ``sae-tiny``: one seed, 8 inputs)."""
     seed = int(getattr(args, "seed", 0) or 0)
+    methods = _cli_methods(getattr(args, "methods", None))
     if args.suite == "sae-tiny":
-        runs = [run_sae_suite(seed=seed, n_inputs=8)]
+        runs = [run_sae_suite(seed=seed, n_inputs=8, methods=methods)]
     else:
-        runs = [run_sae_suite(seed=seed + i) for i in range(3)]
+        runs = [run_sae_suite(seed=seed + i, methods=methods) for i in range(3)]
     for r in runs:
         print(f"seed {r.settings['seed']}: " + format_sae_results(r))
     if len(runs) > 1:
