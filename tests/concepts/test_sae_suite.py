@@ -48,3 +48,19 @@ def test_sae_suite_graded_truth_is_the_mean_ablation_effect() -> None:
     r = run_sae_suite(seed=0, methods={"feature_ablation": None})
     ceiling = stats.spearmanr(np.arange(16.0), np.r_[np.zeros(13), 1.0, 2.0, 3.0]).statistic
     assert r.spearman["feature_ablation"] >= ceiling - 1e-12, r.spearman
+
+
+def test_topk_recovery_breaks_ties_at_random() -> None:
+    """Before: ``np.argsort(-credits, kind="stable")[:k]`` gave ties to the lowest latent index, so
+    an all-zero attribution scored 1.0 when the relevant latents came first (chance: k / n)."""
+    from tribute.bench.sae_suite import topk_recovery
+
+    rel = np.zeros(16, bool)
+    rel[:3] = True
+    assert topk_recovery(np.zeros(16), rel) == 3 / 16
+    c = np.r_[5.0, 4.0, 3.0, np.zeros(13)]
+    assert topk_recovery(c, rel) == 1.0
+    c2 = np.r_[5.0, 0.0, 0.0, 2.0, np.zeros(12)]  # 2 above (1 relevant), 1 slot among 14 tied (2 relevant)
+    assert abs(topk_recovery(c2, rel) - (1 + 2 / 14) / 3) < 1e-12
+    assert np.isnan(topk_recovery(c, np.zeros(16, bool)))
+    assert topk_recovery(np.r_[np.nan, 4.0, 3.0, 2.0, np.zeros(12)], rel) == 2 / 3

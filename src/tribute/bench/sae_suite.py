@@ -20,8 +20,8 @@ the feature; 0 for unmatched or unused latents).
 Scored: ``feature_ablation`` (activation patching), ``atp``, ``permutation_shapley`` and
 ``coar`` on ``tribute.components(model, sae=..., ablation="mean")`` for 32 inputs; a latent's
 credit is its mean ``|credit|`` over inputs. Reported: **top-k recovery** (of the ``k`` relevant
-latents, the share among the ``k`` largest credits), **Spearman** correlation of the credits
-with the graded truth (at most about 0.682 with 3 relevant of 16 latents: the truth ties the 13 irrelevant latents
+latents, the share among the ``k`` largest credits; ties broken at random, :func:`topk_recovery`),
+**Spearman** correlation of the credits with the graded truth (at most about 0.682 with 3 relevant of 16 latents: the truth ties the 13 irrelevant latents
 at 0 while their credits differ), the **error player's share** of the total ``|credit|``, the SAE's
 fraction of variance explained, how many planted features got a matched latent, and evals.
 
@@ -42,7 +42,7 @@ from .. import api
 from ..games.components import components
 
 __all__ = ["PlantedFeatureModel", "SAESuiteResult", "cmd_sae_suite", "format_sae_results", "planted_feature_model",
-           "run_sae_suite", "train_sae"]
+           "run_sae_suite", "topk_recovery", "train_sae"]
 
 D_IN, K, D_H, USED = 10, 8, 16, (0, 1, 2)
 READOUT = (1.5, 1.0, 0.6)  # the head's slope at 0 along each used feature
@@ -171,7 +171,6 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     sae = api.SAE(enc, dec, at="2")
     players = components(model, sae=sae, ablation="mean", reference=ref)
     topk, rho, err, evals, secs = {}, {}, {}, {}, {"sae training": t_sae}
-    k_rel = int(relevant.sum())
     for name, budget in (methods if methods is not None else METHODS).items():
         t1 = time.perf_counter()
         kw: dict[str, Any] = {"budget": budget} if budget is not None else {}
@@ -181,8 +180,7 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
         secs[name] = time.perf_counter() - t1
         vals = np.abs(np.asarray(attr.values, dtype=np.float64)).mean(axis=0)  # d_sae + 1 (error last)
         lat = vals[:-1]
-        top = np.argsort(-lat, kind="stable")[:k_rel]
-        topk[name] = float(relevant[top].mean()) if k_rel else float("nan")
+        topk[name] = topk_recovery(lat, relevant)
         rho[name] = float(stats.spearmanr(lat, truth).statistic)
         err[name] = float(vals[-1] / max(vals.sum(), 1e-300))
         evals[name] = int(attr.n_evals)
@@ -190,6 +188,25 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
                           cosine=best_cos, truth=truth, relevant=relevant, topk=topk, spearman=rho, error_share=err,
                           n_evals=evals, seconds=secs,
                           settings={"seed": seed, "n_inputs": n_inputs, "n_train": n_train, "sae_steps": sae_steps})
+
+
+def topk_recovery(credits: np.ndarray, relevant: np.ndarray) -> float:
+    """Share of the ``k = relevant.sum()`` relevant players among the ``k`` largest credits.
+
+    Ties at the ``k``-th largest credit are broken at random (the expected share): the slots
+    left after the credits strictly above it go to the tied players pro rata, so an all-equal
+    attribution scores chance (``k / n``), not whatever the players' order gives. NaN if
+    nothing is relevant; non-finite credits count as the smallest.
+    """
+    k = int(np.sum(relevant))
+    if k == 0:
+        return float("nan")
+    c = np.where(np.isfinite(credits), credits, -np.inf)
+    kth = np.sort(c)[::-1][k - 1]
+    above, tied = c > kth, c == kth
+    slots = k - int(above.sum())
+    hits = float(np.sum(relevant & above)) + slots * float(np.sum(relevant & tied)) / float(tied.sum())
+    return hits / k
 
 
 def format_sae_results(r: SAESuiteResult) -> str:
