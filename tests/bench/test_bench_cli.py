@@ -298,3 +298,19 @@ def test_paired_tie_uses_student_t_for_few_samples() -> None:
     from tribute.bench.leaderboard import paired_tie
 
     assert paired_tie(res, "c", "a", "b", "up")
+
+
+def test_suite_runners_refuse_bad_sizes_and_scales() -> None:
+    """Before: scale='huge' ran the quick data case, n_prompts=0 returned NaN scores, n_inputs=0
+    failed after training the SAE with a message about 'inputs'."""
+    from tribute.bench.data_suite import build_data_case
+    from tribute.bench.generation_suite import run_generation_suite
+    from tribute.bench.sae_suite import run_sae_suite
+    from tribute.errors import InputError
+
+    with pytest.raises(InputError, match="scale='huge'"):
+        build_data_case("ridge", 0, "huge")
+    with pytest.raises(InputError, match="n_prompts=0"):
+        run_generation_suite(n_prompts=0)
+    with pytest.raises(InputError, match="n_inputs=0"):
+        run_sae_suite(n_inputs=0)

@@ -103,6 +103,8 @@ def build_data_case(name: str, seed: int = 0, scale: str = "quick") -> DataCase:
     """Build one case. ``scale="tiny"`` shrinks it for tests."""
     from ..games.data_fits import ConvFit, LogisticFit, MLPFit, RidgeFit
 
+    if scale not in ("tiny", "quick"):
+        raise InputError(f"scale={scale!r} is not a data-suite scale; choose 'tiny' (tests) or 'quick'.")
     tiny = scale == "tiny"
     if name in ("ridge", "logistic"):
         n = 40 if tiny else 200

@@ -169,6 +169,9 @@ def run_generation_suite(n_prompts: int = 16, seed: int = 0, budget: int = 64,
         ``{"accuracy": copy accuracy of the model, "results": [{"method", "top1", "rank",
         "n_evals", "seconds"}, ...]}``.
     """
+    for arg, val, low in (("n_prompts", n_prompts, 1), ("budget", budget, 1)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < low:
+            raise InputError(f"{arg}={val!r} must be an int >= {low}.")
     task = copy_task(n_prompts, seed)
     out: list[dict[str, Any]] = []
     for method in methods or GENERATION_METHODS:

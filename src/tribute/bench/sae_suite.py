@@ -39,6 +39,7 @@ import torch
 from scipy import stats
 
 from .. import api
+from ..errors import InputError
 from ..games.components import components
 
 __all__ = ["PlantedFeatureModel", "SAESuiteResult", "cmd_sae_suite", "format_sae_results", "planted_feature_model",
@@ -129,6 +130,9 @@ def run_sae_suite(seed: int = 0, n_inputs: int = 32, n_train: int = 2048, sae_st
     Runs with one torch thread (restored after): the matrices are tiny, and on a busy machine two
     threads made the SAE's training 20x slower.
     """
+    for arg, val, low in (("n_inputs", n_inputs, 1), ("n_train", n_train, 2), ("sae_steps", sae_steps, 1)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < low:
+            raise InputError(f"{arg}={val!r} must be an int >= {low}.")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
