@@ -523,7 +523,7 @@ def _inflate_welch(var: torch.Tensor, welch: torch.Tensor, dof: int) -> torch.Te
         return var.sqrt()
     lo = eff.floor()
     first, last = int(lo.min()), int(lo.max()) + 1
-    table = _t_factors(first, last)  # t_factor(d) for d = first..last
+    table = _t_factors(first, last).to(var.device)  # t_factor(d) for d = first..last
     i = lo.long() - first
     frac = eff - lo
     factor = table[i] * (1.0 - frac) + table[(i + 1).clamp(max=last - first)] * frac
