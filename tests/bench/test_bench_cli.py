@@ -274,3 +274,41 @@ def test_evaluate_scores_the_class_the_methods_explained_on_a_labelled_classifie
         assert dele["curve_mean"][0] == pytest.approx(curve0.mean(), abs=1e-12)
         wrong = next(r for r in data["runs"] if r["method"] == "wrong_class")
         assert wrong["status"] == "ok", wrong["message"]
+
+
+def test_bench_cli_lists_every_suite_and_refuses_options_a_suite_ignores(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: an unknown suite listed 4 of 16 suites; --methods was ignored silently by sae and
+    rashomon (sae ran its four methods for --methods nonexistent), --metrics by data/generation."""
+    assert main(["bench", "--suite", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    for name in ("data-tiny", "generation", "sae-tiny", "rashomon", "decision", "concepts"):
+        assert name in err, err
+    for argv in (["--suite", "rashomon-tiny", "--methods", "x"], ["--suite", "generation", "--metrics", "auroc"],
+                 ["--suite", "data-tiny", "--metrics", "lds"], ["--suite", "sae", "--cases", "a"],
+                 ["--suite", "sae-tiny", "--methods", "nonexistent"]):
+        assert main(["bench", *argv, "--quiet"]) == 2, argv
+        err = capsys.readouterr().err
+        assert "not used by" in err or "not a registered method" in err, (argv, err)
+
+
+def test_bench_cli_sae_runs_only_the_named_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--suite", "sae-tiny", "--methods", "atp", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "\natp " in out and "feature_ablation" not in out and "coar" not in out, out
+
+
+def test_suite_runners_refuse_bad_sizes_and_scales() -> None:
+    """Before: scale='huge' ran the quick data case, n_prompts=0 returned NaN scores, n_inputs=0
+    failed after training the SAE with a message about 'inputs'."""
+    from tribute.bench.data_suite import build_data_case
+    from tribute.bench.generation_suite import run_generation_suite
+    from tribute.bench.sae_suite import run_sae_suite
+    from tribute.errors import InputError
+
+    with pytest.raises(InputError, match="scale='huge'"):
+        build_data_case("ridge", 0, "huge")
+    with pytest.raises(InputError, match="n_prompts=0"):
+        run_generation_suite(n_prompts=0)
+    with pytest.raises(InputError, match="n_inputs=0"):
+        run_sae_suite(n_inputs=0)

@@ -35,3 +35,32 @@ def test_sae_suite_recovers_the_used_features() -> None:
         assert r.spearman[m] > 0.5
         assert 0 <= r.error_share[m] < 0.1
     assert r.n_evals["atp"] < r.n_evals["feature_ablation"]
+
+
+def test_sae_suite_graded_truth_is_the_mean_ablation_effect() -> None:
+    """The methods ablate latents to their reference mean, so the graded truth is the mean
+    ``|c_k (a_k - mean_ref a_k)|``, not ``|c_k a_k|`` (ablation to 0). On seed 0 the two order the
+    used features 0 and 2 differently (0.068 < 0.074 vs 0.116 > 0.111), and exact activation
+    patching (feature_ablation, = own forward passes to 6e-8) scored Spearman 0.677 instead of the
+    ceiling: 3 relevant latents in the truth's order above 13 tied at 0, 0.6817 (scipy)."""
+    from scipy import stats
+
+    r = run_sae_suite(seed=0, methods={"feature_ablation": None})
+    ceiling = stats.spearmanr(np.arange(16.0), np.r_[np.zeros(13), 1.0, 2.0, 3.0]).statistic
+    assert r.spearman["feature_ablation"] >= ceiling - 1e-12, r.spearman
+
+
+def test_topk_recovery_breaks_ties_at_random() -> None:
+    """Before: ``np.argsort(-credits, kind="stable")[:k]`` gave ties to the lowest latent index, so
+    an all-zero attribution scored 1.0 when the relevant latents came first (chance: k / n)."""
+    from tribute.bench.sae_suite import topk_recovery
+
+    rel = np.zeros(16, bool)
+    rel[:3] = True
+    assert topk_recovery(np.zeros(16), rel) == 3 / 16
+    c = np.r_[5.0, 4.0, 3.0, np.zeros(13)]
+    assert topk_recovery(c, rel) == 1.0
+    c2 = np.r_[5.0, 0.0, 0.0, 2.0, np.zeros(12)]  # 2 above (1 relevant), 1 slot among 14 tied (2 relevant)
+    assert abs(topk_recovery(c2, rel) - (1 + 2 / 14) / 3) < 1e-12
+    assert np.isnan(topk_recovery(c, np.zeros(16, bool)))
+    assert topk_recovery(np.r_[np.nan, 4.0, 3.0, 2.0, np.zeros(12)], rel) == 2 / 3

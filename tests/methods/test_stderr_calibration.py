@@ -437,3 +437,76 @@ def test_expected_gradients_stderr_covers_with_few_draws() -> None:
                             seed=seed, target=0)
         hits.append(np.abs(np.asarray(a.values) - limit) <= 2 * np.asarray(a.stderr))
     assert float(np.mean(hits)) >= 0.91
+
+
+# --------------------------------------------------------------------------- kernel_shap: few players
+def _ridge_data_game() -> tuple:
+    """The notes25 data audit's 6-example ridge game (an outlier makes v(S) non-additive) and its
+    exact data Shapley values by enumerating all 64 subsets with a closed-form ridge (not tribute)."""
+    import itertools
+    import math
+
+    from tribute.games.data_fits import RidgeFit
+
+    rng = np.random.default_rng(5)
+    n = 6
+    X = rng.normal(size=(n, 2))
+    y = X @ [2.0, -1.0] + rng.normal(size=n)
+    X[0] *= 3
+    y[0] += 4
+    Xt = rng.normal(size=(2, 2))
+    At = np.c_[Xt, np.ones(2)]
+
+    def ridge(m: np.ndarray) -> np.ndarray:
+        A = np.c_[X[m], np.ones(int(m.sum()))]
+        return At @ np.linalg.solve(A.T @ A + 0.3 * np.eye(3), A.T @ y[m])
+
+    v = {b: ridge(np.array(b, bool)) for b in itertools.product([0, 1], repeat=n)}
+    truth = np.zeros((2, n))
+    for b, val in v.items():
+        for i in range(n):
+            if not b[i]:
+                s = sum(b)
+                w = math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
+                truth[:, i] += w * (v[(*b[:i], 1, *b[i + 1 :])] - val)
+    fit = RidgeFit(l2=0.3)
+    return fit(torch.as_tensor(X), torch.as_tensor(y), seed=0), Xt, tribute.TrainingData(X, y, fit=fit), truth
+
+
+def test_kernel_shap_stderr_covers_on_a_six_example_data_game() -> None:
+    """notes25 #12: at 6 players, budget 24, the t factor used pairs - (n - 1) = 6 dof, but 6 of
+    the 11 pairs are the exhaustively sampled size-1 stratum (no variance); the variance comes from
+    5 pairs (~3 effective dof). +-1.96 se covered 0.87 (150 seeds); Welch-Satterthwaite dof: 0.95."""
+    model, xt, data, truth = _ridge_data_game()
+    covered = []
+    for seed in range(100):
+        attr = tribute.explain(model, xt, method="kernel_shap", players=data, seed=seed, budget=24)
+        err = np.abs(np.asarray(attr.values).reshape(2, -1) - truth)
+        covered.append(err <= 1.96 * np.asarray(attr.stderr).reshape(2, -1))
+    assert 0.92 <= np.mean(covered) <= 0.99, np.mean(covered)
+
+
+def test_kernel_shap_welch_dof_matches_satterthwaite() -> None:
+    """The t factor of a stratified variance uses (sum V_h)^2 / sum V_h^2 / dof_h, within [1, dof]."""
+    from scipy.stats import t
+
+    from tribute.methods._stderr import _TAIL, moderate
+    from tribute.methods.shapley_sampling import _inflate_welch
+
+    parts = torch.tensor([[[[4.0, 1.0, 0.0]], [[1.0, 1.0, 0.0]]]], dtype=torch.float64)  # 1 x 2 strata x 1 x 3
+    dofs = torch.tensor([3.0, 1.0], dtype=torch.float64)[None, :, None, None]
+    var, welch = parts.sum(1), (parts**2 / dofs).sum(1)
+    se = _inflate_welch(var, welch, dof=50)
+    eff = np.array([25.0 / (16 / 3 + 1), 4.0 / (1 / 3 + 1)])
+    pooled = moderate(var, 50.0)[0, 0].numpy()  # pooling keeps the fit's dof
+    for j in range(2):
+        lo = np.floor(eff[j])
+        f = (t.ppf(_TAIL, lo) * (lo + 1 - eff[j]) + t.ppf(_TAIL, lo + 1) * (eff[j] - lo)) / 2
+        assert abs(float(se[0, 0, j]) - np.sqrt(pooled[j]) * f) < 1e-12
+    # a player with no variance in any stratum: pooled up, with the fit's dof
+    assert abs(float(se[0, 0, 2]) - np.sqrt(pooled[2]) * t.ppf(_TAIL, 50) / 2) < 1e-12
+    # one stratum of one pair: 1 dof; never more than the fit's dof
+    one = _inflate_welch(torch.tensor([[[1.0]]]), torch.tensor([[[1.0]]]), dof=7)
+    assert abs(float(one) - t.ppf(_TAIL, 1) / 2) < 1e-12
+    many = _inflate_welch(torch.tensor([[[1.0]]]), torch.tensor([[[1e-9]]]), dof=7)
+    assert abs(float(many) - t.ppf(_TAIL, 7) / 2) < 1e-12

@@ -127,7 +127,30 @@ def _write_outputs(result: Any, out: Path, report: bool, title: str | None = Non
     return paths
 
 
+#: The suites with their own runner (and their ``-tiny`` forms), and the options each one reads
+#: beyond ``--seed`` (and ``--out``/``--quiet`` where it writes or logs): a suite never ignores
+#: ``--methods``/``--cases``/``--metrics`` silently.
+SPECIAL_SUITES: dict[str, tuple[str, ...]] = {
+    "data": ("methods", "cases"), "generation": ("methods",), "concepts": (), "sae": ("methods",),
+    "decision": (), "rashomon": (),
+}
+
+
+def _check_special_options(args: argparse.Namespace) -> None:
+    from ..errors import InputError
+
+    base = args.suite.removesuffix("-tiny")
+    used = SPECIAL_SUITES[base]
+    for opt in ("methods", "cases", "metrics"):
+        if getattr(args, opt, None) and opt not in used:
+            reads = ", ".join(f"--{o}" for o in used) or "only --seed"
+            raise InputError(f"--{opt} {getattr(args, opt)!r} is not used by the {args.suite!r} suite "
+                             f"(it reads {reads}); drop --{opt}.")
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.suite.removesuffix("-tiny") in SPECIAL_SUITES:
+        _check_special_options(args)
     if args.suite in ("data", "data-tiny"):  # training-data attribution (bench/data_suite.py)
         from .data_suite import cmd_data_suite
 

@@ -9,7 +9,9 @@ depends on the planted word only, so a faithful attribution of the first generat
 puts its largest credit on the planted word. The players are the six words (character spans); the marker is kept in every
 coalition (it is the query the copy needs, also causally necessary). Metrics per method: ``top1`` (share of prompts
 whose largest credit is the planted word), ``rank`` (mean rank of the planted word, 1 =
-best), evaluations and seconds. Nothing is downloaded: the tokenizer is a word-level
+best), evaluations and seconds. Ties count as broken at random (:func:`planted_rank`): a planted
+word tied with ``t`` others scores ``top1 = 1 / (t + 1)`` and ``rank = 1 + greater + t / 2``, so
+an all-equal attribution scores chance (1/6 and 3.5), not a hit whenever the word comes first. Nothing is downloaded: the tokenizer is a word-level
 ``tokenizers`` vocabulary built in memory.
 
 Run it with ``tribute bench --suite generation`` (``generation-tiny``: 4 prompts, for tests);
@@ -29,7 +31,7 @@ from ..api import explain_generation
 from ..errors import InputError
 
 __all__ = ["GENERATION_METHODS", "CopyTask", "cmd_generation_suite", "copy_task",
-           "format_generation_results", "run_generation_suite"]
+           "format_generation_results", "planted_rank", "run_generation_suite"]
 
 FILLERS = ("the", "a", "of", "and", "to", "in", "is", "it", "on", "at", "by", "as", "we", "so",
            "or", "if")
@@ -142,6 +144,23 @@ def _word_spans(prompt: str) -> list[tuple[int, int]]:
     return spans
 
 
+def planted_rank(row: np.ndarray, planted: int) -> tuple[float, float]:
+    """``(top1, rank)`` of player ``planted`` in ``row`` (larger credit = better), ties at random.
+
+    Expected values under uniformly random tie-breaking: with ``g`` players strictly above and
+    ``t`` others tied, ``top1 = 1 / (t + 1)`` if ``g == 0`` (else 0) and ``rank = 1 + g + t / 2``.
+    A non-finite credit for the planted player ranks last; other non-finite credits are not above it.
+    """
+    row = np.asarray(row, dtype=np.float64)
+    c = row[planted]
+    if not np.isfinite(c):
+        return 0.0, float(len(row))
+    others = np.delete(row, planted)
+    greater = int(np.sum(others > c))
+    tied = int(np.sum(others == c))
+    return (1.0 / (tied + 1) if greater == 0 else 0.0), 1.0 + greater + tied / 2.0
+
+
 def run_generation_suite(n_prompts: int = 16, seed: int = 0, budget: int = 64,
                          methods: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
     """Explain the copied token of every prompt with every method; score against the planted word.
@@ -150,20 +169,23 @@ def run_generation_suite(n_prompts: int = 16, seed: int = 0, budget: int = 64,
         ``{"accuracy": copy accuracy of the model, "results": [{"method", "top1", "rank",
         "n_evals", "seconds"}, ...]}``.
     """
+    for arg, val, low in (("n_prompts", n_prompts, 1), ("budget", budget, 1)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < low:
+            raise InputError(f"{arg}={val!r} must be an int >= {low}.")
     task = copy_task(n_prompts, seed)
     out: list[dict[str, Any]] = []
     for method in methods or GENERATION_METHODS:
-        hits, ranks, evals, t0 = [], [], [], time.perf_counter()
+        hits: list[float] = []
+        ranks: list[float] = []
+        evals, t0 = [], time.perf_counter()
         for prompt, planted in zip(task.prompts, task.planted):
             kw: dict[str, Any] = {}
             if method in ("permutation_shapley", "kernel_shap", "lime", "reagent"):
                 kw["budget"] = budget
             res = explain_generation(task.model, task.tokenizer, prompt, max_new_tokens=2,
                                      method=method, seed=seed, players=_word_spans(prompt), **kw)
-            row = res.matrix[0]  # the copied token
-            order = np.argsort(-row, kind="stable")
-            rank = int(np.nonzero(order == planted)[0][0]) + 1
-            hits.append(rank == 1)
+            top1, rank = planted_rank(res.matrix[0], planted)  # the copied token
+            hits.append(top1)
             ranks.append(rank)
             evals.append(res.n_evals)
         out.append({"method": method, "top1": float(np.mean(hits)), "rank": float(np.mean(ranks)),

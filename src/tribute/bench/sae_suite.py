@@ -12,15 +12,16 @@ A ReLU sparse autoencoder with ``2K = 16`` latents is trained on the fly on ``h`
 Adam, seeded; a few hundred steps on CPU) and attached with :class:`tribute.SAE` at ``"2"``.
 Each latent is **matched** to the planted direction with the highest cosine with its decoder
 column (matched if the cosine is above 0.9). Ground truth per latent: relevant iff matched
-to a used feature; graded truth: its mean ``|c_k a_k(x)|``-weighted activation (the mean
-absolute change of the output's linearisation when the latent's feature is removed; 0 for
-unmatched or unused latents).
+to a used feature; graded truth: the mean over inputs of ``|c_k (a_k(x) - mean_ref a_k)|`` (the
+absolute change of the output's linearisation when the latent's feature is mean-ablated, as the
+methods ablate it: to its mean over the reference set; split equally among the latents matched to
+the feature; 0 for unmatched or unused latents).
 
 Scored: ``feature_ablation`` (activation patching), ``atp``, ``permutation_shapley`` and
 ``coar`` on ``tribute.components(model, sae=..., ablation="mean")`` for 32 inputs; a latent's
 credit is its mean ``|credit|`` over inputs. Reported: **top-k recovery** (of the ``k`` relevant
-latents, the share among the ``k`` largest credits), **Spearman** correlation of the credits
-with the graded truth (at most 0.682 with 3 relevant of 16 latents: the truth ties the 13 irrelevant latents
+latents, the share among the ``k`` largest credits; ties broken at random, :func:`topk_recovery`),
+**Spearman** correlation of the credits with the graded truth (at most about 0.682 with 3 relevant of 16 latents: the truth ties the 13 irrelevant latents
 at 0 while their credits differ), the **error player's share** of the total ``|credit|``, the SAE's
 fraction of variance explained, how many planted features got a matched latent, and evals.
 
@@ -38,10 +39,11 @@ import torch
 from scipy import stats
 
 from .. import api
+from ..errors import InputError
 from ..games.components import components
 
 __all__ = ["PlantedFeatureModel", "SAESuiteResult", "cmd_sae_suite", "format_sae_results", "planted_feature_model",
-           "run_sae_suite", "train_sae"]
+           "run_sae_suite", "topk_recovery", "train_sae"]
 
 D_IN, K, D_H, USED = 10, 8, 16, (0, 1, 2)
 READOUT = (1.5, 1.0, 0.6)  # the head's slope at 0 along each used feature
@@ -128,6 +130,9 @@ def run_sae_suite(seed: int = 0, n_inputs: int = 32, n_train: int = 2048, sae_st
     Runs with one torch thread (restored after): the matrices are tiny, and on a busy machine two
     threads made the SAE's training 20x slower.
     """
+    for arg, val, low in (("n_inputs", n_inputs, 1), ("n_train", n_train, 2), ("sae_steps", sae_steps, 1)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < low:
+            raise InputError(f"{arg}={val!r} must be an int >= {low}.")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -147,6 +152,7 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     with torch.no_grad():
         h = model[:3](x_train)
         a_x = model[:2](x).double().numpy()
+        a_ref = model[:2](ref).double().numpy()
     t0 = time.perf_counter()
     enc, dec = train_sae(h, steps=sae_steps, seed=seed)
     t_sae = time.perf_counter() - t0
@@ -159,8 +165,9 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     matched = np.where(best_cos > 0.9, best, -1)
     used = np.array(pm.used)
     relevant = np.isin(matched, used)
-    # graded truth: mean |readout_k * a_k(x)| of the matched feature (split among its latents)
-    feat = np.abs(pm.readout[None, :] * a_x).mean(axis=0)
+    # graded truth: mean |readout_k * (a_k(x) - mean_ref a_k)| of the matched feature (the methods
+    # ablate to the reference mean, not to 0), split among its latents
+    feat = np.abs(pm.readout[None, :] * (a_x - a_ref.mean(axis=0))).mean(axis=0)
     truth = np.zeros(len(cols))
     for j, k in enumerate(matched):
         if k >= 0 and k in used:
@@ -168,7 +175,6 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     sae = api.SAE(enc, dec, at="2")
     players = components(model, sae=sae, ablation="mean", reference=ref)
     topk, rho, err, evals, secs = {}, {}, {}, {}, {"sae training": t_sae}
-    k_rel = int(relevant.sum())
     for name, budget in (methods if methods is not None else METHODS).items():
         t1 = time.perf_counter()
         kw: dict[str, Any] = {"budget": budget} if budget is not None else {}
@@ -178,8 +184,7 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
         secs[name] = time.perf_counter() - t1
         vals = np.abs(np.asarray(attr.values, dtype=np.float64)).mean(axis=0)  # d_sae + 1 (error last)
         lat = vals[:-1]
-        top = np.argsort(-lat, kind="stable")[:k_rel]
-        topk[name] = float(relevant[top].mean()) if k_rel else float("nan")
+        topk[name] = topk_recovery(lat, relevant)
         rho[name] = float(stats.spearmanr(lat, truth).statistic)
         err[name] = float(vals[-1] / max(vals.sum(), 1e-300))
         evals[name] = int(attr.n_evals)
@@ -187,6 +192,25 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
                           cosine=best_cos, truth=truth, relevant=relevant, topk=topk, spearman=rho, error_share=err,
                           n_evals=evals, seconds=secs,
                           settings={"seed": seed, "n_inputs": n_inputs, "n_train": n_train, "sae_steps": sae_steps})
+
+
+def topk_recovery(credits: np.ndarray, relevant: np.ndarray) -> float:
+    """Share of the ``k = relevant.sum()`` relevant players among the ``k`` largest credits.
+
+    Ties at the ``k``-th largest credit are broken at random (the expected share): the slots
+    left after the credits strictly above it go to the tied players pro rata, so an all-equal
+    attribution scores chance (``k / n``), not whatever the players' order gives. NaN if
+    nothing is relevant; non-finite credits count as the smallest.
+    """
+    k = int(np.sum(relevant))
+    if k == 0:
+        return float("nan")
+    c = np.where(np.isfinite(credits), credits, -np.inf)
+    kth = np.sort(c)[::-1][k - 1]
+    above, tied = c > kth, c == kth
+    slots = k - int(above.sum())
+    hits = float(np.sum(relevant & above)) + slots * float(np.sum(relevant & tied)) / float(tied.sum())
+    return hits / k
 
 
 def format_sae_results(r: SAESuiteResult) -> str:
@@ -203,13 +227,28 @@ def format_sae_results(r: SAESuiteResult) -> str:
     return "\n".join(lines)
 
 
+def _cli_methods(names: str | None) -> dict[str, int | None] | None:
+    """``--methods a,b``: the suite's budget for its own methods, the method's default for other
+    registered ones; an unregistered name is refused before the SAE is trained."""
+    from ..methods.base import get_method
+
+    wanted = [m for m in (names or "").split(",") if m]
+    if not wanted:
+        return None
+    for m in wanted:
+        if m not in METHODS:
+            get_method(m)  # InputError naming the registry when unknown
+    return {m: METHODS.get(m) for m in wanted}
+
+
 def cmd_sae_suite(args: Any) -> int:
     """``tribute bench --suite sae`` (3 seeds from ``--seed``; ``sae-tiny``: one seed, 8 inputs)."""
     seed = int(getattr(args, "seed", 0) or 0)
+    methods = _cli_methods(getattr(args, "methods", None))
     if args.suite == "sae-tiny":
-        runs = [run_sae_suite(seed=seed, n_inputs=8)]
+        runs = [run_sae_suite(seed=seed, n_inputs=8, methods=methods)]
     else:
-        runs = [run_sae_suite(seed=seed + i) for i in range(3)]
+        runs = [run_sae_suite(seed=seed + i, methods=methods) for i in range(3)]
     for r in runs:
         print(f"seed {r.settings['seed']}: " + format_sae_results(r))
     if len(runs) > 1:

@@ -653,10 +653,13 @@ def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = No
         The :class:`Suite`.
     """
     if name not in PRESETS:
-        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        from .cli import SPECIAL_SUITES
+
+        every = [*PRESETS, *(f"{s}{t}" for s in SPECIAL_SUITES for t in ("", "-tiny"))]
+        close = difflib.get_close_matches(name, every, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InputError(f"--suite {name!r} is not a suite.{hint} Choose from "
-                         f"{', '.join(PRESETS)}.")
+                         f"{', '.join(every)}.")
     preset = PRESETS[name]
     builders = case_builders()
     wanted = list(preset.cases)
