@@ -127,17 +127,9 @@ def _write_outputs(result: Any, out: Path, report: bool, title: str | None = Non
     return paths
 
 
-#: The suites with their own runner (and their ``-tiny`` forms), and the options each one reads
-#: beyond ``--seed`` (and ``--out``/``--quiet`` where it writes or logs): a suite never ignores
-#: ``--methods``/``--cases``/``--metrics`` silently.
-SPECIAL_SUITES: dict[str, tuple[str, ...]] = {
-    "data": ("methods", "cases"), "generation": ("methods",), "concepts": (), "sae": ("methods",),
-    "decision": (), "rashomon": (),
-}
-
-
 def _check_special_options(args: argparse.Namespace) -> None:
     from ..errors import InputError
+    from .suites import SPECIAL_SUITES
 
     base = args.suite.removesuffix("-tiny")
     used = SPECIAL_SUITES[base]
@@ -149,6 +141,8 @@ def _check_special_options(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from .suites import SPECIAL_SUITES
+
     if args.suite.removesuffix("-tiny") in SPECIAL_SUITES:
         _check_special_options(args)
     if args.suite in ("data", "data-tiny"):  # training-data attribution (bench/data_suite.py)

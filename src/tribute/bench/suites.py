@@ -639,6 +639,15 @@ class Suite:
     cases: list[Case]
 
 
+#: The suites with their own runner (and their ``-tiny`` forms), and the options each one reads
+#: beyond ``--seed`` (and ``--out``/``--quiet`` where it writes or logs): a suite never ignores
+#: ``--methods``/``--cases``/``--metrics`` silently.
+SPECIAL_SUITES: dict[str, tuple[str, ...]] = {
+    "data": ("methods", "cases"), "generation": ("methods",), "concepts": (), "sae": ("methods",),
+    "decision": (), "rashomon": (),
+}
+
+
 def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = None,
                 progress: Callable[[str], None] | None = None) -> Suite:
     """Build a suite's cases (training and caching their models on first use).
@@ -653,8 +662,6 @@ def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = No
         The :class:`Suite`.
     """
     if name not in PRESETS:
-        from .cli import SPECIAL_SUITES
-
         every = [*PRESETS, *(f"{s}{t}" for s in SPECIAL_SUITES for t in ("", "-tiny"))]
         close = difflib.get_close_matches(name, every, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
