@@ -259,22 +259,29 @@ def test_component_value_runs_tile_the_masks_once(monkeypatch):
     assert torch.equal(v, g.value(masks.expand(6, 5, 7).clone()))
 
 
+@pytest.mark.parametrize("groups", ["shared", "dense", "per_sample"])
 @pytest.mark.parametrize("baseline", ["scalar", "per_sample", "background1"])
-@pytest.mark.parametrize("batch_size", [None, 5, 7])
-def test_tiled_gradient_rows_equal_the_gathered_ones(baseline, batch_size):
-    """Shared masks take the tiled path of the gradient run; the same masks given per sample
-    take the gather path: values and gradients (per coalition and weighted) must be equal
-    bit for bit, whatever the chunking."""
+@pytest.mark.parametrize("batch_size", [None, 1, 5, 7])
+def test_tiled_gradient_rows_equal_the_gathered_ones(baseline, batch_size, groups):
+    """Shared masks take the tiled path of the gradient run (``x - baseline`` repeated from the
+    game's cached difference, masks and weights sliced from one tile); the same masks given
+    per sample take the gather path: values and gradients (per coalition and weighted) must
+    be equal bit for bit, whatever the chunking (one-row chunks included: their single
+    baseline row is composed by ``addcmul``, as the gather path does)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
     x = torch.randn(4, 6)
     base: object = {"scalar": 0.25, "per_sample": torch.randn(4, 6),
                     "background1": tribute.Background(torch.randn(1, 6))}[baseline]
-    groups = torch.tensor([0, 1, 1, 2, 3, 3])
+    gid = torch.tensor([0, 1, 1, 2, 3, 3])
+    gmap: dict[str, Any] = {"shared": gid, "dense": None,
+                            "per_sample": torch.stack([gid, gid.flip(0), gid, gid.roll(1)])}
+    groups = gmap[groups]
     g = FeatureGame(as_model(model, "torch"), x, target=[0, 2], baseline=base, groups=groups,
                     batch_size=batch_size)
-    masks = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    per = masks.expand(4, 5, 4).clone()
+    masks = torch.rand(5, g.n_players, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(1))
+    per = masks.expand(4, *masks.shape).clone()
     w = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     for weights in (None, w):
         v_shared, g_shared = g.value_and_grad(masks, weights)

@@ -328,3 +328,68 @@ def test_chunk_callback_sees_the_rows_of_every_forward_pass(blocks):
           chunk=lambda a, b: seen.append((a, b)))
     assert seen == [(a, min(a + 7, 30)) for a in range(0, 30, 7)]
     assert [(a, b) for a, b, _ in passes] == seen and all(n == b - a for a, b, n in passes)
+
+
+class _Wide(nn.Module):
+    """5 inputs, 600 hidden neurons: activations far bigger than the rows (component games count
+    them in ``row_bytes``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.net = nn.Sequential(nn.Linear(5, 600), nn.ReLU(), nn.Linear(600, 2))
+        self.passes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.passes.append(int(x.shape[0]))
+        return self.net(x)
+
+
+def test_component_blocks_hold_several_passes_when_activations_are_big(monkeypatch):
+    """A component game's blocks are sized by the rows it composes (inputs, sample ids), not
+    by its ``row_bytes`` (which counts the hooked activations: 600 neurons here, ~9.6 KB per
+    row, one 64-row pass per 512 KiB block): the per-block work is paid once for several
+    passes, and the masks the hooks read are a view per pass of a tile that covers one pass
+    (plus a period), not a block. Values equal a per-chunk run's."""
+    from tribute.games import _rows
+    from tribute.games.components import ComponentGame
+
+    m = _Wide().eval()
+    x = torch.randn(40, 5)
+    composed: list[int] = []
+    tiles: list[int] = []
+    rows, periodic = ComponentGame._rows, _rows.PeriodicRows.__call__
+
+    def counted(self: Any, *a: Any) -> Any:
+        out = rows(self, *a)
+        composed.append(out.inputs[0].shape[0])
+        return out
+
+    def tile(self: Any, start: int, stop: int) -> torch.Tensor:
+        out = periodic(self, start, stop)
+        assert self._tile is not None
+        tiles.append(int(self._tile.shape[0]))
+        return out
+
+    monkeypatch.setattr(ComponentGame, "_rows", counted)
+    monkeypatch.setattr(_rows.PeriodicRows, "__call__", tile)
+
+    def run() -> Any:
+        m.passes.clear()
+        composed.clear()
+        tiles.clear()
+        players = tribute.components(m, "net.1", unit="neuron")
+        return tribute.explain(m, x, method="feature_ablation", players=players, target=0,
+                               batch_size=64, progress=False)
+
+    a = run()
+    k = 600  # coalitions of the value call: every neuron left out once
+    assert max(composed) >= 4 * 64, composed  # several passes per block
+    # the masks' tile: whole periods covering one pass at any phase (not a block)
+    assert tiles and max(tiles) <= 2 * k + 64, max(tiles)
+    passes = list(m.passes)
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes: size)  # per chunk
+    b = run()
+    assert max(composed) <= 64
+    assert m.passes == passes and a.n_rows == b.n_rows and a.n_evals == b.n_evals
+    assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))

@@ -269,6 +269,7 @@ class Engine:
         tune_key: Hashable | None = None,
         blocks: bool = False,
         chunk: Callable[[int, int], None] | None = None,
+        block_bytes: int | None = None,
     ) -> None:
         """Evaluate rows ``0..n_rows-1`` chunk by chunk.
 
@@ -297,6 +298,11 @@ class Engine:
                 both modes, after ``build`` composed rows covering them): a component game
                 points its hooks at that chunk's slice of the block's masks there, so the hooks
                 see exactly the rows of the pass.
+            block_bytes: bytes ``build`` composes per row in a block (sizes the blocks, see
+                :meth:`block_rows`); default ``row_bytes``. Games whose ``row_bytes`` also
+                counts what the model allocates per row during a pass (component games: the
+                hooked activations) give the bytes of the rows they compose: their blocks
+                then hold several chunks, as a feature game's do.
         """
         if n_rows <= 0:
             return
@@ -322,7 +328,8 @@ class Engine:
                 if block_ok:
                     # tuning: one chunk per block, its forward pass timed (what a block pays
                     # per chunk; composing and storing are paid per block, per row)
-                    stop = min(start + (size if timing else self.block_rows(size, row_bytes)),
+                    per_row = row_bytes if block_bytes is None else block_bytes
+                    stop = min(start + (size if timing else self.block_rows(size, per_row)),
                                n_rows)
                     spent = self._run_block(start, stop, size, build, sink, select, describe_row,
                                             threads, bar, scope, clock if timing else None, chunk)

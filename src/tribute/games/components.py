@@ -289,8 +289,10 @@ class ComponentGame(Game):
         self.forward_kwargs = dict(forward_kwargs or {})
         self.baseline = baseline
         self.state = RowState()
-        # rows [first, ...) last composed by _rows: first row, masks, samples, references
-        self._block: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # rows [first, ...) last composed by _rows: first row, masks (None: sliced per pass
+        # from the run's tiles), samples, references, tiles
+        self._block: tuple[int, torch.Tensor | None, torch.Tensor, torch.Tensor,
+                           _RunTiles | None] | None = None
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
         # the rows are the model inputs: the same tuned size as feature games on these inputs
         engine.tune_key = row_signature(
@@ -335,6 +337,7 @@ class ComponentGame(Game):
         act_bytes = sum(int(np.prod(sh, dtype=np.int64)) for s in sites for sh in s.shapes)
         in_bytes = sum(int(np.prod(t.shape[1:], dtype=np.int64)) * t.element_size() for t in self.inputs)
         self.row_bytes = in_bytes + 4 * act_bytes * torch.finfo(self.compute_dtype).bits // 8
+        self._in_bytes = in_bytes
 
         super().__init__(engine, tgt, layout, names, batch)
         self.reference_output = ref_out
@@ -525,14 +528,19 @@ class ComponentGame(Game):
     def _rows(self, masks_d: torch.Tensor, shared: bool, k_count: int, start: int, stop: int,
               leaf: bool, tiles: _RunTiles | None = None) -> Rows:
         """Rows ``[start, stop)``: inputs, masks, samples and reference rows, the hooks pointed
-        at them. ``tiles`` (shared masks, one reference row): this run's periodic masks,
-        sample ids and zero reference rows, sliced instead of made per call (the hooks only
-        multiply by the masks and index by the ids; nothing writes to them)."""
+        at them. ``tiles`` (shared masks, one reference row, no gradients): this run's
+        periodic masks, sample ids and zero reference rows, sliced instead of made per call
+        (the hooks only multiply by the masks and index by the ids; nothing writes to them);
+        the masks are then sliced per forward pass by :meth:`_chunk` (which the run must call
+        before every pass), so the tile covers one pass, not a whole block."""
+        m: torch.Tensor | None
         if shared and self.n_background == 1 and k_count > 1:
             # sample-major rows without per-row gathers (the same tensors; see games._rows)
             device = self.model.device
             if tiles is not None:
-                b, j, m = tiles.ids(start, stop), tiles.zeros(stop - start), tiles.masks(start, stop)
+                if leaf:
+                    raise RuntimeError("_rows: tiles are for runs without gradients")
+                b, j, m = tiles.ids(start, stop), tiles.zeros(stop - start), None
             else:
                 b = sample_ids(start, stop, k_count, device)
                 j = torch.zeros(stop - start, dtype=torch.long, device=device)  # r % 1
@@ -544,13 +552,14 @@ class ComponentGame(Game):
             m = flat[k if shared else bk]
             xs = tuple(x[b] for x in self.inputs)
         if leaf:
+            assert m is not None
             m = m.detach().clone().requires_grad_(True)
         st = self.state
         st.new_pass(len(self.sites))
         st.mask, st.sample, st.ref = m, b, j
-        self._block = (start, m, b, j)
+        self._block = (start, m, b, j, tiles)
         extra, kw = self._extras(b)
-        return Rows(inputs=xs, sample=b, extra=extra, kwargs=kw, leaves=[m] if leaf else [])
+        return Rows(inputs=xs, sample=b, extra=extra, kwargs=kw, leaves=[m] if leaf and m is not None else [])
 
     @contextlib.contextmanager
     def _dropping_block(self) -> Iterator[None]:
@@ -564,14 +573,20 @@ class ComponentGame(Game):
         """Point the hooks at rows ``[start, stop)`` of the rows :meth:`_rows` composed last
         (the engine's per-chunk callback: in block mode one block holds many forward passes)."""
         assert self._block is not None
-        first, m, b, j = self._block
+        first, m, b, j, tiles = self._block
         st = self.state
         st.new_pass(len(self.sites))
-        if start == first and stop - start == m.shape[0]:
-            st.mask, st.sample, st.ref = m, b, j
+        whole = start == first and stop - start == b.shape[0]
+        if tiles is not None:  # the pass's masks: a view of the run's periodic tile
+            st.mask = tiles.masks(start, stop)
+        else:
+            assert m is not None
+            st.mask = m if whole else m[start - first : stop - first]
+        if whole:
+            st.sample, st.ref = b, j
         else:
             lo, hi = start - first, stop - first
-            st.mask, st.sample, st.ref = m[lo:hi], b[lo:hi], j[lo:hi]
+            st.sample, st.ref = b[lo:hi], j[lo:hi]
 
     def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
         k_count = int(masks.shape[-2])
@@ -598,7 +613,9 @@ class ComponentGame(Game):
                             # block mode (issue #9): rows composed per block, the hooks pointed
                             # at each chunk's slice; extra model arguments stay per chunk
                             blocks=not self.forward_args and not self.forward_kwargs,
-                            chunk=self._chunk)
+                            # blocks hold the composed inputs, sample ids and reference rows
+                            # (the masks are a view per pass, the activations per pass too)
+                            chunk=self._chunk, block_bytes=self._in_bytes + 16)
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,

@@ -31,7 +31,7 @@ from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target, transform_output
-from ._rows import SampleIds, repeat_rows, sample_ids, tile_rows
+from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
@@ -582,6 +582,35 @@ class FeatureGame(Game):
             out.append(composed.reshape(n, *inp.shape))
         return tuple(out)
 
+    def _compose_tiled(self, m: torch.Tensor, start: int, stop: int,
+                       k_count: int) -> tuple[torch.Tensor, ...]:
+        """:meth:`_compose` for rows ``start..stop-1`` of a sample-major ``batch*K`` table
+        (one baseline row per sample, real inputs): ``x - base`` is taken from the game's
+        :meth:`_diff` by a broadcast copy (:func:`repeat_rows`) instead of being subtracted
+        again per chunk; the same values (the same subtraction per element), so the same rows
+        and the same gradients w.r.t. ``m`` (``R x players``)."""
+        out = []
+        n = m.shape[0]
+        for i, inp in enumerate(self.inputs):
+            if inp.groups is None:
+                e = m[:, inp.offset : inp.offset + inp.size]
+            elif inp.groups.ndim == 1:
+                e = m[:, inp.groups]
+            else:
+                e = m.gather(1, repeat_rows(inp.groups, start, stop, k_count))
+            d = repeat_rows(self._diff(i), start, stop, k_count)
+            e = e.to(d.dtype)
+            if inp.base_mode == "per_sample":
+                composed = torch.addcmul(repeat_rows(inp.base, start, stop, k_count), e, d)
+            elif inp.base_mode == "background" or n == 1:
+                # as _compose: addcmul when the baseline has a row per row (a one-row
+                # background set is gathered per row there; expanded here, the same values)
+                composed = torch.addcmul(inp.base[:1].expand(n, -1), e, d)
+            else:  # one baseline: base + e * d in two roundings, as _compose does
+                composed = inp.base + e * d
+            out.append(composed.reshape(n, *inp.shape))
+        return tuple(out)
+
     def _element_masks(self, inp: _Input, masks: torch.Tensor) -> torch.Tensor:
         """Spread ``K x players`` masks over the elements of one input: ``K x size``."""
         if inp.groups is None:
@@ -872,14 +901,22 @@ class FeatureGame(Game):
         # coalition r % K) and are taken by tiling / broadcast copies instead of per-row
         # gathers (the same tensors; see games._rows)
         tiled = shared and mb == 1 and k_count > 1
+        # tiled rows: the masks and the gradient weights repeat with period K, the sample ids
+        # follow one pattern (made once per run, sliced or shifted per chunk)
+        # (the masks' rows are a view of one tile: they are only multiplied elementwise, never
+        # a model input, so where they start in memory does not matter)
+        ids = SampleIds(k_count, device) if tiled else None
+        ids_cpu = SampleIds(k_count, "cpu") if tiled else None
+        m_rows = PeriodicRows(masks_d) if tiled else None
+        w_rows = PeriodicRows(w_dev) if tiled and weights is not None else None
 
         def build(start: int, stop: int) -> Rows:
             if tiled:
-                b = sample_ids(start, stop, k_count, device)
-                m = tile_rows(masks_d, start, stop).detach().requires_grad_(True)
+                assert ids is not None and m_rows is not None
+                b = ids(start, stop)
+                m = m_rows(start, stop).detach().requires_grad_(True)
                 extra, kw = self._rows_extra(b)
-                inputs = self._compose(m, b, torch.zeros_like(b),  # j = r % 1
-                                       lambda t: repeat_rows(t, start, stop, k_count))
+                inputs = self._compose_tiled(m, start, stop, k_count)
                 return Rows(inputs=inputs, sample=b, extra=extra, kwargs=kw, leaves=[m])
             _, bk, b, k, j = self._decode(start, stop, k_count)
             m = self._row_masks(masks_d, shared, bk, k).detach().clone().requires_grad_(True)
@@ -887,13 +924,14 @@ class FeatureGame(Game):
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw, leaves=[m])
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            if tiled and weights is not None:  # the same sums as below, without index arithmetic
+            if w_rows is not None:  # the same sums as below, without index arithmetic
+                assert ids_cpu is not None
                 vals_out[start:stop] += vals.to("cpu", torch.float64)
-                wk = tile_rows(w_dev, start, stop)
+                wk = w_rows(start, stop)  # w[(start..stop-1) % K], a view of one tile
                 # float32 x float64 computes in float64 (the float32 factor widened exactly):
                 # the products of .to(float64) * wk in one pass
                 g = torch.mul(grads[0].to("cpu"), wk[:, None, None])
-                grad_out.index_add_(0, sample_ids(start, stop, k_count, "cpu"), g)
+                grad_out.index_add_(0, ids_cpu(start, stop), g)
                 return
             r = torch.arange(start, stop)
             bk = r // mb if mb > 1 else r
