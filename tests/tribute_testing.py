@@ -52,6 +52,22 @@ def gap_of(attr: Attribution) -> np.ndarray:
     return attr.gap
 
 
+def shapley_from_table(v: dict[tuple[int, ...], np.ndarray], n: int) -> np.ndarray:
+    """Exact Shapley values from every coalition's value, ``v[(b_1, ..., b_n)]`` (0/1 tuples;
+    each value an array of any shape): ``... x n``, by the textbook weighted sum."""
+    import math
+
+    first = next(iter(v.values()))
+    phi = np.zeros((*np.shape(first), n))
+    for b, val in v.items():
+        for i in range(n):
+            if not b[i]:
+                s = sum(b)
+                w = math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
+                phi[..., i] += w * (np.asarray(v[(*b[:i], 1, *b[i + 1:])]) - np.asarray(val))
+    return phi
+
+
 def stderr_of(attr: Attribution) -> np.ndarray:
     """``attr.flat_stderr()`` (batch x targets x players), failing the test when there is none."""
     se = attr.flat_stderr()

@@ -12,6 +12,7 @@ import torch
 import tribute
 from tribute.games.data import ModelMismatchWarning
 from tribute.games.data_fits import MLPFit
+from tribute_testing import shapley_from_table
 
 
 def _mlp_data(n: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, MLPFit]:
@@ -100,7 +101,6 @@ def _ridge_np(X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
 
 def test_freeshap_stderr_covers_exact_data_shapley_with_few_permutations() -> None:
     import itertools
-    import math
 
     from tribute.games.data_fits import RidgeFit
 
@@ -116,13 +116,7 @@ def test_freeshap_stderr_covers_exact_data_shapley_with_few_permutations() -> No
         b: At @ _ridge_np(X[np.array(b, bool)], y[np.array(b, bool)], 0.3)
         for b in itertools.product([0, 1], repeat=n)
     }
-    truth = np.zeros((2, n))  # exact data Shapley by enumeration (FreeShap equals it on ridge)
-    for b, val in v.items():
-        for i in range(n):
-            if not b[i]:
-                s = sum(b)
-                w = math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
-                truth[:, i] += w * (v[(*b[:i], 1, *b[i + 1 :])] - val)
+    truth = shapley_from_table(v, n)  # exact data Shapley (FreeShap equals it on ridge)
     fit = RidgeFit(l2=0.3)
     model = fit(torch.as_tensor(X), torch.as_tensor(y), seed=0)
     data = tribute.TrainingData(X, y, fit=fit)

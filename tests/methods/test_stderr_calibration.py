@@ -19,6 +19,7 @@ import torch
 import tribute
 from stderr_calibration import coverage, toy_game
 from tribute.methods._stderr import StderrWarning, inflate, t_factor
+from tribute_testing import shapley_from_table
 
 LOW, HIGH = 0.88, 0.995  # coverage band for ~95% nominal (conservative regimes may reach 1.0)
 WORST = 30.0  # largest |error| / stderr tolerated anywhere
@@ -444,7 +445,6 @@ def _ridge_data_game() -> tuple:
     """The notes25 data audit's 6-example ridge game (an outlier makes v(S) non-additive) and its
     exact data Shapley values by enumerating all 64 subsets with a closed-form ridge (not tribute)."""
     import itertools
-    import math
 
     from tribute.games.data_fits import RidgeFit
 
@@ -462,13 +462,7 @@ def _ridge_data_game() -> tuple:
         return At @ np.linalg.solve(A.T @ A + 0.3 * np.eye(3), A.T @ y[m])
 
     v = {b: ridge(np.array(b, bool)) for b in itertools.product([0, 1], repeat=n)}
-    truth = np.zeros((2, n))
-    for b, val in v.items():
-        for i in range(n):
-            if not b[i]:
-                s = sum(b)
-                w = math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
-                truth[:, i] += w * (v[(*b[:i], 1, *b[i + 1 :])] - val)
+    truth = shapley_from_table(v, n)  # 2 x n
     fit = RidgeFit(l2=0.3)
     return fit(torch.as_tensor(X), torch.as_tensor(y), seed=0), Xt, tribute.TrainingData(X, y, fit=fit), truth
 
