@@ -187,7 +187,10 @@ the best kernel alone) moved both cells by x0.93-1.22, never to the x0.77 / 0.83
 design prior with a weaker main-effect term (``tau`` = 1 or 0: all 30 singleton pairs first)
 halves the logistic regression's error (x0.55 / 0.58: 0.278 -> 0.152) but costs x1.45 / 1.71
 on the breast-cancer MLP logit and x1.13 / 1.30 on the fresh 32-player tanh logit at 64, and
-nothing seen before the design tells those games apart. Measured on the way: the NNGP
+nothing seen before the design tells those games apart: not the output kind either (``tau = 1``
+on three more probability games at 64 evaluations of 30-32 players, a random ReLU network, a
+logistic regression on 32 synthetic features and the breast-cancer MLP's probability: x1.18,
+x1.29, x1.45). Measured on the way: the NNGP
 member's Shapley values are sampled on 8,192 coalitions beyond 13 players, and that sampling
 is ~3% of the squared error on the mlp20 logit at 512 (one point set, 4 sample seeds: 0.0254
 -> 0.0251 with 32,768 coalitions, 0.0250-0.0257 -> 0.0250-0.0252, at 3x the CPU of the
