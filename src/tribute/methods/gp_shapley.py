@@ -169,6 +169,35 @@ instead of 6 was x0.90 / 1.02 on mlp20 at 512 and x1.09 / 1.04 at 256. The stand
 there are about twice the error (root mean square of error / stderr 0.45-0.73; 99-100% within
 2 sd).
 
+Sixth round (no change kept; 10 points x 2 seeds, real calls). ``tau = 100`` in the isotropic
+grid from 2.5 pairs per player up to 256 pairs, decided on four fresh logit games built for it
+(random ReLU 18 -> 64 -> 64 -> 3, random tanh 20 -> 48 -> 48 -> 3 and 32 -> 64 -> 64 -> 2, an
+MLP on 4 x 4 scikit-learn digits; 64-512 evaluations): x1.000 on 9 of the 11 cells it
+reaches, x1.003 and x0.990 on the digits MLP at 256 / 512; on the 32 benchmark cells x0.956 /
+0.891 on the breast-cancer MLP logit at 256 / 512 (0.572 -> 0.546, 0.573 -> 0.510 of the best
+anchor), x1.018 on diabetes at 128 (x1.040 on one seed), x1.000-1.005 elsewhere: no cell
+reaches half the best anchor and the fresh games show nothing, so it was not kept. At 64
+evaluations of 30 players (31 pairs) the best anchor is SHAP's antithetic permutation sampler,
+which is a design of nested complementary pairs (the prefixes of one permutation and their
+complements) with ``phi_{pi_k} = (d_k - d_{k-1}) / 2``: that chain as the design gave the GP
+x1.74 the error of the optimal design on the breast-cancer MLP logit (0.127 against 0.073;
+the permutation estimate on the same pairs 0.095) and x1.12 on the breast-cancer logistic
+regression; the fit (NNGP member off or uncapped, no sign-aware or ARD kernels, ``tau`` grids,
+the best kernel alone) moved both cells by x0.93-1.22, never to the x0.77 / 0.83 they need. A
+design prior with a weaker main-effect term (``tau`` = 1 or 0: all 30 singleton pairs first)
+halves the logistic regression's error (x0.55 / 0.58: 0.278 -> 0.152) but costs x1.45 / 1.71
+on the breast-cancer MLP logit and x1.13 / 1.30 on the fresh 32-player tanh logit at 64, and
+nothing seen before the design tells those games apart: not the output kind either (``tau = 1``
+on three more probability games at 64 evaluations of 30-32 players, a random ReLU network, a
+logistic regression on 32 synthetic features and the breast-cancer MLP's probability: x1.18,
+x1.29, x1.45). Measured on the way: the NNGP
+member's Shapley values are sampled on 8,192 coalitions beyond 13 players, and that sampling
+is ~3% of the squared error on the mlp20 logit at 512 (one point set, 4 sample seeds: 0.0254
+-> 0.0251 with 32,768 coalitions, 0.0250-0.0257 -> 0.0250-0.0252, at 3x the CPU of the
+fit); the cost rule leaves the NNGP kernels out at 512 evaluations of 32 players (predicted
+2.07 s per output against a 2 s floor; measured 0.49 s), where they would cut the fresh tanh
+logit's error from 0.0614 to 0.0462.
+
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
 variance built on it is too small when ``K`` is small: under a scale-invariant prior on the
