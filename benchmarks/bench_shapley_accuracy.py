@@ -7,10 +7,12 @@ random ReLU network (14 features, probability of the predicted class; added afte
 estimator's development, never tuned on), and two games added with the Bayesian optimal design
 and never tuned on: a logistic regression on 4 x 4 digits (16 features, probability) and a
 random ReLU network with 20 inputs (logit); and one added with the blocked design, never tuned
-on: a logistic regression on the breast-cancer features (30 features, probability). Absent
-features take the training mean (zero for the random networks). The truth is exact Shapley by
-enumeration up to 20 features, and a very-high-budget KernelSHAP reference for 30 (its own
-relative standard error is printed).
+on: a logistic regression on the breast-cancer features (30 features, probability); and four
+fresh logit games of stop 26, built after every rule was chosen (random ReLU 18 and tanh 20
+networks, an MLP on 4 x 4 digits, a random tanh network with 32 inputs). Absent features take
+the training mean (zero for the random networks). The truth is exact Shapley by enumeration up
+to 20 features, and a very-high-budget KernelSHAP reference for 30-32 (its own relative
+standard error is printed).
 
 For each budget (model evaluations per point) we report the relative L2 error
 ``||phi - phi*|| / ||phi*||`` averaged over test points and seeds, for tribute's ``shapley``
@@ -187,7 +189,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--budgets", type=str, default=",".join(map(str, BUDGETS)))
-    ap.add_argument("--games", type=str, default="wine_prob,diabetes_raw,tanh16_raw,cancer_logit,relu14_prob,digits16_prob,mlp20_logit,cancer_logreg_prob")
+    ap.add_argument("--games", type=str, default="wine_prob,diabetes_raw,tanh16_raw,cancer_logit,relu14_prob,digits16_prob,mlp20_logit,cancer_logreg_prob,"
+                    "n_relu18_logit,n_tanh20_logit,n_digits16mlp_logit,n_tanh32_logit")
     ap.add_argument("--skip", type=str, default="", help="comma list of: tribute,captum,shap,shapiq")
     ap.add_argument("--shapiq-python", type=str,
                     default=str(Path(__file__).resolve().parent.parent / ".venv312/bin/python"))
