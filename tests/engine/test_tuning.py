@@ -391,6 +391,34 @@ def test_a_duel_the_calls_cannot_finish_is_decided_on_what_it_measured():
     assert not t.done
 
 
+def test_a_size_past_the_run_timed_once_on_the_whole_run_settles_the_search():
+    # runs of 2,314 rows (feature_ablation on 178 inputs) send themselves as one pass at
+    # every size from 2,314 up: once 4,096 was timed on such a run (clearly slower, so it
+    # wants three more timings, one per call), the search settles instead of tuning on
+    def run(t, n, per_row):
+        start = 0
+        while start < n:
+            s = t.propose()
+            rows = min(s, n - start)
+            t.record(s, rows, 60e-6 + rows * per_row(s))
+            start += rows
+        if not t.done:
+            t.settle(n)
+
+    t = BatchTuner(cap=8192, skip=False, warm=True)
+    per_row = lambda s: 0.14e-6 if s <= 2048 else 0.3e-6  # noqa: E731
+    calls = 0
+    while not t.done and calls < 20:
+        run(t, 2314, per_row)
+        calls += 1
+    assert t.done and t.best == 2048 and 4096 in t.rates
+    assert calls <= 4 and len(t._samples[4096]) == 1, (calls, t._samples)
+    t.resume(2314)  # the same calls keep the size
+    assert t.done
+    t.resume(4096)  # a run that can send a whole chunk of 4,096 times it again
+    assert not t.done and t.propose() == 4096
+
+
 def test_a_fresh_tuner_on_a_model_that_already_ran_times_its_first_chunk():
     # the warm-up chunk guards against lazy initialisation on a model's first pass in the
     # process; once the model has run, a fresh tuner (clear_tuners, a new key) times it

@@ -192,6 +192,7 @@ class BatchTuner:
         self._warm = bool(warm)  # no warm-up chunk to ignore (the model already ran)
         self.skip = bool(skip)
         self._settled = False  # ended by settle(): a bigger run resumes the search
+        self._resume_rows = 0  # settled on a size timed once: resumed by runs of a whole chunk
         self._skipped: tuple[int, int] | None = None  # (first skipped index, index skipped to)
         self._current = True
         self._lock = threading.Lock()
@@ -223,9 +224,16 @@ class BatchTuner:
         the coalitions, leaves the search alone). The best size measured so far is kept; calls
         of this size never send bigger chunks, so without this every later call would keep
         timing chunks that are never recorded. A duel (see :meth:`_start_duel`) that such runs
-        cannot finish is decided on what it measured."""
+        cannot finish is decided on what it measured.
+
+        Likewise when the size to time next is more than the run's rows and was timed already:
+        such runs send themselves as one pass at every size from their rows up, so its further
+        timings (a slower size is confirmed up to four times) would come one per call while
+        every call keeps tuning; :meth:`resume` takes the search up for a run that can send a
+        whole chunk of that size."""
         with self._lock:
-            n2 = 2 * int(n_rows)
+            n = int(n_rows)
+            n2 = 2 * n
             if self.best is not None or not self.rates:
                 return
             if self._duel is not None:
@@ -237,6 +245,16 @@ class BatchTuner:
             if i > 0 and self.candidates[i - 1] <= n2 < self.candidates[i]:
                 self._finish(final=True)
                 self._settled = True
+            elif i > 0 and self.candidates[i - 1] <= n < self.candidates[i] \
+                    and self.candidates[i] in self.rates:
+                # every size from the run's rows up sends such a run as one pass: the size
+                # timed next already was, on a whole run, and more of its timings would come
+                # one per call (the search would tune on for calls: issue #9, a 2,314-row
+                # feature_ablation run confirming a slower 4,096 four times); a run that can
+                # send a whole chunk of it resumes the search
+                self._finish(final=True)
+                self._settled = True
+                self._resume_rows = self.candidates[i]
 
     def resume(self, n_rows: int) -> None:
         """Take up a search :meth:`settle` ended when a run of ``n_rows`` rows can time the
@@ -245,8 +263,8 @@ class BatchTuner:
             if not self._settled:
                 return
             need = self._duel[-1] if self._duel is not None else self.candidates[self._i]
-            if 2 * int(n_rows) >= need:
-                self.best, self._settled = None, False
+            if (int(n_rows) if self._resume_rows else 2 * int(n_rows)) >= need:
+                self.best, self._settled, self._resume_rows = None, False, 0
 
     def propose(self, cap: int | None = None) -> int:
         """The size of the next chunk (the best one once tuned), at most ``cap``."""
