@@ -121,7 +121,11 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
         ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
             ``explain(..., ablation=...)`` overrides it. default="zero".
         reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).
-        counterfactual: corrupted inputs for ``patch`` (one per sample).
+        counterfactual: corrupted inputs for ``patch`` (one per sample). Counterfactual row ``i``
+            runs with input ``i``'s ``forward_args``/``forward_kwargs``; one that needs its own
+            (another attention mask) passes them as inputs: ``explain(model, (ids, mask), ...)``
+            with ``counterfactual=(ids_cf, mask_cf)`` (this cannot be detected: tribute never
+            sees the counterfactual's own mask).
         n_resample: reference rows averaged over for ``resample``. default=16.
         seed: seed of the resample draw. default=0.
         sae: a :class:`tribute.SAE` (sparse autoencoder or transcoder attached at a module):
@@ -388,7 +392,9 @@ class ComponentGame(Game):
             raise InputError(
                 f"{what} has {n} rows, but forward_args/forward_kwargs hold per-sample tensors of "
                 f"the inputs ({self.n_samples_raw} rows), which do not belong to its rows; pass "
-                "those tensors as part of the inputs (a tuple) so the reference carries its own."
+                "those tensors as part of the inputs (a tuple) so the reference carries its own "
+                "(wrapping the model as forward(ids, mask) if its second positional argument is "
+                "not the mask, e.g. GPT-2's past_key_values)."
             )
         device = self.model.device
         outs: list[torch.Tensor] = []

@@ -41,6 +41,9 @@ class Ablation:
             corrupted input per sample: activation patching).
         reference: inputs for ``mean``/``resample`` (same structure as the inputs), or None.
         counterfactual: corrupted inputs for ``patch`` (same structure and batch as the inputs).
+            Row ``i`` runs with input ``i``'s ``forward_args``/``forward_kwargs``; one that needs
+            its own (another attention mask) passes them as part of the inputs and of
+            ``counterfactual`` (a tuple), which tribute cannot check for you.
         n_resample: reference rows per coalition for ``resample``. default=16.
         seed: seed of the draw of resample rows. default=0.
     """
