@@ -387,9 +387,11 @@ def test_stderr_coverage_sweep(method: str, n: int, budget: int) -> None:
 def test_gp_shapley_stderr_coverage_sweep(budget: int) -> None:
     """Measured (50 seeds, 10 players, seed-10 toy game), plug-in amplitude -> Student-t (and,
     with at most n pairs, the even half's amplitude): coverage 0.846 -> 0.973 at 6,
-    0.953 -> 0.974 at 20, 0.925 -> 0.933 at 40, 0.981 -> 0.983 at 160."""
+    0.953 -> 0.974 at 20, 0.925 -> 0.933 at 40, 0.981 -> 0.983 at 160. Up to 1.5 pairs per
+    player (budget <= 32 here) no member of the model average reports less than the isotropic
+    tau = 0 members (round 7 of #14): a conservative regime, 0.974 -> 0.998 at 20."""
     c = coverage("gp_shapley", toy_game(10, seed=10), budget, range(50))
-    _check(c)
+    _check(c, high=1.0 if budget <= 2 + 2 * 15 else HIGH)
 
 
 @pytest.mark.slow
