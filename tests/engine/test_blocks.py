@@ -17,10 +17,10 @@ from tribute.models import as_model
 class _Counting(nn.Module):
     """A small MLP that records the rows of every forward pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = 8, n_out: int = 3, seed: int = 0) -> None:
         super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(5, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
         self.passes: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -330,19 +330,10 @@ def test_chunk_callback_sees_the_rows_of_every_forward_pass(blocks):
     assert [(a, b) for a, b, _ in passes] == seen and all(n == b - a for a, b, n in passes)
 
 
-class _Wide(nn.Module):
+def _wide() -> _Counting:
     """5 inputs, 600 hidden neurons: activations far bigger than the rows (component games count
     them in ``row_bytes``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(2)
-        self.net = nn.Sequential(nn.Linear(5, 600), nn.ReLU(), nn.Linear(600, 2))
-        self.passes: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.passes.append(int(x.shape[0]))
-        return self.net(x)
+    return _Counting(hidden=600, n_out=2, seed=2)
 
 
 def test_component_blocks_hold_several_passes_when_activations_are_big(monkeypatch):
@@ -354,7 +345,7 @@ def test_component_blocks_hold_several_passes_when_activations_are_big(monkeypat
     from tribute.games import _rows
     from tribute.games.components import ComponentGame
 
-    m = _Wide().eval()
+    m = _wide().eval()
     x = torch.randn(40, 5)
     composed: list[int] = []
     tiles: list[int] = []
