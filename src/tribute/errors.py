@@ -7,6 +7,10 @@ The classes subclass the built-in exception a user would expect (``ValueError`` 
 
 from __future__ import annotations
 
+import os
+import sys
+from types import FrameType
+
 __all__ = [
     "BudgetError",
     "InputError",
@@ -15,6 +19,7 @@ __all__ = [
     "TributeError",
     "UnsupportedModelError",
     "WeightsFormatError",
+    "user_stacklevel",
 ]
 
 
@@ -48,3 +53,17 @@ class StderrWarning(RuntimeWarning):
     Filter it like any warning, e.g. ``warnings.simplefilter("ignore", tribute.StderrWarning)``
     when only the values are used.
     """
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called by the caller of this function that points
+    at the first frame outside tribute (the user's line), whatever the depth of the call."""
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -4,6 +4,7 @@ counterfactual with its own attention mask passes it as an input. Truth: own for
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import tribute
@@ -57,11 +58,50 @@ def test_patch_uses_the_inputs_kwargs_and_own_masks_go_in_the_inputs() -> None:
     own = _patched_truth(model, ids, mask, cf, cf_mask)
     shared = _patched_truth(model, ids, mask, cf, mask)  # the counterfactual run with the input's mask
     assert np.abs(own - shared).max() > 0.05  # the mismatch matters here
-    via_kwargs = tribute.explain(
-        model, ids, method="feature_ablation", target=0, forward_kwargs={"attention_mask": mask},
-        players=tribute.components(model, ["mix"], unit="neuron", ablation="patch", counterfactual=cf))
+    with pytest.warns(UserWarning, match="counterfactual_kwargs"):
+        via_kwargs = tribute.explain(
+            model, ids, method="feature_ablation", target=0, forward_kwargs={"attention_mask": mask},
+            players=tribute.components(model, ["mix"], unit="neuron", ablation="patch", counterfactual=cf))
     np.testing.assert_allclose(np.asarray(via_kwargs.values).reshape(1, 4), shared, atol=1e-6)
     via_inputs = tribute.explain(
         model, (ids, mask), method="feature_ablation", target=0,
         players=tribute.components(model, ["mix"], unit="neuron", ablation="patch", counterfactual=(cf, cf_mask)))
     np.testing.assert_allclose(np.asarray(via_inputs.values).reshape(1, 4), own, atol=1e-6)
+
+
+def test_counterfactual_kwargs_give_the_counterfactual_its_own_mask() -> None:
+    model = _Pool().eval()
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    cf = torch.tensor([[8, 9, 0, 0], [2, 2, 2, 2]])
+    cf_mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    own = _patched_truth(model, ids, mask, cf, cf_mask)
+    assert np.abs(own - _patched_truth(model, ids, mask, cf, mask)).max() > 0.05
+    attr = tribute.explain(
+        model, ids, method="feature_ablation", target=0, forward_kwargs={"attention_mask": mask},
+        players=tribute.components(model, ["mix"], unit="neuron", ablation="patch", counterfactual=cf,
+                                   counterfactual_kwargs={"attention_mask": cf_mask}))
+    np.testing.assert_allclose(np.asarray(attr.values).reshape(2, 4), own, atol=1e-6)
+
+
+def test_patch_with_per_sample_kwargs_warns_unless_counterfactual_kwargs_say() -> None:
+    import warnings
+
+    model = _Pool().eval()
+    ids, mask = torch.tensor([[1, 2, 3, 4]]), torch.tensor([[1, 1, 1, 1]])
+    cf = torch.tensor([[8, 9, 0, 0]])
+
+    def run(counterfactual_kwargs: dict[str, object] | None = None) -> None:
+        tribute.explain(model, ids, method="feature_ablation", target=0, forward_kwargs={"attention_mask": mask},
+                        players=tribute.components(model, ["mix"], unit="neuron", ablation="patch",
+                                                   counterfactual=cf, counterfactual_kwargs=counterfactual_kwargs))
+
+    with pytest.warns(UserWarning, match="counterfactual_kwargs"):
+        run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(counterfactual_kwargs={})
+    with pytest.raises(tribute.InputError, match=r"counterfactual_kwargs\['attention_mask'\] has 2 rows"):
+        run(counterfactual_kwargs={"attention_mask": torch.ones(2, 4, dtype=torch.long)})
+    with pytest.raises(tribute.InputError, match="read only by ablation='patch'"):
+        tribute.components(model, ["mix"], ablation="mean", counterfactual_kwargs={"attention_mask": mask})

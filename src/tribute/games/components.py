@@ -66,7 +66,7 @@ import torch
 
 from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
-from ..errors import InputError, UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
@@ -100,7 +100,8 @@ if TYPE_CHECKING:
 def components(model: torch.nn.Module, modules: str | Sequence[str] | None = None, unit: str = "neuron", *,
                num_heads: int | None = None, ablation: str | Ablation = "zero",
                reference: Any = None, counterfactual: Any = None, n_resample: int = 16,
-               seed: int = 0, sae: SAE | None = None) -> ComponentSet:
+               seed: int = 0, sae: SAE | None = None,
+               counterfactual_kwargs: dict[str, Any] | None = None) -> ComponentSet:
     """Players that are units of named modules; pass the result as ``players=`` to ``explain``.
 
     Args:
@@ -122,16 +123,21 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             ``explain(..., ablation=...)`` overrides it. default="zero".
         reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).
         counterfactual: corrupted inputs for ``patch`` (one per sample). Counterfactual row ``i``
-            runs with input ``i``'s ``forward_args``/``forward_kwargs``; one that needs its own
-            (another attention mask) passes them as inputs: ``explain(model, (ids, mask), ...)``
-            with ``counterfactual=(ids_cf, mask_cf)`` (this cannot be detected: tribute never
-            sees the counterfactual's own mask).
+            runs with input ``i``'s ``forward_args``/``forward_kwargs`` unless
+            ``counterfactual_kwargs`` replaces them; a counterfactual padded differently needs
+            its own attention mask: ``counterfactual_kwargs={"attention_mask": mask_cf}``, or
+            masks as inputs: ``explain(model, (ids, mask), ...)`` with
+            ``counterfactual=(ids_cf, mask_cf)``.
         n_resample: reference rows averaged over for ``resample``. default=16.
         seed: seed of the resample draw. default=0.
         sae: a :class:`tribute.SAE` (sparse autoencoder or transcoder attached at a module):
             the players are its latents plus its reconstruction error (see
             :mod:`tribute.games.sae`; the result is then a ``SAEComponentSet``); give it instead
             of ``modules``. default=None.
+        counterfactual_kwargs: model keyword arguments for the counterfactual run of ``patch``
+            (see :class:`Ablation`); ``{}`` keeps the inputs' ``forward_kwargs`` on purpose.
+            default=None: the inputs' kwargs, with a warning when ``forward_kwargs`` or
+            ``forward_args`` hold per-sample tensors.
 
     Example:
         >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP
@@ -150,7 +156,7 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
         from .sae import sae_features
 
         return sae_features(model, sae, ablation=ablation, reference=reference, counterfactual=counterfactual,
-                            n_resample=n_resample, seed=seed)
+                            n_resample=n_resample, seed=seed, counterfactual_kwargs=counterfactual_kwargs)
     if modules is None:
         raise InputError("components(model, modules): give a module path (or a list), or sae=tribute.SAE(...).")
     names = [modules] if isinstance(modules, str) else list(modules)
@@ -161,7 +167,7 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
     if unit not in UNITS:
         raise InputError(f"unit={unit!r} is not one of {UNITS}.")
     abl = as_ablation(ablation, reference=reference, counterfactual=counterfactual,
-                       n_resample=n_resample, seed=seed)
+                       n_resample=n_resample, seed=seed, counterfactual_kwargs=counterfactual_kwargs)
     sites = [resolve_site(model, n, unit, num_heads) for n in names]
     if len({s.path for s in sites}) != len(sites):
         raise InputError(f"modules={names!r} resolve to the same module more than once.")
@@ -196,7 +202,7 @@ class ComponentSet:
         abl = self.ablation
         if ablation is not None:
             if isinstance(ablation, str):
-                abl = Ablation(ablation, abl.reference, abl.counterfactual, abl.n_resample, abl.seed)
+                abl = abl.with_kind(ablation)
             else:
                 abl = as_ablation(ablation)
         adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
@@ -383,8 +389,13 @@ class ComponentGame(Game):
         return any(isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 and v.shape[0] == n for v in vals)
 
     def _capture(self, engine: Engine, xs: list[torch.Tensor], *, per_sample: bool, what: str,
+                 kwargs: dict[str, Any] | None = None,
                  ) -> tuple[torch.Tensor, dict[int, dict[int, torch.Tensor]]]:
-        """Run ``xs`` through the model unedited; return raw outputs and activations per site/call."""
+        """Run ``xs`` through the model unedited; return raw outputs and activations per site/call.
+
+        ``kwargs`` replaces the ``forward_kwargs`` of the same names (per-sample rows picked as
+        the inputs' are).
+        """
         n = int(xs[0].shape[0])
         if not per_sample and self._has_per_sample_extras():
             # also with as many rows as the inputs: reference row i is not input i, and running
@@ -405,6 +416,8 @@ class ComponentGame(Game):
             b = torch.arange(start, stop, device=device)
             state.new_pass(len(self.sites))
             extra, kw = self._extras(b)
+            if kwargs:
+                kw = {**kw, **{k: self._pick(v, b) for k, v in kwargs.items()}}
             return Rows(inputs=tuple(x[b] for x in xs), sample=b, extra=extra, kwargs=kw)
 
         def select(out: torch.Tensor, rows: Rows) -> torch.Tensor:
@@ -443,7 +456,9 @@ class ComponentGame(Game):
         if abl.kind == "patch":
             cf, _, _ = _as_input_tuple(abl.counterfactual, "counterfactual")
             self._check_like(cf, "counterfactual", same_batch=True)
-            _, acts = self._capture(self.engine, self._to_device(cf), per_sample=True, what="counterfactual")
+            cf_kwargs = self._counterfactual_kwargs(abl.counterfactual_kwargs)
+            _, acts = self._capture(self.engine, self._to_device(cf), per_sample=True, what="counterfactual",
+                                    kwargs=cf_kwargs)
             self._check_shapes(acts, "counterfactual")
             self._abl_values = acts
             self.state.ablate = self._ablate_per_sample
@@ -478,6 +493,30 @@ class ComponentGame(Game):
         self._abl_values = {s: {c: t[idx_d] for c, t in calls.items()} for s, calls in pool.items()}
         self.n_background = int(abl.n_resample)
         self.state.ablate = self._ablate_per_ref
+
+    def _counterfactual_kwargs(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        """Check ``counterfactual_kwargs`` (per-sample tensors have one row per input); warn when
+        it is missing and the inputs' extras are per-sample (another mask would go unnoticed)."""
+        if given is None:
+            if self._has_per_sample_extras():
+                warnings.warn(
+                    "ablation='patch': the counterfactual runs with the inputs' per-sample "
+                    "forward_args/forward_kwargs (e.g. their attention mask). If the counterfactual "
+                    "is padded differently, pass its own: components(..., counterfactual_kwargs="
+                    "{'attention_mask': mask_cf}); pass counterfactual_kwargs={} to keep the inputs' "
+                    "kwargs and silence this warning.",
+                    UserWarning, stacklevel=user_stacklevel(),
+                )
+            return {}
+        n = self.n_samples_raw
+        for k, v in given.items():
+            rows = v.shape[0] if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 else None
+            if rows is not None and rows != n:
+                raise InputError(
+                    f"counterfactual_kwargs[{k!r}] has {rows} rows but there are {n} inputs; give one "
+                    "row per counterfactual (the same batch as counterfactual=...)."
+                )
+        return dict(given)
 
     def _to_device(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         d = self.model.device

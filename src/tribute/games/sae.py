@@ -238,7 +238,7 @@ class SAEComponentSet(ComponentSet):
             raise InputError(f"unexpected argument(s) {sorted(unknown)} for an SAE feature game.")
         abl = self.ablation
         if ablation is not None:
-            abl = (Ablation(ablation, abl.reference, abl.counterfactual, abl.n_resample, abl.seed)
+            abl = (abl.with_kind(ablation)
                    if isinstance(ablation, str) else as_ablation(ablation))
         adapter = model if isinstance(model, ModelAdapter) else as_model(model, "torch")
         if not isinstance(adapter, TorchModel) or adapter.module is None:
@@ -253,11 +253,12 @@ class SAEComponentSet(ComponentSet):
 
 
 def sae_features(model: torch.nn.Module, sae: SAE, *, ablation: str | Ablation = "zero", reference: Any = None,
-                 counterfactual: Any = None, n_resample: int = 16, seed: int = 0) -> SAEComponentSet:
+                 counterfactual: Any = None, n_resample: int = 16, seed: int = 0,
+                 counterfactual_kwargs: dict[str, Any] | None = None) -> SAEComponentSet:
     """Players that are the latents of ``sae`` (plus its error term); pass as ``players=`` to ``explain``.
 
     Same as ``tribute.components(model, sae=sae, ...)``. ``ablation``, ``reference``,
-    ``counterfactual``, ``n_resample`` and ``seed`` mean what they mean for
+    ``counterfactual``, ``n_resample``, ``seed`` and ``counterfactual_kwargs`` mean what they mean for
     :func:`tribute.components` (``"mean"`` ablates a latent to its mean over ``reference``).
 
     Args:
@@ -270,4 +271,5 @@ def sae_features(model: torch.nn.Module, sae: SAE, *, ablation: str | Ablation =
         raise InputError(f"sae={sae!r} must be a tribute.SAE(encoder, decoder, at='module.path').")
     get_module(model, sae.at)  # fails early with close matches when the path is wrong
     return SAEComponentSet(model, sae, as_ablation(ablation, reference=reference, counterfactual=counterfactual,
-                                                   n_resample=n_resample, seed=seed))
+                                                   n_resample=n_resample, seed=seed,
+                                                   counterfactual_kwargs=counterfactual_kwargs))

@@ -10,7 +10,7 @@ says how removed units are replaced.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -41,11 +41,15 @@ class Ablation:
             corrupted input per sample: activation patching).
         reference: inputs for ``mean``/``resample`` (same structure as the inputs), or None.
         counterfactual: corrupted inputs for ``patch`` (same structure and batch as the inputs).
-            Row ``i`` runs with input ``i``'s ``forward_args``/``forward_kwargs``; one that needs
-            its own (another attention mask) passes them as part of the inputs and of
-            ``counterfactual`` (a tuple), which tribute cannot check for you.
+            Row ``i`` runs with input ``i``'s ``forward_args``/``forward_kwargs`` unless
+            ``counterfactual_kwargs`` says otherwise.
         n_resample: reference rows per coalition for ``resample``. default=16.
         seed: seed of the draw of resample rows. default=0.
+        counterfactual_kwargs: keyword arguments of the model for the counterfactual run of
+            ``patch``, replacing the ``forward_kwargs`` of the same name (e.g. the
+            counterfactual's own ``attention_mask``, one row per sample); ``{}`` says the
+            counterfactual runs with the inputs' ``forward_kwargs`` on purpose. default=None
+            (the inputs' kwargs, with a warning when they hold per-sample tensors).
     """
 
     kind: str = "zero"
@@ -53,6 +57,7 @@ class Ablation:
     counterfactual: Any = None
     n_resample: int = 16
     seed: int = 0
+    counterfactual_kwargs: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ABLATIONS:
@@ -66,14 +71,32 @@ class Ablation:
             )
         if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, int) or self.n_resample < 1:
             raise InputError(f"n_resample={self.n_resample!r} must be a positive int.")
+        ck = self.counterfactual_kwargs
+        if ck is not None:
+            if not isinstance(ck, dict) or not all(isinstance(k, str) for k in ck):
+                raise InputError(
+                    f"counterfactual_kwargs={type(ck).__name__}: give a dict of keyword arguments "
+                    "of the model, e.g. counterfactual_kwargs={'attention_mask': mask_cf}."
+                )
+            if self.kind != "patch":
+                raise InputError(
+                    f"counterfactual_kwargs= is read only by ablation='patch' (got ablation={self.kind!r}); "
+                    "drop it, or use ablation='patch' with counterfactual=..."
+                )
+
+    def with_kind(self, kind: str) -> Ablation:
+        """The same settings with another ``kind`` (``counterfactual_kwargs`` kept for ``patch`` only)."""
+        return replace(self, kind=kind,
+                       counterfactual_kwargs=self.counterfactual_kwargs if kind == "patch" else None)
 
 
 def as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None,
-                 n_resample: int = 16, seed: int = 0) -> Ablation:
+                 n_resample: int = 16, seed: int = 0,
+                 counterfactual_kwargs: dict[str, Any] | None = None) -> Ablation:
     if isinstance(value, Ablation):
         return value
     if isinstance(value, str):
-        return Ablation(value, reference, counterfactual, n_resample, seed)
+        return Ablation(value, reference, counterfactual, n_resample, seed, counterfactual_kwargs)
     if isinstance(value, dict):
         return Ablation(**value)
     raise InputError(
