@@ -233,7 +233,8 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
 
 def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
                        user_data: bool = False) -> str:
-    """An aligned text leaderboard: one table per case (mean ± stderr, * = best, rank).
+    """An aligned text leaderboard: one table per case (mean ± stderr, rank; ``*`` = the best mean,
+    ``=`` = a method within the 95% paired interval of it, so not shown to be worse).
 
     With ``user_data`` (``tribute evaluate``) failed checks are warnings about the methods,
     not about the benchmark.
@@ -248,6 +249,7 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
         headers = ["method"] + [f"{m} {_arrow(result.metric_info[m]['higher_is_better'])}"
                                 for m in mets] + ["seconds", "evals/input"]
         ranks = {m: case_ranks(result, case.name, m) for m in mets}
+        ties = {m: tied_with_best(result, case.name, m) for m in mets}
         rows = []
         foot: list[str] = []
         for meth in result.all_methods():
@@ -267,7 +269,8 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
                     continue
                 assert s is not None
                 r = ranks[m].get(meth)
-                cells.append(f"{'*' if r == 1 else ' '}{fmt_cell(s.mean, s.stderr)} ({r})")
+                mark = "*" if r == 1 else ("=" if ties[m].get(meth) else " ")
+                cells.append(f"{mark}{fmt_cell(s.mean, s.stderr)} ({r})")
             cost = "-" if run.n_evals is None else str(run.n_evals)
             rows.append([label, *cells, f"{run.seconds:.2f}", cost])
         out.extend(_table(headers, rows, set(range(1, len(headers)))))
@@ -299,7 +302,8 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
         out.append("")
     out.append("† reference attribution (not a registry method): oracle = the ground truth, "
                "random = seeded noise, wrong_class = credits for another class. "
-               "* = best, (k) = rank.")
+               "* = best mean, = = within the 95% paired interval of the best (not separable "
+               "from it), (k) = rank.")
     return "\n".join(out)
 
 
