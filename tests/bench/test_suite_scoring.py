@@ -112,3 +112,18 @@ def test_text_leaderboard_marks_methods_tied_with_the_best() -> None:
     assert paired_tie(res, "c", "close", "top", "up") and not paired_tie(res, "c", "poor", "top", "up")
     lines = {ln.split()[0]: ln for ln in format_leaderboard(res).splitlines() if ln[:1] in "tcp" and "(" in ln}
     assert "*" in lines["top"] and "=" in lines["close"] and "=" not in lines["poor"] and "*" not in lines["poor"]
+
+
+def test_data_results_say_over_how_many_test_points_the_lds_is_averaged() -> None:
+    # per-point LDS is NaN where Spearman is undefined (constant credits or outputs); _ci averages
+    # the finite ones, and the text and HTML reports showed the mean next to n_test as if over all
+    from tribute.bench.data_report import render_data_report
+    from tribute.bench.data_suite import format_data_results
+
+    res = {"case": "k", "title": "t", "n_subsets": 20, "n_test": 5, "methods": {
+        "m": {"lds": 0.4, "lds_ci95": [0.1, 0.7], "seconds": 1.0, "peak_mib": 2.0, "lds_undefined": 2},
+        "full": {"lds": 0.3, "lds_ci95": [0.1, 0.5], "seconds": 1.0, "peak_mib": 2.0}}}
+    text = format_data_results([res])
+    assert "LDS over 3 of 5 test points" in text and text.count("test points:") == 1
+    html = render_data_report([res])
+    assert "0.400 (over 3 of 5 test points)" in html and html.count("(over ") == 1

@@ -60,7 +60,9 @@ def _case(r: dict[str, Any]) -> dict[str, Any]:
         drops = [k for k in ("lds_drop1pct", "lds_drop3pct", "lds_drop5pct") if k in row]
         # ``*_v``: the number behind each cell (``data-v``), so the sortable table sorts numbers as
         # numbers (report.js falls back to comparing the text: "100.00" < "12.35" < "3.21")
-        rows.append({"method": name, "error": "", "lds": f"{row['lds']:.3f}", "lds_v": _v(row["lds"]),
+        undefined = row.get("lds_undefined", 0)
+        note = f" (over {r['n_test'] - undefined} of {r['n_test']} test points)" if undefined else ""
+        rows.append({"method": name, "error": "", "lds": f"{row['lds']:.3f}{note}", "lds_v": _v(row["lds"]),
                      "ci": f"[{lo:.3f}, {hi:.3f}]", "ci_v": _v(lo), "seconds": f"{row['seconds']:.2f}",
                      "seconds_v": _v(row["seconds"]), "mib": f"{row['peak_mib']:.0f}", "mib_v": _v(row["peak_mib"]),
                      "loo": f"{row['loo_correlation']:.4f}" if "loo_correlation" in row else "",
