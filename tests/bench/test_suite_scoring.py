@@ -127,3 +127,33 @@ def test_data_results_say_over_how_many_test_points_the_lds_is_averaged() -> Non
     assert "LDS over 3 of 5 test points" in text and text.count("test points:") == 1
     html = render_data_report([res])
     assert "0.400 (over 3 of 5 test points)" in html and html.count("(over ") == 1
+
+
+def test_overall_counts_clear_wins_apart_from_ties() -> None:
+    # 'wins' counts first places; on the tiny suite 23 of 31 were within the 95% paired interval of
+    # another real method (f_wins.py), so the count alone overstates which method is best
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tribute.bench.leaderboard import format_leaderboard, overall
+    from tribute.bench.runner import BenchResult, MethodRun, Score
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(30)
+    per = {"top": base + 0.01 + 0.05 * rng.standard_normal(30), "close": base + 0.05 * rng.standard_normal(30),
+           "poor": base - 2.0}
+    scores = []
+    for metric, shift in (("tied", {"top": 0.0, "close": 0.0, "poor": 0.0}),
+                          ("apart", {"top": 1.0, "close": 0.0, "poor": 0.0})):
+        for m, v in per.items():
+            s = v + shift[m]
+            scores.append(Score("c", m, metric, "ok", mean=float(s.mean()), stderr=float(s.std(ddof=1) / np.sqrt(30)),
+                                n=30, higher_is_better=True, scores=s))
+    case = SimpleNamespace(name="c", title="t", n_samples=30, n_players=4, has_truth=False)
+    info = {m: {"higher_is_better": True, "category": "x", "needs": ()} for m in ("tied", "apart")}
+    res = BenchResult("t", 0, list(per), ["tied", "apart"], [case],  # type: ignore[list-item]
+                      [MethodRun("c", m, False, "ok", seconds=1.0, n_evals=10) for m in per], scores, info, {})
+    top = {r["method"]: r for r in overall(res)}["top"]
+    assert top["wins"] == 2 and top["clear_wins"] == 1
+    assert "clear wins" in format_leaderboard(res)
