@@ -168,3 +168,33 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     # the leaderboard tables are in the rendered DOM with their numbers
     assert dom.count('class="sortable lb"') == len(CASES)
     assert re.search(r"\d\.\d{3} ± \d", dom)
+
+
+def test_numeric_cells_of_sortable_tables_carry_their_number(report: Path) -> None:
+    # report.js sorts by data-v and falls back to the cell *text* without it: the overall table's
+    # wins / evals and each case's cost table sorted "10" before "9" and "100.000" before "12.000"
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth = 0
+            self.missing: list[str] = []
+            self.numeric = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "table" and "sortable" in (a.get("class") or ""):
+                self.depth += 1
+            if tag == "td" and self.depth and "num" in (a.get("class") or "").split():
+                self.numeric += 1
+                if "data-v" not in a:
+                    self.missing.append(str(a))
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "table" and self.depth:
+                self.depth -= 1
+
+    p = Cells()
+    p.feed(report.read_text(encoding="utf-8"))
+    assert p.numeric > 20 and not p.missing, p.missing[:5]

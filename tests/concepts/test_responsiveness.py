@@ -148,7 +148,10 @@ def test_decision_bench_suite_tiny(tmp_path: Path) -> None:
 
     from tribute.bench.decision_suite import cmd_decision_suite
 
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
     assert cmd_decision_suite(argparse.Namespace(suite="decision-tiny", seed=0, out=str(tmp_path))) == 0
+    assert torch.equal(torch.random.get_rng_state(), state)  # the suite seeds torch inside a fork
     res = json.loads((tmp_path / "decision.json").read_text())
     rc, kl, ce = res["recourse"], res["shap_kl"], res["certified"]
     assert rc["max_abs_error_exact_features"] == 0.0 and rc["max_abs_error_vs_closed_form"] < 0.15

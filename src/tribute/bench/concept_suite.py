@@ -13,7 +13,11 @@ over the images; a pattern's concept is the one with the highest mean IoU. Also 
 IoU with the pattern's filled 6 x 6 box (the ring is hollow: a blob on it overlaps its box more
 than its 20 border pixels), the **pointing** rate (the concept map's maximum falls inside the pattern's 6 x 6 box), the
 matched concepts' Sobol importances, the NMF reconstruction error, and the CNN's accuracy.
-Chance level for the IoU of ``|mask|`` random pixels is about ``|mask| / size^2`` (2% at 32 x 32).
+Chance level for the IoU of ``k = |mask|`` random pixels (:func:`chance_iou`) is ``E[h / (2 k - h)]``
+with ``h`` hypergeometric (``k`` of ``size^2`` pixels drawn, ``k`` of them on the pattern), about
+``k / (2 size^2)``: 0.010 for the 20-pixel patterns at 32 x 32 (a random pixel lands on the pattern
+with probability ``k / size^2`` = 2%, but the union counts both sets); chance pointing is
+``36 / size^2`` (3.5%).
 
 **TCAV** (:func:`tribute.tcav`) on the same CNN, class 1, at the last conv ReLU (layer ``"4"``),
 with the paper's flattened CAVs (``spatial="flatten"``) and with channel-mean CAVs
@@ -43,7 +47,7 @@ from ..datasets import PLUS, RING
 from ..methods.craft import CRAFTResult, craft
 from ..methods.tcav import tcav
 
-__all__ = ["ConceptSuiteResult", "TCAVBenchRow", "cmd_concept_suite", "concept_images", "format_concept_results",
+__all__ = ["ConceptSuiteResult", "TCAVBenchRow", "chance_iou", "cmd_concept_suite", "concept_images", "format_concept_results",
            "format_tcav_rows", "pattern_cnn", "pattern_iou", "run_concept_suite", "run_tcav_bench",
            "two_pattern_images"]
 
@@ -132,6 +136,15 @@ def pattern_iou(maps: np.ndarray, mask: np.ndarray) -> np.ndarray:
         hits = m[i][top].sum(axis=1)
         out[i] = hits / (2 * k[i] - hits)
     return np.asarray(out)
+
+
+def chance_iou(k: int, pixels: int) -> float:
+    """Expected :func:`pattern_iou` of a random map: ``k`` of ``pixels`` picked at random against a ``k``-pixel
+    mask; the overlap ``h`` is hypergeometric and the IoU ``h / (2 k - h)``."""
+    from scipy.stats import hypergeom
+
+    h = np.arange(k + 1)
+    return float((hypergeom(pixels, k, k).pmf(h) * h / (2 * k - h)).sum())
 
 
 def _pointing(maps: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -305,9 +318,10 @@ def format_concept_results(r: ConceptSuiteResult) -> str:
                      f"    {r.pointing[name][k]:.2f}      {r.importances[k]:.3f} ± {r.importance_stderr[k]:.3f}"
                      f"       {every}")
     distinct = len(set(r.matched.values())) == len(r.matched)
-    lines.append(f"patterns matched to distinct concepts: {distinct}; chance IoU ~ "
-                 f"{20 / (s.get('size', 32) ** 2):.3f}; importances of all concepts "
-                 + " ".join(f"{v:.3f}" for v in r.importances))
+    size = s.get("size", 32)
+    lines.append(f"patterns matched to distinct concepts: {distinct}; chance IoU "
+                 f"{chance_iou(int(PLUS.sum()), size**2):.3f}, chance pointing {PATTERN**2 / size**2:.3f}; "
+                 "importances of all concepts " + " ".join(f"{v:.3f}" for v in r.importances))
     if r.tcav:
         lines.append(format_tcav_rows(r.tcav) + f"\nTCAV {r.seconds_tcav:.1f}s")
     return "\n".join(lines)

@@ -45,6 +45,11 @@ def _gallery(g: dict[str, Any]) -> dict[str, Any]:
     return {"method": g["method"], "k": g["k"], "rows": rows}
 
 
+def _v(x: Any) -> str:
+    """A cell's sort key for report.js (``data-v``): the number's repr ("nan" sorts last)."""
+    return repr(float(x)) if x is not None else ""
+
+
 def _case(r: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for name, row in r["methods"].items():
@@ -52,12 +57,18 @@ def _case(r: dict[str, Any]) -> dict[str, Any]:
             rows.append({"method": name, "error": row["error"]})
             continue
         lo, hi = row["lds_ci95"]
-        rows.append({"method": name, "error": "", "lds": f"{row['lds']:.3f}",
-                     "ci": f"[{lo:.3f}, {hi:.3f}]", "seconds": f"{row['seconds']:.2f}",
-                     "mib": f"{row['peak_mib']:.0f}",
+        drops = [k for k in ("lds_drop1pct", "lds_drop3pct", "lds_drop5pct") if k in row]
+        # ``*_v``: the number behind each cell (``data-v``), so the sortable table sorts numbers as
+        # numbers (report.js falls back to comparing the text: "100.00" < "12.35" < "3.21")
+        undefined = row.get("lds_undefined", 0)
+        note = f" (over {r['n_test'] - undefined} of {r['n_test']} test points)" if undefined else ""
+        rows.append({"method": name, "error": "", "lds": f"{row['lds']:.3f}{note}", "lds_v": _v(row["lds"]),
+                     "ci": f"[{lo:.3f}, {hi:.3f}]", "ci_v": _v(lo), "seconds": f"{row['seconds']:.2f}",
+                     "seconds_v": _v(row["seconds"]), "mib": f"{row['peak_mib']:.0f}", "mib_v": _v(row["peak_mib"]),
                      "loo": f"{row['loo_correlation']:.4f}" if "loo_correlation" in row else "",
-                     "drop": " / ".join(f"{row[k]:.3f}" for k in ("lds_drop1pct", "lds_drop3pct",
-                                                                   "lds_drop5pct") if k in row)})
+                     "loo_v": _v(row["loo_correlation"]) if "loo_correlation" in row else "",
+                     "drop": " / ".join(f"{row[k]:.3f}" for k in drops),
+                     "drop_v": _v(row[drops[0]]) if drops else ""})
     return {"name": r["case"], "title": r["title"], "n_subsets": r["n_subsets"],
             "n_test": r["n_test"], "rows": rows,
             "mislabel": [{"method": k, "auc": f"{v:.3f}"} for k, v in r.get("mislabel_auc", {}).items()],

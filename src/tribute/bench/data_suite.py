@@ -216,7 +216,8 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Explain the case's test points with each method and score them against retraining.
 
-    Returns a JSON-friendly dict: per method LDS (mean and 95% interval), loo_correlation,
+    Returns a JSON-friendly dict: per method LDS (mean and 95% interval over the test points where
+    it is defined; ``lds_undefined`` counts the others, absent when none), loo_correlation,
     mislabel_auc (flipped cases), seconds and peak traced memory (MiB).
     """
     say = log or (lambda s: None)
@@ -252,8 +253,12 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
         peak = mem.peak_mib
         lds = linear_score(game, attr, n_subsets=case.n_subsets, alpha=lds_alpha,
                                            seed=seed + 12345)
-        m, lo, hi = _ci(np.asarray(lds.scores, dtype=np.float64).reshape(-1))
+        per_point = np.asarray(lds.scores, dtype=np.float64).reshape(-1)
+        m, lo, hi = _ci(per_point)
         row: dict[str, Any] = {"lds": m, "lds_ci95": [lo, hi], "seconds": secs, "peak_mib": peak}
+        undefined = int((~np.isfinite(per_point)).sum())
+        if undefined:  # Spearman undefined (constant credits or outputs): not averaged, and said so
+            row["lds_undefined"] = undefined
         if case.small_drop:
             for frac, key, off in SMALL_DROPS:
                 sd = linear_score(game, attr, n_subsets=case.n_subsets, alpha=1 - frac,
@@ -367,6 +372,8 @@ def format_data_results(results: list[dict[str, Any]]) -> str:
             extra = "".join(
                 f"  {k}={row[k]:.4f}" for k in ("loo_correlation", "lds_drop1pct", "lds_drop3pct",
                                                     "lds_drop5pct") if k in row)
+            if row.get("lds_undefined"):
+                extra += f"  (LDS over {r['n_test'] - row['lds_undefined']} of {r['n_test']} test points: undefined on the rest)"
             lines.append(f"  {name:<20} LDS {row['lds']:.3f} [{lo:.3f}, {hi:.3f}]  "
                          f"{row['seconds']:.2f}s  {row['peak_mib']:.0f} MiB{extra}")
         for name, auc in r.get("mislabel_auc", {}).items():

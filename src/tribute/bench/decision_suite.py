@@ -258,7 +258,8 @@ def _smoothed_clipped_ixg(net: torch.nn.Module, y: torch.Tensor, z: torch.Tensor
 def _pgd_on_cosine(net: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, radius: float, noise: float,
                    draws: int, steps: int, gen: torch.Generator) -> torch.Tensor:
     """L2 PGD (normalised gradient steps, projection on the ``radius`` ball) minimising the cosine between
-    the smoothed clipped map at ``x + delta`` (``draws`` fixed uniform-ball draws) and ``ref``."""
+    the smoothed clipped map at ``x + delta`` (``draws`` fixed uniform-ball draws) and ``ref``: ``steps``
+    steps from a random start on the sphere; the best of the start and the ``steps`` iterates is returned."""
     d = x.numel()
     g = torch.randn(draws, d, generator=gen, dtype=torch.float64)
     z = g / g.norm(dim=1, keepdim=True) * torch.rand(draws, 1, generator=gen, dtype=torch.float64) ** (1.0 / d)
@@ -267,14 +268,16 @@ def _pgd_on_cosine(net: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, rad
     delta = delta / delta.norm() * radius
     best: torch.Tensor = delta.clone()
     best_cos = math.inf
-    for _ in range(steps):
+    for step in range(steps + 1):  # the start and every step's iterate are evaluated, the last one too
         delta.requires_grad_(True)
         gm = _smoothed_clipped_ixg(net, x + delta, z)
         cos = torch.dot(gm, ref) / (gm.norm() * ref.norm())
+        if float(cos.detach()) < best_cos:
+            best, best_cos = delta.detach().clone(), float(cos.detach())
+        if step == steps:
+            break
         (grad,) = torch.autograd.grad(cos, delta)
         with torch.no_grad():
-            if float(cos) < best_cos:
-                best, best_cos = delta.detach().clone(), float(cos)
             delta = delta - radius / 4 * grad / grad.norm().clamp_min(1e-300)
             delta = delta * min(1.0, radius / float(delta.norm()))
     return best
@@ -390,14 +393,15 @@ def _certified_rows(n: int, n_samples: int, n_checks: int, seed: int, pgd_draws:
 def run_decision_suite(*, tiny: bool = False, seed: int = 0) -> dict[str, Any]:
     """Run the four parts (see the module docstring); ``tiny`` for tests."""
     torch_threads = torch.get_num_threads()
-    return {
-        "recourse": _recourse_part(8 if tiny else 100, 200 if tiny else 1000, seed),
-        "shap_kl": _shap_kl_part(8 if tiny else 100, seed),
-        "dhondt": _dhondt_part(16 if tiny else 200, seed),
-        "certified": _certified_part(4 if tiny else 50, 100 if tiny else 500, 2 if tiny else 20, seed,
-                                     pgd_draws=32 if tiny else 128, pgd_steps=5 if tiny else 20),
-        "torch_threads": torch_threads,
-    }
+    with torch.random.fork_rng():  # the parts seed torch's global generator; the caller's is left as it was
+        return {
+            "recourse": _recourse_part(8 if tiny else 100, 200 if tiny else 1000, seed),
+            "shap_kl": _shap_kl_part(8 if tiny else 100, seed),
+            "dhondt": _dhondt_part(16 if tiny else 200, seed),
+            "certified": _certified_part(4 if tiny else 50, 100 if tiny else 500, 2 if tiny else 20, seed,
+                                         pgd_draws=32 if tiny else 128, pgd_steps=5 if tiny else 20),
+            "torch_threads": torch_threads,
+        }
 
 
 def format_decision_results(res: dict[str, Any]) -> str:

@@ -101,23 +101,30 @@ def overall(result: BenchResult, metrics: list[str] | None = None) -> list[dict[
     """Real methods ordered by their mean rank among real methods over all (case, metric) pairs.
 
     Returns one dict per method: ``method``, ``mean_rank``, ``wins`` (first places),
-    ``scored`` (pairs with a score), ``pairs`` (pairs in the run), ``seconds`` (total explain
-    time) and ``evals`` (mean evaluations per input over the cases it ran on).
+    ``clear_wins`` (first places no other real method is within the 95% paired interval of:
+    :func:`paired_tie`), ``scored`` (pairs with a score), ``pairs`` (pairs in the run),
+    ``seconds`` (total explain time) and ``evals`` (mean evaluations per input over the cases it
+    ran on).
     """
     rows: list[dict[str, Any]] = []
     pairs = [(c.name, m) for c in result.cases for m in result.metrics_of(c.name)
              if metrics is None or m in metrics]
     for meth in result.methods:
         ranks = []
+        clear = 0
         for case, metric in pairs:
-            r = case_ranks(result, case, metric, result.methods).get(meth)
+            pair_ranks = case_ranks(result, case, metric, result.methods)
+            r = pair_ranks.get(meth)
             if r is not None:
                 ranks.append(r)
+                clear += r == 1 and not any(paired_tie(result, case, meth, o, metric)
+                                            for o in pair_ranks if o != meth)
         runs = [r for r in result.runs if r.method == meth and r.status == "ok"]
         rows.append({
             "method": meth,
             "mean_rank": float(np.mean(ranks)) if ranks else math.nan,
-            "wins": sum(r == 1 for r in ranks), "scored": len(ranks), "pairs": len(pairs),
+            "wins": sum(r == 1 for r in ranks), "clear_wins": int(clear), "scored": len(ranks),
+            "pairs": len(pairs),
             "seconds": float(sum(r.seconds for r in runs)),
             "evals": float(np.mean([r.n_evals or 0 for r in runs])) if runs else math.nan,
             "cases_ok": len(runs),
@@ -233,7 +240,8 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
 
 def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
                        user_data: bool = False) -> str:
-    """An aligned text leaderboard: one table per case (mean ± stderr, * = best, rank).
+    """An aligned text leaderboard: one table per case (mean ± stderr, rank; ``*`` = the best mean,
+    ``=`` = a method within the 95% paired interval of it, so not shown to be worse).
 
     With ``user_data`` (``tribute evaluate``) failed checks are warnings about the methods,
     not about the benchmark.
@@ -248,6 +256,7 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
         headers = ["method"] + [f"{m} {_arrow(result.metric_info[m]['higher_is_better'])}"
                                 for m in mets] + ["seconds", "evals/input"]
         ranks = {m: case_ranks(result, case.name, m) for m in mets}
+        ties = {m: tied_with_best(result, case.name, m) for m in mets}
         rows = []
         foot: list[str] = []
         for meth in result.all_methods():
@@ -267,7 +276,8 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
                     continue
                 assert s is not None
                 r = ranks[m].get(meth)
-                cells.append(f"{'*' if r == 1 else ' '}{fmt_cell(s.mean, s.stderr)} ({r})")
+                mark = "*" if r == 1 else ("=" if ties[m].get(meth) else " ")
+                cells.append(f"{mark}{fmt_cell(s.mean, s.stderr)} ({r})")
             cost = "-" if run.n_evals is None else str(run.n_evals)
             rows.append([label, *cells, f"{run.seconds:.2f}", cost])
         out.extend(_table(headers, rows, set(range(1, len(headers)))))
@@ -278,10 +288,11 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
         out.append("== overall (real methods): mean rank over every case x metric "
                    "(lower is better)")
         rows = [[r["method"], f"{r['mean_rank']:.2f}" if math.isfinite(r["mean_rank"]) else "-",
-                 str(r["wins"]), f"{r['scored']}/{r['pairs']}", f"{r['seconds']:.2f}"]
+                 str(r["wins"]), str(r["clear_wins"]), f"{r['scored']}/{r['pairs']}", f"{r['seconds']:.2f}"]
                 for r in ov]
-        out.extend(_table(["method", "mean rank", "wins", "scored", "seconds"], rows,
-                          {1, 2, 3, 4}))
+        out.extend(_table(["method", "mean rank", "wins", "clear wins", "scored", "seconds"], rows,
+                          {1, 2, 3, 4, 5}))
+        out.append("   clear wins: first places outside the 95% paired interval of every other real method")
         out.append("")
     checks = sanity_checks(result)
     if checks:
@@ -299,7 +310,8 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
         out.append("")
     out.append("† reference attribution (not a registry method): oracle = the ground truth, "
                "random = seeded noise, wrong_class = credits for another class. "
-               "* = best, (k) = rank.")
+               "* = best mean, = = within the 95% paired interval of the best (not separable "
+               "from it), (k) = rank.")
     return "\n".join(out)
 
 

@@ -103,7 +103,7 @@ def _summary(result: BenchResult) -> dict[str, Any]:
     for r in overall(result):
         mr = f"{r['mean_rank']:.2f}" if math.isfinite(r["mean_rank"]) else "–"
         ev = f"{r['evals']:.0f}" if math.isfinite(r["evals"]) else "–"
-        rows.append({"method": r["method"], "mean_rank": mr, "wins": r["wins"],
+        rows.append({"method": r["method"], "mean_rank": mr, "wins": r["wins"], "clear_wins": r["clear_wins"],
                      "scored": r["scored"], "pairs": r["pairs"], "cases_ok": r["cases_ok"],
                      "seconds": f"{r['seconds']:.2f}", "seconds_v": repr(r["seconds"]),
                      "evals": ev})
