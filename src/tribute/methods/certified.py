@@ -202,7 +202,8 @@ class CertifiedResult:
         certified: ``batch`` booleans, ``radius > 0``.
         norm: the perturbation norm of ``radius`` (``"l2"`` or ``"linf"``).
         noise, smoothing, k, alpha, bound, n_samples, method: the settings.
-        confidence: ``1 - alpha``, the probability the certificates hold together.
+        confidence: ``1 - alpha``, the probability that one input's certificates (all its players
+            together) hold; over ``B`` inputs together only ``>= 1 - B alpha`` (Bonferroni).
         dim: number of noised input elements ``D``.
         feature_names: one name per player.
         input_shape: shape of one input (players are its elements when dense).
