@@ -34,8 +34,8 @@ certified.
 a one-sided lower confidence bound for each ``i in T`` and an upper bound for each other
 player, each at level ``alpha / players`` (Bonferroni, so all hold together with probability
 ``>= 1 - alpha``): Clopper-Pearson (exact binomial, default) or Hoeffding
-(``sqrt(log(players / alpha) / (2 n))``). The certificate therefore holds with probability
-``>= 1 - alpha`` over the noise draws. Each coordinate of the smoothed top-k map moves by at
+(``sqrt(log(players / alpha) / (2 n))``). Each input's certificate therefore holds with
+probability ``>= 1 - alpha`` over the noise draws (all of ``B`` inputs' together ``>= 1 - B alpha``). Each coordinate of the smoothed top-k map moves by at
 most ``TV(delta)`` within the radius as well (:meth:`CertifiedResult.max_change`).
 
 **The cosine certificate** (Wang & Kong 2024, Section 4: a lower bound on the cosine similarity
@@ -363,7 +363,8 @@ def certified_attribution(
         smoothing: ``"l2"`` (certifies L2 perturbations) or ``"linf"`` (L-inf). default="l2".
         k: size of the certified top-k set (1 <= k < players). default=3.
         n_samples: noise draws per input (>= 2). default=200.
-        alpha: the certificates hold together with probability ``>= 1 - alpha``. default=0.05.
+        alpha: each input's certificates (all its players together) hold with probability
+            ``>= 1 - alpha``. default=0.05.
         bound: ``"clopper_pearson"`` or ``"hoeffding"``. default="clopper_pearson".
         rank_by: rank players by ``"abs"`` (magnitude) or ``"signed"`` credit. default="abs".
         seed: seed of the local generator (noise draws and the base method). default=0.
