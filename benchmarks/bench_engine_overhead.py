@@ -15,6 +15,10 @@ For each model, in one run on one machine:
    (forward rate for perturbation methods, forward+backward rate for gradient methods); goal
    <= 1.10. The call's wall time includes everything: game construction, the reference pass,
    tuning chunks, composing rows, the estimator's own solve.
+   "warm" is the call right after the cold one: on small calls the tuner is usually still
+   timing sizes there (its search spans several calls); ``--settled N`` also times call N
+   after the cold one (calls 2..N-1 run untimed), once the tuner has usually settled. Tuning
+   is in every figure; the later one only shows what it costs after the first calls.
 
 Models: a 13-feature MLP (wine), a CNN on 8x8 digits, a CNN on 32x32 digits (the model of
 issue #9), a wide CNN with heavy activations (128 channels at 32x32), all-MiniLM-L6-v2 on
@@ -341,6 +345,7 @@ class Result:
     warm: Clock  # explain again, tuned sizes kept from the previous call
     bare: Clock  # the bare model on the same rows
     tuned: int | None
+    settled: Clock | None = None  # call --settled after the cold one (None: not measured)
 
     def ratio(self, which: str = "cold", clock: str = "cpu") -> float:
         return float(getattr(getattr(self, which), clock) / max(getattr(self.bare, clock), 1e-12))
@@ -350,7 +355,7 @@ def _min(a: Clock | None, b: Clock) -> Clock:
     return b if a is None else Clock(min(a.wall, b.wall), min(a.cpu, b.cpu))
 
 
-def run_case(case: Case, quick: bool, repeats: int) -> list[Result]:
+def run_case(case: Case, quick: bool, repeats: int, settled: int = 0) -> list[Result]:
     out = []
     grad_needed = any(s["method"] == "integrated_gradients" for s in case.methods.values())
     n_probe = case.probe_rows  # --quick too: the probe must reach every size the tuner may pick
@@ -376,23 +381,28 @@ def run_case(case: Case, quick: bool, repeats: int) -> list[Result]:
         def call(inputs: Any = inputs, kw: dict[str, Any] = kw) -> Any:
             return tribute.explain(case.model, inputs, progress=False, **kw)
 
-        cold = warm = bare = None
+        cold = warm = bare = later = None
         attr = None
         for _ in range(repeats):
             forget()
             clk, attr = _timed(call)
             cold = _min(cold, clk)
             warm = _min(warm, _timed(call)[0])
+            if settled > 1:  # calls 2 .. settled - 1 untimed, then call `settled` timed
+                for _ in range(settled - 2):
+                    call()
+                later = _min(later, _timed(call)[0])
             assert attr is not None
             # gradient methods: steps x samples forward+backward rows, the rest (reference
             # pass, v(empty) for the completeness gap) forward only
             n_grad = int(attr.extra["steps"]) * int(attr.values.shape[0]) if grad else 0
             bare = _min(bare, bare_same_work(case, pool, attr.n_rows - n_grad, n_grad, bs_f, bs_g))
         assert attr is not None and cold is not None and warm is not None and bare is not None
-        r = Result(label, attr.n_rows, cold, warm, bare, _tuned_size(case.model, grad))
+        r = Result(label, attr.n_rows, cold, warm, bare, _tuned_size(case.model, grad), later)
         out.append(r)
+        at = "" if later is None else f"; call {settled} {r.ratio('settled'):5.2f}"
         print(f"   {label:<34} rows {r.rows:>7,}  cpu {cold.cpu:7.3f}s (warm {warm.cpu:7.3f}s)  "
-              f"bare {bare.cpu:7.3f}s  ratio {r.ratio():5.2f} (warm {r.ratio('warm'):5.2f}; "
+              f"bare {bare.cpu:7.3f}s  ratio {r.ratio():5.2f} (warm {r.ratio('warm'):5.2f}{at}; "
               f"wall {r.ratio(clock='wall'):5.2f})  tuned batch {r.tuned}")
     return out
 
@@ -487,12 +497,18 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=None,
                     help="inputs explained per call (mlp13: wine rows cycled; image models: "
                          "digits cycled); default: 178 / 64 / 16 / 2 per model (fewer with --quick)")
+    ap.add_argument("--settled", type=int, default=0,
+                    help="also time call N after the cold one (N >= 2; calls 2..N-1 untimed), "
+                         "when the tuner has usually settled: the warm figure (call 1) is often "
+                         "still tuning on small calls. default: 0 (not measured)")
     ap.add_argument("--methods", default=None,
                     help="comma-separated starts of method labels to run (e.g. "
                          "feature_ablation,occlusion); default: all")
     args = ap.parse_args()
     if args.inputs is not None and args.inputs < 1:
         ap.error("--inputs must be positive")
+    if args.settled == 1 or args.settled < 0:
+        ap.error("--settled must be 0 (off) or at least 2 (call 1 is the warm figure)")
     limits = None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -540,7 +556,7 @@ def main() -> None:
         if args.methods is not None:
             keep = tuple(args.methods.split(","))
             case.methods = {k: v for k, v in case.methods.items() if k.startswith(keep)}
-        results[case.name] = run_case(case, q, args.repeats)
+        results[case.name] = run_case(case, q, args.repeats, args.settled)
         if case.numpy:
             engine_cost_per_row(case)
     print(f"\nsummary: CPU-time ratio explain / bare model on the same rows at the bare model's "
@@ -549,8 +565,9 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}")
     for model, rows in results.items():
         print(f"  {model:<36} " + "  ".join(
-            f"{r.label.split(' (')[0]} {r.ratio():.2f}/{r.ratio('warm'):.2f}" for r in rows))
-    print("  (each entry: cold/warm)")
+            f"{r.label.split(' (')[0]} {r.ratio():.2f}/{r.ratio('warm'):.2f}"
+            + ("" if r.settled is None else f"/{r.ratio('settled'):.2f}") for r in rows))
+    print("  (each entry: cold/warm" + (f"/call {args.settled}" if args.settled else "") + ")")
     print("tribute's own cost per row (CPU, cold call): "
           + "; ".join(f"{model.split(' ')[0]} " + ", ".join(
               f"{r.label.split(' (')[0]} {(r.cold.cpu - r.bare.cpu) / r.rows * 1e6:.2f}"

@@ -542,3 +542,119 @@ def test_scheduler_free_clock_reads_a_consistent_pair_across_a_preemption(monkey
     finally:
         clock.close()
     assert spent == pytest.approx(0.007, abs=1e-12)
+
+
+def test_chunks_the_tuner_would_ignore_run_without_a_clock(monkeypatch):
+    # A chunk of less than half its proposed size informs the tuner of nothing (record ignores
+    # it), so the engine does not time it: no clock for a reference pass on a few inputs or a
+    # run's short tail (a fixed cost of every still-tuning call on small inputs, issue #9).
+    from tribute.engine import core
+
+    opened: list[int] = []
+
+    class Counting(tuning.SchedulerFreeClock):
+        def __init__(self) -> None:
+            opened.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(core, "SchedulerFreeClock", Counting)
+    clear_tuners()
+    model = torch.nn.Linear(5, 2)
+    x = torch.randn(7, 5)
+    game = FeatureGame(as_model(model, "torch"), x, target=0)  # 7 rows; the tuner proposes 16
+    t = game.engine.tuner(game.row_bytes, False)
+    assert t.propose() == 16 and not t.done
+    assert opened == []  # untimed
+    before = (dict(t.rates), t._warm, t._i, t.best)
+    game.value(torch.ones(1, 5))  # 7 rows again: untimed, tuner state unchanged
+    assert opened == [] and (dict(t.rates), t._warm, t._i, t.best) == before
+    game.value(torch.ones(2, 5))  # 14 rows, at least half of 16: timed
+    assert opened == [1]
+    clear_tuners()
+
+
+def test_the_clock_file_is_opened_once_per_thread_and_closed_with_it():
+    import os
+    import threading
+
+    from tribute.engine.tuning import SchedulerFreeClock
+
+    a, b = SchedulerFreeClock(), SchedulerFreeClock()
+    if a._fd is None:
+        pytest.skip("no /proc/thread-self/schedstat here")
+    assert a._fd == b._fd  # one descriptor per thread, shared by its clocks
+    a.close()
+    assert b.now() > 0  # closing one clock leaves the thread's file to the others
+    fd = b._fd
+    b.close()
+    assert b._fd is None and SchedulerFreeClock()._fd == fd
+    seen: list[int | None] = []
+
+    def work() -> None:
+        c = SchedulerFreeClock()
+        seen.append(c._fd)
+        c.now()
+        c.close()
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join()
+    mine = SchedulerFreeClock()._fd
+    assert seen[0] is not None and seen[0] != mine  # the other thread read its own file
+    with pytest.raises(OSError):  # and its descriptor was closed when the thread ended
+        os.fstat(seen[0])
+
+
+@pytest.mark.parametrize("next_size", [None, 8])
+def test_a_short_tail_rides_in_the_timed_chunks_block_when_it_would_run_untimed(next_size):
+    # Still tuning, a blocks run sends one timed chunk per block; a tail of less than half a
+    # chunk after it went to a block of its own (composed, selected and stored again: a fixed
+    # cost of every still-tuning call on small inputs, issue #9). It now shares the timed
+    # chunk's block when the loop would send it as one untimed chunk anyway; otherwise (here:
+    # a next size of 8 would time the 4-row tail) the block stops after the chunk, as before.
+    x = torch.randn(36, 3)
+    model = torch.nn.Linear(3, 2)
+    engine = Engine(as_model(model, "torch"))
+    passes: list[int] = []
+    orig = engine._forward
+
+    def forward(inputs, extra, kwargs, n):
+        passes.append(n)
+        return orig(inputs, extra, kwargs, n)
+
+    class Tuner(BatchTuner):
+        recorded = 0
+
+        def record(self, size: int, rows: int, seconds: float) -> None:
+            self.recorded += 1
+            super().record(size, rows, seconds)
+
+        def propose(self, cap: int | None = None) -> int:
+            if self.recorded < 3:  # warm-up, then two timed 16-row chunks
+                return 16
+            return super().propose(cap) if next_size is None else next_size
+
+    t = Tuner(cap=64, skip=False, duel=0)
+    t.record(16, 16, 1.0)  # warm-up: the next chunk is timed
+    engine.tuner = lambda *a, **k: t  # type: ignore[method-assign]
+    engine._forward = forward  # type: ignore[method-assign]
+    built: list[tuple[int, int]] = []
+    out = torch.full((36, 1), float("nan"))
+
+    def build(a: int, b: int) -> tribute.engine.Rows:
+        built.append((a, b))
+        return tribute.engine.Rows(inputs=(x[a:b].clone(),), sample=torch.arange(a, b))
+
+    def sink(a: int, b: int, vals: torch.Tensor, grads: Any) -> None:
+        out[a:b] = vals
+
+    engine.run(36, build, sink, row_bytes=12, blocks=True, select=lambda o, r: o[:, :1])
+    assert t.recorded >= 3 and 16 in t.rates
+    if next_size is None:  # next size 32 or more: the 4-row tail runs untimed in the block
+        assert built == [(0, 16), (16, 36)] and passes == [16, 16, 4]
+    else:  # the block ends after its chunk; the tail is composed again, in a block of its own
+        assert built == [(0, 16), (16, 36), (32, 36)] and passes == [16, 16, 4]
+    with torch.inference_mode():  # the chunks the model saw
+        want = torch.cat([model(x[a:b].clone()) for a, b in ((0, 16), (16, 32), (32, 36))])
+    torch.testing.assert_close(out, want[:, :1], rtol=0, atol=0)
+    assert engine.n_rows == 36

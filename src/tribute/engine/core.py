@@ -322,7 +322,11 @@ class Engine:
             while start < n_rows:
                 size = fixed if tuner is None else tuner.propose()
                 assert size is not None
-                timing = tuner is not None and not tuner.done  # read the clock while tuning only
+                # read the clock while tuning only, and only for a chunk the tuner can use: it
+                # ignores chunks of less than half their size (a run's short tail, a reference
+                # pass on a few inputs), so those run untimed (no clock, and in block mode in
+                # a block of their own as before): the same chunks, the same tuner state
+                timing = tuner is not None and not tuner.done and 2 * (n_rows - start) >= size
                 if timing and clock is None:
                     clock = SchedulerFreeClock()
                 if block_ok:
@@ -331,11 +335,19 @@ class Engine:
                     per_row = row_bytes if block_bytes is None else block_bytes
                     stop = min(start + (size if timing else self.block_rows(size, per_row)),
                                n_rows)
-                    spent = self._run_block(start, stop, size, build, sink, select, describe_row,
-                                            threads, bar, scope, clock if timing else None, chunk)
-                    if timing and tuner is not None:
-                        tuner.record(size, stop - start, spent)
-                    start = stop
+                    after = None
+                    if timing and tuner is not None and 0 < n_rows - stop and \
+                            2 * (n_rows - stop) < size:
+                        # a short tail after the timed chunk rides in its block when the loop
+                        # would send it next as one untimed chunk anyway (decided once the
+                        # chunk is recorded): one block fewer per still-tuning call
+                        stop, after = n_rows, self._tail_rule(tuner, size, n_rows - start - size)
+                    spent, done = self._run_block(start, stop, size, build, sink, select,
+                                                  describe_row, threads, bar, scope,
+                                                  clock if timing else None, chunk, after)
+                    if timing and tuner is not None and after is None:
+                        tuner.record(size, done - start, spent)
+                    start = done
                     continue
                 stop = min(start + size, n_rows)
                 t0 = clock.now() if timing and clock is not None else 0.0
@@ -383,16 +395,37 @@ class Engine:
         cap = min(BLOCK_BYTES, int(self.max_memory * _CHUNK_SHARE)) // max(int(row_bytes), 1)
         return max(size, (cap // size) * size)
 
+    @staticmethod
+    def _tail_rule(tuner: BatchTuner, size: int, tail: int) -> Callable[[float], bool]:
+        """For a block of one timed chunk of ``size`` rows and a ``tail`` of fewer than half
+        as many: records the chunk's seconds, then says whether the loop would send the tail
+        next as one untimed chunk (the next size holds it, and the tuner is done or would
+        ignore it: see :meth:`BatchTuner.record`), so it may run in the same block: the same
+        chunks and the same tuner state as in a block of its own."""
+
+        def after(seconds: float) -> bool:
+            tuner.record(size, size, seconds)
+            nxt = tuner.propose()
+            return tail <= nxt and (tuner.done or 2 * tail < nxt)
+
+        return after
+
     def _run_block(self, start: int, stop: int, size: int, build: Callable[[int, int], Rows],
                    sink: Sink, select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
                    describe_row: Callable[[int], str] | None, threads: int,
                    bar: Progress, scope: Progress | None,
                    clock: SchedulerFreeClock | None = None,
-                   chunk: Callable[[int, int], None] | None = None) -> float:
+                   chunk: Callable[[int, int], None] | None = None,
+                   after: Callable[[float], bool] | None = None) -> tuple[float, int]:
         """Rows ``[start, stop)`` composed at once, sent to the model ``size`` rows at a time;
         values selected, checked and stored once for the block. Returns the seconds the
-        forward passes took by ``clock`` (0.0 without one); ``chunk`` (see :meth:`run`) is
-        called before each forward pass."""
+        forward passes took by ``clock`` (0.0 without one) and the end of the rows done
+        (``stop``); ``chunk`` (see :meth:`run`) is called before each forward pass.
+
+        With ``after`` (tuning: a timed chunk of ``size`` rows and a short tail): only the first
+        pass is timed, ``after(seconds)`` records it and says whether the tail runs here as
+        one more pass; if not, the block ends after the first chunk (the tail's rows are
+        composed again by the next block)."""
         with own_work(threads):
             rows = build(start, stop)
         if rows.extra or rows.kwargs or rows.leaves:
@@ -412,14 +445,22 @@ class Engine:
                 bar.update(b - a)
                 if scope is not None:
                     scope.project()
-            if clock is not None:
+                if after is not None:
+                    if clock is not None:
+                        spent = clock.now() - t0
+                    if not after(spent):
+                        n, stop = b, start + b  # the tail goes to the next block
+                        rows = Rows(inputs=tuple(x[:b] for x in inputs), sample=rows.sample[:b])
+                        break
+                    after = None
+            if clock is not None and not spent:
                 spent = clock.now() - t0
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
             del outs
             vals = self._values(out, rows, n, select, False, start, describe_row, threads)
         with own_work(threads):
             sink(start, stop, vals.detach(), None)
-        return spent
+        return spent, stop
 
     def _forward(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...],
                  kwargs: dict[str, Any], n: int) -> torch.Tensor:

@@ -58,19 +58,13 @@ __all__ = ["BatchTuner", "SchedulerFreeClock", "mark_warm", "tuner_for"]
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
 
-class SchedulerFreeClock:
-    """Seconds on the calling thread's clock that exclude its waits for a CPU.
-
-    ``now()`` is ``perf_counter()`` minus the thread's run-queue delay (the second field of
-    ``/proc/thread-self/schedstat``, ns): preemption by other processes does not count, while
-    sleeping, I/O and device synchronisation do. Falls back to ``perf_counter`` where the file
-    is missing (not Linux, no schedstats). Two ``pread`` per reading (~3 us each): the delay
-    is read before and after the wall clock, and again until both agree. Use it from the
-    thread that made it; ``close()`` releases the file.
-    """
+class _SchedFile:
+    """The calling thread's ``/proc/thread-self/schedstat``, open for the thread's life (closed
+    with its thread-local storage when the thread ends); ``fd`` None where it cannot be read."""
 
     def __init__(self) -> None:
-        self._fd: int | None = None
+        self.pid = os.getpid()
+        self.fd: int | None = None
         try:
             fd = os.open(_SCHEDSTAT, os.O_RDONLY)
         except OSError:
@@ -80,7 +74,44 @@ class SchedulerFreeClock:
         except (OSError, IndexError, ValueError):
             os.close(fd)
             return
-        self._fd = fd
+        self.fd = fd
+
+    def __del__(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:  # pragma: no cover - already closed at interpreter exit
+                pass
+            self.fd = None
+
+
+_THREAD_FILES = threading.local()
+
+
+def _sched_file() -> _SchedFile:
+    """This thread's schedstat file, opened once per thread and process (a forked child reopens
+    its own: the parent's descriptor reads the parent's thread). Opening it cost ~3 us in a
+    tight loop and ~20 us inside a call, twice per tuning call (issue #9)."""
+    f: _SchedFile | None = getattr(_THREAD_FILES, "file", None)
+    if f is None or f.pid != os.getpid():
+        f = _THREAD_FILES.file = _SchedFile()
+    return f
+
+
+class SchedulerFreeClock:
+    """Seconds on the calling thread's clock that exclude its waits for a CPU.
+
+    ``now()`` is ``perf_counter()`` minus the thread's run-queue delay (the second field of
+    ``/proc/thread-self/schedstat``, ns): preemption by other processes does not count, while
+    sleeping, I/O and device synchronisation do. Falls back to ``perf_counter`` where the file
+    is missing (not Linux, no schedstats). Two ``pread`` per reading (~3 us each): the delay
+    is read before and after the wall clock, and again until both agree. Use it from the
+    thread that made it: the file is the thread's own, kept open for the thread's life and
+    shared by its clocks; ``close()`` ends this clock's use of it.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = _sched_file().fd
 
     def now(self) -> float:
         if self._fd is None:
@@ -105,9 +136,7 @@ class SchedulerFreeClock:
         return int(os.pread(self._fd, 128, 0).split()[1])
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._fd = None  # the thread's file stays open for its next clock
 
 #: Most wall-clock readings per ``SchedulerFreeClock.now`` while preemptions interleave.
 _CLOCK_TRIES = 4
@@ -326,7 +355,8 @@ class BatchTuner:
         The very first chunk (warm-up: lazy initialisation, caches) and chunks of less than
         half their size (a call's short tail) inform nothing and are ignored; a tail of at
         least half the size is timed like a full chunk (on a model costing seconds per chunk
-        it may be the only chunk a short call sends at that size).
+        it may be the only chunk a short call sends at that size). ``Engine.run`` does not time
+        the chunks this ignores for their size (it relies on this rule).
         """
         with self._lock:
             if rows > size or 2 * rows < size or seconds <= 0:

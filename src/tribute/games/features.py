@@ -851,7 +851,7 @@ class FeatureGame(Game):
 
         # sample ids of sample-major rows: one add to a cached pattern per block (see _rows)
         ids = SampleIds(k_count * mb, device)
-        bg_w = self.background_weights()
+        bg_w = self.background_weights() if mb > 1 else None  # (one row: the sink copies)
 
         def build(start: int, stop: int) -> Rows:
             if fast:
@@ -870,7 +870,7 @@ class FeatureGame(Game):
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw)
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
-            if mb == 1:
+            if bg_w is None:
                 out[start:stop].copy_(vals)  # one op: to the CPU and to float64 (exact)
                 return
             self._sink_background(out, start, stop, vals, bg_w)
