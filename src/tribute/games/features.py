@@ -1554,8 +1554,11 @@ def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, s
             blocks.append((b1, 1, 0, k1))
     r = 0
     for bs, nb, lo, hi in blocks:
-        part = g[r : r + nb * (hi - lo)].view(nb, hi - lo, -1)
-        out[bs : bs + nb] += torch.matmul(w[lo:hi], part)
+        part = g[r : r + nb * (hi - lo)]
+        if nb == 1:  # one sample: a vector-matrix product (cheaper than a batch of one)
+            out[bs] += torch.matmul(w[lo:hi], part)
+        else:
+            out[bs : bs + nb] += torch.matmul(w[lo:hi], part.view(nb, hi - lo, -1))
         r += nb * (hi - lo)
 
 
