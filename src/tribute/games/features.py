@@ -948,7 +948,7 @@ class FeatureGame(Game):
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             if direct:
-                vals_out[start:stop] += vals.to("cpu", torch.float64)
+                vals_out[start:stop].copy_(vals)  # each row once: to the CPU and float64 (exact)
                 for i, gx in enumerate(gx_out):
                     g = grads[i].to("cpu", torch.float64).reshape(stop - start, -1)
                     _weighted_sample_sums(gx.view(b_total, -1), g, w_dev, start, stop, k_count)
@@ -1537,7 +1537,8 @@ def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, s
 
     ``out``: ``samples x F``, ``g``: ``rows x F`` and ``w``: ``K``, all float64. The rows split
     into at most three blocks (the end of one sample's coalitions, whole samples, the start of
-    another's); each is one batched product of the weights with its ``samples x K' x F`` view.
+    another's); each is one product of the weights with its ``samples x K' x F`` view, added
+    in place (``baddbmm_``, or ``addmv_`` for one sample).
     """
     b0, k0 = divmod(start, k_count)
     b1, k1 = divmod(stop, k_count)  # exclusive end: sample b1, coalitions < k1
@@ -1555,10 +1556,11 @@ def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, s
     r = 0
     for bs, nb, lo, hi in blocks:
         part = g[r : r + nb * (hi - lo)]
-        if nb == 1:  # one sample: a vector-matrix product (cheaper than a batch of one)
-            out[bs] += torch.matmul(w[lo:hi], part)
-        else:
-            out[bs : bs + nb] += torch.matmul(w[lo:hi], part.view(nb, hi - lo, -1))
+        if nb == 1:  # one sample: a matrix-vector product added in place
+            out[bs].addmv_(part.t(), w[lo:hi])
+        else:  # a batch of vector-matrix products added in place
+            out[bs : bs + nb, None].baddbmm_(w[None, None, lo:hi].expand(nb, 1, -1),
+                                             part.view(nb, hi - lo, -1))
         r += nb * (hi - lo)
 
 
