@@ -265,9 +265,11 @@ def test_component_value_runs_tile_the_masks_once(monkeypatch):
 def test_tiled_gradient_rows_equal_the_gathered_ones(baseline, batch_size, groups):
     """Shared masks take the tiled path of the gradient run (``x - baseline`` repeated from the
     game's cached difference, masks and weights sliced from one tile); the same masks given
-    per sample take the gather path: values and gradients (per coalition and weighted) must
-    be equal bit for bit, whatever the chunking (one-row chunks included: their single
-    baseline row is composed by ``addcmul``, as the gather path does)."""
+    per sample take the gather path: values and per-coalition gradients must be equal bit for
+    bit, whatever the chunking (one-row chunks included: their single baseline row is
+    composed by ``addcmul``, as the gather path does). Weighted gradients are summed another
+    way on the tiled path (per sample in float64 w.r.t. the rows, times ``x - baseline`` once;
+    see the float64 test below): equal values, gradients equal to float32 rounding."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
     x = torch.randn(4, 6)
@@ -292,8 +294,70 @@ def test_tiled_gradient_rows_equal_the_gathered_ones(baseline, batch_size, group
             # equal to float32 rounding; bit for bit at a fixed batch size (below)
             torch.testing.assert_close(v_shared, v_per, rtol=1e-6, atol=1e-7)
             torch.testing.assert_close(g_shared, g_per, rtol=1e-6, atol=1e-7)
+        elif weights is not None:
+            assert torch.equal(v_shared, v_per)
+            torch.testing.assert_close(g_shared, g_per, rtol=1e-6, atol=1e-7)
         else:
             assert torch.equal(v_shared, v_per) and torch.equal(g_shared, g_per)
+
+
+def _grad_games(model: nn.Module, dtype: torch.dtype, baseline: str, groups: str,
+                batch_size: int) -> tuple[FeatureGame, torch.Tensor]:
+    import copy
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 6)
+    base: object = {"scalar": 0.25, "per_sample": torch.randn(4, 6),
+                    "background1": tribute.Background(torch.randn(1, 6).to(dtype))}[baseline]
+    if isinstance(base, torch.Tensor):
+        base = base.to(dtype)
+    gid = torch.tensor([0, 1, 1, 2, 3, 3])
+    gmap: dict[str, Any] = {"shared": gid, "dense": None,
+                            "per_sample": torch.stack([gid, gid.flip(0), gid, gid.roll(1)])}
+    g = FeatureGame(as_model(copy.deepcopy(model).to(dtype), "torch"), x.to(dtype), target=[0, 2],
+                    baseline=base, groups=gmap[groups], batch_size=batch_size)
+    masks = torch.rand(7, g.n_players, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(1))
+    return g, masks
+
+
+def test_tiled_weighted_gradients_are_float64_sums_and_no_less_exact():
+    """Weighted gradient sums on the tiled path (integrated gradients): with a float64 model
+    they equal the gathered path's to float64 rounding (the same sums, another order), for
+    every baseline and groups layout; with a float32 model they are, over those layouts, no
+    further from the float64 model's than the gathered path's (fewer float32 roundings: the
+    product with ``x - baseline`` and the sums over groups are taken in float64)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    w = torch.rand(7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    err_tiled = err_gathered = 0.0
+    for baseline in ("scalar", "per_sample", "background1"):
+        for groups in ("shared", "dense", "per_sample"):
+            g64, masks = _grad_games(model, torch.float64, baseline, groups, 5)
+            per = masks.expand(4, *masks.shape).clone()
+            _, ref = g64.value_and_grad(per, w)  # the gathered path, float64 model
+            _, tiled64 = g64.value_and_grad(masks, w)
+            torch.testing.assert_close(tiled64, ref, rtol=1e-13, atol=1e-15)
+            g32, _ = _grad_games(model, torch.float32, baseline, groups, 5)
+            _, tiled = g32.value_and_grad(masks, w)
+            _, gathered = g32.value_and_grad(per, w)
+            err_tiled += float((tiled - ref).abs().max())
+            err_gathered += float((gathered - ref).abs().max())
+    assert err_tiled <= err_gathered
+
+
+def test_tiled_weighted_gradients_leave_a_model_free_to_edit_its_input_in_place():
+    """The weighted tiled path differentiates w.r.t. the composed rows; the model gets a copy
+    of them, so a model whose first op edits its input in place (an inplace ReLU) runs as on
+    the gathered path (an in-place edit of a leaf that requires grad would raise)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    g, masks = _grad_games(model, torch.float32, "scalar", "dense", 5)
+    w = torch.rand(7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    v_shared, g_shared = g.value_and_grad(masks, w)
+    v_per, g_per = g.value_and_grad(masks.expand(4, *masks.shape).clone(), w)
+    assert torch.equal(v_shared, v_per)
+    torch.testing.assert_close(g_shared, g_per, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("ablation", ["zero", "mean"])

@@ -909,8 +909,31 @@ class FeatureGame(Game):
         ids_cpu = SampleIds(k_count, "cpu") if tiled else None
         m_rows = PeriodicRows(masks_d) if tiled else None
         w_rows = PeriodicRows(w_dev) if tiled and weights is not None else None
+        # weighted sums on the tiled path (integrated gradients and the other path methods):
+        # the rows x(m) = base + e(m) * d are linear in the mask, so sum_k w_k dv/dm of a sample
+        # is, per element, d * sum_k w_k dv/dx, summed into players by the groups. The
+        # gradient is taken w.r.t. the composed rows themselves (the model's own backward
+        # pass, nothing of the composition in the graph), summed per sample with the weights
+        # in float64 as chunks arrive, and multiplied by d once per sample at the end
+        # (instead of, per row, the mask's backward through the composition in the compute
+        # dtype, a float64 product and an index_add_: fewer roundings, less work per row).
+        # The rows the model sees are the same tensors (composed by _compose_tiled).
+        direct = w_rows is not None
+        gx_out = [torch.zeros(b_total, t_count, inp.size, dtype=torch.float64)
+                  for inp in self.inputs] if direct else []
 
         def build(start: int, stop: int) -> Rows:
+            if direct:
+                assert ids is not None and m_rows is not None
+                b = ids(start, stop)
+                extra, kw = self._rows_extra(b)
+                with torch.no_grad():
+                    leaves = [x.requires_grad_(True)
+                              for x in self._compose_tiled(m_rows(start, stop), start, stop, k_count)]
+                # the model gets a copy in the graph, not the leaves: a model that edits its
+                # input in place (an inplace ReLU first) may do so on a copy, never on a leaf
+                return Rows(inputs=tuple(x.clone() for x in leaves), sample=b, extra=extra,
+                            kwargs=kw, leaves=leaves)
             if tiled:
                 assert ids is not None and m_rows is not None
                 b = ids(start, stop)
@@ -924,6 +947,12 @@ class FeatureGame(Game):
             return Rows(inputs=self._compose(m, b, j), sample=b, extra=extra, kwargs=kw, leaves=[m])
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            if direct:
+                vals_out[start:stop].copy_(vals)  # each row once: to the CPU and float64 (exact)
+                for i, gx in enumerate(gx_out):
+                    g = grads[i].to("cpu", torch.float64).reshape(stop - start, -1)
+                    _weighted_sample_sums(gx.view(b_total, -1), g, w_dev, start, stop, k_count)
+                return
             if w_rows is not None:  # the same sums as below, without index arithmetic
                 assert ids_cpu is not None
                 vals_out[start:stop] += vals.to("cpu", torch.float64)
@@ -951,6 +980,16 @@ class FeatureGame(Game):
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes, grad=True,
                         select=self._select, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         vals = vals_out.reshape(b_total, k_count, t_count)
+        for i, (inp, gx) in enumerate(zip(self.inputs, gx_out)):
+            # d * sum_k w_k dv/dx per element (float64), then into the players of its groups
+            per_el = gx.mul_(self._diff(i).reshape(b_total, 1, inp.size).to("cpu", torch.float64))
+            if inp.groups is None:
+                grad_out[:, :, inp.offset : inp.offset + inp.size] += per_el
+            elif inp.groups.ndim == 1:
+                grad_out.index_add_(2, inp.groups.cpu(), per_el)
+            else:
+                grad_out.scatter_add_(2, inp.groups.cpu()[:, None, :].expand(-1, t_count, -1),
+                                      per_el)
         if weights is None:
             return vals, grad_out.reshape(b_total, k_count, t_count, n)
         return vals, grad_out
@@ -1491,6 +1530,40 @@ class FeatureGame(Game):
 
 
 # --------------------------------------------------------------------- parsing
+def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, start: int,
+                          stop: int, k_count: int) -> None:
+    """Add ``sum_k w[k] * g[row of (sample, k)]`` to ``out[sample]`` for rows ``start..stop-1``
+    of a sample-major ``samples x K`` table (row ``r``: sample ``r // K``, coalition ``r % K``).
+
+    ``out``: ``samples x F``, ``g``: ``rows x F`` and ``w``: ``K``, all float64. The rows split
+    into at most three blocks (the end of one sample's coalitions, whole samples, the start of
+    another's); each is one product of the weights with its ``samples x K' x F`` view, added
+    in place (``baddbmm_``, or ``addmv_`` for one sample).
+    """
+    b0, k0 = divmod(start, k_count)
+    b1, k1 = divmod(stop, k_count)  # exclusive end: sample b1, coalitions < k1
+    blocks: list[tuple[int, int, int, int]] = []  # (first sample, n samples, k lo, k hi)
+    if b0 == b1:
+        blocks.append((b0, 1, k0, k1))
+    else:
+        if k0 > 0:
+            blocks.append((b0, 1, k0, k_count))
+            b0 += 1
+        if b1 > b0:
+            blocks.append((b0, b1 - b0, 0, k_count))
+        if k1 > 0:
+            blocks.append((b1, 1, 0, k1))
+    r = 0
+    for bs, nb, lo, hi in blocks:
+        part = g[r : r + nb * (hi - lo)]
+        if nb == 1:  # one sample: a matrix-vector product added in place
+            out[bs].addmv_(part.t(), w[lo:hi])
+        else:  # a batch of vector-matrix products added in place
+            out[bs : bs + nb, None].baddbmm_(w[None, None, lo:hi].expand(nb, 1, -1),
+                                             part.view(nb, hi - lo, -1))
+        r += nb * (hi - lo)
+
+
 def _math_attention() -> AbstractContextManager[Any]:
     """Scope in which ``scaled_dot_product_attention`` uses its math kernel (twice
     differentiable); a no-op on torch builds without ``torch.nn.attention``."""
