@@ -190,9 +190,11 @@ def draw_stderr(score_of: Callable[[np.ndarray], np.ndarray], k: int, param: str
     evaluations: from the values already taken). The across-sample standard error leaves this
     part out, because every sample shares the same draws. NaN when it cannot be formed.
 
-    Returns ``{"stderr_draws": se, "stderr_draws_dof": G - 1}`` for the metric's ``extra``:
-    the jackknife's degrees of freedom (few draws give a noisy ``se``, which the interval in
-    :attr:`~tribute.metrics.MetricResult.ci95` must widen for). Where the draws' noise cannot
+    Returns ``{"stderr_draws": se, "stderr_draws_dof": G - 1, "stderr_draws_skew": s}`` for
+    the metric's ``extra``: the jackknife's degrees of freedom (few draws give a noisy ``se``,
+    which the interval in :attr:`~tribute.metrics.MetricResult.ci95` must widen for) and the
+    skewness of the draws' part of the mean (the blocks' pseudo-values' skewness over
+    ``sqrt(G)``), which its skewness correction uses. Where the draws' noise cannot
     be estimated, ``se`` is NaN and ``stderr_draws_note`` says why and which argument
     (``param``) to raise; :func:`~tribute.metrics.base.finish` then reports a NaN standard
     error with a warning. That is the case with fewer than :data:`MIN_DRAWS` draws (with 4
@@ -229,4 +231,9 @@ def draw_stderr(score_of: Callable[[np.ndarray], np.ndarray], k: int, param: str
     se = float(np.sqrt((g - 1) / g * np.sum((t - t.mean()) ** 2)))
     if se == 0.0 and k < MIN_DRAWS_FOR_ZERO:
         return unknown(f"{param}={k}: every shared random draw gave the same mean score")
-    return {"stderr_draws": se, "stderr_draws_dof": float(g - 1)}
+    # the draws' skewness, from the blocks' pseudo-values g theta - (g - 1) theta_(-g) (their
+    # spread is -(g - 1) times the leave-one-out means'), for the interval's correction
+    d = -(t - t.mean())
+    m2 = float(np.mean(d * d))
+    skew = float(np.mean(d**3)) / (m2 * np.sqrt(m2)) / np.sqrt(g) if m2 > 0 else 0.0
+    return {"stderr_draws": se, "stderr_draws_dof": float(g - 1), "stderr_draws_skew": skew}

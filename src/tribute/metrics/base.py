@@ -126,14 +126,19 @@ class MetricResult:
         only 0.72-0.81 of runs at 10 samples (faithfulness_correlation, three models). The
         interval is ``[mean - g^-1(q) stderr, mean - g^-1(-q) stderr]`` with Hall's (1992)
         transformation ``g`` (:func:`hall_quantile`) for ``extra["skew"]``, the samples'
-        skewness ``m3 / m2^1.5`` over ``sqrt(n)`` (scaled to the total standard error when
-        draws add their part): longer on the side of the tail, symmetric (plain Student)
-        without ``extra["skew"]``. NaN with fewer than two samples or a NaN ``stderr``, and,
+        skewness ``m3 / m2^1.5`` over ``sqrt(n)``, plus, where shared draws add their part,
+        the draws' (``extra["stderr_draws_skew"]``), each weighted by its share of the variance
+        to the power 3/2: longer on the side of the tail, symmetric (plain Student) without
+        ``extra["skew"]``. NaN with fewer than two samples or a NaN ``stderr``, and,
         from :func:`tribute.evaluate` and every registered metric, with fewer than
-        :data:`MIN_SAMPLES` (20) samples whose scores differ (``extra["ci95_note"]`` and a
-        :class:`~tribute.StderrWarning` say so): the skewness correction cannot be checked
-        there."""
-        if self.n < 2 or "ci95_note" in self.extra:
+        :data:`MIN_SAMPLES` (20) samples whose scores differ (``extra["ci95_note"]`` says so,
+        and reading ``ci95`` warns with a :class:`~tribute.StderrWarning`): the skewness
+        correction cannot be checked there."""
+        if "ci95_note" in self.extra:
+            warnings.warn(f"metric {self.metric!r}: {self.extra['ci95_note']}", StderrWarning,
+                          stacklevel=2)
+            return (float("nan"), float("nan"))
+        if self.n < 2:
             return (float("nan"), float("nan"))
         from scipy.stats import t as student_t
 
@@ -287,8 +292,12 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
             stderr = math.sqrt(stderr**2 + float(draws) ** 2)
     if n >= 2 and math.isfinite(stderr) and stderr > 0:
         # the samples' skewness, for Hall's correction of the interval (see MetricResult.ci95)
+        # third cumulants add: samples' skewness over sqrt(n) times their se^3, plus the draws'
         ss = float(extra.get("stderr_samples", stderr))
         kappa = sample_skewness(finite) / math.sqrt(n) * (ss / stderr) ** 3
+        if math.isfinite(float(extra.get("stderr_draws", math.nan))):
+            kappa += float(extra.get("stderr_draws_skew", 0.0)) * (
+                float(extra["stderr_draws"]) / stderr) ** 3
         if kappa != 0.0:
             extra["skew"] = kappa
         if n < MIN_SAMPLES:
@@ -297,8 +306,6 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
                 f"95% intervals from 10 samples cover 0.83-0.87 of the time even with the "
                 f"skewness correction, so ci95 is NaN (stderr is still given): evaluate at "
                 f"least {MIN_SAMPLES} inputs")
-            warnings.warn(f"metric {info.name!r}: {extra['ci95_note']}", StderrWarning,
-                          stacklevel=3)
     n_undefined = int(vals.shape[0] - n)
     if n_undefined:
         extra.setdefault("n_undefined", n_undefined)
@@ -307,7 +314,8 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
                         n_evals=int(n_evals), seconds=seconds, extra=extra)
 
 
-#: Fewer samples than this give no ``ci95`` (NaN, with a warning; ``stderr`` is still given),
+#: Fewer samples than this give no ``ci95`` (NaN, with a warning when it is read; ``stderr`` is
+#: still given),
 #: unless their scores are all equal: Hall's skewness correction needs the samples' skewness,
 #: and per-sample correlations near 1 are skewed enough (-4 to -12) that the corrected 95%
 #: interval covered the metric's expectation 0.83-0.87 of the time at 10 samples, 0.91-0.93 at
