@@ -131,7 +131,10 @@ class MetricResult:
         to the power 3/2: longer on the side of the tail, symmetric (plain Student) without
         ``extra["skew"]``. NaN with fewer than two samples or a NaN ``stderr``, and,
         from :func:`tribute.evaluate` and every registered metric, with fewer than
-        :data:`MIN_SAMPLES` (20) samples whose scores differ (``extra["ci95_note"]`` says so,
+        :data:`MIN_SAMPLES` (20) samples whose scores differ, or than the metric's own
+        ``extra["min_samples_ci95"]`` (``faithfulness_correlation`` and ``infidelity``: 200,
+        see :data:`~tribute.metrics._util.HEAVY_TAILED_MIN_SAMPLES`) (``extra["ci95_note"]``
+        says so,
         and reading ``ci95`` warns with a :class:`~tribute.StderrWarning`): the skewness
         correction cannot be checked there."""
         if "ci95_note" in self.extra:
@@ -300,12 +303,13 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
                 float(extra["stderr_draws"]) / stderr) ** 3
         if kappa != 0.0:
             extra["skew"] = kappa
-        if n < MIN_SAMPLES:
+        floor = max(MIN_SAMPLES, int(extra.get("min_samples_ci95", 0)))
+        if n < floor:
             extra["ci95_note"] = (
-                f"{n} samples: too few to check the per-sample scores' skewness, which made "
-                f"95% intervals from 10 samples cover 0.83-0.87 of the time even with the "
-                f"skewness correction, so ci95 is NaN (stderr is still given): evaluate at "
-                f"least {MIN_SAMPLES} inputs")
+                f"{n} samples: too few for a 95% interval of this metric's mean (skewed or "
+                f"heavy-tailed per-sample scores made such intervals cover 0.7-0.9 of the "
+                f"time even with the skewness correction), so ci95 is NaN (stderr is still "
+                f"given): evaluate at least {floor} inputs")
     n_undefined = int(vals.shape[0] - n)
     if n_undefined:
         extra.setdefault("n_undefined", n_undefined)
