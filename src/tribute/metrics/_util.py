@@ -170,8 +170,9 @@ def targets_rows(attr: Attribution, sample: np.ndarray) -> np.ndarray | None:
 
 #: Fewer shared draws than this do not show their noise reliably: the standard error is NaN (see
 #: :func:`draw_stderr`). With 4-10 draws the 95% interval covered the metric's expectation in
-#: 0.71-0.89 of runs (faithfulness_correlation, 3 models, 150 seeds); the jackknife's own
-#: scatter (and its skew: small exactly where the error is large) is too large to correct.
+#: as little as 0.71 of runs (faithfulness_correlation with 4 subsets on the f7 game; 0.71-0.99
+#: over 3 models and 10 or 200 samples, 150 seeds); the jackknife's own scatter (and its skew:
+#: small exactly where the error is large) is too large to correct.
 MIN_DRAWS = 20
 
 #: ``faithfulness_correlation`` (Pearson over drops near 1) and ``infidelity`` (a mean squared
@@ -205,8 +206,8 @@ def draw_stderr(score_of: Callable[[np.ndarray], np.ndarray], k: int, param: str
     be estimated, ``se`` is NaN and ``stderr_draws_note`` says why and which argument
     (``param``) to raise; :func:`~tribute.metrics.base.finish` then reports a NaN standard
     error with a warning. That is the case with fewer than :data:`MIN_DRAWS` draws (with 4
-    subsets, ``faithfulness_correlation``'s interval covered 0.71-0.77 of the time), and when
-    fewer than :data:`MIN_DRAWS_FOR_ZERO` draws all leave the mean unchanged: with 5 subsets
+    subsets, ``faithfulness_correlation``'s interval covered 0.71-0.77 of the time on a tanh
+    game), and when fewer than :data:`MIN_DRAWS_FOR_ZERO` draws all leave the mean unchanged: with 5 subsets
     every sample's ``linear_score`` was 1.0 in 28% of runs whose expectation is 0.93, and a
     standard error of 0 covered it in none of them.
     """

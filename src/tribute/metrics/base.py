@@ -319,11 +319,10 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
 
 
 #: Fewer samples than this give no ``ci95`` (NaN, with a warning when it is read; ``stderr`` is
-#: still given),
-#: unless their scores are all equal: Hall's skewness correction needs the samples' skewness,
-#: and per-sample correlations near 1 are skewed enough (-4 to -12) that the corrected 95%
-#: interval covered the metric's expectation 0.83-0.87 of the time at 10 samples, 0.91-0.93 at
-#: 20-30 (faithfulness_correlation, three models, 150 seeds).
+#: still given), unless their scores are all equal: Hall's skewness correction needs the
+#: samples' skewness, and per-sample correlations near 1 are skewed enough (-4 to -12) that the
+#: corrected 95% interval covered the metric's expectation 0.80-0.87 of the time at 10 samples
+#: (faithfulness_correlation, three models, 150 seeds; linear_score 0.86-0.96).
 MIN_SAMPLES = 20
 
 
