@@ -20,6 +20,7 @@ from ..games.base import Game
 from ..games.features import FeatureGame
 from ._imputation import ImputedGame
 from ._util import (
+    HEAVY_TAILED_MIN_SAMPLES,
     check_fraction,
     check_int,
     draw_stderr,
@@ -331,7 +332,7 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     pred = flat @ removed.numpy().astype(np.float64).T
     return Scores(pearson_rows(pred, drop),
                   {"predicted": _squeeze(pred, attr), "actual": _squeeze(drop, attr),
-                   "subset_size": size,
+                   "subset_size": size, "min_samples_ci95": HEAVY_TAILED_MIN_SAMPLES,
                    **draw_stderr(lambda i: pearson_rows(pred[..., i], drop[..., i]), k,
                                  "n_subsets")})
 
@@ -425,7 +426,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
 
     infd, a = score(np.arange(k))
     return Scores(infd, {"predicted": _squeeze(a, attr), "actual": _squeeze(d, attr),
-                         "units": kind,
+                         "units": kind, "min_samples_ci95": HEAVY_TAILED_MIN_SAMPLES,
                          **draw_stderr(lambda i: score(i)[0], k, "n_perturbations")})
 
 
