@@ -1,8 +1,9 @@
 """Leaderboards from ``tribute bench`` result folders (``results.json``), read as plain JSON.
 
 Each score becomes a row with its mean, standard error and 95% interval (``mean ± t se``
-with Student's ``t`` for its ``n - 1`` degrees of freedom, as
-:attr:`tribute.metrics.MetricResult.ci95`; 1.96 where ``n`` is not recorded) and its rank
+with Student's ``t`` for its ``n - 1`` degrees of freedom; 1.96 where ``n`` is not recorded: the
+symmetric interval, since result files do not record the scores' skewness that
+:attr:`tribute.metrics.MetricResult.ci95` corrects for) and its rank
 among the methods of its (case, metric) pair in the metric's direction (1 = best; tied
 means share the smaller rank).
 """

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError, StderrWarning
+from ..errors import InputError, StderrWarning, user_stacklevel
 from ..games.base import Game
 from ..registry import Registry
 
@@ -139,7 +139,7 @@ class MetricResult:
         correction cannot be checked there."""
         if "ci95_note" in self.extra:
             warnings.warn(f"metric {self.metric!r}: {self.extra['ci95_note']}", StderrWarning,
-                          stacklevel=2)
+                          stacklevel=user_stacklevel())
             return (float("nan"), float("nan"))
         if self.n < 2:
             return (float("nan"), float("nan"))
@@ -285,7 +285,7 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
         extra["stderr_samples"] = stderr
         stderr = math.nan
         warnings.warn(f"metric {info.name!r}: {extra['stderr_draws_note']}", StderrWarning,
-                      stacklevel=3)
+                      stacklevel=user_stacklevel())
     elif draws is not None and math.isfinite(float(draws)):
         # the draws every sample shares add their own noise (see MetricResult.stderr)
         extra["stderr_samples"] = stderr
