@@ -389,8 +389,11 @@ _SECONDS_PER_POOL_ENTRY = 4e-7
 #: ``_FLOPS_PER_SECOND``), and how many of the grid's kernels are priced as passing
 #: ``MIN_WEIGHT`` and paying the ``8,192 x K`` table: 2.0-14.3 of the 32 per output on ten
 #: benchmark cells at 128-512 evaluations (3 points each; mean 6.7, the trained MLPs take the
-#: most), so 8, the mean rounded up: the price is the expected cost (with the measured counts it
-#: came within 0.80-1.25x of the measured CPU at 13-128 players and 64-256 pairs), not a bound.
+#: most), so 8, the mean rounded up: the price is the expected cost, not a bound (with the
+#: measured counts it came within 0.81-1.10x of the measured CPU in 9 of 10 cases at 13-128
+#: players and 64-256 pairs; 1.59x at 20 players and 256 pairs; the trained MLPs keep up to 14:
+#: mlp20 at 512 evaluations measured 1.4 s per output for the member, 1.04 s predicted for the
+#: whole call).
 _NNGP_ENTRY_FLOPS = 200.0
 _NNGP_PRICED_KERNELS = 8
 
