@@ -199,7 +199,7 @@ fit); the cost rule leaves the NNGP kernels out at 512 evaluations of 32 players
 logit's error from 0.0614 to 0.0462. Eighth round: the member is priced by what runs
 (:func:`_nngp_flops`: its tables do not grow with the players, and about 8 of the 32 kernels
 pay them), so auto now runs it there (0.0614 -> 0.0462, ratio to the best anchor 0.675 ->
-0.508) and at 36-150 players and 512 evaluations (64-150 at 256); on three games built after
+0.508) and up to 176 players at 512 evaluations (was 30) and 127 at 256 (was 66); on three games built after
 that rule (random tanh 40 probability, an MLP on 8 x 8 digits' logit, random ReLU 100 logit;
 10 points x 2 seeds) the error fell x0.83, x0.86, x0.95 (256) and x0.84 (512), at 0.6-1.4 s
 of CPU per output instead of 0.03-0.05. No cell of the benchmark below 32 players changes.
