@@ -433,3 +433,82 @@ def _with_truth(specs: list[GameSpec]) -> list[GameSpec]:
             want = o[torch.arange(len(X)), torch.from_numpy(s.target)].numpy()
         np.testing.assert_allclose(full, want, rtol=1e-9, atol=1e-12)
     return specs
+
+
+def build_fresh27(points: int) -> list[GameSpec]:
+    """Three games built for the eighth round of issue #14 (stop 27), after its rule (the NNGP
+    member priced by what runs) was chosen and committed; they check it where it acts, at 40-100
+    players and 256-512 evaluations (below 32 players no benchmark cell changed).
+
+    * ``g27_tanh40_prob``: random tanh network 40 -> 64 -> 64 -> 4 (weights N(0, 1.5^2 / fan_in)),
+      probability of the predicted class.
+    * ``g27_digits64mlp_logit``: MLP (64, 64) trained (Adam, 300 full-batch steps) on
+      scikit-learn's 8 x 8 digits (64 features), absent pixels at the training mean, logit.
+    * ``g27_relu100_logit``: random ReLU network 100 -> 64 -> 64 -> 3 (weights N(0, 2 / fan_in)),
+      logit.
+
+    Random networks: Gaussian inputs, zero baseline. Truth: the high-budget reference.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+
+    specs = []
+    net, X, target = _random_net(40, (64, 64, 4), "tanh", 4041, 1.5, points)
+    specs.append(GameSpec("g27_tanh40_prob", X.numpy(), np.zeros(40), target.numpy(), "prob",
+                          _layers_of(net), model=net))
+    dg = load_digits()
+    X64 = dg.data / 16.0
+    order = np.random.default_rng(6).permutation(len(X64))
+    tr, te = order[:1300], order[1300:]
+    torch.manual_seed(6)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                              torch.nn.ReLU(), torch.nn.Linear(64, 10)).double()
+    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(X64[tr]), torch.from_numpy(dg.target[tr])
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(mlp(xt), yt).backward()
+        opt.step()
+    mlp.eval()
+    X = torch.from_numpy(X64[te[:points]])
+    with torch.no_grad():
+        target = mlp(X).argmax(1)
+        acc = float((mlp(torch.from_numpy(X64[te])).argmax(1).numpy() == dg.target[te]).mean())
+    print(f"g27_digits64mlp_logit: test accuracy {acc:.3f}")
+    specs.append(GameSpec("g27_digits64mlp_logit", X.numpy(), X64[tr].mean(0), target.numpy(),
+                          "logit", _layers_of(mlp), model=mlp))
+    net, X, target = _random_net(100, (64, 64, 3), "relu", 4043, 2**0.5, points)
+    specs.append(GameSpec("g27_relu100_logit", X.numpy(), np.zeros(100), target.numpy(), "logit",
+                          _layers_of(net), model=net))
+    return _with_truth_by_point(specs)
+
+
+def _with_truth_by_point(specs: list[GameSpec]) -> list[GameSpec]:
+    """:func:`_with_truth`'s high-budget reference one point at a time (its design for ten points
+    of 64 players needs ~11 GiB at once), the same check of the numpy copy."""
+    import torch
+
+    import tribute
+
+    for s in specs:
+        X = torch.from_numpy(s.X)
+        vals, ses = [], []
+        for i in range(len(X)):
+            ref = tribute.explain(s.model, X[i : i + 1], method="kernel_shap", budget=REF_BUDGET,
+                                  seed=12345, target=torch.from_numpy(s.target[i : i + 1]),
+                                  baseline=torch.from_numpy(s.base), output=s.output)
+            assert ref.stderr is not None
+            vals.append(ref.values.numpy()[0])
+            ses.append(ref.stderr.numpy()[0])
+        s.truth = np.array(vals)
+        s.truth_rel_se = float(np.mean(np.linalg.norm(np.array(ses), axis=1)
+                                       / np.linalg.norm(s.truth, axis=1)))
+        s.truth_kind = f"reference: kernel_shap at {REF_BUDGET} evaluations"
+        full = np.array([value_np(s, i, np.ones((1, s.n)))[0] for i in range(len(s.X))])
+        with torch.no_grad():
+            o = s.model(X)
+            if s.output == "prob":
+                o = torch.softmax(o, 1)
+            want = o[torch.arange(len(X)), torch.from_numpy(s.target)].numpy()
+        np.testing.assert_allclose(full, want, rtol=1e-9, atol=1e-12)
+    return specs

@@ -196,7 +196,13 @@ is ~3% of the squared error on the mlp20 logit at 512 (one point set, 4 sample s
 -> 0.0251 with 32,768 coalitions, 0.0250-0.0257 -> 0.0250-0.0252, at 3x the CPU of the
 fit); the cost rule leaves the NNGP kernels out at 512 evaluations of 32 players (predicted
 2.07 s per output against a 2 s floor; measured 0.49 s), where they would cut the fresh tanh
-logit's error from 0.0614 to 0.0462.
+logit's error from 0.0614 to 0.0462. Eighth round: the member is priced by what runs
+(:func:`_nngp_flops`: its tables do not grow with the players, and about 8 of the 32 kernels
+pay them), so auto now runs it there (0.0614 -> 0.0462, ratio to the best anchor 0.675 ->
+0.508) and up to 176 players at 512 evaluations (was 30) and 127 at 256 (was 66); on three games built after
+that rule (random tanh 40 probability, an MLP on 8 x 8 digits' logit, random ReLU 100 logit;
+10 points x 2 seeds) the error fell x0.83, x0.86, x0.95 (256) and x0.84 (512), at 0.6-1.4 s
+of CPU per output instead of 0.03-0.05. No cell of the benchmark below 32 players changes.
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
@@ -375,6 +381,45 @@ _FLOPS_PER_SECOND = 5e9
 _PASS_OVERHEAD_SECONDS = 2e-3
 _SECONDS_PER_FIT = 1e-3
 _SECONDS_PER_POOL_ENTRY = 4e-7
+
+
+#: The NNGP member's price (:func:`_nngp_flops`): what one entry of a network-kernel table costs
+#: (its four sign passes of the arc-sine / arc-cosine recursion, one or two layers; measured
+#: 2.9-4.7e-8 s per entry at 13-64 players and 64-256 pairs, one thread, ~200 flops at
+#: ``_FLOPS_PER_SECOND``), and how many of the grid's kernels are priced as passing
+#: ``MIN_WEIGHT`` and paying the ``8,192 x K`` table: 2.0-14.3 of the 32 per output on ten
+#: benchmark cells at 128-512 evaluations (3 points each; mean 6.7, the trained MLPs take the
+#: most), so 8, the mean rounded up: the price is the expected cost, not a bound (with the
+#: measured counts it came within 0.81-1.10x of the measured CPU in 9 of 10 cases at 13-128
+#: players and 64-256 pairs; 1.59x at 20 players and 256 pairs; the trained MLPs keep up to 14:
+#: mlp20 at 512 evaluations measured 1.4 s per output for the member, 1.04 s predicted for the
+#: whole call).
+_NNGP_ENTRY_FLOPS = 200.0
+_NNGP_PRICED_KERNELS = 8
+
+
+def _nngp_flops(n: int, k: int) -> float:
+    """Predicted flops of the NNGP member for one explained output on ``k`` pair rows of ``n``
+    players (:func:`._nngp.nngp_pass`): every kernel of the grid on the ``k x k`` pairs and its
+    factorisation; the composed inputs' dot products with the surrogate's coalitions (shared by
+    the grid); and, for ``_NNGP_PRICED_KERNELS`` of them (the ones that pass ``MIN_WEIGHT``;
+    the count is only known after the fits), the surrogate's table on the ``ROWS`` coalitions
+    (every coalition up to 13 players), the variance sample's ``VAR_ROWS x (VAR_ROWS + k)``
+    tables and the ``k x n`` triangular solves. Only the dot products grow with ``n``: the
+    earlier price, ``4 ROWS k n`` flops for each of the 32 kernels, was 4x too high at 32
+    players and 512 evaluations (2.07 s predicted, 0.28-0.49 s measured per output) and left
+    the kernels out there.
+    """
+    from ._nngp import GRID, ROWS, VAR_ROWS
+
+    rows = ROWS if n >= 63 else min(ROWS, 2**n - 2)
+    var_rows = max(VAR_ROWS, 2 * (n - 1)) if n >= 63 else min(max(VAR_ROWS, 2 * (n - 1)), 2**n - 2)
+    fits = len(GRID) * (k**3 / 3 + _NNGP_ENTRY_FLOPS * k * k)
+    dots = 2.0 * n * (rows + var_rows + k) * (k + var_rows)
+    kept = min(len(GRID), _NNGP_PRICED_KERNELS)
+    tables = kept * (_NNGP_ENTRY_FLOPS * (rows + 1 + var_rows) * k
+                     + _NNGP_ENTRY_FLOPS * var_rows * var_rows + 3.0 * k * k * n + 2.0 * rows * k)
+    return float(fits + dots + tables)
 
 
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1227,9 +1272,7 @@ class GPShapley(Method):
         Beyond the fit cap (``max_pairs``, lean or not) the regression
         adjustment adds a prediction at the held-out pairs and a paired regression; with
         ``nngp`` (default: the method's ``nngp``; never on the lean path, which leaves them
-        out) each output adds its 32 NNGP kernels on up to 256 pairs (their ``K x K`` and
-        ``8,192 x K`` kernel evaluations, 4 network-kernel passes of ``2 K' K n`` each, and the
-        factorisations).
+        out) each output adds the NNGP member on up to 256 pairs (:func:`_nngp_flops`).
         """
         m = max(1, (int(budget) - 2) // 2)
         if n < 63:
@@ -1261,10 +1304,9 @@ class GPShapley(Method):
                 total += outputs * per_kernel(fit + 1)
                 count += outputs
             if use_nngp and fit == m and m <= _NNGP_MAX_PAIRS:
-                from ._nngp import GRID, ROWS
+                from ._nngp import GRID
 
-                k = fit + 1
-                total += outputs * len(GRID) * (k**3 / 3 + 8.0 * k * k * n + 4.0 * ROWS * k * n)
+                total += outputs * _nngp_flops(n, fit + 1)
                 count += outputs * len(GRID)
         if m > cap:
             total += outputs * (m * (cap + 1) * (2.0 * n + 8.0) + m * n * n)
