@@ -353,6 +353,48 @@ def _random_net(n: int, widths: tuple[int, ...], act: str, seed: int, scale: flo
     return net, X, target
 
 
+def _check_numpy_copy(s: GameSpec, X: Any) -> None:
+    """The numpy copy of a game (``value_np``) gives the torch model's output on the full
+    coalition of every point."""
+    import torch
+
+    full = np.array([value_np(s, i, np.ones((1, s.n)))[0] for i in range(len(s.X))])
+    with torch.no_grad():
+        o = s.model(X)
+        if s.output == "prob":
+            o = torch.softmax(o, 1)
+        want = o[torch.arange(len(X)), torch.from_numpy(s.target)].numpy()
+    np.testing.assert_allclose(full, want, rtol=1e-9, atol=1e-12)
+
+
+def _digits_mlp(features: np.ndarray, labels: np.ndarray, seed: int, points: int
+                ) -> tuple[Any, Any, Any, np.ndarray, float]:
+    """A float64 ReLU MLP (d -> 64 -> 64 -> 10) trained on 1,300 scikit-learn digits (Adam, 300
+    full-batch steps): the model, the first ``points`` test rows, their predicted classes, the
+    training indices and the test accuracy. The fresh games of stops 26 and 27 call it (seeds 5
+    and 6); the same operations in the same order as when they were built, so bit for bit."""
+    import torch
+
+    order = np.random.default_rng(seed).permutation(len(features))
+    tr, te = order[:1300], order[1300:]
+    torch.manual_seed(seed)
+    d = features.shape[1]
+    mlp = torch.nn.Sequential(torch.nn.Linear(d, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                              torch.nn.ReLU(), torch.nn.Linear(64, 10)).double()
+    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(features[tr]), torch.from_numpy(labels[tr])
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(mlp(xt), yt).backward()
+        opt.step()
+    mlp.eval()
+    X = torch.from_numpy(features[te[:points]])
+    with torch.no_grad():
+        target = mlp(X).argmax(1)
+        acc = float((mlp(torch.from_numpy(features[te])).argmax(1).numpy() == labels[te]).mean())
+    return mlp, X, target, tr, acc
+
+
 def build_fresh26(points: int) -> list[GameSpec]:
     """Four logit games built for the sixth round of issue #14 (stop 26), after every rule of
     ``shapley`` was chosen; they decided against a change tuned on ``cancer_logit`` (tau = 100)
@@ -369,7 +411,6 @@ def build_fresh26(points: int) -> list[GameSpec]:
     Random networks: Gaussian inputs, zero baseline; every game explains the logit of the
     predicted class.
     """
-    import torch
     from sklearn.datasets import load_digits
 
     specs = []
@@ -381,21 +422,7 @@ def build_fresh26(points: int) -> list[GameSpec]:
                               _layers_of(net), model=net))
     dg = load_digits()
     X16 = (dg.images / 16.0).reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(-1, 16)
-    order = np.random.default_rng(5).permutation(len(X16))
-    tr, te = order[:1300], order[1300:]
-    torch.manual_seed(5)
-    mlp = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
-                              torch.nn.ReLU(), torch.nn.Linear(64, 10)).double()
-    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(X16[tr]), torch.from_numpy(dg.target[tr])
-    for _ in range(300):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(mlp(xt), yt).backward()
-        opt.step()
-    mlp.eval()
-    X = torch.from_numpy(X16[te[:points]])
-    with torch.no_grad():
-        target = mlp(X).argmax(1)
+    mlp, X, target, tr, _ = _digits_mlp(X16, dg.target, 5, points)
     specs.append(GameSpec("n_digits16mlp_logit", X.numpy(), X16[tr].mean(0), target.numpy(),
                           "logit", _layers_of(mlp), model=mlp))
     net, X, target = _random_net(32, (64, 64, 2), "tanh", 3034, 1.5, points)
@@ -424,14 +451,7 @@ def _with_truth(specs: list[GameSpec]) -> list[GameSpec]:
             se = ref.stderr.numpy()
             s.truth_rel_se = float(np.mean(np.linalg.norm(se, axis=1) / np.linalg.norm(s.truth, axis=1)))
             s.truth_kind = f"reference: kernel_shap at {REF_BUDGET} evaluations"
-        # the numpy copy must be the same game
-        full = np.array([value_np(s, i, np.ones((1, s.n)))[0] for i in range(len(s.X))])
-        with torch.no_grad():
-            o = s.model(X)
-            if s.output == "prob":
-                o = torch.softmax(o, 1)
-            want = o[torch.arange(len(X)), torch.from_numpy(s.target)].numpy()
-        np.testing.assert_allclose(full, want, rtol=1e-9, atol=1e-12)
+        _check_numpy_copy(s, X)  # the numpy copy must be the same game
     return specs
 
 
@@ -449,7 +469,6 @@ def build_fresh27(points: int) -> list[GameSpec]:
 
     Random networks: Gaussian inputs, zero baseline. Truth: the high-budget reference.
     """
-    import torch
     from sklearn.datasets import load_digits
 
     specs = []
@@ -458,22 +477,7 @@ def build_fresh27(points: int) -> list[GameSpec]:
                           _layers_of(net), model=net))
     dg = load_digits()
     X64 = dg.data / 16.0
-    order = np.random.default_rng(6).permutation(len(X64))
-    tr, te = order[:1300], order[1300:]
-    torch.manual_seed(6)
-    mlp = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
-                              torch.nn.ReLU(), torch.nn.Linear(64, 10)).double()
-    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(X64[tr]), torch.from_numpy(dg.target[tr])
-    for _ in range(300):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(mlp(xt), yt).backward()
-        opt.step()
-    mlp.eval()
-    X = torch.from_numpy(X64[te[:points]])
-    with torch.no_grad():
-        target = mlp(X).argmax(1)
-        acc = float((mlp(torch.from_numpy(X64[te])).argmax(1).numpy() == dg.target[te]).mean())
+    mlp, X, target, tr, acc = _digits_mlp(X64, dg.target, 6, points)
     print(f"g27_digits64mlp_logit: test accuracy {acc:.3f}")
     specs.append(GameSpec("g27_digits64mlp_logit", X.numpy(), X64[tr].mean(0), target.numpy(),
                           "logit", _layers_of(mlp), model=mlp))
@@ -504,11 +508,5 @@ def _with_truth_by_point(specs: list[GameSpec]) -> list[GameSpec]:
         s.truth_rel_se = float(np.mean(np.linalg.norm(np.array(ses), axis=1)
                                        / np.linalg.norm(s.truth, axis=1)))
         s.truth_kind = f"reference: kernel_shap at {REF_BUDGET} evaluations"
-        full = np.array([value_np(s, i, np.ones((1, s.n)))[0] for i in range(len(s.X))])
-        with torch.no_grad():
-            o = s.model(X)
-            if s.output == "prob":
-                o = torch.softmax(o, 1)
-            want = o[torch.arange(len(X)), torch.from_numpy(s.target)].numpy()
-        np.testing.assert_allclose(full, want, rtol=1e-9, atol=1e-12)
+        _check_numpy_copy(s, X)
     return specs

@@ -101,7 +101,19 @@ def test_patch_with_per_sample_kwargs_warns_unless_counterfactual_kwargs_say() -
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run(counterfactual_kwargs={})
-    with pytest.raises(tribute.InputError, match=r"counterfactual_kwargs\['attention_mask'\] has 2 rows"):
-        run(counterfactual_kwargs={"attention_mask": torch.ones(2, 4, dtype=torch.long)})
+    with pytest.raises(tribute.InputError, match=r"counterfactual_kwargs\['attention_mask'\] has 3 rows"):
+        run(counterfactual_kwargs={"attention_mask": torch.ones(3, 4, dtype=torch.long)})
+    two = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    with warnings.catch_warnings():  # one row for all counterfactuals broadcasts, as in forward_kwargs
+        warnings.simplefilter("error")
+        tribute.explain(model, two, method="feature_ablation", target=0,
+                        forward_kwargs={"attention_mask": mask.expand(2, -1)},
+                        players=tribute.components(model, ["mix"], unit="neuron", ablation="patch",
+                                                   counterfactual=cf.expand(2, -1),
+                                                   counterfactual_kwargs={"attention_mask": torch.ones(1, 4, dtype=torch.long)}))
+    with pytest.warns(UserWarning, match=r"per-sample forward_args .*counterfactual=\(ids_cf, mask_cf\)"):
+        tribute.explain(model, ids, method="feature_ablation", target=0, forward_args=(mask,),
+                        players=tribute.components(model, ["mix"], unit="neuron", ablation="patch",
+                                                   counterfactual=cf))
     with pytest.raises(tribute.InputError, match="read only by ablation='patch'"):
         tribute.components(model, ["mix"], ablation="mean", counterfactual_kwargs={"attention_mask": mask})

@@ -154,12 +154,10 @@ def test_linear_score_matches_reference_on_any_game():
                                            res.mean - ginv(-q) * res.stderr], rtol=1e-9)
 
 
-def test_fewer_than_min_draws_give_no_standard_error():
-    # faithfulness_correlation with 4 subsets covered its expectation in 0.71-0.77 of runs (f7
-    # tanh model, 10 and 200 samples, 150 seeds), with 10-20 subsets 0.78-0.87 at 10 samples:
-    # a jackknife over so few draws is too noisy, and small exactly where the error is large
+def _noisy_linear_game(seed: int):
+    """40 samples of a 7-player linear game with one pairwise interaction, and noisy credits."""
     n, b = 7, 40
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     coef = torch.randn(b, n, generator=gen, dtype=torch.float64)
 
     def fn(m):
@@ -167,7 +165,14 @@ def test_fewer_than_min_draws_give_no_standard_error():
 
     game = TableGame(fn, n, b, kind="feature")
     noise = torch.randn(b, n, generator=gen, dtype=torch.float64).numpy()
-    attr = table_attr(game, coef.numpy() + 0.5 * noise)
+    return game, table_attr(game, coef.numpy() + 0.5 * noise)
+
+
+def test_fewer_than_min_draws_give_no_standard_error():
+    # faithfulness_correlation with 4 subsets covered its expectation in 0.71-0.77 of runs (f7
+    # tanh model, 10 and 200 samples, 150 seeds), with 10-20 subsets 0.78-0.87 at 10 samples:
+    # a jackknife over so few draws is too noisy, and small exactly where the error is large
+    game, attr = _noisy_linear_game(0)
     with pytest.warns(tribute.StderrWarning,
                       match="n_subsets=10: fewer than 20 shared random draws.*raise n_subsets"):
         few = linear_score(game, attr, n_subsets=10, seed=0)
@@ -188,16 +193,7 @@ def test_heavy_tailed_metrics_need_200_samples_for_an_interval():
     # with default settings, faithfulness_correlation's and infidelity's corrected intervals
     # covered 0.69-0.93 of the time at 20-50 samples (three models, 150 seeds); linear_score's
     # 0.93-0.96
-    n, b = 7, 40
-    gen = torch.Generator().manual_seed(1)
-    coef = torch.randn(b, n, generator=gen, dtype=torch.float64)
-
-    def fn(m):
-        return (m * coef[:, None, :]).sum(-1) + 2.0 * m[..., 0] * m[..., 1]
-
-    game = TableGame(fn, n, b, kind="feature")
-    noise = torch.randn(b, n, generator=gen, dtype=torch.float64).numpy()
-    attr = table_attr(game, coef.numpy() + 0.5 * noise)
+    game, attr = _noisy_linear_game(1)
     for metric in (faithfulness_correlation, infidelity):
         res = metric(game, attr, seed=0)
         assert np.isfinite(res.stderr) and res.extra["min_samples_ci95"] == 200

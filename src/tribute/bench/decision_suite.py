@@ -393,7 +393,9 @@ def _certified_rows(n: int, n_samples: int, n_checks: int, seed: int, pgd_draws:
 def run_decision_suite(*, tiny: bool = False, seed: int = 0) -> dict[str, Any]:
     """Run the four parts (see the module docstring); ``tiny`` for tests."""
     torch_threads = torch.get_num_threads()
-    with torch.random.fork_rng():  # the parts seed torch's global generator; the caller's is left as it was
+    # the parts seed torch's global generator; the caller's is left as it was (CPU only: no
+    # device generator is touched, so no CUDA context starts)
+    with torch.random.fork_rng(devices=[]):
         return {
             "recourse": _recourse_part(8 if tiny else 100, 200 if tiny else 1000, seed),
             "shap_kl": _shap_kl_part(8 if tiny else 100, seed),

@@ -497,24 +497,36 @@ class ComponentGame(Game):
     def _counterfactual_kwargs(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """Check ``counterfactual_kwargs`` (per-sample tensors have one row per input); warn when
         it is missing and the inputs' extras are per-sample (another mask would go unnoticed)."""
+        n = self.n_samples_raw
+
+        def per_sample(v: Any) -> bool:
+            return isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 and v.shape[0] == n
+
+        if any(per_sample(a) for a in self.forward_args):
+            # positional extras cannot be replaced by name: only inputs travel with the counterfactual
+            warnings.warn(
+                "ablation='patch': the counterfactual runs with the inputs' per-sample "
+                "forward_args (e.g. their attention mask). If it needs its own, pass those tensors "
+                "as inputs: explain(model, (ids, mask), ...) with counterfactual=(ids_cf, mask_cf).",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
         if given is None:
-            if self._has_per_sample_extras():
+            if any(per_sample(v) for v in self.forward_kwargs.values()):
                 warnings.warn(
                     "ablation='patch': the counterfactual runs with the inputs' per-sample "
-                    "forward_args/forward_kwargs (e.g. their attention mask). If the counterfactual "
-                    "is padded differently, pass its own: components(..., counterfactual_kwargs="
+                    "forward_kwargs (e.g. their attention mask). If the counterfactual is padded "
+                    "differently, pass its own: components(..., counterfactual_kwargs="
                     "{'attention_mask': mask_cf}); pass counterfactual_kwargs={} to keep the inputs' "
                     "kwargs and silence this warning.",
                     UserWarning, stacklevel=user_stacklevel(),
                 )
             return {}
-        n = self.n_samples_raw
         for k, v in given.items():
             rows = v.shape[0] if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 else None
-            if rows is not None and rows != n:
+            if rows is not None and rows not in (1, n):
                 raise InputError(
                     f"counterfactual_kwargs[{k!r}] has {rows} rows but there are {n} inputs; give one "
-                    "row per counterfactual (the same batch as counterfactual=...)."
+                    "row per counterfactual (the same batch as counterfactual=...), or one row for all."
                 )
         return dict(given)
 

@@ -631,19 +631,7 @@ class FeatureGame(Game):
         calls (the caller must be done with earlier rows by then).
         """
         n_rows = stop - start
-        b0, k0 = divmod(start, k_count)
-        b1, k1 = divmod(stop, k_count)  # exclusive end: sample b1, coalitions < k1
-        blocks: list[tuple[int, int, int, int]] = []  # (first sample, n samples, k lo, k hi)
-        if b0 == b1:
-            blocks.append((b0, 1, k0, k1))
-        else:
-            if k0 > 0:
-                blocks.append((b0, 1, k0, k_count))
-                b0 += 1
-            if b1 > b0:
-                blocks.append((b0, b1 - b0, 0, k_count))
-            if k1 > 0:
-                blocks.append((b1, 1, 0, k1))
+        blocks = _sample_major_blocks(start, stop, k_count)
         out = []
         for i, inp in enumerate(self.inputs):
             diff = self._diff(i)
@@ -690,18 +678,7 @@ class FeatureGame(Game):
             blocks.append((b, 1, k, k + 1, j0, mb))
             p0 += 1
         if p1 > p0:  # whole pairs p0..p1-1, split by sample as in _compose_shared
-            b0, k0 = divmod(p0, k_count)
-            b1, k1 = divmod(p1, k_count)
-            if b0 == b1:
-                blocks.append((b0, 1, k0, k1, 0, mb))
-            else:
-                if k0 > 0:
-                    blocks.append((b0, 1, k0, k_count, 0, mb))
-                    b0 += 1
-                if b1 > b0:
-                    blocks.append((b0, b1 - b0, 0, k_count, 0, mb))
-                if k1 > 0:
-                    blocks.append((b1, 1, 0, k1, 0, mb))
+            blocks.extend((*blk, 0, mb) for blk in _sample_major_blocks(p0, p1, k_count))
         if j1 > 0:
             b, k = divmod(p1, k_count)
             blocks.append((b, 1, k, k + 1, 0, j1))
@@ -918,7 +895,10 @@ class FeatureGame(Game):
         # (instead of, per row, the mask's backward through the composition in the compute
         # dtype, a float64 product and an index_add_: fewer roundings, less work per row).
         # The rows the model sees are the same tensors (composed by _compose_tiled).
-        direct = w_rows is not None
+        # Only where every element is its own player (no groups): the per-element table is then
+        # the size of the result, and no more gradient leaves the device than before; with
+        # groups (superpixels) it would be elements / players times larger.
+        direct = w_rows is not None and all(inp.groups is None for inp in self.inputs)
         gx_out = [torch.zeros(b_total, t_count, inp.size, dtype=torch.float64)
                   for inp in self.inputs] if direct else []
 
@@ -981,15 +961,9 @@ class FeatureGame(Game):
                         select=self._select, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         vals = vals_out.reshape(b_total, k_count, t_count)
         for i, (inp, gx) in enumerate(zip(self.inputs, gx_out)):
-            # d * sum_k w_k dv/dx per element (float64), then into the players of its groups
-            per_el = gx.mul_(self._diff(i).reshape(b_total, 1, inp.size).to("cpu", torch.float64))
-            if inp.groups is None:
-                grad_out[:, :, inp.offset : inp.offset + inp.size] += per_el
-            elif inp.groups.ndim == 1:
-                grad_out.index_add_(2, inp.groups.cpu(), per_el)
-            else:
-                grad_out.scatter_add_(2, inp.groups.cpu()[:, None, :].expand(-1, t_count, -1),
-                                      per_el)
+            # d * sum_k w_k dv/dx per element (float64); each element is its own player
+            grad_out[:, :, inp.offset : inp.offset + inp.size] += gx.mul_(
+                self._diff(i).reshape(b_total, 1, inp.size).to("cpu", torch.float64))
         if weights is None:
             return vals, grad_out.reshape(b_total, k_count, t_count, n)
         return vals, grad_out
@@ -1530,19 +1504,13 @@ class FeatureGame(Game):
 
 
 # --------------------------------------------------------------------- parsing
-def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, start: int,
-                          stop: int, k_count: int) -> None:
-    """Add ``sum_k w[k] * g[row of (sample, k)]`` to ``out[sample]`` for rows ``start..stop-1``
-    of a sample-major ``samples x K`` table (row ``r``: sample ``r // K``, coalition ``r % K``).
-
-    ``out``: ``samples x F``, ``g``: ``rows x F`` and ``w``: ``K``, all float64. The rows split
-    into at most three blocks (the end of one sample's coalitions, whole samples, the start of
-    another's); each is one product of the weights with its ``samples x K' x F`` view, added
-    in place (``baddbmm_``, or ``addmv_`` for one sample).
-    """
+def _sample_major_blocks(start: int, stop: int, k_count: int) -> list[tuple[int, int, int, int]]:
+    """Rows ``start..stop-1`` of a sample-major ``samples x K`` table (row ``r``: sample
+    ``r // K``, coalition ``r % K``) as at most three blocks ``(first sample, n samples, k lo,
+    k hi)``: the end of one sample's coalitions, whole samples, the start of another's."""
     b0, k0 = divmod(start, k_count)
     b1, k1 = divmod(stop, k_count)  # exclusive end: sample b1, coalitions < k1
-    blocks: list[tuple[int, int, int, int]] = []  # (first sample, n samples, k lo, k hi)
+    blocks: list[tuple[int, int, int, int]] = []
     if b0 == b1:
         blocks.append((b0, 1, k0, k1))
     else:
@@ -1553,8 +1521,21 @@ def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, s
             blocks.append((b0, b1 - b0, 0, k_count))
         if k1 > 0:
             blocks.append((b1, 1, 0, k1))
+    return blocks
+
+
+def _weighted_sample_sums(out: torch.Tensor, g: torch.Tensor, w: torch.Tensor, start: int,
+                          stop: int, k_count: int) -> None:
+    """Add ``sum_k w[k] * g[row of (sample, k)]`` to ``out[sample]`` for rows ``start..stop-1``
+    of a sample-major ``samples x K`` table (row ``r``: sample ``r // K``, coalition ``r % K``).
+
+    ``out``: ``samples x F``, ``g``: ``rows x F`` and ``w``: ``K``, all float64. The rows split
+    into at most three blocks (the end of one sample's coalitions, whole samples, the start of
+    another's); each is one product of the weights with its ``samples x K' x F`` view, added
+    in place (``baddbmm_``, or ``addmv_`` for one sample).
+    """
     r = 0
-    for bs, nb, lo, hi in blocks:
+    for bs, nb, lo, hi in _sample_major_blocks(start, stop, k_count):
         part = g[r : r + nb * (hi - lo)]
         if nb == 1:  # one sample: a matrix-vector product added in place
             out[bs].addmv_(part.t(), w[lo:hi])

@@ -405,8 +405,8 @@ def _nngp_flops(n: int, k: int) -> float:
     the grid); and, for ``_NNGP_PRICED_KERNELS`` of them (the ones that pass ``MIN_WEIGHT``;
     the count is only known after the fits), the surrogate's table on the ``ROWS`` coalitions
     (every coalition up to 13 players), the variance sample's ``VAR_ROWS x (VAR_ROWS + k)``
-    tables and the ``k x n`` triangular solves. Only the dot products grow with ``n``: the
-    earlier price, ``4 ROWS k n`` flops for each of the 32 kernels, was 4x too high at 32
+    tables and the ``k x n`` triangular solves. Only the dot products and the solves grow with
+    ``n``: the earlier price, ``4 ROWS k n`` flops for each of the 32 kernels, was 4x too high at 32
     players and 512 evaluations (2.07 s predicted, 0.28-0.49 s measured per output) and left
     the kernels out there.
     """
