@@ -24,7 +24,7 @@ import warnings
 
 import torch
 
-from ..errors import StderrWarning
+from ..errors import StderrWarning, user_stacklevel
 
 __all__ = ["StderrWarning", "inflate", "moderate", "t_factor", "warn_undefined"]
 
@@ -72,4 +72,4 @@ def inflate(se: torch.Tensor, dof: float, k0: float = 2.0) -> torch.Tensor:
 def warn_undefined(method: str, why: str, fix: str) -> None:
     """Warn that ``method``'s standard errors are NaN because ``why``; ``fix`` says how."""
     warnings.warn(f"{method}: standard errors are not estimable ({why}); stderr is NaN. {fix}",
-                  StderrWarning, stacklevel=3)
+                  StderrWarning, stacklevel=user_stacklevel())
