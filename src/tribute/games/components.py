@@ -136,8 +136,8 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             of ``modules``. default=None.
         counterfactual_kwargs: model keyword arguments for the counterfactual run of ``patch``
             (see :class:`Ablation`); ``{}`` keeps the inputs' ``forward_kwargs`` on purpose.
-            default=None: the inputs' kwargs, with a warning when ``forward_kwargs`` or
-            ``forward_args`` hold per-sample tensors.
+            default=None: the inputs' kwargs, with a warning when ``forward_kwargs`` hold
+            per-sample tensors (per-sample ``forward_args`` always warn: pass them as inputs).
 
     Example:
         >>> heads = tribute.components(bert, [f"encoder.layer.{i}.attention.self" for i in range(6)],  # doctest: +SKIP

@@ -48,8 +48,9 @@ class Ablation:
         counterfactual_kwargs: keyword arguments of the model for the counterfactual run of
             ``patch``, replacing the ``forward_kwargs`` of the same name (e.g. the
             counterfactual's own ``attention_mask``, one row per sample); ``{}`` says the
-            counterfactual runs with the inputs' ``forward_kwargs`` on purpose. default=None
-            (the inputs' kwargs, with a warning when they hold per-sample tensors).
+            counterfactual runs with the inputs' ``forward_kwargs`` on purpose; a tensor with
+            one row serves every counterfactual. default=None (the inputs' kwargs, with a
+            warning when they hold per-sample tensors).
     """
 
     kind: str = "zero"
