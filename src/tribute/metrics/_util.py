@@ -24,6 +24,7 @@ __all__ = [
     "pearson_rows",
     "random_subsets",
     "rank_rows",
+    "shared_draw_unknown",
     "spearman_rows",
     "values_per_target",
 ]
@@ -184,6 +185,21 @@ HEAVY_TAILED_MIN_SAMPLES = 200
 #: Fewer shared draws than this that all give the same mean score do not show their noise: a
 #: standard error of 0 from them is not believed (see :func:`draw_stderr`).
 MIN_DRAWS_FOR_ZERO = 30
+
+
+def shared_draw_unknown(why: str) -> dict[str, Any]:
+    """``extra`` entries for a metric whose random draw is shared by every sample and cannot be
+    repeated (one set of perturbations whose maximum is taken, one class offset, one random
+    model): the spread over samples leaves that draw's noise out, which does not shrink with
+    more samples (avg/max sensitivity covered their expectation in 0.59-0.60 of runs at 200
+    samples, model randomisation 0.18-0.45). The standard error is
+    NaN with a warning (:func:`~tribute.metrics.base.finish`); ``extra["stderr_samples"]`` keeps
+    the spread over samples, which describes this draw (this ``seed``) only."""
+    return {"stderr_draws": float("nan"), "stderr_draws_dof": float("nan"),
+            "stderr_draws_note": f"{why}; its noise does not shrink with more samples and cannot "
+                                 "be estimated from one draw, so the standard error is NaN "
+                                 "(extra['stderr_samples'] is the spread over samples for this "
+                                 "seed only)"}
 
 
 def draw_stderr(score_of: Callable[[np.ndarray], np.ndarray], k: int, param: str,
