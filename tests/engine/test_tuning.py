@@ -665,3 +665,22 @@ def test_a_short_tail_rides_in_the_timed_chunks_block_when_it_would_run_untimed(
         want = torch.cat([model(x[a:b].clone()) for a, b in ((0, 16), (16, 32), (32, 36))])
     torch.testing.assert_close(out, want[:, :1], rtol=0, atol=0)
     assert engine.n_rows == 36
+
+
+def test_a_refit_with_two_candidates_ends_the_search():
+    # aud28: a small memory cap leaves two sizes ([16, 21]); 21 rows no slower per pass than 16
+    # sends 16 again for the fit, after which the search has nothing left to time. It used to
+    # point past the candidates: propose() raised IndexError on this and every later call.
+    t = BatchTuner(cap=21)
+    assert t.candidates == [16, 21]
+    t.record(16, 16, 1.0)  # warm-up
+    t.record(16, 16, 0.002)
+    t.record(21, 21, 0.002)  # no slower per pass than 16: degenerate fit, 16 timed again
+    assert t.propose() == 16 and not t.done
+    t.record(16, 16, 0.002)
+    assert t.propose() in (16, 21)
+    for _ in range(12):  # whatever the duel does next, it never leaves the candidates
+        s = t.propose()
+        assert s in (16, 21)
+        t.record(s, s, 0.002)
+    assert t.done
