@@ -446,7 +446,13 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     device = reference.device
 
     def _idx(arr: Any, what: str) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(arr.cpu() if isinstance(arr, torch.Tensor) else arr))
+        a = np.asarray(arr.cpu() if isinstance(arr, torch.Tensor) else arr)
+        if a.dtype.kind in "OUS":
+            raise InputError(
+                f"target{what} holds {a.ravel()[:8].tolist()}, not integer class indices; class "
+                "names are read for scikit-learn classifiers with string classes_ only. Pass "
+                "class indices (or a callable).")
+        t = torch.as_tensor(a)
         if t.dtype.is_floating_point:
             if not torch.all(t == t.round()):
                 raise InputError(f"target{what} must hold integer class indices; got {t.tolist()[:8]}.")

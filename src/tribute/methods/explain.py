@@ -77,7 +77,8 @@ def explain(
             (index 0 is that column); see :mod:`tribute.targets`. For a scikit-learn
             classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
             3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
-            explains each row's true class); string labels work for string classes.
+            explains each row's true class); string labels work for string classes (one, a list,
+            or one per sample).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
