@@ -735,3 +735,18 @@ def test_functional_relus_are_not_modified_and_say_so(method: str) -> None:
     with pytest.warns(UserWarning, match="has no nn.ReLU module"):
         tribute.explain(nn.Sequential(net.a, nn.Tanh(), net.b), x, method=method, target=1,
                         progress=False)
+
+
+@pytest.mark.parametrize("method,key,used", [("integrated_gradients", "steps", 38),
+                                              ("expected_gradients", "n_samples", 38),
+                                              ("smoothgrad", "n_samples", 39),
+                                              ("vargrad", "n_samples", 39)])
+def test_params_state_the_count_a_budget_set(method: str, key: str, used: int) -> None:
+    # aud28: with budget=40, params kept the default (steps=50, n_samples=64/50) while 38 or 39
+    # ran (extra had the true count): the result misreported how it was computed
+    net = _FunctionalRelu()
+    x = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    a = tribute.explain(net, x, method=method, target=0, budget=40, baseline=0.0, progress=False)
+    assert a.params[key] == a.extra[key] == used
+    b = tribute.explain(net, x, method=method, target=0, baseline=0.0, progress=False)
+    assert b.params[key] == b.extra[key] == tribute.methods()[method].defaults[key]
