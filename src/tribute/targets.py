@@ -23,7 +23,9 @@ recoverable from its probabilities, which fix them only up to a per-row constant
 
 Conventions (fixed here, documented in :func:`tribute.explain`):
 
-* ``None`` — the single output of a regressor, or the predicted class of a classifier.
+* ``None`` — the single output of a regressor, or the predicted class of a classifier
+  (refused for a model returning raw values with several outputs, e.g. a multi-output
+  regressor: it has no predicted class, pass the output's index).
 * ``"predicted"`` — the arg-max class of each sample on its unperturbed input.
 * ``int`` — that class for every sample.
 * ``list``/``tuple`` of ints — several targets, each explained for every sample (adds a
@@ -365,6 +367,16 @@ def resolve_target(
               and not callable_target
               and (reference.ndim == 1 or (reference.ndim == 2 and reference.shape[1] == 1)))
     threshold = (0.5 if model_output == "probability" else 0.0) if binary else None
+    if (model_output == "raw" and (target is None or isinstance(target, str))
+            and reference.ndim == 2 and reference.shape[1] > 1):
+        # a regressor has no predicted class: the arg-max over its outputs (one output for
+        # some rows, another for others) was explained, silently (audit aud28)
+        raise InputError(
+            f"target={target!r}: the model returns raw (regression) values with "
+            f"{reference.shape[1]} outputs, which have no predicted class; pass target=j to "
+            "explain output j, a list of ints for several outputs, or a callable. If the "
+            "outputs are class scores, declare model_output='logit' (or 'probability')."
+        )
     resolved = _resolve(target, output, reference, batch, threshold)
     resolved.model_output = model_output  # a fresh Target (dataclasses.replace costs ~10 us)
     resolved.binary = binary

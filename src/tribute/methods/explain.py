@@ -68,7 +68,8 @@ def explain(
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
             list of ints (several targets, adds a target axis), one index per sample (1-D array),
             ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
-            Indices are classes for every classifier tribute knows to be binary, also when it
+            A model returning raw values with several outputs (a multi-output regressor) has
+            no predicted class: pass the output's index there. Indices are classes for every classifier tribute knows to be binary, also when it
             returns one column (a 1-D ``decision_function`` of ``SVC``/``LinearSVC``/
             ``RidgeClassifier``, a binary Booster's margin ``s``): ``target=1`` is class 1
             and ``target=0`` class 0, the complementary quantity (``-s``, ``sigmoid(-s)``,
