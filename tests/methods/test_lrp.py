@@ -347,3 +347,14 @@ def test_flat_on_a_dense_first_layer_gives_equal_relevance_and_says_so() -> None
         b = tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus",
                             progress=False)
     assert not np.allclose(np.asarray(b.values), np.asarray(b.values)[:, :1])
+
+
+def test_gamma_of_another_composite_is_refused() -> None:
+    # aud28: gamma=... with composite='epsilon_plus' was accepted and ignored (low/high were
+    # already refused there)
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    with pytest.raises(InputError, match=r"gamma=0.5 applies to composite='epsilon_gamma_box' only"):
+        tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.5)
+    tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.25)

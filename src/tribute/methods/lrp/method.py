@@ -130,6 +130,12 @@ class LRP(Method):
                 f"method 'lrp': low/high (low={self.low!r}, high={self.high!r}) apply to "
                 f"composite='epsilon_gamma_box' only, not composite={self.composite!r}; leave them "
                 "None or use composite='epsilon_gamma_box'.")
+        elif self.gamma != type(self).defaults()["gamma"]:
+            # a gamma of another composite was ignored, silently (audit aud28)
+            raise InputError(
+                f"method 'lrp': gamma={self.gamma!r} applies to composite='epsilon_gamma_box' "
+                f"only, not composite={self.composite!r}; leave it at its default or use "
+                "composite='epsilon_gamma_box'.")
         return get_composite(self.composite, **kw)
 
     def min_budget(self, game: Game) -> int:
