@@ -26,7 +26,9 @@ Two value functions (``feature_perturbation``):
 What is explained is the ensemble's **raw output**: the margin (log-odds) of boosted
 classifiers (a binary model's class 0 gets the negated margin), the prediction of regressors and
 the averaged class probability of scikit-learn forests and trees (their ``predict_proba``);
-the margin of log-link boosting (Poisson, Gamma, Tweedie) is the log of its prediction.
+the margin of log-link boosting (Poisson, Gamma, Tweedie) is the log of its prediction, and that
+of a regressor with a logistic link (XGBoost ``reg:logistic``, LightGBM ``cross_entropy``) the
+log-odds of its prediction, explained as it is (no class 0 to negate it for).
 ``attr.params["explained"]`` says which, and ``attr.full_values`` / ``attr.base_values`` (also
 ``extra["expected_value"]``) are that same quantity, so ``values.sum(-1) = full - base``: for a
 boosted classifier called through ``predict_proba`` (XGBClassifier, LGBMClassifier,
