@@ -642,3 +642,20 @@ def test_a_regressor_with_a_logistic_link_explains_its_margin_not_its_negation()
         exact = tribute.explain(lambda q, m=model, f=margin: f(m, q), xs, method="exact_shapley",
                                 baseline=base, model_output="raw")
         np.testing.assert_allclose(np.asarray(attr.values), np.asarray(exact.values), atol=1e-5)
+
+
+def test_a_hinge_classifiers_class_0_is_its_negated_margin() -> None:
+    # aud28: XGBClassifier(binary:hinge) has an identity link; its class 0 (target=0) got class
+    # 1's margin, unsigned, while every other binary model's class 0 gets the negated margin
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    clf = xgb.XGBClassifier(objective="binary:hinge", n_estimators=8, max_depth=2).fit(x, y)
+    xs, base = x[:3], x.mean(0)
+    c0 = tribute.explain(clf, xs, method="tree_shap", baseline=base, target=0)
+    c1 = tribute.explain(clf, xs, method="tree_shap", baseline=base, target=1)
+    np.testing.assert_allclose(np.asarray(c1.full_values), clf.predict(xs, output_margin=True),
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(c0.values), -np.asarray(c1.values), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(c0.full_values), -np.asarray(c1.full_values), atol=1e-12)
