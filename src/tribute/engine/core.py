@@ -166,6 +166,16 @@ def _aligned(t: torch.Tensor) -> torch.Tensor:
     return t if t.data_ptr() % _ALIGN == 0 else t.clone()
 
 
+def _finish(out: torch.Tensor) -> None:
+    """Waits until the accelerator computed ``out`` (a timed chunk's clock must include its
+    forward pass: CUDA and MPS run it asynchronously, and without this a block's tuning chunks
+    timed only the kernel launches; the CPU computes before returning)."""
+    if out.device.type == "cuda":
+        torch.cuda.synchronize(out.device)
+    elif out.device.type == "mps":  # pragma: no cover - Apple GPUs only
+        torch.mps.synchronize()
+
+
 class Engine:
     """Evaluates model rows in bounded chunks and counts them.
 
@@ -176,7 +186,8 @@ class Engine:
         progress: ``True``/``False`` forces the progress bar on/off; None shows it on a
             terminal for runs longer than two seconds.
         max_memory: bytes tribute may allocate (see :mod:`tribute.engine.memory`); None: half
-            the memory available when the engine is made.
+            the memory available when the engine is made (and at most half the free memory
+            of the model's CUDA device).
     """
 
     def __init__(self, model: ModelAdapter, target: Target | None = None,
@@ -193,7 +204,7 @@ class Engine:
         self.target = target
         self.batch_size = batch_size
         self.progress = progress
-        self.max_memory = resolve_max_memory(max_memory)
+        self.max_memory = resolve_max_memory(max_memory, getattr(model, "device", None))
         self.n_rows = 0
         self.n_passes = 0
         known = getattr(model, "n_params", None)  # TorchModel counts them once (issue #9)
@@ -211,7 +222,7 @@ class Engine:
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
-        self.max_memory = resolve_max_memory(max_memory)
+        self.max_memory = resolve_max_memory(max_memory, getattr(self.model, "device", None))
 
     def _model_key(self) -> Any:
         if self.model.module is not None:
@@ -447,6 +458,7 @@ class Engine:
                     scope.project()
                 if after is not None:
                     if clock is not None:
+                        _finish(outs[-1])
                         spent = clock.now() - t0
                     if not after(spent):
                         n, stop = b, start + b  # the tail goes to the next block
@@ -454,6 +466,7 @@ class Engine:
                         break
                     after = None
             if clock is not None and not spent:
+                _finish(outs[-1])
                 spent = clock.now() - t0
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
             del outs
