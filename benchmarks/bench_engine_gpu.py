@@ -21,6 +21,7 @@ Run (on a machine with a CUDA device)::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -62,6 +63,11 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+def _on(rows_of: Callable[[int], tuple[Any, ...]], device: torch.device,
+        n: int) -> tuple[Any, ...]:
+    return tuple(r.to(device) for r in rows_of(n))
+
+
 def _bare(model: Any, rows: torch.Tensor, n: int, bs: int, grad: bool) -> None:
     ctx = torch.enable_grad if grad else torch.inference_mode
     with ctx():
@@ -87,8 +93,8 @@ def bare_rates(case: Case, device: torch.device, grad: bool, n_rows: int) -> dic
             for _ in range(2):
                 done, spent = 0, 0.0
                 while spent < _MIN_MEASURE_S:
-                    spent += _timed(lambda bs=bs: _bare(case.model, rows, n_rows, bs, grad),
-                                    device)[0]
+                    spent += _timed(functools.partial(_bare, case.model, rows, n_rows, bs,
+                                                      grad), device)[0]
                     done += n_rows
                 best = min(best, spent / done)
             per[bs] = 1.0 / best
@@ -173,8 +179,7 @@ def main() -> None:
         case = makers[m]()
         case.model.to(device)
         case.inputs = case.inputs.to(device)
-        rows_of = case.bare_rows
-        case.bare_rows = lambda n, rows_of=rows_of: tuple(r.to(device) for r in rows_of(n))
+        case.bare_rows = functools.partial(_on, case.bare_rows, device)
         run_case(case, device, args.repeats, args.settled,
                  args.probe if m != "widecnn" else min(args.probe, 4096))
     print(f"total {time.perf_counter() - t_all:.0f} s")
