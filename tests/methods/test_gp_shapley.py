@@ -530,10 +530,13 @@ def test_solve_flops_counts_the_nngp_kernels_and_the_lean_search_is_cheaper():
     from tribute.methods.gp_shapley import GPShapley
 
     assert GPShapley(nngp=True).solve_flops(13, 256, 1) > 3 * GPShapley(nngp=False).solve_flops(13, 256, 1)
-    # auto (the default) counts them where it would add them: from 1 pair per player
+    # auto (the default) counts them where it would add them: from the first pair (nngp_from=0)
     assert GPShapley().solve_flops(13, 256, 1) == GPShapley(nngp=True).solve_flops(13, 256, 1)
     assert GPShapley().solve_flops(30, 64, 1) == GPShapley(nngp=True).solve_flops(30, 64, 1)
-    assert GPShapley().solve_flops(30, 60, 1) == GPShapley(nngp=False).solve_flops(30, 60, 1)
+    assert GPShapley().solve_flops(30, 60, 1) == GPShapley(nngp=True).solve_flops(30, 60, 1)
+    # ... or from nngp_from pairs per player
+    assert GPShapley(nngp_from=1.0).solve_flops(30, 60, 1) == GPShapley(nngp=False).solve_flops(30, 60, 1)
+    assert GPShapley(nngp_from=1.0).solve_flops(30, 64, 1) == GPShapley(nngp=True).solve_flops(30, 64, 1)
     g = GPShapley()
     for n, budget in ((13, 256), (64, 2048), (1024, 2048)):
         assert g.solve_seconds(n, budget, 4, lean=True) < g.solve_seconds(n, budget, 4)
