@@ -171,9 +171,10 @@ def run_shap(spec: GameSpec, budgets, seeds, record) -> None:
                 phis_p.append(np.asarray(pe(spec.X[i : i + 1], max_evals=b, silent=True).values).reshape(-1))
                 rows_p += cp.rows
             errs_k.append(_rel(np.array(phis_k), spec.truth))
-            errs_p.append(_rel(np.array(phis_p), spec.truth))
             ev_k.append(rows_k / len(spec.X))
-            ev_p.append(rows_p / len(spec.X))
+            if perm_ok:
+                errs_p.append(_rel(np.array(phis_p), spec.truth))
+                ev_p.append(rows_p / len(spec.X))
         record("shap KernelExplainer", b, float(np.mean(errs_k)), float(np.mean(ev_k)))
         if perm_ok:
             record("shap PermutationExplainer", b, float(np.mean(errs_p)), float(np.mean(ev_p)))
