@@ -648,7 +648,8 @@ def test_stderr_at_fewer_pairs_than_players_is_not_overconfident():
     effects interpolate the pairs and the profiled amplitude falls towards 0) reported standard
     errors near 0 where the error was not; no member may now fall below the isotropic ``tau = 0``
     members' variance there. 15 pairs of 16 players, 6 points x 2 seeds: before the floor 0.839
-    of the errors within 2 sd and |err| / stderr up to 6.1; with it 0.958 and 2.8."""
+    of the errors within 2 sd and |err| / stderr up to 6.1; with it 0.958 and 2.8; with the NNGP
+    member, which joins there since round 9 (``nngp_from=0``), 0.995 and 2.4."""
     m = make_mlp(16, 2, seed=0)
     x = torch.randn(6, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     exact = tribute.explain(m, x, method="exact_shapley", target=0, baseline=0.0).values
