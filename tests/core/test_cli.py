@@ -238,6 +238,20 @@ def test_ctrl_c_exits_130_quietly(project, capsys, monkeypatch):
     assert len(err.strip().splitlines()) == 1
 
 
+#: Runs ``python -m tribute.cli ARGS`` as a terminal would start it: SIGINT unblocked and at its
+#: default disposition. A child inherits its parent's signal mask and ignored signals across
+#: exec, and a test runner's process can carry either (a library that blocks SIGINT in the
+#: main thread, a CI shell that starts jobs with SIGINT ignored): the child then never sees
+#: the signal and sleeps on (reproduced: block SIGINT, then run this test -> TimeoutExpired).
+_AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "sys.argv = ['tribute', *sys.argv[1:]]\n"
+    "runpy.run_module('tribute.cli', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def test_ctrl_c_in_a_real_process(project):
     """The console command itself: SIGINT while loading the model -> status 130, one line."""
     import signal
@@ -247,7 +261,7 @@ def test_ctrl_c_in_a_real_process(project):
         "import time\n\ndef make():\n    print('ready', flush=True)\n    time.sleep(60)\n")
     env = {**__import__("os").environ, "PYTHONPATH": str(project)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tribute.cli", "explain", "--model", "slow_mod:make",
+        [sys.executable, "-c", _AS_FROM_A_TERMINAL, "explain", "--model", "slow_mod:make",
          "--data", str(project / "x.npy"), "--out", str(project / "cc2")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

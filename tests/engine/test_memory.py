@@ -44,6 +44,37 @@ def test_default_cap_is_half_the_available_memory():
     assert 0 < default_max_memory() <= available_memory()
 
 
+def test_default_cap_on_a_cuda_device_is_bounded_by_its_free_memory(monkeypatch):
+    """A model on a GPU: composed rows live there, so the default cap is at most half the
+    device's free memory (a host-sized cap let calls run out of device memory); the CPU and
+    an explicit cap are unaffected. The driver's answer is faked here (CI has no GPU)."""
+    from tribute.engine import memory
+
+    asked: list[object] = []
+
+    def fake_info(index: object) -> tuple[int, int]:
+        asked.append(index)
+        return 2**30, 16 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", fake_info)
+    monkeypatch.setattr(memory, "_device_last", {})
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**30)
+    assert default_max_memory(torch.device("cuda:1")) == 2**29
+    assert asked == [1]
+    assert default_max_memory("cuda:1") == 2**29 and asked == [1]  # a fresh reading is reused
+    assert default_max_memory(torch.device("cpu")) == default_max_memory() == 32 * 2**30
+    assert memory.resolve_max_memory("1GiB", torch.device("cuda:1")) == 2**30
+    # the engine of a model on that device gets the device's cap by default
+    monkeypatch.setattr(memory, "_device_last", {})
+    from tribute.engine import Engine
+
+    class OnDevice:
+        module = None
+        device = torch.device("cuda:1")
+
+    assert Engine(OnDevice()).max_memory == 2**29  # type: ignore[arg-type]
+
+
 def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(1.5 * 1024**3) == "1.5 GiB"

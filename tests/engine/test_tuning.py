@@ -667,6 +667,109 @@ def test_a_short_tail_rides_in_the_timed_chunks_block_when_it_would_run_untimed(
     assert engine.n_rows == 36
 
 
+def test_cuda_models_may_tune_to_larger_chunks():
+    """A GPU keeps gaining past the CPU's 8,192 rows (an H200: 17% on a small CNN at 65,536);
+    the memory cap still bounds the rows."""
+    big = 10**12
+    assert max_chunk_rows(row_bytes=1, grad=False, max_memory=big, device="cuda") == 65536
+    assert max_chunk_rows(row_bytes=1, grad=False, max_memory=big, device="cuda:1",
+                          n_params=10**7) == 8192
+    assert max_chunk_rows(row_bytes=1, grad=False, max_memory=big, device="cpu") == 8192
+    assert max_chunk_rows(row_bytes=4096, grad=False, max_memory=16 * 4096 * 100,
+                          device="cuda") == 100
+
+
+def test_out_of_memory_during_the_search_ends_it_at_the_largest_size_that_fits():
+    t = BatchTuner(cap=65536, skip=False, duel=0)
+    sizes = []
+    for _ in range(40):
+        s = t.propose()
+        sizes.append(s)
+        if s > 3000:  # the device holds at most 3,000 rows of this model
+            t.out_of_memory(s)
+            continue
+        t.record(s, s, s / float(s))  # a fixed cost per pass: bigger is always faster
+    assert sizes.count(4096) == 1  # one chunk ran out of memory, never again
+    assert t.cap == 2048 and t.best == 2048 and t.memory_bound
+    assert all(s <= 2048 for s in sizes[sizes.index(4096) + 1:])
+
+
+def test_out_of_memory_after_the_search_falls_back_to_a_measured_size():
+    t = BatchTuner(cap=1024, skip=False, duel=0)
+    _feed(t, lambda s: float(s))
+    assert t.best == 1024
+    t.out_of_memory(1024)  # a later call: less device memory free
+    assert t.best == 512 and t.cap == 512 and t.propose() == 512
+    # the bound holds for a later call whose byte count would allow more
+    assert tuning._reusable(t, 65536)
+
+
+class _DeviceFull(torch.nn.Module):
+    """Runs out of "device memory" above ``limit`` rows per pass (raises torch's CUDA OOM
+    error, as a GPU would); counts the rows it saw and the failed passes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 3).double()
+        self.limit, self.rows, self.failed = limit, 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit:
+            self.failed += 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (planted)")
+        self.rows += x.shape[0]
+        return torch.tanh(self.lin(x))
+
+
+class _PerPassClock:
+    """A tuning clock under which every timed chunk takes 1 ms whatever its rows (a cost per
+    pass, as on a GPU): bigger chunks are always faster, so the search grows them."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        self.t += 0.0005
+        return self.t
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "feature_ablation", "integrated_gradients"])
+def test_a_chunk_that_runs_out_of_device_memory_is_sent_again_smaller(method, monkeypatch):
+    """Block and per-chunk paths, with and without gradients: the result equals a run that
+    fits, the failed chunk is never tried again in later calls, and an explicit batch_size
+    that does not fit raises torch's error (the user chose it)."""
+    from tribute.engine import core
+
+    monkeypatch.setattr(core, "_TUNE_MAX_ROWS", 65536)  # as on a GPU
+    monkeypatch.setattr(core, "SchedulerFreeClock", _PerPassClock)
+    clear_tuners()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 6, dtype=torch.float64, generator=g)
+    kw: dict[str, Any] = {"method": method, "target": 1, "seed": 3, "progress": False}
+    if method == "kernel_shap":
+        kw["budget"] = 32
+    if method == "integrated_gradients":
+        kw["steps"] = 16
+    model = _DeviceFull(limit=50)
+    roomy = _DeviceFull(limit=10**9)
+    roomy.load_state_dict(model.state_dict())
+    ref = tribute.explain(roomy, x, batch_size=50, **kw)
+    got = tribute.explain(model, x, **kw)
+    assert model.failed >= 1
+    np.testing.assert_allclose(got.flat(), ref.flat(), rtol=1e-12, atol=1e-12)
+    failed = model.failed
+    again = tribute.explain(model, x, **kw)
+    assert model.failed == failed  # the bound holds for the next call
+    np.testing.assert_allclose(again.flat(), ref.flat(), rtol=1e-12, atol=1e-12)
+    model.limit = 10
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="batch_size=64 rows per forward pass"):
+        tribute.explain(model, x, batch_size=64, **kw)
+    clear_tuners()
+
+
 def test_a_refit_with_two_candidates_ends_the_search():
     # aud28: a small memory cap leaves two sizes ([16, 21]); 21 rows no slower per pass than 16
     # sends 16 again for the fit, after which the search has nothing left to time. It used to

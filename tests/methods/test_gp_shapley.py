@@ -530,10 +530,13 @@ def test_solve_flops_counts_the_nngp_kernels_and_the_lean_search_is_cheaper():
     from tribute.methods.gp_shapley import GPShapley
 
     assert GPShapley(nngp=True).solve_flops(13, 256, 1) > 3 * GPShapley(nngp=False).solve_flops(13, 256, 1)
-    # auto (the default) counts them where it would add them: from 1 pair per player
+    # auto (the default) counts them where it would add them: from the first pair (nngp_from=0)
     assert GPShapley().solve_flops(13, 256, 1) == GPShapley(nngp=True).solve_flops(13, 256, 1)
     assert GPShapley().solve_flops(30, 64, 1) == GPShapley(nngp=True).solve_flops(30, 64, 1)
-    assert GPShapley().solve_flops(30, 60, 1) == GPShapley(nngp=False).solve_flops(30, 60, 1)
+    assert GPShapley().solve_flops(30, 60, 1) == GPShapley(nngp=True).solve_flops(30, 60, 1)
+    # ... or from nngp_from pairs per player
+    assert GPShapley(nngp_from=1.0).solve_flops(30, 60, 1) == GPShapley(nngp=False).solve_flops(30, 60, 1)
+    assert GPShapley(nngp_from=1.0).solve_flops(30, 64, 1) == GPShapley(nngp=True).solve_flops(30, 64, 1)
     g = GPShapley()
     for n, budget in ((13, 256), (64, 2048), (1024, 2048)):
         assert g.solve_seconds(n, budget, 4, lean=True) < g.solve_seconds(n, budget, 4)
@@ -645,7 +648,8 @@ def test_stderr_at_fewer_pairs_than_players_is_not_overconfident():
     effects interpolate the pairs and the profiled amplitude falls towards 0) reported standard
     errors near 0 where the error was not; no member may now fall below the isotropic ``tau = 0``
     members' variance there. 15 pairs of 16 players, 6 points x 2 seeds: before the floor 0.839
-    of the errors within 2 sd and |err| / stderr up to 6.1; with it 0.958 and 2.8."""
+    of the errors within 2 sd and |err| / stderr up to 6.1; with it 0.958 and 2.8; with the NNGP
+    member, which joins there since round 9 (``nngp_from=0``), 0.995 and 2.4."""
     m = make_mlp(16, 2, seed=0)
     x = torch.randn(6, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     exact = tribute.explain(m, x, method="exact_shapley", target=0, baseline=0.0).values

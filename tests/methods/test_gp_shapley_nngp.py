@@ -136,27 +136,38 @@ def test_nngp_flag_is_checked():
         tribute.explain(make_mlp(4, 2), _rand(1, 4), method="gp_shapley", target=0, nngp="yes")
 
 
-def test_auto_adds_the_kernels_from_one_pair_per_player_capped_below_two_and_a_half():
+def test_auto_adds_the_kernels_from_the_first_pair_capped_below_two_and_a_half():
     from tribute.methods.gp_shapley import GPShapley
 
     g = GPShapley()
-    assert g.nngp is None
-    assert not g._nngp_wanted(20, 19) and g._nngp_wanted(20, 20) and g._nngp_wanted(20, 256)
-    assert not g._nngp_wanted(20, 257)
-    assert g._nngp_share(20, 20) == g._nngp_share(20, 49) == 0.5 and g._nngp_share(20, 50) is None
+    assert g.nngp is None and g.nngp_from == 0.0
+    assert g._nngp_wanted(20, 1) and g._nngp_wanted(20, 19) and g._nngp_wanted(20, 256)
+    assert not g._nngp_wanted(20, 0) and not g._nngp_wanted(20, 257)
+    assert g._nngp_share(20, 1) == g._nngp_share(20, 49) == 0.5 and g._nngp_share(20, 50) is None
+    # nngp_from=1: the rule before round 9 of issue #14 (from one pair per player)
+    old = GPShapley(nngp_from=1.0)
+    assert not old._nngp_wanted(20, 19) and old._nngp_wanted(20, 20) and old._nngp_wanted(20, 256)
     assert GPShapley(nngp=True)._nngp_wanted(20, 10) and not GPShapley(nngp=False)._nngp_wanted(20, 100)
     assert GPShapley(nngp=True)._nngp_share(20, 30) is None  # pinned: marginal likelihood
     m = make_mlp(6, 2, seed=6)
     x = _rand(1, 6, seed=15)
     kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1}
     # 6 players: 5 pairs (budget 12) < 6 <= 14 pairs (budget 30) < 15 <= 15 pairs (budget 32)
-    off = tribute.explain(m, x, budget=12, **kw)
+    few = tribute.explain(m, x, budget=12, **kw)
     half = tribute.explain(m, x, budget=30, **kw)
     on = tribute.explain(m, x, budget=32, **kw)
-    assert off.params["nngp_used"] is False
+    assert few.params["nngp_used"] is True and few.params["nngp_from"] == 0.0
     assert half.params["nngp_used"] is True and on.params["nngp_used"] is True
-    assert off.params["path"] == half.params["path"] == on.params["path"] == "gp"
-    np.testing.assert_allclose(off.values, tribute.explain(m, x, budget=12, nngp=False, **kw).values,
+    assert few.params["path"] == half.params["path"] == on.params["path"] == "gp"
+    # below one pair per player the weight is capped as well: neither the values without the
+    # kernels nor those weighed by likelihood alone
+    assert float((few.values - tribute.explain(m, x, budget=12, nngp=False, **kw).values).abs().max()) > 1e-6
+    assert float((few.values - tribute.explain(m, x, budget=12, nngp=True, **kw).values).abs().max()) > 1e-6
+    assert np.abs(gap_of(few)).max() < 1e-9
+    # nngp_from=1: off below one pair per player, bit for bit the values without the kernels
+    before = tribute.explain(m, x, budget=12, nngp_from=1.0, **kw)
+    assert before.params["nngp_used"] is False
+    np.testing.assert_allclose(before.values, tribute.explain(m, x, budget=12, nngp=False, **kw).values,
                                atol=0)
     np.testing.assert_allclose(on.values, tribute.explain(m, x, budget=32, nngp=True, **kw).values,
                                atol=0)
@@ -165,10 +176,8 @@ def test_auto_adds_the_kernels_from_one_pair_per_player_capped_below_two_and_a_h
     without = tribute.explain(m, x, budget=30, nngp=False, **kw).values
     assert float((half.values - without).abs().max()) > 1e-6
     assert np.abs(gap_of(half)).max() < 1e-9
-    # True forces them below one pair per player
-    assert tribute.explain(m, x, budget=12, nngp=True, **kw).params["nngp_used"] is True
-    # nngp_cap=0: the rule before the cap (off below 2.5 pairs per player), bit for bit;
-    # nngp_cap=1: weighed by likelihood alone from 1 pair per player
+    # nngp_cap=0: the rule before the cap (off below 2.5 pairs per player), bit for bit, whatever
+    # nngp_from says; nngp_cap=1: weighed by likelihood alone from nngp_from pairs per player
     assert not GPShapley(nngp_cap=0.0)._nngp_wanted(20, 49) and GPShapley(nngp_cap=0.0)._nngp_wanted(20, 50)
     zero = tribute.explain(m, x, budget=30, nngp_cap=0.0, **kw)
     assert zero.params["nngp_used"] is False
@@ -178,6 +187,26 @@ def test_auto_adds_the_kernels_from_one_pair_per_player_capped_below_two_and_a_h
                                atol=0)
     with pytest.raises(Exception, match="nngp_cap"):
         tribute.explain(m, x, budget=30, nngp_cap=1.5, **kw)
+    with pytest.raises(Exception, match="nngp_from"):
+        tribute.explain(m, x, budget=30, nngp_from=3.0, **kw)
+
+
+def test_auto_kernels_below_one_pair_per_player_help_a_wide_erf_network():
+    """Issue #14, round 9: at fewer pairs than players auto now adds the NNGP kernels (capped at
+    half the average); on a wide erf network, the family they model, that is more accurate than
+    the product kernels alone, which is what auto ran there before (nngp_from=1)."""
+    n = 14
+    net = _erf_net(n, 256, seed=21)
+    x = _rand(3, n, seed=22)
+    exact = tribute.explain(net, x, method="exact_shapley", target=0, baseline=0.0).values
+    err = {}
+    for label, nngp in (("auto", None), ("off", False)):
+        a = tribute.explain(net, x, method="gp_shapley", target=0, baseline=0.0, budget=24,
+                            seed=0, lean=False, nngp=nngp)
+        assert a.n_evals <= 24 * len(x) and a.extra["n_pairs"] < n
+        err[label] = float(np.mean(np.linalg.norm(a.values - exact, axis=-1)
+                                   / np.linalg.norm(exact, axis=-1)))
+    assert err["auto"] < 0.9 * err["off"], err
 
 
 def test_nngp_share_caps_the_members_weight(monkeypatch):

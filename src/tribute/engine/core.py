@@ -29,6 +29,10 @@ _MIN_ROWS, _MAX_ROWS = 16, 4096
 #: The largest chunk the tuner tries, and the share of ``max_memory`` one chunk's composed
 #: rows may take (gradients keep the rows, their graph and a gradient per row alive).
 _TUNE_MAX_ROWS, _TUNE_MAX_ROWS_LARGE = 8192, 1024
+#: The same on a CUDA device, where throughput keeps growing well past the CPU's sizes (an
+#: H200 ran a small CNN on 8x8 digits 17% faster at 65,536 rows than at 8,192, a 13-feature
+#: MLP 6x); a size that runs out of device memory ends the search below it.
+_TUNE_MAX_ROWS_CUDA, _TUNE_MAX_ROWS_CUDA_LARGE = 65536, 8192
 _CHUNK_SHARE, _CHUNK_SHARE_GRAD = 1 / 16, 1 / 64
 _LARGE_MODEL = 5_000_000
 #: Bytes of composed rows per block of a ``blocks=True`` run (see :meth:`Engine.run`): big
@@ -73,16 +77,22 @@ def default_batch_size(row_bytes: int, grad: bool, n_params: int = 0) -> int:
     return int(max(_MIN_ROWS, min(rows, cap)))
 
 
-def max_chunk_rows(row_bytes: int, grad: bool, max_memory: int, n_params: int = 0) -> int:
+def max_chunk_rows(row_bytes: int, grad: bool, max_memory: int, n_params: int = 0,
+                   device: Any = None) -> int:
     """The most rows one chunk may hold under ``max_memory`` (and the tuner's upper limit).
 
     One chunk's composed rows take at most 1/16 of the cap (1/64 with gradients, which keep
     the rows, the autograd graph and one gradient per row alive); never more than 8192 rows
-    (1024 for models with over five million parameters, whose activations dominate).
+    (1024 for models with over five million parameters, whose activations dominate), or
+    65,536 (8,192) for a model on a CUDA ``device``.
     """
     share = _CHUNK_SHARE_GRAD if grad else _CHUNK_SHARE
     rows = int(max_memory * share) // max(int(row_bytes), 1)
-    top = _TUNE_MAX_ROWS_LARGE if n_params > _LARGE_MODEL else _TUNE_MAX_ROWS
+    large = n_params > _LARGE_MODEL
+    if device is not None and torch.device(device).type == "cuda":
+        top = _TUNE_MAX_ROWS_CUDA_LARGE if large else _TUNE_MAX_ROWS_CUDA
+    else:
+        top = _TUNE_MAX_ROWS_LARGE if large else _TUNE_MAX_ROWS
     return int(max(1, min(rows, top)))
 
 
@@ -166,6 +176,37 @@ def _aligned(t: torch.Tensor) -> torch.Tensor:
     return t if t.data_ptr() % _ALIGN == 0 else t.clone()
 
 
+def _finish(out: torch.Tensor) -> None:
+    """Waits until the accelerator computed ``out`` (a timed chunk's clock must include its
+    forward pass: CUDA and MPS run it asynchronously, and without this a block's tuning chunks
+    timed only the kernel launches; the CPU computes before returning)."""
+    if out.device.type == "cuda":
+        torch.cuda.synchronize(out.device)
+    elif out.device.type == "mps":  # pragma: no cover - Apple GPUs only
+        torch.mps.synchronize()
+
+
+def _no_room(exc: BaseException, size: int, fixed: int | None) -> torch.cuda.OutOfMemoryError:
+    """The device error of a chunk that cannot be made smaller, saying which setting to change
+    (same type, so code that catches torch's error still does)."""
+    how = (f"batch_size={fixed} rows per forward pass does not fit; pass a smaller batch_size= "
+           "or batch_size=None (tribute then finds the largest chunk that fits)"
+           if fixed is not None else
+           f"one row ({size} per pass) does not fit: free device memory, or run the model on "
+           "a device with more")
+    return torch.cuda.OutOfMemoryError(f"{how} ({exc})")
+
+
+def _out_of_memory(tuner: BatchTuner, size: int) -> None:
+    """A self-tuned chunk of ``size`` rows ran out of device memory (the memory cap bounds
+    what tribute composes, not the model's activations): the cached blocks are released and
+    the tuner keeps to smaller sizes from now on; the loop then sends the same rows again in a
+    smaller chunk (nothing of the failed chunk was stored, and the rows it ran are counted)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    tuner.out_of_memory(size)
+
+
 class Engine:
     """Evaluates model rows in bounded chunks and counts them.
 
@@ -176,7 +217,8 @@ class Engine:
         progress: ``True``/``False`` forces the progress bar on/off; None shows it on a
             terminal for runs longer than two seconds.
         max_memory: bytes tribute may allocate (see :mod:`tribute.engine.memory`); None: half
-            the memory available when the engine is made.
+            the memory available when the engine is made (and at most half the free memory
+            of the model's CUDA device).
     """
 
     def __init__(self, model: ModelAdapter, target: Target | None = None,
@@ -193,7 +235,7 @@ class Engine:
         self.target = target
         self.batch_size = batch_size
         self.progress = progress
-        self.max_memory = resolve_max_memory(max_memory)
+        self.max_memory = resolve_max_memory(max_memory, getattr(model, "device", None))
         self.n_rows = 0
         self.n_passes = 0
         known = getattr(model, "n_params", None)  # TorchModel counts them once (issue #9)
@@ -211,7 +253,7 @@ class Engine:
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
-        self.max_memory = resolve_max_memory(max_memory)
+        self.max_memory = resolve_max_memory(max_memory, getattr(self.model, "device", None))
 
     def _model_key(self) -> Any:
         if self.model.module is not None:
@@ -230,7 +272,8 @@ class Engine:
         hit = self._tuners.get(memo)
         if hit is not None and hit.current:
             return hit
-        cap = max_chunk_rows(row_bytes, grad, self.max_memory, self._n_params)
+        cap = max_chunk_rows(row_bytes, grad, self.max_memory, self._n_params,
+                             getattr(self.model, "device", None))
         t = self._tuners[memo] = tuner_for(self._model_key(), key, grad, cap)
         return t
 
@@ -342,27 +385,48 @@ class Engine:
                         # would send it next as one untimed chunk anyway (decided once the
                         # chunk is recorded): one block fewer per still-tuning call
                         stop, after = n_rows, self._tail_rule(tuner, size, n_rows - start - size)
-                    spent, done = self._run_block(start, stop, size, build, sink, select,
-                                                  describe_row, threads, bar, scope,
-                                                  clock if timing else None, chunk, after)
+                    try:
+                        spent, done = self._run_block(start, stop, size, build, sink, select,
+                                                      describe_row, threads, bar, scope,
+                                                      clock if timing else None, chunk, after)
+                    except torch.cuda.OutOfMemoryError as exc:
+                        if tuner is None or size <= 1:
+                            raise _no_room(exc, size, fixed) from exc
+                        done = -1  # nothing of the block was stored: retried smaller below
+                    if done < 0:
+                        assert tuner is not None
+                        _out_of_memory(tuner, size)
+                        continue
                     if timing and tuner is not None and after is None:
                         tuner.record(size, done - start, spent)
                     start = done
                     continue
                 stop = min(start + size, n_rows)
                 t0 = clock.now() if timing and clock is not None else 0.0
-                with own_work(threads):
-                    rows = build(start, stop)
-                    if chunk is not None:
-                        chunk(start, stop)
-                if grad:
-                    with torch.enable_grad():
-                        vals, grads = self._pass(rows, stop - start, select, True, start,
-                                                 describe_row, threads)
+                try:
+                    with own_work(threads):
+                        rows = build(start, stop)
+                        if chunk is not None:
+                            chunk(start, stop)
+                    if grad:
+                        with torch.enable_grad():
+                            vals, grads = self._pass(rows, stop - start, select, True, start,
+                                                     describe_row, threads)
+                    else:
+                        with torch.inference_mode():
+                            vals, grads = self._pass(rows, stop - start, select, False, start,
+                                                     describe_row, threads)
+                except torch.cuda.OutOfMemoryError as exc:
+                    if tuner is None or size <= 1:
+                        raise _no_room(exc, size, fixed) from exc
+                    oom = True
                 else:
-                    with torch.inference_mode():
-                        vals, grads = self._pass(rows, stop - start, select, False, start,
-                                                 describe_row, threads)
+                    oom = False
+                if oom:  # outside the handler: the failed pass's tensors are released first
+                    assert tuner is not None
+                    rows = vals = grads = None  # type: ignore[assignment]
+                    _out_of_memory(tuner, size)
+                    continue
                 with own_work(threads):
                     sink(start, stop, vals, grads)
                 if timing and tuner is not None and clock is not None:
@@ -447,6 +511,7 @@ class Engine:
                     scope.project()
                 if after is not None:
                     if clock is not None:
+                        _finish(outs[-1])
                         spent = clock.now() - t0
                     if not after(spent):
                         n, stop = b, start + b  # the tail goes to the next block
@@ -454,6 +519,7 @@ class Engine:
                         break
                     after = None
             if clock is not None and not spent:
+                _finish(outs[-1])
                 spent = clock.now() - t0
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
             del outs

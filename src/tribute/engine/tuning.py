@@ -41,6 +41,12 @@ Runs whose rows are composed in blocks of many chunks (``Engine.run(blocks=True)
 the forward passes of their tuning chunks: composing and storing rows is then paid per block,
 so what a size costs is its forward pass.
 
+On a CUDA device the sizes go up to 65,536 rows (the memory cap permitting). The cap bounds
+what tribute composes, not the model's activations, so a chunk may run out of device memory:
+the engine then sends the same rows again in a smaller chunk and the tuner keeps below that
+size for good (:meth:`BatchTuner.out_of_memory`); with an explicit ``batch_size`` the error is
+raised, naming the setting.
+
 Results do not depend on the sizes chosen: every row is composed and evaluated on its own.
 """
 
@@ -235,6 +241,9 @@ class BatchTuner:
         #: every rate measured at each size (growth and duel passes): the duel decides on
         #: their median (see :meth:`_winner`)
         self._samples: dict[int, list[float]] = {}
+        #: a chunk ran out of device memory: ``cap`` is what fits, whatever a later call's
+        #: byte count allows (see :meth:`out_of_memory`)
+        self.memory_bound = False
 
     @property
     def done(self) -> bool:
@@ -294,6 +303,29 @@ class BatchTuner:
             need = self._duel[-1] if self._duel is not None else self.candidates[self._i]
             if (int(n_rows) if self._resume_rows else 2 * int(n_rows)) >= need:
                 self.best, self._settled, self._resume_rows = None, False, 0
+
+    def out_of_memory(self, size: int) -> None:
+        """A chunk of ``size`` rows ran out of device memory: sizes from ``size`` up are dropped
+        (the cap becomes half of ``size``). A search still under way times the new cap next
+        and ends there (on an accelerator throughput grows with the size until memory runs
+        out); a finished one keeps the fastest size measured within the cap (the cap itself
+        when none was). The bound holds for later calls (:attr:`memory_bound`)."""
+        with self._lock:
+            cap = max(1, min(int(size) // 2, self.cap))
+            self.cap = cap
+            sizes = [s for s in self.candidates if s <= cap]
+            if not sizes or sizes[-1] != cap:
+                sizes.append(cap)
+            self.candidates = sizes
+            self.rates = {s: r for s, r in self.rates.items() if s <= cap}
+            self._samples = {s: r for s, r in self._samples.items() if s <= cap}
+            self._duel, self._skipped, self._rate_memo = None, None, None
+            self._settled, self._resume_rows, self._refit = False, 0, False
+            self.memory_bound = True
+            if self.best is not None or cap in self.rates:
+                self.best = max(self.rates, key=self.rates.__getitem__) if self.rates else cap
+            else:
+                self._i, self._seen = len(sizes) - 1, 0
 
     def propose(self, cap: int | None = None) -> int:
         """The size of the next chunk (the best one once tuned), at most ``cap``."""
@@ -603,6 +635,8 @@ def _reusable(t: BatchTuner, cap: int) -> bool:
     cap might beat) unless the caps are equal."""
     if t.cap == cap:
         return True
+    if t.memory_bound:  # what fits on the device, which no byte count knows
+        return t.best is not None and t.best <= cap
     return t.best is not None and t.best <= cap and (t.best < t.cap or cap < t.cap)
 
 

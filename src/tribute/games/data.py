@@ -80,6 +80,12 @@ class ModelMismatchWarning(UserWarning):
 MODEL_GAP_TOL = 1e-5
 
 
+def _on_cpu(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` on the CPU, floating point as ``dtype`` (integer tensors, e.g. token ids or
+    step counters, keep their dtype)."""
+    return t.to("cpu", dtype) if t.dtype.is_floating_point else t.cpu()
+
+
 def _tensor(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach()
@@ -264,6 +270,10 @@ class TrainingData:
 class DataGame(Game):
     """The data game of :class:`TrainingData` on test points (see the module docstring).
 
+    The game computes in float64 on the CPU wherever the model lives (its own copies of the
+    parameters and buffers run the module through ``functional_call``; the model itself is
+    neither moved nor changed), and the credits are returned on the test points' device.
+
     Values are ``batch x K x 1`` (one explained scalar per test point). Gradient estimators use
     :meth:`test_grads`, :meth:`train_grads`, :meth:`hvp`, :meth:`hessian` and
     :meth:`model_params`; retraining ones use :meth:`value` like on any game.
@@ -291,13 +301,15 @@ class DataGame(Game):
         if output not in DATA_OUTPUTS:
             raise InputError(f"output={output!r} is not one of {DATA_OUTPUTS} for a data game.")
         self.dtype = torch.float64
-        self.X_test = x.to(self.dtype) if x.dtype.is_floating_point else x
-        self.X_train = data.X.to(self.dtype) if data.X.dtype.is_floating_point else data.X
-        self.y_train = self._labels(data.y)
+        # the game computes on the CPU in float64 wherever the model lives: its own copies of
+        # the parameters run the module through functional_call (the model is not moved)
+        self.X_test = _on_cpu(x, self.dtype)
+        self.X_train = _on_cpu(data.X, self.dtype)
+        self.y_train = self._labels(data.y.cpu())
         self._names = [n for n, p in self.module.named_parameters()]
-        self._buffers = {k: v.detach().to(self.dtype) if v.dtype.is_floating_point else v
-                         for k, v in self.module.named_buffers()}
-        self._base_params = {n: p.detach().to(self.dtype) for n, p in self.module.named_parameters()}
+        self._buffers = {k: _on_cpu(v.detach(), self.dtype) for k, v in self.module.named_buffers()}
+        self._base_params = {n: p.detach().to("cpu", self.dtype)
+                             for n, p in self.module.named_parameters()}
         self._act_bytes: int | None = None
         with torch.no_grad():
             ref = self._forward(self._base_params, self.X_test)
@@ -348,7 +360,7 @@ class DataGame(Game):
                     raise InputError("output='loss' on a regression game needs target=y_test (the test targets).")
                 lab = (ref.reshape(-1) > 0).long() if self.classifier else ref.reshape(batch, -1)[:, 0]
             else:
-                lab = _tensor(target, "target").reshape(-1)
+                lab = _tensor(target, "target").reshape(-1).cpu()
                 if lab.numel() == 1:
                     lab = lab.expand(batch)
                 if lab.shape[0] != batch:
@@ -445,7 +457,7 @@ class DataGame(Game):
                     f"{'missing' if n not in state else tuple(state[n].shape)} (checkpoint has "
                     f"{got}...). Checkpoints must be states of the same architecture."
                 )
-            out[n] = torch.as_tensor(state[n]).detach().to(self.dtype)
+            out[n] = torch.as_tensor(state[n]).detach().to("cpu", self.dtype)
         for n, b in self._buffers.items():
             if n in state:
                 t = torch.as_tensor(state[n]).detach()
@@ -455,7 +467,7 @@ class DataGame(Game):
                         f"{n!r} of shape {tuple(b.shape)} is {tuple(t.shape)}. Checkpoints must be "
                         "states of the same architecture."
                     )
-                out[n] = t.to(self.dtype) if t.dtype.is_floating_point else t
+                out[n] = _on_cpu(t, self.dtype)
         return out
 
     def buffers_of(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

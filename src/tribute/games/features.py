@@ -539,8 +539,8 @@ class FeatureGame(Game):
         try:
             engine.run(batch, build, sink, row_bytes=self.row_bytes, select=select,
                        desc="reference", describe_row=lambda r: f"sample {r} (the unperturbed input)")
-        except ModelOutputError:
-            raise
+        except (ModelOutputError, torch.cuda.OutOfMemoryError):
+            raise  # said clearly by the engine; not a shape or dtype problem
         except (RuntimeError, TypeError, ValueError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
             raise InputError(

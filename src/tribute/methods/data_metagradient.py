@@ -106,7 +106,7 @@ def _metagradient(g: DataGame, unrolled: Callable[..., dict[str, torch.Tensor]],
     """``batch x n_train`` derivatives ``d v_b / d w_i`` at ``weights`` and the outputs ``v``."""
     w = weights.clone().requires_grad_(True)
     with torch.enable_grad():
-        params = unrolled(g.X_train, g.data.y, seed=g.data.seed, weights=w)
+        params = unrolled(g.X_train, g.data.y.cpu(), seed=g.data.seed, weights=w)
         missing = set(g.param_names) - set(params)
         if missing:
             raise InputError(f"metagradient: fit.unrolled returned no {sorted(missing)}.")
@@ -119,7 +119,7 @@ def _metagradient(g: DataGame, unrolled: Callable[..., dict[str, torch.Tensor]],
 def _train_outputs(g: DataGame, unrolled: Callable[..., dict[str, torch.Tensor]],
                    weights: torch.Tensor) -> torch.Tensor:
     """Raw outputs on the training set (``n_train x C``) of the run with ``weights`` (no graph)."""
-    params = unrolled(g.X_train, g.data.y, seed=g.data.seed, weights=weights)
+    params = unrolled(g.X_train, g.data.y.cpu(), seed=g.data.seed, weights=weights)
     with torch.no_grad():
         out = g.forward({k: params[k].detach() for k in g.param_names}, g.X_train)
     return out.reshape(out.shape[0], -1)

@@ -115,7 +115,8 @@ def explain(
         max_memory: bytes tribute itself may allocate (masks, composed rows, gradients, the
             estimator's solve, results), a number or a string such as ``"8GiB"``. A call whose
             estimate exceeds it is refused before it starts, with settings that fit.
-            default=None (half the memory available when the call starts).
+            default=None (half the memory available when the call starts; with a model on a
+            CUDA device, at most half of that device's free memory).
         tokenizer: for text inputs (a string, a list of strings, or ``(first, second)`` pairs):
             a Hugging Face fast tokenizer or a ``tribute.models.text.OffsetTokenizer``.
             Players are then ``players="words"`` (default), ``"tokens"``, ``"sentences"`` or
@@ -163,7 +164,8 @@ def explain(
                      include_special=include_special, max_length=max_length)
     elif removal is not None or pair is not None:
         raise InputError("removal= and pair= apply to texts; pass texts with tokenizer=...")
-    cap = resolve_max_memory(max_memory)
+    if max_memory is not None:
+        resolve_max_memory(max_memory)  # a malformed cap is refused before any work
     t0 = time.perf_counter()
     with adapter.session(), progress_scope(0, cls.name, progress) as bar:
         game = build_game(
@@ -172,7 +174,8 @@ def explain(
             feature_names=feature_names, batch_size=batch_size, progress=progress,
             allow_missing=cls.tags.reads_missing and players is None, **extra,
         )
-        game.engine.max_memory = cap
+        # the default cap knows the model's device once the game placed it (CUDA: its memory)
+        game.engine.max_memory = resolve_max_memory(max_memory, getattr(adapter, "device", None))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):

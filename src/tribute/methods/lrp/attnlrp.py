@@ -101,7 +101,7 @@ class AttnLRP(Method):
         with attnlrp_rules(root, self.variant, self.epsilon):
             vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         f_x = vals[:, 0, :]
-        rel = acc[1] * fg.inputs_flat().to(torch.float64)[:, None, :]
+        rel = acc[1] * fg.inputs_flat().detach().to("cpu", torch.float64)[:, None, :]
         gap = rel.sum(-1) - f_x
         values = fg.elements_to_players(rel)
         return fg.attribution(values, self.name, params, gap=gap,
