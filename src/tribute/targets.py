@@ -23,7 +23,9 @@ recoverable from its probabilities, which fix them only up to a per-row constant
 
 Conventions (fixed here, documented in :func:`tribute.explain`):
 
-* ``None`` — the single output of a regressor, or the predicted class of a classifier.
+* ``None`` — the single output of a regressor, or the predicted class of a classifier
+  (refused for a model returning raw values with several outputs, e.g. a multi-output
+  regressor: it has no predicted class, pass the output's index).
 * ``"predicted"`` — the arg-max class of each sample on its unperturbed input.
 * ``int`` — that class for every sample.
 * ``list``/``tuple`` of ints — several targets, each explained for every sample (adds a
@@ -365,6 +367,16 @@ def resolve_target(
               and not callable_target
               and (reference.ndim == 1 or (reference.ndim == 2 and reference.shape[1] == 1)))
     threshold = (0.5 if model_output == "probability" else 0.0) if binary else None
+    if (model_output == "raw" and (target is None or isinstance(target, str))
+            and reference.ndim == 2 and reference.shape[1] > 1):
+        # a regressor has no predicted class: the arg-max over its outputs (one output for
+        # some rows, another for others) was explained, silently (audit aud28)
+        raise InputError(
+            f"target={target!r}: the model returns raw (regression) values with "
+            f"{reference.shape[1]} outputs, which have no predicted class; pass target=j to "
+            "explain output j, a list of ints for several outputs, or a callable. If the "
+            "outputs are class scores, declare model_output='logit' (or 'probability')."
+        )
     resolved = _resolve(target, output, reference, batch, threshold)
     resolved.model_output = model_output  # a fresh Target (dataclasses.replace costs ~10 us)
     resolved.binary = binary
@@ -446,7 +458,13 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     device = reference.device
 
     def _idx(arr: Any, what: str) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(arr.cpu() if isinstance(arr, torch.Tensor) else arr))
+        a = np.asarray(arr.cpu() if isinstance(arr, torch.Tensor) else arr)
+        if a.dtype.kind in "OUS":
+            raise InputError(
+                f"target{what} holds {a.ravel()[:8].tolist()}, not integer class indices; class "
+                "names are read for scikit-learn classifiers with string classes_ only. Pass "
+                "class indices (or a callable).")
+        t = torch.as_tensor(a)
         if t.dtype.is_floating_point:
             if not torch.all(t == t.round()):
                 raise InputError(f"target{what} must hold integer class indices; got {t.tolist()[:8]}.")

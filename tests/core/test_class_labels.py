@@ -84,3 +84,29 @@ def test_public_build_game_reads_labels_as_explain_does() -> None:
     attr = tribute.explain(clf, X[:3], method="feature_ablation", target=2, output="prob",
                            baseline=0.0)
     np.testing.assert_array_equal(np.asarray(attr.targets).ravel(), [1, 1, 1])
+
+
+def test_string_labels_as_a_list_or_one_per_sample(iris):
+    # aud28: a list of string labels, or y_true of strings, raised a TypeError from torch
+    x, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    s = LogisticRegression(max_iter=1000).fit(x, names)
+    kw = {"method": "exact_shapley", "baseline": x.mean(0), "output": "prob"}
+    idx = np.array([0, 60, 120, 70])
+    xs = x[idx]
+    per_row = tribute.explain(s, xs, target=names[idx], **kw)
+    np.testing.assert_allclose(np.asarray(per_row.full_values), _probs(s, xs, y[idx]))
+    np.testing.assert_array_equal(np.asarray(per_row.targets), y[idx])
+    as_objects = tribute.explain(s, xs, target=names[idx].astype(object), **kw)
+    np.testing.assert_array_equal(np.asarray(as_objects.values), np.asarray(per_row.values))
+    several = tribute.explain(s, xs, target=["virginica", "setosa"], **kw)
+    np.testing.assert_allclose(np.asarray(several.full_values)[:, 0], _probs(s, xs, [2] * 4))
+    np.testing.assert_allclose(np.asarray(several.full_values)[:, 1], _probs(s, xs, [0] * 4))
+    with pytest.raises(InputError, match=r"target list \['setosa', 'rose'\] holds 'rose', which "
+                                         r"is not one of the classifier's classes_"):
+        tribute.explain(s, xs, target=["setosa", "rose"], **kw)
+    clf = LogisticRegression(max_iter=1000).fit(x, y)  # numeric classes: names are refused
+    with pytest.raises(InputError, match="holds 'setosa', which is not one of the classifier's"):
+        tribute.explain(clf, xs, target=names[idx], **kw)
+    with pytest.raises(InputError, match="not integer class indices"):
+        tribute.explain(lambda a: a[:, :3], xs, target=["a", "b"], **kw)

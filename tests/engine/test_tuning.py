@@ -768,3 +768,22 @@ def test_a_chunk_that_runs_out_of_device_memory_is_sent_again_smaller(method, mo
     with pytest.raises(torch.cuda.OutOfMemoryError, match="batch_size=64 rows per forward pass"):
         tribute.explain(model, x, batch_size=64, **kw)
     clear_tuners()
+
+
+def test_a_refit_with_two_candidates_ends_the_search():
+    # aud28: a small memory cap leaves two sizes ([16, 21]); 21 rows no slower per pass than 16
+    # sends 16 again for the fit, after which the search has nothing left to time. It used to
+    # point past the candidates: propose() raised IndexError on this and every later call.
+    t = BatchTuner(cap=21)
+    assert t.candidates == [16, 21]
+    t.record(16, 16, 1.0)  # warm-up
+    t.record(16, 16, 0.002)
+    t.record(21, 21, 0.002)  # no slower per pass than 16: degenerate fit, 16 timed again
+    assert t.propose() == 16 and not t.done
+    t.record(16, 16, 0.002)
+    assert t.propose() in (16, 21)
+    for _ in range(12):  # whatever the duel does next, it never leaves the candidates
+        s = t.propose()
+        assert s in (16, 21)
+        t.record(s, s, 0.002)
+    assert t.done

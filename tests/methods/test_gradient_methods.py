@@ -697,3 +697,56 @@ def test_gradient_methods_refuse_numpy_callables() -> None:
     for method in ("integrated_gradients", "expected_gradients", "smoothgrad", "deeplift", "grad_cam"):
         with pytest.raises(UnsupportedModelError, match="gradients"):
             tribute.explain(f, tab().numpy(), method=method)
+
+
+class _FunctionalRelu(nn.Module):
+    """A ReLU MLP calling torch.relu in forward (no nn.ReLU module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.a, self.b = nn.Linear(5, 7).double(), nn.Linear(7, 3).double()
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvolution"])
+def test_functional_relus_are_not_modified_and_say_so(method: str) -> None:
+    # aud28: with torch.relu in forward, guided_backprop and deconvolution returned the plain
+    # gradient (saliency, to the last bit) under their own name, silently
+    net = _FunctionalRelu()
+    x = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with pytest.warns(UserWarning, match=rf"{method}: its forward pass called a functional ReLU"
+                                         r".*1 time\(s\).*identical to saliency"):
+        a = tribute.explain(net, x, method=method, target=1, progress=False)
+    assert a.extra["n_functional_relu_calls"] == 1
+    sal = tribute.explain(net, x, method="saliency", target=1, progress=False)
+    np.testing.assert_array_equal(a.flat(), sal.flat())  # what the warning says
+    modular = nn.Sequential(net.a, nn.ReLU(), net.b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nn.ReLU modules: no warning, a different answer
+        b = tribute.explain(modular, x, method=method, target=1, progress=False)
+    assert b.extra["n_functional_relu_calls"] == 0
+    assert not np.allclose(b.flat(), sal.flat())
+    with pytest.warns(UserWarning, match="has no nn.ReLU module"):
+        tribute.explain(nn.Sequential(net.a, nn.Tanh(), net.b), x, method=method, target=1,
+                        progress=False)
+
+
+@pytest.mark.parametrize("method,key,used", [("integrated_gradients", "steps", 38),
+                                              ("expected_gradients", "n_samples", 38),
+                                              ("smoothgrad", "n_samples", 39),
+                                              ("vargrad", "n_samples", 39)])
+def test_params_state_the_count_a_budget_set(method: str, key: str, used: int) -> None:
+    # aud28: with budget=40, params kept the default (steps=50, n_samples=64/50) while 38 or 39
+    # ran (extra had the true count): the result misreported how it was computed
+    net = _FunctionalRelu()
+    x = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    a = tribute.explain(net, x, method=method, target=0, budget=40, baseline=0.0, progress=False)
+    assert a.params[key] == a.extra[key] == used
+    b = tribute.explain(net, x, method=method, target=0, baseline=0.0, progress=False)
+    assert b.params[key] == b.extra[key] == tribute.methods()[method].defaults[key]

@@ -8,6 +8,7 @@ their dense matrix by the Jacobian.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -328,3 +329,32 @@ def test_one_pass_methods_refuse_a_budget_below_their_two_rows(method: str) -> N
     finally:
         h.remove()
     assert rows[0] // 2 == attr.n_evals <= 2
+
+
+def test_flat_on_a_dense_first_layer_gives_equal_relevance_and_says_so() -> None:
+    # aud28: the default composite (epsilon_plus_flat) on a tabular MLP returned the same
+    # relevance for every feature of a sample, silently
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    x = torch.randn(3, 5, dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"flat rule on the first layer '0' \(nn.Linear\).*"
+                                         r"composite='epsilon_plus'"):
+        a = tribute.explain(mlp, x, method="lrp", target=1, progress=False)
+    v = np.asarray(a.values)
+    np.testing.assert_allclose(v, v[:, :1].repeat(5, 1), rtol=1e-9)  # what the warning says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus",
+                            progress=False)
+    assert not np.allclose(np.asarray(b.values), np.asarray(b.values)[:, :1])
+
+
+def test_gamma_of_another_composite_is_refused() -> None:
+    # aud28: gamma=... with composite='epsilon_plus' was accepted and ignored (low/high were
+    # already refused there)
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    with pytest.raises(InputError, match=r"gamma=0.5 applies to composite='epsilon_gamma_box' only"):
+        tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.5)
+    tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.25)

@@ -613,3 +613,49 @@ def test_auto_uses_a_single_baseline_row_that_was_given(diabetes):
                                model.predict(X[:3]) - model.predict(row[None])[0], atol=1e-9)
     none = tribute.explain(model, X[:3], method="tree_shap")
     assert none.params["feature_perturbation"] == "tree_path_dependent"
+
+
+def test_a_regressor_with_a_logistic_link_explains_its_margin_not_its_negation() -> None:
+    # aud28: XGBoost reg:logistic and LightGBM cross_entropy regressors return one column; its
+    # index 0 (target=None) was read as class 0 of a binary classifier and tree_shap explained
+    # the NEGATED margin (exact_shapley on a LightGBM Booster's margin disagreed in sign)
+    xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    p = 1.0 / (1.0 + np.exp(-(x[:, 0] + x[:, 1] * x[:, 2])))
+    xs, base = x[:3], x.mean(0)
+    booster = lgb.train({"objective": "cross_entropy", "verbose": -1}, lgb.Dataset(x, p), 8)
+    cases = [
+        (xgb.XGBRegressor(objective="reg:logistic", n_estimators=8, max_depth=3).fit(x, p),
+         lambda m, q: m.predict(q, output_margin=True)),
+        (lgb.LGBMRegressor(objective="cross_entropy", n_estimators=8, verbose=-1).fit(x, p),
+         lambda m, q: m.predict(q, raw_score=True)),
+        (booster, lambda m, q: m.predict(q, raw_score=True)),
+    ]
+    for model, margin in cases:
+        attr = tribute.explain(model, xs, method="tree_shap", baseline=base)
+        np.testing.assert_allclose(np.asarray(attr.full_values), margin(model, xs), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(attr.base_values),
+                                   np.repeat(margin(model, base[None]), 3), atol=1e-5)
+        assert "negated" not in attr.params["explained"]
+        exact = tribute.explain(lambda q, m=model, f=margin: f(m, q), xs, method="exact_shapley",
+                                baseline=base, model_output="raw")
+        np.testing.assert_allclose(np.asarray(attr.values), np.asarray(exact.values), atol=1e-5)
+
+
+def test_a_hinge_classifiers_class_0_is_its_negated_margin() -> None:
+    # aud28: XGBClassifier(binary:hinge) has an identity link; its class 0 (target=0) got class
+    # 1's margin, unsigned, while every other binary model's class 0 gets the negated margin
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    clf = xgb.XGBClassifier(objective="binary:hinge", n_estimators=8, max_depth=2).fit(x, y)
+    xs, base = x[:3], x.mean(0)
+    c0 = tribute.explain(clf, xs, method="tree_shap", baseline=base, target=0)
+    c1 = tribute.explain(clf, xs, method="tree_shap", baseline=base, target=1)
+    np.testing.assert_allclose(np.asarray(c1.full_values), clf.predict(xs, output_margin=True),
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(c0.values), -np.asarray(c1.values), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(c0.full_values), -np.asarray(c1.full_values), atol=1e-12)

@@ -464,3 +464,25 @@ def test_one_column_torch_module_and_function_keep_the_plain_reading():
         np.testing.assert_allclose(np.asarray(a.full_values), full, rtol=1e-10)
         with pytest.raises(InputError, match="index 0 is that column"):
             tribute.explain(model, inp, method="exact_shapley", baseline=0.0, target=1)
+
+
+def test_a_multi_output_regressor_needs_a_target():
+    # aud28: target=None on a regressor with two outputs explained, per row, the output with
+    # the larger value (the "predicted class" of a regressor), silently
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    y = np.stack([x @ [1.0, 2.0, 3.0], -x @ [1.0, 0.0, 1.0] + 0.5], 1)
+    reg = LinearRegression().fit(x, y)
+    for target in (None, "predicted"):
+        with pytest.raises(InputError, match=r"raw \(regression\) values with 2 outputs.*target=j"):
+            tribute.explain(reg, x[:4], method="exact_shapley", baseline=x.mean(0), target=target)
+    net = torch.nn.Linear(3, 2).double()
+    with pytest.raises(InputError, match="no predicted class"):
+        tribute.explain(net, torch.tensor(x[:4]), method="exact_shapley", model_output="raw")
+    a = tribute.explain(reg, x[:4], method="exact_shapley", baseline=x.mean(0), target=1)
+    np.testing.assert_allclose(np.asarray(a.values), reg.coef_[1] * (x[:4] - x.mean(0)), atol=1e-9)
+    one = LinearRegression().fit(x, y[:, 0])  # a single output keeps target=None
+    b = tribute.explain(one, x[:4], method="exact_shapley", baseline=x.mean(0))
+    np.testing.assert_allclose(np.asarray(b.values), one.coef_ * (x[:4] - x.mean(0)), atol=1e-9)

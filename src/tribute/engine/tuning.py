@@ -411,6 +411,10 @@ class BatchTuner:
                 self._i = self._skip_ahead()
                 if self._i > 2:
                     self._skipped = (2, self._i)
+                if self._i >= len(self.candidates):
+                    # two candidates only (a small cap): nothing left to time (the next
+                    # propose() indexed past them, and every later call of the model raised)
+                    self._finish()
                 return
             self._seen += 1
             slower = self.rates[size] < (1.0 - self.tolerance) * top

@@ -145,7 +145,8 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
     ``0..K-1`` -- integer targets (an int, a list, one per sample) are labels, looked up in
     ``classes_``; a value that is not one of them is refused. Where ``classes_`` are
     ``0..K-1`` labels and columns coincide; string labels (``classes_`` of strings) are looked
-    up the same way (a str target), and integers stay column indices there. ``None``,
+    up the same way (a str target, a list of them, or one per sample such as a ``y_true`` of
+    strings), and integers stay column indices there. ``None``,
     ``"predicted"`` and callables are unchanged (a callable ``lambda p: p[:, j]`` explains a
     column by its index). Applied by :func:`tribute.explain` and :func:`tribute.evaluate` to
     the user's ``target`` only (an attribution's ``targets`` are already columns).
@@ -160,13 +161,13 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
     if isinstance(target, str):
         if target == "predicted":
             return target
-        hits = np.flatnonzero(labels.astype(str) == target) if labels.dtype.kind in "OUS" \
-            else np.array([], dtype=np.int64)
-        if hits.size != 1:
-            raise InputError(
-                f"target={target!r} is not one of the classifier's classes_ "
-                f"{labels.tolist()[:20]}; pass a class label, 'predicted' or None.")
-        return int(hits[0])
+        return int(_string_columns(labels, np.asarray([target]), f"={target!r}")[0])
+    strings = _as_strings(target)
+    if strings is not None:  # several string labels: a list, or one per sample (y_true)
+        what = f" list {list(target)}" if isinstance(target, (list, tuple)) \
+            else f" array of shape {strings.shape}"
+        out = _string_columns(labels, strings, what)
+        return [int(i) for i in out] if isinstance(target, (list, tuple)) else out
     numeric = numeric_labels(adapter)
     if numeric is None:
         return target
@@ -199,6 +200,34 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
         if arr.dtype.kind in "biuf":
             return lookup(np.asarray(arr), f"array of shape {tuple(arr.shape)}")
     return target
+
+
+def _as_strings(target: Any) -> np.ndarray | None:
+    """``target`` as a numpy array of str when it is a non-empty list/tuple/array of strings."""
+    if isinstance(target, (list, tuple)):
+        if not target or not all(isinstance(t, (str, np.str_)) for t in target):
+            return None
+        return np.asarray([str(t) for t in target])
+    if isinstance(target, np.ndarray) and target.size and (
+            target.dtype.kind in "US" or (target.dtype.kind == "O" and all(
+                isinstance(t, (str, np.str_)) for t in target.ravel()))):
+        return target.astype(str)
+    return None
+
+
+def _string_columns(labels: np.ndarray, values: np.ndarray, what: str) -> np.ndarray:
+    """Output columns of string class labels ``values`` (any shape) among ``labels``
+    (a classifier's ``classes_``); a value that is not one of them is refused."""
+    names = labels.astype(str) if labels.dtype.kind in "OUS" else None
+    out = np.empty(values.shape, dtype=np.int64)
+    for i, v in np.ndenumerate(values):
+        hits = np.flatnonzero(names == v) if names is not None else np.array([], dtype=np.int64)
+        if hits.size != 1:
+            raise InputError(
+                f"target{what} holds {str(v)!r}, which is not one of the classifier's classes_ "
+                f"{labels.tolist()[:20]}; pass class labels, 'predicted' or None.")
+        out[i] = hits[0]
+    return out
 
 
 def _is_text(inputs: Any) -> bool:

@@ -68,7 +68,8 @@ def explain(
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a
             list of ints (several targets, adds a target axis), one index per sample (1-D array),
             ``batch x targets`` indices, or a callable ``output -> rows``. default=None.
-            Indices are classes for every classifier tribute knows to be binary, also when it
+            A model returning raw values with several outputs (a multi-output regressor) has
+            no predicted class: pass the output's index there. Indices are classes for every classifier tribute knows to be binary, also when it
             returns one column (a 1-D ``decision_function`` of ``SVC``/``LinearSVC``/
             ``RidgeClassifier``, a binary Booster's margin ``s``): ``target=1`` is class 1
             and ``target=0`` class 0, the complementary quantity (``-s``, ``sigmoid(-s)``,
@@ -77,7 +78,8 @@ def explain(
             (index 0 is that column); see :mod:`tribute.targets`. For a scikit-learn
             classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
             3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
-            explains each row's true class); string labels work for string classes.
+            explains each row's true class); string labels work for string classes (one, a list,
+            or one per sample).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,

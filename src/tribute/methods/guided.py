@@ -13,18 +13,23 @@ Captum's ``GuidedBackprop`` and ``Deconvolution``). Implemented with forward hoo
 return a tensor of the same value with the modified backward, so a ReLU module used several
 times in one forward pass is handled per call; ``ReLU(inplace=True)`` is switched off for
 the duration. ``F.relu`` calls inside ``forward`` are not seen (they keep their ordinary
-gradient), as in Captum.
+gradient), as in Captum; a ``UserWarning`` says so when the forward pass makes such calls, or
+when the model has no ``nn.ReLU`` module (the result is then the plain gradient, i.e.
+saliency), and ``extra["n_functional_relu_calls"]`` counts them.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..attribution import Attribution
-from ..errors import UnsupportedModelError
+from ..errors import UnsupportedModelError, user_stacklevel
 from ..games.base import Game
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
@@ -58,7 +63,10 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
             f"{method.name} needs a torch.nn.Module (it hooks the model's ReLU modules); got a plain callable."
         )
 
+    calls = _ReluCalls()
+
     def hook(mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        calls.modules += 1
         x = args[0]
         if not isinstance(x, torch.Tensor) or not x.requires_grad:
             return None
@@ -68,12 +76,42 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
     with canonized(root, [NoInplace()]):
         handles = [m.register_forward_hook(hook) for m in relus]
         try:
-            _, acc = fg.input_gradients(1, lambda xs, b, k: xs)
+            with calls:
+                _, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         finally:
             for h in handles:
                 h.remove()
-    extra = {"n_relu_modules": len(relus)}
+    functional = max(calls.functional - calls.modules, 0)
+    if functional or not relus:
+        seen = (f"its forward pass called a functional ReLU (torch.relu / F.relu / "
+                f"Tensor.relu) {functional} time(s) outside nn.ReLU modules" if functional else
+                "the model has no nn.ReLU module")
+        warnings.warn(
+            f"{method.name}: {seen}; only nn.ReLU modules get the modified backward pass (as in "
+            "Captum), so the result is the plain gradient there "
+            f"{'(identical to saliency)' if not relus else ''}. Use nn.ReLU modules in the "
+            "model for the rule to apply.", UserWarning, stacklevel=user_stacklevel())
+    extra = {"n_relu_modules": len(relus), "n_functional_relu_calls": functional}
     return fg.attribution(fg.elements_to_players(acc[1]), method.name, method.get_params(), extra=extra)
+
+
+class _ReluCalls(TorchFunctionMode):
+    """Counts ReLU calls made through torch functions during a forward pass (an ``nn.ReLU``
+    module's forward is one of them: the caller subtracts the module calls it hooked)."""
+
+    _RELUS = frozenset({torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu,
+                        torch.Tensor.relu_})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.functional = 0
+        self.modules = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        if func in self._RELUS:
+            self.functional += 1
+        return func(*args, **(kwargs or {}))
 
 
 @register

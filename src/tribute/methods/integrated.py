@@ -155,7 +155,7 @@ class IntegratedGradients(Method):
 
     Args:
         steps: quadrature nodes (gradient evaluations per input). default=50. With ``budget``,
-            ``steps = budget - 2``.
+            ``steps = budget - 2`` (``attr.params["steps"]`` is the number used).
         rule: ``"gauss_legendre"``, ``"riemann_left"``, ``"riemann_right"``,
             ``"riemann_middle"`` or ``"riemann_trapezoid"`` (the correct trapezoid rule, whose
             weights sum to 1 — unlike Captum's, see :func:`quadrature`). default="gauss_legendre".
@@ -183,7 +183,8 @@ class IntegratedGradients(Method):
         alphas, weights = quadrature(self.rule, steps)
         phi = integrate_mask_gradients(game, alphas, weights)
         gap = game.efficiency_gap(phi)
-        return game.attribution(phi, self.name, self.get_params(), gap=gap,
+        # params state the steps that ran (budget - 2 when a budget is given), not the default
+        return game.attribution(phi, self.name, {**self.get_params(), "steps": int(steps)}, gap=gap,
                                 extra={"steps": int(steps), "rule": _canonical_rule(self.rule)})
 
     budget_rule = "steps + 2 (steps=50)"
@@ -234,7 +235,8 @@ class ExpectedGradients(Method):
 
     Args:
         n_samples: Monte Carlo draws (gradient evaluations per input), ``>= 2``. default=64.
-            With ``budget``, ``n_samples = budget - 2``.
+            With ``budget``, ``n_samples = budget - 2`` (``attr.params["n_samples"]`` is the
+            number used).
         stdevs: standard deviation of Gaussian noise added to the input (absolute, in input
             units; GradientSHAP). default=0.0.
 
@@ -323,7 +325,8 @@ class ExpectedGradients(Method):
         stderr = moments.stderr_of_mean() * t_factor(k_count - 1)
         gap = fg.efficiency_gap(phi)
         extra: dict[str, Any] = {"n_samples": k_count, "baseline_mode": mode}
-        return fg.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap, extra=extra)
+        return fg.attribution(phi, self.name, {**self.get_params(), "n_samples": k_count},
+                              stderr=stderr, gap=gap, extra=extra)
 
     budget_rule = "n_samples + 2 (n_samples=64)"
 

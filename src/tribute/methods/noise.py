@@ -173,7 +173,9 @@ class _NoiseWrapper(Method):
             values = moments.variance()
             stderr = inflate(_variance_stderr(values, moments.central(4), k), k - 1)
         extra = {"n_samples": k_count, "sigma": sigma.numpy()}
-        return fg.attribution(values, self.name, self.get_params(), stderr=stderr, extra=extra)
+        # params state the copies that ran (set by the budget on the saliency fast path)
+        return fg.attribution(values, self.name, {**self.get_params(), "n_samples": k_count},
+                              stderr=stderr, extra=extra)
 
     def _saliency_pass(self, fg: FeatureGame, z: torch.Tensor, sigma: torch.Tensor,
                        feed: Any) -> None:
@@ -233,8 +235,9 @@ class SmoothGrad(_NoiseWrapper):
             ``input_x_gradient``, ``integrated_gradients``, ``expected_gradients``,
             ``deeplift``, ``grad_cam``, ...). default="saliency".
         n_samples: noisy copies per input (``>= 2``). default=50. With ``budget``: for
-            ``base="saliency"`` ``n_samples = budget``; otherwise every copy gets
-            ``budget // n_samples`` evaluations of the base method.
+            ``base="saliency"`` ``n_samples = budget - 1`` (the clean input's reference pass is
+            one evaluation; ``attr.params["n_samples"]`` is the number used); otherwise every
+            copy gets ``(budget - 1) // n_samples`` evaluations of the base method.
         noise: noise standard deviation as a fraction of each sample's input range
             ``max(x) - min(x)``. default=0.15.
         base_params: hyperparameters of the base method, e.g. ``{"steps": 20}``. default=None.

@@ -26,7 +26,9 @@ Two value functions (``feature_perturbation``):
 What is explained is the ensemble's **raw output**: the margin (log-odds) of boosted
 classifiers (a binary model's class 0 gets the negated margin), the prediction of regressors and
 the averaged class probability of scikit-learn forests and trees (their ``predict_proba``);
-the margin of log-link boosting (Poisson, Gamma, Tweedie) is the log of its prediction.
+the margin of log-link boosting (Poisson, Gamma, Tweedie) is the log of its prediction, and that
+of a regressor with a logistic link (XGBoost ``reg:logistic``, LightGBM ``cross_entropy``) the
+log-odds of its prediction, explained as it is (no class 0 to negate it for).
 ``attr.params["explained"]`` says which, and ``attr.full_values`` / ``attr.base_values`` (also
 ``extra["expected_value"]``) are that same quantity, so ``values.sum(-1) = full - base``: for a
 boosted classifier called through ``predict_proba`` (XGBClassifier, LGBMClassifier,
@@ -603,7 +605,8 @@ class TreeShap(Method):
             mode = "interventional" if (game.n_background > 1 or per_sample or given) \
                 else "tree_path_dependent"
         idx = target.index.cpu().numpy()  # batch x targets
-        cols, sign = _columns(ens, idx, target.binary)
+        by_class = _indices_are_classes(game, ens)
+        cols, sign = _columns(ens, idx, by_class)
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
         per_sample_bg = per_sample and background is not None
@@ -646,7 +649,7 @@ class TreeShap(Method):
                   "kernel": kernel,
                   # rows the model's own raw prediction saw outside the engine (reading check)
                   "reading_rows": ens.raw_rows,
-                  "explained": _explained(ens),
+                  "explained": _explained(ens, by_class),
                   "background_rows": 0 if background is None else int(bg_rows.shape[0])}
         attr = game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,
                                 gap=torch.from_numpy(np.ascontiguousarray(gap)), extra=extra)
@@ -706,12 +709,25 @@ def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndar
     return final, encode(x), encode(bg_rows), player_of[owner]
 
 
-def _explained(ens: TreeEnsemble) -> str:
+def _explained(ens: TreeEnsemble, by_class: bool) -> str:
     """What the trees' raw output is, for ``attr.params["explained"]``."""
     what = {"logistic": "margin (log-odds)", "softmax": "margin (softmax logit)",
             "exp": "margin (log of the prediction)"}.get(ens.link, ens.raw_output)
-    note = "; class 0: the negated margin" if ens.link == "logistic" and ens.n_outputs == 1 else ""
+    note = "; class 0: the negated margin" if by_class and ens.n_outputs == 1 else ""
     return f"{what} of the {ens.kind}{note}"
+
+
+def _indices_are_classes(game: Game, ens: TreeEnsemble) -> bool:
+    """The game's target indices of a one-margin ensemble are classes 0/1 (class 0: the
+    negated margin): a known binary classifier returning one column, or a model returning two
+    columns (``predict_proba``). A model returning one column it is not known to classify
+    with -- a regressor with a logistic link (XGBoost ``reg:logistic``, LightGBM
+    ``cross_entropy``), whose index 0 is its single output -- explains its margin as it is
+    (its index 0 used to be read as class 0: the negated margin, silently)."""
+    if game.target.binary:
+        return True
+    ref = getattr(game, "reference_output", None)
+    return ens.n_outputs == 1 and ref is not None and ref.ndim == 2 and ref.shape[1] == 2
 
 
 def _logit_refusal(ens: TreeEnsemble) -> str:
@@ -744,10 +760,10 @@ def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> N
 def _columns(ens: TreeEnsemble, idx: np.ndarray, binary: bool = False
              ) -> tuple[np.ndarray, np.ndarray]:
     """Raw-output column and sign for each requested class index (``binary``: the target
-    holds classes 0/1 of a known binary classifier with one output column, see
-    :mod:`tribute.targets`)."""
+    holds classes 0/1 of a binary classifier whose trees have one output column, see
+    :func:`_indices_are_classes` and :mod:`tribute.targets`)."""
     if ens.n_outputs == 1:
-        if ens.link == "logistic" or binary:  # one margin column: class 1 = +margin, 0 = -margin
+        if binary:  # one margin column: class 1 = +margin, 0 = -margin
             if np.any(idx > 1):
                 raise InputError(f"tree_shap: a binary model has classes 0 and 1; got {idx.max()}.")
             return np.zeros_like(idx), np.where(idx == 1, 1.0, -1.0)

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ...attribution import Attribution
-from ...errors import InputError, UnsupportedModelError
+from ...errors import InputError, UnsupportedModelError, user_stacklevel
 from ...games.base import Game
 from ...params import NONE, Constraint, InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game
 from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
+from .rules import Flat, Rule
 
 __all__ = ["LRP"]
+
+
+def _warn_flat_dense(rules: dict[nn.Module, tuple[str, Rule]]) -> None:
+    """Warn when the flat rule sits on a dense first layer: a ``nn.Linear`` connects every unit
+    to every input, so flat (all weights one, inputs ignored) hands every input feature the
+    same relevance within a sample (per leading position for higher-dimensional inputs) --
+    the default composite on a tabular MLP returned one constant per sample, silently."""
+    dense = [path for mod, (path, rule) in rules.items()
+             if isinstance(rule, Flat) and isinstance(mod, nn.Linear)]
+    if dense:
+        warnings.warn(
+            f"lrp: the flat rule on the first layer {dense[0]!r} (nn.Linear) spreads each unit's "
+            "relevance evenly over all of its inputs, so every input feature gets the same "
+            "relevance; for models whose first layer is dense (tabular MLPs) pass "
+            "composite='epsilon_plus' (or 'epsilon_alpha2_beta1').",
+            UserWarning, stacklevel=user_stacklevel())
 
 
 class _NumberList(Constraint):
@@ -60,7 +79,9 @@ class LRP(Method):
     Args:
         composite: ``"epsilon_plus_flat"``, ``"epsilon_plus"``, ``"epsilon_gamma_box"``,
             ``"epsilon_alpha2_beta1"`` or a :class:`~tribute.methods.lrp.Composite`.
-            default="epsilon_plus_flat".
+            default="epsilon_plus_flat" (its flat first layer gives every input of a dense
+            first ``nn.Linear`` the same relevance -- a tabular MLP's features all tie, with a
+            ``UserWarning``; use ``"epsilon_plus"`` there).
         epsilon: epsilon of the epsilon rule (named composites only). default=1e-6.
         gamma: gamma of the gamma rule (``"epsilon_gamma_box"`` only). default=0.25.
         low: lowest input value for the z^B first layer (``"epsilon_gamma_box"`` only): a
@@ -109,6 +130,12 @@ class LRP(Method):
                 f"method 'lrp': low/high (low={self.low!r}, high={self.high!r}) apply to "
                 f"composite='epsilon_gamma_box' only, not composite={self.composite!r}; leave them "
                 "None or use composite='epsilon_gamma_box'.")
+        elif self.gamma != type(self).defaults()["gamma"]:
+            # a gamma of another composite was ignored, silently (audit aud28)
+            raise InputError(
+                f"method 'lrp': gamma={self.gamma!r} applies to composite='epsilon_gamma_box' "
+                f"only, not composite={self.composite!r}; leave it at its default or use "
+                "composite='epsilon_gamma_box'.")
         return get_composite(self.composite, **kw)
 
     def min_budget(self, game: Game) -> int:
@@ -126,8 +153,9 @@ class LRP(Method):
                 "explains the logit) and an integer target."
             )
         composite = self._composite()
-        with lrp_rules(root, composite):
+        with lrp_rules(root, composite) as rules:
             vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
+        _warn_flat_dense(rules)
         f_x = vals[:, 0, :]  # batch x targets
         rel = acc[1] * f_x[:, :, None]  # rules are linear in the output relevance
         gap = rel.sum(-1) - f_x
