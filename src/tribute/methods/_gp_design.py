@@ -163,6 +163,31 @@ def mixed_designs(n: int, m: int, k: int, generator: torch.Generator, *,
     return pool[sorted(head_idx)], pool[rest_a], rest_b
 
 
+#: Gains within this relative distance of each other are a tie (see :func:`_first_best`).
+_TIE_RTOL = 1e-9
+
+
+def _first_best(gain: torch.Tensor) -> int:
+    """The index of the largest gain, the first among those within :data:`_TIE_RTOL` of it.
+
+    Candidates that tie in exact arithmetic (every pair of one size before the first pick,
+    symmetric pairs after it) differ in their last bits by how the machine rounds (AVX2 and
+    AVX-512 kernels sum in other orders), and an arg-max over those bits made the design, and
+    so the credits, depend on the CPU (0.03-0.09 apart on a 9-player game with the same seed).
+    """
+    top = gain.max()
+    near = gain >= top - _TIE_RTOL * top.abs()
+    return int(near.nonzero()[0, 0])
+
+
+def _best_first(gain: torch.Tensor, k: int) -> torch.Tensor:
+    """The indices of the ``k`` largest gains, ties (within :data:`_TIE_RTOL` of the largest)
+    in index order, as :func:`_first_best` breaks them."""
+    scale = _TIE_RTOL * float(gain.max().abs()) or 1e-300
+    key = torch.floor(gain / scale)
+    return torch.argsort(key, descending=True, stable=True)[:k]
+
+
 def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
                  tau: float = DESIGN_TAU, block: int = GREEDY_BLOCK,
                  shortlist: int = GREEDY_SHORTLIST, fixed: int = 0) -> list[int]:
@@ -210,7 +235,7 @@ def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
         for t in range(picks):
             gain = (gs**2).sum(1) / (vs.clamp_min(0.0) + floor)
             gain[taken] = -1.0
-            j = int(gain.argmax())
+            j = _first_best(gain)
             col = kss[:, j] - lf[:t].T @ lf[:t, j] if t else kss[:, j].clone()
             piv = float(vs[j].clamp_min(floor)) ** 0.5
             u = col / piv
@@ -250,10 +275,10 @@ def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,
         gain = (g**2).sum(1) / (var.clamp_min(0.0) + floor)
         gain[chosen] = -1.0
         if b == 1:
-            idx = gain.argmax().reshape(1)
+            idx = torch.tensor([_first_best(gain)], dtype=torch.int64)
             chol = var[idx].clamp_min(floor).sqrt().reshape(1, 1)
         else:
-            short = gain.topk(min(shortlist, size - step)).indices
+            short = _best_first(gain, min(shortlist, size - step))
             local, chol = local_greedy(short, b, step)
             idx = short[local]
         commit(step, idx, chol)
