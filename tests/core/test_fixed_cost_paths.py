@@ -162,6 +162,13 @@ def test_shared_columns_follow_the_target_index_and_its_changes():
     mcols = multi.shared_columns()
     assert mcols is not None and mcols.tolist() == [3, 1]
     assert torch.equal(multi.select(out, sample), out[:, [3, 1]])
+    # int and list targets are built with their columns recorded (no check per call): the
+    # recorded columns are what the check finds
+    for target in (2, [3, 1]):
+        seeded = resolve_target(target, "raw", ref, 3)
+        recorded = seeded.__dict__.pop("_columns")[2]
+        checked = seeded.shared_columns()
+        assert checked is not None and torch.equal(recorded, checked)
 
 
 def test_a_resolved_target_does_not_alias_the_callers_tensor() -> None:
