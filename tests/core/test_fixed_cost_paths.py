@@ -540,6 +540,7 @@ def test_baseline_digest_keeps_its_bytes():
     }
     for name, baseline in cases.items():
         game = tribute.build_game(model, x, target=0, baseline=baseline)
+        assert isinstance(game, FeatureGame)
         assert game.baseline_digest() == _PINNED_DIGESTS[name], name
     # the numpy route hashes what the torch route hashes, dtype by dtype (-0.0 as 0.0)
     for t in (torch.tensor([[-0.0, 1.5, float("nan")]], dtype=torch.float32),
