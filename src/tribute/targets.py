@@ -291,6 +291,15 @@ class Target:
         self.__dict__["_columns"] = (idx, idx._version, cols)
         return cols
 
+    def same_for_every_sample(self) -> Target:
+        """Record that every sample has the index row 0 (an int or a list target, built so):
+        :meth:`shared_columns` then skips its check (a comparison over the whole index, ~20 us
+        of every call's fixed cost, issue #9) until the index is modified. Returns ``self``."""
+        idx = self.index
+        if idx is not None and idx.shape[0] > 0:
+            self.__dict__["_columns"] = (idx, idx._version, idx[0].clone())
+        return self
+
     def to_numpy(self) -> np.ndarray | None:
         if self.index is None:
             return None
@@ -505,7 +514,7 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         k = int(target)
         if 0 <= k < n_classes:  # the common case without building an index tensor to check
             return Target(torch.full((batch, 1), k, dtype=torch.long, device=device), None,
-                          output, False, [f"class {k}"])
+                          output, False, [f"class {k}"]).same_for_every_sample()
         idx = _idx([k], f"={k}")
         return Target(idx.expand(batch, 1).clone(), None, output, False, [f"class {int(target)}"])
     if isinstance(target, Sequence) and not isinstance(target, (torch.Tensor, np.ndarray)):
@@ -513,7 +522,7 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
             raise InputError("target is an empty list; give at least one class index.")
         idx = _idx(list(target), f" list {list(target)}")
         return Target(idx[None, :].expand(batch, -1).clone(), None, output, True,
-                      [f"class {int(i)}" for i in idx.tolist()])
+                      [f"class {int(i)}" for i in idx.tolist()]).same_for_every_sample()
     if isinstance(target, (np.ndarray, torch.Tensor)):
         arr = target
         if arr.ndim == 0:

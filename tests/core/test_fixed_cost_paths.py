@@ -160,6 +160,13 @@ def test_shared_columns_follow_the_target_index_and_its_changes():
     mcols = multi.shared_columns()
     assert mcols is not None and mcols.tolist() == [3, 1]
     assert torch.equal(multi.select(out, sample), out[:, [3, 1]])
+    # int and list targets are built with their columns recorded (no check per call): the
+    # recorded columns are what the check finds
+    for target in (2, [3, 1]):
+        seeded = resolve_target(target, "raw", ref, 3)
+        recorded = seeded.__dict__.pop("_columns")[2]
+        checked = seeded.shared_columns()
+        assert checked is not None and torch.equal(recorded, checked)
 
 
 def test_a_resolved_target_does_not_alias_the_callers_tensor() -> None:
@@ -505,3 +512,85 @@ def test_explain_checks_parameters_once_and_estimates_the_cost_once(monkeypatch)
     with pytest.raises(InputError, match="steps"):
         NoCheck(steps=0).attribute(tribute.build_game(model, x, target=0))
     assert issubclass(NoCheck, Method)
+
+
+# Digests recorded by explain() before the numpy route (issue #9): attributions saved then are
+# checked against re-explanations made now (evaluate's metrics), so the bytes must not change.
+_PINNED_DIGESTS = {
+    "scalar -0.0": "1674ec8dc77a1cad",
+    "one row": "56d90a93a7becc65",
+    "per sample": "e7ad313195ee9aa6",
+    "background": "6faad1c7efd6de07",
+    "weighted background": "9c95d1d07cd98d00",
+}
+
+
+def test_baseline_digest_keeps_its_bytes():
+    from tribute.games.features import Background, _digest_bytes
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    x = torch.arange(24, dtype=torch.float32).reshape(6, 4) / 7.0
+    cases: dict[str, Any] = {
+        "scalar -0.0": -0.0,
+        "one row": torch.tensor([0.5, -0.0, 1.25, 3.0]),
+        "per sample": x.flip(0),
+        "background": Background(x[:3] * 2),
+        "weighted background": Background(x[:3], weights=[1.0, 2.0, 5.0]),
+    }
+    for name, baseline in cases.items():
+        game = tribute.build_game(model, x, target=0, baseline=baseline)
+        assert isinstance(game, FeatureGame)
+        assert game.baseline_digest() == _PINNED_DIGESTS[name], name
+    # the numpy route hashes what the torch route hashes, dtype by dtype (-0.0 as 0.0)
+    for t in (torch.tensor([[-0.0, 1.5, float("nan")]], dtype=torch.float32),
+              torch.tensor([[-0.0, 2.0**-60]], dtype=torch.float64),
+              torch.tensor([[3, -1]], dtype=torch.int64), torch.tensor([[7]], dtype=torch.uint8),
+              torch.tensor([[1.0, -0.0]], dtype=torch.bfloat16),
+              torch.tensor([[1.0, -0.0, 4.0]])[:, ::2]):
+        ref = t.detach().to("cpu").contiguous()
+        if ref.is_floating_point():
+            ref = (ref.float() if ref.dtype == torch.bfloat16 else ref) + 0.0
+        want = repr(("single", tuple(ref.shape), str(ref.dtype))).encode() + ref.numpy().tobytes()
+        assert _digest_bytes("single", t) == want, t.dtype
+
+
+def _windows_long_way(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, ...],
+                      lo: int, hi: int) -> torch.Tensor:
+    from tribute.methods.occlusion import window_positions
+
+    counts = [window_positions(s, w, t) for s, w, t in zip(shape, win, st)]
+    rows = []
+    for k in range(lo, hi):
+        pos, rem = [], k
+        for c in reversed(counts):
+            pos.append(rem % c)
+            rem //= c
+        pos.reverse()
+        m = torch.zeros(shape, dtype=torch.float64)
+        m[tuple(slice(p * t, p * t + w) for p, w, t in zip(pos, win, st))] = 1.0
+        rows.append(m.reshape(-1))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("shape,win,st", [((13,), (1,), (1,)), ((10,), (3,), (2,)),
+                                          ((1, 8, 8), (1, 2, 2), (1, 2, 2)),
+                                          ((3, 7, 5), (2, 3, 2), (1, 2, 1))])
+def test_window_masks_built_in_numpy_are_the_windows(shape, win, st):
+    from tribute.methods.occlusion import _window_masks, window_positions
+
+    total = int(np.prod([window_positions(s, w, t) for s, w, t in zip(shape, win, st)]))
+    for lo, hi in ((0, total), (total // 3, total), (0, 1)):
+        got = _window_masks(shape, win, st, lo, hi)
+        assert got.dtype == torch.float64 and got.is_contiguous()
+        assert torch.equal(got, _windows_long_way(shape, win, st, lo, hi))
+
+
+def test_leave_one_out_masks_of_any_block():
+    from tribute.methods.ablation import leave_one_out_masks
+
+    for n in (1, 2, 7):
+        eye = torch.eye(n, dtype=torch.float64)
+        for lo in range(n):
+            for hi in range(lo + 1, n + 1):
+                assert torch.equal(leave_one_out_masks(n, lo, hi), 1.0 - eye[lo:hi])

@@ -1448,12 +1448,11 @@ class FeatureGame(Game):
         """
         h = hashlib.sha256(repr(self.n_background).encode())
         for inp in self.inputs:  # each input's own table, in its own dtype (no float64 copy)
-            base = inp.base.detach().to("cpu").contiguous()
-            if base.is_floating_point():  # (+ 0.0: -0.0 and 0.0 are the same baseline)
-                base = (base.float() if base.dtype == torch.bfloat16 else base) + 0.0
-            h.update(repr((inp.base_mode, tuple(base.shape), str(base.dtype))).encode())
-            h.update(base.numpy().tobytes())
-        h.update(self.background_weights().detach().to(torch.float64).numpy().tobytes())
+            h.update(_digest_bytes(inp.base_mode, inp.base))
+        if self._bg_weights is None:  # equal weights: the bytes of background_weights()' fill
+            h.update(np.full(self.n_background, 1.0 / self.n_background).tobytes())
+        else:
+            h.update(self._bg_weights.detach().to(torch.float64).numpy().tobytes())
         return h.hexdigest()[:16]
 
     def baseline_flat(self) -> torch.Tensor:
@@ -1577,6 +1576,29 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
             f"baseline has columns {labels[:8]} but inputs has {columns[:8]}; give the baseline "
             "the same columns in the same order (e.g. baseline=X_train[inputs.columns].mean())."
         )
+
+
+def _digest_bytes(mode: str, base: torch.Tensor) -> bytes:
+    """What :meth:`FeatureGame.baseline_digest` hashes for one input's baseline table: its
+    mode, shape and dtype, then its values in its own dtype (``+ 0.0``: -0.0 and 0.0 are the
+    same baseline; bfloat16 as float32). A CPU float32/float64 or integer table is read through
+    numpy (the same bytes as the torch route below, without four dispatched torch ops: the
+    digest is part of every call's fixed cost, issue #9)."""
+    b = base.detach()
+    if b.device.type == "cpu" and b.dtype in _NUMPY_DIGEST:
+        a = np.ascontiguousarray(b.numpy())
+        if b.is_floating_point():
+            a = a + a.dtype.type(0.0)
+        head = repr((mode, tuple(b.shape), str(b.dtype))).encode()
+        return head + a.tobytes()
+    b = b.to("cpu").contiguous()
+    if b.is_floating_point():
+        b = (b.float() if b.dtype == torch.bfloat16 else b) + 0.0
+    return repr((mode, tuple(b.shape), str(b.dtype))).encode() + b.numpy().tobytes()
+
+
+_NUMPY_DIGEST = (torch.float32, torch.float64, torch.int64, torch.int32, torch.int16, torch.int8,
+                 torch.uint8)
 
 
 def _background_weights(weights: Any, m: int) -> torch.Tensor | None:
