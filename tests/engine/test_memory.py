@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -297,3 +298,44 @@ def test_cli_max_memory_refuses_with_the_estimate(tmp_path, monkeypatch, capsys)
     assert "needs about 1.17 GiB" in err and "more than max_memory=95.4 MiB" in err
     assert "groups=tribute.patches(2)" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_data_game_caps_by_the_host_memory_and_runs_its_own_buffers(monkeypatch):
+    """The data game computes on the CPU: its default cap is the host's, whatever device the
+    model is on, and the retrain path runs the game's CPU float64 copies of buffers the bank
+    does not store (a non-persistent float32 buffer made exact_shapley fail on dtypes, and
+    would sit on the model's device)."""
+    from tribute.engine import memory
+    from tribute.games.data_fits import RidgeFit
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**30)
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 1).double()
+            self.register_buffer("scale", torch.ones(3, dtype=torch.float32), persistent=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            scale: torch.Tensor = self.scale  # type: ignore[assignment]
+            return self.lin(x @ torch.diag(scale))  # a matmul: dtypes must match
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(6, 3, dtype=torch.float64, generator=g)
+    y = X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+    def fit(X: torch.Tensor, y: torch.Tensor, *, seed: int, weights: Any = None) -> torch.nn.Module:
+        ridge = RidgeFit(l2=1.0)(X, y, seed=seed, weights=weights)
+        m = Scaled()
+        with torch.no_grad():
+            m.lin.weight.copy_(ridge.weight)  # type: ignore[arg-type]
+            m.lin.bias.copy_(ridge.bias)  # type: ignore[arg-type]
+        return m
+
+    data = tribute.TrainingData(X, y, fit=fit, loss="mse", l2=1.0, reduction="sum")
+    model = fit(X, y, seed=0)
+    attr = tribute.explain(model, X[:2], method="exact_shapley", players=data, target=y[:2],
+                           progress=False)
+    assert np.isfinite(attr.flat()).all()
+    game = tribute.build_game(model, X[:2], players=data, target=y[:2])
+    assert game.engine.max_memory == 32 * 2**30

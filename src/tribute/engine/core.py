@@ -189,8 +189,9 @@ def _finish(out: torch.Tensor) -> None:
 def _no_room(exc: BaseException, size: int, fixed: int | None) -> torch.cuda.OutOfMemoryError:
     """The device error of a chunk that cannot be made smaller, saying which setting to change
     (same type, so code that catches torch's error still does)."""
-    how = (f"batch_size={fixed} rows per forward pass does not fit; pass a smaller batch_size= "
-           "or batch_size=None (tribute then finds the largest chunk that fits)"
+    how = (f"{fixed} rows per forward pass (batch_size=, or fixed_batch_size() around the "
+           "call) do not fit; pass a smaller batch_size= or batch_size=None (tribute then "
+           "finds the largest chunk that fits)"
            if fixed is not None else
            f"one row ({size} per pass) does not fit: free device memory, or run the model on "
            "a device with more")
@@ -205,6 +206,13 @@ def _out_of_memory(tuner: BatchTuner, size: int) -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     tuner.out_of_memory(size)
+
+
+def _forget_bound(tuner: BatchTuner | None) -> None:
+    """Not even one row fit: the tuner's bound says nothing about later calls (memory may be
+    free again), so they start a fresh search instead of one row per pass for good."""
+    if tuner is not None and tuner.memory_bound:
+        tuner._current = False
 
 
 class Engine:
@@ -391,6 +399,7 @@ class Engine:
                                                       clock if timing else None, chunk, after)
                     except torch.cuda.OutOfMemoryError as exc:
                         if tuner is None or size <= 1:
+                            _forget_bound(tuner)
                             raise _no_room(exc, size, fixed) from exc
                         done = -1  # nothing of the block was stored: retried smaller below
                     if done < 0:
@@ -418,6 +427,7 @@ class Engine:
                                                      describe_row, threads)
                 except torch.cuda.OutOfMemoryError as exc:
                     if tuner is None or size <= 1:
+                        _forget_bound(tuner)
                         raise _no_room(exc, size, fixed) from exc
                     oom = True
                 else:

@@ -307,9 +307,10 @@ class BatchTuner:
     def out_of_memory(self, size: int) -> None:
         """A chunk of ``size`` rows ran out of device memory: sizes from ``size`` up are dropped
         (the cap becomes half of ``size``). A search still under way times the new cap next
-        and ends there (on an accelerator throughput grows with the size until memory runs
-        out); a finished one keeps the fastest size measured within the cap (the cap itself
-        when none was). The bound holds for later calls (:attr:`memory_bound`)."""
+        and ends there; a finished one moves to the new cap when its size no longer fits (on
+        an accelerator throughput grows with the size until memory runs out: the largest size
+        that fits, not a small one timed early in the search). The bound holds for later calls
+        (:attr:`memory_bound`)."""
         with self._lock:
             cap = max(1, min(int(size) // 2, self.cap))
             self.cap = cap
@@ -322,8 +323,10 @@ class BatchTuner:
             self._duel, self._skipped, self._rate_memo = None, None, None
             self._settled, self._resume_rows, self._refit = False, 0, False
             self.memory_bound = True
-            if self.best is not None or cap in self.rates:
-                self.best = max(self.rates, key=self.rates.__getitem__) if self.rates else cap
+            if self.best is not None:
+                self.best = min(self.best, cap)
+            elif cap in self.rates:
+                self.best = cap
             else:
                 self._i, self._seen = len(sizes) - 1, 0
 
@@ -633,10 +636,12 @@ def _reusable(t: BatchTuner, cap: int) -> bool:
     """A tuner made under another cap still serves when its finished search is valid under
     ``cap``: the best size fits, and it was an interior peak (not the old cap, which a larger
     cap might beat) unless the caps are equal."""
+    if not t._current:  # forgotten (e.g. not one row fit on the device)
+        return False
     if t.cap == cap:
         return True
     if t.memory_bound:  # what fits on the device, which no byte count knows
-        return t.best is not None and t.best <= cap
+        return t.cap <= cap
     return t.best is not None and t.best <= cap and (t.best < t.cap or cap < t.cap)
 
 

@@ -49,6 +49,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..attribution import Layout
 from ..engine import Engine
+from ..engine.memory import resolve_max_memory
 from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import Target, resolve_target
@@ -373,7 +374,10 @@ class DataGame(Game):
             self.y_test = self._labels(lab)
             tgt = Target(self.y_test.reshape(-1, 1).long() if self.classifier else None, None,
                          "raw", False, [self.output])
-        engine = Engine(model, tgt, batch_size=batch_size, progress=progress)
+        engine = Engine(model, tgt, batch_size=batch_size, progress=progress,
+                        max_memory=resolve_max_memory(None))  # on the CPU: the host's memory
+        #: where the game computes (its default memory cap follows it, not the model's device)
+        self.compute_device = torch.device("cpu")
         layout = Layout(input_shapes=(tuple(x.shape[1:]),), dense=False, multi_target=False,
                         framework=framework, device=str(x.device),
                         dtype=str(x.dtype).replace("torch.", "") if x.dtype.is_floating_point else "float64")
@@ -965,7 +969,9 @@ class DataGame(Game):
         vals = torch.empty(len(P), B, dtype=torch.float64)
         with torch.no_grad():
             for k in range(len(P)):
-                state = self._state_from_flat(bank, P[k])
+                # the game's CPU float64 buffers for any the bank does not store (non-persistent
+                # ones): the module's own may sit on another device or in another dtype
+                state = {**self._buffers, **self._state_from_flat(bank, P[k])}
                 out = functional_call(self.module, state, (self.X_test,))
                 if isinstance(out, (tuple, list)):
                     out = out[0]

@@ -177,15 +177,20 @@ def _first_best(gain: torch.Tensor) -> int:
     """
     top = gain.max()
     near = gain >= top - _TIE_RTOL * top.abs()
+    if not bool(near.any()):  # a NaN gain: the arg-max as before, whatever it says
+        return int(gain.argmax())
     return int(near.nonzero()[0, 0])
 
 
 def _best_first(gain: torch.Tensor, k: int) -> torch.Tensor:
-    """The indices of the ``k`` largest gains, ties (within :data:`_TIE_RTOL` of the largest)
-    in index order, as :func:`_first_best` breaks them."""
-    scale = _TIE_RTOL * float(gain.max().abs()) or 1e-300
-    key = torch.floor(gain / scale)
-    return torch.argsort(key, descending=True, stable=True)[:k]
+    """The indices of the ``k`` largest gains, in index order (the shortlist's exact picks then
+    break ties as :func:`_first_best` does). Gains are ranked by their distance below the
+    largest in steps of :data:`_TIE_RTOL` of it, the largest's step starting at its own value
+    (so gains that tie with it by rounding share its rank), equal ranks in index order."""
+    top = gain.max()
+    scale = _TIE_RTOL * float(top.abs()) or 1e-300
+    key = torch.floor((top - gain) / scale)
+    return torch.argsort(key, stable=True)[:k].sort().values
 
 
 def greedy_order(pool: torch.Tensor, m: int, *, total: float = DESIGN_TOTAL,

@@ -175,7 +175,8 @@ def explain(
             allow_missing=cls.tags.reads_missing and players is None, **extra,
         )
         # the default cap knows the model's device once the game placed it (CUDA: its memory)
-        game.engine.max_memory = resolve_max_memory(max_memory, getattr(adapter, "device", None))
+        game.engine.max_memory = resolve_max_memory(
+            max_memory, getattr(game, "compute_device", getattr(adapter, "device", None)))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
