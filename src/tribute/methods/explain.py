@@ -79,7 +79,9 @@ def explain(
             classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
             3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
             explains each row's true class); string labels work for string classes (one, a list,
-            or one per sample).
+            or one per sample). A pandas or polars Series (``target=y_test``) is read by
+            position; next to a DataFrame its index must be the DataFrame's (a Series in
+            another row order is refused rather than matched to the wrong rows).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
