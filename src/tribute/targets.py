@@ -458,7 +458,7 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
     if target is None or isinstance(target, (str, np.ndarray, torch.Tensor, list, tuple, int, float)):
         return target
     to_numpy = getattr(target, "to_numpy", None)
-    if to_numpy is None or getattr(target, "ndim", 1) != 1 or callable(getattr(target, "columns", None)):
+    if to_numpy is None or getattr(target, "ndim", 1) != 1 or hasattr(target, "columns"):
         return target  # not a Series: the resolver says what it accepts
     index = getattr(target, "index", None)
     frame_index = getattr(inputs, "index", None) if hasattr(inputs, "columns") else None
@@ -567,7 +567,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         return Target(idx, None, output, True, [f"target {j}" for j in range(idx.shape[1])])
     raise InputError(
         f"target of type {type(target).__name__} is not understood; use None, 'predicted', an "
-        "int, a list of ints, an array with one index per sample, or a callable."
+        "int, a list of ints, an array or a Series with one index per sample (a table's "
+        "column: target=df['label']), or a callable."
     )
 
 
