@@ -116,7 +116,7 @@ OUTPUTS = ("raw", "logit", "prob", "log_prob", "kl")
 #: Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` before ``log`` (see module docs).
 PROB_EPS = 1e-12
 
-TargetLike = Any  # None | str | int | Sequence[int] | np.ndarray | torch.Tensor | Callable
+TargetLike = Any  # None | str | int | Sequence[int] | np.ndarray | torch.Tensor | Series | Callable
 
 
 def check_model_output(model_output: str, output: str) -> None:
@@ -464,13 +464,22 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
     frame_index = getattr(inputs, "index", None) if hasattr(inputs, "columns") else None
     if index is not None and frame_index is not None and hasattr(index, "equals") \
             and not index.equals(frame_index):
-        shown = list(index[:5])
+        def show(ix: Any) -> str:
+            return str(list(ix[:5]))[:-1] + (", ...]" if len(ix) > 5 else "]")
+
         raise InputError(
-            f"target is a pandas Series whose index {shown}... is not the inputs' index "
-            f"{list(frame_index[:5])}...; tribute reads targets by position, so each row would be "
+            f"target is a pandas Series whose index {show(index)} is not the inputs' index "
+            f"{show(frame_index)}; tribute reads targets by position, so each row would be "
             "explained for another row's label. Pass target=target.reindex(inputs.index) (or "
             "target.to_numpy() if the positions already match).")
-    return np.array(to_numpy())  # a copy: pandas hands out read-only views
+    try:
+        return np.array(to_numpy())  # a copy: pandas hands out read-only views
+    except (TypeError, ValueError) as exc:  # pyarrow refuses strings and nulls without a copy
+        to_list = getattr(target, "to_pylist", None)
+        if to_list is not None:
+            return np.array(to_list())
+        raise InputError(f"target of type {type(target).__name__} could not be read as one "
+                         f"label per sample ({exc}); pass a numpy array or a list.") from exc
 
 
 def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int,

@@ -147,3 +147,21 @@ def test_a_series_in_another_row_order_than_the_inputs_is_refused(iris):
                                          r".*target\.reindex\(inputs\.index\)"):
         tribute.explain(clf, xs, method="exact_shapley", baseline=x.mean(0),
                         target=labels.sort_index().iloc[:5])
+
+
+def test_a_series_target_is_sliced_per_shard_in_a_dataset_job(tmp_path) -> None:
+    # explain_dataset refused it at the manifest (printing the whole Series); it is read as
+    # its numpy array, one label per row, and each shard gets its rows
+    pd = pytest.importorskip("pandas")
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x = np.random.default_rng(0).standard_normal((10, 4))
+    y = pd.Series([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    a = tribute.explain_dataset(net, x, tmp_path / "series", method="saliency", target=y,
+                                shard_size=4, progress=False)
+    b = tribute.explain_dataset(net, x, tmp_path / "numpy", method="saliency", target=y.to_numpy(),
+                                shard_size=4, progress=False)
+    np.testing.assert_array_equal(np.asarray(a.targets).ravel(), y.to_numpy())
+    np.testing.assert_array_equal(np.asarray(a.values), np.asarray(b.values))

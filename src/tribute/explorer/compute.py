@@ -286,6 +286,11 @@ def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
         cap = DEFAULT_BUDGET.get(subject.kind, 512)
         own = methods()[method].default_budget(n_players)
         budget = cap if own is not None and own > cap else None
+    count = get_method(method).budget_param
+    if budget is not None and count is not None and \
+            params.get(count) == get_method(method).defaults().get(count):
+        # the page sends every field at its default: an untouched count is left to the budget
+        params = {k: v for k, v in params.items() if k != count}
     if subject.texts is not None:  # words as players: the text game of the public API
         return explain(subject.text_model, [subject.texts[index]], method,
                        tokenizer=subject.tokenizer, pair=subject.pair,

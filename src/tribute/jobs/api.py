@@ -10,6 +10,7 @@ from typing import Any
 
 from ..attribution import Attribution
 from ..errors import InputError
+from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
 from .backends import BACKENDS, run_shards
 from .data import as_dataset, check_columns, load_dataset
@@ -99,6 +100,9 @@ def explain_dataset(
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
+    if explain_kwargs.get("target") is not None:  # a Series of labels: numpy, sliced per shard
+        explain_kwargs["target"] = plain_target(
+            explain_kwargs["target"], None if isinstance(data, (str, Path)) else data)
     source = ModelSource.of(model, weights)
     built = source.build()
     check_columns(ds, built)  # a table must hold the model's columns in the model's order

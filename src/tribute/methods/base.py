@@ -41,7 +41,7 @@ from ..games.base import Game
 from ..params import ConstraintLike, check_params, describe
 from ..registry import Registry
 
-__all__ = ["METHODS", "Cost", "Method", "MethodInfo", "SlowRunWarning", "Tags", "alias",
+__all__ = ["METHODS", "Cost", "Method", "MethodInfo", "SlowRunWarning", "Tags", "alias", "check_budget_param",
            "coalition_cost", "estimate_seconds", "get_method", "method_info", "method_infos",
            "register", "registry", "solve_seconds"]
 
@@ -266,8 +266,13 @@ class Method(ABC):
     #: disagree (:meth:`budget_sets`), rather than running the budget's value silently.
     budget_param: ClassVar[str | None] = None
 
+    def budget_count(self) -> str | None:
+        """The hyperparameter a ``budget`` sets with these settings (:attr:`budget_param`;
+        smoothgrad's ``n_samples`` only over saliency), or None."""
+        return type(self).budget_param
+
     def budget_sets(self, game: Game, budget: int) -> int | None:
-        """The value of :attr:`budget_param` that ``budget`` runs on ``game`` (None: this
+        """The value of :meth:`budget_count` that ``budget`` runs on ``game`` (None: this
         budget leaves the parameter as given). Called only when :attr:`budget_param` is set."""
         return None
 
@@ -416,6 +421,20 @@ def alias(name: str, target: str) -> None:
 def registry() -> dict[str, type[Method]]:
     """Registered method classes by name (aliases not included)."""
     return METHODS.entries()
+
+
+def check_budget_param(estimator: Method, params: dict[str, Any], game: Any,
+                        budget: int | None) -> None:
+    """Refuse a hyperparameter that ``budget`` sets (``steps=20`` with ``budget=100``) given
+    with another value: the budget's value would run, and the one the user asked for would not."""
+    name = estimator.budget_count()
+    if budget is None or name is None or params.get(name) is None:
+        return  # not given (lime's n_samples=None is "use the budget")
+    implied = estimator.budget_sets(game, budget)
+    if implied is not None and params[name] != implied:
+        raise InputError(
+            f"method {type(estimator).name!r}: {name}={params[name]!r} and budget={budget} disagree "
+            f"(budget={budget} runs {name}={implied}). Give one of them.")
 
 
 def get_method(name: str) -> type[Method]:

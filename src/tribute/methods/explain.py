@@ -18,7 +18,7 @@ from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, FeatureGame
 from ..models import as_model
 from ..targets import TargetLike
-from .base import Method, estimate_seconds, get_method, solve_seconds
+from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
 
 __all__ = ["explain"]
 
@@ -181,7 +181,7 @@ def explain(
             max_memory, getattr(game, "compute_device", getattr(adapter, "device", None)))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
-        _check_budget_param(estimator, params, game, budget)
+        check_budget_param(estimator, params, game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")
         # the estimate check() just made for this game and budget (the same object)
@@ -210,16 +210,3 @@ def explain(
                    "model_output": str(adapter.output_kind)}
     return attr
 
-
-def _check_budget_param(estimator: Method, params: dict[str, Any], game: Any,
-                        budget: int | None) -> None:
-    """Refuse a hyperparameter that ``budget`` sets (``steps=20`` with ``budget=100``) given
-    with another value: the budget's value would run, and the one the user asked for would not."""
-    name = type(estimator).budget_param
-    if budget is None or name is None or name not in params:
-        return
-    implied = estimator.budget_sets(game, budget)
-    if implied is not None and params[name] != implied:
-        raise InputError(
-            f"method {type(estimator).name!r}: {name}={params[name]!r} and budget={budget} disagree "
-            f"(budget={budget} runs {name}={implied}). Give one of them.")

@@ -34,7 +34,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
 from ..models import TorchModel
 from ..models.text import PLAYER_UNITS, segment
-from .base import get_method
+from .base import check_budget_param, get_method
 
 __all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
            "prepare_generation"]
@@ -392,6 +392,7 @@ def explain_generation(
             player_kind=players[:-1] if isinstance(players, str) else "span",
             batch_size=batch_size, progress=progress, max_memory=max_memory)
         use_budget = estimator.check(game, budget)
+        check_budget_param(estimator, params, game, budget)
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
     attr.seconds = time.perf_counter() - t0
     attr.n_rows = game.engine.n_rows

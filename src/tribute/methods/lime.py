@@ -47,7 +47,7 @@ from ..games.base import Game
 from ..params import NONE, Interval, Options, declare
 from ._blocks import block_bounds
 from ._stderr import inflate, warn_undefined
-from .base import Cost, Method, Tags, coalition_cost, register
+from .base import Cost, Method, Tags, check_budget_param, coalition_cost, register
 
 __all__ = ["Lime", "lime_kernel", "sample_coalitions", "weighted_lasso", "weighted_ridge"]
 
@@ -443,17 +443,15 @@ class Lime(Method):
     budget_param = "n_samples"
 
     def budget_sets(self, game: Game, budget: int) -> int | None:
-        return int(budget)
+        return int(2**game.n_players) if self.sampling == "exhaustive" else int(budget)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         self._validate(game)
         n = game.n_players
         m = budget if budget is not None else self.default_budget(game)
         assert m is not None
-        if self.n_samples is not None and m != self.n_samples:
-            raise InputError(
-                f"lime: n_samples={self.n_samples} and budget={m} disagree; give one of them."
-            )
+        # explain() checks this too; a direct call (explain_generation, a user's) is refused alike
+        check_budget_param(self, {"n_samples": self.n_samples}, game, budget)
         if m < self.min_budget(game):
             raise BudgetError(f"lime: budget={m} is too small; it needs at least {self.min_budget(game)}.")
         if self.sampling == "exhaustive":

@@ -131,6 +131,7 @@ class _NoiseWrapper(Method):
         k_count: int = self.n_samples
         noise = float(self.noise)
         per_draw: int | None = None
+        base_count: dict[str, int] | None = None
         if budget is not None:
             # v(N) of the clean input (the reference pass) is already spent
             if self._fast():
@@ -144,6 +145,7 @@ class _NoiseWrapper(Method):
                         f"{k_count} noisy copies, but base={self.base!r} needs at least {need}; "
                         f"raise budget to >= {need * k_count} or lower n_samples."
                     )
+                base_count = self._base_count(base, fg, budget, k_count, per_draw)
         k_count = int(k_count)
 
         gen = torch.Generator().manual_seed(seed)
@@ -173,9 +175,30 @@ class _NoiseWrapper(Method):
             values = moments.variance()
             stderr = inflate(_variance_stderr(values, moments.central(4), k), k - 1)
         extra = {"n_samples": k_count, "sigma": sigma.numpy()}
+        if base_count is not None:  # the base method's count each copy's share of the budget ran
+            extra["base_count"] = base_count
         # params state the copies that ran (set by the budget on the saliency fast path)
         return fg.attribution(values, self.name, {**self.get_params(), "n_samples": k_count},
                               stderr=stderr, extra=extra)
+
+    def _base_count(self, base: Method, fg: FeatureGame, budget: int, k_count: int,
+                    per_draw: int) -> dict[str, int] | None:
+        """The base method's count (integrated_gradients' ``steps``) that each copy's
+        ``per_draw`` evaluations run; a different one in ``base_params`` is refused."""
+        name = base.budget_count()
+        if name is None:
+            return None
+        ran = base.budget_sets(fg, per_draw)
+        given = (self.base_params or {}).get(name)
+        if ran is None:
+            return None
+        if given is not None and given != ran:
+            raise InputError(
+                f"{self.name}: base_params {name}={given!r} and budget={budget} disagree: each of "
+                f"the n_samples={k_count} copies gets {per_draw} evaluations, which run "
+                f"{self.base} with {name}={ran}. Give one of them (budget, or base_params["
+                f"{name!r}] with n_samples).")
+        return {name: int(ran)}
 
     def _saliency_pass(self, fg: FeatureGame, z: torch.Tensor, sigma: torch.Tensor,
                        feed: Any) -> None:
@@ -214,8 +237,11 @@ class _NoiseWrapper(Method):
     budget_rule = "n_samples x the base method's evaluations (n_samples=50)"
     budget_param = "n_samples"
 
-    def budget_sets(self, game: Game, budget: int) -> int | None:
+    def budget_count(self) -> str | None:
         # saliency copies: the budget is the copies; other bases split it over n_samples copies
+        return "n_samples" if self._fast() else None
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
         return feature_game(game, self.name).budget_left(budget) if self._fast() else None
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:

@@ -344,7 +344,7 @@ def feature_responsiveness(
     inputs: Any,
     actionability: Actionability | None = None,
     *,
-    target: int | Sequence[int] | np.ndarray | None = None,
+    target: Any = None,
     n_samples: int = 100,
     max_enumerate: int = 64,
     budget: int | None = None,

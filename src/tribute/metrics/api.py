@@ -204,8 +204,14 @@ def default_explainer(
         fk = None if forward_kwargs is None else {k: _index_rows(v, sample, batch)
                                                   for k, v in forward_kwargs.items()}
         kw = {**hparams, **{k: v for k, v in overrides.items() if k not in ("seed", "budget")}}
+        use_budget = overrides.get("budget", budget)
+        count = cls(**kw).budget_count()  # a count the budget sets (IG's steps)
+        if count is not None and "budget" in overrides and count not in overrides:
+            kw.pop(count, None)  # the recorded count came from the old budget: the new one sets it
+        elif count is not None and count in overrides and "budget" not in overrides:
+            use_budget = None  # the recorded budget only set the recorded count: the new count rules
         return _explain(m, x, method=attr.method, target=tg, baseline=base, groups=grp,
-                        budget=overrides.get("budget", budget), seed=overrides.get("seed", seed),
+                        budget=use_budget, seed=overrides.get("seed", seed),
                         batch_size=batch_size, progress=False, output=output,
                         forward_args=fa, forward_kwargs=fk,
                         model_output=attr.params.get("model_output"), **kw)
@@ -350,6 +356,8 @@ def evaluate(
         metric: registry name (see :func:`metrics`). default="deletion".
         target: which output; default None = the attribution's resolved targets
             (``attr.targets``). Pass it again when the attribution used a callable target.
+            Read as :func:`tribute.explain` reads it (class labels, a pandas Series by
+            position).
         baseline: removal value of the game (as in :func:`tribute.explain`), or ``"blur"`` /
             :class:`Blur` for a Gaussian-blurred copy of each image. Also the baseline the
             default explain callable uses. default=0.0.

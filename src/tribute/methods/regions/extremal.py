@@ -111,7 +111,8 @@ class ExtremalPerturbation(Method):
         areas: fractions of the image the masks keep. default=(0.05, 0.1, 0.2, 0.4).
         variant: ``"preserve"``, ``"delete"`` or ``"both"`` (masks averaged). default="preserve".
         steps: optimisation steps (each costs ``targets x areas x variants`` evaluations per
-            input). default=150. With ``budget``: ``(budget - 1) // K``.
+            input). default=150. With ``budget``: ``(budget - 1) // K`` (both given with other
+            values are refused by :func:`tribute.explain`).
         optimizer: ``"sgd"`` (momentum 0.9, as TorchRay) or ``"adam"``. default="sgd".
         lr: learning rate. default=1.0.
         area_weight: weight of the area loss per mask column, against the output's gradient
@@ -174,6 +175,10 @@ class ExtremalPerturbation(Method):
         return 1 + int(self.steps) * self._points(game)
 
     budget_rule = "1 + steps * targets * areas * variants (steps=150, 4 areas)"
+    budget_param = "steps"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        return (int(budget) - game.n_evals) // self._points(game)
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``steps x K`` input gradients per input; masks and gradients ``K x players``."""
@@ -306,7 +311,8 @@ class ExtremalPerturbation(Method):
             rank[inside[:, :, int(order[pos])].numpy()] = pos
         shape = (info.height, info.width) if info.dense else (fg.n_players,)
         masks = final.reshape(b_count, t_count, len(variants), len(areas), *shape).numpy()
-        return fg.attribution(out, self.name, self.get_params(), extra={
+        # params state the steps that ran (set by a budget), not the default
+        return fg.attribution(out, self.name, {**self.get_params(), "steps": steps}, extra={
             "masks": masks, "region_rank": rank.reshape(b_count, t_count, *shape),
             "final_values": values.reshape(b_count, t_count, len(variants), len(areas)).numpy(),
             "steps": steps, "variants": list(variants)})

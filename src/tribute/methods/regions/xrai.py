@@ -56,7 +56,8 @@ class XRAI(Method):
 
     Args:
         steps: integrated-gradient points (Gauss-Legendre) per input. default=32. With
-            ``budget``, ``steps = budget - 1``.
+            ``budget``, ``steps = budget - 1`` (both given with other values are refused by
+            :func:`tribute.explain`).
         scales: Felzenszwalb-Huttenlocher ``k`` values (skimage convention). default=(50, 100,
             150, 250, 500, 1200) (the paper's).
         sigma: Gaussian pre-blur of the segmentation, in pixels of a 224-pixel side (scaled
@@ -98,6 +99,10 @@ class XRAI(Method):
         return 2
 
     budget_rule = "steps + 1 (steps=32)"
+    budget_param = "steps"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        return game.budget_left(budget)
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``steps`` mask gradients per input plus the candidate regions per sample."""
@@ -144,6 +149,7 @@ class XRAI(Method):
         rank_out = (ranks.reshape(b_count, t_count, info.height, info.width) if info.dense
                     else ranks)
         n_regions = ranks.amax(-1) + 1
-        return fg.attribution(values, self.name, self.get_params(), extra={
+        # params state the steps that ran (budget - 1 with a budget), not the default
+        return fg.attribution(values, self.name, {**self.get_params(), "steps": steps}, extra={
             "region_rank": rank_out.numpy(), "n_regions": n_regions.numpy(),
             "steps": steps, "n_candidate_regions": np.array([len(r) for r in regions])})
