@@ -118,7 +118,8 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             is resolved to it). default="neuron".
         num_heads: heads for ``unit="head"`` when the module has no ``num_heads`` /
             ``num_attention_heads`` attribute; the module's *output* is split into that many
-            chunks of its last axis. default=None.
+            chunks of its last axis (for a module with an output-projection child, e.g.
+            ``o_proj``, that projection's *input*: its output mixes the heads). default=None.
         ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
             ``explain(..., ablation=...)`` overrides it. default="zero".
         reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).
