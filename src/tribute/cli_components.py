@@ -39,13 +39,17 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
                             "help": "reference inputs (.npy, or .npz holding one array; same layout as --data) for mean/resample"}),
         (("--counterfactual",), {"default": None, "metavar": "FILE",
                                  "help": "corrupted inputs, one per sample, for --ablation patch"}),
-        (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
+        (("--n-resample",), {"type": int, "default": 16,
+                             "help": "reference rows averaged over for resample (drawn with --seed)"}),
     ]
 
 
 def components_from_cli_args(model: torch.nn.Module, ns: Any,
                              load: Callable[[str, str], Any] | None = None) -> ComponentSet:
     """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
+
+    ``--seed`` (the command's one seed) also draws the ``resample`` reference rows, so that
+    the CLI gives what ``components(..., seed=s)`` with ``explain(..., seed=s)`` gives.
 
     Args:
         model: the torch module.
@@ -64,4 +68,4 @@ def components_from_cli_args(model: torch.nn.Module, ns: Any,
     return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
                       ablation=ns.ablation, reference=_load(ns.reference, "--reference"),
                       counterfactual=_load(ns.counterfactual, "--counterfactual"),
-                      n_resample=ns.n_resample)
+                      n_resample=ns.n_resample, seed=int(getattr(ns, "seed", 0) or 0))
