@@ -395,8 +395,10 @@ def _parse_target(text: str | None) -> Any:
 def _parse_baseline(text: str, data: Any) -> Any:
     import numpy as np
 
-    if text == "mean":
-        return data.float().mean(0) if hasattr(data, "numpy") else np.asarray(data).mean(0)
+    if text == "mean":  # in the inputs' precision (float32 rounded a float64 model's baseline)
+        if hasattr(data, "numpy"):
+            return (data if data.dtype.is_floating_point else data.double()).mean(0)
+        return np.asarray(data).mean(0)
     if text.lower().endswith((".npy", ".npz")):
         return load_data(text, arg="--baseline")
     try:

@@ -572,3 +572,33 @@ def test_components_seed_draws_the_resample_rows(project):
                                  reference=torch.from_numpy(ref), n_resample=3, seed=7)
     api = tribute.explain(model, x, method="feature_ablation", players=players, target=1, seed=7)
     np.testing.assert_allclose(np.asarray(attr.values), np.asarray(api.values), rtol=1e-6, atol=1e-7)
+
+
+def test_baseline_mean_keeps_a_float64_models_precision(tmp_path):
+    # --baseline mean was computed as data.float().mean(0): a float64 model got a float32-rounded
+    # baseline (credits off by ~1e-9 from explain(..., baseline=x.mean(0)))
+    (tmp_path / "f64_mod.py").write_text(textwrap.dedent(
+        """
+        import torch
+
+        def make():
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+        """))
+    x = np.random.default_rng(3).normal(size=(3, 5)) / 3.0
+    np.save(tmp_path / "x.npy", x)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import f64_mod
+
+        out = tmp_path / "out"
+        assert main(["explain", "--model", "f64_mod:make", "--data", str(tmp_path / "x.npy"), "--method",
+                     "exact_shapley", "--baseline", "mean", "--target", "1", "--out", str(out),
+                     "--no-progress"]) == 0
+        attr = tribute.Attribution.load(out / "attribution.npz")
+        xt = torch.from_numpy(x)
+        api = tribute.explain(f64_mod.make().eval(), xt, method="exact_shapley", baseline=xt.mean(0), target=1)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("f64_mod", None)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(api.values), rtol=0, atol=1e-14)
