@@ -449,6 +449,15 @@ class ComponentGame(Game):
     # ------------------------------------------------------------------ ablation values
     def _prepare_ablation(self) -> None:
         abl = self.ablation
+        unread = abl.unread()
+        if unread:
+            readers = {"reference": "ablation='mean' or 'resample'", "counterfactual": "ablation='patch'"}
+            warnings.warn(
+                f"ablation={abl.kind!r} does not read {' or '.join(f'{u}=' for u in unread)}; "
+                f"it is ignored (only {' / '.join(readers[u] for u in unread)} read it). Drop it, or "
+                "pick the ablation that uses it.",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
         self.n_background = 1
         self._abl_values: dict[int, dict[int, torch.Tensor]] = {}
         if abl.kind == "zero":

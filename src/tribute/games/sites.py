@@ -85,9 +85,24 @@ class Ablation:
                     "drop it, or use ablation='patch' with counterfactual=..."
                 )
 
+    def unread(self) -> list[str]:
+        """The settings given that this ``kind`` does not read (``reference`` is read by
+        ``mean``/``resample`` only, ``counterfactual`` by ``patch`` only)."""
+        out = []
+        if self.reference is not None and self.kind not in ("mean", "resample"):
+            out.append("reference")
+        if self.counterfactual is not None and self.kind != "patch":
+            out.append("counterfactual")
+        return out
+
     def with_kind(self, kind: str) -> Ablation:
-        """The same settings with another ``kind`` (``counterfactual_kwargs`` kept for ``patch`` only)."""
+        """The same settings with another ``kind`` (an explicit override, e.g.
+        ``explain(..., ablation="mean")``): the settings the new kind does not read are dropped
+        (``counterfactual``/``counterfactual_kwargs`` kept for ``patch`` only, ``reference`` for
+        ``mean``/``resample`` only)."""
         return replace(self, kind=kind,
+                       reference=self.reference if kind in ("mean", "resample") else None,
+                       counterfactual=self.counterfactual if kind == "patch" else None,
                        counterfactual_kwargs=self.counterfactual_kwargs if kind == "patch" else None)
 
 
