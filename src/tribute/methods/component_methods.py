@@ -108,7 +108,9 @@ class Coar(Method):
         pen = torch.zeros(n + 1, dtype=torch.float64)
         pen[1:] = float(self.ridge) * k
         a = xtx + torch.diag(pen)
-        coef = torch.linalg.lstsq(a, x.T @ y).solution  # (n+1) x (B*T)
+        # SVD-based solve: with a player kept in every subset (or in none) the normal matrix is
+        # singular; the default QR solve then returned a non-least-squares fit for every player
+        coef = torch.linalg.lstsq(a, x.T @ y, driver="gelsd").solution  # (n+1) x (B*T)
         resid = y - x @ coef
         dof = k - (n + 1)
         stderr = None
