@@ -147,6 +147,17 @@ def test_components_end_to_end(project):
     assert (out / "attribution.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _components_channels(project: Path, out: str, *extra: str) -> tribute.Attribution:
+    """``tribute components`` on conv channels of the project's CNN (feature_ablation, target 1)."""
+    code = main([
+        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", *extra,
+        "--method", "feature_ablation", "--target", "1", "--out", str(project / out), "--no-progress",
+    ])
+    assert code == 0
+    return tribute.Attribution.load(project / out / "attribution.npz")
+
+
 def test_components_limit_takes_the_same_counterfactual_rows(project):
     # --counterfactual holds one row per sample; with --limit 2 the data had 2 rows and the
     # counterfactual 3, refused. It is now cut to the same first rows. Truth: feature_ablation
@@ -155,15 +166,8 @@ def test_components_limit_takes_the_same_counterfactual_rows(project):
 
     cf = np.random.default_rng(1).random((3, 1, 8, 8)).astype(np.float32)
     np.save(project / "cf.npy", cf)
-    out = project / "comp_cf"
-    code = main([
-        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
-        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", "--ablation",
-        "patch", "--counterfactual", str(project / "cf.npy"), "--limit", "2", "--method",
-        "feature_ablation", "--target", "1", "--out", str(out), "--no-progress",
-    ])
-    assert code == 0
-    attr = tribute.Attribution.load(out / "attribution.npz")
+    attr = _components_channels(project, "comp_cf", "--ablation", "patch", "--counterfactual",
+                                str(project / "cf.npy"), "--limit", "2")
     model = factory_mod.make_cnn().eval()
     x = torch.from_numpy(np.load(project / "x.npy"))[:2]
     with torch.no_grad():
@@ -557,15 +561,8 @@ def test_components_seed_draws_the_resample_rows(project):
 
     ref = np.random.default_rng(2).random((8, 1, 8, 8)).astype(np.float32)
     np.save(project / "ref.npy", ref)
-    out = project / "comp_rs"
-    code = main([
-        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
-        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", "--ablation",
-        "resample", "--reference", str(project / "ref.npy"), "--n-resample", "3", "--seed", "7",
-        "--method", "feature_ablation", "--target", "1", "--out", str(out), "--no-progress",
-    ])
-    assert code == 0
-    attr = tribute.Attribution.load(out / "attribution.npz")
+    attr = _components_channels(project, "comp_rs", "--ablation", "resample", "--reference",
+                                str(project / "ref.npy"), "--n-resample", "3", "--seed", "7")
     model = factory_mod.make_cnn().eval()
     x = torch.from_numpy(np.load(project / "x.npy"))
     players = tribute.components(model, "0", unit="channel", ablation="resample",
