@@ -599,3 +599,25 @@ def test_baseline_mean_keeps_a_float64_models_precision(tmp_path):
         sys.path.remove(str(tmp_path))
         sys.modules.pop("f64_mod", None)
     np.testing.assert_allclose(np.asarray(attr.values), np.asarray(api.values), rtol=0, atol=1e-14)
+
+
+def test_components_baseline_reaches_conductance(project):
+    # `tribute components` had no --baseline: conductance (an input-path method) always ran from 0
+    import factory_mod
+
+    attr = _components_channels(project, "comp_bl", "--baseline", "0.5")
+    assert attr.method == "feature_ablation"  # the baseline is not read by patching methods
+    out = project / "comp_cond"
+    assert main(["components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+                 "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", "--method",
+                 "conductance", "--param", "n_steps=4", "--baseline", "0.5", "--target", "1", "--out",
+                 str(out), "--no-progress"]) == 0
+    cli = tribute.Attribution.load(out / "attribution.npz")
+    model = factory_mod.make_cnn().eval()
+    x = torch.from_numpy(np.load(project / "x.npy"))
+    api = tribute.explain(model, x, method="conductance", n_steps=4, baseline=0.5, target=1,
+                          players=tribute.components(model, "0", unit="channel"))
+    zero = tribute.explain(model, x, method="conductance", n_steps=4, target=1,
+                           players=tribute.components(model, "0", unit="channel"))
+    np.testing.assert_allclose(np.asarray(cli.values), np.asarray(api.values), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(np.asarray(api.values), np.asarray(zero.values))
