@@ -446,10 +446,38 @@ def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, ass
         )
 
 
+def plain_target(target: Any, inputs: Any = None) -> Any:
+    """A pandas or polars Series (``target=y_test``) as a numpy array, one entry per sample.
+
+    Other targets are returned unchanged. When ``inputs`` is a pandas DataFrame and ``target`` a
+    pandas Series, their indexes must be the same: pandas would align the two by index, tribute
+    reads the target by position, and a Series in another row order (``y.sort_values()``, a
+    label column taken before a shuffle of ``X``) would explain each row for another row's
+    label, silently. Such a Series is refused, naming ``target.reindex(inputs.index)``.
+    """
+    if target is None or isinstance(target, (str, np.ndarray, torch.Tensor, list, tuple, int, float)):
+        return target
+    to_numpy = getattr(target, "to_numpy", None)
+    if to_numpy is None or getattr(target, "ndim", 1) != 1 or hasattr(target, "columns"):
+        return target  # not a Series: the resolver says what it accepts
+    index = getattr(target, "index", None)
+    frame_index = getattr(inputs, "index", None) if hasattr(inputs, "columns") else None
+    if index is not None and frame_index is not None and hasattr(index, "equals") \
+            and not index.equals(frame_index):
+        shown = list(index[:5])
+        raise InputError(
+            f"target is a pandas Series whose index {shown}... is not the inputs' index "
+            f"{list(frame_index[:5])}...; tribute reads targets by position, so each row would be "
+            "explained for another row's label. Pass target=target.reindex(inputs.index) (or "
+            "target.to_numpy() if the positions already match).")
+    return np.array(to_numpy())  # a copy: pandas hands out read-only views
+
+
 def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int,
              binary_threshold: float | None = None) -> Target:
     """``binary_threshold``: the model is a known binary classifier with one output column
     (class 1's score or probability): two classes, class 1 predicted above the threshold."""
+    target = plain_target(target)
     callable_target = callable(target) and not isinstance(target, (torch.Tensor, np.ndarray))
     _check_output_shape(reference, callable_target)
     if callable_target:
@@ -539,7 +567,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         return Target(idx, None, output, True, [f"target {j}" for j in range(idx.shape[1])])
     raise InputError(
         f"target of type {type(target).__name__} is not understood; use None, 'predicted', an "
-        "int, a list of ints, an array with one index per sample, or a callable."
+        "int, a list of ints, an array or a Series with one index per sample (a table's "
+        "column: target=df['label']), or a callable."
     )
 
 

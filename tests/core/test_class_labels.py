@@ -110,3 +110,40 @@ def test_string_labels_as_a_list_or_one_per_sample(iris):
         tribute.explain(clf, xs, target=names[idx], **kw)
     with pytest.raises(InputError, match="not integer class indices"):
         tribute.explain(lambda a: a[:, :3], xs, target=["a", "b"], **kw)
+
+
+def test_a_pandas_series_target_is_read_by_position_when_its_index_matches(iris):
+    pd = pytest.importorskip("pandas")
+    x, y = iris
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(4)]).sample(frac=1.0, random_state=0)
+    labels = pd.Series(y, name="species").loc[frame.index] + 1  # labels 1, 2, 3, as y_test
+    clf = LogisticRegression(max_iter=1000).fit(frame, labels)
+    xs, ys = frame.iloc[:6], labels.iloc[:6]
+    kw = {"method": "exact_shapley", "baseline": x.mean(0), "output": "prob"}
+    from_series = tribute.explain(clf, xs, target=ys, **kw)
+    from_array = tribute.explain(clf, xs, target=ys.to_numpy(), **kw)
+    np.testing.assert_array_equal(np.asarray(from_series.values), np.asarray(from_array.values))
+    np.testing.assert_allclose(np.asarray(from_series.full_values),
+                               _probs(clf, xs, ys.to_numpy() - 1))
+    a = tribute.evaluate(clf, xs, from_series, metric="deletion", target=ys)
+    b = tribute.evaluate(clf, xs, from_series, metric="deletion", target=ys.to_numpy())
+    np.testing.assert_array_equal(np.asarray(a.scores), np.asarray(b.scores))
+    # string labels in a Series, and a Series next to a numpy input (no index to compare)
+    names = ys.map({1: "setosa", 2: "versicolor", 3: "virginica"})
+    by_name = LogisticRegression(max_iter=1000).fit(frame, labels.map(
+        {1: "setosa", 2: "versicolor", 3: "virginica"}))
+    named = tribute.explain(by_name, xs.to_numpy(), target=names, **kw)
+    np.testing.assert_array_equal(np.asarray(named.targets).ravel(), ys.to_numpy() - 1)
+
+
+def test_a_series_in_another_row_order_than_the_inputs_is_refused(iris):
+    pd = pytest.importorskip("pandas")
+    x, y = iris
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(4)]).sample(frac=1.0, random_state=1)
+    labels = pd.Series(y).loc[frame.index]
+    clf = LogisticRegression(max_iter=1000).fit(frame, labels)
+    xs = frame.iloc[:5]
+    with pytest.raises(InputError, match=r"pandas Series whose index .* is not the inputs' index"
+                                         r".*target\.reindex\(inputs\.index\)"):
+        tribute.explain(clf, xs, method="exact_shapley", baseline=x.mean(0),
+                        target=labels.sort_index().iloc[:5])

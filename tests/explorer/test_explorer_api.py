@@ -275,14 +275,19 @@ def test_event_stream_reports_progress_then_the_end(client: TestClient) -> None:
                                          "method": "kernel_shap", "budget": 200}).json()
     with client.stream("GET", f"/api/jobs/{job['id']}/events") as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
-        events = []
+        events: list[str] = []
+        end: dict[str, Any] = {}
+        lines = []
         for line in resp.iter_lines():
+            lines.append(line)
             if line.startswith("event:"):
                 events.append(line.split(":", 1)[1].strip())
-            if line.startswith("data:") and events[-1] == "end":
+            if line.startswith("data:") and events and events[-1] == "end":
                 end = json.loads(line[5:])
                 break
-    assert events[-1] == "end" and end["status"] == "done" and end["progress"] == 1.0
+    # the whole stream in the message: it failed once in a loaded parallel run (not reproduced)
+    assert events[-1:] == ["end"] and end.get("status") == "done" and end.get("progress") == 1.0, \
+        lines[-6:]
 
 
 def test_a_failing_method_gives_a_json_error_and_the_server_keeps_working(client: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -750,3 +751,24 @@ def test_params_state_the_count_a_budget_set(method: str, key: str, used: int) -
     assert a.params[key] == a.extra[key] == used
     b = tribute.explain(net, x, method=method, target=0, baseline=0.0, progress=False)
     assert b.params[key] == b.extra[key] == tribute.methods()[method].defaults[key]
+
+
+@pytest.mark.parametrize("method,key,used", [("integrated_gradients", "steps", 38),
+                                              ("expected_gradients", "n_samples", 38),
+                                              ("smoothgrad", "n_samples", 39),
+                                              ("vargrad", "n_samples", 39),
+                                              ("integrated_hessians", "steps", 7),
+                                              ("lime", "n_samples", 40)])
+def test_a_count_and_a_budget_that_disagree_are_refused(method: str, key: str, used: int) -> None:
+    # aud28: steps=10 with budget=40 ran 38 steps silently (lime already refused its pair);
+    # the same count as the budget's is accepted, and so is a count the budget does not set
+    net = _FunctionalRelu()
+    x = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    kw: dict[str, Any] = {"target": 0, "budget": 40, "baseline": 0.0, "progress": False}
+    with pytest.raises(InputError, match=rf"{key}=10 and budget=40 disagree \(budget=40 runs "
+                                         rf"{key}={used}\)\. Give one of them\."):
+        tribute.explain(net, x, method=method, **{**kw, key: 10})
+    a = tribute.explain(net, x, method=method, **{**kw, key: used})
+    assert a.params[key] == used
+    b = tribute.explain(net, x, method="smoothgrad", base="integrated_gradients", n_samples=4, **kw)
+    assert b.params["n_samples"] == 4  # the budget is split over the copies: n_samples is kept

@@ -17,7 +17,7 @@ import torch
 from ..errors import InputError
 from ..models import ModelAdapter, as_model
 from ..models.tabular import from_polars, prepare_categorical
-from ..targets import TargetLike
+from ..targets import TargetLike, plain_target
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame
 
@@ -78,6 +78,7 @@ def build_game(
     """
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
+    target = plain_target(target, inputs)  # a pandas / polars Series of labels -> numpy
     if labels and players is None:
         target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
     if tokenizer is not None or _is_text(inputs):

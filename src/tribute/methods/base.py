@@ -261,6 +261,15 @@ class Method(ABC):
     # ------------------------------------------------------------------ cost
     #: The default budget as text (``n`` = players), shown by ``tribute methods``.
     budget_rule: ClassVar[str] = ""
+    #: The hyperparameter a ``budget`` sets (integrated_gradients' ``steps``, lime's
+    #: ``n_samples``), or None. :func:`tribute.explain` refuses both given with values that
+    #: disagree (:meth:`budget_sets`), rather than running the budget's value silently.
+    budget_param: ClassVar[str | None] = None
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        """The value of :attr:`budget_param` that ``budget`` runs on ``game`` (None: this
+        budget leaves the parameter as given). Called only when :attr:`budget_param` is set."""
+        return None
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """Rows and bytes one call will need, before it starts (``budget`` as :meth:`check`

@@ -79,7 +79,9 @@ def explain(
             classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
             3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
             explains each row's true class); string labels work for string classes (one, a list,
-            or one per sample).
+            or one per sample). A pandas or polars Series (``target=y_test``) is read by
+            position; next to a DataFrame its index must be the DataFrame's (a Series in
+            another row order is refused rather than matched to the wrong rows).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
             wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
@@ -179,6 +181,7 @@ def explain(
             max_memory, getattr(game, "compute_device", getattr(adapter, "device", None)))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
+        _check_budget_param(estimator, params, game, budget)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise InputError(f"seed={seed!r} must be an int.")
         # the estimate check() just made for this game and budget (the same object)
@@ -206,3 +209,17 @@ def explain(
     attr.params = {**attr.params, "budget": use_budget, "seed": seed, "output": output,
                    "model_output": str(adapter.output_kind)}
     return attr
+
+
+def _check_budget_param(estimator: Method, params: dict[str, Any], game: Any,
+                        budget: int | None) -> None:
+    """Refuse a hyperparameter that ``budget`` sets (``steps=20`` with ``budget=100``) given
+    with another value: the budget's value would run, and the one the user asked for would not."""
+    name = type(estimator).budget_param
+    if budget is None or name is None or name not in params:
+        return
+    implied = estimator.budget_sets(game, budget)
+    if implied is not None and params[name] != implied:
+        raise InputError(
+            f"method {type(estimator).name!r}: {name}={params[name]!r} and budget={budget} disagree "
+            f"(budget={budget} runs {name}={implied}). Give one of them.")

@@ -155,7 +155,8 @@ class IntegratedGradients(Method):
 
     Args:
         steps: quadrature nodes (gradient evaluations per input). default=50. With ``budget``,
-            ``steps = budget - 2`` (``attr.params["steps"]`` is the number used).
+            ``steps = budget - 2`` (``attr.params["steps"]`` is the number used); both given
+            with other values are refused by :func:`tribute.explain`.
         rule: ``"gauss_legendre"``, ``"riemann_left"``, ``"riemann_right"``,
             ``"riemann_middle"`` or ``"riemann_trapezoid"`` (the correct trapezoid rule, whose
             weights sum to 1 — unlike Captum's, see :func:`quadrature`). default="gauss_legendre".
@@ -188,6 +189,10 @@ class IntegratedGradients(Method):
                                 extra={"steps": int(steps), "rule": _canonical_rule(self.rule)})
 
     budget_rule = "steps + 2 (steps=50)"
+    budget_param = "steps"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        return int(budget) - 2
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``steps`` mask gradients per input; masks in blocks of ``_MASK_ELEMENTS`` entries,
@@ -236,7 +241,7 @@ class ExpectedGradients(Method):
     Args:
         n_samples: Monte Carlo draws (gradient evaluations per input), ``>= 2``. default=64.
             With ``budget``, ``n_samples = budget - 2`` (``attr.params["n_samples"]`` is the
-            number used).
+            number used); both given with other values are refused by :func:`tribute.explain`.
         stdevs: standard deviation of Gaussian noise added to the input (absolute, in input
             units; GradientSHAP). default=0.0.
 
@@ -329,6 +334,10 @@ class ExpectedGradients(Method):
                               stderr=stderr, gap=gap, extra=extra)
 
     budget_rule = "n_samples + 2 (n_samples=64)"
+    budget_param = "n_samples"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        return int(budget) - 2
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``n_samples`` input gradients per input (one drawn baseline row each)."""

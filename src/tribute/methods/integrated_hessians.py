@@ -105,7 +105,8 @@ class IntegratedHessians(Method):
 
     Args:
         steps: quadrature cells along the path (see the module docstring). default=16. With
-            ``budget``, ``steps = (budget - 2) // players``.
+            ``budget``, ``steps = (budget - 2) // players`` (both given with other values are
+            refused by :func:`tribute.explain`).
 
     Budget: ``steps * players + 2`` evaluations per input (each evaluation is one model row
     with a double backward pass).
@@ -126,6 +127,11 @@ class IntegratedHessians(Method):
 
     def min_budget(self, game: Game) -> int:
         return int(game.n_players) + 2
+
+    budget_param = "steps"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        return self._steps(game, budget)
 
     def _steps(self, game: Game, budget: int | None) -> int:
         if budget is None:

@@ -440,6 +440,11 @@ class Lime(Method):
             return int(2**game.n_players)
         return max(256, 8 * game.n_players + 64)
 
+    budget_param = "n_samples"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        return int(budget)
+
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         self._validate(game)
         n = game.n_players

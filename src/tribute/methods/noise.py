@@ -212,6 +212,11 @@ class _NoiseWrapper(Method):
             feed(phi, torch.arange(b_total).repeat_interleave(kb))  # view order b*kb + k
 
     budget_rule = "n_samples x the base method's evaluations (n_samples=50)"
+    budget_param = "n_samples"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        # saliency copies: the budget is the copies; other bases split it over n_samples copies
+        return feature_game(game, self.name).budget_left(budget) if self._fast() else None
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``n_samples`` noisy copies: one input gradient each (the saliency fast path) or the
@@ -237,7 +242,9 @@ class SmoothGrad(_NoiseWrapper):
         n_samples: noisy copies per input (``>= 2``). default=50. With ``budget``: for
             ``base="saliency"`` ``n_samples = budget - 1`` (the clean input's reference pass is
             one evaluation; ``attr.params["n_samples"]`` is the number used); otherwise every
-            copy gets ``(budget - 1) // n_samples`` evaluations of the base method.
+            copy gets ``(budget - 1) // n_samples`` evaluations of the base method. With
+            ``base="saliency"``, ``n_samples`` and ``budget`` given with other values are
+            refused by :func:`tribute.explain`.
         noise: noise standard deviation as a fraction of each sample's input range
             ``max(x) - min(x)``. default=0.15.
         base_params: hyperparameters of the base method, e.g. ``{"steps": 20}``. default=None.

@@ -41,6 +41,7 @@ import torch
 
 from ..errors import BudgetError, InputError
 from ..games.build import build_game, labels_to_columns, numeric_labels
+from ..targets import plain_target
 from .analyses import register_analysis
 
 __all__ = ["Actionability", "ResponsivenessResult", "feature_responsiveness", "responsiveness_cost"]
@@ -437,7 +438,7 @@ def feature_responsiveness(
                              "(the wanted class, one int or one per input).")
         tgt = 1 - current
     else:
-        cols = labels_to_columns(adapter, target)
+        cols = labels_to_columns(adapter, plain_target(target, inputs))
         tgt = np.broadcast_to(np.asarray(cols, dtype=np.int64), (b,)).copy() if np.ndim(cols) == 0 else \
             np.asarray(cols, dtype=np.int64)
         if tgt.shape != (b,) or (tgt < 0).any() or (tgt >= n_classes).any():

@@ -18,7 +18,7 @@ from ..games.build import PlayerSet, build_game, labels_to_columns
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
-from ..targets import TargetLike
+from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
 __all__ = ["Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
@@ -410,6 +410,7 @@ def evaluate(
     # below, and refused there if that game does have class targets
     if target is None and attr.targets is None and players is None:
         raise no_targets
+    target = plain_target(target, inputs)  # a pandas / polars Series of labels -> numpy
     given_target = target
     if target is not None and players is None:
         target = labels_to_columns(adapter, target)  # a classifier's labels -> its columns
