@@ -52,3 +52,16 @@ def test_cli_refuses_unread_options(ablation: str, flag: str) -> None:
         ns.counterfactual = "cf.npy"
     with pytest.raises(InputError, match=f"--{flag.replace('_', '-')} .* is read only by --ablation"):
         components_from_cli_args(net, ns, load=lambda path, arg: torch.randn(3, 4, dtype=torch.float64))
+
+
+def test_conductance_refuses_steps_a_budget_would_cap() -> None:
+    # n_steps=20 with budget=10 ran 8 steps silently (as integrated_gradients' steps did, now
+    # refused by explain); a budget that leaves n_steps as given is fine
+    net, x = _net()
+    players = tribute.components(net, "1")
+    with pytest.raises(InputError, match="n_steps=20 and budget=10 disagree"):
+        tribute.explain(net, x, method="conductance", players=players, target=0, n_steps=20, budget=10)
+    ok = tribute.explain(net, x, method="conductance", players=players, target=0, n_steps=5, budget=10)
+    assert ok.params["n_steps"] == 5
+    capped = tribute.explain(net, x, method="conductance", players=players, target=0, budget=10)
+    assert capped.params["n_steps"] == 8 and capped.n_evals <= 10

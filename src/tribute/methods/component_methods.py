@@ -325,7 +325,9 @@ class Conductance(Method):
     ``LayerConductance`` (which sums to the same total). Needs real-valued inputs.
 
     Args:
-        n_steps: Riemann intervals along the path. default=50.
+        n_steps: Riemann intervals along the path. default=50. A ``budget`` below
+            ``n_steps + 2`` caps them (``attr.params["n_steps"]`` is the number used); an
+            explicit ``n_steps`` that the budget would cap is refused by :func:`tribute.explain`.
 
     Reference: Dhamdhere, Sundararajan & Yan (2019), "How Important Is a Neuron?" (ICLR).
     """
@@ -352,6 +354,13 @@ class Conductance(Method):
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
 
     budget_rule = "n_steps + 2 gradient points (n_steps=50)"
+    budget_param = "n_steps"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        """A budget below ``n_steps + 2`` caps the steps (``budget - 1 - n_evals``); a larger one
+        leaves ``n_steps`` as given."""
+        cap = max(1, int(budget) - 1 - int(game.n_evals))
+        return cap if cap < int(self.n_steps) else None
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``n_steps`` mask gradients per input, accumulated on the fly."""
