@@ -124,6 +124,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     for flags, kw in components_cli_args():
         p.add_argument(*flags, **kw)
+    p.add_argument("--baseline", default="0",
+                   help="input baseline of input-path methods (conductance): a number, 'mean' (mean "
+                        "of --data), or a .npy file or an .npz holding one array (default: 0)")
     p.set_defaults(func=_cmd_components)
 
     _add_serve(sub)
@@ -395,8 +398,10 @@ def _parse_target(text: str | None) -> Any:
 def _parse_baseline(text: str, data: Any) -> Any:
     import numpy as np
 
-    if text == "mean":
-        return data.float().mean(0) if hasattr(data, "numpy") else np.asarray(data).mean(0)
+    if text == "mean":  # in the inputs' precision (float32 rounded a float64 model's baseline)
+        if hasattr(data, "numpy"):
+            return (data if data.dtype.is_floating_point else data.double()).mean(0)
+        return np.asarray(data).mean(0)
     if text.lower().endswith((".npy", ".npz")):
         return load_data(text, arg="--baseline")
     try:
@@ -635,7 +640,10 @@ def _cmd_components(args: argparse.Namespace) -> int:
         return _as_model_input(data, inputs)
 
     players = components_from_cli_args(model, args, load=load)
-    return _explain_and_write(args, model, inputs, players=players)
+    baseline = _parse_baseline(args.baseline, inputs)
+    if not isinstance(baseline, float):
+        baseline = _as_model_input(baseline, inputs)
+    return _explain_and_write(args, model, inputs, players=players, baseline=baseline)
 
 
 def _as_model_input(data: Any, like: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .errors import InputError
 from .games.components import ComponentSet, components
 from .games.sites import ABLATIONS, UNITS
 from .jobs.data import load_array
@@ -39,13 +40,17 @@ def components_cli_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
                             "help": "reference inputs (.npy, or .npz holding one array; same layout as --data) for mean/resample"}),
         (("--counterfactual",), {"default": None, "metavar": "FILE",
                                  "help": "corrupted inputs, one per sample, for --ablation patch"}),
-        (("--n-resample",), {"type": int, "default": 16, "help": "reference rows averaged over for resample"}),
+        (("--n-resample",), {"type": int, "default": None,
+                             "help": "reference rows averaged over for resample (drawn with --seed; default: 16)"}),
     ]
 
 
 def components_from_cli_args(model: torch.nn.Module, ns: Any,
                              load: Callable[[str, str], Any] | None = None) -> ComponentSet:
     """Build a :class:`ComponentSet` from parsed :func:`components_cli_args` options.
+
+    ``--seed`` (the command's one seed) also draws the ``resample`` reference rows, so that
+    the CLI gives what ``components(..., seed=s)`` with ``explain(..., seed=s)`` gives.
 
     Args:
         model: the torch module.
@@ -61,7 +66,15 @@ def components_from_cli_args(model: torch.nn.Module, ns: Any,
             return load(path, arg)
         return torch.as_tensor(load_array(path, arg=arg))
 
+    readers = {"--reference": (ns.reference, ("mean", "resample")),
+               "--counterfactual": (ns.counterfactual, ("patch",)),
+               "--n-resample": (ns.n_resample, ("resample",))}
+    for flag, (given, kinds) in readers.items():
+        if given is not None and ns.ablation not in kinds:
+            raise InputError(
+                f"{flag} {given} is read only by --ablation {' or '.join(kinds)} (got --ablation "
+                f"{ns.ablation}); drop {flag}, or pass --ablation {kinds[0]}.")
     return components(model, list(ns.module), unit=ns.unit, num_heads=ns.num_heads,
                       ablation=ns.ablation, reference=_load(ns.reference, "--reference"),
                       counterfactual=_load(ns.counterfactual, "--counterfactual"),
-                      n_resample=ns.n_resample)
+                      n_resample=16 if ns.n_resample is None else ns.n_resample, seed=int(getattr(ns, "seed", 0) or 0))

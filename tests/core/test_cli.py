@@ -147,6 +147,17 @@ def test_components_end_to_end(project):
     assert (out / "attribution.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _components_channels(project: Path, out: str, *extra: str) -> tribute.Attribution:
+    """``tribute components`` on conv channels of the project's CNN (feature_ablation, target 1)."""
+    code = main([
+        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", *extra,
+        "--method", "feature_ablation", "--target", "1", "--out", str(project / out), "--no-progress",
+    ])
+    assert code == 0
+    return tribute.Attribution.load(project / out / "attribution.npz")
+
+
 def test_components_limit_takes_the_same_counterfactual_rows(project):
     # --counterfactual holds one row per sample; with --limit 2 the data had 2 rows and the
     # counterfactual 3, refused. It is now cut to the same first rows. Truth: feature_ablation
@@ -155,15 +166,8 @@ def test_components_limit_takes_the_same_counterfactual_rows(project):
 
     cf = np.random.default_rng(1).random((3, 1, 8, 8)).astype(np.float32)
     np.save(project / "cf.npy", cf)
-    out = project / "comp_cf"
-    code = main([
-        "components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
-        "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", "--ablation",
-        "patch", "--counterfactual", str(project / "cf.npy"), "--limit", "2", "--method",
-        "feature_ablation", "--target", "1", "--out", str(out), "--no-progress",
-    ])
-    assert code == 0
-    attr = tribute.Attribution.load(out / "attribution.npz")
+    attr = _components_channels(project, "comp_cf", "--ablation", "patch", "--counterfactual",
+                                str(project / "cf.npy"), "--limit", "2")
     model = factory_mod.make_cnn().eval()
     x = torch.from_numpy(np.load(project / "x.npy"))[:2]
     with torch.no_grad():
@@ -547,3 +551,73 @@ def test_data_key_with_a_npy_file_ends_with_the_fix(project, capsys, tmp_path):
         load_dataset(project / "x.npy", "X")
     with pytest.raises(InputError, match=r"holds one array; drop the key\.$"):
         load_array(project / "x.npy", "X", arg="--reference")
+
+
+def test_components_seed_draws_the_resample_rows(project):
+    # --seed reached explain() only: the resample rows were always drawn with seed 0, so
+    # `--ablation resample --seed 7` gave another answer than components(seed=7) (and the
+    # draw could not be changed from the command line at all).
+    import factory_mod
+
+    ref = np.random.default_rng(2).random((8, 1, 8, 8)).astype(np.float32)
+    np.save(project / "ref.npy", ref)
+    attr = _components_channels(project, "comp_rs", "--ablation", "resample", "--reference",
+                                str(project / "ref.npy"), "--n-resample", "3", "--seed", "7")
+    model = factory_mod.make_cnn().eval()
+    x = torch.from_numpy(np.load(project / "x.npy"))
+    players = tribute.components(model, "0", unit="channel", ablation="resample",
+                                 reference=torch.from_numpy(ref), n_resample=3, seed=7)
+    api = tribute.explain(model, x, method="feature_ablation", players=players, target=1, seed=7)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(api.values), rtol=1e-6, atol=1e-7)
+
+
+def test_baseline_mean_keeps_a_float64_models_precision(tmp_path):
+    # --baseline mean was computed as data.float().mean(0): a float64 model got a float32-rounded
+    # baseline (credits off by ~1e-9 from explain(..., baseline=x.mean(0)))
+    (tmp_path / "f64_mod.py").write_text(textwrap.dedent(
+        """
+        import torch
+
+        def make():
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+        """))
+    x = np.random.default_rng(3).normal(size=(3, 5)) / 3.0
+    np.save(tmp_path / "x.npy", x)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import f64_mod
+
+        out = tmp_path / "out"
+        assert main(["explain", "--model", "f64_mod:make", "--data", str(tmp_path / "x.npy"), "--method",
+                     "exact_shapley", "--baseline", "mean", "--target", "1", "--out", str(out),
+                     "--no-progress"]) == 0
+        attr = tribute.Attribution.load(out / "attribution.npz")
+        xt = torch.from_numpy(x)
+        api = tribute.explain(f64_mod.make().eval(), xt, method="exact_shapley", baseline=xt.mean(0), target=1)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("f64_mod", None)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(api.values), rtol=0, atol=1e-14)
+
+
+def test_components_baseline_reaches_conductance(project):
+    # `tribute components` had no --baseline: conductance (an input-path method) always ran from 0
+    import factory_mod
+
+    attr = _components_channels(project, "comp_bl", "--baseline", "0.5")
+    assert attr.method == "feature_ablation"  # the baseline is not read by patching methods
+    out = project / "comp_cond"
+    assert main(["components", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+                 "--data", str(project / "x.npy"), "--module", "0", "--unit", "channel", "--method",
+                 "conductance", "--param", "n_steps=4", "--baseline", "0.5", "--target", "1", "--out",
+                 str(out), "--no-progress"]) == 0
+    cli = tribute.Attribution.load(out / "attribution.npz")
+    model = factory_mod.make_cnn().eval()
+    x = torch.from_numpy(np.load(project / "x.npy"))
+    api = tribute.explain(model, x, method="conductance", n_steps=4, baseline=0.5, target=1,
+                          players=tribute.components(model, "0", unit="channel"))
+    zero = tribute.explain(model, x, method="conductance", n_steps=4, target=1,
+                           players=tribute.components(model, "0", unit="channel"))
+    np.testing.assert_allclose(np.asarray(cli.values), np.asarray(api.values), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(np.asarray(api.values), np.asarray(zero.values))

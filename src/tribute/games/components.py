@@ -118,7 +118,8 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             is resolved to it). default="neuron".
         num_heads: heads for ``unit="head"`` when the module has no ``num_heads`` /
             ``num_attention_heads`` attribute; the module's *output* is split into that many
-            chunks of its last axis. default=None.
+            chunks of its last axis (for a module with an output-projection child, e.g.
+            ``o_proj``, that projection's *input*: its output mixes the heads). default=None.
         ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
             ``explain(..., ablation=...)`` overrides it. default="zero".
         reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).
@@ -448,6 +449,15 @@ class ComponentGame(Game):
     # ------------------------------------------------------------------ ablation values
     def _prepare_ablation(self) -> None:
         abl = self.ablation
+        unread = abl.unread()
+        if unread:
+            readers = {"reference": "ablation='mean' or 'resample'", "counterfactual": "ablation='patch'"}
+            warnings.warn(
+                f"ablation={abl.kind!r} does not read {' or '.join(f'{u}=' for u in unread)}; "
+                f"it is ignored (only {' / '.join(readers[u] for u in unread)} read it). Drop it, or "
+                "pick the ablation that uses it.",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
         self.n_background = 1
         self._abl_values: dict[int, dict[int, torch.Tensor]] = {}
         if abl.kind == "zero":

@@ -85,9 +85,24 @@ class Ablation:
                     "drop it, or use ablation='patch' with counterfactual=..."
                 )
 
+    def unread(self) -> list[str]:
+        """The settings given that this ``kind`` does not read (``reference`` is read by
+        ``mean``/``resample`` only, ``counterfactual`` by ``patch`` only)."""
+        out = []
+        if self.reference is not None and self.kind not in ("mean", "resample"):
+            out.append("reference")
+        if self.counterfactual is not None and self.kind != "patch":
+            out.append("counterfactual")
+        return out
+
     def with_kind(self, kind: str) -> Ablation:
-        """The same settings with another ``kind`` (``counterfactual_kwargs`` kept for ``patch`` only)."""
+        """The same settings with another ``kind`` (an explicit override, e.g.
+        ``explain(..., ablation="mean")``): the settings the new kind does not read are dropped
+        (``counterfactual``/``counterfactual_kwargs`` kept for ``patch`` only, ``reference`` for
+        ``mean``/``resample`` only)."""
         return replace(self, kind=kind,
+                       reference=self.reference if kind in ("mean", "resample") else None,
+                       counterfactual=self.counterfactual if kind == "patch" else None,
                        counterfactual_kwargs=self.counterfactual_kwargs if kind == "patch" else None)
 
 
@@ -116,11 +131,42 @@ def get_module(model: torch.nn.Module, path: str) -> torch.nn.Module:
         raise InputError(f"module {path!r} is not a submodule of {type(model).__name__}.{hint}") from None
 
 
+def _positive_int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
 def head_count(module: torch.nn.Module) -> int | None:
+    """The head count of an attention module, or None.
+
+    Read from a ``num_heads``-like attribute, or, for attention modules that keep it only in
+    their ``config`` (Hugging Face Llama/Mistral/Qwen ``*Attention`` since transformers 4.48:
+    ``config.num_attention_heads``), from the config when the module also holds a query/key
+    projection and an output projection (so a whole model with a ``config`` is not taken for
+    one attention module).
+    """
     for attr in HEAD_ATTRS:
-        v = getattr(module, attr, None)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        v = _positive_int(getattr(module, attr, None))
+        if v is not None:
             return v
+    config = getattr(module, "config", None)
+    if config is not None:
+        children = dict(module.named_children())
+        if any(c in children for c in QK_NAMES) and any(c in children for c in OUT_PROJ):
+            for attr in HEAD_ATTRS:
+                v = _positive_int(getattr(config, attr, None))
+                if v is not None:
+                    return v
+    return None
+
+
+def _head_width(module: torch.nn.Module) -> int | None:
+    """Features per head of an attention module (``head_dim`` / ``attention_head_size``, also
+    in its ``config``), or None when it does not say."""
+    for holder in (module, getattr(module, "config", None)):
+        for attr in ("head_dim", "attention_head_size"):
+            v = _positive_int(getattr(holder, attr, None)) if holder is not None else None
+            if v is not None:
+                return v
     return None
 
 
@@ -134,15 +180,21 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
             # the output projection mixes the heads: its *input* is the heads' context
             return Site(name=name, path=name, unit="head", kind="input", num_heads=parent)
         if parent is not None:  # e.g. attention.self.query: split its output per head
+            width = _head_width(model.get_submodule(name.rsplit(".", 1)[0]))
+            out = int(module.out_features)
+            if width is not None and out != parent * width and out % width == 0:
+                # grouped-query attention: k_proj / v_proj hold fewer (key-value) heads
+                return Site(name=name, path=name, unit="head", kind="output", num_heads=out // width)
             return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
     if isinstance(module, torch.nn.MultiheadAttention):
         if module.add_zero_attn:
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
         return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
     h = num_heads or head_count(module)
-    if h is not None and not isinstance(module, torch.nn.Linear) and num_heads is None:
+    if h is not None and not isinstance(module, torch.nn.Linear):
         # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
-        # o_proj, ...) return mixed heads: read the projection's input instead
+        # o_proj, ...) return mixed heads: read the projection's input instead (also with
+        # num_heads= given: chunks of the projected output are not heads)
         children = dict(module.named_children())
         proj = next((c for c in OUT_PROJ if c in children), None)
         if proj is not None:
@@ -182,6 +234,7 @@ def qk_context_sites(model: torch.nn.Module, sites: list[Site]) -> dict[int, Sit
             ctx = resolve_site(model, parent, "head", None)
         except UnsupportedModelError:
             continue
-        if ctx.kind in ("output", "input"):
+        # grouped-query keys: one key head serves several query heads' contexts (no 1:1 map)
+        if ctx.kind in ("output", "input") and ctx.num_heads == site.num_heads:
             out[i] = ctx
     return out

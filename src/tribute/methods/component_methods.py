@@ -108,7 +108,9 @@ class Coar(Method):
         pen = torch.zeros(n + 1, dtype=torch.float64)
         pen[1:] = float(self.ridge) * k
         a = xtx + torch.diag(pen)
-        coef = torch.linalg.lstsq(a, x.T @ y).solution  # (n+1) x (B*T)
+        # SVD-based solve: with a player kept in every subset (or in none) the normal matrix is
+        # singular; the default QR solve then returned a non-least-squares fit for every player
+        coef = torch.linalg.lstsq(a, x.T @ y, driver="gelsd").solution  # (n+1) x (B*T)
         resid = y - x @ coef
         dof = k - (n + 1)
         stderr = None
@@ -235,7 +237,8 @@ class AtPStar(Method):
     For head *output* players the fix is built in (the ablation sets the head output exactly
     and the linearisation starts after the head's own softmax); see the module docstring.
     ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
-    players.
+    players. Grouped-query key heads (a ``k_proj`` with fewer heads than the queries) serve
+    several query heads' contexts; they get plain GradDrop (not in ``qk_fixed_players``).
 
     Args:
         layers: module paths of the residual layers (blocks ``x -> x + f(x)`` or post-norm
@@ -322,7 +325,9 @@ class Conductance(Method):
     ``LayerConductance`` (which sums to the same total). Needs real-valued inputs.
 
     Args:
-        n_steps: Riemann intervals along the path. default=50.
+        n_steps: Riemann intervals along the path. default=50. A ``budget`` below
+            ``n_steps + 2`` caps them (``attr.params["n_steps"]`` is the number used); an
+            explicit ``n_steps`` that the budget would cap is refused by :func:`tribute.explain`.
 
     Reference: Dhamdhere, Sundararajan & Yan (2019), "How Important Is a Neuron?" (ICLR).
     """
@@ -349,6 +354,13 @@ class Conductance(Method):
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
 
     budget_rule = "n_steps + 2 gradient points (n_steps=50)"
+    budget_param = "n_steps"
+
+    def budget_sets(self, game: Game, budget: int) -> int | None:
+        """A budget below ``n_steps + 2`` caps the steps (``budget - 1 - n_evals``); a larger one
+        leaves ``n_steps`` as given."""
+        cap = max(1, int(budget) - 1 - int(game.n_evals))
+        return cap if cap < int(self.n_steps) else None
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``n_steps`` mask gradients per input, accumulated on the fly."""
