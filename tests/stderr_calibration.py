@@ -15,9 +15,9 @@ falls within two reported standard errors, pooled over inputs and players.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
-import itertools
 from itertools import combinations
 from typing import Any
 
