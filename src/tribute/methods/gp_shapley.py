@@ -556,7 +556,7 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
                 dist: tuple[torch.Tensor, torch.Tensor] | None = None,
                 terms: tuple[torch.Tensor, torch.Tensor] | None = None,
                 low_rank: tuple[torch.Tensor, torch.Tensor, float] | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Posterior Shapley values for columns ``y`` (``C x K``) under kernels ``(lam, tau)``.
 
     The kernel is the odd product kernel plus ``tau * s . s' / n``: an extra prior variance
@@ -572,7 +572,8 @@ def _gp_columns(s: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, tau: torch.
     kernel (``kbar`` the product kernel's mean diagonal), with ``P`` the Shapley values of
     ``z -> F(z) / 2`` (the sign-aware kernel, :func:`_sign_terms`).
 
-    Returns ``(loglik C, phi C x n, var C x n, alpha C x K)``.
+    Returns ``(loglik C, phi C x n, var C x n, alpha C x K, loo C)``; ``loo`` is
+    :func:`_loo_ratio` (1 beyond ``_LOO_ROWS`` values), ``var`` the plug-in variance.
     """
     kc, n = s.shape
     if dist is None:
@@ -628,7 +629,8 @@ def _loo_ratio(chol: torch.Tensor, alpha: torch.Tensor, sigma2: torch.Tensor) ->
     eye = torch.eye(chol.shape[-1], dtype=chol.dtype).expand_as(chol)
     kinv_diag = (torch.linalg.solve_triangular(chol, eye, upper=False) ** 2).sum(-2)  # G x K
     cv = (alpha[..., 0] ** 2 / kinv_diag.clamp_min(1e-300)).mean(-1)
-    return (cv / sigma2.clamp_min(1e-300)).clamp_min(1.0)
+    ratio: torch.Tensor = (cv / sigma2.clamp_min(1e-300)).clamp_min(1.0)
+    return ratio
 
 
 def _select(best: dict[str, torch.Tensor] | None, ll: torch.Tensor, **vals: torch.Tensor,
