@@ -237,7 +237,7 @@ def _sign_posterior(n: int, seed: int, game):
     lam = torch.full((1, n), 4.0 / n, dtype=torch.float64)
     tau = torch.tensor([10.0], dtype=torch.float64)
     feat, shap, _ = _sign_terms(sa, a)
-    _, phi, var, alpha = _gp_columns(sa, y, lam, tau, len(s), 1e-12, shared=False,
+    _, phi, var, alpha, _ = _gp_columns(sa, y, lam, tau, len(s), 1e-12, shared=False,
                                       lin=sa @ sa.T / n, low_rank=(feat, shap, _SIGN_RHO))
     kbar = float(torch.diagonal(_kernel(sa, sa, lam)[0]).mean())
 
@@ -346,9 +346,9 @@ def test_student_t_predictive_is_calibrated_under_the_model():
     tau = torch.zeros(1, dtype=torch.float64)
     k = _kernel(sa, sa, lam)[0]
     y = (torch.linalg.cholesky(k) @ torch.randn(m + 1, draws, generator=g, dtype=torch.float64)).T
-    _, phi, var, _ = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
+    _, phi, var, _, _ = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
     # the true Shapley values given y: posterior mean + unit-amplitude posterior sd x N(0, 1)
-    _, _, unit, _ = _gp_columns(sa, torch.cat([y[:1], -y[:1]]), lam, tau, m, 1e-12, shared=True,
+    _, _, unit, _, _ = _gp_columns(sa, torch.cat([y[:1], -y[:1]]), lam, tau, m, 1e-12, shared=True,
                                 lin=sa @ sa.T / n)
     quad = torch.cholesky_solve(y.T, torch.linalg.cholesky(k)).mul(y.T).sum(0)  # y^T K^-1 y
     pv = unit[0] / (quad[:1] / (m + 1))  # unit-amplitude posterior variances (data-free)
@@ -416,7 +416,7 @@ def test_even_half_raises_the_amplitude_only_where_it_shows_a_rougher_game():
         y, ye = halves(f)
         ratios = []
         for tau in (tau0, tau10):
-            _, _, _, alpha = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
+            _, _, _, alpha, _ = _gp_columns(sa, y, lam, tau, m, 1e-12, shared=True, lin=sa @ sa.T / n)
             ratios.append(float(_even_ratio(sa, y, ye, lam, alpha, tau)[0]))
         assert ratios[1] == 1.0  # tau > 0: untouched
         assert (ratios[0] > 10.0) if big else (ratios[0] == 1.0), (f.__name__, ratios)

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import StderrWarning, user_stacklevel
 
-__all__ = ["StderrWarning", "inflate", "moderate", "t_factor", "warn_undefined"]
+__all__ = ["StderrWarning", "inflate", "inflate_welch", "moderate", "t_factor", "warn_undefined"]
 
 #: Two-sided coverage of +-2 standard normal deviations (0.9545): the convention "within two
 #: standard errors" is matched to the t quantile of the same tail probability.
@@ -73,3 +73,35 @@ def warn_undefined(method: str, why: str, fix: str) -> None:
     """Warn that ``method``'s standard errors are NaN because ``why``; ``fix`` says how."""
     warnings.warn(f"{method}: standard errors are not estimable ({why}); stderr is NaN. {fix}",
                   StderrWarning, stacklevel=user_stacklevel())
+
+
+def inflate_welch(var: torch.Tensor, welch: torch.Tensor, dof: int) -> torch.Tensor:
+    """Pooled, t-inflated standard errors from a stratified variance ``var = sum_h V_h``.
+
+    The t factor of each entry uses the Welch-Satterthwaite degrees of freedom
+    ``var^2 / welch`` (``welch = sum_h V_h^2 / dof_h``), clipped to ``[1, dof]`` (``dof`` where
+    ``var`` is 0); the factor is interpolated linearly between integer degrees of freedom
+    (:func:`t_factor` is convex in them, so the interpolation errs on the wide side). Pooling across
+    players (:func:`moderate`) keeps the fit's ``dof``.
+    """
+    if dof < 1:
+        return torch.full_like(var, float("nan"))
+    eff = torch.where(welch > 0, var * var / welch.clamp_min(1e-300), torch.full_like(var, float(dof)))
+    eff = eff.nan_to_num(nan=float(dof)).clamp(min=1.0, max=float(dof))
+    if eff.numel() == 0:
+        return var.sqrt()
+    lo = eff.floor()
+    first, last = int(lo.min()), int(lo.max()) + 1
+    table = _t_factors(first, last).to(var.device)  # t_factor(d) for d = first..last
+    i = lo.long() - first
+    frac = eff - lo
+    factor = table[i] * (1.0 - frac) + table[(i + 1).clamp(max=last - first)] * frac
+    return moderate(var, float(dof)).sqrt() * factor
+
+
+def _t_factors(first: int, last: int) -> torch.Tensor:
+    """``t_factor(d)`` for the integers ``d = first..last`` (one vectorised quantile call)."""
+    from scipy.stats import t as student_t
+
+    d = torch.arange(first, last + 1, dtype=torch.float64)
+    return torch.as_tensor(student_t.ppf(_TAIL, d.numpy()), dtype=torch.float64) / 2.0

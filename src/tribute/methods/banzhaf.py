@@ -18,7 +18,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..params import Options, declare
-from ._stderr import inflate, warn_undefined
+from ._stderr import inflate, inflate_welch, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 from .exact import value_table
 
@@ -77,7 +77,8 @@ def msr_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     Returns:
         ``(phi, stderr)``, each ``B x T x n``: ``phi_i = mean(y | i in S) - mean(y | i not in S)``
         and ``stderr_i = sqrt(s1^2 / K1 + s0^2 / K0)`` (Welch), pooled towards the other
-        players' and t-inflated with ``K - 2`` dof (:mod:`._stderr`). Players never (or always)
+        players' and t-inflated with the Welch-Satterthwaite dof of the two sides (Welch 1947;
+        ``K - 2`` only when both sides are alike: :func:`._stderr.inflate_welch`). Players never (or always)
         present get ``nan``; a side with a single coalition gives an ``nan`` standard error.
     """
     z = masks.to(torch.float64)
@@ -95,9 +96,23 @@ def msr_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     # unbiased variances from sums of squares (the centring above does not change them)
     var1 = torch.where(k1 > 1, (q1 - k1 * m1**2) / (k1 - 1).clamp(min=1), nan).clamp(min=0)
     var0 = torch.where(k0 > 1, (q0 - k0 * m0**2) / (k0 - 1).clamp(min=1), nan).clamp(min=0)
-    stderr = (var1 / k1.clamp(min=1) + var0 / k0.clamp(min=1)).sqrt()
-    # few coalitions: pooled towards the other players and t-inflated (two-sample dof K - 2)
-    return m1 - m0, inflate(stderr, z.shape[0] - 2)
+    v1, v0 = var1 / k1.clamp(min=1), var0 / k0.clamp(min=1)
+    # few coalitions: pooled towards the other players and t-inflated with the Welch-Satterthwaite
+    # dof of the two sides (between min(K1, K0) - 1 and K - 2)
+    welch = v1**2 / (k1 - 1).clamp(min=1) + v0**2 / (k0 - 1).clamp(min=1)
+    stderr = inflate_welch(v1 + v0, welch, z.shape[0] - 2)
+    # a side drawn as one coalition repeated has a spread of 0 by construction, not by estimate
+    # (uniform draws repeat often when 2^n is small: at 4 players and 4 draws, |err| / stderr was
+    # inf for 3% of the values): no variance is seen there
+    distinct = torch.unique(z, dim=0)
+    d1 = distinct.sum(0)
+    blind = (d1 < 2) | (distinct.shape[0] - d1 < 2)
+    if bool(blind.any()):
+        stderr = torch.where(blind, torch.full_like(stderr, float("nan")), stderr)
+        warn_undefined("banzhaf", f"{int(blind.sum())} of {z.shape[1]} players saw fewer than 2 "
+                       f"distinct coalitions on one side among {z.shape[0]} draws",
+                       "Raise budget (8 or more draws, or the exact 2^n).")
+    return m1 - m0, stderr
 
 
 def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from ..attribution import Attribution
 from ..games.base import Game
 from ..params import NONE, Interval, Options, declare
 from ._blocks import block_bounds
-from ._stderr import _TAIL, inflate, moderate, warn_undefined
+from ._stderr import inflate, inflate_welch, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["KernelShap", "PermutationShapley", "clear_design_cache", "kernel_shap_design",
@@ -506,37 +506,7 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
     return se
 
 
-def _inflate_welch(var: torch.Tensor, welch: torch.Tensor, dof: int) -> torch.Tensor:
-    """Pooled, t-inflated standard errors from a stratified variance ``var = sum_h V_h``.
-
-    The t factor of each entry uses the Welch-Satterthwaite degrees of freedom
-    ``var^2 / welch`` (``welch = sum_h V_h^2 / dof_h``), clipped to ``[1, dof]`` (``dof`` where
-    ``var`` is 0); the factor is interpolated linearly between integer degrees of freedom
-    (:func:`._stderr.t_factor` is convex in them, so the interpolation errs on the wide side). Pooling across
-    players (:func:`._stderr.moderate`) keeps the fit's ``dof``.
-    """
-    if dof < 1:
-        return torch.full_like(var, float("nan"))
-    eff = torch.where(welch > 0, var * var / welch.clamp_min(1e-300), torch.full_like(var, float(dof)))
-    eff = eff.nan_to_num(nan=float(dof)).clamp(min=1.0, max=float(dof))
-    if eff.numel() == 0:
-        return var.sqrt()
-    lo = eff.floor()
-    first, last = int(lo.min()), int(lo.max()) + 1
-    table = _t_factors(first, last).to(var.device)  # t_factor(d) for d = first..last
-    i = lo.long() - first
-    frac = eff - lo
-    factor = table[i] * (1.0 - frac) + table[(i + 1).clamp(max=last - first)] * frac
-    return moderate(var, float(dof)).sqrt() * factor
-
-
-def _t_factors(first: int, last: int) -> torch.Tensor:
-    """``t_factor(d)`` for the integers ``d = first..last`` (one vectorised quantile call)."""
-    from scipy.stats import t as student_t
-
-    d = np.arange(first, last + 1, dtype=np.float64)
-    out = torch.from_numpy(np.asarray(student_t.ppf(_TAIL, d), dtype=np.float64) / 2.0)
-    return out
+_inflate_welch = inflate_welch  # moved to ._stderr (banzhaf uses it too)
 
 
 def _warn_blind(count: int, total: int, n: int) -> None:
