@@ -218,9 +218,9 @@ def test_nngp_share_caps_the_members_weight(monkeypatch):
     n = 3
     unused = torch.zeros(1, n)  # kernel parameters the pass would read; the fake ignores them
     pool = [(torch.tensor([0.0]), torch.tensor([[1.0, 0.0, 0.0]]), torch.full((1, n), 0.1), unused,
-             unused, unused),
+             unused, unused, torch.ones(1)),
             (torch.tensor([0.0]), torch.tensor([[0.0, 1.0, 0.0]]), torch.full((1, n), 0.1), unused,
-             unused, unused)]
+             unused, unused, torch.ones(1))]
     best = {"lam": unused, "tau": unused, "alpha": unused, "phi": unused,
             "var": torch.full((1, n), 0.1)}
     member_phi = torch.tensor([[0.0, 0.0, 1.0]])
