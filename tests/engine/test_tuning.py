@@ -159,9 +159,13 @@ def test_engine_tunes_to_the_models_best_size_and_caches_it():
     # tenth of its time per pass; 128 or 512 when the machine stretches a sleep), that size is
     # clearly slower, so the skipped sizes are timed after all from 64 on. On a loaded machine
     # the stretched sleeps make the fit noisy, and the tuner then doubles without skipping (to
-    # 64 directly): both paths must end at the sweet spot.
+    # 64 directly): both paths must end at the sweet spot. A sleep stretched on the 32-row pass
+    # makes 32 look clearly slower than 16, and the tuner times it again before that ends the
+    # search (a fresh-clone CI run beside other work: sizes[4] == 32); the best size and the
+    # rates above are checked whatever the path.
     assert model.sizes[1:4] == [16, 16, 32]
-    assert (model.sizes[4] in (128, 256, 512) and 64 in model.sizes[5:7]) or model.sizes[4] == 64
+    assert (model.sizes[4] in (128, 256, 512) and 64 in model.sizes[5:7]) or \
+        model.sizes[4] in (32, 64)
     # every row was evaluated exactly once: tuning chunks are real work
     assert sum(model.sizes[1:]) == 2 * 800 and game.engine.n_rows == 2 + 2 * 800
     # a second game on the same model and row size reuses the tuned size at once
