@@ -98,6 +98,20 @@ def toy_game(n: int, n_inputs: int = 8, seed: int = 0, pairs: int | None = None,
     return ToyGame(n, terms, x)
 
 
+def and_game(n: int, n_inputs: int = 4, seed: int = 0) -> ToyGame:
+    """Rare strong interactions: small linear terms, a three-way product of weight 3 (a random
+    coalition switches it on with probability 1/8 at ``p = 0.5``) and strong pairs, on inputs
+    that are all "on" (positive, so no sign cancels the product)."""
+    rng = np.random.default_rng(1000 + seed)
+    terms: list[tuple[float, tuple[int, ...]]] = [(0.2 * float(rng.normal()), (i,)) for i in range(n)]
+    perm = rng.permutation(n)
+    terms.append((3.0, tuple(int(j) for j in perm[:3])))
+    for k in range(3, n - 1, 2):
+        terms.append((2.0 * float(rng.normal()), (int(perm[k]), int(perm[k + 1]))))
+    x = np.abs(rng.normal(size=(n_inputs, n))) + 0.5
+    return ToyGame(n, terms, x)
+
+
 TRUTH = {"kernel_shap": "shapley", "permutation_shapley": "shapley", "gp_shapley": "shapley",
          "exact_shapley": "shapley", "banzhaf": "banzhaf", "rise": "rise", "sobol": "sobol_total"}
 

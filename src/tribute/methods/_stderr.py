@@ -13,7 +13,12 @@ that promise at small budgets:
   standard empirical-Bayes pooling (Smyth 2004, limma's moderated variances);
 * **not estimable** — with no degrees of freedom left (an interpolating regression, one
   replicate) the standard error is ``NaN`` and :class:`StderrWarning` says why and which
-  budget would fix it; never a small number.
+  budget would fix it; never a small number;
+* **skewed draws** — a mean of draws with rare large values (a strong interaction that few
+  random coalitions switch on) is skewed, and the t interval then covers less than it claims
+  (0.83-0.90 within 2 standard errors at 12-26 masks on an AND game): :func:`inflate_skewed`
+  widens it by the second-order Edgeworth expansion of the Studentized mean, from the draws'
+  own skewness and kurtosis (Hall 1992).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import torch
 
 from ..errors import StderrWarning, user_stacklevel
 
-__all__ = ["StderrWarning", "inflate", "inflate_welch", "moderate", "t_factor", "warn_undefined"]
+__all__ = ["StderrWarning", "central_moments", "inflate", "inflate_skewed", "inflate_welch", "moderate",
+           "t_factor", "warn_undefined"]
 
 #: Two-sided coverage of +-2 standard normal deviations (0.9545): the convention "within two
 #: standard errors" is matched to the t quantile of the same tail probability.
@@ -105,3 +111,97 @@ def _t_factors(first: int, last: int) -> torch.Tensor:
 
     d = torch.arange(first, last + 1, dtype=torch.float64)
     return torch.as_tensor(student_t.ppf(_TAIL, d.numpy()), dtype=torch.float64) / 2.0
+
+
+#: Two-sided coverage the Edgeworth correction restores (that of +-2 normal deviations).
+_TWO_SIDED = 2.0 * _TAIL - 1.0
+#: The skewness correction widens an interval at most this many times the normal one's
+#: (beyond it the expansion itself is no longer a guide).
+_SKEW_MAX = 4.0
+#: Grid steps of the half-width searched (in standard errors; the found width errs wide).
+_SKEW_COARSE = 0.25
+_SKEW_STEP = 0.02
+
+
+def central_moments(s1: torch.Tensor, s2: torch.Tensor, s3: torch.Tensor, s4: torch.Tensor,
+                    n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Second, third and fourth central moments (divided by ``n``) from raw power sums
+    ``s_j = sum_k y_k^j`` of ``n`` draws (float64; for draws whose spread is not tiny next to
+    their mean, as masked values are: a mask that drops the value makes them bimodal)."""
+    mu = s1 / n
+    e2, e3, e4 = s2 / n, s3 / n, s4 / n
+    m2 = (e2 - mu * mu).clamp_min(0.0)
+    m3 = e3 - 3.0 * mu * e2 + 2.0 * mu**3
+    m4 = (e4 - 4.0 * mu * e3 + 6.0 * mu * mu * e2 - 3.0 * mu**4).clamp_min(0.0)
+    return m2, m3, m4
+
+
+def _edgeworth_coverage(x: torch.Tensor, skew2: torch.Tensor, kurt: torch.Tensor,
+                        n: int) -> torch.Tensor:
+    """``P(|T| <= x)`` for the Studentized mean of ``n`` draws to order ``1/n``:
+    ``2 Phi(x) - 1 + (2/n) q(x) phi(x)`` with
+    ``q(x) = x [kappa (x^2 - 3) / 12 - gamma^2 (x^4 + 2 x^2 - 3) / 18 - (x^2 + 3) / 4]``
+    (Hall 1992, The Bootstrap and Edgeworth Expansion, sec. 2.6; ``gamma`` the skewness,
+    ``kappa`` the excess kurtosis; the odd ``1/sqrt(n)`` terms cancel in a two-sided interval)."""
+    x2 = x * x
+    q = x * (kurt * (x2 - 3.0) / 12.0 - skew2 * (x2 * x2 + 2.0 * x2 - 3.0) / 18.0 - (x2 + 3.0) / 4.0)
+    phi = torch.exp(-0.5 * x2) / math.sqrt(2.0 * math.pi)
+    big_phi = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    return 2.0 * big_phi - 1.0 + 2.0 / n * q * phi
+
+
+def _first_reaching(grid: torch.Tensor, skew2: torch.Tensor, kurt: torch.Tensor,
+                    n: int) -> torch.Tensor:
+    """Index of the first row of ``grid`` (``points x entries`` or ``points x 1``) whose expanded
+    coverage reaches the target, per entry; the last row where none does."""
+    reach = _edgeworth_coverage(grid, skew2[None], kurt[None], n) >= _TWO_SIDED
+    last = torch.full(skew2.shape, grid.shape[0] - 1, dtype=torch.long)
+    return torch.where(reach.any(0), reach.to(torch.uint8).argmax(0), last)
+
+
+def inflate_skewed(se: torch.Tensor, m2: torch.Tensor, m3: torch.Tensor, m4: torch.Tensor,
+                   n: int, k0: float = 2.0) -> torch.Tensor:
+    """:func:`inflate` (pooled, t-inflated with ``n - 1`` dof), widened where the draws are skewed.
+
+    ``se`` is each entry's raw standard error of a mean of ``n`` i.i.d. draws and ``m2, m3, m4``
+    the draws' central moments (divided by ``n``). Where the second-order Edgeworth expansion of
+    the Studentized mean (:func:`_edgeworth_coverage`, with the sample skewness and excess
+    kurtosis, adjusted for small samples as Joanes & Gill 1998 do) says that ``+-2`` of the
+    inflated errors cover less than ``+-2`` normal deviations do (95.45%), the standard error
+    is raised to ``x / 2`` raw errors, ``x`` the smallest half-width (in raw errors, on a grid of
+    ``0.02``) whose expanded coverage reaches 95.45%, at most ``2 * _SKEW_MAX``. Never lowered.
+    The expansion sees only what the draws show: an interaction that none of them switched on
+    leaves no skewness to correct. Entries with ``m2 = 0`` are left to :func:`inflate`.
+    """
+    out = inflate(se, float(n - 1), k0)
+    if n < 4 or out.numel() == 0:
+        return out
+    ok = m2 > 0
+    safe = torch.where(ok, m2, torch.ones_like(m2))
+    g1 = torch.where(ok, m3 / safe**1.5, torch.zeros_like(m2))
+    g2 = torch.where(ok, m4 / (safe * safe) - 3.0, torch.zeros_like(m2))
+    # small-sample adjusted skewness and excess kurtosis (Joanes & Gill 1998, G1 and G2)
+    skew = g1 * math.sqrt(n * (n - 1)) / (n - 2)
+    kurt = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3)) if n > 3 else g2
+    skew2 = skew * skew
+    # entries whose inflated interval already covers: nothing to search
+    have = torch.where(se > 0, out / se.clamp_min(1e-300), torch.zeros_like(se))
+    need = ok & (se > 0) & (_edgeworth_coverage(2.0 * have, skew2, kurt, n) < _TWO_SIDED)
+    if not bool(need.any()):
+        return out
+    idx = need.nonzero(as_tuple=True)
+    s2, ku = skew2[idx], kurt[idx]
+    # the first half-width on a coarse grid whose coverage reaches the target, then the first
+    # on the fine grid of the coarse step before it (the coverage is not monotone for large
+    # skewness, so the search scans up from 2 instead of bisecting)
+    coarse = torch.arange(2.0, 2.0 * _SKEW_MAX + _SKEW_COARSE / 2, _SKEW_COARSE, dtype=se.dtype)
+    j = _first_reaching(coarse[:, None], s2, ku, n)
+    lo = coarse[(j - 1).clamp_min(0)]
+    steps = torch.arange(1, math.ceil(_SKEW_COARSE / _SKEW_STEP) + 1, dtype=se.dtype)
+    fine = lo[None] + steps[:, None] * _SKEW_STEP
+    k = _first_reaching(fine, s2, ku, n)
+    x = torch.minimum(fine.gather(0, k[None])[0], coarse[j])  # coarse[j] reaches (or is the cap)
+    x = torch.where(j == 0, coarse[0], x)
+    widened = out.clone()
+    widened[idx] = torch.maximum(out[idx], se[idx] * x / 2.0)
+    return widened

@@ -30,7 +30,7 @@ from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.features import FeatureGame
 from ..params import InstanceOf, Interval, declare
-from ._stderr import inflate
+from ._stderr import central_moments, inflate, inflate_skewed
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
@@ -145,6 +145,9 @@ class Rise(Method):
         b_count, t_count = game.n_samples, game.n_targets
         s1 = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_k v_k m_k
         s2 = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_k (v_k m_k)^2
+        # sum_k (v_k m_k)^3 and ^4: the draws' skewness and kurtosis (plain saliency only)
+        s3 = torch.zeros(b_count, t_count, n, dtype=torch.float64) if not self.center else None
+        s4 = torch.zeros(b_count, t_count, n, dtype=torch.float64) if not self.center else None
         vsum = torch.zeros(b_count, t_count, dtype=torch.float64)
         msum = torch.zeros(n, dtype=torch.float64)
         # centre=True: sums of u = v - c (c: the first block's mean value, a pivot against
@@ -156,7 +159,11 @@ class Rise(Method):
         for blk in game.value_stream(n_masks, make):
             m, v = blk.masks, blk.values  # k x n, B x k x T
             s1 += torch.einsum("bkt,kn->btn", v, m)
-            s2 += torch.einsum("bkt,kn->btn", v**2, m**2)
+            m2 = m if bern is not None else m**2  # Bernoulli masks are 0 / 1: m^j = m
+            s2 += torch.einsum("bkt,kn->btn", v**2, m2)
+            if s3 is not None and s4 is not None:
+                s3 += torch.einsum("bkt,kn->btn", v**3, m if bern is not None else m2 * m)
+                s4 += torch.einsum("bkt,kn->btn", v**4, m if bern is not None else m2 * m2)
             vsum += v.sum(1)
             msum += m.sum(0)
             if cen is not None:
@@ -169,13 +176,16 @@ class Rise(Method):
             sal = sal - mean_v[..., None] * (msum / (n_masks * p))
         if cen is not None:
             var = cen.variance(n_masks, p, msum)
+            # few masks: pooled towards the other players and t-inflated (:mod:`._stderr`)
+            stderr = inflate((var / n_masks).sqrt(), n_masks - 1)
         else:
             # Monte Carlo standard error of the mean of y_k = v_k m_k / p
-            ey = s1 / (n_masks * p)
-            ey2 = s2 / (n_masks * p * p)
-            var = (ey2 - ey**2).clamp(min=0) * n_masks / max(n_masks - 1, 1)
-        # few masks: pooled towards the other players and t-inflated (:mod:`._stderr`)
-        stderr = inflate((var / n_masks).sqrt(), n_masks - 1)
+            assert s3 is not None and s4 is not None
+            m2, m3, m4 = central_moments(s1 / p, s2 / p**2, s3 / p**3, s4 / p**4, n_masks)
+            var = m2 * n_masks / max(n_masks - 1, 1)
+            # few masks: pooled, t-inflated, and widened where the draws are skewed (a strong
+            # interaction that few masks switch on; :func:`._stderr.inflate_skewed`)
+            stderr = inflate_skewed((var / n_masks).sqrt(), m2, m3, m4, n_masks)
         params = {**self.get_params(), "smooth_masks": images}
         return game.attribution(sal, self.name, params, stderr=stderr,
                                 extra={"mean_value": _np(mean_v, game)})

@@ -32,7 +32,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..params import Interval, Options, declare
-from ._stderr import inflate, warn_undefined
+from ._stderr import inflate_skewed, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Sobol", "jansen_total", "replicate_count", "sobol_designs"]
@@ -144,8 +144,12 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor, replicate
     means = sums / counts
     se = means.std(dim=-1, unbiased=True) / math.sqrt(r_count)
     se = torch.where(ok, se, torch.zeros_like(se))
-    # few replicates: pooled towards the other players and t-inflated (:mod:`._stderr`)
-    return st, inflate(se, r_count - 1)
+    dev = means - means.mean(dim=-1, keepdim=True)
+    m2, m3, m4 = ((dev**j).mean(dim=-1) for j in (2, 3, 4))
+    # few replicates: pooled towards the other players, t-inflated, and widened where the
+    # replicates are skewed (squared differences that a rare interaction makes large;
+    # :func:`._stderr.inflate_skewed`)
+    return st, inflate_skewed(se, m2, m3, m4, r_count)
 
 
 @register
