@@ -125,7 +125,10 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     if flipped.all() or not flipped.any():
         raise InputError("mislabel_auc: ground_truth must flag some, but not all, examples.")
     self_inf = np.abs(flat[np.arange(n), 0, np.arange(n)])
-    clean = np.sort(self_inf[~flipped])
+    # an undefined (NaN) self-influence is no evidence either way: it is not compared with
+    clean = np.sort(self_inf[~flipped & np.isfinite(self_inf)])
+    if clean.size == 0:
+        raise InputError("mislabel_auc: no clean example has a finite self-influence.")
     lo = np.searchsorted(clean, self_inf, side="left")
     hi = np.searchsorted(clean, self_inf, side="right")
     frac = (lo + 0.5 * (hi - lo)) / len(clean)
