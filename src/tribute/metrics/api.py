@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,15 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
+from ..games.features import DEFAULT_BASELINE
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
 from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
-__all__ = ["Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
+__all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,11 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
 def metrics() -> dict[str, MetricInfo]:
     """The metric registry: name -> :class:`MetricInfo` (category, direction, needs, paper)."""
     return {name: m.info for name, m in metric_registry().items()}
+
+
+class BaselineMismatchWarning(UserWarning):
+    """:func:`evaluate` scores an attribution under another baseline than it was computed with
+    (the default 0.0 where ``explain`` was given another one)."""
 
 
 # ------------------------------------------------------------- default explain
@@ -280,6 +287,30 @@ def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
         )
 
 
+def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
+    """Warn when the default zero baseline scores an attribution made with other baselines.
+
+    ``evaluate``'s baseline defaults to 0.0 whatever ``explain`` was given: exact Shapley
+    values for ``baseline=1`` scored a ``shapley_error`` of 1.28 (0 against their own game)
+    and deletion removed features to zeros instead of the baseline they were credited
+    against, silently. The fingerprint ``explain`` records (``params["baseline_digest"]``)
+    tells; attributions without one (built by hand) are not checked.
+    """
+    if game.kind != "feature":
+        return
+    recorded = attr.params.get("baseline_digest")
+    digest = getattr(game, "baseline_digest", None)
+    here = digest() if callable(digest) else None
+    if isinstance(recorded, str) and here is not None and recorded != here:
+        warnings.warn(
+            f"metric {metric!r} removes players to this call's baseline, which defaults to 0.0, "
+            "but the attribution was computed with other baselines (its "
+            f"params['baseline_digest'] is {recorded}, 0.0 gives {here}), so the score is not "
+            "about the game the credits describe. Pass the baseline (or Background) given to "
+            "tribute.explain, or baseline=0.0 to score removal to zeros on purpose.",
+            BaselineMismatchWarning, stacklevel=user_stacklevel())
+
+
 def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) -> None:
     """Refuse an explicit ``target`` that resolves to other classes than the attribution's.
 
@@ -328,7 +359,7 @@ def evaluate(
     metric: str = "deletion",
     *,
     target: TargetLike = None,
-    baseline: Any = 0.0,
+    baseline: Any = DEFAULT_BASELINE,
     groups: Any = None,
     explain: Callable[..., Attribution] | None = None,
     ground_truth: Any = None,
@@ -360,7 +391,12 @@ def evaluate(
             position).
         baseline: removal value of the game (as in :func:`tribute.explain`), or ``"blur"`` /
             :class:`Blur` for a Gaussian-blurred copy of each image. Also the baseline the
-            default explain callable uses. default=0.0.
+            default explain callable uses. default=0.0; when it is not given, a metric that
+            reads the game's values warns (:class:`BaselineMismatchWarning`) for an
+            attribution that records other baselines (``params["baseline_digest"]``): exact
+            Shapley values for ``baseline=1`` had a ``shapley_error`` of 1.28 against the
+            zero-baseline game. Pass the attribution's baseline, or ``baseline=0.0`` to remove
+            to zeros on purpose.
         groups: player groups; default None = the attribution's groups (``attr.groups``).
         explain: for metrics that re-explain: ``explain(inputs) -> Attribution``
             (robustness, ``random_logit``) or ``explain(model, inputs) -> Attribution``
@@ -389,6 +425,9 @@ def evaluate(
     """
     m = get_metric(metric)
     info = m.info
+    baseline_given = baseline is not DEFAULT_BASELINE
+    if not baseline_given:
+        baseline = 0.0  # a plain 0.0: the game's out-of-distribution warning is explain's
     if not isinstance(attr, Attribution):
         raise InputError(
             f"attr is a {type(attr).__name__}; pass the Attribution returned by tribute.explain."
@@ -447,6 +486,8 @@ def evaluate(
         if given_target is None and attr.targets is None and game.target.to_numpy() is not None:
             raise no_targets
         _check_same_targets(attr, game, given_target, info.name)
+        if not baseline_given and info.reads_values:
+            _check_default_baseline(attr, game, info.name)
         ctx: dict[str, Any] = {}
         spent = 0  # evaluations of checks made before the metric runs (counted in its n_evals)
         if "inputs" in info.needs:

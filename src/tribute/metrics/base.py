@@ -193,6 +193,8 @@ class MetricInfo:
         defaults: hyperparameters and their defaults.
         summary: first paragraph of the docstring.
         games: game kinds it works on.
+        reads_values: whether the score depends on the game's values (its removal operator:
+            baseline, background, ablation), not only on the credits. default=True.
     """
 
     name: str
@@ -203,12 +205,13 @@ class MetricInfo:
     defaults: dict[str, Any]
     summary: str
     games: tuple[str, ...]
+    reads_values: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "category": self.category,
                 "higher_is_better": self.higher_is_better, "needs": list(self.needs),
                 "paper": self.paper, "defaults": dict(self.defaults), "summary": self.summary,
-                "games": list(self.games)}
+                "games": list(self.games), "reads_values": self.reads_values}
 
 
 class Metric:
@@ -435,8 +438,13 @@ def register_metric(
     paper: str,
     needs: tuple[str, ...] = (),
     games: tuple[str, ...] = ("feature", "component", "data"),
+    reads_values: bool = True,
 ) -> Callable[[Callable[..., Scores]], Metric]:
-    """Decorator: register a metric function with its metadata (see the module docstring)."""
+    """Decorator: register a metric function with its metadata (see the module docstring).
+
+    ``reads_values=False`` marks a metric computed from the credits alone (and a truth), whose
+    score does not depend on the game's removal operator (see :class:`MetricInfo`).
+    """
 
     def deco(fn: Callable[..., Scores]) -> Metric:
         sig = inspect.signature(fn)
@@ -448,7 +456,8 @@ def register_metric(
         doc = inspect.getdoc(fn) or ""
         info = MetricInfo(name=name, category=category, higher_is_better=higher_is_better,
                           needs=tuple(needs), paper=paper, defaults=defaults,
-                          summary=doc.split("\n\n")[0].replace("\n", " "), games=tuple(games))
+                          summary=doc.split("\n\n")[0].replace("\n", " "), games=tuple(games),
+                          reads_values=reads_values)
         metric = Metric(fn, info)
         METRICS.add(name, metric)
         return metric

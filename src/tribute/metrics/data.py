@@ -93,7 +93,7 @@ def _flipped_indices(gt: np.ndarray, n: int) -> np.ndarray:
                  needs=("ground_truth",),
                  paper="Koh & Liang (2017); Pruthi et al. (2020), Estimating Training Data "
                        "Influence by Tracing Gradient Descent (self-influence finds mislabels)",
-                 games=("data",))
+                 games=("data",), reads_values=False)
 def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     """AUROC of self-influence ``|phi_ii|`` as a detector of flipped training labels.
 

@@ -75,6 +75,7 @@ def _assign(module: torch.nn.Module, values: dict[str, torch.Tensor]) -> None:
 @register_metric(
     name="model_randomisation", higher_is_better=False, category="randomisation",
     needs=("model_explain", "inputs", "torch_module"), games=("feature", "component"),
+    reads_values=False,
     paper="Adebayo et al. (2018), Sanity Checks for Saliency Maps; caveats: " + _BINDER,
 )
 def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callable[..., Any],
@@ -166,7 +167,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
 
 @register_metric(
     name="random_logit", higher_is_better=False, category="randomisation",
-    needs=("explain", "inputs"), games=("feature", "component"),
+    needs=("explain", "inputs"), games=("feature", "component"), reads_values=False,
     paper="Sixt, Granz & Landgraf (2020), When Explanations Lie: Why Many Modified BP "
           "Attributions Fail",
 )
