@@ -311,6 +311,33 @@ def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
             BaselineMismatchWarning, stacklevel=user_stacklevel())
 
 
+def _check_same_groups(attr: Attribution, game: Any, metric: str) -> None:
+    """Refuse ``groups`` that map the elements to players otherwise than the attribution did.
+
+    With as many players, credits computed for one grouping were scored on another, silently
+    (player ``j``'s credit judged by removing another set of elements): deletion moved from
+    0.23 to 0.37 on a 6-feature MLP. ``groups=None`` uses the attribution's own groups.
+    """
+    mine = attr.groups
+    fn = getattr(game, "groups_array", None)
+    here = fn() if callable(fn) and mine is not None else None
+    if mine is None or here is None:
+        return
+    a = np.asarray(mine)
+    b = np.asarray(here.numpy() if isinstance(here, torch.Tensor) else here)
+    if a.ndim == 1 and b.ndim == 2 and b.shape[1] == a.shape[0]:
+        a = np.broadcast_to(a, b.shape)
+    elif b.ndim == 1 and a.ndim == 2 and a.shape[1] == b.shape[0]:
+        b = np.broadcast_to(b, a.shape)
+    if a.shape == b.shape and not np.array_equal(a, b):
+        raise InputError(
+            f"metric {metric!r}: groups=... maps the input elements to players otherwise than "
+            "the attribution's groups (attr.groups), so each credit would be judged by "
+            "removing another player's elements. Omit groups= (the attribution's are used) "
+            "or explain with the groups you want to evaluate."
+        )
+
+
 def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) -> None:
     """Refuse an explicit ``target`` that resolves to other classes than the attribution's.
 
@@ -486,6 +513,8 @@ def evaluate(
         if given_target is None and attr.targets is None and game.target.to_numpy() is not None:
             raise no_targets
         _check_same_targets(attr, game, given_target, info.name)
+        if groups is not None and players is None:
+            _check_same_groups(attr, game, info.name)
         if not baseline_given and info.reads_values:
             _check_default_baseline(attr, game, info.name)
         ctx: dict[str, Any] = {}
