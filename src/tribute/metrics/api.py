@@ -171,8 +171,15 @@ def default_explainer(
     batch_size: int | None = None,
     forward_args: Sequence[Any] | None = None,
     forward_kwargs: dict[str, Any] | None = None,
+    players: PlayerSet | None = None,
+    ablation: Any = None,
 ) -> tuple[Callable[..., Attribution], Callable[..., Attribution]]:
     """Explain callables that re-run ``attr``'s method with ``attr``'s parameters.
+
+    ``players`` and ``ablation`` are the player set (components, training data) and the
+    component ablation the attribution was explained with: without them the re-explanation
+    credited the *input features*, and with as many features as components
+    ``model_randomisation`` and ``stability`` compared feature credits with component credits.
 
     Returns ``(explain(inputs, *, target=None, sample=None, **overrides),
     model_explain(model, inputs, *, target=None, sample=None))``. ``sample`` (original sample
@@ -220,7 +227,7 @@ def default_explainer(
         return _explain(m, x, method=attr.method, target=tg, baseline=base, groups=grp,
                         budget=use_budget, seed=overrides.get("seed", seed),
                         batch_size=batch_size, progress=False, output=output,
-                        forward_args=fa, forward_kwargs=fk,
+                        forward_args=fa, forward_kwargs=fk, players=players, ablation=ablation,
                         model_output=attr.params.get("model_output"), **kw)
 
     def explain(x: Any, *, target: Any = None, sample: np.ndarray | None = None,
@@ -400,6 +407,7 @@ def evaluate(
     tokenizer: Any = None,
     removal: Any = None,
     pair: str | None = None,
+    ablation: Any = None,
     **params: Any,
 ) -> MetricResult:
     """Score an attribution with a registered metric.
@@ -440,6 +448,9 @@ def evaluate(
         progress: show a progress bar (None: automatic).
         tokenizer, removal, pair: for texts, as in ``explain`` (the same text game is built;
             ``baseline`` is then unused). default=None.
+        ablation: how removed components are replaced, as in ``explain`` (component players
+            only): pass the ``ablation=`` given to ``explain``, which the attribution does not
+            record. default=None (the component set's own).
         **params: the metric's hyperparameters (see ``tribute.metrics()[name].defaults``).
 
     Returns:
@@ -496,7 +507,8 @@ def evaluate(
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
     text_settings: dict[str, Any] = {k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
-                                                        ("pair", pair)) if v is not None}
+                                                        ("pair", pair), ("ablation", ablation))
+                                     if v is not None}
     t0 = time.perf_counter()
     with adapter.session():
         game = build_game(adapter, inputs, target=use_target, baseline=game_base, labels=False,
@@ -535,7 +547,7 @@ def evaluate(
                 ex, mex = default_explainer(
                     model, attr, inputs, target=target, baseline=spec, groups=use_groups,
                     output=use_output, batch_size=batch_size, forward_args=forward_args,
-                    forward_kwargs=forward_kwargs)
+                    forward_kwargs=forward_kwargs, players=players, ablation=ablation)
             else:
                 ex = mex = explain
             if "explain" in info.needs:

@@ -29,7 +29,6 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ..games.features import FeatureGame
 from ._similarity import attribution_similarity
 from ._util import accepts, call_explain, flat_of, shared_draw_unknown, targets_rows
 from .base import Scores, check_attribution, register_metric
@@ -206,7 +205,8 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
             "metric 'random_logit' needs one class-index target per sample (not a callable or "
             "several targets)."
         )
-    ref = getattr(game, "reference_output", None) if isinstance(game, FeatureGame) else None
+    # feature and component games both keep the model's output on the explained inputs
+    ref = getattr(game, "reference_output", None)
     n_classes = int(ref.shape[1]) if ref is not None and ref.ndim == 2 else 0
     if n_classes < 2:
         raise InputError(
