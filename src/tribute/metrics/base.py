@@ -193,6 +193,8 @@ class MetricInfo:
         defaults: hyperparameters and their defaults.
         summary: first paragraph of the docstring.
         games: game kinds it works on.
+        reads_values: whether the score depends on the game's values (its removal operator:
+            baseline, background, ablation), not only on the credits. default=True.
     """
 
     name: str
@@ -203,12 +205,13 @@ class MetricInfo:
     defaults: dict[str, Any]
     summary: str
     games: tuple[str, ...]
+    reads_values: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "category": self.category,
                 "higher_is_better": self.higher_is_better, "needs": list(self.needs),
                 "paper": self.paper, "defaults": dict(self.defaults), "summary": self.summary,
-                "games": list(self.games)}
+                "games": list(self.games), "reads_values": self.reads_values}
 
 
 class Metric:
@@ -251,17 +254,46 @@ class Metric:
                    if "model_explain" in missing else "")
                 + "; tribute.evaluate supplies them from its arguments."
             )
-        check_attribution(game, attr, info.name)
+        flat = check_attribution(game, attr, info.name)
         params = {**info.defaults, **{k: v for k, v in kwargs.items() if k in info.defaults}}
         before = game.n_evals
         t0 = time.perf_counter()
         out = self.fn(game, attr, **kwargs)
         seconds = time.perf_counter() - t0
+        out = undefined_where_not_finite(info.name, flat, out)
         return finish(info, out, params, game.n_evals - before + out.n_evals, seconds,
                       multi_target=attr.layout.multi_target)
 
     def __repr__(self) -> str:
         return f"<metric {self.info.name!r}>"
+
+
+def undefined_where_not_finite(metric: str, flat: np.ndarray, out: Scores) -> Scores:
+    """NaN scores for the samples (and targets) whose credits hold a NaN or an infinity.
+
+    Such credits have no order, sum or share: deletion ranked NaN credits last and scored
+    the sample as if they were the smallest, complexity gave an infinite credit a perfect 0,
+    auroc and precision_at_k a number. Their score is undefined (NaN, counted in
+    ``extra["n_undefined"]``), and a :class:`RuntimeWarning` names the samples.
+    """
+    bad = ~np.isfinite(flat).all(axis=-1)  # B x T
+    if not bad.any():
+        return out
+    vals = np.array(out.values, dtype=np.float64)  # a copy: the metric may share its array
+    if vals.ndim == 1:
+        vals[bad.any(axis=1)] = np.nan
+    elif vals.shape == bad.shape:
+        vals[bad] = np.nan
+    else:
+        vals[bad.any(axis=1)] = np.nan
+    rows = np.flatnonzero(bad.any(axis=1))
+    warnings.warn(
+        f"metric {metric!r}: the credits of sample(s) {rows[:10].tolist()}"
+        f"{' ...' if rows.size > 10 else ''} hold NaN or infinite values; their scores are NaN "
+        "(left out of the mean). Check the method's output for those samples.",
+        RuntimeWarning, stacklevel=user_stacklevel())
+    extra = {**out.extra, "nonfinite_credit_samples": rows}
+    return Scores(vals, extra, out.n_evals)
 
 
 def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
@@ -406,8 +438,13 @@ def register_metric(
     paper: str,
     needs: tuple[str, ...] = (),
     games: tuple[str, ...] = ("feature", "component", "data"),
+    reads_values: bool = True,
 ) -> Callable[[Callable[..., Scores]], Metric]:
-    """Decorator: register a metric function with its metadata (see the module docstring)."""
+    """Decorator: register a metric function with its metadata (see the module docstring).
+
+    ``reads_values=False`` marks a metric computed from the credits alone (and a truth), whose
+    score does not depend on the game's removal operator (see :class:`MetricInfo`).
+    """
 
     def deco(fn: Callable[..., Scores]) -> Metric:
         sig = inspect.signature(fn)
@@ -419,7 +456,8 @@ def register_metric(
         doc = inspect.getdoc(fn) or ""
         info = MetricInfo(name=name, category=category, higher_is_better=higher_is_better,
                           needs=tuple(needs), paper=paper, defaults=defaults,
-                          summary=doc.split("\n\n")[0].replace("\n", " "), games=tuple(games))
+                          summary=doc.split("\n\n")[0].replace("\n", " "), games=tuple(games),
+                          reads_values=reads_values)
         metric = Metric(fn, info)
         METRICS.add(name, metric)
         return metric

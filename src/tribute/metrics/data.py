@@ -58,11 +58,42 @@ def loo_correlation(game: Game, attr: Attribution, *, rank: bool = False) -> Sco
     return Scores(corr, {"loo": loo if attr.layout.multi_target else loo[:, 0]})
 
 
+def _flipped_indices(gt: np.ndarray, n: int) -> np.ndarray:
+    """``mislabel_auc``'s non-boolean ground truth as example indices, refused where ambiguous.
+
+    A 0/1 integer or float mask (``flipped.astype(int)``) read as indices flagged examples 0
+    and 1 only, silently: the AUROC of a perfect detector came out 0.67 instead of 1. Indices
+    must be distinct whole numbers in ``0..n-1``.
+    """
+    if gt.ndim > 1 or gt.dtype.kind not in "iuf":
+        raise InputError(
+            f"mislabel_auc: ground_truth has shape {gt.shape} and dtype {gt.dtype}; pass the "
+            f"indices of the flipped examples or a boolean mask of shape ({n},).")
+    idx = gt.reshape(-1)
+    if idx.size and not np.all(np.isfinite(idx) & (idx == np.round(idx))):
+        raise InputError(
+            f"mislabel_auc: ground_truth holds non-integer values (e.g. "
+            f"{idx[~(np.isfinite(idx) & (idx == np.round(idx)))][0]!r}); pass the indices of the "
+            f"flipped examples or a boolean mask of shape ({n},).")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise InputError(f"mislabel_auc: ground_truth indices must be in 0..{n - 1}; got "
+                         f"{idx.min():g}..{idx.max():g}.")
+    if np.unique(idx).size != idx.size:
+        mask_like = idx.size == n and bool(np.all((idx == 0) | (idx == 1)))
+        raise InputError(
+            "mislabel_auc: ground_truth repeats indices"
+            + (f" (it looks like a 0/1 mask of the {n} examples, which would be read as indices "
+               "0 and 1)" if mask_like else "")
+            + f"; pass distinct indices of the flipped examples or a boolean mask of shape "
+              f"({n},), e.g. ground_truth=mask.astype(bool).")
+    return idx.astype(np.int64)
+
+
 @register_metric(name="mislabel_auc", higher_is_better=True, category="ground_truth",
                  needs=("ground_truth",),
                  paper="Koh & Liang (2017); Pruthi et al. (2020), Estimating Training Data "
                        "Influence by Tracing Gradient Descent (self-influence finds mislabels)",
-                 games=("data",))
+                 games=("data",), reads_values=False)
 def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     """AUROC of self-influence ``|phi_ii|`` as a detector of flipped training labels.
 
@@ -73,7 +104,8 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     model evaluations.
 
     Args:
-        ground_truth: indices of the flipped examples, or a boolean mask over them.
+        ground_truth: distinct indices of the flipped examples, or a boolean mask over the
+            training examples (a 0/1 integer mask is refused: it reads as indices).
     """
     flat = check_attribution(game, attr, "mislabel_auc")
     n = game.n_players
@@ -89,13 +121,14 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
             raise InputError(f"mislabel_auc: ground_truth mask has shape {gt.shape}; expected ({n},).")
         flipped = gt.copy()
     else:
-        if gt.size and (gt.min() < 0 or gt.max() >= n):
-            raise InputError(f"mislabel_auc: ground_truth indices must be in 0..{n - 1}.")
-        flipped[gt.astype(np.int64)] = True
+        flipped[_flipped_indices(gt, n)] = True
     if flipped.all() or not flipped.any():
         raise InputError("mislabel_auc: ground_truth must flag some, but not all, examples.")
     self_inf = np.abs(flat[np.arange(n), 0, np.arange(n)])
-    clean = np.sort(self_inf[~flipped])
+    # an undefined (NaN) self-influence is no evidence either way: it is not compared with
+    clean = np.sort(self_inf[~flipped & np.isfinite(self_inf)])
+    if clean.size == 0:
+        raise InputError("mislabel_auc: no clean example has a finite self-influence.")
     lo = np.searchsorted(clean, self_inf, side="left")
     hi = np.searchsorted(clean, self_inf, side="right")
     frac = (lo + 0.5 * (hi - lo)) / len(clean)

@@ -133,7 +133,8 @@ def _precision_top(score: np.ndarray, truth: np.ndarray, k: np.ndarray) -> np.nd
 @register_metric(name="auroc", higher_is_better=True, category="ground_truth",
                  needs=("ground_truth",),
                  paper="e.g. Arras, Osman & Samek (2022), CLEVR-XAI; Zhou et al. (2022), Do "
-                       "Feature Attribution Methods Correctly Attribute Features?")
+                       "Feature Attribution Methods Correctly Attribute Features?",
+                 reads_values=False)
 def auroc(game: Game, attr: Attribution, *, ground_truth: Any, absolute: bool = True) -> Scores:
     """AUROC of the credits as a detector of the true region, per sample.
 
@@ -151,7 +152,8 @@ def auroc(game: Game, attr: Attribution, *, ground_truth: Any, absolute: bool = 
 
 @register_metric(name="precision_at_k", higher_is_better=True, category="ground_truth",
                  needs=("ground_truth",),
-                 paper="e.g. Arras, Osman & Samek (2022), CLEVR-XAI (relevance rank accuracy)")
+                 paper="e.g. Arras, Osman & Samek (2022), CLEVR-XAI (relevance rank accuracy)",
+                 reads_values=False)
 def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int | None = None,
                    absolute: bool = True) -> Scores:
     """Fraction of the ``k`` top-scored elements/players that are truly relevant.
@@ -172,7 +174,7 @@ def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int |
 
 
 @register_metric(name="relevance_mass", higher_is_better=True, category="ground_truth",
-                 needs=("ground_truth",), paper=_ARRAS)
+                 needs=("ground_truth",), paper=_ARRAS, reads_values=False)
 def relevance_mass(game: Game, attr: Attribution, *, ground_truth: Any,
                    absolute: bool = False) -> Scores:
     """Relevance mass accuracy: share of the positive credit that falls inside the true region.
@@ -197,7 +199,7 @@ def relevance_mass(game: Game, attr: Attribution, *, ground_truth: Any,
 
 
 @register_metric(name="relevance_rank", higher_is_better=True, category="ground_truth",
-                 needs=("ground_truth",), paper=_ARRAS)
+                 needs=("ground_truth",), paper=_ARRAS, reads_values=False)
 def relevance_rank(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     """Relevance rank accuracy: share of the ``K = |GT|`` highest credits that lie in the truth.
 

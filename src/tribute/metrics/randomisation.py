@@ -29,7 +29,6 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ..games.features import FeatureGame
 from ._similarity import attribution_similarity
 from ._util import accepts, call_explain, flat_of, shared_draw_unknown, targets_rows
 from .base import Scores, check_attribution, register_metric
@@ -75,6 +74,7 @@ def _assign(module: torch.nn.Module, values: dict[str, torch.Tensor]) -> None:
 @register_metric(
     name="model_randomisation", higher_is_better=False, category="randomisation",
     needs=("model_explain", "inputs", "torch_module"), games=("feature", "component"),
+    reads_values=False,
     paper="Adebayo et al. (2018), Sanity Checks for Saliency Maps; caveats: " + _BINDER,
 )
 def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callable[..., Any],
@@ -166,7 +166,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
 
 @register_metric(
     name="random_logit", higher_is_better=False, category="randomisation",
-    needs=("explain", "inputs"), games=("feature", "component"),
+    needs=("explain", "inputs"), games=("feature", "component"), reads_values=False,
     paper="Sixt, Granz & Landgraf (2020), When Explanations Lie: Why Many Modified BP "
           "Attributions Fail",
 )
@@ -205,7 +205,8 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
             "metric 'random_logit' needs one class-index target per sample (not a callable or "
             "several targets)."
         )
-    ref = getattr(game, "reference_output", None) if isinstance(game, FeatureGame) else None
+    # feature and component games both keep the model's output on the explained inputs
+    ref = getattr(game, "reference_output", None)
     n_classes = int(ref.shape[1]) if ref is not None and ref.ndim == 2 else 0
     if n_classes < 2:
         raise InputError(

@@ -104,7 +104,8 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
 
 
 @register_metric(name="max_sensitivity", higher_is_better=False, category="robustness",
-                 needs=("explain", "inputs"), games=("feature",), paper=_YEH)
+                 needs=("explain", "inputs"), games=("feature",), paper=_YEH,
+                 reads_values=False)
 def max_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any],
                     inputs: Any, radius: float = 0.2, n_samples: int = 10,
                     seed: int = 0) -> Scores:
@@ -141,7 +142,8 @@ def max_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
 
 
 @register_metric(name="avg_sensitivity", higher_is_better=False, category="robustness",
-                 needs=("explain", "inputs"), games=("feature",), paper=_YEH)
+                 needs=("explain", "inputs"), games=("feature",), paper=_YEH,
+                 reads_values=False)
 def avg_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any],
                     inputs: Any, radius: float = 0.2, n_samples: int = 20,
                     seed: int = 0) -> Scores:
@@ -173,7 +175,7 @@ def avg_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
 
 @register_metric(
     name="stability", higher_is_better=True, category="robustness",
-    needs=("explain", "inputs"), games=("feature", "component", "data"),
+    needs=("explain", "inputs"), games=("feature", "component", "data"), reads_values=False,
     paper="Bansal, Agarwal & Nguyen (2020), SAM: The Sensitivity of Attribution Methods to "
           "Hyperparameters",
 )

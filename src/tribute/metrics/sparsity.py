@@ -32,6 +32,7 @@ def gini(a: np.ndarray) -> np.ndarray:
     name="sparseness", higher_is_better=True, category="complexity",
     paper="Chalasani et al. (2020), Concise Explanations of Neural Networks using Adversarial "
           "Training",
+    reads_values=False,
 )
 def sparseness(game: Game, attr: Attribution) -> Scores:
     """Sparseness: the Gini index of ``|phi|`` per sample.
@@ -51,6 +52,7 @@ def sparseness(game: Game, attr: Attribution) -> Scores:
     name="complexity", higher_is_better=False, category="complexity",
     paper="Bhatt, Weller & Moura (2020), Evaluating and Aggregating Feature-based Model "
           "Explanations",
+    reads_values=False,
 )
 def complexity(game: Game, attr: Attribution) -> Scores:
     """Complexity: entropy of the fractional contributions ``|phi_i| / sum_j |phi_j|``.
