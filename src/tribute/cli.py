@@ -149,8 +149,9 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
     p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
     p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
-        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of --data), or a .npy file or an .npz holding "
-                            "one array (default: 0)")
+        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of the rows explained: "
+                            "--data after --limit), or a .npy file or an .npz holding one array "
+                            "(default: 0)")
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

@@ -39,8 +39,8 @@ def test_integer_targets_are_labels_when_classes_are_not_0_to_k(iris):
     np.testing.assert_allclose(np.asarray(several.full_values)[:, 0], _probs(clf, xs, [2] * 5))
     np.testing.assert_allclose(np.asarray(several.full_values)[:, 1], _probs(clf, xs, [0] * 5))
     # evaluate() reads the attribution's (column) targets as they are, and maps a user's labels
-    a = tribute.evaluate(clf, xs, per_row, metric="deletion")
-    b = tribute.evaluate(clf, xs, per_row, metric="deletion", target=labels)
+    a = tribute.evaluate(clf, xs, per_row, metric="deletion", baseline=x.mean(0))
+    b = tribute.evaluate(clf, xs, per_row, metric="deletion", target=labels, baseline=x.mean(0))
     np.testing.assert_allclose(np.asarray(a.scores), np.asarray(b.scores))
 
 
@@ -125,8 +125,9 @@ def test_a_pandas_series_target_is_read_by_position_when_its_index_matches(iris)
     np.testing.assert_array_equal(np.asarray(from_series.values), np.asarray(from_array.values))
     np.testing.assert_allclose(np.asarray(from_series.full_values),
                                _probs(clf, xs, ys.to_numpy() - 1))
-    a = tribute.evaluate(clf, xs, from_series, metric="deletion", target=ys)
-    b = tribute.evaluate(clf, xs, from_series, metric="deletion", target=ys.to_numpy())
+    a = tribute.evaluate(clf, xs, from_series, metric="deletion", target=ys, baseline=x.mean(0))
+    b = tribute.evaluate(clf, xs, from_series, metric="deletion", target=ys.to_numpy(),
+                         baseline=x.mean(0))
     np.testing.assert_array_equal(np.asarray(a.scores), np.asarray(b.scores))
     # string labels in a Series, and a Series next to a numpy input (no index to compare)
     names = ys.map({1: "setosa", 2: "versicolor", 3: "virginica"})

@@ -292,6 +292,14 @@ def test_draws_shared_by_every_sample_count_in_the_standard_error():
     avg = evaluate(net, x, sal, metric="avg_sensitivity", n_samples=20)
     assert np.isfinite(avg.extra["stderr_draws"]) and avg.extra["stderr_draws"] > 0
     assert avg.stderr > avg.extra["stderr_samples"] > 0
+    # heavy-tailed ratios (|credits| near 0 where tanh saturates): its interval covered 0.85 at
+    # 50 samples and 0.89 at 200 (aud30m), so it needs 200 samples, as infidelity does
+    x30 = _x(30)
+    avg30 = evaluate(net, x30, tribute.explain(net, x30, method="saliency"),
+                     metric="avg_sensitivity", n_samples=20)
+    assert avg30.extra["min_samples_ci95"] == 200
+    with pytest.warns(tribute.StderrWarning, match="30 samples: .*at least 200 inputs"):
+        assert all(np.isnan(avg30.ci95))
     for metric in ("max_sensitivity", "random_logit", "model_randomisation"):
         with pytest.warns(tribute.StderrWarning, match="shared by every sample"):
             r = evaluate(net, x, sal, metric=metric)

@@ -10,7 +10,7 @@ import torch
 
 import tribute
 from tribute.errors import InputError
-from tribute.metrics import BaselineMismatchWarning
+from tribute.games.components import ComponentSet
 
 
 def _net_and_inputs() -> tuple[torch.nn.Module, torch.Tensor]:
@@ -20,19 +20,19 @@ def _net_and_inputs() -> tuple[torch.nn.Module, torch.Tensor]:
     return net, torch.randn(3, 5, dtype=torch.float64)
 
 
-def test_default_baseline_warns_when_the_attribution_used_another() -> None:
+def test_default_baseline_is_refused_when_the_attribution_used_another() -> None:
     # exact Shapley values for baseline=1 scored shapley_error 1.28 under evaluate's default
     # zero baseline, and deletion removed to zeros, without a word
     net, x = _net_and_inputs()
     attr = tribute.explain(net, x, method="exact_shapley", baseline=1.0, target=1)
     for metric in ("shapley_error", "deletion", "linear_score"):
-        with pytest.warns(BaselineMismatchWarning, match=r"baseline=0\.0 to score removal"):
+        with pytest.raises(InputError, match=r"baseline=0\.0 to score removal"):
             tribute.evaluate(net, x, attr, metric=metric)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", BaselineMismatchWarning)
+        warnings.simplefilter("error")
         same = tribute.evaluate(net, x, attr, metric="shapley_error", baseline=1.0)
         np.testing.assert_allclose(same.scores, 0.0, atol=1e-12)
-        tribute.evaluate(net, x, attr, metric="deletion", baseline=0.0)  # on purpose: silent
+        tribute.evaluate(net, x, attr, metric="deletion", baseline=0.0)  # on purpose: accepted
         tribute.evaluate(net, x, attr, metric="complexity")  # credits only: no baseline read
         zero = tribute.explain(net, x, method="exact_shapley", target=1)
         tribute.evaluate(net, x, zero, metric="deletion")
@@ -59,7 +59,7 @@ def test_groups_that_map_elements_otherwise_than_the_attributions_are_refused() 
         tribute.evaluate(net, x, attr2, metric="deletion", groups=mine)
 
 
-def _component_case() -> tuple[torch.nn.Module, torch.Tensor, object]:
+def _component_case() -> tuple[torch.nn.Module, torch.Tensor, ComponentSet]:
     torch.manual_seed(2)  # as many input features as hidden neurons: shapes cannot tell them apart
     net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(),
                               torch.nn.Linear(4, 2)).double()

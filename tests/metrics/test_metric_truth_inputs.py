@@ -7,11 +7,12 @@ import pytest
 import torch
 from metric_toys import TableGame, table_attr
 
+from tribute.attribution import Attribution
 from tribute.errors import InputError
 from tribute.metrics import mislabel_auc
 
 
-def _self_influence_game() -> tuple[TableGame, object]:
+def _self_influence_game() -> tuple[TableGame, Attribution]:
     n = 6
     game = TableGame(lambda m: m.sum(-1), n, n)
     phi = np.zeros((n, n))

@@ -81,7 +81,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--target", default="predicted",
                    help="'predicted' (default) or a class index")
     e.add_argument("--baseline", default="0",
-                   help="a number, 'mean' (mean of --data), or a .npy file (default: 0)")
+                   help="a number, 'mean' (mean of the rows evaluated: --data after --limit), or a "
+                        ".npy file (default: 0)")
     e.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
                                                   "integer mask")
     e.add_argument("--budget", type=int, default=512,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..errors import InputError, user_stacklevel
+from ..errors import InputError
 from ..games.build import PlayerSet, build_game, labels_to_columns
 from ..games.features import DEFAULT_BASELINE
 from ..methods.base import get_method
@@ -23,7 +22,7 @@ from ..models import as_model
 from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
-__all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
+__all__ = ["Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -87,11 +86,6 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
 def metrics() -> dict[str, MetricInfo]:
     """The metric registry: name -> :class:`MetricInfo` (category, direction, needs, paper)."""
     return {name: m.info for name, m in metric_registry().items()}
-
-
-class BaselineMismatchWarning(UserWarning):
-    """:func:`evaluate` scores an attribution under another baseline than it was computed with
-    (the default 0.0 where ``explain`` was given another one)."""
 
 
 # ------------------------------------------------------------- default explain
@@ -295,7 +289,7 @@ def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
 
 
 def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
-    """Warn when the default zero baseline scores an attribution made with other baselines.
+    """Refuse the default zero baseline for an attribution made with other baselines.
 
     ``evaluate``'s baseline defaults to 0.0 whatever ``explain`` was given: exact Shapley
     values for ``baseline=1`` scored a ``shapley_error`` of 1.28 (0 against their own game)
@@ -309,13 +303,13 @@ def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
     digest = getattr(game, "baseline_digest", None)
     here = digest() if callable(digest) else None
     if isinstance(recorded, str) and here is not None and recorded != here:
-        warnings.warn(
+        raise InputError(
             f"metric {metric!r} removes players to this call's baseline, which defaults to 0.0, "
             "but the attribution was computed with other baselines (its "
-            f"params['baseline_digest'] is {recorded}, 0.0 gives {here}), so the score is not "
-            "about the game the credits describe. Pass the baseline (or Background) given to "
-            "tribute.explain, or baseline=0.0 to score removal to zeros on purpose.",
-            BaselineMismatchWarning, stacklevel=user_stacklevel())
+            f"params['baseline_digest'] is {recorded}, 0.0 gives {here}), so the score would "
+            "not be about the game the credits describe. Pass the baseline (or Background) "
+            "given to tribute.explain, or baseline=0.0 to score removal to zeros on purpose."
+        )
 
 
 def _check_same_groups(attr: Attribution, game: Any, metric: str) -> None:
@@ -427,11 +421,10 @@ def evaluate(
         baseline: removal value of the game (as in :func:`tribute.explain`), or ``"blur"`` /
             :class:`Blur` for a Gaussian-blurred copy of each image. Also the baseline the
             default explain callable uses. default=0.0; when it is not given, a metric that
-            reads the game's values warns (:class:`BaselineMismatchWarning`) for an
-            attribution that records other baselines (``params["baseline_digest"]``): exact
-            Shapley values for ``baseline=1`` had a ``shapley_error`` of 1.28 against the
-            zero-baseline game. Pass the attribution's baseline, or ``baseline=0.0`` to remove
-            to zeros on purpose.
+            reads the game's values refuses an attribution that records other baselines
+            (``params["baseline_digest"]``): exact Shapley values for ``baseline=1`` had a
+            ``shapley_error`` of 1.28 against the zero-baseline game. Pass the attribution's
+            baseline, or ``baseline=0.0`` to remove to zeros on purpose.
         groups: player groups; default None = the attribution's groups (``attr.groups``).
         explain: for metrics that re-explain: ``explain(inputs) -> Attribution``
             (robustness, ``random_logit``) or ``explain(model, inputs) -> Attribution``

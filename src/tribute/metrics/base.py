@@ -132,7 +132,8 @@ class MetricResult:
         ``extra["skew"]``. NaN with fewer than two samples or a NaN ``stderr``, and,
         from :func:`tribute.evaluate` and every registered metric, with fewer than
         :data:`MIN_SAMPLES` (20) samples whose scores differ, or than the metric's own
-        ``extra["min_samples_ci95"]`` (``faithfulness_correlation`` and ``infidelity``: 200,
+        ``extra["min_samples_ci95"]`` (``faithfulness_correlation``, ``infidelity`` and
+        ``avg_sensitivity``: 200,
         see :data:`~tribute.metrics._util.HEAVY_TAILED_MIN_SAMPLES`) (``extra["ci95_note"]``
         says so,
         and reading ``ci95`` warns with a :class:`~tribute.StderrWarning`): the skewness
