@@ -77,3 +77,4 @@ def test_mlp_and_conv_sum_take_a_step_on_the_summed_objective(trainer: MLPFit | 
 def test_options_the_trainer_cannot_train_are_refused(make: object) -> None:
     with pytest.raises(tribute.InputError, match=r"(reduction|loss)="):
         make()  # type: ignore[operator]
+
