@@ -12,6 +12,8 @@ Solvers for the test-side ``(H + d I)^-1 grad v_b`` (all test points at once):
 
 * ``"explicit"``: the full Hessian (``n_params^2`` memory) and a symmetric eigendecomposition;
 * ``"cg"``: conjugate gradients with Hessian-vector products (Martens 2010; Koh & Liang 2017);
+  its final relative residual is ``attr.extra["cg_residual"]``, and a ``RuntimeWarning`` says
+  when ``max_iter`` stopped it above ``max(tol, 1e-6)``;
 * ``"lissa"``: the Neumann-series recursion of Agarwal, Bullins & Hazan (2017) with full-batch
   Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``; the error left
   by the truncated series is estimated from the contraction of its last steps
@@ -130,6 +132,8 @@ __all__ = ["Influence", "auto_damping"]
 SOLVERS = ("explicit", "cg", "lissa", "ekfac")
 #: Estimated relative error of LiSSA's truncated series above which ``influence`` warns.
 LISSA_WARN = 1e-3
+#: Relative residual above which CG stopped by ``max_iter`` (short of ``tol``) warns.
+CG_WARN = 1e-6
 
 
 def auto_damping(lam_min: float, lam_max: float) -> float:
@@ -209,8 +213,11 @@ def _lissa(game: DataGame, Bm: torch.Tensor, d: float, scale: float, iters: int,
 
 
 def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
-        params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
+        params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, int, float]:
     """Solve ``(H + d I) X = Bm`` column-wise by conjugate gradients.
+
+    Returns the solution, the iterations run and the largest relative residual
+    ``||Bm - (H + d I) X|| / ||Bm||`` over the columns (the recursion's residual).
 
     Raises :class:`_Indefinite` when a search direction of a column not yet converged has
     ``p^T (H + d I) p <= 0``."""
@@ -234,7 +241,7 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
             break
         P = R + (rs_new / rs.clamp_min(1e-300)) * P
         rs = rs_new
-    return X, done
+    return X, done, float((R.norm(dim=0) / b_norm).max())
 
 
 def _loo_scales(g: DataGame) -> tuple[float, float]:
@@ -615,11 +622,12 @@ class Influence(Method):
         else:
             lo, hi = _power_extremes(g, n_p, 50, seed, p)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
-            lissa_err = math.nan
+            lissa_err, cg_res = math.nan, math.nan
             for restart in range(9):
                 try:
                     if self.solver == "cg":
-                        U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                        U, its, cg_res = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                        extra["cg_residual"] = cg_res
                     else:
                         scale = 1.1 * (hi + d)
                         U, lissa_err = _lissa(g, G.T.contiguous(), d, scale, 10 * self.max_iter, p)
@@ -639,6 +647,12 @@ class Influence(Method):
                     d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
             extra["iterations"] = its
             extra["damping_restarts"] = restart
+            if self.solver == "cg" and its == self.max_iter and cg_res > max(float(self.tol), CG_WARN):
+                warnings.warn(
+                    f"influence(solver='cg'): conjugate gradients stopped at max_iter={its} with "
+                    f"relative residual {cg_res:.2g} (tol={float(self.tol):g}); the credits are "
+                    "not converged. Raise max_iter, raise damping, or use solver='explicit'.",
+                    RuntimeWarning, stacklevel=2)
             if self.solver == "lissa" and lissa_err > LISSA_WARN:
                 warnings.warn(
                     f"influence(solver='lissa'): the Neumann series has not converged after {its} "

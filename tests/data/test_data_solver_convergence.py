@@ -1,8 +1,9 @@
-"""LiSSA says when its truncated Neumann series has not converged (audit aud30d).
+"""The iterative influence solvers say when they stopped short of convergence (audit aud30d).
 
 Before, ``influence(solver="lissa")`` returned whatever ``10 x max_iter`` terms gave: on a small
 MLP (condition number ~1000 after the automatic damping) the credits were 18% off the explicit
-solver's at the same damping, silently.
+solver's at the same damping, silently; ``solver="cg"`` stopped by ``max_iter=3`` was 55% off,
+silently.
 """
 
 from __future__ import annotations
@@ -48,3 +49,18 @@ def test_a_converged_series_is_quiet_and_exact() -> None:
                               max_iter=30)
     np.testing.assert_allclose(np.asarray(got.values), np.asarray(exact.values), atol=1e-10)
     assert got.extra["lissa_error_estimate"] < 1e-10
+
+
+def test_cg_stopped_by_max_iter_warns_with_its_residual() -> None:
+    data, model, Xt = _ridge(0.05)
+    exact = tribute.explain(model, Xt, method="influence", players=data)
+    with pytest.warns(RuntimeWarning, match="stopped at max_iter=2 with relative residual"):
+        got = tribute.explain(model, Xt, method="influence", players=data, solver="cg",
+                              max_iter=2)
+    true_err = np.abs(np.asarray(got.values) - np.asarray(exact.values)).max() / np.abs(
+        np.asarray(exact.values)).max()
+    assert true_err > 1e-3 and got.extra["cg_residual"] > 1e-6
+    with warnings.catch_warnings():  # converged within max_iter: quiet
+        warnings.simplefilter("error", RuntimeWarning)
+        done = tribute.explain(model, Xt, method="influence", players=data, solver="cg")
+    np.testing.assert_allclose(np.asarray(done.values), np.asarray(exact.values), atol=1e-9)
