@@ -54,7 +54,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import Target, resolve_target
 from .base import Game
-from .data_bank import RetrainBank
+from .data_bank import RetrainBank, float_state
 
 __all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "ModelMismatchWarning", "TrainingData",
            "ensemble_seed"]
@@ -460,7 +460,8 @@ class DataGame(Game):
         """
         if model is None:
             return dict(self._base_params)
-        state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
+        state = ({**dict(model.named_buffers()), **model.state_dict()}  # non-persistent too
+                 if isinstance(model, torch.nn.Module) else dict(model))
         out: dict[str, torch.Tensor] = {}
         for n, p in self._base_params.items():
             if n not in state or tuple(state[n].shape) != tuple(p.shape):
@@ -1019,7 +1020,7 @@ class DataGame(Game):
 
     def _check_spec(self, bank: RetrainBank) -> None:
         spec = bank.spec or []
-        state = {k: tuple(v.shape) for k, v in self.module.state_dict().items() if v.dtype.is_floating_point}
+        state = {k: tuple(v.shape) for k, v in float_state(self.module)}
         mine = [(k, s) for k, s in state.items()]
         if mine != list(spec):
             raise InputError(
