@@ -27,40 +27,30 @@ def _ridge(scale: float) -> tuple[tribute.TrainingData, torch.nn.Module, np.ndar
     return tribute.TrainingData(X, y, fit=fit), model, rng.normal(size=(2, 3))
 
 
-def test_an_unconverged_series_warns_with_its_estimated_error() -> None:
+@pytest.mark.parametrize(("solver", "max_iter", "message", "key", "floor"), [
+    ("lissa", 3, "has not converged after 30 terms", "lissa_error_estimate", 1e-3),
+    ("cg", 2, "stopped at max_iter=2 with relative residual", "cg_residual", 1e-6)])
+def test_an_unconverged_solver_warns(solver: str, max_iter: int, message: str, key: str,
+                                     floor: float) -> None:
     data, model, Xt = _ridge(0.05)
     exact = tribute.explain(model, Xt, method="influence", players=data)
-    with pytest.warns(RuntimeWarning, match="has not converged after 30 terms"):
-        got = tribute.explain(model, Xt, method="influence", players=data, solver="lissa",
-                              max_iter=3)
+    with pytest.warns(RuntimeWarning, match=message):
+        got = tribute.explain(model, Xt, method="influence", players=data, solver=solver,
+                              max_iter=max_iter)
     true_err = np.abs(np.asarray(got.values) - np.asarray(exact.values)).max() / np.abs(
         np.asarray(exact.values)).max()
-    assert true_err > 0.05  # the warning is about a real error
-    est = got.extra["lissa_error_estimate"]
-    assert est > 1e-3
+    assert true_err > 1e-3  # the warning is about a real error
+    assert got.extra[key] > floor
 
 
-def test_a_converged_series_is_quiet_and_exact() -> None:
+@pytest.mark.parametrize(("solver", "max_iter", "key"), [("lissa", 30, "lissa_error_estimate"),
+                                                        ("cg", 200, "cg_residual")])
+def test_a_converged_solver_is_quiet_and_exact(solver: str, max_iter: int, key: str) -> None:
     data, model, Xt = _ridge(1.0)
     exact = tribute.explain(model, Xt, method="influence", players=data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        got = tribute.explain(model, Xt, method="influence", players=data, solver="lissa",
-                              max_iter=30)
+        got = tribute.explain(model, Xt, method="influence", players=data, solver=solver,
+                              max_iter=max_iter)
     np.testing.assert_allclose(np.asarray(got.values), np.asarray(exact.values), atol=1e-10)
-    assert got.extra["lissa_error_estimate"] < 1e-10
-
-
-def test_cg_stopped_by_max_iter_warns_with_its_residual() -> None:
-    data, model, Xt = _ridge(0.05)
-    exact = tribute.explain(model, Xt, method="influence", players=data)
-    with pytest.warns(RuntimeWarning, match="stopped at max_iter=2 with relative residual"):
-        got = tribute.explain(model, Xt, method="influence", players=data, solver="cg",
-                              max_iter=2)
-    true_err = np.abs(np.asarray(got.values) - np.asarray(exact.values)).max() / np.abs(
-        np.asarray(exact.values)).max()
-    assert true_err > 1e-3 and got.extra["cg_residual"] > 1e-6
-    with warnings.catch_warnings():  # converged within max_iter: quiet
-        warnings.simplefilter("error", RuntimeWarning)
-        done = tribute.explain(model, Xt, method="influence", players=data, solver="cg")
-    np.testing.assert_allclose(np.asarray(done.values), np.asarray(exact.values), atol=1e-9)
+    assert got.extra[key] < 1e-10
