@@ -54,7 +54,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import Target, resolve_target
 from .base import Game
-from .data_bank import RetrainBank
+from .data_bank import RetrainBank, float_state
 
 __all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "ModelMismatchWarning", "TrainingData",
            "ensemble_seed"]
@@ -168,6 +168,12 @@ class TrainingData:
             raise InputError(f"loss={loss!r} is not one of {DATA_LOSSES}.{hint}")
         self.loss = loss
         if loss in ("cross_entropy", "binary_cross_entropy"):
+            if self.y[0].numel() != 1:
+                raise InputError(
+                    f"loss={loss!r} needs one class index per training example; y_train has shape "
+                    f"{tuple(self.y.shape)} (one-hot or several labels per example?). Pass the "
+                    "class indices, e.g. y_train.argmax(1) for one-hot labels."
+                )
             if self.y.dtype.is_floating_point and not bool(torch.all(self.y == self.y.round())):
                 raise InputError(f"loss={loss!r} needs integer class labels in y_train; got {self.y[:5].tolist()}.")
         if loss == "binary_cross_entropy":
@@ -350,9 +356,13 @@ class DataGame(Game):
         if data.loss == "cross_entropy":
             tgt = resolve_target(target, "raw", ref, batch)
             if tgt.index is None or tgt.multi:
+                hint = (f" target={list(target)[:5]!r} is a {type(target).__name__}, which means "
+                        "several classes explained for every test point; give one class index per "
+                        "test point as an array or tensor (np.asarray(...))."
+                        if isinstance(target, (list, tuple)) else "")
                 raise InputError(
                     "a data game explains one scalar per test point: pass target=None, "
-                    "'predicted', an int, or one class index per test point (e.g. y_test)."
+                    "'predicted', an int, or one class index per test point (e.g. y_test)." + hint
                 )
             self.y_test = tgt.index[:, 0].cpu()
         else:
@@ -450,7 +460,8 @@ class DataGame(Game):
         """
         if model is None:
             return dict(self._base_params)
-        state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
+        state = ({**dict(model.named_buffers()), **model.state_dict()}  # non-persistent too
+                 if isinstance(model, torch.nn.Module) else dict(model))
         out: dict[str, torch.Tensor] = {}
         for n, p in self._base_params.items():
             if n not in state or tuple(state[n].shape) != tuple(p.shape):
@@ -1009,7 +1020,7 @@ class DataGame(Game):
 
     def _check_spec(self, bank: RetrainBank) -> None:
         spec = bank.spec or []
-        state = {k: tuple(v.shape) for k, v in self.module.state_dict().items() if v.dtype.is_floating_point}
+        state = {k: tuple(v.shape) for k, v in float_state(self.module)}
         mine = [(k, s) for k, s in state.items()]
         if mine != list(spec):
             raise InputError(

@@ -45,6 +45,30 @@ def _flat(X: torch.Tensor) -> torch.Tensor:
     return t.flatten(1) if t.ndim > 1 else t.reshape(-1, 1)
 
 
+def _check(trainer: object, loss: str) -> None:
+    """Refuse a ``reduction``/``loss`` the trainer would not train with (they are read by
+    :class:`tribute.TrainingData` as the objective the influence estimators differentiate)."""
+    name = type(trainer).__name__
+    red = trainer.reduction  # type: ignore[attr-defined]
+    if red not in ("sum", "mean"):
+        raise InputError(f"{name}(reduction={red!r}): reduction must be 'sum' or 'mean'.")
+    got = trainer.loss  # type: ignore[attr-defined]
+    if got != loss:
+        raise InputError(f"{name}(loss={got!r}): {name} trains with loss={loss!r} only; leave "
+                         "loss unset (or write a fit for another loss).")
+
+
+def _denominator(w: torch.Tensor, reduction: str) -> torch.Tensor:
+    """What the weighted loss sum is divided by: 1 for a sum, ``sum(w)`` for a mean (so that
+    training on a subset and zero-weighting the other examples are the same objective)."""
+    return torch.ones((), dtype=w.dtype) if reduction == "sum" else w.sum().clamp_min(1e-12)
+
+
+def _normalised(w: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Example weights of the objective: ``w`` for a sum, ``w / sum(w)`` for a mean."""
+    return w if reduction == "sum" else w / _denominator(w, reduction)
+
+
 def _prep(X: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     Xd = _flat(X)
     w = (torch.ones(len(Xd), dtype=torch.float64) if weights is None
@@ -57,19 +81,24 @@ class RidgeFit:
     """Ridge regression ``nn.Linear(d, 1)`` in closed form (float64).
 
     Minimises ``sum_i w_i (f(x_i) - y_i)^2 / 2 + l2/2 ||(W, b)||^2`` (``reduction="sum"``,
-    loss ``"mse"``).
+    loss ``"mse"``), or with the sum divided by ``sum_i w_i`` (``reduction="mean"``).
 
     Args:
         l2: ridge penalty on weight and intercept. default=1.0.
+        reduction: ``"sum"`` or ``"mean"`` of the weighted losses. default="sum".
     """
 
     l2: float = 1.0
     reduction: str = "sum"
     loss: str = "mse"
 
+    def __post_init__(self) -> None:
+        _check(self, "mse")
+
     def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int,
                  weights: torch.Tensor | None = None) -> nn.Module:
         Xd, w = _prep(X, weights)
+        w = _normalised(w, self.reduction)
         d = int(Xd.shape[1])
         A = torch.cat([Xd, torch.ones(len(Xd), 1, dtype=torch.float64)], 1)
         yd = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
@@ -86,15 +115,17 @@ class RidgeFit:
 class LogisticFit:
     """Multinomial logistic regression ``nn.Linear(d, C)`` by Newton's method (float64).
 
-    Minimises ``sum_i w_i CE(f(x_i), y_i) + l2/2 ||(W, b)||^2`` — convex, so the result does
-    not depend on the seed — with damped Newton steps (exact Hessian, backtracking line
-    search) until the gradient norm is below ``tol``.
+    Minimises ``sum_i w_i CE(f(x_i), y_i) + l2/2 ||(W, b)||^2`` (``reduction="sum"``; with
+    ``"mean"`` the sum is divided by ``sum_i w_i``) — convex, so the result does not depend on
+    the seed — with damped Newton steps (exact Hessian, backtracking line search) until the
+    gradient norm is below ``tol``.
 
     Args:
         n_classes: number of classes ``C``.
         l2: L2 penalty on all parameters (> 0). default=1.0.
         max_iter: Newton iterations. default=50.
         tol: gradient-norm tolerance. default=1e-10.
+        reduction: ``"sum"`` or ``"mean"`` of the weighted losses. default="sum".
     """
 
     n_classes: int
@@ -103,6 +134,9 @@ class LogisticFit:
     tol: float = 1e-10
     reduction: str = "sum"
     loss: str = "cross_entropy"
+
+    def __post_init__(self) -> None:
+        _check(self, "cross_entropy")
 
     def _objective(self, theta: torch.Tensor, A: torch.Tensor, y: torch.Tensor,
                    w: torch.Tensor) -> torch.Tensor:
@@ -113,6 +147,7 @@ class LogisticFit:
     def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int,
                  weights: torch.Tensor | None = None) -> nn.Module:
         Xd, w = _prep(X, weights)
+        w = _normalised(w, self.reduction)
         d = int(Xd.shape[1])
         C = self.n_classes
         yl = torch.as_tensor(y).reshape(-1).long()
@@ -148,7 +183,7 @@ class MLPFit:
     """A ``d -> hidden -> C`` tanh MLP trained by full-batch gradient descent with momentum.
 
     Minimises ``sum_i w_i CE(f(x_i), y_i) / sum_i w_i + l2/2 ||theta||^2``
-    (``reduction="mean"``)
+    (``reduction="mean"``; ``"sum"`` drops the division)
     for ``steps`` steps from an initialisation drawn from ``seed``. Deterministic on CPU.
 
     Args:
@@ -158,6 +193,7 @@ class MLPFit:
         lr: learning rate. default=0.5.
         momentum: heavy-ball momentum. default=0.9.
         l2: weight decay on all parameters. default=1e-3.
+        reduction: ``"mean"`` or ``"sum"`` of the weighted losses. default="mean".
     """
 
     n_classes: int
@@ -168,6 +204,9 @@ class MLPFit:
     l2: float = 1e-3
     reduction: str = "mean"
     loss: str = "cross_entropy"
+
+    def __post_init__(self) -> None:
+        _check(self, "cross_entropy")
 
     def init(self, d: int, seed: int) -> nn.Module:
         """The seeded initial model (float64)."""
@@ -185,7 +224,8 @@ class MLPFit:
 
         ``weights`` may require grad; the whole run is recorded by autograd. The mean is
         normalised by ``sum(weights)`` (the subset size for 0/1 weights), so training on a
-        subset and zero-weighting the other examples are the same run.
+        subset and zero-weighting the other examples are the same run (``reduction="sum"``:
+        not normalised).
         """
         Xd = _flat(X)
         yl = torch.as_tensor(y).reshape(-1).long()
@@ -193,7 +233,7 @@ class MLPFit:
         names = [n for n, _ in model.named_parameters()]
         params = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
         vel = [torch.zeros_like(p) for p in params]
-        n = weights.sum().clamp_min(1e-12)
+        n = _denominator(weights, self.reduction)
         create = weights.requires_grad
         for _ in range(self.steps):
             out = torch.func.functional_call(model, dict(zip(names, params)), (Xd,))
@@ -228,7 +268,7 @@ class ConvFit:
 
     Takes images flat (``n x H*W``, unflattened by the model's first layer) or as
     ``n x 1 x H x W``. Minimises ``sum_i w_i CE(f(x_i), y_i) / sum_i w_i + l2/2 ||theta||^2``
-    (``reduction="mean"``) by ``steps`` full-batch gradient-descent steps with heavy-ball
+    (``reduction="mean"``; ``"sum"`` drops the division) by ``steps`` full-batch gradient-descent steps with heavy-ball
     momentum from an initialisation drawn from ``seed`` (uniform in ``+-1/sqrt(fan_in)``,
     biases 0). Deterministic on CPU.
 
@@ -240,6 +280,7 @@ class ConvFit:
         lr: learning rate. default=0.5.
         momentum: heavy-ball momentum. default=0.9.
         l2: weight decay on all parameters. default=1e-3.
+        reduction: ``"mean"`` or ``"sum"`` of the weighted losses. default="mean".
     """
 
     n_classes: int
@@ -252,6 +293,9 @@ class ConvFit:
     l2: float = 1e-3
     reduction: str = "mean"
     loss: str = "cross_entropy"
+
+    def __post_init__(self) -> None:
+        _check(self, "cross_entropy")
 
     def init(self, seed: int) -> nn.Module:
         """The seeded initial model (float64)."""
@@ -279,7 +323,7 @@ class ConvFit:
         yl = torch.as_tensor(y).reshape(-1).long()
         params = list(model.parameters())
         vel = [torch.zeros_like(p) for p in params]
-        n = w.sum().clamp_min(1e-12)
+        n = _denominator(w, self.reduction)
         with torch.enable_grad():
             for _ in range(self.steps):
                 ce = nn.functional.cross_entropy(model(Xd), yl, reduction="none")

@@ -12,8 +12,13 @@ Solvers for the test-side ``(H + d I)^-1 grad v_b`` (all test points at once):
 
 * ``"explicit"``: the full Hessian (``n_params^2`` memory) and a symmetric eigendecomposition;
 * ``"cg"``: conjugate gradients with Hessian-vector products (Martens 2010; Koh & Liang 2017);
+  its final relative residual is ``attr.extra["cg_residual"]``, and a ``RuntimeWarning`` says
+  when ``max_iter`` stopped it above ``max(tol, 1e-6)``;
 * ``"lissa"``: the Neumann-series recursion of Agarwal, Bullins & Hazan (2017) with full-batch
-  Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``;
+  Hessian-vector products (deterministic), ``x <- u + x - (H + d I) x / scale``; the error left
+  by the truncated series is estimated from the contraction of its last steps
+  (``attr.extra["lissa_error_estimate"]``, relative) and a ``RuntimeWarning`` names it above
+  ``1e-3`` (an ill-conditioned ``H + d I`` needs more than ``10 x max_iter`` terms);
 * ``"ekfac"``: the eigenvalue-corrected Kronecker-factored Gauss-Newton matrix of the model's
   ``nn.Linear`` and ``nn.Conv2d`` layers (George et al. 2018; Grosse et al. 2023),
   block-diagonal over layers — see :mod:`tribute.methods.data_ekfac` (its own damping rule: ``0.1 x`` each layer's mean
@@ -100,6 +105,7 @@ reports the explained model's damping, the ensemble's training seeds and the sec
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -124,6 +130,10 @@ from .data_ekfac import ekfac_factors, ekfac_solve
 __all__ = ["Influence", "auto_damping"]
 
 SOLVERS = ("explicit", "cg", "lissa", "ekfac")
+#: Estimated relative error of LiSSA's truncated series above which ``influence`` warns.
+LISSA_WARN = 1e-3
+#: Relative residual above which CG stopped by ``max_iter`` (short of ``tol``) warns.
+CG_WARN = 1e-6
 
 
 def auto_damping(lam_min: float, lam_max: float) -> float:
@@ -165,7 +175,7 @@ _LISSA_CHECK = 50
 
 
 def _lissa(game: DataGame, Bm: torch.Tensor, d: float, scale: float, iters: int,
-           params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+           params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, float]:
     """``(H + d I)^-1 Bm`` by the Neumann recursion ``X <- Bm + X - (H + d I) X / scale``.
 
     Each step is ``(I - (H + d I) / scale)`` applied to the previous one, so with every
@@ -173,9 +183,16 @@ def _lissa(game: DataGame, Bm: torch.Tensor, d: float, scale: float, iters: int,
     norm never grows. A step that grows (checked every :data:`_LISSA_CHECK` iterations) or a
     non-finite iterate means an eigenvalue outside that range — a negative one missed by the
     power iteration — and the series diverges: raises :class:`_Indefinite` instead of returning
-    a huge or NaN answer. The recursion itself is unchanged."""
+    a huge or NaN answer. The recursion itself is unchanged.
+
+    Returns the solution and an estimate of its relative error: the series' remaining tail
+    ``step * rho / (1 - rho)`` over the iterate's norm, with ``rho`` the per-iteration
+    contraction of the last two checked steps (the slowest direction's ``1 - lambda / scale``,
+    which dominates late steps); ``inf`` when the steps stopped shrinking measurably."""
     U = Bm.clone()
     last: float | None = None
+    last_it = 0
+    err = math.inf
     for it in range(1, iters + 1):
         new = Bm + U - (game.hvp(U, params) + d * U) / scale
         if it % _LISSA_CHECK == 0 or it == iters:
@@ -184,14 +201,23 @@ def _lissa(game: DataGame, Bm: torch.Tensor, d: float, scale: float, iters: int,
                 raise _Indefinite
             if last is not None and step > last * (1 + 1e-6) and step > 1e-12 * float(new.norm()):
                 raise _Indefinite
-            last = step
+            size = max(float(new.norm()), 1e-300)
+            if step <= 1e-14 * size:
+                err = step / size
+            elif last is not None and last > 0 and step < last:
+                rho = (step / last) ** (1.0 / (it - last_it))
+                err = step * rho / (1.0 - rho) / size if rho < 1.0 else math.inf
+            last, last_it = step, it
         U = new
-    return U / scale
+    return U / scale, err
 
 
 def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
-        params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
+        params: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, int, float]:
     """Solve ``(H + d I) X = Bm`` column-wise by conjugate gradients.
+
+    Returns the solution, the iterations run and the largest relative residual
+    ``||Bm - (H + d I) X|| / ||Bm||`` over the columns (the recursion's residual).
 
     Raises :class:`_Indefinite` when a search direction of a column not yet converged has
     ``p^T (H + d I) p <= 0``."""
@@ -215,7 +241,7 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
             break
         P = R + (rs_new / rs.clamp_min(1e-300)) * P
         rs = rs_new
-    return X, done
+    return X, done, float((R.norm(dim=0) / b_norm).max())
 
 
 def _loo_scales(g: DataGame) -> tuple[float, float]:
@@ -596,14 +622,18 @@ class Influence(Method):
         else:
             lo, hi = _power_extremes(g, n_p, 50, seed, p)
             d = auto_damping(lo, hi) if self.damping is None else float(self.damping)
+            lissa_err, cg_res = math.nan, math.nan
             for restart in range(9):
                 try:
                     if self.solver == "cg":
-                        U, its = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                        U, its, cg_res = _cg(g, G.T.contiguous(), d, self.max_iter, float(self.tol), p)
+                        extra["cg_residual"] = cg_res
                     else:
                         scale = 1.1 * (hi + d)
-                        U, its = _lissa(g, G.T.contiguous(), d, scale, 10 * self.max_iter, p), 10 * self.max_iter
+                        U, lissa_err = _lissa(g, G.T.contiguous(), d, scale, 10 * self.max_iter, p)
+                        its = 10 * self.max_iter
                         extra["lissa_scale"] = scale
+                        extra["lissa_error_estimate"] = lissa_err
                     break
                 except _Indefinite:
                     if self.damping is not None or restart == 8:
@@ -617,6 +647,19 @@ class Influence(Method):
                     d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
             extra["iterations"] = its
             extra["damping_restarts"] = restart
+            if self.solver == "cg" and its == self.max_iter and cg_res > max(float(self.tol), CG_WARN):
+                warnings.warn(
+                    f"influence(solver='cg'): conjugate gradients stopped at max_iter={its} with "
+                    f"relative residual {cg_res:.2g} (tol={float(self.tol):g}); the credits are "
+                    "not converged. Raise max_iter, raise damping, or use solver='explicit'.",
+                    RuntimeWarning, stacklevel=2)
+            if self.solver == "lissa" and lissa_err > LISSA_WARN:
+                warnings.warn(
+                    f"influence(solver='lissa'): the Neumann series has not converged after {its} "
+                    f"terms (estimated relative error {lissa_err:.2g} > {LISSA_WARN:g}; H + {d:.3g} I "
+                    f"has condition number up to ~{(hi + d) / max(lo + d, 1e-300):.3g}). Raise "
+                    "max_iter (LiSSA runs 10 x max_iter terms), raise damping, or use "
+                    "solver='cg' or 'explicit'.", RuntimeWarning, stacklevel=2)
         extra.update(damping=d, lambda_min=lo, lambda_max=hi)
         if self.loo_step:
             c = _loo_scales(g)[0]
