@@ -313,7 +313,10 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     Args:
         n_subsets: number of random subsets. default=100.
         subset_size: players removed per subset. default=None (10% of the players, at
-            least 1).
+            least 1). Below 15 players that removes one player per subset, where
+            leave-one-out credits (``feature_ablation``, ``occlusion`` of one player) *are*
+            the drops and score 1 by construction: pass ``subset_size=2`` or more to compare
+            them with other methods on small games.
         seed: seed of the subsets. default=0.
 
     Reference: Bhatt, Weller & Moura (2020), "Evaluating and Aggregating Feature-based Model
