@@ -293,7 +293,7 @@ def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, play
     tokenized and padded once, and the component game runs on their token ids (with
     ``attention_mask=`` / ``token_type_ids=`` when the model takes them)."""
     from ..models.text import segment
-    from .text import _accepts, _is_hf_model
+    from .text import _accepts, _is_hf_model, _takes_types
 
     given = {"removal": removal is not None, "pair": pair is not None, "groups": groups is not None,
              "include_special": include_special, "forward_args": bool(forward_args),
@@ -307,7 +307,7 @@ def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, play
     kw: dict[str, Any] = {}
     if hf or _accepts(fn, "attention_mask"):
         kw["attention_mask"] = enc.attention_mask
-    if enc.token_type_ids is not None and hf and _accepts(fn, "token_type_ids"):
+    if enc.token_type_ids is not None and _takes_types(fn, hf):
         kw["token_type_ids"] = enc.token_type_ids
     return players.make_game(adapter, enc.input_ids, target=target, baseline=baseline,
                              output=output, forward_args=None, forward_kwargs=kw,
