@@ -203,6 +203,7 @@ def test_cross_pair_through_a_plain_wrapper_reads_the_segment_ids(removal: str) 
     wrapper = _CrossWrapper(model)
     pair = ("A cat sleeps", "The kitten naps")
     enc = segment(pair, tok, "words")
+    assert enc.token_type_ids is not None
     ids, types, tp = enc.input_ids[0].tolist(), enc.token_type_ids[0].tolist(), enc.token_player[0].tolist()
     n = enc.n_players[0]
     v = {}
