@@ -104,7 +104,7 @@ def test_a_prompt_ending_in_an_unknown_character_keeps_it(gpt2: Any, tok: Any) -
     for keep in (0, 1):
         row = ids if keep else ids[:cat] + ids[cat + 1:]
         with torch.no_grad():
-            lp = gpt2(input_ids=torch.tensor([row + [5, 9]])).logits[0].log_softmax(-1)
+            lp = gpt2(input_ids=torch.tensor([[*row, 5, 9]])).logits[0].log_softmax(-1)
         v[keep] = np.array([float(lp[len(row) - 1, 5]), float(lp[len(row), 9])])
     np.testing.assert_allclose(res.log_probs, v[1], rtol=1e-10)
     np.testing.assert_allclose(res.matrix[:, 0], v[1] - v[0], rtol=1e-9, atol=1e-12)
