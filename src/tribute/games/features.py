@@ -186,6 +186,17 @@ def _is_pandas(x: Any, kind: str = "DataFrame") -> bool:
 def _frame_to_numpy(x: Any, name: str) -> np.ndarray:
     """Numeric DataFrame/Series -> float64 array (bool and nullable columns included)."""
     import pandas as pd  # x is a pandas object, so pandas is installed
+    if _is_pandas(x, "Series") and pd.api.types.is_object_dtype(x.dtype):
+        # a row of a frame with bool and float columns is an object Series: its values, not
+        # its dtype, say whether it is numeric
+        bad_rows = [str(k) for k, v in x.items()
+                    if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating))]
+        if bad_rows:
+            raise InputError(
+                f"{name} has non-numeric value(s) at {bad_rows[:8]}; encode categorical columns "
+                "as numbers (ordinal or one-hot) before explaining, or drop them."
+            )
+        return np.array(x.to_numpy(dtype=np.float64, na_value=np.nan))
     dtypes = x.dtypes if _is_pandas(x) else {x.name: x.dtype}
     bad = [str(c) for c, dt in dict(dtypes).items()
            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
