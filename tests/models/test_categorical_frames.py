@@ -142,3 +142,43 @@ def test_a_row_of_a_frame_with_bool_columns_is_a_baseline():
         bad = df.iloc[50].astype(object)
         bad["member"] = "yes"
         tribute.explain(model, df.iloc[:3], method="exact_shapley", baseline=bad, target=1, progress=False)
+
+
+def test_groups_of_columns_by_name_or_position(data):
+    """Groups of columns as players: ``{name: columns}`` or a list of column lists (a ragged
+    list raised numpy's 'inhomogeneous shape' ValueError before); values equal enumeration
+    over the groups by hand, names follow the groups."""
+    import itertools
+    import math
+
+    df, pipe = data
+    bg = df.iloc[100:112]
+    groups = {"money": ["income", "age"], "place": ["city", "plan"]}
+    attr = tribute.explain(pipe, df.iloc[:2], method="exact_shapley", baseline=tribute.Background(bg),
+                           target=1, groups=groups, progress=False)
+    assert attr.player_names == ["money", "place"]
+    for i in range(2):
+        v = {}
+        for s in itertools.product((0, 1), repeat=2):
+            fr = bg.copy()
+            for keep, cols in zip(s, groups.values()):
+                for c in cols if keep else ():
+                    fr[c] = df.iloc[i][c]
+            v[s] = float(pipe.predict_proba(fr)[:, 1].mean())
+        truth = [0.5 * (v[1, 0] - v[0, 0]) + 0.5 * (v[1, 1] - v[0, 1]),
+                 0.5 * (v[0, 1] - v[0, 0]) + 0.5 * (v[1, 1] - v[1, 0])]
+        np.testing.assert_allclose(np.asarray(attr.values)[i], truth, rtol=1e-9, atol=1e-12)
+        assert math.isclose(sum(truth), v[1, 1] - v[0, 0], rel_tol=1e-9)
+    by_list = tribute.explain(pipe, df.iloc[:2], method="exact_shapley", baseline=tribute.Background(bg),
+                              target=1, groups=[["income", "age"], ["city", "plan"]], progress=False)
+    by_pos = tribute.explain(pipe, df.iloc[:2], method="exact_shapley", baseline=tribute.Background(bg),
+                             target=1, groups=[[0, 1], [2], [3]], progress=False)
+    np.testing.assert_allclose(np.asarray(by_list.values), np.asarray(attr.values), rtol=1e-12)
+    assert by_list.player_names == ["income+age", "city+plan"]
+    assert by_pos.player_names == ["age+income", "city", "plan"]
+    for bad, match in (([["income"], ["city", "plan"]], "in no group"),
+                       ([["income", "age", "city"], ["city", "plan"]], "two groups"),
+                       ([["income", "age"], ["town", "plan"]], "not a column")):
+        with pytest.raises(InputError, match=match):
+            tribute.explain(pipe, df.iloc[:2], method="exact_shapley", baseline=tribute.Background(bg),
+                            target=1, groups=bad, progress=False)

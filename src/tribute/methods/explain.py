@@ -91,7 +91,9 @@ def explain(
             explicitly, e.g. ``baseline=X_train.mean(0)`` or
             ``tribute.Background(X_train[:100])``, or ``baseline=0.0`` to keep zeros silently).
         groups: which elements form one player: None (every element), an integer mask of ids
-            ``0..n-1`` (superpixels, column groups, token spans), or :func:`tribute.patches`.
+            ``0..n-1`` (superpixels, column groups, token spans), :func:`tribute.patches`, or
+            for tables the columns of each player: ``{"name": ["col", ...], ...}`` or a list of
+            column lists (names or positions; every column in exactly one group).
         budget: model evaluations per input (coalitions or gradient points). default=None
             (the method's own default).
         seed: seed of the method's local random generator. default=0.
