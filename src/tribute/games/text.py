@@ -7,7 +7,11 @@ options (``removal=``):
 * ``"mask"`` / ``"pad"`` / ``"unk"`` / an ``int`` token id: removed tokens are replaced by that
   token (same length, positions unchanged);
 * ``"delete"``: removed tokens are dropped, the sequence gets shorter and the attention mask
-  follows (rows of one batch are left-packed and right-padded); not differentiable;
+  follows (rows of one batch are left-packed and right-padded); not differentiable. A row with
+  no token left (the empty coalition of a tokenizer without special tokens, or with
+  ``include_special=True``) is one padding token with attention mask 0, so ``v(empty)`` is
+  the model's output on that (for a BERT-like model not a meaningful "no text" value: prefer a
+  replacement token or keep the special tokens out of the players);
 * ``"zero"`` / ``"mean"``: an embedding-level baseline (the zero vector, or the mean row of
   the input embedding matrix) replaces the removed tokens' input embeddings.
 
