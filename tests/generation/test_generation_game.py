@@ -108,3 +108,18 @@ def test_a_prompt_ending_in_an_unknown_character_keeps_it(gpt2: Any, tok: Any) -
         v[keep] = np.array([float(lp[len(row) - 1, 5]), float(lp[len(row), 9])])
     np.testing.assert_allclose(res.log_probs, v[1], rtol=1e-10)
     np.testing.assert_allclose(res.matrix[:, 0], v[1] - v[0], rtol=1e-9, atol=1e-12)
+
+
+def test_a_target_ending_in_an_unknown_character_gives_no_tokenization_warning(gpt2: Any, tok: Any) -> None:
+    """"." is the tiny tokenizer's unk token: the joint tokenization's trailing unk was stripped
+    as if it closed the text, so a target ending in "." always warned that it tokenizes
+    differently after the prompt."""
+    import warnings
+
+    from tribute.methods.generation import TokenizationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TokenizationWarning)
+        res = tribute.explain_generation(gpt2, tok, "the cat sat", target=" on the log.",
+                                         method="feature_ablation", removal="pad", progress=False)
+    assert res.generated_ids[-1] == tok.unk_token_id

@@ -258,10 +258,11 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
         if not target:
             raise InputError("target='' is empty; give a continuation text or None (greedy generation).")
         cont = _encode(tokenizer, target, False)
-        joint = _encode(tokenizer, prompt + target, True)
-        while joint and joint[-1] in special:
+        raw_joint = _encode(tokenizer, prompt + target, True)
+        joint = list(raw_joint)
+        while joint and joint[-1] in special:  # a closing [SEP]/EOS of the tokenizer's template
             joint.pop()
-        if joint != ids + cont:
+        if ids + cont not in (joint, raw_joint):  # raw: the target ends in a special id (an unk)
             warnings.warn(
                 f"target={target!r} tokenizes differently after the prompt than on its own: "
                 f"in context {_token_text(tokenizer, joint[len(ids):]) if joint[:len(ids)] == ids else _token_text(tokenizer, joint)} "
