@@ -87,3 +87,39 @@ def test_words_group_subword_tokens(gpt2: Any, tok: Any) -> None:
     # efficiency on every output: credits sum to v(N) - v(empty)
     gap = res.attribution.gap
     assert gap is None or np.abs(gap).max() < 1e-9
+
+
+def test_a_prompt_ending_in_an_unknown_character_keeps_it(gpt2: Any, tok: Any) -> None:
+    """The tiny tokenizer reads "." as its unk token, a special id: a trailing one that is no
+    player (span players elsewhere) was dropped as if the tokenizer had appended it, so every
+    value was of another prompt. Tokens with characters of the prompt are kept."""
+    prompt = "the cat sat on the log."
+    ids = tok(prompt)["input_ids"]
+    assert ids[-1] == tok.unk_token_id
+    res = tribute.explain_generation(gpt2, tok, prompt, target=[5, 9], players=[(4, 7)],
+                                     method="exact_shapley", removal="delete", progress=False)
+    assert res.prompt_ids == ids
+    cat = 2  # position of "cat" (after BOS and "the")
+    v = {}
+    for keep in (0, 1):
+        row = ids if keep else ids[:cat] + ids[cat + 1:]
+        with torch.no_grad():
+            lp = gpt2(input_ids=torch.tensor([[*row, 5, 9]])).logits[0].log_softmax(-1)
+        v[keep] = np.array([float(lp[len(row) - 1, 5]), float(lp[len(row), 9])])
+    np.testing.assert_allclose(res.log_probs, v[1], rtol=1e-10)
+    np.testing.assert_allclose(res.matrix[:, 0], v[1] - v[0], rtol=1e-9, atol=1e-12)
+
+
+def test_a_target_ending_in_an_unknown_character_gives_no_tokenization_warning(gpt2: Any, tok: Any) -> None:
+    """"." is the tiny tokenizer's unk token: the joint tokenization's trailing unk was stripped
+    as if it closed the text, so a target ending in "." always warned that it tokenizes
+    differently after the prompt."""
+    import warnings
+
+    from tribute.methods.generation import TokenizationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TokenizationWarning)
+        res = tribute.explain_generation(gpt2, tok, "the cat sat", target=" on the log.",
+                                         method="feature_ablation", removal="pad", progress=False)
+    assert res.generated_ids[-1] == tok.unk_token_id

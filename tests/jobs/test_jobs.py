@@ -370,3 +370,28 @@ def test_merged_params_keep_the_baseline_digest_only_when_shards_share_it():
     short = [tribute.explain(f, x[i:j], method="feature_ablation", baseline=1.0)
              for i, j in ((0, 3), (3, 4))]
     assert _merged_params(short, {"seed": 0})["baseline_digest"] == shared[0].params["baseline_digest"]
+
+
+def test_a_dataframe_background_or_baseline_row_is_a_job_setting(tmp_path):
+    """``baseline=tribute.Background(df)`` (or a row ``df.iloc[k]``) of a table job: the manifest
+    records the frame by content (it refused any DataFrame setting before), the result equals
+    one explain call, a resume with the same frame reproduces it and another frame is refused."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"income": rng.normal(size=60), "member": rng.random(60) < 0.5,
+                       "age": rng.integers(18, 80, 60)})
+    model = LogisticRegression(max_iter=500).fit(df, (df.income + df.member > 0.5).astype(int))
+    for k, base in enumerate((tribute.Background(df.iloc[40:50]), df.iloc[55])):
+        out = tmp_path / f"o{k}"
+        attr = _run(model, df.iloc[:9], out, method="exact_shapley", shard_size=4, target=1, baseline=base)
+        ref = tribute.explain(model, df.iloc[:9], method="exact_shapley", target=1, baseline=base, progress=False)
+        np.testing.assert_allclose(attr.values, np.asarray(ref.values), rtol=1e-12, atol=1e-14)
+        assert attr.player_names == ["income", "member", "age"]
+        again = _run(model, df.iloc[:9], out, method="exact_shapley", shard_size=4, target=1, baseline=base,
+                     resume=True)
+        np.testing.assert_array_equal(again.values, attr.values)
+    with pytest.raises(tribute.errors.InputError, match="settings"):
+        _run(model, df.iloc[:9], tmp_path / "o0", method="exact_shapley", shard_size=4, target=1,
+             baseline=tribute.Background(df.iloc[41:51]), resume=True)

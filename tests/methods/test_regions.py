@@ -277,6 +277,26 @@ def test_extremal_dense_preserve_and_delete() -> None:
     assert ((attr.extra["masks"] >= 0) & (attr.extra["masks"] <= 1)).all()
 
 
+
+@pytest.mark.parametrize("variant", ["preserve", "delete"])
+def test_extremal_final_values_are_the_outputs_at_the_reported_masks(variant: str) -> None:
+    """``extra["final_values"]`` came from the last step's forward, but the masks reported were
+    those after one more update: values and masks did not belong together."""
+    model = make_cnn()
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    groups = (torch.arange(8)[:, None] // 4) * 2 + torch.arange(8)[None, :] // 4  # 2 x 2 patches
+    attr = tribute.explain(model, x, method="extremal_perturbation", target=1, steps=7, areas=(0.25, 0.5),
+                           variant=variant, groups=groups[None], baseline=0.0, perturbation="baseline")
+    masks = attr.extra["masks"]  # batch x targets x variants x areas x players
+    assert masks.shape == (2, 1, 1, 2, 4)
+    for i, a in itertools.product(range(2), range(2)):
+        m = torch.from_numpy(masks[i, 0, 0, a])[groups]
+        kept = m * x[i] if variant == "preserve" else (1 - m) * x[i]
+        with torch.no_grad():
+            hand = float(model(kept[None])[0, 1])
+        assert attr.extra["final_values"][i, 0, 0, a] == pytest.approx(hand, rel=1e-9, abs=1e-12)
+
+
 # --------------------------------------------------------------------------- counting
 @pytest.mark.parametrize("method,kw", [
     ("xrai", {"steps": 6}),

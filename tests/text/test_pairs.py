@@ -176,3 +176,55 @@ def test_minilm_pair_integrated_hessians(minilm: tuple, table: tuple) -> None:
                             removal="mask", progress=False).extra["pair_interactions"][0, 0]
     rho = spearmanr(cross.ravel(), exact.ravel())[0]
     assert rho > 0.5, rho  # measured 0.69 (8 word pairs, steps=16)
+
+
+class _CrossWrapper(torch.nn.Module):
+    """A plain module (no ``config``) around a cross-encoder, naming ``token_type_ids``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        out: torch.Tensor = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                       token_type_ids=token_type_ids).logits
+        return out
+
+
+@pytest.mark.parametrize("removal", ["mask", "delete"])
+def test_cross_pair_through_a_plain_wrapper_reads_the_segment_ids(removal: str) -> None:
+    """A wrapper module that names token_type_ids gets the pair's segment ids (it read the
+    pair as one text before: every value silently wrong), for text and component players."""
+    tok = minilm_tokenizer()
+    model = tiny_bert(tok.vocab_size, num_labels=2, seed=7)
+    with torch.no_grad():  # segment ids that matter: the second text's type embedding is large
+        model.bert.embeddings.token_type_embeddings.weight[1].mul_(0.0).add_(3.0)
+    wrapper = _CrossWrapper(model)
+    pair = ("A cat sleeps", "The kitten naps")
+    enc = segment(pair, tok, "words")
+    assert enc.token_type_ids is not None
+    ids, types, tp = enc.input_ids[0].tolist(), enc.token_type_ids[0].tolist(), enc.token_player[0].tolist()
+    n = enc.n_players[0]
+    v = {}
+    for s in all_masks(n):
+        keep = [p < 0 or s[p] == 1 for p in tp]
+        if removal == "delete":
+            row = [t for t, k in zip(ids, keep) if k]
+            seg = [t for t, k in zip(types, keep) if k]
+        else:
+            row = [t if k else tok.mask_token_id for t, k in zip(ids, keep)]
+            seg = types
+        with torch.no_grad():
+            v[s] = float(wrapper(torch.tensor([row]), token_type_ids=torch.tensor([seg]))[0, 1])
+    attr = tribute.explain(wrapper, [pair], tokenizer=tok, method="exact_shapley", removal=removal,
+                           target=1, progress=False)
+    np.testing.assert_allclose(attr.values[0], shapley_by_enumeration(v, n), rtol=1e-9, atol=1e-12)
+    assert attr.full_values is not None
+    assert math.isclose(float(attr.full_values[0]), v[(1,) * n], rel_tol=1e-12)
+    if removal == "mask":
+        heads = tribute.components(wrapper, ["model.bert.encoder.layer.0"], unit="head")
+        comp = tribute.explain(wrapper, [pair], tokenizer=tok, players=heads, method="feature_ablation",
+                               target=1, progress=False)
+        assert comp.full_values is not None
+        assert math.isclose(float(comp.full_values[0]), v[(1,) * n], rel_tol=1e-9)

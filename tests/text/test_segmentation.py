@@ -119,3 +119,22 @@ def test_word_tokenizer_ids() -> None:
     assert enc.input_ids.tolist() == [[4, tok.unk_token_id, 5, tok.unk_token_id]]
     assert enc.player_names == [["Hello", ",", "world", "zzz"]]
     assert torch.equal(enc.token_player, torch.tensor([[0, 1, 2, 3]]))
+
+
+def test_span_players_out_of_order_or_merged_warn_with_the_players_they_became() -> None:
+    """Span players follow the text order (and spans sharing a token merge): values were
+    silently in another order than the spans given; a warning now names the players."""
+    import warnings
+
+    tok = WordTokenizer(["the", "plot", "was", "thin"])
+    text = "the plot was thin"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enc = segment(text, tok, [(0, 3), (4, 8)])  # in order: no warning
+    assert enc.player_names == [["the", "plot"]]
+    with pytest.warns(UserWarning, match=r"players are \[\(0, 3\), \(4, 8\)\], not the spans as given \[\(4, 8\), \(0, 3\)\]") as seen:
+        enc = segment(text, tok, [(4, 8), (0, 3)])
+    assert enc.player_names == [["the", "plot"]]
+    assert seen[0].filename == __file__
+    with pytest.warns(UserWarning, match="merge"):
+        segment(text, tok, [(0, 2), (2, 3)])  # both inside the token "the": one player

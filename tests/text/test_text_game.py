@@ -299,3 +299,27 @@ def test_model_without_attention_mask_never_reads_the_padding_of_shorter_texts()
     ig = tribute.explain(model, [long_text, short], method="integrated_gradients", tokenizer=tok,
                          target=1, removal="zero", steps=64)
     np.testing.assert_allclose(np.nansum(np.asarray(ig.values)[1]), gap, atol=1e-10)
+
+
+def test_label_names_of_a_hugging_face_classifier_are_targets(bert: tuple) -> None:
+    """``target="pos"`` reads ``config.id2label`` (it was refused: "not understood"), also as
+    a list or one per text; an unknown name is refused with the names."""
+    model, tok = bert
+    old = dict(model.config.id2label), dict(model.config.label2id)
+    model.config.id2label = {0: "neg", 1: "neu", 2: "pos"}
+    model.config.label2id = {"neg": 0, "neu": 1, "pos": 2}
+    try:
+        kw = {"tokenizer": tok, "method": "exact_shapley", "removal": "mask", "progress": False}
+        texts = ["a fine day", "so dull"]
+        by_name = tribute.explain(model, texts, target="pos", **kw)
+        by_index = tribute.explain(model, texts, target=2, **kw)
+        np.testing.assert_array_equal(np.asarray(by_name.values), np.asarray(by_index.values))
+        several = tribute.explain(model, texts, target=["neg", "pos"], **kw)
+        np.testing.assert_array_equal(np.asarray(several.values)[:, 1], np.asarray(by_index.values))
+        per_text = tribute.explain(model, texts, target=np.array(["pos", "neg"]), **kw)
+        both = tribute.explain(model, texts, target=np.array([2, 0]), **kw)
+        np.testing.assert_array_equal(np.asarray(per_text.values), np.asarray(both.values))
+        with pytest.raises(InputError, match=r"'happy'.*neg"):
+            tribute.explain(model, texts, target="happy", **kw)
+    finally:
+        model.config.id2label, model.config.label2id = old

@@ -157,7 +157,9 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
     classes = getattr(getattr(adapter, "estimator", None), "classes_", None) \
         if getattr(adapter, "kind", None) in ("predict_proba", "decision_function") else None
     if classes is None:
-        return target
+        classes = _config_labels(adapter)  # a Hugging Face classifier's id2label: names only
+        if classes is None or not (isinstance(target, str) or _as_strings(target) is not None):
+            return target
     labels = np.asarray(classes)
     if isinstance(target, str):
         if target == "predicted":
@@ -203,6 +205,22 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
     return target
 
 
+def _config_labels(adapter: ModelAdapter) -> list[str] | None:
+    """Class names of a Hugging Face classifier (``model.config.id2label``, ids ``0..K-1``), so
+    ``target="positive"`` works for text classifiers; None without such a config."""
+    module = getattr(adapter, "module", None)
+    id2label = getattr(getattr(module, "config", None), "id2label", None)
+    if not isinstance(id2label, dict) or not id2label:
+        return None
+    try:
+        ids = sorted(int(k) for k in id2label)
+    except (TypeError, ValueError):
+        return None
+    if ids != list(range(len(ids))):
+        return None
+    return [str(id2label.get(i, id2label.get(str(i)))) for i in ids]
+
+
 def _as_strings(target: Any) -> np.ndarray | None:
     """``target`` as a numpy array of str when it is a non-empty list/tuple/array of strings."""
     if isinstance(target, (list, tuple)):
@@ -226,7 +244,8 @@ def _string_columns(labels: np.ndarray, values: np.ndarray, what: str) -> np.nda
         if hits.size != 1:
             raise InputError(
                 f"target{what} holds {str(v)!r}, which is not one of the classifier's classes_ "
-                f"{labels.tolist()[:20]}; pass class labels, 'predicted' or None.")
+                f"(or config.id2label names) {labels.tolist()[:20]}; pass class labels, "
+                "'predicted' or None.")
         out[i] = hits[0]
     return out
 
@@ -293,7 +312,7 @@ def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, play
     tokenized and padded once, and the component game runs on their token ids (with
     ``attention_mask=`` / ``token_type_ids=`` when the model takes them)."""
     from ..models.text import segment
-    from .text import _accepts, _is_hf_model
+    from .text import _accepts, _is_hf_model, _takes_types
 
     given = {"removal": removal is not None, "pair": pair is not None, "groups": groups is not None,
              "include_special": include_special, "forward_args": bool(forward_args),
@@ -307,7 +326,7 @@ def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, play
     kw: dict[str, Any] = {}
     if hf or _accepts(fn, "attention_mask"):
         kw["attention_mask"] = enc.attention_mask
-    if enc.token_type_ids is not None and hf and _accepts(fn, "token_type_ids"):
+    if enc.token_type_ids is not None and _takes_types(fn, hf):
         kw["token_type_ids"] = enc.token_type_ids
     return players.make_game(adapter, enc.input_ids, target=target, baseline=baseline,
                              output=output, forward_args=None, forward_kwargs=kw,

@@ -186,6 +186,17 @@ def _is_pandas(x: Any, kind: str = "DataFrame") -> bool:
 def _frame_to_numpy(x: Any, name: str) -> np.ndarray:
     """Numeric DataFrame/Series -> float64 array (bool and nullable columns included)."""
     import pandas as pd  # x is a pandas object, so pandas is installed
+    if _is_pandas(x, "Series") and pd.api.types.is_object_dtype(x.dtype):
+        # a row of a frame with bool and float columns is an object Series: its values, not
+        # its dtype, say whether it is numeric
+        bad_rows = [str(k) for k, v in x.items()
+                    if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating))]
+        if bad_rows:
+            raise InputError(
+                f"{name} has non-numeric value(s) at {bad_rows[:8]}; encode categorical columns "
+                "as numbers (ordinal or one-hot) before explaining, or drop them."
+            )
+        return np.array(x.to_numpy(dtype=np.float64, na_value=np.nan))
     dtypes = x.dtypes if _is_pandas(x) else {x.name: x.dtype}
     bad = [str(c) for c, dt in dict(dtypes).items()
            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
@@ -304,6 +315,16 @@ class FeatureGame(Game):
             _check_frame_columns(model, columns, baseline)
             if feature_names is None and groups is None:
                 feature_names = columns
+        if not multi and _is_column_groups(groups):
+            if columns is None and len(np.shape(raw_inputs[0])) != 2:
+                raise InputError(
+                    f"groups as lists of columns need table inputs (batch x columns); inputs have "
+                    f"shape {tuple(np.shape(raw_inputs[0]))}: give an integer mask of group ids."
+                )
+            n_cols = len(columns) if columns is not None else int(np.shape(raw_inputs[0])[-1])
+            groups, group_names = _column_groups(groups, columns, n_cols)
+            if feature_names is None:
+                feature_names = group_names
         if multi and not raw_inputs:
             raise InputError("inputs is an empty tuple; pass at least one tensor or array.")
         tensors, frameworks, np_dtypes = [], [], []
@@ -1677,6 +1698,57 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
     if t.ndim > len(shape):
         raise InputError(f"{name} has shape {tuple(t.shape)}; expected {expected}.")
     return b.reshape(1, d).clone(), "single"
+
+
+def _is_column_groups(value: Any) -> bool:
+    """``groups`` given as columns per player: a dict ``{name: columns}``, or a list of column
+    lists that names columns (strings) or is ragged (an integer mask is rectangular)."""
+    if isinstance(value, dict):
+        return True
+    if not isinstance(value, list) or not value or not all(isinstance(g, (list, tuple)) for g in value):
+        return False
+    flat = [c for g in value for c in g]
+    return any(isinstance(c, str) for c in flat) or len({len(g) for g in value}) > 1
+
+
+def _column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[np.ndarray, list[str]]:
+    """An integer mask (one group id per column) and the group names from columns per player.
+
+    Columns are named (a DataFrame's column names) or given by position; every column must be
+    in exactly one group.
+    """
+    items = list(value.items()) if isinstance(value, dict) else [(None, g) for g in value]
+    mask = np.full(n_cols, -1, dtype=np.int64)
+    names: list[str] = []
+    for gid, (key, cols) in enumerate(items):
+        if isinstance(cols, (str, int, np.integer)):
+            cols = [cols]
+        members: list[str] = []
+        for c in cols:
+            if isinstance(c, str):
+                if columns is None or c not in columns:
+                    raise InputError(
+                        f"groups: column {c!r} is not a column of inputs"
+                        + (f" (columns: {columns[:8]})" if columns else " (inputs have no column names; "
+                           "give column positions)") + "."
+                    )
+                j = columns.index(c)
+            elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= int(c) < n_cols:
+                j = int(c)
+            else:
+                raise InputError(f"groups: {c!r} is neither a column name nor a position 0..{n_cols - 1}.")
+            if mask[j] >= 0:
+                raise InputError(f"groups: column {c!r} is in two groups; give every column one group.")
+            mask[j] = gid
+            members.append(columns[j] if columns is not None else f"x{j}")
+        names.append(str(key) if key is not None else "+".join(members))
+    missing = [columns[j] if columns is not None else j for j in np.flatnonzero(mask < 0)]
+    if missing:
+        raise InputError(
+            f"groups leaves column(s) {missing[:8]} in no group; give every column one group "
+            "(a group of its own for columns to explain alone)."
+        )
+    return mask, names
 
 
 def _parse_groups(value: Any, shape: tuple[int, ...], batch: int, name: str) -> torch.Tensor | None:

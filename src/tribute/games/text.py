@@ -7,7 +7,11 @@ options (``removal=``):
 * ``"mask"`` / ``"pad"`` / ``"unk"`` / an ``int`` token id: removed tokens are replaced by that
   token (same length, positions unchanged);
 * ``"delete"``: removed tokens are dropped, the sequence gets shorter and the attention mask
-  follows (rows of one batch are left-packed and right-padded); not differentiable;
+  follows (rows of one batch are left-packed and right-padded); not differentiable. A row with
+  no token left (the empty coalition of a tokenizer without special tokens, or with
+  ``include_special=True``) is one padding token with attention mask 0, so ``v(empty)`` is
+  the model's output on that (for a BERT-like model not a meaningful "no text" value: prefer a
+  replacement token or keep the special tokens out of the players);
 * ``"zero"`` / ``"mean"``: an embedding-level baseline (the zero vector, or the mean row of
   the input embedding matrix) replaces the removed tokens' input embeddings.
 
@@ -293,6 +297,23 @@ def _accepts(fn: Any, name: str) -> bool:
     return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
+def _takes_types(fn: Any, hf: bool) -> bool:
+    """Whether the model is given ``token_type_ids=`` (segment ids of a cross-encoded pair).
+
+    A Hugging Face model is when its forward accepts them; any other module or callable when
+    its signature names ``token_type_ids`` (a wrapper around a cross-encoder must see which
+    tokens are the second text's: without them it reads the pair as one text). A bare
+    ``**kwargs`` is not enough there: it may forward to a model without segment ids.
+    """
+    if hf:
+        return _accepts(fn, "token_type_ids")
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
+    try:
+        return "token_type_ids" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _is_hf_model(model: Any) -> bool:
     return isinstance(model, torch.nn.Module) and hasattr(model, "config") and callable(
         getattr(model, "get_input_embeddings", None))
@@ -342,7 +363,8 @@ class TextGame(FeatureGame):
     Args:
         model: adapted torch model: a Hugging Face model (called with ``input_ids=``,
             ``attention_mask=`` and, for pairs, ``token_type_ids=``), or a module/callable over
-            ``batch x length`` token ids (given ``attention_mask=`` when its signature has it).
+            ``batch x length`` token ids (given ``attention_mask=`` when its signature has it,
+            and a pair's ``token_type_ids=`` when its signature names that argument).
         texts: a string, a ``(first, second)`` pair, or a list of either.
         tokenizer: a Hugging Face fast tokenizer or a :class:`tribute.models.text.OffsetTokenizer`.
         players: ``"words"``, ``"tokens"``, ``"sentences"`` or character spans (see
@@ -441,7 +463,7 @@ class TextGame(FeatureGame):
             fn, embedding=emb, removal=rem, replace_id=rid,
             pad_id=int(getattr(tokenizer, "pad_token_id", None) or 0), pair=mode,
             takes_mask=takes_mask,
-            takes_types=hf and _accepts(fn, "token_type_ids"), hf=hf,
+            takes_types=_takes_types(fn, hf), hf=hf,
         )
         adapter = copy.copy(model)
         adapter.fn = forward

@@ -40,6 +40,8 @@ def canonical(obj: Any) -> Any:
         return canonical(obj.item())
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
+    if type(obj).__module__.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series"):
+        return _canonical_frame(obj)
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
         digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode() + arr.tobytes()).hexdigest()
@@ -57,6 +59,18 @@ def canonical(obj: Any) -> Any:
         f"a job setting of type {type(obj).__name__} ({obj!r:.80}) cannot be recorded in the job "
         "manifest; pass numbers, strings, arrays, lists or dataclasses."
     )
+
+
+def _canonical_frame(obj: Any) -> dict[str, Any]:
+    """A pandas DataFrame/Series (e.g. ``tribute.Background(df)``, a baseline row) by its
+    columns, dtypes and a content hash of its rows (pandas' own row hash, index included:
+    object and string columns have no address-free bytes of their own)."""
+    import pandas as pd
+
+    frame = obj.to_frame() if type(obj).__name__ == "Series" else obj
+    rows = pd.util.hash_pandas_object(frame, index=True).to_numpy()
+    return {"frame": {"columns": [str(c) for c in frame.columns],
+                      "dtypes": [str(d) for d in frame.dtypes], "rows": canonical(rows)}}
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

@@ -79,7 +79,8 @@ def explain(
             classifier whose ``classes_`` are numbers other than ``0..K-1`` (e.g. labels 1, 2,
             3) integer targets are class labels, looked up in ``classes_`` (``target=y_true``
             explains each row's true class); string labels work for string classes (one, a list,
-            or one per sample). A pandas or polars Series (``target=y_test``) is read by
+            or one per sample), and for the class names of a Hugging Face classifier
+            (``model.config.id2label``). A pandas or polars Series (``target=y_test``) is read by
             position; next to a DataFrame its index must be the DataFrame's (a Series in
             another row order is refused rather than matched to the wrong rows).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
@@ -91,7 +92,9 @@ def explain(
             explicitly, e.g. ``baseline=X_train.mean(0)`` or
             ``tribute.Background(X_train[:100])``, or ``baseline=0.0`` to keep zeros silently).
         groups: which elements form one player: None (every element), an integer mask of ids
-            ``0..n-1`` (superpixels, column groups, token spans), or :func:`tribute.patches`.
+            ``0..n-1`` (superpixels, column groups, token spans), :func:`tribute.patches`, or
+            for tables the columns of each player: ``{"name": ["col", ...], ...}`` or a list of
+            column lists (names or positions; every column in exactly one group).
         budget: model evaluations per input (coalitions or gradient points). default=None
             (the method's own default).
         seed: seed of the method's local random generator. default=0.

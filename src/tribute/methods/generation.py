@@ -33,7 +33,7 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
 from ..models import TorchModel
-from ..models.text import PLAYER_UNITS, segment
+from ..models.text import PLAYER_UNITS, _encode_one, segment
 from .base import check_budget_param, get_method
 
 __all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
@@ -162,6 +162,7 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
         if players != "tokens" or not callable(tokenizer):
             raise
         ids = _encode(tokenizer, prompt, True)
+        from_text = [False] * len(ids)  # no offsets: trailing special ids are the template's
         player_of: list[int] = []
         names: list[str] = []
         for t in ids:
@@ -173,7 +174,11 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
         ids = [int(t) for t in enc.input_ids[0, :n_tok]]
         player_of = [int(j) for j in enc.token_player[0, :n_tok]]
         names = list(enc.player_names[0])
-    while len(ids) > 1 and ids[-1] in special and player_of[-1] < 0:
+        # a token with characters of the prompt is text, even when its id is a special one
+        # (the unk token an unreadable character becomes): never dropped, though not a player
+        offsets = _encode_one(tokenizer, prompt)[1][:n_tok]
+        from_text = [a < b for a, b in offsets]
+    while len(ids) > 1 and ids[-1] in special and player_of[-1] < 0 and not from_text[len(ids) - 1]:
         ids.pop()
         player_of.pop()
     return ids, player_of, names
@@ -253,10 +258,11 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
         if not target:
             raise InputError("target='' is empty; give a continuation text or None (greedy generation).")
         cont = _encode(tokenizer, target, False)
-        joint = _encode(tokenizer, prompt + target, True)
-        while joint and joint[-1] in special:
+        raw_joint = _encode(tokenizer, prompt + target, True)
+        joint = list(raw_joint)
+        while joint and joint[-1] in special:  # a closing [SEP]/EOS of the tokenizer's template
             joint.pop()
-        if joint != ids + cont:
+        if ids + cont not in (joint, raw_joint):  # raw: the target ends in a special id (an unk)
             warnings.warn(
                 f"target={target!r} tokenizes differently after the prompt than on its own: "
                 f"in context {_token_text(tokenizer, joint[len(ids):]) if joint[:len(ids)] == ids else _token_text(tokenizer, joint)} "

@@ -98,14 +98,18 @@ class CategoricalCodec:
         cols: dict[Any, Any] = {}
         for j, c in enumerate(self.columns):
             v = arr[:, j]
+            dt = self.dtypes[c]
             if c in self.categories:
                 cats = np.asarray(self.categories[c], dtype=object)
                 vals = cats[np.clip(np.rint(v).astype(np.int64), 0, len(cats) - 1)]
-                dt = self.dtypes[c]
-                cols[c] = pd.Series(vals, dtype=dt if isinstance(dt, pd.CategoricalDtype) else object)
+                # the column's own dtype back (categorical, datetime, string...), not object
+                cols[c] = pd.Series(vals, dtype=object).astype(dt)
+            elif pd.api.types.is_bool_dtype(dt) and np.all((v == 0) | (v == 1)):
+                cols[c] = pd.Series(v.astype(bool)).astype(dt)
+            elif pd.api.types.is_integer_dtype(dt) and np.all(v == np.rint(v)):
+                cols[c] = pd.Series(v).astype(dt)  # numpy and nullable (Int64) integer columns
             else:
-                dt = self.dtypes[c]
-                cols[c] = v.astype(dt) if np.issubdtype(dt, np.integer) and np.all(v == np.rint(v)) else v
+                cols[c] = v
         return pd.DataFrame(cols, columns=self.columns)
 
 

@@ -33,13 +33,14 @@ and the limit): truncating silently would drop players the user asked about.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 
 __all__ = [
     "PLAYER_UNITS",
@@ -332,6 +333,19 @@ def _assign(parts: list[str], offs: list[tuple[int, int]], seg: list[int], speci
         names.append(parts[g][a:b])
         spans.append((g, a, b))
     tp = [pid[find(h[0])] if h else -1 for h in tok_units]
+    for g in range(len(parts)):
+        setting = players[g] if (isinstance(players, tuple) and len(parts) == 2) else players
+        if setting is None or isinstance(setting, str):
+            continue
+        given = [(int(a), int(b)) for a, b in setting]
+        got = [(a, b) for h, a, b in spans if h == g]
+        if got != given:
+            label = f"{where}[{g}]" if len(parts) == 2 else where
+            warnings.warn(
+                f"players spans of {label}: the players are {got[:6]}, not the spans as given "
+                f"{given[:6]} (players follow the text order; spans sharing a token merge, spans "
+                "covering no token are dropped); value j belongs to attr.extra['text_spans'][j] / "
+                "['text_players'][j], not to the j-th span given.", UserWarning, stacklevel=user_stacklevel())
     return _specials(tp, names, spans, special, include_special)
 
 

@@ -34,7 +34,8 @@ Result: the input-shaped map ``sum_a m_a`` (averaged over the variants), the pap
 of the masks over areas; ``extra["masks"]`` holds every mask (``batch x targets x variants x
 areas x H x W``, or ``... x players``) and ``extra["region_rank"]`` each pixel's region: the
 index of the smallest area whose mask (thresholded at 0.5, variants averaged) contains it
-(``len(areas)`` for none). ``extra["final_values"]`` is the output at each optimised mask.
+(``len(areas)`` for none). ``extra["final_values"]`` is the output at each optimised mask (the
+masks of the last evaluated step: no update follows the last evaluation).
 The optimisation is deterministic (masks start at 0.5), so ``seed`` has no effect.
 
 Reference: Fong, Patrick & Vedaldi (2019), "Understanding Deep Networks via Extremal
@@ -257,11 +258,15 @@ class ExtremalPerturbation(Method):
             return g[..., :0]
 
         values = torch.zeros(b_count, k_points, dtype=dtype)
+        final = make_mask(theta).detach()
         for step in range(steps):
             mcols = make_mask(theta)
-            current["m"] = elements(mcols.detach())
+            final = mcols.detach()  # the masks `values` are the outputs at
+            current["m"] = elements(final)
             vals, _ = fg.input_gradients(k_points, make_points, powers=(), transform=transform)
             values = vals[:, torch.arange(k_points), target_k]  # B x K
+            if step == steps - 1:
+                break  # a last update would move the masks away from their reported outputs
             # d v / d m (preserve: x_m = p + m (x - p); delete: x_m = x - m (x - p))
             dv_dm = grads * diff[:, None, :] * sign_k[None, :, None]  # B x K x D
             if info.dense:
@@ -283,8 +288,7 @@ class ExtremalPerturbation(Method):
             (grad_theta,) = torch.autograd.grad(loss, theta)
             theta.grad = grad_theta
             opt.step()
-        with torch.no_grad():
-            final = make_mask(theta).reshape(b_count, t_count, n_v, n_a, -1)
+        final = final.reshape(b_count, t_count, n_v, n_a, -1)
         return self._result(fg, info, final, values, variants, areas, steps)
 
     def _perturbed(self, fg: FeatureGame, info: ImageInfo, x: torch.Tensor) -> torch.Tensor:
