@@ -242,9 +242,13 @@ def _check_finite(x: torch.Tensor, name: str, allow_nan: bool = False) -> None:
     if not bool(ok.all()):
         bad = (~ok).reshape(x.shape[0], -1).any(dim=1).nonzero().flatten()
         kind = "NaN" if bool(torch.isnan(x[~ok]).any()) else "Inf"
+        why = ("the model's output there is undefined" if kind == "Inf" else
+               "a removed player is composed as x * m + b * (1 - m), which a missing value turns "
+               "into NaN in every coalition, even where a pipeline would impute it")
         raise InputError(
             f"{name} contains {kind} values in sample(s) {bad[:10].tolist()}; impute or drop "
-            "them before explaining (the model's output there is undefined)"
+            f"them before explaining ({why}; e.g. explain the imputed X with the pipeline's "
+            "later steps)"
             + ("." if allow_nan or kind == "Inf" else
                "; tree models that route missing values can be explained with "
                "method='tree_shap', which reads NaN as the model does.")
