@@ -126,7 +126,8 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument(*flags, **kw)
     p.add_argument("--baseline", default="0",
                    help="input baseline of input-path methods (conductance): a number, 'mean' (mean "
-                        "of --data), or a .npy file or an .npz holding one array (default: 0)")
+                        "of the rows explained: --data after --limit), or a .npy file or an .npz "
+                        "holding one array (default: 0)")
     p.set_defaults(func=_cmd_components)
 
     _add_serve(sub)

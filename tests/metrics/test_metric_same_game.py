@@ -11,6 +11,7 @@ import torch
 import tribute
 from tribute.errors import InputError
 from tribute.games.components import ComponentSet
+from tribute.metrics import BaselineMismatchWarning
 
 
 def _net_and_inputs() -> tuple[torch.nn.Module, torch.Tensor]:
@@ -26,7 +27,7 @@ def test_default_baseline_is_refused_when_the_attribution_used_another() -> None
     net, x = _net_and_inputs()
     attr = tribute.explain(net, x, method="exact_shapley", baseline=1.0, target=1)
     for metric in ("shapley_error", "deletion", "linear_score"):
-        with pytest.raises(InputError, match=r"baseline=0\.0 to score removal"):
+        with pytest.raises(InputError, match=r"base_values .*baseline=0\.0 to score removal"):
             tribute.evaluate(net, x, attr, metric=metric)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -36,6 +37,20 @@ def test_default_baseline_is_refused_when_the_attribution_used_another() -> None
         tribute.evaluate(net, x, attr, metric="complexity")  # credits only: no baseline read
         zero = tribute.explain(net, x, method="exact_shapley", target=1)
         tribute.evaluate(net, x, zero, metric="deletion")
+        # the same zeros in another form (a per-sample table): base_values agree, accepted
+        # (the fingerprint alone refused it: rev30); the check's v(empty) is the one the curve
+        # reuses, so both calls count the same evaluations
+        table = tribute.explain(net, x, method="exact_shapley", target=1,
+                                baseline=torch.zeros_like(x))
+        res = tribute.evaluate(net, x, table, metric="deletion")
+        plain = tribute.evaluate(net, x, table, metric="deletion", baseline=0.0)
+        np.testing.assert_allclose(res.scores, plain.scores)
+        assert res.n_evals == plain.n_evals
+    # no base_values to decide (leave-one-out credits): a differing fingerprint warns
+    loo = tribute.explain(net, x, method="feature_ablation", baseline=1.0, target=1)
+    assert loo.base_values is None
+    with pytest.warns(BaselineMismatchWarning, match=r"baseline=0\.0 to score removal"):
+        tribute.evaluate(net, x, loo, metric="deletion")
 
 
 def test_groups_that_map_elements_otherwise_than_the_attributions_are_refused() -> None:

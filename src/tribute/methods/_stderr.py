@@ -136,72 +136,125 @@ def central_moments(s1: torch.Tensor, s2: torch.Tensor, s3: torch.Tensor, s4: to
     return m2, m3, m4
 
 
+def _t_coverage(x: torch.Tensor, dof: int) -> torch.Tensor:
+    """``P(|t_dof| <= x)``: the exact two-sided coverage of a normal sample's t interval."""
+    from scipy.stats import t as student_t
+
+    xs = x.detach().cpu().double().numpy()
+    return torch.as_tensor(2.0 * student_t.cdf(xs, dof) - 1.0, dtype=x.dtype).to(x.device)
+
+
+def _skew_term(x: torch.Tensor, skew2: torch.Tensor, kurt: torch.Tensor, n: int) -> torch.Tensor:
+    """The skewness and kurtosis part of the two-sided coverage of the Studentised mean of
+    ``n`` draws to order ``1/n``: ``(2/n) x [kappa (x^2 - 3) / 12 - gamma^2 (x^4 + 2 x^2 - 3) / 18]
+    phi(x)`` (Hall 1992, The Bootstrap and Edgeworth Expansion, sec. 2.6; ``gamma`` the
+    skewness, ``kappa`` the excess kurtosis; the odd ``1/sqrt(n)`` terms cancel in a two-sided
+    interval). Its normal-theory part, ``-(x^2 + 3) / 4``, is what Student's t with ``n - 1``
+    dof corrects for an unbiased variance; :func:`_edgeworth_coverage` takes that part from
+    the t distribution exactly, so draws without skewness or excess kurtosis get the t
+    interval, not a wider one."""
+    x2 = x * x
+    q = x * (kurt * (x2 - 3.0) / 12.0 - skew2 * (x2 * x2 + 2.0 * x2 - 3.0) / 18.0)
+    return 2.0 / n * q * torch.exp(-0.5 * x2) / math.sqrt(2.0 * math.pi)
+
+
 def _edgeworth_coverage(x: torch.Tensor, skew2: torch.Tensor, kurt: torch.Tensor,
                         n: int) -> torch.Tensor:
-    """``P(|T| <= x)`` for the Studentized mean of ``n`` draws to order ``1/n``:
-    ``2 Phi(x) - 1 + (2/n) q(x) phi(x)`` with
-    ``q(x) = x [kappa (x^2 - 3) / 12 - gamma^2 (x^4 + 2 x^2 - 3) / 18 - (x^2 + 3) / 4]``
-    (Hall 1992, The Bootstrap and Edgeworth Expansion, sec. 2.6; ``gamma`` the skewness,
-    ``kappa`` the excess kurtosis; the odd ``1/sqrt(n)`` terms cancel in a two-sided interval)."""
-    x2 = x * x
-    q = x * (kurt * (x2 - 3.0) / 12.0 - skew2 * (x2 * x2 + 2.0 * x2 - 3.0) / 18.0 - (x2 + 3.0) / 4.0)
-    phi = torch.exp(-0.5 * x2) / math.sqrt(2.0 * math.pi)
-    big_phi = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-    return 2.0 * big_phi - 1.0 + 2.0 / n * q * phi
+    """``P(|T| <= x)`` for the Studentised mean of ``n`` draws (unbiased variance): Student's
+    ``t_{n-1}`` coverage plus the skewness and kurtosis term of :func:`_skew_term`."""
+    return _t_coverage(x, n - 1) + _skew_term(x, skew2, kurt, n)
 
 
-def _first_reaching(grid: torch.Tensor, skew2: torch.Tensor, kurt: torch.Tensor,
-                    n: int) -> torch.Tensor:
-    """Index of the first row of ``grid`` (``points x entries`` or ``points x 1``) whose expanded
+#: Entries searched at once by :func:`inflate_skewed` (bounds its memory: a grid of ``13-25``
+#: half-widths per entry; image RISE has an entry per pixel, target and input).
+_SKEW_CHUNK = 1 << 15
+
+
+def _skew_weights(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, b)`` with ``_skew_term(x) = a kappa - b gamma^2``: tabulated once per grid point."""
+    one = torch.ones((), dtype=x.dtype)
+    zero = torch.zeros((), dtype=x.dtype)
+    return _skew_term(x, zero, one, n), _skew_term(x, -one, zero, n)
+
+
+def _first_reaching(tcov: torch.Tensor, a: torch.Tensor, b: torch.Tensor, skew2: torch.Tensor,
+                    kurt: torch.Tensor) -> torch.Tensor:
+    """Index of the first grid point (rows of ``tcov``, ``a``, ``b``: the t coverage and the
+    skew weights of :func:`_skew_weights`, ``points x entries`` or ``points x 1``) whose expanded
     coverage reaches the target, per entry; the last row where none does."""
-    reach = _edgeworth_coverage(grid, skew2[None], kurt[None], n) >= _TWO_SIDED
-    last = torch.full(skew2.shape, grid.shape[0] - 1, dtype=torch.long)
+    reach = tcov + a * kurt[None] - b * skew2[None] >= _TWO_SIDED
+    last = torch.full(skew2.shape, tcov.shape[0] - 1, dtype=torch.long)
     return torch.where(reach.any(0), reach.to(torch.uint8).argmax(0), last)
+
+
+def _half_width(skew2: torch.Tensor, kurt: torch.Tensor, n: int) -> torch.Tensor:
+    """The smallest half-width (in raw standard errors, on a ``_SKEW_STEP`` grid, at most
+    ``2 * _SKEW_MAX``) whose expanded coverage reaches 95.45%: the first on a coarse grid, then
+    the first on the fine grid of the coarse step before it (the coverage is not monotone for
+    large skewness, so the search scans up from 2 instead of bisecting). The t coverage and the
+    skew weights of every grid point are tabulated once (``coarse x steps`` fine points);
+    entries go in chunks (memory)."""
+    coarse = torch.arange(2.0, 2.0 * _SKEW_MAX + _SKEW_COARSE / 2, _SKEW_COARSE, dtype=skew2.dtype)
+    steps = torch.arange(1, math.ceil(_SKEW_COARSE / _SKEW_STEP) + 1, dtype=skew2.dtype)
+    fine_all = coarse[:, None] + steps[None, :] * _SKEW_STEP  # coarse x steps
+    c_t, (c_a, c_b) = _t_coverage(coarse, n - 1)[:, None], _skew_weights(coarse, n)
+    f_t, (f_a, f_b) = _t_coverage(fine_all, n - 1), _skew_weights(fine_all, n)
+    out = torch.empty_like(skew2)
+    for lo_i in range(0, skew2.numel(), _SKEW_CHUNK):
+        s2, ku = skew2[lo_i:lo_i + _SKEW_CHUNK], kurt[lo_i:lo_i + _SKEW_CHUNK]
+        j = _first_reaching(c_t, c_a[:, None], c_b[:, None], s2, ku)
+        below = (j - 1).clamp_min(0)
+        k = _first_reaching(f_t[below].T, f_a[below].T, f_b[below].T, s2, ku)
+        x = torch.minimum(fine_all[below, k], coarse[j])  # coarse[j] reaches (or is the cap)
+        out[lo_i:lo_i + _SKEW_CHUNK] = torch.where(j == 0, coarse[0], x)
+    return out
 
 
 def inflate_skewed(se: torch.Tensor, m2: torch.Tensor, m3: torch.Tensor, m4: torch.Tensor,
                    n: int, k0: float = 2.0) -> torch.Tensor:
     """:func:`inflate` (pooled, t-inflated with ``n - 1`` dof), widened where the draws are skewed.
 
-    ``se`` is each entry's raw standard error of a mean of ``n`` i.i.d. draws and ``m2, m3, m4``
-    the draws' central moments (divided by ``n``). Where the second-order Edgeworth expansion of
-    the Studentized mean (:func:`_edgeworth_coverage`, with the sample skewness and excess
-    kurtosis, adjusted for small samples as Joanes & Gill 1998 do) says that ``+-2`` of the
+    ``se`` is each entry's raw standard error of a mean of ``n`` i.i.d. draws (unbiased
+    variance) and ``m2, m3, m4`` the draws' central moments (divided by ``n``). Where the
+    second-order Edgeworth expansion of the Studentised mean (:func:`_edgeworth_coverage`:
+    Student's t plus the skewness and kurtosis term, with the sample skewness and excess
+    kurtosis adjusted for small samples as Joanes & Gill 1998 do) says that ``+-2`` of the
     inflated errors cover less than ``+-2`` normal deviations do (95.45%), the standard error
-    is raised to ``x / 2`` raw errors, ``x`` the smallest half-width (in raw errors, on a grid of
-    ``0.02``) whose expanded coverage reaches 95.45%, at most ``2 * _SKEW_MAX``. Never lowered.
-    The expansion sees only what the draws show: an interaction that none of them switched on
-    leaves no skewness to correct. Entries with ``m2 = 0`` are left to :func:`inflate`.
+    is raised to ``x / 2`` raw errors, ``x`` the smallest half-width (in raw errors, on a grid
+    of ``0.02``) whose expanded coverage reaches 95.45%, at most ``2 * _SKEW_MAX``. Never
+    lowered; draws without skewness or excess kurtosis keep the t interval. The expansion sees
+    only what the draws show: an interaction that none of them switched on leaves no skewness
+    to correct. Entries with ``m2 = 0`` are left to :func:`inflate`.
     """
     out = inflate(se, float(n - 1), k0)
     if n < 4 or out.numel() == 0:
         return out
-    ok = m2 > 0
+    ok = (m2 > 0) & (se > 0) & torch.isfinite(m3) & torch.isfinite(m4)
     safe = torch.where(ok, m2, torch.ones_like(m2))
     g1 = torch.where(ok, m3 / safe**1.5, torch.zeros_like(m2))
     g2 = torch.where(ok, m4 / (safe * safe) - 3.0, torch.zeros_like(m2))
     # small-sample adjusted skewness and excess kurtosis (Joanes & Gill 1998, G1 and G2)
     skew = g1 * math.sqrt(n * (n - 1)) / (n - 2)
-    kurt = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3)) if n > 3 else g2
+    kurt = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3))
     skew2 = skew * skew
-    # entries whose inflated interval already covers: nothing to search
-    have = torch.where(se > 0, out / se.clamp_min(1e-300), torch.zeros_like(se))
-    need = ok & (se > 0) & (_edgeworth_coverage(2.0 * have, skew2, kurt, n) < _TWO_SIDED)
-    if not bool(need.any()):
+    # the inflated interval covers at least the t coverage (pooling only widens it), so only
+    # entries whose skewness term is negative there can fall short of the target
+    have = torch.where(ok, out / se.clamp_min(1e-300), torch.zeros_like(se))
+    cand = ok & (_skew_term(2.0 * have, skew2, kurt, n) < 0)
+    if not bool(cand.any()):
         return out
-    idx = need.nonzero(as_tuple=True)
-    s2, ku = skew2[idx], kurt[idx]
-    # the first half-width on a coarse grid whose coverage reaches the target, then the first
-    # on the fine grid of the coarse step before it (the coverage is not monotone for large
-    # skewness, so the search scans up from 2 instead of bisecting)
-    coarse = torch.arange(2.0, 2.0 * _SKEW_MAX + _SKEW_COARSE / 2, _SKEW_COARSE, dtype=se.dtype)
-    j = _first_reaching(coarse[:, None], s2, ku, n)
-    lo = coarse[(j - 1).clamp_min(0)]
-    steps = torch.arange(1, math.ceil(_SKEW_COARSE / _SKEW_STEP) + 1, dtype=se.dtype)
-    fine = lo[None] + steps[:, None] * _SKEW_STEP
-    k = _first_reaching(fine, s2, ku, n)
-    x = torch.minimum(fine.gather(0, k[None])[0], coarse[j])  # coarse[j] reaches (or is the cap)
-    x = torch.where(j == 0, coarse[0], x)
+    idx = cand.nonzero(as_tuple=True)
+    x_have = 2.0 * have[idx]
+    # the t coverage at x_have: the target itself where pooling left the t interval as it was
+    plain = x_have <= 2.0 * t_factor(float(n - 1)) * (1.0 + 1e-12)
+    tcov = torch.full_like(x_have, _TWO_SIDED)
+    if not bool(plain.all()):
+        tcov[~plain] = _t_coverage(x_have[~plain], n - 1)
+    short = tcov + _skew_term(x_have, skew2[idx], kurt[idx], n) < _TWO_SIDED
+    if not bool(short.any()):
+        return out
+    idx = tuple(i[short] for i in idx)
+    x = _half_width(skew2[idx], kurt[idx], n)
     widened = out.clone()
     widened[idx] = torch.maximum(out[idx], se[idx] * x / 2.0)
     return widened

@@ -14,7 +14,7 @@ module of this package.
 
 from __future__ import annotations
 
-from .api import Blur, blur, default_explainer, evaluate, metrics
+from .api import BaselineMismatchWarning, Blur, blur, default_explainer, evaluate, metrics
 from .base import (
     Metric,
     MetricInfo,
@@ -46,6 +46,7 @@ from .robustness import avg_sensitivity, max_sensitivity, stability
 from .sparsity import complexity, sparseness
 
 __all__ = [
+    "BaselineMismatchWarning",
     "Blur",
     "Metric",
     "MetricInfo",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
 from ..games.features import DEFAULT_BASELINE
 from ..methods.base import get_method
@@ -22,7 +23,8 @@ from ..models import as_model
 from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
-__all__ = ["Blur", "blur", "columns_to_labels", "default_explainer", "evaluate", "metrics"]
+__all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
+           "metrics"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,12 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
 def metrics() -> dict[str, MetricInfo]:
     """The metric registry: name -> :class:`MetricInfo` (category, direction, needs, paper)."""
     return {name: m.info for name, m in metric_registry().items()}
+
+
+class BaselineMismatchWarning(UserWarning):
+    """:func:`evaluate` scores an attribution under its default zero baseline while the
+    attribution records other baselines, and its ``base_values`` cannot tell whether they are
+    the same in another form (methods that report none: ``feature_ablation``, ``saliency``...)."""
 
 
 # ------------------------------------------------------------- default explain
@@ -289,27 +297,53 @@ def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
 
 
 def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
-    """Refuse the default zero baseline for an attribution made with other baselines.
+    """Refuse the default zero baseline for an attribution made with another baseline.
 
     ``evaluate``'s baseline defaults to 0.0 whatever ``explain`` was given: exact Shapley
     values for ``baseline=1`` scored a ``shapley_error`` of 1.28 (0 against their own game)
     and deletion removed features to zeros instead of the baseline they were credited
     against, silently. The fingerprint ``explain`` records (``params["baseline_digest"]``)
-    tells; attributions without one (built by hand) are not checked.
+    tells that the baselines *may* differ: it also hashes their form (a per-sample table of
+    zeros, float32 rows), so where the attribution reports ``base_values`` they decide, for
+    one evaluation per input (this game's ``v(empty)`` must match them: refused otherwise,
+    accepted if it does); without them a differing fingerprint only warns
+    (:class:`BaselineMismatchWarning`). Attributions without a fingerprint (built by hand)
+    are not checked.
     """
     if game.kind != "feature":
         return
     recorded = attr.params.get("baseline_digest")
     digest = getattr(game, "baseline_digest", None)
     here = digest() if callable(digest) else None
-    if isinstance(recorded, str) and here is not None and recorded != here:
-        raise InputError(
-            f"metric {metric!r} removes players to this call's baseline, which defaults to 0.0, "
-            "but the attribution was computed with other baselines (its "
-            f"params['baseline_digest'] is {recorded}, 0.0 gives {here}), so the score would "
-            "not be about the game the credits describe. Pass the baseline (or Background) "
-            "given to tribute.explain, or baseline=0.0 to score removal to zeros on purpose."
-        )
+    if not (isinstance(recorded, str) and here is not None and recorded != here):
+        return
+    fix = ("Pass the baseline (or Background) given to tribute.explain, or baseline=0.0 to score "
+           "removal to zeros on purpose.")
+    if attr.base_values is not None:
+        mine = np.asarray(
+            attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
+            else attr.base_values, dtype=np.float64)
+        zero = game.empty().numpy()
+        if mine.size == zero.size:
+            mine = mine.reshape(zero.shape)
+            scale = np.maximum(np.maximum(np.abs(mine), np.abs(zero)), 1e-12)
+            bad = np.abs(mine - zero) > 1e-5 * scale + 1e-9
+            if not bad.any():
+                return  # the same baseline in another form (zeros_like(x), float32 rows)
+            i = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise InputError(
+                f"metric {metric!r} removes players to this call's baseline, which defaults to "
+                "0.0, but the attribution was computed with another one: its base_values (the "
+                f"output with every player removed) is {mine[i].tolist()} for sample {i}, with "
+                f"baseline 0.0 it is {zero[i].tolist()}, so the score would not be about the "
+                f"game the credits describe. {fix}"
+            )
+    warnings.warn(
+        f"metric {metric!r} removes players to this call's baseline, which defaults to 0.0, but "
+        f"the attribution records other baselines (its params['baseline_digest'] is {recorded}, "
+        f"0.0 gives {here}; the fingerprint also tells forms apart, e.g. a per-sample table of "
+        f"zeros), so the score may not be about the game the credits describe. {fix}",
+        BaselineMismatchWarning, stacklevel=user_stacklevel())
 
 
 def _check_same_groups(attr: Attribution, game: Any, metric: str) -> None:
@@ -421,10 +455,11 @@ def evaluate(
         baseline: removal value of the game (as in :func:`tribute.explain`), or ``"blur"`` /
             :class:`Blur` for a Gaussian-blurred copy of each image. Also the baseline the
             default explain callable uses. default=0.0; when it is not given, a metric that
-            reads the game's values refuses an attribution that records other baselines
-            (``params["baseline_digest"]``): exact Shapley values for ``baseline=1`` had a
-            ``shapley_error`` of 1.28 against the zero-baseline game. Pass the attribution's
-            baseline, or ``baseline=0.0`` to remove to zeros on purpose.
+            reads the game's values refuses an attribution whose ``base_values`` show another
+            baseline (exact Shapley values for ``baseline=1`` had a ``shapley_error`` of 1.28
+            against the zero-baseline game), and warns (:class:`BaselineMismatchWarning`)
+            where only its fingerprint (``params["baseline_digest"]``) differs. Pass the
+            attribution's baseline, or ``baseline=0.0`` to remove to zeros on purpose.
         groups: player groups; default None = the attribution's groups (``attr.groups``).
         explain: for metrics that re-explain: ``explain(inputs) -> Attribution``
             (robustness, ``random_logit``) or ``explain(model, inputs) -> Attribution``
@@ -520,10 +555,12 @@ def evaluate(
         _check_same_targets(attr, game, given_target, info.name)
         if groups is not None and players is None:
             _check_same_groups(attr, game, info.name)
-        if not baseline_given and info.reads_values:
-            _check_default_baseline(attr, game, info.name)
-        ctx: dict[str, Any] = {}
         spent = 0  # evaluations of checks made before the metric runs (counted in its n_evals)
+        if not baseline_given and info.reads_values:
+            checked = game.n_evals
+            _check_default_baseline(attr, game, info.name)
+            spent += game.n_evals - checked
+        ctx: dict[str, Any] = {}
         if "inputs" in info.needs:
             ctx["inputs"] = inputs
         if "model" in info.needs:

@@ -198,7 +198,7 @@ def insertion(game: Game, attr: Attribution, *, steps: int = 20,
 
 @register_metric(
     name="road", higher_is_better=True, category="faithfulness", needs=("image",),
-    games=("feature",),
+    games=("feature",), reads_values=False,  # removal is its own imputation, not the baseline
     paper="Rong et al. (2022), A Consistent and Efficient Evaluation Strategy for Attribution "
           "Methods (ROAD)",
 )
