@@ -318,6 +318,13 @@ def minilm_subject() -> Subject:
                 raise InputError(f"{name}: give a non-empty sentence; got {s!r}.")
             if len(s) > 500:
                 raise InputError(f"{name}: at most 500 characters; got {len(s)}.")
+            n = len(tok(s)["input_ids"])
+            if n > TEXT_TOKENS:
+                # truncated ids would give the prediction and components view a shorter
+                # sentence than the words explain reads (0.822 shown vs 0.890 explained)
+                raise InputError(f"{name}: at most {TEXT_TOKENS - 2} word pieces ({TEXT_TOKENS} "
+                                 f"tokens with [CLS] and [SEP]); got {n - 2}. Shorten the "
+                                 "sentence.")
         enc = tok([a, b], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
                   return_tensors="pt")
         ids = enc["input_ids"].reshape(1, -1)
