@@ -174,6 +174,29 @@ def test_compare_job_agreement_and_live_curves(client: TestClient) -> None:
     assert bad.status_code == 400 and "2 to 6" in bad.json()["error"]
 
 
+def test_a_count_set_in_the_form_sizes_the_run_when_the_budget_is_empty(digits: Subject) -> None:
+    """lime's default (576 rows on 64 pixels) is over the page's 512 cap; n_samples=200 from the
+    form met an invented budget=512 ("disagree ... give one of them") though no budget was given."""
+    import tribute
+
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "digits", "index": 2,
+                                                 "method": "lime", "params": {"n_samples": 200},
+                                                 "seed": 1}).json())
+        assert job["status"] == "done", job
+        truth = tribute.explain(digits.model, digits.row(2), "lime", target="predicted",
+                                baseline=0.0, n_samples=200, seed=1, progress=False)
+        assert job["result"]["n_evals"] == truth.n_evals
+        assert np.asarray(job["result"]["values"]) == pytest.approx(
+            truth.values.detach().numpy()[0, 0], abs=1e-7)
+        # an untouched form (count at its default) still gets the capped budget
+        capped = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "digits",
+                                                    "index": 2, "method": "lime",
+                                                    "params": {"n_samples": None}}).json())
+        assert capped["status"] == "done" and capped["result"]["n_evals"] == 512
+
+
 def test_components_job_grid_is_exact_leave_one_out(digits: Subject) -> None:
     cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
     with TestClient(create_app(cfg), base_url=BASE) as c:

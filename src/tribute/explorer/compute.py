@@ -281,12 +281,15 @@ def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
     n_players = int(np.prod(subject.sample_shape))
     if subject.texts is not None:
         n_players = sum(len(w) for w in text_words(subject, index))
-    if budget is None and get_method(method).tags.budgeted:
-        # the method's own default, capped so that a click answers in seconds
+    count = get_method(method).budget_param
+    own_count = count is not None and params.get(count, None) is not None and \
+        params[count] != get_method(method).defaults().get(count)
+    if budget is None and get_method(method).tags.budgeted and not own_count:
+        # the method's own default, capped so that a click answers in seconds (a count the
+        # user set in the form sizes the run itself: a cap would contradict it)
         cap = DEFAULT_BUDGET.get(subject.kind, 512)
         own = methods()[method].default_budget(n_players)
         budget = cap if own is not None and own > cap else None
-    count = get_method(method).budget_param
     if budget is not None and count is not None and \
             params.get(count) == get_method(method).defaults().get(count):
         # the page sends every field at its default: an untouched count is left to the budget
