@@ -350,6 +350,11 @@ def test_a_failing_method_gives_a_json_error_and_the_server_keeps_working(client
      "no parameter 'bogus'"),
     ({"kind": "explain", "subject": "tiny", "method": "lime", "params": {"kernel_width": "x"}},
      "lime.kernel_width='x'"),
+    # a count sizes the run like the budget: steps=1e9 asked the server for 7.45 GiB, then more
+    ({"kind": "explain", "subject": "tiny", "method": "integrated_gradients",
+      "params": {"steps": 1e9}}, "integrated_gradients.steps=1000000000.0 asks for more than 100000"),
+    ({"kind": "explain", "subject": "tiny", "method": "smoothgrad",
+      "params": {"n_samples": 10**7}}, "give n_samples <= 100000"),
     ({"kind": "explain", "subject": "tiny", "method": "saliency", "index": 77}, "out of range"),
     ({"kind": "explain", "subject": "tiny", "method": "saliency", "index": "1; rm"}, "index="),
     ({"kind": "explain", "subject": "tiny", "method": "saliency", "model": "os:system"},

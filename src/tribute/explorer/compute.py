@@ -32,6 +32,8 @@ __all__ = ["compare", "component_effects", "explain_one", "method_catalogue", "m
 
 #: Budget the explorer uses when the user leaves it empty (model rows per input).
 DEFAULT_BUDGET = {"image": 512, "text": 128, "tabular": 512}
+#: Most model rows per input a request may ask for (``budget``, or a method's count parameter).
+MAX_ROWS = 100_000
 #: Parameter defaults the page's form can show (others keep their default).
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -153,6 +155,13 @@ def parse_params(name: str, raw: Any) -> dict[str, Any]:
         except (ValueError, TypeError, OverflowError):
             allowed = f.get("allowed") or kind
             raise InputError(f"params: {name}.{k}={v!r} is not valid; allowed: {allowed}.") from None
+        count = out.get(k) if k == get_method(name).budget_param else None
+        if isinstance(count, (int, float)) and count > MAX_ROWS:
+            # the count sizes the run like a budget: the same limit (steps=1e9 asked the
+            # server for 7.45 GiB of path points, and tens of GiB of model rows after it)
+            raise InputError(f"params: {name}.{k}={v!r} asks for more than {MAX_ROWS} model rows "
+                             f"per input; give {k} <= {MAX_ROWS}, or leave it empty and set the "
+                             "budget.")
     return out
 
 
@@ -184,9 +193,9 @@ def check_method(subject: Subject, name: Any) -> str:
 def check_budget(budget: Any) -> int | None:
     if budget is None or budget == "":
         return None
-    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 100_000:
-        raise InputError(f"budget={budget!r} must be an int in [1, 100000] (model rows per input) "
-                         "or empty for the method's default.")
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_ROWS:
+        raise InputError(f"budget={budget!r} must be an int in [1, {MAX_ROWS}] (model rows per "
+                         "input) or empty for the method's default.")
     return budget
 
 
