@@ -589,6 +589,15 @@ def test_model_factory_weights_and_csv_data_from_the_command_line(tmp_path: Path
         assert c.get("/api/files/data/X.csv").text.startswith("a,b,c,d")
         up = c.post("/api/subjects/model/inputs?filename=more.csv", content=b"1,2,3,4\n5,6,7,8\n")
         assert up.json()["indices"] == [10, 11]
+        # a header in another order is matched by name, not position (feature a got d's value)
+        up = c.post("/api/subjects/model/inputs?filename=named.csv",
+                    content=b"d,c,b,a\n4,3,2,1\n")
+        assert up.json()["indices"] == [12], up.json()
+        feats = c.get("/api/subjects/model/inputs/12").json()["features"]
+        assert [(f["name"], f["value"]) for f in feats] == [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+        wrong = c.post("/api/subjects/model/inputs?filename=w.csv", content=b"a,b,c,z\n1,2,3,4\n")
+        assert wrong.status_code == 400 and "['a', 'b', 'c', 'z']" in wrong.json()["error"]
+        assert c.get("/api/subjects/model").json()["n_inputs"] == 13  # nothing half-added
 
 
 def test_pickle_weights_are_refused(tmp_path: Path) -> None:
