@@ -34,6 +34,7 @@ def client(minilm: Subject) -> Any:
 
 
 def _full_value(s: Subject, index: int) -> float:
+    assert s.texts is not None
     a = tribute.explain(s.text_model, [s.texts[index]], "kernel_shap", tokenizer=s.tokenizer,
                         pair=s.pair, removal="mask", budget=64, seed=0, progress=False)
     return float(np.asarray(a.full_values).reshape(-1)[0])
