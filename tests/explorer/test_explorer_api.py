@@ -197,6 +197,26 @@ def test_a_count_set_in_the_form_sizes_the_run_when_the_budget_is_empty(digits: 
         assert capped["status"] == "done" and capped["result"]["n_evals"] == 512
 
 
+def test_predictions_beside_a_job_that_hooks_the_model(digits: Subject) -> None:
+    """The page asks for predictions while a job runs: on the job's module they went through its
+    component-patching hooks and came back as errors ("saw a batch of 1 rows ...")."""
+    with torch.no_grad():
+        truth = [digits.model(digits.row(i))[0].tolist() for i in range(8)]
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        for index, body in enumerate([{"kind": "components", "method": "feature_ablation"},
+                                      {"kind": "explain", "method": "deeplift"}] * 2):
+            job = c.post("/api/jobs", json={"subject": "digits", "index": index, **body}).json()
+            seen = 0
+            while job["status"] in ("queued", "running") or seen < 8:
+                r = c.get(f"/api/subjects/digits/inputs/{seen % 8}")
+                assert r.status_code == 200, r.json()
+                assert r.json()["prediction"]["scores"] == pytest.approx(truth[seen % 8], abs=1e-6)
+                seen += 1
+                job = c.get(f"/api/jobs/{job['id']}").json()
+            assert job["status"] == "done", job
+
+
 def test_components_job_grid_is_exact_leave_one_out(digits: Subject) -> None:
     cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
     with TestClient(create_app(cfg), base_url=BASE) as c:

@@ -203,12 +203,12 @@ def check_budget(budget: Any) -> int | None:
 def predict(subject: Subject, index: int) -> dict[str, Any]:
     """The model's output on input ``index`` (shown next to the input; not an attribution)."""
     x = subject.row(index)
-    if isinstance(subject.model, torch.nn.Module):
+    model = subject.predictor
+    if isinstance(model, torch.nn.Module):
         with torch.no_grad():
-            out = _flat(subject.model(x))[0]
+            out = _flat(model(x))[0]
     else:
-        f = getattr(subject.model, "predict_proba", None) or getattr(subject.model, "predict",
-                                                                     None) or subject.model
+        f = getattr(model, "predict_proba", None) or getattr(model, "predict", None) or model
         out = _flat(f(x))[0]
     out = np.atleast_1d(out)
     if subject.class_names and out.size == len(subject.class_names):

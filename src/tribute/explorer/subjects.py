@@ -106,6 +106,26 @@ class Subject:
     removals: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
+    _predictor: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.predictor  # noqa: B018 - copied now, before any job can hook the model
+
+    @property
+    def predictor(self) -> Any:
+        """The model for the page's predictions: a private copy of a torch module, made when
+        the subject is built (no job's hooks reach it), the model itself otherwise.
+
+        Predictions run beside jobs: on the job's module they passed through its hooks
+        (component patching, DeepLIFT's), which refused them or could record them.
+        """
+        if not isinstance(self.model, torch.nn.Module):
+            return self.model
+        if self._predictor is None or self._predictor[0] is not self.model:
+            import copy
+
+            self._predictor = (self.model, copy.deepcopy(self.model).eval())
+        return self._predictor[1]
 
     @property
     def training(self) -> TrainingCase | None:
