@@ -174,6 +174,49 @@ def test_compare_job_agreement_and_live_curves(client: TestClient) -> None:
     assert bad.status_code == 400 and "2 to 6" in bad.json()["error"]
 
 
+def test_a_count_set_in_the_form_sizes_the_run_when_the_budget_is_empty(digits: Subject) -> None:
+    """lime's default (576 rows on 64 pixels) is over the page's 512 cap; n_samples=200 from the
+    form met an invented budget=512 ("disagree ... give one of them") though no budget was given."""
+    import tribute
+
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "digits", "index": 2,
+                                                 "method": "lime", "params": {"n_samples": 200},
+                                                 "seed": 1}).json())
+        assert job["status"] == "done", job
+        truth = tribute.explain(digits.model, digits.row(2), "lime", target="predicted",
+                                baseline=0.0, n_samples=200, seed=1, progress=False)
+        assert job["result"]["n_evals"] == truth.n_evals
+        assert np.asarray(job["result"]["values"]) == pytest.approx(
+            truth.values.detach().numpy()[0, 0], abs=1e-7)
+        # an untouched form (count at its default) still gets the capped budget
+        capped = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "digits",
+                                                    "index": 2, "method": "lime",
+                                                    "params": {"n_samples": None}}).json())
+        assert capped["status"] == "done" and capped["result"]["n_evals"] == 512
+
+
+def test_predictions_beside_a_job_that_hooks_the_model(digits: Subject) -> None:
+    """The page asks for predictions while a job runs: on the job's module they went through its
+    component-patching hooks and came back as errors ("saw a batch of 1 rows ...")."""
+    with torch.no_grad():
+        truth = [digits.model(digits.row(i))[0].tolist() for i in range(8)]
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        for index, body in enumerate([{"kind": "components", "method": "feature_ablation"},
+                                      {"kind": "explain", "method": "deeplift"}] * 2):
+            job = c.post("/api/jobs", json={"subject": "digits", "index": index, **body}).json()
+            seen = 0
+            while job["status"] in ("queued", "running") or seen < 8:
+                r = c.get(f"/api/subjects/digits/inputs/{seen % 8}")
+                assert r.status_code == 200, r.json()
+                assert r.json()["prediction"]["scores"] == pytest.approx(truth[seen % 8], abs=1e-6)
+                seen += 1
+                job = c.get(f"/api/jobs/{job['id']}").json()
+            assert job["status"] == "done", job
+
+
 def test_components_job_grid_is_exact_leave_one_out(digits: Subject) -> None:
     cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)])
     with TestClient(create_app(cfg), base_url=BASE) as c:
@@ -327,6 +370,11 @@ def test_a_failing_method_gives_a_json_error_and_the_server_keeps_working(client
      "no parameter 'bogus'"),
     ({"kind": "explain", "subject": "tiny", "method": "lime", "params": {"kernel_width": "x"}},
      "lime.kernel_width='x'"),
+    # a count sizes the run like the budget: steps=1e9 asked the server for 7.45 GiB, then more
+    ({"kind": "explain", "subject": "tiny", "method": "integrated_gradients",
+      "params": {"steps": 1e9}}, "integrated_gradients.steps=1000000000.0 asks for more than 100000"),
+    ({"kind": "explain", "subject": "tiny", "method": "smoothgrad",
+      "params": {"n_samples": 10**7}}, "give n_samples <= 100000"),
     ({"kind": "explain", "subject": "tiny", "method": "saliency", "index": 77}, "out of range"),
     ({"kind": "explain", "subject": "tiny", "method": "saliency", "index": "1; rm"}, "index="),
     ({"kind": "explain", "subject": "tiny", "method": "saliency", "model": "os:system"},
@@ -561,6 +609,15 @@ def test_model_factory_weights_and_csv_data_from_the_command_line(tmp_path: Path
         assert c.get("/api/files/data/X.csv").text.startswith("a,b,c,d")
         up = c.post("/api/subjects/model/inputs?filename=more.csv", content=b"1,2,3,4\n5,6,7,8\n")
         assert up.json()["indices"] == [10, 11]
+        # a header in another order is matched by name, not position (feature a got d's value)
+        up = c.post("/api/subjects/model/inputs?filename=named.csv",
+                    content=b"d,c,b,a\n4,3,2,1\n")
+        assert up.json()["indices"] == [12], up.json()
+        feats = c.get("/api/subjects/model/inputs/12").json()["features"]
+        assert [(f["name"], f["value"]) for f in feats] == [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+        wrong = c.post("/api/subjects/model/inputs?filename=w.csv", content=b"a,b,c,z\n1,2,3,4\n")
+        assert wrong.status_code == 400 and "['a', 'b', 'c', 'z']" in wrong.json()["error"]
+        assert c.get("/api/subjects/model").json()["n_inputs"] == 13  # nothing half-added
 
 
 def test_pickle_weights_are_refused(tmp_path: Path) -> None:

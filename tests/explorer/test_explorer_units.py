@@ -4,6 +4,7 @@ registry-generated parameter forms and the agreement matrix."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -224,3 +225,22 @@ def test_text_subject_explains_words_with_removal_and_pair_map() -> None:
 
         check_removal(Subject(name="t", title="t", kind="tabular", model=None,
                               inputs=torch.zeros(1, 2)), "mask")
+
+
+def test_leaderboard_ranks_follow_the_bench_rule(tmp_path: Any) -> None:
+    """Means 1e-3 and 1e-3 + 5e-10 are tied by the bench (its leaderboard.csv ranks them 1, 1);
+    the page's own tolerance (abs 1e-12 at this scale) ranked them 1, 2."""
+    import json
+
+    from tribute.explorer.leaderboard import load_leaderboard
+
+    def score(method: str, mean: float) -> dict[str, Any]:
+        return {"case": "c", "method": method, "metric": "infidelity", "status": "ok",
+                "mean": mean, "stderr": 1e-4, "n": 8, "higher_is_better": False}
+
+    run = tmp_path / "run"
+    run.mkdir()
+    scores = [score("a", 1e-3), score("b", 1e-3 + 5e-10), score("c", 2e-3), score("d", 5e-4)]
+    (run / "results.json").write_text(json.dumps({"suite": "s", "scores": scores}))
+    rows = load_leaderboard(tmp_path)["runs"][0]["rows"]
+    assert {r["method"]: r["rank"] for r in rows} == {"d": 1, "a": 2, "b": 2, "c": 4}

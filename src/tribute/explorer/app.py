@@ -43,6 +43,7 @@ from .leaderboard import load_leaderboard
 from .security import (
     LOOPBACK_NAMES,
     MAX_UPLOAD_BYTES,
+    csv_header,
     is_loopback,
     load_upload,
     resolve_under,
@@ -261,6 +262,8 @@ def create_app(config: ExplorerConfig) -> Any:
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
         arr = load_upload(name, body, s.kind)
+        if name.lower().endswith(".csv"):
+            arr = _by_column_name(s, arr, csv_header(body), name)
         rows = _fit_rows(s, arr, name)
         new = s.add_inputs(rows, [f"{name} [{i}]" for i in range(int(rows.shape[0]))])
         return _json_response({"indices": new})
@@ -447,6 +450,19 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
         return manager.submit(kind, key, lambda job: compute.training_points(
             job, s, index, str(method)))
     raise InputError(f"kind={kind!r}: choose 'explain', 'compare', 'components' or 'training'.")
+
+
+def _by_column_name(s: Subject, arr: np.ndarray, header: list[str] | None, name: str) -> np.ndarray:
+    """A CSV upload's columns in the subject's feature order: a header naming the features in
+    another order is reordered (positions alone put column ``a``'s values into feature ``e``);
+    one naming other columns is refused."""
+    names = s.feature_names
+    if header is None or names is None or header == list(names):
+        return arr
+    if sorted(header) != sorted(names) or len(set(header)) != len(header):
+        raise InputError(f"upload {name!r}: its columns {header} are not the subject's features "
+                         f"{list(names)}; give those columns (any order), or numbers only.")
+    return arr[:, [header.index(n) for n in names]]
 
 
 def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:

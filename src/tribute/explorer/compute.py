@@ -32,6 +32,8 @@ __all__ = ["compare", "component_effects", "explain_one", "method_catalogue", "m
 
 #: Budget the explorer uses when the user leaves it empty (model rows per input).
 DEFAULT_BUDGET = {"image": 512, "text": 128, "tabular": 512}
+#: Most model rows per input a request may ask for (``budget``, or a method's count parameter).
+MAX_ROWS = 100_000
 #: Parameter defaults the page's form can show (others keep their default).
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -153,6 +155,13 @@ def parse_params(name: str, raw: Any) -> dict[str, Any]:
         except (ValueError, TypeError, OverflowError):
             allowed = f.get("allowed") or kind
             raise InputError(f"params: {name}.{k}={v!r} is not valid; allowed: {allowed}.") from None
+        count = out.get(k) if k == get_method(name).budget_param else None
+        if isinstance(count, (int, float)) and count > MAX_ROWS:
+            # the count sizes the run like a budget: the same limit (steps=1e9 asked the
+            # server for 7.45 GiB of path points, and tens of GiB of model rows after it)
+            raise InputError(f"params: {name}.{k}={v!r} asks for more than {MAX_ROWS} model rows "
+                             f"per input; give {k} <= {MAX_ROWS}, or leave it empty and set the "
+                             "budget.")
     return out
 
 
@@ -184,9 +193,9 @@ def check_method(subject: Subject, name: Any) -> str:
 def check_budget(budget: Any) -> int | None:
     if budget is None or budget == "":
         return None
-    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 100_000:
-        raise InputError(f"budget={budget!r} must be an int in [1, 100000] (model rows per input) "
-                         "or empty for the method's default.")
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_ROWS:
+        raise InputError(f"budget={budget!r} must be an int in [1, {MAX_ROWS}] (model rows per "
+                         "input) or empty for the method's default.")
     return budget
 
 
@@ -194,12 +203,12 @@ def check_budget(budget: Any) -> int | None:
 def predict(subject: Subject, index: int) -> dict[str, Any]:
     """The model's output on input ``index`` (shown next to the input; not an attribution)."""
     x = subject.row(index)
-    if isinstance(subject.model, torch.nn.Module):
+    model = subject.predictor
+    if isinstance(model, torch.nn.Module):
         with torch.no_grad():
-            out = _flat(subject.model(x))[0]
+            out = _flat(model(x))[0]
     else:
-        f = getattr(subject.model, "predict_proba", None) or getattr(subject.model, "predict",
-                                                                     None) or subject.model
+        f = getattr(model, "predict_proba", None) or getattr(model, "predict", None) or model
         out = _flat(f(x))[0]
     out = np.atleast_1d(out)
     if subject.class_names and out.size == len(subject.class_names):
@@ -281,12 +290,15 @@ def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
     n_players = int(np.prod(subject.sample_shape))
     if subject.texts is not None:
         n_players = sum(len(w) for w in text_words(subject, index))
-    if budget is None and get_method(method).tags.budgeted:
-        # the method's own default, capped so that a click answers in seconds
+    count = get_method(method).budget_param
+    own_count = count is not None and params.get(count, None) is not None and \
+        params[count] != get_method(method).defaults().get(count)
+    if budget is None and get_method(method).tags.budgeted and not own_count:
+        # the method's own default, capped so that a click answers in seconds (a count the
+        # user set in the form sizes the run itself: a cap would contradict it)
         cap = DEFAULT_BUDGET.get(subject.kind, 512)
         own = methods()[method].default_budget(n_players)
         budget = cap if own is not None and own > cap else None
-    count = get_method(method).budget_param
     if budget is not None and count is not None and \
             params.get(count) == get_method(method).defaults().get(count):
         # the page sends every field at its default: an untouched count is left to the budget

@@ -5,7 +5,8 @@ with Student's ``t`` for its ``n - 1`` degrees of freedom; 1.96 where ``n`` is n
 symmetric interval, since result files do not record the scores' skewness that
 :attr:`tribute.metrics.MetricResult.ci95` corrects for) and its rank
 among the methods of its (case, metric) pair in the metric's direction (1 = best; tied
-means share the smaller rank).
+means share the smaller rank; ties and ranks by the bench's own rule, as in its
+``leaderboard.csv``).
 """
 
 from __future__ import annotations
@@ -107,12 +108,10 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["case"], r["metric"]), []).append(r)
+    from ..bench.leaderboard import _better  # the bench's own rule: ranks as in its CSV
+
     for members in groups.values():
-        sign = -1.0 if members[0]["higher_is_better"] else 1.0
-        ordered = sorted(members, key=lambda r: sign * r["mean"])
-        rank, prev = 0, None
-        for i, r in enumerate(ordered):
-            if prev is None or not math.isclose(r["mean"], prev, rel_tol=1e-9, abs_tol=1e-12):
-                rank, prev = i + 1, r["mean"]
-            r["rank"] = rank
+        higher = members[0]["higher_is_better"]
+        for r in members:
+            r["rank"] = 1 + sum(_better(o["mean"], r["mean"], higher) for o in members)
     return rows

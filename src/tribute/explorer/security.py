@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["LOOPBACK_NAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "is_loopback", "load_upload",
+__all__ = ["LOOPBACK_NAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "csv_header", "is_loopback",
+           "load_upload",
            "new_token", "resolve_under", "token_matches"]
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -115,8 +116,7 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
             raise InputError(f"upload: .csv files are for tabular subjects, not {kind!r} ones.")
         try:
             text = data.decode("utf-8")
-            first = text.splitlines()[0] if text else ""
-            skip = 1 if any(c.isalpha() for c in first.replace("e", "").replace("E", "")) else 0
+            skip = 1 if csv_header(data) is not None else 0
             arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=skip, ndmin=2,
                              dtype=np.float64)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -125,6 +125,15 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
     if kind != "image":
         raise InputError(f"upload: image files are for image subjects, not {kind!r} ones.")
     return _image(name, data)
+
+
+def csv_header(data: bytes) -> list[str] | None:
+    """The column names of an uploaded CSV's first line, or None when it holds numbers."""
+    text = data.decode("utf-8", "replace")
+    first = text.splitlines()[0] if text else ""
+    if not any(c.isalpha() for c in first.replace("e", "").replace("E", "")):
+        return None
+    return [c.strip().strip('"') for c in first.split(",")]
 
 
 def _image(name: str, data: bytes) -> np.ndarray:

@@ -106,6 +106,26 @@ class Subject:
     removals: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
+    _predictor: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.predictor  # noqa: B018 - copied now, before any job can hook the model
+
+    @property
+    def predictor(self) -> Any:
+        """The model for the page's predictions: a private copy of a torch module, made when
+        the subject is built (no job's hooks reach it), the model itself otherwise.
+
+        Predictions run beside jobs: on the job's module they passed through its hooks
+        (component patching, DeepLIFT's), which refused them or could record them.
+        """
+        if not isinstance(self.model, torch.nn.Module):
+            return self.model
+        if self._predictor is None or self._predictor[0] is not self.model:
+            import copy
+
+            self._predictor = (self.model, copy.deepcopy(self.model).eval())
+        return self._predictor[1]
 
     @property
     def training(self) -> TrainingCase | None:
@@ -318,6 +338,13 @@ def minilm_subject() -> Subject:
                 raise InputError(f"{name}: give a non-empty sentence; got {s!r}.")
             if len(s) > 500:
                 raise InputError(f"{name}: at most 500 characters; got {len(s)}.")
+            n = len(tok(s)["input_ids"])
+            if n > TEXT_TOKENS:
+                # truncated ids would give the prediction and components view a shorter
+                # sentence than the words explain reads (0.822 shown vs 0.890 explained)
+                raise InputError(f"{name}: at most {TEXT_TOKENS - 2} word pieces ({TEXT_TOKENS} "
+                                 f"tokens with [CLS] and [SEP]); got {n - 2}. Shorten the "
+                                 "sentence.")
         enc = tok([a, b], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
                   return_tensors="pt")
         ids = enc["input_ids"].reshape(1, -1)
