@@ -271,6 +271,13 @@ def test_methods_show_their_default_budget_rule():
         if info.tags.budgeted:
             assert info.budget_rule, f"{name} has no budget rule"
             assert "budget_rule" in info.as_dict()
+            for n in (1, 6, 64):  # every rule evaluates (sobol's read the game's n_evals: aud30x)
+                got = info.default_budget(n)
+                assert got is None or got >= 1, (name, n, got)
+    # the rule counts the reference pass as a real game does: sobol's default on 6 players
+    net = torch.nn.Linear(6, 1).double()
+    spent = tribute.explain(net, torch.randn(2, 6, dtype=torch.float64), method="sobol").n_evals
+    assert infos["sobol"].default_budget(6) == spent == 32 * (6 + 2) + 1
 
 
 def test_cli_methods_prints_budget_rules(capsys):
