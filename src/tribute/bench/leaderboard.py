@@ -23,6 +23,7 @@ from .runner import REFERENCES, BenchResult, Score
 
 __all__ = [
     "Check",
+    "better",
     "case_ranks",
     "format_leaderboard",
     "overall",
@@ -53,7 +54,7 @@ def _means(result: BenchResult, case: str, methods: list[str], metric: str) -> d
     return out
 
 
-def _better(a: float, b: float, higher: bool) -> bool:
+def better(a: float, b: float, higher: bool) -> bool:
     """``a`` strictly better than ``b`` (beyond rounding)."""
     tol = _TOL * max(1.0, abs(a), abs(b))
     return a > b + tol if higher else a < b - tol
@@ -67,7 +68,7 @@ def case_ranks(result: BenchResult, case: str, metric: str,
     if not vals:
         return {}
     higher = bool(result.metric_info[metric]["higher_is_better"])
-    return {m: 1 + sum(_better(o, v, higher) for o in vals.values()) for m, v in vals.items()}
+    return {m: 1 + sum(better(o, v, higher) for o in vals.values()) for m, v in vals.items()}
 
 
 def paired_tie(result: BenchResult, case: str, a: str, b: str, metric: str) -> bool:
@@ -175,7 +176,7 @@ def sanity_checks(result: BenchResult) -> list[Check]:
                 h = higher_of[metric]
                 others = _means(result, case.name,
                                 [m for m in result.all_methods() if m != "oracle"], metric)
-                beat = [f"{m} ({v:.4g})" for m, v in others.items() if _better(v, o, h)]
+                beat = [f"{m} ({v:.4g})" for m, v in others.items() if better(v, o, h)]
                 out.append(Check(case.name, "oracle_first", metric, not beat,
                                  f"oracle {o:.4g}" + (
                                      f"; better: {', '.join(beat)}" if beat else "")))
@@ -186,7 +187,7 @@ def sanity_checks(result: BenchResult) -> list[Check]:
                 if "random" in others and mask_metric:
                     rv = others["random"]
                     below = [f"{m} ({v:.4g})" for m, v in others.items()
-                             if m not in ("random", "wrong_class") and _better(rv, v, h)]
+                             if m not in ("random", "wrong_class") and better(rv, v, h)]
                     out.append(Check(case.name, "random_last", metric, not below,
                                      f"random {rv:.4g}" + (
                                          f"; worse than random: {', '.join(below)}"
@@ -199,7 +200,7 @@ def sanity_checks(result: BenchResult) -> list[Check]:
                 continue
             w = wm["wrong_class"]
             h = higher_of[metric]
-            above = [f"{m} ({v:.4g})" for m, v in real.items() if not _better(v, w, h)]
+            above = [f"{m} ({v:.4g})" for m, v in real.items() if not better(v, w, h)]
             out.append(Check(case.name, "wrong_class_below", metric, not above,
                              f"wrong_class {w:.4g}" + (
                                  f"; not better than it: {', '.join(above)}" if above else "")))
@@ -454,7 +455,7 @@ def recommend(result: BenchResult, case: str,
     worse = []
     for x in usable:
         mv = _means(result, case, [best, "random"], x)
-        if len(mv) == 2 and not _better(mv[best], mv["random"],
+        if len(mv) == 2 and not better(mv[best], mv["random"],
                                         bool(result.metric_info[x]["higher_is_better"])):
             worse.append(x)
     if worse:

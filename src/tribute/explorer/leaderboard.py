@@ -108,10 +108,10 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["case"], r["metric"]), []).append(r)
-    from ..bench.leaderboard import _better  # the bench's own rule: ranks as in its CSV
+    from ..bench.leaderboard import better  # the bench's own rule: ranks as in its CSV
 
     for members in groups.values():
         higher = members[0]["higher_is_better"]
         for r in members:
-            r["rank"] = 1 + sum(_better(o["mean"], r["mean"], higher) for o in members)
+            r["rank"] = 1 + sum(better(o["mean"], r["mean"], higher) for o in members)
     return rows

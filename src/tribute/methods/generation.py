@@ -33,7 +33,7 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
 from ..models import TorchModel
-from ..models.text import PLAYER_UNITS, _encode_one, segment
+from ..models.text import PLAYER_UNITS, encode_one, segment
 from .base import check_budget_param, get_method
 
 __all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
@@ -176,7 +176,7 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
         names = list(enc.player_names[0])
         # a token with characters of the prompt is text, even when its id is a special one
         # (the unk token an unreadable character becomes): never dropped, though not a player
-        offsets = _encode_one(tokenizer, prompt)[1][:n_tok]
+        offsets = encode_one(tokenizer, prompt)[1][:n_tok]
         from_text = [a < b for a, b in offsets]
     while len(ids) > 1 and ids[-1] in special and player_of[-1] < 0 and not from_text[len(ids) - 1]:
         ids.pop()

@@ -49,6 +49,7 @@ __all__ = [
     "TextBatch",
     "WordTokenizer",
     "as_texts",
+    "encode_one",
     "segment",
 ]
 
@@ -183,9 +184,10 @@ def _is_hf(tokenizer: Any) -> bool:
     return hasattr(tokenizer, "convert_ids_to_tokens") and callable(tokenizer)
 
 
-def _encode_one(tokenizer: Any, text: Text) -> tuple[list[int], list[tuple[int, int]], list[int],
-                                                    list[bool], list[int] | None, list[str]]:
-    """ids, offsets, segment per token (-1 special), special flags, token types, token strings."""
+def encode_one(tokenizer: Any, text: Text) -> tuple[list[int], list[tuple[int, int]], list[int],
+                                                   list[bool], list[int] | None, list[str]]:
+    """One text (or pair) through ``tokenizer``: ids, character offsets, segment per token (-1
+    special), special flags, token types, token strings."""
     if isinstance(tokenizer, OffsetTokenizer) and not _is_hf(tokenizer):
         parts = [text] if isinstance(text, str) else list(text)
         ids: list[int] = []
@@ -402,7 +404,7 @@ def segment(
     rows = []
     for i, text in enumerate(items):
         where = f"texts[{i}]"
-        ids, offs, seg, special, types, toks = _encode_one(tokenizer, text)
+        ids, offs, seg, special, types, toks = encode_one(tokenizer, text)
         if limit is not None and len(ids) > limit:
             raise InputError(
                 f"{where} has {len(ids)} tokens but the model takes at most {limit}; shorten the "
