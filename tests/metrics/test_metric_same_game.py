@@ -46,6 +46,13 @@ def test_default_baseline_is_refused_when_the_attribution_used_another() -> None
         plain = tribute.evaluate(net, x, table, metric="deletion", baseline=0.0)
         np.testing.assert_allclose(res.scores, plain.scores)
         assert res.n_evals == plain.n_evals
+    # re-explaining metrics: the same zeros given in another form are the same baseline there
+    # too (base_values agree); another baseline is still refused
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        tribute.evaluate(net, x, table, metric="avg_sensitivity", baseline=0.0, n_samples=3)
+        with pytest.raises(InputError, match="base_values"):
+            tribute.evaluate(net, x, table, metric="avg_sensitivity", baseline=0.5, n_samples=3)
     # no base_values to decide (leave-one-out credits): a differing fingerprint warns
     loo = tribute.explain(net, x, method="feature_ablation", baseline=1.0, target=1)
     assert loo.base_values is None

@@ -251,6 +251,37 @@ def _per_sample_groups(groups: Any, inputs: Any) -> bool:
 
 
 # ------------------------------------------------------------------ evaluate
+def _compare_base_values(attr: Attribution, game: Any) -> tuple[int, list[float], list[float]] | bool | None:
+    """The attribution's ``base_values`` against this game's ``v(empty)`` (one evaluation per
+    input): ``True`` when they agree, the first sample that differs as ``(i, theirs, ours)``,
+    or ``None`` when they cannot tell (no ``base_values``, another size)."""
+    if attr.base_values is None:
+        return None
+    mine = np.asarray(
+        attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
+        else attr.base_values, dtype=np.float64)
+    here = game.empty().numpy()
+    if mine.size != here.size:
+        return None
+    mine = mine.reshape(here.shape)
+    scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-12)
+    bad = np.abs(mine - here) > 1e-5 * scale + 1e-9
+    if not bad.any():
+        return True
+    i = int(np.flatnonzero(bad.any(axis=1))[0])
+    return i, mine[i].tolist(), here[i].tolist()
+
+
+def _digests(attr: Attribution, game: Any) -> tuple[str, str] | None:
+    """``(recorded, this game's)`` baseline fingerprints when both exist and differ."""
+    recorded = attr.params.get("baseline_digest")
+    digest = getattr(game, "baseline_digest", None)
+    here = digest() if callable(digest) else None
+    if isinstance(recorded, str) and here is not None and recorded != here:
+        return recorded, here
+    return None
+
+
 def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
     """Refuse to re-explain with a baseline other than the attribution's.
 
@@ -258,40 +289,30 @@ def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
     given): an attribution computed with ``baseline=b`` would be compared with explanations
     for baseline 0, and a sensitivity of a deterministic method came out 8.3 instead of 0.
     Attributions that report ``base_values`` (v with every player removed, under their
-    baseline) give the check for one evaluation per input: this game's ``v(empty)`` must
-    match them. Every attribution ``explain`` made on a feature game also records
-    ``params["baseline_digest"]``, a fingerprint of its baselines, which must equal this
-    game's (methods without ``base_values``: feature_ablation, occlusion, saliency, ...).
+    baseline) decide for one evaluation per input: this game's ``v(empty)`` must match them
+    (the same baseline in another form, a per-sample table of zeros or float32 rows, is
+    accepted). Without them, the fingerprint every attribution ``explain`` made on a feature
+    game records, ``params["baseline_digest"]``, must equal this game's (methods without
+    ``base_values``: feature_ablation, occlusion, saliency, ...).
     """
     if game.kind != "feature":
         return
-    if attr.base_values is not None:
-        mine = np.asarray(
-            attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
-            else attr.base_values, dtype=np.float64)
-        here = game.empty().numpy()
-        if mine.size == here.size:
-            mine = mine.reshape(here.shape)
-            scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-12)
-            bad = np.abs(mine - here) > 1e-5 * scale + 1e-9
-            if bad.any():
-                i = int(np.flatnonzero(bad.any(axis=1))[0])
-                raise InputError(
-                    f"metric {metric!r} re-explains the inputs with attr's method and this "
-                    "call's baseline, but the attribution was computed with another one: its "
-                    f"base_values (the output with every player removed) is {mine[i].tolist()} "
-                    f"for sample {i}, while with baseline=... as given here it is "
-                    f"{here[i].tolist()}. Pass the baseline (or Background) the attribution "
-                    "was computed with, or an explain= callable."
-                )
-    recorded = attr.params.get("baseline_digest")
-    digest = getattr(game, "baseline_digest", None)
-    here_digest = digest() if callable(digest) else None
-    if isinstance(recorded, str) and here_digest is not None and recorded != here_digest:
+    found = _compare_base_values(attr, game)
+    if isinstance(found, tuple):
+        i, mine, here = found
+        raise InputError(
+            f"metric {metric!r} re-explains the inputs with attr's method and this "
+            "call's baseline, but the attribution was computed with another one: its "
+            f"base_values (the output with every player removed) is {mine} for sample {i}, "
+            f"while with baseline=... as given here it is {here}. Pass the baseline (or "
+            "Background) the attribution was computed with, or an explain= callable."
+        )
+    differ = _digests(attr, game) if found is None else None
+    if differ is not None:
         raise InputError(
             f"metric {metric!r} re-explains the inputs with attr's method and this call's "
             "baseline, but the attribution was computed with other baselines (its "
-            f"params['baseline_digest'] is {recorded}, this call's is {here_digest}). Pass the "
+            f"params['baseline_digest'] is {differ[0]}, this call's is {differ[1]}). Pass the "
             "baseline (or Background) the attribution was computed with, or an explain= callable."
         )
 
@@ -312,37 +333,28 @@ def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
     """
     if game.kind != "feature":
         return
-    recorded = attr.params.get("baseline_digest")
-    digest = getattr(game, "baseline_digest", None)
-    here = digest() if callable(digest) else None
-    if not (isinstance(recorded, str) and here is not None and recorded != here):
+    differ = _digests(attr, game)
+    if differ is None:
         return
     fix = ("Pass the baseline (or Background) given to tribute.explain, or baseline=0.0 to score "
            "removal to zeros on purpose.")
-    if attr.base_values is not None:
-        mine = np.asarray(
-            attr.base_values.detach().cpu().numpy() if isinstance(attr.base_values, torch.Tensor)
-            else attr.base_values, dtype=np.float64)
-        zero = game.empty().numpy()
-        if mine.size == zero.size:
-            mine = mine.reshape(zero.shape)
-            scale = np.maximum(np.maximum(np.abs(mine), np.abs(zero)), 1e-12)
-            bad = np.abs(mine - zero) > 1e-5 * scale + 1e-9
-            if not bad.any():
-                return  # the same baseline in another form (zeros_like(x), float32 rows)
-            i = int(np.flatnonzero(bad.any(axis=1))[0])
-            raise InputError(
-                f"metric {metric!r} removes players to this call's baseline, which defaults to "
-                "0.0, but the attribution was computed with another one: its base_values (the "
-                f"output with every player removed) is {mine[i].tolist()} for sample {i}, with "
-                f"baseline 0.0 it is {zero[i].tolist()}, so the score would not be about the "
-                f"game the credits describe. {fix}"
-            )
+    found = _compare_base_values(attr, game)
+    if found is True:
+        return  # the same baseline in another form (zeros_like(x), float32 rows)
+    if isinstance(found, tuple):
+        i, mine, zero = found
+        raise InputError(
+            f"metric {metric!r} removes players to this call's baseline, which defaults to "
+            "0.0, but the attribution was computed with another one: its base_values (the "
+            f"output with every player removed) is {mine} for sample {i}, with baseline 0.0 "
+            f"it is {zero}, so the score would not be about the game the credits describe. "
+            f"{fix}"
+        )
     warnings.warn(
         f"metric {metric!r} removes players to this call's baseline, which defaults to 0.0, but "
-        f"the attribution records other baselines (its params['baseline_digest'] is {recorded}, "
-        f"0.0 gives {here}; the fingerprint also tells forms apart, e.g. a per-sample table of "
-        f"zeros), so the score may not be about the game the credits describe. {fix}",
+        f"the attribution records other baselines (its params['baseline_digest'] is {differ[0]}, "
+        f"0.0 gives {differ[1]}; the fingerprint also tells forms apart, e.g. a per-sample table "
+        f"of zeros), so the score may not be about the game the credits describe. {fix}",
         BaselineMismatchWarning, stacklevel=user_stacklevel())
 
 
