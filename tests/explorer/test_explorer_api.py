@@ -188,8 +188,10 @@ def test_a_count_set_in_the_form_sizes_the_run_when_the_budget_is_empty(digits: 
         truth = tribute.explain(digits.model, digits.row(2), "lime", target="predicted",
                                 baseline=0.0, n_samples=200, seed=1, progress=False)
         assert job["result"]["n_evals"] == truth.n_evals
+        # a float32 CNN: the self-tuned chunk sizes of the two runs may differ, and with them the
+        # last bits of the model's outputs (1e-7 relative was seen in CI)
         assert np.asarray(job["result"]["values"]) == pytest.approx(
-            truth.values.detach().numpy()[0, 0], abs=1e-7)
+            truth.values.detach().numpy()[0, 0], rel=1e-5, abs=1e-6)
         # an untouched form (count at its default) still gets the capped budget
         capped = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "digits",
                                                     "index": 2, "method": "lime",
