@@ -31,7 +31,8 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
 * ``list``/``tuple`` of ints — several targets, each explained for every sample (adds a
   target axis to the result).
 * 1-D ``ndarray``/``Tensor`` of length ``batch`` — one class per sample.
-* 2-D ``ndarray``/``Tensor`` ``batch x targets`` — several classes per sample.
+* 2-D ``ndarray``/``Tensor`` ``batch x targets`` — several classes per sample (a nested list
+  of equal-length rows, one per sample, reads the same).
 * callable — ``fn(output) -> rows`` or ``rows x targets``, applied after the transform.
 
 A torch module or plain function is assumed to return logits unless ``model_output=`` says
@@ -557,6 +558,20 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     if isinstance(target, Sequence) and not isinstance(target, (torch.Tensor, np.ndarray)):
         if len(target) == 0:
             raise InputError("target is an empty list; give at least one class index.")
+        if any(isinstance(t, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(t, str)
+               for t in target):
+            # A nested list reads as the 2-D array form: one row of class indices per sample.
+            lengths = {len(t) if isinstance(t, (Sequence, np.ndarray, torch.Tensor)) and
+                       not isinstance(t, str) else -1 for t in target}
+            if len(lengths) != 1 or -1 in lengths:
+                raise InputError(
+                    f"target is a nested list with rows of different lengths or kinds "
+                    f"({[len(t) if isinstance(t, Sequence) else t for t in target][:8]}); pass one "
+                    f"row of class indices per sample, all of the same length (shape ({batch}, "
+                    "n_targets)), or a flat list of ints to explain the same classes for every "
+                    "sample.")
+            return _resolve(np.asarray([np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t)
+                                        for t in target]), output, reference, batch, binary_threshold)
         idx = _idx(list(target), f" list {list(target)}")
         return Target(idx[None, :].expand(batch, -1).clone(), None, output, True,
                       [f"class {int(i)}" for i in idx.tolist()]).same_for_every_sample()

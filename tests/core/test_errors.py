@@ -67,6 +67,20 @@ def test_target_wrong_length(model, x):
         tribute.explain(model, x, method="feature_ablation", target=np.array([0, 1, 2]))
 
 
+def test_target_nested_list_reads_as_per_sample_rows(model, x):
+    # A nested list is the 2-D array form (one row of classes per sample); it used to raise
+    # torch's bare "expand(...)" RuntimeError.
+    rows = [[0, 1], [1, 2], [2, 0], [0, 0]]
+    nested = tribute.explain(model, x, method="feature_ablation", target=rows)
+    array = tribute.explain(model, x, method="feature_ablation", target=np.array(rows))
+    assert torch.equal(torch.as_tensor(nested.values), torch.as_tensor(array.values))
+    assert nested.values.shape == (4, 2, 5)
+    with pytest.raises(InputError, match=r"rows of different lengths.*shape \(4, n_targets\)"):
+        tribute.explain(model, x, method="feature_ablation", target=[[0, 1], [2], [0, 1], [1, 2]])
+    with pytest.raises(InputError, match=r"target has shape \(2, 2\) but the batch has 4 samples"):
+        tribute.explain(model, x, method="feature_ablation", target=[[0, 1], [1, 2]])
+
+
 def test_target_bad_string(model, x):
     with pytest.raises(InputError, match="'predicted'"):
         tribute.explain(model, x, method="feature_ablation", target="top")

@@ -244,3 +244,16 @@ def test_leaderboard_ranks_follow_the_bench_rule(tmp_path: Any) -> None:
     (run / "results.json").write_text(json.dumps({"suite": "s", "scores": scores}))
     rows = load_leaderboard(tmp_path)["runs"][0]["rows"]
     assert {r["method"]: r["rank"] for r in rows} == {"d": 1, "a": 2, "b": 2, "c": 4}
+
+
+def test_csv_header_is_a_line_with_a_field_that_is_not_a_number() -> None:
+    from tribute.explorer.security import csv_header, load_upload
+
+    assert csv_header(b"age,bmi,bp\n1,2,3\n") == ["age", "bmi", "bp"]
+    assert csv_header(b"1.5e-3,2E4,-3\n") is None
+    # A first data row holding nan/inf is data (refused later as non-finite), not a header that
+    # would be dropped without a word (it was: "nan" and "inf" hold letters other than e/E).
+    assert csv_header(b"nan,1,2\n3,4,5\n") is None
+    assert csv_header(b"1,-inf,2\n") is None
+    arr = load_upload("x.csv", b"nan,1,2\n3,4,5\n", "tabular")
+    assert arr.shape == (2, 3) and np.isnan(arr[0, 0])

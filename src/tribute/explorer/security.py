@@ -131,9 +131,18 @@ def csv_header(data: bytes) -> list[str] | None:
     """The column names of an uploaded CSV's first line, or None when it holds numbers."""
     text = data.decode("utf-8", "replace")
     first = text.splitlines()[0] if text else ""
-    if not any(c.isalpha() for c in first.replace("e", "").replace("E", "")):
-        return None
-    return [c.strip().strip('"') for c in first.split(",")]
+    fields = [c.strip().strip('"') for c in first.split(",")]
+    if not any(f and not _is_number(f) for f in fields):
+        return None  # numbers only (``nan``/``inf`` included: a data row, refused later as such)
+    return fields
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
 
 
 def _image(name: str, data: bytes) -> np.ndarray:
