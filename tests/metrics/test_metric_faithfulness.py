@@ -485,6 +485,22 @@ def test_road_n_evals_equals_the_rows_the_model_saw(fractions):
     assert r.n_evals == 2 * len(fractions) - (2 if fractions[0] == 0 else 0)
 
 
+def test_infidelity_warns_on_unsigned_score_credits():
+    # vargrad/smoothgrad_sq credits are squared gradients: no reading (output or gradient units)
+    # predicts an output change, so the auto reading says so instead of scoring unlike units.
+    import warnings
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    vg = tribute.explain(model, x, method="vargrad", target=0, n_samples=4)
+    with pytest.warns(UserWarning, match="'vargrad' are unsigned scores.*scale_invariant=True"):
+        tribute.evaluate(model, x, vg, metric="infidelity", n_perturbations=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tribute.evaluate(model, x, vg, metric="infidelity", n_perturbations=30, scale_invariant=True)
+        tribute.evaluate(model, x, vg, metric="infidelity", n_perturbations=30, units="output")
+
+
 def test_infidelity_reads_gradient_credits_as_yeh_et_al():
     # Yeh et al.: INFD = E[(I^T phi - (f(x) - f(x - I)))^2] with I = u * (x - b). For a linear
     # model and phi = saliency = w, I^T phi is exactly the change: infidelity 0. Reading the

@@ -9,13 +9,14 @@ the input — or, for :func:`road`, noisy linear imputation.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.base import Game
 from ..games.features import FeatureGame
 from ._imputation import ImputedGame
@@ -387,7 +388,8 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
         units: ``"output"`` (``u . phi``), ``"gradient"`` (``sum u_i (x_i - b_i) phi_i``;
             needs a feature game whose players are the input elements) or ``"auto"``
             (gradient units for the gradient methods named above on such a game, output
-            units otherwise). default="auto".
+            units otherwise; a ``UserWarning`` for unsigned scores, ``smoothgrad_sq``,
+            ``vargrad`` and ``sobol``, unless ``scale_invariant``). default="auto".
         seed: seed of the perturbations. default=0.
 
     ``extra``: ``predicted`` and ``actual`` changes, ``units`` (the reading used).
@@ -412,7 +414,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
         raise InputError(
             f"perturbation={perturbation!r} is not one of 'gaussian', 'subset', 'square'."
         )
-    kind = _infidelity_units(game, attr, units)
+    kind = _infidelity_units(game, attr, units, bool(scale_invariant))
     v = values_shared(game, 1.0 - u).permute(0, 2, 1).numpy()  # B x T x K
     d = game.full().numpy()[:, :, None] - v
     if kind == "gradient":  # I = u * (x - b): I^T phi = u . ((x - b) * phi)
@@ -437,7 +439,11 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
 GRADIENT_UNIT_METHODS = ("saliency", "smoothgrad", "guided_backprop", "deconvolution")
 
 
-def _infidelity_units(game: Game, attr: Attribution, units: str) -> str:
+#: Methods whose credits are unsigned scores in neither unit (squared gradients, variances).
+SCORE_UNIT_METHODS = ("smoothgrad_sq", "vargrad", "sobol")
+
+
+def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant: bool) -> str:
     """``"output"`` or ``"gradient"``: how :func:`infidelity` reads the credits."""
     if units not in ("auto", "output", "gradient"):
         raise InputError(f"units={units!r} is not one of 'auto', 'output', 'gradient'.")
@@ -449,6 +455,14 @@ def _infidelity_units(game: Game, attr: Attribution, units: str) -> str:
             "groups). Use units='output' for credits in output units."
         )
     if units == "auto":
+        if attr.method in SCORE_UNIT_METHODS and not scale_invariant:
+            warnings.warn(
+                f"infidelity: the credits of {attr.method!r} are unsigned scores (squared "
+                "gradients or variances), neither output changes nor gradients, so no reading of "
+                "them predicts the output change and the score compares unlike units. Pass "
+                "scale_invariant=True to judge only their direction (Yeh et al. 2019), or compare "
+                "methods whose credits are in output units.",
+                UserWarning, stacklevel=user_stacklevel())
         return "gradient" if dense and attr.method in GRADIENT_UNIT_METHODS else "output"
     return units
 
