@@ -232,6 +232,24 @@ def test_few_shared_draws_that_all_agree_give_no_standard_error():
     assert np.isnan(one.stderr)
 
 
+def test_faithfulness_correlation_default_does_not_hand_leave_one_out_a_win():
+    # With one player per subset the drops ARE leave-one-out credits: feature_ablation scored
+    # exactly 1 on every model below 15 players, and `tribute evaluate` recommended it.
+    from tribute.metrics.faithfulness import default_subset_size
+
+    assert [default_subset_size(n) for n in (1, 2, 3, 6, 14, 24, 25, 40, 100)] == \
+        [1, 1, 2, 2, 2, 2, 2, 4, 10]
+    g = torch.Generator().manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    x = torch.randn(20, 6, generator=g)
+    abl = tribute.explain(model, x, method="feature_ablation")
+    res = tribute.evaluate(model, x, abl, metric="faithfulness_correlation")
+    assert res.extra["subset_size"] == 2
+    assert float(np.nanmean(res.scores)) < 1 - 1e-6
+    one = tribute.evaluate(model, x, abl, metric="faithfulness_correlation", subset_size=1)
+    np.testing.assert_allclose(one.scores, 1.0, atol=1e-9)  # the construction the default avoids
+
+
 def test_faithfulness_correlation_matches_reference():
     n, b = 6, 2
     coef = torch.tensor([[1.0, 2, 3, 4, 5, 6], [-1, 0, 1, 0, -1, 2]], dtype=torch.float64)

@@ -314,10 +314,10 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     Args:
         n_subsets: number of random subsets. default=100.
         subset_size: players removed per subset. default=None (10% of the players, at
-            least 1). Below 15 players that removes one player per subset, where
-            leave-one-out credits (``feature_ablation``, ``occlusion`` of one player) *are*
-            the drops and score 1 by construction: pass ``subset_size=2`` or more to compare
-            them with other methods on small games.
+            least 2 when there are 3 players or more, else 1). Not 1 on small games: removing
+            one player per subset scores leave-one-out credits (``feature_ablation``,
+            ``occlusion`` of one player), which *are* those drops, 1 by construction, so the
+            metric would rank them first on any model with fewer than 15 players.
         seed: seed of the subsets. default=0.
 
     Reference: Bhatt, Weller & Moura (2020), "Evaluating and Aggregating Feature-based Model
@@ -326,7 +326,7 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     flat = check_attribution(game, attr, "faithfulness_correlation")
     k = check_int(n_subsets, "n_subsets", 3)
     n = game.n_players
-    size = max(1, round(0.1 * n)) if subset_size is None else check_int(subset_size, "subset_size")
+    size = default_subset_size(n) if subset_size is None else check_int(subset_size, "subset_size")
     if size > n:
         raise InputError(f"subset_size={size} exceeds the number of players ({n}).")
     g = torch.Generator().manual_seed(int(seed))
@@ -339,6 +339,11 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
                    "subset_size": size, "min_samples_ci95": HEAVY_TAILED_MIN_SAMPLES,
                    **draw_stderr(lambda i: pearson_rows(pred[..., i], drop[..., i]), k,
                                  "n_subsets")})
+
+
+def default_subset_size(n: int) -> int:
+    """:func:`faithfulness_correlation`'s default: 10% of ``n`` players, at least 2 from 3."""
+    return max(1, min(2, n - 1), round(0.1 * n))
 
 
 @register_metric(
