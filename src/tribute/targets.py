@@ -26,7 +26,10 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
 * ``None`` — the single output of a regressor, or the predicted class of a classifier
   (refused for a model returning raw values with several outputs, e.g. a multi-output
   regressor: it has no predicted class, pass the output's index).
-* ``"predicted"`` — the arg-max class of each sample on its unperturbed input.
+* ``"predicted"`` — the arg-max class of each sample on its unperturbed input; for a
+  scikit-learn classifier explained through ``predict_proba``, the class its ``predict``
+  returns (which can differ from the arg-max: ``SVC(probability=True)``, a tuned decision
+  threshold), read with one more pass of the samples (counted in ``n_rows``).
 * ``int`` — that class for every sample.
 * ``list``/``tuple`` of ints — several targets, each explained for every sample (adds a
   target axis to the result).
@@ -344,6 +347,7 @@ def _check_output_shape(ref: torch.Tensor, callable_target: bool) -> None:
 def resolve_target(
     target: TargetLike, output: str, reference: torch.Tensor, batch: int,
     model_output: str = "logit", *, assumed: bool = False,
+    predicted: torch.Tensor | None = None,
 ) -> Target:
     """Resolve a user ``target`` against the model's output on the unperturbed inputs.
 
@@ -362,6 +366,9 @@ def resolve_target(
             on a logit model whose logits on the explained inputs all happen to lie in [0, 1]
             (more likely the fewer rows are explained, e.g. one row with logit 0.3); declaring
             ``model_output="logit"`` silences it.
+        predicted: the class index per sample that the model itself predicts (a scikit-learn
+            classifier's ``predict``), used for ``None``/``"predicted"`` instead of the
+            arg-max of ``reference``. default=None (the arg-max).
 
     Raises:
         InputError: an impossible conversion (e.g. ``output="prob"`` on a regressor).
@@ -387,7 +394,7 @@ def resolve_target(
             "explain output j, a list of ints for several outputs, or a callable. If the "
             "outputs are class scores, declare model_output='logit' (or 'probability')."
         )
-    resolved = _resolve(target, output, reference, batch, threshold)
+    resolved = _resolve(target, output, reference, batch, threshold, predicted)
     resolved.model_output = model_output  # a fresh Target (dataclasses.replace costs ~10 us)
     resolved.binary = binary
     return resolved
@@ -484,7 +491,8 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
 
 
 def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int,
-             binary_threshold: float | None = None) -> Target:
+             binary_threshold: float | None = None,
+             predicted: torch.Tensor | None = None) -> Target:
     """``binary_threshold``: the model is a known binary classifier with one output column
     (class 1's score or probability): two classes, class 1 predicted above the threshold."""
     target = plain_target(target)
@@ -541,7 +549,9 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
                 f"target={target!r} is not understood; use 'predicted', an int, a list of ints, "
                 "one index per sample, or a callable."
             )
-        if binary_threshold is not None:
+        if predicted is not None:
+            pred = predicted.reshape(batch)
+        elif binary_threshold is not None:
             pred = (reference.reshape(batch) > binary_threshold).long()
         else:
             pred = reference.argmax(dim=1) if reference.ndim == 2 else torch.zeros(batch, dtype=torch.long)

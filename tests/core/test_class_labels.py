@@ -166,3 +166,27 @@ def test_a_series_target_is_sliced_per_shard_in_a_dataset_job(tmp_path) -> None:
                                 shard_size=4, progress=False)
     np.testing.assert_array_equal(np.asarray(a.targets).ravel(), y.to_numpy())
     np.testing.assert_array_equal(np.asarray(a.values), np.asarray(b.values))
+
+
+def test_predicted_target_is_the_class_predict_returns():
+    # "predicted" was the arg-max of predict_proba, which a classifier's own predict can
+    # contradict: with a decision threshold of 0.9 the rows below are predicted 0 while their
+    # class-1 probability is over 0.5, and class 1 was explained as "the predicted class".
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x[:, :5]
+    lr = LogisticRegression(max_iter=5000).fit(x, y)
+    clf = FixedThresholdClassifier(lr, threshold=0.9).fit(x, y)
+    p1 = clf.predict_proba(x)[:, 1]
+    rows = np.flatnonzero((p1 > 0.5) & (p1 <= 0.9))[:3]
+    assert rows.size == 3 and np.all(clf.predict(x[rows]) == 0)
+    for target in (None, "predicted"):
+        a = tribute.explain(clf, x[rows], method="exact_shapley", baseline=x.mean(0), target=target)
+        np.testing.assert_array_equal(np.asarray(a.targets).reshape(-1), [0, 0, 0])
+        assert a.n_rows == 3 * 2**5 + 3  # the game's rows and one predict pass of the samples
+        np.testing.assert_allclose(a.full_values, clf.predict_proba(x[rows])[:, 0])
+    # A classifier whose predict is the arg-max gives the same targets as before.
+    b = tribute.explain(lr, x[rows], method="exact_shapley", baseline=x.mean(0))
+    np.testing.assert_array_equal(np.asarray(b.targets).reshape(-1), [1, 1, 1])

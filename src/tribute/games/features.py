@@ -459,8 +459,15 @@ class FeatureGame(Game):
         # ----------------------------------------------------------- reference pass
         self.n_samples = batch
         ref = self._reference_outputs(engine, batch)
+        predicted = None
+        if (target is None or (isinstance(target, str) and target == "predicted")) \
+                and isinstance(model, NumpyModel) and not (self.forward_args or self.forward_kwargs):
+            predicted = model.predicted_classes(
+                tuple(inp.x.reshape(batch, *inp.shape) for inp in self.inputs))
+            if predicted is not None:
+                engine.n_rows += batch  # the model's predict saw every sample once more
         tgt = resolve_target(target, output, ref, batch, model.output_kind,
-                             assumed=model.output_assumed)
+                             assumed=model.output_assumed, predicted=predicted)
         engine.target = tgt
         layout = Layout(**{**layout.__dict__, "multi_target": tgt.multi})
         super().__init__(engine, tgt, layout, names, batch)

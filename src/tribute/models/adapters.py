@@ -284,18 +284,8 @@ class NumpyModel(ModelAdapter):
 
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
-        arrays = []
-        for i, t in enumerate(inputs):
-            a = t.detach().cpu().numpy()
-            if self.np_dtypes is not None and a.dtype != self.np_dtypes[i]:
-                a = a.astype(self.np_dtypes[i])
-            arrays.append(a)
+        arrays = self._arrays(inputs)
         extra_np = tuple(e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in extra)
-        if self.feature_names is not None and self.kind != "booster" and len(arrays) == 1 \
-                and arrays[0].ndim == 2 and arrays[0].shape[1] == len(self.feature_names):
-            import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is there
-
-            arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
         out = self.fn(*arrays, *extra_np, **(kwargs or {}))
         arr = np.asarray(out)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
@@ -304,6 +294,51 @@ class NumpyModel(ModelAdapter):
                 "pass predict_proba / decision_function instead of a label-returning predict."
             )
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+
+    def predicted_classes(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+        """Column indices of the classes the estimator's own ``predict`` returns, or None.
+
+        Only for a classifier explained through ``predict_proba``: its ``predict`` can differ
+        from the arg-max of the probabilities (``SVC(probability=True)``, whose Platt scaling
+        is fitted apart from its decision function; a tuned or fixed decision threshold such
+        as ``TunedThresholdClassifierCV``), and "the predicted class" is what ``predict``
+        says. None (the arg-max is used) for other models, multi-label outputs, or labels that
+        are not in ``classes_``.
+        """
+        if self.kind != "predict_proba":
+            return None
+        predict = getattr(self.estimator, "predict", None)
+        try:
+            classes = getattr(self.estimator, "classes_", None)
+        except Exception:  # an unfitted wrapper may raise from the property
+            return None
+        if predict is None or classes is None:
+            return None
+        classes = np.asarray(classes)
+        labels = np.asarray(predict(*self._arrays(inputs)))
+        if classes.ndim != 1 or labels.ndim != 1 or labels.shape[0] != inputs[0].shape[0]:
+            return None
+        column = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes.tolist())}
+        try:
+            idx = [column[lab] for lab in labels.tolist()]
+        except (KeyError, TypeError):
+            return None
+        return torch.tensor(idx, dtype=torch.long)
+
+    def _arrays(self, inputs: tuple[torch.Tensor, ...]) -> list[Any]:
+        """The inputs as the estimator takes them (dtypes; a DataFrame with its columns)."""
+        arrays: list[Any] = []
+        for i, t in enumerate(inputs):
+            a = t.detach().cpu().numpy()
+            if self.np_dtypes is not None and a.dtype != self.np_dtypes[i]:
+                a = a.astype(self.np_dtypes[i])
+            arrays.append(a)
+        if self.feature_names is not None and self.kind != "booster" and len(arrays) == 1 \
+                and arrays[0].ndim == 2 and arrays[0].shape[1] == len(self.feature_names):
+            import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is there
+
+            arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
+        return arrays
 
 
 def _check_kind(model_output: str) -> None:
