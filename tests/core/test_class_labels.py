@@ -186,7 +186,7 @@ def test_predicted_target_is_the_class_predict_returns():
         a = tribute.explain(clf, x[rows], method="exact_shapley", baseline=x.mean(0), target=target)
         np.testing.assert_array_equal(np.asarray(a.targets).reshape(-1), [0, 0, 0])
         assert a.n_rows == 3 * 2**5 + 3  # the game's rows and one predict pass of the samples
-        np.testing.assert_allclose(a.full_values, clf.predict_proba(x[rows])[:, 0])
+        np.testing.assert_allclose(np.asarray(a.full_values), clf.predict_proba(x[rows])[:, 0])
     # A classifier whose predict is the arg-max gives the same targets as before.
     b = tribute.explain(lr, x[rows], method="exact_shapley", baseline=x.mean(0))
     np.testing.assert_array_equal(np.asarray(b.targets).reshape(-1), [1, 1, 1])
