@@ -190,3 +190,18 @@ def test_predicted_target_is_the_class_predict_returns():
     # A classifier whose predict is the arg-max gives the same targets as before.
     b = tribute.explain(lr, x[rows], method="exact_shapley", baseline=x.mean(0))
     np.testing.assert_array_equal(np.asarray(b.targets).reshape(-1), [1, 1, 1])
+
+
+def test_predicted_target_falls_back_to_the_arg_max_when_predict_fails(iris):
+    x, y = iris
+    lr = LogisticRegression(max_iter=2000).fit(x, y)
+
+    class NoPredict(LogisticRegression):
+        def predict(self, X):  # noqa: N803 - scikit-learn's name
+            raise RuntimeError("predict is not available here")
+
+    broken = NoPredict(max_iter=2000).fit(x, y)
+    with pytest.warns(UserWarning, match="predict failed.*arg-max of predict_proba"):
+        a = tribute.explain(broken, x[:4], method="exact_shapley", baseline=x.mean(0))
+    b = tribute.explain(lr, x[:4], method="exact_shapley", baseline=x.mean(0))
+    np.testing.assert_array_equal(np.asarray(a.targets), np.asarray(b.targets))

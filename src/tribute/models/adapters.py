@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError, ModelOutputError, WeightsFormatError
+from ..errors import InputError, ModelOutputError, WeightsFormatError, user_stacklevel
 
 __all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchModel", "as_model",
            "is_binary", "load_weights"]
@@ -315,7 +315,15 @@ class NumpyModel(ModelAdapter):
         if predict is None or classes is None:
             return None
         classes = np.asarray(classes)
-        labels = np.asarray(predict(*self._arrays(inputs)))
+        try:
+            labels = np.asarray(predict(*self._arrays(inputs)))
+        except Exception as exc:  # predict_proba worked; keep the documented arg-max
+            warnings.warn(
+                f"target 'predicted': the classifier's predict failed ({type(exc).__name__}: "
+                f"{exc}); the predicted class is read as the arg-max of predict_proba instead, "
+                "which can differ from what predict would return. Pass target= explicitly.",
+                UserWarning, stacklevel=user_stacklevel())
+            return None
         if classes.ndim != 1 or labels.ndim != 1 or labels.shape[0] != inputs[0].shape[0]:
             return None
         column = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes.tolist())}
