@@ -197,7 +197,7 @@ def test_predicted_target_falls_back_to_the_arg_max_when_predict_fails(iris):
     lr = LogisticRegression(max_iter=2000).fit(x, y)
 
     class NoPredict(LogisticRegression):
-        def predict(self, X):  # noqa: N803 - scikit-learn's name
+        def predict(self, X):
             raise RuntimeError("predict is not available here")
 
     broken = NoPredict(max_iter=2000).fit(x, y)
