@@ -196,7 +196,7 @@ def test_predicted_target_falls_back_to_the_arg_max_when_predict_fails(iris):
     x, y = iris
     lr = LogisticRegression(max_iter=2000).fit(x, y)
 
-    class NoPredict(LogisticRegression):
+    class NoPredict(LogisticRegression):  # type: ignore[misc]
         def predict(self, X):
             raise RuntimeError("predict is not available here")
 
