@@ -257,3 +257,25 @@ def test_csv_header_is_a_line_with_a_field_that_is_not_a_number() -> None:
     assert csv_header(b"1,-inf,2\n") is None
     arr = load_upload("x.csv", b"nan,1,2\n3,4,5\n", "tabular")
     assert arr.shape == (2, 3) and np.isnan(arr[0, 0])
+
+
+def test_prediction_shows_the_class_predict_returns() -> None:
+    # explain's 'predicted' target is what predict returns; the page showed the arg-max of
+    # predict_proba, another class under a decision threshold of 0.9.
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    from tribute.explorer.compute import predict
+    from tribute.explorer.subjects import Subject
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x[:, :5]
+    clf = FixedThresholdClassifier(LogisticRegression(max_iter=5000), threshold=0.9).fit(x, y)
+    p1 = clf.predict_proba(x)[:, 1]
+    row = int(np.flatnonzero((p1 > 0.5) & (p1 <= 0.9))[0])
+    s = Subject(name="t", title="t", kind="tabular", model=clf, inputs=x[row : row + 1],
+                class_names=["malignant", "benign"], output="prob")
+    shown = predict(s, 0)
+    assert shown["top"] == 0 and shown["name"] == "malignant"
+    assert shown["scores"][1] > 0.5  # the arg-max would have said benign

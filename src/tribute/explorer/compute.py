@@ -213,6 +213,13 @@ def predict(subject: Subject, index: int) -> dict[str, Any]:
     out = np.atleast_1d(out)
     if subject.class_names and out.size == len(subject.class_names):
         top = int(np.argmax(out))
+        label_of = getattr(model, "predict", None) if hasattr(model, "predict_proba") else None
+        classes = list(np.asarray(getattr(model, "classes_", [])).tolist())
+        if label_of is not None and len(classes) == out.size:
+            label = np.asarray(label_of(x)).reshape(-1)[0].item()
+            # the class predict returns (explain's 'predicted' target), which a decision
+            # threshold or SVC's Platt scaling can make differ from the arg-max
+            top = classes.index(label) if label in classes else top
         return {"top": top, "name": subject.class_names[top],
                 "scores": [_num(v) for v in out]}
     return {"top": None, "name": f"{float(out[0]):.4f}", "scores": [_num(v) for v in out]}
