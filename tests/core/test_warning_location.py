@@ -28,3 +28,19 @@ def test_stderr_warnings_point_at_the_callers_line() -> None:
            if issubclass(w.category, tribute.StderrWarning)]
     assert [m for m, _ in got] == ["kernel_shap", "metric 'linear_score'", "metric 'deletion'"], got
     assert {f for _, f in got} == {__file__}, got
+
+
+def test_tuple_output_warning_points_at_the_callers_line() -> None:
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.lin(x), x.sum(1)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        tribute.explain(Two(), torch.randn(2, 4), method="saliency", target=0)
+    got = [w.filename for w in seen if "explains the first" in str(w.message)]
+    assert got and set(got) == {__file__}, got

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+from ..errors import user_stacklevel
+
 __all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "observe_progress",
            "progress_scope"]
 
@@ -142,7 +144,7 @@ class Progress:
         left = max(self.planned_rows - self.done, 0) * rows_elapsed / self.done
         total = (now - self.t0) + left + self.solve_seconds
         if total > SLOW_RUN_SECONDS:
-            warnings.warn(plan(total), SlowRunWarning, stacklevel=2)
+            warnings.warn(plan(total), SlowRunWarning, stacklevel=user_stacklevel())
 
     def phase(self, text: str) -> None:
         """Name what happens now (e.g. ``"solving"``); a ticker keeps the clock moving."""

@@ -50,7 +50,7 @@ from torch.func import functional_call, grad, vmap
 from ..attribution import Layout
 from ..engine import Engine
 from ..engine.memory import resolve_max_memory
-from ..errors import InputError, UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import Target, resolve_target
 from .base import Game
@@ -1016,7 +1016,7 @@ class DataGame(Game):
                 "retraining credits explain fit's model, not this one. Explain the model "
                 "fit(X_train, y_train, seed=...) returns, or pass TrainingData(seed=<the seed it "
                 "was trained with>).",
-                ModelMismatchWarning, stacklevel=2)
+                ModelMismatchWarning, stacklevel=user_stacklevel())
 
     def _check_spec(self, bank: RetrainBank) -> None:
         spec = bank.spec or []

@@ -111,7 +111,7 @@ from collections.abc import Callable
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.base import Game
 from ..games.data import DataGame
 from ..params import BOOL, NONE, Interval, Options, declare
@@ -652,14 +652,14 @@ class Influence(Method):
                     f"influence(solver='cg'): conjugate gradients stopped at max_iter={its} with "
                     f"relative residual {cg_res:.2g} (tol={float(self.tol):g}); the credits are "
                     "not converged. Raise max_iter, raise damping, or use solver='explicit'.",
-                    RuntimeWarning, stacklevel=2)
+                    RuntimeWarning, stacklevel=user_stacklevel())
             if self.solver == "lissa" and lissa_err > LISSA_WARN:
                 warnings.warn(
                     f"influence(solver='lissa'): the Neumann series has not converged after {its} "
                     f"terms (estimated relative error {lissa_err:.2g} > {LISSA_WARN:g}; H + {d:.3g} I "
                     f"has condition number up to ~{(hi + d) / max(lo + d, 1e-300):.3g}). Raise "
                     "max_iter (LiSSA runs 10 x max_iter terms), raise damping, or use "
-                    "solver='cg' or 'explicit'.", RuntimeWarning, stacklevel=2)
+                    "solver='cg' or 'explicit'.", RuntimeWarning, stacklevel=user_stacklevel())
         extra.update(damping=d, lambda_min=lo, lambda_max=hi)
         if self.loo_step:
             c = _loo_scales(g)[0]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError, UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError, user_stacklevel
 from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
 from ..models import TorchModel
 from ..models.text import PLAYER_UNITS, encode_one, segment
@@ -267,14 +267,14 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
                 f"target={target!r} tokenizes differently after the prompt than on its own: "
                 f"in context {_token_text(tokenizer, joint[len(ids):]) if joint[:len(ids)] == ids else _token_text(tokenizer, joint)} "
                 f"vs alone {_token_text(tokenizer, cont)}; the tokens alone are forced "
-                "(pass token ids as target to choose).", TokenizationWarning, stacklevel=3)
+                "(pass token ids as target to choose).", TokenizationWarning, stacklevel=user_stacklevel())
         own = _greedy(module, ids, len(cont), None, device)
         if own != cont and tokenizer.decode(own).strip() == tokenizer.decode(cont).strip():
             warnings.warn(
                 f"target={target!r} tokenizes as {_token_text(tokenizer, cont)} but the model "
                 f"generates the same text as {_token_text(tokenizer, own)}; the target's "
                 "tokenization is forced, so the log-probabilities are those of tokens the model "
-                "would not produce.", TokenizationWarning, stacklevel=3)
+                "would not produce.", TokenizationWarning, stacklevel=user_stacklevel())
     else:
         cont = [int(t) for t in (target.tolist() if hasattr(target, "tolist") else target)]
     if not cont:

@@ -529,7 +529,7 @@ def _as_output_tensor(out: Any) -> torch.Tensor:
                 f"the model returned a {type(out).__name__} of {len(out)} outputs; tribute "
                 "explains the first (shape "
                 f"{tuple(out[0].shape)}). If another one is the output to explain, wrap the model "
-                "to return it (e.g. lambda x: model(x)[1]).", UserWarning, stacklevel=2)
+                "to return it (e.g. lambda x: model(x)[1]).", UserWarning, stacklevel=user_stacklevel())
         return out[0]
     if isinstance(out, np.ndarray):
         return torch.from_numpy(out)
