@@ -277,3 +277,16 @@ def test_concept_suite_tcav_entry() -> None:
     assert by["plus"].matches("permutation") == (by["plus"].p_permutation < 0.05)
     text = format_tcav_rows(rows)
     assert "decisions matching the truth: permutation" in text and "random law" in text
+
+
+def test_cav_accuracy_counts_the_intercept_of_unbalanced_sets() -> None:
+    # 1-D activations: positives {1, 2, 3}, negative {0}. The least-squares fit of +-1 labels is
+    # w c + mean(y) with mean(y) = 1/2 (c centred at 1.5): it classifies all four rows right.
+    # Dropping the intercept (sign(w c)) calls the positive at 1 (c = -0.5) negative: 3/4.
+    pos, neg = np.array([[1.0], [2.0], [3.0]]), np.array([[0.0]])
+    c = np.array([-0.5, 0.5, 1.5, -1.5])
+    y = np.array([1.0, 1.0, 1.0, -1.0])
+    w = (c @ y) / (c @ c + 1e-2)
+    assert np.all(np.sign(w * c + y.mean()) == y)  # the hand-computed separator: 4 of 4
+    cav, acc = concept_activation_vector(pos, neg)
+    assert cav.tolist() == [1.0] and acc == 1.0

@@ -185,7 +185,9 @@ def concept_activation_vector(positive: np.ndarray, negative: np.ndarray, l2: fl
     if norm == 0.0 or not np.isfinite(norm):
         raise InputError("tcav: the concept and random activations cannot be separated (the CAV is zero); "
                          "use more varied concept examples or another layer.")
-    acc = float(np.mean(np.sign(c.numpy() @ w + 0.0) == y.numpy()))
+    # the least-squares intercept on centred activations is mean(y) (non-zero when the two sets differ
+    # in size); the separator's decision is sign(c w + mean(y)), not sign(c w)
+    acc = float(np.mean(np.sign(c.numpy() @ w + float(y.mean())) == y.numpy()))
     return w / norm, acc
 
 
