@@ -290,3 +290,15 @@ def test_cav_accuracy_counts_the_intercept_of_unbalanced_sets() -> None:
     assert np.all(np.sign(w * c + y.mean()) == y)  # the hand-computed separator: 4 of 4
     cav, acc = concept_activation_vector(pos, neg)
     assert cav.tolist() == [1.0] and acc == 1.0
+
+
+def test_submodule_training_flags_restored() -> None:
+    # model.train(was_training) set every submodule to the root's flag: a dropout the user had
+    # switched off came back in training mode
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    net.train()
+    net[1].eval()
+    flags = [m.training for m in net.modules()]
+    tcav(net, torch.randn(6, 4), torch.randn(5, 4), torch.randn(10, 4), layer="2", target=0, n_permutations=5)
+    assert [m.training for m in net.modules()] == flags

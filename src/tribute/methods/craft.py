@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, UnsupportedModelError
+from ._eval_mode import eval_mode
 from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
 from .cam import find_layer
@@ -114,18 +115,6 @@ class CRAFTResult:
 
 
 # ---------------------------------------------------------------------------- model access
-
-
-@contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode for the call; every module's training flag restored afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, f in flags:
-            m.training = f
 
 
 @contextmanager
@@ -392,7 +381,7 @@ def craft(
                          f"(images {tuple(x.shape[1:])}); use a crop_size <= {side}.")
     runner = _Runner(model, layer, int(batch_size))
     crops, boxes = _random_crops(x, int(n_crops), size, seed, bool(resize))
-    with _eval_mode(model):
+    with eval_mode(model):
         return _fit(runner, crops, boxes, x, target=int(target), n_concepts=int(n_concepts), n_top=int(n_top),
                     n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed, parent=None)
 
@@ -447,7 +436,7 @@ def craft_decompose(
     k = min(n, max(int(n_concepts) + 1, int(np.ceil(float(top_fraction) * n))))
     keep = np.sort(np.argsort(-result.coefficients[:, concept], kind="stable")[:k])
     crops = torch.from_numpy(result.crops[keep])
-    with _eval_mode(model):
+    with eval_mode(model):
         return _fit(runner, crops, result.crop_boxes[keep], torch.from_numpy(result.images),
                     target=result.target, n_concepts=int(n_concepts), n_top=int(n_top),
                     n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed,

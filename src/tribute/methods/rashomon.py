@@ -214,16 +214,12 @@ def _predict(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
     except ImportError:  # pragma: no cover - torch is a dependency
         torch = None  # type: ignore[assignment]
     if torch is not None and isinstance(model, torch.nn.Module):
-        flags = [m.training for m in model.modules()]
+        from ._eval_mode import eval_mode
+
         p = next(model.parameters(), None)
         dtype = p.dtype if p is not None else torch.float64
-        try:
-            model.eval()
-            with torch.no_grad():
-                out = model(torch.as_tensor(X, dtype=dtype))
-        finally:
-            for m, f in zip(model.modules(), flags):
-                m.training = f
+        with eval_mode(model), torch.no_grad():
+            out = model(torch.as_tensor(X, dtype=dtype))
         if isinstance(out, (tuple, list)):
             out = out[0]
         o = out.detach().double()

@@ -79,6 +79,7 @@ import torch
 from scipy import stats
 
 from ..errors import InputError, UnsupportedModelError
+from ._eval_mode import eval_mode
 from .analyses import register_analysis
 from .cam import find_layer
 
@@ -314,14 +315,12 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         store["act"] = out.detach()
         return None
 
-    was_training = module.training
     handle = layer_module.register_forward_hook(hook)
     try:
-        module.eval()
-        yield
+        with eval_mode(module):
+            yield
     finally:
         handle.remove()
-        module.train(was_training)
 
 
 def _flat(t: torch.Tensor, spatial: str, reduce: str) -> np.ndarray:
