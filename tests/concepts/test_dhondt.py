@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import tribute
 from tribute.errors import InputError
@@ -135,8 +136,6 @@ def test_decision_suite_dhondt_part_matches_its_closed_form() -> None:
 def test_attribution_of_two_inputs_votes_per_player() -> None:
     # a model on two inputs: the Attribution's values are a tuple; the votes are the mean |credit|
     # of its flat batch x targets x players credits (this crashed on the tuple before)
-    torch = pytest.importorskip("torch")
-
     class Two(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
