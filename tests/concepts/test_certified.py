@@ -410,3 +410,8 @@ def test_bounds_are_clopper_pearson_at_alpha_over_twice_the_players() -> None:
     hi = np.where(counts < n, stats.beta.ppf(1 - a, counts + 1, n - counts), 1.0)
     np.testing.assert_allclose(r.lower, lo, rtol=1e-12)
     np.testing.assert_allclose(r.upper, hi, rtol=1e-12)
+
+
+def test_seed_must_be_an_integer() -> None:
+    with pytest.raises(InputError, match="seed=None must be an integer"):
+        tribute.certified_attribution(_mlp(), torch.randn(2, 4, dtype=torch.float64), seed=None)  # type: ignore[arg-type]

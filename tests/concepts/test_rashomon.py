@@ -125,6 +125,8 @@ def test_bad_input_is_refused_clearly() -> None:
         rashomon_interactions(X, y, fit="svm")
     with pytest.raises(InputError, match=r"pair \(1, 1\)"):
         rashomon_interactions(X, y, pairs=[(1, 1)], n_candidates=1)
+    with pytest.raises(InputError, match=r"pair \(1, 0\) is given twice"):
+        rashomon_interactions(X, y, pairs=[(0, 1), (1, 0)], n_candidates=1)
     with pytest.raises(InputError, match="X_eval and y_eval together"):
         rashomon_interactions(X, y, X_eval=Xe)
     with pytest.raises(InputError, match="epsilon=-1"):

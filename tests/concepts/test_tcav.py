@@ -302,3 +302,16 @@ def test_submodule_training_flags_restored() -> None:
     flags = [m.training for m in net.modules()]
     tcav(net, torch.randn(6, 4), torch.randn(5, 4), torch.randn(10, 4), layer="2", target=0, n_permutations=5)
     assert [m.training for m in net.modules()] == flags
+
+
+def test_examples_the_model_cannot_take_are_named() -> None:
+    model, inputs, concept, random = _data()
+    with pytest.raises(InputError, match="fails on the concept examples"):
+        tcav(model, inputs, concept[:, :-1], random, layer="body", target=1)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(3, 2))
+    x, small, rand = torch.randn(6, 1, 8, 8), torch.randn(5, 1, 5, 5), torch.randn(10, 1, 8, 8)
+    with pytest.raises(InputError, match="27 values per concept example"):
+        tcav(conv, x, small, rand, layer="1", target=0, n_permutations=3)
+    # channel means: concept patches of another size are fine
+    assert 0.0 <= tcav(conv, x, small, rand, layer="1", target=0, n_permutations=3, spatial="mean").score <= 1.0

@@ -384,6 +384,9 @@ def certified_attribution(
     Returns:
         A :class:`CertifiedResult`.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"certified_attribution: seed={seed!r} must be an integer (the noise draws are seeded), "
+                         "e.g. seed=0.")
     _check("noise", noise, float, 0.0, strict=True)
     _check("n_samples", n_samples, int, 2)
     _check("alpha", alpha, float, 0.0, strict=True)

@@ -376,6 +376,9 @@ def rashomon_interactions(
             if i == j or not (0 <= i < d and 0 <= j < d):
                 raise InputError(f"rashomon_interactions: pair {tuple(p)} must name two different "
                                  f"features in 0..{d - 1}.")
+            if (min(i, j), max(i, j)) in pair_list:
+                raise InputError(f"rashomon_interactions: pair {tuple(p)} is given twice (pairs are unordered); "
+                                 "list each pair once.")
             pair_list.append((min(i, j), max(i, j)))
     sampler, sampler_name = _sampler(fit, classification, n_classes)
     cfgs = [dict(c) for c in (configs if configs is not None

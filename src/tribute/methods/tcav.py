@@ -435,9 +435,19 @@ def tcav(
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
-    a_c = _activations(model, layer_module, xc, batch_size, spatial)
-    a_r = _activations(model, layer_module, xr, batch_size, spatial)
+    acts = []
+    for name, t in (("concept", xc), ("random", xr)):
+        try:
+            acts.append(_activations(model, layer_module, t, batch_size, spatial))
+        except RuntimeError as exc:  # the model cannot take them (a shape mismatch, most often)
+            raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
+                             f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
+    a_c, a_r = acts
     grads = _gradients(model, layer_module, x, int(target), batch_size, spatial)
+    if not a_c.shape[1] == a_r.shape[1] == grads.shape[1]:
+        raise InputError(f"tcav: layer {path!r} gives {a_c.shape[1]} values per concept example, {a_r.shape[1]} "
+                         f"per random example and {grads.shape[1]} per input; with spatial='flatten' the "
+                         "examples must match the inputs' size (or use spatial='mean' for channel means).")
     rng = np.random.default_rng(seed)
     n_c, n_pool = len(a_c), len(a_r)
     m = min(n_c, n_pool // 2)
