@@ -315,3 +315,14 @@ def test_examples_the_model_cannot_take_are_named() -> None:
         tcav(conv, x, small, rand, layer="1", target=0, n_permutations=3)
     # channel means: concept patches of another size are fine
     assert 0.0 <= tcav(conv, x, small, rand, layer="1", target=0, n_permutations=3, spatial="mean").score <= 1.0
+
+
+def test_n_evals_counts_the_rows_the_model_saw() -> None:
+    model, inputs, concept, random = _data()
+    rows = []
+    handle = model.register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[0]))
+    try:
+        r = tcav(model, inputs, concept, random, layer="body", target=1, n_permutations=5, batch_size=7)
+    finally:
+        handle.remove()
+    assert r.n_evals == sum(rows) == len(inputs) + len(concept) + len(random)

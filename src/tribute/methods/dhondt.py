@@ -55,7 +55,7 @@ class DhondtResult:
         list_votes: list name -> pooled votes.
         excluded: lists below the threshold (they won no seat).
         total_seats: the seats allocated: the parliament's size, or 0 when no list has
-            votes (every credit 0).
+            votes (every credit 0, or every list below ``threshold``).
         alliances: alliance name -> member feature names.
     """
 

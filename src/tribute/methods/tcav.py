@@ -113,6 +113,8 @@ class TCAVResult:
             ``n_permutations > 0``).
         null_scores: ``n_permutations`` mean TCAV scores of relabelled concept sets (the
             permutation test's null distribution of ``score``).
+        n_evals: rows through the model: one forward pass per concept and random example, and
+            one forward-and-backward pass per input (the CAVs and every test reuse them).
     """
 
     concept: str
@@ -131,6 +133,7 @@ class TCAVResult:
     test: str = "permutation"
     p_values: dict[str, float] = field(default_factory=dict)
     null_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    n_evals: int = 0
 
     def plot(self, **kwargs: Any) -> Any:
         """Scores across runs next to the null distribution; see :func:`tribute.viz.tcav_plot`."""
@@ -494,4 +497,5 @@ def tcav(
         test=test,
         p_values=p_values,
         null_scores=null,
+        n_evals=int(x.shape[0] + xc.shape[0] + xr.shape[0]),
     )
