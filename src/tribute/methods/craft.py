@@ -292,6 +292,10 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {crops.shape[0]} crops; use more crops "
                          "(n_crops=...) or fewer concepts.")
     a_crops = runner.activations(crops)
+    if n_concepts > a_crops.shape[1]:
+        raise InputError(f"craft: n_concepts={n_concepts} exceeds the {a_crops.shape[1]} channels of layer "
+                         f"{runner.path!r}; concepts are non-negative directions in that space, so use at most "
+                         f"{a_crops.shape[1]} concepts (or a wider layer).")
     fit = nmf(_pooled(a_crops), n_concepts, max_iter=max_iter, tol=tol, seed=seed)
     a_img = runner.activations(images)
     st, se, coeffs = _importance(runner, images, a_img, fit.W, target, n_designs, sampler, seed)
