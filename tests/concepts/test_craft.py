@@ -243,3 +243,14 @@ def test_planted_patterns_in_a_trained_cnn_are_found() -> None:
     assert r.iou["plus"][r.matched["plus"]] > 0.4
     assert r.pointing["plus"][r.matched["plus"]] > 0.9
     assert r.matched["plus"] != r.matched["ring"]
+
+
+def test_rank_above_the_matrix_dimensions_is_refused() -> None:
+    # rank 7 of a 20 x 5 matrix left two zero rows in W (documented unit-norm rows)
+    with pytest.raises(InputError, match="rank=7 exceeds min"):
+        nmf(np.random.default_rng(0).random((20, 5)), 7)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(3, 2))
+    with pytest.raises(InputError, match="n_concepts=5 exceeds the 3 channels"):
+        tribute.craft(net, torch.randn(2, 1, 8, 8), layer="1", target=0, n_concepts=5, n_crops=4, n_designs=8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import tribute
 from tribute.errors import InputError
@@ -130,3 +131,27 @@ def test_decision_suite_dhondt_part_matches_its_closed_form() -> None:
         assert rows["exact_shapley"]["seat_agreement"] == 1.0 and rows["exact_shapley"]["excluded_match"]
         assert all(r["zero_weight_seats"] == 0 for r in rows.values())  # unused inputs never win seats
         assert all(0.0 <= r["seat_agreement"] <= 1.0 for r in rows.values())
+
+
+def test_attribution_of_two_inputs_votes_per_player() -> None:
+    # a model on two inputs: the Attribution's values are a tuple; the votes are the mean |credit|
+    # of its flat batch x targets x players credits (this crashed on the tuple before)
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 1)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return self.lin(torch.cat([a, b], 1))
+
+    torch.manual_seed(0)
+    attr = tribute.explain(Two(), (torch.randn(3, 2), torch.randn(3, 3)), method="exact_shapley")
+    r = dhondt_seats(attr, seats=10)
+    np.testing.assert_allclose(list(r.votes.values()), np.abs(attr.flat()).mean(axis=(0, 1)))
+    assert list(r.seats) == attr.player_names and r.total_seats == 10
+
+
+def test_names_that_do_not_match_the_last_axis_are_refused() -> None:
+    # a features x samples array (4 names, 3 columns) was silently reshaped to 3 x 4 before
+    with pytest.raises(InputError, match="4 names"):
+        dhondt_seats(np.arange(12.0).reshape(4, 3), seats=3, names=list("abcd"))

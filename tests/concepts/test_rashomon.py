@@ -125,6 +125,8 @@ def test_bad_input_is_refused_clearly() -> None:
         rashomon_interactions(X, y, fit="svm")
     with pytest.raises(InputError, match=r"pair \(1, 1\)"):
         rashomon_interactions(X, y, pairs=[(1, 1)], n_candidates=1)
+    with pytest.raises(InputError, match=r"pair \(1, 0\) is given twice"):
+        rashomon_interactions(X, y, pairs=[(0, 1), (1, 0)], n_candidates=1)
     with pytest.raises(InputError, match="X_eval and y_eval together"):
         rashomon_interactions(X, y, X_eval=Xe)
     with pytest.raises(InputError, match="epsilon=-1"):
@@ -182,3 +184,34 @@ def test_cross_entropy_reads_predict_proba_by_classes_labels() -> None:
     col = {int(c): k for k, c in enumerate(model.classes_)}
     p = model.predict_proba(Xe)[np.arange(len(ye)), [col[int(v)] for v in ye]]
     assert r.candidate_losses[0] == pytest.approx(float(-np.log(np.clip(p, 1e-12, None)).mean()), rel=1e-10)
+
+
+def test_relative_epsilon_keeps_the_best_model_of_a_negative_loss() -> None:
+    # a custom loss in [-1, 0]; (1 + epsilon) L* lies below L* and rejected every candidate,
+    # the best one included. The set is L <= L* + epsilon |L*| (hand-computed here).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = X[:, 0] + 0.1 * rng.normal(size=60)
+
+    class Shifted:
+        def __init__(self, c: float) -> None:
+            self.c = c
+
+        def predict(self, a: np.ndarray) -> np.ndarray:
+            return a[:, 0] + self.c
+
+    shifts = [0.0, 0.2, 0.6, 1.5]
+
+    def fit(_x: np.ndarray, _y: np.ndarray, *, seed: int) -> Shifted:
+        return Shifted(shifts[seed])
+
+    def loss(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.asarray(-np.exp(-((p - t) ** 2)))
+
+    r = rashomon_interactions(X, y, fit, n_candidates=4, epsilon=0.1, relative=True, loss=loss, n_repeats=2)
+    losses = np.array([loss(X[:, 0] + c, y).mean() for c in shifts])
+    best = losses.min()
+    np.testing.assert_allclose(r.candidate_losses, losses)
+    assert r.threshold == pytest.approx(best + 0.1 * abs(best))
+    assert r.accepted.tolist() == (losses <= best + 0.1 * abs(best)).tolist()
+    assert r.accepted[int(np.argmin(losses))] and r.n_models >= 1

@@ -277,3 +277,52 @@ def test_concept_suite_tcav_entry() -> None:
     assert by["plus"].matches("permutation") == (by["plus"].p_permutation < 0.05)
     text = format_tcav_rows(rows)
     assert "decisions matching the truth: permutation" in text and "random law" in text
+
+
+def test_cav_accuracy_counts_the_intercept_of_unbalanced_sets() -> None:
+    # 1-D activations: positives {1, 2, 3}, negative {0}. The least-squares fit of +-1 labels is
+    # w c + mean(y) with mean(y) = 1/2 (c centred at 1.5): it classifies all four rows right.
+    # Dropping the intercept (sign(w c)) calls the positive at 1 (c = -0.5) negative: 3/4.
+    pos, neg = np.array([[1.0], [2.0], [3.0]]), np.array([[0.0]])
+    c = np.array([-0.5, 0.5, 1.5, -1.5])
+    y = np.array([1.0, 1.0, 1.0, -1.0])
+    w = (c @ y) / (c @ c + 1e-2)
+    assert np.all(np.sign(w * c + y.mean()) == y)  # the hand-computed separator: 4 of 4
+    cav, acc = concept_activation_vector(pos, neg)
+    assert cav.tolist() == [1.0] and acc == 1.0
+
+
+def test_submodule_training_flags_restored() -> None:
+    # model.train(was_training) set every submodule to the root's flag: a dropout the user had
+    # switched off came back in training mode
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    net.train()
+    net[1].eval()
+    flags = [m.training for m in net.modules()]
+    tcav(net, torch.randn(6, 4), torch.randn(5, 4), torch.randn(10, 4), layer="2", target=0, n_permutations=5)
+    assert [m.training for m in net.modules()] == flags
+
+
+def test_examples_the_model_cannot_take_are_named() -> None:
+    model, inputs, concept, random = _data()
+    with pytest.raises(InputError, match="fails on the concept examples"):
+        tcav(model, inputs, concept[:, :-1], random, layer="body", target=1)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(3, 2))
+    x, small, rand = torch.randn(6, 1, 8, 8), torch.randn(5, 1, 5, 5), torch.randn(10, 1, 8, 8)
+    with pytest.raises(InputError, match="27 values per concept example"):
+        tcav(conv, x, small, rand, layer="1", target=0, n_permutations=3)
+    # channel means: concept patches of another size are fine
+    assert 0.0 <= tcav(conv, x, small, rand, layer="1", target=0, n_permutations=3, spatial="mean").score <= 1.0
+
+
+def test_n_evals_counts_the_rows_the_model_saw() -> None:
+    model, inputs, concept, random = _data()
+    rows = []
+    handle = model.register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[0]))
+    try:
+        r = tcav(model, inputs, concept, random, layer="body", target=1, n_permutations=5, batch_size=7)
+    finally:
+        handle.remove()
+    assert r.n_evals == sum(rows) == len(inputs) + len(concept) + len(random)

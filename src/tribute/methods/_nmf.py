@@ -129,6 +129,10 @@ def nmf(a: np.ndarray, rank: int, *, max_iter: int = 500, tol: float = 1e-6, ini
     A = _check(a, "a")
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
         raise InputError(f"nmf: rank={rank!r} must be an integer >= 1 (the number of concepts).")
+    if rank > min(A.shape):
+        raise InputError(f"nmf: rank={rank} exceeds min(rows, features) = {min(A.shape)} of the {A.shape} matrix; "
+                         "an exact factorisation needs no more (extra components come out zero or redundant). "
+                         "Use a smaller rank.")
     if init not in ("nndsvd", "random"):
         raise InputError(f"nmf: init={init!r} must be 'nndsvd' or 'random'.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:

@@ -32,10 +32,13 @@ certified.
 
 **Monte-Carlo confidence.** ``gbar`` is estimated from ``n_samples`` noise draws; the gap uses
 a one-sided lower confidence bound for each ``i in T`` and an upper bound for each other
-player, each at level ``alpha / players`` (Bonferroni, so all hold together with probability
-``>= 1 - alpha``): Clopper-Pearson (exact binomial, default) or Hoeffding
-(``sqrt(log(players / alpha) / (2 n))``). Each input's certificate therefore holds with
-probability ``>= 1 - alpha`` over the noise draws (all of ``B`` inputs' together ``>= 1 - B alpha``). Each coordinate of the smoothed top-k map moves by at
+player. Which side a player gets depends on the same draws (``T`` is chosen from them), so both
+bounds of every player are computed, each at level ``alpha / (2 players)`` (Bonferroni over the
+``2 players`` bounds, so all hold together, and hence the ones used, with probability
+``>= 1 - alpha``; at ``alpha / players`` per side only ``>= 1 - 2 alpha`` is guaranteed):
+Clopper-Pearson (exact binomial, default) or Hoeffding (``sqrt(log(2 players / alpha) / (2 n))``).
+Each input's certificate therefore holds with probability ``>= 1 - alpha`` over the noise draws
+(all of ``B`` inputs' together ``>= 1 - B alpha``). Each coordinate of the smoothed top-k map moves by at
 most ``TV(delta)`` within the radius as well (:meth:`CertifiedResult.max_change`).
 
 **The cosine certificate** (Wang & Kong 2024, Section 4: a lower bound on the cosine similarity
@@ -381,6 +384,9 @@ def certified_attribution(
     Returns:
         A :class:`CertifiedResult`.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"certified_attribution: seed={seed!r} must be an integer (the noise draws are seeded), "
+                         "e.g. seed=0.")
     _check("noise", noise, float, 0.0, strict=True)
     _check("n_samples", n_samples, int, 2)
     _check("alpha", alpha, float, 0.0, strict=True)
@@ -444,7 +450,8 @@ def certified_attribution(
     counts = hits.sum(axis=1)
     freq = counts / n_samples
     smoothed = maps.mean(axis=1)
-    lower, upper = binomial_bounds(counts, n_samples, alpha / players, bound)
+    # 2 x players one-sided bounds (T is picked from the same draws): all hold with >= 1 - alpha
+    lower, upper = binomial_bounds(counts, n_samples, alpha / (2 * players), bound)
     mag = np.abs(smoothed) if rank_by == "abs" else smoothed
     topk = np.lexsort((-mag, -freq), axis=1)[:, :k] if b else np.zeros((0, k), dtype=np.int64)
     rest = np.ones((b, players), dtype=bool)

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, UnsupportedModelError
+from ._eval_mode import eval_mode
 from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
 from .cam import find_layer
@@ -114,18 +115,6 @@ class CRAFTResult:
 
 
 # ---------------------------------------------------------------------------- model access
-
-
-@contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode for the call; every module's training flag restored afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, f in flags:
-            m.training = f
 
 
 @contextmanager
@@ -303,6 +292,10 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {crops.shape[0]} crops; use more crops "
                          "(n_crops=...) or fewer concepts.")
     a_crops = runner.activations(crops)
+    if n_concepts > a_crops.shape[1]:
+        raise InputError(f"craft: n_concepts={n_concepts} exceeds the {a_crops.shape[1]} channels of layer "
+                         f"{runner.path!r}; concepts are non-negative directions in that space, so use at most "
+                         f"{a_crops.shape[1]} concepts (or a wider layer).")
     fit = nmf(_pooled(a_crops), n_concepts, max_iter=max_iter, tol=tol, seed=seed)
     a_img = runner.activations(images)
     st, se, coeffs = _importance(runner, images, a_img, fit.W, target, n_designs, sampler, seed)
@@ -392,7 +385,7 @@ def craft(
                          f"(images {tuple(x.shape[1:])}); use a crop_size <= {side}.")
     runner = _Runner(model, layer, int(batch_size))
     crops, boxes = _random_crops(x, int(n_crops), size, seed, bool(resize))
-    with _eval_mode(model):
+    with eval_mode(model):
         return _fit(runner, crops, boxes, x, target=int(target), n_concepts=int(n_concepts), n_top=int(n_top),
                     n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed, parent=None)
 
@@ -447,7 +440,7 @@ def craft_decompose(
     k = min(n, max(int(n_concepts) + 1, int(np.ceil(float(top_fraction) * n))))
     keep = np.sort(np.argsort(-result.coefficients[:, concept], kind="stable")[:k])
     crops = torch.from_numpy(result.crops[keep])
-    with _eval_mode(model):
+    with eval_mode(model):
         return _fit(runner, crops, result.crop_boxes[keep], torch.from_numpy(result.images),
                     target=result.target, n_concepts=int(n_concepts), n_top=int(n_top),
                     n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed,

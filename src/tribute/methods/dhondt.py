@@ -55,7 +55,7 @@ class DhondtResult:
         list_votes: list name -> pooled votes.
         excluded: lists below the threshold (they won no seat).
         total_seats: the seats allocated: the parliament's size, or 0 when no list has
-            votes (every credit 0).
+            votes (every credit 0, or every list below ``threshold``).
         alliances: alliance name -> member feature names.
     """
 
@@ -113,7 +113,9 @@ def _votes(credits: Any, names: Sequence[str] | None, credit: str) -> tuple[list
             raise InputError("dhondt_seats: names= is taken from the mapping's keys; pass names=None.")
         names = [str(k) for k in credits]
         credits = [float(credits[k]) for k in credits]
-    values = getattr(credits, "values", credits)
+    is_attribution = callable(getattr(credits, "flat", None)) and hasattr(credits, "player_names")
+    # an Attribution: its flat ``batch x targets x players`` credits (dense maps and several inputs alike)
+    values = credits.flat() if is_attribution else credits
     if names is None and getattr(credits, "player_names", None):
         names = list(credits.player_names)
     if hasattr(values, "detach"):
@@ -126,8 +128,12 @@ def _votes(credits: Any, names: Sequence[str] | None, credit: str) -> tuple[list
     if credit not in ("abs", "positive"):
         raise InputError(f"dhondt_seats: credit={credit!r} must be 'abs' (|credit|) or 'positive' (max(credit, 0)).")
     per = np.abs(arr) if credit == "abs" else np.clip(arr, 0.0, None)
-    n_features = arr.shape[-1] if names is None or arr.ndim == 1 else len(names)
-    per = per.reshape(-1, n_features) if arr.ndim > 1 else per.reshape(1, -1)
+    if arr.ndim > 1 and not is_attribution and names is not None and arr.shape[-1] != len(names):
+        raise InputError(
+            f"dhondt_seats: credits of shape {arr.shape} have {arr.shape[-1]} features on the last axis but "
+            f"{len(names)} names were given; pass samples x features credits (transpose them?) with one name "
+            "per feature.")
+    per = per.reshape(-1, arr.shape[-1])
     votes = per.mean(axis=0)
     names = [str(j) for j in range(votes.shape[0])] if names is None else [str(n) for n in names]
     if len(names) != votes.shape[0]:

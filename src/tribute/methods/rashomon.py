@@ -8,8 +8,8 @@ variable importance* over that set; Li, Wang, Deng & Barnard (2024) do the same 
 * **Rashomon set.** ``n_candidates`` models are trained by a sampler (a user ``fit`` with seeds
   and hyperparameter ``configs``, or the built-in ``"mlp"`` / ``"tree"`` / ``"forest"``); the
   set keeps those whose loss on the evaluation data is within ``epsilon`` of the best candidate
-  (``L(f) <= L* + epsilon``, or ``L(f) <= (1 + epsilon) L*`` with ``relative=True``); the others
-  are reported as rejected.
+  (``L(f) <= L* + epsilon``, or with ``relative=True`` ``L(f) <= L* + epsilon |L*|``, i.e.
+  ``(1 + epsilon) L*`` for a non-negative loss); the others are reported as rejected.
 * **Model reliance** of a set of features ``S`` (Fisher, Rudin & Dominici 2019): the loss
   increase when the columns of ``S`` are permuted, ``phi_S(f) = E L(f(X_pi(S)), y) -
   E L(f(X), y)``, averaged over ``n_repeats`` permutations. The same permutation of a column is
@@ -76,7 +76,7 @@ class RashomonResult:
         losses: loss of each model of the set (``models``).
         candidate_losses: loss of every candidate trained (``candidates``).
         accepted: which candidates are in the set (``candidates`` booleans).
-        threshold: the loss bound of the set (``L* + epsilon`` or ``(1 + epsilon) L*``).
+        threshold: the loss bound of the set (``L* + epsilon`` or ``L* + epsilon |L*|``).
         best_loss: ``L*``, the best candidate's loss.
         epsilon: the tolerance given.
         configs: hyperparameters of the models of the set (seed included).
@@ -214,16 +214,12 @@ def _predict(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
     except ImportError:  # pragma: no cover - torch is a dependency
         torch = None  # type: ignore[assignment]
     if torch is not None and isinstance(model, torch.nn.Module):
-        flags = [m.training for m in model.modules()]
+        from ._eval_mode import eval_mode
+
         p = next(model.parameters(), None)
         dtype = p.dtype if p is not None else torch.float64
-        try:
-            model.eval()
-            with torch.no_grad():
-                out = model(torch.as_tensor(X, dtype=dtype))
-        finally:
-            for m, f in zip(model.modules(), flags):
-                m.training = f
+        with eval_mode(model), torch.no_grad():
+            out = model(torch.as_tensor(X, dtype=dtype))
         if isinstance(out, (tuple, list)):
             out = out[0]
         o = out.detach().double()
@@ -328,7 +324,8 @@ def rashomon_interactions(
             :data:`DEFAULT_CONFIGS`; ``[{}]`` for a user fit).
         n_candidates: models trained. default=20.
         epsilon: tolerance of the set (loss units; a fraction with ``relative``). default=0.05.
-        relative: accept ``L <= (1 + epsilon) L*`` instead of ``L <= L* + epsilon``. default=False.
+        relative: accept ``L <= L* + epsilon |L*|`` (``(1 + epsilon) L*`` for a non-negative loss)
+            instead of ``L <= L* + epsilon``. default=False.
         loss: ``"mse"``, ``"cross_entropy"`` (log-probabilities from ``predict_proba``, or logits
             from a torch module / callable) or ``loss(pred, y) -> per-example``. default=None
             (cross-entropy for integer ``y``, else squared error).
@@ -379,6 +376,9 @@ def rashomon_interactions(
             if i == j or not (0 <= i < d and 0 <= j < d):
                 raise InputError(f"rashomon_interactions: pair {tuple(p)} must name two different "
                                  f"features in 0..{d - 1}.")
+            if (min(i, j), max(i, j)) in pair_list:
+                raise InputError(f"rashomon_interactions: pair {tuple(p)} is given twice (pairs are unordered); "
+                                 "list each pair once.")
             pair_list.append((min(i, j), max(i, j)))
     sampler, sampler_name = _sampler(fit, classification, n_classes)
     cfgs = [dict(c) for c in (configs if configs is not None
@@ -403,7 +403,9 @@ def rashomon_interactions(
         bad = np.flatnonzero(~np.isfinite(cand_loss)).tolist()
         raise InputError(f"rashomon_interactions: candidates {bad} have a non-finite loss.")
     best = float(cand_loss.min())
-    threshold = best * (1 + epsilon) if relative else best + epsilon
+    # relative: L* + epsilon |L*| (= (1 + epsilon) L* for a non-negative loss); (1 + epsilon) L* would
+    # fall below L* for a negative custom loss and reject every candidate, the best one included
+    threshold = best + epsilon * abs(best) if relative else best + epsilon
     accepted = cand_loss <= threshold + 1e-12 * max(1.0, abs(threshold))
     keep = np.flatnonzero(accepted)
     # shared permutations: one per (repeat, feature), used for mains and pairs alike

@@ -79,6 +79,7 @@ import torch
 from scipy import stats
 
 from ..errors import InputError, UnsupportedModelError
+from ._eval_mode import eval_mode
 from .analyses import register_analysis
 from .cam import find_layer
 
@@ -112,6 +113,8 @@ class TCAVResult:
             ``n_permutations > 0``).
         null_scores: ``n_permutations`` mean TCAV scores of relabelled concept sets (the
             permutation test's null distribution of ``score``).
+        n_evals: rows through the model: one forward pass per concept and random example, and
+            one forward-and-backward pass per input (the CAVs and every test reuse them).
     """
 
     concept: str
@@ -130,6 +133,7 @@ class TCAVResult:
     test: str = "permutation"
     p_values: dict[str, float] = field(default_factory=dict)
     null_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    n_evals: int = 0
 
     def plot(self, **kwargs: Any) -> Any:
         """Scores across runs next to the null distribution; see :func:`tribute.viz.tcav_plot`."""
@@ -185,7 +189,9 @@ def concept_activation_vector(positive: np.ndarray, negative: np.ndarray, l2: fl
     if norm == 0.0 or not np.isfinite(norm):
         raise InputError("tcav: the concept and random activations cannot be separated (the CAV is zero); "
                          "use more varied concept examples or another layer.")
-    acc = float(np.mean(np.sign(c.numpy() @ w + 0.0) == y.numpy()))
+    # the least-squares intercept on centred activations is mean(y) (non-zero when the two sets differ
+    # in size); the separator's decision is sign(c w + mean(y)), not sign(c w)
+    acc = float(np.mean(np.sign(c.numpy() @ w + float(y.mean())) == y.numpy()))
     return w / norm, acc
 
 
@@ -312,14 +318,12 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         store["act"] = out.detach()
         return None
 
-    was_training = module.training
     handle = layer_module.register_forward_hook(hook)
     try:
-        module.eval()
-        yield
+        with eval_mode(module):
+            yield
     finally:
         handle.remove()
-        module.train(was_training)
 
 
 def _flat(t: torch.Tensor, spatial: str, reduce: str) -> np.ndarray:
@@ -434,9 +438,19 @@ def tcav(
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
-    a_c = _activations(model, layer_module, xc, batch_size, spatial)
-    a_r = _activations(model, layer_module, xr, batch_size, spatial)
+    acts = []
+    for name, t in (("concept", xc), ("random", xr)):
+        try:
+            acts.append(_activations(model, layer_module, t, batch_size, spatial))
+        except RuntimeError as exc:  # the model cannot take them (a shape mismatch, most often)
+            raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
+                             f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
+    a_c, a_r = acts
     grads = _gradients(model, layer_module, x, int(target), batch_size, spatial)
+    if not a_c.shape[1] == a_r.shape[1] == grads.shape[1]:
+        raise InputError(f"tcav: layer {path!r} gives {a_c.shape[1]} values per concept example, {a_r.shape[1]} "
+                         f"per random example and {grads.shape[1]} per input; with spatial='flatten' the "
+                         "examples must match the inputs' size (or use spatial='mean' for channel means).")
     rng = np.random.default_rng(seed)
     n_c, n_pool = len(a_c), len(a_r)
     m = min(n_c, n_pool // 2)
@@ -483,4 +497,5 @@ def tcav(
         test=test,
         p_values=p_values,
         null_scores=null,
+        n_evals=int(x.shape[0] + xc.shape[0] + xr.shape[0]),
     )
