@@ -245,3 +245,21 @@ def test_stderr_covers_small_scores_and_is_never_zero_when_sampled() -> None:
         zero += se == 0.0
     assert zero == 0
     assert hits / 200 >= 0.9
+
+
+def test_the_decision_of_a_scikit_learn_classifier_is_its_predict() -> None:
+    # A decision threshold of 0.9: these inputs are denied (predict 0) although their class-1
+    # probability is over 0.5. The arg-max of predict_proba read them as already granted, and
+    # every score was NaN ("already has the target class").
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x[:, :5]
+    clf = FixedThresholdClassifier(LogisticRegression(max_iter=5000), threshold=0.9).fit(x, y)
+    p1 = clf.predict_proba(x)[:, 1]
+    rows = np.flatnonzero((p1 > 0.5) & (p1 <= 0.9))[:3]
+    r = tribute.feature_responsiveness(clf, x[rows], target=1, data=x, n_samples=50, seed=0)
+    np.testing.assert_array_equal(r.current, [0, 0, 0])
+    assert np.isfinite(r.scores).all() and (r.scores.max(1) > 0).all()

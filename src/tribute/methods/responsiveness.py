@@ -41,6 +41,7 @@ import torch
 
 from ..errors import BudgetError, InputError
 from ..games.build import build_game, labels_to_columns, numeric_labels
+from ..models import NumpyModel
 from ..targets import plain_target
 from .analyses import register_analysis
 
@@ -181,7 +182,8 @@ class ResponsivenessResult:
         current: ``batch`` predicted classes on the inputs (output columns; the class labels
             for a scikit-learn classifier whose ``classes_`` are numbers other than ``0..K-1``).
         target: ``batch`` target classes (same convention as ``current``).
-        n_evals: model rows evaluated (inputs plus candidate actions).
+        n_evals: model rows evaluated (inputs plus candidate actions; twice that for a
+            scikit-learn classifier, whose ``predict`` gives the decision).
     """
 
     scores: np.ndarray
@@ -426,6 +428,15 @@ def feature_responsiveness(
                       baseline=0.0, feature_names=names, model_output=model_output, batch_size=batch_size)
     out = game.full()
     decision = _decide(out, game.target.model_output)
+    n_rows = int(allx.shape[0])
+    adapter_ = getattr(game, "model", None)
+    own = adapter_.predicted_classes((torch.as_tensor(allx),)) \
+        if isinstance(adapter_, NumpyModel) else None
+    if own is not None:
+        # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
+        # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
+        decision = own.numpy()
+        n_rows *= 2
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
@@ -472,4 +483,4 @@ def feature_responsiveness(
     if labels is not None and labels.shape[0] == n_classes:
         current, tgt = labels[current], labels[tgt]
     return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, [u["name"] for u in rules],
-                                current, tgt, int(allx.shape[0]))
+                                current, tgt, n_rows)
