@@ -358,3 +358,46 @@ def test_gamma_of_another_composite_is_refused() -> None:
     with pytest.raises(InputError, match=r"gamma=0.5 applies to composite='epsilon_gamma_box' only"):
         tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.5)
     tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.25)
+
+
+class _HeadDeclaredFirst(nn.Module):
+    """The classifier head is declared before the convolution that reads the input."""
+
+    def __init__(self, seq: nn.Sequential) -> None:
+        super().__init__()
+        self.head = seq[3]
+        self.conv = seq[0]
+        self.relu = seq[1]
+        self.flat = seq[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.flat(self.relu(self.conv(x))))
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box"])
+def test_first_layer_rule_goes_to_the_layer_the_forward_pass_calls_first(composite: str) -> None:
+    # aud31g: the first-layer rule went to the first Linear/Conv in named_modules() order, so a
+    # model declaring its head first got the flat rule on the head (and a warning naming the
+    # head as "the first layer"), silently another number than the same network in call order
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    seq = seq.double().eval()
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    ref = tribute.explain(seq, x, method="lrp", composite=composite, target=[0, 2], progress=False)
+    model = _HeadDeclaredFirst(seq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no flat-on-a-dense-layer warning: the head is not first
+        got = tribute.explain(model, x, method="lrp", composite=composite, target=[0, 2], progress=False)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(got.gap), np.asarray(ref.gap), rtol=1e-10, atol=1e-15)
+
+
+def test_first_declared_layer_without_a_rule_of_its_own_is_refused_when_not_called_first() -> None:
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    model = _HeadDeclaredFirst(seq.double().eval())
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    comp = Composite([(nn.ReLU, Pass()), (nn.Conv2d, ZPlus())], [((nn.Linear, nn.Conv2d), Flat())])
+    with pytest.raises(UnsupportedModelError, match=r"'head' \(Linear\) comes first.*reads the input with 'conv'"):
+        tribute.explain(model, x, method="lrp", composite=comp, target=0, progress=False)
+    assert not any(m._forward_hooks for m in model.modules())
