@@ -401,3 +401,23 @@ def test_first_declared_layer_without_a_rule_of_its_own_is_refused_when_not_call
     with pytest.raises(UnsupportedModelError, match=r"'head' \(Linear\) comes first.*reads the input with 'conv'"):
         tribute.explain(model, x, method="lrp", composite=comp, target=0, progress=False)
     assert not any(m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("out_features", [1, 4])
+def test_flat_on_a_linear_layer_with_token_axis(out_features: int) -> None:
+    # aud31g: flat on an nn.Linear reading (batch, tokens, features) summed the relevance over
+    # the token axis (the conv channel axis): wrong numbers for one output, a crash otherwise
+    torch.manual_seed(0)
+    lin = nn.Linear(5, out_features).double()
+    x = torch.randn(2, 3, 5, dtype=torch.float64)
+    with torch.no_grad():
+        z = lin(x)
+    r = torch.randn_like(z)
+    got = Flat().relevance(lin, x, z, r)
+    per_token = (r / (5 + EPS)).sum(-1, keepdim=True)  # every input of a token shares its sum
+    torch.testing.assert_close(got, per_token.expand_as(x), rtol=1e-12, atol=0.0)
+    w = torch.ones(out_features, 5, dtype=torch.float64)  # the matrix form, token by token
+    for b in range(2):
+        for t in range(3):
+            ref = w.T @ (r[b, t] / (w.sum(1) + EPS))
+            torch.testing.assert_close(got[b, t], ref, rtol=1e-12, atol=0.0)
