@@ -421,3 +421,38 @@ def test_flat_on_a_linear_layer_with_token_axis(out_features: int) -> None:
         for t in range(3):
             ref = w.T @ (r[b, t] / (w.sum(1) + EPS))
             torch.testing.assert_close(got[b, t], ref, rtol=1e-12, atol=0.0)
+
+
+class _LookalikeBlock(nn.Module):
+    """torchvision's block attribute names, another forward (a gated skip, no final ReLU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.relu = nn.ReLU()
+        self.conv2, self.bn2 = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.downsample: nn.Module | None = None
+        self.gate = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.gate(x)
+
+
+def test_canonizer_that_changes_the_function_is_refused() -> None:
+    # aud31g: ResidualBlocks ran torchvision's forward on any block with these attribute names,
+    # so LRP explained another function than the model's (explained 0.12 for an output -0.15)
+    torch.manual_seed(0)
+    model = nn.Sequential(_LookalikeBlock(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).double().eval()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UnsupportedModelError, match=r"computes another function than the model.*ResidualBlocks"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert "forward" not in model[0].__dict__ and not any(m._forward_hooks for m in model.modules())
+    # without the residual canonizer the same model is explained, and conserves up to the biases
+    from tribute.methods.lrp import EpsilonPlus
+    from tribute.methods.lrp.canonizers import MergeBatchNorm, NoInplace
+
+    a = tribute.explain(model, x, method="lrp", composite=EpsilonPlus(canonizers=(NoInplace(), MergeBatchNorm())),
+                        target=1, progress=False)
+    np.testing.assert_allclose(np.asarray(a.extra["explained"]).ravel(), model(x)[:, 1].detach().numpy(), rtol=1e-12)

@@ -40,6 +40,32 @@ def _warn_flat_dense(rules: dict[nn.Module, tuple[str, Rule]]) -> None:
             UserWarning, stacklevel=user_stacklevel())
 
 
+def _check_same_function(f_canon: torch.Tensor, f_model: torch.Tensor, dtype: torch.dtype,
+                         composite: Composite) -> None:
+    """Refuse when the canonized model's output differs from the model's own.
+
+    The canonizers rewrite the model (BatchNorm folded into the layer before it; a block with
+    torchvision's ``conv1, bn1, conv2, bn2, relu, downsample`` attributes run as torchvision's
+    ``BasicBlock``/``Bottleneck``); a block that only shares the attribute names but computes
+    something else was explained as the other function, silently (audit aud31g).
+    """
+    f_canon, f_model = f_canon.double().cpu(), f_model.double().cpu()
+    rtol = {torch.float64: 1e-6, torch.float32: 1e-3}.get(dtype, 5e-2)  # 16-bit: ~3 digits
+    scale = max(float(f_model.abs().max()), 1e-12) if f_model.numel() else 1.0
+    err = float((f_canon - f_model).abs().max()) if f_model.numel() else 0.0
+    if not err <= rtol * scale:  # NaN-safe
+        names = [type(c).__name__ for c in composite.canonizers]
+        raise UnsupportedModelError(
+            f"lrp: the canonized model (canonizers {names}) computes another function than the "
+            f"model: explained output {f_canon.flatten()[:3].tolist()} vs the model's "
+            f"{f_model.flatten()[:3].tolist()} (max difference {err:.3g}). Usually a block has "
+            "the attributes of a torchvision ResNet block (conv1, bn1, conv2, bn2, relu, "
+            "downsample) but another forward, which ResidualBlocks replaces by torchvision's. "
+            "Use a Composite with canonizers=(NoInplace(), MergeBatchNorm()) and a "
+            "tribute.methods.lrp.Add module for the skip addition, or rename the attributes."
+        )
+
+
 class _NumberList(Constraint):
     """A list or tuple of numbers, possibly nested (``[-1.0, -1.0]``, ``[[[0.0]], [[0.5]]]``):
     what ``--param low=[...]`` gives, since JSON has no tensors. Ragged nesting, bools, NaN
@@ -74,7 +100,9 @@ class LRP(Method):
     additions made explicit, in-place activations turned off) and restored afterwards.
     ``Attribution.gap`` is the conservation gap ``sum_i R_i - f(x)`` per sample and target
     (non-zero where biases or stabilisers absorb relevance, or for the flat/w^2 first layers
-    which ignore the input values).
+    which ignore the input values). The canonized model's output is checked against the
+    model's own (the reference pass): a canonizer that changed the function (a block that only
+    looks like a torchvision ResNet block) is refused with :class:`UnsupportedModelError`.
 
     Args:
         composite: ``"epsilon_plus_flat"``, ``"epsilon_plus"``, ``"epsilon_gamma_box"``,
@@ -157,6 +185,7 @@ class LRP(Method):
             vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         _warn_flat_dense(rules)
         f_x = vals[:, 0, :]  # batch x targets
+        _check_same_function(f_x, fg.full(), fg.compute_dtype, composite)
         rel = acc[1] * f_x[:, :, None]  # rules are linear in the output relevance
         gap = rel.sum(-1) - f_x
         values = fg.elements_to_players(rel)
