@@ -19,6 +19,7 @@ from torch import nn
 import tribute
 from tribute.errors import InputError, UnsupportedModelError
 from tribute.methods.lrp import (
+    Add,
     AlphaBeta,
     Composite,
     Epsilon,
@@ -449,10 +450,58 @@ def test_canonizer_that_changes_the_function_is_refused() -> None:
         tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert "forward" not in model[0].__dict__ and not any(m._forward_hooks for m in model.modules())
-    # without the residual canonizer the same model is explained, and conserves up to the biases
+    # without the residual canonizer the model's own function is explained (its '+' is reported)
     from tribute.methods.lrp import EpsilonPlus
     from tribute.methods.lrp.canonizers import MergeBatchNorm, NoInplace
 
-    a = tribute.explain(model, x, method="lrp", composite=EpsilonPlus(canonizers=(NoInplace(), MergeBatchNorm())),
-                        target=1, progress=False)
+    with pytest.warns(UserWarning, match="add x1"):
+        a = tribute.explain(model, x, method="lrp", composite=EpsilonPlus(canonizers=(NoInplace(), MergeBatchNorm())),
+                            target=1, progress=False)
     np.testing.assert_allclose(np.asarray(a.extra["explained"]).ravel(), model(x)[:, 1].detach().numpy(), rtol=1e-12)
+
+
+class _FunctionalResidual(nn.Module):
+    """A bias-free ReLU network with a residual sum written as ``+`` (or as an Add module)."""
+
+    def __init__(self, use_add: bool) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 6, bias=False), nn.Linear(6, 6, bias=False)
+        self.h = nn.Linear(6, 2, bias=False)
+        self.relu = nn.ReLU()
+        self.add = Add() if use_add else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.b(self.relu(self.a(x)))
+        s = self.add(x, y) if self.add is not None else x + y
+        return self.h(self.relu(s))
+
+
+def test_functional_operations_in_forward_are_reported() -> None:
+    # aud31g: 'x + f(x)' in a model's forward gave both summands the full relevance (the total
+    # was exactly 2 f(x) on a bias-free ReLU network), torch.tanh(x) rescaled it, silently
+    torch.manual_seed(0)
+    x = torch.rand(3, 6, dtype=torch.float64)
+    model = _FunctionalResidual(use_add=False).double().eval()
+    with pytest.warns(UserWarning, match=r"functional operations.*add x1 per forward pass.*lrp\.Add"):
+        a = tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert a.extra["functional_ops"] == {"add": 1}
+    np.testing.assert_allclose(np.asarray(a.values).sum(-1), 2 * np.asarray(a.extra["explained"]).ravel(), rtol=1e-4)
+    fixed = _FunctionalResidual(use_add=True).double().eval()
+    fixed.load_state_dict(model.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = tribute.explain(fixed, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert b.extra["functional_ops"] == {}
+    np.testing.assert_allclose(np.asarray(b.values).sum(-1), np.asarray(b.extra["explained"]).ravel(), rtol=1e-4)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(torch.tanh(x / 255.0)).mean(-1, keepdim=True) * 2.0
+
+    with pytest.warns(UserWarning, match=r"div x1, mean x1, mul x1, tanh x1"):
+        tribute.explain(Scaled().double().eval(), x, method="lrp", composite="epsilon_plus", target=0, progress=False)

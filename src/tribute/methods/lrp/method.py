@@ -20,6 +20,7 @@ from ..gradients_basic import feature_game
 from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
 from .rules import Flat, Rule
+from .unseen import UnseenOps
 
 __all__ = ["LRP"]
 
@@ -181,15 +182,28 @@ class LRP(Method):
                 "explains the logit) and an integer target."
             )
         composite = self._composite()
-        with lrp_rules(root, composite) as rules:
+        with lrp_rules(root, composite) as rules, UnseenOps(root, set(rules)) as unseen:
             vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         _warn_flat_dense(rules)
+        if unseen.counts:
+            warnings.warn(
+                f"lrp: the model's own forward code applies functional operations to "
+                f"input-dependent tensors ({unseen.message()} per forward pass, outside torch.nn "
+                "modules); the rules do not see them and relevance goes through them as a plain "
+                "gradient: a residual 'a + b' gives both summands the full relevance, scalings "
+                "('x / 255'), functional activations and x.sum()/x.mean() change it, so the "
+                "relevance is not what the composite defines (see Attribution.gap). Use modules "
+                "instead: tribute.methods.lrp.Add for sums, nn.Tanh()/nn.GELU() for activations, "
+                "nn.AdaptiveAvgPool2d for pooling, and do input scaling outside the model.",
+                UserWarning, stacklevel=user_stacklevel())
+        extra_unseen = dict(unseen.counts)
         f_x = vals[:, 0, :]  # batch x targets
         _check_same_function(f_x, fg.full(), fg.compute_dtype, composite)
         rel = acc[1] * f_x[:, :, None]  # rules are linear in the output relevance
         gap = rel.sum(-1) - f_x
         values = fg.elements_to_players(rel)
-        extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy()}
+        extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy(),
+                                 "functional_ops": extra_unseen}
         params = {**self.get_params(), "composite": composite.name}
         return fg.attribution(values, self.name, params, gap=gap, extra=extra)
 
