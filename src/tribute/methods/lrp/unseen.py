@@ -61,7 +61,8 @@ class UnseenOps(TorchFunctionMode):
         root: the model.
         ruled: modules with a rule (their internals are theirs, like ``torch.nn`` modules').
 
-    Use as a context manager around the forward passes; :attr:`counts` holds the result.
+    Use as a context manager around the forward passes (it installs forward hooks; the mode
+    itself is active during each forward pass of ``root`` only); :attr:`counts` holds the result.
     """
 
     def __init__(self, root: nn.Module, ruled: set[nn.Module]) -> None:
@@ -81,7 +82,6 @@ class UnseenOps(TorchFunctionMode):
                     self._handles.append(mod.register_forward_hook(self._leave, always_call=True))
             self._handles.append(self.root.register_forward_pre_hook(self._start))
             self._handles.append(self.root.register_forward_hook(self._stop, always_call=True))
-            super().__enter__()  # type: ignore[no-untyped-call]
         except BaseException:
             self._remove()
             raise
@@ -99,10 +99,15 @@ class UnseenOps(TorchFunctionMode):
         self._depth -= 1
 
     def _start(self, mod: nn.Module, args: Any) -> None:
+        # the mode is pushed for the model's forward pass only (not the backward pass, whose
+        # rule computations would all go through __torch_function__)
         self._inside, self._depth = True, 0
+        super().__enter__()  # type: ignore[no-untyped-call]
 
     def _stop(self, mod: nn.Module, args: Any, out: Any) -> None:
-        self._inside = False
+        if self._inside:
+            self._inside = False
+            super().__exit__(None, None, None)  # type: ignore[no-untyped-call]
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if self._inside and self._depth == 0:
@@ -113,10 +118,7 @@ class UnseenOps(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
     def __exit__(self, *exc: Any) -> None:
-        try:
-            super().__exit__(*exc)  # type: ignore[no-untyped-call]
-        finally:
-            self._remove()
+        self._remove()
 
     def message(self) -> str:
         """``"add x2, div x1"``: what was counted (empty if nothing)."""
