@@ -505,3 +505,22 @@ def test_functional_operations_in_forward_are_reported() -> None:
 
     with pytest.warns(UserWarning, match=r"div x1, mean x1, mul x1, tanh x1"):
         tribute.explain(Scaled().double().eval(), x, method="lrp", composite="epsilon_plus", target=0, progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_per_sample_box_bounds_follow_the_chunked_rows(batch_size: int) -> None:
+    # aud31g: bounds with a batch axis (documented) were broadcast to each chunk of rows as
+    # given: a crash when the engine ran the samples in chunks, and with as many bound rows as a
+    # chunk's rows, the first samples' bounds for every chunk (wrong numbers, silently)
+    model, x = vgg(), images(4)
+    low = x.amin((1, 2, 3), keepdim=True) - 0.1  # (4, 1, 1, 1): one row per sample
+    high = x.amax((1, 2, 3), keepdim=True) + 0.1
+    got = tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=low, high=high,
+                          target=[1, 3], batch_size=batch_size, progress=False)
+    for i in range(4):
+        one = tribute.explain(model, x[i:i + 1], method="lrp", composite="epsilon_gamma_box", low=low[i:i + 1],
+                              high=high[i:i + 1], target=[1, 3], progress=False)
+        np.testing.assert_allclose(np.asarray(got.values)[i], np.asarray(one.values)[0], rtol=1e-10, atol=1e-18)
+    with pytest.raises(InputError, match=r"ZBox low has 2 rows on its batch axis but sample 3 is explained"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=low[:2], high=high[:2],
+                        target=1, batch_size=2, progress=False)

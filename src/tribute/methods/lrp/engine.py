@@ -21,7 +21,7 @@ after an exception.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -121,8 +121,10 @@ class _Installer:
     each module got in the last forward pass (the first-layer rule follows the call order)."""
 
     def __init__(self, root: nn.Module, rules: dict[nn.Module, tuple[str, Rule]],
-                 first: dict[nn.Module, tuple[str, Rule, Rule | None]] | None = None) -> None:
+                 first: dict[nn.Module, tuple[str, Rule, Rule | None]] | None = None,
+                 rows: Callable[[], torch.Tensor | None] | None = None) -> None:
         self.root = root
+        self.rows = rows  # the sample ids of the rows of the current forward pass
         self.rules = rules
         self.first = first or {}  # module -> (path, first-layer rule, its layer_map rule)
         self.first_module: nn.Module | None = None
@@ -196,15 +198,25 @@ class _Installer:
                 return None
             low = high = None
             if isinstance(rule, ZBox):
-                low, high = rule.bounds(x.detach())
+                rows = None if self.rows is None else self.rows()
+                if rows is not None and rows.shape[0] != x.shape[0]:
+                    rows = None  # the model regroups its batch: bounds broadcast as given
+                low, high = rule.bounds(x.detach(), rows)
             return _RuleFn.apply(x, out.detach(), mod, rule, low, high)  # type: ignore[no-untyped-call]
 
         return hook
 
 
 @contextlib.contextmanager
-def lrp_rules(model: nn.Module, composite: Composite) -> Iterator[dict[nn.Module, tuple[str, Rule]]]:
+def lrp_rules(model: nn.Module, composite: Composite,
+              rows: Callable[[], torch.Tensor | None] | None = None) -> Iterator[dict[nn.Module, tuple[str, Rule]]]:
     """Canonize ``model`` and install ``composite``'s rules; undo everything on exit.
+
+    Args:
+        model: the model.
+        composite: the rules and canonizers.
+        rows: returns the sample index of each row of the forward pass being run (z^B
+            bounds given per sample are indexed by it); None: bounds are broadcast as given.
 
     Yields:
         ``{module: (path, rule)}`` of the rules in force.
@@ -220,7 +232,7 @@ def lrp_rules(model: nn.Module, composite: Composite) -> Iterator[dict[nn.Module
             hit = composite.first_rule(mod)
             if hit is not None and mod not in first:
                 first[mod] = (path, hit, composite.layer_rule(mod))
-        inst = _Installer(model, rules, first)
+        inst = _Installer(model, rules, first, rows)
         try:
             inst.install()
             yield rules

@@ -182,8 +182,14 @@ class LRP(Method):
                 "explains the logit) and an integer target."
             )
         composite = self._composite()
-        with lrp_rules(root, composite) as rules, UnseenOps(root, set(rules)) as unseen:
-            vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
+        current: list[torch.Tensor | None] = [None]  # sample ids of the chunk being run
+
+        def points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            current[0] = b
+            return xs
+
+        with lrp_rules(root, composite, rows=lambda: current[0]) as rules, UnseenOps(root, set(rules)) as unseen:
+            vals, acc = fg.input_gradients(1, points)
         _warn_flat_dense(rules)
         if unseen.counts:
             warnings.warn(

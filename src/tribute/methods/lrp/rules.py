@@ -412,13 +412,27 @@ class ZBox(Rule):
     def check(self, module: nn.Module) -> None:
         _check_affine(module, "ZBox")
 
-    def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(low, high)`` as tensors shaped like ``x`` for this call's input ``x``."""
+    def bounds(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` as tensors shaped like ``x`` for this call's input ``x``.
+
+        Args:
+            x: the first layer's input in this call.
+            rows: the sample index of each row of ``x`` (the engine runs the samples in
+                chunks); a bound with a batch axis of several rows (one per sample) is
+                indexed by it. None: the bound is broadcast to ``x`` as it is.
+        """
         dims = tuple(range(1, x.ndim))
         out = []
         for name, value, default in (("low", self.low, lambda: x.amin(dims, keepdim=True)),
                                      ("high", self.high, lambda: x.amax(dims, keepdim=True))):
             t = default() if value is None else torch.as_tensor(value, dtype=x.dtype, device=x.device)  # type: ignore[no-untyped-call]
+            if value is not None and rows is not None and t.ndim == x.ndim and t.shape[0] > 1:
+                if rows.numel() and int(rows.max()) >= t.shape[0]:
+                    raise InputError(
+                        f"ZBox {name} has {t.shape[0]} rows on its batch axis but sample "
+                        f"{int(rows.max())} is explained; give one row per sample, or one row "
+                        "(shape (1, ...)) for all.")
+                t = t[rows.to(t.device)]
             try:
                 out.append(torch.broadcast_to(t.detach(), x.shape).to(x.dtype))
             except RuntimeError:
