@@ -19,6 +19,7 @@ from torch import nn
 import tribute
 from tribute.errors import InputError, UnsupportedModelError
 from tribute.methods.lrp import (
+    Add,
     AlphaBeta,
     Composite,
     Epsilon,
@@ -358,3 +359,168 @@ def test_gamma_of_another_composite_is_refused() -> None:
     with pytest.raises(InputError, match=r"gamma=0.5 applies to composite='epsilon_gamma_box' only"):
         tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.5)
     tribute.explain(mlp, x, method="lrp", target=1, composite="epsilon_plus", gamma=0.25)
+
+
+class _HeadDeclaredFirst(nn.Module):
+    """The classifier head is declared before the convolution that reads the input."""
+
+    def __init__(self, seq: nn.Sequential) -> None:
+        super().__init__()
+        self.head = seq[3]
+        self.conv = seq[0]
+        self.relu = seq[1]
+        self.flat = seq[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.flat(self.relu(self.conv(x))))
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box"])
+def test_first_layer_rule_goes_to_the_layer_the_forward_pass_calls_first(composite: str) -> None:
+    # aud31g: the first-layer rule went to the first Linear/Conv in named_modules() order, so a
+    # model declaring its head first got the flat rule on the head (and a warning naming the
+    # head as "the first layer"), silently another number than the same network in call order
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    seq = seq.double().eval()
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    ref = tribute.explain(seq, x, method="lrp", composite=composite, target=[0, 2], progress=False)
+    model = _HeadDeclaredFirst(seq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no flat-on-a-dense-layer warning: the head is not first
+        got = tribute.explain(model, x, method="lrp", composite=composite, target=[0, 2], progress=False)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(got.gap), np.asarray(ref.gap), rtol=1e-10, atol=1e-15)
+
+
+def test_first_declared_layer_without_a_rule_of_its_own_is_refused_when_not_called_first() -> None:
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    model = _HeadDeclaredFirst(seq.double().eval())
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    comp = Composite([(nn.ReLU, Pass()), (nn.Conv2d, ZPlus())], [((nn.Linear, nn.Conv2d), Flat())])
+    with pytest.raises(UnsupportedModelError, match=r"'head' \(Linear\) comes first.*reads the input with 'conv'"):
+        tribute.explain(model, x, method="lrp", composite=comp, target=0, progress=False)
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("out_features", [1, 4])
+def test_flat_on_a_linear_layer_with_token_axis(out_features: int) -> None:
+    # aud31g: flat on an nn.Linear reading (batch, tokens, features) summed the relevance over
+    # the token axis (the conv channel axis): wrong numbers for one output, a crash otherwise
+    torch.manual_seed(0)
+    lin = nn.Linear(5, out_features).double()
+    x = torch.randn(2, 3, 5, dtype=torch.float64)
+    with torch.no_grad():
+        z = lin(x)
+    r = torch.randn_like(z)
+    got = Flat().relevance(lin, x, z, r)
+    per_token = (r / (5 + EPS)).sum(-1, keepdim=True)  # every input of a token shares its sum
+    torch.testing.assert_close(got, per_token.expand_as(x), rtol=1e-12, atol=0.0)
+    w = torch.ones(out_features, 5, dtype=torch.float64)  # the matrix form, token by token
+    for b in range(2):
+        for t in range(3):
+            ref = w.T @ (r[b, t] / (w.sum(1) + EPS))
+            torch.testing.assert_close(got[b, t], ref, rtol=1e-12, atol=0.0)
+
+
+class _LookalikeBlock(nn.Module):
+    """torchvision's block attribute names, another forward (a gated skip, no final ReLU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.relu = nn.ReLU()
+        self.conv2, self.bn2 = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.downsample: nn.Module | None = None
+        self.gate = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.gate(x)
+
+
+def test_canonizer_that_changes_the_function_is_refused() -> None:
+    # aud31g: ResidualBlocks ran torchvision's forward on any block with these attribute names,
+    # so LRP explained another function than the model's (explained 0.12 for an output -0.15)
+    torch.manual_seed(0)
+    model = nn.Sequential(_LookalikeBlock(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).double().eval()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UnsupportedModelError, match=r"computes another function than the model.*ResidualBlocks"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert "forward" not in model[0].__dict__ and not any(m._forward_hooks for m in model.modules())
+    # without the residual canonizer the model's own function is explained (its '+' is reported)
+    from tribute.methods.lrp import EpsilonPlus
+    from tribute.methods.lrp.canonizers import MergeBatchNorm, NoInplace
+
+    with pytest.warns(UserWarning, match="add x1"):
+        a = tribute.explain(model, x, method="lrp", composite=EpsilonPlus(canonizers=(NoInplace(), MergeBatchNorm())),
+                            target=1, progress=False)
+    np.testing.assert_allclose(np.asarray(a.extra["explained"]).ravel(), model(x)[:, 1].detach().numpy(), rtol=1e-12)
+
+
+class _FunctionalResidual(nn.Module):
+    """A bias-free ReLU network with a residual sum written as ``+`` (or as an Add module)."""
+
+    def __init__(self, use_add: bool) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 6, bias=False), nn.Linear(6, 6, bias=False)
+        self.h = nn.Linear(6, 2, bias=False)
+        self.relu = nn.ReLU()
+        self.add = Add() if use_add else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.b(self.relu(self.a(x)))
+        s = self.add(x, y) if self.add is not None else x + y
+        return self.h(self.relu(s))
+
+
+def test_functional_operations_in_forward_are_reported() -> None:
+    # aud31g: 'x + f(x)' in a model's forward gave both summands the full relevance (the total
+    # was exactly 2 f(x) on a bias-free ReLU network), torch.tanh(x) rescaled it, silently
+    torch.manual_seed(0)
+    x = torch.rand(3, 6, dtype=torch.float64)
+    model = _FunctionalResidual(use_add=False).double().eval()
+    with pytest.warns(UserWarning, match=r"functional operations.*add x1 per forward pass.*lrp\.Add"):
+        a = tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert a.extra["functional_ops"] == {"add": 1}
+    np.testing.assert_allclose(np.asarray(a.values).sum(-1), 2 * np.asarray(a.extra["explained"]).ravel(), rtol=1e-4)
+    fixed = _FunctionalResidual(use_add=True).double().eval()
+    fixed.load_state_dict(model.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = tribute.explain(fixed, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert b.extra["functional_ops"] == {}
+    np.testing.assert_allclose(np.asarray(b.values).sum(-1), np.asarray(b.extra["explained"]).ravel(), rtol=1e-4)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(torch.tanh(x / 255.0)).mean(-1, keepdim=True) * 2.0
+
+    with pytest.warns(UserWarning, match=r"div x1, mean x1, mul x1, tanh x1"):
+        tribute.explain(Scaled().double().eval(), x, method="lrp", composite="epsilon_plus", target=0, progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_per_sample_box_bounds_follow_the_chunked_rows(batch_size: int) -> None:
+    # aud31g: bounds with a batch axis (documented) were broadcast to each chunk of rows as
+    # given: a crash when the engine ran the samples in chunks, and with as many bound rows as a
+    # chunk's rows, the first samples' bounds for every chunk (wrong numbers, silently)
+    model, x = vgg(), images(4)
+    low = x.amin((1, 2, 3), keepdim=True) - 0.1  # (4, 1, 1, 1): one row per sample
+    high = x.amax((1, 2, 3), keepdim=True) + 0.1
+    got = tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=low, high=high,
+                          target=[1, 3], batch_size=batch_size, progress=False)
+    for i in range(4):
+        one = tribute.explain(model, x[i:i + 1], method="lrp", composite="epsilon_gamma_box", low=low[i:i + 1],
+                              high=high[i:i + 1], target=[1, 3], progress=False)
+        np.testing.assert_allclose(np.asarray(got.values)[i], np.asarray(one.values)[0], rtol=1e-10, atol=1e-18)
+    with pytest.raises(InputError, match=r"ZBox low has 2 rows on its batch axis but sample 3 is explained"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=low[:2], high=high[:2],
+                        target=1, batch_size=2, progress=False)

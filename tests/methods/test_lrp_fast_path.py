@@ -20,6 +20,10 @@ def _layers() -> list[tuple[str, torch.nn.Module, tuple[int, ...]]]:
         return [
             ("linear", torch.nn.Linear(7, 5).double(), (4, 7)),
             ("linear-nobias", torch.nn.Linear(7, 5, bias=False).double(), (4, 7)),
+            # (batch, tokens, features) inputs: the bias sits on the last axis (aud31g: it was put
+            # on axis 1, a crash, or silently wrong numbers when tokens == out_features)
+            ("linear-3d", torch.nn.Linear(7, 5).double(), (2, 3, 7)),
+            ("linear-3d-tokens-eq-outputs", torch.nn.Linear(7, 4).double(), (2, 4, 7)),
             ("conv", torch.nn.Conv2d(3, 4, 3, padding=1).double(), (2, 3, 6, 6)),
             ("conv-strided-grouped", torch.nn.Conv2d(4, 6, 3, stride=2, groups=2).double(),
              (2, 4, 7, 7)),

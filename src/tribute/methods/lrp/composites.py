@@ -1,8 +1,11 @@
 """Composites: which rule each module gets, and which canonizers prepare the model.
 
 A :class:`Composite` holds an ordered ``layer_map`` (module types -> rule; the first match
-wins), an optional ``first_map`` used for the first matching module in ``named_modules()``
-order (the layer that reads the input), and canonizers. The built-in composites follow the
+wins), an optional ``first_map`` for the layer that reads the input, and canonizers. The
+first layer is the first module matching ``first_map`` that the forward pass *calls* (decided
+per forward pass by :func:`~.engine.lrp_rules`), not the first one declared: a model that
+declares its head before its convolutions still gets the flat / z^B rule on the convolution
+that reads the input. The built-in composites follow the
 recommendations of Montavon et al. (2019) and Kohlbrenner et al. (2020), with the layer maps
 of Zennit (Anders et al. 2021): elementwise activations pass relevance through, average
 pooling and :class:`~.canonizers.Add` use the proportional :class:`~.rules.Norm` rule, max
@@ -65,8 +68,9 @@ class Composite:
 
     Args:
         layer_map: ``[(types, rule), ...]``; the first entry whose types match a module wins.
-        first_map: like ``layer_map``, tried first for the first module (in
-            ``named_modules()`` order) that any of its types match. default=().
+        first_map: like ``layer_map``, used for the first module the forward pass calls that
+            any of its types match (the layer reading the input); every other module gets
+            its ``layer_map`` rule. default=().
         canonizers: applied before the rules, undone afterwards.
             default=(NoInplace, MergeBatchNorm, ResidualBlocks).
         name: a label for reports. default="custom".
@@ -86,20 +90,33 @@ class Composite:
         """A copy whose ``layer_map`` starts with ``rules`` (they take precedence)."""
         return Composite([*rules.items(), *self.layer_map], self.first_map, self.canonizers, self.name)
 
+    def layer_rule(self, module: nn.Module) -> Rule | None:
+        """``module``'s rule from ``layer_map`` (None: no entry matches)."""
+        return next((r for t, r in self.layer_map if isinstance(module, t)), None)
+
+    def first_rule(self, module: nn.Module) -> Rule | None:
+        """``module``'s rule from ``first_map`` if it reads the input (None: no entry matches)."""
+        return next((r for t, r in self.first_map if isinstance(module, t)), None)
+
     def rules(self, model: nn.Module) -> dict[nn.Module, tuple[str, Rule]]:
-        """``{module: (path, rule)}`` for every module of ``model`` that gets a rule."""
+        """``{module: (path, rule)}`` for every module of ``model`` that gets a rule.
+
+        The ``first_map`` rule goes to the first matching module in ``named_modules()``
+        order here; :func:`~.engine.lrp_rules` moves it to the first matching module the
+        forward pass calls when the two differ.
+        """
         out: dict[nn.Module, tuple[str, Rule]] = {}
         first_done = not self.first_map
         for path, mod in model.named_modules():
             if mod in out:
                 continue
             if not first_done:
-                hit = next((r for t, r in self.first_map if isinstance(mod, t)), None)
+                hit = self.first_rule(mod)
                 if hit is not None:
                     out[mod] = (path, hit)
                     first_done = True
                     continue
-            rule = next((r for t, r in self.layer_map if isinstance(mod, t)), None)
+            rule = self.layer_rule(mod)
             if rule is not None:
                 out[mod] = (path, rule)
         return out

@@ -8,7 +8,10 @@ holding this call's input and output). So ordinary backpropagation of the explai
 
 Each call of a module builds its own node, so a module used several times in one forward
 pass gets its rule applied at every call; only the first-layer rules (flat, w^2, z^B) are
-refused on a module called twice, since they assume they read the model's input.
+refused on a module called twice, since they assume they read the model's input. The
+composite's first-layer rule goes to the first module matching its ``first_map`` that the
+forward pass calls (a model may declare its head before its convolutions; ``named_modules()``
+order alone put the flat rule on the head, silently).
 
 No backward hooks on modules are used. Canonizers are applied first and undone last; hooks
 are removed and canonizers undone in ``finally`` blocks, so the model is left as it was, also
@@ -18,7 +21,7 @@ after an exception.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -114,16 +117,24 @@ def check_rules(model: nn.Module, rules: dict[nn.Module, tuple[str, Rule]], meth
 
 
 class _Installer:
-    def __init__(self, root: nn.Module, rules: dict[nn.Module, tuple[str, Rule]]) -> None:
+    """Forward hooks that apply each module's rule; ``rules`` is kept up to date with the rule
+    each module got in the last forward pass (the first-layer rule follows the call order)."""
+
+    def __init__(self, root: nn.Module, rules: dict[nn.Module, tuple[str, Rule]],
+                 first: dict[nn.Module, tuple[str, Rule, Rule | None]] | None = None,
+                 rows: Callable[[], torch.Tensor | None] | None = None) -> None:
         self.root = root
+        self.rows = rows  # the sample ids of the rows of the current forward pass
         self.rules = rules
+        self.first = first or {}  # module -> (path, first-layer rule, its layer_map rule)
+        self.first_module: nn.Module | None = None
         self.calls: dict[nn.Module, int] = {}
         self.handles: list[Any] = []
 
     def install(self) -> None:
         self.handles.append(self.root.register_forward_pre_hook(self._reset))
-        for mod, (_, rule) in self.rules.items():
-            self.handles.append(mod.register_forward_hook(self._hook(rule)))
+        for mod in {**self.rules, **self.first}:
+            self.handles.append(mod.register_forward_hook(self._hook()))
 
     def remove(self) -> None:
         for h in self.handles:
@@ -132,12 +143,34 @@ class _Installer:
 
     def _reset(self, mod: nn.Module, args: Any) -> None:
         self.calls.clear()
+        self.first_module = None
 
-    def _hook(self, rule: Rule) -> Any:
+    def _rule_for(self, mod: nn.Module) -> tuple[str, Rule]:
+        """This call's rule: the first-layer rule for the first ``first_map`` module called."""
+        if mod not in self.first:
+            return self.rules[mod]
+        path, first_rule, layer_rule = self.first[mod]
+        if self.first_module is None:
+            self.first_module = mod
+        rule = first_rule if self.first_module is mod else layer_rule
+        if rule is None:
+            first_path = self.first[self.first_module][0]
+            raise UnsupportedModelError(
+                f"lrp: module {path!r} ({type(mod).__name__}) comes first in the model's "
+                f"declaration but the forward pass reads the input with {first_path!r}, which takes "
+                f"the first-layer rule; {path!r} then needs a rule of its own: add one with "
+                f"composite.with_rules({{{type(mod).__name__}: Epsilon()}}) (any Rule)."
+            )
+        if self.rules.get(mod, ("", None))[1] is not rule:
+            rule.check(mod)
+            self.rules[mod] = (path, rule)
+        return path, rule
+
+    def _hook(self) -> Any:
         def hook(mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
             n = self.calls.get(mod, 0) + 1
             self.calls[mod] = n
-            path = self.rules[mod][0]
+            path, rule = self._rule_for(mod)
             if rule.first_layer and n > 1:
                 raise UnsupportedModelError(
                     f"lrp: module {path!r} ({type(mod).__name__}) is called {n} times in one forward "
@@ -165,15 +198,25 @@ class _Installer:
                 return None
             low = high = None
             if isinstance(rule, ZBox):
-                low, high = rule.bounds(x.detach())
+                rows = None if self.rows is None else self.rows()
+                if rows is not None and rows.shape[0] != x.shape[0]:
+                    rows = None  # the model regroups its batch: bounds broadcast as given
+                low, high = rule.bounds(x.detach(), rows)
             return _RuleFn.apply(x, out.detach(), mod, rule, low, high)  # type: ignore[no-untyped-call]
 
         return hook
 
 
 @contextlib.contextmanager
-def lrp_rules(model: nn.Module, composite: Composite) -> Iterator[dict[nn.Module, tuple[str, Rule]]]:
+def lrp_rules(model: nn.Module, composite: Composite,
+              rows: Callable[[], torch.Tensor | None] | None = None) -> Iterator[dict[nn.Module, tuple[str, Rule]]]:
     """Canonize ``model`` and install ``composite``'s rules; undo everything on exit.
+
+    Args:
+        model: the model.
+        composite: the rules and canonizers.
+        rows: returns the sample index of each row of the forward pass being run (z^B
+            bounds given per sample are indexed by it); None: bounds are broadcast as given.
 
     Yields:
         ``{module: (path, rule)}`` of the rules in force.
@@ -184,7 +227,12 @@ def lrp_rules(model: nn.Module, composite: Composite) -> Iterator[dict[nn.Module
     with canonized(model, composite.canonizers):
         rules = composite.rules(model)
         check_rules(model, rules)
-        inst = _Installer(model, rules)
+        first: dict[nn.Module, tuple[str, Rule, Rule | None]] = {}
+        for path, mod in model.named_modules():
+            hit = composite.first_rule(mod)
+            if hit is not None and mod not in first:
+                first[mod] = (path, hit, composite.layer_rule(mod))
+        inst = _Installer(model, rules, first, rows)
         try:
             inst.install()
             yield rules

@@ -20,6 +20,7 @@ from ..gradients_basic import feature_game
 from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
 from .rules import Flat, Rule
+from .unseen import UnseenOps
 
 __all__ = ["LRP"]
 
@@ -38,6 +39,32 @@ def _warn_flat_dense(rules: dict[nn.Module, tuple[str, Rule]]) -> None:
             "relevance; for models whose first layer is dense (tabular MLPs) pass "
             "composite='epsilon_plus' (or 'epsilon_alpha2_beta1').",
             UserWarning, stacklevel=user_stacklevel())
+
+
+def _check_same_function(f_canon: torch.Tensor, f_model: torch.Tensor, dtype: torch.dtype,
+                         composite: Composite) -> None:
+    """Refuse when the canonized model's output differs from the model's own.
+
+    The canonizers rewrite the model (BatchNorm folded into the layer before it; a block with
+    torchvision's ``conv1, bn1, conv2, bn2, relu, downsample`` attributes run as torchvision's
+    ``BasicBlock``/``Bottleneck``); a block that only shares the attribute names but computes
+    something else was explained as the other function, silently (audit aud31g).
+    """
+    f_canon, f_model = f_canon.double().cpu(), f_model.double().cpu()
+    rtol = {torch.float64: 1e-6, torch.float32: 1e-3}.get(dtype, 5e-2)  # 16-bit: ~3 digits
+    scale = max(float(f_model.abs().max()), 1e-12) if f_model.numel() else 1.0
+    err = float((f_canon - f_model).abs().max()) if f_model.numel() else 0.0
+    if not err <= rtol * scale:  # NaN-safe
+        names = [type(c).__name__ for c in composite.canonizers]
+        raise UnsupportedModelError(
+            f"lrp: the canonized model (canonizers {names}) computes another function than the "
+            f"model: explained output {f_canon.flatten()[:3].tolist()} vs the model's "
+            f"{f_model.flatten()[:3].tolist()} (max difference {err:.3g}). Usually a block has "
+            "the attributes of a torchvision ResNet block (conv1, bn1, conv2, bn2, relu, "
+            "downsample) but another forward, which ResidualBlocks replaces by torchvision's. "
+            "Use a Composite with canonizers=(NoInplace(), MergeBatchNorm()) and a "
+            "tribute.methods.lrp.Add module for the skip addition, or rename the attributes."
+        )
 
 
 class _NumberList(Constraint):
@@ -74,7 +101,9 @@ class LRP(Method):
     additions made explicit, in-place activations turned off) and restored afterwards.
     ``Attribution.gap`` is the conservation gap ``sum_i R_i - f(x)`` per sample and target
     (non-zero where biases or stabilisers absorb relevance, or for the flat/w^2 first layers
-    which ignore the input values).
+    which ignore the input values). The canonized model's output is checked against the
+    model's own (the reference pass): a canonizer that changed the function (a block that only
+    looks like a torchvision ResNet block) is refused with :class:`UnsupportedModelError`.
 
     Args:
         composite: ``"epsilon_plus_flat"``, ``"epsilon_plus"``, ``"epsilon_gamma_box"``,
@@ -153,14 +182,34 @@ class LRP(Method):
                 "explains the logit) and an integer target."
             )
         composite = self._composite()
-        with lrp_rules(root, composite) as rules:
-            vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
+        current: list[torch.Tensor | None] = [None]  # sample ids of the chunk being run
+
+        def points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            current[0] = b
+            return xs
+
+        with lrp_rules(root, composite, rows=lambda: current[0]) as rules, UnseenOps(root, set(rules)) as unseen:
+            vals, acc = fg.input_gradients(1, points)
         _warn_flat_dense(rules)
+        if unseen.counts:
+            warnings.warn(
+                f"lrp: the model's own forward code applies functional operations to "
+                f"input-dependent tensors ({unseen.message()} per forward pass, outside torch.nn "
+                "modules); the rules do not see them and relevance goes through them as a plain "
+                "gradient: a residual 'a + b' gives both summands the full relevance, scalings "
+                "('x / 255'), functional activations and x.sum()/x.mean() change it, so the "
+                "relevance is not what the composite defines (see Attribution.gap). Use modules "
+                "instead: tribute.methods.lrp.Add for sums, nn.Tanh()/nn.GELU() for activations, "
+                "nn.AdaptiveAvgPool2d for pooling, and do input scaling outside the model.",
+                UserWarning, stacklevel=user_stacklevel())
+        extra_unseen = dict(unseen.counts)
         f_x = vals[:, 0, :]  # batch x targets
+        _check_same_function(f_x, fg.full(), fg.compute_dtype, composite)
         rel = acc[1] * f_x[:, :, None]  # rules are linear in the output relevance
         gap = rel.sum(-1) - f_x
         values = fg.elements_to_players(rel)
-        extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy()}
+        extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy(),
+                                 "functional_ops": extra_unseen}
         params = {**self.get_params(), "composite": composite.name}
         return fg.attribution(values, self.name, params, gap=gap, extra=extra)
 

@@ -101,16 +101,19 @@ def _nonnegative(x: torch.Tensor) -> bool:
     return bool((x.min() >= 0).item()) if x.numel() else True
 
 
-def _bias_like(b: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor | float:
-    """A bias vector broadcast over ``z`` (channels on axis 1), or 0."""
+def _bias_like(module: nn.Module, b: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor | float:
+    """A bias vector broadcast over ``z``, or 0: on the last axis for ``nn.Linear`` (whatever
+    the leading axes: ``(batch, tokens, features)`` too), on axis 1 (channels) for convolutions."""
     if b is None:
         return 0.0
-    return b.view(1, -1, *([1] * (z.ndim - 2))) if z.ndim > 2 else b
+    if isinstance(module, nn.Linear):
+        return b
+    return b.view(1, -1, *([1] * (z.ndim - 2)))
 
 
-def _linear_part(z: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+def _linear_part(module: nn.Module, z: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """``x W`` from the layer's output ``z = x W + b`` (the forward pass already paid for it)."""
-    return z if b is None else z - _bias_like(b, z)
+    return z if b is None else z - _bias_like(module, b, z)
 
 
 # ----------------------------------------------------------------------------------- rules
@@ -230,18 +233,17 @@ class AlphaBeta(Rule):
         eps = self.stabilizer
         if _nonnegative(x):  # after a ReLU: x- = 0, half the products vanish
             if not self.beta:  # z+: x W+ + b+ >= 0, so stab(.) = . + eps, folded into the bias
-                bias = torch.full((z.shape[1] if z.ndim > 2 else z.shape[-1],), eps,
-                                  dtype=z.dtype, device=z.device)
+                bias = torch.full((w.shape[0],), eps, dtype=z.dtype, device=z.device)  # one per output
                 if b is not None:
                     bias = bias + b.clamp(min=0)
                 s = r / affine(module, x, wp, bias)
                 return self.alpha * (x * affine_vjp(module, x.shape, wp, s))
-            zl = _linear_part(z, b)
+            zl = _linear_part(module, z, b)
             p = affine(module, x, wp, None)  # x W+, the one extra forward product
-            s = r / stabilize(p + _bias_like(_pos(b), z), eps)
+            s = r / stabilize(p + _bias_like(module, _pos(b), z), eps)
             out = self.alpha * (x * affine_vjp(module, x.shape, wp, s))
             if self.beta:  # x W- = (x W) - (x W+): no second product
-                s = r / stabilize(zl - p + _bias_like(_neg(b), z), eps)
+                s = r / stabilize(zl - p + _bias_like(module, _neg(b), z), eps)
                 out = out - self.beta * (x * affine_vjp(module, x.shape, wn, s))
             return out
         xp, xn = x.clamp(min=0), x.clamp(max=0)
@@ -300,11 +302,11 @@ class Gamma(Rule):
             # x- = 0: with zl = x W (the layer's own output minus its bias) and p = x W+,
             # za = zl + g p + b_up and zb = zl + g (zl - p) + b_dn (one extra product), and
             # W_up^T sa + W_dn^T sb = W^T (sa + (1 + g) sb) + g W+^T (sa - sb) (two transposes)
-            zl = _linear_part(z, b)
+            zl = _linear_part(module, z, b)
             wp = w.clamp(min=0)
             p = affine(module, x, wp, None)
-            sa = (z > 0).to(r.dtype) * r / stabilize(zl + g * p + _bias_like(b_up, z), eps)
-            sb = (z < 0).to(r.dtype) * r / stabilize(zl + g * (zl - p) + _bias_like(b_dn, z), eps)
+            sa = (z > 0).to(r.dtype) * r / stabilize(zl + g * p + _bias_like(module, b_up, z), eps)
+            sb = (z < 0).to(r.dtype) * r / stabilize(zl + g * (zl - p) + _bias_like(module, b_dn, z), eps)
             shape = x.shape
             return x * (affine_vjp(module, shape, w, sa + (1.0 + g) * sb)
                         + g * affine_vjp(module, shape, wp, sa - sb))
@@ -343,7 +345,13 @@ class Flat(Rule):
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         w, _ = _params(module)
         m: Any = module
-        if isinstance(module, nn.Linear) or m.groups == 1:
+        if isinstance(module, nn.Linear):
+            # Every output reads all in_features inputs with weight one: each input of a row
+            # gets that row's summed relevance / in_features (output features on the last
+            # axis, whatever the leading axes: (batch, tokens, features) inputs too).
+            s = (r / (w.shape[1] + self.stabilizer)).sum(-1, keepdim=True)
+            return s.expand(x.shape)
+        if m.groups == 1:
             # All-ones weights give every output channel the same value, and every sample the
             # same too: compute one channel of one sample, then one transposed pass of the
             # channel-summed relevance.
@@ -404,13 +412,27 @@ class ZBox(Rule):
     def check(self, module: nn.Module) -> None:
         _check_affine(module, "ZBox")
 
-    def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(low, high)`` as tensors shaped like ``x`` for this call's input ``x``."""
+    def bounds(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` as tensors shaped like ``x`` for this call's input ``x``.
+
+        Args:
+            x: the first layer's input in this call.
+            rows: the sample index of each row of ``x`` (the engine runs the samples in
+                chunks); a bound with a batch axis of several rows (one per sample) is
+                indexed by it. None: the bound is broadcast to ``x`` as it is.
+        """
         dims = tuple(range(1, x.ndim))
         out = []
         for name, value, default in (("low", self.low, lambda: x.amin(dims, keepdim=True)),
                                      ("high", self.high, lambda: x.amax(dims, keepdim=True))):
             t = default() if value is None else torch.as_tensor(value, dtype=x.dtype, device=x.device)  # type: ignore[no-untyped-call]
+            if value is not None and rows is not None and t.ndim == x.ndim and t.shape[0] > 1:
+                if rows.numel() and int(rows.max()) >= t.shape[0]:
+                    raise InputError(
+                        f"ZBox {name} has {t.shape[0]} rows on its batch axis but sample "
+                        f"{int(rows.max())} is explained; give one row per sample, or one row "
+                        "(shape (1, ...)) for all.")
+                t = t[rows.to(t.device)]
             try:
                 out.append(torch.broadcast_to(t.detach(), x.shape).to(x.dtype))
             except RuntimeError:

@@ -1,0 +1,125 @@
+"""Spot functional operations in a model's own ``forward`` code that LRP rules cannot see.
+
+The ``lrp`` rules return *relevance* through the backward pass, so whatever runs between two
+rule-bearing modules must only route it (reshapes, indexing, concatenation, max pooling). A
+functional operation in the model's own code is backpropagated as a plain gradient instead:
+``x + f(x)`` hands the full relevance to both summands (the total doubles), ``x / 255``,
+``x * s`` or ``torch.tanh(x)`` rescale it, ``x.sum()`` copies it to every element, and
+``x.mean(...)`` spreads it evenly instead of the average pooling's proportional rule. Zennit
+(Anders et al. 2021) has the same limit; its documentation asks for modules (and ``Add``
+canonizers) in their place.
+
+:class:`UnseenOps` counts such calls while the model runs under the rules: only calls made
+directly by the model's own (user-defined) ``forward`` code, outside ``torch.nn`` modules and
+modules with a rule, on tensors that depend on the input (parameters have
+``requires_grad=False`` while tribute runs a model).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["UnseenOps"]
+
+#: Sums of two input-dependent tensors (the relevance is copied to both).
+_SUMS = frozenset({"add", "sub", "radd", "rsub", "iadd", "isub", "subtract"})
+#: Operations that rescale, mix or transform relevance when it goes through as a gradient.
+_TRANSFORMS = frozenset({
+    "mul", "rmul", "imul", "multiply", "div", "rdiv", "truediv", "rtruediv", "itruediv", "idiv",
+    "divide", "true_divide", "tanh", "sigmoid", "exp", "log", "sqrt", "rsqrt", "pow", "rpow",
+    "gelu", "silu", "softplus", "elu", "selu", "celu", "leaky_relu", "hardtanh", "mish",
+    "softmax", "log_softmax", "layer_norm", "batch_norm", "group_norm", "normalize", "linear",
+    "bilinear", "conv1d", "conv2d", "conv3d", "matmul", "bmm", "mm", "einsum", "mean", "sum",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+})
+
+
+def _name(func: Any) -> str:
+    return str(getattr(func, "__name__", "")).strip("_")
+
+
+def _grad_tensors(args: Any) -> int:
+    n = 0
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            n += int(a.requires_grad)
+        elif isinstance(a, (list, tuple)):
+            n += _grad_tensors(a)
+    return n
+
+
+class UnseenOps(TorchFunctionMode):
+    """Counts, by name, the functional operations of the model's own code that carry relevance.
+
+    Args:
+        root: the model.
+        ruled: modules with a rule (their internals are theirs, like ``torch.nn`` modules').
+
+    Use as a context manager around the forward passes (it installs forward hooks; the mode
+    itself is active during each forward pass of ``root`` only); :attr:`counts` holds the result.
+    """
+
+    def __init__(self, root: nn.Module, ruled: set[nn.Module]) -> None:
+        super().__init__()
+        self.root = root
+        self.ruled = ruled
+        self.counts: Counter[str] = Counter()
+        self._inside = False
+        self._depth = 0
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> UnseenOps:
+        try:
+            for mod in self.root.modules():
+                if mod is not self.root and (mod in self.ruled or type(mod).__module__.startswith("torch.")):
+                    self._handles.append(mod.register_forward_pre_hook(self._enter))
+                    self._handles.append(mod.register_forward_hook(self._leave, always_call=True))
+            self._handles.append(self.root.register_forward_pre_hook(self._start))
+            self._handles.append(self.root.register_forward_hook(self._stop, always_call=True))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def _remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _enter(self, mod: nn.Module, args: Any) -> None:
+        self._depth += 1
+
+    def _leave(self, mod: nn.Module, args: Any, out: Any) -> None:
+        self._depth -= 1
+
+    def _start(self, mod: nn.Module, args: Any) -> None:
+        # the mode is pushed for the model's forward pass only (not the backward pass, whose
+        # rule computations would all go through __torch_function__)
+        self._inside, self._depth = True, 0
+        super().__enter__()  # type: ignore[no-untyped-call]
+
+    def _stop(self, mod: nn.Module, args: Any, out: Any) -> None:
+        if self._inside:
+            self._inside = False
+            super().__exit__(None, None, None)  # type: ignore[no-untyped-call]
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if self._inside and self._depth == 0:
+            name = _name(func)
+            n = _grad_tensors(args) + _grad_tensors((kwargs or {}).values())
+            if (name in _SUMS and n >= 2) or (name in _TRANSFORMS and n >= 1):
+                self.counts[name] += 1
+        return func(*args, **(kwargs or {}))
+
+    def __exit__(self, *exc: Any) -> None:
+        self._remove()
+
+    def message(self) -> str:
+        """``"add x2, div x1"``: what was counted (empty if nothing)."""
+        return ", ".join(f"{k} x{v}" for k, v in sorted(self.counts.items()))
