@@ -100,7 +100,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, ModelOutputError
+from .errors import InputError, ModelOutputError, user_stacklevel
 from .models import MODEL_OUTPUTS, is_binary
 
 __all__ = [
@@ -436,7 +436,7 @@ def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, ass
             "probabilities, pass model_output='probability' (or model_output='logit' to "
             "silence this warning).",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     if (assumed and model_output == "logit" and output != "raw"
             and (ref.ndim == 1 or (ref.ndim == 2 and ref.shape[1] == 1))
@@ -450,7 +450,7 @@ def _check_reference_kind(ref: torch.Tensor, output: str, model_output: str, ass
             "model returns probabilities, pass model_output='probability'; if these are logits "
             "that happen to lie in [0, 1], pass model_output='logit' to silence this warning.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 

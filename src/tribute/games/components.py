@@ -479,7 +479,7 @@ class ComponentGame(Game):
                     f"ablation={abl.kind!r} without reference= uses the explained inputs as the "
                     "reference; with a single input every ablated unit keeps its own activation "
                     "and all credits are 0. Pass reference=... (a batch of typical inputs).",
-                    stacklevel=4,
+                    stacklevel=user_stacklevel(),
                 )
             pool = self.clean_acts
         else:

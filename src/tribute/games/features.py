@@ -28,7 +28,7 @@ import torch
 
 from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
-from ..errors import InputError, ModelOutputError, UnsupportedModelError
+from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..targets import TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
@@ -361,7 +361,7 @@ class FeatureGame(Game):
                 "background set tribute.Background(X_train[:100]) (or baseline=0.0 to keep "
                 "zeros and silence this warning).",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         if isinstance(model, NumpyModel):
             model.np_dtypes = tuple(

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ..attribution import Attribution
 from ..engine.progress import SLOW_RUN_SECONDS, SlowRunWarning
-from ..errors import BudgetError, InputError, UnsupportedModelError
+from ..errors import BudgetError, InputError, UnsupportedModelError, user_stacklevel
 from ..games.base import Game
 from ..params import ConstraintLike, check_params, describe
 from ..registry import Registry
@@ -316,7 +316,7 @@ class Method(ABC):
         seconds = estimate_seconds(engine, game, cost)
         if seconds is not None and seconds > SLOW_RUN_SECONDS:
             warnings.warn(self.plan_message(game, budget, cost, seconds), SlowRunWarning,
-                          stacklevel=4)
+                          stacklevel=user_stacklevel())
         return cost
 
     def plan_message(self, game: Game, budget: int | None, cost: Cost, seconds: float) -> str:

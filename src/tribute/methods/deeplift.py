@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attribution import Attribution
-from ..errors import InputError, UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError, user_stacklevel
 from ..games.base import Game
 from ..games.features import ProbeChunk
 from ..params import Interval, declare
@@ -339,7 +339,7 @@ class DeepLift(Method):
                 "model probably applies nonlinearities outside torch.nn modules (F.relu, "
                 "torch.sigmoid, products of activations in forward), which DeepLIFT sees only as "
                 "plain gradients. Use nn.Module activations or 'integrated_gradients'.",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         extra: dict[str, Any] = {"explained": "logits" if hooks.skipped_final else "output",
                                  "delta": delta.numpy()}

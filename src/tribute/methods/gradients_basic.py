@@ -7,7 +7,7 @@ import warnings
 import torch
 
 from ..attribution import Attribution
-from ..errors import UnsupportedModelError
+from ..errors import UnsupportedModelError, user_stacklevel
 from ..games.base import Game
 from ..games.features import FeatureGame
 from ..games.generation import GenerationGame
@@ -157,7 +157,7 @@ class Saliency(Method):
                     "dimension (a LayerNorm reads the embeddings, as in GPT-2, so f is invariant "
                     "to adding a constant to every dimension); the signed saliency says nothing "
                     "here. Use saliency with absolute=True, input_x_gradient or "
-                    "integrated_gradients.", UserWarning, stacklevel=2)
+                    "integrated_gradients.", UserWarning, stacklevel=user_stacklevel())
             return game.attribution(absolute if self.absolute else signed, self.name,
                                     self.get_params())
         fg = feature_game(game, self.name)
