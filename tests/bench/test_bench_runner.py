@@ -150,3 +150,27 @@ def test_text_case_uses_embeddings_for_gradients() -> None:
     assert ig.flat is not None and ig.flat.shape == (suite.cases[0].n_samples, 1, 16)
     s = res.score("planted_text", "integrated_gradients", "auroc")
     assert s is not None and s.mean > 0.8
+
+
+def test_group_credits_spread_over_pixel_players() -> None:
+    # LIME runs on 2x2 superpixels of a pixel-player image case: each square's credit is
+    # spread evenly over its 4 pixels (density), so the metrics see pixel credits that sum
+    # to the same totals.
+    import torch
+
+    from tribute.bench.suites import Case
+    from tribute.datasets import patch_groups
+
+    case = Case(name="c", title="", description="", modality="image", model=None,
+                inputs=torch.zeros(2, 1, 4, 4), target=None)
+    own = patch_groups(4, 4, 2)
+    flat = np.arange(8, dtype=np.float64).reshape(2, 1, 4)
+    out, how = runner_mod._to_case_players(case, flat, own)
+    assert out.shape == (2, 1, 16) and "spread" in how
+    np.testing.assert_allclose(out.reshape(2, 1, 4, 4)[0, 0],
+                               [[0, 0, .25, .25], [0, 0, .25, .25],
+                                [.5, .5, .75, .75], [.5, .5, .75, .75]])
+    np.testing.assert_allclose(out.sum(-1), flat.sum(-1))
+    same, how = runner_mod._to_case_players(case, np.zeros((2, 1, 16)), own)
+    assert same.shape == (2, 1, 16) and how == ""
+

@@ -272,8 +272,19 @@ def _extra_params(case: Case, name: str) -> dict[str, Any]:
             if k not in ("groups", "budget")}
 
 
-def _to_case_players(case: Case, flat: np.ndarray) -> tuple[np.ndarray, str]:
-    """Average per-element credits over the case's groups (methods run ungrouped)."""
+def _to_case_players(case: Case, flat: np.ndarray,
+                     own_groups: Any = None) -> tuple[np.ndarray, str]:
+    """Credits in the case's players: per-element credits (a method run ungrouped) averaged
+    over the case's groups, or the credits of a method run on its own coarser groups
+    (``method_params[name]["groups"]``, e.g. LIME's superpixels) spread evenly over each
+    group's elements when the case's players are the elements."""
+    if own_groups is not None and case.groups is None:
+        g = np.asarray(own_groups).reshape(-1)
+        if (g.size == case.n_players and flat.shape[-1] != case.n_players
+                and flat.shape[-1] == int(g.max()) + 1):
+            counts = np.bincount(g, minlength=flat.shape[-1]).astype(np.float64)
+            return flat[..., g] / counts[g], "group credits spread evenly over their elements"
+        return flat, ""
     if case.groups is None or flat.shape[-1] == case.n_players:
         return flat, ""
     g = np.asarray(case.groups).reshape(-1)
@@ -350,7 +361,8 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
     except Exception as exc:  # recorded, never fatal
         status, msg = _classify(exc)
         return MethodRun(case.name, name, False, status, msg)
-    flat, how = _to_case_players(case, attr.flat())
+    flat, how = _to_case_players(case, attr.flat(),
+                                 case.method_params.get(name, {}).get("groups"))
     stderr = None if attr.stderr is None else attr.layout.to_flat(attr.stderr)
     if how:
         stderr = None  # a group mean of correlated element errors has no honest stderr here
