@@ -72,15 +72,25 @@ def test_failing_method_is_recorded_not_fatal(suite: bench.Suite,
     assert "failed" in format_leaderboard(res)
 
 
-def test_unknown_names_are_skipped_with_a_note(suite: bench.Suite) -> None:
-    res = bench.run(suite, methods=["feature_ablation", "no_such_method", "oracle"],
-                    metrics=["deletion", "no_such_metric"], log=None)
-    assert res.methods == ["feature_ablation"]
-    assert res.metrics == ["deletion"]
-    assert any("no_such_method" in n for n in res.notes)
-    assert any("no_such_metric" in n for n in res.notes)
+def test_unknown_names_are_errors_defaults_are_notes(suite: bench.Suite) -> None:
+    # a typo used to drop the method/metric with a note and run (and exit 0) without it
+    with pytest.raises(tribute.InputError, match=r"--methods.*'no_such_method'"):
+        bench.run(suite, methods=["feature_ablation", "no_such_method"], log=None)
+    with pytest.raises(tribute.InputError, match=r"--metrics.*'auroc_x'.*did you mean 'auroc'"):
+        bench.run(suite, methods=["feature_ablation"], metrics=["deletion", "auroc_x"], log=None)
+    res = bench.run(suite, methods=["feature_ablation", "oracle"], metrics=["deletion"], log=None)
+    assert res.methods == ["feature_ablation"] and res.metrics == ["deletion"]
+    # a preset's defaults that this install lacks are dropped with a note
+    names, notes = runner_mod.resolve_methods(("feature_ablation", "no_such_method"))
+    assert names == ["feature_ablation"] and any("no_such_method" in n for n in notes)
     # references stay out of the user-facing registry
     assert not set(bench.REFERENCES) & set(tribute.methods())
+
+
+def test_bad_seed_is_an_input_error() -> None:
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(tribute.InputError, match=r"--seed"):
+            bench.build_suite("tiny", seed=bad, cases=["wine"])  # type: ignore[arg-type]
 
 
 def test_regression_case_has_no_wrong_class(result: bench.BenchResult) -> None:

@@ -48,8 +48,8 @@ def register(subparsers: Any) -> None:
                         "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, concepts / concepts-tiny "
                         "(CRAFT and TCAV on planted patterns), sae / sae-tiny (SAE latents as players vs planted features), or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
     p.add_argument("--methods", default=None,
-                   help="comma-separated registry names (default: the suite's; unregistered "
-                        "ones are skipped with a note)")
+                   help="comma-separated registry names (default: the suite's; an unknown "
+                        "name is an error)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric names (default: the suite's)")
     p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
@@ -75,7 +75,7 @@ def register(subparsers: Any) -> None:
     add_model_args(e)
     e.add_argument("--methods", default=None,
                    help=f"comma-separated registry names (default: {','.join(EVAL_METHODS)}; "
-                        "unregistered or unsupported ones are skipped with a note)")
+                        "an unknown name is an error, unsupported ones are skipped with a note)")
     e.add_argument("--metrics", default=None,
                    help=f"comma-separated metric names (default: {','.join(EVAL_METRICS)})")
     e.add_argument("--target", default="predicted",
@@ -142,8 +142,9 @@ def _check_special_options(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .suites import SPECIAL_SUITES
+    from .suites import SPECIAL_SUITES, check_seed
 
+    check_seed(args.seed)
     if args.suite.removesuffix("-tiny") in SPECIAL_SUITES:
         _check_special_options(args)
     if args.suite in ("data", "data-tiny"):  # training-data attribution (bench/data_suite.py)
@@ -301,17 +302,20 @@ def _groupable(names: list[str], case: Any) -> tuple[list[str], list[str]]:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .leaderboard import format_leaderboard, recommend
     from .runner import make_result, resolve_methods, resolve_metrics, run_cases
+    from .suites import check_seed
 
+    check_seed(args.seed)
     t0 = time.perf_counter()
     case = _user_case(args)
-    names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS))
+    names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS),
+                                   strict=bool(_csv(args.methods)))
     if case.groups is not None and not _csv(args.methods):
         names, dropped = _groupable(names, case)
         notes += dropped
     wanted = _csv(args.metrics) or list(EVAL_METRICS)
     if case.ground_truth is not None and not _csv(args.metrics):
         wanted += ["auroc", "precision_at_k", "relevance_mass"]
-    mets, mnotes = resolve_metrics(wanted)
+    mets, mnotes = resolve_metrics(wanted, strict=bool(_csv(args.metrics)))
     notes += mnotes
     for note in notes:
         _log(f"note: {note}")

@@ -19,6 +19,7 @@ Reference attributions (not registry methods; they never appear in ``tribute.met
 from __future__ import annotations
 
 import datetime
+import difflib
 import math
 import sys
 import time
@@ -203,11 +204,23 @@ def _jsonable(v: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- resolution
-def resolve_methods(names: list[str] | tuple[str, ...] | None) -> tuple[list[str], list[str]]:
+def _unknown_names(what: str, unknown: list[str], known: list[str], listing: str) -> InputError:
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return InputError(f"--{what}: unknown {what[:-1]} name(s) {', '.join(hints)}; fix the "
+                      f"spelling or drop them ({listing} lists the names).")
+
+
+def resolve_methods(names: list[str] | tuple[str, ...] | None,
+                    strict: bool = False) -> tuple[list[str], list[str]]:
     """Registered methods among ``names`` (None: every feature-game method) and notes.
 
-    Unregistered names are dropped with a note; reference names are dropped (they are always
-    added by the runner).
+    Reference names are dropped (they are always added by the runner). Unregistered names
+    raise :class:`~tribute.errors.InputError` with ``strict`` (names the user typed: a typo must
+    not turn into a run without the method and exit status 0); otherwise (a preset's
+    defaults) they are dropped with a note.
     """
     reg = registry()
     notes: list[str] = []
@@ -215,23 +228,33 @@ def resolve_methods(names: list[str] | tuple[str, ...] | None) -> tuple[list[str
         out = [n for n, cls in reg.items() if "feature" in cls.tags.games]
         return out, notes
     out = []
+    unknown = []
     for name in names:
         if name in REFERENCES:
             continue
         try:
             get_method(name)
         except InputError:
+            unknown.append(name)
             notes.append(f"method {name!r} is not registered in this install; skipped")
             continue
         if name not in out:
             out.append(name)
+    if strict and unknown:
+        raise _unknown_names("methods", unknown, [*reg, *REFERENCES], "`tribute methods`")
     return out, notes
 
 
-def resolve_metrics(names: list[str] | tuple[str, ...]) -> tuple[dict[str, Metric], list[str]]:
-    """Metric objects for ``names`` (registry first, then bench-only metrics) and notes."""
+def resolve_metrics(names: list[str] | tuple[str, ...],
+                    strict: bool = False) -> tuple[dict[str, Metric], list[str]]:
+    """Metric objects for ``names`` (registry first, then bench-only metrics) and notes.
+
+    Unknown names raise :class:`~tribute.errors.InputError` with ``strict`` (names the user
+    typed), else they are dropped with a note.
+    """
     out: dict[str, Metric] = {}
     notes: list[str] = []
+    unknown = []
     for name in names:
         if name in BENCH_METRICS:
             out[name] = BENCH_METRICS[name]
@@ -239,7 +262,13 @@ def resolve_metrics(names: list[str] | tuple[str, ...]) -> tuple[dict[str, Metri
         try:
             out[name] = get_metric(name)
         except InputError:
+            unknown.append(name)
             notes.append(f"metric {name!r} is not registered in this install; skipped")
+    if strict and unknown:
+        from ..metrics.base import metric_registry
+
+        raise _unknown_names("metrics", unknown, [*metric_registry(), *BENCH_METRICS],
+                             "tribute.metrics()")
     return out, notes
 
 
@@ -598,8 +627,10 @@ def run(suite: Suite, methods: list[str] | tuple[str, ...] | None = None,
         A :class:`BenchResult`. Same suite seed -> same scores (times differ).
     """
     t0 = time.perf_counter()
-    names, notes = resolve_methods(suite.preset.methods if methods is None else methods)
-    mets, mnotes = resolve_metrics(suite.preset.metrics if metrics is None else metrics)
+    names, notes = resolve_methods(suite.preset.methods if methods is None else methods,
+                                   strict=methods is not None)
+    mets, mnotes = resolve_metrics(suite.preset.metrics if metrics is None else metrics,
+                                   strict=metrics is not None)
     notes += mnotes
     if log:
         for note in notes:

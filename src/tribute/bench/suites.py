@@ -42,6 +42,7 @@ __all__ = [
     "available_suites",
     "build_suite",
     "case_builders",
+    "check_seed",
 ]
 
 Modality = Literal["tabular", "image", "text"]
@@ -671,6 +672,15 @@ SPECIAL_SUITES: dict[str, tuple[str, ...]] = {
 }
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or :class:`~tribute.errors.InputError` naming ``--seed`` (numpy's
+    generators take non-negative integers only; a negative one used to end in a traceback)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed {seed!r}: the suite seed must be a non-negative integer "
+                         "(e.g. --seed 0).")
+    return int(seed)
+
+
 def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = None,
                 progress: Callable[[str], None] | None = None) -> Suite:
     """Build a suite's cases (training and caching their models on first use).
@@ -690,6 +700,7 @@ def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = No
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InputError(f"--suite {name!r} is not a suite.{hint} Choose from "
                          f"{', '.join(every)}.")
+    seed = check_seed(seed)
     preset = PRESETS[name]
     builders = case_builders()
     wanted = list(preset.cases)
