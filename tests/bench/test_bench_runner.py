@@ -184,3 +184,28 @@ def test_group_credits_spread_over_pixel_players() -> None:
     same, how = runner_mod._to_case_players(case, np.zeros((2, 1, 16)), own)
     assert same.shape == (2, 1, 16) and how == ""
 
+
+
+def test_crashing_metric_is_shown_as_failed(suite: bench.Suite, tmp_path: Path) -> None:
+    # A metric that raises on every method used to vanish from the text leaderboard (no
+    # column: metrics_of keeps metrics with a finite score) and from its footnotes.
+    from tribute.metrics.base import Metric, MetricInfo
+
+    def boom(game: Any, attr: Any) -> Any:
+        raise ValueError("kaboom")
+
+    metric = Metric(boom, MetricInfo(name="boom", category="faithfulness",
+                                     higher_is_better=True, needs=(), paper="", defaults={},
+                                     summary="", games=("feature",)))
+    wine = [c for c in suite.cases if c.name == "wine"]
+    runs, scores = runner_mod.run_cases(wine, methods=["feature_ablation"],
+                                        metrics={"boom": metric}, references=False, log=None)
+    res = runner_mod.make_result("t", 0, wine, ["feature_ablation"], {"boom": metric}, runs,
+                                 scores, [], 0.0)
+    assert [s.status for s in res.scores] == ["failed"]
+    text = format_leaderboard(res)
+    assert "metric boom failed on feature_ablation" in text and "kaboom" in text
+    from tribute.bench.report import write_report
+
+    html = write_report(res, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "metric boom failed on feature_ablation" in html

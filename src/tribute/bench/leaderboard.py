@@ -26,6 +26,7 @@ __all__ = [
     "better",
     "case_ranks",
     "format_leaderboard",
+    "metric_failures",
     "overall",
     "paired_tie",
     "recommend",
@@ -304,6 +305,7 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
             rows.append([label, *cells, f"{run.seconds:.2f}", cost])
         out.extend(_table(headers, rows, set(range(1, len(headers)))))
         out.extend(foot)
+        out.extend(f"   {line}" for line in metric_failures(result, case.name))
         out.append("")
     ov = overall(result)
     if ov:
@@ -335,6 +337,21 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
                "* = best mean, = = within the 95% paired interval of the best (not separable "
                "from it), (k) = rank.")
     return "\n".join(out)
+
+
+def metric_failures(result: BenchResult, case: str) -> list[str]:
+    """Footnotes for metrics that raised on a method: a metric that failed for every method
+    has no column (``metrics_of`` keeps metrics with a score), so without them the failure
+    would not show at all; a failed cell would read ``-`` like a metric that does not apply."""
+    failed = [s for s in result.scores if s.case == case and s.status == "failed"]
+    by_metric: dict[str, list[Score]] = {}
+    for s in failed:
+        by_metric.setdefault(s.metric, []).append(s)
+    lines = []
+    for metric, group in by_metric.items():
+        meths = ", ".join(s.method for s in group)
+        lines.append(f"metric {metric} failed on {meths} — {group[0].message}")
+    return lines
 
 
 # --------------------------------------------------------------------------- files
