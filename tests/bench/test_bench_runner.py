@@ -209,3 +209,12 @@ def test_crashing_metric_is_shown_as_failed(suite: bench.Suite, tmp_path: Path) 
 
     html = write_report(res, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "metric boom failed on feature_ablation" in html
+
+
+def test_reexplaining_metrics_see_case_players() -> None:
+    # occlusion runs ungrouped on DiFull (256 pixels, mapped to the 64 patches): a metric that
+    # re-explains used to get 256 credits against 64 and came out n/a
+    difull = bench.build_suite("tiny", seed=0, cases=["difull"])
+    res = bench.run(difull, methods=["occlusion"], metrics=["max_sensitivity"], log=None)
+    s = res.score("difull", "occlusion", "max_sensitivity")
+    assert s is not None and s.status == "ok", s

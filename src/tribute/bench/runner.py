@@ -455,10 +455,28 @@ def _applicable(case: Case, metric: Metric, reference: bool) -> str | None:
     return None
 
 
-def _explainers(case: Case, run: MethodRun, seed: int) -> tuple[Callable[..., Attribution],
-                                                                  Callable[..., Attribution]]:
-    """``explain(x, target=, sample=, **overrides)`` and ``model_explain(model, x, ...)``."""
+def _explainers(case: Case, run: MethodRun, seed: int,
+                like: Attribution | None = None) -> tuple[Callable[..., Attribution],
+                                                          Callable[..., Attribution]]:
+    """``explain(x, target=, sample=, **overrides)`` and ``model_explain(model, x, ...)``.
+
+    A method run on other players than the case's (occlusion's windows on a grouped case,
+    LIME's superpixels on pixel players) is re-explained the same way and mapped into the
+    case's players like its first run (:func:`_to_case_players`), in the layout of ``like``
+    (the scored attribution): re-explaining metrics compare the two credit for credit.
+    """
     name = run.method
+
+    def in_case_players(attr: Attribution) -> Attribution:
+        flat = attr.flat()
+        if like is None or flat.shape[-1] == case.n_players:
+            return attr
+        mapped, how = _to_case_players(case, flat, case.method_params.get(name, {}).get("groups"))
+        if not how:
+            return attr
+        return replace(attr, values=like.layout.to_user(mapped), stderr=None,
+                       layout=like.layout, groups=like.groups,
+                       player_names=list(like.player_names), player_kind=like.player_kind)
 
     def rows_target(target: Any, sample: Any, n_rows: int) -> Any:
         if target is not None:
@@ -470,13 +488,13 @@ def _explainers(case: Case, run: MethodRun, seed: int) -> tuple[Callable[..., At
         return np.asarray(case.target)[:n_rows]
 
     def ex(x: Any, *, target: Any = None, sample: Any = None, **overrides: Any) -> Attribution:
-        return explain_case(case, name, x, rows_target(target, sample, len(x)),
-                            seed=int(overrides.get("seed", seed)),
-                            budget=overrides.get("budget", run.budget))
+        return in_case_players(explain_case(case, name, x, rows_target(target, sample, len(x)),
+                                            seed=int(overrides.get("seed", seed)),
+                                            budget=overrides.get("budget", run.budget)))
 
     def mex(model: Any, x: Any, *, target: Any = None, sample: Any = None) -> Attribution:
-        return explain_case(case, name, x, rows_target(target, sample, len(x)), seed=seed,
-                            budget=run.budget, model=model)
+        return in_case_players(explain_case(case, name, x, rows_target(target, sample, len(x)),
+                                            seed=seed, budget=run.budget, model=model))
 
     return ex, mex
 
@@ -500,7 +518,7 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                 continue
             attr = game.attribution(torch.from_numpy(np.ascontiguousarray(run.flat)),
                                     run.method, run.params)
-            ex, mex = _explainers(case, run, seed)
+            ex, mex = _explainers(case, run, seed, attr)
             for mname, metric in metrics.items():
                 info = metric.info
                 why = _applicable(case, metric, run.reference)
