@@ -327,3 +327,17 @@ def test_bench_cli_rejects_bad_names_and_seeds(args: list[str], needle: str, tmp
                "--out", str(tmp_path / "o"), *args])
     assert rc == 2
     assert needle in capsys.readouterr().err
+
+
+
+@pytest.mark.parametrize("argv", [
+    ["--suite", "rashomon-tiny", "--out", "x"], ["--suite", "concepts-tiny", "--out", "x"],
+    ["--suite", "decision-tiny", "--strict"], ["--suite", "sae-tiny", "--no-report"],
+    ["--suite", "data-tiny", "--strict"],
+])
+def test_bench_cli_special_suites_refuse_options_they_ignore(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # these suites used to accept --out (writing nothing), --strict and --no-report silently
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "is not used by" in err and argv[2] in err, err

@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric names (default: the suite's)")
     p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
-    p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
+    p.add_argument("--out", default=None, help="output folder (default: bench-out; the "
+                                               "suites that only print refuse it)")
     p.add_argument("--seed", type=int, default=0, help="seed of samples, methods and metrics "
                                                        "(default: 0)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
@@ -101,6 +102,10 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=_cmd_evaluate)
 
 
+#: Special suites that write files to ``--out``.
+WRITES_OUT = ("data",)
+
+
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -139,6 +144,15 @@ def _check_special_options(args: argparse.Namespace) -> None:
             reads = ", ".join(f"--{o}" for o in used) or "only --seed"
             raise InputError(f"--{opt} {getattr(args, opt)!r} is not used by the {args.suite!r} suite "
                              f"(it reads {reads}); drop --{opt}.")
+    # options of the main suites that a special suite would otherwise ignore silently
+    if getattr(args, "out", None) is not None and base not in WRITES_OUT:
+        raise InputError(f"--out {args.out!r} is not used by the {args.suite!r} suite (it prints "
+                         "its results and writes no files); drop --out.")
+    for flag, attr, why in (("--strict", "strict", "it has no sanity checks"),
+                            ("--no-report", "no_report", "it writes no report.html")):
+        if getattr(args, attr, False) and (attr == "strict" or base not in WRITES_OUT):
+            raise InputError(f"{flag} is not used by the {args.suite!r} suite ({why}); "
+                             f"drop {flag}.")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -182,11 +196,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                  progress=False if args.no_progress else None, log=_log,
                  verbose=not args.quiet)
     _safe_print(format_leaderboard(result))
-    paths = _write_outputs(result, Path(args.out), not args.no_report)
+    out = Path(args.out or "bench-out")
+    paths = _write_outputs(result, out, not args.no_report)
     for p in paths:
         print(f"wrote {p}")
     if not args.no_report:
-        print(f"report: {(Path(args.out) / 'report.html').resolve()}")
+        print(f"report: {(out / 'report.html').resolve()}")
     print(f"total {time.perf_counter() - t0:.1f}s")
     failed = [c for c in sanity_checks(result) if not c.passed]
     return 1 if failed and args.strict else 0
