@@ -38,7 +38,7 @@ def test_bench_cli_writes_leaderboard_files(tmp_path: Path,
     old = os.umask(0o027)
     try:
         rc = main(["bench", "--suite", "tiny", "--cases", "wine,symbolic", "--methods",
-                   "feature_ablation,saliency,not_a_method", "--metrics",
+                   "feature_ablation,saliency", "--metrics",
                    "deletion,insertion,auroc", "--out", str(out), "--no-report", "--quiet",
                    "--seed", "3"])
     finally:
@@ -51,7 +51,6 @@ def test_bench_cli_writes_leaderboard_files(tmp_path: Path,
     printed = capsys.readouterr()
     assert "== wine" in printed.out and "== symbolic" in printed.out
     assert "sanity checks" in printed.out
-    assert "not_a_method" in printed.err  # the skip is reported, not fatal
     for name in ("leaderboard.csv", "results.json", "leaderboard.txt"):
         assert (out / name).is_file(), name
     assert not (out / "report.html").exists()
@@ -312,3 +311,33 @@ def test_suite_runners_refuse_bad_sizes_and_scales() -> None:
         run_generation_suite(n_prompts=0)
     with pytest.raises(InputError, match="n_inputs=0"):
         run_sae_suite(n_inputs=0)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--methods", "kernel_shapp"], "--methods: unknown method name(s) 'kernel_shapp' (did you "
+                                    "mean 'kernel_shap'?)"),
+    (["--methods", "saliency", "--metrics", "aurocc"], "--metrics: unknown metric name(s) "
+                                                       "'aurocc' (did you mean 'auroc'?)"),
+    (["--seed", "-1"], "--seed -1"),
+])
+def test_bench_cli_rejects_bad_names_and_seeds(args: list[str], needle: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # these used to run with 0 methods / 0 metrics and exit 0, or end in a traceback
+    rc = main(["bench", "--suite", "tiny", "--cases", "wine", "--no-report",
+               "--out", str(tmp_path / "o"), *args])
+    assert rc == 2
+    assert needle in capsys.readouterr().err
+
+
+
+@pytest.mark.parametrize("argv", [
+    ["--suite", "rashomon-tiny", "--out", "x"], ["--suite", "concepts-tiny", "--out", "x"],
+    ["--suite", "decision-tiny", "--strict"], ["--suite", "sae-tiny", "--no-report"],
+    ["--suite", "data-tiny", "--strict"],
+])
+def test_bench_cli_special_suites_refuse_options_they_ignore(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # these suites used to accept --out (writing nothing), --strict and --no-report silently
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "is not used by" in err and argv[2] in err, err

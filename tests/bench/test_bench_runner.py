@@ -72,15 +72,25 @@ def test_failing_method_is_recorded_not_fatal(suite: bench.Suite,
     assert "failed" in format_leaderboard(res)
 
 
-def test_unknown_names_are_skipped_with_a_note(suite: bench.Suite) -> None:
-    res = bench.run(suite, methods=["feature_ablation", "no_such_method", "oracle"],
-                    metrics=["deletion", "no_such_metric"], log=None)
-    assert res.methods == ["feature_ablation"]
-    assert res.metrics == ["deletion"]
-    assert any("no_such_method" in n for n in res.notes)
-    assert any("no_such_metric" in n for n in res.notes)
+def test_unknown_names_are_errors_defaults_are_notes(suite: bench.Suite) -> None:
+    # a typo used to drop the method/metric with a note and run (and exit 0) without it
+    with pytest.raises(tribute.InputError, match=r"--methods.*'no_such_method'"):
+        bench.run(suite, methods=["feature_ablation", "no_such_method"], log=None)
+    with pytest.raises(tribute.InputError, match=r"--metrics.*'auroc_x'.*did you mean 'auroc'"):
+        bench.run(suite, methods=["feature_ablation"], metrics=["deletion", "auroc_x"], log=None)
+    res = bench.run(suite, methods=["feature_ablation", "oracle"], metrics=["deletion"], log=None)
+    assert res.methods == ["feature_ablation"] and res.metrics == ["deletion"]
+    # a preset's defaults that this install lacks are dropped with a note
+    names, notes = runner_mod.resolve_methods(("feature_ablation", "no_such_method"))
+    assert names == ["feature_ablation"] and any("no_such_method" in n for n in notes)
     # references stay out of the user-facing registry
     assert not set(bench.REFERENCES) & set(tribute.methods())
+
+
+def test_bad_seed_is_an_input_error() -> None:
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(tribute.InputError, match=r"--seed"):
+            bench.build_suite("tiny", seed=bad, cases=["wine"])  # type: ignore[arg-type]
 
 
 def test_regression_case_has_no_wrong_class(result: bench.BenchResult) -> None:
@@ -150,3 +160,61 @@ def test_text_case_uses_embeddings_for_gradients() -> None:
     assert ig.flat is not None and ig.flat.shape == (suite.cases[0].n_samples, 1, 16)
     s = res.score("planted_text", "integrated_gradients", "auroc")
     assert s is not None and s.mean > 0.8
+
+
+def test_group_credits_spread_over_pixel_players() -> None:
+    # LIME runs on 2x2 superpixels of a pixel-player image case: each square's credit is
+    # spread evenly over its 4 pixels (density), so the metrics see pixel credits that sum
+    # to the same totals.
+    import torch
+
+    from tribute.bench.suites import Case
+    from tribute.datasets import patch_groups
+
+    case = Case(name="c", title="", description="", modality="image", model=None,
+                inputs=torch.zeros(2, 1, 4, 4), target=None)
+    own = patch_groups(4, 4, 2)
+    flat = np.arange(8, dtype=np.float64).reshape(2, 1, 4)
+    out, how = runner_mod._to_case_players(case, flat, own)
+    assert out.shape == (2, 1, 16) and "spread" in how
+    np.testing.assert_allclose(out.reshape(2, 1, 4, 4)[0, 0],
+                               [[0, 0, .25, .25], [0, 0, .25, .25],
+                                [.5, .5, .75, .75], [.5, .5, .75, .75]])
+    np.testing.assert_allclose(out.sum(-1), flat.sum(-1))
+    same, how = runner_mod._to_case_players(case, np.zeros((2, 1, 16)), own)
+    assert same.shape == (2, 1, 16) and how == ""
+
+
+
+def test_crashing_metric_is_shown_as_failed(suite: bench.Suite, tmp_path: Path) -> None:
+    # A metric that raises on every method used to vanish from the text leaderboard (no
+    # column: metrics_of keeps metrics with a finite score) and from its footnotes.
+    from tribute.metrics.base import Metric, MetricInfo
+
+    def boom(game: Any, attr: Any) -> Any:
+        raise ValueError("kaboom")
+
+    metric = Metric(boom, MetricInfo(name="boom", category="faithfulness",
+                                     higher_is_better=True, needs=(), paper="", defaults={},
+                                     summary="", games=("feature",)))
+    wine = [c for c in suite.cases if c.name == "wine"]
+    runs, scores = runner_mod.run_cases(wine, methods=["feature_ablation"],
+                                        metrics={"boom": metric}, references=False, log=None)
+    res = runner_mod.make_result("t", 0, wine, ["feature_ablation"], {"boom": metric}, runs,
+                                 scores, [], 0.0)
+    assert [s.status for s in res.scores] == ["failed"]
+    text = format_leaderboard(res)
+    assert "metric boom failed on feature_ablation" in text and "kaboom" in text
+    from tribute.bench.report import write_report
+
+    html = write_report(res, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "metric boom failed on feature_ablation" in html
+
+
+def test_reexplaining_metrics_see_case_players() -> None:
+    # occlusion runs ungrouped on DiFull (256 pixels, mapped to the 64 patches): a metric that
+    # re-explains used to get 256 credits against 64 and came out n/a
+    difull = bench.build_suite("tiny", seed=0, cases=["difull"])
+    res = bench.run(difull, methods=["occlusion"], metrics=["max_sensitivity"], log=None)
+    s = res.score("difull", "occlusion", "max_sensitivity")
+    assert s is not None and s.status == "ok", s

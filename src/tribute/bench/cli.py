@@ -48,12 +48,13 @@ def register(subparsers: Any) -> None:
                         "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, concepts / concepts-tiny "
                         "(CRAFT and TCAV on planted patterns), sae / sae-tiny (SAE latents as players vs planted features), or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
     p.add_argument("--methods", default=None,
-                   help="comma-separated registry names (default: the suite's; unregistered "
-                        "ones are skipped with a note)")
+                   help="comma-separated registry names (default: the suite's; an unknown "
+                        "name is an error)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric names (default: the suite's)")
     p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
-    p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
+    p.add_argument("--out", default=None, help="output folder (default: bench-out; the "
+                                               "suites that only print refuse it)")
     p.add_argument("--seed", type=int, default=0, help="seed of samples, methods and metrics "
                                                        "(default: 0)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
@@ -75,7 +76,7 @@ def register(subparsers: Any) -> None:
     add_model_args(e)
     e.add_argument("--methods", default=None,
                    help=f"comma-separated registry names (default: {','.join(EVAL_METHODS)}; "
-                        "unregistered or unsupported ones are skipped with a note)")
+                        "an unknown name is an error, unsupported ones are skipped with a note)")
     e.add_argument("--metrics", default=None,
                    help=f"comma-separated metric names (default: {','.join(EVAL_METRICS)})")
     e.add_argument("--target", default="predicted",
@@ -99,6 +100,10 @@ def register(subparsers: Any) -> None:
     e.add_argument("--out", required=True, help="output folder")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     e.set_defaults(func=_cmd_evaluate)
+
+
+#: Special suites that write files to ``--out``.
+WRITES_OUT = ("data",)
 
 
 def _log(line: str) -> None:
@@ -139,11 +144,21 @@ def _check_special_options(args: argparse.Namespace) -> None:
             reads = ", ".join(f"--{o}" for o in used) or "only --seed"
             raise InputError(f"--{opt} {getattr(args, opt)!r} is not used by the {args.suite!r} suite "
                              f"(it reads {reads}); drop --{opt}.")
+    # options of the main suites that a special suite would otherwise ignore silently
+    if getattr(args, "out", None) is not None and base not in WRITES_OUT:
+        raise InputError(f"--out {args.out!r} is not used by the {args.suite!r} suite (it prints "
+                         "its results and writes no files); drop --out.")
+    for flag, attr, why in (("--strict", "strict", "it has no sanity checks"),
+                            ("--no-report", "no_report", "it writes no report.html")):
+        if getattr(args, attr, False) and (attr == "strict" or base not in WRITES_OUT):
+            raise InputError(f"{flag} is not used by the {args.suite!r} suite ({why}); "
+                             f"drop {flag}.")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .suites import SPECIAL_SUITES
+    from .suites import SPECIAL_SUITES, check_seed
 
+    check_seed(args.seed)
     if args.suite.removesuffix("-tiny") in SPECIAL_SUITES:
         _check_special_options(args)
     if args.suite in ("data", "data-tiny"):  # training-data attribution (bench/data_suite.py)
@@ -181,11 +196,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                  progress=False if args.no_progress else None, log=_log,
                  verbose=not args.quiet)
     _safe_print(format_leaderboard(result))
-    paths = _write_outputs(result, Path(args.out), not args.no_report)
+    out = Path(args.out or "bench-out")
+    paths = _write_outputs(result, out, not args.no_report)
     for p in paths:
         print(f"wrote {p}")
     if not args.no_report:
-        print(f"report: {(Path(args.out) / 'report.html').resolve()}")
+        print(f"report: {(out / 'report.html').resolve()}")
     print(f"total {time.perf_counter() - t0:.1f}s")
     failed = [c for c in sanity_checks(result) if not c.passed]
     return 1 if failed and args.strict else 0
@@ -301,17 +317,20 @@ def _groupable(names: list[str], case: Any) -> tuple[list[str], list[str]]:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .leaderboard import format_leaderboard, recommend
     from .runner import make_result, resolve_methods, resolve_metrics, run_cases
+    from .suites import check_seed
 
+    check_seed(args.seed)
     t0 = time.perf_counter()
     case = _user_case(args)
-    names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS))
+    names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS),
+                                   strict=bool(_csv(args.methods)))
     if case.groups is not None and not _csv(args.methods):
         names, dropped = _groupable(names, case)
         notes += dropped
     wanted = _csv(args.metrics) or list(EVAL_METRICS)
     if case.ground_truth is not None and not _csv(args.metrics):
         wanted += ["auroc", "precision_at_k", "relevance_mass"]
-    mets, mnotes = resolve_metrics(wanted)
+    mets, mnotes = resolve_metrics(wanted, strict=bool(_csv(args.metrics)))
     notes += mnotes
     for note in notes:
         _log(f"note: {note}")

@@ -389,7 +389,7 @@ def cmd_data_suite(args: Any) -> int:
     scale = "tiny" if args.suite == "data-tiny" else "quick"
     cases = [c for c in (args.cases or "").split(",") if c] or None
     methods = [m for m in (args.methods or "").split(",") if m] or None
-    out = Path(args.out)
+    out = Path(args.out or "bench-out")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results = run_data_suite(seed=args.seed, cases=cases, scale=scale, methods=methods,
@@ -399,8 +399,9 @@ def cmd_data_suite(args: Any) -> int:
     path = out / "data_results.json"
     path.write_text(json.dumps(results, indent=1, default=float))
     print(f"wrote {path}")
-    from .data_report import write_data_report
+    if not getattr(args, "no_report", False):
+        from .data_report import write_data_report
 
-    print(f"wrote {write_data_report(results, out / 'data_report.html')}")
+        print(f"wrote {write_data_report(results, out / 'data_report.html')}")
     print(f"total {time.perf_counter() - t0:.1f}s")
     return 0

@@ -23,7 +23,14 @@ from matplotlib.figure import Figure
 
 from .. import viz
 from ._io import atomic_write_text
-from .leaderboard import case_ranks, fmt_cell, overall, sanity_checks, tied_with_best
+from .leaderboard import (
+    case_ranks,
+    fmt_cell,
+    metric_failures,
+    overall,
+    sanity_checks,
+    tied_with_best,
+)
 from .runner import REFERENCES, BenchResult, MethodRun
 from .suites import Case
 
@@ -114,7 +121,9 @@ def _summary(result: BenchResult) -> dict[str, Any]:
         k["passed"] += int(c.passed)
         k["total"] += 1
     return {"overall": rows, "kinds": list(by_kind.values()),
-            "failed": [c for c in checks if not c.passed], "notes": list(result.notes)}
+            "failed": [c for c in checks if not c.passed],
+            "notes": list(result.notes) + [f"{c.name}: {line}" for c in result.cases
+                                           for line in metric_failures(result, c.name)]}
 
 
 def _metric_rows(result: BenchResult) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ Reference attributions (not registry methods; they never appear in ``tribute.met
 from __future__ import annotations
 
 import datetime
+import difflib
 import math
 import sys
 import time
@@ -203,11 +204,23 @@ def _jsonable(v: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- resolution
-def resolve_methods(names: list[str] | tuple[str, ...] | None) -> tuple[list[str], list[str]]:
+def _unknown_names(what: str, unknown: list[str], known: list[str], listing: str) -> InputError:
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return InputError(f"--{what}: unknown {what[:-1]} name(s) {', '.join(hints)}; fix the "
+                      f"spelling or drop them ({listing} lists the names).")
+
+
+def resolve_methods(names: list[str] | tuple[str, ...] | None,
+                    strict: bool = False) -> tuple[list[str], list[str]]:
     """Registered methods among ``names`` (None: every feature-game method) and notes.
 
-    Unregistered names are dropped with a note; reference names are dropped (they are always
-    added by the runner).
+    Reference names are dropped (they are always added by the runner). Unregistered names
+    raise :class:`~tribute.errors.InputError` with ``strict`` (names the user typed: a typo must
+    not turn into a run without the method and exit status 0); otherwise (a preset's
+    defaults) they are dropped with a note.
     """
     reg = registry()
     notes: list[str] = []
@@ -215,23 +228,33 @@ def resolve_methods(names: list[str] | tuple[str, ...] | None) -> tuple[list[str
         out = [n for n, cls in reg.items() if "feature" in cls.tags.games]
         return out, notes
     out = []
+    unknown = []
     for name in names:
         if name in REFERENCES:
             continue
         try:
             get_method(name)
         except InputError:
+            unknown.append(name)
             notes.append(f"method {name!r} is not registered in this install; skipped")
             continue
         if name not in out:
             out.append(name)
+    if strict and unknown:
+        raise _unknown_names("methods", unknown, [*reg, *REFERENCES], "`tribute methods`")
     return out, notes
 
 
-def resolve_metrics(names: list[str] | tuple[str, ...]) -> tuple[dict[str, Metric], list[str]]:
-    """Metric objects for ``names`` (registry first, then bench-only metrics) and notes."""
+def resolve_metrics(names: list[str] | tuple[str, ...],
+                    strict: bool = False) -> tuple[dict[str, Metric], list[str]]:
+    """Metric objects for ``names`` (registry first, then bench-only metrics) and notes.
+
+    Unknown names raise :class:`~tribute.errors.InputError` with ``strict`` (names the user
+    typed), else they are dropped with a note.
+    """
     out: dict[str, Metric] = {}
     notes: list[str] = []
+    unknown = []
     for name in names:
         if name in BENCH_METRICS:
             out[name] = BENCH_METRICS[name]
@@ -239,7 +262,13 @@ def resolve_metrics(names: list[str] | tuple[str, ...]) -> tuple[dict[str, Metri
         try:
             out[name] = get_metric(name)
         except InputError:
+            unknown.append(name)
             notes.append(f"metric {name!r} is not registered in this install; skipped")
+    if strict and unknown:
+        from ..metrics.base import metric_registry
+
+        raise _unknown_names("metrics", unknown, [*metric_registry(), *BENCH_METRICS],
+                             "tribute.metrics()")
     return out, notes
 
 
@@ -272,8 +301,19 @@ def _extra_params(case: Case, name: str) -> dict[str, Any]:
             if k not in ("groups", "budget")}
 
 
-def _to_case_players(case: Case, flat: np.ndarray) -> tuple[np.ndarray, str]:
-    """Average per-element credits over the case's groups (methods run ungrouped)."""
+def _to_case_players(case: Case, flat: np.ndarray,
+                     own_groups: Any = None) -> tuple[np.ndarray, str]:
+    """Credits in the case's players: per-element credits (a method run ungrouped) averaged
+    over the case's groups, or the credits of a method run on its own coarser groups
+    (``method_params[name]["groups"]``, e.g. LIME's superpixels) spread evenly over each
+    group's elements when the case's players are the elements."""
+    if own_groups is not None and case.groups is None:
+        g = np.asarray(own_groups).reshape(-1)
+        if (g.size == case.n_players and flat.shape[-1] != case.n_players
+                and flat.shape[-1] == int(g.max()) + 1):
+            counts = np.bincount(g, minlength=flat.shape[-1]).astype(np.float64)
+            return flat[..., g] / counts[g], "group credits spread evenly over their elements"
+        return flat, ""
     if case.groups is None or flat.shape[-1] == case.n_players:
         return flat, ""
     g = np.asarray(case.groups).reshape(-1)
@@ -350,7 +390,8 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
     except Exception as exc:  # recorded, never fatal
         status, msg = _classify(exc)
         return MethodRun(case.name, name, False, status, msg)
-    flat, how = _to_case_players(case, attr.flat())
+    flat, how = _to_case_players(case, attr.flat(),
+                                 case.method_params.get(name, {}).get("groups"))
     stderr = None if attr.stderr is None else attr.layout.to_flat(attr.stderr)
     if how:
         stderr = None  # a group mean of correlated element errors has no honest stderr here
@@ -414,10 +455,28 @@ def _applicable(case: Case, metric: Metric, reference: bool) -> str | None:
     return None
 
 
-def _explainers(case: Case, run: MethodRun, seed: int) -> tuple[Callable[..., Attribution],
-                                                                  Callable[..., Attribution]]:
-    """``explain(x, target=, sample=, **overrides)`` and ``model_explain(model, x, ...)``."""
+def _explainers(case: Case, run: MethodRun, seed: int,
+                like: Attribution | None = None) -> tuple[Callable[..., Attribution],
+                                                          Callable[..., Attribution]]:
+    """``explain(x, target=, sample=, **overrides)`` and ``model_explain(model, x, ...)``.
+
+    A method run on other players than the case's (occlusion's windows on a grouped case,
+    LIME's superpixels on pixel players) is re-explained the same way and mapped into the
+    case's players like its first run (:func:`_to_case_players`), in the layout of ``like``
+    (the scored attribution): re-explaining metrics compare the two credit for credit.
+    """
     name = run.method
+
+    def in_case_players(attr: Attribution) -> Attribution:
+        flat = attr.flat()
+        if like is None or flat.shape[-1] == case.n_players:
+            return attr
+        mapped, how = _to_case_players(case, flat, case.method_params.get(name, {}).get("groups"))
+        if not how:
+            return attr
+        return replace(attr, values=like.layout.to_user(mapped), stderr=None,
+                       layout=like.layout, groups=like.groups,
+                       player_names=list(like.player_names), player_kind=like.player_kind)
 
     def rows_target(target: Any, sample: Any, n_rows: int) -> Any:
         if target is not None:
@@ -429,13 +488,13 @@ def _explainers(case: Case, run: MethodRun, seed: int) -> tuple[Callable[..., At
         return np.asarray(case.target)[:n_rows]
 
     def ex(x: Any, *, target: Any = None, sample: Any = None, **overrides: Any) -> Attribution:
-        return explain_case(case, name, x, rows_target(target, sample, len(x)),
-                            seed=int(overrides.get("seed", seed)),
-                            budget=overrides.get("budget", run.budget))
+        return in_case_players(explain_case(case, name, x, rows_target(target, sample, len(x)),
+                                            seed=int(overrides.get("seed", seed)),
+                                            budget=overrides.get("budget", run.budget)))
 
     def mex(model: Any, x: Any, *, target: Any = None, sample: Any = None) -> Attribution:
-        return explain_case(case, name, x, rows_target(target, sample, len(x)), seed=seed,
-                            budget=run.budget, model=model)
+        return in_case_players(explain_case(case, name, x, rows_target(target, sample, len(x)),
+                                            seed=seed, budget=run.budget, model=model))
 
     return ex, mex
 
@@ -459,7 +518,7 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                 continue
             attr = game.attribution(torch.from_numpy(np.ascontiguousarray(run.flat)),
                                     run.method, run.params)
-            ex, mex = _explainers(case, run, seed)
+            ex, mex = _explainers(case, run, seed, attr)
             for mname, metric in metrics.items():
                 info = metric.info
                 why = _applicable(case, metric, run.reference)
@@ -586,8 +645,10 @@ def run(suite: Suite, methods: list[str] | tuple[str, ...] | None = None,
         A :class:`BenchResult`. Same suite seed -> same scores (times differ).
     """
     t0 = time.perf_counter()
-    names, notes = resolve_methods(suite.preset.methods if methods is None else methods)
-    mets, mnotes = resolve_metrics(suite.preset.metrics if metrics is None else metrics)
+    names, notes = resolve_methods(suite.preset.methods if methods is None else methods,
+                                   strict=methods is not None)
+    mets, mnotes = resolve_metrics(suite.preset.metrics if metrics is None else metrics,
+                                   strict=metrics is not None)
     notes += mnotes
     if log:
         for note in notes:

@@ -23,17 +23,20 @@ RING[1:-1, 1:-1] = False
 
 
 def _place(rng: np.random.Generator, n: int, size: int,
-           avoid: np.ndarray | None) -> np.ndarray:
-    """Top-left corners (``n × 2``) of a pattern inside the image, with a one-pixel gap to
-    the boxes in ``avoid`` (``-1`` rows there mean "no box")."""
-    pos = rng.integers(0, size - PATTERN + 1, size=(n, 2))
-    if avoid is None:
-        return pos
+           apart: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners (``n × 2`` each) of two patterns per image, uniformly at random; with
+    ``apart`` the pairs are redrawn (both corners: rejection sampling, so every valid pair is
+    equally likely) until the two boxes are at least one pixel apart."""
+    hi = size - PATTERN + 1
+    a, b = rng.integers(0, hi, size=(n, 2)), rng.integers(0, hi, size=(n, 2))
+    if not apart:
+        return a, b
     for _ in range(1000):
-        clash = np.all(np.abs(pos - avoid) <= PATTERN, axis=1) & (avoid[:, 0] >= 0)
+        clash = np.all(np.abs(a - b) <= PATTERN, axis=1)
         if not clash.any():
-            return pos
-        pos[clash] = rng.integers(0, size - PATTERN + 1, size=(int(clash.sum()), 2))
+            return a, b
+        k = int(clash.sum())
+        a[clash], b[clash] = rng.integers(0, hi, size=(k, 2)), rng.integers(0, hi, size=(k, 2))
     raise RuntimeError("planted_images: could not place the patterns apart; use size >= 16")
 
 
@@ -44,6 +47,17 @@ def _draw(X: np.ndarray, rows: np.ndarray, pos: np.ndarray, template: np.ndarray
     r = pos[:, :1] + dy[None]  # k × pixels
     c = pos[:, 1:] + dx[None]
     X[rows[:, None], :, r, c] = value
+
+
+def _decoys(rng: np.random.Generator, k: int) -> np.ndarray:
+    """``k`` random 6 × 6 shapes of ``PLUS.sum()`` pixels each, none of them the plus or the ring
+    (``k × 6 × 6`` bool)."""
+    size = int(PLUS.sum())
+    shapes = np.argsort(rng.random((k, PATTERN * PATTERN)), axis=1) < size
+    shapes = shapes.reshape(k, PATTERN, PATTERN)
+    bad = np.all(shapes == PLUS, axis=(1, 2)) | np.all(shapes == RING, axis=(1, 2))
+    shapes[bad] = np.roll(shapes[bad], 1, axis=2)  # (astronomically rare) never the plus
+    return shapes
 
 
 def _background(rng: np.random.Generator, shape: tuple[int, ...],
@@ -60,16 +74,28 @@ def _background(rng: np.random.Generator, shape: tuple[int, ...],
 
 def planted_images(n: int = 1000, size: int = 32, channels: int = 1,
                    background: Literal["noise", "texture"] = "noise",
-                   distractor: bool = True, patch: int = 4, seed: int = 0) -> Dataset:
+                   distractor: bool = True, patch: int = 4, decoy: bool = True,
+                   seed: int = 0) -> Dataset:
     """Binary images: class 1 iff a plus-shaped pattern is planted somewhere.
 
     Every image has a background in ``[0, 0.7]`` (``"noise"``: clipped Gaussian pixels;
     ``"texture"``: smoothed noise). Class-1 images contain the 6 × 6 :data:`PLUS` (value 1.0 in
-    every channel) at a uniformly random position. With ``distractor=True`` *every* image
-    also contains the 6 × 6 :data:`RING` (same value, same pixel count), at least one pixel
-    apart from the plus; being present in both classes it carries no information about the
-    label, so credit on it is wrong. In the spirit of BAM (Yang & Kim, 2019, "Benchmarking
-    Attribution Methods with Relative Feature Importance") and ChaosMining's vision tasks.
+    every channel) at a uniformly random position; with ``decoy=True`` each class-0 image holds
+    a decoy there instead: a random shape of 20 of the box's 36 pixels, drawn afresh per image
+    (same value, same pixel count). Only the plus' *shape* then tells the classes apart: not
+    the number of saturated pixels, and not the absence of one fixed other shape. With
+    ``distractor=True`` *every* image also contains the 6 × 6 :data:`RING` (same value, same
+    pixel count), at least one pixel apart from the plus or the decoy; being present in both
+    classes it carries no information about the label, so credit on it is wrong. In the
+    spirit of BAM (Yang & Kim, 2019, "Benchmarking Attribution Methods with Relative Feature
+    Importance") and ChaosMining's vision tasks.
+
+    Without the decoy a class-1 image holds 40 saturated pixels and a class-0 image 20, so a
+    model may count bright pixels, and then the ring matters as much as the plus (a CNN trained
+    that way loses half its class-1 probability when the ring alone is removed): the ring is
+    then *not* irrelevant and the ground truth below is not what the model uses. With one
+    fixed decoy shape a model may instead learn "no decoy" and ignore the plus. Keep
+    ``decoy=True`` for benchmarks; ``decoy=False`` reproduces the confounded data.
 
     Ground truth is the plus' pixel mask (all channels). **Class-0 images have an all-False
     mask**: nothing in them causes class 1; metrics normalised by mask size should skip them
@@ -82,13 +108,15 @@ def planted_images(n: int = 1000, size: int = 32, channels: int = 1,
         background: ``"noise"`` or ``"texture"``; default="noise".
         distractor: Plant the ring in every image; default=True.
         patch: Side of the square patches in ``groups``; default=4.
+        decoy: Plant a random 20-pixel decoy in every class-0 image; default=True.
         seed: Seed; default=0.
 
     Returns:
         Classification :class:`Dataset`: ``X`` float32 ``n × C × size × size``, ``y`` int64,
         ``ground_truth`` bool like ``X``, ``groups`` patch map ``C × size × size``.
-        Per-sample ``meta["pattern_box"]`` and ``meta["distractor_box"]`` hold
-        ``(row, col, height, width)`` (all ``-1`` when absent).
+        Per-sample ``meta["pattern_box"]`` (the plus), ``meta["decoy_box"]`` (the decoy) and
+        ``meta["distractor_box"]`` (the ring) hold ``(row, col, height, width)`` (all ``-1``
+        when absent).
     """
     if size < 16 or channels < 1 or n < 2:
         raise ValueError(f"planted_images: need size >= 16, channels >= 1, n >= 2; got "
@@ -97,10 +125,16 @@ def planted_images(n: int = 1000, size: int = 32, channels: int = 1,
     y = rng.permutation((np.arange(n) < n // 2).astype(np.int64))
     X = _background(rng, (n, channels, size, size), background).astype(np.float32)
     none = np.full((n, 2), -1)
-    pos_pattern = np.where(y[:, None] == 1, _place(rng, n, size, None), none)
-    pos_distractor = _place(rng, n, size, pos_pattern) if distractor else none
+    # the plus (class 1) or the decoy (class 0), and the ring
+    pos_shape, pos_ring_all = _place(rng, n, size, apart=distractor)
+    pos_pattern = np.where(y[:, None] == 1, pos_shape, none)
+    pos_decoy = np.where(y[:, None] == 0, pos_shape, none) if decoy else none
+    pos_distractor = pos_ring_all if distractor else none
     pos_ring = pos_distractor[pos_distractor[:, 0] >= 0]
     _draw(X, np.flatnonzero(pos_distractor[:, 0] >= 0), pos_ring, RING, 1.0)
+    neg = np.flatnonzero(pos_decoy[:, 0] >= 0)
+    for i, shape in zip(neg, _decoys(rng, neg.size)):
+        _draw(X, np.array([i]), pos_decoy[i:i + 1], shape, 1.0)
     pos = np.flatnonzero(y == 1)
     _draw(X, pos, pos_pattern[pos], PLUS, 1.0)
     gt = np.zeros(X.shape, dtype=bool)
@@ -119,11 +153,12 @@ def planted_images(n: int = 1000, size: int = 32, channels: int = 1,
         groups=patch_groups(size, size, patch, channels),
         meta={
             "params": {"n": n, "size": size, "channels": channels, "background": background,
-                       "distractor": distractor, "patch": patch, "seed": seed},
+                       "distractor": distractor, "patch": patch, "decoy": decoy, "seed": seed},
             "n_classes": 2,
             "pattern_box": boxes(pos_pattern),
+            "decoy_box": boxes(pos_decoy),
             "distractor_box": boxes(pos_distractor),
-            PER_SAMPLE_KEYS: ("pattern_box", "distractor_box"),
+            PER_SAMPLE_KEYS: ("pattern_box", "decoy_box", "distractor_box"),
             "note": "class-0 images have an all-False ground-truth mask",
         },
     )
