@@ -463,6 +463,8 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
     label column taken before a shuffle of ``X``) would explain each row for another row's
     label, silently. Such a Series is refused, naming ``target.reindex(inputs.index)``.
     """
+    if isinstance(target, (list, tuple)) and target:
+        return _plain_sequence(target)
     if target is None or isinstance(target, (str, np.ndarray, torch.Tensor, list, tuple, int, float)):
         return target
     to_numpy = getattr(target, "to_numpy", None)
@@ -488,6 +490,30 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
             return np.array(to_list())
         raise InputError(f"target of type {type(target).__name__} could not be read as one "
                          f"label per sample ({exc}); pass a numpy array or a list.") from exc
+
+
+def _is_row(t: Any) -> bool:
+    return isinstance(t, (list, tuple)) or (isinstance(t, (np.ndarray, torch.Tensor)) and t.ndim >= 1)
+
+
+def _plain_sequence(target: Sequence[Any]) -> Any:
+    """A list/tuple target: 0-d arrays and tensors become scalars (the list form: the same
+    classes for every sample); a nested list of equal-length rows, one per sample, becomes the
+    2-D array form (rows of class indices or labels); ragged rows are refused."""
+    rows = [_is_row(t) for t in target]
+    if not any(rows):
+        if not any(isinstance(t, (np.ndarray, torch.Tensor)) for t in target):
+            return target
+        return [t.item() if isinstance(t, (np.ndarray, torch.Tensor)) else t for t in target]
+    lengths = [len(t) if r else -1 for t, r in zip(target, rows)]
+    if not all(rows) or len(set(lengths)) != 1:
+        raise InputError(
+            f"target is a nested list with rows of different lengths or kinds (lengths "
+            f"{lengths[:8]}, -1 for a scalar); pass one row of classes per sample, all of the same "
+            "length (shape (batch, n_targets)), or a flat list to explain the same classes for "
+            "every sample.")
+    return np.array([np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t)
+                     for t in target])
 
 
 def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: int,
@@ -568,20 +594,6 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     if isinstance(target, Sequence) and not isinstance(target, (torch.Tensor, np.ndarray)):
         if len(target) == 0:
             raise InputError("target is an empty list; give at least one class index.")
-        if any(isinstance(t, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(t, str)
-               for t in target):
-            # A nested list reads as the 2-D array form: one row of class indices per sample.
-            lengths = {len(t) if isinstance(t, (Sequence, np.ndarray, torch.Tensor)) and
-                       not isinstance(t, str) else -1 for t in target}
-            if len(lengths) != 1 or -1 in lengths:
-                raise InputError(
-                    f"target is a nested list with rows of different lengths or kinds "
-                    f"({[len(t) if isinstance(t, Sequence) else t for t in target][:8]}); pass one "
-                    f"row of class indices per sample, all of the same length (shape ({batch}, "
-                    "n_targets)), or a flat list of ints to explain the same classes for every "
-                    "sample.")
-            return _resolve(np.asarray([np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t)
-                                        for t in target]), output, reference, batch, binary_threshold)
         idx = _idx(list(target), f" list {list(target)}")
         return Target(idx[None, :].expand(batch, -1).clone(), None, output, True,
                       [f"class {int(i)}" for i in idx.tolist()]).same_for_every_sample()

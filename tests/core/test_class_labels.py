@@ -205,3 +205,38 @@ def test_predicted_target_falls_back_to_the_arg_max_when_predict_fails(iris):
         a = tribute.explain(broken, x[:4], method="exact_shapley", baseline=x.mean(0))
     b = tribute.explain(lr, x[:4], method="exact_shapley", baseline=x.mean(0))
     np.testing.assert_array_equal(np.asarray(a.targets), np.asarray(b.targets))
+
+
+def test_nested_label_rows_read_like_the_2d_array(iris):
+    x, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])
+    clf = LogisticRegression(max_iter=2000).fit(x, names[y])
+    rows = [["setosa", "virginica"], ["versicolor", "setosa"], ["virginica", "setosa"]]
+    a = tribute.explain(clf, x[:3], method="exact_shapley", baseline=x.mean(0), target=rows)
+    b = tribute.explain(clf, x[:3], method="exact_shapley", baseline=x.mean(0), target=np.array(rows))
+    np.testing.assert_array_equal(np.asarray(a.targets), [[0, 2], [1, 0], [2, 0]])
+    np.testing.assert_array_equal(np.asarray(a.values), np.asarray(b.values))
+
+
+def test_predicted_class_of_a_thresholded_decision_function():
+    # FixedThresholdClassifier(LinearSVC, threshold=1.0) has no predict_proba: "margin > 0" read
+    # rows it predicts 0 as class 1.
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from tribute.models.adapters import predict_may_differ
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x[:, :5]
+    svm = make_pipeline(StandardScaler(), LinearSVC())
+    clf = FixedThresholdClassifier(svm, threshold=1.0).fit(x, y)
+    margin = clf.decision_function(x)
+    rows = np.flatnonzero((margin > 0) & (margin <= 1.0))[:3]
+    assert rows.size == 3
+    a = tribute.explain(clf, x[rows], method="exact_shapley", baseline=x.mean(0))
+    np.testing.assert_array_equal(np.asarray(a.targets).reshape(-1), clf.predict(x[rows]))
+    assert predict_may_differ(clf) and not predict_may_differ(svm.fit(x, y))
+    assert not predict_may_differ(LogisticRegression())  # no extra pass where predict = arg-max

@@ -75,10 +75,13 @@ def test_target_nested_list_reads_as_per_sample_rows(model, x):
     array = tribute.explain(model, x, method="feature_ablation", target=np.array(rows))
     assert torch.equal(torch.as_tensor(nested.values), torch.as_tensor(array.values))
     assert nested.values.shape == (4, 2, 5)
-    with pytest.raises(InputError, match=r"rows of different lengths.*shape \(4, n_targets\)"):
+    with pytest.raises(InputError, match=r"rows of different lengths.*shape \(batch, n_targets\)"):
         tribute.explain(model, x, method="feature_ablation", target=[[0, 1], [2], [0, 1], [1, 2]])
     with pytest.raises(InputError, match=r"target has shape \(2, 2\) but the batch has 4 samples"):
         tribute.explain(model, x, method="feature_ablation", target=[[0, 1], [1, 2]])
+    # 0-d tensors and arrays in a flat list are scalars: the same classes for every sample
+    flat = tribute.explain(model, x, method="feature_ablation", target=[torch.tensor(0), np.array(2)])
+    np.testing.assert_array_equal(np.asarray(flat.targets), [[0, 2]] * 4)
 
 
 def test_target_bad_string(model, x):

@@ -257,6 +257,10 @@ def test_csv_header_is_a_line_with_a_field_that_is_not_a_number() -> None:
     assert csv_header(b"1,-inf,2\n") is None
     arr = load_upload("x.csv", b"nan,1,2\n3,4,5\n", "tabular")
     assert arr.shape == (2, 3) and np.isnan(arr[0, 0])
+    # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first field.
+    bom = "\ufeff1,2,3\n4,5,6\n".encode()
+    assert csv_header(bom) is None and load_upload("x.csv", bom, "tabular").shape == (2, 3)
+    assert csv_header("\ufeffage,bmi\n1,2\n".encode()) == ["age", "bmi"]
 
 
 def test_prediction_shows_the_class_predict_returns() -> None:

@@ -23,6 +23,7 @@ from ..games.components import components
 from ..games.data import TrainingData
 from ..methods.base import get_method
 from ..metrics.api import evaluate
+from ..models import NumpyModel
 from ..params import Interval, Options
 from .jobs import Job
 from .subjects import Subject
@@ -213,13 +214,11 @@ def predict(subject: Subject, index: int) -> dict[str, Any]:
     out = np.atleast_1d(out)
     if subject.class_names and out.size == len(subject.class_names):
         top = int(np.argmax(out))
-        label_of = getattr(model, "predict", None) if hasattr(model, "predict_proba") else None
-        classes = list(np.asarray(getattr(model, "classes_", [])).tolist())
-        if label_of is not None and len(classes) == out.size:
-            label = np.asarray(label_of(x)).reshape(-1)[0].item()
-            # the class predict returns (explain's 'predicted' target), which a decision
-            # threshold or SVC's Platt scaling can make differ from the arg-max
-            top = classes.index(label) if label in classes else top
+        if not isinstance(model, torch.nn.Module):
+            # the class predict returns, as explain's 'predicted' target (a decision threshold
+            # or SVC's Platt scaling can make it differ from the arg-max)
+            own = NumpyModel(model).predicted_classes((torch.as_tensor(np.asarray(x)),))
+            top = top if own is None else int(own[0])
         return {"top": top, "name": subject.class_names[top],
                 "scores": [_num(v) for v in out]}
     return {"top": None, "name": f"{float(out[0]):.4f}", "scores": [_num(v) for v in out]}

@@ -115,7 +115,7 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
         if kind != "tabular":
             raise InputError(f"upload: .csv files are for tabular subjects, not {kind!r} ones.")
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")  # a BOM (Excel's "CSV UTF-8") is not data
             skip = 1 if csv_header(data) is not None else 0
             arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=skip, ndmin=2,
                              dtype=np.float64)
@@ -129,7 +129,7 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
 
 def csv_header(data: bytes) -> list[str] | None:
     """The column names of an uploaded CSV's first line, or None when it holds numbers."""
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8-sig", "replace")
     first = text.splitlines()[0] if text else ""
     fields = [c.strip().strip('"') for c in first.split(",")]
     if not any(f and not _is_number(f) for f in fields):

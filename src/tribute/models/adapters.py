@@ -298,14 +298,16 @@ class NumpyModel(ModelAdapter):
     def predicted_classes(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
         """Column indices of the classes the estimator's own ``predict`` returns, or None.
 
-        Only for a classifier explained through ``predict_proba``: its ``predict`` can differ
-        from the arg-max of the probabilities (``SVC(probability=True)``, whose Platt scaling
-        is fitted apart from its decision function; a tuned or fixed decision threshold such
-        as ``TunedThresholdClassifierCV``), and "the predicted class" is what ``predict``
-        says. None (the arg-max is used) for other models, multi-label outputs, or labels that
-        are not in ``classes_``.
+        For a classifier explained through ``predict_proba`` or ``decision_function`` whose
+        ``predict`` can differ from the arg-max of those scores (``SVC(probability=True)``,
+        whose Platt scaling is fitted apart from its decision function; a tuned or fixed
+        decision threshold such as ``TunedThresholdClassifierCV``; a class tribute does not
+        know): "the predicted class" is what ``predict`` says. None (the arg-max is used, as
+        ``predict`` would give) for estimators known to predict the arg-max
+        (:func:`predict_may_differ`), multi-label outputs, or labels not in ``classes_``.
         """
-        if self.kind != "predict_proba":
+        if self.kind not in ("predict_proba", "decision_function") or \
+                not predict_may_differ(self.estimator):
             return None
         predict = getattr(self.estimator, "predict", None)
         try:
@@ -347,6 +349,39 @@ class NumpyModel(ModelAdapter):
 
             arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
         return arrays
+
+
+#: scikit-learn classifiers whose ``predict`` is not the arg-max of their scores.
+_SKLEARN_OWN_DECISION = frozenset({
+    "SVC", "NuSVC",  # predict_proba: Platt scaling fitted apart from the decision function
+    "FixedThresholdClassifier", "TunedThresholdClassifierCV",  # a decision threshold
+    "SGDClassifier",  # modified_huber's clipped probabilities tie where the decision does not
+})
+#: Packages whose classifiers predict the arg-max of predict_proba / decision_function.
+_ARGMAX_PACKAGES = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
+
+
+def predict_may_differ(estimator: Any, depth: int = 0) -> bool:
+    """False when ``estimator.predict`` is known to return the arg-max of its
+    ``predict_proba`` / ``decision_function`` (so reading it costs a pass for nothing): the
+    classifiers of scikit-learn (but :data:`_SKLEARN_OWN_DECISION`), XGBoost, LightGBM and
+    CatBoost, and pipelines, searches, stacks and meta-estimators ending in or wrapping one.
+    True for anything else (one more pass of the samples, never a wrong class)."""
+    if depth > 8:
+        return True
+    steps = getattr(estimator, "steps", None)
+    name = type(estimator).__name__
+    module = type(estimator).__module__ + "."
+    if name == "Pipeline" and isinstance(steps, list) and steps:
+        return predict_may_differ(steps[-1][1], depth + 1)
+    for attr, suffix in (("best_estimator_", "SearchCV"), ("final_estimator_", "StackingClassifier")):
+        if name.endswith(suffix):
+            found = getattr(estimator, attr, None)
+            return True if found is None else predict_may_differ(found, depth + 1)
+    if name in _SKLEARN_OWN_DECISION or not module.startswith(_ARGMAX_PACKAGES):
+        return True
+    wrapped = getattr(estimator, "estimator", None)  # a meta-estimator (OneVsRestClassifier...)
+    return wrapped is not None and hasattr(wrapped, "fit") and predict_may_differ(wrapped, depth + 1)
 
 
 def _check_kind(model_output: str) -> None:
