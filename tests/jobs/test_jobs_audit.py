@@ -28,3 +28,19 @@ def test_lime_job_merges_shards_of_which_only_some_sampled_the_empty_coalition(m
     np.testing.assert_array_equal(attr.values, np.concatenate([p.values.numpy() for p in parts]))
     assert attr.base_values is None  # not every row has it
     np.testing.assert_array_equal(attr.full_values, np.concatenate([p.full_values for p in parts]))
+
+
+def test_csv_without_header_keeps_its_first_row(mlp, tmp_path):
+    # pandas read the first data row as column names: one row lost, features named by numbers
+    import pandas as pd
+
+    X = jobs_fixtures.data(23, seed=3).astype(np.float64)
+    np.savetxt(tmp_path / "plain.csv", X, delimiter=",")
+    pd.DataFrame(X).to_csv(tmp_path / "range.csv", index=False)  # header 0,1,...,5
+    ref = tribute.explain_dataset(mlp, X, tmp_path / "ref", "exact_shapley", target=1, progress=False)
+    for name in ("plain.csv", "range.csv"):
+        attr = tribute.explain_dataset(mlp, str(tmp_path / name), tmp_path / name[:-4], "exact_shapley",
+                                       target=1, progress=False)
+        assert attr.values.shape == (23, 6)
+        np.testing.assert_array_equal(attr.values, ref.values)
+    assert attr.player_names == [str(j) for j in range(6)]

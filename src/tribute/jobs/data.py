@@ -347,8 +347,13 @@ def _load_table(p: Path) -> Dataset:
             f"data: reading {p.suffix} files needs pandas (and pyarrow for parquet); "
             "install them with `pip install pandas pyarrow`, or save the data with np.save."
         ) from exc
+    headerless = False
     try:
-        frame = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+        if p.suffix.lower() == ".csv":
+            headerless = _csv_has_no_header(pd, p)
+            frame = pd.read_csv(p, header=None if headerless else "infer")
+        else:
+            frame = pd.read_parquet(p)
     except ImportError as exc:
         raise InputError(f"data: reading parquet files needs pyarrow: `pip install pyarrow` ({exc}).") from exc
     except Exception as exc:  # pandas raises many parser error types
@@ -368,8 +373,26 @@ def _load_table(p: Path) -> Dataset:
     if np.isnan(arr).any():
         rows = np.flatnonzero(np.isnan(arr).any(axis=1))[:5].tolist()
         raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.")
-    cols = tuple(str(c) for c in frame.columns)
+    cols = None if headerless else tuple(str(c) for c in frame.columns)
     return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
+
+
+def _csv_has_no_header(pd: Any, p: Path) -> bool:
+    """Whether the first line of a ``.csv`` is a row of data rather than column names.
+
+    pandas takes the first line as the header, so a file saved without one (``np.savetxt``,
+    ``df.to_csv(header=False)``) would silently lose its first row and name the features after
+    its numbers. A first line of numbers only is read as data, except ``0,1,...,d-1``: the
+    header ``pd.DataFrame(X).to_csv(index=False)`` writes for unnamed columns.
+    """
+    first = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    if [str(c).strip() for c in first] == [str(i) for i in range(len(first))]:
+        return False
+    try:
+        [float(c) for c in first]
+    except ValueError:
+        return False
+    return True
 
 
 def _check_arrays(arrays: tuple[np.ndarray, ...], names: Sequence[str], where: str,
