@@ -44,3 +44,36 @@ def test_csv_without_header_keeps_its_first_row(mlp, tmp_path):
         assert attr.values.shape == (23, 6)
         np.testing.assert_array_equal(attr.values, ref.values)
     assert attr.player_names == [str(j) for j in range(6)]
+
+
+def test_nan_rows_are_refused_before_anything_is_written_naming_the_data_row(mlp, tmp_path):
+    # explain refused them only when their shard ran: earlier shards and the manifest were
+    # already written, and the message named the row's position within its shard ([2])
+    import pytest
+
+    X = jobs_fixtures.data(40)
+    X[32, 2] = np.nan
+    np.save(tmp_path / "x.npy", X)
+    for data in (X, str(tmp_path / "x.npy")):
+        out = tmp_path / "o"
+        with pytest.raises(tribute.InputError, match=r"NaN values in row\(s\) \[32\]"):
+            tribute.explain_dataset(mlp, data, out, "kernel_shap", budget=64, shard_size=5, progress=False)
+        assert not out.exists()
+
+
+def test_an_error_inside_a_shard_names_the_shard_and_its_data_rows(mlp, tmp_path):
+    import pytest
+
+    labels = np.zeros(40, dtype=int)
+    labels[33] = 5  # no such class
+    with pytest.raises(tribute.InputError, match=r"shard 6 \(rows 30..34 of the data.*class index 5"):
+        tribute.explain_dataset(mlp, jobs_fixtures.data(40), tmp_path / "o", "kernel_shap", budget=64,
+                                shard_size=5, target=labels, progress=False)
+
+
+def test_a_csv_with_only_a_header_says_it_has_no_rows(mlp, tmp_path):
+    import pytest
+
+    (tmp_path / "h.csv").write_text("a,b,c,d,e,f\n")
+    with pytest.raises(tribute.InputError, match="has no rows"):  # was: "non-numeric column(s)"
+        tribute.explain_dataset(mlp, str(tmp_path / "h.csv"), tmp_path / "o", progress=False)

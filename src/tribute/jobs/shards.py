@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, TributeError
 from ._io import deterministic_npz
 from .data import Dataset
 from .model import ModelSource, fingerprint_model
@@ -158,12 +158,26 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         # unless the user set them
         for key, value in get_method(spec.method).reproducible.items():
             kwargs.setdefault(key, value)
-        attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
-                       progress=False, **kwargs)
+        try:
+            attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
+                           progress=False, **kwargs)
+        except TributeError as exc:
+            raise _in_shard(exc, index, lo, hi) from exc
     finally:
         if spec.threads is not None:
             torch.set_num_threads(before)
     return attribution_bytes(attr)
+
+
+def _in_shard(exc: TributeError, index: int, lo: int, hi: int) -> TributeError:
+    """``exc`` (same type) with the shard and its rows of the data set in front: explain's
+    messages count samples from the shard's first row."""
+    msg = (f"shard {index} (rows {lo}..{hi - 1} of the data; its sample i is data row {lo} + i): "
+           f"{exc}")
+    try:
+        return type(exc)(msg)
+    except Exception:  # an error type with another constructor: keep it as it was
+        return exc
 
 
 def attribution_bytes(attr: Any) -> bytes:
