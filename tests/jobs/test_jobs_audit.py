@@ -77,3 +77,62 @@ def test_a_csv_with_only_a_header_says_it_has_no_rows(mlp, tmp_path):
     (tmp_path / "h.csv").write_text("a,b,c,d,e,f\n")
     with pytest.raises(tribute.InputError, match="has no rows"):  # was: "non-numeric column(s)"
         tribute.explain_dataset(mlp, str(tmp_path / "h.csv"), tmp_path / "o", progress=False)
+
+
+def _worker_pids(parent: int) -> set[int]:
+    """Pids of the multiprocessing workers ``parent`` spawned (Linux /proc)."""
+    from pathlib import Path
+
+    pids = set()
+    for d in Path("/proc").iterdir():
+        try:
+            if not d.name.isdigit():
+                continue
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == parent and b"spawn_main" in cmd:
+            pids.add(int(d.name))
+    return pids
+
+
+def test_worker_processes_end_when_the_driver_is_killed(tmp_path):
+    # kill -9 of the driver left its spawned workers waiting for work forever
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs Linux /proc")
+    here = Path(__file__).parent
+    # this checkout's tribute (an installed one may be another checkout's)
+    src = str(Path(tribute.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), src, os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, str(here / "run_job.py"), str(out), "4000", "5", "processes", "2"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("shards/shard-*.npz")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the job ended before a shard was written"
+            time.sleep(0.05)
+        workers = _worker_pids(proc.pid)
+        assert workers, "no worker processes found"
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a crash would
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [p for p in workers if Path(f"/proc/{p}").exists()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for p in alive:  # do not leave them behind when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"worker processes {alive} outlived the killed driver"
