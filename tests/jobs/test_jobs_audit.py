@@ -136,3 +136,37 @@ def test_worker_processes_end_when_the_driver_is_killed(tmp_path):
     for p in alive:  # do not leave them behind when the test fails
         os.kill(p, signal.SIGKILL)
     assert not alive, f"worker processes {alive} outlived the killed driver"
+
+
+class _TwoInputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.a(x)) * self.b(y)
+
+
+def test_per_sample_baselines_of_a_multi_input_model_are_sliced_per_shard(tmp_path):
+    # a tuple of per-sample baselines reached every shard whole, where explain took its 13
+    # rows as a background set: silently other numbers; a background tuple as long as the
+    # last shard (3 rows) was read as per-sample there
+    torch.manual_seed(0)
+    model = _TwoInputs()
+    rng = np.random.default_rng(0)
+    A, B, BA, BB = (rng.normal(size=(13, d)).astype(np.float32) for d in (4, 2, 4, 2))
+
+    def truth(baseline_of):
+        return np.concatenate([
+            tribute.explain(model, (torch.from_numpy(A[lo:lo + 5]), torch.from_numpy(B[lo:lo + 5])),
+                            method="feature_ablation", target=1, baseline=baseline_of(lo, lo + 5),
+                            progress=False).flat()
+            for lo in range(0, 13, 5)])
+
+    got = tribute.explain_dataset(model, (A, B), tmp_path / "o", "feature_ablation", target=1,
+                                  baseline=(BA, BB), shard_size=5, progress=False)
+    np.testing.assert_allclose(got.flat(), truth(lambda lo, hi: (BA[lo:hi], BB[lo:hi])), rtol=1e-6)
+    bg = (BA[:3], BB[:3])
+    got = tribute.explain_dataset(model, (A, B), tmp_path / "bg", "feature_ablation", target=1,
+                                  baseline=bg, shard_size=5, progress=False)
+    np.testing.assert_allclose(got.flat(), truth(lambda lo, hi: tribute.Background(bg)), rtol=1e-6)

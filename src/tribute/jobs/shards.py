@@ -90,7 +90,8 @@ class JobSpec:
         out = dict(self.explain_kwargs)
         for key in _PER_ROW_KEYS:
             if key in out and out[key] is not None:
-                out[key] = _slice_rows(key, out[key], lo, hi, self.n_rows, self.data.arrays[0].shape)
+                out[key] = _slice_rows(key, out[key], lo, hi, self.n_rows,
+                                       tuple(tuple(a.shape) for a in self.data.arrays))
         return out
 
 
@@ -201,21 +202,31 @@ def _as_inputs(model: Any, arrays: tuple[np.ndarray, ...]) -> Any:
     return tuple(parts) if len(parts) > 1 else parts[0]
 
 
-def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int, data_shape: tuple[int, ...]) -> Any:
+def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
+                data_shapes: tuple[tuple[int, ...], ...]) -> Any:
+    """``value`` for the shard holding rows ``lo:hi``; ``data_shapes``: one shape per model input.
+
+    A baseline or groups of the data's full shape (for a multi-input model: a tuple of arrays
+    of the inputs' full shapes) is per sample and sliced; a baseline with a rows axis of another
+    length (a tuple of them) is a background set."""
     import torch
 
+    def is_array(v: Any) -> bool:
+        return isinstance(v, (np.ndarray, torch.Tensor))
+
     def rows_first(v: Any) -> bool:
-        return isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1 and v.shape[0] == n_rows
+        return is_array(v) and v.ndim >= 1 and v.shape[0] == n_rows
 
     if key == "target":
         return value[lo:hi] if rows_first(value) else value
     if key in ("baseline", "groups"):
-        if isinstance(value, tuple):
+        parts = value if isinstance(value, tuple) else (value,)
+        if len(parts) != len(data_shapes) or not all(is_array(v) for v in parts):
             return value
-        is_array = isinstance(value, (np.ndarray, torch.Tensor))
-        if is_array and tuple(value.shape) == tuple(data_shape):
-            return value[lo:hi]
-        if key == "baseline" and is_array and value.ndim == len(data_shape):
+        if all(tuple(v.shape) == shape for v, shape in zip(parts, data_shapes)):
+            sliced = tuple(v[lo:hi] for v in parts)
+            return sliced if isinstance(value, tuple) else sliced[0]
+        if key == "baseline" and all(v.ndim == len(shape) for v, shape in zip(parts, data_shapes)):
             # A background set: say so, or a set as long as the shard would read as per-sample.
             from ..games.features import Background
 
