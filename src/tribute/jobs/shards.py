@@ -195,11 +195,17 @@ def _as_inputs(model: Any, arrays: tuple[np.ndarray, ...]) -> Any:
         dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
         parts: list[Any] = []
         for a in arrays:
-            t = torch.from_numpy(np.array(a, order="C"))  # a copy: rows may be a read-only memmap
+            t = torch.from_numpy(_native(a))
             parts.append(t.to(dtype) if t.dtype.is_floating_point else t)
     else:
-        parts = [np.array(a, order="C") for a in arrays]
+        parts = [_native(a) for a in arrays]
     return tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """A C-ordered copy (rows may be a read-only memmap) in this machine's byte order: a .npy
+    saved big-endian (``>f4``) is valid data, which torch refuses to wrap."""
+    return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
 
 def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
