@@ -181,3 +181,12 @@ def test_big_endian_data_is_explained_like_native_data(mlp, tmp_path):
         got = tribute.explain_dataset(mlp, data, tmp_path / f"o{len(str(data))}", "exact_shapley", target=1,
                                       shard_size=5, progress=False)
         np.testing.assert_array_equal(got.values, ref.values)
+
+
+def test_a_factory_returning_none_is_named(tmp_path):
+    import pytest
+
+    (tmp_path / "fac.py").write_text("def build():\n    model = 1\n")
+    with pytest.raises(tribute.InputError, match=r"factory .*fac.py:build' returned None"):
+        tribute.explain_dataset(f"{tmp_path / 'fac.py'}:build", jobs_fixtures.data(4), tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
