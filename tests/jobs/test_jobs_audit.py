@@ -190,3 +190,32 @@ def test_a_factory_returning_none_is_named(tmp_path):
     with pytest.raises(tribute.InputError, match=r"factory .*fac.py:build' returned None"):
         tribute.explain_dataset(f"{tmp_path / 'fac.py'}:build", jobs_fixtures.data(4), tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
+
+
+class _Biased(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        return self.lin(x) + (0 if bias is None else bias)
+
+
+def test_arguments_a_shard_would_read_per_row_are_refused_before_anything_is_written(tmp_path):
+    # a shared forward kwarg of 3 values was indexed per row in the last shard (3 rows of 13):
+    # a crash (or other numbers) after the first shards were written
+    import pytest
+
+    X = jobs_fixtures.data(13)
+    out = tmp_path / "o"
+    with pytest.raises(tribute.InputError, match=r"forward_kwargs\['bias'\] has shape \(3,\).*shard_size=5"):
+        tribute.explain_dataset(_Biased(), X, out, "feature_ablation", target=1, shard_size=5, progress=False,
+                                forward_kwargs={"bias": torch.tensor([0.1, 0.2, 0.3])})
+    assert not out.exists()
+    with pytest.raises(tribute.InputError, match=r"target has shape \(3,\).*13 rows"):
+        tribute.explain_dataset(_Biased(), X, out, "feature_ablation", target=np.array([0, 1, 2]), shard_size=5,
+                                progress=False)
+    assert not out.exists()
+    per_row = torch.arange(13, dtype=torch.float32)[:, None]  # one bias per row: sliced, fine
+    tribute.explain_dataset(_Biased(), X, out, "feature_ablation", target=1, shard_size=5, progress=False,
+                            forward_kwargs={"bias": per_row})

@@ -113,6 +113,7 @@ def explain_dataset(
         model=source, model_sha256=fingerprint_model(built), data=ds, method=method, seed=seed,
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
     )
+    spec.check_row_arguments()
     manifest = _manifest(spec)
     _check_out(out, manifest, resume)
     clean_temporaries(out)

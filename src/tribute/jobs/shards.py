@@ -85,6 +85,41 @@ class JobSpec:
         lo = index * self.shard_size
         return lo, min(lo + self.shard_size, self.n_rows)
 
+    def check_row_arguments(self) -> None:
+        """Refuse arguments a shard would read otherwise than one call on the whole data set.
+
+        :func:`tribute.explain` takes a ``forward_args``/``forward_kwargs`` tensor as per-row
+        when its first axis is as long as the batch: a shared one (a bias of 3 values) as long
+        as a shard (the last shard of 13 rows in shards of 5 holds 3) would be indexed per row in
+        that shard only. A target array not as long as the data is an error for the whole data
+        set, but a shard of that length would take it."""
+        import torch
+
+        lengths = {hi - lo for lo, hi in (self.bounds(k) for k in {0, self.n_shards - 1})}
+        n = self.n_rows
+
+        def first_axis(v: Any) -> int | None:
+            ok = isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1
+            return int(v.shape[0]) if ok else None
+
+        kw = self.explain_kwargs
+        extras = [(f"forward_args[{i}]", v) for i, v in enumerate(kw.get("forward_args") or ())]
+        extras += [(f"forward_kwargs[{k!r}]", v) for k, v in (kw.get("forward_kwargs") or {}).items()]
+        for name, v in extras:
+            rows = first_axis(v)
+            if rows is not None and rows != n and rows in lengths:
+                raise InputError(
+                    f"{name} has shape {tuple(v.shape)}: shared by every row (the data has {n} "
+                    f"rows), but as long as a shard ({sorted(lengths)} rows with shard_size="
+                    f"{self.shard_size}), where it would be read as one entry per row. Choose "
+                    "another shard_size, or pass it inside the model.")
+        rows = first_axis(kw.get("target"))
+        if rows is not None and rows != n:
+            raise InputError(
+                f"target has shape {tuple(kw['target'].shape)}; a target array holds one class per "
+                f"row of the data ({n} rows). Give {n} entries, an int, or a list of ints for "
+                "the same classes on every row.")
+
     def shard_kwargs(self, index: int) -> dict[str, Any]:
         lo, hi = self.bounds(index)
         out = dict(self.explain_kwargs)
