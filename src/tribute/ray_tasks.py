@@ -60,11 +60,11 @@ def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[I
         else:
             ray.init(address=address, log_to_driver=False)
         started = True
+    in_flight: dict[Any, Item] = {}
     try:
         task = ray.remote(fn).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
         shared_ref = ray.put(shared)
         queue = collections.deque(items)
-        in_flight: dict[Any, Item] = {}
         while queue or in_flight:
             while queue and len(in_flight) < workers:
                 item = queue.popleft()
@@ -80,6 +80,15 @@ def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[I
                         raise cause from exc
                     raise
                 on_done(item, data)
+    except BaseException:
+        # on a Ray instance the caller started, tasks still running would go on computing
+        # results nobody collects: cancel them (a Ray we started is shut down below anyway)
+        for ref in in_flight:
+            try:
+                ray.cancel(ref)
+            except Exception:  # pragma: no cover - already finished or gone
+                pass
+        raise
     finally:
         if started:
             ray.shutdown()

@@ -13,11 +13,15 @@ from pathlib import Path
 import pytest
 import run_job
 
+import tribute
+
 HERE = Path(__file__).parent
 
 
 def _start(out: Path, rows: int, shard_size: int, backend: str, workers: int, resume: bool) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    # this checkout's tribute first (an installed one may be another checkout's)
+    src = str(Path(tribute.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), src, os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, str(HERE / "run_job.py"), str(out), str(rows), str(shard_size), backend,
            str(workers)] + (["--resume"] if resume else [])
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -34,7 +34,9 @@ def cluster():
     env = {
         **_RAY_ENV,
         # Ray workers import the test models from here.
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        # and this checkout's tribute (an installed one may be another checkout's)
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(Path(tribute.__file__).parents[1]),
+                                       os.environ.get("PYTHONPATH", "")]),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

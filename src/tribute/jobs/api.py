@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
 from .backends import BACKENDS, run_shards
-from .data import as_dataset, check_columns, load_dataset
+from .data import as_dataset, check_columns, check_finite, load_dataset
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
 from .model import ModelSource, fingerprint_model
@@ -103,6 +103,7 @@ def explain_dataset(
     if explain_kwargs.get("target") is not None:  # a Series of labels: numpy, sliced per shard
         explain_kwargs["target"] = plain_target(
             explain_kwargs["target"], None if isinstance(data, (str, Path)) else data)
+    check_finite(ds)  # before anything is written, naming rows of the whole data set
     source = ModelSource.of(model, weights)
     built = source.build()
     check_columns(ds, built)  # a table must hold the model's columns in the model's order
@@ -112,6 +113,7 @@ def explain_dataset(
         model=source, model_sha256=fingerprint_model(built), data=ds, method=method, seed=seed,
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
     )
+    spec.check_row_arguments()
     manifest = _manifest(spec)
     _check_out(out, manifest, resume)
     clean_temporaries(out)

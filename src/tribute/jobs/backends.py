@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -53,9 +56,26 @@ def run_shards(spec: JobSpec, pending: Sequence[int], on_done: OnDone, *, backen
 _WORKER_SPEC: JobSpec | None = None
 
 
-def _init_worker(spec: JobSpec) -> None:
+def _init_worker(spec: JobSpec, parent: int) -> None:
     global _WORKER_SPEC
     _WORKER_SPEC = spec
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """End this worker process once its parent (the job's driver) is gone.
+
+    A driver killed with ``kill -9`` cannot shut its pool down, and the executor's workers
+    would then wait for work forever (each holding its model). A daemon thread polls the
+    parent's pid (portable; the worker is re-parented when the driver dies) and exits."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="tribute-exit-with-parent", daemon=True).start()
 
 
 def _worker_shard(index: int) -> bytes:
@@ -68,7 +88,7 @@ def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, worke
     # Same machine: a memory-mapped .npy travels as its path, not as a copy of the rows.
     shared = dataclasses.replace(spec, data=spec.data.shared())
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(shared,))
+                               initargs=(shared, os.getpid()))
     finished = False
     try:
         futures: dict[Future[bytes], int] = {pool.submit(_worker_shard, i): i for i in pending}

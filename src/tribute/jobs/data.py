@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Dataset", "as_dataset", "check_columns", "fingerprint_arrays", "load_array", "load_dataset",
+__all__ = ["Dataset", "as_dataset", "check_columns", "check_finite", "fingerprint_arrays", "load_array", "load_dataset",
            "not_a_numpy_file", "npz_keys"]
 
 _SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
@@ -101,6 +101,37 @@ def fingerprint_arrays(arrays: Sequence[np.ndarray], block_bytes: int = 64 * 102
         for lo in range(0, a.shape[0], step):
             h.update(np.ascontiguousarray(a[lo : lo + step]).tobytes())
     return h.hexdigest()
+
+
+def check_finite(ds: Dataset, block_bytes: int = 64 * 1024**2) -> None:
+    """Refuse a data set holding NaN or Inf, naming the rows (of the whole data set).
+
+    Checked before a job writes anything: a single call refuses such inputs too, but in a job
+    it would do so only when the shard holding them runs — after the earlier shards were
+    written, and naming the row's position within its shard. Reads a memory-mapped array in
+    blocks of rows."""
+    for i, a in enumerate(ds.arrays):
+        if a.dtype.kind != "f":
+            continue
+        row_bytes = max(int(a.dtype.itemsize * np.prod(a.shape[1:], dtype=np.int64)), 1)
+        step = max(block_bytes // row_bytes, 1)
+        bad: list[int] = []
+        kinds: set[str] = set()
+        for lo in range(0, a.shape[0], step):
+            block = np.asarray(a[lo : lo + step]).reshape(min(step, a.shape[0] - lo), -1)
+            nan, inf = np.isnan(block).any(axis=1), np.isinf(block).any(axis=1)
+            kinds |= {"NaN"} if nan.any() else set()
+            kinds |= {"Inf"} if inf.any() else set()
+            bad.extend((lo + np.flatnonzero(nan | inf)).tolist()[: 10 - len(bad)])
+            if len(bad) >= 10:
+                break
+        if bad:
+            which = f"array {i} of " if len(ds.arrays) > 1 else ""
+            raise InputError(
+                f"data: {which}{ds.source} holds {' and '.join(sorted(kinds))} values in row(s) "
+                f"{bad}{'...' if len(bad) >= 10 else ''}; impute or drop those rows before "
+                "explaining (a removed feature is composed as x * m + b * (1 - m), which a missing "
+                "value turns into NaN in every coalition). Nothing was written.")
 
 
 def as_dataset(data: Any, name: str = "data") -> Dataset:
@@ -347,12 +378,21 @@ def _load_table(p: Path) -> Dataset:
             f"data: reading {p.suffix} files needs pandas (and pyarrow for parquet); "
             "install them with `pip install pandas pyarrow`, or save the data with np.save."
         ) from exc
+    headerless = False
     try:
-        frame = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+        if p.suffix.lower() == ".csv":
+            headerless = _csv_has_no_header(pd, p)
+            frame = pd.read_csv(p, header=None if headerless else "infer")
+        else:
+            frame = pd.read_parquet(p)
     except ImportError as exc:
         raise InputError(f"data: reading parquet files needs pyarrow: `pip install pyarrow` ({exc}).") from exc
     except Exception as exc:  # pandas raises many parser error types
         raise InputError(f"data: cannot read {str(p)!r} ({type(exc).__name__}: {exc}).") from exc
+    if frame.shape[1] == 0:
+        raise InputError(f"data: {str(p)!r} has no columns.")
+    if frame.shape[0] == 0:
+        raise InputError(f"data: {str(p)!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
     bad = [str(c) for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c])
                                                  and not pd.api.types.is_bool_dtype(frame[c]))]
     bad += [str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c])]
@@ -362,14 +402,31 @@ def _load_table(p: Path) -> Dataset:
             f"{sorted({str(frame[c].dtype) for c in frame.columns if str(c) in bad})}); encode them "
             "as numbers (e.g. one-hot) or drop them before explaining."
         )
-    if frame.shape[1] == 0:
-        raise InputError(f"data: {str(p)!r} has no columns.")
+
     arr = frame.to_numpy(dtype=np.float64)
     if np.isnan(arr).any():
         rows = np.flatnonzero(np.isnan(arr).any(axis=1))[:5].tolist()
         raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.")
-    cols = tuple(str(c) for c in frame.columns)
+    cols = None if headerless else tuple(str(c) for c in frame.columns)
     return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
+
+
+def _csv_has_no_header(pd: Any, p: Path) -> bool:
+    """Whether the first line of a ``.csv`` is a row of data rather than column names.
+
+    pandas takes the first line as the header, so a file saved without one (``np.savetxt``,
+    ``df.to_csv(header=False)``) would silently lose its first row and name the features after
+    its numbers. A first line of numbers only is read as data, except ``0,1,...,d-1``: the
+    header ``pd.DataFrame(X).to_csv(index=False)`` writes for unnamed columns.
+    """
+    first = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    if [str(c).strip() for c in first] == [str(i) for i in range(len(first))]:
+        return False
+    try:
+        [float(c) for c in first]
+    except ValueError:
+        return False
+    return True
 
 
 def _check_arrays(arrays: tuple[np.ndarray, ...], names: Sequence[str], where: str,

@@ -83,8 +83,11 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
                        per_row=first.groups is not None and np.asarray(first.groups).ndim == 2),
         layout=first.layout,
         extra=extra,
-        base_values=_concat([a.base_values for a in parts], "base_values", per_row=True),
-        full_values=_concat([a.full_values for a in parts], "full_values", per_row=True),
+        # v(no player) / v(all players) are reported by a call only when its method happened
+        # to evaluate that coalition: LIME's random coalitions include the empty one in some
+        # shards and not in others, so these are kept only when every shard has them.
+        base_values=_concat([a.base_values for a in parts], "base_values", per_row=True, optional=True),
+        full_values=_concat([a.full_values for a in parts], "full_values", per_row=True, optional=True),
     )
     atomic_write(out / RESULT, attribution_bytes(merged))
     return Attribution.load(out / RESULT)
@@ -162,8 +165,11 @@ def write_parquet(attr: Attribution, path: Path) -> Path | None:
     return path
 
 
-def _concat(arrs: list[Any], name: str, per_row: bool) -> np.ndarray | None:
-    if all(a is None for a in arrs):
+def _concat(arrs: list[Any], name: str, per_row: bool, optional: bool = False) -> np.ndarray | None:
+    """The shards' ``name`` arrays as one. ``optional``: a by-product some shards may lack
+    (None then, as for a single call that did not compute it); else a shard lacking it means
+    the folder was mixed by hand."""
+    if all(a is None for a in arrs) or (optional and any(a is None for a in arrs)):
         return None
     if any(a is None for a in arrs):
         raise InputError(f"merge: some shards have {name} and others not; start the job again in an empty folder.")

@@ -70,6 +70,9 @@ class ModelSource:
             model = factory()
         except Exception as exc:
             raise InputError(f"model: the factory {self.factory!r} raised {type(exc).__name__}: {exc}") from exc
+        if model is None:
+            raise InputError(f"model: the factory {self.factory!r} returned None; it must return the "
+                             "model (a torch module, an estimator or a callable): add `return model`.")
         if self.weights is not None:
             _load_checked(model, self.weights)
         return model

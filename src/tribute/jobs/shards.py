@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, TributeError
 from ._io import deterministic_npz
 from .data import Dataset
 from .model import ModelSource, fingerprint_model
@@ -85,12 +85,48 @@ class JobSpec:
         lo = index * self.shard_size
         return lo, min(lo + self.shard_size, self.n_rows)
 
+    def check_row_arguments(self) -> None:
+        """Refuse arguments a shard would read otherwise than one call on the whole data set.
+
+        :func:`tribute.explain` takes a ``forward_args``/``forward_kwargs`` tensor as per-row
+        when its first axis is as long as the batch: a shared one (a bias of 3 values) as long
+        as a shard (the last shard of 13 rows in shards of 5 holds 3) would be indexed per row in
+        that shard only. A target array not as long as the data is an error for the whole data
+        set, but a shard of that length would take it."""
+        import torch
+
+        lengths = {hi - lo for lo, hi in (self.bounds(k) for k in {0, self.n_shards - 1})}
+        n = self.n_rows
+
+        def first_axis(v: Any) -> int | None:
+            ok = isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1
+            return int(v.shape[0]) if ok else None
+
+        kw = self.explain_kwargs
+        extras = [(f"forward_args[{i}]", v) for i, v in enumerate(kw.get("forward_args") or ())]
+        extras += [(f"forward_kwargs[{k!r}]", v) for k, v in (kw.get("forward_kwargs") or {}).items()]
+        for name, v in extras:
+            rows = first_axis(v)
+            if rows is not None and rows != n and rows in lengths:
+                raise InputError(
+                    f"{name} has shape {tuple(v.shape)}: shared by every row (the data has {n} "
+                    f"rows), but as long as a shard ({sorted(lengths)} rows with shard_size="
+                    f"{self.shard_size}), where it would be read as one entry per row. Choose "
+                    "another shard_size, or pass it inside the model.")
+        rows = first_axis(kw.get("target"))
+        if rows is not None and rows != n:
+            raise InputError(
+                f"target has shape {tuple(kw['target'].shape)}; a target array holds one class per "
+                f"row of the data ({n} rows). Give {n} entries, an int, or a list of ints for "
+                "the same classes on every row.")
+
     def shard_kwargs(self, index: int) -> dict[str, Any]:
         lo, hi = self.bounds(index)
         out = dict(self.explain_kwargs)
         for key in _PER_ROW_KEYS:
             if key in out and out[key] is not None:
-                out[key] = _slice_rows(key, out[key], lo, hi, self.n_rows, self.data.arrays[0].shape)
+                out[key] = _slice_rows(key, out[key], lo, hi, self.n_rows,
+                                       tuple(tuple(a.shape) for a in self.data.arrays))
         return out
 
 
@@ -158,12 +194,26 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         # unless the user set them
         for key, value in get_method(spec.method).reproducible.items():
             kwargs.setdefault(key, value)
-        attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
-                       progress=False, **kwargs)
+        try:
+            attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
+                           progress=False, **kwargs)
+        except TributeError as exc:
+            raise _in_shard(exc, index, lo, hi) from exc
     finally:
         if spec.threads is not None:
             torch.set_num_threads(before)
     return attribution_bytes(attr)
+
+
+def _in_shard(exc: TributeError, index: int, lo: int, hi: int) -> TributeError:
+    """``exc`` (same type) with the shard and its rows of the data set in front: explain's
+    messages count samples from the shard's first row."""
+    msg = (f"shard {index} (rows {lo}..{hi - 1} of the data; its sample i is data row {lo} + i): "
+           f"{exc}")
+    try:
+        return type(exc)(msg)
+    except Exception:  # an error type with another constructor: keep it as it was
+        return exc
 
 
 def attribution_bytes(attr: Any) -> bytes:
@@ -180,28 +230,44 @@ def _as_inputs(model: Any, arrays: tuple[np.ndarray, ...]) -> Any:
         dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
         parts: list[Any] = []
         for a in arrays:
-            t = torch.from_numpy(np.array(a, order="C"))  # a copy: rows may be a read-only memmap
+            t = torch.from_numpy(_native(a))
             parts.append(t.to(dtype) if t.dtype.is_floating_point else t)
     else:
-        parts = [np.array(a, order="C") for a in arrays]
+        parts = [_native(a) for a in arrays]
     return tuple(parts) if len(parts) > 1 else parts[0]
 
 
-def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int, data_shape: tuple[int, ...]) -> Any:
+def _native(a: np.ndarray) -> np.ndarray:
+    """A C-ordered copy (rows may be a read-only memmap) in this machine's byte order: a .npy
+    saved big-endian (``>f4``) is valid data, which torch refuses to wrap."""
+    return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
+
+
+def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
+                data_shapes: tuple[tuple[int, ...], ...]) -> Any:
+    """``value`` for the shard holding rows ``lo:hi``; ``data_shapes``: one shape per model input.
+
+    A baseline or groups of the data's full shape (for a multi-input model: a tuple of arrays
+    of the inputs' full shapes) is per sample and sliced; a baseline with a rows axis of another
+    length (a tuple of them) is a background set."""
     import torch
 
+    def is_array(v: Any) -> bool:
+        return isinstance(v, (np.ndarray, torch.Tensor))
+
     def rows_first(v: Any) -> bool:
-        return isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim >= 1 and v.shape[0] == n_rows
+        return is_array(v) and v.ndim >= 1 and v.shape[0] == n_rows
 
     if key == "target":
         return value[lo:hi] if rows_first(value) else value
     if key in ("baseline", "groups"):
-        if isinstance(value, tuple):
+        parts = value if isinstance(value, tuple) else (value,)
+        if len(parts) != len(data_shapes) or not all(is_array(v) for v in parts):
             return value
-        is_array = isinstance(value, (np.ndarray, torch.Tensor))
-        if is_array and tuple(value.shape) == tuple(data_shape):
-            return value[lo:hi]
-        if key == "baseline" and is_array and value.ndim == len(data_shape):
+        if all(tuple(v.shape) == shape for v, shape in zip(parts, data_shapes)):
+            sliced = tuple(v[lo:hi] for v in parts)
+            return sliced if isinstance(value, tuple) else sliced[0]
+        if key == "baseline" and all(v.ndim == len(shape) for v, shape in zip(parts, data_shapes)):
             # A background set: say so, or a set as long as the shard would read as per-sample.
             from ..games.features import Background
 
