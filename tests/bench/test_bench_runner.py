@@ -218,3 +218,21 @@ def test_reexplaining_metrics_see_case_players() -> None:
     res = bench.run(difull, methods=["occlusion"], metrics=["max_sensitivity"], log=None)
     s = res.score("difull", "occlusion", "max_sensitivity")
     assert s is not None and s.status == "ok", s
+
+
+def test_a_failure_counts_as_a_last_place_in_the_overall_ranking() -> None:
+    # overall() used to skip the pairs where a method failed: failing on the hard cases improved
+    # its mean rank. Now a failure is a last place (n/a pairs are still left out).
+    from tribute.bench.leaderboard import case_ranks, overall
+
+    two = bench.build_suite("tiny", seed=0, cases=["symbolic", "wine"])
+    res = bench.run(two, methods=["feature_ablation", "saliency"], metrics=["deletion"], log=None)
+    before = {r["method"]: r for r in overall(res)}
+    assert before["saliency"]["scored"] == 2 and before["saliency"]["failed"] == 0
+    for s in res.scores:
+        if s.case == "wine" and s.method == "saliency":
+            s.status, s.mean, s.scores = "failed", math.nan, None
+    after = {r["method"]: r for r in overall(res)}["saliency"]
+    sym = case_ranks(res, "symbolic", "deletion", res.methods)["saliency"]
+    assert after["failed"] == 1 and after["scored"] == 1
+    assert after["mean_rank"] == (sym + 2) / 2  # last of the two methods on wine

@@ -104,28 +104,41 @@ def overall(result: BenchResult, metrics: list[str] | None = None) -> list[dict[
 
     Returns one dict per method: ``method``, ``mean_rank``, ``wins`` (first places),
     ``clear_wins`` (first places no other real method is within the 95% paired interval of:
-    :func:`paired_tie`), ``scored`` (pairs with a score), ``pairs`` (pairs in the run),
-    ``seconds`` (total explain time) and ``evals`` (mean evaluations per input over the cases it
-    ran on).
+    :func:`paired_tie`), ``scored`` (pairs with a score), ``failed`` (pairs where the method or
+    the metric on it raised), ``pairs`` (pairs in the run), ``seconds`` (total explain time) and
+    ``evals`` (mean evaluations per input over the cases it ran on).
+
+    A pair where the method failed (status ``"failed"``: it raised, or the metric raised on its
+    credits) counts as a last place, after every method scored there: skipping it let a method
+    that fails on the hard cases rank better than one that answers them. Pairs where it does not
+    apply (``"n/a"``: an image-only method on a table, a budget it cannot meet) are left out.
     """
     rows: list[dict[str, Any]] = []
     pairs = [(c.name, m) for c in result.cases for m in result.metrics_of(c.name)
              if metrics is None or m in metrics]
+    failed_runs = {(r.case, r.method) for r in result.runs if r.status == "failed"}
+    failed_scores = {(s.case, s.method, s.metric) for s in result.scores if s.status == "failed"}
     for meth in result.methods:
         ranks = []
-        clear = 0
+        wins = clear = failed = 0
         for case, metric in pairs:
             pair_ranks = case_ranks(result, case, metric, result.methods)
             r = pair_ranks.get(meth)
-            if r is not None:
+            if r is None and pair_ranks and ((case, meth) in failed_runs
+                                             or (case, meth, metric) in failed_scores):
+                ranks.append(len(pair_ranks) + 1)
+                failed += 1
+            elif r is not None:
                 ranks.append(r)
+                wins += r == 1
                 clear += r == 1 and not any(paired_tie(result, case, meth, o, metric)
                                             for o in pair_ranks if o != meth)
         runs = [r for r in result.runs if r.method == meth and r.status == "ok"]
         rows.append({
             "method": meth,
             "mean_rank": float(np.mean(ranks)) if ranks else math.nan,
-            "wins": sum(r == 1 for r in ranks), "clear_wins": int(clear), "scored": len(ranks),
+            "wins": int(wins), "clear_wins": int(clear),
+            "scored": len(ranks) - failed, "failed": failed,
             "pairs": len(pairs),
             "seconds": float(sum(r.seconds for r in runs)),
             "evals": float(np.mean([r.n_evals or 0 for r in runs])) if runs else math.nan,
