@@ -20,6 +20,25 @@ def test_importance_interval_brackets_mean_and_orders_features():
     assert labels[0] == "a" and labels[-1] == "b"  # largest first (on top)
 
 
+def test_importance_interval_covers_on_few_rows_and_is_nan_from_one():
+    # The percentile bootstrap covered the mean |credit| of 5 half-normal rows 0.82 of the time
+    # at 95% (0.47 at 2 rows), and one row got [mean, mean]: a claim of exactness.
+    rng = np.random.default_rng(0)
+    truth = np.sqrt(2 / np.pi)
+    hits = {"t": 0, "bootstrap": 0}
+    for r in range(300):
+        vals = rng.normal(size=(5, 3))
+        for kind in hits:
+            _, lo, hi = importance_table(vals, n_boot=300, seed=r, interval=kind)
+            hits[kind] += int(lo[0] <= truth <= hi[0])
+    assert hits["t"] / 300 >= 0.92 and hits["bootstrap"] / 300 <= 0.88, hits
+    mean, lo, hi = importance_table(np.array([[1.0, -2.0]]))
+    np.testing.assert_array_equal(mean, [1.0, 2.0])
+    assert np.isnan(lo).all() and np.isnan(hi).all()
+    fig = tribute.plot.importance(np.array([[1.0, -2.0]]), names=["a", "b"])
+    assert "no interval" in fig.axes[0].get_xlabel()
+
+
 def test_strongest_interaction_from_values_and_from_interactions():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 4))

@@ -13,6 +13,7 @@ import ...`` / ``from tribute.methods.base import ...`` (or ``importlib.import_m
 
 from __future__ import annotations
 
+from ._stderr import mean_interval
 from .base import (
     METHODS,
     Method,
@@ -26,5 +27,5 @@ from .base import (
     registry,
 )
 
-__all__ = ["METHODS", "Method", "MethodInfo", "Tags", "alias", "get_method", "method_info",
-           "method_infos", "register", "registry"]
+__all__ = ["METHODS", "Method", "MethodInfo", "Tags", "alias", "get_method", "mean_interval",
+           "method_info", "method_infos", "register", "registry"]

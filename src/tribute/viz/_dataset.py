@@ -2,8 +2,8 @@
 :func:`dependence`, :func:`interaction_heatmap` (with :func:`beeswarm` and :func:`waterfall`
 from :mod:`._tabular`, the views SHAP users know).
 
-Global importance is the mean absolute credit per feature with a 95% interval from a
-percentile bootstrap over rows (seeded); dependence plots put a feature's value against its
+Global importance is the mean absolute credit per feature with a 95% interval over rows
+(Student's t widened for skew; a percentile bootstrap on request); dependence plots put a feature's value against its
 credit, coloured by the feature it interacts with most (from interaction values when given,
 otherwise the feature whose value best explains the credit's residual spread, as in
 Lundberg et al. 2020).
@@ -43,18 +43,34 @@ def _matrix(values: Any, func: str) -> np.ndarray:
     return _check_finite(arr, "values")
 
 
-def importance_table(values: Any, *, n_boot: int = 1000, seed: int = 0,
-                     level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean |credit| per feature and its percentile-bootstrap interval over rows.
+def importance_table(values: Any, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                     interval: str = "t") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean |credit| per feature and an interval of it over rows.
+
+    ``interval="t"`` (default): Student's t, widened where the rows are skewed
+    (:func:`tribute.methods.mean_interval`), clipped at 0. ``"bootstrap"``: the percentile
+    bootstrap of ``n_boot`` resamples (``seed``), which covers too rarely on few rows: 0.47 at
+    2 rows, 0.82 at 5, 0.81 at 10 lognormal rows, against 0.93-0.98 for the default from 3
+    rows up. Both are NaN below 2 rows (one row shows no spread; the interval was ``[mean,
+    mean]``, a claim of exactness).
 
     Returns:
         ``(mean, low, high)``, each ``n_features``.
     """
+    if interval not in ("t", "bootstrap"):
+        raise ValueError(f"importance: interval must be 't' or 'bootstrap'; got {interval!r}")
     arr = np.abs(_matrix(values, "importance"))
     mean = arr.mean(0)
     n = arr.shape[0]
     if n < 2:
-        return mean, mean.copy(), mean.copy()
+        return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+    if interval == "t":
+        import torch
+
+        from ..methods import mean_interval
+
+        lo_t, hi_t = mean_interval(torch.from_numpy(arr), level)
+        return mean, np.maximum(lo_t.numpy(), 0.0), hi_t.numpy()
     rng = np.random.default_rng(seed)
     boots = np.empty((n_boot, arr.shape[1]))
     for s in range(0, n_boot, 100):
@@ -65,32 +81,37 @@ def importance_table(values: Any, *, n_boot: int = 1000, seed: int = 0,
 
 
 def importance(values: Any, names: Any = None, *, max_display: int = 20, n_boot: int = 1000,
-               seed: int = 0, title: str | None = None, ax: Axes | None = None) -> Figure:
-    """Global importance: mean |credit| per feature over rows, with 95% bootstrap intervals.
+               seed: int = 0, title: str | None = None, ax: Axes | None = None,
+               interval: str = "t") -> Figure:
+    """Global importance: mean |credit| per feature over rows, with 95% intervals
+    (:func:`importance_table`: Student's t widened for skew by default, or ``"bootstrap"``).
 
     Args:
         values: credits ``(n_samples, n_features)`` (array, tensor or attribution-like).
         names: one name per feature, default ``values.player_names`` or ``feature i``.
         max_display: most features shown (largest first), default=20.
-        n_boot: bootstrap resamples of the rows, default=1000.
-        seed: bootstrap seed, default=0.
+        n_boot: bootstrap resamples of the rows (``interval="bootstrap"``), default=1000.
+        seed: bootstrap seed (``interval="bootstrap"``), default=0.
         title, ax: as elsewhere in :mod:`tribute.plot`.
     """
     if max_display < 1:
         raise ValueError(f"importance: max_display must be >= 1; got {max_display}")
     arr = _matrix(values, "importance")
     labels = _resolve_names(names, values, arr.shape[1], "importance")
-    mean, lo, hi = importance_table(arr, n_boot=n_boot, seed=seed)
+    mean, lo, hi = importance_table(arr, n_boot=n_boot, seed=seed, interval=interval)
     order = np.argsort(-mean)[:max_display]
     k = len(order)
     fig, ax = _figure_and_axes(ax, (6.0, 0.35 * k + 1.2))
     y = np.arange(k)[::-1]
     ax.barh(y, mean[order], color=MAGNITUDE_COLOR, height=0.6)
-    ax.errorbar(mean[order], y, xerr=[mean[order] - lo[order], hi[order] - mean[order]],
-                fmt="none", ecolor="black", elinewidth=1, capsize=2)
+    if np.isfinite(lo).all():  # one row has no interval: no error bars
+        ax.errorbar(mean[order], y, xerr=[mean[order] - lo[order], hi[order] - mean[order]],
+                    fmt="none", ecolor="black", elinewidth=1, capsize=2)
     ax.set_yticks(y)
     ax.set_yticklabels([labels[i] for i in order])
-    ax.set_xlabel(f"mean |credit| over {arr.shape[0]} rows (95% bootstrap interval)")
+    what = "bootstrap interval" if interval == "bootstrap" else "interval"
+    ax.set_xlabel(f"mean |credit| over {arr.shape[0]} rows (95% {what})" if np.isfinite(lo).all()
+                  else f"mean |credit| over {arr.shape[0]} row (no interval from one row)")
     ax.set_title(title if title is not None else (_method_name(values) or "global importance"))
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
