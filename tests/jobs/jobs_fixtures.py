@@ -37,17 +37,19 @@ def data(n: int = 40, seed: int = 1) -> np.ndarray:
 
 
 class KillOnce(torch.nn.Module):
-    """Wraps ``make_mlp``; the first forward pass in any process SIGKILLs that process once
-    (a marker file records that it happened), to test retries of a dead worker."""
+    """Wraps ``make_mlp``; the first forward pass in a process other than the one that built it
+    (a worker: the driver runs the model too, for the manifest's probe) SIGKILLs that process
+    once (a marker file records that it happened), to test retries of a dead worker."""
 
     def __init__(self, marker: str) -> None:
         super().__init__()
         self.net = make_mlp()
         self.marker = marker
+        self.driver = os.getpid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = Path(self.marker)
-        if not p.exists():
+        if not p.exists() and os.getpid() != self.driver:
             p.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         return self.net(x)

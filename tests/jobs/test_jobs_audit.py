@@ -219,3 +219,31 @@ def test_arguments_a_shard_would_read_per_row_are_refused_before_anything_is_wri
     per_row = torch.arange(13, dtype=torch.float32)[:, None]  # one bias per row: sliced, fine
     tribute.explain_dataset(_Biased(), X, out, "feature_ablation", target=1, shard_size=5, progress=False,
                             forward_kwargs={"bias": per_row})
+
+
+class _Scaled(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+
+def test_a_resume_whose_model_code_changed_is_refused(tmp_path, monkeypatch):
+    # The fingerprint hashes the class name and state_dict: a resumed job whose forward code
+    # changed in between (same weights) mixed shards of two models. The manifest's probe (the
+    # outputs on the first data rows) sees it.
+    import pytest
+
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    out = tmp_path / "job"
+    tribute.explain_dataset(_Scaled(), x, out=out, method="feature_ablation", shard_size=4,
+                            progress=False, target=0)
+    tribute.explain_dataset(_Scaled(), x, out=out, method="feature_ablation", shard_size=4,
+                            progress=False, target=0, resume=True)  # same code: resumes
+    monkeypatch.setattr(_Scaled, "forward", lambda self, z: torch.tanh(self.lin(z)))
+    with pytest.raises(tribute.InputError, match="outputs on the first 4 data rows changed"):
+        tribute.explain_dataset(_Scaled(), x, out=out, method="feature_ablation", shard_size=4,
+                                progress=False, target=0, resume=True)

@@ -16,9 +16,9 @@ from .backends import BACKENDS, run_shards
 from .data import as_dataset, check_columns, check_finite, load_dataset
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
-from .model import ModelSource, fingerprint_model
+from .model import PROBE_ROWS, ModelSource, fingerprint_model, model_probe, probes_agree
 from .progress import JobProgress
-from .shards import JobSpec, method_settings
+from .shards import JobSpec, _as_inputs, method_settings
 
 __all__ = ["DEFAULT_SHARD_SIZE", "explain_dataset"]
 
@@ -54,7 +54,8 @@ def explain_dataset(
     Each shard is computed by :func:`tribute.explain` on its rows with seed
     ``SeedSequence([seed, shard_index])`` (see :mod:`tribute.jobs.shards`) and saved atomically
     (temp file, fsync, ``os.replace``) as ``out/shards/shard-NNNNNN.npz`` next to
-    ``out/manifest.json`` (settings, sha256 fingerprints of model and data, tribute version).
+    ``out/manifest.json`` (settings, sha256 fingerprints of model and data, the model's
+    outputs on the first rows, tribute version).
     A killed job continues with ``resume=True``, skipping finished shards; the merged
     ``out/result.npz`` is byte-identical to an uninterrupted run's, whatever the backend.
 
@@ -115,6 +116,10 @@ def explain_dataset(
     )
     spec.check_row_arguments()
     manifest = _manifest(spec)
+    if not (explain_kwargs.get("forward_args") or explain_kwargs.get("forward_kwargs")):
+        inputs = _as_inputs(built, ds.rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
+        manifest["model"]["probe"] = model_probe(
+            built, inputs if isinstance(inputs, tuple) else (inputs,))
     _check_out(out, manifest, resume)
     clean_temporaries(out)
     clean_temporaries(out / SHARDS_DIR)
@@ -227,13 +232,24 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
             "two ways. Start the job anew in another folder (or delete this one).")
     # Data source paths may differ between runs (same bytes elsewhere): compare content only.
     diffs = [d for d in compare_manifests(old, manifest)
-             if not d.startswith(("data.source", "model.weights", "model.factory"))]
+             if not d.startswith(("data.source", "model.weights", "model.factory", "model.probe"))]
+    if not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
+        diffs.append(
+            f"the model's outputs on the first {PROBE_ROWS} data rows changed "
+            f"({_short_probe(old['model'].get('probe'))} -> {_short_probe(manifest['model'].get('probe'))}), "
+            "although its fingerprint (class and weights, or pickled object) did not: its code "
+            "computes something else now")
     if diffs:
         raise InputError(
             f"out: folder {str(out)!r} holds a job with different settings, so it cannot be "
             f"resumed: {'; '.join(diffs[:6])}. Rerun with the original settings, or choose another "
             "folder for the new job."
         )
+
+
+def _short_probe(probe: Any) -> str:
+    vals = list(probe or [])
+    return "[" + ", ".join(f"{v:.6g}" for v in vals[:3]) + (", ...]" if len(vals) > 3 else "]")
 
 
 def _is_temporary(p: Path) -> bool:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError, WeightsFormatError
 
 __all__ = ["ModelSource", "fingerprint_model", "import_factory"]
@@ -151,6 +153,49 @@ def fingerprint_model(model: Any) -> str:
             "factory spec 'pkg.module:factory'."
         ) from exc
     return h.hexdigest()
+
+
+#: Data rows whose model outputs the manifest keeps (:func:`model_probe`).
+PROBE_ROWS = 4
+
+
+def model_probe(model: Any, rows: tuple[Any, ...]) -> list[float] | None:
+    """The model's raw outputs on the first data rows, flattened (at most 64 numbers), or None
+    when the model cannot be called on them alone (it needs forward arguments).
+
+    The fingerprint hashes a module's class name and state_dict, or a pickled object, which
+    for a plain function is its module and name only: a resumed job whose model *code* changed
+    in between (a fixed bug, another activation, a global weight matrix) would mix shards of
+    two models without a word. The probe sees what the code computes.
+    """
+    import torch
+
+    from ..models import as_model
+
+    framework = "torch" if isinstance(model, torch.nn.Module) else "numpy"
+    tensors = tuple(r if isinstance(r, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(r))
+                    for r in rows)
+    try:
+        adapter = as_model(model, framework)
+        with adapter.session(), torch.no_grad():
+            out = adapter(tensors)
+    except Exception:  # e.g. a model that needs forward_args: the fingerprint alone decides
+        return None
+    flat = out.detach().to(torch.float64).cpu().reshape(-1)[:64]
+    return [float(v) for v in flat]
+
+
+def probes_agree(old: Any, new: Any) -> bool:
+    """Whether two :func:`model_probe` results describe the same model (within float noise of
+    another machine or BLAS: relative 1e-5 of the outputs' scale). A missing probe (a job
+    written before probes, or a model that needs forward arguments) agrees."""
+    if old is None or new is None:
+        return True
+    a, b = np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    scale = max(float(np.abs(a).max(initial=0.0)), 1e-12)
+    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-5 * scale, equal_nan=True))
 
 
 def _load_checked(model: Any, weights: str) -> None:
