@@ -27,9 +27,10 @@ Conventions (fixed here, documented in :func:`tribute.explain`):
   (refused for a model returning raw values with several outputs, e.g. a multi-output
   regressor: it has no predicted class, pass the output's index).
 * ``"predicted"`` — the arg-max class of each sample on its unperturbed input; for a
-  scikit-learn classifier explained through ``predict_proba``, the class its ``predict``
-  returns (which can differ from the arg-max: ``SVC(probability=True)``, a tuned decision
-  threshold), read with one more pass of the samples (counted in ``n_rows``).
+  classifier whose ``predict`` can differ from the arg-max of its ``predict_proba`` or
+  ``decision_function`` (``SVC(probability=True)``, a tuned decision threshold, a class
+  tribute does not know: :func:`tribute.models.adapters.predict_may_differ`), the class its
+  ``predict`` returns, read with one more pass of the samples (counted in ``n_rows``).
 * ``int`` — that class for every sample.
 * ``list``/``tuple`` of ints — several targets, each explained for every sample (adds a
   target axis to the result).

@@ -201,7 +201,7 @@ def test_predicted_target_falls_back_to_the_arg_max_when_predict_fails(iris):
             raise RuntimeError("predict is not available here")
 
     broken = NoPredict(max_iter=2000).fit(x, y)
-    with pytest.warns(UserWarning, match="predict failed.*arg-max of predict_proba"):
+    with pytest.warns(UserWarning, match="predict failed.*arg-max of its predict_proba"):
         a = tribute.explain(broken, x[:4], method="exact_shapley", baseline=x.mean(0))
     b = tribute.explain(lr, x[:4], method="exact_shapley", baseline=x.mean(0))
     np.testing.assert_array_equal(np.asarray(a.targets), np.asarray(b.targets))

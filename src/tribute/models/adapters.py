@@ -319,11 +319,12 @@ class NumpyModel(ModelAdapter):
         classes = np.asarray(classes)
         try:
             labels = np.asarray(predict(*self._arrays(inputs)))
-        except Exception as exc:  # predict_proba worked; keep the documented arg-max
+        except Exception as exc:  # the scores worked; keep the documented arg-max
             warnings.warn(
                 f"target 'predicted': the classifier's predict failed ({type(exc).__name__}: "
-                f"{exc}); the predicted class is read as the arg-max of predict_proba instead, "
-                "which can differ from what predict would return. Pass target= explicitly.",
+                f"{exc}); the predicted class is read as the arg-max of its {self.kind} "
+                "instead, which can differ from what predict would return. Pass target= "
+                "explicitly.",
                 UserWarning, stacklevel=user_stacklevel())
             return None
         if classes.ndim != 1 or labels.ndim != 1 or labels.shape[0] != inputs[0].shape[0]:
