@@ -247,3 +247,22 @@ def test_a_resume_whose_model_code_changed_is_refused(tmp_path, monkeypatch):
     with pytest.raises(tribute.InputError, match="outputs on the first 4 data rows changed"):
         tribute.explain_dataset(_Scaled(), x, out=out, method="feature_ablation", shard_size=4,
                                 progress=False, target=0, resume=True)
+
+
+class _Noisy(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # Monte-Carlo dropout: random in eval
+        return self.lin(torch.nn.functional.dropout(x, 0.5, training=True))
+
+
+def test_a_model_random_in_eval_mode_still_resumes(tmp_path):
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    out = tmp_path / "job"
+    tribute.explain_dataset(_Noisy(), x, out=out, method="feature_ablation", shard_size=4,
+                            progress=False, target=0)
+    tribute.explain_dataset(_Noisy(), x, out=out, method="feature_ablation", shard_size=4,
+                            progress=False, target=0, resume=True)

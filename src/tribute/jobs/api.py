@@ -118,8 +118,11 @@ def explain_dataset(
     manifest = _manifest(spec)
     if not (explain_kwargs.get("forward_args") or explain_kwargs.get("forward_kwargs")):
         inputs = _as_inputs(built, ds.rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
-        manifest["model"]["probe"] = model_probe(
-            built, inputs if isinstance(inputs, tuple) else (inputs,))
+        rows = inputs if isinstance(inputs, tuple) else (inputs,)
+        probe = model_probe(built, rows)
+        # a model that is random in eval mode (Monte-Carlo dropout, noise) answers differently
+        # each time: no probe, the fingerprint alone decides
+        manifest["model"]["probe"] = probe if probe == model_probe(built, rows) else None
     _check_out(out, manifest, resume)
     clean_temporaries(out)
     clean_temporaries(out / SHARDS_DIR)
@@ -234,11 +237,12 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
     diffs = [d for d in compare_manifests(old, manifest)
              if not d.startswith(("data.source", "model.weights", "model.factory", "model.probe"))]
     if not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
+        before, after = old["model"]["probe"], manifest["model"]["probe"]
+        k = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), 0)
         diffs.append(
-            f"the model's outputs on the first {PROBE_ROWS} data rows changed "
-            f"({_short_probe(old['model'].get('probe'))} -> {_short_probe(manifest['model'].get('probe'))}), "
-            "although its fingerprint (class and weights, or pickled object) did not: its code "
-            "computes something else now")
+            f"the model's outputs on the first {PROBE_ROWS} data rows changed (output value {k}: "
+            f"{_short_probe(before[k:])} -> {_short_probe(after[k:])}), although its fingerprint "
+            "(class and weights, or pickled object) did not: its code computes something else now")
     if diffs:
         raise InputError(
             f"out: folder {str(out)!r} holds a job with different settings, so it cannot be "

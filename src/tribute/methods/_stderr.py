@@ -262,14 +262,17 @@ def inflate_skewed(se: torch.Tensor, m2: torch.Tensor, m3: torch.Tensor, m4: tor
 
 def mean_interval(samples: torch.Tensor, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
     """Interval of the mean of each column of ``samples`` (``n x k``, i.i.d. rows) at ``level``:
-    Student's t with the columns' variances pooled as :func:`moderate` does, widened where
-    the rows are skewed (:func:`inflate_skewed`). NaN below 2 rows (one row shows no spread).
+    Student's t with ``n - 1`` dof, each column on its own (no pooling across columns: they are
+    different quantities, e.g. features of an importance plot), widened where the rows are
+    skewed (:func:`inflate_skewed`). NaN below 2 rows (one row shows no spread).
 
-    A percentile bootstrap of the same means covered 0.47 (2 rows), 0.82 (5) and 0.81 (10 rows
-    of a lognormal) of the time at 95%; this interval 0.91-0.98 on half-normal and lognormal
-    rows from 3 rows up. Rows where a rare large value is missing from every draw cannot show
-    it (0.71 at 5-10 rows when 90% of the values are ~0).
+    Coverage at 95% (400 seeds each, 2-200 rows): half-normal rows 0.92-0.98, lognormal rows
+    0.85-0.95 (a percentile bootstrap of the same means: 0.47-0.95 and 0.46-0.94, e.g. 0.82 and
+    0.72 at 5 rows). Rows where a rare large value is missing from every draw cannot show it
+    (0.34 at 5 rows when 90% of the values are ~0, 0.92 at 50).
     """
+    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+        raise ValueError(f"mean_interval: level must be in (0, 1); got {level!r}")
     x = samples.to(torch.float64)
     n = int(x.shape[0])
     mean = x.mean(0)
@@ -279,9 +282,10 @@ def mean_interval(samples: torch.Tensor, level: float = 0.95) -> tuple[torch.Ten
     se = x.std(0, unbiased=True) / math.sqrt(n)
     c = x - mean
     m2, m3, m4 = (c * c).mean(0), (c**3).mean(0), (c**4).mean(0)
-    wide = inflate_skewed(se[None], m2[None], m3[None], m4[None], n)[0]
-    from scipy.stats import norm
+    # +-2 wide errors span 95.45% (t-inflated by t_factor, then widened for skew): another
+    # level keeps the widening and takes its own t quantile
+    wide = inflate_skewed(se[None], m2[None], m3[None], m4[None], n, k0=0.0)[0]
+    from scipy.stats import t as student_t
 
-    # +-2 wide errors span the normal's 95.45% (``_TAIL``); other levels scale as its quantiles
-    half = wide * float(norm.ppf(0.5 + level / 2.0)) * (2.0 / float(norm.ppf(_TAIL)))
+    half = wide * float(student_t.ppf(0.5 + level / 2.0, n - 1)) / t_factor(float(n - 1))
     return mean - half, mean + half

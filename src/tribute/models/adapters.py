@@ -352,22 +352,32 @@ class NumpyModel(ModelAdapter):
         return arrays
 
 
-#: scikit-learn classifiers whose ``predict`` is not the arg-max of their scores.
-_SKLEARN_OWN_DECISION = frozenset({
-    "SVC", "NuSVC",  # predict_proba: Platt scaling fitted apart from the decision function
-    "FixedThresholdClassifier", "TunedThresholdClassifierCV",  # a decision threshold
-    "SGDClassifier",  # modified_huber's clipped probabilities tie where the decision does not
+#: scikit-learn classifiers whose ``predict`` is the arg-max of their ``predict_proba`` (or,
+#: without it, of their ``decision_function``): checked against ``predict`` (review rev31b).
+#: Others (``SVC``/``NuSVC`` with Platt scaling, ``NearestCentroid``, ``DummyClassifier``,
+#: threshold classifiers, ``SGDClassifier``'s clipped modified_huber, any class not listed)
+#: get their ``predict`` read.
+_SKLEARN_ARGMAX = frozenset({
+    "LogisticRegression", "LogisticRegressionCV", "RidgeClassifier", "RidgeClassifierCV",
+    "LinearSVC", "Perceptron", "PassiveAggressiveClassifier",
+    "DecisionTreeClassifier", "ExtraTreeClassifier", "RandomForestClassifier",
+    "ExtraTreesClassifier", "GradientBoostingClassifier", "HistGradientBoostingClassifier",
+    "AdaBoostClassifier", "BaggingClassifier", "KNeighborsClassifier",
+    "RadiusNeighborsClassifier", "GaussianNB", "MultinomialNB", "BernoulliNB",
+    "ComplementNB", "CategoricalNB", "MLPClassifier", "LinearDiscriminantAnalysis",
+    "QuadraticDiscriminantAnalysis", "GaussianProcessClassifier", "CalibratedClassifierCV",
+    "LabelPropagation", "LabelSpreading", "OneVsRestClassifier",
 })
-#: Packages whose classifiers predict the arg-max of predict_proba / decision_function.
-_ARGMAX_PACKAGES = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
+#: Packages all of whose classifiers predict the arg-max of ``predict_proba``.
+_ARGMAX_PACKAGES = ("xgboost.", "lightgbm.", "catboost.")
 
 
 def predict_may_differ(estimator: Any, depth: int = 0) -> bool:
     """False when ``estimator.predict`` is known to return the arg-max of its
     ``predict_proba`` / ``decision_function`` (so reading it costs a pass for nothing): the
-    classifiers of scikit-learn (but :data:`_SKLEARN_OWN_DECISION`), XGBoost, LightGBM and
-    CatBoost, and pipelines, searches, stacks and meta-estimators ending in or wrapping one.
-    True for anything else (one more pass of the samples, never a wrong class)."""
+    scikit-learn classifiers of :data:`_SKLEARN_ARGMAX`, XGBoost, LightGBM and CatBoost, and
+    pipelines, searches, stacks and meta-estimators ending in or wrapping one. True for
+    anything else (one more pass of the samples, never a wrong class)."""
     if depth > 8:
         return True
     steps = getattr(estimator, "steps", None)
@@ -379,7 +389,9 @@ def predict_may_differ(estimator: Any, depth: int = 0) -> bool:
         if name.endswith(suffix):
             found = getattr(estimator, attr, None)
             return True if found is None else predict_may_differ(found, depth + 1)
-    if name in _SKLEARN_OWN_DECISION or not module.startswith(_ARGMAX_PACKAGES):
+    if module.startswith(_ARGMAX_PACKAGES):
+        return False
+    if not (module.startswith("sklearn.") and name in _SKLEARN_ARGMAX):
         return True
     wrapped = getattr(estimator, "estimator", None)  # a meta-estimator (OneVsRestClassifier...)
     return wrapped is not None and hasattr(wrapped, "fit") and predict_may_differ(wrapped, depth + 1)
