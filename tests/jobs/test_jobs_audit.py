@@ -266,3 +266,30 @@ def test_a_model_random_in_eval_mode_still_resumes(tmp_path):
                             progress=False, target=0)
     tribute.explain_dataset(_Noisy(), x, out=out, method="feature_ablation", shard_size=4,
                             progress=False, target=0, resume=True)
+
+
+def test_a_seeded_random_model_resumes_byte_identically(tmp_path):
+    # torch's global generator is seeded per shard: a model random in eval mode gives a resumed
+    # job the bytes of an uninterrupted one
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for out in (full, cut):
+        tribute.explain_dataset(_Noisy(), x, out=out, method="feature_ablation", shard_size=4,
+                                progress=False, target=0)
+    (cut / "result.npz").unlink()
+    sorted((cut / "shards").glob("shard-*.npz"))[-1].unlink()
+    tribute.explain_dataset(_Noisy(), x, out=cut, method="feature_ablation", shard_size=4,
+                            progress=False, target=0, resume=True)
+    assert (cut / "result.npz").read_bytes() == (full / "result.npz").read_bytes()
+
+
+def test_probe_tolerance_follows_the_output_dtype_and_each_value():
+    from tribute.jobs.model import probes_agree
+
+    old = {"values": [1e4, 1.0], "rtol": 1e-5}
+    assert not probes_agree(old, {"values": [1e4, 1.01], "rtol": 1e-5})  # a large value hides nothing
+    assert not probes_agree({"values": [float("inf"), 1.0], "rtol": 1e-5},
+                            {"values": [float("inf"), 2.0], "rtol": 1e-5})
+    half = {"values": [1.0, 2.0], "rtol": 50 * 2.0**-10}
+    assert probes_agree(half, {"values": [1.01, 2.02], "rtol": half["rtol"]})  # float16 noise
+    assert probes_agree([1.0, 2.0], {"values": [1.0, 2.0], "rtol": 1e-5})  # an older manifest's list

@@ -16,7 +16,14 @@ from .backends import BACKENDS, run_shards
 from .data import as_dataset, check_columns, check_finite, load_dataset
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
-from .model import PROBE_ROWS, ModelSource, fingerprint_model, model_probe, probes_agree
+from .model import (
+    PROBE_ROWS,
+    ModelSource,
+    fingerprint_model,
+    model_probe,
+    probe_values,
+    probes_agree,
+)
 from .progress import JobProgress
 from .shards import JobSpec, _as_inputs, method_settings
 
@@ -116,7 +123,7 @@ def explain_dataset(
     )
     spec.check_row_arguments()
     manifest = _manifest(spec)
-    if not (explain_kwargs.get("forward_args") or explain_kwargs.get("forward_kwargs")):
+    if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
         inputs = _as_inputs(built, ds.rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
         rows = inputs if isinstance(inputs, tuple) else (inputs,)
         probe = model_probe(built, rows)
@@ -237,7 +244,8 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
     diffs = [d for d in compare_manifests(old, manifest)
              if not d.startswith(("data.source", "model.weights", "model.factory", "model.probe"))]
     if not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
-        before, after = old["model"]["probe"], manifest["model"]["probe"]
+        before, after = (probe_values(old["model"]["probe"]),
+                         probe_values(manifest["model"]["probe"]))
         k = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), 0)
         diffs.append(
             f"the model's outputs on the first {PROBE_ROWS} data rows changed (output value {k}: "

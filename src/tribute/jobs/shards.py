@@ -195,8 +195,13 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         for key, value in get_method(spec.method).reproducible.items():
             kwargs.setdefault(key, value)
         try:
-            attr = explain(model, inputs, method=spec.method, seed=shard_seed(spec.seed, index),
-                           progress=False, **kwargs)
+            # torch's global generator too depends on (seed, shard) only: a model that draws
+            # from it in eval mode (Monte-Carlo dropout, noise) gives a resumed job the same
+            # bytes as an uninterrupted one (review rev31b)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(shard_seed(spec.seed, index))
+                attr = explain(model, inputs, method=spec.method,
+                               seed=shard_seed(spec.seed, index), progress=False, **kwargs)
         except TributeError as exc:
             raise _in_shard(exc, index, lo, hi) from exc
     finally:
