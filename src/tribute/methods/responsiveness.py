@@ -183,7 +183,8 @@ class ResponsivenessResult:
             for a scikit-learn classifier whose ``classes_`` are numbers other than ``0..K-1``).
         target: ``batch`` target classes (same convention as ``current``).
         n_evals: model rows evaluated (inputs plus candidate actions; twice that for a
-            scikit-learn classifier, whose ``predict`` gives the decision).
+            classifier whose ``predict`` may differ from the arg-max of its scores and so
+            gives the decision: ``tribute.models.adapters.predict_may_differ``).
     """
 
     scores: np.ndarray
@@ -429,9 +430,9 @@ def feature_responsiveness(
     out = game.full()
     decision = _decide(out, game.target.model_output)
     n_rows = int(allx.shape[0])
-    adapter_ = getattr(game, "model", None)
-    own = adapter_.predicted_classes((torch.as_tensor(allx),)) \
-        if isinstance(adapter_, NumpyModel) else None
+    adapter: Any = getattr(game, "model", None)
+    own = adapter.predicted_classes((torch.as_tensor(allx),)) \
+        if isinstance(adapter, NumpyModel) else None
     if own is not None:
         # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
         # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
@@ -441,7 +442,6 @@ def feature_responsiveness(
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
     # tribute.explain (labels_to_columns), and current / target are reported as labels
-    adapter: Any = getattr(game, "model", None)
     labels = numeric_labels(adapter)
     if target is None:
         if n_classes != 2:
