@@ -319,7 +319,8 @@ class Attribution:
                 evaluated the empty coalition) or ``"image"``. default="auto".
             target: which target column when several were explained. default=0.
             **kwargs: passed to :func:`tribute.plot.bar`, :func:`~tribute.plot.waterfall` or
-                :func:`~tribute.plot.image`.
+                :func:`~tribute.plot.image`. Bars carry the sample's standard errors as
+                error bars when every one of them is finite (none when the method reported NaN).
 
         Returns:
             A matplotlib figure; for text players (``explain(..., tokenizer=...)``) with
@@ -369,12 +370,12 @@ class Attribution:
                 )
             return image(spatial, **kwargs)
         se = self.flat_stderr()
-        return bar(
-            flat[index, target],
-            names=names,
-            stderr=None if se is None else se[index, target],
-            **kwargs,
-        )
+        row_se = None if se is None else se[index, target]
+        if row_se is not None and not np.isfinite(row_se).all():
+            # a method that could not estimate this sample's standard errors reports NaN (with
+            # a StderrWarning); draw the credits without error bars rather than refuse the plot
+            row_se = None
+        return bar(flat[index, target], names=names, stderr=row_se, **kwargs)
 
     def _text_html(self, index: int, target: int) -> Any:
         """Text players highlighted on sample ``index``'s text (an HTML object)."""

@@ -147,7 +147,10 @@ def _build_parser() -> argparse.ArgumentParser:
 def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                          with_groups: bool = True) -> None:
     p.add_argument("--method", default=default_method, help=f"registry name (default: {default_method}; see `tribute methods`)")
-    p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
+    p.add_argument("--target", default=None,
+                   help="'predicted', a class index, comma-separated indices (several targets), a "
+                        "class label of a classifier with string classes, or a .npy/.npz file of one "
+                        "class per sample (sliced by --limit like --data)")
     p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
         p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of the rows explained: "
@@ -155,7 +158,7 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                             "(default: 0)")
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative int (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: tuned on the fly)")
     p.add_argument("--max-memory", default=None, metavar="BYTES",
                    help="memory tribute may allocate, e.g. 8GiB or 2e9 (default: half the available memory); "
@@ -165,7 +168,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                         "and None also read as true, false and null)")
     if with_groups:
         add_feature_names_arg(p)
-    p.add_argument("--limit", type=int, default=None, help="explain only the first N samples")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="explain only the first N samples (N >= 1)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -388,13 +392,52 @@ def check_weights(model: Any, path: str, factory: str = "the factory") -> None:
             + f". {fix}")
 
 
-def _parse_target(text: str | None) -> Any:
+def _parse_target(text: str | None, limit: int | None = None) -> Any:
+    """``--target``: None, ``'predicted'``, an int, comma-separated ints (several targets), a class
+    label of a classifier with string classes (``cat``, ``cat,dog``), or a ``.npy``/``.npz`` file
+    of one class per sample (its first ``limit`` entries with ``--limit``, as for ``--data``)."""
+    from .errors import InputError
+
     if text is None or text == "predicted":
         return text
-    parts = [t for t in text.split(",") if t.strip()]
-    if len(parts) > 1:
-        return [int(t) for t in parts]
-    return int(parts[0])
+    if text.lower().endswith((".npy", ".npz")):
+        arr = load_data(text, arg="--target")
+        return arr[:limit] if limit else arr
+    parts = [t.strip() for t in text.split(",")]
+    if not any(parts) or not all(parts):
+        raise InputError(f"--target {text!r} holds an empty entry; give 'predicted', a class index "
+                         "(--target 3), comma-separated indices (--target 0,2), a class label, or "
+                         "a .npy file of one class per sample.")
+    values: list[int | str] = []
+    for part in parts:
+        try:
+            values.append(int(part))
+        except ValueError:
+            values.append(part)  # a class label (string classes_); explain refuses other strings
+    return values if len(values) > 1 else values[0]
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (``--limit``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1 (leave the option out "
+                                         "for every sample)")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a non-negative int (``--seed``; numpy refuses negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a non-negative int")
+    return value
 
 
 def _parse_baseline(text: str, data: Any) -> Any:
@@ -420,7 +463,13 @@ def _parse_groups(text: str | None) -> Any:
     if text is None:
         return None
     if text.startswith("patch:"):
-        return patches(int(text.split(":", 1)[1]))
+        size = text.split(":", 1)[1]
+        if not size.strip().isdigit() or int(size) < 1:
+            from .errors import InputError
+
+            raise InputError(f"--groups {text!r}: the patch size must be a positive int, e.g. "
+                             "--groups patch:8 for 8x8 superpixels.")
+        return patches(int(size))
     return load_data(text, arg="--groups")
 
 
@@ -432,6 +481,10 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise InputError(f"--param {item!r} must be KEY=VALUE.")
         k, v = item.split("=", 1)
+        k = k.strip()
+        if k in _OPTION_PARAMS:
+            raise InputError(f"--param {item!r}: {k} has its own option; use {_OPTION_PARAMS[k]} "
+                             "instead of --param.")
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
@@ -439,6 +492,15 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
             out[k] = _PYTHON_LITERALS.get(v.strip(), v)
     return out
 
+
+#: Arguments of :func:`tribute.explain` set by their own options (``--param budget=...`` would
+#: collide with them: "got multiple values for keyword argument").
+_OPTION_PARAMS: dict[str, str] = {
+    "budget": "--budget", "seed": "--seed", "target": "--target", "output": "--output",
+    "baseline": "--baseline", "groups": "--groups", "batch_size": "--batch-size",
+    "max_memory": "--max-memory", "feature_names": "--feature-names", "progress": "--no-progress",
+    "method": "--method", "model": "--model", "inputs": "--data", "players": "--module/--unit",
+}
 
 #: ``--param k=True`` means ``True`` (JSON spells it ``true``), not the string ``"True"``.
 _PYTHON_LITERALS: dict[str, Any] = {"True": True, "False": False, "None": None}
@@ -598,7 +660,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .jobs.cli import run_job, wants_job
 
     if wants_job(args):
-        return run_job(args, target=_parse_target(args.target), groups=_parse_groups(args.groups),
+        return run_job(args, target=_parse_target(args.target, args.limit), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))
     model, inputs = prepare(args, multi=True)
@@ -612,7 +674,7 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
     from .api import explain
 
     attr = explain(
-        model, inputs, method=args.method, target=_parse_target(args.target),
+        model, inputs, method=args.method, target=_parse_target(args.target, args.limit),
         budget=args.budget, seed=args.seed, batch_size=args.batch_size,
         progress=False if args.no_progress else None, output=args.output,
         max_memory=getattr(args, "max_memory", None), **settings, **_parse_params(args.param),

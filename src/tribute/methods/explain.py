@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, FeatureGame
 from ..models import as_model
+from ..params import check_seed
 from ..targets import TargetLike
 from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
 
@@ -185,8 +186,7 @@ def explain(
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
         check_budget_param(estimator, params, game, budget)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise InputError(f"seed={seed!r} must be an int.")
+        seed = check_seed(seed)
         # the estimate check() just made for this game and budget (the same object)
         memo = estimator.__dict__.pop("_checked_cost", None)
         cost = memo[2] if memo is not None and memo[0]() is game and memo[1] == use_budget \
