@@ -8,6 +8,7 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def _run(proj: Path, *extra: str, out: str = "out") -> int:
                  "--out", str(proj / out), *extra])
 
 
-def _api(proj: Path, limit: int | None = None, **kw: object) -> tribute.Attribution:
+def _api(proj: Path, limit: int | None = None, **kw: Any) -> tribute.Attribution:
     import aud32c_factory
 
     model = aud32c_factory.make_mlp()
@@ -77,7 +78,7 @@ def test_target_file_is_one_class_per_sample_sliced_by_limit(proj):
                 "--limit", "3") == 0
     got = tribute.Attribution.load(proj / "out" / "attribution.npz")
     want = _api(proj, limit=3, method="exact_shapley", target=np.array([0, 1, 2]))
-    assert np.array_equal(got.targets, [0, 1, 2])
+    assert got.targets is not None and np.array_equal(got.targets, [0, 1, 2])
     assert np.array_equal(got.flat(), want.flat())
 
 
@@ -128,7 +129,8 @@ def test_nan_stderr_still_writes_the_views(proj, capsys):
                    "--baseline", "0", "--no-progress", "--out", str(proj / "o")])
     assert rc == 0
     got = tribute.Attribution.load(proj / "o" / "attribution.npz")
-    assert np.isnan(got.flat_stderr()).any()
+    se = got.flat_stderr()
+    assert se is not None and np.isnan(se).any()
     assert (proj / "o" / "attribution.png").is_file() and (proj / "o" / "attribution.html").is_file()
 
 
@@ -138,8 +140,9 @@ def test_negative_seed_is_refused_by_the_api_before_any_work():
     with pytest.raises(tribute.InputError, match="seed=-1 must be a non-negative int"):
         tribute.explain(f, x, method="kernel_shap", baseline=0.0, budget=16, seed=-1,
                         progress=False)
-    attr = tribute.explain(f, x, method="kernel_shap", baseline=0.0, budget=16,
-                           seed=np.int64(2), progress=False)
+    seed: Any = np.int64(2)  # a numpy integer is an int seed too
+    attr = tribute.explain(f, x, method="kernel_shap", baseline=0.0, budget=16, seed=seed,
+                           progress=False)
     assert attr.params["seed"] == 2
     with pytest.raises(tribute.InputError, match="seed=-3 must be a non-negative int"):
         tribute.evaluate(f, x, attr, metric="deletion", seed=-3)
