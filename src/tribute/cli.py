@@ -315,6 +315,9 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
     ``multi``: the command (``tribute explain``) runs a multi-input model's arrays as a dataset
     job, so refusing several arrays points there; ``tribute evaluate`` and ``tribute
     components`` take one array. default=False.
+
+    Sets ``args.n_data_rows``, the rows of ``--data`` before ``--limit`` (see
+    :func:`limit_rows`).
     """
     import numpy as np
     import torch
@@ -325,6 +328,7 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
     device = resolve_device(getattr(args, "device", None))
     model = load_factory(args.model)
     data = load_data(args.data, args.data_key, multi=multi)
+    args.n_data_rows = len(data)  # before --limit: per-sample option files have this many rows
     if getattr(args, "limit", None):
         data = data[: args.limit]
     if isinstance(model, torch.nn.Module):
@@ -350,6 +354,24 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
                              f"returned a {type(model).__name__}, which runs on the CPU.")
         inputs = data
     return model, inputs
+
+
+def limit_rows(value: Any, args: argparse.Namespace, inputs: Any) -> Any:
+    """The first ``--limit`` rows of a per-sample option array (a baseline or groups mask with one
+    row per row of ``--data``: as many rows as ``--data`` had, and the inputs' rank), so that
+    ``--limit N`` explains exactly what the first N rows of a run without it explain; anything
+    else (a scalar, one shared baseline or mask, a background set of other length) unchanged.
+
+    Without it, a per-sample baseline of the full data's length met fewer inputs and was read as
+    a background set, averaging over every row's baseline (audit aud32c).
+    """
+    limit = getattr(args, "limit", None)
+    n_full = getattr(args, "n_data_rows", None)
+    shape = getattr(value, "shape", None)
+    if (not limit or n_full is None or shape is None or limit >= n_full
+            or len(shape) != getattr(inputs, "ndim", -1) or shape[0] != n_full):
+        return value
+    return value[:limit]
 
 
 def check_weights(model: Any, path: str, factory: str = "the factory") -> None:
@@ -664,8 +686,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))
     model, inputs = prepare(args, multi=True)
-    return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
-                              groups=_parse_groups(args.groups),
+    return _explain_and_write(args, model, inputs,
+                              baseline=limit_rows(_parse_baseline(args.baseline, inputs), args, inputs),
+                              groups=limit_rows(_parse_groups(args.groups), args, inputs),
                               feature_names=parse_feature_names(args.feature_names))
 
 
@@ -704,7 +727,7 @@ def _cmd_components(args: argparse.Namespace) -> int:
         return _as_model_input(data, inputs)
 
     players = components_from_cli_args(model, args, load=load)
-    baseline = _parse_baseline(args.baseline, inputs)
+    baseline = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
     if not isinstance(baseline, float):
         baseline = _as_model_input(baseline, inputs)
     return _explain_and_write(args, model, inputs, players=players, baseline=baseline)

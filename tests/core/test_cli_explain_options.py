@@ -146,3 +146,32 @@ def test_negative_seed_is_refused_by_the_api_before_any_work():
     assert attr.params["seed"] == 2
     with pytest.raises(tribute.InputError, match="seed=-3 must be a non-negative int"):
         tribute.evaluate(f, x, attr, metric="deletion", seed=-3)
+
+
+@pytest.mark.parametrize("option", ["--baseline", "--groups"])
+def test_limit_slices_per_sample_baseline_and_groups(proj, option):
+    # a baseline (or groups mask) with one row per --data row: `--limit 3` must explain what the
+    # first 3 rows of the full run explain; before, the 5-row baseline met 3 inputs and was read
+    # as a background set (credits off by up to 0.8), and the 5-row mask was refused
+    rng = np.random.default_rng(5)
+    per_sample = (rng.normal(size=(5, 6)).astype(np.float32) if option == "--baseline"
+                  else np.array([[0, 0, 1, 1, 2, 2]] * 3 + [[0, 1, 1, 2, 2, 2]] * 2))
+    np.save(proj / "per_sample.npy", per_sample)
+    common = ("--method", "exact_shapley", "--target", "0", option, str(proj / "per_sample.npy"))
+    assert _run(proj, *common, out="full") == 0
+    assert _run(proj, *common, "--limit", "3", out="lim") == 0
+    full = tribute.Attribution.load(proj / "full" / "attribution.npz")
+    lim = tribute.Attribution.load(proj / "lim" / "attribution.npz")
+    assert np.array_equal(lim.flat(), full.flat()[:3])
+
+
+def test_limit_keeps_a_background_set_of_another_length(proj):
+    from tribute.cli import limit_rows
+
+    bg = np.zeros((10, 6))
+    args = type("A", (), {"limit": 3, "n_data_rows": 5})()
+    x = torch.zeros(3, 6)
+    assert limit_rows(bg, args, x) is bg  # 10 rows != 5 data rows: a background set
+    assert limit_rows(np.zeros(6), args, x).shape == (6,)  # one shared baseline
+    assert limit_rows(np.zeros((5, 6)), args, x).shape == (3, 6)
+    assert limit_rows(0.0, args, x) == 0.0
