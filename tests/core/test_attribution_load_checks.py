@@ -47,7 +47,7 @@ def test_unreadable_files_raise_one_input_error(tmp_path: Path, kind: str):
         np.savez(p, header=np.array("{not json"), values=np.zeros((1, 1, 2)))
     else:
         np.savez(p, header=_header())
-    with pytest.raises(InputError, match="Attribution.load: '"):
+    with pytest.raises(InputError, match=r"Attribution\.load: '"):
         Attribution.load(p)
 
 
