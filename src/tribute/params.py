@@ -257,7 +257,9 @@ def check_seed(seed: Any, owner: str = "seed") -> int:
     negative seeds with a bare ``ValueError`` deep inside the estimator, after the game was
     built; this check says so up front, naming the value.
     """
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InputError(f"{owner}={seed!r} must be a non-negative int, e.g. {owner}=0.")
+    if seed < 0:
         raise InputError(f"{owner}={seed!r} must be a non-negative int (it seeds numpy's "
-                         "random generator, which refuses negative seeds); e.g. seed=0.")
+                         f"random generator, which refuses negative seeds), e.g. {owner}=0.")
     return int(seed)

@@ -175,3 +175,14 @@ def test_limit_keeps_a_background_set_of_another_length(proj):
     assert limit_rows(np.zeros(6), args, x).shape == (6,)  # one shared baseline
     assert limit_rows(np.zeros((5, 6)), args, x).shape == (3, 6)
     assert limit_rows(0.0, args, x) == 0.0
+
+
+def test_feature_names_as_one_string_is_refused():
+    # before: feature_names="abcd" named 4 players 'a', 'b', 'c', 'd' (a str is a sequence)
+    f = lambda x: x.sum(1)  # noqa: E731
+    with pytest.raises(tribute.InputError, match="feature_names='abcd' is one string"):
+        tribute.explain(f, np.ones((2, 4)), method="exact_shapley", baseline=0.0,
+                        feature_names="abcd", progress=False)
+    with pytest.raises(tribute.InputError, match="seed=None must be a non-negative int"):
+        tribute.explain(f, np.ones((2, 4)), method="exact_shapley", baseline=0.0,
+                        seed=None, progress=False)  # type: ignore[arg-type]
