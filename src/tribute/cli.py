@@ -154,9 +154,11 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
     p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
         p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of the rows explained: "
-                            "--data after --limit), or a .npy file or an .npz holding one array "
-                            "(default: 0)")
-        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
+                            "--data after --limit), or a .npy file or an .npz holding one array: "
+                            "one sample, one per --data row (cut by --limit like --data) or a "
+                            "background set of another length (default: 0)")
+        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
+                       "integer mask (one shared, or one per --data row, cut by --limit)")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
     p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative int (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: tuned on the fly)")
