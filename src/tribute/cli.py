@@ -441,27 +441,23 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
     return values if len(values) > 1 else values[0]
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an int >= 1 (``--limit``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1 (leave the option out "
-                                         "for every sample)")
-    return value
+def _int_at_least(lo: int, hint: str) -> Any:
+    """An argparse type: an int >= ``lo`` (``hint`` says what to do instead)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {lo} ({hint})")
+        return value
+    return parse
 
 
-def _seed(text: str) -> int:
-    """argparse type: a non-negative int (``--seed``; numpy refuses negative seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a non-negative int")
-    return value
+#: ``--limit``: 0 explained every row and -2 all but the last two (a slice), silently.
+_positive_int = _int_at_least(1, "leave the option out for every sample")
+#: ``--seed``: numpy's generators refuse negative seeds (a traceback mid-run).
+_seed = _int_at_least(0, "numpy's random generators refuse negative seeds")
 
 
 def _parse_baseline(text: str, data: Any) -> Any:
