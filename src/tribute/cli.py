@@ -153,10 +153,12 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                         "class per sample (sliced by --limit like --data)")
     p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
-        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of the rows explained: "
+        p.add_argument("--baseline", default=None, help="a number, 'mean' (mean of the rows explained: "
                             "--data after --limit), or a .npy file or an .npz holding one array: "
                             "one sample, one per --data row (cut by --limit like --data) or a "
-                            "background set of another length (default: 0)")
+                            "background set of another length (default: tribute.explain's, 0 "
+                            "-- with a warning for tables -- and for tree_shap the trees' own "
+                            "path-dependent expectation)")
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
                        "integer mask (one shared, or one per --data row, cut by --limit)")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
@@ -680,12 +682,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .jobs.cli import run_job, wants_job
 
     if wants_job(args):
+        if args.baseline is None:
+            args.baseline = "0"  # a dataset job's default (tribute.jobs reads the text)
         return run_job(args, target=_parse_target(args.target, args.limit), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))
     model, inputs = prepare(args, multi=True)
-    return _explain_and_write(args, model, inputs,
-                              baseline=limit_rows(_parse_baseline(args.baseline, inputs), args, inputs),
+    settings: dict[str, Any] = {}
+    if args.baseline is not None:  # else tribute.explain's default (tree_shap: path-dependent)
+        settings["baseline"] = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
+    return _explain_and_write(args, model, inputs, **settings,
                               groups=limit_rows(_parse_groups(args.groups), args, inputs),
                               feature_names=parse_feature_names(args.feature_names))
 
