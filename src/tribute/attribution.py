@@ -89,7 +89,7 @@ class Layout:
         dtype = getattr(torch, self.dtype, torch.float64)
         if self.framework == "torch":
             return t.to(device=self.device, dtype=dtype)
-        return t.detach().cpu().to(dtype).numpy()
+        return _to_numpy(t.detach().cpu().to(_numpy_dtype(dtype)))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,9 +115,19 @@ class Layout:
         )
 
 
+#: Floating dtypes numpy has; values of the others (bfloat16, float8) become float32 in numpy
+#: (exact for bfloat16, float8) instead of failing with "Got unsupported ScalarType BFloat16".
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> torch.dtype:
+    """``dtype``, or float32 for a floating dtype numpy does not have."""
+    return torch.float32 if dtype.is_floating_point and dtype not in _NUMPY_FLOATS else dtype
+
+
 def _to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
+        return x.detach().cpu().to(_numpy_dtype(x.dtype)).numpy()
     return np.asarray(x)
 
 

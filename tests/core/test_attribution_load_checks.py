@@ -54,3 +54,23 @@ def test_unreadable_files_raise_one_input_error(tmp_path: Path, kind: str):
 def test_a_missing_file_is_still_file_not_found(tmp_path: Path):
     with pytest.raises(FileNotFoundError):
         Attribution.load(tmp_path / "nope.npz")
+
+
+def test_bfloat16_values_convert_save_and_plot(tmp_path: Path):
+    # before: flat(), numpy(), to_input_shape(), to_pandas(), plot() and save() of a bfloat16
+    # model's attribution all raised "Got unsupported ScalarType BFloat16"
+    import torch
+
+    import tribute
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).to(torch.bfloat16)
+    x = torch.randn(2, 1, 4, 4, dtype=torch.bfloat16)
+    attr = tribute.explain(model, x, method="saliency", target=0, progress=False)
+    assert attr.values.dtype == torch.bfloat16
+    exact = attr.values.float().numpy()  # bfloat16 -> float32 is exact
+    np.testing.assert_array_equal(attr.numpy().values, exact)
+    np.testing.assert_array_equal(attr.to_input_shape(), exact)
+    np.testing.assert_array_equal(attr.to_pandas().to_numpy(), exact.reshape(2, 16))
+    attr.plot(0)
+    back = Attribution.load(attr.save(tmp_path / "bf16"))
+    assert back.values.dtype == torch.bfloat16 and torch.equal(back.values, attr.values)
