@@ -68,6 +68,32 @@ def test_outputs_manifest_and_summary(mlp, X, tmp_path):
     assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{k:06d}.npz" for k in range(5)]
 
 
+def test_summary_lists_each_players_mean_credit(mlp, X, tmp_path):
+    out = tmp_path / "o"
+    attr = _run(mlp, X, out)
+    flat = attr.flat()
+    (slot,) = json.loads((out / "summary.json").read_text())["credits"]
+    mean_abs = np.abs(flat[:, 0, :]).mean(axis=0)
+    order = np.argsort(-mean_abs, kind="stable")
+    assert [p["player"] for p in slot["players"]] == [attr.player_names[j] for j in order[:20]]
+    for p, j in zip(slot["players"], order):
+        assert p["mean_abs"] == pytest.approx(mean_abs[j], rel=1e-6)
+        assert p["mean"] == pytest.approx(flat[:, 0, j].mean(), rel=1e-6, abs=1e-9)
+        assert p["n_rows"] == 40
+    assert slot["targets"] == sorted({int(t) for t in np.asarray(attr.targets).ravel()})
+
+
+def test_summary_leaves_a_nan_credit_out_of_the_means():
+    from tribute.jobs.api import credit_summary
+
+    vals = np.array([[1.0, -2.0], [np.nan, 4.0], [3.0, np.nan]])
+    (slot,) = credit_summary(tribute.Attribution(values=vals, method="m", player_names=["a", "b"]))
+    assert slot["players"] == [
+        {"player": "b", "mean_abs": 3.0, "mean": 1.0, "n_rows": 2},
+        {"player": "a", "mean_abs": 2.0, "mean": 2.0, "n_rows": 2},
+    ]
+
+
 def test_merged_file_has_no_clock_in_it(mlp, X, tmp_path):
     a = _run(mlp, X, tmp_path / "a")
     _run(mlp, X, tmp_path / "b")

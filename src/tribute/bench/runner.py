@@ -392,6 +392,12 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
         return MethodRun(case.name, name, False, status, msg)
     flat, how = _to_case_players(case, attr.flat(),
                                  case.method_params.get(name, {}).get("groups"))
+    bad = ~np.isfinite(flat)
+    if bad.any():  # a NaN credit scores NaN on every metric, which would read as "does not apply"
+        rows = int(bad.reshape(bad.shape[0], -1).any(axis=1).sum())
+        return MethodRun(case.name, name, False, "failed",
+                         f"{int(bad.sum())} of {flat.size} credits are not finite "
+                         f"({rows} of {flat.shape[0]} inputs)")
     stderr = None if attr.stderr is None else attr.layout.to_flat(attr.stderr)
     if how:
         stderr = None  # a group mean of correlated element errors has no honest stderr here
