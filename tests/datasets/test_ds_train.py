@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -154,7 +155,12 @@ def test_weights_cached_by_other_training_code_are_not_reused(tmp_path: Path,
     monkeypatch.setattr(_cache, "code_digest", lambda: "another-version")
     calls: list[int] = []
     real_fit = _train._fit
-    monkeypatch.setattr(_train, "_fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+
+    def counted_fit(*a: Any, **k: Any) -> None:
+        calls.append(1)
+        real_fit(*a, **k)
+
+    monkeypatch.setattr(_train, "_fit", counted_fit)
     td.train_mlp(ds, epochs=2, cache_dir=tmp_path)
     assert calls == [1] and len(_files(tmp_path)) == 2
 
