@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
-from ..games.features import DEFAULT_BASELINE
+from ..games.features import DEFAULT_BASELINE, Background
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
@@ -137,28 +137,55 @@ def columns_to_labels(adapter: Any, target: Any) -> Any:
     return target
 
 
+def _is_table(value: Any) -> bool:
+    """A pandas DataFrame or Series (read by position, like an array)."""
+    return type(value).__module__.startswith("pandas") and hasattr(value, "iloc")
+
+
 def _index_rows(value: Any, sample: np.ndarray | None, batch: int) -> Any:
-    """``value[sample]`` for per-sample arrays/tensors (leading axis == batch), else as is."""
+    """``value[sample]`` for per-sample arrays/tensors/tables (leading axis == batch), else as is."""
     if sample is None:
         return value
     if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch:
         return value[torch.as_tensor(sample, device=value.device)]
     if isinstance(value, np.ndarray) and value.ndim > 0 and value.shape[0] == batch:
         return value[sample]
+    if _is_table(value) and len(value) == batch:
+        return value.iloc[sample].reset_index(drop=True)
     if isinstance(value, tuple):
         return tuple(_index_rows(v, sample, batch) for v in value)
     return value
 
 
-def _per_sample_baseline(baseline: Any, inputs: Any) -> bool:
-    """Whether ``baseline`` holds one row per sample (as the feature game reads it)."""
+def _rows_shape(value: Any) -> tuple[int, ...] | None:
+    """Shape of an array, tensor or table, else None."""
+    if isinstance(value, (np.ndarray, torch.Tensor)) or _is_table(value):
+        return tuple(int(s) for s in value.shape)
+    return None
+
+
+def _baseline_reading(baseline: Any, inputs: Any) -> str:
+    """How the feature game reads ``baseline`` next to ``inputs``: ``"per_sample"`` (one row per
+    sample), ``"background"`` (a set of ``M`` rows given as a plain array, ``M`` not the batch)
+    or ``"other"`` (a scalar, one row, a :class:`Background`, a mix)."""
+    if isinstance(baseline, Background):
+        return "other"
     parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
     bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
+    readings = set()
     for b, x in zip(bases, parts):
-        if isinstance(b, (np.ndarray, torch.Tensor)) and b.ndim == x.ndim and \
-                b.shape[0] == x.shape[0] and tuple(b.shape[1:]) == tuple(x.shape[1:]):
-            return True
-    return False
+        bs, xs = _rows_shape(b), _rows_shape(x)
+        if bs is None or xs is None or len(bs) != len(xs) or bs[1:] != xs[1:]:
+            readings.add("other")
+        elif bs[0] == xs[0]:
+            readings.add("per_sample")
+        elif bs[0] > 1:
+            readings.add("background")
+        else:
+            readings.add("other")
+    if "per_sample" in readings:
+        return "per_sample"
+    return "background" if readings == {"background"} else "other"
 
 
 def default_explainer(
@@ -196,7 +223,11 @@ def default_explainer(
     params.pop("output", None)
     hparams = {k: v for k, v in params.items() if k in hp_names}
     batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
-    per_sample_base = _per_sample_baseline(baseline, inputs)
+    reading = _baseline_reading(baseline, inputs)
+    # a background set given as a plain array keeps that reading whatever the batch of the
+    # re-explained inputs: with as many rows as that batch, the game would read it as one
+    # baseline per row (sensitivity's K x B stacked rows next to a K x B-row set did)
+    fixed_base = Background(baseline) if reading == "background" else baseline
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
 
@@ -204,10 +235,10 @@ def default_explainer(
             overrides: dict[str, Any]) -> Attribution:
         if isinstance(baseline, Blur):
             base: Any = blur(x, baseline)
-        elif per_sample_base:
+        elif reading == "per_sample":
             base = _index_rows(baseline, sample, batch)
         else:
-            base = baseline
+            base = fixed_base
         tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
         # tg holds output columns (the attribution's targets, or evaluate's target after
         # labels_to_columns); explain reads integer targets of a classifier with classes_

@@ -43,10 +43,28 @@ def _parts(inputs: Any) -> tuple[list[Any], bool]:
     return (list(inputs) if multi else [inputs]), multi
 
 
+def _is_frame(x: Any) -> bool:
+    return type(x).__module__.startswith("pandas") and hasattr(x, "dtypes") and hasattr(x, "columns")
+
+
+def _float_columns(df: Any) -> list[Any]:
+    import pandas as pd
+
+    return [c for c, dt in df.dtypes.items() if pd.api.types.is_float_dtype(dt)]
+
+
 def _is_float(x: Any) -> bool:
     if isinstance(x, torch.Tensor):
         return x.dtype.is_floating_point
+    if _is_frame(x):
+        return bool(_float_columns(x))
     return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def _noise(g: torch.Generator, n_draws: int, batch: int, shape: tuple[int, ...], radius: float) -> torch.Tensor:
+    """``n_draws * batch x *shape`` float64 noise, draw ``k`` shared by every sample."""
+    noise = (torch.rand(n_draws, 1, *shape, generator=g, dtype=torch.float64) * 2 - 1) * float(radius)
+    return noise.expand(n_draws, batch, *shape).reshape(n_draws * batch, *shape)
 
 
 def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple[Any, np.ndarray]:
@@ -54,26 +72,40 @@ def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple
 
     Draw ``k`` adds the same noise ``U(-radius, radius)^shape`` to every sample (common random
     numbers, so a sample's result does not depend on the batch). Row ``k * B + b`` is sample
-    ``b`` under draw ``k``. Integer inputs (token ids) are repeated unperturbed.
+    ``b`` under draw ``k``. Integer inputs (token ids) are repeated unperturbed. A pandas
+    DataFrame stays a DataFrame (columns, dtypes and their order kept, index renumbered): its
+    float columns are perturbed, the others (categories, strings, integer codes) repeated as
+    they are; with only float columns it gets the noise a float array of its shape would.
 
     Returns:
         ``(stacked inputs in the user's framework, sample index of each row)``.
     """
     parts, multi = _parts(inputs)
     if not any(_is_float(p) for p in parts):
-        raise InputError("sensitivity needs real-valued inputs to perturb; all inputs are integers.")
+        raise InputError(
+            "sensitivity needs real-valued inputs to perturb; these have none (integer token ids, "
+            "or a table without a float column). Explain float features, or use another metric.")
     g = torch.Generator().manual_seed(int(seed))
     out: list[Any] = []
     batch = int(parts[0].shape[0])
     for p in parts:
+        if _is_frame(p):
+            import pandas as pd
+
+            rep_df = pd.concat([p] * n_draws, ignore_index=True)
+            cols = _float_columns(p)
+            if cols:
+                noise = _noise(g, n_draws, batch, (len(cols),), radius).numpy()
+                for j, c in enumerate(cols):
+                    rep_df[c] = (rep_df[c].to_numpy() + noise[:, j]).astype(rep_df[c].dtype)
+            out.append(rep_df)
+            continue
         is_t = isinstance(p, torch.Tensor)
-        t = p.detach() if is_t else torch.from_numpy(np.ascontiguousarray(np.asarray(p)))
+        t = p.detach() if is_t else torch.from_numpy(np.array(p))  # a copy: never read-only
         rep = t.repeat(n_draws, *([1] * (t.ndim - 1)))
         if _is_float(p):
-            noise = (torch.rand(n_draws, 1, *t.shape[1:], generator=g, dtype=torch.float64)
-                     * 2 - 1) * float(radius)
-            noise = noise.expand(n_draws, batch, *t.shape[1:]).reshape(rep.shape)
-            rep = rep + noise.to(device=rep.device, dtype=rep.dtype)
+            rep = rep + _noise(g, n_draws, batch, tuple(t.shape[1:]), radius).to(
+                device=rep.device, dtype=rep.dtype)
         out.append(rep if is_t else rep.numpy())
     sample = np.tile(np.arange(batch), n_draws)
     return (tuple(out) if multi else out[0]), sample
