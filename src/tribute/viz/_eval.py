@@ -16,6 +16,7 @@ from ._common import (
     _check_finite,
     _figure_and_axes,
     _new_figure,
+    _plain,
     _to_numpy,
 )
 
@@ -59,6 +60,13 @@ def _parse_curve(spec: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         )
     if x.size < 2:
         raise ValueError(f"curves: {name} needs at least 2 points; got {x.size}")
+    if (np.diff(x) < 0).any():  # the trapezoid AUC of a reversed or shuffled x is wrong
+        bad = int(np.argmax(np.diff(x) < 0))
+        raise ValueError(
+            f"curves: {name} fractions must be non-decreasing (0 -> 1, in step order); "
+            f"fractions[{bad}]={x[bad]:g} > fractions[{bad + 1}]={x[bad + 1]:g}. Sort the "
+            f"points by fraction (e.g. order = np.argsort(fractions))"
+        )
     if band is not None:
         if band.shape != y.shape:
             raise ValueError(f"curves: {name} std has shape {band.shape} but scores {y.shape}")
@@ -89,7 +97,7 @@ def curves(
             - ``scores`` ``(n_steps,)``: fractions evenly spaced from 0 to 1;
             - ``scores`` ``(n_samples, n_steps)``: the mean is drawn with a shaded band of
               ±1 standard error of the mean;
-            - ``(fractions, scores)`` with scores as above;
+            - ``(fractions, scores)`` with scores as above (fractions non-decreasing);
             - ``(fractions, mean, std)``: the band is ``mean ± std`` as given.
         kind: ``"deletion"`` (features removed, most credited first; a lower AUC is
             better) or ``"insertion"`` (features added; a higher AUC is better),
@@ -117,7 +125,7 @@ def curves(
         color = PALETTE[i % len(PALETTE)]
         style = LINESTYLES[(i // len(PALETTE) + i) % len(LINESTYLES)]
         ax.plot(
-            x, y, color=color, linestyle=style, linewidth=1.8, label=f"{method} (AUC {area:.3g})"
+            x, y, color=color, linestyle=style, linewidth=1.8, label=f"{_plain(method)} (AUC {area:.3g})"
         )
         if band is not None:
             ax.fill_between(x, y - band, y + band, color=color, alpha=0.18, linewidth=0)
@@ -321,14 +329,14 @@ def leaderboard(
                 color="#222222" if ok[i] else NEUTRAL_COLOR,
             )
         ax.set_xlim(lo - (0.05 * span if lo < 0 else 0.0), hi + (0.05 * span if hi > 0 else 0.0))
-        ax.set_yticks(y, methods, fontsize=9)
+        ax.set_yticks(y, [_plain(m) for m in methods], fontsize=9)
         ax.set_ylim(-0.6, k - 0.4)
         if idx % ncols:  # method names only on the first column
             ax.tick_params(axis="y", labelleft=False)
         note = (
             "" if higher is None else ("\n(higher is better)" if higher else "\n(lower is better)")
         )
-        ax.set_title(f"{metric}{note}", fontsize=10)
+        ax.set_title(f"{_plain(metric)}{note}", fontsize=10)
         ax.spines["top"].set_visible(False)
         ax.spines["right"].set_visible(False)
         ax.tick_params(labelsize=9)

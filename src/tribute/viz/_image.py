@@ -21,6 +21,7 @@ from ._common import (
     _figure_and_axes,
     _method_name,
     _new_figure,
+    _plain,
 )
 
 __all__ = ["image", "image_grid"]
@@ -421,9 +422,9 @@ def image_grid(
             _draw_panel(ax, m, under_grid[i][j], lim, cmap, alpha)
             map_axes.append(ax)
             if panel_titles is not None:
-                ax.set_title(panel_titles[i * nmaps + j], fontsize=10)
+                ax.set_title(_plain(panel_titles[i * nmaps + j]), fontsize=10)
             elif col_titles is not None and i == 0:
-                ax.set_title(col_titles[j], fontsize=10)
+                ax.set_title(_plain(col_titles[j]), fontsize=10)
             if share == "none":
                 _colorbar(fig, ax, lim, cmap, signed, bool(np.abs(m).max() > lim[1]), shrink=0.8)
         if share == "row" and map_axes:  # whole row, so bars line up at the right edge

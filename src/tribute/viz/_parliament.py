@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import NEUTRAL_COLOR, PALETTE, _figure_and_axes
+from ._common import NEUTRAL_COLOR, PALETTE, _figure_and_axes, _plain
 
 __all__ = ["hemicycle_positions", "parliament"]
 
@@ -77,7 +77,7 @@ def parliament(
     for i, (name, k) in enumerate(parties):
         colour = PALETTE[i] if i < len(PALETTE) else NEUTRAL_COLOR
         p = pos[start : start + k]
-        ax.scatter(p[:, 0], p[:, 1], s=size, color=colour, label=f"{name} ({k})", edgecolors="white", linewidths=0.5)
+        ax.scatter(p[:, 0], p[:, 1], s=size, color=colour, label=f"{_plain(name)} ({k})", edgecolors="white", linewidths=0.5)
         start += k
     ax.set_aspect("equal")
     ax.set_xlim(-1.1, 1.1)
