@@ -3,6 +3,8 @@ computed here from the arrays (audit of the plotting layer)."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import numpy as np
 import pytest
 from matplotlib.text import Text
@@ -104,3 +106,97 @@ def test_names_with_dollar_signs_are_drawn_as_typed():
     legend = viz.curves({NAMES[1]: np.array([1.0, 0.0])}).axes[0].get_legend().get_texts()
     assert _shown(legend[0]).startswith(NAMES[1])
     assert viz.to_png_bytes(board).startswith(b"\x89PNG")
+
+
+class _Table(HTMLParser):
+    """Every ``<tr>`` of a page as a list of its cells' text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(self.cell)
+            self.cell = None
+
+
+def test_attribution_page_shows_every_target_with_its_class_and_the_array_values(tmp_path):
+    from tribute.cli import write_views
+
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(3, 4)), rng.normal(size=(4, 3))
+    attr = tribute.explain(lambda a: a @ w, x, method="feature_ablation", baseline=0.0, target=[2, 0])
+    flat = attr.flat()
+    _, page = write_views(attr, tmp_path, max_samples=2)
+    parser = _Table()
+    parser.feed(page.read_text())
+    heads = [r for r in parser.rows if r[0] == "player"]
+    assert heads == [["player", "sample 0 (target 2)", "sample 1 (target 2)"],
+                     ["player", "sample 0 (target 0)", "sample 1 (target 0)"]]
+    body = [r for r in parser.rows if r[0] != "player"]
+    for t in range(2):  # one table per target, players by mean |credit| over all 3 samples
+        rows = body[4 * t : 4 * (t + 1)]
+        order = np.argsort(-np.abs(flat[:, t]).mean(0), kind="stable")
+        assert [r[0] for r in rows] == [attr.player_names[j] for j in order]
+        for r, j in zip(rows, order):
+            np.testing.assert_allclose([float(c) for c in r[1:]], flat[:2, t, j], rtol=5e-4)
+
+
+class _Spans(HTMLParser):
+    """``(text, title)`` of every ``<span>``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[tuple[str, str | None]] = []
+        self.title: str | None = None
+        self.open = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "span":
+            self.open, self.title = True, dict(attrs).get("title")
+            self.spans.append(("", self.title))
+
+    def handle_data(self, data: str) -> None:
+        if self.open:
+            self.spans[-1] = (self.spans[-1][0] + data, self.title)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.open = self.open and tag != "span"
+
+
+def test_text_highlight_pairs_each_player_and_special_token_with_its_value():
+    texts = ["hello <big> world", "second"]
+    spans = [(-1, 0, 0), (0, 0, 5), (0, 6, 11), (1, 0, 6), (-1, 0, 0)]
+    vals = np.array([0.125, 1.0, -0.5, 0.25, 2.0])
+    names = ["[CLS]", "hello", "<big>", "second", "[SEP]"]
+    parser = _Spans()
+    parser.feed(str(viz.text_highlight(texts, spans, vals, names=names)))
+    got = dict(parser.spans)
+    assert got == {n: f"{v:+.4g}" for n, v in zip(names, vals)}
+    with pytest.raises(ValueError, match="NaN"):  # a NaN player would look like a zero credit
+        viz.text_highlight(texts, spans, np.r_[vals[:4], np.nan])
+
+
+def test_leaderboard_bolds_the_best_by_direction_and_every_tied_best():
+    rows = [{"method": "a", "metric": "err", "mean": 0.5, "stderr": 0.1, "direction": "lower"},
+            {"method": "b", "metric": "err", "mean": 0.2, "direction": "lower"},
+            {"method": "c", "metric": "err", "mean": float("nan")}]
+    ax = viz.leaderboard(rows).axes[0]
+    assert [(t.get_text(), t.get_fontweight()) for t in ax.texts] == [
+        ("0.5 ± 0.1", "normal"), ("0.2", "bold"), ("n/a", "normal")]
+    assert [p.get_width() for p in ax.patches] == [0.5, 0.2]
+    tie = viz.leaderboard({"a": {"m": 1.0}, "b": {"m": 1.0}, "c": {"m": 0.5}},
+                          directions={"m": "higher"}).axes[0]
+    assert [t.get_fontweight() for t in tie.texts] == ["bold", "bold", "normal"]

@@ -255,8 +255,8 @@ def leaderboard(
             (``higher_is_better`` bool or ``direction`` "higher"/"lower"). A NaN mean is
             a missing result and is shown as "n/a".
         directions: ``{metric: "higher" | "lower"}`` (or a bool, True = higher is better);
-            overrides directions found in the rows. The best method of a metric is
-            highlighted only where its direction is known; the direction is shown in the
+            overrides directions found in the rows. The best method of a metric (every
+            method tied for the best mean) is highlighted only where its direction is known; the direction is shown in the
             subplot title. default=None.
         title: figure title, default=None.
         ncols: subplots per row, default=min(n_metrics, 3).
@@ -294,11 +294,11 @@ def leaderboard(
         errs = np.array([cells.get(m, (np.nan, None))[1] or 0.0 for m in methods])
         ok = ~np.isnan(means)
         higher = found.get(metric)
-        best = -1
+        best = np.zeros(k, dtype=bool)  # every method tied for the best mean is highlighted
         if higher is not None and ok.any():
-            masked = np.where(ok, means, -np.inf if higher else np.inf)
-            best = int(np.argmax(masked) if higher else np.argmin(masked))
-        colors = [_BEST_COLOR if i == best else _OTHER_COLOR for i in range(k)]
+            top = np.max(means[ok]) if higher else np.min(means[ok])
+            best = ok & (means == top)
+        colors = [_BEST_COLOR if best[i] else _OTHER_COLOR for i in range(k)]
         ax.barh(
             y[ok],
             means[ok],
@@ -325,7 +325,7 @@ def leaderboard(
                 va="center",
                 ha="left",
                 fontsize=9,
-                fontweight="bold" if i == best else "normal",
+                fontweight="bold" if best[i] else "normal",
                 color="#222222" if ok[i] else NEUTRAL_COLOR,
             )
         ax.set_xlim(lo - (0.05 * span if lo < 0 else 0.0), hi + (0.05 * span if hi > 0 else 0.0))
