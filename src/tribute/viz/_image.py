@@ -340,7 +340,9 @@ def image_grid(
             - a flat list of maps or an array ``(K, H, W)`` / ``(K, C, H, W)``: K panels
               wrapped into ``ncols`` columns.
         images: underlays, one per row (one per panel for a flat list), as a list or a
-            batch array, or one image shared by all. With a mapping or list of rows the
+            batch array, or one image shared by all. A 3-D array whose first axis equals the
+            number of rows (panels) is read as a batch of grayscale images, so share one
+            colour image channels-last ``(H, W, 3)`` or as a list ``[img] * n``. With a mapping or list of rows the
             input is also shown in colour in a first "input" column. default=None.
         titles: column titles (default the mapping's keys), or one per panel for a flat
             list. default=None.
