@@ -200,3 +200,17 @@ def test_leaderboard_bolds_the_best_by_direction_and_every_tied_best():
     tie = viz.leaderboard({"a": {"m": 1.0}, "b": {"m": 1.0}, "c": {"m": 0.5}},
                           directions={"m": "higher"}).axes[0]
     assert [t.get_fontweight() for t in tie.texts] == ["bold", "bold", "normal"]
+
+
+def test_concept_overlay_colours_follow_a_partial_order_deterministically():
+    from matplotlib.colors import to_rgb
+
+    from tribute.viz._common import PALETTE
+
+    maps = np.zeros((3, 1, 3))
+    maps[0, 0, 0] = maps[1, 0, 1] = maps[2, 0, 2] = 1.0  # pixel j belongs to concept j
+    rgba = viz.concept_overlay(maps, order=np.array([2]))  # only the top concept ranked
+    want = [to_rgb(PALETTE[r]) for r in (1, 2, 0)]  # concepts 0, 1 follow concept 2
+    np.testing.assert_allclose(rgba[0, :, :3], want)
+    with pytest.raises(ValueError, match="distinct concepts"):
+        viz.concept_overlay(maps, order=np.array([0, 0]))

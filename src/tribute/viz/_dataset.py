@@ -127,8 +127,11 @@ def strongest_interaction(values: np.ndarray, feature_values: np.ndarray, featur
 
     From interaction values (``n x f x f``) when given: the largest mean |phi_ij|. Otherwise
     the feature whose value best explains the spread of ``feature``'s credit at equal values of
-    ``feature`` (the variance of the credit's residual within bins of ``feature`` explained by
-    a linear fit on the candidate, averaged over bins), SHAP's approximate heuristic.
+    ``feature``: the rows are sorted by ``feature`` into ``min(10, n // 10)`` bins (at least
+    one) and each candidate scores the sum over bins of ``|corr(credit, candidate value)|``
+    (bins under 3 rows or without spread count 0), after SHAP's ``approximate_interactions``
+    (which uses bins of ``min(n // 10, 50)`` rows). With no signal at all the first candidate
+    is returned.
     """
     n_f = values.shape[1]
     if n_f < 2:

@@ -122,7 +122,7 @@ def rashomon_halo(result: Any, *, pairs: list[tuple[int, int]] | None = None,
         colour = PALETTE[0]
         a.scatter(add, jt, s=20, color=colour, alpha=0.8, edgecolors="white", linewidths=0.4,
                   label="models")
-        if add.size > 2:  # the halo: a ring at the cloud's mean radius around its centre
+        if add.size > 2:  # the halo: a ring around the cloud's centre through its farthest model
             cx, cy = float(add.mean()), float(jt.mean())
             rad = float(np.sqrt(((add - cx) ** 2 + (jt - cy) ** 2).max()))
             t = np.linspace(0, 2 * np.pi, 100)
