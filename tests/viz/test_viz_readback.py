@@ -214,3 +214,16 @@ def test_concept_overlay_colours_follow_a_partial_order_deterministically():
     np.testing.assert_allclose(rgba[0, :, :3], want)
     with pytest.raises(ValueError, match="distinct concepts"):
         viz.concept_overlay(maps, order=np.array([0, 0]))
+
+
+def test_text_highlight_refuses_players_it_could_not_show():
+    with pytest.raises(ValueError, match=r"spans\[1\]"):  # no third text
+        viz.text_highlight(["ab", "cd"], [(0, 0, 2), (2, 0, 1)], np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="overlap"):
+        viz.text_highlight(["abcd"], [(0, 0, 3), (0, 2, 4)], np.array([1.0, 2.0]))
+
+
+def test_bar_says_its_error_bars_are_one_standard_error():
+    fig = viz.bar(np.array([0.5, -0.25]), ["a", "b"], stderr=np.array([0.1, 0.2]))
+    assert fig.axes[0].get_xlabel().endswith("error bars ±1 standard error")
+    assert "error bars" not in viz.bar(np.array([0.5, -0.25])).axes[0].get_xlabel()

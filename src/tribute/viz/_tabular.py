@@ -157,6 +157,8 @@ def bar(
     ax.set_xlim(lo - (pad if lo < 0 else 0.02 * pad), hi + (pad if hi > 0 else 0.02 * pad))
     ax.set_yticks(y, [_plain(s) for s in row_labels], fontsize=9)
     ax.set_ylim(-0.6, k - 0.4)
+    if row_err is not None:  # say what the whiskers are (not a 95% interval)
+        xlabel += "; error bars ±1 standard error"
     ax.set_xlabel(xlabel, fontsize=10)
     _style_axes(ax)
     title = title if title is not None else _method_name(values)

@@ -88,6 +88,12 @@ def text_highlight(
         raise ValueError(
             f"text_highlight: {len(names)} names but {vals.size} values; pass one name per player"
         )
+    for p, (sg, a, b) in enumerate(spans):
+        if int(sg) >= len(texts) or (int(sg) >= 0 and not 0 <= int(a) <= int(b) <= len(texts[int(sg)])):
+            raise ValueError(
+                f"text_highlight: spans[{p}]={tuple(int(s) for s in (sg, a, b))} is outside the "
+                f"{len(texts)} text(s) given; its credit would not be shown"
+            )
     scale = float(np.abs(vals).max())
     blocks = []
     for g, part in enumerate(texts):
@@ -96,7 +102,10 @@ def text_highlight(
         out, pos = [], 0
         for a, b, v in own:
             if a < pos:
-                continue
+                raise ValueError(
+                    f"text_highlight: two players overlap in texts[{g}] at characters {a}..{pos}; "
+                    "each character can show one player's credit"
+                )
             out.append(html.escape(part[pos:a], quote=True))
             style, tip = _span_style(v, scale)
             out.append(f'<span style="{style}" title="{html.escape(tip, quote=True)}">'
