@@ -227,3 +227,16 @@ def test_bar_says_its_error_bars_are_one_standard_error():
     fig = viz.bar(np.array([0.5, -0.25]), ["a", "b"], stderr=np.array([0.1, 0.2]))
     assert fig.axes[0].get_xlabel().endswith("error bars ±1 standard error")
     assert "error bars" not in viz.bar(np.array([0.5, -0.25])).axes[0].get_xlabel()
+
+
+def test_parliament_gives_every_party_its_own_colour_and_seat_count():
+    from tribute.methods.dhondt import dhondt_seats
+
+    votes = {f"f{i}": float(30 - i) for i in range(12)}
+    r = dhondt_seats(votes, seats=100)
+    ax = viz.parliament(r).axes[0]
+    won = [(k, v) for k, v in sorted(r.seats.items(), key=lambda kv: -kv[1]) if v]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"{k} ({v})" for k, v in won]
+    assert [len(c.get_offsets()) for c in ax.collections] == [v for _, v in won]
+    colours = {tuple(np.round(c.get_facecolor()[0], 4)) for c in ax.collections}
+    assert len(colours) == len(won) == 12
