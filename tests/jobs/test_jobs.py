@@ -385,7 +385,7 @@ def test_merged_params_keep_the_baseline_digest_only_when_shards_share_it():
     x = np.arange(12.0).reshape(4, 3)
     shared = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=1.0)
               for i in (0, 2)]
-    own = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=x[i : i + 2] / 2)
+    own = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=tribute.PerSample(x[i : i + 2] / 2))
            for i in (0, 2)]  # per-sample baselines: each shard its own fingerprint
     kept = _merged_params(shared, {"seed": 0})
     assert kept["baseline_digest"] == shared[0].params["baseline_digest"]

@@ -386,12 +386,14 @@ def test_a_per_sample_dataframe_baseline_is_indexed_per_row():
     x = pd.DataFrame(rng.normal(size=(4, 2)), columns=["a", "b"])
     base = pd.DataFrame(rng.normal(size=(4, 2)), columns=["a", "b"])
     f = lambda z: np.asarray(z, dtype=float) @ w  # noqa: E731
-    attr = tribute.explain(f, x, method="exact_shapley", baseline=base)
+    with pytest.warns(UserWarning, match="baseline has 4 rows, as many as the inputs"):
+        attr = tribute.explain(f, x, method="exact_shapley", baseline=base)
     np.testing.assert_allclose(attr.values, w * (x.to_numpy() - base.to_numpy()), atol=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tribute.StderrWarning)
-        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=base, radius=0.3,
-                     n_samples=5, seed=2)
+        warnings.filterwarnings("error", message="baseline has")  # the re-explanation is marked
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=tribute.PerSample(base),
+                     radius=0.3, n_samples=5, seed=2)
     stacked, sample = perturb_inputs(x, 0.3, 5, 2)
     noise = (stacked.to_numpy() - x.to_numpy()[sample]).reshape(5, 4, 2)
     phi = w * (x.to_numpy() - base.to_numpy())

@@ -4,9 +4,13 @@ computed here from the arrays (audit of the plotting layer)."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from typing import Any, cast
 
 import numpy as np
 import pytest
+import torch
+from matplotlib.legend import Legend
+from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 import tribute
@@ -15,14 +19,21 @@ from tribute import viz
 
 def _shown(t: Text) -> str:
     """The string matplotlib draws for a text artist (after mathtext preprocessing)."""
-    s, math = t._preprocess_math(t.get_text())  # private, but the one place that decides
+    s, math = t._preprocess_math(t.get_text())  # type: ignore[attr-defined]  # private, but decides
     assert not math, f"{t.get_text()!r} is parsed as mathtext"
     return str(s)
 
 
-def _interaction_attr(n_rows: int = 6) -> tuple[tribute.Attribution, np.ndarray]:
-    torch = pytest.importorskip("torch")
+def _legend(leg: Legend | None) -> Legend:
+    assert leg is not None, "the figure has no legend"
+    return leg
 
+
+def _rows(offsets: Any) -> np.ndarray:
+    return np.asarray(offsets)
+
+
+def _interaction_attr(n_rows: int = 6) -> tuple[tribute.Attribution, np.ndarray]:
     class Pair(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x[:, 0] * x[:, 1] + 0.5 * x[:, 2] + 0.2 * x[:, 0] * x[:, 2])[:, None]
@@ -43,7 +54,8 @@ def test_interaction_heatmap_of_shapley_interactions_shows_the_shap_convention_m
     names = [_shown(t) for t in fig.axes[0].get_yticklabels()]
     assert names == [attr.player_names[i] for i in order]
     norm = fig.axes[0].images[0].norm
-    assert norm.vmin == -norm.vmax == -np.abs(truth).max()  # symmetric around 0
+    vmin, vmax = cast(float, norm.vmin), cast(float, norm.vmax)
+    assert vmin == -vmax == -np.abs(truth).max()  # symmetric around 0
     with pytest.raises(ValueError, match="out of range"):
         viz.interaction_heatmap(attr, target=1)
 
@@ -52,7 +64,7 @@ def test_dependence_reads_4d_interactions_and_colours_by_the_strongest_pair():
     attr, x = _interaction_attr(12)
     fig = viz.dependence(attr, x, 2)  # feature 2 interacts with feature 0 only
     assert fig.axes[1].get_ylabel() == attr.player_names[0]
-    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(),
+    np.testing.assert_allclose(_rows(fig.axes[0].collections[0].get_offsets()),
                                np.c_[x[:, 2], attr.flat()[:, 0, 2]])
 
 
@@ -63,7 +75,7 @@ def test_dependence_draws_missing_colour_values_gray_not_low():
     x[:5, 1] = np.nan  # the colour feature is missing on five rows
     fig = viz.dependence(credit, x, 0, color_by=1)
     coloured, gray = fig.axes[0].collections[:2]
-    assert len(coloured.get_offsets()) == 25 and len(gray.get_offsets()) == 5
+    assert len(_rows(coloured.get_offsets())) == 25 and len(_rows(gray.get_offsets())) == 5
     np.testing.assert_allclose(np.asarray(gray.get_offsets()), np.c_[x[:5, 0], credit[:5, 0]])
     np.testing.assert_allclose(np.asarray(coloured.get_array()), x[5:, 1])
 
@@ -79,7 +91,7 @@ def test_generation_heatmap_refuses_non_finite_cells():
 
 def test_curves_refuse_unsorted_fractions_and_label_the_trapezoid_auc():
     fig = viz.curves({"m": (np.array([0.0, 0.25, 1.0]), np.array([1.0, 0.5, 0.0]))})
-    (label,) = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    (label,) = [t.get_text() for t in _legend(fig.axes[0].get_legend()).get_texts()]
     assert label == f"m (AUC {0.25 * 1.5 / 2 + 0.75 * 0.5 / 2:.3g})"
     with pytest.raises(ValueError, match="non-decreasing"):
         viz.curves({"m": (np.array([1.0, 0.5, 0.0]), np.array([0.0, 0.5, 1.0]))})
@@ -103,7 +115,7 @@ def test_names_with_dollar_signs_are_drawn_as_typed():
     board = viz.leaderboard({m: {"$r$": 1.0} for m in NAMES})
     assert [_shown(t) for t in board.axes[0].get_yticklabels()] == NAMES
     assert _shown(board.axes[0].title) == "$r$"
-    legend = viz.curves({NAMES[1]: np.array([1.0, 0.0])}).axes[0].get_legend().get_texts()
+    legend = _legend(viz.curves({NAMES[1]: np.array([1.0, 0.0])}).axes[0].get_legend()).get_texts()
     assert _shown(legend[0]).startswith(NAMES[1])
     assert viz.to_png_bytes(board).startswith(b"\x89PNG")
 
@@ -196,7 +208,7 @@ def test_leaderboard_bolds_the_best_by_direction_and_every_tied_best():
     ax = viz.leaderboard(rows).axes[0]
     assert [(t.get_text(), t.get_fontweight()) for t in ax.texts] == [
         ("0.5 ± 0.1", "normal"), ("0.2", "bold"), ("n/a", "normal")]
-    assert [p.get_width() for p in ax.patches] == [0.5, 0.2]
+    assert [cast(Rectangle, p).get_width() for p in ax.patches] == [0.5, 0.2]
     tie = viz.leaderboard({"a": {"m": 1.0}, "b": {"m": 1.0}, "c": {"m": 0.5}},
                           directions={"m": "higher"}).axes[0]
     assert [t.get_fontweight() for t in tie.texts] == ["bold", "bold", "normal"]
@@ -236,7 +248,7 @@ def test_parliament_gives_every_party_its_own_colour_and_seat_count():
     r = dhondt_seats(votes, seats=100)
     ax = viz.parliament(r).axes[0]
     won = [(k, v) for k, v in sorted(r.seats.items(), key=lambda kv: -kv[1]) if v]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"{k} ({v})" for k, v in won]
-    assert [len(c.get_offsets()) for c in ax.collections] == [v for _, v in won]
-    colours = {tuple(np.round(c.get_facecolor()[0], 4)) for c in ax.collections}
+    assert [t.get_text() for t in _legend(ax.get_legend()).get_texts()] == [f"{k} ({v})" for k, v in won]
+    assert [len(_rows(c.get_offsets())) for c in ax.collections] == [v for _, v in won]
+    colours = {tuple(np.round(np.asarray(c.get_facecolor())[0], 4)) for c in ax.collections}
     assert len(colours) == len(won) == 12

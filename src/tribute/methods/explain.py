@@ -85,7 +85,9 @@ def explain(
             another row order is refused rather than matched to the wrong rows).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
-            wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
+            wrap in :class:`tribute.Background` when ``M`` equals the batch; for tables a plain
+            array of ``batch`` rows is read per sample with a warning, which
+            :class:`tribute.PerSample` silences). default=0.0,
             which suits images, embeddings and standardised features; for tabular numpy or
             DataFrame inputs (every input 2-D and real-valued) a default 0.0 is usually out of
             distribution for unscaled features, so a warning is issued then (pass the baseline

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
-from ..games.features import DEFAULT_BASELINE, Background
+from ..games.features import DEFAULT_BASELINE, Background, PerSample
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
@@ -164,16 +164,43 @@ def _rows_shape(value: Any) -> tuple[int, ...] | None:
     return None
 
 
+def _unmarked(baseline: Any) -> Any:
+    """``baseline`` with :class:`PerSample` markers removed (their rows, for indexing)."""
+    if isinstance(baseline, PerSample):
+        return _unmarked(baseline.data)
+    if isinstance(baseline, tuple):
+        return tuple(_unmarked(b) for b in baseline)
+    return baseline
+
+
+def _per_sample_parts(baseline: Any, inputs: Any) -> list[bool]:
+    """For each input, whether its baseline holds one row per sample."""
+    parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+    if isinstance(baseline, (Background, PerSample)):
+        return [isinstance(baseline, PerSample)] * len(parts)
+    bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
+    out = []
+    for b, x in zip(bases, parts):
+        bs, xs = _rows_shape(b.data if isinstance(b, PerSample) else b), _rows_shape(x)
+        out.append(isinstance(b, PerSample) or (bs is not None and xs is not None and bs == xs))
+    return out
+
+
 def _baseline_reading(baseline: Any, inputs: Any) -> str:
     """How the feature game reads ``baseline`` next to ``inputs``: ``"per_sample"`` (one row per
     sample), ``"background"`` (a set of ``M`` rows given as a plain array, ``M`` not the batch)
     or ``"other"`` (a scalar, one row, a :class:`Background`, a mix)."""
     if isinstance(baseline, Background):
         return "other"
+    if isinstance(baseline, PerSample):
+        return "per_sample"
     parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
     bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
     readings = set()
     for b, x in zip(bases, parts):
+        if isinstance(b, PerSample):
+            readings.add("per_sample")
+            continue
         bs, xs = _rows_shape(b), _rows_shape(x)
         if bs is None or xs is None or len(bs) != len(xs) or bs[1:] != xs[1:]:
             readings.add("other")
@@ -224,6 +251,7 @@ def default_explainer(
     hparams = {k: v for k, v in params.items() if k in hp_names}
     batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
     reading = _baseline_reading(baseline, inputs)
+    per_sample_parts = _per_sample_parts(baseline, inputs)
     # a background set given as a plain array keeps that reading whatever the batch of the
     # re-explained inputs: with as many rows as that batch, the game would read it as one
     # baseline per row (sensitivity's K x B stacked rows next to a K x B-row set did)
@@ -235,8 +263,12 @@ def default_explainer(
             overrides: dict[str, Any]) -> Attribution:
         if isinstance(baseline, Blur):
             base: Any = blur(x, baseline)
-        elif reading == "per_sample":
-            base = _index_rows(baseline, sample, batch)
+        elif reading == "per_sample":  # marked, so the game does not warn that it may be a set
+            rows = _index_rows(_unmarked(baseline), sample, batch)
+            if isinstance(rows, tuple):
+                base = tuple(PerSample(r) if ps else r for r, ps in zip(rows, per_sample_parts))
+            else:
+                base = PerSample(rows)
         else:
             base = fixed_base
         tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
