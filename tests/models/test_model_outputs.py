@@ -486,3 +486,25 @@ def test_a_multi_output_regressor_needs_a_target():
     one = LinearRegression().fit(x, y[:, 0])  # a single output keeps target=None
     b = tribute.explain(one, x[:4], method="exact_shapley", baseline=x.mean(0))
     np.testing.assert_allclose(np.asarray(b.values), one.coef_ * (x[:4] - x.mean(0)), atol=1e-9)
+
+
+@pytest.mark.parametrize("n_classes", [3, 4])
+def test_one_vs_one_decision_function_is_refused(n_classes):
+    """SVC(decision_function_shape="ovo") scores pairs of classes: target=k used to explain
+    the k-th pair's score as if it were class k (audit aud32m); with three classes the shapes
+    even agree. Refused, naming the fix; the 'ovr' shape gives class columns again."""
+    from sklearn.svm import SVC
+
+    X, y = make_classification(120, 4, n_informative=4, n_redundant=0, n_classes=n_classes,
+                               random_state=0)
+    svc = SVC(decision_function_shape="ovo").fit(X, y)
+    base = X.mean(0)
+    for model in (svc, make_pipeline(StandardScaler(), svc)):
+        with pytest.raises(tribute.InputError, match=r"decision_function_shape='ovo'.*"
+                                                     r"one-vs-one pair scores.*= 'ovr'"):
+            tribute.explain(model, X[:3], method="feature_ablation", target=1, baseline=base)
+    svc.decision_function_shape = "ovr"
+    a = tribute.explain(svc, X[:3], method="feature_ablation", target=1, baseline=base)
+    np.testing.assert_allclose(np.asarray(a.full_values).ravel(), svc.decision_function(X[:3])[:, 1])
+    binary = SVC(decision_function_shape="ovo").fit(X, (y > 0).astype(int))  # one column: fine
+    tribute.explain(binary, X[:3], method="feature_ablation", target=1, baseline=base)

@@ -7,7 +7,9 @@ probabilities:
 * scikit-learn style estimators (also Pipelines, XGBoost and LightGBM sklearn wrappers): a
   regressor's ``predict`` returns ``"raw"`` values; a classifier's ``predict_proba`` returns
   ``"probability"``; ``decision_function`` returns ``"logit"`` scores (for a binary
-  classifier its single column is the positive-class logit);
+  classifier its single column is the positive-class logit; a one-vs-one
+  ``decision_function``, ``SVC(decision_function_shape="ovo")`` with three or more classes, is
+  refused: its columns score pairs of classes);
 * ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
   with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
   ``lightgbm.Booster`` likewise with ``raw_score=True`` for binary/multiclass objectives;
@@ -268,6 +270,8 @@ class NumpyModel(ModelAdapter):
                  model_output: str | None = None) -> None:
         self.fn, self.kind, detected = _numpy_callable(model)
         self.estimator = model  # the user's object (model-specific methods read it, e.g. trees)
+        if self.kind == "decision_function":
+            _refuse_one_vs_one(model)
         if model_output is not None:
             _check_kind(model_output)
         #: a known binary classifier (see the module docstring)
@@ -395,6 +399,44 @@ def predict_may_differ(estimator: Any, depth: int = 0) -> bool:
         return True
     wrapped = getattr(estimator, "estimator", None)  # a meta-estimator (OneVsRestClassifier...)
     return wrapped is not None and hasattr(wrapped, "fit") and predict_may_differ(wrapped, depth + 1)
+
+
+def _final_estimator(estimator: Any, depth: int = 0) -> Any:
+    """The estimator that computes ``estimator``'s scores: the last step of a Pipeline, a
+    search's ``best_estimator_``; ``estimator`` itself otherwise."""
+    if depth > 8:
+        return estimator
+    steps = getattr(estimator, "steps", None)
+    if type(estimator).__name__ == "Pipeline" and isinstance(steps, list) and steps:
+        return _final_estimator(steps[-1][1], depth + 1)
+    if type(estimator).__name__.endswith("SearchCV"):
+        found = getattr(estimator, "best_estimator_", None)
+        if found is not None:
+            return _final_estimator(found, depth + 1)
+    return estimator
+
+
+def _refuse_one_vs_one(model: Any) -> None:
+    """Refuse a classifier of three or more classes whose ``decision_function`` is one-vs-one
+    (``SVC``/``NuSVC(decision_function_shape="ovo")``): its ``K (K - 1) / 2`` columns score
+    pairs of classes, not classes, so ``target=k`` would explain the pair in column ``k``
+    (with three classes there are as many columns as classes: nothing else would tell)."""
+    final = _final_estimator(model)
+    if getattr(final, "decision_function_shape", None) != "ovo":
+        return
+    try:
+        n_classes = len(getattr(final, "classes_", ()))
+    except Exception:  # an unfitted wrapper may raise from the property
+        return
+    if n_classes > 2:
+        raise InputError(
+            f"model: {type(final).__name__} with decision_function_shape='ovo' and {n_classes} "
+            f"classes returns {n_classes * (n_classes - 1) // 2} one-vs-one pair scores, not one "
+            "score per class, so a target class cannot be read from them. Set "
+            f"`{type(final).__name__.lower()}.decision_function_shape = 'ovr'` (no refit "
+            "needed: one column per class), or explain calibrated probabilities "
+            "(CalibratedClassifierCV)."
+        )
 
 
 def _check_kind(model_output: str) -> None:
