@@ -40,3 +40,17 @@ def test_one_tensor_or_a_tuple_with_one_tensor_does_not_warn():
         warnings.simplefilter("error", UserWarning)
         tribute.explain(lin, torch.randn(2, 4), method="feature_ablation", target=0)
         tribute.explain(One(), torch.randn(2, 4), method="feature_ablation", target=0)
+
+
+def test_a_plain_dict_with_logits_is_read_like_a_model_output():
+    """{"logits": t} (a plain dict, not a Hugging Face ModelOutput) is explained through its
+    "logits"; a dict without one is refused, naming how to wrap the model."""
+    lin = torch.nn.Linear(4, 3)
+    x = torch.randn(2, 4)
+    a = tribute.explain(lambda t: {"hidden": t, "logits": lin(t)}, x, method="feature_ablation",
+                        target=2)
+    b = tribute.explain(lin, x, method="feature_ablation", target=2)
+    torch.testing.assert_close(a.values, b.values)
+    with pytest.raises(tribute.ModelOutputError, match=r"mapping with a 'logits' tensor.*"
+                                                       r"model\(x\)\['scores'\]"):
+        tribute.explain(lambda t: {"scores": lin(t)}, x, method="feature_ablation", target=2)

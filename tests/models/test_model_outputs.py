@@ -508,3 +508,33 @@ def test_one_vs_one_decision_function_is_refused(n_classes):
     np.testing.assert_allclose(np.asarray(a.full_values).ravel(), svc.decision_function(X[:3])[:, 1])
     binary = SVC(decision_function_shape="ovo").fit(X, (y > 0).astype(int))  # one column: fine
     tribute.explain(binary, X[:3], method="feature_ablation", target=1, baseline=base)
+
+
+def test_a_classifier_with_only_predict_is_refused_unless_declared():
+    """OutputCodeClassifier has neither predict_proba nor decision_function: its predict's
+    class labels used to be explained as numbers (class 3 = three times class 1), silently
+    (audit aud32m). Refused; model_output='raw' explains the labels on purpose."""
+    from sklearn.multiclass import OutputCodeClassifier
+
+    X, y = make_classification(150, 5, n_informative=4, n_redundant=0, n_classes=4,
+                               random_state=0)
+    m = OutputCodeClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    with pytest.raises(InputError, match=r"OutputCodeClassifier is a classifier with neither "
+                                         r"predict_proba nor decision_function.*model_output='raw'"):
+        tribute.explain(m, X[:3], method="feature_ablation", baseline=X.mean(0))
+    a = tribute.explain(m, X[:3], method="feature_ablation", baseline=X.mean(0), model_output="raw")
+    np.testing.assert_array_equal(np.asarray(a.full_values).ravel(), m.predict(X[:3]))
+
+
+def test_a_multi_output_classifier_names_the_list_of_probabilities():
+    """predict_proba of a multi-output classifier is a list of (rows x classes) arrays: the
+    error used to blame the batch axis ("shape (2, 3, 2) for a batch of 3 rows")."""
+    X, y = make_classification(150, 5, n_informative=4, n_redundant=0, random_state=0)
+    Y = np.stack([y, 1 - y], 1)
+    m = RandomForestClassifier(5, random_state=0).fit(X, Y)
+    with pytest.raises(ModelOutputError, match=r"predict_proba returned a list of 2 arrays.*"
+                                               r"lambda X: est.predict_proba\(X\)\[k\]"):
+        tribute.explain(m, X[:3], method="feature_ablation", baseline=X.mean(0), target=1)
+    a = tribute.explain(lambda a: m.predict_proba(a)[1], X[:3], method="feature_ablation",
+                        baseline=X.mean(0), target=1, model_output="probability")
+    np.testing.assert_allclose(np.asarray(a.full_values).ravel(), m.predict_proba(X[:3])[1][:, 1])

@@ -13,7 +13,9 @@ probabilities:
 * ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
   with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
   ``lightgbm.Booster`` likewise with ``raw_score=True`` for binary/multiclass objectives;
-* objects with only ``predict``: ``"raw"``;
+* objects with only ``predict``: ``"raw"`` (a *classifier* with only ``predict``, e.g.
+  ``OutputCodeClassifier``, is refused unless ``model_output=`` is declared: its labels are
+  not scores);
 * torch modules and plain callables: ``"logit"`` unless declared otherwise with
   ``model_output=`` (a warning is issued when such outputs look like probabilities and a
   conversion is asked for).
@@ -43,7 +45,7 @@ import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +145,9 @@ class ModelAdapter(ABC):
 class TorchModel(ModelAdapter):
     """A ``torch.nn.Module`` or a callable on tensors.
 
-    The output may be a tensor, a tuple/list whose first element is a tensor, or an object with
-    a ``logits`` attribute (Hugging Face ``ModelOutput``).
+    The output may be a tensor, a tuple/list whose first element is a tensor, an object with
+    a ``logits`` attribute (Hugging Face ``ModelOutput``) or a mapping with a ``"logits"``
+    tensor (a plain dict); anything else is refused (wrap the model to return the output).
 
     Args:
         model: the module or callable.
@@ -272,6 +275,15 @@ class NumpyModel(ModelAdapter):
         self.estimator = model  # the user's object (model-specific methods read it, e.g. trees)
         if self.kind == "decision_function":
             _refuse_one_vs_one(model)
+        elif self.kind == "predict" and model_output is None and \
+                _estimator_type(model) == "classifier":
+            raise InputError(
+                f"model: {type(model).__name__} is a classifier with neither predict_proba nor "
+                "decision_function, and its predict returns class labels, not scores: tribute "
+                "would explain the label numbers (class 3 counting as three times class 1). "
+                "Pass a function returning one score per class, or model_output='raw' to "
+                "explain predict's labels as numbers (e.g. a 0/1 decision)."
+            )
         if model_output is not None:
             _check_kind(model_output)
         #: a known binary classifier (see the module docstring)
@@ -291,6 +303,14 @@ class NumpyModel(ModelAdapter):
         arrays = self._arrays(inputs)
         extra_np = tuple(e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in extra)
         out = self.fn(*arrays, *extra_np, **(kwargs or {}))
+        if isinstance(out, list) and out and all(getattr(o, "ndim", 0) == 2 for o in out):
+            method = "" if self.kind == "callable" else f".{self.kind}"
+            raise ModelOutputError(
+                f"model{method} returned a list of {len(out)} arrays (rows x classes each): a "
+                "multi-output or multi-label classifier, one array per output. Explain one "
+                f"output k with a function, e.g. model=lambda X: est{method}(X)[k], declaring "
+                "model_output='probability' (or 'logit' for decision_function scores)."
+            )
         arr = np.asarray(out)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
             raise ModelOutputError(
@@ -608,7 +628,7 @@ def _module_dtype(module: torch.nn.Module) -> torch.dtype | None:
 def _as_output_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
-    logits = getattr(out, "logits", None)
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
@@ -625,7 +645,8 @@ def _as_output_tensor(out: Any) -> torch.Tensor:
         return torch.from_numpy(out)
     raise ModelOutputError(
         f"model returned {type(out).__name__}; tribute needs a tensor (or a tuple whose first "
-        "element is one, or an object with .logits). Wrap the model to return the output to explain."
+        "element is one, an object with .logits, or a mapping with a 'logits' tensor). Wrap the "
+        "model to return the output to explain (e.g. lambda x: model(x)['scores'])."
     )
 
 
