@@ -54,3 +54,31 @@ def test_a_plain_dict_with_logits_is_read_like_a_model_output():
     with pytest.raises(tribute.ModelOutputError, match=r"mapping with a 'logits' tensor.*"
                                                        r"model\(x\)\['scores'\]"):
         tribute.explain(lambda t: {"scores": lin(t)}, x, method="feature_ablation", target=2)
+
+
+def test_a_buffer_the_forward_writes_is_reported():
+    """The session restores flags, requires_grad and hooks, not buffers: a forward that writes
+    one (here a call counter) left it changed without a word (audit aud32m). Now it warns,
+    naming the buffer; a model that does not write its buffers (BatchNorm, put in eval mode)
+    does not warn."""
+
+    class Counter(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return self.lin(x)
+
+    outer = torch.nn.Sequential(Counter())
+    with pytest.warns(UserWarning, match=r"changed its buffer\(s\) '0.calls'.*copy.deepcopy"):
+        tribute.explain(outer, torch.randn(2, 4), method="feature_ablation", target=1)
+    bn = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 2))
+    bn.train()
+    stats = {k: v.clone() for k, v in bn.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        tribute.explain(bn, torch.randn(3, 4), method="integrated_gradients", target=1)
+    assert bn.training and all(torch.equal(v, bn.state_dict()[k]) for k, v in stats.items())

@@ -215,6 +215,10 @@ class TorchModel(ModelAdapter):
         params = [p for mod in modules for p in mod._parameters.values() if p is not None]
         req = [p.requires_grad for p in params]
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
+        # buffers are not copied (a model's may be large): their version counters tell when
+        # the model's own forward wrote one, which is then reported (see _warn_buffers)
+        buffers = [(mod, name, b, b._version) for mod in modules
+                   for name, b in mod._buffers.items() if b is not None]
         for mod in modules:
             attrs = mod.__dict__
             for name in _HOOK_DICTS:
@@ -244,6 +248,25 @@ class TorchModel(ModelAdapter):
                 else:
                     for k in [k for k in d if k not in keys]:
                         del d[k]
+            _warn_buffers(m, buffers)
+
+
+def _warn_buffers(root: torch.nn.Module,
+                  buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int]]) -> None:
+    """Warn when the model's forward wrote buffers during a session (a call counter, a cache,
+    running statistics updated outside training mode): tribute restores training flags,
+    ``requires_grad`` and hooks, but does not copy buffers to restore them."""
+    names = {id(mod): prefix for prefix, mod in root.named_modules()}
+    changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name, b, version in buffers
+               if mod._buffers.get(name) is not b or b._version != version]
+    if changed:
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        warnings.warn(
+            f"the model's forward changed its buffer(s) {', '.join(map(repr, changed[:3]))}{more} "
+            "while tribute evaluated it; tribute puts the model in eval mode and restores its "
+            "training flags, requires_grad and hooks, but not buffer values, so they now hold "
+            "what the last evaluated rows left. Copy the model first (copy.deepcopy) if they "
+            "matter.", UserWarning, stacklevel=user_stacklevel())
 
 
 class NumpyModel(ModelAdapter):
