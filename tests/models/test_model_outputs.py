@@ -267,6 +267,37 @@ def test_lightgbm_classifier():
     np.testing.assert_allclose(attr.values.sum(1), p, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("params", [{"objective": "multiclassova", "num_class": 3},
+                                    {"objective": "ova", "num_class": 3},
+                                    {"objective": "binary", "sigmoid": 2.0}])
+def test_lightgbm_booster_probabilities_are_what_it_predicts(params):
+    """A one-vs-all Booster's class probabilities are a sigmoid per class (rows do not sum to
+    one) and a binary Booster with sigmoid=2 predicts sigmoid(2 s): output="prob" used to be
+    a softmax (a plain sigmoid) of the raw scores, off by up to 0.16 (audit aud32m). The
+    Booster is now explained through its probabilities, as LGBMClassifier's predict_proba."""
+    lgb = pytest.importorskip("lightgbm")
+    X, y = _data(3)
+    if params["objective"] == "binary":
+        y = (y == 0).astype(int)
+    booster = lgb.train({**params, "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1,
+                         "num_threads": 1}, lgb.Dataset(X, label=y), 10)
+    x, base = X[:4], X.mean(0)
+    p = booster.predict(x)
+    p = np.stack([1 - p, p], 1) if p.ndim == 1 else p
+    for k in range(p.shape[1]):
+        for output, want in (("prob", p[:, k]), ("log_prob", np.log(p[:, k])),
+                             ("logit", np.log(p[:, k] / (1 - p[:, k])))):
+            a = tribute.explain(booster, x, method="feature_ablation", baseline=base,
+                                output=output, target=k)
+            np.testing.assert_allclose(np.asarray(a.full_values).ravel(), want, rtol=1e-9,
+                                       atol=1e-12, err_msg=f"{output} class {k}")
+    if params["objective"] != "binary":  # one-vs-all: the log-odds of class k are its score
+        a = tribute.explain(booster, x, method="feature_ablation", baseline=base,
+                            output="logit", target=1)
+        np.testing.assert_allclose(np.asarray(a.full_values).ravel(),
+                                   booster.predict(x, raw_score=True)[:, 1], rtol=1e-7)
+
+
 def test_evaluate_keeps_the_declared_model_output():
     X, y = _data(3)
     clf = LogisticRegression(max_iter=500).fit(X, y)

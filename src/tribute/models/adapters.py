@@ -12,7 +12,10 @@ probabilities:
   refused: its columns score pairs of classes);
 * ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
   with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
-  ``lightgbm.Booster`` likewise with ``raw_score=True`` for binary/multiclass objectives;
+  ``lightgbm.Booster`` likewise with ``raw_score=True`` for the binary, softmax multiclass and
+  cross-entropy objectives; its one-vs-all multiclass objective (``multiclassova``: per-class
+  sigmoids that do not sum to one) and a binary objective with ``sigmoid`` other than 1 return
+  their ``"probability"`` (no softmax or plain sigmoid of their scores is what they predict);
 * objects with only ``predict``: ``"raw"`` (a *classifier* with only ``predict``, e.g.
   ``OutputCodeClassifier``, is refused unless ``model_output=`` is declared: its labels are
   not scores);
@@ -529,11 +532,34 @@ def _booster_objective(booster: Any) -> str:
         if mod.startswith("xgboost"):
             name = str(json.loads(booster.save_config())["learner"]["objective"]["name"])
             return "xgb-binary" if name.startswith("binary:") else name
-        objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
-            "objective", "")
-        return str(objective).split()[0] if objective else ""
+        return _lightgbm_objective(booster)[0]
     except (KeyError, TypeError, ValueError, AttributeError):
         return ""
+
+
+#: LightGBM's names (and aliases) of its softmax and one-vs-all multiclass objectives.
+_LGB_SOFTMAX = ("multiclass", "softmax")
+_LGB_OVA = ("multiclassova", "multiclass_ova", "ova", "ovr")
+
+
+def _lightgbm_objective(booster: Any) -> tuple[str, float]:
+    """``(objective name, sigmoid)`` of a ``lightgbm.Booster``: the canonical name its model
+    dump records (``"binary sigmoid:2"`` -> ``("binary", 2.0)``), else its training
+    parameters' (which may be an alias); ``sigmoid`` is 1.0 when not recorded."""
+    objective = ""
+    with contextlib.suppress(Exception):  # a Booster without a model dump: the parameters
+        objective = str(booster.dump_model(num_iteration=1).get("objective", ""))
+    params = getattr(booster, "params", None) or {}
+    if not objective:
+        objective = str(params.get("objective") or "")
+    words = objective.split()
+    sigmoid = float(params.get("sigmoid", 1.0) or 1.0)
+    for word in words[1:]:
+        key, _, value = word.partition(":")
+        if key == "sigmoid":
+            with contextlib.suppress(ValueError):
+                sigmoid = float(value)
+    return (words[0] if words else ""), sigmoid
 
 
 def _booster_feature_names(booster: Any) -> list[str] | None:
@@ -596,17 +622,24 @@ def _xgboost_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
 
 
 def _lightgbm_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
-    """A ``lightgbm.Booster``: raw scores (its logits) for binary/multiclass objectives."""
-    objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
-        "objective", "")
-    name = str(objective).split()[0] if objective else ""
-    margin = name in ("binary", "multiclass", "multiclassova", "softmax", "multiclass_ova",
-                      "ova", "ovr", "cross_entropy", "xentropy")
+    """A ``lightgbm.Booster``: raw scores (its logits) for the binary (with the default
+    ``sigmoid=1``), softmax multiclass and cross-entropy objectives, whose probabilities are the
+    sigmoid / softmax of them. One-vs-all multiclass objectives (each class's probability is
+    the sigmoid of its own score; the rows do not sum to one) and a binary objective with
+    another ``sigmoid`` are called for their probabilities instead (``"probability"``): a
+    softmax, or a plain sigmoid, of their raw scores is not what the model predicts."""
+    name, sigmoid = _lightgbm_objective(booster)
+    if name in _LGB_OVA or (name == "binary" and sigmoid != 1.0):
+        margin, kind = False, "probability"
+    elif name in ("binary", "cross_entropy", "xentropy", *_LGB_SOFTMAX):
+        margin, kind = True, "logit"
+    else:
+        margin, kind = False, "raw"
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(booster.predict(x, raw_score=margin))
 
-    return predict, "booster", "logit" if margin else "raw"
+    return predict, "booster", kind
 
 
 def as_model(model: Any, framework: str, model_output: str | None = None) -> ModelAdapter:
