@@ -82,3 +82,11 @@ def test_a_buffer_the_forward_writes_is_reported():
         warnings.simplefilter("error", UserWarning)
         tribute.explain(bn, torch.randn(3, 4), method="integrated_gradients", target=1)
     assert bn.training and all(torch.equal(v, bn.state_dict()[k]) for k, v in stats.items())
+
+
+def test_a_model_on_the_meta_device_is_refused_naming_the_fix():
+    """A module whose parameters have no values (device='meta') failed deep in the first
+    forward pass ("Tensor.item() cannot be called on meta tensors"); it is refused up front."""
+    meta = torch.nn.Linear(4, 3, device="meta")
+    with pytest.raises(tribute.InputError, match=r"'meta' device.*to_empty\(device='cpu'\)"):
+        tribute.explain(meta, torch.randn(2, 4), method="feature_ablation", target=1)

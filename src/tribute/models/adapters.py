@@ -186,6 +186,14 @@ class TorchModel(ModelAdapter):
                 tensors = params + list(self.module.buffers())
             if tensors:
                 self.device, self._device_known = tensors[0].device, True
+                if self.device.type == "meta":
+                    raise InputError(
+                        f"model: the {type(self.module).__name__}'s parameters are on the "
+                        "'meta' device (shapes without values, e.g. built under "
+                        "init_empty_weights or with device='meta'), so it cannot be evaluated. "
+                        "Materialise it first: model.to_empty(device='cpu') and load its "
+                        "weights (tribute.models.load_weights or load_state_dict)."
+                    )
                 self._param_dtype = next(
                     (t.dtype for t in tensors if t.dtype.is_floating_point), None)
 
