@@ -554,7 +554,9 @@ class Engine:
         if out.ndim == 0 or out.shape[0] != n:
             raise ModelOutputError(
                 f"model returned shape {tuple(out.shape)} for a batch of {n} rows; the first axis "
-                "must be the batch axis (one output row per input row)."
+                "must be the batch axis (one output row per input row). tribute calls the model "
+                "on batches: a function of one row needs wrapping, e.g. "
+                "model=lambda X: np.stack([f(row) for row in X])."
             )
         return out
 
