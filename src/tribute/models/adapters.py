@@ -229,7 +229,7 @@ class TorchModel(ModelAdapter):
         # buffers are not copied (a model's may be large): their version counters tell when
         # the model's own forward wrote one, which is then reported (see _warn_buffers)
         buffers = [(mod, name, b, b._version) for mod in modules
-                   for name, b in mod._buffers.items() if b is not None]
+                   for name, b in mod.named_buffers(recurse=False)]
         for mod in modules:
             attrs = mod.__dict__
             for name in _HOOK_DICTS:
@@ -269,7 +269,7 @@ def _warn_buffers(root: torch.nn.Module,
     ``requires_grad`` and hooks, but does not copy buffers to restore them."""
     names = {id(mod): prefix for prefix, mod in root.named_modules()}
     changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name, b, version in buffers
-               if mod._buffers.get(name) is not b or b._version != version]
+               if getattr(mod, name, None) is not b or b._version != version]
     if changed:
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         warnings.warn(
