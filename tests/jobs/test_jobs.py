@@ -421,3 +421,20 @@ def test_a_dataframe_background_or_baseline_row_is_a_job_setting(tmp_path):
     with pytest.raises(tribute.errors.InputError, match="settings"):
         _run(model, df.iloc[:9], tmp_path / "o0", method="exact_shapley", shard_size=4, target=1,
              baseline=tribute.Background(df.iloc[41:51]), resume=True)
+
+
+def test_credit_summary_keeps_small_credits():
+    # rounded to 8 decimals, credits of about 1e-9 (probabilities, influence) came out as 0.0
+    import dataclasses
+
+    from tribute.jobs.api import credit_summary
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(12, 4)))
+    a = tribute.explain(net, x, method="exact_shapley", target=1).numpy()
+    small = dataclasses.replace(a, values=np.asarray(a.values) * 1e-9)
+    got = {p["player"]: p["mean_abs"] for p in credit_summary(small)[0]["players"]}
+    truth = np.abs(np.asarray(small.values)).mean(0)
+    for j, name in enumerate(small.player_names):
+        assert got[name] == float(f"{truth[j]:.8g}") != 0.0

@@ -399,3 +399,96 @@ def test_a_per_sample_dataframe_baseline_is_indexed_per_row():
     phi = w * (x.to_numpy() - base.to_numpy())
     rel = np.linalg.norm(w * noise, axis=-1) / np.linalg.norm(phi, axis=-1)
     np.testing.assert_allclose(r.scores, rel.mean(0), rtol=1e-10)
+
+
+# rev32: re-explained baselines read part by part; polars; extension-dtype frames
+W1 = torch.tensor([1.5, -2.0], dtype=torch.float64)
+W2 = torch.tensor([0.5, 1.0, -1.0], dtype=torch.float64)
+
+
+def _two_inputs(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return p @ W1 + q @ W2
+
+
+def _two_input_truth(a, b, mean_a, mean_b, k):
+    (sa, sb), samp = perturb_inputs((a, b), 0.3, k, 2)
+    n = a.shape[0]
+    na, nb = (sa - a[samp]).reshape(k, n, 2), (sb - b[samp]).reshape(k, n, 3)
+    num = torch.sqrt(((W1 * na) ** 2).sum(-1) + ((W2 * nb) ** 2).sum(-1))
+    den = torch.sqrt(((W1 * (a - mean_a)) ** 2).sum(-1) + ((W2 * (b - mean_b)) ** 2).sum(-1))
+    return (num / den).mean(0).numpy()
+
+
+@pytest.mark.parametrize("kind", ["background_and_scalar", "per_sample_and_background"])
+def test_a_tuple_baseline_is_read_part_by_part_when_re_explained(kind):
+    # K x B = 20 stacked rows next to a 20-row background part: that part was read per row
+    g = np.random.default_rng(3)
+    a, b = torch.as_tensor(g.normal(size=(4, 2))), torch.as_tensor(g.normal(size=(4, 3)))
+    bga, bgb = torch.as_tensor(g.normal(size=(20, 2))), torch.as_tensor(g.normal(size=(20, 3)))
+    psa = torch.as_tensor(g.normal(size=(4, 2)))
+    base: tuple[Any, Any]
+    if kind == "background_and_scalar":
+        base, ma, mb = (bga, 0.0), bga.mean(0), torch.zeros(3, dtype=torch.float64)
+    else:
+        base, ma, mb = (psa, bgb), psa, bgb.mean(0)
+    attr = tribute.explain(_two_inputs, (a, b), method="exact_shapley", baseline=base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        r = evaluate(_two_inputs, (a, b), attr, metric="avg_sensitivity", baseline=base, radius=0.3,
+                     n_samples=5, seed=2)
+    np.testing.assert_allclose(r.scores, _two_input_truth(a, b, ma, mb, 5), rtol=1e-10)
+
+
+@pytest.mark.parametrize("rows", [4, 20])  # per-sample; a background of K x B rows
+def test_polars_baselines_are_read_as_the_pandas_ones(rows):
+    pl = pytest.importorskip("polars")
+    g = np.random.default_rng(3)
+    w = np.array([1.5, -2.0, 0.5])
+    f = lambda z: np.asarray(z, dtype=float) @ w  # noqa: E731
+    xn, bn = g.normal(size=(4, 3)), g.normal(size=(rows, 3))
+    x, base = pl.DataFrame(xn, schema=list("abc")), pl.DataFrame(bn, schema=list("abc"))
+    attr = tribute.explain(f, x, method="exact_shapley", baseline=base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=base, radius=0.3,
+                     n_samples=5, seed=2)
+    st, samp = perturb_inputs(xn, 0.3, 5, 2)
+    noise = (st - xn[samp]).reshape(5, 4, 3)
+    phi = w * (xn - (bn if rows == 4 else bn.mean(0)))
+    rel = np.linalg.norm(w * noise, axis=-1) / np.linalg.norm(phi, axis=-1)
+    np.testing.assert_allclose(r.scores, rel.mean(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["Float64", "double[pyarrow]", "Sparse[float64]", "float32"])
+def test_extension_float_columns_are_perturbed_as_floats(dtype):
+    pd = pytest.importorskip("pandas")
+    if "pyarrow" in dtype:
+        pytest.importorskip("pyarrow")
+    g = np.random.default_rng(0)
+    xn = g.normal(size=(4, 2))
+    x = pd.DataFrame({"a": xn[:, 0], "b": xn[:, 1]}).astype(dtype)
+    st, _ = perturb_inputs(x, 0.3, 5, 2)
+    ref, _ = perturb_inputs(x.to_numpy(dtype=np.float64 if dtype != "float32" else np.float32), 0.3, 5, 2)
+    assert list(st.dtypes) == list(x.dtypes)
+    np.testing.assert_allclose(st.to_numpy(dtype=np.float64), ref, rtol=1e-12 if dtype != "float32" else 0)
+
+
+def test_duplicate_float_column_names_are_perturbed():
+    pd = pytest.importorskip("pandas")
+    x = pd.DataFrame(np.random.default_rng(0).normal(size=(3, 2)), columns=["a", "a"])
+    st, _ = perturb_inputs(x, 0.1, 2, 0)
+    ref, _ = perturb_inputs(x.to_numpy(), 0.1, 2, 0)
+    np.testing.assert_array_equal(st.to_numpy(), ref)
+
+
+def test_integer_columns_held_fixed_are_named():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(4)
+    x = pd.DataFrame({"age": rng.integers(20, 60, size=4), "income": rng.normal(size=4),
+                      "member": [True, False, True, True]})
+    f = lambda z: np.asarray(z, dtype=float) @ np.array([0.1, 2.0, 1.0])  # noqa: E731
+    attr = tribute.explain(f, x, method="feature_ablation", baseline=tribute.Background(x))
+    with pytest.warns(UserWarning, match=r"integer columns \['age'\] are not perturbed"):
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=tribute.Background(x),
+                     n_samples=20)
+    assert r.extra["not_perturbed"] == ["age", "member"]

@@ -224,7 +224,8 @@ def credit_summary(result: Attribution, top: int = SUMMARY_TOP) -> list[dict[str
 
 
 def _json_float(v: float) -> float | None:
-    return round(float(v), 8) if np.isfinite(v) else None
+    """``v`` to 8 significant digits (credits of 1e-9 stay 1e-9), None when not finite."""
+    return float(f"{float(v):.8g}") if np.isfinite(v) else None
 
 
 def _rows(spec: JobSpec, index: int) -> int:

@@ -20,6 +20,7 @@ from ..games.features import DEFAULT_BASELINE, Background, PerSample
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
+from ..models.tabular import from_polars
 from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
@@ -164,55 +165,46 @@ def _rows_shape(value: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _unmarked(baseline: Any) -> Any:
-    """``baseline`` with :class:`PerSample` markers removed (their rows, for indexing)."""
-    if isinstance(baseline, PerSample):
-        return _unmarked(baseline.data)
-    if isinstance(baseline, tuple):
-        return tuple(_unmarked(b) for b in baseline)
-    return baseline
-
-
-def _per_sample_parts(baseline: Any, inputs: Any) -> list[bool]:
-    """For each input, whether its baseline holds one row per sample."""
-    parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-    if isinstance(baseline, (Background, PerSample)):
-        return [isinstance(baseline, PerSample)] * len(parts)
-    bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
-    out = []
-    for b, x in zip(bases, parts):
-        bs, xs = _rows_shape(b.data if isinstance(b, PerSample) else b), _rows_shape(x)
-        out.append(isinstance(b, PerSample) or (bs is not None and xs is not None and bs == xs))
-    return out
-
-
-def _baseline_reading(baseline: Any, inputs: Any) -> str:
-    """How the feature game reads ``baseline`` next to ``inputs``: ``"per_sample"`` (one row per
-    sample), ``"background"`` (a set of ``M`` rows given as a plain array, ``M`` not the batch)
-    or ``"other"`` (a scalar, one row, a :class:`Background`, a mix)."""
-    if isinstance(baseline, Background):
+def _part_reading(b: Any, x: Any) -> str:
+    """How the feature game reads one input's baseline ``b`` next to that input ``x``:
+    ``"per_sample"``, ``"background"`` (a plain array of ``M`` rows, ``M`` not the batch) or
+    ``"other"`` (a scalar, one row, a :class:`Background`)."""
+    if isinstance(b, PerSample):
+        return "per_sample"
+    bs, xs = _rows_shape(b), _rows_shape(x)
+    if bs is None or xs is None or len(bs) != len(xs) or bs[1:] != xs[1:]:
         return "other"
-    if isinstance(baseline, PerSample):
+    if bs[0] == xs[0]:
         return "per_sample"
-    parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-    bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
-    readings = set()
-    for b, x in zip(bases, parts):
-        if isinstance(b, PerSample):
-            readings.add("per_sample")
-            continue
-        bs, xs = _rows_shape(b), _rows_shape(x)
-        if bs is None or xs is None or len(bs) != len(xs) or bs[1:] != xs[1:]:
-            readings.add("other")
-        elif bs[0] == xs[0]:
-            readings.add("per_sample")
-        elif bs[0] > 1:
-            readings.add("background")
-        else:
-            readings.add("other")
-    if "per_sample" in readings:
-        return "per_sample"
-    return "background" if readings == {"background"} else "other"
+    return "background" if bs[0] > 1 else "other"
+
+
+def _baseline_for_rows(baseline: Any, inputs: Any, batch: int) -> Callable[[np.ndarray | None], Any]:
+    """``base(sample)``: the baseline for re-explained rows, read part by part as the original
+    game read it: per-sample parts indexed by ``sample`` and marked :class:`PerSample`,
+    background sets (plain arrays of ``M`` rows) wrapped in :class:`Background` (``M`` rows
+    next to ``M`` re-explained rows stay a set; the game would read them one per row), anything
+    else (scalars, one row, a :class:`Background`) as given."""
+    baseline = from_polars(baseline)
+    if isinstance(baseline, Background):
+        return lambda sample: baseline
+    multi = isinstance(inputs, (tuple, list))
+    parts = [from_polars(p) for p in (list(inputs) if multi else [inputs])]
+    marked = isinstance(baseline, PerSample)
+    whole = baseline.data if marked else baseline
+    bases = [from_polars(b) for b in whole] if isinstance(whole, tuple) else [whole] * len(parts)
+    readings = ["per_sample" if marked else _part_reading(b, x) for b, x in zip(bases, parts)]
+    bases = [b.data if isinstance(b, PerSample) else b for b in bases]
+    if all(r == "other" for r in readings):
+        return lambda sample: baseline
+
+    def pick(sample: np.ndarray | None) -> Any:
+        out = [PerSample(_index_rows(b, sample, batch)) if r == "per_sample" else
+               Background(b) if r == "background" else b
+               for b, r in zip(bases, readings)]
+        return tuple(out) if multi else out[0]
+
+    return pick
 
 
 def default_explainer(
@@ -250,12 +242,7 @@ def default_explainer(
     params.pop("output", None)
     hparams = {k: v for k, v in params.items() if k in hp_names}
     batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
-    reading = _baseline_reading(baseline, inputs)
-    per_sample_parts = _per_sample_parts(baseline, inputs)
-    # a background set given as a plain array keeps that reading whatever the batch of the
-    # re-explained inputs: with as many rows as that batch, the game would read it as one
-    # baseline per row (sensitivity's K x B stacked rows next to a K x B-row set did)
-    fixed_base = Background(baseline) if reading == "background" else baseline
+    base_for = _baseline_for_rows(baseline, inputs, batch)
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
 
@@ -263,14 +250,8 @@ def default_explainer(
             overrides: dict[str, Any]) -> Attribution:
         if isinstance(baseline, Blur):
             base: Any = blur(x, baseline)
-        elif reading == "per_sample":  # marked, so the game does not warn that it may be a set
-            rows = _index_rows(_unmarked(baseline), sample, batch)
-            if isinstance(rows, tuple):
-                base = tuple(PerSample(r) if ps else r for r, ps in zip(rows, per_sample_parts))
-            else:
-                base = PerSample(rows)
         else:
-            base = fixed_base
+            base = base_for(sample)
         tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
         # tg holds output columns (the attribution's targets, or evaluate's target after
         # labels_to_columns); explain reads integer targets of a classifier with classes_

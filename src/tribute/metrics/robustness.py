@@ -11,6 +11,7 @@ when none is given.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.base import Game
+from ..models.tabular import from_polars
 from ._similarity import attribution_similarity
 from ._util import (
     HEAVY_TAILED_MIN_SAMPLES,
@@ -47,10 +49,11 @@ def _is_frame(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and hasattr(x, "dtypes") and hasattr(x, "columns")
 
 
-def _float_columns(df: Any) -> list[Any]:
+def _float_columns(df: Any) -> list[int]:
+    """Positions of the float columns (names may repeat)."""
     import pandas as pd
 
-    return [c for c, dt in df.dtypes.items() if pd.api.types.is_float_dtype(dt)]
+    return [j for j, dt in enumerate(df.dtypes) if pd.api.types.is_float_dtype(dt)]
 
 
 def _is_float(x: Any) -> bool:
@@ -81,6 +84,7 @@ def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple
         ``(stacked inputs in the user's framework, sample index of each row)``.
     """
     parts, multi = _parts(inputs)
+    parts = [from_polars(p) for p in parts]  # a polars table is perturbed as the pandas one
     if not any(_is_float(p) for p in parts):
         raise InputError(
             "sensitivity needs real-valued inputs to perturb; these have none (integer token ids, "
@@ -96,8 +100,13 @@ def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple
             cols = _float_columns(p)
             if cols:
                 noise = _noise(g, n_draws, batch, (len(cols),), radius).numpy()
-                for j, c in enumerate(cols):
-                    rep_df[c] = (rep_df[c].to_numpy() + noise[:, j]).astype(rep_df[c].dtype)
+                for j, pos in enumerate(cols):
+                    col = rep_df.iloc[:, pos]
+                    if isinstance(col.dtype, np.dtype):  # noise rounded as a float array's is
+                        vals = col.to_numpy() + noise[:, j].astype(col.dtype)
+                    else:  # nullable Float64, pyarrow, sparse: through float64, NA kept
+                        vals = col.to_numpy(dtype=np.float64, na_value=np.nan) + noise[:, j]
+                    rep_df.isetitem(pos, pd.Series(vals, index=rep_df.index).astype(col.dtype))
             out.append(rep_df)
             continue
         is_t = isinstance(p, torch.Tensor)
@@ -123,6 +132,14 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
         raise InputError(f"radius={radius!r} must be a positive number (L-infinity radius).")
     b, t, n = flat.shape
     stacked, sample = perturb_inputs(inputs, radius, k, seed)
+    held = _held_columns(inputs)
+    numeric = [c for c, numeric in held if numeric]
+    if numeric:
+        warnings.warn(
+            f"metric {name!r}: the integer columns {numeric[:8]}{' ...' if len(numeric) > 8 else ''} "
+            "are not perturbed (only float columns are; integers may be codes or counts). Cast "
+            "them to float to perturb them too; extra['not_perturbed'] lists every column held "
+            "fixed.", UserWarning, stacklevel=user_stacklevel())
     new = call_explain(explain, stacked, metric=name, target=targets_rows(attr, sample),
                        sample=sample)
     pf = flat_of(new, k * b, t, n, name, "the explain callable").reshape(k, b, t, n)
@@ -133,7 +150,24 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
     sens = np.moveaxis(sens, 0, -1)  # B x T x K
     extra = {"per_draw": sens if attr.layout.multi_target else sens[:, 0],
              "explain_calls": 1, "explain_rows": k * b}
+    if held:
+        extra["not_perturbed"] = [c for c, _ in held]
     return sens, extra
+
+
+def _held_columns(inputs: Any) -> list[tuple[Any, bool]]:
+    """``(name, is_numeric)`` of the DataFrame columns :func:`perturb_inputs` holds fixed (every
+    column that is not float: integers, booleans, categories, text)."""
+    out: list[tuple[Any, bool]] = []
+    for p in _parts(inputs)[0]:
+        p = from_polars(p)
+        if _is_frame(p):
+            import pandas as pd
+
+            floats = set(_float_columns(p))
+            out += [(c, bool(pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)))
+                    for j, (c, dt) in enumerate(p.dtypes.items()) if j not in floats]
+    return out
 
 
 @register_metric(name="max_sensitivity", higher_is_better=False, category="robustness",
