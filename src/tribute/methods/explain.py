@@ -109,6 +109,8 @@ def explain(
             (probabilities clipped to ``[1e-12, 1 - 1e-12]``); a regressor's raw values
             allow only ``"raw"``; ``"kl"`` is SHAP-KL, ``-KL(p(.|x) || p(.|x_S))`` of the whole
             label distribution (target must be None; see :mod:`tribute.targets`). default="raw".
+            Exception: ``tree_shap`` reads the trees, and for a tree classifier ``"raw"`` is its
+            margin (log-odds, as in SHAP's TreeExplainer), not ``predict_proba``.
         players: a player set other than input features, e.g. ``tribute.components(...)``.
         ablation: how removed components are replaced (component games only).
         forward_args, forward_kwargs: extra non-attributed model arguments; tensors whose first
