@@ -29,7 +29,7 @@ from .errors import (
     UnsupportedModelError,
     WeightsFormatError,
 )
-from .games import Background, FeatureGame, Game, patches
+from .games import Background, FeatureGame, Game, PerSample, patches
 from .games.components import Ablation, ComponentGame, ComponentSet, components
 from .games.data import DataGame, ModelMismatchWarning, TrainingData
 from .jobs import explain_dataset
@@ -52,6 +52,7 @@ __all__ = [
     "MetricResult",
     "ModelMismatchWarning",
     "ModelOutputError",
+    "PerSample",
     "PlayerSet",
     "StderrWarning",
     "TrainingData",

@@ -745,35 +745,61 @@ def _as_model_input(data: Any, like: Any) -> Any:
 
 
 def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]:
-    """Write ``attribution.png`` (first samples) and a self-contained ``attribution.html``."""
+    """Write ``attribution.png`` (first sample) and a self-contained ``attribution.html``.
+
+    The page shows the first ``max_samples`` samples' plots (first target) and, for every
+    target, the 15 players with the largest mean |credit| over all samples with each shown
+    sample's credit (4 significant digits); column heads name the explained class.
+    """
+    import base64
+
     import numpy as np
 
     from . import viz
     from .atomic import atomic_write
 
-    figs = []
-    n = min(max_samples, attr.flat().shape[0])
+    flat = attr.flat()
+    b, n_t, _ = flat.shape
+    n = min(max_samples, b)
+    label = _target_labels(attr, b, n_t)
+    uris, first = [], b""
     for i in range(n):
-        figs.append(attr.plot(i, title=f"sample {i} — {attr.method}"))
-    png = out / "attribution.png"
-    uris = []
-    for i, fig in enumerate(figs):
-        data = viz.to_png_bytes(fig)
+        head = f"sample {i}" + (f", target {label[i][0]}" if label[i][0] else "")
+        data = viz.to_png_bytes(attr.plot(i, title=f"{head} — {attr.method}"))
         if i == 0:
-            atomic_write(png, data)
-        import base64
-
+            first = data
         uris.append("data:image/png;base64," + base64.b64encode(data).decode())
-    flat = attr.flat()[:, 0]
-    top = np.argsort(-np.abs(flat).mean(0))[:15]
-    rows = [{"name": attr.player_names[j], "cells": [f"{flat[i, j]:+.4g}" for i in range(n)]}
-            for j in top]
-    page = out / "attribution.html"
+    tables = []
+    for t in range(n_t):
+        top = np.argsort(-np.abs(flat[:, t]).mean(0), kind="stable")[:15]
+        tables.append({
+            "title": f"target column {t}" if n_t > 1 else "",
+            "heads": [f"sample {i}" + (f" (target {label[i][t]})" if label[i][t] else "")
+                      for i in range(n)],
+            "rows": [{"name": attr.player_names[j], "cells": [f"{flat[i, t, j]:+.4g}" for i in range(n)]}
+                     for j in top],
+        })
     text = _templates().get_template("attribution.html.j2").render(
         method=attr.method, n_evals=attr.n_evals, n_rows=attr.n_rows, seconds=f"{attr.seconds:.3g}",
-        params=json.dumps(attr.params, default=repr), images=uris, n_samples=n, rows=rows)
+        params=json.dumps(attr.params, default=repr), images=uris, n_batch=b, tables=tables,
+        image_target=f" (target {label[0][0]})" if n_t > 1 and label[0][0] else "")
+    png, page = out / "attribution.png", out / "attribution.html"
+    if n:  # both pages rendered before either file is replaced
+        atomic_write(png, first)
     atomic_write(page, text.encode("utf-8"))
     return png, page
+
+
+def _target_labels(attr: Any, b: int, n_t: int) -> list[list[str]]:
+    """``b x n_t`` printable class of every sample and target ("" where none is known)."""
+    import numpy as np
+
+    if attr.targets is None:
+        return [[""] * n_t for _ in range(b)]
+    tg = np.asarray(attr.targets).reshape(b, -1)
+    if tg.shape[1] != n_t:
+        return [[""] * n_t for _ in range(b)]
+    return [["" if int(c) < 0 else str(int(c)) for c in row] for row in tg]
 
 
 def _templates() -> Any:

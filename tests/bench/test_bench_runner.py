@@ -236,3 +236,25 @@ def test_a_failure_counts_as_a_last_place_in_the_overall_ranking() -> None:
     sym = case_ranks(res, "symbolic", "deletion", res.methods)["saliency"]
     assert after["failed"] == 1 and after["scored"] == 1
     assert after["mean_rank"] == (sym + 2) / 2  # last of the two methods on wine
+
+
+def test_a_method_with_nan_credits_is_failed_not_left_out(suite: bench.Suite,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # NaN credits scored NaN on every metric, which the runner reads as "undefined here" (n/a):
+    # a method that answered NaN was left out of the ranking instead of placed last.
+    real = tribute.api.explain
+
+    def nan_saliency(model: Any, inputs: Any, method: str = "", **kw: Any) -> Any:
+        attr = real(model, inputs, method=method, **kw)
+        if method == "saliency":
+            attr.values[0] = float("nan")
+        return attr
+
+    monkeypatch.setattr(runner_mod, "explain", nan_saliency)
+    res = bench.run(suite, methods=["saliency", "feature_ablation"], metrics=["deletion"], log=None)
+    for case in CASES:
+        bad = res.run_of(case, "saliency")
+        assert bad is not None and bad.status == "failed"
+        assert "credits are not finite (1 of" in bad.message
+    ranks = {r["method"]: r for r in overall(res)}
+    assert ranks["saliency"]["failed"] == 2 and ranks["saliency"]["mean_rank"] == 2.0

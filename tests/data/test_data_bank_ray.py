@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 def cluster():
     # Ray workers import this module's fits from here
     saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), saved or ""])
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), saved or ""])
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address

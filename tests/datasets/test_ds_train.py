@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,3 +140,34 @@ def test_train_rejects_wrong_inputs() -> None:
     with pytest.raises(ValueError, match="4 dims"):
         td.train_cnn(td.wine(), cache=False)
 
+
+
+def test_weights_cached_by_other_training_code_are_not_reused(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # the key held the data, hyperparameters, seed and torch version, not the code that builds
+    # and trains the model: after an upgrade that changed it, old weights loaded silently
+    from tribute.datasets import _cache
+
+    digest = _cache.code_digest()
+    assert len(digest) == 16 and int(digest, 16) >= 0  # the source was read, not the fallback
+    ds = td.wine(n=40)
+    td.train_mlp(ds, epochs=2, cache_dir=tmp_path)
+    monkeypatch.setattr(_cache, "code_digest", lambda: "another-version")
+    calls: list[int] = []
+    real_fit = _train._fit
+
+    def counted_fit(*a: Any, **k: Any) -> None:
+        calls.append(1)
+        real_fit(*a, **k)
+
+    monkeypatch.setattr(_train, "_fit", counted_fit)
+    td.train_mlp(ds, epochs=2, cache_dir=tmp_path)
+    assert calls == [1] and len(_files(tmp_path)) == 2
+
+
+def test_cache_warning_points_at_the_callers_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.warns(RuntimeWarning, match="without the cache") as record:
+        td.train_mlp(td.wine(n=30), epochs=1, cache_dir=blocker / "sub")
+    assert record[0].filename == __file__

@@ -384,3 +384,16 @@ def test_component_blocks_hold_several_passes_when_activations_are_big(monkeypat
     assert max(composed) <= 64
     assert m.passes == passes and a.n_rows == b.n_rows and a.n_evals == b.n_evals
     assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))
+
+
+def test_a_function_of_one_row_is_told_to_take_a_batch():
+    """A model written for one row returns the wrong number of rows for a batch: the error
+    says that tribute calls models on batches and how to wrap such a function."""
+    import numpy as np
+
+    def one_row(r):  # r[0] of a batch is its first row: 4 values for 3 rows
+        return r[0] * 2.0 + r[1]
+
+    with pytest.raises(ModelOutputError, match=r"shape \(4,\) for a batch of 3 rows.*"
+                                              r"np.stack\(\[f\(row\) for row in X\]\)"):
+        tribute.explain(one_row, np.ones((3, 4)), method="feature_ablation", baseline=0.0)

@@ -68,6 +68,32 @@ def test_outputs_manifest_and_summary(mlp, X, tmp_path):
     assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{k:06d}.npz" for k in range(5)]
 
 
+def test_summary_lists_each_players_mean_credit(mlp, X, tmp_path):
+    out = tmp_path / "o"
+    attr = _run(mlp, X, out)
+    flat = attr.flat()
+    (slot,) = json.loads((out / "summary.json").read_text())["credits"]
+    mean_abs = np.abs(flat[:, 0, :]).mean(axis=0)
+    order = np.argsort(-mean_abs, kind="stable")
+    assert [p["player"] for p in slot["players"]] == [attr.player_names[j] for j in order[:20]]
+    for p, j in zip(slot["players"], order):
+        assert p["mean_abs"] == pytest.approx(mean_abs[j], rel=1e-6)
+        assert p["mean"] == pytest.approx(flat[:, 0, j].mean(), rel=1e-6, abs=1e-9)
+        assert p["n_rows"] == 40
+    assert slot["targets"] == sorted({int(t) for t in np.asarray(attr.targets).ravel()})
+
+
+def test_summary_leaves_a_nan_credit_out_of_the_means():
+    from tribute.jobs.api import credit_summary
+
+    vals = np.array([[1.0, -2.0], [np.nan, 4.0], [3.0, np.nan]])
+    (slot,) = credit_summary(tribute.Attribution(values=vals, method="m", player_names=["a", "b"]))
+    assert slot["players"] == [
+        {"player": "b", "mean_abs": 3.0, "mean": 1.0, "n_rows": 2},
+        {"player": "a", "mean_abs": 2.0, "mean": 2.0, "n_rows": 2},
+    ]
+
+
 def test_merged_file_has_no_clock_in_it(mlp, X, tmp_path):
     a = _run(mlp, X, tmp_path / "a")
     _run(mlp, X, tmp_path / "b")
@@ -359,7 +385,7 @@ def test_merged_params_keep_the_baseline_digest_only_when_shards_share_it():
     x = np.arange(12.0).reshape(4, 3)
     shared = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=1.0)
               for i in (0, 2)]
-    own = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=x[i : i + 2] / 2)
+    own = [tribute.explain(f, x[i : i + 2], method="feature_ablation", baseline=tribute.PerSample(x[i : i + 2] / 2))
            for i in (0, 2)]  # per-sample baselines: each shard its own fingerprint
     kept = _merged_params(shared, {"seed": 0})
     assert kept["baseline_digest"] == shared[0].params["baseline_digest"]
@@ -395,3 +421,20 @@ def test_a_dataframe_background_or_baseline_row_is_a_job_setting(tmp_path):
     with pytest.raises(tribute.errors.InputError, match="settings"):
         _run(model, df.iloc[:9], tmp_path / "o0", method="exact_shapley", shard_size=4, target=1,
              baseline=tribute.Background(df.iloc[41:51]), resume=True)
+
+
+def test_credit_summary_keeps_small_credits():
+    # rounded to 8 decimals, credits of about 1e-9 (probabilities, influence) came out as 0.0
+    import dataclasses
+
+    from tribute.jobs.api import credit_summary
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(12, 4)))
+    a = tribute.explain(net, x, method="exact_shapley", target=1).numpy()
+    small = dataclasses.replace(a, values=np.asarray(a.values) * 1e-9)
+    got = {p["player"]: p["mean_abs"] for p in credit_summary(small)[0]["players"]}
+    truth = np.abs(np.asarray(small.values)).mean(0)
+    for j, name in enumerate(small.player_names):
+        assert got[name] == float(f"{truth[j]:.8g}") != 0.0

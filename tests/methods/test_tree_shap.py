@@ -164,7 +164,7 @@ def test_interventional_equals_exact_shapley_of_the_game(diabetes, make):
     e = tribute.explain(model, X[:4], method="exact_shapley", baseline=bg)
     np.testing.assert_allclose(a.values, e.values, atol=1e-8)
     # a single baseline row and per-sample baselines are interventional games too
-    for base in (X[300], X[300:304]):
+    for base in (X[300], tribute.PerSample(X[300:304])):
         a1 = tribute.explain(model, X[:4], method="tree_shap", baseline=base,
                              feature_perturbation="interventional")
         e1 = tribute.explain(model, X[:4], method="exact_shapley", baseline=base)
@@ -381,7 +381,7 @@ def test_compiled_kernels_equal_the_numpy_path(cancer):
     models = _models(X, y_reg, y)
     groups = np.array([0, 0, 1, 2, 3, 3, 3, 4, 5])
     for name, model, target in models:
-        for kw in ({}, {"baseline": tribute.Background(X[300:312])}, {"baseline": X[400:405]},
+        for kw in ({}, {"baseline": tribute.Background(X[300:312])}, {"baseline": tribute.PerSample(X[400:405])},
                    {"groups": groups}):
             a = tribute.explain(model, X[:5], method="tree_shap", target=target, **kw)
             b = tribute.explain(model, X[:5], method="tree_shap", target=target, kernel="numpy", **kw)

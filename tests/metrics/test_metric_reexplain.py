@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -312,3 +313,182 @@ def test_draws_shared_by_every_sample_count_in_the_standard_error():
         warnings.simplefilter("error", tribute.StderrWarning)
         r = evaluate(two, x, sal2, metric="random_logit")
     assert np.isfinite(r.stderr)
+
+
+def test_sensitivity_on_a_mixed_table_perturbs_its_float_columns():
+    # a DataFrame with a text column became an object array, refused with "all inputs are
+    # integers"; a float-only frame reached the explain callable as a (read-only) numpy array
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=80), "b": rng.normal(size=80),
+                      "kind": rng.choice(["x", "y", "z"], size=80)})
+    y = (X["a"] - X["b"] + (X["kind"] == "y") > 0).astype(int)
+    pipe = make_pipeline(ColumnTransformer([("n", "passthrough", ["b", "a"]),
+                                            ("c", OneHotEncoder(), ["kind"])]),
+                         LogisticRegression()).fit(X, y)
+    x, bg = X.iloc[:4], X.iloc[40:60]
+    stacked, sample = perturb_inputs(x, 0.3, 5, 2)
+    assert list(stacked.columns) == ["a", "b", "kind"] and list(stacked.dtypes) == list(x.dtypes)
+    assert (stacked["kind"].to_numpy() == x["kind"].to_numpy()[sample]).all()
+    noise = stacked[["a", "b"]].to_numpy() - x[["a", "b"]].to_numpy()[sample]
+    assert 0 < np.abs(noise).max() <= 0.3
+    np.testing.assert_allclose(noise.reshape(5, 4, 2)[:, 0], noise.reshape(5, 4, 2)[:, 3])
+    # float-only frame: the noise of the array of the same shape
+    arr_stack, _ = perturb_inputs(x[["a", "b"]].to_numpy(), 0.3, 5, 2)
+    frame_stack, _ = perturb_inputs(x[["a", "b"]], 0.3, 5, 2)
+    np.testing.assert_array_equal(frame_stack.to_numpy(), arr_stack)
+    # the score: phi_i = c_i (x_i - mean_bg_i) in logit, so phi(x + e) - phi(x) = c * e
+    attr = tribute.explain(pipe, x, method="exact_shapley", baseline=bg, output="logit", target=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", tribute.StderrWarning)  # 5 draws: no stderr, as documented
+        r = evaluate(pipe, x, attr, metric="avg_sensitivity", baseline=bg, radius=0.3,
+                     n_samples=5, seed=2)
+    c = pipe[1].coef_[0][[1, 0]]  # columns a, b (the pipeline reads b first)
+    phi = np.asarray(attr.values)
+    rel = np.linalg.norm(c * noise.reshape(5, 4, 2), axis=-1) / np.linalg.norm(phi, axis=-1)
+    np.testing.assert_allclose(r.scores, rel.mean(0), rtol=1e-8)
+
+
+def test_sensitivity_refuses_inputs_with_nothing_real_valued():
+    with pytest.raises(InputError, match="these have none"):
+        perturb_inputs(np.arange(12).reshape(3, 4), 0.1, 2, 0)
+
+
+def test_a_background_set_stays_a_background_set_when_re_explained():
+    # sensitivity stacks K x B rows; next to a plain background array of K x B rows the game
+    # read it as one baseline per row, and the score was about another game (5x the truth)
+    rng = np.random.default_rng(1)
+    w = np.array([1.5, -2.0, 0.5])
+    f = lambda z: z @ w  # noqa: E731
+    x, bg = rng.normal(size=(4, 3)), rng.normal(size=(20, 3))
+    attr = tribute.explain(f, x, method="exact_shapley", baseline=bg)
+    np.testing.assert_allclose(attr.values, w * (x - bg.mean(0)), atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=bg, radius=0.3, n_samples=5,
+                     seed=2)
+    stacked, sample = perturb_inputs(x, 0.3, 5, 2)
+    noise = (stacked - x[sample]).reshape(5, 4, 3)
+    rel = np.linalg.norm(w * noise, axis=-1) / np.linalg.norm(w * (x - bg.mean(0)), axis=-1)
+    np.testing.assert_allclose(r.scores, rel.mean(0), rtol=1e-10)
+
+
+def test_a_per_sample_dataframe_baseline_is_indexed_per_row():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(2)
+    w = np.array([1.5, -2.0])
+    x = pd.DataFrame(rng.normal(size=(4, 2)), columns=["a", "b"])
+    base = pd.DataFrame(rng.normal(size=(4, 2)), columns=["a", "b"])
+    f = lambda z: np.asarray(z, dtype=float) @ w  # noqa: E731
+    with pytest.warns(UserWarning, match="baseline has 4 rows, as many as the inputs"):
+        attr = tribute.explain(f, x, method="exact_shapley", baseline=base)
+    np.testing.assert_allclose(attr.values, w * (x.to_numpy() - base.to_numpy()), atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        warnings.filterwarnings("error", message="baseline has")  # the re-explanation is marked
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=tribute.PerSample(base),
+                     radius=0.3, n_samples=5, seed=2)
+    stacked, sample = perturb_inputs(x, 0.3, 5, 2)
+    noise = (stacked.to_numpy() - x.to_numpy()[sample]).reshape(5, 4, 2)
+    phi = w * (x.to_numpy() - base.to_numpy())
+    rel = np.linalg.norm(w * noise, axis=-1) / np.linalg.norm(phi, axis=-1)
+    np.testing.assert_allclose(r.scores, rel.mean(0), rtol=1e-10)
+
+
+# rev32: re-explained baselines read part by part; polars; extension-dtype frames
+W1 = torch.tensor([1.5, -2.0], dtype=torch.float64)
+W2 = torch.tensor([0.5, 1.0, -1.0], dtype=torch.float64)
+
+
+def _two_inputs(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return p @ W1 + q @ W2
+
+
+def _two_input_truth(a, b, mean_a, mean_b, k):
+    (sa, sb), samp = perturb_inputs((a, b), 0.3, k, 2)
+    n = a.shape[0]
+    na, nb = (sa - a[samp]).reshape(k, n, 2), (sb - b[samp]).reshape(k, n, 3)
+    num = torch.sqrt(((W1 * na) ** 2).sum(-1) + ((W2 * nb) ** 2).sum(-1))
+    den = torch.sqrt(((W1 * (a - mean_a)) ** 2).sum(-1) + ((W2 * (b - mean_b)) ** 2).sum(-1))
+    return (num / den).mean(0).numpy()
+
+
+@pytest.mark.parametrize("kind", ["background_and_scalar", "per_sample_and_background"])
+def test_a_tuple_baseline_is_read_part_by_part_when_re_explained(kind):
+    # K x B = 20 stacked rows next to a 20-row background part: that part was read per row
+    g = np.random.default_rng(3)
+    a, b = torch.as_tensor(g.normal(size=(4, 2))), torch.as_tensor(g.normal(size=(4, 3)))
+    bga, bgb = torch.as_tensor(g.normal(size=(20, 2))), torch.as_tensor(g.normal(size=(20, 3)))
+    psa = torch.as_tensor(g.normal(size=(4, 2)))
+    base: tuple[Any, Any]
+    if kind == "background_and_scalar":
+        base, ma, mb = (bga, 0.0), bga.mean(0), torch.zeros(3, dtype=torch.float64)
+    else:
+        base, ma, mb = (psa, bgb), psa, bgb.mean(0)
+    attr = tribute.explain(_two_inputs, (a, b), method="exact_shapley", baseline=base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        r = evaluate(_two_inputs, (a, b), attr, metric="avg_sensitivity", baseline=base, radius=0.3,
+                     n_samples=5, seed=2)
+    np.testing.assert_allclose(r.scores, _two_input_truth(a, b, ma, mb, 5), rtol=1e-10)
+
+
+@pytest.mark.parametrize("rows", [4, 20])  # per-sample; a background of K x B rows
+def test_polars_baselines_are_read_as_the_pandas_ones(rows):
+    pl = pytest.importorskip("polars")
+    g = np.random.default_rng(3)
+    w = np.array([1.5, -2.0, 0.5])
+    f = lambda z: np.asarray(z, dtype=float) @ w  # noqa: E731
+    xn, bn = g.normal(size=(4, 3)), g.normal(size=(rows, 3))
+    x, base = pl.DataFrame(xn, schema=list("abc")), pl.DataFrame(bn, schema=list("abc"))
+    attr = tribute.explain(f, x, method="exact_shapley", baseline=base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tribute.StderrWarning)
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=base, radius=0.3,
+                     n_samples=5, seed=2)
+    st, samp = perturb_inputs(xn, 0.3, 5, 2)
+    noise = (st - xn[samp]).reshape(5, 4, 3)
+    phi = w * (xn - (bn if rows == 4 else bn.mean(0)))
+    rel = np.linalg.norm(w * noise, axis=-1) / np.linalg.norm(phi, axis=-1)
+    np.testing.assert_allclose(r.scores, rel.mean(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["Float64", "double[pyarrow]", "Sparse[float64]", "float32"])
+def test_extension_float_columns_are_perturbed_as_floats(dtype):
+    pd = pytest.importorskip("pandas")
+    if "pyarrow" in dtype:
+        pytest.importorskip("pyarrow")
+    g = np.random.default_rng(0)
+    xn = g.normal(size=(4, 2))
+    x = pd.DataFrame({"a": xn[:, 0], "b": xn[:, 1]}).astype(dtype)
+    st, _ = perturb_inputs(x, 0.3, 5, 2)
+    ref, _ = perturb_inputs(x.to_numpy(dtype=np.float64 if dtype != "float32" else np.float32), 0.3, 5, 2)
+    assert list(st.dtypes) == list(x.dtypes)
+    np.testing.assert_allclose(st.to_numpy(dtype=np.float64), ref, rtol=1e-12 if dtype != "float32" else 0)
+
+
+def test_duplicate_float_column_names_are_perturbed():
+    pd = pytest.importorskip("pandas")
+    x = pd.DataFrame(np.random.default_rng(0).normal(size=(3, 2)), columns=["a", "a"])
+    st, _ = perturb_inputs(x, 0.1, 2, 0)
+    ref, _ = perturb_inputs(x.to_numpy(), 0.1, 2, 0)
+    np.testing.assert_array_equal(st.to_numpy(), ref)
+
+
+def test_integer_columns_held_fixed_are_named():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(4)
+    x = pd.DataFrame({"age": rng.integers(20, 60, size=4), "income": rng.normal(size=4),
+                      "member": [True, False, True, True]})
+    f = lambda z: np.asarray(z, dtype=float) @ np.array([0.1, 2.0, 1.0])  # noqa: E731
+    attr = tribute.explain(f, x, method="feature_ablation", baseline=tribute.Background(x))
+    with pytest.warns(UserWarning, match=r"integer columns \['age'\] are not perturbed"):
+        r = evaluate(f, x, attr, metric="avg_sensitivity", baseline=tribute.Background(x),
+                     n_samples=20)
+    assert r.extra["not_perturbed"] == ["age", "member"]

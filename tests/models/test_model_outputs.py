@@ -267,6 +267,37 @@ def test_lightgbm_classifier():
     np.testing.assert_allclose(attr.values.sum(1), p, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("params", [{"objective": "multiclassova", "num_class": 3},
+                                    {"objective": "ova", "num_class": 3},
+                                    {"objective": "binary", "sigmoid": 2.0}])
+def test_lightgbm_booster_probabilities_are_what_it_predicts(params):
+    """A one-vs-all Booster's class probabilities are a sigmoid per class (rows do not sum to
+    one) and a binary Booster with sigmoid=2 predicts sigmoid(2 s): output="prob" used to be
+    a softmax (a plain sigmoid) of the raw scores, off by up to 0.16 (audit aud32m). The
+    Booster is now explained through its probabilities, as LGBMClassifier's predict_proba."""
+    lgb = pytest.importorskip("lightgbm")
+    X, y = _data(3)
+    if params["objective"] == "binary":
+        y = (y == 0).astype(int)
+    booster = lgb.train({**params, "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1,
+                         "num_threads": 1}, lgb.Dataset(X, label=y), 10)
+    x, base = X[:4], X.mean(0)
+    p = booster.predict(x)
+    p = np.stack([1 - p, p], 1) if p.ndim == 1 else p
+    for k in range(p.shape[1]):
+        for output, want in (("prob", p[:, k]), ("log_prob", np.log(p[:, k])),
+                             ("logit", np.log(p[:, k] / (1 - p[:, k])))):
+            a = tribute.explain(booster, x, method="feature_ablation", baseline=base,
+                                output=output, target=k)
+            np.testing.assert_allclose(np.asarray(a.full_values).ravel(), want, rtol=1e-9,
+                                       atol=1e-12, err_msg=f"{output} class {k}")
+    if params["objective"] != "binary":  # one-vs-all: the log-odds of class k are its score
+        a = tribute.explain(booster, x, method="feature_ablation", baseline=base,
+                            output="logit", target=1)
+        np.testing.assert_allclose(np.asarray(a.full_values).ravel(),
+                                   booster.predict(x, raw_score=True)[:, 1], rtol=1e-7)
+
+
 def test_evaluate_keeps_the_declared_model_output():
     X, y = _data(3)
     clf = LogisticRegression(max_iter=500).fit(X, y)
@@ -486,3 +517,55 @@ def test_a_multi_output_regressor_needs_a_target():
     one = LinearRegression().fit(x, y[:, 0])  # a single output keeps target=None
     b = tribute.explain(one, x[:4], method="exact_shapley", baseline=x.mean(0))
     np.testing.assert_allclose(np.asarray(b.values), one.coef_ * (x[:4] - x.mean(0)), atol=1e-9)
+
+
+@pytest.mark.parametrize("n_classes", [3, 4])
+def test_one_vs_one_decision_function_is_refused(n_classes):
+    """SVC(decision_function_shape="ovo") scores pairs of classes: target=k used to explain
+    the k-th pair's score as if it were class k (audit aud32m); with three classes the shapes
+    even agree. Refused, naming the fix; the 'ovr' shape gives class columns again."""
+    from sklearn.svm import SVC
+
+    X, y = make_classification(120, 4, n_informative=4, n_redundant=0, n_classes=n_classes,
+                               random_state=0)
+    svc = SVC(decision_function_shape="ovo").fit(X, y)
+    base = X.mean(0)
+    for model in (svc, make_pipeline(StandardScaler(), svc)):
+        with pytest.raises(tribute.InputError, match=r"decision_function_shape='ovo'.*"
+                                                     r"one-vs-one pair scores.*= 'ovr'"):
+            tribute.explain(model, X[:3], method="feature_ablation", target=1, baseline=base)
+    svc.decision_function_shape = "ovr"
+    a = tribute.explain(svc, X[:3], method="feature_ablation", target=1, baseline=base)
+    np.testing.assert_allclose(np.asarray(a.full_values).ravel(), svc.decision_function(X[:3])[:, 1])
+    binary = SVC(decision_function_shape="ovo").fit(X, (y > 0).astype(int))  # one column: fine
+    tribute.explain(binary, X[:3], method="feature_ablation", target=1, baseline=base)
+
+
+def test_a_classifier_with_only_predict_is_refused_unless_declared():
+    """OutputCodeClassifier has neither predict_proba nor decision_function: its predict's
+    class labels used to be explained as numbers (class 3 = three times class 1), silently
+    (audit aud32m). Refused; model_output='raw' explains the labels on purpose."""
+    from sklearn.multiclass import OutputCodeClassifier
+
+    X, y = make_classification(150, 5, n_informative=4, n_redundant=0, n_classes=4,
+                               random_state=0)
+    m = OutputCodeClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    with pytest.raises(InputError, match=r"OutputCodeClassifier is a classifier with neither "
+                                         r"predict_proba nor decision_function.*model_output='raw'"):
+        tribute.explain(m, X[:3], method="feature_ablation", baseline=X.mean(0))
+    a = tribute.explain(m, X[:3], method="feature_ablation", baseline=X.mean(0), model_output="raw")
+    np.testing.assert_array_equal(np.asarray(a.full_values).ravel(), m.predict(X[:3]))
+
+
+def test_a_multi_output_classifier_names_the_list_of_probabilities():
+    """predict_proba of a multi-output classifier is a list of (rows x classes) arrays: the
+    error used to blame the batch axis ("shape (2, 3, 2) for a batch of 3 rows")."""
+    X, y = make_classification(150, 5, n_informative=4, n_redundant=0, random_state=0)
+    Y = np.stack([y, 1 - y], 1)
+    m = RandomForestClassifier(5, random_state=0).fit(X, Y)
+    with pytest.raises(ModelOutputError, match=r"predict_proba returned a list of 2 arrays.*"
+                                               r"lambda X: est.predict_proba\(X\)\[k\]"):
+        tribute.explain(m, X[:3], method="feature_ablation", baseline=X.mean(0), target=1)
+    a = tribute.explain(lambda a: m.predict_proba(a)[1], X[:3], method="feature_ablation",
+                        baseline=X.mean(0), target=1, model_output="probability")
+    np.testing.assert_allclose(np.asarray(a.full_values).ravel(), m.predict_proba(X[:3])[1][:, 1])

@@ -392,6 +392,9 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
         return MethodRun(case.name, name, False, status, msg)
     flat, how = _to_case_players(case, attr.flat(),
                                  case.method_params.get(name, {}).get("groups"))
+    bad = _not_finite(flat)
+    if bad:  # a NaN credit scores NaN on every metric, which would read as "does not apply"
+        return MethodRun(case.name, name, False, "failed", bad)
     stderr = None if attr.stderr is None else attr.layout.to_flat(attr.stderr)
     if how:
         stderr = None  # a group mean of correlated element errors has no honest stderr here
@@ -402,6 +405,15 @@ def _run_method(case: Case, name: str, seed: int, progress: bool | None) -> Meth
     return MethodRun(case.name, name, False, "ok", note, seconds=float(attr.seconds),
                      n_evals=int(attr.n_evals), n_rows=int(attr.n_rows), budget=plan.budget,
                      flat=flat, stderr=stderr, params=dict(attr.params))
+
+
+def _not_finite(flat: np.ndarray) -> str:
+    """Why credits cannot be scored (some are NaN or infinite), or "" when all are finite."""
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return ""
+    rows = int(bad.reshape(bad.shape[0], -1).any(axis=1).sum())
+    return f"{int(bad.sum())} of {flat.size} credits are not finite ({rows} of {flat.shape[0]} inputs)"
 
 
 def _references(case: Case, seed: int, progress: bool | None) -> list[MethodRun]:
@@ -428,6 +440,10 @@ def _references(case: Case, seed: int, progress: bool | None) -> list[MethodRun]
         t0 = time.perf_counter()
         attr = explain_case(case, _WRONG_BASE, case.inputs, other, seed=seed, progress=progress)
         secs = time.perf_counter() - t0
+        bad = _not_finite(attr.flat())
+        if bad:
+            out.append(MethodRun(case.name, "wrong_class", True, "failed", bad))
+            return out
         out.append(MethodRun(case.name, "wrong_class", True, "ok",
                              f"{_WRONG_BASE} credits for class (target + 1) mod "
                              f"{case.n_classes}", seconds=secs, n_evals=int(attr.n_evals),

@@ -2,13 +2,16 @@
 
 Layout: ``<root>/models/<kind>-<dataset>-<digest>.safetensors`` with ``<root>`` from
 ``$TRIBUTE_CACHE``, else ``$XDG_CACHE_HOME/tribute``, else ``~/.cache/tribute``. The digest
-hashes the full key (model kind, dataset fingerprint, hyperparameters, seed, torch version);
+hashes the full key (model kind, dataset fingerprint, hyperparameters, seed, torch version, and
+a digest of the source of the architectures and the training loop, so weights cached by another
+version of that code are retrained rather than silently reused);
 the key itself and a SHA-256 of the tensors are stored in the file's metadata and checked
 on load, so a truncated, corrupted or mismatched file is detected and reported as a miss.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +24,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..atomic import atomic_write
+from ..errors import user_stacklevel
 
 FORMAT_VERSION = 1
 
@@ -35,9 +39,32 @@ def default_cache_dir() -> Path:
     return base / "tribute" / "models"
 
 
+#: Modules whose source decides what a cached model is: the architectures and the training loop.
+CODE_MODULES = ("_models.py", "_train.py")
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 (first 16 hex digits) of the source of :data:`CODE_MODULES`.
+
+    Part of every cache key: after an upgrade that changes how a model is built or trained, the
+    old weights would otherwise be loaded as if the new code had produced them. Where the source
+    cannot be read (a frozen install), tribute's version stands in for it.
+    """
+    h = hashlib.sha256()
+    try:
+        for name in CODE_MODULES:
+            h.update(name.encode() + b"\0" + Path(__file__).with_name(name).read_bytes())
+    except OSError:
+        from ..version import __version__
+
+        return f"version-{__version__}"
+    return h.hexdigest()[:16]
+
+
 def cache_key(key: dict[str, Any]) -> str:
-    """Canonical JSON of ``key`` (plus format and torch versions)."""
-    full = {"format": FORMAT_VERSION, "torch": torch.__version__, **key}
+    """Canonical JSON of ``key`` (plus format and torch versions and :func:`code_digest`)."""
+    full = {"format": FORMAT_VERSION, "torch": torch.__version__, "code": code_digest(), **key}
     return json.dumps(full, sort_keys=True, default=str, separators=(",", ":"))
 
 
@@ -88,4 +115,4 @@ def load_state(path: Path, key_json: str) -> dict[str, torch.Tensor] | None:
 
 def warn_cache(path: Path, problem: str, action: str) -> None:
     warnings.warn(f"tribute.datasets: cached weights {path}: {problem}; {action}",
-                  RuntimeWarning, stacklevel=4)
+                  RuntimeWarning, stacklevel=user_stacklevel())

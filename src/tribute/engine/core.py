@@ -540,14 +540,23 @@ class Engine:
 
     def _forward(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...],
                  kwargs: dict[str, Any], n: int) -> torch.Tensor:
-        """One forward pass of ``n`` rows, counted; the output's batch axis is checked."""
-        out = self.model(inputs, extra, kwargs)
+        """One forward pass of ``n`` rows, counted; the output's batch axis is checked. A pass
+        that runs out of device memory is counted too (the model saw its rows; the engine then
+        sends them again in a smaller chunk, counted again)."""
+        try:
+            out = self.model(inputs, extra, kwargs)
+        except torch.cuda.OutOfMemoryError:
+            self.n_rows += n
+            self.n_passes += 1
+            raise
         self.n_rows += n
         self.n_passes += 1
         if out.ndim == 0 or out.shape[0] != n:
             raise ModelOutputError(
                 f"model returned shape {tuple(out.shape)} for a batch of {n} rows; the first axis "
-                "must be the batch axis (one output row per input row)."
+                "must be the batch axis (one output row per input row). tribute calls the model "
+                "on batches: a function of one row needs wrapping, e.g. "
+                "model=lambda X: np.stack([f(row) for row in X])."
             )
         return out
 

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .base import Game
-from .features import Background, FeatureGame, Patches, patches
+from .features import Background, FeatureGame, Patches, PerSample, patches
 
-__all__ = ["Background", "FeatureGame", "Game", "Patches", "patches"]
+__all__ = ["Background", "FeatureGame", "Game", "Patches", "PerSample", "patches"]

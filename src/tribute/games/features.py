@@ -34,7 +34,7 @@ from ..targets import TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
-__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "ProbeChunk", "patches"]
+__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "patches"]
 
 
 class _DefaultBaseline(float):
@@ -94,6 +94,23 @@ class Background:
     def sample(cls, data: Any, k: int, *, seed: int = 0) -> Background:
         """``k`` rows of ``data`` drawn uniformly without replacement (seeded), equally weighted."""
         return _summarise(cls, data, k, "sample", seed, 0)
+
+
+@dataclass(frozen=True)
+class PerSample:
+    """Marks a baseline as one row per sample: sample ``i`` is explained against row ``i``.
+
+    A plain array with as many rows as the batch is read this way too. For tables (numpy or
+    DataFrame inputs of shape ``batch x features``) that reading cannot be told from a
+    background set that happens to have as many rows as the batch (``X_test[:100]`` explained
+    against ``X_train[:100]``), so tribute warns there unless the baseline says which it is:
+    ``PerSample(rows)`` or :class:`Background` ``(rows)``.
+
+    Args:
+        data: ``batch x *input_shape`` array/tensor/DataFrame (a tuple for several inputs).
+    """
+
+    data: Any
 
 
 def _summarise(cls: type[Background], data: Any, k: int, how: str, seed: int,
@@ -406,6 +423,16 @@ class FeatureGame(Game):
                        base_mode=mode, groups=None if g is None else g.to(device),
                        offset=0, is_int=is_int)
             )
+        if framework == "numpy" and batch > 1 and all(t.ndim == 2 for t in tensors) and any(
+                inp.base_mode == "per_sample" and not isinstance(b, PerSample)
+                for inp, b in zip(self.inputs, bases)):
+            warnings.warn(
+                f"baseline has {batch} rows, as many as the inputs, so each input is explained "
+                "against its own row (one baseline per sample). If the rows are a background set "
+                "(the value averages over all of them, as SHAP's background data), pass "
+                "tribute.Background(baseline); to keep one baseline per sample and silence this "
+                "warning, pass tribute.PerSample(baseline).",
+                UserWarning, stacklevel=user_stacklevel())
         if promoted and isinstance(model, NumpyModel) and model.np_dtypes is not None:
             model.np_dtypes = tuple(np.dtype(np.float64) if i in promoted else d
                                     for i, d in enumerate(model.np_dtypes))
@@ -489,6 +516,11 @@ class FeatureGame(Game):
             if not isinstance(data, (tuple, list)) or len(data) != n:
                 raise InputError(f"{name}: Background for {n} inputs needs a tuple of {n} arrays.")
             return [Background(d) for d in data]
+        if isinstance(value, PerSample):
+            data = value.data
+            if not isinstance(data, (tuple, list)) or len(data) != n:
+                raise InputError(f"{name}: PerSample for {n} inputs needs a tuple of {n} arrays.")
+            return [PerSample(d) for d in data]
         if isinstance(value, (tuple, list)):
             if len(value) != n:
                 raise InputError(f"{name} is a tuple of {len(value)} but there are {n} inputs; give one per input.")
@@ -1676,7 +1708,8 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
                     name: str, allow_missing: bool = False) -> tuple[torch.Tensor, str]:
     d = math.prod(shape)
     force_bg = isinstance(value, Background)
-    if force_bg:
+    force_ps = isinstance(value, PerSample)
+    if force_bg or force_ps:
         value = value.data
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if x.dtype in (torch.float32, torch.float64):  # one fill, rounded the same way
@@ -1692,6 +1725,11 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
         if tuple(t.shape[1:]) != shape or t.shape[0] == 0:
             raise InputError(f"{name}: Background has shape {tuple(t.shape)}; expected (M, *{shape}) with M >= 1.")
         return t.reshape(t.shape[0], d), "background"
+    if force_ps:
+        if tuple(t.shape) != (batch, *shape):
+            raise InputError(f"{name}: PerSample has shape {tuple(t.shape)}; expected one row per "
+                             f"sample, ({batch}, *{shape}).")
+        return t.reshape(batch, d), "per_sample"
     if t.ndim == 0:
         return t.reshape(1, 1).expand(1, d).clone(), "single"
     if tuple(t.shape) == shape:

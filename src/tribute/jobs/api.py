@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..attribution import Attribution
 from ..errors import InputError
 from ..targets import plain_target
@@ -173,9 +175,57 @@ def explain_dataset(
         "workers": workers,
         "settings": manifest["settings"],
         "files": [RESULT] + ([PARQUET] if parquet else []),
+        "credits": credit_summary(result),
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+#: Players listed per target in ``summary.json`` (the largest mean absolute credits).
+SUMMARY_TOP = 20
+
+
+def credit_summary(result: Attribution, top: int = SUMMARY_TOP) -> list[dict[str, Any]]:
+    """Global importance of a finished job, one entry per target slot, for ``summary.json``.
+
+    Each entry lists up to ``top`` players by mean absolute credit over the rows (the usual
+    global importance, e.g. Lundberg et al. 2020's summary plots), with their mean signed credit
+    and ``n_rows``, the rows with a finite credit for that player (a row whose credit is NaN, e.g.
+    an input the method could not explain, is left out of that player's means, not read as 0).
+    ``targets`` gives the classes explained in that slot (up to 10; more are counted).
+    """
+    flat = result.flat()  # rows x targets x players
+    names = list(result.player_names)
+    out: list[dict[str, Any]] = []
+    for t in range(flat.shape[1]):
+        block = flat[:, t, :]
+        finite = np.isfinite(block)
+        counts = finite.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(finite, block, 0.0).sum(axis=0) / counts
+            mean_abs = np.where(finite, np.abs(block), 0.0).sum(axis=0) / counts
+        order = sorted(range(len(names)), key=lambda j: (not np.isfinite(mean_abs[j]), -mean_abs[j], j))
+        entry: dict[str, Any] = {
+            "slot": t,
+            "players": [
+                {"player": names[j], "mean_abs": _json_float(mean_abs[j]), "mean": _json_float(mean[j]),
+                 "n_rows": int(counts[j])}
+                for j in order[:top]
+            ],
+        }
+        if result.targets is not None:
+            tg = np.asarray(result.targets).reshape(flat.shape[0], -1)[:, t]
+            classes = np.unique(tg)
+            entry["targets"] = [int(c) for c in classes[:10]]
+            if classes.size > 10:
+                entry["targets_more"] = int(classes.size - 10)
+        out.append(entry)
+    return out
+
+
+def _json_float(v: float) -> float | None:
+    """``v`` to 8 significant digits (credits of 1e-9 stay 1e-9), None when not finite."""
+    return float(f"{float(v):.8g}") if np.isfinite(v) else None
 
 
 def _rows(spec: JobSpec, index: int) -> int:

@@ -257,6 +257,8 @@ def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
     length (a tuple of them) is a background set."""
     import torch
 
+    from ..games.features import Background, PerSample
+
     def is_array(v: Any) -> bool:
         return isinstance(v, (np.ndarray, torch.Tensor))
 
@@ -265,17 +267,22 @@ def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
 
     if key == "target":
         return value[lo:hi] if rows_first(value) else value
+    if key == "baseline" and isinstance(value, PerSample):  # the user's marker: slice its rows
+        data = value.data
+        parts = data if isinstance(data, tuple) else (data,)
+        sliced = tuple(v.iloc[lo:hi] if hasattr(v, "iloc") else v[lo:hi] for v in parts)
+        return PerSample(sliced if isinstance(data, tuple) else sliced[0])
     if key in ("baseline", "groups"):
         parts = value if isinstance(value, tuple) else (value,)
         if len(parts) != len(data_shapes) or not all(is_array(v) for v in parts):
             return value
         if all(tuple(v.shape) == shape for v, shape in zip(parts, data_shapes)):
             sliced = tuple(v[lo:hi] for v in parts)
+            if key == "baseline":  # one row per sample, said so: a shard's rows are no background set
+                return PerSample(sliced if isinstance(value, tuple) else sliced[0])
             return sliced if isinstance(value, tuple) else sliced[0]
         if key == "baseline" and all(v.ndim == len(shape) for v, shape in zip(parts, data_shapes)):
             # A background set: say so, or a set as long as the shard would read as per-sample.
-            from ..games.features import Background
-
             return Background(value)
         return value
     if key == "forward_args":

@@ -121,9 +121,11 @@ def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     Fits ``v(S) ~ c + sum_i beta_i [i in S]`` over the sampled coalitions; with uniform
     coalitions the population slopes are the Banzhaf values. Standard errors are
     heteroskedasticity-robust sandwich standard errors with leverage-corrected residuals
-    (HC2: ``e / sqrt(1 - h)``, unbiased under constant variance), pooled and t-inflated with ``K - n - 1`` dof
-    (:mod:`._stderr`); NaN with a warning when no residual dof are left (``K = n + 1``) or a
-    coalition is fitted exactly.
+    (HC2: ``e / sqrt(1 - h)``, unbiased under constant variance), pooled and t-inflated with
+    ``K - n - 1`` dof (:mod:`._stderr`); NaN with a warning below 3 residual dof (``K < n + 4``;
+    at 2 they covered 0.79-0.81 instead of 0.95), when the design is rank-deficient (the
+    values are then one of many least-squares solutions, and their residuals can be 0 while
+    they are wrong) or when a coalition is fitted exactly (leverage 1).
 
     Args:
         masks: ``K x n`` binary coalitions (``K >= n + 2``).
@@ -133,7 +135,7 @@ def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
         ``(phi, stderr)``, each ``B x T x n``.
     """
     k, n = masks.shape
-    x = torch.cat([torch.ones(k, 1, dtype=torch.float64), masks.to(torch.float64)], dim=1)
+    x = _ols_design(masks)
     a = torch.linalg.pinv(x.T @ x, hermitian=True)  # (n+1) x (n+1)
     h = x @ a  # K x (n+1): beta = h^T y
     yt = y.permute(0, 2, 1)  # B x T x K
@@ -141,12 +143,46 @@ def ols_estimate(masks: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     resid = yt - beta @ x.T  # B x T x K
     lev = (h * x).sum(1)  # K leverages
     dof = k - n - 1
-    if dof < 1 or bool((lev >= 1.0 - 1e-9).any()):
-        warn_undefined("banzhaf", f"the OLS fit of {n} players on {k} coalitions leaves no residual "
-                       "degrees of freedom", f"Raise budget to at least {n + 4}.")
+    defect = _ols_defect(x, lev)
+    if defect is not None or dof < _OLS_MIN_DOF:
+        why = defect or (f"the OLS fit of {n} players on {k} coalitions leaves {max(dof, 0)} residual "
+                         f"degrees of freedom; {_OLS_MIN_DOF} are needed")
+        warn_undefined("banzhaf", why, f"Raise budget to at least {n + _OLS_MIN_DOF + 2}.")
         return beta[..., 1:], torch.full_like(beta[..., 1:], float("nan"))
     var = (resid**2 / (1.0 - lev)) @ (h**2)  # HC2: leverage-corrected residuals
     return beta[..., 1:], inflate(var[..., 1:].sqrt(), dof)
+
+
+#: OLS: residual degrees of freedom below which the standard errors are NaN (at 2, 4 players
+#: and budget 8: 0.79-0.81 coverage within 1.96 stderr on an additive and an MLP game, half
+#: of the draws NaN by chance), and the most redraws of a design that cannot identify the
+#: values or fits a coalition exactly (see :meth:`Banzhaf.attribute`).
+_OLS_MIN_DOF, _OLS_REDRAWS = 3, 64
+
+
+def _ols_design(masks: torch.Tensor) -> torch.Tensor:
+    """``[1, masks]``: the OLS design with an intercept (``K x (n + 1)``)."""
+    ones = torch.ones(masks.shape[0], 1, dtype=torch.float64)
+    return torch.cat([ones, masks.to(torch.float64)], dim=1)
+
+
+def _ols_defect(x: torch.Tensor, lev: torch.Tensor | None = None, leverage: bool = True) -> str | None:
+    """Why the OLS design ``x`` (:func:`_ols_design`) leaves the fit undefined, or None:
+    rank-deficient (the coefficients are not identified: a pseudo-inverse picks one solution
+    of many, and its residuals, hence its standard errors, can be 0 while the values are
+    wrong), or (``leverage``) a coalition with leverage 1 (fitted exactly: its residual is
+    always 0)."""
+    k, p = x.shape
+    if k < p or int(torch.linalg.matrix_rank(x)) < p:
+        return (f"{k} coalitions cannot identify {p - 1} Banzhaf values and an intercept "
+                "(a rank-deficient design)")
+    if not leverage:
+        return None
+    if lev is None:
+        lev = (x @ torch.linalg.pinv(x.T @ x, hermitian=True) * x).sum(1)
+    if k > p and bool((lev >= 1.0 - 1e-9).any()):
+        return "a coalition is fitted exactly (leverage 1)"
+    return None
 
 
 @register
@@ -175,8 +211,11 @@ class Banzhaf(Method):
             1992), and fitting all players at once removes the other players' additive effects
             from each estimate, so additive models are recovered exactly from ``n + 2``
             evaluations and nearly additive ones with far lower variance; consistent, with an
-            ``O(1/budget)`` bias; heteroskedasticity-robust HC2 standard errors).
-            default="msr".
+            ``O(1/budget)`` bias; heteroskedasticity-robust HC2 standard errors, from budget
+            ``n + 5`` on, i.e. 3 residual degrees of freedom). A draw of coalitions that
+            cannot identify the values (rank-deficient), or from ``n + 5`` on fits one
+            coalition exactly, is drawn again from the same generator (at most 64 times;
+            an acceptable first draw is kept). default="msr".
 
     Reference: Banzhaf (1965), "Weighted voting doesn't work"; Wang & Jia (2023), "Data Banzhaf:
     A Robust Data Valuation Framework for Machine Learning" (AISTATS).
@@ -213,6 +252,14 @@ class Banzhaf(Method):
         gen = torch.Generator().manual_seed(seed)
         k = game.budget_left(budget)  # v(N) (the reference pass) is not a uniform draw
         masks = banzhaf_masks(n, k, gen, self.design)
+        if self.estimator == "ols" and k >= n + 1:
+            # a design that cannot identify the values (or, from _OLS_MIN_DOF residual dof on,
+            # fits a coalition exactly) is drawn again from the same generator: the first
+            # acceptable draw is kept, so a design acceptable at once is unchanged
+            for _ in range(_OLS_REDRAWS - 1):
+                if _ols_defect(_ols_design(masks), leverage=k - n - 1 >= _OLS_MIN_DOF) is None:
+                    break
+                masks = banzhaf_masks(n, k, gen, self.design)
         y = game.value(masks)
         phi, stderr = ols_estimate(masks, y) if self.estimator == "ols" else msr_estimate(masks, y)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,

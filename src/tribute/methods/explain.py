@@ -86,7 +86,9 @@ def explain(
             another row order is refused rather than matched to the wrong rows).
         baseline: removal value: a scalar, an array broadcast to one sample, one per sample, or
             a background set ``M x *shape`` (the value averages over it: interventional SHAP;
-            wrap in :class:`tribute.Background` when ``M`` equals the batch). default=0.0,
+            wrap in :class:`tribute.Background` when ``M`` equals the batch; for tables a plain
+            array of ``batch`` rows is read per sample with a warning, which
+            :class:`tribute.PerSample` silences). default=0.0,
             which suits images, embeddings and standardised features; for tabular numpy or
             DataFrame inputs (every input 2-D and real-valued) a default 0.0 is usually out of
             distribution for unscaled features, so a warning is issued then (pass the baseline
@@ -108,6 +110,8 @@ def explain(
             (probabilities clipped to ``[1e-12, 1 - 1e-12]``); a regressor's raw values
             allow only ``"raw"``; ``"kl"`` is SHAP-KL, ``-KL(p(.|x) || p(.|x_S))`` of the whole
             label distribution (target must be None; see :mod:`tribute.targets`). default="raw".
+            Exception: ``tree_shap`` reads the trees, and for a tree classifier ``"raw"`` is its
+            margin (log-odds, as in SHAP's TreeExplainer), not ``predict_proba``.
         players: a player set other than input features, e.g. ``tribute.components(...)``.
         ablation: how removed components are replaced (component games only).
         forward_args, forward_kwargs: extra non-attributed model arguments; tensors whose first

@@ -15,10 +15,14 @@ estimated with Jansen's estimator from two independent designs ``A``, ``B`` (``N
 
 Cost: ``N (n + 2)`` evaluations per input.
 
-Sign convention: Sobol indices are *unsigned* importances in ``[0, 1]`` (up to estimation noise;
-Jansen's estimator is never negative): they say how much of the output's variance a player
-drives, not whether keeping it raises or lowers the output. Use them for rankings/masks, not as
-signed credits; the efficiency gap is not defined.
+The ratio is biased by ``O(1/N)`` (the variance in the denominator is estimated too): the estimate
+is the delete-a-replicate jackknife of Jansen's ratio from 8 designs on, which removes that term
+(see :func:`jansen_total`; the plain ratio was 4% high at the default 32 designs, 19% at 8).
+
+Sign convention: Sobol indices are *unsigned* importances in ``[0, 1]`` (up to estimation noise:
+Jansen's ratio is never negative, its jackknife can be, by noise, for an index near 0): they say
+how much of the output's variance a player drives, not whether keeping it raises or lowers the
+output. Use them for rankings/masks, not as signed credits; the efficiency gap is not defined.
 """
 
 from __future__ import annotations
@@ -103,7 +107,9 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor, replicate
 
     Returns:
         ``(S_T ... x n, stderr ... x n)``. Where the output does not vary (``Var = 0``) the
-        indices are 0.
+        indices are 0. With ``R >= 2`` replicates and at least 8 designs the estimate is the
+        jackknife of the ratio over the replicates (:func:`_jackknife`), which removes its
+        ``O(1/N)`` bias.
 
     The estimate is the ratio ``S_i = U_i / (2 V)`` of two means over the designs
     (``U_i = mean_k (f(A_k) - f(C_i,k))^2``, ``V`` the variance of all ``f(A)``, ``f(B)``),
@@ -149,7 +155,45 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor, replicate
     # few replicates: pooled towards the other players, t-inflated, and widened where the
     # replicates are skewed (squared differences that a rare interaction makes large;
     # :func:`._stderr.inflate_skewed`)
+    if n_designs >= _JACKKNIFE_DESIGNS:
+        st = _jackknife(st, sq, fa, fb, idx, r_count, ok)
     return st, inflate_skewed(se, m2, m3, m4, r_count)
+
+
+#: Fewest designs whose estimate is jackknifed (:func:`_jackknife`): below, the ratio of
+#: variances from 6 values is too unstable for it (at 4 designs on an additive 12-player
+#: game the plain ratio is 48% high, the jackknife 45% low).
+_JACKKNIFE_DESIGNS = 8
+
+
+def _jackknife(st: torch.Tensor, sq: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor,
+               idx: torch.Tensor, r_count: int, ok: torch.Tensor) -> torch.Tensor:
+    """Delete-a-replicate jackknife of the ratio ``S = U / (2 V)`` (Quenouille 1956):
+    ``R S - (R - 1) mean_r S_(-r)``, ``S_(-r)`` the estimate without replicate ``r``.
+
+    The ratio of two means is biased by ``O(1 / N)``: the variance ``V`` in the denominator is
+    itself estimated (its plain form low by ``1 / (2N)``, and ``E[1 / V] > 1 / E[V]``). Without
+    the correction the indices of an additive 12-player game summed to 1.47, 1.18 and 1.04
+    (300 seeds, 4, 8 and 32 designs; exactly 1 in the limit), each index high by 48%, 19% and
+    4.3% (median); jackknifed, 3.8-6.8% low at 8 designs and within 0.5% at 32 (used from
+    ``_JACKKNIFE_DESIGNS`` designs on). Entries without output variance stay 0.
+    """
+    p = torch.cat([fa, fb], dim=-1).mean(-1, keepdim=True)
+    ca, cb = fa - p, fb - p  # centred: the variance from sums stays well conditioned
+    n_designs = fa.shape[-1]
+    counts = torch.bincount(idx, minlength=r_count).to(sq.dtype)
+    n_out = n_designs - counts  # R: designs left when replicate r is deleted
+    rep = torch.zeros(*sq.shape[:-1], r_count, dtype=sq.dtype).index_add_(-1, idx, sq)
+    u_out = (sq.sum(-1, keepdim=True) - rep) / n_out  # ... x n x R
+    s1 = torch.zeros(*fa.shape[:-1], r_count, dtype=fa.dtype).index_add_(-1, idx, ca + cb)
+    s2 = torch.zeros(*fa.shape[:-1], r_count, dtype=fa.dtype).index_add_(-1, idx, ca * ca + cb * cb)
+    mean_out = (s1.sum(-1, keepdim=True) - s1) / (2.0 * n_out)
+    var_out = ((s2.sum(-1, keepdim=True) - s2) / (2.0 * n_out) - mean_out**2)[..., None, :]
+    live = var_out > 1e-300
+    s_out = torch.where(live, u_out / (2.0 * torch.where(live, var_out, torch.ones_like(var_out))),
+                        torch.zeros_like(u_out))
+    st_j = r_count * st - (r_count - 1) * s_out.mean(-1)
+    return torch.where(ok, st_j, st)
 
 
 @register
@@ -158,8 +202,9 @@ class Sobol(Method):
 
     Draws ``N = (budget - 1) // (n + 2)`` pairs of quasi-Monte Carlo mask designs and estimates each
     player's total Sobol index with Jansen's estimator: the expected share of the output's
-    variance lost when the player's mask is re-drawn. Indices are non-negative importances (see
-    the module notes on the sign convention). ``stderr`` is the spread of independent
+    variance lost when the player's mask is re-drawn, jackknifed over the replicates from 8
+    designs on (removes the ratio's ``O(1/N)`` bias). Indices are non-negative importances, up
+    to noise (see the module notes on the sign convention). ``stderr`` is the spread of independent
     replicates: the ``N`` designs are ``R`` independently scrambled Sobol sequences of about
     ``N / R`` points (the largest power of two that leaves at least ``replicates`` sequences;
     below ``2 replicates`` designs, ``N`` independent uniform points), and the delta method

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
-from ..games.features import DEFAULT_BASELINE
+from ..games.features import DEFAULT_BASELINE, Background, PerSample
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
+from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
@@ -138,28 +139,73 @@ def columns_to_labels(adapter: Any, target: Any) -> Any:
     return target
 
 
+def _is_table(value: Any) -> bool:
+    """A pandas DataFrame or Series (read by position, like an array)."""
+    return type(value).__module__.startswith("pandas") and hasattr(value, "iloc")
+
+
 def _index_rows(value: Any, sample: np.ndarray | None, batch: int) -> Any:
-    """``value[sample]`` for per-sample arrays/tensors (leading axis == batch), else as is."""
+    """``value[sample]`` for per-sample arrays/tensors/tables (leading axis == batch), else as is."""
     if sample is None:
         return value
     if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch:
         return value[torch.as_tensor(sample, device=value.device)]
     if isinstance(value, np.ndarray) and value.ndim > 0 and value.shape[0] == batch:
         return value[sample]
+    if _is_table(value) and len(value) == batch:
+        return value.iloc[sample].reset_index(drop=True)
     if isinstance(value, tuple):
         return tuple(_index_rows(v, sample, batch) for v in value)
     return value
 
 
-def _per_sample_baseline(baseline: Any, inputs: Any) -> bool:
-    """Whether ``baseline`` holds one row per sample (as the feature game reads it)."""
-    parts = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-    bases = list(baseline) if isinstance(baseline, tuple) else [baseline] * len(parts)
-    for b, x in zip(bases, parts):
-        if isinstance(b, (np.ndarray, torch.Tensor)) and b.ndim == x.ndim and \
-                b.shape[0] == x.shape[0] and tuple(b.shape[1:]) == tuple(x.shape[1:]):
-            return True
-    return False
+def _rows_shape(value: Any) -> tuple[int, ...] | None:
+    """Shape of an array, tensor or table, else None."""
+    if isinstance(value, (np.ndarray, torch.Tensor)) or _is_table(value):
+        return tuple(int(s) for s in value.shape)
+    return None
+
+
+def _part_reading(b: Any, x: Any) -> str:
+    """How the feature game reads one input's baseline ``b`` next to that input ``x``:
+    ``"per_sample"``, ``"background"`` (a plain array of ``M`` rows, ``M`` not the batch) or
+    ``"other"`` (a scalar, one row, a :class:`Background`)."""
+    if isinstance(b, PerSample):
+        return "per_sample"
+    bs, xs = _rows_shape(b), _rows_shape(x)
+    if bs is None or xs is None or len(bs) != len(xs) or bs[1:] != xs[1:]:
+        return "other"
+    if bs[0] == xs[0]:
+        return "per_sample"
+    return "background" if bs[0] > 1 else "other"
+
+
+def _baseline_for_rows(baseline: Any, inputs: Any, batch: int) -> Callable[[np.ndarray | None], Any]:
+    """``base(sample)``: the baseline for re-explained rows, read part by part as the original
+    game read it: per-sample parts indexed by ``sample`` and marked :class:`PerSample`,
+    background sets (plain arrays of ``M`` rows) wrapped in :class:`Background` (``M`` rows
+    next to ``M`` re-explained rows stay a set; the game would read them one per row), anything
+    else (scalars, one row, a :class:`Background`) as given."""
+    baseline = from_polars(baseline)
+    if isinstance(baseline, Background):
+        return lambda sample: baseline
+    multi = isinstance(inputs, (tuple, list))
+    parts = [from_polars(p) for p in (list(inputs) if multi else [inputs])]
+    marked = isinstance(baseline, PerSample)
+    whole = baseline.data if marked else baseline
+    bases = [from_polars(b) for b in whole] if isinstance(whole, tuple) else [whole] * len(parts)
+    readings = ["per_sample" if marked else _part_reading(b, x) for b, x in zip(bases, parts)]
+    bases = [b.data if isinstance(b, PerSample) else b for b in bases]
+    if all(r == "other" for r in readings):
+        return lambda sample: baseline
+
+    def pick(sample: np.ndarray | None) -> Any:
+        out = [PerSample(_index_rows(b, sample, batch)) if r == "per_sample" else
+               Background(b) if r == "background" else b
+               for b, r in zip(bases, readings)]
+        return tuple(out) if multi else out[0]
+
+    return pick
 
 
 def default_explainer(
@@ -197,7 +243,7 @@ def default_explainer(
     params.pop("output", None)
     hparams = {k: v for k, v in params.items() if k in hp_names}
     batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
-    per_sample_base = _per_sample_baseline(baseline, inputs)
+    base_for = _baseline_for_rows(baseline, inputs, batch)
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
 
@@ -205,10 +251,8 @@ def default_explainer(
             overrides: dict[str, Any]) -> Attribution:
         if isinstance(baseline, Blur):
             base: Any = blur(x, baseline)
-        elif per_sample_base:
-            base = _index_rows(baseline, sample, batch)
         else:
-            base = baseline
+            base = base_for(sample)
         tg = target_rows if target_rows is not None else _index_rows(target, sample, batch)
         # tg holds output columns (the attribution's targets, or evaluate's target after
         # labels_to_columns); explain reads integer targets of a classifier with classes_

@@ -11,6 +11,7 @@ when none is given.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.base import Game
+from ..models.tabular import from_polars
 from ._similarity import attribution_similarity
 from ._util import (
     HEAVY_TAILED_MIN_SAMPLES,
@@ -43,10 +45,29 @@ def _parts(inputs: Any) -> tuple[list[Any], bool]:
     return (list(inputs) if multi else [inputs]), multi
 
 
+def _is_frame(x: Any) -> bool:
+    return type(x).__module__.startswith("pandas") and hasattr(x, "dtypes") and hasattr(x, "columns")
+
+
+def _float_columns(df: Any) -> list[int]:
+    """Positions of the float columns (names may repeat)."""
+    import pandas as pd
+
+    return [j for j, dt in enumerate(df.dtypes) if pd.api.types.is_float_dtype(dt)]
+
+
 def _is_float(x: Any) -> bool:
     if isinstance(x, torch.Tensor):
         return x.dtype.is_floating_point
+    if _is_frame(x):
+        return bool(_float_columns(x))
     return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def _noise(g: torch.Generator, n_draws: int, batch: int, shape: tuple[int, ...], radius: float) -> torch.Tensor:
+    """``n_draws * batch x *shape`` float64 noise, draw ``k`` shared by every sample."""
+    noise = (torch.rand(n_draws, 1, *shape, generator=g, dtype=torch.float64) * 2 - 1) * float(radius)
+    return noise.expand(n_draws, batch, *shape).reshape(n_draws * batch, *shape)
 
 
 def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple[Any, np.ndarray]:
@@ -54,26 +75,46 @@ def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple
 
     Draw ``k`` adds the same noise ``U(-radius, radius)^shape`` to every sample (common random
     numbers, so a sample's result does not depend on the batch). Row ``k * B + b`` is sample
-    ``b`` under draw ``k``. Integer inputs (token ids) are repeated unperturbed.
+    ``b`` under draw ``k``. Integer inputs (token ids) are repeated unperturbed. A pandas
+    DataFrame stays a DataFrame (columns, dtypes and their order kept, index renumbered): its
+    float columns are perturbed, the others (categories, strings, integer codes) repeated as
+    they are; with only float columns it gets the noise a float array of its shape would.
 
     Returns:
         ``(stacked inputs in the user's framework, sample index of each row)``.
     """
     parts, multi = _parts(inputs)
+    parts = [from_polars(p) for p in parts]  # a polars table is perturbed as the pandas one
     if not any(_is_float(p) for p in parts):
-        raise InputError("sensitivity needs real-valued inputs to perturb; all inputs are integers.")
+        raise InputError(
+            "sensitivity needs real-valued inputs to perturb; these have none (integer token ids, "
+            "or a table without a float column). Explain float features, or use another metric.")
     g = torch.Generator().manual_seed(int(seed))
     out: list[Any] = []
     batch = int(parts[0].shape[0])
     for p in parts:
+        if _is_frame(p):
+            import pandas as pd
+
+            rep_df = pd.concat([p] * n_draws, ignore_index=True)
+            cols = _float_columns(p)
+            if cols:
+                noise = _noise(g, n_draws, batch, (len(cols),), radius).numpy()
+                for j, pos in enumerate(cols):
+                    col = rep_df.iloc[:, pos]
+                    if isinstance(col.dtype, np.dtype):  # noise rounded as a float array's is
+                        vals = col.to_numpy() + noise[:, j].astype(col.dtype)
+                    else:  # nullable Float64, pyarrow, sparse: through float64, NA kept
+                        vals = col.to_numpy(dtype=np.float64, na_value=np.nan) + noise[:, j]
+                    rep_df.isetitem(pos, pd.Series(vals, index=rep_df.index).astype(col.dtype))
+            out.append(rep_df)
+            continue
         is_t = isinstance(p, torch.Tensor)
-        t = p.detach() if is_t else torch.from_numpy(np.ascontiguousarray(np.asarray(p)))
+        t = p.detach() if is_t else torch.from_numpy(np.array(p))  # a copy: never read-only
         rep = t.repeat(n_draws, *([1] * (t.ndim - 1)))
         if _is_float(p):
-            noise = (torch.rand(n_draws, 1, *t.shape[1:], generator=g, dtype=torch.float64)
-                     * 2 - 1) * float(radius)
-            noise = noise.expand(n_draws, batch, *t.shape[1:]).reshape(rep.shape)
-            rep = rep + noise.to(device=rep.device, dtype=rep.dtype)
+            rep = rep + _noise(g, n_draws, batch, tuple(t.shape[1:]), radius).to(
+                device=rep.device, dtype=rep.dtype)
         out.append(rep if is_t else rep.numpy())
     sample = np.tile(np.arange(batch), n_draws)
     return (tuple(out) if multi else out[0]), sample
@@ -91,6 +132,14 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
         raise InputError(f"radius={radius!r} must be a positive number (L-infinity radius).")
     b, t, n = flat.shape
     stacked, sample = perturb_inputs(inputs, radius, k, seed)
+    held = _held_columns(inputs)
+    numeric = [c for c, numeric in held if numeric]
+    if numeric:
+        warnings.warn(
+            f"metric {name!r}: the integer columns {numeric[:8]}{' ...' if len(numeric) > 8 else ''} "
+            "are not perturbed (only float columns are; integers may be codes or counts). Cast "
+            "them to float to perturb them too; extra['not_perturbed'] lists every column held "
+            "fixed.", UserWarning, stacklevel=user_stacklevel())
     new = call_explain(explain, stacked, metric=name, target=targets_rows(attr, sample),
                        sample=sample)
     pf = flat_of(new, k * b, t, n, name, "the explain callable").reshape(k, b, t, n)
@@ -101,7 +150,24 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
     sens = np.moveaxis(sens, 0, -1)  # B x T x K
     extra = {"per_draw": sens if attr.layout.multi_target else sens[:, 0],
              "explain_calls": 1, "explain_rows": k * b}
+    if held:
+        extra["not_perturbed"] = [c for c, _ in held]
     return sens, extra
+
+
+def _held_columns(inputs: Any) -> list[tuple[Any, bool]]:
+    """``(name, is_numeric)`` of the DataFrame columns :func:`perturb_inputs` holds fixed (every
+    column that is not float: integers, booleans, categories, text)."""
+    out: list[tuple[Any, bool]] = []
+    for p in _parts(inputs)[0]:
+        p = from_polars(p)
+        if _is_frame(p):
+            import pandas as pd
+
+            floats = set(_float_columns(p))
+            out += [(c, bool(pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)))
+                    for j, (c, dt) in enumerate(p.dtypes.items()) if j not in floats]
+    return out
 
 
 @register_metric(name="max_sensitivity", higher_is_better=False, category="robustness",

@@ -7,11 +7,18 @@ probabilities:
 * scikit-learn style estimators (also Pipelines, XGBoost and LightGBM sklearn wrappers): a
   regressor's ``predict`` returns ``"raw"`` values; a classifier's ``predict_proba`` returns
   ``"probability"``; ``decision_function`` returns ``"logit"`` scores (for a binary
-  classifier its single column is the positive-class logit);
+  classifier its single column is the positive-class logit; a one-vs-one
+  ``decision_function``, ``SVC(decision_function_shape="ovo")`` with three or more classes, is
+  refused: its columns score pairs of classes);
 * ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
   with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
-  ``lightgbm.Booster`` likewise with ``raw_score=True`` for binary/multiclass objectives;
-* objects with only ``predict``: ``"raw"``;
+  ``lightgbm.Booster`` likewise with ``raw_score=True`` for the binary, softmax multiclass and
+  cross-entropy objectives; its one-vs-all multiclass objective (``multiclassova``: per-class
+  sigmoids that do not sum to one) and a binary objective with ``sigmoid`` other than 1 return
+  their ``"probability"`` (no softmax or plain sigmoid of their scores is what they predict);
+* objects with only ``predict``: ``"raw"`` (a *classifier* with only ``predict``, e.g.
+  ``OutputCodeClassifier``, is refused unless ``model_output=`` is declared: its labels are
+  not scores);
 * torch modules and plain callables: ``"logit"`` unless declared otherwise with
   ``model_output=`` (a warning is issued when such outputs look like probabilities and a
   conversion is asked for).
@@ -41,7 +48,7 @@ import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +148,9 @@ class ModelAdapter(ABC):
 class TorchModel(ModelAdapter):
     """A ``torch.nn.Module`` or a callable on tensors.
 
-    The output may be a tensor, a tuple/list whose first element is a tensor, or an object with
-    a ``logits`` attribute (Hugging Face ``ModelOutput``).
+    The output may be a tensor, a tuple/list whose first element is a tensor, an object with
+    a ``logits`` attribute (Hugging Face ``ModelOutput``) or a mapping with a ``"logits"``
+    tensor (a plain dict); anything else is refused (wrap the model to return the output).
 
     Args:
         model: the module or callable.
@@ -178,6 +186,14 @@ class TorchModel(ModelAdapter):
                 tensors = params + list(self.module.buffers())
             if tensors:
                 self.device, self._device_known = tensors[0].device, True
+                if self.device.type == "meta":
+                    raise InputError(
+                        f"model: the {type(self.module).__name__}'s parameters are on the "
+                        "'meta' device (shapes without values, e.g. built under "
+                        "init_empty_weights or with device='meta'), so it cannot be evaluated. "
+                        "Materialise it first: model.to_empty(device='cpu') and load its "
+                        "weights (tribute.models.load_weights or load_state_dict)."
+                    )
                 self._param_dtype = next(
                     (t.dtype for t in tensors if t.dtype.is_floating_point), None)
 
@@ -210,6 +226,10 @@ class TorchModel(ModelAdapter):
         params = [p for mod in modules for p in mod._parameters.values() if p is not None]
         req = [p.requires_grad for p in params]
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
+        # buffers are not copied (a model's may be large): their version counters tell when
+        # the model's own forward wrote one, which is then reported (see _warn_buffers)
+        buffers = [(mod, name, b, b._version) for mod in modules
+                   for name, b in mod.named_buffers(recurse=False)]
         for mod in modules:
             attrs = mod.__dict__
             for name in _HOOK_DICTS:
@@ -239,6 +259,25 @@ class TorchModel(ModelAdapter):
                 else:
                     for k in [k for k in d if k not in keys]:
                         del d[k]
+            _warn_buffers(m, buffers)
+
+
+def _warn_buffers(root: torch.nn.Module,
+                  buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int]]) -> None:
+    """Warn when the model's forward wrote buffers during a session (a call counter, a cache,
+    running statistics updated outside training mode): tribute restores training flags,
+    ``requires_grad`` and hooks, but does not copy buffers to restore them."""
+    names = {id(mod): prefix for prefix, mod in root.named_modules()}
+    changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name, b, version in buffers
+               if getattr(mod, name, None) is not b or b._version != version]
+    if changed:
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        warnings.warn(
+            f"the model's forward changed its buffer(s) {', '.join(map(repr, changed[:3]))}{more} "
+            "while tribute evaluated it; tribute puts the model in eval mode and restores its "
+            "training flags, requires_grad and hooks, but not buffer values, so they now hold "
+            "what the last evaluated rows left. Copy the model first (copy.deepcopy) if they "
+            "matter.", UserWarning, stacklevel=user_stacklevel())
 
 
 class NumpyModel(ModelAdapter):
@@ -268,6 +307,17 @@ class NumpyModel(ModelAdapter):
                  model_output: str | None = None) -> None:
         self.fn, self.kind, detected = _numpy_callable(model)
         self.estimator = model  # the user's object (model-specific methods read it, e.g. trees)
+        if self.kind == "decision_function":
+            _refuse_one_vs_one(model)
+        elif self.kind == "predict" and model_output is None and \
+                _estimator_type(model) == "classifier":
+            raise InputError(
+                f"model: {type(model).__name__} is a classifier with neither predict_proba nor "
+                "decision_function, and its predict returns class labels, not scores: tribute "
+                "would explain the label numbers (class 3 counting as three times class 1). "
+                "Pass a function returning one score per class, or model_output='raw' to "
+                "explain predict's labels as numbers (e.g. a 0/1 decision)."
+            )
         if model_output is not None:
             _check_kind(model_output)
         #: a known binary classifier (see the module docstring)
@@ -287,6 +337,14 @@ class NumpyModel(ModelAdapter):
         arrays = self._arrays(inputs)
         extra_np = tuple(e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in extra)
         out = self.fn(*arrays, *extra_np, **(kwargs or {}))
+        if isinstance(out, list) and out and all(getattr(o, "ndim", 0) == 2 for o in out):
+            method = "" if self.kind == "callable" else f".{self.kind}"
+            raise ModelOutputError(
+                f"model{method} returned a list of {len(out)} arrays (rows x classes each): a "
+                "multi-output or multi-label classifier, one array per output. Explain one "
+                f"output k with a function, e.g. model=lambda X: est{method}(X)[k], declaring "
+                "model_output='probability' (or 'logit' for decision_function scores)."
+            )
         arr = np.asarray(out)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
             raise ModelOutputError(
@@ -397,6 +455,44 @@ def predict_may_differ(estimator: Any, depth: int = 0) -> bool:
     return wrapped is not None and hasattr(wrapped, "fit") and predict_may_differ(wrapped, depth + 1)
 
 
+def _final_estimator(estimator: Any, depth: int = 0) -> Any:
+    """The estimator that computes ``estimator``'s scores: the last step of a Pipeline, a
+    search's ``best_estimator_``; ``estimator`` itself otherwise."""
+    if depth > 8:
+        return estimator
+    steps = getattr(estimator, "steps", None)
+    if type(estimator).__name__ == "Pipeline" and isinstance(steps, list) and steps:
+        return _final_estimator(steps[-1][1], depth + 1)
+    if type(estimator).__name__.endswith("SearchCV"):
+        found = getattr(estimator, "best_estimator_", None)
+        if found is not None:
+            return _final_estimator(found, depth + 1)
+    return estimator
+
+
+def _refuse_one_vs_one(model: Any) -> None:
+    """Refuse a classifier of three or more classes whose ``decision_function`` is one-vs-one
+    (``SVC``/``NuSVC(decision_function_shape="ovo")``): its ``K (K - 1) / 2`` columns score
+    pairs of classes, not classes, so ``target=k`` would explain the pair in column ``k``
+    (with three classes there are as many columns as classes: nothing else would tell)."""
+    final = _final_estimator(model)
+    if getattr(final, "decision_function_shape", None) != "ovo":
+        return
+    try:
+        n_classes = len(getattr(final, "classes_", ()))
+    except Exception:  # an unfitted wrapper may raise from the property
+        return
+    if n_classes > 2:
+        raise InputError(
+            f"model: {type(final).__name__} with decision_function_shape='ovo' and {n_classes} "
+            f"classes returns {n_classes * (n_classes - 1) // 2} one-vs-one pair scores, not one "
+            "score per class, so a target class cannot be read from them. Set "
+            f"`{type(final).__name__.lower()}.decision_function_shape = 'ovr'` (no refit "
+            "needed: one column per class), or explain calibrated probabilities "
+            "(CalibratedClassifierCV)."
+        )
+
+
 def _check_kind(model_output: str) -> None:
     if model_output not in MODEL_OUTPUTS:
         raise InputError(
@@ -444,11 +540,34 @@ def _booster_objective(booster: Any) -> str:
         if mod.startswith("xgboost"):
             name = str(json.loads(booster.save_config())["learner"]["objective"]["name"])
             return "xgb-binary" if name.startswith("binary:") else name
-        objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
-            "objective", "")
-        return str(objective).split()[0] if objective else ""
+        return _lightgbm_objective(booster)[0]
     except (KeyError, TypeError, ValueError, AttributeError):
         return ""
+
+
+#: LightGBM's names (and aliases) of its softmax and one-vs-all multiclass objectives.
+_LGB_SOFTMAX = ("multiclass", "softmax")
+_LGB_OVA = ("multiclassova", "multiclass_ova", "ova", "ovr")
+
+
+def _lightgbm_objective(booster: Any) -> tuple[str, float]:
+    """``(objective name, sigmoid)`` of a ``lightgbm.Booster``: the canonical name its model
+    dump records (``"binary sigmoid:2"`` -> ``("binary", 2.0)``), else its training
+    parameters' (which may be an alias); ``sigmoid`` is 1.0 when not recorded."""
+    objective = ""
+    with contextlib.suppress(Exception):  # a Booster without a model dump: the parameters
+        objective = str(booster.dump_model(num_iteration=1).get("objective", ""))
+    params = getattr(booster, "params", None) or {}
+    if not objective:
+        objective = str(params.get("objective") or "")
+    words = objective.split()
+    sigmoid = float(params.get("sigmoid", 1.0) or 1.0)
+    for word in words[1:]:
+        key, _, value = word.partition(":")
+        if key == "sigmoid":
+            with contextlib.suppress(ValueError):
+                sigmoid = float(value)
+    return (words[0] if words else ""), sigmoid
 
 
 def _booster_feature_names(booster: Any) -> list[str] | None:
@@ -511,17 +630,24 @@ def _xgboost_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
 
 
 def _lightgbm_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
-    """A ``lightgbm.Booster``: raw scores (its logits) for binary/multiclass objectives."""
-    objective = booster.params.get("objective") or booster.dump_model(num_iteration=1).get(
-        "objective", "")
-    name = str(objective).split()[0] if objective else ""
-    margin = name in ("binary", "multiclass", "multiclassova", "softmax", "multiclass_ova",
-                      "ova", "ovr", "cross_entropy", "xentropy")
+    """A ``lightgbm.Booster``: raw scores (its logits) for the binary (with the default
+    ``sigmoid=1``), softmax multiclass and cross-entropy objectives, whose probabilities are the
+    sigmoid / softmax of them. One-vs-all multiclass objectives (each class's probability is
+    the sigmoid of its own score; the rows do not sum to one) and a binary objective with
+    another ``sigmoid`` are called for their probabilities instead (``"probability"``): a
+    softmax, or a plain sigmoid, of their raw scores is not what the model predicts."""
+    name, sigmoid = _lightgbm_objective(booster)
+    if name in _LGB_OVA or (name == "binary" and sigmoid != 1.0):
+        margin, kind = False, "probability"
+    elif name in ("binary", "cross_entropy", "xentropy", *_LGB_SOFTMAX):
+        margin, kind = True, "logit"
+    else:
+        margin, kind = False, "raw"
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(booster.predict(x, raw_score=margin))
 
-    return predict, "booster", "logit" if margin else "raw"
+    return predict, "booster", kind
 
 
 def as_model(model: Any, framework: str, model_output: str | None = None) -> ModelAdapter:
@@ -566,7 +692,7 @@ def _module_dtype(module: torch.nn.Module) -> torch.dtype | None:
 def _as_output_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
-    logits = getattr(out, "logits", None)
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
@@ -583,7 +709,8 @@ def _as_output_tensor(out: Any) -> torch.Tensor:
         return torch.from_numpy(out)
     raise ModelOutputError(
         f"model returned {type(out).__name__}; tribute needs a tensor (or a tuple whose first "
-        "element is one, or an object with .logits). Wrap the model to return the output to explain."
+        "element is one, an object with .logits, or a mapping with a 'logits' tensor). Wrap the "
+        "model to return the output to explain (e.g. lambda x: model(x)['scores'])."
     )
 
 

@@ -518,9 +518,9 @@ def _parse_lightgbm(est: Any) -> TreeEnsemble:
     obj = str(dump.get("objective", "regression")).split(" ")[0]
     n_class = int(dump.get("num_class", 1))
     n_out = n_class if n_class > 1 else 1
-    if obj in ("binary", "cross_entropy", "xentropy"):
-        link = "logistic"
-    elif obj in ("multiclass", "softmax", "multiclassova"):
+    if obj in ("binary", "cross_entropy", "xentropy", "multiclassova"):
+        link = "logistic"  # (one-vs-all: a sigmoid per class, not a softmax over them)
+    elif obj in ("multiclass", "softmax"):
         link = "softmax"
     elif obj in ("regression", "regression_l2", "regression_l1", "huber", "fair", "quantile",
                  "mape", "l1", "l2", "lambdarank", "rank_xendcg"):

@@ -16,6 +16,7 @@ from ._common import (
     POS_COLOR,
     _figure_and_axes,
     _new_figure,
+    _plain,
 )
 
 __all__ = ["certified_cosine", "certified_map"]
@@ -71,7 +72,7 @@ def certified_map(
         colours = [(POS_COLOR if v >= 0 else NEG_COLOR) if j in top else NEUTRAL_COLOR for j, v in enumerate(vals)]
         y = np.arange(len(names))[::-1]
         ax.barh(y, vals, color=colours)
-        ax.set_yticks(y, names)
+        ax.set_yticks(y, [_plain(s) for s in names])
         ax.axvline(0.0, color="black", linewidth=0.5)
         ax.set_xlabel(f"smoothed {result.method} (coloured: certified top-{result.k})")
     r = float(result.radius[i])

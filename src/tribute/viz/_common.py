@@ -182,6 +182,12 @@ def _resolve_stderr(stderr: Any, obj: Any, shape: tuple[int, ...], func: str) ->
     return arr
 
 
+def _plain(label: Any) -> str:
+    """``str(label)`` shown as typed: its ``$`` escaped so matplotlib's mathtext never parses
+    a data-derived name (``"cost $5 to $10"`` would render as math, ``"$\\x$"`` fails to draw)."""
+    return str(label).replace("$", r"\$")
+
+
 def _fmt(v: float) -> str:
     """Compact signed number for labels: ``+0.123``, ``-1.2e-05``."""
     return f"{v:+.3g}"

@@ -29,11 +29,16 @@ def _show(img: np.ndarray) -> np.ndarray:
 
 def concept_overlay(maps: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """RGBA ``H x W x 4`` overlay of ``concepts x H x W`` maps: colour = dominant concept
-    (palette by rank in ``order``), alpha = its coefficient relative to the image's maximum."""
+    (palette by rank in ``order``; concepts missing from a partial ``order`` follow it in index
+    order), alpha = its coefficient relative to the image's maximum."""
     m = np.asarray(maps, dtype=np.float64)
     k = m.shape[0]
+    first = np.arange(k) if order is None else np.asarray(order, dtype=np.int64).reshape(-1)
+    if first.size and (first.min() < 0 or first.max() >= k or np.unique(first).size != first.size):
+        raise InputError(f"concept_overlay: order={first.tolist()} must list distinct concepts in 0..{k - 1}.")
+    ranked = np.concatenate([first, np.setdiff1d(np.arange(k), first)])
     rank = np.empty(k, dtype=np.int64)
-    rank[np.arange(k) if order is None else np.asarray(order)] = np.arange(k)
+    rank[ranked] = np.arange(k)
     top = m.argmax(axis=0)
     val = m.max(axis=0)
     hi = float(val.max())

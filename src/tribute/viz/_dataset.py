@@ -23,10 +23,12 @@ from matplotlib.figure import Figure
 from ._common import (
     FEATURE_VALUE_CMAP,
     MAGNITUDE_COLOR,
+    NEUTRAL_COLOR,
     _as_array,
     _check_finite,
     _figure_and_axes,
     _method_name,
+    _plain,
     _resolve_names,
     _to_numpy,
 )
@@ -109,7 +111,7 @@ def importance(values: Any, names: Any = None, *, max_display: int = 20, n_boot:
         ax.errorbar(mean[order], y, xerr=[mean[order] - lo[order], hi[order] - mean[order]],
                     fmt="none", ecolor="black", elinewidth=1, capsize=2)
     ax.set_yticks(y)
-    ax.set_yticklabels([labels[i] for i in order])
+    ax.set_yticklabels([_plain(labels[i]) for i in order])
     what = "bootstrap interval" if interval == "bootstrap" else "interval"
     ax.set_xlabel(f"mean |credit| over {arr.shape[0]} rows (95% {what})" if np.isfinite(lo).all()
                   else f"mean |credit| over {arr.shape[0]} row (no interval from one row)")
@@ -125,8 +127,11 @@ def strongest_interaction(values: np.ndarray, feature_values: np.ndarray, featur
 
     From interaction values (``n x f x f``) when given: the largest mean |phi_ij|. Otherwise
     the feature whose value best explains the spread of ``feature``'s credit at equal values of
-    ``feature`` (the variance of the credit's residual within bins of ``feature`` explained by
-    a linear fit on the candidate, averaged over bins), SHAP's approximate heuristic.
+    ``feature``: the rows are sorted by ``feature`` into ``min(10, n // 10)`` bins (at least
+    one) and each candidate scores the sum over bins of ``|corr(credit, candidate value)|``
+    (bins under 3 rows or without spread count 0), after SHAP's ``approximate_interactions``
+    (which uses bins of ``min(n // 10, 50)`` rows). With no signal at all the first candidate
+    is returned.
     """
     n_f = values.shape[1]
     if n_f < 2:
@@ -161,13 +166,57 @@ def strongest_interaction(values: np.ndarray, feature_values: np.ndarray, featur
     return best
 
 
+def _interactions(obj: Any, n_features: int | None, func: str, target: int | None = None) -> np.ndarray:
+    """``n x f x f`` interaction values from an array or an attribution's ``extra``.
+
+    An attribution's ``extra["shap_interaction_values"]`` (shap convention: diagonal = main
+    effects, rows sum to the credits; ``shapley_interactions``, ``integrated_hessians``) is
+    preferred over ``extra["interactions"]`` (``tree_shap``'s is in that convention already).
+    A ``batch x targets x f x f`` array (every method that keeps the target axis) gives the
+    ``target`` column; with one target that is the only one.
+    """
+    src = obj
+    extra = getattr(obj, "extra", None)
+    if not isinstance(obj, np.ndarray) and isinstance(extra, dict):
+        for key in ("shap_interaction_values", "interactions"):
+            if key in extra:
+                src = extra[key]
+                break
+    arr = np.asarray(_to_numpy(src, "interactions"), dtype=np.float64)
+    if arr.ndim == 2 and n_features is None:  # one row's matrix
+        arr = arr[None]
+    if arr.ndim == 4:
+        n_t = arr.shape[1]
+        if target is None and n_t != 1:
+            raise ValueError(
+                f"{func}: interactions has shape {arr.shape} (batch x targets x f x f) with "
+                f"{n_t} targets; pass target=<0..{n_t - 1}>"
+            )
+        t = 0 if target is None else int(target)
+        if not 0 <= t < n_t:
+            raise ValueError(f"{func}: target={target} is out of range for {n_t} target(s)")
+        arr = arr[:, t]
+    elif target not in (None, 0):
+        raise ValueError(f"{func}: target={target} given but interactions has no target axis "
+                         f"(shape {arr.shape})")
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2] or (
+        n_features is not None and arr.shape[1] != n_features
+    ):
+        want = "(n, f, f)" if n_features is None else f"(n, {n_features}, {n_features})"
+        raise ValueError(f"{func}: interactions has shape {arr.shape}; expected {want} "
+                         "(or batch x targets x f x f)")
+    return arr
+
+
 def dependence(values: Any, feature_values: Any, feature: int | str, names: Any = None, *,
                color_by: int | str | None = "auto", interactions: Any = None,
-               title: str | None = None, ax: Axes | None = None) -> Figure:
+               title: str | None = None, ax: Axes | None = None,
+               target: int | None = None) -> Figure:
     """Dependence plot: a feature's value (x) against its credit (y), one point per row.
 
     Points are coloured by the value of ``color_by``: ``"auto"`` picks the feature that
     interacts most with ``feature`` (:func:`strongest_interaction`); ``None`` uses one colour.
+    Rows whose colour value is missing (NaN) are drawn in gray.
 
     Args:
         values: credits ``(n_samples, n_features)`` (array, tensor or attribution-like; an
@@ -176,7 +225,11 @@ def dependence(values: Any, feature_values: Any, feature: int | str, names: Any 
         feature: column index or name.
         names: feature names, default ``values.player_names``.
         color_by: ``"auto"``, a column index or name, or None. default="auto".
-        interactions: ``n x f x f`` interaction values, default from the attribution.
+        interactions: ``n x f x f`` (or ``n x targets x f x f``) interaction values, default
+            from the attribution (its ``extra["shap_interaction_values"]`` or
+            ``extra["interactions"]``).
+        target: which target column of ``batch x targets x f x f`` interactions, default=None
+            (the only one; required with several).
     """
     arr = _matrix(values, "dependence")
     fv = np.asarray(_to_numpy(feature_values, "feature_values"), dtype=np.float64)
@@ -199,12 +252,13 @@ def dependence(values: Any, feature_values: Any, feature: int | str, names: Any 
     j = col(feature, "feature")
     if interactions is None:
         extra = getattr(values, "extra", None)
-        if isinstance(extra, dict) and "interactions" in extra:
-            interactions = extra["interactions"]
-    inter = None if interactions is None else np.asarray(_to_numpy(interactions, "interactions"))
-    if inter is not None and inter.shape != (*arr.shape, arr.shape[1]):
-        raise ValueError(f"dependence: interactions has shape {inter.shape}; expected "
-                         f"{(*arr.shape, arr.shape[1])}.")
+        if isinstance(extra, dict) and ("interactions" in extra or "shap_interaction_values" in extra):
+            interactions = values
+    inter = None if interactions is None else _interactions(interactions, arr.shape[1], "dependence",
+                                                            target)
+    if inter is not None and inter.shape[0] != arr.shape[0]:
+        raise ValueError(f"dependence: interactions has {inter.shape[0]} rows but values has "
+                         f"{arr.shape[0]}; pass the rows that were explained.")
     k: int | None
     if color_by == "auto":
         k = strongest_interaction(arr, fv, j, inter)
@@ -220,37 +274,37 @@ def dependence(values: Any, feature_values: Any, feature: int | str, names: Any 
         lo, hi = np.nanpercentile(c, [5, 95]) if np.isfinite(c).any() else (0.0, 1.0)
         norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
         cmap = colormaps[FEATURE_VALUE_CMAP]
-        ax.scatter(fv[:, j], arr[:, j], s=12, c=np.nan_to_num(c, nan=lo), cmap=cmap, norm=norm)
+        known = np.isfinite(c)  # a missing colour value is gray, not the low end of the scale
+        ax.scatter(fv[known, j], arr[known, j], s=12, c=c[known], cmap=cmap, norm=norm)
+        if not known.all():
+            ax.scatter(fv[~known, j], arr[~known, j], s=12, color=NEUTRAL_COLOR,
+                       label=f"{_plain(labels[k])} missing")
+            ax.legend(fontsize=8, frameon=False)
         cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-        cb.set_label(labels[k])
+        cb.set_label(_plain(labels[k]))
     ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_xlabel(labels[j])
-    ax.set_ylabel(f"credit of {labels[j]}")
+    ax.set_xlabel(_plain(labels[j]))
+    ax.set_ylabel(f"credit of {_plain(labels[j])}")
     ax.set_title(title if title is not None else (_method_name(values) or "dependence"))
     return fig
 
 
 def interaction_heatmap(interactions: Any, names: Any = None, *, max_display: int = 20,
-                        title: str | None = None, ax: Axes | None = None) -> Figure:
+                        title: str | None = None, ax: Axes | None = None,
+                        target: int | None = None) -> Figure:
     """Mean interaction values over rows as a signed heat map (diagonal = main effects).
 
     Args:
-        interactions: ``n x f x f`` interaction values, or an attribution whose
-            ``extra["interactions"]`` holds them (``tree_shap(interactions=True)``,
-            ``shapley_interactions``).
+        interactions: ``n x f x f`` (or ``n x targets x f x f``) interaction values, or an
+            attribution holding them (``tree_shap(interactions=True)``,
+            ``shapley_interactions``, ``integrated_hessians``: its
+            ``extra["shap_interaction_values"]``, else ``extra["interactions"]``).
         names: feature names.
+        target: which target column of ``n x targets x f x f`` interactions, default=None
+            (the only one; required with several).
         max_display: the features with the largest mean |interaction| row sums, default=20.
     """
-    extra = getattr(interactions, "extra", None)
-    src = interactions
-    if isinstance(extra, dict) and "interactions" in extra:
-        src = extra["interactions"]
-    arr = np.asarray(_to_numpy(src, "interactions"), dtype=np.float64)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
-        raise ValueError(f"interaction_heatmap: expected (n, f, f) interactions; got {arr.shape}")
-    arr = _check_finite(arr, "interactions")
+    arr = _check_finite(_interactions(interactions, None, "interaction_heatmap", target), "interactions")
     f = arr.shape[1]
     labels = _resolve_names(names, interactions, f, "interaction_heatmap")
     mean = arr.mean(0)
@@ -261,8 +315,8 @@ def interaction_heatmap(interactions: Any, names: Any = None, *, max_display: in
     im = ax.imshow(m, cmap=colormaps["RdBu_r"], norm=TwoSlopeNorm(0.0, -lim, lim))
     ax.set_xticks(range(len(order)))
     ax.set_yticks(range(len(order)))
-    ax.set_xticklabels([labels[i] for i in order], rotation=60, ha="right", fontsize=8)
-    ax.set_yticklabels([labels[i] for i in order], fontsize=8)
+    ax.set_xticklabels([_plain(labels[i]) for i in order], rotation=60, ha="right", fontsize=8)
+    ax.set_yticklabels([_plain(labels[i]) for i in order], fontsize=8)
     fig.colorbar(im, ax=ax, label="mean interaction value")
     ax.set_title(title if title is not None else "interactions (diagonal: main effects)")
     return fig

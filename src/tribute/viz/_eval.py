@@ -16,6 +16,7 @@ from ._common import (
     _check_finite,
     _figure_and_axes,
     _new_figure,
+    _plain,
     _to_numpy,
 )
 
@@ -59,6 +60,13 @@ def _parse_curve(spec: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         )
     if x.size < 2:
         raise ValueError(f"curves: {name} needs at least 2 points; got {x.size}")
+    if (np.diff(x) < 0).any():  # the trapezoid AUC of a reversed or shuffled x is wrong
+        bad = int(np.argmax(np.diff(x) < 0))
+        raise ValueError(
+            f"curves: {name} fractions must be non-decreasing (0 -> 1, in step order); "
+            f"fractions[{bad}]={x[bad]:g} > fractions[{bad + 1}]={x[bad + 1]:g}. Sort the "
+            f"points by fraction (e.g. order = np.argsort(fractions))"
+        )
     if band is not None:
         if band.shape != y.shape:
             raise ValueError(f"curves: {name} std has shape {band.shape} but scores {y.shape}")
@@ -89,7 +97,7 @@ def curves(
             - ``scores`` ``(n_steps,)``: fractions evenly spaced from 0 to 1;
             - ``scores`` ``(n_samples, n_steps)``: the mean is drawn with a shaded band of
               ±1 standard error of the mean;
-            - ``(fractions, scores)`` with scores as above;
+            - ``(fractions, scores)`` with scores as above (fractions non-decreasing);
             - ``(fractions, mean, std)``: the band is ``mean ± std`` as given.
         kind: ``"deletion"`` (features removed, most credited first; a lower AUC is
             better) or ``"insertion"`` (features added; a higher AUC is better),
@@ -117,7 +125,7 @@ def curves(
         color = PALETTE[i % len(PALETTE)]
         style = LINESTYLES[(i // len(PALETTE) + i) % len(LINESTYLES)]
         ax.plot(
-            x, y, color=color, linestyle=style, linewidth=1.8, label=f"{method} (AUC {area:.3g})"
+            x, y, color=color, linestyle=style, linewidth=1.8, label=f"{_plain(method)} (AUC {area:.3g})"
         )
         if band is not None:
             ax.fill_between(x, y - band, y + band, color=color, alpha=0.18, linewidth=0)
@@ -247,8 +255,8 @@ def leaderboard(
             (``higher_is_better`` bool or ``direction`` "higher"/"lower"). A NaN mean is
             a missing result and is shown as "n/a".
         directions: ``{metric: "higher" | "lower"}`` (or a bool, True = higher is better);
-            overrides directions found in the rows. The best method of a metric is
-            highlighted only where its direction is known; the direction is shown in the
+            overrides directions found in the rows. The best method of a metric (every
+            method tied for the best mean) is highlighted only where its direction is known; the direction is shown in the
             subplot title. default=None.
         title: figure title, default=None.
         ncols: subplots per row, default=min(n_metrics, 3).
@@ -286,11 +294,11 @@ def leaderboard(
         errs = np.array([cells.get(m, (np.nan, None))[1] or 0.0 for m in methods])
         ok = ~np.isnan(means)
         higher = found.get(metric)
-        best = -1
+        best = np.zeros(k, dtype=bool)  # every method tied for the best mean is highlighted
         if higher is not None and ok.any():
-            masked = np.where(ok, means, -np.inf if higher else np.inf)
-            best = int(np.argmax(masked) if higher else np.argmin(masked))
-        colors = [_BEST_COLOR if i == best else _OTHER_COLOR for i in range(k)]
+            top = np.max(means[ok]) if higher else np.min(means[ok])
+            best = ok & (means == top)
+        colors = [_BEST_COLOR if best[i] else _OTHER_COLOR for i in range(k)]
         ax.barh(
             y[ok],
             means[ok],
@@ -317,18 +325,18 @@ def leaderboard(
                 va="center",
                 ha="left",
                 fontsize=9,
-                fontweight="bold" if i == best else "normal",
+                fontweight="bold" if best[i] else "normal",
                 color="#222222" if ok[i] else NEUTRAL_COLOR,
             )
         ax.set_xlim(lo - (0.05 * span if lo < 0 else 0.0), hi + (0.05 * span if hi > 0 else 0.0))
-        ax.set_yticks(y, methods, fontsize=9)
+        ax.set_yticks(y, [_plain(m) for m in methods], fontsize=9)
         ax.set_ylim(-0.6, k - 0.4)
         if idx % ncols:  # method names only on the first column
             ax.tick_params(axis="y", labelleft=False)
         note = (
             "" if higher is None else ("\n(higher is better)" if higher else "\n(lower is better)")
         )
-        ax.set_title(f"{metric}{note}", fontsize=10)
+        ax.set_title(f"{_plain(metric)}{note}", fontsize=10)
         ax.spines["top"].set_visible(False)
         ax.spines["right"].set_visible(False)
         ax.tick_params(labelsize=9)

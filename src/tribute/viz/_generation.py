@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ._common import _check_finite
 from ._text import _NEG_RGB, _POS_RGB, _WHITE_TEXT_ABOVE
 
 __all__ = ["generation_heatmap"]
@@ -42,7 +43,8 @@ def generation_heatmap(
     Args:
         prompt_tokens: the P prompt players, as displayed.
         generated_tokens: the G generated tokens.
-        matrix: ``G x P`` credits.
+        matrix: ``G x P`` credits (finite: a NaN or inf cell is refused, it would blank its
+            whole row's colour scale).
         total: optional ``P`` credits of the whole continuation (an extra row). default=None.
         signed: colour by sign (True) or magnitude only (False). default=True.
         title: caption above the table. default=None.
@@ -59,9 +61,10 @@ def generation_heatmap(
             f"generation_heatmap: matrix has shape {m.shape}; expected "
             f"({len(generated_tokens)}, {len(prompt_tokens)}) = (generated tokens, prompt players)."
         )
+    m = _check_finite(m, "generation_heatmap: matrix")
     rows = [(str(g), m[i]) for i, g in enumerate(generated_tokens)]
     if total is not None:
-        t = np.asarray(total, dtype=np.float64).reshape(-1)
+        t = _check_finite(np.asarray(total, dtype=np.float64).reshape(-1), "generation_heatmap: total")
         if t.size != len(prompt_tokens):
             raise ValueError(f"generation_heatmap: total has {t.size} entries, expected {len(prompt_tokens)}.")
         rows.append(("total", t))

@@ -21,6 +21,7 @@ from ._common import (
     _figure_and_axes,
     _method_name,
     _new_figure,
+    _plain,
 )
 
 __all__ = ["image", "image_grid"]
@@ -339,7 +340,9 @@ def image_grid(
             - a flat list of maps or an array ``(K, H, W)`` / ``(K, C, H, W)``: K panels
               wrapped into ``ncols`` columns.
         images: underlays, one per row (one per panel for a flat list), as a list or a
-            batch array, or one image shared by all. With a mapping or list of rows the
+            batch array, or one image shared by all. A 3-D array whose first axis equals the
+            number of rows (panels) is read as a batch of grayscale images, so share one
+            colour image channels-last ``(H, W, 3)`` or as a list ``[img] * n``. With a mapping or list of rows the
             input is also shown in colour in a first "input" column. default=None.
         titles: column titles (default the mapping's keys), or one per panel for a flat
             list. default=None.
@@ -421,9 +424,9 @@ def image_grid(
             _draw_panel(ax, m, under_grid[i][j], lim, cmap, alpha)
             map_axes.append(ax)
             if panel_titles is not None:
-                ax.set_title(panel_titles[i * nmaps + j], fontsize=10)
+                ax.set_title(_plain(panel_titles[i * nmaps + j]), fontsize=10)
             elif col_titles is not None and i == 0:
-                ax.set_title(col_titles[j], fontsize=10)
+                ax.set_title(_plain(col_titles[j]), fontsize=10)
             if share == "none":
                 _colorbar(fig, ax, lim, cmap, signed, bool(np.abs(m).max() > lim[1]), shrink=0.8)
         if share == "row" and map_axes:  # whole row, so bars line up at the right edge

@@ -10,11 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import NEUTRAL_COLOR, PALETTE, _figure_and_axes
+from ._common import NEUTRAL_COLOR, PALETTE, _figure_and_axes, _plain
+
+# Colours past the 8 colour-blind-safe ones: matplotlib's tab20 (every party its own colour
+# up to 28 parties; the palette repeats after that, adjacent wedges still differ).
+_MORE = tuple(to_hex(c) for c in colormaps["tab20"].colors)  # type: ignore[attr-defined]
+
+
+def _party_colour(i: int) -> str:
+    every = PALETTE + _MORE
+    return every[i % len(every)]
 
 __all__ = ["hemicycle_positions", "parliament"]
 
@@ -75,9 +86,9 @@ def parliament(
     start = 0
     size = max(12.0, 2400.0 / max(n, 1))
     for i, (name, k) in enumerate(parties):
-        colour = PALETTE[i] if i < len(PALETTE) else NEUTRAL_COLOR
+        colour = _party_colour(i)  # grey for every party past the 8th hid their wedges
         p = pos[start : start + k]
-        ax.scatter(p[:, 0], p[:, 1], s=size, color=colour, label=f"{name} ({k})", edgecolors="white", linewidths=0.5)
+        ax.scatter(p[:, 0], p[:, 1], s=size, color=colour, label=f"{_plain(name)} ({k})", edgecolors="white", linewidths=0.5)
         start += k
     ax.set_aspect("equal")
     ax.set_xlim(-1.1, 1.1)

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import NEUTRAL_COLOR, PALETTE, _figure_and_axes, _new_figure
+from ._common import NEUTRAL_COLOR, PALETTE, _figure_and_axes, _new_figure, _plain
 
 __all__ = ["rashomon_halo", "rashomon_swarm"]
 
@@ -77,7 +77,7 @@ def rashomon_swarm(result: Any, *, ax: Axes | None = None, title: str | None = N
                    edgecolors="white", linewidths=0.4, zorder=3)
     ax.axvline(0.0, color=NEUTRAL_COLOR, linewidth=0.8, linestyle="--")
     ax.set_yticks(range(rows))
-    ax.set_yticklabels([names[q] for q in order][::-1])
+    ax.set_yticklabels([_plain(names[q]) for q in order][::-1])
     ax.set_ylim(-0.7, rows - 0.3)
     ax.set_xlabel("FIS = joint reliance - sum of main reliances (loss units)")
     ax.set_title(title if title is not None else
@@ -122,7 +122,7 @@ def rashomon_halo(result: Any, *, pairs: list[tuple[int, int]] | None = None,
         colour = PALETTE[0]
         a.scatter(add, jt, s=20, color=colour, alpha=0.8, edgecolors="white", linewidths=0.4,
                   label="models")
-        if add.size > 2:  # the halo: a ring at the cloud's mean radius around its centre
+        if add.size > 2:  # the halo: a ring around the cloud's centre through its farthest model
             cx, cy = float(add.mean()), float(jt.mean())
             rad = float(np.sqrt(((add - cx) ** 2 + (jt - cy) ** 2).max()))
             t = np.linspace(0, 2 * np.pi, 100)
@@ -130,7 +130,7 @@ def rashomon_halo(result: Any, *, pairs: list[tuple[int, int]] | None = None,
         a.set_xlim(lo - pad, hi + pad)
         a.set_ylim(lo - pad, hi + pad)
         a.set_aspect("equal", adjustable="box")
-        a.set_title(result.pair_names()[q], fontsize=9)
+        a.set_title(_plain(result.pair_names()[q]), fontsize=9)
         a.set_xlabel("phi_i + phi_j", fontsize=8)
         a.set_ylabel("phi_ij (joint)", fontsize=8)
     if not cols:

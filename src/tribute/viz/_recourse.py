@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import MAGNITUDE_COLOR, NEUTRAL_COLOR, _figure_and_axes
+from ._common import MAGNITUDE_COLOR, NEUTRAL_COLOR, _figure_and_axes, _plain
 
 __all__ = ["responsiveness_bars"]
 
@@ -50,7 +50,7 @@ def responsiveness_bars(
     for row, j in enumerate(order):
         if not ok[row]:
             ax.text(0.01, row, result.reasons[i][j], va="center", fontsize=7, color="black")
-    ax.set_yticks(y, [names[j] for j in order])
+    ax.set_yticks(y, [_plain(names[j]) for j in order])
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("responsiveness: P(random allowed action attains the target)")
     cur, tgt = int(result.current[i]), int(result.target[i])

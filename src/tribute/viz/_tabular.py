@@ -25,6 +25,7 @@ from ._common import (
     _figure_and_axes,
     _fmt,
     _method_name,
+    _plain,
     _resolve_names,
     _resolve_stderr,
     _to_numpy,
@@ -154,8 +155,10 @@ def bar(
         )
     pad = 0.18 * span
     ax.set_xlim(lo - (pad if lo < 0 else 0.02 * pad), hi + (pad if hi > 0 else 0.02 * pad))
-    ax.set_yticks(y, row_labels, fontsize=9)
+    ax.set_yticks(y, [_plain(s) for s in row_labels], fontsize=9)
     ax.set_ylim(-0.6, k - 0.4)
+    if row_err is not None:  # say what the whiskers are (not a 95% interval)
+        xlabel += "; error bars ±1 standard error"
     ax.set_xlabel(xlabel, fontsize=10)
     _style_axes(ax)
     title = title if title is not None else _method_name(values)
@@ -276,7 +279,7 @@ def waterfall(
         )
     ax.axvline(base, color="#777777", linestyle="--", linewidth=0.8, zorder=0)
     ax.axvline(final, color="#777777", linestyle="--", linewidth=0.8, zorder=0)
-    ax.set_yticks(range(k), [r[0] for r in rows], fontsize=9)
+    ax.set_yticks(range(k), [_plain(r[0]) for r in rows], fontsize=9)
     ax.set_ylim(-1.1, k + 0.1)
     pad = 0.14 * span
     ax.set_xlim(lo - pad, hi + pad)
@@ -424,7 +427,7 @@ def beeswarm(
             continue
         ax.scatter(x, y, s=size, c=_value_colors(f, cmap), linewidths=0, rasterized=True)
     ax.axvline(0.0, color="#555555", linewidth=0.8, zorder=0)
-    ax.set_yticks(range(k), [r[0] for r in rows][::-1], fontsize=9)
+    ax.set_yticks(range(k), [_plain(r[0]) for r in rows][::-1], fontsize=9)
     ax.set_ylim(-0.6, k - 0.4)
     ax.set_xlabel("credit (+ raises output)", fontsize=10)
     _style_axes(ax)

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ._common import MAGNITUDE_COLOR, NEUTRAL_COLOR, PALETTE, _figure_and_axes
+from ._common import MAGNITUDE_COLOR, NEUTRAL_COLOR, PALETTE, _figure_and_axes, _plain
 
 __all__ = ["tcav_bars", "tcav_plot"]
 
@@ -53,7 +53,7 @@ def tcav_plot(
     fig, ax = _figure_and_axes(ax, figsize)
     rng = np.random.default_rng(0)  # jitter only
     columns: list[tuple[str, np.ndarray, str]] = [
-        (str(getattr(result, "concept", "concept")), np.asarray(result.scores, dtype=np.float64), MAGNITUDE_COLOR),
+        (_plain(getattr(result, "concept", "concept")), np.asarray(result.scores, dtype=np.float64), MAGNITUDE_COLOR),
         ("random vs random", np.asarray(result.random_scores, dtype=np.float64), NEUTRAL_COLOR)]
     null = np.asarray(getattr(result, "null_scores", np.zeros(0)), dtype=np.float64)
     for j, (_label, vals, colour) in enumerate(columns):
@@ -133,10 +133,10 @@ def tcav_bars(
         top = min(1.05, r.score + scores.std() + 0.02)
         ax.text(x, top, "*" if sig else "n.s.", ha="center", va="bottom", fontsize=12 if sig else 7)
     for c, name in enumerate(concepts):
-        ax.bar(np.nan, np.nan, color=PALETTE[c % len(PALETTE)], label=name)
+        ax.bar(np.nan, np.nan, color=PALETTE[c % len(PALETTE)], label=_plain(name))
     ax.axhline(0.5, color="black", lw=0.8, ls="--")
     ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels(layers)
+    ax.set_xticklabels([_plain(s) for s in layers])
     ax.set_xlabel("layer")
     ax.set_ylim(0.0, 1.15)
     ax.set_ylabel("TCAV score")

@@ -61,6 +61,7 @@ def text_highlight(
     values: Any,
     *,
     title: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> HTML:
     """Players highlighted in place on the text they come from.
 
@@ -69,8 +70,11 @@ def text_highlight(
         spans: one ``(segment, start, end)`` per player: the player's characters
             ``texts[segment][start:end]``; players with ``segment < 0`` (special tokens) are
             listed after the text.
-        values: one credit per player (NaN entries are skipped).
+        values: one credit per player, finite (a NaN player would look like a zero credit, so it
+            is refused: slice a shorter text's NaN padding off, ``values[: len(spans)]``).
         title: optional caption, default=None.
+        names: one name per player (``attr.extra["text_players"][i]``), used to label the
+            special tokens listed after the text, default=None (``<special j>``).
 
     Returns:
         An :class:`HTML` fragment with inline styles only; all text is HTML-escaped.
@@ -80,16 +84,28 @@ def text_highlight(
         raise ValueError(
             f"text_highlight: {len(spans)} spans but {vals.size} values; pass one value per player"
         )
-    finite = vals[np.isfinite(vals)]
-    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    if names is not None and len(names) != vals.size:
+        raise ValueError(
+            f"text_highlight: {len(names)} names but {vals.size} values; pass one name per player"
+        )
+    for p, (sg, a, b) in enumerate(spans):
+        if int(sg) >= len(texts) or (int(sg) >= 0 and not 0 <= int(a) <= int(b) <= len(texts[int(sg)])):
+            raise ValueError(
+                f"text_highlight: spans[{p}]={tuple(int(s) for s in (sg, a, b))} is outside the "
+                f"{len(texts)} text(s) given; its credit would not be shown"
+            )
+    scale = float(np.abs(vals).max())
     blocks = []
     for g, part in enumerate(texts):
         own = sorted((int(a), int(b), float(v)) for (sg, a, b), v in zip(spans, vals)
-                     if int(sg) == g and np.isfinite(v))
+                     if int(sg) == g)
         out, pos = [], 0
         for a, b, v in own:
             if a < pos:
-                continue
+                raise ValueError(
+                    f"text_highlight: two players overlap in texts[{g}] at characters {a}..{pos}; "
+                    "each character can show one player's credit"
+                )
             out.append(html.escape(part[pos:a], quote=True))
             style, tip = _span_style(v, scale)
             out.append(f'<span style="{style}" title="{html.escape(tip, quote=True)}">'
@@ -97,13 +113,14 @@ def text_highlight(
             pos = b
         out.append(html.escape(part[pos:], quote=True))
         blocks.append(f'<div style="white-space: pre-wrap">{"".join(out)}</div>')
-    extra = [(a, float(v)) for (sg, a, _), v in zip(spans, vals) if int(sg) < 0 and np.isfinite(v)]
+    extra = [(p, float(v)) for p, ((sg, _, _), v) in enumerate(zip(spans, vals)) if int(sg) < 0]
     if extra:
         chips = []
-        for j, (_, v) in enumerate(extra):
+        for j, (p, v) in enumerate(extra):
             style, tip = _span_style(v, scale)
+            label = f"<special {j}>" if names is None else str(names[p])
             chips.append(f'<span style="{style}" title="{html.escape(tip, quote=True)}">'
-                         f"&lt;special {j}&gt;</span>")
+                         f"{html.escape(label, quote=True)}</span>")
         blocks.append(f"<div>{' '.join(chips)}</div>")
     head = ""
     if title:
