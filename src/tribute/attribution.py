@@ -89,7 +89,7 @@ class Layout:
         dtype = getattr(torch, self.dtype, torch.float64)
         if self.framework == "torch":
             return t.to(device=self.device, dtype=dtype)
-        return t.detach().cpu().to(dtype).numpy()
+        return _to_numpy(t.detach().cpu().to(_numpy_dtype(dtype)))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,9 +115,19 @@ class Layout:
         )
 
 
+#: Floating dtypes numpy has; values of the others (bfloat16, float8) become float32 in numpy
+#: (exact for bfloat16, float8) instead of failing with "Got unsupported ScalarType BFloat16".
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> torch.dtype:
+    """``dtype``, or float32 for a floating dtype numpy does not have."""
+    return torch.float32 if dtype.is_floating_point and dtype not in _NUMPY_FLOATS else dtype
+
+
 def _to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
+        return x.detach().cpu().to(_numpy_dtype(x.dtype)).numpy()
     return np.asarray(x)
 
 
@@ -319,7 +329,8 @@ class Attribution:
                 evaluated the empty coalition) or ``"image"``. default="auto".
             target: which target column when several were explained. default=0.
             **kwargs: passed to :func:`tribute.plot.bar`, :func:`~tribute.plot.waterfall` or
-                :func:`~tribute.plot.image`.
+                :func:`~tribute.plot.image`. Bars carry the sample's standard errors as
+                error bars when every one of them is finite (none when the method reported NaN).
 
         Returns:
             A matplotlib figure; for text players (``explain(..., tokenizer=...)``) with
@@ -369,12 +380,12 @@ class Attribution:
                 )
             return image(spatial, **kwargs)
         se = self.flat_stderr()
-        return bar(
-            flat[index, target],
-            names=names,
-            stderr=None if se is None else se[index, target],
-            **kwargs,
-        )
+        row_se = None if se is None else se[index, target]
+        if row_se is not None and not np.isfinite(row_se).all():
+            # a method that could not estimate this sample's standard errors reports NaN (with
+            # a StderrWarning); draw the credits without error bars rather than refuse the plot
+            row_se = None
+        return bar(flat[index, target], names=names, stderr=row_se, **kwargs)
 
     def _text_html(self, index: int, target: int) -> Any:
         """Text players highlighted on sample ``index``'s text (an HTML object)."""
@@ -434,17 +445,14 @@ class Attribution:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Attribution:
-        """Load an attribution written by :meth:`save` (never unpickles)."""
-        with np.load(Path(path), allow_pickle=False) as z:
-            if "header" not in z.files:
-                raise InputError(f"Attribution.load: {path} is not a tribute attribution file.")
-            header = json.loads(str(z["header"]))
-            if header.get("format") != _FORMAT:
-                raise InputError(
-                    f"Attribution.load: {path} has format {header.get('format')!r}, "
-                    f"expected {_FORMAT!r}."
-                )
-            arrays = {k: z[k] for k in z.files if k != "header"}
+        """Load an attribution written by :meth:`save` (never unpickles).
+
+        Raises:
+            InputError: ``path`` is not an attribution file (not an ``.npz``, pickled or object
+                arrays, no or a malformed header, values missing or not ``batch x targets x
+                players`` with one column per player name, standard errors of another shape).
+        """
+        header, arrays = _read_attribution_file(Path(path))
         layout = Layout.from_json(header["layout"])
         if layout.framework == "torch" and layout.device != "cpu":
             layout = replace(layout, device="cpu")
@@ -484,6 +492,42 @@ class Attribution:
             + (", stderr" if self.stderr is not None else "")
             + ")"
         )
+
+
+def _read_attribution_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON header and the arrays of an attribution file, checked (see :meth:`Attribution.load`)."""
+    where = f"Attribution.load: {str(path)!r}"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputError(f"{where} is a single .npy array, not an attribution file (an "
+                             ".npz written by Attribution.save).")
+        with loaded as z:
+            if "header" not in z.files:
+                raise InputError(f"{where} is not a tribute attribution file (no header).")
+            header = json.loads(str(z["header"]))
+            arrays = {k: z[k] for k in z.files if k != "header"}
+    except (ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, (InputError, FileNotFoundError)):
+            raise
+        raise InputError(f"{where} could not be read as an attribution file ({exc}); tribute "
+                         "never unpickles: load files written by Attribution.save.") from None
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        got = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise InputError(f"{where} has format {got!r}, expected {_FORMAT!r}.")
+    if "layout" not in header or "method" not in header:
+        raise InputError(f"{where}: the header lacks 'layout' or 'method'; the file is damaged.")
+    values = arrays.get("values")
+    names = header.get("player_names") or []
+    if values is None or values.ndim != 3 or (names and values.shape[2] != len(names)):
+        shape = None if values is None else list(values.shape)
+        raise InputError(f"{where}: values of shape {shape} are not batch x targets x players "
+                         f"(with {len(names)} player names); the file is damaged.")
+    stderr = arrays.get("stderr")
+    if stderr is not None and stderr.shape != values.shape:
+        raise InputError(f"{where}: stderr of shape {list(stderr.shape)} does not match values "
+                         f"of shape {list(values.shape)}; the file is damaged.")
+    return header, arrays
 
 
 def _index_json(index: Any) -> list[Any] | None:

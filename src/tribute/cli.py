@@ -147,15 +147,22 @@ def _build_parser() -> argparse.ArgumentParser:
 def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                          with_groups: bool = True) -> None:
     p.add_argument("--method", default=default_method, help=f"registry name (default: {default_method}; see `tribute methods`)")
-    p.add_argument("--target", default=None, help="'predicted', a class index, or comma-separated indices (several targets)")
+    p.add_argument("--target", default=None,
+                   help="'predicted', a class index, comma-separated indices (several targets), a "
+                        "class label of a classifier with string classes, or a .npy/.npz file of one "
+                        "class per sample (sliced by --limit like --data)")
     p.add_argument("--output", default="raw", choices=["raw", "logit", "prob", "log_prob", "kl"], help="output transform (default: raw; kl = SHAP-KL)")
     if with_groups:
-        p.add_argument("--baseline", default="0", help="a number, 'mean' (mean of the rows explained: "
-                            "--data after --limit), or a .npy file or an .npz holding one array "
-                            "(default: 0)")
-        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy integer mask")
+        p.add_argument("--baseline", default=None, help="a number, 'mean' (mean of the rows explained: "
+                            "--data after --limit), or a .npy file or an .npz holding one array: "
+                            "one sample, one per --data row (cut by --limit like --data) or a "
+                            "background set of another length (default: tribute.explain's, 0 "
+                            "-- with a warning for tables -- and for tree_shap the trees' own "
+                            "path-dependent expectation)")
+        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
+                       "integer mask (one shared, or one per --data row, cut by --limit)")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative int (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: tuned on the fly)")
     p.add_argument("--max-memory", default=None, metavar="BYTES",
                    help="memory tribute may allocate, e.g. 8GiB or 2e9 (default: half the available memory); "
@@ -165,7 +172,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                         "and None also read as true, false and null)")
     if with_groups:
         add_feature_names_arg(p)
-    p.add_argument("--limit", type=int, default=None, help="explain only the first N samples")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="explain only the first N samples (N >= 1)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -311,6 +319,9 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
     ``multi``: the command (``tribute explain``) runs a multi-input model's arrays as a dataset
     job, so refusing several arrays points there; ``tribute evaluate`` and ``tribute
     components`` take one array. default=False.
+
+    Sets ``args.n_data_rows``, the rows of ``--data`` before ``--limit`` (see
+    :func:`limit_rows`).
     """
     import numpy as np
     import torch
@@ -321,6 +332,7 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
     device = resolve_device(getattr(args, "device", None))
     model = load_factory(args.model)
     data = load_data(args.data, args.data_key, multi=multi)
+    args.n_data_rows = len(data)  # before --limit: per-sample option files have this many rows
     if getattr(args, "limit", None):
         data = data[: args.limit]
     if isinstance(model, torch.nn.Module):
@@ -346,6 +358,24 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
                              f"returned a {type(model).__name__}, which runs on the CPU.")
         inputs = data
     return model, inputs
+
+
+def limit_rows(value: Any, args: argparse.Namespace, inputs: Any) -> Any:
+    """The first ``--limit`` rows of a per-sample option array (a baseline or groups mask with one
+    row per row of ``--data``: as many rows as ``--data`` had, and the inputs' rank), so that
+    ``--limit N`` explains exactly what the first N rows of a run without it explain; anything
+    else (a scalar, one shared baseline or mask, a background set of other length) unchanged.
+
+    Without it, a per-sample baseline of the full data's length met fewer inputs and was read as
+    a background set, averaging over every row's baseline (audit aud32c).
+    """
+    limit = getattr(args, "limit", None)
+    n_full = getattr(args, "n_data_rows", None)
+    shape = getattr(value, "shape", None)
+    if (not limit or n_full is None or shape is None or limit >= n_full
+            or len(shape) != getattr(inputs, "ndim", -1) or shape[0] != n_full):
+        return value
+    return value[:limit]
 
 
 def check_weights(model: Any, path: str, factory: str = "the factory") -> None:
@@ -388,13 +418,48 @@ def check_weights(model: Any, path: str, factory: str = "the factory") -> None:
             + f". {fix}")
 
 
-def _parse_target(text: str | None) -> Any:
+def _parse_target(text: str | None, limit: int | None = None) -> Any:
+    """``--target``: None, ``'predicted'``, an int, comma-separated ints (several targets), a class
+    label of a classifier with string classes (``cat``, ``cat,dog``), or a ``.npy``/``.npz`` file
+    of one class per sample (its first ``limit`` entries with ``--limit``, as for ``--data``)."""
+    from .errors import InputError
+
     if text is None or text == "predicted":
         return text
-    parts = [t for t in text.split(",") if t.strip()]
-    if len(parts) > 1:
-        return [int(t) for t in parts]
-    return int(parts[0])
+    if text.lower().endswith((".npy", ".npz")):
+        arr = load_data(text, arg="--target")
+        return arr[:limit] if limit else arr
+    parts = [t.strip() for t in text.split(",")]
+    if not any(parts) or not all(parts):
+        raise InputError(f"--target {text!r} holds an empty entry; give 'predicted', a class index "
+                         "(--target 3), comma-separated indices (--target 0,2), a class label, or "
+                         "a .npy file of one class per sample.")
+    values: list[int | str] = []
+    for part in parts:
+        try:
+            values.append(int(part))
+        except ValueError:
+            values.append(part)  # a class label (string classes_); explain refuses other strings
+    return values if len(values) > 1 else values[0]
+
+
+def _int_at_least(lo: int, hint: str) -> Any:
+    """An argparse type: an int >= ``lo`` (``hint`` says what to do instead)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {lo} ({hint})")
+        return value
+    return parse
+
+
+#: ``--limit``: 0 explained every row and -2 all but the last two (a slice), silently.
+_positive_int = _int_at_least(1, "leave the option out for every sample")
+#: ``--seed``: numpy's generators refuse negative seeds (a traceback mid-run).
+_seed = _int_at_least(0, "numpy's random generators refuse negative seeds")
 
 
 def _parse_baseline(text: str, data: Any) -> Any:
@@ -420,7 +485,13 @@ def _parse_groups(text: str | None) -> Any:
     if text is None:
         return None
     if text.startswith("patch:"):
-        return patches(int(text.split(":", 1)[1]))
+        size = text.split(":", 1)[1]
+        if not size.strip().isdigit() or int(size) < 1:
+            from .errors import InputError
+
+            raise InputError(f"--groups {text!r}: the patch size must be a positive int, e.g. "
+                             "--groups patch:8 for 8x8 superpixels.")
+        return patches(int(size))
     return load_data(text, arg="--groups")
 
 
@@ -432,6 +503,10 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise InputError(f"--param {item!r} must be KEY=VALUE.")
         k, v = item.split("=", 1)
+        k = k.strip()
+        if k in _OPTION_PARAMS:
+            raise InputError(f"--param {item!r}: {k} has its own option; use {_OPTION_PARAMS[k]} "
+                             "instead of --param.")
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
@@ -439,6 +514,15 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
             out[k] = _PYTHON_LITERALS.get(v.strip(), v)
     return out
 
+
+#: Arguments of :func:`tribute.explain` set by their own options (``--param budget=...`` would
+#: collide with them: "got multiple values for keyword argument").
+_OPTION_PARAMS: dict[str, str] = {
+    "budget": "--budget", "seed": "--seed", "target": "--target", "output": "--output",
+    "baseline": "--baseline", "groups": "--groups", "batch_size": "--batch-size",
+    "max_memory": "--max-memory", "feature_names": "--feature-names", "progress": "--no-progress",
+    "method": "--method", "model": "--model", "inputs": "--data", "players": "--module/--unit",
+}
 
 #: ``--param k=True`` means ``True`` (JSON spells it ``true``), not the string ``"True"``.
 _PYTHON_LITERALS: dict[str, Any] = {"True": True, "False": False, "None": None}
@@ -598,12 +682,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .jobs.cli import run_job, wants_job
 
     if wants_job(args):
-        return run_job(args, target=_parse_target(args.target), groups=_parse_groups(args.groups),
+        if args.baseline is None:
+            args.baseline = "0"  # a dataset job's default (tribute.jobs reads the text)
+        return run_job(args, target=_parse_target(args.target, args.limit), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))
     model, inputs = prepare(args, multi=True)
-    return _explain_and_write(args, model, inputs, baseline=_parse_baseline(args.baseline, inputs),
-                              groups=_parse_groups(args.groups),
+    settings: dict[str, Any] = {}
+    if args.baseline is not None:  # else tribute.explain's default (tree_shap: path-dependent)
+        settings["baseline"] = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
+    return _explain_and_write(args, model, inputs, **settings,
+                              groups=limit_rows(_parse_groups(args.groups), args, inputs),
                               feature_names=parse_feature_names(args.feature_names))
 
 
@@ -612,7 +701,7 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
     from .api import explain
 
     attr = explain(
-        model, inputs, method=args.method, target=_parse_target(args.target),
+        model, inputs, method=args.method, target=_parse_target(args.target, args.limit),
         budget=args.budget, seed=args.seed, batch_size=args.batch_size,
         progress=False if args.no_progress else None, output=args.output,
         max_memory=getattr(args, "max_memory", None), **settings, **_parse_params(args.param),
@@ -642,7 +731,7 @@ def _cmd_components(args: argparse.Namespace) -> int:
         return _as_model_input(data, inputs)
 
     players = components_from_cli_args(model, args, load=load)
-    baseline = _parse_baseline(args.baseline, inputs)
+    baseline = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
     if not isinstance(baseline, float):
         baseline = _as_model_input(baseline, inputs)
     return _explain_and_write(args, model, inputs, players=players, baseline=baseline)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from .errors import InputError
 
 __all__ = ["BOOL", "NONE", "Constraint", "ConstraintLike", "InstanceOf", "Interval", "Options",
-           "SequenceOf", "check_params", "declare", "describe"]
+           "SequenceOf", "check_params", "check_seed", "declare", "describe"]
 
 
 class Constraint(ABC):
@@ -248,3 +248,18 @@ def _fold(name: str) -> str:
 
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def check_seed(seed: Any, owner: str = "seed") -> int:
+    """``seed`` as an int, refused (:class:`InputError`) unless it is a non-negative int.
+
+    numpy's ``SeedSequence`` (behind every method's and metric's random generator) refuses
+    negative seeds with a bare ``ValueError`` deep inside the estimator, after the game was
+    built; this check says so up front, naming the value.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InputError(f"{owner}={seed!r} must be a non-negative int, e.g. {owner}=0.")
+    if seed < 0:
+        raise InputError(f"{owner}={seed!r} must be a non-negative int (it seeds numpy's "
+                         f"random generator, which refuses negative seeds), e.g. {owner}=0.")
+    return int(seed)

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, FeatureGame
 from ..models import as_model
+from ..params import check_seed
 from ..targets import TargetLike
 from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
 
@@ -159,6 +160,12 @@ def explain(
             f"method {method!r} got unknown parameter(s) {sorted(unknown)}; its parameters are "
             f"{sorted(cls.defaults()) or 'none'}."
         )
+    if isinstance(feature_names, str):  # a str is a sequence: "abcd" named 4 players a, b, c, d
+        raise InputError(
+            f"feature_names={feature_names!r} is one string; pass a list with one name per "
+            "player (e.g. feature_names=['age', 'income'] or text.split(','))."
+        )
+    seed = check_seed(seed)
     estimator = cls(**params)
     baseline_given = baseline is not DEFAULT_BASELINE
     if not baseline_given and not cls.tags.needs_baseline:
@@ -189,8 +196,6 @@ def explain(
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         use_budget = estimator.check(game, budget)
         check_budget_param(estimator, params, game, budget)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise InputError(f"seed={seed!r} must be an int.")
         # the estimate check() just made for this game and budget (the same object)
         memo = estimator.__dict__.pop("_checked_cost", None)
         cost = memo[2] if memo is not None and memo[0]() is game and memo[1] == use_budget \

@@ -21,6 +21,7 @@ from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
 from ..models.tabular import from_polars
+from ..params import check_seed
 from ..targets import TargetLike, plain_target
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
@@ -560,8 +561,7 @@ def evaluate(
             f"metric {info.name!r} got unknown parameter(s) {sorted(unknown)}; its parameters "
             f"are {sorted(info.defaults) or 'none'}."
         )
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"seed={seed!r} must be an int.")
+    seed = check_seed(seed)
     if "seed" in info.defaults:
         params.setdefault("seed", seed)
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
