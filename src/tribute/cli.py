@@ -682,8 +682,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .jobs.cli import run_job, wants_job
 
     if wants_job(args):
-        if args.baseline is None:
-            args.baseline = "0"  # a dataset job's default (tribute.jobs reads the text)
         return run_job(args, target=_parse_target(args.target, args.limit), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))

@@ -111,3 +111,27 @@ def test_cli_job_options_are_used_or_refused(files, capsys, tmp_path, X, weights
     assert main(_argv({**files, "out": str(tmp_path / "o4")}, "--shard-size", "16",
                       "--device", "cpu")) == 2
     assert "--device 'cpu' applies to a single call" in capsys.readouterr().err
+
+
+def test_cli_job_per_row_baseline_is_cut_by_limit_and_no_baseline_is_the_apis_default(
+        files, mlp, X, tmp_path):
+    # a job read --baseline's one row per data row as a background set once --limit cut the
+    # data (every credit averaged over all rows' baselines), and without --baseline it passed 0
+    # where tribute.explain has its own default
+    rows = np.random.default_rng(5).normal(size=X.shape).astype(X.dtype)
+    np.save(tmp_path / "B.npy", rows)
+    argv = _argv(files, "--shard-size", "4", "--limit", "10", "--method", "feature_ablation",
+                 "--baseline", str(tmp_path / "B.npy"), "--target", "1")
+    del argv[argv.index("--budget"):argv.index("--budget") + 2]
+    assert main(argv) == 0
+    cli = tribute.Attribution.load(Path(files["out"]) / "result.npz")
+    api = tribute.explain(mlp, X[:10], method="feature_ablation", target=1,
+                          baseline=tribute.PerSample(rows[:10]))
+    np.testing.assert_allclose(np.asarray(cli.values), np.asarray(api.values), rtol=1e-5, atol=1e-6)
+    out2 = tmp_path / "out2"
+    argv = _argv({**files, "out": str(out2)}, "--shard-size", "16", "--method", "feature_ablation",
+                 "--target", "1")
+    del argv[argv.index("--budget"):argv.index("--budget") + 2]
+    assert main(argv) == 0
+    manifest = json.loads((out2 / "manifest.json").read_text())
+    assert "baseline" not in manifest["settings"]["explain"]

@@ -63,11 +63,15 @@ def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # 'pkg.module:factory' relative to where the command runs
     data = load_dataset(args.data, args.data_key)
+    n_full = data.n_rows
     if args.limit:
         data = data.head(args.limit)
     workers = args.workers or 1
     backend = args.backend or ("processes" if workers > 1 else "local")
-    kwargs: dict[str, Any] = {"baseline": _baseline(args.baseline, data), "groups": groups}
+    # no --baseline: tribute.explain's own default (tree_shap: the trees' path-dependent game)
+    kwargs: dict[str, Any] = {"groups": _first_rows(groups, n_full, data)}
+    if args.baseline is not None:
+        kwargs["baseline"] = _first_rows(_baseline(args.baseline, data), n_full, data)
     if target is not None:
         kwargs["target"] = target
     for name in ("budget", "batch_size"):
@@ -93,6 +97,23 @@ def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
         if (out / name).is_file():
             print(f"wrote {out / name}")
     return 0
+
+
+def _first_rows(value: Any, n_full: int, data: Any) -> Any:
+    """A per-row option (a baseline or groups mask with one row per row of the whole data file,
+    of the data's rank; a tuple of them for several inputs) cut to the rows ``--limit`` kept.
+
+    Without it, a per-sample baseline of the file's length met fewer rows and was read as a
+    background set, averaging every row's baseline into each credit."""
+    n = data.n_rows
+    parts = value if isinstance(value, tuple) else (value,)
+    arrays = data.arrays
+    if n >= n_full or len(parts) != len(arrays) or not all(
+            getattr(v, "shape", None) is not None and len(v.shape) == a.ndim and v.shape[0] == n_full
+            for v, a in zip(parts, arrays)):
+        return value
+    cut = tuple(v[:n] for v in parts)
+    return cut if isinstance(value, tuple) else cut[0]
 
 
 def _baseline(text: str, data: Any) -> Any:
