@@ -466,7 +466,9 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
     """
     if isinstance(target, (list, tuple)) and target:
         return _plain_sequence(target)
-    if target is None or isinstance(target, (str, np.ndarray, torch.Tensor, list, tuple, int, float)):
+    if isinstance(target, np.ndarray):
+        return _integer_objects(target)
+    if target is None or isinstance(target, (str, torch.Tensor, list, tuple, int, float)):
         return target
     to_numpy = getattr(target, "to_numpy", None)
     if to_numpy is None or getattr(target, "ndim", 1) != 1 or hasattr(target, "columns"):
@@ -484,13 +486,24 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
             "explained for another row's label. Pass target=target.reindex(inputs.index) (or "
             "target.to_numpy() if the positions already match).")
     try:
-        return np.array(to_numpy())  # a copy: pandas hands out read-only views
+        return _integer_objects(np.array(to_numpy()))  # a copy: pandas hands out read-only views
     except (TypeError, ValueError) as exc:  # pyarrow refuses strings and nulls without a copy
         to_list = getattr(target, "to_pylist", None)
         if to_list is not None:
             return np.array(to_list())
         raise InputError(f"target of type {type(target).__name__} could not be read as one "
                          f"label per sample ({exc}); pass a numpy array or a list.") from exc
+
+
+def _integer_objects(a: np.ndarray) -> np.ndarray:
+    """An object array whose entries are all integers (``y.astype(object)``, a pandas object
+    column of class numbers) as int64, so it reads as the integer array it holds; anything else
+    unchanged (strings stay class names)."""
+    if a.dtype != object or a.size == 0:
+        return a
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in a.flat):
+        return a.astype(np.int64)
+    return a
 
 
 def _is_row(t: Any) -> bool:

@@ -253,3 +253,20 @@ def test_nearest_centroid_predicted_class_is_its_predict(iris):
         pytest.skip("this scikit-learn's NearestCentroid has no predict_proba")
     a = tribute.explain(clf, x, method="feature_ablation", baseline=x.mean(0))
     np.testing.assert_array_equal(np.asarray(a.targets).reshape(-1), clf.predict(x))
+
+
+def test_an_object_array_of_class_numbers_reads_as_the_integers_it_holds():
+    # y.astype(object) or a pandas object column was refused as "not integer class indices"
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    labels = np.array([7, 3, 11, 5])[rng.integers(0, 4, 60)]
+    model = LogisticRegression().fit(X, labels)
+    base = X.mean(0)
+    want = tribute.explain(model, X[:4], method="exact_shapley", target=np.array([11, 3, 7, 5]),
+                           baseline=base)
+    for target in (np.array([11, 3, 7, 5], dtype=object), pd.Series([11, 3, 7, 5], dtype=object)):
+        got = tribute.explain(model, X[:4], method="exact_shapley", target=target, baseline=base)
+        np.testing.assert_array_equal(got.values, want.values)
