@@ -398,7 +398,10 @@ class Attribution:
         text = self.extra["texts"][index]
         parts = [text] if isinstance(text, str) else list(text)
         spans = self.extra["text_spans"][index]
-        return text_highlight(parts, spans, flat[index, target, : len(spans)], title=self.method)
+        players = self.extra.get("text_players")
+        names = list(players[index])[: len(spans)] if players is not None else None
+        return text_highlight(parts, spans, flat[index, target, : len(spans)], names=names,
+                              title=self.method)
 
     def _repr_html_(self) -> str | None:
         """Notebook display: the first text highlighted (text players only)."""

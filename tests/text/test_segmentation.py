@@ -41,7 +41,11 @@ def test_tokens_sentences_and_include_special() -> None:
     sents = segment(text, tok, "sentences")
     assert sents.player_names == [["It rains.", "The streets are wet!"]]
     special = segment(text, tok, "sentences", include_special=True)
-    assert special.player_names[0][2:] == ["<special 0>", f"<special {len(special.tokens[0]) - 1}>"]
+    assert special.player_names[0][2:] == ["[CLS]", "[SEP]"]  # named by their tokens
+    pair = segment(("It rains.", "The streets are wet!"), tok, "sentences", include_special=True)
+    last = len(pair.tokens[0]) - 1
+    sep = [j for j, t in enumerate(pair.tokens[0]) if t == "[SEP]"]
+    assert pair.player_names[0][2:] == ["[CLS]", f"[SEP] @{sep[0]}", f"[SEP] @{last}"]
     assert (special.token_player[0] >= 0).all()
     _check_names_are_substrings(toks)
     _check_names_are_substrings(sents)

@@ -323,3 +323,14 @@ def test_label_names_of_a_hugging_face_classifier_are_targets(bert: tuple) -> No
             tribute.explain(model, texts, target="happy", **kw)
     finally:
         model.config.id2label, model.config.label2id = old
+
+
+def test_plot_names_special_token_players(bert: tuple) -> None:
+    # with include_special=True the highlighted text listed [CLS]/[SEP] as "<special j>"
+    model, tok = bert
+    attr = tribute.explain(model, ["a short text"], tokenizer=tok, include_special=True,
+                           method="feature_ablation", target=0, progress=False)
+    names = attr.extra["text_players"][0]
+    assert "[CLS]" in names and "[SEP]" in names
+    html = attr.plot(0).data
+    assert "[CLS]" in html and "[SEP]" in html and "&lt;special" not in html

@@ -281,7 +281,7 @@ def _strip(text: str, a: int, b: int) -> tuple[int, int]:
 
 
 def _assign(parts: list[str], offs: list[tuple[int, int]], seg: list[int], special: list[bool],
-            players: Any, include_special: bool, where: str,
+            players: Any, include_special: bool, where: str, toks: list[str] | None = None,
             ) -> tuple[list[int], list[str], list[tuple[int, int, int]]]:
     """Player id per token, player names and spans for one text (or pair).
 
@@ -348,17 +348,29 @@ def _assign(parts: list[str], offs: list[tuple[int, int]], seg: list[int], speci
                 f"{given[:6]} (players follow the text order; spans sharing a token merge, spans "
                 "covering no token are dropped); value j belongs to attr.extra['text_spans'][j] / "
                 "['text_players'][j], not to the j-th span given.", UserWarning, stacklevel=user_stacklevel())
-    return _specials(tp, names, spans, special, include_special)
+    return _specials(tp, names, spans, special, include_special, toks)
 
 
 def _specials(tp: list[int], names: list[str], spans: list[tuple[int, int, int]], special: list[bool],
-              include_special: bool) -> tuple[list[int], list[str], list[tuple[int, int, int]]]:
-    """Append special tokens as players (one each, after the text's players) when asked."""
+              include_special: bool, toks: list[str] | None = None,
+              ) -> tuple[list[int], list[str], list[tuple[int, int, int]]]:
+    """Append special tokens as players (one each, after the text's players) when asked.
+
+    Each is named by its token (``[CLS]``, ``</s>``; a token that occurs twice, like a pair's
+    two ``[SEP]``, adds its position: ``[SEP] @5``), or ``<special j>`` when the tokenizer does
+    not say (``encode_offsets`` tokenizers)."""
     if include_special:
+        own = [toks[j] if toks is not None and j < len(toks) and toks[j] and toks[j] != "<special>"
+               else None for j in range(len(special))]
+        counts: dict[str, int] = {}
+        for tok_j, sp in zip(own, special):
+            if sp and tok_j is not None:
+                counts[tok_j] = counts.get(tok_j, 0) + 1
         for j, sp in enumerate(special):
             if sp:
                 tp[j] = len(names)
-                names.append(f"<special {j}>")
+                tok = own[j]
+                names.append(f"<special {j}>" if tok is None else tok if counts[tok] == 1 else f"{tok} @{j}")
                 spans.append((-1, 0, 0))
     return tp, names, spans
 
@@ -411,7 +423,7 @@ def segment(
                 "text or explain it in parts (tribute refuses rather than truncating players away)."
             )
         parts = [text] if isinstance(text, str) else list(text)
-        tp, names, spans = _assign(parts, offs, seg, special, per_text[i], include_special, where)
+        tp, names, spans = _assign(parts, offs, seg, special, per_text[i], include_special, where, toks)
         if not names and require_players:
             raise InputError(
                 f"{where} ({text!r:.60}) has no players for players={per_text[i]!r:.40}; "
