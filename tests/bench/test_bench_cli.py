@@ -341,3 +341,11 @@ def test_bench_cli_special_suites_refuse_options_they_ignore(
     assert main(["bench", *argv]) == 2
     err = capsys.readouterr().err
     assert "is not used by" in err and argv[2] in err, err
+
+
+def test_bench_cli_decision_suite_writes_its_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # it refused --out and, without it, crashed on Path(None) after running everything
+    out = tmp_path / "d"
+    assert main(["bench", "--suite", "decision-tiny", "--out", str(out)]) == 0
+    assert f"wrote {out / 'decision.json'}" in capsys.readouterr().out
+    assert json.loads((out / "decision.json").read_text())

@@ -87,3 +87,21 @@ def test_a_dataset_job_slices_a_per_sample_marker_per_shard(tmp_path):
         job = tribute.explain_dataset(f, x, out=tmp_path / "o", method="exact_shapley",
                                       baseline=tribute.PerSample(rows), shard_size=4, progress=False)
     np.testing.assert_allclose(job.values, _truth(x, rows), atol=1e-12)
+
+
+def test_a_dataset_job_warns_once_for_a_plain_per_row_table(tmp_path):
+    rng = np.random.default_rng(4)
+    x, rows = rng.normal(size=(10, 3)), rng.normal(size=(10, 3))
+    with pytest.warns(UserWarning, match="baseline has 10 rows, as many as the data rows") as got:
+        job = tribute.explain_dataset(f, x, out=tmp_path / "o", method="exact_shapley",
+                                      baseline=rows, shard_size=4, progress=False)
+    assert sum("baseline has" in str(w.message) for w in got) == 1  # not once per shard
+    np.testing.assert_allclose(job.values, _truth(x, rows), atol=1e-12)
+
+
+def test_integer_id_tables_do_not_warn():
+    ids, pads = np.arange(12).reshape(4, 3), np.zeros((4, 3), dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tribute.explain(lambda z: np.asarray(z, dtype=float).sum(1), ids, method="feature_ablation",
+                        baseline=pads)

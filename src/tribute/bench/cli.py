@@ -103,7 +103,7 @@ def register(subparsers: Any) -> None:
 
 
 #: Special suites that write files to ``--out``.
-WRITES_OUT = ("data",)
+WRITES_OUT = ("data", "decision")
 
 
 def _log(line: str) -> None:

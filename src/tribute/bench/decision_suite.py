@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from ..api import explain, feature_responsiveness
+from ..atomic import atomic_write
 from ..errors import StderrWarning
 from ..games.build import build_game
 from ..methods.certified import certified_attribution
@@ -476,7 +477,8 @@ def cmd_decision_suite(args: Any) -> int:
     """``tribute bench --suite decision`` (``decision-tiny``: a few inputs, for tests)."""
     res = run_decision_suite(tiny=args.suite == "decision-tiny", seed=int(getattr(args, "seed", 0) or 0))
     print(format_decision_results(res))
-    out = Path(getattr(args, "out", "bench-out"))
+    out = Path(getattr(args, "out", None) or "bench-out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "decision.json").write_text(json.dumps(res, indent=2) + "\n")
+    atomic_write(out / "decision.json", (json.dumps(res, indent=2) + "\n").encode())
+    print(f"wrote {out / 'decision.json'}")
     return 0

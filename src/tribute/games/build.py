@@ -19,7 +19,7 @@ from ..models import ModelAdapter, as_model
 from ..models.tabular import from_polars, prepare_categorical
 from ..targets import TargetLike, plain_target
 from .base import Game
-from .features import DEFAULT_BASELINE, Background, FeatureGame
+from .features import DEFAULT_BASELINE, Background, FeatureGame, PerSample
 
 __all__ = ["PlayerSet", "build_game", "framework_of", "labels_to_columns", "numeric_labels"]
 
@@ -107,13 +107,13 @@ def build_game(
         raise InputError(f"unexpected argument(s) {sorted(settings)} for a feature game.")
     # polars tables are read as pandas ones (column names become player names)
     inputs = from_polars(inputs)
-    if isinstance(baseline, Background):
+    if isinstance(baseline, (Background, PerSample)):
         baseline = dataclasses.replace(baseline, data=from_polars(baseline.data))
     else:
         baseline = from_polars(baseline)
     # DataFrames with categorical columns: one player per original column, rows decoded back
     # into the user's values before the model (its own pipeline) sees them.
-    adapter, inputs, baseline = prepare_categorical(adapter, inputs, baseline, Background)
+    adapter, inputs, baseline = prepare_categorical(adapter, inputs, baseline, (Background, PerSample))
     return FeatureGame(
         adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
         forward_args=forward_args, forward_kwargs=forward_kwargs, feature_names=feature_names,

@@ -113,6 +113,16 @@ class PerSample:
     data: Any
 
 
+def per_sample_table_warning(rows: int, what: str) -> str:
+    """The warning for a plain table baseline with one row per row of ``what`` (the inputs, the
+    data of a job): read per sample, though it may be a background set of that size."""
+    return (f"baseline has {rows} rows, as many as the {what}, so each row is explained against "
+            "its own baseline row (one baseline per sample). If the rows are a background set "
+            "(the value averages over all of them, as SHAP's background data), pass "
+            "tribute.Background(baseline); to keep one baseline per sample and silence this "
+            "warning, pass tribute.PerSample(baseline).")
+
+
 def _summarise(cls: type[Background], data: Any, k: int, how: str, seed: int,
                max_iter: int) -> Background:
     if isinstance(data, (tuple, list)):
@@ -423,16 +433,12 @@ class FeatureGame(Game):
                        base_mode=mode, groups=None if g is None else g.to(device),
                        offset=0, is_int=is_int)
             )
-        if framework == "numpy" and batch > 1 and all(t.ndim == 2 for t in tensors) and any(
+        if framework == "numpy" and batch > 1 and all(
+                t.ndim == 2 and t.dtype.is_floating_point for t in tensors) and any(
                 inp.base_mode == "per_sample" and not isinstance(b, PerSample)
                 for inp, b in zip(self.inputs, bases)):
-            warnings.warn(
-                f"baseline has {batch} rows, as many as the inputs, so each input is explained "
-                "against its own row (one baseline per sample). If the rows are a background set "
-                "(the value averages over all of them, as SHAP's background data), pass "
-                "tribute.Background(baseline); to keep one baseline per sample and silence this "
-                "warning, pass tribute.PerSample(baseline).",
-                UserWarning, stacklevel=user_stacklevel())
+            warnings.warn(per_sample_table_warning(batch, "inputs"), UserWarning,
+                          stacklevel=user_stacklevel())
         if promoted and isinstance(model, NumpyModel) and model.np_dtypes is not None:
             model.np_dtypes = tuple(np.dtype(np.float64) if i in promoted else d
                                     for i, d in enumerate(model.np_dtypes))
@@ -1629,7 +1635,7 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
             "(scikit-learn: X[model.feature_names_in_]; a Booster: X[booster.feature_name()] "
             "or X[booster.feature_names])."
         )
-    data = baseline.data if isinstance(baseline, Background) else baseline
+    data = baseline.data if isinstance(baseline, (Background, PerSample)) else baseline
     labels = None
     if _is_pandas(data):
         labels = [str(c) for c in data.columns]

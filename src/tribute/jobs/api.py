@@ -124,6 +124,7 @@ def explain_dataset(
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
     )
     spec.check_row_arguments()
+    _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
     if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
         inputs = _as_inputs(built, ds.rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
@@ -179,6 +180,24 @@ def explain_dataset(
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+def _warn_per_sample_table(baseline: Any, ds: Any) -> None:
+    """As a single call does (once per job, not per shard): a plain table baseline with one row
+    per data row of a table job is read per sample, though it may be a background set."""
+    import warnings
+
+    from ..errors import user_stacklevel
+    from ..games.features import Background, PerSample, per_sample_table_warning
+
+    if baseline is None or isinstance(baseline, (Background, PerSample)) or ds.n_rows < 2:
+        return
+    parts = baseline if isinstance(baseline, (tuple, list)) and len(ds.arrays) > 1 else (baseline,)
+    if not all(a.ndim == 2 and np.issubdtype(a.dtype, np.floating) for a in ds.arrays):
+        return
+    if any(len(getattr(p, "shape", ())) == 2 and p.shape[0] == ds.n_rows for p in parts):
+        warnings.warn(per_sample_table_warning(ds.n_rows, "data rows"), UserWarning,
+                      stacklevel=user_stacklevel())
 
 
 #: Players listed per target in ``summary.json`` (the largest mean absolute credits).

@@ -95,6 +95,8 @@ class JobSpec:
         set, but a shard of that length would take it."""
         import torch
 
+        from ..games.features import PerSample
+
         lengths = {hi - lo for lo, hi in (self.bounds(k) for k in {0, self.n_shards - 1})}
         n = self.n_rows
 
@@ -113,6 +115,18 @@ class JobSpec:
                     f"rows), but as long as a shard ({sorted(lengths)} rows with shard_size="
                     f"{self.shard_size}), where it would be read as one entry per row. Choose "
                     "another shard_size, or pass it inside the model.")
+        base = kw.get("baseline")
+        if isinstance(base, PerSample):  # one row per data row, or every shard reads other rows
+            multi = isinstance(base.data, tuple) or (len(self.data.arrays) > 1 and isinstance(base.data, list))
+            parts = tuple(base.data) if multi else (base.data,)
+            for i, v in enumerate(parts):
+                shape = tuple(int(s) for s in getattr(v, "shape", ()))
+                if not shape or shape[0] != n:
+                    name = f"baseline[{i}]" if len(parts) > 1 else "baseline"
+                    raise InputError(
+                        f"{name}: PerSample has shape {shape}; it holds one row per row of the "
+                        f"data ({n} rows). Give {n} rows, or tribute.Background(rows) for a "
+                        "background set.")
         rows = first_axis(kw.get("target"))
         if rows is not None and rows != n:
             raise InputError(
@@ -259,8 +273,15 @@ def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
 
     from ..games.features import Background, PerSample
 
-    def is_array(v: Any) -> bool:
-        return isinstance(v, (np.ndarray, torch.Tensor))
+    def is_array(v: Any) -> bool:  # pandas tables too: a per-row table is sliced by position
+        return isinstance(v, (np.ndarray, torch.Tensor)) or (
+            type(v).__module__.startswith("pandas") and hasattr(v, "iloc"))
+
+    def rows(v: Any) -> Any:
+        return v.iloc[lo:hi] if hasattr(v, "iloc") else v[lo:hi]
+
+    def per_input(v: Any) -> bool:  # a tuple (or, for several inputs, a list) of one part each
+        return isinstance(v, tuple) or (len(data_shapes) > 1 and isinstance(v, list))
 
     def rows_first(v: Any) -> bool:
         return is_array(v) and v.ndim >= 1 and v.shape[0] == n_rows
@@ -269,18 +290,19 @@ def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
         return value[lo:hi] if rows_first(value) else value
     if key == "baseline" and isinstance(value, PerSample):  # the user's marker: slice its rows
         data = value.data
-        parts = data if isinstance(data, tuple) else (data,)
-        sliced = tuple(v.iloc[lo:hi] if hasattr(v, "iloc") else v[lo:hi] for v in parts)
-        return PerSample(sliced if isinstance(data, tuple) else sliced[0])
+        parts = tuple(data) if per_input(data) else (data,)
+        sliced = tuple(rows(v) for v in parts)
+        return PerSample(sliced if per_input(data) else sliced[0])
     if key in ("baseline", "groups"):
-        parts = value if isinstance(value, tuple) else (value,)
+        parts = tuple(value) if per_input(value) else (value,)
         if len(parts) != len(data_shapes) or not all(is_array(v) for v in parts):
             return value
         if all(tuple(v.shape) == shape for v, shape in zip(parts, data_shapes)):
-            sliced = tuple(v[lo:hi] for v in parts)
+            sliced = tuple(rows(v) for v in parts)
+            multi = per_input(value)
             if key == "baseline":  # one row per sample, said so: a shard's rows are no background set
-                return PerSample(sliced if isinstance(value, tuple) else sliced[0])
-            return sliced if isinstance(value, tuple) else sliced[0]
+                return PerSample(sliced if multi else sliced[0])
+            return sliced if multi else sliced[0]
         if key == "baseline" and all(v.ndim == len(shape) for v, shape in zip(parts, data_shapes)):
             # A background set: say so, or a set as long as the shard would read as per-sample.
             return Background(value)

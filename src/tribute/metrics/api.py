@@ -192,8 +192,9 @@ def _baseline_for_rows(baseline: Any, inputs: Any, batch: int) -> Callable[[np.n
     multi = isinstance(inputs, (tuple, list))
     parts = [from_polars(p) for p in (list(inputs) if multi else [inputs])]
     marked = isinstance(baseline, PerSample)
-    whole = baseline.data if marked else baseline
-    bases = [from_polars(b) for b in whole] if isinstance(whole, tuple) else [whole] * len(parts)
+    whole = from_polars(baseline.data) if marked else baseline
+    split = isinstance(whole, tuple) or (multi and isinstance(whole, list))  # one per input
+    bases = [from_polars(b) for b in whole] if split else [whole] * len(parts)
     readings = ["per_sample" if marked else _part_reading(b, x) for b, x in zip(bases, parts)]
     bases = [b.data if isinstance(b, PerSample) else b for b in bases]
     if all(r == "other" for r in readings):

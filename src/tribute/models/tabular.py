@@ -114,7 +114,7 @@ class CategoricalCodec:
 
 
 def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
-                        background_cls: type) -> tuple[Any, Any, Any]:
+                        background_cls: type | tuple[type, ...]) -> tuple[Any, Any, Any]:
     """Encode a DataFrame with non-numeric columns and make ``adapter`` decode its rows.
 
     Returns ``(adapter, inputs, baseline)`` unchanged when ``inputs`` is not such a DataFrame.
