@@ -105,3 +105,8 @@ def test_integer_id_tables_do_not_warn():
         warnings.simplefilter("error")
         tribute.explain(lambda z: np.asarray(z, dtype=float).sum(1), ids, method="feature_ablation",
                         baseline=pads)
+
+
+def test_per_sample_of_a_scalar_is_refused():
+    with pytest.raises(InputError, match=r"PerSample\(0.0\) holds no rows"):
+        tribute.explain(f, np.ones((3, 3)), method="feature_ablation", baseline=tribute.PerSample(0.0))

@@ -1717,6 +1717,9 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
     force_ps = isinstance(value, PerSample)
     if force_bg or force_ps:
         value = value.data
+    if force_ps and (value is None or isinstance(value, (int, float, np.integer, np.floating))):
+        raise InputError(f"{name}: PerSample({value!r}) holds no rows; it marks a ({batch}, *{shape}) "
+                         "array of one baseline row per sample (a scalar baseline needs no marker).")
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if x.dtype in (torch.float32, torch.float64):  # one fill, rounded the same way
             return torch.full((1, d), float(value), dtype=x.dtype, device=x.device), "single"
