@@ -91,3 +91,26 @@ def test_dataset_jobs_refuse_per_sample_rows_of_another_length(tmp_path, n):
         tribute.explain_dataset(lin, x.to_numpy(), tmp_path / "o", method="exact_shapley", baseline=base,
                                 shard_size=4, progress=False)
     assert not list((tmp_path / "o").glob("shards/*.npz"))  # refused before any shard ran
+
+
+def test_dataset_jobs_read_list_and_mixed_tuple_baselines_as_a_single_call(tmp_path):
+    # review rev32c: a single-input job read a list of per-row baselines as a background set in
+    # each shard (2.5 off), refused PerSample(list) ("shape ()"), and a tuple mixing a scalar or
+    # one row for one input with per-row rows for another read those rows as a background set
+    rng = np.random.default_rng(4)
+    x, rows = rng.normal(size=(10, 3)), rng.normal(size=(10, 3))
+    want = tribute.explain(lin, x, method="exact_shapley", baseline=tribute.PerSample(rows)).flat()
+    for i, base in enumerate((rows.tolist(), tribute.PerSample(rows.tolist()))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = tribute.explain_dataset(lin, x, tmp_path / f"s{i}", method="exact_shapley", baseline=base,
+                                          shard_size=4, progress=False).flat()
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    a, b, pb = (rng.normal(size=(10, k)) for k in (2, 3, 3))
+    for i, first in enumerate((0.0, a.mean(0))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want2 = tribute.explain(lin2, (a, b), method="exact_shapley", baseline=(first, pb)).flat()
+            got2 = tribute.explain_dataset(lin2, (a, b), tmp_path / f"m{i}", method="exact_shapley",
+                                           baseline=(first, pb), shard_size=4, progress=False).flat()
+        np.testing.assert_allclose(got2, want2, rtol=1e-12)

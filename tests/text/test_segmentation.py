@@ -46,6 +46,9 @@ def test_tokens_sentences_and_include_special() -> None:
     last = len(pair.tokens[0]) - 1
     sep = [j for j, t in enumerate(pair.tokens[0]) if t == "[SEP]"]
     assert pair.player_names[0][2:] == ["[CLS]", f"[SEP] @{sep[0]}", f"[SEP] @{last}"]
+    typed = segment("a [SEP] b", tok, "words", include_special=True)  # a word spelled like a token
+    names = typed.player_names[0]
+    assert len(set(names)) == len(names) and "[CLS]" in names
     assert (special.token_player[0] >= 0).all()
     _check_names_are_substrings(toks)
     _check_names_are_substrings(sents)

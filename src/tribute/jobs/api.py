@@ -189,13 +189,14 @@ def _warn_per_sample_table(baseline: Any, ds: Any) -> None:
 
     from ..errors import user_stacklevel
     from ..games.features import Background, PerSample, per_sample_table_warning
+    from .shards import row_shape
 
     if baseline is None or isinstance(baseline, (Background, PerSample)) or ds.n_rows < 2:
         return
     parts = baseline if isinstance(baseline, (tuple, list)) and len(ds.arrays) > 1 else (baseline,)
     if not all(a.ndim == 2 and np.issubdtype(a.dtype, np.floating) for a in ds.arrays):
         return
-    if any(len(getattr(p, "shape", ())) == 2 and p.shape[0] == ds.n_rows for p in parts):
+    if any(len(row_shape(p)) == 2 and row_shape(p)[0] == ds.n_rows for p in parts):
         warnings.warn(per_sample_table_warning(ds.n_rows, "data rows"), UserWarning,
                       stacklevel=user_stacklevel())
 

@@ -120,7 +120,7 @@ class JobSpec:
             multi = isinstance(base.data, tuple) or (len(self.data.arrays) > 1 and isinstance(base.data, list))
             parts = tuple(base.data) if multi else (base.data,)
             for i, v in enumerate(parts):
-                shape = tuple(int(s) for s in getattr(v, "shape", ()))
+                shape = row_shape(v)  # a list of rows too (a single call takes it)
                 if not shape or shape[0] != n:
                     name = f"baseline[{i}]" if len(parts) > 1 else "baseline"
                     raise InputError(
@@ -262,6 +262,14 @@ def _native(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
 
+def row_shape(v: Any) -> tuple[int, ...]:
+    """The shape of an array, table or list of rows; ``()`` for a scalar or a ragged list."""
+    try:
+        return tuple(int(k) for k in np.shape(v))
+    except (ValueError, TypeError):
+        return ()
+
+
 def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
                 data_shapes: tuple[tuple[int, ...], ...]) -> Any:
     """``value`` for the shard holding rows ``lo:hi``; ``data_shapes``: one shape per model input.
@@ -294,19 +302,37 @@ def _slice_rows(key: str, value: Any, lo: int, hi: int, n_rows: int,
         sliced = tuple(rows(v) for v in parts)
         return PerSample(sliced if per_input(data) else sliced[0])
     if key in ("baseline", "groups"):
-        parts = tuple(value) if per_input(value) else (value,)
-        if len(parts) != len(data_shapes) or not all(is_array(v) for v in parts):
+        multi = per_input(value)
+        parts = tuple(value) if multi else (value,)
+        if len(parts) != len(data_shapes):
             return value
-        if all(tuple(v.shape) == shape for v, shape in zip(parts, data_shapes)):
+        # a list of rows (one input's part) reads as the array it holds, as in a single call
+        parts = tuple(np.asarray(v) if isinstance(v, list) and row_shape(v) else v for v in parts)
+        full = [is_array(v) and tuple(v.shape) == shape for v, shape in zip(parts, data_shapes)]
+        if all(full):
             sliced = tuple(rows(v) for v in parts)
-            multi = per_input(value)
             if key == "baseline":  # one row per sample, said so: a shard's rows are no background set
                 return PerSample(sliced if multi else sliced[0])
             return sliced if multi else sliced[0]
-        if key == "baseline" and all(v.ndim == len(shape) for v, shape in zip(parts, data_shapes)):
-            # A background set: say so, or a set as long as the shard would read as per-sample.
-            return Background(value)
-        return value
+        if not any(full) and not any(isinstance(v, PerSample) for v in parts):
+            if key == "baseline" and all(is_array(v) and v.ndim == len(shape)
+                                         for v, shape in zip(parts, data_shapes)):
+                # A background set: say so, or a set as long as the shard would read as per-sample.
+                return Background(value)
+            return value
+        # Parts of different kinds (a scalar or one row for one input, one row per data row for
+        # another): each part is read as a single call reads it, per part.
+        out = []
+        for v, shape, whole in zip(parts, data_shapes, full):
+            if whole:
+                out.append(PerSample(rows(v)) if key == "baseline" else rows(v))
+            elif key == "baseline" and isinstance(v, PerSample):
+                out.append(PerSample(rows(v.data)))
+            elif key == "baseline" and is_array(v) and v.ndim == len(shape):
+                out.append(Background(v))
+            else:
+                out.append(v)
+        return tuple(out) if isinstance(value, tuple) else list(out)
     if key == "forward_args":
         return type(value)(v[lo:hi] if rows_first(v) else v for v in value)
     return {k: (v[lo:hi] if rows_first(v) else v) for k, v in value.items()}

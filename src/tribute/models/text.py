@@ -366,11 +366,13 @@ def _specials(tp: list[int], names: list[str], spans: list[tuple[int, int, int]]
         for tok_j, sp in zip(own, special):
             if sp and tok_j is not None:
                 counts[tok_j] = counts.get(tok_j, 0) + 1
+        words = set(names)  # a text player spelled like a special token ("[SEP]" typed in the text)
         for j, sp in enumerate(special):
             if sp:
                 tp[j] = len(names)
                 tok = own[j]
-                names.append(f"<special {j}>" if tok is None else tok if counts[tok] == 1 else f"{tok} @{j}")
+                alone = tok is not None and counts[tok] == 1 and tok not in words
+                names.append(f"<special {j}>" if tok is None else tok if alone else f"{tok} @{j}")
                 spans.append((-1, 0, 0))
     return tp, names, spans
 
@@ -395,8 +397,10 @@ def segment(
             character spans: one list for one text, a list of lists (one per text), or for
             pairs a ``(spans_first, spans_second)`` tuple per text. Tokens outside every span
             are not players (always kept). default="words".
-        include_special: special tokens (CLS, SEP, BOS, EOS) become players too (named
-            ``<special j>``, after the text's players). default=False.
+        include_special: special tokens (CLS, SEP, BOS, EOS) become players too, after the
+            text's players, named by their tokens (``[CLS]``; ``[SEP] @5`` for a token that
+            occurs twice or is also a text player's name; ``<special j>`` when the tokenizer
+            does not say). default=False.
         max_length: the most tokens a text may have (special tokens included); longer texts
             are refused. default=None (the tokenizer's ``model_max_length`` when it is a real
             limit, i.e. below 10**6).
