@@ -497,12 +497,20 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
 
 def _integer_objects(a: np.ndarray) -> np.ndarray:
     """An object array whose entries are all integers (``y.astype(object)``, a pandas object
-    column of class numbers) as int64, so it reads as the integer array it holds; anything else
-    unchanged (strings stay class names)."""
+    column of class numbers) as int64, all real numbers as float64, so it reads as the numeric
+    array it holds; anything else unchanged (strings stay class names)."""
     if a.dtype != object or a.size == 0:
         return a
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in a.flat):
-        return a.astype(np.int64)
+    values = list(a.flat)
+    if any(isinstance(v, (bool, np.bool_)) for v in values):
+        return a
+    try:
+        if all(isinstance(v, (int, np.integer)) for v in values):
+            return a.astype(np.int64)
+        if all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+            return a.astype(np.float64)  # whole-number floats are read (and checked) as indices
+    except OverflowError:  # beyond int64: no class index; the resolver says what it accepts
+        return a
     return a
 
 

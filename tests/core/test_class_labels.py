@@ -270,3 +270,20 @@ def test_an_object_array_of_class_numbers_reads_as_the_integers_it_holds():
     for target in (np.array([11, 3, 7, 5], dtype=object), pd.Series([11, 3, 7, 5], dtype=object)):
         got = tribute.explain(model, X[:4], method="exact_shapley", target=target, baseline=base)
         np.testing.assert_array_equal(got.values, want.values)
+
+
+def test_object_arrays_of_floats_or_huge_integers_get_the_numeric_errors():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 3))
+    model = LogisticRegression().fit(X, rng.integers(0, 3, 30))
+    want = tribute.explain(model, X[:2], method="feature_ablation", target=np.array([2, 0]),
+                           baseline=X.mean(0))
+    got = tribute.explain(model, X[:2], method="feature_ablation", baseline=X.mean(0),
+                          target=np.array([2.0, 0.0], dtype=object))  # whole-number floats
+    np.testing.assert_array_equal(got.values, want.values)
+    with pytest.raises(InputError, match="integer class indices"):
+        tribute.explain(model, X[:2], method="feature_ablation", baseline=X.mean(0),
+                        target=np.array([1.5, 0.0], dtype=object))
+    with pytest.raises(InputError):  # was a bare OverflowError
+        tribute.explain(model, X[:2], method="feature_ablation", baseline=X.mean(0),
+                        target=np.array([2**64 - 1, 0], dtype=object))
