@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import torch
 
@@ -83,3 +90,16 @@ RAY_LOOPBACK_ENV = {
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
+
+
+@contextlib.contextmanager
+def factory_module(folder: Path, name: str, source: str) -> Iterator[ModuleType]:
+    """Write ``source`` as ``folder/name.py``, import it (``--model name:factory`` of the CLI
+    finds it on ``sys.path``), and remove both the path entry and the module afterwards."""
+    (folder / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 import tribute
 from tribute.cli import main
+from tribute_testing import factory_module
 
 FACTORY = textwrap.dedent(
     """
@@ -33,19 +34,12 @@ FACTORY = textwrap.dedent(
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
-    (tmp_path / "factory_mod.py").write_text(FACTORY)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import factory_mod
-
+    with factory_module(tmp_path, "factory_mod", FACTORY) as factory_mod:
         model = factory_mod.make_cnn()
         save_file(model.state_dict(), str(tmp_path / "cnn.safetensors"))
         torch.save(model.state_dict(), tmp_path / "cnn.pt")
         np.save(tmp_path / "x.npy", np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32))
         yield tmp_path
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("factory_mod", None)
 
 
 def test_help_lists_commands(capsys):

@@ -3,7 +3,6 @@ and bad option values exit 2 with one line naming the option (no traceback)."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 import warnings
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from safetensors.torch import save_file
 import tribute
 from tribute.cli import main
 from tribute.models import load_weights
+from tribute_testing import factory_module
 
 FACTORY = textwrap.dedent(
     """
@@ -45,11 +45,7 @@ FACTORY = textwrap.dedent(
 
 @pytest.fixture
 def proj(tmp_path: Path) -> Iterator[Path]:
-    (tmp_path / "aud32c_factory.py").write_text(FACTORY)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import aud32c_factory
-
+    with factory_module(tmp_path, "aud32c_factory", FACTORY) as aud32c_factory:
         model = aud32c_factory.make_mlp()
         torch.manual_seed(1)
         for p in model.parameters():
@@ -59,9 +55,6 @@ def proj(tmp_path: Path) -> Iterator[Path]:
         np.save(tmp_path / "x.npy", rng.normal(size=(5, 6)).astype(np.float32))
         np.save(tmp_path / "t.npy", np.array([0, 1, 2, 1, 0]))
         yield tmp_path
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("aud32c_factory", None)
 
 
 def _run(proj: Path, *extra: str, out: str = "out") -> int:
