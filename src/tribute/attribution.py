@@ -289,7 +289,7 @@ class Attribution:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"top: k={k!r} must be a positive int.")
         v = flat[index, target]
-        names = self.player_names or [str(i) for i in range(v.shape[0])]
+        names = self._row_names(index, v.shape[0])
         order = np.argsort(-v, kind="stable")
         pro = [(int(i), names[i], float(v[i])) for i in order[:k] if v[i] > 0]
         con = [(int(i), names[i], float(v[i])) for i in order[::-1][:k] if v[i] < 0]
@@ -299,7 +299,12 @@ class Attribution:
         """Credits as a ``pandas.DataFrame``: one row per sample, one column per player.
 
         Rows carry the input DataFrame's index when the inputs were a DataFrame (else
-        ``0..batch-1``); with several targets the rows are a ``(sample, target)`` MultiIndex.
+        ``0..batch-1``); with several targets the rows are a ``(sample, target)`` MultiIndex whose
+        ``target`` level is the class each row explains (``target=[0, 2]`` gives levels 0 and 2)
+        when every sample's targets are distinct class indices, else the target's position.
+        Columns are the player names; for text players of several texts with different words
+        they are positions (``"player 0"``...), each text's words being in
+        ``extra["text_players"]``.
         """
         try:
             import pandas as pd
@@ -310,13 +315,33 @@ class Attribution:
         flat = self.flat()
         b, t, n = flat.shape
         cols = list(self.player_names) if len(self.player_names) == n else [f"x{j}" for j in range(n)]
+        texts = self.extra.get("text_players")
+        if texts is not None and len({tuple(p) for p in texts}) > 1:
+            # texts with different words: a column is a position, not a word
+            cols = [f"player {j}" for j in range(n)]
         idx = pd.Index(self.index) if self.index is not None else pd.RangeIndex(b)
         if len(idx) != b:
             idx = pd.RangeIndex(b)
         if not self.layout.multi_target:
             return pd.DataFrame(flat[:, 0], index=idx, columns=cols)
-        rows = pd.MultiIndex.from_product([idx, range(t)], names=[idx.name or "sample", "target"])
+        level = np.tile(np.arange(t), b)
+        tg = None if self.targets is None else np.asarray(self.targets)
+        if tg is not None and tg.size == b * t and np.issubdtype(tg.dtype, np.integer):
+            tg = tg.reshape(b, t)
+            if (tg >= 0).all() and all(len(set(r.tolist())) == t for r in tg):
+                level = tg.reshape(-1)  # the class each row explains (unique within a sample)
+        rows = pd.MultiIndex.from_arrays([idx.repeat(t), level],
+                                         names=[idx.name or "sample", "target"])
         return pd.DataFrame(flat.reshape(b * t, n), index=rows, columns=cols)
+
+    def _row_names(self, index: int, n: int) -> list[str]:
+        """Player names of sample ``index``: its own words for text players (padding players
+        ``"<none j>"``), else :attr:`player_names`."""
+        texts = self.extra.get("text_players")
+        if texts is not None and -len(texts) <= index < len(texts):
+            own = [str(w) for w in texts[index]][:n]
+            return own + [f"<none {j}>" for j in range(len(own), n)]
+        return list(self.player_names) if len(self.player_names) == n else [str(i) for i in range(n)]
 
     # --------------------------------------------------------------- plotting
     def plot(self, index: int = 0, kind: str = "auto", *, target: int = 0, **kwargs: Any) -> Any:
@@ -351,7 +376,12 @@ class Attribution:
             raise InputError(f"plot: index={index} is out of range for {b} samples.")
         if not 0 <= target < t:
             raise InputError(f"plot: target={target} is out of range for {t} target(s).")
-        names = self.player_names or None
+        names = self._row_names(index, flat.shape[2]) if self.player_names else None
+        texts = self.extra.get("text_players")
+        own = len(texts[index]) if texts is not None and -len(texts) <= index < len(texts) else flat.shape[2]
+        # a shorter text's padding players (NaN credits) are not drawn
+        values = flat[index, target, :own]
+        names = None if names is None else names[:own]
         if kind == "waterfall":
             if self.base_values is None:
                 raise InputError(
@@ -364,7 +394,7 @@ class Attribution:
             if self.full_values is not None:
                 full = float(np.asarray(self.full_values, dtype=np.float64).reshape(b, -1)[index, target])
             kwargs.setdefault("title", self.method)
-            return waterfall(flat[index, target], names=names, base_value=float(base),
+            return waterfall(values, names=names, base_value=float(base),
                              full_value=full, **kwargs)
         spatial = None
         if self.layout.dense or self.groups is not None:
@@ -380,12 +410,12 @@ class Attribution:
                 )
             return image(spatial, **kwargs)
         se = self.flat_stderr()
-        row_se = None if se is None else se[index, target]
+        row_se = None if se is None else se[index, target, :own]
         if row_se is not None and not np.isfinite(row_se).all():
             # a method that could not estimate this sample's standard errors reports NaN (with
             # a StderrWarning); draw the credits without error bars rather than refuse the plot
             row_se = None
-        return bar(flat[index, target], names=names, stderr=row_se, **kwargs)
+        return bar(values, names=names, stderr=row_se, **kwargs)
 
     def _text_html(self, index: int, target: int) -> Any:
         """Text players highlighted on sample ``index``'s text (an HTML object)."""

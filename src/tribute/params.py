@@ -263,3 +263,20 @@ def check_seed(seed: Any, owner: str = "seed") -> int:
         raise InputError(f"{owner}={seed!r} must be a non-negative int (it seeds numpy's "
                          f"random generator, which refuses negative seeds), e.g. {owner}=0.")
     return int(seed)
+
+
+def check_unique_names(names: Sequence[Any], owner: str = "feature_names", fix: str = "") -> None:
+    """Refuse repeated player names (:class:`InputError` naming them and ``fix``).
+
+    Two players with one name cannot be told apart in ``to_pandas`` columns, plots or
+    ``top``; a repeated column label would also make ``df["age"]`` a frame, not a column.
+    """
+    seen: dict[str, int] = {}
+    for n in names:
+        seen[str(n)] = seen.get(str(n), 0) + 1
+    repeated = [n for n, c in seen.items() if c > 1]
+    if repeated:
+        shown = ", ".join(f"{n!r} ({seen[n]}x)" for n in repeated[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        raise InputError(f"{owner} repeats name(s) {shown}{more}; give every player its own "
+                         f"name{fix or ' (e.g. add a suffix: age_1, age_2)'}.")

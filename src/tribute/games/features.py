@@ -30,6 +30,7 @@ from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
+from ..params import check_unique_names
 from ..targets import TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
@@ -343,6 +344,8 @@ class FeatureGame(Game):
         frame = raw_inputs[0] if not multi and _is_pandas(raw_inputs[0]) else None
         columns = [str(c) for c in frame.columns] if frame is not None else None
         if columns is not None:
+            check_unique_names(columns, "the inputs DataFrame's columns",
+                               " (rename the columns: a repeated label selects several columns)")
             _check_frame_columns(model, columns, baseline)
             if feature_names is None and groups is None:
                 feature_names = columns

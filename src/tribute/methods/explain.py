@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, FeatureGame
 from ..models import as_model
-from ..params import check_seed
+from ..params import check_seed, check_unique_names
 from ..targets import TargetLike
 from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
 
@@ -165,6 +165,8 @@ def explain(
             f"feature_names={feature_names!r} is one string; pass a list with one name per "
             "player (e.g. feature_names=['age', 'income'] or text.split(','))."
         )
+    if feature_names is not None:
+        check_unique_names(list(feature_names))
     seed = check_seed(seed)
     estimator = cls(**params)
     baseline_given = baseline is not DEFAULT_BASELINE
