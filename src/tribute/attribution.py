@@ -282,8 +282,9 @@ class Attribution:
         examples that help / hurt this test prediction).
         """
         flat = self.flat()
-        if not 0 <= index < flat.shape[0]:
-            raise InputError(f"top: index={index} is out of range for {flat.shape[0]} samples.")
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -flat.shape[0] <= index < flat.shape[0]:
+            raise InputError(f"top: index={index!r} is out of range for {flat.shape[0]} samples "
+                             "(an int; negative counts from the end).")
         if not 0 <= target < flat.shape[1]:
             raise InputError(f"top: target={target} is out of range for {flat.shape[1]} targets.")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

@@ -706,8 +706,9 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    views = render_views(attr)  # a plot that fails leaves the previous run's three files alone
     saved = attr.save(out / "attribution.npz")
-    png, page = write_views(attr, out)
+    png, page = write_views(attr, out, views=views)
     print(f"{attr}\nwrote {saved}\nwrote {png}\nwrote {page}")
     return 0
 
@@ -742,19 +743,33 @@ def _as_model_input(data: Any, like: Any) -> Any:
     return t.to(like.dtype) if t.dtype.is_floating_point and like.dtype.is_floating_point else t
 
 
-def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]:
+def write_views(attr: Any, out: Path, max_samples: int = 4,
+                views: tuple[bytes, str] | None = None) -> tuple[Path, Path]:
     """Write ``attribution.png`` (first sample) and a self-contained ``attribution.html``.
 
     The page shows the first ``max_samples`` samples' plots (first target) and, for every
     target, the 15 players with the largest mean |credit| over all samples with each shown
     sample's credit (4 significant digits); column heads name the explained class.
+    ``views``: what :func:`render_views` returned, when rendered before other files were written.
     """
+    from .atomic import atomic_write
+
+    first, text = views if views is not None else render_views(attr, max_samples)
+    png, page = out / "attribution.png", out / "attribution.html"
+    if first:  # both pages rendered before either file is replaced
+        atomic_write(png, first)
+    atomic_write(page, text.encode("utf-8"))
+    return png, page
+
+
+def render_views(attr: Any, max_samples: int = 4) -> tuple[bytes, str]:
+    """The bytes of ``attribution.png`` (b"" for no sample) and the text of ``attribution.html``
+    (see :func:`write_views`)."""
     import base64
 
     import numpy as np
 
     from . import viz
-    from .atomic import atomic_write
 
     flat = attr.flat()
     b, n_t, _ = flat.shape
@@ -781,11 +796,7 @@ def write_views(attr: Any, out: Path, max_samples: int = 4) -> tuple[Path, Path]
         method=attr.method, n_evals=attr.n_evals, n_rows=attr.n_rows, seconds=f"{attr.seconds:.3g}",
         params=json.dumps(attr.params, default=repr), images=uris, n_batch=b, tables=tables,
         image_target=f" (target {label[0][0]})" if n_t > 1 and label[0][0] else "")
-    png, page = out / "attribution.png", out / "attribution.html"
-    if n:  # both pages rendered before either file is replaced
-        atomic_write(png, first)
-    atomic_write(page, text.encode("utf-8"))
-    return png, page
+    return first, text
 
 
 def _target_labels(attr: Any, b: int, n_t: int) -> list[list[str]]:

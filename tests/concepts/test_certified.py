@@ -413,5 +413,5 @@ def test_bounds_are_clopper_pearson_at_alpha_over_twice_the_players() -> None:
 
 
 def test_seed_must_be_an_integer() -> None:
-    with pytest.raises(InputError, match="seed=None must be an integer"):
+    with pytest.raises(InputError, match="seed=None must be a non-negative int"):
         tribute.certified_attribution(_mlp(), torch.randn(2, 4, dtype=torch.float64), seed=None)  # type: ignore[arg-type]

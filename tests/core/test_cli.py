@@ -221,6 +221,23 @@ def test_weights_with_missing_and_unexpected_keys(project, capsys):
 
 
 # --------------------------------------------------------------------------- Ctrl-C
+def test_a_failing_plot_leaves_the_previous_outputs_as_a_set(project, monkeypatch):
+    out = project / "as_a_set"
+    args = ["explain", "--model", "factory_mod:make_cnn", "--data", str(project / "x.npy"),
+            "--method", "saliency", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"attribution.npz", "attribution.png", "attribution.html"}
+
+    def broken(*a, **k):
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(tribute.Attribution, "plot", broken)
+    with pytest.raises(RuntimeError, match="no display"):
+        main([*args[:-3], "--method", "input_x_gradient", "--out", str(out), "--no-progress"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no new npz beside old views
+
+
 def test_ctrl_c_exits_130_quietly(project, capsys, monkeypatch):
     import tribute.api
 

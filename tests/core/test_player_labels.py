@@ -52,3 +52,30 @@ def test_multi_target_frame_falls_back_to_positions(iris: tuple) -> None:
     x = X.iloc[:2]
     same = tribute.explain(clf, x, method="exact_shapley", baseline=X.mean(), target=[1, 1])
     assert same.to_pandas().index.get_level_values("target").tolist() == [0, 1, 0, 1]
+
+
+def test_progress_must_be_a_bool_or_none() -> None:
+    with pytest.raises(InputError, match="progress='yes' must be True, False or None"):
+        tribute.explain(_sum, np.ones((2, 3)), method="exact_shapley", baseline=0.0, progress="yes")  # type: ignore[arg-type]
+
+
+def test_a_string_baseline_names_the_api_spelling() -> None:
+    with pytest.raises(InputError, match=r"baseline='mean' is a string; .*baseline=X.mean\(0\)"):
+        tribute.explain(_sum, np.ones((2, 3)), method="exact_shapley", baseline="mean")
+
+
+def test_top_counts_a_negative_index_from_the_end() -> None:
+    x = np.arange(6.0).reshape(3, 2)
+    attr = tribute.explain(_sum, x, method="exact_shapley", baseline=0.0)
+    assert attr.top(-1) == attr.top(2)
+    with pytest.raises(InputError, match="index=3 is out of range"):
+        attr.top(3)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5])
+def test_jobs_and_certified_refuse_a_bad_seed(seed: object, tmp_path) -> None:
+    with pytest.raises(InputError, match="must be a non-negative int"):
+        tribute.explain_dataset(_sum, np.ones((3, 2)), tmp_path / "job", "exact_shapley", seed=seed,  # type: ignore[arg-type]
+                                baseline=0.0)
+    with pytest.raises(InputError, match="must be a non-negative int"):
+        tribute.certified_attribution(_sum, np.ones((1, 2)), seed=seed)  # type: ignore[arg-type]

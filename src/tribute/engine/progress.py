@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-from ..errors import user_stacklevel
+import numpy as np
+
+from ..errors import InputError, user_stacklevel
 
 __all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "observe_progress",
            "progress_scope"]
@@ -86,8 +88,11 @@ class Progress:
     def update(self, n: int) -> None:
         """Advance by ``n`` units (the total grows when more arrive than planned)."""
         self.done += n
-        for listener in _LISTENERS.get():
-            listener(self.done, self.total)
+        if _LISTENERS.get():
+            # as the bar: never 100% (or more) before the call returns, nor before the plan
+            total = self.total if self.planned and self.done < self.total else self.done + 1
+            for listener in _LISTENERS.get():
+                listener(self.done, total)
         if self._bar is None:
             return
         if not self.planned or self.done >= self._bar.total:
@@ -194,7 +199,8 @@ def observe_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
     The public hook of programs that drive tribute (the explorer's background jobs): it sees
     the bar of every engine run in this thread or task (``done``/``total`` in rows, plus the
     estimator's solve work inside an ``explain`` call; a run outside ``explain`` reports its
-    own total). It is called between engine chunks, so raising from it stops a computation
+    own total; ``done`` stays below ``total`` until the call returns, as the bar holds its
+    last unit for ``close``). It is called between engine chunks, so raising from it stops a computation
     cooperatively: the exception propagates out of ``explain``/``evaluate``, which restore
     the model (hooks, training flag) as after any other exception.
 
@@ -223,7 +229,12 @@ def progress_scope(rows: int, desc: str, enabled: bool | None, solve: int = 0,
     estimator's own work (in row-equivalents). A nested scope reuses the outer bar.
 
     ``plan(seconds)`` words the warning of a run projected (from its first second of work) to
-    take longer than :data:`SLOW_RUN_SECONDS`; ``solve_seconds`` is the solve's estimate."""
+    take longer than :data:`SLOW_RUN_SECONDS`; ``solve_seconds`` is the solve's estimate.
+    ``enabled`` (the user's ``progress=``) must be True, False or None (a bar on a terminal
+    or in a notebook)."""
+    if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
+        raise InputError(f"progress={enabled!r} must be True, False or None (a bar when the "
+                         "output is a terminal or a notebook).")
     outer = _ACTIVE.get()
     if outer is not None:
         outer._nested += 1

@@ -28,6 +28,7 @@ import torch
 
 from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
+from ..engine.progress import active_progress
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..params import check_unique_names
@@ -1368,7 +1369,11 @@ class FeatureGame(Game):
             for h in handles:
                 h.remove()
             if rpp > 1:  # the engine counts rows handed in; the model saw rpp per point
-                self.engine.n_rows += (rpp - 1) * (self.engine.n_rows - n_before)
+                more = (rpp - 1) * (self.engine.n_rows - n_before)
+                self.engine.n_rows += more
+                bar = active_progress()
+                if bar is not None:  # the progress plan counts the model's rows too
+                    bar.update(more)
         self.count_evals(k_count * rpp if evals is None else int(evals))
 
     # ------------------------------------------------------------- derived games
@@ -1729,6 +1734,12 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
         return torch.full((1, d), float(value), dtype=torch.float64).to(x.dtype), "single"
     if value is None:
         raise InputError(f"{name} is None; pass 0.0, an array broadcastable to one sample, one per sample, or a background set.")
+    if isinstance(value, str):
+        raise InputError(
+            f"{name}={value!r} is a string; the Python API takes values: {name}=X.mean(0) (what the "
+            f"CLI's --baseline mean computes from --data), 0.0, one row per sample or "
+            f"tribute.Background(X) (a background set)."
+        )
     t, _, _ = _as_tensor(value, name)
     t = t.to(x.device)
     _check_finite(t if t.ndim > 0 else t.reshape(1), name, allow_nan=allow_missing)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..attribution import Attribution
 from ..errors import InputError
+from ..params import check_seed
 from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
 from .backends import BACKENDS, run_shards
@@ -362,8 +363,7 @@ def _check_options(method: str, backend: str, address: str | None, workers: int,
         )
     if address is not None and backend != "ray":
         raise InputError(f"address={address!r} is a Ray cluster address; pass backend='ray' with it.")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"seed={seed!r} must be an int.")
+    seed = check_seed(seed)
     if not isinstance(max_retries, int) or max_retries < 0:
         raise InputError(f"max_retries={max_retries!r} must be a non-negative int.")
     for reserved in ("inputs", "progress", "players"):

@@ -75,23 +75,26 @@ class Cost:
 
 def coalition_cost(game: Any, k: int, *, design: int = 0, solve: int = 0, flops: float = 0.0,
                    note: str = "", per_sample_masks: bool = False, grads: bool = False,
-                   mask_rows: int | None = None) -> Cost:
+                   mask_rows: int | None = None, background: bool = True) -> Cost:
     """The common part of a cost: ``k`` evaluations per input of a game.
 
     Counts the ``k x players`` float64 masks (``batch x k x players`` when per sample; only
     ``mask_rows`` of them when the method sends its masks in blocks), the ``batch x k x
     targets`` values (with ``grads``: ``batch x targets x players`` gradient accumulators),
     three ``batch x targets x players`` results (values, stderr, a scratch copy), plus
-    ``design`` and ``solve`` bytes given by the method. ``note`` names them.
+    ``design`` and ``solve`` bytes given by the method. ``note`` names them. The ``k``
+    evaluations include ``v(N)``'s reference pass, one row per input; the others take one row
+    per input and background row (``background=False``: one, for passes at the input only).
     """
     n, b, t = int(game.n_players), int(game.n_samples), int(game.n_targets)
-    mb = int(getattr(game, "n_background", 1) or 1)
+    mb = int(getattr(game, "n_background", 1) or 1) if background else 1
     k = max(int(k), 0)
     alive = k if mask_rows is None else max(int(mask_rows), 0)
     masks = alive * n * _F64 * (b if per_sample_masks else 1)
     vals = b * k * t * _F64
     result = 3 * b * t * n * _F64 + (2 * b * t * n * _F64 if grads else 0)
-    return Cost(rows=b * k * mb, bytes=masks + vals + result + int(design) + int(solve),
+    rows = b * (1 + (k - 1) * mb) if k else 0  # v(N) is one row per input, the rest one per background row
+    return Cost(rows=rows, bytes=masks + vals + result + int(design) + int(solve),
                 note=note or f"{k:,} coalitions x {n:,} players", flops=float(flops))
 
 

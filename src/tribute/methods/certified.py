@@ -108,6 +108,7 @@ from scipy import special, stats
 from ..errors import InputError
 from ..games.build import build_game
 from ..games.features import FeatureGame
+from ..params import check_seed
 from .analyses import register_analysis
 from .base import get_method
 from .noise import noisy_view
@@ -384,9 +385,7 @@ def certified_attribution(
     Returns:
         A :class:`CertifiedResult`.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"certified_attribution: seed={seed!r} must be an integer (the noise draws are seeded), "
-                         "e.g. seed=0.")
+    seed = check_seed(seed)
     _check("noise", noise, float, 0.0, strict=True)
     _check("n_samples", n_samples, int, 2)
     _check("alpha", alpha, float, 0.0, strict=True)

@@ -412,4 +412,4 @@ class LayerGradCam(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One gradient pass per input."""
-        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input")

@@ -347,4 +347,4 @@ class DeepLift(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One modified backward pass per input and baseline row."""
-        return coalition_cost(game, 2, grads=True, note="one modified gradient pass per input")
+        return coalition_cost(game, 3, grads=True, note="v(N) and one modified gradient pass per input and baseline")

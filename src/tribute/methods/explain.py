@@ -207,8 +207,9 @@ def explain(
         def plan(seconds: float) -> str:
             return estimator.plan_message(game, use_budget, cost, seconds)
 
-        bar.replan(cost.rows, estimator.solve_rows(game, cost), None if known else plan,
-                   solve_seconds(cost))
+        # the estimate counts the whole call, v(N)'s reference pass (run by build_game) included
+        bar.replan(max(cost.rows - bar.done, 0), estimator.solve_rows(game, cost),
+                   None if known else plan, solve_seconds(cost))
         if type(estimator).check is Method.check:  # it validated the parameters just now
             estimator.__dict__["_params_checked"] = True
         attr = estimator.attribute(game, budget=use_budget, seed=seed)

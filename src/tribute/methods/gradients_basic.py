@@ -169,7 +169,7 @@ class Saliency(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One input-gradient pass per input."""
-        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input", background=False)
 
 
 @register
@@ -196,4 +196,4 @@ class InputXGradient(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One input-gradient pass per input."""
-        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input")

@@ -135,7 +135,7 @@ class GuidedBackprop(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One (modified) input-gradient pass per input."""
-        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input", background=False)
 
 
 @register
@@ -158,4 +158,4 @@ class Deconvolution(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One (modified) input-gradient pass per input."""
-        return coalition_cost(game, 1, grads=True, note="one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input", background=False)

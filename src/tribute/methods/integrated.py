@@ -344,4 +344,5 @@ class ExpectedGradients(Method):
         k = int(self.n_samples if budget is None else budget - 2) + 2
         c = coalition_cost(game, k, grads=True, mask_rows=0,
                            note=f"{k - 2:,} gradient draws x {int(game.n_players):,} players")
-        return Cost(int(game.n_samples) * k, c.bytes, c.note, c.flops)
+        mb = int(getattr(game, "n_background", 1) or 1)  # v(empty) averages the background set
+        return Cost(int(game.n_samples) * (k - 1 + mb), c.bytes, c.note, c.flops)

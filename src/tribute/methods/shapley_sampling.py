@@ -424,7 +424,8 @@ class KernelShap(Method):
         n = int(game.n_players)
         k = max(int(budget if budget is not None else self.default_budget(game)) - 2, 0)
         b, t = int(game.n_samples), int(game.n_targets)
-        return coalition_cost(game, k, design=k * n * 8 + 2 * b * k * t * n * 8,
+        # k sampled coalitions plus the two it always evaluates, v(N) and v(empty)
+        return coalition_cost(game, k + 2, design=k * n * 8 + 2 * b * k * t * n * 8,
                               solve=6 * (n + 1) ** 2 * 8, flops=float(2 * k * n * n + 10 * n**3),
                               note=f"a {k:,} x {n:,} design and {n + 1:,}^2 KKT matrices")
 

@@ -284,10 +284,11 @@ class Sobol(Method):
         ``batch x targets x n x N`` values of every re-drawn design."""
         n = int(game.n_players)
         k = int(budget if budget is not None else self.default_budget(game) or 0)
-        designs = max(2, k // (n + 2))
+        designs = max(2, (k - 1) // (n + 2))  # as attribute(): v(N)'s reference pass comes first
         b, t = int(game.n_samples), int(game.n_targets)
         block = max(1, VALUE_BLOCK_ELEMENTS // max(n * designs, 1)) * designs
-        return coalition_cost(game, k, mask_rows=min(k, block + 2 * designs),
+        rows = 1 + designs * (n + 2)
+        return coalition_cost(game, rows, mask_rows=min(rows, block + 2 * designs),
                               design=b * t * n * designs * 8 * 2,
                               note=f"{designs:,} designs x {n:,} players")
 

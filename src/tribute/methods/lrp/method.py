@@ -215,4 +215,4 @@ class LRP(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One forward and one (rule-modified) backward pass per input."""
-        return coalition_cost(game, 1, grads=True, note="one relevance (gradient) pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one relevance (gradient) pass per input", background=False)
