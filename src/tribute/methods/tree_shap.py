@@ -742,6 +742,11 @@ def _logit_refusal(ens: TreeEnsemble) -> str:
     )
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow warnings."""
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+
 def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> None:
     """Refuse ``output="logit"`` when the game's logit (from the model's probabilities) is not
     the trees' margin on the explained rows. Compared as probabilities, ``sigmoid`` of both
@@ -751,11 +756,7 @@ def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> N
     if want is None:
         return
     w = want.detach().cpu().double().numpy().reshape(full.shape)
-
-    def sig(z: np.ndarray) -> np.ndarray:
-        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
-
-    if not np.allclose(sig(w), sig(full), rtol=0.0, atol=1e-6):
+    if not np.allclose(_sigmoid(w), _sigmoid(full), rtol=0.0, atol=1e-6):
         raise UnsupportedModelError(_logit_refusal(ens))
 
 
@@ -778,9 +779,7 @@ def _check_reading_is_the_game(game: Game, full: np.ndarray, pred: np.ndarray,
     if want_t is None:
         want_t = game.full()
     want = want_t.detach().cpu().double().numpy().reshape(full.shape)
-
-    def sig(z: np.ndarray) -> np.ndarray:
-        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+    sig = _sigmoid
 
     # the class of a hinge classifier (XGBoost binary:hinge: an identity link, 0/1 predict_proba)
     candidates = [full, np.where(full > 0, 1.0, np.where(full < 0, 0.0, want))]
