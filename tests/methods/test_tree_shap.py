@@ -659,3 +659,49 @@ def test_a_hinge_classifiers_class_0_is_its_negated_margin() -> None:
                                atol=1e-5)
     np.testing.assert_allclose(np.asarray(c0.values), -np.asarray(c1.values), atol=1e-12)
     np.testing.assert_allclose(np.asarray(c0.full_values), -np.asarray(c1.full_values), atol=1e-12)
+
+
+def test_a_model_predicting_with_fewer_trees_than_its_booster_is_refused_or_read_so() -> None:
+    # aud33i: an XGBoost model fitted with early stopping predicts with its best iteration's
+    # trees only; tree_shap read every tree of its Booster and explained that other model
+    # silently (full_values up to 2.6 away from model.predict, values unlike exact_shapley's).
+    # Refused now; a reader that keeps the best iteration's trees must explain the model itself.
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 4))
+    y = x[:, 0] * x[:, 1] + x[:, 2] + 0.1 * rng.normal(size=400)
+    model = xgb.XGBRegressor(n_estimators=50, max_depth=2, early_stopping_rounds=2,
+                             learning_rate=0.9).fit(x[:300], y[:300],
+                                                    eval_set=[(x[300:], y[300:])], verbose=False)
+    assert model.best_iteration + 1 < len(model.get_booster().get_dump())
+    bg = tribute.Background(x[:20])
+    for base in (None, bg):  # path-dependent, interventional
+        try:
+            if base is None:
+                attr = tribute.explain(model, x[:3], method="tree_shap")
+            else:
+                attr = tribute.explain(model, x[:3], method="tree_shap", baseline=base)
+        except UnsupportedModelError as err:
+            assert "early stopping" in str(err)
+            continue
+        np.testing.assert_allclose(np.asarray(attr.full_values), model.predict(x[:3]), atol=1e-5)
+        if base is not None:
+            exact = tribute.explain(model, x[:3], method="exact_shapley", baseline=bg)
+            np.testing.assert_allclose(np.asarray(attr.values), np.asarray(exact.values),
+                                       atol=1e-5)
+
+
+def test_a_lightgbm_random_forest_is_not_explained_as_the_sum_of_its_trees() -> None:
+    # aud33i: LightGBM boosting_type="rf" predicts the average of its trees, its raw score (the
+    # reading's check) is their sum: tree_shap explained n_trees times the prediction, silently
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 4))
+    y = x[:, 0] * x[:, 1] + x[:, 2]
+    model = lgb.LGBMRegressor(boosting_type="rf", n_estimators=3, num_leaves=4, bagging_freq=1,
+                              bagging_fraction=0.5, verbose=-1).fit(x, y)
+    try:
+        attr = tribute.explain(model, x[:3], method="tree_shap", baseline=tribute.Background(x[:8]))
+    except UnsupportedModelError:
+        return  # refused: fine (reading the average is the reader's job)
+    np.testing.assert_allclose(np.asarray(attr.full_values), model.predict(x[:3]), atol=1e-6)

@@ -640,6 +640,8 @@ class TreeShap(Method):
             base = (bpred[b_idx, cols] if per_sample else bmean[cols]) * sign
         if output == "logit":
             _check_logit_is_margin(game, full, ens)
+        else:
+            _check_reading_is_the_game(game, full, pred, cols, ens)
         gap = vals.sum(-1) - (full - base)
         extra: dict[str, Any] = {"expected_value": base}
         if inter is not None:
@@ -740,6 +742,11 @@ def _logit_refusal(ens: TreeEnsemble) -> str:
     )
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow warnings."""
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+
 def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> None:
     """Refuse ``output="logit"`` when the game's logit (from the model's probabilities) is not
     the trees' margin on the explained rows. Compared as probabilities, ``sigmoid`` of both
@@ -749,12 +756,52 @@ def _check_logit_is_margin(game: Game, full: np.ndarray, ens: TreeEnsemble) -> N
     if want is None:
         return
     w = want.detach().cpu().double().numpy().reshape(full.shape)
-
-    def sig(z: np.ndarray) -> np.ndarray:
-        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
-
-    if not np.allclose(sig(w), sig(full), rtol=0.0, atol=1e-6):
+    if not np.allclose(_sigmoid(w), _sigmoid(full), rtol=0.0, atol=1e-6):
         raise UnsupportedModelError(_logit_refusal(ens))
+
+
+def _check_reading_is_the_game(game: Game, full: np.ndarray, pred: np.ndarray,
+                               cols: np.ndarray, ens: TreeEnsemble) -> None:
+    """Refuse when the trees read do not give the output the game explains on the explained rows.
+
+    ``full`` is the explained quantity (``batch x targets``, signed for class 0 of a single
+    margin; its sign for a hinge classifier's 0/1 class), ``pred`` the trees' outputs (``batch x outputs``) and ``cols`` the explained
+    output columns. The game's ``v(N)`` (the model called as
+    every other method calls it) must be that quantity or a known link of it: the probability
+    ``sigmoid(full)`` (``sigmoid(2 full)`` for scikit-learn's exponential loss), the class
+    probability ``softmax`` of all margins (or one-vs-rest ``sigmoid``), ``exp(full)`` for
+    log-link regressors. The reader's own check compares the trees with a library call that can
+    differ from the model's ``predict``: an XGBoost model fitted with early stopping predicts
+    with its best iteration's trees only, while its Booster holds them all (explained silently,
+    up to 2.6 off), and a LightGBM ``boosting_type="rf"`` model predicts the average of its
+    trees, its raw score their sum (explained ``n_trees`` times too large) (audit aud33i)."""
+    want_t = game.peek_full()
+    if want_t is None:
+        want_t = game.full()
+    want = want_t.detach().cpu().double().numpy().reshape(full.shape)
+    sig = _sigmoid
+
+    # the class of a hinge classifier (XGBoost binary:hinge: an identity link, 0/1 predict_proba)
+    candidates = [full, np.where(full > 0, 1.0, np.where(full < 0, 0.0, want))]
+    if ens.link == "logistic":
+        candidates += [sig(full), sig(2.0 * full)]
+    elif ens.link == "exp":
+        with np.errstate(over="ignore"):
+            candidates.append(np.exp(full))
+    elif ens.link == "softmax":
+        shifted = np.exp(pred - pred.max(1, keepdims=True))
+        prob = shifted / shifted.sum(1, keepdims=True)
+        candidates += [prob[np.arange(pred.shape[0])[:, None], cols], sig(full)]
+    if not any(np.allclose(c, want, rtol=1e-4, atol=1e-5) for c in candidates):
+        err = min(float(np.max(np.abs(c - want))) for c in candidates)
+        raise UnsupportedModelError(
+            f"tree_shap: the {ens.kind}'s trees give outputs up to {err:.3g} away from what the "
+            "model itself returns on these rows (e.g. an XGBoost model fitted with early "
+            "stopping predicts with its best iteration's trees only, a LightGBM random forest "
+            "the average of its trees); its trees cannot be explained as the model. Use a "
+            "model-agnostic method such as method='exact_shapley' or 'kernel_shap' (or refit "
+            "without early stopping)."
+        )
 
 
 def _columns(ens: TreeEnsemble, idx: np.ndarray, binary: bool = False
