@@ -416,6 +416,10 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
     booster = est.get_booster() if hasattr(est, "get_booster") else est
     if not isinstance(booster, xgboost.Booster):
         raise UnsupportedModelError(f"tree_shap: cannot read XGBoost object {type(est).__name__}.")
+    best = getattr(est, "best_iteration", None) if booster is not est else None
+    if best is not None and int(best) + 1 < booster.num_boosted_rounds():
+        # a wrapper fitted with early stopping predicts with its best iteration's trees only
+        booster = booster[: int(best) + 1]
     try:
         cfg = json.loads(booster.save_config())
     except Exception as exc:  # an unfitted sklearn wrapper raises here
@@ -536,9 +540,13 @@ def _parse_lightgbm(est: Any) -> TreeEnsemble:
     per_iter = int(dump.get("num_tree_per_iteration", n_out))
     trees = [_lgb_tree(t["tree_structure"], n_out, (i % per_iter) if n_out > 1 else 0)
              for i, t in enumerate(dump["tree_info"])]
+    # boosting_type="rf" predicts the average of its trees (its raw score is their sum)
+    scale = 1.0 / max(1, len(trees) // max(per_iter, 1)) if dump.get("average_output") else 1.0
+    for t in trees:
+        t.value *= scale
 
     def raw(x: np.ndarray) -> np.ndarray:
-        return np.asarray(booster.predict(x, raw_score=True))
+        return np.asarray(booster.predict(x, raw_score=True)) * scale
 
     ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "LightGBM model", "margin",
                        model_raw=raw)
