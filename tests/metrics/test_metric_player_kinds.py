@@ -1,0 +1,65 @@
+"""Metrics on every player kind against the model called directly (audit aud33e, stop 33).
+
+Truths are computed here from the papers' definitions with our own masking: categorical
+DataFrame columns, texts (word players; special tokens never removed), component players.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.errors import InputError
+from tribute.metrics._util import random_subsets
+
+pd = pytest.importorskip("pandas")
+
+
+def _pipeline() -> tuple[object, object]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame({"income": rng.normal(50, 15, n),
+                       "city": rng.choice(["paris", "lyon", "nice"], n)})
+    y = ((df.city == "lyon") ^ (df.income > 50)).astype(int)
+    pre = ColumnTransformer([("cat", OneHotEncoder(), ["city"]), ("num", StandardScaler(), ["income"])])
+    return df, make_pipeline(pre, LogisticRegression(max_iter=500)).fit(df, y)
+
+
+def test_fractional_perturbations_are_refused_on_categorical_columns() -> None:
+    # infidelity's gaussian perturbation removes a fraction u of each player: on a coded
+    # category the blend b + m (x - b) was rounded to a THIRD category (paris + 0.5 (nice -
+    # paris) = lyon), silently: the "output change" came from a category neither the input
+    # nor the baseline holds
+    df, pipe = _pipeline()
+    x = df[df.city == "paris"][:3].reset_index(drop=True)
+    ref = df[df.city == "nice"].iloc[0]
+    attr = tribute.explain(pipe, x, method="exact_shapley", baseline=ref, target=1)
+    with pytest.raises(InputError, match=r"perturbation='gaussian'.*categorical column.*'city'.*"
+                                         r"perturbation='subset'"):
+        tribute.evaluate(pipe, x, attr, metric="infidelity", baseline=ref)
+    # binary removals stay: subset infidelity equals its definition on the pipeline
+    res = tribute.evaluate(pipe, x, attr, metric="infidelity", baseline=ref,
+                           perturbation="subset", noise=0.5, n_perturbations=20, seed=0)
+    g = torch.Generator().manual_seed(0)
+    u = random_subsets(2, 1, 20, g).numpy()  # the draws: one of the two columns removed each
+    phi = np.asarray(attr.values)
+    full = pipe.predict_proba(x)[:, 1]
+    want = []
+    for i in range(3):
+        errs = []
+        for k in range(20):
+            row = x.iloc[[i]].copy()
+            for j, col in enumerate(x.columns):
+                if u[k, j]:
+                    row[col] = ref[col]
+            drop = full[i] - pipe.predict_proba(row)[0, 1]
+            errs.append((u[k] @ phi[i] - drop) ** 2)
+        want.append(np.mean(errs))
+    np.testing.assert_allclose(res.scores, want, rtol=1e-9, atol=1e-12)
