@@ -63,3 +63,57 @@ def test_fractional_perturbations_are_refused_on_categorical_columns() -> None:
             errs.append((u[k] @ phi[i] - drop) ** 2)
         want.append(np.mean(errs))
     np.testing.assert_allclose(res.scores, want, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------------- texts
+def _text_case() -> tuple[torch.nn.Module, object]:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "text"))
+    from _text_models import BagOfEmbeddings
+
+    from tribute.models.text import WordTokenizer
+
+    tok = WordTokenizer(["the", "cat", "sat", "on", "mat", "a", "dog", "barked", "loudly",
+                         "very"], bos=True)
+    return BagOfEmbeddings(tok.vocab_size, out=3), tok
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    import scipy.stats
+
+    return float(scipy.stats.spearmanr(a, b).statistic)
+
+
+def test_re_explaining_metrics_rebuild_the_word_game() -> None:
+    # the default explain callable read inputs.shape: a list of texts crashed with
+    # AttributeError ('str' object has no attribute 'shape') in stability, random_logit and
+    # model_randomisation, and the tokenizer/removal were never handed to the re-explanation
+    model, tok = _text_case()
+    texts = ["the cat sat on the mat", "a dog barked very loudly on"]
+    kw = {"tokenizer": tok, "removal": "unk", "progress": False}
+    attr = tribute.explain(model, texts, method="lime", budget=12, target=2,
+                           seed=0, **kw)
+    res = tribute.evaluate(model, texts, attr, metric="stability", seeds=(0, 1, 2),
+                           tokenizer=tok, removal="unk")
+    runs = [np.asarray(tribute.explain(model, texts, method="lime", budget=12,
+                                       target=2, seed=s, **kw).values) for s in (0, 1, 2)]
+    want = [np.mean([_spearman(runs[a][i], runs[b][i]) for a, b in ((0, 1), (0, 2), (1, 2))])
+            for i in range(2)]
+    np.testing.assert_allclose(res.scores, want, rtol=1e-12)
+    assert not np.allclose(want, 1.0)  # the seeds do change the credits
+    g = torch.Generator().manual_seed(0)
+    other = (2 + int(torch.randint(1, 3, (1,), generator=g))) % 3
+    with pytest.warns(tribute.StderrWarning):
+        res = tribute.evaluate(model, texts, attr, metric="random_logit", tokenizer=tok,
+                               removal="unk")
+    again = np.asarray(tribute.explain(model, texts, method="lime", budget=12,
+                                       target=other, seed=0, **kw).values)
+    np.testing.assert_allclose(
+        res.scores, [_spearman(np.abs(np.asarray(attr.values)[i]), np.abs(again[i]))
+                     for i in range(2)], rtol=1e-12)
+    # sensitivity perturbs real-valued inputs: texts are refused with the reason
+    with pytest.raises(InputError, match="real-valued inputs"):
+        tribute.evaluate(model, texts, attr, metric="avg_sensitivity", tokenizer=tok,
+                         removal="unk")

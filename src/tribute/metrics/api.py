@@ -223,6 +223,7 @@ def default_explainer(
     forward_kwargs: dict[str, Any] | None = None,
     players: PlayerSet | None = None,
     ablation: Any = None,
+    text: dict[str, Any] | None = None,
 ) -> tuple[Callable[..., Attribution], Callable[..., Attribution]]:
     """Explain callables that re-run ``attr``'s method with ``attr``'s parameters.
 
@@ -230,6 +231,9 @@ def default_explainer(
     component ablation the attribution was explained with: without them the re-explanation
     credited the *input features*, and with as many features as components
     ``model_randomisation`` and ``stability`` compared feature credits with component credits.
+    ``text`` holds the text settings given to :func:`evaluate` (``tokenizer``, ``removal``,
+    ``pair``): texts are re-explained with them (without them a batch of texts crashed on
+    ``inputs.shape``, and the word game was never rebuilt).
 
     Returns ``(explain(inputs, *, target=None, sample=None, **overrides),
     model_explain(model, inputs, *, target=None, sample=None))``. ``sample`` (original sample
@@ -243,8 +247,13 @@ def default_explainer(
     seed = params.pop("seed", 0)
     params.pop("output", None)
     hparams = {k: v for k, v in params.items() if k in hp_names}
-    batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
-    base_for = _baseline_for_rows(baseline, inputs, batch)
+    text = dict(text or {})
+    if "tokenizer" in text:  # texts: a str, or a list of texts (or of sentence pairs)
+        batch = 1 if isinstance(inputs, str) else len(inputs)
+        base_for: Callable[[np.ndarray | None], Any] = lambda sample: baseline  # noqa: E731
+    else:
+        batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
+        base_for = _baseline_for_rows(baseline, inputs, batch)
     first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
     framework = "torch" if isinstance(first, torch.Tensor) else "numpy"
 
@@ -276,7 +285,7 @@ def default_explainer(
                         budget=use_budget, seed=overrides.get("seed", seed),
                         batch_size=batch_size, progress=False, output=output,
                         forward_args=fa, forward_kwargs=fk, players=players, ablation=ablation,
-                        model_output=attr.params.get("model_output"), **kw)
+                        model_output=attr.params.get("model_output"), **text, **kw)
 
     def explain(x: Any, *, target: Any = None, sample: np.ndarray | None = None,
                 **overrides: Any) -> Attribution:
@@ -634,7 +643,8 @@ def evaluate(
                 ex, mex = default_explainer(
                     model, attr, inputs, target=target, baseline=spec, groups=use_groups,
                     output=use_output, batch_size=batch_size, forward_args=forward_args,
-                    forward_kwargs=forward_kwargs, players=players, ablation=ablation)
+                    forward_kwargs=forward_kwargs, players=players, ablation=ablation,
+                    text={k: v for k, v in text_settings.items() if k != "ablation"})
             else:
                 ex = mex = explain
             if "explain" in info.needs:
