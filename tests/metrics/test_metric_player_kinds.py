@@ -6,6 +6,8 @@ DataFrame columns, texts (word players; special tokens never removed), component
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from tribute.metrics._util import random_subsets
 pd = pytest.importorskip("pandas")
 
 
-def _pipeline() -> tuple[object, object]:
+def _pipeline() -> tuple[Any, Any]:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -66,7 +68,7 @@ def test_fractional_perturbations_are_refused_on_categorical_columns() -> None:
 
 
 # ------------------------------------------------------------------------- texts
-def _text_case() -> tuple[torch.nn.Module, object]:
+def _text_case() -> tuple[torch.nn.Module, Any]:
     import sys
     from pathlib import Path
 
@@ -92,7 +94,7 @@ def test_re_explaining_metrics_rebuild_the_word_game() -> None:
     # model_randomisation, and the tokenizer/removal were never handed to the re-explanation
     model, tok = _text_case()
     texts = ["the cat sat on the mat", "a dog barked very loudly on"]
-    kw = {"tokenizer": tok, "removal": "unk", "progress": False}
+    kw: dict[str, Any] = {"tokenizer": tok, "removal": "unk", "progress": False}
     attr = tribute.explain(model, texts, method="lime", budget=12, target=2,
                            seed=0, **kw)
     res = tribute.evaluate(model, texts, attr, metric="stability", seeds=(0, 1, 2),
@@ -117,3 +119,64 @@ def test_re_explaining_metrics_rebuild_the_word_game() -> None:
     with pytest.raises(InputError, match="real-valued inputs"):
         tribute.evaluate(model, texts, attr, metric="avg_sensitivity", tokenizer=tok,
                          removal="unk")
+
+
+def _deletion_truth(v: Any, phi: np.ndarray, steps: int, insert: bool = False) -> float:
+    """Petsiuk et al. (2018): remove (insert) the top-k credits; mean height over k / n."""
+    n = phi.size
+    order = np.argsort(-phi, kind="stable")
+    ks = np.round(np.arange(min(steps, n) + 1) * n / min(steps, n)).astype(int)
+    ys = []
+    for k in ks:
+        keep = np.zeros(n, bool) if insert else np.ones(n, bool)
+        keep[order[:k]] = insert
+        ys.append(v(keep))
+    return float(np.trapezoid(ys, ks / n))
+
+
+def test_texts_of_different_word_counts_are_scored_over_their_own_words() -> None:
+    # players are padded to the longest text with NaN credits: every metric scored the
+    # shorter texts NaN ("hold NaN values"), i.e. only the longest texts of a batch counted
+    model, tok = _text_case()
+    texts = ["the cat sat on the mat", "a dog barked", "the dog sat", "cat"]
+    kw: dict[str, Any] = {"tokenizer": tok, "removal": "unk"}
+    attr = tribute.explain(model, texts, method="exact_shapley", target=1, progress=False, **kw)
+    phi = np.asarray(attr.values)
+
+    def value(i: int) -> Any:
+        words = texts[i].split()
+        ids = [tok.bos_token_id] + [tok.vocab[w] for w in words]  # bos is never removed
+
+        def v(keep: np.ndarray) -> float:
+            row = [ids[0]] + [t if k else tok.unk_token_id for t, k in zip(ids[1:], keep)]
+            with torch.no_grad():
+                return float(model(torch.tensor([row]))[0, 1])
+        return v
+
+    sizes = [len(t.split()) for t in texts]
+    for metric, insert in (("deletion", False), ("insertion", True)):
+        res = tribute.evaluate(model, texts, attr, metric=metric, steps=4, **kw)
+        want = [_deletion_truth(value(i), phi[i, :n], 4, insert) for i, n in enumerate(sizes)]
+        np.testing.assert_allclose(res.scores, want, rtol=1e-10, atol=1e-12)
+        assert res.n == 4 and res.extra["auc"].shape == (4,)
+        assert [g["n_players"] for g in res.extra["by_word_count"]] == [1, 3, 6]
+    # credits only: over each text's own words (Gini index, Chalasani et al. 2020)
+    res = tribute.evaluate(model, texts, attr, metric="sparseness", **kw)
+    for i, n in enumerate(sizes):
+        a = np.sort(np.abs(phi[i, :n]))
+        k = np.arange(1, n + 1)
+        gini = ((2 * k - n - 1) * a).sum() / (n * a.sum())
+        assert res.scores[i] == pytest.approx(gini, abs=1e-12)
+    # ground truth per text (padded columns ignored), exact Shapley is exact on each text
+    truth = np.zeros((4, 6))
+    truth[:, 0] = 1
+    truth[0, 1] = 1
+    truth[1, 2] = 1
+    truth[2, 1] = 1
+    res = tribute.evaluate(model, texts, attr, metric="relevance_mass", ground_truth=truth,
+                           absolute=True, **kw)
+    want = [(np.abs(phi[i, :n]) * truth[i, :n]).sum() / np.abs(phi[i, :n]).sum()
+            for i, n in enumerate(sizes)]
+    np.testing.assert_allclose(res.scores, want, rtol=1e-12)
+    res = tribute.evaluate(model, texts, attr, metric="shapley_error", **kw)
+    np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)

@@ -23,6 +23,7 @@ from ..models import as_model
 from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
+from ._text_groups import evaluate_by_word_count, word_counts
 from .base import MetricInfo, MetricResult, get_metric, metric_registry
 
 __all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
@@ -559,8 +560,6 @@ def evaluate(
     m = get_metric(metric)
     info = m.info
     baseline_given = baseline is not DEFAULT_BASELINE
-    if not baseline_given:
-        baseline = 0.0  # a plain 0.0: the game's out-of-distribution warning is explain's
     if not isinstance(attr, Attribution):
         raise InputError(
             f"attr is a {type(attr).__name__}; pass the Attribution returned by tribute.explain."
@@ -571,6 +570,33 @@ def evaluate(
             f"metric {info.name!r} got unknown parameter(s) {sorted(unknown)}; its parameters "
             f"are {sorted(info.defaults) or 'none'}."
         )
+    counts = word_counts(attr) if tokenizer is not None else None
+    if counts is not None and len(set(counts)) > 1 and isinstance(inputs, (list, tuple)) \
+            and len(inputs) == len(counts):
+        # texts of different word counts: each group on its own game (see _text_groups)
+        b = len(counts)
+
+        def group(texts: Any, sub: Attribution, rows: np.ndarray, n: int) -> MetricResult:
+            def cut(v: Any) -> Any:
+                return None if v is None else _index_rows(v, rows, b)
+
+            truth = ground_truth
+            if truth is not None and _rows_shape(truth) is not None and len(_rows_shape(truth) or ()) == 2:
+                truth = np.asarray(truth.detach().cpu() if isinstance(truth, torch.Tensor) else truth)[rows][:, :n]
+            return evaluate(
+                model, texts, sub, metric, target=cut(target),
+                baseline=baseline if baseline_given else DEFAULT_BASELINE, groups=groups,
+                explain=explain, ground_truth=truth, seed=seed, batch_size=batch_size,
+                output=output, players=players,
+                forward_args=None if forward_args is None else [cut(a) for a in forward_args],
+                forward_kwargs=None if forward_kwargs is None else {
+                    k: cut(v) for k, v in forward_kwargs.items()},
+                progress=progress, tokenizer=tokenizer, removal=removal, pair=pair,
+                ablation=ablation, **params)
+
+        return evaluate_by_word_count(info, attr, inputs, counts, group)
+    if not baseline_given:
+        baseline = 0.0  # a plain 0.0: the game's out-of-distribution warning is explain's
     seed = check_seed(seed)
     if "seed" in info.defaults:
         params.setdefault("seed", seed)
