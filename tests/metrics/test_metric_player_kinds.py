@@ -180,3 +180,43 @@ def test_texts_of_different_word_counts_are_scored_over_their_own_words() -> Non
     np.testing.assert_allclose(res.scores, want, rtol=1e-12)
     res = tribute.evaluate(model, texts, attr, metric="shapley_error", **kw)
     np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)
+
+
+# -------------------------------------------------------------------- components
+def _import_from(folder: str, name: str) -> Any:
+    import importlib
+    import sys
+    from pathlib import Path
+
+    path = str(Path(__file__).resolve().parents[1] / folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module(name)
+
+
+def test_linear_score_ties_equal_values_that_differ_by_rounding() -> None:
+    # mean ablation of a ReLU network: two coalitions that differ only in a dead neuron have
+    # the same value, computed in another order in the batch (5.6e-17 apart): the rank
+    # correlation split the tie and scored exact Shapley values 0.99922 instead of 1
+    models = _import_from("components", "component_models")
+    torch.manual_seed(0)
+    net = models.MLP().double().eval()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    with torch.no_grad():
+        mean = net.act(net.fc1(x)).mean(0)
+    comps = tribute.components(net, "act", ablation="mean")
+    attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2)
+    phi = np.asarray(attr.values)
+    res = tribute.evaluate(net, x, attr, metric="linear_score", players=comps, n_subsets=20,
+                           seed=1)
+    g = torch.Generator().manual_seed(1)
+    subsets = random_subsets(5, 2, 20, g).numpy().astype(bool)  # the metric's coalitions
+    want = []
+    for i in range(5):
+        vals = []
+        for s in subsets:  # the network called directly, the other neurons at their mean
+            with torch.no_grad():
+                h = torch.where(torch.as_tensor(s), net.act(net.fc1(x[i])), mean)
+                vals.append(float(net.out(torch.relu(net.fc2(h)))[2]))
+        want.append(_spearman(subsets @ phi[i], np.asarray(vals)))
+    np.testing.assert_allclose(res.scores, want, rtol=1e-12)
