@@ -220,3 +220,23 @@ def test_linear_score_ties_equal_values_that_differ_by_rounding() -> None:
                 vals.append(float(net.out(torch.relu(net.fc2(h)))[2]))
         want.append(_spearman(subsets @ phi[i], np.asarray(vals)))
     np.testing.assert_allclose(res.scores, want, rtol=1e-12)
+
+
+def test_texts_are_scored_with_the_removal_and_players_they_were_explained_with() -> None:
+    # evaluate without removal= built the default text game ("mask") for credits computed
+    # with removal="unk": exact Shapley values scored shapley_error 1.29, not 0
+    model, tok = _text_case()
+    texts = ["the cat sat on the mat", "a dog sat on a mat"]
+    for removal in ("unk", "pad"):
+        attr = tribute.explain(model, texts, method="exact_shapley", target=1, removal=removal,
+                               tokenizer=tok, progress=False)
+        res = tribute.evaluate(model, texts, attr, metric="shapley_error", tokenizer=tok)
+        np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)
+        # another removal given on purpose is that game (as a baseline given on purpose)
+        other = tribute.evaluate(model, texts, attr, metric="shapley_error", tokenizer=tok,
+                                 removal="mask")
+        assert (other.scores > 0.1).all()
+    attr = tribute.explain(model, texts[:1], method="exact_shapley", target=1, players="tokens",
+                           tokenizer=tok, progress=False)
+    res = tribute.evaluate(model, texts[:1], attr, metric="shapley_error", tokenizer=tok)
+    np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)

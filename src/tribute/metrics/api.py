@@ -466,6 +466,27 @@ def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) 
         )
 
 
+def _recorded_text_settings(attr: Attribution, removal: Any, pair: str | None,
+                            players: Any) -> tuple[Any, str | None, Any]:
+    """``removal``, ``pair`` and ``players`` for a text attribution: the ones it records
+    (``extra["removal"]``, ``extra["pair"]``, its ``player_kind``) where not given.
+
+    Without them ``evaluate`` built the default text game: exact Shapley values computed
+    with ``removal="unk"`` scored a ``shapley_error`` of 1.29 (0 on their own game), and
+    every deletion curve replaced words by another token than the credits were about.
+    """
+    extra = attr.extra if isinstance(attr.extra, dict) else {}
+    if attr.player_kind not in ("word", "token", "sentence", "span"):
+        return removal, pair, players  # e.g. component players of texts: no text removal
+    if removal is None and extra.get("removal") is not None:
+        removal = extra["removal"]
+    if pair is None and isinstance(extra.get("pair"), str):
+        pair = extra["pair"]
+    if players is None:
+        players = {"token": "tokens", "sentence": "sentences"}.get(attr.player_kind, players)
+    return removal, pair, players
+
+
 def _attr_groups(attr: Attribution) -> Any:
     """The attribution's element-to-player map in the shape ``groups=`` takes (or None)."""
     if attr.groups is None or attr.layout.dense:
@@ -570,6 +591,8 @@ def evaluate(
             f"metric {info.name!r} got unknown parameter(s) {sorted(unknown)}; its parameters "
             f"are {sorted(info.defaults) or 'none'}."
         )
+    if tokenizer is not None:  # the text game the credits were computed on, unless given
+        removal, pair, players = _recorded_text_settings(attr, removal, pair, players)
     counts = word_counts(attr) if tokenizer is not None else None
     if counts is not None and len(set(counts)) > 1 and isinstance(inputs, (list, tuple)) \
             and len(inputs) == len(counts):
