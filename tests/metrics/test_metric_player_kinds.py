@@ -240,3 +240,28 @@ def test_texts_are_scored_with_the_removal_and_players_they_were_explained_with(
                            tokenizer=tok, progress=False)
     res = tribute.evaluate(model, texts[:1], attr, metric="shapley_error", tokenizer=tok)
     np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)
+
+
+def test_component_credits_under_another_ablation_are_refused() -> None:
+    # explain(..., ablation="mean") is not recorded; evaluate without ablation= scored the
+    # credits on zero ablation (shapley_error 0.28-0.78 for exact values, deletion to zero)
+    models = _import_from("components", "component_models")
+    torch.manual_seed(0)
+    net = models.MLP().double().eval()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    comps = tribute.components(net, "act")
+    attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2,
+                           ablation="mean")
+    for metric in ("shapley_error", "deletion"):
+        with pytest.raises(InputError, match=r"another: its base_values .*Pass the ablation="):
+            tribute.evaluate(net, x, attr, metric=metric, players=comps)
+    res = tribute.evaluate(net, x, attr, metric="shapley_error", players=comps, ablation="mean")
+    np.testing.assert_allclose(res.scores, 0.0, atol=1e-12)
+    own = tribute.explain(net, x, method="exact_shapley", players=comps, target=2)
+    res = tribute.evaluate(net, x, own, metric="shapley_error", players=comps)
+    np.testing.assert_allclose(res.scores, 0.0, atol=1e-12)
+    # the check's v(empty) is counted in the metric's evaluations
+    plain = tribute.evaluate(net, x, own, metric="deletion", players=comps, ablation="zero")
+    checked = tribute.evaluate(net, x, own, metric="deletion", players=comps)
+    np.testing.assert_allclose(checked.scores, plain.scores)
+    assert checked.n_evals >= plain.n_evals

@@ -414,6 +414,28 @@ def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
         BaselineMismatchWarning, stacklevel=user_stacklevel())
 
 
+def _check_component_ablation(attr: Attribution, game: Any, metric: str) -> None:
+    """Refuse component credits made under another ablation than this call's game.
+
+    ``explain(..., ablation="mean")`` is not recorded in the attribution, and ``evaluate``
+    without ``ablation=`` builds the component set's own (``"zero"`` by default): exact
+    Shapley values under mean ablation scored ``shapley_error`` 0.28-0.78 and deletion
+    removed neurons to zero, silently. Where the attribution reports ``base_values`` (the
+    output with every component ablated), this game's ``v(empty)`` must match them (one
+    evaluation per input); attributions without them are not checked.
+    """
+    found = _compare_base_values(attr, game)
+    if isinstance(found, tuple):
+        i, mine, here = found
+        raise InputError(
+            f"metric {metric!r} ablates components as the player set's own ablation "
+            f"({getattr(getattr(game, 'ablation', None), 'kind', 'default')!r}), but the "
+            f"attribution was computed under another: its base_values (the output with every "
+            f"component ablated) is {mine} for sample {i}, here it is {here}. Pass the "
+            "ablation= given to tribute.explain (e.g. ablation='mean')."
+        )
+
+
 def _check_same_groups(attr: Attribution, game: Any, metric: str) -> None:
     """Refuse ``groups`` that map the elements to players otherwise than the attribution did.
 
@@ -674,6 +696,10 @@ def evaluate(
         if not baseline_given and info.reads_values:
             checked = game.n_evals
             _check_default_baseline(attr, game, info.name)
+            spent += game.n_evals - checked
+        if ablation is None and info.reads_values and game.kind == "component":
+            checked = game.n_evals
+            _check_component_ablation(attr, game, info.name)
             spent += game.n_evals - checked
         ctx: dict[str, Any] = {}
         if "inputs" in info.needs:
