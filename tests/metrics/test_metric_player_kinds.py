@@ -265,3 +265,22 @@ def test_component_credits_under_another_ablation_are_refused() -> None:
     checked = tribute.evaluate(net, x, own, metric="deletion", players=comps)
     np.testing.assert_allclose(checked.scores, plain.scores)
     assert checked.n_evals >= plain.n_evals
+
+
+def test_element_truth_for_component_players_names_the_shape_needed() -> None:
+    # the error listed "the inputs' shape(s) []" for component players
+    models = _import_from("components", "component_models")
+    torch.manual_seed(0)
+    net = models.MLP().double().eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    comps = tribute.components(net, "act")
+    attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2)
+    with pytest.raises(InputError, match=r"component players, which are not input elements.*"
+                                         r"shape \(3, 5\)"):
+        tribute.evaluate(net, x, attr, metric="auroc", players=comps, ground_truth=np.ones((3, 6)))
+    truth = np.zeros((3, 5))
+    truth[:, 1] = 1
+    res = tribute.evaluate(net, x, attr, metric="auroc", players=comps, ground_truth=truth)
+    a = np.abs(np.asarray(attr.values))
+    want = [(a[i, [0, 2, 3, 4]] < a[i, 1]).mean() for i in range(3)]  # Mann-Whitney, no ties
+    np.testing.assert_allclose(res.scores, want)
