@@ -242,14 +242,19 @@ def test_texts_are_scored_with_the_removal_and_players_they_were_explained_with(
     np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)
 
 
-def test_component_credits_under_another_ablation_are_refused() -> None:
-    # explain(..., ablation="mean") is not recorded; evaluate without ablation= scored the
-    # credits on zero ablation (shapley_error 0.28-0.78 for exact values, deletion to zero)
+def _neurons(batch: int) -> tuple[torch.nn.Module, torch.Tensor, Any]:
+    """A seeded tanh/ReLU MLP, inputs and its 5 hidden tanh neurons as players."""
     models = _import_from("components", "component_models")
     torch.manual_seed(0)
     net = models.MLP().double().eval()
-    x = torch.randn(5, 6, dtype=torch.float64)
-    comps = tribute.components(net, "act")
+    x = torch.randn(batch, 6, dtype=torch.float64)
+    return net, x, tribute.components(net, "act")
+
+
+def test_component_credits_under_another_ablation_are_refused() -> None:
+    # explain(..., ablation="mean") is not recorded; evaluate without ablation= scored the
+    # credits on zero ablation (shapley_error 0.28-0.78 for exact values, deletion to zero)
+    net, x, comps = _neurons(5)
     attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2,
                            ablation="mean")
     for metric in ("shapley_error", "deletion"):
@@ -269,11 +274,7 @@ def test_component_credits_under_another_ablation_are_refused() -> None:
 
 def test_element_truth_for_component_players_names_the_shape_needed() -> None:
     # the error listed "the inputs' shape(s) []" for component players
-    models = _import_from("components", "component_models")
-    torch.manual_seed(0)
-    net = models.MLP().double().eval()
-    x = torch.randn(3, 6, dtype=torch.float64)
-    comps = tribute.components(net, "act")
+    net, x, comps = _neurons(3)
     attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2)
     with pytest.raises(InputError, match=r"component players, which are not input elements.*"
                                          r"shape \(3, 5\)"):
