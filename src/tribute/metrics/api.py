@@ -586,7 +586,11 @@ def evaluate(
         forward_args, forward_kwargs: extra model arguments, as in ``explain``.
         progress: show a progress bar (None: automatic).
         tokenizer, removal, pair: for texts, as in ``explain`` (the same text game is built;
-            ``baseline`` is then unused). default=None.
+            ``baseline`` is then unused). default=None: ``removal``, ``pair`` and token or
+            sentence players are the ones the attribution records. Texts of different word
+            counts are scored group by group, each over its own words (see
+            :mod:`tribute.metrics._text_groups`); an ``explain`` callable then receives one
+            group's texts at a time.
         ablation: how removed components are replaced, as in ``explain`` (component players
             only): pass the ``ablation=`` given to ``explain``, which the attribution does not
             record. default=None (the component set's own).
