@@ -180,6 +180,9 @@ def test_texts_of_different_word_counts_are_scored_over_their_own_words() -> Non
     np.testing.assert_allclose(res.scores, want, rtol=1e-12)
     res = tribute.evaluate(model, texts, attr, metric="shapley_error", **kw)
     np.testing.assert_allclose(res.scores, 0.0, atol=1e-10)
+    # a group's error says which texts its sample numbers are
+    with pytest.raises(InputError, match=r"texts \[1, 2\] of the batch"):
+        tribute.evaluate(model, texts, attr, metric="deletion", target=np.array([1, 1, 0, 1]), **kw)
 
 
 # -------------------------------------------------------------------- components

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import StderrWarning, user_stacklevel
+from ..errors import InputError, StderrWarning, user_stacklevel
 from .base import MetricInfo, MetricResult, Scores, finish
 
 __all__ = ["evaluate_by_word_count", "word_counts"]
@@ -125,7 +125,12 @@ def evaluate_by_word_count(
         rows = np.asarray(rows_list, dtype=np.int64)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = call([inputs[int(i)] for i in rows], sub_attribution(attr, rows, n), rows, n)
+            try:
+                res = call([inputs[int(i)] for i in rows], sub_attribution(attr, rows, n), rows, n)
+            except InputError as err:  # its sample numbers count within the group
+                raise InputError(
+                    f"{err} [texts of {n} words, scored as one group: texts {rows.tolist()} of "
+                    "the batch; sample i above is the group's i-th of them]") from err
         for w in caught:  # the groups' own warnings once each; the merged result warns itself
             msg = str(w.message)
             if not issubclass(w.category, StderrWarning) and msg not in seen:
