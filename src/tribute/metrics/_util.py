@@ -29,9 +29,32 @@ __all__ = [
     "values_per_target",
 ]
 
+#: Values of one row closer than this times the row's largest magnitude are tied in ranks.
+RANK_TIE_RTOL = 1e-12
+
+
 def rank_rows(a: np.ndarray) -> np.ndarray:
-    """Ranks along the last axis (1..n, ties get their average rank)."""
-    return np.asarray(scipy.stats.rankdata(a, axis=-1), dtype=np.float64)
+    """Ranks along the last axis (1..n, ties get their average rank; NaN rows stay NaN).
+
+    Values within ``RANK_TIE_RTOL`` times the row's largest magnitude of their neighbour in
+    sorted order are one tie: a game's value of two coalitions that differ only in a dummy
+    player (a dead neuron) is the same number computed in another order, a few ulps apart,
+    and ranking it as two values split the tie (exact Shapley values got a linear score of
+    0.99922, not 1, under mean ablation).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape[-1] < 2:
+        return np.asarray(scipy.stats.rankdata(a, axis=-1), dtype=np.float64)
+    order = np.argsort(a, axis=-1, kind="stable")
+    srt = np.take_along_axis(a, order, -1)
+    scale = np.where(np.isfinite(a), np.abs(a), 0.0).max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: the same value (a tie)
+        step = np.diff(srt, axis=-1) > RANK_TIE_RTOL * scale  # a new value starts here
+    tie_id = np.concatenate([np.zeros((*a.shape[:-1], 1)), np.cumsum(step, axis=-1)], axis=-1)
+    ranked = np.asarray(scipy.stats.rankdata(tie_id, axis=-1), dtype=np.float64)
+    out = np.empty_like(ranked)
+    np.put_along_axis(out, order, ranked, -1)
+    return np.where(np.isnan(a).any(-1, keepdims=True), np.nan, out)
 
 
 def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

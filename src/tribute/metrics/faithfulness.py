@@ -409,6 +409,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     if perturbation == "gaussian":
         if not (isinstance(noise, (int, float)) and noise > 0):
             raise InputError(f"noise={noise!r} must be a positive std for gaussian perturbations.")
+        _refuse_fractional_on_categorical(game)
         u = torch.randn(k, n, generator=g, dtype=torch.float64) * float(noise)
     elif perturbation == "subset":
         frac = check_fraction(noise, "noise (fraction removed)", hi_open=False)
@@ -438,6 +439,25 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     return Scores(infd, {"predicted": _squeeze(a, attr), "actual": _squeeze(d, attr),
                          "units": kind, "min_samples_ci95": HEAVY_TAILED_MIN_SAMPLES,
                          **draw_stderr(lambda i: score(i)[0], k, "n_perturbations")})
+
+
+def _refuse_fractional_on_categorical(game: Game) -> None:
+    """Refuse gaussian (fractional) perturbations on a DataFrame game with categorical columns.
+
+    Such columns are coded as integers and removal only ever swaps a whole value for the
+    baseline's; a fraction ``b + m (x - b)`` of a code rounds to another category (``paris +
+    0.5 (nice - paris)`` became ``lyon``), so the output change came from a value that neither
+    the input nor the baseline holds.
+    """
+    codec = getattr(getattr(game, "model", None), "codec", None)
+    cats = list(getattr(codec, "categorical", None) or [])
+    if cats:
+        raise InputError(
+            "infidelity with perturbation='gaussian' removes a fraction of each player, which "
+            f"is undefined for the categorical column(s) {cats[:8]} of this DataFrame (a "
+            "blended category code is another category). Use perturbation='subset' (whole "
+            "columns removed to the baseline's values)."
+        )
 
 
 #: Methods whose credits are gradients of the output w.r.t. the input elements.

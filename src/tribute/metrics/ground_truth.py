@@ -73,7 +73,13 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
     if len(arrs) == 1 and arrs[0].shape == (b, n):
         return arrs[0] != 0, flat
     shapes = attr.layout.input_shapes
-    if len(arrs) != len(shapes) or not shapes:
+    if not shapes:  # component or training-example players: no input elements to map
+        raise InputError(
+            f"metric {metric!r}: ground_truth has shape(s) {[a.shape for a in arrs]}; the "
+            f"attribution credits {attr.player_kind} players, which are not input elements, so "
+            f"the truth must flag the players themselves: shape ({b}, {n})."
+        )
+    if len(arrs) != len(shapes):
         raise InputError(
             f"metric {metric!r}: ground_truth has shape(s) {[a.shape for a in arrs]}; expected "
             f"({b}, {n}) (one flag per player) or the inputs' shape(s) "
