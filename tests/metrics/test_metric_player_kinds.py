@@ -255,11 +255,24 @@ def _neurons(batch: int) -> tuple[torch.nn.Module, torch.Tensor, Any]:
 
 
 def test_component_credits_under_another_ablation_are_refused() -> None:
-    # explain(..., ablation="mean") is not recorded; evaluate without ablation= scored the
+    # explain(..., ablation="mean") was not recorded; evaluate without ablation= scored the
     # credits on zero ablation (shapley_error 0.28-0.78 for exact values, deletion to zero)
     net, x, comps = _neurons(5)
     attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2,
                            ablation="mean")
+    assert attr.params["ablation"] == "mean"  # recorded: evaluate's default
+    res = tribute.evaluate(net, x, attr, metric="shapley_error", players=comps)
+    np.testing.assert_allclose(res.scores, 0.0, atol=1e-12)
+    # a method without base_values (no check possible) is scored on the recorded ablation too
+    abl = tribute.explain(net, x, method="feature_ablation", players=comps, target=2, ablation="mean")
+    np.testing.assert_allclose(
+        tribute.evaluate(net, x, abl, metric="deletion", players=comps).scores,
+        tribute.evaluate(net, x, abl, metric="deletion", players=comps, ablation="mean").scores)
+    assert not np.allclose(
+        tribute.evaluate(net, x, abl, metric="deletion", players=comps).scores,
+        tribute.evaluate(net, x, abl, metric="deletion", players=comps, ablation="zero").scores)
+    # without the record (an attribution built by hand or by an older version): refused
+    del attr.params["ablation"]
     for metric in ("shapley_error", "deletion"):
         with pytest.raises(InputError, match=r"another: its base_values .*Pass the ablation="):
             tribute.evaluate(net, x, attr, metric=metric, players=comps)

@@ -417,10 +417,11 @@ def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
 def _check_component_ablation(attr: Attribution, game: Any, metric: str) -> None:
     """Refuse component credits made under another ablation than this call's game.
 
-    ``explain(..., ablation="mean")`` is not recorded in the attribution, and ``evaluate``
-    without ``ablation=`` builds the component set's own (``"zero"`` by default): exact
-    Shapley values under mean ablation scored ``shapley_error`` 0.28-0.78 and deletion
-    removed neurons to zero, silently. Where the attribution reports ``base_values`` (the
+    ``evaluate`` without ``ablation=`` builds the kind ``explain`` recorded on the component
+    set's own settings (before that was recorded, the set's own kind, ``"zero"`` by default:
+    exact Shapley values under mean ablation scored ``shapley_error`` 0.28-0.78 and deletion
+    removed neurons to zero, silently); an ``Ablation`` with its own reference given to
+    ``explain`` is still another game. Where the attribution reports ``base_values`` (the
     output with every component ablated), this game's ``v(empty)`` must match them (one
     evaluation per input); attributions without them are not checked.
     """
@@ -592,8 +593,9 @@ def evaluate(
             :mod:`tribute.metrics._text_groups`); an ``explain`` callable then receives one
             group's texts at a time.
         ablation: how removed components are replaced, as in ``explain`` (component players
-            only): pass the ``ablation=`` given to ``explain``, which the attribution does not
-            record. default=None (the component set's own).
+            only). default=None: the kind ``explain`` recorded in ``attr.params["ablation"]``
+            (``"mean"``, ``"patch"``...) on the component set's own settings; pass the
+            ``Ablation`` given to ``explain`` when it carried its own reference or counterfactual.
         **params: the metric's hyperparameters (see ``tribute.metrics()[name].defaults``).
 
     Returns:
@@ -675,6 +677,10 @@ def evaluate(
     if isinstance(spec, str):
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
+    ablation_given = ablation is not None
+    recorded = attr.params.get("ablation")
+    if ablation is None and players is not None and isinstance(recorded, str):
+        ablation = recorded  # the kind explain ran with (its default is the set's own)
     text_settings: dict[str, Any] = {k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
                                                         ("pair", pair), ("ablation", ablation))
                                      if v is not None}
@@ -701,7 +707,7 @@ def evaluate(
             checked = game.n_evals
             _check_default_baseline(attr, game, info.name)
             spent += game.n_evals - checked
-        if ablation is None and info.reads_values and game.kind == "component":
+        if not ablation_given and info.reads_values and game.kind == "component":
             checked = game.n_evals
             _check_component_ablation(attr, game, info.name)
             spent += game.n_evals - checked
