@@ -213,8 +213,9 @@ def explain(
         if type(estimator).check is Method.check:  # it validated the parameters just now
             estimator.__dict__["_params_checked"] = True
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
-    if getattr(game, "kind", None) == "component" and hasattr(getattr(game, "ablation", None), "kind"):
-        attr.params.setdefault("ablation", str(game.ablation.kind))  # evaluate's default
+    abl = getattr(game, "ablation", None)
+    if getattr(game, "kind", None) == "component" and hasattr(abl, "kind"):
+        attr.params.setdefault("ablation", str(abl.kind))  # evaluate's default
     note = getattr(game, "background_note", None)
     if note:  # a summarised background set is stated in the result
         attr.params.setdefault("background", note)
