@@ -16,6 +16,7 @@ from ..engine.progress import progress_scope
 from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, FeatureGame
+from ..games.sites import Ablation
 from ..models import as_model
 from ..params import check_seed, check_unique_names
 from ..targets import TargetLike
@@ -214,8 +215,8 @@ def explain(
             estimator.__dict__["_params_checked"] = True
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
     abl = getattr(game, "ablation", None)
-    if getattr(game, "kind", None) == "component" and hasattr(abl, "kind"):
-        attr.params.setdefault("ablation", str(abl.kind))  # evaluate's default
+    if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):
+        attr.params.setdefault("ablation", abl.kind)  # evaluate's default
     note = getattr(game, "background_note", None)
     if note:  # a summarised background set is stated in the result
         attr.params.setdefault("background", note)
