@@ -151,3 +151,48 @@ def test_hf_heads_match_zeroing_the_output_projection_columns(case: str) -> None
     assert isinstance(weight, torch.Tensor)
     truth = _zeroed_truth(model, x, weight, rows=rows)
     np.testing.assert_allclose(got, truth, atol=1e-10)
+
+
+def _qk_fixed_truth(model: nn.Module, x: torch.Tensor, qk: nn.Module, proj: nn.Module) -> np.ndarray:
+    """AtP*'s QK fix by hand: ``<z - z', dv/dz>`` per head, ``z`` the input of the output
+    projection (the heads' context), ``z'`` that input with every head of ``qk`` zeroed."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def probe(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+        seen["z"] = args[0].detach().requires_grad_(True)
+        return (seen["z"],)
+
+    handle = proj.register_forward_pre_hook(probe)
+    model(x)[:, 0].sum().backward()
+    handle.remove()
+    z, grad = seen["z"].detach(), seen["z"].grad
+    assert grad is not None
+    handles = [qk.register_forward_hook(lambda _m, _a, out: torch.zeros_like(out)),
+               proj.register_forward_pre_hook(lambda _m, args: seen.__setitem__("zp", args[0].detach()))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    model.zero_grad()
+    return ((z - seen["zp"]) * grad).reshape(*z.shape[:2], H, DH).sum((1, 3)).numpy()
+
+
+QK_CASES = {
+    "t5": (lambda: T.T5EncoderModel(T.T5Config(d_model=D, d_kv=DH, num_heads=H, d_ff=32, num_layers=2,
+                                                vocab_size=50)),
+           "m.encoder.block.1.layer.0.SelfAttention.q", "m.encoder.block.1.layer.0.SelfAttention.o"),
+    "distilbert": (lambda: T.DistilBertModel(T.DistilBertConfig(dim=D, n_heads=H, hidden_dim=32, n_layers=2,
+                                                                vocab_size=50)),
+                   "m.transformer.layer.0.attention.q_lin", "m.transformer.layer.0.attention.out_lin"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QK_CASES))
+def test_qk_fix_reads_the_heads_context_before_the_o_or_out_lin_projection(case: str) -> None:
+    build, qk, proj = QK_CASES[case]
+    model = _hf(build)
+    x = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(2))
+    attr = tribute.explain(model, x, method="atp_star", players=components(model, qk, unit="head"), target=0)
+    assert attr.extra["qk_fixed_players"] == [0, 1, 2, 3]
+    truth = _qk_fixed_truth(model, x, model.get_submodule(qk), model.get_submodule(proj))
+    np.testing.assert_allclose(np.asarray(attr.extra["atp"])[:, 0], truth, atol=1e-12)  # target axis
