@@ -196,3 +196,10 @@ def test_qk_fix_reads_the_heads_context_before_the_o_or_out_lin_projection(case:
     assert attr.extra["qk_fixed_players"] == [0, 1, 2, 3]
     truth = _qk_fixed_truth(model, x, model.get_submodule(qk), model.get_submodule(proj))
     np.testing.assert_allclose(np.asarray(attr.extra["atp"])[:, 0], truth, atol=1e-12)  # target axis
+
+
+@pytest.mark.parametrize("path", ["m.h.0.attn.c_attn", "m.h.0.self_attention.query_key_value"])
+def test_a_fused_qkv_projection_is_refused_for_head_players(path: str) -> None:
+    model = _hf(CASES["gpt2 c_proj"][0] if "c_attn" in path else CASES["bloom block"][0])
+    with pytest.raises(UnsupportedModelError, match="fused query-key-value"):
+        components(model, path, unit="head")

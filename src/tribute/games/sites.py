@@ -215,6 +215,11 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
         if parent is not None and name.rsplit(".", 1)[1] in OUT_PROJ:
             # the output projection mixes the heads: its *input* is the heads' context
             return Site(name=name, path=name, unit="head", kind="input", num_heads=parent)
+        if parent is not None and name.rsplit(".", 1)[1] in QKV_NAMES:
+            raise UnsupportedModelError(
+                f"unit='head' on {name!r}: a fused query-key-value projection lays out its heads' queries, "
+                "keys and values in a model-specific order, so chunks of its output are not heads. Name the "
+                f"attention module ({name.rsplit('.', 1)[0]!r}) for the heads' context instead.")
         if parent is not None:  # e.g. attention.self.query: split its output per head
             width = _head_width(model.get_submodule(name.rsplit(".", 1)[0]))
             out = int(_linear_out(module) or 0)
