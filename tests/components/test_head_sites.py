@@ -203,3 +203,14 @@ def test_a_fused_qkv_projection_is_refused_for_head_players(path: str) -> None:
     model = _hf(CASES["gpt2 c_proj"][0] if "c_attn" in path else CASES["bloom block"][0])
     with pytest.raises(UnsupportedModelError, match="fused query-key-value"):
         components(model, path, unit="head")
+
+
+def test_num_heads_given_on_an_output_projection_still_splits_its_input() -> None:
+    torch.manual_seed(3)
+    model = HandNet("o_proj").double().eval()
+    x = torch.randn(3, 5, D, dtype=torch.float64)
+    players = components(model, "attn.o_proj", unit="head", num_heads=H)
+    assert (players.sites[0].kind, players.sites[0].num_heads) == ("input", H)
+    attr = tribute.explain(model, x, method="feature_ablation", players=players, target=0)
+    np.testing.assert_allclose(np.asarray(attr.values), _zeroed_truth(model, x, model.attn.o_proj.weight, rows=False),
+                               atol=1e-12)

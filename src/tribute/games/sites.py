@@ -210,18 +210,21 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
     module = get_module(model, name)
     if unit != "head":
         return Site(name=name, path=name, unit=unit, kind="output")
-    if _linear_out(module) is not None and num_heads is None and "." in name:
-        parent = head_count(model.get_submodule(name.rsplit(".", 1)[0]))
-        if parent is not None and name.rsplit(".", 1)[1] in OUT_PROJ:
-            # the output projection mixes the heads: its *input* is the heads' context
-            return Site(name=name, path=name, unit="head", kind="input", num_heads=parent)
-        if parent is not None and name.rsplit(".", 1)[1] in QKV_NAMES:
-            raise UnsupportedModelError(
-                f"unit='head' on {name!r}: a fused query-key-value projection lays out its heads' queries, "
-                "keys and values in a model-specific order, so chunks of its output are not heads. Name the "
-                f"attention module ({name.rsplit('.', 1)[0]!r}) for the heads' context instead.")
-        if parent is not None:  # e.g. attention.self.query: split its output per head
-            width = _head_width(model.get_submodule(name.rsplit(".", 1)[0]))
+    if _linear_out(module) is not None and "." in name:
+        holder, child = name.rsplit(".", 1)
+        parent = head_count(model.get_submodule(holder))
+        if parent is not None and child in OUT_PROJ:
+            # the output projection mixes the heads: its *input* is the heads' context (also
+            # with num_heads= given: chunks of its output are not heads)
+            return Site(name=name, path=name, unit="head", kind="input", num_heads=num_heads or parent)
+        if parent is not None and num_heads is None:
+            if child in QKV_NAMES:
+                raise UnsupportedModelError(
+                    f"unit='head' on {name!r}: a fused query-key-value projection lays out its heads' queries, "
+                    "keys and values in a model-specific order, so chunks of its output are not heads. Name "
+                    f"the attention module ({holder!r}) for the heads' context instead.")
+            # e.g. attention.self.query: split its output per head
+            width = _head_width(model.get_submodule(holder))
             out = int(_linear_out(module) or 0)
             if width is not None and out != parent * width and out % width == 0:
                 # grouped-query attention: k_proj / v_proj hold fewer (key-value) heads
