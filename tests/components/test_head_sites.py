@@ -212,5 +212,6 @@ def test_num_heads_given_on_an_output_projection_still_splits_its_input() -> Non
     players = components(model, "attn.o_proj", unit="head", num_heads=H)
     assert (players.sites[0].kind, players.sites[0].num_heads) == ("input", H)
     attr = tribute.explain(model, x, method="feature_ablation", players=players, target=0)
-    np.testing.assert_allclose(np.asarray(attr.values), _zeroed_truth(model, x, model.attn.o_proj.weight, rows=False),
-                               atol=1e-12)
+    proj = model.get_submodule("attn.o_proj")
+    assert isinstance(proj, nn.Linear)
+    np.testing.assert_allclose(np.asarray(attr.values), _zeroed_truth(model, x, proj.weight, rows=False), atol=1e-12)
