@@ -17,7 +17,7 @@ from component_models import hook_count
 from torch import nn
 
 import tribute
-from tribute.errors import UnsupportedModelError
+from tribute.errors import InputError, UnsupportedModelError
 from tribute.games.components import components
 
 H, D = 4, 16
@@ -215,3 +215,11 @@ def test_num_heads_given_on_an_output_projection_still_splits_its_input() -> Non
     proj = model.get_submodule("attn.o_proj")
     assert isinstance(proj, nn.Linear)
     np.testing.assert_allclose(np.asarray(attr.values), _zeroed_truth(model, x, proj.weight, rows=False), atol=1e-12)
+
+
+def test_num_heads_contradicting_a_multihead_attention_is_refused() -> None:
+    model = nn.Sequential(nn.Linear(D, D))
+    model.add_module("attn", nn.MultiheadAttention(D, H, batch_first=True))
+    assert components(model, "attn", unit="head", num_heads=H).sites[0].num_heads == H
+    with pytest.raises(InputError, match=r"num_heads=2 but the nn\.MultiheadAttention 'attn' has num_heads=4"):
+        components(model, "attn", unit="head", num_heads=2)

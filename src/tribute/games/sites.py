@@ -233,6 +233,10 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
     if isinstance(module, torch.nn.MultiheadAttention):
         if module.add_zero_attn:
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
+        if num_heads is not None and num_heads != module.num_heads:
+            raise InputError(
+                f"num_heads={num_heads} but the nn.MultiheadAttention {name!r} has num_heads={module.num_heads}; "
+                "drop num_heads= (it is read from the module).")
         return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
     h = num_heads or (head_count(module) if not _holds_attention(module) else None)
     if h is not None and _linear_out(module) is None:
