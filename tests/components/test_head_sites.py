@@ -217,9 +217,13 @@ def test_num_heads_given_on_an_output_projection_still_splits_its_input() -> Non
     np.testing.assert_allclose(np.asarray(attr.values), _zeroed_truth(model, x, proj.weight, rows=False), atol=1e-12)
 
 
-def test_num_heads_contradicting_a_multihead_attention_is_refused() -> None:
+def test_num_heads_contradicting_the_attention_modules_count_is_refused() -> None:
     model = nn.Sequential(nn.Linear(D, D))
     model.add_module("attn", nn.MultiheadAttention(D, H, batch_first=True))
     assert components(model, "attn", unit="head", num_heads=H).sites[0].num_heads == H
-    with pytest.raises(InputError, match=r"num_heads=2 but the nn\.MultiheadAttention 'attn' has num_heads=4"):
+    with pytest.raises(InputError, match="num_heads=2 but the attention module 'attn' has 4 heads"):
         components(model, "attn", unit="head", num_heads=2)
+    with pytest.raises(InputError, match="num_heads=2 but the attention module 'attn' has 4 heads"):
+        components(HandNet("o_proj"), "attn", unit="head", num_heads=2)
+    with pytest.raises(InputError, match="num_heads=2 but the attention module 'attn' has 4 heads"):
+        components(HandNet("o_proj"), "attn.o_proj", unit="head", num_heads=2)

@@ -186,6 +186,14 @@ def _linear_out(module: torch.nn.Module) -> int | None:
     return nf if isinstance(weight, torch.Tensor) and weight.ndim == 2 and nf == weight.shape[1] else None
 
 
+def _agreed_heads(given: int | None, found: int, name: str) -> int:
+    """The head count read from the attention module ``name``; ``num_heads=`` may only repeat it."""
+    if given is not None and given != found:
+        raise InputError(f"num_heads={given} but the attention module {name!r} has {found} heads; drop num_heads= "
+                         "(it is read from the module).")
+    return found
+
+
 def _is_attention(module: torch.nn.Module) -> bool:
     return isinstance(module, torch.nn.MultiheadAttention) or head_count(module) is not None
 
@@ -216,7 +224,8 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
         if parent is not None and child in OUT_PROJ:
             # the output projection mixes the heads: its *input* is the heads' context (also
             # with num_heads= given: chunks of its output are not heads)
-            return Site(name=name, path=name, unit="head", kind="input", num_heads=num_heads or parent)
+            return Site(name=name, path=name, unit="head", kind="input",
+                        num_heads=_agreed_heads(num_heads, parent, holder))
         if parent is not None and num_heads is None:
             if child in QKV_NAMES:
                 raise UnsupportedModelError(
@@ -233,12 +242,10 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
     if isinstance(module, torch.nn.MultiheadAttention):
         if module.add_zero_attn:
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
-        if num_heads is not None and num_heads != module.num_heads:
-            raise InputError(
-                f"num_heads={num_heads} but the nn.MultiheadAttention {name!r} has num_heads={module.num_heads}; "
-                "drop num_heads= (it is read from the module).")
-        return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
-    h = num_heads or (head_count(module) if not _holds_attention(module) else None)
+        return Site(name=name, path=name, unit="head", kind="mha",
+                    num_heads=_agreed_heads(num_heads, module.num_heads, name))
+    own = head_count(module) if not _holds_attention(module) else None
+    h = _agreed_heads(num_heads, own, name) if own is not None else num_heads
     if h is not None and _linear_out(module) is None:
         # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
         # o_proj, ...) return mixed heads: read the projection's input instead (also with
