@@ -113,7 +113,7 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             ``nn.MultiheadAttention`` — the per-head context before ``out_proj`` —, a module
             returning the concatenated heads' context such as Hugging Face
             ``BertSelfAttention``, or an attention module with a ``num_heads``-like attribute
-            and an output projection child (``o_proj``/``c_proj``/``out_proj``/``dense``: its
+            and an output projection child (``o_proj``/``c_proj``/``out_proj``/``dense``/``o``/``out_lin``: its
             input is split); a path above one attention module, e.g. ``"encoder.layer.3"``,
             is resolved to it). default="neuron".
         num_heads: heads for ``unit="head"`` when the module has no ``num_heads`` /

@@ -15,8 +15,8 @@ is unchanged; ``h' = decode(z') + e'`` up to rounding otherwise. Removing a late
 its ablation value (``"zero"``, or ``"mean"`` over a reference set, or its value on a
 counterfactual with ``"patch"``), exactly as :func:`tribute.components` ablates units; removing
 the error player replaces ``e`` the same way. With per-token latents (``batch x tokens x d_sae``)
-a latent is one player across all positions, and its ``"mean"`` is taken over the reference
-rows and positions together.
+a latent is one player across all positions (its credit sums over them), and its ``"mean"`` is
+taken over the reference rows at each position, as :func:`tribute.components` takes a unit's mean.
 
 A **transcoder** (Dunefsky, Chlenski & Nanda 2024, "Transcoders Find Interpretable LLM Feature
 Circuits") reads the module's *input* ``x`` and predicts its output: ``z = encode(x)``,

@@ -25,9 +25,15 @@ UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
 HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
 #: Names of query/key projections inside attention modules (AtP*'s QK fix applies to them).
-QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k")
-#: Names of output projections inside attention modules (their input is the heads' context).
-OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo")
+QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k", "q_lin", "k_lin",
+            "query_proj", "key_proj")
+#: Names of output projections inside attention modules (their input is the heads' context):
+#: Llama ``o_proj``, BART/OPT ``out_proj``, GPT-2 ``c_proj``, Falcon/Bloom ``dense``, T5/MPNet
+#: ``o``, DistilBERT ``out_lin``.
+OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo", "o", "out_lin")
+#: Names of fused query-key-value projections (GPT-2 ``c_attn``, GPT-NeoX/Falcon/Bloom
+#: ``query_key_value``): with a ``config``, their holder is an attention module.
+QKV_NAMES = ("c_attn", "query_key_value", "qkv", "Wqkv", "in_proj")
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ def head_count(module: torch.nn.Module) -> int | None:
     config = getattr(module, "config", None)
     if config is not None:
         children = dict(module.named_children())
-        if any(c in children for c in QK_NAMES) and any(c in children for c in OUT_PROJ):
+        if any(c in children for c in (*QK_NAMES, *QKV_NAMES)) and any(c in children for c in OUT_PROJ):
             for attr in HEAD_ATTRS:
                 v = _positive_int(getattr(config, attr, None))
                 if v is not None:
@@ -170,18 +176,65 @@ def _head_width(module: torch.nn.Module) -> int | None:
     return None
 
 
+def _linear_out(module: torch.nn.Module) -> int | None:
+    """Output width of a linear layer: ``torch.nn.Linear``, or Hugging Face's GPT-2 ``Conv1D``
+    (weight ``in x out``, width ``nf``); None for other modules."""
+    if isinstance(module, torch.nn.Linear):
+        return int(module.out_features)
+    weight = getattr(module, "weight", None)
+    nf = _positive_int(getattr(module, "nf", None))
+    return nf if isinstance(weight, torch.Tensor) and weight.ndim == 2 and nf == weight.shape[1] else None
+
+
+def _agreed_heads(given: int | None, found: int, name: str) -> int:
+    """The head count read from the attention module ``name``; ``num_heads=`` may only repeat it."""
+    if given is not None and given != found:
+        raise InputError(f"num_heads={given} but the attention module {name!r} has {found} heads; drop num_heads= "
+                         "(it is read from the module).")
+    return found
+
+
+def _is_attention(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.MultiheadAttention) or head_count(module) is not None
+
+
+def _holds_attention(module: torch.nn.Module) -> bool:
+    """Whether an attention module sits *below* ``module``: a decoder layer or a whole model
+    that carries a ``num_heads``-like attribute too (Falcon ``FalconDecoderLayer``, Bloom
+    ``BloomBlock``, MPNet's encoder) is not itself the attention; its output is the residual
+    stream, not the heads' context."""
+    return any(n and _is_attention(m) for n, m in module.named_modules())
+
+
+def _looks_like_out_proj(name: str, module: torch.nn.Module) -> bool:
+    """A linear child named like an output projection (``o_lin``, ``out_linear``, ``output``) but not in ``OUT_PROJ``."""
+    weight = getattr(module, "weight", None)
+    linear = isinstance(weight, torch.Tensor) and weight.ndim == 2 and not isinstance(module, torch.nn.Embedding)
+    words = name.lower().replace("-", "_").split("_")
+    return linear and name not in OUT_PROJ and any(w == "o" or w.startswith("out") for w in words)
+
+
 def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
     module = get_module(model, name)
     if unit != "head":
         return Site(name=name, path=name, unit=unit, kind="output")
-    if isinstance(module, torch.nn.Linear) and num_heads is None and "." in name:
-        parent = head_count(model.get_submodule(name.rsplit(".", 1)[0]))
-        if parent is not None and name.rsplit(".", 1)[1] in OUT_PROJ:
-            # the output projection mixes the heads: its *input* is the heads' context
-            return Site(name=name, path=name, unit="head", kind="input", num_heads=parent)
-        if parent is not None:  # e.g. attention.self.query: split its output per head
-            width = _head_width(model.get_submodule(name.rsplit(".", 1)[0]))
-            out = int(module.out_features)
+    if _linear_out(module) is not None and "." in name:
+        holder, child = name.rsplit(".", 1)
+        parent = head_count(model.get_submodule(holder))
+        if parent is not None and child in OUT_PROJ:
+            # the output projection mixes the heads: its *input* is the heads' context (also
+            # with num_heads= given: chunks of its output are not heads)
+            return Site(name=name, path=name, unit="head", kind="input",
+                        num_heads=_agreed_heads(num_heads, parent, holder))
+        if parent is not None and num_heads is None:
+            if child in QKV_NAMES:
+                raise UnsupportedModelError(
+                    f"unit='head' on {name!r}: a fused query-key-value projection lays out its heads' queries, "
+                    "keys and values in a model-specific order, so chunks of its output are not heads. Name "
+                    f"the attention module ({holder!r}) for the heads' context instead.")
+            # e.g. attention.self.query: split its output per head
+            width = _head_width(model.get_submodule(holder))
+            out = int(_linear_out(module) or 0)
             if width is not None and out != parent * width and out % width == 0:
                 # grouped-query attention: k_proj / v_proj hold fewer (key-value) heads
                 return Site(name=name, path=name, unit="head", kind="output", num_heads=out // width)
@@ -189,9 +242,11 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
     if isinstance(module, torch.nn.MultiheadAttention):
         if module.add_zero_attn:
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
-        return Site(name=name, path=name, unit="head", kind="mha", num_heads=module.num_heads)
-    h = num_heads or head_count(module)
-    if h is not None and not isinstance(module, torch.nn.Linear):
+        return Site(name=name, path=name, unit="head", kind="mha",
+                    num_heads=_agreed_heads(num_heads, module.num_heads, name))
+    own = head_count(module) if not _holds_attention(module) else None
+    h = _agreed_heads(num_heads, own, name) if own is not None else num_heads
+    if h is not None and _linear_out(module) is None:
         # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
         # o_proj, ...) return mixed heads: read the projection's input instead (also with
         # num_heads= given: chunks of the projected output are not heads)
@@ -199,11 +254,17 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
         proj = next((c for c in OUT_PROJ if c in children), None)
         if proj is not None:
             return Site(name=name, path=f"{name}.{proj}", unit="head", kind="input", num_heads=h)
+        mixer = next((c for c, m in children.items() if _looks_like_out_proj(c, m)), None)
+        if mixer is not None:
+            raise UnsupportedModelError(
+                f"unit='head' on {name!r} ({type(module).__name__}): its child {mixer!r} looks like an output "
+                "projection that mixes the heads, so splitting the module's output would not give heads, and "
+                f"tribute does not know the name {mixer!r} (known: {OUT_PROJ}). Point at a module that returns "
+                "the concatenated heads' context, or wrap the projection so its input is a module's output.")
         return Site(name=name, path=name, unit="head", kind="output", num_heads=h)
     if num_heads is not None:
         return Site(name=name, path=name, unit="head", kind="output", num_heads=num_heads)
-    found = [(n, m) for n, m in module.named_modules() if n and (
-        isinstance(m, torch.nn.MultiheadAttention) or head_count(m) is not None)]
+    found = [(n, m) for n, m in module.named_modules() if n and _is_attention(m)]
     # keep the outermost attention modules only (e.g. BertSelfAttention, not its children)
     outer = [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
     if len(outer) == 1:
