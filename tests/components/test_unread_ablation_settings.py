@@ -65,3 +65,17 @@ def test_conductance_refuses_steps_a_budget_would_cap() -> None:
     assert ok.params["n_steps"] == 5
     capped = tribute.explain(net, x, method="conductance", players=players, target=0, budget=10)
     assert capped.params["n_steps"] == 8 and capped.n_evals <= 10
+
+
+@pytest.mark.parametrize("method", ["conductance", "layer_grad_cam"])
+def test_methods_that_never_ablate_say_ablation_is_not_read(method: str) -> None:
+    # aud33s: conductance and layer_grad_cam gave the same values under ablation='mean' as
+    # under 'zero' and said nothing
+    net, x = _net()
+    players = tribute.components(net, "0")
+    with pytest.warns(UserWarning, match=f"method {method!r} does not ablate units: ablation='mean' is not read"):
+        mean = tribute.explain(net, x, method=method, players=players, target=0, ablation="mean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zero = tribute.explain(net, x, method=method, players=players, target=0)
+    torch.testing.assert_close(torch.as_tensor(mean.values), torch.as_tensor(zero.values))

@@ -23,12 +23,13 @@ time with one residual layer's backward pass replaced by the identity, and combi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 
 from ..attribution import Attribution
-from ..errors import UnsupportedModelError
+from ..errors import UnsupportedModelError, user_stacklevel
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.components import ComponentGame
 from ..params import BOOL, NONE, InstanceOf, Interval, SequenceOf, declare
@@ -350,6 +351,7 @@ class Conductance(Method):
         # n_steps + 1 path points, and v(N) (the reference pass) already spent, within budget
         steps = int(self.n_steps if budget is None
                     else max(1, min(self.n_steps, budget - 1 - game.n_evals)))
+        _warn_ablation_unread(game, self.name, "it integrates along the input path from baseline= instead")
         phi = input_path_conductance(game, steps)
         return game.attribution(phi, self.name, {**self.get_params(), "n_steps": steps})
 
@@ -366,6 +368,15 @@ class Conductance(Method):
         """``n_steps`` mask gradients per input, accumulated on the fly."""
         k = int(budget if budget is not None else int(self.n_steps) + 2)
         return coalition_cost(game, k, grads=True, note=f"{k:,} gradient points")
+
+
+def _warn_ablation_unread(game: ComponentGame, method: str, instead: str) -> None:
+    """Methods that never ablate units do not read ``ablation=`` (only its default ``"zero"`` is silent)."""
+    kind = game.ablation.kind
+    if kind != "zero":
+        warnings.warn(f"method {method!r} does not ablate units: ablation={kind!r} is not read ({instead}). "
+                      "Use feature_ablation / atp / integrated_gradients for ablation-based credit.",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 @register
@@ -397,6 +408,7 @@ class LayerGradCam(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("layer_grad_cam needs a component game (units of a layer).")
+        _warn_ablation_unread(game, self.name, "it weighs the unablated activations by their gradients")
         pairs = game.activations_and_gradients()
         phi = torch.zeros(game.n_samples, game.n_targets, game.n_players, dtype=torch.float64)
         for (site_id, call), (act, grad) in pairs.items():
