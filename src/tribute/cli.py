@@ -156,7 +156,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
         p.add_argument("--baseline", default=None, help="a number, 'mean' (mean of the rows explained: "
                             "--data after --limit), or a .npy file or an .npz holding one array: "
                             "one sample, one per --data row (cut by --limit like --data) or a "
-                            "background set of another length (default: tribute.explain's, 0 "
+                            "background set of another length; 'background:FILE' reads FILE's "
+                            "rows as a background set whatever their count (default: tribute.explain's, 0 "
                             "-- with a warning for tables -- and for tree_shap the trees' own "
                             "path-dependent expectation)")
         p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
@@ -465,6 +466,12 @@ _seed = _int_at_least(0, "numpy's random generators refuse negative seeds")
 def _parse_baseline(text: str, data: Any) -> Any:
     import numpy as np
 
+    from .jobs.cli import BACKGROUND_PREFIX
+
+    if text.startswith(BACKGROUND_PREFIX):
+        from .games.features import Background
+
+        return Background(load_data(text[len(BACKGROUND_PREFIX):], arg="--baseline"))
     if text == "mean":  # in the inputs' precision (float32 rounded a float64 model's baseline)
         if hasattr(data, "numpy"):
             return (data if data.dtype.is_floating_point else data.double()).mean(0)
@@ -476,7 +483,8 @@ def _parse_baseline(text: str, data: Any) -> Any:
     except ValueError:
         from .errors import InputError
 
-        raise InputError(f"--baseline {text!r} is not a number, 'mean' or a .npy/.npz file.") from None
+        raise InputError(f"--baseline {text!r} is not a number, 'mean', a .npy/.npz file or "
+                         "background:FILE.") from None
 
 
 def _parse_groups(text: str | None) -> Any:

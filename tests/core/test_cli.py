@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import tribute
 from tribute.cli import main
@@ -236,6 +236,32 @@ def test_a_failing_plot_leaves_the_previous_outputs_as_a_set(project, monkeypatc
     with pytest.raises(RuntimeError, match="no display"):
         main([*args[:-3], "--method", "input_x_gradient", "--out", str(out), "--no-progress"])
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no new npz beside old views
+
+
+@pytest.mark.parametrize("job", [False, True])
+def test_baseline_background_prefix_reads_a_background_set(project, job):
+    # a background file with as many rows as --data was read as one baseline per sample, and
+    # the CLI had no way to say "background set"; background:FILE says it
+    bg = np.random.default_rng(1).random((3, 1, 8, 8)).astype(np.float32)
+    np.save(project / "bg.npy", bg)
+    out = project / ("bg_job" if job else "bg_one")
+    args = ["explain", "--model", "factory_mod:make_cnn", "--weights", str(project / "cnn.safetensors"),
+            "--data", str(project / "x.npy"), "--method", "feature_ablation",
+            "--target", "1", "--baseline", f"background:{project / 'bg.npy'}", "--out", str(out),
+            "--no-progress", *(["--shard-size", "2"] if job else [])]
+    assert main(args) == 0
+    got = tribute.Attribution.load(out / ("result.npz" if job else "attribution.npz"))
+    import factory_mod  # the project fixture's module
+
+    model = factory_mod.make_cnn()
+    model.load_state_dict(load_file(str(project / "cnn.safetensors")))
+    x = torch.from_numpy(np.load(project / "x.npy"))
+    want = tribute.explain(model, x, method="feature_ablation", target=1,
+                           baseline=tribute.Background(torch.from_numpy(bg)))
+    np.testing.assert_allclose(got.flat(), want.flat(), rtol=1e-5, atol=1e-6)
+    per_sample = tribute.explain(model, x, method="feature_ablation", target=1,
+                                 baseline=torch.from_numpy(bg))
+    assert not np.allclose(got.flat(), per_sample.flat(), atol=1e-4)
 
 
 def test_ctrl_c_exits_130_quietly(project, capsys, monkeypatch):

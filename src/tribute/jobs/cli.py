@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: ``--baseline background:FILE``: the file's rows are a background set whatever their count
+#: (a file with one row per --data row is otherwise one baseline per sample).
+BACKGROUND_PREFIX = "background:"
+
 __all__ = ["add_job_args", "run_job", "wants_job"]
 
 _JOB_FLAGS = ("resume", "workers", "backend", "address", "shard_size", "threads")
@@ -117,10 +121,16 @@ def _first_rows(value: Any, n_full: int, data: Any) -> Any:
 
 
 def _baseline(text: str, data: Any) -> Any:
-    """``--baseline``: a number, ``mean`` (over every row of the data set), or a ``.npy`` file or
-    an ``.npz`` holding one array (read as for a single call: errors name ``--baseline``)."""
+    """``--baseline``: a number, ``mean`` (over every row of the data set), a ``.npy`` file or
+    an ``.npz`` holding one array (read as for a single call: errors name ``--baseline``), or
+    ``background:FILE`` (its rows a background set, whatever their count)."""
     from ..errors import InputError
+    from ..games.features import Background
 
+    if text.startswith(BACKGROUND_PREFIX):
+        from .data import load_array
+
+        return Background(load_array(text[len(BACKGROUND_PREFIX):], arg="--baseline"))
     if text == "mean":
         if len(data.arrays) > 1:
             return tuple(a.mean(0) for a in data.arrays)
@@ -132,4 +142,5 @@ def _baseline(text: str, data: Any) -> Any:
     try:
         return float(text)
     except ValueError as exc:
-        raise InputError(f"--baseline {text!r}: give a number, 'mean' or a .npy/.npz file.") from exc
+        raise InputError(f"--baseline {text!r}: give a number, 'mean', a .npy/.npz file or "
+                         "background:FILE (a background set).") from exc
