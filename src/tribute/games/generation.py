@@ -48,7 +48,8 @@ from ..models import ModelAdapter
 from ..targets import Target
 from .base import Game
 
-__all__ = ["REMOVALS", "CausalLM", "GenerationGame", "cache_keyword", "output_cache", "removal_token"]
+__all__ = ["REMOVALS", "CausalLM", "GenerationGame", "LMForward", "cache_keyword", "output_cache",
+           "removal_token"]
 
 #: Forward passes per chunk of coalitions at most, when sharing cached prompt prefixes.
 PREFIX_GROUPS = 4
@@ -82,13 +83,6 @@ def removal_token(tokenizer: Any, removal: str | int) -> int | None:
     return int(tid)
 
 
-def _accepts(module: torch.nn.Module, name: str) -> bool:
-    try:
-        return name in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def cache_keyword(module: torch.nn.Module) -> str:
     """The forward keyword that takes a key/value cache: ``cache`` (transformers >= 5.2x)
     or ``past_key_values`` (earlier versions and most custom models)."""
@@ -106,6 +100,77 @@ def output_cache(out: Any) -> Any:
         if c is not None:
             return c
     return None
+
+
+def _is_hf_cache(cache: Any) -> bool:
+    """A Hugging Face ``Cache`` (``DynamicCache`` ...): the only kind whose prefix is sliced and
+    rebuilt for prefix reuse (a custom model's own cache format is passed back only to itself)."""
+    return (cache is not None and callable(getattr(cache, "update", None))
+            and callable(getattr(cache, "get_seq_length", None)))
+
+
+class LMForward:
+    """Calls a causal LM with only the keywords its ``forward`` takes; returns logits and cache.
+
+    Hugging Face models take ``input_ids``/``inputs_embeds``, ``attention_mask``,
+    ``use_cache``, a cache keyword and ``logits_to_keep``; a custom module may take fewer
+    (``forward(input_ids)``) and return a logits tensor, a tuple whose first element is the
+    logits, or an object with ``.logits``. Keywords it does not take are not passed (the
+    attention mask only hides right padding, which a causal model never reads); a keyword
+    that cannot be dropped (``inputs_embeds`` for gradient methods) is refused by
+    :meth:`require`.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        try:
+            params = inspect.signature(module.forward).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        self.names = frozenset(params)
+        self.var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self.cache_kw = cache_keyword(module)
+        # logits_to_keep must be taken by name: a forward(**kw) that ignores it returns every
+        # position's logits, which would then be read as the scoring positions
+        self.keep_logits = "logits_to_keep" in self.names
+
+    def takes(self, name: str) -> bool:
+        """Whether ``forward`` takes the keyword ``name`` (by name or through ``**kwargs``)."""
+        return name in self.names or self.var_kw
+
+    @property
+    def caches(self) -> bool:
+        """Whether the model takes a key/value cache (and ``use_cache``)."""
+        return self.takes(self.cache_kw) and self.takes("use_cache")
+
+    def require(self, name: str, why: str) -> None:
+        if not self.takes(name):
+            raise UnsupportedModelError(
+                f"{why} need the model's forward to take {name}=...; "
+                f"{type(self.module).__name__}.forward takes {sorted(self.names)}. Use a "
+                "perturbation method (feature_ablation, kernel_shap, ...) or add the keyword."
+            )
+
+    def __call__(self, x: torch.Tensor, **kw: Any) -> tuple[torch.Tensor, Any]:
+        """Logits ``rows x positions x vocab`` and the returned cache (None when none)."""
+        from ..models.adapters import _as_output_tensor
+
+        call = {k: v for k, v in kw.items() if v is not None and self.takes(k)}
+        if x.dtype.is_floating_point:
+            self.require("inputs_embeds", "gradient methods (embedding relaxation)")
+            out = self.module(inputs_embeds=x, **call)
+        elif self.takes("input_ids"):
+            out = self.module(input_ids=x, **call)
+        else:
+            out = self.module(x, **call)
+        logits = _as_output_tensor(out)
+        if logits.ndim != 3 or logits.shape[0] != x.shape[0]:
+            raise UnsupportedModelError(
+                f"explain_generation needs logits of shape rows x positions x vocab from the "
+                f"model; {type(self.module).__name__} returned shape {tuple(logits.shape)} for "
+                f"input of shape {tuple(x.shape)}. Wrap it to return next-token logits."
+            )
+        return logits, output_cache(out) if kw.get("use_cache") else None
 
 
 def _legacy(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -140,8 +205,9 @@ class CausalLM(ModelAdapter):
     deletion; rows are right-padded).
 
     Args:
-        module: a Hugging Face causal LM (``forward(input_ids=..., inputs_embeds=...,
-            past_key_values=..., attention_mask=...)`` returning ``.logits``).
+        module: a causal LM: Hugging Face (``forward(input_ids=..., inputs_embeds=...,
+            past_key_values=..., attention_mask=...)`` returning ``.logits``) or a custom
+            module called through :class:`LMForward` (keywords it lacks are not passed).
         continuation: ``T`` token ids.
         prompt_len: ``L``, the unperturbed prompt length.
     """
@@ -161,8 +227,7 @@ class CausalLM(ModelAdapter):
         self.dtype = params[0].dtype if params else torch.float32
         self.prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.positions_run = 0
-        self.cache_kw = cache_keyword(module)
-        self.keep_logits = _accepts(module, "logits_to_keep")
+        self.call = LMForward(module)
 
     def compute_dtype(self, user_dtype: torch.dtype) -> torch.dtype:
         return self.dtype
@@ -170,13 +235,15 @@ class CausalLM(ModelAdapter):
     def reference(self, ids: torch.Tensor, keep_cache: bool) -> torch.Tensor:
         """Log-probs of the continuation on the unperturbed ``1 x (L + T)`` ids; caches the
         keys/values of every position when ``keep_cache``."""
+        keep_cache = keep_cache and self.call.caches
         with torch.inference_mode():
-            out = self.lm(input_ids=ids.to(self.device), use_cache=keep_cache)
+            logits, pkv = self.call(ids.to(self.device), use_cache=keep_cache)
         self.positions_run += int(ids.shape[1])
-        if keep_cache:
-            pkv = output_cache(out)
-            self.prefix = None if pkv is None else [(k.clone(), v.clone()) for k, v in _legacy(pkv)]
-        return self._score(out.logits, torch.full((1,), self.prompt_len), 0)
+        # prefix reuse needs a Hugging Face cache (sliced and rebuilt per group); without one
+        # every coalition runs the full sequence (positions_run says so)
+        self.prefix = ([(k.clone(), v.clone()) for k, v in _legacy(pkv)] if _is_hf_cache(pkv)
+                       else None)
+        return self._score(logits, torch.full((1,), self.prompt_len), 0)
 
     def _score(self, logits: torch.Tensor, lengths: torch.Tensor, offset: int | None) -> torch.Tensor:
         """``rows x T`` log-probs of the continuation from ``rows x S x vocab`` logits whose
@@ -227,22 +294,20 @@ class CausalLM(ModelAdapter):
         ar = torch.arange(width + offset)
         kw["attention_mask"] = (ar[None, :] < full_len[:, None]).to(self.device, torch.long)
         if cache is not None:
-            kw[self.cache_kw] = cache
-        if x.dtype.is_floating_point:
-            kw["inputs_embeds"] = x
-        else:
-            kw["input_ids"] = x.to(self.device)
+            kw[self.call.cache_kw] = cache
         first_logit: int | None = offset
-        if self.keep_logits and not padded:
+        if self.call.keep_logits and not padded:
             # only the T scoring positions' logits are needed (the LM head is the costliest
             # layer of a small model with a large vocabulary); same prompt length in every row
             start = int(lengths[0]) - 1 - offset
             kw["logits_to_keep"] = torch.arange(start, start + int(self.continuation.numel()),
                                                 device=self.device)
             first_logit = None
-        out = self.lm(**kw, use_cache=cache is not None)
+        logits, _ = self.call(x.to(self.device), **kw, use_cache=cache is not None)
         self.positions_run += rows * width
-        return self._score(out.logits, lengths, first_logit)
+        if first_logit is None and logits.shape[1] != self.continuation.numel():
+            first_logit = offset  # logits_to_keep was not honoured: every position came back
+        return self._score(logits, lengths, first_logit)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -383,6 +448,7 @@ class GenerationGame(Game):
                 "gradient methods need the model's input embeddings (get_input_embeddings()); "
                 "this model has none. Use a perturbation method."
             )
+        self.adapter.call.require("inputs_embeds", "gradient methods (embedding relaxation)")
         if self.replace_ids is None:
             raise UnsupportedModelError(
                 "removal='delete' has no embedding relaxation (a deleted token has no baseline "
@@ -444,6 +510,7 @@ class GenerationGame(Game):
                 "gradient methods need the model's input embeddings (get_input_embeddings()); "
                 "this model has none. Use a perturbation method."
             )
+        self.adapter.call.require("inputs_embeds", "gradient methods (embedding gradients)")
         n, t_count = self.n_players, self.n_targets
         dtype, dev = self.adapter.dtype, self.adapter.device
         with torch.no_grad():

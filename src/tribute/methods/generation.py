@@ -31,7 +31,7 @@ import torch
 
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError, user_stacklevel
-from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
+from ..games.generation import REMOVALS, GenerationGame, LMForward, removal_token
 from ..models import TorchModel
 from ..models.text import PLAYER_UNITS, encode_one, segment
 from .base import check_budget_param, get_method
@@ -186,19 +186,25 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
 
 def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: int | None,
             device: torch.device) -> list[int]:
-    """Greedy decoding with the model's own cache; stops after an EOS token."""
+    """Greedy decoding with the model's own cache (a full forward per token for a model
+    without one); stops after an EOS token."""
     out_ids: list[int] = []
-    kw = cache_keyword(model)
+    call = LMForward(model)
+    seq = torch.tensor([ids], device=device)
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+        logits, cache = call(seq, use_cache=call.caches)
         for step in range(max_new_tokens):
-            nxt = int(out.logits[0, -1].argmax())
+            nxt = int(logits[0, -1].argmax())
             out_ids.append(nxt)
             if eos is not None and nxt == eos:
                 break
             if step + 1 < max_new_tokens:
-                out = model(input_ids=torch.tensor([[nxt]], device=device),
-                            use_cache=True, **{kw: output_cache(out)})
+                step_ids = torch.tensor([[nxt]], device=device)
+                seq = torch.cat([seq, step_ids], 1)
+                if cache is None:
+                    logits, _ = call(seq)
+                else:
+                    logits, cache = call(step_ids, use_cache=True, **{call.cache_kw: cache})
     return out_ids
 
 
@@ -337,7 +343,10 @@ def explain_generation(
 
     Args:
         model: a causal language model (``torch.nn.Module``; Hugging Face
-            ``AutoModelForCausalLM`` and anything with the same ``forward`` keywords).
+            ``AutoModelForCausalLM``, or a custom module whose ``forward`` takes ``input_ids``
+            and returns next-token logits ``rows x positions x vocab``, as a tensor, the first
+            element of a tuple or ``.logits``; keywords it does not take are not passed, and
+            prefix reuse needs a Hugging Face cache, else every coalition runs in full).
         tokenizer: its tokenizer (Hugging Face; ``players="words"`` needs a fast one).
         prompt: the prompt text (tokenized with the tokenizer's special tokens; trailing ones
             such as ``[SEP]``/EOS are dropped, and special tokens are never players).
