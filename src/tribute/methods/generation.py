@@ -93,6 +93,21 @@ class GenerationAttribution:
     def player_names(self) -> list[str]:
         return list(self.prompt_tokens)
 
+    def to_pandas(self) -> Any:
+        """:attr:`values` as a ``pandas.DataFrame``: rows ``(step, token)`` (the generated
+        tokens, then ``(len(generated), "total")``), columns ``(position, player)`` (player
+        index and label: a prompt may repeat a token, a continuation too)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("GenerationAttribution.to_pandas needs pandas: pip install pandas") from exc
+        rows = pd.MultiIndex.from_arrays(
+            [list(range(len(self.generated_tokens) + 1)), [*self.generated_tokens, "total"]],
+            names=["step", "token"])
+        cols = pd.MultiIndex.from_arrays([list(range(len(self.prompt_tokens))), list(self.prompt_tokens)],
+                                         names=["position", "player"])
+        return pd.DataFrame(self.values, index=rows, columns=cols)
+
     def plot(self, *, signed: bool = True, title: str | None = None) -> str:
         """An HTML heat map (inline styles, every token escaped): one row per generated token
         (and the total), one column per prompt player; red raises the log-probability."""
@@ -208,6 +223,29 @@ def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: in
     return out_ids
 
 
+def _target_ids(target: Any) -> list[int]:
+    """Token ids given as ``target``: a flat sequence of non-negative whole numbers."""
+    if isinstance(target, torch.Tensor):
+        target = target.detach().cpu().numpy()
+    try:
+        arr = np.asarray(target)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"target={target!r} must be a text, None or a flat sequence of token ids.") from exc
+    if arr.ndim != 1:
+        raise InputError(
+            f"target must be a flat sequence of token ids; got shape {arr.shape}. Pass one "
+            "continuation (e.g. ids[0] of a 1 x T batch)."
+        )
+    whole = (arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr)))
+                                         and bool(np.all(arr == np.round(arr)))))
+    if arr.size and (not whole or arr.dtype == np.bool_):
+        raise InputError(f"target={target!r}: token ids must be whole numbers (dtype {arr.dtype}).")
+    ids = [int(t) for t in arr.tolist()]
+    if ids and min(ids) < 0:
+        raise InputError(f"target token id {min(ids)} is negative; token ids are 0..vocab-1.")
+    return ids
+
+
 @dataclass
 class PreparedGeneration:
     prompt_ids: list[int]
@@ -282,7 +320,7 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
                 "tokenization is forced, so the log-probabilities are those of tokens the model "
                 "would not produce.", TokenizationWarning, stacklevel=user_stacklevel())
     else:
-        cont = [int(t) for t in (target.tolist() if hasattr(target, "tolist") else target)]
+        cont = _target_ids(target)
     if not cont:
         raise InputError("the continuation has no tokens; give a non-empty target or max_new_tokens >= 1.")
     if rows is not None and max(cont) >= rows:
@@ -325,7 +363,7 @@ def explain_generation(
     model: Any,
     tokenizer: Any,
     prompt: str,
-    target: str | Sequence[int] | None = None,
+    target: str | Sequence[int] | np.ndarray | torch.Tensor | None = None,
     *,
     max_new_tokens: int = 8,
     method: str = "feature_ablation",
@@ -353,7 +391,7 @@ def explain_generation(
         target: None (greedy generation of ``max_new_tokens`` tokens, stopping after EOS),
             a continuation text (forced by teacher forcing; tokenized on its own, with a
             :class:`TokenizationWarning` when that differs from its tokenization after the
-            prompt or from the model's own generation of the same text), or token ids.
+            prompt or from the model's own generation of the same text), or token ids (a flat sequence, array or tensor of non-negative whole numbers).
             default=None.
         max_new_tokens: tokens to generate when ``target`` is None. default=8.
         method: registry name of a method that works on feature games. default="feature_ablation".
