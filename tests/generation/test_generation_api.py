@@ -151,3 +151,8 @@ def test_to_pandas_labels_match_the_arrays(gpt2: Any, tok: Any) -> None:
     assert df.columns.get_level_values("player").tolist() == res.prompt_tokens
     assert df.columns.get_level_values("position").tolist() == list(range(len(res.prompt_tokens)))
     np.testing.assert_array_equal(df.xs("total", level="token").to_numpy()[0], res.total)
+
+
+def test_a_method_drawing_fractional_masks_gets_a_clear_error(gpt2: Any, tok: Any) -> None:
+    with pytest.raises(InputError, match=r"fractional masks \(e\.g\. 0\.\d+\).*binary-mask method"):
+        tribute.explain_generation(gpt2, tok, PROMPT, method="sobol", budget=40)

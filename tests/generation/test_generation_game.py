@@ -123,3 +123,19 @@ def test_a_target_ending_in_an_unknown_character_gives_no_tokenization_warning(g
         res = tribute.explain_generation(gpt2, tok, "the cat sat", target=" on the log.",
                                          method="feature_ablation", removal="pad", progress=False)
     assert res.generated_ids[-1] == tok.unk_token_id
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_log_probs_are_scored_in_float32(tok: Any, dtype: torch.dtype) -> None:
+    # the log-softmax over the vocabulary was taken in the model's dtype: 1e-2 off in bfloat16
+    from gen_models import make_lm
+
+    lm = make_lm("llama", len(tok), dtype=dtype)
+    res = tribute.explain_generation(lm, tok, PROMPT, max_new_tokens=3, method="feature_ablation",
+                                     removal="pad", kv_reuse=False, batch_size=1)
+    players = [g[0] for g in prepare_generation(lm, tok, PROMPT, max_new_tokens=3).groups]
+    n = len(players)
+    want = [direct_value(lm, res.prompt_ids, res.generated_ids, players, keep, 0)
+            for keep in [np.ones(n), *(1 - np.eye(n))]]
+    np.testing.assert_allclose(res.log_probs, want[0][:-1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(res.values, np.stack([want[0] - w for w in want[1:]], 1), rtol=0, atol=2e-5)

@@ -258,6 +258,9 @@ class CausalLM(ModelAdapter):
                    + torch.arange(t, device=logits.device)[None, :])  # rows x T
             picked = logits[torch.arange(rows, device=logits.device)[:, None], pos]  # rows x T x V
         tok = self.continuation.to(logits.device)[None, :, None].expand(rows, t, 1)
+        # at least float32: a logsumexp over the vocabulary in bfloat16 is off by ~1e-2 (as
+        # large as many credits); the logits themselves are the model's own
+        picked = picked.to(torch.promote_types(picked.dtype, torch.float32))
         # log p(y) = logit_y - logsumexp(logits): no rows x T x vocab log-softmax is written
         return picked.gather(-1, tok)[..., 0] - torch.logsumexp(picked, -1)
 
@@ -272,7 +275,8 @@ class CausalLM(ModelAdapter):
         first = kw.get("first")
         if x.dtype.is_floating_point or first is None or self.prefix is None:
             return self._forward(x, lengths, 0, None)
-        out = torch.empty(rows, int(self.continuation.numel()), dtype=self.dtype, device=self.device)
+        out = torch.empty(rows, int(self.continuation.numel()),
+                          dtype=torch.promote_types(self.dtype, torch.float32), device=self.device)
         # rows whose first removed token is at p can start from any cached prefix q <= p: sort
         # them by p and cut them into at most PREFIX_GROUPS groups, each run from its smallest
         # p (fewer, larger forward passes; most of the saving kept)
@@ -419,9 +423,12 @@ class GenerationGame(Game):
     def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
         m = masks if shared else masks[0]
         if bool(((m > 0) & (m < 1)).any()):
+            frac = float(m[(m > 0) & (m < 1)][0])
             raise InputError(
-                "fractional masks on token players: perturbation methods take binary masks; "
-                "gradient methods use value_and_grad (embedding relaxation)."
+                f"this method drew fractional masks (e.g. {frac:.3g}), but a prompt token is "
+                "either kept or removed; use a binary-mask method (feature_ablation, "
+                "kernel_shap, permutation_shapley, lime, ...) or a gradient method "
+                "(integrated_gradients: the embedding relaxation)."
             )
         k = int(m.shape[0])
         out = torch.zeros(k, self.n_targets, dtype=torch.float64)
