@@ -156,3 +156,18 @@ def test_to_pandas_labels_match_the_arrays(gpt2: Any, tok: Any) -> None:
 def test_a_method_drawing_fractional_masks_gets_a_clear_error(gpt2: Any, tok: Any) -> None:
     with pytest.raises(InputError, match=r"fractional masks \(e\.g\. 0\.\d+\).*binary-mask method"):
         tribute.explain_generation(gpt2, tok, PROMPT, method="sobol", budget=40)
+
+
+def test_random_removal_draws_tokenizer_tokens_not_padding_rows(tok: Any) -> None:
+    # an embedding padded past the tokenizer (GPT-2: 50257 tokens, 50304 rows): random
+    # replacements were drawn from every row, most of them here ids no text produces
+    from gen_models import make_lm
+
+    from tribute.methods.generation import _replacements
+
+    assert len(tok) == 90
+    lm = make_lm("gpt2", 400)
+    res = tribute.explain_generation(lm, tok, PROMPT, max_new_tokens=2, removal="random", seed=1)
+    assert res.params["removal"] == "random"
+    draws = _replacements(tok, "random", 400, 2000, seed=1)
+    assert draws is not None and int(draws.max()) < len(tok) and int(draws.max()) > len(tok) - 5

@@ -354,8 +354,11 @@ def _replacements(tokenizer: Any, removal: Any, n_vocab: int, length: int, seed:
         return torch.full((length,), tid, dtype=torch.long)
     if removal == "delete":
         return None
+    # the tokenizer's tokens only: an embedding padded past the vocabulary (GPT-2: 50257
+    # tokens, often 50304 rows) has rows that no text produces
+    n_tokens = min(n_vocab, len(tokenizer)) if hasattr(tokenizer, "__len__") else n_vocab
     gen = torch.Generator().manual_seed(int(seed))
-    return torch.randint(0, n_vocab, (length,), generator=gen)
+    return torch.randint(0, n_tokens, (length,), generator=gen)
 
 
 # ----------------------------------------------------------------------- entry point
