@@ -4,13 +4,13 @@ Values are checked against one plain forward per coalition (no cache, no batchin
 
 from __future__ import annotations
 
-import itertools
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from gen_models import shapley_by_enumeration
 
 import tribute
 from tribute.errors import UnsupportedModelError
@@ -66,27 +66,16 @@ class BareLM(torch.nn.Module):
         return self.inner(input_ids)
 
 
-def _direct_shapley(lm: Any, prompt: list[int], cont: list[int], groups: list[list[int]], repl: int) -> np.ndarray:
-    """Exact Shapley values by enumeration of one plain forward per coalition."""
-    from math import factorial
-
-    n = len(groups)
+def _direct_value(lm: Any, prompt: list[int], cont: list[int], groups: list[list[int]], repl: int,
+                  keep: tuple[int, ...]) -> np.ndarray:
+    """``T + 1`` log-probs of one coalition by one plain forward (no cache, no batching)."""
     owner = {p: j for j, g in enumerate(groups) for p in g}
-    vals: dict[tuple[int, ...], np.ndarray] = {}
-    for keep in itertools.product([0, 1], repeat=n):
-        ids = [t if owner.get(p) is None or keep[owner[p]] else repl for p, t in enumerate(prompt)]
-        out = lm(torch.tensor([ids + cont]))
-        logits = out if torch.is_tensor(out) else out.logits
-        lp = torch.log_softmax(logits[0].detach().double(), -1)
-        per = [float(lp[len(ids) - 1 + i, c]) for i, c in enumerate(cont)]
-        vals[keep] = np.array([*per, sum(per)])
-    phi = np.zeros((len(cont) + 1, n))
-    for s, v in vals.items():
-        for i in range(n):
-            if not s[i]:
-                w = factorial(sum(s)) * factorial(n - sum(s) - 1) / factorial(n)
-                phi[:, i] += w * (vals[tuple(1 if k == i else x for k, x in enumerate(s))] - v)
-    return phi
+    ids = [t if owner.get(p) is None or keep[owner[p]] else repl for p, t in enumerate(prompt)]
+    out = lm(torch.tensor([ids + cont]))
+    logits = out if torch.is_tensor(out) else out.logits
+    lp = torch.log_softmax(logits[0].detach().double(), -1)
+    per = [float(lp[len(ids) - 1 + i, c]) for i, c in enumerate(cont)]
+    return np.array([*per, sum(per)])
 
 
 @pytest.mark.parametrize("kind", ["tensor", "wrapped", "bare"])
@@ -98,7 +87,9 @@ def test_custom_lm_values_equal_direct_enumeration(tok: Any, kind: str, kv: bool
                                      removal="pad", kv_reuse=kv)
     prep = prepare_generation(lm, tok, PROMPT, max_new_tokens=3)
     assert res.generated_ids == prep.continuation
-    want = _direct_shapley(lm, prep.prompt_ids, prep.continuation, prep.groups, tok.pad_token_id)
+    want = shapley_by_enumeration(
+        lambda keep: _direct_value(lm, prep.prompt_ids, prep.continuation, prep.groups, tok.pad_token_id, keep),
+        len(prep.groups))
     np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-10)
     # a custom cache is never sliced: every coalition runs the whole sequence
     assert res.positions_run == res.positions_full

@@ -183,6 +183,23 @@ def _legacy(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(k, v) for k, v in cache]
 
 
+def _full_prefix(cache: Any, positions: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The per-layer keys/values of a Hugging Face cache when every layer holds all
+    ``positions`` (attention keys and values); None otherwise: a sliding-window layer keeps
+    only the last window, a state-space or linear-attention layer (Mamba) keeps a state, and
+    neither can be cut at a prefix, so such models run every coalition in full."""
+    if not _is_hf_cache(cache):
+        return None
+    try:
+        layers = _legacy(cache)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    ok = bool(layers) and all(
+        isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor) and k.ndim == 4 and v.ndim == 4
+        and k.shape[-2] == positions and v.shape[-2] == positions for k, v in layers)
+    return [(k.clone(), v.clone()) for k, v in layers] if ok else None
+
+
 def _new_cache(prefix: list[tuple[torch.Tensor, torch.Tensor]], p: int, rows: int) -> Any:
     """A fresh ``DynamicCache`` holding the first ``p`` positions of ``prefix`` for ``rows`` rows."""
     from transformers import DynamicCache
@@ -239,10 +256,9 @@ class CausalLM(ModelAdapter):
         with torch.inference_mode():
             logits, pkv = self.call(ids.to(self.device), use_cache=keep_cache)
         self.positions_run += int(ids.shape[1])
-        # prefix reuse needs a Hugging Face cache (sliced and rebuilt per group); without one
-        # every coalition runs the full sequence (positions_run says so)
-        self.prefix = ([(k.clone(), v.clone()) for k, v in _legacy(pkv)] if _is_hf_cache(pkv)
-                       else None)
+        # prefix reuse needs a Hugging Face cache holding every position (sliced and rebuilt
+        # per group); without one every coalition runs the full sequence (positions_run says so)
+        self.prefix = _full_prefix(pkv, int(ids.shape[1]))
         return self._score(logits, torch.full((1,), self.prompt_len), 0)
 
     def _score(self, logits: torch.Tensor, lengths: torch.Tensor, offset: int | None) -> torch.Tensor:
@@ -295,8 +311,11 @@ class CausalLM(ModelAdapter):
         kw: dict[str, Any] = {}
         full_len = lengths + int(self.continuation.numel())
         padded = bool((full_len < width + offset).any())  # right-padded (deleted tokens)
-        ar = torch.arange(width + offset)
-        kw["attention_mask"] = (ar[None, :] < full_len[:, None]).to(self.device, torch.long)
+        # the attention mask does not hide the right padding: it comes after every position
+        # scored, which a causal model never reads; hiding it made fully masked rows (NaN in
+        # Gemma-2, whose values then poisoned earlier rows through 0 * NaN). All ones (rather
+        # than none) so that Hugging Face does not warn about pad ids without a mask.
+        kw["attention_mask"] = torch.ones(rows, width + offset, dtype=torch.long, device=self.device)
         if cache is not None:
             kw[self.call.cache_kw] = cache
         first_logit: int | None = offset
