@@ -62,7 +62,9 @@ class GenerationAttribution:
         attribution: the underlying :class:`~tribute.Attribution` (``1 x (generated + 1) x
             players``; the last target is the total).
         method: the method's registry name.
-        n_evals: coalitions (or gradient points) evaluated, ``v(N)`` included.
+        n_evals: coalitions (or gradient points) evaluated, ``v(N)`` included (the greedy
+            generation of the continuation, and the check of a text target against it, run
+            the model too and are not counted).
         seconds: wall time of the call.
         positions_run: token positions the model ran (prefix reuse counted).
         positions_full: token positions a full forward per evaluation would have run.
@@ -394,7 +396,8 @@ def explain_generation(
         target: None (greedy generation of ``max_new_tokens`` tokens, stopping after EOS),
             a continuation text (forced by teacher forcing; tokenized on its own, with a
             :class:`TokenizationWarning` when that differs from its tokenization after the
-            prompt or from the model's own generation of the same text), or token ids (a flat sequence, array or tensor of non-negative whole numbers).
+            prompt or from the model's own generation of the same text), or token ids (a
+            flat sequence, array or tensor of non-negative whole numbers).
             default=None.
         max_new_tokens: tokens to generate when ``target`` is None. default=8.
         method: registry name of a method that works on feature games. default="feature_ablation".
