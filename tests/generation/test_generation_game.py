@@ -185,3 +185,6 @@ def test_caches_without_every_position_and_padding_give_direct_values(tok: Any, 
         lambda keep: direct_value(lm, prep.prompt_ids, prep.continuation, players, np.array(keep), removal),
         len(players))
     np.testing.assert_allclose(res.values, phi, rtol=0, atol=1e-6)
+    if removal == 0:  # same-length rows: fewer positions run only through prefix reuse
+        # attention caches are rebuilt with every position (reuse kept); a state-space one is not
+        assert (res.positions_run < res.positions_full) == (name != "mamba")

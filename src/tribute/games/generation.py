@@ -183,21 +183,28 @@ def _legacy(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(k, v) for k, v in cache]
 
 
-def _full_prefix(cache: Any, positions: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """The per-layer keys/values of a Hugging Face cache when every layer holds all
-    ``positions`` (attention keys and values); None otherwise: a sliding-window layer keeps
-    only the last window, a state-space or linear-attention layer (Mamba) keeps a state, and
-    neither can be cut at a prefix, so such models run every coalition in full."""
+def _kv_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The per-layer ``(keys, values)`` of a Hugging Face attention cache; None for no cache,
+    a custom one, or a layer without keys and values (a state-space or linear-attention
+    layer, as in Mamba, keeps a state that cannot be cut at a prefix)."""
     if not _is_hf_cache(cache):
         return None
     try:
         layers = _legacy(cache)
     except (AttributeError, TypeError, ValueError):
         return None
-    ok = bool(layers) and all(
-        isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor) and k.ndim == 4 and v.ndim == 4
-        and k.shape[-2] == positions and v.shape[-2] == positions for k, v in layers)
-    return [(k.clone(), v.clone()) for k, v in layers] if ok else None
+    ok = bool(layers) and all(isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
+                              and k.ndim == 4 and v.ndim == 4 for k, v in layers)
+    return layers if ok else None
+
+
+def _full_prefix(cache: Any, positions: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Copies of the per-layer keys/values of an attention cache when every layer holds all
+    ``positions``; None otherwise (a sliding-window layer keeps only its last window)."""
+    layers = _kv_layers(cache)
+    if layers is None or any(k.shape[-2] != positions or v.shape[-2] != positions for k, v in layers):
+        return None
+    return [(k.clone(), v.clone()) for k, v in layers]
 
 
 def _new_cache(prefix: list[tuple[torch.Tensor, torch.Tensor]], p: int, rows: int) -> Any:
@@ -259,6 +266,16 @@ class CausalLM(ModelAdapter):
         # prefix reuse needs a Hugging Face cache holding every position (sliced and rebuilt
         # per group); without one every coalition runs the full sequence (positions_run says so)
         self.prefix = _full_prefix(pkv, int(ids.shape[1]))
+        if self.prefix is None and _kv_layers(pkv) is not None:
+            # a sliding-window cache keeps only its last window: run once more into a plain
+            # DynamicCache (every position, every layer) and reuse that if it holds them all
+            from transformers import DynamicCache
+
+            with torch.inference_mode():
+                _, full = self.call(ids.to(self.device), use_cache=True,
+                                    **{self.call.cache_kw: DynamicCache()})
+            self.positions_run += int(ids.shape[1])
+            self.prefix = _full_prefix(full, int(ids.shape[1]))
         return self._score(logits, torch.full((1,), self.prompt_len), 0)
 
     def _score(self, logits: torch.Tensor, lengths: torch.Tensor, offset: int | None) -> torch.Tensor:
