@@ -56,3 +56,22 @@ def make_lm(kind: str, vocab: int, seed: int = 0, dtype: torch.dtype = torch.flo
     return model.to(dtype).eval()
 
 
+
+
+def shapley_by_enumeration(value: Any, n: int) -> Any:
+    """Exact Shapley values ``outputs x n`` of ``value(keep) -> outputs`` (a numpy vector for a
+    0/1 tuple of length ``n``), by enumerating every coalition (the textbook formula)."""
+    import itertools
+    from math import factorial
+
+    import numpy as np
+
+    vals = {s: np.asarray(value(s), dtype=np.float64) for s in itertools.product((0, 1), repeat=n)}
+    phi = np.zeros((len(vals[(1,) * n]), n))
+    for s, v in vals.items():
+        for i in range(n):
+            if not s[i]:
+                k = sum(s)
+                phi[:, i] += (factorial(k) * factorial(n - k - 1) / factorial(n)
+                              * (vals[(*s[:i], 1, *s[i + 1:])] - v))
+    return phi

@@ -122,3 +122,52 @@ def test_default_removal_is_recorded_as_the_token_used(gpt2: Any, tok: Any) -> N
     np.testing.assert_array_equal(default.values, pad.values)
     assert default.params["removal"] == pad.params["removal"] == "pad"
     assert default.attribution.params["removal"] == "pad"
+
+
+@pytest.mark.parametrize(("target", "match"), [
+    ([-1], "negative"),
+    ([1.5, 4], "whole numbers"),
+    (np.array([True, False]), "whole numbers"),
+    (torch.tensor([[5, 6]]), r"flat sequence of token ids; got shape \(1, 2\)"),
+])
+def test_bad_target_ids_are_refused(gpt2: Any, tok: Any, target: Any, match: str) -> None:
+    # a float id was truncated (1.5 -> token 1) and explained silently; -1 and a 1 x T batch crashed
+    with pytest.raises(InputError, match=match):
+        tribute.explain_generation(gpt2, tok, PROMPT, target=target)
+
+
+def test_whole_float_and_tensor_target_ids_are_read_as_ids(gpt2: Any, tok: Any) -> None:
+    a = tribute.explain_generation(gpt2, tok, PROMPT, target=[5, 9])
+    for same in (np.array([5.0, 9.0]), torch.tensor([5, 9]), (5, 9)):
+        assert tribute.explain_generation(gpt2, tok, PROMPT, target=same).generated_ids == [5, 9]
+    np.testing.assert_array_equal(a.values, tribute.explain_generation(gpt2, tok, PROMPT, target=(5, 9)).values)
+
+
+def test_to_pandas_labels_match_the_arrays(gpt2: Any, tok: Any) -> None:
+    res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=3, method="exact_shapley")
+    df = res.to_pandas()
+    np.testing.assert_array_equal(df.to_numpy(), res.values)
+    assert df.index.get_level_values("token").tolist() == [*res.generated_tokens, "total"]
+    assert df.columns.get_level_values("player").tolist() == res.prompt_tokens
+    assert df.columns.get_level_values("position").tolist() == list(range(len(res.prompt_tokens)))
+    np.testing.assert_array_equal(df.xs("total", level="token").to_numpy()[0], res.total)
+
+
+def test_a_method_drawing_fractional_masks_gets_a_clear_error(gpt2: Any, tok: Any) -> None:
+    with pytest.raises(InputError, match=r"fractional masks \(e\.g\. 0\.\d+\).*binary-mask method"):
+        tribute.explain_generation(gpt2, tok, PROMPT, method="sobol", budget=40)
+
+
+def test_random_removal_draws_tokenizer_tokens_not_padding_rows(tok: Any) -> None:
+    # an embedding padded past the tokenizer (GPT-2: 50257 tokens, 50304 rows): random
+    # replacements were drawn from every row, most of them here ids no text produces
+    from gen_models import make_lm
+
+    from tribute.methods.generation import _replacements
+
+    assert len(tok) == 90
+    lm = make_lm("gpt2", 400)
+    res = tribute.explain_generation(lm, tok, PROMPT, max_new_tokens=2, removal="random", seed=1)
+    assert res.params["removal"] == "random"
+    draws = _replacements(tok, "random", 400, 2000, seed=1)
+    assert draws is not None and int(draws.max()) < len(tok) and int(draws.max()) > len(tok) - 5

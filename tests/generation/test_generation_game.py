@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from gen_models import shapley_by_enumeration
 
 import tribute
 from tribute.games.generation import PREFIX_GROUPS, GenerationGame
@@ -123,3 +124,67 @@ def test_a_target_ending_in_an_unknown_character_gives_no_tokenization_warning(g
         res = tribute.explain_generation(gpt2, tok, "the cat sat", target=" on the log.",
                                          method="feature_ablation", removal="pad", progress=False)
     assert res.generated_ids[-1] == tok.unk_token_id
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_log_probs_are_scored_in_float32(tok: Any, dtype: torch.dtype) -> None:
+    # the log-softmax over the vocabulary was taken in the model's dtype: 1e-2 off in bfloat16
+    from gen_models import make_lm
+
+    lm = make_lm("llama", len(tok), dtype=dtype)
+    res = tribute.explain_generation(lm, tok, PROMPT, max_new_tokens=3, method="feature_ablation",
+                                     removal="pad", kv_reuse=False, batch_size=1)
+    players = [g[0] for g in prepare_generation(lm, tok, PROMPT, max_new_tokens=3).groups]
+    n = len(players)
+    want = [direct_value(lm, res.prompt_ids, res.generated_ids, players, keep, 0)
+            for keep in [np.ones(n), *(1 - np.eye(n))]]
+    np.testing.assert_allclose(res.log_probs, want[0][:-1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(res.values, np.stack([want[0] - w for w in want[1:]], 1), rtol=0, atol=2e-5)
+
+
+def _arch(name: str, vocab: int) -> Any:
+    import transformers as tf
+
+    model: Any
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        if name == "mamba":  # a state-space cache: no keys and values to cut at a prefix
+            model = tf.MambaForCausalLM(tf.MambaConfig(vocab_size=vocab, hidden_size=32,
+                                                       num_hidden_layers=2, state_size=4))
+        elif name == "mistral-window":  # sliding-window layers keep only the last 4 positions
+            model = tf.MistralForCausalLM(tf.MistralConfig(
+                vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, sliding_window=4, max_position_embeddings=64))
+        else:  # gemma2: sliding and full layers, NaN in fully masked attention rows
+            model = tf.Gemma2ForCausalLM(tf.Gemma2Config(
+                vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                max_position_embeddings=64))
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("removal", [0, None], ids=["pad", "delete"])
+@pytest.mark.parametrize("name", ["mistral-window", "gemma2", "mamba"])
+def test_caches_without_every_position_and_padding_give_direct_values(tok: Any, name: str,
+                                                                       removal: int | None) -> None:
+    # prefix reuse cut a sliding-window cache (its last window) as if it held the prefix
+    # (gemma2 pad: 0.12 off, mistral delete: 1.3e-2 off) and crashed on Mamba's cache; masking
+    # the right padding gave NaN in gemma2 (fully masked rows, then 0 * NaN)
+    import warnings
+
+    lm = _arch(name, len(tok))
+    prompt = "the cat sat on"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = tribute.explain_generation(lm, tok, prompt, max_new_tokens=3, method="exact_shapley",
+                                         removal="pad" if removal == 0 else "delete")
+    prep = prepare_generation(lm, tok, prompt, max_new_tokens=3)
+    players = [g[0] for g in prep.groups]
+    phi = shapley_by_enumeration(
+        lambda keep: direct_value(lm, prep.prompt_ids, prep.continuation, players, np.array(keep), removal),
+        len(players))
+    np.testing.assert_allclose(res.values, phi, rtol=0, atol=1e-6)
+    if removal == 0:  # same-length rows: fewer positions run only through prefix reuse
+        # attention caches are rebuilt with every position (reuse kept); a state-space one is not
+        assert (res.positions_run < res.positions_full) == (name != "mamba")

@@ -48,7 +48,8 @@ from ..models import ModelAdapter
 from ..targets import Target
 from .base import Game
 
-__all__ = ["REMOVALS", "CausalLM", "GenerationGame", "cache_keyword", "output_cache", "removal_token"]
+__all__ = ["REMOVALS", "CausalLM", "GenerationGame", "LMForward", "cache_keyword", "output_cache",
+           "removal_token"]
 
 #: Forward passes per chunk of coalitions at most, when sharing cached prompt prefixes.
 PREFIX_GROUPS = 4
@@ -82,13 +83,6 @@ def removal_token(tokenizer: Any, removal: str | int) -> int | None:
     return int(tid)
 
 
-def _accepts(module: torch.nn.Module, name: str) -> bool:
-    try:
-        return name in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def cache_keyword(module: torch.nn.Module) -> str:
     """The forward keyword that takes a key/value cache: ``cache`` (transformers >= 5.2x)
     or ``past_key_values`` (earlier versions and most custom models)."""
@@ -108,6 +102,77 @@ def output_cache(out: Any) -> Any:
     return None
 
 
+def _is_hf_cache(cache: Any) -> bool:
+    """A Hugging Face ``Cache`` (``DynamicCache`` ...): the only kind whose prefix is sliced and
+    rebuilt for prefix reuse (a custom model's own cache format is passed back only to itself)."""
+    return (cache is not None and callable(getattr(cache, "update", None))
+            and callable(getattr(cache, "get_seq_length", None)))
+
+
+class LMForward:
+    """Calls a causal LM with only the keywords its ``forward`` takes; returns logits and cache.
+
+    Hugging Face models take ``input_ids``/``inputs_embeds``, ``attention_mask``,
+    ``use_cache``, a cache keyword and ``logits_to_keep``; a custom module may take fewer
+    (``forward(input_ids)``) and return a logits tensor, a tuple whose first element is the
+    logits, or an object with ``.logits``. Keywords it does not take are not passed (the
+    attention mask only hides right padding, which a causal model never reads); a keyword
+    that cannot be dropped (``inputs_embeds`` for gradient methods) is refused by
+    :meth:`require`.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        try:
+            params = inspect.signature(module.forward).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        self.names = frozenset(params)
+        self.var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self.cache_kw = cache_keyword(module)
+        # logits_to_keep must be taken by name: a forward(**kw) that ignores it returns every
+        # position's logits, which would then be read as the scoring positions
+        self.keep_logits = "logits_to_keep" in self.names
+
+    def takes(self, name: str) -> bool:
+        """Whether ``forward`` takes the keyword ``name`` (by name or through ``**kwargs``)."""
+        return name in self.names or self.var_kw
+
+    @property
+    def caches(self) -> bool:
+        """Whether the model takes a key/value cache (and ``use_cache``)."""
+        return self.takes(self.cache_kw) and self.takes("use_cache")
+
+    def require(self, name: str, why: str) -> None:
+        if not self.takes(name):
+            raise UnsupportedModelError(
+                f"{why} need the model's forward to take {name}=...; "
+                f"{type(self.module).__name__}.forward takes {sorted(self.names)}. Use a "
+                "perturbation method (feature_ablation, kernel_shap, ...) or add the keyword."
+            )
+
+    def __call__(self, x: torch.Tensor, **kw: Any) -> tuple[torch.Tensor, Any]:
+        """Logits ``rows x positions x vocab`` and the returned cache (None when none)."""
+        from ..models.adapters import _as_output_tensor
+
+        call = {k: v for k, v in kw.items() if v is not None and self.takes(k)}
+        if x.dtype.is_floating_point:
+            self.require("inputs_embeds", "gradient methods (embedding relaxation)")
+            out = self.module(inputs_embeds=x, **call)
+        elif self.takes("input_ids"):
+            out = self.module(input_ids=x, **call)
+        else:
+            out = self.module(x, **call)
+        logits = _as_output_tensor(out)
+        if logits.ndim != 3 or logits.shape[0] != x.shape[0]:
+            raise UnsupportedModelError(
+                f"explain_generation needs logits of shape rows x positions x vocab from the "
+                f"model; {type(self.module).__name__} returned shape {tuple(logits.shape)} for "
+                f"input of shape {tuple(x.shape)}. Wrap it to return next-token logits."
+            )
+        return logits, output_cache(out) if kw.get("use_cache") else None
+
+
 def _legacy(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer ``(keys, values)`` ``1 x heads x positions x dim`` of a Hugging Face cache."""
     layers = getattr(cache, "layers", None)
@@ -116,6 +181,30 @@ def _legacy(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if hasattr(cache, "key_cache"):
         return list(zip(cache.key_cache, cache.value_cache))
     return [(k, v) for k, v in cache]
+
+
+def _kv_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The per-layer ``(keys, values)`` of a Hugging Face attention cache; None for no cache,
+    a custom one, or a layer without keys and values (a state-space or linear-attention
+    layer, as in Mamba, keeps a state that cannot be cut at a prefix)."""
+    if not _is_hf_cache(cache):
+        return None
+    try:
+        layers = _legacy(cache)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    ok = bool(layers) and all(isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
+                              and k.ndim == 4 and v.ndim == 4 for k, v in layers)
+    return layers if ok else None
+
+
+def _full_prefix(cache: Any, positions: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Copies of the per-layer keys/values of an attention cache when every layer holds all
+    ``positions``; None otherwise (a sliding-window layer keeps only its last window)."""
+    layers = _kv_layers(cache)
+    if layers is None or any(k.shape[-2] != positions or v.shape[-2] != positions for k, v in layers):
+        return None
+    return [(k.clone(), v.clone()) for k, v in layers]
 
 
 def _new_cache(prefix: list[tuple[torch.Tensor, torch.Tensor]], p: int, rows: int) -> Any:
@@ -140,8 +229,9 @@ class CausalLM(ModelAdapter):
     deletion; rows are right-padded).
 
     Args:
-        module: a Hugging Face causal LM (``forward(input_ids=..., inputs_embeds=...,
-            past_key_values=..., attention_mask=...)`` returning ``.logits``).
+        module: a causal LM: Hugging Face (``forward(input_ids=..., inputs_embeds=...,
+            past_key_values=..., attention_mask=...)`` returning ``.logits``) or a custom
+            module called through :class:`LMForward` (keywords it lacks are not passed).
         continuation: ``T`` token ids.
         prompt_len: ``L``, the unperturbed prompt length.
     """
@@ -161,8 +251,7 @@ class CausalLM(ModelAdapter):
         self.dtype = params[0].dtype if params else torch.float32
         self.prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.positions_run = 0
-        self.cache_kw = cache_keyword(module)
-        self.keep_logits = _accepts(module, "logits_to_keep")
+        self.call = LMForward(module)
 
     def compute_dtype(self, user_dtype: torch.dtype) -> torch.dtype:
         return self.dtype
@@ -170,13 +259,24 @@ class CausalLM(ModelAdapter):
     def reference(self, ids: torch.Tensor, keep_cache: bool) -> torch.Tensor:
         """Log-probs of the continuation on the unperturbed ``1 x (L + T)`` ids; caches the
         keys/values of every position when ``keep_cache``."""
+        keep_cache = keep_cache and self.call.caches
         with torch.inference_mode():
-            out = self.lm(input_ids=ids.to(self.device), use_cache=keep_cache)
+            logits, pkv = self.call(ids.to(self.device), use_cache=keep_cache)
         self.positions_run += int(ids.shape[1])
-        if keep_cache:
-            pkv = output_cache(out)
-            self.prefix = None if pkv is None else [(k.clone(), v.clone()) for k, v in _legacy(pkv)]
-        return self._score(out.logits, torch.full((1,), self.prompt_len), 0)
+        # prefix reuse needs a Hugging Face cache holding every position (sliced and rebuilt
+        # per group); without one every coalition runs the full sequence (positions_run says so)
+        self.prefix = _full_prefix(pkv, int(ids.shape[1]))
+        if self.prefix is None and _kv_layers(pkv) is not None:
+            # a sliding-window cache keeps only its last window: run once more into a plain
+            # DynamicCache (every position, every layer) and reuse that if it holds them all
+            from transformers import DynamicCache
+
+            with torch.inference_mode():
+                _, full = self.call(ids.to(self.device), use_cache=True,
+                                    **{self.call.cache_kw: DynamicCache()})
+            self.positions_run += int(ids.shape[1])
+            self.prefix = _full_prefix(full, int(ids.shape[1]))
+        return self._score(logits, torch.full((1,), self.prompt_len), 0)
 
     def _score(self, logits: torch.Tensor, lengths: torch.Tensor, offset: int | None) -> torch.Tensor:
         """``rows x T`` log-probs of the continuation from ``rows x S x vocab`` logits whose
@@ -191,6 +291,9 @@ class CausalLM(ModelAdapter):
                    + torch.arange(t, device=logits.device)[None, :])  # rows x T
             picked = logits[torch.arange(rows, device=logits.device)[:, None], pos]  # rows x T x V
         tok = self.continuation.to(logits.device)[None, :, None].expand(rows, t, 1)
+        # at least float32: a logsumexp over the vocabulary in bfloat16 is off by ~1e-2 (as
+        # large as many credits); the logits themselves are the model's own
+        picked = picked.to(torch.promote_types(picked.dtype, torch.float32))
         # log p(y) = logit_y - logsumexp(logits): no rows x T x vocab log-softmax is written
         return picked.gather(-1, tok)[..., 0] - torch.logsumexp(picked, -1)
 
@@ -205,7 +308,8 @@ class CausalLM(ModelAdapter):
         first = kw.get("first")
         if x.dtype.is_floating_point or first is None or self.prefix is None:
             return self._forward(x, lengths, 0, None)
-        out = torch.empty(rows, int(self.continuation.numel()), dtype=self.dtype, device=self.device)
+        out = torch.empty(rows, int(self.continuation.numel()),
+                          dtype=torch.promote_types(self.dtype, torch.float32), device=self.device)
         # rows whose first removed token is at p can start from any cached prefix q <= p: sort
         # them by p and cut them into at most PREFIX_GROUPS groups, each run from its smallest
         # p (fewer, larger forward passes; most of the saving kept)
@@ -224,25 +328,26 @@ class CausalLM(ModelAdapter):
         kw: dict[str, Any] = {}
         full_len = lengths + int(self.continuation.numel())
         padded = bool((full_len < width + offset).any())  # right-padded (deleted tokens)
-        ar = torch.arange(width + offset)
-        kw["attention_mask"] = (ar[None, :] < full_len[:, None]).to(self.device, torch.long)
+        # the attention mask does not hide the right padding: it comes after every position
+        # scored, which a causal model never reads; hiding it made fully masked rows (NaN in
+        # Gemma-2, whose values then poisoned earlier rows through 0 * NaN). All ones (rather
+        # than none) so that Hugging Face does not warn about pad ids without a mask.
+        kw["attention_mask"] = torch.ones(rows, width + offset, dtype=torch.long, device=self.device)
         if cache is not None:
-            kw[self.cache_kw] = cache
-        if x.dtype.is_floating_point:
-            kw["inputs_embeds"] = x
-        else:
-            kw["input_ids"] = x.to(self.device)
+            kw[self.call.cache_kw] = cache
         first_logit: int | None = offset
-        if self.keep_logits and not padded:
+        if self.call.keep_logits and not padded:
             # only the T scoring positions' logits are needed (the LM head is the costliest
             # layer of a small model with a large vocabulary); same prompt length in every row
             start = int(lengths[0]) - 1 - offset
             kw["logits_to_keep"] = torch.arange(start, start + int(self.continuation.numel()),
                                                 device=self.device)
             first_logit = None
-        out = self.lm(**kw, use_cache=cache is not None)
+        logits, _ = self.call(x.to(self.device), **kw, use_cache=cache is not None)
         self.positions_run += rows * width
-        return self._score(out.logits, lengths, first_logit)
+        if first_logit is None and logits.shape[1] != self.continuation.numel():
+            first_logit = offset  # logits_to_keep was not honoured: every position came back
+        return self._score(logits, lengths, first_logit)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -354,9 +459,12 @@ class GenerationGame(Game):
     def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
         m = masks if shared else masks[0]
         if bool(((m > 0) & (m < 1)).any()):
+            frac = float(m[(m > 0) & (m < 1)][0])
             raise InputError(
-                "fractional masks on token players: perturbation methods take binary masks; "
-                "gradient methods use value_and_grad (embedding relaxation)."
+                f"this method drew fractional masks (e.g. {frac:.3g}), but a prompt token is "
+                "either kept or removed; use a binary-mask method (feature_ablation, "
+                "kernel_shap, permutation_shapley, lime, ...) or a gradient method "
+                "(integrated_gradients: the embedding relaxation)."
             )
         k = int(m.shape[0])
         out = torch.zeros(k, self.n_targets, dtype=torch.float64)
@@ -383,6 +491,7 @@ class GenerationGame(Game):
                 "gradient methods need the model's input embeddings (get_input_embeddings()); "
                 "this model has none. Use a perturbation method."
             )
+        self.adapter.call.require("inputs_embeds", "gradient methods (embedding relaxation)")
         if self.replace_ids is None:
             raise UnsupportedModelError(
                 "removal='delete' has no embedding relaxation (a deleted token has no baseline "
@@ -444,6 +553,7 @@ class GenerationGame(Game):
                 "gradient methods need the model's input embeddings (get_input_embeddings()); "
                 "this model has none. Use a perturbation method."
             )
+        self.adapter.call.require("inputs_embeds", "gradient methods (embedding gradients)")
         n, t_count = self.n_players, self.n_targets
         dtype, dev = self.adapter.dtype, self.adapter.device
         with torch.no_grad():

@@ -31,7 +31,7 @@ import torch
 
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError, user_stacklevel
-from ..games.generation import REMOVALS, GenerationGame, cache_keyword, output_cache, removal_token
+from ..games.generation import REMOVALS, GenerationGame, LMForward, removal_token
 from ..models import TorchModel
 from ..models.text import PLAYER_UNITS, encode_one, segment
 from .base import check_budget_param, get_method
@@ -62,7 +62,9 @@ class GenerationAttribution:
         attribution: the underlying :class:`~tribute.Attribution` (``1 x (generated + 1) x
             players``; the last target is the total).
         method: the method's registry name.
-        n_evals: coalitions (or gradient points) evaluated, ``v(N)`` included.
+        n_evals: coalitions (or gradient points) evaluated, ``v(N)`` included (the greedy
+            generation of the continuation, and the check of a text target against it, run
+            the model too and are not counted).
         seconds: wall time of the call.
         positions_run: token positions the model ran (prefix reuse counted).
         positions_full: token positions a full forward per evaluation would have run.
@@ -92,6 +94,21 @@ class GenerationAttribution:
     @property
     def player_names(self) -> list[str]:
         return list(self.prompt_tokens)
+
+    def to_pandas(self) -> Any:
+        """:attr:`values` as a ``pandas.DataFrame``: rows ``(step, token)`` (the generated
+        tokens, then ``(len(generated), "total")``), columns ``(position, player)`` (player
+        index and label: a prompt may repeat a token, a continuation too)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("GenerationAttribution.to_pandas needs pandas: pip install pandas") from exc
+        rows = pd.MultiIndex.from_arrays(
+            [list(range(len(self.generated_tokens) + 1)), [*self.generated_tokens, "total"]],
+            names=["step", "token"])
+        cols = pd.MultiIndex.from_arrays([list(range(len(self.prompt_tokens))), list(self.prompt_tokens)],
+                                         names=["position", "player"])
+        return pd.DataFrame(self.values, index=rows, columns=cols)
 
     def plot(self, *, signed: bool = True, title: str | None = None) -> str:
         """An HTML heat map (inline styles, every token escaped): one row per generated token
@@ -186,20 +203,49 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
 
 def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: int | None,
             device: torch.device) -> list[int]:
-    """Greedy decoding with the model's own cache; stops after an EOS token."""
+    """Greedy decoding with the model's own cache (a full forward per token for a model
+    without one); stops after an EOS token."""
     out_ids: list[int] = []
-    kw = cache_keyword(model)
+    call = LMForward(model)
+    seq = torch.tensor([ids], device=device)
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+        logits, cache = call(seq, use_cache=call.caches)
         for step in range(max_new_tokens):
-            nxt = int(out.logits[0, -1].argmax())
+            nxt = int(logits[0, -1].argmax())
             out_ids.append(nxt)
             if eos is not None and nxt == eos:
                 break
             if step + 1 < max_new_tokens:
-                out = model(input_ids=torch.tensor([[nxt]], device=device),
-                            use_cache=True, **{kw: output_cache(out)})
+                step_ids = torch.tensor([[nxt]], device=device)
+                seq = torch.cat([seq, step_ids], 1)
+                if cache is None:
+                    logits, _ = call(seq)
+                else:
+                    logits, cache = call(step_ids, use_cache=True, **{call.cache_kw: cache})
     return out_ids
+
+
+def _target_ids(target: Any) -> list[int]:
+    """Token ids given as ``target``: a flat sequence of non-negative whole numbers."""
+    if isinstance(target, torch.Tensor):
+        target = target.detach().cpu().numpy()
+    try:
+        arr = np.asarray(target)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"target={target!r} must be a text, None or a flat sequence of token ids.") from exc
+    if arr.ndim != 1:
+        raise InputError(
+            f"target must be a flat sequence of token ids; got shape {arr.shape}. Pass one "
+            "continuation (e.g. ids[0] of a 1 x T batch)."
+        )
+    whole = (arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr)))
+                                         and bool(np.all(arr == np.round(arr)))))
+    if arr.size and (not whole or arr.dtype == np.bool_):
+        raise InputError(f"target={target!r}: token ids must be whole numbers (dtype {arr.dtype}).")
+    ids = [int(t) for t in arr.tolist()]
+    if ids and min(ids) < 0:
+        raise InputError(f"target token id {min(ids)} is negative; token ids are 0..vocab-1.")
+    return ids
 
 
 @dataclass
@@ -276,7 +322,7 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
                 "tokenization is forced, so the log-probabilities are those of tokens the model "
                 "would not produce.", TokenizationWarning, stacklevel=user_stacklevel())
     else:
-        cont = [int(t) for t in (target.tolist() if hasattr(target, "tolist") else target)]
+        cont = _target_ids(target)
     if not cont:
         raise InputError("the continuation has no tokens; give a non-empty target or max_new_tokens >= 1.")
     if rows is not None and max(cont) >= rows:
@@ -310,8 +356,11 @@ def _replacements(tokenizer: Any, removal: Any, n_vocab: int, length: int, seed:
         return torch.full((length,), tid, dtype=torch.long)
     if removal == "delete":
         return None
+    # the tokenizer's tokens only: an embedding padded past the vocabulary (GPT-2: 50257
+    # tokens, often 50304 rows) has rows that no text produces
+    n_tokens = min(n_vocab, len(tokenizer)) if hasattr(tokenizer, "__len__") else n_vocab
     gen = torch.Generator().manual_seed(int(seed))
-    return torch.randint(0, n_vocab, (length,), generator=gen)
+    return torch.randint(0, n_tokens, (length,), generator=gen)
 
 
 # ----------------------------------------------------------------------- entry point
@@ -319,7 +368,7 @@ def explain_generation(
     model: Any,
     tokenizer: Any,
     prompt: str,
-    target: str | Sequence[int] | None = None,
+    target: str | Sequence[int] | np.ndarray | torch.Tensor | None = None,
     *,
     max_new_tokens: int = 8,
     method: str = "feature_ablation",
@@ -337,14 +386,18 @@ def explain_generation(
 
     Args:
         model: a causal language model (``torch.nn.Module``; Hugging Face
-            ``AutoModelForCausalLM`` and anything with the same ``forward`` keywords).
+            ``AutoModelForCausalLM``, or a custom module whose ``forward`` takes ``input_ids``
+            and returns next-token logits ``rows x positions x vocab``, as a tensor, the first
+            element of a tuple or ``.logits``; keywords it does not take are not passed, and
+            prefix reuse needs a Hugging Face cache, else every coalition runs in full).
         tokenizer: its tokenizer (Hugging Face; ``players="words"`` needs a fast one).
         prompt: the prompt text (tokenized with the tokenizer's special tokens; trailing ones
             such as ``[SEP]``/EOS are dropped, and special tokens are never players).
         target: None (greedy generation of ``max_new_tokens`` tokens, stopping after EOS),
             a continuation text (forced by teacher forcing; tokenized on its own, with a
             :class:`TokenizationWarning` when that differs from its tokenization after the
-            prompt or from the model's own generation of the same text), or token ids.
+            prompt or from the model's own generation of the same text), or token ids (a
+            flat sequence, array or tensor of non-negative whole numbers).
             default=None.
         max_new_tokens: tokens to generate when ``target`` is None. default=8.
         method: registry name of a method that works on feature games. default="feature_ablation".
