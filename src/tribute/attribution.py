@@ -303,9 +303,9 @@ class Attribution:
         ``0..batch-1``); with several targets the rows are a ``(sample, target)`` MultiIndex whose
         ``target`` level is the class each row explains (``target=[0, 2]`` gives levels 0 and 2)
         when every sample's targets are distinct class indices, else the target's position.
-        Columns are the player names; for text players of several texts with different words
-        they are positions (``"player 0"``...), each text's words being in
-        ``extra["text_players"]``.
+        Columns are the player names (``"3:the"``, position and name, when a name repeats, as a
+        word said twice); for text players of several texts with different words they are
+        positions (``"player 0"``...), each text's words being in ``extra["text_players"]``.
         """
         try:
             import pandas as pd
@@ -320,6 +320,8 @@ class Attribution:
         if texts is not None and len({tuple(p) for p in texts}) > 1:
             # texts with different words: a column is a position, not a word
             cols = [f"player {j}" for j in range(n)]
+        elif len(set(cols)) != len(cols):  # a word said twice: df["the"] would be two columns
+            cols = [f"{j}:{c}" for j, c in enumerate(cols)]
         idx = pd.Index(self.index) if self.index is not None else pd.RangeIndex(b)
         if len(idx) != b:
             idx = pd.RangeIndex(b)

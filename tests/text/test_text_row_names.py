@@ -43,3 +43,12 @@ def test_to_pandas_columns_are_positions_for_texts_with_different_words(attr: tr
     df = attr.to_pandas()
     assert list(df.columns) == [f"player {j}" for j in range(6)]
     np.testing.assert_array_equal(df.to_numpy(), attr.flat()[:, 0])
+
+
+def test_to_pandas_columns_stay_unique_for_a_word_said_twice() -> None:
+    tok = WordTokenizer(VOCAB, bos=True)
+    attr = tribute.explain(BagOfEmbeddings(tok.vocab_size), [TEXTS[0]], tokenizer=tok,
+                           method="exact_shapley", target=1)
+    df = attr.to_pandas()
+    assert list(df.columns) == [f"{j}:{w}" for j, w in enumerate(TEXTS[0].split())]
+    np.testing.assert_array_equal(df.to_numpy(), attr.flat()[:, 0])
