@@ -89,6 +89,10 @@ def test_bad_inputs(gpt2: Any, tok: Any) -> None:
         tribute.explain_generation(lambda x: x, tok, PROMPT)
     with pytest.raises(UnsupportedModelError, match="delete"):
         tribute.explain_generation(gpt2, tok, PROMPT, method="integrated_gradients", removal="delete")
+    with pytest.raises(InputError, match="seed=-1 must be a non-negative int"):
+        tribute.explain_generation(gpt2, tok, PROMPT, seed=-1)
+    with pytest.raises(UnsupportedModelError, match="Use 'feature_ablation'"):
+        tribute.explain_generation(gpt2, tok, PROMPT, method="occlusion", max_new_tokens=1)
 
 
 def test_vocab_mismatch(tok: Any) -> None:

@@ -34,6 +34,7 @@ from ..errors import InputError, UnsupportedModelError, user_stacklevel
 from ..games.generation import REMOVALS, GenerationGame, LMForward, removal_token
 from ..models import TorchModel
 from ..models.text import PLAYER_UNITS, encode_one, segment
+from ..params import check_seed
 from .base import check_budget_param, get_method
 
 __all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
@@ -433,8 +434,7 @@ def explain_generation(
             f"method {method!r} got unknown parameter(s) {sorted(unknown)}; its parameters are "
             f"{sorted(cls.defaults()) or 'none'}."
         )
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"seed={seed!r} must be an int.")
+    seed = check_seed(seed)
     estimator = cls(**params)
     module = _check_model(model)
     t0 = time.perf_counter()

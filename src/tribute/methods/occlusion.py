@@ -233,7 +233,11 @@ class Occlusion(Method):
 
 def _dense_feature_game(game: Game, name: str) -> FeatureGame:
     if not isinstance(game, FeatureGame):
-        raise UnsupportedModelError(f"method {name!r} slides windows over input elements; it needs a feature game.")
+        raise UnsupportedModelError(
+            f"method {name!r} slides windows over the elements of tensor or array inputs; these "
+            f"players are {getattr(game, 'player_kind', 'not input elements')}s of a "
+            f"{type(game).__name__} (tokens, words, components...). Use 'feature_ablation' (one "
+            "player removed at a time), which is occlusion with a window of one player.")
     if not game.layout.dense:
         raise InputError(
             f"method {name!r} builds its own windows of input elements, so it cannot use "
