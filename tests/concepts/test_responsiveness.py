@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,29 @@ def test_the_decision_of_a_scikit_learn_classifier_is_its_predict() -> None:
     r = tribute.feature_responsiveness(clf, x[rows], target=1, data=x, n_samples=50, seed=0)
     np.testing.assert_array_equal(r.current, [0, 0, 0])
     assert np.isfinite(r.scores).all() and (r.scores.max(1) > 0).all()
+
+
+def test_the_predict_decision_is_read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the classifier's own predict ran on every candidate row in one call (millions of rows
+    # for a large data set); it now runs in chunks, with the same decisions
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    resp = importlib.import_module("tribute.methods.responsiveness")  # tribute.methods is a function too
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x[:, :5]
+    clf = FixedThresholdClassifier(LogisticRegression(max_iter=5000), threshold=0.9).fit(x, y)
+    calls: list[int] = []
+    predict = clf.predict
+
+    def counted(a: np.ndarray) -> np.ndarray:
+        calls.append(len(a))
+        return predict(a)
+
+    whole = tribute.feature_responsiveness(clf, x[:4], target=1, data=x, n_samples=50, seed=0)
+    monkeypatch.setattr(resp, "PREDICT_CHUNK_ROWS", 7)
+    monkeypatch.setattr(clf, "predict", counted)
+    chunked = tribute.feature_responsiveness(clf, x[:4], target=1, data=x, n_samples=50, seed=0)
+    np.testing.assert_array_equal(chunked.scores, whole.scores)
+    assert max(calls) <= 7 and sum(calls) > 7

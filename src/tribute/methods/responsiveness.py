@@ -431,8 +431,7 @@ def feature_responsiveness(
     decision = _decide(out, game.target.model_output)
     n_rows = int(allx.shape[0])
     adapter: Any = getattr(game, "model", None)
-    own = adapter.predicted_classes((torch.as_tensor(allx),)) \
-        if isinstance(adapter, NumpyModel) else None
+    own = _predicted_in_chunks(adapter, torch.as_tensor(allx)) if isinstance(adapter, NumpyModel) else None
     if own is not None:
         # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
         # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
@@ -484,3 +483,20 @@ def feature_responsiveness(
         current, tgt = labels[current], labels[tgt]
     return ResponsivenessResult(scores, stderr, feasible, exact, counts, reasons, [u["name"] for u in rules],
                                 current, tgt, n_rows)
+
+
+#: rows per call of a classifier's own ``predict`` (the candidates of every input and feature
+#: together can be millions of rows; the scores go through the engine's chunks already)
+PREDICT_CHUNK_ROWS = 65536
+
+
+def _predicted_in_chunks(adapter: NumpyModel, allx: torch.Tensor) -> torch.Tensor | None:
+    """:meth:`NumpyModel.predicted_classes` over ``allx`` in chunks of
+    :data:`PREDICT_CHUNK_ROWS` rows (None as soon as one chunk says the arg-max holds)."""
+    parts = []
+    for lo in range(0, int(allx.shape[0]), PREDICT_CHUNK_ROWS):
+        got = adapter.predicted_classes((allx[lo:lo + PREDICT_CHUNK_ROWS],))
+        if got is None:
+            return None
+        parts.append(got)
+    return torch.cat(parts) if parts else None
