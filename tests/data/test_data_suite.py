@@ -110,9 +110,7 @@ def test_a_crashing_or_nan_method_is_a_failure_and_the_cli_exits_1(
     report, exit status 1), not a silent "skipped" row with exit status 0."""
     import torch
 
-    from tribute.bench import data_suite
-
-    real = data_suite.explain
+    from tribute.api import explain as real
 
     def broken(model: object, inputs: object, *, method: str, **kw: object) -> object:
         if method == "tracin":
@@ -122,7 +120,7 @@ def test_a_crashing_or_nan_method_is_a_failure_and_the_cli_exits_1(
             attr.values[0, 0] = torch.nan
         return attr
 
-    monkeypatch.setattr(data_suite, "explain", broken)
+    monkeypatch.setattr("tribute.bench.data_suite.explain", broken)
     rc = main(["bench", "--suite", "data-tiny", "--cases", "ridge", "--methods",
                "grad_dot,tracin,representer", "--out", str(tmp_path), "--quiet"])
     out = capsys.readouterr()
@@ -133,3 +131,13 @@ def test_a_crashing_or_nan_method_is_a_failure_and_the_cli_exits_1(
     assert "tracin               FAILED: RuntimeError: boom" in out.out
     assert "ridge/tracin" in out.err and "ridge/representer" in out.err
     assert "FAILED: RuntimeError: boom" in (tmp_path / "data_report.html").read_text()
+
+
+def test_the_flipped_case_mislabel_run_leaves_out_methods_without_a_loss_output() -> None:
+    """FreeShap (in the flipped case's default table) has no ``output="loss"``: it is left out of
+    ``mislabel_auc`` like the metagradient, not a failure that would make every full run exit 1."""
+    from tribute.bench.data_suite import _mislabel
+
+    case = build_data_case("digits_mlp_flipped", seed=0, scale="tiny")
+    auc, errors = _mislabel(case, case.data(), ["freeshap", "grad_dot"], 0, lambda s: None)
+    assert errors == {} and set(auc) == {"grad_dot"} and auc["grad_dot"] > 0.5

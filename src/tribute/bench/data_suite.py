@@ -330,6 +330,12 @@ def _zero_attr(game: Any) -> Any:
     return game.attribution(torch.zeros(game.n_samples, 1, game.n_players), "zero")
 
 
+#: Methods left out of ``mislabel_auc``: they explain no ``output="loss"`` of the training points
+#: themselves (the metagradient differentiates the test points' outputs through training, the
+#: representer's credits are not a self-influence, FreeShap's kernel regression has no loss).
+NO_SELF_INFLUENCE = ("metagradient", "representer", "freeshap")
+
+
 def _registered(name: str) -> bool:
     from ..methods.base import METHODS
 
@@ -371,7 +377,7 @@ def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
     for label in names:
         params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
-        if method in ("metagradient", "representer"):
+        if method in NO_SELF_INFLUENCE:
             continue
         try:
             attr = explain(case.model, case.X, method=method, target=case.y,
