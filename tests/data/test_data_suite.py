@@ -167,3 +167,15 @@ def test_the_first_method_seconds_leave_out_the_one_time_import(monkeypatch: pyt
     case = build_data_case("ridge", seed=0, scale="tiny")
     rows = run_data_case(case, methods=["grad_dot", "tracin"])["methods"]
     assert rows["grad_dot"]["seconds"] == pytest.approx(0.01) == rows["tracin"]["seconds"]
+
+
+def test_lds_interval_stays_within_the_range_of_a_correlation() -> None:
+    """The t-interval of a mean of Spearman correlations is clipped to [-1, 1] (the tiny
+    digits_logistic influence row read [0.230, 1.265])."""
+    import numpy as np
+
+    from tribute.bench.data_suite import _ci
+
+    m, lo, hi = _ci(np.array([0.99, 0.98, 0.2, 0.97, 0.99]))
+    assert m == pytest.approx(0.826) and hi == 1.0 and -1.0 <= lo < m
+    assert _ci(np.array([-0.99, -0.98, -0.2, -0.97, -0.99]))[1] == -1.0
