@@ -165,6 +165,23 @@ def test_bench_suite_recovers_the_planted_pair() -> None:
     assert "(x0,x1) top in 100% of models" in format_rashomon_results(rows)
 
 
+def test_bench_suite_reads_each_score_against_the_formula_itself() -> None:
+    """Truth by hand: for the noiseless planted formula ``x0 x1 + x2`` under squared loss,
+    permuting x0, x1 or both raises the loss by 2 each (E[(x0 x1 - x0' x1)^2] = 2), so
+    FIS(x0, x1) = 2 - 2 - 2 = -2; the additive formula's FIS is 0 in expectation but not on 200
+    points with 3 permutations -- the floor the suite's rows are read against (it printed the
+    tree set's 0.340 and the forest's 0.211 with no reference; the formula itself reads 0.255)."""
+    from tribute.bench.rashomon_suite import format_rashomon_results, run_rashomon_suite
+
+    rows = run_rashomon_suite(tiny=True, samplers=("tree",))
+    planted = next(r for r in rows if r["case"] == "planted")["formula"]
+    additive = next(r for r in rows if r["case"] == "additive")["formula"]
+    lo, hi = planted["fis01_range"]
+    assert lo == hi and abs(lo + 2.0) < 0.3 and planted["top_pair_fraction"] == 1.0
+    assert 0.1 < additive["max_abs_fis_over_main"] < 0.4
+    assert "(formula 0.255)" in format_rashomon_results(rows)
+
+
 def test_cross_entropy_reads_predict_proba_by_classes_labels() -> None:
     """classes_ = [0, 2, 3] (columns 0, 1, 2): label 2 is column 1, not column 2 (p(class 3)).
     Truth: the mean of -log p(label) read through classes_ by hand."""

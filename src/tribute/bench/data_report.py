@@ -53,8 +53,9 @@ def _v(x: Any) -> str:
 def _case(r: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for name, row in r["methods"].items():
-        if "error" in row:
-            rows.append({"method": name, "error": row["error"]})
+        if "error" in row or "not_run" in row:  # a failure, or a label of another case's table
+            rows.append({"method": name, "error": f"FAILED: {row['error']}" if "error" in row
+                         else f"not run: {row['not_run']}"})
             continue
         lo, hi = row["lds_ci95"]
         drops = [k for k in ("lds_drop1pct", "lds_drop3pct", "lds_drop5pct") if k in row]
@@ -71,7 +72,8 @@ def _case(r: dict[str, Any]) -> dict[str, Any]:
                      "drop_v": _v(row[drops[0]]) if drops else ""})
     return {"name": r["case"], "title": r["title"], "n_subsets": r["n_subsets"],
             "n_test": r["n_test"], "rows": rows,
-            "mislabel": [{"method": k, "auc": f"{v:.3f}"} for k, v in r.get("mislabel_auc", {}).items()],
+            "mislabel": [{"method": k, "auc": f"{v:.3f}"} for k, v in r.get("mislabel_auc", {}).items()]
+            + [{"method": k, "auc": f"FAILED: {e}"} for k, e in r.get("mislabel_errors", {}).items()],
             "gallery": _gallery(r["gallery"]) if r.get("gallery") else None}
 
 

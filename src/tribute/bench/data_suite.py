@@ -31,6 +31,7 @@ subset_fraction=0.5)``: gradients at the expected model of the score's random ha
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -164,7 +165,9 @@ SMALL_DROPS = ((0.01, "lds_drop1pct", 555), (0.03, "lds_drop3pct", 777), (0.05, 
 
 def _ci(scores: np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% Student-t interval over the finite per-test-point scores (``n - 1`` dof:
-    with the tiny scale's 5 or 6 test points a normal 1.96 made it 27-31% too narrow)."""
+    with the tiny scale's 5 or 6 test points a normal 1.96 made it 27-31% too narrow), clipped
+    to [-1, 1], the range of the Spearman correlations it averages (the tiny digits_logistic
+    influence row read [0.230, 1.265])."""
     from scipy.stats import t as student_t
 
     s = scores[np.isfinite(scores)]
@@ -172,7 +175,7 @@ def _ci(scores: np.ndarray) -> tuple[float, float, float]:
         return float(np.mean(s)) if len(s) else float("nan"), float("nan"), float("nan")
     m, se = float(s.mean()), float(s.std(ddof=1) / np.sqrt(len(s)))
     q = float(student_t.ppf(0.975, len(s) - 1))
-    return m, m - q * se, m + q * se
+    return m, max(-1.0, m - q * se), min(1.0, m + q * se)
 
 
 class PeakRSS:
@@ -236,8 +239,14 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
                            "n_test": int(case.X_test.shape[0]), "n_subsets": case.n_subsets,
                            "bank_seconds": time.perf_counter() - t0, "methods": {}}
     names = methods or list(case.methods)
+    _warm_up(case, data, seed)
     best: tuple[float, str, Any] | None = None
     for label in names:
+        if label not in case.methods and label not in case.optional and not _registered(label):
+            # a label of another case's table (``--methods`` spans the cases): not run here, said so
+            out["methods"][label] = {"not_run": f"not a method of the {case.name!r} case "
+                                                f"(its methods: {', '.join([*case.methods, *case.optional])})"}
+            continue
         params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
         t = time.perf_counter()
@@ -245,9 +254,10 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
             with PeakRSS() as mem:
                 attr = explain(case.model, case.X_test, method=method, target=case.y_test,
                                        players=data, seed=seed, **params)
-        except Exception as exc:  # a method that does not apply: recorded, not fatal
+            _check_finite(attr, label)
+        except Exception as exc:  # a failure, recorded and reported (the suite's exit status is 1)
             out["methods"][label] = {"error": f"{type(exc).__name__}: {exc}"}
-            say(f"  {label}: {type(exc).__name__}: {exc}")
+            say(f"  {label}: FAILED: {type(exc).__name__}: {exc}")
             continue
         secs = time.perf_counter() - t
         peak = mem.peak_mib
@@ -280,10 +290,25 @@ def run_data_case(case: DataCase, *, methods: list[str] | None = None, seed: int
             + ("".join(f", LDS({f:.0%} dropped) {row[k]:.3f}" for f, k, _ in SMALL_DROPS)
                if case.small_drop else ""))
     if case.flipped is not None:
-        out["mislabel_auc"] = _mislabel(case, data, names, seed, say)
+        ran = [n for n in names if n in out["methods"] and "not_run" not in out["methods"][n]]
+        out["mislabel_auc"], errors = _mislabel(case, data, ran, seed, say)
+        if errors:
+            out["mislabel_errors"] = errors
     if case.images is not None and best is not None:
         out["gallery"] = data_gallery(case, best[2], best[1])
     return out
+
+
+def _warm_up(case: DataCase, data: Any, seed: int) -> None:
+    """One untimed ``grad_dot`` on the first test point: the first ``explain`` of a process
+    imports the method modules (3-18 s measured, 840 modules), which the first method's
+    ``seconds`` used to carry (ridge: grad_dot 6.03 s against 0.01 s for the same sums in
+    tracin). A failure here is left to the methods' own runs, which report it."""
+    try:
+        explain(case.model, case.X_test[:1], method="grad_dot", target=case.y_test[:1], players=data,
+                seed=seed)
+    except Exception:  # warm-up only: each method's own run reports its failure
+        return
 
 
 #: Test points and proponents/opponents per test point in the report's gallery.
@@ -320,25 +345,67 @@ def _zero_attr(game: Any) -> Any:
     return game.attribution(torch.zeros(game.n_samples, 1, game.n_players), "zero")
 
 
+#: Methods left out of ``mislabel_auc``: they explain no ``output="loss"`` of the training points
+#: themselves (the metagradient differentiates the test points' outputs through training, the
+#: representer's credits are not a self-influence, FreeShap's kernel regression has no loss).
+NO_SELF_INFLUENCE = ("metagradient", "representer", "freeshap")
+
+
+def _registered(name: str) -> bool:
+    from ..methods.base import METHODS
+
+    return name in METHODS
+
+
+def _check_labels(cases: list[DataCase], methods: list[str] | None) -> None:
+    """Refuse a ``methods`` label that no case's table has and no registered method is
+    (it used to run as ``method=label``, fail and print as skipped, exit status 0)."""
+    if not methods:
+        return
+    known = {k for c in cases for k in (*c.methods, *c.optional)}
+    unknown = [m for m in methods if m not in known and not _registered(m)]
+    if unknown:
+        raise InputError(f"--methods {','.join(methods)!r}: {unknown} are neither labels of the data "
+                         f"suite's cases ({', '.join(sorted(known))}) nor registered methods; "
+                         "fix the names (see `tribute methods`).")
+
+
+def _check_finite(attr: Any, label: str) -> None:
+    values = attr.values
+    if not bool(torch.isfinite(values).all()):
+        bad = int((~torch.isfinite(values)).sum())
+        raise InputError(f"{label}: {bad} of {values.numel()} credits are NaN or infinite.")
+
+
+def failures(results: list[dict[str, Any]]) -> list[str]:
+    """``case/method`` of every failed method (an exception or non-finite credits, in the LDS
+    run or in the mislabel run); empty when all ran."""
+    return [f"{r['case']}/{m}" for r in results for m, row in r["methods"].items() if "error" in row] + \
+        [f"{r['case']}/{m} (mislabel)" for r in results for m in r.get("mislabel_errors", {})]
+
+
 def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
-              say: Callable[[str], None]) -> dict[str, float]:
+              say: Callable[[str], None]) -> tuple[dict[str, float], dict[str, str]]:
     game = build_game(case.model, case.X, target=case.y, output="loss", players=data)
-    res = {}
+    res: dict[str, float] = {}
+    errors: dict[str, str] = {}
     for label in names:
         params = dict(case.methods.get(label, case.optional.get(label, {})))
         method = params.pop("method", label)
-        if method in ("metagradient", "representer"):
+        if method in NO_SELF_INFLUENCE:
             continue
         try:
             attr = explain(case.model, case.X, method=method, target=case.y,
                                    output="loss", players=data, seed=seed, **params)
-        except Exception as exc:
-            say(f"  mislabel {label}: {type(exc).__name__}: {exc}")
+            _check_finite(attr, label)
+        except Exception as exc:  # a failure: recorded (``mislabel_errors``), exit status 1
+            errors[label] = f"{type(exc).__name__}: {exc}"
+            say(f"  mislabel {label}: FAILED: {type(exc).__name__}: {exc}")
             continue
         auc = mislabel_auc(game, attr, ground_truth=case.flipped).extra["auc"]
         res[label] = float(auc)
         say(f"  mislabel_auc {label}: {auc:.3f}")
-    return res
+    return res, errors
 
 
 def run_data_suite(seed: int = 0, cases: list[str] | None = None, scale: str = "quick",
@@ -350,11 +417,13 @@ def run_data_suite(seed: int = 0, cases: list[str] | None = None, scale: str = "
     ``bank_dir``: keep each case's retrain bank on disk under ``bank_dir/<case>-<seed>-<scale>`` (a
     rerun, or another script, then trains nothing twice).
     """
+    names = cases or list(DATA_CASES)
+    built = [build_data_case(name, seed, scale) for name in names]
+    _check_labels(built, methods)
     out = []
-    for name in cases or list(DATA_CASES):
+    for name, case in zip(names, built, strict=True):
         bank = None if bank_dir is None else os.path.join(bank_dir, f"{name}-{seed}-{scale}")
-        out.append(run_data_case(build_data_case(name, seed, scale), methods=methods, seed=seed,
-                                 workers=workers, bank=bank, log=log))
+        out.append(run_data_case(case, methods=methods, seed=seed, workers=workers, bank=bank, log=log))
     return out
 
 
@@ -366,7 +435,10 @@ def format_data_results(results: list[dict[str, Any]]) -> str:
                      f"the training set, {r['n_test']} test points)")
         for name, row in r["methods"].items():
             if "error" in row:
-                lines.append(f"  {name:<20} skipped: {row['error'][:90]}")
+                lines.append(f"  {name:<20} FAILED: {row['error'][:90]}")
+                continue
+            if "not_run" in row:
+                lines.append(f"  {name:<20} not run: {row['not_run'][:90]}")
                 continue
             lo, hi = row["lds_ci95"]
             extra = "".join(
@@ -378,6 +450,8 @@ def format_data_results(results: list[dict[str, Any]]) -> str:
                          f"{row['seconds']:.2f}s  {row['peak_mib']:.0f} MiB{extra}")
         for name, auc in r.get("mislabel_auc", {}).items():
             lines.append(f"  mislabel_auc {name:<14} {auc:.3f}")
+        for name, err in r.get("mislabel_errors", {}).items():
+            lines.append(f"  mislabel_auc {name:<14} FAILED: {err[:90]}")
     return "\n".join(lines)
 
 
@@ -404,4 +478,9 @@ def cmd_data_suite(args: Any) -> int:
 
         print(f"wrote {write_data_report(results, out / 'data_report.html')}")
     print(f"total {time.perf_counter() - t0:.1f}s")
+    failed = failures(results)
+    if failed:
+        print(f"FAILED: {len(failed)} method run(s) crashed or returned non-finite credits: "
+              f"{', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
