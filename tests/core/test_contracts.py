@@ -497,10 +497,11 @@ def test_one_pass_methods_estimate_one_pass(method: str) -> None:
     x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     game = tribute.build_game(model, x, target=0)
     cost = get_method(method)().estimate_cost(game, None)
-    assert cost.rows == 4, cost  # one pass per input, not the default's n + 1 = 7 per input
+    # v(N)'s reference pass plus one gradient pass per input, not the default's n + 1 = 7 per input
+    assert cost.rows == 8, cost
     attr = tribute.explain(model, x, method=method, target=0, progress=False)
-    # what explain spent: that pass plus v(N) for the reported values (one row per input)
-    assert attr.n_rows == 2 * cost.rows and attr.n_evals == 2, attr
+    # what explain spent: the estimate, whole (one row per input for each pass)
+    assert attr.n_rows == cost.rows and attr.n_evals == 2, attr
 
 
 def test_package_data_names_only_files_that_exist() -> None:
