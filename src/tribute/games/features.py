@@ -56,11 +56,6 @@ DEFAULT_BASELINE: float = _DefaultBaseline(0.0)
 #: Element masks (coalitions x elements) kept for a whole ``value`` call when at most this big.
 _ELEMENT_CACHE_BYTES = 64 * 1024**2
 
-#: ``x - background`` (batch x background rows x elements) of one input kept for the game's
-#: life when at most this big; bigger ones are computed per block of rows, for the samples and
-#: background rows the block holds.
-_BG_DIFF_CACHE_BYTES = 64 * 1024**2
-
 
 @dataclass(frozen=True)
 class Background:
@@ -511,7 +506,6 @@ class FeatureGame(Game):
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
         self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
-        self._bg_diff_cache: dict[int, torch.Tensor] = {}  # x - background set per input
         self._set_reference(tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu())
 
     # ------------------------------------------------------------------ parsing
@@ -652,36 +646,32 @@ class FeatureGame(Game):
                 composed = torch.where(e > 0.5, x, base.expand_as(x))
             else:
                 e = e.to(x.dtype)
-                composed = torch.addcmul(base, e, x - base) if base.shape[0] == n else base + e * (x - base)
+                composed = torch.lerp(base.expand_as(x), x, e)  # exactly x where e = 1, base where e = 0
             out.append(composed.reshape(n, *inp.shape))
         return tuple(out)
 
     def _compose_tiled(self, m: torch.Tensor, start: int, stop: int,
                        k_count: int) -> tuple[torch.Tensor, ...]:
         """:meth:`_compose` for rows ``start..stop-1`` of a sample-major ``batch*K`` table
-        (one baseline row per sample, real inputs): ``x - base`` is taken from the game's
-        :meth:`_diff` by a broadcast copy (:func:`repeat_rows`) instead of being subtracted
-        again per chunk; the same values (the same subtraction per element), so the same rows
-        and the same gradients w.r.t. ``m`` (``R x players``)."""
+        (one baseline row per sample, real inputs): ``x`` and the baseline are broadcast by
+        :func:`repeat_rows` instead of gathered per row; the same ``lerp`` per element as
+        :meth:`_compose`, so the same rows and the same gradients w.r.t. ``m``
+        (``R x players``)."""
         out = []
         n = m.shape[0]
-        for i, inp in enumerate(self.inputs):
+        for inp in self.inputs:
             if inp.groups is None:
                 e = m[:, inp.offset : inp.offset + inp.size]
             elif inp.groups.ndim == 1:
                 e = m[:, inp.groups]
             else:
                 e = m.gather(1, repeat_rows(inp.groups, start, stop, k_count))
-            d = repeat_rows(self._diff(i), start, stop, k_count)
-            e = e.to(d.dtype)
+            e = e.to(inp.x.dtype)
+            xr = repeat_rows(inp.x, start, stop, k_count)
             if inp.base_mode == "per_sample":
-                composed = torch.addcmul(repeat_rows(inp.base, start, stop, k_count), e, d)
-            elif inp.base_mode == "background" or n == 1:
-                # as _compose: addcmul when the baseline has a row per row (a one-row
-                # background set is gathered per row there; expanded here, the same values)
-                composed = torch.addcmul(inp.base[:1].expand(n, -1), e, d)
-            else:  # one baseline: base + e * d in two roundings, as _compose does
-                composed = inp.base + e * d
+                composed = torch.lerp(repeat_rows(inp.base, start, stop, k_count), xr, e)
+            else:
+                composed = torch.lerp(inp.base[:1].expand(n, -1), xr, e)
             out.append(composed.reshape(n, *inp.shape))
         return tuple(out)
 
@@ -698,8 +688,8 @@ class FeatureGame(Game):
 
         Row ``r`` is sample ``r // K`` under coalition ``r % K``. The rows split into at most three
         blocks (the end of one sample's coalitions, whole samples, the start of another's); each
-        block is ``base + e[None] * (x - base)[samples, None]``, one broadcast ``addcmul`` written
-        straight into the output, with element masks ``e`` computed once per coalition (cached
+        block is ``lerp(base, x[samples, None], e[None])`` (exactly ``x`` where ``e = 1``), one
+        broadcast written straight into the output, with element masks ``e`` computed once per coalition (cached
         for the whole ``value`` call when small) instead of gathered for every row. With
         ``scratch``, rows are written into a buffer per input kept there and reused by later
         calls (the caller must be done with earlier rows by then).
@@ -708,23 +698,26 @@ class FeatureGame(Game):
         blocks = _sample_major_blocks(start, stop, k_count)
         out = []
         for i, inp in enumerate(self.inputs):
-            diff = self._diff(i)
+            dtype = inp.x.dtype
             held = scratch.get(i) if scratch is not None else None
             if held is None or held.shape[0] < n_rows:
-                held = torch.empty(n_rows, inp.size, dtype=diff.dtype, device=diff.device)
+                held = torch.empty(n_rows, inp.size, dtype=dtype, device=inp.x.device)
                 if scratch is not None:
                     scratch[i] = held
             rows = held[:n_rows]
             r = 0
             e_all = cache.get(i)
-            if e_all is None and k_count * inp.size * diff.element_size() <= _ELEMENT_CACHE_BYTES:
-                e_all = cache[i] = self._element_masks(inp, masks).to(diff.dtype)
+            if e_all is None and k_count * inp.size * inp.x.element_size() <= _ELEMENT_CACHE_BYTES:
+                e_all = cache[i] = self._element_masks(inp, masks).to(dtype)
             for bs, nb, lo, hi in blocks:
                 e = e_all[lo:hi] if e_all is not None else \
-                    self._element_masks(inp, masks[lo:hi]).to(diff.dtype)
+                    self._element_masks(inp, masks[lo:hi]).to(dtype)
                 base = inp.base[bs : bs + nb, None] if inp.base_mode == "per_sample" else inp.base[:1, None]
                 view = rows[r : r + nb * (hi - lo)].view(nb, hi - lo, inp.size)
-                torch.addcmul(base, e[None], diff[bs : bs + nb, None], out=view)
+                shp = (nb, hi - lo, inp.size)
+                # lerp is exactly x where e = 1 (b + 1 * (x - b) can be 1 ulp off x: a tree
+                # splitting at that value sent the row down the other branch)
+                torch.lerp(base.expand(shp), inp.x[bs : bs + nb, None].expand(shp), e[None].expand(shp), out=view)
                 r += nb * (hi - lo)
             out.append(rows.reshape(n_rows, *inp.shape))
         return tuple(out)
@@ -764,16 +757,13 @@ class FeatureGame(Game):
         """Rows ``start..stop-1`` of the ``batch*K*M`` table for shared masks and a background
         set of ``M > 1`` rows (real inputs, groups None or one per sample shape).
 
-        The same rows as :meth:`_compose` (bit for bit: the same ``x - bg`` and ``addcmul`` per
-        element; an input with one baseline is ``base + e * d`` in two roundings, as
-        :meth:`_compose` rounds it for chunks of more than one row), composed per block of
-        :meth:`_bg_segments` by one broadcast
-        ``addcmul(bg[None, None], e[None, :, None], (x - bg)[:, None])`` straight into a buffer
-        per input kept in ``scratch`` and reused by later calls, instead of gathering
-        ``x[b]``, ``bg[j]`` and the masks row by row. ``x - bg`` is computed once per game
-        (batch x M x elements, when at most :data:`_BG_DIFF_CACHE_BYTES`) and element masks
-        once per call (``cache``, as in :meth:`_compose_shared`). Inputs with one baseline
-        (or one per sample) next to a background set are broadcast over ``M`` the same way.
+        The same rows as :meth:`_compose` (bit for bit: the same ``lerp(bg, x, e)`` per
+        element, exactly ``x`` where ``e = 1`` and ``bg`` where ``e = 0``), composed per block
+        of :meth:`_bg_segments` by one broadcast ``lerp`` straight into a buffer per input
+        kept in ``scratch`` and reused by later calls, instead of gathering ``x[b]``, ``bg[j]``
+        and the masks row by row. Element masks are made once per call (``cache``, as in
+        :meth:`_compose_shared`). Inputs with one baseline (or one per sample) next to a
+        background set are broadcast over ``M`` the same way.
         """
         n_rows = stop - start
         mb = self.n_background
@@ -789,40 +779,25 @@ class FeatureGame(Game):
             if e_all is None and k_count * inp.size * inp.x.element_size() <= _ELEMENT_CACHE_BYTES:
                 e_all = cache[i] = self._element_masks(inp, masks).to(dtype)
             bg_mode = inp.base_mode == "background"
-            diff = self._bg_diff(i) if bg_mode else None
             r = 0
             for bs, nb, lo, hi, jlo, jhi in blocks:
                 e = e_all[lo:hi] if e_all is not None else \
                     self._element_masks(inp, masks[lo:hi]).to(dtype)
                 n = nb * (hi - lo) * (jhi - jlo)
                 view = rows[r : r + n].view(nb, hi - lo, jhi - jlo, inp.size)
+                shp = (nb, hi - lo, jhi - jlo, inp.size)
                 if bg_mode:
-                    d = diff[bs : bs + nb, None, jlo:jhi] if diff is not None else \
-                        (inp.x[bs : bs + nb, None] - inp.base[None, jlo:jhi])[:, None]
-                    torch.addcmul(inp.base[None, None, jlo:jhi], e[None, :, None], d, out=view)
+                    start_rows = inp.base[None, None, jlo:jhi]
                 else:
                     # one baseline (or one per sample) next to a background set: the same rows
                     # for every background row (expanded, no copy)
-                    d = self._diff(i)[bs : bs + nb, None, None].expand(-1, -1, jhi - jlo, -1)
-                    if inp.base_mode == "per_sample":
-                        torch.addcmul(inp.base[bs : bs + nb, None, None], e[None, :, None], d,
-                                      out=view)
-                    else:  # base + e * d in two roundings, as _compose does for one baseline
-                        torch.mul(e[None, :, None], d, out=view)
-                        view.add_(inp.base[:1])
+                    start_rows = inp.base[bs : bs + nb, None, None] if inp.base_mode == "per_sample" \
+                        else inp.base[:1]
+                torch.lerp(start_rows.expand(shp), inp.x[bs : bs + nb, None, None].expand(shp),
+                           e[None, :, None].expand(shp), out=view)
                 r += n
             out.append(rows.reshape(n_rows, *inp.shape))
         return tuple(out)
-
-    def _bg_diff(self, i: int) -> torch.Tensor | None:
-        """``x - background`` of input ``i`` (``batch x M x size``), computed once per game;
-        None when bigger than :data:`_BG_DIFF_CACHE_BYTES` (the caller computes its part)."""
-        if i not in self._bg_diff_cache:
-            inp = self.inputs[i]
-            if self.n_samples * inp.base.numel() * inp.x.element_size() > _BG_DIFF_CACHE_BYTES:
-                return None
-            self._bg_diff_cache[i] = inp.x[:, None] - inp.base[None]
-        return self._bg_diff_cache[i]
 
     def _sink_background(self, out: torch.Tensor, start: int, stop: int, vals: torch.Tensor,
                          w: torch.Tensor) -> None:
@@ -1446,7 +1421,6 @@ class FeatureGame(Game):
         view.n_evals = 0
         view._full, view._empty, view._full_counted = None, None, False
         view._diff_cache = {}
-        view._bg_diff_cache = {}
         view._report_to = (self, int(counts.max()) if new_b else 0)
         index_of = getattr(self, "sample_index", None)
         view.sample_index = None if index_of is None or flat_results else [
