@@ -227,3 +227,41 @@ def test_num_heads_contradicting_the_attention_modules_count_is_refused() -> Non
         components(HandNet("o_proj"), "attn", unit="head", num_heads=2)
     with pytest.raises(InputError, match="num_heads=2 but the attention module 'attn' has 4 heads"):
         components(HandNet("o_proj"), "attn.o_proj", unit="head", num_heads=2)
+
+
+class _Block(nn.Module):
+    """A user's block wrapping an nn.MultiheadAttention (H heads) and a feed-forward layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(D, H, batch_first=True)
+        self.ff = nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, _ = self.mha(x, x, x, need_weights=False)
+        return self.ff(x + a)
+
+
+class _BlockNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blk = _Block()
+        self.head = nn.Linear(D, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blk(x).mean(1))
+
+
+def test_num_heads_given_on_a_block_around_an_attention_module_splits_its_heads() -> None:
+    # rev33b: components(net, "blk", unit="head", num_heads=4) split the block's output (0.165 off);
+    # num_heads=2 was accepted silently
+    torch.manual_seed(0)
+    model = _BlockNet().double().eval()
+    x = torch.randn(3, 5, D, dtype=torch.float64)
+    attr = tribute.explain(model, x, method="feature_ablation", target=0,
+                           players=components(model, "blk", unit="head", num_heads=H))
+    proj = model.blk.mha.out_proj
+    np.testing.assert_allclose(np.asarray(attr.values), _zeroed_truth(model, x, proj.weight, rows=False),
+                               atol=1e-12)
+    with pytest.raises(InputError, match="num_heads=2"):
+        components(model, "blk", unit="head", num_heads=2)

@@ -62,3 +62,27 @@ def test_minilm_patch_with_itself_is_a_no_op(minilm: tuple) -> None:
                        ablation=Ablation("patch", counterfactual=x))
     attr = tribute.explain(model, x, method="atp", players=heads)
     assert np.abs(attr.values.numpy()).max() == 0.0
+
+
+@pytest.mark.parametrize("path", ["bert.encoder.layer.1", "bert.encoder.layer.1.attention",
+                                  "bert.encoder.layer.1.attention.output.dense"])
+def test_minilm_heads_with_num_heads_given_split_the_heads_context(minilm: tuple, path: str) -> None:
+    # rev33b: num_heads=12 (the right count) split the layer's output (8.4e-2 off), BertAttention's
+    # post-LayerNorm output (1.0e-2 off) or the projection's mixed output (1.8e-3 off)
+    model, x = minilm
+    with torch.no_grad():
+        before = model(*x).clone()
+    attr = tribute.explain(model, x, method="feature_ablation",
+                           players=components(model, path, unit="head", num_heads=12))
+    w = model.bert.encoder.layer[1].attention.output.dense.weight
+    for h in (2, 9):
+        saved = w.data[:, h * 32:(h + 1) * 32].clone()
+        try:
+            w.data[:, h * 32:(h + 1) * 32] = 0.0
+            with torch.no_grad():
+                ref = before - model(*x)
+        finally:
+            w.data[:, h * 32:(h + 1) * 32] = saved
+        np.testing.assert_allclose(attr.values[:, h].numpy(), ref.numpy(), atol=2e-5)
+    with pytest.raises(tribute.errors.InputError, match="num_heads=6"):
+        components(model, "bert.encoder.layer.1.attention", unit="head", num_heads=6)

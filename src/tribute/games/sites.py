@@ -214,6 +214,23 @@ def _looks_like_out_proj(name: str, module: torch.nn.Module) -> bool:
     return linear and name not in OUT_PROJ and any(w == "o" or w.startswith("out") for w in words)
 
 
+def _uncle_heads(model: torch.nn.Module, holder: str, proj: torch.nn.Module) -> int | None:
+    """Heads projected by ``proj`` (a linear named like an output projection in ``holder``) when
+    ``holder``'s parent holds one attention module whose heads' context is ``proj``'s input
+    (BERT: ``attention.output.dense`` after ``attention.self``), else None."""
+    if "." not in holder or not isinstance(proj, torch.nn.Linear):
+        return None
+    up = model.get_submodule(holder.rsplit(".", 1)[0])
+    att = [m for n, m in up.named_modules() if n and _is_attention(m)]
+    outer = [m for m in att if not any(m is not o and any(c is m for c in o.modules()) for o in att)]
+    if len(outer) != 1:
+        return None
+    heads, width = head_count(outer[0]), _head_width(outer[0])
+    if heads is None or width is None or proj.in_features != heads * width:
+        return None
+    return heads
+
+
 def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
     module = get_module(model, name)
     if unit != "head":
@@ -221,6 +238,9 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
     if _linear_out(module) is not None and "." in name:
         holder, child = name.rsplit(".", 1)
         parent = head_count(model.get_submodule(holder))
+        if parent is None and child in OUT_PROJ and num_heads is not None:
+            # BERT: attention.output.dense projects attention.self's heads (an uncle module)
+            parent = _uncle_heads(model, holder, module)
         if parent is not None and child in OUT_PROJ:
             # the output projection mixes the heads: its *input* is the heads' context (also
             # with num_heads= given: chunks of its output are not heads)
@@ -244,8 +264,9 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
         return Site(name=name, path=name, unit="head", kind="mha",
                     num_heads=_agreed_heads(num_heads, module.num_heads, name))
-    own = head_count(module) if not _holds_attention(module) else None
-    h = _agreed_heads(num_heads, own, name) if own is not None else num_heads
+    holds = _holds_attention(module)
+    own = head_count(module) if not holds else None
+    h = _agreed_heads(num_heads, own, name) if own is not None else (None if holds else num_heads)
     if h is not None and _linear_out(module) is None:
         # attention modules that apply their output projection inside (GPT-2 c_proj, Llama
         # o_proj, ...) return mixed heads: read the projection's input instead (also with
@@ -262,13 +283,13 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
                 f"tribute does not know the name {mixer!r} (known: {OUT_PROJ}). Point at a module that returns "
                 "the concatenated heads' context, or wrap the projection so its input is a module's output.")
         return Site(name=name, path=name, unit="head", kind="output", num_heads=h)
-    if num_heads is not None:
+    if num_heads is not None and not holds:
         return Site(name=name, path=name, unit="head", kind="output", num_heads=num_heads)
     found = [(n, m) for n, m in module.named_modules() if n and _is_attention(m)]
     # keep the outermost attention modules only (e.g. BertSelfAttention, not its children)
     outer = [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
-    if len(outer) == 1:
-        sub = resolve_site(model, f"{name}.{outer[0][0]}", "head", None)
+    if len(outer) == 1:  # num_heads= must agree with the attention module's own count
+        sub = resolve_site(model, f"{name}.{outer[0][0]}", "head", num_heads)
         return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
     where = f" It contains {len(outer)} attention modules: {[n for n, _ in outer][:6]}; name one." if outer else ""
     raise UnsupportedModelError(
