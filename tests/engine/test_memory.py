@@ -179,7 +179,7 @@ def test_slow_runs_announce_their_plan_from_the_tuned_throughput():
         m.check(game, None)
     msgs = [str(w.message) for w in rec if issubclass(w.category, SlowRunWarning)]
     assert len(msgs) == 1, msgs
-    assert "kernel_shap: 1 input(s) x budget=2,074 evaluations ≈ 2,072 model rows" in msgs[0]
+    assert "kernel_shap: 1 input(s) x budget=2,074 evaluations ≈ 2,074 model rows" in msgs[0]
     assert "est." in msgs[0] and "budget= or groups=" in msgs[0]
     with warnings.catch_warnings(record=True) as rec:  # a small budget is quick: no warning
         warnings.simplefilter("always")

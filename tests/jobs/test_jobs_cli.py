@@ -90,7 +90,7 @@ def test_cli_job_baseline_reads_npz_like_a_single_call(files, capsys, tmp_path, 
     err = capsys.readouterr().err
     assert "--baseline: file" in err and "nope.npz' does not exist" in err, err
     assert main(_argv(files, "--shard-size", "16", "--baseline", "zero")) == 2
-    assert "give a number, 'mean' or a .npy/.npz file" in capsys.readouterr().err
+    assert "give a number, 'mean', a .npy/.npz file or background:FILE" in capsys.readouterr().err
 
 
 def test_cli_job_options_are_used_or_refused(files, capsys, tmp_path, X, weights):

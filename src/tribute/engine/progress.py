@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, user_stacklevel
 
-__all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "observe_progress",
+__all__ = ["SLOW_RUN_SECONDS", "Progress", "SlowRunWarning", "active_progress", "check_progress", "observe_progress",
            "progress_scope"]
 
 _DELAY = 2.0  # seconds before an automatic bar appears
@@ -42,6 +42,14 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def check_progress(enabled: Any) -> None:
+    """Refuse a ``progress=`` other than True, False or None (:class:`InputError`): a string
+    such as ``"no"`` would read as True and draw a bar."""
+    if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
+        raise InputError(f"progress={enabled!r} must be True, False or None (a bar when the "
+                         "output is a terminal or a notebook).")
+
+
 class Progress:
     """A bar over ``total`` units (rows, plus the estimator's solve work in a scope).
 
@@ -55,6 +63,7 @@ class Progress:
 
     def __init__(self, total: int, desc: str = "", enabled: bool | None = None,
                  stream: TextIO | None = None) -> None:
+        check_progress(enabled)
         self.total = max(int(total), 1)
         self.desc = desc
         self.done = 0
@@ -232,9 +241,7 @@ def progress_scope(rows: int, desc: str, enabled: bool | None, solve: int = 0,
     take longer than :data:`SLOW_RUN_SECONDS`; ``solve_seconds`` is the solve's estimate.
     ``enabled`` (the user's ``progress=``) must be True, False or None (a bar on a terminal
     or in a notebook)."""
-    if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
-        raise InputError(f"progress={enabled!r} must be True, False or None (a bar when the "
-                         "output is a terminal or a notebook).")
+    check_progress(enabled)
     outer = _ACTIVE.get()
     if outer is not None:
         outer._nested += 1

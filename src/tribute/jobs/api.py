@@ -107,6 +107,7 @@ def explain_dataset(
     """
     t0 = time.perf_counter()
     out = Path(out)
+    seed = check_seed(seed)  # a plain int: numpy ints are not JSON-serialisable in the manifest
     _check_options(method, backend, address, workers, shard_size, seed, max_retries, threads, explain_kwargs)
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
     if data_key is not None and not isinstance(data, (str, Path)):
@@ -363,7 +364,6 @@ def _check_options(method: str, backend: str, address: str | None, workers: int,
         )
     if address is not None and backend != "ray":
         raise InputError(f"address={address!r} is a Ray cluster address; pass backend='ray' with it.")
-    seed = check_seed(seed)
     if not isinstance(max_retries, int) or max_retries < 0:
         raise InputError(f"max_retries={max_retries!r} must be a non-negative int.")
     for reserved in ("inputs", "progress", "players"):

@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..engine.progress import check_progress
+
 __all__ = ["JobProgress"]
 
 #: ``explain  40%|#####      | 1,200/3,000 rows  310.2 rows/s  ETA 00:05``
@@ -36,6 +38,7 @@ class JobProgress:
 
     def __init__(self, total: int, done: int = 0, desc: str = "explain", enabled: bool | None = None,
                  stream: TextIO | None = None) -> None:
+        check_progress(enabled)
         self.total = max(int(total), 1)
         self.start_done = self.done = int(done)
         self.desc = desc

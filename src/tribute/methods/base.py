@@ -325,7 +325,9 @@ class Method(ABC):
     def plan_message(self, game: Game, budget: int | None, cost: Cost, seconds: float) -> str:
         """``kernel_shap: 1 input(s) x budget=2,440 evaluations ≈ 2,441 model rows, est. 12 min
         — pass budget= or groups= to reduce``."""
-        per = cost.rows // max(int(game.n_samples) * int(getattr(game, "n_background", 1) or 1), 1)
+        mb = int(getattr(game, "n_background", 1) or 1)
+        per_input = cost.rows // max(int(game.n_samples), 1)  # 1 + (k - 1) x mb (coalition_cost)
+        per = 1 + (per_input - 1) // mb if per_input else 0
         what = f"budget={budget:,} evaluations" if budget is not None else f"{per:,} evaluations"
         return (f"{type(self).name}: {game.n_samples:,} input(s) x {what} ≈ {cost.rows:,} model "
                 f"rows{' + its own solve' if cost.flops else ''}, est. {_fmt_seconds(seconds)} — "

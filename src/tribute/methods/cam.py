@@ -166,7 +166,7 @@ class _CAMBase(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One gradient pass per input; the credits and a layer-activation map per sample."""
-        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input", background=False)
 
 
 @register

@@ -367,7 +367,7 @@ class Conductance(Method):
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``n_steps`` mask gradients per input, accumulated on the fly."""
         k = int(budget if budget is not None else int(self.n_steps) + 2)
-        return coalition_cost(game, k, grads=True, note=f"{k:,} gradient points")
+        return coalition_cost(game, k, grads=True, note=f"{k:,} gradient points", background=False)
 
 
 def _warn_ablation_unread(game: ComponentGame, method: str, instead: str) -> None:
@@ -424,4 +424,4 @@ class LayerGradCam(Method):
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """One gradient pass per input."""
-        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input")
+        return coalition_cost(game, 2, grads=True, note="v(N) and one gradient pass per input", background=False)

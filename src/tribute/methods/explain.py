@@ -209,7 +209,9 @@ def explain(
             return estimator.plan_message(game, use_budget, cost, seconds)
 
         # the estimate counts the whole call, v(N)'s reference pass (run by build_game) included
-        bar.replan(max(cost.rows - bar.done, 0), estimator.solve_rows(game, cost),
+        # build_game ran v(N) (one row per input, counted in the estimate) and, for component
+        # games, the counterfactual / resample reference rows (not counted in it)
+        bar.replan(max(cost.rows - min(bar.done, int(game.n_samples)), 0), estimator.solve_rows(game, cost),
                    None if known else plan, solve_seconds(cost))
         if type(estimator).check is Method.check:  # it validated the parameters just now
             estimator.__dict__["_params_checked"] = True

@@ -251,7 +251,9 @@ class _NoiseWrapper(Method):
         if self._fast():
             k = int(budget) if budget is not None else k
             c = coalition_cost(game, k, grads=True, mask_rows=0, note=f"{k:,} noisy gradient passes")
-            return Cost(int(game.n_samples) * k, c.bytes + 5 * c.bytes // 3, c.note, c.flops)
+            # a budget counts v(N)'s pass; n_samples copies come after it
+            rows = int(game.n_samples) * (int(budget) if budget is not None else k + 1)
+            return Cost(rows, c.bytes + 5 * c.bytes // 3, c.note, c.flops)
         per = coalition_cost(game, int(budget) // k if budget is not None else int(game.n_players) + 1)
         return Cost(per.rows * k, per.bytes + _BLOCK_BYTES, f"{k:,} noisy copies; " + per.note,
                     per.flops * k)

@@ -644,10 +644,24 @@ def _lightgbm_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:
     else:
         margin, kind = False, "raw"
 
+    scale = 1.0
+    if margin and _lightgbm_averages(booster):
+        # boosting="rf" predicts from the average of its trees' scores, but raw_score=True
+        # returns their sum (n_iterations x the logit its probabilities are computed from)
+        n_iter = int(getattr(booster, "best_iteration", 0) or 0) or int(booster.current_iteration())
+        scale = 1.0 / max(n_iter, 1)
+
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(booster.predict(x, raw_score=margin))
+        return np.asarray(booster.predict(x, raw_score=margin)) * scale
 
     return predict, "booster", kind
+
+
+def _lightgbm_averages(booster: Any) -> bool:
+    """Whether a ``lightgbm.Booster`` averages its trees (``boosting="rf"``)."""
+    with contextlib.suppress(Exception):
+        return bool(booster.dump_model(num_iteration=1).get("average_output"))
+    return False
 
 
 def as_model(model: Any, framework: str, model_output: str | None = None) -> ModelAdapter:
