@@ -291,6 +291,18 @@ def test_bench_cli_lists_every_suite_and_refuses_options_a_suite_ignores(
         assert "not used by" in err or "not a registered method" in err, (argv, err)
 
 
+def test_bench_help_names_every_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tribute bench --help` names every suite `--suite` accepts (before: not 'regions', which the
+    README points to; aud33u)."""
+    from tribute.bench.suites import PRESETS, SPECIAL_SUITES
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in (*PRESETS, *SPECIAL_SUITES):
+        assert name in text.rsplit("--suite SUITE", 1)[1].split("--methods METHODS", 1)[0], name
+
+
 def test_bench_cli_sae_runs_only_the_named_methods(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--suite", "sae-tiny", "--methods", "atp", "--quiet"]) == 0
     out = capsys.readouterr().out

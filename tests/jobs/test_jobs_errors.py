@@ -225,6 +225,23 @@ def test_table_columns_in_another_order_than_the_model_was_fitted_on(tmp_path):
     np.testing.assert_allclose(np.asarray(attr.values), rows.to_numpy() * model.coef_, atol=1e-9)
 
 
+def test_lightgbm_table_whose_column_names_hold_spaces(tmp_path):
+    # LightGBM stores 'mean radius' as 'mean_radius': a job on the very table it was trained on
+    # was refused as "do not match the columns the model was fitted on" (aud33u)
+    pd = pytest.importorskip("pandas")
+    lgb = pytest.importorskip("lightgbm")
+
+    rng = np.random.default_rng(2)
+    train = pd.DataFrame(rng.normal(size=(80, 2)), columns=["mean radius", "b"])
+    model = lgb.LGBMRegressor(n_estimators=5, verbose=-1, n_jobs=1).fit(train, train["mean radius"] + train["b"])
+    train.iloc[:4].to_csv(tmp_path / "t.csv", index=False)
+    attr = _run(model, str(tmp_path / "t.csv"), tmp_path / "ok", method="feature_ablation", baseline=0.0)
+    assert attr.player_names == ["mean radius", "b"]
+    train.iloc[:4][["b", "mean radius"]].to_csv(tmp_path / "ba.csv", index=False)
+    _refused(tmp_path / "o", InputError, "another order", model, str(tmp_path / "ba.csv"),
+             method="feature_ablation")
+
+
 def test_booster_table_columns_in_another_order(tmp_path):
     # the same check for a Booster trained on a DataFrame (its names live on the Booster)
     pd = pytest.importorskip("pandas")

@@ -137,3 +137,24 @@ def test_booster_trained_on_a_frame_refuses_reordered_columns(lib):
     a = tribute.explain(unnamed, df.iloc[:2][["c", "a", "b"]], method="exact_shapley",
                         baseline=tribute.Background(bg[["c", "a", "b"]]))
     assert a.player_names == ["c", "a", "b"]  # no names to check against: by position
+
+
+def test_lightgbm_trained_on_a_frame_with_spaces_in_its_column_names():
+    """LightGBM stores column names with ' ' replaced by '_' (``feature_name()``, and the
+    wrapper's ``feature_names_in_``): the very frame it was trained on ('mean radius', as in
+    scikit-learn's breast cancer data) was refused as "fitted on ['mean_radius', ...]" (aud33u);
+    it is accepted, players keep the frame's names, and another order is still refused."""
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(200, 3)), columns=["mean radius", "b", "worst area"])
+    y = (df["mean radius"] + 3 * df["worst area"] > 0).astype(int)
+    booster = lgb.train({"verbose": -1, "num_threads": 1, "objective": "binary"}, lgb.Dataset(df, y), 10)
+    wrapper = lgb.LGBMClassifier(n_estimators=10, verbose=-1, n_jobs=1).fit(df, y)
+    bg = tribute.Background(df.iloc[50:60])
+    for model in (booster, wrapper):
+        for method in ("exact_shapley", "tree_shap"):
+            a = tribute.explain(model, df.iloc[:2], method=method, baseline=bg, target=1)
+            assert a.player_names == ["mean radius", "b", "worst area"]
+        with pytest.raises(InputError, match=r"columns \['b', 'mean radius'"):
+            tribute.explain(model, df.iloc[:2][["b", "mean radius", "worst area"]], method="exact_shapley",
+                            baseline=tribute.Background(bg.data[["b", "mean radius", "worst area"]]), target=1)

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         "truth (and real data without it), print a leaderboard with standard errors, and write "
         "leaderboard.csv, results.json and a self-contained report.html to --out.",
         epilog=_BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="quick", help="tiny, quick, full, generation / generation-tiny (a copying LM), data / data-tiny for training-data "
+    p.add_argument("--suite", default="quick", help="tiny, quick, full, regions (XRAI, submodular regions, extremal perturbations), generation / generation-tiny (a copying LM), data / data-tiny for training-data "
                         "attribution, rashomon / rashomon-tiny for interactions over a Rashomon set, concepts / concepts-tiny "
                         "(CRAFT and TCAV on planted patterns), sae / sae-tiny (SAE latents as players vs planted features), or decision / decision-tiny (recourse, SHAP-KL, certified) (default: quick)")
     p.add_argument("--methods", default=None,

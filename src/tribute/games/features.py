@@ -1609,7 +1609,8 @@ def _math_attention() -> AbstractContextManager[Any]:
 def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any) -> None:
     """The DataFrame's columns match the fitted model's and a DataFrame/Series baseline's."""
     fitted = getattr(model, "feature_names", None)
-    if fitted is not None and list(fitted) != columns:
+    lgbm = type(getattr(model, "estimator", None)).__module__.startswith("lightgbm")  # stores ' ' as '_'
+    if fitted is not None and list(fitted) not in (columns, [c.replace(" ", "_") for c in columns] if lgbm else columns):
         raise InputError(
             f"inputs has columns {columns[:8]}{'...' if len(columns) > 8 else ''} but the model "
             f"was fitted on {list(fitted)[:8]}{'...' if len(fitted) > 8 else ''}; select them in "

@@ -481,7 +481,8 @@ def check_columns(ds: Dataset, model: Any) -> None:
     if names is None:
         return
     fitted = [str(c) for c in np.asarray(names).tolist()]
-    cols = list(ds.columns)
+    lgbm = type(model).__module__.startswith("lightgbm")  # it stores a name's spaces as '_'
+    cols = [c.replace(" ", "_") if lgbm else c for c in ds.columns]
     if cols == fitted:
         return
     missing = [c for c in fitted if c not in cols]

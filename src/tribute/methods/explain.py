@@ -58,13 +58,15 @@ def explain(
         model: a ``torch.nn.Module`` (one or several input tensors), or any callable on numpy
             arrays: scikit-learn estimators and Pipelines (regressors use ``predict``;
             classifiers ``predict_proba``, then ``decision_function``), XGBoost/LightGBM
-            sklearn wrappers, an ``xgboost.Booster`` (margins), or a plain function.
+            sklearn wrappers, an ``xgboost.Booster`` or ``lightgbm.Booster`` (margins), or a
+            plain function.
             Estimators fitted on a DataFrame are called with one (their ``feature_names_in_``);
             DataFrame inputs must have the columns the model was fitted on, in that order
             (``feature_names_in_``, or a Booster's feature names), else they are refused.
         inputs: tensor or array with the batch first, or a tuple of them, or a pandas
-            DataFrame of numeric columns (players are then named after the columns and
-            ``attr.to_pandas()`` keeps its index). Results come back in the same framework
+            DataFrame (numeric columns, or any columns the model reads, e.g. a Pipeline's
+            encoders; players are then named after the columns and ``attr.to_pandas()`` keeps
+            its index). Results come back in the same framework
             (torch in, torch out; numpy or pandas in, numpy out).
         method: registry name (see :func:`methods`). default="kernel_shap".
         target: ``None`` (regression output / predicted class), ``"predicted"``, an int, a

@@ -569,7 +569,7 @@ def evaluate(
             default explain callable uses. default=0.0; when it is not given, a metric that
             reads the game's values refuses an attribution whose ``base_values`` show another
             baseline (exact Shapley values for ``baseline=1`` had a ``shapley_error`` of 1.28
-            against the zero-baseline game), and warns (:class:`BaselineMismatchWarning`)
+            against the zero-baseline game), and warns (``tribute.metrics.api.BaselineMismatchWarning``)
             where only its fingerprint (``params["baseline_digest"]``) differs. Pass the
             attribution's baseline, or ``baseline=0.0`` to remove to zeros on purpose.
         groups: player groups; default None = the attribution's groups (``attr.groups``).
