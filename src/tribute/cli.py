@@ -470,8 +470,9 @@ def _parse_baseline(text: str, data: Any) -> Any:
 
     if text.startswith(BACKGROUND_PREFIX):
         from .games.features import Background
+        from .jobs.cli import background_file
 
-        return Background(load_data(text[len(BACKGROUND_PREFIX):], arg="--baseline"))
+        return Background(load_data(background_file(text), arg="--baseline"))
     if text == "mean":  # in the inputs' precision (float32 rounded a float64 model's baseline)
         if hasattr(data, "numpy"):
             return (data if data.dtype.is_floating_point else data.double()).mean(0)
@@ -738,6 +739,13 @@ def _cmd_components(args: argparse.Namespace) -> int:
         return _as_model_input(data, inputs)
 
     players = components_from_cli_args(model, args, load=load)
+    from .errors import InputError
+    from .jobs.cli import BACKGROUND_PREFIX
+
+    if args.baseline.startswith(BACKGROUND_PREFIX):
+        raise InputError(f"--baseline {args.baseline!r}: tribute components reads --baseline as the one "
+                         "input baseline of conductance's path; a background set is not read. Give a "
+                         "number, 'mean', or a .npy/.npz file of one row or one row per --data row.")
     baseline = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
     if not isinstance(baseline, float):
         baseline = _as_model_input(baseline, inputs)

@@ -658,3 +658,23 @@ def test_components_baseline_reaches_conductance(project):
                            players=tribute.components(model, "0", unit="channel"))
     np.testing.assert_allclose(np.asarray(cli.values), np.asarray(api.values), rtol=1e-6, atol=1e-7)
     assert not np.allclose(np.asarray(api.values), np.asarray(zero.values))
+
+
+def test_background_sets_where_one_path_baseline_is_read(project, capsys):
+    # rev33b: `tribute components --baseline background:F` crashed ("Could not infer dtype of
+    # Background") and conductance with a Background crashed with a numpy TypeError
+    import factory_mod
+
+    np.save(project / "bg2.npy", np.zeros((5, 1, 8, 8), dtype=np.float32))
+    base = ["components", "--model", "factory_mod:make_cnn", "--data", str(project / "x.npy"), "--module",
+            "0", "--unit", "channel", "--method", "conductance", "--no-progress"]
+    assert main([*base, "--baseline", f"background:{project / 'bg2.npy'}", "--out", str(project / "cb")]) == 2
+    assert "a background set is not read" in capsys.readouterr().err
+    assert main(["explain", "--model", "factory_mod:make_cnn", "--data", str(project / "x.npy"),
+                 "--baseline", "background:", "--out", str(project / "cb2")]) == 2
+    assert "background: needs a file name" in capsys.readouterr().err
+    model = factory_mod.make_cnn().eval()
+    x = torch.from_numpy(np.load(project / "x.npy"))
+    with pytest.raises(tribute.errors.InputError, match="a background set is not read"):
+        tribute.explain(model, x, method="conductance", target=1, baseline=tribute.Background(torch.zeros(5, 1, 8, 8)),
+                        players=tribute.components(model, "0", unit="channel"))

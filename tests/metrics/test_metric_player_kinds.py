@@ -301,3 +301,31 @@ def test_element_truth_for_component_players_names_the_shape_needed() -> None:
     a = np.abs(np.asarray(attr.values))
     want = [(a[i, [0, 2, 3, 4]] < a[i, 1]).mean() for i in range(3)]  # Mann-Whitney, no ties
     np.testing.assert_allclose(res.scores, want)
+
+
+def test_component_credits_need_their_players_and_their_own_ablation() -> None:
+    # rev33b: evaluate(players=None) scored component credits on the input-feature game
+    # (shapley_error 3.03 for exact values); an Ablation carrying its own reference was
+    # re-built as its kind on the set's own settings (deletion 0.244 for 0.231); one with a
+    # counterfactual asked evaluate for a counterfactual the user never meant to give it
+    net, x, comps = _neurons(5)
+    attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=2)
+    with pytest.raises(InputError, match="credits component players; pass players="):
+        tribute.evaluate(net, x, attr, metric="shapley_error")
+    ref = torch.randn(7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    own = tribute.Ablation("mean", reference=ref)
+    abl = tribute.explain(net, x, method="feature_ablation", players=comps, target=2, ablation=own)
+    assert abl.params["ablation_own_data"] is True
+    with pytest.raises(InputError, match=r"pass the same ablation=tribute\.Ablation"):
+        tribute.evaluate(net, x, abl, metric="deletion", players=comps)
+    given = tribute.evaluate(net, x, abl, metric="deletion", players=comps, ablation=own)
+    mean_comps = tribute.components(net, "act", ablation="mean", reference=ref)
+    same_set = tribute.evaluate(net, x, tribute.explain(net, x, method="feature_ablation",
+                                                         players=mean_comps, target=2),
+                                metric="deletion", players=mean_comps)
+    np.testing.assert_allclose(given.scores, same_set.scores)
+    cf = x.flip(0)
+    patch = tribute.explain(net, x, method="feature_ablation", players=comps, target=2,
+                            ablation=tribute.Ablation("patch", counterfactual=cf))
+    with pytest.raises(InputError, match=r"pass the same ablation=tribute\.Ablation"):
+        tribute.evaluate(net, x, patch, metric="deletion", players=comps)

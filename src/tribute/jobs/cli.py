@@ -120,6 +120,17 @@ def _first_rows(value: Any, n_full: int, data: Any) -> Any:
     return cut if isinstance(value, tuple) else cut[0]
 
 
+def background_file(text: str) -> str:
+    """The file named by ``--baseline background:FILE`` (an InputError when none is)."""
+    from ..errors import InputError
+
+    path = text[len(BACKGROUND_PREFIX):].strip()
+    if not path:
+        raise InputError(f"--baseline {text!r}: background: needs a file name, e.g. "
+                         "--baseline background:bg.npy (its rows are the background set).")
+    return path
+
+
 def _baseline(text: str, data: Any) -> Any:
     """``--baseline``: a number, ``mean`` (over every row of the data set), a ``.npy`` file or
     an ``.npz`` holding one array (read as for a single call: errors name ``--baseline``), or
@@ -130,7 +141,7 @@ def _baseline(text: str, data: Any) -> Any:
     if text.startswith(BACKGROUND_PREFIX):
         from .data import load_array
 
-        return Background(load_array(text[len(BACKGROUND_PREFIX):], arg="--baseline"))
+        return Background(load_array(background_file(text), arg="--baseline"))
     if text == "mean":
         if len(data.arrays) > 1:
             return tuple(a.mean(0) for a in data.arrays)

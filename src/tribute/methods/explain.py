@@ -221,6 +221,10 @@ def explain(
     abl = getattr(game, "ablation", None)
     if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):
         attr.params.setdefault("ablation", abl.kind)  # evaluate's default
+        if abl.reference is not None or abl.counterfactual is not None or \
+                abl.counterfactual_kwargs is not None or (abl.kind == "resample" and (abl.seed, abl.n_resample) != (0, 16)):
+            # settings a component set of the same kind may not share: evaluate asks for them
+            attr.params.setdefault("ablation_own_data", True)
     note = getattr(game, "background_note", None)
     if note:  # a summarised background set is stated in the result
         attr.params.setdefault("background", note)

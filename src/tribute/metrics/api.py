@@ -677,10 +677,23 @@ def evaluate(
     if isinstance(spec, str):
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
+    if players is None and info.reads_values and attr.player_kind in ("component", "example"):
+        raise InputError(
+            f"the attribution credits {attr.player_kind} players; pass players=... (the component set "
+            f"or training data given to tribute.explain) to evaluate metric {info.name!r}: without it "
+            "the input features would be scored.")
     ablation_given = ablation is not None
     recorded = attr.params.get("ablation")
     if ablation is None and players is not None and isinstance(recorded, str):
-        ablation = recorded  # the kind explain ran with (its default is the set's own)
+        own = getattr(getattr(players, "ablation", None), "kind", None)
+        if own != recorded:
+            if attr.params.get("ablation_own_data"):
+                raise InputError(
+                    f"the attribution was explained with ablation {recorded!r} carrying its own reference, "
+                    f"counterfactual or resample draw, and the player set given here ablates by {own!r}; "
+                    "pass the same ablation=tribute.Ablation(...) given to tribute.explain (or the component "
+                    "set it was explained with).")
+            ablation = recorded  # the kind explain ran with (its default is the set's own)
     text_settings: dict[str, Any] = {k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
                                                         ("pair", pair), ("ablation", ablation))
                                      if v is not None}
