@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,3 +104,27 @@ def factory_module(folder: Path, name: str, source: str) -> Iterator[ModuleType]
     finally:
         sys.path.remove(str(folder))
         sys.modules.pop(name, None)
+
+
+def record_plan(monkeypatch: Any, call: Callable[[], Any]) -> tuple[list[int], list[tuple[int, int]], Any]:
+    """Run ``call()`` and return the planned model rows of every progress ``replan``, what
+    :func:`tribute.engine.observe_progress` listeners saw, and ``call``'s result (warnings
+    ignored)."""
+    import warnings
+
+    from tribute.engine import Progress, observe_progress
+
+    planned: list[int] = []
+    seen: list[tuple[int, int]] = []
+    replan = Progress.replan
+
+    def spy(self: Progress, *a: Any, **k: Any) -> None:
+        replan(self, *a, **k)
+        planned.append(self.planned_rows)
+
+    monkeypatch.setattr(Progress, "replan", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with observe_progress(lambda d, t: seen.append((d, t))):
+            out = call()
+    return planned, seen, out

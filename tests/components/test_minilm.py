@@ -28,6 +28,22 @@ def minilm() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     return model, encode(tok, [PAIRS[0], PAIRS[16]])
 
 
+def _without_head(model: torch.nn.Module, x: tuple[torch.Tensor, ...], before: torch.Tensor, layer: int,
+                  head: int) -> torch.Tensor:
+    """``f(x) - f(x without head)``: the head's 32 input columns of attention.output.dense zeroed."""
+    dense = model.get_submodule(f"bert.encoder.layer.{layer}.attention.output.dense")
+    assert isinstance(dense, torch.nn.Linear)
+    w = dense.weight
+    cols = slice(head * 32, (head + 1) * 32)
+    saved = w.data[:, cols].clone()
+    try:
+        w.data[:, cols] = 0.0
+        with torch.no_grad():
+            return before - model(*x)
+    finally:
+        w.data[:, cols] = saved
+
+
 def test_minilm_heads_exact_patching_matches_naive_and_atp_agrees(minilm: tuple) -> None:
     model, x = minilm
     with torch.no_grad():
@@ -39,14 +55,7 @@ def test_minilm_heads_exact_patching_matches_naive_and_atp_agrees(minilm: tuple)
     assert attr.n_rows == 2 + 2 * 72
     # naive: zero head h of layer l by zeroing its input columns of attention.output.dense
     for li, h in [(0, 3), (3, 7), (5, 11)]:
-        w = model.bert.encoder.layer[li].attention.output.dense.weight
-        saved = w.data[:, h * 32:(h + 1) * 32].clone()
-        try:
-            w.data[:, h * 32:(h + 1) * 32] = 0.0
-            with torch.no_grad():
-                ref = before - model(*x)
-        finally:
-            w.data[:, h * 32:(h + 1) * 32] = saved
+        ref = _without_head(model, x, before, li, h)
         np.testing.assert_allclose(attr.values[:, li * 12 + h].numpy(), ref.numpy(), atol=2e-5)
     atp = tribute.explain(model, x, method="atp", players=heads).values.numpy()
     for i in range(2):
@@ -74,15 +83,8 @@ def test_minilm_heads_with_num_heads_given_split_the_heads_context(minilm: tuple
         before = model(*x).clone()
     attr = tribute.explain(model, x, method="feature_ablation",
                            players=components(model, path, unit="head", num_heads=12))
-    w = model.bert.encoder.layer[1].attention.output.dense.weight
     for h in (2, 9):
-        saved = w.data[:, h * 32:(h + 1) * 32].clone()
-        try:
-            w.data[:, h * 32:(h + 1) * 32] = 0.0
-            with torch.no_grad():
-                ref = before - model(*x)
-        finally:
-            w.data[:, h * 32:(h + 1) * 32] = saved
+        ref = _without_head(model, x, before, 1, h)
         np.testing.assert_allclose(attr.values[:, h].numpy(), ref.numpy(), atol=2e-5)
     with pytest.raises(tribute.errors.InputError, match="num_heads=6"):
         components(model, "bert.encoder.layer.1.attention", unit="head", num_heads=6)

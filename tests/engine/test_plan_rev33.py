@@ -1,7 +1,7 @@
 """Proposed regression tests (rev33). Fail on main 9048a94, pass with the patches in r_rev33.md."""
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import tribute
-from tribute.engine import Progress, observe_progress
 from tribute.games.components import Ablation, components
+from tribute_testing import record_plan
 
 
 class _CMLP(nn.Module):
@@ -26,20 +26,8 @@ class _CMLP(nn.Module):
         return self.out(self.act(self.fc1(x)))
 
 
-def _plan(monkeypatch: pytest.MonkeyPatch, call) -> tuple[list[int], list[tuple[int, int]]]:
-    planned: list[int] = []
-    seen: list[tuple[int, int]] = []
-    replan = Progress.replan
-
-    def spy(self: Progress, *a: object, **k: object) -> None:
-        replan(self, *a, **k)  # type: ignore[arg-type]
-        planned.append(self.planned_rows)
-
-    monkeypatch.setattr(Progress, "replan", spy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with observe_progress(lambda d, t: seen.append((d, t))):
-            call()
+def _plan(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) -> tuple[list[int], list[tuple[int, int]]]:
+    planned, seen, _ = record_plan(monkeypatch, call)
     return planned, seen
 
 

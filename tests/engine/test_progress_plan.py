@@ -8,14 +8,12 @@ model really saw (they ended at 28 of 32 rows, 86%, and began at 4 of 1, 400%).
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 
 import tribute
-from tribute.engine import Progress, observe_progress
 from tribute.methods.base import get_method
+from tribute_testing import record_plan
 
 METHODS = ["attnlrp", "banzhaf", "coar", "deconvolution", "deeplift", "exact_shapley", "expected_gradients",
            "feature_ablation", "gp_shapley", "guided_backprop", "input_x_gradient", "integrated_gradients",
@@ -50,19 +48,8 @@ def test_plan_equals_the_rows_the_model_saw(method: str, background: bool,
     g = torch.Generator().manual_seed(1)
     bg = torch.randn(3, 6, dtype=torch.float64, generator=g)
     baseline = tribute.Background(bg) if background or method == "expected_gradients" else 0.0
-    seen: list[tuple[int, int]] = []
-    planned: list[int] = []
-    replan = Progress.replan
-
-    def spy(self: Progress, *args: object, **kwargs: object) -> None:
-        replan(self, *args, **kwargs)  # type: ignore[arg-type]
-        planned.append(self.planned_rows)
-
-    monkeypatch.setattr(Progress, "replan", spy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with observe_progress(lambda d, t: seen.append((d, t))):
-            attr = tribute.explain(model, x, method=method, target=1, budget=64, baseline=baseline)
+    planned, seen, attr = record_plan(monkeypatch, lambda: tribute.explain(
+        model, x, method=method, target=1, budget=64, baseline=baseline))
     assert model.rows == attr.n_rows
     assert seen and all(d < t for d, t in seen)  # 100% only once the call returns
     assert seen[-1][0] == attr.n_rows
