@@ -933,14 +933,14 @@ class ComponentGame(Game):
     def input_baselines(self) -> list[torch.Tensor]:
         """The input baseline of input-path methods, one ``(1 | batch) x *shape`` per input."""
         base = self.baseline
-        if isinstance(base, (Background, PerSample)):
-            if isinstance(base, Background):
-                raise InputError(
-                    "baseline=Background(...): conductance integrates along one straight path from one "
-                    "input baseline per sample; a background set is not read. Pass one row (e.g. the "
-                    "set's mean, X.mean(0)) or one row per sample.")
-            base = base.data  # PerSample: one row per sample, as a plain array of the batch's length
         parts = list(base) if isinstance(base, (tuple, list)) else [base] * len(self.inputs)
+        if any(isinstance(p, Background) for p in parts):
+            raise InputError(
+                "baseline=Background(...): conductance integrates along one straight path from one "
+                "input baseline per sample; a background set is not read. Pass one row (e.g. the "
+                "set's mean, X.mean(0)) or one row per sample.")
+        # PerSample: one row per sample, as a plain array of the batch's length
+        parts = [p.data if isinstance(p, PerSample) else p for p in parts]
         if len(parts) != len(self.inputs):
             raise InputError(f"baseline has {len(parts)} parts but there are {len(self.inputs)} inputs.")
         out = []

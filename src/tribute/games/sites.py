@@ -216,16 +216,22 @@ def _looks_like_out_proj(name: str, module: torch.nn.Module) -> bool:
 
 def _uncle_heads(model: torch.nn.Module, holder: str, proj: torch.nn.Module) -> int | None:
     """Heads projected by ``proj`` (a linear named like an output projection in ``holder``) when
-    ``holder``'s parent holds one attention module whose heads' context is ``proj``'s input
-    (BERT: ``attention.output.dense`` after ``attention.self``), else None."""
+    ``holder`` is the ``output`` sibling of one attention module whose heads' context is
+    ``proj``'s input (BERT / ViT: ``attention.output.dense`` after ``attention.self``), else
+    None. The parent must hold nothing else with parameters: in a BERT layer, ``output.dense``
+    (the feed-forward output) and ``intermediate.dense`` sit next to the attention too, and
+    their inputs are not heads."""
     if "." not in holder or not isinstance(proj, torch.nn.Linear):
         return None
-    up = model.get_submodule(holder.rsplit(".", 1)[0])
-    att = [m for n, m in up.named_modules() if n and _is_attention(m)]
-    outer = [m for m in att if not any(m is not o and any(c is m for c in o.modules()) for o in att)]
-    if len(outer) != 1:
+    up_name, child = holder.rsplit(".", 1)
+    if child != "output":
         return None
-    heads, width = head_count(outer[0]), _head_width(outer[0])
+    up = model.get_submodule(up_name)
+    kids = [m for _, m in up.named_children() if next(m.parameters(), None) is not None]
+    att = [m for m in kids if _is_attention(m)]
+    if len(kids) != 2 or len(att) != 1:
+        return None
+    heads, width = head_count(att[0]), _head_width(att[0])
     if heads is None or width is None or proj.in_features != heads * width:
         return None
     return heads
@@ -292,10 +298,15 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
         sub = resolve_site(model, f"{name}.{outer[0][0]}", "head", num_heads)
         return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
     where = f" It contains {len(outer)} attention modules: {[n for n, _ in outer][:6]}; name one." if outer else ""
+    # num_heads= splits the output of a module without attention modules below it (returned
+    # above); a module holding several is refused with or without it
+    split = (f". num_heads={num_heads} does not split the output of a module holding attention modules (it "
+             "is the residual stream, not heads)." if num_heads is not None else ".") if holds else \
+        ", or pass num_heads=... to split its output's last axis."
     raise UnsupportedModelError(
         f"unit='head' on {name!r} ({type(module).__name__}): cannot find its heads.{where} Point at "
         "an nn.MultiheadAttention or a module returning the concatenated heads' context (e.g. "
-        "'encoder.layer.3.attention.self'), or pass num_heads=... to split its output's last axis."
+        f"'encoder.layer.3.attention.self'){split}"
     )
 
 

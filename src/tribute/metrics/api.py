@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
+from ..engine.progress import check_progress
 from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
 from ..games.features import DEFAULT_BASELINE, Background, PerSample
@@ -608,6 +609,7 @@ def evaluate(
     """
     m = get_metric(metric)
     info = m.info
+    check_progress(progress)
     baseline_given = baseline is not DEFAULT_BASELINE
     if not isinstance(attr, Attribution):
         raise InputError(
@@ -677,7 +679,12 @@ def evaluate(
     if isinstance(spec, str):
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
-    if players is None and info.reads_values and attr.player_kind in ("component", "example"):
+    rebuilds = info.reads_values or any(n in info.needs for n in ("explain", "model_explain"))
+    credit_game = {"component": "component", "example": "data"}.get(str(attr.player_kind))
+    if credit_game is not None and credit_game not in info.games:
+        raise InputError(f"metric {info.name!r} works on {info.games} games; the attribution credits "
+                         f"{attr.player_kind} players.")
+    if players is None and rebuilds and credit_game is not None:
         raise InputError(
             f"the attribution credits {attr.player_kind} players; pass players=... (the component set "
             f"or training data given to tribute.explain) to evaluate metric {info.name!r}: without it "
