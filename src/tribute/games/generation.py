@@ -153,7 +153,7 @@ class LMForward:
 
     def __call__(self, x: torch.Tensor, **kw: Any) -> tuple[torch.Tensor, Any]:
         """Logits ``rows x positions x vocab`` and the returned cache (None when none)."""
-        from ..models.adapters import _as_output_tensor
+        from ..models import as_output_tensor
 
         call = {k: v for k, v in kw.items() if v is not None and self.takes(k)}
         if x.dtype.is_floating_point:
@@ -163,7 +163,7 @@ class LMForward:
             out = self.module(input_ids=x, **call)
         else:
             out = self.module(x, **call)
-        logits = _as_output_tensor(out)
+        logits = as_output_tensor(out)
         if logits.ndim != 3 or logits.shape[0] != x.shape[0]:
             raise UnsupportedModelError(
                 f"explain_generation needs logits of shape rows x positions x vocab from the "

@@ -16,9 +16,10 @@ from .adapters import (
     NumpyModel,
     TorchModel,
     as_model,
+    as_output_tensor,
     is_binary,
     load_weights,
 )
 
 __all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchModel", "as_model",
-           "is_binary", "load_weights"]
+           "as_output_tensor", "is_binary", "load_weights"]

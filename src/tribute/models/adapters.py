@@ -58,7 +58,7 @@ import torch
 from ..errors import InputError, ModelOutputError, WeightsFormatError, user_stacklevel
 
 __all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchModel", "as_model",
-           "is_binary", "load_weights"]
+           "as_output_tensor", "is_binary", "load_weights"]
 
 #: What a model returns: ``"logit"`` (scores a softmax/sigmoid turns into probabilities: torch
 #: classifiers, ``decision_function``, XGBoost margins), ``"probability"`` (``predict_proba``),
@@ -210,7 +210,7 @@ class TorchModel(ModelAdapter):
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
         out = self.fn(*inputs, *extra, **(kwargs or {}))
-        return _as_output_tensor(out)
+        return as_output_tensor(out)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -703,7 +703,10 @@ def _module_dtype(module: torch.nn.Module) -> torch.dtype | None:
     return None
 
 
-def _as_output_tensor(out: Any) -> torch.Tensor:
+def as_output_tensor(out: Any) -> torch.Tensor:
+    """A torch model's output as one tensor: the tensor itself, a ``logits`` field (a dict or a
+    Hugging Face ``ModelOutput``), the first tensor of a tuple (warned when it holds several) or
+    a numpy array."""
     if isinstance(out, torch.Tensor):
         return out
     logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
