@@ -210,9 +210,9 @@ def explain(
         def plan(seconds: float) -> str:
             return estimator.plan_message(game, use_budget, cost, seconds)
 
-        # the estimate counts the whole call, v(N)'s reference pass (run by build_game) included
-        # build_game ran v(N) (one row per input, counted in the estimate) and, for component
-        # games, the counterfactual / resample reference rows (not counted in it)
+        # the estimate counts the whole call, v(N)'s reference pass included (one row per input,
+        # already run by build_game); the counterfactual / resample rows a component game's build
+        # ran are not in it, so only the reference pass is taken off
         bar.replan(max(cost.rows - min(bar.done, int(game.n_samples)), 0), estimator.solve_rows(game, cost),
                    None if known else plan, solve_seconds(cost))
         if type(estimator).check is Method.check:  # it validated the parameters just now
