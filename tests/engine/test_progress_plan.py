@@ -54,3 +54,39 @@ def test_plan_equals_the_rows_the_model_saw(method: str, background: bool,
     assert seen and all(d < t for d, t in seen)  # 100% only once the call returns
     assert seen[-1][0] == attr.n_rows
     assert planned == [attr.n_rows]  # the plan: every row the model saw, no more
+
+
+@pytest.mark.parametrize("budget", [9, 13, 31, 65, 100])
+@pytest.mark.parametrize("method", ["kernel_shap", "banzhaf"])
+def test_plan_of_odd_budgets_and_budgets_past_every_coalition(method: str, budget: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # kernel_shap's design leaves an odd remainder unspent (planned 36 for 32 rows); both
+    # enumerate the 2^6 coalitions once for any budget past them (planned 400 for 256)
+    model, x = Counted(), torch.randn(4, 6, dtype=torch.float64)
+    planned, seen, attr = record_plan(monkeypatch, lambda: tribute.explain(
+        model, x, method=method, target=1, budget=budget))
+    assert planned == [model.rows] == [attr.n_rows]
+    assert seen[-1] == (model.rows, model.rows + 1)
+
+
+@pytest.mark.parametrize("method", ["kernel_shap", "banzhaf"])
+def test_component_plan_past_every_coalition(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tribute.games.components import components
+
+    model = Counted()
+    players = components(model, "net.1", unit="neuron")  # 8 neurons: 256 coalitions
+    planned, _, _ = record_plan(monkeypatch, lambda: tribute.explain(
+        model, torch.randn(4, 6, dtype=torch.float64), method=method, players=players, target=1,
+        budget=1000, progress=False))
+    assert planned == [model.rows] == [1024]  # planned 4,000
+
+
+@pytest.mark.parametrize("base", ["integrated_gradients", "input_x_gradient", "guided_backprop"])
+def test_noise_plan_over_another_base(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every copy runs the base method's own cost (planned 140 rows for 1,044 with IG, for 24
+    # with input_x_gradient)
+    model = Counted()
+    planned, _, _ = record_plan(monkeypatch, lambda: tribute.explain(
+        model, torch.randn(4, 6, dtype=torch.float64), method="smoothgrad", base=base, n_samples=5,
+        target=1, progress=False))
+    assert planned == [model.rows]

@@ -271,6 +271,8 @@ class Banzhaf(Method):
         """``budget`` coalitions x players; OLS adds the ``(n+1)^2`` normal matrix and a copy of the design."""
         n = int(game.n_players)
         k = int(budget if budget is not None else self.default_budget(game))
+        if n <= _MAX_ENUMERATE and k >= 2**n:
+            k = 2**n  # the exact table: every coalition once, however large the budget
         ols = self.estimator == "ols"
         design = 2 * k * (n + 1) * 8 if ols else k * n * 8
         solve = 4 * (n + 1) ** 2 * 8 if ols else 0

@@ -254,9 +254,15 @@ class _NoiseWrapper(Method):
             # a budget counts v(N)'s pass; n_samples copies come after it
             rows = int(game.n_samples) * (int(budget) if budget is not None else k + 1)
             return Cost(rows, c.bytes + 5 * c.bytes // 3, c.note, c.flops)
-        per = coalition_cost(game, int(budget) // k if budget is not None else int(game.n_players) + 1)
-        return Cost(per.rows * k, per.bytes + _BLOCK_BYTES, f"{k:,} noisy copies; " + per.note,
-                    per.flops * k)
+        # each copy runs the base method with its share of the budget (as attribute() splits
+        # it), after v(N) of the clean input: one row per input. A base without a gap never
+        # asks for its noisy copy's own v(N), which its estimate counts.
+        base = self._base_method()
+        per_draw = game.budget_left(int(budget)) // k if budget is not None else None
+        per = base.estimate_cost(game, per_draw)
+        per_rows = per.rows - (0 if base.tags.has_gap else int(game.n_samples))
+        return Cost(int(game.n_samples) + max(per_rows, 0) * k, per.bytes + _BLOCK_BYTES,
+                    f"{k:,} noisy copies; " + per.note, per.flops * k)
 
 
 @register

@@ -91,6 +91,57 @@ def _combinations(n: int, k: int):  # type: ignore[no-untyped-def]
     return itertools.combinations(range(n), k)
 
 
+def _design_plan(n: int, n_coalitions: int, allocation: str,
+                 ) -> tuple[list[int], list[tuple[int, int, float]]]:
+    """The deterministic part of :func:`kernel_shap_design`: the coalition sizes enumerated
+    whole, and for each sampled size pair ``(size, pairs drawn, kernel mass of the pair)``."""
+    mass = _size_mass(n)
+    enumerated: list[int] = []
+    left = n_coalitions
+    s = 1
+    # 1) enumerate a whole size pair when kernel-proportional sampling of the remaining budget
+    #    would already spend at least its size on it (the shap package's rule): enumerating
+    #    then removes that stratum's variance without starving the middle sizes.
+    while s <= n - s:
+        pair = [s] if s == n - s else [s, n - s]
+        count = sum(math.comb(n, t) for t in pair)
+        rest = mass[s : n - s + 1].sum()
+        share = sum(mass[t] for t in pair) / rest if rest > 0 else 1.0
+        if count > left or left * share < count:
+            break
+        enumerated.extend(pair)
+        left -= count
+        s += 1
+    plan: list[tuple[int, int, float]] = []
+    sizes = [t for t in range(s, n - s + 1)]
+    if sizes and left >= 2:
+        # 2) stratified paired sampling over the remaining sizes s..n-s
+        lows = [t for t in sizes if t <= n - t]
+        if allocation == "uniform":
+            share_of = np.array([1.0 for _ in lows])
+        else:
+            share_of = np.array([mass[t] + (mass[n - t] if t != n - t else 0.0) for t in lows])
+        share_of = share_of / share_of.sum()
+        n_pairs_total = left // 2
+        alloc = np.floor(share_of * n_pairs_total).astype(int)
+        # hand out the remainder by largest fractional part
+        rem = n_pairs_total - alloc.sum()
+        order = np.argsort(-(share_of * n_pairs_total - alloc))
+        alloc[order[:rem]] += 1
+        for t, k in zip(lows, alloc):
+            avail = math.comb(n, t) if t != n - t else math.comb(n, t) // 2
+            if k > 0:
+                plan.append((t, int(min(k, avail)), mass[t] + (mass[n - t] if t != n - t else 0.0)))
+    return enumerated, plan
+
+
+def kernel_shap_design_rows(n: int, n_coalitions: int, allocation: str = "kernel") -> int:
+    """How many coalitions :func:`kernel_shap_design` returns (at most ``n_coalitions``: an odd
+    remainder, or a size with fewer subsets than its share, is not spent), without drawing."""
+    enumerated, plan = _design_plan(n, n_coalitions, allocation)
+    return sum(math.comb(n, t) for t in enumerated) + 2 * sum(k for _, k, _ in plan)
+
+
 def kernel_shap_design(n: int, n_coalitions: int, seed: int, allocation: str = "kernel",
                        ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, float]]]:
     """Coalitions and regression weights for KernelSHAP with ``n_coalitions`` evaluations.
@@ -107,48 +158,16 @@ def kernel_shap_design(n: int, n_coalitions: int, seed: int, allocation: str = "
     """
     mass = _size_mass(n)
     gen = np.random.default_rng(seed)
+    enumerated, plan = _design_plan(n, n_coalitions, allocation)
     rows: list[np.ndarray] = []
     weights: list[np.ndarray] = []
-    left = n_coalitions
-    s = 1
-    # 1) enumerate a whole size pair when kernel-proportional sampling of the remaining budget
-    #    would already spend at least its size on it (the shap package's rule): enumerating
-    #    then removes that stratum's variance without starving the middle sizes.
-    while s <= n - s:
-        pair = [s] if s == n - s else [s, n - s]
-        count = sum(math.comb(n, t) for t in pair)
-        rest = mass[s : n - s + 1].sum()
-        share = sum(mass[t] for t in pair) / rest if rest > 0 else 1.0
-        if count > left or left * share < count:
-            break
-        for t in pair:
-            combos = all_coalitions_of_size(n, t)
-            rows.append(combos)
-            weights.append(np.full(len(combos), mass[t] / len(combos)))
-        left -= count
-        s += 1
+    for t in enumerated:
+        combos = all_coalitions_of_size(n, t)
+        rows.append(combos)
+        weights.append(np.full(len(combos), mass[t] / len(combos)))
     strata: list[tuple[int, int, float]] = []
-    sizes = [t for t in range(s, n - s + 1)]
-    if sizes and left >= 2:
-        # 2) stratified paired sampling over the remaining sizes s..n-s
-        lows = [t for t in sizes if t <= n - t]
-        if allocation == "uniform":
-            share = np.array([1.0 for _ in lows])
-        else:
-            share = np.array([mass[t] + (mass[n - t] if t != n - t else 0.0) for t in lows])
-        share = share / share.sum()
-        n_pairs_total = left // 2
-        alloc = np.floor(share * n_pairs_total).astype(int)
-        # hand out the remainder by largest fractional part
-        rem = n_pairs_total - alloc.sum()
-        order = np.argsort(-(share * n_pairs_total - alloc))
-        alloc[order[:rem]] += 1
+    if plan:
         start = sum(len(r) for r in rows)
-        plan = []  # (size, pairs drawn, kernel mass of the size pair) per sampled size
-        for t, k in zip(lows, alloc):
-            avail = math.comb(n, t) if t != n - t else math.comb(n, t) // 2
-            if k > 0:
-                plan.append((t, int(min(k, avail)), mass[t] + (mass[n - t] if t != n - t else 0.0)))
         fixed_rows, fixed_w = rows, weights
         # 3) a draw that leaves the standard errors undefined (a rank-deficient design, or a
         #    sampled pair no other pair can predict: leverage 1) is drawn again, from the same
@@ -423,6 +442,8 @@ class KernelShap(Method):
         targets x n`` per size stratum)."""
         n = int(game.n_players)
         k = max(int(budget if budget is not None else self.default_budget(game)) - 2, 0)
+        if self.target_precision is None:  # the design's own size: an odd remainder is not spent
+            k = kernel_shap_design_rows(n, k, self.allocation)
         b, t = int(game.n_samples), int(game.n_targets)
         # k sampled coalitions plus the two it always evaluates, v(N) and v(empty)
         return coalition_cost(game, k + 2, design=k * n * 8 + 2 * b * k * t * n * 8,
