@@ -51,7 +51,9 @@ def test_plan_equals_the_rows_the_model_saw(method: str, background: bool,
     planned, seen, attr = record_plan(monkeypatch, lambda: tribute.explain(
         model, x, method=method, target=1, budget=64, baseline=baseline))
     assert model.rows == attr.n_rows
-    assert seen and all(d < t for d, t in seen)  # 100% only once the call returns
+    assert seen and all(d < t for d, t in seen if t)  # 100% only once the call returns
+    unplanned = [d for d, t in seen if t == 0]  # the reference pass, before the plan: total unknown
+    assert unplanned == [d for d, _ in seen[:len(unplanned)]] == [4]
     assert seen[-1][0] == attr.n_rows
     assert planned == [attr.n_rows]  # the plan: every row the model saw, no more
 

@@ -98,8 +98,10 @@ class Progress:
         """Advance by ``n`` units (the total grows when more arrive than planned)."""
         self.done += n
         if _LISTENERS.get():
-            # as the bar: never 100% (or more) before the call returns, nor before the plan
-            total = self.total if self.planned and self.done < self.total else self.done + 1
+            # never 100% (or more) before the call returns; before the plan the total is not
+            # known and reads 0 (done/(done + 1) told a listener 67% at 2 of 2 reference rows,
+            # then 5% once the plan came)
+            total = 0 if not self.planned else self.total if self.done < self.total else self.done + 1
             for listener in _LISTENERS.get():
                 listener(self.done, total)
         if self._bar is None:
@@ -209,7 +211,8 @@ def observe_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
     the bar of every engine run in this thread or task (``done``/``total`` in rows, plus the
     estimator's solve work inside an ``explain`` call; a run outside ``explain`` reports its
     own total; ``done`` stays below ``total`` until the call returns, as the bar holds its
-    last unit for ``close``). It is called between engine chunks, so raising from it stops a computation
+    last unit for ``close``; ``total`` is ``0`` while the work is not planned yet, e.g. during
+    the reference pass that ``explain`` runs before its estimate). It is called between engine chunks, so raising from it stops a computation
     cooperatively: the exception propagates out of ``explain``/``evaluate``, which restore
     the model (hooks, training flag) as after any other exception.
 
