@@ -361,3 +361,31 @@ def test_bench_cli_decision_suite_writes_its_json(tmp_path: Path, capsys: pytest
     assert main(["bench", "--suite", "decision-tiny", "--out", str(out)]) == 0
     assert f"wrote {out / 'decision.json'}" in capsys.readouterr().out
     assert json.loads((out / "decision.json").read_text())
+
+
+def test_evaluate_limit_takes_each_rows_own_baseline(tmp_path: Path) -> None:
+    # a baseline file with one row per --data row: `--limit 4` must evaluate what 4-row data with
+    # its 4 baselines evaluates; before, the 10-row file met 4 inputs and was read as a
+    # background set (every credit and score averaged over all 10 baselines)
+    (tmp_path / "mymodel.py").write_text(MODEL_PY, encoding="utf-8")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 6)).astype(np.float32)
+    B = rng.standard_normal((10, 6)).astype(np.float32)
+    np.save(tmp_path / "x10.npy", X)
+    np.save(tmp_path / "b10.npy", B)
+    np.save(tmp_path / "x4.npy", X[:4])
+    np.save(tmp_path / "b4.npy", B[:4])
+
+    def scores(data: str, base: str, *extra: str) -> list[tuple[str, str, float]]:
+        out = tmp_path / f"eval_{data}"
+        rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_mlp",
+                   "--data", str(tmp_path / data), "--baseline", str(tmp_path / base),
+                   "--methods", "feature_ablation,exact_shapley", "--metrics", "deletion,insertion",
+                   "--target", "0", "--out", str(out), "--no-progress", *extra])
+        assert rc == 0
+        rows = json.loads((out / "results.json").read_text(encoding="utf-8"))["scores"]
+        return sorted((r["method"], r["metric"], float(v)) for r in rows if r["method"] in
+                      ("feature_ablation", "exact_shapley") for v in r["scores"])
+
+    limited = scores("x10.npy", "b10.npy", "--limit", "4")
+    assert limited and limited == scores("x4.npy", "b4.npy")

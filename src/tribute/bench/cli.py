@@ -211,15 +211,24 @@ def _user_case(args: argparse.Namespace) -> Any:
     import numpy as np
     import torch
 
-    from ..cli import _parse_baseline, _parse_groups, load_data, parse_feature_names, prepare
+    from ..cli import (
+        _parse_baseline,
+        _parse_groups,
+        limit_rows,
+        load_data,
+        parse_feature_names,
+        prepare,
+    )
     from ..errors import InputError
     from ..games.build import build_game
     from ..models import as_model
     from .suites import Case
 
     model, inputs = prepare(args)
-    baseline = _parse_baseline(args.baseline, inputs)
-    groups = _parse_groups(args.groups)
+    # one baseline (or group map) per --data row: the --limit rows evaluated take theirs (the
+    # full file met fewer inputs and was read as a background set, averaged over every row)
+    baseline = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
+    groups = limit_rows(_parse_groups(args.groups), args, inputs)
     if groups is not None and not isinstance(groups, np.ndarray):
         # a Patches spec: expand to an explicit map so the report can draw it
         shape = tuple(inputs.shape[1:])
