@@ -32,6 +32,7 @@ column, ``output > 0`` for logits and ``output > 0.5`` for probabilities.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BudgetError, InputError
+from ..errors import BudgetError, InputError, user_stacklevel
 from ..games.build import build_game, labels_to_columns, numeric_labels
 from ..models import NumpyModel
 from ..targets import plain_target
@@ -332,6 +333,28 @@ def _wilson_stderr(s: float, n: int) -> float:
     return max(s - (centre - half), centre + half - s) / 2.0
 
 
+def _check_assumed_logit(out: torch.Tensor, model_output: str, assumed: bool) -> None:
+    """Warn when one output column assumed to be a logit holds only values in [0, 1].
+
+    The decision of a one-column logit is ``output > 0``: a sigmoid model's probabilities
+    (never negative) read as logits would make every row class 1 and every score 0 without a
+    word. The same check as :func:`tribute.explain` (``tribute.targets``); logits that all happen
+    to lie in [0, 1] are a false positive (declare ``model_output="logit"`` to silence it).
+    """
+    o = out.detach()
+    if not assumed or model_output != "logit" or o.numel() == 0 or (o.ndim == 2 and o.shape[1] != 1):
+        return
+    lo, hi = float(o.min()), float(o.max())
+    if lo >= 0.0 and hi <= 1.0:
+        warnings.warn(
+            f"feature_responsiveness: the model returns one column whose values all lie in [0, 1] "
+            f"([{lo:.4g}, {hi:.4g}]), like a probability, but it was not declared to return "
+            "probabilities, so it is read as a logit and the decision is output > 0 (class 1 for "
+            "every row). If the model returns probabilities, pass model_output='probability' "
+            "(decision: output > 0.5); pass model_output='logit' to silence this warning.",
+            UserWarning, stacklevel=user_stacklevel())
+
+
 def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
     o = out.detach().double().cpu()
     if o.ndim == 2 and o.shape[1] >= 2:
@@ -428,9 +451,10 @@ def feature_responsiveness(
     game = build_game(model, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
                       baseline=0.0, feature_names=names, model_output=model_output, batch_size=batch_size)
     out = game.full()
+    adapter: Any = getattr(game, "model", None)
+    _check_assumed_logit(out, game.target.model_output, bool(getattr(adapter, "output_assumed", False)))
     decision = _decide(out, game.target.model_output)
     n_rows = int(allx.shape[0])
-    adapter: Any = getattr(game, "model", None)
     own = _predicted_in_chunks(adapter, torch.as_tensor(allx)) if isinstance(adapter, NumpyModel) else None
     if own is not None:
         # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
