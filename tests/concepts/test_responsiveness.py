@@ -312,3 +312,22 @@ def test_a_sigmoid_model_read_as_a_logit_is_flagged_and_declared_probability_is_
     for j, (lo, hi) in enumerate([(0, 6), (0, 3), (0, 5)]):
         truth = _closed_form(x[0], j, lo, hi)
         assert abs(r.scores[0, j] - truth) <= 4 * r.stderr[0, j] + 1e-12
+
+
+def test_a_model_in_train_mode_decides_in_eval_mode_and_is_restored() -> None:
+    """Dropout active made every decision random (scores changed from call to call and the
+    current class was not the model's): the model runs in eval mode, as in tribute.explain."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Dropout(0.5),
+                              torch.nn.Linear(16, 2)).double()
+    x = torch.randn(12, 4, dtype=torch.float64)
+    act = tribute.Actionability(bounds={j: (-1.0, 1.0) for j in range(4)})
+    net.eval()
+    ref = tribute.feature_responsiveness(net, x, act, n_samples=30)
+    with torch.no_grad():
+        current = net(x).argmax(1).numpy()
+    net.train()
+    got = tribute.feature_responsiveness(net, x, act, n_samples=30)
+    assert net.training and all(m.training for m in net.modules())
+    np.testing.assert_array_equal(got.current, current)
+    np.testing.assert_array_equal(got.scores, ref.scores)

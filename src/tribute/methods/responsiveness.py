@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError, InputError, user_stacklevel
-from ..games.build import build_game, labels_to_columns, numeric_labels
-from ..models import NumpyModel
+from ..games.build import build_game, framework_of, labels_to_columns, numeric_labels
+from ..models import NumpyModel, as_model
 from ..targets import plain_target
 from .analyses import register_analysis
 
@@ -363,6 +363,30 @@ def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
     return (o > (0.5 if model_output == "probability" else 0.0)).long().numpy()
 
 
+def _decisions(model: Any, model_in: Any, allx: np.ndarray, names: list[str], model_output: str | None,
+               batch_size: int | None) -> tuple[torch.Tensor, np.ndarray, Any, int]:
+    """The model's outputs and decisions on every row, its adapter, and the rows it evaluated.
+
+    The model runs in eval mode with its parameters frozen (dropout off) and is restored
+    afterwards, as in :func:`tribute.explain` (``adapter.session``).
+    """
+    adapter: Any = as_model(model, framework_of(model_in), model_output)
+    with adapter.session():
+        game = build_game(adapter, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
+                          baseline=0.0, feature_names=names, batch_size=batch_size)
+        out = game.full()
+        _check_assumed_logit(out, game.target.model_output, bool(getattr(adapter, "output_assumed", False)))
+        decision = _decide(out, game.target.model_output)
+        n_rows = int(allx.shape[0])
+        own = _predicted_in_chunks(adapter, torch.as_tensor(allx)) if isinstance(adapter, NumpyModel) else None
+    if own is not None:
+        # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
+        # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
+        decision = own.numpy()
+        n_rows *= 2
+    return out, decision, adapter, n_rows
+
+
 @register_analysis("responsiveness", kind="decision", paper="Cheon, Tosh, Ustun et al. (2025), Feature "
                    "Responsiveness Scores: Model-Agnostic Explanations for Recourse, ICLR")
 def feature_responsiveness(
@@ -448,19 +472,7 @@ def feature_responsiveness(
         model_in: Any = torch.as_tensor(allx, dtype=dtype or torch.float32)
     else:
         model_in = allx
-    game = build_game(model, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
-                      baseline=0.0, feature_names=names, model_output=model_output, batch_size=batch_size)
-    out = game.full()
-    adapter: Any = getattr(game, "model", None)
-    _check_assumed_logit(out, game.target.model_output, bool(getattr(adapter, "output_assumed", False)))
-    decision = _decide(out, game.target.model_output)
-    n_rows = int(allx.shape[0])
-    own = _predicted_in_chunks(adapter, torch.as_tensor(allx)) if isinstance(adapter, NumpyModel) else None
-    if own is not None:
-        # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
-        # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
-        decision = own.numpy()
-        n_rows *= 2
+    out, decision, adapter, n_rows = _decisions(model, model_in, allx, names, model_output, batch_size)
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
