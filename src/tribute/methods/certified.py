@@ -89,8 +89,8 @@ base method (kernel SHAP, LIME) reuses one seed per block of draws, which breaks
 independence, so its certificates are approximate.
 
 The smoothed attribution itself (``smoothed``) is the mean of the base maps over the same
-draws (for a linear model and input x gradient it is ``w * x`` exactly: uniform noise has mean
-zero). Draws are shared by all inputs (common random numbers), seeded by a local generator, and
+draws (for a linear model and input x gradient its expectation is ``w * x``, uniform noise having
+mean zero; the estimate is ``w * (x + mean_k u_k)``, off by ``O(noise / sqrt(n))``). Draws are shared by all inputs (common random numbers), seeded by a local generator, and
 explained in blocks through a noisy view of one feature game, so every row is counted.
 """
 
