@@ -420,7 +420,9 @@ def feature_responsiveness(
         max_enumerate: integer features with at most this many feasible values are enumerated
             exactly. default=64.
         budget: most model rows per input (candidate actions plus the input itself); a plan
-            over it is refused with the ``n_samples`` that fits. default=None (no limit).
+            over it is refused with the ``n_samples`` that fits. A classifier whose own
+            ``predict`` gives the decision reads every row twice (scores, then ``predict``):
+            ``n_evals`` counts both passes, the budget the rows. default=None (no limit).
         seed: seed of the local generator. default=0.
         data: reference rows whose per-feature range bounds features without ``bounds``.
         feature_names: one name per column (default: the DataFrame's columns, else ``x0..``).
