@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -415,3 +417,22 @@ def test_bounds_are_clopper_pearson_at_alpha_over_twice_the_players() -> None:
 def test_seed_must_be_an_integer() -> None:
     with pytest.raises(InputError, match="seed=None must be a non-negative int"):
         tribute.certified_attribution(_mlp(), torch.randn(2, 4, dtype=torch.float64), seed=None)  # type: ignore[arg-type]
+
+
+def test_a_model_in_train_mode_runs_in_eval_mode_and_is_restored() -> None:
+    """Dropout active during the noise draws made the base maps (and every radius) random,
+    different from tribute.explain's (eval mode): the model runs in eval mode, as in explain,
+    and its training flags are restored."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Dropout(0.5),
+                              torch.nn.Linear(16, 2)).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    kw: dict[str, Any] = {"target": 0, "n_samples": 40, "k": 2, "noise": 0.2}
+    net.eval()
+    ref = tribute.certified_attribution(net, x, **kw)
+    net.train()
+    got = tribute.certified_attribution(net, x, **kw)
+    assert net.training and all(m.training for m in net.modules())
+    np.testing.assert_allclose(got.smoothed, ref.smoothed, atol=1e-12)
+    np.testing.assert_array_equal(got.radius, ref.radius)
+    np.testing.assert_array_equal(got.cosine_radius, ref.cosine_radius)

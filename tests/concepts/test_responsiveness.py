@@ -290,3 +290,44 @@ def test_the_predict_decision_is_read_in_chunks(monkeypatch: pytest.MonkeyPatch)
     chunked = tribute.feature_responsiveness(clf, x[:4], target=1, data=x, n_samples=50, seed=0)
     np.testing.assert_array_equal(chunked.scores, whole.scores)
     assert max(calls) <= 7 and sum(calls) > 7
+
+
+def test_a_sigmoid_model_read_as_a_logit_is_flagged_and_declared_probability_is_exact() -> None:
+    """A one-column torch model returning sigmoid probabilities, not declared: its outputs are
+    read as logits (decision output > 0: class 1 for every row, every score 0) -- that must not
+    pass silently; declared ``model_output="probability"`` it matches the closed form."""
+
+    class Sigmoid(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(x @ torch.as_tensor(W, dtype=x.dtype) + C)[:, None]
+
+    x = np.array([[0.5, 1.0, 1.0, 30.0]])  # w.x + c = -2: class 0 (refused)
+    act = tribute.Actionability(immutable=["age"], bounds={"income": (0, 6), "debt": (0, 3), "years": (0, 5)})
+    xt = torch.as_tensor(x)
+    with pytest.warns(UserWarning, match="model_output='probability'"):
+        tribute.feature_responsiveness(Sigmoid(), xt, act, feature_names=NAMES, n_samples=50)
+    r = tribute.feature_responsiveness(Sigmoid(), xt, act, feature_names=NAMES, n_samples=4000,
+                                       model_output="probability")
+    assert r.current.tolist() == [0] and r.target.tolist() == [1]
+    for j, (lo, hi) in enumerate([(0, 6), (0, 3), (0, 5)]):
+        truth = _closed_form(x[0], j, lo, hi)
+        assert abs(r.scores[0, j] - truth) <= 4 * r.stderr[0, j] + 1e-12
+
+
+def test_a_model_in_train_mode_decides_in_eval_mode_and_is_restored() -> None:
+    """Dropout active made every decision random (scores changed from call to call and the
+    current class was not the model's): the model runs in eval mode, as in tribute.explain."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Dropout(0.5),
+                              torch.nn.Linear(16, 2)).double()
+    x = torch.randn(12, 4, dtype=torch.float64)
+    act = tribute.Actionability(bounds={j: (-1.0, 1.0) for j in range(4)})
+    net.eval()
+    ref = tribute.feature_responsiveness(net, x, act, n_samples=30)
+    with torch.no_grad():
+        current = net(x).argmax(1).numpy()
+    net.train()
+    got = tribute.feature_responsiveness(net, x, act, n_samples=30)
+    assert net.training and all(m.training for m in net.modules())
+    np.testing.assert_array_equal(got.current, current)
+    np.testing.assert_array_equal(got.scores, ref.scores)

@@ -70,3 +70,28 @@ def test_reagent_seeded_and_closed_form_on_one_relevant_player() -> None:
     assert abs(vals[2] - r * big_l) < 4 * se[2]
     others = np.delete(np.arange(6), 2)
     assert (np.abs(vals[others] - r * big_l * (2 * r - 1)) < 4 * se[others]).all()
+
+
+def test_auto_scale_reads_probabilities_and_log_probabilities_of_a_feature_game() -> None:
+    """The paper's drop is p(y|x) - p(y|x_R) on probabilities: a feature game explained with
+    output="log_prob" or "prob" must be read on that scale under scale="auto" (it was read as a
+    raw output, d = tanh(v(N) - v(S)): the tanh of a log-ratio, not the drop)."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 3).double()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    kw: dict[str, Any] = {"method": "reagent", "target": 1, "budget": 30, "seed": 2, "baseline": 0.0}
+    for output, scale in (("log_prob", "log_prob"), ("prob", "prob"), ("logit", "raw")):
+        auto = tribute.explain(net, x, output=output, **kw)
+        named = tribute.explain(net, x, output=output, scale=scale, **kw)
+        torch.testing.assert_close(auto.values, named.values)
+    # own loop, output="log_prob": d = p(y|x) - p(y|x_S) with the method's draws
+    a = tribute.explain(net, x, output="log_prob", **kw)
+    k = 29
+    removed = torch.rand(k, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64) < 0.3
+    with torch.no_grad():
+        p_full = net(x).softmax(-1)[:, 1]
+        p_s = torch.stack([net(torch.where(removed[t], 0.0, x)).softmax(-1)[:, 1] for t in range(k)], 1)
+    d = (p_full[:, None] - p_s).clamp(-1 + 1e-6, 1 - 1e-6)
+    step = torch.logit((1 + d) / 2)  # B x K
+    phi = (step[..., None] * (removed.double() * 2 - 1)[None]).mean(1)
+    torch.testing.assert_close(a.values, phi)

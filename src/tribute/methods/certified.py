@@ -89,8 +89,8 @@ base method (kernel SHAP, LIME) reuses one seed per block of draws, which breaks
 independence, so its certificates are approximate.
 
 The smoothed attribution itself (``smoothed``) is the mean of the base maps over the same
-draws (for a linear model and input x gradient it is ``w * x`` exactly: uniform noise has mean
-zero). Draws are shared by all inputs (common random numbers), seeded by a local generator, and
+draws (for a linear model and input x gradient its expectation is ``w * x``, uniform noise having
+mean zero; the estimate is ``w * (x + mean_k u_k)``, off by ``O(noise / sqrt(n))``). Draws are shared by all inputs (common random numbers), seeded by a local generator, and
 explained in blocks through a noisy view of one feature game, so every row is counted.
 """
 
@@ -106,8 +106,9 @@ import torch
 from scipy import special, stats
 
 from ..errors import InputError
-from ..games.build import build_game
+from ..games.build import build_game, framework_of
 from ..games.features import FeatureGame
+from ..models import as_model
 from ..params import check_seed
 from .analyses import register_analysis
 from .base import get_method
@@ -411,36 +412,40 @@ def certified_attribution(
     base = cls(**params)
     # build_game reads an int target of a classifier fitted on labels such as 1, 2, 3 as a
     # class label, as tribute.explain does
-    game = build_game(model, inputs, target=target, baseline=baseline, groups=groups, output=output,
-                      feature_names=feature_names, model_output=model_output, batch_size=batch_size)
-    if not isinstance(game, FeatureGame):
-        raise InputError(f"certified_attribution: needs input-feature players; got a {type(game).__name__}.")
-    if game.target.multi:
-        raise InputError("certified_attribution: explain one target at a time (target is a list/matrix).")
-    players = game.n_players
-    _check("k", k, int, 1)
-    if k >= players:
-        raise InputError(f"certified_attribution: k={k} must be below the number of players ({players}); "
-                         "a top-k set of every player cannot change.")
-    x = game.inputs_flat().detach().to("cpu", torch.float64)
-    b, dim = x.shape
-    gen = torch.Generator().manual_seed(seed)
-    if smoothing == "l2":
-        g = torch.randn(n_samples, dim, generator=gen, dtype=torch.float64)
-        u = torch.rand(n_samples, 1, generator=gen, dtype=torch.float64) ** (1.0 / dim)
-        z = g / g.norm(dim=1, keepdim=True) * u
-    else:
-        z = torch.rand(n_samples, dim, generator=gen, dtype=torch.float64) * 2.0 - 1.0
-    sigma = torch.full((b,), float(noise), dtype=torch.float64)
-    block = max(1, min(n_samples, _BLOCK_BYTES // max(1, b * (dim + players) * 8 * 4)))
-    maps = np.zeros((b, n_samples, players))
-    for lo in range(0, n_samples, block):
-        hi = min(n_samples, lo + block)
-        view = noisy_view(game, z[lo:hi], sigma)
-        attr = base.attribute(view, seed=seed + lo)
-        vals = attr.values
-        vals = vals.detach().cpu().numpy() if isinstance(vals, torch.Tensor) else np.asarray(vals)
-        maps[:, lo:hi] = np.asarray(vals, dtype=np.float64).reshape(b, hi - lo, players)
+    # the model runs in eval mode with its parameters frozen (dropout off, batch-norm statistics
+    # untouched) and is restored afterwards, as in tribute.explain (adapter.session)
+    adapter = as_model(model, framework_of(inputs), model_output)
+    with adapter.session():
+        game = build_game(adapter, inputs, target=target, baseline=baseline, groups=groups, output=output,
+                          feature_names=feature_names, batch_size=batch_size)
+        if not isinstance(game, FeatureGame):
+            raise InputError(f"certified_attribution: needs input-feature players; got a {type(game).__name__}.")
+        if game.target.multi:
+            raise InputError("certified_attribution: explain one target at a time (target is a list/matrix).")
+        players = game.n_players
+        _check("k", k, int, 1)
+        if k >= players:
+            raise InputError(f"certified_attribution: k={k} must be below the number of players ({players}); "
+                             "a top-k set of every player cannot change.")
+        x = game.inputs_flat().detach().to("cpu", torch.float64)
+        b, dim = x.shape
+        gen = torch.Generator().manual_seed(seed)
+        if smoothing == "l2":
+            g = torch.randn(n_samples, dim, generator=gen, dtype=torch.float64)
+            u = torch.rand(n_samples, 1, generator=gen, dtype=torch.float64) ** (1.0 / dim)
+            z = g / g.norm(dim=1, keepdim=True) * u
+        else:
+            z = torch.rand(n_samples, dim, generator=gen, dtype=torch.float64) * 2.0 - 1.0
+        sigma = torch.full((b,), float(noise), dtype=torch.float64)
+        block = max(1, min(n_samples, _BLOCK_BYTES // max(1, b * (dim + players) * 8 * 4)))
+        maps = np.zeros((b, n_samples, players))
+        for lo in range(0, n_samples, block):
+            hi = min(n_samples, lo + block)
+            view = noisy_view(game, z[lo:hi], sigma)
+            attr = base.attribute(view, seed=seed + lo)
+            vals = attr.values
+            vals = vals.detach().cpu().numpy() if isinstance(vals, torch.Tensor) else np.asarray(vals)
+            maps[:, lo:hi] = np.asarray(vals, dtype=np.float64).reshape(b, hi - lo, players)
     score = np.abs(maps) if rank_by == "abs" else maps
     # top-k indicator per draw (ties broken by player order, stable)
     order = np.argsort(-score, axis=2, kind="stable")[:, :, :k]

@@ -19,8 +19,9 @@ Here the method runs on any game (generation games, where it belongs, and any fe
   vocabulary replacer (drawn once per position and game, so that ``v(S)`` stays a function of
   ``S``; the paper draws new tokens every step), or any other removal option;
 * ``d`` is measured on the probability scale: ``exp(v)`` for games whose values are
-  log-probabilities (generation games), the value itself for ``scale="prob"``, and
-  ``tanh(v(N) - v(S))`` for raw outputs (``scale="raw"``);
+  log-probabilities (generation games, feature games with ``output="log_prob"``), the value
+  itself for probabilities (``output="prob"``, or a model declared to return probabilities
+  explained raw), and ``tanh(v(N) - v(S))`` for other raw outputs (``scale="raw"``);
 * the update does not depend on the current scores, so all steps are independent draws and
   are evaluated in batches; the budget (evaluations, ``v(N)`` included) fixes the number of
   steps ``K`` and there is no early stop (the top-k stopping rule needs the full next-token
@@ -41,9 +42,24 @@ from ..games.base import Game
 from ..params import Interval, Options, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 
-__all__ = ["ReAGent"]
+__all__ = ["ReAGent", "auto_scale"]
 
 _EPS = 1e-6
+
+
+def auto_scale(game: Game) -> str:
+    """The scale ``scale="auto"`` reads a game's values on: ``"log_prob"`` for log-probabilities
+    (generation games, ``output="log_prob"``), ``"prob"`` for probabilities (``output="prob"``,
+    or a model declared to return probabilities explained ``output="raw"``), else ``"raw"``."""
+    if getattr(game, "value_scale", None) == "log_prob":
+        return "log_prob"
+    target = getattr(game, "target", None)
+    output, model_output = getattr(target, "output", None), getattr(target, "model_output", None)
+    if output == "log_prob":
+        return "log_prob"
+    if output == "prob" or (output == "raw" and model_output == "probability"):
+        return "prob"
+    return "raw"
 
 
 @register
@@ -60,9 +76,9 @@ class ReAGent(Method):
         replace_ratio: probability that a player is replaced in a step. default=0.3 (the
             paper's setting).
         scale: how the drop ``d`` is measured: ``"auto"`` (``"log_prob"`` for games whose
-            values are log-probabilities, else ``"raw"``), ``"log_prob"`` (``exp`` of the
-            values), ``"prob"`` (values are probabilities) or ``"raw"`` (``tanh`` of the
-            value difference). default="auto".
+            values are log-probabilities, ``"prob"`` for probabilities, else ``"raw"``: see
+            :func:`auto_scale`), ``"log_prob"`` (``exp`` of the values), ``"prob"`` (values are
+            probabilities) or ``"raw"`` (``tanh`` of the value difference). default="auto".
     """
 
     name = "reagent"
@@ -95,9 +111,7 @@ class ReAGent(Method):
 
     def _drop(self, game: Game, full: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
         """``d`` in ``[-1, 1]`` per sample, step and target (``full``: ``B x T``, ``vals``: ``B x K x T``)."""
-        scale = self.scale
-        if scale == "auto":
-            scale = "log_prob" if getattr(game, "value_scale", None) == "log_prob" else "raw"
+        scale = self.scale if self.scale != "auto" else auto_scale(game)
         if scale == "log_prob":
             d = full.exp()[:, None, :] - vals.exp()
         elif scale == "prob":

@@ -32,6 +32,7 @@ column, ``output > 0`` for logits and ``output > 0.5`` for probabilities.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,9 +40,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BudgetError, InputError
-from ..games.build import build_game, labels_to_columns, numeric_labels
-from ..models import NumpyModel
+from ..errors import BudgetError, InputError, user_stacklevel
+from ..games.build import build_game, framework_of, labels_to_columns, numeric_labels
+from ..models import NumpyModel, as_model
 from ..targets import plain_target
 from .analyses import register_analysis
 
@@ -332,12 +333,58 @@ def _wilson_stderr(s: float, n: int) -> float:
     return max(s - (centre - half), centre + half - s) / 2.0
 
 
+def _check_assumed_logit(out: torch.Tensor, model_output: str, assumed: bool) -> None:
+    """Warn when one output column assumed to be a logit holds only values in [0, 1].
+
+    The decision of a one-column logit is ``output > 0``: a sigmoid model's probabilities
+    (never negative) read as logits would make every row class 1 and every score 0 without a
+    word. The same check as :func:`tribute.explain` (``tribute.targets``); logits that all happen
+    to lie in [0, 1] are a false positive (declare ``model_output="logit"`` to silence it).
+    """
+    o = out.detach()
+    if not assumed or model_output != "logit" or o.numel() == 0 or (o.ndim == 2 and o.shape[1] != 1):
+        return
+    lo, hi = float(o.min()), float(o.max())
+    if lo >= 0.0 and hi <= 1.0:
+        warnings.warn(
+            f"feature_responsiveness: the model returns one column whose values all lie in [0, 1] "
+            f"([{lo:.4g}, {hi:.4g}]), like a probability, but it was not declared to return "
+            "probabilities, so it is read as a logit and the decision is output > 0 (class 1 for "
+            "every row). If the model returns probabilities, pass model_output='probability' "
+            "(decision: output > 0.5); pass model_output='logit' to silence this warning.",
+            UserWarning, stacklevel=user_stacklevel())
+
+
 def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
     o = out.detach().double().cpu()
     if o.ndim == 2 and o.shape[1] >= 2:
         return o.argmax(1).numpy()
     o = o.reshape(-1)
     return (o > (0.5 if model_output == "probability" else 0.0)).long().numpy()
+
+
+def _decisions(model: Any, model_in: Any, allx: np.ndarray, names: list[str], model_output: str | None,
+               batch_size: int | None) -> tuple[torch.Tensor, np.ndarray, Any, int]:
+    """The model's outputs and decisions on every row, its adapter, and the rows it evaluated.
+
+    The model runs in eval mode with its parameters frozen (dropout off) and is restored
+    afterwards, as in :func:`tribute.explain` (``adapter.session``).
+    """
+    adapter: Any = as_model(model, framework_of(model_in), model_output)
+    with adapter.session():
+        game = build_game(adapter, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
+                          baseline=0.0, feature_names=names, batch_size=batch_size)
+        out = game.full()
+        _check_assumed_logit(out, game.target.model_output, bool(getattr(adapter, "output_assumed", False)))
+        decision = _decide(out, game.target.model_output)
+        n_rows = int(allx.shape[0])
+        own = _predicted_in_chunks(adapter, torch.as_tensor(allx)) if isinstance(adapter, NumpyModel) else None
+    if own is not None:
+        # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
+        # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
+        decision = own.numpy()
+        n_rows *= 2
+    return out, decision, adapter, n_rows
 
 
 @register_analysis("responsiveness", kind="decision", paper="Cheon, Tosh, Ustun et al. (2025), Feature "
@@ -373,7 +420,9 @@ def feature_responsiveness(
         max_enumerate: integer features with at most this many feasible values are enumerated
             exactly. default=64.
         budget: most model rows per input (candidate actions plus the input itself); a plan
-            over it is refused with the ``n_samples`` that fits. default=None (no limit).
+            over it is refused with the ``n_samples`` that fits. A classifier whose own
+            ``predict`` gives the decision reads every row twice (scores, then ``predict``):
+            ``n_evals`` counts both passes, the budget the rows. default=None (no limit).
         seed: seed of the local generator. default=0.
         data: reference rows whose per-feature range bounds features without ``bounds``.
         feature_names: one name per column (default: the DataFrame's columns, else ``x0..``).
@@ -425,18 +474,7 @@ def feature_responsiveness(
         model_in: Any = torch.as_tensor(allx, dtype=dtype or torch.float32)
     else:
         model_in = allx
-    game = build_game(model, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
-                      baseline=0.0, feature_names=names, model_output=model_output, batch_size=batch_size)
-    out = game.full()
-    decision = _decide(out, game.target.model_output)
-    n_rows = int(allx.shape[0])
-    adapter: Any = getattr(game, "model", None)
-    own = _predicted_in_chunks(adapter, torch.as_tensor(allx)) if isinstance(adapter, NumpyModel) else None
-    if own is not None:
-        # a scikit-learn classifier decides with its predict (a tuned threshold, SVC's Platt
-        # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
-        decision = own.numpy()
-        n_rows *= 2
+    out, decision, adapter, n_rows = _decisions(model, model_in, allx, names, model_output, batch_size)
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
