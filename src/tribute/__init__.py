@@ -95,6 +95,11 @@ from .api import (  # noqa: E402
 __all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
             "feature_responsiveness"]
 
+# Label leakage of feature selections (Jethani et al. 2023; SHAP-KL is output="kl").
+from .api import LeakageReport, label_leakage, top_k_selection  # noqa: E402
+
+__all__ += ["LeakageReport", "label_leakage", "top_k_selection"]
+
 # Rashomon feature interaction scores (issue #16).
 from .api import RashomonResult, rashomon_interactions  # noqa: E402
 

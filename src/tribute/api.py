@@ -14,6 +14,7 @@ from .methods.dhondt import DhondtResult, dhondt_seats
 from .methods.explain import explain
 from .methods.generation import GenerationAttribution, explain_generation
 from .methods.responsiveness import Actionability, ResponsivenessResult, feature_responsiveness
+from .methods.shap_kl import LeakageReport, label_leakage, top_k_selection
 from .methods.tcav import TCAVResult, tcav
 
 __all__ = ["GenerationAttribution", "PlayerSet", "build_game", "explain", "explain_generation",
@@ -27,6 +28,7 @@ from .methods.rashomon import RashomonResult, rashomon_interactions  # noqa: E40
 __all__ += ["RashomonResult", "rashomon_interactions"]
 __all__ += ["Actionability", "CertifiedResult", "ResponsivenessResult", "certified_attribution",
             "feature_responsiveness"]
+__all__ += ["LeakageReport", "label_leakage", "top_k_selection"]
 
 
 def methods() -> dict[str, MethodInfo]:

@@ -48,6 +48,7 @@ import torch
 
 from ..errors import InputError
 from ..games.base import Game
+from .analyses import register_analysis
 
 __all__ = ["LeakageReport", "label_leakage", "top_k_selection"]
 
@@ -87,6 +88,9 @@ def top_k_selection(values: Any, k: int) -> np.ndarray:
     return out
 
 
+@register_analysis("label_leakage", kind="decision", paper="Jethani, Saporta & Ranganath (2023), Don't be "
+                   "fooled: label leakage in explanation methods and the importance of their "
+                   "quantitative evaluation (AISTATS)")
 def label_leakage(game: Game, selection: Any) -> LeakageReport:
     """Score a feature selection two ways: from its pattern (leaky) and by SHAP-KL (not).
 
