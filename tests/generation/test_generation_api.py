@@ -175,3 +175,31 @@ def test_random_removal_draws_tokenizer_tokens_not_padding_rows(tok: Any) -> Non
     assert res.params["removal"] == "random"
     draws = _replacements(tok, "random", 400, 2000, seed=1)
     assert draws is not None and int(draws.max()) < len(tok) and int(draws.max()) > len(tok) - 5
+
+
+@pytest.mark.parametrize("method", ["exact_shapley", "kernel_shap"])
+def test_save_and_load_round_trip(gpt2: Any, tok: Any, tmp_path: Any, method: str) -> None:
+    res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=3, method=method,
+                                     budget=40 if method == "kernel_shap" else None)
+    path = res.save(tmp_path / "gen")
+    assert path.name == "gen.npz"
+    back = type(res).load(path)
+    for name in ("matrix", "total", "log_probs"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
+    if res.stderr is None:
+        assert back.stderr is None
+    else:
+        np.testing.assert_array_equal(back.stderr, res.stderr)
+    for name in ("prompt_tokens", "generated_tokens", "prompt_ids", "generated_ids", "method",
+                 "n_evals", "seconds", "positions_run", "positions_full"):
+        assert getattr(back, name) == getattr(res, name), name
+    assert back.params == tribute.Attribution.load(path).params
+    np.testing.assert_array_equal(back.attribution.flat(), res.attribution.flat())
+    assert "generation" not in back.attribution.extra
+    # the same file is a plain attribution too; a plain attribution is not a generation's
+    plain = tribute.Attribution.load(path)
+    np.testing.assert_array_equal(plain.flat(), res.attribution.flat())
+    other = tmp_path / "plain.npz"
+    res.attribution.save(other)
+    with pytest.raises(InputError, match="not a generation's"):
+        type(res).load(other)

@@ -20,10 +20,12 @@ credits of the whole continuation's log-probability, both token lists and the un
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,10 @@ from .base import check_budget_param, get_method
 __all__ = ["GenerationAttribution", "PreparedGeneration", "TokenizationWarning", "explain_generation",
            "prepare_generation"]
 
+
+
+#: Keys of a saved generation's fields in its attribution file's extras (GenerationAttribution.save).
+_GEN_KEY, _GEN_LOG_PROBS = "generation", "generation_log_probs"
 
 
 class TokenizationWarning(UserWarning):
@@ -119,6 +125,53 @@ class GenerationAttribution:
         return generation_heatmap(self.prompt_tokens, self.generated_tokens, self.matrix,
                                   total=self.total, signed=signed,
                                   title=title if title is not None else self.method)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to ``path`` (``.npz`` appended if missing) atomically, without pickle: the
+        underlying :class:`~tribute.Attribution`'s file, whose header also holds the prompt's and
+        the continuation's tokens and ids, the counts and the timings (read back by :meth:`load`;
+        :meth:`tribute.Attribution.load` reads the same file as the plain attribution)."""
+        gen = {"prompt_tokens": list(self.prompt_tokens), "generated_tokens": list(self.generated_tokens),
+               "prompt_ids": [int(i) for i in self.prompt_ids],
+               "generated_ids": [int(i) for i in self.generated_ids], "method": self.method,
+               "n_evals": int(self.n_evals), "seconds": float(self.seconds),
+               "positions_run": int(self.positions_run), "positions_full": int(self.positions_full)}
+        extra = {**self.attribution.extra, _GEN_KEY: gen,
+                 _GEN_LOG_PROBS: np.asarray(self.log_probs, dtype=np.float64)}
+        return replace(self.attribution, extra=extra).save(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> GenerationAttribution:
+        """Load a file written by :meth:`save` (never unpickles).
+
+        Raises:
+            InputError: ``path`` is not an attribution file, or one of a plain attribution
+                (load it with :meth:`tribute.Attribution.load`), or its parts disagree in size.
+        """
+        attr = Attribution.load(path)
+        extra = dict(attr.extra)
+        gen, log_probs = extra.pop(_GEN_KEY, None), extra.pop(_GEN_LOG_PROBS, None)
+        if not isinstance(gen, dict) or log_probs is None:
+            raise InputError(f"{os.fspath(path)!r} holds an attribution, not a generation's (saved by "
+                             "GenerationAttribution.save); load it with tribute.Attribution.load.")
+        flat = np.asarray(attr.flat())
+        n_gen, n_players = len(gen["generated_tokens"]), len(gen["prompt_tokens"])
+        if flat.shape != (1, n_gen + 1, n_players) or np.shape(log_probs) != (n_gen,):
+            raise InputError(f"{os.fspath(path)!r}: credits of shape {flat.shape} and {np.shape(log_probs)} "
+                             f"log-probabilities do not fit {n_gen} generated tokens and {n_players} "
+                             "prompt players; the file was not written by GenerationAttribution.save.")
+        values = flat[0]
+        se = None if attr.stderr is None else np.asarray(attr.stderr, dtype=np.float64).reshape(values.shape)
+        return cls(matrix=values[:-1].copy(), total=values[-1].copy(), stderr=se,
+                   prompt_tokens=[str(t) for t in gen["prompt_tokens"]],
+                   generated_tokens=[str(t) for t in gen["generated_tokens"]],
+                   prompt_ids=[int(i) for i in gen["prompt_ids"]],
+                   generated_ids=[int(i) for i in gen["generated_ids"]],
+                   log_probs=np.asarray(log_probs, dtype=np.float64),
+                   attribution=replace(attr, extra=extra), method=str(gen["method"]),
+                   n_evals=int(gen["n_evals"]), seconds=float(gen["seconds"]),
+                   positions_run=int(gen["positions_run"]), positions_full=int(gen["positions_full"]),
+                   params=dict(attr.params))
 
     def _repr_html_(self) -> str:
         return self.plot()
