@@ -10,7 +10,8 @@ metrics' random draws, not the models.
 
 Suites (:func:`build_suite`):
 
-* ``tiny`` — the smallest version of every case (used by the tests).
+* ``tiny`` — the smallest version of most cases (no planted words, no breast cancer;
+  used by the tests).
 * ``quick`` — what ``make demo`` runs: every case, 24-32 samples, modest budgets.
 * ``full`` — more samples and cases (additive symbolic data, textured planted images),
   larger budgets, every registered feature-attribution method and more metrics.
@@ -444,7 +445,23 @@ def _planted_images(preset: Preset, seed: int, background: str) -> Case:
             "noise for every method (the oracle's too)")},
         model_info=(f"SmallCNN trained on {n_train} images ({epochs} epochs, seed "
                     f"{MODEL_SEED}); held-out accuracy {acc:.3f}"),
+        notes=_planted_image_notes(background),
     )
+
+
+def _planted_image_notes(background: str) -> list[str]:
+    """What the trained CNN does beyond the truth mask (measured by exact group Shapley
+    values of plus / ring / background; see :func:`tribute.datasets.planted_images`)."""
+    notes = ["The ring carries no information about the label, but the CNN reads it as weak "
+             "evidence for class 0 (a saturated non-plus shape, like the decoys): a method "
+             "faithful to the model may give it negative credit (not counted against it by "
+             "relevance_mass or by rankings of |credit| led by the plus)."]
+    if background == "texture":
+        notes.append("On this background the baseline (an all-black image) is itself classified "
+                     "as class 1: removing the background moves the output about as much as "
+                     "removing the plus (spread over 18 times as many pixels), so negative credit "
+                     "on the background is faithful to the model, not an error of the method.")
+    return notes
 
 
 def _region_params(budget: int) -> dict[str, dict[str, Any]]:
@@ -577,6 +594,11 @@ def _planted_text(preset: Preset, seed: int) -> Case:
         model_info=(f"TinyTransformer (1 layer, d=32) trained on 1000 sequences (6 epochs, "
                     f"seed {MODEL_SEED}); held-out accuracy {acc:.3f}"),
         skip_metrics={"infidelity": "token ids take binary masks only"},
+        notes=["The pad token never occurs in training, so removing ordinary tokens (they become "
+               "pads) also moves the output: exact Shapley values of this game rank the "
+               "triggers first (auroc and precision_at_k 1) but put about half of the positive "
+               "credit on the other tokens. relevance_mass here rewards concentrated credit, "
+               "not faithfulness to the model."],
     )
 
 
