@@ -98,6 +98,8 @@ class Case:
         grad_budget: gradient points per input for budgeted gradient methods.
         model_info: how the model was obtained and how well it does (for the report).
         skip_metrics: metric name -> reason it does not apply to this case.
+        metric_params: metric name -> hyperparameters on this case, over the preset's (e.g.
+            ``relevance_mass`` on ``|credit|`` where the truth values are signed).
         method_params: method name -> extra ``tribute.explain`` arguments on this case;
             ``"groups": None`` runs the method ungrouped and its per-element credits are then
             averaged over each group (e.g. occlusion with windows aligned to the patches).
@@ -126,6 +128,7 @@ class Case:
     grad_budget: int = 32
     model_info: str = ""
     skip_metrics: dict[str, str] = field(default_factory=dict)
+    metric_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     share_key: str = ""
     notes: list[str] = field(default_factory=list)
@@ -175,7 +178,9 @@ class Case:
             "truth_values": self.truth_label if self.truth_values is not None else None,
             "budget": self.budget, "grad_budget": self.grad_budget,
             "model": type(self.model).__name__, "model_info": self.model_info,
-            "skip_metrics": dict(self.skip_metrics), "notes": list(self.notes),
+            "skip_metrics": dict(self.skip_metrics),
+            "metric_params": {k: dict(v) for k, v in self.metric_params.items()},
+            "notes": list(self.notes),
             "feature_names": list(self.feature_names) if self.feature_names else None,
         }
 
@@ -297,6 +302,15 @@ def _positives(ds: Any, n: int, where: str) -> Any:
     return ds.subset(idx)
 
 
+#: Tabular cases whose truth values are signed (exact Shapley values): ``relevance_mass`` on the
+#: positive part is undefined (NaN, the sample dropped) wherever a method credits nothing
+#: positively, e.g. a faithful method on a sample whose relevant effects are all negative, while
+#: a method with non-negative credits (saliency's ``|gradient|``) is scored there: the means would
+#: compare different samples. The share of ``|credit|`` on the relevant features is defined for
+#: every method and sample.
+_SIGNED_TRUTH_METRIC_PARAMS: dict[str, dict[str, Any]] = {"relevance_mass": {"absolute": True}}
+
+
 # --------------------------------------------------------------------------- tabular
 def _symbolic(preset: Preset, seed: int, kind: str) -> Case:
     from .. import datasets as D
@@ -328,6 +342,7 @@ def _symbolic(preset: Preset, seed: int, kind: str) -> Case:
         skip_metrics={"relevance_rank": "the truth has signed values; relevance_rank ranks "
                                         "signed credits against a mask (use auroc / "
                                         "precision_at_k, which rank |credit|)"},
+        metric_params=_SIGNED_TRUTH_METRIC_PARAMS,
     )
 
 
@@ -354,7 +369,7 @@ def _correlated(preset: Preset, seed: int, truth: str) -> Case:
             feature_names=list(ds.feature_names or []), budget=preset.budget_tabular,
             grad_budget=preset.grad_budget, model_info="the generating function (no training)",
             skip_metrics={"relevance_rank": "signed truth values (see auroc)"},
-            share_key=f"correlated-{seed}",
+            metric_params=_SIGNED_TRUTH_METRIC_PARAMS, share_key=f"correlated-{seed}",
         )
     obs = D.conditional_shapley_linear_gaussian(ds.X, ds.meta["weights"], ds.meta["covariance"])
     # Independent noise columns get 0 up to rounding (~1e-17); make it exact, or a tiny
@@ -375,7 +390,7 @@ def _correlated(preset: Preset, seed: int, truth: str) -> Case:
         feature_names=list(ds.feature_names or []), budget=preset.budget_tabular,
         grad_budget=preset.grad_budget, model_info="the generating function (no training)",
         skip_metrics={"relevance_rank": "signed truth values (see auroc)"},
-        share_key=f"correlated-{seed}",
+        metric_params=_SIGNED_TRUTH_METRIC_PARAMS, share_key=f"correlated-{seed}",
     )
 
 
