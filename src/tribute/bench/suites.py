@@ -6,7 +6,9 @@ relevance mask and, for the symbolic tabular data, the exact attribution values)
 is built deterministically from the suite seed; models are trained on the fly with a fixed
 training seed (0) and cached as safetensors by :mod:`tribute.datasets`, so a second run costs
 no training and changing ``--seed`` changes the explained samples and the methods' and
-metrics' random draws, not the models.
+metrics' random draws, not the trained models. (The symbolic and correlated tabular cases
+explain their generating function, which the seed draws anew: their relevant columns and
+weights change with ``--seed``.)
 
 Suites (:func:`build_suite`):
 
