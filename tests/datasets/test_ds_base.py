@@ -101,6 +101,18 @@ def test_subset_and_split_slice_everything() -> None:
         ds.split(1.5)
 
 
+@pytest.mark.parametrize(("n", "fraction"), [(4, 0.9), (10, 0.97), (2, 0.5), (3, 0.01)])
+def test_split_never_leaves_a_part_empty(n: int, fraction: float) -> None:
+    # round(0.9 * 4) == 4 used to put every sample in the test part and none in the train part
+    train, test = td.make("wine", n=n).split(fraction, seed=0)
+    assert len(train) >= 1 and len(test) >= 1 and len(train) + len(test) == n
+
+
+def test_split_of_one_sample_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        td.make("wine", n=1).split(0.5)
+
+
 def test_fingerprint_tracks_content() -> None:
     a = td.tabular_symbolic(n=20, seed=0)
     assert a.fingerprint() == td.tabular_symbolic(n=20, seed=0).fingerprint()

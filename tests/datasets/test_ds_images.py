@@ -72,34 +72,75 @@ def test_planted_smallest_size_places_every_pattern() -> None:
     assert (boxes >= 0).all() and np.all(np.abs(boxes - ring).max(axis=1) > 6)
 
 
+def _bench_cnn_and_positives(seed: int) -> tuple[torch.nn.Module, np.ndarray, np.ndarray,
+                                                 np.ndarray]:
+    """The bench's planted_images CNN and 60 held-out class-1 images with their plus and ring
+    masks: ``(model, x, plus, ring)``."""
+    from tribute.bench.suites import PRESETS, case_builders
+
+    case = case_builders()["planted_images"](PRESETS["tiny"], 0)
+    held = td.planted_images(n=200, size=20, seed=seed)
+    pos = np.flatnonzero(held.y == 1)[:60]
+    assert held.ground_truth is not None
+    plus = held.ground_truth[pos]
+    ring = np.zeros_like(plus)
+    for k, i in enumerate(pos):
+        r, c = held.meta["distractor_box"][i, :2]
+        ring[k, :, r:r + 6, c:c + 6] = td.RING
+    return case.model, held.X[pos], plus, ring
+
+
 @pytest.mark.slow
 def test_bench_cnn_ignores_the_ring_and_needs_the_plus() -> None:
     # The shipped benchmark model (tribute.bench.suites' planted_images case): replacing the
     # ring by fresh background leaves p(class 1) alone; replacing the plus removes it.
-    from tribute.bench.suites import PRESETS, case_builders
     from tribute.datasets._images import _background
 
-    case = case_builders()["planted_images"](PRESETS["tiny"], 0)
-    held = td.planted_images(n=200, size=20, seed=1000)
-    pos = np.flatnonzero(held.y == 1)[:60]
-    x = held.X[pos]
+    model, x, gt, ring = _bench_cnn_and_positives(1000)
     fresh = _background(np.random.default_rng(0), x.shape, "noise").astype(np.float32)
-    assert held.ground_truth is not None
-    gt = held.ground_truth[pos]
     no_plus = np.where(gt, fresh, x)
-    ring = np.zeros_like(gt)
-    for k, i in enumerate(pos):
-        r, c = held.meta["distractor_box"][i, :2]
-        ring[k, :, r:r + 6, c:c + 6] = td.RING
     no_ring = np.where(ring, fresh, x)
 
     def p1(a: np.ndarray) -> float:
         with torch.no_grad():
-            return float(torch.softmax(case.model(torch.from_numpy(a)), 1)[:, 1].mean())
+            return float(torch.softmax(model(torch.from_numpy(a)), 1)[:, 1].mean())
 
     assert p1(x) > 0.85
     assert abs(p1(no_ring) - p1(x)) < 0.1
     assert p1(no_plus) < 0.2
+
+
+@pytest.mark.slow
+def test_bench_cnn_credits_the_plus_in_the_bench_game() -> None:
+    # The test above reads probabilities, which saturate; the bench's game reads raw logits with
+    # baseline 0. Exact Shapley values of the 3-player game plus / ring / background there: the
+    # plus must carry most of the credit (class-1 logit: plus +2.5, ring -0.76, background +0.03;
+    # 0.72 of sum |phi| on the plus, 0.22 on the ring).
+    import itertools
+    import math
+
+    model, x, plus, ring = _bench_cnn_and_positives(4242)
+    parts = (plus, ring, ~(plus | ring))
+
+    def v(keep: tuple[int, ...]) -> np.ndarray:
+        on = np.zeros_like(plus)
+        for part, k in zip(parts, keep):
+            on |= part & bool(k)
+        with torch.no_grad():
+            out = model(torch.from_numpy(np.where(on, x, np.float32(0.0))))
+        return np.asarray(out[:, 1].double().numpy())
+
+    vals = {m: v(m) for m in itertools.product((0, 1), repeat=3)}
+    phi = np.zeros((3, len(x)))
+    for m, val in vals.items():
+        for i in range(3):
+            if not m[i]:
+                s = sum(m)
+                up = tuple(1 if j == i else m[j] for j in range(3))
+                phi[i] += math.factorial(s) * math.factorial(2 - s) / 6 * (vals[up] - val)
+    share = np.abs(phi).mean(1) / np.abs(phi).mean(1).sum()
+    assert phi[0].mean() > 0 and share[0] > 0.6, share
+    assert phi[0].mean() > 2 * abs(phi[1].mean()), phi.mean(1)
 
 
 def test_planted_without_distractor_and_groups() -> None:

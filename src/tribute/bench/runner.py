@@ -542,8 +542,8 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                     out.append(Score(case.name, run.method, mname, "n/a", why,
                                      higher_is_better=info.higher_is_better))
                     continue
-                kw: dict[str, Any] = {k: v for k, v in params.get(mname, {}).items()
-                                      if k in info.defaults}
+                own = {**params.get(mname, {}), **case.metric_params.get(mname, {})}
+                kw: dict[str, Any] = {k: v for k, v in own.items() if k in info.defaults}
                 if "seed" in info.defaults:
                     kw.setdefault("seed", seed)
                 ctx: dict[str, Any] = {}

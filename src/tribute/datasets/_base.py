@@ -141,13 +141,18 @@ class Dataset:
             seed: Seed of the shuffling (a local generator); default=0.
 
         Returns:
-            ``(train, test)``.
+            ``(train, test)``, each with at least one sample: the test size
+            ``round(test_fraction * n)`` is kept within ``1 .. n - 1``.
         """
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"Dataset.split: test_fraction must be in (0, 1), "
                              f"got {test_fraction}")
+        if len(self) < 2:
+            raise ValueError(f"Dataset.split: dataset {self.name!r} has {len(self)} sample(s); "
+                             "a train/test split needs at least 2")
         perm = np.random.default_rng(seed).permutation(len(self))
-        n_test = max(1, round(test_fraction * len(self)))
+        # an empty train part (0.9 of 4 samples rounds to 4) would train a model on nothing
+        n_test = min(max(1, round(test_fraction * len(self))), len(self) - 1)
         return self.subset(np.sort(perm[n_test:])), self.subset(np.sort(perm[:n_test]))
 
     def fingerprint(self) -> str:
