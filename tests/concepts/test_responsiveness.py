@@ -331,3 +331,31 @@ def test_a_model_in_train_mode_decides_in_eval_mode_and_is_restored() -> None:
     assert net.training and all(m.training for m in net.modules())
     np.testing.assert_array_equal(got.current, current)
     np.testing.assert_array_equal(got.scores, ref.scores)
+
+
+def test_budget_counts_both_passes_of_a_classifier_deciding_by_its_own_predict() -> None:
+    # SVC(probability=True) decides with predict (Platt scaling may disagree with the arg-max of
+    # predict_proba): every row is read twice. The budget bounds both passes, as n_evals does;
+    # before, budget=11 ran 22 rows per input.
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    svc = SVC(probability=True, random_state=0).fit(X, y)
+    calls = {"rows": 0}
+    predict_proba, predict = svc.predict_proba, svc.predict
+
+    def counted(f: object) -> object:
+        def g(a: np.ndarray) -> np.ndarray:
+            calls["rows"] += len(a)
+            return f(a)  # type: ignore[operator]
+        return g
+
+    svc.predict_proba, svc.predict = counted(predict_proba), counted(predict)
+    x = X[:2]
+    act = tribute.Actionability(bounds={"x0": (-2.0, 2.0)}, immutable=["x1"])
+    with pytest.raises(BudgetError, match=r"needs 12 model rows.*read twice.*budget=11"):
+        tribute.feature_responsiveness(svc, x, act, n_samples=5, budget=11, feature_names=["x0", "x1"])
+    r = tribute.feature_responsiveness(svc, x, act, n_samples=5, budget=12, feature_names=["x0", "x1"])
+    assert r.n_evals == calls["rows"] <= 12 * len(x)

@@ -41,8 +41,9 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError, InputError, user_stacklevel
-from ..games.build import build_game, framework_of, labels_to_columns, numeric_labels
+from ..games.build import build_game, labels_to_columns, numeric_labels
 from ..models import NumpyModel, as_model
+from ..models.adapters import predict_may_differ
 from ..targets import plain_target
 from .analyses import register_analysis
 
@@ -363,14 +364,20 @@ def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
     return (o > (0.5 if model_output == "probability" else 0.0)).long().numpy()
 
 
-def _decisions(model: Any, model_in: Any, allx: np.ndarray, names: list[str], model_output: str | None,
-               batch_size: int | None) -> tuple[torch.Tensor, np.ndarray, Any, int]:
-    """The model's outputs and decisions on every row, its adapter, and the rows it evaluated.
+def _reads_twice(adapter: Any) -> bool:
+    """Whether the decision also runs the estimator's own ``predict`` over every row (after its
+    scores): a classifier whose ``predict`` may differ from the arg-max of its scores."""
+    return isinstance(adapter, NumpyModel) and adapter.kind in ("predict_proba", "decision_function") \
+        and predict_may_differ(adapter.estimator)
+
+
+def _decisions(adapter: Any, model_in: Any, allx: np.ndarray, names: list[str],
+               batch_size: int | None) -> tuple[torch.Tensor, np.ndarray, int]:
+    """The model's outputs and decisions on every row, and the rows it evaluated.
 
     The model runs in eval mode with its parameters frozen (dropout off) and is restored
     afterwards, as in :func:`tribute.explain` (``adapter.session``).
     """
-    adapter: Any = as_model(model, framework_of(model_in), model_output)
     with adapter.session():
         game = build_game(adapter, model_in, target=lambda o: o if o.ndim == 2 else o[:, None], output="raw",
                           baseline=0.0, feature_names=names, batch_size=batch_size)
@@ -384,7 +391,7 @@ def _decisions(model: Any, model_in: Any, allx: np.ndarray, names: list[str], mo
         # scaling can disagree with the arg-max of predict_proba): recourse is about that decision
         decision = own.numpy()
         n_rows *= 2
-    return out, decision, adapter, n_rows
+    return out, decision, n_rows
 
 
 @register_analysis("responsiveness", kind="decision", paper="Cheon, Tosh, Ustun et al. (2025), Feature "
@@ -422,7 +429,7 @@ def feature_responsiveness(
         budget: most model rows per input (candidate actions plus the input itself); a plan
             over it is refused with the ``n_samples`` that fits. A classifier whose own
             ``predict`` gives the decision reads every row twice (scores, then ``predict``):
-            ``n_evals`` counts both passes, the budget the rows. default=None (no limit).
+            the budget and ``n_evals`` count both passes. default=None (no limit).
         seed: seed of the local generator. default=0.
         data: reference rows whose per-feature range bounds features without ``bounds``.
         feature_names: one name per column (default: the DataFrame's columns, else ``x0..``).
@@ -442,16 +449,20 @@ def feature_responsiveness(
                                          np.random.default_rng(seed))
     b, d = x.shape[0], len(rules)
     counts = np.array([[v.size for v in row] for row in plan], dtype=np.int64).reshape(b, d)
+    as_torch = isinstance(inputs, torch.Tensor) or isinstance(model, torch.nn.Module)
+    adapter: Any = as_model(model, "torch" if as_torch else "numpy", model_output)
+    passes = 2 if _reads_twice(adapter) else 1  # scores, then the classifier's own predict
     if budget is not None:
-        worst = int(counts.sum(1).max()) + 1
+        worst = (int(counts.sum(1).max()) + 1) * passes
         if worst > budget:
             n_sampled = int((feasible & ~exact).sum(1).max())
             n_exact = int((counts * exact).sum(1).max())
-            fit = (budget - 1 - n_exact) // max(n_sampled, 1)
+            fit = (budget // passes - 1 - n_exact) // max(n_sampled, 1)
             raise BudgetError(
                 f"feature_responsiveness: the plan needs {worst} model rows for one input "
                 f"({n_exact} enumerated actions, {n_sampled} sampled features x n_samples={n_samples}, "
-                f"plus the input) but budget={budget}; "
+                f"plus the input" + (", each read twice: scores, then the classifier's own predict"
+                                     if passes == 2 else "") + f") but budget={budget}; "
                 + (f"use n_samples <= {fit}" if fit >= 1 else "raise budget or lower max_enumerate") + ".")
     rows = [x]
     for i in range(b):
@@ -466,7 +477,6 @@ def feature_responsiveness(
                     cand[np.arange(counts[i, j]), np.asarray(cols)[plan[i][j].astype(np.int64)]] = 1.0
                 rows.append(cand)
     allx = np.concatenate(rows)
-    as_torch = isinstance(inputs, torch.Tensor) or isinstance(model, torch.nn.Module)
     if as_torch:
         dtype = inputs.dtype if isinstance(inputs, torch.Tensor) and inputs.dtype.is_floating_point else None
         if dtype is None and isinstance(model, torch.nn.Module):
@@ -474,7 +484,7 @@ def feature_responsiveness(
         model_in: Any = torch.as_tensor(allx, dtype=dtype or torch.float32)
     else:
         model_in = allx
-    out, decision, adapter, n_rows = _decisions(model, model_in, allx, names, model_output, batch_size)
+    out, decision, n_rows = _decisions(adapter, model_in, allx, names, batch_size)
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
