@@ -120,3 +120,22 @@ def test_evaluate_takes_the_component_ablation_explain_was_given() -> None:
                            ablation="mean")
     res = tribute.evaluate(net, x, attr, metric="shapley_error", players=comps, ablation="mean")
     np.testing.assert_allclose(res.scores, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["deletion", "shapley_error", "complexity"])
+def test_component_credits_of_another_layer_are_refused(metric: str) -> None:
+    # credits of layer 1's neurons were scored by ablating layer 3's (as many neurons), silently
+    from tribute.games.components import components
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 5), torch.nn.Tanh(),
+                              torch.nn.Linear(5, 2)).double()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    attr = tribute.explain(net, x, method="exact_shapley", players=components(net, "1", unit="neuron"),
+                           target=1, progress=False)
+    with pytest.raises(InputError, match=r"player 0 is component '1 neuron 0', but in the players= given "
+                                         r"it is '3 neuron 0'"):
+        tribute.evaluate(net, x, attr, metric=metric, players=components(net, "3", unit="neuron"), progress=False)
+    same = tribute.evaluate(net, x, attr, metric=metric, players=components(net, "1", unit="neuron"), progress=False)
+    if metric == "shapley_error":
+        np.testing.assert_allclose(same.scores, 0.0, atol=1e-12)

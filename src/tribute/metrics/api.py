@@ -717,6 +717,15 @@ def evaluate(
                 f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
                 "attribution was computed with (groups=..., players=...)."
             )
+        if credit_game == "component" and players is not None and attr.player_names \
+                and list(attr.player_names) != list(game.player_names):
+            # as many components elsewhere (another layer, unit or SAE) were ablated for
+            # credits of these, silently
+            diff = next(j for j, (a, b) in enumerate(zip(attr.player_names, game.player_names)) if a != b)
+            raise InputError(
+                f"the attribution's player {diff} is component {attr.player_names[diff]!r}, but in the "
+                f"players= given it is {game.player_names[diff]!r}; pass the component set the "
+                f"attribution was explained with to evaluate metric {info.name!r}.")
         if given_target is None and attr.targets is None and game.target.to_numpy() is not None:
             raise no_targets
         _check_same_targets(attr, game, given_target, info.name)
