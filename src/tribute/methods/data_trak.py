@@ -19,7 +19,10 @@ positive = including ``i`` raises ``v_t``.
 
 **Singular kernels.** ``Phi^T Phi`` has rank at most ``n_train``: when ``k >= n_train`` it is
 singular and the unregularised system returns noise. ``trak`` refuses that case unless
-``regularization > 0`` is given.
+``regularization > 0`` is given. Below ``n_train`` columns the kernel can still be singular
+(a softmax model's margins ignore a shift shared by every class: rank ``(C - 1)(d + 1)`` of
+``C (d + 1)`` on a linear model); it is inverted on its range (:func:`kernel_solve`, the rank in
+``attr.extra["kernel_rank"]``), where the test gradients lie too.
 
 The projection is generated in blocks of parameter rows from the seed (never the whole
 ``n_params x k`` matrix when that exceeds the gradient memory budget), in plain PyTorch on CPU.
@@ -43,7 +46,7 @@ from ..params import Interval, Options, declare
 from .base import Cost, Method, Tags, register
 from .data_common import as_data_game, data_sizes, ensemble_scores, fewer_test_points, score_cost
 
-__all__ = ["Trak", "make_projector"]
+__all__ = ["KERNEL_RTOL", "Trak", "kernel_solve", "make_projector"]
 
 
 def make_projector(n_params: int, k: int, seed: int,
@@ -72,6 +75,28 @@ def make_projector(n_params: int, k: int, seed: int,
         return out
 
     return project
+
+
+#: eigenvalues of ``Phi^T Phi + lambda I`` below this fraction of the largest are its null space
+KERNEL_RTOL = 1e-10
+
+
+def kernel_solve(K: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``K^+ V`` for the symmetric positive semi-definite kernel ``K``, and the rank of ``K``.
+
+    ``Phi^T Phi`` is singular below ``n_train`` columns whenever the output gradients share a
+    null direction: the margin of a softmax model does not change when the same vector is
+    added to every class's weights and bias, so on a ``C``-class linear model the kernel has
+    rank ``(C - 1)(d + 1)`` of ``C (d + 1)`` (``projector="none"``, or ``proj_dim`` above that
+    rank). The test gradients lie in the same row space, so the pseudo-inverse is TRAK's
+    ``(Phi^T Phi)^-1`` restricted to the directions the data can move (an LU solve returned
+    rounding noise there, or refused an exactly singular kernel with a raw LAPACK error).
+    Eigenvalues below :data:`KERNEL_RTOL` times the largest count as zero.
+    """
+    ev, Q = torch.linalg.eigh(K)
+    keep = ev > KERNEL_RTOL * float(ev.abs().max().clamp_min(1e-300))
+    inv = torch.where(keep, 1.0 / torch.where(keep, ev, torch.ones_like(ev)), torch.zeros_like(ev))
+    return Q @ (inv[:, None] * (Q.T @ V)), int(keep.sum())
 
 
 @register
@@ -177,7 +202,8 @@ class Trak(Method):
                 Psi[s : s + G.shape[0]] = -project(G)
             T = project(g.test_grads(params))  # B x dim
             K = Phi.T @ Phi + lam * torch.eye(dim, dtype=torch.float64)
-            return torch.linalg.solve(K, T.T).T @ Psi.T, {}
+            sol, rank = kernel_solve(K, T.T)
+            return sol.T @ Psi.T, {"kernel_rank": rank}
 
         phi, extra = ensemble_scores(g, self.n_models, seed, self.name, one, checkpoints=True)
         extra = {"n_models": 1, **extra}

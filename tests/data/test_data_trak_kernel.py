@@ -1,0 +1,71 @@
+"""TRAK against the paper's formula where ``Phi^T Phi`` is singular below ``n_train`` columns.
+
+A softmax model's margin is unchanged by a shift shared by every class, so on a ``C``-class
+linear model the margin gradients span ``(C - 1)(d + 1)`` of the ``C (d + 1)`` parameters: the
+kernel is singular for ``projector="none"`` (and for ``proj_dim`` above that rank) whatever
+``n_train``. Truth: ``tau = T (Phi^T Phi)^+ Phi^T diag(1 - p)`` in numpy (Park et al. 2023).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.games.data_fits import LogisticFit
+
+
+def _margin_grad(th: np.ndarray, a: np.ndarray, c: int) -> np.ndarray:
+    z = a @ th.T
+    oth = [k for k in range(th.shape[0]) if k != c]
+    q = np.exp(z[oth] - z[oth].max())
+    q /= q.sum()
+    gz = np.zeros(th.shape[0])
+    gz[c], gz[oth] = 1.0, -q
+    return np.kron(gz, a)
+
+
+def _case(theta: str) -> tuple[torch.nn.Module, tribute.TrainingData, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    n, d, C = 40, 3, 3
+    X, y = rng.normal(size=(n, d)), rng.integers(0, C, n)
+    Xt, yt = rng.normal(size=(3, d)), np.array([0, 1, 2])
+    fit = LogisticFit(C, l2=0.5)
+    model = fit(torch.tensor(X), torch.tensor(y), seed=0)
+    if theta == "zeros":  # the first checkpoint of a run from zeros
+        with torch.no_grad():
+            model.weight.zero_()
+            model.bias.zero_()
+    th = np.hstack([model.weight.detach().numpy(), model.bias.detach().numpy()[:, None]])
+    A, At = np.hstack([X, np.ones((n, 1))]), np.hstack([Xt, np.ones((3, 1))])
+    z = A @ th.T
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    Phi = np.stack([_margin_grad(th, A[i], int(y[i])) for i in range(n)])
+    T = np.stack([_margin_grad(th, At[b], int(yt[b])) for b in range(3)])
+    tau = T @ np.linalg.pinv(Phi.T @ Phi) @ Phi.T * (1 - p[np.arange(n), y])[None, :]
+    return model, tribute.TrainingData(torch.tensor(X), torch.tensor(y), fit=fit), Xt, yt, tau
+
+
+@pytest.mark.parametrize("theta", ["zeros", "trained"])
+@pytest.mark.parametrize("kw", [{"projector": "none"}, {"proj_dim": 12}, {"proj_dim": 10}])
+def test_trak_rank_deficient_kernel_matches_paper(theta: str, kw: dict[str, object]) -> None:
+    model, data, Xt, yt, tau = _case(theta)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a = tribute.explain(model, torch.tensor(Xt), method="trak", target=torch.tensor(yt),
+                        players=data, **kw)
+    np.testing.assert_allclose(a.values.numpy().reshape(tau.shape), tau, rtol=0, atol=1e-9 * np.abs(tau).max())
+    assert a.extra["kernel_rank"] == 8  # (C - 1)(d + 1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_trak_over_checkpoints_from_zeros() -> None:
+    """TRAK ensembled over checkpoints of a run that starts at zeros (as LogisticFit's does)."""
+    model, data, Xt, yt, tau_trained = _case("trained")
+    zero, _, _, _, tau_zero = _case("zeros")
+    data = tribute.TrainingData(data.X, data.y, fit=data.fit, checkpoints=[zero, model])
+    a = tribute.explain(model, torch.tensor(Xt), method="trak", target=torch.tensor(yt),
+                        players=data, projector="none")
+    want = (tau_zero + tau_trained) / 2
+    np.testing.assert_allclose(a.values.numpy().reshape(want.shape), want, rtol=0, atol=1e-9 * np.abs(want).max())
