@@ -8,6 +8,8 @@ kernel is singular for ``projector="none"`` (and for ``proj_dim`` above that ran
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -26,13 +28,14 @@ def _margin_grad(th: np.ndarray, a: np.ndarray, c: int) -> np.ndarray:
     return np.kron(gz, a)
 
 
-def _case(theta: str) -> tuple[torch.nn.Module, tribute.TrainingData, np.ndarray, np.ndarray, np.ndarray]:
+def _case(theta: str) -> tuple[torch.nn.Linear, tribute.TrainingData, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
     n, d, C = 40, 3, 3
     X, y = rng.normal(size=(n, d)), rng.integers(0, C, n)
     Xt, yt = rng.normal(size=(3, d)), np.array([0, 1, 2])
     fit = LogisticFit(C, l2=0.5)
     model = fit(torch.tensor(X), torch.tensor(y), seed=0)
+    assert isinstance(model, torch.nn.Linear)
     if theta == "zeros":  # the first checkpoint of a run from zeros
         with torch.no_grad():
             model.weight.zero_()
@@ -50,7 +53,7 @@ def _case(theta: str) -> tuple[torch.nn.Module, tribute.TrainingData, np.ndarray
 
 @pytest.mark.parametrize("theta", ["zeros", "trained"])
 @pytest.mark.parametrize("kw", [{"projector": "none"}, {"proj_dim": 12}, {"proj_dim": 10}])
-def test_trak_rank_deficient_kernel_matches_paper(theta: str, kw: dict[str, object]) -> None:
+def test_trak_rank_deficient_kernel_matches_paper(theta: str, kw: dict[str, Any]) -> None:
     model, data, Xt, yt, tau = _case(theta)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     a = tribute.explain(model, torch.tensor(Xt), method="trak", target=torch.tensor(yt),
