@@ -187,8 +187,8 @@ class Trak(Method):
             raise InputError(
                 f"method 'trak': {given} is >= the number of training examples ({n}) with "
                 f"regularization={lam!r}, so Phi^T Phi is singular and the scores would be noise. "
-                f"Use proj_dim < {n}, or pass regularization > 0 (e.g. 1e-3 x the mean squared "
-                "gradient norm)."
+                + (f"Use proj_dim < {n}, or pass" if n > 1 else "Pass")
+                + " regularization > 0 (e.g. 1e-3 x the mean squared gradient norm)."
             )
         project: Callable[[torch.Tensor], torch.Tensor] = (
             (lambda G: G) if self.projector == "none" else make_projector(g.n_params, k, seed))
