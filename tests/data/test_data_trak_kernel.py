@@ -72,3 +72,45 @@ def test_trak_over_checkpoints_from_zeros() -> None:
                         players=data, projector="none")
     want = (tau_zero + tau_trained) / 2
     np.testing.assert_allclose(a.values.numpy().reshape(want.shape), want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+def test_trak_average_q_is_algorithm_1_over_checkpoints() -> None:
+    """``average_q=True``: Park et al. (2023) Algorithm 1, ``tau = mean_m(T_m K_m^+ Phi_m^T) x
+    mean_m(Q_m)``, over checkpoints of a gradient-descent run written here in numpy; the default
+    stays the mean of the per-model scores."""
+    rng = np.random.default_rng(4)
+    n, d, C = 30, 2, 3
+    X, y = rng.normal(size=(n, d)), rng.integers(0, C, n)
+    Xt, yt = rng.normal(size=(2, d)), np.array([2, 0])
+    A, At = np.hstack([X, np.ones((n, 1))]), np.hstack([Xt, np.ones((2, 1))])
+    Y = np.eye(C)[y]
+    th = rng.normal(size=(C, d + 1))
+    models, kern, qs, scores = [], [], [], []
+    for steps in (1, 10, 60):  # checkpoints far apart: their Q differ
+        for _ in range(steps):
+            z = A @ th.T
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            th = th - 1.0 * (((p - Y).T @ A) / n + 0.1 * th)
+        z = A @ th.T
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        Phi = np.stack([_margin_grad(th, A[i], int(y[i])) for i in range(n)])
+        T = np.stack([_margin_grad(th, At[b], int(yt[b])) for b in range(2)])
+        k = T @ np.linalg.pinv(Phi.T @ Phi) @ Phi.T
+        q = 1 - p[np.arange(n), y]
+        kern.append(k)
+        qs.append(q)
+        scores.append(k * q[None, :])
+        m = torch.nn.Linear(d, C).double()
+        with torch.no_grad():
+            m.weight.copy_(torch.tensor(th[:, :d]))
+            m.bias.copy_(torch.tensor(th[:, d]))
+        models.append(m)
+    data = tribute.TrainingData(torch.tensor(X), torch.tensor(y), checkpoints=models)
+    paper = np.mean(kern, 0) * np.mean(qs, 0)[None, :]
+    for average_q, want in ((True, paper), (False, np.mean(scores, 0))):
+        a = tribute.explain(models[-1], torch.tensor(Xt), method="trak", target=torch.tensor(yt),
+                            players=data, projector="none", average_q=average_q)
+        np.testing.assert_allclose(a.values.numpy().reshape(2, n), want, rtol=0, atol=1e-9 * np.abs(want).max())
+    assert np.abs(paper - np.mean(scores, 0)).max() > 0.02 * np.abs(paper).max()  # they differ here
