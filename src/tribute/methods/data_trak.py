@@ -19,7 +19,10 @@ positive = including ``i`` raises ``v_t``.
 
 **Singular kernels.** ``Phi^T Phi`` has rank at most ``n_train``: when ``k >= n_train`` it is
 singular and the unregularised system returns noise. ``trak`` refuses that case unless
-``regularization > 0`` is given.
+``regularization > 0`` is given. Below ``n_train`` columns the kernel can still be singular
+(a softmax model's margins ignore a shift shared by every class: rank ``(C - 1)(d + 1)`` of
+``C (d + 1)`` on a linear model); it is inverted on its range (:func:`kernel_solve`, the rank in
+``attr.extra["kernel_rank"]``), where the test gradients lie too.
 
 The projection is generated in blocks of parameter rows from the seed (never the whole
 ``n_params x k`` matrix when that exceeds the gradient memory budget), in plain PyTorch on CPU.
@@ -38,12 +41,12 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
-from ..games.data import GRAD_BUDGET_BYTES
-from ..params import Interval, Options, declare
+from ..games.data import GRAD_BUDGET_BYTES, DataGame
+from ..params import BOOL, Interval, Options, declare
 from .base import Cost, Method, Tags, register
 from .data_common import as_data_game, data_sizes, ensemble_scores, fewer_test_points, score_cost
 
-__all__ = ["Trak", "make_projector"]
+__all__ = ["KERNEL_RTOL", "Trak", "kernel_solve", "make_projector", "out_to_loss"]
 
 
 def make_projector(n_params: int, k: int, seed: int,
@@ -74,6 +77,41 @@ def make_projector(n_params: int, k: int, seed: int,
     return project
 
 
+#: eigenvalues of ``Phi^T Phi + lambda I`` below this fraction of the largest are its null space
+KERNEL_RTOL = 1e-10
+
+
+def kernel_solve(K: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``K^+ V`` for the symmetric positive semi-definite kernel ``K``, and the rank of ``K``.
+
+    ``Phi^T Phi`` is singular below ``n_train`` columns whenever the output gradients share a
+    null direction: the margin of a softmax model does not change when the same vector is
+    added to every class's weights and bias, so on a ``C``-class linear model the kernel has
+    rank ``(C - 1)(d + 1)`` of ``C (d + 1)`` (``projector="none"``, or ``proj_dim`` above that
+    rank). The test gradients lie in the same row space, so the pseudo-inverse is TRAK's
+    ``(Phi^T Phi)^-1`` restricted to the directions the data can move (an LU solve returned
+    rounding noise there, or refused an exactly singular kernel with a raw LAPACK error).
+    Eigenvalues below :data:`KERNEL_RTOL` times the largest count as zero.
+    """
+    ev, Q = torch.linalg.eigh(K)
+    keep = ev > KERNEL_RTOL * float(ev.abs().max().clamp_min(1e-300))
+    inv = torch.where(keep, 1.0 / torch.where(keep, ev, torch.ones_like(ev)), torch.zeros_like(ev))
+    return Q @ (inv[:, None] * (Q.T @ V)), int(keep.sum())
+
+
+def out_to_loss(game: DataGame, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """TRAK's ``Q``: ``-d loss_i / d f_i`` per training example (``n_train``), ``f_i`` the output
+    ``Phi`` differentiates (the label's margin: ``1 - p_i``; squared error: ``y_i - f_i``), so
+    that ``-grad loss_i = Q_i grad f_i``."""
+    out = game.train_outputs(params).reshape(game.data.n_train, -1)
+    y = game.y_train
+    if game.data.loss == "mse":
+        return y.reshape(-1).to(out.dtype) - out[:, 0]
+    if game.data.loss == "binary_cross_entropy":
+        return 1 - torch.sigmoid((2 * y.reshape(-1).to(out.dtype) - 1) * out[:, 0])
+    return 1 - torch.softmax(out, 1).gather(1, y.reshape(-1, 1).long())[:, 0]
+
+
 @register
 class Trak(Method):
     """TRAK: projected-gradient influence with the out-to-loss term, ensembled over models.
@@ -87,6 +125,11 @@ class Trak(Method):
         n_models: ensemble the explained model and ``n_models - 1`` models trained by ``fit``
             on all of ``X_train`` (seeds from ``seed``). default=1 (``TrainingData``'s
             checkpoints if given, else the explained model alone).
+        average_q: ``False``: the mean of every model's scores ``phi_t K_m^+ Phi_m^T Q_m``;
+            ``True``: TRAK's Algorithm 1 (Park et al. 2023), the mean of the kernel terms
+            ``phi_t K_m^+ Phi_m^T`` times the mean out-to-loss weights ``Q = mean_m Q_m``
+            (``Q_m`` the ``1 - p`` of model ``m``, the residual for squared error). Both are
+            the same for a single model. default=False.
 
     With ``projector="gaussian"`` the scores depend on ``seed`` (it draws the projection, and
     the ensemble's retrained models), although the method reports no standard error (its tags
@@ -104,14 +147,15 @@ class Trak(Method):
     constraints = declare({"proj_dim": Interval(int, 1),
                            "regularization": Interval(float, 0.0, math.inf, closed="left"),
                            "projector": Options(("gaussian", "none")),
-                           "n_models": Interval(int, 1)})
+                           "n_models": Interval(int, 1), "average_q": BOOL})
 
     def __init__(self, proj_dim: int = 512, regularization: float = 0.0,
-                 projector: str = "gaussian", n_models: int = 1) -> None:
+                 projector: str = "gaussian", n_models: int = 1, average_q: bool = False) -> None:
         self.proj_dim = proj_dim
         self.regularization = regularization
         self.projector = projector
         self.n_models = n_models
+        self.average_q = average_q
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """Per model (``n_models``, or the checkpoints): two passes of training gradients
@@ -162,8 +206,8 @@ class Trak(Method):
             raise InputError(
                 f"method 'trak': {given} is >= the number of training examples ({n}) with "
                 f"regularization={lam!r}, so Phi^T Phi is singular and the scores would be noise. "
-                f"Use proj_dim < {n}, or pass regularization > 0 (e.g. 1e-3 x the mean squared "
-                "gradient norm)."
+                + (f"Use proj_dim < {n}, or pass" if n > 1 else "Pass")
+                + " regularization > 0 (e.g. 1e-3 x the mean squared gradient norm)."
             )
         project: Callable[[torch.Tensor], torch.Tensor] = (
             (lambda G: G) if self.projector == "none" else make_projector(g.n_params, k, seed))
@@ -177,9 +221,17 @@ class Trak(Method):
                 Psi[s : s + G.shape[0]] = -project(G)
             T = project(g.test_grads(params))  # B x dim
             K = Phi.T @ Phi + lam * torch.eye(dim, dtype=torch.float64)
-            return torch.linalg.solve(K, T.T).T @ Psi.T, {}
+            sol, rank = kernel_solve(K, T.T)
+            if self.average_q:  # the kernel term and Q, averaged apart below
+                kernels.append(sol.T @ Phi.T)
+                qs.append(out_to_loss(g, params))
+            return sol.T @ Psi.T, {"kernel_rank": rank}
 
+        kernels: list[torch.Tensor] = []
+        qs: list[torch.Tensor] = []
         phi, extra = ensemble_scores(g, self.n_models, seed, self.name, one, checkpoints=True)
+        if len(kernels) > 1:
+            phi = torch.stack(kernels).mean(0) * torch.stack(qs).mean(0)[None, :]
         extra = {"n_models": 1, **extra}
         vals = g.to_players(phi)[:, None, :]
         return g.attribution(vals, self.name, self.get_params(),
