@@ -59,6 +59,7 @@ def test_a_table_with_a_text_column_is_explained_like_one_call(pipe, table, tmp_
     assert list(frame.columns) == ["row", "target", "a", "b", "c", "d", "city"]
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["data"]["categories"]["city"]["values"] == list(pd.unique(table["city"]))
+    assert len(manifest["model"]["probe"]["values"]) == 8  # the pipeline's outputs on 4 rows
 
 
 @pytest.mark.parametrize("baseline", [None, 0.0, 2.0])
