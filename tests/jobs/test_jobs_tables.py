@@ -119,3 +119,10 @@ def test_cli_text_table_job_and_mean_baseline(table, tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(got.values), _single(jobs_fixtures.make_city_pipeline(), table))
     assert main([*argv, "--out", str(tmp_path / "m"), "--baseline", "mean"]) == 2
     assert "text/categorical columns, which have no mean" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_text_table_job_on_worker_processes_is_byte_identical(table, tmp_path):
+    for name, kw in (("local", {}), ("processes", {"backend": "processes", "workers": 2})):
+        _job("jobs_fixtures:make_city_pipeline", table, tmp_path / name, baseline=0.0, **kw)
+    assert (tmp_path / "processes" / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()
