@@ -53,3 +53,27 @@ class KillOnce(torch.nn.Module):
             p.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         return self.net(x)
+
+
+def city_table(n: int = 30, seed: int = 5):  # -> pandas.DataFrame
+    """Four numeric columns and a text column ``city`` (three values, first seen in another
+    order in each shard of 7 rows)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=list("abcd"))
+    return frame.assign(city=np.array(["paris", "rome", "oslo"])[rng.integers(0, 3, n)])
+
+
+def make_city_pipeline():  # -> sklearn Pipeline
+    """OneHotEncoder on ``city`` + passthrough -> LogisticRegression, fitted deterministically
+    (a factory for worker processes and the command line)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = city_table(200, seed=0)
+    y = (X["a"] + np.where(X["city"] == "rome", 1.5, -0.5) > 0).astype(int)
+    ct = make_column_transformer((OneHotEncoder(), ["city"]), remainder="passthrough")
+    return make_pipeline(ct, LogisticRegression()).fit(X, y)

@@ -65,6 +65,9 @@ def test_outputs_manifest_and_summary(mlp, X, tmp_path):
     assert manifest["tribute_version"] == tribute.__version__
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"] == 40 and summary["shards"] == 5 and summary["rows_per_second"] > 0
+    # the rate of the shards (as the bar's), not of the whole call with its setup and merge
+    assert 0 < summary["seconds_explaining"] < summary["seconds"]
+    assert summary["rows_per_second"] == pytest.approx(40 / summary["seconds_explaining"], rel=1e-3)
     assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{k:06d}.npz" for k in range(5)]
 
 

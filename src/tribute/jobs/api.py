@@ -72,8 +72,11 @@ def explain_dataset(
     Args:
         model: a model object (torch module or picklable callable) or a factory spec
             ``"pkg.module:factory"`` / ``"path/file.py:factory"`` that each worker rebuilds.
-        data: an array, tensor or tuple of them (several model inputs), or a path to a
-            ``.npy``/``.npz``/``.csv``/``.parquet`` file (rows first).
+        data: an array, tensor or tuple of them (several model inputs), a DataFrame, or a path
+            to a ``.npy``/``.npz``/``.csv``/``.parquet`` file (rows first). A table with text or
+            categorical columns reaches the model as a DataFrame of each shard's rows (a
+            scikit-learn pipeline that encodes them), one player per column, as in
+            :func:`tribute.explain`. Texts are refused: tokenise them to fixed-length arrays.
         out: output folder; must be empty or absent unless ``resume=True``.
         method: registry name of the estimator. default="kernel_shap".
         weights: ``.safetensors`` file loaded into the factory's model (factory specs only).
@@ -119,6 +122,7 @@ def explain_dataset(
     source = ModelSource.of(model, weights)
     built = source.build()
     check_columns(ds, built)  # a table must hold the model's columns in the model's order
+    _table_baseline(ds, method, explain_kwargs)
     if ds.columns is not None and explain_kwargs.get("feature_names") is None:
         explain_kwargs["feature_names"] = list(ds.columns)
     spec = JobSpec(
@@ -129,7 +133,7 @@ def explain_dataset(
     _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
     if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
-        inputs = _as_inputs(built, ds.rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
+        inputs = _as_inputs(built, ds.model_rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
         rows = inputs if isinstance(inputs, tuple) else (inputs,)
         probe = model_probe(built, rows)
         # a model that is random in eval mode (Monte-Carlo dropout, noise) answers differently
@@ -153,11 +157,15 @@ def explain_dataset(
         atomic_write(shard_path(out, index), payload)
         bar.update(_rows(spec, index))
 
+    t_shards = time.perf_counter()
     try:
         run_shards(spec, pending, on_done, backend=backend, workers=workers, address=address,
                    max_retries=max_retries, model=built if backend == "local" else None)
     finally:
         bar.close()
+    # the rate of the shards themselves, as the bar shows it: reading the data, fingerprinting
+    # and probing the model, merging and writing the parquet are in "seconds" only
+    explaining = time.perf_counter() - t_shards
     if not state["manifest"]:
         write_manifest(out, manifest)
     params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
@@ -172,7 +180,8 @@ def explain_dataset(
         "shards": n,
         "shards_resumed": len(done),
         "seconds": round(seconds, 4),
-        "rows_per_second": round(computed / seconds, 4) if seconds > 0 else None,
+        "seconds_explaining": round(explaining, 4),
+        "rows_per_second": round(computed / explaining, 4) if computed and explaining > 0 else None,
         "method": method,
         "backend": backend,
         "workers": workers,
@@ -182,6 +191,27 @@ def explain_dataset(
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> None:
+    """A number baseline (given, or the default 0.0 of a method that reads one) of a table with
+    text/categorical columns, as the one row of the table it stands for in a single call.
+
+    A single call codes each text column by first appearance in its inputs, and a number ``b``
+    removes such a column to the category coded ``round(b)`` (0: the value of the first row).
+    A shard's first row is another row, so the number is turned into that row here, from the
+    whole table: every shard removes features to the same values, as one call would."""
+    from ..games.features import DEFAULT_BASELINE
+    from ..methods.base import get_method
+    from .data import table_row
+
+    if ds.frame is None:
+        return
+    base = explain_kwargs.get("baseline", DEFAULT_BASELINE)
+    if base is DEFAULT_BASELINE and not get_method(method).tags.needs_baseline:
+        return  # the method reads no removal value (tree_shap's path-dependent game)
+    if isinstance(base, (int, float, np.integer, np.floating)) and not isinstance(base, bool):
+        explain_kwargs["baseline"] = table_row(ds.frame, float(base))
 
 
 def _warn_per_sample_table(baseline: Any, ds: Any) -> None:

@@ -143,6 +143,12 @@ def _baseline(text: str, data: Any) -> Any:
 
         return Background(load_array(background_file(text), arg="--baseline"))
     if text == "mean":
+        if data.frame is not None:
+            raise InputError(
+                f"--baseline mean: {data.source} has text/categorical columns, which have no mean. "
+                "Leave --baseline out or give a number (a text column then takes the value of the "
+                "first row, as in a single call); for a background set of the table's rows use "
+                "the Python API: tribute.explain_dataset(..., baseline=tribute.Background(df)).")
         if len(data.arrays) > 1:
             return tuple(a.mean(0) for a in data.arrays)
         return data.arrays[0].mean(0)

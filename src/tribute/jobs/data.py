@@ -48,11 +48,12 @@ class Dataset:
     columns: tuple[str, ...] | None = None
     source: str = "<array>"
     mapped: str | None = None  # path of the memory-mapped .npy file the rows come from
+    frame: Any = None  # a table with text/categorical columns, as the model takes it (_table_dataset)
 
     def head(self, n: int) -> Dataset:
         """The first ``n`` rows (still memory-mapped when the data is)."""
         return Dataset(arrays=self.rows(0, n), columns=self.columns, source=f"{self.source}[:{n}]",
-                       mapped=self.mapped)
+                       mapped=self.mapped, frame=None if self.frame is None else self.frame.iloc[:n])
 
     def shared(self) -> Dataset:
         """A copy that pickles as (path, rows) when the rows are memory-mapped from a file on this
@@ -69,9 +70,16 @@ class Dataset:
     def rows(self, lo: int, hi: int) -> tuple[np.ndarray, ...]:
         return tuple(a[lo:hi] for a in self.arrays)
 
+    def model_rows(self, lo: int, hi: int) -> tuple[Any, ...]:
+        """Rows ``lo:hi`` as the model takes them: :meth:`rows`, or the table's rows (a
+        DataFrame with its text/categorical columns) when the data is such a table."""
+        return self.rows(lo, hi) if self.frame is None else (self.frame.iloc[lo:hi],)
+
     def fingerprint(self) -> dict[str, Any]:
+        categories = {} if self.frame is None else {"categories": _frame_categories(self.frame)}
         return {
             "sha256": fingerprint_arrays(self.arrays),
+            **categories,
             "rows": self.n_rows,
             "shapes": [list(a.shape) for a in self.arrays],
             "dtypes": [str(a.dtype) for a in self.arrays],
@@ -142,16 +150,25 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
         return load_dataset(data)
     if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a pandas DataFrame
         frame_cols = tuple(str(c) for c in data.columns)
+        if _text_columns(data):
+            return _table_dataset(data, name, "<DataFrame>", frame_cols)
         try:
             arr = data.to_numpy(dtype=np.float64)
         except (TypeError, ValueError) as exc:
             bad = [str(c) for c in data.columns if data[c].dtype.kind not in "biuf"]
             raise InputError(
-                f"{name}: the DataFrame has non-numeric column(s) {bad[:10]}; encode them as numbers "
-                "(e.g. one-hot) or drop them before explaining."
+                f"{name}: the DataFrame has column(s) {bad[:10]} that are not numbers; encode them "
+                "as numbers or drop them before explaining."
             ) from exc
         ds = _check_arrays((arr,), [name], name, columns=frame_cols, source="<DataFrame>")
         return ds
+    if isinstance(data, (list, tuple)) and data and all(
+            isinstance(t, str) or (isinstance(t, (tuple, list)) and len(t) == 2
+                                   and all(isinstance(u, str) for u in t)) for t in data):
+        raise InputError(_TEXT_JOB)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "USO" and data.size and (
+            isinstance(data.flat[0], str)):
+        raise InputError(_TEXT_JOB)
     parts = data if isinstance(data, (tuple, list)) else (data,)
     if not parts:
         raise InputError(f"{name}: got an empty {type(data).__name__}; pass an array with the rows first.")
@@ -393,6 +410,9 @@ def _load_table(p: Path) -> Dataset:
         raise InputError(f"data: {str(p)!r} has no columns.")
     if frame.shape[0] == 0:
         raise InputError(f"data: {str(p)!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
+    if _text_columns(frame):  # strings / categories: the model (a pipeline) takes the table itself
+        names = None if headerless else tuple(str(c) for c in frame.columns)
+        return _table_dataset(frame, "data", str(p), names)
     bad = [str(c) for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c])
                                                  and not pd.api.types.is_bool_dtype(frame[c]))]
     bad += [str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c])]
@@ -409,6 +429,82 @@ def _load_table(p: Path) -> Dataset:
         raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.")
     cols = None if headerless else tuple(str(c) for c in frame.columns)
     return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
+
+
+#: The refusal of texts (or sentence pairs) as a job's data.
+_TEXT_JOB = (
+    "data: got texts; a dataset job explains numeric rows of one length, and the credits of texts "
+    "(one player per token or word, a different number per text) cannot be merged into one "
+    "array. Tokenise them to fixed-length arrays and explain those: enc = tokenizer(texts, "
+    "padding='max_length', max_length=L, truncation=True, return_tensors='np'); "
+    "tribute.explain_dataset(model, (enc['input_ids'], enc['attention_mask']), ...), or call "
+    "tribute.explain(model, texts, tokenizer=...) on batches of texts.")
+
+
+def _text_columns(frame: Any) -> list[Any]:
+    """Columns of a DataFrame that are neither numbers nor bools (strings, categories, ...)."""
+    import pandas as pd
+
+    return [c for c, dt in frame.dtypes.items()
+            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+
+
+def _table_dataset(frame: Any, name: str, source: str, columns: tuple[str, ...] | None) -> Dataset:
+    """A table with text/categorical columns: the model (a scikit-learn pipeline or a function
+    of DataFrames) receives each shard's rows as a DataFrame, as :func:`tribute.explain` takes
+    it (:mod:`tribute.models.tabular`). ``arrays`` holds the table as numbers (text columns as
+    codes in order of first appearance, a missing value as NaN) for the row count, shapes,
+    missing-value check and, with the categories, the fingerprint."""
+    codes = np.empty(frame.shape, dtype=np.float64)
+    text = _text_columns(frame)
+    for j, c in enumerate(frame.columns):
+        col = frame.iloc[:, j]
+        if c in text:
+            k, _ = _factorize(col)
+            codes[:, j] = np.where(k < 0, np.nan, k)
+        else:
+            try:
+                codes[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"{name}: column {str(c)!r} of {source} ({col.dtype}) cannot be read "
+                                 f"as numbers ({exc}).") from exc
+    ds = _check_arrays((codes,), [source], source, columns=columns, source=source)
+    return Dataset(arrays=ds.arrays, columns=columns, source=source, frame=frame)
+
+
+def table_row(frame: Any, value: float) -> Any:
+    """The one-row DataFrame a number ``value`` stands for as the baseline of ``frame`` in a
+    single call (:class:`tribute.models.tabular.CategoricalCodec`): ``value`` in the numeric
+    columns, and in each text/categorical column the category coded ``round(value)`` (clipped)
+    in order of first appearance."""
+    import pandas as pd
+
+    text = _text_columns(frame)
+    row: dict[Any, Any] = {}
+    for c in frame.columns:
+        if c in text:
+            cats = _factorize(frame[c])[1]
+            row[c] = pd.Series([cats[int(np.clip(np.rint(value), 0, len(cats) - 1))]], dtype=object)
+        else:
+            row[c] = pd.Series([value], dtype=np.float64)
+    return pd.DataFrame(row, columns=frame.columns)
+
+
+def _factorize(col: Any) -> tuple[np.ndarray, Any]:
+    import pandas as pd
+
+    codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
+    return np.asarray(codes), uniques
+
+
+def _frame_categories(frame: Any) -> dict[str, Any]:
+    """Per text/categorical column: its dtype and values in order of first appearance (with the
+    codes in ``Dataset.arrays``, the table's exact content)."""
+    out: dict[str, Any] = {}
+    for c in _text_columns(frame):
+        col = frame[c]
+        out[str(c)] = {"dtype": str(col.dtype), "values": [str(v) for v in _factorize(col)[1]]}
+    return out
 
 
 def _csv_has_no_header(pd: Any, p: Path) -> bool:
@@ -461,7 +557,8 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
 
 
 def check_columns(ds: Dataset, model: Any) -> None:
-    """Refuse a table whose columns are not the ones, in the order, the model was fitted on.
+    """Refuse a table whose columns are not the ones, in the order, the model was fitted on,
+    and a table with text columns for a torch module (which cannot take it).
 
     A table (csv/parquet, or a DataFrame) reaches the model as a positional float array, and
     the credits are named after the table's columns. A scikit-learn-style model fitted on a
@@ -471,6 +568,16 @@ def check_columns(ds: Dataset, model: Any) -> None:
     would misalign any per-column argument (a baseline vector) given in the table's order, so
     the mismatch is refused with both lists and the fix.
     """
+    import torch
+
+    if ds.frame is not None and isinstance(model, torch.nn.Module):
+        text = [str(c) for c in _text_columns(ds.frame)]
+        raise InputError(
+            f"data: {ds.source} has non-numeric column(s) {text[:10]} (dtypes "
+            f"{sorted({str(ds.frame[c].dtype) for c in _text_columns(ds.frame)})}), and a torch "
+            f"{type(model).__name__} takes numbers: encode them as numbers (e.g. one-hot) or drop "
+            "them, or explain a model that takes the table (a scikit-learn pipeline that encodes "
+            "them). Nothing was written.")
     if ds.columns is None:
         return
     names = getattr(model, "feature_names_in_", None)

@@ -174,18 +174,34 @@ def model_probe(model: Any, rows: tuple[Any, ...]) -> dict[str, Any] | None:
     from ..models import as_model
 
     framework = "torch" if isinstance(model, torch.nn.Module) else "numpy"
-    tensors = tuple(r if isinstance(r, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(r))
-                    for r in rows)
     try:
-        adapter = as_model(model, framework)
-        with adapter.session(), torch.no_grad():
-            out = adapter(tensors)
+        if len(rows) == 1 and hasattr(rows[0], "iloc"):  # a table with text columns
+            out = _table_probe(model, rows[0])
+        else:
+            tensors = tuple(r if isinstance(r, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(r))
+                            for r in rows)
+            adapter = as_model(model, framework)
+            with adapter.session(), torch.no_grad():
+                out = adapter(tensors)
     except Exception:  # e.g. a model that needs forward_args: the fingerprint alone decides
         return None
     eps = float(torch.finfo(out.dtype).eps) if out.dtype.is_floating_point else 0.0
     flat = out.detach().to(torch.float64).cpu().reshape(-1)[:64]
     # 1e-5 for float32/64 (another BLAS, another machine); 50 eps of float16/bfloat16 outputs
     return {"values": [float(v) for v in flat], "rtol": max(1e-5, 50.0 * eps)}
+
+
+def _table_probe(model: Any, frame: Any) -> Any:
+    """A model's outputs on a DataFrame with text columns, read as :func:`tribute.explain`
+    reads them (its codec decodes the rows back into the table's values)."""
+    import torch
+
+    from ..models import as_model
+    from ..models.tabular import prepare_categorical
+
+    adapter, encoded, _ = prepare_categorical(as_model(model, "numpy"), frame, 0.0, ())
+    with adapter.session(), torch.no_grad():
+        return adapter((torch.from_numpy(encoded.to_numpy(dtype=np.float64)),))
 
 
 def probe_values(probe: Any) -> list[float]:

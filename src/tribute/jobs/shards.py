@@ -193,7 +193,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
 
     model = _model_for(spec) if model is None else model
     lo, hi = spec.bounds(index)
-    inputs = _as_inputs(model, spec.data.rows(lo, hi))
+    inputs = _as_inputs(model, spec.data.model_rows(lo, hi))
     before = torch.get_num_threads()
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
@@ -242,9 +242,13 @@ def attribution_bytes(attr: Any) -> bytes:
         return deterministic_npz(path.read_bytes())
 
 
-def _as_inputs(model: Any, arrays: tuple[np.ndarray, ...]) -> Any:
+def _as_inputs(model: Any, arrays: tuple[Any, ...]) -> Any:
+    """The model's inputs from a shard's rows (:meth:`Dataset.model_rows`): tensors of the
+    module's dtype, C-ordered native arrays, or a table with text columns as it is."""
     import torch
 
+    if len(arrays) == 1 and hasattr(arrays[0], "iloc"):  # a DataFrame: explain encodes it
+        return arrays[0]
     if isinstance(model, torch.nn.Module):
         dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
         parts: list[Any] = []
