@@ -4,7 +4,7 @@ Every model row carries its input *and* its baseline: the engine's rows are comp
 ``cat([x_rows, baseline_rows])``, so each nonlinearity sees the pair ``(x, x0)`` in one call.
 A forward hook replaces the nonlinearity's output ``y`` by a tensor with the same value whose
 gradient w.r.t. its input is the rescale multiplier ``(y - y0) / (x - x0)`` (the ordinary
-derivative where ``|x - x0| < eps``); max pooling routes ``y - y0`` to the arg-max of the input
+derivative where ``|x - x0| <= eps``); max pooling routes ``y - y0`` to the arg-max of the input
 and of the baseline (the rule Captum uses, written as an exact adjoint so overlapping windows
 add up). The multipliers then chain through linear layers by ordinary backpropagation, and
 ``phi = (x - x0) * dS/dx`` satisfies summation-to-delta: ``sum(phi) = S(x) - S(x0)``.
@@ -109,6 +109,14 @@ def _local_derivative(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return d
 
 
+def _small(dx: torch.Tensor, eps: float) -> torch.Tensor:
+    """Where ``|x - x0|`` is too small for the finite-difference ratio: ``<= eps``, not ``<``,
+    so that ``dx == 0`` is caught also when ``eps`` rounds to zero in the tensor's dtype
+    (``1e-10`` is zero in float16) or is 0 -- the ratio was ``0 / 0`` there, and its NaN
+    reached the forward value (``0 * NaN``) and every credit (audit aud34l)."""
+    return dx.abs() <= eps
+
+
 class _Hooks:
     """Forward hooks that turn ordinary backprop into DeepLIFT-rescale multipliers."""
 
@@ -168,8 +176,9 @@ class _Hooks:
         yi, yr = self._split(mod, out)
         dx = (xi - xr).detach()
         dy = (yi - yr).detach()
-        small = dx.abs() < self.eps
+        small = _small(dx, self.eps)
         mult = dy / torch.where(small, torch.ones_like(dx), dx)
+        small = small | ~torch.isfinite(mult)  # a 16-bit ratio that overflowed
         if bool(small.any()):
             mult = torch.where(small, _local_derivative(mod, xi), mult)
         # Value y (exactly), gradient w.r.t. x: the multiplier. The baseline half is a constant.
@@ -189,15 +198,21 @@ class _Hooks:
         ymax = torch.maximum(yi_d, yr_d)
         to_input, to_ref = ymax - yr_d, yi_d - ymax  # sum: y - y0, routed to each arg-max
         dx = (xi - xr).detach()
-        small = dx.abs() < self.eps
-        inv = torch.where(small, torch.zeros_like(dx), 1.0 / torch.where(small, torch.ones_like(dx), dx))
+        small = _small(dx, self.eps)
+        inv = 1.0 / torch.where(small, torch.ones_like(dx), dx)
+        small = small | ~torch.isfinite(inv)  # a 16-bit reciprocal that overflowed
+        inv = torch.where(small, torch.zeros_like(dx), inv)
         v = xi - xi.detach()  # zero, carries the gradient
 
+        # the pooled axes are the last ones (an (N, L) input to MaxPool1d is pooled like an
+        # unbatched (C, L) one, its indices count along L): gather over them
+        d = x.ndim - {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[type(mod)]
+
         def gather(t: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
-            return t.flatten(2).gather(2, ix.flatten(2)).view_as(ix)
+            return t.flatten(d).gather(d, ix.flatten(d)).view_as(ix)
 
         # Adjoint: grad_x = (scatter(g*to_input @ argmax x) + scatter(g*to_ref @ argmax x0)) / dx,
-        # or the plain max-pool gradient where |dx| < eps.
+        # or the plain max-pool gradient where |dx| <= eps.
         top = (yi_d + to_input * gather(v * inv, idx_i) + to_ref * gather(v * inv, idx_r)
                + gather(v * small.to(v.dtype), idx_i))
         return torch.cat([top, yr_d])
@@ -239,7 +254,7 @@ class DeepLift(Method):
     the per-baseline attributions (DeepSHAP-style).
 
     Args:
-        eps: where ``|x - x0| < eps`` a nonlinearity uses its ordinary derivative instead of
+        eps: where ``|x - x0| <= eps`` a nonlinearity uses its ordinary derivative instead of
             the finite-difference ratio. default=1e-10.
 
     Costs 2 evaluations per input (input and baseline, one forward and one backward pass).
