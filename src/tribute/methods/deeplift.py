@@ -61,6 +61,8 @@ _ELEMENTWISE: tuple[type[nn.Module], ...] = (
 _MAXPOOL: dict[type[nn.Module], Callable[..., Any]] = {
     nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.MaxPool3d: F.max_pool3d,
 }
+#: How many trailing axes each max pooling pools.
+_POOL_DIMS: dict[type[nn.Module], int] = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
 #: Allowed only as the model's last operation: DeepLIFT then explains the logits.
 _FINAL: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax)
 _CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -206,7 +208,7 @@ class _Hooks:
 
         # the pooled axes are the last ones (an (N, L) input to MaxPool1d is pooled like an
         # unbatched (C, L) one, its indices count along L): gather over them
-        d = x.ndim - {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[type(mod)]
+        d = x.ndim - _POOL_DIMS[type(mod)]
 
         def gather(t: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
             return t.flatten(d).gather(d, ix.flatten(d)).view_as(ix)

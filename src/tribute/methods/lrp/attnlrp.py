@@ -50,7 +50,7 @@ class AttnLRP(Method):
             no relevance through the attention weights). default="attnlrp".
         epsilon: stabiliser of the identity rule's ratio ``y / x``. default=1e-10.
 
-    Works on Hugging Face BERT-, GPT-2- and Llama-style models (eager or SDPA attention) and
+    Works on Hugging Face BERT-, GPT-2-, Llama- and ViT-style models (eager or SDPA attention) and
     modules built from the same layers; other layers are refused with the module's path.
 
     References: Achtibat et al. (2024), "AttnLRP: Attention-Aware Layer-Wise Relevance

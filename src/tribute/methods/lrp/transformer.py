@@ -5,8 +5,9 @@ Transformers", ICML) extends LRP to attention. Written as a modified gradient ``
 product with a layer's input is that layer's relevance (``R_x = x * g_x``, the "gradient x
 input" form of the paper's appendix), its rules become small changes of the backward pass:
 
-- **linear layers** (``nn.Linear``, GPT-2's ``Conv1D``, additions, reshapes, rotary
-  position factors): the ordinary gradient. With ``R_y = y * g_y`` the LRP-0/epsilon-0 rule
+- **linear layers** (``nn.Linear``, GPT-2's ``Conv1D``, the patch-embedding convolution of
+  ViT-style models (stride == kernel size), additions, reshapes, rotary position factors):
+  the ordinary gradient. With ``R_y = y * g_y`` the LRP-0/epsilon-0 rule
   ``R_x = x * W^T (R_y / y)`` *is* ``x * W^T g_y``; the bias absorbs its share.
 - **elementwise nonlinearities** (GELU, SiLU, tanh, ...; modules or functional calls):
   the identity rule ``R_x = R_y`` (paper, Eq. 9), i.e. ``g_x = g_y * y / x``.
@@ -84,7 +85,9 @@ _REFUSED_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
      "torch.matmul/softmax or F.scaled_dot_product_attention (as Hugging Face models do)"),
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
       nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
-     "convolutional networks are explained by method='lrp' (composites for CNNs)"),
+     "convolutional networks are explained by method='lrp' (composites for CNNs); only a "
+     "patch-embedding convolution (stride == kernel size, no padding, as in ViT) is a linear "
+     "layer of a transformer here"),
 )
 
 
@@ -143,6 +146,19 @@ def _is_activation(mod: nn.Module) -> bool:
 def _is_hf_linear(mod: nn.Module) -> bool:
     """GPT-2's ``Conv1D`` (a Linear with a transposed weight)."""
     return type(mod).__name__ == "Conv1D" and type(mod).__module__.startswith("transformers")
+
+
+def _is_patch_embedding(mod: nn.Module) -> bool:
+    """A convolution that cuts its input into non-overlapping patches (stride == kernel size,
+    no padding, no dilation): the patch embedding of ViT-style models, a Linear map applied
+    to each patch, whose epsilon-0 rule is the gradient (as lxt treats it). Overlapping
+    convolutions (CNNs) stay refused: method='lrp' has the composites for them."""
+    if not isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return False
+    pad = mod.padding
+    no_pad = pad == "valid" or (not isinstance(pad, str) and all(p == 0 for p in pad))
+    return (no_pad and tuple(mod.stride) == tuple(mod.kernel_size)
+            and all(d == 1 for d in mod.dilation))
 
 
 def _is_rotary(mod: nn.Module) -> bool:
@@ -319,7 +335,7 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
     for path, mod in model.named_modules():
         where = repr(path) if path else "the model itself"
         for types, hint in _REFUSED_HINTS:
-            if isinstance(mod, types):
+            if isinstance(mod, types) and not _is_patch_embedding(mod):
                 raise UnsupportedModelError(
                     f"{method}: module {where} of type {type(mod).__name__} is not supported by the "
                     f"AttnLRP rules: {hint}."
@@ -338,7 +354,7 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
             )
         if any(True for _ in mod.children()) or _inside_mha(model, path):
             continue
-        if (isinstance(mod, _LINEAR_MODULES) or _is_hf_linear(mod) or _is_rotary(mod)
+        if (isinstance(mod, _LINEAR_MODULES) or _is_hf_linear(mod) or _is_patch_embedding(mod) or _is_rotary(mod)
                 or isinstance(mod, nn.LayerNorm) or _is_rms(mod) or _is_activation(mod)):
             continue
         if type(mod).__name__.endswith("LayerNorm") or type(mod).__name__.endswith("Norm"):

@@ -1,0 +1,82 @@
+"""AttnLRP on ViT-style models: the patch-embedding convolution is a linear layer (audit aud34l).
+
+Before, every convolution was refused, so a ViT (whose patch embedding is an ``nn.Conv2d``
+with stride == kernel size) had no propagation method at all: method='lrp' refuses its
+LayerNorm and attention, method='attnlrp' its convolution. Truth on a tiny Hugging Face ViT
+(lxt's rule functions patched into Transformers' ViT, float64) agreed to 1.8e-10 relative
+(/work/notes34/aud34l/enc_probe.py); here: exact conservation on an absorber-free model and
+the end-to-end ``explain`` equal to ``x * grad`` under the rules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tribute
+from tribute.errors import UnsupportedModelError
+from tribute.methods.lrp import attnlrp_rules
+
+
+class _PatchNet(nn.Module):
+    """Patchify conv (no bias) -> LayerNorm (no bias) -> GELU -> mean over patches -> head."""
+
+    def __init__(self, overlap: bool = False) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 3 if overlap else 2, stride=2, padding=1 if overlap else 0, bias=False)
+        self.ln = nn.LayerNorm(8, bias=False)
+        self.act = nn.GELU()
+        self.head = nn.Linear(8, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch(x).flatten(2).transpose(1, 2)  # N x patches x 8
+        return self.head(self.act(self.ln(h)).sum(1))
+
+
+def test_patch_embedding_is_linear_and_relevance_is_conserved() -> None:
+    torch.manual_seed(0)
+    m = _PatchNet().double().eval()
+    x = torch.randn(4, 3, 6, 6, dtype=torch.float64)
+    attr = tribute.explain(m, x, method="attnlrp", target=[0, 2], progress=False)
+    with torch.no_grad():
+        f = m(x)[:, [0, 2]].numpy()
+    rel = attr.values.numpy().reshape(4, 2, -1)  # players: the game's default grouping
+    np.testing.assert_allclose(rel.sum(-1), f, rtol=1e-9)  # nothing absorbs relevance here
+    np.testing.assert_allclose(np.asarray(attr.gap), 0.0, atol=1e-9 * np.abs(f).max())
+
+
+def test_overlapping_convolution_is_still_refused() -> None:
+    m = _PatchNet(overlap=True).double().eval()
+    with pytest.raises(UnsupportedModelError, match="patch-embedding convolution"):
+        tribute.explain(m, torch.randn(2, 3, 6, 6, dtype=torch.float64), method="attnlrp", target=0,
+                        progress=False)
+
+
+def test_hugging_face_vit_end_to_end() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.ViTConfig(image_size=8, patch_size=4, num_channels=3, hidden_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32, num_labels=3)
+    cfg._attn_implementation = "eager"
+    vit = transformers.ViTForImageClassification(cfg).double().eval()
+
+    class Logits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vit = vit
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.vit(pixel_values=x).logits
+            return out
+
+    model = Logits()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    attr = tribute.explain(model, x, method="attnlrp", target=1, progress=False)
+    xg = x.clone().requires_grad_(True)
+    with attnlrp_rules(model):
+        (g,) = torch.autograd.grad(model(xg)[:, 1].sum(), xg)
+    np.testing.assert_allclose(attr.flat().reshape(2, -1), (x * g).reshape(2, -1).numpy(), rtol=1e-10,
+                               atol=1e-14)
+    assert np.isfinite(np.asarray(attr.gap)).all()
