@@ -93,17 +93,22 @@ _REFUSED_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
 
 # ------------------------------------------------------------------------ autograd pieces
 class _Ratio(torch.autograd.Function):
-    """Value ``y``; backward ``g_x = g_y * y / stab(x)`` (the identity rule in gradient form)."""
+    """Value ``y``; backward ``g_x = g_y * y / stab(x)`` (the identity rule in gradient form).
+
+    The ratio is computed in at least float32: in float16 the default ``eps=1e-10`` rounds
+    to 0, so an input ``x == 0`` (a zero pre-activation, a zero vector into RMSNorm) gave
+    ``0 / 0`` and NaN relevance for every input (audit aud34l)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        ctx.save_for_backward(y / stabilize(x.detach(), eps))
+        wide = torch.promote_types(y.dtype, torch.float32)
+        ctx.save_for_backward(y.to(wide) / stabilize(x.detach().to(wide), eps))
         return y.view_as(y)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
         (ratio,) = ctx.saved_tensors
-        return g * ratio, None, None
+        return (g.to(ratio.dtype) * ratio).to(g.dtype), None, None
 
 
 class _Scale(torch.autograd.Function):

@@ -1,4 +1,4 @@
-"""AttnLRP on ViT-style models: the patch-embedding convolution is a linear layer (audit aud34l).
+"""AttnLRP on ViT-style models (the patch-embedding convolution is a linear layer) and 16-bit models (audit aud34l).
 
 Before, every convolution was refused, so a ViT (whose patch embedding is an ``nn.Conv2d``
 with stride == kernel size) had no propagation method at all: method='lrp' refuses its
@@ -80,3 +80,25 @@ def test_hugging_face_vit_end_to_end() -> None:
     np.testing.assert_allclose(attr.flat().reshape(2, -1), (x * g).reshape(2, -1).numpy(), rtol=1e-10,
                                atol=1e-14)
     assert np.isfinite(np.asarray(attr.gap)).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_identity_rule_at_a_zero_input_in_16_bit(dtype: torch.dtype) -> None:
+    """aud34l: in float16 the identity rule's eps=1e-10 rounded to 0, so a SiLU/RMSNorm input
+    exactly 0 gave 0/0 and NaN relevance for every input feature."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(3, 3, bias=False), nn.SiLU(), nn.RMSNorm(3), nn.Linear(3, 1, bias=False)).double()
+    with torch.no_grad():
+        ref[0].weight.copy_(torch.tensor([[1.0, -1.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 1.0]]))
+    half = nn.Sequential(nn.Linear(3, 3, bias=False), nn.SiLU(), nn.RMSNorm(3), nn.Linear(3, 1, bias=False))
+    half.load_state_dict(ref.state_dict())
+    half = half.to(dtype)
+    x = torch.tensor([[1.0, 1.0, 0.0], [0.5, -0.25, 2.0]])  # row 0: unit 0's pre-activation is exactly 0
+    rel = {}
+    for name, m, xx in (("half", half, x.to(dtype)), ("ref", ref, x.double())):
+        xg = xx.clone().requires_grad_(True)
+        with attnlrp_rules(m):
+            (g,) = torch.autograd.grad(m(xg).sum(), xg)
+        rel[name] = (xg * g).detach().double().numpy()
+    assert np.isfinite(rel["half"]).all()
+    np.testing.assert_allclose(rel["half"], rel["ref"], atol=3e-2 * np.abs(rel["ref"]).max())
