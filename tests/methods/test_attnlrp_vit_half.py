@@ -87,9 +87,10 @@ def test_identity_rule_at_a_zero_input_in_16_bit(dtype: torch.dtype) -> None:
     """aud34l: in float16 the identity rule's eps=1e-10 rounded to 0, so a SiLU/RMSNorm input
     exactly 0 gave 0/0 and NaN relevance for every input feature."""
     torch.manual_seed(0)
-    ref = nn.Sequential(nn.Linear(3, 3, bias=False), nn.SiLU(), nn.RMSNorm(3), nn.Linear(3, 1, bias=False)).double()
+    first = nn.Linear(3, 3, bias=False)
+    ref = nn.Sequential(first, nn.SiLU(), nn.RMSNorm(3), nn.Linear(3, 1, bias=False)).double()
     with torch.no_grad():
-        ref[0].weight.copy_(torch.tensor([[1.0, -1.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 1.0]]))
+        first.weight.copy_(torch.tensor([[1.0, -1.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 1.0]]))
     half = nn.Sequential(nn.Linear(3, 3, bias=False), nn.SiLU(), nn.RMSNorm(3), nn.Linear(3, 1, bias=False))
     half.load_state_dict(ref.state_dict())
     half = half.to(dtype)
