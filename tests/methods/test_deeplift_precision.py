@@ -50,3 +50,32 @@ def test_max_pool_of_a_two_dimensional_input() -> None:
                           progress=False)
     np.testing.assert_allclose(flat.values.numpy(), ref.values.numpy(), rtol=1e-12, atol=1e-14)
     assert np.abs(np.asarray(flat.gap)).max() < 1e-12
+
+
+def test_no_false_warning_from_16_bit_rounding() -> None:
+    """aud34l: a float16 model built only from supported modules was warned about (summation-
+    to-delta 'off by 50%', blaming functional nonlinearities) when S(x) - S(x0) was a few
+    float16 steps: the gap was the output's own rounding. A real violation still warns."""
+    import warnings
+
+    model = _model(torch.float16)
+    with torch.no_grad():
+        model[0].bias.fill_(0.5)  # logits near 0.5: float16 steps of 5e-4
+    x = 1e-3 * _inputs()[1:].to(torch.float16)  # a small difference: S(x) - S(x0) of a few steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tribute.explain(model, x, method="deeplift", baseline=0.0, target=[0, 1], progress=False)
+
+    class Gated(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.h = nn.Linear(4, 6), nn.Linear(4, 6), nn.Linear(6, 1)
+            self.sig = nn.Sigmoid()
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return self.h(self.sig(self.a(t)) * self.b(t))  # a product DeepLIFT cannot see
+
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="summation-to-delta is off"):
+        tribute.explain(Gated().to(torch.float16), 3 * _inputs()[1:].to(torch.float16), method="deeplift",
+                        baseline=0.0, target=0, progress=False)
