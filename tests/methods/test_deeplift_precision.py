@@ -59,8 +59,10 @@ def test_no_false_warning_from_16_bit_rounding() -> None:
     import warnings
 
     model = _model(torch.float16)
+    first = model.get_submodule("0")
+    assert isinstance(first, nn.Linear)
     with torch.no_grad():
-        model[0].bias.fill_(0.5)  # logits near 0.5: float16 steps of 5e-4
+        first.bias.fill_(0.5)  # logits near 0.5: float16 steps of 5e-4
     x = 1e-3 * _inputs()[1:].to(torch.float16)  # a small difference: S(x) - S(x0) of a few steps
     with warnings.catch_warnings():
         warnings.simplefilter("error")
