@@ -103,3 +103,67 @@ def test_identity_rule_at_a_zero_input_in_16_bit(dtype: torch.dtype) -> None:
         rel[name] = (xg * g).detach().double().numpy()
     assert np.isfinite(rel["half"]).all()
     np.testing.assert_allclose(rel["half"], rel["ref"], atol=3e-2 * np.abs(rel["ref"]).max())
+
+
+@pytest.mark.parametrize("with_input", [False, True])
+def test_uniform_rule_on_baddbmm(with_input: bool) -> None:
+    """aud34l: Bloom's attention scores (``alibi.baddbmm(batch1=q, batch2=k)``) and GPT-2's
+    ``reorder_and_upcast_attn`` path went through as a plain gradient, which gives both
+    factors the full relevance: f = sum(baddbmm(c, x, x^T)) summed 2 f over x, not f."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 3, 3, dtype=torch.float64)
+
+    class Scores(nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            base = t[:, :, :3] if with_input else c  # an input-dependent 'input' term, or a constant
+            return base.baddbmm(batch1=t, batch2=t.transpose(1, 2), beta=0.5, alpha=0.25).sum((1, 2))
+
+    m = Scores()
+    with attnlrp_rules(m):
+        out = m(x)
+        (g,) = torch.autograd.grad(out.sum(), x)
+    rel = (x * g).sum((1, 2)).detach().numpy()
+    prod = 0.25 * (x @ x.transpose(1, 2)).sum((1, 2)).detach().numpy()
+    if with_input:  # the input term is linear: its relevance is its value
+        np.testing.assert_allclose(rel, prod + 0.5 * x[:, :, :3].sum((1, 2)).detach().numpy(), rtol=1e-12)
+    else:  # the constant absorbs its share
+        np.testing.assert_allclose(rel, prod, rtol=1e-12)
+    with torch.no_grad():
+        np.testing.assert_allclose(out.numpy(), m(x).numpy(), rtol=0, atol=0)  # values unchanged
+
+
+def test_uniform_rule_on_in_place_product() -> None:
+    """``h *= gate`` (two input-dependent tensors) gets the uniform rule like ``h * gate``."""
+    x = torch.tensor([[0.5, -1.5, 2.0]], dtype=torch.float64, requires_grad=True)
+
+    class Square(nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            h = t * 1.0
+            h *= t
+            return h.sum(-1, keepdim=True)
+
+    m = Square()
+    with attnlrp_rules(m):
+        (g,) = torch.autograd.grad(m(x).sum(), x)
+    np.testing.assert_allclose((x * g).detach().numpy(), (x * x).detach().numpy(), rtol=1e-12)
+
+
+def test_gpt2_reordered_attention_equals_the_default_path() -> None:
+    """GPT-2's ``reorder_and_upcast_attn`` computes Q K^T with ``torch.baddbmm``: same model,
+    same relevance as the default (matmul) path (before: 6e-4 relative apart, Q and K each
+    getting the full relevance of the scores)."""
+    transformers = pytest.importorskip("transformers")
+    ids = torch.tensor([[5, 17, 33, 8, 41, 12]])
+    rel = []
+    for reorder in (False, True):
+        torch.manual_seed(0)
+        cfg = transformers.GPT2Config(vocab_size=90, n_positions=48, n_embd=32, n_layer=2, n_head=2,
+                                      reorder_and_upcast_attn=reorder)
+        cfg._attn_implementation = "eager"
+        lm = transformers.GPT2LMHeadModel(cfg).eval()  # float32: the reordered path upcasts to it
+        e = lm.get_input_embeddings()(ids).detach().requires_grad_(True)
+        with attnlrp_rules(lm):
+            (g,) = torch.autograd.grad(lm(inputs_embeds=e).logits[0, -1, 7], e)
+        rel.append((e * g).sum(-1).detach().numpy())
+    np.testing.assert_allclose(rel[1], rel[0], rtol=0, atol=1e-6 * np.abs(rel[0]).max())

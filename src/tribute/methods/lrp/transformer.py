@@ -66,7 +66,13 @@ __all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
 VARIANTS = ("attnlrp", "cp")
 
 _MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
-_MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.multiply}
+#: ``h *= g`` dispatches as ``mul_`` and rebinds ``h`` to what the rule returns (a bare
+#: ``h.mul_(g)`` statement discards it: a plain gradient there, as for any in-place product).
+_MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
+         torch.multiply}
+#: ``input * beta + alpha * batch1 @ batch2`` (Bloom's attention scores, GPT-2's
+#: ``reorder_and_upcast_attn`` path): the product of the two batches is bilinear.
+_BADDBMMS = {torch.baddbmm, torch.Tensor.baddbmm}
 _SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
 _ACT_FUNCS = {
     torch.tanh, torch.Tensor.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, F.tanh,
@@ -225,12 +231,16 @@ class _Mode(TorchFunctionMode):
             if len(args) < 2:
                 return out
             ruled = self.product(args[0], args[1], out)
+            if ruled is None and func is torch.Tensor.mul_:
+                return out  # in place: the product is done, the gate cannot be held constant
             if ruled is None:  # CP-LRP gate: no relevance through it
                 a, b = args[0], args[1]
                 a = a.detach() if id(a) in self.gates else a
                 b = b.detach() if id(b) in self.gates else b
                 return func(a, b, *args[2:], **kwargs)
             return ruled
+        if func in _BADDBMMS:
+            return self._baddbmm(func, args, kwargs)
         if func is torch.einsum:
             out = func(*args, **kwargs)
             ops = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
@@ -242,6 +252,21 @@ class _Mode(TorchFunctionMode):
         if func in _ACT_FUNCS and args and _dep(args[0]):
             return self.activation(args[0], func(*args, **kwargs))
         return func(*args, **kwargs)
+
+    def _baddbmm(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        """The uniform rule on ``batch1 @ batch2`` of a ``baddbmm`` (the plain gradient gave
+        both factors the full relevance, doubling it; audit aud34l); ``input`` is summed."""
+        out = func(*args, **kwargs)
+        inp = args[0] if args else kwargs.get("input")
+        b1: Any = args[1] if len(args) > 1 else kwargs.get("batch1")
+        b2: Any = args[2] if len(args) > 2 else kwargs.get("batch2")
+        if not (_dep(b1) and _dep(b2)):
+            return out
+        if not _dep(inp):
+            return _scale(out, 0.5)
+        alpha, beta = kwargs.get("alpha", 1), kwargs.get("beta", 1)
+        ruled = beta * inp + alpha * _scale(torch.bmm(b1, b2), 0.5)
+        return out.detach() + (ruled - ruled.detach())
 
     def _sdpa(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         names = ("query", "key", "value")
