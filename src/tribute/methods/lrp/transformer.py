@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,6 +80,17 @@ _ACT_FUNCS = {
     F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, F.elu, F.leaky_relu, F.softplus,
     F.mish, F.relu6, F.hardswish, F.hardsigmoid, F.selu, F.celu,
 }
+#: Nonlinear functions with no AttnLRP rule here: called on an input-dependent tensor in the
+#: model's own code (outside the norm/activation modules the hooks handle) they go through as
+#: a plain gradient, which is not what the rules define; such calls are counted and reported
+#: (audit aud34l). Linear operations (sums, scaling, reshapes, routing) need no rule.
+_UNRULED = frozenset({
+    "exp", "log", "sqrt", "rsqrt", "pow", "reciprocal", "erf", "erfc", "sin", "cos", "abs",
+    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax", "softsign",
+    "logsigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
+})
+_DIVS = frozenset({"div", "true_divide", "divide", "truediv", "rtruediv", "rdiv"})
+
 #: Leaf modules whose ordinary gradient is the rule (linear maps, lookups, routing).
 _LINEAR_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Embedding, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Flatten,
@@ -151,7 +163,15 @@ def _is_rms(mod: nn.Module) -> bool:
 
 
 def _is_activation(mod: nn.Module) -> bool:
-    return isinstance(mod, ACTIVATIONS) or type(mod).__module__.startswith("transformers.activations")
+    """An elementwise activation module: torch's, Transformers' ``activations`` module, or a
+    parameter-free ``*Gelu`` class of a model's own code (Bloom's ``BloomGelu``, LXMERT's
+    ``GeLU``), whose tanh-and-product formula the rules otherwise took apart (the identity
+    rule on the tanh, the uniform rule on ``x * (...)``) instead of treating it as one
+    activation (audit aud34l)."""
+    if isinstance(mod, ACTIVATIONS) or type(mod).__module__.startswith("transformers.activations"):
+        return True
+    return (type(mod).__name__.lower().endswith("gelu") and not any(True for _ in mod.parameters())
+            and not any(True for _ in mod.children()))
 
 
 def _is_hf_linear(mod: nn.Module) -> bool:
@@ -199,6 +219,7 @@ class _Mode(TorchFunctionMode):
         self.variant = variant
         self.epsilon = epsilon
         self.suspended = 0  # > 0 inside a module whose output a hook replaces
+        self.unruled: Counter[str] = Counter()  # nonlinear calls without a rule, by name
         # CP-LRP: activation outputs by id (kept alive while the block lasts so ids stay unique)
         self.gates: dict[int, torch.Tensor] = {}
 
@@ -251,7 +272,17 @@ class _Mode(TorchFunctionMode):
             return func(*args, **kwargs).detach()
         if func in _ACT_FUNCS and args and _dep(args[0]):
             return self.activation(args[0], func(*args, **kwargs))
+        self._count_unruled(func, args, kwargs)
         return func(*args, **kwargs)
+
+    def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        name = str(getattr(func, "__name__", "")).strip("_")
+        if name in _UNRULED and any(_dep(a) for a in (*args, *kwargs.values())):
+            self.unruled[name] += 1
+        elif name in _DIVS and len(args) > 1:  # x / y with an input-dependent divisor
+            divisor = args[0] if name in ("rtruediv", "rdiv") else args[1]
+            if _dep(divisor):
+                self.unruled["div"] += 1
 
     def _baddbmm(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         """The uniform rule on ``batch1 @ batch2`` of a ``baddbmm`` (the plain gradient gave
@@ -414,7 +445,8 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
 
 # ------------------------------------------------------------------------ installation
 @contextlib.contextmanager
-def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1e-10) -> Iterator[None]:
+def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1e-10,
+                  unruled: Counter[str] | None = None) -> Iterator[None]:
     """Install the AttnLRP (or CP-LRP) rules on ``model`` for the ``with`` block.
 
     Inside the block, ``x * grad`` of the explained output w.r.t. any input-dependent tensor
@@ -426,6 +458,9 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
             layers; see :func:`check_transformer`).
         variant: ``"attnlrp"`` or ``"cp"`` (CP-LRP). default="attnlrp".
         epsilon: stabiliser of the identity rule's ratio ``y / x``. default=1e-10.
+        unruled: a counter that receives, by name, the nonlinear functional calls of the
+            model's own code that no rule covers (``torch.exp``, ``F.layer_norm``, a division
+            by an input-dependent tensor, ...; they go through as plain gradients). default=None.
 
     Raises:
         InputError: an unknown variant or a bad epsilon.
@@ -478,6 +513,8 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
         with mode:
             yield
     finally:
+        if unruled is not None:
+            unruled.update(mode.unruled)
         for h in handles:
             h.remove()
         for p, r in zip(params, req):
