@@ -524,3 +524,35 @@ def test_per_sample_box_bounds_follow_the_chunked_rows(batch_size: int) -> None:
     with pytest.raises(InputError, match=r"ZBox low has 2 rows on its batch axis but sample 3 is explained"):
         tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=low[:2], high=high[:2],
                         target=1, batch_size=2, progress=False)
+
+
+class _Negated(nn.Module):
+    """A bias-free ReLU network whose hidden layer is negated in ``forward`` (``-h``) or
+    passed through a functional elementwise map."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.a, self.h = nn.Linear(6, 6, bias=False), nn.Linear(6, 2, bias=False)
+        self.relu = nn.ReLU()
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.relu(self.a(x))
+        ops = {"neg": lambda t: -t, "rsub": lambda t: 1.0 - t, "abs": torch.abs, "clamp": lambda t: t.clamp(max=0.1),
+               "square": torch.square, "erf": torch.erf}
+        return self.h(ops[self.op](z))
+
+
+@pytest.mark.parametrize("op", ["neg", "rsub", "abs", "clamp", "square", "erf"])
+def test_negations_and_elementwise_maps_in_forward_are_reported(op: str) -> None:
+    # aud34l: '-h' in a model's forward handed back -R (LRP-0 of a negation gives +R: on this
+    # bias-free network the relevance summed to -f(x)), silently; abs/clamp/square/erf
+    # likewise went through as plain gradients without a warning
+    torch.manual_seed(0)
+    x = torch.rand(3, 6, dtype=torch.float64)
+    model = _Negated(op).double().eval()
+    with pytest.warns(UserWarning, match=rf"functional operations.*{op} x1 per forward pass"):
+        a = tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    assert a.extra["functional_ops"] == {op: 1}
+    if op == "neg":
+        np.testing.assert_allclose(np.asarray(a.values).sum(-1), -np.asarray(a.extra["explained"]).ravel(), rtol=1e-4)

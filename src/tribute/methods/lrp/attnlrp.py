@@ -17,12 +17,14 @@ linearisation and (BERT, GPT-2) the position/segment embeddings absorb.
 from __future__ import annotations
 
 import math
+import warnings
+from collections import Counter
 from typing import Any
 
 import torch
 
 from ...attribution import Attribution
-from ...errors import InputError, UnsupportedModelError
+from ...errors import InputError, UnsupportedModelError, user_stacklevel
 from ...games.base import Game
 from ...games.features import ProbeChunk
 from ...games.generation import GenerationGame
@@ -33,6 +35,22 @@ from ..gradients_basic import feature_game
 from .transformer import VARIANTS, attnlrp_rules
 
 __all__ = ["AttnLRP"]
+
+
+def _warn_unruled(unruled: Counter[str], attr: Attribution) -> None:
+    """Warn when the model's own code applied nonlinear functions no rule covers (they went
+    through as plain gradients, silently, before audit aud34l); record them in ``extra``."""
+    per_pass = dict(unruled)
+    attr.extra["functional_ops"] = per_pass
+    if per_pass:
+        calls = ", ".join(f"{k} x{v}" for k, v in sorted(per_pass.items()))
+        warnings.warn(
+            f"attnlrp: the model's own forward code applies nonlinear functions to "
+            f"input-dependent tensors outside the modules the rules know ({calls}, over all "
+            "passes); they go through as plain gradients, which is not what the AttnLRP rules "
+            "define (see Attribution.gap). Use modules (nn.LayerNorm/nn.RMSNorm, activation "
+            "modules) for them, or a gradient method such as 'integrated_gradients'.",
+            UserWarning, stacklevel=user_stacklevel())
 
 
 @register
@@ -50,7 +68,7 @@ class AttnLRP(Method):
             no relevance through the attention weights). default="attnlrp".
         epsilon: stabiliser of the identity rule's ratio ``y / x``. default=1e-10.
 
-    Works on Hugging Face BERT-, GPT-2- and Llama-style models (eager or SDPA attention) and
+    Works on Hugging Face BERT-, GPT-2-, Llama- and ViT-style models (eager or SDPA attention) and
     modules built from the same layers; other layers are refused with the module's path.
 
     References: Achtibat et al. (2024), "AttnLRP: Attention-Aware Layer-Wise Relevance
@@ -96,18 +114,24 @@ class AttnLRP(Method):
                 "'logit' (AttnLRP explains the logit) and an integer target."
             )
         params = {**self.get_params()}
+        unruled: Counter[str] = Counter()
         if isinstance(fg, TextGame):
-            return self._text(fg, root, params)
-        with attnlrp_rules(root, self.variant, self.epsilon):
+            attr = self._text(fg, root, params, unruled)
+            _warn_unruled(unruled, attr)
+            return attr
+        with attnlrp_rules(root, self.variant, self.epsilon, unruled):
             vals, acc = fg.input_gradients(1, lambda xs, b, k: xs)
         f_x = vals[:, 0, :]
         rel = acc[1] * fg.inputs_flat().detach().to("cpu", torch.float64)[:, None, :]
         gap = rel.sum(-1) - f_x
         values = fg.elements_to_players(rel)
-        return fg.attribution(values, self.name, params, gap=gap,
+        attr = fg.attribution(values, self.name, params, gap=gap,
                               extra={"explained": f_x.numpy(), "variant": self.variant})
+        _warn_unruled(unruled, attr)
+        return attr
 
-    def _text(self, fg: TextGame, root: torch.nn.Module, params: dict[str, Any]) -> Attribution:
+    def _text(self, fg: TextGame, root: torch.nn.Module, params: dict[str, Any],
+              unruled: Counter[str]) -> Attribution:
         if fg.pair == "cosine":
             raise UnsupportedModelError(
                 "attnlrp: pair='cosine' compares two embeddings outside the model (the encoder "
@@ -140,7 +164,7 @@ class AttnLRP(Method):
             explained.index_add_(0, c.sample, c.values)
 
         fg.probe(on_chunk, modules=[path], grad="modules",
-                 context=lambda: attnlrp_rules(root, self.variant, self.epsilon), desc=self.name)
+                 context=lambda: attnlrp_rules(root, self.variant, self.epsilon, unruled), desc=self.name)
         gap = values.sum(-1) + unassigned - explained
         extra = {"explained": explained.numpy(), "unassigned": unassigned.numpy(),
                  "variant": self.variant, "embedding": path}

@@ -5,8 +5,9 @@ Transformers", ICML) extends LRP to attention. Written as a modified gradient ``
 product with a layer's input is that layer's relevance (``R_x = x * g_x``, the "gradient x
 input" form of the paper's appendix), its rules become small changes of the backward pass:
 
-- **linear layers** (``nn.Linear``, GPT-2's ``Conv1D``, additions, reshapes, rotary
-  position factors): the ordinary gradient. With ``R_y = y * g_y`` the LRP-0/epsilon-0 rule
+- **linear layers** (``nn.Linear``, GPT-2's ``Conv1D``, the patch-embedding convolution of
+  ViT-style models (stride == kernel size), additions, reshapes, rotary position factors):
+  the ordinary gradient. With ``R_y = y * g_y`` the LRP-0/epsilon-0 rule
   ``R_x = x * W^T (R_y / y)`` *is* ``x * W^T g_y``; the bias absorbs its share.
 - **elementwise nonlinearities** (GELU, SiLU, tanh, ...; modules or functional calls):
   the identity rule ``R_x = R_y`` (paper, Eq. 9), i.e. ``g_x = g_y * y / x``.
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,13 +67,30 @@ __all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
 VARIANTS = ("attnlrp", "cp")
 
 _MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
-_MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.multiply}
+#: ``h *= g`` dispatches as ``mul_`` and rebinds ``h`` to what the rule returns (a bare
+#: ``h.mul_(g)`` statement discards it: a plain gradient there, as for any in-place product).
+_MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
+         torch.multiply}
+#: ``input * beta + alpha * batch1 @ batch2`` (Bloom's attention scores, GPT-2's
+#: ``reorder_and_upcast_attn`` path): the product of the two batches is bilinear.
+_BADDBMMS = {torch.baddbmm, torch.Tensor.baddbmm}
 _SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
 _ACT_FUNCS = {
     torch.tanh, torch.Tensor.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, F.tanh,
     F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, F.elu, F.leaky_relu, F.softplus,
     F.mish, F.relu6, F.hardswish, F.hardsigmoid, F.selu, F.celu,
 }
+#: Nonlinear functions with no AttnLRP rule here: called on an input-dependent tensor in the
+#: model's own code (outside the norm/activation modules the hooks handle) they go through as
+#: a plain gradient, which is not what the rules define; such calls are counted and reported
+#: (audit aud34l). Linear operations (sums, scaling, reshapes, routing) need no rule.
+_UNRULED = frozenset({
+    "exp", "log", "sqrt", "rsqrt", "pow", "reciprocal", "erf", "erfc", "sin", "cos", "abs",
+    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax", "softsign",
+    "logsigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
+})
+_DIVS = frozenset({"div", "true_divide", "divide", "truediv", "rtruediv", "rdiv"})
+
 #: Leaf modules whose ordinary gradient is the rule (linear maps, lookups, routing).
 _LINEAR_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Embedding, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Flatten,
@@ -84,23 +103,30 @@ _REFUSED_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
      "torch.matmul/softmax or F.scaled_dot_product_attention (as Hugging Face models do)"),
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
       nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
-     "convolutional networks are explained by method='lrp' (composites for CNNs)"),
+     "convolutional networks are explained by method='lrp' (composites for CNNs); only a "
+     "patch-embedding convolution (stride == kernel size, no padding, as in ViT) is a linear "
+     "layer of a transformer here"),
 )
 
 
 # ------------------------------------------------------------------------ autograd pieces
 class _Ratio(torch.autograd.Function):
-    """Value ``y``; backward ``g_x = g_y * y / stab(x)`` (the identity rule in gradient form)."""
+    """Value ``y``; backward ``g_x = g_y * y / stab(x)`` (the identity rule in gradient form).
+
+    The ratio is computed in at least float32: in float16 the default ``eps=1e-10`` rounds
+    to 0, so an input ``x == 0`` (a zero pre-activation, a zero vector into RMSNorm) gave
+    ``0 / 0`` and NaN relevance for every input (audit aud34l)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        ctx.save_for_backward(y / stabilize(x.detach(), eps))
+        wide = torch.promote_types(y.dtype, torch.float32)
+        ctx.save_for_backward(y.to(wide) / stabilize(x.detach().to(wide), eps))
         return y.view_as(y)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
         (ratio,) = ctx.saved_tensors
-        return g * ratio, None, None
+        return (g.to(ratio.dtype) * ratio).to(g.dtype), None, None
 
 
 class _Scale(torch.autograd.Function):
@@ -137,12 +163,33 @@ def _is_rms(mod: nn.Module) -> bool:
 
 
 def _is_activation(mod: nn.Module) -> bool:
-    return isinstance(mod, ACTIVATIONS) or type(mod).__module__.startswith("transformers.activations")
+    """An elementwise activation module: torch's, Transformers' ``activations`` module, or a
+    parameter-free ``*Gelu`` class of a model's own code (Bloom's ``BloomGelu``, LXMERT's
+    ``GeLU``), whose tanh-and-product formula the rules otherwise took apart (the identity
+    rule on the tanh, the uniform rule on ``x * (...)``) instead of treating it as one
+    activation (audit aud34l)."""
+    if isinstance(mod, ACTIVATIONS) or type(mod).__module__.startswith("transformers.activations"):
+        return True
+    return (type(mod).__name__.lower().endswith("gelu") and not any(True for _ in mod.parameters())
+            and not any(True for _ in mod.children()))
 
 
 def _is_hf_linear(mod: nn.Module) -> bool:
     """GPT-2's ``Conv1D`` (a Linear with a transposed weight)."""
     return type(mod).__name__ == "Conv1D" and type(mod).__module__.startswith("transformers")
+
+
+def _is_patch_embedding(mod: nn.Module) -> bool:
+    """A convolution that cuts its input into non-overlapping patches (stride == kernel size,
+    no padding, no dilation): the patch embedding of ViT-style models, a Linear map applied
+    to each patch, whose epsilon-0 rule is the gradient (as lxt treats it). Overlapping
+    convolutions (CNNs) stay refused: method='lrp' has the composites for them."""
+    if not isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return False
+    pad = mod.padding
+    no_pad = pad == "valid" or (not isinstance(pad, str) and all(p == 0 for p in pad))
+    return (no_pad and tuple(mod.stride) == tuple(mod.kernel_size)
+            and all(d == 1 for d in mod.dilation))
 
 
 def _is_rotary(mod: nn.Module) -> bool:
@@ -172,6 +219,7 @@ class _Mode(TorchFunctionMode):
         self.variant = variant
         self.epsilon = epsilon
         self.suspended = 0  # > 0 inside a module whose output a hook replaces
+        self.unruled: Counter[str] = Counter()  # nonlinear calls without a rule, by name
         # CP-LRP: activation outputs by id (kept alive while the block lasts so ids stay unique)
         self.gates: dict[int, torch.Tensor] = {}
 
@@ -204,12 +252,16 @@ class _Mode(TorchFunctionMode):
             if len(args) < 2:
                 return out
             ruled = self.product(args[0], args[1], out)
+            if ruled is None and func is torch.Tensor.mul_:
+                return out  # in place: the product is done, the gate cannot be held constant
             if ruled is None:  # CP-LRP gate: no relevance through it
                 a, b = args[0], args[1]
                 a = a.detach() if id(a) in self.gates else a
                 b = b.detach() if id(b) in self.gates else b
                 return func(a, b, *args[2:], **kwargs)
             return ruled
+        if func in _BADDBMMS:
+            return self._baddbmm(func, args, kwargs)
         if func is torch.einsum:
             out = func(*args, **kwargs)
             ops = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
@@ -220,7 +272,32 @@ class _Mode(TorchFunctionMode):
             return func(*args, **kwargs).detach()
         if func in _ACT_FUNCS and args and _dep(args[0]):
             return self.activation(args[0], func(*args, **kwargs))
+        self._count_unruled(func, args, kwargs)
         return func(*args, **kwargs)
+
+    def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        name = str(getattr(func, "__name__", "")).strip("_")
+        if name in _UNRULED and any(_dep(a) for a in (*args, *kwargs.values())):
+            self.unruled[name] += 1
+        elif name in _DIVS and len(args) > 1:  # x / y with an input-dependent divisor
+            divisor = args[0] if name in ("rtruediv", "rdiv") else args[1]
+            if _dep(divisor):
+                self.unruled["div"] += 1
+
+    def _baddbmm(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        """The uniform rule on ``batch1 @ batch2`` of a ``baddbmm`` (the plain gradient gave
+        both factors the full relevance, doubling it; audit aud34l); ``input`` is summed."""
+        out = func(*args, **kwargs)
+        inp = args[0] if args else kwargs.get("input")
+        b1: Any = args[1] if len(args) > 1 else kwargs.get("batch1")
+        b2: Any = args[2] if len(args) > 2 else kwargs.get("batch2")
+        if not (_dep(b1) and _dep(b2)):
+            return out
+        if not _dep(inp):
+            return _scale(out, 0.5)
+        alpha, beta = kwargs.get("alpha", 1), kwargs.get("beta", 1)
+        ruled = beta * inp + alpha * _scale(torch.bmm(b1, b2), 0.5)
+        return out.detach() + (ruled - ruled.detach())
 
     def _sdpa(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         names = ("query", "key", "value")
@@ -319,7 +396,7 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
     for path, mod in model.named_modules():
         where = repr(path) if path else "the model itself"
         for types, hint in _REFUSED_HINTS:
-            if isinstance(mod, types):
+            if isinstance(mod, types) and not _is_patch_embedding(mod):
                 raise UnsupportedModelError(
                     f"{method}: module {where} of type {type(mod).__name__} is not supported by the "
                     f"AttnLRP rules: {hint}."
@@ -338,7 +415,7 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
             )
         if any(True for _ in mod.children()) or _inside_mha(model, path):
             continue
-        if (isinstance(mod, _LINEAR_MODULES) or _is_hf_linear(mod) or _is_rotary(mod)
+        if (isinstance(mod, _LINEAR_MODULES) or _is_hf_linear(mod) or _is_patch_embedding(mod) or _is_rotary(mod)
                 or isinstance(mod, nn.LayerNorm) or _is_rms(mod) or _is_activation(mod)):
             continue
         if type(mod).__name__.endswith("LayerNorm") or type(mod).__name__.endswith("Norm"):
@@ -368,7 +445,8 @@ def check_transformer(model: nn.Module, method: str = "attnlrp") -> None:
 
 # ------------------------------------------------------------------------ installation
 @contextlib.contextmanager
-def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1e-10) -> Iterator[None]:
+def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1e-10,
+                  unruled: Counter[str] | None = None) -> Iterator[None]:
     """Install the AttnLRP (or CP-LRP) rules on ``model`` for the ``with`` block.
 
     Inside the block, ``x * grad`` of the explained output w.r.t. any input-dependent tensor
@@ -380,6 +458,9 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
             layers; see :func:`check_transformer`).
         variant: ``"attnlrp"`` or ``"cp"`` (CP-LRP). default="attnlrp".
         epsilon: stabiliser of the identity rule's ratio ``y / x``. default=1e-10.
+        unruled: a counter that receives, by name, the nonlinear functional calls of the
+            model's own code that no rule covers (``torch.exp``, ``F.layer_norm``, a division
+            by an input-dependent tensor, ...; they go through as plain gradients). default=None.
 
     Raises:
         InputError: an unknown variant or a bad epsilon.
@@ -432,6 +513,8 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
         with mode:
             yield
     finally:
+        if unruled is not None:
+            unruled.update(mode.unruled)
         for h in handles:
             h.remove()
         for p, r in zip(params, req):

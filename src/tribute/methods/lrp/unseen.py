@@ -4,7 +4,7 @@ The ``lrp`` rules return *relevance* through the backward pass, so whatever runs
 rule-bearing modules must only route it (reshapes, indexing, concatenation, max pooling). A
 functional operation in the model's own code is backpropagated as a plain gradient instead:
 ``x + f(x)`` hands the full relevance to both summands (the total doubles), ``x / 255``,
-``x * s`` or ``torch.tanh(x)`` rescale it, ``x.sum()`` copies it to every element, and
+``x * s`` or ``torch.tanh(x)`` rescale it, ``-x`` flips its sign, ``x.sum()`` copies it to every element, and
 ``x.mean(...)`` spreads it evenly instead of the average pooling's proportional rule. Zennit
 (Anders et al. 2021) has the same limit; its documentation asks for modules (and ``Add``
 canonizers) in their place.
@@ -26,7 +26,8 @@ from torch.overrides import TorchFunctionMode
 
 __all__ = ["UnseenOps"]
 
-#: Sums of two input-dependent tensors (the relevance is copied to both).
+#: Sums of two input-dependent tensors (the relevance is copied to both); a sum with a
+#: constant only shifts (``rsub``, ``c - x``, is a negation too: in ``_TRANSFORMS``).
 _SUMS = frozenset({"add", "sub", "radd", "rsub", "iadd", "isub", "subtract"})
 #: Operations that rescale, mix or transform relevance when it goes through as a gradient.
 _TRANSFORMS = frozenset({
@@ -37,6 +38,13 @@ _TRANSFORMS = frozenset({
     "bilinear", "conv1d", "conv2d", "conv3d", "matmul", "bmm", "mm", "einsum", "mean", "sum",
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
+    # sign flips and elementwise maps that were missed (audit aud34l): ``-x`` and ``c - x``
+    # hand back -R (the LRP-0 rule of a negation gives +R), ``abs``/``clamp``/``square``/
+    # ``cos``/``erf`` scale or zero it where an activation's rule passes it unchanged
+    "neg", "negative", "rsub", "abs", "absolute", "clamp", "clip", "clamp_min", "clamp_max",
+    "square", "reciprocal", "erf", "erfc", "sin", "cos", "atan", "log1p", "expm1", "exp2", "log2",
+    "log10", "relu6", "hardswish", "hardsigmoid", "logsigmoid", "softsign", "tanhshrink",
+    "softshrink", "hardshrink", "threshold", "prelu", "rrelu",
 })
 
 
