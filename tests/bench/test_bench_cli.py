@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -389,3 +390,36 @@ def test_evaluate_limit_takes_each_rows_own_baseline(tmp_path: Path) -> None:
 
     limited = scores("x10.npy", "b10.npy", "--limit", "4")
     assert limited and limited == scores("x4.npy", "b4.npy")
+
+
+def test_evaluate_ground_truth_one_shared_mask_or_one_per_row(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # one mask of the sample's shape was cut to its first --limit FEATURES: every method,
+    # random included, scored precision_at_k 1.0 and relevance_mass 0.5 (rev34a)
+    (tmp_path / "mymodel.py").write_text(MODEL_PY, encoding="utf-8")
+    X = np.random.default_rng(4).standard_normal((10, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    mask = np.array([1, 0, 1, 0, 0, 0])
+    np.save(tmp_path / "gt_one.npy", mask)
+    np.save(tmp_path / "gt_rows.npy", np.tile(mask, (10, 1)))
+    np.save(tmp_path / "gt_bad.npy", np.tile(mask, (5, 1)))
+
+    def scores(gt: str) -> list[tuple[str, str, float]]:
+        out = tmp_path / f"eval_{gt}"
+        rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_mlp", "--data", str(tmp_path / "x.npy"),
+                   "--ground-truth", str(tmp_path / gt), "--limit", "4", "--methods", "saliency,input_x_gradient",
+                   "--metrics", "precision_at_k,relevance_mass", "--target", "0", "--out", str(out),
+                   "--no-progress"])
+        assert rc == 0
+        rows = json.loads((out / "results.json").read_text(encoding="utf-8"))["scores"]
+        return sorted((r["method"], r["metric"], float(v)) for r in rows if r["method"] in
+                      ("saliency", "input_x_gradient", "oracle") for v in r["scores"])
+
+    one = scores("gt_one.npy")
+    assert one and one == scores("gt_rows.npy")
+    assert any(m == "oracle" for m, _, _ in one)  # the oracle ran: the truth has the inputs' shape
+    rc = main(["evaluate", "--model", f"{tmp_path / 'mymodel.py'}:make_mlp", "--data", str(tmp_path / "x.npy"),
+               "--ground-truth", str(tmp_path / "gt_bad.npy"), "--limit", "4", "--methods", "saliency",
+               "--out", str(tmp_path / "bad"), "--no-progress"])
+    assert rc == 2 and not (tmp_path / "bad").exists()
+    assert re.search(r"--ground-truth .*\(10, 6\)", capsys.readouterr().err)

@@ -359,3 +359,22 @@ def test_budget_counts_both_passes_of_a_classifier_deciding_by_its_own_predict()
         tribute.feature_responsiveness(svc, x, act, n_samples=5, budget=11, feature_names=["x0", "x1"])
     r = tribute.feature_responsiveness(svc, x, act, n_samples=5, budget=12, feature_names=["x0", "x1"])
     assert r.n_evals == calls["rows"] <= 12 * len(x)
+
+
+def test_hard_zero_one_labels_are_not_flagged_as_probabilities() -> None:
+    # a callable returning a classifier's 0/1 predictions decides the same read either way; it
+    # was warned "class 1 for every row" (rev34a)
+    import warnings
+
+    w = np.array([1.0, -1.0])
+
+    def labels(a: np.ndarray) -> np.ndarray:
+        return (np.asarray(a) @ w > 0).astype(float)
+
+    x = np.array([[0.5, 1.0], [2.0, 0.0], [-1.0, 0.3]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        r = tribute.feature_responsiveness(labels, x, tribute.Actionability(bounds={"x0": (-3.0, 3.0)},
+                                                                            immutable=["x1"]),
+                                           n_samples=50, feature_names=["x0", "x1"])
+    assert list(r.current) == [0, 1, 0]

@@ -92,3 +92,26 @@ def test_noise_plan_over_another_base(base: str, monkeypatch: pytest.MonkeyPatch
         model, torch.randn(4, 6, dtype=torch.float64), method="smoothgrad", base=base, n_samples=5,
         target=1, progress=False))
     assert planned == [model.rows]
+
+
+@pytest.mark.parametrize("budget", [100, 1000])
+def test_plan_of_kernel_shap_rounds_past_every_coalition(budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # target_precision's rounds evaluate distinct proper coalitions only (planned 4,000 for 256)
+    model = Counted()
+    planned, _, _ = record_plan(monkeypatch, lambda: tribute.explain(
+        model, torch.randn(4, 6, dtype=torch.float64), method="kernel_shap", target=1, budget=budget,
+        target_precision=1e-9, progress=False))
+    assert planned == [model.rows] == [256]
+
+
+def test_kernel_shap_on_one_player_warns_nothing() -> None:
+    import warnings
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(1, 2).double()
+    x = torch.randn(3, 1, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's 0/0 in the size weights, 3 times
+        attr = tribute.explain(net, x, method="kernel_shap", budget=10, target=1, progress=False)
+    want = ((x - 0.0) * net.weight[1]).detach().numpy()
+    assert abs(attr.flat()[:, 0, :] - want).max() < 1e-12

@@ -92,8 +92,8 @@ def register(subparsers: Any) -> None:
                    help="gradient points per input for budgeted gradient methods (default: 32)")
     add_feature_names_arg(e)
     e.add_argument("--ground-truth", default=None,
-                   help="optional .npy/.npz relevance mask (inputs' shape) to add ground-truth "
-                        "metrics")
+                   help="optional .npy/.npz relevance mask to add ground-truth metrics: one "
+                        "mask of one sample's shape, or one per --data row (cut by --limit)")
     e.add_argument("--limit", type=int, default=64,
                    help="evaluate on the first N samples (default: 64)")
     e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -277,7 +277,18 @@ def _user_case(args: argparse.Namespace) -> Any:
         modality = "tabular"
     truth = None
     if args.ground_truth:
-        truth = np.asarray(load_data(args.ground_truth, arg="--ground-truth"))[: len(x_np)] != 0
+        raw = np.asarray(load_data(args.ground_truth, arg="--ground-truth"))
+        sample = tuple(x_np.shape[1:])
+        # one mask shared by every row, or one per --data row (the --limit rows evaluated take
+        # theirs); a shared mask was cut to its first --limit *features*, and every method,
+        # random included, scored precision_at_k 1.0
+        raw = np.broadcast_to(raw, x_np.shape) if raw.shape == sample else limit_rows(raw, args, x_np)
+        if raw.shape != x_np.shape:
+            n_rows = getattr(args, "n_data_rows", len(x_np))
+            raise InputError(
+                f"--ground-truth {args.ground_truth!r} has shape {np.asarray(raw).shape}; give one mask of "
+                f"one sample's shape {sample}, or one per --data row {(n_rows, *sample)}.")
+        truth = raw != 0
     n = len(x_np)
     names = parse_feature_names(getattr(args, "feature_names", None), n_players)
     if names is None and modality == "tabular":

@@ -20,8 +20,8 @@ Here the method runs on any game (generation games, where it belongs, and any fe
   ``S``; the paper draws new tokens every step), or any other removal option;
 * ``d`` is measured on the probability scale: ``exp(v)`` for games whose values are
   log-probabilities (generation games, feature games with ``output="log_prob"``), the value
-  itself for probabilities (``output="prob"``, or a model declared to return probabilities
-  explained raw), and ``tanh(v(N) - v(S))`` for other raw outputs (``scale="raw"``);
+  itself for probabilities (``output="prob"``, or a model declared or detected to return
+  probabilities, e.g. a scikit-learn classifier, explained raw), and ``tanh(v(N) - v(S))`` for other raw outputs (``scale="raw"``);
 * the update does not depend on the current scores, so all steps are independent draws and
   are evaluated in batches; the budget (evaluations, ``v(N)`` included) fixes the number of
   steps ``K`` and there is no early stop (the top-k stopping rule needs the full next-token
@@ -50,7 +50,8 @@ _EPS = 1e-6
 def auto_scale(game: Game) -> str:
     """The scale ``scale="auto"`` reads a game's values on: ``"log_prob"`` for log-probabilities
     (generation games, ``output="log_prob"``), ``"prob"`` for probabilities (``output="prob"``,
-    or a model declared to return probabilities explained ``output="raw"``), else ``"raw"``."""
+    or a model declared or detected to return probabilities explained ``output="raw"``), else
+    ``"raw"``."""
     if getattr(game, "value_scale", None) == "log_prob":
         return "log_prob"
     target = getattr(game, "target", None)

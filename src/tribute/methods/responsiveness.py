@@ -346,12 +346,14 @@ def _check_assumed_logit(out: torch.Tensor, model_output: str, assumed: bool) ->
     if not assumed or model_output != "logit" or o.numel() == 0 or (o.ndim == 2 and o.shape[1] != 1):
         return
     lo, hi = float(o.min()), float(o.max())
-    if lo >= 0.0 and hi <= 1.0:
+    # only where the two readings disagree (some row in (0, 0.5]): hard 0/1 labels decide the same
+    differs = bool(((o > 0) != (o > 0.5)).any())
+    if lo >= 0.0 and hi <= 1.0 and differs:
         warnings.warn(
             f"feature_responsiveness: the model returns one column whose values all lie in [0, 1] "
             f"([{lo:.4g}, {hi:.4g}]), like a probability, but it was not declared to return "
-            "probabilities, so it is read as a logit and the decision is output > 0 (class 1 for "
-            "every row). If the model returns probabilities, pass model_output='probability' "
+            "probabilities, so it is read as a logit and the decision is output > 0 (rows with an "
+            "output in (0, 0.5] read as class 1). If the model returns probabilities, pass model_output='probability' "
             "(decision: output > 0.5); pass model_output='logit' to silence this warning.",
             UserWarning, stacklevel=user_stacklevel())
 

@@ -31,6 +31,8 @@ __all__ = ["KernelShap", "PermutationShapley", "clear_design_cache", "kernel_sha
 # ----------------------------------------------------------------------------- design
 def _size_mass(n: int) -> np.ndarray:
     """Shapley-kernel probability of each coalition size ``s = 1..n-1`` (index ``s``)."""
+    if n < 2:  # no proper coalition sizes
+        return np.zeros(n + 1)
     s = np.arange(n + 1, dtype=np.float64)
     mass = np.zeros(n + 1)
     mass[1:n] = (n - 1) / (s[1:n] * (n - s[1:n]))
@@ -444,6 +446,8 @@ class KernelShap(Method):
         k = max(int(budget if budget is not None else self.default_budget(game)) - 2, 0)
         if self.target_precision is None:  # the design's own size: an odd remainder is not spent
             k = kernel_shap_design_rows(n, k, self.allocation)
+        elif n < 63:
+            k = min(k, 2**n - 2)  # the rounds evaluate distinct proper coalitions only
         b, t = int(game.n_samples), int(game.n_targets)
         # k sampled coalitions plus the two it always evaluates, v(N) and v(empty)
         return coalition_cost(game, k + 2, design=k * n * 8 + 2 * b * k * t * n * 8,
