@@ -83,14 +83,19 @@ def test_component_plan_past_every_coalition(method: str, monkeypatch: pytest.Mo
     assert planned == [model.rows] == [1024]  # planned 4,000
 
 
-@pytest.mark.parametrize("base", ["integrated_gradients", "input_x_gradient", "guided_backprop"])
-def test_noise_plan_over_another_base(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("base", ["integrated_gradients", "input_x_gradient", "guided_backprop", "deeplift",
+                                  "lrp", "expected_gradients"])
+def test_noise_plan_over_another_base(base: str, background: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     # every copy runs the base method's own cost (planned 140 rows for 1,044 with IG, for 24
-    # with input_x_gradient)
+    # with input_x_gradient); a noisy copy's v(N) is one row per sample with a background set
+    # too (lrp over 50 background rows ran 1,024 rows for 44)
     model = Counted()
+    g = torch.Generator().manual_seed(2)
+    bg = tribute.Background(torch.randn(50, 6, dtype=torch.float64, generator=g))
     planned, _, _ = record_plan(monkeypatch, lambda: tribute.explain(
-        model, torch.randn(4, 6, dtype=torch.float64), method="smoothgrad", base=base, n_samples=5,
-        target=1, progress=False))
+        model, torch.randn(4, 6, dtype=torch.float64, generator=g), method="smoothgrad", base=base, n_samples=5,
+        target=1, progress=False, baseline=bg if background or base == "expected_gradients" else 0.0))
     assert planned == [model.rows]
 
 

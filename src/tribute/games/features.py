@@ -1430,6 +1430,17 @@ class FeatureGame(Game):
                                               dtype="float64", multi_target=True)
         return view
 
+    def full(self) -> torch.Tensor:
+        """``v(all players)`` per sample, ``batch x targets`` (one evaluation, cached). With a
+        background set it is one row per sample, as the reference pass: with every player
+        present the composed row is ``x`` whatever the background row (a view of noisy copies
+        ran it once per background row: 1,024 rows for 44 with 50 background rows)."""
+        if self._full is None and self.n_background > 1:
+            ref = self._reference_outputs(self.engine, self.n_samples)
+            self._set_reference(self.target.select(ref, torch.arange(self.n_samples, device=ref.device))
+                                .detach().double().cpu())
+        return super().full()
+
     # ------------------------------------------------------------------ rows
     def compose(self, masks: torch.Tensor, sample: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Composed model inputs ``x(m) = b + m * (x - b)`` for per-row masks.

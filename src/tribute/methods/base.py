@@ -157,6 +157,10 @@ class Method(ABC):
     #: result depends only on the seed and the shard, never on timing (a resumed job must be
     #: byte-identical to an uninterrupted one: :func:`tribute.jobs.shards.run_shard`).
     reproducible: ClassVar[Mapping[str, Any]] = {}
+    #: Whether :meth:`attribute` asks the game for ``v(N)`` (``game.full()``): None reads
+    #: ``tags.has_gap``; False for a method with a gap that takes ``f(x)`` from its own pass.
+    #: A wrapper running the method on new inputs (smoothgrad's noisy copies) plans by it.
+    reads_full: ClassVar[bool | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

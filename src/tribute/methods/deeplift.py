@@ -284,6 +284,7 @@ class DeepLift(Method):
                 model_specific=True)
     paper = "Shrikumar et al. (2017), Learning Important Features Through Propagating Activation Differences"
     constraints = declare({"eps": Interval(float, 0.0)})
+    reads_full = False  # f(x) comes from its own forward pass
 
     def __init__(self, eps: float = 1e-10) -> None:
         self.eps = eps

@@ -255,12 +255,13 @@ class _NoiseWrapper(Method):
             rows = int(game.n_samples) * (int(budget) if budget is not None else k + 1)
             return Cost(rows, c.bytes + 5 * c.bytes // 3, c.note, c.flops)
         # each copy runs the base method with its share of the budget (as attribute() splits
-        # it), after v(N) of the clean input: one row per input. A base without a gap never
-        # asks for its noisy copy's own v(N), which its estimate counts.
+        # it), after v(N) of the clean input: one row per input. A base that never asks for
+        # its noisy copy's own v(N) (Method.reads_full) does not run what its estimate counts.
         base = self._base_method()
         per_draw = game.budget_left(int(budget)) // k if budget is not None else None
         per = base.estimate_cost(game, per_draw)
-        per_rows = per.rows - (0 if base.tags.has_gap else int(game.n_samples))
+        reads = base.reads_full if base.reads_full is not None else base.tags.has_gap
+        per_rows = per.rows - (0 if reads else int(game.n_samples))
         return Cost(int(game.n_samples) + max(per_rows, 0) * k, per.bytes + _BLOCK_BYTES,
                     f"{k:,} noisy copies; " + per.note, per.flops * k)
 

@@ -80,6 +80,7 @@ class AttnLRP(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, has_gap=True,
                 games=("feature",), model_specific=True)
     paper = "Achtibat et al. (2024), AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for Transformers"
+    reads_full = False  # f(x) comes from its own forward pass
     constraints = declare({"variant": Options(VARIANTS),
                            "epsilon": Interval(float, 0.0, math.inf, closed="left")})
 
