@@ -63,13 +63,24 @@ def test_a_table_with_a_text_column_is_explained_like_one_call(pipe, table, tmp_
 
 
 @pytest.mark.parametrize("baseline", [None, 0.0, 2.0])
-def test_a_number_baseline_removes_a_text_column_as_one_call_does(pipe, table, tmp_path, baseline):
-    # a single call codes 'city' by first appearance in its inputs, so a number b stands for
-    # the category coded round(b) of the whole table; a shard's own first rows differ
-    # (before the fix: each shard removed 'city' to its own first row's city, 0.1 off)
+def test_a_number_baseline_on_a_text_table_is_refused_as_one_call_does(pipe, table, tmp_path, baseline):
+    # a number names no category: a single call read it as the category coded round(b) in
+    # order of first appearance, so credits depended on the rows' order (a shard's first
+    # rows differ too); both refuse it, the job before anything is written
     kw = {} if baseline is None else {"baseline": baseline}
-    attr = _job(pipe, table, tmp_path / "o", **kw)
-    np.testing.assert_array_equal(attr.values, _single(pipe, table, **kw))
+    with pytest.raises(InputError, match=r"cannot stand for a category of column\(s\) \['city'\]"):
+        _single(pipe, table, **kw)
+    with pytest.raises(InputError, match=r"cannot stand for a category of column\(s\) \['city'\]"):
+        _job(pipe, table, tmp_path / "o", **kw)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_number_baseline_on_a_text_table_made_credits_depend_on_row_order(pipe, table) -> None:
+    # the same row, explained among the others in two orders, got two credits before
+    bg = tribute.Background(table.iloc[:6])
+    one = _single(pipe, table.iloc[:8], baseline=bg)
+    other = _single(pipe, table.iloc[:8].iloc[::-1], baseline=bg)
+    np.testing.assert_allclose(one, other[::-1], rtol=0, atol=1e-12)
 
 
 def test_tree_shap_on_a_text_table_keeps_its_path_dependent_game(table, tmp_path):
@@ -89,10 +100,11 @@ def test_tree_shap_on_a_text_table_keeps_its_path_dependent_game(table, tmp_path
 
 
 def test_a_resume_whose_text_values_changed_is_refused(pipe, table, tmp_path):
-    _job(pipe, table, tmp_path / "o", baseline=0.0)
+    bg = tribute.Background(table.iloc[:6])
+    _job(pipe, table, tmp_path / "o", baseline=bg)
     renamed = table.assign(city=table["city"].replace({"oslo": "bern"}))  # same codes, other values
     with pytest.raises(InputError, match="categories"):
-        _job(pipe, renamed, tmp_path / "o", baseline=0.0, resume=True)
+        _job(pipe, renamed, tmp_path / "o", baseline=bg, resume=True)
 
 
 def test_a_text_table_with_a_missing_value_is_refused_before_anything_is_written(pipe, table, tmp_path):
@@ -112,17 +124,22 @@ def test_texts_are_refused_with_the_fix(mlp, tmp_path, texts):
 def test_cli_text_table_job_and_mean_baseline(table, tmp_path, capsys):
     pytest.importorskip("pyarrow")
     table.to_csv(tmp_path / "t.csv", index=False)
+    table.iloc[:6].to_csv(tmp_path / "bg.csv", index=False)
     argv = ["explain", "--model", "jobs_fixtures:make_city_pipeline", "--data", str(tmp_path / "t.csv"),
             "--method", "exact_shapley", "--shard-size", "7", "--no-progress"]
-    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "o"), "--baseline", f"background:{tmp_path / 'bg.csv'}"]) == 0
     got = tribute.Attribution.load(tmp_path / "o" / "result.npz")
-    np.testing.assert_array_equal(np.asarray(got.values), _single(jobs_fixtures.make_city_pipeline(), table))
+    np.testing.assert_array_equal(np.asarray(got.values), _single(
+        jobs_fixtures.make_city_pipeline(), table, baseline=tribute.Background(table.iloc[:6])))
     assert main([*argv, "--out", str(tmp_path / "m"), "--baseline", "mean"]) == 2
     assert "text/categorical columns, which have no mean" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "z")]) == 2  # the default 0.0 names no category
+    assert "cannot stand for a category" in capsys.readouterr().err and not (tmp_path / "z").exists()
 
 
 @pytest.mark.slow
 def test_a_text_table_job_on_worker_processes_is_byte_identical(table, tmp_path):
+    bg = tribute.Background(table.iloc[:6])
     for name, kw in (("local", {}), ("processes", {"backend": "processes", "workers": 2})):
-        _job("jobs_fixtures:make_city_pipeline", table, tmp_path / name, baseline=0.0, **kw)
+        _job("jobs_fixtures:make_city_pipeline", table, tmp_path / name, baseline=bg, **kw)
     assert (tmp_path / "processes" / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()

@@ -90,6 +90,9 @@ def test_dataframe_errors(frame):
     # categorical columns reach the model decoded (see test_categorical_frames); a function
     # that cannot take strings fails with the model's own message, named as such
     with pytest.raises(InputError, match="model failed"):
+        tribute.explain(lambda a: a.sum(1), bad, baseline=bad.iloc[0])
+    # a number names no category of 'city' (it was read as the first category met)
+    with pytest.raises(InputError, match=r"baseline=0\.0 cannot stand for a category of column\(s\) \['city'\]"):
         tribute.explain(lambda a: a.sum(1), bad, baseline=0.0)
 
 

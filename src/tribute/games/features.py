@@ -36,7 +36,7 @@ from ..targets import TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
-__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "patches"]
+__all__ = ["DEFAULT_BASELINE", "UNREAD_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "patches"]
 
 
 class _DefaultBaseline(float):
@@ -52,6 +52,21 @@ class _DefaultBaseline(float):
 
 #: Default of ``baseline=``: 0.0, distinguishable from an explicit ``baseline=0.0``.
 DEFAULT_BASELINE: float = _DefaultBaseline(0.0)
+
+
+class _UnreadBaseline(float):
+    """0.0 standing for a baseline the computation never reads (a method or metric that needs
+    no removal value): no out-of-distribution warning, and a table with categorical columns
+    takes it (a number read as a removal value there is refused)."""
+
+    removal_unread = True  # read by tribute.models.tabular.prepare_categorical
+
+    def __repr__(self) -> str:
+        return "0.0"
+
+
+#: The baseline of a game whose removal value is never read (see :class:`_UnreadBaseline`).
+UNREAD_BASELINE: float = _UnreadBaseline(0.0)
 
 #: Element masks (coalitions x elements) kept for a whole ``value`` call when at most this big.
 _ELEMENT_CACHE_BYTES = 64 * 1024**2

@@ -194,16 +194,11 @@ def explain_dataset(
 
 
 def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> None:
-    """A number baseline (given, or the default 0.0 of a method that reads one) of a table with
-    text/categorical columns, as the one row of the table it stands for in a single call.
-
-    A single call codes each text column by first appearance in its inputs, and a number ``b``
-    removes such a column to the category coded ``round(b)`` (0: the value of the first row).
-    A shard's first row is another row, so the number is turned into that row here, from the
-    whole table: every shard removes features to the same values, as one call would."""
+    """Refuse, before anything is written, a number baseline (given, or the default 0.0 of a
+    method that reads one) of a table with text/categorical columns, as a single call does: a
+    number names no category (it was read as the category met first, which differs per shard)."""
     from ..games.features import DEFAULT_BASELINE
     from ..methods.base import get_method
-    from .data import table_row
 
     if ds.frame is None:
         return
@@ -211,7 +206,14 @@ def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> Non
     if base is DEFAULT_BASELINE and not get_method(method).tags.needs_baseline:
         return  # the method reads no removal value (tree_shap's path-dependent game)
     if isinstance(base, (int, float, np.integer, np.floating)) and not isinstance(base, bool):
-        explain_kwargs["baseline"] = table_row(ds.frame, float(base))
+        from .data import _text_columns
+
+        raise InputError(
+            f"baseline={float(base)!r} cannot stand for a category of column(s) "
+            f"{sorted(map(str, _text_columns(ds.frame)))[:8]}: removed features need values of their "
+            "own columns. Give the baseline as a DataFrame row with the same columns, or "
+            "tribute.Background(df) for the expectation over a background set (on the command "
+            "line: --baseline background:ROWS.csv).")
 
 
 def _warn_per_sample_table(baseline: Any, ds: Any) -> None:

@@ -139,16 +139,19 @@ def _baseline(text: str, data: Any) -> Any:
     from ..games.features import Background
 
     if text.startswith(BACKGROUND_PREFIX):
-        from .data import load_array
+        from .data import load_array, load_dataset
 
-        return Background(load_array(background_file(text), arg="--baseline"))
+        path = background_file(text)
+        if path.lower().endswith((".csv", ".parquet")):  # rows of a table, text columns included
+            rows = load_dataset(path, multi=False)
+            return Background(rows.frame if rows.frame is not None else rows.arrays[0])
+        return Background(load_array(path, arg="--baseline"))
     if text == "mean":
         if data.frame is not None:
             raise InputError(
                 f"--baseline mean: {data.source} has text/categorical columns, which have no mean. "
-                "Leave --baseline out or give a number (a text column then takes the value of the "
-                "first row, as in a single call); for a background set of the table's rows use "
-                "the Python API: tribute.explain_dataset(..., baseline=tribute.Background(df)).")
+                "Give a background set of the table's rows: --baseline background:ROWS.csv (or "
+                ".parquet), or a method that reads no baseline (tree_shap).")
         if len(data.arrays) > 1:
             return tuple(a.mean(0) for a in data.arrays)
         return data.arrays[0].mean(0)

@@ -472,24 +472,6 @@ def _table_dataset(frame: Any, name: str, source: str, columns: tuple[str, ...] 
     return Dataset(arrays=ds.arrays, columns=columns, source=source, frame=frame)
 
 
-def table_row(frame: Any, value: float) -> Any:
-    """The one-row DataFrame a number ``value`` stands for as the baseline of ``frame`` in a
-    single call (:class:`tribute.models.tabular.CategoricalCodec`): ``value`` in the numeric
-    columns, and in each text/categorical column the category coded ``round(value)`` (clipped)
-    in order of first appearance."""
-    import pandas as pd
-
-    text = _text_columns(frame)
-    row: dict[Any, Any] = {}
-    for c in frame.columns:
-        if c in text:
-            cats = _factorize(frame[c])[1]
-            row[c] = pd.Series([cats[int(np.clip(np.rint(value), 0, len(cats) - 1))]], dtype=object)
-        else:
-            row[c] = pd.Series([value], dtype=np.float64)
-    return pd.DataFrame(row, columns=frame.columns)
-
-
 def _factorize(col: Any) -> tuple[np.ndarray, Any]:
     import pandas as pd
 

@@ -196,10 +196,11 @@ def _table_probe(model: Any, frame: Any) -> Any:
     reads them (its codec decodes the rows back into the table's values)."""
     import torch
 
+    from ..games.features import UNREAD_BASELINE
     from ..models import as_model
     from ..models.tabular import prepare_categorical
 
-    adapter, encoded, _ = prepare_categorical(as_model(model, "numpy"), frame, 0.0, ())
+    adapter, encoded, _ = prepare_categorical(as_model(model, "numpy"), frame, UNREAD_BASELINE, ())
     with adapter.session(), torch.no_grad():
         return adapter((torch.from_numpy(encoded.to_numpy(dtype=np.float64)),))
 

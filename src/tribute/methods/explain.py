@@ -15,7 +15,7 @@ from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
-from ..games.features import DEFAULT_BASELINE, FeatureGame
+from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
 from ..models import as_model
 from ..params import check_seed, check_unique_names
@@ -174,7 +174,7 @@ def explain(
     estimator = cls(**params)
     baseline_given = baseline is not DEFAULT_BASELINE
     if not baseline_given and not cls.tags.needs_baseline:
-        baseline = 0.0  # the method ignores the removal value: no out-of-distribution warning
+        baseline = UNREAD_BASELINE  # the method ignores the removal value: no out-of-distribution warning
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
     extra: dict[str, Any] = {}

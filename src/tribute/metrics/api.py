@@ -17,7 +17,7 @@ from ..attribution import Attribution
 from ..engine.progress import check_progress
 from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, labels_to_columns
-from ..games.features import DEFAULT_BASELINE, Background, PerSample
+from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, Background, PerSample
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
@@ -679,6 +679,8 @@ def evaluate(
     if isinstance(spec, str):
         raise InputError(f"baseline={baseline!r} is not understood; use a number, an array or 'blur'.")
     game_base = blur(inputs, spec) if isinstance(spec, Blur) else spec
+    if not baseline_given and not info.reads_values:
+        game_base = UNREAD_BASELINE  # the metric removes no feature: no removal value is read
     rebuilds = info.reads_values or any(n in info.needs for n in ("explain", "model_explain"))
     credit_game = {"component": "component", "example": "data"}.get(str(attr.player_kind))
     if credit_game is not None and credit_game not in info.games:

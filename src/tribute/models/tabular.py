@@ -137,6 +137,15 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
         frames.append(base)
     elif _is_series(base):
         frames.append(base.to_frame().T)
+    elif isinstance(base, (int, float)) and not getattr(type(base), "removal_unread", False):
+        cats = _non_numeric(inputs)
+        raise InputError(
+            f"baseline={float(base)!r} cannot stand for a category of column(s) {cats[:8]}: removed "
+            "features need values of their own columns (it was read as the category met first in "
+            "the inputs, so credits depended on the rows' order). Give the baseline as a "
+            "DataFrame row or Series with the same columns (one for every sample, or one per "
+            "sample), or tribute.Background(df) for the expectation over a background set."
+        )
     elif not isinstance(base, (int, float)):
         raise InputError(
             "inputs has categorical columns; give the baseline as a DataFrame or Series with the "
