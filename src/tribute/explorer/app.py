@@ -437,7 +437,8 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
         names = [compute.check_method(s, n) for n in names]
         key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
         return manager.submit(kind, key, lambda job: compute.compare(
-            job, s, index, names, budget, seed, removal=removal), steps=2 * len(names))
+            job, s, index, names, budget, seed, removal=removal),
+            steps=compute.compare_steps(len(names)))
     if kind == "components":
         method = data.get("method") or "feature_ablation"
         s.row(index)
