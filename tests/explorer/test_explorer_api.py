@@ -695,3 +695,30 @@ def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
                                                      "method": "exact_shapley"}).json())
             assert job["status"] == "done", job
             assert job["result"]["target"] == f"class {truth}"
+
+
+def test_small_credits_are_sent_to_their_significant_digits() -> None:
+    """Credits of a model whose outputs are ~1e-9 (a regression in large units, a rare class's
+    probability) were rounded to 8 decimals: every value 0.0 beside a legend scale of 3e-9."""
+    import tribute
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x.double() @ torch.tensor([3e-9, -2e-10, 7e-12, 1.5e-9],
+                                              dtype=torch.float64))[:, None]
+
+    X = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.25]], dtype=torch.float64)
+
+    def build() -> Subject:
+        return Subject(name="small", title="small", kind="tabular", model=Tiny(), inputs=X,
+                       target=None, feature_names=["a", "b", "c", "d"])
+
+    cfg = ExplorerConfig(subjects=[SubjectSpec("small", "small", "tabular", build)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "small",
+                                                 "index": 1, "method": "exact_shapley"}).json())
+        assert job["status"] == "done", job
+        truth = tribute.explain(Tiny(), X[1:2], "exact_shapley", baseline=0.0, progress=False)
+        expect = truth.values.detach().numpy().reshape(-1)
+        assert np.asarray(job["result"]["values"]) == pytest.approx(expect, rel=1e-7, abs=0)
+        assert job["result"]["scale"] == pytest.approx(float(np.abs(expect).max()), rel=1e-7)

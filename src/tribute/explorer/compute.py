@@ -43,6 +43,19 @@ def _num(v: float) -> float | None:
     return float(v) if math.isfinite(float(v)) else None
 
 
+def _significant(values: Any, digits: int = 8) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (a shorter JSON reply).
+
+    Not to a number of decimals: credits of a model whose outputs are ~1e-9 all read 0.0 at 8
+    decimals. Non-finite values pass unchanged (JSON sends them as null).
+    """
+    a = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(a) & (a != 0)
+    mag = np.floor(np.log10(np.abs(np.where(finite, a, 1.0))))
+    factor = 10.0 ** np.clip(digits - 1 - mag, -290, 290)
+    return np.where(finite, np.round(a * factor) / factor, a)
+
+
 def _flat(values: Any) -> np.ndarray:
     v = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     return np.asarray(v, dtype=np.float64)
@@ -286,7 +299,7 @@ def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
     else:
         grid = v.reshape(-1)
     scale = float(np.abs(grid).max()) if grid.size else 0.0
-    return {"values": np.round(grid, 8).tolist(), "scale": scale,
+    return {"values": _significant(grid).tolist(), "scale": scale,
             "positive": float(grid[grid > 0].sum()), "negative": float(grid[grid < 0].sum())}
 
 
@@ -340,7 +353,7 @@ def explain_one(job: Job, subject: Subject, index: int, method: str, params: dic
             first, second = text_words(subject, index)
             m = np.asarray(cross, dtype=np.float64)[0, 0, :len(first), :len(second)]
             out["pair"] = {"rows": first, "cols": second,
-                           "values": [[_num(round(float(v), 8)) for v in row] for row in m],
+                           "values": [[_num(v) for v in row] for row in _significant(m)],
                            "scale": float(np.nanmax(np.abs(m))) if m.size else 0.0}
     return out
 
