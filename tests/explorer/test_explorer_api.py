@@ -722,3 +722,63 @@ def test_small_credits_are_sent_to_their_significant_digits() -> None:
         expect = truth.values.detach().numpy().reshape(-1)
         assert np.asarray(job["result"]["values"]) == pytest.approx(expect, rel=1e-7, abs=0)
         assert job["result"]["scale"] == pytest.approx(float(np.abs(expect).max()), rel=1e-7)
+
+
+def test_jobs_on_one_subject_with_several_workers_do_not_meet(digits: Subject) -> None:
+    """ExplorerConfig(workers=3): jobs on one model ran at once and read each other's hooks;
+    guided backprop beside a components job came back 1.23 off, DeepLIFT and components
+    refused each other's batches. They now take turns, and give what they give alone."""
+    import tribute
+
+    bodies = [{"kind": "components", "index": 2, "method": "feature_ablation"},
+              {"kind": "explain", "index": 1, "method": "deeplift"},
+              {"kind": "explain", "index": 5, "method": "guided_backprop"}]
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)],
+                         workers=3)
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        jobs = [c.post("/api/jobs", json={"subject": "digits", **b}).json() for b in bodies]
+        assert all("status" in j for j in jobs), jobs
+        done = [wait(c, j, timeout=300) for j in jobs]
+    assert [j["status"] for j in done] == ["done"] * 3, [j.get("error") for j in done]
+    for body, job in zip(bodies[1:], done[1:]):
+        truth = tribute.explain(digits.model, digits.row(body["index"]), body["method"],
+                                target="predicted", baseline=0.0, progress=False)
+        assert np.asarray(job["result"]["values"]) == pytest.approx(
+            truth.values.detach().numpy()[0, 0], rel=1e-5, abs=1e-6)
+    assert not any(m._forward_hooks or m._backward_hooks for m in digits.model.modules())
+
+
+REGISTRY_RACE = r'''
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from starlette.testclient import TestClient
+from test_explorer_api import tiny_subject
+from tribute.explorer import ExplorerConfig, SubjectSpec, create_app
+from tribute.methods.base import METHODS
+from tribute.metrics.base import METRICS
+
+assert not METHODS._loaded, "precondition: a fresh interpreter has not read the registry"
+cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", tiny_subject)], workers=2)
+with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+    print("loaded at start", METHODS._loaded, METRICS._loaded)
+    first = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "method": "saliency"})
+    second = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "method": "deeplift"})
+    print("second", second.status_code, second.json().get("error"))
+'''
+
+
+def test_the_registries_are_loaded_before_the_first_request(tmp_path: Path) -> None:
+    """A job's thread that read the method registry first flagged it loaded while it was still
+    importing the methods: a request checking a name at that moment saw 12 of them."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "race.py"
+    script.write_text(REGISTRY_RACE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]
+                                                             / "src"), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(script), str(Path(__file__).resolve().parent)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "loaded at start True True" in out.stdout, out.stdout
+    assert "second 202 None" in out.stdout or "second 200 None" in out.stdout, out.stdout

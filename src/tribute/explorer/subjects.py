@@ -77,6 +77,9 @@ class Subject:
             for subjects explained on ``inputs`` directly.
         text_model, tokenizer, pair: the model, tokenizer and pair mode of that call.
         removals: the text removal options the page offers (the first is the default).
+        model_lock: held by the job that runs the model: explain's hooks (DeepLIFT's,
+            guided backprop's, component patching) live on the module itself, so two jobs
+            on one subject at once read each other's hooks (wrong credits, or errors).
     """
 
     name: str
@@ -105,6 +108,7 @@ class Subject:
     pair: str | None = None
     removals: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
     _predictor: tuple[Any, Any] | None = field(default=None, repr=False)
 
