@@ -497,10 +497,13 @@ def test_uploads_add_inputs_and_refuse_bad_files() -> None:
                  ("x.csv", b"1,2\n3,4\n", "tabular"),
                  ("x.png", b"not a png", "not a readable image"),
                  ("x.npy", b"", "empty"),
-                 ("x.npy", _npy(np.full((1, 2, 4, 4), np.nan, np.float32)), "NaN")]
+                 ("x.npy", _npy(np.full((1, 2, 4, 4), np.nan, np.float32)), "NaN"),
+                 # no rows: answered {"indices": []} and the page selected input undefined
+                 ("e.npy", _npy(np.zeros((0, 2, 4, 4), np.float32)), "holds no inputs")]
         for name, data, words in cases:
             r = c.post(f"/api/subjects/tiny/inputs?filename={name}", content=data)
             assert r.status_code == 400 and words in r.json()["error"], (name, r.json())
+            assert r.headers["x-content-type-options"] == "nosniff"
         big = b"\x00" * (2 * 1024 * 1024 + 1)
         r = c.post("/api/subjects/tiny/inputs?filename=x.npy", content=big)
         assert r.status_code == 400 and "limit" in r.json()["error"]

@@ -103,7 +103,10 @@ def _json_response(data: Any, status_code: int = 200) -> Any:
     from starlette.responses import Response
 
     body = json.dumps(clean_json(data), allow_nan=False, separators=(",", ":"))
-    return Response(body, status_code=status_code, media_type="application/json")
+    # nosniff: an error echoing a request's text (a subject named "<script>") is never read
+    # as HTML by a browser that guesses types
+    return Response(body, status_code=status_code, media_type="application/json",
+                    headers={"X-Content-Type-Options": "nosniff"})
 
 
 def _error(status: int, message: str) -> Any:
@@ -518,6 +521,9 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
         if name.lower().endswith((".png", ".jpg", ".jpeg")) and float(img.mean()) > 0.5:
             img = 1.0 - img
         arr = img.numpy() if len(shape) == 3 else img[:, 0].numpy()
+    if arr.size == 0:
+        raise InputError(f"upload {name!r}: holds no inputs (an array of shape "
+                         f"{list(arr.shape)}); give at least one row.")
     if tuple(arr.shape) == tuple(shape):
         arr = arr[None]
     if arr.ndim == len(shape) and s.kind == "image" and len(shape) == 3 and shape[0] == 1:
