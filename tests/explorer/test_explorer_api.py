@@ -785,3 +785,37 @@ def test_the_registries_are_loaded_before_the_first_request(tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr[-3000:]
     assert "loaded at start True True" in out.stdout, out.stdout
     assert "second 202 None" in out.stdout or "second 200 None" in out.stdout, out.stdout
+
+
+def test_a_job_waiting_for_its_subject_says_so_and_can_be_cancelled() -> None:
+    class Slow(Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.02)
+            return super().forward(x)
+
+    def build() -> Subject:
+        s = tiny_subject()
+        s.model = Slow().eval()
+        return s
+
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", build)], workers=2)
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        long = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "index": 0,
+                                         "method": "kernel_shap", "budget": 100000}).json()
+        t0 = time.time()
+        while c.get(f"/api/jobs/{long['id']}").json()["rows_done"] == 0:
+            assert time.time() - t0 < 30
+            time.sleep(0.02)
+        second = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "index": 1,
+                                           "method": "saliency"}).json()
+        while (second := c.get(f"/api/jobs/{second['id']}").json())["status"] == "queued":
+            time.sleep(0.02)
+        assert second["status"] == "running" and "waiting" in second["step"], second
+        c.delete(f"/api/jobs/{second['id']}")
+        assert wait(c, second, timeout=10)["status"] == "cancelled"
+        assert c.get(f"/api/jobs/{long['id']}").json()["status"] == "running"
+        c.delete(f"/api/jobs/{long['id']}")
+        assert wait(c, long)["status"] == "cancelled"
+        again = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "tiny",
+                                                  "index": 1, "method": "saliency"}).json())
+        assert again["status"] == "done" and again["cached"] is False
