@@ -733,9 +733,10 @@ def test_jobs_on_one_subject_with_several_workers_do_not_meet(digits: Subject) -
     refused each other's batches. They now take turns, and give what they give alone."""
     import tribute
 
-    bodies = [{"kind": "components", "index": 2, "method": "feature_ablation"},
-              {"kind": "explain", "index": 1, "method": "deeplift"},
-              {"kind": "explain", "index": 5, "method": "guided_backprop"}]
+    bodies: list[dict[str, Any]] = [
+        {"kind": "components", "index": 2, "method": "feature_ablation"},
+        {"kind": "explain", "index": 1, "method": "deeplift"},
+        {"kind": "explain", "index": 5, "method": "guided_backprop"}]
     cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)],
                          workers=3)
     with TestClient(create_app(cfg), base_url=BASE) as c:
@@ -819,3 +820,61 @@ def test_a_job_waiting_for_its_subject_says_so_and_can_be_cancelled() -> None:
         again = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "tiny",
                                                   "index": 1, "method": "saliency"}).json())
         assert again["status"] == "done" and again["cached"] is False
+
+
+SVC_FACTORY = '''
+import numpy as np
+from sklearn.svm import LinearSVC
+
+
+def make(classes=("no", "yes")):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.asarray(classes)[np.digitize(X[:, 0] - X[:, 1], [0.0] if len(classes) == 2 else [-0.7, 0.7])]
+    return LinearSVC().fit(X, y)
+
+
+def three():
+    return make(("low", "mid", "high"))
+'''
+
+
+@pytest.mark.parametrize("factory", ["make", "three"])
+def test_prediction_of_a_classifier_without_predict_proba_is_what_explain_explains(
+        tmp_path: Path, factory: str) -> None:
+    """A LinearSVC has decision_function, not predict_proba: explain explains the decision
+    function, while the page showed predict's labels (a 500 for string labels, and no class
+    names, hence no 'predicted' target, with three classes)."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("pandas")
+    import importlib.util
+
+    import tribute
+
+    (tmp_path / "svc.py").write_text(SVC_FACTORY)
+    spec = importlib.util.spec_from_file_location("svc_ref", tmp_path / "svc.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clf = getattr(mod, factory)()
+    X = np.array([[0.9, -0.4, 0.1], [-1.2, 0.3, 2.0], [0.1, 0.2, -0.3]])
+    (tmp_path / "X.csv").write_text("a,b,c\n" + "\n".join(",".join(map(str, r)) for r in X))
+    cfg = build_config(model=f"{tmp_path / 'svc.py'}:{factory}", data=str(tmp_path / "X.csv"))
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        for i in range(3):
+            r = c.get(f"/api/subjects/model/inputs/{i}")
+            assert r.status_code == 200, r.json()
+            pred = r.json()["prediction"]
+            score = np.atleast_1d(clf.decision_function(X[i:i + 1])[0])
+            assert pred["scores"] == pytest.approx(score.tolist(), rel=1e-9)
+            job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "model",
+                                                     "index": i, "method": "exact_shapley"}).json())
+            assert job["status"] == "done", job
+            truth = tribute.explain(clf, X[i:i + 1], "exact_shapley", baseline=X.mean(0),
+                                    target="predicted" if factory == "three" else None,
+                                    progress=False)
+            assert job["result"]["values"] == pytest.approx(
+                np.asarray(truth.values).reshape(-1).tolist(), rel=1e-7)
+            if factory == "three":  # named classes, the one predict returns
+                assert pred["name"] == str(clf.predict(X[i:i + 1])[0])
+                assert job["result"]["target"] == f"class {pred['name']}"

@@ -23,10 +23,9 @@ from ..games.components import components
 from ..games.data import TrainingData
 from ..methods.base import get_method
 from ..metrics.api import evaluate
-from ..models import NumpyModel
 from ..params import Interval, Options
 from .jobs import Job
-from .subjects import Subject
+from .subjects import Subject, numpy_outputs
 
 __all__ = ["compare", "compare_steps", "component_effects", "explain_one", "method_catalogue",
            "method_form", "parse_params", "preview", "spearman_matrix", "training_points"]
@@ -218,19 +217,20 @@ def predict(subject: Subject, index: int) -> dict[str, Any]:
     """The model's output on input ``index`` (shown next to the input; not an attribution)."""
     x = subject.row(index)
     model = subject.predictor
+    adapter = None
     if isinstance(model, torch.nn.Module):
         with torch.no_grad():
             out = _flat(model(x))[0]
     else:
-        f = getattr(model, "predict_proba", None) or getattr(model, "predict", None) or model
-        out = _flat(f(x))[0]
+        scores, adapter = numpy_outputs(model, x)
+        out = _flat(scores)[0]
     out = np.atleast_1d(out)
     if subject.class_names and out.size == len(subject.class_names):
         top = int(np.argmax(out))
-        if not isinstance(model, torch.nn.Module):
+        if adapter is not None:
             # the class predict returns, as explain's 'predicted' target (a decision threshold
             # or SVC's Platt scaling can make it differ from the arg-max)
-            own = NumpyModel(model).predicted_classes((torch.as_tensor(np.asarray(x)),))
+            own = adapter.predicted_classes((torch.as_tensor(np.asarray(x)),))
             top = top if own is None else int(own[0])
         return {"top": top, "name": subject.class_names[top],
                 "scores": [_num(v) for v in out]}
