@@ -878,3 +878,33 @@ def test_prediction_of_a_classifier_without_predict_proba_is_what_explain_explai
             if factory == "three":  # named classes, the one predict returns
                 assert pred["name"] == str(clf.predict(X[i:i + 1])[0])
                 assert job["result"]["target"] == f"class {pred['name']}"
+
+
+def test_requests_from_another_site_cannot_start_jobs_or_add_inputs() -> None:
+    """A page on any site could POST to the explorer on 127.0.0.1 (a text/plain body needs no
+    CORS preflight): it started jobs (up to 100000 rows each) and added inputs."""
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", tiny_subject)])
+    body = json.dumps({"kind": "explain", "subject": "tiny", "method": "saliency"})
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1:8765") as c:
+        evil = {"origin": "http://evil.example"}
+        for headers in ({**evil, "content-type": "application/json"},
+                        {"origin": "null", "content-type": "application/json"},
+                        {"sec-fetch-site": "cross-site", "content-type": "application/json"}):
+            r = c.post("/api/jobs", content=body, headers=headers)
+            assert r.status_code == 403 and "refused" in r.json()["error"], (headers, r.json())
+        r = c.post("/api/subjects/tiny/inputs?filename=x.npy", headers=evil,
+                   content=_npy(np.zeros((1, 2, 4, 4), np.float32)))
+        assert r.status_code == 403
+        # no Origin, but a form's content type: refused by the handlers
+        r = c.post("/api/jobs", content=body, headers={"content-type": "text/plain"})
+        assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]
+        r = c.post("/api/subjects/tiny/inputs?filename=x.npy", headers={
+            "content-type": "multipart/form-data; boundary=x"},
+            content=_npy(np.zeros((1, 2, 4, 4), np.float32)))
+        assert r.status_code == 400 and "application/octet-stream" in r.json()["error"]
+        assert c.get("/api/subjects/tiny").json()["n_inputs"] == 6
+        # the page itself (same origin) and scripts without Origin are served
+        same = {"origin": "http://127.0.0.1:8765", "content-type": "application/json"}
+        assert c.post("/api/jobs", content=body, headers=same).status_code in (200, 202)
+        assert c.post("/api/jobs", json=json.loads(body)).status_code in (200, 202)
+        assert c.get("/api/info", headers=evil).status_code == 200  # reads: CORS keeps them

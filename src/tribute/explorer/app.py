@@ -113,6 +113,31 @@ def _error(status: int, message: str) -> Any:
     return _json_response({"error": message}, status_code=status)
 
 
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: Bodies a page on another site can send without asking first (no CORS preflight).
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+def _cross_site(headers: Any) -> str:
+    """Why a state-changing request is refused as coming from another site ("" if it is not).
+
+    A page on any site the user visits can POST to a server on 127.0.0.1 (it cannot read the
+    answer, but the job runs, the upload is added): its browser names that page's origin in
+    ``Origin`` and says ``cross-site`` in ``Sec-Fetch-Site``.
+    """
+    from urllib.parse import urlsplit
+
+    if headers.get("sec-fetch-site", "") == "cross-site":
+        return "cross-site request refused: the explorer answers its own page only."
+    origin = headers.get("origin")
+    if origin is None:
+        return ""  # not a browser's cross-origin request (curl, scripts, same-origin GETs)
+    if origin == "null" or urlsplit(origin).netloc.lower() != (headers.get("host") or "").lower():
+        return (f"request from origin {origin!r} refused: the explorer answers its own page "
+                "only (open it at the address the server printed).")
+    return ""
+
+
 class _Guard:
     """ASGI middleware: token and Host checks before anything else runs."""
 
@@ -136,6 +161,11 @@ class _Guard:
             if host not in self.hosts:
                 await _error(400, f"host {host!r} is not served; this server answers on "
                                   "127.0.0.1/localhost only.")(scope, receive, send)
+                return
+        if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS:
+            refusal = _cross_site(request.headers)
+            if refusal:
+                await _error(403, refusal)(scope, receive, send)
                 return
         token = self.config.token
         if token is not None:
@@ -191,6 +221,11 @@ def create_app(config: ExplorerConfig) -> Any:
         return wrapped
 
     async def json_body(request: Request) -> dict[str, Any]:
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            # a form on another site can send text/plain JSON without the browser asking first
+            raise InputError(f"the request body must be JSON sent with Content-Type: "
+                             f"application/json; got {ctype or 'no content type'!r}.")
         body = await _read_body(request, MAX_JSON_BYTES)
         try:
             data = json.loads(body or b"{}")
@@ -262,6 +297,10 @@ def create_app(config: ExplorerConfig) -> Any:
             new = s.add_inputs(ids, [f"{data['text_a']}  |  {data['text_b']}"], [toks],
                                texts=[(data["text_a"], data["text_b"])])
             return _json_response({"indices": new})
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype in _FORM_TYPES:
+            raise InputError(f"upload: send the file's bytes as the body with Content-Type: "
+                             f"application/octet-stream, not {ctype!r}.")
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
         arr = load_upload(name, body, s.kind)
