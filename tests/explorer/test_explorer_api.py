@@ -273,21 +273,27 @@ def test_training_job_matches_attr_top(digits: Subject) -> None:
     assert got == [i for i, _, _ in top["proponents"]]
 
 
+class Slow(Linear):
+    """The linear model, 20 ms a call; ``calls`` records each call's batch size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(int(x.shape[0]))
+        time.sleep(0.02)
+        return super().forward(x)
+
+
+def slow_subject() -> Subject:
+    s = tiny_subject()
+    s.model = Slow().eval()
+    return s
+
+
 def test_cancel_stops_a_running_job_between_engine_chunks_and_server_keeps_working() -> None:
-    calls: list[int] = []
-
-    class Slow(Linear):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            calls.append(int(x.shape[0]))
-            time.sleep(0.02)
-            return super().forward(x)
-
-    def build() -> Subject:
-        s = tiny_subject()
-        s.model = Slow().eval()
-        return s
-
-    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", build)])
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", slow_subject)])
     with TestClient(create_app(cfg), base_url=BASE) as c:
         model = cfg.subjects[0].get().model
         before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -303,9 +309,9 @@ def test_cancel_stops_a_running_job_between_engine_chunks_and_server_keeps_worki
         end = wait(c, c.get(f"/api/jobs/{job['id']}").json())
         assert end["status"] == "cancelled"
         assert end["rows_done"] < 100000
-        n = len(calls)
+        n = len(model.calls)
         time.sleep(0.3)
-        assert len(calls) == n  # nothing runs after the cancel took effect
+        assert len(model.calls) == n  # nothing runs after the cancel took effect
         assert model.training is False
         for k, v in model.state_dict().items():
             assert torch.equal(v, before[k])
@@ -674,17 +680,22 @@ def make():
 '''
 
 
-def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
-    """classes_ = [1, 2, 3]: the page names column j by classes_[j] (the model's own predict)."""
-    pytest.importorskip("sklearn")
+def _factory_module(folder: Path, name: str, source: str) -> Any:
+    """Write ``source`` to ``folder/name.py`` (the --model file) and import it for reference."""
     import importlib.util
 
-    (tmp_path / "skfactory.py").write_text(SK_FACTORY)
-    spec = importlib.util.spec_from_file_location("skfactory_ref", tmp_path / "skfactory.py")
+    (folder / f"{name}.py").write_text(source)
+    spec = importlib.util.spec_from_file_location(f"{name}_ref", folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    clf = mod.make()
+    return mod
+
+
+def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
+    """classes_ = [1, 2, 3]: the page names column j by classes_[j] (the model's own predict)."""
+    pytest.importorskip("sklearn")
+    clf = _factory_module(tmp_path, "skfactory", SK_FACTORY).make()
     X = np.array([[0.5, 1.0], [1.5, 2.0], [2.5, 0.3]])
     (tmp_path / "X.csv").write_text("a,b\n" + "\n".join(f"{r[0]},{r[1]}" for r in X))
     pytest.importorskip("pandas")
@@ -789,17 +800,8 @@ def test_the_registries_are_loaded_before_the_first_request(tmp_path: Path) -> N
 
 
 def test_a_job_waiting_for_its_subject_says_so_and_can_be_cancelled() -> None:
-    class Slow(Linear):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            time.sleep(0.02)
-            return super().forward(x)
-
-    def build() -> Subject:
-        s = tiny_subject()
-        s.model = Slow().eval()
-        return s
-
-    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", build)], workers=2)
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", slow_subject)],
+                         workers=2)
     with TestClient(create_app(cfg), base_url=BASE) as c:
         long = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "index": 0,
                                          "method": "kernel_shap", "budget": 100000}).json()
@@ -847,16 +849,9 @@ def test_prediction_of_a_classifier_without_predict_proba_is_what_explain_explai
     names, hence no 'predicted' target, with three classes)."""
     pytest.importorskip("sklearn")
     pytest.importorskip("pandas")
-    import importlib.util
-
     import tribute
 
-    (tmp_path / "svc.py").write_text(SVC_FACTORY)
-    spec = importlib.util.spec_from_file_location("svc_ref", tmp_path / "svc.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    clf = getattr(mod, factory)()
+    clf = getattr(_factory_module(tmp_path, "svc", SVC_FACTORY), factory)()
     X = np.array([[0.9, -0.4, 0.1], [-1.2, 0.3, 2.0], [0.1, 0.2, -0.3]])
     (tmp_path / "X.csv").write_text("a,b,c\n" + "\n".join(",".join(map(str, r)) for r in X))
     cfg = build_config(model=f"{tmp_path / 'svc.py'}:{factory}", data=str(tmp_path / "X.csv"))
