@@ -256,3 +256,35 @@ def test_markup_in_names_is_shown_as_text_and_numbers_are_the_apis(page: Any,
         pred = json.loads(r.read())["prediction"]["name"]
     assert f"model says: {pred}" in (page.locator("#explain-input").text_content() or "")
     assert page.evaluate("window.__xss") is None
+
+
+REPORT = """<!doctype html><html><head><style>body { margin: 3px; }</style></head>
+<body><script>
+document.body.dataset.ran = "yes";
+fetch("/api/info").then(() => { document.body.dataset.api = "read"; },
+                        () => { document.body.dataset.api = "refused"; });
+</script></body></html>"""
+
+
+def test_a_bench_report_opens_styled_and_sandboxed(page: Any, tmp_path: Path) -> None:
+    """`tribute bench` writes a self-contained report.html (inline style and script): under
+    the page's policy it opened unstyled with its script blocked. It now runs sandboxed: its
+    own style and script, an opaque origin, no access to the explorer's API."""
+    from tribute.explorer import ExplorerConfig, SubjectSpec, create_app
+    from tribute.explorer.subjects import digits_subject
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.html").write_text(REPORT, encoding="utf-8")
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "d", "image", digits_subject)],
+                         results_dir=tmp_path)
+    live = LiveServer(create_app(cfg)).start()
+    try:
+        page.goto(live.url + "/api/files/results/run/report.html")
+        page.wait_for_selector("body[data-api]", state="attached", timeout=30_000)
+        assert page.evaluate("getComputedStyle(document.body).margin") == "3px"
+        assert page.evaluate("document.body.dataset.ran") == "yes"
+        assert page.evaluate("self.origin") == "null"
+        assert page.evaluate("document.body.dataset.api") == "refused"
+    finally:
+        page.problems.clear()  # the refused fetch is logged as a console error, as it should
+        live.stop()

@@ -376,7 +376,8 @@ def create_app(config: ExplorerConfig) -> Any:
         if root is None:
             raise FileNotFoundError(f"{root_name}/ (no such folder is served)")
         path = resolve_under(root, request.path_params["path"])
-        return FileResponse(path, headers=_SECURITY_HEADERS)
+        html = path.suffix.lower() in (".html", ".htm")
+        return FileResponse(path, headers=_REPORT_HEADERS if html else _SECURITY_HEADERS)
 
     async def not_found(request: Request, exc: Exception) -> Any:
         status = getattr(exc, "status_code", 500)
@@ -420,6 +421,16 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                "style-src 'self'; script-src 'self'; connect-src 'self'",
+}
+
+
+#: A bench ``report.html`` is self-contained: inline style and script. The page's policy blocked
+#: both (the report opened unstyled, its checks never ran); this one lets them run in a sandbox
+#: (an opaque origin: no cookie, no API, nothing fetched).
+_REPORT_HEADERS = {
+    **_SECURITY_HEADERS,
+    "Content-Security-Policy": "sandbox allow-scripts; default-src 'none'; img-src data:; "
+                               "style-src 'unsafe-inline'; script-src 'unsafe-inline'",
 }
 
 
