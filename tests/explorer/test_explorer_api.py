@@ -903,3 +903,31 @@ def test_requests_from_another_site_cannot_start_jobs_or_add_inputs() -> None:
         assert c.post("/api/jobs", content=body, headers=same).status_code in (200, 202)
         assert c.post("/api/jobs", json=json.loads(body)).status_code in (200, 202)
         assert c.get("/api/info", headers=evil).status_code == 200  # reads: CORS keeps them
+
+
+def test_a_colour_picture_upload_is_an_rgb_input() -> None:
+    """A subject of 3 x H x W images refused every .png ("got an array of shape [1, 1, 16,
+    16]"; pictures were decoded gray) though the page offers pictures for image subjects."""
+    from PIL import Image
+
+    def build() -> Subject:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(),
+                                    torch.nn.Linear(2 * 14 * 14, 2)).eval()
+        return Subject(name="rgb", title="rgb", kind="image", model=model,
+                       inputs=torch.rand(2, 3, 16, 16), class_names=["a", "b"])
+
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 255  # red everywhere, a green square in the top-left quarter
+    rgb[:16, :16] = (0, 255, 0)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    cfg = ExplorerConfig(subjects=[SubjectSpec("rgb", "rgb", "image", build)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        r = c.post("/api/subjects/rgb/inputs?filename=square.png", content=buf.getvalue())
+        assert r.status_code == 200, r.json()
+        x = cfg.subjects[0].get().inputs[r.json()["indices"][0]]
+    expect = np.zeros((3, 16, 16), np.float32)
+    expect[0] = 1.0
+    expect[:, :8, :8] = np.array([0.0, 1.0, 0.0])[:, None, None]
+    np.testing.assert_allclose(x.numpy(), expect, atol=1e-6)  # colours kept, never inverted

@@ -303,7 +303,8 @@ def create_app(config: ExplorerConfig) -> Any:
                              f"application/octet-stream, not {ctype!r}.")
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
-        arr = load_upload(name, body, s.kind)
+        rgb = s.kind == "image" and len(s.sample_shape) == 3 and s.sample_shape[0] == 3
+        arr = load_upload(name, body, s.kind, channels=3 if rgb else 1)
         if name.lower().endswith(".csv"):
             arr = _by_column_name(s, arr, csv_header(body), name)
         rows = _fit_rows(s, arr, name)
@@ -563,12 +564,15 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
     """Uploaded arrays as a batch of the subject's inputs (images resized to its size; digits
     drawn dark on light are inverted to the data's light-on-dark)."""
     shape = s.sample_shape
-    if (s.kind == "image" and arr.ndim == 3 and tuple(arr.shape[1:]) != tuple(shape[-2:])) \
-            or (s.kind == "image" and arr.ndim == 3 and len(shape) == 3 and arr.shape[0] == 1
-                and name.lower().endswith((".png", ".jpg", ".jpeg"))):
-        img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[:, None]
-        img = torch.nn.functional.interpolate(img, size=shape[-2:], mode="area")
-        if name.lower().endswith((".png", ".jpg", ".jpeg")) and float(img.mean()) > 0.5:
+    picture = name.lower().endswith((".png", ".jpg", ".jpeg"))
+    if s.kind == "image" and (picture or (arr.ndim == 3
+                                          and tuple(arr.shape[1:]) != tuple(shape[-2:]))):
+        # a decoded picture (1 x C x H x W) or N x H x W arrays of another size
+        img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        img = img[:, None] if img.ndim == 3 else img
+        if tuple(img.shape[-2:]) != tuple(shape[-2:]):
+            img = torch.nn.functional.interpolate(img, size=shape[-2:], mode="area")
+        if picture and img.shape[1] == 1 and float(img.mean()) > 0.5:
             img = 1.0 - img
         arr = img.numpy() if len(shape) == 3 else img[:, 0].numpy()
     if arr.size == 0:
