@@ -273,21 +273,27 @@ def test_training_job_matches_attr_top(digits: Subject) -> None:
     assert got == [i for i, _, _ in top["proponents"]]
 
 
+class Slow(Linear):
+    """The linear model, 20 ms a call; ``calls`` records each call's batch size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(int(x.shape[0]))
+        time.sleep(0.02)
+        return super().forward(x)
+
+
+def slow_subject() -> Subject:
+    s = tiny_subject()
+    s.model = Slow().eval()
+    return s
+
+
 def test_cancel_stops_a_running_job_between_engine_chunks_and_server_keeps_working() -> None:
-    calls: list[int] = []
-
-    class Slow(Linear):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            calls.append(int(x.shape[0]))
-            time.sleep(0.02)
-            return super().forward(x)
-
-    def build() -> Subject:
-        s = tiny_subject()
-        s.model = Slow().eval()
-        return s
-
-    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", build)])
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", slow_subject)])
     with TestClient(create_app(cfg), base_url=BASE) as c:
         model = cfg.subjects[0].get().model
         before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -303,9 +309,9 @@ def test_cancel_stops_a_running_job_between_engine_chunks_and_server_keeps_worki
         end = wait(c, c.get(f"/api/jobs/{job['id']}").json())
         assert end["status"] == "cancelled"
         assert end["rows_done"] < 100000
-        n = len(calls)
+        n = len(model.calls)
         time.sleep(0.3)
-        assert len(calls) == n  # nothing runs after the cancel took effect
+        assert len(model.calls) == n  # nothing runs after the cancel took effect
         assert model.training is False
         for k, v in model.state_dict().items():
             assert torch.equal(v, before[k])
@@ -497,10 +503,13 @@ def test_uploads_add_inputs_and_refuse_bad_files() -> None:
                  ("x.csv", b"1,2\n3,4\n", "tabular"),
                  ("x.png", b"not a png", "not a readable image"),
                  ("x.npy", b"", "empty"),
-                 ("x.npy", _npy(np.full((1, 2, 4, 4), np.nan, np.float32)), "NaN")]
+                 ("x.npy", _npy(np.full((1, 2, 4, 4), np.nan, np.float32)), "NaN"),
+                 # no rows: answered {"indices": []} and the page selected input undefined
+                 ("e.npy", _npy(np.zeros((0, 2, 4, 4), np.float32)), "holds no inputs")]
         for name, data, words in cases:
             r = c.post(f"/api/subjects/tiny/inputs?filename={name}", content=data)
             assert r.status_code == 400 and words in r.json()["error"], (name, r.json())
+            assert r.headers["x-content-type-options"] == "nosniff"
         big = b"\x00" * (2 * 1024 * 1024 + 1)
         r = c.post("/api/subjects/tiny/inputs?filename=x.npy", content=big)
         assert r.status_code == 400 and "limit" in r.json()["error"]
@@ -671,17 +680,22 @@ def make():
 '''
 
 
-def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
-    """classes_ = [1, 2, 3]: the page names column j by classes_[j] (the model's own predict)."""
-    pytest.importorskip("sklearn")
+def _factory_module(folder: Path, name: str, source: str) -> Any:
+    """Write ``source`` to ``folder/name.py`` (the --model file) and import it for reference."""
     import importlib.util
 
-    (tmp_path / "skfactory.py").write_text(SK_FACTORY)
-    spec = importlib.util.spec_from_file_location("skfactory_ref", tmp_path / "skfactory.py")
+    (folder / f"{name}.py").write_text(source)
+    spec = importlib.util.spec_from_file_location(f"{name}_ref", folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    clf = mod.make()
+    return mod
+
+
+def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
+    """classes_ = [1, 2, 3]: the page names column j by classes_[j] (the model's own predict)."""
+    pytest.importorskip("sklearn")
+    clf = _factory_module(tmp_path, "skfactory", SK_FACTORY).make()
     X = np.array([[0.5, 1.0], [1.5, 2.0], [2.5, 0.3]])
     (tmp_path / "X.csv").write_text("a,b\n" + "\n".join(f"{r[0]},{r[1]}" for r in X))
     pytest.importorskip("pandas")
@@ -695,3 +709,225 @@ def test_sklearn_classes_name_the_classes(tmp_path: Path) -> None:
                                                      "method": "exact_shapley"}).json())
             assert job["status"] == "done", job
             assert job["result"]["target"] == f"class {truth}"
+
+
+def test_small_credits_are_sent_to_their_significant_digits() -> None:
+    """Credits of a model whose outputs are ~1e-9 (a regression in large units, a rare class's
+    probability) were rounded to 8 decimals: every value 0.0 beside a legend scale of 3e-9."""
+    import tribute
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x.double() @ torch.tensor([3e-9, -2e-10, 7e-12, 1.5e-9],
+                                              dtype=torch.float64))[:, None]
+
+    X = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.25]], dtype=torch.float64)
+
+    def build() -> Subject:
+        return Subject(name="small", title="small", kind="tabular", model=Tiny(), inputs=X,
+                       target=None, feature_names=["a", "b", "c", "d"])
+
+    cfg = ExplorerConfig(subjects=[SubjectSpec("small", "small", "tabular", build)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "small",
+                                                 "index": 1, "method": "exact_shapley"}).json())
+        assert job["status"] == "done", job
+        truth = tribute.explain(Tiny(), X[1:2], "exact_shapley", baseline=0.0, progress=False)
+        expect = truth.values.detach().numpy().reshape(-1)
+        assert np.asarray(job["result"]["values"]) == pytest.approx(expect, rel=1e-7, abs=0)
+        assert job["result"]["scale"] == pytest.approx(float(np.abs(expect).max()), rel=1e-7)
+
+
+def test_jobs_on_one_subject_with_several_workers_do_not_meet(digits: Subject) -> None:
+    """ExplorerConfig(workers=3): jobs on one model ran at once and read each other's hooks;
+    guided backprop beside a components job came back 1.23 off, DeepLIFT and components
+    refused each other's batches. They now take turns, and give what they give alone."""
+    import tribute
+
+    bodies: list[dict[str, Any]] = [
+        {"kind": "components", "index": 2, "method": "feature_ablation"},
+        {"kind": "explain", "index": 1, "method": "deeplift"},
+        {"kind": "explain", "index": 5, "method": "guided_backprop"}]
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "digits", "image", lambda: digits)],
+                         workers=3)
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        jobs = [c.post("/api/jobs", json={"subject": "digits", **b}).json() for b in bodies]
+        assert all("status" in j for j in jobs), jobs
+        done = [wait(c, j, timeout=300) for j in jobs]
+    assert [j["status"] for j in done] == ["done"] * 3, [j.get("error") for j in done]
+    for body, job in zip(bodies[1:], done[1:]):
+        truth = tribute.explain(digits.model, digits.row(body["index"]), body["method"],
+                                target="predicted", baseline=0.0, progress=False)
+        assert np.asarray(job["result"]["values"]) == pytest.approx(
+            truth.values.detach().numpy()[0, 0], rel=1e-5, abs=1e-6)
+    assert not any(m._forward_hooks or m._backward_hooks for m in digits.model.modules())
+
+
+REGISTRY_RACE = r'''
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from starlette.testclient import TestClient
+from test_explorer_api import tiny_subject
+from tribute.explorer import ExplorerConfig, SubjectSpec, create_app
+from tribute.methods.base import METHODS
+from tribute.metrics.base import METRICS
+
+assert not METHODS._loaded, "precondition: a fresh interpreter has not read the registry"
+cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", tiny_subject)], workers=2)
+with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+    print("loaded at start", METHODS._loaded, METRICS._loaded)
+    first = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "method": "saliency"})
+    second = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "method": "deeplift"})
+    print("second", second.status_code, second.json().get("error"))
+'''
+
+
+def test_the_registries_are_loaded_before_the_first_request(tmp_path: Path) -> None:
+    """A job's thread that read the method registry first flagged it loaded while it was still
+    importing the methods: a request checking a name at that moment saw 12 of them."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "race.py"
+    script.write_text(REGISTRY_RACE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]
+                                                             / "src"), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(script), str(Path(__file__).resolve().parent)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "loaded at start True True" in out.stdout, out.stdout
+    assert "second 202 None" in out.stdout or "second 200 None" in out.stdout, out.stdout
+
+
+def test_a_job_waiting_for_its_subject_says_so_and_can_be_cancelled() -> None:
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", slow_subject)],
+                         workers=2)
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        long = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "index": 0,
+                                         "method": "kernel_shap", "budget": 100000}).json()
+        t0 = time.time()
+        while c.get(f"/api/jobs/{long['id']}").json()["rows_done"] == 0:
+            assert time.time() - t0 < 30
+            time.sleep(0.02)
+        second = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "index": 1,
+                                           "method": "saliency"}).json()
+        while (second := c.get(f"/api/jobs/{second['id']}").json())["status"] == "queued":
+            time.sleep(0.02)
+        assert second["status"] == "running" and "waiting" in second["step"], second
+        c.delete(f"/api/jobs/{second['id']}")
+        assert wait(c, second, timeout=10)["status"] == "cancelled"
+        assert c.get(f"/api/jobs/{long['id']}").json()["status"] == "running"
+        c.delete(f"/api/jobs/{long['id']}")
+        assert wait(c, long)["status"] == "cancelled"
+        again = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "tiny",
+                                                  "index": 1, "method": "saliency"}).json())
+        assert again["status"] == "done" and again["cached"] is False
+
+
+SVC_FACTORY = '''
+import numpy as np
+from sklearn.svm import LinearSVC
+
+
+def make(classes=("no", "yes")):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.asarray(classes)[np.digitize(X[:, 0] - X[:, 1], [0.0] if len(classes) == 2 else [-0.7, 0.7])]
+    return LinearSVC().fit(X, y)
+
+
+def three():
+    return make(("low", "mid", "high"))
+'''
+
+
+@pytest.mark.parametrize("factory", ["make", "three"])
+def test_prediction_of_a_classifier_without_predict_proba_is_what_explain_explains(
+        tmp_path: Path, factory: str) -> None:
+    """A LinearSVC has decision_function, not predict_proba: explain explains the decision
+    function, while the page showed predict's labels (a 500 for string labels, and no class
+    names, hence no 'predicted' target, with three classes)."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("pandas")
+    import tribute
+
+    clf = getattr(_factory_module(tmp_path, "svc", SVC_FACTORY), factory)()
+    X = np.array([[0.9, -0.4, 0.1], [-1.2, 0.3, 2.0], [0.1, 0.2, -0.3]])
+    (tmp_path / "X.csv").write_text("a,b,c\n" + "\n".join(",".join(map(str, r)) for r in X))
+    cfg = build_config(model=f"{tmp_path / 'svc.py'}:{factory}", data=str(tmp_path / "X.csv"))
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        for i in range(3):
+            r = c.get(f"/api/subjects/model/inputs/{i}")
+            assert r.status_code == 200, r.json()
+            pred = r.json()["prediction"]
+            score = np.atleast_1d(clf.decision_function(X[i:i + 1])[0])
+            assert pred["scores"] == pytest.approx(score.tolist(), rel=1e-9)
+            job = wait(c, c.post("/api/jobs", json={"kind": "explain", "subject": "model",
+                                                     "index": i, "method": "exact_shapley"}).json())
+            assert job["status"] == "done", job
+            truth = tribute.explain(clf, X[i:i + 1], "exact_shapley", baseline=X.mean(0),
+                                    target="predicted" if factory == "three" else None,
+                                    progress=False)
+            assert job["result"]["values"] == pytest.approx(
+                np.asarray(truth.values).reshape(-1).tolist(), rel=1e-7)
+            if factory == "three":  # named classes, the one predict returns
+                assert pred["name"] == str(clf.predict(X[i:i + 1])[0])
+                assert job["result"]["target"] == f"class {pred['name']}"
+
+
+def test_requests_from_another_site_cannot_start_jobs_or_add_inputs() -> None:
+    """A page on any site could POST to the explorer on 127.0.0.1 (a text/plain body needs no
+    CORS preflight): it started jobs (up to 100000 rows each) and added inputs."""
+    cfg = ExplorerConfig(subjects=[SubjectSpec("tiny", "tiny", "image", tiny_subject)])
+    body = json.dumps({"kind": "explain", "subject": "tiny", "method": "saliency"})
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1:8765") as c:
+        evil = {"origin": "http://evil.example"}
+        for headers in ({**evil, "content-type": "application/json"},
+                        {"origin": "null", "content-type": "application/json"},
+                        {"sec-fetch-site": "cross-site", "content-type": "application/json"}):
+            r = c.post("/api/jobs", content=body, headers=headers)
+            assert r.status_code == 403 and "refused" in r.json()["error"], (headers, r.json())
+        r = c.post("/api/subjects/tiny/inputs?filename=x.npy", headers=evil,
+                   content=_npy(np.zeros((1, 2, 4, 4), np.float32)))
+        assert r.status_code == 403
+        # no Origin, but a form's content type: refused by the handlers
+        r = c.post("/api/jobs", content=body, headers={"content-type": "text/plain"})
+        assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]
+        r = c.post("/api/subjects/tiny/inputs?filename=x.npy", headers={
+            "content-type": "multipart/form-data; boundary=x"},
+            content=_npy(np.zeros((1, 2, 4, 4), np.float32)))
+        assert r.status_code == 400 and "application/octet-stream" in r.json()["error"]
+        assert c.get("/api/subjects/tiny").json()["n_inputs"] == 6
+        # the page itself (same origin) and scripts without Origin are served
+        same = {"origin": "http://127.0.0.1:8765", "content-type": "application/json"}
+        assert c.post("/api/jobs", content=body, headers=same).status_code in (200, 202)
+        assert c.post("/api/jobs", json=json.loads(body)).status_code in (200, 202)
+        assert c.get("/api/info", headers=evil).status_code == 200  # reads: CORS keeps them
+
+
+def test_a_colour_picture_upload_is_an_rgb_input() -> None:
+    """A subject of 3 x H x W images refused every .png ("got an array of shape [1, 1, 16,
+    16]"; pictures were decoded gray) though the page offers pictures for image subjects."""
+    from PIL import Image
+
+    def build() -> Subject:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(),
+                                    torch.nn.Linear(2 * 14 * 14, 2)).eval()
+        return Subject(name="rgb", title="rgb", kind="image", model=model,
+                       inputs=torch.rand(2, 3, 16, 16), class_names=["a", "b"])
+
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 255  # red everywhere, a green square in the top-left quarter
+    rgb[:16, :16] = (0, 255, 0)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    cfg = ExplorerConfig(subjects=[SubjectSpec("rgb", "rgb", "image", build)])
+    with TestClient(create_app(cfg), base_url=BASE) as c:
+        r = c.post("/api/subjects/rgb/inputs?filename=square.png", content=buf.getvalue())
+        assert r.status_code == 200, r.json()
+        x = cfg.subjects[0].get().inputs[r.json()["indices"][0]]
+    expect = np.zeros((3, 16, 16), np.float32)
+    expect[0] = 1.0
+    expect[:, :8, :8] = np.array([0.0, 1.0, 0.0])[:, None, None]
+    np.testing.assert_allclose(x.numpy(), expect, atol=1e-6)  # colours kept, never inverted

@@ -178,3 +178,113 @@ def test_minilm_sentence_pair_heat_map(page: Any, server: LiveServer) -> None:
     assert rows[:2] == ["A", "puppy"] and "<" in rows and "dog" in rows
     assert page.locator("#explain-result i").count() == 0
     shot(page, "explain-minilm-pairs")
+
+
+EVIL = '<img src=x onerror="window.__xss=1">'
+
+
+def _js_fmt(v: float) -> str:
+    """app.js's fmt(v): 3 decimals, or toExponential(2) (``1.23e-4``) when tiny or huge."""
+    if v == 0 or 1e-3 <= abs(v) < 1e4:
+        return f"{v:.3f}"
+    mant, exp = f"{v:.2e}".split("e")
+    return f"{mant}e{int(exp):+d}".replace("e+-", "e-")
+
+
+@pytest.fixture(scope="module")
+def hostile_server() -> Iterator[LiveServer]:
+    """A tabular subject whose feature, class and input names are markup."""
+    import torch
+
+    from tribute.explorer import ExplorerConfig, SubjectSpec, create_app
+    from tribute.explorer.subjects import Subject
+
+    def build() -> Subject:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 2)).eval()
+        return Subject(name="evil", title=f"evil {EVIL}", kind="tabular", model=model,
+                       inputs=torch.randn(4, 3, generator=torch.Generator().manual_seed(1)),
+                       class_names=[f"no{EVIL}", f"yes{EVIL}"],
+                       feature_names=[f"a{EVIL}", "<b>bold</b>", "c</text><script>window.__xss=2</script>"],
+                       labels=[f"row {i} {EVIL}" for i in range(4)],
+                       description=f"described {EVIL}")
+
+    cfg = ExplorerConfig(subjects=[SubjectSpec("evil", f"evil {EVIL}", "tabular", build)])
+    live = LiveServer(create_app(cfg)).start()
+    yield live
+    live.stop()
+
+
+def test_markup_in_names_is_shown_as_text_and_numbers_are_the_apis(page: Any,
+                                                                   hostile_server: LiveServer) -> None:
+    """Feature names, class names, input labels and uploaded CSV headers reach the page as
+    text (never HTML or SVG markup), and the waterfall's numbers are the API's credits."""
+    import json
+    import urllib.request
+
+    url = hostile_server.url
+    page.goto(url + "/?subject=evil")
+    page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+    page.select_option("#explain-method", "exact_shapley")
+    page.click("#explain-run")
+    done(page, "explain")
+    names = page.locator("#explain-result svg.waterfall text").all_text_contents()
+    assert f"a{EVIL}" in names and "<b>bold</b>" in names
+    # the upload keeps the header's names as names (reordered by name, shown as text)
+    header = ",".join(["c</text><script>window.__xss=2</script>", "<b>bold</b>", f"a{EVIL}"])
+    page.set_input_files("#upload-file", files=[{"name": "evil.csv", "mimeType": "text/csv",
+                                                 "buffer": (header + "\n3,2,1\n").encode()}])
+    page.wait_for_selector("#explain-input:has-text('evil.csv [0]')")
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("img, script:not([src]), b").count() == 0
+    # the numbers drawn are the API's: run the same job through the API (a cache hit)
+    body = json.dumps({"kind": "explain", "subject": "evil", "index": 4,
+                       "method": "exact_shapley"}).encode()
+    page.click("#explain-run")
+    done(page, "explain")
+    req = urllib.request.Request(url + "/api/jobs", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        api = json.loads(r.read())
+    assert api["cached"] is True
+    labels = page.locator("#explain-result svg.waterfall text").all_text_contents()
+    values = api["result"]["values"]
+    shown = {lab for lab in labels if lab[:1] in "+-"}
+    expect = {("+" if v >= 0 else "") + _js_fmt(v) for v in values}
+    assert shown == expect, (shown, expect)
+    with urllib.request.urlopen(url + "/api/subjects/evil/inputs/4", timeout=30) as r:
+        pred = json.loads(r.read())["prediction"]["name"]
+    assert f"model says: {pred}" in (page.locator("#explain-input").text_content() or "")
+    assert page.evaluate("window.__xss") is None
+
+
+REPORT = """<!doctype html><html><head><style>body { margin: 3px; }</style></head>
+<body><script>
+document.body.dataset.ran = "yes";
+fetch("/api/info").then(() => { document.body.dataset.api = "read"; },
+                        () => { document.body.dataset.api = "refused"; });
+</script></body></html>"""
+
+
+def test_a_bench_report_opens_styled_and_sandboxed(page: Any, tmp_path: Path) -> None:
+    """`tribute bench` writes a self-contained report.html (inline style and script): under
+    the page's policy it opened unstyled with its script blocked. It now runs sandboxed: its
+    own style and script, an opaque origin, no access to the explorer's API."""
+    from tribute.explorer import ExplorerConfig, SubjectSpec, create_app
+    from tribute.explorer.subjects import digits_subject
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.html").write_text(REPORT, encoding="utf-8")
+    cfg = ExplorerConfig(subjects=[SubjectSpec("digits", "d", "image", digits_subject)],
+                         results_dir=tmp_path)
+    live = LiveServer(create_app(cfg)).start()
+    try:
+        page.goto(live.url + "/api/files/results/run/report.html")
+        page.wait_for_selector("body[data-api]", state="attached", timeout=30_000)
+        assert page.evaluate("getComputedStyle(document.body).margin") == "3px"
+        assert page.evaluate("document.body.dataset.ran") == "yes"
+        assert page.evaluate("self.origin") == "null"
+        assert page.evaluate("document.body.dataset.api") == "refused"
+    finally:
+        page.problems.clear()  # the refused fetch is logged as a console error, as it should
+        live.stop()

@@ -3,6 +3,7 @@ registry-generated parameter forms and the agreement matrix."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -283,3 +284,46 @@ def test_prediction_shows_the_class_predict_returns() -> None:
     shown = predict(s, 0)
     assert shown["top"] == 0 and shown["name"] == "malignant"
     assert shown["scores"][1] > 0.5  # the arg-max would have said benign
+
+
+def test_progress_never_goes_back_over_the_steps_of_a_compare_job(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a reader sees after every change of a compare job only grows: a finished step's rows
+    counted once more after ``end_step`` (50%, then 25% when the next step began), and the
+    insertion curve's rows restarted the deletion curve's step (48%, then 37.5%)."""
+    from starlette.testclient import TestClient
+
+    import tribute.explorer.jobs as jobs_module
+    from tribute.explorer import ExplorerConfig, SubjectSpec, create_app
+    from tribute.explorer.subjects import Subject
+
+    seen: list[float] = []
+    raw: list[float] = []  # the fraction itself (not only public()'s high-water mark)
+
+    class Recording(jobs_module.Job):
+        def __setattr__(self, name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+            if name == "seq":  # every change a reader (the event stream) can see
+                raw.append(self.fraction)
+                seen.append(self.public(with_result=False)["progress"])
+
+    monkeypatch.setattr(jobs_module, "Job", Recording)
+    model = _model()
+    subject = Subject(name="t", title="t", kind="tabular", model=model,
+                      inputs=torch.randn(3, 6, generator=torch.Generator().manual_seed(0)),
+                      class_names=["a", "b"])
+    cfg = ExplorerConfig(subjects=[SubjectSpec("t", "t", "tabular", lambda: subject)])
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        job = c.post("/api/jobs", json={"kind": "compare", "subject": "t", "index": 0,
+                                        "methods": ["kernel_shap", "saliency"],
+                                        "budget": 200}).json()
+        for _ in range(1200):
+            job = c.get(f"/api/jobs/{job['id']}").json()
+            if job["status"] not in ("queued", "running"):
+                break
+            threading.Event().wait(0.05)
+    assert job["status"] == "done", job
+    assert len(seen) > 8 and seen[0] == 0.0 and seen[-1] == 1.0
+    for series in (seen, raw):
+        back = [(a, b) for a, b in itertools.pairwise(series) if b < a - 1e-12]
+        assert back == [], (back, series)

@@ -103,11 +103,39 @@ def _json_response(data: Any, status_code: int = 200) -> Any:
     from starlette.responses import Response
 
     body = json.dumps(clean_json(data), allow_nan=False, separators=(",", ":"))
-    return Response(body, status_code=status_code, media_type="application/json")
+    # nosniff: an error echoing a request's text (a subject named "<script>") is never read
+    # as HTML by a browser that guesses types
+    return Response(body, status_code=status_code, media_type="application/json",
+                    headers={"X-Content-Type-Options": "nosniff"})
 
 
 def _error(status: int, message: str) -> Any:
     return _json_response({"error": message}, status_code=status)
+
+
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: Bodies a page on another site can send without asking first (no CORS preflight).
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+def _cross_site(headers: Any) -> str:
+    """Why a state-changing request is refused as coming from another site ("" if it is not).
+
+    A page on any site the user visits can POST to a server on 127.0.0.1 (it cannot read the
+    answer, but the job runs, the upload is added): its browser names that page's origin in
+    ``Origin`` and says ``cross-site`` in ``Sec-Fetch-Site``.
+    """
+    from urllib.parse import urlsplit
+
+    if headers.get("sec-fetch-site", "") == "cross-site":
+        return "cross-site request refused: the explorer answers its own page only."
+    origin = headers.get("origin")
+    if origin is None:
+        return ""  # not a browser's cross-origin request (curl, scripts, same-origin GETs)
+    if origin == "null" or urlsplit(origin).netloc.lower() != (headers.get("host") or "").lower():
+        return (f"request from origin {origin!r} refused: the explorer answers its own page "
+                "only (open it at the address the server printed).")
+    return ""
 
 
 class _Guard:
@@ -133,6 +161,11 @@ class _Guard:
             if host not in self.hosts:
                 await _error(400, f"host {host!r} is not served; this server answers on "
                                   "127.0.0.1/localhost only.")(scope, receive, send)
+                return
+        if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS:
+            refusal = _cross_site(request.headers)
+            if refusal:
+                await _error(403, refusal)(scope, receive, send)
                 return
         token = self.config.token
         if token is not None:
@@ -188,6 +221,11 @@ def create_app(config: ExplorerConfig) -> Any:
         return wrapped
 
     async def json_body(request: Request) -> dict[str, Any]:
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            # a form on another site can send text/plain JSON without the browser asking first
+            raise InputError(f"the request body must be JSON sent with Content-Type: "
+                             f"application/json; got {ctype or 'no content type'!r}.")
         body = await _read_body(request, MAX_JSON_BYTES)
         try:
             data = json.loads(body or b"{}")
@@ -259,9 +297,14 @@ def create_app(config: ExplorerConfig) -> Any:
             new = s.add_inputs(ids, [f"{data['text_a']}  |  {data['text_b']}"], [toks],
                                texts=[(data["text_a"], data["text_b"])])
             return _json_response({"indices": new})
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype in _FORM_TYPES:
+            raise InputError(f"upload: send the file's bytes as the body with Content-Type: "
+                             f"application/octet-stream, not {ctype!r}.")
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
-        arr = load_upload(name, body, s.kind)
+        rgb = s.kind == "image" and len(s.sample_shape) == 3 and s.sample_shape[0] == 3
+        arr = load_upload(name, body, s.kind, channels=3 if rgb else 1)
         if name.lower().endswith(".csv"):
             arr = _by_column_name(s, arr, csv_header(body), name)
         rows = _fit_rows(s, arr, name)
@@ -334,7 +377,8 @@ def create_app(config: ExplorerConfig) -> Any:
         if root is None:
             raise FileNotFoundError(f"{root_name}/ (no such folder is served)")
         path = resolve_under(root, request.path_params["path"])
-        return FileResponse(path, headers=_SECURITY_HEADERS)
+        html = path.suffix.lower() in (".html", ".htm")
+        return FileResponse(path, headers=_REPORT_HEADERS if html else _SECURITY_HEADERS)
 
     async def not_found(request: Request, exc: Exception) -> Any:
         status = getattr(exc, "status_code", 500)
@@ -359,6 +403,7 @@ def create_app(config: ExplorerConfig) -> Any:
     ]
 
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        await asyncio.to_thread(_load_registries)
         yield
         await asyncio.to_thread(manager.shutdown)
 
@@ -377,6 +422,16 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                "style-src 'self'; script-src 'self'; connect-src 'self'",
+}
+
+
+#: A bench ``report.html`` is self-contained: inline style and script. The page's policy blocked
+#: both (the report opened unstyled, its checks never ran); this one lets them run in a sandbox
+#: (an opaque origin: no cookie, no API, nothing fetched).
+_REPORT_HEADERS = {
+    **_SECURITY_HEADERS,
+    "Content-Security-Policy": "sandbox allow-scripts; default-src 'none'; img-src data:; "
+                               "style-src 'unsafe-inline'; script-src 'unsafe-inline'",
 }
 
 
@@ -415,9 +470,48 @@ def _key(*parts: Any) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def _load_registries() -> None:
+    """Import every method and metric before the first request.
+
+    The registries import their modules on first read, flagged loaded before the imports
+    finish: a request checking a method name while a job's thread was still loading them saw
+    12 of the 47 methods ("method 'deeplift' is not a feature method").
+    """
+    from ..methods.base import METHODS
+    from ..metrics.base import METRICS
+
+    METHODS.load()
+    METRICS.load()
+
+
+def _one_at_a_time(s: Subject, fn: Callable[[Job], Any]) -> Callable[[Job], Any]:
+    """``fn`` run while its job holds the subject's model (:attr:`Subject.model_lock`).
+
+    With several workers, jobs on one subject ran at once: guided backprop beside a components
+    job read the patching hooks (credits off by 1.23), DeepLIFT's hooks refused the other's
+    batches. A waiting job says so and can be cancelled while it waits.
+    """
+    def run(job: Job) -> Any:
+        if not s.model_lock.acquire(blocking=False):
+            job.step = "waiting for another job on this model"
+            job.seq += 1
+            while not s.model_lock.acquire(timeout=0.1):
+                job.check()
+        try:
+            return fn(job)
+        finally:
+            s.model_lock.release()
+
+    return run
+
+
 def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, budget: int | None,
           data: dict[str, Any]) -> Job:
-    """Check the request and submit its job (or answer it from the cache)."""
+    """Check the request and submit its job (or answer it from the cache); jobs on one subject
+    run one at a time."""
+    def submit(key: str, fn: Callable[[Job], Any], steps: int = 1) -> Job:
+        return manager.submit(str(kind), key, _one_at_a_time(s, fn), steps=steps)
+
     removal = compute.check_removal(s, data.get("removal"))
     if kind not in ("explain", "compare") and data.get("removal") not in (None, ""):
         raise InputError(f"removal applies to kinds 'explain' and 'compare', not {kind!r}.")
@@ -425,7 +519,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
         method = compute.check_method(s, data.get("method"))
         params = compute.parse_params(method, data.get("params"))
         key = _key(kind, s.name, s.input_key(index), method, params, budget, seed, removal)
-        return manager.submit(kind, key, lambda job: compute.explain_one(
+        return submit(key, lambda job: compute.explain_one(
             job, s, index, method, params, budget, seed, removal))
     if data.get("params"):
         raise InputError(f"params apply to kind 'explain' only, not {kind!r}.")
@@ -436,18 +530,19 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
             raise InputError(f"methods={names!r}: give a list of 2 to 6 different method names.")
         names = [compute.check_method(s, n) for n in names]
         key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
-        return manager.submit(kind, key, lambda job: compute.compare(
-            job, s, index, names, budget, seed, removal=removal), steps=2 * len(names))
+        return submit(key, lambda job: compute.compare(
+            job, s, index, names, budget, seed, removal=removal),
+            steps=compute.compare_steps(len(names)))
     if kind == "components":
         method = data.get("method") or "feature_ablation"
         s.row(index)
         key = _key(kind, s.name, s.input_key(index), method)
-        return manager.submit(kind, key, lambda job: compute.component_effects(
+        return submit(key, lambda job: compute.component_effects(
             job, s, index, str(method)))
     if kind == "training":
         method = data.get("method") or "influence"
         key = _key(kind, s.name, index, method)
-        return manager.submit(kind, key, lambda job: compute.training_points(
+        return submit(key, lambda job: compute.training_points(
             job, s, index, str(method)))
     raise InputError(f"kind={kind!r}: choose 'explain', 'compare', 'components' or 'training'.")
 
@@ -469,14 +564,20 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
     """Uploaded arrays as a batch of the subject's inputs (images resized to its size; digits
     drawn dark on light are inverted to the data's light-on-dark)."""
     shape = s.sample_shape
-    if (s.kind == "image" and arr.ndim == 3 and tuple(arr.shape[1:]) != tuple(shape[-2:])) \
-            or (s.kind == "image" and arr.ndim == 3 and len(shape) == 3 and arr.shape[0] == 1
-                and name.lower().endswith((".png", ".jpg", ".jpeg"))):
-        img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[:, None]
-        img = torch.nn.functional.interpolate(img, size=shape[-2:], mode="area")
-        if name.lower().endswith((".png", ".jpg", ".jpeg")) and float(img.mean()) > 0.5:
+    picture = name.lower().endswith((".png", ".jpg", ".jpeg"))
+    if s.kind == "image" and (picture or (arr.ndim == 3
+                                          and tuple(arr.shape[1:]) != tuple(shape[-2:]))):
+        # a decoded picture (1 x C x H x W) or N x H x W arrays of another size
+        img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        img = img[:, None] if img.ndim == 3 else img
+        if tuple(img.shape[-2:]) != tuple(shape[-2:]):
+            img = torch.nn.functional.interpolate(img, size=shape[-2:], mode="area")
+        if picture and img.shape[1] == 1 and float(img.mean()) > 0.5:
             img = 1.0 - img
         arr = img.numpy() if len(shape) == 3 else img[:, 0].numpy()
+    if arr.size == 0:
+        raise InputError(f"upload {name!r}: holds no inputs (an array of shape "
+                         f"{list(arr.shape)}); give at least one row.")
     if tuple(arr.shape) == tuple(shape):
         arr = arr[None]
     if arr.ndim == len(shape) and s.kind == "image" and len(shape) == 3 and shape[0] == 1:

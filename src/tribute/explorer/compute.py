@@ -23,13 +23,12 @@ from ..games.components import components
 from ..games.data import TrainingData
 from ..methods.base import get_method
 from ..metrics.api import evaluate
-from ..models import NumpyModel
 from ..params import Interval, Options
 from .jobs import Job
-from .subjects import Subject
+from .subjects import Subject, numpy_outputs
 
-__all__ = ["compare", "component_effects", "explain_one", "method_catalogue", "method_form",
-           "parse_params", "preview", "spearman_matrix", "training_points"]
+__all__ = ["compare", "compare_steps", "component_effects", "explain_one", "method_catalogue",
+           "method_form", "parse_params", "preview", "spearman_matrix", "training_points"]
 
 #: Budget the explorer uses when the user leaves it empty (model rows per input).
 DEFAULT_BUDGET = {"image": 512, "text": 128, "tabular": 512}
@@ -41,6 +40,19 @@ _SCALARS = (bool, int, float, str, type(None))
 
 def _num(v: float) -> float | None:
     return float(v) if math.isfinite(float(v)) else None
+
+
+def _significant(values: Any, digits: int = 8) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (a shorter JSON reply).
+
+    Not to a number of decimals: credits of a model whose outputs are ~1e-9 all read 0.0 at 8
+    decimals. Non-finite values pass unchanged (JSON sends them as null).
+    """
+    a = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(a) & (a != 0)
+    mag = np.floor(np.log10(np.abs(np.where(finite, a, 1.0))))
+    factor = 10.0 ** np.clip(digits - 1 - mag, -290, 290)
+    return np.where(finite, np.round(a * factor) / factor, a)
 
 
 def _flat(values: Any) -> np.ndarray:
@@ -205,19 +217,20 @@ def predict(subject: Subject, index: int) -> dict[str, Any]:
     """The model's output on input ``index`` (shown next to the input; not an attribution)."""
     x = subject.row(index)
     model = subject.predictor
+    adapter = None
     if isinstance(model, torch.nn.Module):
         with torch.no_grad():
             out = _flat(model(x))[0]
     else:
-        f = getattr(model, "predict_proba", None) or getattr(model, "predict", None) or model
-        out = _flat(f(x))[0]
+        scores, adapter = numpy_outputs(model, x)
+        out = _flat(scores)[0]
     out = np.atleast_1d(out)
     if subject.class_names and out.size == len(subject.class_names):
         top = int(np.argmax(out))
-        if not isinstance(model, torch.nn.Module):
+        if adapter is not None:
             # the class predict returns, as explain's 'predicted' target (a decision threshold
             # or SVC's Platt scaling can make it differ from the arg-max)
-            own = NumpyModel(model).predicted_classes((torch.as_tensor(np.asarray(x)),))
+            own = adapter.predicted_classes((torch.as_tensor(np.asarray(x)),))
             top = top if own is None else int(own[0])
         return {"top": top, "name": subject.class_names[top],
                 "scores": [_num(v) for v in out]}
@@ -286,7 +299,7 @@ def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
     else:
         grid = v.reshape(-1)
     scale = float(np.abs(grid).max()) if grid.size else 0.0
-    return {"values": np.round(grid, 8).tolist(), "scale": scale,
+    return {"values": _significant(grid).tolist(), "scale": scale,
             "positive": float(grid[grid > 0].sum()), "negative": float(grid[grid < 0].sum())}
 
 
@@ -340,7 +353,7 @@ def explain_one(job: Job, subject: Subject, index: int, method: str, params: dic
             first, second = text_words(subject, index)
             m = np.asarray(cross, dtype=np.float64)[0, 0, :len(first), :len(second)]
             out["pair"] = {"rows": first, "cols": second,
-                           "values": [[_num(round(float(v), 8)) for v in row] for row in m],
+                           "values": [[_num(v) for v in row] for row in _significant(m)],
                            "scale": float(np.nanmax(np.abs(m))) if m.size else 0.0}
     return out
 
@@ -376,6 +389,11 @@ def spearman_matrix(values: list[np.ndarray]) -> list[list[float | None]]:
     return out
 
 
+def compare_steps(n_methods: int) -> int:
+    """The steps of a :func:`compare` job: per method, its explanation and its two curves."""
+    return 3 * n_methods
+
+
 def compare(job: Job, subject: Subject, index: int, names: list[str], budget: int | None,
             seed: int, steps: int = 16, removal: str | None = None) -> dict[str, Any]:
     """Several methods on one input: maps, Spearman agreement, deletion/insertion curves."""
@@ -390,15 +408,17 @@ def compare(job: Job, subject: Subject, index: int, names: list[str], budget: in
         job.begin_step(f"explaining with {name}")
         attr = _explain(subject, index, name, {}, budget, seed, removal=removal)
         job.end_step()
-        job.begin_step(f"deletion/insertion curves of {name}")
         curves = {}
         for metric in ("deletion", "insertion"):
+            # one step per curve: each evaluate call counts its rows from 0 (in one step the
+            # insertion curve's first rows moved the bar back from 48% to 37.5%)
+            job.begin_step(f"{metric} curve of {name}")
             res = evaluate(attr=attr, metric=metric, steps=steps, progress=False, **where)
+            job.end_step()
             curve = _flat(res.extra["curve"]).reshape(-1)
             curves[metric] = {"auc": _num(res.mean), "curve": [_num(c) for c in curve],
                               "fraction": [float(f) for f in np.asarray(res.extra["fraction"])],
                               "higher_is_better": res.higher_is_better}
-        job.end_step()
         vals = _flat(attr.values)
         flats.append(vals)
         panels.append({"method": name, "n_evals": attr.n_evals, "seconds": attr.seconds,

@@ -91,6 +91,7 @@ class Job:
     finished: float | None = None
     cancel_flag: threading.Event = field(default_factory=threading.Event, repr=False)
     seq: int = 0  # bumped on every change (the event stream sends changes only)
+    _shown: float = field(default=0.0, repr=False)  # the most progress public() reported
 
     @property
     def terminal(self) -> bool:
@@ -116,13 +117,19 @@ class Job:
         self.seq += 1
 
     def end_step(self) -> None:
+        # the finished step now counts in ``steps_done``: its rows must not count a second
+        # time (they read 50% after the first of two steps, then 25% once the next began)
+        self.done = self.total = 0
         self.steps_done += 1
         self.seq += 1
 
     def public(self, with_result: bool = True) -> dict[str, Any]:
+        # never less than a reader was shown before: an engine call whose plan grows its
+        # total mid-step would otherwise move the bar back
+        shown = self._shown = max(self._shown, round(self.fraction, 4))
         out: dict[str, Any] = {
             "id": self.id, "kind": self.kind, "status": self.status, "step": self.step,
-            "progress": round(self.fraction, 4), "rows_done": self.done,
+            "progress": shown, "rows_done": self.done,
             "rows_total": self.total, "error": self.error, "cached": self.cached,
             "seconds": (self.finished or time.time()) - self.created}
         if with_result and self.status == "done":

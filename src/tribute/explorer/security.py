@@ -80,7 +80,7 @@ def resolve_under(root: Path, relative: str) -> Path:
     return target
 
 
-def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
+def load_upload(name: str, data: bytes, kind: str, channels: int = 1) -> np.ndarray:
     """Decode an uploaded file into a batch of inputs (float32 for images and tables).
 
     Args:
@@ -88,6 +88,7 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
         data: the bytes (already bounded by the server).
         kind: the subject's kind: images accept ``.png``/``.jpg`` and ``.npy``; tables accept
             ``.csv`` and ``.npy``.
+        channels: a picture's channels: 1 (gray, ``1 x H x W``) or 3 (RGB, ``1 x 3 x H x W``).
     """
     if len(data) > MAX_UPLOAD_BYTES:
         raise InputError(f"upload: {len(data):,} bytes is over the {MAX_UPLOAD_BYTES:,}-byte limit.")
@@ -124,7 +125,7 @@ def load_upload(name: str, data: bytes, kind: str) -> np.ndarray:
         return arr
     if kind != "image":
         raise InputError(f"upload: image files are for image subjects, not {kind!r} ones.")
-    return _image(name, data)
+    return _image(name, data, channels)
 
 
 def csv_header(data: bytes) -> list[str] | None:
@@ -145,7 +146,7 @@ def _is_number(field: str) -> bool:
     return True
 
 
-def _image(name: str, data: bytes) -> np.ndarray:
+def _image(name: str, data: bytes, channels: int = 1) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -155,6 +156,8 @@ def _image(name: str, data: bytes) -> np.ndarray:
         if img.width * img.height > 4096 * 4096:
             raise InputError(f"upload: image {name!r} is {img.width}x{img.height}; at most 16 "
                              "megapixels.")
+        if channels == 3:  # 1 x 3 x H x W, values in [0, 1]
+            return (np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).transpose(2, 0, 1)[None]
         gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputError(f"upload: {name!r} is not a readable image ({exc}).") from None

@@ -30,7 +30,7 @@ import torch
 from ..errors import InputError
 
 __all__ = ["MAX_EXTRA_INPUTS", "Subject", "SubjectSpec", "default_specs", "digits_subject",
-           "file_spec", "minilm_available", "minilm_subject"]
+           "file_spec", "minilm_available", "minilm_subject", "numpy_outputs"]
 
 #: Inputs a session may add to a subject (uploads, typed sentences) before the oldest go.
 MAX_EXTRA_INPUTS = 256
@@ -77,6 +77,9 @@ class Subject:
             for subjects explained on ``inputs`` directly.
         text_model, tokenizer, pair: the model, tokenizer and pair mode of that call.
         removals: the text removal options the page offers (the first is the default).
+        model_lock: held by the job that runs the model: explain's hooks (DeepLIFT's,
+            guided backprop's, component patching) live on the module itself, so two jobs
+            on one subject at once read each other's hooks (wrong credits, or errors).
     """
 
     name: str
@@ -105,6 +108,7 @@ class Subject:
     pair: str | None = None
     removals: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
     _predictor: tuple[Any, Any] | None = field(default=None, repr=False)
 
@@ -465,9 +469,24 @@ def _probe(model: Any, x: Any) -> int:
         with torch.no_grad():
             out = model(x)
         return 1 if out.ndim == 1 else int(out.shape[-1])
-    f = getattr(model, "predict_proba", None) or getattr(model, "predict", None) or model
-    out = np.asarray(f(x))
+    out = numpy_outputs(model, x)[0]
     return 1 if out.ndim == 1 else int(out.shape[-1])
+
+
+def numpy_outputs(model: Any, x: Any) -> tuple[np.ndarray, Any]:
+    """What :func:`tribute.explain` explains of a numpy model (scikit-learn, a function) on the
+    batch ``x``, and the adapter that computed it.
+
+    The adapter picks ``predict_proba``, else ``decision_function``, else ``predict``, as
+    ``explain`` does: picking ``predict_proba or predict`` here showed a LinearSVC's labels
+    (or failed on string labels) beside credits of its decision function.
+    """
+    from ..models import NumpyModel
+
+    arr = np.asarray(x)
+    adapter = NumpyModel(model, np_dtypes=(arr.dtype,))
+    out = adapter((torch.as_tensor(arr),)).detach().cpu().numpy()
+    return out, adapter
 
 
 def default_specs(text: bool = True) -> list[SubjectSpec]:

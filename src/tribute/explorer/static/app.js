@@ -437,7 +437,7 @@ function fillLbFilters() {
 }
 function drawLeaderboard() {
   const run = state.lb.runs[Number($("lb-run").value || 0)];
-  $("lb-msg").textContent = run.error || `${run.rows.length} scores; interval = mean ± 1.96 standard errors; rank 1 = best in the metric's direction. Click a column to sort.`;
+  $("lb-msg").textContent = run.error || `${run.rows.length} scores; 95% interval = mean ± t standard errors (Student's t with n − 1 degrees of freedom; 1.96 where n is not recorded); rank 1 = best in the metric's direction. Click a column to sort.`;
   if (run.report) {
     const href = `/api/files/results/${run.report.split("/").map(encodeURIComponent).join("/")}` + (TOKEN ? `?token=${encodeURIComponent(TOKEN)}` : "");
     $("lb-msg").append(" ", el("a", { href, target: "_blank", rel: "noopener", text: "open this run's HTML report" }));
