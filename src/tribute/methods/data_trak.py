@@ -46,7 +46,7 @@ from ..params import BOOL, Interval, Options, declare
 from .base import Cost, Method, Tags, register
 from .data_common import as_data_game, data_sizes, ensemble_scores, fewer_test_points, score_cost
 
-__all__ = ["KERNEL_RTOL", "Trak", "kernel_solve", "make_projector", "out_to_loss"]
+__all__ = ["Trak", "kernel_solve", "make_projector", "out_to_loss"]
 
 
 def make_projector(n_params: int, k: int, seed: int,
@@ -77,26 +77,23 @@ def make_projector(n_params: int, k: int, seed: int,
     return project
 
 
-#: eigenvalues of ``Phi^T Phi + lambda I`` below this fraction of the largest are its null space
-KERNEL_RTOL = 1e-10
+def kernel_solve(Phi: torch.Tensor, lam: float, V: torch.Tensor,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, int]:
+    """``(Phi^T Phi + lam I)^+ V`` and the rank of the kernel.
 
-
-def kernel_solve(K: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``K^+ V`` for the symmetric positive semi-definite kernel ``K``, and the rank of ``K``.
-
-    ``Phi^T Phi`` is singular below ``n_train`` columns whenever the output gradients share a
-    null direction: the margin of a softmax model does not change when the same vector is
-    added to every class's weights and bias, so on a ``C``-class linear model the kernel has
-    rank ``(C - 1)(d + 1)`` of ``C (d + 1)`` (``projector="none"``, or ``proj_dim`` above that
-    rank). The test gradients lie in the same row space, so the pseudo-inverse is TRAK's
-    ``(Phi^T Phi)^-1`` restricted to the directions the data can move (an LU solve returned
-    rounding noise there, or refused an exactly singular kernel with a raw LAPACK error).
-    Eigenvalues below :data:`KERNEL_RTOL` times the largest count as zero.
-    """
-    ev, Q = torch.linalg.eigh(K)
-    keep = ev > KERNEL_RTOL * float(ev.abs().max().clamp_min(1e-300))
-    inv = torch.where(keep, 1.0 / torch.where(keep, ev, torch.ones_like(ev)), torch.zeros_like(ev))
-    return Q @ (inv[:, None] * (Q.T @ V)), int(keep.sum())
+    ``lam > 0``: the kernel is positive definite, an ordinary solve. ``lam == 0``: the
+    pseudo-inverse from the SVD of ``Phi``, whose singular values below
+    ``max(n, dim) * eps(dtype) * s_max`` (numpy's ``matrix_rank`` tolerance, in the dtype the
+    gradients were computed in) are the null space -- exact null directions (a softmax margin's
+    shared shift) are rounding there, while a full-rank but ill-conditioned kernel (raw
+    features of different scales) keeps every direction."""
+    if lam > 0:
+        K = Phi.T @ Phi + lam * torch.eye(Phi.shape[1], dtype=Phi.dtype)
+        return torch.linalg.solve(K, V), int(Phi.shape[1])
+    _, s, Vh = torch.linalg.svd(Phi, full_matrices=False)
+    keep = s > max(Phi.shape) * torch.finfo(dtype).eps * float(s.max().clamp_min(1e-300))
+    W = Vh[keep]
+    return W.T @ ((1.0 / s[keep] ** 2)[:, None] * (W @ V)), int(keep.sum())
 
 
 def out_to_loss(game: DataGame, params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -220,8 +217,8 @@ class Trak(Method):
             for s, G in g.train_grads(params, what="loss"):
                 Psi[s : s + G.shape[0]] = -project(G)
             T = project(g.test_grads(params))  # B x dim
-            K = Phi.T @ Phi + lam * torch.eye(dim, dtype=torch.float64)
-            sol, rank = kernel_solve(K, T.T)
+            dt = next(iter(params.values())).dtype
+            sol, rank = kernel_solve(Phi, lam, T.T, dt if dt.is_floating_point else torch.float64)
             if self.average_q:  # the kernel term and Q, averaged apart below
                 kernels.append(sol.T @ Phi.T)
                 qs.append(out_to_loss(g, params))

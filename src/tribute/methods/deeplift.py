@@ -40,6 +40,7 @@ from ..games.features import ProbeChunk
 from ..params import Interval, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
+from .lrp.canonizers import Add
 
 __all__ = ["DeepLift", "check_deeplift_model"]
 
@@ -51,6 +52,7 @@ _LINEAR: tuple[type[nn.Module], ...] = (
     nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
     nn.AlphaDropout, nn.FeatureAlphaDropout, nn.Identity, nn.ZeroPad1d, nn.ZeroPad2d,
     nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+    Add,  # lrp's residual module (the fix lrp's warning asks for): a sum, linear
 )
 #: Elementwise nonlinearities: the rescale rule.
 _ELEMENTWISE: tuple[type[nn.Module], ...] = (

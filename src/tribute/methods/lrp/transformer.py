@@ -121,7 +121,7 @@ class _Ratio(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         wide = torch.promote_types(y.dtype, torch.float32)
         ctx.save_for_backward(y.to(wide) / stabilize(x.detach().to(wide), eps))
-        return y.view_as(y)
+        return y.clone()  # not a view: a model may modify an activation's output in place (g *= up)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
@@ -135,7 +135,7 @@ class _Scale(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, factor: float) -> torch.Tensor:
         ctx.factor = factor
-        return x.view_as(x)
+        return x.clone()
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
@@ -248,6 +248,13 @@ class _Mode(TorchFunctionMode):
         if func is F.scaled_dot_product_attention:
             return self._sdpa(func, args, kwargs)
         if func in _MATMULS or func in _MULS:
+            if (func is torch.Tensor.mul_ and self.variant == "cp" and len(args) > 1
+                    and _dep(args[0]) and _dep(args[1])
+                    and (id(args[0]) in self.gates or id(args[1]) in self.gates)):
+                # CP-LRP gate in an in-place product (g *= up): hold it constant before the
+                # product is done; the result shares g's storage, ``g *= up`` rebinds g to it
+                a, b = (t.detach() if id(t) in self.gates else t for t in args[:2])
+                return a.mul_(b)
             out = func(*args, **kwargs)
             if len(args) < 2:
                 return out
@@ -262,6 +269,8 @@ class _Mode(TorchFunctionMode):
             return ruled
         if func in _BADDBMMS:
             return self._baddbmm(func, args, kwargs)
+        if func is F.normalize and args and _dep(args[0]):
+            return self._normalize(func, args, kwargs)
         if func is torch.einsum:
             out = func(*args, **kwargs)
             ops = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
@@ -283,6 +292,20 @@ class _Mode(TorchFunctionMode):
             divisor = args[0] if name in ("rtruediv", "rdiv") else args[1]
             if _dep(divisor):
                 self.unruled["div"] += 1
+
+    def _normalize(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        """``x / ||x||_p`` (``F.normalize``) with the norm held constant: the rule of RMSNorm,
+        of which it is a scaled copy (the plain gradient of this degree-0 map gives
+        ``sum(x * g) == 0``: no relevance at all reaches ``x``)."""
+        out = func(*args, **kwargs)
+        names = ("p", "dim", "eps")
+        given = dict(zip(names, args[1:4]))
+        given.update({k: kwargs[k] for k in names if k in kwargs})
+        x = args[0]
+        norm = torch.linalg.vector_norm(x.detach(), float(given.get("p", 2.0)), dim=given.get("dim", 1),
+                                        keepdim=True).clamp_min(float(given.get("eps", 1e-12)))
+        y = x / norm
+        return y + (out - y).detach()
 
     def _baddbmm(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         """The uniform rule on ``batch1 @ batch2`` of a ``baddbmm`` (the plain gradient gave

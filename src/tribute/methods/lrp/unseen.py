@@ -48,6 +48,10 @@ _TRANSFORMS = frozenset({
 })
 
 
+#: torch modules that only call their children (their own code applies no operation)
+_CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
 def _name(func: Any) -> str:
     return str(getattr(func, "__name__", "")).strip("_")
 
@@ -85,7 +89,10 @@ class UnseenOps(TorchFunctionMode):
     def __enter__(self) -> UnseenOps:
         try:
             for mod in self.root.modules():
-                if mod is not self.root and (mod in self.ruled or type(mod).__module__.startswith("torch.")):
+                # containers only call their children: a custom block inside an nn.Sequential
+                # (torchvision's layer1 = Sequential(BasicBlock, ...)) must stay visible
+                if mod is not self.root and (mod in self.ruled or (
+                        type(mod).__module__.startswith("torch.") and not isinstance(mod, _CONTAINERS))):
                     self._handles.append(mod.register_forward_pre_hook(self._enter))
                     self._handles.append(mod.register_forward_hook(self._leave, always_call=True))
             self._handles.append(self.root.register_forward_pre_hook(self._start))
