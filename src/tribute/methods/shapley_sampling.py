@@ -131,10 +131,22 @@ def _design_plan(n: int, n_coalitions: int, allocation: str,
         order = np.argsort(-(share_of * n_pairs_total - alloc))
         alloc[order[:rem]] += 1
         for t, k in zip(lows, alloc):
-            avail = math.comb(n, t) if t != n - t else math.comb(n, t) // 2
-            if k > 0:
+            if k > 0:  # subsets of size t (pairs: half of them at n/2), counted only up to k
+                avail = _comb_capped(n, t, int(k)) if t != n - t else _comb_capped(n, t, 2 * int(k)) // 2
                 plan.append((t, int(min(k, avail)), mass[t] + (mass[n - t] if t != n - t else 0.0)))
     return enumerated, plan
+
+
+def _comb_capped(n: int, t: int, cap: int) -> int:
+    """``min(C(n, t), cap)`` without the whole binomial: C(150528, 75264) has 45,000 digits,
+    and planning a 224x224 image computed one per coalition size (minutes)."""
+    t = min(t, n - t)
+    c = 1
+    for i in range(t):
+        c = c * (n - i) // (i + 1)  # C(n, i + 1), exact at every step
+        if c >= cap:
+            return cap
+    return min(c, cap)
 
 
 def kernel_shap_design_rows(n: int, n_coalitions: int, allocation: str = "kernel") -> int:
@@ -428,7 +440,9 @@ class KernelShap(Method):
                 vals = game.value(masks[new]) - v_empty[:, None, :]
                 for j, i in enumerate(new):
                     cache[keys[i]] = vals[:, j]
-            y = torch.stack([cache[k] for k in keys], dim=1)
+            # one player has no proper coalition: an empty design (phi = delta by efficiency)
+            y = torch.stack([cache[k] for k in keys], dim=1) if keys else \
+                v_empty.new_zeros(v_empty.shape[0], 0, v_empty.shape[1])
             best = (masks, w, strata, y)
             phi, proj = solve_constrained(masks, w, y, delta)
             se = _stderr(masks, w, y, strata, proj, phi, warn=False)
