@@ -278,17 +278,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     truth = None
     if args.ground_truth:
         raw = np.asarray(load_data(args.ground_truth, arg="--ground-truth"))
-        sample = tuple(x_np.shape[1:])
-        # one mask shared by every row, or one per --data row (the --limit rows evaluated take
-        # theirs); a shared mask was cut to its first --limit *features*, and every method,
-        # random included, scored precision_at_k 1.0
-        raw = np.broadcast_to(raw, x_np.shape) if raw.shape == sample else limit_rows(raw, args, x_np)
-        if raw.shape != x_np.shape:
-            n_rows = getattr(args, "n_data_rows", len(x_np))
-            raise InputError(
-                f"--ground-truth {args.ground_truth!r} has shape {np.asarray(raw).shape}; give one mask of "
-                f"one sample's shape {sample}, or one per --data row {(n_rows, *sample)}.")
-        truth = raw != 0
+        truth = _truth_rows(raw, x_np, getattr(args, "n_data_rows", len(x_np)), args.ground_truth)
     n = len(x_np)
     names = parse_feature_names(getattr(args, "feature_names", None), n_players)
     if names is None and modality == "tabular":
@@ -369,3 +359,40 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"wrote {p}")
     print(f"report: {(Path(args.out) / 'report.html').resolve()}")
     return 0 if best is not None else 1
+
+
+def _fits(shape: tuple[int, ...], sample: tuple[int, ...]) -> bool:
+    """Whether a mask of ``shape`` broadcasts to one sample's ``sample`` shape (e.g. ``(H, W)``
+    for ``(C, H, W)`` images), as the ground-truth metrics take it."""
+    if len(shape) > len(sample):
+        return False
+    return all(a in (1, b) for a, b in zip(shape[::-1], sample[::-1]))
+
+
+def _truth_rows(raw: Any, x_np: Any, n_full: int, path: str) -> Any:
+    """``--ground-truth`` as one boolean mask per evaluated row (``x_np``'s shape): one mask
+    shared by every row, or one per ``--data`` row (the first ``len(x_np)`` taken, as
+    ``--limit`` does), each of a sample's shape or broadcastable to it (``(H, W)`` for
+    ``(C, H, W)`` images, as the ground-truth metrics take it)."""
+    import numpy as np
+
+    from ..errors import InputError
+
+    sample, n = tuple(x_np.shape[1:]), len(x_np)
+    shared = _fits(raw.shape, sample)
+    per_row = raw.ndim >= 1 and raw.shape[0] in (n_full, n) and _fits(raw.shape[1:], sample)
+    if raw.ndim == x_np.ndim:
+        shared = False  # the full rank: one mask per row
+    if shared and per_row and raw.ndim == len(sample) and raw.shape != sample:
+        raise InputError(
+            f"--ground-truth {path!r} has shape {raw.shape}: one shared mask broadcast over a "
+            f"sample's shape {sample}, or one mask per row? Give it as {sample} or {(n_full, *sample)}.")
+    if shared:
+        return np.broadcast_to(raw, x_np.shape) != 0
+    if per_row:
+        rows = raw[:n].reshape(n, *([1] * (x_np.ndim - raw.ndim)), *raw.shape[1:])
+        return np.broadcast_to(rows, x_np.shape) != 0
+    raise InputError(
+        f"--ground-truth {path!r} has shape {raw.shape}; give one mask of one sample's shape "
+        f"{sample} (or broadcastable to it, e.g. (H, W) for (C, H, W) images), or one per --data "
+        f"row {(n_full, *sample)}.")

@@ -364,6 +364,11 @@ class ComponentGame(Game):
     def n_modules(self) -> int:
         return len(self.sites)
 
+    def site_keys(self) -> list[str]:
+        """What each site hooks, as ``path|unit|kind|heads``: two games with equal keys ablate
+        the same units, whatever names the user typed (``"block"`` or ``"block.attn"``)."""
+        return [f"{s.path}|{s.unit}|{s.kind}|{s.num_heads}" for s in self.sites]
+
     def module_of_player(self) -> list[str]:
         """The module name of each player."""
         return [s.name for s in self.sites for _ in range(s.n_units)]

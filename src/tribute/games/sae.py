@@ -190,6 +190,14 @@ class SAEGame(ComponentGame):
     def _unit_name(site: Site, j: int) -> str:
         return site.name if site.unit == "head" else f"{site.name} latent {j}"
 
+    def site_keys(self) -> list[str]:
+        """:meth:`ComponentGame.site_keys` with the SAE's module and kind: SAEs of one name and
+        width at two modules have the same player names but other latents."""
+        wrapper = self.module
+        assert isinstance(wrapper, _Spliced)
+        where = f"sae@{wrapper.sae.at}|{wrapper.sae.kind}|"
+        return [where + k for k in super().site_keys()]
+
     def _user_model(self) -> tuple[torch.nn.Module, str]:
         wrapper = self.module
         assert isinstance(wrapper, _Spliced)

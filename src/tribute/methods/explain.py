@@ -221,6 +221,9 @@ def explain(
     abl = getattr(game, "ablation", None)
     if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):
         attr.params.setdefault("ablation", abl.kind)  # evaluate's default
+        keys = getattr(game, "site_keys", None)
+        if callable(keys):  # what was ablated, for evaluate's same-components check
+            attr.params.setdefault("component_sites", keys())
         if abl.reference is not None or abl.counterfactual is not None or \
                 abl.counterfactual_kwargs is not None or (abl.kind == "resample" and (abl.seed, abl.n_resample) != (0, 16)):
             # settings a component set of the same kind may not share: evaluate asks for them

@@ -369,8 +369,15 @@ def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
 def _reads_twice(adapter: Any) -> bool:
     """Whether the decision also runs the estimator's own ``predict`` over every row (after its
     scores): a classifier whose ``predict`` may differ from the arg-max of its scores."""
-    return isinstance(adapter, NumpyModel) and adapter.kind in ("predict_proba", "decision_function") \
-        and predict_may_differ(adapter.estimator)
+    if not (isinstance(adapter, NumpyModel) and adapter.kind in ("predict_proba", "decision_function")
+            and predict_may_differ(adapter.estimator)):
+        return False
+    # as NumpyModel.predicted_classes: no predict or no classes_, no second pass
+    try:
+        classes = getattr(adapter.estimator, "classes_", None)
+    except Exception:  # an unfitted wrapper may raise from the property
+        return False
+    return getattr(adapter.estimator, "predict", None) is not None and classes is not None
 
 
 def _decisions(adapter: Any, model_in: Any, allx: np.ndarray, names: list[str],

@@ -415,6 +415,33 @@ def _check_default_baseline(attr: Attribution, game: Any, metric: str) -> None:
         BaselineMismatchWarning, stacklevel=user_stacklevel())
 
 
+def _check_same_components(attr: Attribution, game: Any, metric: str) -> None:
+    """Refuse component credits scored on other components of the same number (another
+    layer's neurons, an SAE of the same name and width at another module): the metric would
+    ablate units the credits are not about, silently. Compares what each site hooks
+    (``params["component_sites"]``, recorded by ``explain``; the same module named by another
+    path is the same), else, for attributions saved before that was recorded, player names."""
+    recorded = attr.params.get("component_sites")
+    keys = getattr(game, "site_keys", None)
+    names_differ = bool(attr.player_names) and list(attr.player_names) != list(game.player_names)
+    if recorded is not None and callable(keys):
+        mine, here = [str(k) for k in recorded], keys()
+        if mine == here:
+            return  # the same units, perhaps named through another module path
+        if not names_differ:
+            j = next((i for i, (a, b) in enumerate(zip(mine, here)) if a != b), min(len(mine), len(here)))
+            raise InputError(
+                f"the attribution's component site {j} hooks {mine[j] if j < len(mine) else 'nothing'!r}, "
+                f"but the players= given (of the same names) hook {here[j] if j < len(here) else 'nothing'!r}; "
+                f"pass the component set the attribution was explained with to evaluate metric {metric!r}.")
+    if names_differ:
+        diff = next(j for j, (a, b) in enumerate(zip(attr.player_names, game.player_names)) if a != b)
+        raise InputError(
+            f"the attribution's player {diff} is component {attr.player_names[diff]!r}, but in the "
+            f"players= given it is {game.player_names[diff]!r}; pass the component set the "
+            f"attribution was explained with to evaluate metric {metric!r}.")
+
+
 def _check_component_ablation(attr: Attribution, game: Any, metric: str) -> None:
     """Refuse component credits made under another ablation than this call's game.
 
@@ -719,15 +746,8 @@ def evaluate(
                 f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
                 "attribution was computed with (groups=..., players=...)."
             )
-        if credit_game == "component" and players is not None and attr.player_names \
-                and list(attr.player_names) != list(game.player_names):
-            # as many components elsewhere (another layer, unit or SAE) were ablated for
-            # credits of these, silently
-            diff = next(j for j, (a, b) in enumerate(zip(attr.player_names, game.player_names)) if a != b)
-            raise InputError(
-                f"the attribution's player {diff} is component {attr.player_names[diff]!r}, but in the "
-                f"players= given it is {game.player_names[diff]!r}; pass the component set the "
-                f"attribution was explained with to evaluate metric {info.name!r}.")
+        if credit_game == "component" and players is not None:
+            _check_same_components(attr, game, info.name)
         if given_target is None and attr.targets is None and game.target.to_numpy() is not None:
             raise no_targets
         _check_same_targets(attr, game, given_target, info.name)
