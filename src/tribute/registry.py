@@ -15,6 +15,7 @@ one kind of message: what was asked, the closest names, and where to find the li
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -52,6 +53,8 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
         self._loader = loader
         self._loaded = loader is None
+        self._loading = False
+        self._load_lock = threading.RLock()
         self._same = same
         self._duplicate_error = duplicate_error
         self._unknown_error = unknown_error
@@ -82,12 +85,21 @@ class Registry(Generic[T]):
         self._loaded = False
 
     def load(self) -> None:
-        """Run the loader once (reads call this)."""
+        """Run the loader once (reads call this); other threads wait until it has finished
+        (they read 12 of 47 methods while a first read's imports ran), a read made by the
+        loader's own imports sees what is registered so far."""
         if self._loaded:
             return
-        self._loaded = True
-        if self._loader is not None:
-            self._loader()
+        with self._load_lock:
+            if self._loaded or self._loading:  # done meanwhile, or a read from the loader itself
+                return
+            self._loading = True
+            try:
+                if self._loader is not None:
+                    self._loader()
+            finally:
+                self._loading = False
+                self._loaded = True
 
     # ------------------------------------------------------------------ reading
     def resolve(self, name: str) -> str:
