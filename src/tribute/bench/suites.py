@@ -313,6 +313,12 @@ def _positives(ds: Any, n: int, where: str) -> Any:
 _SIGNED_TRUTH_METRIC_PARAMS: dict[str, dict[str, Any]] = {"relevance_mass": {"absolute": True}}
 
 
+def _signed_truth_metric_params() -> dict[str, dict[str, Any]]:
+    """A case's own copy of :data:`_SIGNED_TRUTH_METRIC_PARAMS` (a case edited later must not
+    change the others)."""
+    return {k: dict(v) for k, v in _SIGNED_TRUTH_METRIC_PARAMS.items()}
+
+
 # --------------------------------------------------------------------------- tabular
 def _symbolic(preset: Preset, seed: int, kind: str) -> Case:
     from .. import datasets as D
@@ -344,7 +350,7 @@ def _symbolic(preset: Preset, seed: int, kind: str) -> Case:
         skip_metrics={"relevance_rank": "the truth has signed values; relevance_rank ranks "
                                         "signed credits against a mask (use auroc / "
                                         "precision_at_k, which rank |credit|)"},
-        metric_params=_SIGNED_TRUTH_METRIC_PARAMS,
+        metric_params=_signed_truth_metric_params(),
     )
 
 
@@ -371,7 +377,7 @@ def _correlated(preset: Preset, seed: int, truth: str) -> Case:
             feature_names=list(ds.feature_names or []), budget=preset.budget_tabular,
             grad_budget=preset.grad_budget, model_info="the generating function (no training)",
             skip_metrics={"relevance_rank": "signed truth values (see auroc)"},
-            metric_params=_SIGNED_TRUTH_METRIC_PARAMS, share_key=f"correlated-{seed}",
+            metric_params=_signed_truth_metric_params(), share_key=f"correlated-{seed}",
         )
     obs = D.conditional_shapley_linear_gaussian(ds.X, ds.meta["weights"], ds.meta["covariance"])
     # Independent noise columns get 0 up to rounding (~1e-17); make it exact, or a tiny
@@ -392,7 +398,7 @@ def _correlated(preset: Preset, seed: int, truth: str) -> Case:
         feature_names=list(ds.feature_names or []), budget=preset.budget_tabular,
         grad_budget=preset.grad_budget, model_info="the generating function (no training)",
         skip_metrics={"relevance_rank": "signed truth values (see auroc)"},
-        metric_params=_SIGNED_TRUTH_METRIC_PARAMS, share_key=f"correlated-{seed}",
+        metric_params=_signed_truth_metric_params(), share_key=f"correlated-{seed}",
     )
 
 

@@ -205,7 +205,7 @@ def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> Non
     base = explain_kwargs.get("baseline", DEFAULT_BASELINE)
     if base is DEFAULT_BASELINE and not get_method(method).tags.needs_baseline:
         return  # the method reads no removal value (tree_shap's path-dependent game)
-    if isinstance(base, (int, float, np.integer, np.floating)) and not isinstance(base, bool):
+    if isinstance(base, (int, float, np.integer, np.floating)):  # True/False too: no category
         from .data import _text_columns
 
         raise InputError(
