@@ -203,7 +203,7 @@ def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> Non
     if ds.frame is None:
         return
     base = explain_kwargs.get("baseline", DEFAULT_BASELINE)
-    if base is DEFAULT_BASELINE and not get_method(method).tags.needs_baseline:
+    if base is DEFAULT_BASELINE and not get_method(method).reads_baseline(explain_kwargs):
         return  # the method reads no removal value (tree_shap's path-dependent game)
     if isinstance(base, (int, float, np.integer, np.floating)):  # True/False too: no category
         from .data import _text_columns

@@ -189,6 +189,14 @@ class Method(ABC):
 
     # ------------------------------------------------------------- parameters
     @classmethod
+    def reads_baseline(cls, params: dict[str, Any]) -> bool:
+        """Whether a call with hyperparameters ``params`` reads the removal value (the
+        baseline): ``tags.needs_baseline`` unless a parameter decides (tree_shap's
+        interventional game reads it, its path-dependent game does not). A call that reads none
+        takes :data:`~tribute.games.features.UNREAD_BASELINE` when no baseline is given."""
+        return cls.tags.needs_baseline
+
+    @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Hyperparameters and their defaults, read from ``__init__``'s signature."""
         cached = _DEFAULTS.get(cls)

@@ -173,7 +173,7 @@ def explain(
     seed = check_seed(seed)
     estimator = cls(**params)
     baseline_given = baseline is not DEFAULT_BASELINE
-    if not baseline_given and not cls.tags.needs_baseline:
+    if not baseline_given and not cls.reads_baseline(params):
         baseline = UNREAD_BASELINE  # the method ignores the removal value: no out-of-distribution warning
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)

@@ -528,6 +528,13 @@ class TreeShap(Method):
     constraints = declare({"feature_perturbation": Options(_PERTURBATIONS), "interactions": BOOL,
                            "kernel": Options(_KERNEL_CHOICES)})
 
+    @classmethod
+    def reads_baseline(cls, params: dict[str, Any]) -> bool:
+        # "auto" without a baseline is the path-dependent game; "interventional" removes
+        # players to the baseline, which must then be a value of their own (0.0 warns, a
+        # table's text columns refuse a number) rather than an unread 0.0
+        return bool(params.get("feature_perturbation", "auto") == "interventional")
+
     def __init__(self, feature_perturbation: str = "auto", interactions: bool = False,
                  kernel: str = "auto") -> None:
         self.feature_perturbation = feature_perturbation

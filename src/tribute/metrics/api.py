@@ -339,6 +339,16 @@ def _digests(attr: Attribution, game: Any) -> tuple[str, str] | None:
     return None
 
 
+def _method_reads_baseline(attr: Attribution) -> bool:
+    """Whether ``attr``'s method, with the parameters it ran with, read the baseline (True for
+    a method not in the registry: an attribution built by hand is checked as before)."""
+    try:
+        cls = get_method(attr.method)
+    except InputError:
+        return True
+    return cls.reads_baseline(dict(attr.params))
+
+
 def _check_same_baseline(attr: Attribution, game: Any, metric: str) -> None:
     """Refuse to re-explain with a baseline other than the attribution's.
 
@@ -773,11 +783,17 @@ def evaluate(
             ctx["ground_truth"] = ground_truth
         if "explain" in info.needs or "model_explain" in info.needs:
             if explain is None:
-                checked = game.n_evals
-                _check_same_baseline(attr, game, info.name)
-                spent += game.n_evals - checked
+                # a method that read no baseline (saliency, tree_shap's path-dependent game) is
+                # re-run without one: 0.0 made tree_shap "auto" interventional (refused as
+                # another baseline) and a table's text columns refuse a number
+                unread = not baseline_given and not _method_reads_baseline(attr)
+                if not unread:
+                    checked = game.n_evals
+                    _check_same_baseline(attr, game, info.name)
+                    spent += game.n_evals - checked
                 ex, mex = default_explainer(
-                    model, attr, inputs, target=target, baseline=spec, groups=use_groups,
+                    model, attr, inputs, target=target, baseline=DEFAULT_BASELINE if unread else spec,
+                    groups=use_groups,
                     output=use_output, batch_size=batch_size, forward_args=forward_args,
                     forward_kwargs=forward_kwargs, players=players, ablation=ablation,
                     text={k: v for k, v in text_settings.items() if k != "ablation"})
