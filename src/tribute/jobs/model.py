@@ -202,7 +202,7 @@ def _table_probe(model: Any, frame: Any) -> Any:
 
     adapter, encoded, _ = prepare_categorical(as_model(model, "numpy"), frame, UNREAD_BASELINE, ())
     with adapter.session(), torch.no_grad():
-        return adapter((torch.from_numpy(encoded.to_numpy(dtype=np.float64)),))
+        return adapter((torch.from_numpy(encoded.to_numpy(dtype=np.float64, copy=True)),))
 
 
 def probe_values(probe: Any) -> list[float]:

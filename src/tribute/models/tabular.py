@@ -137,7 +137,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
         frames.append(base)
     elif _is_series(base):
         frames.append(base.to_frame().T)
-    elif isinstance(base, (int, float)) and not getattr(type(base), "removal_unread", False):
+    elif isinstance(base, (int, float, np.number)) and not getattr(type(base), "removal_unread", False):
         cats = _non_numeric(inputs)
         raise InputError(
             f"baseline={float(base)!r} cannot stand for a category of column(s) {cats[:8]}: removed "
