@@ -143,3 +143,15 @@ def test_a_text_table_job_on_worker_processes_is_byte_identical(table, tmp_path)
     for name, kw in (("local", {}), ("processes", {"backend": "processes", "workers": 2})):
         _job("jobs_fixtures:make_city_pipeline", table, tmp_path / name, baseline=bg, **kw)
     assert (tmp_path / "processes" / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()
+
+
+def test_cli_background_rows_without_the_text_column_name_it(table, tmp_path, capsys):
+    # a background CSV of numbers only was read as an array: "give the baseline as a DataFrame
+    # ... not an array", though a table was given; the refusal now names the missing column
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.iloc[:6].drop(columns="city").to_csv(tmp_path / "bg.csv", index=False)
+    argv = ["explain", "--model", "jobs_fixtures:make_city_pipeline", "--data", str(tmp_path / "t.csv"),
+            "--method", "exact_shapley", "--no-progress", "--out", str(tmp_path / "o"),
+            "--baseline", f"background:{tmp_path / 'bg.csv'}"]
+    assert main(argv) == 2
+    assert "lacks column(s) ['city']" in capsys.readouterr().err

@@ -21,3 +21,14 @@ def test_a_numpy_number_names_no_category(base) -> None:
 
     with pytest.raises(InputError, match=r"baseline=\d\.0 cannot stand for a category of column\(s\) \['city'\]"):
         tribute.explain(f, frame, method="exact_shapley", baseline=base)
+
+
+def test_a_baseline_table_without_a_text_column_names_it() -> None:
+    frame = pd.DataFrame({"x": [0.5, 1.0, 2.0], "city": ["oslo", "rome", "oslo"]})
+
+    def f(df):
+        return df["x"].to_numpy() + (df["city"] == "rome").to_numpy()
+
+    for base in (tribute.Background(frame[["x"]]), frame[["x"]].iloc[:1]):  # a KeyError: 'city' before
+        with pytest.raises(InputError, match=r"baseline lacks column\(s\) \['city'\]"):
+            tribute.explain(f, frame, method="exact_shapley", baseline=base)

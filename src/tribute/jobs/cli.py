@@ -144,6 +144,10 @@ def _baseline(text: str, data: Any) -> Any:
         path = background_file(text)
         if path.lower().endswith((".csv", ".parquet")):  # rows of a table, text columns included
             rows = load_dataset(path, multi=False)
+            if rows.frame is None and data.frame is not None and rows.columns is not None:
+                import pandas as pd  # numbers only, for a table with text columns: a table still,
+                # so the refusal names the columns it lacks (it was told to give 'not an array')
+                return Background(pd.DataFrame(rows.arrays[0], columns=list(rows.columns)))
             return Background(rows.frame if rows.frame is not None else rows.arrays[0])
         return Background(load_array(path, arg="--baseline"))
     if text == "mean":

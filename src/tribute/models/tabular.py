@@ -151,6 +151,10 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
             "inputs has categorical columns; give the baseline as a DataFrame or Series with the "
             "same columns (a row, one per sample, or tribute.Background(df)), not an array."
         )
+    missing = [c for c in inputs.columns if len(frames) > 1 and c not in frames[1].columns]
+    if missing:  # the codec reads every frame's text columns (a bare KeyError before)
+        raise InputError(f"baseline lacks column(s) {missing[:8]} of the inputs; give it the "
+                         "inputs' columns (a row, one per sample, or tribute.Background(df)).")
     codec = CategoricalCodec(frames, list(inputs.columns))
     enc_inputs = codec.encode(inputs, "inputs")
     if _is_frame(base) or _is_series(base):
