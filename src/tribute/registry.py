@@ -26,6 +26,10 @@ __all__ = ["Registry"]
 T = TypeVar("T")
 
 
+#: Seconds a thread waits for another thread's first read of a registry (Registry.load).
+_LOAD_WAIT_SECONDS = 60.0
+
+
 class Registry(Generic[T]):
     """Names -> entries, with aliases, lazy loading and did-you-mean errors.
 
@@ -90,7 +94,14 @@ class Registry(Generic[T]):
         loader's own imports sees what is registered so far."""
         if self._loaded:
             return
-        with self._load_lock:
+        # a timeout, not a hang: a module that reads a registry while it is imported, in a thread
+        # other than the one whose first read is importing it, would wait on Python's import lock
+        if not self._load_lock.acquire(timeout=_LOAD_WAIT_SECONDS):
+            raise RuntimeError(
+                f"{self.kind} registry: waited {_LOAD_WAIT_SECONDS:.0f} s for another thread's first read "
+                "to finish importing the registering modules; a module that reads this registry while "
+                "it is being imported (a plugin calling get_method at import time?) can cause this.")
+        try:
             if self._loaded or self._loading:  # done meanwhile, or a read from the loader itself
                 return
             self._loading = True
@@ -100,6 +111,8 @@ class Registry(Generic[T]):
             finally:
                 self._loading = False
                 self._loaded = True
+        finally:
+            self._load_lock.release()
 
     # ------------------------------------------------------------------ reading
     def resolve(self, name: str) -> str:

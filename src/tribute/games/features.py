@@ -36,7 +36,7 @@ from ..targets import TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
-__all__ = ["DEFAULT_BASELINE", "UNREAD_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "patches"]
+__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "patches"]
 
 
 class _DefaultBaseline(float):
