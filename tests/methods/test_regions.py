@@ -123,6 +123,31 @@ def test_grow_regions_by_density() -> None:
     assert rank.tolist() == [0, 2, 1, 1, 0, 3]  # pixel 5: the uncovered rest, last
 
 
+def test_grow_regions_keeps_a_region_adding_exactly_min_new() -> None:
+    # XRAI (PAIR saliency's _xrai) drops a mask only when it adds FEWER than min_pixel_diff
+    # pixels: the second region adds exactly 2 new pixels with min_new=2 and must be kept
+    attr = torch.tensor([5.0, 5.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    area = torch.ones(6, dtype=torch.float64)
+    masks = torch.tensor([[1, 1, 0, 0, 0, 0],   # density 5: first
+                          [1, 1, 1, 1, 0, 0]],  # then 2 new pixels of density 1
+                         dtype=torch.bool)
+    gain, rank = grow_regions(masks, attr, area, min_new=2.0)
+    np.testing.assert_allclose(gain.numpy(), [5.0, 5.0, 1.0, 1.0, 0.0, 0.0])
+    assert rank.tolist() == [0, 0, 1, 1, 2, 2]
+    # a region adding one pixel (fewer than min_new=2) is dropped: the uncovered rest
+    short = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    gain, rank = grow_regions(short, attr, area, min_new=2.0)
+    np.testing.assert_allclose(gain.numpy(), [5.0, 5.0, 0.5, 0.5, 0.5, 0.5])
+    assert rank.tolist() == [0, 0, 1, 1, 1, 1]
+    # min_new given as a fraction of a 10 x 10 image (0.02 * 100 = 2 pixels) through XRAI
+    x = torch.zeros(1, 1, 10, 10, dtype=torch.float64)
+    x[0, 0, :, :5] = 1.0
+    model = _linear(10, 10)
+    attr_x = tribute.explain(model, x, method="xrai", target=0, steps=2, scales=(50.0,),
+                             sigma=0.0, min_size=0.02, dilation=0.0, min_new=0.02)
+    assert int(attr_x.extra["n_regions"][0, 0]) == 2  # both halves, no uncovered rest
+
+
 # --------------------------------------------------------------------------- models
 class _Linear(torch.nn.Module):
     """f(x) = sum(W * x) per class: IG and every marginal gain in closed form."""

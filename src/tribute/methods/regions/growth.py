@@ -14,6 +14,18 @@ import torch
 __all__ = ["grow_regions"]
 
 
+def _enough(new_area: torch.Tensor, min_new: float) -> torch.Tensor:
+    """Regions still worth adding: at least ``min_new`` new area, and some new area at all.
+
+    The reference implementation (PAIR ``saliency``, ``_xrai``) drops a mask when it adds
+    *fewer than* ``min_pixel_diff`` pixels, so a region adding exactly ``min_new`` stays. Areas
+    are sums of pixel counts (exact in float64); the tolerance only absorbs ``min_new`` given as
+    a fraction times the image size.
+    """
+    floor = float(min_new)
+    return (new_area >= floor - 1e-9 * max(1.0, abs(floor))) & (new_area > 1e-12)
+
+
 def grow_regions(masks: torch.Tensor, attr: torch.Tensor, area: torch.Tensor,
                  min_new: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Order regions by attribution density of their new columns.
@@ -23,7 +35,8 @@ def grow_regions(masks: torch.Tensor, attr: torch.Tensor, area: torch.Tensor,
         attr: ``P`` float64 attributions.
         area: ``P`` float64 areas (pixels per column), positive.
         min_new: a region is dropped once fewer than this much new area is left in it
-            (XRAI's ``min_pixel_diff``). default=0 (dropped when nothing new is left).
+            (XRAI's ``min_pixel_diff``; exactly ``min_new`` new area keeps it). default=0
+            (dropped when nothing new is left).
 
     Returns:
         ``(gain P, rank P)``: each column's density (the gain of the region that added it) and
@@ -32,7 +45,7 @@ def grow_regions(masks: torch.Tensor, attr: torch.Tensor, area: torch.Tensor,
     m = masks.to(torch.float64)
     new_sum = m @ attr
     new_area = m @ area
-    alive = new_area > max(float(min_new), 0.0)
+    alive = _enough(new_area, min_new)
     covered = torch.zeros(attr.shape[0], dtype=torch.bool)
     gain = torch.zeros_like(attr)
     rank = torch.full(attr.shape, -1, dtype=torch.long)
@@ -49,7 +62,7 @@ def grow_regions(masks: torch.Tensor, attr: torch.Tensor, area: torch.Tensor,
         new_sum = new_sum - m[:, idx] @ attr[idx]
         new_area = new_area - m[:, idx] @ area[idx]
         alive[j] = False
-        alive &= new_area > max(float(min_new), 1e-12)
+        alive &= _enough(new_area, min_new)
         step += 1
     rest = ~covered
     if bool(rest.any()):
