@@ -123,6 +123,24 @@ def test_grow_regions_by_density() -> None:
     assert rank.tolist() == [0, 2, 1, 1, 0, 3]  # pixel 5: the uncovered rest, last
 
 
+def test_grow_regions_ranks_regions_by_gain_not_by_addition_step() -> None:
+    # Y = {0, 1} has density 2 and is added first; X = {1, 2} then adds pixel 2 alone, density
+    # 2.5 > 2. The reference (PAIR saliency, XRAI._xrai) ranks regions by gain: X before Y,
+    # so that the rank agrees with the map's values.
+    attr = torch.tensor([6.0, -2.0, 2.5, 1.0, 0.0], dtype=torch.float64)
+    masks = torch.tensor([[1, 1, 0, 0, 0],   # Y
+                          [0, 1, 1, 0, 0],   # X
+                          [0, 0, 0, 1, 0]],  # Z, density 1; pixel 4: the uncovered rest
+                         dtype=torch.bool)
+    gain, rank = grow_regions(masks, attr, torch.ones(5, dtype=torch.float64))
+    np.testing.assert_allclose(gain.numpy(), [2.0, 2.0, 2.5, 1.0, 0.0])
+    assert rank.tolist() == [1, 1, 0, 2, 3]
+    # the uncovered rest stays last even when it is denser than a region
+    gain, rank = grow_regions(masks, attr + torch.tensor([0.0, 0.0, 0.0, 0.0, 9.0],
+                                                         dtype=torch.float64),
+                              torch.ones(5, dtype=torch.float64))
+    assert gain[4] == 9.0 and rank.tolist() == [1, 1, 0, 2, 3]
+
 def test_grow_regions_keeps_a_region_adding_exactly_min_new() -> None:
     # XRAI (PAIR saliency's _xrai) drops a mask only when it adds FEWER than min_pixel_diff
     # pixels: the second region adds exactly 2 new pixels with min_new=2 and must be kept
