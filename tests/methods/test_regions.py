@@ -309,6 +309,40 @@ def test_extremal_on_a_linear_model_keeps_the_top_players() -> None:
     assert attr.n_evals == 1 + 300
 
 
+def test_area_loss_with_sizes_is_the_loss_of_the_pixel_vector() -> None:
+    gen = torch.Generator().manual_seed(4)
+    masks = torch.rand(3, 7, dtype=torch.float64, generator=gen)
+    sizes = torch.randint(1, 9, (3, 7), generator=gen).to(torch.float64)
+    areas = torch.tensor([0.1, 0.35, 0.8], dtype=torch.float64)
+    got = area_loss(masks, areas, sizes)
+    for i in range(3):  # each column's value once per pixel, then the unweighted loss
+        pix = masks[i].repeat_interleave(sizes[i].long())
+        np.testing.assert_allclose(got[i].item(), area_loss(pix[None], areas[i : i + 1]).item(),
+                                   rtol=1e-12)
+    # equal sizes (areas whole numbers of columns): the unweighted loss
+    whole = torch.tensor([1 / 7, 3 / 7, 6 / 7], dtype=torch.float64)
+    np.testing.assert_allclose(area_loss(masks, whole, torch.full_like(masks, 3.0)).numpy(),
+                               area_loss(masks, whole).numpy(), rtol=1e-12)
+
+
+def test_extremal_area_is_a_fraction_of_the_image_on_unequal_groups() -> None:
+    # left half: one group of 128 pixels; right half: 32 groups of 4 pixels. The area loss
+    # counted players, so the 0.1 mask kept the big group (3% of the players, 53% of the image)
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(16, 2)).double().eval()
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    g = np.zeros((16, 16), dtype=np.int64)
+    g[:, 8:] = 1 + (np.arange(16)[:, None] // 2) * 4 + (np.arange(8)[None, :] // 2)
+    attr = tribute.explain(net, x, method="extremal_perturbation", target=0, areas=(0.1,),
+                           groups=g[None], steps=80)
+    masks = attr.extra["masks"][:, 0, 0, 0]  # batch x players
+    for b in range(2):
+        kept = (masks[b][g] >= 0.5).mean()  # fraction of the image's pixels kept
+        assert abs(kept - 0.1) < 0.03, kept
+
+
 def test_extremal_dense_preserve_and_delete() -> None:
     model = make_cnn()
     x = torch.rand(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
