@@ -539,6 +539,14 @@ def test_grad_cam_errors_and_hooks_removed() -> None:
     with pytest.raises(UnsupportedModelError, match="more than once"):
         explain(twice, x, "grad_cam")
     assert all(h == (0, 0, 0) for h in hooks_of(twice))
+    # a layer after global pooling has a 1 x 1 map: one value for the whole image (Captum
+    # returns that constant map); refused with the reason and layers to pick instead
+    pooled = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                           nn.Flatten(), nn.Linear(3, 2)).double().eval()
+    for method in ("grad_cam", "grad_cam_pp"):
+        with pytest.raises(UnsupportedModelError, match=r"'2' \(AdaptiveAvgPool2d\) outputs a 1 x 1 map.*'0'"):
+            explain(pooled, x, method, layer="2")
+    assert all(h == (0, 0, 0) for h in hooks_of(pooled))
 
 
 # --------------------------------------------------------------------------------- DeepLIFT

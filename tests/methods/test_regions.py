@@ -123,6 +123,49 @@ def test_grow_regions_by_density() -> None:
     assert rank.tolist() == [0, 2, 1, 1, 0, 3]  # pixel 5: the uncovered rest, last
 
 
+def test_grow_regions_ranks_regions_by_gain_not_by_addition_step() -> None:
+    # Y = {0, 1} has density 2 and is added first; X = {1, 2} then adds pixel 2 alone, density
+    # 2.5 > 2. The reference (PAIR saliency, XRAI._xrai) ranks regions by gain: X before Y,
+    # so that the rank agrees with the map's values.
+    attr = torch.tensor([6.0, -2.0, 2.5, 1.0, 0.0], dtype=torch.float64)
+    masks = torch.tensor([[1, 1, 0, 0, 0],   # Y
+                          [0, 1, 1, 0, 0],   # X
+                          [0, 0, 0, 1, 0]],  # Z, density 1; pixel 4: the uncovered rest
+                         dtype=torch.bool)
+    gain, rank = grow_regions(masks, attr, torch.ones(5, dtype=torch.float64))
+    np.testing.assert_allclose(gain.numpy(), [2.0, 2.0, 2.5, 1.0, 0.0])
+    assert rank.tolist() == [1, 1, 0, 2, 3]
+    # the uncovered rest stays last even when it is denser than a region
+    gain, rank = grow_regions(masks, attr + torch.tensor([0.0, 0.0, 0.0, 0.0, 9.0],
+                                                         dtype=torch.float64),
+                              torch.ones(5, dtype=torch.float64))
+    assert gain[4] == 9.0 and rank.tolist() == [1, 1, 0, 2, 3]
+
+def test_grow_regions_keeps_a_region_adding_exactly_min_new() -> None:
+    # XRAI (PAIR saliency's _xrai) drops a mask only when it adds FEWER than min_pixel_diff
+    # pixels: the second region adds exactly 2 new pixels with min_new=2 and must be kept
+    attr = torch.tensor([5.0, 5.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    area = torch.ones(6, dtype=torch.float64)
+    masks = torch.tensor([[1, 1, 0, 0, 0, 0],   # density 5: first
+                          [1, 1, 1, 1, 0, 0]],  # then 2 new pixels of density 1
+                         dtype=torch.bool)
+    gain, rank = grow_regions(masks, attr, area, min_new=2.0)
+    np.testing.assert_allclose(gain.numpy(), [5.0, 5.0, 1.0, 1.0, 0.0, 0.0])
+    assert rank.tolist() == [0, 0, 1, 1, 2, 2]
+    # a region adding one pixel (fewer than min_new=2) is dropped: the uncovered rest
+    short = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    gain, rank = grow_regions(short, attr, area, min_new=2.0)
+    np.testing.assert_allclose(gain.numpy(), [5.0, 5.0, 0.5, 0.5, 0.5, 0.5])
+    assert rank.tolist() == [0, 0, 1, 1, 1, 1]
+    # min_new given as a fraction of a 10 x 10 image (0.02 * 100 = 2 pixels) through XRAI
+    x = torch.zeros(1, 1, 10, 10, dtype=torch.float64)
+    x[0, 0, :, :5] = 1.0
+    model = _linear(10, 10)
+    attr_x = tribute.explain(model, x, method="xrai", target=0, steps=2, scales=(50.0,),
+                             sigma=0.0, min_size=0.02, dilation=0.0, min_new=0.02)
+    assert int(attr_x.extra["n_regions"][0, 0]) == 2  # both halves, no uncovered rest
+
+
 # --------------------------------------------------------------------------- models
 class _Linear(torch.nn.Module):
     """f(x) = sum(W * x) per class: IG and every marginal gain in closed form."""
@@ -264,6 +307,40 @@ def test_extremal_on_a_linear_model_keeps_the_top_players() -> None:
     for b in range(2):
         assert set(np.flatnonzero(masks[b] > 0.5)) == set(np.argsort(-c[b])[:4])
     assert attr.n_evals == 1 + 300
+
+
+def test_area_loss_with_sizes_is_the_loss_of_the_pixel_vector() -> None:
+    gen = torch.Generator().manual_seed(4)
+    masks = torch.rand(3, 7, dtype=torch.float64, generator=gen)
+    sizes = torch.randint(1, 9, (3, 7), generator=gen).to(torch.float64)
+    areas = torch.tensor([0.1, 0.35, 0.8], dtype=torch.float64)
+    got = area_loss(masks, areas, sizes)
+    for i in range(3):  # each column's value once per pixel, then the unweighted loss
+        pix = masks[i].repeat_interleave(sizes[i].long())
+        np.testing.assert_allclose(got[i].item(), area_loss(pix[None], areas[i : i + 1]).item(),
+                                   rtol=1e-12)
+    # equal sizes (areas whole numbers of columns): the unweighted loss
+    whole = torch.tensor([1 / 7, 3 / 7, 6 / 7], dtype=torch.float64)
+    np.testing.assert_allclose(area_loss(masks, whole, torch.full_like(masks, 3.0)).numpy(),
+                               area_loss(masks, whole).numpy(), rtol=1e-12)
+
+
+def test_extremal_area_is_a_fraction_of_the_image_on_unequal_groups() -> None:
+    # left half: one group of 128 pixels; right half: 32 groups of 4 pixels. The area loss
+    # counted players, so the 0.1 mask kept the big group (3% of the players, 53% of the image)
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(16, 2)).double().eval()
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    g = np.zeros((16, 16), dtype=np.int64)
+    g[:, 8:] = 1 + (np.arange(16)[:, None] // 2) * 4 + (np.arange(8)[None, :] // 2)
+    attr = tribute.explain(net, x, method="extremal_perturbation", target=0, areas=(0.1,),
+                           groups=g[None], steps=80)
+    masks = attr.extra["masks"][:, 0, 0, 0]  # batch x players
+    for b in range(2):
+        kept = (masks[b][g] >= 0.5).mean()  # fraction of the image's pixels kept
+        assert abs(kept - 0.1) < 0.03, kept
 
 
 def test_extremal_dense_preserve_and_delete() -> None:

@@ -82,6 +82,7 @@ def layer_activation_gradients(
     if module is None:
         raise UnsupportedModelError(f"{method} needs a torch.nn.Module (it reads a layer's activations); got a plain callable.")
     path, _ = find_layer(module, layer, method)
+    image_hw = tuple(int(d) for d in game.input_shapes()[0][-2:])
 
     def check(pth: str, mod: torch.nn.Module, out: Any) -> None:
         if not isinstance(out, torch.Tensor) or out.ndim != 4:
@@ -89,6 +90,14 @@ def layer_activation_gradients(
             raise UnsupportedModelError(
                 f"{method}: layer {pth!r} ({type(mod).__name__}) outputs {shape}; Grad-CAM needs a "
                 "4-D (batch, channels, h, w) activation. Pick a convolutional layer, e.g. "
+                f"{_some_names(dict(module.named_modules()), 4)}."
+            )
+        if tuple(out.shape[-2:]) == (1, 1) and image_hw != (1, 1):
+            raise UnsupportedModelError(
+                f"{method}: layer {pth!r} ({type(mod).__name__}) outputs a 1 x 1 map "
+                f"{tuple(out.shape)} (after global pooling, or a receptive field covering the "
+                f"{image_hw[0]}x{image_hw[1]} image): its map would be one value for the whole "
+                "image, with no localisation. Pick a layer before the pooling, e.g. "
                 f"{_some_names(dict(module.named_modules()), 4)}."
             )
 
@@ -139,7 +148,7 @@ class _CAMBase(Method):
         def on_chunk(act: torch.Tensor, grad: torch.Tensor, b: torch.Tensor) -> None:
             if act.shape[0] != b.shape[0]:
                 raise UnsupportedModelError(
-                    f"{self.name}: layer {self.layer!r} sees {act.shape[0]} rows for {b.shape[0]} "
+                    f"{self.name}: layer {self.layer or 'the last Conv2d'!r} sees {act.shape[0]} rows for {b.shape[0]} "
                     "input rows (the model reshapes its batch, e.g. into cells or patches), so its "
                     "maps cannot be assigned to inputs; use 'integrated_gradients' or 'occlusion'."
                 )

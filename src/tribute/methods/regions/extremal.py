@@ -15,7 +15,8 @@ per ``cell`` of the image side), bilinearly upsampled and blurred by a Gaussian 
 paper's smooth masks; the parameters are logits (``m = sigmoid(theta)``, so masks stay in
 ``[0, 1]`` without clamping, which would create ties in the sort of the area loss). On a
 grouped game the mask has one parameter per player (no smoothing) and is spread over each
-group's pixels.
+group's pixels; the area loss weighs each player by its pixels (:func:`area_loss` with
+``sizes``), so ``a`` stays a fraction of the image when groups differ in size.
 
 Optimisation: gradient descent with momentum 0.9 (``optimizer="sgd"``, as TorchRay) or Adam
 on ``-v(x_m) + area_weight * ramp_t * N * R_a(m)``, where the output's gradient is scaled to
@@ -34,7 +35,8 @@ Result: the input-shaped map ``sum_a m_a`` (averaged over the variants), the pap
 of the masks over areas; ``extra["masks"]`` holds every mask (``batch x targets x variants x
 areas x H x W``, or ``... x players``) and ``extra["region_rank"]`` each pixel's region: the
 index of the smallest area whose mask (thresholded at 0.5, variants averaged) contains it
-(``len(areas)`` for none). ``extra["final_values"]`` is the output at each optimised mask (the
+(``len(areas)`` for none; areas counted in increasing order, whatever the order of ``areas``).
+``extra["final_values"]`` is the output at each optimised mask (the
 masks of the last evaluated step: no update follows the last evaluation).
 The optimisation is deterministic (masks start at 0.5), so ``seed`` has no effect.
 
@@ -56,7 +58,7 @@ from ...games.base import Game
 from ...games.features import FeatureGame
 from ...params import InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
-from ._common import ImageInfo, image_info
+from ._common import ImageInfo, image_info, player_sizes
 
 __all__ = ["ExtremalPerturbation", "area_loss", "blur_images", "smooth_mask"]
 
@@ -87,25 +89,40 @@ def smooth_mask(params: torch.Tensor, size: tuple[int, int], sigma: float) -> to
     return blur_images(up, sigma)[:, 0].clamp(0.0, 1.0)
 
 
-def area_loss(masks: torch.Tensor, areas: torch.Tensor) -> torch.Tensor:
+def area_loss(masks: torch.Tensor, areas: torch.Tensor,
+              sizes: torch.Tensor | None = None) -> torch.Tensor:
     """Ranking-based area loss ``mean((sort(m) - r_a)^2)`` per mask (``N x P`` -> ``N``).
 
     ``r_a`` holds ``round((1 - a) P)`` zeros followed by ones (sorted ascending, like
     ``sort(m)``); it is zero exactly for binary masks of area ``a``.
+
+    With ``sizes`` (``N x P`` pixels per column, e.g. the groups of a grouped game) the sorted
+    vector holds each column's value ``sizes`` times, so ``a`` is a fraction of the pixels, not
+    of the columns: a column spanning ranks ``[lo, hi)`` of the ``S = sum(sizes)`` pixels
+    whose last ``round(a S)`` are ones costs ``o (m - 1)^2 + (size - o) m^2``, ``o`` the
+    overlap; divided by ``S``. Equal sizes give the unweighted loss.
     """
-    p = masks.shape[-1]
-    ones = torch.round(areas * p).long()
-    pos = torch.arange(p, device=masks.device)
-    ref = (pos[None] >= (p - ones)[:, None]).to(masks.dtype)
-    return ((torch.sort(masks, dim=-1).values - ref) ** 2).mean(-1)
+    if sizes is None:
+        p = masks.shape[-1]
+        ones = torch.round(areas * p).long()
+        pos = torch.arange(p, device=masks.device)
+        ref = (pos[None] >= (p - ones)[:, None]).to(masks.dtype)
+        return ((torch.sort(masks, dim=-1).values - ref) ** 2).mean(-1)
+    vals, idx = torch.sort(masks, dim=-1)
+    w = torch.gather(sizes.to(masks.dtype).expand_as(masks), -1, idx)
+    total = w.sum(-1, keepdim=True)
+    hi = w.cumsum(-1)
+    start = total - torch.round(areas[:, None] * total)  # pixel ranks >= start are ones
+    o = (hi - torch.maximum(hi - w, start)).clamp_min(0.0)
+    return (o * (vals - 1.0) ** 2 + (w - o) * vals**2).sum(-1) / total[:, 0].clamp_min(1e-300)
 
 
 @register
 class ExtremalPerturbation(Method):
     """Extremal perturbations: smooth masks of fixed areas that keep (or delete) the output.
 
-    For each area a smooth low-resolution mask is optimised with Adam against the output of
-    the masked image (blurred outside the mask) plus the ranking-based area loss. Returns the
+    For each area a smooth low-resolution mask is optimised (SGD with momentum, or Adam)
+    against the output of the masked image (blurred outside the mask) plus the ranking-based area loss. Returns the
     sum of the masks over areas as an input-shaped map; masks and region order in ``extra``.
 
     Args:
@@ -230,6 +247,9 @@ class ExtremalPerturbation(Method):
             def make_mask(p: torch.Tensor) -> torch.Tensor:
                 return torch.sigmoid(p)
 
+        # pixels per mask column: areas are fractions of the image, also with unequal groups
+        col_sizes = (None if info.dense
+                     else player_sizes(fg, info).repeat_interleave(k_points, 0))
         theta.requires_grad_(True)
         opt: torch.optim.Optimizer = (
             torch.optim.SGD([theta], lr=float(self.lr), momentum=0.9) if self.optimizer == "sgd"
@@ -283,7 +303,8 @@ class ExtremalPerturbation(Method):
             ramp = min(1.0, (step + 1) / max(1.0, 0.5 * steps))  # area weight: 0 -> full at half
             opt.zero_grad()
             n_cols = mcols.shape[-1]  # area loss summed over columns (mean x N), per mask
-            reg = weight * ramp * n_cols * area_loss(mcols, area_vec.repeat(b_count)).sum()
+            reg = weight * ramp * n_cols * area_loss(mcols, area_vec.repeat(b_count),
+                                                     col_sizes).sum()
             loss = (mcols * g_loss).sum() + reg
             (grad_theta,) = torch.autograd.grad(loss, theta)
             theta.grad = grad_theta

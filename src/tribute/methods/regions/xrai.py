@@ -2,10 +2,11 @@
 
 1. **Attribution**: integrated gradients of the explained output with the game's baseline
    (:func:`tribute.methods.integrated.integrate_mask_gradients`, Gauss-Legendre nodes, counted
-   through the game like every gradient point), summed over channels per pixel. The paper
-   averages the IG of a black and a white baseline; here the baseline is the game's removal
-   value (pass ``baseline=`` to :func:`tribute.explain`), so XRAI ranks regions for the same
-   game every other method explains.
+   through the game like every gradient point), summed over channels per pixel (the
+   reference implementation, PAIR ``saliency``, takes the channel maximum; the sum keeps IG's
+   completeness per region). The paper averages the IG of a black and a white baseline; here
+   the baseline is the game's removal value (pass ``baseline=`` to :func:`tribute.explain`),
+   so XRAI ranks regions for the same game every other method explains.
 2. **Over-segmentation**: Felzenszwalb-Huttenlocher segments (:mod:`.segmentation`) at the
    paper's scales ``k = 50, 100, 150, 250, 500, 1200`` (skimage's convention: images scaled
    to ``[-1, 1]``, ``k / 255`` in colour units), ``sigma = 0.8``; the pre-blur, the minimum
@@ -19,11 +20,13 @@
    ``min_new`` new pixels are dropped (the paper's ``min_pixel_diff``, 50 / 224^2).
 
 Result: a pixel map (input-shaped, the same value over channels) in which every pixel holds
-the gain (IG density) of the region that added it, so sorting pixels by value reproduces the
-region order; ``Attribution.extra["region_rank"]`` (``batch x targets x H x W`` for dense
-games, ``batch x targets x players`` for grouped ones) gives each pixel's region position
-(0 = the most important region) and ``extra["n_regions"]`` the number of regions per sample
-and target.
+the gain (IG density) of the region that added it; ``Attribution.extra["region_rank"]``
+(``batch x targets x H x W`` for dense games, ``batch x targets x players`` for grouped ones)
+gives each pixel's region position by decreasing gain (0 = the densest region; ties in the
+order added; the uncovered rest last), as the reference implementation ranks them, so sorting
+the added regions' pixels by value reproduces the rank. The greedy may add a region before a
+denser one (its low-attribution pixels were covered first), so the rank is not the order of
+addition. ``extra["n_regions"]`` holds the number of regions per sample and target.
 """
 
 from __future__ import annotations
