@@ -409,6 +409,12 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
     def build() -> Subject:
         m = source.build()
         ds = load_dataset(data, data_key, multi=False)
+        if ds.frame is not None:  # its arrays hold category codes, which the model never saw
+            text = [str(c) for c, dt in ds.frame.dtypes.items() if dt.kind not in "biuf"]
+            raise InputError(
+                f"--data {data!r} has text/categorical column(s) {text[:8]}; the explorer shows numeric "
+                "tables. Encode them as numbers first, or explain the table with `tribute explain "
+                "--data ... --baseline background:ROWS.csv`.")
         if len(ds.arrays) != 1:
             raise InputError(f"--data {data!r} holds {len(ds.arrays)} arrays; the explorer "
                              "explains single-input models (name one array with --data-key).")
