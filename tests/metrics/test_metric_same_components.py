@@ -51,3 +51,18 @@ def test_the_same_heads_named_by_another_path_are_accepted() -> None:
     res = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, "0.attn", unit="head"),
                            progress=False)
     np.testing.assert_allclose(res.scores, 0.0, atol=1e-12)
+
+
+def test_an_sae_with_other_weights_at_the_same_module_is_refused() -> None:
+    # same module, kind, name and width, another training run: deletion 0.0902 was scored for
+    # credits whose own score is 0.0899, silently (rev34d)
+    net, x = _net(), torch.randn(3, 6, dtype=torch.float64)
+    torch.manual_seed(1)
+    a = _sae("1")
+    torch.manual_seed(2)
+    b = _sae("1")
+    attr = tribute.explain(net, x, method="feature_ablation", players=tribute.components(net, sae=a), target=1,
+                           progress=False)
+    with pytest.raises(InputError, match=r"component site 0 hooks 'sae@1\|"):
+        tribute.evaluate(net, x, attr, metric="deletion", players=tribute.components(net, sae=b), progress=False)
+    tribute.evaluate(net, x, attr, metric="deletion", players=tribute.components(net, sae=a), progress=False)

@@ -42,6 +42,7 @@ removed in ``finally``; the user's model is never modified (the wrapper only ref
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -138,6 +139,20 @@ class _Splice(torch.nn.Module):
         return new
 
 
+def _weights_digest(splice: torch.nn.Module) -> str:
+    """A short sha1 of the encoder's and decoder's parameters and buffers (bytes as stored, so
+    bfloat16 too); "" when both are plain callables (nothing to fingerprint)."""
+    tensors = [t for part in ("encoder", "decoder") if isinstance(getattr(splice, part, None), torch.nn.Module)
+               for t in (*getattr(splice, part).parameters(), *getattr(splice, part).buffers())]
+    if not tensors:
+        return ""
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 class _Spliced(torch.nn.Module):
     """``model`` with the SAE spliced in at ``sae.at`` for the duration of each forward pass."""
 
@@ -191,11 +206,12 @@ class SAEGame(ComponentGame):
         return site.name if site.unit == "head" else f"{site.name} latent {j}"
 
     def site_keys(self) -> list[str]:
-        """:meth:`ComponentGame.site_keys` with the SAE's module and kind: SAEs of one name and
-        width at two modules have the same player names but other latents."""
+        """:meth:`ComponentGame.site_keys` with the SAE's module, kind and a digest of its
+        weights: SAEs of one name and width at two modules, or retrained at one, have the same
+        player names but other latents."""
         wrapper = self.module
         assert isinstance(wrapper, _Spliced)
-        where = f"sae@{wrapper.sae.at}|{wrapper.sae.kind}|"
+        where = f"sae@{wrapper.sae.at}|{wrapper.sae.kind}|{_weights_digest(wrapper.sae)}|"
         return [where + k for k in super().site_keys()]
 
     def _user_model(self) -> tuple[torch.nn.Module, str]:
