@@ -66,3 +66,30 @@ def test_an_sae_with_other_weights_at_the_same_module_is_refused() -> None:
     with pytest.raises(InputError, match=r"component site 0 hooks 'sae@1\|"):
         tribute.evaluate(net, x, attr, metric="deletion", players=tribute.components(net, sae=b), progress=False)
     tribute.evaluate(net, x, attr, metric="deletion", players=tribute.components(net, sae=a), progress=False)
+
+
+def test_an_sae_given_as_bound_methods_is_fingerprinted_too() -> None:
+    # SAELens-style tribute.SAE(sae.encode, sae.decode): the digest was empty, so a retrained
+    # SAE at the same module passed (rev34e)
+    class Holder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dec = torch.nn.Linear(5, 4).double(), torch.nn.Linear(4, 5).double()
+
+        def encode(self, a: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.enc(a))
+
+        def decode(self, z: torch.Tensor) -> torch.Tensor:
+            return self.dec(z)
+
+    net, x = _net(), torch.randn(3, 6, dtype=torch.float64)
+    torch.manual_seed(1)
+    h1 = Holder()
+    torch.manual_seed(2)
+    h2 = Holder()
+    a, b = tribute.SAE(h1.encode, h1.decode, at="1"), tribute.SAE(h2.encode, h2.decode, at="1")
+    attr = tribute.explain(net, x, method="feature_ablation", players=tribute.components(net, sae=a), target=1,
+                           progress=False)
+    with pytest.raises(InputError, match=r"component site 0 hooks 'sae@1\|"):
+        tribute.evaluate(net, x, attr, metric="deletion", players=tribute.components(net, sae=b), progress=False)
+    tribute.evaluate(net, x, attr, metric="deletion", players=tribute.components(net, sae=a), progress=False)

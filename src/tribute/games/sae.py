@@ -139,11 +139,26 @@ class _Splice(torch.nn.Module):
         return new
 
 
+def _module_behind(fn: Any) -> torch.nn.Module | None:
+    """The module a callable computes with: itself, the module of a bound method (SAELens'
+    ``sae.encode``), or of a ``functools.partial`` of one; None for a plain function."""
+    for obj in (fn, getattr(fn, "__self__", None), getattr(getattr(fn, "func", None), "__self__", None)):
+        if isinstance(obj, torch.nn.Module):
+            return obj
+    return None
+
+
 def _weights_digest(splice: torch.nn.Module) -> str:
     """A short sha1 of the encoder's and decoder's parameters and buffers (bytes as stored, so
-    bfloat16 too); "" when both are plain callables (nothing to fingerprint)."""
-    tensors = [t for part in ("encoder", "decoder") if isinstance(getattr(splice, part, None), torch.nn.Module)
-               for t in (*getattr(splice, part).parameters(), *getattr(splice, part).buffers())]
+    bfloat16 too; one module behind both is read once); "" when both are plain functions
+    (nothing to fingerprint). About 1.4 s per GB of weights."""
+    fns = getattr(splice, "_fns", ())
+    modules: list[torch.nn.Module] = []
+    for fn in fns:
+        mod = _module_behind(fn)
+        if mod is not None and all(mod is not m for m in modules):
+            modules.append(mod)
+    tensors = [t for mod in modules for t in (*mod.parameters(), *mod.buffers())]
     if not tensors:
         return ""
     h = hashlib.sha1()

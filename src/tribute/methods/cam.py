@@ -148,7 +148,7 @@ class _CAMBase(Method):
         def on_chunk(act: torch.Tensor, grad: torch.Tensor, b: torch.Tensor) -> None:
             if act.shape[0] != b.shape[0]:
                 raise UnsupportedModelError(
-                    f"{self.name}: layer {self.layer or 'the last Conv2d'!r} sees {act.shape[0]} rows for {b.shape[0]} "
+                    f"{self.name}: layer {repr(self.layer) if self.layer else '(the last Conv2d)'} sees {act.shape[0]} rows for {b.shape[0]} "
                     "input rows (the model reshapes its batch, e.g. into cells or patches), so its "
                     "maps cannot be assigned to inputs; use 'integrated_gradients' or 'occlusion'."
                 )

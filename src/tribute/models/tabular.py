@@ -155,6 +155,15 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     if missing:  # the codec reads every frame's text columns (a bare KeyError before)
         raise InputError(f"baseline lacks column(s) {missing[:8]} of the inputs; give it the "
                          "inputs' columns (a row, one per sample, or tribute.Background(df)).")
+    if len(frames) > 1:  # numbers (category codes?) where the inputs hold text: no category of theirs
+        as_numbers = [c for c in _non_numeric(inputs) if c not in _non_numeric(frames[1])
+                      and bool(frames[1][c].notna().any())]
+        if as_numbers:
+            raise InputError(
+                f"baseline column(s) {as_numbers[:8]} hold numbers where the inputs hold text/categories "
+                "(category codes?); a removed feature needs a value of its own column. Give the "
+                "baseline's text columns as the inputs' categories (e.g. 'red'): a row, one per "
+                "sample, or tribute.Background(df).")
     codec = CategoricalCodec(frames, list(inputs.columns))
     enc_inputs = codec.encode(inputs, "inputs")
     if _is_frame(base) or _is_series(base):

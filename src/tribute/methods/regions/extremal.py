@@ -100,7 +100,9 @@ def area_loss(masks: torch.Tensor, areas: torch.Tensor,
     vector holds each column's value ``sizes`` times, so ``a`` is a fraction of the pixels, not
     of the columns: a column spanning ranks ``[lo, hi)`` of the ``S = sum(sizes)`` pixels
     whose last ``round(a S)`` are ones costs ``o (m - 1)^2 + (size - o) m^2``, ``o`` the
-    overlap; divided by ``S``. Equal sizes give the unweighted loss.
+    overlap; divided by ``S``. Equal sizes give the unweighted loss when ``a * P`` is a whole
+    number; otherwise the target ends inside a column (a fraction of its pixels), where the
+    unweighted loss rounded to whole players.
     """
     if sizes is None:
         p = masks.shape[-1]
