@@ -778,7 +778,7 @@ with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
     print("loaded at start", METHODS._loaded, METRICS._loaded)
     first = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "method": "saliency"})
     second = c.post("/api/jobs", json={"kind": "explain", "subject": "tiny", "method": "deeplift"})
-    print("second", second.status_code, second.json().get("error"))
+    print("second", second.status_code, "not a feature method" in str(second.json().get("error")))
 '''
 
 
@@ -796,7 +796,9 @@ def test_the_registries_are_loaded_before_the_first_request(tmp_path: Path) -> N
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "loaded at start True True" in out.stdout, out.stdout
-    assert "second 202 None" in out.stdout or "second 200 None" in out.stdout, out.stdout
+    # accepted (202), or already finished (200: deeplift then refuses this subject's own
+    # parametrised module, a job error that depends on timing), never the registry's 400
+    assert "second 202 False" in out.stdout or "second 200 False" in out.stdout, out.stdout
 
 
 def test_a_job_waiting_for_its_subject_says_so_and_can_be_cancelled() -> None:
