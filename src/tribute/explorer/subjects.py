@@ -399,6 +399,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
     """A subject from the command line: a factory spec, safetensors weights and a data file."""
     from ..jobs.data import load_dataset
     from ..jobs.model import ModelSource
+    from ..models.tabular import text_columns
 
     if data is None:
         raise InputError("--data is required with --model (the inputs to explain: .npy, .npz, "
@@ -410,7 +411,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         m = source.build()
         ds = load_dataset(data, data_key, multi=False)
         if ds.frame is not None:  # its arrays hold category codes, which the model never saw
-            text = [str(c) for c, dt in ds.frame.dtypes.items() if dt.kind not in "biuf"]
+            text = [str(c) for c in text_columns(ds.frame)]
             raise InputError(
                 f"--data {data!r} has text/categorical column(s) {text[:8]}; the explorer shows numeric "
                 "tables. Encode them as numbers first, or explain the table with `tribute explain "

@@ -206,11 +206,11 @@ def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> Non
     if base is DEFAULT_BASELINE and not get_method(method).reads_baseline(explain_kwargs):
         return  # the method reads no removal value (tree_shap's path-dependent game)
     if isinstance(base, (int, float, np.integer, np.floating)):  # True/False too: no category
-        from .data import _text_columns
+        from ..models.tabular import text_columns
 
         raise InputError(
             f"baseline={float(base)!r} cannot stand for a category of column(s) "
-            f"{sorted(map(str, _text_columns(ds.frame)))[:8]}: removed features need values of their "
+            f"{sorted(map(str, text_columns(ds.frame)))[:8]}: removed features need values of their "
             "own columns. Give the baseline as a DataFrame row with the same columns, or "
             "tribute.Background(df) for the expectation over a background set (on the command "
             "line: --baseline background:ROWS.csv).")

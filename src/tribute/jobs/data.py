@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..models.tabular import text_columns
 
 __all__ = ["Dataset", "as_dataset", "check_columns", "check_finite", "fingerprint_arrays", "load_array", "load_dataset",
            "not_a_numpy_file", "npz_keys"]
@@ -150,7 +151,7 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
         return load_dataset(data)
     if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a pandas DataFrame
         frame_cols = tuple(str(c) for c in data.columns)
-        if _text_columns(data):
+        if text_columns(data):
             return _table_dataset(data, name, "<DataFrame>", frame_cols)
         try:
             arr = data.to_numpy(dtype=np.float64)
@@ -410,7 +411,7 @@ def _load_table(p: Path) -> Dataset:
         raise InputError(f"data: {str(p)!r} has no columns.")
     if frame.shape[0] == 0:
         raise InputError(f"data: {str(p)!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
-    if _text_columns(frame):  # strings / categories: the model (a pipeline) takes the table itself
+    if text_columns(frame):  # strings / categories: the model (a pipeline) takes the table itself
         names = None if headerless else tuple(str(c) for c in frame.columns)
         return _table_dataset(frame, "data", str(p), names)
     bad = [str(c) for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c])
@@ -441,14 +442,6 @@ _TEXT_JOB = (
     "tribute.explain(model, texts, tokenizer=...) on batches of texts.")
 
 
-def _text_columns(frame: Any) -> list[Any]:
-    """Columns of a DataFrame that are neither numbers nor bools (strings, categories, ...)."""
-    import pandas as pd
-
-    return [c for c, dt in frame.dtypes.items()
-            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
-
-
 def _table_dataset(frame: Any, name: str, source: str, columns: tuple[str, ...] | None) -> Dataset:
     """A table with text/categorical columns: the model (a scikit-learn pipeline or a function
     of DataFrames) receives each shard's rows as a DataFrame, as :func:`tribute.explain` takes
@@ -456,7 +449,7 @@ def _table_dataset(frame: Any, name: str, source: str, columns: tuple[str, ...] 
     codes in order of first appearance, a missing value as NaN) for the row count, shapes,
     missing-value check and, with the categories, the fingerprint."""
     codes = np.empty(frame.shape, dtype=np.float64)
-    text = _text_columns(frame)
+    text = text_columns(frame)
     for j, c in enumerate(frame.columns):
         col = frame.iloc[:, j]
         if c in text:
@@ -483,7 +476,7 @@ def _frame_categories(frame: Any) -> dict[str, Any]:
     """Per text/categorical column: its dtype and values in order of first appearance (with the
     codes in ``Dataset.arrays``, the table's exact content)."""
     out: dict[str, Any] = {}
-    for c in _text_columns(frame):
+    for c in text_columns(frame):
         col = frame[c]
         out[str(c)] = {"dtype": str(col.dtype), "values": [str(v) for v in _factorize(col)[1]]}
     return out
@@ -553,10 +546,10 @@ def check_columns(ds: Dataset, model: Any) -> None:
     import torch
 
     if ds.frame is not None and isinstance(model, torch.nn.Module):
-        text = [str(c) for c in _text_columns(ds.frame)]
+        text = [str(c) for c in text_columns(ds.frame)]
         raise InputError(
             f"data: {ds.source} has non-numeric column(s) {text[:10]} (dtypes "
-            f"{sorted({str(ds.frame[c].dtype) for c in _text_columns(ds.frame)})}), and a torch "
+            f"{sorted({str(ds.frame[c].dtype) for c in text_columns(ds.frame)})}), and a torch "
             f"{type(model).__name__} takes numbers: encode them as numbers (e.g. one-hot) or drop "
             "them, or explain a model that takes the table (a scikit-learn pipeline that encodes "
             "them). Nothing was written.")

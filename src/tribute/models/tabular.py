@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["CategoricalCodec", "from_polars", "prepare_categorical"]
+__all__ = ["CategoricalCodec", "from_polars", "prepare_categorical", "text_columns"]
 
 
 def _is_frame(x: Any) -> bool:
@@ -33,7 +33,10 @@ def _is_series(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and type(x).__name__ == "Series"
 
 
-def _non_numeric(frame: Any) -> list[str]:
+def text_columns(frame: Any) -> list[Any]:
+    """Columns of a DataFrame that are neither numbers nor bools (strings, categories, ...): the
+    ones a codec encodes and a number cannot stand for. One definition for tribute (explain,
+    dataset jobs, the explorer)."""
     import pandas as pd
 
     return [c for c, dt in frame.dtypes.items()
@@ -53,7 +56,7 @@ class CategoricalCodec:
 
         self.columns = list(columns)
         self.dtypes = {c: frames[0][c].dtype for c in self.columns}
-        self.categorical = _non_numeric(frames[0])
+        self.categorical = text_columns(frames[0])
         self.categories: dict[Any, list[Any]] = {}
         for c in self.categorical:
             seen: dict[Any, None] = {}
@@ -119,7 +122,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
 
     Returns ``(adapter, inputs, baseline)`` unchanged when ``inputs`` is not such a DataFrame.
     """
-    if not _is_frame(inputs) or not _non_numeric(inputs):
+    if not _is_frame(inputs) or not text_columns(inputs):
         return adapter, inputs, baseline
     if getattr(adapter, "framework", None) != "numpy" or not hasattr(adapter, "fn"):
         raise InputError(
@@ -138,7 +141,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     elif _is_series(base):
         frames.append(base.to_frame().T)
     elif isinstance(base, (int, float, np.number)) and not getattr(type(base), "removal_unread", False):
-        cats = _non_numeric(inputs)
+        cats = text_columns(inputs)
         raise InputError(
             f"baseline={float(base)!r} cannot stand for a category of column(s) {cats[:8]}: removed "
             "features need values of their own columns (it was read as the category met first in "
@@ -156,7 +159,7 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
         raise InputError(f"baseline lacks column(s) {missing[:8]} of the inputs; give it the "
                          "inputs' columns (a row, one per sample, or tribute.Background(df)).")
     if len(frames) > 1:  # numbers (category codes?) where the inputs hold text: no category of theirs
-        as_numbers = [c for c in _non_numeric(inputs) if c not in _non_numeric(frames[1])
+        as_numbers = [c for c in text_columns(inputs) if c not in text_columns(frames[1])
                       and bool(frames[1][c].notna().any())]
         if as_numbers:
             raise InputError(
