@@ -21,3 +21,21 @@ def test_one_player_gets_the_whole_gap(target_precision: float | None) -> None:
         attr = tribute.explain(f, np.array([[2.0], [3.0]]), method="kernel_shap", baseline=0.0, budget=10,
                                target_precision=target_precision)
     np.testing.assert_allclose(np.asarray(attr.values).ravel(), [4.0, 9.0])
+
+
+@pytest.mark.parametrize("n_players", [1, 2])
+@pytest.mark.parametrize("target_precision", [None, 0.01])
+def test_enumerated_games_of_one_or_two_players_report_zero_stderr(n_players: int,
+                                                                    target_precision: float | None) -> None:
+    # stop 35: every coalition was enumerated (values exact) but the standard errors were NaN
+    # (no residual degrees of freedom); exact budgets report 0, as from 3 players on
+    def f(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return np.tanh(x.sum(1)) + x[:, 0] * x[:, -1]
+
+    x = np.array([[0.5, -1.0], [2.0, 0.3]])[:, :n_players]
+    attr = tribute.explain(f, x, method="kernel_shap", baseline=0.0, target_precision=target_precision)
+    exact = tribute.explain(f, x, method="exact_shapley", baseline=0.0)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(exact.values), atol=1e-12)
+    assert attr.stderr is not None
+    np.testing.assert_array_equal(np.asarray(attr.stderr), 0.0)

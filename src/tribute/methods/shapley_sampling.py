@@ -509,6 +509,8 @@ def _stderr(masks: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
         if warn:
             warn_undefined("kernel_shap", *undefined)
         return nan
+    if not steps:  # every coalition enumerated (1 or 2 players: no residual dof, nothing sampled)
+        return torch.zeros(b_count, t_count, n, dtype=torch.float64)
     var = torch.zeros(b_count, t_count, n, dtype=torch.float64)
     welch = torch.zeros(b_count, t_count, n, dtype=torch.float64)  # sum_h V_h^2 / dof_h
     singles: list[torch.Tensor] = []
