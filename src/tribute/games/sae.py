@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, UnsupportedModelError
+from ..errors import InputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike
 from ._hooks import Site
@@ -112,16 +112,30 @@ class _Splice(torch.nn.Module):
         self.kind = sae.kind
         self.at = sae.at
 
+    def _call(self, which: str, fn: Callable[[torch.Tensor], Any], arg: torch.Tensor, what: str) -> Any:
+        """``fn(arg)``; a failure inside it (a width mismatch, say) names the SAE, the call and the shape."""
+        try:
+            return fn(arg)
+        except TributeError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:
+            raise UnsupportedModelError(
+                f"SAE at {self.at!r}: the {which} failed on {what} of shape {tuple(arg.shape)} "
+                f"({type(e).__name__}: {e}). Check that the SAE was trained for this module"
+                f"{' (a transcoder reads its first input)' if self.kind == 'transcoder' and which == 'encoder' else ''}."
+            ) from e
+
     def _code(self, read: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         enc, dec = self._fns
-        z = enc(read)
+        src = "the module's first input" if self.kind == "transcoder" else "the module's output"
+        z = self._call("encoder", enc, read, src)
         if not isinstance(z, torch.Tensor):
             raise UnsupportedModelError(f"SAE at {self.at!r}: the encoder returned {type(z).__name__}, not a tensor.")
-        if z.ndim < 2 or z.shape[0] != read.shape[0]:
+        if z.ndim < 2 or z.shape[0] != read.shape[0] or z.shape[-1] == 0:
             raise UnsupportedModelError(
                 f"SAE at {self.at!r}: the encoder maps {tuple(read.shape)} to {tuple(z.shape)}; latents must "
-                "keep the batch axis first (batch x ... x d_sae).")
-        rec = dec(z)
+                "keep the batch axis first and have at least one feature last (batch x ... x d_sae, d_sae >= 1).")
+        rec = self._call("decoder", dec, z, "the latents")
         return z, rec
 
     def splice(self, read: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -131,10 +145,14 @@ class _Splice(torch.nn.Module):
             raise UnsupportedModelError(
                 f"SAE at {self.at!r}: the decoder returns {shape} but the module outputs {tuple(out.shape)}; "
                 "the decoder must reconstruct the module's output.")
+        if rec.dtype != out.dtype:
+            raise UnsupportedModelError(
+                f"SAE at {self.at!r}: the decoder returns {rec.dtype} but the module outputs {out.dtype} "
+                f"(shape {tuple(out.shape)}); cast the SAE to the model's dtype (e.g. sae_module.to({out.dtype})).")
         err = out - rec
         z2 = self.latents(z)
         e2 = self.error(err)
-        rec2: torch.Tensor = rec if z2 is z else self._fns[1](z2)
+        rec2: torch.Tensor = rec if z2 is z else self._call("decoder", self._fns[1], z2, "the edited latents")
         new: torch.Tensor = out + (rec2 - rec) + (e2 - err)
         return new
 
@@ -176,6 +194,9 @@ class _Spliced(torch.nn.Module):
         self.model = model
         self.sae = _Splice(sae)
         self._at = (get_module(model, sae.at),)  # a tuple: not registered twice as a child
+        # run the splice before the hooks already on ``at`` (set while GradDrop hooks that very
+        # module: its detach must see the spliced output, so the latents are the layer's nodes)
+        self.splice_first = False
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         splice = self.sae
@@ -197,7 +218,7 @@ class _Spliced(torch.nn.Module):
                 return new
             return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
 
-        handle = self._at[0].register_forward_hook(hook)
+        handle = self._at[0].register_forward_hook(hook, prepend=self.splice_first)
         try:
             return self.model(*args, **kwargs)
         finally:
@@ -249,10 +270,23 @@ class SAEGame(ComponentGame):
             "pass layers=[...] (module paths of the residual blocks) to the method.")
 
     def graddrop_gradients(self, layers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        model, _ = self._user_model()
-        get = [get_module(model, p) for p in layers]  # user paths; clear error when one is wrong
-        del get
-        return super().graddrop_gradients([f"model.{p}" for p in layers])
+        """GradDrop rows (see :meth:`ComponentGame.graddrop_gradients`) on the user's layer paths.
+
+        When the SAE sits at one of the layers (a residual-stream SAE at ``blocks.3``), its
+        latents are that layer's nodes, as the layer's units are: dropping the layer gives them
+        no gradient (the splice runs before the GradDrop hook; it ran after, and the latents'
+        own-layer term was plain AtP, inflating credits by up to ``L / (L - 1)``).
+        """
+        model, at = self._user_model()
+        mods = [get_module(model, p) for p in layers]  # user paths; clear error when one is wrong
+        wrapper = self.module
+        assert isinstance(wrapper, _Spliced)
+        at_module = get_module(model, at)
+        wrapper.splice_first = any(m is at_module for m in mods)
+        try:
+            return super().graddrop_gradients([f"model.{p}" for p in layers])
+        finally:
+            wrapper.splice_first = False
 
 
 class SAEComponentSet(ComponentSet):
