@@ -77,7 +77,7 @@ def test_image_of_superpixel_credits_draws_each_group_on_its_pixels() -> None:
         np.testing.assert_allclose(d, expected)
     # players that are not input elements are not pixels
     tab = Attribution(values=np.ones((1, 16)), method="m", layout=Layout(input_shapes=((16,),)))
-    with pytest.raises(ValueError, match="not pixels.*bar"):
+    with pytest.raises(ValueError, match=r"not pixels.*bar"):
         viz.image(tab)
 
 
@@ -106,7 +106,7 @@ def test_bar_labels_of_zero_credits_stay_inside_the_axes(vals: list[float]) -> N
         warnings.simplefilter("error")  # the layout collapsed ("axes sizes collapsed to zero")
         viz.to_png_bytes(fig, close=False)
     lo, hi = ax.get_xlim()
-    zero_label = [t for t in ax.texts if t.get_text() == "+0"][0]
+    zero_label = next(t for t in ax.texts if t.get_text() == "+0")
     assert lo < zero_label.get_position()[0] < hi
 
 
@@ -135,7 +135,12 @@ def test_report_gallery_colour_bar_reads_the_rescaled_numbers(monkeypatch: pytes
     run = SimpleNamespace(status="ok", flat=flat, method="m", reference=False)
     result = SimpleNamespace(all_methods=lambda: ["m"], run_of=lambda case_name, meth: run)
     shown: list[Any] = []
-    monkeypatch.setattr(report, "_img", lambda fig, alt, caption="", cls="": shown.append(fig) or {})
+
+    def keep(fig: Any, alt: str, caption: str = "", cls: str = "") -> dict[str, str]:
+        shown.append(fig)
+        return {}
+
+    monkeypatch.setattr(report, "_img", keep)
     report._gallery(result, case)  # type: ignore[arg-type]
     fig = shown[0]
     summed = maps.sum(1)

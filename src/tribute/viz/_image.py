@@ -99,7 +99,7 @@ def _one_map(obj: Any, name: str, func: str) -> np.ndarray:
             f"{func}: {name} holds {maps.shape[0]} samples (maps of shape {maps.shape}); plot "
             f"one with attr.plot(index=i), or all of them with image_grid"
         )
-    return maps[0]
+    return np.asarray(maps[0])
 
 
 def _display_image(img: Any, name: str) -> np.ndarray:
