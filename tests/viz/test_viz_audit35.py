@@ -155,3 +155,18 @@ def test_report_gallery_colour_bar_reads_the_rescaled_numbers(monkeypatch: pytes
     labels = [ax.get_ylabel() for ax in fig.axes if not ax.images and ax.get_ylabel()]
     # the colour bar says its ticks are rescaled credits, not credits
     assert labels and all("99.5th percentile" in s for s in labels), labels
+
+
+def test_underlay_of_three_channels_of_4x4_is_read_channels_first() -> None:
+    # (3, 4, 4) is either 3 channels of 4x4 or a 3x4 image with 4 channels; the map is 4x4, so
+    # it is the former (was: read as 3x4 RGBA and refused, "spatial shape (3, 4)")
+    rgb = np.zeros((3, 4, 4))
+    rgb[0] = 1.0  # pure red
+    m = np.eye(4)
+    fig = viz.image(m, rgb)
+    under = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_allclose(under, np.full((4, 4), 0.299))  # red's luma, every pixel
+    fig = viz.image_grid({"m": m[None]}, images=rgb[None])
+    shown = np.asarray(fig.axes[0].images[0].get_array())  # the input column, in colour
+    np.testing.assert_allclose(shown[..., 0], 1.0)
+    np.testing.assert_allclose(shown[..., 1:], 0.0)

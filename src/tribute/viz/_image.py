@@ -102,10 +102,16 @@ def _one_map(obj: Any, name: str, func: str) -> np.ndarray:
     return np.asarray(maps[0])
 
 
-def _display_image(img: Any, name: str) -> np.ndarray:
+def _same_aspect(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[0] * b[1]
+
+
+def _display_image(img: Any, name: str, hw: tuple[int, ...] | None = None) -> np.ndarray:
     """An underlay as ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1].
 
     Accepts ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in 1, 3, 4 (alpha dropped).
+    When both readings are possible (``(3, 4, 4)``: 3 channels of 4x4, or 3x4 with 4
+    channels) the one whose spatial shape fits the map's ``hw`` is taken.
     Values in [0, 1] are kept, values in [0, 255] are divided by 255, anything else
     (e.g. mean/std-normalised inputs) is min-max scaled.
     """
@@ -113,7 +119,10 @@ def _display_image(img: Any, name: str) -> np.ndarray:
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 3:
-        if a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        first, last = a.shape[0] in (1, 3, 4), a.shape[-1] in (1, 3, 4)
+        if first and last and hw is not None:  # ambiguous: the reading that fits the map
+            last = _same_aspect(a.shape[:2], hw) or not _same_aspect(a.shape[1:], hw)
+        if first and not last:
             a = np.moveaxis(a, 0, -1)
         if a.shape[-1] not in (1, 3, 4):
             raise ValueError(
@@ -253,7 +262,7 @@ def image(
     m = _reduce_map(_one_map(attr, "attr", "image"), "attr", signed)
     underlay = None
     if image is not None:
-        underlay = _display_image(image, "image")
+        underlay = _display_image(image, "image", m.shape)
         _check_aspect(underlay, m.shape, "image", "attr")
     limits = _limits([m], signed, percentile)
     cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
@@ -284,7 +293,9 @@ def _batch(obj: Any, name: str) -> list[np.ndarray]:
     )
 
 
-def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
+def _images_per_cell(
+    images: Any, n: int, what: str, hw: tuple[int, ...] | None = None
+) -> list[np.ndarray | None]:
     """``n`` underlays from a list, a batch array, or one image shared by all."""
     if images is None:
         return [None] * n
@@ -294,7 +305,7 @@ def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
                 f"image_grid: images has {len(images)} entries but there are {n} {what}"
             )
         return [
-            None if im is None else _display_image(im, f"images[{i}]")
+            None if im is None else _display_image(im, f"images[{i}]", hw)
             for i, im in enumerate(images)
         ]
     a = _as_array(images, "images")
@@ -304,8 +315,8 @@ def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
             raise ValueError(
                 f"image_grid: images has {a.shape[0]} entries but there are {n} {what}"
             )
-        return [_display_image(im, f"images[{i}]") for i, im in enumerate(a)]
-    one = _display_image(a, "images")
+        return [_display_image(im, f"images[{i}]", hw) for i, im in enumerate(a)]
+    one = _display_image(a, "images", hw)
     return [one] * n
 
 
@@ -440,13 +451,14 @@ def image_grid(
         for i, row in enumerate(grid)
     ]
     under_grid: list[list[np.ndarray | None]]
+    hw = next((m.shape for row in reduced for m in row if m is not None), None)
     if flat:  # one underlay per panel, in reading order
         n_cells = sum(m is not None for row in reduced for m in row)
-        unders = _images_per_cell(images, n_cells, "maps")
+        unders = _images_per_cell(images, n_cells, "maps", hw)
         unders += [None] * (nrows * nmaps - n_cells)
         under_grid = [unders[i * nmaps : (i + 1) * nmaps] for i in range(nrows)]
     else:  # one underlay per row (sample)
-        unders = _images_per_cell(images, nrows, "rows")
+        unders = _images_per_cell(images, nrows, "rows", hw)
         under_grid = [[unders[i]] * nmaps for i in range(nrows)]
     for i, row in enumerate(reduced):
         for j, m in enumerate(row):
