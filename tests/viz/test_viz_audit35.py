@@ -170,3 +170,30 @@ def test_underlay_of_three_channels_of_4x4_is_read_channels_first() -> None:
     shown = np.asarray(fig.axes[0].images[0].get_array())  # the input column, in colour
     np.testing.assert_allclose(shown[..., 0], 1.0)
     np.testing.assert_allclose(shown[..., 1:], 0.0)
+
+
+def test_report_tabular_gallery_without_feature_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from tribute.bench import report
+
+    # a data set without names gives feature_names=[] (suites: list(ds.feature_names or []));
+    # the gallery refused it ("names has 0 entries") and the whole report failed
+    flat = np.array([[[1.0, -2.0, 0.5]], [[3.0, 2.0, -0.5]]])
+    case = SimpleNamespace(name="tab", modality="tabular", n_samples=2, n_players=3, groups=None,
+                           feature_names=[], ground_truth=None, tokens=None)
+    run = SimpleNamespace(status="ok", flat=flat, method="m", reference=False)
+    result = SimpleNamespace(all_methods=lambda: ["m"], run_of=lambda case_name, meth: run)
+    shown: list[Any] = []
+
+    def keep(fig: Any, alt: str, caption: str = "", cls: str = "") -> dict[str, str]:
+        shown.append(fig)
+        return {}
+
+    monkeypatch.setattr(report, "_img", keep)
+    report._gallery(result, case)  # type: ignore[arg-type]
+    ax = shown[0].axes[0]
+    name_at = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    bars = {name_at[round(p.get_y() + p.get_height() / 2)]: p.get_width()
+            for p in ax.patches if isinstance(p, Rectangle)}
+    assert bars == {"feature 0": 2.0, "feature 1": 2.0, "feature 2": 0.5}  # mean |credit|

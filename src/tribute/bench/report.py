@@ -247,7 +247,9 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
         return {"figure": _img(fig, f"attribution maps for {case.name}",
                     f"First {k} samples (rows). Red = positive credit (raises the explained "
                     "output), blue = negative. Each map is scaled to its own 99.5th percentile "
-                    "of |credit| (compare where the credit goes, not how large it is).",
+                    "of |credit| (compare where the credit goes, not how large it is)."
+                    + (" A group's credit is spread evenly over its pixels (credit per pixel)."
+                       if case.groups is not None else ""),
                     cls="gallery")}
     if case.modality == "text" and case.tokens is not None:
         tokens = case.tokens
@@ -265,7 +267,7 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, r in enumerate(runs):
         ax = axes[i // ncols][i % ncols]
-        viz.bar(r.flat[:, 0], case.feature_names, max_display=12,  # type: ignore[index]
+        viz.bar(r.flat[:, 0], case.feature_names or None, max_display=12,  # type: ignore[index]
                 title=r.method, ax=ax)
     for i in range(len(runs), nrows * ncols):
         axes[i // ncols][i % ncols].set_axis_off()
