@@ -232,6 +232,8 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
         maps = {}
         for r in runs:
             m = _element_maps(case, r.flat, k)  # type: ignore[arg-type]
+            if m.ndim == 4:  # (k, C, H, W): the map drawn is the channel sum; scale that one
+                m = m.sum(axis=1)
             # each map on its own scale (methods' credits live on different scales: random
             # noise would otherwise wash out every other map of a shared colour bar)
             scale = np.percentile(np.abs(m.reshape(k, -1)), 99.5, axis=1)
@@ -240,11 +242,14 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
             maps[r.method] = np.clip(m / scale.reshape(k, *([1] * (m.ndim - 1))), -1.0, 1.0)
         images = np.asarray(case.inputs[:k].detach().cpu() if hasattr(case.inputs, "detach")
                             else case.inputs[:k])
-        fig = viz.image_grid(maps, images=images, percentile=100.0)
+        fig = viz.image_grid(maps, images=images, percentile=100.0,
+                             label="credit / its map's 99.5th percentile of |credit|")
         return {"figure": _img(fig, f"attribution maps for {case.name}",
                     f"First {k} samples (rows). Red = positive credit (raises the explained "
                     "output), blue = negative. Each map is scaled to its own 99.5th percentile "
-                    "of |credit| (compare where the credit goes, not how large it is).",
+                    "of |credit| (compare where the credit goes, not how large it is)."
+                    + (" A group's credit is spread evenly over its pixels (credit per pixel)."
+                       if case.groups is not None else ""),
                     cls="gallery")}
     if case.modality == "text" and case.tokens is not None:
         tokens = case.tokens
@@ -262,7 +267,7 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, r in enumerate(runs):
         ax = axes[i // ncols][i % ncols]
-        viz.bar(r.flat[:, 0], case.feature_names, max_display=12,  # type: ignore[index]
+        viz.bar(r.flat[:, 0], case.feature_names or None, max_display=12,  # type: ignore[index]
                 title=r.method, ax=ax)
     for i in range(len(runs), nrows * ncols):
         axes[i // ncols][i % ncols].set_axis_off()

@@ -19,9 +19,11 @@ from ._common import (
     _as_array,
     _check_finite,
     _figure_and_axes,
+    _meta,
     _method_name,
     _new_figure,
     _plain,
+    _to_numpy,
 )
 
 __all__ = ["image", "image_grid"]
@@ -51,10 +53,65 @@ def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
     )
 
 
-def _display_image(img: Any, name: str) -> np.ndarray:
+def _attribution_maps(obj: Any, name: str) -> np.ndarray | None:
+    """The maps of a tribute ``Attribution`` (it has a ``.layout``) as ``(N, *input_shape)``.
+
+    Its first axis is always the batch and, with several targets, the second the targets, so
+    neither is guessed from the shape: a batch of grayscale maps ``(N, H, W)`` is not read as
+    ``N`` channels of one image, and a target axis is never summed like channels. Grouped
+    players (superpixels) are spread over their elements (``to_input_shape``). None for
+    plain arrays, tensors and other attribution-like objects.
+    """
+    layout = _meta(obj, "layout")
+    if layout is None or not hasattr(layout, "dense") or not hasattr(layout, "multi_target"):
+        return None
+    if layout.dense:
+        vals = obj.values
+    elif getattr(obj, "groups", None) is not None:
+        vals = obj.to_input_shape()
+    else:
+        kind = getattr(obj, "player_kind", "feature")
+        raise ValueError(
+            f"{name}: its players are {kind}s without a map to input elements (values shape "
+            f"{tuple(np.shape(obj.values))}), not pixels; plot them with bar (attr.plot(kind='bar'))"
+        )
+    arr = _to_numpy(vals, f"{name}.values")
+    if layout.multi_target:
+        if arr.ndim < 2 or arr.shape[1] != 1:
+            n_t = arr.shape[1] if arr.ndim >= 2 else 0
+            raise ValueError(
+                f"{name} explains {n_t} targets (values shape {arr.shape}: batch x targets x "
+                f"...); plot one target, e.g. attr.plot(index=0, target=t) or "
+                f"{name}.values[:, t] (summing the targets' maps would be no one's credit)"
+            )
+        arr = arr[:, 0]
+    return arr
+
+
+def _one_map(obj: Any, name: str, func: str) -> np.ndarray:
+    """One sample's map: an Attribution must hold exactly one sample, anything else is read
+    as a map (``(H, W)``, ``(C, H, W)``, ...) as it is."""
+    maps = _attribution_maps(obj, name)
+    if maps is None:
+        return _as_array(obj, name)
+    if maps.shape[0] != 1:
+        raise ValueError(
+            f"{func}: {name} holds {maps.shape[0]} samples (maps of shape {maps.shape}); plot "
+            f"one with attr.plot(index=i), or all of them with image_grid"
+        )
+    return np.asarray(maps[0])
+
+
+def _same_aspect(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[0] * b[1]
+
+
+def _display_image(img: Any, name: str, hw: tuple[int, ...] | None = None) -> np.ndarray:
     """An underlay as ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1].
 
     Accepts ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in 1, 3, 4 (alpha dropped).
+    When both readings are possible (``(3, 4, 4)``: 3 channels of 4x4, or 3x4 with 4
+    channels) the one whose spatial shape fits the map's ``hw`` is taken.
     Values in [0, 1] are kept, values in [0, 255] are divided by 255, anything else
     (e.g. mean/std-normalised inputs) is min-max scaled.
     """
@@ -62,7 +119,10 @@ def _display_image(img: Any, name: str) -> np.ndarray:
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 3:
-        if a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        first, last = a.shape[0] in (1, 3, 4), a.shape[-1] in (1, 3, 4)
+        if first and last and hw is not None:  # ambiguous: the reading that fits the map
+            last = _same_aspect(a.shape[:2], hw) or not _same_aspect(a.shape[1:], hw)
+        if first and not last:
             a = np.moveaxis(a, 0, -1)
         if a.shape[-1] not in (1, 3, 4):
             raise ValueError(
@@ -151,6 +211,7 @@ def _colorbar(
     signed: bool,
     clipped: bool,
     shrink: float = 1.0,
+    label: str | None = None,
 ) -> None:
     """A colour bar for ``limits``; arrows at the ends when values were clipped."""
     sm = ScalarMappable(norm=Normalize(*limits), cmap=cmap)
@@ -158,7 +219,9 @@ def _colorbar(
         ("both" if signed else "max") if clipped else "neither"
     )
     cbar = fig.colorbar(sm, ax=axes, extend=extend, shrink=shrink, fraction=0.05, pad=0.02)
-    cbar.set_label(SIGNED_LABEL if signed else UNSIGNED_LABEL, fontsize=9)
+    if label is None:
+        label = SIGNED_LABEL if signed else UNSIGNED_LABEL
+    cbar.set_label(_plain(label), fontsize=9)
     cbar.ax.tick_params(labelsize=9)
 
 
@@ -196,10 +259,10 @@ def image(
         The matplotlib figure (Agg canvas, not registered with pyplot).
     """
     _check_params(alpha, percentile, "image")
-    m = _reduce_map(_as_array(attr, "attr"), "attr", signed)
+    m = _reduce_map(_one_map(attr, "attr", "image"), "attr", signed)
     underlay = None
     if image is not None:
-        underlay = _display_image(image, "image")
+        underlay = _display_image(image, "image", m.shape)
         _check_aspect(underlay, m.shape, "image", "attr")
     limits = _limits([m], signed, percentile)
     cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
@@ -217,6 +280,9 @@ def image(
 
 def _batch(obj: Any, name: str) -> list[np.ndarray]:
     """A batch of maps: ``(N, H, W)`` or ``(N, C, H, W)``; a single ``(H, W)`` is N=1."""
+    maps = _attribution_maps(obj, name)
+    if maps is not None:  # the batch axis is known: never a single map
+        return list(maps)
     a = _as_array(obj, name)
     if a.ndim == 2:
         return [a]
@@ -227,7 +293,9 @@ def _batch(obj: Any, name: str) -> list[np.ndarray]:
     )
 
 
-def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
+def _images_per_cell(
+    images: Any, n: int, what: str, hw: tuple[int, ...] | None = None
+) -> list[np.ndarray | None]:
     """``n`` underlays from a list, a batch array, or one image shared by all."""
     if images is None:
         return [None] * n
@@ -237,7 +305,7 @@ def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
                 f"image_grid: images has {len(images)} entries but there are {n} {what}"
             )
         return [
-            None if im is None else _display_image(im, f"images[{i}]")
+            None if im is None else _display_image(im, f"images[{i}]", hw)
             for i, im in enumerate(images)
         ]
     a = _as_array(images, "images")
@@ -247,8 +315,8 @@ def _images_per_cell(images: Any, n: int, what: str) -> list[np.ndarray | None]:
             raise ValueError(
                 f"image_grid: images has {a.shape[0]} entries but there are {n} {what}"
             )
-        return [_display_image(im, f"images[{i}]") for i, im in enumerate(a)]
-    one = _display_image(a, "images")
+        return [_display_image(im, f"images[{i}]", hw) for i, im in enumerate(a)]
+    one = _display_image(a, "images", hw)
     return [one] * n
 
 
@@ -283,7 +351,7 @@ def _parse_maps(
             if len(set(lens)) != 1 or lens[0] == 0:
                 raise ValueError(f"image_grid: every row needs the same number of maps; got {lens}")
             grid = [
-                [_as_array(m, f"maps[{i}][{j}]") for j, m in enumerate(row)]
+                [_one_map(m, f"maps[{i}][{j}]", "image_grid") for j, m in enumerate(row)]
                 for i, row in enumerate(maps)
             ]
         if titles is not None:
@@ -296,7 +364,7 @@ def _parse_maps(
         return grid, col_titles, None, False
 
     if isinstance(maps, (list, tuple)):
-        flat = [_as_array(m, f"maps[{i}]") for i, m in enumerate(maps)]
+        flat = [_one_map(m, f"maps[{i}]", "image_grid") for i, m in enumerate(maps)]
     else:
         flat = _batch(maps, "maps")
         name = _method_name(maps)
@@ -329,6 +397,7 @@ def image_grid(
     percentile: float = 99.5,
     share: Literal["row", "all", "none"] | None = None,
     title: str | None = None,
+    label: str | None = None,
 ) -> Figure:
     """A gallery of attribution maps: rows = samples, columns = methods.
 
@@ -357,6 +426,8 @@ def image_grid(
             ``"row"`` for a mapping or a list of rows, ``"all"`` for a flat list (its
             wrapping into rows is arbitrary).
         title: figure title, default=None.
+        label: colour bar label, default ``"credit: + raises output"`` (signed) or
+            ``"|credit|"``; say what the numbers are when the maps were rescaled.
 
     Returns:
         The matplotlib figure.
@@ -380,13 +451,14 @@ def image_grid(
         for i, row in enumerate(grid)
     ]
     under_grid: list[list[np.ndarray | None]]
+    hw = next((m.shape for row in reduced for m in row if m is not None), None)
     if flat:  # one underlay per panel, in reading order
         n_cells = sum(m is not None for row in reduced for m in row)
-        unders = _images_per_cell(images, n_cells, "maps")
+        unders = _images_per_cell(images, n_cells, "maps", hw)
         unders += [None] * (nrows * nmaps - n_cells)
         under_grid = [unders[i * nmaps : (i + 1) * nmaps] for i in range(nrows)]
     else:  # one underlay per row (sample)
-        unders = _images_per_cell(images, nrows, "rows")
+        unders = _images_per_cell(images, nrows, "rows", hw)
         under_grid = [[unders[i]] * nmaps for i in range(nrows)]
     for i, row in enumerate(reduced):
         for j, m in enumerate(row):
@@ -428,13 +500,15 @@ def image_grid(
             elif col_titles is not None and i == 0:
                 ax.set_title(_plain(col_titles[j]), fontsize=10)
             if share == "none":
-                _colorbar(fig, ax, lim, cmap, signed, bool(np.abs(m).max() > lim[1]), shrink=0.8)
+                _colorbar(fig, ax, lim, cmap, signed, bool(np.abs(m).max() > lim[1]), shrink=0.8,
+                          label=label)
         if share == "row" and map_axes:  # whole row, so bars line up at the right edge
             clipped = any(np.abs(m).max() > row_lim[1] for m in row_maps)
-            _colorbar(fig, list(axes[i]), row_lim, cmap, signed, clipped)
+            _colorbar(fig, list(axes[i]), row_lim, cmap, signed, clipped, label=label)
     if share == "all":
         clipped = any(np.abs(m).max() > global_lim[1] for m in present)
-        _colorbar(fig, [a for r in axes for a in r], global_lim, cmap, signed, clipped)
+        _colorbar(fig, [a for r in axes for a in r], global_lim, cmap, signed, clipped,
+                  label=label)
     if title:
         fig.suptitle(title, fontsize=12)
     return fig

@@ -141,7 +141,9 @@ def bar(
     ax.axvline(0.0, color="#555555", linewidth=0.8)
     e = np.zeros(k) if row_err is None else np.nan_to_num(row_err)
     lo, hi = min(0.0, float((row_vals - e).min())), max(0.0, float((row_vals + e).max()))
-    span = max(hi - lo, 1e-12)
+    # the axis follows the credits whatever their scale (an absolute floor such as 1e-12
+    # squeezed credits of 1e-15 into an invisible sliver); all zero: a unit axis
+    span = hi - lo if hi > lo else 1.0
     for yi, v, ei in zip(y, row_vals, e):
         x = v + ei + 0.02 * span if v >= 0 else v - ei - 0.02 * span
         ax.text(
@@ -154,7 +156,9 @@ def bar(
             color="#333333",
         )
     pad = 0.18 * span
-    ax.set_xlim(lo - (pad if lo < 0 else 0.02 * pad), hi + (pad if hi > 0 else 0.02 * pad))
+    # a zero credit's label sits right of 0: room for it even when no bar goes right
+    right = pad if hi > 0 or bool((row_vals >= 0).any()) else 0.02 * pad
+    ax.set_xlim(lo - (pad if lo < 0 else 0.02 * pad), hi + right)
     ax.set_yticks(y, [_plain(s) for s in row_labels], fontsize=9)
     ax.set_ylim(-0.6, k - 0.4)
     if row_err is not None:  # say what the whiskers are (not a 95% interval)
@@ -249,7 +253,10 @@ def waterfall(
     ends = starts + np.array([r[1] for r in rows])
     lo = float(min(base, final, starts.min(), ends.min()))
     hi = float(max(base, final, starts.max(), ends.max()))
-    span = max(hi - lo, 1e-12 * max(1.0, abs(base)), 1e-300)
+    # relative floor only: credits of 1e-15 around a base of 0 keep their own scale
+    span = max(hi - lo, 1e-12 * max(abs(lo), abs(hi)))
+    if not span > 0:  # every credit zero and a zero base: a unit axis
+        span = 1.0
 
     fig, ax = _figure_and_axes(ax, figsize=(6.8, 1.3 + 0.42 * k))
     for y, ((_, v, other), x0) in enumerate(zip(rows, starts)):

@@ -66,7 +66,7 @@ def text_highlight(
     """Players highlighted in place on the text they come from.
 
     Args:
-        texts: the text, or the two texts of a pair.
+        texts: the text (a string), or the texts of a pair (a sequence of strings).
         spans: one ``(segment, start, end)`` per player: the player's characters
             ``texts[segment][start:end]``; players with ``segment < 0`` (special tokens) are
             listed after the text.
@@ -79,6 +79,8 @@ def text_highlight(
     Returns:
         An :class:`HTML` fragment with inline styles only; all text is HTML-escaped.
     """
+    if isinstance(texts, str):  # "the text": one string is one text, not one text per character
+        texts = [texts]
     vals = _as_vector(values, "values", "text_highlight")
     if len(spans) != vals.size:
         raise ValueError(
