@@ -42,13 +42,16 @@ def import_ray() -> Any:
 
 def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[Item],
                   on_done: Callable[[Item, Any], None], *, workers: int = 1,
-                  address: str | None = None, max_retries: int = 3) -> None:
+                  address: str | None = None, max_retries: int = 3,
+                  name: Callable[[Item], str] = repr) -> None:
     """Run ``fn(shared, item)`` for every item as Ray tasks; ``on_done(item, result)`` on the driver.
 
     Results are handed over in completion order. A :class:`~tribute.errors.TributeError` raised
-    inside a task is re-raised as itself (the message a local run would give); other task
-    errors propagate as Ray's. ``fn`` must be importable by the workers (a module-level
-    function).
+    inside a task is re-raised as itself (the exception the task raised, with the message a
+    local run would give, not Ray's wrapper whose message is the remote traceback); a worker
+    that died more often than ``max_retries`` allows gives a :class:`TributeError` naming the
+    item (``name(item)``, e.g. ``"shard 3"``); other task errors propagate as Ray's. ``fn``
+    must be importable by the workers (a module-level function).
     """
     if not items:
         return
@@ -75,10 +78,18 @@ def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[I
                 try:
                     data = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
-                    cause = exc.as_instanceof_cause()
+                    # the task's own exception: as_instanceof_cause() would give a subclass of
+                    # both whose message is Ray's whole remote traceback
+                    cause = getattr(exc, "cause", None)
                     if isinstance(cause, TributeError):
                         raise cause from exc
                     raise
+                except ray.exceptions.WorkerCrashedError as exc:
+                    raise TributeError(
+                        f"a Ray worker died while computing {name(item)} (killed, or out of "
+                        f"memory), {max_retries + 1} time(s) with max_retries={max_retries}; what "
+                        "finished is saved: rerun with resume=True / --resume (or a larger "
+                        "max_retries).") from exc
                 on_done(item, data)
     except BaseException:
         # on a Ray instance the caller started, tasks still running would go on computing

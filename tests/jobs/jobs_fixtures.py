@@ -77,3 +77,15 @@ def make_city_pipeline():  # -> sklearn Pipeline
     y = (X["a"] + np.where(X["city"] == "rome", 1.5, -0.5) > 0).astype(int)
     ct = make_column_transformer((OneHotEncoder(), ["city"]), remainder="passthrough")
     return make_pipeline(ct, LogisticRegression()).fit(X, y)
+
+
+def make_mlp_in_driver_only() -> torch.nn.Module:
+    """``make_mlp`` in the process whose pid is ``$TRIBUTE_TEST_DRIVER_PID``; elsewhere (a
+    worker process or Ray worker) it raises, as a factory that reads an environment variable
+    or a file only the driver's machine has."""
+    if os.environ.get("TRIBUTE_TEST_DRIVER_PID") != str(os.getpid()):
+        raise RuntimeError("TRIBUTE_TEST_DRIVER_PID is not this process (a worker)")
+    model = make_mlp()
+    with torch.no_grad():  # weights of its own: a worker never holds it from an earlier job
+        model.get_parameter("2.bias").add_(0.125)
+    return model

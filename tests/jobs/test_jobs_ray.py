@@ -102,3 +102,34 @@ def test_errors_in_ray_tasks_surface_as_tribute_errors(cluster, tmp_path):
                                 method="kernel_shap", budget=32, shard_size=8, backend="ray",
                                 workers=2, target=7, progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_task_error_is_the_tasks_own_exception_naming_the_shard(cluster, tmp_path, monkeypatch):
+    # a factory failing only in the workers (an environment variable the driver alone has) gave
+    # Ray's RayTaskError(InputError) whose message was the whole remote traceback, without the shard
+    monkeypatch.setenv("TRIBUTE_TEST_DRIVER_PID", str(os.getpid()))
+    with pytest.raises(tribute.InputError) as info:
+        tribute.explain_dataset("jobs_fixtures:make_mlp_in_driver_only", jobs_fixtures.data(16),
+                                out=tmp_path / "o", method="kernel_shap", budget=32, shard_size=8,
+                                backend="ray", workers=2, progress=False)
+    assert type(info.value) is tribute.InputError
+    msg = str(info.value)
+    assert msg.startswith("shard "), msg
+    assert "while worker process" in msg and "raised RuntimeError" in msg, msg
+    assert "ray::" not in msg and "Traceback" not in msg, msg
+
+
+def test_a_worker_that_dies_with_no_retry_left_names_the_shard(cluster, tmp_path):
+    # Ray's WorkerCrashedError named neither the shard nor how to go on
+    run_job.run(str(tmp_path / "local"), 40, 8)
+    marker = tmp_path / "killed-once"
+    out = tmp_path / "ray"
+    with pytest.raises(tribute.TributeError, match=r"Ray worker died while computing shard \d .*"
+                                                    r"max_retries=0.*resume"):
+        tribute.explain_dataset(
+            jobs_fixtures.KillOnce(str(marker)), jobs_fixtures.data(40), out=out, method="kernel_shap",
+            budget=64, shard_size=8, backend="ray", workers=2, max_retries=0, progress=False)
+    tribute.explain_dataset(
+        jobs_fixtures.KillOnce(str(marker)), jobs_fixtures.data(40), out=out, method="kernel_shap",
+        budget=64, shard_size=8, backend="ray", workers=2, progress=False, resume=True)
+    assert (out / "result.npz").read_bytes() == (tmp_path / "local" / "result.npz").read_bytes()

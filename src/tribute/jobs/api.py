@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, TributeError
 from ..params import check_seed
 from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
@@ -145,8 +146,11 @@ def explain_dataset(
 
     n = spec.n_shards
     present = {p.name for p in (out / SHARDS_DIR).glob("shard-*.npz")} if out.is_dir() else set()
+    present -= _damaged_shards(out, n, present)  # recomputed, never merged
     done = [k for k in range(n) if shard_path(out, k).name in present]
     pending = [k for k in range(n) if shard_path(out, k).name not in present]
+    if pending:
+        _check_writable(out)  # before any shard is computed, not after the first one
     bar = JobProgress(spec.n_rows, done=sum(_rows(spec, k) for k in done), enabled=progress)
     state = {"manifest": (out / MANIFEST).is_file()}
 
@@ -154,7 +158,13 @@ def explain_dataset(
         if not state["manifest"]:
             write_manifest(out, manifest)  # first result: the folder now belongs to this job
             state["manifest"] = True
-        atomic_write(shard_path(out, index), payload)
+        try:
+            atomic_write(shard_path(out, index), payload)
+        except OSError as exc:  # disk full, folder removed or made read-only mid-job
+            raise TributeError(
+                f"out: writing shard {index} to {str(shard_path(out, index))!r} failed "
+                f"({type(exc).__name__}: {exc}); finished shards are saved: free space or fix the "
+                "folder, then rerun with resume=True / --resume.") from exc
         bar.update(_rows(spec, index))
 
     t_shards = time.perf_counter()
@@ -191,6 +201,63 @@ def explain_dataset(
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+def _damaged_shards(out: Path, n_shards: int, present: set[str]) -> set[str]:
+    """Names of the finished shard files of a resumed job that cannot be read back whole (a
+    truncated or otherwise damaged file: a torn write on a file system without atomic rename,
+    a disk error, an edit by hand): each member's CRC-32 is checked, as a zip archive stores
+    one. They are computed again (a warning names them) instead of failing the merge after
+    every other shard has run."""
+    import warnings
+    import zipfile
+    import zlib
+
+    from ..errors import user_stacklevel
+
+    bad: dict[str, str] = {}
+    for k in range(n_shards):
+        p = shard_path(out, k)
+        if p.name not in present:
+            continue
+        try:
+            with zipfile.ZipFile(p) as zf:
+                member = zf.testzip()
+            if member is not None:
+                bad[p.name] = f"bad CRC-32 of member {member!r}"
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as exc:
+            bad[p.name] = f"{type(exc).__name__}: {exc}"
+    if bad:
+        names = sorted(bad)
+        warnings.warn(
+            f"out: {len(bad)} finished shard file(s) in {str(out / SHARDS_DIR)!r} are damaged and "
+            f"are computed again: " + "; ".join(f"{nm} ({bad[nm]})" for nm in names[:5])
+            + (" ..." if len(names) > 5 else ""), UserWarning, stacklevel=user_stacklevel())
+    return set(bad)
+
+
+def _check_writable(out: Path) -> None:
+    """Write a temporary file in ``out/shards`` (folders created for it are removed again: a
+    job that fails before its first shard leaves nothing behind), or refuse naming ``out``."""
+    import tempfile
+
+    folder = out / SHARDS_DIR
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write-test.tmp-", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InputError(
+            f"out: cannot write to folder {str(out)!r} ({type(exc).__name__}: {exc}); choose a "
+            "folder you can write to (and with free space).") from exc
+    finally:
+        for p in created:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> None:
@@ -345,9 +412,16 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
             "have changed since (gp_shapley's nngp did), so resuming could mix shards computed "
             "two ways. Start the job anew in another folder (or delete this one).")
     # Data source paths may differ between runs (same bytes elsewhere): compare content only.
+    # Likewise how the model is handed over (a factory spec, which the processes and ray
+    # backends rebuild, or the object, which the local backend can use): its fingerprint and
+    # probe decide, so a job resumes on another backend with the same model.
     diffs = [d for d in compare_manifests(old, manifest)
-             if not d.startswith(("data.source", "model.weights", "model.factory", "model.probe"))]
-    if not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
+             if not d.startswith(("data.source", "model.weights", "model.factory", "model.object",
+                                  "model.probe"))]
+    # the probe is the model's outputs on the first data rows: other data rows answer otherwise
+    # whatever the model, and the data's own difference is reported already
+    same_data = not any(d.startswith("data.") and not d.startswith("data.source") for d in diffs)
+    if same_data and not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
         before, after = (probe_values(old["model"]["probe"]),
                          probe_values(manifest["model"]["probe"]))
         k = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), 0)

@@ -95,20 +95,33 @@ def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, worke
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=futures.__getitem__):
-                try:
-                    data = fut.result()
-                except BrokenProcessPool as exc:
-                    raise TributeError(
-                        f"a worker process died while computing shard {futures[fut]} (killed, or out "
-                        "of memory); finished shards are saved: rerun with resume=True / --resume."
-                    ) from exc
-                on_done(futures[fut], data)
+            failed = sorted((f for f in done if f.exception() is not None), key=futures.__getitem__)
+            # every finished shard of this round is saved before an error is raised
+            for fut in sorted(set(done) - set(failed), key=futures.__getitem__):
+                on_done(futures[fut], fut.result())
+            broken = [f for f in failed if isinstance(f.exception(), BrokenProcessPool)]
+            if broken:
+                # the executor fails every unfinished shard at once, not only the dead worker's
+                lost = sorted(futures[f] for f in broken) + sorted(futures[f] for f in remaining)
+                raise TributeError(
+                    f"a worker process died (killed, or out of memory; or a script that starts the "
+                    "job at import time, without an `if __name__ == \"__main__\":` guard, which "
+                    f"spawned workers re-run) while {_shard_list(lost)} were not finished, and the "
+                    "process pool stopped; finished shards are saved: rerun with resume=True / "
+                    "--resume.") from broken[0].exception()
+            if failed:
+                failed[0].result()  # the first failed shard's own error (names the shard)
         finished = True
     finally:
         # After an error, queued shards are cancelled and running ones (at most one per worker)
         # finish before we return. After success the workers exit while the driver merges.
         pool.shutdown(wait=not finished, cancel_futures=True)
+
+
+def _shard_list(indices: Sequence[int]) -> str:
+    """``"shards 0, 3, 4 (3 of them)"`` or ``"shards 0, 1, 2, ... 9 (10 of them)"``."""
+    shown = ", ".join(map(str, indices[:3])) + (f", ... {indices[-1]}" if len(indices) > 3 else "")
+    return f"shard {shown}" if len(indices) == 1 else f"shards {shown} ({len(indices)} of them)"
 
 
 # ------------------------------------------------------------------------ ray
@@ -120,4 +133,4 @@ def _run_ray(spec: JobSpec, pending: Sequence[int], on_done: OnDone, workers: in
              address: str | None, max_retries: int) -> None:
     # the Ray plumbing is shared with the retrain bank's subsets (tribute.ray_tasks)
     run_ray_tasks(_ray_shard, spec, list(pending), on_done, workers=workers, address=address,
-                  max_retries=max_retries)
+                  max_retries=max_retries, name=lambda index: f"shard {index}")

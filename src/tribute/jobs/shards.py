@@ -191,8 +191,12 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     from ..api import explain
     from ..methods.base import get_method
 
-    model = _model_for(spec) if model is None else model
     lo, hi = spec.bounds(index)
+    if model is None:
+        try:
+            model = _model_for(spec)
+        except TributeError as exc:  # a factory failing in a worker only (its environment)
+            raise _in_shard(exc, index, lo, hi, model_build=True) from exc
     inputs = _as_inputs(model, spec.data.model_rows(lo, hi))
     before = torch.get_num_threads()
     if spec.threads is not None:
@@ -224,11 +228,16 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     return attribution_bytes(attr)
 
 
-def _in_shard(exc: TributeError, index: int, lo: int, hi: int) -> TributeError:
+def _in_shard(exc: TributeError, index: int, lo: int, hi: int, model_build: bool = False) -> TributeError:
     """``exc`` (same type) with the shard and its rows of the data set in front: explain's
-    messages count samples from the shard's first row."""
-    msg = (f"shard {index} (rows {lo}..{hi - 1} of the data; its sample i is data row {lo} + i): "
-           f"{exc}")
+    messages count samples from the shard's first row. ``model_build``: the error came from
+    rebuilding the model in a worker process (it names the process instead)."""
+    if model_build:
+        msg = (f"shard {index} (rows {lo}..{hi - 1} of the data), while worker process {os.getpid()} "
+               f"rebuilt the model: {exc}")
+    else:
+        msg = (f"shard {index} (rows {lo}..{hi - 1} of the data; its sample i is data row {lo} + i): "
+               f"{exc}")
     try:
         return type(exc)(msg)
     except Exception:  # an error type with another constructor: keep it as it was
