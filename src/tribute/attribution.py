@@ -379,6 +379,8 @@ class Attribution:
             raise InputError(f"plot: index={index} is out of range for {b} samples.")
         if not 0 <= target < t:
             raise InputError(f"plot: target={target} is out of range for {t} target(s).")
+        if t > 1:  # say which of several targets is drawn (the default draws the first)
+            kwargs.setdefault("title", f"{self.method}, {self._target_label(index, target, b, t)}")
         names = self._row_names(index, flat.shape[2]) if self.player_names else None
         texts = self.extra.get("text_players")
         own = len(texts[index]) if texts is not None and -len(texts) <= index < len(texts) else flat.shape[2]
@@ -419,6 +421,17 @@ class Attribution:
             # a StderrWarning); draw the credits without error bars rather than refuse the plot
             row_se = None
         return bar(values, names=names, stderr=row_se, **kwargs)
+
+    def _target_label(self, index: int, target: int, b: int, t: int) -> str:
+        """``"target column t"``, with the class it explains where :attr:`targets` says."""
+        label = f"target column {target}"
+        if self.targets is not None:
+            tg = np.asarray(self.targets)
+            if tg.size == b * t:
+                c = tg.reshape(b, t)[index, target]
+                if np.issubdtype(tg.dtype, np.integer) and int(c) >= 0:
+                    label += f" (class {int(c)})"
+        return label
 
     def _text_html(self, index: int, target: int) -> Any:
         """Text players highlighted on sample ``index``'s text (an HTML object)."""

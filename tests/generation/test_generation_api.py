@@ -203,3 +203,12 @@ def test_save_and_load_round_trip(gpt2: Any, tok: Any, tmp_path: Any, method: st
     res.attribution.save(other)
     with pytest.raises(InputError, match="not a generation's"):
         type(res).load(other)
+
+
+def test_viz_bar_refuses_the_stacked_total_row(gpt2: Any, tok: Any) -> None:
+    # stop 35: viz.bar(gen) averaged the total row in with the token rows as "samples"
+    res = tribute.explain_generation(gpt2, tok, PROMPT, max_new_tokens=2, method="feature_ablation")
+    with pytest.raises(ValueError, match=r"total row last.*\.total"):
+        tribute.viz.bar(res)
+    fig = tribute.viz.bar(res.total, names=res.prompt_tokens)  # the continuation's credits draw
+    assert len(fig.axes[0].patches) == len(res.prompt_tokens)

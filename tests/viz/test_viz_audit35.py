@@ -197,3 +197,18 @@ def test_report_tabular_gallery_without_feature_names(monkeypatch: pytest.Monkey
     bars = {name_at[round(p.get_y() + p.get_height() / 2)]: p.get_width()
             for p in ax.patches if isinstance(p, Rectangle)}
     assert bars == {"feature 0": 2.0, "feature 1": 2.0, "feature 2": 0.5}  # mean |credit|
+
+
+def test_attribution_plot_names_the_target_it_draws() -> None:
+    # stop 35: plot() of a multi-target attribution drew target 0 by default without saying which
+    import torch
+
+    import tribute
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    attr = tribute.explain(net, torch.randn(2, 4), method="saliency", target=[0, 2])
+    assert attr.plot(1, kind="bar", target=1).axes[0].get_title() == "saliency, target column 1 (class 2)"
+    assert attr.plot(0).axes[0].get_title() == "saliency, target column 0 (class 0)"
+    assert attr.plot(0, title="mine").axes[0].get_title() == "mine"
+    one = tribute.explain(net, torch.randn(2, 4), method="saliency", target=1)
+    assert "target" not in one.plot(0).axes[0].get_title()

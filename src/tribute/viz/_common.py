@@ -100,6 +100,14 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
 def _as_array(obj: Any, name: str = "values") -> np.ndarray:
     """Credits as a float64 array from an array, a tensor or an attribution-like object."""
     if _is_attribution_like(obj):
+        if hasattr(obj, "generated_tokens") and hasattr(obj, "total") and hasattr(obj, "matrix"):
+            # a GenerationAttribution's .values stack the generated tokens' rows AND the total
+            # row: read as samples, the total would be averaged in with the tokens
+            raise ValueError(
+                f"{name}: a GenerationAttribution's .values hold {len(obj.generated_tokens)} generated "
+                "tokens' rows and the whole continuation's total row last; they are not samples. Pass "
+                f"{name}.total (the continuation), {name}.matrix[i] (generated token i) or "
+                f"{name}.matrix (one row per token), or draw tribute.viz.generation_heatmap({name}).")
         return _to_numpy(obj.values, f"{name}.values")
     return _to_numpy(obj, name)
 
