@@ -6,7 +6,9 @@ results go* (a ``sink`` callback). The engine walks that table in chunks (``batc
 size tuned on the fly for the model's best throughput, see :mod:`.tuning`) under a memory cap
 (:mod:`.memory`), runs the model under ``torch.inference_mode`` (or with autograd when gradients
 are needed), selects the explained target, checks the output, counts every row and draws a
-progress bar. Nothing else in the code base loops over rows.
+progress bar. Once per torch model it checks, on a small pass of the call's own rows run with
+autograd, that no row's output depends on the other rows of its batch (else the credits would
+depend on the batch size): such a model is refused. Nothing else in the code base loops over rows.
 """
 
 from __future__ import annotations

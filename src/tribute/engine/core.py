@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import math
 import time
+import weakref
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,6 +216,80 @@ def _forget_bound(tuner: BatchTuner | None) -> None:
         tuner._current = False
 
 
+#: Rows of the chunk that checks a torch model's rows are evaluated independently (see
+#: :meth:`Engine._checked_values`): the check runs that chunk's forward pass with autograd, so it
+#: is kept small (the tuner's first chunk, a reference pass on a few inputs).
+_CHECK_MAX_ROWS = 16
+#: Torch models whose rows were checked to be evaluated independently of their batch
+#: (kept as long as the model lives; by id for modules that cannot be weakly referenced).
+_BATCH_CHECKED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_BATCH_CHECKED_BY_ID: set[int] = set()
+
+
+def _is_checked(key: Any) -> bool:
+    try:
+        return key in _BATCH_CHECKED
+    except TypeError:
+        return id(key) in _BATCH_CHECKED_BY_ID
+
+
+def _mark_checked(key: Any) -> None:
+    try:
+        _BATCH_CHECKED[key] = True
+    except TypeError:
+        _BATCH_CHECKED_BY_ID.add(id(key))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """A device or host allocation failure: torch's ``OutOfMemoryError``, or the plain
+    ``RuntimeError`` other allocators raise (the CPU's ``DefaultCPUAllocator: can't allocate
+    memory``, MPS' ``MPS backend out of memory``, CUDA's before torch 2.1, libraries that re-raise
+    it as a ``RuntimeError``)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    if type(exc) is not RuntimeError:
+        return False
+    msg = str(exc).lower()
+    return "out of memory" in msg or "can't allocate memory" in msg
+
+
+def _cross_row(vals: torch.Tensor, leaves: list[torch.Tensor], n: int) -> int | None:
+    """The row (the first or the last of the chunk) whose explained values have a finite,
+    non-zero gradient with respect to *another* row's leaves, or None. A model that evaluates
+    every row on its own has exactly zero gradients there (no path joins the rows)."""
+    leaves = [x for x in leaves if x.requires_grad and x.ndim > 0 and int(x.shape[0]) == n]
+    if not leaves or not vals.requires_grad or vals.ndim != 2 or int(vals.shape[0]) != n:
+        return None
+    # distinct weights per target: outputs that sum to a constant (probabilities) do not cancel
+    w = torch.arange(1, vals.shape[1] + 1, dtype=vals.dtype, device=vals.device)
+    for r in (0, n - 1):
+        grads = torch.autograd.grad((vals[r] * w).sum(), leaves, retain_graph=True,
+                                    allow_unused=True)
+        for g in grads:
+            if g is None:
+                continue
+            other = torch.cat([g[:r], g[r + 1:]]).detach()
+            other = other[torch.isfinite(other)]
+            if other.numel() and bool((other != 0).any()):
+                return r
+    return None
+
+
+def _batch_dependent(r: int, n: int, start: int, describe_row: Callable[[int], str] | None,
+                     fixed: int | None) -> ModelOutputError:
+    where = describe_row(start + r) if describe_row else f"row {start + r}"
+    now = f"; now {fixed} per pass" if fixed is not None else ""
+    return ModelOutputError(
+        f"the model's output for {where} changes with the other rows of its batch: its gradient "
+        f"with respect to the other {n - 1} row(s) of a {n}-row forward pass is not zero. "
+        "tribute evaluates many coalitions per forward pass, so the credits would depend on "
+        "how the rows are batched. Typical causes: BatchNorm with track_running_stats=False "
+        "(it normalises by batch statistics even in eval mode), a layer that normalises, "
+        "pools or attends over the batch axis. Make the model evaluate each row on its own, "
+        f"or pass batch_size=1 to evaluate every row alone (one row per forward pass{now})."
+    )
+
+
 class Engine:
     """Evaluates model rows in bounded chunks and counts them.
 
@@ -258,6 +333,7 @@ class Engine:
         self.tune_key: Hashable | None = None
         self._tuners: dict[tuple[Any, ...], BatchTuner] = {}
         self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
+        self._batch_checked = False  # the model's rows were checked to be independent
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -396,8 +472,11 @@ class Engine:
                     try:
                         spent, done = self._run_block(start, stop, size, build, sink, select,
                                                       describe_row, threads, bar, scope,
-                                                      clock if timing else None, chunk, after)
-                    except torch.cuda.OutOfMemoryError as exc:
+                                                      clock if timing else None, chunk, after,
+                                                      fixed)
+                    except Exception as exc:
+                        if not _is_oom(exc):
+                            raise
                         if tuner is None or size <= 1:
                             _forget_bound(tuner)
                             raise _no_room(exc, size, fixed) from exc
@@ -417,15 +496,24 @@ class Engine:
                         rows = build(start, stop)
                         if chunk is not None:
                             chunk(start, stop)
+                    check = self._check_wanted(stop - start, chunk)
+                    got = None
                     if grad:
                         with torch.enable_grad():
                             vals, grads = self._pass(rows, stop - start, select, True, start,
-                                                     describe_row, threads)
+                                                     describe_row, threads,
+                                                     check=fixed if check else False)
+                    elif check and (got := self._checked_values(
+                            rows.inputs, rows, stop - start, select, start, describe_row,
+                            threads, fixed)) is not None:
+                        vals, grads = got[1], None
                     else:
                         with torch.inference_mode():
                             vals, grads = self._pass(rows, stop - start, select, False, start,
                                                      describe_row, threads)
-                except torch.cuda.OutOfMemoryError as exc:
+                except Exception as exc:
+                    if not _is_oom(exc):
+                        raise
                     if tuner is None or size <= 1:
                         _forget_bound(tuner)
                         raise _no_room(exc, size, fixed) from exc
@@ -462,6 +550,71 @@ class Engine:
         if n_rows >= 256:
             self._rate = n_rows / max(time.perf_counter() - t_run, 1e-9)
 
+    def _check_wanted(self, n: int, chunk: Callable[[int, int], None] | None) -> bool:
+        """Whether the next forward pass of ``n`` rows checks that the model evaluates its rows
+        independently (see :meth:`_checked_values`): once per torch model and process, on the
+        first pass of 2 to :data:`_CHECK_MAX_ROWS` rows (a component game's hooked passes,
+        ``chunk``, are not checked)."""
+        if self._batch_checked or chunk is not None or not 2 <= n <= _CHECK_MAX_ROWS \
+                or self.model.module is None:
+            return False
+        if _is_checked(self._model_key()):
+            self._batch_checked = True
+            return False
+        return True
+
+    def _done_checking(self) -> None:
+        self._batch_checked = True
+        _mark_checked(self._model_key())
+
+    def _checked_values(self, inputs: tuple[Any, ...], rows: Rows, n: int,
+                        select: Callable[[torch.Tensor, Rows], torch.Tensor] | None, start: int,
+                        describe_row: Callable[[int], str] | None, threads: int,
+                        fixed: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """One forward pass of ``n`` rows (``inputs``; ``rows`` gives their samples, extra and
+        keyword arguments) run with autograd instead of inference mode, returning the detached
+        raw outputs and explained values, after checking that the first and the last row's
+        values do not depend on the other rows (their gradients with respect to the other
+        rows' floating-point inputs are all zero).
+
+        A model whose output for one row depends on the rest of its batch (BatchNorm without
+        running statistics, a layer over the batch axis) would make every credit depend on
+        how tribute batches coalitions -- the self-tuned size, ``batch_size``, the order of a
+        call's rows -- and is refused. The rows are the call's own (nothing is evaluated
+        twice); None (the caller then runs the plain pass) when nothing can be checked: no
+        floating-point per-row input, or a model that cannot run with autograd."""
+        leaves: list[torch.Tensor] = []
+        args: list[Any] = []
+        with torch.inference_mode(False):
+            for x in inputs:
+                if isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim > 0 \
+                        and int(x.shape[0]) == n:
+                    leaf = x.detach().clone().requires_grad_(True)
+                    leaves.append(leaf)
+                    args.append(leaf.clone())  # a model that edits its input edits a copy
+                else:
+                    args.append(x)
+        if not leaves:
+            self._done_checking()
+            return None
+        with torch.inference_mode(False), torch.enable_grad():
+            try:
+                out = self._forward(tuple(args), rows.extra, rows.kwargs, n)
+            except (torch.cuda.OutOfMemoryError, ModelOutputError):
+                raise
+            except Exception:  # e.g. numpy inside the forward: no check, the plain pass runs
+                self._done_checking()
+                return None
+            vals = self._values(out, rows, n, select, True, start, describe_row, threads)
+            try:
+                r = _cross_row(vals, leaves, n)
+            except Exception:  # not differentiable (an in-place edit autograd refuses): unchecked
+                r = None
+        if r is not None:
+            raise _batch_dependent(r, n, start, describe_row, fixed)
+        self._done_checking()
+        return out.detach(), vals.detach()
+
     def block_rows(self, size: int, row_bytes: int) -> int:
         """Rows per block of a ``blocks=True`` run at ``size`` rows per chunk: a whole number
         of chunks holding at most :data:`BLOCK_BYTES` of composed rows and the memory cap's
@@ -490,7 +643,8 @@ class Engine:
                    bar: Progress, scope: Progress | None,
                    clock: SchedulerFreeClock | None = None,
                    chunk: Callable[[int, int], None] | None = None,
-                   after: Callable[[float], bool] | None = None) -> tuple[float, int]:
+                   after: Callable[[float], bool] | None = None,
+                   fixed: int | None = None) -> tuple[float, int]:
         """Rows ``[start, stop)`` composed at once, sent to the model ``size`` rows at a time;
         values selected, checked and stored once for the block. Returns the seconds the
         forward passes took by ``clock`` (0.0 without one) and the end of the rows done
@@ -515,7 +669,10 @@ class Engine:
                 part = inputs if n <= size else tuple(_aligned(x[a:b]) for x in inputs)
                 if chunk is not None:
                     chunk(start + a, start + b)
-                outs.append(self._forward(part, (), {}, b - a))
+                got = self._checked_values(
+                    part, Rows(inputs=part, sample=rows.sample[a:b]), b - a, select, start + a,
+                    describe_row, threads, fixed) if self._check_wanted(b - a, chunk) else None
+                outs.append(self._forward(part, (), {}, b - a) if got is None else got[0])
                 bar.update(b - a)
                 if scope is not None:
                     scope.project()
@@ -545,9 +702,10 @@ class Engine:
         sends them again in a smaller chunk, counted again)."""
         try:
             out = self.model(inputs, extra, kwargs)
-        except torch.cuda.OutOfMemoryError:
-            self.n_rows += n
-            self.n_passes += 1
+        except Exception as exc:
+            if _is_oom(exc):
+                self.n_rows += n
+                self.n_passes += 1
             raise
         self.n_rows += n
         self.n_passes += 1
@@ -590,7 +748,12 @@ class Engine:
 
     def _pass(self, rows: Rows, n: int, select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
               grad: bool, start: int, describe_row: Callable[[int], str] | None,
-              threads: int = 1) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+              threads: int = 1, check: int | bool | None = False,
+              ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """One forward pass (and backward, with ``grad``). ``check`` (gradient runs; the
+        fixed rows per pass, or None when tuned; False: no check) first checks that the
+        explained values of the chunk's first and last rows do not depend on the other rows'
+        leaves (see :meth:`_checked_values`)."""
         out = self._forward(rows.inputs, rows.extra, rows.kwargs, n)
         vals = self._values(out, rows, n, select, grad, start, describe_row, threads)
         if not grad:
@@ -598,6 +761,15 @@ class Engine:
         leaves = rows.leaves
         if not leaves:
             raise RuntimeError("gradient run without leaves")  # programming error, not user input
+        if check is not False:
+            try:
+                r = _cross_row(vals, list(leaves), n)
+            except Exception:  # not differentiable twice over (an in-place edit): unchecked
+                r = None
+            if r is not None:
+                raise _batch_dependent(r, n, start, describe_row,
+                                       check if isinstance(check, int) else None)
+            self._done_checking()
         per_target: list[tuple[torch.Tensor | None, ...]] = []
         n_t = vals.shape[1]
         for t in range(n_t):

@@ -113,8 +113,10 @@ def parse_memory(value: object, name: str = "max_memory") -> int:
     if isinstance(value, bool):
         raise InputError(f"{name}={value!r} must be a number of bytes (e.g. 8e9 or '8GiB').")
     if isinstance(value, (int, float)):
-        if not value > 0 or value != value or value == float("inf"):
-            raise InputError(f"{name}={value!r} must be a positive number of bytes (e.g. 8e9 or '8GiB').")
+        # below one byte: int() made 0.5 a cap of 0 bytes (the string '0.5' was refused)
+        if not value >= 1 or value != value or value == float("inf"):
+            raise InputError(f"{name}={value!r} must be a positive number of bytes, at least 1 "
+                             "(e.g. 8e9 or '8GiB').")
         return int(value)
     if isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)

@@ -1,0 +1,232 @@
+"""The engine on models tribute's other tests do not use (aud35e): a model whose output for a
+row depends on the rest of its batch is refused (its credits would depend on the batch size),
+batch-independent models give the same credits at every batch size with no extra rows, and an
+allocator's plain ``RuntimeError`` "out of memory" is backed off like torch's OOM error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.engine import clear_tuners, parse_memory
+from tribute.errors import InputError, ModelOutputError
+
+pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
+
+METHODS = ["integrated_gradients", "feature_ablation", "kernel_shap", "lime", "occlusion"]
+
+
+def _kw(method: str) -> dict[str, Any]:
+    kw: dict[str, Any] = {"method": method, "target": 1, "seed": 3, "progress": False}
+    if method in ("kernel_shap", "lime"):
+        kw["budget"] = 40
+    if method == "occlusion":
+        kw["window"] = 2
+    if method == "integrated_gradients":
+        kw["steps"] = 8
+    return kw
+
+
+class _BatchMean(torch.nn.Module):
+    """Centres every feature over the batch: a row's output depends on the other rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean(0, keepdim=True)
+
+
+class _Cumsum(torch.nn.Module):
+    """Row ``i`` sees rows ``0..i`` (row 0 sees none of the others)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.cumsum(0)
+
+
+def _mixer(kind: str) -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    mid: torch.nn.Module = {
+        "mean": _BatchMean(), "cumsum": _Cumsum(),
+        "bn_batch_stats": torch.nn.BatchNorm1d(16, track_running_stats=False),
+    }[kind]
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), mid, torch.nn.Tanh(), torch.nn.Linear(16, 2))
+
+
+@pytest.mark.parametrize("kind", ["mean", "cumsum", "bn_batch_stats"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("n_inputs", [1, 8])
+def test_a_model_that_mixes_the_rows_of_its_batch_is_refused(kind, method, n_inputs):
+    """Before, such a model's credits silently depended on the batch: kernel_shap on 8 inputs
+    of a batch-mean MLP moved by up to 0.32 between the tuned size and batch_size=1 (0.12 at 7,
+    0.19 at 4096), feature_ablation and occlusion by 0.60."""
+    model = _mixer(kind).train()  # a training flag that must survive the refusal
+    model[0].register_forward_hook(lambda *a: None)
+    flags = [m.training for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = dict(model[0]._forward_hooks)
+    x = torch.randn(n_inputs, 6, generator=torch.Generator().manual_seed(1))
+    if kind == "bn_batch_stats" and n_inputs == 1:
+        x = torch.cat([x, x + 1])  # BatchNorm refuses a 1-row batch on its own
+    for batch_size in (None, 7):
+        clear_tuners()
+        with pytest.raises(ModelOutputError, match="changes with the other rows of its batch") as err:
+            tribute.explain(model, x, batch_size=batch_size, **_kw(method))
+        assert "batch_size=1" in str(err.value)
+        assert [m.training for m in model.modules()] == flags
+        assert dict(model[0]._forward_hooks) == hooks
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    if kind != "bn_batch_stats":  # one row per pass: every row evaluated alone, the stated escape
+        tribute.explain(model, x, batch_size=1, **_kw(method))
+
+
+class _Rows(torch.nn.Module):
+    """Counts the rows and passes that reach the model."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.rows, self.passes = inner, 0, 0
+
+    def forward(self, x: torch.Tensor) -> Any:
+        self.rows += int(x.shape[0])
+        self.passes += 1
+        return self.inner(x)
+
+
+class _Pair(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return {"logits": self.inner(x), "features": x}
+
+
+def _independent(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if kind == "float64":
+        return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(),
+                                   torch.nn.Linear(16, 3)).double()
+    if kind == "batchnorm_eval":
+        m = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 3))
+        with torch.no_grad():
+            m.train()(torch.randn(64, 6))  # running statistics that are not the defaults
+        return m.eval()
+    if kind == "softmax":  # probabilities: the check's weighted sum must not cancel to zero
+        return torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.Softmax(dim=1))
+    if kind == "dropout_train":  # tribute evaluates in eval mode: dropout off, deterministic
+        return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Dropout(0.5),
+                                   torch.nn.Linear(16, 3)).train()
+    assert kind == "dict"
+    return _Pair(torch.nn.Sequential(torch.nn.Linear(6, 3)))
+
+
+@pytest.mark.parametrize("kind", ["float64", "batchnorm_eval", "softmax", "dropout_train", "dict"])
+@pytest.mark.parametrize("method", METHODS)
+def test_independent_models_pass_the_check_with_no_extra_rows(kind, method):
+    """No false refusal; the check runs on rows of the call (rows seen = attr.n_rows =
+    n_evals x inputs) and the credits agree at every batch size (float64: to 1e-12)."""
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(2))
+    results = {}
+    for batch_size in (None, 1, 7, 4096):
+        clear_tuners()
+        model = _Rows(_independent(kind))
+        xx = x.double() if kind == "float64" else x
+        attr = tribute.explain(model, xx, batch_size=batch_size, **_kw(method))
+        assert model.rows == attr.n_rows == attr.n_evals * len(x)
+        results[batch_size] = attr.flat()
+    tol = 1e-12 if kind == "float64" else 1e-5
+    for batch_size, got in results.items():
+        np.testing.assert_allclose(got, results[None], rtol=tol, atol=tol, err_msg=str(batch_size))
+
+
+class _NumpyInside(torch.nn.Module):
+    """A torch module that leaves torch inside its forward: cannot run with autograd."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.tanh(x.numpy()) @ np.ones((x.shape[1], 2), dtype=np.float32))
+
+
+def test_a_model_that_cannot_run_with_autograd_is_evaluated_as_before():
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
+    clear_tuners()
+    a = tribute.explain(_NumpyInside(), x, **_kw("feature_ablation"))
+    b = tribute.explain(_NumpyInside(), x, batch_size=1, **_kw("feature_ablation"))
+    np.testing.assert_allclose(a.flat(), b.flat(), rtol=1e-6, atol=1e-6)
+
+
+class _HostFull(torch.nn.Module):
+    """Raises the plain RuntimeError an allocator gives (CPU, MPS, older CUDA) above ``limit``
+    rows per pass; counts the rows it saw."""
+
+    def __init__(self, limit: int, message: str) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 3).double()
+        self.limit, self.message, self.rows, self.failed_rows = limit, message, 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit:
+            self.failed_rows += x.shape[0]
+            raise RuntimeError(self.message)
+        self.rows += x.shape[0]
+        return torch.tanh(self.lin(x))
+
+
+class _PerPassClock:
+    """Every timed chunk takes 1 ms whatever its rows: the search grows the chunks."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        self.t += 0.0005
+        return self.t
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("message", [
+    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 2147483648 bytes. Error code 12 (Cannot allocate memory)",
+    "MPS backend out of memory (MPS allocated: 8.00 GB)",
+])
+@pytest.mark.parametrize("method", ["kernel_shap", "feature_ablation", "integrated_gradients"])
+def test_an_allocators_runtime_error_is_backed_off_like_an_oom(method, message, monkeypatch):
+    """Before, only torch.cuda.OutOfMemoryError was backed off: the allocator's RuntimeError
+    ended a self-tuned call at its first chunk over the limit (a size tribute chose)."""
+    from tribute.engine import core
+
+    monkeypatch.setattr(core, "_TUNE_MAX_ROWS", 65536)
+    monkeypatch.setattr(core, "SchedulerFreeClock", _PerPassClock)
+    clear_tuners()
+    x = torch.randn(100, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    kw = _kw(method)
+    model = _HostFull(50, message)
+    roomy = _HostFull(10**9, message)
+    roomy.load_state_dict(model.state_dict())
+    ref = tribute.explain(roomy, x, batch_size=50, **kw)
+    got = tribute.explain(model, x, **kw)
+    assert model.failed_rows > 0 and got.n_rows == model.rows + model.failed_rows
+    np.testing.assert_allclose(got.flat(), ref.flat(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match=r"64 rows per forward pass .* smaller batch_size"):
+        tribute.explain(model, x, batch_size=64, **kw)
+    clear_tuners()
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory():
+    clear_tuners()
+    model = _HostFull(0, "mat1 and mat2 shapes cannot be multiplied")
+    with pytest.raises(Exception, match="mat1 and mat2") as err:
+        tribute.explain(model, torch.randn(4, 6, dtype=torch.float64), **_kw("feature_ablation"))
+    assert "rows per forward pass" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [0.5, 0.999, 1e-3])
+def test_a_cap_under_one_byte_is_refused(bad):
+    """0.5 became a cap of 0 bytes (int(0.5)); the string '0.5' was already refused."""
+    with pytest.raises(InputError, match="max_memory"):
+        parse_memory(bad)
+    assert parse_memory(1.0) == 1
