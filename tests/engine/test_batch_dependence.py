@@ -230,3 +230,28 @@ def test_a_cap_under_one_byte_is_refused(bad):
     with pytest.raises(InputError, match="max_memory"):
         parse_memory(bad)
     assert parse_memory(1.0) == 1
+
+
+@pytest.mark.parametrize("kind", ["first", "last", "cumsum", "reverse_cumsum"])
+@pytest.mark.parametrize("method", ["feature_ablation", "integrated_gradients"])
+def test_dependence_on_one_end_row_or_a_running_sum_is_refused(kind: str, method: str) -> None:
+    # stop 35 (lead): the check reads one middle row with one backward pass; a row joined only to
+    # the first or the last row of its batch, or a running sum either way, still reaches it
+    class EndRow(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if kind == "first":
+                x = x - x[:1]
+            elif kind == "last":
+                x = x - x[-1:]
+            elif kind == "cumsum":
+                x = x.cumsum(0)
+            else:
+                x = x.flip(0).cumsum(0).flip(0)
+            return self.lin(x)
+
+    with pytest.raises(ModelOutputError, match="changes with the other rows"):
+        tribute.explain(EndRow(), torch.randn(5, 4), method=method, target=0, progress=False)

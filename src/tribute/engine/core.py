@@ -254,15 +254,19 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _cross_row(vals: torch.Tensor, leaves: list[torch.Tensor], n: int) -> int | None:
-    """The row (the first or the last of the chunk) whose explained values have a finite,
-    non-zero gradient with respect to *another* row's leaves, or None. A model that evaluates
-    every row on its own has exactly zero gradients there (no path joins the rows)."""
+    """A row of the chunk whose explained values have a finite, non-zero gradient with respect
+    to *another* row's leaves, or None. A model that evaluates every row on its own has exactly
+    zero gradients there (no path joins the rows).
+
+    One backward pass: the middle row ``n // 2`` is checked (a batch statistic, a cumulative sum
+    over the batch either way, a dependence on the first or the last row all reach it); a
+    2-row chunk checks both rows."""
     leaves = [x for x in leaves if x.requires_grad and x.ndim > 0 and int(x.shape[0]) == n]
     if not leaves or not vals.requires_grad or vals.ndim != 2 or int(vals.shape[0]) != n:
         return None
     # distinct weights per target: outputs that sum to a constant (probabilities) do not cancel
     w = torch.arange(1, vals.shape[1] + 1, dtype=vals.dtype, device=vals.device)
-    for r in (0, n - 1):
+    for r in ((0, 1) if n == 2 else (n // 2,)):
         grads = torch.autograd.grad((vals[r] * w).sum(), leaves, retain_graph=True,
                                     allow_unused=True)
         for g in grads:
@@ -573,8 +577,8 @@ class Engine:
                         fixed: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """One forward pass of ``n`` rows (``inputs``; ``rows`` gives their samples, extra and
         keyword arguments) run with autograd instead of inference mode, returning the detached
-        raw outputs and explained values, after checking that the first and the last row's
-        values do not depend on the other rows (their gradients with respect to the other
+        raw outputs and explained values, after checking that a middle row's values do
+        not depend on the other rows (their gradients with respect to the other
         rows' floating-point inputs are all zero).
 
         A model whose output for one row depends on the rest of its batch (BatchNorm without
