@@ -346,3 +346,18 @@ def test_a_data_game_caps_by_the_host_memory_and_runs_its_own_buffers(monkeypatc
     assert np.isfinite(attr.flat()).all()
     game = tribute.build_game(model, X[:2], players=data, target=y[:2])
     assert game.engine.max_memory == 32 * 2**30
+
+
+def test_kernel_shap_prices_its_blocked_solve_not_all_samples_at_once() -> None:
+    # stop 35 (aud35e): the estimate counted the standard errors' per-pair moments for every
+    # sample at once (2.46 GiB for 200 inputs x 200 players at budget 4096, where the blocked
+    # solve grows memory by tens of MiB), so max_memory="60MiB" refused a call that fits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(200, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    game = tribute.build_game(net, torch.randn(200, 200), target=0)
+    cost = get_method("kernel_shap")().estimate_cost(game, 4096)
+    assert 20 * 2**20 < cost.bytes < 100 * 2**20
+    # 40 inputs at budget 1024: the old estimate said ~130 MB
+    attr = tribute.explain(net, torch.randn(40, 200), method="kernel_shap", target=0, budget=1024,
+                           max_memory="40MiB", progress=False)
+    assert attr.n_evals == 1024

@@ -463,8 +463,15 @@ class KernelShap(Method):
         elif n < 63:
             k = min(k, 2**n - 2)  # the rounds evaluate distinct proper coalitions only
         b, t = int(game.n_samples), int(game.n_targets)
+        # the solve and the standard errors run over blocks of samples (_solve_blocks; the
+        # rounds of target_precision solve all at once): a block's responses, pair differences
+        # and residuals (blk x k x t) and its moments (blk x t x n), plus the k x n weighted
+        # design and per-pair maps
+        blk = b if self.target_precision is not None else \
+            min(b, max(_MIN_BLOCK, _BLOCK_BYTES // (8 * max(k, 1) * max(t, 1))))
+        design = 4 * k * n * 8 + 3 * blk * k * t * 8 + 4 * blk * t * n * 8
         # k sampled coalitions plus the two it always evaluates, v(N) and v(empty)
-        return coalition_cost(game, k + 2, design=k * n * 8 + 2 * b * k * t * n * 8,
+        return coalition_cost(game, k + 2, design=design,
                               solve=6 * (n + 1) ** 2 * 8, flops=float(2 * k * n * n + 10 * n**3),
                               note=f"a {k:,} x {n:,} design and {n + 1:,}^2 KKT matrices")
 
