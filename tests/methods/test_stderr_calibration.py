@@ -337,12 +337,21 @@ def test_gp_shapley_beyond_max_pairs(budget: int, cross_fitted: bool) -> None:
     assert c.undefined == 0 and c.coverage >= 0.85 and c.worst_ratio < WORST, c
 
 
-def test_gp_shapley_correction_without_dof_is_nan_with_a_warning() -> None:
+def test_gp_shapley_correction_without_dof_fits_the_gp_on_every_pair() -> None:
+    # 7 held-out pairs for 9 free parameters: the paired correction of the regression adjustment
+    # has no residual degrees of freedom. It used to return NaN standard errors with a warning
+    # (and a correction fitted on fewer pairs than players); the GP is now fitted on all 12 pairs
+    # (audit stop 35, F1), with finite standard errors that cover the exact values
     game = toy_game(10, n_inputs=4, seed=10)
-    with pytest.warns(StderrWarning, match="no residual degrees of freedom"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StderrWarning)
         attr = tribute.explain(game, game.x, method="gp_shapley", budget=2 + 2 * 12, seed=0,
-                               max_pairs=5)  # 7 held-out pairs for 9 free parameters
-    assert np.isnan(attr.stderr).all() and np.isfinite(attr.values).all()
+                               max_pairs=5)
+    assert attr.params["path"] == "gp" and "max_pairs=5" in attr.extra["note"]
+    se = np.asarray(attr.stderr)
+    assert np.isfinite(se).all() and (se > 0).all() and np.isfinite(attr.values).all()
+    z = np.abs(np.asarray(attr.values) - game.shapley()) / se
+    assert np.mean(z <= 1.96) >= 0.9, z
 
 
 # --------------------------------------------------------------------------- the sweep
