@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -326,3 +328,29 @@ def test_n_evals_counts_the_rows_the_model_saw() -> None:
     finally:
         handle.remove()
     assert r.n_evals == sum(rows) == len(inputs) + len(concept) + len(random)
+
+
+@pytest.mark.parametrize("target", [1.5, True, "1"])
+def test_non_integer_target_is_refused(target: Any) -> None:
+    """aud35t: target=1.5 was read as int(1.5) = 1 and target=True as 1, silently."""
+    model, inputs, concept, random = _data()
+    with pytest.raises(InputError, match=f"target={target!r} must be an integer"):
+        tcav(model, inputs, concept, random, layer="body", target=target)
+
+
+def test_integer_like_targets_are_accepted() -> None:
+    model, inputs, concept, random = _data()
+    a = tcav(model, inputs, concept, random, layer="body", target=np.int64(1), n_permutations=10)  # type: ignore[arg-type]
+    b = tcav(model, inputs, concept, random, layer="body", target=torch.tensor(1), n_permutations=10)  # type: ignore[arg-type]
+    assert a.target == b.target == 1 and a.score == b.score
+
+
+@pytest.mark.parametrize("which", ["inputs", "concept", "random"])
+def test_non_finite_examples_are_refused(which: str) -> None:
+    """aud35t: NaN concept examples were reported as 'the CAV is zero: cannot be separated', and
+    NaN inputs gave a score (0.5 on a ReLU MLP) without a word."""
+    model, inputs, concept, random = _data()
+    args = {"inputs": inputs.clone(), "concept": concept.clone(), "random": random.clone()}
+    args[which][1, 2] = float("nan")
+    with pytest.raises(InputError, match=rf"{which} holds NaN or inf values \(1 of"):
+        tcav(model, args["inputs"], args["concept"], args["random"], layer="body", target=1)

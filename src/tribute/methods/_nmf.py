@@ -165,30 +165,32 @@ def nmf(a: np.ndarray, rank: int, *, max_iter: int = 500, tol: float = 1e-6, ini
     return NMFResult(U=U, W=W, error=_rel_error(norm_a2, U, W, U.T @ A), n_iter=it, converged=converged)
 
 
-def nmf_transform(a: np.ndarray, W: np.ndarray, *, max_iter: int = 200, tol: float = 1e-6) -> np.ndarray:
+def nmf_transform(a: np.ndarray, W: np.ndarray, *, max_iter: int | None = None) -> np.ndarray:
     """Non-negative coefficients ``U`` (``n x r``) of rows ``a`` (``n x p``) on a fixed basis ``W`` (``r x p``).
 
-    Minimises ``||a - U W||_F`` over ``U >= 0`` by the same HALS column updates (a non-negative
-    least-squares problem per row, convex: the minimiser is unique when ``W`` has full row rank).
+    Minimises ``||a - U W||_F`` over ``U >= 0`` exactly: one non-negative least-squares problem
+    per row, solved by the Lawson-Hanson active-set method (:func:`scipy.optimize.nnls`) on the
+    reduced ``r x r`` system of the thin QR factorisation ``W^T = Q R``
+    (``||a_i - u W||^2 = ||R u - Q^T a_i||^2 + ||(I - Q Q^T) a_i||^2``), so a row costs
+    ``O(r^3)`` whatever ``p``. (HALS sweeps stopped by a relative-decrease rule, used before,
+    stopped early where ``W``'s rows are correlated: coefficients off by 0.07 on a 4-concept
+    basis with ``cond(W W^T) = 240``, whose exact answer NNLS recovers to 1e-15.)
+
+    Args:
+        a: ``n x p`` non-negative rows.
+        W: ``r x p`` non-negative basis.
+        max_iter: active-set iterations per row, default=None (scipy's ``3 r``).
     """
+    from scipy.optimize import nnls
+
     A = _check(a, "a")
     Wm = _check(W, "W")
     if Wm.shape[1] != A.shape[1]:
         raise InputError(f"nmf_transform: a has {A.shape[1]} features but W has {Wm.shape[1]}; project "
                          "activations of the layer the concept bank was learned at.")
-    WWt, AWt = Wm @ Wm.T, A @ Wm.T
-    U = np.maximum(AWt, 0.0) / np.maximum(np.diag(WWt), _EPS)[None, :] / Wm.shape[0]
-    U = np.maximum(U, _EPS)
-
-    def objective() -> float:  # ||a - U W||^2 - ||a||^2 = <U WWt, U> - 2 <U, AWt>
-        return float(np.sum((U @ WWt) * U) - 2.0 * np.sum(U * AWt))
-
-    prev = objective()
-    for _ in range(int(max_iter)):
-        _update_u(U, AWt, WWt)
-        obj = objective()
-        if prev - obj <= tol * max(abs(prev), _EPS):
-            break
-        prev = obj
-    U[U <= _EPS] = 0.0
-    return np.asarray(U)
+    q, rr = np.linalg.qr(Wm.T)  # p x k, k x r (k = min(p, r))
+    b = A @ q  # n x k
+    U = np.empty((A.shape[0], Wm.shape[0]))
+    for i in range(A.shape[0]):
+        U[i] = nnls(rr, b[i], maxiter=max_iter)[0]
+    return np.maximum(U, 0.0)

@@ -10,8 +10,14 @@ Separator: a closed-form ridge least-squares classifier on centred activations, 
 ``+1`` (concept) / ``-1`` (random), ``w = (A^T A + l2 I)^{-1} A^T y`` (computed in its dual
 form ``A^T (A A^T + l2 I)^{-1} y`` when there are more activation dimensions than examples),
 normalised to unit length. It is a linear classifier as in the paper (which used logistic
-regression or an SVM); any separator with the same sign structure gives the same TCAV score
-when the classes are separable.
+regression or an SVM), but not the same one: the TCAV score depends on the CAV's direction, not
+only on which training examples it classifies correctly, and two separators that both classify
+every example correctly can point far apart. (aud35t, a small CNN on sklearn's digits, class 3,
+concept "5", flattened conv activations: the ridge CAV and scikit-learn's
+``LogisticRegression(C=1)`` CAV both separate the sets perfectly, yet their cosine is 0.29 -
+0.46 and the per-run TCAV scores 0.77 / 0.77 / 1.00 / 0.00 / 1.00 / 0.87 against 0.97 / 0.43 /
+0.57 / 0.37 / 0.90 / 0.60.) Scores are comparable across tribute runs, not with scores
+computed with another separator.
 
 Statistical tests. The CAV is learned ``n_random`` times, against ``n_random`` different random
 subsets of ``m = min(n_concept, n_pool // 2)`` examples; the statistic is the mean TCAV score
@@ -35,7 +41,10 @@ computed (``test=`` picks the one behind ``p_value`` / ``significant``):
   layer's width.
 - ``"welch"``: the paper's test (Kim et al., Sec. 3.2): random-vs-random CAVs (random subset
   ``i`` against a disjoint random subset) give ``n_random`` null scores, and a two-sided Welch
-  t-test compares the concept's ``n_random`` scores with them. **Miscalibrated** for small
+  t-test compares the concept's ``n_random`` scores with them (the paper asks for a two-sided
+  t-test; its reference code calls scipy's ``ttest_ind`` with the default equal variances,
+  Student's form: with equal run counts the statistic is the same and only the degrees of
+  freedom differ, e.g. p = 0.172 (Welch) vs 0.169 (Student)). **Miscalibrated** for small
   concept sets: the concept set is fixed across runs while only the random negatives change, so
   the test reads the set's own sampling bias as an effect.
 - ``"one_set"`` (:func:`one_set_p_value`): the concept's mean score as one new draw from the
@@ -69,6 +78,7 @@ hooks) also when something raises.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -196,7 +206,7 @@ def concept_activation_vector(positive: np.ndarray, negative: np.ndarray, l2: fl
 
 
 def welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Welch t-test p-value of ``mean(a) == mean(b)`` (equals scipy's ``ttest_ind``).
+    """Two-sided Welch t-test p-value of ``mean(a) == mean(b)`` (equals scipy's ``ttest_ind(a, b, equal_var=False)``).
 
     One side may have zero variance (all concept CAVs scoring 1.0 is the common case); when both
     have zero variance the statistic is undefined and the p-value is 1.0 if the means agree,
@@ -369,6 +379,10 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
     if t.ndim < 2 or t.shape[0] < 2:
         raise InputError(f"tcav: {name} must be a batch of at least 2 examples (examples x ...); got shape {tuple(t.shape)}.")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).flatten(1).any(dim=1).sum())
+        raise InputError(f"tcav: {name} holds NaN or inf values ({bad} of {t.shape[0]} examples); remove or "
+                         "impute them.")
     return t
 
 
@@ -424,6 +438,13 @@ def tcav(
         raise InputError(f"tcav: n_random={n_random!r} must be an integer >= 2 (the t-test needs several runs).")
     if not 0.0 < alpha < 1.0:
         raise InputError(f"tcav: alpha={alpha!r} must be in (0, 1), e.g. 0.05.")
+    try:  # int, numpy or 0-d torch integers; not 1.5 (was silently read as 1) nor True
+        if isinstance(target, bool):
+            raise TypeError
+        target = int(operator.index(target))
+    except TypeError:
+        raise InputError(f"tcav: target={target!r} must be an integer output column (class index), "
+                         "e.g. target=3.") from None
     if test not in TESTS:
         raise InputError(f"tcav: test={test!r} must be one of {TESTS} ('welch' is the paper's t-test).")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 0 or (
