@@ -106,7 +106,8 @@ def _run_processes(spec: JobSpec, pending: Sequence[int], on_done: OnDone, worke
                 raise TributeError(
                     f"a worker process died (killed, or out of memory; or a script that starts the "
                     "job at import time, without an `if __name__ == \"__main__\":` guard, which "
-                    f"spawned workers re-run) while {_shard_list(lost)} were not finished, and the "
+                    f"spawned workers re-run) while {_shard_list(lost)} "
+                    f"{'was' if len(lost) == 1 else 'were'} not finished, and the "
                     "process pool stopped; finished shards are saved: rerun with resume=True / "
                     "--resume.") from broken[0].exception()
             if failed:
