@@ -302,7 +302,7 @@ def test_cli_max_memory_refuses_with_the_estimate(tmp_path, monkeypatch, capsys)
             "--method", "kernel_shap", "--out", str(tmp_path / "out"), "--no-progress"]
     assert main([*args, "--max-memory", "100MB"]) != 0
     err = capsys.readouterr().err
-    assert "needs about 1.17 GiB" in err and "more than max_memory=95.4 MiB" in err
+    assert "needs about 1.36 GiB" in err and "more than max_memory=95.4 MiB" in err
     assert "groups=tribute.patches(2)" in err
     assert not (tmp_path / "out").exists()
 

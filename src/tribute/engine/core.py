@@ -604,9 +604,11 @@ class Engine:
         with torch.inference_mode(False), torch.enable_grad():
             try:
                 out = self._forward(tuple(args), rows.extra, rows.kwargs, n)
-            except (torch.cuda.OutOfMemoryError, ModelOutputError):
+            except ModelOutputError:
                 raise
-            except Exception:  # e.g. numpy inside the forward: no check, the plain pass runs
+            except Exception as exc:  # e.g. numpy inside the forward: no check, the plain pass runs
+                if _is_oom(exc):  # any allocator's: backed off by the caller, checked again
+                    raise
                 self._done_checking()
                 return None
             vals = self._values(out, rows, n, select, True, start, describe_row, threads)
