@@ -320,3 +320,35 @@ def test_the_check_leaves_the_credits_bit_identical(monkeypatch):
     off = tribute.explain(_Attention().eval(), x, **_kw("feature_ablation"))
     assert np.array_equal(first.flat(), again.flat())
     assert np.array_equal(first.flat(), off.flat())
+
+
+def test_a_sequential_of_rowwise_layers_needs_no_checking_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # stop 35 (lead): Linear/Conv/activations/pooling/LayerNorm/BatchNorm with running statistics in a
+    # plain Sequential evaluate each row on their own by construction: no autograd pass (its cost on a
+    # first call, its last-bit differences); a Sequential holding a custom layer is still checked
+    import importlib
+
+    core = importlib.import_module("tribute.engine.core")
+    calls: list[int] = []
+    original = core.Engine._checked_values
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(core.Engine, "_checked_values", counting)
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3).eval(), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(12, 4), torch.nn.LayerNorm(4),
+                                torch.nn.Softmax(dim=-1))
+    tribute.explain(plain, torch.randn(3, 1, 4, 4), method="feature_ablation", target=0, progress=False)
+    assert calls == []
+
+    class BatchCentre(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x - x.mean(0, keepdim=True)
+
+    for odd in (BatchCentre(), torch.nn.BatchNorm1d(4, track_running_stats=False), torch.nn.Softmax(dim=0)):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), odd, torch.nn.Linear(4, 2))
+        with pytest.raises(ModelOutputError, match="changes with the other rows"):
+            tribute.explain(model, torch.randn(5, 4), method="feature_ablation", target=0, progress=False)
+    assert calls

@@ -240,6 +240,73 @@ def _mark_checked(key: Any) -> None:
         _BATCH_CHECKED_BY_ID.add(id(key))
 
 
+#: Module types that evaluate every row of a batch on its own whatever their settings (see
+#: :func:`_rowwise_by_construction`); a Sequential of them needs no dynamic check.
+_ROWWISE_TYPES: tuple[type, ...] = (
+    torch.nn.Identity, torch.nn.Linear, torch.nn.Bilinear, torch.nn.Conv1d, torch.nn.Conv2d,
+    torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d,
+    torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ELU, torch.nn.SELU,
+    torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Sigmoid, torch.nn.Tanh,
+    torch.nn.Softplus, torch.nn.Hardtanh, torch.nn.Hardswish, torch.nn.Hardsigmoid,
+    torch.nn.LogSigmoid, torch.nn.Tanhshrink, torch.nn.Softsign, torch.nn.Dropout,
+    torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
+    torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d, torch.nn.AvgPool1d,
+    torch.nn.AvgPool2d, torch.nn.AvgPool3d, torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d,
+    torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool1d, torch.nn.AdaptiveMaxPool2d,
+    torch.nn.AdaptiveMaxPool3d, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.Embedding,
+)
+
+
+def _rowwise_by_construction(module: torch.nn.Module) -> bool:
+    """True when ``module`` is a ``Sequential`` (nested ones included) of layers that evaluate
+    each row on its own in eval mode: the layers of :data:`_ROWWISE_TYPES` (their exact types,
+    not subclasses, whose forward may differ), ``Flatten`` from dimension 1 on, ``Softmax`` /
+    ``LogSoftmax`` over a dimension other than 0, BatchNorm with running statistics (tribute
+    evaluates in eval mode). Anything else -- a custom ``forward``, an attention layer -- is
+    checked on a pass (:meth:`Engine._checked_values`)."""
+    if type(module) is not torch.nn.Sequential or module._forward_hooks or module._forward_pre_hooks:
+        return False
+    for child in module.children():
+        kind = type(child)
+        if child._forward_hooks or child._forward_pre_hooks:
+            return False
+        if kind is torch.nn.Sequential:
+            if not _rowwise_by_construction(child):
+                return False
+        elif kind in _ROWWISE_TYPES:
+            continue
+        elif kind is torch.nn.Flatten:
+            if not int(getattr(child, "start_dim", 0)) >= 1:
+                return False
+        elif kind in (torch.nn.Softmax, torch.nn.LogSoftmax):
+            dim = getattr(child, "dim", None)
+            if dim is None or not (int(dim) >= 1 or int(dim) == -1):
+                return False
+        elif kind in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d):
+            if not child.track_running_stats or child.running_mean is None:
+                return False
+        else:
+            return False
+    return True
+
+
+def forget_batch_check(model: Any) -> None:
+    """Check ``model`` (its torch module) again on the next call (see :meth:`Engine._checked_values`).
+
+    Dataset jobs call it before every shard: the check's pass runs with autograd, whose kernels
+    may differ from inference mode's in the last bits (``nn.MultiheadAttention``'s fast path), so
+    a shard's bytes must not depend on whether an earlier shard in the same process was checked.
+    """
+    key = getattr(model, "module", None) if not isinstance(model, torch.nn.Module) else model
+    if key is None:
+        return
+    try:
+        _BATCH_CHECKED.pop(key, None)
+    except TypeError:
+        pass
+    _BATCH_CHECKED_BY_ID.discard(id(key))
+
+
 def _is_oom(exc: BaseException) -> bool:
     """A device or host allocation failure: torch's ``OutOfMemoryError``, or the plain
     ``RuntimeError`` other allocators raise (the CPU's ``DefaultCPUAllocator: can't allocate
@@ -563,6 +630,9 @@ class Engine:
                 or self.model.module is None:
             return False
         if _is_checked(self._model_key()):
+            self._batch_checked = True
+            return False
+        if _rowwise_by_construction(self.model.module):  # no pass needed (nor its cost)
             self._batch_checked = True
             return False
         return True

@@ -189,6 +189,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
     import torch
 
     from ..api import explain
+    from ..engine.core import forget_batch_check
     from ..methods.base import get_method
 
     lo, hi = spec.bounds(index)
@@ -212,6 +213,9 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         # unless the user set them
         for key, value in get_method(spec.method).reproducible.items():
             kwargs.setdefault(key, value)
+        # the batch-dependence check runs on every shard, so that its autograd pass (last-bit
+        # differences on some models) depends on the shard, never on what ran before it
+        forget_batch_check(model)
         try:
             # torch's global generator too depends on (seed, shard) only: a model that draws
             # from it in eval mode (Monte-Carlo dropout, noise) gives a resumed job the same
