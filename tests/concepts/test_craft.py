@@ -297,3 +297,18 @@ def test_several_images_stderr_covers_the_closed_form() -> None:
             truth.append(c**2 / np.sum(c**2))
         inside += int(np.all(np.abs(res.importances - np.mean(truth, axis=0)) <= 3 * res.stderr))
     assert inside >= 8, inside
+
+
+def test_several_images_are_deterministic_by_seed_with_independent_designs() -> None:
+    """rev35b: per-image designs come from the seed (same seed, same numbers); two copies of one
+    image get different designs (so different estimates), else their errors would be shared."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(6, 4))
+    images = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    kw = dict(layer="1", target=2, n_concepts=3, n_crops=4, n_designs=16)
+    r1, r2 = tribute.craft(net, images, seed=5, **kw), tribute.craft(net, images, seed=5, **kw)
+    np.testing.assert_array_equal(r1.image_importances, r2.image_importances)
+    np.testing.assert_array_equal(r1.stderr, r2.stderr)
+    twin = tribute.craft(net, torch.cat([images[:1], images[:1]]), seed=0, **kw)
+    assert not np.array_equal(twin.image_importances[0], twin.image_importances[1])
