@@ -306,7 +306,7 @@ def test_several_images_are_deterministic_by_seed_with_independent_designs() -> 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                               torch.nn.Flatten(), torch.nn.Linear(6, 4))
     images = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(0))
-    kw = dict(layer="1", target=2, n_concepts=3, n_crops=4, n_designs=16)
+    kw: dict[str, Any] = dict(layer="1", target=2, n_concepts=3, n_crops=4, n_designs=16)
     r1, r2 = tribute.craft(net, images, seed=5, **kw), tribute.craft(net, images, seed=5, **kw)
     np.testing.assert_array_equal(r1.image_importances, r2.image_importances)
     np.testing.assert_array_equal(r1.stderr, r2.stderr)
