@@ -748,3 +748,22 @@ def test_search_on_fewer_pairs_than_players_keeps_the_main_effect_kernels():
     assert attr.params["path"] == "gp-lean"
     err = np.linalg.norm(np.asarray(attr.values).ravel() - truth) / np.linalg.norm(truth)
     assert err < 1e-4, err
+
+
+def test_more_than_1030_players_do_not_overflow_the_pair_strata() -> None:
+    # stop 35 (review rev35b): C(n, k) passes a float's range from about 1,030 players; the pair
+    # sampler multiplied it by the kernel weight in floats: OverflowError on the GP path
+    import warnings
+
+    n = 1100
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(n, 1, dtype=torch.float64, generator=gen)
+    x = torch.randn(1, n, dtype=torch.float64, generator=gen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = tribute.explain(lambda z: z.double() @ w, x, method="shapley", budget=2 * n + 100, baseline=0.0,
+                               timed=False, lean=True, progress=False)
+    assert attr.params["path"] == "gp-lean"
+    truth = (w.flatten() * x.flatten()).numpy()
+    got = np.asarray(attr.values).ravel()
+    assert np.linalg.norm(got - truth) <= 1e-5 * np.linalg.norm(truth)

@@ -27,11 +27,16 @@ from ._stderr import inflate, warn_undefined
 from .exact import shapley_from_table, value_table
 
 __all__ = [
+    "HUGE_STRATUM",
     "PairSampler",
     "exact_shapley_table",
     "paired_wls",
     "shapley_kernel_mu",
 ]
+
+#: Strata with at least this many pairs are sized by this number in float arithmetic (see
+#: :meth:`PairSampler.sizes`).
+HUGE_STRATUM = 10**300
 
 #: Pair strata with at most this many members are enumerated and shuffled; larger ones are
 #: sampled by rejection (duplicates redrawn).
@@ -91,7 +96,7 @@ class PairSampler:
             size = math.comb(n, k) // (2 if half else 1)
             self.strata.append(_Stratum(k, size, shapley_kernel_mu(n, k), half))
         if allocation == "kernel":
-            self.mass = np.array([st.size * st.mu for st in self.strata])
+            self.mass = self.masses()
         elif allocation == "leverage":
             self.mass = np.array([1.0 if st.half else 2.0 for st in self.strata])
         else:
@@ -112,12 +117,20 @@ class PairSampler:
         return np.array([st.drawn for st in self.strata], dtype=np.int64)
 
     def sizes(self) -> np.ndarray:
-        return np.array([st.size for st in self.strata], dtype=np.float64)
+        """Pairs per stratum as floats; beyond :data:`HUGE_STRATUM` (``C(n, k)`` past a float's
+        range from about 1,030 players) the stratum reads :data:`HUGE_STRATUM` (never exhausted)."""
+        return np.array([float(min(st.size, HUGE_STRATUM)) for st in self.strata], dtype=np.float64)
+
+    def masses(self) -> np.ndarray:
+        """Shapley-kernel mass per stratum, ``mu_k * size_k``; a stratum too large for a float
+        takes its exact value ``(n - 1) / (k (n - k))`` (halved for ``k = n / 2``)."""
+        return np.array([st.size * st.mu if st.size < HUGE_STRATUM
+                         else (self.n - 1) / (st.k * (self.n - st.k)) / (2.0 if st.half else 1.0)
+                         for st in self.strata])
 
     def weights(self) -> torch.Tensor:
         """Importance weight of each drawn pair (``mu_k * size_k / m_k``)."""
-        w = torch.tensor([st.mu * st.size / max(st.drawn, 1) for st in self.strata],
-                         dtype=torch.float64)
+        w = torch.from_numpy(self.masses() / np.maximum(self.counts(), 1).astype(np.float64))
         return w[self.stratum]
 
     def complete(self) -> torch.Tensor:

@@ -318,7 +318,7 @@ from ..attribution import Attribution
 from ..games.base import Game
 from ..params import InstanceOf, Interval, Options, declare
 from ._gp_design import design_flops, mixed_designs, optimal_pairs, pool_size
-from ._shapley_common import PairSampler, pair_masks, paired_wls
+from ._shapley_common import HUGE_STRATUM, PairSampler, pair_masks, paired_wls
 from ._stderr import t_factor
 from .base import Cost, Method, Tags, alias, coalition_cost, register
 from .exact import all_coalitions, shapley_from_table
@@ -1719,9 +1719,12 @@ class GPShapley(Method):
         h_count = len(sampler.strata)
         count_a = torch.bincount(stratum[ia], minlength=h_count).numpy()
         count_b = torch.bincount(stratum[ib], minlength=h_count).numpy()
-        pop_b = sampler.sizes() - count_a
+        sizes = sampler.sizes()
+        pop_b = sizes - count_a
         mu = np.array([st.mu for st in sampler.strata])
-        w_b = torch.from_numpy(mu * pop_b / np.maximum(count_b, 1))[stratum[ib]]
+        # mu_k * (pairs not in A); a stratum beyond a float's range: its whole mass (A is nothing)
+        total_b = np.where(sizes >= HUGE_STRATUM, sampler.masses(), mu * pop_b)
+        w_b = torch.from_numpy(total_b / np.maximum(count_b, 1))[stratum[ib]]
         w_a = torch.from_numpy(mu)[stratum[ia]]
         rows = torch.cat([s[ib], s[ia]])
         weights = torch.cat([w_b, w_a])
