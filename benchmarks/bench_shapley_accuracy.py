@@ -25,7 +25,11 @@ so that they spend at most the budget (the bracket shows what was spent).
 
 shapiq 1.8 needs Python >= 3.12 while the CPU torch wheel is for 3.11, so shapiq runs in a
 second interpreter (``--shapiq-python``, default ``.venv312/bin/python``; create it with
-``python3.12 -m venv .venv312 && .venv312/bin/pip install shapiq==1.8.0``) on a numpy copy of
+``python3.12 -m venv .venv312 && .venv312/bin/pip install shapiq==1.8.0``; any Python >= 3.12 does:
+on a machine without one, CPython 3.13 builds from Debian's source tarball
+``deb.debian.org/debian/pool/main/p/python3.13/python3.13_3.13.5.orig.tar.xz`` with
+``./configure --prefix=/opt/py313 && make -j2 && make install``, then ``/opt/py313/bin/python3.13 -m venv
+.venv312``) on a numpy copy of
 the same networks (``_shapiq_side.py``), at the same time as the torch side.
 
 Rows ``(s per call: ...)`` are the wall seconds of one ``tribute.explain`` call on all the points
@@ -266,7 +270,7 @@ def main() -> None:
     if "shapiq" not in skip:
         try:
             side = json.loads(side_json.read_text())
-            print(f"shapiq {side['shapiq_version']} (Python 3.12 side)")
+            print(f"shapiq {side['shapiq_version']} (Python >= 3.12 side)")
             for game, per in side["results"].items():
                 for label, row in per.items():
                     for b, cell in row.items():
