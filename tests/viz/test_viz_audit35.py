@@ -212,3 +212,16 @@ def test_attribution_plot_names_the_target_it_draws() -> None:
     assert attr.plot(0, title="mine").axes[0].get_title() == "mine"
     one = tribute.explain(net, torch.randn(2, 4), method="saliency", target=1)
     assert "target" not in one.plot(0).axes[0].get_title()
+
+
+def test_bar_of_a_multi_target_attribution_names_sample_and_target() -> None:
+    # stop 35 (aud35v): the message suggested values[i], which bar then averaged over targets as samples
+    import pytest
+    import torch
+
+    import tribute
+
+    attr = tribute.explain(torch.nn.Sequential(torch.nn.Linear(4, 3)), torch.randn(1, 4), method="saliency",
+                           target=[0, 2])
+    with pytest.raises(ValueError, match=r"values\[i, t\], or attr.plot\(i, target=t\)"):
+        tribute.viz.bar(attr)

@@ -142,7 +142,8 @@ def _as_vector(obj: Any, name: str, func: str) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(
             f"{func}: {name} must have shape (n_features,) for one sample; got shape "
-            f"{arr.shape}. For a batch, plot one row (e.g. {name}[i])"
+            f"{arr.shape}. For a batch, plot one row (e.g. {name}[i]); for a (samples, targets, "
+            f"features) attribution, one sample and target ({name}[i, t], or attr.plot(i, target=t))"
         )
     if arr.size == 0:
         raise ValueError(f"{func}: {name} is empty; nothing to plot")
