@@ -352,3 +352,58 @@ def test_a_sequential_of_rowwise_layers_needs_no_checking_pass(monkeypatch: pyte
         with pytest.raises(ModelOutputError, match="changes with the other rows"):
             tribute.explain(model, torch.randn(5, 4), method="feature_ablation", target=0, progress=False)
     assert calls
+
+
+def test_a_sequential_that_runs_more_than_its_layers_forward_is_still_checked() -> None:
+    # rev35d: the row-wise whitelist read only the layers' types and hooks, so a forward set on an
+    # instance (``m.forward = ...``, as accelerate's hooks do) or a global module hook
+    # (register_module_forward_hook) that mixes the rows was accepted unchecked (refused before e0e10c2)
+    def centred(x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x - x.mean(0, keepdim=True))
+
+    torch.manual_seed(0)
+    layer = torch.nn.Tanh()
+    layer.forward = centred  # type: ignore[method-assign,assignment]
+    seq = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    seq.forward = lambda x: torch.nn.Sequential.forward(seq, x - x.mean(0, keepdim=True))  # type: ignore[method-assign]
+    models = [torch.nn.Sequential(torch.nn.Linear(4, 4), layer, torch.nn.Linear(4, 2)), seq]
+    for model in models:
+        assert not core._rowwise_by_construction(model, 2)
+        with pytest.raises(ModelOutputError, match="changes with the other rows"):
+            tribute.explain(model, torch.randn(5, 4), method="feature_ablation", target=0, progress=False)
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    assert core._rowwise_by_construction(plain, 2)
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: o - o.mean(0, keepdim=True) if isinstance(m, torch.nn.Tanh) else None)
+    try:
+        assert not core._rowwise_by_construction(plain, 2)
+        with pytest.raises(ModelOutputError, match="changes with the other rows"):
+            tribute.explain(plain, torch.randn(5, 4), method="feature_ablation", target=0, progress=False)
+    finally:
+        handle.remove()
+    assert core._rowwise_by_construction(plain, 2)
+
+
+def test_rowwise_layers_that_read_the_batch_axis_as_a_feature_axis_are_still_checked() -> None:
+    # rev35d: on a rank-1 batch (one scalar per sample) Softmax(dim=-1) normalises over the samples
+    # and Linear reads the batch as one vector; a convolution on unbatched-looking input reads the
+    # rows as channels; a LayerNorm over the whole input normalises across rows. The whitelist took
+    # the layers' settings alone and let them through unchecked (refused before e0e10c2).
+    torch.manual_seed(0)
+    x = torch.randn(6)
+    for model in (torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Softmax(dim=-1)),
+                  torch.nn.Sequential(torch.nn.Linear(6, 6))):
+        assert not core._rowwise_by_construction(model, 1)
+        with pytest.raises(ModelOutputError, match="changes with the other rows"):
+            tribute.explain(model, x, method="feature_ablation", progress=False, batch_size=6)
+    conv = torch.nn.Sequential(torch.nn.Conv1d(4, 4, 1), torch.nn.Flatten())
+    assert not core._rowwise_by_construction(conv, 2)  # (4, L): one sample of 4 channels to torch
+    assert core._rowwise_by_construction(conv, 3)
+    norm = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm([4, 3]))
+    assert not core._rowwise_by_construction(norm, 2)
+    assert core._rowwise_by_construction(norm, 3)
+    flat = torch.nn.Sequential(torch.nn.Flatten(-2), torch.nn.Softmax(-1))
+    assert core._rowwise_by_construction(flat, 3) and not core._rowwise_by_construction(flat, 2)
+    with pytest.raises(ModelOutputError, match="changes with the other rows"):
+        tribute.explain(conv, torch.randn(4, 5), method="feature_ablation", target=0, progress=False,
+                        batch_size=4)

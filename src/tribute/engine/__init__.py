@@ -10,7 +10,9 @@ progress bar. Once per torch model it checks, on a small pass of the call's own 
 autograd, that no row's output depends on the other rows of its batch (else the credits would
 depend on the batch size): such a model is refused. A plain ``Sequential`` of row-wise layers
 (Linear, convolutions, activations, pooling, LayerNorm, BatchNorm with running statistics) needs
-no such pass. The pass's values are the call's own, computed with autograd: on models whose
+no such pass when its settings keep the batch axis apart for the call's input rank (a rank-1
+batch, a convolution's unbatched form, a LayerNorm over every axis are checked) and nothing but
+the layers' own ``forward`` runs (no hooks, no ``forward`` set on an instance). The pass's values are the call's own, computed with autograd: on models whose
 autograd kernels differ from inference mode's (``nn.MultiheadAttention``'s fast path, text games)
 the first call's credits can differ from a later call's in the last bits (~1e-8 relative);
 dataset jobs check every shard, so their bytes never depend on the order shards ran in.

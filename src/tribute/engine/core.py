@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.nn.modules import module as _module_mod
 
 from ..errors import InputError, ModelOutputError
 from ..models import ModelAdapter
@@ -240,54 +241,107 @@ def _mark_checked(key: Any) -> None:
         _BATCH_CHECKED_BY_ID.add(id(key))
 
 
-#: Module types that evaluate every row of a batch on its own whatever their settings (see
-#: :func:`_rowwise_by_construction`); a Sequential of them needs no dynamic check.
-_ROWWISE_TYPES: tuple[type, ...] = (
-    torch.nn.Identity, torch.nn.Linear, torch.nn.Bilinear, torch.nn.Conv1d, torch.nn.Conv2d,
-    torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d,
+#: Module types that evaluate every element (every row) on its own whatever their settings and
+#: keep the rank of their input (see :func:`_rowwise_by_construction`).
+_ELEMENTWISE_TYPES: tuple[type, ...] = (
+    torch.nn.Identity, torch.nn.Linear,
     torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ELU, torch.nn.SELU,
     torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Sigmoid, torch.nn.Tanh,
     torch.nn.Softplus, torch.nn.Hardtanh, torch.nn.Hardswish, torch.nn.Hardsigmoid,
     torch.nn.LogSigmoid, torch.nn.Tanhshrink, torch.nn.Softsign, torch.nn.Dropout,
     torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
-    torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d, torch.nn.AvgPool1d,
-    torch.nn.AvgPool2d, torch.nn.AvgPool3d, torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d,
-    torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool1d, torch.nn.AdaptiveMaxPool2d,
-    torch.nn.AdaptiveMaxPool3d, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.Embedding,
+    torch.nn.GroupNorm,
 )
 
+#: Convolutions by their spatial dimensions: row-wise on batched input only (rank ``d + 2``); on
+#: rank ``d + 1`` torch reads the input as one unbatched sample whose channels are the rows.
+_CONV_DIMS: dict[type, int] = {
+    torch.nn.Conv1d: 1, torch.nn.Conv2d: 2, torch.nn.Conv3d: 3, torch.nn.ConvTranspose1d: 1,
+    torch.nn.ConvTranspose2d: 2, torch.nn.ConvTranspose3d: 3,
+}
 
-def _rowwise_by_construction(module: torch.nn.Module) -> bool:
+#: Pooling layers by their spatial dimensions: row-wise on rank ``d + 2`` and ``d + 1`` (unbatched
+#: input is pooled per channel, here per row).
+_POOL_DIMS: dict[type, int] = {
+    torch.nn.MaxPool1d: 1, torch.nn.MaxPool2d: 2, torch.nn.MaxPool3d: 3, torch.nn.AvgPool1d: 1,
+    torch.nn.AvgPool2d: 2, torch.nn.AvgPool3d: 3, torch.nn.AdaptiveAvgPool1d: 1,
+    torch.nn.AdaptiveAvgPool2d: 2, torch.nn.AdaptiveAvgPool3d: 3, torch.nn.AdaptiveMaxPool1d: 1,
+    torch.nn.AdaptiveMaxPool2d: 2, torch.nn.AdaptiveMaxPool3d: 3,
+}
+
+_BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+
+
+def _own_forward(module: torch.nn.Module) -> bool:
+    """Whether ``module`` runs something besides its class's ``forward``: hooks, or a
+    ``forward`` (or call implementation) set on the instance (``m.forward = ...``, as
+    accelerate's hooks do), which ``Module.__call__`` runs instead of the class's."""
+    return bool(module._forward_hooks or module._forward_pre_hooks
+                or any(module.__dict__.get(name) is not None for name in _CALL_ATTRS))
+
+
+#: Instance attributes ``Module.__call__`` would run instead of the class's forward.
+_CALL_ATTRS = ("forward", "_call_impl", "_wrapped_call_impl", "_compiled_call_impl")
+
+
+def _rowwise_by_construction(module: torch.nn.Module, ndim: int | None) -> bool:
     """True when ``module`` is a ``Sequential`` (nested ones included) of layers that evaluate
-    each row on its own in eval mode: the layers of :data:`_ROWWISE_TYPES` (their exact types,
-    not subclasses, whose forward may differ), ``Flatten`` from dimension 1 on, ``Softmax`` /
-    ``LogSoftmax`` over a dimension other than 0, BatchNorm with running statistics (tribute
-    evaluates in eval mode). Anything else -- a custom ``forward``, an attention layer -- is
-    checked on a pass (:meth:`Engine._checked_values`)."""
-    if type(module) is not torch.nn.Sequential or module._forward_hooks or module._forward_pre_hooks:
-        return False
+    each row on its own in eval mode, given its input's rank ``ndim`` (batch axis included; None:
+    unknown, never true): element-wise layers, Linear and GroupNorm (of :data:`_ELEMENTWISE_TYPES`;
+    their exact types, not subclasses, whose forward may differ), convolutions on batched input,
+    pooling, ``Flatten`` from dimension 1 on, ``Softmax`` / ``LogSoftmax`` over a dimension other
+    than 0, LayerNorm over fewer dimensions than the input's, BatchNorm with running statistics
+    (tribute evaluates in eval mode), Embedding -- on inputs of rank 2 or more throughout (a rank-1
+    batch is one vector to Linear, Softmax, LayerNorm). Anything else -- a custom ``forward``, a
+    hook, an attention layer -- is checked on a pass (:meth:`Engine._checked_values`)."""
+    if ndim is None or _module_mod._global_forward_hooks or _module_mod._global_forward_pre_hooks:
+        return False  # register_module_forward_hook: runs on every module's output
+    return _rowwise_rank(module, int(ndim)) is not None
+
+
+def _rowwise_rank(module: torch.nn.Module, r: int) -> int | None:
+    """The rank of a row-wise ``Sequential``'s output on input of rank ``r``; None: not row-wise
+    by construction (see :func:`_rowwise_by_construction`)."""
+    if type(module) is not torch.nn.Sequential or _own_forward(module):
+        return None
     for child in module.children():
         kind = type(child)
-        if child._forward_hooks or child._forward_pre_hooks:
-            return False
+        if r < 2 or _own_forward(child):
+            return None
         if kind is torch.nn.Sequential:
-            if not _rowwise_by_construction(child):
-                return False
-        elif kind in _ROWWISE_TYPES:
+            got = _rowwise_rank(child, r)
+            if got is None:
+                return None
+            r = got
+        elif kind in _ELEMENTWISE_TYPES:
             continue
+        elif kind in _CONV_DIMS:
+            if r != _CONV_DIMS[kind] + 2:
+                return None
+        elif kind in _POOL_DIMS:
+            if r not in (_POOL_DIMS[kind] + 1, _POOL_DIMS[kind] + 2):
+                return None
         elif kind is torch.nn.Flatten:
-            if not int(getattr(child, "start_dim", 0)) >= 1:
-                return False
+            start, end = int(getattr(child, "start_dim", 0)), int(getattr(child, "end_dim", -1))
+            start, end = start + r if start < 0 else start, end + r if end < 0 else end
+            if not 1 <= start <= end < r:
+                return None
+            r -= end - start
         elif kind in (torch.nn.Softmax, torch.nn.LogSoftmax):
             dim = getattr(child, "dim", None)
-            if dim is None or not (int(dim) >= 1 or int(dim) == -1):
-                return False
-        elif kind in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d):
+            if dim is None or not 1 <= (int(dim) + r if int(dim) < 0 else int(dim)) < r:
+                return None
+        elif kind is torch.nn.LayerNorm:
+            if len(getattr(child, "normalized_shape", ())) >= r:
+                return None
+        elif kind in _BATCHNORMS:
             if not child.track_running_stats or child.running_mean is None:
-                return False
+                return None
+        elif kind is torch.nn.Embedding:
+            r += 1
         else:
-            return False
-    return True
+            return None
+    return r
 
 
 def forget_batch_check(model: Any) -> None:
@@ -567,7 +621,7 @@ class Engine:
                         rows = build(start, stop)
                         if chunk is not None:
                             chunk(start, stop)
-                    check = self._check_wanted(stop - start, chunk)
+                    check = self._check_wanted(stop - start, chunk, rows.inputs)
                     got = None
                     if grad:
                         with torch.enable_grad():
@@ -621,7 +675,8 @@ class Engine:
         if n_rows >= 256:
             self._rate = n_rows / max(time.perf_counter() - t_run, 1e-9)
 
-    def _check_wanted(self, n: int, chunk: Callable[[int, int], None] | None) -> bool:
+    def _check_wanted(self, n: int, chunk: Callable[[int, int], None] | None,
+                      inputs: tuple[Any, ...] = ()) -> bool:
         """Whether the next forward pass of ``n`` rows checks that the model evaluates its rows
         independently (see :meth:`_checked_values`): once per torch model and process, on the
         first pass of 2 to :data:`_CHECK_MAX_ROWS` rows (a component game's hooked passes,
@@ -632,7 +687,8 @@ class Engine:
         if _is_checked(self._model_key()):
             self._batch_checked = True
             return False
-        if _rowwise_by_construction(self.model.module):  # no pass needed (nor its cost)
+        ndim = inputs[0].ndim if len(inputs) == 1 and isinstance(inputs[0], torch.Tensor) else None
+        if _rowwise_by_construction(self.model.module, ndim):  # no pass needed (nor its cost)
             self._batch_checked = True
             return False
         return True
@@ -747,7 +803,7 @@ class Engine:
                     chunk(start + a, start + b)
                 got = self._checked_values(
                     part, Rows(inputs=part, sample=rows.sample[a:b]), b - a, select, start + a,
-                    describe_row, threads, fixed) if self._check_wanted(b - a, chunk) else None
+                    describe_row, threads, fixed) if self._check_wanted(b - a, chunk, part) else None
                 outs.append(self._forward(part, (), {}, b - a) if got is None else got[0])
                 bar.update(b - a)
                 if scope is not None:
