@@ -120,7 +120,6 @@ def test_text_highlight_takes_one_string_as_the_text() -> None:
 def test_report_gallery_colour_bar_reads_the_rescaled_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from tribute.bench import report
 
     # two 3-channel samples; channel 0 carries +4 at pixel (0, 0), channels 1 and 2 carry
     # +1 there too, so the drawn (channel-summed) map is 6 at (0, 0) and 1 elsewhere in row 0
@@ -132,16 +131,7 @@ def test_report_gallery_colour_bar_reads_the_rescaled_numbers(monkeypatch: pytes
     flat = maps.reshape(k, 1, -1)
     case = SimpleNamespace(name="img", modality="image", n_samples=k, groups=None,
                            inputs=np.zeros((k, c, h, w)))
-    run = SimpleNamespace(status="ok", flat=flat, method="m", reference=False)
-    result = SimpleNamespace(all_methods=lambda: ["m"], run_of=lambda case_name, meth: run)
-    shown: list[Any] = []
-
-    def keep(fig: Any, alt: str, caption: str = "", cls: str = "") -> dict[str, str]:
-        shown.append(fig)
-        return {}
-
-    monkeypatch.setattr(report, "_img", keep)
-    report._gallery(result, case)  # type: ignore[arg-type]
+    shown = _gallery_figures(monkeypatch, case, flat)
     fig = shown[0]
     summed = maps.sum(1)
     scale = np.percentile(np.abs(summed.reshape(k, -1)), 99.5, axis=1)
@@ -175,23 +165,13 @@ def test_underlay_of_three_channels_of_4x4_is_read_channels_first() -> None:
 def test_report_tabular_gallery_without_feature_names(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from tribute.bench import report
 
     # a data set without names gives feature_names=[] (suites: list(ds.feature_names or []));
     # the gallery refused it ("names has 0 entries") and the whole report failed
     flat = np.array([[[1.0, -2.0, 0.5]], [[3.0, 2.0, -0.5]]])
     case = SimpleNamespace(name="tab", modality="tabular", n_samples=2, n_players=3, groups=None,
                            feature_names=[], ground_truth=None, tokens=None)
-    run = SimpleNamespace(status="ok", flat=flat, method="m", reference=False)
-    result = SimpleNamespace(all_methods=lambda: ["m"], run_of=lambda case_name, meth: run)
-    shown: list[Any] = []
-
-    def keep(fig: Any, alt: str, caption: str = "", cls: str = "") -> dict[str, str]:
-        shown.append(fig)
-        return {}
-
-    monkeypatch.setattr(report, "_img", keep)
-    report._gallery(result, case)  # type: ignore[arg-type]
+    shown = _gallery_figures(monkeypatch, case, flat)
     ax = shown[0].axes[0]
     name_at = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
     bars = {name_at[round(p.get_y() + p.get_height() / 2)]: p.get_width()
@@ -225,3 +205,22 @@ def test_bar_of_a_multi_target_attribution_names_sample_and_target() -> None:
                            target=[0, 2])
     with pytest.raises(ValueError, match=r"values\[i, t\], or attr.plot\(i, target=t\)"):
         tribute.viz.bar(attr)
+
+
+def _gallery_figures(monkeypatch: pytest.MonkeyPatch, case: Any, flat: np.ndarray) -> list[Any]:
+    """The figures the bench report's gallery draws for one method's ``flat`` credits on ``case``."""
+    from types import SimpleNamespace
+
+    from tribute.bench import report
+
+    run = SimpleNamespace(status="ok", flat=flat, method="m", reference=False)
+    result = SimpleNamespace(all_methods=lambda: ["m"], run_of=lambda case_name, meth: run)
+    shown: list[Any] = []
+
+    def keep(fig: Any, alt: str, caption: str = "", cls: str = "") -> dict[str, str]:
+        shown.append(fig)
+        return {}
+
+    monkeypatch.setattr(report, "_img", keep)
+    report._gallery(result, case)  # type: ignore[arg-type]
+    return shown
