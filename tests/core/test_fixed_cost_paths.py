@@ -350,7 +350,11 @@ def test_tiled_weighted_gradients_are_float64_sums_and_no_less_exact():
             _, gathered = g32.value_and_grad(per, w)
             err_tiled += float((tiled - ref).abs().max())
             err_gathered += float((gathered - ref).abs().max())
-    assert err_tiled <= err_gathered
+    # Both are float32-model rounding (~8e-7 summed over the 9 layouts); which one is smaller
+    # is rounding luck that flips with the CPU's kernels (AVX2: 0.95x, ATEN_CPU_CAPABILITY=default:
+    # 1.04x), so "no less exact" is checked up to that luck, and both at float32 level.
+    assert err_tiled <= 1.25 * err_gathered, (err_tiled, err_gathered)
+    assert err_tiled < 9 * 1e-5, err_tiled
 
 
 def test_tiled_weighted_gradients_leave_a_model_free_to_edit_its_input_in_place():
