@@ -341,3 +341,53 @@ def test_generation_attributions_get_a_clear_refusal() -> None:
     for attr in attrs:  # before: "pass the Attribution", then a ModelOutputError
         with pytest.raises(InputError, match=r"explain_generation.*\.matrix / \.total"):
             tribute.evaluate(lm, "the cat sat", attr, metric="deletion", tokenizer=tok)
+
+
+# ------------------------------------------------------------ randomisation on SAE
+def _snap(v: Any) -> np.ndarray:
+    # |credits| with values a few ulps apart tied (a dead latent's 0 and 1e-17 are one value),
+    # as the metric's ranks tie them (RANK_TIE_RTOL); scipy would split them
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    return np.asarray(np.round(a / max(float(a.max()), 1e-300), 9))
+
+
+def test_model_randomisation_on_sae_latents_randomises_the_model_not_the_wrapper() -> None:
+    # the game runs a wrapper splicing the SAE into the model: model_randomisation copied and
+    # randomised the wrapper (SAE encoder/decoder included) and re-explaining it crashed with
+    # "module '1' is not a submodule of _Spliced"
+    import copy
+
+    from tribute.metrics.randomisation import parameter_layers, random_parameters
+
+    rng = np.random.default_rng(3)
+    net: Any = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 5),
+                                   torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    enc: Any = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU()).double()
+    dec = torch.nn.Linear(4, 5).double()
+    for layer in (net[0], net[2], net[4], enc[0], dec):
+        _assign(layer, rng, 0.5)
+    sae = tribute.SAE(enc, dec, at="1")
+    x = torch.from_numpy(rng.normal(size=(4, 4)))
+    target = np.array([0, 2, 1, 1])
+    comps = tribute.components(net, sae=sae)
+    attr = tribute.explain(net, x, method="exact_shapley", players=comps, target=target, progress=False)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (net, enc, dec)]
+    res = tribute.evaluate(net, x, attr, metric="model_randomisation", players=comps, progress=False)
+    assert res.extra["layers"] == ["4", "2", "0"]  # the model's layers, top-down; not the SAE's
+    # by hand: the same seeded weights, layer by layer on a copy of the model, SAE kept
+    g = torch.Generator().manual_seed(0)
+    mods = dict(net.named_modules())
+    fresh = {n: random_parameters(mods[n], g) for n in parameter_layers(net)[::-1]}
+    work = copy.deepcopy(net)
+    sims = []
+    for name, values in fresh.items():
+        with torch.no_grad():
+            for k, v in values.items():
+                getattr(dict(work.named_modules())[name], k).copy_(v)
+        again = tribute.explain(work, x, method="exact_shapley", target=target, progress=False,
+                                players=tribute.components(work, sae=sae))
+        sims.append([scipy.stats.spearmanr(_snap(attr.values[i]), _snap(again.values[i])).statistic
+                     for i in range(4)])
+    np.testing.assert_allclose(res.scores, np.mean(sims, axis=0), rtol=1e-12)
+    for m, sd in zip((net, enc, dec), before):
+        assert all(torch.equal(v, sd[k]) for k, v in m.state_dict().items())
