@@ -25,7 +25,7 @@ from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
 from ._text_groups import evaluate_by_word_count, word_counts
-from .base import MetricInfo, MetricResult, get_metric, metric_registry
+from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
 
 __all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
            "metrics"]
@@ -564,6 +564,16 @@ def _attr_groups(attr: Attribution) -> Any:
     return tuple(out) if attr.layout.multi_input else out[0]
 
 
+def _is_generation(attr: Any) -> bool:
+    """Whether ``attr`` is a :class:`~tribute.GenerationAttribution` or the ``Attribution`` inside
+    one (``explain_generation`` records ``kv_reuse`` in its parameters)."""
+    from ..methods.generation import GenerationAttribution
+
+    if isinstance(attr, GenerationAttribution):
+        return True
+    return isinstance(attr, Attribution) and "kv_reuse" in attr.params
+
+
 def evaluate(
     model: Any,
     inputs: Any,
@@ -648,6 +658,13 @@ def evaluate(
     info = m.info
     check_progress(progress)
     baseline_given = baseline is not DEFAULT_BASELINE
+    if _is_generation(attr):
+        raise InputError(
+            f"metric {info.name!r}: attr comes from tribute.explain_generation, whose game (the "
+            "continuation's log-probabilities as prompt tokens are removed, one target per "
+            "generated token) tribute.evaluate does not rebuild (it would read the prompt as a "
+            "classifier's input). Read the credits from .matrix / .total; evaluate scores "
+            "Attributions of tribute.explain.")
     if not isinstance(attr, Attribution):
         raise InputError(
             f"attr is a {type(attr).__name__}; pass the Attribution returned by tribute.explain."
@@ -750,6 +767,9 @@ def evaluate(
                           forward_args=forward_args, forward_kwargs=forward_kwargs,
                           batch_size=batch_size, progress=progress,
                           **text_settings)
+        mismatch = player_kind_mismatch(attr, game)
+        if mismatch is not None:
+            raise InputError(f"metric {info.name!r}: {mismatch}")
         if attr.n_players and attr.n_players != game.n_players:
             raise InputError(
                 f"the attribution credits {attr.n_players} players but the game built for "

@@ -389,6 +389,38 @@ def welch_dof(var_a: float, dof_a: float, var_b: float, dof_b: float) -> float:
     return float(total**2 / denom)
 
 
+#: The game kind whose players an attribution's ``player_kind`` names (text kinds are features).
+_KIND_GAME = {"component": "component", "example": "data"}
+
+
+def player_kind_mismatch(attr: Attribution, game: Game) -> str | None:
+    """Why ``attr`` does not credit ``game``'s kind of players (None when it may).
+
+    A metric called on a game directly (``deletion(game, attr)``) checked only the number of
+    players: exact Shapley values of 5 neurons scored on a feature game of 5 inputs got a
+    ``shapley_error`` of 2.1 (their own game: 0), and input-feature credits scored on a
+    component game ablated neurons for them, silently. Component and training-example credits
+    must meet a game of their kind; credits of input elements (a feature attribution with
+    input-element players: dense, grouped, or text units) must not meet a component or data
+    game. An attribution built by hand without a ``player_kind`` (the default ``"feature"``, no
+    input layout) is accepted on any game.
+    """
+    kind = str(attr.player_kind)
+    want = _KIND_GAME.get(kind, "feature")
+    game_kind = str(getattr(game, "kind", "feature"))
+    if want == game_kind:
+        return None
+    feature_credits = want == "feature" and (
+        kind != "feature" or attr.layout.dense or attr.groups is not None)
+    if want == "feature" and not feature_credits:
+        return None  # built by hand: no player kind recorded
+    return (f"the attribution credits {kind} players but the game's players are "
+            f"{getattr(game, 'player_kind', game_kind)}s ({game_kind} game): the metric would "
+            f"remove players the credits are not about. Score it on the game it was explained "
+            f"on (tribute.evaluate(..., players=...) with the same player set, or without "
+            f"players= for input features).")
+
+
 def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
     """Check that ``attr`` credits the game's players; returns its flat ``B x T x n`` values."""
     if not isinstance(attr, Attribution):
@@ -396,6 +428,9 @@ def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
             f"metric {metric!r}: attr is a {type(attr).__name__}; pass the Attribution returned "
             "by tribute.explain (or build one with game.attribution(values, ...))."
         )
+    mismatch = player_kind_mismatch(attr, game)
+    if mismatch is not None:
+        raise InputError(f"metric {metric!r}: {mismatch}")
     if attr.n_players and attr.n_players != game.n_players:
         raise InputError(
             f"metric {metric!r}: the attribution credits {attr.n_players} players but the game "

@@ -410,6 +410,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
         if not (isinstance(noise, (int, float)) and noise > 0):
             raise InputError(f"noise={noise!r} must be a positive std for gaussian perturbations.")
         _refuse_fractional_on_categorical(game)
+        _refuse_fractional_on_thresholded_text(game)
         u = torch.randn(k, n, generator=g, dtype=torch.float64) * float(noise)
     elif perturbation == "subset":
         frac = check_fraction(noise, "noise (fraction removed)", hi_open=False)
@@ -457,6 +458,32 @@ def _refuse_fractional_on_categorical(game: Game) -> None:
             f"is undefined for the categorical column(s) {cats[:8]} of this DataFrame (a "
             "blended category code is another category). Use perturbation='subset' (whole "
             "columns removed to the baseline's values)."
+        )
+
+
+def _refuse_fractional_on_thresholded_text(game: Game) -> None:
+    """Refuse gaussian (fractional) perturbations on a text game that cannot remove a fraction.
+
+    A text game blends a fractional presence into the input embeddings, except with
+    ``removal="delete"`` or where no input embedding module was found: there a token is kept
+    where its presence exceeds 0.5 and removed otherwise, so ``v(1 - u)`` with ``u ~ N(0,
+    0.2^2)`` was the full text in 48 of 50 draws and infidelity scored exact Shapley values
+    by ``E[(u . phi)^2]`` alone (0.19 and 0.52 on two texts, 0.0003 and 0.003 where the
+    removal blends embeddings), silently.
+    """
+    fwd = getattr(getattr(game, "model", None), "fn", None)
+    removal = getattr(fwd, "removal", None)
+    if removal is None or not hasattr(fwd, "embedding"):
+        return  # not a text game's forward
+    if removal == "delete" or getattr(fwd, "embedding", None) is None:
+        why = ("removal='delete' drops whole tokens" if removal == "delete" else
+               "no input embedding module was found to blend a fraction of a token into")
+        raise InputError(
+            "infidelity with perturbation='gaussian' removes a fraction of each player, but on "
+            f"this text game {why}: a token is kept where its presence exceeds 0.5, so almost "
+            "no perturbation changes the output. Use perturbation='subset' (whole words "
+            "removed), or a removal that blends embeddings (removal='unk'/'mask'/'zero'/'mean' "
+            "on a model whose input embedding tribute finds)."
         )
 
 

@@ -71,6 +71,22 @@ def _assign(module: torch.nn.Module, values: dict[str, torch.Tensor]) -> None:
             p.copy_(v.to(p.device))
 
 
+def _user_module(game: Game) -> Any:
+    """The user's torch module the game runs (None when there is none).
+
+    An SAE game runs a wrapper that splices the SAE into the user's model (``wrapper.model``,
+    ``wrapper.sae``): randomising and re-explaining the wrapper crashed (``module '1' is not a
+    submodule of _Spliced``, the SAE player set wrapped the wrapper) and would have randomised
+    the SAE's own encoder and decoder as if they were the model's layers. The model is what
+    Adebayo et al. randomise; the SAE, a fixed lens on it, stays.
+    """
+    module = getattr(getattr(game, "model", None), "module", None)
+    inner = getattr(module, "model", None)
+    if isinstance(inner, torch.nn.Module) and hasattr(module, "sae") and hasattr(game, "site_keys"):
+        return inner
+    return module
+
+
 @register_metric(
     name="model_randomisation", higher_is_better=False, category="randomisation",
     needs=("model_explain", "inputs", "torch_module"), games=("feature", "component"),
@@ -114,8 +130,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     module docstring for the caveats of Binder et al. (2023).
     """
     flat = check_attribution(game, attr, "model_randomisation")
-    module = getattr(game, "model", None)
-    module = getattr(module, "module", None)
+    module = _user_module(game)
     if not isinstance(module, torch.nn.Module):
         raise UnsupportedModelError(
             "metric 'model_randomisation' re-initialises layers of a torch.nn.Module; this "
