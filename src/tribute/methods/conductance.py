@@ -7,6 +7,12 @@ Sundararajan & Yan (2019), equal to Captum's ``LayerConductance`` with
 ``method="riemann_trapezoid"``. Summed over all units of a layer that every path crosses, it
 telescopes to integrated gradients ``~ v(x) - v(x')``.
 
+A module called several times in one forward pass (one activation module reused) credits each
+unit with the sum of its conductance over the calls (each call's elements are summed like any
+other element of the unit): over a layer that every path crosses at every call the credits
+then sum to ``calls x (v(x) - v(x'))`` (checked by hand against per-call sums, aud36a); Captum's
+``LayerConductance`` reads a single call there.
+
 The model is reached only through :meth:`ComponentGame.probe_sites` (public, counted).
 """
 
