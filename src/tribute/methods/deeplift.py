@@ -184,7 +184,7 @@ class _Hooks:
     def _pre(self, mod: nn.Module, args: tuple[Any, ...]) -> Any:
         x = args[0]
         self.stash.setdefault(mod, []).append(x)
-        if getattr(mod, "inplace", False):  # keep x intact for the hook below
+        if getattr(mod, "inplace", False):  # keep x intact for the hook below (which writes back)
             return (x.clone(), *args[1:])
         return None
 
@@ -201,7 +201,16 @@ class _Hooks:
             mult = torch.where(small, _local_derivative(mod, xi), mult)
         # Value y (exactly), gradient w.r.t. x: the multiplier. The baseline half is a constant.
         top = yi.detach() + (xi - xi.detach()) * mult
-        return torch.cat([top, yr.detach()])
+        y = torch.cat([top, yr.detach()])
+        if getattr(mod, "inplace", False) and not (x.requires_grad and x.grad_fn is None):
+            # The module ran on a clone (_pre); an in-place activation overwrites its input, and
+            # a model that reads that tensor again (a pre-activation skip ``l1(relu_(h)) + h``
+            # adds relu(h)) must see the activated value, as without hooks: write y back. The
+            # clone had left h unchanged, so the hooked model computed another function and
+            # its own outputs hid the error from the gap (audit aud36n).
+            x.copy_(y)
+            return x
+        return y
 
     def _maxpool(self, mod: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> torch.Tensor:
         x = args[0]

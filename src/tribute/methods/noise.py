@@ -76,6 +76,11 @@ def _variance_stderr(s2: torch.Tensor, mu4: torch.Tensor, k: float) -> torch.Ten
     return ((mu4 - s2 * s2 * (k - 3.0) / (k - 1.0)).clamp_min(0.0) / k).sqrt()
 
 
+def _copy_seed(seed: int, k: int) -> int:
+    """The base method's seed for noisy copy ``k`` (independent streams per copy)."""
+    return int(np.random.SeedSequence([int(seed) % (1 << 64), int(k)]).generate_state(1)[0])
+
+
 class _NoiseWrapper(Method):
     """Shared machinery of the three wrappers (see the module docstring)."""
 
@@ -225,12 +230,21 @@ class _NoiseWrapper(Method):
         d = int(z.shape[1])
         per_copy = 8 * (2 * d + 2 * fg.n_targets * fg.n_players)
         block = int(max(1, min(k_count, _BLOCK_BYTES // max(1, b_total * per_copy))))
+        # A stochastic base (expected_gradients) draws its alphas/baselines once per call,
+        # shared by every sample of the view: copies in one view would share them, so their
+        # Monte-Carlo error would not average out over the copies and the copies' spread (the
+        # standard error) would miss it -- 5 stderr off at noise=0.01, stderr 1e-18 at noise=0
+        # (audit aud36n). Each copy then runs alone, with its own seed.
+        stochastic = bool(base.tags.stochastic)
+        if stochastic:
+            block = 1
         for k0 in range(0, k_count, block):
             kb = min(block, k_count - k0)
             view = noisy_view(fg, z[k0 : k0 + kb], sigma)
             use = base.check(view, per_draw)
-            # The same seed for every block: copy k's base draws never depend on the blocking.
-            attr = base.attribute(view, budget=use, seed=seed)
+            # Deterministic bases: the same seed for every block; stochastic ones: a seed per
+            # copy. Either way copy k's base draws never depend on the blocking.
+            attr = base.attribute(view, budget=use, seed=_copy_seed(seed, k0) if stochastic else seed)
             phi = torch.from_numpy(attr.flat())  # (B*kb) x T x n
             feed(phi, torch.arange(b_total).repeat_interleave(kb))  # view order b*kb + k
 

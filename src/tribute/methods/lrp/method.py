@@ -63,7 +63,10 @@ def _check_same_function(f_canon: torch.Tensor, f_model: torch.Tensor, dtype: to
             "the attributes of a torchvision ResNet block (conv1, bn1, conv2, bn2, relu, "
             "downsample) but another forward, which ResidualBlocks replaces by torchvision's. "
             "Use a Composite with canonizers=(NoInplace(), MergeBatchNorm()) and a "
-            "tribute.methods.lrp.Add module for the skip addition, or rename the attributes."
+            "tribute.methods.lrp.Add module for the skip addition, or rename the attributes. "
+            "Or an in-place activation (inplace=True) overwrites a tensor that forward reads "
+            "again ('l1(relu_(h)) + h' adds relu(h)), which NoInplace turns off: write that "
+            "value explicitly ('r = relu(h); l1(r) + r') with inplace=False."
         )
 
 
