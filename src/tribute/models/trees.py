@@ -136,6 +136,9 @@ class TreeEnsemble:
     #: Rows this reader passed to the model's own raw prediction (offset and reading check);
     #: they bypass the engine, so methods report them.
     raw_rows: int = 0
+    #: A value the model reads as missing besides NaN (``XGBModel(missing=-999)``); the trees
+    #: read it as NaN (:meth:`read_missing`).
+    missing_value: float = float("nan")
 
     _merged: tuple[Tree, np.ndarray] | None = field(default=None, repr=False)
 
@@ -179,8 +182,17 @@ class TreeEnsemble:
             self._merged = (tree, off)
         return self._merged
 
+    def read_missing(self, x: np.ndarray) -> np.ndarray:
+        """``x`` with the entries the model reads as missing set to NaN (a copy when any is):
+        :attr:`missing_value`, compared in float32 as XGBoost does. Idempotent."""
+        if np.isnan(self.missing_value):
+            return x
+        hit = x.astype(np.float32) == np.float32(self.missing_value)
+        return np.where(hit, np.nan, x) if hit.any() else x
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``rows x outputs`` raw output: all trees walked together, one level at a time."""
+        x = self.read_missing(x)
         out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
         if not self.trees or x.shape[0] == 0:
             return out
@@ -416,6 +428,9 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
     booster = est.get_booster() if hasattr(est, "get_booster") else est
     if not isinstance(booster, xgboost.Booster):
         raise UnsupportedModelError(f"tree_shap: cannot read XGBoost object {type(est).__name__}.")
+    # a scikit-learn wrapper's `missing` value is missing besides NaN (its DMatrix says so)
+    missing = getattr(est, "missing", None) if booster is not est else None
+    missing = float("nan") if missing is None else float(missing)
     best = getattr(est, "best_iteration", None) if booster is not est else None
     if best is not None and int(best) + 1 < booster.num_boosted_rounds():
         # a wrapper fitted with early stopping predicts with its best iteration's trees only
@@ -461,11 +476,11 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
         trees.append(_xgb_tree(json.loads(d), index, n_out, col))
 
     def raw(x: np.ndarray) -> np.ndarray:
-        dm = xgboost.DMatrix(x, feature_names=names, missing=np.nan)
+        dm = xgboost.DMatrix(x, feature_names=names, missing=missing)
         return np.asarray(booster.predict(dm, output_margin=True, validate_features=False))
 
     ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "XGBoost model",
-                       "margin", model_raw=raw)
+                       "margin", model_raw=raw, missing_value=missing)
     _fit_offset(ens, n_features)
     return ens
 
