@@ -7,6 +7,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -159,3 +160,61 @@ def test_tree_shap_refuses_a_background_the_model_cannot_predict():
     attr = tribute.explain(model, x[:3], method="tree_shap", baseline=tribute.Background(x[40:46]))
     want = np.array([_brute_shapley(model.predict, r, x[40:46]) for r in x[:3]])
     np.testing.assert_allclose(attr.values, want, atol=1e-9)
+
+
+def test_a_baseline_category_the_inputs_dtype_lacks_is_not_decoded_to_nan():
+    """Inputs whose pandas Categorical dtype lacks a category of the baseline (test rows read
+    apart from the training rows): removed cells were decoded with ``.astype(inputs' dtype)``,
+    i.e. to NaN, so the model saw a missing value: credits 0.0 where the truth is -2.63."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    n = 400
+    train = pd.DataFrame({"c": pd.Categorical(rng.choice(["a", "b", "c"], n),
+                                              categories=["a", "b", "c"]),
+                          "f": rng.normal(size=n)})
+    model = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(
+        train, (train["c"] == "c") * 3.0 + train["f"])
+    rows = pd.DataFrame({"c": pd.Categorical(["a", "b", "a"], categories=["a", "b"]),
+                         "f": [0.1, 0.2, -0.3]})
+    bg = train[train["c"] == "c"].iloc[:2]
+
+    def truth_model(r: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(pd.DataFrame({
+            "c": pd.Categorical(r[:, 0], categories=["a", "b", "c"]),
+            "f": r[:, 1].astype(np.float64)})))
+
+    want = np.array([_brute_shapley_objects(truth_model, rows.iloc[i].to_numpy(dtype=object),
+                                            bg.to_numpy(dtype=object)) for i in range(3)])
+    assert np.all(want[:, 0] < -2.0)  # "c" in the baseline is worth 3
+    attr = tribute.explain(model, rows, method="exact_shapley", baseline=tribute.Background(bg))
+    np.testing.assert_allclose(attr.values, want, atol=1e-12)
+    seen: list[Any] = []
+
+    def spy(frame: Any) -> np.ndarray:
+        seen.append(frame["c"])
+        return np.asarray(model.predict(frame))
+
+    tribute.explain(spy, rows, method="exact_shapley", baseline=tribute.Background(bg),
+                    model_output="raw")
+    assert not any(col.isna().any() for col in seen)
+
+
+def _brute_shapley_objects(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                           background: np.ndarray) -> np.ndarray:
+    """:func:`_brute_shapley` on object rows (categories and numbers side by side)."""
+    n = x.shape[0]
+    value = {}
+    for r in range(n + 1):
+        for s in itertools.combinations(range(n), r):
+            rows = np.array(background, dtype=object, copy=True)
+            rows[:, list(s)] = x[list(s)]
+            value[s] = float(np.mean(f(rows)))
+    phi = np.zeros(n)
+    for i in range(n):
+        for s, v in value.items():
+            if i not in s:
+                w = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
+                phi[i] += w * (value[tuple(sorted((*s, i)))] - v)
+    return phi

@@ -69,6 +69,16 @@ class CategoricalCodec:
                         )
                     seen.setdefault(v, None)
             self.categories[c] = list(seen)
+            dt = self.dtypes[c]
+            if isinstance(dt, pd.CategoricalDtype):
+                # a baseline's category the inputs' categorical dtype lacks (test rows read
+                # apart from the training rows) was decoded to NaN by `.astype(dtype)`: the
+                # model saw a missing value instead (audit aud36t); the dtype is extended
+                known = set(dt.categories)
+                extra = [v for v in seen if v not in known]
+                if extra:
+                    self.dtypes[c] = pd.CategoricalDtype([*dt.categories, *extra],
+                                                         ordered=dt.ordered)
         self._index = {c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories.items()}
 
     def encode(self, frame: Any, name: str) -> Any:
