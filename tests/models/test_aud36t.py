@@ -218,3 +218,29 @@ def _brute_shapley_objects(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
                 w = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
                 phi[i] += w * (value[tuple(sorted((*s, i)))] - v)
     return phi
+
+
+def test_catboost_one_vs_all_margins_are_per_class_log_odds():
+    """CatBoost's MultiClassOneVsAll predicts a sigmoid per class (rows do not sum to one); it
+    was read with a softmax link, so output='logit' (each class's log-odds, which IS its
+    margin) was refused and params["explained"] said "softmax logit"."""
+    cb = pytest.importorskip("catboost")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    y = np.digitize(x[:, 0], [-0.5, 0.5])
+    model = cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, thread_count=1,
+                                  loss_function="MultiClassOneVsAll").fit(x, y)
+    bg = x[100:104]
+    for t in (0, 2):
+        def margin(r: np.ndarray, t: int = t) -> np.ndarray:
+            return np.asarray(model.predict(r, prediction_type="RawFormulaVal"))[:, t]
+
+        want = np.array([_brute_shapley(margin, r, bg) for r in x[:3]])
+        for output in ("raw", "logit"):
+            attr = tribute.explain(model, x[:3], method="tree_shap", target=t, output=output,
+                                   baseline=tribute.Background(bg))
+            np.testing.assert_allclose(attr.values, want, atol=1e-9)
+            assert "softmax" not in attr.params["explained"]
+        exact = tribute.explain(model, x[:3], method="exact_shapley", target=t, output="logit",
+                                baseline=tribute.Background(bg))
+        np.testing.assert_allclose(exact.values, want, atol=1e-9)

@@ -639,9 +639,9 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     n_features = max([int(f["flat_feature_index"]) for f in floats], default=-1) + 1
     params = dump.get("model_info", {}).get("params", {})
     loss = str(params.get("loss_function", {}).get("type", ""))
-    if loss in ("Logloss", "CrossEntropy"):
-        link = "logistic"
-    elif loss in ("MultiClass", "MultiClassOneVsAll"):
+    if loss in ("Logloss", "CrossEntropy", "MultiClassOneVsAll"):
+        link = "logistic"  # (one-vs-all: a sigmoid per class, not a softmax over them)
+    elif loss == "MultiClass":
         link = "softmax"
     elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
                   "Lq", "RMSEWithUncertainty", ""):
