@@ -244,3 +244,14 @@ def test_catboost_one_vs_all_margins_are_per_class_log_odds():
         exact = tribute.explain(model, x[:3], method="exact_shapley", target=t, output="logit",
                                 baseline=tribute.Background(bg))
         np.testing.assert_allclose(exact.values, want, atol=1e-9)
+
+
+def test_unhashable_cells_are_refused_naming_the_column():
+    """A column of lists was a bare ``TypeError: unhashable type: 'list'`` from the codec."""
+    pd = pytest.importorskip("pandas")
+    from tribute.errors import InputError
+
+    frame = pd.DataFrame({"a": [0.1, 0.2, 0.3, 0.4], "tags": [[1, 2], [3], [1], []]})
+    with pytest.raises(InputError, match=r"column 'tags' holds unhashable values.*list"):
+        tribute.explain(lambda d: np.zeros(len(d)), frame.iloc[:2], method="exact_shapley",
+                        baseline=tribute.Background(frame.iloc[2:]), model_output="raw")
