@@ -132,6 +132,7 @@ def test_xgboost_missing_value_in_the_background_is_read_as_missing():
             attr = tribute.explain(model, rows, method="tree_shap", kernel=kernel,
                                    baseline=tribute.Background(bg))
             np.testing.assert_allclose(attr.values, want, atol=1e-5)  # float32 model
+            assert attr.base_values is not None
             np.testing.assert_allclose(attr.base_values, model.predict(bg).mean(), atol=1e-5)
     # missing=0 (sparse data): the offset row of zeros is all missing for the model too
     x0 = np.where(np.abs(x) < 0.3, 0.0, x)
@@ -154,7 +155,7 @@ def test_tree_shap_refuses_a_background_the_model_cannot_predict():
     model = GradientBoostingRegressor(n_estimators=5, random_state=0).fit(x, x[:, 0] + x[:, 1])
     bg = x[40:46].copy()
     bg[0, 0] = np.nan
-    with pytest.raises(InputError, match="baseline.*background rows.*NaN"):
+    with pytest.raises(InputError, match=r"baseline.*background rows.*NaN"):
         tribute.explain(model, x[:3], method="tree_shap", baseline=tribute.Background(bg))
     # the same model with a clean background is explained as before
     attr = tribute.explain(model, x[:3], method="tree_shap", baseline=tribute.Background(x[40:46]))
@@ -255,3 +256,39 @@ def test_unhashable_cells_are_refused_naming_the_column():
     with pytest.raises(InputError, match=r"column 'tags' holds unhashable values.*list"):
         tribute.explain(lambda d: np.zeros(len(d)), frame.iloc[:2], method="exact_shapley",
                         baseline=tribute.Background(frame.iloc[2:]), model_output="raw")
+
+
+def test_tree_shap_on_a_frame_fitted_model_gives_no_feature_name_warnings():
+    """The reader called a DataFrame-fitted scikit-learn model with arrays (offset, reading
+    and background checks): scikit-learn warned "X does not have valid feature names" each
+    time, which the adapters avoid for every other method."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(100, 3)), columns=["a", "b", "c"])
+    for model in (RandomForestRegressor(5, max_depth=3, random_state=0).fit(frame, frame["a"]),
+                  HistGradientBoostingClassifier(max_iter=5).fit(frame, frame["a"] > 0)):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            tribute.explain(model, frame.iloc[:3], method="tree_shap",
+                            baseline=tribute.Background(frame.iloc[10:20]))
+            tribute.explain(model, frame.iloc[:3], method="tree_shap")
+        assert [str(w.message) for w in record if "feature names" in str(w.message)] == []
+
+
+def test_tree_shap_refuses_a_hist_gradient_boosting_model_with_categorical_features():
+    """HistGradientBoosting fitted on a frame with a pandas categorical column (here never
+    split on) crashed in the reader with a bare TypeError from the model (category codes)."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from tribute.errors import UnsupportedModelError
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"c": pd.Categorical(rng.choice(["x", "y"], 300)),
+                          "f": rng.normal(size=300)})
+    model = HistGradientBoostingRegressor(max_iter=5, max_depth=2).fit(frame, frame["f"] * 3)
+    with pytest.raises(UnsupportedModelError, match=r"column\(s\) \['c'\] as categorical"):
+        tribute.explain(model, frame.iloc[:3], method="tree_shap",
+                        baseline=tribute.Background(frame.iloc[10:14]))

@@ -293,6 +293,21 @@ def _not_fitted(est: Any) -> UnsupportedModelError:
     )
 
 
+def _named(est: Any, fn: Any) -> Any:
+    """``fn`` called with a DataFrame of the estimator's column names when it was fitted on
+    one (scikit-learn warns "X does not have valid feature names" on every array call)."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is None:
+        return fn
+
+    def call(x: np.ndarray) -> Any:
+        import pandas as pd  # fitted on a DataFrame, so pandas is there
+
+        return fn(pd.DataFrame(x, columns=list(names), copy=False))
+
+    return call
+
+
 def _sk_tree(tree_: Any, scale: float, n_out: int, col: int | None, proba: bool) -> Tree:
     left = np.asarray(tree_.children_left, dtype=np.int64)
     right = np.asarray(tree_.children_right, dtype=np.int64)
@@ -331,7 +346,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         tree = _sk_tree(est.tree_, 1.0, n_out, None, is_clf)
         return TreeEnsemble([tree], np.zeros(n_out), n_features, n_out, "identity",
                             f"scikit-learn {name}", "probability" if is_clf else "prediction",
-                            model_raw=est.predict_proba if is_clf else est.predict)
+                            model_raw=_named(est, est.predict_proba if is_clf else est.predict))
     if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
                 "ExtraTreesRegressor"):
         ests = getattr(est, "estimators_", None)
@@ -343,7 +358,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         trees = [_sk_tree(e.tree_, 1.0 / len(ests), n_out, None, is_clf) for e in ests]
         return TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, "identity",
                             f"scikit-learn {name}", "probability" if is_clf else "prediction",
-                            model_raw=est.predict_proba if is_clf else est.predict)
+                            model_raw=_named(est, est.predict_proba if is_clf else est.predict))
     if name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
         ests = getattr(est, "estimators_", None)
         if ests is None or len(ests) == 0:
@@ -353,7 +368,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         n_out = k
         trees = [_sk_tree(ests[i, j].tree_, lr, n_out, j, False)
                  for i in range(ests.shape[0]) for j in range(k)]
-        raw = est.decision_function if is_clf else est.predict
+        raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
         ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link,
                            f"scikit-learn {name}", "margin" if is_clf else "prediction",
@@ -364,12 +379,23 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         preds = getattr(est, "_predictors", None)
         if not preds:
             raise _not_fitted(est)
+        cat = getattr(est, "is_categorical_", None)
+        if cat is not None and bool(np.any(cat)):
+            # it reads those columns' categories (pandas categoricals): the trees' bins of
+            # them are not numbers tribute can compose (a bare TypeError from the model before)
+            names = getattr(est, "feature_names_in_", None)
+            cols = [str(names[i]) if names is not None else i for i in np.flatnonzero(cat)]
+            raise UnsupportedModelError(
+                f"tree_shap: this {name} treats column(s) {cols[:8]} as categorical features, "
+                "which tree_shap does not read; one-hot encode them, or use "
+                "method='exact_shapley' / 'kernel_shap' on the model."
+            )
         k = len(preds[0])
         trees = []
         for it in preds:
             for j, p in enumerate(it):
                 trees.append(_hgb_tree(p, k, j))
-        raw = est.decision_function if is_clf else est.predict
+        raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
         if not is_clf and getattr(est, "loss", "squared_error") not in ("squared_error", "absolute_error", "quantile"):
             raise UnsupportedModelError(
@@ -506,7 +532,9 @@ def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int)
             value[i, col] = float(nd["leaf"])
             continue
         if "split_condition" not in nd or isinstance(nd.get("split_condition"), list):
-            raise UnsupportedModelError("tree_shap: XGBoost categorical splits are not supported.")
+            raise UnsupportedModelError("tree_shap: XGBoost categorical splits are not supported; one-hot "
+                                    "encode the column, or use method='exact_shapley' / 'kernel_shap' "
+                                    "on the model.")
         s = nd["split"]
         if isinstance(s, str) and s in index:
             f = index[s]
@@ -599,7 +627,9 @@ def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
             cover[i] = float(nd.get("leaf_count", 0.0))
             continue
         if nd.get("decision_type", "<=") != "<=":
-            raise UnsupportedModelError("tree_shap: LightGBM categorical splits are not supported.")
+            raise UnsupportedModelError("tree_shap: LightGBM categorical splits are not supported; one-hot "
+                                    "encode the column, or use method='exact_shapley' / 'kernel_shap' "
+                                    "on the model.")
         feature[i] = int(nd["split_feature"])
         thr[i] = float(nd["threshold"])
         mleft[i] = bool(nd.get("default_left", True))
