@@ -10,8 +10,10 @@ ensemble's raw output is ``offset + sum of the reached leaves``.
 The raw output is the model's own *margin*: log-odds for boosted classifiers, the prediction
 for regressors, and for scikit-learn forest/tree classifiers the average of the trees' class
 probabilities (what ``predict_proba`` returns). :meth:`TreeEnsemble.check` compares the parsed
-ensemble with the model's own prediction on the rows being explained and refuses to go on when
-they differ, so a reading error can never become a silently wrong attribution.
+ensemble with the model's own prediction on the rows being explained (and tree_shap on its
+background rows) and refuses to go on when they differ, so a reading error can never become a
+silently wrong attribution. A value an XGBoost wrapper reads as missing (``missing=-999``) is
+read as NaN (:meth:`TreeEnsemble.read_missing`).
 
 XGBoost and LightGBM are optional: they are only touched when the model comes from them.
 """
