@@ -48,13 +48,14 @@ come from (:mod:`tribute.models.pipelines`), one player per original column; oth
 preprocessing is refused.
 
 Model calls: the game's reference pass (v(N), one counted evaluation) and, outside the engine,
-the reader's check of the model's own raw prediction on the explained rows plus one row for the
-base offset of boosted models — reported as ``attr.params["reading_rows"]``; no sampling, so no
-``budget``.
+the reader's check of the model's own raw prediction on the explained rows (and, for
+interventional values, on the background rows) plus one row for the base offset of boosted
+models — reported as ``attr.params["reading_rows"]``; no sampling, so no ``budget``.
 
 Missing values: NaN inputs (and background rows) are accepted and read the way the model
-routes them (XGBoost/LightGBM default directions, scikit-learn's missing-value support); other
-methods still refuse NaN.
+routes them (XGBoost/LightGBM default directions, scikit-learn's missing-value support; an
+XGBoost wrapper's ``missing=`` value counts as missing too); a model that refuses NaN
+(``GradientBoostingRegressor``) is refused with it; other methods still refuse NaN.
 
 Kernels: with numba installed (``pip install tribute[trees]``) the values come from compiled
 depth-first walks, one per input and tree (:mod:`tribute.methods._tree_kernels`); without it,
@@ -580,6 +581,8 @@ class TreeShap(Method):
                 f"tree_shap: inputs have {x.shape[1]} columns but the {ens.kind} was trained on "
                 f"{ens.n_features}; pass the columns the model was fitted on."
             )
+        # values the model reads as missing (XGBoost's `missing=`) are NaN to the trees
+        x, bg_rows = ens.read_missing(x), ens.read_missing(bg_rows)
         target = game.target
         if target.fn is not None or target.index is None:
             what = ("output='kl' (a divergence of the whole label distribution)"
@@ -618,6 +621,8 @@ class TreeShap(Method):
         background = None if mode == "tree_path_dependent" else bg_rows
         per_sample_bg = per_sample and background is not None
         bg_w = game.background_weights().numpy() if game.n_background > 1 else None
+        if background is not None:  # before the work: the model must read these rows too
+            _check_background_reading(ens, bg_rows)
         kernel = self._kernel()
         inter: np.ndarray | None = None
         if kernel == "compiled":
@@ -716,6 +721,25 @@ def _through_preprocessing(game: Game, est: Any, x: np.ndarray, bg_rows: np.ndar
 
     owner = columnwise_owner(prep, x.shape[1], [str(c) for c in columns] if columns else None)
     return final, encode(x), encode(bg_rows), player_of[owner]
+
+
+def _check_background_reading(ens: TreeEnsemble, rows: np.ndarray) -> None:
+    """The trees must give the model's own raw output on the background (baseline) rows too:
+    only the explained rows were checked, so a background the model reads otherwise (a value
+    it treats as missing, NaN that it refuses) gave silently wrong values and base values
+    (audit aud36t: XGBoost ``missing=-999`` rows, 0.73 off; NaN rows of a
+    GradientBoostingRegressor, which cannot predict them at all)."""
+    try:
+        ens.check(rows)
+    except UnsupportedModelError as exc:
+        raise UnsupportedModelError(f"{exc} (on the baseline / background rows)") from None
+    except Exception as exc:  # the model itself refuses these rows (e.g. NaN it cannot read)
+        raise InputError(
+            f"baseline: the {ens.kind} cannot predict the background rows itself "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "tree_shap would credit outputs the model never gives. Impute or drop those "
+            "background rows (e.g. NaN for a model without missing-value support)."
+        ) from exc
 
 
 def _explained(ens: TreeEnsemble, by_class: bool) -> str:

@@ -9,7 +9,11 @@ probabilities:
   ``"probability"``; ``decision_function`` returns ``"logit"`` scores (for a binary
   classifier its single column is the positive-class logit; a one-vs-one
   ``decision_function``, ``SVC(decision_function_shape="ovo")`` with three or more classes, is
-  refused: its columns score pairs of classes);
+  refused: its columns score pairs of classes); an ``XGBClassifier`` with the
+  ``binary:logitraw`` objective (whose ``predict_proba`` is ``[1 - s, s]`` for its margin ``s``)
+  and an ``LGBMClassifier`` with a custom objective (whose ``predict_proba`` returns raw scores)
+  are called for their margins, ``predict(output_margin=True)`` / ``predict(raw_score=True)``:
+  ``"logit"`` (assumed, for the custom objective);
 * ``xgboost.Booster``: called through a ``DMatrix``; for ``binary:*``/``multi:*`` objectives
   with ``output_margin=True`` (its margins are its ``"logit"``), otherwise ``"raw"``;
   ``lightgbm.Booster`` likewise with ``raw_score=True`` for the binary, softmax multiclass and
@@ -323,7 +327,10 @@ class NumpyModel(ModelAdapter):
         #: a known binary classifier (see the module docstring)
         self.binary = _known_binary(model, self.kind)
         self.output_kind = _kind(model_output or detected, self.binary)
-        self.output_assumed = model_output is None and self.kind == "callable"
+        # a custom objective's raw scores (LightGBM) are read as logits by assumption
+        self.output_assumed = model_output is None and (
+            self.kind == "callable"
+            or _score_classifier_option(model) == {"raw_score": True})
         self.np_dtypes = np_dtypes
         names = (_booster_feature_names(model) if self.kind == "booster"
                  else getattr(model, "feature_names_in_", None) if self.kind != "callable"
@@ -592,6 +599,9 @@ def _numpy_callable(model: Any) -> tuple[Callable[..., Any], str, str]:
         return _xgboost_booster(model)
     if cls.__name__ == "Booster" and cls.__module__.startswith("lightgbm"):
         return _lightgbm_booster(model)
+    margin = _margin_of_score_classifier(model)
+    if margin is not None:
+        return margin, "decision_function", "logit"
     est = _estimator_type(model)
     if est == "regressor" and callable(getattr(model, "predict", None)):
         return model.predict, "predict", "raw"
@@ -606,6 +616,43 @@ def _numpy_callable(model: Any) -> tuple[Callable[..., Any], str, str]:
         f"model of type {type(model).__name__} is neither a torch.nn.Module nor callable; pass a "
         "module, an estimator with predict_proba/decision_function/predict, or a function."
     )
+
+
+def _score_classifier_option(model: Any) -> dict[str, bool] | None:
+    """The ``predict`` option giving the scores of an XGBoost/LightGBM scikit-learn classifier
+    (or a Pipeline ending in one) whose ``predict_proba`` does not return probabilities, else
+    None: XGBoost's ``binary:logitraw`` returns ``[1 - s, s]`` for its margin ``s`` (read as
+    probabilities, a softmax of them is ``sigmoid(2 s - 1)``, not the model's
+    ``sigmoid(s)``), LightGBM with a custom (callable) objective its raw scores."""
+    final = _final_estimator(model)
+    mod = type(final).__module__
+    if not (callable(getattr(final, "predict_proba", None))
+            and callable(getattr(model, "predict", None))):
+        return None
+    if mod.startswith("xgboost"):
+        try:
+            name = json.loads(final.get_booster().save_config())["learner"]["objective"]["name"]
+        except Exception:  # unfitted, or not a booster-backed wrapper
+            return None
+        return {"output_margin": True} if name == "binary:logitraw" else None
+    if mod.startswith("lightgbm") and callable(getattr(final, "objective", None)):
+        return {"raw_score": True}
+    return None
+
+
+def _margin_of_score_classifier(model: Any) -> Callable[..., Any] | None:
+    """``predict`` returning the margins (one column for a binary model, the positive class's)
+    of a classifier whose ``predict_proba`` returns scores (:func:`_score_classifier_option`),
+    else None."""
+    option = _score_classifier_option(model)
+    if option is None:
+        return None
+    predict = model.predict
+
+    def margin(x: Any, *args: Any, **kwargs: Any) -> Any:
+        return predict(x, *args, **{**kwargs, **option})
+
+    return margin
 
 
 def _xgboost_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:

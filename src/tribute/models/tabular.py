@@ -43,6 +43,14 @@ def text_columns(frame: Any) -> list[Any]:
             if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 class CategoricalCodec:
     """Integer codes for a DataFrame's non-numeric columns, and back.
 
@@ -61,7 +69,17 @@ class CategoricalCodec:
         for c in self.categorical:
             seen: dict[Any, None] = {}
             for f in frames:
-                for v in pd.unique(f[c]):
+                try:
+                    values = pd.unique(f[c])
+                except TypeError as exc:  # unhashable cells (lists, dicts, arrays)
+                    bad = next((v for v in f[c] if not _hashable(v)), None)
+                    raise InputError(
+                        f"column {c!r} holds unhashable values (e.g. a {type(bad).__name__}: "
+                        f"{str(bad)[:40]}), which cannot be players' categories; turn them into "
+                        "numbers or strings (one column per element, or str(value)) before "
+                        "explaining."
+                    ) from exc
+                for v in values:
                     if v is None or (isinstance(v, float) and np.isnan(v)):
                         raise InputError(
                             f"column {c!r} has missing values; impute them (e.g. with the most "
@@ -69,6 +87,16 @@ class CategoricalCodec:
                         )
                     seen.setdefault(v, None)
             self.categories[c] = list(seen)
+            dt = self.dtypes[c]
+            if isinstance(dt, pd.CategoricalDtype):
+                # a baseline's category the inputs' categorical dtype lacks (test rows read
+                # apart from the training rows) was decoded to NaN by `.astype(dtype)`: the
+                # model saw a missing value instead (audit aud36t); the dtype is extended
+                known = set(dt.categories)
+                extra = [v for v in seen if v not in known]
+                if extra:
+                    self.dtypes[c] = pd.CategoricalDtype([*dt.categories, *extra],
+                                                         ordered=dt.ordered)
         self._index = {c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories.items()}
 
     def encode(self, frame: Any, name: str) -> Any:

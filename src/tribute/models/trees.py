@@ -10,8 +10,10 @@ ensemble's raw output is ``offset + sum of the reached leaves``.
 The raw output is the model's own *margin*: log-odds for boosted classifiers, the prediction
 for regressors, and for scikit-learn forest/tree classifiers the average of the trees' class
 probabilities (what ``predict_proba`` returns). :meth:`TreeEnsemble.check` compares the parsed
-ensemble with the model's own prediction on the rows being explained and refuses to go on when
-they differ, so a reading error can never become a silently wrong attribution.
+ensemble with the model's own prediction on the rows being explained (and tree_shap on its
+background rows) and refuses to go on when they differ, so a reading error can never become a
+silently wrong attribution. A value an XGBoost wrapper reads as missing (``missing=-999``) is
+read as NaN (:meth:`TreeEnsemble.read_missing`).
 
 XGBoost and LightGBM are optional: they are only touched when the model comes from them.
 """
@@ -136,6 +138,9 @@ class TreeEnsemble:
     #: Rows this reader passed to the model's own raw prediction (offset and reading check);
     #: they bypass the engine, so methods report them.
     raw_rows: int = 0
+    #: A value the model reads as missing besides NaN (``XGBModel(missing=-999)``); the trees
+    #: read it as NaN (:meth:`read_missing`).
+    missing_value: float = float("nan")
 
     _merged: tuple[Tree, np.ndarray] | None = field(default=None, repr=False)
 
@@ -179,8 +184,17 @@ class TreeEnsemble:
             self._merged = (tree, off)
         return self._merged
 
+    def read_missing(self, x: np.ndarray) -> np.ndarray:
+        """``x`` with the entries the model reads as missing set to NaN (a copy when any is):
+        :attr:`missing_value`, compared in float32 as XGBoost does. Idempotent."""
+        if np.isnan(self.missing_value):
+            return x
+        hit = x.astype(np.float32) == np.float32(self.missing_value)
+        return np.where(hit, np.nan, x) if hit.any() else x
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``rows x outputs`` raw output: all trees walked together, one level at a time."""
+        x = self.read_missing(x)
         out = np.tile(self.offset, (x.shape[0], 1)).astype(np.float64)
         if not self.trees or x.shape[0] == 0:
             return out
@@ -281,6 +295,21 @@ def _not_fitted(est: Any) -> UnsupportedModelError:
     )
 
 
+def _named(est: Any, fn: Any) -> Any:
+    """``fn`` called with a DataFrame of the estimator's column names when it was fitted on
+    one (scikit-learn warns "X does not have valid feature names" on every array call)."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is None:
+        return fn
+
+    def call(x: np.ndarray) -> Any:
+        import pandas as pd  # fitted on a DataFrame, so pandas is there
+
+        return fn(pd.DataFrame(x, columns=list(names), copy=False))
+
+    return call
+
+
 def _sk_tree(tree_: Any, scale: float, n_out: int, col: int | None, proba: bool) -> Tree:
     left = np.asarray(tree_.children_left, dtype=np.int64)
     right = np.asarray(tree_.children_right, dtype=np.int64)
@@ -319,7 +348,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         tree = _sk_tree(est.tree_, 1.0, n_out, None, is_clf)
         return TreeEnsemble([tree], np.zeros(n_out), n_features, n_out, "identity",
                             f"scikit-learn {name}", "probability" if is_clf else "prediction",
-                            model_raw=est.predict_proba if is_clf else est.predict)
+                            model_raw=_named(est, est.predict_proba if is_clf else est.predict))
     if name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
                 "ExtraTreesRegressor"):
         ests = getattr(est, "estimators_", None)
@@ -331,7 +360,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         trees = [_sk_tree(e.tree_, 1.0 / len(ests), n_out, None, is_clf) for e in ests]
         return TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, "identity",
                             f"scikit-learn {name}", "probability" if is_clf else "prediction",
-                            model_raw=est.predict_proba if is_clf else est.predict)
+                            model_raw=_named(est, est.predict_proba if is_clf else est.predict))
     if name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
         ests = getattr(est, "estimators_", None)
         if ests is None or len(ests) == 0:
@@ -341,7 +370,7 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         n_out = k
         trees = [_sk_tree(ests[i, j].tree_, lr, n_out, j, False)
                  for i in range(ests.shape[0]) for j in range(k)]
-        raw = est.decision_function if is_clf else est.predict
+        raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
         ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link,
                            f"scikit-learn {name}", "margin" if is_clf else "prediction",
@@ -352,12 +381,23 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         preds = getattr(est, "_predictors", None)
         if not preds:
             raise _not_fitted(est)
+        cat = getattr(est, "is_categorical_", None)
+        if cat is not None and bool(np.any(cat)):
+            # it reads those columns' categories (pandas categoricals): the trees' bins of
+            # them are not numbers tribute can compose (a bare TypeError from the model before)
+            names = getattr(est, "feature_names_in_", None)
+            cols = [str(names[i]) if names is not None else i for i in np.flatnonzero(cat)]
+            raise UnsupportedModelError(
+                f"tree_shap: this {name} treats column(s) {cols[:8]} as categorical features, "
+                "which tree_shap does not read; one-hot encode them, or use "
+                "method='exact_shapley' / 'kernel_shap' on the model."
+            )
         k = len(preds[0])
         trees = []
         for it in preds:
             for j, p in enumerate(it):
                 trees.append(_hgb_tree(p, k, j))
-        raw = est.decision_function if is_clf else est.predict
+        raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
         if not is_clf and getattr(est, "loss", "squared_error") not in ("squared_error", "absolute_error", "quantile"):
             raise UnsupportedModelError(
@@ -416,6 +456,9 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
     booster = est.get_booster() if hasattr(est, "get_booster") else est
     if not isinstance(booster, xgboost.Booster):
         raise UnsupportedModelError(f"tree_shap: cannot read XGBoost object {type(est).__name__}.")
+    # a scikit-learn wrapper's `missing` value is missing besides NaN (its DMatrix says so)
+    missing = getattr(est, "missing", None) if booster is not est else None
+    missing = float("nan") if missing is None else float(missing)
     best = getattr(est, "best_iteration", None) if booster is not est else None
     if best is not None and int(best) + 1 < booster.num_boosted_rounds():
         # a wrapper fitted with early stopping predicts with its best iteration's trees only
@@ -461,11 +504,11 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
         trees.append(_xgb_tree(json.loads(d), index, n_out, col))
 
     def raw(x: np.ndarray) -> np.ndarray:
-        dm = xgboost.DMatrix(x, feature_names=names, missing=np.nan)
+        dm = xgboost.DMatrix(x, feature_names=names, missing=missing)
         return np.asarray(booster.predict(dm, output_margin=True, validate_features=False))
 
     ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "XGBoost model",
-                       "margin", model_raw=raw)
+                       "margin", model_raw=raw, missing_value=missing)
     _fit_offset(ens, n_features)
     return ens
 
@@ -491,7 +534,9 @@ def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int)
             value[i, col] = float(nd["leaf"])
             continue
         if "split_condition" not in nd or isinstance(nd.get("split_condition"), list):
-            raise UnsupportedModelError("tree_shap: XGBoost categorical splits are not supported.")
+            raise UnsupportedModelError("tree_shap: XGBoost categorical splits are not supported; one-hot "
+                                    "encode the column, or use method='exact_shapley' / 'kernel_shap' "
+                                    "on the model.")
         s = nd["split"]
         if isinstance(s, str) and s in index:
             f = index[s]
@@ -584,7 +629,9 @@ def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
             cover[i] = float(nd.get("leaf_count", 0.0))
             continue
         if nd.get("decision_type", "<=") != "<=":
-            raise UnsupportedModelError("tree_shap: LightGBM categorical splits are not supported.")
+            raise UnsupportedModelError("tree_shap: LightGBM categorical splits are not supported; one-hot "
+                                    "encode the column, or use method='exact_shapley' / 'kernel_shap' "
+                                    "on the model.")
         feature[i] = int(nd["split_feature"])
         thr[i] = float(nd["threshold"])
         mleft[i] = bool(nd.get("default_left", True))
@@ -624,9 +671,9 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     n_features = max([int(f["flat_feature_index"]) for f in floats], default=-1) + 1
     params = dump.get("model_info", {}).get("params", {})
     loss = str(params.get("loss_function", {}).get("type", ""))
-    if loss in ("Logloss", "CrossEntropy"):
-        link = "logistic"
-    elif loss in ("MultiClass", "MultiClassOneVsAll"):
+    if loss in ("Logloss", "CrossEntropy", "MultiClassOneVsAll"):
+        link = "logistic"  # (one-vs-all: a sigmoid per class, not a softmax over them)
+    elif loss == "MultiClass":
         link = "softmax"
     elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
                   "Lq", "RMSEWithUncertainty", ""):
