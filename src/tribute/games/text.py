@@ -5,7 +5,13 @@ are always kept. The value is the model's explained output on the resulting sequ
 options (``removal=``):
 
 * ``"mask"`` / ``"pad"`` / ``"unk"`` / an ``int`` token id: removed tokens are replaced by that
-  token (same length, positions unchanged);
+  token (same length, positions unchanged). With an input embedding module (every Hugging Face
+  model) the replacement is made on the input embeddings: the model reads that token's
+  embedding at a removed token's position while ``input_ids`` stay the text's, so a model
+  that also reads the ids -- a decoder classifier pooling at its last non-pad token
+  (``GPT2ForSequenceClassification``), RoBERTa's position ids, which skip pad tokens -- still
+  sees the text's length and positions (replacing the ids by the pad token would move its
+  readout or positions); for models reading ids only through the embedding the two agree;
 * ``"delete"``: removed tokens are dropped, the sequence gets shorter and the attention mask
   follows (rows of one batch are left-packed and right-padded); not differentiable. A row with
   no token left (the empty coalition of a tokenizer without special tokens, or with
@@ -19,8 +25,8 @@ The game is a :class:`~tribute.games.features.FeatureGame` over a *presence* vec
 (one entry per player, 1 = present): with the embedding ``e_t`` of token ``t`` and the
 removal embedding ``b`` (the replacement token's embedding, the zero or the mean vector), the
 model reads ``b + z_{p(t)} (e_t - b)`` at token ``t`` of player ``p(t)`` (a forward hook on the
-input embedding module; binary masks without gradients take the cheaper token-id path, which
-is the same function). Every perturbation estimator therefore runs unchanged, and gradient
+input embedding module, for binary and fractional masks alike; only a model without an
+``nn.Embedding`` gets the replacement id itself, and then no gradients). Every perturbation estimator therefore runs unchanged, and gradient
 methods integrate along ``z``: integrated gradients on ``z`` from 0 to 1 is integrated
 gradients on the input embeddings from ``b`` to ``e`` (Sundararajan et al. 2017) summed over
 each player's tokens and embedding dimensions, and input x gradient is
@@ -55,14 +61,14 @@ import copy
 import dataclasses
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, ModelOutputError
 from ..models import ModelAdapter, TorchModel
 from ..models.text import TextBatch, as_texts, segment
 from ..targets import TargetLike
@@ -79,7 +85,10 @@ def input_embedding(model: Any) -> torch.nn.Embedding | None:
     """The input (token) embedding module of ``model``, or None when it has none.
 
     Hugging Face models (and wrappers holding one) answer ``get_input_embeddings()``; otherwise
-    the first ``nn.Embedding`` registered in the module is taken.
+    the first ``nn.Embedding`` registered in the module is taken. When another ``nn.Embedding``
+    holds the same weight, that one is returned: the answer can be a holder the forward pass
+    never calls (transformers 5's T5 returns ``shared``; its stack calls ``encoder.embed_tokens``,
+    a second module tied to the same weight), and a hook on it would never run.
     """
     if not isinstance(model, torch.nn.Module):
         return None
@@ -91,7 +100,9 @@ def input_embedding(model: Any) -> torch.nn.Embedding | None:
             except (NotImplementedError, AttributeError):
                 continue
             if isinstance(emb, torch.nn.Embedding):
-                return emb
+                tied = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)
+                        and m is not emb and m.weight is emb.weight]
+                return tied[0] if tied else emb
     for mod in model.modules():
         if isinstance(mod, torch.nn.Embedding):
             return mod
@@ -127,7 +138,10 @@ class _TextForward:
         self.takes_mask = takes_mask
         self.takes_types = takes_types
         self.hf = hf
+        self._groupable = True
+        self.probing = False  # module hooks read one pass per chunk: the padded batch then
         self._scale: torch.Tensor | None = None
+        self._applied = 0
         self._base: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ composing
@@ -155,6 +169,9 @@ class _TextForward:
         assert isinstance(weight, torch.Tensor)
         base = self._base_vector(weight).to(out.dtype)
         s = scale.to(out.dtype).unsqueeze(-1)
+        self._applied += 1
+        if not s.requires_grad and bool(((s == 0) | (s == 1)).all()):
+            return torch.where(s > 0.5, out, base)  # exact: b + 1 * (e - b) rounds in low precision
         return base + s * (out - base)
 
     def _delete(self, keep: torch.Tensor, ids: torch.Tensor, attn: torch.Tensor,
@@ -177,11 +194,12 @@ class _TextForward:
     def _run(self, z: torch.Tensor, ids: torch.Tensor, attn: torch.Tensor, tp: torch.Tensor,
              types: torch.Tensor | None) -> Any:
         zt = self._token_presence(z, tp)
-        binary = not z.requires_grad and bool(((z == 0) | (z == 1)).all())
         if self.removal == "delete":
             ids, attn, types = self._delete(zt > 0.5, ids, attn, types)
             return self._call(ids, attn, types)
-        if self.embedding is None or (binary and self.replace_id is not None):
+        if self.embedding is None:
+            # ids are replaced only when there is no input embedding to mix: with one, binary
+            # and fractional masks (and autograd passes) run the same function (see _hook)
             keep = zt > 0.5
             assert self.replace_id is not None
             ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
@@ -194,16 +212,25 @@ class _TextForward:
 
         A model without an ``attention_mask`` argument would read the padding of texts shorter
         than the batch's longest one (its output on a padded text is not its output on the
-        text): rows are then run in groups of equal length, each cut to its own length.
+        text), and so would a module that takes one but reads a fixed position (a wrapper
+        returning a decoder's logits at position -1 expects left padding; left padding would
+        shift an absolute-position model's positions instead): rows are run in groups of equal
+        length, each cut to its own length, so a text's values never depend on the other texts
+        of the call. Hugging Face models get the right-padded batch with its attention mask
+        (their contract; decoder classifiers find their last token by ``config.pad_token_id``,
+        which pads). A module whose output is no tensor (nor ``.logits`` / tuple of them) gets
+        the padded batch too.
         """
-        if not self.takes_mask:
-            lengths = attn.sum(1)
+        if not self.takes_mask or (not self.hf and self._groupable and not self.probing):
+            lengths = attn.sum(1).clamp(min=1)  # a row left without tokens is one masked pad
             if bool((lengths < ids.shape[1]).any()):
-                return self._call_by_length(ids, attn, types, scale, lengths)
+                out = self._call_by_length(ids, attn, types, scale, lengths)
+                if out is not None:
+                    return out
         return self._call_one(ids, attn, types, scale)
 
     def _call_by_length(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
-                        scale: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor:
+                        scale: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor | None:
         rows = int(ids.shape[0])
         out: torch.Tensor | None = None
         for n_tok in torch.unique(lengths).tolist():
@@ -211,6 +238,9 @@ class _TextForward:
             part = self._call_one(ids[sel, :n_tok], attn[sel, :n_tok],
                                   None if types is None else types[sel, :n_tok],
                                   None if scale is None else scale[sel, :n_tok])
+            if self.takes_mask and _as_rows(part, int(sel.numel())) is None:
+                self._groupable = False  # e.g. a dict of hidden states: the padded batch it is
+                return None
             t = _first_tensor(part, int(sel.numel()))
             if out is None:
                 out = t.new_empty((rows, *t.shape[1:]))
@@ -225,8 +255,15 @@ class _TextForward:
         assert self.embedding is not None
         handle = self.embedding.register_forward_hook(self._hook)
         try:
-            self._scale = scale
-            return self._call_model(ids, attn, types)
+            self._scale, self._applied = scale, 0
+            out = self._call_model(ids, attn, types)
+            if not self._applied:  # the removal never reached the model: every credit 0
+                raise ModelOutputError(
+                    f"the input embedding module ({type(self.embedding).__name__} with "
+                    f"{self.embedding.num_embeddings} rows) did not run in the model's forward "
+                    "pass, so removed tokens would not be removed. Give the model's own token "
+                    "embedding through get_input_embeddings(), or use removal='delete'.")
+            return out
         finally:
             self._scale = None
             handle.remove()
@@ -253,21 +290,30 @@ class _TextForward:
         return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
 
 
-def _first_tensor(out: Any, rows: int) -> torch.Tensor:
-    """The ``rows x ...`` output tensor of a model without an attention mask (run per length)."""
+def _as_rows(out: Any, rows: int) -> torch.Tensor | None:
+    """The ``rows x ...`` tensor of a model's output (the tensor, its ``logits`` field or
+    attribute, a tuple's first tensor), or None."""
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]
-    logits = getattr(out, "logits", None)
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
     if not isinstance(out, torch.Tensor) and isinstance(logits, torch.Tensor):
         out = logits
     if not isinstance(out, torch.Tensor) or out.ndim == 0 or int(out.shape[0]) != rows:
+        return None
+    return out
+
+
+def _first_tensor(out: Any, rows: int) -> torch.Tensor:
+    """The ``rows x ...`` output tensor of a model run per length."""
+    got = _as_rows(out, rows)
+    if got is None:
         raise InputError(
             f"texts of different token lengths and a model without an attention_mask argument: "
             f"tribute runs each length separately and needs a batch-first tensor output, got "
             f"{type(out).__name__}. Give the model's forward an attention_mask parameter, or "
             "explain texts of one token length per call."
         )
-    return out
+    return got
 
 
 def _embedding_output(out: Any) -> torch.Tensor:
@@ -314,6 +360,23 @@ def _takes_types(fn: Any, hf: bool) -> bool:
         return False
 
 
+def _pad_id(tokenizer: Any, module: Any, hf: bool, vocab: int | None) -> int:
+    """The id that pads shorter texts (and rows shortened by ``removal="delete"``).
+
+    A Hugging Face model's ``config.pad_token_id`` when it has one in its vocabulary: decoder
+    classifiers (GPT-2, Llama...) pool at the last token that is not that id, so padding with
+    another id (GPT-2's tokenizer has no pad token; 0 is ``"!"``) would read a shorter text's
+    padding. Else the tokenizer's pad id, else 0 (padding is attention-masked either way).
+    """
+    if hf:
+        cfg = getattr(module, "config", None)
+        pid = getattr(cfg, "pad_token_id", None)
+        if isinstance(pid, int) and not isinstance(pid, bool) and 0 <= pid and (vocab is None or pid < vocab):
+            return pid
+    tid = getattr(tokenizer, "pad_token_id", None)
+    return 0 if tid is None else int(tid)
+
+
 def _is_hf_model(model: Any) -> bool:
     return isinstance(model, torch.nn.Module) and hasattr(model, "config") and callable(
         getattr(model, "get_input_embeddings", None))
@@ -322,7 +385,7 @@ def _is_hf_model(model: Any) -> bool:
 def _resolve_removal(removal: Any, tokenizer: Any, vocab: int | None) -> tuple[str | int, int | None]:
     """``(removal, replacement token id or None)``; errors name the option and the fix."""
     if removal is None:
-        for name in TOKEN_REMOVALS:
+        for name in ("mask", "unk", "pad"):  # as documented: mask, else unk, else pad
             if getattr(tokenizer, f"{name}_token_id", None) is not None:
                 removal = name
                 break
@@ -422,11 +485,13 @@ class TextGame(FeatureGame):
             )
         limits = [v for v in (max_length, _max_positions(module)) if v is not None]
         limit = min(limits) if limits else None
+        hf = _is_hf_model(module)
+        pad_id = _pad_id(tokenizer, module, hf, vocab)
         kw: dict[str, Any] = {}
         if mode == "cosine":
             sides = [segment([t[k] for t in items], tokenizer, _side(players, k),
                              include_special=include_special, max_length=limit,
-                             require_players=False) for k in (0, 1)]
+                             require_players=False, pad_id=pad_id) for k in (0, 1)]
             enc = _join_sides(items, sides)
             b_tp = sides[1].token_player.clone()
             counts = torch.tensor(sides[0].n_players)[:, None]
@@ -437,7 +502,8 @@ class TextGame(FeatureGame):
             if empty:
                 raise InputError(f"texts{empty[:5]} have no players on either side; check players=.")
         else:
-            enc = segment(items, tokenizer, players, include_special=include_special, max_length=limit)
+            enc = segment(items, tokenizer, players, include_special=include_special, max_length=limit,
+                          pad_id=pad_id)
             main = enc
         self.text = enc
         all_ids = [main.input_ids] + ([kw["ids2"]] if "ids2" in kw else [])
@@ -450,7 +516,6 @@ class TextGame(FeatureGame):
                     "tokenizer that belongs to the model."
                 )
         fn = model.fn
-        hf = _is_hf_model(module)
         takes_mask = hf or _accepts(fn, "attention_mask")
         if rem == "delete" and not takes_mask:
             raise InputError(
@@ -461,7 +526,7 @@ class TextGame(FeatureGame):
             )
         forward = _TextForward(
             fn, embedding=emb, removal=rem, replace_id=rid,
-            pad_id=int(getattr(tokenizer, "pad_token_id", None) or 0), pair=mode,
+            pad_id=pad_id, pair=mode,
             takes_mask=takes_mask,
             takes_types=_takes_types(fn, hf), hf=hf,
         )
@@ -480,6 +545,7 @@ class TextGame(FeatureGame):
             output=output, forward_kwargs=kw, feature_names=names, batch_size=batch_size,
             progress=progress,
         )
+        self._forward = forward
         self.removal = rem
         self.pair = mode
         self.differentiable = bool(model.differentiable) and emb is not None and rem != "delete"
@@ -489,6 +555,18 @@ class TextGame(FeatureGame):
         unit = players if isinstance(players, str) else "span"
         self.player_kind = {"words": "word", "tokens": "token", "sentences": "sentence"}.get(unit, "span")
         self.layout = dataclasses.replace(self.layout, framework="numpy", device="cpu", dtype="float64")
+
+    def probe(self, on_chunk: Any, **kwargs: Any) -> None:
+        """As :meth:`FeatureGame.probe`. Hooks on modules (``modules=``, ``context=``) read one
+        forward pass per chunk, so rows are then not run by token length (see
+        ``_TextForward._call``): a module that takes ``attention_mask=`` gets the padded batch."""
+        fwd = self._forward
+        was = fwd.probing
+        fwd.probing = bool(kwargs.get("modules")) or kwargs.get("context") is not None
+        try:
+            super().probe(on_chunk, **kwargs)
+        finally:
+            fwd.probing = was
 
     # ------------------------------------------------------------------ results
     def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,

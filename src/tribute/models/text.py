@@ -386,6 +386,7 @@ def segment(
     include_special: bool = False,
     max_length: int | None = None,
     require_players: bool = True,
+    pad_id: int | None = None,
 ) -> TextBatch:
     """Tokenize texts and map every token to its player.
 
@@ -406,10 +407,12 @@ def segment(
             limit, i.e. below 10**6).
         require_players: refuse a text without players. default=True (``players=None`` gives
             texts without players, e.g. the unexplained side of a pair, with False).
+        pad_id: the id padding shorter texts. default=None (the tokenizer's pad id, 0 when it
+            has none; :class:`tribute.games.text.TextGame` passes a Hugging Face model's
+            ``config.pad_token_id``, the id such a model compares to find its padding).
 
     Returns:
-        A :class:`TextBatch`; texts are right-padded with the tokenizer's pad id (0 when it
-        has none) to the longest one.
+        A :class:`TextBatch`; texts are right-padded with ``pad_id`` to the longest one.
     """
     items, _ = as_texts(texts)
     per_text = _per_text_players(players, items)
@@ -435,7 +438,7 @@ def segment(
             )
         rows.append((ids, types, tp, names, spans, toks))
     length = max(len(r[0]) for r in rows)
-    pad = getattr(tokenizer, "pad_token_id", None)
+    pad = getattr(tokenizer, "pad_token_id", None) if pad_id is None else pad_id
     pad = 0 if pad is None else int(pad)
     b = len(rows)
     input_ids = torch.full((b, length), pad, dtype=torch.long)
