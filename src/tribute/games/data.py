@@ -135,6 +135,14 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
                 "trained on (e.g. torch.utils.data.Subset(dataset, indices)) or X_train, "
                 "y_train arrays."
             )
+        size = X.batch_size
+        if X.drop_last and isinstance(sampler, SequentialSampler) and size and len(sampler) % size:
+            raise InputError(
+                f"X_train is a DataLoader with drop_last=True, shuffle=False and batch_size="
+                f"{size}, which never trains on the last {len(sampler) % size} of its "
+                f"{len(sampler)} rows; pass drop_last=False (or shuffle=True), or the dataset of "
+                "the rows trained on."
+            )
         X, what = X.dataset, "X_train (a DataLoader's dataset)"
     if not isinstance(X, Dataset):
         return X, y
