@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, SubsetRandomSampler, TensorDataset
 
 import tribute
-from tribute.errors import InputError
+from tribute.errors import InputError, UnsupportedModelError
 from tribute.games.data_fits import RidgeFit
+from tribute.methods.data_gradient import Representer
 from tribute.methods.data_influence import Influence
 from tribute.models import TorchModel
 
@@ -205,3 +206,25 @@ def test_reduction_other_than_the_trained_one_warns() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         tribute.explain(model, Xt, method="influence", players=tribute.TrainingData(X, y, fit=rf))
+
+
+def test_representer_refuses_a_frozen_last_layer() -> None:
+    """A frozen last linear layer leaves representer nothing to split (before: torch.cat of an
+    empty list, "expected a non-empty list of Tensors")."""
+    model, X, y, Xt, _ = _frozen_case()
+    feat, _, head = model.children()
+    feat.requires_grad_(True)
+    head.requires_grad_(False)
+    game = tribute.TrainingData(X, y, loss="mse", l2=L2).make_game(TorchModel(model), Xt)
+    with pytest.raises(UnsupportedModelError, match=r"last torch.nn.Linear layer '2' has no trained"):
+        Representer().attribute(game)
+
+
+def test_representer_on_a_frozen_feature_layer_splits_the_head() -> None:
+    """Frozen features, a ridge head at its optimum: credits sum to the head's output."""
+    model, X, y, Xt, _ = _frozen_case()
+    game = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="sum").make_game(TorchModel(model), Xt)
+    attr = Representer().attribute(game)
+    with torch.no_grad():
+        out = model(Xt).reshape(-1)
+    np.testing.assert_allclose(np.asarray(attr.values).reshape(3, -1).sum(1), out.numpy(), rtol=1e-9)
