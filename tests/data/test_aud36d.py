@@ -138,6 +138,8 @@ def test_dataset_errors_name_the_argument_and_the_fix() -> None:
         tribute.TrainingData(DataLoader(TensorDataset(X, y), sampler=SubsetRandomSampler([0, 1])), fit=fit)
     with pytest.raises(InputError, match=r"drop_last=True.*never trains on the last 2 of its 12"):
         tribute.TrainingData(DataLoader(TensorDataset(X, y), batch_size=5, drop_last=True), fit=fit)
+    with pytest.raises(InputError, match=r"collate_fn=<lambda>.*X_train, y_train arrays"):
+        tribute.TrainingData(DataLoader(TensorDataset(X, y), collate_fn=lambda b: b), fit=fit)
     with pytest.raises(InputError, match="leave y_train=None"):
         tribute.TrainingData(TensorDataset(X, y), y, fit=fit)
     with pytest.raises(InputError, match="y_train is None"):

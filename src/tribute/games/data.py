@@ -113,13 +113,15 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
     player ``i``) is ``dataset[i]``, whatever order ``shuffle=True`` visits the rows in and
     however they are batched. A sampler that does not visit every row exactly once per epoch
     (a subset, weights, replacement) is refused: which rows were trained on is then not the
-    dataset."""
+    dataset; so is a custom ``collate_fn`` (it may change the rows the model sees)."""
     from torch.utils.data import (
         DataLoader,
         Dataset,
         IterableDataset,
         RandomSampler,
         SequentialSampler,
+        default_collate,
+        default_convert,
     )
 
     what = "X_train"
@@ -134,6 +136,13 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
                 "visit every row of its dataset exactly once; pass the dataset of the rows "
                 "trained on (e.g. torch.utils.data.Subset(dataset, indices)) or X_train, "
                 "y_train arrays."
+            )
+        if X.collate_fn not in (default_collate, default_convert):
+            name = getattr(X.collate_fn, "__name__", type(X.collate_fn).__name__)
+            raise InputError(
+                f"X_train is a DataLoader with collate_fn={name}, which may change the rows the "
+                "model trains on (the game reads the dataset's items as they are); pass the "
+                "collated training inputs and labels as X_train, y_train arrays."
             )
         size = X.batch_size
         if X.drop_last and isinstance(sampler, SequentialSampler) and size and len(sampler) % size:
@@ -200,8 +209,8 @@ class TrainingData:
         X_train: training inputs, first axis = examples; or a map-style
             ``torch.utils.data.Dataset`` of ``(x, y)`` pairs, or a ``DataLoader`` over one
             (read in the dataset's index order: player ``i`` is ``dataset[i]``, whatever
-            ``shuffle=True`` and the batching do; samplers that skip or repeat rows are
-            refused).
+            ``shuffle=True`` and the batching do; samplers that skip or repeat rows and a
+            custom ``collate_fn`` are refused).
         y_train: training labels (class indices, or targets for regression), same length.
             default=None (only with a Dataset or DataLoader).
         fit: ``fit(X, y, *, seed, weights=None) -> torch.nn.Module``, deterministic for a seed;
