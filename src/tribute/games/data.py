@@ -90,10 +90,106 @@ def _on_cpu(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _tensor(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach()
+    arr = None
     try:
-        return torch.as_tensor(np.asarray(x))
+        arr = np.asarray(x)
+        return torch.as_tensor(arr)
     except Exception as exc:
+        if arr is not None and arr.dtype.kind in "USO" and arr.size and \
+                isinstance(arr.reshape(-1)[0], str):
+            raise InputError(
+                f"{name} holds strings (e.g. {arr.reshape(-1)[:3].tolist()}); give class indices "
+                "of the model's outputs instead (e.g. classes, idx = np.unique(labels, "
+                "return_inverse=True) if the model's outputs follow the sorted class names)."
+            ) from exc
         raise InputError(f"{name} of type {type(x).__name__} is not array-like ({exc}).") from exc
+
+
+def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
+    """``(X_train, y_train)`` of a ``torch.utils.data.Dataset`` of ``(x, y)`` pairs or of a
+    ``DataLoader`` over one (``y_train=None``); other inputs are returned as given.
+
+    A DataLoader is read through its ``dataset`` in index order: row ``i`` (the credited
+    player ``i``) is ``dataset[i]``, whatever order ``shuffle=True`` visits the rows in and
+    however they are batched. A sampler that does not visit every row exactly once per epoch
+    (a subset, weights, replacement) is refused: which rows were trained on is then not the
+    dataset; so is a custom ``collate_fn`` (it may change the rows the model sees)."""
+    from torch.utils.data import (
+        DataLoader,
+        Dataset,
+        IterableDataset,
+        RandomSampler,
+        SequentialSampler,
+        default_collate,
+        default_convert,
+    )
+
+    what = "X_train"
+    if isinstance(X, DataLoader):
+        sampler = X.sampler
+        every_row = isinstance(sampler, SequentialSampler) or (
+            isinstance(sampler, RandomSampler) and not sampler.replacement
+            and sampler.num_samples == len(sampler.data_source))
+        if not every_row:
+            raise InputError(
+                f"X_train is a DataLoader with sampler {type(sampler).__name__}, which does not "
+                "visit every row of its dataset exactly once; pass the dataset of the rows "
+                "trained on (e.g. torch.utils.data.Subset(dataset, indices)) or X_train, "
+                "y_train arrays."
+            )
+        if X.collate_fn not in (default_collate, default_convert):
+            name = getattr(X.collate_fn, "__name__", type(X.collate_fn).__name__)
+            raise InputError(
+                f"X_train is a DataLoader with collate_fn={name}, which may change the rows the "
+                "model trains on (the game reads the dataset's items as they are); pass the "
+                "collated training inputs and labels as X_train, y_train arrays."
+            )
+        size = X.batch_size
+        if X.drop_last and isinstance(sampler, SequentialSampler) and size and len(sampler) % size:
+            raise InputError(
+                f"X_train is a DataLoader with drop_last=True, shuffle=False and batch_size="
+                f"{size}, which never trains on the last {len(sampler) % size} of its "
+                f"{len(sampler)} rows; pass drop_last=False (or shuffle=True), or the dataset of "
+                "the rows trained on."
+            )
+        X, what = X.dataset, "X_train (a DataLoader's dataset)"
+    if not isinstance(X, Dataset):
+        return X, y
+    if isinstance(X, IterableDataset):
+        raise InputError(
+            f"{what} is an IterableDataset ({type(X).__name__}), whose rows have no index to "
+            "credit; pass a map-style Dataset (dataset[i] -> (x, y)) or X_train, y_train arrays."
+        )
+    if y is not None:
+        raise InputError(
+            f"{what} is a {type(X).__name__}, whose items are (x, y) pairs; leave y_train=None "
+            f"(got y_train of type {type(y).__name__})."
+        )
+    tensors = getattr(X, "tensors", None)  # TensorDataset: no per-row loop
+    if isinstance(tensors, tuple) and len(tensors) == 2:
+        return tensors[0], tensors[1]
+    try:
+        n = len(X)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise InputError(f"{what} ({type(X).__name__}) has no len(); pass X_train, y_train arrays.") from exc
+    xs, ys = [], []
+    for i in range(n):
+        item = X[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise InputError(
+                f"{what}[{i}] is a {type(item).__name__}"
+                + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
+                + "; a training Dataset must give (x, y) pairs. Pass X_train, y_train arrays "
+                "for other layouts."
+            )
+        # numpy reads a Python float as float64 (torch.as_tensor would round it to float32)
+        xs.append(item[0].detach() if isinstance(item[0], torch.Tensor)
+                  else torch.as_tensor(np.asarray(item[0])))
+        ys.append(item[1].detach() if isinstance(item[1], torch.Tensor)
+                  else torch.as_tensor(np.asarray(item[1])))
+    if n == 0:
+        return torch.empty(0), torch.empty(0)
+    return torch.stack(xs), torch.stack(ys)
 
 
 def ensemble_seed(seed: int, member: int) -> int:
@@ -110,8 +206,13 @@ class TrainingData:
     """Training examples as players; pass as ``players=`` to :func:`tribute.explain`.
 
     Args:
-        X_train: training inputs, first axis = examples.
+        X_train: training inputs, first axis = examples; or a map-style
+            ``torch.utils.data.Dataset`` of ``(x, y)`` pairs, or a ``DataLoader`` over one
+            (read in the dataset's index order: player ``i`` is ``dataset[i]``, whatever
+            ``shuffle=True`` and the batching do; samplers that skip or repeat rows and a
+            custom ``collate_fn`` are refused).
         y_train: training labels (class indices, or targets for regression), same length.
+            default=None (only with a Dataset or DataLoader).
         fit: ``fit(X, y, *, seed, weights=None) -> torch.nn.Module``, deterministic for a seed;
             needed by retraining estimators and metrics (``None``: gradient estimators only).
             The reference trainers of :mod:`tribute.games.data_fits` fit this contract.
@@ -143,12 +244,18 @@ class TrainingData:
         >>> attr.top(0, k=5)  # doctest: +SKIP
     """
 
-    def __init__(self, X_train: Any, y_train: Any, fit: Callable[..., torch.nn.Module] | None = None,
+    def __init__(self, X_train: Any, y_train: Any = None, fit: Callable[..., torch.nn.Module] | None = None,
                  *, loss: str | None = None, checkpoints: Sequence[Any] | None = None,
                  groups: Any = None, l2: float | None = None, reduction: str | None = None,
                  bank: str | os.PathLike[str] | None = None, seed: int = 0,
                  workers: int = 1, backend: str | None = None,
                  address: str | None = None) -> None:
+        X_train, y_train = _from_dataset(X_train, y_train)
+        if y_train is None:
+            raise InputError(
+                f"y_train is None but X_train (of type {type(X_train).__name__}) is not a "
+                "torch Dataset of (x, y) pairs; pass one label per training example."
+            )
         self.X = _tensor(X_train, "X_train")
         self.y = _tensor(y_train, "y_train")
         if self.X.ndim == 0 or self.X.shape[0] == 0:
@@ -281,6 +388,11 @@ class DataGame(Game):
     parameters and buffers run the module through ``functional_call``; the model itself is
     neither moved nor changed), and the credits are returned on the test points' device.
 
+    The trained parameters are those with ``requires_grad=True``; frozen ones beside them (a
+    fixed feature extractor) are held fixed like buffers and enter no gradient, Hessian or
+    ``l2`` term (:attr:`frozen` lists them). A model frozen as a whole is taken as trained
+    entirely.
+
     Values are ``batch x K x 1`` (one explained scalar per test point). Gradient estimators use
     :meth:`test_grads`, :meth:`train_grads`, :meth:`hvp`, :meth:`hessian` and
     :meth:`model_params`; retraining ones use :meth:`value` like on any game.
@@ -313,10 +425,24 @@ class DataGame(Game):
         self.X_test = _on_cpu(x, self.dtype)
         self.X_train = _on_cpu(data.X, self.dtype)
         self.y_train = self._labels(data.y.cpu())
-        self._names = [n for n, p in self.module.named_parameters()]
+        # the trained parameters are those that require grad; frozen ones (requires_grad=False
+        # beside trainable ones: a fixed feature extractor) never moved in training, so they
+        # are held fixed like buffers — no gradient, Hessian or l2 term of theirs enters any
+        # estimator (before: included, 7x off the influence of the trained head). A model
+        # frozen as a whole (requires_grad_(False) for inference) is taken as trained entirely.
+        # Inside ``adapter.session()`` every flag reads False; the flags the session found are
+        # read from the adapter's ``requires_grad_before`` (``{id(param): flag}``) where it
+        # records them.
+        before = getattr(model, "requires_grad_before", None) or {}
+        named = list(self.module.named_parameters())
+        trained = [(n, p) for n, p in named if before.get(id(p), p.requires_grad)] or named
+        self._names = [n for n, _ in trained]
+        #: the frozen parameters (held fixed, evaluated like buffers)
+        self.frozen = [n for n, _ in named if n not in set(self._names)]
         self._buffers = {k: _on_cpu(v.detach(), self.dtype) for k, v in self.module.named_buffers()}
-        self._base_params = {n: p.detach().to("cpu", self.dtype)
-                             for n, p in self.module.named_parameters()}
+        self._buffers.update({n: p.detach().to("cpu", self.dtype) for n, p in named
+                              if n in self.frozen})
+        self._base_params = {n: p.detach().to("cpu", self.dtype) for n, p in trained}
         self._act_bytes: int | None = None
         with torch.no_grad():
             ref = self._forward(self._base_params, self.X_test)

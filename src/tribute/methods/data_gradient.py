@@ -196,7 +196,14 @@ def last_linear(game: DataGame) -> list[str]:
             "defined for a last linear layer."
         )
     prefix = f"{last}." if last else ""
-    return [n for n in game.param_names if n.startswith(prefix) and "." not in n[len(prefix):]]
+    names = [n for n in game.param_names if n.startswith(prefix) and "." not in n[len(prefix):]]
+    if not names:
+        raise UnsupportedModelError(
+            f"representer: the last torch.nn.Linear layer {last!r} has no trained parameters "
+            f"(frozen: requires_grad=False; trained: {game.param_names[:4]}); representer points "
+            "split a trained last linear layer. Use method='influence' or 'grad_dot'."
+        )
+    return names
 
 
 @register
