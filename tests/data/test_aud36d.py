@@ -83,12 +83,9 @@ def test_model_frozen_as_a_whole_is_taken_as_trained() -> None:
     assert game.frozen == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "explain() runs inside TorchModel.session(), which sets every requires_grad to False before "
-    "the data game is built; the game reads the caller's flags from the adapter's "
-    "requires_grad_before, which session() does not record yet (patch in "
-    "notes36/aud36d_adapters.patch, outside this audit's files)."))
 def test_frozen_layer_through_explain() -> None:
+    """explain() builds the game inside TorchModel.session(), which switches requires_grad off:
+    the game reads the caller's flags from the adapter's requires_grad_before."""
     model, X, y, Xt, truth = _frozen_case()
     data = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="sum")
     attr = tribute.explain(model, Xt, method="influence", players=data, damping=0.0)

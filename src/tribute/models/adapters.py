@@ -164,6 +164,8 @@ class TorchModel(ModelAdapter):
     """
 
     framework = "torch"
+    #: ``{id(parameter): requires_grad}`` as the caller set them, while a session runs
+    requires_grad_before: dict[int, bool] | None = None
 
     def __init__(self, model: Callable[..., Any], differentiable: bool = True,
                  model_output: str | None = None) -> None:
@@ -229,6 +231,11 @@ class TorchModel(ModelAdapter):
         training = [mod.training for mod in modules]
         params = [p for mod in modules for p in mod._parameters.values() if p is not None]
         req = [p.requires_grad for p in params]
+        # the flags as the caller set them (every one reads False inside the session): a data
+        # game trains only the parameters that required grad (a frozen layer stays fixed)
+        outer = self.requires_grad_before
+        if outer is None:
+            self.requires_grad_before = {id(p): r for p, r in zip(params, req)}
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
         # buffers are not copied (a model's may be large): their version counters tell when
         # the model's own forward wrote one, which is then reported (see _warn_buffers)
@@ -248,6 +255,8 @@ class TorchModel(ModelAdapter):
                     p.requires_grad_(False)
             yield
         finally:
+            if outer is None:
+                self.requires_grad_before = None
             # only what differs is written back (Module.__setattr__ is slow: issue #9)
             for mod, flag in zip(modules, training):
                 if mod.training != flag:
