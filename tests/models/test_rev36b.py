@@ -85,3 +85,23 @@ def test_a_logitraw_pipeline_with_metadata_routing_on_is_explained():
             attr = tribute.explain(pipe, rows, method="exact_shapley",
                                    baseline=tribute.Background(bg), target=1, output="prob")
     np.testing.assert_allclose(attr.values, want, atol=1e-6)
+
+
+def test_tree_shap_reads_a_hist_gradient_boosting_model_with_unused_numeric_categoricals():
+    """``categorical_features`` on numeric columns that no tree splits on: the model reads the
+    other columns exactly as without them. aud36t refused every such model; main read it only
+    when the categorical columns came first (scikit-learn's preprocessor puts them first and
+    the trees' feature indices count in that order: trees 3.5 off, refused as a mismatch)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 4))
+    x[:, 2] = rng.choice([3.0, 7.0, 11.0], 400)
+    y = 3 * x[:, 0] + x[:, 1] - x[:, 3]
+    model = HistGradientBoostingRegressor(max_iter=8, categorical_features=[2]).fit(x, y)
+    assert not any(bool(np.any(p.nodes["is_categorical"])) for it in model._predictors for p in it)
+    rows, bg = x[:3], x[20:25]
+    want = np.array([_brute_shapley(model.predict, r, bg) for r in rows])
+    attr = tribute.explain(model, rows, method="tree_shap", baseline=tribute.Background(bg))
+    np.testing.assert_allclose(attr.values, want, atol=1e-12)
+    assert np.all(attr.values[:, 2] == 0.0)  # never split on
