@@ -656,12 +656,29 @@ def _margin_of_score_classifier(model: Any) -> Callable[..., Any] | None:
     option = _score_classifier_option(model)
     if option is None:
         return None
-    predict = model.predict
 
     def margin(x: Any, *args: Any, **kwargs: Any) -> Any:
-        return predict(x, *args, **{**kwargs, **option})
+        return _predict_final(model, x, {**kwargs, **option}, *args)
 
     return margin
+
+
+def _predict_final(est: Any, x: Any, option: dict[str, Any], *args: Any, depth: int = 0) -> Any:
+    """``predict(x, **option)`` of ``est``'s final estimator (:func:`_final_estimator`), ``x``
+    transformed by the Pipeline steps before it: a ``SearchCV``'s ``predict`` takes no
+    options, and a Pipeline with scikit-learn's metadata routing on refuses an unrequested
+    ``output_margin``, so the option goes to the final estimator itself."""
+    if depth <= 8:
+        steps = getattr(est, "steps", None)
+        if type(est).__name__ == "Pipeline" and isinstance(steps, list) and steps:
+            if len(steps) > 1:
+                x = est[:-1].transform(x)
+            return _predict_final(steps[-1][1], x, option, *args, depth=depth + 1)
+        if type(est).__name__.endswith("SearchCV"):
+            found = getattr(est, "best_estimator_", None)
+            if found is not None:
+                return _predict_final(found, x, option, *args, depth=depth + 1)
+    return est.predict(x, *args, **option)
 
 
 def _xgboost_booster(booster: Any) -> tuple[Callable[..., Any], str, str]:

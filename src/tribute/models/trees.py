@@ -382,21 +382,31 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         if not preds:
             raise _not_fitted(est)
         cat = getattr(est, "is_categorical_", None)
+        order = None
         if cat is not None and bool(np.any(cat)):
-            # it reads those columns' categories (pandas categoricals): the trees' bins of
-            # them are not numbers tribute can compose (a bare TypeError from the model before)
-            names = getattr(est, "feature_names_in_", None)
-            cols = [str(names[i]) if names is not None else i for i in np.flatnonzero(cat)]
-            raise UnsupportedModelError(
-                f"tree_shap: this {name} treats column(s) {cols[:8]} as categorical features, "
-                "which tree_shap does not read; one-hot encode them, or use "
-                "method='exact_shapley' / 'kernel_shap' on the model."
-            )
+            cat = np.asarray(cat, dtype=bool)
+            if not _numeric_categories(est):
+                # it reads those columns' categories (pandas categoricals / strings): the
+                # trees' bins of them are not numbers tribute can compose (a bare TypeError
+                # from the model before)
+                names = getattr(est, "feature_names_in_", None)
+                cols = [str(names[i]) if names is not None else int(i) for i in np.flatnonzero(cat)]
+                raise UnsupportedModelError(
+                    f"tree_shap: this {name} treats column(s) {cols[:8]} as categorical "
+                    "features with non-numeric categories, which tree_shap does not read; "
+                    "one-hot encode them, or use method='exact_shapley' / 'kernel_shap' on the "
+                    "model."
+                )
+            # numeric categories: the model's own preprocessor puts the categorical columns
+            # first, and the trees' feature indices count in that order; a tree that splits
+            # on a categorical column is refused by _hgb_tree (review rev36b: a model with
+            # categorical_features set but no categorical split was refused)
+            order = np.concatenate([np.flatnonzero(cat), np.flatnonzero(~cat)])
         k = len(preds[0])
         trees = []
         for it in preds:
             for j, p in enumerate(it):
-                trees.append(_hgb_tree(p, k, j))
+                trees.append(_hgb_tree(p, k, j, order))
         raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
         if not is_clf and getattr(est, "loss", "squared_error") not in ("squared_error", "absolute_error", "quantile"):
@@ -414,7 +424,17 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
     )
 
 
-def _hgb_tree(pred: Any, n_out: int, col: int) -> Tree:
+def _numeric_categories(est: Any) -> bool:
+    """Whether every categorical column of a HistGradientBoosting model has numeric categories
+    (categorical_features on numbers: the model reads the column's values as they are)."""
+    try:
+        cats = est._preprocessor.named_transformers_["encoder"].categories_
+    except Exception:  # another scikit-learn layout: not known to be numeric
+        return False
+    return all(np.asarray(c).dtype.kind in "biuf" for c in cats)
+
+
+def _hgb_tree(pred: Any, n_out: int, col: int, order: np.ndarray | None = None) -> Tree:
     nodes = pred.nodes
     if "is_categorical" in nodes.dtype.names and bool(np.any(nodes["is_categorical"])):
         raise UnsupportedModelError(
@@ -424,7 +444,10 @@ def _hgb_tree(pred: Any, n_out: int, col: int) -> Tree:
     leaf = nodes["is_leaf"].astype(bool)
     left = np.where(leaf, -1, nodes["left"].astype(np.int64))
     right = np.where(leaf, -1, nodes["right"].astype(np.int64))
-    feature = np.where(leaf, -1, nodes["feature_idx"].astype(np.int64))
+    idx = nodes["feature_idx"].astype(np.int64)
+    if order is not None:  # the model's preprocessor's column order -> the input's
+        idx = order[idx]
+    feature = np.where(leaf, -1, idx)
     value = np.zeros((len(nodes), n_out))
     value[:, col] = nodes["value"].astype(np.float64)
     return Tree(left, right, feature, nodes["num_threshold"].astype(np.float64),
