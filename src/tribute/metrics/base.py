@@ -421,6 +421,33 @@ def player_kind_mismatch(attr: Attribution, game: Game) -> str | None:
             f"players= for input features).")
 
 
+def component_site_mismatch(attr: Attribution, game: Game) -> str | None:
+    """Why component credits ``attr`` are not about ``game``'s components (None when they are).
+
+    ``tribute.evaluate`` compared the sites (``_check_same_components``), but a metric called
+    on a game directly only compared the kind and the number of players: exact Shapley values
+    of layer ``"0"``'s 5 neurons scored on a game of layer ``"2"``'s 5 neurons got a
+    ``shapley_error`` of 1.33 (their own game: 1e-17), silently. Compares what each site hooks
+    (``params["component_sites"]``, recorded by ``explain``) with ``game.site_keys()``; an
+    attribution without that record (built by hand, ``game.attribution``) is not checked.
+    """
+    if str(attr.player_kind) != "component" or str(getattr(game, "kind", "")) != "component":
+        return None
+    recorded = attr.params.get("component_sites") if isinstance(attr.params, dict) else None
+    keys = getattr(game, "site_keys", None)
+    if not isinstance(recorded, (list, tuple)) or not callable(keys):
+        return None
+    mine, here = [str(k) for k in recorded], [str(k) for k in keys()]
+    if mine == here:
+        return None
+    j = next((i for i, (a, b) in enumerate(zip(mine, here)) if a != b), min(len(mine), len(here)))
+    return (f"the attribution's component site {j} hooks "
+            f"{mine[j] if j < len(mine) else 'nothing'!r}, but the game's hooks "
+            f"{here[j] if j < len(here) else 'nothing'!r}: the metric would ablate units the "
+            "credits are not about. Score it on a game built with the component set it was "
+            "explained with (tribute.build_game(..., players=...)).")
+
+
 def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
     """Check that ``attr`` credits the game's players; returns its flat ``B x T x n`` values."""
     if not isinstance(attr, Attribution):
@@ -428,7 +455,7 @@ def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
             f"metric {metric!r}: attr is a {type(attr).__name__}; pass the Attribution returned "
             "by tribute.explain (or build one with game.attribution(values, ...))."
         )
-    mismatch = player_kind_mismatch(attr, game)
+    mismatch = player_kind_mismatch(attr, game) or component_site_mismatch(attr, game)
     if mismatch is not None:
         raise InputError(f"metric {metric!r}: {mismatch}")
     if attr.n_players and attr.n_players != game.n_players:
