@@ -142,6 +142,7 @@ class _TextForward:
         self.probing = False  # module hooks read one pass per chunk: the padded batch then
         self._scale: torch.Tensor | None = None
         self._applied = 0
+        self._hook_runs = True  # False once the model is seen not to call its embedding module
         self._base: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ composing
@@ -197,14 +198,25 @@ class _TextForward:
         if self.removal == "delete":
             ids, attn, types = self._delete(zt > 0.5, ids, attn, types)
             return self._call(ids, attn, types)
-        if self.embedding is None:
-            # ids are replaced only when there is no input embedding to mix: with one, binary
-            # and fractional masks (and autograd passes) run the same function (see _hook)
-            keep = zt > 0.5
-            assert self.replace_id is not None
-            ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
-            return self._call(ids, attn, types)
-        return self._call(ids, attn, types, zt)
+        if self.embedding is not None and self._hook_runs:
+            try:
+                return self._call(ids, attn, types, zt)
+            except _EmbeddingNotRun as exc:
+                # the model computes its embeddings without calling the module (F.embedding or
+                # indexing on its weight): binary masks replace the ids instead (the same
+                # function for a model reading ids only that way); fractional masks cannot
+                if self.replace_id is None or not bool(((zt == 0) | (zt == 1)).all()):
+                    raise ModelOutputError(
+                        f"{exc} Perturbation methods (0/1 masks) then replace token ids, which "
+                        f"needs a token removal ('mask', 'pad', 'unk' or an id; got "
+                        f"{self.removal!r}); gradient methods need the model to call the module.") from None
+                self._hook_runs = False
+        # ids are replaced only when there is no input embedding to mix (or the model never
+        # calls it): with one, binary and fractional masks run the same function (see _hook)
+        keep = zt > 0.5
+        assert self.replace_id is not None
+        ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
+        return self._call(ids, attn, types)
 
     def _call(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
               scale: torch.Tensor | None = None) -> Any:
@@ -258,11 +270,12 @@ class _TextForward:
             self._scale, self._applied = scale, 0
             out = self._call_model(ids, attn, types)
             if not self._applied:  # the removal never reached the model: every credit 0
-                raise ModelOutputError(
+                raise _EmbeddingNotRun(
                     f"the input embedding module ({type(self.embedding).__name__} with "
                     f"{self.embedding.num_embeddings} rows) did not run in the model's forward "
-                    "pass, so removed tokens would not be removed. Give the model's own token "
-                    "embedding through get_input_embeddings(), or use removal='delete'.")
+                    "pass, so removed tokens would not be removed by mixing its output. Give the "
+                    "model's own token embedding through get_input_embeddings(), or use "
+                    "removal='delete'.")
             return out
         finally:
             self._scale = None
@@ -288,6 +301,10 @@ class _TextForward:
         out2 = self._run(z, ids2, attn2, tp2, None)
         a, b = _embedding_output(out), _embedding_output(out2)
         return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
+
+
+class _EmbeddingNotRun(ModelOutputError):
+    """The input embedding module did not run in a forward pass (its hook saw nothing)."""
 
 
 def _as_rows(out: Any, rows: int) -> torch.Tensor | None:
