@@ -139,6 +139,7 @@ class _TextForward:
         self.takes_types = takes_types
         self.hf = hf
         self._groupable = True
+        self.pads_safely = False  # the module's output never reads padding: no by-length runs
         self.probing = False  # module hooks read one pass per chunk: the padded batch then
         self._scale: torch.Tensor | None = None
         self._applied = 0
@@ -231,9 +232,12 @@ class _TextForward:
         of the call. Hugging Face models get the right-padded batch with its attention mask
         (their contract; decoder classifiers find their last token by ``config.pad_token_id``,
         which pads). A module whose output is no tensor (nor ``.logits`` / tuple of them) gets
-        the padded batch too.
+        the padded batch too, and so does a module with a true ``masks_padding`` attribute
+        (its output never reads padding, e.g. :class:`~tribute.models.text.MeanPooling` over a
+        Hugging Face encoder): one pass per chunk instead of one per token length.
         """
-        if not self.takes_mask or (not self.hf and self._groupable and not self.probing):
+        if not self.takes_mask or (not self.hf and not self.pads_safely and self._groupable
+                                   and not self.probing):
             lengths = attn.sum(1).clamp(min=1)  # a row left without tokens is one masked pad
             if bool((lengths < ids.shape[1]).any()):
                 out = self._call_by_length(ids, attn, types, scale, lengths)
@@ -547,6 +551,9 @@ class TextGame(FeatureGame):
             takes_mask=takes_mask,
             takes_types=_takes_types(fn, hf), hf=hf,
         )
+        # a module declaring that its output never reads padding (MeanPooling over a Hugging
+        # Face encoder) keeps the padded batch: one pass per chunk, not one per token length
+        forward.pads_safely = takes_mask and bool(getattr(module, "masks_padding", False))
         adapter = copy.copy(model)
         adapter.fn = forward
         if mode == "cosine":
