@@ -296,8 +296,10 @@ def test_t5_encoder_tied_embedding_and_documented_default_removal() -> None:
 
 
 def test_an_embedding_that_never_runs_is_refused_not_credited_zero() -> None:
-    """A model whose input embedding module is not the one its forward pass calls: an error
-    naming the module, not all-zero credits."""
+    """A model whose input embedding module is not the one its forward pass calls: never
+    all-zero credits. 0/1 masks replace the ids (rev36a: the model reads ids only by indexing
+    its table, so that is the documented removal; main did it too); a removal that only exists
+    on embeddings is refused with an error naming the module."""
     from tribute.errors import ModelOutputError
 
     class Detached(torch.nn.Module):
@@ -310,6 +312,15 @@ def test_an_embedding_that_never_runs_is_refused_not_credited_zero() -> None:
             return self.real[input_ids].sum(1)
 
     tok = word_tokenizer([EOS], unk_token=EOS, pad_token=EOS)
+    model = Detached()
+    eos = tok.convert_tokens_to_ids(EOS)
+    ids = tok("the cat sat")["input_ids"]
+    full = model(torch.tensor([ids]))[0, 0]
+    loo = [float(full - model(torch.tensor([[*ids[:j], eos, *ids[j + 1:]]]))[0, 0]) for j in range(3)]
+    attr = tribute.explain(model, "the cat sat", tokenizer=tok, method="feature_ablation", target=0,
+                           progress=False)
+    np.testing.assert_allclose(attr.values[0], loo, rtol=0, atol=1e-12)
+    assert np.abs(loo).min() > 1e-3
     with pytest.raises(ModelOutputError, match="did not run in the model's forward pass"):
-        tribute.explain(Detached(), "the cat sat", tokenizer=tok, method="feature_ablation", target=0,
-                        progress=False)
+        tribute.explain(model, "the cat sat", tokenizer=tok, method="feature_ablation", target=0,
+                        removal="zero", progress=False)

@@ -312,7 +312,7 @@ def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, play
     tokenized and padded once, and the component game runs on their token ids (with
     ``attention_mask=`` / ``token_type_ids=`` when the model takes them)."""
     from ..models.text import segment
-    from .text import _accepts, _is_hf_model, _takes_types
+    from .text import _accepts, _is_hf_model, _pad_id, _takes_types, input_embedding
 
     given = {"removal": removal is not None, "pair": pair is not None, "groups": groups is not None,
              "include_special": include_special, "forward_args": bool(forward_args),
@@ -320,9 +320,15 @@ def _text_components(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, play
     bad = sorted(k for k, v in given.items() if v)
     if bad:
         raise InputError(f"argument(s) {bad} do not apply to component players of texts.")
-    enc = segment(inputs, tokenizer, "words", max_length=max_length, require_players=False)
     fn = getattr(adapter, "fn", None)
-    hf = _is_hf_model(getattr(adapter, "module", None))
+    module = getattr(adapter, "module", None)
+    hf = _is_hf_model(module)
+    emb = input_embedding(module)
+    # padded with the id the model compares to find its padding (a decoder classifier pools at
+    # its last token that is not config.pad_token_id), as the text game pads
+    pad_id = _pad_id(tokenizer, module, hf, None if emb is None else int(emb.num_embeddings))
+    enc = segment(inputs, tokenizer, "words", max_length=max_length, require_players=False,
+                  pad_id=pad_id)
     kw: dict[str, Any] = {}
     if hf or _accepts(fn, "attention_mask"):
         kw["attention_mask"] = enc.attention_mask

@@ -139,9 +139,11 @@ class _TextForward:
         self.takes_types = takes_types
         self.hf = hf
         self._groupable = True
+        self.pads_safely = False  # the module's output never reads padding: no by-length runs
         self.probing = False  # module hooks read one pass per chunk: the padded batch then
         self._scale: torch.Tensor | None = None
         self._applied = 0
+        self._hook_runs = True  # False once the model is seen not to call its embedding module
         self._base: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ composing
@@ -197,14 +199,25 @@ class _TextForward:
         if self.removal == "delete":
             ids, attn, types = self._delete(zt > 0.5, ids, attn, types)
             return self._call(ids, attn, types)
-        if self.embedding is None:
-            # ids are replaced only when there is no input embedding to mix: with one, binary
-            # and fractional masks (and autograd passes) run the same function (see _hook)
-            keep = zt > 0.5
-            assert self.replace_id is not None
-            ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
-            return self._call(ids, attn, types)
-        return self._call(ids, attn, types, zt)
+        if self.embedding is not None and self._hook_runs:
+            try:
+                return self._call(ids, attn, types, zt)
+            except _EmbeddingNotRun as exc:
+                # the model computes its embeddings without calling the module (F.embedding or
+                # indexing on its weight): binary masks replace the ids instead (the same
+                # function for a model reading ids only that way); fractional masks cannot
+                if self.replace_id is None or not bool(((zt == 0) | (zt == 1)).all()):
+                    raise ModelOutputError(
+                        f"{exc} Perturbation methods (0/1 masks) then replace token ids, which "
+                        f"needs a token removal ('mask', 'pad', 'unk' or an id; got "
+                        f"{self.removal!r}); gradient methods need the model to call the module.") from None
+                self._hook_runs = False
+        # ids are replaced only when there is no input embedding to mix (or the model never
+        # calls it): with one, binary and fractional masks run the same function (see _hook)
+        keep = zt > 0.5
+        assert self.replace_id is not None
+        ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
+        return self._call(ids, attn, types)
 
     def _call(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
               scale: torch.Tensor | None = None) -> Any:
@@ -219,9 +232,12 @@ class _TextForward:
         of the call. Hugging Face models get the right-padded batch with its attention mask
         (their contract; decoder classifiers find their last token by ``config.pad_token_id``,
         which pads). A module whose output is no tensor (nor ``.logits`` / tuple of them) gets
-        the padded batch too.
+        the padded batch too, and so does a module with a true ``masks_padding`` attribute
+        (its output never reads padding, e.g. :class:`~tribute.models.text.MeanPooling` over a
+        Hugging Face encoder): one pass per chunk instead of one per token length.
         """
-        if not self.takes_mask or (not self.hf and self._groupable and not self.probing):
+        if not self.takes_mask or (not self.hf and not self.pads_safely and self._groupable
+                                   and not self.probing):
             lengths = attn.sum(1).clamp(min=1)  # a row left without tokens is one masked pad
             if bool((lengths < ids.shape[1]).any()):
                 out = self._call_by_length(ids, attn, types, scale, lengths)
@@ -258,11 +274,12 @@ class _TextForward:
             self._scale, self._applied = scale, 0
             out = self._call_model(ids, attn, types)
             if not self._applied:  # the removal never reached the model: every credit 0
-                raise ModelOutputError(
+                raise _EmbeddingNotRun(
                     f"the input embedding module ({type(self.embedding).__name__} with "
                     f"{self.embedding.num_embeddings} rows) did not run in the model's forward "
-                    "pass, so removed tokens would not be removed. Give the model's own token "
-                    "embedding through get_input_embeddings(), or use removal='delete'.")
+                    "pass, so removed tokens would not be removed by mixing its output. Give the "
+                    "model's own token embedding through get_input_embeddings(), or use "
+                    "removal='delete'.")
             return out
         finally:
             self._scale = None
@@ -288,6 +305,10 @@ class _TextForward:
         out2 = self._run(z, ids2, attn2, tp2, None)
         a, b = _embedding_output(out), _embedding_output(out2)
         return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
+
+
+class _EmbeddingNotRun(ModelOutputError):
+    """The input embedding module did not run in a forward pass (its hook saw nothing)."""
 
 
 def _as_rows(out: Any, rows: int) -> torch.Tensor | None:
@@ -530,6 +551,9 @@ class TextGame(FeatureGame):
             takes_mask=takes_mask,
             takes_types=_takes_types(fn, hf), hf=hf,
         )
+        # a module declaring that its output never reads padding (MeanPooling over a Hugging
+        # Face encoder) keeps the padded batch: one pass per chunk, not one per token length
+        forward.pads_safely = takes_mask and bool(getattr(module, "masks_padding", False))
         adapter = copy.copy(model)
         adapter.fn = forward
         if mode == "cosine":

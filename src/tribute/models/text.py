@@ -504,6 +504,14 @@ class MeanPooling(torch.nn.Module):
         self.encoder = encoder
         self.normalize = normalize
 
+    @property
+    def masks_padding(self) -> bool:
+        """Whether the output never reads padding: a Hugging Face encoder (it masks its
+        attention by ``attention_mask``) and the masked mean. Text games then run rows of
+        different token lengths as one padded batch instead of one pass per length."""
+        enc = self.encoder
+        return hasattr(enc, "config") and callable(getattr(enc, "get_input_embeddings", None))
+
     def get_input_embeddings(self) -> Any:
         get = getattr(self.encoder, "get_input_embeddings", None)
         return get() if callable(get) else None
