@@ -580,6 +580,10 @@ class TextGame(FeatureGame):
         self.player_kind = {"words": "word", "tokens": "token", "sentences": "sentence"}.get(unit, "span")
         self.layout = dataclasses.replace(self.layout, framework="numpy", device="cpu", dtype="float64")
 
+    def players_per_text(self) -> list[int]:
+        """The number of players of each text (the game's players are padded to the largest)."""
+        return [len(p) for p in self.text.player_names]
+
     def probe(self, on_chunk: Any, **kwargs: Any) -> None:
         """As :meth:`FeatureGame.probe`. Hooks on modules (``modules=``, ``context=``) read one
         forward pass per chunk, so rows are then not run by token length (see

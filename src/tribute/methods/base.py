@@ -196,6 +196,16 @@ class Method(ABC):
         takes :data:`~tribute.games.features.UNREAD_BASELINE` when no baseline is given."""
         return cls.tags.needs_baseline
 
+    def reads_player_count(self) -> str | None:
+        """Why this estimate of a player's credit depends on how many players the game has
+        besides it (players that never change the value included), or None when it does not.
+
+        Texts of one call are padded to the longest text's players, so a shorter text then
+        gets credits that depend on the other texts of the call; :func:`tribute.explain`
+        refuses such a batch for these methods. Shapley values, Banzhaf values, leave-one-out
+        and gradients do not depend on players that change nothing (the null-player axiom)."""
+        return None
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Hyperparameters and their defaults, read from ``__init__``'s signature."""

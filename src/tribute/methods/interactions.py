@@ -292,6 +292,10 @@ class JointShapley(Method):
     def __init__(self, order: int = 2) -> None:
         self.order = order
 
+    def reads_player_count(self) -> str | None:
+        return ("a player's value shares the total with the sets of up to order players, and "
+                "their number grows with the players") if self.order >= 2 else None
+
     def min_budget(self, game: Game) -> int:
         return int(2**game.n_players)
 

@@ -426,6 +426,10 @@ class Lime(Method):
         self.alpha = alpha
         self.n_samples = n_samples
 
+    def reads_player_count(self) -> str | None:
+        return ("its kernel weighs each coalition by its distance to the full input over every "
+                "player, and its coalitions are drawn over every player")
+
     def _validate(self, game: Game) -> None:
         if self.surrogate == "lasso" and self.alpha == 0:
             raise InputError("lime: surrogate='lasso' with alpha=0 is least squares; use surrogate='ridge', alpha=0.")

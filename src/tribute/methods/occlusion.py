@@ -172,6 +172,13 @@ class Occlusion(Method):
         self.stride = stride
 
     # ----------------------------------------------------------------- windows
+    def reads_player_count(self) -> str | None:
+        def sizes(w: Any) -> list[int]:
+            return [int(w)] if isinstance(w, numbers.Integral) else [v for x in w for v in sizes(x)]
+
+        wide = self.window is not None and max(sizes(self.window), default=1) > 1
+        return "its windows run past the end of a shorter text" if wide else None
+
     def _geometry(self, game: Game) -> list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
         fg = _dense_feature_game(game, self.name)
         shapes = fg.input_shapes()
