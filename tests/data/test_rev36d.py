@@ -8,11 +8,10 @@ import warnings
 
 import numpy as np
 import torch
+from test_aud36d import L2, _frozen_case
 
 import tribute
 from tribute.models import TorchModel
-
-from test_aud36d import L2, _frozen_case
 
 
 def test_frozen_layer_inside_another_adapters_session() -> None:
@@ -41,3 +40,25 @@ def test_stability_of_a_frozen_layer_attribution() -> None:
         res = tribute.evaluate(model, Xt, attr, metric="stability", players=data, seeds=(0, 1))
     assert res.mean > 1 - 1e-9
     assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+
+
+def test_no_reduction_warning_on_an_unconverged_summed_objective() -> None:
+    """A partly trained MLP, trained on the *summed* objective and declared so (n = 300,
+    l2 = 1e-4, 5 SGD steps): the raw gradient of the mean objective is n times smaller than the
+    sum's just by its scale, and check_reduction told the user to switch to reduction='mean'
+    (which is the wrong objective). Each gradient is now measured against its own scale."""
+    g = torch.Generator().manual_seed(0)
+    n, l2 = 300, 1e-4
+    X = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    y = torch.sin(X[:, 0])
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1 / n)
+    for _ in range(5):
+        opt.zero_grad()
+        loss = ((model(X)[:, 0] - y) ** 2 / 2).sum() + l2 / 2 * sum((p**2).sum() for p in model.parameters())
+        loss.backward()
+        opt.step()
+    data = tribute.TrainingData(X, y, loss="mse", l2=l2, reduction="sum")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*stationary point", category=RuntimeWarning)
+        tribute.explain(model, X[:2], method="influence", players=data, solver="explicit")
