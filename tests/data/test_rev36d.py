@@ -7,10 +7,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from test_aud36d import L2, _frozen_case
 
 import tribute
+from tribute.errors import InputError
 from tribute.models import TorchModel
 
 
@@ -62,3 +64,29 @@ def test_no_reduction_warning_on_an_unconverged_summed_objective() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*stationary point", category=RuntimeWarning)
         tribute.explain(model, X[:2], method="influence", players=data, solver="explicit")
+
+
+class _FirstHalf(torch.utils.data.Sampler):
+    def __iter__(self):
+        return iter([[0, 1, 2], [3, 4, 5]])
+
+    def __len__(self) -> int:
+        return 2
+
+
+def test_dataloader_batch_sampler_that_skips_rows_is_refused() -> None:
+    """DataLoader(batch_sampler=...) keeps its default SequentialSampler and drop_last=False,
+    so a batch sampler that drops the last rows (or a custom one that yields half the rows) was
+    accepted and every row credited as trained on."""
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
+
+    g = torch.Generator().manual_seed(2)
+    ds = TensorDataset(torch.randn(12, 3, generator=g, dtype=torch.float64),
+                       torch.randn(12, generator=g, dtype=torch.float64))
+    drop = DataLoader(ds, batch_sampler=BatchSampler(SequentialSampler(range(12)), 5, drop_last=True))
+    with pytest.raises(InputError, match=r"drop_last=True.*last 2 of its 12 rows"):
+        tribute.TrainingData(drop, loss="mse")
+    with pytest.raises(InputError, match=r"batch_sampler _FirstHalf"):
+        tribute.TrainingData(DataLoader(ds, batch_sampler=_FirstHalf()), loss="mse")
+    keep = DataLoader(ds, batch_sampler=BatchSampler(SequentialSampler(range(12)), 5, drop_last=False))
+    assert tribute.TrainingData(keep, loss="mse").n_train == 12
