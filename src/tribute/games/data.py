@@ -115,6 +115,7 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
     (a subset, weights, replacement) is refused: which rows were trained on is then not the
     dataset; so is a custom ``collate_fn`` (it may change the rows the model sees)."""
     from torch.utils.data import (
+        BatchSampler,
         DataLoader,
         Dataset,
         IterableDataset,
@@ -126,7 +127,18 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
 
     what = "X_train"
     if isinstance(X, DataLoader):
-        sampler = X.sampler
+        sampler, size, drop_last = X.sampler, X.batch_size, X.drop_last
+        batches = X.batch_sampler
+        if batches is not None:
+            # DataLoader(batch_sampler=...) leaves X.sampler its default SequentialSampler and
+            # drop_last False: the rows trained on are what the batch sampler yields
+            if not isinstance(batches, BatchSampler):
+                raise InputError(
+                    f"X_train is a DataLoader with batch_sampler {type(batches).__name__}, whose "
+                    "batches may skip or repeat rows of its dataset; pass the dataset of the rows "
+                    "trained on or X_train, y_train arrays."
+                )
+            sampler, size, drop_last = batches.sampler, batches.batch_size, batches.drop_last
         every_row = isinstance(sampler, SequentialSampler) or (
             isinstance(sampler, RandomSampler) and not sampler.replacement
             and sampler.num_samples == len(sampler.data_source))
@@ -144,8 +156,7 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
                 "model trains on (the game reads the dataset's items as they are); pass the "
                 "collated training inputs and labels as X_train, y_train arrays."
             )
-        size = X.batch_size
-        if X.drop_last and isinstance(sampler, SequentialSampler) and size and len(sampler) % size:
+        if drop_last and isinstance(sampler, SequentialSampler) and size and len(sampler) % size:
             raise InputError(
                 f"X_train is a DataLoader with drop_last=True, shuffle=False and batch_size="
                 f"{size}, which never trains on the last {len(sampler) % size} of its "

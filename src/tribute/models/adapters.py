@@ -149,6 +149,11 @@ class ModelAdapter(ABC):
         yield
 
 
+#: ``{id(parameter): requires_grad}`` as the caller set them, for the parameters of every open
+#: :meth:`TorchModel.session` (read by data games: see ``TorchModel.requires_grad_before``)
+_REQUIRES_GRAD_BEFORE: dict[int, bool] = {}
+
+
 class TorchModel(ModelAdapter):
     """A ``torch.nn.Module`` or a callable on tensors.
 
@@ -164,8 +169,15 @@ class TorchModel(ModelAdapter):
     """
 
     framework = "torch"
-    #: ``{id(parameter): requires_grad}`` as the caller set them, while a session runs
-    requires_grad_before: dict[int, bool] | None = None
+
+    @property
+    def requires_grad_before(self) -> dict[int, bool] | None:
+        """``{id(parameter): requires_grad}`` as the caller set them, while a session runs
+        (``None`` outside any): one record for every adapter, so a session of another adapter
+        over the same module nested inside this one (``evaluate`` re-explaining through
+        ``explain``, which wraps the module anew) still reads the caller's flags, not the
+        ``False`` the outer session set."""
+        return _REQUIRES_GRAD_BEFORE or None
 
     def __init__(self, model: Callable[..., Any], differentiable: bool = True,
                  model_output: str | None = None) -> None:
@@ -233,9 +245,10 @@ class TorchModel(ModelAdapter):
         req = [p.requires_grad for p in params]
         # the flags as the caller set them (every one reads False inside the session): a data
         # game trains only the parameters that required grad (a frozen layer stays fixed)
-        outer = self.requires_grad_before
-        if outer is None:
-            self.requires_grad_before = {id(p): r for p, r in zip(params, req)}
+        # the outermost session's record is kept (a nested one, of this adapter or another
+        # wrapping the same parameters, finds every flag False); this one removes what it added
+        mine = {id(p): r for p, r in zip(params, req) if id(p) not in _REQUIRES_GRAD_BEFORE}
+        _REQUIRES_GRAD_BEFORE.update(mine)
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
         # buffers are not copied (a model's may be large): their version counters tell when
         # the model's own forward wrote one, which is then reported (see _warn_buffers)
@@ -255,8 +268,8 @@ class TorchModel(ModelAdapter):
                     p.requires_grad_(False)
             yield
         finally:
-            if outer is None:
-                self.requires_grad_before = None
+            for k in mine:
+                _REQUIRES_GRAD_BEFORE.pop(k, None)
             # only what differs is written back (Module.__setattr__ is slow: issue #9)
             for mod, flag in zip(modules, training):
                 if mod.training != flag:
