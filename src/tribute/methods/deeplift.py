@@ -202,24 +202,25 @@ class _Hooks:
         # Value y (exactly), gradient w.r.t. x: the multiplier. The baseline half is a constant.
         top = yi.detach() + (xi - xi.detach()) * mult
         y = torch.cat([top, yr.detach()])
-        base = x._base
-        if (getattr(mod, "inplace", False) and base is not None and base.requires_grad
-                and base.grad_fn is None):
-            # a slice of the model's own input (``relu_(x[:, :2])``): PyTorch forbids writing
-            # into it (a bare "view of a leaf Variable" RuntimeError), and not writing would
-            # explain another function (the model reads x again) with a gap of zero
-            raise UnsupportedModelError(
-                f"deeplift: the in-place {type(mod).__name__} (inplace=True) is applied to a view "
-                "(slice) of the model's input tensor; PyTorch cannot "
-                "differentiate that. Set the module's inplace=False (and use its output), or "
-                "clone the input in forward before modifying it.")
         if getattr(mod, "inplace", False) and not (x.requires_grad and x.grad_fn is None):
             # The module ran on a clone (_pre); an in-place activation overwrites its input, and
             # a model that reads that tensor again (a pre-activation skip ``l1(relu_(h)) + h``
             # adds relu(h)) must see the activated value, as without hooks: write y back. The
             # clone had left h unchanged, so the hooked model computed another function and
             # its own outputs hid the error from the gap (audit aud36n).
-            x.copy_(y)
+            try:
+                x.copy_(y)
+            except RuntimeError as exc:
+                if "leaf" not in str(exc):
+                    raise
+                # a slice of the model's own input (``relu_(x[:, :2])``): PyTorch forbids
+                # writing into it (a bare "view of a leaf Variable" RuntimeError), and not
+                # writing would explain another function (the model reads x again), gap zero
+                raise UnsupportedModelError(
+                    f"deeplift: the in-place {type(mod).__name__} (inplace=True) is applied to a "
+                    "view (slice) of the model's input tensor; PyTorch cannot differentiate "
+                    "that. Set the module's inplace=False (and use its output), or clone the "
+                    "input in forward before modifying it.") from None
             return x
         return y
 
