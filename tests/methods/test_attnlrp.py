@@ -73,8 +73,10 @@ def test_closed_form_bag_of_embeddings() -> None:
         n = len(text.split())
         err = np.abs(np.asarray(attr.values)[i, :n] - ref.numpy())
         assert np.all(err <= 2 * bound + 1e-13), (err, bound)
-        # gap: the output bias absorbs its share exactly
-        np.testing.assert_allclose(np.asarray(attr.gap).ravel()[i], -float(model.lin.bias[2]), rtol=1e-8)
+        # gap: the output bias, plus what the stabiliser moved the credits by (the CI failure of
+        # stop 35: an unseeded bias of -0.0055 missed rtol=1e-8 by the 1.9e-10 the credits carry)
+        gap_err = abs(float(np.asarray(attr.gap).ravel()[i]) + float(model.lin.bias[2]))
+        assert gap_err <= 2 * float(bound.sum()) + 1e-13, (gap_err, bound)
 
 
 def test_uniform_rule_splits_bilinear_product() -> None:
