@@ -34,6 +34,7 @@ def _explain(bag: tuple, texts: list[str], method: str, **kw: Any) -> tribute.At
     ("lime", {"budget": 400}),
     ("joint_shapley", {}),
     ("occlusion", {"window": 3, "stride": 1}),
+    ("occlusion", {"window": (2.0,), "stride": (1,)}),
 ])
 def test_methods_reading_the_player_count_refuse_padded_texts(bag: tuple, method: str, kw: dict) -> None:
     # measured before the refusal: LIME 0.074 apart (18.8 standard errors), joint Shapley 0.30,

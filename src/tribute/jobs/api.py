@@ -190,7 +190,7 @@ def explain_dataset(
         "shards": n,
         "shards_resumed": len(done),
         "seconds": round(seconds, 4),
-        "seconds_explaining": round(explaining, 4),
+        "seconds_explaining": round(explaining, 6),  # 4 digits missed the rate by 1e-3 at 38 ms
         "rows_per_second": round(computed / explaining, 4) if computed and explaining > 0 else None,
         "method": method,
         "backend": backend,

@@ -36,11 +36,9 @@ def _refuse_padded_texts(estimator: Method, game: Any) -> None:
     (window 3) credits 87% off.
     """
     counts = getattr(game, "players_per_text", None)
-    why = estimator.reads_player_count()
-    if why is None or not callable(counts):
-        return
-    per = list(counts())
-    if len(set(per)) > 1:
+    per = list(counts()) if callable(counts) else []
+    why = estimator.reads_player_count() if len(set(per)) > 1 else None
+    if why is not None:
         raise InputError(
             f"method {estimator.name!r} on texts of {sorted(set(per))} players in one call: "
             f"{why}; the texts of a call are padded to the longest one's {max(per)} players, "
@@ -218,12 +216,12 @@ def explain(
             feature_names=feature_names, batch_size=batch_size, progress=progress,
             allow_missing=cls.tags.reads_missing and players is None, **extra,
         )
-        _refuse_padded_texts(estimator, game)
         # the default cap knows the model's device once the game placed it (CUDA: its memory)
         game.engine.max_memory = resolve_max_memory(
             max_memory, getattr(game, "compute_device", getattr(adapter, "device", None)))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
-        use_budget = estimator.check(game, budget)
+        use_budget = estimator.check(game, budget)  # validates the parameters first
+        _refuse_padded_texts(estimator, game)
         check_budget_param(estimator, params, game, budget)
         # the estimate check() just made for this game and budget (the same object)
         memo = estimator.__dict__.pop("_checked_cost", None)

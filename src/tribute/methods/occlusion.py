@@ -173,8 +173,12 @@ class Occlusion(Method):
 
     # ----------------------------------------------------------------- windows
     def reads_player_count(self) -> str | None:
-        def sizes(w: Any) -> list[int]:
-            return [int(w)] if isinstance(w, numbers.Integral) else [v for x in w for v in sizes(x)]
+        def sizes(w: Any) -> list[int]:  # ints, whole floats, arrays, ranges, tuples of them
+            if isinstance(w, numbers.Real):
+                return [int(float(w))]
+            if isinstance(w, (np.ndarray, torch.Tensor)):
+                return [int(v) for v in np.ravel(np.asarray(w))]
+            return [v for x in w for v in sizes(x)]
 
         wide = self.window is not None and max(sizes(self.window), default=1) > 1
         return "its windows run past the end of a shorter text" if wide else None
