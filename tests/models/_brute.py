@@ -10,13 +10,14 @@ import numpy as np
 
 
 def brute_shapley(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-                   background: np.ndarray) -> np.ndarray:
-    """Shapley values of ``v(S) = mean_b f(x_S, b_rest)`` by enumerating every coalition."""
+                   background: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Shapley values of ``v(S) = mean_b f(x_S, b_rest)`` by enumerating every coalition
+    (``dtype=object`` for rows of categories and numbers side by side)."""
     n = x.shape[0]
     value = {}
     for r in range(n + 1):
         for s in itertools.combinations(range(n), r):
-            rows = np.array(background, dtype=np.float64, copy=True)
+            rows: np.ndarray = np.array(background, dtype=dtype, copy=True)
             rows[:, list(s)] = x[list(s)]
             value[s] = float(np.mean(f(rows)))
     phi = np.zeros(n)

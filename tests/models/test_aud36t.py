@@ -3,10 +3,7 @@ directly (brute-force Shapley values of the documented value function)."""
 
 from __future__ import annotations
 
-import itertools
-import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -165,8 +162,8 @@ def test_a_baseline_category_the_inputs_dtype_lacks_is_not_decoded_to_nan():
             "c": pd.Categorical(r[:, 0], categories=["a", "b", "c"]),
             "f": r[:, 1].astype(np.float64)})))
 
-    want = np.array([_brute_shapley_objects(truth_model, rows.iloc[i].to_numpy(dtype=object),
-                                            bg.to_numpy(dtype=object)) for i in range(3)])
+    want = np.array([_brute_shapley(truth_model, rows.iloc[i].to_numpy(dtype=object),
+                                    bg.to_numpy(dtype=object), dtype=object) for i in range(3)])
     assert np.all(want[:, 0] < -2.0)  # "c" in the baseline is worth 3
     attr = tribute.explain(model, rows, method="exact_shapley", baseline=tribute.Background(bg))
     np.testing.assert_allclose(attr.values, want, atol=1e-12)
@@ -179,25 +176,6 @@ def test_a_baseline_category_the_inputs_dtype_lacks_is_not_decoded_to_nan():
     tribute.explain(spy, rows, method="exact_shapley", baseline=tribute.Background(bg),
                     model_output="raw")
     assert not any(col.isna().any() for col in seen)
-
-
-def _brute_shapley_objects(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-                           background: np.ndarray) -> np.ndarray:
-    """:func:`_brute_shapley` on object rows (categories and numbers side by side)."""
-    n = x.shape[0]
-    value = {}
-    for r in range(n + 1):
-        for s in itertools.combinations(range(n), r):
-            rows = np.array(background, dtype=object, copy=True)
-            rows[:, list(s)] = x[list(s)]
-            value[s] = float(np.mean(f(rows)))
-    phi = np.zeros(n)
-    for i in range(n):
-        for s, v in value.items():
-            if i not in s:
-                w = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
-                phi[i] += w * (value[tuple(sorted((*s, i)))] - v)
-    return phi
 
 
 def test_catboost_one_vs_all_margins_are_per_class_log_odds():
