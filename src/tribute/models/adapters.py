@@ -50,6 +50,7 @@ import copy
 import json
 import os
 import sys
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -152,6 +153,10 @@ class ModelAdapter(ABC):
 #: ``{id(parameter): requires_grad}`` as the caller set them, for the parameters of every open
 #: :meth:`TorchModel.session` (read by data games: see ``TorchModel.requires_grad_before``)
 _REQUIRES_GRAD_BEFORE: dict[int, bool] = {}
+#: ``{id(parameter): open sessions covering it}``: an entry leaves the record when the last
+#: session over it closes (sessions over one module in two threads may close in any order)
+_REQUIRES_GRAD_OPEN: dict[int, int] = {}
+_REQUIRES_GRAD_LOCK = threading.Lock()
 
 
 class TorchModel(ModelAdapter):
@@ -246,9 +251,18 @@ class TorchModel(ModelAdapter):
         # the flags as the caller set them (every one reads False inside the session): a data
         # game trains only the parameters that required grad (a frozen layer stays fixed)
         # the outermost session's record is kept (a nested one, of this adapter or another
-        # wrapping the same parameters, finds every flag False); this one removes what it added
-        mine = {id(p): r for p, r in zip(params, req) if id(p) not in _REQUIRES_GRAD_BEFORE}
-        _REQUIRES_GRAD_BEFORE.update(mine)
+        # wrapping the same parameters, finds every flag False); an entry is dropped when the
+        # last session covering its parameter closes (counted, so that sessions over one module
+        # in two threads, closing in either order, keep the record the other still reads)
+        ids = [id(p) for p in params]
+        with _REQUIRES_GRAD_LOCK:
+            for k, r in zip(ids, req):
+                if k not in _REQUIRES_GRAD_BEFORE:
+                    _REQUIRES_GRAD_BEFORE[k] = r
+                _REQUIRES_GRAD_OPEN[k] = _REQUIRES_GRAD_OPEN.get(k, 0) + 1
+            # what this session restores: the caller's flag (a session opened inside another
+            # reads False; the last one to close writes the caller's flags back)
+            req = [_REQUIRES_GRAD_BEFORE[k] for k in ids]
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
         # buffers are not copied (a model's may be large): their version counters tell when
         # the model's own forward wrote one, which is then reported (see _warn_buffers)
@@ -268,14 +282,23 @@ class TorchModel(ModelAdapter):
                     p.requires_grad_(False)
             yield
         finally:
-            for k in mine:
-                _REQUIRES_GRAD_BEFORE.pop(k, None)
+            with _REQUIRES_GRAD_LOCK:
+                last = []
+                for k in ids:
+                    left = _REQUIRES_GRAD_OPEN.get(k, 1) - 1
+                    last.append(left <= 0)
+                    if left > 0:
+                        _REQUIRES_GRAD_OPEN[k] = left
+                    else:
+                        _REQUIRES_GRAD_OPEN.pop(k, None)
+                        _REQUIRES_GRAD_BEFORE.pop(k, None)
             # only what differs is written back (Module.__setattr__ is slow: issue #9)
             for mod, flag in zip(modules, training):
                 if mod.training != flag:
                     mod.training = flag
-            for p, r in zip(params, req):
-                if p.requires_grad != r:
+            # a session still open over a parameter keeps it frozen; the last one restores it
+            for p, r, is_last in zip(params, req, last):
+                if is_last and p.requires_grad != r:
                     p.requires_grad_(r)
             for d, keys in hooks:
                 if not d:
