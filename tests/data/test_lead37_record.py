@@ -38,3 +38,48 @@ def test_tied_parameter_counted_per_occurrence() -> None:
         assert TorchModel(model).requires_grad_before == {id(emb.weight): True}
     assert TorchModel(model).requires_grad_before is None
     assert emb.weight.requires_grad
+
+
+def test_sessions_in_two_threads_run_one_after_the_other() -> None:
+    """Two threads explaining one model (dropout in training mode, component hooks): each gets
+    the credits it gets alone, and the model is left as it was."""
+    import threading
+
+    import numpy as np
+
+    import tribute
+    from tribute.models import adapters
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(16, 2))
+    model.train()
+    x = torch.randn(4, 6)
+    want_f = tribute.explain(model, x, method="feature_ablation", target=0).values
+    want_c = tribute.explain(model, x, method="feature_ablation", target=0,
+                             players=tribute.components(model, "1")).values
+    got: dict[str, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, players: str | None) -> None:
+        try:
+            for _ in range(5):
+                kw = {} if players is None else {"players": tribute.components(model, "1")}
+                got[name] = tribute.explain(model, x, method="feature_ablation", target=0,
+                                            **kw).values
+        except BaseException as e:  # re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=("f", None)),
+               threading.Thread(target=run, args=("c", "comp"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    np.testing.assert_array_equal(got["f"], want_f)
+    np.testing.assert_array_equal(got["c"], want_c)
+    assert model.training and all(m.training for m in model.modules())
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert not adapters._REQUIRES_GRAD_BEFORE and not adapters._REQUIRES_GRAD_OPEN

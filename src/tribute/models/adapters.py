@@ -52,6 +52,7 @@ import os
 import sys
 import threading
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -157,6 +158,13 @@ _REQUIRES_GRAD_BEFORE: dict[int, bool] = {}
 #: session over it closes (sessions over one module in two threads may close in any order)
 _REQUIRES_GRAD_OPEN: dict[int, int] = {}
 _REQUIRES_GRAD_LOCK = threading.Lock()
+#: one re-entrant lock per module: sessions over a module in two threads run one after the
+#: other (each sets eval mode, freezes parameters and adds hooks, and restores them on exit:
+#: interleaved, the first to close would put the module back in training mode and remove the
+#: other's hooks while the other still runs); nested sessions in one thread pass through
+#: (keyed by ``id``: a module class may define ``__eq__`` without ``__hash__``; an entry leaves
+#: when its module is collected)
+_SESSION_LOCKS: dict[int, threading.RLock] = {}
 
 
 class TorchModel(ModelAdapter):
@@ -241,6 +249,16 @@ class TorchModel(ModelAdapter):
         if m is None:
             yield
             return
+        with _REQUIRES_GRAD_LOCK:
+            lock = _SESSION_LOCKS.get(id(m))
+            if lock is None:
+                lock = _SESSION_LOCKS[id(m)] = threading.RLock()
+                weakref.finalize(m, _SESSION_LOCKS.pop, id(m), None)
+        with lock, self._open_session(m):
+            yield
+
+    @contextlib.contextmanager
+    def _open_session(self, m: torch.nn.Module) -> Iterator[None]:
         # One walk over the modules records what the session may change: training flags,
         # requires_grad, and the keys of every hook dict (issue #9: cheap enough to run per
         # call; parameter values are never written, so they are not copied).
