@@ -64,9 +64,9 @@ def test_sessions_in_two_threads_run_one_after_the_other() -> None:
     def run(name: str, players: str | None) -> None:
         try:
             for _ in range(5):
-                kw = {} if players is None else {"players": tribute.components(model, "1")}
+                comps = None if players is None else tribute.components(model, "1")
                 got[name] = tribute.explain(model, x, method="feature_ablation", target=0,
-                                            **kw).values
+                                            players=comps).values
         except BaseException as e:  # re-raised in the main thread
             errors.append(e)
 
