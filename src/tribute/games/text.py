@@ -40,6 +40,9 @@ and ``attr.player_names`` the first text's (padded with ``"<none j>"``). The pad
 dummies (no tokens) but still players of the game, so they cost budget: exact methods pay
 ``2^max_players`` evaluations for every text and sampling methods spread their budget over
 them; explain texts of very different word counts in separate calls when that matters.
+Methods whose credits read the number of players (LIME, wide occlusion windows, joint
+Shapley values) are run by :func:`tribute.explain` on one game per player count instead
+(:func:`text_player_counts` and :func:`text_subset` split the texts without running the model).
 
 Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one
 sequence, as a cross-encoder reads it) or separately (``pair="cosine"``: the model embeds each
@@ -74,7 +77,8 @@ from ..models.text import TextBatch, as_texts, segment
 from ..targets import TargetLike
 from .features import FeatureGame
 
-__all__ = ["EMBEDDING_REMOVALS", "PAIR_MODES", "TOKEN_REMOVALS", "TextGame", "input_embedding"]
+__all__ = ["EMBEDDING_REMOVALS", "PAIR_MODES", "TOKEN_REMOVALS", "TextGame", "input_embedding",
+           "text_player_counts", "text_subset"]
 
 TOKEN_REMOVALS = ("mask", "pad", "unk")
 EMBEDDING_REMOVALS = ("zero", "mean")
@@ -236,14 +240,19 @@ class _TextForward:
         (its output never reads padding, e.g. :class:`~tribute.models.text.MeanPooling` over a
         Hugging Face encoder): one pass per chunk instead of one per token length.
         """
-        if not self.takes_mask or (not self.hf and not self.pads_safely and self._groupable
-                                   and not self.probing):
+        if self.reads_padding() and not self.probing:
             lengths = attn.sum(1).clamp(min=1)  # a row left without tokens is one masked pad
             if bool((lengths < ids.shape[1]).any()):
                 out = self._call_by_length(ids, attn, types, scale, lengths)
                 if out is not None:
                     return out
         return self._call_one(ids, attn, types, scale)
+
+    def reads_padding(self) -> bool:
+        """Whether the model could read a shorter text's padding in a padded batch (a module
+        without ``attention_mask=``, or one other than a Hugging Face model that does not
+        declare ``masks_padding``): its rows then run by token length (see :meth:`_call`)."""
+        return not self.takes_mask or (not self.hf and not self.pads_safely and self._groupable)
 
     def _call_by_length(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
                         scale: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor | None:
@@ -508,24 +517,7 @@ class TextGame(FeatureGame):
         limit = min(limits) if limits else None
         hf = _is_hf_model(module)
         pad_id = _pad_id(tokenizer, module, hf, vocab)
-        kw: dict[str, Any] = {}
-        if mode == "cosine":
-            sides = [segment([t[k] for t in items], tokenizer, _side(players, k),
-                             include_special=include_special, max_length=limit,
-                             require_players=False, pad_id=pad_id) for k in (0, 1)]
-            enc = _join_sides(items, sides)
-            b_tp = sides[1].token_player.clone()
-            counts = torch.tensor(sides[0].n_players)[:, None]
-            b_tp = torch.where(b_tp >= 0, b_tp + counts, b_tp)
-            kw.update(ids2=sides[1].input_ids, attn2=sides[1].attention_mask, tp2=b_tp)
-            main = sides[0]
-            empty = [i for i, n in enumerate(enc.n_players) if n == 0]
-            if empty:
-                raise InputError(f"texts{empty[:5]} have no players on either side; check players=.")
-        else:
-            enc = segment(items, tokenizer, players, include_special=include_special, max_length=limit,
-                          pad_id=pad_id)
-            main = enc
+        enc, main, kw = _segment_texts(items, tokenizer, players, mode, include_special, limit, pad_id)
         self.text = enc
         all_ids = [main.input_ids] + ([kw["ids2"]] if "ids2" in kw else [])
         if vocab is not None:
@@ -596,6 +588,63 @@ class TextGame(FeatureGame):
         finally:
             fwd.probing = was
 
+    def probe_by_length(self, on_chunk: Any, **kwargs: Any) -> None:
+        """As :meth:`probe` (module hooks included), but for a model that could read padding
+        (:meth:`_TextForward.reads_padding`) with texts of different token lengths, one probe
+        per token length over those texts cut to it: a module reading a fixed position (a
+        wrapper returning ``logits[:, -1]``) reads each text's own last token, as it does for
+        the other methods. Chunks then carry the batch's sample ids and activations and
+        gradients of their texts' token length (no padding columns); rows and evaluations
+        are counted as by one probe."""
+        attn = self.forward_kwargs["attn"]
+        lengths = attn.sum(1).clamp(min=1).cpu()
+        uniq = torch.unique(lengths).tolist()
+        if len(uniq) < 2 or self.pair == "cosine" or not self._forward.reads_padding():
+            self.probe(on_chunk, **kwargs)
+            return
+        k_count = int(kwargs.get("n_points", 1))
+        evals = kwargs.pop("evals", None)
+        for n_tok in uniq:
+            sel = (lengths == n_tok).nonzero().flatten()
+            view = self._texts_view(sel, int(n_tok))
+
+            def relay(c: Any, sel: torch.Tensor = sel) -> None:
+                on_chunk(dataclasses.replace(c, sample=sel[c.sample]))
+
+            view.probe(relay, evals=0, **kwargs)
+        self.count_evals(k_count * int(kwargs.get("rows_per_point", 1)) if evals is None else int(evals))
+
+    def _texts_view(self, sel: torch.Tensor, n_tok: int) -> TextGame:
+        """This game on the texts ``sel`` (of ``n_tok`` tokens each), cut to ``n_tok`` tokens:
+        same model, engine (rows counted once) and settings; evaluations are not reported."""
+        view = copy.copy(self)
+        dev = self.model.device
+        sel_d = sel.to(dev)
+        view.inputs = [dataclasses.replace(
+            inp, x=inp.x[sel_d], base=inp.base[sel_d] if inp.base_mode == "per_sample" else inp.base,
+            groups=inp.groups[sel_d.to(inp.groups.device)] if inp.groups is not None and inp.groups.ndim == 2
+            else inp.groups) for inp in self.inputs]
+        view.n_samples = int(sel.numel())
+        t = self.target
+        view.target = dataclasses.replace(
+            t, index=None if t.index is None else t.index[sel.to(t.index.device)], names=list(t.names),
+            kl_reference=None if t.kl_reference is None else t.kl_reference[sel.to(t.kl_reference.device)])
+
+        def cut(key: str, v: Any) -> Any:
+            if not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape[0] != self.n_samples:
+                return v
+            v = v[sel.to(v.device)]
+            return v[:, :n_tok] if key in ("ids", "attn", "tp", "types") else v
+
+        view.forward_args = tuple(cut("", a) for a in self.forward_args)
+        view.forward_kwargs = {k: cut(k, v) for k, v in self.forward_kwargs.items()}
+        view.reference_output = self.reference_output[sel.to(self.reference_output.device)]
+        view.n_evals = 0
+        view._full, view._empty, view._full_counted = None, None, False
+        view._diff_cache = {}
+        view._report_to = None
+        return view
+
     # ------------------------------------------------------------------ results
     def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,
                     *, stderr: torch.Tensor | None = None, gap: torch.Tensor | None = None,
@@ -633,6 +682,33 @@ class TextGame(FeatureGame):
         return out
 
 
+
+def _segment_texts(items: list[Any], tokenizer: Any, players: Any, mode: str | None,
+                   include_special: bool, limit: int | None,
+                   pad_id: int) -> tuple[TextBatch, TextBatch, dict[str, Any]]:
+    """``(players of every text, the (first) text's tokens, the second text's tensors)``: the
+    segmentation :class:`TextGame` builds its game on (no model is run)."""
+    kw: dict[str, Any] = {}
+    if mode == "cosine":
+        sides = [segment([t[k] for t in items], tokenizer, _side(players, k),
+                         include_special=include_special, max_length=limit,
+                         require_players=False, pad_id=pad_id) for k in (0, 1)]
+        enc = _join_sides(items, sides)
+        b_tp = sides[1].token_player.clone()
+        counts = torch.tensor(sides[0].n_players)[:, None]
+        b_tp = torch.where(b_tp >= 0, b_tp + counts, b_tp)
+        kw.update(ids2=sides[1].input_ids, attn2=sides[1].attention_mask, tp2=b_tp)
+        main = sides[0]
+        empty = [i for i, n in enumerate(enc.n_players) if n == 0]
+        if empty:
+            raise InputError(f"texts{empty[:5]} have no players on either side; check players=.")
+    else:
+        enc = segment(items, tokenizer, players, include_special=include_special, max_length=limit,
+                      pad_id=pad_id)
+        main = enc
+    return enc, main, kw
+
+
 def _side(players: Any, k: int) -> Any:
     """The ``players=`` setting of side ``k`` of a dual-encoder pair."""
     if isinstance(players, tuple) and len(players) == 2:
@@ -653,3 +729,42 @@ def _join_sides(items: Sequence[Any], sides: list[TextBatch]) -> TextBatch:
         token_type_ids=None, token_player=a.token_player, player_names=names,
         player_spans=spans, tokens=[ta + tb for ta, tb in zip(a.tokens, b.tokens)],
     )
+
+
+def text_player_counts(model: ModelAdapter, texts: Any, *, tokenizer: Any, players: Any = "words",
+                       pair: str | None = None, include_special: bool = False,
+                       max_length: int | None = None) -> list[int] | None:
+    """Players of each text as :class:`TextGame` would segment ``texts`` (no model is run), or
+    None when the texts would not make a text game (the game's own build then says why)."""
+    from .build import _is_text
+
+    if not isinstance(model, TorchModel) or not _is_text(texts):
+        return None
+    try:
+        items, _ = as_texts(texts)
+        is_pair = isinstance(items[0], tuple)
+        if (pair is not None and (pair not in PAIR_MODES or not is_pair)) or not items:
+            return None
+        mode = (pair or "cross") if is_pair else None
+        module = model.module
+        limits = [v for v in (max_length, _max_positions(module)) if v is not None]
+        enc, _, _ = _segment_texts(items, tokenizer, "words" if players is None else players, mode,
+                                   include_special, min(limits) if limits else None, 0)
+    except InputError:
+        return None
+    return [len(p) for p in enc.player_names]
+
+
+def text_subset(texts: Any, players: Any, rows: Sequence[int]) -> tuple[list[Any], Any]:
+    """``(texts, players)`` of the texts at positions ``rows``: a per-text ``players=`` (one
+    span list per text) follows its texts; a setting shared by every text stays as it is."""
+    items, _ = as_texts(texts)
+    picked = [items[int(i)] for i in rows]
+    if not isinstance(players, (list, tuple)) or len(players) != len(items):
+        return picked, players  # one setting for every text (or one the game refuses)
+    first = players[0]
+    if isinstance(first, (tuple, list)) and len(first) == 2 and all(isinstance(v, int) for v in first):
+        return picked, players  # one text's (start, end) spans: refused for several texts
+    if isinstance(items[0], tuple) and isinstance(players, tuple) and len(players) == 2:
+        return picked, players  # (first side's, second side's) setting of every pair
+    return picked, [players[int(i)] for i in rows]

@@ -200,10 +200,12 @@ class Method(ABC):
         """Why this estimate of a player's credit depends on how many players the game has
         besides it (players that never change the value included), or None when it does not.
 
-        Texts of one call are padded to the longest text's players, so a shorter text then
-        gets credits that depend on the other texts of the call; :func:`tribute.explain`
-        refuses such a batch for these methods. Shapley values, Banzhaf values, leave-one-out
-        and gradients do not depend on players that change nothing (the null-player axiom)."""
+        Texts of one call are padded to the longest text's players, so a shorter text would
+        then get credits that depend on the other texts of the call; :func:`tribute.explain`
+        explains each group of texts of one player count as its own call for these methods
+        and merges the results (:mod:`tribute.methods.text_split`). Shapley values, Banzhaf
+        values, leave-one-out and gradients do not depend on players that change nothing (the
+        null-player axiom)."""
         return None
 
     @classmethod

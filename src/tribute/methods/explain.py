@@ -10,6 +10,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import torch
+
 from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
@@ -17,17 +20,21 @@ from ..errors import InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
+from ..games.text import text_player_counts, text_subset
 from ..models import as_model
 from ..params import check_seed, check_unique_names
-from ..targets import TargetLike
+from ..targets import TargetLike, plain_target
 from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
+from .text_split import group_rows, group_scope, merge_groups
 
 __all__ = ["explain"]
 
 
 def _refuse_padded_texts(estimator: Method, game: Any) -> None:
-    """Refuse texts of different player counts in one call for a method whose credits depend on
-    the number of players (:meth:`Method.reads_player_count`).
+    """Refuse texts of different player counts in one game for a method whose credits depend on
+    the number of players (:meth:`Method.reads_player_count`). :func:`explain` splits such texts
+    into groups of one player count before building a game (``tribute.methods.text_split``);
+    this guard keeps a game that reaches the method another way from padding them silently.
 
     A batch of texts is one game padded to the longest text's players; a shorter text's padded
     players change nothing, which Shapley/Banzhaf values, leave-one-out and gradients ignore,
@@ -44,6 +51,21 @@ def _refuse_padded_texts(estimator: Method, game: Any) -> None:
             f"{why}; the texts of a call are padded to the longest one's {max(per)} players, "
             "so a shorter text's credits would depend on the other texts. Explain texts of one "
             "player count per call (e.g. group them by their number of words), or one at a time.")
+
+
+def _group_target(target: Any, batch: int, rows: np.ndarray) -> Any:
+    """The target of the texts at ``rows``: one given per text (an array, a tensor, a Series, a
+    nested list of rows) follows its texts; any other (an int, a list of classes for every
+    text, ``"predicted"``, a callable) is the same setting for every group."""
+    plain = plain_target(target)
+    if not isinstance(plain, (np.ndarray, torch.Tensor)) or plain.ndim == 0:
+        return target
+    if plain.shape[0] != batch:
+        raise InputError(
+            f"target has shape {tuple(plain.shape)} but there are {batch} texts; pass one index "
+            f"per text (shape ({batch},)), ({batch}, n_targets), an int, or a list of ints to "
+            "explain the same classes for every text.")
+    return plain[torch.as_tensor(rows)] if isinstance(plain, torch.Tensor) else plain[rows]
 
 
 def explain(
@@ -154,7 +176,12 @@ def explain(
         tokenizer: for text inputs (a string, a list of strings, or ``(first, second)`` pairs):
             a Hugging Face fast tokenizer or a ``tribute.models.text.OffsetTokenizer``.
             Players are then ``players="words"`` (default), ``"tokens"``, ``"sentences"`` or
-            character spans (see :mod:`tribute.games.text`).
+            character spans (see :mod:`tribute.games.text`). Texts of different player counts
+            are padded to the longest one's players (NaN credits past a text's end); for a
+            method whose credits read the number of players (``lime``, ``occlusion`` with a
+            window over one player, ``joint_shapley`` of order >= 2) each group of texts of one
+            player count is explained as its own call and the groups are merged into one
+            result in the batch order (:func:`tribute.methods.text_split.merge_groups`).
         removal: how removed text players are replaced: ``"mask"``, ``"pad"``, ``"unk"``, a
             token id, ``"delete"``, or the embedding baselines ``"zero"`` / ``"mean"``.
             default=None (the tokenizer's mask token, else unk, else pad).
@@ -193,6 +220,30 @@ def explain(
         check_unique_names(list(feature_names))
     seed = check_seed(seed)
     estimator = cls(**params)
+    if tokenizer is not None and estimator.reads_player_count() is not None \
+            and not isinstance(players, PlayerSet):
+        counts = text_player_counts(as_model(model, "torch", model_output), inputs,
+                                    tokenizer=tokenizer, players=players, pair=pair,
+                                    include_special=include_special, max_length=max_length)
+        if counts is not None and len(set(counts)) > 1:
+            t0 = time.perf_counter()
+            parts: list[tuple[int, np.ndarray, Attribution]] = []
+            seen: set[str] = set()
+            with progress_scope(0, cls.name, progress):  # one bar: the groups' calls share it
+                for n, rows in group_rows(counts):
+                    texts, players_g = text_subset(inputs, players, rows.tolist())
+                    with group_scope(n, rows, seen, "explained", unit="players", keep_class=True):
+                        attr = explain(
+                            model, texts, method, target=_group_target(target, len(counts), rows),
+                            baseline=baseline, groups=groups, budget=budget, seed=seed,
+                            batch_size=batch_size, progress=progress, output=output,
+                            players=players_g, ablation=ablation, forward_args=forward_args,
+                            forward_kwargs=forward_kwargs, feature_names=feature_names,
+                            model_output=model_output, max_memory=max_memory, tokenizer=tokenizer,
+                            removal=removal, pair=pair, include_special=include_special,
+                            max_length=max_length, **params)
+                    parts.append((n, rows, attr))
+            return merge_groups(parts, len(counts), time.perf_counter() - t0)
     baseline_given = baseline is not DEFAULT_BASELINE
     if not baseline_given and not cls.reads_baseline(params):
         baseline = UNREAD_BASELINE  # the method ignores the removal value: no out-of-distribution warning

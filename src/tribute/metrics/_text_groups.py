@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError, StderrWarning, user_stacklevel
+from ..methods.text_split import group_rows, group_scope
 from .base import MetricInfo, MetricResult, Scores, finish
 
 __all__ = ["evaluate_by_word_count", "word_counts"]
@@ -116,26 +115,13 @@ def evaluate_by_word_count(
         merged; ``n_evals`` is the largest per-input count of the groups.
     """
     b = len(counts)
-    by_n: dict[int, list[int]] = {}
-    for i, c in enumerate(counts):
-        by_n.setdefault(c, []).append(i)
     results: list[tuple[np.ndarray, int, MetricResult]] = []
     seen: set[str] = set()
-    for n, rows_list in sorted(by_n.items()):
-        rows = np.asarray(rows_list, dtype=np.int64)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                res = call([inputs[int(i)] for i in rows], sub_attribution(attr, rows, n), rows, n)
-            except InputError as err:  # its sample numbers count within the group
-                raise InputError(
-                    f"{err} [texts of {n} words, scored as one group: texts {rows.tolist()} of "
-                    "the batch; sample i above is the group's i-th of them]") from err
-        for w in caught:  # the groups' own warnings once each; the merged result warns itself
-            msg = str(w.message)
-            if not issubclass(w.category, StderrWarning) and msg not in seen:
-                seen.add(msg)
-                warnings.warn(msg, w.category, stacklevel=user_stacklevel())
+    for n, rows in group_rows(counts):
+        # its errors name the group (sample numbers count within it); its own warnings are
+        # re-issued once each, the merged result warns about its standard error itself
+        with group_scope(n, rows, seen, "scored"):
+            res = call([inputs[int(i)] for i in rows], sub_attribution(attr, rows, n), rows, n)
         results.append((rows, n, res))
     multi = attr.layout.multi_target
     t = attr.flat().shape[1]

@@ -12,6 +12,12 @@ games with a torch model (real-valued inputs) the relevance is ``x * g`` per inp
 linearisation and (BERT, GPT-2) the position/segment embeddings absorb.
 ``attr.extra["unassigned"]`` holds the relevance of the tokens that are not players
 ([CLS], [SEP], BOS, padding), so ``values.sum(-1) + unassigned - explained == gap``.
+
+Texts of different token lengths: a Hugging Face model (or a module declaring
+``masks_padding``) gets the padded batch with its attention mask; any other module runs once
+per token length on texts cut to it (:meth:`tribute.games.text.TextGame.probe_by_length`), as
+the text game runs it for every other method, so a wrapper reading a fixed position (the
+logits at position ``-1``) explains each text's own last token, not a padding token.
 """
 
 from __future__ import annotations
@@ -155,7 +161,7 @@ class AttnLRP(Method):
             e = c.activations[path]  # R x L x d
             g = c.grads[0]  # R x T x L x d
             r_tok = (e[:, None] * g).sum(-1)  # R x T x L
-            tp = token_player[c.sample]  # R x L
+            tp = token_player[c.sample][:, : e.shape[1]]  # R x L (a chunk cut to its texts' length)
             owned = tp >= 0
             idx = torch.where(owned, tp, torch.zeros_like(tp))[:, None, :].expand_as(r_tok)
             per = torch.zeros(r_tok.shape[0], n_t, n_p, dtype=torch.float64)
@@ -164,7 +170,9 @@ class AttnLRP(Method):
             unassigned.index_add_(0, c.sample, torch.where(owned[:, None, :], 0.0, r_tok).sum(-1))
             explained.index_add_(0, c.sample, c.values)
 
-        fg.probe(on_chunk, modules=[path], grad="modules",
+        # per token length for a module that could read padding (e.g. logits[:, -1]), as the
+        # text game runs it for every other method
+        fg.probe_by_length(on_chunk, modules=[path], grad="modules",
                  context=lambda: attnlrp_rules(root, self.variant, self.epsilon, unruled), desc=self.name)
         gap = values.sum(-1) + unassigned - explained
         extra = {"explained": explained.numpy(), "unassigned": unassigned.numpy(),
