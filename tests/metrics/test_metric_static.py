@@ -146,7 +146,7 @@ def test_registry_metadata():
         assert "seed" not in mi.needs and "explain" not in mi.defaults
         d = mi.as_dict()
         assert d["name"] == name
-    assert info["deletion"].defaults == {"steps": 20, "normalise": False}
+    assert info["deletion"].defaults == {"steps": 20, "normalise": False, "tie_orders": 8, "seed": 0}
     assert "ground_truth" in info["auroc"].needs and "explain" in info["max_sensitivity"].needs
     r = evaluate(lambda z: z.sum(1), np.ones((2, 3)),
                  tribute.explain(lambda z: z.sum(1), np.ones((2, 3)), method="feature_ablation"),

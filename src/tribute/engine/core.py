@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module_mod
 
-from ..errors import InputError, ModelOutputError
+from ..errors import InputError, ModelOutputError, UnsupportedModelError
 from ..models import ModelAdapter
 from ..targets import Target
 from .memory import resolve_max_memory
@@ -398,6 +398,26 @@ def _cross_row(vals: torch.Tensor, leaves: list[torch.Tensor], n: int) -> int | 
             if other.numel() and bool((other != 0).any()):
                 return r
     return None
+
+
+def _inplace_error(module: Any, exc: RuntimeError) -> UnsupportedModelError:
+    """PyTorch's bare "modified by an inplace operation" as an error naming the model's
+    in-place modules and the fix (two ``ReLU(inplace=True)`` in a row: the second overwrites
+    the output the first one's gradient needs)."""
+    found: list[str] = []
+    if isinstance(module, torch.nn.Module):
+        found = [f"{path or 'the model itself'!r} ({type(m).__name__})"
+                 for path, m in module.named_modules() if getattr(m, "inplace", False) is True]
+    where = (f"its in-place module(s) {', '.join(found[:6])}{' ...' if len(found) > 6 else ''}"
+             if found else "an in-place operation in its forward (x.relu_(), x += ...)")
+    first = str(exc).split(". Hint:")[0]
+    return UnsupportedModelError(
+        f"the model's gradient cannot be computed: {where} overwrite(s) a tensor that the "
+        f"backward pass needs (PyTorch: {first}). Set inplace=False on those modules (e.g. "
+        "for m in model.modules(): m.inplace = False where hasattr(m, 'inplace'), which "
+        "leaves the forward values unchanged unless the model reads the overwritten tensor "
+        "again), or use the out-of-place form (x = x.relu()) in forward."
+    )
 
 
 def _batch_dependent(r: int, n: int, start: int, describe_row: Callable[[int], str] | None,
@@ -904,10 +924,15 @@ class Engine:
             self._done_checking()
         per_target: list[tuple[torch.Tensor | None, ...]] = []
         n_t = vals.shape[1]
-        for t in range(n_t):
-            per_target.append(tuple(torch.autograd.grad(
-                vals[:, t].sum(), leaves, retain_graph=t < n_t - 1, allow_unused=True
-            )))
+        try:
+            for t in range(n_t):
+                per_target.append(tuple(torch.autograd.grad(
+                    vals[:, t].sum(), leaves, retain_graph=t < n_t - 1, allow_unused=True
+                )))
+        except RuntimeError as exc:
+            if "modified by an inplace operation" not in str(exc):
+                raise
+            raise _inplace_error(self.model.module, exc) from None
         grads = []
         for i, leaf in enumerate(leaves):
             stacked: list[torch.Tensor] = []

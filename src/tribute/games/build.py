@@ -171,6 +171,8 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
             else f" array of shape {strings.shape}"
         out = _string_columns(labels, strings, what)
         return [int(i) for i in out] if isinstance(target, (list, tuple)) else out
+    if labels.ndim == 1 and labels.dtype.kind == "b":
+        return _bool_columns(labels, target)
     numeric = numeric_labels(adapter)
     if numeric is None:
         return target
@@ -202,6 +204,32 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
         arr = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
         if arr.dtype.kind in "biuf":
             return lookup(np.asarray(arr), f"array of shape {tuple(arr.shape)}")
+    return target
+
+
+def _bool_columns(labels: np.ndarray, target: Any) -> Any:
+    """Boolean targets of a classifier with boolean ``classes_`` (fitted on ``y > 0``): each
+    ``True``/``False`` (a bool, a list of them, or a bool array such as ``y_true``) becomes the
+    column of that class in ``classes_``; integers stay column indices (``False``/``True`` are
+    columns 0/1 of ``classes_ == [False, True]``, so both readings agree)."""
+    def column(v: Any, what: str) -> int:
+        hit = np.flatnonzero(labels == bool(v))
+        if hit.size != 1:
+            raise InputError(
+                f"target{what} holds {bool(v)!r}, which is not one of the classifier's classes_ "
+                f"{labels.tolist()}; pass one of them (or a column index).")
+        return int(hit[0])
+
+    if isinstance(target, (bool, np.bool_)):
+        return column(target, f"={target!r}")
+    if isinstance(target, (list, tuple)) and target and all(
+            isinstance(t, (bool, np.bool_)) for t in target):
+        return [column(t, f" list {list(target)}") for t in target]
+    if isinstance(target, (np.ndarray, torch.Tensor)):
+        arr = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
+        if arr.dtype.kind == "b":
+            what = f" array of shape {tuple(arr.shape)}"
+            return np.vectorize(lambda v: column(v, what), otypes=[np.int64])(arr)
     return target
 
 

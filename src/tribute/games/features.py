@@ -360,6 +360,10 @@ class FeatureGame(Game):
             _check_frame_columns(model, columns, baseline)
             if feature_names is None and groups is None:
                 feature_names = columns
+        elif not multi:
+            columns = _fitted_columns(model, raw_inputs[0])
+            if columns is not None and feature_names is None and groups is None:
+                feature_names = columns  # the names the model was fitted with, not x0, x1, ...
         if not multi and _is_column_groups(groups):
             if columns is None and len(np.shape(raw_inputs[0])) != 2:
                 raise InputError(
@@ -1186,7 +1190,11 @@ class FeatureGame(Game):
             xs = tuple(inp.x[b].reshape(stop - start, *inp.shape) for inp in self.inputs)
             pts = tuple(p.detach().to(self.compute_dtype).requires_grad_(True) for p in make_points(xs, b, k))
             extra, kw = self._rows_extra(b)
-            return Rows(inputs=pts, sample=b, extra=extra, kwargs=kw, leaves=list(pts))
+            # the model gets copies in the graph, not the leaves: a model that edits its input
+            # in place (``x.relu_()``, an inplace ReLU first) then runs as without tribute
+            # (PyTorch refuses an in-place edit of a leaf that requires grad)
+            return Rows(inputs=tuple(p.clone() for p in pts), sample=b, extra=extra, kwargs=kw,
+                        leaves=list(pts))
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
             r = torch.arange(start, stop)
@@ -1320,7 +1328,11 @@ class FeatureGame(Game):
             if grad == "inputs":
                 pts = tuple(p.detach().clone().requires_grad_(True) for p in pts)
             extra, kw = self._rows_extra(b.repeat(rpp) if rpp > 1 else b)
-            rows = Rows(inputs=pts, sample=b, extra=extra, kwargs=kw,
+            # with input gradients the model gets copies of the leaves (see input_gradients):
+            # an in-place edit of the input runs as without tribute, and DeepLIFT's in-place
+            # activations write their value back into it as the model expects
+            rows = Rows(inputs=tuple(p.clone() for p in pts) if grad == "inputs" else pts,
+                        sample=b, extra=extra, kwargs=kw,
                         leaves=list(pts) if grad == "inputs" else [])
             state["rows"], state["calls"], state["acts"] = rows, {}, {}
             return rows
@@ -1630,6 +1642,28 @@ def _math_attention() -> AbstractContextManager[Any]:
     except ImportError:  # pragma: no cover - old torch
         return nullcontext()
     return sdpa_kernel(SDPBackend.MATH)
+
+
+def _fitted_columns(model: ModelAdapter, x: Any) -> list[str] | None:
+    """The fitted column names (``feature_names_in_``) for a plain 2-D array, or None.
+
+    An estimator fitted on a DataFrame knows its columns; an array passed without names is read
+    in that order (the adapter hands the estimator a DataFrame with those names), so its
+    players are named after them. An array with another number of columns is refused here,
+    naming both counts, instead of failing inside the estimator.
+    """
+    fitted = getattr(model, "feature_names", None)
+    shape = np.shape(x)
+    if fitted is None or len(shape) != 2:
+        return None
+    if shape[1] != len(fitted):
+        raise InputError(
+            f"inputs have {shape[1]} columns (shape {tuple(shape)}) but the model was fitted on "
+            f"{len(fitted)} named columns {list(fitted)[:8]}{'...' if len(fitted) > 8 else ''}; "
+            "pass one column per fitted feature, in that order (e.g. a DataFrame "
+            "X[model.feature_names_in_])."
+        )
+    return [str(c) for c in fitted]
 
 
 def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any) -> None:

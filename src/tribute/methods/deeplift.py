@@ -9,7 +9,9 @@ and of the baseline (the rule Captum uses, written as an exact adjoint so overla
 add up). The multipliers then chain through linear layers by ordinary backpropagation, and
 ``phi = (x - x0) * dS/dx`` satisfies summation-to-delta: ``sum(phi) = S(x) - S(x0)``.
 
-No backward hooks are used, so in-place activations (``ReLU(inplace=True)``) work, and the
+No backward hooks are used, so in-place activations (``ReLU(inplace=True)``) work -- also on
+the model's input itself (the game hands the model a copy of the input rows, into which the
+activated value is written back), and the
 bookkeeping is per call, so a nonlinearity module used several times in one forward pass is
 handled correctly.
 

@@ -86,6 +86,47 @@ def _unbroadcast(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return t
 
 
+def _no_rule_message(method: str, where: str, mod: nn.Module) -> str:
+    """Why ``mod`` has no rule and what to do: drop a probability layer, or which rule fits."""
+    name = type(mod).__name__
+    if isinstance(mod, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
+        # LRP redistributes a score that is a sum of contributions (a logit); a softmax makes
+        # every class's probability depend on every logit, and no rule here conserves it (the
+        # weight rules refuse it; Pass would hand p_c to logit c alone, ignoring the others)
+        return (
+            f"{method}: module {where} of type {name} has no LRP rule: LRP explains a logit "
+            f"(the score before the {name}), and a probability depends on every class's "
+            "logit, which no relevance rule redistributes. If it is the model's last layer, "
+            "explain the logits instead: drop it (model[:-1] for an nn.Sequential, or on a "
+            f"copy: m = copy.deepcopy(model); m{_attribute_path(where)} = torch.nn.Identity()) "
+            "and explain m's logit (output='raw', the default, or 'logit'). To explain the "
+            "probability itself, use a gradient or perturbation method (e.g. "
+            "'integrated_gradients', 'kernel_shap') on m with output='prob'. A softmax inside "
+            "the model (attention): use method='attnlrp'."
+        )
+    hint = ""
+    if isinstance(mod, _BN):
+        hint = (" A BatchNorm is folded into the Linear/Conv right before it when both sit in "
+                "an nn.Sequential or are convN/bnN of a ResNet block; put them in sequence.")
+    affine = isinstance(mod, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    add = "composite=tribute.methods.lrp.get_composite('epsilon_plus_flat').with_rules("
+    rule = (f"{add}{{{name}: Epsilon()}}) (any Rule)" if affine else
+            f"{add}{{{name}: Pass()}}) for an elementwise activation, or Norm() for a "
+            "parameter-free linear map (Epsilon and the other weight rules apply to Linear and "
+            "Conv layers only)")
+    return (f"{method}: module {where} of type {name} has no LRP rule.{hint} Add one with "
+            f"{rule}, or use a gradient method such as 'integrated_gradients'.")
+
+
+def _attribute_path(where: str) -> str:
+    """Python access to a module from its quoted ``named_modules`` path: ``'head.3'`` ->
+    ``.head[3]`` (digits index an nn.Sequential / ModuleList)."""
+    path = where.strip("'")
+    if path == "the model itself" or not path:
+        return ""
+    return "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path.split("."))
+
+
 def check_rules(model: nn.Module, rules: dict[nn.Module, tuple[str, Rule]], method: str = "lrp") -> None:
     """Refuse leaf modules that have no rule and are not gradient-safe; check each rule fits.
 
@@ -104,16 +145,7 @@ def check_rules(model: nn.Module, rules: dict[nn.Module, tuple[str, Rule]], meth
         has_children = any(True for _ in mod.children())
         if has_children and not type(mod).__module__.startswith("torch."):
             continue  # a user-defined block: its children are checked one by one
-        hint = ""
-        if isinstance(mod, _BN):
-            hint = (" A BatchNorm is folded into the Linear/Conv right before it when both sit in "
-                    "an nn.Sequential or are convN/bnN of a ResNet block; put them in sequence.")
-        raise UnsupportedModelError(
-            f"{method}: module {where} of type {type(mod).__name__} has no LRP rule.{hint} Add one "
-            f"with composite=tribute.methods.lrp.get_composite('epsilon_plus_flat').with_rules("
-            f"{{{type(mod).__name__}: Epsilon()}}) (any Rule), or use a gradient method such as "
-            "'integrated_gradients'."
-        )
+        raise UnsupportedModelError(_no_rule_message(method, where, mod))
 
 
 class _Installer:
