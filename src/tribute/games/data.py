@@ -16,6 +16,15 @@ estimator on a data game        what it is called in data attribution
 ``datamodels``                  datamodels (Ilyas et al. 2022): regression on random subsets
 ==============================  ================================================================
 
+**Standard errors of ``kernel_shap`` on data games** are calibrated at moderate budgets and
+somewhat optimistic at small ones (measured on an 8-example ridge data game with exact
+enumerated Shapley values, 4 test points, 200 seeds: share of ``|phi - exact| <= 1.96 stderr``
+0.929 at ``budget=48``, 0.926 at 64, 0.945 at 96, 0.943 at 128; 10 examples: 0.947 at 128,
+0.951 at 400; the sd of these shares, clustered by seed, is 0.003-0.006, so 48-64 are a real
+shortfall; the spread of the estimates over seeds matched the root-mean-square stderr
+within 3% at 64, so the shortfall comes from stderrs that vary from draw to draw, not from a
+wrong average). Read intervals at such small budgets as ~92% ones.
+
 Gradient estimators (``grad_dot``, ``grad_cos``, ``tracin``, ``influence``, ``trak``,
 ``representer``, ``metagradient``) approximate the same game without retraining, through the
 public gradient interface of :class:`DataGame` (per-example gradients in bounded blocks,
@@ -37,6 +46,7 @@ opponent). Gradient estimators use the first-order version of that difference; `
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import time
 import warnings
@@ -47,14 +57,14 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from ..attribution import Layout
+from ..attribution import Attribution, Layout
 from ..engine import Engine
 from ..engine.memory import resolve_max_memory
 from ..errors import InputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import Target, resolve_target
 from .base import Game
-from .data_bank import RetrainBank, float_state
+from .data_bank import RetrainBank, data_fingerprint, float_state
 
 __all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "ModelMismatchWarning", "TrainingData",
            "ensemble_seed"]
@@ -333,6 +343,24 @@ class TrainingData:
         self.backend = backend
         self.address = address
         self._bank: RetrainBank | None = None
+        self._fingerprint: tuple[tuple[int, int], str] | None = None
+
+    def fingerprint(self) -> str:
+        """The training data's fingerprint: sha256 (16 hex digits) of the dtypes, shapes and
+        every byte of ``X_train`` and ``y_train``, and of the ``groups`` (players).
+
+        Every attribution of a data game records it in ``attr.params["data_fingerprint"]``;
+        metrics refuse to score credits against another training set of the same size (their
+        players would be other examples). About 0.12 s for 60,000 x 784 float32; cached, and
+        recomputed after an in-place change of the tensors (torch's version counter)."""
+        key = (self.X._version, self.y._version)
+        if self._fingerprint is None or self._fingerprint[0] != key:
+            digest = data_fingerprint(self.X, self.y)
+            if not np.array_equal(self.groups, np.arange(self.n_train)):  # players: groups
+                g = np.ascontiguousarray(self.groups, dtype=np.int64)
+                digest = hashlib.sha256(digest.encode() + g.view(np.uint8).tobytes()).hexdigest()[:16]
+            self._fingerprint = (key, digest)
+        return self._fingerprint[1]
 
     @property
     def n_train(self) -> int:
@@ -533,6 +561,33 @@ class DataGame(Game):
         #: the explained model's own value on each test point (from the reference pass above)
         self.model_values = self.explained(ref.to(self.dtype), self.y_test).detach()
         self._model_checked = False
+        #: calls of ``fit`` this game's values caused (retrained subsets and the retrain bank's
+        #: determinism check); ``attr.extra["n_retrains"]`` where any
+        self.n_fits = 0
+        #: the most fits this game may cause (``tribute.explain`` sets the estimator's budget:
+        #: the bank's determinism check is then deferred to :meth:`attribution` and made there
+        #: only within it); None: no limit (the check is made on the first retraining)
+        self.fit_budget: int | None = None
+
+    def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,
+                    *, stderr: torch.Tensor | None = None, gap: torch.Tensor | None = None,
+                    extra: dict[str, Any] | None = None) -> Attribution:
+        """As :meth:`Game.attribution`, recording the training data's fingerprint
+        (:meth:`TrainingData.fingerprint`) in ``params["data_fingerprint"]`` and the fits
+        made for it in ``extra["n_retrains"]``."""
+        bank = self.data._bank
+        if bank is not None and self.n_fits and self.fit_budget is not None \
+                and self.n_fits < int(self.fit_budget):
+            before = bank.n_fits  # the determinism check deferred by _evaluate, within budget
+            try:
+                bank.verify_determinism()
+            finally:
+                self.n_fits += bank.n_fits - before
+        attr = super().attribution(values, method, params, stderr=stderr, gap=gap, extra=extra)
+        attr.params.setdefault("data_fingerprint", self.data.fingerprint())
+        if self.n_fits:
+            attr.extra.setdefault("n_retrains", self.n_fits)
+        return attr
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor:
         if self.data.loss == "mse":
@@ -1112,7 +1167,11 @@ class DataGame(Game):
         flat_masks = m if shared else m.reshape(-1, m.shape[-1])
         ex = self.data.example_masks(flat_masks)
         bank = self.data.bank
-        P = bank.params(ex)
+        before = bank.n_fits
+        try:  # under a budget the determinism check waits for attribution(), where it has room
+            P = bank.params(ex, check=self.fit_budget is None)
+        finally:
+            self.n_fits += bank.n_fits - before
         self._check_spec(bank)
         vals = torch.empty(len(P), B, dtype=torch.float64)
         with torch.no_grad():

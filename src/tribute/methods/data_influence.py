@@ -35,8 +35,11 @@ indefinite Hessian of a non-convex model to positive definite with a margin). Ex
 eigenvalues come from the eigendecomposition (explicit) or 50 power iterations (cg, lissa).
 Power iterations can underestimate ``|lambda_min|``, leaving ``H + d I`` indefinite; CG detects
 that (a search direction of non-positive curvature), LiSSA too (its step, which can only shrink
-for a positive definite matrix within its scale, grows), and, with ``damping=None``, restarts with
-the shift doubled (at most 8 times; ``attr.extra["damping_restarts"]``); with a given
+for a positive definite matrix within its scale, grows), and, with ``damping=None``, restarts:
+the offending direction's curvature ``p^T H p / p^T p`` bounds ``lambda_min`` from above and
+replaces the power iteration's estimate where lower, and the margin above ``-lambda_min`` is
+doubled (at least ``1e-3 lambda_max``: it is 0 after a negative eigenvalue missed behind a
+positive estimate) — at most 8 times, ``attr.extra["damping_restarts"]``; with a given
 ``damping`` it refuses instead of returning NaN. The damping used and the extremal eigenvalues
 are reported in ``attr.extra``.
 
@@ -215,7 +218,15 @@ def _power_extremes(game: DataGame, n_params: int, iters: int, seed: int,
 
 class _Indefinite(Exception):
     """CG met a direction of non-positive curvature, or the LiSSA series grew: ``H + d I`` is not
-    positive definite (or its spectrum exceeds LiSSA's scale)."""
+    positive definite (or its spectrum exceeds LiSSA's scale).
+
+    ``rayleigh``: ``p^T H p / p^T p`` of the offending direction (CG's search direction, LiSSA's
+    growing step), an upper bound on ``lambda_min`` that the power iteration may have missed
+    (None when not known)."""
+
+    def __init__(self, rayleigh: float | None = None) -> None:
+        super().__init__(rayleigh)
+        self.rayleigh = rayleigh
 
 
 #: Iterations between LiSSA's checks of its step size.
@@ -248,7 +259,8 @@ def _lissa(game: DataGame, Bm: torch.Tensor, d: float, scale: float, iters: int,
             if not math.isfinite(step) or not bool(torch.isfinite(new).all()):
                 raise _Indefinite
             if last is not None and step > last * (1 + 1e-6) and step > 1e-12 * float(new.norm()):
-                raise _Indefinite
+                D = new - U  # the growing step: dominated by the eigenvector outside the range
+                raise _Indefinite(float((D * game.hvp(D, params)).sum() / (D * D).sum().clamp_min(1e-300)))
             size = max(float(new.norm()), 1e-300)
             if step <= 1e-14 * size:
                 err = step / size
@@ -279,8 +291,10 @@ def _cg(game: DataGame, Bm: torch.Tensor, d: float, iters: int, tol: float,
         done = it
         AP = game.hvp(P, params) + d * P
         curv = (P * AP).sum(0)
-        if bool(torch.any((curv <= 0) & (rs > 0))):
-            raise _Indefinite
+        bad = (curv <= 0) & (rs > 0)
+        if bool(torch.any(bad)):
+            j = int(torch.nonzero(bad)[0])
+            raise _Indefinite(float(curv[j] / (P[:, j] @ P[:, j]).clamp_min(1e-300)) - d)
         alpha = rs / curv.clamp_min(1e-300)
         X += alpha * P
         R -= alpha * AP
@@ -696,16 +710,25 @@ class Influence(Method):
                         extra["lissa_scale"] = scale
                         extra["lissa_error_estimate"] = lissa_err
                     break
-                except _Indefinite:
+                except _Indefinite as exc:
+                    # the offending direction's curvature bounds lambda_min from above: power
+                    # iterations that missed a negative eigenvalue (lambda_min +0.0005 reported,
+                    # some direction at -0.004) kept d = 0, and "doubling" a zero margin left it
+                    # 0 for all 8 restarts, then called H indefinite with a positive lambda_min
+                    rq = exc.rayleigh
+                    seen = f"; a direction of curvature {rq:.3g} was found" if rq is not None else ""
+                    margin = d - max(0.0, -lo)  # what d added above the lambda_min bound
+                    if rq is not None and math.isfinite(rq):
+                        lo = min(lo, rq)
                     if self.damping is not None or restart == 8:
-                        how = ("CG found a direction of negative curvature" if self.solver == "cg"
-                               else "the LiSSA series diverged")
+                        how = ("CG found a direction of non-positive curvature of H + d I"
+                               if self.solver == "cg" else "the LiSSA series diverged")
                         raise InputError(
-                            f"influence: H + {d:g} I is not positive definite ({how}; lambda_min ~ "
-                            f"{lo:.3g} by power iteration); raise damping, leave damping=None, or use "
-                            "solver='explicit'."
+                            f"influence: H + {d:g} I is not positive definite ({how}{seen}; "
+                            f"lambda_min <= {lo:.3g}); raise damping above {max(0.0, -lo):.3g}, "
+                            "leave damping=None, or use solver='explicit'."
                         ) from None
-                    d = max(0.0, -lo) + 2 * (d - max(0.0, -lo))
+                    d = max(0.0, -lo) + max(2 * margin, 1e-3 * max(hi, 1e-12))
             extra["iterations"] = its
             extra["damping_restarts"] = restart
             if self.solver == "cg" and its == self.max_iter and cg_res > max(float(self.tol), CG_WARN):

@@ -290,6 +290,8 @@ def explain(
                    None if known else plan, solve_seconds(cost))
         if type(estimator).check is Method.check:  # it validated the parameters just now
             estimator.__dict__["_params_checked"] = True
+        if getattr(game, "kind", None) == "data" and use_budget is not None:
+            game.fit_budget = use_budget  # type: ignore[attr-defined]  # retrains within budget
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
     abl = getattr(game, "ablation", None)
     if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):

@@ -448,6 +448,33 @@ def component_site_mismatch(attr: Attribution, game: Game) -> str | None:
             "explained with (tribute.build_game(..., players=...)).")
 
 
+def data_mismatch(attr: Attribution, game: Game) -> str | None:
+    """Why training-example credits ``attr`` are not about ``game``'s training set (None when
+    they are).
+
+    With as many training examples, credits explained on one training set were scored on
+    another (a new draw, a shuffled copy, other labels), silently: the players were other
+    examples. Compares the fingerprint every data attribution records
+    (``params["data_fingerprint"]``, :meth:`tribute.TrainingData.fingerprint`) with the game's
+    training data's; an attribution without one (built by hand) is not checked.
+    """
+    if str(getattr(game, "kind", "")) != "data" or not isinstance(attr.params, dict):
+        return None
+    recorded = attr.params.get("data_fingerprint")
+    data = getattr(game, "data", None)
+    fingerprint = getattr(data, "fingerprint", None)
+    if not isinstance(recorded, str) or not callable(fingerprint):
+        return None
+    here = fingerprint()
+    if recorded == here:
+        return None
+    return (f"the attribution was explained on training data with fingerprint {recorded}, but "
+            f"the game's training data has fingerprint {here} (same number of players, other "
+            "examples, labels, dtype or groups): the metric would judge credits of one "
+            "training set on another. Pass the TrainingData (the same X_train, y_train and "
+            "groups) the attribution was explained with (players=... in tribute.evaluate).")
+
+
 def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
     """Check that ``attr`` credits the game's players; returns its flat ``B x T x n`` values."""
     if not isinstance(attr, Attribution):
@@ -464,6 +491,9 @@ def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
             f"has {game.n_players}; evaluate with the same groups/players the attribution was "
             "computed with (e.g. pass groups=... as in tribute.explain)."
         )
+    wrong_data = data_mismatch(attr, game)
+    if wrong_data is not None:
+        raise InputError(f"metric {metric!r}: {wrong_data}")
     flat = attr.flat()
     expected = (game.n_samples, game.n_targets, game.n_players)
     if flat.shape != expected:
