@@ -135,6 +135,24 @@ def _window_masks(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, .
     return torch.from_numpy(np.ascontiguousarray(out))
 
 
+def _window_owner(shape: tuple[int, ...], win: tuple[int, ...],
+                  st: tuple[int, ...]) -> torch.Tensor | None:
+    """For windows that tile the input (no two overlap: ``stride == window``, or one position,
+    along every axis), the index of the one window covering each element (row-major over the
+    window grid, as in :func:`_window_masks`), ``prod(shape)`` long; None when windows overlap.
+
+    Feature ablation's 1-element windows are the common case (a 13-feature table: the window
+    masks, the ``einsum`` of the drops and the coverage sum cost ~0.1 ms per call, issue #9).
+    """
+    counts = [window_positions(s, w, t) for s, w, t in zip(shape, win, st)]
+    if any(t != w and c > 1 for w, t, c in zip(win, st, counts)):
+        return None
+    idx = np.zeros(1, dtype=np.int64)
+    for s, t, c in zip(shape, st, counts):
+        idx = (idx[:, None] * c + np.minimum(np.arange(s) // t, c - 1)[None]).reshape(-1)
+    return torch.from_numpy(idx)
+
+
 @register
 class Occlusion(Method):
     """Sliding-window occlusion: mean output drop over the windows covering each element.
@@ -211,15 +229,37 @@ class Occlusion(Method):
             size = math.prod(shape)
             total = math.prod(window_positions(s, w, t) for s, w, t in zip(shape, win, st))
 
+            owner = _window_owner(shape, win, st)
+
             def make(lo: int, hi: int, shape: tuple[int, ...] = shape, win: tuple[int, ...] = win,
-                     st: tuple[int, ...] = st, offset: int = offset, size: int = size) -> torch.Tensor:
+                     st: tuple[int, ...] = st, offset: int = offset, size: int = size,
+                     owner: torch.Tensor | None = owner) -> torch.Tensor:
                 masks = torch.ones(hi - lo, n, dtype=torch.float64)
-                masks[:, offset : offset + size] -= _window_masks(shape, win, st, lo, hi)
+                if owner is not None:  # tiling windows: window k removes the elements it owns
+                    masks[:, offset : offset + size] = \
+                        owner[None] != torch.arange(lo, hi)[:, None]
+                else:
+                    masks[:, offset : offset + size] -= _window_masks(shape, win, st, lo, hi)
                 return masks
 
             for blk in game.value_stream(total, make):
-                ind = 1.0 - blk.masks[:, offset : offset + size]
                 drop = full[:, None, :] - blk.values  # B x k x T
+                # one reduction: finite drops (an inf drop makes the einsum's inf * 0 a NaN)
+                if owner is not None and math.isfinite(float(drop.sum())):
+                    # each element lies in exactly one window: its credit is that window's
+                    # drop (the einsum below sums it times 1 and the other drops times 0:
+                    # the same value, exactly), taken by one gather instead of a product
+                    if blk.start == 0 and blk.stop == total:  # every window in one block
+                        phi[:, :, offset : offset + size] += \
+                            drop.permute(0, 2, 1).index_select(2, owner)
+                        cover[offset : offset + size] += 1.0
+                    else:
+                        sel = ((owner >= blk.start) & (owner < blk.stop)).nonzero().flatten()
+                        phi[:, :, offset + sel] += \
+                            drop.permute(0, 2, 1)[:, :, owner[sel] - blk.start]
+                        cover[offset + sel] += 1.0
+                    continue
+                ind = 1.0 - blk.masks[:, offset : offset + size]
                 phi[:, :, offset : offset + size] += torch.einsum("bkt,kd->btd", drop, ind)
                 cover[offset : offset + size] += ind.sum(0)
             offset += size
