@@ -77,8 +77,8 @@ def main() -> None:
                             iv = approx.approximate(budget=b, game=game)
                             phis[i] = [iv[(j,)] for j in range(n)]
                             rows += count[0]
-                        errs.append(float(np.mean(np.linalg.norm(phis - truth, axis=1)
-                                                  / np.linalg.norm(truth, axis=1))))
+                        errs.append((np.linalg.norm(phis - truth, axis=1)
+                                     / np.linalg.norm(truth, axis=1)).tolist())
                         spent.append(rows / len(spec.X))
                 except Exception as exc:  # an approximator that cannot run here: say why
                     out["results"].setdefault(spec.name, {}).setdefault(label, {})[str(b)] = {
@@ -86,7 +86,7 @@ def main() -> None:
                     print(f"{spec.name} {label} {b}: {type(exc).__name__}: {exc}", file=sys.stderr)
                     continue
                 out["results"].setdefault(spec.name, {}).setdefault(label, {})[str(b)] = {
-                    "err": float(np.mean(errs)), "evals": float(np.mean(spent))}
+                    "err": float(np.mean(errs)), "evals": float(np.mean(spent)), "errs": errs}
                 print(f"{spec.name:14s} {label:24s} {b:5d} {np.mean(errs):.4f} ({np.mean(spent):.0f})",
                       file=sys.stderr, flush=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
