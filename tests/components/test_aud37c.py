@@ -155,3 +155,19 @@ def test_num_heads_contradicting_a_projections_head_count_is_refused(proj: str, 
         components(model, path, unit="head", num_heads=given)
     right = H if proj == "q_proj" else 2
     assert components(model, path, unit="head", num_heads=right).sites[0].num_heads == right
+
+
+def test_a_gated_query_projection_is_refused_not_split_into_query_and_gate_halves() -> None:
+    # aud37c: Qwen3-Next's q_proj returns each head's query and output gate (32 features for 4
+    # heads of 4): it was split into 8 "heads", half of them gates
+    if not hasattr(T, "Qwen3NextModel"):
+        pytest.skip("transformers without Qwen3-Next")
+    cfg = T.Qwen3NextConfig(hidden_size=D, num_attention_heads=H, num_key_value_heads=2, head_dim=DH,
+                            intermediate_size=32, num_hidden_layers=1, vocab_size=V, layer_types=["full_attention"],
+                            num_experts=2, num_experts_per_tok=1, moe_intermediate_size=8,
+                            shared_expert_intermediate_size=8)
+    model = _hf(lambda: T.Qwen3NextModel(cfg))
+    with pytest.raises(UnsupportedModelError, match=r"32 features.*4 heads x 4 features"):
+        components(model, "m.layers.0.self_attn.q_proj", unit="head")
+    assert components(model, "m.layers.0.self_attn.k_proj", unit="head").sites[0].num_heads == 2
+    assert components(model, "m.layers.0.self_attn", unit="head").sites[0].path == "m.layers.0.self_attn.o_proj"

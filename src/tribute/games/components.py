@@ -123,7 +123,7 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             ``num_attention_heads`` attribute; the module's *output* is split into that many
             chunks of its last axis (for a module with an output-projection child, e.g.
             ``o_proj``, that projection's *input*: its output mixes the heads); on an attention
-            module or one of its projections it may only repeat the count read there.
+            module or its query/key/value projections it may only repeat the count read there.
             default=None.
         ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
             ``explain(..., ablation=...)`` overrides it. default="zero".
