@@ -115,11 +115,16 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
             ``BertSelfAttention``, or an attention module with a ``num_heads``-like attribute
             and an output projection child (``o_proj``/``c_proj``/``out_proj``/``dense``/``o``/``out_lin``: its
             input is split); a path above one attention module, e.g. ``"encoder.layer.3"``,
-            is resolved to it). default="neuron".
+            is resolved to it). A query/key/value projection inside an attention module
+            (``q_proj``, ``key``, ...) splits its output per head (a grouped-query ``k_proj`` /
+            ``v_proj``: its key-value heads); a fused one (``c_attn``, ``query_key_value``,
+            ``qkv_proj``, or any projection wider than the heads) is refused. default="neuron".
         num_heads: heads for ``unit="head"`` when the module has no ``num_heads`` /
             ``num_attention_heads`` attribute; the module's *output* is split into that many
             chunks of its last axis (for a module with an output-projection child, e.g.
-            ``o_proj``, that projection's *input*: its output mixes the heads). default=None.
+            ``o_proj``, that projection's *input*: its output mixes the heads); on an attention
+            module or its query/key/value projections it may only repeat the count read there.
+            default=None.
         ablation: ``"zero"``, ``"mean"``, ``"resample"``, ``"patch"``, or an :class:`Ablation`.
             ``explain(..., ablation=...)`` overrides it. default="zero".
         reference: reference inputs for ``mean``/``resample`` (default: the explained inputs).

@@ -32,8 +32,10 @@ QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "t
 #: ``o``, DistilBERT ``out_lin``.
 OUT_PROJ = ("o_proj", "out_proj", "c_proj", "dense", "proj", "wo", "o", "out_lin")
 #: Names of fused query-key-value projections (GPT-2 ``c_attn``, GPT-NeoX/Falcon/Bloom
-#: ``query_key_value``): with a ``config``, their holder is an attention module.
-QKV_NAMES = ("c_attn", "query_key_value", "qkv", "Wqkv", "in_proj")
+#: ``query_key_value``, Phi-3/CodeGen ``qkv_proj``, Bark ``att_proj``, Baichuan ``W_pack``,
+#: LayoutLMv2 ``qkv_linear``): with a ``config``, their holder is an attention module.
+QKV_NAMES = ("c_attn", "query_key_value", "qkv", "Wqkv", "in_proj", "qkv_proj", "att_proj", "W_pack",
+             "qkv_linear")
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,15 @@ def _head_width(module: torch.nn.Module) -> int | None:
     return None
 
 
+def _proj_head_width(module: torch.nn.Module, heads: int) -> int | None:
+    """Features per head read from an attention module's output projection (its input is the
+    ``heads`` contexts side by side), or None."""
+    for name, child in module.named_children():
+        if name in OUT_PROJ and isinstance(child, torch.nn.Linear) and child.in_features % heads == 0:
+            return int(child.in_features) // heads
+    return None
+
+
 def _linear_out(module: torch.nn.Module) -> int | None:
     """Output width of a linear layer: ``torch.nn.Linear``, or Hugging Face's GPT-2 ``Conv1D``
     (weight ``in x out``, width ``nf``); None for other modules."""
@@ -252,19 +263,40 @@ def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | 
             # with num_heads= given: chunks of its output are not heads)
             return Site(name=name, path=name, unit="head", kind="input",
                         num_heads=_agreed_heads(num_heads, parent, holder))
-        if parent is not None and num_heads is None:
-            if child in QKV_NAMES:
-                raise UnsupportedModelError(
-                    f"unit='head' on {name!r}: a fused query-key-value projection lays out its heads' queries, "
-                    "keys and values in a model-specific order, so chunks of its output are not heads. Name "
-                    f"the attention module ({holder!r}) for the heads' context instead.")
+        if parent is not None and num_heads is None and child in QKV_NAMES:
+            raise UnsupportedModelError(
+                f"unit='head' on {name!r}: a fused query-key-value projection lays out its heads' queries, "
+                "keys and values in a model-specific order, so chunks of its output are not heads. Name "
+                f"the attention module ({holder!r}) for the heads' context instead.")
+        if parent is not None and child not in QKV_NAMES:
             # e.g. attention.self.query: split its output per head
-            width = _head_width(model.get_submodule(holder))
+            att = model.get_submodule(holder)
+            width = _head_width(att) or _proj_head_width(att, parent)
             out = int(_linear_out(module) or 0)
-            if width is not None and out != parent * width and out % width == 0:
+            count: int | None = parent
+            if width is not None and out != parent * width:
+                kv = out // width if out % width == 0 else 0
                 # grouped-query attention: k_proj / v_proj hold fewer (key-value) heads
-                return Site(name=name, path=name, unit="head", kind="output", num_heads=out // width)
-            return Site(name=name, path=name, unit="head", kind="output", num_heads=parent)
+                count = kv if 0 < kv < parent and parent % kv == 0 else None
+            if num_heads is None:
+                if count is None:
+                    # aud37c: CodeGen's fused qkv_proj (48 = 12 x 4 features, 4 heads) was split
+                    # into 12 "heads" that mix queries, keys and values
+                    raise UnsupportedModelError(
+                        f"unit='head' on {name!r}: its output has {out} features, which is neither the {parent} "
+                        f"heads x {width} features of the attention module {holder!r} nor a grouped-query count "
+                        "of key/value heads dividing them; it looks like a fused projection (queries, keys and "
+                        "values together), whose chunks are not heads. Name the attention module "
+                        f"({holder!r}) for the heads' context, or pass num_heads=... to split this output anyway.")
+                return Site(name=name, path=name, unit="head", kind="output", num_heads=count)
+            if count is not None and width is not None and num_heads != count:
+                # aud37c: num_heads=4 on a grouped-query k_proj (2 key heads of 4 features) split it
+                # into 4 half-heads of 2 features
+                what = (f"{count} key/value heads of {width} features (grouped-query attention: "
+                        f"{parent} query heads)") if count != parent else f"the {count} heads of {holder!r}"
+                raise InputError(
+                    f"num_heads={num_heads} but {name!r} projects {what}; chunks of {out // num_heads} "
+                    "features would not be heads. Drop num_heads= (it is read from the module).")
     if isinstance(module, torch.nn.MultiheadAttention):
         if module.add_zero_attn:
             raise UnsupportedModelError(f"module {name!r}: add_zero_attn=True is not supported for head players.")
