@@ -10,8 +10,9 @@ where ``x(S)`` is the prompt with the players outside ``S`` removed. Removal is 
 (:data:`REMOVALS`): replace each removed token by one token id (``"pad"``, ``"unk"``,
 ``"mask"``, ``"eos"``, ``"bos"`` or an explicit id), by a token drawn uniformly from the
 vocabulary once per game (``"random"``, seeded, so ``v`` stays a function of ``S``), or delete
-it (``"delete"``: a shorter prompt; the continuation moves left). Special tokens (BOS, ...)
-are never players and are never removed.
+it (``"delete"``: a shorter prompt; the continuation moves left; a coalition deleting every
+token, possible only without a BOS, is refused: the first token would have no context).
+Special tokens (BOS, ...) are never players and are never removed.
 
 Every evaluation is one teacher-forced forward pass over ``prompt + continuation`` (all ``T``
 log-probabilities at once, many coalitions per batch), not one ``generate`` per coalition.
@@ -445,6 +446,17 @@ class GenerationGame(Game):
             lengths = torch.full((rows,), self.prompt_len, dtype=torch.long)
             return torch.cat([prompt, cont], 1), first, lengths
         lengths = keep_pos.sum(1)
+        if bool((lengths == 0).any()):
+            # an empty prompt leaves the first continuation token without a position to be
+            # predicted from (its logits were read from position -1: another row's tokens)
+            raise InputError(
+                "removal='delete' removed every token of the prompt in a coalition (the prompt "
+                f"has no special token such as BOS to keep: ids {self.prompt.tolist()}), so the "
+                "first generated token has nothing to be predicted from; use a replacement "
+                "removal (removal='pad', 'unk', 'eos', 'random' or a token id), a tokenizer that "
+                "adds a BOS token, or a method that never removes every player (feature_ablation "
+                "with 2 or more players)."
+            )
         width = int(lengths.max()) + int(self.continuation.numel())
         pad = 0
         ids = torch.full((rows, width), pad, dtype=torch.long)

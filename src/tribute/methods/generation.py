@@ -460,7 +460,9 @@ def explain_generation(
             (segmentation of :func:`tribute.models.text.segment`). default="tokens".
         removal: how removed players are replaced: ``"pad"``, ``"unk"``, ``"mask"``, ``"eos"``,
             ``"bos"`` (that special token), a token id, ``"random"`` (a uniform vocabulary token
-            per position, drawn once with ``seed``) or ``"delete"`` (shorter prompt).
+            per position, drawn once with ``seed``) or ``"delete"`` (shorter prompt; a
+            coalition deleting every prompt token, possible only when the tokenizer adds no
+            BOS, is refused with an InputError: the first token would have no context).
             default=None (the first of pad, unk, eos the tokenizer has).
         budget: evaluations (coalitions or gradient points), ``v(N)`` included. default=None
             (the method's own default).
