@@ -57,3 +57,20 @@ def test_delete_without_bos_is_right_when_no_coalition_is_empty() -> None:
     full = value(prompt)
     want = np.stack([full - value(prompt[:i] + prompt[i + 1:]) for i in range(len(prompt))], 1)
     np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("removal", [np.int64(0), torch.tensor(0)], ids=["numpy", "tensor"])
+def test_a_token_id_read_off_an_array_is_a_removal_id(gpt2: Any, tok: Any, removal: Any, tmp_path: Any) -> None:
+    # removal=np.int64(0) (an id read off an array) was refused as "not ... a token id (int)"
+    want = tribute.explain_generation(gpt2, tok, "the cat sat", max_new_tokens=2, removal=0)
+    res = tribute.explain_generation(gpt2, tok, "the cat sat", max_new_tokens=2, removal=removal)
+    np.testing.assert_array_equal(res.values, want.values)
+    assert res.params["removal"] == 0 and type(res.params["removal"]) is int
+    res.save(tmp_path / "g.npz")  # the recorded id is a plain int in the file's header
+
+
+@pytest.mark.parametrize("kv_reuse", ["False", 0, None])
+def test_kv_reuse_must_be_a_bool(gpt2: Any, tok: Any, kv_reuse: Any) -> None:
+    # kv_reuse="False" was read as True
+    with pytest.raises(InputError, match=r"kv_reuse=.* must be True or False"):
+        tribute.explain_generation(gpt2, tok, "the cat sat", max_new_tokens=2, kv_reuse=kv_reuse)

@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..attribution import Layout
@@ -67,8 +69,14 @@ def removal_token(tokenizer: Any, removal: str | int) -> int | None:
     """
     if isinstance(removal, bool):
         raise InputError(f"removal={removal!r} must be one of {REMOVALS} or a token id (int).")
-    if isinstance(removal, int):
-        return int(removal)
+    if isinstance(removal, torch.Tensor) and removal.numel() == 1 and not removal.dtype.is_floating_point \
+            and removal.dtype != torch.bool:
+        removal = int(removal.item())  # a token id read off a tensor (tok.pad_token_id-like)
+    if isinstance(removal, numbers.Integral) and not isinstance(removal, (bool, np.bool_)):
+        return int(removal)  # numpy integers too (an id read off an array)
+    if not isinstance(removal, str):
+        raise InputError(f"removal={removal!r} ({type(removal).__name__}) must be one of {REMOVALS} "
+                         "or a token id (a whole number).")
     if removal not in REMOVALS:
         raise InputError(f"removal={removal!r} must be one of {REMOVALS} or a token id (int).")
     if removal in ("random", "delete"):
