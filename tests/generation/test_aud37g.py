@@ -74,3 +74,43 @@ def test_kv_reuse_must_be_a_bool(gpt2: Any, tok: Any, kv_reuse: Any) -> None:
     # kv_reuse="False" was read as True
     with pytest.raises(InputError, match=r"kv_reuse=.* must be True or False"):
         tribute.explain_generation(gpt2, tok, "the cat sat", max_new_tokens=2, kv_reuse=kv_reuse)
+
+
+class _IntKeepLM(torch.nn.Module):
+    """A Hugging Face LM behind a forward whose ``logits_to_keep`` is an int only
+    (``logits[:, -k:]``, the pattern of remote-code models)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def get_input_embeddings(self) -> Any:
+        return self.inner.get_input_embeddings()
+
+    def forward(self, input_ids: Any = None, inputs_embeds: Any = None, attention_mask: Any = None,
+                past_key_values: Any = None, use_cache: Any = None, logits_to_keep: int = 0) -> Any:
+        out = self.inner(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                         past_key_values=past_key_values, use_cache=use_cache)
+        if logits_to_keep:
+            out.logits = out.logits[:, -logits_to_keep:, :]
+        return out
+
+
+@pytest.mark.parametrize("kv", [True, False], ids=["kv", "nokv"])
+def test_an_lm_taking_logits_to_keep_as_an_int_gets_direct_values(tok: Any, kv: bool) -> None:
+    # a tensor of positions was passed as logits_to_keep: TypeError inside such a model
+    from gen_models import shapley_by_enumeration
+
+    inner = make_lm("llama", len(tok))
+    res = tribute.explain_generation(_IntKeepLM(inner), tok, "the cat sat on", max_new_tokens=3,
+                                     method="exact_shapley", removal="pad", kv_reuse=kv)
+    prompt, cont, pad = res.prompt_ids, res.generated_ids, tok.pad_token_id
+
+    def value(keep: tuple[int, ...]) -> np.ndarray:  # BOS (position 0) is never removed
+        ids = [prompt[0]] + [t if k else pad for t, k in zip(prompt[1:], keep, strict=True)]
+        with torch.no_grad():
+            lp = torch.log_softmax(inner(input_ids=torch.tensor([ids + cont])).logits[0].double(), -1)
+        per = [float(lp[len(ids) - 1 + i, c]) for i, c in enumerate(cont)]
+        return np.array([*per, sum(per)])
+
+    np.testing.assert_allclose(res.values, shapley_by_enumeration(value, len(prompt) - 1), rtol=0, atol=1e-10)

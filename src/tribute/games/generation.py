@@ -344,19 +344,20 @@ class CausalLM(ModelAdapter):
         kw["attention_mask"] = torch.ones(rows, width + offset, dtype=torch.long, device=self.device)
         if cache is not None:
             kw[self.call.cache_kw] = cache
-        first_logit: int | None = offset
-        if self.call.keep_logits and not padded:
+        t = int(self.continuation.numel())
+        keep = self.call.keep_logits and not padded
+        if keep:
             # only the T scoring positions' logits are needed (the LM head is the costliest
-            # layer of a small model with a large vocabulary); same prompt length in every row
-            start = int(lengths[0]) - 1 - offset
-            kw["logits_to_keep"] = torch.arange(start, start + int(self.continuation.numel()),
-                                                device=self.device)
-            first_logit = None
+            # layer of a small model with a large vocabulary): every row ends with its
+            # continuation, so they are the last T + 1 positions but the very last. An int,
+            # not a tensor of positions: a model reading logits_to_keep as an int only
+            # (hidden[:, -k:], as remote-code models do) took a tensor for a TypeError
+            kw["logits_to_keep"] = t + 1
         logits, _ = self.call(x.to(self.device), **kw, use_cache=cache is not None)
         self.positions_run += rows * width
-        if first_logit is None and logits.shape[1] != self.continuation.numel():
-            first_logit = offset  # logits_to_keep was not honoured: every position came back
-        return self._score(logits, lengths, first_logit)
+        if keep and logits.shape[1] == t + 1:
+            return self._score(logits[:, :t], lengths, None)
+        return self._score(logits, lengths, offset)  # every position came back
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
