@@ -10,8 +10,9 @@ where ``x(S)`` is the prompt with the players outside ``S`` removed. Removal is 
 (:data:`REMOVALS`): replace each removed token by one token id (``"pad"``, ``"unk"``,
 ``"mask"``, ``"eos"``, ``"bos"`` or an explicit id), by a token drawn uniformly from the
 vocabulary once per game (``"random"``, seeded, so ``v`` stays a function of ``S``), or delete
-it (``"delete"``: a shorter prompt; the continuation moves left). Special tokens (BOS, ...)
-are never players and are never removed.
+it (``"delete"``: a shorter prompt; the continuation moves left; a coalition deleting every
+token, possible only without a BOS, is refused: the first token would have no context).
+Special tokens (BOS, ...) are never players and are never removed.
 
 Every evaluation is one teacher-forced forward pass over ``prompt + continuation`` (all ``T``
 log-probabilities at once, many coalitions per batch), not one ``generate`` per coalition.
@@ -36,9 +37,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..attribution import Layout
@@ -66,8 +69,14 @@ def removal_token(tokenizer: Any, removal: str | int) -> int | None:
     """
     if isinstance(removal, bool):
         raise InputError(f"removal={removal!r} must be one of {REMOVALS} or a token id (int).")
-    if isinstance(removal, int):
-        return int(removal)
+    if isinstance(removal, torch.Tensor) and removal.numel() == 1 and not removal.dtype.is_floating_point \
+            and removal.dtype != torch.bool:
+        removal = int(removal.item())  # a token id read off a tensor (tok.pad_token_id-like)
+    if isinstance(removal, numbers.Integral) and not isinstance(removal, (bool, np.bool_)):
+        return int(removal)  # numpy integers too (an id read off an array)
+    if not isinstance(removal, str):
+        raise InputError(f"removal={removal!r} ({type(removal).__name__}) must be one of {REMOVALS} "
+                         "or a token id (a whole number).")
     if removal not in REMOVALS:
         raise InputError(f"removal={removal!r} must be one of {REMOVALS} or a token id (int).")
     if removal in ("random", "delete"):
@@ -335,19 +344,20 @@ class CausalLM(ModelAdapter):
         kw["attention_mask"] = torch.ones(rows, width + offset, dtype=torch.long, device=self.device)
         if cache is not None:
             kw[self.call.cache_kw] = cache
-        first_logit: int | None = offset
-        if self.call.keep_logits and not padded:
+        t = int(self.continuation.numel())
+        keep = self.call.keep_logits and not padded
+        if keep:
             # only the T scoring positions' logits are needed (the LM head is the costliest
-            # layer of a small model with a large vocabulary); same prompt length in every row
-            start = int(lengths[0]) - 1 - offset
-            kw["logits_to_keep"] = torch.arange(start, start + int(self.continuation.numel()),
-                                                device=self.device)
-            first_logit = None
+            # layer of a small model with a large vocabulary): every row ends with its
+            # continuation, so they are the last T + 1 positions but the very last. An int,
+            # not a tensor of positions: a model reading logits_to_keep as an int only
+            # (hidden[:, -k:], as remote-code models do) took a tensor for a TypeError
+            kw["logits_to_keep"] = t + 1
         logits, _ = self.call(x.to(self.device), **kw, use_cache=cache is not None)
         self.positions_run += rows * width
-        if first_logit is None and logits.shape[1] != self.continuation.numel():
-            first_logit = offset  # logits_to_keep was not honoured: every position came back
-        return self._score(logits, lengths, first_logit)
+        if keep and logits.shape[1] == t + 1:
+            return self._score(logits[:, :t], lengths, None)
+        return self._score(logits, lengths, offset)  # every position came back
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -445,6 +455,17 @@ class GenerationGame(Game):
             lengths = torch.full((rows,), self.prompt_len, dtype=torch.long)
             return torch.cat([prompt, cont], 1), first, lengths
         lengths = keep_pos.sum(1)
+        if bool((lengths == 0).any()):
+            # an empty prompt leaves the first continuation token without a position to be
+            # predicted from (its logits were read from position -1: another row's tokens)
+            raise InputError(
+                "removal='delete' removed every token of the prompt in a coalition (the prompt "
+                f"has no special token such as BOS to keep: ids {self.prompt.tolist()}), so the "
+                "first generated token has nothing to be predicted from; use a replacement "
+                "removal (removal='pad', 'unk', 'eos', 'random' or a token id), a tokenizer that "
+                "adds a BOS token, or a method that never removes every player (feature_ablation "
+                "with 2 or more players)."
+            )
         width = int(lengths.max()) + int(self.continuation.numel())
         pad = 0
         ids = torch.full((rows, width), pad, dtype=torch.long)

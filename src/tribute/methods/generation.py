@@ -460,7 +460,9 @@ def explain_generation(
             (segmentation of :func:`tribute.models.text.segment`). default="tokens".
         removal: how removed players are replaced: ``"pad"``, ``"unk"``, ``"mask"``, ``"eos"``,
             ``"bos"`` (that special token), a token id, ``"random"`` (a uniform vocabulary token
-            per position, drawn once with ``seed``) or ``"delete"`` (shorter prompt).
+            per position, drawn once with ``seed``) or ``"delete"`` (shorter prompt; a
+            coalition deleting every prompt token, possible only when the tokenizer adds no
+            BOS, is refused with an InputError: the first token would have no context).
             default=None (the first of pad, unk, eos the tokenizer has).
         budget: evaluations (coalitions or gradient points), ``v(N)`` included. default=None
             (the method's own default).
@@ -488,6 +490,9 @@ def explain_generation(
             f"{sorted(cls.defaults()) or 'none'}."
         )
     seed = check_seed(seed)
+    if not isinstance(kv_reuse, (bool, np.bool_)):  # kv_reuse="False" would read as True
+        raise InputError(f"kv_reuse={kv_reuse!r} must be True or False.")
+    kv_reuse = bool(kv_reuse)
     estimator = cls(**params)
     module = _check_model(model)
     t0 = time.perf_counter()
@@ -496,6 +501,8 @@ def explain_generation(
                                   max_new_tokens=max_new_tokens, players=players)
         n_vocab = _vocab_rows(module) or (len(tokenizer) if hasattr(tokenizer, "__len__") else 0)
         removal = _resolve_removal(tokenizer, removal)  # recorded in params as used
+        if not isinstance(removal, str):
+            removal = removal_token(tokenizer, removal)  # an id as a plain int (numpy/tensor ids)
         repl = _replacements(tokenizer, removal, int(n_vocab), len(prep.prompt_ids), seed)
         gen_text = _token_text(tokenizer, prep.continuation)
         game = GenerationGame(
