@@ -469,6 +469,8 @@ class ComponentGame(Game):
                 UserWarning, stacklevel=user_stacklevel(),
             )
         self.n_background = 1
+        #: model passes per input made here besides v(N) (``patch``: the counterfactual's capture)
+        self.capture_evals = 0
         self._abl_values: dict[int, dict[int, torch.Tensor]] = {}
         if abl.kind == "zero":
             self.state.ablate = None
@@ -482,6 +484,9 @@ class ComponentGame(Game):
             self._check_shapes(acts, "counterfactual")
             self._abl_values = acts
             self.state.ablate = self._ablate_per_sample
+            # one pass of the model per input before any coalition: tribute.explain takes it off
+            # the method's budget and adds it to the attribution's n_evals (issue #14)
+            self.capture_evals = 1
             return
         if abl.reference is None:
             if self.n_samples == 1:

@@ -16,7 +16,7 @@ import torch
 from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
-from ..errors import InputError
+from ..errors import BudgetError, InputError
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
@@ -271,7 +271,20 @@ def explain(
         game.engine.max_memory = resolve_max_memory(
             max_memory, getattr(game, "compute_device", getattr(adapter, "device", None)))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
-        use_budget = estimator.check(game, budget)  # validates the parameters first
+        # passes a game's build made per input besides v(N) (the counterfactual's capture of
+        # ablation="patch"): rows that reached the model, so they come off the method's budget
+        # and count in n_evals (methods plan from one reference evaluation)
+        pre = int(getattr(game, "capture_evals", 0))
+        try:
+            use_budget = estimator.check(game, budget if budget is None or not pre
+                                         else int(budget) - pre)  # validates the parameters first
+        except BudgetError as err:
+            if not pre:
+                raise
+            raise BudgetError(
+                f"{err} [budget={budget} given: {pre} evaluation(s) per input went to the "
+                "counterfactual's capture pass (ablation='patch') before the method ran; raise "
+                f"budget by {pre}]") from None
         _refuse_padded_texts(estimator, game)
         check_budget_param(estimator, params, game, budget)
         # the estimate check() just made for this game and budget (the same object)
@@ -293,6 +306,7 @@ def explain(
         if getattr(game, "kind", None) == "data" and use_budget is not None:
             game.fit_budget = use_budget  # type: ignore[attr-defined]  # retrains within budget
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
+        attr.n_evals += pre
     abl = getattr(game, "ablation", None)
     if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):
         attr.params.setdefault("ablation", abl.kind)  # evaluate's default
