@@ -128,3 +128,23 @@ def record_plan(monkeypatch: Any, call: Callable[[], Any]) -> tuple[list[int], l
         with observe_progress(lambda d, t: seen.append((d, t))):
             out = call()
     return planned, seen, out
+
+
+def windows_long_way(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, ...],
+                     lo: int = 0, hi: int | None = None) -> torch.Tensor:
+    """Occlusion windows ``lo..hi`` as element indicators built one by one (row-major over the
+    window grid): the reference for the methods' vectorised window masks."""
+    from tribute.methods.occlusion import window_positions
+
+    counts = [window_positions(s, w, t) for s, w, t in zip(shape, win, st)]
+    rows = []
+    for k in range(lo, int(np.prod(counts)) if hi is None else hi):
+        pos, rem = [], k
+        for c in reversed(counts):
+            pos.append(rem % c)
+            rem //= c
+        pos.reverse()
+        m = torch.zeros(shape, dtype=torch.float64)
+        m[tuple(slice(p * t, p * t + w) for p, w, t in zip(pos, win, st))] = 1.0
+        rows.append(m.reshape(-1))
+    return torch.stack(rows)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -171,3 +174,26 @@ def hook_count(model: nn.Module) -> int:
 
 def overridden_forwards(model: nn.Module) -> int:
     return sum("forward" in m.__dict__ for m in model.modules())
+
+
+class Last(nn.Module):
+    """A Hugging Face encoder/decoder's last position, first two features: a small output to
+    explain components of a model built from a config."""
+
+    def __init__(self, m: nn.Module) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.m(input_ids=ids).last_hidden_state[:, -1, :2]
+        return out
+
+
+def hf_last(build: Callable[[], nn.Module]) -> Last:
+    """``Last(build())`` in float64, eval mode, seeded, without transformers' init warnings."""
+    logging.disable(logging.WARNING)
+    try:
+        torch.manual_seed(0)
+        return Last(build()).double().eval()
+    finally:
+        logging.disable(logging.NOTSET)

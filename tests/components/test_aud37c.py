@@ -7,13 +7,12 @@ output projection (or of the output of a query/key/value projection)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
-from component_models import hook_count
+from component_models import Last, hf_last, hook_count
 from torch import nn
 
 import tribute
@@ -23,25 +22,6 @@ from tribute.games.components import components
 transformers = pytest.importorskip("transformers")
 T = transformers
 H, D, DH, V = 4, 16, 4, 50
-
-
-class Last(nn.Module):
-    def __init__(self, m: nn.Module) -> None:
-        super().__init__()
-        self.m = m
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.m(input_ids=ids).last_hidden_state[:, -1, :2]
-        return out
-
-
-def _hf(build: Callable[[], nn.Module]) -> Last:
-    logging.disable(logging.WARNING)
-    try:
-        torch.manual_seed(0)
-        return Last(build()).double().eval()
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def _ids() -> torch.Tensor:
@@ -72,12 +52,12 @@ def _zeroed(model: nn.Module, x: torch.Tensor, module: nn.Module, n: int, width:
 
 
 def _codegen() -> Last:
-    return _hf(lambda: T.CodeGenModel(T.CodeGenConfig(n_embd=D, n_head=H, n_layer=1, vocab_size=V, rotary_dim=2,
+    return hf_last(lambda: T.CodeGenModel(T.CodeGenConfig(n_embd=D, n_head=H, n_layer=1, vocab_size=V, rotary_dim=2,
                                                       n_positions=32)))
 
 
 def _phi3() -> Last:
-    return _hf(lambda: T.Phi3Model(T.Phi3Config(hidden_size=D, num_attention_heads=H, num_key_value_heads=2,
+    return hf_last(lambda: T.Phi3Model(T.Phi3Config(hidden_size=D, num_attention_heads=H, num_key_value_heads=2,
                                                 intermediate_size=32, num_hidden_layers=1, vocab_size=V,
                                                 pad_token_id=0)))
 
@@ -133,7 +113,7 @@ def test_a_projection_wider_than_the_heads_is_refused_whatever_its_name() -> Non
 
 @pytest.mark.parametrize("proj, n", [("q_proj", H), ("k_proj", 2), ("v_proj", 2)])
 def test_llama_grouped_query_projection_heads_match_zeroing_their_slices(proj: str, n: int) -> None:
-    model = _hf(lambda: T.LlamaModel(T.LlamaConfig(hidden_size=D, num_attention_heads=H, num_key_value_heads=2,
+    model = hf_last(lambda: T.LlamaModel(T.LlamaConfig(hidden_size=D, num_attention_heads=H, num_key_value_heads=2,
                                                    intermediate_size=32, num_hidden_layers=1, vocab_size=V)))
     x = _ids()
     path = f"m.layers.0.self_attn.{proj}"
@@ -148,7 +128,7 @@ def test_llama_grouped_query_projection_heads_match_zeroing_their_slices(proj: s
 def test_num_heads_contradicting_a_projections_head_count_is_refused(proj: str, given: int) -> None:
     # aud37c: num_heads=4 (the model's query heads) on a grouped-query k_proj (2 key heads of 4
     # features) split it into 4 half-heads of 2 features, with no warning
-    model = _hf(lambda: T.LlamaModel(T.LlamaConfig(hidden_size=D, num_attention_heads=H, num_key_value_heads=2,
+    model = hf_last(lambda: T.LlamaModel(T.LlamaConfig(hidden_size=D, num_attention_heads=H, num_key_value_heads=2,
                                                    intermediate_size=32, num_hidden_layers=1, vocab_size=V)))
     path = f"m.layers.0.self_attn.{proj}"
     with pytest.raises(InputError, match=rf"num_heads={given} but '{path}' projects"):
@@ -166,7 +146,7 @@ def test_a_gated_query_projection_is_refused_not_split_into_query_and_gate_halve
                             intermediate_size=32, num_hidden_layers=1, vocab_size=V, layer_types=["full_attention"],
                             num_experts=2, num_experts_per_tok=1, moe_intermediate_size=8,
                             shared_expert_intermediate_size=8)
-    model = _hf(lambda: T.Qwen3NextModel(cfg))
+    model = hf_last(lambda: T.Qwen3NextModel(cfg))
     with pytest.raises(UnsupportedModelError, match=r"32 features.*4 heads x 4 features"):
         components(model, "m.layers.0.self_attn.q_proj", unit="head")
     assert components(model, "m.layers.0.self_attn.k_proj", unit="head").sites[0].num_heads == 2

@@ -7,13 +7,10 @@ Truth without hooks: removing head ``h`` (zero ablation) equals zeroing the inpu
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import torch
-from component_models import hook_count
+from component_models import hf_last, hook_count
 from torch import nn
 
 import tribute
@@ -99,25 +96,6 @@ def test_an_unknown_output_projection_is_refused_not_split_after_mixing() -> Non
 transformers = pytest.importorskip("transformers")
 
 
-class Last(nn.Module):
-    def __init__(self, m: nn.Module) -> None:
-        super().__init__()
-        self.m = m
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.m(input_ids=ids).last_hidden_state[:, -1, :2]
-        return out
-
-
-def _hf(build: Callable[[], nn.Module]) -> Last:
-    logging.disable(logging.WARNING)
-    try:
-        torch.manual_seed(0)
-        return Last(build()).double().eval()
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 T = transformers
 CASES = {
     # name: (model builder, path given, output projection of the heads, rows?)
@@ -143,7 +121,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hf_heads_match_zeroing_the_output_projection_columns(case: str) -> None:
     build, path, proj, rows = CASES[case]
-    model = _hf(build)
+    model = hf_last(build)
     x = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(1))
     got, site = _heads(model, path, x)
     assert site == proj
@@ -190,7 +168,7 @@ QK_CASES = {
 @pytest.mark.parametrize("case", sorted(QK_CASES))
 def test_qk_fix_reads_the_heads_context_before_the_o_or_out_lin_projection(case: str) -> None:
     build, qk, proj = QK_CASES[case]
-    model = _hf(build)
+    model = hf_last(build)
     x = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(2))
     attr = tribute.explain(model, x, method="atp_star", players=components(model, qk, unit="head"), target=0)
     assert attr.extra["qk_fixed_players"] == [0, 1, 2, 3]
@@ -200,7 +178,7 @@ def test_qk_fix_reads_the_heads_context_before_the_o_or_out_lin_projection(case:
 
 @pytest.mark.parametrize("path", ["m.h.0.attn.c_attn", "m.h.0.self_attention.query_key_value"])
 def test_a_fused_qkv_projection_is_refused_for_head_players(path: str) -> None:
-    model = _hf(CASES["gpt2 c_proj"][0] if "c_attn" in path else CASES["bloom block"][0])
+    model = hf_last(CASES["gpt2 c_proj"][0] if "c_attn" in path else CASES["bloom block"][0])
     with pytest.raises(UnsupportedModelError, match="fused query-key-value"):
         components(model, path, unit="head")
 

@@ -20,6 +20,7 @@ from tribute.errors import InputError
 from tribute.games.features import FeatureGame, _check_finite, _parse_baseline
 from tribute.models import TorchModel, as_model
 from tribute.targets import resolve_target
+from tribute_testing import windows_long_way
 
 
 class _BuffersOnly(nn.Module):
@@ -543,24 +544,6 @@ def test_baseline_digest_keeps_its_bytes():
         assert _digest_bytes("single", t) == want, t.dtype
 
 
-def _windows_long_way(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int, ...],
-                      lo: int, hi: int) -> torch.Tensor:
-    from tribute.methods.occlusion import window_positions
-
-    counts = [window_positions(s, w, t) for s, w, t in zip(shape, win, st)]
-    rows = []
-    for k in range(lo, hi):
-        pos, rem = [], k
-        for c in reversed(counts):
-            pos.append(rem % c)
-            rem //= c
-        pos.reverse()
-        m = torch.zeros(shape, dtype=torch.float64)
-        m[tuple(slice(p * t, p * t + w) for p, w, t in zip(pos, win, st))] = 1.0
-        rows.append(m.reshape(-1))
-    return torch.stack(rows)
-
-
 @pytest.mark.parametrize("shape,win,st", [((13,), (1,), (1,)), ((10,), (3,), (2,)),
                                           ((1, 8, 8), (1, 2, 2), (1, 2, 2)),
                                           ((3, 7, 5), (2, 3, 2), (1, 2, 1))])
@@ -571,7 +554,7 @@ def test_window_masks_built_in_numpy_are_the_windows(shape, win, st):
     for lo, hi in ((0, total), (total // 3, total), (0, 1)):
         got = _window_masks(shape, win, st, lo, hi)
         assert got.dtype == torch.float64 and got.is_contiguous()
-        assert torch.equal(got, _windows_long_way(shape, win, st, lo, hi))
+        assert torch.equal(got, windows_long_way(shape, win, st, lo, hi))
 
 
 def test_leave_one_out_masks_of_any_block():

@@ -16,22 +16,7 @@ import torch
 
 import tribute
 from tribute.methods import occlusion as occ
-
-
-def _windows_long_way(shape, win, st):
-    """Every window's element indicator, one row per window (row-major over the grid)."""
-    counts = [occ.window_positions(s, w, t) for s, w, t in zip(shape, win, st)]
-    rows = []
-    for k in range(int(np.prod(counts))):
-        pos, rem = [], k
-        for c in reversed(counts):
-            pos.append(rem % c)
-            rem //= c
-        pos.reverse()
-        m = torch.zeros(shape, dtype=torch.float64)
-        m[tuple(slice(p * t, p * t + w) for p, w, t in zip(pos, win, st))] = 1.0
-        rows.append(m.reshape(-1))
-    return torch.stack(rows)
+from tribute_testing import windows_long_way
 
 
 @pytest.mark.parametrize("shape,win,st,tiles", [
@@ -45,7 +30,7 @@ def test_window_owner_is_the_one_window_covering_each_element(shape, win, st, ti
     if not tiles:
         assert owner is None
         return
-    ind = _windows_long_way(shape, win, st)
+    ind = windows_long_way(shape, win, st)
     assert owner is not None and owner.dtype == torch.int64
     assert bool((ind.sum(0) == 1).all())  # tiling: every element in exactly one window
     assert torch.equal(owner, ind.argmax(0))
@@ -74,7 +59,7 @@ def _brute_occlusion(model, inputs, baselines, windows, strides, target):
         out = []
         for i, (x, b, win, st) in enumerate(zip(inputs, baselines, windows, strides)):
             shape = tuple(x.shape[1:])
-            ind = _windows_long_way(shape, win, st)
+            ind = windows_long_way(shape, win, st)
             credit = torch.zeros(x.shape[0], ind.shape[1], dtype=torch.float64)
             for k in range(ind.shape[0]):
                 keep = (1.0 - ind[k]).reshape(shape)
