@@ -36,7 +36,7 @@ __all__ = ["evaluate_by_word_count", "word_counts"]
 _PER_SAMPLE = frozenset({"curve", "curve_normalised", "auc", "morf", "lerf", "auc_morf",
                          "auc_lerf", "predicted", "actual", "exact", "spearman", "entropy",
                          "per_draw", "pairwise", "per_layer", "other_class", "loo",
-                         "self_influence"})
+                         "self_influence", "stderr_ties"})
 
 #: Keys of ``extra`` that :func:`tribute.metrics.base.finish` derives itself (recomputed).
 _DERIVED = ("stderr_samples", "dof", "skew", "ci95_note", "n_undefined")

@@ -92,18 +92,24 @@ def _tie_order(block: np.ndarray, seed: int, draw: int) -> torch.Tensor:
     return key.argsort(dim=-1, stable=True).argsort(dim=-1)
 
 
-def _draw_stderr(per_draw: np.ndarray, tied: bool) -> np.ndarray:
+def _draw_stderr(per_draw: np.ndarray, tied: np.ndarray) -> np.ndarray:
     """Standard error of the mean over tie orders (axis 0): over antithetic pairs' means
     when the count is even, else over the draws (conservative where a pair is negatively
-    correlated); 0 without ties, NaN with ties and a single order."""
+    correlated); 0 for a sample (and target) none of whose steps splits a tie, NaN for one
+    with a split tie and a single order. ``tied``: ``B x T``, whether a step split a tie."""
     r = per_draw.shape[0]
-    if not tied:
+    if not tied.any():
         return np.zeros(per_draw.shape[1:])
     if r == 1:
-        return np.full(per_draw.shape[1:], np.nan)
-    units = per_draw.reshape(r // 2, 2, *per_draw.shape[1:]).mean(1) if r % 2 == 0 and r > 2 \
-        else per_draw
-    return np.asarray(units.std(axis=0, ddof=1) / np.sqrt(units.shape[0]))
+        se = np.full(per_draw.shape[1:], np.nan)
+    else:
+        units = per_draw.reshape(r // 2, 2, *per_draw.shape[1:]).mean(1) \
+            if r % 2 == 0 and r > 2 else per_draw
+        se = np.asarray(units.std(axis=0, ddof=1) / np.sqrt(units.shape[0]))
+    # rev37: a sample without a split tie has one curve whatever the order (was NaN with
+    # tie_orders=1, and ~1e-16 from re-evaluating its coalition per order, when another
+    # sample of the batch had a tie)
+    return np.where(tied, se, 0.0)
 
 
 def _removal_draws(
@@ -115,9 +121,9 @@ def _removal_draws(
     reverse: bool,
     tie_orders: int,
     seed: int,
-) -> tuple[np.ndarray, bool]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Curves of :func:`removal_curve` under ``tie_orders`` random tie orders: ``R x B x T x S``,
-    and whether any step split a tied block.
+    and, per sample and target (``B x T``), whether any of its steps split a tied block.
 
     Steps whose cut falls between two blocks of different credit (in every row) are the same
     coalition in every order: they are evaluated once and repeated, so untied credits cost
@@ -131,10 +137,11 @@ def _removal_draws(
     is_full, is_empty = kept == n, kept == 0
     # a cut after k players splits a tied block when the block holding position k starts
     # before k: then which of its players go depends on the tie order
-    inside = np.zeros(all_ks.shape, dtype=bool)
+    split = np.zeros((*lo.shape[:-1], all_ks.size), dtype=bool)  # B x T x S
     for j, k in enumerate(all_ks):
         if 0 < k < n:
-            inside[j] = bool((lo[..., k] < k).any())
+            split[..., j] = lo[..., k] < k
+    inside: np.ndarray = np.asarray(split.any(axis=(0, 1)))
     draws = tie_orders if inside.any() else 1
     out = np.empty((draws, game.n_samples, game.n_targets, all_ks.size))
     if is_full.any():
@@ -169,7 +176,11 @@ def _removal_draws(
                 out[r, :, :, j] = vals[:, :, c]
             else:
                 out[:, :, :, j] = vals[None, :, :, c]
-    return out, bool(inside.any())
+        # a sample whose cut at step j falls between blocks has one coalition in every order:
+        # keep draw 0's value (re-evaluated per order it could differ in the last bits)
+        same = inside[None, None, :] & ~split
+        out[:, same] = out[0][same][None]
+    return out, np.asarray(split.any(axis=-1))
 
 
 def removal_curve(
