@@ -255,10 +255,26 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
     return ids, player_of, names
 
 
-def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: int | None,
+def _eos_ids(model: torch.nn.Module, tokenizer: Any) -> frozenset[int]:
+    """The ids that end a greedy continuation: the tokenizer's EOS and every id of the model's
+    ``generation_config.eos_token_id`` / ``config.eos_token_id`` (an int or a list: Llama-3
+    ends turns with ``<|eot_id|>`` as well as ``<|end_of_text|>``, and ``model.generate``
+    stops at either)."""
+    found: set[int] = set()
+    sources = [getattr(tokenizer, "eos_token_id", None)]
+    for holder in ("generation_config", "config"):
+        sources.append(getattr(getattr(model, holder, None), "eos_token_id", None))
+    for src in sources:
+        for v in (src if isinstance(src, (list, tuple, set, frozenset)) else [src]):
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(v) >= 0:
+                found.add(int(v))
+    return frozenset(found)
+
+
+def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: frozenset[int],
             device: torch.device) -> list[int]:
     """Greedy decoding with the model's own cache (a full forward per token for a model
-    without one); stops after an EOS token."""
+    without one); stops after any of the ``eos`` ids (:func:`_eos_ids`)."""
     out_ids: list[int] = []
     call = LMForward(model)
     seq = torch.tensor([ids], device=device)
@@ -267,7 +283,7 @@ def _greedy(model: torch.nn.Module, ids: list[int], max_new_tokens: int, eos: in
         for step in range(max_new_tokens):
             nxt = int(logits[0, -1].argmax())
             out_ids.append(nxt)
-            if eos is not None and nxt == eos:
+            if nxt in eos:
                 break
             if step + 1 < max_new_tokens:
                 step_ids = torch.tensor([[nxt]], device=device)
@@ -344,7 +360,7 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
     if not names:
         raise InputError(f"prompt={prompt!r} has no players (only special tokens); there is nothing to credit.")
     device = next(iter(module.parameters())).device
-    eos = getattr(tokenizer, "eos_token_id", None)
+    eos = _eos_ids(module, tokenizer)
     limit = _max_positions(module)
     if target is None and limit is not None and len(ids) + max_new_tokens > limit:
         raise InputError(
@@ -368,7 +384,7 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
                 f"in context {_token_text(tokenizer, joint[len(ids):]) if joint[:len(ids)] == ids else _token_text(tokenizer, joint)} "
                 f"vs alone {_token_text(tokenizer, cont)}; the tokens alone are forced "
                 "(pass token ids as target to choose).", TokenizationWarning, stacklevel=user_stacklevel())
-        own = _greedy(module, ids, len(cont), None, device)
+        own = _greedy(module, ids, len(cont), frozenset(), device)
         if own != cont and tokenizer.decode(own).strip() == tokenizer.decode(cont).strip():
             warnings.warn(
                 f"target={target!r} tokenizes as {_token_text(tokenizer, cont)} but the model "
