@@ -81,6 +81,7 @@ class Progress:
         self.rows_seconds: float | None = None  # seconds of finished engine passes (None: none yet)
         self.plan: Callable[[float], str] | None = None  # message announcing a long run
         self.solve_seconds = 0.0
+        self._pace_from = (0, 0.0)  # (rows done, seconds of rows) where the pace starts: replan
         self._ticker: threading.Thread | None = None
         self._stop: threading.Event | None = None  # made with the ticker (issue #9: ~5 us a call)
         if self.enabled:
@@ -119,6 +120,10 @@ class Progress:
         from a nested scope: the outer call's plan stands."""
         if self._nested:
             return
+        # the rows run before the plan (explain's reference pass: a handful of rows that pay
+        # the model's first-call costs) do not pace the rest: a tiny GPT-2's first 3 rows took
+        # 2.4 s and projected "est. 47 min" for a call that took 23 s
+        self._pace_from = (self.done, self._rows_elapsed(time.perf_counter()))
         self.planned_rows = self.done + int(rows)
         self.planned = True
         self.total = max(self.planned_rows + int(solve), 1)
@@ -148,16 +153,18 @@ class Progress:
         return (self.rows_seconds or 0.0) + running
 
     def project(self) -> None:
-        """Once, after a second of rows: if the measured pace puts the whole call over
-        :data:`SLOW_RUN_SECONDS`, warn with the plan (what runs, how long, how to shorten it)."""
-        if self.plan is None or self.done <= 0:
+        """Once, after a second of planned rows: if the measured pace puts the whole call over
+        :data:`SLOW_RUN_SECONDS`, warn with the plan (what runs, how long, how to shorten it).
+        The pace counts the rows run since :meth:`replan` (not the reference pass before it)."""
+        done0, elapsed0 = self._pace_from
+        if self.plan is None or self.done <= done0:
             return
         now = time.perf_counter()
-        rows_elapsed = self._rows_elapsed(now)
+        rows_elapsed = self._rows_elapsed(now) - elapsed0
         if rows_elapsed < _PROJECT_AFTER:
             return
         plan, self.plan = self.plan, None
-        left = max(self.planned_rows - self.done, 0) * rows_elapsed / self.done
+        left = max(self.planned_rows - self.done, 0) * rows_elapsed / (self.done - done0)
         total = (now - self.t0) + left + self.solve_seconds
         if total > SLOW_RUN_SECONDS:
             warnings.warn(plan(total), SlowRunWarning, stacklevel=user_stacklevel())
