@@ -82,6 +82,10 @@ class Progress:
         self.plan: Callable[[float], str] | None = None  # message announcing a long run
         self.solve_seconds = 0.0
         self._pace_from = (0, 0.0)  # (rows done, seconds of rows) where the pace starts: replan
+        # set by a call split into groups (texts of different word counts): inputs left, this
+        # group's included, per input of the group; a group's plan is extrapolated by it
+        self.share: float | None = None
+        self._split_from = 0  # rows done when the group started
         self._ticker: threading.Thread | None = None
         self._stop: threading.Event | None = None  # made with the ticker (issue #9: ~5 us a call)
         if self.enabled:
@@ -117,8 +121,19 @@ class Progress:
                solve_seconds: float = 0.0) -> None:
         """Set the planned work once it is known (after the game is built and the cost
         estimated): ``rows`` model rows still to come plus ``solve`` row-equivalents. Ignored
-        from a nested scope: the outer call's plan stands."""
+        from a nested scope: the outer call's plan stands, unless the outer call runs its inputs
+        in groups (:attr:`share`), where each group's plan, extrapolated to the inputs left,
+        replans the bar (no slow-run warning: the group's plan words one group)."""
         if self._nested:
+            if self.share is not None:
+                # the group's whole cost (its reference pass, already run, included) scaled
+                group = self.done - self._split_from + int(rows)
+                self.planned_rows = self._split_from + round(group * self.share)
+                self.planned = True
+                self.total = max(self.planned_rows + round(int(solve) * self.share), 1)
+                if self._bar is not None:
+                    self._bar.total = self.total
+                    self._bar.refresh()
             return
         # the rows run before the plan (explain's reference pass: a handful of rows that pay
         # the model's first-call costs) do not pace the rest: a tiny GPT-2's first 3 rows took
@@ -132,6 +147,14 @@ class Progress:
         if self._bar is not None:
             self._bar.total = self.total
             self._bar.refresh()
+
+    def split(self, inputs_left: int, group_inputs: int) -> None:
+        """The call owning this bar runs its inputs in groups, each as a nested call: the
+        next group has ``group_inputs`` of the ``inputs_left`` inputs still to run, and its
+        plan replans the bar scaled to them (:meth:`replan`). Ignored from a nested scope."""
+        if not self._nested:
+            self.share = int(inputs_left) / max(int(group_inputs), 1)
+            self._split_from = self.done
 
     def rows_begin(self) -> None:
         """An engine pass over model rows starts. The pace of the rows is measured over the
