@@ -594,8 +594,9 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     if isinstance(target, str):
         if target != "predicted":
             raise InputError(
-                f"target={target!r} is not understood; use 'predicted', an int, a list of ints, "
-                "one index per sample, or a callable."
+                f"target={target!r} is not understood; use 'predicted', an int, a list of ints "
+                "(several classes, each for every sample), an array with one index per sample, "
+                "or a callable."
             )
         if predicted is not None:
             pred = predicted.reshape(batch)
@@ -617,6 +618,17 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         if len(target) == 0:
             raise InputError("target is an empty list; give at least one class index.")
         idx = _idx(list(target), f" list {list(target)}")
+        uniq, counts = torch.unique(idx, return_counts=True)
+        if bool((counts > 1).any()):
+            # a list names classes explained for EVERY sample: a repeated class is the same
+            # explanation twice, i.e. a label vector meant per sample (target=[0, 1, 2, 1])
+            rep = int(uniq[counts > 1][0])
+            shown = list(target)[:8]
+            raise InputError(
+                f"target={shown}{'...' if len(target) > 8 else ''} (a list) repeats class {rep}: a "
+                "list names several classes, each explained for every sample (a targets axis). "
+                f"For one class per sample (a label vector of length {batch}) pass an array: "
+                "target=np.asarray(labels); to explain one class for all samples pass an int.")
         return Target(idx[None, :].expand(batch, -1).clone(), None, output, True,
                       [f"class {int(i)}" for i in idx.tolist()]).same_for_every_sample()
     if isinstance(target, (np.ndarray, torch.Tensor)):
@@ -635,8 +647,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         return Target(idx, None, output, True, [f"target {j}" for j in range(idx.shape[1])])
     raise InputError(
         f"target of type {type(target).__name__} is not understood; use None, 'predicted', an "
-        "int, a list of ints, an array or a Series with one index per sample (a table's "
-        "column: target=df['label']), or a callable."
+        "int, a list of ints (several classes, each for every sample), an array or a Series "
+        "with one index per sample (a table's column: target=df['label']), or a callable."
     )
 
 

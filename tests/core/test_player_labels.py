@@ -47,11 +47,18 @@ def test_multi_target_frame_is_labelled_by_class(iris: tuple) -> None:
     assert list(df.xs(2, level="target").index) == list(x.index)
 
 
-def test_multi_target_frame_falls_back_to_positions(iris: tuple) -> None:
+def test_a_list_target_repeating_a_class_is_refused(iris: tuple) -> None:
+    """A list names classes explained for EVERY sample: [1, 1] is class 1 twice, i.e. a label
+    vector meant one per sample (before: two identical targets per sample, silently)."""
     clf, X = iris
-    x = X.iloc[:2]
-    same = tribute.explain(clf, x, method="exact_shapley", baseline=X.mean(), target=[1, 1])
-    assert same.to_pandas().index.get_level_values("target").tolist() == [0, 1, 0, 1]
+    x = X.iloc[:4]
+    for target in ([1, 1], [0, 1, 2, 1]):
+        with pytest.raises(InputError, match=r"repeats class 1: a list names several classes, each "
+                           r"explained for every sample.*target=np.asarray\(labels\)"):
+            tribute.explain(clf, x, method="exact_shapley", baseline=X.mean(), target=target)
+    # the array form is one class per sample
+    per = tribute.explain(clf, x, method="exact_shapley", baseline=X.mean(), target=np.array([0, 1, 2, 1]))
+    assert np.asarray(per.values).shape == (4, X.shape[1])
 
 
 def test_progress_must_be_a_bool_or_none() -> None:

@@ -361,3 +361,31 @@ def test_kernel_shap_prices_its_blocked_solve_not_all_samples_at_once() -> None:
     attr = tribute.explain(net, torch.randn(40, 200), method="kernel_shap", target=0, budget=1024,
                            max_memory="40MiB", progress=False)
     assert attr.n_evals == 1024
+
+
+def test_rows_before_the_plan_do_not_pace_the_projection(monkeypatch):
+    """explain's reference pass runs before the plan: a model's first rows pay its first-call
+    costs (a tiny GPT-2's first 3 rows took 2.4 s and projected "est. 47 min" for a 23 s call).
+    The pace counts the planned rows only: 3 rows in 2.4 s, then 997 rows in 1.1 s of a
+    10,000-row call projects 2.4 + 1.1 + 9,000 x 1.1 / 997 = 13 s (not 9,000 x 3.5 / 1,000 = 32 s)."""
+    from tribute.engine import progress
+
+    bar = progress.Progress(0, "demo", enabled=False)
+    bar.planned = False
+    bar.rows_begin()
+    bar.update(3)  # the reference pass
+    bar.rows_end()
+    monkeypatch.setattr(bar, "rows_seconds", 2.4)
+    monkeypatch.setattr(bar, "t0", bar.t0 - 2.4)
+    bar.replan(9_997, plan=lambda s: f"plan {s:.0f}s")
+    bar.rows_begin()
+    assert bar.rows_t0 is not None
+    monkeypatch.setattr(bar, "rows_t0", bar.rows_t0 - 0.5)
+    bar.update(500)
+    bar.project()  # half a second of planned rows: too early, whatever came before
+    assert bar.plan is not None
+    monkeypatch.setattr(bar, "rows_t0", bar.rows_t0 - 0.6)
+    monkeypatch.setattr(bar, "t0", bar.t0 - 1.1)
+    bar.update(497)
+    with pytest.warns(SlowRunWarning, match=r"plan 1[34]s"):
+        bar.project()

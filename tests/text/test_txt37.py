@@ -240,3 +240,21 @@ def test_attnlrp_last_position_wrapper_reads_each_texts_own_last_token(kind: str
                                        rtol=0, atol=1e-12)
         np.testing.assert_allclose(np.asarray(attr.gap).ravel()[i], np.asarray(alone.gap).ravel()[0],
                                    rtol=0, atol=1e-12)
+
+
+def test_the_split_bar_is_planned_from_each_group(bag: tuple) -> None:
+    """Texts of several word counts: each group's plan, scaled to the texts left, plans the one
+    bar (before: its total read 0, "not planned", for the whole call)."""
+    from tribute.engine import observe_progress
+
+    model, tok = bag
+    seen: list[tuple[int, int]] = []
+    with observe_progress(lambda done, total: seen.append((done, total))):
+        attr = _explain(model, tok, TEXTS, "lime", budget=120)
+    assert attr.n_rows == 4 * 120
+    planned = [(d, t) for d, t in seen if t > 0]
+    assert planned and planned[0] == (2 * 120, 4 * 120)  # planned from the first group (2 texts) on
+    # lime's rows are the budget for every text: each group's plan, scaled, is the true total
+    # (the last rows read done + 1: a listener's total stays above done until the call returns)
+    assert {t for d, t in planned if d < 4 * 120} == {4 * 120}
+    assert all(d < t for d, t in planned)

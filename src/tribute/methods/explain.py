@@ -229,8 +229,11 @@ def explain(
             t0 = time.perf_counter()
             parts: list[tuple[int, np.ndarray, Attribution]] = []
             seen: set[str] = set()
-            with progress_scope(0, cls.name, progress):  # one bar: the groups' calls share it
+            with progress_scope(0, cls.name, progress) as bar:  # one bar: the groups share it
+                left = len(counts)
                 for n, rows in group_rows(counts):
+                    bar.split(left, len(rows))  # the group's plan, scaled to the texts left
+                    left -= len(rows)
                     texts, players_g = text_subset(inputs, players, rows.tolist())
                     with group_scope(n, rows, seen, "explained", unit="players", keep_class=True):
                         attr = explain(
