@@ -3,8 +3,10 @@
 These metrics must re-explain, so they take an ``explain`` callable instead of importing the
 public API (the layers keep pointing down). The callable is ``explain(inputs, ...) ->
 Attribution``; when it accepts them, it also receives ``target=`` (per-row targets equal to
-the original attribution's, so a perturbed input is explained for the same class) and
-``sample=`` (which original sample each row comes from, for per-sample baselines or groups).
+the original attribution's, so a perturbed input is explained for the same class; also through
+``**kwargs``) and ``sample=`` (which original sample each row comes from, for per-sample
+baselines or groups; only to a parameter named ``sample``, never through ``**kwargs``, so that
+``lambda x, **kw: tribute.explain(model, x, method=..., **kw)`` works).
 :func:`tribute.evaluate` builds such a callable from the attribution's method and parameters
 when none is given.
 """
@@ -196,6 +198,11 @@ def max_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
 
     ``extra``: ``per_draw`` (``batch x n_samples`` relative changes).
 
+    Against Quantus' ``MaxSensitivity``: the same number as Quantus with its defaults
+    (``normalise=False``, ``abs=False``, Frobenius norms, ``return_nan_when_prediction_changes
+    =False``) when it is given the same noise draws; Quantus draws independent noise for every
+    sample (global RNG) and calls the explainer once per draw.
+
     Reference: Yeh et al. (2019), "On the (In)fidelity and Sensitivity of Explanations" (the
     normalisation by ``||phi(x)||`` follows Quantus' default).
     """
@@ -235,6 +242,9 @@ def avg_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
         n_samples: perturbation draws per sample (20 or more for a standard error).
             default=20.
         seed: seed of the noise. default=0.
+
+    Against Quantus' ``AvgSensitivity``: as for :func:`max_sensitivity` (equal on the same
+    draws; Quantus draws them per sample).
 
     Reference: Yeh et al. (2019), "On the (In)fidelity and Sensitivity of Explanations".
     """
