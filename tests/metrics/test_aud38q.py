@@ -233,3 +233,23 @@ def test_localisation_against_the_definitions_with_negative_credits() -> None:
     np.testing.assert_allclose(evaluate(net, x, attr, metric="relevance_rank", **kw).scores, rank,
                                rtol=1e-12)
     np.testing.assert_allclose(evaluate(net, x, attr, metric="auroc", **kw).scores, auc, rtol=1e-12)
+
+
+def test_stability_and_sensitivity_argument_checks() -> None:
+    # seeds=[0, 0] compared an attribution with itself and scored 1.0 (a stochastic method);
+    # seeds=5 and param_grid={...} failed with TypeError / ValueError from inside; a numpy
+    # float32 radius was refused as "not a positive number"
+    net, x, y = _mlp(), _x(), np.array([0, 1, 2, 1])
+    attr = tribute.explain(net, x, method="smoothgrad", target=y, seed=0)
+    with pytest.raises(InputError, match="repeats a seed"):
+        evaluate(net, x, attr, metric="stability", seeds=[0, 0])
+    with pytest.raises(InputError, match="seeds=5"):
+        evaluate(net, x, attr, metric="stability", seeds=5)
+    with pytest.raises(InputError, match="param_grid="):
+        evaluate(net, x, attr, metric="stability", param_grid={"n_samples": 5})
+    r32 = evaluate(net, x, attr, metric="max_sensitivity", radius=np.float32(0.25), n_samples=3)
+    r64 = evaluate(net, x, attr, metric="max_sensitivity", radius=0.25, n_samples=3)
+    np.testing.assert_array_equal(r32.scores, r64.scores)
+    for bad in (True, float("nan"), -0.1):
+        with pytest.raises(InputError, match="radius="):
+            evaluate(net, x, attr, metric="max_sensitivity", radius=bad, n_samples=3)
