@@ -23,9 +23,18 @@ Where the definitions differ, and what the script does about it:
   draws through a custom ``perturb_func``; the timing uses Quantus' own default perturbation.
   Both normalise by ``||phi(x)||`` (Frobenius) and take the max over draws.
 
+* The other rows compare values only (no timing of Quantus): avg-sensitivity on the same
+  draws; sparseness, complexity's unnormalised entropy, AUROC, relevance mass (of ``|phi|``,
+  as Quantus' ``abs=True``) and relevance rank against Quantus with ``normalise=False``, the
+  truth being each digit's strokes (pixels above 0.5).
+
 Run (Quantus is a benchmark-only dependency; the script skips its columns when absent)::
 
     PYTHONPATH=src /tmp/qvenv/bin/python benchmarks/bench_metrics_vs_quantus.py
+
+Quantus imports zennit when it is installed, and zennit imports torchvision: without
+torchvision, install Quantus where zennit is absent (a throwaway venv), or put a stub package
+``torchvision/models/resnet.py`` defining ``Bottleneck`` and ``BasicBlock`` on the path.
 """
 
 from __future__ import annotations
@@ -185,13 +194,67 @@ def main() -> None:
                                / np.maximum(np.abs(res.scores), 1e-12)))
     rows.append((f"max_sensitivity / MaxSensitivity, {k} draws (rel.diff)", t_ours, t_q, diff))
 
+    # ------------------------------------------- avg sensitivity (same draws, values only)
+    if quantus is not None:
+        res = evaluate(net, x, attr, metric="avg_sensitivity", radius=radius, n_samples=k, seed=0)
+        state = {"step": 0}
+
+        def same_draws_avg(arr: np.ndarray, indices: Any = None, **kw: Any) -> np.ndarray:
+            out = arr + noise[state["step"]].astype(arr.dtype)
+            state["step"] += 1
+            return out
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q_avg = quantus.AvgSensitivity(
+                nr_samples=k, lower_bound=radius, normalise=False, abs=False,
+                disable_warnings=True, display_progressbar=False, perturb_func=same_draws_avg)(
+                model=net, x_batch=x_np, y_batch=y, a_batch=a_np, device="cpu",
+                explain_func=saliency_np, batch_size=args.n)
+        diff = float(np.nanmax(np.abs(np.asarray(q_avg) - res.scores)
+                               / np.maximum(np.abs(res.scores), 1e-12)))
+        rows.append((f"avg_sensitivity / AvgSensitivity, {k} draws (rel.diff)",
+                     (res.seconds, float("nan")), None, diff))
+
+    # ------------------------- no-model metrics: complexity and localisation (values only)
+    # truth: the digit's strokes (pixels brighter than half the range), one channel
+    truth = (x_np > 0.5).astype(np.float64)
+    static: list[tuple[str, str, dict[str, Any], Any, dict[str, Any], Callable[[Any], Any]]] = [
+        # (label, tribute metric, its params, Quantus class, its params, tribute value to compare)
+        ("sparseness / Sparseness (Quantus adds 1e-7)", "sparseness", {}, "Sparseness",
+         {"abs": True}, lambda r: r.scores),
+        ("complexity extra['entropy'] / Complexity", "complexity", {}, "Complexity",
+         {"abs": True}, lambda r: r.extra["entropy"]),
+        ("auroc(absolute=False) / AUC", "auroc", {"absolute": False}, "AUC", {},
+         lambda r: r.scores),
+        ("relevance_mass(absolute) / RelevanceMassAccuracy(abs)", "relevance_mass",
+         {"absolute": True}, "RelevanceMassAccuracy", {"abs": True}, lambda r: r.scores),
+        ("relevance_rank / RelevanceRankAccuracy", "relevance_rank", {},
+         "RelevanceRankAccuracy", {}, lambda r: r.scores),
+    ]
+    for label, name, ours_kw, q_name, q_kw, pick in static:
+        needs_truth = name not in ("sparseness", "complexity")
+        extra_kw: dict[str, Any] = {"ground_truth": truth[:, 0]} if needs_truth else {}
+        res = evaluate(net, x, attr, metric=name, **ours_kw, **extra_kw)
+        diff = None
+        if quantus is not None:
+            q_kwargs: dict[str, Any] = {"s_batch": truth} if needs_truth else {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                q_val = getattr(quantus, q_name)(normalise=False, disable_warnings=True,
+                                                 display_progressbar=False, **q_kw)(
+                    model=net, x_batch=x_np, y_batch=y, a_batch=a_np.copy(), device="cpu",
+                    **q_kwargs)
+            diff = float(np.nanmax(np.abs(np.asarray(q_val, dtype=np.float64) - pick(res))))
+        rows.append((label, (res.seconds, float("nan")), None, diff))
+
     # --------------------------------------------------------------- report
     print()
     head = f"metric (n={args.n} images)"
     print(f"{head:<56} {'tribute':>15} {'quantus':>15} {'speed-up':>14} {'max |diff|':>10}")
     print(f"{'':<56} {'wall/cpu s':>15} {'wall/cpu s':>15} {'wall/cpu':>14}")
     for name, to, tq, d in rows:
-        ts = f"{to[0]:7.3f}/{to[1]:7.3f}"
+        ts = f"{to[0]:7.3f}/{to[1]:7.3f}" if np.isfinite(to[1]) else f"{to[0]:7.3f}/    n/a"
         if tq is not None:
             qs = f"{tq[0]:7.3f}/{tq[1]:7.3f}"
             sp = f"{tq[0] / to[0]:5.1f}x/{tq[1] / to[1]:5.1f}x"

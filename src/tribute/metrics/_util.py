@@ -143,26 +143,36 @@ def check_fraction(value: Any, name: str, lo_open: bool = True, hi_open: bool = 
     return v
 
 
-def accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` takes a keyword argument ``name`` (or ``**kwargs``)."""
+def accepts(fn: Callable[..., Any], name: str, var_keyword: bool = True) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name`` (or ``**kwargs``, unless
+    ``var_keyword=False``: then only a parameter of that name counts)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return False
     for p in sig.parameters.values():
-        if p.kind == p.VAR_KEYWORD or (p.name == name and p.kind in (
+        if (var_keyword and p.kind == p.VAR_KEYWORD) or (p.name == name and p.kind in (
                 p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)):
             return True
     return False
+
+
+#: Keywords :func:`call_explain` hands only to a callable with a parameter of that name, never
+#: through ``**kwargs``: :func:`tribute.explain` does not take them, and the usual forwarding
+#: callable ``lambda x, **kw: tribute.explain(model, x, method=..., **kw)`` failed with
+#: "method ... got unknown parameter(s) ['sample']".
+NAMED_ONLY = frozenset({"sample"})
 
 
 def call_explain(fn: Callable[..., Any], *args: Any, metric: str, **optional: Any) -> Attribution:
     """Call a user ``explain`` callable, passing each optional keyword only if it accepts it.
 
     ``optional`` typically holds ``target`` (per-row targets matching the original
-    attribution's) and ``sample`` (which original sample each row comes from).
+    attribution's) and ``sample`` (which original sample each row comes from). ``sample`` goes
+    only to a callable with a parameter named ``sample`` (see :data:`NAMED_ONLY`); the others
+    also reach ``**kwargs``.
     """
-    kwargs = {k: v for k, v in optional.items() if accepts(fn, k)}
+    kwargs = {k: v for k, v in optional.items() if accepts(fn, k, k not in NAMED_ONLY)}
     out = fn(*args, **kwargs)
     if not isinstance(out, Attribution):
         raise InputError(

@@ -61,6 +61,27 @@ def element_scores(attr: Attribution, flat: np.ndarray) -> np.ndarray:
     return per / dens
 
 
+def _truth_parts(ground_truth: Any, b: int, n_parts: int) -> list[np.ndarray]:
+    """The truth's parts: one array per input (a tuple or list of them), or the one array.
+
+    A list that is not one ``batch x ...`` array per input is read as one nested mask:
+    ``[[1, 0, 0], [0, 1, 0]]`` flags players of two samples (it was read as two parts, one per
+    input, and refused with "ground_truth has shape(s) [(3,), (3,)]; expected (2, 3)").
+    """
+    if not isinstance(ground_truth, (tuple, list)):
+        return [_np(ground_truth)]
+    arrs = [_np(p) for p in ground_truth]
+    if isinstance(ground_truth, list) and not (
+            len(arrs) == n_parts and all(a.ndim >= 1 and a.shape[0] == b for a in arrs)):
+        try:
+            whole = np.asarray(arrs)
+        except ValueError:  # ragged: not one mask
+            return arrs
+        if whole.dtype != object and whole.ndim >= 1 and whole.shape[0] == b:
+            return [whole]
+    return arrs
+
+
 def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
                      metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Align a truth mask with the credits: ``(truth B x m bool, credits B x T x m)``."""
@@ -68,11 +89,10 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
     b, _, n = flat.shape
     if ground_truth is None:
         raise InputError(f"metric {metric!r} needs ground_truth=... (a truth mask per sample).")
-    parts = ground_truth if isinstance(ground_truth, (tuple, list)) else (ground_truth,)
-    arrs = [_np(p) for p in parts]
+    shapes = attr.layout.input_shapes
+    arrs = _truth_parts(ground_truth, b, max(len(shapes), 1))
     if len(arrs) == 1 and arrs[0].shape == (b, n):
         return arrs[0] != 0, flat
-    shapes = attr.layout.input_shapes
     if not shapes:  # component or training-example players: no input elements to map
         raise InputError(
             f"metric {metric!r}: ground_truth has shape(s) {[a.shape for a in arrs]}; the "
@@ -146,7 +166,8 @@ def auroc(game: Game, attr: Attribution, *, ground_truth: Any, absolute: bool = 
 
     The probability that a random relevant element/player gets a larger score than a random
     irrelevant one (ties count half): 1 for a perfect ranking, 0.5 for chance. NaN for samples
-    whose truth is all relevant or all irrelevant. No model evaluations.
+    whose truth is all relevant or all irrelevant. No model evaluations. Equals Quantus'
+    ``AUC`` with ``absolute=False`` (Quantus' default ranks the signed credits).
 
     Args:
         ground_truth: truth mask (see the module docstring).
@@ -187,7 +208,9 @@ def relevance_mass(game: Game, attr: Attribution, *, ground_truth: Any,
 
     ``sum_{i in GT} max(phi_i, 0) / sum_i max(phi_i, 0)`` (with ``absolute``, ``|phi|``
     instead of the positive part); NaN when there is no positive credit. 1 is best. No model
-    evaluations.
+    evaluations. Quantus' ``RelevanceMassAccuracy`` divides the signed sums (negative credits
+    not clipped; ``abs=True`` there is ``absolute=True`` here): the two agree when no credit
+    is negative.
 
     Args:
         ground_truth: truth mask (see the module docstring).
@@ -211,7 +234,8 @@ def relevance_rank(game: Game, attr: Attribution, *, ground_truth: Any) -> Score
 
     Uses the signed credits (the most positive ones), as in CLEVR-XAI; ties at the cut-off are
     counted in expectation. For ranking by ``|phi|`` or another ``k`` see
-    :func:`precision_at_k`. No model evaluations.
+    :func:`precision_at_k`. No model evaluations. Equals Quantus' ``RelevanceRankAccuracy``
+    (signed by default too) but for ties at the cut-off, which Quantus breaks by its sort.
 
     Reference: Arras, Osman & Samek (2022), "CLEVR-XAI".
     """

@@ -20,6 +20,7 @@ re-explanation goes through the ``model_explain(model, inputs) -> Attribution`` 
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,6 +72,30 @@ def _assign(module: torch.nn.Module, values: dict[str, torch.Tensor]) -> None:
             p.copy_(v.to(p.device))
 
 
+def _check_model_explain(fn: Callable[..., Any]) -> None:
+    """Refuse a callable that cannot take ``(model, inputs)`` before any work is done.
+
+    ``evaluate(..., explain=lambda x, **kw: ...)`` hands that one-input callable to this metric
+    as ``model_explain``; it failed inside the first re-explanation with "<lambda>() takes 1
+    positional argument but 2 were given".
+    """
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return  # no signature to read: let the call tell
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2:
+        names = [p.name for p in positional]
+        raise InputError(
+            "metric 'model_randomisation' calls model_explain(model, inputs) with the randomised "
+            f"copy of the model first; the callable given takes the positional argument(s) "
+            f"{names} only. Pass e.g. explain=lambda model, x, **kw: tribute.explain(model, x, "
+            "method=..., **kw)."
+        )
+
+
 def _user_module(game: Game) -> Any:
     """The user's torch module the game runs (None when there is none).
 
@@ -113,10 +138,12 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
 
     Args:
         model_explain: ``model_explain(model, inputs) -> Attribution`` (receives ``target=``
-            and ``sample=`` too when it accepts them).
+            when it accepts it, ``**kwargs`` included, and ``sample=`` when it has a parameter
+            of that name).
         inputs: the inputs the attribution explains.
         mode: ``"cascading"`` or ``"independent"``. default="cascading".
-        layers: module names to randomise (see :func:`parameter_layers`). default=None (all).
+        layers: module names to randomise (see :func:`parameter_layers`; one name may be
+            given as a string). default=None (all).
         similarity: ``"spearman"`` or ``"ssim"``. default="spearman".
         absolute: compare ``|phi|``. default=True.
         seed: seed of the random weights. default=0.
@@ -125,6 +152,11 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     The standard error is NaN with a warning: the one draw of random weights is shared by every
     sample, and its noise (the spread over samples alone covered the expectation in 0.18-0.87
     of runs) cannot be estimated from it; ``extra["stderr_samples"]`` is for this ``seed`` only.
+
+    Against Quantus' ``MPRT`` (Spearman of ``|phi|`` too, top-down): Quantus re-initialises
+    the modules that have ``reset_parameters`` with PyTorch's own initialisers from the global
+    RNG and returns one score per layer (``return_average_correlation=True`` for the mean);
+    the random weights, so the numbers, differ.
 
     Reference: Adebayo et al. (2018), "Sanity Checks for Saliency Maps" (NeurIPS). See the
     module docstring for the caveats of Binder et al. (2023).
@@ -140,7 +172,10 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         raise InputError(f"mode={mode!r} must be 'cascading' or 'independent'.")
     if model_explain is None or inputs is None:
         raise InputError("metric 'model_randomisation' needs model_explain=callable and inputs=....")
+    _check_model_explain(model_explain)
     names = parameter_layers(module)
+    if isinstance(layers, str):  # one name: iterating it gave its characters ("10" -> 1, 0)
+        layers = [layers]
     if layers is not None:
         unknown = [n for n in layers if n not in names]
         if unknown:
@@ -206,6 +241,9 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
     ``extra``: ``other_class`` (``batch``). With three or more classes the standard error is
     NaN with a warning (the one offset is a draw shared by every sample; the spread over
     samples alone covered 0.88-0.92 at 200 samples); with two the offset is always 1.
+
+    Against Quantus' ``RandomLogit``: Quantus compares with SSIM by default (pass
+    ``similarity="ssim"``) and draws the other class independently for every sample.
 
     Reference: Sixt, Granz & Landgraf (2020), "When Explanations Lie: Why Many Modified BP
     Attributions Fail" (ICML). See :mod:`tribute.metrics.randomisation` for caveats.

@@ -3,8 +3,10 @@
 These metrics must re-explain, so they take an ``explain`` callable instead of importing the
 public API (the layers keep pointing down). The callable is ``explain(inputs, ...) ->
 Attribution``; when it accepts them, it also receives ``target=`` (per-row targets equal to
-the original attribution's, so a perturbed input is explained for the same class) and
-``sample=`` (which original sample each row comes from, for per-sample baselines or groups).
+the original attribution's, so a perturbed input is explained for the same class; also through
+``**kwargs``) and ``sample=`` (which original sample each row comes from, for per-sample
+baselines or groups; only to a parameter named ``sample``, never through ``**kwargs``, so that
+``lambda x, **kw: tribute.explain(model, x, method=..., **kw)`` works).
 :func:`tribute.evaluate` builds such a callable from the attribution's method and parameters
 when none is given.
 """
@@ -128,7 +130,9 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
     if inputs is None:
         raise InputError(f"metric {name!r} needs inputs=... (the explained inputs).")
     k = check_int(n_samples, "n_samples")
-    if not (isinstance(radius, (int, float)) and radius > 0):
+    number = isinstance(radius, (int, float, np.integer, np.floating)) and not isinstance(
+        radius, (bool, np.bool_))
+    if not (number and np.isfinite(radius) and radius > 0):  # np.float32(0.1) was refused
         raise InputError(f"radius={radius!r} must be a positive number (L-infinity radius).")
     b, t, n = flat.shape
     stacked, sample = perturb_inputs(inputs, radius, k, seed)
@@ -196,6 +200,11 @@ def max_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
 
     ``extra``: ``per_draw`` (``batch x n_samples`` relative changes).
 
+    Against Quantus' ``MaxSensitivity``: the same number as Quantus with its defaults
+    (``normalise=False``, ``abs=False``, Frobenius norms, ``return_nan_when_prediction_changes
+    =False``) when it is given the same noise draws; Quantus draws independent noise for every
+    sample (global RNG) and calls the explainer once per draw.
+
     Reference: Yeh et al. (2019), "On the (In)fidelity and Sensitivity of Explanations" (the
     normalisation by ``||phi(x)||`` follows Quantus' default).
     """
@@ -235,6 +244,9 @@ def avg_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
         n_samples: perturbation draws per sample (20 or more for a standard error).
             default=20.
         seed: seed of the noise. default=0.
+
+    Against Quantus' ``AvgSensitivity``: as for :func:`max_sensitivity` (equal on the same
+    draws; Quantus draws them per sample).
 
     Reference: Yeh et al. (2019), "On the (In)fidelity and Sensitivity of Explanations".
     """
@@ -281,6 +293,19 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     flat = check_attribution(game, attr, "stability")
     if explain is None or inputs is None:
         raise InputError("metric 'stability' needs explain=callable and inputs=....")
+    if param_grid is not None and (isinstance(param_grid, dict) or not all(
+            isinstance(p, dict) for p in param_grid)):
+        raise InputError(
+            f"param_grid={param_grid!r} must be a list of keyword dicts, one per configuration, "
+            "e.g. [{'n_samples': 10}, {'n_samples': 50}].")
+    if param_grid is None:
+        if isinstance(seeds, (int, np.integer)) or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+            raise InputError(f"seeds={seeds!r} must be a list of int seeds, e.g. (0, 1, 2, 3, 4).")
+        if len({int(s) for s in seeds}) < len(list(seeds)):
+            # a repeated seed compares an attribution with itself: a similarity of 1 that
+            # inflates the mean (seeds=[0, 0] scored 1.0 for a stochastic method)
+            raise InputError(f"seeds={list(seeds)!r} repeats a seed; give distinct seeds.")
     configs: list[dict[str, Any]] = (
         [dict(p) for p in param_grid] if param_grid is not None
         else [{"seed": int(s)} for s in seeds]

@@ -41,6 +41,10 @@ def sparseness(game: Game, attr: Attribution) -> Scores:
     player gets it all; NaN for an all-zero attribution. Higher means sparser (taken as
     better, as in Chalasani et al. and Quantus). No model evaluations.
 
+    Against Quantus' ``Sparseness`` (same formula): Quantus adds ``1e-7`` to every ``|phi_i|``
+    (all-zero credits score 0 there, not NaN; other scores move by about ``1e-7``) and ranks
+    input elements, where tribute ranks players (groups, when the attribution has them).
+
     Reference: Chalasani, Chen, Chowdhury, Wu & Jha (2020), "Concise Explanations of Neural
     Networks using Adversarial Training" (ICML).
     """
@@ -60,6 +64,11 @@ def complexity(game: Game, attr: Attribution) -> Scores:
     Normalised by ``log(n)`` so the score lies in ``[0, 1]``: 0 when one player holds all the
     credit, 1 when it is spread evenly; NaN for an all-zero attribution. Lower is better.
     ``extra["entropy"]`` holds the unnormalised entropy in nats. No model evaluations.
+
+    Against Bhatt et al. and Quantus' ``Complexity``: they report the unnormalised entropy,
+    which is ``extra["entropy"]`` here (Quantus adds ``1e-12`` inside the logarithm and works
+    on input elements, where tribute uses players); the score itself is divided by ``log(n)``
+    so that attributions with different numbers of players compare.
 
     Reference: Bhatt, Weller & Moura (2020), "Evaluating and Aggregating Feature-based Model
     Explanations" (IJCAI).
