@@ -17,6 +17,7 @@ direct greedy; Sobol total indices against the closed form of an additive + prod
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -278,3 +279,18 @@ def test_sobol_total_indices_match_the_closed_form_of_an_additive_plus_product_m
     mean, se = np.mean(vals, 0), np.sqrt(np.mean(np.square(ses), 0) / 4)
     assert np.all(np.abs(mean[:4] - truth[:4]) < 4 * se[:4])
     assert np.all(np.abs(np.asarray(vals)[:, 4]) < 1e-12)
+
+
+def test_layer_grad_cam_warns_on_neuron_units_of_a_convolution() -> None:
+    # components(..., unit="neuron") (the default) on a Conv2d makes the image columns the
+    # players; layer_grad_cam then averaged the gradient over channels and rows, silently
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(3, 2)).double()
+    x = torch.randn(2, 2, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match=r"'0' \(Conv2d\) are neuron units.*unit='channel'"):
+        tribute.explain(net, x, method="layer_grad_cam", target=1, progress=False,
+                        players=tribute.components(net, "0"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tribute.explain(net, x, method="layer_grad_cam", target=1, progress=False,
+                        players=tribute.components(net, "0", unit="channel"))
