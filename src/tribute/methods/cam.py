@@ -59,8 +59,8 @@ def find_layer(module: torch.nn.Module, layer: str | None, method: str) -> tuple
     return layer, named[layer]
 
 
-def _some_names(named: dict[str, torch.nn.Module], limit: int = 8) -> str:
-    names = [n for n in named if n]
+def _some_names(named: dict[str, torch.nn.Module], limit: int = 8, exclude: str | None = None) -> str:
+    names = [n for n in named if n and n != exclude]
     convs = [n for n in names if isinstance(named[n], torch.nn.Conv2d)]
     pick = (convs + [n for n in names if n not in convs])[:limit]
     more = f" (+{len(names) - len(pick)} more)" if len(names) > len(pick) else ""
@@ -90,7 +90,7 @@ def layer_activation_gradients(
             raise UnsupportedModelError(
                 f"{method}: layer {pth!r} ({type(mod).__name__}) outputs {shape}; Grad-CAM needs a "
                 "4-D (batch, channels, h, w) activation. Pick a convolutional layer, e.g. "
-                f"{_some_names(dict(module.named_modules()), 4)}."
+                f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
             )
         if tuple(out.shape[-2:]) == (1, 1) and image_hw != (1, 1):
             raise UnsupportedModelError(
@@ -98,13 +98,31 @@ def layer_activation_gradients(
                 f"{tuple(out.shape)} (after global pooling, or a receptive field covering the "
                 f"{image_hw[0]}x{image_hw[1]} image): its map would be one value for the whole "
                 "image, with no localisation. Pick a layer before the pooling, e.g. "
-                f"{_some_names(dict(module.named_modules()), 4)}."
+                f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
             )
 
     def chunk(c: ProbeChunk) -> None:
         on_chunk(c.activations[path], c.grads[0], c.sample)
 
-    game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
+    # a layer the forward pass never calls leaves the gradient run without a leaf, which the
+    # engine reports as an internal error: watch the layer and the whole model to say so
+    seen = {"layer": False, "model": False}
+    layer_mod = dict(module.named_modules())[path]
+    handles = [layer_mod.register_forward_hook(lambda *a: seen.__setitem__("layer", True)),
+               module.register_forward_hook(lambda *a: seen.__setitem__("model", True))]
+    try:
+        game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
+    except RuntimeError as exc:
+        if seen["model"] and not seen["layer"]:
+            raise UnsupportedModelError(
+                f"{method}: layer {path!r} ({type(layer_mod).__name__}) is a module of the model "
+                "but its forward() never calls it, so it has no activation to weigh; pick a "
+                f"layer the model uses, e.g. {_some_names(dict(module.named_modules()), 4, exclude=path)}."
+            ) from exc
+        raise
+    finally:
+        for h in handles:
+            h.remove()
     return path
 
 

@@ -370,6 +370,23 @@ class Conductance(Method):
         return coalition_cost(game, k, grads=True, note=f"{k:,} gradient points", background=False)
 
 
+def _warn_conv_neurons(game: ComponentGame, method: str) -> None:
+    """Neuron units of a convolution are the last axis of its ``(C, H, W)`` output (image
+    columns): Grad-CAM's weight would then average the gradient over channels and rows, not over
+    each channel's map (aud38v)."""
+    root = game.model.module
+    named = dict(root.named_modules()) if root is not None else {}
+    for site in game.sites:
+        mod = named.get(site.path)
+        if site.unit == "neuron" and site.kind == "output" and isinstance(mod, torch.nn.modules.conv._ConvNd):
+            warnings.warn(
+                f"method {method!r}: the players of {site.name!r} ({type(mod).__name__}) are neuron "
+                "units, the last axis of its (channels, ..., width) output (image columns), so the "
+                "gradient is averaged over channels and rows instead of over each channel's map, "
+                f"which is not Grad-CAM. Use components(model, {site.name!r}, unit='channel').",
+                UserWarning, stacklevel=user_stacklevel())
+
+
 def _warn_ablation_unread(game: ComponentGame, method: str, instead: str) -> None:
     """Methods that never ablate units do not read ``ablation=`` (only its default ``"zero"`` is silent)."""
     kind = game.ablation.kind
@@ -391,7 +408,9 @@ class LayerGradCam(Method):
     multiplied with the activation. Differs from AtP with zero ablation (``sum g * A``) only by
     that averaging: where the gradient is constant over positions (global average pooling
     followed by a linear head), the two agree. Signed (no ReLU): the spatial Grad-CAM heat map
-    is a feature-attribution view, not a credit per unit.
+    is a feature-attribution view, not a credit per unit. Neuron units of a convolution (the
+    default ``unit`` on a ``Conv2d``: its output's last axis, the image columns) are warned
+    about: their gradient would be averaged over channels and rows; use ``unit="channel"``.
 
     Reference: Selvaraju et al. (2017), "Grad-CAM: Visual Explanations from Deep Networks via
     Gradient-based Localization".
@@ -409,6 +428,7 @@ class LayerGradCam(Method):
         if not isinstance(game, ComponentGame):
             raise UnsupportedModelError("layer_grad_cam needs a component game (units of a layer).")
         _warn_ablation_unread(game, self.name, "it weighs the unablated activations by their gradients")
+        _warn_conv_neurons(game, self.name)
         pairs = game.activations_and_gradients()
         phi = torch.zeros(game.n_samples, game.n_targets, game.n_players, dtype=torch.float64)
         for (site_id, call), (act, grad) in pairs.items():

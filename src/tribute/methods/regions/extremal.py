@@ -139,7 +139,7 @@ class ExtremalPerturbation(Method):
             scaled to max 1 per mask; ramped up linearly over the first half of the steps.
             default=4.0.
         perturbation: ``"blur"`` (Gaussian blur of the image) or ``"baseline"`` (the game's
-            baseline; a background set's mean). default="blur".
+            baseline; a background set's mean, weighted by its weights). default="blur".
         blur: blur width as a fraction of the image side (10 px at 224: 0.045). default=0.045.
         cell: side of a mask parameter cell as a fraction of the image side (7 px at 224).
             default=0.031.
@@ -212,7 +212,11 @@ class ExtremalPerturbation(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg, info = image_info(game, self.name)
-        areas = tuple(float(a) for a in self.areas)
+        try:
+            areas = tuple(float(a) for a in self.areas)
+        except (TypeError, ValueError):
+            raise InputError(f"areas={self.areas!r} must be a non-empty tuple of fractions in "
+                             "(0, 1), e.g. (0.05, 0.1).") from None
         if not areas or any(not 0.0 < a < 1.0 for a in areas):
             raise InputError(f"areas={self.areas!r} must be a non-empty tuple of fractions in (0, 1).")
         k_points = self._points(fg)
@@ -318,8 +322,11 @@ class ExtremalPerturbation(Method):
         if self.perturbation == "blur":
             return blur_images(x, float(self.blur) * max(info.height, info.width))
         base = fg.baseline_flat().detach().to("cpu", torch.float64)
-        if fg.n_background > 1 and base.shape[0] != fg.n_samples:
-            base = base.mean(0, keepdim=True)
+        if fg.n_background > 1:
+            # a background set: its weighted mean (also when it has as many rows as the batch,
+            # which is not a baseline per sample; aud38v)
+            wts = fg.background_weights().to("cpu", torch.float64)
+            base = (wts[:, None] * base).sum(0, keepdim=True)
         return base.expand(fg.n_samples, -1).reshape(x.shape).clone()
 
     def _result(self, fg: FeatureGame, info: ImageInfo, final: torch.Tensor, values: torch.Tensor,

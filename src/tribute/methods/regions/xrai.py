@@ -120,7 +120,11 @@ class XRAI(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg, info = image_info(game, self.name)
-        scales = tuple(float(k) for k in self.scales)
+        try:
+            scales = tuple(float(k) for k in self.scales)
+        except (TypeError, ValueError):
+            raise InputError(f"scales={self.scales!r} must be a non-empty tuple of positive "
+                             "numbers, e.g. (50, 100, 500).") from None
         if not scales or any(not np.isfinite(k) or k <= 0 for k in scales):
             raise InputError(f"scales={self.scales!r} must be a non-empty tuple of positive numbers.")
         if info.dense:
