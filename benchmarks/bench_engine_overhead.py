@@ -41,8 +41,10 @@ with kernel_shap/lime (budget 1,024) is slow: 17,800 mlp13 inputs are 18 million
 per call (~4 s); ``--methods`` picks families by the start of their label.
 
 Prints the load average before and after (the machine is shared), each model's best batch
-sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds and
-the ratio.
+sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds, the
+ratio and the minor page faults of each kept measurement (explain cold/warm/settled vs bare):
+a side that faulted thousands of times more than the other (glibc returning the heap top to
+the system between chunks, then faulting it in again) explains a ratio far from the usual.
 
 Fairness (each measured in the same process, interleaved): every explain call is followed by
 the bare model on exactly as many rows (pre-built, at its best size; gradient methods: the
