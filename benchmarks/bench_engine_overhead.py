@@ -41,8 +41,10 @@ with kernel_shap/lime (budget 1,024) is slow: 17,800 mlp13 inputs are 18 million
 per call (~4 s); ``--methods`` picks families by the start of their label.
 
 Prints the load average before and after (the machine is shared), each model's best batch
-sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds and
-the ratio.
+sizes, and one line per (model, method) with the rows, seconds, bare-equivalent seconds, the
+ratio and the minor page faults of each kept measurement (explain cold/warm/settled vs bare):
+a side that faulted thousands of times more than the other (glibc returning the heap top to
+the system between chunks, then faulting it in again) explains a ratio far from the usual.
 
 Fairness (each measured in the same process, interleaved): every explain call is followed by
 the bare model on exactly as many rows (pre-built, at its best size; gradient methods: the
@@ -267,16 +269,30 @@ _MIN_MEASURE_S = 0.05
 
 @dataclass
 class Clock:
-    """Wall and CPU (process) seconds of one measurement."""
+    """Wall and CPU (process) seconds of one measurement, and the minor page faults it took
+    (-1 where ``resource`` is missing: Windows)."""
 
     wall: float
     cpu: float
+    faults: int = -1
+
+
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (-1 without ``resource``)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return -1
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Clock, Any]:
+    f0 = _minor_faults()
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    return Clock(time.perf_counter() - t0, time.process_time() - c0), out
+    clk = Clock(time.perf_counter() - t0, time.process_time() - c0)
+    clk.faults = _minor_faults() - f0 if f0 >= 0 else -1
+    return clk, out
 
 
 def _bare_pass(case: Case, rows: tuple[Any, ...], n: int, bs: int, grad: bool) -> None:
@@ -352,7 +368,12 @@ class Result:
 
 
 def _min(a: Clock | None, b: Clock) -> Clock:
-    return b if a is None else Clock(min(a.wall, b.wall), min(a.cpu, b.cpu))
+    """The faster of two measurements by CPU time (its page faults kept with it), with the
+    smaller wall time of the two."""
+    if a is None:
+        return b
+    fast = a if a.cpu <= b.cpu else b
+    return Clock(min(a.wall, b.wall), fast.cpu, fast.faults)
 
 
 def run_case(case: Case, quick: bool, repeats: int, settled: int = 0) -> list[Result]:
@@ -403,8 +424,21 @@ def run_case(case: Case, quick: bool, repeats: int, settled: int = 0) -> list[Re
         at = "" if later is None else f"; call {settled} {r.ratio('settled'):5.2f}"
         print(f"   {label:<34} rows {r.rows:>7,}  cpu {cold.cpu:7.3f}s (warm {warm.cpu:7.3f}s)  "
               f"bare {bare.cpu:7.3f}s  ratio {r.ratio():5.2f} (warm {r.ratio('warm'):5.2f}{at}; "
-              f"wall {r.ratio(clock='wall'):5.2f})  tuned batch {r.tuned}")
+              f"wall {r.ratio(clock='wall'):5.2f})  tuned batch {r.tuned}; page faults "
+              f"{_faults(r)}")
     return out
+
+
+def _faults(r: Result) -> str:
+    """Minor page faults of the kept (fastest) measurements: explain call 1 (cold), call 2
+    (warm), the settled call, and the bare model on the same rows. glibc's malloc gives the
+    heap top back to the system when a large free block tops its trim threshold, and the next
+    chunk's activations fault their pages in again (~3 us each): on mlp13 the bare
+    forward+backward loop at 4,096 rows itself varies between 0 and ~3,000 faults per
+    9,000 rows, process to process, and its time with it (5.6 vs 13-17 ms) -- a ratio whose
+    two sides differ by thousands of faults says more about the heap than about tribute."""
+    calls = [r.cold, r.warm] + ([r.settled] if r.settled is not None else [])
+    return "/".join(str(c.faults) for c in calls) + f" vs bare {r.bare.faults}"
 
 
 def _tuned_size(model: Any, grad: bool) -> int | None:
