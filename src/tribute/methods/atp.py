@@ -9,7 +9,11 @@ the query/key ablated, the credit is
     phi_h ~ v(N) - v(N minus h) ~ <z_h - z'_h, dv/dz_h>.
 
 One forward pass per query/key module with all its heads ablated gives every head's ``z'_h``
-(heads do not interact inside one attention module). With GradDrop layers the gradient
+(heads do not interact inside one attention module). A grouped-query key head ``j`` (a
+``k_proj`` with ``H_kv < H`` heads) serves the ``r = H / H_kv`` query heads ``j r .. j r + r - 1``
+(transformers' ``repeat_kv``): with every key head ablated each query head still sees only its
+own key head's ablation, so the same pass serves, and key head ``j``'s credit is the sum of
+``<z_h - z'_h, dv/dz_h>`` over its ``r`` query heads. With GradDrop layers the gradient
 ``dv/dz`` is also taken with each layer's backward pass dropped.
 
 Everything that touches the model goes through the component game's public, counted
@@ -76,7 +80,13 @@ def qk_fixed_estimates(game: ComponentGame, drop_layers: list[str] | None = None
             zp = recorded[(c, call)][:, qi].mean(1)  # B x shape (mean over resample rows)
             dz = (z[:, 0] - zp).reshape(b_total, 1, 1, -1)  # credit ~ v(all) - v(all but i)
             prod = dz * g.reshape(b_total, k_count, t_count, -1)
-            est[..., site.offset : site.offset + site.n_units] += cs.reduce(prod, cs.shapes[call])
+            per_head = cs.reduce(prod, cs.shapes[call])  # B x K x T x query heads
+            if site.n_units != cs.n_units:
+                # grouped-query key heads (aud38c): ablating every key head of the module in one
+                # pass changes each query head's context through its own key head only; key
+                # head j's credit sums its r query heads (transformers' repeat_kv layout)
+                per_head = per_head.reshape(*per_head.shape[:-1], site.n_units, -1).sum(-1)
+            est[..., site.offset : site.offset + site.n_units] += per_head
     players = [p for sid in q_ids for p in range(game.sites[sid].offset,
                                                   game.sites[sid].offset + game.sites[sid].n_units)]
     return players, est[..., players]

@@ -238,8 +238,9 @@ class AtPStar(Method):
     For head *output* players the fix is built in (the ablation sets the head output exactly
     and the linearisation starts after the head's own softmax); see the module docstring.
     ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
-    players. Grouped-query key heads (a ``k_proj`` with fewer heads than the queries) serve
-    several query heads' contexts; they get plain GradDrop (not in ``qk_fixed_players``).
+    players. A grouped-query key head (a ``k_proj`` with fewer heads than the queries) serves
+    several query heads: its fixed estimate sums theirs (key head ``j`` serves query heads
+    ``j r .. j r + r - 1``, ``r`` = query heads per key head, transformers' ``repeat_kv``).
 
     Args:
         layers: module paths of the residual layers (blocks ``x -> x + f(x)`` or post-norm

@@ -1,0 +1,102 @@
+"""aud38c: AtP* on grouped-query key heads, reference rows of mean/resample counted, and
+component methods checked against references computed outside tribute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from component_models import hf_last
+from torch import nn
+
+import tribute
+from tribute.games.components import components
+
+T = pytest.importorskip("transformers")
+
+H, KV, D, DH, V = 4, 2, 16, 4, 50
+
+
+def _llama(layers: int = 2, scale: float = 1.0) -> nn.Module:
+    model = hf_last(lambda: T.LlamaModel(T.LlamaConfig(
+        hidden_size=D, num_attention_heads=H, num_key_value_heads=KV, intermediate_size=32,
+        num_hidden_layers=layers, vocab_size=V, attn_implementation="eager")))
+    with torch.no_grad():  # sharp attention (the saturation the QK fix is for)
+        for lay in model.m.layers:
+            lay.self_attn.q_proj.weight.mul_(scale)
+            lay.self_attn.k_proj.weight.mul_(scale)
+    return model
+
+
+def _ids(seed: int = 3) -> torch.Tensor:
+    return torch.randint(0, V, (2, 6), generator=torch.Generator().manual_seed(seed))
+
+
+def _key_head_qk_fix(model: nn.Module, x: torch.Tensor, layer: int, j: int) -> np.ndarray:
+    """AtP*'s QK fix for key head ``j`` by hand, without any grouping convention:
+    ``sum over all query heads <z - z'_j, dv/dz>`` with ``z`` the clean input of o_proj and
+    ``z'_j`` that input with key head ``j`` (alone) zeroed."""
+    att = model.m.layers[layer].self_attn
+    seen: dict[str, torch.Tensor] = {}
+
+    def probe(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+        seen["z"] = args[0].detach().requires_grad_(True)
+        return (seen["z"],)
+
+    handle = att.o_proj.register_forward_pre_hook(probe)
+    model(x)[:, 0].sum().backward()
+    handle.remove()
+    model.zero_grad()
+    z, grad = seen["z"].detach(), seen["z"].grad
+    assert grad is not None
+
+    def zero_head(_m: nn.Module, _a: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        out = out.clone()
+        out[..., j * DH : (j + 1) * DH] = 0.0
+        return out
+
+    handles = [att.k_proj.register_forward_hook(zero_head),
+               att.o_proj.register_forward_pre_hook(lambda _m, args: seen.__setitem__("zp", args[0].detach()))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return ((z - seen["zp"]) * grad).sum((1, 2)).numpy()
+
+
+def _key_head_exact(model: nn.Module, x: torch.Tensor, layer: int, j: int) -> np.ndarray:
+    """Exact patching: v(N) - v(N without key head j), by a hook on k_proj."""
+    k = model.m.layers[layer].self_attn.k_proj
+
+    def zero_head(_m: nn.Module, _a: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        out = out.clone()
+        out[..., j * DH : (j + 1) * DH] = 0.0
+        return out
+
+    with torch.no_grad():
+        full = model(x)[:, 0]
+        handle = k.register_forward_hook(zero_head)
+        try:
+            cut = model(x)[:, 0]
+        finally:
+            handle.remove()
+    return (full - cut).numpy()
+
+
+def test_atp_star_fixes_grouped_query_key_heads_like_the_hand_qk_fix() -> None:
+    # aud38c: a k_proj with 2 key heads serving 4 query heads got plain GradDrop (the QK fix
+    # skipped it); the fix recomputes each query head's attention with its key head ablated
+    model = _llama(scale=6.0)
+    x = _ids()
+    paths = ["m.layers.0.self_attn.k_proj", "m.layers.1.self_attn.k_proj"]
+    players = components(model, paths, unit="head")
+    assert players.sites[0].num_heads == KV
+    star = tribute.explain(model, x, method="atp_star", players=players, target=0)
+    assert star.extra["qk_fixed_players"] == [0, 1, 2, 3]
+    got = np.asarray(star.extra["atp"])[:, 0]
+    hand = np.stack([_key_head_qk_fix(model, x, lay, j) for lay in (0, 1) for j in range(KV)], 1)
+    np.testing.assert_allclose(got, hand, rtol=1e-9, atol=1e-12)
+    # and it is what the fix is for: nearer exact patching than plain AtP on sharp attention
+    exact = np.stack([_key_head_exact(model, x, lay, j) for lay in (0, 1) for j in range(KV)], 1)
+    plain = tribute.explain(model, x, method="atp", players=players, target=0).values.numpy()
+    assert np.abs(got - exact).sum() < np.abs(plain - exact).sum()
