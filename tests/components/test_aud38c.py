@@ -100,3 +100,60 @@ def test_atp_star_fixes_grouped_query_key_heads_like_the_hand_qk_fix() -> None:
     exact = np.stack([_key_head_exact(model, x, lay, j) for lay in (0, 1) for j in range(KV)], 1)
     plain = tribute.explain(model, x, method="atp", players=players, target=0).values.numpy()
     assert np.abs(got - exact).sum() < np.abs(plain - exact).sum()
+
+
+class _Counting(nn.Module):
+    """tanh MLP that counts the rows it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(4, 6).double()
+        self.fc2 = nn.Linear(6, 2).double()
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += int(x.shape[0])
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+@pytest.mark.parametrize("n_ref", [10, 3])
+@pytest.mark.parametrize("method, budget", [("kernel_shap", 20), ("coar", 30), ("feature_ablation", None)])
+def test_mean_ablation_reference_rows_are_counted_in_n_evals_and_budget(method: str, budget: int | None,
+                                                                        n_ref: int) -> None:
+    # aud38c: the reference pass of ablation='mean' ran 10 rows (2 inputs) that were in n_rows
+    # but not in n_evals: kernel_shap budget=20 sent 50 rows (25 per input) to the model
+    x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ref = torch.randn(n_ref, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    model = _Counting()
+    players = components(model, "fc1", ablation="mean", reference=ref)
+    attr = tribute.explain(model, x, method=method, players=players, target=0, budget=budget)
+    per_input = -(-n_ref // 2)
+    assert model.rows == attr.n_rows
+    # every row reached the model is counted: n_evals per input cover them (up to rounding of
+    # the reference rows shared by the inputs), and the budget bounds them
+    assert 2 * (attr.n_evals - per_input) + n_ref == model.rows
+    if budget is not None:
+        assert attr.n_evals <= budget
+        assert model.rows <= 2 * budget
+
+
+def test_resample_reference_rows_are_counted_in_n_evals() -> None:
+    x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ref = torch.randn(10, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    model = _Counting()
+    players = components(model, "fc1", ablation="resample", reference=ref, n_resample=3)
+    attr = tribute.explain(model, x, method="coar", players=players, target=0, budget=30)
+    assert attr.n_evals == 30
+    # v(N) once per input, every other evaluation on 3 reference rows, and the 10 reference rows
+    assert model.rows == attr.n_rows == 2 * (1 + (30 - 5 - 1) * 3) + 10
+
+
+def test_a_budget_eaten_by_the_reference_pass_says_so() -> None:
+    x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ref = torch.randn(40, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    model = _Counting()
+    players = components(model, "fc1", ablation="mean", reference=ref)
+    with pytest.raises(tribute.errors.BudgetError, match=r"20 evaluation\(s\) per input went to the "
+                       r"reference pass of ablation='mean' \(40 reference rows over 2 input"):
+        tribute.explain(model, x, method="kernel_shap", players=players, target=0, budget=24)

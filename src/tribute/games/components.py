@@ -469,8 +469,11 @@ class ComponentGame(Game):
                 UserWarning, stacklevel=user_stacklevel(),
             )
         self.n_background = 1
-        #: model passes per input made here besides v(N) (``patch``: the counterfactual's capture)
+        #: model passes per input made here besides v(N) (``patch``: the counterfactual's capture;
+        #: ``mean``/``resample`` with ``reference=``: its rows, ``ceil(rows / inputs)``)
         self.capture_evals = 0
+        #: what those passes were (for a budget refusal)
+        self.capture_what = "the counterfactual's capture pass (ablation='patch')"
         self._abl_values: dict[int, dict[int, torch.Tensor]] = {}
         if abl.kind == "zero":
             self.state.ablate = None
@@ -502,6 +505,13 @@ class ComponentGame(Game):
             self._check_like(ref, "reference", same_batch=False)
             _, pool = self._capture(self.engine, self._to_device(ref), per_sample=False, what="reference")
             self._check_shapes(pool, "reference")
+            # the reference pass ran its rows through the model before any coalition: charged
+            # like patch's capture, rounded up per input (aud38c: 10 reference rows for 2 inputs
+            # were in n_rows but not in n_evals, and kernel_shap budget=20 ran 25 rows per input)
+            m_ref = int(ref[0].shape[0])
+            self.capture_evals = -(-m_ref // self.n_samples)
+            self.capture_what = (f"the reference pass of ablation={abl.kind!r} ({m_ref} reference rows "
+                                 f"over {self.n_samples} input(s))")
         if abl.kind == "mean":
             self._abl_values = {s: {c: t.mean(0, keepdim=True) for c, t in calls.items()} for s, calls in pool.items()}
             self.state.ablate = self._ablate_shared
