@@ -157,3 +157,97 @@ def test_a_budget_eaten_by_the_reference_pass_says_so() -> None:
     with pytest.raises(tribute.errors.BudgetError, match=r"20 evaluation\(s\) per input went to the "
                        r"reference pass of ablation='mean' \(40 reference rows over 2 input"):
         tribute.explain(model, x, method="kernel_shap", players=players, target=0, budget=24)
+
+
+class _SharedAttention(nn.Module):
+    """Two-head attention whose one instance serves both blocks of :class:`_SharedNet`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_heads = 2
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(8, 8) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = (p(x).view(b, t, 2, 4).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        w = torch.softmax(q @ k.transpose(-1, -2) / 2.0, -1)
+        out: torch.Tensor = self.o_proj((w @ v).transpose(1, 2).reshape(b, t, 8))
+        return out
+
+
+class _SharedBlock(nn.Module):
+    def __init__(self, attn: _SharedAttention) -> None:
+        super().__init__()
+        self.attn = attn
+        self.mlp = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x)
+        out: torch.Tensor = x + self.mlp(x)
+        return out
+
+
+class _SharedNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        attn = _SharedAttention()
+        self.layers = nn.ModuleList([_SharedBlock(attn), _SharedBlock(attn)])
+        with torch.no_grad():
+            attn.q_proj.weight.mul_(4.0)
+            attn.k_proj.weight.mul_(4.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lay in self.layers:
+            x = lay(x)
+        return x[:, -1, :2]
+
+
+def test_atp_star_qk_fix_on_a_module_called_twice_ablates_one_call_at_a_time() -> None:
+    # aud38c: the query module of an attention shared by two blocks was ablated at both calls in
+    # one pass, so call 2's z' carried call 1's ablation, counted again through call 1's total
+    # gradient (got -0.6235 / 0.2653 for the first sample, the hand QK fix -0.5870 / 0.3060)
+    net = _SharedNet().double().eval()
+    x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    att = net.layers[0].attn
+    star = tribute.explain(net, x, method="atp_star", players=components(net, "layers.0.attn.q_proj", unit="head"),
+                           target=0)
+    assert star.extra["qk_fixed_players"] == [0, 1]
+    # by hand: clean contexts z_c (o_proj input at call c) and their total gradients dv/dz_c
+    zs: list[torch.Tensor] = []
+
+    def keep(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        args[0].retain_grad()
+        zs.append(args[0])
+
+    handle = att.o_proj.register_forward_pre_hook(keep)
+    net(x)[:, 0].sum().backward()
+    handle.remove()
+    net.zero_grad()
+
+    def local(c: int) -> torch.Tensor:
+        """z'_c: every query head zeroed at call c only (the earlier calls clean)."""
+        seen = {"q": 0, "o": 0}
+        out: dict[str, torch.Tensor] = {}
+
+        def zero_q(_m: nn.Module, _a: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor | None:
+            seen["q"] += 1
+            return torch.zeros_like(y) if seen["q"] - 1 == c else None
+
+        def read(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            seen["o"] += 1
+            if seen["o"] - 1 == c:
+                out["z"] = args[0].detach()
+
+        hs = [att.q_proj.register_forward_hook(zero_q), att.o_proj.register_forward_pre_hook(read)]
+        with torch.no_grad():
+            net(x)
+        for h in hs:
+            h.remove()
+        return out["z"]
+
+    hand = sum(((zs[c].detach() - local(c)) * zs[c].grad).reshape(2, 5, 2, 4).sum((1, 3)) for c in range(2))
+    assert isinstance(hand, torch.Tensor)
+    np.testing.assert_allclose(np.asarray(star.extra["atp"])[:, 0], hand.numpy(), rtol=1e-9, atol=1e-12)
+    # v(N), 3 GradDrop gradient rows, 3 probe rows of the contexts, one recording pass per call
+    assert star.n_evals == 1 + 3 + 3 + 2

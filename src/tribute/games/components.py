@@ -885,6 +885,7 @@ class ComponentGame(Game):
         return out
 
     def masked_activations(self, masks: torch.Tensor, sites: list[Site],
+                           calls: Sequence[int] | None = None,
                            ) -> dict[tuple[int, int], torch.Tensor]:
         """Activations of extra ``sites`` while the game's players are masked (counted).
 
@@ -897,6 +898,9 @@ class ComponentGame(Game):
             masks: ``Q x players`` coalitions.
             sites: sites to record, with ``shapes`` and ``n_units`` filled (e.g. from
                 :meth:`probe_sites`); they are kept whole (mask 1) while recorded.
+            calls: per coalition, the one call of the game's modules that its mask applies to
+                (a module called several times per forward pass; the other calls run
+                unedited), ``-1`` for every call. default=None (every call).
 
         Returns:
             ``(site index in sites, call) -> batch x Q x M x *shape`` float64 CPU activations
@@ -906,6 +910,10 @@ class ComponentGame(Game):
         if not shared:
             raise InputError("masked_activations takes shared Q x players masks.")
         q_count, n, mb = int(m.shape[0]), self.n_players, self.n_background
+        if calls is not None and len(calls) != q_count:
+            raise InputError(f"masked_activations: calls has {len(calls)} entries for {q_count} coalitions.")
+        calls_d = None if calls is None else torch.as_tensor(list(calls), dtype=torch.long,
+                                                               device=self.model.device)
         ext = [*self.sites, *[Site(s.name, s.path, s.unit, s.kind, s.num_heads, list(s.shapes),
                                    s.n_units) for s in sites]]
         off = n
@@ -923,6 +931,9 @@ class ComponentGame(Game):
             rows = self._rows(masks_d, True, q_count, start, stop, False)
             st.new_pass(len(ext))
             st.captured = {}
+            if calls_d is not None:
+                r = torch.arange(start, stop, device=self.model.device)
+                st.only_call = calls_d[(r // mb) % q_count]
             return rows
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
@@ -940,6 +951,7 @@ class ComponentGame(Game):
                                 row_bytes=self.row_bytes, desc="recording")
         finally:
             st.record = set()
+            st.only_call = None
         self.count_evals(q_count)
         out = {}
         for key, chunks in recorded.items():

@@ -284,7 +284,9 @@ class AtPStar(Method):
         else:
             return 1 + spent
         qk = game.qk_sites() if self.qk_fix and isinstance(game, ComponentGame) else {}
-        return spent + k + ((k + len(qk)) if qk else 0)
+        # one recording pass per query/key module, one per call of a module called several times
+        passes = sum(max(1, len(game.sites[s].shapes)) for s in qk) if isinstance(game, ComponentGame) else 0
+        return spent + k + ((k + passes) if qk else 0)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):
