@@ -36,14 +36,15 @@ def _key_head_qk_fix(model: nn.Module, x: torch.Tensor, layer: int, j: int) -> n
     """AtP*'s QK fix for key head ``j`` by hand, without any grouping convention:
     ``sum over all query heads <z - z'_j, dv/dz>`` with ``z`` the clean input of o_proj and
     ``z'_j`` that input with key head ``j`` (alone) zeroed."""
-    att = model.m.layers[layer].self_attn
+    att = model.get_submodule(f"m.layers.{layer}.self_attn")
+    o_proj, k_proj = att.get_submodule("o_proj"), att.get_submodule("k_proj")
     seen: dict[str, torch.Tensor] = {}
 
     def probe(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
         seen["z"] = args[0].detach().requires_grad_(True)
         return (seen["z"],)
 
-    handle = att.o_proj.register_forward_pre_hook(probe)
+    handle = o_proj.register_forward_pre_hook(probe)
     model(x)[:, 0].sum().backward()
     handle.remove()
     model.zero_grad()
@@ -55,8 +56,8 @@ def _key_head_qk_fix(model: nn.Module, x: torch.Tensor, layer: int, j: int) -> n
         out[..., j * DH : (j + 1) * DH] = 0.0
         return out
 
-    handles = [att.k_proj.register_forward_hook(zero_head),
-               att.o_proj.register_forward_pre_hook(lambda _m, args: seen.__setitem__("zp", args[0].detach()))]
+    handles = [k_proj.register_forward_hook(zero_head),
+               o_proj.register_forward_pre_hook(lambda _m, args: seen.__setitem__("zp", args[0].detach()))]
     with torch.no_grad():
         model(x)
     for h in handles:
@@ -66,7 +67,7 @@ def _key_head_qk_fix(model: nn.Module, x: torch.Tensor, layer: int, j: int) -> n
 
 def _key_head_exact(model: nn.Module, x: torch.Tensor, layer: int, j: int) -> np.ndarray:
     """Exact patching: v(N) - v(N without key head j), by a hook on k_proj."""
-    k = model.m.layers[layer].self_attn.k_proj
+    k = model.get_submodule(f"m.layers.{layer}.self_attn.k_proj")
 
     def zero_head(_m: nn.Module, _a: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
         out = out.clone()
@@ -209,7 +210,7 @@ def test_atp_star_qk_fix_on_a_module_called_twice_ablates_one_call_at_a_time() -
     # gradient (got -0.6235 / 0.2653 for the first sample, the hand QK fix -0.5870 / 0.3060)
     net = _SharedNet().double().eval()
     x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    att = net.layers[0].attn
+    q_proj, o_proj = net.get_submodule("layers.0.attn.q_proj"), net.get_submodule("layers.0.attn.o_proj")
     star = tribute.explain(net, x, method="atp_star", players=components(net, "layers.0.attn.q_proj", unit="head"),
                            target=0)
     assert star.extra["qk_fixed_players"] == [0, 1]
@@ -220,7 +221,7 @@ def test_atp_star_qk_fix_on_a_module_called_twice_ablates_one_call_at_a_time() -
         args[0].retain_grad()
         zs.append(args[0])
 
-    handle = att.o_proj.register_forward_pre_hook(keep)
+    handle = o_proj.register_forward_pre_hook(keep)
     net(x)[:, 0].sum().backward()
     handle.remove()
     net.zero_grad()
@@ -239,15 +240,95 @@ def test_atp_star_qk_fix_on_a_module_called_twice_ablates_one_call_at_a_time() -
             if seen["o"] - 1 == c:
                 out["z"] = args[0].detach()
 
-        hs = [att.q_proj.register_forward_hook(zero_q), att.o_proj.register_forward_pre_hook(read)]
+        hs = [q_proj.register_forward_hook(zero_q), o_proj.register_forward_pre_hook(read)]
         with torch.no_grad():
             net(x)
         for h in hs:
             h.remove()
         return out["z"]
 
-    hand = sum(((zs[c].detach() - local(c)) * zs[c].grad).reshape(2, 5, 2, 4).sum((1, 3)) for c in range(2))
-    assert isinstance(hand, torch.Tensor)
+    hand = torch.zeros(2, 2, dtype=torch.float64)
+    for c in range(2):
+        grad = zs[c].grad
+        assert grad is not None
+        hand += ((zs[c].detach() - local(c)) * grad).reshape(2, 5, 2, 4).sum((1, 3))
     np.testing.assert_allclose(np.asarray(star.extra["atp"])[:, 0], hand.numpy(), rtol=1e-9, atol=1e-12)
     # v(N), 3 GradDrop gradient rows, 3 probe rows of the contexts, one recording pass per call
     assert star.n_evals == 1 + 3 + 3 + 2
+
+
+def test_atp_star_on_shared_attention_leaves_the_model_as_it_was_after_an_exception() -> None:
+    # the recording pass with one call ablated at a time fails: no hook, gradient or flag left
+    from component_models import hook_count
+
+    class Failing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = _SharedNet().double().eval()
+            self.calls, self.fail_at = 0, 10**9
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if self.calls >= self.fail_at:
+                raise RuntimeError("boom at the recording pass")
+            out: torch.Tensor = self.inner(x)
+            return out
+
+    model = Failing()
+    x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    players = components(model, "inner.layers.0.attn.q_proj", unit="head")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.fail_at = 4  # v(N), GradDrop rows, context probe, then the recording pass
+    with pytest.raises(RuntimeError, match="recording pass"):
+        tribute.explain(model, x, method="atp_star", players=players, target=0)
+    assert model.calls == 4
+    assert hook_count(model) == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m.training for m in model.inner.modules())
+
+
+def test_coar_is_the_least_squares_fit_on_its_own_masks_of_a_bert_mlp() -> None:
+    from tribute.methods.component_methods import coar_masks
+
+    model = hf_last(lambda: T.BertModel(T.BertConfig(hidden_size=16, num_attention_heads=4, intermediate_size=12,
+                                                     num_hidden_layers=2, vocab_size=V)))
+    x = _ids(4)
+    path = "m.encoder.layer.0.intermediate"
+    attr = tribute.explain(model, x, method="coar", players=components(model, path), target=0, budget=60, seed=3)
+    masks = coar_masks(12, 59, 0.9, torch.Generator().manual_seed(3))  # v(N) is the budget's first
+    vals = []
+    for m in masks:
+        h = model.get_submodule(path).register_forward_hook(lambda _m, _a, out, m=m: out * m)
+        with torch.no_grad():
+            vals.append(model(x)[:, 0].numpy())
+        h.remove()
+    design = np.concatenate([np.ones((59, 1)), masks.numpy()], 1)
+    coef = np.linalg.lstsq(design, np.stack(vals), rcond=None)[0]
+    scale = np.abs(coef[1:]).max()
+    np.testing.assert_allclose(attr.values.numpy(), coef[1:].T, atol=1e-9 * scale)
+    np.testing.assert_allclose(np.asarray(attr.extra["intercept"])[:, 0], coef[0], atol=1e-9 * np.abs(coef[0]).max())
+
+
+def test_conductance_matches_captum_on_a_layer_norm_gelu_mlp() -> None:
+    captum = pytest.importorskip("captum.attr")
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.ln, self.b, self.c = nn.Linear(5, 7), nn.LayerNorm(7), nn.Linear(7, 6), nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.c(torch.nn.functional.gelu(self.b(self.ln(torch.sigmoid(self.a(x))))))
+            return out
+
+    torch.manual_seed(5)
+    net = Net().double().eval()
+    x = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    base = 0.3 * torch.randn(5, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    for layer in ("ln", "b"):
+        got = tribute.explain(net, x, method="conductance", players=components(net, layer), target=1,
+                              baseline=base, n_steps=40).values.numpy()
+        ref = captum.LayerConductance(net, net.get_submodule(layer)).attribute(
+            x, baselines=base[None], target=1, n_steps=40, method="riemann_trapezoid").detach().numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-12)
