@@ -332,3 +332,15 @@ def test_conductance_matches_captum_on_a_layer_norm_gelu_mlp() -> None:
         ref = captum.LayerConductance(net, net.get_submodule(layer)).attribute(
             x, baselines=base[None], target=1, n_steps=40, method="riemann_trapezoid").detach().numpy()
         np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-12)
+
+
+def test_conductance_takes_a_one_row_baseline_like_feature_games() -> None:
+    # aud38c: baseline of shape (1, F) (one row, as integrated_gradients and Captum take it)
+    # was refused by conductance ("expected a scalar, (5,) or (3, 5)")
+    net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    base = torch.randn(5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    players = components(net, "1")
+    flat = tribute.explain(net, x, method="conductance", players=players, target=0, baseline=base, n_steps=8)
+    row = tribute.explain(net, x, method="conductance", players=players, target=0, baseline=base[None], n_steps=8)
+    np.testing.assert_array_equal(row.values.numpy(), flat.values.numpy())

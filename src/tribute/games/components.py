@@ -986,10 +986,12 @@ class ComponentGame(Game):
             t = t.to(device=x.device, dtype=x.dtype)
             if t.ndim == 0 or tuple(t.shape) == tuple(x.shape[1:]):
                 t = t.expand(x.shape[1:]).unsqueeze(0)
+            elif tuple(t.shape) == (1, *x.shape[1:]):
+                pass  # one row for every sample (as feature games and Captum take it)
             elif tuple(t.shape) != tuple(x.shape):
                 raise InputError(
-                    f"baseline has shape {tuple(t.shape)}; expected a scalar, {tuple(x.shape[1:])} "
-                    f"or {tuple(x.shape)} (one per sample)."
+                    f"baseline has shape {tuple(t.shape)}; expected a scalar, {tuple(x.shape[1:])}, "
+                    f"{(1, *x.shape[1:])} or {tuple(x.shape)} (one per sample)."
                 )
             out.append(t)
         return out
