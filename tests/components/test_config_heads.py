@@ -115,10 +115,10 @@ def test_grouped_query_key_heads() -> None:
         k.weight.copy_(w)
         k.bias.copy_(b)
     np.testing.assert_allclose(attr.values.numpy()[:, 0], truth.numpy(), atol=1e-12)
-    # AtP*'s QK fix maps a head onto its attention's context head; a grouped key head has no
-    # single one, so it gets plain GradDrop (no crash), while query heads keep the fix
+    # AtP*'s QK fix maps a head onto its attention's context head; a grouped key head serves
+    # several query heads and gets the fix summed over them (aud38c; was plain GradDrop)
     both = components(model, ["layers.0.self_attn.q_proj", "layers.0.self_attn.k_proj"], unit="head",
                       num_heads=None)
     star = tribute.explain(model, x, method="atp_star", players=both, target=0)
-    assert star.extra["qk_fixed_players"] == [0, 1]
+    assert star.extra["qk_fixed_players"] == [0, 1, 2]
     assert star.values.shape == (3, 3)

@@ -132,6 +132,8 @@ class RowState:
             site call, so gradients w.r.t. activations come back from the engine).
         probes: ``((site, call), activation)`` of each probe, in leaf order.
         record: sites whose edited activations are also stored in ``captured`` (``mode="mask"``).
+        only_call: ``rows`` call index that each row's mask applies to (``-1``: every call);
+            the other calls of a site run unedited (``mode="mask"``), or None (every call).
     """
 
     mode: str = "off"
@@ -145,6 +147,7 @@ class RowState:
     leaves: list[torch.Tensor] = field(default_factory=list)
     probes: list[tuple[tuple[int, int], torch.Tensor]] = field(default_factory=list)
     record: set[int] = field(default_factory=set)
+    only_call: torch.Tensor | None = None
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
@@ -173,6 +176,10 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
             "batch axis first (one activation row per input row)."
         )
     m = state.mask[:, site.offset : site.offset + site.n_units].to(act.dtype)
+    if state.only_call is not None:
+        # a row ablating one call of a module called several times keeps the other calls
+        keep = (state.only_call < 0) | (state.only_call == call)
+        m = torch.where(keep[:, None], m, torch.ones_like(m))
     m = site.expand(m, act)
     abl = state.ablate(site_id, call, act, state) if state.ablate is not None else None
     # one fused op: abl + m (act - abl), exactly act where m = 1 and abl where m = 0
@@ -324,6 +331,7 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
         state.mode = "off"
         state.mask = None
         state.drop = None
+        state.only_call = None
         state.leaves = []
         state.probes = []
 

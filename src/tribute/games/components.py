@@ -469,8 +469,11 @@ class ComponentGame(Game):
                 UserWarning, stacklevel=user_stacklevel(),
             )
         self.n_background = 1
-        #: model passes per input made here besides v(N) (``patch``: the counterfactual's capture)
+        #: model passes per input made here besides v(N) (``patch``: the counterfactual's capture;
+        #: ``mean``/``resample`` with ``reference=``: its rows, ``ceil(rows / inputs)``)
         self.capture_evals = 0
+        #: what those passes were (for a budget refusal)
+        self.capture_what = "the counterfactual's capture pass (ablation='patch')"
         self._abl_values: dict[int, dict[int, torch.Tensor]] = {}
         if abl.kind == "zero":
             self.state.ablate = None
@@ -502,6 +505,13 @@ class ComponentGame(Game):
             self._check_like(ref, "reference", same_batch=False)
             _, pool = self._capture(self.engine, self._to_device(ref), per_sample=False, what="reference")
             self._check_shapes(pool, "reference")
+            # the reference pass ran its rows through the model before any coalition: charged
+            # like patch's capture, rounded up per input (aud38c: 10 reference rows for 2 inputs
+            # were in n_rows but not in n_evals, and kernel_shap budget=20 ran 25 rows per input)
+            m_ref = int(ref[0].shape[0])
+            self.capture_evals = -(-m_ref // self.n_samples)
+            self.capture_what = (f"the reference pass of ablation={abl.kind!r} ({m_ref} reference rows "
+                                 f"over {self.n_samples} input(s))")
         if abl.kind == "mean":
             self._abl_values = {s: {c: t.mean(0, keepdim=True) for c, t in calls.items()} for s, calls in pool.items()}
             self.state.ablate = self._ablate_shared
@@ -875,6 +885,7 @@ class ComponentGame(Game):
         return out
 
     def masked_activations(self, masks: torch.Tensor, sites: list[Site],
+                           calls: Sequence[int] | None = None,
                            ) -> dict[tuple[int, int], torch.Tensor]:
         """Activations of extra ``sites`` while the game's players are masked (counted).
 
@@ -887,6 +898,9 @@ class ComponentGame(Game):
             masks: ``Q x players`` coalitions.
             sites: sites to record, with ``shapes`` and ``n_units`` filled (e.g. from
                 :meth:`probe_sites`); they are kept whole (mask 1) while recorded.
+            calls: per coalition, the one call of the game's modules that its mask applies to
+                (a module called several times per forward pass; the other calls run
+                unedited), ``-1`` for every call. default=None (every call).
 
         Returns:
             ``(site index in sites, call) -> batch x Q x M x *shape`` float64 CPU activations
@@ -896,6 +910,10 @@ class ComponentGame(Game):
         if not shared:
             raise InputError("masked_activations takes shared Q x players masks.")
         q_count, n, mb = int(m.shape[0]), self.n_players, self.n_background
+        if calls is not None and len(calls) != q_count:
+            raise InputError(f"masked_activations: calls has {len(calls)} entries for {q_count} coalitions.")
+        calls_d = None if calls is None else torch.as_tensor(list(calls), dtype=torch.long,
+                                                               device=self.model.device)
         ext = [*self.sites, *[Site(s.name, s.path, s.unit, s.kind, s.num_heads, list(s.shapes),
                                    s.n_units) for s in sites]]
         off = n
@@ -913,6 +931,9 @@ class ComponentGame(Game):
             rows = self._rows(masks_d, True, q_count, start, stop, False)
             st.new_pass(len(ext))
             st.captured = {}
+            if calls_d is not None:
+                r = torch.arange(start, stop, device=self.model.device)
+                st.only_call = calls_d[(r // mb) % q_count]
             return rows
 
         def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
@@ -930,6 +951,7 @@ class ComponentGame(Game):
                                 row_bytes=self.row_bytes, desc="recording")
         finally:
             st.record = set()
+            st.only_call = None
         self.count_evals(q_count)
         out = {}
         for key, chunks in recorded.items():
@@ -964,10 +986,12 @@ class ComponentGame(Game):
             t = t.to(device=x.device, dtype=x.dtype)
             if t.ndim == 0 or tuple(t.shape) == tuple(x.shape[1:]):
                 t = t.expand(x.shape[1:]).unsqueeze(0)
+            elif tuple(t.shape) == (1, *x.shape[1:]):
+                pass  # one row for every sample (as feature games and Captum take it)
             elif tuple(t.shape) != tuple(x.shape):
                 raise InputError(
-                    f"baseline has shape {tuple(t.shape)}; expected a scalar, {tuple(x.shape[1:])} "
-                    f"or {tuple(x.shape)} (one per sample)."
+                    f"baseline has shape {tuple(t.shape)}; expected a scalar, {tuple(x.shape[1:])}, "
+                    f"{(1, *x.shape[1:])} or {tuple(x.shape)} (one per sample)."
                 )
             out.append(t)
         return out

@@ -27,6 +27,8 @@ HEAD_ATTRS = ("num_attention_heads", "num_heads", "n_heads", "n_head")
 #: Names of query/key projections inside attention modules (AtP*'s QK fix applies to them).
 QK_NAMES = ("query", "key", "q_proj", "k_proj", "q", "k", "wq", "wk", "to_q", "to_k", "q_lin", "k_lin",
             "query_proj", "key_proj")
+#: The key projections among them (a grouped-query key head serves several query heads).
+KEY_NAMES = ("key", "k_proj", "k", "wk", "to_k", "k_lin", "key_proj")
 #: Names of output projections inside attention modules (their input is the heads' context):
 #: Llama ``o_proj``, BART/OPT ``out_proj``, GPT-2 ``c_proj``, Falcon/Bloom ``dense``, T5/MPNet
 #: ``o``, DistilBERT ``out_lin``.
@@ -347,6 +349,9 @@ def qk_context_sites(model: torch.nn.Module, sites: list[Site]) -> dict[int, Sit
 
     Maps the index (in ``sites``) of each query/key head site to the head-output site of its
     attention module (the heads' context, read where head players of that module would be).
+    A grouped-query key site (``k_proj`` with fewer heads than its module) maps too: its key
+    head ``j`` serves the ``r = H / H_kv`` query heads ``j r .. j r + r - 1`` (transformers'
+    ``repeat_kv`` layout).
     """
     out: dict[int, Site] = {}
     for i, site in enumerate(sites):
@@ -359,7 +364,12 @@ def qk_context_sites(model: torch.nn.Module, sites: list[Site]) -> dict[int, Sit
             ctx = resolve_site(model, parent, "head", None)
         except UnsupportedModelError:
             continue
-        # grouped-query keys: one key head serves several query heads' contexts (no 1:1 map)
-        if ctx.kind in ("output", "input") and ctx.num_heads == site.num_heads:
+        if ctx.kind not in ("output", "input") or not ctx.num_heads or not site.num_heads:
+            continue
+        # grouped-query keys (aud38c): key head j serves query heads j*r .. j*r + r - 1
+        # (r = query heads / key heads, transformers' repeat_kv); the QK fix sums their contexts
+        grouped = (child in KEY_NAMES and site.num_heads < ctx.num_heads
+                   and ctx.num_heads % site.num_heads == 0)
+        if ctx.num_heads == site.num_heads or grouped:
             out[i] = ctx
     return out

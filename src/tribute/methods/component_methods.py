@@ -238,8 +238,9 @@ class AtPStar(Method):
     For head *output* players the fix is built in (the ablation sets the head output exactly
     and the linearisation starts after the head's own softmax); see the module docstring.
     ``nn.MultiheadAttention`` computes its queries/keys inside one function, so they cannot be
-    players. Grouped-query key heads (a ``k_proj`` with fewer heads than the queries) serve
-    several query heads' contexts; they get plain GradDrop (not in ``qk_fixed_players``).
+    players. A grouped-query key head (a ``k_proj`` with fewer heads than the queries) serves
+    several query heads: its fixed estimate sums theirs (key head ``j`` serves query heads
+    ``j r .. j r + r - 1``, ``r`` = query heads per key head, transformers' ``repeat_kv``).
 
     Args:
         layers: module paths of the residual layers (blocks ``x -> x + f(x)`` or post-norm
@@ -283,7 +284,9 @@ class AtPStar(Method):
         else:
             return 1 + spent
         qk = game.qk_sites() if self.qk_fix and isinstance(game, ComponentGame) else {}
-        return spent + k + ((k + len(qk)) if qk else 0)
+        # one recording pass per query/key module, one per call of a module called several times
+        passes = sum(max(1, len(game.sites[s].shapes)) for s in qk) if isinstance(game, ComponentGame) else 0
+        return spent + k + ((k + passes) if qk else 0)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         if not isinstance(game, ComponentGame):

@@ -275,7 +275,7 @@ def explain(
             max_memory, getattr(game, "compute_device", getattr(adapter, "device", None)))
         game.baseline_given = baseline_given  # tree_shap's "auto" reads it
         # passes a game's build made per input besides v(N) (the counterfactual's capture of
-        # ablation="patch"): rows that reached the model, so they come off the method's budget
+        # ablation="patch", the reference rows of "mean"/"resample"): rows that reached the model, so they come off the method's budget
         # and count in n_evals (methods plan from one reference evaluation)
         pre = int(getattr(game, "capture_evals", 0))
         try:
@@ -285,8 +285,8 @@ def explain(
             if not pre:
                 raise
             raise BudgetError(
-                f"{err} [budget={budget} given: {pre} evaluation(s) per input went to the "
-                "counterfactual's capture pass (ablation='patch') before the method ran; raise "
+                f"{err} [budget={budget} given: {pre} evaluation(s) per input went to "
+                f"{getattr(game, 'capture_what', 'a capture pass')} before the method ran; raise "
                 f"budget by {pre}]") from None
         _refuse_padded_texts(estimator, game)
         check_budget_param(estimator, params, game, budget)
