@@ -125,6 +125,11 @@ def test_probe_removes_hooks_after_errors_and_checks_its_arguments():
 
     with pytest.raises(UnsupportedModelError, match="not called"):
         _game(WithSpare(), x, target=0).probe(lambda c: None, modules=["spare"])
+    # with gradients too (before: the engine's internal "gradient run without leaves")
+    spare = WithSpare()
+    with pytest.raises(UnsupportedModelError, match="layer 'spare' was not called during the forward"):
+        _game(spare, x, target=0).probe(lambda c: None, modules=["spare"], grad="modules")
+    assert all(h == (0, 0, 0) for h in _hooks(spare))
     with pytest.raises(InputError, match="grad="):
         g.probe(lambda c: None, grad="weights")
     assert all(h == (0, 0, 0) for h in _hooks(model))

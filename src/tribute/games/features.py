@@ -1337,13 +1337,21 @@ class FeatureGame(Game):
             state["rows"], state["calls"], state["acts"] = rows, {}, {}
             return rows
 
-        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+        def check_called() -> None:
             missing = [p for p in paths if p not in state["acts"]]
             if missing:
                 raise UnsupportedModelError(
                     f"{desc}: layer {missing[0]!r} was not called during the forward pass; pick "
-                    "a layer the model uses."
+                    "a layer the model's forward() uses."
                 )
+
+        def select(out: torch.Tensor, rows: Rows) -> torch.Tensor:
+            # before the engine's backward: a hook that never ran left no leaf to differentiate
+            check_called()
+            return self._select(out, rows)
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            check_called()
             r = torch.arange(start, stop)
             on_chunk(ProbeChunk(
                 sample=r // k_count, point=r % k_count,
@@ -1361,7 +1369,7 @@ class FeatureGame(Game):
                 self.engine.run(
                     b_total * k_count, build, sink,
                     row_bytes=row_bytes if row_bytes is not None else rpp * self.row_bytes,
-                    grad=grad is not None, select=self._select, desc=desc,
+                    grad=grad is not None, select=select if paths else self._select, desc=desc,
                     tune_key=None if rpp == 1 or self.engine.tune_key is None
                     else (self.engine.tune_key, rpp),
                     describe_row=lambda r: f"sample {r // k_count}, point {r % k_count}"
