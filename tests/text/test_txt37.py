@@ -253,7 +253,7 @@ def test_the_split_bar_is_planned_from_each_group(bag: tuple) -> None:
         attr = _explain(model, tok, TEXTS, "lime", budget=120)
     assert attr.n_rows == 4 * 120
     planned = [(d, t) for d, t in seen if t > 0]
-    assert planned and planned[0] == (2 * 120, 4 * 120)  # planned from the first group (2 texts) on
+    assert planned and planned[0][0] <= 2 * 120  # planned within the first group (2 texts)
     # lime's rows are the budget for every text: each group's plan, scaled, is the true total
     # (the last rows read done + 1: a listener's total stays above done until the call returns)
     assert {t for d, t in planned if d < 4 * 120} == {4 * 120}
