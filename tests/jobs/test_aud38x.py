@@ -163,3 +163,18 @@ def _weighted() -> Any:
     ns: dict[str, Any] = {}
     exec(_FACTORY, ns)  # the factory's own class, built here
     return ns["make"]()
+
+
+@pytest.mark.parametrize("text", ["labels.csv", "y.parquet"])
+def test_target_file_of_another_type_is_named(tmp_path: Path, factory: str, text: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``--target labels.csv`` was read as a class label: "target='labels.csv' is not
+    understood", naming neither the file nor the fix."""
+    np.save(tmp_path / "x.npy", np.ones((3, 4)))
+    out = tmp_path / "out"
+    assert main(["explain", "--model", factory, "--data", str(tmp_path / "x.npy"), "--method",
+                 "exact_shapley", "--baseline", "0", "--target", text, "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--target {text!r} looks like a file" in err and "numpy.save" in err
+    assert not out.exists()
