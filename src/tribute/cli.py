@@ -430,6 +430,12 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
     if text.lower().endswith((".npy", ".npz")):
         arr = load_data(text, arg="--target")
         return arr[:limit] if limit else arr
+    if Path(text).suffix.lower() in (".csv", ".parquet", ".txt", ".json") or (
+            ("/" in text or "\\" in text) and Path(text).is_file()):
+        # was read as a class label: "target='y.csv' is not understood", naming no file
+        raise InputError(f"--target {text!r} looks like a file; a file of targets must be a .npy "
+                         "or .npz holding one class per sample: save it with "
+                         "numpy.save('targets.npy', y) and pass --target targets.npy.")
     parts = [t.strip() for t in text.split(",")]
     if not any(parts) or not all(parts):
         raise InputError(f"--target {text!r} holds an empty entry; give 'predicted', a class index "

@@ -306,7 +306,11 @@ def create_app(config: ExplorerConfig) -> Any:
         rgb = s.kind == "image" and len(s.sample_shape) == 3 and s.sample_shape[0] == 3
         arr = load_upload(name, body, s.kind, channels=3 if rgb else 1)
         if name.lower().endswith(".csv"):
-            arr = _by_column_name(s, arr, csv_header(body), name)
+            header = csv_header(body)
+            if header is not None and len(header) > 1 and not header[0] and arr.ndim == 2:
+                # ``,a,b``: the index column ``df.to_csv()`` writes, read as such (as --data reads it)
+                arr, header = arr[:, 1:], header[1:]
+            arr = _by_column_name(s, arr, header, name)
         rows = _fit_rows(s, arr, name)
         new = s.add_inputs(rows, [f"{name} [{i}]" for i in range(int(rows.shape[0]))])
         return _json_response({"indices": new})

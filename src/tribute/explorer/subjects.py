@@ -419,7 +419,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         if len(ds.arrays) != 1:
             raise InputError(f"--data {data!r} holds {len(ds.arrays)} arrays; the explorer "
                              "explains single-input models (name one array with --data-key).")
-        arr = np.asarray(ds.arrays[0][:512])
+        arr = np.array(ds.arrays[0][:512])  # a copy: torch warns on a read-only memory map
         names = list(ds.columns) if ds.columns is not None else None
         inputs: Any = arr
         if isinstance(m, torch.nn.Module):

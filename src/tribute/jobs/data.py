@@ -267,7 +267,9 @@ def load_array(path: str | Path, key: DataKey = None, arg: str = "--data", *,
 
 def load_dataset(path: str | Path, key: DataKey = None, *, multi: bool = True) -> Dataset:
     """Read ``.npy``, ``.npz`` (the arrays ``key`` selects, see :func:`npz_keys`; ``multi`` as
-    there), ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`.
+    there), ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`. A ``.csv``
+    whose header starts with an empty cell (``,a,b``, as ``df.to_csv()`` writes the index) has
+    its first column read as the index, not as a feature.
 
     Raises:
         InputError: missing or unreadable file, pickled objects, arrays of different lengths,
@@ -400,7 +402,8 @@ def _load_table(p: Path) -> Dataset:
     try:
         if p.suffix.lower() == ".csv":
             headerless = _csv_has_no_header(pd, p)
-            frame = pd.read_csv(p, header=None if headerless else "infer")
+            frame = pd.read_csv(p, header=None if headerless else "infer",
+                                index_col=None if headerless or not _csv_has_index(pd, p) else 0)
         else:
             frame = pd.read_parquet(p)
     except ImportError as exc:
@@ -482,22 +485,41 @@ def _frame_categories(frame: Any) -> dict[str, Any]:
     return out
 
 
+def _csv_has_index(pd: Any, p: Path) -> bool:
+    """Whether the header of a ``.csv`` (one with a header) starts with an empty cell: the
+    index column ``df.to_csv(path)`` writes by default (``,a,b`` then ``0,1.5,2.0``).
+
+    pandas reads that column as a feature named ``'Unnamed: 0'``, so the row numbers were
+    explained as the first feature, every other feature shifted one place, silently for a model
+    that takes any width (audit aud38x); it is read as the index instead, as
+    ``pd.read_csv(path, index_col=0)`` reads back what ``to_csv`` wrote.
+    """
+    first = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    return len(first) > 1 and not str(first[0]).strip()
+
+
 def _csv_has_no_header(pd: Any, p: Path) -> bool:
     """Whether the first line of a ``.csv`` is a row of data rather than column names.
 
     pandas takes the first line as the header, so a file saved without one (``np.savetxt``,
     ``df.to_csv(header=False)``) would silently lose its first row and name the features after
     its numbers. A first line of numbers only is read as data, except ``0,1,...,d-1``: the
-    header ``pd.DataFrame(X).to_csv(index=False)`` writes for unnamed columns.
+    header ``pd.DataFrame(X).to_csv(index=False)`` writes for unnamed columns (and
+    ``,0,1,...,d-2``, which ``to_csv()`` writes with the index). An empty cell counts as a
+    number (a missing value, refused later as such): a first row of data with a missing cell
+    was read as the header, losing the row (audit aud38x).
     """
-    first = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
-    if [str(c).strip() for c in first] == [str(i) for i in range(len(first))]:
+    first = [str(c).strip() for c in
+             pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()]
+    if first == [str(i) for i in range(len(first))]:
+        return False
+    if len(first) > 1 and not first[0] and first[1:] == [str(i) for i in range(len(first) - 1)]:
         return False
     try:
-        [float(c) for c in first]
+        [float(c) for c in first if c]
     except ValueError:
         return False
-    return True
+    return any(first)
 
 
 def _check_arrays(arrays: tuple[np.ndarray, ...], names: Sequence[str], where: str,
