@@ -97,3 +97,22 @@ def test_upload_of_a_csv_with_index_reads_the_index_as_such(table: tuple[str, An
             job_old = _wait(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain",
                                                          "index": row, "method": "exact_shapley"}).json())
             assert job_new["result"]["values"] == job_old["result"]["values"]
+
+
+def test_the_tabular_baseline_is_the_whole_files_column_means(tmp_path: Path) -> None:
+    """A file over 512 rows: the explorer shows its first 512, and its baseline, described as
+    "the column means", is the whole file's (before: the first 512 rows' means; here the rows
+    after 512 are shifted by +3, so the two differ by ~1.4 per column)."""
+    from tribute.explorer.subjects import _column_means
+
+    (tmp_path / "aud38x_explorer_factory.py").write_text(_FACTORY, encoding="utf-8")
+    X = np.random.default_rng(5).normal(size=(900, 4)).astype(np.float32)
+    X[512:] += 3.0
+    np.save(tmp_path / "big.npy", X)
+    spec = file_spec(f"{tmp_path}/aud38x_explorer_factory.py:make", data=f"{tmp_path}/big.npy")
+    subject = spec.build()
+    base = np.asarray(subject.baseline, dtype=np.float64)
+    np.testing.assert_allclose(base, X.astype(np.float64).mean(0), rtol=1e-6)
+    assert np.abs(base - X[:512].astype(np.float64).mean(0)).min() > 1.0
+    assert "of the whole file" in subject.description and "(first 512 rows)" in subject.description
+    np.testing.assert_allclose(_column_means(X, block=7), X.astype(np.float64).mean(0), rtol=1e-12)

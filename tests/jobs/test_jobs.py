@@ -86,6 +86,27 @@ def test_summary_lists_each_players_mean_credit(mlp, X, tmp_path):
     assert slot["targets"] == sorted({int(t) for t in np.asarray(attr.targets).ravel()})
 
 
+def test_summary_ranks_players_per_class_when_rows_explain_different_classes():
+    """Per-row targets (the predicted class): the slot's ranking mixes credits towards
+    different classes, so each class also gets its own ranking over its rows."""
+    from tribute.jobs.api import credit_summary
+
+    vals = np.array([[1.0, -4.0], [3.0, 0.0], [-5.0, 1.0], [0.5, 2.0]])
+    targets = np.array([0, 0, 2, 2])
+    (slot,) = credit_summary(tribute.Attribution(values=vals, method="m", player_names=["a", "b"],
+                                                 targets=targets))
+    assert slot["targets"] == [0, 2]
+    assert [p["player"] for p in slot["players"]] == ["a", "b"]  # 2.375 vs 1.75 over all rows
+    by = {e["target"]: e for e in slot["by_target"]}
+    assert by[0]["rows"] == 2 and by[0]["players"] == [
+        {"player": "a", "mean_abs": 2.0, "mean": 2.0, "n_rows": 2},
+        {"player": "b", "mean_abs": 2.0, "mean": -2.0, "n_rows": 2}]
+    assert by[2]["players"][0] == {"player": "a", "mean_abs": 2.75, "mean": -2.25, "n_rows": 2}
+    one = credit_summary(tribute.Attribution(values=vals, method="m", player_names=["a", "b"],
+                                             targets=np.zeros(4, dtype=int)))
+    assert "by_target" not in one[0]  # one class: the slot's ranking is the class's
+
+
 def test_summary_leaves_a_nan_credit_out_of_the_means():
     from tribute.jobs.api import credit_summary
 

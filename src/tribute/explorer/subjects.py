@@ -450,7 +450,8 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         tokens = [[str(int(t)) for t in r] for r in arr] if kind == "text" else None
         baseline: Any = 0.0
         if kind == "tabular":
-            baseline = np.asarray(arr, dtype=np.float64).mean(0)
+            # the whole file's column means (the description says so), not the shown rows'
+            baseline = _column_means(ds.arrays[0])
             if isinstance(inputs, torch.Tensor):
                 baseline = torch.as_tensor(baseline, dtype=inputs.dtype)
         elif kind == "text":
@@ -465,9 +466,19 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             description=f"model {model}" + (f" with weights {Path(weights).name}" if weights
                                             else "") + f"; inputs {data}"
                         + (" (first 512 rows)" if ds.n_rows > 512 else "")
-                        + ("; baseline: the column means" if kind == "tabular" else ""))
+                        + ("; baseline: the column means" + (" of the whole file" if ds.n_rows > 512
+                                                               else "") if kind == "tabular" else ""))
 
     return SubjectSpec(name=name, title=f"{model}", kind="?", build=build)
+
+
+def _column_means(a: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """Column means of a table (``rows x features``) in float64, read in blocks of rows (a
+    memory-mapped file is never loaded whole)."""
+    total = np.zeros(a.shape[1], dtype=np.float64)
+    for lo in range(0, int(a.shape[0]), block):
+        total += np.asarray(a[lo:lo + block], dtype=np.float64).sum(0)
+    return total / max(int(a.shape[0]), 1)
 
 
 def _probe(model: Any, x: Any) -> int:

@@ -321,35 +321,41 @@ def credit_summary(result: Attribution, top: int = SUMMARY_TOP) -> list[dict[str
     global importance, e.g. Lundberg et al. 2020's summary plots), with their mean signed credit
     and ``n_rows``, the rows with a finite credit for that player (a row whose credit is NaN, e.g.
     an input the method could not explain, is left out of that player's means, not read as 0).
-    ``targets`` gives the classes explained in that slot (up to 10; more are counted).
+    ``targets`` gives the classes explained in that slot (up to 10; more are counted). A slot
+    whose rows explain different classes (per-row targets such as the predicted class) also
+    holds ``by_target``: the same ranking over the rows of each class (up to 10 classes), since
+    a credit towards one class and a credit towards another are not one quantity.
     """
     flat = result.flat()  # rows x targets x players
     names = list(result.player_names)
     out: list[dict[str, Any]] = []
     for t in range(flat.shape[1]):
-        block = flat[:, t, :]
-        finite = np.isfinite(block)
-        counts = finite.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(finite, block, 0.0).sum(axis=0) / counts
-            mean_abs = np.where(finite, np.abs(block), 0.0).sum(axis=0) / counts
-        order = sorted(range(len(names)), key=lambda j: (not np.isfinite(mean_abs[j]), -mean_abs[j], j))
-        entry: dict[str, Any] = {
-            "slot": t,
-            "players": [
-                {"player": names[j], "mean_abs": _json_float(mean_abs[j]), "mean": _json_float(mean[j]),
-                 "n_rows": int(counts[j])}
-                for j in order[:top]
-            ],
-        }
+        entry: dict[str, Any] = {"slot": t, "players": _ranking(flat[:, t, :], names, top)}
         if result.targets is not None:
             tg = np.asarray(result.targets).reshape(flat.shape[0], -1)[:, t]
             classes = np.unique(tg)
             entry["targets"] = [int(c) for c in classes[:10]]
             if classes.size > 10:
                 entry["targets_more"] = int(classes.size - 10)
+            if classes.size > 1:
+                entry["by_target"] = [
+                    {"target": int(c), "rows": int((tg == c).sum()),
+                     "players": _ranking(flat[tg == c, t, :], names, top)}
+                    for c in classes[:10]]
         out.append(entry)
     return out
+
+
+def _ranking(block: np.ndarray, names: list[str], top: int) -> list[dict[str, Any]]:
+    """Players of ``block`` (rows x players) by mean absolute credit over their finite rows."""
+    finite = np.isfinite(block)
+    counts = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, block, 0.0).sum(axis=0) / counts
+        mean_abs = np.where(finite, np.abs(block), 0.0).sum(axis=0) / counts
+    order = sorted(range(len(names)), key=lambda j: (not np.isfinite(mean_abs[j]), -mean_abs[j], j))
+    return [{"player": names[j], "mean_abs": _json_float(mean_abs[j]), "mean": _json_float(mean[j]),
+             "n_rows": int(counts[j])} for j in order[:top]]
 
 
 def _json_float(v: float) -> float | None:
