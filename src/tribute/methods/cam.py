@@ -106,18 +106,34 @@ def layer_activation_gradients(
 
     # a layer the forward pass never calls leaves the gradient run without a leaf, which the
     # engine reports as an internal error: watch the layer and the whole model to say so
-    seen = {"layer": False, "model": False}
+    seen = {"layer": False, "model": False, "reached": True}
+
+    def at_model(_m: torch.nn.Module, _a: Any, out: Any) -> None:
+        seen["model"] = True
+        # rev38a: a layer that is called but does not reach the output (a dead branch) left the
+        # output without a gradient path: torch's "element 0 of tensors does not require grad"
+        seen["reached"] = bool(out.requires_grad) if isinstance(out, torch.Tensor) else True
+
     layer_mod = dict(module.named_modules())[path]
     handles = [layer_mod.register_forward_hook(lambda *a: seen.__setitem__("layer", True)),
-               module.register_forward_hook(lambda *a: seen.__setitem__("model", True))]
+               module.register_forward_hook(at_model)]
     try:
         game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
-    except RuntimeError as exc:
+    except (RuntimeError, UnsupportedModelError) as exc:
+        # (the probe itself now refuses a layer never called, without the layer's type or a
+        # suggestion: rev38a, test_aud38v's never-called test failed on integ)
         if seen["model"] and not seen["layer"]:
             raise UnsupportedModelError(
                 f"{method}: layer {path!r} ({type(layer_mod).__name__}) is a module of the model "
                 "but its forward() never calls it, so it has no activation to weigh; pick a "
                 f"layer the model uses, e.g. {_some_names(dict(module.named_modules()), 4, exclude=path)}."
+            ) from exc
+        if seen["model"] and seen["layer"] and not seen["reached"]:
+            raise UnsupportedModelError(
+                f"{method}: layer {path!r} ({type(layer_mod).__name__}) is called by the model's "
+                "forward() but its output does not reach the model's output (no gradient path), so "
+                "it has no gradient to weigh; pick a layer on the path to the output, e.g. "
+                f"{_some_names(dict(module.named_modules()), 4, exclude=path)}."
             ) from exc
         raise
     finally:

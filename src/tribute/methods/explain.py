@@ -278,11 +278,22 @@ def explain(
         # ablation="patch", the reference rows of "mean"/"resample"): rows that reached the model, so they come off the method's budget
         # and count in n_evals (methods plan from one reference evaluation)
         pre = int(getattr(game, "capture_evals", 0))
+        # a malformed budget (a float, a bool, < 1) goes to check() as given, which refuses it
+        # by its own value (rev38a: budget=20.5 ran as 20 - pre; budget <= pre was refused as
+        # "budget=-2 must be a positive int")
+        given = int(budget) if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool) \
+            and budget >= 1 else None
         try:
-            use_budget = estimator.check(game, budget if budget is None or not pre
-                                         else int(budget) - pre)  # validates the parameters first
+            if pre and given is not None and given <= pre:
+                what, need = getattr(game, "capture_what", "a capture pass"), estimator.min_budget(game)
+                raise BudgetError(
+                    f"budget={budget} is too small for {cls.name!r}: {pre} evaluation(s) per input "
+                    f"go to {what} before the method runs, which leaves none for the method (it "
+                    f"needs at least {need}). Raise budget to >= {pre + need}.")
+            use_budget = estimator.check(game, given - pre if pre and given is not None
+                                         else budget)  # validates the parameters first
         except BudgetError as err:
-            if not pre:
+            if not pre or given is None or given <= pre:
                 raise
             raise BudgetError(
                 f"{err} [budget={budget} given: {pre} evaluation(s) per input went to "
