@@ -1,0 +1,52 @@
+"""Review rev38b of aud38x's csv index rule: a header that starts with an empty cell marks the
+first column as the index. Files a user may have where that reading loses or hides data."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tribute.jobs.data import load_dataset
+
+pytest.importorskip("pandas")
+
+
+def test_unnamed_first_column_that_looks_like_data_is_read_as_index_with_a_warning(tmp_path: Path) -> None:
+    """A feature column saved with a blank first header cell (a spreadsheet export): its values
+    repeat and are not whole, unlike an index. It is still read as the index (to_csv's round
+    trip), but no longer silently: a model of width 3 then failed with a bare shape error."""
+    p = tmp_path / "x.csv"
+    p.write_text(",a,b\n0.7,1.5,2\n0.1,2.5,3\n0.7,0.5,1\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"first column of .*x\.csv.* read as the row index.*give it a name"):
+        ds = load_dataset(p)
+    assert ds.columns == ("a", "b")
+
+
+def test_to_csv_index_reads_without_a_warning(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(np.arange(12.0).reshape(4, 3) + 0.5, columns=["a", "b", "c"])
+    df.to_csv(tmp_path / "x.csv")
+    df.set_axis(["r1", "r2", "r3", "r4"]).to_csv(tmp_path / "y.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("x.csv", "y.csv"):
+            ds = load_dataset(tmp_path / name)
+            assert ds.columns == ("a", "b", "c")
+            np.testing.assert_array_equal(ds.arrays[0], df.to_numpy())
+
+
+def test_numeric_column_names_with_a_labelled_index_are_a_header(tmp_path: Path) -> None:
+    """``df.to_csv()`` of a frame with a text index and numeric column names (quantiles, years):
+    ``,0.1,0.5`` then ``east,1.5,2``. The first line was read as a row of data (its cells are
+    numbers, the empty one counted as missing): the column names became a row of data, the
+    index a feature."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame([[1.5, 2.0], [2.5, 3.0]], columns=[0.1, 0.5], index=["east", "west"])
+    df.to_csv(tmp_path / "q.csv")
+    assert (tmp_path / "q.csv").read_text().startswith(",0.1,0.5\neast,")
+    ds = load_dataset(tmp_path / "q.csv")
+    assert ds.columns == ("0.1", "0.5")
+    np.testing.assert_array_equal(ds.arrays[0], [[1.5, 2.0], [2.5, 3.0]])
