@@ -50,3 +50,46 @@ def test_numeric_column_names_with_a_labelled_index_are_a_header(tmp_path: Path)
     ds = load_dataset(tmp_path / "q.csv")
     assert ds.columns == ("0.1", "0.5")
     np.testing.assert_array_equal(ds.arrays[0], [[1.5, 2.0], [2.5, 3.0]])
+
+
+_FACTORY = '''
+import numpy as np
+
+class Weighted:
+    def __call__(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return (x * np.arange(1, x.shape[1] + 1)).sum(1, keepdims=True)
+
+
+def make():
+    return Weighted()
+'''
+
+
+@pytest.mark.parametrize("groups, names", [({"ab": ["a", "b"], "cd": ["c", "d"]}, ["ab", "cd"]),
+                                           ([["a", "b"], ["c", "d"]], ["a+b", "c+d"])])
+def test_csv_job_with_groups_of_column_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             groups: object, names: list[str]) -> None:
+    """Groups given by the csv's column names, as a single call on the DataFrame takes them: the
+    job refused them in shard 0 ("inputs have no column names; give column positions"), though
+    the file names its columns; by position they were named 'x0+x1'."""
+    import sys
+
+    import tribute
+
+    pd = pytest.importorskip("pandas")
+    (tmp_path / "rev38b_factory.py").write_text(_FACTORY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        rng = np.random.default_rng(1)
+        df = pd.DataFrame(rng.normal(size=(5, 4)), columns=list("abcd"))
+        df.to_csv(tmp_path / "x.csv", index=False)
+        job = tribute.explain_dataset(f"{tmp_path / 'rev38b_factory.py'}:make", str(tmp_path / "x.csv"),
+                                      method="exact_shapley", baseline=0, groups=groups,
+                                      shard_size=2, out=str(tmp_path / "out"))
+    finally:
+        sys.modules.pop("rev38b_factory", None)
+    assert job.player_names == names
+    contrib = df.to_numpy() * np.arange(1, 5)  # Shapley values of a linear model, baseline 0
+    truth = np.stack([contrib[:, :2].sum(1), contrib[:, 2:].sum(1)], axis=1)
+    np.testing.assert_allclose(job.flat()[:, 0], truth, rtol=1e-12, atol=1e-12)
