@@ -3,6 +3,7 @@ first column as the index. Files a user may have where that reading loses or hid
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -93,3 +94,20 @@ def test_csv_job_with_groups_of_column_names(tmp_path: Path, monkeypatch: pytest
     contrib = df.to_numpy() * np.arange(1, 5)  # Shapley values of a linear model, baseline 0
     truth = np.stack([contrib[:, :2].sum(1), contrib[:, 2:].sum(1)], axis=1)
     np.testing.assert_allclose(job.flat()[:, 0], truth, rtol=1e-12, atol=1e-12)
+
+
+def test_cli_target_list_repeating_a_class_is_refused_with_the_cli_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--target 0,0`` (a label vector typed on the command line): explain's refusal told the
+    CLI user to pass ``target=np.asarray(labels)``; the CLI names its own fix, a .npy file."""
+    from tribute.cli import main
+
+    (tmp_path / "rev38b_factory.py").write_text(_FACTORY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "rev38b_factory", raising=False)
+    np.save(tmp_path / "x.npy", np.zeros((3, 2)))
+    code = main(["explain", "--model", f"{tmp_path / 'rev38b_factory.py'}:make", "--data", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "out"), "--target", "0,0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--target '0,0' repeats 0" in err and "--target targets.npy" in err
+    assert not (tmp_path / "out").exists()
