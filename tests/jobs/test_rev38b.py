@@ -111,3 +111,15 @@ def test_cli_target_list_repeating_a_class_is_refused_with_the_cli_fix(
     err = capsys.readouterr().err
     assert code != 0 and "--target '0,0' repeats 0" in err and "--target targets.npy" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_numeric_column_names_after_an_index_column_are_refused_naming_the_header(tmp_path: Path) -> None:
+    """``,2019,2020`` then ``0,1.5,2`` (years as column names, an integer index): the file cannot
+    tell a header from a first row of data missing its first value, so it is refused; the
+    refusal said only "missing values (rows [0]...)", naming no header."""
+    from tribute.errors import InputError
+
+    p = tmp_path / "years.csv"
+    p.write_text(",2019,2020\n0,1.5,2\n1,2.5,3\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"rows \[0\].*is read as a row of data.*names that are not numbers"):
+        load_dataset(p)

@@ -432,7 +432,15 @@ def _load_table(p: Path) -> Dataset:
     arr = frame.to_numpy(dtype=np.float64)
     if np.isnan(arr).any():
         rows = np.flatnonzero(np.isnan(arr).any(axis=1))[:5].tolist()
-        raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.")
+        hint = ""
+        if headerless and arr.shape[1] > 1 and np.isnan(arr[0, 0]) and not np.isnan(arr[0, 1:]).any():
+            # ``,2019,2020`` then ``0,1.5,2``: numeric column names after an index column, or a
+            # first row of data missing its first value; the file cannot tell (review rev38b)
+            hint = (" Its first line (an empty first cell, then numbers) is read as a row of data "
+                    "missing its first value; if it is a header (an index column, then columns "
+                    "named by numbers such as years), give the columns names that are not "
+                    "numbers (e.g. 'y2019'), or save the table without its index and header.")
+        raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.{hint}")
     cols = None if headerless else tuple(str(c) for c in frame.columns)
     return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
 
