@@ -269,7 +269,8 @@ def load_dataset(path: str | Path, key: DataKey = None, *, multi: bool = True) -
     """Read ``.npy``, ``.npz`` (the arrays ``key`` selects, see :func:`npz_keys`; ``multi`` as
     there), ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`. A ``.csv``
     whose header starts with an empty cell (``,a,b``, as ``df.to_csv()`` writes the index) has
-    its first column read as the index, not as a feature.
+    its first column read as the index, not as a feature (with a warning when its values repeat
+    or are not whole numbers, unlike an index: a feature saved with no name).
 
     Raises:
         InputError: missing or unreadable file, pickled objects, arrays of different lengths,
