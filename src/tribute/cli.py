@@ -447,6 +447,12 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
             values.append(int(part))
         except ValueError:
             values.append(part)  # a class label (string classes_); explain refuses other strings
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:  # explain's refusal advised target=np.asarray(labels), a Python fix (review rev38b)
+        raise InputError(f"--target {text!r} repeats {repeated[0]!r}: comma-separated targets are "
+                         "several classes, each explained for every sample. For one class per "
+                         "sample save them with numpy.save('targets.npy', y) and pass --target "
+                         "targets.npy; for one class for all samples pass it alone (--target 3).")
     return values if len(values) > 1 else values[0]
 
 

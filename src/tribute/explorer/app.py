@@ -310,6 +310,8 @@ def create_app(config: ExplorerConfig) -> Any:
             if header is not None and len(header) > 1 and not header[0] and arr.ndim == 2:
                 # ``,a,b``: the index column ``df.to_csv()`` writes, read as such (as --data reads it)
                 arr, header = arr[:, 1:], header[1:]
+            if header is not None and header == [str(i) for i in range(len(header))]:
+                header = None  # unnamed columns (pandas numbers them): by position, as --data reads them
             arr = _by_column_name(s, arr, header, name)
         rows = _fit_rows(s, arr, name)
         new = s.add_inputs(rows, [f"{name} [{i}]" for i in range(int(rows.shape[0]))])

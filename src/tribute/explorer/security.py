@@ -133,6 +133,12 @@ def csv_header(data: bytes) -> list[str] | None:
     text = data.decode("utf-8-sig", "replace")
     first = text.splitlines()[0] if text else ""
     fields = [c.strip().strip('"') for c in first.split(",")]
+    unnamed = [str(i) for i in range(len(fields))]
+    if fields == unnamed or (len(fields) > 1 and not fields[0] and fields[1:] == unnamed[:-1]):
+        # the header pandas writes for unnamed columns (``0,1,2``, ``,0,1`` with the index), as
+        # --data reads it: it was read as a row of data (an input of the column numbers, added
+        # silently) or refused ("could not convert string '' to float64") (review rev38b)
+        return fields
     if not any(f and not _is_number(f) for f in fields):
         return None  # numbers only (``nan``/``inf`` included: a data row, refused later as such)
     return fields

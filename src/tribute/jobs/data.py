@@ -269,7 +269,8 @@ def load_dataset(path: str | Path, key: DataKey = None, *, multi: bool = True) -
     """Read ``.npy``, ``.npz`` (the arrays ``key`` selects, see :func:`npz_keys`; ``multi`` as
     there), ``.csv`` or ``.parquet`` (numeric columns only) into a :class:`Dataset`. A ``.csv``
     whose header starts with an empty cell (``,a,b``, as ``df.to_csv()`` writes the index) has
-    its first column read as the index, not as a feature.
+    its first column read as the index, not as a feature (with a warning when its values repeat
+    or are not whole numbers, unlike an index: a feature saved with no name).
 
     Raises:
         InputError: missing or unreadable file, pickled objects, arrays of different lengths,
@@ -402,8 +403,10 @@ def _load_table(p: Path) -> Dataset:
     try:
         if p.suffix.lower() == ".csv":
             headerless = _csv_has_no_header(pd, p)
-            frame = pd.read_csv(p, header=None if headerless else "infer",
-                                index_col=None if headerless or not _csv_has_index(pd, p) else 0)
+            indexed = not headerless and _csv_has_index(pd, p)
+            frame = pd.read_csv(p, header=None if headerless else "infer", index_col=0 if indexed else None)
+            if indexed:
+                _warn_if_index_looks_like_data(pd, frame.index, p)
         else:
             frame = pd.read_parquet(p)
     except ImportError as exc:
@@ -430,7 +433,15 @@ def _load_table(p: Path) -> Dataset:
     arr = frame.to_numpy(dtype=np.float64)
     if np.isnan(arr).any():
         rows = np.flatnonzero(np.isnan(arr).any(axis=1))[:5].tolist()
-        raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.")
+        hint = ""
+        if headerless and arr.shape[1] > 1 and np.isnan(arr[0, 0]) and not np.isnan(arr[0, 1:]).any():
+            # ``,2019,2020`` then ``0,1.5,2``: numeric column names after an index column, or a
+            # first row of data missing its first value; the file cannot tell (review rev38b)
+            hint = (" Its first line (an empty first cell, then numbers) is read as a row of data "
+                    "missing its first value; if it is a header (an index column, then columns "
+                    "named by numbers such as years), give the columns names that are not "
+                    "numbers (e.g. 'y2019'), or save the table without its index and header.")
+        raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.{hint}")
     cols = None if headerless else tuple(str(c) for c in frame.columns)
     return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
 
@@ -498,6 +509,27 @@ def _csv_has_index(pd: Any, p: Path) -> bool:
     return len(first) > 1 and not str(first[0]).strip()
 
 
+def _warn_if_index_looks_like_data(pd: Any, index: Any, p: Path) -> None:
+    """The first column of a ``.csv`` whose header starts with an empty cell is read as the
+    index; warn when its values do not look like one (repeated values, or numbers that are not
+    whole): a feature column saved with no name (a blank first header cell, as a spreadsheet may
+    export it) is then missing from the explained features, and a model of fixed width fails
+    with a shape error that says nothing of the column (review rev38b)."""
+    values = pd.Series(index)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    fractional = bool(numeric and (values.to_numpy(dtype=np.float64) % 1 != 0).any())
+    if not (fractional or values.duplicated().any()):
+        return
+    import warnings
+
+    shown = [str(v) for v in values.iloc[:3].tolist()]
+    warnings.warn(
+        f"data: the first column of {str(p)!r} has no name in the header, so it is read as the "
+        f"row index (as pandas' df.to_csv() writes it) and not explained; its values {shown}... "
+        f"{'repeat' if values.duplicated().any() else 'are not whole numbers'}, unlike an index. "
+        "If it is a feature, give it a name in the header's first cell.", UserWarning, stacklevel=3)
+
+
 def _csv_has_no_header(pd: Any, p: Path) -> bool:
     """Whether the first line of a ``.csv`` is a row of data rather than column names.
 
@@ -515,11 +547,29 @@ def _csv_has_no_header(pd: Any, p: Path) -> bool:
         return False
     if len(first) > 1 and not first[0] and first[1:] == [str(i) for i in range(len(first) - 1)]:
         return False
+    if len(first) > 1 and not first[0] and _csv_second_row_is_labelled(pd, p):
+        return False  # ``,2019,2020`` then ``east,1.5,2``: numeric column names and a labelled index
     try:
         [float(c) for c in first if c]
     except ValueError:
         return False
     return any(first)
+
+
+def _csv_second_row_is_labelled(pd: Any, p: Path) -> bool:
+    """Whether the second line of a ``.csv`` starts with a cell that is not a number (a row
+    label, e.g. ``east`` or ``2020-01-31``): the first line, whose first cell is empty, is then
+    the header of a table with an index column (``df.to_csv()`` of a frame with a text index
+    and numeric column names), not a row of data with a missing value."""
+    rows = pd.read_csv(p, header=None, nrows=2, dtype=str, keep_default_na=False)
+    if rows.shape[0] < 2:
+        return False
+    cell = str(rows.iloc[1, 0]).strip()
+    try:
+        float(cell)
+    except ValueError:
+        return bool(cell)
+    return False
 
 
 def _check_arrays(arrays: tuple[np.ndarray, ...], names: Sequence[str], where: str,
