@@ -224,6 +224,23 @@ x0.98-1.004 on every cell (no signal). Kept: the NNGP member also below one pair
 players cannot pin every main effect, so the prior carries more of the estimate there, and a
 prior shaped like the network was the better one on every cell it reached.
 
+Stop 38 (the fit at 64-128 evaluations; no change kept). Each real call's fit was replayed on its
+own pairs (10 points x 3 seeds, all twelve benchmark games at 64 and 128 evaluations; replays equal
+the calls bit for bit), so a rule of the model average is measured without new model calls. What any
+reweighting of the members can reach is bounded by the best member per point (chosen by the
+truth): 0.063 against 0.076 on the breast-cancer MLP logit at 64 evaluations (half the best anchor
+is 0.057), 0.071 against 0.072 on the random ReLU 18 logit at 128 (0.060 needed; there the NNGP
+member holds 0.96 of the weight, and its best single kernel by the truth, a depth-3 grid included,
+is 0.074 on seed 0). Rules tried, error against the current average (90% bootstrap): the six
+families (isotropic ``tau`` = 0 / 10 / 1e6, ARD, sign-aware, NNGP) with equal prior mass:
+x0.964-0.997 on the tuning games at 64, x0.94-0.99 on nine held-out cells, but x1.038
+[1.006, 1.070] on the breast-cancer MLP logit at 64; the NNGP cap at 0.6 / 0.75 / 1 instead of 1/2:
+the same pattern (tanh16 x0.985 / 0.969 / 0.957, digits16 x1.025 / 1.079 / 1.203); the weights
+sharpened (``softmax(2 loglik)``): x0.985-0.994 on the tuning games, x1.045 [1.010, 1.083] on the
+breast-cancer logit; tempered (``T = 2``): x1.00-1.05 almost everywhere; a noise floor (jitter
+1e-2 of the mean diagonal): diabetes x1.17-1.37; 1e-3: x0.99-1.02. Every rule that moves weight
+towards the NNGP member costs the breast-cancer MLP logit at 64, the cell furthest from the goal.
+
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
 variance built on it is too small when ``K`` is small: under a scale-invariant prior on the
