@@ -36,7 +36,8 @@ from ..targets import TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
-__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "patches"]
+__all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
+           "is_column_groups", "patches"]
 
 
 class _DefaultBaseline(float):
@@ -364,14 +365,14 @@ class FeatureGame(Game):
             columns = _fitted_columns(model, raw_inputs[0])
             if columns is not None and feature_names is None and groups is None:
                 feature_names = columns  # the names the model was fitted with, not x0, x1, ...
-        if not multi and _is_column_groups(groups):
+        if not multi and is_column_groups(groups):
             if columns is None and len(np.shape(raw_inputs[0])) != 2:
                 raise InputError(
                     f"groups as lists of columns need table inputs (batch x columns); inputs have "
                     f"shape {tuple(np.shape(raw_inputs[0]))}: give an integer mask of group ids."
                 )
             n_cols = len(columns) if columns is not None else int(np.shape(raw_inputs[0])[-1])
-            groups, group_names = _column_groups(groups, columns, n_cols)
+            groups, group_names = column_groups(groups, columns, n_cols)
             if feature_names is None:
                 feature_names = group_names
         if multi and not raw_inputs:
@@ -1815,7 +1816,7 @@ def _parse_baseline(value: Any, x: torch.Tensor, shape: tuple[int, ...], batch: 
     return b.reshape(1, d).clone(), "single"
 
 
-def _is_column_groups(value: Any) -> bool:
+def is_column_groups(value: Any) -> bool:
     """``groups`` given as columns per player: a dict ``{name: columns}``, or a list of column
     lists that names columns (strings) or is ragged (an integer mask is rectangular)."""
     if isinstance(value, dict):
@@ -1826,7 +1827,7 @@ def _is_column_groups(value: Any) -> bool:
     return any(isinstance(c, str) for c in flat) or len({len(g) for g in value}) > 1
 
 
-def _column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[np.ndarray, list[str]]:
+def column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[np.ndarray, list[str]]:
     """An integer mask (one group id per column) and the group names from columns per player.
 
     Columns are named (a DataFrame's column names) or given by position; every column must be

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..attribution import Attribution
 from ..errors import InputError, TributeError
-from ..games.features import _column_groups, _is_column_groups
+from ..games.features import column_groups, is_column_groups
 from ..params import check_seed
 from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
@@ -125,12 +125,12 @@ def explain_dataset(
     built = source.build()
     check_columns(ds, built)  # a table must hold the model's columns in the model's order
     _table_baseline(ds, method, explain_kwargs)
-    if ds.columns is not None and ds.frame is None and _is_column_groups(explain_kwargs.get("groups")):
+    if ds.columns is not None and ds.frame is None and is_column_groups(explain_kwargs.get("groups")):
         # groups of column names ({'ab': ['a', 'b']}, [['a', 'b'], ['c']]): a shard of a numeric
         # table is an array, whose columns have no names ("inputs have no column names; give
         # column positions", though the file names them): resolved here, named as a single call
         # on the DataFrame names them (review rev38b)
-        mask, group_names = _column_groups(explain_kwargs["groups"], list(ds.columns), len(ds.columns))
+        mask, group_names = column_groups(explain_kwargs["groups"], list(ds.columns), len(ds.columns))
         explain_kwargs["groups"] = mask
         if explain_kwargs.get("feature_names") is None:
             explain_kwargs["feature_names"] = group_names
