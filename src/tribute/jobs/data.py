@@ -18,6 +18,7 @@ a key naming one (``"X_test"``) or, for a multi-input model, several in input or
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -409,6 +410,11 @@ def _load_table(p: Path) -> Dataset:
                 _warn_if_index_looks_like_data(pd, frame.index, p)
         else:
             frame = pd.read_parquet(p)
+            # pyarrow's name for a pandas index saved without pandas' metadata: an index, not a
+            # feature (it was explained as one)
+            index_cols = [c for c in frame.columns if re.fullmatch(r"__index_level_\d+__", str(c))]
+            if index_cols and len(index_cols) < frame.shape[1]:
+                frame = frame.drop(columns=index_cols)
     except ImportError as exc:
         raise InputError(f"data: reading parquet files needs pyarrow: `pip install pyarrow` ({exc}).") from exc
     except Exception as exc:  # pandas raises many parser error types
@@ -417,6 +423,8 @@ def _load_table(p: Path) -> Dataset:
         raise InputError(f"data: {str(p)!r} has no columns.")
     if frame.shape[0] == 0:
         raise InputError(f"data: {str(p)!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
+    if p.suffix.lower() == ".csv" and (frame.shape[1] == 1 or text_columns(frame)):
+        _refuse_other_separator(p)
     if text_columns(frame):  # strings / categories: the model (a pipeline) takes the table itself
         names = None if headerless else tuple(str(c) for c in frame.columns)
         return _table_dataset(frame, "data", str(p), names)
@@ -507,6 +515,24 @@ def _csv_has_index(pd: Any, p: Path) -> bool:
     """
     first = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     return len(first) > 1 and not str(first[0]).strip()
+
+
+def _refuse_other_separator(p: Path) -> None:
+    """Refuse a ``.csv`` whose first line separates its fields with ``;``, a tab or ``|`` (a
+    spreadsheet saved in a locale whose decimal mark is ','): read with commas it became one
+    text column (``a;b;c``) or text columns (``1,5;2,3``), explained as categorical features."""
+    with open(p, encoding="utf-8-sig", errors="replace") as fh:
+        first = fh.readline()
+    unquoted = re.sub(r'"[^"]*"', "", first)
+    sep = next((c for c in (";", "\t", "|") if c in unquoted), None)
+    if sep is None:
+        return
+    name = "tab" if sep == "\t" else repr(sep)
+    raise InputError(
+        f"data: the first line of {str(p)!r} ({first.strip()[:60]!r}) separates its fields with "
+        f"{name}, not ','; read with commas it becomes text column(s). Save it comma-separated with "
+        f"'.' as the decimal mark, e.g. pd.read_csv(path, sep={sep!r}, decimal=',')"
+        ".to_csv(new_path, index=False).")
 
 
 def _warn_if_index_looks_like_data(pd: Any, index: Any, p: Path) -> None:
