@@ -11,6 +11,23 @@ import torch
 
 N_FEATURES = 6
 
+#: source of a factory module for the csv tests: ``f(x) = sum_j (j + 1) x_j`` for any number of
+#: columns (a numpy callable; its Shapley values at baseline 0 are ``(j + 1) x_j``)
+WEIGHTED_FACTORY = '''
+import numpy as np
+
+class Weighted:
+    """f(x) = sum_j (j + 1) x_j for any number of columns (picklable; takes any width)."""
+
+    def __call__(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return (x * np.arange(1, x.shape[1] + 1)).sum(1, keepdims=True)
+
+
+def make():
+    return Weighted()
+'''
+
 
 def make_mlp() -> torch.nn.Module:
     """A small MLP with weights fixed by a local generator (deterministic factory)."""

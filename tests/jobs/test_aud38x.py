@@ -13,26 +13,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from jobs_fixtures import WEIGHTED_FACTORY
 
 import tribute
 from tribute.cli import main
 
 pd = pytest.importorskip("pandas")
 
-_FACTORY = '''
-import numpy as np
-
-class Weighted:
-    """f(x) = sum_j (j + 1) x_j for any number of columns (picklable; takes any width)."""
-
-    def __call__(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        return (x * np.arange(1, x.shape[1] + 1)).sum(1, keepdims=True)
-
-
-def make():
-    return Weighted()
-'''
+_FACTORY = WEIGHTED_FACTORY
 
 
 @pytest.fixture
@@ -42,6 +30,13 @@ def factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.syspath_prepend(str(tmp_path))
     yield f"{path}:make"
     sys.modules.pop("aud38x_factory", None)
+
+
+def _explain_csv(factory: str, data: Path, out: Path) -> tribute.Attribution:
+    """exact_shapley at baseline 0 through the CLI, read back from ``out``."""
+    assert main(["explain", "--model", factory, "--data", str(data), "--method", "exact_shapley",
+                 "--baseline", "0", "--out", str(out), "--no-progress"]) == 0
+    return tribute.Attribution.load(out / "result.npz")
 
 
 def _table(n: int = 6, seed: int = 3) -> Any:
@@ -56,11 +51,7 @@ def test_csv_with_index_column_reads_the_index_as_such(tmp_path: Path, factory: 
     df = _table()
     df.to_csv(tmp_path / "x.csv")  # index=True, the default
     assert (tmp_path / "x.csv").read_text().startswith(",a,b,c,d")
-    out = tmp_path / "out"
-    assert main(["explain", "--model", factory, "--data", str(tmp_path / "x.csv"),
-                 "--method", "exact_shapley", "--baseline", "0", "--out", str(out),
-                 "--no-progress"]) == 0
-    attr = tribute.Attribution.load(out / "result.npz")
+    attr = _explain_csv(factory, tmp_path / "x.csv", tmp_path / "out")
     assert attr.player_names == ["a", "b", "c", "d"]
     truth = df.to_numpy() * np.arange(1, 5)  # Shapley values of a linear model, baseline 0
     np.testing.assert_allclose(attr.flat()[:, 0], truth, rtol=1e-12, atol=1e-12)
@@ -69,11 +60,7 @@ def test_csv_with_index_column_reads_the_index_as_such(tmp_path: Path, factory: 
 def test_csv_without_index_column_unchanged(tmp_path: Path, factory: str) -> None:
     df = _table()
     df.to_csv(tmp_path / "x.csv", index=False)
-    out = tmp_path / "out"
-    assert main(["explain", "--model", factory, "--data", str(tmp_path / "x.csv"),
-                 "--method", "exact_shapley", "--baseline", "0", "--out", str(out),
-                 "--no-progress"]) == 0
-    attr = tribute.Attribution.load(out / "result.npz")
+    attr = _explain_csv(factory, tmp_path / "x.csv", tmp_path / "out")
     assert attr.player_names == ["a", "b", "c", "d"]
     np.testing.assert_allclose(attr.flat()[:, 0], df.to_numpy() * np.arange(1, 5), rtol=1e-12, atol=1e-12)
 

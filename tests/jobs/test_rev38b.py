@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jobs_fixtures import WEIGHTED_FACTORY
 
 from tribute.jobs.data import load_dataset
 
@@ -53,18 +54,7 @@ def test_numeric_column_names_with_a_labelled_index_are_a_header(tmp_path: Path)
     np.testing.assert_array_equal(ds.arrays[0], [[1.5, 2.0], [2.5, 3.0]])
 
 
-_FACTORY = '''
-import numpy as np
-
-class Weighted:
-    def __call__(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        return (x * np.arange(1, x.shape[1] + 1)).sum(1, keepdims=True)
-
-
-def make():
-    return Weighted()
-'''
+_FACTORY = WEIGHTED_FACTORY
 
 
 @pytest.mark.parametrize("groups, names", [({"ab": ["a", "b"], "cd": ["c", "d"]}, ["ab", "cd"]),
