@@ -343,4 +343,5 @@ def test_conductance_takes_a_one_row_baseline_like_feature_games() -> None:
     players = components(net, "1")
     flat = tribute.explain(net, x, method="conductance", players=players, target=0, baseline=base, n_steps=8)
     row = tribute.explain(net, x, method="conductance", players=players, target=0, baseline=base[None], n_steps=8)
-    np.testing.assert_array_equal(row.values.numpy(), flat.values.numpy())
+    # two calls: the engine's tuned chunk sizes may differ between them (last-bit differences)
+    np.testing.assert_allclose(row.values.numpy(), flat.values.numpy(), rtol=1e-12, atol=1e-15)

@@ -54,7 +54,8 @@ def test_model_randomisation_reads_a_string_layers_as_one_name() -> None:
     one = evaluate(net, x, attr, metric="model_randomisation", layers="10")
     listed = evaluate(net, x, attr, metric="model_randomisation", layers=["10"])
     assert one.extra["layers"] == ["10"]
-    np.testing.assert_array_equal(one.scores, listed.scores)
+    # two calls re-explaining: tuned chunk sizes may differ between them (last-bit differences)
+    np.testing.assert_allclose(one.scores, listed.scores, rtol=1e-12, atol=1e-15)
 
 
 def test_forwarding_explain_callable_is_not_handed_sample() -> None:
@@ -249,7 +250,10 @@ def test_stability_and_sensitivity_argument_checks() -> None:
         evaluate(net, x, attr, metric="stability", param_grid={"n_samples": 5})
     r32 = evaluate(net, x, attr, metric="max_sensitivity", radius=np.float32(0.25), n_samples=3)
     r64 = evaluate(net, x, attr, metric="max_sensitivity", radius=0.25, n_samples=3)
-    np.testing.assert_array_equal(r32.scores, r64.scores)
+    # the same radius (0.25 is exact in float32); the engine's tuned chunk sizes may differ
+    # between the two calls, so the re-explanations may differ in the last bit (seen on CPUs
+    # without AVX2: 1e-16)
+    np.testing.assert_allclose(r32.scores, r64.scores, rtol=1e-12, atol=0)
     for bad in (True, float("nan"), -0.1):
         with pytest.raises(InputError, match="radius="):
             evaluate(net, x, attr, metric="max_sensitivity", radius=bad, n_samples=3)
