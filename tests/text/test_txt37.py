@@ -254,7 +254,9 @@ def test_the_split_bar_is_planned_from_each_group(bag: tuple) -> None:
     assert attr.n_rows == 4 * 120
     planned = [(d, t) for d, t in seen if t > 0]
     assert planned and planned[0][0] <= 2 * 120  # planned within the first group (2 texts)
-    # lime's rows are the budget for every text: each group's plan, scaled, is the true total
-    # (the last rows read done + 1: a listener's total stays above done until the call returns)
-    assert {t for d, t in planned if d < 4 * 120} == {4 * 120}
+    # lime's rows are the budget for every text, so each group's plan, scaled, is the true total
+    # (up to the few rows an engine check may add to a group, seen
+    # in CI: 484) from the first group on; the last rows read done + 1 (a listener's total stays
+    # above done until the call returns)
+    assert all(4 * 120 <= t <= 4 * 120 * 1.05 for d, t in planned if d < 4 * 120)
     assert all(d < t for d, t in planned)
