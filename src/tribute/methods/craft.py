@@ -148,6 +148,18 @@ class _Runner:
                                         "name a layer whose output is one tensor.")
         return out
 
+    def _check_calls(self, calls: int) -> None:
+        """The layer must run exactly once per forward pass: a module reused (torchvision's
+        ``BasicBlock.relu``) gave two activations per image, stacked as rows of other images."""
+        if calls == 0:
+            raise UnsupportedModelError(f"craft: layer {self.path!r} did not run in the model's forward pass; "
+                                        "name a module the forward pass calls.")
+        if calls != 1:
+            raise UnsupportedModelError(
+                f"craft: layer {self.path!r} runs {calls} times per forward pass; CRAFT needs one activation "
+                "per image. Name a module that runs once (for a reused activation such as a ResNet block's "
+                "relu, the block itself, or an nn.ReLU added for this layer only).")
+
     def activations(self, x: torch.Tensor) -> torch.Tensor:
         """Layer outputs for ``x`` (``n x p [x h x w]``), checked non-negative."""
         store: list[torch.Tensor] = []
@@ -158,7 +170,9 @@ class _Runner:
         with _hooked(self.module, hook), torch.no_grad():
             for i in range(0, x.shape[0], self.batch_size):
                 chunk = x[i : i + self.batch_size].to(self.device, self.dtype)
+                before = len(store)
                 self.model(chunk)
+                self._check_calls(len(store) - before)
                 self.n_evals += int(chunk.shape[0])
         act = torch.cat(store).double().cpu()
         if act.ndim not in (2, 4):
@@ -177,16 +191,20 @@ class _Runner:
         """``target`` logit when the layer's output is replaced by ``acts`` (rows of the same image ``x``)."""
         out_vals: list[torch.Tensor] = []
         slot: dict[str, torch.Tensor] = {}
+        calls = [0]
 
         def hook(_m: torch.nn.Module, _i: Any, out: Any) -> torch.Tensor:
             self._check_tensor(out)
+            calls[0] += 1
             return slot["a"].to(out.dtype)
 
         with _hooked(self.module, hook), torch.no_grad():
             for i in range(0, acts.shape[0], self.batch_size):
                 a = acts[i : i + self.batch_size].to(self.device, self.dtype)
                 slot["a"] = a
+                calls[0] = 0
                 logits = self.model(x[None].expand(a.shape[0], *x.shape).to(self.device, self.dtype))
+                self._check_calls(calls[0])
                 _check_logits(logits, target)
                 out_vals.append(logits[:, target].double().cpu())
                 self.n_evals += int(a.shape[0])

@@ -311,6 +311,17 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + int(extreme.sum())) / (null.size + 1))
 
 
+def _layer_name(module: torch.nn.Module, layer_module: torch.nn.Module) -> str:
+    return next((n for n, m in module.named_modules() if m is layer_module), type(layer_module).__name__)
+
+
+def _pop_act(store: dict[str, torch.Tensor], module: torch.nn.Module, layer_module: torch.nn.Module) -> torch.Tensor:
+    if "act" not in store:
+        raise UnsupportedModelError(f"tcav: layer {_layer_name(module, layer_module)!r} did not run in the model's "
+                                    "forward pass; name a module the forward pass calls.")
+    return store.pop("act")
+
+
 @contextmanager
 def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dict[str, torch.Tensor],
               grad: bool) -> Iterator[None]:
@@ -321,6 +332,11 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
             raise UnsupportedModelError(
                 f"tcav: the layer outputs {type(out).__name__}, not a tensor; pick a layer whose output is one tensor."
             )
+        if "act" in store:  # a reused module (torchvision's BasicBlock.relu): the CAV would read one call only
+            raise UnsupportedModelError(
+                f"tcav: layer {_layer_name(module, layer_module)!r} runs 2 times (or more) per forward pass; "
+                "TCAV needs one activation per example. Name a module that runs once (for a reused "
+                "activation such as a ResNet block's relu, the block itself).")
         if grad:
             leaf = out.detach().requires_grad_(True)
             store["act"] = leaf
@@ -354,7 +370,7 @@ def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torc
     with _captured(module, layer_module, store, grad=False), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             module(x[i : i + batch_size])
-            out.append(_flat(store.pop("act"), spatial, "mean"))
+            out.append(_flat(_pop_act(store, module, layer_module), spatial, "mean"))
     return np.concatenate(out)
 
 
@@ -368,7 +384,7 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not 0 <= target < logits.shape[1]:
                 shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
                 raise InputError(f"tcav: target={target} must index a column of the model's batch x classes output; got output {shape}.")
-            act = store.pop("act")
+            act = _pop_act(store, module, layer_module)
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
             # spatial="mean": derivative along the CAV added at every position (sum over positions)
             out.append(_flat(g, spatial, "sum"))
