@@ -119,6 +119,16 @@ class _Splice(torch.nn.Module):
         except TributeError:
             raise
         except (RuntimeError, ValueError, TypeError, IndexError) as e:
+            mod = _module_behind(fn)
+            other = sorted({str(p.dtype) for p in (mod.parameters() if mod is not None else ())
+                            if p.is_floating_point() and p.dtype != arg.dtype})
+            if other and arg.is_floating_point():
+                # a dictionary loaded from a file keeps its dtype (float32, bfloat16): say so, not "retrain"
+                raise UnsupportedModelError(
+                    f"SAE at {self.at!r}: the {which} failed on {what} of shape {tuple(arg.shape)} and dtype "
+                    f"{arg.dtype}: its weights are {', '.join(o.replace('torch.', '') for o in other)} "
+                    f"({type(e).__name__}: {e}). Cast the SAE to the model's dtype, e.g. "
+                    f"sae_module.to({arg.dtype}).") from e
             raise UnsupportedModelError(
                 f"SAE at {self.at!r}: the {which} failed on {what} of shape {tuple(arg.shape)} "
                 f"({type(e).__name__}: {e}). Check that the SAE was trained for this module"
