@@ -88,3 +88,40 @@ def test_an_sae_in_another_dtype_than_the_model_is_named_with_the_fix(dtype: tor
         tribute.explain(net, ids, method="feature_ablation", target=0, players=tribute.components(net, sae=sae))
     assert net.training and _hooks(net) == 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def _conv_net(inplace: bool) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=inplace), nn.Conv2d(4, 4, 3, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+
+
+def test_tcav_at_a_layer_followed_by_an_inplace_relu_equals_the_same_net_without_inplace() -> None:
+    """torchvision's VGG/AlexNet/ResNet stems apply ReLU(inplace=True) right after the layer: TCAV
+    crashed (a raw 'leaf Variable ... in-place operation' RuntimeError), and its captured activations
+    aliased the layer's output, so the in-place ReLU rewrote them (min 0.0 instead of -2.9)."""
+    torch.manual_seed(0)
+    net = _conv_net(True)
+    ref = _conv_net(False)
+    ref.load_state_dict(net.state_dict())
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(12, 1, 6, 6, generator=g)
+    c = torch.randn(10, 1, 6, 6, generator=g) + 0.7
+    r = torch.randn(20, 1, 6, 6, generator=g)
+    kw = dict(layer="0", target=1, n_random=4, n_permutations=20)
+    got = tribute.tcav(net, x, c, r, **kw)  # type: ignore[arg-type]
+    want = tribute.tcav(ref, x, c, r, **kw)  # type: ignore[arg-type]
+    assert got.scores.tolist() == want.scores.tolist()
+    assert got.random_scores.tolist() == want.random_scores.tolist()
+    assert torch.allclose(torch.from_numpy(got.cav), torch.from_numpy(want.cav), rtol=0, atol=1e-12)
+    assert _hooks(net) == 0
+
+
+def test_craft_sees_the_layer_output_not_what_an_inplace_op_after_it_makes_of_it() -> None:
+    """float64 model: the captured activations aliased the layer's output, so a ReLU(inplace=True)
+    after a conv made the conv's negative outputs look non-negative and CRAFT ran on them."""
+    torch.manual_seed(0)
+    net = _conv_net(True).double()
+    x = torch.randn(3, 1, 6, 6, dtype=torch.float64)
+    with pytest.raises(InputError, match="negative activations"):
+        tribute.craft(net, x, layer="0", target=1, n_concepts=2, n_crops=4, n_designs=8)
+    assert _hooks(net) == 0

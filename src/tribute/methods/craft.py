@@ -165,7 +165,8 @@ class _Runner:
         store: list[torch.Tensor] = []
 
         def hook(_m: torch.nn.Module, _i: Any, out: Any) -> None:
-            store.append(self._check_tensor(out).detach().double().cpu())
+            # a copy: an in-place op after the layer (ReLU(inplace=True)) would rewrite an alias of it
+            store.append(self._check_tensor(out).detach().to("cpu", torch.float64, copy=True))
 
         with _hooked(self.module, hook), torch.no_grad():
             for i in range(0, x.shape[0], self.batch_size):

@@ -337,11 +337,13 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
                 f"tcav: layer {_layer_name(module, layer_module)!r} runs 2 times (or more) per forward pass; "
                 "TCAV needs one activation per example. Name a module that runs once (for a reused "
                 "activation such as a ResNet block's relu, the block itself).")
+        # copies: a ReLU(inplace=True) after the layer (torchvision's stems) would rewrite an alias of
+        # the output (captured activations min 0.0 for -2.9) and refuses to edit a leaf in place
         if grad:
-            leaf = out.detach().requires_grad_(True)
+            leaf = out.detach().clone().requires_grad_(True)
             store["act"] = leaf
-            return leaf
-        store["act"] = out.detach()
+            return leaf.clone()
+        store["act"] = out.detach().clone()
         return None
 
     handle = layer_module.register_forward_hook(hook)
