@@ -21,7 +21,9 @@ taken over the reference rows at each position, as :func:`tribute.components` ta
 A **transcoder** (Dunefsky, Chlenski & Nanda 2024, "Transcoders Find Interpretable LLM Feature
 Circuits") reads the module's *input* ``x`` and predicts its output: ``z = encode(x)``,
 ``e = y - decode(z)`` with ``y`` the module's output, and the same splice ``y' = y + (decode(z')
-- decode(z)) + (e' - e)``.
+- decode(z)) + (e' - e)``. A *skip* transcoder (``y_hat = decode(z) + W_skip x``) fits this
+only with ``decoder = decode`` (the latents' part): its skip term ``W_skip x`` then lies in
+the error player ``e = y - decode(z)``, so the error player's credit includes the skip path's.
 
 Because the game is a :class:`~tribute.games.components.ComponentGame` (on a wrapper module
 whose two identity submodules ``sae.latents`` and ``sae.error`` carry the latents and the error),

@@ -392,7 +392,8 @@ def craft(
         model: a ``torch.nn.Module`` mapping ``images x C x H x W`` to ``images x classes`` logits.
         images: ``images x C x H x W`` images of the class (float).
         layer: module path whose output is factorised; its activations must be non-negative
-            (the output of a ReLU). A spatial map ``p x h x w`` is averaged over space for the
+            (the output of a ReLU) and the module must run once per forward pass (a reused
+            module, such as torchvision's ``BasicBlock.relu``, is refused). A spatial map ``p x h x w`` is averaged over space for the
             crops and projected per position for the maps.
         target: class (output column) explained.
         n_concepts: number of concepts ``r``, default=10.

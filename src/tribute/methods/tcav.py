@@ -432,7 +432,9 @@ def tcav(
         concept: ``n_concept x ...`` examples of the concept.
         random: ``n_pool x ...`` random examples; ``n_random`` subsets of
             ``min(n_concept, n_pool // 2)`` examples are drawn from it (needs ``n_pool >= 4``).
-        layer: module path (``"features.3"``) whose output the CAV lives in.
+        layer: module path (``"features.3"``) whose output the CAV lives in; the module must run
+            once per forward pass (a reused module, such as torchvision's ``BasicBlock.relu``, is
+            refused).
         target: output column (class) tested.
         n_random: number of random subsets (concept CAVs and random CAVs), default=10 (>= 2).
         alpha: significance level, default=0.05.
