@@ -3,6 +3,8 @@ and the data suite runs each named case once."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,3 +53,30 @@ def test_data_suite_names_cases_option_and_runs_a_repeated_case_once() -> None:
     # before: two 'ridge' results (retrained, rescored and printed twice)
     out = run_data_suite(cases=["ridge", "ridge"], scale="tiny", methods=["grad_dot"])
     assert [r["case"] for r in out] == ["ridge"]
+
+
+def _strict(text: str) -> Any:
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_data_suite_writes_strict_json_with_an_undefined_lds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # an LDS undefined on every test point (constant credits) is NaN with a [NaN, NaN] interval;
+    # json.dumps wrote the token NaN, which strict JSON parsers (JSON.parse, jq) refuse
+    import numpy as np
+
+    import tribute.bench.data_suite as ds
+
+    row = {"lds": float("nan"), "lds_ci95": [float("nan"), float("nan")], "seconds": 0.1,
+           "peak_mib": np.float32(1.5), "lds_undefined": np.int64(6)}
+    results = [{"case": "ridge", "title": "ridge", "n_train": 40, "n_test": 6, "n_subsets": 20,
+                "bank_seconds": 0.0, "methods": {"zeros": row}}]
+    monkeypatch.setattr(ds, "run_data_suite", lambda **kw: results)
+    assert main(["bench", "--suite", "data-tiny", "--out", str(tmp_path), "--no-report"]) == 0
+    capsys.readouterr()
+    got = _strict((tmp_path / "data_results.json").read_text())[0]["methods"]["zeros"]
+    assert got["lds"] is None and got["lds_ci95"] == [None, None]
+    assert got["peak_mib"] == 1.5 and got["lds_undefined"] == 6

@@ -45,6 +45,7 @@ from ..api import explain
 from ..errors import InputError
 from ..games.build import build_game
 from ..metrics import linear_score, loo_correlation, mislabel_auc
+from ._io import atomic_write_text, json_safe
 
 __all__ = ["DATA_CASES", "OPTIONAL_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
            "format_data_results", "run_data_case", "run_data_suite"]
@@ -495,7 +496,9 @@ def cmd_data_suite(args: Any) -> int:
                              log=None if args.quiet else (lambda s: print(s, flush=True)))
     print(format_data_results(results))
     path = out / "data_results.json"
-    path.write_text(json.dumps(results, indent=1, default=float))
+    # NaN (an LDS undefined on every test point, an interval over fewer than 2) is written as
+    # null: json.dumps wrote the token NaN, which is not JSON, and strict parsers refused the file
+    atomic_write_text(path, json.dumps(json_safe(results), indent=1, default=float, allow_nan=False))
     print(f"wrote {path}")
     if not getattr(args, "no_report", False):
         from .data_report import write_data_report
