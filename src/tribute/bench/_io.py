@@ -8,12 +8,16 @@ umask), not ``tempfile.mkstemp``'s ``0600``.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..atomic import atomic_write, umask
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "umask"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "json_safe", "umask"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -24,3 +28,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
     return atomic_write(path, text.encode("utf-8"))
+
+
+def json_safe(v: Any) -> Any:
+    """``v`` with every non-finite float as None and numpy scalars as Python numbers, so that
+    ``json.dumps(..., allow_nan=False)`` writes strict JSON (``NaN`` is not JSON: browsers'
+    ``JSON.parse``, ``jq`` and most parsers other than Python's refuse the whole file)."""
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v

@@ -186,9 +186,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         return cmd_rashomon_suite(args)
     from .leaderboard import format_leaderboard, sanity_checks
-    from .runner import run
+    from .runner import resolve_methods, resolve_metrics, run
     from .suites import build_suite
 
+    # names the user typed are checked before the suite is built: building trains the cases'
+    # models on first use (minutes for quick/full), and a typo used to be refused only after it
+    if _csv(args.methods):
+        resolve_methods(_csv(args.methods), strict=True)
+    if _csv(args.metrics):
+        resolve_metrics(_csv(args.metrics) or [], strict=True)
     t0 = time.perf_counter()
     suite = build_suite(args.suite, seed=args.seed, cases=_csv(args.cases), progress=_log)
     _log(f"suite built in {time.perf_counter() - t0:.1f}s")

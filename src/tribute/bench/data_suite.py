@@ -45,6 +45,7 @@ from ..api import explain
 from ..errors import InputError
 from ..games.build import build_game
 from ..metrics import linear_score, loo_correlation, mislabel_auc
+from ._io import atomic_write_text, json_safe
 
 __all__ = ["DATA_CASES", "OPTIONAL_CASES", "DataCase", "build_data_case", "cmd_data_suite", "data_gallery",
            "format_data_results", "run_data_case", "run_data_suite"]
@@ -408,6 +409,30 @@ def _mislabel(case: DataCase, data: Any, names: list[str], seed: int,
     return res, errors
 
 
+def _case_names(cases: list[str] | None) -> list[str]:
+    """The cases to run, each once, in the order given (default :data:`DATA_CASES`).
+
+    An unknown name is refused before any case is built, naming ``--cases`` with the closest
+    case; a repeated one (``--cases ridge,ridge``) used to retrain and rescore the case and
+    print its table twice.
+    """
+    import difflib
+
+    if not cases:
+        return list(DATA_CASES)
+    known = (*DATA_CASES, *OPTIONAL_CASES)
+    unknown = [c for c in cases if c not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise InputError(f"--cases: unknown data case(s) {', '.join(hints)}; the data suite has "
+                         f"{', '.join(DATA_CASES)} (and, run only when named, "
+                         f"{', '.join(OPTIONAL_CASES)}).")
+    return list(dict.fromkeys(cases))
+
+
 def run_data_suite(seed: int = 0, cases: list[str] | None = None, scale: str = "quick",
                    methods: list[str] | None = None, workers: int = 1,
                    bank_dir: str | None = None,
@@ -417,7 +442,7 @@ def run_data_suite(seed: int = 0, cases: list[str] | None = None, scale: str = "
     ``bank_dir``: keep each case's retrain bank on disk under ``bank_dir/<case>-<seed>-<scale>`` (a
     rerun, or another script, then trains nothing twice).
     """
-    names = cases or list(DATA_CASES)
+    names = _case_names(cases)
     built = [build_data_case(name, seed, scale) for name in names]
     _check_labels(built, methods)
     out = []
@@ -471,7 +496,9 @@ def cmd_data_suite(args: Any) -> int:
                              log=None if args.quiet else (lambda s: print(s, flush=True)))
     print(format_data_results(results))
     path = out / "data_results.json"
-    path.write_text(json.dumps(results, indent=1, default=float))
+    # NaN (an LDS undefined on every test point, an interval over fewer than 2) is written as
+    # null: json.dumps wrote the token NaN, which is not JSON, and strict parsers refused the file
+    atomic_write_text(path, json.dumps(json_safe(results), indent=1, default=float, allow_nan=False))
     print(f"wrote {path}")
     if not getattr(args, "no_report", False):
         from .data_report import write_data_report

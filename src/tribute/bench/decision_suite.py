@@ -61,6 +61,7 @@ from ..methods.certified import certified_attribution
 from ..methods.dhondt import dhondt_seats
 from ..methods.responsiveness import Actionability
 from ..methods.shap_kl import label_leakage, top_k_selection
+from ._io import json_safe
 
 __all__ = ["CREDIT_FEATURES", "cmd_decision_suite", "credit_actionability", "format_decision_results",
            "linear_responsiveness", "run_decision_suite"]
@@ -479,6 +480,7 @@ def cmd_decision_suite(args: Any) -> int:
     print(format_decision_results(res))
     out = Path(getattr(args, "out", None) or "bench-out")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "decision.json", (json.dumps(res, indent=2) + "\n").encode())
+    atomic_write(out / "decision.json",
+                 (json.dumps(json_safe(res), indent=2, allow_nan=False) + "\n").encode())
     print(f"wrote {out / 'decision.json'}")
     return 0

@@ -172,6 +172,10 @@ def run_generation_suite(n_prompts: int = 16, seed: int = 0, budget: int = 64,
     for arg, val, low in (("n_prompts", n_prompts, 1), ("budget", budget, 1)):
         if not isinstance(val, int) or isinstance(val, bool) or val < low:
             raise InputError(f"{arg}={val!r} must be an int >= {low}.")
+    from ..methods.base import get_method
+
+    for method in methods or GENERATION_METHODS:  # a typo is refused before the model trains
+        get_method(method)
     task = copy_task(n_prompts, seed)
     out: list[dict[str, Any]] = []
     for method in methods or GENERATION_METHODS:
