@@ -600,7 +600,7 @@ def _cell_kind(cell: str) -> str:
 
 def _refuse_header_like_data(pd: Any, p: Path) -> None:
     """Refuse a ``.csv`` whose first line, read as the header, has the same kinds of cells as
-    the line after it and holds a number: ``r1,1.5,2`` then ``r2,0.5,1`` is a file without a
+    the line after it and holds both text and a number: ``r1,1.5,2`` then ``r2,0.5,1`` is a file without a
     header whose first column is a row label, or a header with a labelled first column and
     columns named by numbers -- the file cannot tell. pandas took it as the header, so the
     first row was lost and the columns were named '1.5' and '2', silently (small39). A header
@@ -613,7 +613,10 @@ def _refuse_header_like_data(pd: Any, p: Path) -> None:
         return
     first = [str(c) for c in rows.iloc[0].tolist()]
     kinds = [_cell_kind(c) for c in first]
-    if "number" not in kinds or kinds != [_cell_kind(str(c)) for c in rows.iloc[1].tolist()]:
+    # a first line of numbers only is judged by _csv_has_no_header (data, except the header
+    # 0,1,...,d-1 pandas writes for unnamed columns); names only is a header
+    if "number" not in kinds or "text" not in kinds or \
+            kinds != [_cell_kind(str(c)) for c in rows.iloc[1].tolist()]:
         return
     line = ",".join(first)
     raise InputError(
