@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .params import int_at_least
+
 __all__ = ["load_data", "load_factory", "main"]
 
 #: Modules contributing subcommands via ``register(subparsers)`` (skipped when absent).
@@ -456,17 +458,8 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
     return values if len(values) > 1 else values[0]
 
 
-def _int_at_least(lo: int, hint: str) -> Any:
-    """An argparse type: an int >= ``lo`` (``hint`` says what to do instead)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"{value} must be at least {lo} ({hint})")
-        return value
-    return parse
+#: the argparse type of an int >= lo (one copy for every command line; bench/cli imports this name)
+_int_at_least = int_at_least
 
 
 #: ``--limit``: 0 explained every row and -2 all but the last two (a slice), silently.
@@ -719,15 +712,19 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
     """Run :func:`tribute.explain` with the shared CLI options and write the three outputs."""
     from .api import explain
 
+    target = _parse_target(args.target, args.limit)
     attr = explain(
-        model, inputs, method=args.method, target=_parse_target(args.target, args.limit),
+        model, inputs, method=args.method, target=target,
         budget=args.budget, seed=args.seed, batch_size=args.batch_size,
         progress=False if args.no_progress else None, output=args.output,
         max_memory=getattr(args, "max_memory", None), **settings, **_parse_params(args.param),
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    views = render_views(attr)  # a plot that fails leaves the previous run's three files alone
+    # the page names the classes as --target named them (it showed their column numbers)
+    names = [v if isinstance(v, str) else None for v in (target if isinstance(target, list) else [target])] \
+        if isinstance(target, (str, list)) and target != "predicted" else None
+    views = render_views(attr, target_names=names)  # a plot that fails leaves the previous run's files alone
     saved = attr.save(out / "attribution.npz")
     png, page = write_views(attr, out, views=views)
     print(f"{attr}\nwrote {saved}\nwrote {png}\nwrote {page}")
@@ -790,9 +787,12 @@ def write_views(attr: Any, out: Path, max_samples: int = 4,
     return png, page
 
 
-def render_views(attr: Any, max_samples: int = 4) -> tuple[bytes, str]:
+def render_views(attr: Any, max_samples: int = 4,
+                 target_names: Sequence[str | None] | None = None) -> tuple[bytes, str]:
     """The bytes of ``attribution.png`` (b"" for no sample) and the text of ``attribution.html``
-    (see :func:`write_views`)."""
+    (see :func:`write_views`). ``target_names``: the class label of each target column as the
+    user named it (``--target cat,dog``; None where a number was given), shown instead of the
+    column number (escaped by the template)."""
     import base64
 
     import numpy as np
@@ -802,7 +802,7 @@ def render_views(attr: Any, max_samples: int = 4) -> tuple[bytes, str]:
     flat = attr.flat()
     b, n_t, _ = flat.shape
     n = min(max_samples, b)
-    label = _target_labels(attr, b, n_t)
+    label = _target_labels(attr, b, n_t, target_names)
     uris, first = [], b""
     for i in range(n):
         head = f"sample {i}" + (f", target {label[i][0]}" if label[i][0] else "")
@@ -814,7 +814,9 @@ def render_views(attr: Any, max_samples: int = 4) -> tuple[bytes, str]:
     for t in range(n_t):
         top = np.argsort(-np.abs(flat[:, t]).mean(0), kind="stable")[:15]
         tables.append({
-            "title": f"target column {t}" if n_t > 1 else "",
+            "title": (f"target column {t}" + (f" ({target_names[t]})" if target_names is not None
+                                               and len(target_names) == n_t and target_names[t] is not None
+                                               else "")) if n_t > 1 else "",
             "heads": [f"sample {i}" + (f" (target {label[i][t]})" if label[i][t] else "")
                       for i in range(n)],
             "rows": [{"name": attr.player_names[j], "cells": [f"{flat[i, t, j]:+.4g}" for i in range(n)]}
@@ -827,10 +829,17 @@ def render_views(attr: Any, max_samples: int = 4) -> tuple[bytes, str]:
     return first, text
 
 
-def _target_labels(attr: Any, b: int, n_t: int) -> list[list[str]]:
-    """``b x n_t`` printable class of every sample and target ("" where none is known)."""
+def _target_labels(attr: Any, b: int, n_t: int,
+                   names: Sequence[str | None] | None = None) -> list[list[str]]:
+    """``b x n_t`` printable class of every sample and target ("" where none is known);
+    ``names[t]`` (a label the user gave for target ``t``) replaces its column number."""
     import numpy as np
 
+    if names is not None and len(names) == n_t and any(n is not None for n in names):
+        tg = None if attr.targets is None else np.asarray(attr.targets).reshape(b, -1)
+        return [[str(names[t]) if names[t] is not None else
+                 ("" if tg is None or tg.shape[1] != n_t or int(tg[i, t]) < 0 else str(int(tg[i, t])))
+                 for t in range(n_t)] for i in range(b)]
     if attr.targets is None:
         return [[""] * n_t for _ in range(b)]
     tg = np.asarray(attr.targets).reshape(b, -1)

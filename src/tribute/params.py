@@ -24,7 +24,7 @@ import math
 import numbers
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -32,7 +32,7 @@ from typing import Any, Literal
 from .errors import InputError
 
 __all__ = ["BOOL", "NONE", "Constraint", "ConstraintLike", "InstanceOf", "Interval", "Options",
-           "SequenceOf", "check_params", "check_seed", "declare", "describe"]
+           "SequenceOf", "check_params", "check_seed", "declare", "describe", "int_at_least"]
 
 
 class Constraint(ABC):
@@ -280,3 +280,24 @@ def check_unique_names(names: Sequence[Any], owner: str = "feature_names", fix: 
         more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
         raise InputError(f"{owner} repeats name(s) {shown}{more}; give every player its own "
                          f"name{fix or ' (e.g. add a suffix: age_1, age_2)'}.")
+
+
+def int_at_least(lo: int, hint: str) -> Callable[[str], int]:
+    """An argparse ``type=``: the text as an int ``>= lo``, else ``argparse.ArgumentTypeError``
+    naming the value and ``hint`` (what to do instead); argparse adds the option's name.
+
+    The one copy the command lines share (``tribute explain --limit``, ``--seed``, the dataset
+    jobs' ``--workers`` / ``--shard-size`` / ``--threads``, ``tribute bench``): ``--workers 0``
+    ran with 1 and ``--limit 0`` explained every row, silently.
+    """
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {lo} ({hint})")
+        return value
+    return parse

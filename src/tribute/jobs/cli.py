@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..params import int_at_least
+
 #: ``--baseline background:FILE``: the file's rows are a background set whatever their count
 #: (a file with one row per --data row is otherwise one baseline per sample).
 BACKGROUND_PREFIX = "background:"
@@ -28,29 +30,15 @@ def add_job_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dataset jobs (any of these, or a .csv/.parquet --data, runs a resumable job)")
     g.add_argument("--resume", action="store_true", default=None,
                    help="continue the job in --out, skipping finished shards")
-    g.add_argument("--workers", type=_positive("run one shard at a time: --workers 1"), default=None,
+    g.add_argument("--workers", type=int_at_least(1, "run one shard at a time: --workers 1"), default=None,
                    help="shards computed at once (default: 1)")
     g.add_argument("--backend", choices=["local", "processes", "ray"], default=None,
                    help="where shards run (default: local, or processes when --workers > 1)")
     g.add_argument("--address", default=None, help="Ray cluster address, e.g. 'auto' or 'ray://head:10001'")
-    g.add_argument("--shard-size", type=_positive("leave it out for 64 rows per shard"), default=None,
+    g.add_argument("--shard-size", type=int_at_least(1, "leave it out for 64 rows per shard"), default=None,
                    help="rows per shard (default: 64)")
-    g.add_argument("--threads", type=_positive("leave it out for one torch thread per shard"), default=None,
+    g.add_argument("--threads", type=int_at_least(1, "leave it out for one torch thread per shard"), default=None,
                    help="torch threads per shard (default: 1; part of the job's settings)")
-
-
-def _positive(hint: str) -> Any:
-    """An argparse type: an int >= 1. ``--workers 0`` and ``--threads 0`` ran with 1, silently
-    (``args.workers or 1``); argparse now names the option, the value and ``hint``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an int") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{value} must be at least 1 ({hint})")
-        return value
-    return parse
 
 
 def wants_job(args: argparse.Namespace) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..models.tabular import text_columns
 
 __all__ = ["Dataset", "as_dataset", "check_columns", "check_finite", "fingerprint_arrays", "load_array", "load_dataset",
@@ -404,6 +404,8 @@ def _load_table(p: Path) -> Dataset:
     try:
         if p.suffix.lower() == ".csv":
             headerless = _csv_has_no_header(pd, p)
+            if not headerless:
+                _refuse_header_like_data(pd, p)
             indexed = not headerless and _csv_has_index(pd, p)
             frame = pd.read_csv(p, header=None if headerless else "infer", index_col=0 if indexed else None)
             if indexed:
@@ -415,6 +417,8 @@ def _load_table(p: Path) -> Dataset:
             index_cols = [c for c in frame.columns if re.fullmatch(r"__index_level_\d+__", str(c))]
             if index_cols and len(index_cols) < frame.shape[1]:
                 frame = frame.drop(columns=index_cols)
+    except InputError:
+        raise
     except ImportError as exc:
         raise InputError(f"data: reading parquet files needs pyarrow: `pip install pyarrow` ({exc}).") from exc
     except Exception as exc:  # pandas raises many parser error types
@@ -423,6 +427,7 @@ def _load_table(p: Path) -> Dataset:
         raise InputError(f"data: {str(p)!r} has no columns.")
     if frame.shape[0] == 0:
         raise InputError(f"data: {str(p)!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
+    _warn_if_row_counter(pd, frame, p, headerless)
     if p.suffix.lower() == ".csv" and (frame.shape[1] == 1 or text_columns(frame)):
         _refuse_other_separator(p)
     if text_columns(frame):  # strings / categories: the model (a pipeline) takes the table itself
@@ -580,6 +585,74 @@ def _csv_has_no_header(pd: Any, p: Path) -> bool:
     except ValueError:
         return False
     return any(first)
+
+
+def _cell_kind(cell: str) -> str:
+    cell = cell.strip()
+    if not cell:
+        return "empty"
+    try:
+        float(cell)
+    except ValueError:
+        return "text"
+    return "number"
+
+
+def _refuse_header_like_data(pd: Any, p: Path) -> None:
+    """Refuse a ``.csv`` whose first line, read as the header, has the same kinds of cells as
+    the line after it and holds both text and a number: ``r1,1.5,2`` then ``r2,0.5,1`` is a file without a
+    header whose first column is a row label, or a header with a labelled first column and
+    columns named by numbers -- the file cannot tell. pandas took it as the header, so the
+    first row was lost and the columns were named '1.5' and '2', silently (small39). A header
+    of names only (``name,a,b``) is read as a header, as every tool reads it."""
+    try:
+        rows = pd.read_csv(p, header=None, nrows=2, dtype=str, keep_default_na=False)
+    except Exception:  # rows of different widths (another separator): the reader below says so
+        return
+    if rows.shape[0] < 2:
+        return
+    first = [str(c) for c in rows.iloc[0].tolist()]
+    kinds = [_cell_kind(c) for c in first]
+    # a first line of numbers only is judged by _csv_has_no_header (data, except the header
+    # 0,1,...,d-1 pandas writes for unnamed columns); names only is a header
+    if "number" not in kinds or "text" not in kinds or \
+            kinds != [_cell_kind(str(c)) for c in rows.iloc[1].tolist()]:
+        return
+    line = ",".join(first)
+    raise InputError(
+        f"data: the first line of {str(p)!r} ({line[:60]!r}) has the same kinds of cells as the "
+        f"second ({', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}), so the file cannot "
+        "tell whether it is a header or a row of data (read as a header, the row would be lost). "
+        "Add a header line of column names that are not numbers (e.g. 'name,x1,x2'), or, if the "
+        "first line is a header, rename its numeric column names (e.g. 'y2019').")
+
+
+def _warn_if_row_counter(pd: Any, frame: Any, p: Path, headerless: bool) -> None:
+    """Warn when a table's first column holds exactly the row numbers (``0..n-1`` or
+    ``1..n``): an index saved as a named column (``id,a,b``), which is explained as a feature
+    (it was, silently, small39). It may be a feature (a time step), so this is a warning."""
+    n = int(frame.shape[0])
+    if n < 3 or frame.shape[1] < 2:
+        return
+    col = frame.iloc[:, 0]
+    if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+        return
+    values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    start = values[0]
+    if start not in (0.0, 1.0) or not np.array_equal(values, np.arange(n, dtype=np.float64) + start):
+        return
+    import warnings
+
+    name = "column (no header)" if headerless else f"column {str(frame.columns[0])!r}"
+    col_name = str(frame.columns[0])
+    fix = ("save the table without it" if headerless else
+           f"drop it before saving (df.drop(columns={col_name!r})), or save it as the index "
+           f"(df.set_index({col_name!r}).to_csv(path) writes it under an empty first header cell, "
+           "which is read as the index; .to_parquet keeps it as the index)")
+    warnings.warn(
+        f"data: the first {name} of {str(p)!r} holds exactly the row numbers {int(start)}..{int(start) + n - 1}; "
+        f"it is explained as a feature. If it numbers the rows, {fix}. If it is a feature, ignore "
+        "this warning.", UserWarning, stacklevel=user_stacklevel())
 
 
 def _csv_second_row_is_labelled(pd: Any, p: Path) -> bool:

@@ -277,7 +277,7 @@ class Method(ABC):
                 raise BudgetError(
                     f"budget={budget} is too small for {cls.name!r} with {game.n_players} players: "
                     f"it needs at least {need} evaluations per input. Raise budget to >= {need} "
-                    "or group features to reduce the number of players."
+                    f"{cls.reduce_cost_hint}."
                 )
             self.check_cost(game, budget)
             return budget
@@ -288,6 +288,9 @@ class Method(ABC):
     # ------------------------------------------------------------------ cost
     #: The default budget as text (``n`` = players), shown by ``tribute methods``.
     budget_rule: ClassVar[str] = ""
+    #: How to need fewer evaluations, closing the "budget is too small" refusal (a method whose
+    #: cost does not depend on the players says what it does depend on).
+    reduce_cost_hint: ClassVar[str] = "or group features to reduce the number of players"
     #: The hyperparameter a ``budget`` sets (integrated_gradients' ``steps``, lime's
     #: ``n_samples``), or None. :func:`tribute.explain` refuses both given with values that
     #: disagree (:meth:`budget_sets`), rather than running the budget's value silently.

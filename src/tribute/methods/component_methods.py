@@ -263,6 +263,11 @@ class AtPStar(Method):
                                                 "(e.g. ['encoder.layer.0', 'encoder.layer.1'])")),
         "signed": BOOL, "qk_fix": BOOL,
     })
+    # its cost is one gradient row per residual layer (plus the QK fix's probes), whatever the
+    # players: grouping them, which the refusal suggested, changes nothing (small39)
+    reduce_cost_hint = ("or spend less: fewer residual layers (layers=[...], at least 2; one gradient "
+                        "row each) or qk_fix=False (drops the QK fix's probe rows); the number of "
+                        "players does not change the cost")
 
     def __init__(self, layers: Sequence[str] | None = None, signed: bool = True,
                  qk_fix: bool = True) -> None:

@@ -10,7 +10,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ._util import spearman_rows
 
-__all__ = ["SIMILARITIES", "attribution_similarity", "ssim_maps"]
+__all__ = ["SIMILARITIES", "attribution_similarity", "constant_rows", "ssim_maps"]
 
 SIMILARITIES = ("spearman", "ssim")
 
@@ -71,9 +71,42 @@ def attribution_similarity(
     """Per-sample, per-target similarity of flat ``B x T x n`` credits ``a`` and ``b``.
 
     ``attr`` supplies the layout (for SSIM maps). ``absolute`` compares ``|phi|``.
+
+    A constant explanation (every credit, or every pixel of the map, equal; e.g. all zero once
+    a randomised ReLU network is dead) ranks and structures nothing, so the correlation with it
+    is 0/0. It used to be NaN and was skipped in the metrics' means, which then averaged only
+    the layers or seeds where the explanation did not go flat (small39). It is scored here
+    instead: 0 against a non-constant explanation (no agreement in order or structure: the
+    expected Spearman correlation when its ties are broken at random, as ``precision_at_k``
+    breaks ties) and 1 against another constant one (the same, empty, ranking). See
+    :func:`constant_rows` for which rows this concerned.
     """
     if kind == "spearman":
-        return spearman_rows(np.abs(a), np.abs(b)) if absolute else spearman_rows(a, b)
+        x, y = (np.abs(a), np.abs(b)) if absolute else (a, b)
+        sim = spearman_rows(x, y)
+        ca, cb = _flat_rows(x), _flat_rows(y)
+    elif kind == "ssim":
+        x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
+        sim = ssim_maps(x, y)
+        ca, cb = _flat_rows(x.reshape(*x.shape[:2], -1)), _flat_rows(y.reshape(*y.shape[:2], -1))
+    else:
+        raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
+    return np.where(ca & cb, 1.0, np.where(ca | cb, 0.0, sim))
+
+
+def _flat_rows(x: np.ndarray) -> np.ndarray:
+    """``B x T`` whether each row of ``B x T x n`` is constant (and finite)."""
+    finite = np.isfinite(x).all(axis=-1)
+    return np.asarray(finite & (np.ptp(np.where(np.isfinite(x), x, 0.0), axis=-1) == 0))
+
+
+def constant_rows(attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
+                  absolute: bool = True) -> np.ndarray:
+    """``B x T`` whether :func:`attribution_similarity` scored the pair by the constant rule
+    (``a`` or ``b`` constant there)."""
     if kind == "ssim":
-        return ssim_maps(_maps(attr, a, absolute), _maps(attr, b, absolute))
-    raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
+        x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
+        x, y = x.reshape(*x.shape[:2], -1), y.reshape(*y.shape[:2], -1)
+    else:
+        x, y = (np.abs(a), np.abs(b)) if absolute else (a, b)
+    return np.asarray(_flat_rows(x) | _flat_rows(y))

@@ -190,11 +190,19 @@ def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int |
 
     Args:
         ground_truth: truth mask (see the module docstring).
-        k: how many top elements to check. default=None (the size of each sample's true
+        k: how many top elements to check, at most the number of elements (players)
+            scored; a larger ``k`` is refused. default=None (the size of each sample's true
             region).
         absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "precision_at_k")
+    if k is not None and check_int(k, "k") > truth.shape[-1]:
+        # it was clipped to the element count silently: precision_at_k(k=20) of 10 elements
+        # scored the true share of all elements, a number that answers another question (small39)
+        raise InputError(
+            f"metric 'precision_at_k': k={k} is larger than the {truth.shape[-1]} players/elements the truth "
+            f"mask scores per sample; choose k <= {truth.shape[-1]}, or k=None for the size of each sample's true "
+            "region.")
     kk = truth.sum(-1) if k is None else np.full(truth.shape[0], check_int(k, "k"))
     out = _precision_top(np.abs(sc) if absolute else sc, truth, kk)
     return Scores(np.where(kk[:, None] > 0, out, np.nan))

@@ -30,7 +30,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ._similarity import attribution_similarity
+from ._similarity import attribution_similarity, constant_rows
 from ._util import accepts, call_explain, flat_of, shared_draw_unknown, targets_rows
 from .base import Scores, check_attribution, register_metric
 
@@ -148,6 +148,13 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         absolute: compare ``|phi|``. default=True.
         seed: seed of the random weights. default=0.
 
+    A constant re-explanation (or original) is scored 0 against a non-constant one and 1
+    against another constant one (see :func:`~tribute.metrics._similarity.attribution_similarity`):
+    a layer whose randomisation leaves the explanation flat has changed it completely, which is
+    what Adebayo et al. check. ``extra["n_constant"]`` counts the (layer, sample) similarities
+    scored so; a NaN similarity (credits that are not finite) makes the sample's score NaN
+    (``extra["n_nan_similarity"]``), as in Quantus, rather than being left out of its mean.
+
     ``extra``: ``layers`` (top-down order), ``per_layer`` (``layers x batch``), ``similarity``.
     The standard error is NaN with a warning: the one draw of random weights is shared by every
     sample, and its noise (the spread over samples alone covered the expectation in 0.18-0.87
@@ -192,7 +199,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     b, t, n = flat.shape
     sample = np.arange(b)
     tg = targets_rows(attr, sample)
-    sims = []
+    sims, flats = [], []
     work = copy.deepcopy(module) if mode == "cascading" else None
     for name in top_down:
         if mode == "independent":
@@ -203,13 +210,17 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
                            target=tg, sample=sample)
         pf = flat_of(new, b, t, n, "model_randomisation", f"model_explain after {name!r}")
         sims.append(attribution_similarity(attr, flat, pf, similarity, absolute))
+        flats.append(constant_rows(attr, flat, pf, similarity, absolute))
     per_layer = np.stack(sims)  # L x B x T
-    with np.errstate(invalid="ignore"):
-        score = np.nanmean(per_layer, axis=0) if np.isfinite(per_layer).any() else per_layer[0]
+    # every layer counts: a NaN similarity (credits that are not finite) makes the sample's
+    # score NaN instead of being skipped, which averaged the other layers only (small39)
+    score = per_layer.mean(axis=0)
     return Scores(score, {"layers": top_down,
                           "per_layer": per_layer if attr.layout.multi_target else per_layer[..., 0],
                           "similarity": similarity, "mode": mode,
                           "explain_calls": len(top_down),
+                          "n_constant": int(np.stack(flats).sum()),
+                          "n_nan_similarity": int(np.isnan(per_layer).sum()),
                           **shared_draw_unknown("one draw of random weights "
                                                 "shared by every sample")})
 
@@ -238,7 +249,9 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
         absolute: compare ``|phi|``. default=True.
         seed: seed of the class offset. default=0.
 
-    ``extra``: ``other_class`` (``batch``). With three or more classes the standard error is
+    ``extra``: ``other_class`` (``batch``), ``n_constant`` (samples where one of the two
+    explanations is constant: similarity 0, or 1 if both are; see :func:`model_randomisation`).
+    With three or more classes the standard error is
     NaN with a warning (the one offset is a draw shared by every sample; the spread over
     samples alone covered 0.88-0.92 at 200 samples); with two the offset is always 1.
 
@@ -277,4 +290,6 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
     shared = shared_draw_unknown(f"one class offset ({r} of 1..{n_classes - 1}) "
                                  "shared by every sample") if n_classes > 2 else {}
     return Scores(attribution_similarity(attr, flat, pf, similarity, absolute),
-                  {"other_class": other, "similarity": similarity, "explain_calls": 1, **shared})
+                  {"other_class": other, "similarity": similarity, "explain_calls": 1,
+                   "n_constant": int(constant_rows(attr, flat, pf, similarity, absolute).sum()),
+                   **shared})

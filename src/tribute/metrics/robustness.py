@@ -6,7 +6,10 @@ Attribution``; when it accepts them, it also receives ``target=`` (per-row targe
 the original attribution's, so a perturbed input is explained for the same class; also through
 ``**kwargs``) and ``sample=`` (which original sample each row comes from, for per-sample
 baselines or groups; only to a parameter named ``sample``, never through ``**kwargs``, so that
-``lambda x, **kw: tribute.explain(model, x, method=..., **kw)`` works).
+``lambda x, **kw: tribute.explain(model, x, method=..., **kw)`` works). The sensitivity
+metrics stack every perturbation draw of every sample into one call of a callable that takes
+``sample``; one that does not is called once per draw with the batch in its original order,
+so a per-sample baseline or groups it holds line up with the rows.
 :func:`tribute.evaluate` builds such a callable from the attribution's method and parameters
 when none is given.
 """
@@ -24,7 +27,7 @@ from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.base import Game
 from ..models.tabular import from_polars
-from ._similarity import attribution_similarity
+from ._similarity import attribution_similarity, constant_rows
 from ._util import (
     HEAVY_TAILED_MIN_SAMPLES,
     accepts,
@@ -144,19 +147,39 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
             "are not perturbed (only float columns are; integers may be codes or counts). Cast "
             "them to float to perturb them too; extra['not_perturbed'] lists every column held "
             "fixed.", UserWarning, stacklevel=user_stacklevel())
-    new = call_explain(explain, stacked, metric=name, target=targets_rows(attr, sample),
-                       sample=sample)
-    pf = flat_of(new, k * b, t, n, name, "the explain callable").reshape(k, b, t, n)
+    if accepts(explain, "sample", var_keyword=False):
+        new = call_explain(explain, stacked, metric=name, target=targets_rows(attr, sample),
+                           sample=sample)
+        pf = flat_of(new, k * b, t, n, name, "the explain callable").reshape(k, b, t, n)
+        calls = 1
+    else:
+        # a callable that cannot be told which sample a row comes from explains each draw as
+        # the original batch, row for row: one call on all k * b rows handed a per-sample
+        # baseline it holds (``lambda x, **kw: tribute.explain(model, x, baseline=B, **kw)``)
+        # b rows for k * b inputs, which explain read as a background set: avg_sensitivity
+        # 0.82 where the method's own callable gave 0.077 (small39)
+        one = targets_rows(attr, np.arange(b))
+        pf = np.stack([flat_of(call_explain(explain, _rows(stacked, d * b, (d + 1) * b), metric=name,
+                                            target=one), b, t, n, name, "the explain callable")
+                       for d in range(k)])
+        calls = k
     num = np.linalg.norm(pf - flat[None], axis=-1)  # K x B x T
     den = np.linalg.norm(flat, axis=-1)[None]
     with np.errstate(invalid="ignore", divide="ignore"):
         sens = np.where(den > 0, num / den, np.nan)
     sens = np.moveaxis(sens, 0, -1)  # B x T x K
     extra = {"per_draw": sens if attr.layout.multi_target else sens[:, 0],
-             "explain_calls": 1, "explain_rows": k * b}
+             "explain_calls": calls, "explain_rows": k * b}
     if held:
         extra["not_perturbed"] = [c for c, _ in held]
     return sens, extra
+
+
+def _rows(stacked: Any, lo: int, hi: int) -> Any:
+    """Rows ``[lo, hi)`` of what :func:`perturb_inputs` stacked (every part; tables renumbered)."""
+    parts, multi = _parts(stacked)
+    out = [p.iloc[lo:hi].reset_index(drop=True) if _is_frame(p) else p[lo:hi] for p in parts]
+    return tuple(out) if multi else out[0]
 
 
 def _held_columns(inputs: Any) -> list[tuple[Any, bool]]:
@@ -184,7 +207,8 @@ def max_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
 
     ``max_k ||phi(x + e_k) - phi(x)|| / ||phi(x)||`` with ``e_k ~ U(-radius, radius)`` per
     element (L-infinity ball), norms over players (Frobenius). All ``n_samples`` draws of all
-    samples are stacked along the batch axis and re-explained in ONE call of ``explain``.
+    samples are stacked along the batch axis and re-explained in ONE call of ``explain`` (one
+    call per draw for a callable without a ``sample`` parameter; see the module docstring).
     Lower is better. NaN for an all-zero original attribution. The standard error is NaN with
     a warning: the draws are shared by every sample, and the noise of a maximum over one set
     of them cannot be estimated (the spread over samples alone covered the expectation in
@@ -258,6 +282,53 @@ def avg_sensitivity(game: Game, attr: Attribution, *, explain: Callable[..., Any
     return Scores(np.mean(sens, axis=-1), extra)
 
 
+def _as_list(value: Any, name: str, example: str) -> list[Any]:
+    """``value`` as a list, read once (an iterator or generator is consumed by reading it).
+
+    A random generator (``np.random.default_rng()``, ``torch.Generator``) is refused: it says
+    neither how many seeds nor which; draw them first.
+    """
+    if isinstance(value, (np.random.Generator, np.random.RandomState, torch.Generator)):
+        raise InputError(
+            f"{name}={type(value).__name__}(...) is a random generator, not a list of {name}: it says neither how "
+            f"many nor which. Draw them first, e.g. seeds=[int(s) for s in rng.integers(0, 2**31, "
+            f"5)], or pass a list such as {example}.")
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        return value  # type: ignore[no-any-return]  # refused by the caller's own check
+    return list(value)
+
+
+def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two keyword dicts hold the same settings (arrays compared by value)."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        try:
+            if isinstance(x, (np.ndarray, torch.Tensor)) or isinstance(y, (np.ndarray, torch.Tensor)):
+                if not np.array_equal(np.asarray(x), np.asarray(y)):
+                    return False
+            elif not bool(x == y):
+                return False
+        except Exception:  # values that cannot be compared: not known to be the same
+            return False
+    return True
+
+
+def _refuse_repeated_configs(grid: Sequence[dict[str, Any]]) -> None:
+    """Refuse a ``param_grid`` that lists one configuration twice: the pair compares an
+    attribution with itself, a similarity of 1 that inflates the mean (small39: two identical
+    dicts scored 1.0 for a stochastic method, as repeated seeds did before stop 38)."""
+    for j in range(len(grid)):
+        for i in range(j):
+            if _same_config(grid[i], grid[j]):
+                raise InputError(
+                    f"param_grid lists the configuration {grid[j]!r} twice (entries {i} and {j}); "
+                    "the pair would compare an attribution with itself (a similarity of 1). Give "
+                    "distinct configurations, e.g. vary the seed too: "
+                    "[{'n_samples': 10, 'seed': 0}, {'n_samples': 10, 'seed': 1}].")
+
+
 @register_metric(
     name="stability", higher_is_better=True, category="robustness",
     needs=("explain", "inputs"), games=("feature", "component", "data"), reads_values=False,
@@ -285,7 +356,14 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
         similarity: ``"spearman"`` or ``"ssim"``. default="spearman".
         absolute: compare ``|phi|``. default=False.
 
-    ``extra``: ``pairwise`` (``batch x pairs``), ``configs``.
+    A constant re-explanation is scored 0 against a non-constant one and 1 against another
+    constant one (it was NaN and left out of the mean, which then averaged the other pairs
+    only); ``extra["n_constant"]`` counts the (pair, sample) similarities scored so. A NaN
+    similarity (credits that are not finite) makes the sample's score NaN
+    (``extra["n_nan_similarity"]``).
+
+    ``extra``: ``pairwise`` (``batch x pairs``), ``configs``, ``n_constant``,
+    ``n_nan_similarity``.
 
     Reference: Bansal, Agarwal & Nguyen (2020), "SAM: The Sensitivity of Attribution Methods to
     Hyperparameters" (CVPR).
@@ -293,19 +371,26 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     flat = check_attribution(game, attr, "stability")
     if explain is None or inputs is None:
         raise InputError("metric 'stability' needs explain=callable and inputs=....")
+    if param_grid is not None and not isinstance(param_grid, dict):
+        param_grid = _as_list(param_grid, "param_grid", "[{'n_samples': 10}, {'n_samples': 50}]")
     if param_grid is not None and (isinstance(param_grid, dict) or not all(
             isinstance(p, dict) for p in param_grid)):
         raise InputError(
             f"param_grid={param_grid!r} must be a list of keyword dicts, one per configuration, "
             "e.g. [{'n_samples': 10}, {'n_samples': 50}].")
+    if param_grid is not None:
+        _refuse_repeated_configs(param_grid)
     if param_grid is None:
-        if isinstance(seeds, (int, np.integer)) or not all(
+        # a generator or iterator of seeds was consumed by the first check and then read as
+        # empty ("needs at least two seeds", small39): read it once, here
+        seeds = _as_list(seeds, "seeds", "(0, 1, 2, 3, 4)")
+        if not isinstance(seeds, list) or not all(
                 isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
             raise InputError(f"seeds={seeds!r} must be a list of int seeds, e.g. (0, 1, 2, 3, 4).")
-        if len({int(s) for s in seeds}) < len(list(seeds)):
+        if len({int(s) for s in seeds}) < len(seeds):
             # a repeated seed compares an attribution with itself: a similarity of 1 that
             # inflates the mean (seeds=[0, 0] scored 1.0 for a stochastic method)
-            raise InputError(f"seeds={list(seeds)!r} repeats a seed; give distinct seeds.")
+            raise InputError(f"seeds={seeds!r} repeats a seed; give distinct seeds.")
     configs: list[dict[str, Any]] = (
         [dict(p) for p in param_grid] if param_grid is not None
         else [{"seed": int(s)} for s in seeds]
@@ -328,7 +413,10 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     pairs = [(i, j) for i in range(len(outs)) for j in range(i + 1, len(outs))]
     sims = np.stack([attribution_similarity(attr, outs[i], outs[j], similarity, absolute)
                      for i, j in pairs], axis=-1)  # B x T x P
-    with np.errstate(invalid="ignore"):
-        score = np.nanmean(sims, axis=-1) if np.isfinite(sims).any() else sims.mean(-1)
+    n_constant = sum(int(constant_rows(attr, outs[i], outs[j], similarity, absolute).sum())
+                     for i, j in pairs)
+    # every pair counts: a NaN similarity makes the sample's score NaN instead of being skipped
+    score = sims.mean(-1)
     return Scores(score, {"pairwise": sims if attr.layout.multi_target else sims[:, 0],
-                          "configs": configs, "explain_calls": len(configs)})
+                          "configs": configs, "explain_calls": len(configs),
+                          "n_constant": n_constant, "n_nan_similarity": int(np.isnan(sims).sum())})
