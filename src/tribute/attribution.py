@@ -163,7 +163,11 @@ class Attribution:
         index: sample labels (the index of a pandas DataFrame input), or None.
         groups: integer player id of every input element when players are groups, else None.
         layout: how flat values map to ``values`` (see :class:`Layout`).
-        extra: method-specific arrays or scalars (e.g. interaction matrices).
+        extra: method-specific arrays or scalars (e.g. interaction matrices). The key
+            ``"class_labels"`` (a list, the classifier's ``classes_``), where present, names the
+            class of each output column: :meth:`to_pandas` and :meth:`plot` then label a target
+            by its class (``classes_[column]``) rather than by its column, which for a classifier
+            fitted on labels other than ``0..K-1`` (``classes_ = [0, 2, 5]``) is another class.
     """
 
     values: Array
@@ -327,12 +331,16 @@ class Attribution:
             idx = pd.RangeIndex(b)
         if not self.layout.multi_target:
             return pd.DataFrame(flat[:, 0], index=idx, columns=cols)
-        level = np.tile(np.arange(t), b)
+        level: Any = np.tile(np.arange(t), b)
         tg = None if self.targets is None else np.asarray(self.targets)
         if tg is not None and tg.size == b * t and np.issubdtype(tg.dtype, np.integer):
             tg = tg.reshape(b, t)
             if (tg >= 0).all() and all(len(set(r.tolist())) == t for r in tg):
-                level = tg.reshape(-1)  # the class each row explains (unique within a sample)
+                labels = self._class_labels()
+                # the class each row explains (unique within a sample): its label where the
+                # columns are a classifier's classes_ (column 1 of classes_ [0, 2, 5] is class 2)
+                level = tg.reshape(-1) if labels is None or int(tg.max()) >= len(labels) \
+                    else np.asarray(labels, dtype=object)[tg.reshape(-1)].tolist()
         rows = pd.MultiIndex.from_arrays([idx.repeat(t), level],
                                          names=[idx.name or "sample", "target"])
         return pd.DataFrame(flat.reshape(b * t, n), index=rows, columns=cols)
@@ -430,8 +438,19 @@ class Attribution:
             if tg.size == b * t:
                 c = tg.reshape(b, t)[index, target]
                 if np.issubdtype(tg.dtype, np.integer) and int(c) >= 0:
-                    label += f" (class {int(c)})"
+                    labels = self._class_labels()
+                    name = labels[int(c)] if labels is not None and int(c) < len(labels) else int(c)
+                    label += f" (class {name})"
         return label
+
+    def _class_labels(self) -> list[Any] | None:
+        """The class of each output column (``extra["class_labels"]``), or None."""
+        labels = self.extra.get("class_labels")
+        if labels is None:
+            return None
+        out = list(_to_numpy(labels).tolist()) if isinstance(labels, (np.ndarray, torch.Tensor)) \
+            else list(labels)
+        return out or None
 
     def _text_html(self, index: int, target: int) -> Any:
         """Text players highlighted on sample ``index``'s text (an HTML object)."""

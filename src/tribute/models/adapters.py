@@ -423,6 +423,28 @@ class NumpyModel(ModelAdapter):
             )
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
 
+    def class_labels(self) -> list[Any] | None:
+        """The class of each output column, ``classes_`` as plain Python values, when they are
+        not the column indices themselves (labels ``[0, 2, 5]``, ``[-1, 1]``, strings); None
+        for ``classes_ = [0, ..., K-1]`` (or ``[False, True]``), for regressors and callables.
+
+        An attribution's ``targets`` are output columns; these labels say which class a column
+        is (``Attribution.extra["class_labels"]``, read by ``to_pandas`` and ``plot``).
+        """
+        if self.kind not in ("predict_proba", "decision_function"):
+            return None
+        try:
+            classes = getattr(self.estimator, "classes_", None)
+        except Exception:  # an unfitted wrapper may raise from the property
+            return None
+        if classes is None:
+            return None
+        arr = np.asarray(classes)
+        if arr.ndim != 1 or arr.size == 0 or (arr.dtype.kind in "biuf"
+                                              and np.array_equal(arr, np.arange(arr.shape[0]))):
+            return None
+        return [c.item() if isinstance(c, np.generic) else c for c in arr.tolist()]
+
     def predicted_classes(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
         """Column indices of the classes the estimator's own ``predict`` returns, or None.
 
