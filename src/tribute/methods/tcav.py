@@ -371,6 +371,7 @@ def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torc
     out = []
     with _captured(module, layer_module, store, grad=False), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
+            store.clear()
             module(x[i : i + batch_size])
             out.append(_flat(_pop_act(store, module, layer_module), spatial, "mean"))
     return np.concatenate(out)
@@ -382,6 +383,9 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
     out = []
     with _captured(module, layer_module, store, grad=True), torch.enable_grad():
         for i in range(0, x.shape[0], batch_size):
+            # calls are counted per forward pass: activation checkpointing re-runs the layer while the
+            # previous chunk's gradient is computed (a call outside any forward pass, not a reuse)
+            store.clear()
             logits = module(x[i : i + batch_size])
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not 0 <= target < logits.shape[1]:
                 shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
