@@ -283,7 +283,12 @@ class Game(ABC):
     def empty(self) -> torch.Tensor:
         """``v(no player)`` per sample, ``batch x targets`` (one evaluation, cached)."""
         if self._empty is None:
-            self._empty = self.value(torch.zeros(1, self.n_players))[:, 0]
+            # the one empty coalition straight to ``_evaluate``, counted as :meth:`value` counts
+            # it: through ``value`` its ``_keep_empty`` found the empty coalition, cloned its
+            # values and this line then replaced them (issue #9: ~50 us of an IG call on mlp13)
+            m, shared = self.check_masks(torch.zeros(1, self.n_players))
+            self.count_evals(1)
+            self._empty = self._evaluate(m, shared)[:, 0]
         return self._empty
 
     def _keep_empty(self, masks: torch.Tensor, vals: torch.Tensor) -> None:
