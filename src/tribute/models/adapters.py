@@ -284,8 +284,18 @@ class TorchModel(ModelAdapter):
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
         # buffers are not copied (a model's may be large): their version counters tell when
         # the model's own forward wrote one, which is then reported (see _warn_buffers)
-        buffers = [(mod, name, b, b._version) for mod in modules
-                   for name, b in mod.named_buffers(recurse=False)]
+        # (read off each module's own buffer dict, as named_buffers(recurse=False) lists them,
+        # a tensor registered twice in one module once, without its generator machinery:
+        # issue #9, ~5 us of a small model's session)
+        buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int]] = []
+        for mod in modules:
+            own = mod._buffers
+            if own:
+                seen: set[int] = set()
+                for name, b in own.items():
+                    if b is not None and id(b) not in seen:
+                        seen.add(id(b))
+                        buffers.append((mod, name, b, b._version))
         for mod in modules:
             attrs = mod.__dict__
             for name in _HOOK_DICTS:
@@ -334,10 +344,11 @@ def _warn_buffers(root: torch.nn.Module,
     """Warn when the model's forward wrote buffers during a session (a call counter, a cache,
     running statistics updated outside training mode): tribute restores training flags,
     ``requires_grad`` and hooks, but does not copy buffers to restore them."""
-    names = {id(mod): prefix for prefix, mod in root.named_modules()}
-    changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name, b, version in buffers
-               if getattr(mod, name, None) is not b or b._version != version]
-    if changed:
+    moved = [(mod, name) for mod, name, b, version in buffers
+             if getattr(mod, name, None) is not b or b._version != version]
+    if moved:  # the module names are looked up only then (issue #9: ~4 us per session)
+        names = {id(mod): prefix for prefix, mod in root.named_modules()}
+        changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name in moved]
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         warnings.warn(
             f"the model's forward changed its buffer(s) {', '.join(map(repr, changed[:3]))}{more} "
