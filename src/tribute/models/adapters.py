@@ -284,18 +284,8 @@ class TorchModel(ModelAdapter):
         hooks: list[tuple[dict[Any, Any], set[Any] | None]] = []
         # buffers are not copied (a model's may be large): their version counters tell when
         # the model's own forward wrote one, which is then reported (see _warn_buffers)
-        # (read off each module's own buffer dict, as named_buffers(recurse=False) lists them,
-        # a tensor registered twice in one module once, without its generator machinery:
-        # issue #9, ~5 us of a small model's session)
-        buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int]] = []
-        for mod in modules:
-            own = mod._buffers
-            if own:
-                seen: set[int] = set()
-                for name, b in own.items():
-                    if b is not None and id(b) not in seen:
-                        seen.add(id(b))
-                        buffers.append((mod, name, b, b._version))
+        buffers = [(mod, name, b, b._version) for mod in modules
+                   for name, b in mod.named_buffers(recurse=False)]
         for mod in modules:
             attrs = mod.__dict__
             for name in _HOOK_DICTS:
