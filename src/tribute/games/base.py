@@ -283,8 +283,18 @@ class Game(ABC):
     def empty(self) -> torch.Tensor:
         """``v(no player)`` per sample, ``batch x targets`` (one evaluation, cached)."""
         if self._empty is None:
-            self._empty = self.value(torch.zeros(1, self.n_players))[:, 0]
+            # the one empty coalition straight to ``_evaluate``, counted as :meth:`value` counts
+            # it: through ``value`` its ``_keep_empty`` found the empty coalition, cloned its
+            # values and this line then replaced them (issue #9: ~50 us of an IG call on mlp13)
+            m, _ = self.check_masks(torch.zeros(1, self.n_players))
+            self.count_evals(1)
+            self._empty = self._evaluate_empty(m)
         return self._empty
+
+    def _evaluate_empty(self, masks: torch.Tensor) -> torch.Tensor:
+        """``v(no player)`` (``batch x targets``) of validated ``1 x players`` zero masks,
+        already counted; games with a cheaper route to the same rows override it."""
+        return self._evaluate(masks, True)[:, 0]
 
     def _keep_empty(self, masks: torch.Tensor, vals: torch.Tensor) -> None:
         """Cache ``v(no player)`` when a method evaluated the empty coalition anyway.

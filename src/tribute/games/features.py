@@ -929,6 +929,44 @@ class FeatureGame(Game):
                         describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         return out.reshape(b_total, k_count, t_count)
 
+    def _evaluate_empty(self, masks: torch.Tensor) -> torch.Tensor:
+        """``v(no player)``: the rows ``lerp(baseline, x, 0)`` sent as :meth:`_evaluate` sends
+        the one empty coalition (the same engine run: chunks, selection, checks and counts),
+        composed by one ``lerp`` per input instead of the shared-mask machinery (element
+        masks, sample-id pattern, sample-major blocks: ~100 of the ~320 us a v(empty) of 178
+        inputs cost on mlp13, issue #9). A weight of exactly 0 gives ``b + 0 * (x - b)`` in
+        every ``lerp`` kernel (fused or not), so the rows, and the values, are the same bits.
+        Games with a background set, integer inputs, per-sample groups or per-row forward
+        arguments take :meth:`_evaluate`."""
+        if self.n_background != 1 or self.forward_args or self.forward_kwargs or \
+                type(self)._evaluate is not FeatureGame._evaluate or any(
+                    inp.is_int or (inp.groups is not None and inp.groups.ndim != 1)
+                    or inp.base_mode not in ("single", "per_sample") for inp in self.inputs):
+            return super()._evaluate_empty(masks)
+        b_total = self.n_samples
+        device = self.model.device
+        out = torch.empty(b_total, self.n_targets, dtype=torch.float64)
+        zeros = [torch.zeros(1, inp.size, dtype=inp.x.dtype, device=inp.x.device)
+                 for inp in self.inputs]
+
+        def build(start: int, stop: int) -> Rows:
+            n = stop - start
+            rows = []
+            for inp, e in zip(self.inputs, zeros, strict=True):
+                base = inp.base[start:stop] if inp.base_mode == "per_sample" else \
+                    inp.base[:1].expand(n, -1)
+                rows.append(torch.lerp(base, inp.x[start:stop], e.expand(n, -1))
+                            .reshape(n, *inp.shape))
+            return Rows(inputs=tuple(rows), sample=torch.arange(start, stop, device=device))
+
+        def sink(start: int, stop: int, vals: torch.Tensor, grads: Any) -> None:
+            out[start:stop].copy_(vals)
+
+        self.engine.run(b_total, build, sink, row_bytes=self.row_bytes, select=self._select,
+                        desc="coalitions", blocks=True,
+                        describe_row=self.describe_rows(1, 1, "background row"))
+        return out
+
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
                        weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         self._require_grad("gradients w.r.t. the feature mask")

@@ -334,10 +334,11 @@ def _warn_buffers(root: torch.nn.Module,
     """Warn when the model's forward wrote buffers during a session (a call counter, a cache,
     running statistics updated outside training mode): tribute restores training flags,
     ``requires_grad`` and hooks, but does not copy buffers to restore them."""
-    names = {id(mod): prefix for prefix, mod in root.named_modules()}
-    changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name, b, version in buffers
-               if getattr(mod, name, None) is not b or b._version != version]
-    if changed:
+    moved = [(mod, name) for mod, name, b, version in buffers
+             if getattr(mod, name, None) is not b or b._version != version]
+    if moved:  # the module names are looked up only then (issue #9: ~4 us per session)
+        names = {id(mod): prefix for prefix, mod in root.named_modules()}
+        changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name in moved]
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         warnings.warn(
             f"the model's forward changed its buffer(s) {', '.join(map(repr, changed[:3]))}{more} "
