@@ -238,9 +238,6 @@ def test_adapter_class_labels():
     assert as_model(LinearRegression().fit(X, X[:, 0]), "numpy").class_labels() is None
 
 
-@pytest.mark.xfail(strict=True, reason="needs explain() to record adapter.class_labels() in "
-                   "attr.extra['class_labels'] (methods/explain.py, eng39's file; see the aud39o "
-                   "report); remove this marker when it does")
 def test_explain_records_class_labels_end_to_end():
     from sklearn.linear_model import LogisticRegression
 

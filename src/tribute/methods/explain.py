@@ -21,7 +21,7 @@ from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
 from ..games.text import text_player_counts, text_subset
-from ..models import as_model
+from ..models import NumpyModel, as_model
 from ..params import check_seed, check_unique_names
 from ..targets import TargetLike, plain_target
 from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
@@ -331,6 +331,9 @@ def explain(
                 abl.counterfactual_kwargs is not None or (abl.kind == "resample" and (abl.seed, abl.n_resample) != (0, 16)):
             # settings a component set of the same kind may not share: evaluate asks for them
             attr.params.setdefault("ablation_own_data", True)
+    labels = adapter.class_labels() if isinstance(adapter, NumpyModel) else None
+    if labels is not None and players is None:  # targets are columns: name their classes
+        attr.extra.setdefault("class_labels", labels)
     note = getattr(game, "background_note", None)
     if note:  # a summarised background set is stated in the result
         attr.params.setdefault("background", note)
