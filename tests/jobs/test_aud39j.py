@@ -95,3 +95,70 @@ def test_api_table_baseline_with_other_columns_is_refused(tmp_path: Path, factor
                                   method="exact_shapley", baseline=same, shard_size=2, progress=False)
     x = pd.read_csv(tmp_path / "x.csv").to_numpy()
     np.testing.assert_allclose(job.flat()[:, 0], (x - bg.mean(0)) * np.arange(1, 5), rtol=1e-12, atol=1e-12)
+
+
+_SLOW_FACTORY = WEIGHTED_FACTORY + '''
+
+import time
+
+
+class Slow(Weighted):
+    def __call__(self, x):
+        time.sleep(0.02)
+        return super().__call__(x)
+
+
+def make_slow():
+    return Slow()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix, workers", [(".csv", "1"), (".parquet", "2")])
+def test_kill_and_resume_a_table_job_with_an_index_and_per_row_targets(
+        tmp_path: Path, suffix: str, workers: str) -> None:
+    """kill -9 (driver and workers) after some shards of a csv/parquet job with a pandas index,
+    two outputs' per-row targets and a background file landed, then --resume: result.npz and
+    result.parquet are the uninterrupted run's bytes (the audit matrix ran every format x
+    local/--workers 2/Ray; this keeps the table formats in the suite)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pytest.importorskip("pyarrow")
+    (tmp_path / "aud39j_slow.py").write_text(_SLOW_FACTORY, encoding="utf-8")
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(13, 4)), columns=list("abcd"), index=np.arange(100, 113))
+    data = tmp_path / f"x{suffix}"
+    frame.to_csv(data) if suffix == ".csv" else frame.to_parquet(data)
+    frame.iloc[:3].to_csv(tmp_path / "bg.csv", index=False)
+    np.save(tmp_path / "t.npy", np.zeros(13, dtype=np.int64))
+    src = str(Path(tribute.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+    def start(out: Path, resume: bool) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-c", "import sys; from tribute.cli import main; sys.exit(main(sys.argv[1:]))",
+               "explain", "--model", f"{tmp_path / 'aud39j_slow.py'}:make_slow", "--data", str(data),
+               "--out", str(out), "--method", "kernel_shap", "--budget", "32", "--batch-size", "8",
+               "--baseline", f"background:{tmp_path / 'bg.csv'}", "--target", str(tmp_path / "t.npy"),
+               "--shard-size", "3", "--workers", workers, "--no-progress"] + (["--resume"] if resume else [])
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    ref = start(tmp_path / "ref", False)
+    assert ref.wait() == 0, ref.communicate()[1].decode()[-2000:]
+    out = tmp_path / "job"
+    for attempt, goal in enumerate((1, 3)):  # 5 shards: kill after 1, then after 3 landed
+        proc = start(out, attempt > 0)
+        deadline = time.monotonic() + 120
+        while (len(list((out / "shards").glob("shard-*.npz"))) if (out / "shards").is_dir() else 0) < goal \
+                and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    last = start(out, True)
+    assert last.wait() == 0, last.communicate()[1].decode()[-2000:]
+    for name in ("result.npz", "result.parquet"):
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
