@@ -125,6 +125,7 @@ def explain_dataset(
     built = source.build()
     check_columns(ds, built)  # a table must hold the model's columns in the model's order
     _table_baseline(ds, method, explain_kwargs)
+    _check_baseline_columns(ds, explain_kwargs.get("baseline"))
     if ds.columns is not None and ds.frame is None and is_column_groups(explain_kwargs.get("groups")):
         # groups of column names ({'ab': ['a', 'b']}, [['a', 'b'], ['c']]): a shard of a numeric
         # table is an array, whose columns have no names ("inputs have no column names; give
@@ -299,6 +300,35 @@ def _table_baseline(ds: Any, method: str, explain_kwargs: dict[str, Any]) -> Non
             "own columns. Give the baseline as a DataFrame row with the same columns, or "
             "tribute.Background(df) for the expectation over a background set (on the command "
             "line: --baseline background:ROWS.csv).")
+
+
+def _check_baseline_columns(ds: Any, baseline: Any) -> None:
+    """A DataFrame/Series baseline (plain, ``Background`` or ``PerSample``) of a numeric table
+    job holds the table's columns in the table's order, as a single call on the DataFrame
+    requires. A shard of a numeric table is an array, so such a baseline was read by position:
+    a background with the columns in another order removed column 'a' to column 'd''s values
+    (credit -106.7 for -0.32, audit aud39j), a background with other columns was taken as is.
+    A table with text columns reaches :func:`tribute.explain` as a DataFrame, which checks it."""
+    from ..games.features import Background, PerSample
+
+    if ds.columns is None or ds.frame is not None:
+        return
+    data = baseline.data if isinstance(baseline, (Background, PerSample)) else baseline
+    if not type(data).__module__.startswith("pandas"):
+        return
+    columns = [str(c) for c in ds.columns]
+    if type(data).__name__ == "DataFrame":
+        labels = [str(c) for c in data.columns]
+    elif type(data).__name__ == "Series" and data.ndim == 1 and len(data) == len(columns):
+        labels = [str(c) for c in data.index]
+    else:
+        return
+    if labels != columns:
+        raise InputError(
+            f"baseline has columns {labels[:8]}{'...' if len(labels) > 8 else ''} but {ds.source} "
+            f"has {columns[:8]}{'...' if len(columns) > 8 else ''}; give the baseline the same "
+            "columns in the same order (e.g. baseline=X_train[columns].mean(), or a background "
+            "file saved as rows[columns].to_csv(...)). Nothing was written.")
 
 
 def _warn_per_sample_table(baseline: Any, ds: Any) -> None:

@@ -148,9 +148,11 @@ def _baseline(text: str, data: Any) -> Any:
         path = background_file(text)
         if path.lower().endswith((".csv", ".parquet")):  # rows of a table, text columns included
             rows = load_dataset(path, multi=False)
-            if rows.frame is None and data.frame is not None and rows.columns is not None:
-                import pandas as pd  # numbers only, for a table with text columns: a table still,
-                # so the refusal names the columns it lacks (it was told to give 'not an array')
+            if rows.frame is None and data.columns is not None and rows.columns is not None:
+                import pandas as pd  # numbers only, for a table: a table still, so its columns
+                # are checked against the data's (read by position, a background with the
+                # columns in another order was silently misaligned: aud39j) and, for a table
+                # with text columns, the refusal names the columns it lacks (not 'not an array')
                 return Background(pd.DataFrame(rows.arrays[0], columns=list(rows.columns)))
             return Background(rows.frame if rows.frame is not None else rows.arrays[0])
         return Background(load_array(path, arg="--baseline"))
