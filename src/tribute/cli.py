@@ -806,7 +806,8 @@ def render_views(attr: Any, max_samples: int = 4,
     uris, first = [], b""
     for i in range(n):
         head = f"sample {i}" + (f", target {label[i][0]}" if label[i][0] else "")
-        data = viz.to_png_bytes(attr.plot(i, title=f"{head} — {attr.method}"))
+        # a label is text, not matplotlib mathtext: '$\\frac$' failed the whole run (rev39b)
+        data = viz.to_png_bytes(attr.plot(i, title=f"{head} — {attr.method}".replace("$", r"\$")))
         if i == 0:
             first = data
         uris.append("data:image/png;base64," + base64.b64encode(data).decode())

@@ -78,8 +78,11 @@ def attribution_similarity(
     the layers or seeds where the explanation did not go flat (small39). It is scored here
     instead: 0 against a non-constant explanation (no agreement in order or structure: the
     expected Spearman correlation when its ties are broken at random, as ``precision_at_k``
-    breaks ties) and 1 against another constant one (the same, empty, ranking). See
-    :func:`constant_rows` for which rows this concerned.
+    breaks ties) and 1 against another constant one (the same, empty, ranking). For SSIM the
+    rule applies only to a constant FIRST map ``a`` (whose range sets SSIM's constants, 0/0);
+    against a constant second map SSIM is defined and kept (a sparse map scores high against
+    an all-zero one: the windows away from its credits agree). See :func:`constant_rows` for
+    which rows this concerned.
     """
     if kind == "spearman":
         x, y = (np.abs(a), np.abs(b)) if absolute else (a, b)
@@ -89,6 +92,11 @@ def attribution_similarity(
         x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
         sim = ssim_maps(x, y)
         ca, cb = _flat_rows(x.reshape(*x.shape[:2], -1)), _flat_rows(y.reshape(*y.shape[:2], -1))
+        # SSIM is defined against a constant second map (its constants follow the FIRST map's
+        # range): a sparse 28x28 map against an all-zero one scores 0.85 (the windows away from
+        # its few credits agree). Only a constant first map (range 0: 0/0) takes the rule;
+        # forcing 0 for a constant second map scored that pair "changed completely" (rev39b)
+        cb = cb & ca
     else:
         raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
     return np.where(ca & cb, 1.0, np.where(ca | cb, 0.0, sim))
@@ -103,10 +111,10 @@ def _flat_rows(x: np.ndarray) -> np.ndarray:
 def constant_rows(attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
                   absolute: bool = True) -> np.ndarray:
     """``B x T`` whether :func:`attribution_similarity` scored the pair by the constant rule
-    (``a`` or ``b`` constant there)."""
-    if kind == "ssim":
-        x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
-        x, y = x.reshape(*x.shape[:2], -1), y.reshape(*y.shape[:2], -1)
-    else:
-        x, y = (np.abs(a), np.abs(b)) if absolute else (a, b)
+    (``a`` or ``b`` constant there; for SSIM ``a`` only, as SSIM is defined against a
+    constant ``b``)."""
+    if kind == "ssim":  # only a constant first map: SSIM is defined against a constant second one
+        x = _maps(attr, a, absolute)
+        return np.asarray(_flat_rows(x.reshape(*x.shape[:2], -1)))
+    x, y = (np.abs(a), np.abs(b)) if absolute else (a, b)
     return np.asarray(_flat_rows(x) | _flat_rows(y))

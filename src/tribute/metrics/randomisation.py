@@ -151,8 +151,9 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     A constant re-explanation (or original) is scored 0 against a non-constant one and 1
     against another constant one (see :func:`~tribute.metrics._similarity.attribution_similarity`):
     a layer whose randomisation leaves the explanation flat has changed it completely, which is
-    what Adebayo et al. check. ``extra["n_constant"]`` counts the (layer, sample) similarities
-    scored so; a NaN similarity (credits that are not finite) makes the sample's score NaN
+    what Adebayo et al. check (with ``similarity="ssim"`` only a constant original takes this
+    rule: SSIM against a constant re-explanation is defined and kept).
+    ``extra["n_constant"]`` counts the (layer, sample) similarities scored so; a NaN similarity (credits that are not finite) makes the sample's score NaN
     (``extra["n_nan_similarity"]``), as in Quantus, rather than being left out of its mean.
 
     ``extra``: ``layers`` (top-down order), ``per_layer`` (``layers x batch``), ``similarity``.

@@ -9,7 +9,11 @@ baselines or groups; only to a parameter named ``sample``, never through ``**kwa
 ``lambda x, **kw: tribute.explain(model, x, method=..., **kw)`` works). The sensitivity
 metrics stack every perturbation draw of every sample into one call of a callable that takes
 ``sample``; one that does not is called once per draw with the batch in its original order,
-so a per-sample baseline or groups it holds line up with the rows.
+so a per-sample baseline or groups it holds line up with the rows. The model sees the same
+rows either way, but each call's fixed cost is paid ``n_samples`` times: with the default 20
+draws of 64 rows, avg_sensitivity took 4-7x the wall time of one call for saliency and
+kernel_shap (rev39b). A callable with a ``sample`` parameter (index per-sample things with it)
+gets the single call.
 :func:`tribute.evaluate` builds such a callable from the attribution's method and parameters
 when none is given.
 """
