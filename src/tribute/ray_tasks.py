@@ -9,8 +9,8 @@ Scheduling and retries are Ray's; nothing here re-implements them.
 
 Ray is optional (``pip install "tribute[ray]"``) and imported only when a Ray backend is asked
 for. Without ``address`` an existing ``ray.init`` is used, else ``RAY_ADDRESS``, else a new
-local instance (shut down again when the tasks are done). For a local instance on the loopback
-address only, start it yourself first, e.g. with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+local instance on the loopback address 127.0.0.1 only (shut down again when the tasks are done).
+To start a local instance yourself (for example one the ``ray`` CLI can join), use ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
 ``RAY_AUTH_MODE=disabled`` and ``RAY_USAGE_STATS_ENABLED=0`` in the environment and
 ``ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False)``.
 """
@@ -18,6 +18,7 @@ address only, start it yourself first, e.g. with ``RAY_ENABLE_WINDOWS_OR_OSX_CLU
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -58,7 +59,11 @@ def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[I
     ray = import_ray()
     started = False
     if not ray.is_initialized():
-        if address is None:  # Ray's default: RAY_ADDRESS, else a new local instance
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            # a new local instance, on the loopback address only (Ray's own default is the
+            # machine's network address, which would expose its ports)
+            ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        elif address is None:  # Ray's default: join the cluster RAY_ADDRESS names
             ray.init(include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
