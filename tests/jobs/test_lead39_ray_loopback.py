@@ -53,6 +53,13 @@ def _add(shared: int, item: int) -> int:
 def fake_ray(monkeypatch: pytest.MonkeyPatch) -> _FakeRay:
     fake = _FakeRay()
     monkeypatch.setitem(sys.modules, "ray", fake)
+    # no cluster recorded by `ray start` here (the real lookup may be imported already)
+    private = types.ModuleType("ray._private")
+    services = types.ModuleType("ray._private.services")
+    services.canonicalize_bootstrap_address = lambda addr, temp_dir=None: None  # type: ignore[attr-defined]
+    private.services = services  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ray._private", private)
+    monkeypatch.setitem(sys.modules, "ray._private.services", services)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     return fake
 
@@ -73,5 +80,15 @@ def test_a_named_cluster_is_joined_as_given(fake_ray: _FakeRay, monkeypatch: pyt
     assert "_node_ip_address" not in fake_ray.init_kwargs[-1]
     fake_ray.shutdown()
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    run_ray_tasks(_add, 0, [1], lambda item, res: None)
+    assert "_node_ip_address" not in fake_ray.init_kwargs[-1]
+
+
+def test_a_cluster_started_here_with_ray_start_is_joined_as_ray_would(
+        fake_ray: _FakeRay, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ray start --head` records its address; ray.init() joins it, and a driver that then claimed
+    # 127.0.0.1 as its node address would not match a cluster started on another address
+    services = sys.modules["ray._private.services"]
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda addr, temp_dir=None: "10.0.0.7:6379")
     run_ray_tasks(_add, 0, [1], lambda item, res: None)
     assert "_node_ip_address" not in fake_ray.init_kwargs[-1]
