@@ -8,9 +8,10 @@ dies), and every result is passed, on the driver, to ``on_done`` — which alone
 Scheduling and retries are Ray's; nothing here re-implements them.
 
 Ray is optional (``pip install "tribute[ray]"``) and imported only when a Ray backend is asked
-for. Without ``address`` an existing ``ray.init`` is used, else ``RAY_ADDRESS``, else a new
-local instance (shut down again when the tasks are done). For a local instance on the loopback
-address only, start it yourself first, e.g. with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+for. Without ``address`` an existing ``ray.init`` is used, else ``RAY_ADDRESS``, else the cluster
+the last ``ray start`` on this machine recorded, else a new local instance on the loopback address
+127.0.0.1 only (shut down again when the tasks are done).
+To start a local instance yourself (for example one the ``ray`` CLI can join), use ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
 ``RAY_AUTH_MODE=disabled`` and ``RAY_USAGE_STATS_ENABLED=0`` in the environment and
 ``ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False)``.
 """
@@ -18,6 +19,7 @@ address only, start it yourself first, e.g. with ``RAY_ENABLE_WINDOWS_OR_OSX_CLU
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +42,24 @@ def import_ray() -> Any:
     return ray
 
 
+def _cluster_to_join() -> bool:
+    """Whether ``ray.init()`` without an address would join a cluster rather than start one.
+
+    That is ``RAY_ADDRESS``, else the cluster the last ``ray start`` on this machine recorded
+    (Ray's own lookup; where it cannot be asked, a new instance is assumed, which tribute then
+    starts on the loopback address).
+    """
+    if os.environ.get("RAY_ADDRESS"):
+        return True
+    try:
+        from ray._private import services
+
+        lookup: Any = services.canonicalize_bootstrap_address
+        return lookup(None) is not None
+    except Exception:  # Ray's private lookup moved or failed: start on the loopback address
+        return False
+
+
 def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[Item],
                   on_done: Callable[[Item, Any], None], *, workers: int = 1,
                   address: str | None = None, max_retries: int = 3,
@@ -58,7 +78,11 @@ def run_ray_tasks(fn: Callable[[Any, Item], Any], shared: Any, items: Sequence[I
     ray = import_ray()
     started = False
     if not ray.is_initialized():
-        if address is None:  # Ray's default: RAY_ADDRESS, else a new local instance
+        if address is None and not _cluster_to_join():
+            # a new local instance, on the loopback address only (Ray's own default is the
+            # machine's network address, which would expose its ports)
+            ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        elif address is None:  # Ray's default: RAY_ADDRESS, else the last `ray start` here
             ray.init(include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
