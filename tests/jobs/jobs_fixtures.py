@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +30,16 @@ class Weighted:
 def make():
     return Weighted()
 '''
+
+
+def weighted_factory_module(tmp_path: Path, monkeypatch: Any, name: str) -> Iterator[str]:
+    """Write :data:`WEIGHTED_FACTORY` as module ``name`` in ``tmp_path`` (importable for the
+    test) and yield its ``path:make`` spec; the module is forgotten afterwards (a fixture body)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(WEIGHTED_FACTORY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield f"{path}:make"
+    sys.modules.pop(name, None)
 
 
 def make_mlp() -> torch.nn.Module:

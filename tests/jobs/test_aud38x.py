@@ -6,11 +6,11 @@ are ``w_j * x_j`` (closed form).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jobs_fixtures
 import numpy as np
 import pytest
 from jobs_fixtures import WEIGHTED_FACTORY
@@ -25,11 +25,7 @@ _FACTORY = WEIGHTED_FACTORY
 
 @pytest.fixture
 def factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    path = tmp_path / "aud38x_factory.py"
-    path.write_text(_FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield f"{path}:make"
-    sys.modules.pop("aud38x_factory", None)
+    yield from jobs_fixtures.weighted_factory_module(tmp_path, monkeypatch, "aud38x_factory")
 
 
 def _explain_csv(factory: str, data: Path, out: Path) -> tribute.Attribution:

@@ -5,14 +5,13 @@ column that only numbers the rows is named in a warning -- through ``tribute exp
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import jobs_fixtures
 import numpy as np
 import pytest
-from jobs_fixtures import WEIGHTED_FACTORY
 
 import tribute
 from tribute.cli import main
@@ -24,11 +23,7 @@ pd = pytest.importorskip("pandas")
 
 @pytest.fixture
 def factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    path = tmp_path / "small39_factory.py"
-    path.write_text(WEIGHTED_FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield f"{path}:make"
-    sys.modules.pop("small39_factory", None)
+    yield from jobs_fixtures.weighted_factory_module(tmp_path, monkeypatch, "small39_factory")
 
 
 def test_headerless_csv_with_a_text_first_column_is_refused(tmp_path: Path, factory: str,

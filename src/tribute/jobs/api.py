@@ -361,13 +361,16 @@ def credit_summary(result: Attribution, top: int = SUMMARY_TOP) -> list[dict[str
     global importance, e.g. Lundberg et al. 2020's summary plots), with their mean signed credit
     and ``n_rows``, the rows with a finite credit for that player (a row whose credit is NaN, e.g.
     an input the method could not explain, is left out of that player's means, not read as 0).
-    ``targets`` gives the classes explained in that slot (up to 10; more are counted). A slot
+    ``targets`` gives the classes explained in that slot (up to 10; more are counted) as output
+    columns; for a classifier whose classes are not ``0..K-1`` (``classes_ = [0, 2, 5]``, or
+    strings) ``classes`` names them (``by_target`` entries get ``class``). A slot
     whose rows explain different classes (per-row targets such as the predicted class) also
     holds ``by_target``: the same ranking over the rows of each class (up to 10 classes), since
     a credit towards one class and a credit towards another are not one quantity.
     """
     flat = result.flat()  # rows x targets x players
     names = list(result.player_names)
+    labels = result.extra.get("class_labels")  # a classifier's classes_ when not 0..K-1
     out: list[dict[str, Any]] = []
     for t in range(flat.shape[1]):
         entry: dict[str, Any] = {"slot": t, "players": _ranking(flat[:, t, :], names, top)}
@@ -375,11 +378,14 @@ def credit_summary(result: Attribution, top: int = SUMMARY_TOP) -> list[dict[str
             tg = np.asarray(result.targets).reshape(flat.shape[0], -1)[:, t]
             classes = np.unique(tg)
             entry["targets"] = [int(c) for c in classes[:10]]
+            if labels is not None:  # the output columns above are these classes
+                entry["classes"] = [labels[int(c)] for c in classes[:10]]
             if classes.size > 10:
                 entry["targets_more"] = int(classes.size - 10)
             if classes.size > 1:
                 entry["by_target"] = [
-                    {"target": int(c), "rows": int((tg == c).sum()),
+                    {"target": int(c), **({"class": labels[int(c)]} if labels is not None else {}),
+                     "rows": int((tg == c).sum()),
                      "players": _ranking(flat[tg == c, t, :], names, top)}
                     for c in classes[:10]]
         out.append(entry)

@@ -133,7 +133,9 @@ def write_parquet(attr: Attribution, path: Path) -> Path | None:
     """One row per data row: ``row``, the explained class (``target``; ``target:t0``,
     ``target:t1``, ... with several targets), then a column per player (and target), then
     ``stderr:`` columns. With several targets, ``t{i}`` is the position in the target list
-    (``--target 0,2``: ``t1`` holds class 2, as ``target:t1`` says). Returns None when
+    (``--target 0,2``: ``t1`` holds class 2, as ``target:t1`` says). For a classifier whose
+    classes are not ``0..K-1`` (``classes_ = [0, 2, 5]`` or strings) the target column holds the
+    class and ``target_column`` (``target:t0_column``...) the model's output column. Returns None when
     pandas/pyarrow are not installed."""
     try:
         import pandas as pd
@@ -154,8 +156,13 @@ def write_parquet(attr: Attribution, path: Path) -> Path | None:
         tg = np.asarray(attr.targets).reshape(n, -1)
         if tg.shape[1] == t:
             tcols = ["target"] if t == 1 else [f"target:t{i}" for i in range(t)]
+            labels = attr.extra.get("class_labels")  # a classifier's classes_ when not 0..K-1
             for i in reversed(range(t)):
-                frame.insert(0, tcols[i], tg[:, i])
+                if labels is not None:  # the class, as to_pandas() names it; the column beside it
+                    frame.insert(0, f"{tcols[i]}_column", tg[:, i])
+                    frame.insert(0, tcols[i], [labels[int(c)] for c in tg[:, i]])
+                else:
+                    frame.insert(0, tcols[i], tg[:, i])
     frame.insert(0, "row", np.asarray(attr.extra.get("row_index", np.arange(n))))
     import io
 
