@@ -31,6 +31,20 @@ class LinearModel(torch.nn.Module):
         return self.lin(x)
 
 
+class RowCounter(torch.nn.Module):
+    """Wraps a model and counts the rows it is called on (``rows``): budgets checked where the model runs."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += int(x.shape[0])
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
 def make_mlp(n_in: int = 6, n_out: int = 3, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.nn.Sequential:
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -18,6 +18,7 @@ from tribute.methods.certified import (
     smoothing_radius,
     smoothing_tv,
 )
+from tribute_testing import RowCounter
 
 
 def _uniform_ball(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -143,20 +144,8 @@ def test_settings_are_validated_and_result_plots() -> None:
     assert info.kind == "robustness" and info.returns == "CertifiedResult"
 
 
-class _Counting(torch.nn.Module):
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += int(x.shape[0])
-        out: torch.Tensor = self.inner(x)
-        return out
-
-
 def test_rows_at_the_model_match_n_evals_and_model_is_restored() -> None:
-    net = _Counting(_mlp())
+    net = RowCounter(_mlp())
     net.train()
     x = torch.randn(3, 4, dtype=torch.float64)
     r = tribute.certified_attribution(net, x, "saliency", n_samples=17, k=1, eps=0.01, clip_norm=0.5)

@@ -12,19 +12,7 @@ import torch
 import tribute
 from tribute.games.build import build_game
 from tribute.models.adapters import as_model
-
-
-class _Rows(torch.nn.Module):
-    """Counts the rows it sees and keeps the last batch (the model's own inputs)."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += int(x.shape[0])
-        return self.inner(x)
+from tribute_testing import RowCounter
 
 
 class _Ids(torch.nn.Module):
@@ -75,7 +63,7 @@ def _cases() -> list[tuple[str, torch.nn.Module, torch.Tensor, dict[str, object]
 @pytest.mark.parametrize("case", range(8))
 def test_empty_is_the_empty_coalition_and_the_model_on_the_baseline_rows(case: int) -> None:
     name, inner, x, settings, base_rows = _cases()[case]
-    model = _Rows(inner)
+    model = RowCounter(inner)
     adapter = as_model(model, "torch", None)
     with adapter.session():
         a = build_game(adapter, x, target=[0, 1], batch_size=3, **settings)  # type: ignore[arg-type]
