@@ -256,8 +256,10 @@ def test_csv_header_is_a_line_with_a_field_that_is_not_a_number() -> None:
     # would be dropped without a word (it was: "nan" and "inf" hold letters other than e/E).
     assert csv_header(b"nan,1,2\n3,4,5\n") is None
     assert csv_header(b"1,-inf,2\n") is None
-    arr = load_upload("x.csv", b"nan,1,2\n3,4,5\n", "tabular")
-    assert arr.shape == (2, 3) and np.isnan(arr[0, 0])
+    # (since aud40x uploads are read by --data's reader, which names the row with the missing
+    # value instead of returning it for a later "holds NaN" refusal)
+    with pytest.raises(InputError, match=r"missing values \(rows \[0\]"):
+        load_upload("x.csv", b"nan,1,2\n3,4,5\n", "tabular")
     # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first field.
     bom = "\ufeff1,2,3\n4,5,6\n".encode()
     assert csv_header(bom) is None and load_upload("x.csv", bom, "tabular").shape == (2, 3)

@@ -43,9 +43,9 @@ from .leaderboard import load_leaderboard
 from .security import (
     LOOPBACK_NAMES,
     MAX_UPLOAD_BYTES,
-    csv_header,
     is_loopback,
     load_upload,
+    read_csv_upload,
     resolve_under,
     token_matches,
 )
@@ -304,18 +304,22 @@ def create_app(config: ExplorerConfig) -> Any:
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
         rgb = s.kind == "image" and len(s.sample_shape) == 3 and s.sample_shape[0] == 3
-        arr = load_upload(name, body, s.kind, channels=3 if rgb else 1)
-        if name.lower().endswith(".csv"):
-            header = csv_header(body)
-            if header is not None and len(header) > 1 and not header[0] and arr.ndim == 2:
-                # ``,a,b``: the index column ``df.to_csv()`` writes, read as such (as --data reads it)
-                arr, header = arr[:, 1:], header[1:]
+        notes: list[str] = []
+        if name.lower().endswith(".csv") and s.kind == "tabular":
+            # read as --data reads a file (one reader: index column, header, row counter), its
+            # warnings shown in the page
+            arr, header, notes = read_csv_upload(name, body)
             if header is not None and header == [str(i) for i in range(len(header))]:
                 header = None  # unnamed columns (pandas numbers them): by position, as --data reads them
-            arr = _by_column_name(s, arr, header, name)
-        rows = _fit_rows(s, arr, name)
+            try:
+                rows = _fit_rows(s, _by_column_name(s, arr, header, name), name)
+            except InputError as exc:
+                # a column of row numbers one too many: the refusal says which column it is
+                raise InputError(" ".join([str(exc), *notes])) from None
+        else:
+            rows = _fit_rows(s, load_upload(name, body, s.kind, channels=3 if rgb else 1), name)
         new = s.add_inputs(rows, [f"{name} [{i}]" for i in range(int(rows.shape[0]))])
-        return _json_response({"indices": new})
+        return _json_response({"indices": new, "warnings": notes})
 
     @handler
     async def start_job(request: Request) -> Any:

@@ -9,8 +9,9 @@
 * **Paths**: files are served only from the configured folders; ``..``, absolute paths, NUL
   bytes, hidden names and symlinks that leave the folder are refused (checked after resolving).
 * **Uploads**: at most :data:`MAX_UPLOAD_BYTES`; ``.npy`` via ``np.load(allow_pickle=False)``,
-  ``.csv`` as numbers only, ``.png``/``.jpg`` decoded by Pillow and checked; nothing else, and
-  pickles never.
+  ``.csv`` by the reader of ``--data`` (:func:`tribute.jobs.data.read_table`: the same rules for
+  a header, an index column, a row-counter column and missing values; numbers only), ``.png``/
+  ``.jpg`` decoded by Pillow and checked; nothing else, and pickles never.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hmac
 import io
 import ipaddress
 import secrets
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,8 +29,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["LOOPBACK_NAMES", "MAX_UPLOAD_BYTES", "UPLOAD_TYPES", "csv_header", "is_loopback",
-           "load_upload",
-           "new_token", "resolve_under", "token_matches"]
+           "load_upload", "new_token", "read_csv_upload", "resolve_under", "token_matches"]
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 UPLOAD_TYPES = (".npy", ".csv", ".png", ".jpg", ".jpeg")
@@ -115,21 +116,60 @@ def load_upload(name: str, data: bytes, kind: str, channels: int = 1) -> np.ndar
     if suffix == ".csv":
         if kind != "tabular":
             raise InputError(f"upload: .csv files are for tabular subjects, not {kind!r} ones.")
-        try:
-            text = data.decode("utf-8-sig")  # a BOM (Excel's "CSV UTF-8") is not data
-            skip = 1 if csv_header(data) is not None else 0
-            arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=skip, ndmin=2,
-                             dtype=np.float64)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"upload: {name!r} is not a numeric CSV ({exc}).") from None
-        return arr
+        return read_csv_upload(name, data)[0]
     if kind != "image":
         raise InputError(f"upload: image files are for image subjects, not {kind!r} ones.")
     return _image(name, data, channels)
 
 
+def read_csv_upload(name: str, data: bytes) -> tuple[np.ndarray, list[str] | None, list[str]]:
+    """An uploaded ``.csv`` read as ``--data`` reads a file (:func:`tribute.jobs.data.read_table`).
+
+    The explorer read uploads by rules of its own: a csv with a labelled index column was
+    refused, a row-counter column (``id`` = 0..n-1) passed without the warning ``--data``
+    gives, a first line with an empty cell was refused with numpy's message (audit aud40x).
+
+    Returns:
+        the rows (float64, ``rows x columns``), the column names (None for a file without a
+        header) and the reader's warnings (for the page; never issued as Python warnings).
+    """
+    from ..jobs.data import read_table
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(f"upload: {len(data):,} bytes is over the {MAX_UPLOAD_BYTES:,}-byte limit.")
+    if not data:
+        raise InputError("upload: the file is empty.")
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"upload: {name!r} is not a UTF-8 text CSV ({exc}).") from None
+    notes: list[str] = []
+    # the bytes go to a private folder under a fixed name: the upload's name never makes a path
+    with tempfile.TemporaryDirectory(prefix="tribute-upload-") as folder:
+        path = Path(folder) / "upload.csv"
+        path.write_bytes(data)
+        try:
+            ds = read_table(path, name=name, notes=notes)
+        except InputError as exc:
+            raise InputError(_as_upload(str(exc))) from None
+    if ds.frame is not None:
+        from ..models.tabular import text_columns
+
+        text = [str(c) for c in text_columns(ds.frame)]
+        raise InputError(f"upload: {name!r} has text/categorical column(s) {text[:8]}; the "
+                         "explorer explains numeric tables: encode them as numbers first.")
+    arr = np.asarray(ds.arrays[0], dtype=np.float64)
+    columns = list(ds.columns) if ds.columns is not None else None
+    return arr, columns, [_as_upload(n) for n in notes]
+
+
+def _as_upload(message: str) -> str:
+    return "upload: " + message[len("data: "):] if message.startswith("data: ") else message
+
+
 def csv_header(data: bytes) -> list[str] | None:
-    """The column names of an uploaded CSV's first line, or None when it holds numbers."""
+    """The column names of a CSV's first line, or None when it holds numbers (a quick look at
+    the first line only; uploads are read by :func:`read_csv_upload`)."""
     text = data.decode("utf-8-sig", "replace")
     first = text.splitlines()[0] if text else ""
     fields = [c.strip().strip('"') for c in first.split(",")]

@@ -31,7 +31,7 @@ from ..errors import InputError, user_stacklevel
 from ..models.tabular import text_columns
 
 __all__ = ["Dataset", "as_dataset", "check_columns", "check_finite", "fingerprint_arrays", "load_array", "load_dataset",
-           "not_a_numpy_file", "npz_keys"]
+           "not_a_numpy_file", "npz_keys", "read_table"]
 
 _SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
@@ -291,6 +291,41 @@ def load_dataset(path: str | Path, key: DataKey = None, *, multi: bool = True) -
     return _load_table(p)
 
 
+def read_table(path: str | Path, *, name: str | None = None,
+               notes: list[str] | None = None) -> Dataset:
+    """Read a ``.csv`` or ``.parquet`` table by the rules of :func:`load_dataset` (index column,
+    header or not, row-counter warning, other separators, missing values): the one reader of
+    ``tribute explain --data``, :func:`tribute.explain_dataset` and the explorer's uploads.
+
+    Args:
+        path: the file.
+        name: how messages name the file (an upload's own name rather than the temporary file
+            it was written to); default the path.
+        notes: when a list, the reader's warnings are appended to it (to be shown elsewhere,
+            e.g. in the explorer's page) instead of being issued with :func:`warnings.warn`.
+
+    Raises:
+        InputError: as :func:`load_dataset`.
+    """
+    p = Path(path)
+    shown = str(p) if name is None else name
+    if p.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"data: {shown!r} has suffix {p.suffix!r}; give a .csv or .parquet file.")
+    if not p.is_file():
+        raise InputError(f"data: file {shown!r} does not exist.")
+    return _load_table(p, shown, notes)
+
+
+def _warn(message: str, notes: list[str] | None, stacklevel: int) -> None:
+    """Issue a reader's warning, or keep it in ``notes`` (:func:`read_table`)."""
+    if notes is not None:
+        notes.append(message)
+        return
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+
+
 #: First bytes of a ``.npy`` file, and of a zip archive (``.npz``).
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK"
@@ -392,7 +427,8 @@ def _load_numpy(p: Path, key: DataKey, multi: bool = True) -> Dataset:
     return ds
 
 
-def _load_table(p: Path) -> Dataset:
+def _load_table(p: Path, shown: str | None = None, notes: list[str] | None = None) -> Dataset:
+    shown = str(p) if shown is None else shown
     try:
         import pandas as pd
     except ImportError as exc:
@@ -405,11 +441,11 @@ def _load_table(p: Path) -> Dataset:
         if p.suffix.lower() == ".csv":
             headerless = _csv_has_no_header(pd, p)
             if not headerless:
-                _refuse_header_like_data(pd, p)
+                _refuse_header_like_data(pd, p, shown)
             indexed = not headerless and _csv_has_index(pd, p)
             frame = pd.read_csv(p, header=None if headerless else "infer", index_col=0 if indexed else None)
             if indexed:
-                _warn_if_index_looks_like_data(pd, frame.index, p)
+                _warn_if_index_looks_like_data(pd, frame.index, shown, notes)
         else:
             frame = pd.read_parquet(p)
             # pyarrow's name for a pandas index saved without pandas' metadata: an index, not a
@@ -422,23 +458,23 @@ def _load_table(p: Path) -> Dataset:
     except ImportError as exc:
         raise InputError(f"data: reading parquet files needs pyarrow: `pip install pyarrow` ({exc}).") from exc
     except Exception as exc:  # pandas raises many parser error types
-        raise InputError(f"data: cannot read {str(p)!r} ({type(exc).__name__}: {exc}).") from exc
+        raise InputError(f"data: cannot read {shown!r} ({type(exc).__name__}: {exc}).") from exc
     if frame.shape[1] == 0:
-        raise InputError(f"data: {str(p)!r} has no columns.")
+        raise InputError(f"data: {shown!r} has no columns.")
     if frame.shape[0] == 0:
-        raise InputError(f"data: {str(p)!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
-    _warn_if_row_counter(pd, frame, p, headerless)
+        raise InputError(f"data: {shown!r} has no rows (only a header {[str(c) for c in frame.columns][:10]}).")
+    _warn_if_row_counter(pd, frame, shown, headerless, notes)
     if p.suffix.lower() == ".csv" and (frame.shape[1] == 1 or text_columns(frame)):
-        _refuse_other_separator(p)
+        _refuse_other_separator(p, shown)
     if text_columns(frame):  # strings / categories: the model (a pipeline) takes the table itself
         names = None if headerless else tuple(str(c) for c in frame.columns)
-        return _table_dataset(frame, "data", str(p), names)
+        return _table_dataset(frame, "data", shown, names)
     bad = [str(c) for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c])
                                                  and not pd.api.types.is_bool_dtype(frame[c]))]
     bad += [str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c])]
     if bad:
         raise InputError(
-            f"data: {str(p)!r} has non-numeric column(s) {sorted(set(bad))[:10]} (dtypes "
+            f"data: {shown!r} has non-numeric column(s) {sorted(set(bad))[:10]} (dtypes "
             f"{sorted({str(frame[c].dtype) for c in frame.columns if str(c) in bad})}); encode them "
             "as numbers (e.g. one-hot) or drop them before explaining."
         )
@@ -454,9 +490,9 @@ def _load_table(p: Path) -> Dataset:
                     "missing its first value; if it is a header (an index column, then columns "
                     "named by numbers such as years), give the columns names that are not "
                     "numbers (e.g. 'y2019'), or save the table without its index and header.")
-        raise InputError(f"data: {str(p)!r} has missing values (rows {rows}...); fill or drop them first.{hint}")
+        raise InputError(f"data: {shown!r} has missing values (rows {rows}...); fill or drop them first.{hint}")
     cols = None if headerless else tuple(str(c) for c in frame.columns)
-    return _check_arrays((arr,), [p.name], str(p), columns=cols, source=str(p))
+    return _check_arrays((arr,), [p.name], shown, columns=cols, source=shown)
 
 
 #: The refusal of texts (or sentence pairs) as a job's data.
@@ -522,7 +558,7 @@ def _csv_has_index(pd: Any, p: Path) -> bool:
     return len(first) > 1 and not str(first[0]).strip()
 
 
-def _refuse_other_separator(p: Path) -> None:
+def _refuse_other_separator(p: Path, shown: str | None = None) -> None:
     """Refuse a ``.csv`` whose first line separates its fields with ``;``, a tab or ``|`` (a
     spreadsheet saved in a locale whose decimal mark is ','): read with commas it became one
     text column (``a;b;c``) or text columns (``1,5;2,3``), explained as categorical features."""
@@ -534,13 +570,14 @@ def _refuse_other_separator(p: Path) -> None:
         return
     name = "tab" if sep == "\t" else repr(sep)
     raise InputError(
-        f"data: the first line of {str(p)!r} ({first.strip()[:60]!r}) separates its fields with "
-        f"{name}, not ','; read with commas it becomes text column(s). Save it comma-separated with "
-        f"'.' as the decimal mark, e.g. pd.read_csv(path, sep={sep!r}, decimal=',')"
+        f"data: the first line of {str(p) if shown is None else shown!r} ({first.strip()[:60]!r}) "
+        f"separates its fields with {name}, not ','; read with commas it becomes text column(s). "
+        f"Save it comma-separated with '.' as the decimal mark, e.g. pd.read_csv(path, sep={sep!r}, decimal=',')"
         ".to_csv(new_path, index=False).")
 
 
-def _warn_if_index_looks_like_data(pd: Any, index: Any, p: Path) -> None:
+def _warn_if_index_looks_like_data(pd: Any, index: Any, p: Path | str,
+                                   notes: list[str] | None = None) -> None:
     """The first column of a ``.csv`` whose header starts with an empty cell is read as the
     index; warn when its values do not look like one (repeated values, or numbers that are not
     whole): a feature column saved with no name (a blank first header cell, as a spreadsheet may
@@ -551,14 +588,12 @@ def _warn_if_index_looks_like_data(pd: Any, index: Any, p: Path) -> None:
     fractional = bool(numeric and (values.to_numpy(dtype=np.float64) % 1 != 0).any())
     if not (fractional or values.duplicated().any()):
         return
-    import warnings
-
     shown = [str(v) for v in values.iloc[:3].tolist()]
-    warnings.warn(
+    _warn(
         f"data: the first column of {str(p)!r} has no name in the header, so it is read as the "
         f"row index (as pandas' df.to_csv() writes it) and not explained; its values {shown}... "
         f"{'repeat' if values.duplicated().any() else 'are not whole numbers'}, unlike an index. "
-        "If it is a feature, give it a name in the header's first cell.", UserWarning, stacklevel=3)
+        "If it is a feature, give it a name in the header's first cell.", notes, stacklevel=3)
 
 
 def _csv_has_no_header(pd: Any, p: Path) -> bool:
@@ -598,7 +633,7 @@ def _cell_kind(cell: str) -> str:
     return "number"
 
 
-def _refuse_header_like_data(pd: Any, p: Path) -> None:
+def _refuse_header_like_data(pd: Any, p: Path, shown: str | None = None) -> None:
     """Refuse a ``.csv`` whose first line, read as the header, has the same kinds of cells as
     the line after it and holds both text and a number: ``r1,1.5,2`` then ``r2,0.5,1`` is a file without a
     header whose first column is a row label, or a header with a labelled first column and
@@ -620,14 +655,16 @@ def _refuse_header_like_data(pd: Any, p: Path) -> None:
         return
     line = ",".join(first)
     raise InputError(
-        f"data: the first line of {str(p)!r} ({line[:60]!r}) has the same kinds of cells as the "
-        f"second ({', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}), so the file cannot "
+        f"data: the first line of {str(p) if shown is None else shown!r} ({line[:60]!r}) has the "
+        f"same kinds of cells as the second ({', '.join(kinds[:6])}"
+        f"{', ...' if len(kinds) > 6 else ''}), so the file cannot "
         "tell whether it is a header or a row of data (read as a header, the row would be lost). "
         "Add a header line of column names that are not numbers (e.g. 'name,x1,x2'), or, if the "
         "first line is a header, rename its numeric column names (e.g. 'y2019').")
 
 
-def _warn_if_row_counter(pd: Any, frame: Any, p: Path, headerless: bool) -> None:
+def _warn_if_row_counter(pd: Any, frame: Any, p: Path | str, headerless: bool,
+                         notes: list[str] | None = None) -> None:
     """Warn when a table's first column holds exactly the row numbers (``0..n-1`` or
     ``1..n``): an index saved as a named column (``id,a,b``), which is explained as a feature
     (it was, silently, small39). It may be a feature (a time step), so this is a warning."""
@@ -641,18 +678,16 @@ def _warn_if_row_counter(pd: Any, frame: Any, p: Path, headerless: bool) -> None
     start = values[0]
     if start not in (0.0, 1.0) or not np.array_equal(values, np.arange(n, dtype=np.float64) + start):
         return
-    import warnings
-
     name = "column (no header)" if headerless else f"column {str(frame.columns[0])!r}"
     col_name = str(frame.columns[0])
     fix = ("save the table without it" if headerless else
            f"drop it before saving (df.drop(columns={col_name!r})), or save it as the index "
            f"(df.set_index({col_name!r}).to_csv(path) writes it under an empty first header cell, "
            "which is read as the index; .to_parquet keeps it as the index)")
-    warnings.warn(
+    _warn(
         f"data: the first {name} of {str(p)!r} holds exactly the row numbers {int(start)}..{int(start) + n - 1}; "
         f"it is explained as a feature. If it numbers the rows, {fix}. If it is a feature, ignore "
-        "this warning.", UserWarning, stacklevel=user_stacklevel())
+        "this warning.", notes, stacklevel=user_stacklevel())
 
 
 def _csv_second_row_is_labelled(pd: Any, p: Path) -> bool:

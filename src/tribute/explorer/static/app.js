@@ -477,6 +477,8 @@ async function upload(file) {
     const r = await api(`/api/subjects/${s.name}/inputs?filename=${encodeURIComponent(file.name)}`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: buf });
     state.subject = await api(`/api/subjects/${s.name}`);
     await drawGallery(); await selectInput(r.indices[0]);
+    // the reader's warnings (a column of row numbers read as a feature...), as --data gives them
+    $("inputs-msg").textContent = (r.warnings || []).join(" ");
   } catch (e) { $("inputs-msg").textContent = e.message; }
 }
 async function init() {
