@@ -317,3 +317,57 @@ def test_browser_shows_the_readers_warning_and_the_true_credits(folder: Path) ->
         expect += [names[j], ("+" if truth[j] >= 0 else "") + _js_fmt(float(truth[j]))]
     assert labels[:-1] == expect, (labels, expect)
     assert problems == []
+
+
+# ------------------------------------------------------------------ files of the served folders
+
+_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+        '<script xlink:href="/api/files/data/evil.js"/><text y="20">hi</text></svg>')
+_JS = ('fetch("/api/info").then((r) => r.json()).then((j) => '
+       'document.documentElement.setAttribute("data-pwned", j.version || "yes"));')
+
+
+def test_served_data_files_are_sandboxed(tmp_path: Path) -> None:
+    # an .svg in the data folder loaded a script of the same folder (script-src 'self') and ran
+    # with the explorer's origin: files other than reports are served in a script-less sandbox
+    from tribute.explorer import default_specs
+
+    (tmp_path / "evil.svg").write_text(_SVG, encoding="utf-8")
+    cfg = ExplorerConfig(subjects=default_specs(text=False), data_dir=tmp_path)
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        r = c.get("/api/files/data/evil.svg")
+    assert r.status_code == 200
+    csp = [d.strip() for d in r.headers["content-security-policy"].split(";")]
+    assert "sandbox" in csp and not any(d.startswith("script-src") for d in csp), csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_browser_runs_no_script_of_a_served_svg(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (apt install chromium)")
+    pytest.importorskip("uvicorn")
+    from _explorer_live import LiveServer
+
+    from tribute.explorer import default_specs
+
+    (tmp_path / "evil.svg").write_text(_SVG, encoding="utf-8")
+    (tmp_path / "evil.js").write_text(_JS, encoding="utf-8")
+    cfg = ExplorerConfig(subjects=default_specs(text=False), data_dir=tmp_path, token="tok")
+    live = LiveServer(create_app(cfg)).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(live.url + "/?token=tok")  # the token cookie is set
+                page.goto(live.url + "/api/files/data/evil.svg")
+                page.wait_for_timeout(1000)
+                pwned = page.evaluate("document.documentElement.getAttribute('data-pwned')")
+            finally:
+                browser.close()
+    finally:
+        live.stop()
+    assert pwned is None

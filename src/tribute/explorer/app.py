@@ -388,7 +388,7 @@ def create_app(config: ExplorerConfig) -> Any:
             raise FileNotFoundError(f"{root_name}/ (no such folder is served)")
         path = resolve_under(root, request.path_params["path"])
         html = path.suffix.lower() in (".html", ".htm")
-        return FileResponse(path, headers=_REPORT_HEADERS if html else _SECURITY_HEADERS)
+        return FileResponse(path, headers=_REPORT_HEADERS if html else _FILE_HEADERS)
 
     async def not_found(request: Request, exc: Exception) -> Any:
         status = getattr(exc, "status_code", 500)
@@ -442,6 +442,17 @@ _REPORT_HEADERS = {
     **_SECURITY_HEADERS,
     "Content-Security-Policy": "sandbox allow-scripts; default-src 'none'; img-src data:; "
                                "style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+}
+
+
+#: Any other file of the served folders is data, never a page of this origin: an ``.svg`` in
+#: the data folder ran its ``<script href="/api/files/data/x.js">`` (allowed by the page's
+#: ``script-src 'self'``) with the explorer's origin and token cookie, reading and driving the
+#: API (audit aud40x). A sandbox (opaque origin, no scripts) keeps it a file to look at.
+_FILE_HEADERS = {
+    **_SECURITY_HEADERS,
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+                               "style-src 'unsafe-inline'",
 }
 
 
