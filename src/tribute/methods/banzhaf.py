@@ -46,10 +46,16 @@ def banzhaf_from_table(v: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
+#: Redraws of the Bernoulli design's constant columns (each succeeds with probability
+#: ``1 - 2^(1-k)``, at least 1/2).
+_BERNOULLI_REDRAWS = 200
+
+
 def banzhaf_masks(n: int, k: int, gen: torch.Generator, design: str = "balanced") -> torch.Tensor:
     """``k x n`` random coalitions in which every player is present with probability 1/2.
 
-    ``"bernoulli"``: independent fair coin per player and coalition (Wang & Jia 2023).
+    ``"bernoulli"``: independent fair coin per player and coalition (Wang & Jia 2023); a
+    player's column drawn all present or all absent (its estimate undefined) is drawn again.
     ``"balanced"``: each player's column is a random arrangement of ``k/2`` ones and ``k/2``
     zeros, columns independent; for odd ``k`` a column holds ``(k - 1)/2`` or ``(k + 1)/2``
     ones, each with probability 1/2 (a fair coin per column). Every entry is then present with
@@ -64,7 +70,20 @@ def banzhaf_masks(n: int, k: int, gen: torch.Generator, design: str = "balanced"
     ``k = 15``: 0.0442).
     """
     if design == "bernoulli":
-        return (torch.rand(k, n, generator=gen, dtype=torch.float64) < 0.5).to(torch.float64)
+        masks = torch.rand(k, n, generator=gen, dtype=torch.float64) < 0.5
+        # a column drawn all present or all absent leaves its player's MSR estimate undefined
+        # (NaN: 9% of draws at 6 players and k = 7); it is drawn again from the same generator.
+        # The columns stay independent and each column's law symmetric under swapping presence
+        # and absence, so every entry is present with probability 1/2, every row uniform and the
+        # estimate unbiased; a draw without such a column is unchanged
+        if k >= 2:
+            for _ in range(_BERNOULLI_REDRAWS):
+                flat = masks.all(0) | ~masks.any(0)
+                if not bool(flat.any()):
+                    break
+                cols = torch.nonzero(flat).ravel()
+                masks[:, cols] = torch.rand(k, len(cols), generator=gen, dtype=torch.float64) < 0.5
+        return masks.to(torch.float64)
     if design == "balanced":
         # an independent random permutation per column: ranks from argsort of uniform keys
         ranks = torch.rand(k, n, generator=gen, dtype=torch.float64).argsort(dim=0)
@@ -212,7 +231,7 @@ class Banzhaf(Method):
             coalitions, ``(k - 1)/2`` or ``(k + 1)/2`` by a fair coin when their number ``k`` is
             odd, in random independent arrangements per player; each coalition is still uniform
             and the estimate unbiased, and no player is ever left without coalitions on one side) or ``"bernoulli"`` (an independent fair coin per player, as
-            in the paper). default="balanced".
+            in the paper; a player drawn on one side only is drawn again). default="balanced".
         estimator: ``"msr"`` (difference of means, Wang & Jia) or ``"ols"`` (least-squares fit
             of ``v`` on the coalition indicators with an intercept: under uniform coalitions the
             best additive approximation's slopes ARE the Banzhaf values (Hammer & Holzman

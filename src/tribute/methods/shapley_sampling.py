@@ -798,7 +798,9 @@ class PermutationShapley(Method):
     spread of the antithetic pairs (of the single permutations, conservatively, below 8
     pairs), pooled towards the other players' and inflated by the Student-t factor of their
     few degrees of freedom, so that +-2 stderr keeps ~95% coverage; with one pair they are NaN
-    (with a warning). Efficiency holds exactly for every permutation.
+    (with a warning). Efficiency holds exactly for every permutation. With 1 or 2 players a
+    permutation and its reverse are every permutation, so the values are exact and the
+    standard errors 0.
 
     References: Castro, Gómez & Tejada (2009), "Polynomial calculation of the Shapley value
     based on sampling"; Mitchell, Cooper, Frank & Holmes (2022), "Sampling Permutations for
@@ -843,7 +845,10 @@ class PermutationShapley(Method):
         per_perm_phi.scatter_(2, idx, marg)
         pair = (per_perm_phi[:, :n_pairs] + per_perm_phi[:, n_pairs:]) / 2  # B x pairs x n x T
         phi = pair.mean(1).permute(0, 2, 1)
-        stderr = _permutation_stderr(per_perm_phi, n_pairs)
+        if n <= 2:  # a permutation and its reverse are all n! permutations: every pair is exact
+            stderr = torch.zeros_like(phi)
+        else:
+            stderr = _permutation_stderr(per_perm_phi, n_pairs)
         gap = phi.sum(-1) - (v_full - v_empty)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
                                 extra={"n_permutations": int(p_count)})
