@@ -114,12 +114,28 @@ def input_embedding(model: Any) -> torch.nn.Embedding | None:
 
 
 def _max_positions(model: Any) -> int | None:
-    for mod in (model.modules() if isinstance(model, torch.nn.Module) else ()):
+    """The most tokens (special tokens included) one row may have: the model's
+    ``max_position_embeddings``, less the offset of models numbering positions after their
+    padding index (RoBERTa, XLM-R, MPNet, ESM...: position ``padding_idx + k`` for the ``k``-th
+    token, so ``max_position_embeddings - padding_idx - 1`` tokens fit, 512 of roberta-base's
+    514), or None when the model does not say."""
+    mods = list(model.modules()) if isinstance(model, torch.nn.Module) else []
+    limit: int | None = None
+    for mod in mods:
         cfg = getattr(mod, "config", None)
         n = getattr(cfg, "max_position_embeddings", None)
         if isinstance(n, int) and n > 0:
-            return n
-    return None
+            limit = n
+            break
+    for mod in mods:
+        pos = getattr(mod, "position_embeddings", None)
+        pad = getattr(mod, "padding_idx", None)
+        if isinstance(pos, torch.nn.Embedding) and isinstance(pad, int) and not isinstance(pad, bool) \
+                and 0 <= pad < pos.num_embeddings and pos.padding_idx == pad:
+            fit = pos.num_embeddings - pad - 1
+            limit = fit if limit is None else min(limit, fit)
+            break
+    return limit
 
 
 class _TextForward:
