@@ -41,7 +41,7 @@ dummies (no tokens) but still players of the game, so they cost budget: exact me
 ``2^max_players`` evaluations for every text and sampling methods spread their budget over
 them; explain texts of very different word counts in separate calls when that matters.
 Methods whose credits read the number of players (LIME, wide occlusion windows, joint
-Shapley values) are run by :func:`tribute.explain` on one game per player count instead
+Shapley values, ReAGent's softmax importance) are run by :func:`tribute.explain` on one game per player count instead
 (:func:`text_player_counts` and :func:`text_subset` split the texts without running the model).
 
 Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one
@@ -114,12 +114,28 @@ def input_embedding(model: Any) -> torch.nn.Embedding | None:
 
 
 def _max_positions(model: Any) -> int | None:
-    for mod in (model.modules() if isinstance(model, torch.nn.Module) else ()):
+    """The most tokens (special tokens included) one row may have: the model's
+    ``max_position_embeddings``, less the offset of models numbering positions after their
+    padding index (RoBERTa, XLM-R, MPNet, ESM...: position ``padding_idx + k`` for the ``k``-th
+    token, so ``max_position_embeddings - padding_idx - 1`` tokens fit, 512 of roberta-base's
+    514), or None when the model does not say."""
+    mods = list(model.modules()) if isinstance(model, torch.nn.Module) else []
+    limit: int | None = None
+    for mod in mods:
         cfg = getattr(mod, "config", None)
         n = getattr(cfg, "max_position_embeddings", None)
         if isinstance(n, int) and n > 0:
-            return n
-    return None
+            limit = n
+            break
+    for mod in mods:
+        pos = getattr(mod, "position_embeddings", None)
+        pad = getattr(mod, "padding_idx", None)
+        if isinstance(pos, torch.nn.Embedding) and isinstance(pad, int) and not isinstance(pad, bool) \
+                and 0 <= pad < pos.num_embeddings and pos.padding_idx == pad:
+            fit = pos.num_embeddings - pad - 1
+            limit = fit if limit is None else min(limit, fit)
+            break
+    return limit
 
 
 class _TextForward:

@@ -31,6 +31,10 @@ Here the method runs on any game (generation games, where it belongs, and any fe
   ``attr.extra["importance"]``), with the standard error of that mean over the ``K`` steps.
 
 The masks are shared by all samples, so a batch gives the per-sample results concatenated.
+Texts of different word counts are explained by :func:`tribute.explain` one group per word
+count (:meth:`ReAGent.reads_player_count`): in one padded game a shorter text's softmax
+importance would spread over the longer texts' dummy players (a one-word text: 0.0 instead
+of 1.0 on its word), and its replacement draws would depend on the other texts.
 """
 
 from __future__ import annotations
@@ -109,6 +113,10 @@ class ReAGent(Method):
         b, t, n = int(game.n_samples), int(game.n_targets), int(game.n_players)
         return coalition_cost(game, k, design=2 * b * t * n * 8, flops=float(k) * b * t * n * 4,
                               note=f"{k:,} random replacement steps x {n:,} players")
+
+    def reads_player_count(self) -> str | None:
+        return ("its importance (the paper's softmax of the summed scores) normalises over every "
+                "player, and its replacements are drawn over every player")
 
     def _drop(self, game: Game, full: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
         """``d`` in ``[-1, 1]`` per sample, step and target (``full``: ``B x T``, ``vals``: ``B x K x T``)."""

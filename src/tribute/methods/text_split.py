@@ -4,7 +4,8 @@ A batch of texts is one game whose players are padded to the longest text (a sho
 missing players are dummies with NaN credits, :mod:`tribute.games.text`). Shapley and Banzhaf
 values, leave-one-out and gradients ignore such dummies; estimators whose credits read the
 number of players (:meth:`tribute.methods.base.Method.reads_player_count`: LIME's kernel and
-coalitions, occlusion windows wider than one player, joint Shapley values of order >= 2) do
+coalitions, occlusion windows wider than one player, joint Shapley values of order >= 2,
+ReAGent's softmax importance) do
 not, so :func:`tribute.explain` explains each group of texts of one player count as its own
 call and :func:`merge_groups` lays the groups' results back out as the padded result of one
 call. The metrics score such a batch group by group the same way
