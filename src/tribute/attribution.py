@@ -307,6 +307,10 @@ class Attribution:
         ``0..batch-1``); with several targets the rows are a ``(sample, target)`` MultiIndex whose
         ``target`` level is the class each row explains (``target=[0, 2]`` gives levels 0 and 2)
         when every sample's targets are distinct class indices, else the target's position.
+        One target per sample that differs between samples (``target=y``, ``"predicted"``)
+        gives the same ``(sample, target)`` MultiIndex, one row per sample, so each row says the
+        class it explains; a target shared by all samples keeps the plain sample index. Class
+        labels name the targets where the columns are a classifier's ``classes_``.
         Columns are the player names (``"3:the"``, position and name, when a name repeats, as a
         word said twice); for text players of several texts with different words they are
         positions (``"player 0"``...), each text's words being in ``extra["text_players"]``.
@@ -329,13 +333,20 @@ class Attribution:
         idx = pd.Index(self.index) if self.index is not None else pd.RangeIndex(b)
         if len(idx) != b:
             idx = pd.RangeIndex(b)
-        if not self.layout.multi_target:
-            return pd.DataFrame(flat[:, 0], index=idx, columns=cols)
-        level: Any = np.tile(np.arange(t), b)
         tg = None if self.targets is None else np.asarray(self.targets)
-        if tg is not None and tg.size == b * t and np.issubdtype(tg.dtype, np.integer):
+        if tg is not None and not (tg.size == b * t and np.issubdtype(tg.dtype, np.integer)
+                                   and (tg >= 0).all()):
+            tg = None  # no class index (a callable target): the target's position, if any
+        if not self.layout.multi_target:
+            if not self._targets_differ(b):
+                return pd.DataFrame(flat[:, 0], index=idx, columns=cols)
+            # per-sample targets explaining different classes (target=y, "predicted"): a row
+            # without its class would not say what it explains, so a target level (as with
+            # several targets) holds each row's class
+        level: Any = np.tile(np.arange(t), b)
+        if tg is not None:
             tg = tg.reshape(b, t)
-            if (tg >= 0).all() and all(len(set(r.tolist())) == t for r in tg):
+            if all(len(set(r.tolist())) == t for r in tg):
                 labels = self._class_labels()
                 # the class each row explains (unique within a sample): its label where the
                 # columns are a classifier's classes_ (column 1 of classes_ [0, 2, 5] is class 2)
@@ -389,6 +400,8 @@ class Attribution:
             raise InputError(f"plot: target={target} is out of range for {t} target(s).")
         if t > 1:  # say which of several targets is drawn (the default draws the first)
             kwargs.setdefault("title", f"{self.method}, {self._target_label(index, target, b, t)}")
+        elif self._targets_differ(b):  # one target per sample: say which class this sample's is
+            kwargs.setdefault("title", f"{self.method}, class {self._class_of(index, 0, b, 1)}")
         names = self._row_names(index, flat.shape[2]) if self.player_names else None
         texts = self.extra.get("text_players")
         own = len(texts[index]) if texts is not None and -len(texts) <= index < len(texts) else flat.shape[2]
@@ -433,15 +446,30 @@ class Attribution:
     def _target_label(self, index: int, target: int, b: int, t: int) -> str:
         """``"target column t"``, with the class it explains where :attr:`targets` says."""
         label = f"target column {target}"
-        if self.targets is not None:
-            tg = np.asarray(self.targets)
-            if tg.size == b * t:
-                c = tg.reshape(b, t)[index, target]
-                if np.issubdtype(tg.dtype, np.integer) and int(c) >= 0:
-                    labels = self._class_labels()
-                    name = labels[int(c)] if labels is not None and int(c) < len(labels) else int(c)
-                    label += f" (class {name})"
-        return label
+        name = self._class_of(index, target, b, t)
+        return label if name is None else label + f" (class {name})"
+
+    def _class_of(self, index: int, target: int, b: int, t: int) -> Any:
+        """The class sample ``index``'s target column ``target`` explains (its label where
+        ``extra["class_labels"]`` names the columns), or None where :attr:`targets` has none."""
+        if self.targets is None:
+            return None
+        tg = np.asarray(self.targets)
+        if tg.size != b * t or not np.issubdtype(tg.dtype, np.integer):
+            return None
+        c = int(tg.reshape(b, t)[index, target])
+        if c < 0:
+            return None
+        labels = self._class_labels()
+        return labels[c] if labels is not None and c < len(labels) else c
+
+    def _targets_differ(self, b: int) -> bool:
+        """One target per sample (``target=y``, ``"predicted"``) naming different classes."""
+        if self.targets is None or self.layout.multi_target:
+            return False
+        tg = np.asarray(self.targets)
+        return tg.size == b and np.issubdtype(tg.dtype, np.integer) and bool((tg >= 0).all()) \
+            and len(set(tg.reshape(-1).tolist())) > 1
 
     def _class_labels(self) -> list[Any] | None:
         """The class of each output column (``extra["class_labels"]``), or None."""

@@ -458,14 +458,10 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
     return values if len(values) > 1 else values[0]
 
 
-#: the argparse type of an int >= lo (one copy for every command line; bench/cli imports this name)
-_int_at_least = int_at_least
-
-
 #: ``--limit``: 0 explained every row and -2 all but the last two (a slice), silently.
-_positive_int = _int_at_least(1, "leave the option out for every sample")
+_positive_int = int_at_least(1, "leave the option out for every sample")
 #: ``--seed``: numpy's generators refuse negative seeds (a traceback mid-run).
-_seed = _int_at_least(0, "numpy's random generators refuse negative seeds")
+_seed = int_at_least(0, "numpy's random generators refuse negative seeds")
 
 
 def _parse_baseline(text: str, data: Any) -> Any:

@@ -3,6 +3,8 @@ component methods checked against references computed outside tribute."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 
 import tribute
 from tribute.games.components import components
+from tribute_testing import RowCounter
 
 T = pytest.importorskip("transformers")
 
@@ -103,19 +106,11 @@ def test_atp_star_fixes_grouped_query_key_heads_like_the_hand_qk_fix() -> None:
     assert np.abs(got - exact).sum() < np.abs(plain - exact).sum()
 
 
-class _Counting(nn.Module):
-    """tanh MLP that counts the rows it sees."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc1 = nn.Linear(4, 6).double()
-        self.fc2 = nn.Linear(6, 2).double()
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += int(x.shape[0])
-        return self.fc2(torch.tanh(self.fc1(x)))
+def _counting() -> RowCounter:
+    """tanh MLP (its layers ``inner.fc1``, ``inner.fc2``) that counts the rows it sees."""
+    torch.manual_seed(0)
+    return RowCounter(nn.Sequential(OrderedDict(
+        fc1=nn.Linear(4, 6).double(), tanh=nn.Tanh(), fc2=nn.Linear(6, 2).double())))
 
 
 @pytest.mark.parametrize("n_ref", [10, 3])
@@ -126,8 +121,8 @@ def test_mean_ablation_reference_rows_are_counted_in_n_evals_and_budget(method: 
     # but not in n_evals: kernel_shap budget=20 sent 50 rows (25 per input) to the model
     x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ref = torch.randn(n_ref, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    model = _Counting()
-    players = components(model, "fc1", ablation="mean", reference=ref)
+    model = _counting()
+    players = components(model, "inner.fc1", ablation="mean", reference=ref)
     attr = tribute.explain(model, x, method=method, players=players, target=0, budget=budget)
     per_input = -(-n_ref // 2)
     assert model.rows == attr.n_rows
@@ -142,8 +137,8 @@ def test_mean_ablation_reference_rows_are_counted_in_n_evals_and_budget(method: 
 def test_resample_reference_rows_are_counted_in_n_evals() -> None:
     x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ref = torch.randn(10, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    model = _Counting()
-    players = components(model, "fc1", ablation="resample", reference=ref, n_resample=3)
+    model = _counting()
+    players = components(model, "inner.fc1", ablation="resample", reference=ref, n_resample=3)
     attr = tribute.explain(model, x, method="coar", players=players, target=0, budget=30)
     assert attr.n_evals == 30
     # v(N) once per input, every other evaluation on 3 reference rows, and the 10 reference rows
@@ -153,8 +148,8 @@ def test_resample_reference_rows_are_counted_in_n_evals() -> None:
 def test_a_budget_eaten_by_the_reference_pass_says_so() -> None:
     x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ref = torch.randn(40, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    model = _Counting()
-    players = components(model, "fc1", ablation="mean", reference=ref)
+    model = _counting()
+    players = components(model, "inner.fc1", ablation="mean", reference=ref)
     with pytest.raises(tribute.errors.BudgetError, match=r"20 evaluation\(s\) per input went to the "
                        r"reference pass of ablation='mean' \(40 reference rows over 2 input"):
         tribute.explain(model, x, method="kernel_shap", players=players, target=0, budget=24)

@@ -4,6 +4,8 @@ whole number of evaluations per input that keeps every budget."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from test_aud38c import _ids, _llama
@@ -11,6 +13,7 @@ from torch import nn
 
 import tribute
 from tribute.games.components import components
+from tribute_testing import RowCounter
 
 
 def test_atp_star_budget_refusal_names_layers_and_qk_fix_not_groups() -> None:
@@ -23,17 +26,10 @@ def test_atp_star_budget_refusal_names_layers_and_qk_fix_not_groups() -> None:
     assert "layers=" in msg and "qk_fix=False" in msg and "Raise budget to >= 9" in msg
 
 
-class _Counting(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(4, 5).double()
-        self.fc2 = nn.Linear(5, 2).double()
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += int(x.shape[0])
-        out: torch.Tensor = self.fc2(torch.tanh(self.fc1(x)))
-        return out
+def _counting() -> RowCounter:
+    """tanh MLP (its layers ``inner.fc1``, ``inner.fc2``) that counts the rows it sees."""
+    return RowCounter(nn.Sequential(OrderedDict(
+        fc1=nn.Linear(4, 5).double(), tanh=nn.Tanh(), fc2=nn.Linear(5, 2).double())))
 
 
 @pytest.mark.parametrize("n_ref", [10, 9, 1])
@@ -42,8 +38,8 @@ def test_reference_rows_are_charged_the_least_whole_share_that_keeps_the_budget(
     # each; 4 (the ceiling) is the least charge that keeps budget * inputs >= the rows the model saw
     x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ref = torch.randn(n_ref, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    model = _Counting()
-    players = components(model, "fc1", ablation="mean", reference=ref)
+    model = _counting()
+    players = components(model, "inner.fc1", ablation="mean", reference=ref)
     attr = tribute.explain(model, x, method="kernel_shap", players=players, target=0, budget=20)
     assert model.rows == attr.n_rows
     assert attr.n_evals <= 20 and model.rows <= 3 * 20

@@ -14,6 +14,7 @@ import torch
 import tribute
 from tribute.engine import clear_tuners, core, parse_memory
 from tribute.errors import InputError, ModelOutputError
+from tribute_testing import RowCounter
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -81,19 +82,6 @@ def test_a_model_that_mixes_the_rows_of_its_batch_is_refused(kind, method, n_inp
         tribute.explain(model, x, batch_size=1, **_kw(method))
 
 
-class _Rows(torch.nn.Module):
-    """Counts the rows and passes that reach the model."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner, self.rows, self.passes = inner, 0, 0
-
-    def forward(self, x: torch.Tensor) -> Any:
-        self.rows += int(x.shape[0])
-        self.passes += 1
-        return self.inner(x)
-
-
 class _Pair(torch.nn.Module):
     def __init__(self, inner: torch.nn.Module) -> None:
         super().__init__()
@@ -132,7 +120,7 @@ def test_independent_models_pass_the_check_with_no_extra_rows(kind, method):
     results = {}
     for batch_size in (None, 1, 7, 4096):
         clear_tuners()
-        model = _Rows(_independent(kind))
+        model = RowCounter(_independent(kind))
         xx = x.double() if kind == "float64" else x
         attr = tribute.explain(model, xx, batch_size=batch_size, **_kw(method))
         assert model.rows == attr.n_rows == attr.n_evals * len(x)

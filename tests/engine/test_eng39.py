@@ -21,30 +21,24 @@ import tribute
 from tribute.games.base import Game
 from tribute.games.build import build_game
 from tribute.models.adapters import TorchModel, as_model
+from tribute_testing import RowCounter
 
 
-class _Counting(torch.nn.Module):
+def _counting(w: torch.Tensor, c: torch.Tensor) -> RowCounter:
     """A float64 affine map ``W x + c`` that counts the rows it sees."""
-
-    def __init__(self, w: torch.Tensor, c: torch.Tensor) -> None:
-        super().__init__()
-        self.lin = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            self.lin.weight.copy_(w)
-            self.lin.bias.copy_(c)
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += int(x.shape[0])
-        return self.lin(x)
+    lin = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(c)
+    return RowCounter(lin)
 
 
-def _affine() -> tuple[_Counting, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _affine() -> tuple[RowCounter, torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(39)
     w = torch.randn(3, 5, generator=g, dtype=torch.float64)
     c = torch.randn(3, generator=g, dtype=torch.float64)
     x = torch.randn(7, 5, generator=g, dtype=torch.float64)
-    return _Counting(w, c), w, c, x
+    return _counting(w, c), w, c, x
 
 
 @pytest.mark.parametrize("baseline", [0.0, 0.25, "per_sample", "background"])

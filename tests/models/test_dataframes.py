@@ -69,7 +69,11 @@ def test_dataframe_round_trips_through_save(frame, tmp_path):
     attr = tribute.explain(clf, X.iloc[:3], method="exact_shapley", baseline=X.mean())
     back = tribute.Attribution.load(attr.save(tmp_path / "a"))
     assert back == attr
-    assert list(back.to_pandas().index) == ["p0", "p1", "p2"]
+    df = back.to_pandas()
+    assert list(df.index.get_level_values("sample")) == ["p0", "p1", "p2"]
+    # the default target is each row's predicted class, here not the same for every row: a
+    # target level says which class each row explains (stop 40)
+    assert list(df.index.get_level_values("target")) == clf.predict(X.iloc[:3]).tolist() == [1, 1, 0]
 
 
 def test_numpy_inputs_to_pandas_use_a_range_index():

@@ -64,7 +64,8 @@ def register(subparsers: Any) -> None:
                    help="exit with status 1 when a sanity check of the benchmark fails")
     p.set_defaults(func=_cmd_bench)
 
-    from ..cli import _int_at_least, add_feature_names_arg, add_model_args
+    from ..cli import add_feature_names_arg, add_model_args
+    from ..params import int_at_least
 
     e = subparsers.add_parser(
         "evaluate", help="compare methods on your model and data; recommend one",
@@ -86,15 +87,15 @@ def register(subparsers: Any) -> None:
                         ".npy file (default: 0)")
     e.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
                                                   "integer mask")
-    e.add_argument("--budget", type=_int_at_least(1, "evaluations per input"), default=512,
+    e.add_argument("--budget", type=int_at_least(1, "evaluations per input"), default=512,
                    help="evaluations per input for sampling methods (default: 512)")
-    e.add_argument("--grad-budget", type=_int_at_least(1, "gradient points per input"), default=32,
+    e.add_argument("--grad-budget", type=int_at_least(1, "gradient points per input"), default=32,
                    help="gradient points per input for budgeted gradient methods (default: 32)")
     add_feature_names_arg(e)
     e.add_argument("--ground-truth", default=None,
                    help="optional .npy/.npz relevance mask to add ground-truth metrics: one "
                         "mask of one sample's shape, or one per --data row (cut by --limit)")
-    e.add_argument("--limit", type=_int_at_least(1, "the first N rows of --data"), default=64,
+    e.add_argument("--limit", type=int_at_least(1, "the first N rows of --data"), default=64,
                    help="evaluate on the first N samples (default: 64)")
     e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     e.add_argument("--out", required=True, help="output folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,14 @@ from ..params import check_seed
 from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
 from .backends import BACKENDS, run_shards
-from .data import as_dataset, check_columns, check_finite, load_dataset
+from .data import (
+    _csv_has_index,
+    _csv_has_no_header,
+    as_dataset,
+    check_columns,
+    check_finite,
+    load_dataset,
+)
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
 from .model import (
@@ -115,6 +123,7 @@ def explain_dataset(
     seed = check_seed(seed)  # a plain int: numpy ints are not JSON-serialisable in the manifest
     _check_options(method, backend, address, workers, shard_size, seed, max_retries, threads, explain_kwargs)
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
+    data_index = _data_index(data, ds.n_rows)  # the rows' labels, into result.npz / .parquet
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
     if explain_kwargs.get("target") is not None:  # a Series of labels: numpy, sliced per shard
@@ -193,9 +202,9 @@ def explain_dataset(
     if not state["manifest"]:
         write_manifest(out, manifest)
     params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
-    result = merge_shards(out, n, params)
+    result = merge_shards(out, n, params, index=data_index)
     seconds = time.perf_counter() - t0
-    parquet = write_parquet(result, out / PARQUET)
+    parquet = write_parquet(result, out / PARQUET, index=data_index)
     computed = sum(_rows(spec, k) for k in pending)
     summary = {
         "rows": spec.n_rows,
@@ -215,6 +224,53 @@ def explain_dataset(
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+def _data_index(data: Any, n_rows: int) -> Any:
+    """The data's row labels, a ``pandas.Index``, or None when it has none beyond ``0..n-1``.
+
+    A DataFrame's index; a ``.csv``'s index column (a header starting with an empty cell, as
+    ``df.to_csv()`` writes it, read as the index by :func:`tribute.jobs.data.load_dataset`); a
+    ``.parquet``'s pandas index (from pandas' metadata, or pyarrow's ``__index_level_N__``
+    columns). The merged result carries it (``Attribution.index``, a column of
+    ``result.parquet`` named after it) so results join back to the data; it depends on the data
+    alone, so local, worker and resumed runs write the same labels. An unnamed ``0..n-1``
+    (pandas' default) is left out: the ``row`` column already says it."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - tables need pandas anyway
+        return None
+    if isinstance(data, (str, Path)):
+        p = Path(data)
+        suffix = p.suffix.lower()
+        if suffix == ".csv":
+            if _csv_has_no_header(pd, p) or not _csv_has_index(pd, p):
+                return None
+            # the same parser and column load_dataset reads as the index (header cell empty:
+            # no name)
+            idx = pd.Index(pd.read_csv(p, usecols=[0]).iloc[:, 0].to_numpy())
+        elif suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            names = [str(c) for c in pq.read_schema(p).names]
+            hidden = [c for c in names if re.fullmatch(r"__index_level_\d+__", c)]
+            if hidden and len(hidden) < len(names):  # an index without pandas' metadata
+                cols = pd.read_parquet(p, columns=hidden)
+                idx = pd.Index(cols.iloc[:, 0]) if len(hidden) == 1 else pd.MultiIndex.from_frame(cols)
+                idx.names = [None] * len(hidden)
+            else:
+                idx = pd.read_parquet(p, columns=[]).index
+        else:
+            return None
+    elif hasattr(data, "columns") and hasattr(data, "index") and isinstance(data.index, pd.Index):
+        idx = data.index
+    else:
+        return None
+    if len(idx) != n_rows:  # pragma: no cover - read from the same file
+        raise InputError(f"data: its index has {len(idx)} labels for {n_rows} rows.")
+    if idx.nlevels == 1 and idx.name is None and pd.Index(idx).equals(pd.RangeIndex(n_rows)):
+        return None
+    return idx
 
 
 def _damaged_shards(out: Path, n_shards: int, present: set[str]) -> set[str]:

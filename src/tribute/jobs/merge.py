@@ -30,8 +30,11 @@ def shard_path(out: Path, index: int) -> Path:
     return out / SHARDS_DIR / f"shard-{index:06d}.npz"
 
 
-def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attribution:
-    """Concatenate ``shards/shard-*.npz`` into ``result.npz`` (atomically) and return it."""
+def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = None) -> Attribution:
+    """Concatenate ``shards/shard-*.npz`` into ``result.npz`` (atomically) and return it.
+
+    ``index``: the data's row labels (a ``pandas.Index``), stored as the result's
+    :attr:`~tribute.Attribution.index` (as :func:`tribute.explain` keeps a DataFrame's), or None."""
     parts: list[Attribution] = []
     for k in range(n_shards):
         p = shard_path(out, k)
@@ -88,6 +91,7 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any]) -> Attributio
         # shards and not in others, so these are kept only when every shard has them.
         base_values=_concat([a.base_values for a in parts], "base_values", per_row=True, optional=True),
         full_values=_concat([a.full_values for a in parts], "full_values", per_row=True, optional=True),
+        index=None if index is None else list(index),
     )
     atomic_write(out / RESULT, attribution_bytes(merged))
     return Attribution.load(out / RESULT)
@@ -129,8 +133,11 @@ def _differing_params(parts: list[Attribution], job_keys: set[str]) -> dict[str,
     return {"shard_params": differ} if differ else {}
 
 
-def write_parquet(attr: Attribution, path: Path) -> Path | None:
-    """One row per data row: ``row``, the explained class (``target``; ``target:t0``,
+def write_parquet(attr: Attribution, path: Path, index: Any = None) -> Path | None:
+    """One row per data row: ``row``, the data's index (``index``: a ``pandas.Index``, one
+    column per level named after it, ``index`` / ``level_i`` when unnamed as
+    ``DataFrame.reset_index`` names them, ``index:NAME`` where a name is already a column
+    here), the explained class (``target``; ``target:t0``,
     ``target:t1``, ... with several targets), then a column per player (and target), then
     ``stderr:`` columns. With several targets, ``t{i}`` is the position in the target list
     (``--target 0,2``: ``t1`` holds class 2, as ``target:t1`` says). For a classifier whose
@@ -163,6 +170,14 @@ def write_parquet(attr: Attribution, path: Path) -> Path | None:
                     frame.insert(0, tcols[i], [labels[int(c)] for c in tg[:, i]])
                 else:
                     frame.insert(0, tcols[i], tg[:, i])
+    if index is not None:  # the data's labels, to join the results back to the data
+        levels = [index.get_level_values(i) for i in range(index.nlevels)]
+        for i in reversed(range(index.nlevels)):
+            name = levels[i].name
+            name = str(name) if name is not None else ("index" if index.nlevels == 1 else f"level_{i}")
+            if name in frame.columns or name == "row":
+                name = f"index:{name}"
+            frame.insert(0, name, np.asarray(levels[i]))
     frame.insert(0, "row", np.asarray(attr.extra.get("row_index", np.arange(n))))
     import io
 

@@ -29,7 +29,8 @@ CRAFT explains a class through *concepts* it discovers in the model's own activa
    by re-running the factorisation at an *earlier* layer on the crops that express it most.
 
 Cost (forward passes, counted in ``n_evals``): ``crops + images`` to read activations, plus
-``images x N (r + 2)`` for the Sobol designs (``N = n_designs``).
+``images x N (r + 2)`` for the Sobol designs (``N = n_designs``); ``craft_decompose`` adds one
+image (the check that its layer runs before the concepts' layer).
 
 Reference: Fel, Picard, Béthune, Boissin, Vigouroux, Colin, Cadène & Serre (2023), "CRAFT:
 Concept Recursive Activation FacTorization for Explainability", CVPR.
@@ -159,6 +160,16 @@ class _Runner:
                 f"craft: layer {self.path!r} runs {calls} times per forward pass; CRAFT needs one activation "
                 "per image. Name a module that runs once (for a reused activation such as a ResNet block's "
                 "relu, the block itself, or an nn.ReLU added for this layer only).")
+
+    def forward_order(self, other: torch.nn.Module, x: torch.Tensor) -> list[str]:
+        """``"layer"`` / ``"parent"`` (``other``) in the order their outputs are computed in one
+        forward pass of ``x`` (counted)."""
+        order: list[str] = []
+        with _hooked(self.module, lambda *_: order.append("layer")), \
+                _hooked(other, lambda *_: order.append("parent")), torch.no_grad():
+            self.model(x.to(self.device, self.dtype))
+        self.n_evals += int(x.shape[0])
+        return order
 
     def activations(self, x: torch.Tensor) -> torch.Tensor:
         """Layer outputs for ``x`` (``n x p [x h x w]``), checked non-negative."""
@@ -429,6 +440,18 @@ def craft(
                     n_designs=int(n_designs), sampler=sampler, max_iter=max_iter, tol=tol, seed=seed, parent=None)
 
 
+def _check_earlier(runner: _Runner, parent_module: torch.nn.Module, parent: str, x: torch.Tensor) -> None:
+    """Refuse ``runner``'s layer unless its output is computed before ``parent``'s in a forward
+    pass of ``x`` (one image, counted in ``n_evals``): a later layer (or a block holding the
+    parent layer, whose output comes after it) accepted before gave no sub-concepts of anything."""
+    order = runner.forward_order(parent_module, x)
+    if "layer" in order and "parent" in order and order.index("layer") > order.index("parent"):
+        raise InputError(
+            f"craft_decompose: layer={runner.path!r} runs after {parent!r}, the layer the concepts were found at "
+            f"(forward order: {', '.join(dict.fromkeys(order))}); sub-concepts live at an EARLIER layer: name a "
+            f"module computed before {parent!r}.")
+
+
 def craft_decompose(
     model: torch.nn.Module,
     result: CRAFTResult,
@@ -456,7 +479,8 @@ def craft_decompose(
         model: the model ``result`` came from.
         result: a :class:`CRAFTResult`.
         concept: index of the concept to split.
-        layer: an earlier module path (non-negative activations).
+        layer: an earlier module path (non-negative activations): its output must be computed
+            before ``result.layer``'s in a forward pass (a later layer is refused).
         n_concepts: number of sub-concepts, default=3.
         top_fraction: share of the crops kept, in (0, 1], default=0.25.
         n_designs, n_top, sampler, max_iter, tol, seed, batch_size: as for :func:`craft`.
@@ -475,6 +499,9 @@ def craft_decompose(
     if runner.path == result.layer:
         raise InputError(f"craft_decompose: layer={layer!r} is the layer the concepts were found at; name an "
                          "earlier layer to split a concept into sub-concepts.")
+    _, parent_module = find_layer(model, result.layer, "craft_decompose")
+    with eval_mode(model):
+        _check_earlier(runner, parent_module, result.layer, torch.from_numpy(result.images[:1]))
     n = result.coefficients.shape[0]
     k = min(n, max(int(n_concepts) + 1, int(np.ceil(float(top_fraction) * n))))
     keep = np.sort(np.argsort(-result.coefficients[:, concept], kind="stable")[:k])

@@ -354,31 +354,70 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         handle.remove()
 
 
-def _flat(t: torch.Tensor, spatial: str, reduce: str) -> np.ndarray:
-    """``batch x features``: flattened, or (``spatial="mean"``) channels with the spatial axes reduced."""
+#: Modules whose output has its channels on axis 1 (``batch x channels x ...``: convolutions and
+#: what follows them channel by channel) or on the last axis (``batch x ... x channels``: a
+#: Linear, LayerNorm or attention layer acting on each token's vector).
+_CHANNELS_FIRST = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase,
+                   torch.nn.GroupNorm, torch.nn.modules.pooling._MaxPoolNd, torch.nn.modules.pooling._AvgPoolNd,
+                   torch.nn.modules.pooling._AdaptiveAvgPoolNd, torch.nn.modules.pooling._AdaptiveMaxPoolNd)
+_CHANNELS_LAST = (torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Embedding, torch.nn.MultiheadAttention,
+                  torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer)
+
+
+def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, channel_axis: int | None) -> int:
+    """The axis of ``t`` (``batch x ...``) that holds the channels for ``spatial="mean"``.
+
+    ``channel_axis`` when given; else told by the layer: a convolution-like module gives
+    ``batch x channels x ...`` (axis 1), a Linear/LayerNorm/attention module ``batch x tokens x
+    channels`` (the last axis), and a 4-D or wider output of any other module is taken as a
+    convolutional feature map (``batch x channels x height x width``, PyTorch's layout). A 3-D
+    output of another module (an activation or a block: ``batch x channels x length`` after a
+    Conv1d, ``batch x tokens x channels`` in a transformer) cannot be told and is refused."""
+    if t.ndim < 3:
+        raise InputError(f"tcav: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
+                         f"got shape {tuple(t.shape)}. Use spatial='flatten'.")
+    if channel_axis is not None:
+        if not -t.ndim < channel_axis < t.ndim or channel_axis % t.ndim == 0:
+            raise InputError(f"tcav: channel_axis={channel_axis} is not an axis after the batch axis of layer "
+                             f"{path!r}'s output of shape {tuple(t.shape)}; pass 1..{t.ndim - 1} or -1.")
+        return channel_axis % t.ndim
+    if isinstance(layer_module, _CHANNELS_LAST):
+        return t.ndim - 1
+    if isinstance(layer_module, _CHANNELS_FIRST) or t.ndim >= 4:
+        return 1
+    raise InputError(
+        f"tcav: spatial='mean' cannot tell which axis of layer {path!r}'s output (shape {tuple(t.shape)}, a "
+        f"{type(layer_module).__name__}) holds the channels: batch x channels x positions (after a Conv1d) or "
+        "batch x tokens x channels (a transformer block). Pass channel_axis=1 for the first, channel_axis=-1 for "
+        "the second.")
+
+
+def _flat(t: torch.Tensor, spatial: str, reduce: str, axis: int = 1) -> np.ndarray:
+    """``batch x features``: flattened, or (``spatial="mean"``) the channels (``axis``) with the
+    other (spatial / token) axes reduced."""
     if spatial == "mean":
-        if t.ndim < 3:
-            raise InputError(f"tcav: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
-                             f"got shape {tuple(t.shape)}. Use spatial='flatten'.")
-        r = t.reshape(t.shape[0], t.shape[1], -1)
+        r = t.movedim(axis, 1).reshape(t.shape[0], t.shape[axis], -1)
         t = r.mean(dim=2) if reduce == "mean" else r.sum(dim=2)
     return t.reshape(t.shape[0], -1).double().cpu().numpy()
 
 
 def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int,
-                 spatial: str = "flatten") -> np.ndarray:
+                 spatial: str = "flatten", channel_axis: int | None = None, path: str = "") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     out = []
     with _captured(module, layer_module, store, grad=False), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             store.clear()
             module(x[i : i + batch_size])
-            out.append(_flat(_pop_act(store, module, layer_module), spatial, "mean"))
+            act = _pop_act(store, module, layer_module)
+            axis = _channel_axis(act, layer_module, path, channel_axis) if spatial == "mean" else 1
+            out.append(_flat(act, spatial, "mean", axis))
     return np.concatenate(out)
 
 
 def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, target: int,
-               batch_size: int, spatial: str = "flatten") -> np.ndarray:
+               batch_size: int, spatial: str = "flatten", channel_axis: int | None = None,
+               path: str = "") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     out = []
     with _captured(module, layer_module, store, grad=True), torch.enable_grad():
@@ -393,7 +432,8 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
             act = _pop_act(store, module, layer_module)
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
             # spatial="mean": derivative along the CAV added at every position (sum over positions)
-            out.append(_flat(g, spatial, "sum"))
+            axis = _channel_axis(g, layer_module, path, channel_axis) if spatial == "mean" else 1
+            out.append(_flat(g, spatial, "sum", axis))
     return np.concatenate(out)
 
 
@@ -424,6 +464,7 @@ def tcav(
     n_permutations: int = 200,
     l2: float = 1e-2,
     spatial: str = "flatten",
+    channel_axis: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
     concept_name: str = "concept",
@@ -452,6 +493,12 @@ def tcav(
             over positions, and the sensitivity is the derivative along the CAV added at every
             position, i.e. the gradient summed over positions; insensitive to where a concept
             appears), default="flatten".
+        channel_axis: with ``spatial="mean"``, the axis of the layer's output that holds the
+            channels (``1`` for ``batch x channels x ...``, ``-1`` for a transformer's ``batch x
+            tokens x channels``). default=None: told by the layer (convolution and pooling
+            layers: 1; Linear, LayerNorm and attention layers: -1; any other layer with a 4-D
+            or wider output: 1, PyTorch's image layout); a 3-D output of another layer
+            (an activation, a block) is refused until it is given.
         seed: seed of the subset draws, default=0 (a local generator; global RNGs untouched).
         batch_size: examples per forward pass, default=64.
         concept_name: name stored in the result, default="concept".
@@ -479,6 +526,11 @@ def tcav(
         raise InputError(f"tcav: l2={l2!r} must be > 0.")
     if spatial not in ("flatten", "mean"):
         raise InputError(f"tcav: spatial={spatial!r} must be 'flatten' (the paper's) or 'mean' (channel means).")
+    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer))
+                                     or spatial != "mean"):
+        raise InputError(f"tcav: channel_axis={channel_axis!r} must be an int axis (1 or -1) and applies to "
+                         f"spatial='mean' only (spatial={spatial!r}).")
+    channel_axis = None if channel_axis is None else int(channel_axis)
     x, xc, xr = _as_tensor(inputs, "inputs"), _as_tensor(concept, "concept"), _as_tensor(random, "random")
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
@@ -486,12 +538,12 @@ def tcav(
     acts = []
     for name, t in (("concept", xc), ("random", xr)):
         try:
-            acts.append(_activations(model, layer_module, t, batch_size, spatial))
+            acts.append(_activations(model, layer_module, t, batch_size, spatial, channel_axis, path))
         except RuntimeError as exc:  # the model cannot take them (a shape mismatch, most often)
             raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
                              f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
     a_c, a_r = acts
-    grads = _gradients(model, layer_module, x, int(target), batch_size, spatial)
+    grads = _gradients(model, layer_module, x, int(target), batch_size, spatial, channel_axis, path)
     if not a_c.shape[1] == a_r.shape[1] == grads.shape[1]:
         raise InputError(f"tcav: layer {path!r} gives {a_c.shape[1]} values per concept example, {a_r.shape[1]} "
                          f"per random example and {grads.shape[1]} per input; with spatial='flatten' the "
