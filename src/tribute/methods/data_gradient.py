@@ -185,11 +185,26 @@ class TracIn(_GradCost, Method):
 
 
 def last_linear(game: DataGame) -> list[str]:
-    """Parameter names of the last ``nn.Linear`` module of the explained model."""
-    last = None
-    for name, mod in game.module.named_modules():
-        if isinstance(mod, torch.nn.Linear):
-            last = name
+    """Parameter names of the last ``nn.Linear`` module the explained model's forward pass
+    calls (on one test point; registration order only when no Linear is called).
+
+    Before: the last one *registered* — a model that defines its head before its body in
+    ``__init__`` had its first layer split, and the credits summed to that layer's
+    contribution, not the logit."""
+    linears = [(name, mod) for name, mod in game.module.named_modules()
+               if isinstance(mod, torch.nn.Linear)]
+    last = linears[-1][0] if linears else None
+    called: list[str] = []
+    handles = [mod.register_forward_hook(lambda m, i, o, name=name: called.append(name))
+               for name, mod in linears]
+    try:
+        with torch.no_grad():
+            game.forward(game.model_params(), game.X_test[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if called:
+        last = called[-1]
     if last is None:
         raise UnsupportedModelError(
             "representer: the model has no torch.nn.Linear layer; representer points are "
@@ -209,6 +224,9 @@ def last_linear(game: DataGame) -> list[str]:
 @register
 class Representer(_GradCost, Method):
     """Representer points of the last linear layer: ``-(s / l2) <grad_W v_b, grad_W loss_i>``.
+
+    The layer is the last ``nn.Linear`` the forward pass calls (``attr.extra["layer_params"]``
+    names its parameters), whatever order the modules were registered in.
 
     Needs the training objective's ``l2 > 0`` (``TrainingData(l2=...)`` or ``fit.l2``): the
     representer theorem holds at a stationary point of the L2-regularised objective. Exact

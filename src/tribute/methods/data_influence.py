@@ -8,6 +8,16 @@ change of the explained output ``v_b`` is the formula above: the data-game sign 
 (positive = including raises ``v``). It is the one-Newton-step approximation of leave-one-out
 retraining and matches it closely on convex problems (ridge, logistic regression).
 
+**Mean objectives** (``reduction="mean"``) renormalise their weights: retraining without
+example ``i`` averages over the ``n - 1`` others, and scaling every weight at once changes
+nothing, so the effect of including ``i`` is ``-(1/n) grad v_b^T (H + d I)^-1 (grad loss_i -
+mean_j grad loss_j)``: the credits are centred over the training examples (they sum to 0 for
+each test point). At an ``l2 > 0`` optimum ``mean_j grad loss_j = -l2 theta``, a shift
+shared by every credit that the uncentred formula kept: it was 41% (rms) off leave-one-out
+retraining of a mean ridge regression at every ``n`` (0.0026 vs rms 0.0063 at ``n = 160``);
+centred, the error is second order (0.00018). Rankings and correlation scores over subsets of
+one size are unchanged.
+
 Solvers for the test-side ``(H + d I)^-1 grad v_b`` (all test points at once):
 
 * ``"explicit"``: the full Hessian (``n_params^2`` memory) and a symmetric eigendecomposition;
@@ -764,5 +774,13 @@ class Influence(Method):
                 phi = _loo_step_scores(g, p, U, Hinv)
         else:
             phi = -g.removal_scale * stream_scores(g, p, U.T.contiguous())
+            if g.data.reduction == "mean":
+                # a mean objective renormalises its weights: up-weighting example i moves the
+                # optimum by -H^-1 (g_i - mean_j g_j) / n (scaling every weight at once moves
+                # nothing), so the credits are centred over the training set. Without it every
+                # credit carried the shared -(1/n) grad v^T H^-1 l2 theta (the mean gradient
+                # at an l2 optimum): 41% (rms) off leave-one-out retraining at every n on a
+                # mean ridge (0.0026 vs rms 0.0063 at n = 160), not O(1/n^2) (now 1.8e-4)
+                phi = phi - phi.mean(dim=1, keepdim=True)
         return phi, extra
 
