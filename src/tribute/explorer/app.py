@@ -575,6 +575,12 @@ def _by_column_name(s: Subject, arr: np.ndarray, header: list[str] | None, name:
     names = s.feature_names
     if header is None or names is None or header == list(names):
         return arr
+    stripped = [str(n).strip() for n in names]
+    if len(set(stripped)) == len(stripped):
+        # ``t, a, b`` (a space after each comma): pandas keeps the spaces in the column names
+        # (read_csv_upload); the upload's reader before it stripped them: names match without
+        # their outer spaces, on both sides (a subject whose own file's names hold spaces) (rev40a)
+        header, names = [h.strip() for h in header], stripped
     if sorted(header) != sorted(names) or len(set(header)) != len(header):
         raise InputError(f"upload {name!r}: its columns {header} are not the subject's features "
                          f"{list(names)}; give those columns (any order), or numbers only.")
