@@ -273,6 +273,31 @@ the same pairs. That prior is the best any kernel diagonal in the Walsh basis (p
 could hope for, since it knows each coefficient's size. With one variance per order it reaches
 0.084. So no such member can be expected to close this cell.
 
+Stop 40 (more information per evaluation; oracle screens on the same replays, no change kept).
+The other outputs a model returns with each row carry nothing the fit can use there: the
+breast-cancer MLP's second logit is an affine image of the target's on the pairs (R^2 0.998),
+and a separable multi-output prior ``B (x) k`` cannot move the point estimate at all (noise-free
+observations of every output at the same coalitions: the posterior mean of one output depends
+on its own values only, "autokrigeability"); on the ReLU 18 logit a per-order coregionalisation
+fitted to the truth's own Walsh coefficients (an LMC oracle) gave 0.0566 against 0.0563 for the
+target alone (seed 0, point 0). Pooling the members' weights over outputs is bounded by the best
+convex combination of the members chosen by the truth: 0.065 on the breast-cancer logit at 64
+and 0.062 on the ReLU 18 logit at 128 (5 points, seed 0), above the need. Gradients do carry
+information: the model's derivative at both rows of a pair, ``(dv/ds_k(s) + dv/ds_k(-s)) / 2``,
+observes the odd part's multilinear derivative ``s_k (o(s) - o(s^k)) / 2`` (``s^k``: ``k``
+flipped) with noise, 7-13% relative on the breast-cancer logit but 34-53% on the ReLU 18 logit
+(local slopes, not the edge's difference). In a product-kernel GP with those rows as noisy
+linear observations (oracle over 15 kernels x 3 noise levels; 5 points x 3 seeds on the
+breast-cancer logit, 5 points of seed 0 on the ReLU 18 logit), one gradient pair at
+``(N, {})`` in place of the last pair took the breast-cancer logit at 64 from 0.075 to 0.059
+against the current average's 0.084 (x0.70; the need is x0.746, the best convex combination of
+today's members 0.066; the marginal-likelihood average over kernels and noise, 4 points of seed 1:
+0.080 -> 0.058) and did nothing on the ReLU 18 logit at 128 (0.0725 -> 0.0731, current 0.064).
+Half the pairs, each with its two gradient rows (the same count if a gradient row costs one more
+evaluation): 0.038 on the breast-cancer logit (x0.45) but 0.087 on the ReLU 18 logit (x1.35).
+With product kernels, gradients pass the oracle test on one cell only, so no rule was chosen.
+Building it needs a backward pass, a design rule and the NNGP member's derivative kernel.
+
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
 variance built on it is too small when ``K`` is small: under a scale-invariant prior on the
