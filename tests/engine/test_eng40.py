@@ -9,6 +9,8 @@ after the method's parameters as before.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ from tribute_testing import RowCounter, make_mlp
 
 @pytest.mark.parametrize("method", ["kernel_shap", "feature_ablation", "integrated_gradients", "lime"])
 @pytest.mark.parametrize("budget", [0, -3, 2.5, True, "64", np.float64(64.0), np.int64(0)])
-def test_a_malformed_budget_is_refused_before_any_model_row(method: str, budget: object) -> None:
+def test_a_malformed_budget_is_refused_before_any_model_row(method: str, budget: Any) -> None:
     model = RowCounter(make_mlp())
     x = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     with pytest.raises(InputError, match=r"must be a positive int \(evaluations per input\)") as err:
@@ -38,7 +40,7 @@ def test_the_method_parameters_are_still_refused_before_a_malformed_budget() -> 
 
 
 @pytest.mark.parametrize("budget", [np.int64(40), 40])
-def test_a_valid_budget_still_runs_and_the_rows_seen_are_the_evaluations(budget: object) -> None:
+def test_a_valid_budget_still_runs_and_the_rows_seen_are_the_evaluations(budget: Any) -> None:
     model = RowCounter(make_mlp())
     x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     attr = tribute.explain(model, x, "kernel_shap", target=1, budget=budget, progress=False)
@@ -57,7 +59,7 @@ def test_a_too_small_budget_still_says_what_the_method_needs() -> None:
 
 
 @pytest.mark.parametrize("budget", [0, 20.5])
-def test_a_malformed_budget_spends_no_capture_pass_of_a_component_game(budget: object) -> None:
+def test_a_malformed_budget_spends_no_capture_pass_of_a_component_game(budget: Any) -> None:
     # ablation="mean" runs the reference rows through the model when the game is built
     model = RowCounter(make_mlp())
     x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
