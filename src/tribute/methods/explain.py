@@ -6,6 +6,7 @@ re-explain and the bench can use it without reaching up to the public API module
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,14 @@ from .base import Method, check_budget_param, estimate_seconds, get_method, solv
 from .text_split import group_rows, group_scope, merge_groups
 
 __all__ = ["explain"]
+
+
+def _malformed_budget(budget: Any) -> bool:
+    """``budget`` is not a positive int (numpy integers count as ints; bools do not): what
+    :meth:`Method.check` refuses by its value, whatever the game."""
+    if isinstance(budget, numbers.Integral) and not isinstance(budget, bool):
+        return int(budget) < 1
+    return True
 
 
 def _refuse_padded_texts(estimator: Method, game: Any) -> None:
@@ -220,6 +229,12 @@ def explain(
         check_unique_names(list(feature_names))
     seed = check_seed(seed)
     estimator = cls(**params)
+    if budget is not None and type(estimator).check is Method.check and _malformed_budget(budget):
+        # refused before the game is built: building it runs the reference pass, one model row
+        # per input (a whole forward pass of a large model spent on a typo such as budget=0);
+        # the same refusal, in the same order, as Method.check (parameters first)
+        estimator.validate_params()
+        raise InputError(f"budget={budget!r} must be a positive int (evaluations per input).")
     if tokenizer is not None and estimator.reads_player_count() is not None \
             and not isinstance(players, PlayerSet):
         counts = text_player_counts(as_model(model, "torch", model_output), inputs,
