@@ -168,6 +168,8 @@ class Attribution:
             class of each output column: :meth:`to_pandas` and :meth:`plot` then label a target
             by its class (``classes_[column]``) rather than by its column, which for a classifier
             fitted on labels other than ``0..K-1`` (``classes_ = [0, 2, 5]``) is another class.
+            The key ``"per_sample_target"`` (True) says the target was one class per sample
+            (``"predicted"``, a label array): :meth:`to_pandas` then gives every row its class.
     """
 
     values: Array
@@ -307,10 +309,13 @@ class Attribution:
         ``0..batch-1``); with several targets the rows are a ``(sample, target)`` MultiIndex whose
         ``target`` level is the class each row explains (``target=[0, 2]`` gives levels 0 and 2)
         when every sample's targets are distinct class indices, else the target's position.
-        One target per sample that differs between samples (``target=y``, ``"predicted"``)
-        gives the same ``(sample, target)`` MultiIndex, one row per sample, so each row says the
-        class it explains; a target shared by all samples keeps the plain sample index. Class
-        labels name the targets where the columns are a classifier's ``classes_``.
+        One target per sample (``target=y``, ``"predicted"``, a classifier's default) gives the
+        same ``(sample, target)`` MultiIndex, one row per sample, so each row says the class it
+        explains -- whether or not the rows' classes happen to differ (``extra
+        ["per_sample_target"]``, recorded by :func:`tribute.explain`; for a result built without
+        it, where the classes differ); a target shared by all samples (an int, the single output
+        of a regressor) keeps the plain sample index. Class labels name the targets where the
+        columns are a classifier's ``classes_``.
         Columns are the player names (``"3:the"``, position and name, when a name repeats, as a
         word said twice); for text players of several texts with different words they are
         positions (``"player 0"``...), each text's words being in ``extra["text_players"]``.
@@ -338,11 +343,12 @@ class Attribution:
                                    and (tg >= 0).all()):
             tg = None  # no class index (a callable target): the target's position, if any
         if not self.layout.multi_target:
-            if not self._targets_differ(b):
+            if not self._targets_per_sample(b):
                 return pd.DataFrame(flat[:, 0], index=idx, columns=cols)
-            # per-sample targets explaining different classes (target=y, "predicted"): a row
-            # without its class would not say what it explains, so a target level (as with
-            # several targets) holds each row's class
+            # one target per sample (target=y, "predicted"): a row without its class would not
+            # say what it explains, so a target level (as with several targets) holds each
+            # row's class -- also when every row happens to explain the same class, so that the
+            # frame's shape follows the call, not the data
         level: Any = np.tile(np.arange(t), b)
         if tg is not None:
             tg = tg.reshape(b, t)
@@ -400,7 +406,7 @@ class Attribution:
             raise InputError(f"plot: target={target} is out of range for {t} target(s).")
         if t > 1:  # say which of several targets is drawn (the default draws the first)
             kwargs.setdefault("title", f"{self.method}, {self._target_label(index, target, b, t)}")
-        elif self._targets_differ(b):  # one target per sample: say which class this sample's is
+        elif self._targets_per_sample(b):  # one target per sample: say which class this sample's is
             kwargs.setdefault("title", f"{self.method}, class {self._class_of(index, 0, b, 1)}")
         names = self._row_names(index, flat.shape[2]) if self.player_names else None
         texts = self.extra.get("text_players")
@@ -463,13 +469,16 @@ class Attribution:
         labels = self._class_labels()
         return labels[c] if labels is not None and c < len(labels) else c
 
-    def _targets_differ(self, b: int) -> bool:
-        """One target per sample (``target=y``, ``"predicted"``) naming different classes."""
+    def _targets_per_sample(self, b: int) -> bool:
+        """One class index per sample (``target=y``, ``"predicted"``): recorded by
+        :func:`tribute.explain` (``extra["per_sample_target"]``), else read from the classes
+        (a result built by hand: they differ between samples)."""
         if self.targets is None or self.layout.multi_target:
             return False
         tg = np.asarray(self.targets)
-        return tg.size == b and np.issubdtype(tg.dtype, np.integer) and bool((tg >= 0).all()) \
-            and len(set(tg.reshape(-1).tolist())) > 1
+        if not (tg.size == b and np.issubdtype(tg.dtype, np.integer) and bool((tg >= 0).all())):
+            return False
+        return bool(self.extra.get("per_sample_target")) or len(set(tg.reshape(-1).tolist())) > 1
 
     def _class_labels(self) -> list[Any] | None:
         """The class of each output column (``extra["class_labels"]``), or None."""

@@ -376,8 +376,18 @@ class Game(ABC):
             index=getattr(self, "sample_index", None),
             groups=self.groups_array(),
             layout=self.layout,
-            extra=dict(extra or {}),
+            extra=self._result_extra(extra),
         )
+
+    def _result_extra(self, extra: dict[str, Any] | None) -> dict[str, Any]:
+        """The method's ``extra``, with ``per_sample_target`` where the target is one class per
+        sample (``"predicted"``, a classifier's default, a label array): the result's frame then
+        names each row's class whatever the classes turned out to be."""
+        out = dict(extra or {})
+        t = self.target
+        if not t.multi and t.index is not None and t.names[:1] in (["predicted"], ["per-sample"]):
+            out.setdefault("per_sample_target", True)
+        return out
 
     def _per_sample(self, t: torch.Tensor | None) -> np.ndarray | None:
         """``batch x targets`` tensor -> numpy in the result's layout (``batch`` for one target)."""
