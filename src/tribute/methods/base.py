@@ -264,7 +264,7 @@ class Method(ABC):
             raise BudgetError(
                 f"method {cls.name!r} enumerates all 2^{game.n_players} coalitions "
                 f"({2 ** min(game.n_players, 200):.3g} evaluations per input); it is limited to "
-                f"{cls.tags.max_players} players. Group features (groups=...) or use "
+                f"{cls.tags.max_players} players. {_fewer_players(game).capitalize()} or use "
                 "'kernel_shap' / 'permutation_shapley'."
             )
         if budget is not None:
@@ -277,7 +277,7 @@ class Method(ABC):
                 raise BudgetError(
                     f"budget={budget} is too small for {cls.name!r} with {game.n_players} players: "
                     f"it needs at least {need} evaluations per input. Raise budget to >= {need} "
-                    f"{cls.reduce_cost_hint}."
+                    f"{cls.reduce_cost_hint or 'or ' + _fewer_players(game)}."
                 )
             self.check_cost(game, budget)
             return budget
@@ -290,7 +290,9 @@ class Method(ABC):
     budget_rule: ClassVar[str] = ""
     #: How to need fewer evaluations, closing the "budget is too small" refusal (a method whose
     #: cost does not depend on the players says what it does depend on).
-    reduce_cost_hint: ClassVar[str] = "or group features to reduce the number of players"
+    #: Empty: the players' own way to be fewer (:func:`_fewer_players`: groups of features,
+    #: of training examples, sentences for text).
+    reduce_cost_hint: ClassVar[str] = ""
     #: The hyperparameter a ``budget`` sets (integrated_gradients' ``steps``, lime's
     #: ``n_samples``), or None. :func:`tribute.explain` refuses both given with values that
     #: disagree (:meth:`budget_sets`), rather than running the budget's value silently.
@@ -603,3 +605,18 @@ def _groups_hint(game: Any, m: int, nbytes: int, fmt: Callable[[float], str]) ->
     if game.kind == "feature":
         return f"groups with at most {m:,} players (e.g. superpixels or column groups), est. {fmt(nbytes)};"
     return f"at most {m:,} players (coarser components), est. {fmt(nbytes)};"
+
+
+def _fewer_players(game: Game) -> str:
+    """How to have fewer players of this game's kind (the end of a too-costly refusal): a
+    training-data game groups examples, a text game takes coarser units, a feature game groups
+    features (a data game was told to "group features", which it has none of: aud40d)."""
+    kind = getattr(game, "player_kind", "feature")
+    if kind == "example":
+        return ("group the training examples (tribute.TrainingData(..., groups=...)) to reduce "
+                "the number of players")
+    if kind in ("word", "token", "span"):
+        return "use coarser players (players='sentences', or 'words' for tokens) to reduce their number"
+    if kind == "component":
+        return "explain fewer components (fewer sites or layers) to reduce the number of players"
+    return "group features (groups=...) to reduce the number of players"

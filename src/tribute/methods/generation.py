@@ -401,7 +401,7 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
         raise InputError(
             f"prompt ({len(ids)} tokens) + continuation ({len(cont)} tokens) = "
             f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit}; "
-            "shorten the prompt or lower max_new_tokens."
+            "shorten the prompt or the target."
         )
     groups = [[pos for pos, j in enumerate(player_of) if j == k] for k in range(len(names))]
     return PreparedGeneration(ids, cont, groups, names)

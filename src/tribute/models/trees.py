@@ -227,7 +227,7 @@ class TreeEnsemble:
         if want.shape != got.shape or not np.allclose(got, want, rtol=rtol, atol=atol):
             err = np.max(np.abs(got - want)) if want.shape == got.shape else float("nan")
             raise UnsupportedModelError(
-                f"tree_shap could not read this {self.kind} model exactly (its trees give outputs "
+                f"tree_shap could not read this {self.kind.removesuffix(' model')} model exactly (its trees give outputs "
                 f"up to {err:.3g} away from the model's own raw prediction); this model feature "
                 "is not supported. Use a model-agnostic method such as method='shapley'."
             )
@@ -319,7 +319,10 @@ def _sk_tree(tree_: Any, scale: float, n_out: int, col: int | None, proba: bool)
     cover = np.asarray(tree_.weighted_n_node_samples, dtype=np.float64)
     raw = np.asarray(tree_.value, dtype=np.float64)  # nodes x outputs x classes
     if raw.shape[1] != 1:
-        raise UnsupportedModelError("tree_shap: multi-output scikit-learn trees are not supported.")
+        raise UnsupportedModelError(
+            f"tree_shap: multi-output scikit-learn trees ({raw.shape[1]} outputs) are not supported; "
+            "use a model-agnostic method (method='shapley' or 'exact_shapley') with target=j for "
+            "output j.")
     vals = raw[:, 0, :]
     if proba:
         s = vals.sum(axis=1, keepdims=True)
