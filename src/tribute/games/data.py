@@ -248,7 +248,10 @@ class TrainingData:
         l2: the L2 penalty ``l2/2 ||theta||^2`` of the training objective (the influence
             estimators' Hessian and ``representer``). default=None (``fit.l2`` or 0).
         reduction: ``"sum"`` or ``"mean"`` of the weighted per-example losses in the training
-            objective. default=None (``fit.reduction`` or ``"mean"``).
+            objective (the mean over the examples ``fit`` trains on: ``loss.mean() + l2/2
+            ||theta||^2``, e.g. weight decay). A penalty divided by that number too
+            (``loss.mean() + l2/(2 m) ||theta||^2``) is ``"sum"`` with ``l2`` (the objective times
+            ``m``). default=None (``fit.reduction`` or ``"mean"``).
         bank: directory of the on-disk retrain bank (None: in memory). default=None.
         seed: seed every retrained subset uses. default=0.
         workers: worker processes (or Ray tasks in flight) retraining independent subsets.

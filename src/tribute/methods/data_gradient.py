@@ -186,7 +186,7 @@ class TracIn(_GradCost, Method):
 
 def last_linear(game: DataGame) -> list[str]:
     """Parameter names of the last ``nn.Linear`` module the explained model's forward pass
-    calls (on one test point; registration order only when no Linear is called).
+    calls (on one test point; refused when it calls none).
 
     Before: the last one *registered* — a model that defines its head before its body in
     ``__init__`` had its first layer split, and the credits summed to that layer's
@@ -203,6 +203,15 @@ def last_linear(game: DataGame) -> list[str]:
     finally:
         for h in handles:
             h.remove()
+    if linears and not called:
+        # a Linear that the forward pass never calls has zero gradients: its split credited
+        # 0 to every example (a head computed as x @ W beside an unused nn.Linear)
+        raise UnsupportedModelError(
+            f"representer: the forward pass calls none of the model's torch.nn.Linear layers "
+            f"(registered, never called: {', '.join(repr(n) for n, _ in linears[:4])}); "
+            "representer points split the last linear layer the output is computed by. "
+            "Use method='influence' or 'grad_dot'."
+        )
     if called:
         last = called[-1]
     if last is None:

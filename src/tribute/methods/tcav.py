@@ -315,11 +315,26 @@ def _layer_name(module: torch.nn.Module, layer_module: torch.nn.Module) -> str:
     return next((n for n, m in module.named_modules() if m is layer_module), type(layer_module).__name__)
 
 
-def _pop_act(store: dict[str, torch.Tensor], module: torch.nn.Module, layer_module: torch.nn.Module) -> torch.Tensor:
+def _pop_act(store: dict[str, torch.Tensor], module: torch.nn.Module, layer_module: torch.nn.Module,
+             rows: int | None = None) -> torch.Tensor:
     if "act" not in store:
         raise UnsupportedModelError(f"tcav: layer {_layer_name(module, layer_module)!r} did not run in the model's "
                                     "forward pass; name a module the forward pass calls.")
-    return store.pop("act")
+    act = store.pop("act")
+    # nn.TransformerEncoderLayer / DecoderLayer keep the flag on their attention
+    batch_first = getattr(layer_module, "batch_first", getattr(getattr(layer_module, "self_attn", None),
+                                                               "batch_first", True))
+    # the CAV and the sensitivities read one row per example: a layer whose output is not
+    # batch-first (nn.TransformerEncoderLayer's default batch_first=False gives tokens x batch x
+    # channels) gave one row per TOKEN, each a mean over the examples, and a score, silently
+    if rows is not None and (batch_first is False or act.ndim == 0 or act.shape[0] != rows):
+        raise UnsupportedModelError(
+            f"tcav: layer {_layer_name(module, layer_module)!r} outputs shape {tuple(act.shape)} for a batch "
+            f"of {rows} examples; TCAV needs the examples on the first axis"
+            + (" (the layer has batch_first=False: its output is tokens x batch x channels)"
+               if batch_first is False else "")
+            + ". Build the layer with batch_first=True, or name a batch-first module.")
+    return act
 
 
 @contextmanager
@@ -409,7 +424,7 @@ def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torc
         for i in range(0, x.shape[0], batch_size):
             store.clear()
             module(x[i : i + batch_size])
-            act = _pop_act(store, module, layer_module)
+            act = _pop_act(store, module, layer_module, int(x[i : i + batch_size].shape[0]))
             axis = _channel_axis(act, layer_module, path, channel_axis) if spatial == "mean" else 1
             out.append(_flat(act, spatial, "mean", axis))
     return np.concatenate(out)
@@ -429,7 +444,7 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not 0 <= target < logits.shape[1]:
                 shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
                 raise InputError(f"tcav: target={target} must index a column of the model's batch x classes output; got output {shape}.")
-            act = _pop_act(store, module, layer_module)
+            act = _pop_act(store, module, layer_module, int(logits.shape[0]))
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
             # spatial="mean": derivative along the CAV added at every position (sum over positions)
             axis = _channel_axis(g, layer_module, path, channel_axis) if spatial == "mean" else 1
