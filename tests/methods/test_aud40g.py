@@ -274,3 +274,19 @@ def test_deeplift_maxpool_after_softplus_matches_the_rule_by_hand() -> None:
         delta = model(x)[:, 1] - model(b0)[:, 1]
     np.testing.assert_allclose(np.asarray(attr.values).reshape(3, -1), ref.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ref.sum(1).numpy(), delta.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_lrp_batchnorm_on_another_axis_than_the_linear_features_is_named() -> None:
+    """BatchNorm1d after a Linear on (batch, length, features) inputs normalises the length axis;
+    folding it into the Linear's features changes the function (refused; the message blamed only
+    ResNet-like blocks and in-place activations)."""
+    model = _double(15, lambda: nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Flatten(),
+                                              nn.Linear(36, 2)))
+    bn: Any = model[1]
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.linspace(-1, 1, 6, dtype=torch.float64))
+        bn.running_var.copy_(torch.linspace(0.5, 2, 6, dtype=torch.float64))
+    before = _state(model)
+    with pytest.raises(UnsupportedModelError, match=r"BatchNorm1d after an nn.Linear on \(batch, length"):
+        _lrp(model, _x(16, 3, 6, 4), composite="epsilon_plus")
+    assert _unchanged(model, before)
