@@ -30,7 +30,7 @@ from torch import nn
 from ...errors import UnsupportedModelError
 from .canonizers import MERGED, Add, canonized
 from .composites import GRADIENT_MODULES, Composite
-from .rules import Rule, ZBox
+from .rules import Rule, ZBox, check_affine_call, replaces_forward
 
 __all__ = ["check_rules", "lrp_rules"]
 
@@ -228,6 +228,10 @@ class _Installer:
                 )
             if not x.requires_grad:
                 return None
+            if rule.reads_weights and replaces_forward(mod):
+                # a Linear/Conv subclass with its own forward (LoRA, weight standardisation,
+                # "same" padding): the rule would redistribute through .weight alone (aud40g)
+                check_affine_call(mod, x.detach(), out.detach(), repr(path), rule)
             low = high = None
             if isinstance(rule, ZBox):
                 rows = None if self.rows is None else self.rows()

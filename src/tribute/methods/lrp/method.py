@@ -66,7 +66,11 @@ def _check_same_function(f_canon: torch.Tensor, f_model: torch.Tensor, dtype: to
             "tribute.methods.lrp.Add module for the skip addition, or rename the attributes. "
             "Or an in-place activation (inplace=True) overwrites a tensor that forward reads "
             "again ('l1(relu_(h)) + h' adds relu(h)), which NoInplace turns off: write that "
-            "value explicitly ('r = relu(h); l1(r) + r') with inplace=False."
+            "value explicitly ('r = relu(h); l1(r) + r') with inplace=False. "
+            "Or a BatchNorm folded into the Linear/Conv before it normalises another axis than "
+            "that layer's output channels (a BatchNorm1d after an nn.Linear on (batch, length, "
+            "features) inputs normalises axis 1, the Linear's features are the last axis): "
+            "pass a Composite without MergeBatchNorm, or transpose around the BatchNorm."
         )
 
 

@@ -37,7 +37,7 @@ from ...errors import InputError, UnsupportedModelError
 
 __all__ = [
     "AlphaBeta", "Epsilon", "Flat", "Gamma", "Norm", "Pass", "Rule", "WSquare", "ZBox", "ZPlus",
-    "stabilize",
+    "check_affine_call", "replaces_forward", "stabilize",
 ]
 
 _CONV_INPUT_GRAD = {1: nn_grad.conv1d_input, 2: nn_grad.conv2d_input, 3: nn_grad.conv3d_input}
@@ -61,6 +61,57 @@ def _check_affine(module: nn.Module, rule: str) -> None:
         return
     raise UnsupportedModelError(
         f"lrp: rule {rule} applies to Linear and Conv1d/2d/3d layers, not {type(module).__name__}."
+    )
+
+
+_AFFINE_BASES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def replaces_forward(module: nn.Module) -> bool:
+    """Whether ``module``'s class is a Linear/Conv subclass with its own ``forward`` (or
+    ``_conv_forward``): it may compute something other than the affine map of its ``weight``
+    and ``bias`` (a LoRA update, weight standardisation, "same" padding), which the weight
+    rules read."""
+    base = next((b for b in _AFFINE_BASES if isinstance(module, b)), None)
+    if base is None:
+        return False
+    cls: Any = type(module)
+    if cls.forward is not base.forward:
+        return True
+    return base is not nn.Linear and cls._conv_forward is not getattr(base, "_conv_forward", None)
+
+
+def check_affine_call(module: nn.Module, x: torch.Tensor, z: torch.Tensor, where: str, rule: Rule) -> None:
+    """Refuse a call whose output ``z`` is not the affine map of the module's ``weight`` and
+    ``bias`` applied to its input ``x`` (the map every weight rule redistributes through).
+
+    Raises:
+        UnsupportedModelError: naming the module, the difference seen and the fix.
+    """
+    base = next(b for b in _AFFINE_BASES if isinstance(module, b))
+    w, b = _params(module)
+    err: float | None = None
+    try:
+        ref = affine(module, x, w, b)
+    except (RuntimeError, KeyError, ValueError):
+        ref = None
+    if ref is not None and ref.shape == z.shape:
+        rtol = {torch.float64: 1e-6, torch.float32: 1e-3}.get(z.dtype, 5e-2)  # as the model check
+        scale = max(float(z.abs().max()), 1e-12) if z.numel() else 1.0
+        err = float((ref - z).abs().max()) if z.numel() else 0.0
+        if err <= rtol * scale:  # NaN-safe: NaN fails
+            return
+    seen = (f"output shape {tuple(z.shape)} vs {None if ref is None else tuple(ref.shape)}" if err is None
+            else f"max difference {err:.3g} for outputs up to {float(z.abs().max()):.3g}")
+    raise UnsupportedModelError(
+        f"lrp: module {where} ({type(module).__name__}) subclasses nn.{base.__name__} with its own "
+        f"forward, which computes another function than nn.{base.__name__}'s affine map of its "
+        f".weight and .bias ({seen}); rule {type(rule).__name__} reads only .weight and .bias, so "
+        "the relevance would be wrong. Write the layer as a plain "
+        f"nn.{base.__name__} (merge e.g. a LoRA update or a weight standardisation into .weight, "
+        "and padding into a padding layer before it), or as separate modules (with "
+        "tribute.methods.lrp.Add for a sum), or use a gradient method such as "
+        "'integrated_gradients'."
     )
 
 
@@ -125,6 +176,8 @@ class Rule(ABC):
     """
 
     first_layer = False
+    #: the rule reads the module's ``.weight``/``.bias`` (Linear and Conv layers only)
+    reads_weights = False
 
     def check(self, module: nn.Module) -> None:  # noqa: B027 - optional hook, accepts by default
         """Raise :class:`UnsupportedModelError` if the rule cannot run on ``module``."""
@@ -189,6 +242,8 @@ class Epsilon(Rule):
         epsilon: added to ``|z_j|`` in the denominator. default=1e-6.
     """
 
+    reads_weights = True
+
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = _eps(epsilon, "epsilon")
 
@@ -214,6 +269,8 @@ class AlphaBeta(Rule):
         beta: weight of the negative part; ``alpha - beta`` must be 1. default=1.
         stabilizer: ``eps`` of the denominators. default=1e-6.
     """
+
+    reads_weights = True
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = 1e-6) -> None:
         if not (isinstance(alpha, (int, float)) and isinstance(beta, (int, float))) or alpha < 0 or beta < 0:
@@ -284,6 +341,8 @@ class Gamma(Rule):
         stabilizer: ``eps`` of the denominators. default=1e-6.
     """
 
+    reads_weights = True
+
     def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6) -> None:
         self.gamma = _eps(gamma, "gamma")
         self.stabilizer = _eps(stabilizer, "stabilizer")
@@ -334,6 +393,7 @@ class Flat(Rule):
     """
 
     first_layer = True
+    reads_weights = True
 
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = _eps(stabilizer, "stabilizer")
@@ -375,6 +435,7 @@ class WSquare(Rule):
     """
 
     first_layer = True
+    reads_weights = True
 
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = _eps(stabilizer, "stabilizer")
@@ -403,6 +464,7 @@ class ZBox(Rule):
     """
 
     first_layer = True
+    reads_weights = True
 
     def __init__(self, low: float | torch.Tensor | None = None, high: float | torch.Tensor | None = None,
                  stabilizer: float = 1e-6) -> None:
