@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import math
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module_mod
 
-from ..errors import InputError, ModelOutputError, UnsupportedModelError
+from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter
 from ..targets import Target
 from .memory import resolve_max_memory
@@ -208,6 +209,27 @@ def _out_of_memory(tuner: BatchTuner, size: int) -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     tuner.out_of_memory(size)
+
+
+#: The largest forward pass each model completed in this process (rows; by id for modules that
+#: cannot be weakly referenced): an error on a pass no bigger is not about the batch's size.
+_OK_ROWS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_OK_ROWS_BY_ID: dict[int, int] = {}
+
+
+def _note_ok_rows(key: Any, n: int) -> None:
+    try:
+        if _OK_ROWS.get(key, 0) < n:
+            _OK_ROWS[key] = n
+    except TypeError:
+        _OK_ROWS_BY_ID[id(key)] = max(_OK_ROWS_BY_ID.get(id(key), 0), n)
+
+
+def _ok_rows(key: Any) -> int:
+    try:
+        return _OK_ROWS.get(key, 0)
+    except TypeError:
+        return _OK_ROWS_BY_ID.get(id(key), 0)
 
 
 def _forget_bound(tuner: BatchTuner | None) -> None:
@@ -479,6 +501,8 @@ class Engine:
         self._tuners: dict[tuple[Any, ...], BatchTuner] = {}
         self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
         self._batch_checked = False  # the model's rows were checked to be independent
+        self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
+        self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -590,6 +614,8 @@ class Engine:
         threads = torch.get_num_threads()
         clock: SchedulerFreeClock | None = None  # times tuning chunks (opened when needed)
         block_ok = blocks and not grad
+        # the first self-tuned pass the model refused (its rows, its error): the tuner keeps below
+        refused: tuple[int, BaseException] | None = None
         try:
             while start < n_rows:
                 size = fixed if tuner is None else tuner.propose()
@@ -621,6 +647,11 @@ class Engine:
                                                       fixed)
                     except Exception as exc:
                         if not _is_oom(exc):
+                            if self._too_big(exc, tuner, size):
+                                refused = refused or (self._last_refused, exc)
+                                continue
+                            if refused:
+                                _forget_bound(tuner)
                             raise
                         if tuner is None or size <= 1:
                             _forget_bound(tuner)
@@ -658,6 +689,12 @@ class Engine:
                                                      describe_row, threads)
                 except Exception as exc:
                     if not _is_oom(exc):
+                        rows = vals = grads = None  # type: ignore[assignment]
+                        if self._too_big(exc, tuner, size):
+                            refused = refused or (self._last_refused, exc)
+                            continue
+                        if refused:
+                            _forget_bound(tuner)
                         raise
                     if tuner is None or size <= 1:
                         _forget_bound(tuner)
@@ -678,6 +715,13 @@ class Engine:
                 if scope is not None:
                     scope.project()
                 start = stop
+            if refused is not None and tuner is not None:
+                warnings.warn(
+                    f"the model raised {type(refused[1]).__name__}({str(refused[1])[:200]!r}) on "
+                    f"a self-tuned forward pass of {refused[0]} rows; tribute sends it at most "
+                    f"{tuner.cap} rows per pass from now on (those rows were sent again; pass "
+                    "batch_size= to choose the size).", RuntimeWarning,
+                    stacklevel=user_stacklevel())
             if tuner is not None and not tuner.done:
                 tuner.settle(n_rows)
             if not self._warm.get(grad, False):
@@ -694,6 +738,30 @@ class Engine:
                 scope.phase("solving")
         if n_rows >= 256:
             self._rate = n_rows / max(time.perf_counter() - t_run, 1e-9)
+
+    def _too_big(self, exc: BaseException, tuner: BatchTuner | None, size: int) -> bool:
+        """Whether the model's exception ``exc`` on a self-tuned pass of ``size`` rows is taken
+        for a model that cannot take that many rows (a fixed-size buffer, an assertion on the
+        batch, a kernel's launch limit): the model raised it itself (not tribute's checks), no
+        pass of ``size`` rows or more has worked on this model and its rows, and a smaller size
+        is left. The failed pass is then counted, the tuner keeps below ``size`` for good (as
+        after running out of memory; a run that completes warns with the size), and the loop
+        sends the same rows again in a smaller chunk: every value comes from a pass the model completed
+        (a model that raises at every size still raises its own error, at the smallest one).
+        Before, the error surfaced raw or not depending on how far the timing-driven search
+        had grown the chunks."""
+        failed, self._failed = self._failed, None
+        if tuner is None or failed is None or failed[0] is not exc or failed[1] <= 1 \
+                or isinstance(exc, (InputError, ModelOutputError, UnsupportedModelError)):
+            return False
+        n = failed[1]  # the pass's rows (a run's last chunk may hold fewer than ``size``)
+        if n <= max([_ok_rows(self._model_key()), *tuner.rates]):
+            return False  # that many rows worked before: the error is not about the batch size
+        self.n_rows += n
+        self.n_passes += 1
+        self._last_refused = n
+        _out_of_memory(tuner, n)
+        return True
 
     def _check_wanted(self, n: int, chunk: Callable[[int, int], None] | None,
                       inputs: tuple[Any, ...] = ()) -> bool:
@@ -858,9 +926,12 @@ class Engine:
             if _is_oom(exc):
                 self.n_rows += n
                 self.n_passes += 1
+            else:
+                self._failed = (exc, n)  # see _too_big
             raise
         self.n_rows += n
         self.n_passes += 1
+        _note_ok_rows(self._model_key(), n)
         if out.ndim == 0 or out.shape[0] != n:
             raise ModelOutputError(
                 f"model returned shape {tuple(out.shape)} for a batch of {n} rows; the first axis "
