@@ -101,6 +101,8 @@ def check_affine_call(module: nn.Module, x: torch.Tensor, z: torch.Tensor, where
         err = float((ref - z).abs().max()) if z.numel() else 0.0
         if err <= rtol * scale:  # NaN-safe: NaN fails
             return
+        if _rounding_only(module, x, w, b, ref, z):
+            return
     seen = (f"output shape {tuple(z.shape)} vs {None if ref is None else tuple(ref.shape)}" if err is None
             else f"max difference {err:.3g} for outputs up to {float(z.abs().max()):.3g}")
     raise UnsupportedModelError(
@@ -113,6 +115,22 @@ def check_affine_call(module: nn.Module, x: torch.Tensor, z: torch.Tensor, where
         "tribute.methods.lrp.Add for a sum), or use a gradient method such as "
         "'integrated_gradients'."
     )
+
+
+def _rounding_only(module: nn.Module, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                   ref: torch.Tensor, z: torch.Tensor) -> bool:
+    """Whether ``z`` differs from the affine map ``ref`` by no more than another summation
+    order's rounding: ``8 sqrt(k) eps`` times the map of the absolute values (``|x| |W| + |b|``,
+    ``k`` terms per output). An output much smaller than its terms (inputs far from zero, e.g.
+    unscaled features, and a bias that cancels them) carries a rounding error that ``rtol``
+    times the largest output does not cover: a subclass summing in its own order was refused
+    (rev40c: 16384 inputs near 1000, outputs up to 1.1, a difference of 0.0024)."""
+    if not z.dtype.is_floating_point or not z.numel():
+        return False
+    with torch.no_grad():
+        bound = affine(module, x.abs(), w.detach().abs(), None if b is None else b.detach().abs())
+        slack = 8.0 * float(w[0].numel()) ** 0.5 * torch.finfo(z.dtype).eps
+        return bool(((ref.detach() - z).abs() <= slack * bound).all())  # NaN fails
 
 
 def affine(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
