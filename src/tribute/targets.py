@@ -587,8 +587,10 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
             )
         return t.to(device)
 
-    if target is None:
+    if target is None or (single_output and isinstance(target, str) and target == "predicted"):
         if single_output:
+            # one output (not a known binary classifier): its "predicted class" is that column,
+            # the same target for every sample, not a class per sample (rev40c)
             return Target(torch.zeros(batch, 1, dtype=torch.long, device=device), None, output, False, ["output"])
         target = "predicted"
     if isinstance(target, str):

@@ -55,3 +55,13 @@ def test_shared_targets_keep_the_plain_index() -> None:
     attr = tribute.explain(reg, x, method="feature_ablation")
     assert "per_sample_target" not in attr.extra
     assert list(attr.to_pandas().index) == [0, 1]
+
+
+def test_predicted_on_a_single_output_model_is_its_output_not_a_class_per_sample() -> None:
+    reg = torch.nn.Linear(4, 1).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    plain = tribute.explain(reg, x, method="feature_ablation")
+    attr = tribute.explain(reg, x, method="feature_ablation", target="predicted")
+    assert "per_sample_target" not in attr.extra
+    assert list(attr.to_pandas().index) == [0, 1, 2]
+    np.testing.assert_array_equal(np.asarray(attr.values), np.asarray(plain.values))
