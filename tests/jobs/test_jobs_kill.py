@@ -29,8 +29,10 @@ def _start(out: Path, rows: int, shard_size: int, backend: str, workers: int, re
 
 
 def _n_shards(out: Path) -> int:
-    d = out / "shards"
-    return len(list(d.glob("shard-*.npz"))) if d.is_dir() else 0
+    try:
+        return len(list((out / "shards").glob("shard-*.npz")))
+    except FileNotFoundError:  # not made yet, or the job finished and removed it while we looked
+        return 0
 
 
 def _kill_and_resume(tmp_path: Path, kills: int, rows: int, shard_size: int, backend: str = "local",
