@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -261,14 +260,10 @@ def test_browser_shows_the_readers_warning_and_the_true_credits(folder: Path) ->
     """Debian's chromium driven by playwright (never downloads a browser): an upload's reader
     warning appears in the page, and the waterfall shows the brute-force Shapley credits of the
     predicted class (label 5 of classes [0, 2, 5]) in order of size, with their signs."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (apt install chromium)")
     pytest.importorskip("uvicorn")
     import importlib.util
 
-    from _explorer_live import LiveServer
+    from _explorer_live import LiveServer, chromium_browser
 
     spec = importlib.util.spec_from_file_location("aud40x_fb", folder / "aud40x_factory.py")
     assert spec is not None and spec.loader is not None
@@ -282,33 +277,28 @@ def test_browser_shows_the_readers_warning_and_the_true_credits(folder: Path) ->
     truth = _shapley(lambda z: float(model.predict_proba(z[None])[0, col]), x, ROWS.mean(0))
 
     fspec = file_spec(f"{folder}/aud40x_factory.py:ints", data=str(folder / "named.csv"), name="m")
-    live = LiveServer(create_app(ExplorerConfig(subjects=[fspec]))).start()
     problems: list[str] = []
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_page()
-                page.on("pageerror", lambda e: problems.append(str(e)))
-                page.goto(live.url + "/?subject=m")
-                page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
-                page.set_input_files("#upload-file", files=[{
-                    "name": "counted.csv", "mimeType": "text/csv", "buffer": text.encode()}])
-                page.wait_for_selector("#inputs-msg:has-text('holds exactly the row numbers 0..2')",
-                                       timeout=30_000)
-                page.wait_for_selector("#explain-input:has-text('counted.csv [0]')")
-                page.select_option("#explain-method", "exact_shapley")
-                page.click("#explain-run")
-                page.wait_for_selector("#explain-job .status[data-state=done], "
-                                       "#explain-job .status[data-state=error]", timeout=60_000)
-                assert page.locator("#explain-job .status").get_attribute("data-state") == "done"
-                cap = page.locator("#explain-result .cap").text_content() or ""
-                labels = page.locator("#explain-result svg.waterfall text").all_text_contents()
-            finally:
-                browser.close()
-    finally:
-        live.stop()
+    with chromium_browser() as browser:
+        live = LiveServer(create_app(ExplorerConfig(subjects=[fspec]))).start()
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(live.url + "/?subject=m")
+            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            page.set_input_files("#upload-file", files=[{
+                "name": "counted.csv", "mimeType": "text/csv", "buffer": text.encode()}])
+            page.wait_for_selector("#inputs-msg:has-text('holds exactly the row numbers 0..2')",
+                                   timeout=30_000)
+            page.wait_for_selector("#explain-input:has-text('counted.csv [0]')")
+            page.select_option("#explain-method", "exact_shapley")
+            page.click("#explain-run")
+            page.wait_for_selector("#explain-job .status[data-state=done], "
+                                   "#explain-job .status[data-state=error]", timeout=60_000)
+            assert page.locator("#explain-job .status").get_attribute("data-state") == "done"
+            cap = page.locator("#explain-result .cap").text_content() or ""
+            labels = page.locator("#explain-result svg.waterfall text").all_text_contents()
+        finally:
+            live.stop()
     assert label == 5 and f"target: class {label}" in cap, cap
     order = np.argsort(-np.abs(truth), kind="stable")
     names = ["t", "a", "b", "c"]
@@ -343,31 +333,22 @@ def test_served_data_files_are_sandboxed(tmp_path: Path) -> None:
 
 
 def test_browser_runs_no_script_of_a_served_svg(tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (apt install chromium)")
     pytest.importorskip("uvicorn")
-    from _explorer_live import LiveServer
+    from _explorer_live import LiveServer, chromium_browser
 
     from tribute.explorer import default_specs
 
     (tmp_path / "evil.svg").write_text(_SVG, encoding="utf-8")
     (tmp_path / "evil.js").write_text(_JS, encoding="utf-8")
     cfg = ExplorerConfig(subjects=default_specs(text=False), data_dir=tmp_path, token="tok")
-    live = LiveServer(create_app(cfg)).start()
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_page()
-                page.goto(live.url + "/?token=tok")  # the token cookie is set
-                page.goto(live.url + "/api/files/data/evil.svg")
-                page.wait_for_timeout(1000)
-                pwned = page.evaluate("document.documentElement.getAttribute('data-pwned')")
-            finally:
-                browser.close()
-    finally:
-        live.stop()
+    with chromium_browser() as browser:
+        live = LiveServer(create_app(cfg)).start()
+        try:
+            page = browser.new_page()
+            page.goto(live.url + "/?token=tok")  # the token cookie is set
+            page.goto(live.url + "/api/files/data/evil.svg")
+            page.wait_for_timeout(1000)
+            pwned = page.evaluate("document.documentElement.getAttribute('data-pwned')")
+        finally:
+            live.stop()
     assert pwned is None

@@ -12,7 +12,7 @@ pooling rule with the rescale rule chained by hand. No tolerance depends on this
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,14 +24,10 @@ import tribute
 from tribute.errors import UnsupportedModelError
 from tribute.methods.lrp import Add
 
-M = TypeVar("M", bound=nn.Module)
-
-
-def _double(seed: int, build: Callable[[], M]) -> M:
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        m = build()
-    return m.double().eval()
+try:
+    from ._grad_models import _seeded as _double
+except ImportError:
+    from _grad_models import _seeded as _double  # type: ignore[no-redef]
 
 
 def _x(seed: int, *shape: int) -> torch.Tensor:
