@@ -337,12 +337,48 @@ def _pop_act(store: dict[str, torch.Tensor], module: torch.nn.Module, layer_modu
     return act
 
 
+def _channel_count(m: torch.nn.Module) -> int | None:
+    """The channels of a module that sets them (a convolution's ``out_channels``, a norm's
+    features, a Linear's ``out_features``...); None for one that does not (activations, pools)."""
+    if isinstance(m, torch.nn.modules.conv._ConvNd):
+        return int(m.out_channels)
+    if isinstance(m, torch.nn.modules.batchnorm._NormBase):
+        return int(m.num_features)
+    if isinstance(m, torch.nn.GroupNorm):
+        return int(m.num_channels)
+    if isinstance(m, torch.nn.Linear):
+        return int(m.out_features)
+    if isinstance(m, torch.nn.LayerNorm):
+        return int(m.normalized_shape[-1]) if len(m.normalized_shape) else None
+    if isinstance(m, torch.nn.Embedding):
+        return int(m.embedding_dim)
+    return None
+
+
 @contextmanager
 def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dict[str, torch.Tensor],
-              grad: bool) -> Iterator[None]:
-    """Hook ``layer_module`` so its output lands in ``store["act"]`` (a grad leaf if ``grad``)."""
+              grad: bool, channels: dict[str, int] | None = None) -> Iterator[None]:
+    """Hook ``layer_module`` so its output lands in ``store["act"]`` (a grad leaf if ``grad``).
+
+    With ``channels``, ``channels["c"]`` is the channel count of the layer's output as the model
+    set it: the layer's own (a convolution, Linear, norm) or that of the last module setting
+    channels that finished before it (a block's last convolution, the Linear before an
+    activation), for ``spatial="mean"`` to tell the channel axis by its size."""
+    last: dict[str, int] = {}
+
+    def producer(m: torch.nn.Module, _inp: Any, _out: Any) -> None:
+        c = _channel_count(m)
+        if c is not None:
+            last["c"], last["last"] = c, int(isinstance(m, _CHANNELS_LAST))
 
     def hook(_m: torch.nn.Module, _inp: Any, out: Any) -> Any:
+        if channels is not None:
+            own = _channel_count(layer_module)
+            channels.clear()
+            if own is not None:
+                channels["c"], channels["last"] = own, int(isinstance(layer_module, _CHANNELS_LAST))
+            elif "c" in last:
+                channels.update(last)
         if not isinstance(out, torch.Tensor):
             raise UnsupportedModelError(
                 f"tcav: the layer outputs {type(out).__name__}, not a tensor; pick a layer whose output is one tensor."
@@ -362,11 +398,15 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         return None
 
     handle = layer_module.register_forward_hook(hook)
+    handles = ([m.register_forward_hook(producer) for m in module.modules()
+                if m is not layer_module and _channel_count(m) is not None] if channels is not None else [])
     try:
         with eval_mode(module):
             yield
     finally:
         handle.remove()
+        for h in handles:
+            h.remove()
 
 
 #: Modules whose output has its channels on axis 1 (``batch x channels x ...``: convolutions and
@@ -379,15 +419,20 @@ _CHANNELS_LAST = (torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Embedding, torch
                   torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer)
 
 
-def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, channel_axis: int | None) -> int:
+def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, channel_axis: int | None,
+                  seen: dict[str, int] | None = None) -> int:
     """The axis of ``t`` (``batch x ...``) that holds the channels for ``spatial="mean"``.
 
-    ``channel_axis`` when given; else told by the layer: a convolution-like module gives
-    ``batch x channels x ...`` (axis 1), a Linear/LayerNorm/attention module ``batch x tokens x
-    channels`` (the last axis), and a 4-D or wider output of any other module is taken as a
-    convolutional feature map (``batch x channels x height x width``, PyTorch's layout). A 3-D
-    output of another module (an activation or a block: ``batch x channels x length`` after a
-    Conv1d, ``batch x tokens x channels`` in a transformer) cannot be told and is refused."""
+    ``channel_axis`` when given. Else told by the channel count the model set for this output
+    (``seen``: the layer's own, or that of the last convolution / Linear / norm that ran before
+    it, see ``_captured``) where exactly one of axis 1 and the last axis has that size: a Swin
+    stage's ``batch x height x width x channels`` and timm's ``LayerNorm2d`` on ``batch x
+    channels x h x w`` are read the way they are laid out. Where both axes have it, by the
+    layer's type (a convolution-like module: axis 1; a Linear/LayerNorm/attention module: the
+    last axis), else by the type of the module that set the channels. Where neither has it (or
+    no module set it), by the layer's type, and a 4-D or wider output of any other module is
+    taken as PyTorch's image layout (axis 1); a 3-D output of another module that nothing
+    tells (``batch x channels x length`` or ``batch x tokens x channels``) is refused."""
     if t.ndim < 3:
         raise InputError(f"tcav: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
                          f"got shape {tuple(t.shape)}. Use spatial='flatten'.")
@@ -396,15 +441,25 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
             raise InputError(f"tcav: channel_axis={channel_axis} is not an axis after the batch axis of layer "
                              f"{path!r}'s output of shape {tuple(t.shape)}; pass 1..{t.ndim - 1} or -1.")
         return channel_axis % t.ndim
+    channels = None if seen is None else seen.get("c")
+    first, last = int(t.shape[1]) == channels, int(t.shape[-1]) == channels
+    if first != last:
+        return 1 if first else t.ndim - 1
     if isinstance(layer_module, _CHANNELS_LAST):
         return t.ndim - 1
-    if isinstance(layer_module, _CHANNELS_FIRST) or t.ndim >= 4:
+    if isinstance(layer_module, _CHANNELS_FIRST):
         return 1
+    if first and seen is not None:  # both axes have the size: the module that set it tells
+        return t.ndim - 1 if seen.get("last") else 1
+    if t.ndim >= 4:
+        return 1
+    said = ("" if channels is None else f" (the model set {channels} channels before it, the size of "
+            "neither axis 1 nor the last axis)")
     raise InputError(
         f"tcav: spatial='mean' cannot tell which axis of layer {path!r}'s output (shape {tuple(t.shape)}, a "
-        f"{type(layer_module).__name__}) holds the channels: batch x channels x positions (after a Conv1d) or "
-        "batch x tokens x channels (a transformer block). Pass channel_axis=1 for the first, channel_axis=-1 for "
-        "the second.")
+        f"{type(layer_module).__name__}) holds the channels{said}: batch x channels x ... (after a convolution) or "
+        "batch x ... x channels (a transformer block, a channels-last stage). Pass channel_axis=1 for the first, "
+        "channel_axis=-1 for the second.")
 
 
 def _flat(t: torch.Tensor, spatial: str, reduce: str, axis: int = 1) -> np.ndarray:
@@ -419,13 +474,14 @@ def _flat(t: torch.Tensor, spatial: str, reduce: str, axis: int = 1) -> np.ndarr
 def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int,
                  spatial: str = "flatten", channel_axis: int | None = None, path: str = "") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
+    seen: dict[str, int] = {}
     out = []
-    with _captured(module, layer_module, store, grad=False), torch.no_grad():
+    with _captured(module, layer_module, store, grad=False, channels=seen), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             store.clear()
             module(x[i : i + batch_size])
             act = _pop_act(store, module, layer_module, int(x[i : i + batch_size].shape[0]))
-            axis = _channel_axis(act, layer_module, path, channel_axis) if spatial == "mean" else 1
+            axis = _channel_axis(act, layer_module, path, channel_axis, seen) if spatial == "mean" else 1
             out.append(_flat(act, spatial, "mean", axis))
     return np.concatenate(out)
 
@@ -434,8 +490,9 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
                batch_size: int, spatial: str = "flatten", channel_axis: int | None = None,
                path: str = "") -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
+    seen: dict[str, int] = {}
     out = []
-    with _captured(module, layer_module, store, grad=True), torch.enable_grad():
+    with _captured(module, layer_module, store, grad=True, channels=seen), torch.enable_grad():
         for i in range(0, x.shape[0], batch_size):
             # calls are counted per forward pass: activation checkpointing re-runs the layer while the
             # previous chunk's gradient is computed (a call outside any forward pass, not a reuse)
@@ -447,7 +504,7 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
             act = _pop_act(store, module, layer_module, int(logits.shape[0]))
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
             # spatial="mean": derivative along the CAV added at every position (sum over positions)
-            axis = _channel_axis(g, layer_module, path, channel_axis) if spatial == "mean" else 1
+            axis = _channel_axis(g, layer_module, path, channel_axis, seen) if spatial == "mean" else 1
             out.append(_flat(g, spatial, "sum", axis))
     return np.concatenate(out)
 
@@ -510,10 +567,13 @@ def tcav(
             appears), default="flatten".
         channel_axis: with ``spatial="mean"``, the axis of the layer's output that holds the
             channels (``1`` for ``batch x channels x ...``, ``-1`` for a transformer's ``batch x
-            tokens x channels``). default=None: told by the layer (convolution and pooling
-            layers: 1; Linear, LayerNorm and attention layers: -1; any other layer with a 4-D
-            or wider output: 1, PyTorch's image layout); a 3-D output of another layer
-            (an activation, a block) is refused until it is given.
+            tokens x channels``). default=None: told by the channel count the model set for
+            that output (the layer's own, or the last convolution / Linear / norm that ran
+            before it: a ReLU after a Linear, a Swin stage's ``batch x h x w x channels``) where
+            only one of axis 1 and the last axis has that size; else by the layer (convolution
+            and pooling layers: 1; Linear, LayerNorm and attention layers: -1) or by the module
+            that set the channels; else a 4-D or wider output is read in PyTorch's image layout
+            (1), and a 3-D output nothing tells is refused until it is given.
         seed: seed of the subset draws, default=0 (a local generator; global RNGs untouched).
         batch_size: examples per forward pass, default=64.
         concept_name: name stored in the result, default="concept".
