@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..games.base import Game
 from ._util import pearson_rows, spearman_rows
 from .base import Scores, check_attribution, register_metric
+from .faithfulness import check_flag
 
 __all__ = ["loo_correlation", "mislabel_auc"]
 
@@ -49,6 +50,7 @@ def loo_correlation(game: Game, attr: Attribution, *, rank: bool = False) -> Sco
     Functions" (ICML).
     """
     flat = check_attribution(game, attr, "loo_correlation")
+    rank = check_flag(rank, "rank")
     n = game.n_players
     full = game.full()  # B x T
     masks = torch.ones(n, n, dtype=torch.float64) - torch.eye(n, dtype=torch.float64)
