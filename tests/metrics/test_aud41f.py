@@ -21,7 +21,7 @@ from metric_toys import TableGame, table_attr
 
 import tribute
 from tribute.errors import InputError
-from tribute.metrics import loo_correlation
+from tribute.metrics import loo_correlation, mislabel_auc
 
 N = 7
 
@@ -250,3 +250,49 @@ def test_gaussian_infidelity_noise_must_be_a_finite_std() -> None:
     f32 = tribute.evaluate(net, x, attr, metric="infidelity", noise=np.float32(0.25), progress=False)
     py = tribute.evaluate(net, x, attr, metric="infidelity", noise=0.25, progress=False)
     np.testing.assert_array_equal(f32.scores, py.scores)
+
+
+def test_mislabel_auc_extra_auc_leaves_out_an_undefined_self_influence() -> None:
+    # a flipped example with a NaN self-influence sorted above every clean example and counted
+    # as a perfect detection in extra["auc"]: 0.78 where the scores' mean and sklearn's AUROC
+    # over the examples with finite credits are 0.67
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    n = 6
+    game = TableGame(lambda m: m.sum(-1), n, n)
+    phi = np.random.default_rng(0).normal(size=(n, n)) * 0.1
+    np.fill_diagonal(phi, [0.9, 0.1, 0.5, np.nan, 0.3, 0.2])
+    flipped = np.array([True, False, False, True, False, True])
+    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+        res = mislabel_auc(game, table_attr(game, phi), ground_truth=flipped)
+    ok = np.isfinite(phi).all(axis=1)
+    want = sklearn_metrics.roc_auc_score(flipped[ok], np.abs(np.diag(phi))[ok])
+    assert res.mean == pytest.approx(want, rel=1e-12)
+    assert res.extra["auc"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["saliency", "smoothgrad"])
+def test_infidelity_warns_on_grouped_gradient_credits(method: str) -> None:
+    # grouped saliency credits are sums of element gradients; units='auto' read them as output
+    # changes on a grouped game: 0.009 and 0.006 where the exact credits of this linear model
+    # (grouped input x gradient) score ~1e-33, with no word
+    import warnings
+
+    rng = np.random.default_rng(0)
+    net = torch.nn.Linear(6, 2).double()
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(rng.normal(size=(2, 6))))
+    x = torch.from_numpy(rng.normal(size=(2, 6)))
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    grouped = tribute.explain(net, x, method=method, target=0, groups=groups, progress=False)
+    with pytest.warns(UserWarning, match=rf"{method}' are gradients \(summed over each player's "
+                                         r"elements\).*Explain without groups"):
+        tribute.evaluate(net, x, grouped, metric="infidelity", progress=False)
+    exact = tribute.explain(net, x, method="input_x_gradient", target=0, groups=groups,
+                            progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tribute.evaluate(net, x, exact, metric="infidelity", progress=False).mean < 1e-25
+        tribute.evaluate(net, x, grouped, metric="infidelity", units="output", progress=False)
+        dense = tribute.explain(net, x, method=method, target=0, progress=False)
+        res = tribute.evaluate(net, x, dense, metric="infidelity", progress=False)
+        assert res.extra["units"] == "gradient" and res.mean < 1e-25  # Yeh's reading: exact

@@ -695,6 +695,19 @@ def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant
                 "scale_invariant=True to judge only their direction (Yeh et al. 2019), or compare "
                 "methods whose credits are in output units.",
                 UserWarning, stacklevel=user_stacklevel())
+        if attr.method in GRADIENT_UNIT_METHODS and not dense:
+            # grouped saliency credits are sums of element gradients: read as output changes
+            # they scored 0.009 on a linear model whose exact (input x gradient) credits score
+            # 1e-33, with no word; Yeh's reading needs each credited element's x - baseline
+            warnings.warn(
+                f"infidelity: the credits of {attr.method!r} are gradients (summed over each "
+                "player's elements), not output changes, and Yeh et al.'s gradient reading "
+                "(sum_i u_i (x_i - b_i) phi_i) needs players that are single input elements, so "
+                "on this game's players no reading predicts the output change and the score "
+                "compares unlike units. Explain without groups (units='gradient' then applies), "
+                "or use a method whose credits are output changes (input_x_gradient, "
+                "integrated_gradients, a Shapley method); units='output' scores them as output "
+                "changes anyway.", UserWarning, stacklevel=user_stacklevel())
         return "gradient" if dense and attr.method in GRADIENT_UNIT_METHODS else "output"
     return units
 
