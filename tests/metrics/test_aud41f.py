@@ -296,3 +296,34 @@ def test_infidelity_warns_on_grouped_gradient_credits(method: str) -> None:
         dense = tribute.explain(net, x, method=method, target=0, progress=False)
         res = tribute.evaluate(net, x, dense, metric="infidelity", progress=False)
         assert res.extra["units"] == "gradient" and res.mean < 1e-25  # Yeh's reading: exact
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_road_fallback_for_a_removed_channel_is_the_background_mean_row(weighted: bool) -> None:
+    # a channel with no kept pixel takes the baseline; with a background set compose() gave the
+    # set's FIRST row, so the score depended on the rows' order (on a linear model in the audit:
+    # -11.55 where the rows average -6.55)
+    rng = np.random.default_rng(3)
+    c, h, w = 3, 4, 4
+    net: Any = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(c * h * w, 2), torch.nn.Tanh()).double()
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.copy_(torch.from_numpy(rng.normal(size=tuple(prm.shape)) * 0.3))
+    x = torch.from_numpy(rng.normal(size=(2, c, h, w)))
+    rows = rng.normal(size=(4, c, h, w))
+    wts = np.array([0.1, 0.2, 0.3, 0.4]) if weighted else np.full(4, 0.25)
+    phi = np.concatenate([10 + rng.random((2, 1, h, w)), rng.random((2, c - 1, h, w))], axis=1)
+    scores = []
+    for perm in (np.arange(4), np.array([2, 0, 3, 1])):
+        bg = tribute.Background(torch.from_numpy(rows[perm]), weights=wts[perm] if weighted else None)
+        attr = tribute.explain(net, x, method="feature_ablation", target=0, baseline=bg, progress=False)
+        attr.values = torch.from_numpy(phi)
+        res = tribute.evaluate(net, x, attr, metric="road", baseline=bg, noise=0.0,
+                               fractions=(0.0, 1 / 3, 0.5), progress=False)
+        scores.append(res.extra["morf"][:, 1])  # channel 0 (16 of 48 elements) removed whole
+    z = x.clone()
+    z[:, 0] = torch.from_numpy((wts[:, None, None] * rows[:, 0]).sum(0))
+    with torch.no_grad():
+        want = net(z)[:, 0].numpy()
+    np.testing.assert_allclose(scores[0], want, rtol=1e-12)
+    np.testing.assert_allclose(scores[1], want, rtol=1e-12)

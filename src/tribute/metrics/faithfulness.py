@@ -390,7 +390,8 @@ def road(game: Game, attr: Attribution, *,
     evaluations per input, less 2 when ``fractions`` starts at 0 (nothing removed is ``v(N)``,
     already known). Players of equal credit are removed in random order, each curve's point
     averaged over 8 seeded tie orders where it splits a tie (see :func:`deletion`; untied
-    credits cost nothing extra).
+    credits cost nothing extra). A channel none of whose pixels is kept has nothing to
+    impute from and takes the game's baseline (a background set's weighted mean row).
 
     Args:
         fractions: fractions of players removed, increasing, in ``[0, 1)``.
