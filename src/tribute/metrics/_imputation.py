@@ -14,7 +14,8 @@ The system ``(D - W)_UU y = W_UK x_K`` (``U`` removed, ``K`` kept, ``W`` the nei
 and positive definite whenever a removed region touches a kept pixel. We solve it for all rows
 of a chunk at once with conjugate gradients whose matrix-vector product is one 3x3 stencil,
 so imputation is batched like everything else. A channel with no kept pixel at all has no
-defined imputation; it takes the game's baseline value there.
+defined imputation; it takes the game's baseline value there (with a background set, the
+set's weighted mean row: one row per coalition, as for every other ROAD point).
 """
 
 from __future__ import annotations
@@ -187,6 +188,17 @@ class ImputedGame(Game):
         d_total = int(base.inputs_flat().shape[1])
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)
+        # a channel with no kept pixel takes the baseline; a background set's compose() gives
+        # its FIRST row, so the fallback is the set's weighted mean row instead (aud41f: a
+        # removed channel took background row 0 only: -11.55 where the rows average -6.55 and
+        # the mean row gives -6.55 on a linear model, and the score depended on the rows' order)
+        self._fallback: torch.Tensor | None = None
+        m_bg = int(getattr(base, "n_background", 1))
+        rows = base.baseline_flat()
+        if m_bg > 1 and rows.shape[0] == m_bg:
+            w = base.background_weights().to(device=rows.device, dtype=torch.float64)
+            self._fallback = (w[:, None] * rows.to(torch.float64)).sum(0).to(
+                device=base.model.device, dtype=base.compute_dtype)
         self._full = base.peek_full()  # v(N) needs no imputation
         # ... and was paid for by the base game's reference pass: full() must not count it
         # again (road reported one evaluation per input more than the model saw)
@@ -226,7 +238,8 @@ class ImputedGame(Game):
                 imp = imp.reshape(n, -1, h, w)
                 noise = field[:, start_d : start_d + size].reshape(n, -1, h, w)
                 none_kept = ~keep.reshape(n, keep.shape[1], -1).any(dim=2)  # R x C
-                fallback = comp.reshape(n, -1, h, w)
+                fallback = comp.reshape(n, -1, h, w) if self._fallback is None else \
+                    self._fallback[start_d : start_d + size].reshape(1, -1, h, w).expand(n, -1, -1, -1)
                 imputed = torch.where(none_kept[:, :, None, None], fallback, imp + noise)
                 rows.append(torch.where(keep, x, imputed).reshape(n, *shape))
                 start_d += size

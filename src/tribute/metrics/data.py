@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..games.base import Game
 from ._util import pearson_rows, spearman_rows
 from .base import Scores, check_attribution, register_metric
+from .faithfulness import check_flag
 
 __all__ = ["loo_correlation", "mislabel_auc"]
 
@@ -49,6 +50,7 @@ def loo_correlation(game: Game, attr: Attribution, *, rank: bool = False) -> Sco
     Functions" (ICML).
     """
     flat = check_attribution(game, attr, "loo_correlation")
+    rank = check_flag(rank, "rank")
     n = game.n_players
     full = game.full()  # B x T
     masks = torch.ones(n, n, dtype=torch.float64) - torch.eye(n, dtype=torch.float64)
@@ -100,7 +102,9 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     ``attr`` must explain the training points themselves (``n_samples == n_players``, sample
     ``i`` = training example ``i``; e.g. ``explain(model, X_train, target=y_train,
     output="loss", players=data)``). Per flipped example: the fraction of clean examples with
-    a lower self-influence (ties half), NaN for clean ones, so the mean is the AUROC. No
+    a lower self-influence (ties half), NaN for clean ones, so the mean is the AUROC
+    (``extra["auc"]``; a flipped example whose credits hold a NaN or an infinity is left out of
+    both, and an example with an undefined self-influence is never a clean comparison). No
     model evaluations.
 
     Args:
@@ -132,5 +136,11 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     lo = np.searchsorted(clean, self_inf, side="left")
     hi = np.searchsorted(clean, self_inf, side="right")
     frac = (lo + 0.5 * (hi - lo)) / len(clean)
-    out = np.where(flipped, frac, np.nan)[:, None]
-    return Scores(out, {"self_influence": self_inf, "auc": float(np.nanmean(out))})
+    # a flipped example is scored only where its credits are finite (the rule every metric's
+    # scores follow, base.undefined_where_not_finite): a NaN self-influence sorted above every
+    # clean one and counted as a perfect detection in extra["auc"] (0.78 where the scores'
+    # mean, and sklearn's AUROC over the finite examples, were 0.67)
+    scored = flipped & np.isfinite(flat[:, 0, :]).all(axis=-1)
+    out = np.where(scored, frac, np.nan)[:, None]
+    auc = float(np.mean(frac[scored])) if scored.any() else float("nan")
+    return Scores(out, {"self_influence": self_inf, "auc": auc})

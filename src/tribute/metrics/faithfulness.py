@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -221,6 +222,29 @@ def removal_curve(
     return np.asarray(draws.mean(axis=0))
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool, refused unless it is one (or the int 0 or 1).
+
+    ``bool(value)`` read any non-empty string as True: ``normalise="no"`` normalised the
+    deletion curve and ``scale_invariant="False"`` rescaled the credits, silently.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise InputError(f"{name}={value!r} must be True or False.")
+
+
+def check_positive(value: Any, name: str, *, zero: bool = False) -> float:
+    """``value`` as a finite float ``> 0`` (``>= 0`` with ``zero``), else :class:`InputError`."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+    v = float(value) if ok else float("nan")
+    if not (np.isfinite(v) and (v >= 0 if zero else v > 0)):
+        raise InputError(f"{name}={value!r} must be a finite number {'>=' if zero else '>'} 0.")
+    return v
+
+
 def _step_counts(n: int, steps: int) -> np.ndarray:
     steps = min(steps, n)
     return np.round(np.arange(steps + 1) * n / steps).astype(np.int64)
@@ -247,6 +271,7 @@ def _deletion_like(game: Game, attr: Attribution, steps: int, normalise: bool,
                    insert: bool, tie_orders: int, seed: int) -> Scores:
     flat = check_attribution(game, attr, "insertion" if insert else "deletion")
     steps = check_int(steps, "steps")
+    normalise = check_flag(normalise, "normalise")
     tie_orders = check_int(tie_orders, "tie_orders")
     seed = check_seed(seed)
     n = game.n_players
@@ -365,7 +390,8 @@ def road(game: Game, attr: Attribution, *,
     evaluations per input, less 2 when ``fractions`` starts at 0 (nothing removed is ``v(N)``,
     already known). Players of equal credit are removed in random order, each curve's point
     averaged over 8 seeded tie orders where it splits a tie (see :func:`deletion`; untied
-    credits cost nothing extra).
+    credits cost nothing extra). A channel none of whose pixels is kept has nothing to
+    impute from and takes the game's baseline (a background set's weighted mean row).
 
     Args:
         fractions: fractions of players removed, increasing, in ``[0, 1)``.
@@ -387,10 +413,16 @@ def road(game: Game, attr: Attribution, *,
     flat = check_attribution(game, attr, "road")
     if not isinstance(game, FeatureGame):
         raise InputError("metric 'road' imputes image pixels; it needs a feature game.")
-    fr = np.asarray(list(fractions), dtype=np.float64)
-    if fr.ndim != 1 or fr.size < 2 or np.any(np.diff(fr) <= 0) or fr[0] < 0 or fr[-1] >= 1:
+    noise = check_positive(noise, "noise (std of the imputation noise)", zero=True)
+    try:
+        fr = np.asarray(list(fractions), dtype=np.float64)
+    except (TypeError, ValueError):
+        fr = np.full(1, np.nan)
+    if fr.ndim != 1 or fr.size < 2 or not np.all(np.isfinite(fr)) or np.any(np.diff(fr) <= 0) \
+            or fr[0] < 0 or fr[-1] >= 1:
         raise InputError(
-            f"fractions={list(fractions)!r} must be at least two increasing numbers in [0, 1)."
+            f"fractions={fractions!r} must be at least two increasing numbers in [0, 1), e.g. "
+            "fractions=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5)."
         )
     n = game.n_players
     counts = np.round(fr * n).astype(np.int64)
@@ -555,9 +587,9 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     k = check_int(n_perturbations, "n_perturbations")
     n = game.n_players
     g = torch.Generator().manual_seed(int(seed))
+    scale_invariant = check_flag(scale_invariant, "scale_invariant")
     if perturbation == "gaussian":
-        if not (isinstance(noise, (int, float)) and noise > 0):
-            raise InputError(f"noise={noise!r} must be a positive std for gaussian perturbations.")
+        noise = check_positive(noise, "noise (std of the gaussian perturbations)")
         _refuse_fractional_on_categorical(game)
         _refuse_fractional_on_thresholded_text(game)
         u = torch.randn(k, n, generator=g, dtype=torch.float64) * float(noise)
@@ -664,6 +696,19 @@ def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant
                 "scale_invariant=True to judge only their direction (Yeh et al. 2019), or compare "
                 "methods whose credits are in output units.",
                 UserWarning, stacklevel=user_stacklevel())
+        if attr.method in GRADIENT_UNIT_METHODS and not dense:
+            # grouped saliency credits are sums of element gradients: read as output changes
+            # they scored 0.009 on a linear model whose exact (input x gradient) credits score
+            # 1e-33, with no word; Yeh's reading needs each credited element's x - baseline
+            warnings.warn(
+                f"infidelity: the credits of {attr.method!r} are gradients (summed over each "
+                "player's elements), not output changes, and Yeh et al.'s gradient reading "
+                "(sum_i u_i (x_i - b_i) phi_i) needs players that are single input elements, so "
+                "on this game's players no reading predicts the output change and the score "
+                "compares unlike units. Explain without groups (units='gradient' then applies), "
+                "or use a method whose credits are output changes (input_x_gradient, "
+                "integrated_gradients, a Shapley method); units='output' scores them as output "
+                "changes anyway.", UserWarning, stacklevel=user_stacklevel())
         return "gradient" if dense and attr.method in GRADIENT_UNIT_METHODS else "output"
     return units
 
