@@ -279,13 +279,16 @@ class Attribution:
         lay = replace(self.layout, dense=True, framework="numpy")
         return lay.to_user(gathered)
 
-    def top(self, index: int = 0, k: int = 5, target: int = 0) -> dict[str, list[tuple[int, str, float]]]:
+    def top(self, index: int = 0, k: int = 5, target: int = 0) -> dict[str, Any]:
         """The ``k`` players with the largest and the most negative credits for sample ``index``.
 
-        Returns ``{"proponents": [...], "opponents": [...]}``, each a list of
+        Returns ``{"proponents": [...], "opponents": [...], "target": class}``: two lists of
         ``(player_index, player_name, credit)`` sorted by decreasing magnitude: proponents raise
         the explained output, opponents lower it (for training-data players: the training
-        examples that help / hurt this test prediction).
+        examples that help / hurt this test prediction); ``target`` is the class whose output
+        sample ``index``'s target column ``target`` explains (its label where the columns are a
+        classifier's ``classes_``): with one target per sample (``target=y``, ``"predicted"``)
+        each sample's own class. None where :attr:`targets` does not say (a callable target).
         """
         flat = self.flat()
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -flat.shape[0] <= index < flat.shape[0]:
@@ -300,7 +303,9 @@ class Attribution:
         order = np.argsort(-v, kind="stable")
         pro = [(int(i), names[i], float(v[i])) for i in order[:k] if v[i] > 0]
         con = [(int(i), names[i], float(v[i])) for i in order[::-1][:k] if v[i] < 0]
-        return {"proponents": pro, "opponents": con}
+        row = int(index) % flat.shape[0]
+        return {"proponents": pro, "opponents": con,
+                "target": self._class_of(row, target, flat.shape[0], flat.shape[1])}
 
     def to_pandas(self) -> Any:
         """Credits as a ``pandas.DataFrame``: one row per sample, one column per player.

@@ -12,7 +12,9 @@ where ``x(S)`` is the prompt with the players outside ``S`` removed. Removal is 
 vocabulary once per game (``"random"``, seeded, so ``v`` stays a function of ``S``), or delete
 it (``"delete"``: a shorter prompt; the continuation moves left; a coalition deleting every
 token, possible only without a BOS, is refused: the first token would have no context).
-Special tokens (BOS, ...) are never players and are never removed.
+Special tokens the tokenizer adds (BOS, ...) are never players and are never removed; a
+special token typed in the prompt (``"</s>"`` in the string) is the user's text, a player
+like any other token (see :func:`tribute.explain_generation`).
 
 Every evaluation is one teacher-forced forward pass over ``prompt + continuation`` (all ``T``
 log-probabilities at once, many coalitions per batch), not one ``generate`` per coalition.

@@ -1,7 +1,8 @@
 """Text games: players are words, tokens, sentences or character spans of a text.
 
-A coalition ``S`` keeps its players' tokens and removes the others; special tokens and padding
-are always kept. The value is the model's explained output on the resulting sequence. Removal
+A coalition ``S`` keeps its players' tokens and removes the others; the special tokens the
+tokenizer adds and padding are always kept (a special token typed in the text, ``"[SEP]"`` in
+the string, is a player named as typed: see :mod:`tribute.models.text`). The value is the model's explained output on the resulting sequence. Removal
 options (``removal=``):
 
 * ``"mask"`` / ``"pad"`` / ``"unk"`` / an ``int`` token id: removed tokens are replaced by that
@@ -60,25 +61,26 @@ embedding dimensions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError, ModelOutputError
+from ..errors import InputError, ModelOutputError, TributeError
 from ..models import ModelAdapter, TorchModel
 from ..models.text import TextBatch, as_texts, segment
 from ..targets import TargetLike
 from .features import FeatureGame
 
 __all__ = ["EMBEDDING_REMOVALS", "PAIR_MODES", "TOKEN_REMOVALS", "TextGame", "input_embedding",
-           "text_player_counts", "text_subset"]
+           "text_player_counts", "text_subset", "token_limit"]
 
 TOKEN_REMOVALS = ("mask", "pad", "unk")
 EMBEDDING_REMOVALS = ("zero", "mean")
@@ -136,6 +138,23 @@ def _max_positions(model: Any) -> int | None:
             limit = fit if limit is None else min(limit, fit)
             break
     return limit
+
+
+def token_limit(max_length: int | None, tokenizer: Any, model: Any) -> int | None:
+    """The most tokens one text may have: the smallest of the limits that apply.
+
+    The model's (:func:`_max_positions`: past it a position embedding is missing) always
+    applies. ``max_length`` when given, else the tokenizer's ``model_max_length`` when it is a
+    real limit (below 10**6; Hugging Face's "no limit" is ~1e30): a tokenizer saved with a
+    smaller limit than the model's positions (a sentence encoder trained on 256 tokens over a
+    512-position BERT) is read at its own limit, as the tokenizer itself truncates there.
+    None when nothing states a limit."""
+    own = max_length
+    if own is None:
+        m = getattr(tokenizer, "model_max_length", None)
+        own = int(m) if isinstance(m, int) and not isinstance(m, bool) and 0 < m < 10**6 else None
+    limits = [v for v in (own, _max_positions(model)) if v is not None]
+    return min(limits) if limits else None
 
 
 class _TextForward:
@@ -483,8 +502,10 @@ class TextGame(FeatureGame):
             unk, else its pad token).
         pair: ``"cross"`` or ``"cosine"`` for sentence pairs. default=None (``"cross"``).
         include_special: special tokens become players too. default=False.
-        max_length: the most tokens per text; longer texts are refused. default=None (the
-            tokenizer's and the model's limits).
+        max_length: the most tokens per text (special tokens included); longer texts are
+            refused. The model's own limit (``max_position_embeddings``) always applies too.
+            default=None (the smaller of the tokenizer's ``model_max_length`` and the model's
+            limit).
         target, output, batch_size, progress: as for :class:`FeatureGame`.
     """
 
@@ -529,8 +550,7 @@ class TextGame(FeatureGame):
                 f"removal={rem!r} replaces input embeddings, but the model has no nn.Embedding "
                 "input layer; use a token removal ('mask', 'pad', 'unk', an id) or 'delete'."
             )
-        limits = [v for v in (max_length, _max_positions(module)) if v is not None]
-        limit = min(limits) if limits else None
+        limit = token_limit(max_length, tokenizer, module)
         hf = _is_hf_model(module)
         pad_id = _pad_id(tokenizer, module, hf, vocab)
         enc, main, kw = _segment_texts(items, tokenizer, players, mode, include_special, limit, pad_id)
@@ -587,6 +607,46 @@ class TextGame(FeatureGame):
         unit = players if isinstance(players, str) else "span"
         self.player_kind = {"words": "word", "tokens": "token", "sentences": "sentence"}.get(unit, "span")
         self.layout = dataclasses.replace(self.layout, framework="numpy", device="cpu", dtype="float64")
+
+    # ------------------------------------------------------------------ model errors
+    def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        with self._model_errors("coalition values", masks):
+            return super()._evaluate(masks, shared)
+
+    def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
+                       weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._model_errors("gradients", masks):
+            return super()._evaluate_grad(masks, shared, weights)
+
+    @contextlib.contextmanager
+    def _model_errors(self, what: str, masks: torch.Tensor) -> Iterator[None]:
+        """An exception the model raised itself (a shape error, an assertion) while the game
+        evaluated perturbed texts, as an :class:`InputError` naming the model, what was being
+        computed and the texts, with the model's exception as ``__cause__`` (tribute's own
+        errors and running out of memory pass unchanged; the engine has already retried
+        smaller chunks where the error could be about the batch size)."""
+        try:
+            yield
+        except TributeError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or \
+                    "out of memory" in str(exc).lower():
+                raise
+            model = self.model.module if isinstance(self.model, TorchModel) else self.model
+            texts = [t if isinstance(t, str) else " / ".join(t) for t in self.text.texts]
+            shown = "; ".join(repr(t[:40]) for t in texts[:3]) + ("; ..." if len(texts) > 3 else "")
+            n_rows = int(masks.shape[-2]) if masks.ndim >= 2 else 1
+            raise InputError(
+                f"the text model ({type(model).__name__}) failed while tribute computed {what} "
+                f"for {n_rows} mask row(s) (coalitions or gradient points) of {len(texts)} "
+                f"text(s) ({shown}; removal="
+                f"{self.removal!r}): {type(exc).__name__}: {exc}. The model ran on the whole "
+                "texts, so it fails on texts with players removed, on batches of several rows, "
+                "or (gradients) when autograd is on; make its forward take any batch x length "
+                "of token ids (with attention_mask=), or pick another removal or method. The "
+                "model's own error is the __cause__ of this one."
+            ) from exc
 
     def players_per_text(self) -> list[int]:
         """The number of players of each text (the game's players are padded to the largest)."""
@@ -762,10 +822,9 @@ def text_player_counts(model: ModelAdapter, texts: Any, *, tokenizer: Any, playe
         if (pair is not None and (pair not in PAIR_MODES or not is_pair)) or not items:
             return None
         mode = (pair or "cross") if is_pair else None
-        module = model.module
-        limits = [v for v in (max_length, _max_positions(module)) if v is not None]
+        limit = token_limit(max_length, tokenizer, model.module)
         enc, _, _ = _segment_texts(items, tokenizer, "words" if players is None else players, mode,
-                                   include_special, min(limits) if limits else None, 0)
+                                   include_special, limit, 0)
     except InputError:
         return None
     return [len(p) for p in enc.player_names]

@@ -486,7 +486,10 @@ def _load_table(p: Path, shown: str | None = None, notes: list[str] | None = Non
         if headerless and arr.shape[1] > 1 and np.isnan(arr[0, 0]) and not np.isnan(arr[0, 1:]).any():
             # ``,2019,2020`` then ``0,1.5,2``: numeric column names after an index column, or a
             # first row of data missing its first value; the file cannot tell (review rev38b)
-            hint = (" Its first line (an empty first cell, then numbers) is read as a row of data "
+            cell = _first_cell(pd, p)
+            seen = "an empty first cell" if not cell.strip() else \
+                f"first cell {cell.strip()!r}, which reads as a missing value"
+            hint = (f" Its first line ({seen}, then numbers) is read as a row of data "
                     "missing its first value; if it is a header (an index column, then columns "
                     "named by numbers such as years), give the columns names that are not "
                     "numbers (e.g. 'y2019'), or save the table without its index and header.")
@@ -543,6 +546,14 @@ def _frame_categories(frame: Any) -> dict[str, Any]:
         col = frame[c]
         out[str(c)] = {"dtype": str(col.dtype), "values": [str(v) for v in _factorize(col)[1]]}
     return out
+
+
+def _first_cell(pd: Any, p: Path) -> str:
+    """The first cell of a ``.csv`` as written in the file (``""``, ``"nan"``, ``"NA"``...)."""
+    try:
+        return str(pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0, 0])
+    except Exception:  # pragma: no cover - the file was read just before
+        return ""
 
 
 def _csv_has_index(pd: Any, p: Path) -> bool:

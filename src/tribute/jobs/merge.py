@@ -10,13 +10,14 @@ any number of times ends with the same bytes as an uninterrupted run.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ._io import atomic_write
 from .shards import attribution_bytes
 
@@ -177,7 +178,7 @@ def write_parquet(attr: Attribution, path: Path, index: Any = None) -> Path | No
             name = str(name) if name is not None else ("index" if index.nlevels == 1 else f"level_{i}")
             if name in frame.columns or name == "row":
                 name = f"index:{name}"
-            frame.insert(0, name, np.asarray(levels[i]))
+            frame.insert(0, name, _parquet_level(levels[i], name))
     frame.insert(0, "row", np.asarray(attr.extra.get("row_index", np.arange(n))))
     import io
 
@@ -185,6 +186,27 @@ def write_parquet(attr: Attribution, path: Path, index: Any = None) -> Path | No
     frame.to_parquet(buf, index=False)
     atomic_write(path, buf.getvalue())
     return path
+
+
+def _parquet_level(level: Any, name: str) -> Any:
+    """One level of the data's index as a parquet column: its values as they are, or, for a
+    level of mixed types that parquet cannot hold in one column (``[1, "a", 2]``; pyarrow
+    refused it after every shard had run), their text with a warning naming the level."""
+    import pyarrow as pa
+
+    values = np.asarray(level)
+    try:
+        pa.array(level.to_series(index=None) if hasattr(level, "to_series") else values,
+                 from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        kinds = sorted({type(v).__name__ for v in values.tolist()})
+        warnings.warn(
+            f"result.parquet: the data's index level {name!r} mixes value types {kinds} that one "
+            f"parquet column cannot hold ({type(exc).__name__}); its column holds the values' text "
+            "(str(value)). Give the level one type to keep it as it is.", UserWarning,
+            stacklevel=user_stacklevel())
+        return np.asarray([str(v) for v in values.tolist()], dtype=object)
+    return values
 
 
 def _concat(arrs: list[Any], name: str, per_row: bool, optional: bool = False) -> np.ndarray | None:

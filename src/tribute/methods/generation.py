@@ -20,10 +20,11 @@ credits of the whole continuation's log-probability, both token lists and the un
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError, UnsupportedModelError, user_stacklevel
+from ..errors import InputError, TributeError, UnsupportedModelError, user_stacklevel
 from ..games.generation import REMOVALS, GenerationGame, LMForward, removal_token
 from ..models import TorchModel
 from ..models.text import PLAYER_UNITS, encode_one, segment
@@ -197,13 +198,21 @@ def _vocab_rows(model: torch.nn.Module) -> int | None:
     return int(emb.num_embeddings) if isinstance(emb, torch.nn.Embedding) else None
 
 
-def _max_positions(model: torch.nn.Module) -> int | None:
+def _max_positions(model: torch.nn.Module, tokenizer: Any = None) -> int | None:
+    """The most positions (prompt + continuation) a row may have: the smaller of the model's
+    ``config`` limit and the tokenizer's ``model_max_length`` (when a real limit, below 10**6),
+    or None when neither states one."""
     cfg = getattr(model, "config", None)
+    limits: list[int] = []
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
         v = getattr(cfg, name, None)
-        if isinstance(v, int) and v > 0:
-            return v
-    return None
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            limits.append(v)
+            break
+    m = getattr(tokenizer, "model_max_length", None)
+    if isinstance(m, int) and not isinstance(m, bool) and 0 < m < 10**6:
+        limits.append(m)
+    return min(limits) if limits else None
 
 
 def _special_ids(tokenizer: Any) -> set[int]:
@@ -233,12 +242,27 @@ def _segment(tokenizer: Any, prompt: str, players: Any, special: set[int]) -> tu
         if players != "tokens" or not callable(tokenizer):
             raise
         ids = _encode(tokenizer, prompt, True)
-        from_text = [False] * len(ids)  # no offsets: trailing special ids are the template's
+        # no offsets: the text's own tokens are those of the prompt encoded without the
+        # template; a special token typed in the prompt ("</s>") is one of them (a player, as
+        # with offsets), the template's added ones are not
+        plain = _encode(tokenizer, prompt, False)
+        at = next((k for k in range(len(ids) - len(plain) + 1) if ids[k : k + len(plain)] == plain), None)
+        if at is None:
+            if any(t in special for t in plain):
+                raise InputError(
+                    f"prompt={prompt!r:.60} holds special token(s) "
+                    f"{[tokenizer.decode([t]) for t in plain if t in special][:4]} typed in the text, "
+                    "and the tokenizer (without character offsets) does not show which tokens are "
+                    "the text's; load its fast tokenizer (use_fast=True) or remove them.") from None
+            at = -1
+        in_text = [at >= 0 and at <= k < at + len(plain) for k in range(len(ids))]
+        from_text = list(in_text)
         player_of: list[int] = []
         names: list[str] = []
-        for t in ids:
-            player_of.append(-1 if t in special else len(names))
-            if t not in special:
+        for k, t in enumerate(ids):
+            own = in_text[k] or t not in special
+            player_of.append(len(names) if own else -1)
+            if own:
                 names.append(tokenizer.decode([t]))
     else:
         n_tok = int(enc.attention_mask[0].sum())
@@ -361,12 +385,13 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
         raise InputError(f"prompt={prompt!r} has no players (only special tokens); there is nothing to credit.")
     device = next(iter(module.parameters())).device
     eos = _eos_ids(module, tokenizer)
-    limit = _max_positions(module)
+    limit = _max_positions(module, tokenizer)
     if target is None and limit is not None and len(ids) + max_new_tokens > limit:
         raise InputError(
             f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) = "
-            f"{len(ids) + max_new_tokens} positions exceeds the model's maximum length {limit}; "
-            "shorten the prompt or lower max_new_tokens."
+            f"{len(ids) + max_new_tokens} positions exceeds the model's maximum length {limit} (the "
+            "smaller of its config's positions and the tokenizer's model_max_length); shorten the "
+            "prompt or lower max_new_tokens."
         )
     if target is None:
         cont = _greedy(module, ids, max_new_tokens, eos, device)
@@ -400,8 +425,9 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
     if limit is not None and len(ids) + len(cont) > limit:
         raise InputError(
             f"prompt ({len(ids)} tokens) + continuation ({len(cont)} tokens) = "
-            f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit}; "
-            "shorten the prompt or the target."
+            f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit} (the "
+            "smaller of its config's positions and the tokenizer's model_max_length); shorten the "
+            "prompt or the target."
         )
     groups = [[pos for pos, j in enumerate(player_of) if j == k] for k in range(len(names))]
     return PreparedGeneration(ids, cont, groups, names)
@@ -433,6 +459,28 @@ def _replacements(tokenizer: Any, removal: Any, n_vocab: int, length: int, seed:
     return torch.randint(0, n_tokens, (length,), generator=gen)
 
 
+@contextlib.contextmanager
+def _model_errors(module: torch.nn.Module, tokenizer: Any, method: str) -> Iterator[None]:
+    """An exception the model raised itself inside :func:`explain_generation` (a shape error of
+    a wrapped LM, an assertion), as an :class:`InputError` naming the method and the model, with
+    the model's exception as ``__cause__``; tribute's own errors and running out of memory pass
+    unchanged."""
+    try:
+        yield
+    except TributeError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower():
+            raise
+        raise InputError(
+            f"explain_generation(method={method!r}): the model ({type(module).__name__}) or its "
+            f"tokenizer ({type(tokenizer).__name__}) failed: {type(exc).__name__}: {exc}. The "
+            "model is called on rows x positions token ids (input_ids=, "
+            "batches of several coalitions; inputs_embeds= for gradient methods) and must return "
+            "rows x positions x vocab logits; the original error is the __cause__ of this one."
+        ) from exc
+
+
 # ----------------------------------------------------------------------- entry point
 def explain_generation(
     model: Any,
@@ -462,7 +510,10 @@ def explain_generation(
             prefix reuse needs a Hugging Face cache, else every coalition runs in full).
         tokenizer: its tokenizer (Hugging Face; ``players="words"`` needs a fast one).
         prompt: the prompt text (tokenized with the tokenizer's special tokens; trailing ones
-            such as ``[SEP]``/EOS are dropped, and special tokens are never players).
+            such as ``[SEP]``/EOS are dropped, and the special tokens the tokenizer adds are
+            never players). A special token typed in the prompt (``"[SEP]"``, ``"</s>"``,
+            ``"<|endoftext|>"`` in the string) is the user's text: the model reads it as that
+            special token (as the tokenizer parses it), and it is a player named as typed.
         target: None (greedy generation of ``max_new_tokens`` tokens, stopping after EOS),
             a continuation text (forced by teacher forcing; tokenized on its own, with a
             :class:`TokenizationWarning` when that differs from its tokenization after the
@@ -512,7 +563,7 @@ def explain_generation(
     estimator = cls(**params)
     module = _check_model(model)
     t0 = time.perf_counter()
-    with TorchModel(module).session():
+    with TorchModel(module).session(), _model_errors(module, tokenizer, cls.name):
         prep = prepare_generation(module, tokenizer, prompt, target,
                                   max_new_tokens=max_new_tokens, players=players)
         n_vocab = _vocab_rows(module) or (len(tokenizer) if hasattr(tokenizer, "__len__") else 0)

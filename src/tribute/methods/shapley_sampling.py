@@ -786,6 +786,27 @@ def _permutation_stderr(per_perm: torch.Tensor, n_pairs: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- permutations
+def exhaustive_budget(n: int) -> int:
+    """The budget at which every permutation of ``n`` players fits: ``2 + (n - 1) n!`` (2 for
+    one player; capped so that large ``n`` never builds the factorial's digits)."""
+    if n <= 1:
+        return 2
+    if n > 12:  # 11 * 12! is far beyond any budget
+        return 2 ** 62
+    return 2 + (n - 1) * math.factorial(n)
+
+
+def _half_permutations(n: int) -> torch.Tensor:
+    """The ``n! / 2`` permutations that come before their reverse in lexicographic order (one
+    of each antithetic pair; the single permutation for ``n <= 1``), ``pairs x n`` long."""
+    import itertools
+
+    if n <= 1:
+        return torch.arange(n).reshape(1, n)
+    rows = [p for p in itertools.permutations(range(n)) if p < p[::-1]]
+    return torch.tensor(rows, dtype=torch.long)
+
+
 @register
 class PermutationShapley(Method):
     """Shapley values by sampling permutations, with antithetic (forward + reverse) pairs.
@@ -798,9 +819,11 @@ class PermutationShapley(Method):
     spread of the antithetic pairs (of the single permutations, conservatively, below 8
     pairs), pooled towards the other players' and inflated by the Student-t factor of their
     few degrees of freedom, so that +-2 stderr keeps ~95% coverage; with one pair they are NaN
-    (with a warning). Efficiency holds exactly for every permutation. With 1 or 2 players a
-    permutation and its reverse are every permutation, so the values are exact and the
-    standard errors 0.
+    (with a warning). Efficiency holds exactly for every permutation. When the budget covers
+    every permutation (``budget >= 2 + (n - 1) n!``: 1 or 2 players at any budget, up to 5
+    players at the default one) each permutation is run once, in lexicographic order, and each
+    distinct coalition is evaluated once: the values are the exact Shapley values, the
+    standard errors 0, and ``n_evals`` is ``2^n`` (4 for 2 players, not the whole budget).
 
     References: Castro, Gómez & Tejada (2009), "Polynomial calculation of the Shapley value
     based on sampling"; Mitchell, Cooper, Frank & Holmes (2022), "Sampling Permutations for
@@ -823,9 +846,14 @@ class PermutationShapley(Method):
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
         per_perm = max(n - 1, 1)
-        n_pairs = max(1, (budget - 2) // (2 * per_perm))
-        gen = torch.Generator().manual_seed(seed)
-        fwd = torch.stack([torch.randperm(n, generator=gen) for _ in range(n_pairs)])
+        exact = budget >= exhaustive_budget(n)
+        if exact:  # every permutation fits: run each once (values exact, stderr 0)
+            fwd = _half_permutations(n)
+            n_pairs = int(fwd.shape[0])
+        else:
+            n_pairs = max(1, (budget - 2) // (2 * per_perm))
+            gen = torch.Generator().manual_seed(seed)
+            fwd = torch.stack([torch.randperm(n, generator=gen) for _ in range(n_pairs)])
         perms = torch.cat([fwd, fwd.flip(1)])  # P x n, reverse of pair p at row p + n_pairs
         p_count = perms.shape[0]
         # prefix masks: row (p, j) holds the first j+1 players of permutation p, j < n-1
@@ -834,7 +862,13 @@ class PermutationShapley(Method):
         steps = torch.arange(n - 1)
         masks = (rank[:, None, :] <= steps[None, :, None]).to(torch.float64).reshape(-1, n)
         v_full, v_empty = game.full(), game.empty()
-        vals = game.value(masks) if n > 1 else torch.zeros(game.n_samples, 0, game.n_targets, dtype=torch.float64)
+        if n <= 1:
+            vals = torch.zeros(game.n_samples, 0, game.n_targets, dtype=torch.float64)
+        elif exact:  # each of the 2^n - 2 proper coalitions once (prefixes repeat across perms)
+            uniq, inverse = torch.unique(masks, dim=0, return_inverse=True)
+            vals = game.value(uniq)[:, inverse]
+        else:
+            vals = game.value(masks)
         b_count, t_count = game.n_samples, game.n_targets
         path = vals.reshape(b_count, p_count, n - 1, t_count)
         path = torch.cat([v_empty[:, None, None, :].expand(b_count, p_count, 1, t_count), path,
@@ -845,7 +879,7 @@ class PermutationShapley(Method):
         per_perm_phi.scatter_(2, idx, marg)
         pair = (per_perm_phi[:, :n_pairs] + per_perm_phi[:, n_pairs:]) / 2  # B x pairs x n x T
         phi = pair.mean(1).permute(0, 2, 1)
-        if n <= 2:  # a permutation and its reverse are all n! permutations: every pair is exact
+        if exact or n <= 2:  # every permutation was run (n <= 2: a permutation and its reverse)
             stderr = torch.zeros_like(phi)
         else:
             stderr = _permutation_stderr(per_perm_phi, n_pairs)
@@ -862,6 +896,10 @@ class PermutationShapley(Method):
         k = int(budget if budget is not None else self.default_budget(game))
         p = 2 * max(1, (k - 2) // (2 * max(n - 1, 1)))
         b, t = int(game.n_samples), int(game.n_targets)
+        if k >= exhaustive_budget(n):  # every permutation, each distinct coalition once
+            p = max(math.factorial(max(n, 1)), 2)
+            return coalition_cost(game, 2 ** n, design=2 * p * n * 8 + 4 * b * p * n * t * 8,
+                                  note=f"all {p:,} permutations x {n:,} players (exact)")
         return coalition_cost(game, p * max(n - 1, 1) + 2, design=2 * p * n * 8 + 4 * b * p * n * t * 8,
                               note=f"{p:,} permutations x {n:,} players (prefix masks, marginals)")
 

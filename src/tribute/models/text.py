@@ -3,8 +3,12 @@
 :func:`segment` turns texts (or pairs of texts) into padded ``input_ids`` / ``attention_mask``
 tensors and ``token_player``, the player id of every token (``-1``: not a player, always kept).
 Players are ``"words"``, ``"tokens"``, ``"sentences"`` or explicit character spans; their names
-are exact substrings of the text. Special tokens ([CLS], [SEP], BOS/EOS) and padding are never
-players unless ``include_special=True``; a word made of several sub-tokens is one player.
+are exact substrings of the text. Special tokens the tokenizer adds ([CLS], [SEP], BOS/EOS)
+and padding are never players unless ``include_special=True``; a special token typed in the
+text (``"[SEP]"`` or ``"</s>"`` in the string, which a Hugging Face tokenizer parses as that
+special token) is the user's text: a player named as typed, like any word. A word made of
+several sub-tokens is one player, and a combining mark (``"e\u0301"``) stays in the player of
+the character it follows, so names reproduce the text's characters.
 
 Two kinds of tokenizer work:
 
@@ -33,6 +37,7 @@ and the limit): truncating silently would drop players the user asked about.
 from __future__ import annotations
 
 import re
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -238,7 +243,7 @@ def _units(text: str, players: Any, where: str) -> list[tuple[int, int]]:
     """Character spans of the candidate units of one text (before merging)."""
     if isinstance(players, str):
         if players == "words":
-            return [(m.start(), m.end()) for m in _WORD.finditer(text)]
+            return _words(text)
         if players == "sentences":
             spans = []
             for m in _SENTENCE.finditer(text):
@@ -272,6 +277,36 @@ def _units(text: str, players: Any, where: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _is_mark(ch: str) -> bool:
+    """A combining mark (Unicode category M*: an accent written as its own character, a vowel
+    sign of an Indic script); Python's ``\\w`` does not match it."""
+    return unicodedata.category(ch).startswith("M")
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    """Word spans: :data:`_WORD` matches, with combining marks kept in the word they follow
+    (``"cafe\\u0301"`` is one word, not ``"cafe"`` and a lone accent; a word with a vowel
+    sign in its middle stays one word)."""
+    spans: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        a, b = m.start(), m.end()
+        if spans and spans[-1][1] == a and a > 0 and (_is_mark(text[a]) or (
+                _is_mark(text[a - 1]) and not _is_mark(text[a]) and _WORD.match(text, a) is not None
+                and (text[a].isalnum() or text[a] == "_"))):
+            spans[-1] = (spans[-1][0], b)  # a mark joins its base; the word goes on after it
+        else:
+            spans.append((a, b))
+    return spans
+
+
+def _marks_after(text: str, b: int, taken: set[int]) -> int:
+    """``b`` moved past the combining marks that follow it and no token covers (a tokenizer
+    that strips accents gives ``"cafe\\u0301"`` the offsets of ``"cafe"``)."""
+    while b < len(text) and b not in taken and _is_mark(text[b]):
+        b += 1
+    return b
+
+
 def _strip(text: str, a: int, b: int) -> tuple[int, int]:
     while a < b and text[a].isspace():
         a += 1
@@ -290,6 +325,12 @@ def _assign(parts: list[str], offs: list[tuple[int, int]], seg: list[int], speci
     """
     n_tok = len(offs)
     stripped = [_strip(parts[g], *offs[j]) if g >= 0 else (0, 0) for j, g in enumerate(seg)]
+    # a token's span takes the combining marks after it that no token covers, so that players
+    # (and their names) hold every character of the text: "cafe\u0301", not "cafe"
+    taken = [{c for j, (a, b) in enumerate(stripped) if seg[j] == g for c in range(a, b)}
+             for g in range(len(parts))]
+    stripped = [(a, _marks_after(parts[g], b, taken[g])) if g >= 0 and b > a else (a, b)
+                for (a, b), g in zip(stripped, seg)]
     units: list[tuple[int, int, int]] = []
     for g, part in enumerate(parts):
         setting = players[g] if (isinstance(players, tuple) and len(parts) == 2) else players
@@ -426,8 +467,10 @@ def segment(
         ids, offs, seg, special, types, toks = encode_one(tokenizer, text)
         if limit is not None and len(ids) > limit:
             raise InputError(
-                f"{where} has {len(ids)} tokens but the model takes at most {limit}; shorten the "
-                "text or explain it in parts (tribute refuses rather than truncating players away)."
+                f"{where} has {len(ids)} tokens but the model takes at most {limit} (the "
+                "smallest of max_length=, the tokenizer's model_max_length and the model's "
+                "max_position_embeddings); shorten the text or explain it in parts (tribute "
+                "refuses rather than truncating players away)."
             )
         parts = [text] if isinstance(text, str) else list(text)
         tp, names, spans = _assign(parts, offs, seg, special, per_text[i], include_special, where, toks)
