@@ -587,7 +587,7 @@ class Attribution:
             extra=extra,
             base_values=arrays.get("base_values"),
             full_values=arrays.get("full_values"),
-            index=header.get("index"),
+            index=_index_from_json(header.get("index")),
         )
 
     def __repr__(self) -> str:
@@ -640,16 +640,26 @@ def _read_attribution_file(path: Path) -> tuple[dict[str, Any], dict[str, np.nda
     return header, arrays
 
 
+def _label_json(v: Any) -> Any:
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
+    return v if isinstance(v, (str, int, float)) and not isinstance(v, bool) else str(v)
+
+
 def _index_json(index: Any) -> list[Any] | None:
-    """Sample labels as a JSON list (labels that are not str/int/float are stored as text)."""
+    """Sample labels as a JSON list (labels that are not str/int/float are stored as text; the
+    labels of a pandas MultiIndex as lists, one item per level)."""
     if index is None:
         return None
-    out: list[Any] = []
-    for v in list(index):
-        if isinstance(v, (np.integer, np.floating)):
-            v = v.item()
-        out.append(v if isinstance(v, (str, int, float)) and not isinstance(v, bool) else str(v))
-    return out
+    return [[_label_json(x) for x in v] if isinstance(v, tuple) else _label_json(v) for v in list(index)]
+
+
+def _index_from_json(labels: Any) -> Any:
+    """:meth:`Attribution.save`'s index back, as :func:`tribute.explain` keeps it: a list, with a
+    MultiIndex's labels as tuples."""
+    if labels is None:
+        return None
+    return [tuple(v) if isinstance(v, list) else v for v in labels]
 
 
 def _jsonable(obj: Any) -> Any:
