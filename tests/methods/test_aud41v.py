@@ -392,3 +392,37 @@ def test_batch_equals_samples_alone_and_a_training_model_comes_back_unchanged(
                               progress=False, **kw)
         np.testing.assert_allclose(np.asarray(one.values)[0], np.asarray(a.values)[b],
                                    rtol=1e-12, atol=1e-15)
+
+
+def test_grad_cam_on_vit_tokens_says_where_a_map_comes_from() -> None:
+    """A token layer of a ViT outputs (batch, tokens, features): the refusal named the
+    ModuleList 'blocks' (never called) among the layers to pick, and no way to credit tokens."""
+    net = _init(_ViTDeep(), 3)
+    x = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.raises(tribute.errors.UnsupportedModelError) as err:
+        tribute.explain(net, x, method="grad_cam", target=0, layer="blocks.1", progress=False)
+    msg = str(err.value)
+    assert "(2, 7, 16)" in msg and "layer_grad_cam" in msg and "components(model, 'blocks.1')" in msg
+    assert "'patch'" in msg and "'blocks'," not in msg
+    # the hint's route works: per-unit Grad-CAM credits of the token layer
+    a = tribute.explain(net, x, method="layer_grad_cam", target=0, progress=False,
+                        players=tribute.components(net, "blocks.1"))
+    assert np.asarray(a.values).shape == (2, 16)
+
+
+class _ViTDeep(_ViT):
+    """Two encoder blocks in a ModuleList (a container the forward never calls itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.block
+        self.blocks = nn.ModuleList([
+            nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=True)
+            for _ in range(2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], 1) + self.pos
+        for blk in self.blocks:
+            t = blk(t)
+        return self.head(t[:, 0])
