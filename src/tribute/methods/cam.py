@@ -60,7 +60,9 @@ def find_layer(module: torch.nn.Module, layer: str | None, method: str) -> tuple
 
 
 def _some_names(named: dict[str, torch.nn.Module], limit: int = 8, exclude: str | None = None) -> str:
-    names = [n for n in named if n and n != exclude]
+    # containers (ModuleList / ModuleDict) are never called: not a layer to pick (aud41v)
+    names = [n for n in named if n and n != exclude
+             and not isinstance(named[n], (torch.nn.ModuleList, torch.nn.ModuleDict))]
     convs = [n for n in names if isinstance(named[n], torch.nn.Conv2d)]
     pick = (convs + [n for n in names if n not in convs])[:limit]
     more = f" (+{len(names) - len(pick)} more)" if len(names) > len(pick) else ""
@@ -87,9 +89,17 @@ def layer_activation_gradients(
     def check(pth: str, mod: torch.nn.Module, out: Any) -> None:
         if not isinstance(out, torch.Tensor) or out.ndim != 4:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            # a (batch, tokens, features) output (a transformer block): its tokens have no (h, w)
+            # grid here; say where a map or a per-unit credit comes from (aud41v)
+            tokens = (
+                " It is a (batch, tokens, features) sequence (a transformer layer): take a layer "
+                "that still has the (h, w) grid (the patch embedding's Conv2d), or credit the "
+                "layer's units with method='layer_grad_cam' and "
+                f"players=tribute.components(model, {pth!r})."
+                if isinstance(out, torch.Tensor) and out.ndim == 3 else "")
             raise UnsupportedModelError(
                 f"{method}: layer {pth!r} ({type(mod).__name__}) outputs {shape}; Grad-CAM needs a "
-                "4-D (batch, channels, h, w) activation. Pick a convolutional layer, e.g. "
+                f"4-D (batch, channels, h, w) activation.{tokens} Pick a convolutional layer, e.g. "
                 f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
             )
         if tuple(out.shape[-2:]) == (1, 1) and image_hw != (1, 1):
