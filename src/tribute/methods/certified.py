@@ -322,11 +322,13 @@ def _clip_maps(maps: np.ndarray, clip_norm: float | None) -> tuple[np.ndarray, f
 
 
 def _check(name: str, value: Any, kind: type, low: float, *, strict: bool = False) -> None:
-    ok = isinstance(value, kind if kind is not float else (int, float, np.floating, np.integer))
-    ok = ok and not isinstance(value, bool) and (value > low if strict else value >= low)
+    # numpy integers (np.int64 from an array or a config) are integers too: they were refused
+    # as "np.int64(10) must be a integer"
+    ok = isinstance(value, (int, np.integer) if kind is not float else (int, float, np.floating, np.integer))
+    ok = ok and not isinstance(value, (bool, np.bool_)) and (value > low if strict else value >= low)
     if not ok or (kind is float and not math.isfinite(float(value))):
-        raise InputError(f"certified_attribution: {name}={value!r} must be a "
-                         f"{'number' if kind is float else 'integer'} {'>' if strict else '>='} {low}.")
+        raise InputError(f"certified_attribution: {name}={value!r} must be "
+                         f"{'a number' if kind is float else 'an integer'} {'>' if strict else '>='} {low}.")
 
 
 @register_analysis("certified_attribution", kind="robustness",

@@ -294,12 +294,22 @@ def _action_plan(x: np.ndarray, rules: list[dict[str, Any]], n_samples: int, max
 
 def responsiveness_cost(inputs: Any, actionability: Actionability, *, n_samples: int = 100,
                         max_enumerate: int = 64, feature_names: Sequence[str] | None = None,
-                        data: Any = None) -> int:
-    """Model rows :func:`feature_responsiveness` will evaluate (inputs plus candidate actions)."""
+                        data: Any = None, model: Any = None, model_output: str | None = None) -> int:
+    """Model rows :func:`feature_responsiveness` will evaluate (inputs plus candidate actions).
+
+    Without ``model`` this is one pass over the rows. A classifier whose own ``predict`` gives
+    the decision reads every row twice (scores, then ``predict``; see
+    :attr:`ResponsivenessResult.n_evals`): pass ``model=`` (and ``model_output=`` as for
+    :func:`feature_responsiveness`) to count both passes, so that the cost equals ``n_evals``.
+    """
     x, names, data_arr = _inputs(inputs, feature_names, data)
     units = _units(x, names, actionability.resolve(names, data_arr))
     plan, _, _ = _action_plan(x, units, n_samples, max_enumerate, np.random.default_rng(0))
-    return int(x.shape[0] + sum(v.size for row in plan for v in row))
+    rows = int(x.shape[0] + sum(v.size for row in plan for v in row))
+    if model is None:
+        return rows
+    as_torch = isinstance(inputs, torch.Tensor) or isinstance(model, torch.nn.Module)
+    return rows * (2 if _reads_twice(as_model(model, "torch" if as_torch else "numpy", model_output)) else 1)
 
 
 def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tuple[np.ndarray, list[str], np.ndarray | None]:
