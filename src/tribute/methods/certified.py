@@ -376,7 +376,9 @@ def certified_attribution(
         rank_by: rank players by ``"abs"`` (magnitude) or ``"signed"`` credit. default="abs".
         seed: seed of the local generator (noise draws and the base method). default=0.
         target, output, baseline, groups, feature_names, model_output, batch_size: as in
-            :func:`tribute.explain`.
+            :func:`tribute.explain`. The target is fixed at ``x`` (``target=None``: the class
+            predicted at ``x``) and every noisy copy explains that target, so the certificates are
+            about that target's map, also at an ``x + delta`` where the model predicts another class.
         method_params: the base method's hyperparameters. default=None.
         min_cosine: target cosine similarity of the cosine radius (Wang & Kong), in (-1, 1].
             default=0.9.

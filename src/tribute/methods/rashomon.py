@@ -72,7 +72,8 @@ class RashomonResult:
         pairs: the feature pairs ``(i, j)`` scored (``pairs``).
         fis: ``models x pairs`` interaction scores ``phi_ij - phi_i - phi_j``.
         joint: ``models x pairs`` joint reliance ``phi_ij``.
-        main: ``models x features`` main effects (model reliance ``phi_i``).
+        main: ``models x features`` main effects (model reliance ``phi_i``); NaN for a feature
+            in none of the scored ``pairs`` (not computed).
         losses: loss of each model of the set (``models``).
         candidate_losses: loss of every candidate trained (``candidates``).
         accepted: which candidates are in the set (``candidates`` booleans).
