@@ -301,3 +301,17 @@ def test_dhondt_allocate_near_the_float_limits(votes: list[float], seats: int) -
     with np.errstate(over="raise"):
         got = dhondt_allocate(votes, seats)
     assert got.tolist() == _dhondt_by_hand(votes, seats)
+
+
+def test_responsiveness_names_non_numeric_columns() -> None:
+    # aud41a F5: a DataFrame with a string column gave numpy's bare
+    # "ValueError: could not convert string to float: 'u'"
+    import pandas as pd
+
+    lin = torch.nn.Linear(2, 2).double()
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": ["u", "v"]})
+    with pytest.raises(InputError, match=r"inputs must be numbers; column\(s\) \['b'\].*one-hot"):
+        feature_responsiveness(lin, df, Actionability(bounds={"a": (0, 3)}, immutable=["b"]))
+    ok = pd.DataFrame({"a": [1.0, 2.0], "b": [0.0, 1.0]})
+    with pytest.raises(InputError, match=r"data must be numbers; column\(s\) \['b'\]"):
+        feature_responsiveness(lin, ok, data=df)

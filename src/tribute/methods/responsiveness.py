@@ -312,10 +312,28 @@ def responsiveness_cost(inputs: Any, actionability: Actionability, *, n_samples:
     return rows * (2 if _reads_twice(as_model(model, "torch" if as_torch else "numpy", model_output)) else 1)
 
 
+def _numeric(arr: np.ndarray, what: str, cols: list[Any] | None) -> np.ndarray:
+    """``arr`` as float64, or a clear error naming the columns that are not numbers."""
+    try:
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        bad: list[Any] = []
+        if arr.ndim == 2:
+            for j in range(arr.shape[1]):
+                try:
+                    np.asarray(arr[:, j], dtype=np.float64)
+                except (TypeError, ValueError):
+                    bad.append(cols[j] if cols is not None and j < len(cols) else j)
+        raise InputError(
+            f"feature_responsiveness: {what} must be numbers; column(s) {bad or '?'} hold values that are not "
+            f"({exc}). Encode them first (e.g. one-hot columns, declared with Actionability(categorical=...)) "
+            "and give the model the same encoding.") from None
+
+
 def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     cols = list(getattr(inputs, "columns", [])) or None
     arr = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-    x = np.asarray(arr, dtype=np.float64)
+    x = _numeric(arr, "inputs", cols)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(f"feature_responsiveness: inputs must be a non-empty batch x features table; got shape {x.shape}.")
     if not np.all(np.isfinite(x)):
@@ -325,7 +343,8 @@ def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tupl
         raise InputError(f"feature_responsiveness: got {len(names)} feature_names for {x.shape[1]} features.")
     data_arr = None
     if data is not None:
-        data_arr = np.asarray(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data, dtype=np.float64)
+        data_arr = _numeric(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data),
+                            "data", list(getattr(data, "columns", [])) or None)
         if data_arr.ndim != 2 or data_arr.shape[1] != x.shape[1]:
             raise InputError(f"feature_responsiveness: data has shape {data_arr.shape}; expected (rows, {x.shape[1]}).")
     return x, names, data_arr
