@@ -322,11 +322,13 @@ def _clip_maps(maps: np.ndarray, clip_norm: float | None) -> tuple[np.ndarray, f
 
 
 def _check(name: str, value: Any, kind: type, low: float, *, strict: bool = False) -> None:
-    ok = isinstance(value, kind if kind is not float else (int, float, np.floating, np.integer))
-    ok = ok and not isinstance(value, bool) and (value > low if strict else value >= low)
+    # numpy integers (np.int64 from an array or a config) are integers too: they were refused
+    # as "np.int64(10) must be a integer"
+    ok = isinstance(value, (int, np.integer) if kind is not float else (int, float, np.floating, np.integer))
+    ok = ok and not isinstance(value, (bool, np.bool_)) and (value > low if strict else value >= low)
     if not ok or (kind is float and not math.isfinite(float(value))):
-        raise InputError(f"certified_attribution: {name}={value!r} must be a "
-                         f"{'number' if kind is float else 'integer'} {'>' if strict else '>='} {low}.")
+        raise InputError(f"certified_attribution: {name}={value!r} must be "
+                         f"{'a number' if kind is float else 'an integer'} {'>' if strict else '>='} {low}.")
 
 
 @register_analysis("certified_attribution", kind="robustness",
@@ -374,7 +376,9 @@ def certified_attribution(
         rank_by: rank players by ``"abs"`` (magnitude) or ``"signed"`` credit. default="abs".
         seed: seed of the local generator (noise draws and the base method). default=0.
         target, output, baseline, groups, feature_names, model_output, batch_size: as in
-            :func:`tribute.explain`.
+            :func:`tribute.explain`. The target is fixed at ``x`` (``target=None``: the class
+            predicted at ``x``) and every noisy copy explains that target, so the certificates are
+            about that target's map, also at an ``x + delta`` where the model predicts another class.
         method_params: the base method's hyperparameters. default=None.
         min_cosine: target cosine similarity of the cosine radius (Wang & Kong), in (-1, 1].
             default=0.9.

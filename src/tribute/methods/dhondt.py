@@ -31,6 +31,7 @@ Choices made here (each tested in ``tests/concepts/test_dhondt.py``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -92,6 +93,10 @@ def dhondt_allocate(votes: Sequence[float] | np.ndarray, seats: int) -> np.ndarr
     won = np.zeros(v.shape[0], dtype=np.int64)
     if v.size == 0 or not np.any(v > 0):
         return won
+    # scale by a power of two (exact) so that the largest vote is in [0.5, 1): the products
+    # v_i * (s_j + 1) below overflowed to inf for votes near the float maximum, and inf == inf
+    # read as a tie (votes 1.7e308 / 1.6e308, 4 seats: 3 / 1 instead of 2 / 2)
+    v = np.ldexp(v, -math.frexp(float(v.max()))[1])
     for _ in range(int(seats)):
         best = -1
         for i in range(v.shape[0]):

@@ -72,7 +72,8 @@ class RashomonResult:
         pairs: the feature pairs ``(i, j)`` scored (``pairs``).
         fis: ``models x pairs`` interaction scores ``phi_ij - phi_i - phi_j``.
         joint: ``models x pairs`` joint reliance ``phi_ij``.
-        main: ``models x features`` main effects (model reliance ``phi_i``).
+        main: ``models x features`` main effects (model reliance ``phi_i``); NaN for a feature
+            in none of the scored ``pairs`` (not computed).
         losses: loss of each model of the set (``models``).
         candidate_losses: loss of every candidate trained (``candidates``).
         accepted: which candidates are in the set (``candidates`` booleans).
@@ -346,10 +347,12 @@ def rashomon_interactions(
         raise InputError(f"rashomon_interactions: X_eval has {Xe.shape[1]} features but X has "
                          f"{Xa.shape[1]}.")
     d = int(Xa.shape[1])
-    if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
+    if isinstance(n_candidates, (bool, np.bool_)) or not isinstance(n_candidates, (int, np.integer)) \
+            or n_candidates < 1:
         raise InputError(f"rashomon_interactions: n_candidates={n_candidates!r} must be an int >= 1.")
-    if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
+    if isinstance(n_repeats, (bool, np.bool_)) or not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
         raise InputError(f"rashomon_interactions: n_repeats={n_repeats!r} must be an int >= 1.")
+    n_candidates, n_repeats = int(n_candidates), int(n_repeats)
     if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not epsilon >= 0:
         raise InputError(f"rashomon_interactions: epsilon={epsilon!r} must be a number >= 0.")
     integer_y = np.issubdtype(ya.dtype, np.integer) or ya.dtype == np.bool_
@@ -360,6 +363,14 @@ def rashomon_interactions(
     classification = loss_name == "cross_entropy"
     if classification and not integer_y:
         raise InputError("rashomon_interactions: loss='cross_entropy' needs integer class labels y.")
+    if classification and (int(ya.min()) < 0 or int(ye.min()) < 0):
+        # a label -1 would index the last score column (numpy), so every example of that class
+        # read another class's probability without a word
+        neg = int(min(ya.min(), ye.min()))
+        raise InputError(f"rashomon_interactions: loss='cross_entropy' reads class label y as the column of "
+                         f"the model's scores; y{'' if ya.min() < 0 else '_eval'} has the negative label {neg}. "
+                         "Map the labels to 0..K-1 first (e.g. classes, y = np.unique(y, return_inverse=True)), "
+                         "and fit the models on those labels.")
     n_classes = int(max(ya.max(), ye.max())) + 1 if classification else 0
     names = [f"x{i}" for i in range(d)] if feature_names is None else [str(s) for s in feature_names]
     if len(names) != d:

@@ -294,18 +294,46 @@ def _action_plan(x: np.ndarray, rules: list[dict[str, Any]], n_samples: int, max
 
 def responsiveness_cost(inputs: Any, actionability: Actionability, *, n_samples: int = 100,
                         max_enumerate: int = 64, feature_names: Sequence[str] | None = None,
-                        data: Any = None) -> int:
-    """Model rows :func:`feature_responsiveness` will evaluate (inputs plus candidate actions)."""
+                        data: Any = None, model: Any = None, model_output: str | None = None) -> int:
+    """Model rows :func:`feature_responsiveness` will evaluate (inputs plus candidate actions).
+
+    Without ``model`` this is one pass over the rows. A classifier whose own ``predict`` gives
+    the decision reads every row twice (scores, then ``predict``; see
+    :attr:`ResponsivenessResult.n_evals`): pass ``model=`` (and ``model_output=`` as for
+    :func:`feature_responsiveness`) to count both passes, so that the cost equals ``n_evals``.
+    """
     x, names, data_arr = _inputs(inputs, feature_names, data)
     units = _units(x, names, actionability.resolve(names, data_arr))
     plan, _, _ = _action_plan(x, units, n_samples, max_enumerate, np.random.default_rng(0))
-    return int(x.shape[0] + sum(v.size for row in plan for v in row))
+    rows = int(x.shape[0] + sum(v.size for row in plan for v in row))
+    if model is None:
+        return rows
+    as_torch = isinstance(inputs, torch.Tensor) or isinstance(model, torch.nn.Module)
+    return rows * (2 if _reads_twice(as_model(model, "torch" if as_torch else "numpy", model_output)) else 1)
+
+
+def _numeric(arr: np.ndarray, what: str, cols: list[Any] | None) -> np.ndarray:
+    """``arr`` as float64, or a clear error naming the columns that are not numbers."""
+    try:
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        bad: list[Any] = []
+        if arr.ndim == 2:
+            for j in range(arr.shape[1]):
+                try:
+                    np.asarray(arr[:, j], dtype=np.float64)
+                except (TypeError, ValueError):
+                    bad.append(cols[j] if cols is not None and j < len(cols) else j)
+        raise InputError(
+            f"feature_responsiveness: {what} must be numbers; column(s) {bad or '?'} hold values that are not "
+            f"({exc}). Encode them first (e.g. one-hot columns, declared with Actionability(categorical=...)) "
+            "and give the model the same encoding.") from None
 
 
 def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     cols = list(getattr(inputs, "columns", [])) or None
     arr = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-    x = np.asarray(arr, dtype=np.float64)
+    x = _numeric(arr, "inputs", cols)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(f"feature_responsiveness: inputs must be a non-empty batch x features table; got shape {x.shape}.")
     if not np.all(np.isfinite(x)):
@@ -315,7 +343,8 @@ def _inputs(inputs: Any, feature_names: Sequence[str] | None, data: Any) -> tupl
         raise InputError(f"feature_responsiveness: got {len(names)} feature_names for {x.shape[1]} features.")
     data_arr = None
     if data is not None:
-        data_arr = np.asarray(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data, dtype=np.float64)
+        data_arr = _numeric(data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data),
+                            "data", list(getattr(data, "columns", [])) or None)
         if data_arr.ndim != 2 or data_arr.shape[1] != x.shape[1]:
             raise InputError(f"feature_responsiveness: data has shape {data_arr.shape}; expected (rows, {x.shape[1]}).")
     return x, names, data_arr
