@@ -386,3 +386,18 @@ def test_pipeline_columns_whose_names_prefix_each_other_are_traced():
         attr = tribute.explain(pipe, rows, method="tree_shap", baseline=tribute.Background(bg))
         want = np.array([brute(pipe.predict, rows.iloc[i]) for i in range(len(rows))])
         np.testing.assert_allclose(attr.values, want, atol=1e-12)
+
+
+def test_unread_scikit_learn_ensembles_are_refused_naming_the_alternatives():
+    """IsolationForest, AdaBoost, Bagging: refused without saying what to use instead."""
+    from sklearn.ensemble import AdaBoostRegressor, BaggingRegressor, IsolationForest
+
+    rng = np.random.default_rng(24)
+    x = rng.normal(size=(100, 3))
+    y = x[:, 0] + x[:, 1]
+    for model in (IsolationForest(n_estimators=3, random_state=0).fit(x),
+                  AdaBoostRegressor(n_estimators=2, random_state=0).fit(x, y),
+                  BaggingRegressor(n_estimators=2, random_state=0).fit(x, y)):
+        with pytest.raises(UnsupportedModelError,
+                           match=rf"{type(model).__name__}.*method='exact_shapley'"):
+            tribute.explain(model, x[:2], method="tree_shap")

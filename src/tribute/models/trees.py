@@ -433,7 +433,8 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         return ens
     raise UnsupportedModelError(
         f"tree_shap does not read scikit-learn {name}; supported: decision trees, random forests, "
-        "extra trees, GradientBoosting and HistGradientBoosting."
+        "extra trees, GradientBoosting and HistGradientBoosting. Use a model-agnostic method "
+        "such as method='exact_shapley' or 'kernel_shap' for it."
     )
 
 
