@@ -584,7 +584,8 @@ def test_logit_of_a_confident_binary_model_is_its_margin(cancer):
     """Margins of |10| and more: XGBoost's float32 probabilities put their log-odds ~1e-3 away
     from the margin, which must not be mistaken for a different quantity (the check compares
     probabilities); a GradientBoostingClassifier with the exponential loss
-    (p = sigmoid(2 * margin)) is refused for output='logit'."""
+    (p = sigmoid(2 * margin)) explains output='logit' as 2 x its margin (it was refused; the
+    log-odds are additive over its trees too: audit aud41t)."""
     X, y = cancer[0][:, :6], cancer[1]
     model = xgboost.XGBClassifier(n_estimators=400, max_depth=6, n_jobs=1).fit(X, y)
     margin = model.predict(X[:40], output_margin=True).astype(np.float64)
@@ -593,9 +594,13 @@ def test_logit_of_a_confident_binary_model_is_its_margin(cancer):
                         baseline=tribute.Background(X[100:110]))
     np.testing.assert_allclose(np.asarray(a.full_values), margin, rtol=1e-5, atol=1e-4)
     exp = GradientBoostingClassifier(loss="exponential", n_estimators=10, random_state=0).fit(X, y)
-    with pytest.raises(UnsupportedModelError, match="output='logit'"):
-        tribute.explain(exp, X[:5], method="tree_shap", target=1, output="logit",
+    a = tribute.explain(exp, X[:5], method="tree_shap", target=1, output="logit",
                         baseline=tribute.Background(X[100:110]))
+    e = tribute.explain(exp, X[:5], method="exact_shapley", target=1, output="logit",
+                        baseline=tribute.Background(X[100:110]))
+    np.testing.assert_allclose(a.values, e.values, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(a.full_values), 2 * exp.decision_function(X[:5]),
+                               atol=1e-9)
 
 
 def test_auto_uses_a_single_baseline_row_that_was_given(diabetes):

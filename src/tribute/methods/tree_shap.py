@@ -38,7 +38,10 @@ over trees, so ``output="prob"``/``"log_prob"`` on them is refused (use ``method
 or ``"kernel_shap"`` for the probability game), and so is ``output="logit"`` when the model
 returns probabilities and their log-odds are not its margin (several classes: the one-vs-rest
 log-odds ``log(p_k / (1 - p_k))``); with a binary logistic model (or a model returning margins,
-e.g. a Booster) ``output="logit"`` is the margin and is accepted.
+e.g. a Booster) ``output="logit"`` is the margin and is accepted. Where the probability is
+``sigmoid(k * margin)`` (scikit-learn's exponential loss: ``k = 2``; LightGBM's ``sigmoid=k``),
+``output="raw"`` explains the margin (``params["explained"]`` says "the log-odds / k") and
+``output="logit"`` the log-odds, ``k`` times the margin's values.
 
 Players may be groups of columns (``groups=``): splits on any column of a group form one
 factor, which is the same value function with groups as players. A scikit-learn ``Pipeline``
@@ -617,6 +620,11 @@ class TreeShap(Method):
         idx = target.index.cpu().numpy()  # batch x targets
         by_class = _indices_are_classes(game, ens)
         cols, sign = _columns(ens, idx, by_class)
+        logit_scale = ens.logit_scale if ens.link == "logistic" else 1.0
+        if output == "logit" and logit_scale != 1.0:
+            # the log-odds are logit_scale x the margin (sklearn's exponential loss, LightGBM's
+            # sigmoid=): additive too; they were refused (and output='raw' called "log-odds")
+            sign = sign * logit_scale
         classes = np.unique(cols)
         background = None if mode == "tree_path_dependent" else bg_rows
         per_sample_bg = per_sample and background is not None
@@ -663,7 +671,7 @@ class TreeShap(Method):
                   "kernel": kernel,
                   # rows the model's own raw prediction saw outside the engine (reading check)
                   "reading_rows": ens.raw_rows,
-                  "explained": _explained(ens, by_class),
+                  "explained": _explained(ens, by_class, output == "logit"),
                   "background_rows": 0 if background is None else int(bg_rows.shape[0])}
         attr = game.attribution(torch.from_numpy(np.ascontiguousarray(vals)), self.name, params,
                                 gap=torch.from_numpy(np.ascontiguousarray(gap)), extra=extra)
@@ -742,10 +750,15 @@ def _check_background_reading(ens: TreeEnsemble, rows: np.ndarray) -> None:
         ) from exc
 
 
-def _explained(ens: TreeEnsemble, by_class: bool) -> str:
-    """What the trees' raw output is, for ``attr.params["explained"]``."""
+def _explained(ens: TreeEnsemble, by_class: bool, logit: bool = False) -> str:
+    """What the trees' raw output is, for ``attr.params["explained"]`` (``logit``: the game's
+    output is the log-odds, ``logit_scale`` x the margin of a logistic link)."""
     what = {"logistic": "margin (log-odds)", "softmax": "margin (softmax logit)",
             "exp": "margin (log of the prediction)"}.get(ens.link, ens.raw_output)
+    scale = ens.logit_scale
+    if ens.link == "logistic" and scale != 1.0:
+        what = (f"log-odds ({scale:g} x the margin)" if logit
+                else f"margin (the log-odds / {scale:g}: p = sigmoid({scale:g} margin))")
     note = "; class 0: the negated margin" if by_class and ens.n_outputs == 1 else ""
     return f"{what} of the {ens.kind}{note}"
 
@@ -815,7 +828,7 @@ def _check_reading_is_the_game(game: Game, full: np.ndarray, pred: np.ndarray,
     # the class of a hinge classifier (XGBoost binary:hinge: an identity link, 0/1 predict_proba)
     candidates = [full, np.where(full > 0, 1.0, np.where(full < 0, 0.0, want))]
     if ens.link == "logistic":
-        candidates += [sig(full), sig(2.0 * full)]
+        candidates += [sig(full), sig(2.0 * full), sig(ens.logit_scale * full)]
     elif ens.link == "exp":
         with np.errstate(over="ignore"):
             candidates.append(np.exp(full))

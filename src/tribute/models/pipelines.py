@@ -9,15 +9,18 @@ one player per original column (Lundberg et al. 2020's TreeSHAP with feature gro
 
 :func:`columnwise_owner` proves that structure from the fitted objects, never by probing:
 only transformers known to act per column are accepted (encoders, scalers, imputers without
-indicator columns, discretisers, quantile/power transforms, ``"passthrough"``/``"drop"``,
-nested pipelines and column transformers of those), and each output column is assigned to its
-input column through the transformer's ``get_feature_names_out``. Anything else (PCA,
+indicator columns, discretisers, quantile/power transforms, splines, ``"passthrough"``/
+``"drop"``, nested pipelines and column transformers of those), and each output column is
+assigned to its input column through the transformer's ``get_feature_names_out`` called on
+placeholder input names (so that input names prefixing one another, ``"num"`` and
+``"num_b"``, stay apart). Anything else (PCA,
 polynomial features, ``Normalizer`` — which mixes columns — or an unknown transformer) is
 refused with the reason, so a grouped answer is never silently wrong.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ __all__ = ["columnwise_owner", "split_pipeline"]
 _COLUMNWISE = {
     "OneHotEncoder", "OrdinalEncoder", "TargetEncoder", "StandardScaler", "MinMaxScaler",
     "MaxAbsScaler", "RobustScaler", "KBinsDiscretizer", "QuantileTransformer",
-    "PowerTransformer", "Binarizer", "SimpleImputer",
+    "PowerTransformer", "Binarizer", "SimpleImputer", "SplineTransformer",
 }
 
 
@@ -72,18 +75,27 @@ def _names_owner(trans: Any, n_in: int) -> np.ndarray:
         counts = [len(c) - (0 if drop is None or drop[i] is None else 1)
                   for i, c in enumerate(trans.categories_)]
         return np.repeat(np.arange(n_in), counts).astype(np.int64)
+    # the outputs are named from placeholder input names that no other name starts with: the
+    # real names can prefix one another ("num" and "num_b": "num_b_0.0" was owned by both,
+    # and a column-wise pipeline was refused)
+    marks = [f"tributecol{i}x" for i in range(n_in)]
     try:
-        out = [str(o) for o in (trans.get_feature_names_out() if fitted is not None
-                                else trans.get_feature_names_out(inputs))]
+        if fitted is not None:
+            named = copy.copy(trans)
+            named.feature_names_in_ = np.asarray(marks, dtype=object)
+            out = [str(o) for o in named.get_feature_names_out()]
+        else:
+            out = [str(o) for o in trans.get_feature_names_out(marks)]
     except Exception as e:
         raise _refuse(f"step {name} does not name its output columns ({e})") from None
     owner = np.full(len(out), -1, dtype=np.int64)
     for j, o in enumerate(out):
-        hits = [i for i, c in enumerate(inputs) if o == c]
-        if not hits:
-            hits = [i for i, c in enumerate(inputs) if o.startswith(c + "_")]
+        hits = [i for i, c in enumerate(marks) if o == c or o.startswith(c + "_")]
         if len(hits) != 1:
-            raise _refuse(f"step {name} makes a column {o!r} not owned by exactly one input "
+            shown = o
+            for i, c in enumerate(marks):
+                shown = shown.replace(c, inputs[i])
+            raise _refuse(f"step {name} makes a column {shown!r} not owned by exactly one input "
                           "column")
         owner[j] = hits[0]
     return owner

@@ -13,7 +13,11 @@ probabilities (what ``predict_proba`` returns). :meth:`TreeEnsemble.check` compa
 ensemble with the model's own prediction on the rows being explained (and tree_shap on its
 background rows) and refuses to go on when they differ, so a reading error can never become a
 silently wrong attribution. A value an XGBoost wrapper reads as missing (``missing=-999``) is
-read as NaN (:meth:`TreeEnsemble.read_missing`).
+read as NaN (:meth:`TreeEnsemble.read_missing`). A GradientBoosting model's initial estimator
+is its constant offset, or (regressors) the trees of a scikit-learn tree/forest ``init``;
+others are refused. XGBoost models with several targets grow one tree per target (read like
+classes); CatBoost's symmetric trees and its Depthwise/Lossguide (nested) trees are read;
+LightGBM ``linear_tree`` and XGBoost ``multi_output_tree`` models are refused by name.
 
 XGBoost and LightGBM are optional: they are only touched when the model comes from them.
 """
@@ -141,6 +145,9 @@ class TreeEnsemble:
     #: A value the model reads as missing besides NaN (``XGBModel(missing=-999)``); the trees
     #: read it as NaN (:meth:`read_missing`).
     missing_value: float = float("nan")
+    #: For a logistic link: the log-odds are ``logit_scale * margin`` (``p = sigmoid(logit_scale
+    #: * margin)``): 2 for scikit-learn's exponential loss, LightGBM's ``sigmoid=`` parameter.
+    logit_scale: float = 1.0
 
     _merged: tuple[Tree, np.ndarray] | None = field(default=None, repr=False)
 
@@ -373,11 +380,14 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         n_out = k
         trees = [_sk_tree(ests[i, j].tree_, lr, n_out, j, False)
                  for i in range(ests.shape[0]) for j in range(k)]
+        trees = _gb_init_trees(est, name, is_clf) + trees
         raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
         ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link,
                            f"scikit-learn {name}", "margin" if is_clf else "prediction",
                            model_raw=raw)
+        if is_clf and k == 1 and getattr(est, "loss", None) == "exponential":
+            ens.logit_scale = 2.0  # AdaBoost's loss: p = sigmoid(2 margin)
         _fit_offset(ens, n_features)
         return ens
     if name in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
@@ -423,7 +433,44 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         return ens
     raise UnsupportedModelError(
         f"tree_shap does not read scikit-learn {name}; supported: decision trees, random forests, "
-        "extra trees, GradientBoosting and HistGradientBoosting."
+        "extra trees, GradientBoosting and HistGradientBoosting. Use a model-agnostic method "
+        "such as method='exact_shapley' or 'kernel_shap' for it."
+    )
+
+
+#: DummyRegressor / DummyClassifier strategies that predict one constant for every row.
+_CONSTANT_DUMMY = ("mean", "median", "quantile", "constant", "prior", "most_frequent")
+
+
+def _gb_init_trees(est: Any, name: str, is_clf: bool) -> list[Tree]:
+    """The trees of a GradientBoosting model's initial estimator ``init_`` (its raw output is
+    ``init_``'s prediction plus the boosted trees).
+
+    A constant ``init_`` (the default ``DummyRegressor`` / ``DummyClassifier``, or ``"zero"``)
+    is the offset read by :func:`_fit_offset`: no trees. A regressor whose ``init`` is itself a
+    scikit-learn tree model adds that model's trees (``raw = init.predict(x) + sum``). Any other
+    initial model is refused: it was read as the constant it predicts at the row of zeros, so
+    path-dependent values silently left out what it adds (audit aud41t:
+    ``init=DecisionTreeRegressor(max_depth=1)``, explained rows on the zero row's side of its
+    split: credit 0 where the truth is -0.863; the reading check passed on those rows)."""
+    init = getattr(est, "init_", None)
+    if init is None or isinstance(init, str):
+        return []
+    iname = type(init).__name__
+    if iname in ("DummyRegressor", "DummyClassifier") and \
+            getattr(init, "strategy", None) in _CONSTANT_DUMMY:
+        return []
+    if not is_clf and type(init).__module__.startswith("sklearn") and iname in (
+            "DecisionTreeRegressor", "ExtraTreeRegressor", "RandomForestRegressor",
+            "ExtraTreesRegressor"):
+        sub = _parse_sklearn(init, iname)
+        if sub.n_outputs == 1:
+            return sub.trees
+    raise UnsupportedModelError(
+        f"tree_shap: this {name} starts from init={iname}, whose predictions are not a sum of "
+        "trees tribute reads (tree_shap reads a constant initial model, or for a regressor a "
+        "scikit-learn tree or forest regressor). Use a model-agnostic method such as "
+        "method='exact_shapley' or 'kernel_shap'."
     )
 
 
@@ -501,25 +548,36 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
             "trees at prediction time and gblinear has no trees)."
         )
     objective = learner["objective"]["name"]
+    if learner.get("learner_train_param", {}).get("multi_strategy") == "multi_output_tree":
+        # (its trees hold a vector per leaf; the dump raised a bare XGBoostError before)
+        raise UnsupportedModelError(
+            "tree_shap: XGBoost multi_strategy='multi_output_tree' (vector leaves) is not "
+            "supported; refit with multi_strategy='one_output_per_tree' (the default), or use "
+            "a model-agnostic method such as method='exact_shapley' or 'kernel_shap'."
+        )
     n_class = int(learner["learner_model_param"].get("num_class", "0") or 0)
+    # several targets (a 2-d y, several quantile_alpha): one tree per target per round, as
+    # classes are (they were refused as "2 columns but its trees give 1")
+    n_target = int(learner["learner_model_param"].get("num_target", "1") or 1)
     gbtree = learner["gradient_booster"]
     npt = int(gbtree.get("gbtree_model_param", {}).get("num_parallel_tree", "1") or 1)
     if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
         link = "logistic"
     elif objective in ("multi:softprob", "multi:softmax"):
         link = "softmax"
-    elif objective in ("reg:squarederror", "reg:pseudohubererror", "reg:absoluteerror",
-                       "reg:quantileerror", "binary:hinge", "rank:pairwise", "rank:ndcg",
-                       "rank:map"):
+    elif objective in ("reg:squarederror", "reg:squaredlogerror", "reg:pseudohubererror",
+                       "reg:absoluteerror", "reg:quantileerror", "binary:hinge",
+                       "rank:pairwise", "rank:ndcg", "rank:map"):
         link = "identity"
-    elif objective in ("count:poisson", "reg:gamma", "reg:tweedie", "survival:cox"):
+    elif objective in ("count:poisson", "reg:gamma", "reg:tweedie", "survival:cox",
+                       "survival:aft"):
         link = "exp"
     else:
         raise UnsupportedModelError(
             f"tree_shap: XGBoost objective {objective!r} (a custom objective?) has no known link; "
             "the margin would be explained but its meaning is unknown. Use method='shapley'."
         )
-    n_out = max(n_class, 1)
+    n_out = max(n_class, n_target, 1)
     names = booster.feature_names
     n_features = int(booster.num_features())
     index = {n: i for i, n in enumerate(names)} if names else {}
@@ -621,8 +679,21 @@ def _parse_lightgbm(est: Any) -> TreeEnsemble:
 
     ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "LightGBM model", "margin",
                        model_raw=raw)
+    if obj in ("binary", "multiclassova"):  # p = sigmoid(sigmoid_param * margin)
+        ens.logit_scale = _lgb_sigmoid(str(dump.get("objective", "")))
     _fit_offset(ens, n_features)
     return ens
+
+
+def _lgb_sigmoid(objective: str) -> float:
+    """LightGBM's ``sigmoid`` parameter from its objective string (``"binary sigmoid:2"``)."""
+    for part in objective.split(" ")[1:]:
+        if part.startswith("sigmoid:"):
+            try:
+                return float(part.split(":", 1)[1])
+            except ValueError:
+                break
+    return 1.0
 
 
 def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
@@ -651,6 +722,12 @@ def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
     value = np.zeros((n, n_out))
     for i, nd in enumerate(rows):
         if "split_index" not in nd:
+            if "leaf_coeff" in nd or "leaf_const" in nd:
+                # (refused before only by the reading check, as "this model feature")
+                raise UnsupportedModelError(
+                    "tree_shap: LightGBM linear_tree=True models have a linear model in each "
+                    "leaf, which tree_shap does not read; refit with linear_tree=False, or use "
+                    "a model-agnostic method such as method='exact_shapley' or 'kernel_shap'.")
             value[i, col] = float(nd.get("leaf_value", 0.0))
             cover[i] = float(nd.get("leaf_count", 0.0))
             continue
@@ -702,7 +779,7 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     elif loss == "MultiClass":
         link = "softmax"
     elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
-                  "Lq", "RMSEWithUncertainty", ""):
+                  "Lq", "RMSEWithUncertainty", "MultiRMSE", ""):
         link = "identity"
     elif loss in ("Poisson", "Tweedie"):
         link = "exp"
@@ -712,9 +789,17 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     scale, bias = dump.get("scale_and_bias", [1.0, [0.0]])
     bias = np.atleast_1d(np.asarray(bias, dtype=np.float64))
     trees_json = dump.get("oblivious_trees", [])
-    n_out = max(1, len(trees_json[0]["leaf_values"]) // max(1, len(trees_json[0]["leaf_weights"]))
-                ) if trees_json else max(1, bias.size)
-    trees = [_cat_tree(t, n_out, float(scale), nan_right) for t in trees_json]
+    if trees_json:
+        n_out = max(1, len(trees_json[0]["leaf_values"])
+                    // max(1, len(trees_json[0]["leaf_weights"])))
+        trees = [_cat_tree(t, n_out, float(scale), nan_right) for t in trees_json]
+    elif dump.get("trees"):
+        # grow_policy="Depthwise" / "Lossguide": nested, non-symmetric trees (they crashed
+        # with a bare IndexError, or were refused as unreadable, before)
+        n_out = max(1, bias.size, _cat_leaf_width(dump["trees"][0]))
+        trees = [_cat_nested_tree(t, n_out, float(scale), nan_right) for t in dump["trees"]]
+    else:
+        n_out, trees = max(1, bias.size), []
     offset = bias if bias.size == n_out else np.full(n_out, float(bias[0]))
 
     def raw(x: np.ndarray) -> np.ndarray:
@@ -723,6 +808,63 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     kind = type(est).__name__
     return TreeEnsemble(trees, offset, n_features, n_out, link, f"CatBoost {kind}", "margin",
                         model_raw=raw)
+
+
+def _cat_leaf_width(node: dict[str, Any]) -> int:
+    """Outputs per leaf of a nested CatBoost tree (its first leaf's value length)."""
+    while "split" in node:
+        node = node["left"]
+    return int(np.size(node.get("value", 0.0)))
+
+
+def _cat_nested_tree(root: dict[str, Any], n_out: int, scale: float,
+                     nan_right: dict[int, bool]) -> Tree:
+    """A non-symmetric CatBoost tree (``"trees"`` of the JSON dump): each split sends
+    ``feature > border`` right, as in the symmetric trees; leaves hold ``value`` and ``weight``
+    (the cover)."""
+    rows: list[dict[str, Any]] = []
+    kids: list[list[int]] = []
+
+    def visit(nd: dict[str, Any]) -> int:
+        i = len(rows)
+        rows.append(nd)
+        kids.append([-1, -1])
+        if "split" in nd:
+            kids[i] = [visit(nd["left"]), visit(nd["right"])]
+        return i
+
+    visit(root)
+    n = len(rows)
+    left = np.array([k[0] for k in kids], dtype=np.int64)
+    right = np.array([k[1] for k in kids], dtype=np.int64)
+    feature = -np.ones(n, dtype=np.int64)
+    threshold = np.zeros(n)
+    missing_left = np.ones(n, dtype=bool)
+    cover = np.zeros(n)
+    value = np.zeros((n, n_out))
+    for i, nd in enumerate(rows):
+        sp = nd.get("split")
+        if sp is None:
+            v = np.atleast_1d(np.asarray(nd.get("value", 0.0), dtype=np.float64)) * scale
+            if v.size != n_out:
+                raise UnsupportedModelError(
+                    f"tree_shap: a CatBoost leaf holds {v.size} values, not {n_out}; this model "
+                    "is not supported. Use method='exact_shapley' or 'kernel_shap'.")
+            value[i] = v
+            cover[i] = float(nd.get("weight", 0.0))
+            continue
+        if sp.get("split_type", "FloatFeature") != "FloatFeature":
+            raise UnsupportedModelError("tree_shap: CatBoost one-hot/CTR splits are not "
+                                        "supported; use method='shapley'.")
+        f = int(sp["float_feature_index"])
+        feature[i] = f
+        threshold[i] = float(sp["border"])
+        missing_left[i] = not nan_right.get(f, False)
+    for i in range(n - 1, -1, -1):  # children come after their parent
+        if left[i] >= 0:
+            cover[i] = cover[left[i]] + cover[right[i]]
+    return Tree(left, right, feature, threshold, missing_left, cover, value,
+                float32=True, threshold32=True)
 
 
 def _cat_tree(t: dict[str, Any], n_out: int, scale: float, nan_right: dict[int, bool]) -> Tree:
