@@ -299,7 +299,7 @@ def test_infidelity_warns_on_grouped_gradient_credits(method: str) -> None:
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_road_fallback_for_a_removed_channel_is_the_background_mean_row(weighted: bool) -> None:
+def test_road_fallback_for_a_removed_channel_averages_the_background_rows(weighted: bool) -> None:
     # a channel with no kept pixel takes the baseline; with a background set compose() gave the
     # set's FIRST row, so the score depended on the rows' order (on a linear model in the audit:
     # -11.55 where the rows average -6.55)
@@ -321,9 +321,105 @@ def test_road_fallback_for_a_removed_channel_is_the_background_mean_row(weighted
         res = tribute.evaluate(net, x, attr, metric="road", baseline=bg, noise=0.0,
                                fractions=(0.0, 1 / 3, 0.5), progress=False)
         scores.append(res.extra["morf"][:, 1])  # channel 0 (16 of 48 elements) removed whole
-    z = x.clone()
-    z[:, 0] = torch.from_numpy((wts[:, None, None] * rows[:, 0]).sum(0))
+    # the game's removal: the weighted mean over the background rows of the model with channel 0
+    # at each row's values (rev41a: the mean row fed to this tanh model is not that value)
+    want = np.zeros(2)
     with torch.no_grad():
-        want = net(z)[:, 0].numpy()
+        for r, wt in zip(rows, wts):
+            z = x.clone()
+            z[:, 0] = torch.from_numpy(r[0])
+            want += wt * net(z)[:, 0].numpy()
     np.testing.assert_allclose(scores[0], want, rtol=1e-12)
     np.testing.assert_allclose(scores[1], want, rtol=1e-12)
+
+
+def test_road_whole_channel_removals_average_the_background_rows_per_sample() -> None:
+    # rev41a: samples whose MoRF/LeRF remove whole channels at different points (and one sample
+    # that never removes a whole channel) in one batch; a removed channel is averaged over the
+    # background rows as the game removes players, not fed as the mean row (tanh MLP: the mean
+    # row missed the game's value by up to 0.27)
+    rng = np.random.default_rng(5)
+    c, h, w = 3, 4, 4
+    net: Any = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(c * h * w, 8), torch.nn.Tanh(),
+                                   torch.nn.Linear(8, 2)).double()
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.copy_(torch.from_numpy(rng.normal(size=tuple(prm.shape))))
+    x = torch.from_numpy(rng.normal(size=(3, c, h, w)))
+    rows = rng.normal(size=(5, c, h, w)) * 1.5
+    wts = np.array([0.1, 0.15, 0.2, 0.25, 0.3])
+    level = np.array([[30.0, 20.0, 10.0], [10.0, 30.0, 20.0]])  # channel credit levels
+    phi = np.empty((3, c, h, w))
+    phi[:2] = level[:, :, None, None] + rng.random((2, c, h, w))
+    phi[2] = rng.random((c, h, w))
+    phi[2, :, ::2, ::2] += 10  # every channel keeps some pixels at each point
+    bg = tribute.Background(torch.from_numpy(rows), weights=wts)
+    attr = tribute.explain(net, x, method="feature_ablation", target=0, baseline=bg, progress=False)
+    attr.values = torch.from_numpy(phi)
+    fractions = (0.0, 1 / 3, 2 / 3)
+    res = tribute.evaluate(net, x, attr, metric="road", baseline=bg, noise=0.0, fractions=fractions,
+                           progress=False)
+
+    def game_value(i: int, gone: list[int]) -> float:
+        with torch.no_grad():
+            z = x[i].repeat(len(rows), 1, 1, 1)
+            z[:, gone] = torch.from_numpy(rows[:, gone])
+            return float((wts * net(z)[:, 0].numpy()).sum())
+
+    for i in range(2):
+        order = list(np.argsort(-level[i]))
+        for j, n_gone in enumerate((1, 2), start=1):
+            assert res.extra["morf"][i, j] == pytest.approx(game_value(i, order[:n_gone]), rel=1e-12)
+            assert res.extra["lerf"][i, j] == pytest.approx(game_value(i, order[::-1][:n_gone]),
+                                                            rel=1e-12)
+    # a sample that never removes a whole channel is imputed only: the baseline plays no part
+    single = tribute.evaluate(net, x, attr, metric="road", baseline=0.0, noise=0.0,
+                              fractions=fractions, progress=False)
+    np.testing.assert_allclose(res.extra["morf"][2], single.extra["morf"][2], rtol=1e-12)
+    np.testing.assert_allclose(res.extra["lerf"][2], single.extra["lerf"][2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("groups", [np.arange(6), np.array([3, 5, 0, 1, 4, 2])])
+def test_infidelity_reads_saliency_on_one_element_groups_as_gradients(groups: np.ndarray) -> None:
+    # rev41a: groups that give each element its own player keep Yeh et al.'s reading
+    # (sum_i u_i (x_i - b_i) phi_i, exact on a linear model); they were read as output changes
+    # (0.0098 where the same credits ungrouped score ~1e-33) with a warning that the players
+    # were not single elements
+    import warnings
+
+    rng = np.random.default_rng(0)
+    net = torch.nn.Linear(6, 2).double()
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(rng.normal(size=(2, 6))))
+    x = torch.from_numpy(rng.normal(size=(2, 6)))
+    bg = tribute.Background(torch.from_numpy(rng.normal(size=(3, 6))))
+    for baseline in (0.5, bg):
+        sal = tribute.explain(net, x, method="saliency", target=0, groups=groups, baseline=baseline,
+                              progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = tribute.evaluate(net, x, sal, metric="infidelity", baseline=baseline, progress=False)
+            forced = tribute.evaluate(net, x, sal, metric="infidelity", baseline=baseline,
+                                      units="gradient", progress=False)
+        assert res.extra["units"] == "gradient" and res.mean < 1e-25
+        np.testing.assert_allclose(forced.scores, res.scores, rtol=1e-12, atol=1e-30)
+
+
+@pytest.mark.parametrize("where", [(1, 3), (3, 1), (1, 1), (3, 3)])
+def test_mislabel_auc_leaves_out_clean_and_flipped_rows_with_undefined_credits_alike(
+        where: tuple[int, int]) -> None:
+    # rev41a: a NaN credit in a flipped row left that example out, one in a clean row (off its
+    # diagonal) did not: 0.80 where sklearn's AUROC over the examples with finite credits is 0.75
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    n = 8
+    game = TableGame(lambda m: m.sum(-1), n, n)
+    phi = np.random.default_rng(0).normal(size=(n, n)) * 0.1
+    np.fill_diagonal(phi, [0.9, 0.1, 0.5, 0.7, 0.3, 0.2, 0.05, 0.6])
+    phi[where] = np.nan
+    flipped = np.array([1, 0, 0, 1, 0, 1, 0, 0], dtype=bool)
+    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+        res = mislabel_auc(game, table_attr(game, phi), ground_truth=flipped)
+    ok = np.isfinite(phi).all(axis=1)
+    want = sklearn_metrics.roc_auc_score(flipped[ok], np.abs(np.diag(phi))[ok])
+    assert res.mean == pytest.approx(want, rel=1e-12)
+    assert res.extra["auc"] == pytest.approx(want, rel=1e-12)

@@ -14,8 +14,9 @@ The system ``(D - W)_UU y = W_UK x_K`` (``U`` removed, ``K`` kept, ``W`` the nei
 and positive definite whenever a removed region touches a kept pixel. We solve it for all rows
 of a chunk at once with conjugate gradients whose matrix-vector product is one 3x3 stencil,
 so imputation is batched like everything else. A channel with no kept pixel at all has no
-defined imputation; it takes the game's baseline value there (with a background set, the
-set's weighted mean row: one row per coalition, as for every other ROAD point).
+defined imputation; it takes the game's baseline value there. With a background set that is
+the game's own removal: the weighted mean of the model over the set's rows, each with that
+channel at the row's values (one model row per background row, for those coalitions only).
 """
 
 from __future__ import annotations
@@ -188,17 +189,18 @@ class ImputedGame(Game):
         d_total = int(base.inputs_flat().shape[1])
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)
-        # a channel with no kept pixel takes the baseline; a background set's compose() gives
-        # its FIRST row, so the fallback is the set's weighted mean row instead (aud41f: a
-        # removed channel took background row 0 only: -11.55 where the rows average -6.55 and
-        # the mean row gives -6.55 on a linear model, and the score depended on the rows' order)
-        self._fallback: torch.Tensor | None = None
+        # a channel with no kept pixel takes the baseline. With a background set that is the
+        # game's own removal: the model averaged over the set's rows, each row's channel taking
+        # that row's values (compose() gave the set's FIRST row only, so the score depended on
+        # the rows' order; aud41f's weighted mean row fed f(mean row), which on a tanh MLP
+        # missed the game's value of the same coalition by up to 0.27; rev41a)
+        self._bg_rows: torch.Tensor | None = None
+        self._bg_weights = torch.ones(1, dtype=torch.float64)
         m_bg = int(getattr(base, "n_background", 1))
         rows = base.baseline_flat()
         if m_bg > 1 and rows.shape[0] == m_bg:
-            w = base.background_weights().to(device=rows.device, dtype=torch.float64)
-            self._fallback = (w[:, None] * rows.to(torch.float64)).sum(0).to(
-                device=base.model.device, dtype=base.compute_dtype)
+            self._bg_rows = rows.to(device=base.model.device, dtype=base.compute_dtype)
+            self._bg_weights = base.background_weights().to(torch.float64).cpu()
         self._full = base.peek_full()  # v(N) needs no imputation
         # ... and was paid for by the base game's reference pass: full() must not count it
         # again (road reported one evaluation per input more than the model saw)
@@ -219,8 +221,11 @@ class ImputedGame(Game):
         out = torch.zeros(b_total, k_count, t_count, dtype=torch.float64)
         shapes = fg.input_shapes()
 
-        def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor,
-                        k: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # rows (sample, point) with a channel none of whose pixels is kept (set in the first pass)
+        none_kept_any = torch.zeros(b_total, k_count, dtype=torch.bool, device=device)
+
+        def make_rows(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor,
+                      fallback_rows: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
             m = flat[k if shared else b * k_count + k]
             baselined = fg.compose(m, b)  # removed elements at the baseline
             keeps = fg.element_masks(m, b)
@@ -238,8 +243,11 @@ class ImputedGame(Game):
                 imp = imp.reshape(n, -1, h, w)
                 noise = field[:, start_d : start_d + size].reshape(n, -1, h, w)
                 none_kept = ~keep.reshape(n, keep.shape[1], -1).any(dim=2)  # R x C
-                fallback = comp.reshape(n, -1, h, w) if self._fallback is None else \
-                    self._fallback[start_d : start_d + size].reshape(1, -1, h, w).expand(n, -1, -1, -1)
+                if fallback_rows is None:
+                    none_kept_any[b, k] |= none_kept.any(dim=1)
+                    fallback = comp.reshape(n, -1, h, w)
+                else:
+                    fallback = fallback_rows[:, start_d : start_d + size].reshape(n, -1, h, w)
                 imputed = torch.where(none_kept[:, :, None, None], fallback, imp + noise)
                 rows.append(torch.where(keep, x, imputed).reshape(n, *shape))
                 start_d += size
@@ -249,6 +257,37 @@ class ImputedGame(Game):
             out[c.sample, c.point] = c.values
 
         # This game counts its own coalitions (Game.value); the base game is not charged.
-        fg.probe(on_chunk, n_points=k_count, make_points=make_points, evals=0,
-                 row_bytes=fg.row_bytes * 4, desc="imputed coalitions")
+        fg.probe(on_chunk, n_points=k_count, make_points=lambda xs, b, k: make_rows(xs, b, k, None),
+                 evals=0, row_bytes=fg.row_bytes * 4, desc="imputed coalitions")
+        if self._bg_rows is None or not bool(none_kept_any.any()):
+            return out
+        # with a background set, a coalition with a fully removed channel is the weighted mean
+        # over the set's rows of the model on its imputed row with that channel at the row's
+        # values (as FeatureGame removes players): one model row per background row, for these
+        # coalitions only (each sample's list padded to the longest with its own points)
+        bg, wts, m_bg = self._bg_rows, self._bg_weights, int(self._bg_rows.shape[0])
+        hit = none_kept_any.cpu()
+        n_hit = hit.sum(dim=1)
+        a_count = int(n_hit.max())
+        idx = torch.zeros(b_total, a_count, dtype=torch.long)
+        for i in range(b_total):
+            pts = torch.nonzero(hit[i]).flatten()
+            if pts.numel():
+                idx[i] = pts[torch.arange(a_count) % pts.numel()]
+        idx_d = idx.to(device)
+        acc = torch.zeros(b_total, a_count, t_count, dtype=torch.float64)
+
+        def make_bg_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor,
+                           p: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return make_rows(xs, b, idx_d[b, p // m_bg], bg[p % m_bg])
+
+        def on_bg_chunk(c: ProbeChunk) -> None:
+            acc.index_put_((c.sample, c.point // m_bg),
+                           wts[c.point % m_bg][:, None] * c.values, accumulate=True)
+
+        fg.probe(on_bg_chunk, n_points=a_count * m_bg, make_points=make_bg_points, evals=0,
+                 row_bytes=fg.row_bytes * 4, desc="imputed coalitions (background rows)")
+        for i in range(b_total):
+            j = int(n_hit[i])
+            out[i, idx[i, :j]] = acc[i, :j]
         return out

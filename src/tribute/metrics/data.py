@@ -103,8 +103,8 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     ``i`` = training example ``i``; e.g. ``explain(model, X_train, target=y_train,
     output="loss", players=data)``). Per flipped example: the fraction of clean examples with
     a lower self-influence (ties half), NaN for clean ones, so the mean is the AUROC
-    (``extra["auc"]``; a flipped example whose credits hold a NaN or an infinity is left out of
-    both, and an example with an undefined self-influence is never a clean comparison). No
+    (``extra["auc"]``; an example whose credits hold a NaN or an infinity is left out: a
+    flipped one is not scored and a clean one is no comparison). No
     model evaluations.
 
     Args:
@@ -129,10 +129,15 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     if flipped.all() or not flipped.any():
         raise InputError("mislabel_auc: ground_truth must flag some, but not all, examples.")
     self_inf = np.abs(flat[np.arange(n), 0, np.arange(n)])
-    # an undefined (NaN) self-influence is no evidence either way: it is not compared with
-    clean = np.sort(self_inf[~flipped & np.isfinite(self_inf)])
+    # an undefined (NaN) self-influence is no evidence either way: it is not compared with;
+    # nor is a clean example whose credits hold a NaN elsewhere, as a flipped one is left out
+    # (rev41a: the two sides followed different rules, 0.80 where sklearn's AUROC over the
+    # examples with finite credits is 0.75)
+    finite_row = np.isfinite(flat[:, 0, :]).all(axis=-1)
+    clean = np.sort(self_inf[~flipped & finite_row])
     if clean.size == 0:
-        raise InputError("mislabel_auc: no clean example has a finite self-influence.")
+        raise InputError("mislabel_auc: no clean example has finite credits (a NaN or an infinity in "
+                         "each clean row); check the method's output.")
     lo = np.searchsorted(clean, self_inf, side="left")
     hi = np.searchsorted(clean, self_inf, side="right")
     frac = (lo + 0.5 * (hi - lo)) / len(clean)
@@ -140,7 +145,7 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     # scores follow, base.undefined_where_not_finite): a NaN self-influence sorted above every
     # clean one and counted as a perfect detection in extra["auc"] (0.78 where the scores'
     # mean, and sklearn's AUROC over the finite examples, were 0.67)
-    scored = flipped & np.isfinite(flat[:, 0, :]).all(axis=-1)
+    scored = flipped & finite_row
     out = np.where(scored, frac, np.nan)[:, None]
     auc = float(np.mean(frac[scored])) if scored.any() else float("nan")
     return Scores(out, {"self_influence": self_inf, "auc": auc})

@@ -391,7 +391,9 @@ def road(game: Game, attr: Attribution, *,
     already known). Players of equal credit are removed in random order, each curve's point
     averaged over 8 seeded tie orders where it splits a tie (see :func:`deletion`; untied
     credits cost nothing extra). A channel none of whose pixels is kept has nothing to
-    impute from and takes the game's baseline (a background set's weighted mean row).
+    impute from and takes the game's baseline: with a background set, the weighted mean of
+    the model over the set's rows, each with that channel at the row's values (as the game
+    removes players; one model row per background row for those coalitions only).
 
     Args:
         fractions: fractions of players removed, increasing, in ``[0, 1)``.
@@ -680,7 +682,12 @@ def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant
     """``"output"`` or ``"gradient"``: how :func:`infidelity` reads the credits."""
     if units not in ("auto", "output", "gradient"):
         raise InputError(f"units={units!r} is not one of 'auto', 'output', 'gradient'.")
-    dense = isinstance(game, FeatureGame) and game.layout.dense
+    # one input element per player: no groups, or groups that map each element to its own
+    # player (ids 0..n-1 all used, so D == n); Yeh's reading holds for both (rev41a: groups
+    # np.arange(6) read saliency as output changes, 0.0098 where the ungrouped game gave
+    # 4.8e-05 for the same credits, and warned that the players were not single elements)
+    dense = isinstance(game, FeatureGame) and (game.layout.dense or sum(
+        int(np.prod(s, dtype=np.int64)) for s in game.input_shapes()) == game.n_players)
     if units == "gradient" and not dense:
         raise InputError(
             "infidelity with units='gradient' multiplies each credit by its input element's "
@@ -714,14 +721,18 @@ def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant
 
 
 def _input_minus_baseline(game: Game) -> np.ndarray:
-    """``x - b`` per sample and element, ``B x D`` (b: the background's weighted mean)."""
+    """``x - b`` per sample and player, ``B x n`` (b: the background's weighted mean; one
+    input element per player)."""
     assert isinstance(game, FeatureGame)
     x = game.inputs_flat().detach().cpu().to(torch.float64)
     base = game.baseline_flat().detach().cpu().to(torch.float64)
     m = int(getattr(game, "n_background", 1))
     if m > 1 and base.shape[0] == m:
         base = (game.background_weights()[:, None] * base).sum(0, keepdim=True)
-    return np.asarray((x - base).numpy())
+    diff = x - base
+    if not game.layout.dense:  # one element per player: put each in its player's column
+        diff = game.elements_to_players(diff.expand(game.n_samples, -1).contiguous())
+    return np.asarray(diff.numpy())
 
 
 def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> torch.Tensor:
