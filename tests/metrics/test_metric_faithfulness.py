@@ -541,7 +541,8 @@ def test_infidelity_reads_gradient_credits_as_yeh_et_al():
     assert r.extra["units"] == "output"
     np.testing.assert_allclose(r.scores, 0.0, atol=1e-20)
     grouped = tribute.explain(model, x, method="saliency", groups=np.array([0, 0, 1, 1]))
-    r = tribute.evaluate(model, x, grouped, metric="infidelity")
+    with pytest.warns(UserWarning, match="summed over each player's elements"):
+        r = tribute.evaluate(model, x, grouped, metric="infidelity")
     assert r.extra["units"] == "output"  # no element-wise x - b for a group's credit
     with pytest.raises(InputError, match="units='gradient'"):
         tribute.evaluate(model, x, grouped, metric="infidelity", units="gradient")

@@ -40,6 +40,7 @@ from ..games.build import build_game
 from ..methods.base import get_method, registry
 from ..metrics.api import columns_to_labels
 from ..metrics.base import Metric, get_metric
+from ..metrics.faithfulness import infidelity_unit_problem
 from ..models import as_model
 from ._metrics import BENCH_METRICS
 from .suites import Case, Suite
@@ -538,6 +539,10 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
             for mname, metric in metrics.items():
                 info = metric.info
                 why = _applicable(case, metric, run.reference)
+                if why is None and mname == "infidelity":
+                    # a score in unlike units is no ranking (rev41a): infidelity warns, the bench says n/a
+                    inv = {**params.get(mname, {}), **case.metric_params.get(mname, {})}.get("scale_invariant")
+                    why = infidelity_unit_problem(game, run.method, bool(inv))
                 if why is not None:
                     out.append(Score(case.name, run.method, mname, "n/a", why,
                                      higher_is_better=info.higher_is_better))

@@ -678,16 +678,31 @@ GRADIENT_UNIT_METHODS = ("saliency", "smoothgrad", "guided_backprop", "deconvolu
 SCORE_UNIT_METHODS = ("smoothgrad_sq", "vargrad", "sobol")
 
 
+def _one_element_per_player(game: Game) -> bool:
+    """No groups, or groups that map each input element to its own player (ids 0..n-1 all
+    used, so D == n): Yeh et al.'s gradient reading holds for both."""
+    return isinstance(game, FeatureGame) and (game.layout.dense or sum(
+        int(np.prod(s, dtype=np.int64)) for s in game.input_shapes()) == game.n_players)
+
+
+def infidelity_unit_problem(game: Game, method: str, scale_invariant: bool = False) -> str | None:
+    """Why :func:`infidelity` (``units="auto"``) cannot read ``method``'s credits on ``game`` as
+    a prediction of the output change, in a few words; None where it can. The bench marks such
+    a (method, case) not applicable instead of ranking it (rev41a); :func:`infidelity` warns."""
+    if method in SCORE_UNIT_METHODS and not scale_invariant:
+        return "unsigned scores (squared gradients or variances): no reading predicts an output change"
+    if method in GRADIENT_UNIT_METHODS and not _one_element_per_player(game):
+        return "gradients summed over grouped players: no reading predicts an output change"
+    return None
+
+
 def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant: bool) -> str:
     """``"output"`` or ``"gradient"``: how :func:`infidelity` reads the credits."""
     if units not in ("auto", "output", "gradient"):
         raise InputError(f"units={units!r} is not one of 'auto', 'output', 'gradient'.")
-    # one input element per player: no groups, or groups that map each element to its own
-    # player (ids 0..n-1 all used, so D == n); Yeh's reading holds for both (rev41a: groups
-    # np.arange(6) read saliency as output changes, 0.0098 where the ungrouped game gave
-    # 4.8e-05 for the same credits, and warned that the players were not single elements)
-    dense = isinstance(game, FeatureGame) and (game.layout.dense or sum(
-        int(np.prod(s, dtype=np.int64)) for s in game.input_shapes()) == game.n_players)
+    # rev41a: groups np.arange(6) read saliency as output changes, 0.0098 where the ungrouped
+    # game gave 4.8e-05 for the same credits, and warned that the players were not single elements
+    dense = _one_element_per_player(game)
     if units == "gradient" and not dense:
         raise InputError(
             "infidelity with units='gradient' multiplies each credit by its input element's "
@@ -695,7 +710,8 @@ def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant
             "groups). Use units='output' for credits in output units."
         )
     if units == "auto":
-        if attr.method in SCORE_UNIT_METHODS and not scale_invariant:
+        problem = infidelity_unit_problem(game, attr.method, scale_invariant)
+        if problem is not None and attr.method in SCORE_UNIT_METHODS:
             warnings.warn(
                 f"infidelity: the credits of {attr.method!r} are unsigned scores (squared "
                 "gradients or variances), neither output changes nor gradients, so no reading of "
@@ -703,7 +719,7 @@ def _infidelity_units(game: Game, attr: Attribution, units: str, scale_invariant
                 "scale_invariant=True to judge only their direction (Yeh et al. 2019), or compare "
                 "methods whose credits are in output units.",
                 UserWarning, stacklevel=user_stacklevel())
-        if attr.method in GRADIENT_UNIT_METHODS and not dense:
+        elif problem is not None:
             # grouped saliency credits are sums of element gradients: read as output changes
             # they scored 0.009 on a linear model whose exact (input x gradient) credits score
             # 1e-33, with no word; Yeh's reading needs each credited element's x - baseline
