@@ -215,6 +215,23 @@ def _max_positions(model: torch.nn.Module, tokenizer: Any = None) -> int | None:
     return min(limits) if limits else None
 
 
+def _limit_source(model: torch.nn.Module, tokenizer: Any) -> str:
+    """Which limits :func:`_max_positions` took, with their values, for a refusal's message
+    (a tokenizer saved with a smaller ``model_max_length`` than the model's positions is the
+    one the user can lift)."""
+    config = _max_positions(model)
+    m = getattr(tokenizer, "model_max_length", None)
+    tok = int(m) if isinstance(m, int) and not isinstance(m, bool) and 0 < m < 10**6 else None
+    text = f"the model's config allows {config if config is not None else 'any number of'} positions"
+    if tok is None:
+        return text
+    text += f", its tokenizer's model_max_length is {tok}"
+    if config is None or tok < config:
+        text += (" (the smaller; if the model reads more positions than its tokenizer says, set "
+                 f"tokenizer.model_max_length = {config if config is not None else 'its length'})")
+    return text
+
+
 def _special_ids(tokenizer: Any) -> set[int]:
     return {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
 
@@ -389,8 +406,8 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
     if target is None and limit is not None and len(ids) + max_new_tokens > limit:
         raise InputError(
             f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) = "
-            f"{len(ids) + max_new_tokens} positions exceeds the model's maximum length {limit} (the "
-            "smaller of its config's positions and the tokenizer's model_max_length); shorten the "
+            f"{len(ids) + max_new_tokens} positions exceeds the model's maximum length {limit} "
+            f"({_limit_source(module, tokenizer)}); shorten the "
             "prompt or lower max_new_tokens."
         )
     if target is None:
@@ -425,8 +442,8 @@ def prepare_generation(model: Any, tokenizer: Any, prompt: str, target: Any = No
     if limit is not None and len(ids) + len(cont) > limit:
         raise InputError(
             f"prompt ({len(ids)} tokens) + continuation ({len(cont)} tokens) = "
-            f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit} (the "
-            "smaller of its config's positions and the tokenizer's model_max_length); shorten the "
+            f"{len(ids) + len(cont)} positions exceeds the model's maximum length {limit} "
+            f"({_limit_source(module, tokenizer)}); shorten the "
             "prompt or the target."
         )
     groups = [[pos for pos, j in enumerate(player_of) if j == k] for k in range(len(names))]

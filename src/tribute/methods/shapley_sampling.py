@@ -823,7 +823,8 @@ class PermutationShapley(Method):
     every permutation (``budget >= 2 + (n - 1) n!``: 1 or 2 players at any budget, up to 5
     players at the default one) each permutation is run once, in lexicographic order, and each
     distinct coalition is evaluated once: the values are the exact Shapley values, the
-    standard errors 0, and ``n_evals`` is ``2^n`` (4 for 2 players, not the whole budget).
+    standard errors 0, and ``n_evals`` is ``2^n`` (4 for 2 players, not the whole budget);
+    ``seed`` then plays no part, and ``extra["exact"]`` is True (False when sampled).
 
     References: Castro, Gómez & Tejada (2009), "Polynomial calculation of the Shapley value
     based on sampling"; Mitchell, Cooper, Frank & Holmes (2022), "Sampling Permutations for
@@ -885,7 +886,7 @@ class PermutationShapley(Method):
             stderr = _permutation_stderr(per_perm_phi, n_pairs)
         gap = phi.sum(-1) - (v_full - v_empty)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
-                                extra={"n_permutations": int(p_count)})
+                                extra={"n_permutations": int(p_count), "exact": bool(exact)})
 
     budget_rule = "2 + 2(n-1) * max(1, min(64, 4096 // (2(n-1))))"
 

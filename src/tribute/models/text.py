@@ -438,7 +438,11 @@ def segment(
         players: ``"words"``, ``"tokens"``, ``"sentences"``, or explicit ``(start, end)``
             character spans: one list for one text, a list of lists (one per text), or for
             pairs a ``(spans_first, spans_second)`` tuple per text. Tokens outside every span
-            are not players (always kept). default="words".
+            are not players (always kept). A word is a run of letters, digits and
+            apostrophes with the combining marks written after its letters (an accent, an Indic
+            or Thai vowel sign), or one punctuation mark; in a script written without spaces
+            (Thai, Chinese, Japanese) a word is the whole run between spaces and punctuation,
+            so use ``"tokens"`` (or spans) for finer players there. default="words".
         include_special: special tokens (CLS, SEP, BOS, EOS) become players too, after the
             text's players, named by their tokens (``[CLS]``; ``[SEP] @5`` for a token that
             occurs twice or is also a text player's name; ``<special j>`` when the tokenizer
