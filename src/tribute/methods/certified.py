@@ -22,8 +22,10 @@ smoothing region that the shift moves out of the overlap. It is exact geometry:
 **What is certified** (the sparsified smoothing of Levine, Singla & Feizi, "Certifiably robust
 interpretation in deep learning", 2019, with the uniform laws above): ``g_i(x) = 1`` when player
 ``i`` is among the ``k`` largest of ``|a(x)|`` (``rank_by="abs"``) or of ``a(x)``
-(``rank_by="signed"``), else 0; ``gbar_i(x)`` is the probability that ``i`` is in the top-k
-under noise. Let ``T`` be the ``k`` players with the largest estimated ``gbar``. If
+(``rank_by="signed"``) strictly, i.e. above the ``(k+1)``-th largest, else 0 (players tied at
+the ``k``-th place are in no top-k of that draw: a tie is not broken by player order, which
+would certify one of several zero-credit players by its position alone); ``gbar_i(x)`` is the
+probability that ``i`` is in the top-k under noise. Let ``T`` be the ``k`` players with the largest estimated ``gbar``. If
 ``min_{i in T} gbar_i(x) - max_{j not in T} gbar_j(x) > 2 TV(delta)``, every player of ``T``
 still outranks every other player at ``x + delta``: **the top-k set of the smoothed map does
 not change**. The *radius* is the largest ``||delta||`` with ``2 TV(delta)`` below the certified
@@ -199,7 +201,8 @@ class CertifiedResult:
 
     Attributes:
         smoothed: ``batch x players`` mean of the base maps under the noise.
-        frequency: ``batch x players`` estimated probability ``gbar_i`` of being in the top-k.
+        frequency: ``batch x players`` estimated probability ``gbar_i`` of being in the top-k
+            (strictly above the ``(k+1)``-th score; players tied at the k-th place count in none).
         lower, upper: ``batch x players`` simultaneous confidence bounds of ``gbar``.
         topk: ``batch x k`` players of the certified set ``T`` (largest ``frequency`` first).
         gap: ``batch`` certified gap ``min_T lower - max_rest upper`` (<= 0: not certified).
@@ -451,10 +454,12 @@ def certified_attribution(
             vals = vals.detach().cpu().numpy() if isinstance(vals, torch.Tensor) else np.asarray(vals)
             maps[:, lo:hi] = np.asarray(vals, dtype=np.float64).reshape(b, hi - lo, players)
     score = np.abs(maps) if rank_by == "abs" else maps
-    # top-k indicator per draw (ties broken by player order, stable)
-    order = np.argsort(-score, axis=2, kind="stable")[:, :, :k]
-    hits = np.zeros_like(maps)
-    np.put_along_axis(hits, order, 1.0, axis=2)
+    # top-k indicator per draw: a player counts only when it outranks the (k+1)-th score strictly,
+    # so players tied at the k-th place are in no draw's top-k (breaking the tie by player order
+    # "certified" a zero-credit player into the top-k: tanh(2 x0) on 4 inputs, k=2 -> {x0, x1},
+    # frequency [1, 1, 0, 0], although x1, x2, x3 are all 0; review rev41d)
+    next_score = -np.partition(-score, k, axis=2)[:, :, k:k + 1]
+    hits = (score > next_score).astype(np.float64)
     counts = hits.sum(axis=1)
     freq = counts / n_samples
     smoothed = maps.mean(axis=1)

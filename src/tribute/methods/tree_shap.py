@@ -598,9 +598,13 @@ class TreeShap(Method):
         output = target.output
         prob_native = ens.raw_output == "probability"
         if ens.link in ("logistic", "softmax") and output in ("prob", "log_prob"):
+            # (the text of params["explained"]: for p = sigmoid(2 margin) the margin is not the
+            # log-odds, which output='logit' explains; review rev41d)
+            logit = ("output='logit' (log-odds), " if ens.link == "logistic" and
+                     ens.logit_scale != 1.0 else "")
             raise UnsupportedModelError(
-                f"tree_shap explains the {ens.kind}'s margin (log-odds); output={output!r} is not "
-                "additive over trees. Use output='raw' (margin) or method='shapley' for "
+                f"tree_shap explains the {_explained(ens, False)}; output={output!r} is not "
+                f"additive over trees. Use output='raw' (margin), {logit}or method='shapley' for "
                 "probabilities."
             )
         if prob_native and output in ("logit", "log_prob"):
