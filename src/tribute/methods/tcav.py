@@ -364,12 +364,16 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
     set it: the layer's own (a convolution, Linear, norm) or that of the last module setting
     channels that finished before it (a block's last convolution, the Linear before an
     activation), for ``spatial="mean"`` to tell the channel axis by its size."""
-    last: dict[str, int] = {}
+    last: dict[str, Any] = {}
 
-    def producer(m: torch.nn.Module, _inp: Any, _out: Any) -> None:
+    def start(_m: torch.nn.Module, _inp: Any) -> None:  # a forward pass: nothing set channels yet
+        last.clear()
+
+    def producer(m: torch.nn.Module, _inp: Any, out: Any) -> None:
         c = _channel_count(m)
         if c is not None:
-            last["c"], last["last"] = c, int(isinstance(m, _CHANNELS_LAST))
+            last.update(c=c, last=int(isinstance(m, _CHANNELS_LAST)),
+                        shape=tuple(out.shape) if isinstance(out, torch.Tensor) else None)
 
     def hook(_m: torch.nn.Module, _inp: Any, out: Any) -> Any:
         if channels is not None:
@@ -377,8 +381,15 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
             channels.clear()
             if own is not None:
                 channels["c"], channels["last"] = own, int(isinstance(layer_module, _CHANNELS_LAST))
-            elif "c" in last:
-                channels.update(last)
+            elif "c" in last and isinstance(out, torch.Tensor) and last["shape"] == tuple(out.shape):
+                # only an output of the producer's own shape (an activation, a residual sum, a
+                # scaling of it): a concatenation (DenseNet, Inception), a functional convolution,
+                # a PixelShuffle or a pooled squeeze-excitation vector change the channels after it
+                channels["c"], channels["last"] = last["c"], last["last"]
+                # the axis laid out contiguously (a channels-last producer's vectors permuted back to
+                # batch x channels x h x w, as in ConvNeXt, keep stride 1 on axis 1)
+                channels["unit"] = next((i for i in range(1, out.ndim) if out.stride(i) == 1 and out.shape[i] > 1),
+                                        -1)
         if not isinstance(out, torch.Tensor):
             raise UnsupportedModelError(
                 f"tcav: the layer outputs {type(out).__name__}, not a tensor; pick a layer whose output is one tensor."
@@ -400,6 +411,8 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
     handle = layer_module.register_forward_hook(hook)
     handles = ([m.register_forward_hook(producer) for m in module.modules()
                 if m is not layer_module and _channel_count(m) is not None] if channels is not None else [])
+    if channels is not None:  # a count from the previous batch's head must not tell this batch's layer
+        handles.append(module.register_forward_pre_hook(start))
     try:
         with eval_mode(module):
             yield
@@ -425,11 +438,15 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
 
     ``channel_axis`` when given. Else told by the channel count the model set for this output
     (``seen``: the layer's own, or that of the last convolution / Linear / norm that ran before
-    it, see ``_captured``) where exactly one of axis 1 and the last axis has that size: a Swin
+    it where its output has the layer's output shape, see ``_captured``: not across a
+    concatenation, a functional convolution, a PixelShuffle or a permute that changes the
+    shape) where exactly one of axis 1 and the last axis has that size: a Swin
     stage's ``batch x height x width x channels`` and timm's ``LayerNorm2d`` on ``batch x
     channels x h x w`` are read the way they are laid out. Where both axes have it, by the
     layer's type (a convolution-like module: axis 1; a Linear/LayerNorm/attention module: the
-    last axis), else by the type of the module that set the channels. Where neither has it (or
+    last axis), else by the type of the module that set the channels (for a channels-last one,
+    the axis laid out with stride 1: axis 1 after a ConvNeXt block's permute back, else the
+    last). Where neither has it (or
     no module set it), by the layer's type, and a 4-D or wider output of any other module is
     taken as PyTorch's image layout (axis 1); a 3-D output of another module that nothing
     tells (``batch x channels x length`` or ``batch x tokens x channels``) is refused."""
@@ -450,7 +467,8 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
     if isinstance(layer_module, _CHANNELS_FIRST):
         return 1
     if first and seen is not None:  # both axes have the size: the module that set it tells
-        return t.ndim - 1 if seen.get("last") else 1
+        # (a channels-last producer's output permuted back keeps its channels contiguous on axis 1)
+        return t.ndim - 1 if seen.get("last") and seen.get("unit") != 1 else 1
     if t.ndim >= 4:
         return 1
     said = ("" if channels is None else f" (the model set {channels} channels before it, the size of "
@@ -569,7 +587,9 @@ def tcav(
             channels (``1`` for ``batch x channels x ...``, ``-1`` for a transformer's ``batch x
             tokens x channels``). default=None: told by the channel count the model set for
             that output (the layer's own, or the last convolution / Linear / norm that ran
-            before it: a ReLU after a Linear, a Swin stage's ``batch x h x w x channels``) where
+            before it with an output of the layer's shape: a ReLU after a Linear, a Swin
+            stage's ``batch x h x w x channels``; not a DenseNet or Inception block's
+            concatenation, whose count changed after it) where
             only one of axis 1 and the last axis has that size; else by the layer (convolution
             and pooling layers: 1; Linear, LayerNorm and attention layers: -1) or by the module
             that set the channels; else a 4-D or wider output is read in PyTorch's image layout
