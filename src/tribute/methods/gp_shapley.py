@@ -297,6 +297,28 @@ Half the pairs, each with its two gradient rows (the same count if a gradient ro
 evaluation): 0.038 on the breast-cancer logit (x0.45) but 0.087 on the ReLU 18 logit (x1.35).
 With product kernels, gradients pass the oracle test on one cell only, so no rule was chosen.
 Building it needs a backward pass, a design rule and the NNGP member's derivative kernel.
+Stop 41 (the gradient pair in every member; same replays, not built). The model's input
+gradients at ``x`` and at the baseline observe ``d``'s derivative at the full coalition,
+``g_k = (x_k - b_k) / 2 (f_k(x) + f_k(b))``; in place of the last design pair they entered every
+member of the real average as linear observations: the product kernels (isotropic, ARD,
+sign-aware: multilinear in the codes, so their derivative is the flip difference) and each NNGP
+kernel through its own derivative in the continuous code (central difference), noise on the
+gradient rows by marginal likelihood per kernel (1e-6 to 100 times their mean prior variance),
+members weighted and capped as here. Error against the current average (paired bootstrap, 90%;
+all 24 cells, 3 seeds x 10 points): large gains at few pairs per player (breast-cancer MLP
+logit at 64 x0.84 [0.75, 0.95], 0.671 -> 0.565 of the best anchor; breast-cancer logistic
+regression at 64 x0.22; tanh32 logit x0.55 / 0.91 at 64 / 128; tanh20
+logit at 64 x0.80; wine at 64 x0.93), nothing on the ReLU 18 logit at 128 (x1.00 [0.99, 1.01];
+the NNGP member holds all the weight), losses from about 3 pairs per player (diabetes at 128
+x1.08 [1.06, 1.11], digits16 x1.11, tanh16 x1.05, mlp20 and wine x1.03 at 128). A free gradient
+pair (no pair dropped) still cost x1.01 / 1.04 on diabetes / tanh16 at 128: there the pairs pin
+the main effects better than local slopes do. The NNGP's gradient rows as noisy flip differences
+(as the product kernels') lost the gain (breast-cancer logit at 64 x1.10). Even restricted to
+below 2.5 pairs per player (the NNGP threshold, not re-tuned) three cells lost 2-4% (relu14 and
+digits16 at 64 x1.04 / 1.03, breast-cancer MLP logit at 128 x1.02; each interval above 1: the
+pair given up is worth more than the gradients there, which alone gain x1.00 / 0.99), while cells
+within half the best anchor would go from 17 to 20 of 24 (breast-cancer logit at 64 stays at
+0.565); so it was not built.
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
