@@ -68,15 +68,27 @@ def test_permutation_shapley_two_players_any_budget_and_seed_is_the_same_exact_a
 
 
 def test_permutation_shapley_samples_below_the_exhaustive_budget() -> None:
-    f, x = _game(4, seed=4)  # every permutation: 2 + 3 * 24 = 74
-    attr = tribute.explain(f, x, method="permutation_shapley", baseline=0.0, budget=73)
-    assert attr.n_evals == 2 + 3 * 2 * 11 and attr.extra["n_permutations"] == 22  # (73 - 2) // 6 pairs
+    # lead (stop 41): exact from 2^n (the coalition table), not from 2 + (n - 1) n! (every
+    # permutation run): 4 players are exact from budget 16, sampled below
+    f, x = _game(4, seed=4)
+    attr = tribute.explain(f, x, method="permutation_shapley", baseline=0.0, budget=15)
+    assert attr.n_evals == 2 + 3 * 2 * 2 and attr.extra["n_permutations"] == 4  # (15 - 2) // 6 pairs
+    assert attr.extra["exact"] is False
     truth = _brute_shapley(f, x)
     assert np.abs(attr.values.numpy()[0] - truth).max() > 1e-9  # sampled, not enumerated
     np.testing.assert_allclose(attr.values.numpy()[0].sum(), truth.sum(), rtol=1e-12, atol=1e-12)
-    f6, x6 = _game(6, seed=6)  # 6 players: the default budget (642) is below 2 + 5 * 720
+    exact = tribute.explain(f, x, method="permutation_shapley", baseline=0.0, budget=16)
+    assert exact.n_evals == exact.n_rows == 16 and exact.extra["exact"] is True
+    np.testing.assert_allclose(exact.values.numpy()[0], truth, rtol=0, atol=1e-12)
+    # 6 players at the default budget (642 >= 64): exact for 64 evaluations (before: 642 sampled
+    # ones, as every permutation would need 2 + 5 * 720 = 3,602)
+    f6, x6 = _game(6, seed=6)
     attr6 = tribute.explain(f6, x6, method="permutation_shapley", baseline=0.0)
-    assert attr6.n_evals == 642 and float(attr6.stderr.abs().max()) > 0
+    assert attr6.n_evals == attr6.n_rows == 64 and float(attr6.stderr.abs().max()) == 0.0
+    np.testing.assert_allclose(attr6.values.numpy()[0], _brute_shapley(f6, x6), rtol=0, atol=1e-12)
+    f11, x11 = _game(11, seed=11)  # 11 players: the default budget (1,282) is below 2^11
+    attr11 = tribute.explain(f11, x11, method="permutation_shapley", baseline=0.0)
+    assert attr11.n_evals == 1282 and attr11.extra["exact"] is False and float(attr11.stderr.abs().max()) > 0
 
 
 def test_top_names_the_class_of_each_rows_per_sample_target() -> None:

@@ -23,6 +23,7 @@ from ..params import NONE, Interval, Options, declare
 from ._blocks import block_bounds
 from ._stderr import inflate, inflate_welch, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
+from .exact import MAX_PLAYERS, shapley_from_table, value_table
 
 __all__ = ["KernelShap", "PermutationShapley", "clear_design_cache", "kernel_shap_design",
            "solve_constrained"]
@@ -787,24 +788,11 @@ def _permutation_stderr(per_perm: torch.Tensor, n_pairs: int) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- permutations
 def exhaustive_budget(n: int) -> int:
-    """The budget at which every permutation of ``n`` players fits: ``2 + (n - 1) n!`` (2 for
-    one player; capped so that large ``n`` never builds the factorial's digits)."""
-    if n <= 1:
-        return 2
-    if n > 12:  # 11 * 12! is far beyond any budget
-        return 2 ** 62
-    return 2 + (n - 1) * math.factorial(n)
-
-
-def _half_permutations(n: int) -> torch.Tensor:
-    """The ``n! / 2`` permutations that come before their reverse in lexicographic order (one
-    of each antithetic pair; the single permutation for ``n <= 1``), ``pairs x n`` long."""
-    import itertools
-
-    if n <= 1:
-        return torch.arange(n).reshape(1, n)
-    rows = [p for p in itertools.permutations(range(n)) if p < p[::-1]]
-    return torch.tensor(rows, dtype=torch.long)
+    """The budget from which :class:`PermutationShapley` enumerates every coalition instead of
+    sampling permutations: ``2^n`` (every permutation's marginals come from that table; the
+    permutations themselves would cost ``2 + (n - 1) n!``, 3,602 rows for 6 players against
+    64). Capped above :data:`~tribute.methods.exact.MAX_PLAYERS` players."""
+    return 2 ** max(n, 1) if n <= MAX_PLAYERS else 2 ** 62
 
 
 @register
@@ -820,9 +808,9 @@ class PermutationShapley(Method):
     pairs), pooled towards the other players' and inflated by the Student-t factor of their
     few degrees of freedom, so that +-2 stderr keeps ~95% coverage; with one pair they are NaN
     (with a warning). Efficiency holds exactly for every permutation. When the budget covers
-    every permutation (``budget >= 2 + (n - 1) n!``: 1 or 2 players at any budget, up to 5
-    players at the default one) each permutation is run once, in lexicographic order, and each
-    distinct coalition is evaluated once: the values are the exact Shapley values, the
+    every coalition (``budget >= 2^n``: 1 or 2 players at any budget, up to 10 players at the
+    default one) each coalition is evaluated once and every permutation's marginals are read
+    from that table: the values are the exact Shapley values (as ``exact_shapley``), the
     standard errors 0, and ``n_evals`` is ``2^n`` (4 for 2 players, not the whole budget);
     ``seed`` then plays no part, and ``extra["exact"]`` is True (False when sampled).
 
@@ -846,15 +834,18 @@ class PermutationShapley(Method):
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
+        if n <= 1 or budget >= exhaustive_budget(n):
+            # the budget covers every coalition: their table gives every permutation's
+            # marginals, so the values are the exact Shapley values for 2^n evaluations
+            table = value_table(game)  # B x T x 2^n, v(N) the cached reference pass
+            phi = shapley_from_table(table, n)
+            gap = phi.sum(-1) - (table[..., -1] - table[..., 0])
+            return game.attribution(phi, self.name, self.get_params(), stderr=torch.zeros_like(phi), gap=gap,
+                                    extra={"n_permutations": max(math.factorial(max(n, 1)), 2), "exact": True})
         per_perm = max(n - 1, 1)
-        exact = budget >= exhaustive_budget(n)
-        if exact:  # every permutation fits: run each once (values exact, stderr 0)
-            fwd = _half_permutations(n)
-            n_pairs = int(fwd.shape[0])
-        else:
-            n_pairs = max(1, (budget - 2) // (2 * per_perm))
-            gen = torch.Generator().manual_seed(seed)
-            fwd = torch.stack([torch.randperm(n, generator=gen) for _ in range(n_pairs)])
+        n_pairs = max(1, (budget - 2) // (2 * per_perm))
+        gen = torch.Generator().manual_seed(seed)
+        fwd = torch.stack([torch.randperm(n, generator=gen) for _ in range(n_pairs)])
         perms = torch.cat([fwd, fwd.flip(1)])  # P x n, reverse of pair p at row p + n_pairs
         p_count = perms.shape[0]
         # prefix masks: row (p, j) holds the first j+1 players of permutation p, j < n-1
@@ -863,13 +854,7 @@ class PermutationShapley(Method):
         steps = torch.arange(n - 1)
         masks = (rank[:, None, :] <= steps[None, :, None]).to(torch.float64).reshape(-1, n)
         v_full, v_empty = game.full(), game.empty()
-        if n <= 1:
-            vals = torch.zeros(game.n_samples, 0, game.n_targets, dtype=torch.float64)
-        elif exact:  # each of the 2^n - 2 proper coalitions once (prefixes repeat across perms)
-            uniq, inverse = torch.unique(masks, dim=0, return_inverse=True)
-            vals = game.value(uniq)[:, inverse]
-        else:
-            vals = game.value(masks)
+        vals = game.value(masks)
         b_count, t_count = game.n_samples, game.n_targets
         path = vals.reshape(b_count, p_count, n - 1, t_count)
         path = torch.cat([v_empty[:, None, None, :].expand(b_count, p_count, 1, t_count), path,
@@ -880,13 +865,10 @@ class PermutationShapley(Method):
         per_perm_phi.scatter_(2, idx, marg)
         pair = (per_perm_phi[:, :n_pairs] + per_perm_phi[:, n_pairs:]) / 2  # B x pairs x n x T
         phi = pair.mean(1).permute(0, 2, 1)
-        if exact or n <= 2:  # every permutation was run (n <= 2: a permutation and its reverse)
-            stderr = torch.zeros_like(phi)
-        else:
-            stderr = _permutation_stderr(per_perm_phi, n_pairs)
+        stderr = torch.zeros_like(phi) if n <= 2 else _permutation_stderr(per_perm_phi, n_pairs)
         gap = phi.sum(-1) - (v_full - v_empty)
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr, gap=gap,
-                                extra={"n_permutations": int(p_count), "exact": bool(exact)})
+                                extra={"n_permutations": int(p_count), "exact": False})
 
     budget_rule = "2 + 2(n-1) * max(1, min(64, 4096 // (2(n-1))))"
 
@@ -897,10 +879,9 @@ class PermutationShapley(Method):
         k = int(budget if budget is not None else self.default_budget(game))
         p = 2 * max(1, (k - 2) // (2 * max(n - 1, 1)))
         b, t = int(game.n_samples), int(game.n_targets)
-        if k >= exhaustive_budget(n):  # every permutation, each distinct coalition once
-            p = max(math.factorial(max(n, 1)), 2)
-            return coalition_cost(game, 2 ** n, design=2 * p * n * 8 + 4 * b * p * n * t * 8,
-                                  note=f"all {p:,} permutations x {n:,} players (exact)")
+        if n <= 1 or k >= exhaustive_budget(n):  # every coalition once (exact)
+            return coalition_cost(game, 2 ** n, design=2 * b * 2 ** n * t * 8, flops=float(2 ** n * n * b * t),
+                                  note=f"the 2^{n} = {2 ** n:,}-coalition table (exact)")
         return coalition_cost(game, p * max(n - 1, 1) + 2, design=2 * p * n * 8 + 4 * b * p * n * t * 8,
                               note=f"{p:,} permutations x {n:,} players (prefix masks, marginals)")
 
