@@ -53,10 +53,7 @@ def test_plan_equals_the_rows_the_model_saw(method: str, background: bool,
     assert model.rows == attr.n_rows
     assert seen and all(d < t for d, t in seen if t)  # 100% only once the call returns
     unplanned = [d for d, t in seen if t == 0]  # the reference pass, before the plan: total unknown
-    # eng41: with one background row the game runs the reference pass when it is first read,
-    # after the plan (which counts it): no unplanned rows; a background set resolves it at build
-    eager = background or method == "expected_gradients"
-    assert unplanned == [d for d, _ in seen[:len(unplanned)]] == ([4] if eager else [])
+    assert unplanned == [d for d, _ in seen[:len(unplanned)]] == [4]
     assert seen[-1][0] == attr.n_rows
     assert planned == [attr.n_rows]  # the plan: every row the model saw, no more
 
