@@ -81,6 +81,7 @@ def test_probe_points_inputs_gradients_and_rows_per_point():
     model = make_mlp()
     x = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     g = _game(model, x, target=2)
+    g.full()  # the reference pass (eng41: it runs when v(N) is first read, here before the probe)
     rows0 = g.engine.n_rows
     vals = torch.zeros(3, 4, dtype=torch.float64)
     grads = torch.zeros(3, 4, 6, dtype=torch.float64)

@@ -435,11 +435,12 @@ def test_a_fresh_tuner_on_a_model_that_already_ran_times_its_first_chunk():
     assert not tuning.tuner_for(torch.nn.Linear(1, 1), ("sig",), False, 64)._warm  # never ran
     clear_tuners()
     game2 = FeatureGame(as_model(model, "torch"), x, target=0)
+    game2.full()  # the reference pass (since eng41 it runs when v(N) is first read)
     t = game2.engine.tuner(game2.row_bytes, False)
     assert t._warm and not t.done
     model.sizes.clear()
     game2.value(masks)
-    # (game2's 2-row reference pass ran when it was made, too short to time): the first
+    # (game2's 2-row reference pass ran before, too short to time): the first
     # 16-row chunk counts, and the search goes on at 32 at once
     assert model.sizes[:2] == [16, 32] and 16 in t.rates
     # gradients are warmed separately (the first backward pass initialises autograd)

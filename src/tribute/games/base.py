@@ -12,8 +12,12 @@ integrated gradients, attribution patching and friends integrate.
 Counting (one definition everywhere): ``n_evals`` is the number of value-function evaluations
 per input sample — coalitions, or points for gradient methods — and is what ``budget`` bounds.
 It starts at 1: feature and component games make one reference pass on the unperturbed inputs
-when they are built (to resolve the target), and that pass IS ``v(N)``, so it is always spent
-and always counted (:meth:`full` then costs nothing more). The engine counts ``n_rows``, the
+(to resolve the target), and that pass IS ``v(N)``, so it is always spent and always counted
+(:meth:`full` then costs nothing more). A component game runs it when it is built; a feature
+game whose target's width is known without it (None, ``"predicted"``, an int; a torch model
+without per-row arguments or a background set) counts it when built and runs it when the
+target, ``v(N)`` or a value is first asked for (:meth:`reference_pending`): a method refused
+by its checks (``Method.check``, which reads ``n_targets``) then spends no model row. The engine counts ``n_rows``, the
 rows the model actually saw: one per sample for the reference pass and one per sample and
 background row for every other evaluation, so with ``M`` background rows
 ``n_rows = samples * (1 + (n_evals - 1) * M)``. A method with ``budget`` can therefore spend
@@ -171,6 +175,12 @@ class Game(ABC):
         vals = self._evaluate(m, shared)
         self._keep_empty(m, vals)
         return vals
+
+    def reference_pending(self) -> bool:
+        """Whether ``v(N)`` is counted (one evaluation per input, as always) but its reference
+        rows have not run yet: a feature game built without them runs them when its target,
+        ``v(N)`` or any value is first asked for. False for other games."""
+        return False
 
     # ------------------------------------------------------------- streaming
     def block_items(self, coalitions_per_item: int = 1, *, per_sample: bool = False,

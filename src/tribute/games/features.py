@@ -32,7 +32,7 @@ from ..engine.progress import active_progress
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..params import check_unique_names
-from ..targets import TargetLike, resolve_target, transform_output
+from ..targets import Target, TargetLike, resolve_target, transform_output
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
@@ -510,6 +510,18 @@ class FeatureGame(Game):
 
         # ----------------------------------------------------------- reference pass
         self.n_samples = batch
+        if self._defers(model, target, output):
+            # v(N) is counted now and its rows run later (reference_pending): when the target
+            # or v(N) is first read, or with the first coalitions of value(..., fold_full=True).
+            # The target's width is known without them (one column), so a method's checks and
+            # cost estimate need no model row: a refusal spends none (issue #9)
+            super().__init__(engine, None, layout, names, batch)  # type: ignore[arg-type]
+            self._pending = (target, output)
+            self.sample_index = list(frame.index) if frame is not None else None
+            self._diff_cache = {}
+            self.count_evals(1)
+            self._full_counted = True
+            return
         ref = self._reference_outputs(engine, batch)
         predicted = None
         if (target is None or (isinstance(target, str) and target == "predicted")) \
@@ -525,8 +537,91 @@ class FeatureGame(Game):
         super().__init__(engine, tgt, layout, names, batch)
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
-        self._diff_cache: dict[int, torch.Tensor] = {}  # x - baseline per input (fast path)
+        self._diff_cache = {}  # x - baseline per input (fast path)
         self._set_reference(tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu())
+
+    # ------------------------------------------------------- deferred reference pass
+    #: ``(target, output)`` while the reference rows are still to run (see :meth:`_defers`)
+    _pending: tuple[TargetLike, str] | None = None
+    _diff_cache: dict[int, torch.Tensor]  # x - baseline per input (fast path)
+    _target: Target
+    _full_value: torch.Tensor | None = None
+    _reference: torch.Tensor | None = None
+
+    def _defers(self, model: ModelAdapter, target: TargetLike, output: str) -> bool:
+        """Whether the reference pass can wait: the target has one column whatever the model
+        returns (None, ``"predicted"``, an int), the model is a torch one (no ``predict`` of
+        its own), and the rows are the shared-mask fast path's (no per-row arguments, no
+        background set, real inputs, one group mask per input)."""
+        if type(self) is not FeatureGame or not isinstance(model, TorchModel) or output == "kl" \
+                or self.forward_args or self.forward_kwargs or self.n_background != 1:
+            return False
+        if any(inp.is_int or (inp.groups is not None and inp.groups.ndim != 1)
+               or inp.base_mode not in ("single", "per_sample") for inp in self.inputs):
+            return False
+        if target is None or (isinstance(target, str) and target == "predicted"):
+            return True
+        return isinstance(target, (int, np.integer)) and not isinstance(target, (bool, np.bool_))
+
+    def reference_pending(self) -> bool:
+        return self._pending is not None
+
+    def _resolve_reference(self) -> None:
+        """Run a pending reference pass on its own (today's construction-time pass)."""
+        if self._pending is not None:
+            self._finish_reference(self._reference_outputs(self.engine, self.n_samples))
+
+    def _finish_reference(self, ref: torch.Tensor) -> None:
+        """Resolve the target from the reference outputs ``ref`` and store ``v(N)``, as the
+        construction-time pass does (the same operations on the same outputs)."""
+        assert self._pending is not None
+        target, output = self._pending
+        batch = self.n_samples
+        tgt = resolve_target(target, output, ref, batch, self.model.output_kind,
+                             assumed=self.model.output_assumed, predicted=None)
+        self._pending = None
+        self.engine.target = tgt
+        self._target = tgt
+        if tgt.multi != self.layout.multi_target:
+            self.layout = Layout(**{**self.layout.__dict__, "multi_target": tgt.multi})
+        self._reference = ref
+        self._set_reference(tgt.select(ref, torch.arange(batch, device=ref.device)).detach().double().cpu())
+
+    @property
+    def target(self) -> Target:
+        if self._pending is not None:
+            self._resolve_reference()
+        return self._target
+
+    @target.setter
+    def target(self, value: Target) -> None:
+        self._target = value
+
+    @property
+    def _full(self) -> torch.Tensor | None:
+        if self._pending is not None:
+            self._resolve_reference()
+        return self._full_value
+
+    @_full.setter
+    def _full(self, value: torch.Tensor | None) -> None:
+        self._full_value = value
+
+    @property
+    def reference_output(self) -> torch.Tensor:
+        """The model's raw output on the unperturbed inputs (the reference pass)."""
+        if self._pending is not None:
+            self._resolve_reference()
+        assert self._reference is not None
+        return self._reference
+
+    @reference_output.setter
+    def reference_output(self, value: torch.Tensor) -> None:
+        self._reference = value
+
+    @property
+    def n_targets(self) -> int:
+        return 1 if self._pending is not None else self._target.n_targets
 
     # ------------------------------------------------------------------ parsing
     @staticmethod
@@ -872,6 +967,7 @@ class FeatureGame(Game):
             )
 
     def _evaluate(self, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        self._resolve_reference()
         self._check_int_masks(masks)
         k_count = int(masks.shape[-2])
         b_total, t_count, mb = self.n_samples, self.n_targets, self.n_background
@@ -938,6 +1034,7 @@ class FeatureGame(Game):
         every ``lerp`` kernel (fused or not), so the rows, and the values, are the same bits.
         Games with a background set, integer inputs, per-sample groups or per-row forward
         arguments take :meth:`_evaluate`."""
+        self._resolve_reference()
         if self.n_background != 1 or self.forward_args or self.forward_kwargs or \
                 type(self)._evaluate is not FeatureGame._evaluate or any(
                     inp.is_int or (inp.groups is not None and inp.groups.ndim != 1)
@@ -969,6 +1066,7 @@ class FeatureGame(Game):
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
                        weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        self._resolve_reference()
         self._require_grad("gradients w.r.t. the feature mask")
         k_count = int(masks.shape[-2])
         b_total, t_count, mb, n = self.n_samples, self.n_targets, self.n_background, self.n_players
@@ -1109,6 +1207,7 @@ class FeatureGame(Game):
             ``(values batch x K x targets, grads batch x K x targets x players,
             hessians batch x K x targets x players x players)``, float64 CPU.
         """
+        self._resolve_reference()
         self._require_grad("Hessians w.r.t. the feature mask")
         m, shared = self.check_masks(masks)
         if not shared:
@@ -1210,6 +1309,7 @@ class FeatureGame(Game):
             ``(values batch x K x targets, {p: batch x targets x D})`` with ``D`` the number of
             input elements (all inputs concatenated; ``D'`` with a transform), float64 CPU.
         """
+        self._resolve_reference()
         self._require_grad("input gradients")
         k_count, b_total, t_count = int(n_points), self.n_samples, self.n_targets
         d_total = sum(inp.size for inp in self.inputs)
@@ -1307,6 +1407,7 @@ class FeatureGame(Game):
                 game's row size times ``rows_per_point``).
             desc: progress-bar label.
         """
+        self._resolve_reference()
         if grad not in (None, "inputs", "modules"):
             raise InputError(f"grad={grad!r} must be None, 'inputs' or 'modules'.")
         if grad == "modules" and not modules:
@@ -1445,6 +1546,7 @@ class FeatureGame(Game):
                 ``batch x targets x players`` (for wrappers reading them back losslessly with
                 :meth:`Attribution.flat`). default=False (this game's layout).
         """
+        self._resolve_reference()
         if len(inputs) != len(self.inputs):
             raise InputError(f"with_inputs: got {len(inputs)} inputs; this game has {len(self.inputs)}.")
         b_old = self.n_samples

@@ -280,9 +280,11 @@ class Method(ABC):
                     f"{cls.reduce_cost_hint or 'or ' + _fewer_players(game)}."
                 )
             self.check_cost(game, budget)
+            _reference_now(game)
             return budget
         use = self.default_budget(game)
         self.check_cost(game, use)
+        _reference_now(game)
         return use
 
     # ------------------------------------------------------------------ cost
@@ -513,6 +515,15 @@ class _Players:
         if name.startswith("__") or self._like is None:
             raise AttributeError(name)
         return getattr(self._like, name)
+
+
+def _reference_now(game: Game) -> None:
+    """Run a feature game's deferred reference pass (:meth:`Game.reference_pending`) once the
+    checks passed, before the method: the method then finds the game as it was built before
+    (target resolved, ``v(N)`` known, its rows already seen by hooks it registers later), and
+    only the refusals above spend no model row."""
+    if game.reference_pending():
+        game.full()
 
 
 def _round_up(nbytes: int) -> float:
