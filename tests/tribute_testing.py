@@ -162,3 +162,16 @@ def windows_long_way(shape: tuple[int, ...], win: tuple[int, ...], st: tuple[int
         m[tuple(slice(p * t, p * t + w) for p, w, t in zip(pos, win, st))] = 1.0
         rows.append(m.reshape(-1))
     return torch.stack(rows)
+
+
+def seed_batchnorm(model: torch.nn.Module, g: torch.Generator) -> None:
+    """Batch-norm statistics and affine parameters that matter (float64 draws from ``g``, the
+    same on every CPU) for every ``BatchNorm2d`` of a float64 ``model``."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            c = m.num_features
+            assert m.running_mean is not None and m.running_var is not None
+            m.running_mean.copy_(torch.rand(c, generator=g, dtype=torch.float64) - 0.5)
+            m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g, dtype=torch.float64))
+            m.weight.data.copy_(0.5 + torch.rand(c, generator=g, dtype=torch.float64))
+            m.bias.data.copy_(0.6 * torch.rand(c, generator=g, dtype=torch.float64) - 0.3)

@@ -119,3 +119,18 @@ def make_mlp_in_driver_only() -> torch.nn.Module:
     with torch.no_grad():  # weights of its own: a worker never holds it from an earlier job
         model.get_parameter("2.bias").add_(0.125)
     return model
+
+
+def assert_same_on_workers_and_resume(data: Any, root: Path, run: Any) -> None:
+    """``run(data, out, **kw)`` already wrote ``root / "local"``: a 2-process run and a run
+    killed after its shards (shard 1 and the merged files removed, then resumed) write
+    byte-identical ``result.parquet`` and ``result.npz``."""
+    run(data, root / "proc", backend="processes", workers=2)
+    out = root / "resumed"
+    run(data, out)
+    (out / "shards" / "shard-000001.npz").unlink()
+    (out / "result.parquet").unlink()
+    run(data, out, resume=True)
+    for other in ("proc", "resumed"):
+        for name in ("result.parquet", "result.npz"):
+            assert (root / other / name).read_bytes() == (root / "local" / name).read_bytes(), (other, name)

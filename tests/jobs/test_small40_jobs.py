@@ -58,17 +58,7 @@ def test_dataframe_index_is_a_parquet_column_local_workers_and_resume(tmp_path: 
     joined = df.join(table.set_index("customer")[["f0"]].rename(columns={"f0": "credit"}))
     np.testing.assert_array_equal(joined["credit"].to_numpy(), res.values[:, 0])
 
-    _run(df, tmp_path / "proc", backend="processes", workers=2)
-    out = tmp_path / "resumed"
-    _run(df, out)
-    (out / "shards" / "shard-000001.npz").unlink()
-    (out / "result.parquet").unlink()
-    _run(df, out, resume=True)
-    for other in ("proc", "resumed"):
-        assert (tmp_path / other / "result.parquet").read_bytes() == \
-            (tmp_path / "local" / "result.parquet").read_bytes(), other
-        assert (tmp_path / other / "result.npz").read_bytes() == \
-            (tmp_path / "local" / "result.npz").read_bytes(), other
+    jobs_fixtures.assert_same_on_workers_and_resume(df, tmp_path, _run)
 
 
 def test_csv_index_column_and_parquet_pandas_index(tmp_path: Path) -> None:

@@ -57,15 +57,7 @@ def test_multiindex_levels_are_columns_identical_local_workers_and_resume(tmp_pa
     assert list(table.columns[:4]) == ["row", "group", "t", "target"]
     assert table["group"].tolist() == list(idx.get_level_values(0))
     assert table["t"].tolist() == list(idx.get_level_values(1)) and table["t"].dtype == np.float64
-    _run(df, tmp_path / "proc", backend="processes", workers=2)
-    out = tmp_path / "resumed"
-    _run(df, out)
-    (out / "shards" / "shard-000001.npz").unlink()
-    (out / "result.parquet").unlink()
-    _run(df, out, resume=True)
-    for other in ("proc", "resumed"):
-        assert (tmp_path / other / "result.parquet").read_bytes() == \
-            (tmp_path / "local" / "result.parquet").read_bytes(), other
+    jobs_fixtures.assert_same_on_workers_and_resume(df, tmp_path, _run)
 
 
 def test_headerless_csv_first_cell_nan_is_named_as_seen(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from tribute.errors import InputError, UnsupportedModelError
 from tribute.methods.regions._common import normalise
 from tribute.methods.regions.segmentation import felzenszwalb
 from tribute.methods.rise import smooth_masks
+from tribute_testing import seed_batchnorm
 
 
 def _hooks(m: nn.Module) -> int:
@@ -61,14 +62,7 @@ class _ResNetLike(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(8, 5)
         self.double()
-        for m in self.modules():  # batch-norm statistics that matter (float64 draws)
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(torch.rand(c, generator=g, dtype=torch.float64) - 0.5)
-                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g, dtype=torch.float64))
-                m.weight.data.copy_(0.5 + torch.rand(c, generator=g, dtype=torch.float64))
-                m.bias.data.copy_(0.6 * torch.rand(c, generator=g, dtype=torch.float64) - 0.3)
+        seed_batchnorm(self, g)  # batch-norm statistics that matter (float64 draws)
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

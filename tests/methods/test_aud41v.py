@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tribute
+from tribute_testing import seed_batchnorm
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -42,14 +43,8 @@ def _init(model: nn.Module, seed: int) -> nn.Module:
     for p in model.parameters():
         fan = max(1, p[0].numel()) if p.ndim > 1 else 4
         p.data.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) / fan**0.5)
+    seed_batchnorm(model, g)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            assert m.running_mean is not None and m.running_var is not None
-            m.running_mean.copy_(torch.rand(c, generator=g, dtype=torch.float64) - 0.5)
-            m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g, dtype=torch.float64))
-            m.weight.data.copy_(0.5 + torch.rand(c, generator=g, dtype=torch.float64))
-            m.bias.data.copy_(0.6 * torch.rand(c, generator=g, dtype=torch.float64) - 0.3)
         if isinstance(m, nn.LayerNorm):
             m.weight.data.fill_(1.0)
     return model.eval()

@@ -9,12 +9,12 @@ value the background-weighted mean of the model's outputs (interventional remova
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch
 
 import tribute
+from tribute_testing import shapley_from_table
 
 
 def _model(n: int, seed: int) -> tuple[object, torch.Tensor, torch.Tensor]:
@@ -33,19 +33,14 @@ def _brute(f: object, x: torch.Tensor, bg: torch.Tensor) -> np.ndarray:
     """Shapley values (players x outputs) of one sample."""
     n = x.shape[0]
 
-    def v(s: tuple[int, ...]) -> torch.Tensor:
+    def v(b: tuple[int, ...]) -> np.ndarray:
         z = bg.clone()
-        z[:, list(s)] = x[list(s)]
-        return f(z).mean(0)  # type: ignore[operator]
+        on = [j for j in range(n) if b[j]]
+        z[:, on] = x[on]
+        return f(z).mean(0).numpy()  # type: ignore[operator]
 
-    phi = torch.zeros(n, 3, dtype=torch.float64)
-    for i in range(n):
-        rest = [j for j in range(n) if j != i]
-        for r in range(n):
-            wt = math.factorial(r) * math.factorial(n - r - 1) / math.factorial(n)
-            for s in itertools.combinations(rest, r):
-                phi[i] += wt * (v((*s, i)) - v(s))
-    return phi.numpy()
+    table = {b: v(b) for b in itertools.product((0, 1), repeat=n)}
+    return shapley_from_table(table, n).T  # players x outputs
 
 
 def test_exhaustive_path_with_a_background_set_and_one_target_per_sample() -> None:

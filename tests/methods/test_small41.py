@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import tribute
+from tribute_testing import shapley_from_table
 
 
 def _game(n: int, seed: int) -> tuple[object, torch.Tensor]:
@@ -32,19 +33,13 @@ def _game(n: int, seed: int) -> tuple[object, torch.Tensor]:
 def _brute_shapley(f: object, x: torch.Tensor) -> np.ndarray:
     n = x.shape[1]
 
-    def v(s: tuple[int, ...]) -> float:
+    def v(b: tuple[int, ...]) -> np.ndarray:
         z = torch.zeros_like(x)
-        z[0, list(s)] = x[0, list(s)]
-        return float(f(z))  # type: ignore[operator]
+        on = [j for j in range(n) if b[j]]
+        z[0, on] = x[0, on]
+        return np.asarray(float(f(z)))  # type: ignore[operator]
 
-    phi = np.zeros(n)
-    for i in range(n):
-        rest = [j for j in range(n) if j != i]
-        for r in range(n):
-            w = math.factorial(r) * math.factorial(n - r - 1) / math.factorial(n)
-            for s in itertools.combinations(rest, r):
-                phi[i] += w * (v((*s, i)) - v(s))
-    return phi
+    return shapley_from_table({b: v(b) for b in itertools.product((0, 1), repeat=n)}, n)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])

@@ -837,11 +837,7 @@ def _cat_nested_tree(root: dict[str, Any], n_out: int, scale: float,
     n = len(rows)
     left = np.array([k[0] for k in kids], dtype=np.int64)
     right = np.array([k[1] for k in kids], dtype=np.int64)
-    feature = -np.ones(n, dtype=np.int64)
-    threshold = np.zeros(n)
-    missing_left = np.ones(n, dtype=bool)
-    cover = np.zeros(n)
-    value = np.zeros((n, n_out))
+    feature, threshold, missing_left, cover, value = _blank_nodes(n, n_out)
     for i, nd in enumerate(rows):
         sp = nd.get("split")
         if sp is None:
@@ -867,6 +863,13 @@ def _cat_nested_tree(root: dict[str, Any], n_out: int, scale: float,
                 float32=True, threshold32=True)
 
 
+def _blank_nodes(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Arrays of ``n`` nodes before they are read: feature -1 (a leaf), threshold 0, missing
+    values to the left, cover 0 and ``n x n_out`` values 0."""
+    return (-np.ones(n, dtype=np.int64), np.zeros(n), np.ones(n, dtype=bool), np.zeros(n),
+            np.zeros((n, n_out)))
+
+
 def _cat_tree(t: dict[str, Any], n_out: int, scale: float, nan_right: dict[int, bool]) -> Tree:
     splits = t.get("splits", [])
     if any(sp.get("split_type", "FloatFeature") != "FloatFeature" for sp in splits):
@@ -879,11 +882,7 @@ def _cat_tree(t: dict[str, Any], n_out: int, scale: float, nan_right: dict[int, 
     n_nodes = 2 * n_leaves - 1
     left = -np.ones(n_nodes, dtype=np.int64)
     right = -np.ones(n_nodes, dtype=np.int64)
-    feature = -np.ones(n_nodes, dtype=np.int64)
-    threshold = np.zeros(n_nodes)
-    missing_left = np.ones(n_nodes, dtype=bool)
-    cover = np.zeros(n_nodes)
-    value = np.zeros((n_nodes, n_out))
+    feature, threshold, missing_left, cover, value = _blank_nodes(n_nodes, n_out)
     # breadth-first ids: level l holds nodes 2^l - 1 .. 2^(l+1) - 2; position p's path bits
     # are p's binary digits, most significant first (level 0's bit is the leaf index's bit 0)
     for lvl, sp in enumerate(splits):
