@@ -540,9 +540,11 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                 info = metric.info
                 why = _applicable(case, metric, run.reference)
                 if why is None and mname == "infidelity":
-                    # a score in unlike units is no ranking (rev41a): infidelity warns, the bench says n/a
-                    inv = {**params.get(mname, {}), **case.metric_params.get(mname, {})}.get("scale_invariant")
-                    why = infidelity_unit_problem(game, run.method, bool(inv))
+                    # a score in unlike units is no ranking (rev41a): infidelity warns, the bench says
+                    # n/a; units='output' / 'gradient' given are read as asked, as infidelity does
+                    given = {**params.get(mname, {}), **case.metric_params.get(mname, {})}
+                    if given.get("units", "auto") == "auto":
+                        why = infidelity_unit_problem(game, run.method, bool(given.get("scale_invariant")))
                 if why is not None:
                     out.append(Score(case.name, run.method, mname, "n/a", why,
                                      higher_is_better=info.higher_is_better))

@@ -347,6 +347,10 @@ class Method(ABC):
                 f"max_memory={format_bytes(cap)}. {fits} Or raise max_memory (e.g. "
                 f"max_memory={_round_up(cost.bytes):.3g}) if the machine has the memory."
             )
+        # a deferred reference pass runs now, past the memory refusal (which spends no row):
+        # the throughput read below is measured by it on a model's first call (>= 256 inputs),
+        # as when the game ran it at build (without it a slow first call gave no SlowRunWarning)
+        _reference_now(game)
         seconds = estimate_seconds(engine, game, cost)
         if seconds is not None and seconds > SLOW_RUN_SECONDS:
             warnings.warn(self.plan_message(game, budget, cost, seconds), SlowRunWarning,
