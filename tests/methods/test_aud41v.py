@@ -5,8 +5,8 @@ non-square images, batches with a target per sample).
 
 Regression (failed before the fix): submodular region search on a batch of images with
 different superpixel counts gave a sample with fewer regions fewer search rounds than it gets
-explained alone (every round pads each sample to the most candidates), silently; it now warns,
-naming the samples and the budget that lets every search finish.
+explained alone (every round pads each sample to the most candidates), silently; it then warned
+(aud41v); since small42 every sample searches on its own budget (tests/methods/test_small42.py).
 
 Reference checks (right before and after): SmoothGrad / SmoothGrad² / VarGrad against Captum's
 NoiseTunnel fed the same noise draws; Grad-CAM against Captum's LayerGradCam and Grad-CAM++
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from typing import Any
 from unittest import mock
 
@@ -129,49 +128,8 @@ def _hooks(m: nn.Module) -> int:
 
 
 # ------------------------------------------------------------------ submodular (regression)
-class _Pool(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c = nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.tanh(self.c(x)).mean((2, 3)))
-
-
-def _blocky(rows: int, cols: int, h: int = 12, w: int = 16) -> torch.Tensor:
-    """A grayscale image of rows x cols constant blocks, far apart in value (known segments)."""
-    ids = (torch.arange(h)[:, None] * rows // h) * cols + torch.arange(w)[None] * cols // w
-    return (ids.to(torch.float64) * 7 % 11 / 11.0)[None]
-
-
-def test_submodular_batch_with_different_region_counts_warns_when_padding_cuts_a_search() -> None:
-    net = _init(_Pool(), 5)
-    x = torch.stack([_blocky(3, 4), _blocky(2, 2)])  # 12 and 4 superpixels
-    tg = torch.tensor([0, 1])
-    kw: dict[str, Any] = dict(method="submodular_regions", baseline=0.5, search="greedy",
-                              min_size=0.02, sigma=0.0, progress=False)
-    alone = [tribute.explain(net, x[b:b + 1], target=tg[b:b + 1], budget=40, **kw) for b in range(2)]
-    assert [int(a.extra["n_regions"][0]) for a in alone] == [12, 4]
-    # alone, the 4-region image finishes its search in 2 + 2 (4 + 3 + 2 + 1) = 22 evaluations
-    assert alone[1].n_evals == 22
-    assert np.isfinite(alone[1].extra["objective"][0, 0]).all()
-    with pytest.warns(UserWarning, match=r"ran out after 1 rounds for sample\(s\) \[1\] .*"
-                      r"raise budget to >= 158"):
-        batch = tribute.explain(net, x, target=tg, budget=40, **kw)
-    assert batch.n_evals <= 40
-    # the batch's rounds cost 2 x 12 for every sample: the small image got one round (its map
-    # differs from its own), as the warning says
-    assert not np.allclose(np.asarray(batch.values)[1], np.asarray(alone[1].values)[0])
-    # with the budget the warning names, every sample's search ends and the batch equals its
-    # samples explained one at a time (no warning)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        full = tribute.explain(net, x, target=tg, budget=158, **kw)
-    for b in range(2):
-        one = tribute.explain(net, x[b:b + 1], target=tg[b:b + 1], budget=158, **kw)
-        np.testing.assert_allclose(np.asarray(full.values)[b], np.asarray(one.values)[0],
-                                   rtol=1e-12, atol=1e-15)
+# (small42) the batch no longer pads and warns: every sample searches on its own budget; the
+# regression test is tests/methods/test_small42.py
 
 
 # ------------------------------------------------------------------ references (right)

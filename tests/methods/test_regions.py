@@ -393,7 +393,13 @@ def test_rows_at_the_model_equal_n_evals(method: str, kw: dict[str, Any]) -> Non
         attr = tribute.explain(model, x, method=method, target=[0, 3], **kw)
     finally:
         h.remove()
-    assert seen["rows"] == attr.n_rows == 3 * attr.n_evals
+    assert seen["rows"] == attr.n_rows
+    if method == "submodular_regions":
+        # each sample searches on its own budget (small42): rows are the samples' own
+        # evaluations, n_evals the most any of them spent
+        assert attr.n_rows <= 3 * attr.n_evals
+    else:
+        assert attr.n_rows == 3 * attr.n_evals
     if "budget" in kw:
         assert attr.n_evals <= int(kw["budget"])
     assert tuple(attr.values.shape) == (3, 2, 1, 8, 8)

@@ -1535,7 +1535,8 @@ class FeatureGame(Game):
         forward arguments) of sample ``parent[i]`` of this game. The new game shares this
         game's engine (rows are counted once) and reports its evaluations back: each of this
         game's samples is charged ``n`` times its number of derived samples for every ``n``
-        evaluations of the new game (``parent`` must give every sample equally many).
+        evaluations of the new game (``parent`` must give every sample it names equally many;
+        samples it leaves out make a view of a subset, still charged with the others).
 
         Args:
             inputs: one ``new_batch x *shape`` tensor per attributed input (same per-sample
@@ -1558,8 +1559,9 @@ class FeatureGame(Game):
                 f"in 0..{b_old - 1}."
             )
         counts = torch.bincount(par, minlength=b_old)
-        if new_b and int(counts.min()) != int(counts.max()):
-            raise InputError("with_inputs: parent must give every sample the same number of new samples.")
+        used = counts[counts > 0]  # samples left out make a view of a subset (small42)
+        if new_b and int(used.min()) != int(used.max()):
+            raise InputError("with_inputs: parent must give every sample it names the same number of new samples.")
         device = self.model.device
         par_d = par.to(device)
         new_inputs = []

@@ -27,7 +27,11 @@ Search (``search=``):
 
 When the budget cannot pay for the next round, the remaining regions are appended in order of
 their last evaluated gains. Evaluations are batched over samples, targets and candidates:
-per-sample masks ``batch x K x players`` through :meth:`Game.value`.
+per-sample masks ``batch x K x players`` through :meth:`Game.value`. Every sample searches on
+its own budget and each round evaluates exactly its own candidates (samples with different
+candidate counts, e.g. images with different numbers of superpixels, go to the model as views
+of their own), so a batch gives each sample what explaining it alone gives; ``n_evals`` is the
+most any sample spent.
 
 Result: an input-shaped map in which every pixel holds its region's credit
 ``min(g_0, ..., g_r)``, ``g_j`` the marginal gain of ``F`` when the ``j``-th region was added
@@ -45,7 +49,6 @@ Black-box Attribution via Minimal Interpretable Subset Selection" (LiMA); Minoux
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,23 +208,32 @@ class SubmodularRegions(Method):
                 st = states[b][t]
                 st.value = (float(self.keep_weight) * float(v_empty[b, t])
                             - float(self.remove_weight) * float(full[b, t]))
-        # what each sample's own search has spent: the evaluations it would have made explained
-        # alone (one call pads every sample to the most candidates of any sample in a round)
+        # every sample runs its own search on its own budget: a round evaluates, for each sample
+        # still searching, exactly its own candidates, and a sample stops at the first round its
+        # own spend cannot pay for, as explained alone (before small42 one call padded every
+        # sample to the most candidates of any sample and stopped all at once: a batch of images
+        # with different region counts gave a small image fewer rounds than alone)
         own = np.full(b_count, fg.n_evals, dtype=np.int64)
-        rounds = 0
+        stopped = np.zeros(b_count, dtype=bool)
+        none = np.zeros(0, dtype=np.int64)
         while True:
-            cands = [[self._candidates(st) for st in row] for row in states]
-            k = max((len(cs) for row in cands for cs in row), default=0)
-            if k == 0:
+            cands = [[none if stopped[b] else self._candidates(st) for st in row]
+                     for b, row in enumerate(states)]
+            ks = np.array([max((len(cs) for cs in row), default=0) for row in cands])
+            over = (ks > 0) & (own + c * ks * t_count > budget)
+            stopped |= over
+            ks[over] = 0
+            if not ks.any():
                 break
-            need = np.array([c * t_count * max(len(cs) for cs in row) for row in cands])
-            if fg.n_evals + c * k * t_count > budget:
-                self._warn_padded(own, need, budget, rounds, n_reg, t_count)
-                break
-            f_new = self._evaluate(fg, reg_masks, states, cands, k, t_count, n)
-            own += need
-            rounds += 1
-            for b in range(b_count):
+            f_new: list[list[np.ndarray]] = [[np.zeros(0)] * t_count for _ in range(b_count)]
+            for k in sorted(set(ks[ks > 0].tolist())):
+                rows = np.flatnonzero(ks == k)
+                part = self._evaluate(self._view(fg, rows), reg_masks, states, cands, rows, k,
+                                      t_count, n)
+                for j, b in enumerate(rows.tolist()):
+                    f_new[b] = part[j]
+            own += c * ks * t_count
+            for b in np.flatnonzero(ks).tolist():
                 for t in range(t_count):
                     self._update(states[b][t], cands[b][t], f_new[b][t])
         # out of budget (or done): append the rest by their last known gains
@@ -233,38 +245,13 @@ class SubmodularRegions(Method):
                     st.selected.append(int(j))
                     st.gains.append(float(st.bound[j]) if np.isfinite(st.bound[j]) else float("nan"))
                     st.objective.append(float("nan"))
-        return self._result(fg, info, labels, states, n_reg)
+        attr = self._result(fg, info, labels, states, n_reg)
+        # per-input evaluations: the most any sample spent (a view of some samples charges the
+        # game's every sample; each sample's own spend is what it would spend alone)
+        attr.n_evals = int(own.max())
+        return attr
 
     # ----------------------------------------------------------------- helpers
-    def _warn_padded(self, own: np.ndarray, need: np.ndarray, budget: int, rounds: int,
-                     n_reg: list[int], t_count: int) -> None:
-        """Warn when the budget stops samples that, explained alone, would go on searching.
-
-        Every round evaluates, for every sample, as many candidates as the sample with the most
-        (its regions are padded): in a batch of images with different superpixel counts a
-        sample with fewer regions pays for the others' candidates and runs fewer rounds than
-        alone (aud41v: 11 of 17 regions searched at budget 400, the other 6 ordered by stale
-        gains; alone it searched all 17), so its map depends on the batch.
-        """
-        short = [b for b in range(len(own)) if need[b] > 0 and own[b] + need[b] <= budget]
-        if not short:
-            return
-        c = max(self._terms(), 1)
-        if self.search == "greedy":
-            r = max(n_reg)
-            total = (1 + int(self.keep_weight > 0)) + c * t_count * r * (r + 1) // 2
-            fix = f"raise budget to >= {total} (a full search of the largest image)"
-        else:
-            fix = "raise budget"
-        warnings.warn(
-            f"{self.name}: the budget={budget} ran out after {rounds} rounds for sample(s) "
-            f"{short} (regions {[n_reg[b] for b in short]}), whose search would have gone on "
-            f"explained alone: in one call every round evaluates each sample as many candidates "
-            f"as the sample with the most regions ({max(n_reg)}), so samples with fewer regions "
-            f"get fewer rounds and their remaining regions are ordered by stale gains. For "
-            f"results that do not depend on the batch, explain these images one at a time or "
-            f"{fix}.", UserWarning, stacklevel=2)
-
     @staticmethod
     def _region_players(fg: FeatureGame, info: ImageInfo, lab: np.ndarray, r: int) -> torch.Tensor:
         onehot = torch.from_numpy(lab[None, :] == np.arange(r)[:, None]).to(torch.float64)
@@ -282,40 +269,54 @@ class SubmodularRegions(Method):
         order: np.ndarray = stale[np.argsort(-st.bound[stale], kind="stable")]
         return order[: int(self.lazy_batch)]
 
-    def _evaluate(self, fg: FeatureGame, reg_masks: list[torch.Tensor],
-                  states: list[list[_Search]], cands: list[list[np.ndarray]], k: int,
-                  t_count: int, n: int) -> list[list[np.ndarray]]:
-        """``F(S + i)`` for every candidate of every (sample, target); one batched call."""
-        b_count = fg.n_samples
+    @staticmethod
+    def _view(fg: FeatureGame, rows: np.ndarray) -> FeatureGame:
+        """The game of samples ``rows`` (``fg`` itself when they are all of its samples)."""
+        if len(rows) == fg.n_samples:
+            return fg
+        idx = torch.from_numpy(rows)
+        x = fg.inputs_flat()[idx.to(fg.inputs_flat().device)]
+        shapes = fg.input_shapes()
+        sizes = [int(np.prod(sh, dtype=np.int64)) for sh in shapes]
+        inputs = [p.reshape(len(rows), *sh) for p, sh in zip(torch.split(x, sizes, dim=1), shapes)]
+        return fg.with_inputs(inputs, parent=idx)
+
+    def _evaluate(self, game: FeatureGame, reg_masks: list[torch.Tensor],
+                  states: list[list[_Search]], cands: list[list[np.ndarray]], rows: np.ndarray,
+                  k: int, t_count: int, n: int) -> list[list[np.ndarray]]:
+        """``F(S + i)`` for every candidate of every target of samples ``rows`` (each with at
+        most ``k`` candidates per target); one batched call of ``game`` (those samples)."""
+        b_count = len(rows)
         kw, rw = float(self.keep_weight), float(self.remove_weight)
         keep = torch.zeros(b_count, t_count, k, n, dtype=torch.float64)
-        for b in range(b_count):
+        for j, b in enumerate(rows.tolist()):
             for t in range(t_count):
                 cs = cands[b][t]
                 if len(cs) == 0:
                     continue
                 base = reg_masks[b][states[b][t].selected].sum(0) if states[b][t].selected \
                     else torch.zeros(n, dtype=torch.float64)
+                # targets of one sample with fewer candidates repeat their first (as alone)
                 pad = np.concatenate([cs, np.full(k - len(cs), cs[0])])
-                keep[b, t] = (base[None] + reg_masks[b][torch.from_numpy(pad)]).clamp(max=1.0)
+                keep[j, t] = (base[None] + reg_masks[b][torch.from_numpy(pad)]).clamp(max=1.0)
         parts = []
         if kw > 0:
             parts.append(keep)
         if rw > 0:
             parts.append(1.0 - keep)
         masks = torch.cat(parts, dim=2).reshape(b_count, -1, n)  # B x (T * c * k) x n
-        vals = fg.value(masks).reshape(b_count, t_count, len(parts), k, t_count)
+        vals = game.value(masks).reshape(b_count, t_count, len(parts), k, t_count)
         idx = torch.arange(t_count)
         own = vals[:, idx, :, :, idx].permute(1, 0, 2, 3)  # B x T x c x k (target t's column)
         f = torch.zeros(b_count, t_count, k, dtype=torch.float64)
-        j = 0
+        i = 0
         if kw > 0:
-            f += kw * own[:, :, j]
-            j += 1
+            f += kw * own[:, :, i]
+            i += 1
         if rw > 0:
-            f -= rw * own[:, :, j]
-        return [[f[b, t, : len(cands[b][t])].numpy() for t in range(t_count)]
-                for b in range(b_count)]
+            f -= rw * own[:, :, i]
+        return [[f[j, t, : len(cands[b][t])].numpy() for t in range(t_count)]
+                for j, b in enumerate(rows.tolist())]
 
     def _update(self, st: _Search, cs: np.ndarray, f_new: np.ndarray) -> None:
         if len(cs) == 0:
