@@ -53,7 +53,9 @@ preprocessing is refused.
 Model calls: the game's reference pass (v(N), one counted evaluation) and, outside the engine,
 the reader's check of the model's own raw prediction on the explained rows (and, for
 interventional values, on the background rows) plus one row for the base offset of boosted
-models — reported as ``attr.params["reading_rows"]``; no sampling, so no ``budget``.
+models — reported as ``attr.params["reading_rows"]``; no sampling, so no ``budget``: one given
+is accepted (as ``exact_shapley`` accepts more than its ``2^n``) and ``extra["budget_unused"]``
+says it was not used.
 
 Missing values: NaN inputs (and background rows) are accepted and read the way the model
 routes them (XGBoost/LightGBM default directions, scikit-learn's missing-value support; an
@@ -668,6 +670,12 @@ class TreeShap(Method):
             _check_reading_is_the_game(game, full, pred, cols, ens)
         gap = vals.sum(-1) - (full - base)
         extra: dict[str, Any] = {"expected_value": base}
+        if budget is not None:
+            # accepted as exact_shapley accepts a budget above its 2^n (a cap, never a target),
+            # and recorded: no evaluation beyond the reference pass follows it (small42)
+            extra["budget_unused"] = (
+                f"budget={int(budget)} was not used: tree_shap is exact and reads the trees (no "
+                f"sampling); it spent {game.n_evals} evaluation(s) per input, the reference pass.")
         if inter is not None:
             it = np.moveaxis(inter, 3, 1)[b_idx, pos] * sign[..., None, None]
             extra["interactions"] = it if game.layout.multi_target else it[:, 0]
