@@ -211,10 +211,15 @@ def _out_of_memory(tuner: BatchTuner, size: int) -> None:
     tuner.out_of_memory(size)
 
 
-#: The largest forward pass each model completed in this process (rows; by id for modules that
-#: cannot be weakly referenced): an error on a pass no bigger is not about the batch's size.
+#: The largest forward pass each model completed in this process (rows): an error on a pass no
+#: bigger is not about the batch's size. Models that cannot be weakly referenced (unhashable,
+#: e.g. a dataclass with ``__call__``, or ``__slots__`` without ``__weakref__``) are kept by id
+#: *with the model itself*, so that no later object can take over a freed model's id and its
+#: count (small42: one that did was refused its smaller retry: "that many rows worked before");
+#: only the :data:`_OK_ROWS_BY_ID_MAX` most recent such models are held.
 _OK_ROWS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_OK_ROWS_BY_ID: dict[int, int] = {}
+_OK_ROWS_BY_ID: dict[int, tuple[Any, int]] = {}
+_OK_ROWS_BY_ID_MAX = 8
 
 
 def _note_ok_rows(key: Any, n: int) -> None:
@@ -222,14 +227,32 @@ def _note_ok_rows(key: Any, n: int) -> None:
         if _OK_ROWS.get(key, 0) < n:
             _OK_ROWS[key] = n
     except TypeError:
-        _OK_ROWS_BY_ID[id(key)] = max(_OK_ROWS_BY_ID.get(id(key), 0), n)
+        old = _OK_ROWS_BY_ID.pop(id(key), None)  # re-inserted last: the most recent
+        _OK_ROWS_BY_ID[id(key)] = (key, max(old[1] if old is not None and old[0] is key else 0, n))
+        while len(_OK_ROWS_BY_ID) > _OK_ROWS_BY_ID_MAX:
+            del _OK_ROWS_BY_ID[next(iter(_OK_ROWS_BY_ID))]
 
 
 def _ok_rows(key: Any) -> int:
     try:
         return _OK_ROWS.get(key, 0)
     except TypeError:
-        return _OK_ROWS_BY_ID.get(id(key), 0)
+        got = _OK_ROWS_BY_ID.get(id(key))
+        return got[1] if got is not None and got[0] is key else 0
+
+
+def _keep_first(exc: BaseException, refused: tuple[int, BaseException] | None) -> None:
+    """The rows of a pass the model refused were sent again in smaller passes, and one of those
+    failed too (``exc``): the first failure, often the real cause, rides along as a note and,
+    unless ``exc`` has one, as its ``__cause__`` (before small42 only the last error surfaced)."""
+    if refused is None or refused[1] is exc:
+        return
+    n, first = refused
+    exc.add_note(f"tribute: before this, a forward pass of {n} rows raised "
+                 f"{type(first).__name__}({str(first)[:200]!r}); its rows were sent again in "
+                 "smaller passes, which failed as above.")
+    if exc.__cause__ is None:
+        exc.__cause__ = first
 
 
 def _forget_bound(tuner: BatchTuner | None) -> None:
@@ -652,9 +675,11 @@ class Engine:
                                 continue
                             if refused:
                                 _forget_bound(tuner)
+                                _keep_first(exc, refused)
                             raise
                         if tuner is None or size <= 1:
                             _forget_bound(tuner)
+                            _keep_first(exc, refused)
                             raise _no_room(exc, size, fixed) from exc
                         done = -1  # nothing of the block was stored: retried smaller below
                     if done < 0:
@@ -695,9 +720,11 @@ class Engine:
                             continue
                         if refused:
                             _forget_bound(tuner)
+                            _keep_first(exc, refused)
                         raise
                     if tuner is None or size <= 1:
                         _forget_bound(tuner)
+                        _keep_first(exc, refused)
                         raise _no_room(exc, size, fixed) from exc
                     oom = True
                 else:
