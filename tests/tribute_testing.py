@@ -175,3 +175,17 @@ def seed_batchnorm(model: torch.nn.Module, g: torch.Generator) -> None:
             m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g, dtype=torch.float64))
             m.weight.data.copy_(0.5 + torch.rand(c, generator=g, dtype=torch.float64))
             m.bias.data.copy_(0.6 * torch.rand(c, generator=g, dtype=torch.float64) - 0.3)
+
+
+def quick_kw(method: str, *, seed: int, window: int | None = None) -> dict[str, Any]:
+    """Keyword arguments of a quick :func:`tribute.explain` call on a small model: target 1,
+    no progress bar, budget 40 for kernel_shap / lime, 8 steps for integrated gradients and
+    (``window``) an occlusion window."""
+    kw: dict[str, Any] = {"method": method, "target": 1, "seed": seed, "progress": False}
+    if method in ("kernel_shap", "lime"):
+        kw["budget"] = 40
+    if method == "integrated_gradients":
+        kw["steps"] = 8
+    if method == "occlusion" and window is not None:
+        kw["window"] = window
+    return kw

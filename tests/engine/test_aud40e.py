@@ -14,6 +14,7 @@ import torch
 
 import tribute
 from tribute.engine import clear_tuners
+from tribute_testing import quick_kw
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -39,12 +40,7 @@ class _Limited(torch.nn.Module):
 
 
 def _kw(method: str) -> dict[str, Any]:
-    kw: dict[str, Any] = {"method": method, "target": 1, "seed": 0, "progress": False}
-    if method in ("kernel_shap", "lime"):
-        kw["budget"] = 40
-    if method == "integrated_gradients":
-        kw["steps"] = 8
-    return kw
+    return quick_kw(method, seed=0)
 
 
 X = torch.randn(30, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))

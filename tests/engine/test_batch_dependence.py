@@ -14,7 +14,7 @@ import torch
 import tribute
 from tribute.engine import clear_tuners, core, parse_memory
 from tribute.errors import InputError, ModelOutputError
-from tribute_testing import RowCounter
+from tribute_testing import RowCounter, quick_kw
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -22,14 +22,7 @@ METHODS = ["integrated_gradients", "feature_ablation", "kernel_shap", "lime", "o
 
 
 def _kw(method: str) -> dict[str, Any]:
-    kw: dict[str, Any] = {"method": method, "target": 1, "seed": 3, "progress": False}
-    if method in ("kernel_shap", "lime"):
-        kw["budget"] = 40
-    if method == "occlusion":
-        kw["window"] = 2
-    if method == "integrated_gradients":
-        kw["steps"] = 8
-    return kw
+    return quick_kw(method, seed=3, window=2)
 
 
 class _BatchMean(torch.nn.Module):
