@@ -319,6 +319,31 @@ digits16 at 64 x1.04 / 1.03, breast-cancer MLP logit at 128 x1.02; each interval
 pair given up is worth more than the gradients there, which alone gain x1.00 / 0.99), while cells
 within half the best anchor would go from 17 to 20 of 24 (breast-cancer logit at 64 stays at
 0.565); so it was not built.
+Stop 42 (the even half of the pairs in the NNGP member; real calls, 10 points x 2 seeds, all 12
+games at 64 and 128 evaluations, paired against the default, 90% bootstrap over points and seeds;
+not built). A pair's two rows are seen only through their difference ``d``; the product kernels
+are symmetric under ``s -> -s``, so the even half ``e = v(z) + v(1 - z)`` is independent of the
+odd part under their prior and cannot move their mean, but the NNGP prior of ``f(b + z (x - b))``
+is not (``z -> 1 - z`` is a reflection of the inputs about ``(x + b) / 2``; for a quadratic ``f``
+the even half's order-2 coefficients determine the odd part). Screen first (NNGP grid alone,
+likelihood-weighted, on its own A-optimal design): conditioning on all ``2K`` values (a constant
+of 10x the mean diagonal for the unknown mean, each grid kernel weighed by the likelihood of
+every value) took the member from 0.082 to 0.072 on the breast-cancer MLP logit at 64 (5 points)
+and 0.062 to 0.059 on the ReLU 18 logit at 128 (3 points). In the real average (member's evidence
+against the product kernels unchanged, capped as before; its variance the odd-only one): x0.956
+[0.932, 0.976] on the breast-cancer logit at 64 (ratio to the best anchor 0.565-0.598 ->
+0.54-0.57), x0.983 [0.963, 1.000] on the ReLU 18 logit at 128, x0.96-0.98 on tanh16 and the ReLU 18
+logit at 64, tanh20 and tanh32 at 128, but x1.043 [0.995, 1.141] on the breast-cancer logistic
+regression at 128, x1.019 [1.000, 1.037] on tanh16 at 128 and x1.004 [1.001, 1.008] on the
+digits MLP logit at 64 (geometric mean over the 24 cells x0.991). Seeds 2-3 on six cells: the
+logistic regression at 128 lost again (x1.033 [1.000, 1.103]; 4 seeds x1.038 [0.998, 1.116]),
+tanh16 at 128 did not (x0.982; 4 seeds x0.999), the breast-cancer logit at 64 x0.958 (4 seeds
+x0.957 [0.931, 0.980]), the ReLU 18 logit at 128 x0.983 (4 seeds [0.967, 0.999]). The even
+half in the mean only (grid weighed by ``d``): x0.989 / 0.983 on the two cells; the joint weights
+with the mean from ``d`` only: x0.956 / 1.003 and the same losses (x1.039, 1.010): on the breast-cancer logit
+the gain is the grid's weighting, on the ReLU 18 logit the conditioning. Also measured: the mixed
+design at the ReLU 18 logit's 3.5 pairs per player (threshold 4 instead of 3.5): x1.031 [0.929,
+1.131]. Neither stubborn cell comes near half the best anchor (x0.84-0.93 needed).
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
