@@ -1,0 +1,115 @@
+"""Audit aud42s (stop 42): concepts, SAEs and decision analyses against truths computed outside tribute.
+
+- CRAFT on a layer whose 4-D output is channels-last (a Swin-style stage, ``batch x h x w x
+  channels``) took it as ``batch x channels x h x w``: the NMF factorised the HEIGHT axis as if
+  it were the channels (concepts of length h = 6 instead of c = 5), importances 0.859 / 0.477
+  instead of 0.585 / 0.498, concept maps off by 1.82, silently. CRAFT now tells the channel axis
+  as TCAV's ``spatial="mean"`` does (or takes ``channel_axis=``). Truth: a twin model whose layer
+  computes the same activations in PyTorch's image layout (a 1x1 convolution with the Linear's
+  weights), on which every number must agree to round-off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tribute.errors import InputError
+from tribute.methods.craft import craft, craft_decompose
+
+DT = torch.float64
+C, H, W = 5, 6, 7
+
+
+class _ChannelsLast(nn.Module):
+    """``batch x 3 x H x W`` -> permute -> per-pixel Linear(3, C) -> ReLU ("act": ``batch x H x W x C``)
+    -> ReLU ("act2") -> max over positions -> Linear(C, 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(42)
+        self.proj = nn.Linear(3, C, dtype=DT)
+        self.head = nn.Linear(C, 2, dtype=DT)
+        with torch.no_grad():
+            for p in (*self.proj.parameters(), *self.head.parameters()):
+                p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
+        self.act = nn.ReLU()
+        self.act2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act2(self.act(self.proj(x.permute(0, 2, 3, 1))))
+        out: torch.Tensor = self.head(h.amax(dim=(1, 2)))
+        return out
+
+
+class _ChannelsFirst(nn.Module):
+    """The same function with the activations in PyTorch's image layout (``batch x C x H x W``)."""
+
+    def __init__(self, twin: _ChannelsLast) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, C, 1, dtype=DT)
+        self.head = twin.head
+        with torch.no_grad():
+            self.proj.weight.copy_(twin.proj.weight[:, :, None, None])
+            self.proj.bias.copy_(twin.proj.bias)  # type: ignore[union-attr]
+        self.act = nn.ReLU()
+        self.act2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act2(self.act(self.proj(x)))
+        out: torch.Tensor = self.head(h.amax(dim=(2, 3)))
+        return out
+
+
+def _images() -> torch.Tensor:
+    return torch.randn(3, 3, H, W, generator=torch.Generator().manual_seed(0), dtype=DT)
+
+
+KW = {"layer": "act", "target": 1, "n_concepts": 2, "n_crops": 4, "crop_size": 4, "n_designs": 8, "seed": 0}
+
+
+def _same(a: object, b: object) -> None:
+    for name in ("concepts", "importances", "stderr", "coefficients", "concept_maps"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("channel_axis", [None, -1, 3])
+def test_craft_on_a_channels_last_layer_equals_the_channels_first_twin(channel_axis: int | None) -> None:
+    last = _ChannelsLast().train()
+    first = _ChannelsFirst(last)
+    x = _images()
+    with torch.no_grad():
+        assert float((last(x) - first(x)).abs().max()) < 1e-12
+    got = craft(last, x, channel_axis=channel_axis, **KW)  # type: ignore[arg-type]
+    truth = craft(first, x, **KW)  # type: ignore[arg-type]
+    assert got.concepts.shape == (2, C)
+    _same(got, truth)
+    assert last.training  # left as it was
+
+
+def test_craft_decompose_on_a_channels_last_layer_equals_the_channels_first_twin() -> None:
+    last = _ChannelsLast()
+    first = _ChannelsFirst(last)
+    x = _images()
+    kw = {**KW, "layer": "act2"}
+    parent_l, parent_f = craft(last, x, **kw), craft(first, x, **kw)  # type: ignore[arg-type]
+    sub_l = craft_decompose(last, parent_l, 0, layer="act", n_concepts=2, n_designs=8, top_fraction=1.0)
+    sub_f = craft_decompose(first, parent_f, 0, layer="act", n_concepts=2, n_designs=8, top_fraction=1.0)
+    assert sub_l.concepts.shape == (2, C)
+    _same(sub_l, sub_f)
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, "1"])
+def test_craft_refuses_a_bad_channel_axis(bad: object) -> None:
+    with pytest.raises(InputError, match="channel_axis"):
+        craft(_ChannelsLast(), _images(), channel_axis=bad, **KW)  # type: ignore[arg-type]
+
+
+def test_craft_refuses_a_channel_axis_the_layer_does_not_have() -> None:
+    with pytest.raises(InputError, match="channel_axis=4"):
+        craft(_ChannelsLast(), _images(), channel_axis=4, **KW)  # type: ignore[arg-type]
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * H * W, 6), nn.ReLU(), nn.Linear(6, 2)).double()
+    with pytest.raises(InputError, match="4-D output"):
+        craft(net, _images(), layer="2", target=1, n_concepts=2, n_crops=4, channel_axis=1)
