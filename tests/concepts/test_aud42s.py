@@ -7,6 +7,11 @@
   as TCAV's ``spatial="mean"`` does (or takes ``channel_axis=``). Truth: a twin model whose layer
   computes the same activations in PyTorch's image layout (a 1x1 convolution with the Linear's
   weights), on which every number must agree to round-off.
+- TCAV cast examples given as numpy arrays to the default float32: token ids (an Embedding
+  model) and float64 arrays for a float64 model were refused as examples "the model cannot
+  take". Truth: the same examples given as tensors.
+- CRAFT on a layer that is zero on every crop (dead units) returned zero "concepts",
+  importances 0 and a reconstruction error 0.0 silently; now an InputError.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import nn
 
 from tribute.errors import InputError
 from tribute.methods.craft import craft, craft_decompose
+from tribute.methods.tcav import TCAVResult
 
 DT = torch.float64
 C, H, W = 5, 6, 7
@@ -113,3 +119,76 @@ def test_craft_refuses_a_channel_axis_the_layer_does_not_have() -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * H * W, 6), nn.ReLU(), nn.Linear(6, 2)).double()
     with pytest.raises(InputError, match="4-D output"):
         craft(net, _images(), layer="2", target=1, n_concepts=2, n_crops=4, channel_axis=1)
+
+
+# ------------------------------------------------------------------ TCAV: examples given as numpy arrays
+class _Tokens(nn.Module):
+    """Token ids ``batch x 5`` -> Embedding(10, 4) -> tanh ("act") -> mean over tokens -> Linear(4, 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.emb = nn.Embedding(10, 4, dtype=DT)
+        self.head = nn.Linear(4, 2, dtype=DT)
+        with torch.no_grad():
+            for p in (*self.emb.parameters(), *self.head.parameters()):
+                p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
+        self.act = nn.Tanh()
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.act(self.emb(t)).mean(1))
+        return out
+
+
+def _same_tcav(a: TCAVResult, b: TCAVResult) -> None:
+    for name in ("scores", "random_scores", "null_scores", "cav", "sensitivities"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, atol=1e-12, err_msg=name)
+    assert a.p_values == b.p_values
+
+
+def test_tcav_takes_numpy_token_ids_as_the_same_ids_in_a_tensor() -> None:
+    # aud42s: numpy token ids were cast to float32 by tcav itself, then refused as examples
+    # "the model cannot take" (Embedding: expected Long indices)
+    from tribute.methods.tcav import tcav
+
+    rng = np.random.default_rng(0)
+    x, c, r = rng.integers(0, 10, (6, 5)), rng.integers(0, 5, (4, 5)), rng.integers(0, 10, (10, 5))
+    kw = {"layer": "act", "target": 1, "n_permutations": 20, "spatial": "mean", "channel_axis": -1, "seed": 2}
+    net = _Tokens()
+    truth = tcav(net, torch.as_tensor(x), torch.as_tensor(c), torch.as_tensor(r), **kw)  # type: ignore[arg-type]
+    _same_tcav(tcav(net, x, c, r, **kw), truth)  # type: ignore[arg-type]
+
+
+def test_tcav_takes_float64_numpy_examples_for_a_float64_model() -> None:
+    # aud42s: float64 arrays were cast to float32 and refused for a float64 model ("mat1 and mat2
+    # must have the same dtype ... Give concept examples the model accepts")
+    from tribute.methods.tcav import tcav
+
+    rng = np.random.default_rng(1)
+    x, c, r = rng.normal(size=(6, 3)), rng.normal(size=(4, 3)) + 1.0, rng.normal(size=(10, 3))
+    g = torch.Generator().manual_seed(3)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
+    kw = {"layer": "1", "target": 1, "n_permutations": 20, "seed": 2}
+    truth = tcav(net, *(torch.as_tensor(a) for a in (x, c, r)), **kw)  # type: ignore[arg-type]
+    _same_tcav(tcav(net, x, c, r, **kw), truth)  # type: ignore[arg-type]
+    # integer pixel arrays for a model without an embedding are still read as floats
+    conv = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    imgs = [rng.integers(0, 255, (n, 1, 6, 6)).astype(np.uint8) for n in (5, 4, 8)]
+    kw = {"layer": "1", "target": 0, "n_permutations": 10}
+    truth = tcav(conv, *(torch.as_tensor(a, dtype=torch.float32) for a in imgs), **kw)  # type: ignore[arg-type]
+    _same_tcav(tcav(conv, *imgs, **kw), truth)  # type: ignore[arg-type]
+
+
+def test_craft_refuses_a_layer_that_is_zero_on_every_crop() -> None:
+    # aud42s: a dead layer gave concepts that are zero vectors, importances [0, 0] and a
+    # reconstruction error 0.0, without a word
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    with torch.no_grad():
+        net[0].bias.fill_(-100.0)  # type: ignore[operator]
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(InputError, match="only zeros on all 8 crops"):
+        craft(net, x, layer="1", target=1, n_concepts=2, n_crops=4, n_designs=8)

@@ -353,7 +353,14 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {a_crops.shape[1]} channels of layer "
                          f"{runner.path!r}; concepts are non-negative directions in that space, so use at most "
                          f"{a_crops.shape[1]} concepts (or a wider layer).")
-    fit = nmf(_pooled(a_crops), n_concepts, max_iter=max_iter, tol=tol, seed=seed)
+    pooled = _pooled(a_crops)
+    if not np.any(pooled > 0):
+        # a dead layer (every ReLU unit off on every crop) gave all-zero "concepts", importances 0
+        # and a reconstruction error 0, as if the factorisation had succeeded
+        raise InputError(f"craft: layer {runner.path!r} outputs only zeros on all {crops.shape[0]} crops (dead "
+                         "units, or a layer the crops do not reach); there is nothing to factorise. Name another "
+                         "layer, or check the images' scale.")
+    fit = nmf(pooled, n_concepts, max_iter=max_iter, tol=tol, seed=seed)
     a_img = runner.activations(images)
     st, se, coeffs = _importance(runner, images, a_img, fit.W, target, n_designs, sampler, seed)
     n_img = st.shape[0]

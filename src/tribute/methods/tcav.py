@@ -542,8 +542,17 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
     return np.concatenate(out)
 
 
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
+def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = False) -> torch.Tensor:
+    """``x`` as a tensor: a tensor as it is; an array in ``dtype`` (the model's floating dtype), or
+    kept integer when ``ids`` (a model with an embedding: token ids). Arrays were cast to the
+    default float32, so token ids, and float64 arrays for a float64 model, were refused as
+    examples "the model cannot take"."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        arr = np.asarray(x)
+        keep = ids and arr.dtype.kind in "iu"
+        t = torch.as_tensor(arr) if keep else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype())
     if t.ndim < 2 or t.shape[0] < 2:
         raise InputError(f"tcav: {name} must be a batch of at least 2 examples (examples x ...); got shape {tuple(t.shape)}.")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -641,7 +650,10 @@ def tcav(
         raise InputError(f"tcav: channel_axis={channel_axis!r} must be an int axis (1 or -1) and applies to "
                          f"spatial='mean' only (spatial={spatial!r}).")
     channel_axis = None if channel_axis is None else int(channel_axis)
-    x, xc, xr = _as_tensor(inputs, "inputs"), _as_tensor(concept, "concept"), _as_tensor(random, "random")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    ids = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
+    x, xc, xr = (_as_tensor(inputs, "inputs", dtype, ids), _as_tensor(concept, "concept", dtype, ids),
+                 _as_tensor(random, "random", dtype, ids))
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
