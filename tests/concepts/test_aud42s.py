@@ -192,3 +192,34 @@ def test_craft_refuses_a_layer_that_is_zero_on_every_crop() -> None:
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     with pytest.raises(InputError, match="only zeros on all 8 crops"):
         craft(net, x, layer="1", target=1, n_concepts=2, n_crops=4, n_designs=8)
+
+
+# ------------------------------------------------------------------ rashomon: a custom loss
+def test_rashomon_refuses_a_custom_loss_that_returns_its_mean() -> None:
+    # aud42s: loss=lambda p, y: mean((p - y) ** 2) crashed with numpy's "cannot reshape array of
+    # size 1 into shape (6,100)"
+    from tribute.methods.rashomon import rashomon_interactions
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = X[:, 0] * X[:, 1] + X[:, 2]
+
+    def fit(X: np.ndarray, y: np.ndarray, *, seed: int, **cfg: object) -> object:
+        return lambda Z: Z[:, 0] * Z[:, 1] + Z[:, 2]
+
+    with pytest.raises(InputError, match=r"returned 1 value.*for 100 examples"):
+        rashomon_interactions(X, y, fit=fit, n_candidates=2, n_repeats=2,
+                              loss=lambda p, t: float(np.mean((p - t) ** 2)))
+    # one loss per example: FIS of the exact formula by hand, with the same permutations
+    r = rashomon_interactions(X, y, fit=fit, n_candidates=1, n_repeats=1, loss=lambda p, t: (p - t) ** 2, seed=4)
+    g = np.random.default_rng(4 + 7919)
+    ps = [g.permutation(100) for _ in range(3)]
+
+    def rel(cols: tuple[int, ...]) -> float:
+        Z = X.copy()
+        for i in cols:
+            Z[:, i] = X[ps[i], i]
+        return float(np.mean((Z[:, 0] * Z[:, 1] + Z[:, 2] - y) ** 2))
+
+    for q, (i, j) in enumerate(r.pairs):
+        assert r.fis[0, q] == pytest.approx(rel((i, j)) - rel((i,)) - rel((j,)), abs=1e-12)
