@@ -17,6 +17,8 @@
   a bound method's module was not even a child of the wrapper): a dropout in the encoder made
   exact Shapley credits random (two identical calls 0.035 apart). Truth: exact Shapley by hand
   enumeration with the SAE in eval mode.
+- CRAFT with resize=False on a model that cannot take smaller images raised torch's bare shape
+  error; now an InputError naming resize.
 """
 
 from __future__ import annotations
@@ -299,3 +301,13 @@ def test_sae_latents_of_an_sae_in_training_mode_are_credited_as_in_eval_mode(as_
                 hh = h[i] + (sm.d(z[i] * keep) - rec[i]) + (e[i] * float(5 in s) - e[i])
                 return float(net[2](hh)[0])
         np.testing.assert_allclose(got[i], _exact_shapley_by_hand(v, 6), atol=1e-12)
+
+
+def test_craft_names_resize_when_the_model_cannot_take_crops_at_their_own_size() -> None:
+    # aud42s: resize=False on a model with a Linear head raised torch's bare "mat1 and mat2 shapes
+    # cannot be multiplied (8x64 and 256x2)"
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2)).train()
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(InputError, match="resize=False"):
+        craft(net, x, layer="1", target=1, n_concepts=2, n_crops=4, resize=False)
+    assert net.training

@@ -348,7 +348,12 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
     if n_concepts > crops.shape[0]:
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {crops.shape[0]} crops; use more crops "
                          "(n_crops=...) or fewer concepts.")
-    a_crops = runner.activations(crops)
+    try:
+        a_crops = runner.activations(crops)
+    except RuntimeError as exc:  # a crop the model cannot take (a Linear head after resize=False, most often)
+        raise InputError(f"craft: the model fails on the crops (shape {tuple(crops.shape)}): {exc}. Crops kept at "
+                         "their own size (resize=False) need a model that takes any image size (fully "
+                         "convolutional, global pooling); use resize=True otherwise.") from exc
     if n_concepts > a_crops.shape[1]:
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {a_crops.shape[1]} channels of layer "
                          f"{runner.path!r}; concepts are non-negative directions in that space, so use at most "
