@@ -18,7 +18,8 @@
   exact Shapley credits random (two identical calls 0.035 apart). Truth: exact Shapley by hand
   enumeration with the SAE in eval mode.
 - CRAFT with resize=False on a model that cannot take smaller images raised torch's bare shape
-  error; now an InputError naming resize.
+  error; now an InputError naming resize. TCAV's inputs likewise (concept / random examples were
+  already named).
 """
 
 from __future__ import annotations
@@ -311,3 +312,17 @@ def test_craft_names_resize_when_the_model_cannot_take_crops_at_their_own_size()
     with pytest.raises(InputError, match="resize=False"):
         craft(net, x, layer="1", target=1, n_concepts=2, n_crops=4, resize=False)
     assert net.training
+
+
+def test_tcav_names_inputs_the_model_cannot_take() -> None:
+    # aud42s: concept and random examples the model cannot take were named; inputs raised torch's
+    # bare "mat1 and mat2 shapes cannot be multiplied (5x4 and 3x4)"
+    from tribute.methods.tcav import tcav
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).train()
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(InputError, match=r"fails on the inputs \(shape \(5, 4\)"):
+        tcav(net, torch.randn(5, 4, generator=g), torch.randn(4, 3, generator=g), torch.randn(8, 3, generator=g),
+             layer="1", target=0, n_permutations=5)
+    assert net.training
+    assert all(not m._forward_hooks for m in net.modules())

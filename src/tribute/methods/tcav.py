@@ -665,7 +665,11 @@ def tcav(
             raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
                              f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
     a_c, a_r = acts
-    grads = _gradients(model, layer_module, x, int(target), batch_size, spatial, channel_axis, path)
+    try:
+        grads = _gradients(model, layer_module, x, int(target), batch_size, spatial, channel_axis, path)
+    except RuntimeError as exc:  # as for the concept and random examples: torch's bare shape error before
+        raise InputError(f"tcav: the forward or backward pass fails on the inputs (shape {tuple(x.shape)}; concept examples "
+                         f"{tuple(xc.shape)}): {exc}. Give inputs the model accepts.") from exc
     if not a_c.shape[1] == a_r.shape[1] == grads.shape[1]:
         raise InputError(f"tcav: layer {path!r} gives {a_c.shape[1]} values per concept example, {a_r.shape[1]} "
                          f"per random example and {grads.shape[1]} per input; with spatial='flatten' the "
