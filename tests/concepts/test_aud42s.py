@@ -20,6 +20,9 @@
 - CRAFT with resize=False on a model that cannot take smaller images raised torch's bare shape
   error; now an InputError naming resize. TCAV's inputs likewise (concept / random examples were
   already named).
+- label_leakage on a game the user built with tribute.build_game (no session) from a model with
+  a dropout in training mode gave random KLs (0.165 vs 0.064 nats for one input, two identical
+  calls); now refused, naming the modules and model.eval(). Truth: the eval-mode KLs by hand.
 """
 
 from __future__ import annotations
@@ -326,3 +329,27 @@ def test_tcav_names_inputs_the_model_cannot_take() -> None:
              layer="1", target=0, n_permutations=5)
     assert net.training
     assert all(not m._forward_hooks for m in net.modules())
+
+
+# ------------------------------------------------------------------ label leakage on a user-built game
+def test_label_leakage_refuses_a_model_with_dropout_in_training_mode_and_reads_eval_mode_by_hand() -> None:
+    # aud42s: tribute.build_game opens no session, so a dropout in training mode made p(.|x) and
+    # every KL random: two identical label_leakage calls gave 0.165 and 0.064 nats for one input
+    import tribute
+    from tribute.methods.shap_kl import label_leakage
+
+    g = torch.Generator().manual_seed(7)
+    net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Tanh(), nn.Linear(8, 3)).double().train()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
+    x = torch.randn(5, 4, generator=g, dtype=DT)
+    sel = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    with pytest.raises(InputError, match=r"training mode \(\['1'\]\).*model.eval\(\)"):
+        label_leakage(tribute.build_game(net, x, output="kl", baseline=0.0), sel)
+    net.eval()
+    got = label_leakage(tribute.build_game(net, x, output="kl", baseline=0.0), sel)
+    with torch.no_grad():
+        pr = torch.softmax(net(x), 1).numpy()
+        q = torch.softmax(net(x * torch.as_tensor(sel, dtype=DT)), 1).numpy()
+    np.testing.assert_allclose(got.kl_per_input, (pr * np.log(pr / q)).sum(1), rtol=1e-10, atol=1e-14)
