@@ -107,10 +107,15 @@ class _Splice(torch.nn.Module):
         self.latents = torch.nn.Identity()
         self.error = torch.nn.Identity()
         self._fns = (sae.encoder, sae.decoder)  # plain tuple: callables that are not modules
-        if isinstance(sae.encoder, torch.nn.Module):
-            self.encoder = sae.encoder
-        if isinstance(sae.decoder, torch.nn.Module):
-            self.decoder = sae.decoder
+        # the modules behind the callables (a module, or the module of a bound method such as
+        # SAELens' ``sae.encode``) are children, so the session puts them in eval mode, freezes and
+        # restores them as it does the model: a bound method's module stayed in training mode (a
+        # dropout in it made two identical exact_shapley calls differ by 0.035)
+        enc, dec = _module_behind(sae.encoder), _module_behind(sae.decoder)
+        if enc is not None:
+            self.encoder = enc
+        if dec is not None and dec is not enc:
+            self.decoder = dec
         self.kind = sae.kind
         self.at = sae.at
 
@@ -230,11 +235,20 @@ class _Spliced(torch.nn.Module):
                 return new
             return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
 
+        # the SAE runs in eval mode, as the model does in a session (the session covers the user's
+        # model, not the SAE): a dropout left on in its encoder made two identical exact_shapley
+        # calls differ by 0.035; the flags are restored after the pass
+        modules = list(splice.modules())
+        training = [m.training for m in modules]
         handle = self._at[0].register_forward_hook(hook, prepend=self.splice_first)
         try:
+            if any(training):
+                splice.eval()
             return self.model(*args, **kwargs)
         finally:
             handle.remove()
+            for m, flag in zip(modules, training, strict=True):
+                m.training = flag
 
 
 def _sites(sae: SAE) -> list[Site]:

@@ -53,6 +53,7 @@ from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
 from .cam import find_layer
 from .sobol import jansen_total, replicate_count, sobol_designs
+from .tcav import _channel_axis, _channel_watch
 
 __all__ = ["CRAFTResult", "craft", "craft_decompose"]
 
@@ -134,10 +135,15 @@ def _hooked(layer_module: torch.nn.Module, hook: Callable[..., Any]) -> Iterator
 class _Runner:
     """Forward passes through ``model`` reading or replacing ``layer``'s output; counts rows."""
 
-    def __init__(self, model: torch.nn.Module, layer: str, batch_size: int) -> None:
+    def __init__(self, model: torch.nn.Module, layer: str, batch_size: int, channel_axis: int | None = None) -> None:
         self.model = model
         self.path, self.module = find_layer(model, layer, "craft")
         self.batch_size = batch_size
+        self.channel_axis = channel_axis
+        #: the channel axis of the layer's 4-D output (1: batch x channels x h x w; 3: a channels-last
+        #: stage's batch x h x w x channels), told as TCAV tells it; activations are held with the
+        #: channels on axis 1 and put back in the layer's layout when they replace its output
+        self.axis = 1
         self.n_evals = 0
         p = next(iter(model.parameters()), None)
         self.device = p.device if p is not None else torch.device("cpu")
@@ -174,18 +180,28 @@ class _Runner:
     def activations(self, x: torch.Tensor) -> torch.Tensor:
         """Layer outputs for ``x`` (``n x p [x h x w]``), checked non-negative."""
         store: list[torch.Tensor] = []
+        seen: dict[str, int] = {}
 
         def hook(_m: torch.nn.Module, _i: Any, out: Any) -> None:
             # a copy: an in-place op after the layer (ReLU(inplace=True)) would rewrite an alias of it
             store.append(self._check_tensor(out).detach().to("cpu", torch.float64, copy=True))
 
-        with _hooked(self.module, hook), torch.no_grad():
+        with _channel_watch(self.model, self.module, seen), _hooked(self.module, hook), torch.no_grad():
             for i in range(0, x.shape[0], self.batch_size):
                 chunk = x[i : i + self.batch_size].to(self.device, self.dtype)
                 before = len(store)
                 self.model(chunk)
                 self._check_calls(len(store) - before)
                 self.n_evals += int(chunk.shape[0])
+                if self.channel_axis is not None and store[-1].ndim != 4:
+                    raise InputError(f"craft: channel_axis={self.channel_axis} applies to a layer with a 4-D output "
+                                     f"(a spatial map); layer {self.path!r} outputs shape {tuple(store[-1].shape)}. "
+                                     "Leave channel_axis=None.")
+                if store[-1].ndim == 4:
+                    # a 4-D output in another layout than batch x channels x h x w (a Swin stage's
+                    # batch x h x w x channels) was factorised along its height axis, silently
+                    self.axis = _channel_axis(store[-1], self.module, self.path, self.channel_axis, seen, who="craft")
+                    store[-1] = store[-1].movedim(self.axis, 1)
         act = torch.cat(store).double().cpu()
         if act.ndim not in (2, 4):
             raise UnsupportedModelError(
@@ -208,7 +224,7 @@ class _Runner:
         def hook(_m: torch.nn.Module, _i: Any, out: Any) -> torch.Tensor:
             self._check_tensor(out)
             calls[0] += 1
-            return slot["a"].to(out.dtype)
+            return slot["a"].movedim(1, self.axis).contiguous().to(out.dtype)
 
         with _hooked(self.module, hook), torch.no_grad():
             for i in range(0, acts.shape[0], self.batch_size):
@@ -332,12 +348,24 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
     if n_concepts > crops.shape[0]:
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {crops.shape[0]} crops; use more crops "
                          "(n_crops=...) or fewer concepts.")
-    a_crops = runner.activations(crops)
+    try:
+        a_crops = runner.activations(crops)
+    except RuntimeError as exc:  # a crop the model cannot take (a Linear head after resize=False, most often)
+        raise InputError(f"craft: the model fails on the crops (shape {tuple(crops.shape)}): {exc}. Crops kept at "
+                         "their own size (resize=False) need a model that takes any image size (fully "
+                         "convolutional, global pooling); use resize=True otherwise.") from exc
     if n_concepts > a_crops.shape[1]:
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {a_crops.shape[1]} channels of layer "
                          f"{runner.path!r}; concepts are non-negative directions in that space, so use at most "
                          f"{a_crops.shape[1]} concepts (or a wider layer).")
-    fit = nmf(_pooled(a_crops), n_concepts, max_iter=max_iter, tol=tol, seed=seed)
+    pooled = _pooled(a_crops)
+    if not np.any(pooled > 0):
+        # a dead layer (every ReLU unit off on every crop) gave all-zero "concepts", importances 0
+        # and a reconstruction error 0, as if the factorisation had succeeded
+        raise InputError(f"craft: layer {runner.path!r} outputs only zeros on all {crops.shape[0]} crops (dead "
+                         "units, or a layer the crops do not reach); there is nothing to factorise. Name another "
+                         "layer, or check the images' scale.")
+    fit = nmf(pooled, n_concepts, max_iter=max_iter, tol=tol, seed=seed)
     a_img = runner.activations(images)
     st, se, coeffs = _importance(runner, images, a_img, fit.W, target, n_designs, sampler, seed)
     n_img = st.shape[0]
@@ -362,7 +390,7 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
 
 
 def _common_checks(model: Any, target: Any, n_concepts: Any, n_designs: Any, n_top: Any, sampler: str,
-                   batch_size: Any) -> None:
+                   batch_size: Any, channel_axis: Any = None) -> None:
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedModelError(f"craft needs a torch.nn.Module (it hooks a layer); got {type(model).__name__}.")
     _check_int("target", target, 0)
@@ -372,6 +400,9 @@ def _common_checks(model: Any, target: Any, n_concepts: Any, n_designs: Any, n_t
     _check_int("batch_size", batch_size, 1)
     if sampler not in ("sobol", "random"):
         raise InputError(f"craft: sampler={sampler!r} must be 'sobol' or 'random'.")
+    if channel_axis is not None and (isinstance(channel_axis, (bool, np.bool_))
+                                     or not isinstance(channel_axis, (int, np.integer))):
+        raise InputError(f"craft: channel_axis={channel_axis!r} must be an int axis (1 or -1) or None.")
 
 
 # ---------------------------------------------------------------------------- public
@@ -395,6 +426,7 @@ def craft(
     tol: float = 1e-6,
     seed: int = 0,
     batch_size: int = 64,
+    channel_axis: int | None = None,
 ) -> CRAFTResult:
     """Discover the concepts of class ``target`` at ``layer`` by NMF on image crops, rank them by
     Sobol indices and map them onto the images (Fel et al. 2023).
@@ -421,11 +453,16 @@ def craft(
             default=500 and 1e-6.
         seed: seed of the crop positions and Sobol designs, default=0 (local generators).
         batch_size: rows per forward pass, default=64.
+        channel_axis: the axis of the layer's 4-D output that holds the channels (``1`` for
+            ``batch x channels x h x w``, ``3`` or ``-1`` for a channels-last stage's ``batch x h x w
+            x channels``, as in Swin). default=None: told as :func:`tribute.tcav` tells it with
+            ``spatial="mean"`` (by the channel count the model set for that output, else by the
+            layer's type, else PyTorch's image layout, axis 1).
 
     Returns:
         :class:`CRAFTResult`; ``result.plot()`` draws top crops, importances and a concept map.
     """
-    _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size)
+    _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis)
     _check_int("n_crops", n_crops, 1)
     x = _as_images(images)
     side = min(x.shape[2], x.shape[3])
@@ -433,7 +470,7 @@ def craft(
     if size > side:
         raise InputError(f"craft: crop_size={size} exceeds the images' shorter side {side} "
                          f"(images {tuple(x.shape[1:])}); use a crop_size <= {side}.")
-    runner = _Runner(model, layer, int(batch_size))
+    runner = _Runner(model, layer, int(batch_size), None if channel_axis is None else int(channel_axis))
     crops, boxes = _random_crops(x, int(n_crops), size, seed, bool(resize))
     with eval_mode(model):
         return _fit(runner, crops, boxes, x, target=int(target), n_concepts=int(n_concepts), n_top=int(n_top),
@@ -467,6 +504,7 @@ def craft_decompose(
     tol: float = 1e-6,
     seed: int = 0,
     batch_size: int = 64,
+    channel_axis: int | None = None,
 ) -> CRAFTResult:
     """Split ``concept`` of ``result`` into sub-concepts at an earlier ``layer`` (CRAFT's recursion).
 
@@ -484,18 +522,19 @@ def craft_decompose(
         n_concepts: number of sub-concepts, default=3.
         top_fraction: share of the crops kept, in (0, 1], default=0.25.
         n_designs, n_top, sampler, max_iter, tol, seed, batch_size: as for :func:`craft`.
+        channel_axis: as for :func:`craft`, for ``layer``'s output. default=None.
 
     Returns:
         :class:`CRAFTResult` with ``parent=(result.layer, concept)``.
     """
     if not isinstance(result, CRAFTResult):
         raise InputError(f"craft_decompose: result must be a CRAFTResult; got {type(result).__name__}.")
-    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size)
+    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis)
     if isinstance(concept, bool) or not isinstance(concept, (int, np.integer)) or not 0 <= concept < result.n_concepts:
         raise InputError(f"craft_decompose: concept={concept!r} must be a concept index in 0..{result.n_concepts - 1}.")
     if not 0.0 < float(top_fraction) <= 1.0:
         raise InputError(f"craft_decompose: top_fraction={top_fraction!r} must be in (0, 1].")
-    runner = _Runner(model, layer, int(batch_size))
+    runner = _Runner(model, layer, int(batch_size), None if channel_axis is None else int(channel_axis))
     if runner.path == result.layer:
         raise InputError(f"craft_decompose: layer={layer!r} is the layer the concepts were found at; name an "
                          "earlier layer to split a concept into sub-concepts.")

@@ -264,7 +264,13 @@ def _predict(model: Any, X: np.ndarray, classification: bool) -> np.ndarray:
 def _losses(pred: np.ndarray, y: np.ndarray, loss: str | Callable[..., Any],
             classification: bool) -> np.ndarray:
     if callable(loss):
-        return np.asarray(loss(pred, y), dtype=np.float64).reshape(-1)
+        out = np.asarray(loss(pred, y), dtype=np.float64).reshape(-1)
+        if out.shape != (len(y),):
+            # a loss returning its mean (sklearn's mean_squared_error) crashed later with "cannot
+            # reshape array of size 1 into shape (6, 100)"
+            raise InputError(f"rashomon_interactions: loss(pred, y) returned {out.size} value(s) for {len(y)} "
+                             "examples; it must return one loss per example (e.g. (pred - y) ** 2, not its mean).")
+        return out
     if loss == "mse":
         sq: np.ndarray = (pred - y) ** 2
         return sq

@@ -106,6 +106,17 @@ def label_leakage(game: Game, selection: Any) -> LeakageReport:
     target = getattr(game, "target", None)
     if target is None or getattr(target, "kl_reference", None) is None:
         raise InputError("label_leakage: the game must be built with output='kl' (the SHAP-KL game).")
+    module = getattr(getattr(game, "model", None), "module", None)
+    if isinstance(module, torch.nn.Module):
+        # the game is the user's (tribute.build_game opens no session): a dropout or batch norm in
+        # training mode made p(.|x) and every KL random (two identical calls: 0.165 vs 0.064 nats)
+        live = [n or type(m).__name__ for n, m in module.named_modules() if m.training and isinstance(
+            m, (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm))]
+        if live:
+            raise InputError(
+                f"label_leakage: the game's model has dropout / batch-norm modules in training mode ({live[:3]}"
+                f"{' ...' if len(live) > 3 else ''}), so its label distributions are random draws. Call "
+                "model.eval() before tribute.build_game(...).")
     sel = np.asarray(selection, dtype=bool)
     if sel.shape != (game.n_samples, game.n_players):
         raise InputError(

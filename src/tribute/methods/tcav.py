@@ -78,6 +78,7 @@ hooks) also when something raises.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -356,14 +357,12 @@ def _channel_count(m: torch.nn.Module) -> int | None:
 
 
 @contextmanager
-def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dict[str, torch.Tensor],
-              grad: bool, channels: dict[str, int] | None = None) -> Iterator[None]:
-    """Hook ``layer_module`` so its output lands in ``store["act"]`` (a grad leaf if ``grad``).
-
-    With ``channels``, ``channels["c"]`` is the channel count of the layer's output as the model
-    set it: the layer's own (a convolution, Linear, norm) or that of the last module setting
+def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, channels: dict[str, int]) -> Iterator[None]:
+    """Hooks that set ``channels["c"]`` to the channel count of ``layer_module``'s output as the
+    model set it: the layer's own (a convolution, Linear, norm) or that of the last module setting
     channels that finished before it (a block's last convolution, the Linear before an
-    activation), for ``spatial="mean"`` to tell the channel axis by its size."""
+    activation), for :func:`_channel_axis` to tell the channel axis by its size (also used by
+    CRAFT). Removed on exit."""
     last: dict[str, Any] = {}
 
     def start(_m: torch.nn.Module, _inp: Any) -> None:  # a forward pass: nothing set channels yet
@@ -375,21 +374,42 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
             last.update(c=c, last=int(isinstance(m, _CHANNELS_LAST)),
                         shape=tuple(out.shape) if isinstance(out, torch.Tensor) else None)
 
+    def hook(_m: torch.nn.Module, _inp: Any, out: Any) -> None:
+        own = _channel_count(layer_module)
+        channels.clear()
+        if own is not None:
+            channels["c"], channels["last"] = own, int(isinstance(layer_module, _CHANNELS_LAST))
+        elif "c" in last and isinstance(out, torch.Tensor) and last["shape"] == tuple(out.shape):
+            # only an output of the producer's own shape (an activation, a residual sum, a
+            # scaling of it): a concatenation (DenseNet, Inception), a functional convolution,
+            # a PixelShuffle or a pooled squeeze-excitation vector change the channels after it
+            channels["c"], channels["last"] = last["c"], last["last"]
+            # the axis laid out contiguously (a channels-last producer's vectors permuted back to
+            # batch x channels x h x w, as in ConvNeXt, keep stride 1 on axis 1)
+            channels["unit"] = next((i for i in range(1, out.ndim) if out.stride(i) == 1 and out.shape[i] > 1),
+                                    -1)
+
+    handles = [layer_module.register_forward_hook(hook)]
+    handles += [m.register_forward_hook(producer) for m in module.modules()
+                if m is not layer_module and _channel_count(m) is not None]
+    # a count from the previous batch's head must not tell this batch's layer
+    handles.append(module.register_forward_pre_hook(start))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dict[str, torch.Tensor],
+              grad: bool, channels: dict[str, int] | None = None) -> Iterator[None]:
+    """Hook ``layer_module`` so its output lands in ``store["act"]`` (a grad leaf if ``grad``).
+
+    With ``channels``, ``channels["c"]`` is the channel count of the layer's output as the model
+    set it (:func:`_channel_watch`)."""
+
     def hook(_m: torch.nn.Module, _inp: Any, out: Any) -> Any:
-        if channels is not None:
-            own = _channel_count(layer_module)
-            channels.clear()
-            if own is not None:
-                channels["c"], channels["last"] = own, int(isinstance(layer_module, _CHANNELS_LAST))
-            elif "c" in last and isinstance(out, torch.Tensor) and last["shape"] == tuple(out.shape):
-                # only an output of the producer's own shape (an activation, a residual sum, a
-                # scaling of it): a concatenation (DenseNet, Inception), a functional convolution,
-                # a PixelShuffle or a pooled squeeze-excitation vector change the channels after it
-                channels["c"], channels["last"] = last["c"], last["last"]
-                # the axis laid out contiguously (a channels-last producer's vectors permuted back to
-                # batch x channels x h x w, as in ConvNeXt, keep stride 1 on axis 1)
-                channels["unit"] = next((i for i in range(1, out.ndim) if out.stride(i) == 1 and out.shape[i] > 1),
-                                        -1)
         if not isinstance(out, torch.Tensor):
             raise UnsupportedModelError(
                 f"tcav: the layer outputs {type(out).__name__}, not a tensor; pick a layer whose output is one tensor."
@@ -408,18 +428,13 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
         store["act"] = out.detach().clone()
         return None
 
-    handle = layer_module.register_forward_hook(hook)
-    handles = ([m.register_forward_hook(producer) for m in module.modules()
-                if m is not layer_module and _channel_count(m) is not None] if channels is not None else [])
-    if channels is not None:  # a count from the previous batch's head must not tell this batch's layer
-        handles.append(module.register_forward_pre_hook(start))
-    try:
-        with eval_mode(module):
-            yield
-    finally:
-        handle.remove()
-        for h in handles:
-            h.remove()
+    with contextlib.ExitStack() as stack:
+        if channels is not None:  # registered first: its hook on the layer sees the output before ours
+            stack.enter_context(_channel_watch(module, layer_module, channels))
+        handle = layer_module.register_forward_hook(hook)
+        stack.callback(handle.remove)
+        stack.enter_context(eval_mode(module))
+        yield
 
 
 #: Modules whose output has its channels on axis 1 (``batch x channels x ...``: convolutions and
@@ -433,7 +448,7 @@ _CHANNELS_LAST = (torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Embedding, torch
 
 
 def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, channel_axis: int | None,
-                  seen: dict[str, int] | None = None) -> int:
+                  seen: dict[str, int] | None = None, who: str = "tcav") -> int:
     """The axis of ``t`` (``batch x ...``) that holds the channels for ``spatial="mean"``.
 
     ``channel_axis`` when given. Else told by the channel count the model set for this output
@@ -451,11 +466,11 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
     taken as PyTorch's image layout (axis 1); a 3-D output of another module that nothing
     tells (``batch x channels x length`` or ``batch x tokens x channels``) is refused."""
     if t.ndim < 3:
-        raise InputError(f"tcav: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
+        raise InputError(f"{who}: spatial='mean' needs a layer output with spatial axes (batch x channels x ...); "
                          f"got shape {tuple(t.shape)}. Use spatial='flatten'.")
     if channel_axis is not None:
         if not -t.ndim < channel_axis < t.ndim or channel_axis % t.ndim == 0:
-            raise InputError(f"tcav: channel_axis={channel_axis} is not an axis after the batch axis of layer "
+            raise InputError(f"{who}: channel_axis={channel_axis} is not an axis after the batch axis of layer "
                              f"{path!r}'s output of shape {tuple(t.shape)}; pass 1..{t.ndim - 1} or -1.")
         return channel_axis % t.ndim
     channels = None if seen is None else seen.get("c")
@@ -474,7 +489,7 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
     said = ("" if channels is None else f" (the model set {channels} channels before it, the size of "
             "neither axis 1 nor the last axis)")
     raise InputError(
-        f"tcav: spatial='mean' cannot tell which axis of layer {path!r}'s output (shape {tuple(t.shape)}, a "
+        f"{who}: spatial='mean' cannot tell which axis of layer {path!r}'s output (shape {tuple(t.shape)}, a "
         f"{type(layer_module).__name__}) holds the channels{said}: batch x channels x ... (after a convolution) or "
         "batch x ... x channels (a transformer block, a channels-last stage). Pass channel_axis=1 for the first, "
         "channel_axis=-1 for the second.")
@@ -527,8 +542,17 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
     return np.concatenate(out)
 
 
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
+def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = False) -> torch.Tensor:
+    """``x`` as a tensor: a tensor as it is; an array in ``dtype`` (the model's floating dtype), or
+    kept integer when ``ids`` (a model with an embedding: token ids). Arrays were cast to the
+    default float32, so token ids, and float64 arrays for a float64 model, were refused as
+    examples "the model cannot take"."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        arr = np.asarray(x)
+        keep = ids and arr.dtype.kind in "iu"
+        t = torch.as_tensor(arr) if keep else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype())
     if t.ndim < 2 or t.shape[0] < 2:
         raise InputError(f"tcav: {name} must be a batch of at least 2 examples (examples x ...); got shape {tuple(t.shape)}.")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -626,7 +650,10 @@ def tcav(
         raise InputError(f"tcav: channel_axis={channel_axis!r} must be an int axis (1 or -1) and applies to "
                          f"spatial='mean' only (spatial={spatial!r}).")
     channel_axis = None if channel_axis is None else int(channel_axis)
-    x, xc, xr = _as_tensor(inputs, "inputs"), _as_tensor(concept, "concept"), _as_tensor(random, "random")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    ids = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
+    x, xc, xr = (_as_tensor(inputs, "inputs", dtype, ids), _as_tensor(concept, "concept", dtype, ids),
+                 _as_tensor(random, "random", dtype, ids))
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
@@ -638,7 +665,11 @@ def tcav(
             raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
                              f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
     a_c, a_r = acts
-    grads = _gradients(model, layer_module, x, int(target), batch_size, spatial, channel_axis, path)
+    try:
+        grads = _gradients(model, layer_module, x, int(target), batch_size, spatial, channel_axis, path)
+    except RuntimeError as exc:  # as for the concept and random examples: torch's bare shape error before
+        raise InputError(f"tcav: the forward or backward pass fails on the inputs (shape {tuple(x.shape)}; concept examples "
+                         f"{tuple(xc.shape)}): {exc}. Give inputs the model accepts.") from exc
     if not a_c.shape[1] == a_r.shape[1] == grads.shape[1]:
         raise InputError(f"tcav: layer {path!r} gives {a_c.shape[1]} values per concept example, {a_r.shape[1]} "
                          f"per random example and {grads.shape[1]} per input; with spatial='flatten' the "
