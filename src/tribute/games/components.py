@@ -426,6 +426,7 @@ class ComponentGame(Game):
         def build(start: int, stop: int) -> Rows:
             b = torch.arange(start, stop, device=device)
             state.new_pass(len(self.sites))
+            state.rows = stop - start
             extra, kw = self._extras(b)
             if kwargs:
                 kw = {**kw, **{k: self._pick(v, b) for k, v in kwargs.items()}}
@@ -856,6 +857,7 @@ class ComponentGame(Game):
             r = torch.arange(start, stop, device=device)
             b, k = r // k_count, r % k_count
             st.new_pass(len(sites))
+            st.rows = stop - start
             st.probes = []
             if drop_layers:
                 st.drop = torch.where(k == k_count - 1, torch.full_like(k, -1), k)
