@@ -138,3 +138,71 @@ def test_batch_first_layers_of_the_same_model_keep_their_credits() -> None:
         warnings.simplefilter("error")
         got = tribute.explain(model, ids, method="atp", players=components(model, "emb"), target=1).values.numpy()
     np.testing.assert_allclose(got, truth, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "atp", "kernel_shap"])
+def test_a_baseline_the_ablating_methods_do_not_read_is_warned_about(method: str) -> None:
+    # aud42c: baseline=5.0 next to component players changed nothing and said nothing (the
+    # credits are those without it: checked here against the hand mean ablation)
+    net = _net()
+    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ref = torch.randn(20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 2.0
+    players = components(net, "0", ablation="mean", reference=ref)
+    with pytest.warns(UserWarning, match=rf"method '{method}' does not read baseline= on component players: "
+                      r"it removes units by ablation='mean'"):
+        got = tribute.explain(net, x, method=method, players=players, target=0, baseline=5.0).values.numpy()
+    if method == "feature_ablation":
+        np.testing.assert_allclose(got, _mean_ablated_loo(net, x, ref), atol=1e-12)
+
+
+def test_conductance_reads_the_baseline_without_a_warning() -> None:
+    net = _net()
+    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at = tribute.explain(net, x, method="conductance", players=components(net, "0"), target=0,
+                             baseline=0.5, n_steps=64).values.numpy()
+        plain = tribute.explain(net, x, method="feature_ablation", players=components(net, "0"), target=0)
+    # completeness of conductance over a layer every path crosses: sum = v(x) - v(baseline)
+    with torch.no_grad():
+        gap = (net(x)[:, 0] - net(torch.full_like(x, 0.5))[:, 0]).numpy()
+    np.testing.assert_allclose(at.sum(1), gap, atol=1e-3)
+    assert plain.values.shape == (3, 3)
+
+
+def test_cli_components_without_baseline_does_not_warn(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # the CLI passed --baseline's default "0" to every method: each run would warn
+    from tribute.cli import main
+
+    mod = tmp_path / "aud42c_mod.py"
+    mod.write_text("import torch\n\ndef make():\n    torch.manual_seed(0)\n"
+                   "    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()\n")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3, 4)))
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert main(["components", "--model", "aud42c_mod:make", "--data", str(tmp_path / "x.npy"),
+                         "--module", "0", "--target", "0", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("aud42c_mod", None)
+    attr = tribute.Attribution.load(tmp_path / "out" / "attribution.npz")
+    net = _net()
+    x = torch.from_numpy(np.load(tmp_path / "x.npy"))
+    with torch.no_grad():
+        h = net[0](x)
+        truth = np.stack([(net(x)[:, 0] - net[2](torch.tanh(h * (torch.arange(3) != j)))[:, 0]).numpy()
+                          for j in range(3)], 1)
+    np.testing.assert_allclose(np.asarray(attr.values).reshape(3, 3), truth, atol=1e-12)
+
+
+def test_an_ablation_dict_with_an_unknown_key_is_refused_naming_the_keys() -> None:
+    # aud42c: {"kind": "mean", "ref": ...} raised a bare TypeError from the dataclass
+    net = _net()
+    with pytest.raises(InputError, match=r"key\(s\) \['ref'\] that tribute.Ablation does not take"):
+        components(net, "0", ablation={"kind": "mean", "ref": torch.zeros(2, 4)})
+    seeds = [np.int64(0), 0]
+    for s in seeds:  # numpy integers equal to the defaults are no settings of their own
+        assert components(net, "0", ablation=Ablation("mean"), seed=s, n_resample=np.int32(16)).ablation.kind == "mean"

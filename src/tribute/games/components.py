@@ -304,6 +304,8 @@ class ComponentGame(Game):
         self.forward_args = tuple(forward_args or ())
         self.forward_kwargs = dict(forward_kwargs or {})
         self.baseline = baseline
+        #: whether a method read ``baseline`` (:meth:`input_baselines`); the others ablate units
+        self.baseline_read = False
         self.state = RowState()
         # rows [first, ...) last composed by _rows: first row, masks (None: sliced per pass
         # from the run's tiles), samples, references, tiles
@@ -971,6 +973,7 @@ class ComponentGame(Game):
 
     def input_baselines(self) -> list[torch.Tensor]:
         """The input baseline of input-path methods, one ``(1 | batch) x *shape`` per input."""
+        self.baseline_read = True
         base = self.baseline
         parts = list(base) if isinstance(base, (tuple, list)) else [base] * len(self.inputs)
         if any(isinstance(p, Background) for p in parts):

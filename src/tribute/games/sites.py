@@ -9,7 +9,9 @@ says how removed units are replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -127,7 +129,7 @@ def as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None
         beside = [name for name, v in (("reference", reference), ("counterfactual", counterfactual),
                                        ("counterfactual_kwargs", counterfactual_kwargs)) if v is not None]
         beside += [name for name, v, default in (("n_resample", n_resample, 16), ("seed", seed, 0))
-                   if not (isinstance(v, int) and not isinstance(v, bool) and v == default)]
+                   if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v == default)]
         if beside:
             kind = value.kind if isinstance(value, Ablation) else value.get("kind", "zero")
             given = ", ".join(f"{b}=" for b in beside)
@@ -136,7 +138,14 @@ def as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None
                 f"ablation={what} carries its own settings, so {given} given beside it would not be "
                 f"read; put {'it' if len(beside) == 1 else 'them'} in it (tribute.Ablation({kind!r}, "
                 f"{beside[0]}=...)) or pass ablation={kind!r} as a string with {given}.")
-        return value if isinstance(value, Ablation) else Ablation(**value)
+        if isinstance(value, Ablation):
+            return value
+        known = [f.name for f in dataclasses.fields(Ablation)]
+        unknown = sorted(str(k) for k in value if k not in known)
+        if unknown:
+            raise InputError(f"ablation={{...}} has key(s) {unknown} that tribute.Ablation does not take; "
+                             f"its keys are {known}.")
+        return Ablation(**value)
     raise InputError(
         f"ablation={value!r}: pass one of {ABLATIONS} or tribute.Ablation(...)."
     )
