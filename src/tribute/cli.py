@@ -126,7 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     for flags, kw in components_cli_args():
         p.add_argument(*flags, **kw)
-    p.add_argument("--baseline", default="0",
+    p.add_argument("--baseline", default=None,
                    help="input baseline of input-path methods (conductance): a number, 'mean' (mean "
                         "of the rows explained: --data after --limit), or a .npy file or an .npz "
                         "holding one array (default: 0)")
@@ -747,6 +747,8 @@ def _cmd_components(args: argparse.Namespace) -> int:
     from .errors import InputError
     from .jobs.cli import BACKGROUND_PREFIX
 
+    if args.baseline is None:  # conductance's own default (0); the ablating methods read none
+        return _explain_and_write(args, model, inputs, players=players)
     if args.baseline.startswith(BACKGROUND_PREFIX):
         raise InputError(f"--baseline {args.baseline!r}: tribute components reads --baseline as the one "
                          "input baseline of conductance's path; a background set is not read. Give a "

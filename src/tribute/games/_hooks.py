@@ -134,6 +134,8 @@ class RowState:
         record: sites whose edited activations are also stored in ``captured`` (``mode="mask"``).
         only_call: ``rows`` call index that each row's mask applies to (``-1``: every call);
             the other calls of a site run unedited (``mode="mask"``), or None (every call).
+        rows: rows of the current forward pass (``mode="capture"``/``"probe"``: every hooked
+            activation must have them first), or None (not checked).
     """
 
     mode: str = "off"
@@ -148,9 +150,22 @@ class RowState:
     probes: list[tuple[tuple[int, int], torch.Tensor]] = field(default_factory=list)
     record: set[int] = field(default_factory=set)
     only_call: torch.Tensor | None = None
+    rows: int | None = None
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
+
+
+def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
+    """Refuse an activation whose first axis is not the pass's rows (its batch axis elsewhere)."""
+    if act.ndim == 0 or act.shape[0] != rows:
+        raise UnsupportedModelError(
+            f"module {site.path!r} returned an activation of shape {tuple(act.shape)} on a forward pass "
+            f"of {rows} rows; component games need modules whose activations keep the batch axis "
+            "first (one activation row per input row). A sequence-first module (time first, e.g. "
+            "torch.nn.TransformerEncoderLayer or an RNN without batch_first=True) puts it second: "
+            "build it with batch_first=True, or name a batch-first module."
+        )
 
 
 def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch.Tensor:
@@ -159,6 +174,8 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
         return act
     call = state.calls[site_id]
     state.calls[site_id] += 1
+    if state.rows is not None and state.mode in ("capture", "probe"):
+        _check_rows(site, act, state.rows)
     if state.mode == "capture":
         state.captured.setdefault(site_id, {}).setdefault(call, []).append(act.detach().clone())
         return act
@@ -169,12 +186,7 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
         return act + probe
     if state.mode != "mask" or state.mask is None:
         return act
-    if act.shape[0] != state.mask.shape[0]:
-        raise UnsupportedModelError(
-            f"module {site.path!r} saw a batch of {act.shape[0]} rows but the forward pass carries "
-            f"{state.mask.shape[0]} rows; component games need modules whose activations keep the "
-            "batch axis first (one activation row per input row)."
-        )
+    _check_rows(site, act, int(state.mask.shape[0]))
     m = state.mask[:, site.offset : site.offset + site.n_units].to(act.dtype)
     if state.only_call is not None:
         # a row ablating one call of a module called several times keeps the other calls
@@ -332,6 +344,7 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
         state.mask = None
         state.drop = None
         state.only_call = None
+        state.rows = None
         state.leaves = []
         state.probes = []
 

@@ -98,6 +98,11 @@ def build_game(
             )
         if groups is not None:
             raise InputError("groups applies to input features; with players=... leave groups=None.")
+        if feature_names is not None:
+            # aud42c: dropped without a word (the players kept their own names), as texts refuse it
+            raise InputError(
+                "feature_names names input features; with players=... the player set names its "
+                "players (attr.player_names, e.g. 'fc1 neuron 3'), so leave feature_names=None.")
         return players.make_game(
             adapter, inputs, target=target, baseline=baseline, output=output,
             forward_args=forward_args, forward_kwargs=forward_kwargs, batch_size=batch_size,

@@ -304,6 +304,8 @@ class ComponentGame(Game):
         self.forward_args = tuple(forward_args or ())
         self.forward_kwargs = dict(forward_kwargs or {})
         self.baseline = baseline
+        #: whether a method read ``baseline`` (:meth:`input_baselines`); the others ablate units
+        self.baseline_read = False
         self.state = RowState()
         # rows [first, ...) last composed by _rows: first row, masks (None: sliced per pass
         # from the run's tiles), samples, references, tiles
@@ -426,6 +428,7 @@ class ComponentGame(Game):
         def build(start: int, stop: int) -> Rows:
             b = torch.arange(start, stop, device=device)
             state.new_pass(len(self.sites))
+            state.rows = stop - start
             extra, kw = self._extras(b)
             if kwargs:
                 kw = {**kw, **{k: self._pick(v, b) for k, v in kwargs.items()}}
@@ -856,6 +859,7 @@ class ComponentGame(Game):
             r = torch.arange(start, stop, device=device)
             b, k = r // k_count, r % k_count
             st.new_pass(len(sites))
+            st.rows = stop - start
             st.probes = []
             if drop_layers:
                 st.drop = torch.where(k == k_count - 1, torch.full_like(k, -1), k)
@@ -969,6 +973,7 @@ class ComponentGame(Game):
 
     def input_baselines(self) -> list[torch.Tensor]:
         """The input baseline of input-path methods, one ``(1 | batch) x *shape`` per input."""
+        self.baseline_read = True
         base = self.baseline
         parts = list(base) if isinstance(base, (tuple, list)) else [base] * len(self.inputs)
         if any(isinstance(p, Background) for p in parts):

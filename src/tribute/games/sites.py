@@ -9,7 +9,9 @@ says how removed units are replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -119,11 +121,30 @@ class Ablation:
 def as_ablation(value: Any, *, reference: Any = None, counterfactual: Any = None,
                  n_resample: int = 16, seed: int = 0,
                  counterfactual_kwargs: dict[str, Any] | None = None) -> Ablation:
-    if isinstance(value, Ablation):
-        return value
     if isinstance(value, str):
         return Ablation(value, reference, counterfactual, n_resample, seed, counterfactual_kwargs)
-    if isinstance(value, dict):
+    if isinstance(value, (Ablation, dict)):
+        # aud42c: an Ablation carries its own settings; reference= given beside it was dropped
+        # without a word (Ablation("mean") + reference=ref ablated to the inputs' mean: 1.0e-2 off)
+        beside = [name for name, v in (("reference", reference), ("counterfactual", counterfactual),
+                                       ("counterfactual_kwargs", counterfactual_kwargs)) if v is not None]
+        beside += [name for name, v, default in (("n_resample", n_resample, 16), ("seed", seed, 0))
+                   if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v == default)]
+        if beside:
+            kind = value.kind if isinstance(value, Ablation) else value.get("kind", "zero")
+            given = ", ".join(f"{b}=" for b in beside)
+            what = f"tribute.Ablation({kind!r}, ...)" if isinstance(value, Ablation) else f"a dict (kind={kind!r})"
+            raise InputError(
+                f"ablation={what} carries its own settings, so {given} given beside it would not be "
+                f"read; put {'it' if len(beside) == 1 else 'them'} in it (tribute.Ablation({kind!r}, "
+                f"{beside[0]}=...)) or pass ablation={kind!r} as a string with {given}.")
+        if isinstance(value, Ablation):
+            return value
+        known = [f.name for f in dataclasses.fields(Ablation)]
+        unknown = sorted(str(k) for k in value if k not in known)
+        if unknown:
+            raise InputError(f"ablation={{...}} has key(s) {unknown} that tribute.Ablation does not take; "
+                             f"its keys are {known}.")
         return Ablation(**value)
     raise InputError(
         f"ablation={value!r}: pass one of {ABLATIONS} or tribute.Ablation(...)."

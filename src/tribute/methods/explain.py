@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
-from ..errors import BudgetError, InputError
+from ..errors import BudgetError, InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, framework_of
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
@@ -337,6 +338,14 @@ def explain(
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
         attr.n_evals += pre
     abl = getattr(game, "ablation", None)
+    if baseline_given and getattr(game, "baseline_read", None) is False and isinstance(abl, Ablation):
+        # aud42c: baseline=5.0 next to component players changed nothing and said nothing (it is
+        # the input baseline of conductance's path; the other methods ablate units)
+        warnings.warn(
+            f"method {cls.name!r} does not read baseline= on component players: it removes units by "
+            f"ablation={abl.kind!r} (only conductance reads baseline=, the start of its input path). "
+            "Drop baseline=, or set what removed units become with ablation= (zero, mean, resample, "
+            "patch).", UserWarning, stacklevel=user_stacklevel())
     if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):
         attr.params.setdefault("ablation", abl.kind)  # evaluate's default
         keys = getattr(game, "site_keys", None)
