@@ -359,6 +359,7 @@ class FeatureGame(Game):
             check_unique_names(columns, "the inputs DataFrame's columns",
                                " (rename the columns: a repeated label selects several columns)")
             _check_frame_columns(model, columns, baseline)
+            _check_per_sample_rows(frame, baseline)
             if feature_names is None and groups is None:
                 feature_names = columns
         elif not multi:
@@ -1838,6 +1839,44 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
             f"baseline has columns {labels[:8]} but inputs has {columns[:8]}; give the baseline "
             "the same columns in the same order (e.g. baseline=X_train[inputs.columns].mean())."
         )
+
+
+def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
+    """Refuse a per-sample DataFrame baseline whose index names the inputs' rows in another
+    order (aud42o).
+
+    One baseline row per sample (``PerSample(rows)``, or a plain DataFrame with as many rows as
+    the inputs) is read by position, as a target Series is; a frame whose index holds the
+    inputs' labels at other positions (``rows.iloc[::-1]``, ``rows.sort_values(...)``) used to
+    explain each sample against another sample's row, silently (a logistic model's credits
+    0.89 off). Indexes with no label in common (rows taken from a training set) or equal ones
+    are read by position as before.
+    """
+    data: Any = baseline.data if isinstance(baseline, PerSample) else (
+        None if isinstance(baseline, Background) else baseline)
+    if data is None or not _is_pandas(data) or len(data) != len(frame) or len(frame) < 2:
+        return
+    ix_in, ix_b = frame.index, data.index
+    if not (ix_in.is_unique and ix_b.is_unique) or ix_in.equals(ix_b):
+        return
+    at = {k: i for i, k in enumerate(ix_in)}
+    moved = [(k, j) for j, k in enumerate(ix_b) if k in at and at[k] != j]
+    if moved:
+        label, j = moved[0]
+
+        def lab(v: Any) -> str:
+            return repr(v.item() if isinstance(v, np.generic) else v)
+
+        def show(ix: Any) -> str:
+            return "[" + ", ".join(lab(v) for v in ix[:5]) + (", ...]" if len(ix) > 5 else "]")
+
+        raise InputError(
+            f"baseline (one row per sample) is a DataFrame whose index {show(ix_b)} holds the "
+            f"inputs' row labels in another order (inputs' index {show(ix_in)}): baselines are "
+            f"read by position, so the sample at position {j} ({lab(ix_in[j])}) would be explained "
+            f"against the baseline row labelled {lab(label)}. Pass the rows in the inputs' order, "
+            "e.g. baseline=tribute.PerSample(rows.reindex(inputs.index)) (or rows.to_numpy() if "
+            "the positions already match).")
 
 
 def _digest_bytes(mode: str, base: torch.Tensor) -> bytes:
