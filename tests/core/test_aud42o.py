@@ -114,3 +114,14 @@ def test_infinite_penalty_is_refused_by_name(method, param):
     x = torch.randn(2, F, dtype=torch.float64)
     with pytest.raises(InputError, match=rf"{param}=inf"):
         tribute.explain(net, x, method, baseline=0.0, budget=40, **{param: math.inf})
+
+
+def test_per_sample_fresh_frame_next_to_shifted_labels_is_read_by_position():
+    """Inputs labelled 4, 5, 3 (a slice of a bigger frame) and a freshly built baseline frame
+    (0, 1, 2): not the inputs' labels reordered, so read by position as the array would be."""
+    clf, X, rows = _model_and_frames()
+    X = X.set_axis([4, 5, 3])
+    fresh = rows.reset_index(drop=True)
+    exp = _exact_shapley_per_sample(_p1(clf), X.to_numpy(), fresh.to_numpy())
+    a = tribute.explain(clf, X, "exact_shapley", target=1, baseline=tribute.PerSample(fresh))
+    np.testing.assert_allclose(a.values, exp, rtol=0, atol=1e-12)

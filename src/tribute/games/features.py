@@ -1847,10 +1847,10 @@ def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
 
     One baseline row per sample (``PerSample(rows)``, or a plain DataFrame with as many rows as
     the inputs) is read by position, as a target Series is; a frame whose index holds the
-    inputs' labels at other positions (``rows.iloc[::-1]``, ``rows.sort_values(...)``) used to
+    inputs' labels in another order (``rows.iloc[::-1]``, ``rows.sort_values(...)``) used to
     explain each sample against another sample's row, silently (a logistic model's credits
-    0.89 off). Indexes with no label in common (rows taken from a training set) or equal ones
-    are read by position as before.
+    0.89 off). Other indexes (equal ones, rows taken from a training set, a fresh frame's
+    ``0..n-1`` next to inputs labelled ``1..n``) are read by position as before.
     """
     data: Any = baseline.data if isinstance(baseline, PerSample) else (
         None if isinstance(baseline, Background) else baseline)
@@ -1861,7 +1861,7 @@ def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
         return
     at = {k: i for i, k in enumerate(ix_in)}
     moved = [(k, j) for j, k in enumerate(ix_b) if k in at and at[k] != j]
-    if moved:
+    if moved and all(k in at for k in ix_b):  # the inputs' labels, reordered
         label, j = moved[0]
 
         def lab(v: Any) -> str:
