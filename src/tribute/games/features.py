@@ -119,6 +119,10 @@ class PerSample:
     against ``X_train[:100]``), so tribute warns there unless the baseline says which it is:
     ``PerSample(rows)`` or :class:`Background` ``(rows)``.
 
+    Rows are matched to samples by position. A DataFrame whose index holds the inputs' own row
+    labels in another order is refused (pass ``rows.reindex(inputs.index)``), as a target
+    Series is; any other index is read by position.
+
     Args:
         data: ``batch x *input_shape`` array/tensor/DataFrame (a tuple for several inputs).
     """
