@@ -125,3 +125,16 @@ def test_per_sample_fresh_frame_next_to_shifted_labels_is_read_by_position():
     exp = _exact_shapley_per_sample(_p1(clf), X.to_numpy(), fresh.to_numpy())
     a = tribute.explain(clf, X, "exact_shapley", target=1, baseline=tribute.PerSample(fresh))
     np.testing.assert_allclose(a.values, exp, rtol=0, atol=1e-12)
+
+
+def test_unknown_numeric_label_message_names_the_argument():
+    """It read "target =0 holds 0" (a stray space between the argument and its value)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, F))
+    clf = LogisticRegression().fit(X, np.array([1, 4, 7])[np.digitize(X[:, 0], [-0.5, 0.5])])
+    with pytest.raises(InputError, match=r"target=0 holds 0, which is not one of"):
+        tribute.explain(clf, X[:2], "exact_shapley", target=0, baseline=X.mean(0))
+    with pytest.raises(InputError, match=r"target list \[4, 0\] holds 0"):
+        tribute.explain(clf, X[:2], "exact_shapley", target=[4, 0], baseline=X.mean(0))
