@@ -192,7 +192,7 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
             hit = np.flatnonzero(numeric == v)
             if hit.size != 1:
                 raise InputError(
-                    f"target {what} holds {v.item() if hasattr(v, 'item') else v!r}, which is not one of the classifier's classes_ "
+                    f"target{what} holds {v.item() if hasattr(v, 'item') else v!r}, which is not one of the classifier's classes_ "
                     f"{numeric.tolist()[:20]}: for a classifier whose classes are not 0..K-1, "
                     "integer targets are class labels (looked up in classes_). To explain an "
                     "output column by its index j, pass target=lambda p: p[:, j].")
@@ -204,11 +204,11 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
     if isinstance(target, (int, np.integer, float, np.floating)):
         return int(lookup(np.asarray([target]), f"={target}")[0])
     if isinstance(target, (list, tuple)):
-        return [int(i) for i in lookup(np.asarray(target), f"list {list(target)}")]
+        return [int(i) for i in lookup(np.asarray(target), f" list {list(target)}")]
     if isinstance(target, (np.ndarray, torch.Tensor)):
         arr = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
         if arr.dtype.kind in "biuf":
-            return lookup(np.asarray(arr), f"array of shape {tuple(arr.shape)}")
+            return lookup(np.asarray(arr), f" array of shape {tuple(arr.shape)}")
     return target
 
 

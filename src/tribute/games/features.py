@@ -119,6 +119,10 @@ class PerSample:
     against ``X_train[:100]``), so tribute warns there unless the baseline says which it is:
     ``PerSample(rows)`` or :class:`Background` ``(rows)``.
 
+    Rows are matched to samples by position. A DataFrame whose index holds the inputs' own row
+    labels in another order is refused (pass ``rows.reindex(inputs.index)``), as a target
+    Series is; any other index is read by position.
+
     Args:
         data: ``batch x *input_shape`` array/tensor/DataFrame (a tuple for several inputs).
     """
@@ -359,6 +363,7 @@ class FeatureGame(Game):
             check_unique_names(columns, "the inputs DataFrame's columns",
                                " (rename the columns: a repeated label selects several columns)")
             _check_frame_columns(model, columns, baseline)
+            _check_per_sample_rows(frame, baseline)
             if feature_names is None and groups is None:
                 feature_names = columns
         elif not multi:
@@ -1840,6 +1845,44 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
             f"baseline has columns {labels[:8]} but inputs has {columns[:8]}; give the baseline "
             "the same columns in the same order (e.g. baseline=X_train[inputs.columns].mean())."
         )
+
+
+def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
+    """Refuse a per-sample DataFrame baseline whose index names the inputs' rows in another
+    order (aud42o).
+
+    One baseline row per sample (``PerSample(rows)``, or a plain DataFrame with as many rows as
+    the inputs) is read by position, as a target Series is; a frame whose index holds the
+    inputs' labels in another order (``rows.iloc[::-1]``, ``rows.sort_values(...)``) used to
+    explain each sample against another sample's row, silently (a logistic model's credits
+    0.89 off). Other indexes (equal ones, rows taken from a training set, a fresh frame's
+    ``0..n-1`` next to inputs labelled ``1..n``) are read by position as before.
+    """
+    data: Any = baseline.data if isinstance(baseline, PerSample) else (
+        None if isinstance(baseline, Background) else baseline)
+    if data is None or not _is_pandas(data) or len(data) != len(frame) or len(frame) < 2:
+        return
+    ix_in, ix_b = frame.index, data.index
+    if not (ix_in.is_unique and ix_b.is_unique) or ix_in.equals(ix_b):
+        return
+    at = {k: i for i, k in enumerate(ix_in)}
+    moved = [(k, j) for j, k in enumerate(ix_b) if k in at and at[k] != j]
+    if moved and all(k in at for k in ix_b):  # the inputs' labels, reordered
+        label, j = moved[0]
+
+        def lab(v: Any) -> str:
+            return repr(v.item() if isinstance(v, np.generic) else v)
+
+        def show(ix: Any) -> str:
+            return "[" + ", ".join(lab(v) for v in ix[:5]) + (", ...]" if len(ix) > 5 else "]")
+
+        raise InputError(
+            f"baseline (one row per sample) is a DataFrame whose index {show(ix_b)} holds the "
+            f"inputs' row labels in another order (inputs' index {show(ix_in)}): baselines are "
+            f"read by position, so the sample at position {j} ({lab(ix_in[j])}) would be explained "
+            f"against the baseline row labelled {lab(label)}. Pass the rows in the inputs' order, "
+            "e.g. baseline=tribute.PerSample(rows.reindex(inputs.index)) (or rows.to_numpy() if "
+            "the positions already match).")
 
 
 def _digest_bytes(mode: str, base: torch.Tensor) -> bytes:

@@ -23,6 +23,7 @@ time with one residual layer's backward pass replaced by the identity, and combi
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -83,7 +84,8 @@ class Coar(Method):
     tags = Tags(family="surrogate", stochastic=True, budgeted=True)
     paper = "Shah, Ilyas & Madry (2024), Decomposing and Editing Predictions by Modeling Model Computation"
     constraints = declare({"alpha": Interval(float, 0.0, 1.0, closed="neither"),
-                   "ridge": Interval(float, 0.0)})
+                   # inf: torch's lstsq failed an internal assert (aud42o)
+                   "ridge": Interval(float, 0.0, math.inf, closed="left")})
 
     def __init__(self, alpha: float = 0.9, ridge: float = 0.0) -> None:
         self.alpha = alpha

@@ -446,7 +446,7 @@ class Lime(Method):
         "sampling": Options(SAMPLINGS), "distance": Options(DISTANCES),
         "surrogate": Options(SURROGATES),
         "kernel_width": Interval(float, 0.0, None, closed="neither"),  # inf: constant weights
-        "alpha": Interval(float, 0.0),
+        "alpha": Interval(float, 0.0, math.inf, closed="left"),  # inf: a LinAlgError (aud42o)
         "n_samples": (NONE, Interval(int, 1)),
     })
 
