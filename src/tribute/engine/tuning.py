@@ -187,7 +187,8 @@ class BatchTuner:
         tolerance: how much slower than the best a size must be to count as slower (timings
             on a shared machine are noisy). default=0.15.
         repeats: chunks timed at a clearly slower size before it ends the search (twice as
-            many for chunks under 5 ms, which cost little). default=2.
+            many for chunks under 5 ms, which cost little, except at the cap: see
+            ``_last_to_grow``). default=2.
         confirm_seconds: a clearly slower chunk that took longer than this ends the search
             without a second timing (confirming it would cost another slow chunk). default=0.05.
         skip: after the first two sizes, skip the sizes whose passes are mostly a fixed cost
