@@ -9,8 +9,8 @@ growth stops at the first size that is clearly (15%) slower than the best one, t
 that one stalled chunk does not end the search (once when that chunk alone took 50 ms), or
 after two sizes in a row that were no faster (a plateau). One pass per size decides that
 search, and on a busy machine one pass of a millisecond varies by 2x, so it ends in a *duel*:
-the fastest size and its measured neighbours (half and twice its rows) are timed again in
-turns, twice each (four times when passes take under 5 ms), the median of each size's passes
+the fastest size and its measured neighbours (half and twice its rows; not a bigger one
+whose passes were all clearly slower) are timed again in turns, twice each (four times when passes take under 5 ms), the median of each size's passes
 counts, and the smallest size within 3% of the fastest wins (moving down to smaller
 neighbours, at most three times, while the smallest wins). The winner is used for the rest
 of the call and cached per (model, model-input signature, gradients) for later calls in the
@@ -187,7 +187,8 @@ class BatchTuner:
         tolerance: how much slower than the best a size must be to count as slower (timings
             on a shared machine are noisy). default=0.15.
         repeats: chunks timed at a clearly slower size before it ends the search (twice as
-            many for chunks under 5 ms, which cost little). default=2.
+            many for chunks under 5 ms, which cost little, except at the cap: see
+            ``_last_to_grow``). default=2.
         confirm_seconds: a clearly slower chunk that took longer than this ends the search
             without a second timing (confirming it would cost another slow chunk). default=0.05.
         skip: after the first two sizes, skip the sizes whose passes are mostly a fixed cost
@@ -425,6 +426,8 @@ class BatchTuner:
             # storm, a noisy neighbour) must not end the search far below the peak
             needed = 1 if seconds >= self.confirm_seconds else (
                 self.repeats if seconds >= _CHEAP_SECONDS else 2 * self.repeats)
+            if self._last_to_grow():
+                needed = min(needed, self.repeats)
             if slower and self._seen < needed:
                 return  # time it again before it ends the search
             self._seen = 0
@@ -448,6 +451,19 @@ class BatchTuner:
                     self._skipped = (2, self._i)
             if self._i >= len(self.candidates) or self._flat >= self.patience:
                 self._finish()
+
+    def _last_to_grow(self) -> bool:
+        """Whether the size being timed is the last the growth search can reach (the cap),
+        not a skip's landing (whose slower pass sends the search back, see :meth:`record`).
+
+        There the search ends whether the size is slower or not: confirming a clearly slower
+        pass only decides whether the size sits the duel out (see :meth:`_confirmed_slower`),
+        and each confirmation is a pass at the slow rate. So a cheap pass there is confirmed
+        :attr:`repeats` times, not twice as often: on mlp13 (cold kernel_shap and lime calls,
+        178 inputs) the cap of 8,192 rows per pass ran at about half the speed of 2,048-4,096
+        and took 5.7-7 passes per cold call, ~2 ms lost each."""
+        last = len(self.candidates) - 1
+        return self._i == last and not (self._skipped is not None and self._skipped[1] == last)
 
     def _times(self) -> tuple[float, float, float, float]:
         s0, s1 = self.candidates[0], self.candidates[1]
@@ -507,6 +523,8 @@ class BatchTuner:
         in turns, :attr:`duel_rounds` rounds (twice as many for cheap passes, see
         :meth:`_rounds`); each is judged by the median of its passes (see :meth:`_winner`).
         A size reached by a skip, with no measured neighbour, duels half its rows (untimed).
+        A bigger neighbour that ended the growth search clearly slower on every one of its
+        passes sits the duel out (see :meth:`_confirmed_slower`).
         When the smallest of them wins, it duels its own smaller neighbour the same way (timed
         once, or skipped by the search), at most :data:`_DUEL_MOVES` times.
 
@@ -522,13 +540,27 @@ class BatchTuner:
         b = max(self.rates, key=lambda k: self.rates[k])
         j = self.candidates.index(b)
         sizes = [self.candidates[k] for k in (j - 1, j, j + 1)
-                 if 0 <= k < len(self.candidates) and self.candidates[k] in self.rates]
+                 if 0 <= k < len(self.candidates) and self.candidates[k] in self.rates
+                 and not self._confirmed_slower(self.candidates[k], b)]
         if len(sizes) < 2 and j > 0:  # reached by a skip: against half its rows, untimed
             sizes = [self.candidates[j - 1], b]
         if len(sizes) < 2:
             return False
         self._duel, self._duel_i, self._duel_left = sizes, 0, self._rounds(sizes)
         return True
+
+    def _confirmed_slower(self, size: int, best: int) -> bool:
+        """Whether ``size``, bigger than the fastest size ``best``, ended the growth search as
+        clearly slower after being timed again (even its best pass is below ``1 - tolerance``
+        of ``best``'s): the duel leaves it out. Its median cannot come within
+        :data:`_PREFER_SMALLER` of the faster sizes' unless their medians fall far below their
+        own best passes, and each of its duel passes would run at the slow rate: on mlp13
+        (a cold kernel_shap call, 178 inputs) 8,192 rows per pass ran at about half the speed
+        of 2,048-4,096, confirmed four times in the growth search and then timed four more
+        times in the duel (~2 ms lost per pass, ~9 ms per cold call of ~45 ms). A size timed
+        once (a pass over :attr:`confirm_seconds`, or not clearly slower) still duels."""
+        return size > best and len(self._samples.get(size, ())) >= 2 \
+            and self.rates[size] < (1.0 - self.tolerance) * self.rates[best]
 
     def _rounds(self, sizes: list[int]) -> int:
         """Rounds of a duel between ``sizes``: twice :attr:`duel_rounds` when the largest
