@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 import tribute
@@ -120,3 +121,45 @@ def test_a_new_model_at_a_freed_models_id_is_retried_smaller() -> None:
         attr = tribute.explain(new, x, **kw)
     # a linear model with baseline 0: phi_i = w_i x_i (closed form)
     np.testing.assert_allclose(np.asarray(attr.values), x * w, rtol=1e-9, atol=1e-12)
+
+
+class _NoNotes(KeyError):
+    """An exception without ``add_note``, as every exception on Python 3.10 (requires-python
+    is >=3.10; PEP 678 notes came in 3.11)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "add_note":
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute 'add_note'")
+        return super().__getattribute__(name)
+
+
+class _Fails(torch.nn.Module):
+    """A linear model: the reference pass works; later passes of more than 8 rows raise
+    ``RuntimeError`` (a fixed buffer), smaller ones :class:`_NoNotes`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64))
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(int(x.shape[0]))
+        if len(self.seen) > 1 and x.shape[0] > 8:
+            raise RuntimeError(f"fixed buffer of 8 rows exceeded ({x.shape[0]} rows)")
+        if len(self.seen) > 1:
+            raise _NoNotes(f"failed on {x.shape[0]} rows")
+        return (x @ self.w)[:, None]
+
+
+def test_the_retry_keeps_the_models_error_where_exceptions_have_no_notes() -> None:
+    clear_tuners()
+    model = _Fails()
+    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(_NoNotes) as info:  # before: AttributeError ... 'add_note'
+        tribute.explain(model, x, method="kernel_shap", budget=200, target=0, baseline=0.0,
+                        progress=False)
+    first = max(model.seen)
+    assert first > 8
+    cause = info.value.__cause__
+    assert isinstance(cause, RuntimeError)
+    assert str(cause) == f"fixed buffer of 8 rows exceeded ({first} rows)"

@@ -264,7 +264,11 @@ def _keep_first(exc: BaseException, refused: tuple[int, BaseException] | None) -
     if refused is None or refused[1] is exc:
         return
     n, first = refused
-    exc.add_note(f"tribute: before this, a forward pass of {n} rows raised "
+    # notes are Python 3.11+ (PEP 678) and requires-python is >=3.10: there add_note raised
+    # AttributeError in place of the model's error (rev42a)
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(f"tribute: before this, a forward pass of {n} rows raised "
                  f"{type(first).__name__}({str(first)[:200]!r}); its rows were sent again in "
                  "smaller passes, which failed as above.")
     if exc.__cause__ is None:
