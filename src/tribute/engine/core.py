@@ -212,14 +212,28 @@ def _out_of_memory(tuner: BatchTuner, size: int) -> None:
 
 
 #: The largest forward pass each model completed in this process (rows): an error on a pass no
-#: bigger is not about the batch's size. Models that cannot be weakly referenced (unhashable,
-#: e.g. a dataclass with ``__call__``, or ``__slots__`` without ``__weakref__``) are kept by id
-#: *with the model itself*, so that no later object can take over a freed model's id and its
-#: count (small42: one that did was refused its smaller retry: "that many rows worked before");
-#: only the :data:`_OK_ROWS_BY_ID_MAX` most recent such models are held.
+#: bigger is not about the batch's size. Models that cannot be weakly referenced as keys
+#: (unhashable, e.g. a dataclass with ``__call__``, or ``__slots__`` without ``__weakref__``) are
+#: kept by id with a weak reference to the model, or the model itself when it has none, so that
+#: no later object can take over a freed model's id and its count (small42: one that did was
+#: refused its smaller retry: "that many rows worked before"); only the
+#: :data:`_OK_ROWS_BY_ID_MAX` most recent entries are kept (rev42a: holding the model in every
+#: entry kept a freed dataclass-wrapped network and its memory alive).
 _OK_ROWS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _OK_ROWS_BY_ID: dict[int, tuple[Any, int]] = {}
 _OK_ROWS_BY_ID_MAX = 8
+
+
+def _by_id_owner(key: Any) -> Any:
+    """What an id-keyed entry keeps of ``key``: a weak reference, else ``key`` in a 1-tuple."""
+    try:
+        return weakref.ref(key)
+    except TypeError:
+        return (key,)
+
+
+def _owned_by(owner: Any, key: Any) -> bool:
+    return (owner() if isinstance(owner, weakref.ref) else owner[0]) is key
 
 
 def _note_ok_rows(key: Any, n: int) -> None:
@@ -228,7 +242,9 @@ def _note_ok_rows(key: Any, n: int) -> None:
             _OK_ROWS[key] = n
     except TypeError:
         old = _OK_ROWS_BY_ID.pop(id(key), None)  # re-inserted last: the most recent
-        _OK_ROWS_BY_ID[id(key)] = (key, max(old[1] if old is not None and old[0] is key else 0, n))
+        if old is None or not _owned_by(old[0], key):
+            old = (_by_id_owner(key), 0)  # (another object's entry at this id is dropped)
+        _OK_ROWS_BY_ID[id(key)] = (old[0], max(old[1], n))
         while len(_OK_ROWS_BY_ID) > _OK_ROWS_BY_ID_MAX:
             del _OK_ROWS_BY_ID[next(iter(_OK_ROWS_BY_ID))]
 
@@ -238,7 +254,7 @@ def _ok_rows(key: Any) -> int:
         return _OK_ROWS.get(key, 0)
     except TypeError:
         got = _OK_ROWS_BY_ID.get(id(key))
-        return got[1] if got is not None and got[0] is key else 0
+        return got[1] if got is not None and _owned_by(got[0], key) else 0
 
 
 def _keep_first(exc: BaseException, refused: tuple[int, BaseException] | None) -> None:
@@ -248,7 +264,11 @@ def _keep_first(exc: BaseException, refused: tuple[int, BaseException] | None) -
     if refused is None or refused[1] is exc:
         return
     n, first = refused
-    exc.add_note(f"tribute: before this, a forward pass of {n} rows raised "
+    # notes are Python 3.11+ (PEP 678) and requires-python is >=3.10: there add_note raised
+    # AttributeError in place of the model's error (rev42a)
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(f"tribute: before this, a forward pass of {n} rows raised "
                  f"{type(first).__name__}({str(first)[:200]!r}); its rows were sent again in "
                  "smaller passes, which failed as above.")
     if exc.__cause__ is None:

@@ -644,6 +644,39 @@ _LOCK = threading.Lock()
 _WARM: weakref.WeakKeyDictionary[Any, set[bool]] = weakref.WeakKeyDictionary()
 _WARM_BY_ID: set[tuple[int, bool]] = set()
 
+# The model each id of _TUNERS_BY_ID / _WARM_BY_ID belongs to: a weak reference, or the model
+# itself when it cannot be weakly referenced (only the _OWNERS_HELD most recent such are held).
+# A new object at a freed model's id must not inherit its tuner: rev42a measured a new numpy
+# model (64-row limit) at a freed model's id raise on its refused big pass in 2 of 5 runs (the
+# old tuner's rates said that many rows worked), instead of being retried smaller.
+_OWNER_BY_ID: dict[int, Any] = {}
+_OWNERS_HELD = 8
+
+
+def _forget_id(i: int) -> None:
+    _OWNER_BY_ID.pop(i, None)
+    for k in [k for k in _TUNERS_BY_ID if k[0] == i]:
+        _TUNERS_BY_ID.pop(k)._current = False
+    _WARM_BY_ID.difference_update({(i, False), (i, True)})
+
+
+def _by_id(model_key: Any) -> int:
+    """``id(model_key)`` for the by-id tables, once the entries of another (freed) object
+    that had this id are dropped."""
+    i = id(model_key)
+    owner = _OWNER_BY_ID.get(i)
+    if owner is not None and (owner() if isinstance(owner, weakref.ref) else owner[0]) is model_key:
+        return i
+    _forget_id(i)
+    try:
+        _OWNER_BY_ID[i] = weakref.ref(model_key)
+    except TypeError:  # held (in a 1-tuple, never taken for a weak reference)
+        _OWNER_BY_ID[i] = (model_key,)
+        held = [j for j, o in _OWNER_BY_ID.items() if not isinstance(o, weakref.ref)]
+        for j in held[:-_OWNERS_HELD]:
+            _forget_id(j)
+    return i
+
 
 def mark_warm(model_key: Any, grad: bool) -> None:
     """Record that ``model_key`` completed a run (with gradients or not) in this process."""
@@ -654,14 +687,15 @@ def mark_warm(model_key: Any, grad: bool) -> None:
         else:
             got.add(bool(grad))
     except TypeError:  # not weak-referenceable
-        _WARM_BY_ID.add((id(model_key), bool(grad)))
+        with _LOCK:
+            _WARM_BY_ID.add((_by_id(model_key), bool(grad)))
 
 
 def _is_warm(model_key: Any, grad: bool) -> bool:
     try:
         return bool(grad) in _WARM.get(model_key, ())
-    except TypeError:
-        return (id(model_key), bool(grad)) in _WARM_BY_ID
+    except TypeError:  # (called with _LOCK held)
+        return (_by_id(model_key), bool(grad)) in _WARM_BY_ID
 
 
 def _reusable(t: BatchTuner, cap: int) -> bool:
@@ -688,13 +722,14 @@ def tuner_for(model_key: Any, key: Hashable, grad: bool, cap: int) -> BatchTuner
         try:
             per_model = _TUNERS.setdefault(model_key, {})
         except TypeError:  # not weak-referenceable: fall back to its id
-            t = _TUNERS_BY_ID.get((id(model_key), *k))
+            i = _by_id(model_key)
+            t = _TUNERS_BY_ID.get((i, *k))
             if t is None or not _reusable(t, cap):
                 if t is not None:
                     t._current = False
-                fwd = _TUNERS_BY_ID.get((id(model_key), key, False)) if grad else None
-                t = _TUNERS_BY_ID[(id(model_key), *k)] = BatchTuner(
-                    cap, _first(fwd), warm=(id(model_key), bool(grad)) in _WARM_BY_ID)
+                fwd = _TUNERS_BY_ID.get((i, key, False)) if grad else None
+                t = _TUNERS_BY_ID[(i, *k)] = BatchTuner(
+                    cap, _first(fwd), warm=(i, bool(grad)) in _WARM_BY_ID)
             return t
         t = per_model.get(k)
         if t is None or not _reusable(t, cap):
