@@ -1,0 +1,77 @@
+"""Audit aud42j: dataset jobs, their manifest and resume.
+
+Truths: :func:`tribute.explain` on the whole data (a job's merged rows must equal it); a target
+function ``y -> y[:, k]`` explains output column ``k``, as ``target=k`` does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jobs_fixtures
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.errors import InputError
+
+_COLUMN = 2
+
+
+def _model_and_data(n: int = 8) -> tuple[torch.nn.Module, np.ndarray]:
+    return jobs_fixtures.make_mlp().double(), jobs_fixtures.data(n).astype(np.float64)
+
+
+def _job(model: Any, X: np.ndarray, out: Path, target: Any, **kw: Any) -> Any:
+    return tribute.explain_dataset(model, X, out=out, method="exact_shapley", shard_size=4,
+                                   progress=False, target=target, **kw)
+
+
+def _pick(k: int) -> Any:
+    return lambda y: y[:, k]
+
+
+def _global_column(y: Any) -> Any:
+    return y[:, _COLUMN]
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    (lambda y: y[:, 2], lambda y: y[:, 0]),  # both '<lambda>' of this module
+    (_pick(2), _pick(0)),  # one function, another value in its closure
+])
+def test_resume_refuses_a_target_function_that_explains_another_output(
+        tmp_path: Path, first: Any, second: Any) -> None:
+    # before: the manifest recorded a callable by its name only, so the resume was accepted and
+    # result.npz held rows 0..3 explaining output 2 and rows 4..7 output 0, silently
+    model, X = _model_and_data()
+    out = tmp_path / "o"
+    _job(model, X, out, first)
+    os.remove(out / "shards" / "shard-000001.npz")
+    with pytest.raises(InputError, match=r"different settings.*settings\.explain\.target"):
+        _job(model, X, out, second, resume=True)
+
+
+def test_resume_refuses_a_target_function_whose_global_constant_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, X = _model_and_data()
+    out = tmp_path / "o"
+    _job(model, X, out, _global_column)
+    os.remove(out / "shards" / "shard-000001.npz")
+    monkeypatch.setitem(_global_column.__globals__, "_COLUMN", 0)  # now explains output 0
+    with pytest.raises(InputError, match=r"settings\.explain\.target"):
+        _job(model, X, out, _global_column, resume=True)
+
+
+def test_the_same_target_function_written_again_resumes_to_the_single_call(tmp_path: Path) -> None:
+    # no false refusal: a function with the same code (defined again, on another line, as a
+    # rerun of a script defines it) resumes, and the merged rows equal one call on all the data
+    model, X = _model_and_data()
+    out = tmp_path / "o"
+    _job(model, X, out, lambda y: y[:, 1])
+    os.remove(out / "shards" / "shard-000001.npz")
+    got = _job(model, X, out,
+               lambda y: y[:, 1], resume=True)
+    ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=1)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)
