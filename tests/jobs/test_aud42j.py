@@ -75,3 +75,33 @@ def test_the_same_target_function_written_again_resumes_to_the_single_call(tmp_p
                lambda y: y[:, 1], resume=True)
     ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=1)
     np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("index", [
+    None,  # df[mask]: an unnamed index [0, 5, 8, ...], the common case
+    "multi",  # an unnamed two-level index
+])
+def test_parquet_with_an_unnamed_index_pandas_restores(tmp_path: Path, index: Any) -> None:
+    # before: any df.to_parquet() of a frame whose unnamed index is not 0..n-1 (saved as
+    # '__index_level_0__' WITH pandas' metadata) failed with a bare "IndexError: single
+    # positional indexer is out-of-bounds" before any work
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    model, X = _model_and_data(12)
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    df = df[df.f0 > 0]
+    if index == "multi":
+        df.index = pd.MultiIndex.from_arrays([df.index % 3, df.index])
+    path = tmp_path / "x.parquet"
+    df.to_parquet(path)
+    truth = pd.read_parquet(path).index  # pandas' own reading of the file
+    assert not truth.equals(pd.RangeIndex(len(df)))
+    got = tribute.explain_dataset(model, path, out=tmp_path / "o", method="exact_shapley",
+                                  shard_size=4, progress=False, target=1)
+    ref = tribute.explain(model, torch.from_numpy(df.to_numpy(copy=True)), method="exact_shapley", target=1)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)
+    assert [tuple(v) if isinstance(v, (tuple, list)) else v for v in got.index] == list(truth)
+    table = pd.read_parquet(tmp_path / "o" / "result.parquet")
+    for level in range(truth.nlevels):
+        col = "index" if truth.nlevels == 1 else f"level_{level}"
+        assert table[col].tolist() == truth.get_level_values(level).tolist()

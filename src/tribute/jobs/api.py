@@ -252,8 +252,14 @@ def _data_index(data: Any, n_rows: int) -> Any:
         elif suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            names = [str(c) for c in pq.read_schema(p).names]
-            hidden = [c for c in names if re.fullmatch(r"__index_level_\d+__", c)]
+            schema = pq.read_schema(p)
+            names = [str(c) for c in schema.names]
+            # pandas' metadata names the index columns it restores itself: an unnamed index
+            # other than 0..n-1 (a filtered frame's) is saved as '__index_level_0__' with it, and
+            # was read here as a hidden column, which pandas had already made the index
+            # (IndexError before any work, on any df[mask].to_parquet(path))
+            declared = (schema.pandas_metadata or {}).get("index_columns", [])
+            hidden = [c for c in names if re.fullmatch(r"__index_level_\d+__", c) and c not in declared]
             if hidden and len(hidden) < len(names):  # an index without pandas' metadata
                 cols = pd.read_parquet(p, columns=hidden)
                 idx = pd.Index(cols.iloc[:, 0]) if len(hidden) == 1 else pd.MultiIndex.from_frame(cols)
