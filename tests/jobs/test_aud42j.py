@@ -105,3 +105,33 @@ def test_parquet_with_an_unnamed_index_pandas_restores(tmp_path: Path, index: An
     for level in range(truth.nlevels):
         col = "index" if truth.nlevels == 1 else f"level_{level}"
         assert table[col].tolist() == truth.get_level_values(level).tolist()
+
+
+@pytest.mark.parametrize(("suffix", "limit"), [(".csv", None), (".parquet", None), (".csv", 5), (".parquet", 5)])
+def test_tribute_explain_on_a_table_keeps_the_data_index(tmp_path: Path, suffix: str, limit: Any,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # before: `tribute explain --data x.csv|x.parquet --out` wrote result.parquet with 'row' only
+    # (the command hands explain_dataset the loaded rows, whose labels were dropped), although
+    # explain_dataset(path) and the README give the data's index column
+    from tribute.cli import main
+
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X = jobs_fixtures.data(9)
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])],
+                      index=pd.Index([f"c{100 + 7 * i}" for i in range(9)], name="customer"))
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".csv":
+        df.rename_axis(None).to_csv(path)  # the index column under an empty header cell
+        truth = pd.read_csv(path, index_col=0).index
+    else:
+        df.to_parquet(path)
+        truth = pd.read_parquet(path).index
+    argv = ["explain", "--model", "jobs_fixtures:make_mlp", "--data", str(path), "--out",
+            str(tmp_path / "o"), "--method", "exact_shapley", "--target", "1", "--no-progress"]
+    assert main(argv + (["--limit", str(limit)] if limit else [])) == 0
+    capsys.readouterr()
+    table = pd.read_parquet(tmp_path / "o" / "result.parquet")
+    name = "index" if truth.name is None else truth.name
+    assert table[name].tolist() == truth[:limit].tolist()
+    assert list(tribute.Attribution.load(tmp_path / "o" / "result.npz").index) == truth[:limit].tolist()

@@ -123,7 +123,7 @@ def explain_dataset(
     seed = check_seed(seed)  # a plain int: numpy ints are not JSON-serialisable in the manifest
     _check_options(method, backend, address, workers, shard_size, seed, max_retries, threads, explain_kwargs)
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
-    data_index = _data_index(data, ds.n_rows)  # the rows' labels, into result.npz / .parquet
+    row_labels = data_index(data, ds.n_rows)  # the rows' labels, into result.npz / .parquet
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
     if explain_kwargs.get("target") is not None:  # a Series of labels: numpy, sliced per shard
@@ -202,9 +202,9 @@ def explain_dataset(
     if not state["manifest"]:
         write_manifest(out, manifest)
     params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
-    result = merge_shards(out, n, params, index=data_index)
+    result = merge_shards(out, n, params, index=row_labels)
     seconds = time.perf_counter() - t0
-    parquet = write_parquet(result, out / PARQUET, index=data_index)
+    parquet = write_parquet(result, out / PARQUET, index=row_labels)
     computed = sum(_rows(spec, k) for k in pending)
     summary = {
         "rows": spec.n_rows,
@@ -226,7 +226,7 @@ def explain_dataset(
     return result.numpy()
 
 
-def _data_index(data: Any, n_rows: int) -> Any:
+def data_index(data: Any, n_rows: int) -> Any:
     """The data's row labels, a ``pandas.Index``, or None when it has none beyond ``0..n-1``.
 
     A DataFrame's index; a ``.csv``'s index column (a header starting with an empty cell, as
@@ -269,7 +269,7 @@ def _data_index(data: Any, n_rows: int) -> Any:
         else:
             return None
     elif hasattr(data, "columns") and hasattr(data, "index") and isinstance(data.index, pd.Index):
-        idx = data.index
+        idx = data.index  # a DataFrame's, or one a Dataset carries (tribute explain --data)
     else:
         return None
     if len(idx) != n_rows:  # pragma: no cover - read from the same file
