@@ -107,7 +107,8 @@ def test_parquet_with_an_unnamed_index_pandas_restores(tmp_path: Path, index: An
         assert table[col].tolist() == truth.get_level_values(level).tolist()
 
 
-@pytest.mark.parametrize(("suffix", "limit"), [(".csv", None), (".parquet", None), (".csv", 5), (".parquet", 5)])
+@pytest.mark.parametrize(("suffix", "limit"), [(".csv", None), (".parquet", None), (".csv", 5), (".parquet", 5),
+                                               ("filtered.parquet", 3)])
 def test_tribute_explain_on_a_table_keeps_the_data_index(tmp_path: Path, suffix: str, limit: Any,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     # before: `tribute explain --data x.csv|x.parquet --out` wrote result.parquet with 'row' only
@@ -121,6 +122,8 @@ def test_tribute_explain_on_a_table_keeps_the_data_index(tmp_path: Path, suffix:
     df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])],
                       index=pd.Index([f"c{100 + 7 * i}" for i in range(9)], name="customer"))
     path = tmp_path / f"x{suffix}"
+    if suffix == "filtered.parquet":  # an unnamed index other than 0..n-1 (df[mask])
+        df = df.reset_index(drop=True).iloc[[1, 4, 5, 8]]
     if suffix == ".csv":
         df.rename_axis(None).to_csv(path)  # the index column under an empty header cell
         truth = pd.read_csv(path, index_col=0).index
