@@ -138,3 +138,34 @@ def test_tribute_explain_on_a_table_keeps_the_data_index(tmp_path: Path, suffix:
     name = "index" if truth.name is None else truth.name
     assert table[name].tolist() == truth[:limit].tolist()
     assert list(tribute.Attribution.load(tmp_path / "o" / "result.npz").index) == truth[:limit].tolist()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_target_series_in_another_row_order_than_a_table_file_is_refused(tmp_path: Path, suffix: str) -> None:
+    # before: explain_dataset(path, target=y) read a Series by position, so with y in another row
+    # order than the file each row was explained for another row's label (max credit error 2.90
+    # against the labels pandas aligns by index), while the same rows as a DataFrame were refused
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    model, X = _model_and_data(9)
+    labels = np.array([0, 1, 2, 0, 1, 2, 2, 1, 0])
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".parquet":
+        df.index = pd.RangeIndex(100, 109)
+        df.to_parquet(path)
+        rows = pd.read_parquet(path).index
+    else:
+        df.to_csv(path, index=False)  # no index column: pandas reads rows 0..8
+        rows = pd.read_csv(path).index
+    y = pd.Series(labels, index=rows)
+    shuffled = y.sample(frac=1, random_state=0)
+    assert not shuffled.index.equals(rows)
+    kw = dict(method="exact_shapley", shard_size=4, progress=False)
+    with pytest.raises(InputError, match=r"target is a pandas Series whose index .*\.reindex"):
+        tribute.explain_dataset(model, path, out=tmp_path / "bad", target=shuffled, **kw)
+    assert not (tmp_path / "bad").exists()
+    # aligned by pandas as the user meant it: the labels of each row, as one call explains them
+    got = tribute.explain_dataset(model, path, out=tmp_path / "ok", target=shuffled.reindex(rows), **kw)
+    ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=labels)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)

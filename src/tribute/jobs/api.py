@@ -127,8 +127,7 @@ def explain_dataset(
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
     if explain_kwargs.get("target") is not None:  # a Series of labels: numpy, sliced per shard
-        explain_kwargs["target"] = plain_target(
-            explain_kwargs["target"], None if isinstance(data, (str, Path)) else data)
+        explain_kwargs["target"] = plain_target(explain_kwargs["target"], _labelled(data, ds, row_labels))
     check_finite(ds)  # before anything is written, naming rows of the whole data set
     source = ModelSource.of(model, weights)
     built = source.build()
@@ -224,6 +223,21 @@ def explain_dataset(
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+def _labelled(data: Any, ds: Any, row_labels: Any) -> Any:
+    """What a target Series is checked against (:func:`tribute.targets.plain_target`): the
+    data itself, or for a .csv/.parquet path an empty table with the file's row labels (its
+    index, else 0..n-1, as pandas reads it). A Series in another row order was read by position
+    for a file, silently (each row explained for another row's label), though refused for the
+    same rows as a DataFrame."""
+    if not isinstance(data, (str, Path)):
+        return data
+    if Path(data).suffix.lower() not in (".csv", ".parquet"):
+        return None  # an array file: its rows have positions only, as an array's
+    import pandas as pd
+
+    return pd.DataFrame(index=row_labels if row_labels is not None else pd.RangeIndex(ds.n_rows))
 
 
 def data_index(data: Any, n_rows: int) -> Any:
