@@ -59,7 +59,10 @@ def canonical(obj: Any) -> Any:
             # a name says nothing of what a function computes: a resumed job whose
             # ``target=lambda y: y.argmin(1)`` replaced ``y.argmax(1)`` (both
             # '__main__.<lambda>') was accepted and mixed shards explaining other classes
-            out["code_sha256"] = _function_digest(obj)
+            try:
+                out["code_sha256"] = _function_digest(obj)
+            except (AttributeError, TypeError):  # a __code__ that is no code object: name only
+                pass
         return out
     raise InputError(
         f"a job setting of type {type(obj).__name__} ({obj!r:.80}) cannot be recorded in the job "
