@@ -169,3 +169,13 @@ def test_a_target_series_in_another_row_order_than_a_table_file_is_refused(tmp_p
     got = tribute.explain_dataset(model, path, out=tmp_path / "ok", target=shuffled.reindex(rows), **kw)
     ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=labels)
     np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)
+
+
+def test_a_lambda_target_for_worker_processes_is_refused_naming_it(tmp_path: Path) -> None:
+    # before: a bare PicklingError from the process pool, after the workers were spawned
+    X = jobs_fixtures.data(6)
+    with pytest.raises(InputError, match=r"^target: .* backend='processes' workers .*module level"):
+        tribute.explain_dataset("jobs_fixtures:make_mlp", X, out=tmp_path / "o", method="exact_shapley",
+                                shard_size=3, progress=False, target=lambda y: y[:, 1],
+                                backend="processes", workers=2)
+    assert not (tmp_path / "o").exists()

@@ -153,6 +153,8 @@ def explain_dataset(
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
     )
     spec.check_row_arguments()
+    if backend == "processes":
+        _check_picklable(spec.explain_kwargs)
     _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
     if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
@@ -223,6 +225,23 @@ def explain_dataset(
     }
     atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return result.numpy()
+
+
+def _check_picklable(explain_kwargs: dict[str, Any]) -> None:
+    """Refuse, before anything is written, an argument that spawned worker processes cannot
+    receive (a lambda or local function as ``target``): pickle's own error came from the
+    process pool after the workers had started, naming no argument."""
+    import pickle
+
+    for key, value in explain_kwargs.items():
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise InputError(
+                f"{key}: {value!r:.60} cannot be sent to backend='processes' workers "
+                f"({type(exc).__name__}: {exc}); define it at module level (not a lambda or a "
+                "function inside a function), or use backend='local' or 'ray'. Nothing was "
+                "written.") from exc
 
 
 def _labelled(data: Any, ds: Any, row_labels: Any) -> Any:
