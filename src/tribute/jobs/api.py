@@ -123,12 +123,11 @@ def explain_dataset(
     seed = check_seed(seed)  # a plain int: numpy ints are not JSON-serialisable in the manifest
     _check_options(method, backend, address, workers, shard_size, seed, max_retries, threads, explain_kwargs)
     ds = load_dataset(data, data_key) if isinstance(data, (str, Path)) else as_dataset(data)
-    data_index = _data_index(data, ds.n_rows)  # the rows' labels, into result.npz / .parquet
+    row_labels = data_index(data, ds.n_rows)  # the rows' labels, into result.npz / .parquet
     if data_key is not None and not isinstance(data, (str, Path)):
         raise InputError("data_key applies when data is a .npz path; got an in-memory array.")
     if explain_kwargs.get("target") is not None:  # a Series of labels: numpy, sliced per shard
-        explain_kwargs["target"] = plain_target(
-            explain_kwargs["target"], None if isinstance(data, (str, Path)) else data)
+        explain_kwargs["target"] = plain_target(explain_kwargs["target"], _labelled(data, ds, row_labels))
     check_finite(ds)  # before anything is written, naming rows of the whole data set
     source = ModelSource.of(model, weights)
     built = source.build()
@@ -154,6 +153,8 @@ def explain_dataset(
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
     )
     spec.check_row_arguments()
+    if backend == "processes":
+        _check_picklable(spec.explain_kwargs)
     _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
     if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
@@ -202,9 +203,9 @@ def explain_dataset(
     if not state["manifest"]:
         write_manifest(out, manifest)
     params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
-    result = merge_shards(out, n, params, index=data_index)
+    result = merge_shards(out, n, params, index=row_labels)
     seconds = time.perf_counter() - t0
-    parquet = write_parquet(result, out / PARQUET, index=data_index)
+    parquet = write_parquet(result, out / PARQUET, index=row_labels)
     computed = sum(_rows(spec, k) for k in pending)
     summary = {
         "rows": spec.n_rows,
@@ -226,7 +227,39 @@ def explain_dataset(
     return result.numpy()
 
 
-def _data_index(data: Any, n_rows: int) -> Any:
+def _check_picklable(explain_kwargs: dict[str, Any]) -> None:
+    """Refuse, before anything is written, an argument that spawned worker processes cannot
+    receive (a lambda or local function as ``target``): pickle's own error came from the
+    process pool after the workers had started, naming no argument."""
+    import pickle
+
+    for key, value in explain_kwargs.items():
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise InputError(
+                f"{key}: {value!r:.60} cannot be sent to backend='processes' workers "
+                f"({type(exc).__name__}: {exc}); define it at module level (not a lambda or a "
+                "function inside a function), or use backend='local' or 'ray'. Nothing was "
+                "written.") from exc
+
+
+def _labelled(data: Any, ds: Any, row_labels: Any) -> Any:
+    """What a target Series is checked against (:func:`tribute.targets.plain_target`): the
+    data itself, or for a .csv/.parquet path an empty table with the file's row labels (its
+    index, else 0..n-1, as pandas reads it). A Series in another row order was read by position
+    for a file, silently (each row explained for another row's label), though refused for the
+    same rows as a DataFrame."""
+    if not isinstance(data, (str, Path)):
+        return data
+    if Path(data).suffix.lower() not in (".csv", ".parquet"):
+        return None  # an array file: its rows have positions only, as an array's
+    import pandas as pd
+
+    return pd.DataFrame(index=row_labels if row_labels is not None else pd.RangeIndex(ds.n_rows))
+
+
+def data_index(data: Any, n_rows: int) -> Any:
     """The data's row labels, a ``pandas.Index``, or None when it has none beyond ``0..n-1``.
 
     A DataFrame's index; a ``.csv``'s index column (a header starting with an empty cell, as
@@ -252,8 +285,14 @@ def _data_index(data: Any, n_rows: int) -> Any:
         elif suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            names = [str(c) for c in pq.read_schema(p).names]
-            hidden = [c for c in names if re.fullmatch(r"__index_level_\d+__", c)]
+            schema = pq.read_schema(p)
+            names = [str(c) for c in schema.names]
+            # pandas' metadata names the index columns it restores itself: an unnamed index
+            # other than 0..n-1 (a filtered frame's) is saved as '__index_level_0__' with it, and
+            # was read here as a hidden column, which pandas had already made the index
+            # (IndexError before any work, on any df[mask].to_parquet(path))
+            declared = (schema.pandas_metadata or {}).get("index_columns", [])
+            hidden = [c for c in names if re.fullmatch(r"__index_level_\d+__", c) and c not in declared]
             if hidden and len(hidden) < len(names):  # an index without pandas' metadata
                 cols = pd.read_parquet(p, columns=hidden)
                 idx = pd.Index(cols.iloc[:, 0]) if len(hidden) == 1 else pd.MultiIndex.from_frame(cols)
@@ -263,7 +302,7 @@ def _data_index(data: Any, n_rows: int) -> Any:
         else:
             return None
     elif hasattr(data, "columns") and hasattr(data, "index") and isinstance(data.index, pd.Index):
-        idx = data.index
+        idx = data.index  # a DataFrame's, or one a Dataset carries (tribute explain --data)
     else:
         return None
     if len(idx) != n_rows:  # pragma: no cover - read from the same file

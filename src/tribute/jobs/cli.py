@@ -57,8 +57,10 @@ def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
     this module never imports it back. ``--max-memory`` is passed on to every shard;
     ``--device`` is refused (a job's workers rebuild the model where its factory puts it).
     """
+    import dataclasses
+
     from ..errors import InputError
-    from .api import explain_dataset
+    from .api import data_index, explain_dataset
     from .data import load_dataset
 
     if getattr(args, "device", None) is not None:
@@ -72,6 +74,9 @@ def run_job(args: argparse.Namespace, *, target: Any = None, groups: Any = None,
         sys.path.insert(0, os.getcwd())  # 'pkg.module:factory' relative to where the command runs
     data = load_dataset(args.data, args.data_key)
     n_full = data.n_rows
+    # the file's row labels (a .csv's index column, a .parquet's pandas index), as
+    # explain_dataset reads them from a path: result.parquet named only 'row' before
+    data = dataclasses.replace(data, index=data_index(args.data, n_full))
     if args.limit:
         data = data.head(args.limit)
     workers = args.workers or 1

@@ -51,11 +51,13 @@ class Dataset:
     source: str = "<array>"
     mapped: str | None = None  # path of the memory-mapped .npy file the rows come from
     frame: Any = None  # a table with text/categorical columns, as the model takes it (_table_dataset)
+    index: Any = None  # the rows' labels (a pandas Index) for the job's results, or None
 
     def head(self, n: int) -> Dataset:
         """The first ``n`` rows (still memory-mapped when the data is)."""
         return Dataset(arrays=self.rows(0, n), columns=self.columns, source=f"{self.source}[:{n}]",
-                       mapped=self.mapped, frame=None if self.frame is None else self.frame.iloc[:n])
+                       mapped=self.mapped, frame=None if self.frame is None else self.frame.iloc[:n],
+                       index=None if self.index is None else self.index[:n])
 
     def shared(self) -> Dataset:
         """A copy that pickles as (path, rows) when the rows are memory-mapped from a file on this
