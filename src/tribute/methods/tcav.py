@@ -652,8 +652,16 @@ def tcav(
     channel_axis = None if channel_axis is None else int(channel_axis)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     ids = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
-    x, xc, xr = (_as_tensor(inputs, "inputs", dtype, ids), _as_tensor(concept, "concept", dtype, ids),
-                 _as_tensor(random, "random", dtype, ids))
+    # image-shaped integer arrays (uint8 pixels) for a model with an image convolution are pixels,
+    # not token ids, also where the model holds an Embedding (CLIP's vision tower: a patch
+    # convolution and an nn.Embedding position table): they were kept uint8 and refused
+    images = any(isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) for m in model.modules())
+
+    def _ids(a: Any) -> bool:
+        return ids and not (images and np.ndim(a) >= 4)
+
+    x, xc, xr = (_as_tensor(inputs, "inputs", dtype, _ids(inputs)), _as_tensor(concept, "concept", dtype, _ids(concept)),
+                 _as_tensor(random, "random", dtype, _ids(random)))
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
