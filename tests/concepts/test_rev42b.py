@@ -67,3 +67,35 @@ def test_label_leakage_takes_a_training_mode_model_whose_dropouts_have_p_0() -> 
         q = torch.softmax(net(x * torch.as_tensor(sel, dtype=DT)), 1).numpy()
     np.testing.assert_allclose(got.kl_per_input, (pr * np.log(pr / q)).sum(1), rtol=1e-10, atol=1e-14)
     assert net.training
+
+
+class _Tokens(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.emb, self.act, self.head = nn.Embedding(10, 4), nn.ReLU(), nn.Linear(4, 2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.act(self.emb(x)).mean(1))
+        return out
+
+
+def test_tcav_takes_uint16_and_int16_numpy_token_ids() -> None:
+    # token files are often uint16 (nanoGPT's train.bin); an Embedding takes int64 / int32 indices
+    # only, and the ids were kept uint16: refused as examples "the model cannot take"
+    from tribute.methods.tcav import tcav
+
+    rng = np.random.default_rng(0)
+    x, c, r = rng.integers(0, 10, (6, 5)), rng.integers(0, 5, (6, 5)), rng.integers(0, 10, (12, 5))
+    kw = {"layer": "act", "target": 1, "n_random": 3, "n_permutations": 20, "spatial": "mean",
+          "channel_axis": -1, "seed": 2}
+    net = _Tokens().eval()
+    truth = tcav(net, *(torch.as_tensor(a) for a in (x, c, r)), **kw)  # type: ignore[arg-type]
+    for dt in (np.uint16, np.int16, np.uint8):
+        got = tcav(net, *(a.astype(dt) for a in (x, c, r)), **kw)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got.scores, truth.scores)
+        np.testing.assert_array_equal(got.random_scores, truth.random_scores)
+        assert got.p_value == truth.p_value

@@ -552,7 +552,10 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = 
     else:
         arr = np.asarray(x)
         keep = ids and arr.dtype.kind in "iu"
-        t = torch.as_tensor(arr) if keep else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype())
+        # ids as int64: an Embedding takes only int64 / int32 indices (nanoGPT-style uint16 token
+        # files were refused as examples "the model cannot take")
+        t = (torch.as_tensor(arr.astype(np.int64)) if keep
+             else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype()))
     if t.ndim < 2 or t.shape[0] < 2:
         raise InputError(f"tcav: {name} must be a batch of at least 2 examples (examples x ...); got shape {tuple(t.shape)}.")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
