@@ -99,3 +99,38 @@ def test_tcav_takes_uint16_and_int16_numpy_token_ids() -> None:
         np.testing.assert_array_equal(got.scores, truth.scores)
         np.testing.assert_array_equal(got.random_scores, truth.random_scores)
         assert got.p_value == truth.p_value
+
+
+class _Tabular(nn.Module):
+    """Feature 0 categorical (an Embedding table, cast inside), features 1..3 numeric."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(2)
+        self.emb, self.lin, self.act, self.head = nn.Embedding(5, 2), nn.Linear(3, 2), nn.ReLU(), nn.Linear(4, 2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.act(torch.cat([self.emb(x[:, 0].long()), self.lin(x[:, 1:])], 1)))
+        return out
+
+
+def test_tcav_reads_integer_tables_as_numbers_for_a_model_that_casts_its_categorical_column() -> None:
+    # integer arrays were kept integer for any model holding an Embedding: a tabular net fed
+    # integer features was refused ("mat1 and mat2 must have the same dtype"); read as floats before aud42s
+    from tribute.methods.tcav import tcav
+
+    rng = np.random.default_rng(3)
+    x, c, r = rng.integers(0, 5, (6, 4)), rng.integers(0, 5, (5, 4)), rng.integers(0, 5, (12, 4))
+    kw = {"layer": "act", "target": 1, "n_random": 3, "n_permutations": 20, "seed": 1, "batch_size": 4}
+    net = _Tabular().eval()
+    truth = tcav(net, *(torch.as_tensor(a, dtype=torch.float32) for a in (x, c, r)), **kw)  # type: ignore[arg-type]
+    got = tcav(net, x, c, r, **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got.scores, truth.scores)
+    np.testing.assert_array_equal(got.random_scores, truth.random_scores)
+    np.testing.assert_array_equal(got.cav, truth.cav)
+    assert got.p_value == truth.p_value
+    assert got.n_evals == truth.n_evals + 4  # the first pass (4 concept rows as ids) failed
+    assert not net.training and all(not m._forward_hooks for m in net.modules())
