@@ -110,8 +110,10 @@ def label_leakage(game: Game, selection: Any) -> LeakageReport:
     if isinstance(module, torch.nn.Module):
         # the game is the user's (tribute.build_game opens no session): a dropout or batch norm in
         # training mode made p(.|x) and every KL random (two identical calls: 0.165 vs 0.064 nats)
-        live = [n or type(m).__name__ for n, m in module.named_modules() if m.training and isinstance(
-            m, (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm))]
+        # (a dropout with p=0, as timm's and many configs' defaults, draws nothing: not refused)
+        live = [n or type(m).__name__ for n, m in module.named_modules() if m.training and (
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            or (isinstance(m, torch.nn.modules.dropout._DropoutNd) and float(m.p) > 0.0))]
         if live:
             raise InputError(
                 f"label_leakage: the game's model has dropout / batch-norm modules in training mode ({live[:3]}"

@@ -552,7 +552,10 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = 
     else:
         arr = np.asarray(x)
         keep = ids and arr.dtype.kind in "iu"
-        t = torch.as_tensor(arr) if keep else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype())
+        # ids as int64: an Embedding takes only int64 / int32 indices (nanoGPT-style uint16 token
+        # files were refused as examples "the model cannot take")
+        t = (torch.as_tensor(arr.astype(np.int64)) if keep
+             else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype()))
     if t.ndim < 2 or t.shape[0] < 2:
         raise InputError(f"tcav: {name} must be a batch of at least 2 examples (examples x ...); got shape {tuple(t.shape)}.")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -652,18 +655,52 @@ def tcav(
     channel_axis = None if channel_axis is None else int(channel_axis)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     ids = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
-    x, xc, xr = (_as_tensor(inputs, "inputs", dtype, ids), _as_tensor(concept, "concept", dtype, ids),
-                 _as_tensor(random, "random", dtype, ids))
+    # image-shaped integer arrays (uint8 pixels) for a model with an image convolution are pixels,
+    # not token ids, also where the model holds an Embedding (CLIP's vision tower: a patch
+    # convolution and an nn.Embedding position table): they were kept uint8 and refused
+    images = any(isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) for m in model.modules())
+
+    def _ids(a: Any) -> bool:
+        return ids and not (images and np.ndim(a) >= 4)
+
+    def _read(as_ids: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (_as_tensor(inputs, "inputs", dtype, as_ids and _ids(inputs)),
+                _as_tensor(concept, "concept", dtype, as_ids and _ids(concept)),
+                _as_tensor(random, "random", dtype, as_ids and _ids(random)))
+
+    x, xc, xr = _read(True)
+    # integer arrays kept as token ids for a model with an Embedding
+    kept = any(not isinstance(a, torch.Tensor) and not t.is_floating_point()
+               for a, t in ((inputs, x), (concept, xc), (random, xr)))
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
-    acts = []
-    for name, t in (("concept", xc), ("random", xr)):
+    spent = [0]  # rows of a pass that failed on integer arrays read as ids
+
+    def _acts() -> list[np.ndarray]:
+        out = []
+        for name, t in (("concept", xc), ("random", xr)):
+            try:
+                out.append(_activations(model, layer_module, t, batch_size, spatial, channel_axis, path))
+            except RuntimeError as exc:  # the model cannot take them (a shape mismatch, most often)
+                spent[0] += sum(len(a) for a in out) + min(int(batch_size), int(t.shape[0]))
+                raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
+                                 f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
+        return out
+
+    try:
+        acts = _acts()
+    except InputError as err:
+        # integer arrays are numbers, not ids, for a model whose Embedding reads a column it casts
+        # itself (a tabular net's categorical table): kept integer they were refused ("mat1 and
+        # mat2 must have the same dtype"), as floats (before aud42s) they were read
+        if not kept or not isinstance(err.__cause__, RuntimeError):
+            raise
+        x, xc, xr = _read(False)
         try:
-            acts.append(_activations(model, layer_module, t, batch_size, spatial, channel_axis, path))
-        except RuntimeError as exc:  # the model cannot take them (a shape mismatch, most often)
-            raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "
-                             f"{tuple(x.shape)}): {exc}. Give {name} examples the model accepts.") from exc
+            acts = _acts()
+        except InputError:
+            raise err from err.__cause__
     a_c, a_r = acts
     try:
         grads = _gradients(model, layer_module, x, int(target), batch_size, spatial, channel_axis, path)
@@ -720,5 +757,5 @@ def tcav(
         test=test,
         p_values=p_values,
         null_scores=null,
-        n_evals=int(x.shape[0] + xc.shape[0] + xr.shape[0]),
+        n_evals=int(x.shape[0] + xc.shape[0] + xr.shape[0]) + (spent[0] if kept else 0),
     )
