@@ -121,7 +121,8 @@ class PerSample:
 
     Rows are matched to samples by position. A DataFrame whose index holds the inputs' own row
     labels in another order is refused (pass ``rows.reindex(inputs.index)``), as a target
-    Series is; any other index is read by position.
+    Series is, and so is one that shares most of the inputs' labels and lines up with them only
+    in part (a row dropped on one side); any other index is read by position.
 
     Args:
         data: ``batch x *input_shape`` array/tensor/DataFrame (a tuple for several inputs).
@@ -1855,8 +1856,10 @@ def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
     the inputs) is read by position, as a target Series is; a frame whose index holds the
     inputs' labels in another order (``rows.iloc[::-1]``, ``rows.sort_values(...)``) used to
     explain each sample against another sample's row, silently (a logistic model's credits
-    0.89 off). Other indexes (equal ones, rows taken from a training set, a fresh frame's
-    ``0..n-1`` next to inputs labelled ``1..n``) are read by position as before.
+    0.89 off). So is a frame that shares most labels with the inputs and lines up with them
+    by label only in part (rev42d: a row dropped on one side, 0.94 off). Other indexes (equal
+    ones, rows taken from a training set, a fresh frame's ``0..n-1`` next to inputs labelled
+    ``1..n``) are read by position as before.
     """
     data: Any = baseline.data if isinstance(baseline, PerSample) else (
         None if isinstance(baseline, Background) else baseline)
@@ -1867,22 +1870,40 @@ def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
         return
     at = {k: i for i, k in enumerate(ix_in)}
     moved = [(k, j) for j, k in enumerate(ix_b) if k in at and at[k] != j]
-    if moved and all(k in at for k in ix_b):  # the inputs' labels, reordered
-        label, j = moved[0]
+    if not moved:
+        return
+    shared = [at[k] for k in ix_b if k in at]  # inputs' positions, in the baseline's order
+    if len(shared) == len(ix_b):
+        what = "holds the inputs' row labels in another order"
+    else:
+        # Partial overlap (rev42d): refuse only when the two frames visibly line up by label,
+        # e.g. ``df.iloc[10:20]`` next to ``df_b.iloc[10:20]`` after a row of ``df_b`` was
+        # dropped: all labels but a few (one, or a quarter) shared, in the same relative order,
+        # some at the same position and some shifted. Rows from elsewhere (a training set's
+        # neighbours, an offset slice) and a fresh ``0..n-1`` frame stay positional.
+        fresh = list(ix_b) == list(range(len(ix_b)))
+        in_order = bool(np.all(np.diff(shared) > 0))
+        aligned = any(at[k] == j for j, k in enumerate(ix_b) if k in at)
+        few = len(ix_b) - len(shared) <= max(1, len(ix_b) // 4)
+        if fresh or not (in_order and aligned and few):
+            return
+        what = ("shares most of the inputs' row labels but lines up with them only in part "
+                "(a row dropped or added on one side?)")
+    label, j = moved[0]
 
-        def lab(v: Any) -> str:
-            return repr(v.item() if isinstance(v, np.generic) else v)
+    def lab(v: Any) -> str:
+        return repr(v.item() if isinstance(v, np.generic) else v)
 
-        def show(ix: Any) -> str:
-            return "[" + ", ".join(lab(v) for v in ix[:5]) + (", ...]" if len(ix) > 5 else "]")
+    def show(ix: Any) -> str:
+        return "[" + ", ".join(lab(v) for v in ix[:5]) + (", ...]" if len(ix) > 5 else "]")
 
-        raise InputError(
-            f"baseline (one row per sample) is a DataFrame whose index {show(ix_b)} holds the "
-            f"inputs' row labels in another order (inputs' index {show(ix_in)}): baselines are "
-            f"read by position, so the sample at position {j} ({lab(ix_in[j])}) would be explained "
-            f"against the baseline row labelled {lab(label)}. Pass the rows in the inputs' order, "
-            "e.g. baseline=tribute.PerSample(rows.reindex(inputs.index)) (or rows.to_numpy() if "
-            "the positions already match).")
+    raise InputError(
+        f"baseline (one row per sample) is a DataFrame whose index {show(ix_b)} {what} "
+        f"(inputs' index {show(ix_in)}): baselines are read by position, so the sample at "
+        f"position {j} ({lab(ix_in[j])}) would be explained against the baseline row labelled "
+        f"{lab(label)}. Pass the rows in the inputs' order, e.g. "
+        "baseline=tribute.PerSample(rows.reindex(inputs.index)) (or rows.to_numpy() if the "
+        "positions already match).")
 
 
 def _digest_bytes(mode: str, base: torch.Tensor) -> bytes:

@@ -56,6 +56,7 @@ Attribution for Explaining Language Model Predictions" (ICML); Jacot, Gabriel & 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -292,7 +293,8 @@ class FreeShap(Method):
     constraints = declare({"estimator": InstanceOf((str,), "a method name or 'permutation'"),
                            "n_permutations": Interval(int, 1), "at": Options(("trained", "init")),
                            "n_coalitions": (NONE, Interval(int, 1)),
-                           "regularization": (NONE, Interval(float, 0.0, closed="neither"))})
+                           # inf: torch.linalg.cholesky failed (rev42d)
+                           "regularization": (NONE, Interval(float, 0.0, math.inf, closed="neither"))})
 
     def __init__(self, estimator: str = "permutation", n_permutations: int = 200,
                  n_coalitions: int | None = None, at: str = "trained",
