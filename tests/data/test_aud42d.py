@@ -42,8 +42,11 @@ def test_non_finite_training_example_is_named(method: str, kw: dict[str, object]
         y = y.clone()
         y[2] = float("inf")
     data = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="sum")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(InputError, match=r"not finite for training example\(s\) \[2\]"):
         tribute.explain(model, Xt, method=method, players=data, **kw)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training and all(p.requires_grad for p in model.parameters())
 
 
 class _Imputing(torch.nn.Module):
