@@ -32,13 +32,13 @@ from typing import Any
 
 import torch
 
-from ..errors import UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.data import DataGame
 from .base import Cost
 
 __all__ = ["as_data_game", "data_sizes", "ensemble_scores", "fit_cost", "grad_block_bytes",
-           "score_cost", "stream_scores"]
+           "require_finite_losses", "score_cost", "stream_scores"]
 
 _F64 = 8
 
@@ -53,6 +53,34 @@ def as_data_game(game: Game, method: str) -> DataGame:
             f"{type(game).__name__}."
         )
     return game
+
+
+def require_finite_losses(game: DataGame, method: str) -> None:
+    """Refuse a training set with an example whose loss is not finite at the explained model.
+
+    Influence (its Hessian), TRAK (its kernel) and FreeShap (its eNTK) mix every example into
+    each credit, so one NaN or infinite example (a NaN feature, an infinite label) made all
+    credits NaN (``solver="cg"``) or failed deep inside LAPACK (``linalg.eigh``/``svd``/
+    ``cholesky`` errors; LiSSA blamed the damping). One forward pass over ``X_train`` in blocks.
+    """
+    params = game.model_params()
+    X, y = game.X_train, game.y_train
+    n = int(X.shape[0])
+    step = max(1, game.block_size() * 4)
+    bad: list[int] = []
+    with torch.no_grad():
+        for s in range(0, n, step):
+            loss = game.loss(game.forward(params, X[s:s + step]), y[s:s + step])
+            bad += (s + torch.nonzero(~torch.isfinite(loss.reshape(-1))).reshape(-1)).tolist()
+    if bad:
+        raise InputError(
+            f"method {method!r}: the training loss is not finite for training example(s) "
+            f"{bad[:10]}{'...' if len(bad) > 10 else ''} ({len(bad)} of {n}): a NaN or infinity "
+            "in X_train / y_train there, or in the model's output on it. Every credit of this "
+            "method mixes all examples (Hessian / kernel), so all would be undefined. Drop or "
+            "repair those examples (e.g. keep = torch.isfinite(X_train).flatten(1).all(1) & "
+            "torch.isfinite(y_train)), and explain a model trained on the rest."
+        )
 
 
 def stream_scores(game: DataGame, params: dict[str, torch.Tensor], U: torch.Tensor, *,

@@ -69,7 +69,7 @@ from ..games.data import GRAD_BUDGET_BYTES, DataGame
 from ..params import NONE, InstanceOf, Interval, Options, declare
 from ._stderr import inflate, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, get_method, register
-from .data_common import as_data_game
+from .data_common import as_data_game, require_finite_losses
 
 __all__ = ["FreeShap", "KernelRegressionGame", "NTKRegression", "entk", "ntk_regression",
            "permutation_marginals"]
@@ -320,6 +320,7 @@ class FreeShap(Method):
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         g = as_data_game(game, self.name)
+        require_finite_losses(g, self.name)
         reg = ntk_regression(g, at=self.at, regularization=self.regularization)
         g.count_pass()
         params = self.get_params()

@@ -142,6 +142,7 @@ from .data_common import (
     data_sizes,
     ensemble_scores,
     fewer_test_points,
+    require_finite_losses,
     score_cost,
     settings_that_fit,
     stream_scores,
@@ -657,6 +658,7 @@ class Influence(Method):
                     f"model is then the centre of the subset distribution); this TrainingData has "
                     f"reduction={g.data.reduction!r}. Leave subset_fraction=None."
                 )
+        require_finite_losses(g, self.name)
         check_reduction(g, self.name)
         phi, extra = ensemble_scores(g, self.n_models, seed, self.name,
                                      lambda p: self._scores(g, p, seed))

@@ -44,7 +44,14 @@ from ..games.base import Game
 from ..games.data import GRAD_BUDGET_BYTES, DataGame
 from ..params import BOOL, Interval, Options, declare
 from .base import Cost, Method, Tags, register
-from .data_common import as_data_game, data_sizes, ensemble_scores, fewer_test_points, score_cost
+from .data_common import (
+    as_data_game,
+    data_sizes,
+    ensemble_scores,
+    fewer_test_points,
+    require_finite_losses,
+    score_cost,
+)
 
 __all__ = ["Trak", "kernel_solve", "make_projector", "out_to_loss"]
 
@@ -206,6 +213,7 @@ class Trak(Method):
                 + (f"Use proj_dim < {n}, or pass" if n > 1 else "Pass")
                 + " regularization > 0 (e.g. 1e-3 x the mean squared gradient norm)."
             )
+        require_finite_losses(g, self.name)
         project: Callable[[torch.Tensor], torch.Tensor] = (
             (lambda G: G) if self.projector == "none" else make_projector(g.n_params, k, seed))
 
