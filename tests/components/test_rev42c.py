@@ -120,3 +120,11 @@ def test_head_players_of_a_sequence_first_attention_equal_its_batch_first_twin(m
     b = tribute.explain(bf, x, method=method, players=components(bf, "enc.self_attn", unit="head"), target=tgt)
     assert np.abs(np.asarray(b.values)).max() > 1e-3
     np.testing.assert_allclose(np.asarray(a.values), np.asarray(b.values), atol=1e-10)
+
+
+def test_an_sae_at_a_sequence_first_module_is_refused() -> None:
+    model = _Enc(batch_first=False).double().eval()
+    enc, dec = nn.Linear(16, 6).double(), nn.Linear(6, 16).double()
+    with pytest.raises(UnsupportedModelError, match=r"'enc.linear1' sits in module 'enc'.*sequence-first"):
+        components(model, sae=tribute.SAE(enc, dec, at="enc.linear1"))
+    components(_Enc(batch_first=True).double(), sae=tribute.SAE(enc, dec, at="enc.linear1"))  # the twin is kept

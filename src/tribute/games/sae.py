@@ -357,7 +357,7 @@ def sae_features(model: torch.nn.Module, sae: SAE, *, ablation: str | Ablation =
     if not isinstance(sae, SAE):
         raise InputError(f"sae={sae!r} must be a tribute.SAE(encoder, decoder, at='module.path').")
     get_module(model, sae.at)  # fails early with close matches when the path is wrong
-    refuse_sequence_first(model, [Site(sae.name, sae.at, "neuron", "output")])
+    refuse_sequence_first(model, [Site(sae.at, sae.at, "neuron", "output")])
     return SAEComponentSet(model, sae, as_ablation(ablation, reference=reference, counterfactual=counterfactual,
                                                    n_resample=n_resample, seed=seed,
                                                    counterfactual_kwargs=counterfactual_kwargs))
