@@ -55,7 +55,7 @@ from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike
 from ._hooks import Site
 from .components import ComponentGame, ComponentSet
-from .sites import Ablation, as_ablation, get_module
+from .sites import Ablation, as_ablation, get_module, refuse_sequence_first
 
 __all__ = ["SAE", "SAEComponentSet", "SAEGame", "sae_features"]
 
@@ -371,6 +371,7 @@ def sae_features(model: torch.nn.Module, sae: SAE, *, ablation: str | Ablation =
     if not isinstance(sae, SAE):
         raise InputError(f"sae={sae!r} must be a tribute.SAE(encoder, decoder, at='module.path').")
     get_module(model, sae.at)  # fails early with close matches when the path is wrong
+    refuse_sequence_first(model, [Site(sae.at, sae.at, "neuron", "output")])
     return SAEComponentSet(model, sae, as_ablation(ablation, reference=reference, counterfactual=counterfactual,
                                                    n_resample=n_resample, seed=seed,
                                                    counterfactual_kwargs=counterfactual_kwargs))

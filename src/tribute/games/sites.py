@@ -21,7 +21,7 @@ from ..errors import InputError, UnsupportedModelError
 from ._hooks import Site
 
 __all__ = ["ABLATIONS", "UNITS", "Ablation", "as_ablation", "get_module", "head_count",
-           "qk_context_sites", "resolve_site"]
+           "qk_context_sites", "refuse_sequence_first", "resolve_site", "sequence_first_owner"]
 
 UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
@@ -269,6 +269,67 @@ def _uncle_heads(model: torch.nn.Module, holder: str, proj: torch.nn.Module) -> 
     if heads is None or width is None or proj.in_features != heads * width:
         return None
     return heads
+
+
+def _torch_batch_first(module: torch.nn.Module) -> bool | None:
+    """The ``batch_first`` that torch set on one of its own sequence modules, else None."""
+    nn = torch.nn
+    if isinstance(module, (nn.MultiheadAttention, nn.RNNBase, nn.Transformer)):
+        return bool(module.batch_first)
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        return bool(module.self_attn.batch_first)
+    if isinstance(module, (nn.TransformerEncoder, nn.TransformerDecoder)) and len(module.layers):
+        return _torch_batch_first(module.layers[0])
+    return None
+
+
+def sequence_first_owner(model: torch.nn.Module, path: str) -> str | None:
+    """The path of the torch module that makes the activation of module ``path`` sequence-first
+    (time axis first, batch second: built with ``batch_first=False``), or None.
+
+    Reads ``batch_first`` on the module itself and on its owners (nearest first), only where torch
+    sets it (``nn.MultiheadAttention``, ``nn.RNN``/``LSTM``/``GRU``, ``nn.Transformer*``). A
+    module *inside* an ``nn.MultiheadAttention`` (its ``out_proj``) is not: torch does not call it
+    as a module, and head players (``kind="mha"``) call it on a batch-first context. Modules that
+    transpose their input in their own code cannot be seen this way.
+    """
+    parts = path.split(".") if path else []
+    for i in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:i])
+        module = model.get_submodule(prefix)
+        if i < len(parts) and isinstance(module, torch.nn.MultiheadAttention):
+            return None
+        bf = _torch_batch_first(module)
+        if bf is not None:
+            return None if bf else prefix
+    return None
+
+
+def refuse_sequence_first(model: torch.nn.Module, sites: list[Site]) -> None:
+    """Refuse sites whose activations are sequence-first (the games edit axis 0 as the batch).
+
+    rev42c: with as many tokens as rows, a sequence-first activation has the shape of a
+    batch-first one; atp and layer_grad_cam then read token t's activation as input t's (atp 0.32 off
+    on a seq-first nn.TransformerEncoderLayer with 4 tokens and 4 inputs), without a word.
+    """
+    for site in sites:
+        if site.kind == "mha":  # the patched forward transposes a seq-first attention itself
+            continue
+        owner = sequence_first_owner(model, site.path)
+        if owner is None:
+            continue
+        mod = model.get_submodule(owner)
+        where = f"module {owner!r}" if owner else "the model"
+        kind = type(mod).__name__
+        head = (f"module {site.name!r} ({kind}) is" if owner == site.path
+                else f"module {site.name!r} sits in {where} ({kind}), which is")
+        raise UnsupportedModelError(
+            f"{head} sequence-first (batch_first=False), so the activation "
+            f"of {site.path!r} has the time axis first and the batch axis second; "
+            "component games need the batch axis first (one activation row per input row). Build it with "
+            "batch_first=True (and feed it (batch, time, features) inputs)"
+            + (", or name the attention module itself with unit='head' (its heads are read batch-first)."
+               if isinstance(mod, torch.nn.MultiheadAttention) else "."))
 
 
 def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
