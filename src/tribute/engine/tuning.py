@@ -187,8 +187,7 @@ class BatchTuner:
         tolerance: how much slower than the best a size must be to count as slower (timings
             on a shared machine are noisy). default=0.15.
         repeats: chunks timed at a clearly slower size before it ends the search (twice as
-            many for chunks under 5 ms, which cost little, except at the cap: see
-            ``_last_to_grow``). default=2.
+            many for chunks under 5 ms, which cost little). default=2.
         confirm_seconds: a clearly slower chunk that took longer than this ends the search
             without a second timing (confirming it would cost another slow chunk). default=0.05.
         skip: after the first two sizes, skip the sizes whose passes are mostly a fixed cost
@@ -426,8 +425,9 @@ class BatchTuner:
             # storm, a noisy neighbour) must not end the search far below the peak
             needed = 1 if seconds >= self.confirm_seconds else (
                 self.repeats if seconds >= _CHEAP_SECONDS else 2 * self.repeats)
-            if self._last_to_grow():
-                needed = min(needed, self.repeats)
+            # the cap too (rev42e): with the duel leaving out a size confirmed clearly slower
+            # (see _confirmed_slower), these confirmations are all the duel hears of it; two
+            # passes slowed by one busy spell would drop the fastest size for good
             if slower and self._seen < needed:
                 return  # time it again before it ends the search
             self._seen = 0
@@ -451,19 +451,6 @@ class BatchTuner:
                     self._skipped = (2, self._i)
             if self._i >= len(self.candidates) or self._flat >= self.patience:
                 self._finish()
-
-    def _last_to_grow(self) -> bool:
-        """Whether the size being timed is the last the growth search can reach (the cap),
-        not a skip's landing (whose slower pass sends the search back, see :meth:`record`).
-
-        There the search ends whether the size is slower or not: confirming a clearly slower
-        pass only decides whether the size sits the duel out (see :meth:`_confirmed_slower`),
-        and each confirmation is a pass at the slow rate. So a cheap pass there is confirmed
-        :attr:`repeats` times, not twice as often: on mlp13 (cold kernel_shap and lime calls,
-        178 inputs) the cap of 8,192 rows per pass ran at about half the speed of 2,048-4,096
-        and took 5.7-7 passes per cold call, ~2 ms lost each."""
-        last = len(self.candidates) - 1
-        return self._i == last and not (self._skipped is not None and self._skipped[1] == last)
 
     def _times(self) -> tuple[float, float, float, float]:
         s0, s1 = self.candidates[0], self.candidates[1]
