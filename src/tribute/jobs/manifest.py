@@ -42,6 +42,16 @@ def canonical(obj: Any) -> Any:
         obj = obj.detach().cpu().numpy()
     if type(obj).__module__.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series"):
         return _canonical_frame(obj)
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        # an object array's bytes are its items' addresses, new in every process: a resume
+        # of a job whose target read one (``classes_`` of string labels) was refused
+        try:
+            items = json.dumps(canonical(obj.tolist()), sort_keys=True).encode()
+        except (InputError, TypeError, ValueError, RecursionError):
+            items = None
+        if items is not None:
+            digest = hashlib.sha256(f"|O|{obj.shape}|".encode() + items).hexdigest()
+            return {"array": {"sha256": digest, "shape": list(obj.shape), "dtype": "object"}}
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
         digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode() + arr.tobytes()).hexdigest()
@@ -75,6 +85,8 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset()) -> str:
     functions' too; not line numbers, so moving it in its file keeps the digest), default
     arguments, the values its closure holds and the plain values (numbers, strings, arrays) of
     the globals it names. A value that cannot be recorded counts by its type's name."""
+    import torch
+
     h = hashlib.sha256()
     seen = _seen | {id(fn)}
 
@@ -115,7 +127,9 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset()) -> str:
     globs = getattr(fn, "__globals__", {})
     for name in fn.__code__.co_names:
         g = globs.get(name)
-        if isinstance(g, (bool, int, float, str, np.ndarray, np.generic)):
+        # a tuple or list of columns and a torch tensor were not recorded: ``y[:, COLS]`` with
+        # another ``COLS`` resumed silently
+        if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor)):
             h.update(f"{name}=".encode() + value(g).encode())
     return h.hexdigest()
 
