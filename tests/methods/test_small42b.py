@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -62,3 +63,49 @@ def test_a_view_of_some_samples_charges_only_those() -> None:
     # rows seen: sample 2 twice per coalition (3 coalitions), sample 0 once, sample 1 none
     assert dict(net.rows) == {2: 6, 0: 1}
     assert game.n_evals - start == max(net.rows.values())
+
+
+class _FRelu(nn.Module):
+    """A ReLU outside torch.nn modules (F.relu in forward): DeepLIFT sees it as a plain gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.b(torch.relu(self.a(x)))
+        return out
+
+
+def _deeplift_warnings(model: nn.Module, x: torch.Tensor, **kw: float) -> tuple[str, torch.Tensor]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        attr = tribute.explain(model, x, method="deeplift", target=0, baseline=0.0, **kw)
+    text = " ".join(str(w.message) for w in seen if "summation-to-delta" in str(w.message))
+    return text, attr.values.reshape(len(x), -1)
+
+
+def test_deeplift_large_eps_warning_names_eps() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 1)).double()
+    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.5
+    text, values = _deeplift_warnings(net, x, eps=float("inf"))
+    assert "eps=inf made" in text and "ordinary derivative" in text
+    assert "probably applies nonlinearities outside" not in text
+    # the value is the documented one: gradient x (x - x0) by plain autograd
+    xr = x.clone().requires_grad_(True)
+    net(xr)[:, 0].sum().backward()
+    assert xr.grad is not None
+    np.testing.assert_allclose(values.numpy(), (xr.grad * x).numpy(), atol=1e-12)
+    text, _ = _deeplift_warnings(net, x)  # default eps: DeepLIFT sums to delta, no warning
+    assert text == ""
+
+
+def test_deeplift_outside_nonlinearity_keeps_its_wording() -> None:
+    net = _FRelu().double()
+    x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    text, _ = _deeplift_warnings(net, x)
+    assert "probably applies nonlinearities outside torch.nn modules" in text and "eps=" not in text
