@@ -110,7 +110,11 @@ class Game(ABC):
         self._full: torch.Tensor | None = None
         self._empty: torch.Tensor | None = None
         self._full_counted = False
-        self._report_to: tuple[Game, int] | None = None
+        #: (parent game, derived samples per parent sample, the parent samples this game covers:
+        #: None for all of them) of a game derived by ``with_inputs``
+        self._report_to: tuple[Game, int, np.ndarray | None] | None = None
+        #: evaluations per sample, kept once a view of some samples charged only those (else None)
+        self._sample_evals: np.ndarray | None = None
 
     def _set_reference(self, full: torch.Tensor) -> None:
         """Store ``v(N)`` (``batch x targets``) from the construction-time reference pass.
@@ -229,16 +233,32 @@ class Game(ABC):
             yield ValueBlock(lo, hi, masks, self.value(masks))
 
     # -------------------------------------------------------------- counting
-    def count_evals(self, n: int) -> None:
+    def count_evals(self, n: int, samples: np.ndarray | None = None) -> None:
         """Add ``n`` evaluations per input to :attr:`n_evals` (games call this, never methods).
 
         A game made by :meth:`with_inputs`-style derivation reports into its parent: each of
-        the parent's samples is charged ``n`` times the number of derived samples it owns.
+        the parent's samples it derives from is charged ``n`` times the number of derived samples
+        it owns. ``samples`` (ids of this game's samples) charges only those; :attr:`n_evals` is
+        then the most any sample spent (small42b: per-sample views of a batch with different
+        region counts summed their spends, 122 where the most any sample spent was 90).
         """
-        self.n_evals += int(n)
-        if self._report_to is not None:
-            parent, factor = self._report_to
-            parent.count_evals(int(n) * factor)
+        n = int(n)
+        own = getattr(self, "_sample_evals", None)
+        if samples is None:
+            self.n_evals += n
+            if own is not None:
+                own += n
+        else:
+            if own is None:
+                own = self._sample_evals = np.full(self.n_samples, self.n_evals, dtype=np.int64)
+            own[np.unique(np.asarray(samples, dtype=np.int64))] += n
+            self.n_evals = int(own.max()) if own.size else self.n_evals
+        report = getattr(self, "_report_to", None)
+        if report is not None:
+            parent, factor, ids = report
+            # this game's samples as the parent's (ids: the parent sample of each of them)
+            up = samples if ids is None else ids if samples is None else ids[np.asarray(samples, dtype=np.int64)]
+            parent.count_evals(n * factor, up)
 
     def peek_full(self) -> torch.Tensor | None:
         """``v(all players)`` when already known (``batch x targets``), else None; never evaluates."""

@@ -1542,7 +1542,8 @@ class FeatureGame(Game):
         game's engine (rows are counted once) and reports its evaluations back: each of this
         game's samples is charged ``n`` times its number of derived samples for every ``n``
         evaluations of the new game (``parent`` must give every sample it names equally many;
-        samples it leaves out make a view of a subset, still charged with the others).
+        samples it leaves out make a view of a subset, which charges only the samples it names:
+        this game's ``n_evals`` is then the most any of its samples spent).
 
         Args:
             inputs: one ``new_batch x *shape`` tensor per attributed input (same per-sample
@@ -1605,7 +1606,10 @@ class FeatureGame(Game):
         view.n_evals = 0
         view._full, view._empty, view._full_counted = None, None, False
         view._diff_cache = {}
-        view._report_to = (self, int(counts.max()) if new_b else 0)
+        # a view of some samples charges only those (small42b; before, every sample of this game)
+        covers = None if new_b == b_old and bool((par == torch.arange(b_old)).all()) else par.numpy().astype(np.int64)
+        view._report_to = (self, int(counts.max()) if new_b else 0, covers)
+        view._sample_evals = None
         index_of = getattr(self, "sample_index", None)
         view.sample_index = None if index_of is None or flat_results else [
             index_of[int(p)] for p in par]

@@ -719,6 +719,7 @@ class TextGame(FeatureGame):
         view._full, view._empty, view._full_counted = None, None, False
         view._diff_cache = {}
         view._report_to = None
+        view._sample_evals = None
         return view
 
     # ------------------------------------------------------------------ results

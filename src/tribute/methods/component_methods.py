@@ -427,6 +427,8 @@ class LayerGradCam(Method):
     """
 
     name = "layer_grad_cam"
+    #: how it credits units, for explain's baseline= warning (it ablates nothing)
+    component_credit = "it weighs the units' unablated activations by their position-averaged gradients"
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("component",),
                 model_specific=True)
     paper = "Selvaraju et al. (2017), Grad-CAM"

@@ -53,7 +53,7 @@ from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
 from .cam import find_layer
 from .sobol import jansen_total, replicate_count, sobol_designs
-from .tcav import _channel_axis, _channel_watch
+from .tcav import _channel_axis, _channel_watch, _refuse_sequence_first
 
 __all__ = ["CRAFTResult", "craft", "craft_decompose"]
 
@@ -138,6 +138,7 @@ class _Runner:
     def __init__(self, model: torch.nn.Module, layer: str, batch_size: int, channel_axis: int | None = None) -> None:
         self.model = model
         self.path, self.module = find_layer(model, layer, "craft")
+        _refuse_sequence_first(model, self.path, "craft")
         self.batch_size = batch_size
         self.channel_axis = channel_axis
         #: the channel axis of the layer's 4-D output (1: batch x channels x h x w; 3: a channels-last

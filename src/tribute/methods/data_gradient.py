@@ -5,7 +5,8 @@ including the training example raises the explained output.
 
 * ``grad_dot``: ``phi_bi = -lr <grad v_b, grad loss_i>`` — the first-order change of ``v_b``
   from one gradient step of size ``lr`` on example ``i`` (Charpiat et al. 2019).
-* ``grad_cos``: the cosine of the same two gradients, negated (scale-free).
+* ``grad_cos``: the cosine of the same two gradients, negated (scale-free; with ``groups`` a
+  group gets the sum of its members' cosines, which can exceed 1).
 * ``tracin``: TracInCP, ``sum_k lr_k * (-<grad v_b(theta_k), grad loss_i(theta_k)>)`` over the
   checkpoints of the training run (Pruthi et al. 2020).
 * ``representer``: representer points of the last linear layer (Yeh et al. 2018). At a
@@ -115,8 +116,11 @@ class GradDot(_GradCost, Method):
 class GradCos(_GradCost, Method):
     """Gradient cosine: ``phi_bi = -cos(grad v_b, grad loss_i)`` at the trained model.
 
-    Scale-free (every credit in [-1, 1]), so examples with large gradients (outliers,
-    mislabelled points) do not dominate.
+    Scale-free (every example's credit in [-1, 1]), so examples with large gradients (outliers,
+    mislabelled points) do not dominate. With ``TrainingData(groups=...)`` a group's credit is
+    the sum of its members' cosines, ``phi_bg = -sum_{i in g} cos(grad v_b, grad loss_i)`` (not
+    the cosine of the group's summed gradient): it lies in ``[-|g|, |g|]`` and can exceed 1 in
+    absolute value (a group of 5 training examples: up to 1.53 on a ridge model).
 
     Args:
         n_models: average over the explained model and ``n_models - 1`` models trained by

@@ -115,6 +115,9 @@ def _local_derivative(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return d
 
 
+_DEFAULT_EPS = 1e-10  # DeepLift's default eps
+
+
 def _small(dx: torch.Tensor, eps: float) -> torch.Tensor:
     """Where ``|x - x0|`` is too small for the finite-difference ratio: ``<= eps``, not ``<``,
     so that ``dx == 0`` is caught also when ``eps`` rounds to zero in the tensor's dtype
@@ -151,6 +154,16 @@ class _Hooks:
         self.paths = {m: p for p, m in root.named_modules()}
         self.stash: dict[nn.Module, list[torch.Tensor]] = {}
         self.handles: list[Any] = []
+        #: inputs that moved (0 < |x - x0|) yet by at most eps, so took the ordinary derivative:
+        #: their count and the largest move (small42b: the warning's cause when eps is large)
+        self.eps_count = 0
+        self.eps_moved = 0.0
+
+    def _note_eps(self, dx: torch.Tensor, small: torch.Tensor) -> None:
+        moved = small & (dx != 0)
+        if bool(moved.any()):
+            self.eps_count += int(moved.sum())
+            self.eps_moved = max(self.eps_moved, float(dx.abs()[moved].max()))
 
     # ---------------------------------------------------------------- install
     def install(self) -> None:
@@ -197,6 +210,7 @@ class _Hooks:
         dx = (xi - xr).detach()
         dy = (yi - yr).detach()
         small = _small(dx, self.eps)
+        self._note_eps(dx, small)
         mult = dy / torch.where(small, torch.ones_like(dx), dx)
         small = small | ~torch.isfinite(mult)  # a 16-bit ratio that overflowed
         if bool(small.any()):
@@ -240,6 +254,7 @@ class _Hooks:
         to_input, to_ref = ymax - yr_d, yi_d - ymax  # sum: y - y0, routed to each arg-max
         dx = (xi - xr).detach()
         small = _small(dx, self.eps)
+        self._note_eps(dx, small)
         inv = 1.0 / torch.where(small, torch.ones_like(dx), dx)
         small = small | ~torch.isfinite(inv)  # a 16-bit reciprocal that overflowed
         inv = torch.where(small, torch.zeros_like(dx), inv)
@@ -390,11 +405,20 @@ class DeepLift(Method):
         gap = values.sum(-1) - delta
         rel = float((gap.abs() / delta.abs().clamp_min(1e-12)).max()) if gap.numel() else 0.0
         if _off_delta(gap, f_x, f_b, dtype):
+            # small42b: with a large eps the cause is eps itself (ordinary derivatives where the
+            # input moved by <= eps, as documented), not nonlinearities outside torch.nn modules
+            by_eps = hooks.eps_moved > _DEFAULT_EPS
             warnings.warn(
-                f"deeplift: summation-to-delta is off by up to {rel:.1%} of S(x) - S(x0). The "
-                "model probably applies nonlinearities outside torch.nn modules (F.relu, "
-                "torch.sigmoid, products of activations in forward), which DeepLIFT sees only as "
-                "plain gradients. Use nn.Module activations or 'integrated_gradients'.",
+                f"deeplift: summation-to-delta is off by up to {rel:.1%} of S(x) - S(x0). "
+                + (f"eps={self.eps!r} made {hooks.eps_count} nonlinearity inputs that moved by up to "
+                   f"{hooks.eps_moved:.3g} (|x - x0| <= eps) use their ordinary derivative instead of "
+                   "DeepLIFT's ratio (y - y0) / (x - x0), as documented; summation-to-delta needs a "
+                   f"small eps (default {_DEFAULT_EPS:g}). Lower eps for DeepLIFT's credits (other "
+                   "causes: nonlinearities outside torch.nn modules, seen as plain gradients)."
+                   if by_eps else
+                   "The model probably applies nonlinearities outside torch.nn modules (F.relu, "
+                   "torch.sigmoid, products of activations in forward), which DeepLIFT sees only as "
+                   "plain gradients. Use nn.Module activations or 'integrated_gradients'."),
                 stacklevel=user_stacklevel(),
             )
         extra: dict[str, Any] = {"explained": "logits" if hooks.skipped_final else "output",

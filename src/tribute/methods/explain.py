@@ -341,11 +341,16 @@ def explain(
     if baseline_given and getattr(game, "baseline_read", None) is False and isinstance(abl, Ablation):
         # aud42c: baseline=5.0 next to component players changed nothing and said nothing (it is
         # the input baseline of conductance's path; the other methods ablate units)
+        # small42b: layer_grad_cam removes nothing (it weighs the activations by their gradients),
+        # the warning said it "removes units by ablation=..." all the same
+        how = getattr(cls, "component_credit", None)
         warnings.warn(
-            f"method {cls.name!r} does not read baseline= on component players: it removes units by "
-            f"ablation={abl.kind!r} (only conductance reads baseline=, the start of its input path). "
-            "Drop baseline=, or set what removed units become with ablation= (zero, mean, resample, "
-            "patch).", UserWarning, stacklevel=user_stacklevel())
+            f"method {cls.name!r} does not read baseline= on component players: "
+            + (f"{how}, nothing is removed (only conductance reads baseline=, the start of its input "
+               "path). Drop baseline=." if how else
+               f"it removes units by ablation={abl.kind!r} (only conductance reads baseline=, the start of "
+               "its input path). Drop baseline=, or set what removed units become with ablation= (zero, "
+               "mean, resample, patch)."), UserWarning, stacklevel=user_stacklevel())
     if getattr(game, "kind", None) == "component" and isinstance(abl, Ablation):
         attr.params.setdefault("ablation", abl.kind)  # evaluate's default
         keys = getattr(game, "site_keys", None)

@@ -90,6 +90,7 @@ import torch
 from scipy import stats
 
 from ..errors import InputError, UnsupportedModelError
+from ..games.sites import sequence_first_owner
 from ._eval_mode import eval_mode
 from .analyses import register_analysis
 from .cam import find_layer
@@ -314,6 +315,22 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
 
 def _layer_name(module: torch.nn.Module, layer_module: torch.nn.Module) -> str:
     return next((n for n, m in module.named_modules() if m is layer_module), type(layer_module).__name__)
+
+
+def _refuse_sequence_first(model: torch.nn.Module, path: str, who: str) -> None:
+    """Refuse a layer whose output is sequence-first because it sits in (or is) a torch module built
+    with ``batch_first=False`` (small42b: a layer inside a seq-first ``nn.TransformerEncoder`` with as
+    many tokens as examples was read token-by-token as examples; TCAV scores 0.333 where the
+    batch-first twin of the same weights gives 0.667, without a word)."""
+    owner = sequence_first_owner(model, path)
+    if owner is None:
+        return
+    mod = model.get_submodule(owner)
+    where = "is" if owner == path else f"sits in {('module ' + repr(owner)) if owner else 'the model'}, which is"
+    raise UnsupportedModelError(
+        f"{who}: layer {path!r} {where} a {type(mod).__name__} built with batch_first=False, so its output is "
+        "tokens x batch x channels; " + who + " needs the examples on the first axis. Build the module with "
+        "batch_first=True (and feed it (batch, tokens, features) inputs), or name a layer outside it.")
 
 
 def _pop_act(store: dict[str, torch.Tensor], module: torch.nn.Module, layer_module: torch.nn.Module,
@@ -675,6 +692,7 @@ def tcav(
     if xr.shape[0] < 4:
         raise InputError(f"tcav: random must hold at least 4 examples (two disjoint subsets of 2); got {xr.shape[0]}.")
     path, layer_module = find_layer(model, layer, "tcav")
+    _refuse_sequence_first(model, path, "tcav")
     spent = [0]  # rows of a pass that failed on integer arrays read as ids
 
     def _acts() -> list[np.ndarray]:
