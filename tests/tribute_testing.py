@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -189,3 +190,20 @@ def quick_kw(method: str, *, seed: int, window: int | None = None) -> dict[str, 
     if method == "occlusion" and window is not None:
         kw["window"] = window
     return kw
+
+
+@dataclass
+class CappedNumpyLinear:
+    """A numpy linear model ``x @ w`` that cannot be weakly referenced as a dict key (a
+    dataclass with eq is unhashable); passes of more than ``cap`` rows raise, like a model with
+    a fixed buffer. The engine's by-id caches are tested with it (test_small42, test_rev42a)."""
+
+    w: np.ndarray
+    cap: int = 10**9
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[0] > self.cap:
+            raise RuntimeError(f"fixed buffer of {self.cap} rows exceeded ({x.shape[0]} rows)")
+        out: np.ndarray = x @ self.w
+        return out

@@ -23,6 +23,7 @@ import torch
 import tribute
 from tribute.engine import tuning
 from tribute.engine.tuning import clear_tuners, mark_warm, tuner_for
+from tribute_testing import CappedNumpyLinear
 
 
 @dataclass
@@ -90,19 +91,6 @@ def test_a_new_model_at_a_freed_models_id_gets_a_fresh_tuner() -> None:
     assert tuning._is_warm(new, False)
 
 
-@dataclass
-class _Lin:
-    """A numpy model; passes of more than ``cap`` rows raise (a fixed buffer)."""
-
-    w: np.ndarray
-    cap: int = 10**9
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.shape[0] > self.cap:
-            raise RuntimeError(f"fixed buffer of {self.cap} rows exceeded ({x.shape[0]} rows)")
-        out: np.ndarray = x @ self.w
-        return out
 
 
 def test_a_new_model_at_a_freed_models_id_is_retried_smaller() -> None:
@@ -110,12 +98,12 @@ def test_a_new_model_at_a_freed_models_id_is_retried_smaller() -> None:
     w = np.array([1.0, -2.0, 0.5, 3.0])
     x = np.random.default_rng(0).normal(size=(40, 4))
     kw: dict[str, Any] = dict(method="kernel_shap", budget=200, baseline=0.0, progress=False)
-    old = _Lin(w)
+    old = CappedNumpyLinear(w)
     tribute.explain(old, x, **kw)  # passes of 100s of rows completed on this model
     old_id = id(old)
     del old
     gc.collect()
-    new = _at_id(old_id, lambda i: _Lin(w, cap=64))  # the freed model is no longer held
+    new = _at_id(old_id, lambda i: CappedNumpyLinear(w, cap=64))  # the freed model is no longer held
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the refused pass is announced
         attr = tribute.explain(new, x, **kw)

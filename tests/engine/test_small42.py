@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 
 import tribute
 from tribute.engine.tuning import clear_tuners
+from tribute_testing import CappedNumpyLinear
 
 X = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 W = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
@@ -81,20 +81,6 @@ def test_when_the_smaller_passes_fail_too_the_first_failure_is_kept(
     assert "fixed buffer of 8 rows exceeded" in notes
 
 
-@dataclass
-class _Lin:
-    """A numpy model that cannot be weakly referenced as a dict key (a dataclass with eq is
-    unhashable); passes of more than ``cap`` rows raise."""
-
-    w: np.ndarray
-    cap: int = 10**9
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.shape[0] > self.cap:
-            raise RuntimeError(f"fixed buffer of {self.cap} rows exceeded ({x.shape[0]} rows)")
-        out: np.ndarray = x @ self.w
-        return out
 
 
 def test_a_new_model_at_a_freed_models_id_gets_no_inherited_pass_count() -> None:
@@ -102,7 +88,7 @@ def test_a_new_model_at_a_freed_models_id_gets_no_inherited_pass_count() -> None
     w = W.numpy().copy()
     x = np.random.default_rng(0).normal(size=(40, 4))
     kw: dict[str, Any] = dict(method="kernel_shap", budget=200, baseline=0.0, progress=False)
-    old = _Lin(w)
+    old = CappedNumpyLinear(w)
     tribute.explain(old, x, **kw)  # passes of 100s of rows completed on this model
     old_id = id(old)
     del old
@@ -111,7 +97,7 @@ def test_a_new_model_at_a_freed_models_id_gets_no_inherited_pass_count() -> None
     # and the new model's refused big pass was "no bigger than one that worked": raised
     held = []
     for _ in range(20_000):
-        new = _Lin(w, cap=64)
+        new = CappedNumpyLinear(w, cap=64)
         if id(new) == old_id:
             break
         held.append(new)
