@@ -207,3 +207,14 @@ class CappedNumpyLinear:
             raise RuntimeError(f"fixed buffer of {self.cap} rows exceeded ({x.shape[0]} rows)")
         out: np.ndarray = x @ self.w
         return out
+
+
+def feed_tuner(t: Any, rate_of: Callable[[int], float], rounds: int = 20) -> list[int]:
+    """Drive a ``BatchTuner`` with a synthetic throughput curve (rows per second of each size,
+    every pass timed exactly); returns the sizes it proposed."""
+    sizes = []
+    for _ in range(rounds):
+        s = t.propose()
+        sizes.append(s)
+        t.record(s, s, s / rate_of(s))
+    return sizes

@@ -7,16 +7,7 @@ was timed up to four times in the growth search and four more in the duel of a c
 from __future__ import annotations
 
 from tribute.engine import BatchTuner
-
-
-def _feed(t: BatchTuner, rate_of, rounds: int) -> list[int]:
-    sizes = []
-    for _ in range(rounds):
-        s = t.propose()
-        sizes.append(s)
-        t.record(s, s, s / rate_of(s))
-    return sizes
-
+from tribute_testing import feed_tuner
 
 # an mlp13-like curve (rows/s): fixed cost per pass dominates small sizes, 2,048-4,096 are the
 # peak, 8,192 runs at half the speed (its activations leave the cache)
@@ -26,7 +17,7 @@ MLP13 = {16: 0.5e6, 32: 1.0e6, 64: 1.8e6, 128: 2.9e6, 256: 4.0e6, 512: 5.0e6, 10
 
 def test_a_bigger_size_confirmed_slower_sits_the_duel_out() -> None:
     t = BatchTuner(cap=8192, skip=False, warm=True)
-    sizes = _feed(t, lambda s: MLP13[s], rounds=40)
+    sizes = feed_tuner(t, lambda s: MLP13[s], rounds=40)
     grow = sizes.index(8192)
     # 8,192 is cheap (< 5 ms) and clearly slower: timed 4 times in the growth search (the cap
     # too: rev42e, see test_rev42e.py), then never again (before: 4 more in the duel of 4,096
@@ -42,7 +33,7 @@ def test_a_slower_size_below_the_cap_is_still_confirmed_four_times() -> None:
     # clearly slower pass is timed 2 x repeats times before it ends the search
     curve = {**MLP13, 4096: 3.0e6, 8192: 2.0e6}
     t = BatchTuner(cap=8192, skip=False, warm=True)
-    sizes = _feed(t, lambda s: curve[s], rounds=40)
+    sizes = feed_tuner(t, lambda s: curve[s], rounds=40)
     grow = sizes.index(4096)
     assert sizes[grow:grow + 4] == [4096] * 4
     assert 8192 not in sizes  # the search ended at 4,096
@@ -53,7 +44,7 @@ def test_the_duel_still_times_a_bigger_size_that_was_timed_once() -> None:
     # 8,192 within the tolerance (not clearly slower): one growth pass, then it duels
     curve = {**MLP13, 8192: 6.0e6}
     t = BatchTuner(cap=8192, skip=False, warm=True)
-    sizes = _feed(t, lambda s: curve[s], rounds=40)
+    sizes = feed_tuner(t, lambda s: curve[s], rounds=40)
     assert sizes.count(8192) == 1 + 4  # growth + 4 duel rounds (cheap passes)
     assert t.done
 
@@ -63,7 +54,7 @@ def test_an_expensive_slower_size_timed_once_still_duels() -> None:
     # to leave it out of the duel
     t = BatchTuner(cap=256, skip=False, warm=True, confirm_seconds=0.05)
     rates = {16: 400.0, 32: 700.0, 64: 1000.0, 128: 1100.0, 256: 800.0}
-    sizes = _feed(t, lambda s: rates[s], rounds=20)
+    sizes = feed_tuner(t, lambda s: rates[s], rounds=20)
     # 256 rows at 800 rows/s: 0.32 s per pass, clearly slower (800 < 0.85 x 1,100), timed once
     assert sizes.count(256) == 1 + 2  # growth + the duel's 2 rounds (expensive passes)
     assert t.done and t.best in (64, 128)

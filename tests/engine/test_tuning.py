@@ -13,24 +13,14 @@ import tribute
 from tribute.engine import BatchTuner, Engine, clear_tuners, max_chunk_rows, tuning
 from tribute.games import FeatureGame
 from tribute.models import as_model
-from tribute_testing import make_cnn
-
-
-def _feed(t: BatchTuner, rate_of, rounds: int = 20) -> list[int]:
-    """Drive a tuner with a synthetic throughput curve; returns the sizes it proposed."""
-    sizes = []
-    for _ in range(rounds):
-        s = t.propose()
-        sizes.append(s)
-        t.record(s, s, s / rate_of(s))
-    return sizes
+from tribute_testing import feed_tuner, make_cnn
 
 
 def test_tuner_finds_the_peak_and_stops_at_the_first_confirmed_slower_size():
     t = BatchTuner(cap=4096, confirm_seconds=10.0, skip=False, duel=0)
     assert t.candidates == [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 300.0, 256: 200.0, 512: 900.0}
-    sizes = _feed(t, lambda s: rates.get(s, 1.0))
+    sizes = feed_tuner(t, lambda s: rates.get(s, 1.0))
     # warm-up at 16, one chunk at 16, 32, 64; 128 is clearly slower than 64 (300 < 0.85 x 400):
     # timed once more to confirm, then the search ends (256 and beyond are never sent)
     assert sizes[:6] == [16, 16, 32, 64, 128, 128]
@@ -41,7 +31,7 @@ def test_tuner_finds_the_peak_and_stops_at_the_first_confirmed_slower_size():
 def test_tuner_grows_to_the_cap_while_throughput_grows():
     t = BatchTuner(cap=1000, skip=False, duel=0)
     assert t.candidates[-1] == 1000 and t.candidates[-2] == 512
-    sizes = _feed(t, lambda s: float(s))  # per-call cost only: bigger is always better
+    sizes = feed_tuner(t, lambda s: float(s))  # per-call cost only: bigger is always better
     assert t.best == 1000
     # one chunk per size: 16 (warm-up), 16, 32, ..., 512, 1000
     assert sizes[:9] == [16, 16, 32, 64, 128, 256, 512, 1000, 1000]
@@ -51,7 +41,7 @@ def test_tuner_stops_on_a_plateau():
     # throughput flat (within the 15% tolerance) from 64 on: two sizes no faster end the search
     t = BatchTuner(cap=8192, skip=False)
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 390.0, 256: 380.0}
-    sizes = _feed(t, lambda s: rates.get(s, 380.0))
+    sizes = feed_tuner(t, lambda s: rates.get(s, 380.0))
     assert sizes[:6] == [16, 16, 32, 64, 128, 256]
     assert t.best == 64 and 512 not in t.rates
 
@@ -73,7 +63,7 @@ def test_tuner_ignores_warm_up_and_partial_chunks():
 def test_a_slow_chunk_that_took_long_is_not_repeated():
     # past the peak each chunk costs a lot: one that alone took >= confirm_seconds ends it
     t = BatchTuner(cap=256, confirm_seconds=0.25, skip=False, duel=0)
-    sizes = _feed(t, lambda s: 10.0 * s if s <= 64 else 100.0, rounds=8)
+    sizes = feed_tuner(t, lambda s: 10.0 * s if s <= 64 else 100.0, rounds=8)
     assert sizes[:5] == [16, 16, 32, 64, 128]  # 128 rows at 100 rows/s = 1.28 s: trusted
     assert t.best == 64 and 256 not in t.rates and sizes[5:] == [64, 64, 64]
 
@@ -88,7 +78,7 @@ def test_one_stalled_chunk_does_not_end_the_search():
             return 6400.0
         return 1e6 * s
 
-    _feed(t, rate, rounds=40)
+    feed_tuner(t, rate, rounds=40)
     assert t.best == 1024
 
 
@@ -96,7 +86,7 @@ def test_a_cached_tuner_is_shared_across_caps_when_its_result_holds():
     clear_tuners()
     key = torch.nn.Linear(2, 2)
     t = tuning.tuner_for(key, ("sig",), False, 4096)
-    _feed(t, lambda s: {16: 1.0, 32: 2.0, 64: 4.0}.get(s, 1.0))
+    feed_tuner(t, lambda s: {16: 1.0, 32: 2.0, 64: 4.0}.get(s, 1.0))
     assert t.best == 64
     # another game on the same rows with a smaller or larger cap: the interior peak holds
     assert tuning.tuner_for(key, ("sig",), False, 1024) is t
@@ -104,7 +94,7 @@ def test_a_cached_tuner_is_shared_across_caps_when_its_result_holds():
     # a cap below the best size, or a search that ended at its cap: a fresh tuner
     assert tuning.tuner_for(key, ("sig",), False, 32) is not t
     t2 = tuning.tuner_for(key, ("other",), False, 64)
-    _feed(t2, lambda s: float(s))
+    feed_tuner(t2, lambda s: float(s))
     assert t2.best == 64 and tuning.tuner_for(key, ("other",), False, 128) is not t2
     clear_tuners()
 
@@ -249,7 +239,7 @@ def test_a_gradient_tuner_starts_from_the_forward_size():
     clear_tuners()
     key = torch.nn.Linear(2, 2)
     fwd = tuning.tuner_for(key, ("sig",), False, 8192)
-    _feed(fwd, lambda s: float(s) if s <= 1024 else 1.0)
+    feed_tuner(fwd, lambda s: float(s) if s <= 1024 else 1.0)
     assert fwd.best == 1024
     grad = tuning.tuner_for(key, ("sig",), True, 8192)
     assert grad.candidates[0] == 128  # an eighth of the forward size
@@ -375,17 +365,17 @@ def test_the_duel_finds_a_peak_the_skip_jumped_over():
 def test_the_duel_prefers_the_smaller_size_within_three_percent():
     t = BatchTuner(cap=256, skip=False)
     rates = {16: 100.0, 32: 200.0, 64: 400.0, 128: 410.0, 256: 300.0}
-    _feed(t, lambda s: rates[s], rounds=40)
+    feed_tuner(t, lambda s: rates[s], rounds=40)
     assert t.best == 64  # 128 is 2.5% faster: within noise, the smaller size wins
     t2 = BatchTuner(cap=256, skip=False)
     rates2 = {**rates, 128: 440.0}
-    _feed(t2, lambda s: rates2[s], rounds=40)
+    feed_tuner(t2, lambda s: rates2[s], rounds=40)
     assert t2.best == 128
 
 
 def test_a_duel_the_calls_cannot_finish_is_decided_on_what_it_measured():
     t = BatchTuner(cap=8192, skip=False)
-    _feed(t, lambda s: float(s), rounds=12)  # grows to the cap; duel 4,096 vs 8,192
+    feed_tuner(t, lambda s: float(s), rounds=12)  # grows to the cap; duel 4,096 vs 8,192
     assert not t.done and t.propose() in (4096, 8192)
     t.settle(3000)  # these calls can time 4,096 (half of it) but never half of 8,192
     assert t.done and t.best == 8192
@@ -499,7 +489,7 @@ def test_the_duel_decides_on_the_median_pass_not_the_luckiest_one():
             return 8e6
         return {2048: 5e6, 4096: 4.4e6}.get(s, s * 2e3)
 
-    _feed(t, rate, rounds=60)
+    feed_tuner(t, rate, rounds=60)
     assert t.done and t.best == 2048, (t.rates, t._samples)
     assert t.rates[4096] == 8e6  # the lucky pass was timed (and still bounds the estimates)
 
@@ -508,7 +498,7 @@ def test_cheap_duels_run_twice_the_rounds():
     # passes under 5 ms are the noisiest and cost little: 4 rounds instead of 2
     t = BatchTuner(cap=256, skip=False)
     rates = {16: 100e3, 32: 200e3, 64: 400e3, 128: 410e3, 256: 300e3}
-    sizes = _feed(t, lambda s: rates[s], rounds=29)
+    sizes = feed_tuner(t, lambda s: rates[s], rounds=29)
     # warm-up, growth (256 timed 4 times: cheap and clearly slower), the duel of 128 with its
     # smaller neighbour (4 rounds; 256, confirmed slower, sits it out); 64 wins within 3% of
     # 128, which is faster: no move down to 32
@@ -523,12 +513,12 @@ def test_a_tie_in_the_duel_does_not_move_down():
     t = BatchTuner(cap=4096, skip=False)
     rates = {16: 1e5, 32: 2e5, 64: 4e5, 128: 8e5, 256: 1.6e6, 512: 4.8e6, 1024: 4.9e6,
              2048: 5e6, 4096: 3e6}  # 512 within 3% of 1,024 too: ties all the way down
-    _feed(t, lambda s: rates[s], rounds=80)
+    feed_tuner(t, lambda s: rates[s], rounds=80)
     assert t.done and t.best == 1024
     # a strictly faster smallest size does move down (the peak lies below)
     t2 = BatchTuner(cap=4096, skip=False)
     rates2 = {**rates, 1024: 5.2e6, 512: 5.3e6, 256: 3e6}
-    _feed(t2, lambda s: rates2[s], rounds=80)
+    feed_tuner(t2, lambda s: rates2[s], rounds=80)
     assert t2.done and t2.best == 512
 
 
@@ -704,7 +694,7 @@ def test_out_of_memory_during_the_search_ends_it_at_the_largest_size_that_fits()
 
 def test_out_of_memory_after_the_search_falls_back_to_a_measured_size():
     t = BatchTuner(cap=1024, skip=False, duel=0)
-    _feed(t, lambda s: float(s))
+    feed_tuner(t, lambda s: float(s))
     assert t.best == 1024
     t.out_of_memory(1024)  # a later call: less device memory free
     assert t.best == 512 and t.cap == 512 and t.propose() == 512
