@@ -70,7 +70,7 @@ def test_settings_beside_an_ablation_object_are_refused_not_dropped(ablation: An
     ref = torch.randn(20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 2.0
     if isinstance(ablation, Ablation) and ablation.counterfactual is not None:
         ablation = Ablation("patch", counterfactual=x)
-    kw = {k: (ref if v == "ref" else v) for k, v in beside.items()}
+    kw: dict[str, Any] = {k: (ref if v == "ref" else v) for k, v in beside.items()}
     with pytest.raises(InputError, match="carries its own settings") as exc:
         components(net, "0", ablation=ablation, **kw)
     given = str(exc.value).split("carries its own settings, so ")[1].split(" given beside it")[0]
@@ -202,7 +202,8 @@ def test_an_ablation_dict_with_an_unknown_key_is_refused_naming_the_keys() -> No
     # aud42c: {"kind": "mean", "ref": ...} raised a bare TypeError from the dataclass
     net = _net()
     with pytest.raises(InputError, match=r"key\(s\) \['ref'\] that tribute.Ablation does not take"):
-        components(net, "0", ablation={"kind": "mean", "ref": torch.zeros(2, 4)})
-    seeds = [np.int64(0), 0]
+        components(net, "0", ablation={"kind": "mean", "ref": torch.zeros(2, 4)})  # type: ignore[arg-type]
+    seeds: list[Any] = [np.int64(0), 0]
     for s in seeds:  # numpy integers equal to the defaults are no settings of their own
-        assert components(net, "0", ablation=Ablation("mean"), seed=s, n_resample=np.int32(16)).ablation.kind == "mean"
+        n16: Any = np.int32(16)
+        assert components(net, "0", ablation=Ablation("mean"), seed=s, n_resample=n16).ablation.kind == "mean"

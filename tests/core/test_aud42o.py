@@ -113,7 +113,7 @@ def test_infinite_penalty_is_refused_by_name(method, param):
     net = nn.Sequential(nn.Linear(F, 4), nn.Tanh(), nn.Linear(4, 1)).double()
     x = torch.randn(2, F, dtype=torch.float64)
     with pytest.raises(InputError, match=rf"{param}=inf"):
-        tribute.explain(net, x, method, baseline=0.0, budget=40, **{param: math.inf})
+        tribute.explain(net, x, method, baseline=0.0, budget=40, **{param: math.inf})  # type: ignore[arg-type]
 
 
 def test_per_sample_fresh_frame_next_to_shifted_labels_is_read_by_position():

@@ -8,6 +8,8 @@ credit with no message, and LiSSA blamed the damping ("H + nan I is not positive
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -32,7 +34,7 @@ CASES = [("influence", {"solver": "explicit"}), ("influence", {"solver": "cg"}),
 
 @pytest.mark.parametrize(("method", "kw"), CASES)
 @pytest.mark.parametrize("where", ["X", "y"])
-def test_non_finite_training_example_is_named(method: str, kw: dict[str, object], where: str) -> None:
+def test_non_finite_training_example_is_named(method: str, kw: dict[str, Any], where: str) -> None:
     X, y, Xt = _ridge()
     model = RidgeFit(l2=L2)(X, y, seed=0)
     if where == "X":

@@ -161,7 +161,7 @@ def test_a_target_series_in_another_row_order_than_a_table_file_is_refused(tmp_p
     y = pd.Series(labels, index=rows)
     shuffled = y.sample(frac=1, random_state=0)
     assert not shuffled.index.equals(rows)
-    kw = dict(method="exact_shapley", shard_size=4, progress=False)
+    kw: dict[str, Any] = dict(method="exact_shapley", shard_size=4, progress=False)
     with pytest.raises(InputError, match=r"target is a pandas Series whose index .*\.reindex"):
         tribute.explain_dataset(model, path, out=tmp_path / "bad", target=shuffled, **kw)
     assert not (tmp_path / "bad").exists()

@@ -8,12 +8,14 @@ as ``attr.n_evals`` says), and ``budget_left(90)`` was -32."""
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 import tribute
+from tribute.games import FeatureGame
 from tribute.methods.regions.submodular import SubmodularRegions
 
 
@@ -54,6 +56,7 @@ def test_a_view_of_some_samples_charges_only_those() -> None:
     net = _Pool().double().eval()
     x = torch.stack([_blocky(3, 4), _blocky(2, 2), _blocky(1, 3)])
     game = tribute.build_game(net, x, target=0, baseline=0.5, forward_kwargs={"sid": torch.arange(3)})
+    assert isinstance(game, FeatureGame)
     net.rows.clear()
     start = game.n_evals
     sub = game.with_inputs([x[[2, 2]]], parent=torch.tensor([2, 2]))  # two copies of sample 2
@@ -78,7 +81,7 @@ class _FRelu(nn.Module):
         return out
 
 
-def _deeplift_warnings(model: nn.Module, x: torch.Tensor, **kw: float) -> tuple[str, torch.Tensor]:
+def _deeplift_warnings(model: nn.Module, x: torch.Tensor, **kw: Any) -> tuple[str, torch.Tensor]:
     import warnings
 
     with warnings.catch_warnings(record=True) as seen:

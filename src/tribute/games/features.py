@@ -1907,7 +1907,8 @@ def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
         f"position {j} ({lab(ix_in[j])}) would be explained against the baseline row labelled "
         f"{lab(label)}. Pass the rows in the inputs' order, e.g. "
         "baseline=tribute.PerSample(rows.reindex(inputs.index)) (or rows.to_numpy() if the "
-        "positions already match).")
+        "positions already match; tribute.Background(rows) if they are a background set, not "
+        "one row per sample).")
 
 
 def _digest_bytes(mode: str, base: torch.Tensor) -> bytes:
