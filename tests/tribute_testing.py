@@ -218,3 +218,37 @@ def feed_tuner(t: Any, rate_of: Callable[[int], float], rounds: int = 20) -> lis
         sizes.append(s)
         t.record(s, s, s / rate_of(s))
     return sizes
+
+
+def object_at_freed_id(old_id: int, make: Callable[[], Any], tries: int = 50_000) -> Any:
+    """A new object from ``make()`` that sits at ``old_id``, the id of a freed model.
+
+    CPython usually hands a freed object's memory (so its id) to a new object of the same size
+    within a few hundred allocations, but not always (another test's heap state, xdist): when
+    no new object takes the id within ``tries``, a fresh object gets the engine's id-keyed
+    entries of ``old_id`` moved to its own id, which is what the engine sees when an object does
+    take the id. Tests of the engine's by-id caches (test_small42, test_rev42a) use it."""
+    held = []
+    for _ in range(tries):
+        new = make()
+        if id(new) == old_id:
+            return new
+        held.append(new)
+    new = make()
+    _move_engine_ids(old_id, id(new))
+    return new
+
+
+def _move_engine_ids(old: int, new: int) -> None:
+    from tribute.engine import core, tuning
+
+    for k in [k for k in tuning._TUNERS_BY_ID if k[0] == old]:
+        tuning._TUNERS_BY_ID[(new, *k[1:])] = tuning._TUNERS_BY_ID.pop(k)
+    for w in [w for w in tuning._WARM_BY_ID if w[0] == old]:
+        tuning._WARM_BY_ID.discard(w)
+        tuning._WARM_BY_ID.add((new, w[1]))
+    owners: dict[int, Any] = getattr(tuning, "_OWNER_BY_ID", {})  # (absent before rev42a)
+    if old in owners:
+        owners[new] = owners.pop(old)
+    if old in core._OK_ROWS_BY_ID:
+        core._OK_ROWS_BY_ID[new] = core._OK_ROWS_BY_ID.pop(old)

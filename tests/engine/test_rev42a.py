@@ -23,7 +23,7 @@ import torch
 import tribute
 from tribute.engine import tuning
 from tribute.engine.tuning import clear_tuners, mark_warm, tuner_for
-from tribute_testing import CappedNumpyLinear
+from tribute_testing import CappedNumpyLinear, object_at_freed_id
 
 
 @dataclass
@@ -61,14 +61,6 @@ class _Key:
         return x
 
 
-def _at_id(old_id: int, make: Any) -> Any:
-    held = []
-    for i in range(50_000):
-        new = make(i)
-        if id(new) == old_id:
-            return new
-        held.append(new)
-    raise AssertionError("no new object took the freed id")  # the premise of the test
 
 
 def test_a_new_model_at_a_freed_models_id_gets_a_fresh_tuner() -> None:
@@ -80,7 +72,7 @@ def test_a_new_model_at_a_freed_models_id_gets_a_fresh_tuner() -> None:
     old_id = id(old)
     del old
     gc.collect()
-    new = _at_id(old_id, _Key)
+    new = object_at_freed_id(old_id, lambda: _Key(0))
     t_new = tuner_for(new, "rows", False, 4096)
     assert t_new is not t_old and t_new.rates == {}  # before: the old tuner, rates {256: ...}
     assert not t_old.current
@@ -103,7 +95,7 @@ def test_a_new_model_at_a_freed_models_id_is_retried_smaller() -> None:
     old_id = id(old)
     del old
     gc.collect()
-    new = _at_id(old_id, lambda i: CappedNumpyLinear(w, cap=64))  # the freed model is no longer held
+    new = object_at_freed_id(old_id, lambda: CappedNumpyLinear(w, cap=64))  # the freed model is no longer held
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the refused pass is announced
         attr = tribute.explain(new, x, **kw)

@@ -20,7 +20,7 @@ import torch
 
 import tribute
 from tribute.engine.tuning import clear_tuners
-from tribute_testing import CappedNumpyLinear
+from tribute_testing import CappedNumpyLinear, object_at_freed_id
 
 X = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 W = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
@@ -95,12 +95,7 @@ def test_a_new_model_at_a_freed_models_id_gets_no_inherited_pass_count() -> None
     gc.collect()
     # before: the freed model's id passed to a new object within a few hundred allocations,
     # and the new model's refused big pass was "no bigger than one that worked": raised
-    held = []
-    for _ in range(20_000):
-        new = CappedNumpyLinear(w, cap=64)
-        if id(new) == old_id:
-            break
-        held.append(new)
+    new = object_at_freed_id(old_id, lambda: CappedNumpyLinear(w, cap=64))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the refused pass is announced
         attr = tribute.explain(new, x, **kw)
