@@ -303,7 +303,7 @@ def create_app(config: ExplorerConfig) -> Any:
                              f"application/octet-stream, not {ctype!r}.")
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
-        rgb = s.kind == "image" and len(s.sample_shape) == 3 and s.sample_shape[0] == 3
+        rgb = s.channel_axis is not None and s.sample_shape[s.channel_axis] == 3
         notes: list[str] = []
         if name.lower().endswith(".csv") and s.kind == "tabular":
             # read as --data reads a file (one reader: index column, header, row counter), its
@@ -591,24 +591,29 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
     """Uploaded arrays as a batch of the subject's inputs (images resized to its size; digits
     drawn dark on light are inverted to the data's light-on-dark)."""
     shape = s.sample_shape
+    hw = s.image_size
     picture = name.lower().endswith((".png", ".jpg", ".jpeg"))
-    if s.kind == "image" and (picture or (arr.ndim == 3
-                                          and tuple(arr.shape[1:]) != tuple(shape[-2:]))):
-        # a decoded picture (1 x C x H x W) or N x H x W arrays of another size
+    if hw is not None and (picture or (arr.ndim == 3 and not s.channels_last
+                                       and tuple(arr.shape[1:]) != hw)):
+        # a decoded picture (1 x C x H x W) or N x H x W arrays of another size (an H x W x C
+        # input of a channels-last subject is one input, never resized)
         img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         img = img[:, None] if img.ndim == 3 else img
-        if tuple(img.shape[-2:]) != tuple(shape[-2:]):
-            img = torch.nn.functional.interpolate(img, size=shape[-2:], mode="area")
+        if tuple(img.shape[-2:]) != hw:
+            img = torch.nn.functional.interpolate(img, size=hw, mode="area")
         if picture and img.shape[1] == 1 and float(img.mean()) > 0.5:
             img = 1.0 - img
-        arr = img.numpy() if len(shape) == 3 else img[:, 0].numpy()
+        if len(shape) != 3:
+            arr = img[:, 0].numpy()
+        else:  # N x H x W x C inputs take the picture's channels last
+            arr = img.permute(0, 2, 3, 1).numpy() if s.channels_last else img.numpy()
     if arr.size == 0:
         raise InputError(f"upload {name!r}: holds no inputs (an array of shape "
                          f"{list(arr.shape)}); give at least one row.")
     if tuple(arr.shape) == tuple(shape):
         arr = arr[None]
-    if arr.ndim == len(shape) and s.kind == "image" and len(shape) == 3 and shape[0] == 1:
-        arr = arr[:, None]
+    if arr.ndim == len(shape) and s.channel_axis is not None and shape[s.channel_axis] == 1:
+        arr = arr[..., None] if s.channels_last else arr[:, None]
     if tuple(arr.shape[1:]) != tuple(shape):
         raise InputError(f"upload {name!r}: got an array of shape {list(arr.shape)}; subject "
                          f"{s.name!r} takes inputs of shape {list(shape)} (one, or a batch "

@@ -1,0 +1,111 @@
+"""Audit aud43x: the explorer on images held channels last (``N x H x W x C``, as PIL and numpy
+hold pictures) by a model that reads them so.
+
+The page's map summed the credits over the FIRST axis of each input (the image's rows), so a
+6 x 5 RGB image was drawn as a 5 x 3 "image" (width x channels) of column sums; the preview
+averaged the rows likewise, and a picture upload was resized to (W, C) and refused. Truth: the
+credits of ``tribute.explain`` on the same model and input, summed over the channel axis by
+numpy, and the input's own pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient
+
+from tribute.explorer import ExplorerConfig, create_app
+from tribute.explorer.subjects import file_spec
+
+_FACTORY = '''
+import torch
+
+
+class ChannelsLast(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 6 * 5, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+
+    def forward(self, x):  # x: N x H x W x C
+        return self.fc(torch.relu(self.conv(x.permute(0, 3, 1, 2))).flatten(1))
+
+
+def make():
+    return ChannelsLast()
+'''
+
+X = np.random.default_rng(0).uniform(size=(4, 6, 5, 3)).astype(np.float32)
+
+
+def _wait(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.time()
+    while job["status"] in ("queued", "running"):
+        assert time.time() - t0 < 60, job
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job['id']}").json()
+    return job
+
+
+def _setup(folder: Path) -> tuple[Any, torch.nn.Module]:
+    (folder / "aud43x_explorer_factory.py").write_text(_FACTORY, encoding="utf-8")
+    np.save(folder / "pictures.npy", X)
+    spec = file_spec(f"{folder}/aud43x_explorer_factory.py:make", data=str(folder / "pictures.npy"),
+                     name="cl")
+    import importlib.util
+
+    mspec = importlib.util.spec_from_file_location("aud43x_factory", folder / "aud43x_explorer_factory.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    client = TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1")
+    return client, mod.make().eval()
+
+
+def test_channels_last_images_are_drawn_height_by_width(tmp_path: Path) -> None:
+    client, model = _setup(tmp_path)
+    with client as c:
+        summary = c.get("/api/subjects/cl").json()
+        preview = c.get("/api/subjects/cl/inputs/1").json()["image"]
+        job = _wait(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": 1,
+                                                 "method": "integrated_gradients"}).json())
+    assert job["status"] == "done", job
+    shown = np.asarray(job["result"]["values"], dtype=np.float64)
+    py = tribute.explain(model, torch.from_numpy(X[1:2]), method="integrated_gradients",
+                         target="predicted", baseline=0.0, progress=False)
+    truth = np.asarray(py.values, dtype=np.float64)[0].sum(-1)  # H x W: the channels summed
+    assert shown.shape == (6, 5)  # was (5, 3): width x channels, summed over the rows
+    np.testing.assert_allclose(shown, truth, rtol=1e-5, atol=1e-6)
+    gray = X[1].astype(np.float64).mean(-1)
+    np.testing.assert_allclose(preview, (gray - gray.min()) / (gray.max() - gray.min()), atol=1e-4)
+    assert summary["kind"] == "image" and summary.get("image_size") == [6, 5]  # the page's upload hint
+
+
+def test_a_picture_uploaded_to_a_channels_last_subject_keeps_its_layout(tmp_path: Path) -> None:
+    from PIL import Image
+
+    pixels = (X[2] * 255).round().astype(np.uint8)  # 6 x 5 x 3, the subject's own size
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    client, _ = _setup(tmp_path)
+    with client as c:
+        r = c.post("/api/subjects/cl/inputs?filename=photo.png", content=buf.getvalue(),
+                   headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 200, r.text  # was refused: resized to 5 x 3 (W x C), shape [1, 1, 5, 3]
+        (i,) = r.json()["indices"]
+        added = c.app.state.config.subjects[0].get().inputs[i]
+    np.testing.assert_allclose(added.numpy(), pixels / 255.0, atol=1e-6)
