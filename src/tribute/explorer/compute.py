@@ -225,8 +225,11 @@ def predict(subject: Subject, index: int) -> dict[str, Any]:
         scores, adapter = numpy_outputs(model, x)
         out = _flat(scores)[0]
     out = np.atleast_1d(out)
-    if subject.class_names and out.size == len(subject.class_names):
-        top = int(np.argmax(out))
+    binary = adapter is not None and out.size == 1 and len(subject.class_names or ()) == 2
+    if subject.class_names and (out.size == len(subject.class_names) or binary):
+        # one score column of a binary classifier: class 1 above its threshold, as explain reads it
+        top = int(np.argmax(out)) if not binary else \
+            int(float(out[0]) > (0.5 if str(getattr(adapter, "output_kind", "")) == "probability" else 0.0))
         if adapter is not None:
             # the class predict returns, as explain's 'predicted' target (a decision threshold
             # or SVC's Platt scaling can make it differ from the arg-max)

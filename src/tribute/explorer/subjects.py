@@ -470,7 +470,11 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         # a classifier's columns are its classes_ (labels such as 1, 2, 3 or "no", "yes"):
         # name them so, or column 0 of a model predicting label 1 is shown as class "0"
         fitted = getattr(m, "classes_", None) if not isinstance(m, torch.nn.Module) else None
-        if fitted is not None and np.ndim(fitted) == 1 and len(fitted) == out:
+        # a binary classifier's one score column (LinearSVC's decision_function) is explained
+        # toward the predicted class, as tribute.explain does: without class names the page
+        # called its credits those of the "output" it showed, with the wrong sign for every
+        # input of the first class (credits summing to +1.57 beside an output falling by 1.57)
+        if fitted is not None and np.ndim(fitted) == 1 and (len(fitted) == out or (out == 1 and len(fitted) == 2)):
             classes: list[str] | None = [str(c) for c in np.asarray(fitted).tolist()]
         else:
             classes = [str(i) for i in range(out)] if out > 1 else None
