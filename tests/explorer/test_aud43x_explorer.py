@@ -175,3 +175,75 @@ def test_a_binary_decision_function_is_labelled_with_the_class_its_credits_are_f
             np.testing.assert_allclose(res["values"], truth, rtol=1e-6, atol=1e-9)
             assert res["target"] == f"class {label}", (i, res["target"])
             assert shown["name"] == str(label), (i, shown)
+
+
+_TOKENS = '''
+import torch
+
+
+class Bag(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.emb = torch.nn.Embedding(20, 4)
+        self.out = torch.nn.Linear(4, 2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+    def forward(self, ids):
+        return self.out(torch.tanh(self.emb(ids)).mean(1))
+
+
+def model():
+    return Bag()
+'''
+
+
+def test_token_id_uploads_are_checked_and_shown(tmp_path: Path) -> None:
+    """A subject of token ids (``--data`` of integers, a torch model): an uploaded id 1.7 was
+    cast to 1 silently (its credits those of token 1), an id past the vocabulary was added and
+    then every preview and job of it failed with an internal error, and an uploaded row's tokens
+    were an empty list (the page's token view, and the credits drawn on it, blank)."""
+    (tmp_path / "aud43x_tokens_factory.py").write_text(_TOKENS, encoding="utf-8")
+    np.save(tmp_path / "ids.npy", np.random.default_rng(0).integers(1, 20, size=(5, 6)))
+    spec = file_spec(f"{tmp_path}/aud43x_tokens_factory.py:model", data=str(tmp_path / "ids.npy"), name="t")
+    import importlib.util
+
+    mspec = importlib.util.spec_from_file_location("aud43x_tokens", tmp_path / "aud43x_tokens_factory.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    net = mod.model().eval()
+
+    def upload(c: TestClient, arr: np.ndarray) -> Any:
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        return c.post("/api/subjects/t/inputs?filename=ids.npy", content=buf.getvalue(),
+                      headers={"content-type": "application/octet-stream"})
+
+    with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/subjects/t").json()["kind"] == "text"
+        r = upload(c, np.array([[1.7, 2, 3, 4, 5, 6]]))
+        assert r.status_code == 400 and "1.7" in r.json()["error"], r.text
+        r = upload(c, np.array([[1, 2, 3, 4, 5, 99]]))
+        assert r.status_code == 400 and "cannot take" in r.json()["error"], r.text
+        ids = np.array([[3, 2, 7, 4, 11, 6]])
+        r = upload(c, ids)
+        assert r.status_code == 200, r.text
+        (i,) = r.json()["indices"]
+        assert c.get("/api/subjects/t/inputs/5").status_code == 200  # nothing bad was added
+        preview = c.get(f"/api/subjects/t/inputs/{i}").json()
+        job = _wait(c, c.post("/api/jobs", json={"subject": "t", "kind": "explain", "index": i,
+                                                 "method": "occlusion"}).json())
+    assert preview["tokens"] == [str(t) for t in ids[0]]
+    x = torch.from_numpy(ids)
+    with torch.no_grad():
+        full = net(x)[0]
+        cls = int(full.argmax())
+        truth = []
+        for j in range(6):  # occlusion: the output falls by this much when token j is the pad id 0
+            z = x.clone()
+            z[0, j] = 0
+            truth.append(float(full[cls] - net(z)[0, cls]))
+    np.testing.assert_allclose(job["result"]["values"], truth, rtol=1e-5, atol=1e-6)

@@ -318,6 +318,7 @@ def create_app(config: ExplorerConfig) -> Any:
                 raise InputError(" ".join([str(exc), *notes])) from None
         else:
             rows = _fit_rows(s, load_upload(name, body, s.kind, channels=3 if rgb else 1), name)
+        await asyncio.to_thread(_model_takes, s, rows, name)
         new = s.add_inputs(rows, [f"{name} [{i}]" for i in range(int(rows.shape[0]))])
         return _json_response({"indices": new, "warnings": notes})
 
@@ -587,6 +588,23 @@ def _by_column_name(s: Subject, arr: np.ndarray, header: list[str] | None, name:
     return arr[:, [header.index(n) for n in names]]
 
 
+def _model_takes(s: Subject, rows: Any, name: str) -> None:
+    """Refuse uploaded inputs the model cannot take (a token id past its vocabulary), before
+    they are added: added, each of their previews and jobs failed with an internal error."""
+    from .subjects import numpy_outputs
+
+    model = s.predictor
+    try:
+        if isinstance(model, torch.nn.Module):
+            with torch.no_grad():
+                model(rows)
+        else:
+            numpy_outputs(model, rows)
+    except Exception as exc:  # the model's own error says what it refused
+        raise InputError(f"upload {name!r}: the model of subject {s.name!r} cannot take these "
+                         f"inputs ({type(exc).__name__}: {exc}).") from None
+
+
 def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
     """Uploaded arrays as a batch of the subject's inputs (images resized to its size; digits
     drawn dark on light are inverted to the data's light-on-dark)."""
@@ -622,6 +640,19 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
         raise InputError(f"upload {name!r}: {arr.shape[0]} inputs; at most 64 per upload.")
     if not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
         raise InputError(f"upload {name!r}: holds NaN or infinite values.")
+    integer = not (s.inputs.dtype.is_floating_point if isinstance(s.inputs, torch.Tensor)
+                   else np.issubdtype(s.inputs.dtype, np.floating))
+    if integer:
+        # token ids (or a table of integers): 1.7 was cast to 1 without a word (aud43x)
+        a = np.asarray(arr, dtype=np.float64)
+        wrong = (a != np.round(a)) | ((a < 0) if s.kind == "text" else False)
+        bad = np.flatnonzero(np.asarray(wrong).reshape(-1))
+        if bad.size:
+            what = "non-negative integers (token ids)" if s.kind == "text" else \
+                "integers (its --data holds integers)"
+            raise InputError(f"upload {name!r}: subject {s.name!r} takes {what}; value "
+                             f"{float(a.reshape(-1)[bad[0]])!r} at flat position {int(bad[0])} "
+                             "is not one.")
     if isinstance(s.inputs, torch.Tensor):
         return torch.from_numpy(np.ascontiguousarray(arr)).to(s.inputs.dtype)
     return np.asarray(arr, dtype=s.inputs.dtype)

@@ -208,7 +208,10 @@ class Subject:
                 self.inputs = np.concatenate([self.inputs, np.asarray(rows, self.inputs.dtype)])
             self.labels = [*self.labels, *labels]
             if self.tokens is not None:
-                self.tokens = [*self.tokens, *(tokens or [[] for _ in labels])]
+                # uploaded token ids show as their numbers (as --data's rows do): an empty list
+                # left the page's token view, and the explanation drawn on it, blank (aud43x)
+                ids = [[str(int(t)) for t in np.asarray(r).reshape(-1)] for r in rows]
+                self.tokens = [*self.tokens, *(tokens or ids)]
             if self.texts is not None and texts is not None:
                 self.texts = [*self.texts, *texts]
             self.extra += int(rows.shape[0])
