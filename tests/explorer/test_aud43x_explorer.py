@@ -247,3 +247,45 @@ def test_token_id_uploads_are_checked_and_shown(tmp_path: Path) -> None:
             z[0, j] = 0
             truth.append(float(full[cls] - net(z)[0, cls]))
     np.testing.assert_allclose(job["result"]["values"], truth, rtol=1e-5, atol=1e-6)
+
+
+_TWO_OUTPUTS = '''
+import numpy as np
+from sklearn.linear_model import Ridge
+
+
+def model():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(100, 4))
+    y = X @ [1.0, -2.0, 0.5, 0.0] + 0.3 * X[:, 0] * X[:, 1]
+    return Ridge().fit(X, np.stack([y, -2.0 * y + X[:, 3]], 1))
+'''
+
+
+def test_a_multi_output_regressor_explains_its_first_output(tmp_path: Path) -> None:
+    """Ridge on two targets: the subject asked for the 'predicted' class of two raw outputs,
+    so every explain job failed ("pass target=j", which the page cannot), and the page showed
+    "model says: 0" as a class. The first output is explained now; truth: exact Shapley by
+    enumeration of ``predict(.)[:, 0]`` with the column means removed."""
+    pytest.importorskip("sklearn")
+    pd = pytest.importorskip("pandas")
+    (tmp_path / "aud43x_two_factory.py").write_text(_TWO_OUTPUTS, encoding="utf-8")
+    rows = np.random.default_rng(1).normal(size=(6, 4))
+    pd.DataFrame(rows, columns=list("abcd")).to_csv(tmp_path / "rows.csv", index=False)
+    rows = pd.read_csv(tmp_path / "rows.csv").to_numpy()
+    spec = file_spec(f"{tmp_path}/aud43x_two_factory.py:model", data=str(tmp_path / "rows.csv"), name="reg")
+    import importlib.util
+
+    mspec = importlib.util.spec_from_file_location("aud43x_two", tmp_path / "aud43x_two_factory.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    reg = mod.model()
+    with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
+        shown = c.get("/api/subjects/reg/inputs/2").json()["prediction"]
+        job = _wait(c, c.post("/api/jobs", json={"subject": "reg", "kind": "explain", "index": 2,
+                                                 "method": "exact_shapley"}).json())
+    assert job["status"] == "done", job
+    truth = _shapley(lambda z: float(reg.predict(z[None])[0, 0]), rows[2], rows.mean(0))
+    np.testing.assert_allclose(job["result"]["values"], truth, rtol=1e-6, atol=1e-9)
+    assert shown["top"] is None and float(shown["name"]) == pytest.approx(reg.predict(rows[2:3])[0, 0], abs=1e-4)

@@ -477,10 +477,15 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         # toward the predicted class, as tribute.explain does: without class names the page
         # called its credits those of the "output" it showed, with the wrong sign for every
         # input of the first class (credits summing to +1.57 beside an output falling by 1.57)
+        # several raw outputs of a numpy model (a multi-output regressor's predict) have no
+        # predicted class: every job failed ("target='predicted' ... pass target=j", which the
+        # page cannot) and the page said "model says: 0"; the first output is explained (aud43x)
+        regression = out > 1 and not isinstance(m, torch.nn.Module) and \
+            str(numpy_outputs(m, inputs[:1])[1].output_kind) == "raw"
         if fitted is not None and np.ndim(fitted) == 1 and (len(fitted) == out or (out == 1 and len(fitted) == 2)):
             classes: list[str] | None = [str(c) for c in np.asarray(fitted).tolist()]
         else:
-            classes = [str(i) for i in range(out)] if out > 1 else None
+            classes = [str(i) for i in range(out)] if out > 1 and not regression else None
         tokens = [[str(int(t)) for t in r] for r in arr] if kind == "text" else None
         baseline: Any = 0.0
         if kind == "tabular":
@@ -492,7 +497,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             baseline = 0
         return Subject(
             name=name, title=f"{model} on {Path(data).name}", kind=kind, model=m, inputs=inputs,
-            baseline=baseline, target="predicted" if classes else None,
+            baseline=baseline, target="predicted" if classes else (0 if regression else None),
             class_names=classes, feature_names=names if kind == "tabular" else None,
             tokens=tokens, pad_id=0 if kind == "text" else None,
             labels=[f"row {i}" for i in range(int(arr.shape[0]))], channels_last=channels_last,
@@ -500,6 +505,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             description=f"model {model}" + (f" with weights {Path(weights).name}" if weights
                                             else "") + f"; inputs {data}"
                         + (" (images read as N x H x W x C: channels last)" if channels_last else "")
+                        + (f"; the model has {out} outputs: output 0 is explained" if regression else "")
                         + (" (first 512 rows)" if ds.n_rows > 512 else "")
                         + ("; baseline: the column means" + (" of the whole file" if ds.n_rows > 512
                                                                else "") if kind == "tabular" else ""))
