@@ -289,3 +289,21 @@ def test_a_multi_output_regressor_explains_its_first_output(tmp_path: Path) -> N
     truth = _shapley(lambda z: float(reg.predict(z[None])[0, 0]), rows[2], rows.mean(0))
     np.testing.assert_allclose(job["result"]["values"], truth, rtol=1e-6, atol=1e-9)
     assert shown["top"] is None and float(shown["name"]) == pytest.approx(reg.predict(rows[2:3])[0, 0], abs=1e-4)
+
+
+def test_a_cached_result_for_an_uploaded_copy_names_the_index_asked(tmp_path: Path) -> None:
+    """Results are cached by the input's content: explaining an uploaded copy of input 4 (index
+    7) answered from the cache with ``"index": 4``."""
+    client, _ = _setup(tmp_path)
+    with client as c:
+        first = _wait(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": 3,
+                                                   "method": "saliency"}).json())
+        buf = io.BytesIO()
+        np.save(buf, X[3])
+        (i,) = c.post("/api/subjects/cl/inputs?filename=copy.npy", content=buf.getvalue(),
+                      headers={"content-type": "application/octet-stream"}).json()["indices"]
+        again = _wait(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": i,
+                                                   "method": "saliency"}).json())
+    assert i == 4 and again["cached"]
+    assert again["result"]["index"] == i and first["result"]["index"] == 3
+    assert again["result"]["values"] == first["result"]["values"]
