@@ -303,7 +303,7 @@ def create_app(config: ExplorerConfig) -> Any:
                              f"application/octet-stream, not {ctype!r}.")
         name = request.query_params.get("filename", "")
         body = await _read_body(request, MAX_UPLOAD_BYTES)
-        rgb = s.kind == "image" and len(s.sample_shape) == 3 and s.sample_shape[0] == 3
+        rgb = s.channel_axis is not None and s.sample_shape[s.channel_axis] == 3
         notes: list[str] = []
         if name.lower().endswith(".csv") and s.kind == "tabular":
             # read as --data reads a file (one reader: index column, header, row counter), its
@@ -318,6 +318,7 @@ def create_app(config: ExplorerConfig) -> Any:
                 raise InputError(" ".join([str(exc), *notes])) from None
         else:
             rows = _fit_rows(s, load_upload(name, body, s.kind, channels=3 if rgb else 1), name)
+        await asyncio.to_thread(_model_takes, s, rows, name)
         new = s.add_inputs(rows, [f"{name} [{i}]" for i in range(int(rows.shape[0]))])
         return _json_response({"indices": new, "warnings": notes})
 
@@ -334,6 +335,10 @@ def create_app(config: ExplorerConfig) -> Any:
         seed = _int(data.get("seed", 0), "seed")
         budget = compute.check_budget(data.get("budget"))
         job = _plan(manager, s, kind, index, seed, budget, data)
+        if job.cached and isinstance(job.result, dict) and job.result.get("index", index) != index:
+            # the cache is keyed by the input's content: an identical input at another index
+            # (an upload) got the first one's result with its "index" (asked 7, told 4) (aud43x)
+            job.result = {**job.result, "index": index}
         return _json_response(job.public(), status_code=202 if not job.terminal else 200)
 
     @handler
@@ -587,28 +592,50 @@ def _by_column_name(s: Subject, arr: np.ndarray, header: list[str] | None, name:
     return arr[:, [header.index(n) for n in names]]
 
 
+def _model_takes(s: Subject, rows: Any, name: str) -> None:
+    """Refuse uploaded inputs the model cannot take (a token id past its vocabulary), before
+    they are added: added, each of their previews and jobs failed with an internal error."""
+    from .subjects import numpy_outputs
+
+    model = s.predictor
+    try:
+        if isinstance(model, torch.nn.Module):
+            with torch.no_grad():
+                model(rows)
+        else:
+            numpy_outputs(model, rows)
+    except Exception as exc:  # the model's own error says what it refused
+        raise InputError(f"upload {name!r}: the model of subject {s.name!r} cannot take these "
+                         f"inputs ({type(exc).__name__}: {exc}).") from None
+
+
 def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
     """Uploaded arrays as a batch of the subject's inputs (images resized to its size; digits
     drawn dark on light are inverted to the data's light-on-dark)."""
     shape = s.sample_shape
+    hw = s.image_size
     picture = name.lower().endswith((".png", ".jpg", ".jpeg"))
-    if s.kind == "image" and (picture or (arr.ndim == 3
-                                          and tuple(arr.shape[1:]) != tuple(shape[-2:]))):
-        # a decoded picture (1 x C x H x W) or N x H x W arrays of another size
+    if hw is not None and (picture or (arr.ndim == 3 and not s.channels_last
+                                       and tuple(arr.shape[1:]) != hw)):
+        # a decoded picture (1 x C x H x W) or N x H x W arrays of another size (an H x W x C
+        # input of a channels-last subject is one input, never resized)
         img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         img = img[:, None] if img.ndim == 3 else img
-        if tuple(img.shape[-2:]) != tuple(shape[-2:]):
-            img = torch.nn.functional.interpolate(img, size=shape[-2:], mode="area")
+        if tuple(img.shape[-2:]) != hw:
+            img = torch.nn.functional.interpolate(img, size=hw, mode="area")
         if picture and img.shape[1] == 1 and float(img.mean()) > 0.5:
             img = 1.0 - img
-        arr = img.numpy() if len(shape) == 3 else img[:, 0].numpy()
+        if len(shape) != 3:
+            arr = img[:, 0].numpy()
+        else:  # N x H x W x C inputs take the picture's channels last
+            arr = img.permute(0, 2, 3, 1).numpy() if s.channels_last else img.numpy()
     if arr.size == 0:
         raise InputError(f"upload {name!r}: holds no inputs (an array of shape "
                          f"{list(arr.shape)}); give at least one row.")
     if tuple(arr.shape) == tuple(shape):
         arr = arr[None]
-    if arr.ndim == len(shape) and s.kind == "image" and len(shape) == 3 and shape[0] == 1:
-        arr = arr[:, None]
+    if arr.ndim == len(shape) and s.channel_axis is not None and shape[s.channel_axis] == 1:
+        arr = arr[..., None] if s.channels_last else arr[:, None]
     if tuple(arr.shape[1:]) != tuple(shape):
         raise InputError(f"upload {name!r}: got an array of shape {list(arr.shape)}; subject "
                          f"{s.name!r} takes inputs of shape {list(shape)} (one, or a batch "
@@ -617,6 +644,19 @@ def _fit_rows(s: Subject, arr: np.ndarray, name: str) -> Any:
         raise InputError(f"upload {name!r}: {arr.shape[0]} inputs; at most 64 per upload.")
     if not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
         raise InputError(f"upload {name!r}: holds NaN or infinite values.")
+    integer = not (s.inputs.dtype.is_floating_point if isinstance(s.inputs, torch.Tensor)
+                   else np.issubdtype(s.inputs.dtype, np.floating))
+    if integer:
+        # token ids (or a table of integers): 1.7 was cast to 1 without a word (aud43x)
+        a = np.asarray(arr, dtype=np.float64)
+        wrong = (a != np.round(a)) | ((a < 0) if s.kind == "text" else False)
+        bad = np.flatnonzero(np.asarray(wrong).reshape(-1))
+        if bad.size:
+            what = "non-negative integers (token ids)" if s.kind == "text" else \
+                "integers (its --data holds integers)"
+            raise InputError(f"upload {name!r}: subject {s.name!r} takes {what}; value "
+                             f"{float(a.reshape(-1)[bad[0]])!r} at flat position {int(bad[0])} "
+                             "is not one.")
     if isinstance(s.inputs, torch.Tensor):
         return torch.from_numpy(np.ascontiguousarray(arr)).to(s.inputs.dtype)
     return np.asarray(arr, dtype=s.inputs.dtype)

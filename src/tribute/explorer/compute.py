@@ -225,8 +225,11 @@ def predict(subject: Subject, index: int) -> dict[str, Any]:
         scores, adapter = numpy_outputs(model, x)
         out = _flat(scores)[0]
     out = np.atleast_1d(out)
-    if subject.class_names and out.size == len(subject.class_names):
-        top = int(np.argmax(out))
+    binary = adapter is not None and out.size == 1 and len(subject.class_names or ()) == 2
+    if subject.class_names and (out.size == len(subject.class_names) or binary):
+        # one score column of a binary classifier: class 1 above its threshold, as explain reads it
+        top = int(np.argmax(out)) if not binary else \
+            int(float(out[0]) > (0.5 if str(getattr(adapter, "output_kind", "")) == "probability" else 0.0))
         if adapter is not None:
             # the class predict returns, as explain's 'predicted' target (a decision threshold
             # or SVC's Platt scaling can make it differ from the arg-max)
@@ -244,7 +247,8 @@ def preview(subject: Subject, index: int) -> dict[str, Any]:
     out: dict[str, Any] = {"index": index, "label": subject.labels[index]
                            if index < len(subject.labels) else f"input {index}"}
     if subject.kind == "image":
-        img = arr if arr.ndim == 2 else (arr[0] if arr.shape[0] == 1 else arr.mean(0))
+        axis = subject.channel_axis  # channels averaged (last axis for H x W x C inputs)
+        img = arr if arr.ndim == 2 or axis is None else arr.mean(axis)
         lo, hi = float(img.min()), float(img.max())
         out["image"] = ((img - lo) / (hi - lo) if hi > lo else img * 0).round(4).tolist()
     elif subject.texts is not None:  # word players of a text game
@@ -292,8 +296,11 @@ def check_removal(subject: Subject, removal: Any) -> str | None:
 def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
     """Credits of one input shaped for the page (image grid, token list, feature list)."""
     v = values[0]
-    if v.ndim > 1 and subject.kind == "image" and v.shape[0] != 1 and v.ndim == 3:
-        grid = v.sum(0)  # channels summed: one signed map per image
+    axis = subject.channel_axis
+    if subject.kind == "image" and v.ndim == 3 and axis is not None:
+        # channels summed: one signed map per image; H x W x C inputs sum their last axis (the
+        # first gave a W x C map of the credits summed over each column's rows: audit aud43x)
+        grid = v.sum(axis)
     elif subject.kind == "image":
         grid = v.reshape(v.shape[-2:])
     else:

@@ -36,6 +36,8 @@ __all__ = ["MAX_EXTRA_INPUTS", "Subject", "SubjectSpec", "default_specs", "digit
 MAX_EXTRA_INPUTS = 256
 #: Tokens per sentence of the MiniLM subject (longer sentences are truncated).
 TEXT_TOKENS = 24
+#: Sizes of an image's channel axis (gray, gray + alpha, RGB, RGBA).
+_CHANNEL_SIZES = (1, 2, 3, 4)
 
 
 @dataclass
@@ -58,8 +60,9 @@ class Subject:
     Attributes:
         name: the key requests use (``"digits"``).
         title: shown in the page.
-        kind: ``"image"`` (``batch x C x H x W`` or ``batch x H x W``), ``"text"`` (token ids,
-            ``batch x tokens``) or ``"tabular"`` (``batch x features``).
+        kind: ``"image"`` (``batch x C x H x W``, ``batch x H x W`` or, with ``channels_last``,
+            ``batch x H x W x C``), ``"text"`` (token ids, ``batch x tokens``) or ``"tabular"``
+            (``batch x features``).
         model: a torch module or numpy callable (what :func:`tribute.explain` accepts).
         inputs: batch-first tensor or array.
         baseline: removal value passed to ``explain``/``evaluate``.
@@ -77,6 +80,8 @@ class Subject:
             for subjects explained on ``inputs`` directly.
         text_model, tokenizer, pair: the model, tokenizer and pair mode of that call.
         removals: the text removal options the page offers (the first is the default).
+        channels_last: image inputs are ``H x W x C`` (the model reads them so): the page's maps
+            sum the credits over the last axis, not the first.
         model_lock: held by the job that runs the model: explain's hooks (DeepLIFT's,
             guided backprop's, component patching) live on the module itself, so two jobs
             on one subject at once read each other's hooks (wrong credits, or errors).
@@ -107,6 +112,7 @@ class Subject:
     tokenizer: Any = None
     pair: str | None = None
     removals: tuple[str, ...] = ()
+    channels_last: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
@@ -149,6 +155,21 @@ class Subject:
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.inputs.shape[1:])
 
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` of an image subject's inputs (None for other kinds)."""
+        if self.kind != "image":
+            return None
+        hw = self.sample_shape[:2] if self.channels_last else self.sample_shape[-2:]
+        return int(hw[0]), int(hw[1])
+
+    @property
+    def channel_axis(self) -> int | None:
+        """The channel axis of one image input (0 or -1), None without one (``H x W``)."""
+        if self.kind != "image" or len(self.sample_shape) != 3:
+            return None
+        return -1 if self.channels_last else 0
+
     def row(self, index: int) -> Any:
         """Input ``index`` as a batch of one (raises InputError naming the valid range)."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_inputs:
@@ -187,7 +208,10 @@ class Subject:
                 self.inputs = np.concatenate([self.inputs, np.asarray(rows, self.inputs.dtype)])
             self.labels = [*self.labels, *labels]
             if self.tokens is not None:
-                self.tokens = [*self.tokens, *(tokens or [[] for _ in labels])]
+                # uploaded token ids show as their numbers (as --data's rows do): an empty list
+                # left the page's token view, and the explanation drawn on it, blank (aud43x)
+                ids = [[str(int(t)) for t in np.asarray(r).reshape(-1)] for r in rows]
+                self.tokens = [*self.tokens, *(tokens or ids)]
             if self.texts is not None and texts is not None:
                 self.texts = [*self.texts, *texts]
             self.extra += int(rows.shape[0])
@@ -196,6 +220,8 @@ class Subject:
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "kind": self.kind,
                 "n_inputs": self.n_inputs, "sample_shape": list(self.sample_shape),
+                "image_size": list(self.image_size) if self.image_size else None,
+                "channels_last": self.channels_last,
                 "class_names": self.class_names, "feature_names": self.feature_names,
                 "components": {"layers": self.component_layers, "unit": self.component_unit}
                 if self.component_layers else None,
@@ -429,6 +455,10 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             t = torch.from_numpy(np.ascontiguousarray(arr))
             inputs = t.to(dtype) if t.dtype.is_floating_point else t
         integer = not np.issubdtype(arr.dtype, np.floating)
+        # N x H x W x C (channels last, as PIL and numpy hold pictures): read as N x C x H x W,
+        # the page summed the credits over the rows of each image and drew a W x C map (audit
+        # aud43x); the same rule as tribute.viz.image for an ambiguous shape (channels first)
+        channels_last = arr.ndim == 4 and arr.shape[-1] in _CHANNEL_SIZES and arr.shape[1] not in _CHANNEL_SIZES
         if arr.ndim in (3, 4) and not integer:
             kind = "image"
         elif arr.ndim == 2 and integer and isinstance(m, torch.nn.Module):
@@ -443,10 +473,19 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         # a classifier's columns are its classes_ (labels such as 1, 2, 3 or "no", "yes"):
         # name them so, or column 0 of a model predicting label 1 is shown as class "0"
         fitted = getattr(m, "classes_", None) if not isinstance(m, torch.nn.Module) else None
-        if fitted is not None and np.ndim(fitted) == 1 and len(fitted) == out:
+        # a binary classifier's one score column (LinearSVC's decision_function) is explained
+        # toward the predicted class, as tribute.explain does: without class names the page
+        # called its credits those of the "output" it showed, with the wrong sign for every
+        # input of the first class (credits summing to +1.57 beside an output falling by 1.57)
+        # several raw outputs of a numpy model (a multi-output regressor's predict) have no
+        # predicted class: every job failed ("target='predicted' ... pass target=j", which the
+        # page cannot) and the page said "model says: 0"; the first output is explained (aud43x)
+        regression = out > 1 and not isinstance(m, torch.nn.Module) and \
+            str(numpy_outputs(m, inputs[:1])[1].output_kind) == "raw"
+        if fitted is not None and np.ndim(fitted) == 1 and (len(fitted) == out or (out == 1 and len(fitted) == 2)):
             classes: list[str] | None = [str(c) for c in np.asarray(fitted).tolist()]
         else:
-            classes = [str(i) for i in range(out)] if out > 1 else None
+            classes = [str(i) for i in range(out)] if out > 1 and not regression else None
         tokens = [[str(int(t)) for t in r] for r in arr] if kind == "text" else None
         baseline: Any = 0.0
         if kind == "tabular":
@@ -458,13 +497,15 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             baseline = 0
         return Subject(
             name=name, title=f"{model} on {Path(data).name}", kind=kind, model=m, inputs=inputs,
-            baseline=baseline, target="predicted" if classes else None,
+            baseline=baseline, target="predicted" if classes else (0 if regression else None),
             class_names=classes, feature_names=names if kind == "tabular" else None,
             tokens=tokens, pad_id=0 if kind == "text" else None,
-            labels=[f"row {i}" for i in range(int(arr.shape[0]))],
+            labels=[f"row {i}" for i in range(int(arr.shape[0]))], channels_last=channels_last,
             gradients=isinstance(m, torch.nn.Module) and kind != "text",
             description=f"model {model}" + (f" with weights {Path(weights).name}" if weights
                                             else "") + f"; inputs {data}"
+                        + (" (images read as N x H x W x C: channels last)" if channels_last else "")
+                        + (f"; the model has {out} outputs: output 0 is explained" if regression else "")
                         + (" (first 512 rows)" if ds.n_rows > 512 else "")
                         + ("; baseline: the column means" + (" of the whole file" if ds.n_rows > 512
                                                                else "") if kind == "tabular" else ""))

@@ -26,7 +26,8 @@ feature; ``sqrt(s (1 - s) / n)`` for large ``n``). All candidate rows (and the i
 decision) go through one feature game, so the engine batches them and counts every row.
 
 Decision: the predicted class is the arg-max of the model's output columns; for a single
-column, ``output > 0`` for logits and ``output > 0.5`` for probabilities.
+column, ``output > 0`` for logits and ``output > 0.5`` for probabilities (a single raw output,
+a regressor's, decides nothing and is refused: declare what it is, or subtract its threshold).
 """
 
 from __future__ import annotations
@@ -523,6 +524,15 @@ def feature_responsiveness(
     else:
         model_in = allx
     out, decision, n_rows = _decisions(adapter, model_in, allx, names, batch_size)
+    if str(getattr(adapter, "output_kind", "")) == "raw" and int(out.shape[1]) == 1:
+        # a regressor's one raw output decides no class: it was read as output > 0 without a
+        # word (a credit model predicting 580 vs a bar of 600 "approved" everyone) (aud43x)
+        raise InputError(
+            "feature_responsiveness: the model returns one raw output per row (a regressor's predict, "
+            "or model_output='raw'), which is no decision: recourse needs the class the model gives. "
+            "If the output is a classifier's score, declare it: model_output='logit' (decision: output "
+            "> 0) or model_output='probability' (output > 0.5); for a regressor with a threshold t, "
+            "pass lambda X: model.predict(X) - t with model_output='logit'.")
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in

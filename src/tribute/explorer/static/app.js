@@ -201,7 +201,7 @@ async function loadSubject(name) {
   $("subject-desc").textContent = s.description;
   $("add-text").hidden = !s.typed_text;
   $("upload").hidden = s.kind === "text";
-  $("upload-hint").textContent = s.kind === "image" ? `.png/.jpg (resized to ${s.sample_shape.slice(-2).join("×")}) or .npy of shape ${JSON.stringify(s.sample_shape)}` : `.csv or .npy with ${s.sample_shape[0]} columns`;
+  $("upload-hint").textContent = s.kind === "image" ? `.png/.jpg (resized to ${(s.image_size || s.sample_shape.slice(-2)).join("×")}) or .npy of shape ${JSON.stringify(s.sample_shape)}` : `.csv or .npy with ${s.sample_shape[0]} columns`;
   fillMethods();
   await drawGallery();
   await selectInput(0);
