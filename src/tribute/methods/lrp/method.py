@@ -16,7 +16,7 @@ from ...errors import InputError, UnsupportedModelError, user_stacklevel
 from ...games.base import Game
 from ...params import NONE, Constraint, InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
-from ..gradients_basic import feature_game
+from ..gradients_basic import feature_game, output_transform
 from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
 from .rules import Flat, Rule
@@ -182,11 +182,13 @@ class LRP(Method):
         root = fg.model.module
         if root is None:
             raise UnsupportedModelError("lrp needs a torch.nn.Module (it installs rules on the model's layers); got a plain callable.")
-        if fg.target.output not in ("raw", "logit") or fg.target.fn is not None:
+        if output_transform(fg) is not None or fg.target.fn is not None:
             raise InputError(
-                f"lrp: output={fg.target.output!r} (or a target function) transforms the model output "
-                "outside the model, which the rules cannot see; use output='raw' or 'logit' (LRP "
-                "explains the logit) and an integer target."
+                f"lrp: output={fg.target.output!r} (model_output={fg.target.model_output!r}; or a "
+                "target function) transforms the model output "
+                "outside the model, which the rules cannot see; use output='raw' (or 'logit' "
+                "of a model that returns logits: LRP explains the logit, so drop a final "
+                "Sigmoid/Softmax) and an integer target."
             )
         composite = self._composite()
         current: list[torch.Tensor | None] = [None]  # sample ids of the chunk being run
