@@ -57,3 +57,92 @@ def test_propagation_of_the_logit_itself_still_runs(method: str, kw: dict[str, A
         with torch.no_grad():
             delta = (core(x) - core(torch.zeros(1, 5, dtype=torch.float64)))[:, 0]
         torch.testing.assert_close(a.values.sum(1), delta, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------- guided backprop / deconv
+class _PreActSkip(nn.Module):
+    """``l1(relu_(h)) + l2(h)``: the in-place ReLU makes ``l2`` read ``relu(h)`` too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l0, self.relu = nn.Linear(4, 6), nn.ReLU(inplace=True)
+        self.l1, self.l2 = nn.Linear(6, 2), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.l0(x)
+        a = self.relu(h)
+        out: torch.Tensor = self.l1(a) + self.l2(h)
+        return out
+
+
+class _InputRelu(nn.Module):
+    """An in-place ReLU on the model's input, which a second layer reads again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu, self.l1, self.l2 = nn.ReLU(inplace=True), nn.Linear(4, 2), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.l1(self.relu(x)) + self.l2(x)
+        return out
+
+
+class _AddAfter(nn.Module):
+    """The ReLU's output modified in place by the model (``h.add_(1)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l0, self.relu, self.l1 = nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.l0(x))
+        h.add_(1.0)
+        out: torch.Tensor = self.l1(h)
+        return out
+
+
+def _seeded(model: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return model.double()
+
+
+def _hand(model: nn.Module, x: torch.Tensor, t: int, guided: bool) -> torch.Tensor:
+    """Guided backprop / deconvolution of the three models, written out from their weights:
+    the gradient ``g`` reaching the ReLU's output passes as ``relu(g) * 1[pre > 0]`` (guided)
+    or ``relu(g)`` (deconvolution); every layer is linear."""
+    with torch.no_grad():
+        if isinstance(model, _PreActSkip):
+            pre, w_in = model.l0(x), model.l0.weight
+            g = (model.l1.weight[t] + model.l2.weight[t]).expand_as(pre)
+        elif isinstance(model, _InputRelu):
+            pre, w_in = x, torch.eye(4, dtype=torch.float64)
+            g = (model.l1.weight[t] + model.l2.weight[t]).expand_as(pre)
+        else:
+            assert isinstance(model, _AddAfter)
+            pre, w_in = model.l0(x), model.l0.weight
+            g = model.l1.weight[t].expand_as(pre)
+        r = g.clamp_min(0.0) * ((pre > 0).double() if guided else 1.0)
+        return r @ w_in
+
+
+@pytest.mark.parametrize("kind", [_PreActSkip, _InputRelu, _AddAfter])
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvolution"])
+def test_guided_and_deconvolution_on_inplace_relus(kind: type[nn.Module], method: str) -> None:
+    """aud43g: the in-place ReLUs were switched off (NoInplace) for the pass, so a model reading
+    the ReLU's input again was explained as another function: ``l2(h)`` of the raw ``h``
+    (guided 0.369 off for credits up to 0.107 on _PreActSkip); an output modified in place
+    (_AddAfter) raised PyTorch's bare "Output 0 of _ModifiedRelu is a view and is being
+    modified inplace". The model, its flags and the input are left as they were."""
+    model = _seeded(kind(), 3)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x_in = x.clone()
+    flags = [getattr(m, "inplace", None) for m in model.modules()]
+    a = tribute.explain(model, x_in, method=method, target=1, progress=False)
+    torch.testing.assert_close(a.values, _hand(model, x, 1, method == "guided_backprop"),
+                               rtol=1e-12, atol=1e-12)
+    assert torch.equal(x_in, x)
+    assert [getattr(m, "inplace", None) for m in model.modules()] == flags
+    assert all(not m._forward_hooks for m in model.modules())
