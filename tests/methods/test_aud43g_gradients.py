@@ -146,3 +146,52 @@ def test_guided_and_deconvolution_on_inplace_relus(kind: type[nn.Module], method
     assert torch.equal(x_in, x)
     assert [getattr(m, "inplace", None) for m in model.modules()] == flags
     assert all(not m._forward_hooks for m in model.modules())
+
+
+# ----------------------------------------------------------------------------------- LRP
+class _MaskUnit(nn.Module):
+    """A hidden unit switched off in place after the layer (``h[:, 0] = 0``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.relu, self.l2 = nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.l1(x)
+        h[:, 0] = 0.0
+        out: torch.Tensor = self.l2(self.relu(h))
+        return out
+
+
+def test_lrp_on_a_layer_output_modified_in_place() -> None:
+    """aud43g: a Linear's output modified in place by the model raised PyTorch's bare "Output 0
+    of _RuleFn is a view and is being modified inplace". Truth: the epsilon rule written out by
+    hand (R_in = x * W^T (R / stab(z)), stab(z) = z + eps sign(z)), with no relevance for the
+    switched-off unit, from R_out = f(x) of the explained logit."""
+    from tribute.methods.lrp import Composite
+    from tribute.methods.lrp.composites import ACTIVATIONS
+    from tribute.methods.lrp.rules import Epsilon, Pass
+
+    eps = 1e-3
+    model = _MaskUnit()
+    _seeded(model, 5)  # in place (float64)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    comp = Composite([(ACTIVATIONS, Pass()), (nn.Linear, Epsilon(eps))], canonizers=(), name="eps")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the in-place write is an operation outside modules
+        a = tribute.explain(model, x, method="lrp", composite=comp, target=2, progress=False)
+
+    def stab(z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z >= 0, z + eps, z - eps)
+
+    with torch.no_grad():
+        z1 = model.l1(x)
+        h = z1.clone()
+        h[:, 0] = 0.0
+        act = h.clamp_min(0.0)
+        out = model.l2(act)[:, 2]
+        r_act = act * (out / stab(out))[:, None] * model.l2.weight[2]
+        r_h = r_act.clone()
+        r_h[:, 0] = 0.0  # the overwritten entry passes no gradient
+        want = x * ((r_h / stab(z1)) @ model.l1.weight)
+    torch.testing.assert_close(a.values, want, rtol=1e-10, atol=1e-12)

@@ -47,7 +47,7 @@ class _RuleFn(torch.autograd.Function):
         ctx.save_for_backward(x, z)
         ctx.module, ctx.rule = module, rule
         ctx.bounds = None if low is None or high is None else (low, high)
-        return z.view_as(z)
+        return z.clone()  # not a view: the model may modify the output in place (h.mul_(2))
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> Any:
