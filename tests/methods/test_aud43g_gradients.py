@@ -195,3 +195,20 @@ def test_lrp_on_a_layer_output_modified_in_place() -> None:
         r_h[:, 0] = 0.0  # the overwritten entry passes no gradient
         want = x * ((r_h / stab(z1)) @ model.l1.weight)
     torch.testing.assert_close(a.values, want, rtol=1e-10, atol=1e-12)
+
+
+def test_lrp_pass_rule_on_a_reshaping_module_says_so() -> None:
+    """aud43g: Pass() given to nn.Flatten (a composite mapping every gradient module to Pass)
+    raised torch's bare "Function _RuleFnBackward returned an invalid gradient"."""
+    from tribute.errors import UnsupportedModelError
+    from tribute.methods.lrp import Composite
+    from tribute.methods.lrp.composites import ACTIVATIONS, GRADIENT_MODULES
+    from tribute.methods.lrp.rules import Epsilon, Pass
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3)).double()
+    x = torch.randn(2, 1, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    comp = Composite([(ACTIVATIONS, Pass()), (GRADIENT_MODULES, Pass()),
+                      ((nn.Linear, nn.Conv2d), Epsilon())], canonizers=())
+    with pytest.raises(UnsupportedModelError, match=r"Pass\(\) on Flatten .* shape \(2, 32\) .* \(2, 2, 4, 4\)"):
+        tribute.explain(model, x, method="lrp", composite=comp, target=1, progress=False)
+    assert all(not m._forward_hooks for m in model.modules())
