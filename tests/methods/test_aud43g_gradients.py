@@ -212,3 +212,55 @@ def test_lrp_pass_rule_on_a_reshaping_module_says_so() -> None:
     with pytest.raises(UnsupportedModelError, match=r"Pass\(\) on Flatten .* shape \(2, 32\) .* \(2, 2, 4, 4\)"):
         tribute.explain(model, x, method="lrp", composite=comp, target=1, progress=False)
     assert all(not m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("opts", [{"low": -3.0, "high": 3.0}, {"low": torch.zeros(2)}, {"gamma": 0.5}])
+def test_lrp_box_options_no_layer_reads_are_refused(opts: dict[str, Any]) -> None:
+    """aud43g: composite='epsilon_gamma_box' gives z^B to the first convolution and gamma to
+    the later ones; on an MLP low/high/gamma were ignored (every Linear got the epsilon rule):
+    low=3, high=-3, low=[0, 0] for 4 features and no bounds gave the same credits, silently.
+    The truth of what ran: the plain epsilon rule (composite='epsilon_plus' on the MLP)."""
+    model = _seeded(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)), 7)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    with pytest.raises(InputError, match=r"apply to no layer of this model"):
+        tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", target=1,
+                        progress=False, **opts)
+    # without options the composite still runs (as the epsilon rule on every Linear)
+    a = tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", target=1, progress=False)
+    b = tribute.explain(model, x, method="lrp", composite="epsilon_plus", target=1, progress=False)
+    torch.testing.assert_close(a.values, b.values, rtol=0, atol=0)
+
+
+def test_lrp_box_options_on_a_cnn_still_apply() -> None:
+    """With a convolution the bounds are read: z^B by hand on a one-conv net's first layer
+    (R_in = x W^T s - low W+^T s - high W-^T s, s = R / stab(z - low W+ - high W-)) with the
+    relevance that reaches it through the epsilon rule of the dense head."""
+    import torch.nn.functional as F
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 16, 2))
+    _seeded(model, 9)  # in place (float64)
+    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    low, high, eps = -0.5, 1.5, 1e-6
+    a = tribute.explain(model, x, method="lrp", composite="epsilon_gamma_box", low=low, high=high,
+                        target=1, progress=False)
+
+    def stab(z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z >= 0, z + eps, z - eps)
+
+    conv, lin = model[0], model[3]
+    assert isinstance(conv, nn.Conv2d) and isinstance(lin, nn.Linear)
+    with torch.no_grad():
+        z = conv(x)
+        act = z.clamp_min(0.0).flatten(1)
+        out = lin(act)[:, 1]
+        r_act = (act * (out / stab(out))[:, None] * lin.weight[1]).view_as(z)  # epsilon rule
+        w, b = conv.weight, conv.bias
+        assert b is not None
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        lo, hi = torch.full_like(x, low), torch.full_like(x, high)
+        zb = z - F.conv2d(lo, wp, b.clamp(min=0)) - F.conv2d(hi, wn, b.clamp(max=0))
+        s = r_act / stab(zb)
+        shape = list(x.shape)
+        want = (x * torch.nn.grad.conv2d_input(shape, w, s) - lo * torch.nn.grad.conv2d_input(shape, wp, s)
+                - hi * torch.nn.grad.conv2d_input(shape, wn, s))
+    torch.testing.assert_close(a.values, want, rtol=1e-9, atol=1e-12)
