@@ -264,3 +264,22 @@ def test_lrp_box_options_on_a_cnn_still_apply() -> None:
         want = (x * torch.nn.grad.conv2d_input(shape, w, s) - lo * torch.nn.grad.conv2d_input(shape, wp, s)
                 - hi * torch.nn.grad.conv2d_input(shape, wn, s))
     torch.testing.assert_close(a.values, want, rtol=1e-9, atol=1e-12)
+
+
+def test_lrp_box_bounds_that_miss_the_input() -> None:
+    """aud43g: z^B assumes low <= x <= high. low > high ran (low=1, high=0), and bounds that miss
+    the input (low=0.5, high=0.6 for x in [0, 1]) gave credits up to 1.39 where the data's
+    range [0, 1] gives 0.038, silently. Now an InputError and a UserWarning; bounds that hold
+    the input stay silent."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 2))
+    _seeded(model, 11)
+    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    box: dict[str, Any] = {"method": "lrp", "composite": "epsilon_gamma_box", "target": 1, "progress": False}
+    with pytest.raises(InputError, match=r"ZBox low=1.0 exceeds high=0.0"):
+        tribute.explain(model, x, low=1.0, high=0.0, **box)
+    with pytest.warns(UserWarning, match=r"outside the z\^B bounds low=0.5, high=0.6"):
+        tribute.explain(model, x, low=0.5, high=0.6, **box)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tribute.explain(model, x, low=0.0, high=1.0, **box)
+        tribute.explain(model, x, low=torch.zeros(1, 1, 1, 1), high=None, **box)
