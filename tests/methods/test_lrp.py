@@ -287,12 +287,15 @@ def test_box_bounds_as_lists_work_end_to_end() -> None:
     ref = tribute.explain(model, x, low=torch.tensor(lo), high=torch.tensor(hi), **box)
     got = tribute.explain(model, x, low=lo, high=hi, **box)
     torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
-    # one bound per feature of a tabular model (a flat list)
-    mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
-    xt = torch.randn(4, 3, dtype=torch.float64)
+    # one bound per feature (a flat list) of a model whose first layer is a convolution over
+    # the features (z^B goes to the first convolution: on an MLP the bounds applied to no layer
+    # and this comparison held vacuously; aud43g refuses them there)
+    mlp = nn.Sequential(nn.Conv1d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)).double()
+    xt = torch.randn(4, 1, 3, dtype=torch.float64)
     ref = tribute.explain(mlp, xt, low=torch.tensor([-1.0, -2.0, -3.0]), high=3, **box)
     got = tribute.explain(mlp, xt, low=[-1, -2, -3], high=3, **box)
     torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)
+    assert not torch.equal(ref.values, tribute.explain(mlp, xt, **box).values)  # the bounds are read
     with pytest.raises(InputError, match=r"ZBox low has shape \(2,\)"):
         tribute.explain(model, x, low=[0.0, 0.0], **box)
     for bad in ([], ["a"], [[0.0], [0.0, 1.0]], [float("nan")], [float("inf"), 0.0], [True]):

@@ -41,7 +41,7 @@ from ..games.base import Game
 from ..games.features import ProbeChunk
 from ..params import Interval, declare
 from .base import Cost, Method, Tags, coalition_cost, register
-from .gradients_basic import feature_game
+from .gradients_basic import feature_game, output_transform
 from .lrp.canonizers import Add
 
 __all__ = ["DeepLift", "check_deeplift_model"]
@@ -337,10 +337,12 @@ class DeepLift(Method):
         root = fg.model.module
         if root is None:
             raise UnsupportedModelError("deeplift needs a torch.nn.Module (it hooks the model's layers); got a plain callable.")
-        if fg.target.output not in ("raw", "logit"):
+        outside = output_transform(fg)
+        if outside is not None:
             raise InputError(
-                f"deeplift: output={fg.target.output!r} applies a softmax/sigmoid outside the model, "
-                "which the rescale rule cannot see; use output='raw' (DeepLIFT explains logits)."
+                f"deeplift: {outside}, outside the model, which the rescale rule cannot see; use "
+                "output='raw' (DeepLIFT explains logits: a final Softmax/LogSoftmax module is "
+                "skipped; drop a final Sigmoid module)."
             )
         check_deeplift_model(root)
 

@@ -14,7 +14,8 @@ from ..games.generation import GenerationGame
 from ..params import InstanceOf, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 
-__all__ = ["InputXGradient", "Saliency", "StreamingMoments", "feature_game", "rows_to_players"]
+__all__ = ["InputXGradient", "Saliency", "StreamingMoments", "feature_game", "output_transform",
+           "rows_to_players"]
 
 
 def feature_game(game: Game, name: str) -> FeatureGame:
@@ -28,6 +29,24 @@ def feature_game(game: Game, name: str) -> FeatureGame:
 
 
 _feature_game = feature_game  # backwards-compatible private name
+
+
+def output_transform(game: FeatureGame) -> str | None:
+    """What the target applies to the model's output outside the model, or None for nothing.
+
+    Propagation rules (DeepLIFT, LRP) only see the model's modules: an explained output that
+    is a nonlinear function of the model's output is out of their reach. ``output="raw"`` is
+    the output itself, ``output="logit"`` too when the model returns logits; from
+    probabilities (``model_output="probability"``) ``"logit"`` is ``log(p / (1 - p))``,
+    computed outside the model (aud43g: LRP explained it through a final ``nn.Sigmoid`` with
+    credits 4x the logit's, silently).
+    """
+    t = game.target
+    if t.output == "raw" or (t.output == "logit" and t.model_output == "logit"):
+        return None
+    if t.output == "logit":
+        return f"output='logit' of model_output={t.model_output!r} is log(p / (1 - p)) of the model's output"
+    return f"output={t.output!r} applies a softmax/sigmoid (or log) to the model's output"
 
 
 def rows_to_players(game: FeatureGame, per_element: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,13 @@ gradients:
 The attribution is the modified gradient of the explained output w.r.t. the input (as in
 Captum's ``GuidedBackprop`` and ``Deconvolution``). Implemented with forward hooks that
 return a tensor of the same value with the modified backward, so a ReLU module used several
-times in one forward pass is handled per call; ``ReLU(inplace=True)`` is switched off for
-the duration. ``F.relu`` calls inside ``forward`` are not seen (they keep their ordinary
-gradient), as in Captum; a ``UserWarning`` says so when the forward pass makes such calls, or
-when the model has no ``nn.ReLU`` module (the result is then the plain gradient, i.e.
-saliency), and ``extra["n_functional_relu_calls"]`` counts them.
+times in one forward pass is handled per call; ``ReLU(inplace=True)`` runs out of place for
+the duration and its value is written back into its input, so a model that reads that tensor
+again sees (and backpropagates through) the activated value, as without hooks. ``F.relu``
+calls inside ``forward`` are not seen (they keep their ordinary gradient), as in Captum; a
+``UserWarning`` says so when the forward pass makes such calls, or when the model has no
+``nn.ReLU`` module (the result is then the plain gradient, i.e. saliency), and
+``extra["n_functional_relu_calls"]`` counts them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from ..errors import UnsupportedModelError, user_stacklevel
 from ..games.base import Game
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
-from .lrp.canonizers import NoInplace, canonized
 
 __all__ = ["Deconvolution", "GuidedBackprop"]
 
@@ -44,7 +45,7 @@ class _ModifiedRelu(torch.autograd.Function):
         ctx.guided = guided
         if guided:
             ctx.save_for_backward(y)
-        return y.view_as(y)
+        return y.clone()  # not a view: the model may modify the output in place (h.add_(1))
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
@@ -65,15 +66,29 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
 
     calls = _ReluCalls()
 
+    relus = [m for m in root.modules() if isinstance(m, nn.ReLU)]
+    # In-place ReLUs run out of place (the modified backward needs the input's own history),
+    # and their value is written back into their input: a model that reads that tensor again
+    # (a pre-activation skip ``l1(relu_(h)) + l2(h)`` reads relu(h) twice) must see the
+    # activated value, and get the modified backward through it, as without hooks. Turning
+    # in-place off alone explained another function (l2 of the raw h), silently (aud43g).
+    # Other modules keep their in-place flag: their ordinary gradient is the rule.
+    inplace = {m for m in relus if m.inplace}
+
     def hook(mod: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         calls.modules += 1
         x = args[0]
-        if not isinstance(x, torch.Tensor) or not x.requires_grad:
+        if not isinstance(x, torch.Tensor):
             return None
-        return _ModifiedRelu.apply(x, out.detach(), guided)  # type: ignore[no-untyped-call]
+        y = _ModifiedRelu.apply(x, out.detach(), guided) if x.requires_grad else out  # type: ignore[no-untyped-call]
+        if mod in inplace:
+            x.copy_(y)
+            return x
+        return y if x.requires_grad else None
 
-    relus = [m for m in root.modules() if isinstance(m, nn.ReLU)]
-    with canonized(root, [NoInplace()]):
+    for m in inplace:
+        m.inplace = False
+    try:
         handles = [m.register_forward_hook(hook) for m in relus]
         try:
             with calls:
@@ -81,6 +96,9 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
         finally:
             for h in handles:
                 h.remove()
+    finally:
+        for m in inplace:
+            m.inplace = True
     functional = max(calls.functional - calls.modules, 0)
     if functional or not relus:
         seen = (f"its forward pass called a functional ReLU (torch.relu / F.relu / "

@@ -37,7 +37,7 @@ from ...games.generation import GenerationGame
 from ...games.text import TextGame, input_embedding
 from ...params import Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
-from ..gradients_basic import feature_game
+from ..gradients_basic import feature_game, output_transform
 from .transformer import VARIANTS, attnlrp_rules
 
 __all__ = ["AttnLRP"]
@@ -114,11 +114,13 @@ class AttnLRP(Method):
             raise UnsupportedModelError(
                 "attnlrp needs a torch.nn.Module (it installs rules on the model's layers); got a "
                 "plain callable.")
-        if fg.target.output not in ("raw", "logit") or fg.target.fn is not None:
+        if output_transform(fg) is not None or fg.target.fn is not None:
             raise InputError(
-                f"attnlrp: output={fg.target.output!r} (or a target function) transforms the model "
-                "output outside the model, which the rules cannot see; use output='raw' or "
-                "'logit' (AttnLRP explains the logit) and an integer target."
+                f"attnlrp: output={fg.target.output!r} (model_output={fg.target.model_output!r}; or a "
+                "target function) transforms the model output "
+                "outside the model, which the rules cannot see; use output='raw' (or 'logit' "
+                "of a model that returns logits: AttnLRP explains the logit, so drop a final "
+                "Sigmoid/Softmax) and an integer target."
             )
         params = {**self.get_params()}
         unruled: Counter[str] = Counter()

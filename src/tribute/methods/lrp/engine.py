@@ -47,13 +47,19 @@ class _RuleFn(torch.autograd.Function):
         ctx.save_for_backward(x, z)
         ctx.module, ctx.rule = module, rule
         ctx.bounds = None if low is None or high is None else (low, high)
-        return z.view_as(z)
+        return z.clone()  # not a view: the model may modify the output in place (h.mul_(2))
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> Any:
         x, z = ctx.saved_tensors
         with torch.no_grad():
             rin = ctx.rule.relevance(ctx.module, x, z, r, ctx.bounds)
+        if rin.shape != x.shape:  # e.g. Pass() on a Flatten: torch's bare "invalid gradient"
+            raise UnsupportedModelError(
+                f"lrp: rule {ctx.rule!r} on {type(ctx.module).__name__} returned relevance of shape "
+                f"{tuple(rin.shape)} for an input of shape {tuple(x.shape)}; it suits modules that "
+                "keep their input's shape (Pass: elementwise activations). Give this module no "
+                "rule (its ordinary gradient) or a rule for its kind of layer.")
         return rin, None, None, None, None, None
 
 

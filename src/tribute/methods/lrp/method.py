@@ -16,10 +16,10 @@ from ...errors import InputError, UnsupportedModelError, user_stacklevel
 from ...games.base import Game
 from ...params import NONE, Constraint, InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
-from ..gradients_basic import feature_game
+from ..gradients_basic import feature_game, output_transform
 from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
-from .rules import Flat, Rule
+from .rules import Flat, Gamma, Rule, ZBox
 from .unseen import UnseenOps
 
 __all__ = ["LRP"]
@@ -72,6 +72,13 @@ def _check_same_function(f_canon: torch.Tensor, f_model: torch.Tensor, dtype: to
             "features) inputs normalises axis 1, the Linear's features are the last axis): "
             "pass a Composite without MergeBatchNorm, or transpose around the BatchNorm."
         )
+
+
+def _brief(value: Any) -> str:
+    """A bound for a message: a number as it is, a tensor/array/list by its shape."""
+    if isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
+        return f"<{type(value).__name__} of shape {tuple(np.shape(value))}>"
+    return repr(value)
 
 
 class _NumberList(Constraint):
@@ -174,6 +181,28 @@ class LRP(Method):
                 "composite='epsilon_gamma_box'.")
         return get_composite(self.composite, **kw)
 
+    def _check_options_apply(self, composite: Composite, root: nn.Module) -> None:
+        """Refuse ``low``/``high`` or a non-default ``gamma`` that no layer of ``root`` reads:
+        ``"epsilon_gamma_box"`` gives z^B to the first convolution and gamma to the other
+        convolutions, so on a model without them (an MLP) the values given were ignored and
+        every layer got the epsilon rule, silently (aud43g)."""
+        if isinstance(self.composite, Composite):
+            return
+        used = [rule for _, rule in composite.rules(root).values()]
+        unread = []
+        if (self.low is not None or self.high is not None) and not any(isinstance(r, ZBox) for r in used):
+            unread.append(f"low={_brief(self.low)}/high={_brief(self.high)} (the z^B rule of the first "
+                          "convolution)")
+        if self.gamma != type(self).defaults()["gamma"] and not any(isinstance(r, Gamma) for r in used):
+            unread.append(f"gamma={self.gamma!r} (the gamma rule of the convolutions after the first)")
+        if unread:
+            raise InputError(
+                f"method 'lrp': {' and '.join(unread)} of composite={self.composite!r} apply to no "
+                "layer of this model (it has no such Conv1d/2d/3d layer: its Linear layers get the "
+                "epsilon rule), so they would be ignored. Leave them at their defaults, or pass a "
+                "tribute.methods.lrp.Composite that gives the rule to the layer meant, e.g. "
+                "first_map=[(nn.Linear, ZBox(low, high))] for a dense first layer.")
+
     def min_budget(self, game: Game) -> int:
         return 1 + game.n_evals  # one gradient pass, plus v(N) already spent
 
@@ -182,13 +211,16 @@ class LRP(Method):
         root = fg.model.module
         if root is None:
             raise UnsupportedModelError("lrp needs a torch.nn.Module (it installs rules on the model's layers); got a plain callable.")
-        if fg.target.output not in ("raw", "logit") or fg.target.fn is not None:
+        if output_transform(fg) is not None or fg.target.fn is not None:
             raise InputError(
-                f"lrp: output={fg.target.output!r} (or a target function) transforms the model output "
-                "outside the model, which the rules cannot see; use output='raw' or 'logit' (LRP "
-                "explains the logit) and an integer target."
+                f"lrp: output={fg.target.output!r} (model_output={fg.target.model_output!r}; or a "
+                "target function) transforms the model output "
+                "outside the model, which the rules cannot see; use output='raw' (or 'logit' "
+                "of a model that returns logits: LRP explains the logit, so drop a final "
+                "Sigmoid/Softmax) and an integer target."
             )
         composite = self._composite()
+        self._check_options_apply(composite, root)
         current: list[torch.Tensor | None] = [None]  # sample ids of the chunk being run
 
         def points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -25,6 +25,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn import grad as nn_grad
 
-from ...errors import InputError, UnsupportedModelError
+from ...errors import InputError, UnsupportedModelError, user_stacklevel
 
 __all__ = [
     "AlphaBeta", "Epsilon", "Flat", "Gamma", "Norm", "Pass", "Rule", "WSquare", "ZBox", "ZPlus",
@@ -216,6 +217,15 @@ class Rule(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+def _bound(value: Any) -> str:
+    """A z^B bound for a message: a number as it is, a tensor/array/list by its shape."""
+    if value is None or isinstance(value, (int, float)):
+        return repr(value)
+    if hasattr(value, "shape"):
+        return f"<{type(value).__name__} of shape {tuple(value.shape)}>"
+    return f"<{type(value).__name__} of {len(value)}>"
 
 
 def _eps(value: float, name: str) -> float:
@@ -520,7 +530,23 @@ class ZBox(Rule):
                     f"ZBox {name} has shape {tuple(t.shape)}, which does not broadcast to the first "
                     f"layer's input {tuple(x.shape)}; pass a number or e.g. a (1, C, 1, 1) tensor."
                 ) from None
-        return out[0], out[1]
+        low, high = out
+        if self.low is not None or self.high is not None:
+            # z^B assumes low <= x <= high (Montavon et al. 2017): bounds that miss the input
+            # made its denominators small and the credits 37x larger, silently (aud43g)
+            if bool((low > high).any()):
+                raise InputError(
+                    f"ZBox low={_bound(self.low)} exceeds high={_bound(self.high)} for some input element; "
+                    "low is the lowest value an input can take, high the highest.")
+            if bool(((x < low) | (x > high)).any()):
+                lo, hi = float(x.min()), float(x.max())
+                warnings.warn(
+                    f"lrp: the input takes values in [{lo:.4g}, {hi:.4g}], outside the z^B bounds "
+                    f"low={_bound(self.low)}, high={_bound(self.high)} somewhere; z^B assumes low <= x <= high "
+                    "(the range inputs can take), and its relevance is unstable otherwise. Widen the "
+                    "bounds (e.g. the data's range) or leave them None (each sample's own range).",
+                    UserWarning, stacklevel=user_stacklevel())
+        return low, high
 
     def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
