@@ -250,8 +250,14 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(v)
 
 
+#: Seeds accepted by :func:`check_seed`: ``0 <= seed < MAX_SEED`` (torch's generators take
+#: unsigned 64-bit seeds).
+MAX_SEED = 1 << 64
+
+
 def check_seed(seed: Any, owner: str = "seed") -> int:
-    """``seed`` as an int, refused (:class:`InputError`) unless it is a non-negative int.
+    """``seed`` as an int, refused (:class:`InputError`) unless it is a non-negative int below
+    :data:`MAX_SEED` (``2**64``).
 
     numpy's ``SeedSequence`` (behind every method's and metric's random generator) refuses
     negative seeds with a bare ``ValueError`` deep inside the estimator, after the game was
@@ -262,6 +268,11 @@ def check_seed(seed: Any, owner: str = "seed") -> int:
     if seed < 0:
         raise InputError(f"{owner}={seed!r} must be a non-negative int (it seeds numpy's "
                          f"random generator, which refuses negative seeds), e.g. {owner}=0.")
+    if int(seed) >= MAX_SEED:
+        # torch.Generator.manual_seed raised a bare "Overflow when unpacking long long" deep
+        # inside banzhaf, lime, rise, sobol, permutation_shapley, smoothgrad ... (aud43i)
+        raise InputError(f"{owner}={seed!r} is too large: seeds must be below 2**64 (torch's random "
+                         f"generators take 64-bit seeds), e.g. {owner}={int(seed) % MAX_SEED}.")
     return int(seed)
 
 
