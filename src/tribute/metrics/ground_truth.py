@@ -107,6 +107,18 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
         )
     flat_parts = []
     for a, s in zip(arrs, shapes):
+        if a.ndim == 1 and int(np.prod(s, dtype=np.int64)) > 1:
+            # aud43m: a batch-long vector has no element axis; broadcast over the elements it
+            # flagged every element of some samples and none of the others. A mask shared by
+            # every sample ([1, 1, 0, 0, 0, 0] for 6 features) on a batch of 6 was read so:
+            # relevance_mass 1, 1, 0, 0, 0, 0 (0.33 mean) where the mask per sample gives 0.61
+            raise InputError(
+                f"metric {metric!r}: ground_truth has shape {a.shape}, one flag per sample and no "
+                f"axis over the players or input elements, so each sample would be all relevant "
+                f"or all irrelevant. Pass ({b}, {n}) (one flag per player) or the input shape "
+                f"{(b, *s)}; for one mask shared by every sample use "
+                f"np.broadcast_to(mask, ({b}, {n}))."
+            )
         full = None
         if a.ndim >= 1 and a.shape[0] == b and a.ndim - 1 <= len(s):
             lifted = a.reshape(b, *([1] * (len(s) - (a.ndim - 1))), *a.shape[1:])

@@ -1,0 +1,82 @@
+"""Audit aud43m (stop 43): metrics against hand references; regressions of what it found.
+
+Truths are computed here without tribute's metric code: a float64 numpy forward of a tanh MLP
+whose weights are numpy float64 draws (the same numbers on every CPU), the metrics' paper
+definitions written out (relevance mass: positive credit inside the truth over all positive
+credit, Arras et al. 2022).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.errors import InputError
+from tribute.metrics import evaluate
+
+
+def _net(n_in: int = 6, hidden: int = 5, n_out: int = 2) -> tuple[Any, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    w = {"w1": rng.normal(size=(n_in, hidden)), "b1": rng.normal(size=hidden),
+         "w2": rng.normal(size=(hidden, n_out)), "b2": rng.normal(size=n_out)}
+    net: Any = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.Tanh(),
+                              torch.nn.Linear(hidden, n_out)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(w["w1"].T))
+        net[0].bias.copy_(torch.from_numpy(w["b1"]))
+        net[2].weight.copy_(torch.from_numpy(w["w2"].T))
+        net[2].bias.copy_(torch.from_numpy(w["b2"]))
+    return net, w
+
+
+def _f(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.tanh(x @ w["w1"] + w["b1"]) @ w["w2"] + w["b2"])
+
+
+# ------------------------------------------------------------------ ground truth
+@pytest.mark.parametrize("as_type", ["list", "numpy", "torch"])
+@pytest.mark.parametrize("metric", ["relevance_mass", "auroc", "precision_at_k", "relevance_rank"])
+def test_batch_long_truth_vector_is_refused(metric: str, as_type: str) -> None:
+    """A mask shared by every sample, ``[1, 1, 0, 0, 0, 0]`` for 6 features, given on a batch of
+    6 was read as one flag per sample broadcast over the features: relevance_mass scored
+    1, 1, 0, 0, 0, 0 (every feature of samples 0 and 1 relevant, none of the others), a silent
+    wrong number. It is refused, naming the shape and the broadcast that says what was meant."""
+    net, _ = _net()
+    x = np.random.default_rng(3).normal(size=(6, 6))
+    xt = torch.from_numpy(x)
+    attr = tribute.explain(net, xt, method="integrated_gradients", target=0)
+    mask = [1, 1, 0, 0, 0, 0]
+    gt: Any = {"list": mask, "numpy": np.array(mask), "torch": torch.tensor(mask)}[as_type]
+    with pytest.raises(InputError, match=r"shape \(6,\).*np.broadcast_to\(mask, \(6, 6\)\)"):
+        evaluate(net, xt, attr, metric=metric, ground_truth=gt)
+
+
+def test_shared_mask_broadcast_per_sample_matches_hand_relevance_mass() -> None:
+    """The fix the error names: the mask broadcast to ``batch x features`` scores Arras et al.'s
+    relevance mass per sample (hand: positive credit inside over all positive credit)."""
+    net, _ = _net()
+    x = np.random.default_rng(3).normal(size=(6, 6))
+    xt = torch.from_numpy(x)
+    attr = tribute.explain(net, xt, method="integrated_gradients", target=0)
+    truth = np.broadcast_to(np.array([1, 1, 0, 0, 0, 0], dtype=bool), (6, 6))
+    phi = np.clip(attr.flat()[:, 0, :], 0.0, None)
+    hand = (phi * truth).sum(1) / phi.sum(1)
+    got = evaluate(net, xt, attr, metric="relevance_mass", ground_truth=truth).scores
+    np.testing.assert_allclose(got, hand, rtol=0, atol=1e-12)
+
+
+def test_single_element_inputs_keep_a_batch_long_truth() -> None:
+    """With one element per sample a batch-long vector is the per-element truth itself (not
+    refused): relevance mass is 1 where the one positive credit is flagged, 0 where not."""
+    net, _ = _net(n_in=1)
+    x = torch.from_numpy(np.array([[1.0], [-2.0], [0.5]]))
+    attr = tribute.explain(net, x, method="integrated_gradients", target=0)
+    truth = np.array([1, 0, 1])
+    phi = attr.flat()[:, 0, 0]
+    hand = np.where(phi > 0, truth.astype(float), np.nan)
+    got = evaluate(net, x, attr, metric="relevance_mass", ground_truth=truth).scores
+    np.testing.assert_allclose(got, hand, rtol=0, atol=1e-12)
