@@ -13,10 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from metric_toys import TableGame, table_attr
 
 import tribute
+from tribute.attribution import Attribution
 from tribute.errors import InputError
-from tribute.metrics import evaluate
+from tribute.metrics import evaluate, faithfulness_correlation, infidelity, linear_score
+from tribute.metrics.robustness import perturb_inputs
 
 
 def _net(n_in: int = 6, hidden: int = 5, n_out: int = 2) -> tuple[Any, dict[str, np.ndarray]]:
@@ -80,3 +83,39 @@ def test_single_element_inputs_keep_a_batch_long_truth() -> None:
     hand = np.where(phi > 0, truth.astype(float), np.nan)
     got = evaluate(net, x, attr, metric="relevance_mass", ground_truth=truth).scores
     np.testing.assert_allclose(got, hand, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------- seeds
+def _table() -> tuple[TableGame, Attribution]:
+    w = torch.tensor([[3.0, -1.0, 2.0, 0.5, 4.0, -2.0]], dtype=torch.float64)
+    game = TableGame(lambda m: torch.tanh((m * w[:, None, :]).sum(-1) / 4), 6, 1)
+    return game, table_attr(game, np.array([[0.9, -0.3, 0.6, 0.1, 1.2, -0.5]]))
+
+
+@pytest.mark.parametrize("metric", [linear_score, faithfulness_correlation, infidelity])
+@pytest.mark.parametrize("seed", [1.5, True, "3", -1, None])
+def test_direct_call_refuses_a_seed_that_is_not_a_non_negative_int(metric: Any, seed: Any) -> None:
+    """Called directly on a game (documented: ``metric(game, attr, **kw)``) these metrics read
+    ``int(seed)``: ``seed=1.5`` and ``seed=True`` drew seed 1's subsets (the same score as
+    seed=1), ``"3"`` seed 3's, ``-1`` a stream of its own, where ``evaluate`` and ``deletion``
+    refuse them. Now refused the same way."""
+    game, attr = _table()
+    with pytest.raises(InputError, match="seed="):
+        metric(game, attr, seed=seed)
+
+
+def test_seed_beyond_torch_range_is_a_clear_error() -> None:
+    """``evaluate(seed=2**64)`` passed the non-negative-int check and failed inside torch with
+    "Overflow when unpacking long long"; the message now says what to pass."""
+    net, _ = _net()
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(2, 6)))
+    attr = tribute.explain(net, x, method="integrated_gradients", target=0)
+    with pytest.raises(InputError, match=r"seed=18446744073709551616 is too large"):
+        evaluate(net, x, attr, metric="linear_score", seed=2**64)
+    with pytest.raises(InputError, match="seed="):
+        perturb_inputs(x, 0.1, 2, 1.5)  # type: ignore[arg-type]
+    # an int seed still gives the same subsets as before: seed=1 twice, the same number
+    game, tattr = _table()
+    a = linear_score(game, tattr, seed=1, n_subsets=20)
+    b = linear_score(game, tattr, seed=np.int64(1), n_subsets=20)
+    assert a.mean == b.mean

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
+from ._util import torch_generator
 
 __all__ = ["ImputedGame", "noisy_linear_impute"]
 
@@ -185,7 +186,7 @@ class ImputedGame(Game):
                          base.n_samples)
         self.base = base
         self.noise = float(noise)
-        g = torch.Generator().manual_seed(int(seed))
+        g = torch_generator(seed)
         d_total = int(base.inputs_flat().shape[1])
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)

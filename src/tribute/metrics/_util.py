@@ -14,6 +14,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
+from ..params import check_seed
 
 __all__ = [
     "HEAVY_TAILED_MIN_SAMPLES",
@@ -26,6 +27,7 @@ __all__ = [
     "rank_rows",
     "shared_draw_unknown",
     "spearman_rows",
+    "torch_generator",
     "values_per_target",
 ]
 
@@ -123,6 +125,21 @@ def values_per_target(
         v = blk.values.reshape(b, t, kk, t)  # B x (T*k) x T
         out[:, :, blk.start : blk.stop] = v[:, tt, :, tt].permute(1, 0, 2)
     return out
+
+
+def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
+    """A local torch generator seeded by ``seed``, refused unless a non-negative int < 2**64.
+
+    The metrics read ``int(seed)`` when called directly on a game: ``seed=1.5`` and
+    ``seed=True`` drew seed 1's coalitions, ``seed="3"`` seed 3's and ``seed=-1`` a stream of its
+    own, silently, where :func:`tribute.evaluate` and ``deletion`` refuse them; a seed of 2**64
+    or more failed inside torch ("Overflow when unpacking long long") (aud43m).
+    """
+    s = check_seed(seed, name)
+    if s >= 2**64:
+        raise InputError(f"{name}={seed!r} is too large: torch's random generator takes seeds below "
+                         "2**64; pass a smaller non-negative int.")
+    return torch.Generator().manual_seed(s)
 
 
 def check_int(value: Any, name: str, lo: int = 1) -> int:

@@ -31,6 +31,7 @@ from ._util import (
     pearson_rows,
     random_subsets,
     spearman_rows,
+    torch_generator,
     values_per_target,
     values_shared,
 )
@@ -470,7 +471,7 @@ def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets
     k = check_int(n_subsets, "n_subsets", 3)
     n = game.n_players
     size = min(max(1, round(a * n)), n)
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     masks = random_subsets(n, size, k, g)  # K x n
     v = values_shared(game, masks).permute(0, 2, 1).numpy()  # B x T x K
     pred = flat @ masks.numpy().astype(np.float64).T  # B x T x K
@@ -512,7 +513,7 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     size = default_subset_size(n) if subset_size is None else check_int(subset_size, "subset_size")
     if size > n:
         raise InputError(f"subset_size={size} exceeds the number of players ({n}).")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     removed = random_subsets(n, size, k, g)
     v = values_shared(game, 1.0 - removed).permute(0, 2, 1).numpy()  # B x T x K
     drop = game.full().numpy()[:, :, None] - v
@@ -588,7 +589,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     flat = check_attribution(game, attr, "infidelity")
     k = check_int(n_perturbations, "n_perturbations")
     n = game.n_players
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     scale_invariant = check_flag(scale_invariant, "scale_invariant")
     if perturbation == "gaussian":
         noise = check_positive(noise, "noise (std of the gaussian perturbations)")

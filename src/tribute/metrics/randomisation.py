@@ -31,7 +31,14 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ._similarity import attribution_similarity, constant_rows
-from ._util import accepts, call_explain, flat_of, shared_draw_unknown, targets_rows
+from ._util import (
+    accepts,
+    call_explain,
+    flat_of,
+    shared_draw_unknown,
+    targets_rows,
+    torch_generator,
+)
 from .base import Scores, check_attribution, register_metric
 
 __all__ = ["model_randomisation", "parameter_layers", "random_logit", "random_parameters"]
@@ -194,7 +201,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     if not names:
         raise InputError("metric 'model_randomisation': the model has no layers with parameters.")
     top_down = names[::-1]
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     mods = dict(module.named_modules())
     fresh = {name: random_parameters(mods[name], g) for name in top_down}
     b, t, n = flat.shape
@@ -280,7 +287,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
             "metric 'random_logit' needs a classifier with two or more outputs; this model has "
             f"{max(n_classes, 1)}."
         )
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     r = int(torch.randint(1, n_classes, (1,), generator=g))
     tg = np.asarray(attr.targets, dtype=np.int64)
     other = (tg + r) % n_classes

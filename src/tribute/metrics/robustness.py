@@ -41,6 +41,7 @@ from ._util import (
     flat_of,
     shared_draw_unknown,
     targets_rows,
+    torch_generator,
 )
 from .base import Scores, check_attribution, register_metric
 
@@ -98,7 +99,7 @@ def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple
         raise InputError(
             "sensitivity needs real-valued inputs to perturb; these have none (integer token ids, "
             "or a table without a float column). Explain float features, or use another metric.")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     out: list[Any] = []
     batch = int(parts[0].shape[0])
     for p in parts:
