@@ -18,7 +18,7 @@ from metric_toys import TableGame, table_attr
 import tribute
 from tribute.attribution import Attribution
 from tribute.errors import InputError
-from tribute.metrics import evaluate, faithfulness_correlation, infidelity, linear_score
+from tribute.metrics import evaluate, faithfulness_correlation, get_metric, infidelity, linear_score
 from tribute.metrics.robustness import perturb_inputs
 
 
@@ -119,3 +119,47 @@ def test_seed_beyond_torch_range_is_a_clear_error() -> None:
     a = linear_score(game, tattr, seed=1, n_subsets=20)
     b = linear_score(game, tattr, seed=np.int64(1), n_subsets=20)
     assert a.mean == b.mean
+
+
+# --------------------------------------------------------- ties at the cut-off
+def _expected_top_k(phi: np.ndarray, truth: np.ndarray, k: int, tied: list[list[int]]) -> float:
+    """E[true share of the top k] when the players of each listed block are one value: every
+    order of the blocks' players enumerated (the blocks in decreasing credit)."""
+    import itertools
+
+    shares = []
+    for perms in itertools.product(*[itertools.permutations(b) for b in tied]):
+        order = [p for block in perms for p in block]
+        shares.append(truth[order[:k]].mean())
+    return float(np.mean(shares))
+
+
+@pytest.mark.parametrize("metric", ["precision_at_k", "relevance_rank"])
+def test_credits_equal_but_for_rounding_are_a_tie_at_the_cut_off(metric: str) -> None:
+    """``0.1 + 0.2`` and ``0.3`` are the same credit but for the last bit (kernel_shap gives such
+    credits on a symmetric game: 6 equal Shapley values 1e-16 apart). precision_at_k and
+    relevance_rank compared them exactly, so the one a rounding put ahead was "the top": 0
+    where the tie's expectation is 1/3 (k=3, 2 of 6 true; kernel_shap on w = 0.1 * ones scored
+    0 for all three samples while auroc, which ties them like the deletion curves, gave 0.5)."""
+    game = TableGame(lambda m: m.sum(-1), 6, 1)
+    phi = np.array([[0.1 + 0.2, 0.3, 0.3, 0.3, 0.3, 0.3]])
+    assert phi[0, 0] != phi[0, 1]  # the rounding the metric must see through
+    truth = np.array([[0, 1, 1, 0, 0, 0]], dtype=bool)
+    k = 3 if metric == "precision_at_k" else 2
+    kw: dict[str, Any] = {"k": 3, "absolute": False} if metric == "precision_at_k" else {}
+    res = get_metric(metric)(game, table_attr(game, phi), ground_truth=truth, **kw)
+    hand = _expected_top_k(phi[0], truth[0], k, [list(range(6))])
+    assert hand == pytest.approx(1 / 3)
+    assert res.scores[0] == pytest.approx(hand, abs=1e-12)
+
+
+def test_distinct_credits_keep_their_order_at_the_cut_off() -> None:
+    """Credits that differ beyond rounding are ranked, not tied: with blocks {0}, {1, 2}, {3..5}
+    the top 2 are player 0 and one of the tied pair (hand: enumerate the pair's orders)."""
+    game = TableGame(lambda m: m.sum(-1), 6, 1)
+    phi = np.array([[0.9, 0.5, 0.5, 0.1, 0.1, 0.1 + 1e-9]])
+    truth = np.array([[0, 1, 0, 1, 1, 1]], dtype=bool)
+    res = get_metric("precision_at_k")(game, table_attr(game, phi), ground_truth=truth, k=2)
+    hand = _expected_top_k(phi[0], truth[0], 2, [[0], [1, 2], [5], [3, 4]])
+    assert res.scores[0] == pytest.approx(hand, abs=1e-12)
+    assert hand == pytest.approx(0.25)
