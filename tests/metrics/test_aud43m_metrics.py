@@ -163,3 +163,24 @@ def test_distinct_credits_keep_their_order_at_the_cut_off() -> None:
     hand = _expected_top_k(phi[0], truth[0], 2, [[0], [1, 2], [5], [3, 4]])
     assert res.scores[0] == pytest.approx(hand, abs=1e-12)
     assert hand == pytest.approx(0.25)
+
+
+def test_explanation_constant_but_for_rounding_takes_the_constant_rule() -> None:
+    """stability over three re-explanations: a ranking A, credits equal but for rounding B
+    (``0.1 + 0.2`` next to five ``0.3``) and an exactly constant C. The documented rule scores a
+    constant explanation 0 against a non-constant one and 1 against another constant one, so
+    the pairs are (A, B) 0, (A, C) 0, (B, C) 1: mean 1/3. B was not "constant" (exact
+    equality) while Spearman tied its credits: (A, B) was NaN and so the sample's score, and
+    (B, C) 0."""
+    game = TableGame(lambda m: m.sum(-1), 6, 1)
+    phis = {0: [0.5, -1.0, 2.0, 0.1, 0.7, 0.3], 1: [0.1 + 0.2, 0.3, 0.3, 0.3, 0.3, 0.3],
+            2: [0.3] * 6}
+
+    def explain(inputs: Any, seed: int = 0) -> Attribution:
+        return table_attr(game, np.array([phis[seed]]))
+
+    res = get_metric("stability")(game, table_attr(game, np.array([phis[0]])), explain=explain,
+                                  inputs=np.zeros((1, 6)), seeds=[0, 1, 2])
+    np.testing.assert_allclose(res.extra["pairwise"][0], [0.0, 0.0, 1.0], atol=0)
+    assert res.scores[0] == pytest.approx(1 / 3)
+    assert res.extra["n_constant"] == 3

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ._util import spearman_rows
+from ._util import RANK_TIE_RTOL, spearman_rows
 
 __all__ = ["SIMILARITIES", "attribution_similarity", "constant_rows", "ssim_maps"]
 
@@ -103,9 +103,21 @@ def attribution_similarity(
 
 
 def _flat_rows(x: np.ndarray) -> np.ndarray:
-    """``B x T`` whether each row of ``B x T x n`` is constant (and finite)."""
+    """``B x T`` whether each row of ``B x T x n`` is constant (and finite).
+
+    Constant as the rank statistics see it: every value within ``RANK_TIE_RTOL`` times the
+    row's largest magnitude of its neighbour in sorted order (one tie for
+    :func:`~tribute.metrics._util.rank_rows`). Exact equality left credits equal but for
+    rounding (``0.1 + 0.2`` next to five ``0.3``) out of the constant rule while Spearman tied
+    them: NaN against a non-constant explanation where an exactly constant one scores 0, and
+    0 against an exactly constant one where two constant ones score 1 (aud43m).
+    """
     finite = np.isfinite(x).all(axis=-1)
-    return np.asarray(finite & (np.ptp(np.where(np.isfinite(x), x, 0.0), axis=-1) == 0))
+    xs = np.sort(np.where(np.isfinite(x), x, 0.0), axis=-1)
+    scale = np.abs(xs).max(axis=-1) if xs.shape[-1] else np.zeros(xs.shape[:-1])
+    steps = np.diff(xs, axis=-1)
+    flat = (steps <= RANK_TIE_RTOL * scale[..., None]).all(axis=-1)
+    return np.asarray(finite & flat)
 
 
 def constant_rows(attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
