@@ -18,7 +18,15 @@ from metric_toys import TableGame, table_attr
 import tribute
 from tribute.attribution import Attribution
 from tribute.errors import InputError
-from tribute.metrics import evaluate, faithfulness_correlation, get_metric, infidelity, linear_score
+from tribute.metrics import (
+    Blur,
+    blur,
+    evaluate,
+    faithfulness_correlation,
+    get_metric,
+    infidelity,
+    linear_score,
+)
 from tribute.metrics.robustness import perturb_inputs
 
 
@@ -184,3 +192,43 @@ def test_explanation_constant_but_for_rounding_takes_the_constant_rule() -> None
     np.testing.assert_allclose(res.extra["pairwise"][0], [0.0, 0.0, 1.0], atol=0)
     assert res.scores[0] == pytest.approx(1 / 3)
     assert res.extra["n_constant"] == 3
+
+
+# -------------------------------------------------------------------------- blur
+def _hand_blur(x: np.ndarray, sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """Separable Gaussian (radius ceil(truncate * sigma), normalised) over the last two axes
+    with replicate padding, written as a sum over clamped indices."""
+    r = max(1, int(np.ceil(truncate * sigma)))
+    off = np.arange(-r, r + 1)
+    k = np.exp(-0.5 * (off / sigma) ** 2)
+    k /= k.sum()
+    out = x.copy()
+    for axis in (-1, -2):
+        n = out.shape[axis]
+        cols = [np.tensordot(np.take(out, np.clip(i + off, 0, n - 1), axis=axis), k,
+                             axes=([axis], [0])) for i in range(n)]
+        out = np.stack(cols, axis=axis)
+    return out
+
+
+@pytest.mark.parametrize("sigma", [1.3, 5.0, 40.0, 2.0e4])
+def test_blur_matches_the_hand_convolution_also_for_kernels_wider_than_the_image(sigma: float) -> None:
+    """A kernel wider than the image (radius 15 to 6e4 on 6 x 7) is blurred through an h x h
+    and a w x w matrix (replicate padding folds the tails onto the edge pixels): the same
+    numbers as the clamped-index sum. Before, each row was padded by the radius: sigma=1e6
+    asked for 28 GB on two 9 x 11 images."""
+    x = np.random.default_rng(5).normal(size=(2, 3, 6, 7))
+    got = blur(x, Blur(sigma=sigma))
+    np.testing.assert_allclose(got, _hand_blur(x, sigma), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{"sigma": "2"}, {"sigma": float("inf")}, {"sigma": True},
+                                {"truncate": float("nan")}, {"truncate": -1.0},
+                                {"sigma": 1e9}])
+def test_blur_refuses_a_sigma_or_truncate_it_cannot_use(kw: dict[str, Any]) -> None:
+    """sigma='2' raised a TypeError, inf an OverflowError, truncate=nan a ValueError, and
+    truncate=-1 blurred with radius 1 silently; a radius above 1e7 pixels would allocate
+    gigabytes. Each is an InputError naming the argument."""
+    name = next(iter(kw))
+    with pytest.raises(InputError, match=rf"Blur\({name}="):
+        blur(np.zeros((1, 2, 5, 5)), Blur(**kw))
