@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
-from ._util import torch_generator
+from ._util import torch_generator, warn_if_channels_last
 
 __all__ = ["ImputedGame", "noisy_linear_impute"]
 
@@ -182,6 +182,7 @@ class ImputedGame(Game):
                     f"real-valued); input {i} has shape {shape}"
                     + (" and integer values" if is_int else "") + "."
                 )
+            warn_if_channels_last(tuple(shape), "metric 'road'")
         super().__init__(base.engine, base.target, base.layout, list(base.player_names),
                          base.n_samples)
         self.base = base

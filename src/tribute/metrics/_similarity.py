@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ._util import RANK_TIE_RTOL, spearman_rows
+from ._util import RANK_TIE_RTOL, spearman_rows, warn_if_channels_last
 
 __all__ = ["SIMILARITIES", "attribution_similarity", "constant_rows", "ssim_maps"]
 
@@ -90,6 +90,7 @@ def attribution_similarity(
         ca, cb = _flat_rows(x), _flat_rows(y)
     elif kind == "ssim":
         x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
+        warn_if_channels_last(tuple(attr.layout.input_shapes[0]), "similarity='ssim'")
         sim = ssim_maps(x, y)
         ca, cb = _flat_rows(x.reshape(*x.shape[:2], -1)), _flat_rows(y.reshape(*y.shape[:2], -1))
         # SSIM is defined against a constant second map (its constants follow the FIRST map's

@@ -25,6 +25,7 @@ from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
 from ._text_groups import evaluate_by_word_count, word_counts
+from ._util import warn_if_channels_last
 from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
 
 __all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
@@ -99,6 +100,7 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
                 f"baseline='blur' needs real-valued image inputs (batch, H, W) or (batch, C, H, "
                 f"W); input {i} has shape {tuple(t.shape)} and dtype {t.dtype}."
             )
+        warn_if_channels_last(tuple(int(d) for d in t.shape[1:]), "baseline='blur'")
         h, w = int(t.shape[-2]), int(t.shape[-1])
         sigma = spec.sigma if spec.sigma is not None else max(1.0, max(h, w) / 8)
         if not _finite_positive(sigma):

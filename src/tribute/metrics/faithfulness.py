@@ -34,6 +34,7 @@ from ._util import (
     torch_generator,
     values_per_target,
     values_shared,
+    warn_if_channels_last,
 )
 from .base import Scores, check_attribution, register_metric
 
@@ -761,6 +762,7 @@ def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> t
             "(per-sample shape (H, W) or (C, H, W), no groups); use 'gaussian' or 'subset'."
         )
     shape = shapes[0]
+    warn_if_channels_last(tuple(shape), "infidelity with perturbation='square'")
     h, w = shape[-2], shape[-1]
     s = max(1, min(h, w) // 4) if size is None else check_int(size, "square_size")
     if s > min(h, w):
