@@ -494,7 +494,8 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
 
     Draws ``n_subsets`` random subsets ``S`` of ``subset_size`` players (shared across
     samples), removes them, and correlates ``sum_{i in S} phi_i`` with
-    ``v(N) - v(N \\ S)`` per sample. Higher is better. Costs ``n_subsets + 1`` evaluations.
+    ``v(N) - v(N \\ S)`` per sample. Higher is better. Costs ``n_subsets`` evaluations per
+    input plus ``v(N)`` (free on feature and component games, whose reference pass is ``v(N)``).
 
     Args:
         n_subsets: number of random subsets. default=100.
@@ -566,7 +567,9 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
 
     With ``scale_invariant`` the credits are first multiplied by the per-sample least-squares
     scale ``beta = E[(u.phi) d] / E[(u.phi)^2]`` (as in Yeh et al.'s code), so only the
-    credits' direction is judged. Lower is better. Costs ``n_perturbations + 1`` evaluations.
+    credits' direction is judged. Lower is better. Costs ``n_perturbations`` evaluations
+    per input plus ``v(N)`` (free on feature and component games, whose reference pass is
+    ``v(N)``).
 
     Args:
         n_perturbations: perturbations per sample. default=50.
