@@ -283,3 +283,13 @@ def test_image_metrics_warn_on_channels_last_inputs() -> None:
             warnings.simplefilter("always")
             blur(xx.numpy())
         assert any("channels-last" in str(w.message) for w in got) == last
+
+
+@pytest.mark.parametrize("layers", [[], ()])
+def test_model_randomisation_refuses_an_empty_layer_list_by_name(layers: Any) -> None:
+    """``layers=[]`` was refused with "the model has no layers with parameters" (it has two)."""
+    net, _ = _net()
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(2, 6)))
+    attr = tribute.explain(net, x, method="saliency", target=0)
+    with pytest.raises(InputError, match=r"layers=\[\] selects no layer.*\['0', '2'\]"):
+        evaluate(net, x, attr, metric="model_randomisation", layers=layers)

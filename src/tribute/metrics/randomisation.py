@@ -192,6 +192,11 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     if isinstance(layers, str):  # one name: iterating it gave its characters ("10" -> 1, 0)
         layers = [layers]
     if layers is not None:
+        layers = list(layers)
+        if not layers:  # it said "the model has no layers with parameters" (aud43m)
+            raise InputError(
+                f"metric 'model_randomisation': layers={layers!r} selects no layer; give module "
+                f"names from {names}, or layers=None for all of them.")
         unknown = [n for n in layers if n not in names]
         if unknown:
             raise InputError(
