@@ -293,3 +293,45 @@ def test_model_randomisation_refuses_an_empty_layer_list_by_name(layers: Any) ->
     attr = tribute.explain(net, x, method="saliency", target=0)
     with pytest.raises(InputError, match=r"layers=\[\] selects no layer.*\['0', '2'\]"):
         evaluate(net, x, attr, metric="model_randomisation", layers=layers)
+
+
+@pytest.mark.parametrize("metric", ["relevance_mass", "auroc", "precision_at_k", "random_logit",
+                                    "stability", "model_randomisation"])
+@pytest.mark.parametrize("value", ["False", "no", 2, None])
+def test_absolute_must_be_a_bool(metric: str, value: Any) -> None:
+    """``absolute="False"`` (a non-empty string) was read as True, silently: relevance_mass
+    0.836 where absolute=False gives 0.981 (the positive part), random_logit 0.257 for -0.600.
+    Refused as the deletion flags are (aud41f), before any re-explanation."""
+    net, _ = _net(n_out=3)
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(3, 6)))
+    attr = tribute.explain(net, x, method="integrated_gradients", target=np.array([0, 1, 2]))
+    calls: list[int] = []
+
+    def explain(*args: Any, **kw: Any) -> Attribution:
+        calls.append(1)
+        return attr
+
+    kw: dict[str, Any] = {"absolute": value}
+    if metric in ("relevance_mass", "auroc", "precision_at_k"):
+        kw["ground_truth"] = np.repeat([[1, 1, 1, 0, 0, 0]], 3, axis=0)
+    else:
+        kw["explain"] = explain
+    with pytest.raises(InputError, match="absolute="):
+        evaluate(net, x, attr, metric=metric, **kw)
+    assert not calls
+
+
+@pytest.mark.parametrize("metric", ["random_logit", "stability", "model_randomisation"])
+def test_unknown_similarity_is_refused_before_re_explaining(metric: str) -> None:
+    net, _ = _net(n_out=3)
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(3, 6)))
+    attr = tribute.explain(net, x, method="integrated_gradients", target=np.array([0, 1, 2]))
+    calls: list[int] = []
+
+    def explain(*args: Any, **kw: Any) -> Attribution:
+        calls.append(1)
+        return attr
+
+    with pytest.raises(InputError, match="similarity='pearson'"):
+        evaluate(net, x, attr, metric=metric, similarity="pearson", explain=explain)
+    assert not calls

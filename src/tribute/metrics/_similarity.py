@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,7 +12,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ._util import RANK_TIE_RTOL, spearman_rows, warn_if_channels_last
 
-__all__ = ["SIMILARITIES", "attribution_similarity", "constant_rows", "ssim_maps"]
+__all__ = ["SIMILARITIES", "attribution_similarity", "check_similarity", "constant_rows", "ssim_maps"]
 
 SIMILARITIES = ("spearman", "ssim")
 
@@ -62,6 +64,22 @@ def _maps(attr: Attribution, flat: np.ndarray, absolute: bool) -> np.ndarray:
     shape = shapes[0]
     el = el.reshape(*el.shape[:2], -1, shape[-2], shape[-1])
     return np.asarray(el.sum(axis=2))
+
+
+def check_similarity(kind: Any, absolute: Any) -> bool:
+    """Check a similarity metric's ``similarity`` and ``absolute`` before any re-explanation;
+    returns ``absolute`` as a bool.
+
+    ``absolute="False"`` (a non-empty string) compared ``|phi|`` silently, as ``absolute=True``
+    (random_logit 0.257 for -0.600); an unknown ``similarity`` was refused only after the
+    first re-explanation had run (aud43m).
+    """
+    if not (isinstance(kind, str) and kind in SIMILARITIES):
+        raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
+    if isinstance(absolute, (bool, np.bool_)) or (
+            isinstance(absolute, (int, np.integer)) and absolute in (0, 1)):
+        return bool(absolute)
+    raise InputError(f"absolute={absolute!r} must be True or False.")
 
 
 def attribution_similarity(

@@ -20,6 +20,7 @@ from ..games.base import Game
 from ..methods.exact import all_coalitions, shapley_from_table
 from ._util import RANK_TIE_RTOL, check_int, rank_rows, spearman_rows
 from .base import Scores, check_attribution, register_metric
+from .faithfulness import check_flag
 
 __all__ = [
     "auroc",
@@ -209,6 +210,8 @@ def auroc(game: Game, attr: Attribution, *, ground_truth: Any, absolute: bool = 
         absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "auroc")
+    # aud43m: absolute="False" (a non-empty string) ranked |phi| silently, as absolute=True
+    absolute = check_flag(absolute, "absolute")
     return Scores(_auroc_rows(np.abs(sc) if absolute else sc, truth))
 
 
@@ -233,6 +236,7 @@ def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int |
         absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "precision_at_k")
+    absolute = check_flag(absolute, "absolute")
     if k is not None and check_int(k, "k") > truth.shape[-1]:
         # it was clipped to the element count silently: precision_at_k(k=20) of 10 elements
         # scored the true share of all elements, a number that answers another question (small39)
@@ -264,6 +268,7 @@ def relevance_mass(game: Game, attr: Attribution, *, ground_truth: Any,
     Reference: Arras, Osman & Samek (2022), "CLEVR-XAI".
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "relevance_mass")
+    absolute = check_flag(absolute, "absolute")
     r = np.abs(sc) if absolute else np.clip(sc, 0.0, None)
     tot = r.sum(-1)
     inside = (r * truth[:, None, :]).sum(-1)

@@ -30,7 +30,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ._similarity import attribution_similarity, constant_rows
+from ._similarity import attribution_similarity, check_similarity, constant_rows
 from ._util import (
     accepts,
     call_explain,
@@ -185,6 +185,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         )
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode={mode!r} must be 'cascading' or 'independent'.")
+    absolute = check_similarity(similarity, absolute)
     if model_explain is None or inputs is None:
         raise InputError("metric 'model_randomisation' needs model_explain=callable and inputs=....")
     _check_model_explain(model_explain)
@@ -279,6 +280,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
         raise InputError("metric 'random_logit' needs explain=callable and inputs=....")
     if not accepts(explain, "target"):
         raise InputError("metric 'random_logit': the explain callable must accept target=....")
+    absolute = check_similarity(similarity, absolute)
     if attr.targets is None or attr.layout.multi_target:
         raise InputError(
             "metric 'random_logit' needs one class-index target per sample (not a callable or "
