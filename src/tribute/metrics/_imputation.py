@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
+from ._util import torch_generator, warn_if_channels_last
 
 __all__ = ["ImputedGame", "noisy_linear_impute"]
 
@@ -181,11 +182,12 @@ class ImputedGame(Game):
                     f"real-valued); input {i} has shape {shape}"
                     + (" and integer values" if is_int else "") + "."
                 )
+            warn_if_channels_last(tuple(shape), "metric 'road'")
         super().__init__(base.engine, base.target, base.layout, list(base.player_names),
                          base.n_samples)
         self.base = base
         self.noise = float(noise)
-        g = torch.Generator().manual_seed(int(seed))
+        g = torch_generator(seed)
         d_total = int(base.inputs_flat().shape[1])
         self._fields = (torch.randn(_N_FIELDS, d_total, generator=g, dtype=torch.float64)
                         * self.noise).to(device=base.model.device, dtype=base.compute_dtype)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ._util import spearman_rows
+from ._util import RANK_TIE_RTOL, spearman_rows, warn_if_channels_last
 
-__all__ = ["SIMILARITIES", "attribution_similarity", "constant_rows", "ssim_maps"]
+__all__ = ["SIMILARITIES", "attribution_similarity", "check_similarity", "constant_rows", "ssim_maps"]
 
 SIMILARITIES = ("spearman", "ssim")
 
@@ -64,6 +66,22 @@ def _maps(attr: Attribution, flat: np.ndarray, absolute: bool) -> np.ndarray:
     return np.asarray(el.sum(axis=2))
 
 
+def check_similarity(kind: Any, absolute: Any) -> bool:
+    """Check a similarity metric's ``similarity`` and ``absolute`` before any re-explanation;
+    returns ``absolute`` as a bool.
+
+    ``absolute="False"`` (a non-empty string) compared ``|phi|`` silently, as ``absolute=True``
+    (random_logit 0.257 for -0.600); an unknown ``similarity`` was refused only after the
+    first re-explanation had run (aud43m).
+    """
+    if not (isinstance(kind, str) and kind in SIMILARITIES):
+        raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
+    if isinstance(absolute, (bool, np.bool_)) or (
+            isinstance(absolute, (int, np.integer)) and absolute in (0, 1)):
+        return bool(absolute)
+    raise InputError(f"absolute={absolute!r} must be True or False.")
+
+
 def attribution_similarity(
     attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
     absolute: bool = True,
@@ -90,6 +108,7 @@ def attribution_similarity(
         ca, cb = _flat_rows(x), _flat_rows(y)
     elif kind == "ssim":
         x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
+        warn_if_channels_last(tuple(attr.layout.input_shapes[0]), "similarity='ssim'")
         sim = ssim_maps(x, y)
         ca, cb = _flat_rows(x.reshape(*x.shape[:2], -1)), _flat_rows(y.reshape(*y.shape[:2], -1))
         # SSIM is defined against a constant second map (its constants follow the FIRST map's
@@ -103,9 +122,21 @@ def attribution_similarity(
 
 
 def _flat_rows(x: np.ndarray) -> np.ndarray:
-    """``B x T`` whether each row of ``B x T x n`` is constant (and finite)."""
+    """``B x T`` whether each row of ``B x T x n`` is constant (and finite).
+
+    Constant as the rank statistics see it: every value within ``RANK_TIE_RTOL`` times the
+    row's largest magnitude of its neighbour in sorted order (one tie for
+    :func:`~tribute.metrics._util.rank_rows`). Exact equality left credits equal but for
+    rounding (``0.1 + 0.2`` next to five ``0.3``) out of the constant rule while Spearman tied
+    them: NaN against a non-constant explanation where an exactly constant one scores 0, and
+    0 against an exactly constant one where two constant ones score 1 (aud43m).
+    """
     finite = np.isfinite(x).all(axis=-1)
-    return np.asarray(finite & (np.ptp(np.where(np.isfinite(x), x, 0.0), axis=-1) == 0))
+    xs = np.sort(np.where(np.isfinite(x), x, 0.0), axis=-1)
+    scale = np.abs(xs).max(axis=-1) if xs.shape[-1] else np.zeros(xs.shape[:-1])
+    steps = np.diff(xs, axis=-1)
+    flat = (steps <= RANK_TIE_RTOL * scale[..., None]).all(axis=-1)
+    return np.asarray(finite & flat)
 
 
 def constant_rows(attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",

@@ -12,8 +12,9 @@ import scipy.stats
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
+from ..params import check_seed
 
 __all__ = [
     "HEAVY_TAILED_MIN_SAMPLES",
@@ -26,7 +27,9 @@ __all__ = [
     "rank_rows",
     "shared_draw_unknown",
     "spearman_rows",
+    "torch_generator",
     "values_per_target",
+    "warn_if_channels_last",
 ]
 
 #: Values of one row closer than this times the row's largest magnitude are tied in ranks.
@@ -123,6 +126,45 @@ def values_per_target(
         v = blk.values.reshape(b, t, kk, t)  # B x (T*k) x T
         out[:, :, blk.start : blk.stop] = v[:, tt, :, tt].permute(1, 0, 2)
     return out
+
+
+def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
+    """A local torch generator seeded by ``seed``, refused unless a non-negative int < 2**64.
+
+    The metrics read ``int(seed)`` when called directly on a game: ``seed=1.5`` and
+    ``seed=True`` drew seed 1's coalitions, ``seed="3"`` seed 3's and ``seed=-1`` a stream of its
+    own, silently, where :func:`tribute.evaluate` and ``deletion`` refuse them; a seed of 2**64
+    or more failed inside torch ("Overflow when unpacking long long") (aud43m).
+    """
+    s = check_seed(seed, name)
+    if s >= 2**64:
+        raise InputError(f"{name}={seed!r} is too large: torch's random generator takes seeds below "
+                         "2**64; pass a smaller non-negative int.")
+    return torch.Generator().manual_seed(s)
+
+
+#: Channel counts of image layouts: a last axis of this size after a larger first one reads
+#: as ``(H, W, C)``.
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
+def warn_if_channels_last(shape: tuple[int, ...], what: str) -> None:
+    """Warn where a per-sample image shape looks channels-last (``(H, W, C)``, e.g.
+    ``(28, 28, 1)`` or ``(224, 224, 3)``) for code that reads ``(C, H, W)``.
+
+    ROAD's imputation, the ``"square"`` infidelity masks, SSIM maps and :func:`blur` work over
+    the last two axes: on ``(8, 8, 3)`` images they imputed, blurred and compared along
+    (width, channel) planes, silently (ROAD 1.83 for 1.65 on the same model and credits laid
+    out channels-first; aud43m).
+    """
+    if len(shape) == 3 and shape[-1] in _CHANNEL_COUNTS and shape[0] not in _CHANNEL_COUNTS \
+            and shape[0] > max(_CHANNEL_COUNTS) and shape[1] > max(_CHANNEL_COUNTS):
+        warnings.warn(
+            f"{what} reads images as (C, H, W) or (H, W) and works over the last two axes; the "
+            f"per-sample shape {tuple(shape)} looks channels-last (H, W, C), so it would work "
+            f"over (W, C) planes. Give the model channels-first inputs (e.g. wrap it: "
+            f"forward(x) = model(x.permute(0, 2, 3, 1)), inputs x.permute(0, 3, 1, 2)).",
+            UserWarning, stacklevel=user_stacklevel())
 
 
 def check_int(value: Any, name: str, lo: int = 1) -> int:

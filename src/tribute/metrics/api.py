@@ -25,6 +25,7 @@ from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
 from ._text_groups import evaluate_by_word_count, word_counts
+from ._util import warn_if_channels_last
 from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
 
 __all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
@@ -56,6 +57,31 @@ def _gauss(sigma: float, truncate: float, dtype: torch.dtype) -> torch.Tensor:
     return (k / k.sum()).to(dtype)
 
 
+#: Largest kernel radius (pixels) :func:`blur` builds; a wider Gaussian is flat on any image.
+_MAX_BLUR_RADIUS = 10**7
+
+
+def _finite_positive(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)) and math.isfinite(float(v)) and float(v) > 0
+
+
+def _replicate_blur_matrix(n: int, k: torch.Tensor) -> torch.Tensor:
+    """``n x n`` matrix of the 1-D convolution with kernel ``k`` (length ``2r + 1``) under
+    replicate padding: ``A[i, j] = k[j - i + r]``, plus the kernel's mass beyond the left edge
+    on ``j = 0`` and beyond the right edge on ``j = n - 1``."""
+    r = (k.numel() - 1) // 2
+    cdf = torch.cat([torch.zeros(1, dtype=k.dtype), torch.cumsum(k, 0)])  # cdf[m] = sum k[:m]
+    i = torch.arange(n)[:, None]
+    j = torch.arange(n)[None, :]
+    off = j - i
+    a = torch.where(off.abs() <= r, k[(off + r).clamp(0, 2 * r)], torch.zeros((), dtype=k.dtype))
+    rows = torch.arange(n)
+    a[:, 0] += cdf[(r - rows).clamp(min=0)]  # offsets -r .. -i-1 land on pixel 0
+    a[:, n - 1] += cdf[-1] - cdf[(n + r - rows).clamp(max=2 * r + 1)]  # offsets n-i .. r on n-1
+    return a
+
+
 def blur(inputs: Any, spec: Blur | None = None) -> Any:
     """Gaussian-blur image inputs over their last two axes (batch first; same framework back).
 
@@ -74,16 +100,35 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
                 f"baseline='blur' needs real-valued image inputs (batch, H, W) or (batch, C, H, "
                 f"W); input {i} has shape {tuple(t.shape)} and dtype {t.dtype}."
             )
+        warn_if_channels_last(tuple(int(d) for d in t.shape[1:]), "baseline='blur'")
         h, w = int(t.shape[-2]), int(t.shape[-1])
         sigma = spec.sigma if spec.sigma is not None else max(1.0, max(h, w) / 8)
-        if not sigma > 0:
-            raise InputError(f"Blur(sigma={spec.sigma!r}) must be positive.")
+        if not _finite_positive(sigma):
+            raise InputError(f"Blur(sigma={spec.sigma!r}) must be a finite positive number (pixels).")
+        if not _finite_positive(spec.truncate):
+            raise InputError(f"Blur(truncate={spec.truncate!r}) must be a finite positive number.")
+        if math.ceil(float(spec.truncate) * float(sigma)) > _MAX_BLUR_RADIUS:
+            raise InputError(
+                f"Blur(sigma={sigma!r}, truncate={spec.truncate!r}) has a kernel radius above "
+                f"{_MAX_BLUR_RADIUS} pixels, far wider than the {h}x{w} image (replicate padding "
+                "then gives almost all weight to the edge pixels); pass a smaller sigma, or a "
+                "constant baseline such as the image's mean.")
         dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
-        k = _gauss(float(sigma), spec.truncate, dtype).to(t.device)
+        k = _gauss(float(sigma), float(spec.truncate), dtype)
         r = (k.numel() - 1) // 2
         x = t.to(dtype).reshape(-1, 1, h, w)
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.reshape(1, 1, 1, -1))
-        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.reshape(1, 1, -1, 1))
+        if r < max(h, w):
+            k = k.to(t.device)
+            x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.reshape(1, 1, 1, -1))
+            x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.reshape(1, 1, -1, 1))
+        else:
+            # a kernel wider than the image: replicate padding puts each tail's weight on the
+            # edge pixel, so the blur is an h x h and a w x w matrix (aud43m: sigma=1e6 padded
+            # every row by 3e6 pixels, a 28 GB allocation for 2 small images)
+            k = _gauss(float(sigma), float(spec.truncate), torch.float64)
+            a_h = _replicate_blur_matrix(h, k).to(device=t.device, dtype=dtype)
+            a_w = _replicate_blur_matrix(w, k).to(device=t.device, dtype=dtype)
+            x = a_h @ x @ a_w.T
         x = x.reshape(t.shape).to(t.dtype)
         out.append(x if is_t else x.numpy())
     return tuple(out) if multi else out[0]

@@ -31,8 +31,10 @@ from ._util import (
     pearson_rows,
     random_subsets,
     spearman_rows,
+    torch_generator,
     values_per_target,
     values_shared,
+    warn_if_channels_last,
 )
 from .base import Scores, check_attribution, register_metric
 
@@ -470,7 +472,7 @@ def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets
     k = check_int(n_subsets, "n_subsets", 3)
     n = game.n_players
     size = min(max(1, round(a * n)), n)
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     masks = random_subsets(n, size, k, g)  # K x n
     v = values_shared(game, masks).permute(0, 2, 1).numpy()  # B x T x K
     pred = flat @ masks.numpy().astype(np.float64).T  # B x T x K
@@ -492,7 +494,8 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
 
     Draws ``n_subsets`` random subsets ``S`` of ``subset_size`` players (shared across
     samples), removes them, and correlates ``sum_{i in S} phi_i`` with
-    ``v(N) - v(N \\ S)`` per sample. Higher is better. Costs ``n_subsets + 1`` evaluations.
+    ``v(N) - v(N \\ S)`` per sample. Higher is better. Costs ``n_subsets`` evaluations per
+    input plus ``v(N)`` (free on feature and component games, whose reference pass is ``v(N)``).
 
     Args:
         n_subsets: number of random subsets. default=100.
@@ -512,7 +515,7 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     size = default_subset_size(n) if subset_size is None else check_int(subset_size, "subset_size")
     if size > n:
         raise InputError(f"subset_size={size} exceeds the number of players ({n}).")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     removed = random_subsets(n, size, k, g)
     v = values_shared(game, 1.0 - removed).permute(0, 2, 1).numpy()  # B x T x K
     drop = game.full().numpy()[:, :, None] - v
@@ -564,7 +567,9 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
 
     With ``scale_invariant`` the credits are first multiplied by the per-sample least-squares
     scale ``beta = E[(u.phi) d] / E[(u.phi)^2]`` (as in Yeh et al.'s code), so only the
-    credits' direction is judged. Lower is better. Costs ``n_perturbations + 1`` evaluations.
+    credits' direction is judged. Lower is better. Costs ``n_perturbations`` evaluations
+    per input plus ``v(N)`` (free on feature and component games, whose reference pass is
+    ``v(N)``).
 
     Args:
         n_perturbations: perturbations per sample. default=50.
@@ -588,7 +593,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     flat = check_attribution(game, attr, "infidelity")
     k = check_int(n_perturbations, "n_perturbations")
     n = game.n_players
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     scale_invariant = check_flag(scale_invariant, "scale_invariant")
     if perturbation == "gaussian":
         noise = check_positive(noise, "noise (std of the gaussian perturbations)")
@@ -760,6 +765,7 @@ def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> t
             "(per-sample shape (H, W) or (C, H, W), no groups); use 'gaussian' or 'subset'."
         )
     shape = shapes[0]
+    warn_if_channels_last(tuple(shape), "infidelity with perturbation='square'")
     h, w = shape[-2], shape[-1]
     s = max(1, min(h, w) // 4) if size is None else check_int(size, "square_size")
     if s > min(h, w):

@@ -18,8 +18,9 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..methods.exact import all_coalitions, shapley_from_table
-from ._util import check_int, rank_rows, spearman_rows
+from ._util import RANK_TIE_RTOL, check_int, rank_rows, spearman_rows
 from .base import Scores, check_attribution, register_metric
+from .faithfulness import check_flag
 
 __all__ = [
     "auroc",
@@ -107,6 +108,18 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
         )
     flat_parts = []
     for a, s in zip(arrs, shapes):
+        if a.ndim == 1 and int(np.prod(s, dtype=np.int64)) > 1:
+            # aud43m: a batch-long vector has no element axis; broadcast over the elements it
+            # flagged every element of some samples and none of the others. A mask shared by
+            # every sample ([1, 1, 0, 0, 0, 0] for 6 features) on a batch of 6 was read so:
+            # relevance_mass 1, 1, 0, 0, 0, 0 (0.33 mean) where the mask per sample gives 0.61
+            raise InputError(
+                f"metric {metric!r}: ground_truth has shape {a.shape}, one flag per sample and no "
+                f"axis over the players or input elements, so each sample would be all relevant "
+                f"or all irrelevant. Pass ({b}, {n}) (one flag per player) or the input shape "
+                f"{(b, *s)}; for one mask shared by every sample use "
+                f"np.broadcast_to(mask, ({b}, {n}))."
+            )
         full = None
         if a.ndim >= 1 and a.shape[0] == b and a.ndim - 1 <= len(s):
             lifted = a.reshape(b, *([1] * (len(s) - (a.ndim - 1))), *a.shape[1:])
@@ -136,17 +149,40 @@ def _auroc_rows(score: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
+def _tie_blocks_desc(score: np.ndarray) -> np.ndarray:
+    """Tie block of every element in decreasing-score order (0 = the largest scores), ``B x T x m``.
+
+    Scores within ``RANK_TIE_RTOL`` times the row's largest finite magnitude of their neighbour
+    in sorted order are one block, as :func:`~tribute.metrics._util.rank_rows` (auroc) and the
+    deletion curves tie them: credits equal but for rounding (``kernel_shap`` of a symmetric
+    game, 1e-16 apart) are a tie, not an order.
+    """
+    order = np.argsort(-score, axis=-1, kind="stable")
+    srt = np.take_along_axis(score, order, -1)
+    scale = np.where(np.isfinite(score), np.abs(score), 0.0).max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: the same value (a tie)
+        new = (srt[..., :-1] - srt[..., 1:]) > RANK_TIE_RTOL * scale
+    first = np.zeros((*score.shape[:-1], 1), dtype=np.int64)
+    sorted_block = np.concatenate([first, np.cumsum(new, axis=-1)], axis=-1)
+    block = np.empty_like(sorted_block)
+    np.put_along_axis(block, order, sorted_block, -1)
+    return block
+
+
 def _precision_top(score: np.ndarray, truth: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Expected fraction of true elements among the top ``k`` (ties broken at random).
 
-    ``score`` is ``B x T x m``, ``truth`` ``B x m``, ``k`` ``B`` (>= 1).
+    ``score`` is ``B x T x m``, ``truth`` ``B x m``, ``k`` ``B`` (>= 1). Ties as in
+    :func:`_tie_blocks_desc` (exact equality split credits equal but for rounding by their
+    last bits: precision 0 where the tie's expectation is 1/3; aud43m).
     """
     m = score.shape[-1]
     kk = np.clip(k, 1, m)[:, None, None].astype(np.int64)  # B x 1 x 1
-    srt = -np.sort(-score, axis=-1)
-    thr = np.take_along_axis(srt, np.broadcast_to(kk - 1, (*score.shape[:2], 1)), -1)
-    above = score > thr
-    tied = score == thr
+    block = _tie_blocks_desc(score)
+    thr = np.take_along_axis(np.sort(block, axis=-1),
+                             np.broadcast_to(kk - 1, (*score.shape[:2], 1)), -1)
+    above = block < thr
+    tied = block == thr
     t = truth[:, None, :]
     n_above = above.sum(-1, keepdims=True)
     n_tied = tied.sum(-1, keepdims=True)
@@ -174,6 +210,8 @@ def auroc(game: Game, attr: Attribution, *, ground_truth: Any, absolute: bool = 
         absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "auroc")
+    # aud43m: absolute="False" (a non-empty string) ranked |phi| silently, as absolute=True
+    absolute = check_flag(absolute, "absolute")
     return Scores(_auroc_rows(np.abs(sc) if absolute else sc, truth))
 
 
@@ -186,7 +224,9 @@ def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int |
     """Fraction of the ``k`` top-scored elements/players that are truly relevant.
 
     Ties at the cut-off are counted in expectation (as if broken at random), so the score never
-    depends on element order. No model evaluations.
+    depends on element order; credits within ``1e-12`` times the sample's largest ``|credit|``
+    are tied (as in :func:`auroc` and the deletion curves), so rounding does not order them.
+    No model evaluations.
 
     Args:
         ground_truth: truth mask (see the module docstring).
@@ -196,6 +236,7 @@ def precision_at_k(game: Game, attr: Attribution, *, ground_truth: Any, k: int |
         absolute: rank by ``|phi|`` (True) or by signed ``phi``. default=True.
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "precision_at_k")
+    absolute = check_flag(absolute, "absolute")
     if k is not None and check_int(k, "k") > truth.shape[-1]:
         # it was clipped to the element count silently: precision_at_k(k=20) of 10 elements
         # scored the true share of all elements, a number that answers another question (small39)
@@ -227,6 +268,7 @@ def relevance_mass(game: Game, attr: Attribution, *, ground_truth: Any,
     Reference: Arras, Osman & Samek (2022), "CLEVR-XAI".
     """
     truth, sc = truth_and_scores(game, attr, ground_truth, "relevance_mass")
+    absolute = check_flag(absolute, "absolute")
     r = np.abs(sc) if absolute else np.clip(sc, 0.0, None)
     tot = r.sum(-1)
     inside = (r * truth[:, None, :]).sum(-1)

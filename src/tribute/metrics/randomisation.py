@@ -30,8 +30,15 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ._similarity import attribution_similarity, constant_rows
-from ._util import accepts, call_explain, flat_of, shared_draw_unknown, targets_rows
+from ._similarity import attribution_similarity, check_similarity, constant_rows
+from ._util import (
+    accepts,
+    call_explain,
+    flat_of,
+    shared_draw_unknown,
+    targets_rows,
+    torch_generator,
+)
 from .base import Scores, check_attribution, register_metric
 
 __all__ = ["model_randomisation", "parameter_layers", "random_logit", "random_parameters"]
@@ -178,6 +185,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         )
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode={mode!r} must be 'cascading' or 'independent'.")
+    absolute = check_similarity(similarity, absolute)
     if model_explain is None or inputs is None:
         raise InputError("metric 'model_randomisation' needs model_explain=callable and inputs=....")
     _check_model_explain(model_explain)
@@ -185,6 +193,11 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     if isinstance(layers, str):  # one name: iterating it gave its characters ("10" -> 1, 0)
         layers = [layers]
     if layers is not None:
+        layers = list(layers)
+        if not layers:  # it said "the model has no layers with parameters" (aud43m)
+            raise InputError(
+                f"metric 'model_randomisation': layers={layers!r} selects no layer; give module "
+                f"names from {names}, or layers=None for all of them.")
         unknown = [n for n in layers if n not in names]
         if unknown:
             raise InputError(
@@ -194,7 +207,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
     if not names:
         raise InputError("metric 'model_randomisation': the model has no layers with parameters.")
     top_down = names[::-1]
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     mods = dict(module.named_modules())
     fresh = {name: random_parameters(mods[name], g) for name in top_down}
     b, t, n = flat.shape
@@ -267,6 +280,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
         raise InputError("metric 'random_logit' needs explain=callable and inputs=....")
     if not accepts(explain, "target"):
         raise InputError("metric 'random_logit': the explain callable must accept target=....")
+    absolute = check_similarity(similarity, absolute)
     if attr.targets is None or attr.layout.multi_target:
         raise InputError(
             "metric 'random_logit' needs one class-index target per sample (not a callable or "
@@ -280,7 +294,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
             "metric 'random_logit' needs a classifier with two or more outputs; this model has "
             f"{max(n_classes, 1)}."
         )
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     r = int(torch.randint(1, n_classes, (1,), generator=g))
     tg = np.asarray(attr.targets, dtype=np.int64)
     other = (tg + r) % n_classes

@@ -31,7 +31,7 @@ from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.base import Game
 from ..models.tabular import from_polars
-from ._similarity import attribution_similarity, constant_rows
+from ._similarity import attribution_similarity, check_similarity, constant_rows
 from ._util import (
     HEAVY_TAILED_MIN_SAMPLES,
     accepts,
@@ -41,6 +41,7 @@ from ._util import (
     flat_of,
     shared_draw_unknown,
     targets_rows,
+    torch_generator,
 )
 from .base import Scores, check_attribution, register_metric
 
@@ -98,7 +99,7 @@ def perturb_inputs(inputs: Any, radius: float, n_draws: int, seed: int) -> tuple
         raise InputError(
             "sensitivity needs real-valued inputs to perturb; these have none (integer token ids, "
             "or a table without a float column). Explain float features, or use another metric.")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_generator(seed)
     out: list[Any] = []
     batch = int(parts[0].shape[0])
     for p in parts:
@@ -375,6 +376,7 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     flat = check_attribution(game, attr, "stability")
     if explain is None or inputs is None:
         raise InputError("metric 'stability' needs explain=callable and inputs=....")
+    absolute = check_similarity(similarity, absolute)
     if param_grid is not None and not isinstance(param_grid, dict):
         param_grid = _as_list(param_grid, "param_grid", "[{'n_samples': 10}, {'n_samples': 50}]")
     if param_grid is not None and (isinstance(param_grid, dict) or not all(
