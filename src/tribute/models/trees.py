@@ -24,7 +24,9 @@ XGBoost and LightGBM are optional: they are only touched when the model comes fr
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -582,10 +584,20 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
     n_features = int(booster.num_features())
     index = {n: i for i, n in enumerate(names)} if names else {}
     dumps = booster.get_dump(dump_format="json", with_stats=True)
+    saved: list[list[dict[str, Any]]] = []
+
+    def saved_tree(i: int) -> dict[str, Any]:
+        # the model's own arrays (read once, when a dump lacks a split's threshold)
+        if not saved:
+            model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+            saved.append(model["trees"])
+        return saved[0][i]
+
     trees = []
     for i, d in enumerate(dumps):
         col = (i // npt) % n_out if n_out > 1 else 0
-        trees.append(_xgb_tree(json.loads(d), index, n_out, col))
+        trees.append(_xgb_tree(json.loads(d), index, n_out, col,
+                               functools.partial(saved_tree, i)))
 
     def raw(x: np.ndarray) -> np.ndarray:
         dm = xgboost.DMatrix(x, feature_names=names, missing=missing)
@@ -597,7 +609,13 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
     return ens
 
 
-def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int) -> Tree:
+def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int,
+              saved: Callable[[], dict[str, Any]] | None = None) -> Tree:
+    """One tree from its JSON dump; ``saved`` gives the tree's arrays in the saved model
+    (``save_raw``), read for splits the dump writes without a threshold: those on an indicator
+    feature (feature type ``"i"``, e.g. a bool column of a DataFrame), dumped as ``"split"``,
+    ``"yes"`` (the non-default child) and ``"no"`` (the default child) only. They were refused
+    as categorical splits (aud43t), though they are ordinary ``x < split_condition`` splits."""
     nodes: dict[int, dict[str, Any]] = {}
     stack = [root]
     while stack:
@@ -617,7 +635,10 @@ def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int)
         if "leaf" in nd:
             value[i, col] = float(nd["leaf"])
             continue
-        if "split_condition" not in nd or isinstance(nd.get("split_condition"), list):
+        indicator = "split_condition" not in nd
+        tree_arrays = saved() if indicator and saved is not None else None
+        if isinstance(nd.get("split_condition"), list) or (indicator and (
+                tree_arrays is None or int(tree_arrays["split_type"][i]) != 0)):
             raise UnsupportedModelError("tree_shap: XGBoost categorical splits are not supported; one-hot "
                                     "encode the column, or use method='exact_shapley' / 'kernel_shap' "
                                     "on the model.")
@@ -629,6 +650,12 @@ def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int)
         else:
             f = int(s)
         feature[i] = f
+        if tree_arrays is not None:  # an indicator split: x < split_condition goes left
+            thr[i] = float(tree_arrays["split_conditions"][i])
+            left[i] = int(tree_arrays["left_children"][i])
+            right[i] = int(tree_arrays["right_children"][i])
+            mleft[i] = bool(int(tree_arrays["default_left"][i]))
+            continue
         thr[i] = float(nd["split_condition"])
         left[i] = int(nd["yes"])
         right[i] = int(nd["no"])
