@@ -56,13 +56,23 @@ class _Caller:
         return self.sae.encode(a)
 
 
+class _Wrapper:
+    """Not callable, not a module: holds the SAE (a bound ``wrapper.encode`` is given)."""
+
+    def __init__(self, sae: _DropSAE) -> None:
+        self.sae = sae
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        return self.sae.encode(a)
+
+
 def _encoders(sm: _DropSAE) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     def nested(a: torch.Tensor) -> torch.Tensor:
         inner = lambda b: sm.encode(b)  # noqa: E731  (a function reaching a function)
         return inner(a)
 
     return {"lambda": lambda a: sm.encode(a), "nested": nested, "partial": functools.partial(_encode_with, sm),
-            "object": _Caller(sm), "in_a_dict": (lambda mods: lambda a: mods["sae"].encode(a))({"sae": sm})}
+            "object": _Caller(sm), "wrapper_method": _Wrapper(sm).encode, "in_a_dict": (lambda mods: lambda a: mods["sae"].encode(a))({"sae": sm})}
 
 
 def _net() -> nn.Sequential:
@@ -97,12 +107,13 @@ def _hand(net: nn.Sequential, sm: _DropSAE, x: torch.Tensor) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("how", ["lambda", "nested", "partial", "object", "in_a_dict", "global"])
+@pytest.mark.parametrize("how", ["lambda", "nested", "partial", "object", "wrapper_method", "in_a_dict",
+                                 "global"])
 def test_a_function_reaching_an_sae_in_training_mode_is_credited_in_eval_mode(how: str) -> None:
     net = _net()
     sm = _GLOBAL_SAE if how == "global" else _DropSAE().train()
     enc = _global_encode if how == "global" else _encoders(sm)[how]
-    sae = tribute.SAE(enc, lambda z: sm.d(z), at="1")
+    sae = tribute.SAE(enc, sm.d, at="1")  # the decoder reaches no dropout: the encoder must
     x = torch.randn(2, 3, generator=torch.Generator().manual_seed(1), dtype=DT)
     want = _hand(net, sm, x)
     for _ in range(2):  # two identical calls: equal, and equal to the eval-mode truth

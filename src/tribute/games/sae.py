@@ -236,12 +236,13 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
         elif isinstance(obj, dict):
             for o in list(obj.values())[:_REACH_ITEMS]:
                 visit(o, left - 1)
-        elif callable(obj) and not isinstance(obj, type):
-            # a callable object's own __call__ (its class's or a base's) and its state
+        elif not isinstance(obj, (type, types.ModuleType)) and isinstance(getattr(obj, "__dict__", None), dict):
+            # an object's state (the wrapper behind a bound method: ``wrapper.encode``) and a
+            # callable object's own __call__ (its class's or a base's)
             call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
             if isinstance(call, types.FunctionType):
                 visit(call, left - 1)
-                visit(getattr(obj, "__dict__", {}), left - 1)
+            visit(vars(obj), left - 1)
 
     visit(fn, depth)
     return list(out.values())
