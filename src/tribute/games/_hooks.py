@@ -207,13 +207,35 @@ def _output_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any
             return _edit(site_id, site, output, state)
         if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
             new = _edit(site_id, site, output[0], state)
-            return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
+            rest = list(output[1:])
+            if isinstance(module, torch.nn.RNNBase) and new is not output[0]:
+                rest = _rnn_final_state(module, new, rest)
+            return type(output)([new, *rest]) if isinstance(output, list) else (new, *rest)
         raise UnsupportedModelError(
             f"module {site.path!r} returned {type(output).__name__}; component players need a "
             "tensor output (or a tuple whose first element is the activation)."
         )
 
     return hook
+
+
+def _rnn_final_state(module: torch.nn.RNNBase, seq: torch.Tensor, rest: list[Any]) -> list[Any]:
+    """``(h_n,)`` / ``((h_n, c_n),)`` of an RNN / GRU / LSTM whose output sequence was edited to
+    ``seq`` (batch first): the last layer's ``h_n`` is the same numbers as the sequence's last
+    step (first step for the backward direction), so it is taken from ``seq``. Before, a model
+    reading ``h_n`` saw the unedited state: its units got all-zero credits (ablation) or a
+    crash (AtP). ``c_n`` and lower layers' ``h_n`` are not output units and stay as computed."""
+    if seq.ndim != 3 or not rest:
+        return rest
+    lstm = isinstance(rest[0], tuple)
+    h = rest[0][0] if lstm else rest[0]
+    if not isinstance(h, torch.Tensor) or h.ndim != 3:
+        return rest
+    dirs = 2 if module.bidirectional else 1
+    width = seq.shape[-1] // dirs
+    last = [seq[:, -1, :width]] + ([seq[:, 0, width:]] if dirs == 2 else [])
+    h_new = torch.cat([h[:-dirs], torch.stack(last).to(h.dtype)], 0)
+    return [(h_new, *rest[0][1:]) if lstm else h_new, *rest[1:]]
 
 
 def _input_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any]:

@@ -99,7 +99,7 @@ def _value_digest(value: Any, depth: int = 0) -> str:
         return repr(value)
     if isinstance(value, torch.Tensor):
         t = value.detach().cpu().contiguous()
-        return f"tensor{tuple(t.shape)}{t.dtype}:" + hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]
+        return f"tensor{tuple(t.shape)}{t.dtype}:" + hashlib.sha256(_bytes_view(t).tobytes()).hexdigest()[:16]
     if isinstance(value, np.ndarray):
         a = np.ascontiguousarray(value)
         if a.dtype.hasobject:
@@ -178,14 +178,34 @@ def _behaviour_digest(fit: Any, depth: int) -> str:
     return "\n".join(parts)
 
 
+_SAME_WIDTH_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bytes_view(t: torch.Tensor) -> np.ndarray:
+    """A contiguous CPU tensor as a numpy array over the same bytes (no copy). Dtypes numpy
+    lacks (bfloat16, the float8 types) are viewed as integers of the same width: before,
+    ``.numpy()`` raised torch's ``Got unsupported ScalarType BFloat16`` and every data method
+    failed on a bfloat16 ``X_train``."""
+    try:
+        return t.numpy()
+    except TypeError:
+        return t.view(_SAME_WIDTH_INT[t.element_size()]).numpy()
+
+
 def data_fingerprint(X: torch.Tensor, y: torch.Tensor) -> str:
     """sha256 (16 hex digits) of the dtypes, shapes and every byte of ``X`` and ``y``.
 
-    The bytes are hashed in place (no copy): about 0.12 s for 60,000 x 784 float32."""
+    The bytes are hashed in place (no copy): about 0.12 s for 60,000 x 784 float32. A dtype
+    numpy lacks (bfloat16) is named by torch's name, so its bytes never collide with an integer
+    tensor's."""
     h = hashlib.sha256()
     for t in (X, y):
-        a = t.detach().cpu().resolve_conj().resolve_neg().contiguous().numpy()
-        h.update(str((a.dtype.str, a.shape)).encode())
+        t = t.detach().cpu().resolve_conj().resolve_neg().contiguous()
+        a = _bytes_view(t)
+        if a.dtype.kind in "iu" and t.dtype.is_floating_point:
+            h.update(str((str(t.dtype), a.shape)).encode())
+        else:
+            h.update(str((a.dtype.str, a.shape)).encode())
         h.update(a.reshape(-1).view(np.uint8).data)
     return h.hexdigest()[:16]
 

@@ -367,6 +367,8 @@ class FeatureGame(Game):
             _check_per_sample_rows(frame, baseline)
             if feature_names is None and groups is None:
                 feature_names = columns
+        elif multi:
+            _check_per_sample_tuple(raw_inputs, baseline)
         elif not multi:
             columns = _fitted_columns(model, raw_inputs[0])
             if columns is not None and feature_names is None and groups is None:
@@ -1852,7 +1854,20 @@ def _check_frame_columns(model: ModelAdapter, columns: list[str], baseline: Any)
         )
 
 
-def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
+def _check_per_sample_tuple(inputs: list[Any], baseline: Any) -> None:
+    """:func:`_check_per_sample_rows` for each input of a multi-input model whose baseline is a
+    tuple (plain or ``PerSample``) of frames: before, only a single frame was checked and a tuple
+    of frames in another row order was read by position silently (credits 4.6 off)."""
+    per = isinstance(baseline, PerSample)
+    parts = baseline.data if per else baseline
+    if not isinstance(parts, (tuple, list)) or len(parts) != len(inputs):
+        return
+    for k, (x, b) in enumerate(zip(inputs, parts, strict=True)):
+        if _is_pandas(x):
+            _check_per_sample_rows(x, PerSample(b) if per else b, where=f"baseline[{k}] (of input {k})")
+
+
+def _check_per_sample_rows(frame: Any, baseline: Any, where: str = "baseline") -> None:
     """Refuse a per-sample DataFrame baseline whose index names the inputs' rows in another
     order (aud42o).
 
@@ -1902,7 +1917,7 @@ def _check_per_sample_rows(frame: Any, baseline: Any) -> None:
         return "[" + ", ".join(lab(v) for v in ix[:5]) + (", ...]" if len(ix) > 5 else "]")
 
     raise InputError(
-        f"baseline (one row per sample) is a DataFrame whose index {show(ix_b)} {what} "
+        f"{where} (one row per sample) is a DataFrame whose index {show(ix_b)} {what} "
         f"(inputs' index {show(ix_in)}): baselines are read by position, so the sample at "
         f"position {j} ({lab(ix_in[j])}) would be explained against the baseline row labelled "
         f"{lab(label)}. Pass the rows in the inputs' order, e.g. "

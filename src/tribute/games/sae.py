@@ -44,7 +44,9 @@ removed in ``finally``; the user's model is never modified (the wrapper only ref
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,7 +104,7 @@ class SAE:
 class _Splice(torch.nn.Module):
     """Holds the SAE and the two identity sites the component hooks edit."""
 
-    def __init__(self, sae: SAE) -> None:
+    def __init__(self, sae: SAE, model: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.latents = torch.nn.Identity()
         self.error = torch.nn.Identity()
@@ -116,6 +118,19 @@ class _Splice(torch.nn.Module):
             self.encoder = enc
         if dec is not None and dec is not enc:
             self.decoder = dec
+        # so are the modules a plain function reaches (``lambda a: sae(a)``, a nested function,
+        # a partial's arguments, a global it names): before, they stayed in training mode and two
+        # identical calls differed by 2.36. The explained model's own modules are the session's.
+        own = {id(m) for m in model.modules()} if model is not None else set()
+        own.update(id(m) for m in self.modules())
+        found = [m for fn in self._fns for m in modules_reached(fn)]
+        extra: list[torch.nn.Module] = []
+        for m in found:
+            if id(m) not in own:
+                own.update(id(k) for k in m.modules())
+                extra.append(m)
+        if extra:
+            self.reached = torch.nn.ModuleList(extra)
         self.kind = sae.kind
         self.at = sae.at
 
@@ -174,6 +189,74 @@ class _Splice(torch.nn.Module):
         return new
 
 
+#: how deep :func:`modules_reached` follows functions, partials and containers
+_REACH_DEPTH = 4
+#: most items of one container (list, tuple, dict) it looks at
+_REACH_ITEMS = 64
+
+
+def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]:
+    """The torch modules a callable computes with: itself, a bound method's ``__self__``, a
+    ``functools.partial``'s function and arguments, a function's closure cells, defaults and the
+    globals its code names (nested code too), and what those reach in turn, to ``depth`` levels
+    of functions and containers (lists, tuples, dicts). Each module once, in the order found."""
+    out: dict[int, torch.nn.Module] = {}
+    seen: set[int] = set()
+
+    def visit(obj: Any, left: int) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.nn.Module):
+            out.setdefault(id(obj), obj)
+            return
+        if left <= 0:
+            return
+        if isinstance(obj, functools.partial):
+            for o in (obj.func, *obj.args[:_REACH_ITEMS], *list(obj.keywords.values())[:_REACH_ITEMS]):
+                visit(o, left - 1)
+        elif isinstance(obj, types.MethodType):
+            visit(obj.__self__, left - 1)
+            visit(obj.__func__, left - 1)
+        elif isinstance(obj, types.FunctionType):
+            for cell in obj.__closure__ or ():
+                try:
+                    visit(cell.cell_contents, left - 1)
+                except ValueError:  # an empty cell
+                    pass
+            for o in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
+                visit(o, left - 1)
+            glob = obj.__globals__
+            for name in _code_names(obj.__code__):
+                if name in glob and not isinstance(glob[name], types.ModuleType):
+                    visit(glob[name], left - 1)
+        elif isinstance(obj, (list, tuple)):
+            for o in obj[:_REACH_ITEMS]:
+                visit(o, left - 1)
+        elif isinstance(obj, dict):
+            for o in list(obj.values())[:_REACH_ITEMS]:
+                visit(o, left - 1)
+        elif not isinstance(obj, (type, types.ModuleType)) and isinstance(getattr(obj, "__dict__", None), dict):
+            # an object's state (the wrapper behind a bound method: ``wrapper.encode``) and a
+            # callable object's own __call__ (its class's or a base's)
+            call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
+            if isinstance(call, types.FunctionType):
+                visit(call, left - 1)
+            visit(vars(obj), left - 1)
+
+    visit(fn, depth)
+    return list(out.values())
+
+
+def _code_names(code: types.CodeType) -> list[str]:
+    """Global names a code object (and the code nested in it: lambdas, comprehensions) reads."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _code_names(const)
+    return names
+
+
 def _module_behind(fn: Any) -> torch.nn.Module | None:
     """The module a callable computes with: itself, the module of a bound method (SAELens'
     ``sae.encode``), or of a ``functools.partial`` of one; None for a plain function."""
@@ -189,8 +272,8 @@ def _weights_digest(splice: torch.nn.Module) -> str:
     (nothing to fingerprint). About 1.4 s per GB of weights."""
     fns = getattr(splice, "_fns", ())
     modules: list[torch.nn.Module] = []
-    for fn in fns:
-        mod = _module_behind(fn)
+    reached = getattr(splice, "reached", None)  # modules a plain function reaches (closure, ...)
+    for mod in [*(_module_behind(fn) for fn in fns), *(reached if reached is not None else ())]:
         if mod is not None and all(mod is not m for m in modules):
             modules.append(mod)
     tensors = [t for mod in modules for t in (*mod.parameters(), *mod.buffers())]
@@ -209,7 +292,7 @@ class _Spliced(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, sae: SAE) -> None:
         super().__init__()
         self.model = model
-        self.sae = _Splice(sae)
+        self.sae = _Splice(sae, model)
         self._at = (get_module(model, sae.at),)  # a tuple: not registered twice as a child
         # run the splice before the hooks already on ``at`` (set while GradDrop hooks that very
         # module: its detach must see the spliced output, so the latents are the layer's nodes)

@@ -28,7 +28,7 @@ from .data import (
     load_dataset,
 )
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
-from .merge import RESULT, SHARDS_DIR, merge_shards, shard_path, write_parquet
+from .merge import RESULT, SHARDS_DIR, merge_shards, result_write_error, shard_path, write_parquet
 from .model import (
     PROBE_ROWS,
     ModelSource,
@@ -223,7 +223,11 @@ def explain_dataset(
         "files": [RESULT] + ([PARQUET] if parquet else []),
         "credits": credit_summary(result),
     }
-    atomic_write(out / SUMMARY, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    text = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
+    try:
+        atomic_write(out / SUMMARY, text)
+    except OSError as exc:
+        raise result_write_error(out / SUMMARY, len(text), exc) from exc
     return result.numpy()
 
 

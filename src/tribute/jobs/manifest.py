@@ -9,8 +9,12 @@ they decide where shards run, never what they contain.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import os
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -80,25 +84,96 @@ def canonical(obj: Any) -> Any:
     )
 
 
-def _function_digest(fn: Any, _seen: frozenset[int] = frozenset()) -> str:
+#: how many functions deep :func:`_function_digest` follows the functions a function calls
+_MAX_FN_DEPTH = 6
+
+
+@functools.lru_cache(maxsize=1)
+def _library_paths() -> tuple[str, ...]:
+    """Folders of installed code (the standard library, site-packages): functions and modules
+    from there are the installed version's, recorded by their name, never by their code."""
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    try:
+        paths.update(site.getsitepackages())
+        paths.add(site.getusersitepackages())
+    except AttributeError:  # a virtualenv's old site module
+        pass
+    return tuple(os.path.realpath(p) + os.sep for p in paths if p)
+
+
+def _is_user_code(obj: Any) -> bool:
+    """Whether a module (or a function's module) is the user's own code, not an installed library:
+    not built in, not in the standard library or site-packages. ``__main__`` and a notebook's
+    cells are the user's."""
+    mod = obj if isinstance(obj, types.ModuleType) else sys.modules.get(getattr(obj, "__module__", None) or "")
+    if mod is None:
+        return isinstance(obj, types.FunctionType)  # exec'd code: no module to tell it by
+    name = mod.__name__.split(".")[0]
+    if name in sys.builtin_module_names or name in sys.stdlib_module_names:
+        return False
+    file = getattr(mod, "__file__", None)
+    if not file:
+        return name == "__main__"
+    return not os.path.realpath(file).startswith(_library_paths())
+
+
+def _code_names(c: Any) -> list[str]:
+    """The names a code object reads as globals or attributes, nested code's too (lambdas and,
+    from Python 3.11 on, comprehensions: ``[y[:, c] * SCALE for c in ...]``), in order."""
+    names = list(c.co_names)
+    for k in c.co_consts:
+        if hasattr(k, "co_code"):
+            names += [n for n in _code_names(k) if n not in names]
+    return names
+
+
+def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int = 0) -> str:
     """sha256 of what a Python function computes: its byte code, constants and names (nested
     functions' too; not line numbers, so moving it in its file keeps the digest), default
     arguments, the values its closure holds and the plain values (numbers, strings, arrays) of
-    the globals it names. A value that cannot be recorded counts by its type's name."""
+    the globals it names. A value that cannot be recorded counts by its type's name.
+
+    Also what a resumed job could otherwise not see change (rev42f): a global ``dict`` (or
+    ``set``) the function reads, the code of the user's own functions it calls (recursively, to
+    ``_MAX_FN_DEPTH`` calls deep), and the attributes it reads from the user's own modules or
+    from a global object (``cfg.COLS``, ``mod.COLS``). Installed libraries (``np.argmax``) are
+    not followed. Everything is hashed by value, never by address or hash order, so the digest
+    is the same in every process."""
     import torch
 
     h = hashlib.sha256()
     seen = _seen | {id(fn)}
+    inside: set[int] = set()  # containers being walked (a list holding itself)
 
     def value(v: Any) -> str:
         if id(v) in seen:
             return "<self>"
         if callable(v) and getattr(v, "__code__", None) is not None:
-            return "fn:" + _function_digest(v, seen)
+            if _depth >= _MAX_FN_DEPTH:
+                return f"fn:{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', '?')}"
+            return "fn:" + _function_digest(v, seen, _depth + 1)
+        if isinstance(v, (set, frozenset)):
+            return "set(" + ", ".join(sorted(value(x) for x in v)) + ")"
+        if isinstance(v, functools.partial):
+            return f"partial({value(v.func)}; {value(v.args)}; {value(v.keywords)})"
         try:
             return json.dumps(canonical(v), sort_keys=True)
         except (InputError, TypeError, ValueError, RecursionError):
-            return f"<{type(v).__module__}.{type(v).__qualname__}>"
+            pass
+        if isinstance(v, (dict, list, tuple)) and id(v) not in inside:
+            # a container holding a function or an object canonical() cannot record: item by
+            # item, so a changed number beside them still counts
+            inside.add(id(v))
+            try:
+                if isinstance(v, dict):
+                    return "{" + ", ".join(sorted(f"{value(k)}: {value(x)}" for k, x in v.items())) + "}"
+                return f"{type(v).__name__}(" + ", ".join(value(x) for x in v) + ")"
+            finally:
+                inside.discard(id(v))
+        return f"<{type(v).__module__}.{type(v).__qualname__}>"
 
     def code(c: Any) -> None:
         h.update(c.co_code)
@@ -131,6 +206,32 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset()) -> str:
         # another ``COLS`` resumed silently
         if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor)):
             h.update(f"{name}=".encode() + value(g).encode())
+    # what rev42f found unrecorded (recorded after the above, so a function reading none of it
+    # keeps the digest it had): dicts and sets, the user's functions, attributes read from the
+    # user's modules and from global objects
+    names = _code_names(fn.__code__)
+    for name in names:
+        g = globs.get(name)
+        if isinstance(g, (dict, set, frozenset)) or (
+                isinstance(g, (types.FunctionType, functools.partial)) and _is_user_code(
+                    g.func if isinstance(g, functools.partial) else g)):
+            h.update(f"{name}=".encode() + value(g).encode())
+            continue
+        if isinstance(g, types.ModuleType):
+            if not _is_user_code(g):
+                continue
+            attrs = vars(g)
+        elif g is not None and not isinstance(g, type) and not callable(g) and hasattr(g, "__dict__") \
+                and not isinstance(g, (torch.Tensor, np.ndarray)):
+            attrs = vars(g)  # a global config object: ``CFG.cols``
+        else:
+            continue
+        for attr in names:
+            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
+                a = attrs[attr]
+                if callable(a) and not _is_user_code(a):
+                    continue
+                h.update(f"{name}.{attr}=".encode() + value(a).encode())
     return h.hexdigest()
 
 

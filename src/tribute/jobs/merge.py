@@ -10,6 +10,8 @@ any number of times ends with the same bytes as an uninterrupted run.
 
 from __future__ import annotations
 
+import errno
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError, user_stacklevel
+from ..errors import InputError, TributeError, user_stacklevel
 from ._io import atomic_write
 from .shards import attribution_bytes
 
-__all__ = ["RESULT", "merge_shards", "shard_path", "write_parquet"]
+__all__ = ["RESULT", "merge_shards", "result_write_error", "shard_path", "write_parquet"]
 
 RESULT = "result.npz"
 SHARDS_DIR = "shards"
@@ -94,8 +96,36 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
         full_values=_concat([a.full_values for a in parts], "full_values", per_row=True, optional=True),
         index=None if index is None else list(index),
     )
-    atomic_write(out / RESULT, attribution_bytes(merged))
+    _write_result(out / RESULT, attribution_bytes(merged))
     return Attribution.load(out / RESULT)
+
+
+def result_write_error(path: Path, nbytes: int | None, exc: OSError) -> TributeError:
+    """The error for a merged result (``result.npz``, ``result.parquet``, ``summary.json``) that
+    could not be written: the folder, the bytes needed and free, and that the shards are kept
+    for a resume. Before: the raw ``OSError: [Errno 28] No space left on device``. Nothing
+    partial is left: the atomic write removes its temporary."""
+    folder = path.parent
+    need = f"{nbytes:,} bytes needed" if nbytes is not None else ""
+    try:
+        free = f"{shutil.disk_usage(folder).free:,} bytes free"
+    except OSError:
+        free = ""
+    sizes = f" ({', '.join(x for x in (need, free) if x)})" if need or free else ""
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    why = "the disk is full" if full else f"{type(exc).__name__}: {exc}"
+    return TributeError(
+        f"out: writing the merged result {path.name!r} in {str(folder)!r} failed: {why}{sizes}. "
+        f"No partial {path.name} was left, and every finished shard is kept in "
+        f"{str(folder / SHARDS_DIR)!r}: free space (or fix the folder), then rerun with "
+        "resume=True / --resume to merge them without recomputing any.")
+
+
+def _write_result(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as exc:  # disk full, quota, folder made read-only after the shards
+        raise result_write_error(path, len(data), exc) from exc
 
 
 def _merged_params(parts: list[Attribution], job_params: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +214,7 @@ def write_parquet(attr: Attribution, path: Path, index: Any = None) -> Path | No
 
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
-    atomic_write(path, buf.getvalue())
+    _write_result(path, buf.getvalue())
     return path
 
 
