@@ -843,8 +843,8 @@ def _unique_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     """``list(module.parameters())``: every parameter once (a tied one at its first place), in
     the same order, from one walk over the modules and their own parameter dicts (as the
     session reads them), without ``named_parameters``' generators and its set of tensors hashed
-    by ``Tensor.__hash__`` (issue #9: ~45 of a warm call's ~1,200 Python calls, ~4 us of the
-    adapter's ~9 us on a 3-layer MLP)."""
+    by ``Tensor.__hash__`` (issue #9, eng43: 6.4 -> 5.0 us on a 3-layer MLP, 138 -> 104 us per
+    call on all-MiniLM-L6's 121 modules)."""
     cls, base = type(module), torch.nn.Module
     if any(getattr(cls, n) is not getattr(base, n) for n in _PARAMETER_WALK):
         return list(module.parameters())  # a module that lists its parameters its own way
