@@ -210,7 +210,7 @@ class TorchModel(ModelAdapter):
         #: parameters of the module (the engine caps chunks of very large models)
         self.n_params = 0
         if self.module is not None:
-            params: list[torch.Tensor] = list(self.module.parameters())
+            params: list[torch.Tensor] = _unique_parameters(self.module)
             self.n_params = sum(p.numel() for p in params)
             tensors: list[torch.Tensor] = list(params)
             if not params or not any(p.dtype.is_floating_point for p in params):
@@ -833,6 +833,29 @@ def as_model(model: Any, framework: str, model_output: str | None = None) -> Mod
     ):
         return TorchModel(model, model_output=model_output)
     return NumpyModel(model, model_output=model_output)
+
+
+#: the methods behind ``Module.parameters()``; a module overriding one keeps its own listing
+_PARAMETER_WALK = ("parameters", "named_parameters", "_named_members", "modules", "named_modules")
+
+
+def _unique_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
+    """``list(module.parameters())``: every parameter once (a tied one at its first place), in
+    the same order, from one walk over the modules and their own parameter dicts (as the
+    session reads them), without ``named_parameters``' generators and its set of tensors hashed
+    by ``Tensor.__hash__`` (issue #9, eng43: 6.4 -> 5.0 us on a 3-layer MLP, 138 -> 104 us per
+    call on all-MiniLM-L6's 121 modules)."""
+    cls, base = type(module), torch.nn.Module
+    if any(getattr(cls, n) is not getattr(base, n) for n in _PARAMETER_WALK):
+        return list(module.parameters())  # a module that lists its parameters its own way
+    seen: set[int] = set()
+    out: list[torch.Tensor] = []
+    for mod in module.modules():
+        for p in mod._parameters.values():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
 
 
 def _tensors_of(module: torch.nn.Module) -> Iterator[torch.Tensor]:
