@@ -24,9 +24,13 @@ other libraries' evaluations are counted by wrapping the model and their sample 
 so that they spend at most the budget (the bracket shows what was spent).
 
 shapiq 1.8 needs Python >= 3.12 while the CPU torch wheel is for 3.11, so shapiq runs in a
-second interpreter (``--shapiq-python``, default ``.venv312/bin/python``; create it with
-``python3.12 -m venv .venv312 && .venv312/bin/pip install shapiq==1.8.0``; any Python >= 3.12 does:
-on a machine without one, CPython 3.13 builds from Debian's source tarball
+second interpreter (``--shapiq-python``, default ``.venv312/bin/python`` at the root of this
+checkout; a git worktree passes the main checkout's, e.g. ``--shapiq-python
+/work/main/.venv312/bin/python``). On the project machine Python 3.12.1 is installed by pyenv:
+``/root/.pyenv/versions/3.12.1/bin/python -m venv .venv312 && .venv312/bin/pip install
+shapiq==1.8.0`` (from PyPI; it pulls numpy, scipy, scikit-learn, pandas and matplotlib, not torch;
+``.venv312/`` is git-ignored). Elsewhere ``python3.12 -m venv .venv312`` does, as does any
+Python >= 3.12; on a machine without one, CPython 3.13 builds from Debian's source tarball
 ``deb.debian.org/debian/pool/main/p/python3.13/python3.13_3.13.5.orig.tar.xz`` with
 ``./configure --prefix=/opt/py313 && make -j2 && make install``, then ``/opt/py313/bin/python3.13 -m venv
 .venv312``) on a numpy copy of
@@ -41,7 +45,11 @@ the best anchor chosen again in each), and ``share of resamples above 0.5`` how 
 the goal: with 4 points x 2 seeds a cell's ratio is known only to about +-0.3 (diabetes at 64:
 0.541, interval 0.317-0.904). Every point's error is kept in ``--json`` (third element of a cell).
 
-Run: ``python benchmarks/bench_shapley_accuracy.py [--points 10] [--seeds 2] [--games ...]``
+Run: ``python benchmarks/bench_shapley_accuracy.py [--points 10] [--seeds 2] [--games ...]``;
+on a shared machine, split the games over a few processes, each with its shapiq side started by
+hand on the games ``--save-games GAMES.npz`` writes (``.venv312/bin/python
+benchmarks/_shapiq_side.py GAMES.npz SIDE.json --only GAMES``) and read back with ``--shapiq-json
+SIDE.json``, and ``--skip before,baselines``.
 """
 
 from __future__ import annotations
@@ -112,7 +120,7 @@ def _boot_ratio(res: dict[str, Any], label: str, others: list[str], b: int,
     return float(np.nanquantile(r, 0.05)), float(np.nanquantile(r, 0.95)), float(np.nanmean(r > 0.5))
 
 
-def run_tribute(spec: GameSpec, budgets, seeds, record) -> None:
+def run_tribute(spec: GameSpec, budgets, seeds, record, skip: frozenset[str] = frozenset()) -> None:
     kw: dict[str, Any] = {"target": torch.from_numpy(spec.target),
                           "baseline": torch.from_numpy(spec.base), "output": spec.output}
     X = torch.from_numpy(spec.X)
@@ -120,6 +128,10 @@ def run_tribute(spec: GameSpec, budgets, seeds, record) -> None:
         OURS: ("shapley", {}), BEFORE: ("shapley", {"allocation": "singletons"}),
         "tribute kernel_shap": ("kernel_shap", {}),
         "tribute permutation_shapley": ("permutation_shapley", {})}
+    if "before" in skip:
+        del ours[BEFORE]
+    if "baselines" in skip:
+        del ours["tribute kernel_shap"], ours["tribute permutation_shapley"]
     for label, (name, params) in ours.items():
         for b in budgets:
             errs, ev, cover, secs = [], [], [], []
@@ -235,7 +247,9 @@ def main() -> None:
     ap.add_argument("--budgets", type=str, default=",".join(map(str, BUDGETS)))
     ap.add_argument("--games", type=str, default="wine_prob,diabetes_raw,tanh16_raw,cancer_logit,relu14_prob,digits16_prob,mlp20_logit,cancer_logreg_prob,"
                     "n_relu18_logit,n_tanh20_logit,n_digits16mlp_logit,n_tanh32_logit")
-    ap.add_argument("--skip", type=str, default="", help="comma list of: tribute,captum,shap,shapiq")
+    ap.add_argument("--skip", type=str, default="", help="comma list of: tribute,captum,shap,shapiq; also before (tribute's "
+                         "singletons row) and baselines (tribute's kernel_shap and permutation_shapley), "
+                         "which are no anchors: leaving them out halves the torch side's time")
     ap.add_argument("--shapiq-python", type=str,
                     default=str(Path(__file__).resolve().parent.parent / ".venv312/bin/python"))
     ap.add_argument("--cache", type=str, default=str(Path(tempfile.gettempdir()) / "tribute_bench_shapley"),
@@ -246,6 +260,8 @@ def main() -> None:
                     help="comma list of earlier --json outputs (same --points) whose rows fill in what "
                          "this run skipped")
     ap.add_argument("--json", type=str, default="", help="write all numbers here")
+    ap.add_argument("--save-games", type=str, default="",
+                    help="write the chosen games (with their truth) here for _shapiq_side.py, and stop")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     skip = set(filter(None, args.skip.split(",")))
@@ -260,6 +276,9 @@ def main() -> None:
         xs = s.base[None] + z * (s.X[0] - s.base)[None]
         np.testing.assert_allclose(value_np(s, 0, z), _eval_rows(s, 0, xs))
 
+    if args.save_games:
+        save(specs, Path(args.save_games))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench_shapley_"))
     save(specs, tmp / "games.npz")
     proc = None
@@ -282,7 +301,7 @@ def main() -> None:
             res.setdefault(name, {})[b] = (err, evals) if per is None else (err, evals, per)
 
         if "tribute" not in skip:
-            run_tribute(spec, budgets, args.seeds, record)
+            run_tribute(spec, budgets, args.seeds, record, frozenset(skip))
         if "captum" not in skip:
             run_captum(spec, budgets, args.seeds, record)
         if "shap" not in skip:

@@ -344,6 +344,25 @@ with the mean from ``d`` only: x0.956 / 1.003 and the same losses (x1.039, 1.010
 the gain is the grid's weighting, on the ReLU 18 logit the conditioning. Also measured: the mixed
 design at the ReLU 18 logit's 3.5 pairs per player (threshold 4 instead of 3.5): x1.031 [0.929,
 1.131]. Neither stubborn cell comes near half the best anchor (x0.84-0.93 needed).
+Stop 43 (the design under the NNGP prior; a screen on real calls, not built). The NNGP kernel
+depends on ``x`` and the baseline only, so an A-optimal design under it is still chosen before
+any model call (per point, from the same candidate pool and generator draws as the default): the
+greedy of :mod:`._gp_design` on an equal mixture of four grid kernels (erf and ReLU, depth 1 and
+2, ``sw2`` 2 / 8, ``sb2`` 1, each normalised by its mean diagonal; ``Cov(phi, d)`` through the
+member's Shapley map on 512 sampled coalitions), alone ("nngp") or half and half with the design's
+isotropic prior ("half"). Seed 0, points 0-2 (stopped to give the benchmark the CPU): on the
+breast-cancer MLP logit at 64 evaluations, where the design decides most (31 pairs of 30 players),
+0.054 / 0.146 / 0.101 -> nngp 0.129 / 0.125 / 0.187 (mean x1.47), half 0.117 / 0.079 / 0.115
+(x1.04); on the ReLU 18 logit at 128, 0.056 / 0.054 / 0.063 -> half 0.040 / 0.071 / 0.065
+(x1.02), nngp 0.048 / 0.050 on points 0-1 (x0.89; two points: a lead, not a finding). The design
+then costs 40-70 s of CPU per point on a loaded machine (the NNGP columns of 2,049 candidates).
+Measured side by side with shapiq 1.8 at last (stop 43; 10 points x 2 seeds, 64-512 evaluations,
+SHAP and shapiq's six approximators, Captum left out for time): 33 of 48 cells within half the best
+anchor. shapiq's LeverageSHAP is the best anchor on 24 cells, OddSHAP on 17. The breast-cancer MLP
+logit misses at every budget (0.683, 0.599, 0.584, 0.609 at 64-512); so do the ReLU 18 logit at
+64-256 (0.519, 0.574, 0.544), the tanh32 logit at 128-512 (0.536, 0.558, 0.509), and five cells
+at 64 or 256 evaluations (breast-cancer logistic regression at 64 0.689, digits MLP logit 0.533,
+tanh20 logit 0.508, diabetes 0.502, mlp20 at 256 0.503).
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
