@@ -457,8 +457,9 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         integer = not np.issubdtype(arr.dtype, np.floating)
         # N x H x W x C (channels last, as PIL and numpy hold pictures): read as N x C x H x W,
         # the page summed the credits over the rows of each image and drew a W x C map (audit
-        # aud43x); the same rule as tribute.viz.image for an ambiguous shape (channels first)
-        channels_last = arr.ndim == 4 and arr.shape[-1] in _CHANNEL_SIZES and arr.shape[1] not in _CHANNEL_SIZES
+        # aud43x); the model's first convolution says which axis holds its channels, else the
+        # rule of tribute.viz.image (channels first for an ambiguous shape)
+        channels_last = _channels_last(m, arr.shape)
         if arr.ndim in (3, 4) and not integer:
             kind = "image"
         elif arr.ndim == 2 and integer and isinstance(m, torch.nn.Module):
@@ -511,6 +512,24 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
                                                                else "") if kind == "tabular" else ""))
 
     return SubjectSpec(name=name, title=f"{model}", kind="?", build=build)
+
+
+def _channels_last(model: Any, shape: tuple[int, ...]) -> bool:
+    """Whether ``N x A x B x C`` image inputs hold their channels last.
+
+    By shape alone (the last axis 1-4 long, the first not) an ``N x C x H x W`` batch of more
+    than four channels and a narrow width (``N x 12 x 20 x 1`` signals, ``N x 8 x 6 x 3``) was
+    read as channels last and drawn as a C x H map of credits summed over the width (rev43x):
+    a torch model's first 2-D convolution names its input channels, which decides.
+    """
+    if len(shape) != 4:
+        return False
+    first, last = int(shape[1]), int(shape[-1])
+    if isinstance(model, torch.nn.Module):
+        conv = next((c for c in model.modules() if isinstance(c, torch.nn.Conv2d)), None)
+        if conv is not None and (conv.in_channels == first) != (conv.in_channels == last):
+            return conv.in_channels == last
+    return last in _CHANNEL_SIZES and first not in _CHANNEL_SIZES
 
 
 def _column_means(a: np.ndarray, block: int = 65_536) -> np.ndarray:

@@ -1,0 +1,98 @@
+"""Review rev43x of aud43x's explorer change: which axis of an ``N x A x B x C`` image batch
+holds the channels.
+
+aud43x read such a batch as channels last by shape alone (last axis 1-4 long, the second not),
+so an ``N x C x H x W`` batch of more than four channels and a narrow width -- ``N x 8 x 6 x 3``,
+or 1-D signals held as ``N x 12 x 20 x 1`` -- was drawn as a C x H map of the credits summed
+over the width (before aud43x it was right: H x W, the channels summed). Truth: the credits of
+``tribute.explain`` on the same model and input, summed over the model's channel axis by numpy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient
+
+from tribute.explorer import ExplorerConfig, create_app
+from tribute.explorer.subjects import file_spec
+
+_FACTORY = '''
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self, c, h, w, last):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.last = last
+        self.conv = torch.nn.Conv2d(c, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * h * w, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+
+    def forward(self, x):
+        x = x.permute(0, 3, 1, 2) if self.last else x
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def first():  # N x 8 x 6 x 3: eight channels of 6 x 3 images
+    return Net(8, 6, 3, False)
+
+
+def signals():  # N x 12 x 20 x 1: 12-channel signals of length 20 (width 1)
+    return Net(12, 20, 1, False)
+
+
+def last():  # N x 4 x 6 x 3: 4 x 6 RGB images held channels last
+    return Net(3, 4, 6, True)
+'''
+
+
+def _wait(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.time()
+    while job["status"] in ("queued", "running"):
+        assert time.time() - t0 < 60, job
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job['id']}").json()
+    return job
+
+
+@pytest.mark.parametrize(("make", "shape", "channel_axis"), [
+    ("first", (3, 8, 6, 3), 0), ("signals", (3, 12, 20, 1), 0), ("last", (3, 4, 6, 3), -1)])
+def test_the_models_convolution_says_where_the_channels_are(
+        tmp_path: Path, make: str, shape: tuple[int, ...], channel_axis: int) -> None:
+    import importlib.util
+
+    (tmp_path / "rev43x_factory.py").write_text(_FACTORY, encoding="utf-8")
+    X = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    spec = file_spec(f"{tmp_path}/rev43x_factory.py:{make}", data=str(tmp_path / "x.npy"), name="s")
+    mspec = importlib.util.spec_from_file_location("rev43x_factory", tmp_path / "rev43x_factory.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    model = getattr(mod, make)().eval()
+    with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
+        preview = np.asarray(c.get("/api/subjects/s/inputs/1").json()["image"])
+        job = _wait(c, c.post("/api/jobs", json={"subject": "s", "kind": "explain", "index": 1,
+                                                 "method": "saliency"}).json())
+    assert job["status"] == "done", job
+    py = tribute.explain(model, torch.from_numpy(X[1:2]), method="saliency", target="predicted",
+                         baseline=0.0, progress=False)
+    truth = np.asarray(py.values, dtype=np.float64)[0].sum(channel_axis)  # H x W
+    shown = np.asarray(job["result"]["values"], dtype=np.float64)
+    assert shown.shape == truth.shape, (shown.shape, truth.shape)  # first: (8, 6), not (6, 3)
+    np.testing.assert_allclose(shown, truth, rtol=1e-5, atol=1e-6)
+    gray = X[1].astype(np.float64).mean(channel_axis)
+    np.testing.assert_allclose(preview, (gray - gray.min()) / (gray.max() - gray.min()), atol=1e-4)
