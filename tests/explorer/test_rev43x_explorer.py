@@ -96,3 +96,49 @@ def test_the_models_convolution_says_where_the_channels_are(
     np.testing.assert_allclose(shown, truth, rtol=1e-5, atol=1e-6)
     gray = X[1].astype(np.float64).mean(channel_axis)
     np.testing.assert_allclose(preview, (gray - gray.min()) / (gray.max() - gray.min()), atol=1e-4)
+
+
+_TWO_OUTPUTS = '''
+import numpy as np
+from sklearn.linear_model import Ridge
+
+
+def model():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    return Ridge().fit(X, np.stack([X @ [1.0, -2.0, 0.5], X @ [0.0, 3.0, 1.0]], 1))
+'''
+
+
+def test_a_multi_output_regressor_names_the_output_its_credits_are_for(tmp_path: Path) -> None:
+    """Ridge on two targets: output 0 is explained (the description says so); the job's
+    target said only "output". Truth: occlusion by hand on ``predict(.)[:, 0]`` with the column
+    means removed; the compare job's deletion curve starts at output 0 and ends at its value
+    on the baseline."""
+    import importlib.util
+
+    pytest.importorskip("sklearn")
+    (tmp_path / "rev43x_two.py").write_text(_TWO_OUTPUTS, encoding="utf-8")
+    rows = np.random.default_rng(1).normal(size=(5, 3))
+    np.save(tmp_path / "rows.npy", rows)
+    spec = file_spec(f"{tmp_path}/rev43x_two.py:model", data=str(tmp_path / "rows.npy"), name="reg")
+    mspec = importlib.util.spec_from_file_location("rev43x_two", tmp_path / "rev43x_two.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    reg = mod.model()
+    base = rows.mean(0)
+    with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
+        desc = c.get("/api/subjects/reg").json()["description"]
+        job = _wait(c, c.post("/api/jobs", json={"subject": "reg", "kind": "explain", "index": 2,
+                                                 "method": "occlusion"}).json())
+        cmp = _wait(c, c.post("/api/jobs", json={"subject": "reg", "kind": "compare", "index": 2,
+                                                 "methods": ["occlusion", "exact_shapley"]}).json())
+    f = reg.predict(rows[2:3])[0, 0]
+    truth = [f - reg.predict(np.where(np.arange(3) == j, base, rows[2])[None])[0, 0] for j in range(3)]
+    np.testing.assert_allclose(job["result"]["values"], truth, rtol=1e-6, atol=1e-9)
+    assert "output 0 is explained" in desc
+    assert job["result"]["target"] == "output 0" and cmp["result"]["target"] == "output 0"
+    curve = cmp["result"]["panels"][0]["deletion"]["curve"]
+    assert curve[0] == pytest.approx(f, abs=1e-6)
+    assert curve[-1] == pytest.approx(reg.predict(base[None])[0, 0], abs=1e-6)
