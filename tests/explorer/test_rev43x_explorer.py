@@ -56,6 +56,26 @@ def signals():  # N x 12 x 20 x 1: 12-channel signals of length 20 (width 1)
 
 def last():  # N x 4 x 6 x 3: 4 x 6 RGB images held channels last
     return Net(3, 4, 6, True)
+
+
+class Stem(Net):
+    """Channels last (N x 8 x 6 x 3); a per-pixel Linear 3 -> 8 before a Conv2d of 8 channels,
+    as many as the second axis holds."""
+
+    def __init__(self):
+        super().__init__(8, 8, 6, False)
+        self.stem = torch.nn.Linear(3, 8)
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(1)
+            for p in self.stem.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x):
+        return super().forward(self.stem(x).permute(0, 3, 1, 2))
+
+
+def stem():
+    return Stem()
 '''
 
 
@@ -69,7 +89,8 @@ def _wait(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("make", "shape", "channel_axis"), [
-    ("first", (3, 8, 6, 3), 0), ("signals", (3, 12, 20, 1), 0), ("last", (3, 4, 6, 3), -1)])
+    ("first", (3, 8, 6, 3), 0), ("signals", (3, 12, 20, 1), 0), ("last", (3, 4, 6, 3), -1),
+    ("stem", (3, 8, 6, 3), -1)])
 def test_the_models_convolution_says_where_the_channels_are(
         tmp_path: Path, make: str, shape: tuple[int, ...], channel_axis: int) -> None:
     import importlib.util
@@ -87,7 +108,9 @@ def test_the_models_convolution_says_where_the_channels_are(
         preview = np.asarray(c.get("/api/subjects/s/inputs/1").json()["image"])
         job = _wait(c, c.post("/api/jobs", json={"subject": "s", "kind": "explain", "index": 1,
                                                  "method": "saliency"}).json())
+        served = c.app.state.config.subjects[0].get().model  # type: ignore[attr-defined]
     assert job["status"] == "done", job
+    assert all(not m._forward_pre_hooks for m in served.modules())  # the look at its input left no hook
     py = tribute.explain(model, torch.from_numpy(X[1:2]), method="saliency", target="predicted",
                          baseline=0.0, progress=False)
     truth = np.asarray(py.values, dtype=np.float64)[0].sum(channel_axis)  # H x W
