@@ -376,7 +376,12 @@ def _gap(attr: Any) -> float | None:
 def _target_name(subject: Subject, attr: Any) -> str:
     t = getattr(attr, "targets", None)
     if t is None or subject.class_names is None:
-        return "output" if subject.kind != "text" else "cosine similarity"
+        if subject.kind == "text":
+            return "cosine similarity"
+        # a multi-output regressor's explained output by its number: the page said "output"
+        # beside a model with several (rev43x)
+        k = subject.target
+        return f"output {k}" if isinstance(k, int) and not isinstance(k, bool) else "output"
     idx = int(_flat(t).reshape(-1)[0])
     return f"class {subject.class_names[idx]}" if 0 <= idx < len(subject.class_names) else str(idx)
 

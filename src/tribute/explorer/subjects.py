@@ -457,8 +457,9 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         integer = not np.issubdtype(arr.dtype, np.floating)
         # N x H x W x C (channels last, as PIL and numpy hold pictures): read as N x C x H x W,
         # the page summed the credits over the rows of each image and drew a W x C map (audit
-        # aud43x); the same rule as tribute.viz.image for an ambiguous shape (channels first)
-        channels_last = arr.ndim == 4 and arr.shape[-1] in _CHANNEL_SIZES and arr.shape[1] not in _CHANNEL_SIZES
+        # aud43x); the model's first convolution says which axis holds its channels, else the
+        # rule of tribute.viz.image (channels first for an ambiguous shape)
+        channels_last = _channels_last(m, inputs)
         if arr.ndim in (3, 4) and not integer:
             kind = "image"
         elif arr.ndim == 2 and integer and isinstance(m, torch.nn.Module):
@@ -511,6 +512,43 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
                                                                else "") if kind == "tabular" else ""))
 
     return SubjectSpec(name=name, title=f"{model}", kind="?", build=build)
+
+
+def _channels_last(model: Any, inputs: Any) -> bool:
+    """Whether ``N x A x B x C`` image inputs hold their channels last.
+
+    By shape alone (the last axis 1-4 long, the first not) an ``N x C x H x W`` batch of more
+    than four channels and a narrow width (``N x 12 x 20 x 1`` signals, ``N x 8 x 6 x 3``) was
+    read as channels last and drawn as a C x H map of credits summed over the width (rev43x).
+    A torch model shows it: the input of its first 2-D convolution on one row is the row as
+    given (channels first) or the row with its last axis moved first (channels last); the
+    shape rule of :func:`tribute.viz.image` decides otherwise (no convolution, another shape).
+    """
+    shape = tuple(int(n) for n in inputs.shape)
+    if len(shape) != 4:
+        return False
+    given, moved = shape[1:], (shape[3], shape[1], shape[2])
+    if isinstance(model, torch.nn.Module) and given != moved:
+        seen: list[tuple[int, ...]] = []
+
+        def first_input(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            if not seen and args and isinstance(args[0], torch.Tensor) and args[0].ndim == 4:
+                seen.append(tuple(int(n) for n in args[0].shape[1:]))
+
+        handles = [c.register_forward_pre_hook(first_input) for c in model.modules()
+                   if isinstance(c, torch.nn.Conv2d)]
+        try:
+            if handles:
+                with torch.no_grad():
+                    model(inputs[:1])
+        except Exception:  # the probe that follows words the model's error
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        if seen and seen[0] in (given, moved):
+            return seen[0] == moved
+    return shape[-1] in _CHANNEL_SIZES and shape[1] not in _CHANNEL_SIZES
 
 
 def _column_means(a: np.ndarray, block: int = 65_536) -> np.ndarray:

@@ -27,7 +27,9 @@ decision) go through one feature game, so the engine batches them and counts eve
 
 Decision: the predicted class is the arg-max of the model's output columns; for a single
 column, ``output > 0`` for logits and ``output > 0.5`` for probabilities (a single raw output,
-a regressor's, decides nothing and is refused: declare what it is, or subtract its threshold).
+a regressor's, decides nothing and is refused: declare what it is, or subtract its threshold;
+outputs that are all 0 or 1, a rule's or a classifier's ``predict`` on labels 0/1, are that
+decision; a classifier with only ``predict`` on other labels is refused, naming the fix).
 """
 
 from __future__ import annotations
@@ -396,6 +398,24 @@ def _decide(out: torch.Tensor, model_output: str) -> np.ndarray:
     return (o > (0.5 if model_output == "probability" else 0.0)).long().numpy()
 
 
+def _some(out: torch.Tensor) -> str:
+    """The distinct values of ``out`` (at most six) for a message."""
+    vals = sorted({float(v) for v in out.reshape(-1).tolist()})
+    return ", ".join(f"{v:g}" for v in vals[:6]) + (", ..." if len(vals) > 6 else "")
+
+
+def _predicts_labels(adapter: Any) -> bool:
+    """Whether the model is a scikit-learn style classifier called for its ``predict`` (its
+    labels, not scores: a classifier with neither ``predict_proba`` nor ``decision_function``
+    and a declared ``model_output``)."""
+    if not (isinstance(adapter, NumpyModel) and adapter.kind == "predict"):
+        return False
+    try:
+        return getattr(adapter.estimator, "classes_", None) is not None
+    except Exception:  # an unfitted wrapper may raise from the property
+        return False
+
+
 def _reads_twice(adapter: Any) -> bool:
     """Whether the decision also runs the estimator's own ``predict`` over every row (after its
     scores): a classifier whose ``predict`` may differ from the arg-max of its scores."""
@@ -524,15 +544,27 @@ def feature_responsiveness(
     else:
         model_in = allx
     out, decision, n_rows = _decisions(adapter, model_in, allx, names, batch_size)
-    if str(getattr(adapter, "output_kind", "")) == "raw" and int(out.shape[1]) == 1:
+    labels_out = _predicts_labels(adapter)
+    if int(out.shape[1]) == 1 and (labels_out or str(getattr(adapter, "output_kind", "")) == "raw") \
+            and not bool(((out == 0) | (out == 1)).all()):
         # a regressor's one raw output decides no class: it was read as output > 0 without a
-        # word (a credit model predicting 580 vs a bar of 600 "approved" everyone) (aud43x)
+        # word (a credit model predicting 580 vs a bar of 600 "approved" everyone) (aud43x);
+        # 0/1 outputs (a rule's or a classifier's predict on labels 0/1) are that decision
+        # (refused since aud43x: rev43x); a classifier's predict on labels 3/7 read as a
+        # logit/probability was class 1 for every row (rev43x)
         raise InputError(
             "feature_responsiveness: the model returns one raw output per row (a regressor's predict, "
             "or model_output='raw'), which is no decision: recourse needs the class the model gives. "
             "If the output is a classifier's score, declare it: model_output='logit' (decision: output "
             "> 0) or model_output='probability' (output > 0.5); for a regressor with a threshold t, "
-            "pass lambda X: model.predict(X) - t with model_output='logit'.")
+            "pass lambda X: model.predict(X) - t with model_output='logit'; for a classifier that only "
+            "predicts labels, lambda X: (model.predict(X) == label).astype(float) with "
+            "model_output='probability'." if not labels_out else
+            "feature_responsiveness: the model is a classifier with only predict, whose labels "
+            f"({_some(out)}) are no score: read as "
+            f"model_output={str(adapter.output_kind)!r} every row would be one class. Pass "
+            "lambda X: (model.predict(X) == label).astype(float) with model_output='probability' "
+            "(the decision: predict gives label).")
     current = decision[:b]
     n_classes = int(out.shape[1]) if out.shape[1] >= 2 else 2
     # a scikit-learn classifier fitted on labels such as 1, 2, 3: target is a class label, as in
