@@ -129,18 +129,15 @@ def values_per_target(
 
 
 def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
-    """A local torch generator seeded by ``seed``, refused unless a non-negative int < 2**64.
+    """A local torch generator seeded by ``seed`` (:func:`tribute.params.check_seed`: a
+    non-negative int below ``2**64``, else :class:`InputError` naming it).
 
     The metrics read ``int(seed)`` when called directly on a game: ``seed=1.5`` and
     ``seed=True`` drew seed 1's coalitions, ``seed="3"`` seed 3's and ``seed=-1`` a stream of its
-    own, silently, where :func:`tribute.evaluate` and ``deletion`` refuse them; a seed of 2**64
-    or more failed inside torch ("Overflow when unpacking long long") (aud43m).
+    own, silently, where :func:`tribute.evaluate` and ``deletion`` refuse them (aud43m). The
+    ``2**64`` bound lives in ``check_seed`` alone (aud43i; rev43m removed a second copy here).
     """
-    s = check_seed(seed, name)
-    if s >= 2**64:
-        raise InputError(f"{name}={seed!r} is too large: torch's random generator takes seeds below "
-                         "2**64; pass a smaller non-negative int.")
-    return torch.Generator().manual_seed(s)
+    return torch.Generator().manual_seed(check_seed(seed, name))
 
 
 #: Channel counts of image layouts: a last axis of this size after a larger first one reads
