@@ -7,6 +7,7 @@ al. 2022), never with tribute's metric code.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 
 import tribute
 from tribute.errors import InputError
-from tribute.metrics import evaluate
+from tribute.metrics import Blur, blur, evaluate
 
 
 def _images(b: int, c: int, h: int, w: int) -> tuple[Any, torch.Tensor]:
@@ -90,3 +91,94 @@ def test_vector_truth_message_does_not_call_a_feature_mask_per_sample_flags() ->
     assert "np.broadcast_to(mask, (4, 6))" in str(err.value)
     with pytest.raises(InputError, match=r"shape \(4,\).*one flag per sample.*\(4, 6\)"):
         evaluate(net, x, attr, metric="relevance_mass", ground_truth=np.array([1, 0, 0, 1]))
+
+
+# ------------------------------------------------------------------ channels-last images
+class _ChannelsLast(torch.nn.Module):
+    """The channels-first net on (batch, H, W, C) inputs."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+def _model_explain(model: Any, inputs: Any) -> Any:
+    return tribute.explain(model, inputs, method="saliency", target=0)
+
+
+_LAYOUT_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("road", {"noise": 0.01}),
+    ("infidelity", {"perturbation": "square", "n_perturbations": 20}),
+    ("deletion", {"baseline": "blur"}),
+    ("random_logit", {"similarity": "ssim"}),
+    ("model_randomisation", {"similarity": "ssim"}),
+]
+
+
+@pytest.mark.parametrize(("metric", "kw"), _LAYOUT_CASES, ids=[c[0] for c in _LAYOUT_CASES])
+def test_channels_last_images_with_channel_axis_score_as_channels_first(
+        metric: str, kw: dict[str, Any]) -> None:
+    """ROAD's imputation, the square infidelity masks, the blur baseline and SSIM maps work over
+    (H, W) planes; aud43m only warned on (H, W, C) images, whose planes were (W, C) (ROAD
+    23.57 for 23.88 on the network below). ``channel_axis=-1`` (``Blur(channel_axis=-1)``)
+    reads them as CRAFT does: the score equals the same images and network laid out
+    channels-first (a path without any permutation), noise included, with no warning."""
+    net, x_f = _images(3, 3, 6, 6)
+    net_l = _ChannelsLast(net)
+    x_l = x_f.permute(0, 2, 3, 1).contiguous()
+    kf: dict[str, Any] = dict(kw)
+    kl: dict[str, Any] = dict(kw)
+    if metric == "deletion":
+        kf["baseline"] = Blur(sigma=1.5)
+        kl["baseline"] = Blur(sigma=1.5, channel_axis=-1)
+    else:
+        kl["channel_axis"] = -1
+    if metric == "model_randomisation":
+        kf["explain"] = kl["explain"] = _model_explain
+    if metric == "random_logit":
+        kf["explain"] = lambda inputs, **o: tribute.explain(net, inputs, method="saliency", **o)
+        kl["explain"] = lambda inputs, **o: tribute.explain(net_l, inputs, method="saliency", **o)
+    a_f = tribute.explain(net, x_f, method="saliency", target=0)
+    a_l = tribute.explain(net_l, x_l, method="saliency", target=0)
+    want = evaluate(net, x_f, a_f, metric=metric, **kf).scores
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        got = evaluate(net_l, x_l, a_l, metric=metric, **kl).scores
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 40.0])
+def test_blur_of_channels_last_images_matches_scipy(sigma: float) -> None:
+    """Blur(channel_axis=-1) blurs each channel over (H, W): scipy's gaussian_filter with
+    sigma 0 on the batch and channel axes, replicate ('nearest') edges; sigma=40 takes the
+    wide-kernel matrix path on the 5x7 images."""
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    x = np.random.default_rng(1).normal(size=(2, 5, 7, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        got = blur(x, Blur(sigma=sigma, channel_axis=-1))
+    ref = scipy_ndimage.gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    tx = torch.from_numpy(x)
+    back = blur(tx, Blur(sigma=sigma, channel_axis=-1))
+    assert isinstance(back, torch.Tensor) and back.shape == tx.shape
+
+
+@pytest.mark.parametrize("bad", [2, 0, True, "-1", 1.0])
+def test_channel_axis_values_are_checked(bad: Any) -> None:
+    """Only 1, -1 (or 3) and None mean a layout; anything else is refused by name, as is
+    channel_axis=-1 on per-sample images that are not (H, W, C)."""
+    net, x = _images(2, 3, 6, 6)
+    attr = tribute.explain(net, x, method="saliency", target=0)
+    with pytest.raises(InputError, match="channel_axis="):
+        evaluate(net, x, attr, metric="road", channel_axis=bad)
+    with pytest.raises(InputError, match="channel_axis="):
+        blur(x, Blur(channel_axis=bad))
+    gray: Any = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2)).double()
+    xg = torch.randn(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ag = tribute.explain(gray, xg, method="saliency", target=0)
+    with pytest.raises(InputError, match=r"channel_axis=-1.*\(6, 6\) is not \(H, W, C\)"):
+        evaluate(gray, xg, ag, metric="infidelity", perturbation="square", channel_axis=-1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "MIN_DRAWS",
     "MIN_DRAWS_FOR_ZERO",
     "call_explain",
+    "channels_last",
     "draw_stderr",
     "pearson_rows",
     "random_subsets",
@@ -145,7 +146,28 @@ def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
 _CHANNEL_COUNTS = (1, 3, 4)
 
 
-def warn_if_channels_last(shape: tuple[int, ...], what: str) -> None:
+def channels_last(channel_axis: Any, owner: str, shapes: Sequence[tuple[int, ...]]) -> bool:
+    """Whether ``channel_axis`` (of the batched image tensor, as CRAFT's and TCAV's
+    ``channel_axis``) says channels-last: ``None`` or ``1`` -> ``(batch, C, H, W)`` /
+    ``(batch, H, W)`` (False), ``-1`` or ``3`` -> ``(batch, H, W, C)`` (True; every per-sample
+    shape must then be 3-D). :class:`InputError` naming ``owner`` otherwise (rev43m).
+    """
+    if channel_axis is None:
+        return False
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
+            or int(channel_axis) not in (1, 3, -1):
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} must be 1 (channels-first "
+                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
+    last = int(channel_axis) in (3, -1)
+    bad = [tuple(s) for s in shapes if last and len(s) != 3]
+    if bad:
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} reads images (batch, H, W, C); "
+                         f"the per-sample shape {bad[0]} is not (H, W, C). Leave channel_axis=None "
+                         "for (batch, H, W) or (batch, C, H, W) images.")
+    return last
+
+
+def warn_if_channels_last(shape: tuple[int, ...], what: str, fix: str | None = None) -> None:
     """Warn where a per-sample image shape looks channels-last (``(H, W, C)``, e.g.
     ``(28, 28, 1)`` or ``(224, 224, 3)``) for code that reads ``(C, H, W)``.
 
@@ -159,8 +181,10 @@ def warn_if_channels_last(shape: tuple[int, ...], what: str) -> None:
         warnings.warn(
             f"{what} reads images as (C, H, W) or (H, W) and works over the last two axes; the "
             f"per-sample shape {tuple(shape)} looks channels-last (H, W, C), so it would work "
-            f"over (W, C) planes. Give the model channels-first inputs (e.g. wrap it: "
-            f"forward(x) = model(x.permute(0, 2, 3, 1)), inputs x.permute(0, 3, 1, 2)).",
+            f"over (W, C) planes. "
+            + (f"Pass {fix} for channels-last images, or give" if fix else "Give")
+            + " the model channels-first inputs (e.g. wrap it: "
+            "forward(x) = model(x.permute(0, 2, 3, 1)), inputs x.permute(0, 3, 1, 2)).",
             UserWarning, stacklevel=user_stacklevel())
 
 
