@@ -182,3 +182,24 @@ def test_channel_axis_values_are_checked(bad: Any) -> None:
     ag = tribute.explain(gray, xg, method="saliency", target=0)
     with pytest.raises(InputError, match=r"channel_axis=-1.*\(6, 6\) is not \(H, W, C\)"):
         evaluate(gray, xg, ag, metric="infidelity", perturbation="square", channel_axis=-1)
+
+
+def test_ssim_channel_axis_is_checked_before_any_re_explanation() -> None:
+    """channel_axis=-1 on (H, W) images is refused before model_randomisation re-explains
+    anything (it ran one re-explanation first), and the model is left as it was."""
+    gray: Any = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 4), torch.nn.ReLU(),
+                                    torch.nn.Linear(4, 2)).double()
+    xg = torch.randn(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ag = tribute.explain(gray, xg, method="saliency", target=0)
+    before = {k: v.clone() for k, v in gray.state_dict().items()}
+    calls: list[int] = []
+
+    def model_explain(model: Any, inputs: Any) -> Any:
+        calls.append(1)
+        return tribute.explain(model, inputs, method="saliency", target=0)
+
+    with pytest.raises(InputError, match=r"channel_axis=-1.*\(6, 6\) is not \(H, W, C\)"):
+        evaluate(gray, xg, ag, metric="model_randomisation", explain=model_explain,
+                 similarity="ssim", channel_axis=-1)
+    assert calls == []
+    assert all(torch.equal(before[k], v) for k, v in gray.state_dict().items())

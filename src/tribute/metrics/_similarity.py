@@ -73,7 +73,8 @@ def _maps(attr: Attribution, flat: np.ndarray, absolute: bool,
     return np.asarray(el.sum(axis=2))
 
 
-def check_similarity(kind: Any, absolute: Any, channel_axis: Any = None) -> bool:
+def check_similarity(kind: Any, absolute: Any, channel_axis: Any = None,
+                     attr: Attribution | None = None) -> bool:
     """Check a similarity metric's ``similarity`` and ``absolute`` before any re-explanation;
     returns ``absolute`` as a bool.
 
@@ -83,7 +84,10 @@ def check_similarity(kind: Any, absolute: Any, channel_axis: Any = None) -> bool
     """
     if not (isinstance(kind, str) and kind in SIMILARITIES):
         raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
-    channels_last(channel_axis, "similarity", [])  # its value; the shape is checked with the maps
+    # the layout before any re-explanation: channel_axis=-1 on (H, W) images was refused only
+    # after model_randomisation's first re-explanation (rev43m)
+    shapes = [tuple(sh) for sh in attr.layout.input_shapes] if attr is not None and kind == "ssim" else []
+    channels_last(channel_axis, f"similarity={kind!r}", shapes)
     if isinstance(absolute, (bool, np.bool_)) or (
             isinstance(absolute, (int, np.integer)) and absolute in (0, 1)):
         return bool(absolute)

@@ -189,7 +189,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         )
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode={mode!r} must be 'cascading' or 'independent'.")
-    absolute = check_similarity(similarity, absolute, channel_axis)
+    absolute = check_similarity(similarity, absolute, channel_axis, attr)
     if model_explain is None or inputs is None:
         raise InputError("metric 'model_randomisation' needs model_explain=callable and inputs=....")
     _check_model_explain(model_explain)
@@ -288,7 +288,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
         raise InputError("metric 'random_logit' needs explain=callable and inputs=....")
     if not accepts(explain, "target"):
         raise InputError("metric 'random_logit': the explain callable must accept target=....")
-    absolute = check_similarity(similarity, absolute, channel_axis)
+    absolute = check_similarity(similarity, absolute, channel_axis, attr)
     if attr.targets is None or attr.layout.multi_target:
         raise InputError(
             "metric 'random_logit' needs one class-index target per sample (not a callable or "

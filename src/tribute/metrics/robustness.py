@@ -380,7 +380,7 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     flat = check_attribution(game, attr, "stability")
     if explain is None or inputs is None:
         raise InputError("metric 'stability' needs explain=callable and inputs=....")
-    absolute = check_similarity(similarity, absolute, channel_axis)
+    absolute = check_similarity(similarity, absolute, channel_axis, attr)
     if param_grid is not None and not isinstance(param_grid, dict):
         param_grid = _as_list(param_grid, "param_grid", "[{'n_samples': 10}, {'n_samples': 50}]")
     if param_grid is not None and (isinstance(param_grid, dict) or not all(
