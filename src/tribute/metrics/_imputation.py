@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
-from ._util import torch_generator, warn_if_channels_last
+from ._util import channels_last, torch_generator, warn_if_channels_last
 
 __all__ = ["ImputedGame", "noisy_linear_impute"]
 
@@ -169,20 +169,29 @@ class ImputedGame(Game):
         base: the feature game (image inputs: per-sample shape ``(H, W)`` or ``(C, H, W)``).
         noise: standard deviation of the noise added to imputed values. default=0.01.
         seed: seed of the noise fields.
+        channel_axis: the channel axis of the batched image inputs: ``None`` or ``1``
+            (``(batch, C, H, W)`` or ``(batch, H, W)``), ``-1`` or ``3`` for channels-last
+            ``(batch, H, W, C)``, imputed over each channel's ``(H, W)`` plane (rev43m). default=None.
     """
 
     kind = "feature"
     player_kind = "feature"
 
-    def __init__(self, base: FeatureGame, noise: float = 0.01, seed: int = 0) -> None:
+    def __init__(self, base: FeatureGame, noise: float = 0.01, seed: int = 0,
+                 channel_axis: Any = None) -> None:
+        self._last = channels_last(channel_axis, "metric 'road'", [
+            tuple(sh) for sh, is_int in zip(base.input_shapes(), base.integer_inputs())
+            if not is_int and len(sh) >= 2])
         for i, (shape, is_int) in enumerate(zip(base.input_shapes(), base.integer_inputs())):
             if is_int or len(shape) < 2:
                 raise InputError(
-                    f"ROAD imputation needs image inputs (per-sample shape (H, W) or (C, H, W), "
-                    f"real-valued); input {i} has shape {shape}"
+                    "ROAD imputation needs image inputs (per-sample shape "
+                    + ("(H, W, C) with channel_axis=-1" if self._last else "(H, W) or (C, H, W)")
+                    + f", real-valued); input {i} has shape {shape}"
                     + (" and integer values" if is_int else "") + "."
                 )
-            warn_if_channels_last(tuple(shape), "metric 'road'")
+            if channel_axis is None:
+                warn_if_channels_last(tuple(shape), "metric 'road'", fix="channel_axis=-1")
         super().__init__(base.engine, base.target, base.layout, list(base.player_names),
                          base.n_samples)
         self.base = base
@@ -237,21 +246,32 @@ class ImputedGame(Game):
             start_d = 0
             for shape, x_in, comp, e in zip(shapes, xs, baselined, keeps):
                 n = e.shape[0]
-                h, w = shape[-2], shape[-1]
+                h, w = (shape[0], shape[1]) if self._last else (shape[-2], shape[-1])
                 size = e.shape[1]
-                keep = (e > 0.5).reshape(n, -1, h, w)
-                x = x_in.reshape(n, -1, h, w)
+
+                def planes(t: torch.Tensor, shape: tuple[int, ...] = tuple(shape), n: int = n,
+                           h: int = h, w: int = w) -> torch.Tensor:
+                    # n x C x H x W: the (H, W) planes the imputation works on
+                    if self._last:  # (H, W, C): the channel axis moved in front (rev43m)
+                        return t.reshape(n, *shape).movedim(-1, 1)
+                    return t.reshape(n, -1, h, w)
+
+                keep = planes(e > 0.5)
+                x = planes(x_in)
                 imp = noisy_linear_impute(x.reshape(-1, h, w), keep.reshape(-1, h, w))
                 imp = imp.reshape(n, -1, h, w)
+                # the field read in (C, H, W) order for either layout: channels-last images get
+                # the noise of the same image laid out channels-first (same score)
                 noise = field[:, start_d : start_d + size].reshape(n, -1, h, w)
                 none_kept = ~keep.reshape(n, keep.shape[1], -1).any(dim=2)  # R x C
                 if fallback_rows is None:
                     none_kept_any[b, k] |= none_kept.any(dim=1)
-                    fallback = comp.reshape(n, -1, h, w)
+                    fallback = planes(comp)
                 else:
-                    fallback = fallback_rows[:, start_d : start_d + size].reshape(n, -1, h, w)
+                    fallback = planes(fallback_rows[:, start_d : start_d + size])
                 imputed = torch.where(none_kept[:, :, None, None], fallback, imp + noise)
-                rows.append(torch.where(keep, x, imputed).reshape(n, *shape))
+                res = torch.where(keep, x, imputed)
+                rows.append((res.movedim(1, -1) if self._last else res).reshape(n, *shape))
                 start_d += size
             return tuple(rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ._util import RANK_TIE_RTOL, spearman_rows, warn_if_channels_last
+from ._util import RANK_TIE_RTOL, channels_last, spearman_rows, warn_if_channels_last
 
 __all__ = ["SIMILARITIES", "attribution_similarity", "check_similarity", "constant_rows", "ssim_maps"]
 
@@ -48,8 +49,10 @@ def ssim_maps(a: np.ndarray, b: np.ndarray, win: int = 7) -> np.ndarray:
     return s.numpy().reshape(lead)
 
 
-def _maps(attr: Attribution, flat: np.ndarray, absolute: bool) -> np.ndarray:
-    """``B x T x H x W`` maps for SSIM: element credits summed over non-spatial axes."""
+def _maps(attr: Attribution, flat: np.ndarray, absolute: bool,
+          channel_axis: Any = None) -> np.ndarray:
+    """``B x T x H x W`` maps for SSIM: element credits summed over non-spatial axes
+    (the last axis for channels-last ``(H, W, C)`` images, ``channel_axis=-1``; rev43m)."""
     shapes = attr.layout.input_shapes
     if len(shapes) != 1 or len(shapes[0]) < 2:
         raise InputError(
@@ -61,12 +64,17 @@ def _maps(attr: Attribution, flat: np.ndarray, absolute: bool) -> np.ndarray:
     el = element_scores(attr, flat)
     if absolute:
         el = np.abs(el)
-    shape = shapes[0]
+    shape = tuple(shapes[0])
+    if channels_last(channel_axis, "similarity='ssim'", [shape]):
+        return np.asarray(el.reshape(*el.shape[:2], *shape).sum(axis=-1))
+    if channel_axis is None:
+        warn_if_channels_last(shape, "similarity='ssim'", fix="channel_axis=-1")
     el = el.reshape(*el.shape[:2], -1, shape[-2], shape[-1])
     return np.asarray(el.sum(axis=2))
 
 
-def check_similarity(kind: Any, absolute: Any) -> bool:
+def check_similarity(kind: Any, absolute: Any, channel_axis: Any = None,
+                     attr: Attribution | None = None) -> bool:
     """Check a similarity metric's ``similarity`` and ``absolute`` before any re-explanation;
     returns ``absolute`` as a bool.
 
@@ -76,6 +84,10 @@ def check_similarity(kind: Any, absolute: Any) -> bool:
     """
     if not (isinstance(kind, str) and kind in SIMILARITIES):
         raise InputError(f"similarity={kind!r} is not one of {SIMILARITIES}.")
+    # the layout before any re-explanation: channel_axis=-1 on (H, W) images was refused only
+    # after model_randomisation's first re-explanation (rev43m)
+    shapes = [tuple(sh) for sh in attr.layout.input_shapes] if attr is not None and kind == "ssim" else []
+    channels_last(channel_axis, f"similarity={kind!r}", shapes)
     if isinstance(absolute, (bool, np.bool_)) or (
             isinstance(absolute, (int, np.integer)) and absolute in (0, 1)):
         return bool(absolute)
@@ -84,7 +96,7 @@ def check_similarity(kind: Any, absolute: Any) -> bool:
 
 def attribution_similarity(
     attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
-    absolute: bool = True,
+    absolute: bool = True, channel_axis: Any = None,
 ) -> np.ndarray:
     """Per-sample, per-target similarity of flat ``B x T x n`` credits ``a`` and ``b``.
 
@@ -107,8 +119,7 @@ def attribution_similarity(
         sim = spearman_rows(x, y)
         ca, cb = _flat_rows(x), _flat_rows(y)
     elif kind == "ssim":
-        x, y = _maps(attr, a, absolute), _maps(attr, b, absolute)
-        warn_if_channels_last(tuple(attr.layout.input_shapes[0]), "similarity='ssim'")
+        x, y = _maps(attr, a, absolute, channel_axis), _maps(attr, b, absolute, channel_axis)
         sim = ssim_maps(x, y)
         ca, cb = _flat_rows(x.reshape(*x.shape[:2], -1)), _flat_rows(y.reshape(*y.shape[:2], -1))
         # SSIM is defined against a constant second map (its constants follow the FIRST map's
@@ -140,12 +151,14 @@ def _flat_rows(x: np.ndarray) -> np.ndarray:
 
 
 def constant_rows(attr: Attribution, a: np.ndarray, b: np.ndarray, kind: str = "spearman",
-                  absolute: bool = True) -> np.ndarray:
+                  absolute: bool = True, channel_axis: Any = None) -> np.ndarray:
     """``B x T`` whether :func:`attribution_similarity` scored the pair by the constant rule
     (``a`` or ``b`` constant there; for SSIM ``a`` only, as SSIM is defined against a
     constant ``b``)."""
     if kind == "ssim":  # only a constant first map: SSIM is defined against a constant second one
-        x = _maps(attr, a, absolute)
+        with warnings.catch_warnings():  # attribution_similarity warned already
+            warnings.simplefilter("ignore", UserWarning)
+            x = _maps(attr, a, absolute, channel_axis)
         return np.asarray(_flat_rows(x.reshape(*x.shape[:2], -1)))
     x, y = (np.abs(a), np.abs(b)) if absolute else (a, b)
     return np.asarray(_flat_rows(x) | _flat_rows(y))

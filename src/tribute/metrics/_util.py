@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "MIN_DRAWS",
     "MIN_DRAWS_FOR_ZERO",
     "call_explain",
+    "channels_last",
     "draw_stderr",
     "pearson_rows",
     "random_subsets",
@@ -129,18 +130,15 @@ def values_per_target(
 
 
 def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
-    """A local torch generator seeded by ``seed``, refused unless a non-negative int < 2**64.
+    """A local torch generator seeded by ``seed`` (:func:`tribute.params.check_seed`: a
+    non-negative int below ``2**64``, else :class:`InputError` naming it).
 
     The metrics read ``int(seed)`` when called directly on a game: ``seed=1.5`` and
     ``seed=True`` drew seed 1's coalitions, ``seed="3"`` seed 3's and ``seed=-1`` a stream of its
-    own, silently, where :func:`tribute.evaluate` and ``deletion`` refuse them; a seed of 2**64
-    or more failed inside torch ("Overflow when unpacking long long") (aud43m).
+    own, silently, where :func:`tribute.evaluate` and ``deletion`` refuse them (aud43m). The
+    ``2**64`` bound lives in ``check_seed`` alone (aud43i; rev43m removed a second copy here).
     """
-    s = check_seed(seed, name)
-    if s >= 2**64:
-        raise InputError(f"{name}={seed!r} is too large: torch's random generator takes seeds below "
-                         "2**64; pass a smaller non-negative int.")
-    return torch.Generator().manual_seed(s)
+    return torch.Generator().manual_seed(check_seed(seed, name))
 
 
 #: Channel counts of image layouts: a last axis of this size after a larger first one reads
@@ -148,7 +146,28 @@ def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
 _CHANNEL_COUNTS = (1, 3, 4)
 
 
-def warn_if_channels_last(shape: tuple[int, ...], what: str) -> None:
+def channels_last(channel_axis: Any, owner: str, shapes: Sequence[tuple[int, ...]]) -> bool:
+    """Whether ``channel_axis`` (of the batched image tensor, as CRAFT's and TCAV's
+    ``channel_axis``) says channels-last: ``None`` or ``1`` -> ``(batch, C, H, W)`` /
+    ``(batch, H, W)`` (False), ``-1`` or ``3`` -> ``(batch, H, W, C)`` (True; every per-sample
+    shape must then be 3-D). :class:`InputError` naming ``owner`` otherwise (rev43m).
+    """
+    if channel_axis is None:
+        return False
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
+            or int(channel_axis) not in (1, 3, -1):
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} must be 1 (channels-first "
+                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
+    last = int(channel_axis) in (3, -1)
+    bad = [tuple(s) for s in shapes if last and len(s) != 3]
+    if bad:
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} reads images (batch, H, W, C); "
+                         f"the per-sample shape {bad[0]} is not (H, W, C). Leave channel_axis=None "
+                         "for (batch, H, W) or (batch, C, H, W) images.")
+    return last
+
+
+def warn_if_channels_last(shape: tuple[int, ...], what: str, fix: str | None = None) -> None:
     """Warn where a per-sample image shape looks channels-last (``(H, W, C)``, e.g.
     ``(28, 28, 1)`` or ``(224, 224, 3)``) for code that reads ``(C, H, W)``.
 
@@ -162,8 +181,10 @@ def warn_if_channels_last(shape: tuple[int, ...], what: str) -> None:
         warnings.warn(
             f"{what} reads images as (C, H, W) or (H, W) and works over the last two axes; the "
             f"per-sample shape {tuple(shape)} looks channels-last (H, W, C), so it would work "
-            f"over (W, C) planes. Give the model channels-first inputs (e.g. wrap it: "
-            f"forward(x) = model(x.permute(0, 2, 3, 1)), inputs x.permute(0, 3, 1, 2)).",
+            f"over (W, C) planes. "
+            + (f"Pass {fix} for channels-last images, or give" if fix else "Give")
+            + " the model channels-first inputs (e.g. wrap it: "
+            "forward(x) = model(x.permute(0, 2, 3, 1)), inputs x.permute(0, 3, 1, 2)).",
             UserWarning, stacklevel=user_stacklevel())
 
 

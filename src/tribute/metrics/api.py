@@ -25,7 +25,7 @@ from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
 from ._text_groups import evaluate_by_word_count, word_counts
-from ._util import warn_if_channels_last
+from ._util import channels_last, warn_if_channels_last
 from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
 
 __all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
@@ -44,10 +44,15 @@ class Blur:
         sigma: standard deviation of the Gaussian in pixels. default=None (``max(H, W) / 8``,
             at least 1).
         truncate: the kernel extends ``ceil(truncate * sigma)`` pixels each side. default=3.0.
+        channel_axis: the batched images' channel axis, as CRAFT's: ``1`` (or None) for
+            ``(batch, C, H, W)`` / ``(batch, H, W)``, ``-1`` for channels-last
+            ``(batch, H, W, C)``, blurred per channel over ``(H, W)``. None warns where a shape
+            looks channels-last. default=None.
     """
 
     sigma: float | None = None
     truncate: float = 3.0
+    channel_axis: int | None = None
 
 
 def _gauss(sigma: float, truncate: float, dtype: torch.dtype) -> torch.Tensor:
@@ -86,7 +91,7 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
     """Gaussian-blur image inputs over their last two axes (batch first; same framework back).
 
     A separable convolution with replicate padding, per channel. Inputs need per-sample shape
-    ``(H, W)`` or ``(C, H, W)``.
+    ``(H, W)`` or ``(C, H, W)``, or ``(H, W, C)`` with ``Blur(channel_axis=-1)``.
     """
     spec = spec or Blur()
     multi = isinstance(inputs, (tuple, list))
@@ -100,7 +105,15 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
                 f"baseline='blur' needs real-valued image inputs (batch, H, W) or (batch, C, H, "
                 f"W); input {i} has shape {tuple(t.shape)} and dtype {t.dtype}."
             )
-        warn_if_channels_last(tuple(int(d) for d in t.shape[1:]), "baseline='blur'")
+        per_sample = tuple(int(d) for d in t.shape[1:])
+        if channels_last(spec.channel_axis, "Blur", [per_sample]):
+            t = t.movedim(-1, 1)  # (batch, C, H, W) views; moved back below (rev43m)
+            back = True
+        else:
+            back = False
+            if spec.channel_axis is None:
+                warn_if_channels_last(per_sample, "baseline='blur'",
+                                      fix="Blur(channel_axis=-1)")
         h, w = int(t.shape[-2]), int(t.shape[-1])
         sigma = spec.sigma if spec.sigma is not None else max(1.0, max(h, w) / 8)
         if not _finite_positive(sigma):
@@ -130,6 +143,8 @@ def blur(inputs: Any, spec: Blur | None = None) -> Any:
             a_w = _replicate_blur_matrix(w, k).to(device=t.device, dtype=dtype)
             x = a_h @ x @ a_w.T
         x = x.reshape(t.shape).to(t.dtype)
+        if back:
+            x = x.movedim(1, -1).contiguous()
         out.append(x if is_t else x.numpy())
     return tuple(out) if multi else out[0]
 

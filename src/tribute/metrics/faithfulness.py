@@ -25,6 +25,7 @@ from ._imputation import ImputedGame
 from ._util import (
     HEAVY_TAILED_MIN_SAMPLES,
     RANK_TIE_RTOL,
+    channels_last,
     check_fraction,
     check_int,
     draw_stderr,
@@ -379,7 +380,7 @@ def insertion(game: Game, attr: Attribution, *, steps: int = 20,
 )
 def road(game: Game, attr: Attribution, *,
          fractions: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-         noise: float = 0.01, seed: int = 0) -> Scores:
+         noise: float = 0.01, seed: int = 0, channel_axis: int | None = None) -> Scores:
     """ROAD: remove-and-debias with noisy linear imputation, both removal orders.
 
     For each fraction ``f``, the ``round(f * n)`` most relevant players (MoRF) — and, on a
@@ -403,6 +404,11 @@ def road(game: Game, attr: Attribution, *,
         noise: std of the noise added to imputed values, in input units (ROAD's default for
             normalised images). default=0.01.
         seed: seed of the noise and of the tie orders. default=0.
+        channel_axis: the inputs' channel axis, as in :func:`tribute.methods.craft.craft`:
+            ``1`` (or None) for ``(batch, C, H, W)`` / ``(batch, H, W)`` images, ``-1`` for
+            channels-last ``(batch, H, W, C)`` ones, imputed per channel over ``(H, W)`` (the
+            same score as the images permuted to channels-first, noise included). None warns
+            where a shape looks channels-last. default=None.
 
     ``extra``: ``morf`` and ``lerf`` curves (``batch x steps``), ``fraction``, ``auc_morf``,
     ``auc_lerf``.
@@ -430,7 +436,7 @@ def road(game: Game, attr: Attribution, *,
         )
     n = game.n_players
     counts = np.round(fr * n).astype(np.int64)
-    ig = ImputedGame(game, noise=noise, seed=seed)
+    ig = ImputedGame(game, noise=noise, seed=seed, channel_axis=channel_axis)
     morf = removal_curve(ig, flat, counts, seed=seed)  # ties: averaged over random orders
     lerf = removal_curve(ig, flat, counts, reverse=True, seed=seed)
     a_m, a_l = _auc(morf, fr), _auc(lerf, fr)
@@ -539,7 +545,7 @@ def default_subset_size(n: int) -> int:
 def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
                perturbation: str = "gaussian", noise: float = 0.2,
                square_size: int | None = None, scale_invariant: bool = False,
-               units: str = "auto", seed: int = 0) -> Scores:
+               units: str = "auto", seed: int = 0, channel_axis: int | None = None) -> Scores:
     """Infidelity: mean squared error of the credits' linear prediction of output changes.
 
     Definition used (in the game's mask space): a perturbation ``u`` in ``R^n`` removes a
@@ -584,6 +590,10 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
             units otherwise; a ``UserWarning`` for unsigned scores, ``smoothgrad_sq``,
             ``vargrad`` and ``sobol``, unless ``scale_invariant``). default="auto".
         seed: seed of the perturbations. default=0.
+        channel_axis: the image's channel axis for ``"square"`` (other perturbations have no
+            layout): ``1`` (or None) for ``(batch, C, H, W)`` / ``(batch, H, W)``, ``-1`` for
+            channels-last ``(batch, H, W, C)``, whose squares then cover ``(H, W)`` in every
+            channel. None warns where a shape looks channels-last. default=None.
 
     ``extra``: ``predicted`` and ``actual`` changes, ``units`` (the reading used).
 
@@ -604,7 +614,7 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
         frac = check_fraction(noise, "noise (fraction removed)", hi_open=False)
         u = random_subsets(n, max(1, round(frac * n)), k, g).double()
     elif perturbation == "square":
-        u = _square_masks(game, k, square_size, g)
+        u = _square_masks(game, k, square_size, g, channel_axis)
     else:
         raise InputError(
             f"perturbation={perturbation!r} is not one of 'gaussian', 'subset', 'square'."
@@ -756,7 +766,8 @@ def _input_minus_baseline(game: Game) -> np.ndarray:
     return np.asarray(diff.numpy())
 
 
-def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> torch.Tensor:
+def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator,
+                  channel_axis: Any = None) -> torch.Tensor:
     shapes: list[tuple[int, ...]] = game.input_shapes() if isinstance(game, FeatureGame) else []
     if not (isinstance(game, FeatureGame) and game.layout.dense and len(shapes) == 1
             and len(shapes[0]) >= 2):
@@ -765,8 +776,11 @@ def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> t
             "(per-sample shape (H, W) or (C, H, W), no groups); use 'gaussian' or 'subset'."
         )
     shape = shapes[0]
-    warn_if_channels_last(tuple(shape), "infidelity with perturbation='square'")
-    h, w = shape[-2], shape[-1]
+    last = channels_last(channel_axis, "metric 'infidelity'", [tuple(shape)])
+    if channel_axis is None:
+        warn_if_channels_last(tuple(shape), "infidelity with perturbation='square'",
+                              fix="channel_axis=-1")
+    h, w = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
     s = max(1, min(h, w) // 4) if size is None else check_int(size, "square_size")
     if s > min(h, w):
         raise InputError(f"square_size={s} exceeds the image size {(h, w)}.")
@@ -777,5 +791,7 @@ def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator) -> t
     in_r = (rows >= top[:, None]) & (rows < top[:, None] + s)  # K x H
     in_c = (cols >= left[:, None]) & (cols < left[:, None] + s)  # K x W
     sq = (in_r[:, :, None] & in_c[:, None, :]).to(torch.float64)  # K x H x W
+    if last:  # (H, W, C): the square in every channel (rev43m)
+        return sq[..., None].expand(k, h, w, shape[2]).reshape(k, -1)
     lead = int(np.prod(shape[:-2], dtype=np.int64))
     return sq[:, None].expand(k, lead, h, w).reshape(k, -1)

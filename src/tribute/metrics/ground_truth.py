@@ -108,17 +108,38 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
         )
     flat_parts = []
     for a, s in zip(arrs, shapes):
+        s = tuple(int(d) for d in s)
+        shared = (b, *s)  # one mask shared by every sample, broadcast over the batch
+        looks_shared = 1 <= a.ndim <= len(s) and a.shape == s[len(s) - a.ndim:]
         if a.ndim == 1 and int(np.prod(s, dtype=np.int64)) > 1:
-            # aud43m: a batch-long vector has no element axis; broadcast over the elements it
-            # flagged every element of some samples and none of the others. A mask shared by
-            # every sample ([1, 1, 0, 0, 0, 0] for 6 features) on a batch of 6 was read so:
-            # relevance_mass 1, 1, 0, 0, 0, 0 (0.33 mean) where the mask per sample gives 0.61
+            # aud43m: a vector lacks the batch axis or the element axis; read as one flag per
+            # sample it flagged every element of some samples and none of the others. A mask
+            # shared by every sample ([1, 1, 0, 0, 0, 0] for 6 features) on a batch of 6 was
+            # read so: relevance_mass 1, 1, 0, 0, 0, 0 (0.33 mean) where the mask per sample
+            # gives 0.61. rev43m: the message said "one flag per sample" for any length.
+            fix = (b, n) if a.shape[0] == n else shared
             raise InputError(
-                f"metric {metric!r}: ground_truth has shape {a.shape}, one flag per sample and no "
-                f"axis over the players or input elements, so each sample would be all relevant "
-                f"or all irrelevant. Pass ({b}, {n}) (one flag per player) or the input shape "
-                f"{(b, *s)}; for one mask shared by every sample use "
-                f"np.broadcast_to(mask, ({b}, {n}))."
+                f"metric {metric!r}: ground_truth has shape {a.shape}, a vector with no axis for "
+                f"the batch or none for the players/input elements"
+                + (" (read as one flag per sample, each sample would be all relevant or all "
+                   "irrelevant)" if a.shape[0] == b else "")
+                + f". Pass ({b}, {n}) (one flag per player) or the input shape {shared}; for one "
+                f"mask shared by every sample use np.broadcast_to(mask, {fix})."
+            )
+        if looks_shared and a.shape[0] == b > 1 and a.ndim - 1 < len(s) \
+                and not (a.ndim == len(s) >= 3):
+            # rev43m: the 2-D analogue of the case above. On 8 images (8, 1, 8, 8) one (8, 8)
+            # mask shared by every sample was read as (batch, W) flags broadcast over channels
+            # and rows: sample i's truth was row i of the mask, copied down every row
+            # (relevance_mass 0, 0, .683, .683, .683, 0, 0, 0 where the shared mask gives .318 each).
+            # (batch, H, W) over (C, H, W) images, the documented per-pixel form, is kept.
+            raise InputError(
+                f"metric {metric!r}: ground_truth has shape {a.shape}, which is both the input's "
+                f"per-sample shape (trailing axes {a.shape}: one mask shared by every sample) and "
+                f"a batch of {b} masks broadcast over the leading input axes; which is meant is "
+                f"ambiguous because the batch size {b} equals its first axis. For one shared mask "
+                f"pass np.broadcast_to(mask, {(b, *a.shape)}); for one mask per sample pass it "
+                f"with the broadcast axes kept, shape {(b, *([1] * (len(s) - a.ndim + 1)), *a.shape[1:])}."
             )
         full = None
         if a.ndim >= 1 and a.shape[0] == b and a.ndim - 1 <= len(s):
@@ -131,7 +152,9 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
             raise InputError(
                 f"metric {metric!r}: ground_truth has shape {a.shape}, which does not match the "
                 f"input shape {(b, *s)} (a per-pixel mask broadcast over channels is fine, e.g. "
-                f"{(b, *s[-2:])} for images) nor ({b}, {n}) players."
+                f"{(b, *s[-2:])} for images) nor ({b}, {n}) players"
+                + (f"; for one mask shared by every sample use np.broadcast_to(mask, {(b, *a.shape)})"
+                   if looks_shared else "") + "."
             )
         flat_parts.append(full.reshape(b, -1))
     truth = np.concatenate(flat_parts, axis=1) != 0

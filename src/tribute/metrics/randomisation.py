@@ -128,7 +128,8 @@ def _user_module(game: Game) -> Any:
 def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callable[..., Any],
                         inputs: Any, mode: str = "cascading",
                         layers: Sequence[str] | None = None, similarity: str = "spearman",
-                        absolute: bool = True, seed: int = 0) -> Scores:
+                        absolute: bool = True, seed: int = 0,
+                        channel_axis: int | None = None) -> Scores:
     """Model parameter randomisation: similarity of the credits before/after re-initialising layers.
 
     Layers (modules owning parameters; all of them, or ``layers``) are randomised top-down —
@@ -153,6 +154,9 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
             given as a string). default=None (all).
         similarity: ``"spearman"`` or ``"ssim"``. default="spearman".
         absolute: compare ``|phi|``. default=True.
+        channel_axis: for ``similarity="ssim"``: ``1`` (or None) for ``(batch, C, H, W)`` /
+            ``(batch, H, W)`` images, ``-1`` for channels-last ``(batch, H, W, C)`` ones, whose
+            maps sum the last axis. None warns where a shape looks channels-last. default=None.
         seed: seed of the random weights. default=0.
 
     A constant re-explanation (or original) is scored 0 against a non-constant one and 1
@@ -185,7 +189,7 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         )
     if mode not in ("cascading", "independent"):
         raise InputError(f"mode={mode!r} must be 'cascading' or 'independent'.")
-    absolute = check_similarity(similarity, absolute)
+    absolute = check_similarity(similarity, absolute, channel_axis, attr)
     if model_explain is None or inputs is None:
         raise InputError("metric 'model_randomisation' needs model_explain=callable and inputs=....")
     _check_model_explain(model_explain)
@@ -223,8 +227,8 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         new = call_explain(model_explain, work, inputs, metric="model_randomisation",
                            target=tg, sample=sample)
         pf = flat_of(new, b, t, n, "model_randomisation", f"model_explain after {name!r}")
-        sims.append(attribution_similarity(attr, flat, pf, similarity, absolute))
-        flats.append(constant_rows(attr, flat, pf, similarity, absolute))
+        sims.append(attribution_similarity(attr, flat, pf, similarity, absolute, channel_axis))
+        flats.append(constant_rows(attr, flat, pf, similarity, absolute, channel_axis))
     per_layer = np.stack(sims)  # L x B x T
     # every layer counts: a NaN similarity (credits that are not finite) makes the sample's
     # score NaN instead of being skipped, which averaged the other layers only (small39)
@@ -246,7 +250,8 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
           "Attributions Fail",
 )
 def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], inputs: Any,
-                 similarity: str = "spearman", absolute: bool = True, seed: int = 0) -> Scores:
+                 similarity: str = "spearman", absolute: bool = True, seed: int = 0,
+                 channel_axis: int | None = None) -> Scores:
     """Random logit test: similarity between the explanation of the target and of another class.
 
     Every sample's target class ``c`` is replaced by ``(c + r) mod C`` with one offset ``r``
@@ -261,6 +266,9 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
         inputs: the inputs the attribution explains.
         similarity: ``"spearman"`` or ``"ssim"``. default="spearman".
         absolute: compare ``|phi|``. default=True.
+        channel_axis: for ``similarity="ssim"``: ``1`` (or None) for ``(batch, C, H, W)`` /
+            ``(batch, H, W)`` images, ``-1`` for channels-last ``(batch, H, W, C)`` ones, whose
+            maps sum the last axis. None warns where a shape looks channels-last. default=None.
         seed: seed of the class offset. default=0.
 
     ``extra``: ``other_class`` (``batch``), ``n_constant`` (samples where one of the two
@@ -280,7 +288,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
         raise InputError("metric 'random_logit' needs explain=callable and inputs=....")
     if not accepts(explain, "target"):
         raise InputError("metric 'random_logit': the explain callable must accept target=....")
-    absolute = check_similarity(similarity, absolute)
+    absolute = check_similarity(similarity, absolute, channel_axis, attr)
     if attr.targets is None or attr.layout.multi_target:
         raise InputError(
             "metric 'random_logit' needs one class-index target per sample (not a callable or "
@@ -304,7 +312,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
     # with three or more classes the one offset is a random draw shared by every sample
     shared = shared_draw_unknown(f"one class offset ({r} of 1..{n_classes - 1}) "
                                  "shared by every sample") if n_classes > 2 else {}
-    return Scores(attribution_similarity(attr, flat, pf, similarity, absolute),
+    return Scores(attribution_similarity(attr, flat, pf, similarity, absolute, channel_axis),
                   {"other_class": other, "similarity": similarity, "explain_calls": 1,
-                   "n_constant": int(constant_rows(attr, flat, pf, similarity, absolute).sum()),
+                   "n_constant": int(constant_rows(attr, flat, pf, similarity, absolute, channel_axis).sum()),
                    **shared})

@@ -343,7 +343,8 @@ def _refuse_repeated_configs(grid: Sequence[dict[str, Any]]) -> None:
 def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inputs: Any,
               seeds: Sequence[int] = (0, 1, 2, 3, 4),
               param_grid: Sequence[dict[str, Any]] | None = None,
-              similarity: str = "spearman", absolute: bool = False) -> Scores:
+              similarity: str = "spearman", absolute: bool = False,
+              channel_axis: int | None = None) -> Scores:
     """Stability across seeds or hyperparameters: mean pairwise similarity of re-explanations.
 
     Re-explains the inputs once per configuration — ``explain(inputs, seed=s)`` for each of
@@ -360,6 +361,9 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
         param_grid: list of keyword dicts to compare instead of seeds. default=None.
         similarity: ``"spearman"`` or ``"ssim"``. default="spearman".
         absolute: compare ``|phi|``. default=False.
+        channel_axis: for ``similarity="ssim"``: ``1`` (or None) for ``(batch, C, H, W)`` /
+            ``(batch, H, W)`` images, ``-1`` for channels-last ``(batch, H, W, C)`` ones, whose
+            maps sum the last axis. None warns where a shape looks channels-last. default=None.
 
     A constant re-explanation is scored 0 against a non-constant one and 1 against another
     constant one (it was NaN and left out of the mean, which then averaged the other pairs
@@ -376,7 +380,7 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     flat = check_attribution(game, attr, "stability")
     if explain is None or inputs is None:
         raise InputError("metric 'stability' needs explain=callable and inputs=....")
-    absolute = check_similarity(similarity, absolute)
+    absolute = check_similarity(similarity, absolute, channel_axis, attr)
     if param_grid is not None and not isinstance(param_grid, dict):
         param_grid = _as_list(param_grid, "param_grid", "[{'n_samples': 10}, {'n_samples': 50}]")
     if param_grid is not None and (isinstance(param_grid, dict) or not all(
@@ -417,9 +421,9 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
                            sample=sample, **cfg)
         outs.append(flat_of(new, b, t, n, "stability", f"explain(**{cfg})"))
     pairs = [(i, j) for i in range(len(outs)) for j in range(i + 1, len(outs))]
-    sims = np.stack([attribution_similarity(attr, outs[i], outs[j], similarity, absolute)
+    sims = np.stack([attribution_similarity(attr, outs[i], outs[j], similarity, absolute, channel_axis)
                      for i, j in pairs], axis=-1)  # B x T x P
-    n_constant = sum(int(constant_rows(attr, outs[i], outs[j], similarity, absolute).sum())
+    n_constant = sum(int(constant_rows(attr, outs[i], outs[j], similarity, absolute, channel_axis).sum())
                      for i, j in pairs)
     # every pair counts: a NaN similarity makes the sample's score NaN instead of being skipped
     score = sims.mean(-1)
