@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from ..params import MAX_SEED
+
 _ROWS = 1 << 15
 #: ``(sw2, sb2, activation, depth)`` or with the ARD weights ``rel`` appended (see :func:`nngp`).
 Spec = tuple[Any, ...]
@@ -289,7 +291,9 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
 
     kc, n = sa.shape
     cols = y.shape[0]
-    gen = torch.Generator().manual_seed(int(seed) + 7919)
+    # modulo 2**64: a seed near the top of the accepted range (check_seed) would overflow torch's
+    # 64-bit seed (a bare 'Overflow when unpacking long long'); smaller seeds are unchanged
+    gen = torch.Generator().manual_seed((int(seed) + 7919) % MAX_SEED)
     s_big, _, l_big = _coalition_sample(n, ROWS, gen)
     s_var, _, l_var = _coalition_sample(n, VAR_ROWS, gen)
     one = torch.ones(1, n, dtype=torch.float64)

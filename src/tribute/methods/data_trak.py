@@ -42,7 +42,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..games.data import GRAD_BUDGET_BYTES, DataGame
-from ..params import BOOL, Interval, Options, declare
+from ..params import BOOL, MAX_SEED, Interval, Options, declare
 from .base import Cost, Method, Tags, register
 from .data_common import (
     as_data_game,
@@ -68,7 +68,9 @@ def make_projector(n_params: int, k: int, seed: int,
 
     def block(j: int) -> torch.Tensor:
         s, e = blocks[j]
-        g = torch.Generator().manual_seed(int(seed) * 7919 + j)
+        # modulo 2**64: seeds above ~2.3e15 overflowed torch's 64-bit seed (a bare 'Overflow when
+        # unpacking long long'); smaller seeds give the same projection as before
+        g = torch.Generator().manual_seed((int(seed) * 7919 + j) % MAX_SEED)
         R: torch.Tensor = torch.randn(e - s, k, generator=g, dtype=torch.float64) / k**0.5
         return R
 
