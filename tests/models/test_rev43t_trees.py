@@ -109,3 +109,41 @@ def test_int_feature_types_path_dependent_equals_hand_walk() -> None:
         want = _shapley({s: sum(_walk(t, x[r], set(s)) for t in trees)
                          for s in _coalitions(4)}, 4)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=f"row {r}")
+
+
+@pytest.mark.parametrize("na_like", [True, False])
+def test_nullable_bool_column_with_na_default_direction_both_ways(na_like: bool) -> None:
+    """A pandas nullable boolean column with NA is an indicator feature with missing values;
+    the NA rows are made to behave like True (default right) or like False (default left), and
+    a binary logistic model with base_score is explained on the margin, vs enumeration."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    n = 400
+    flag, b2, na = rng.random(n) > 0.5, rng.random(n) > 0.3, rng.random(n) < 0.15
+    num = rng.normal(size=n)
+    f = np.where(na, na_like, flag)
+    y = num + 3 * f - 2.0 * (b2 & f) > 0.5
+    df = pd.DataFrame({"num": num, "flag": pd.array(flag, dtype="boolean"), "b2": b2})
+    df.loc[na, "flag"] = pd.NA
+    model = xgboost.XGBClassifier(n_estimators=8, max_depth=3, base_score=0.3, n_jobs=1).fit(df, y)
+    trees = json.loads(model.get_booster().save_raw("json"))["learner"]["gradient_booster"]
+    default_left = {bool(t["default_left"][k]) for t in trees["model"]["trees"]
+                    for k, j in enumerate(t["split_indices"]) if j == 1 and t["left_children"][k] >= 0}
+    assert default_left == {not na_like}  # the NA rows' direction the test means to exercise
+    rows = [*range(4), *np.flatnonzero(na)[:4]]
+    xs, bg = df.iloc[rows].reset_index(drop=True), df.iloc[100:124].reset_index(drop=True)
+    cols = list(df.columns)
+    coalitions = _coalitions(3)
+    parts = []
+    for i in range(len(xs)):
+        for s in coalitions:
+            comp = bg.copy()
+            for j in s:
+                comp[cols[j]] = pd.Series([xs.iloc[i][cols[j]]] * len(bg), dtype=bg[cols[j]].dtype)
+            parts.append(comp)
+    margin = model.predict(pd.concat(parts, ignore_index=True), output_margin=True)
+    means = np.asarray(margin, dtype=np.float64).reshape(len(xs), len(coalitions), -1).mean(-1)
+    truth = np.array([_shapley(dict(zip(coalitions, mr.tolist())), 3) for mr in means])
+    got = tribute.explain(model, xs, method="tree_shap", baseline=tribute.Background(bg), target=1)
+    np.testing.assert_allclose(np.asarray(got.values), truth, rtol=0, atol=1e-6)
+    assert np.abs(truth[4:, 1]).max() > 0.1  # the NA rows' flag carries credit
