@@ -593,11 +593,16 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
             saved.append(model["trees"])
         return saved[0][i]
 
+    # features whose dump does not write the model's own threshold: "int" ones (their
+    # split_condition is rounded up to an integer) and indicators "i" (none written); their
+    # splits are read from the saved model (rev43t)
+    types = list(booster.feature_types or [])
+    rounded = frozenset(j for j, t in enumerate(types) if t not in ("float", "q", "c"))
     trees = []
     for i, d in enumerate(dumps):
         col = (i // npt) % n_out if n_out > 1 else 0
         trees.append(_xgb_tree(json.loads(d), index, n_out, col,
-                               functools.partial(saved_tree, i)))
+                               functools.partial(saved_tree, i), rounded))
 
     def raw(x: np.ndarray) -> np.ndarray:
         dm = xgboost.DMatrix(x, feature_names=names, missing=missing)
@@ -610,12 +615,16 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
 
 
 def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int,
-              saved: Callable[[], dict[str, Any]] | None = None) -> Tree:
+              saved: Callable[[], dict[str, Any]] | None = None,
+              rounded: frozenset[int] = frozenset()) -> Tree:
     """One tree from its JSON dump; ``saved`` gives the tree's arrays in the saved model
     (``save_raw``), read for splits the dump writes without a threshold: those on an indicator
     feature (feature type ``"i"``, e.g. a bool column of a DataFrame), dumped as ``"split"``,
     ``"yes"`` (the non-default child) and ``"no"`` (the default child) only. They were refused
-    as categorical splits (aud43t), though they are ordinary ``x < split_condition`` splits."""
+    as categorical splits (aud43t), though they are ordinary ``x < split_condition`` splits.
+    Splits on the features in ``rounded`` (feature type ``"int"``) are read there too: their
+    dump writes the threshold rounded up to an integer (``x < -0.15`` dumped as ``x < 0``),
+    which was silently wrong for non-integer inputs (rev43t)."""
     nodes: dict[int, dict[str, Any]] = {}
     stack = [root]
     while stack:
@@ -650,7 +659,13 @@ def _xgb_tree(root: dict[str, Any], index: dict[str, int], n_out: int, col: int,
         else:
             f = int(s)
         feature[i] = f
-        if tree_arrays is not None:  # an indicator split: x < split_condition goes left
+        if tree_arrays is None and f in rounded and saved is not None:
+            tree_arrays = saved()
+            if int(tree_arrays["split_indices"][i]) != f or int(tree_arrays["split_type"][i]) != 0:
+                raise UnsupportedModelError(
+                    f"tree_shap: XGBoost split {i} on feature {s!r} does not match the saved model; "
+                    "use method='exact_shapley' / 'kernel_shap' on the model.")
+        if tree_arrays is not None:  # the saved model's split: x < split_condition goes left
             thr[i] = float(tree_arrays["split_conditions"][i])
             left[i] = int(tree_arrays["left_children"][i])
             right[i] = int(tree_arrays["right_children"][i])
