@@ -104,6 +104,8 @@ def _modules() -> list[tuple[str, nn.Module, tuple[int, ...]]]:
 def test_rule_matches_matrix_reference(rule: object, name: str, module: nn.Module, shape: tuple[int, ...]) -> None:
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(2, *shape, dtype=torch.float64, generator=gen)
+    if isinstance(rule, ZBox):  # z^B is defined for inputs inside its bounds [-1, 1.5] (rev43g)
+        x = -1.0 + 2.5 * torch.rand(2, *shape, dtype=torch.float64, generator=gen)
     z = module(x).detach()
     r = torch.randn(z.shape, dtype=torch.float64, generator=gen)
     assert isinstance(rule, (Epsilon, ZPlus, AlphaBeta, Gamma, Flat, WSquare, ZBox))
@@ -291,7 +293,7 @@ def test_box_bounds_as_lists_work_end_to_end() -> None:
     # the features (z^B goes to the first convolution: on an MLP the bounds applied to no layer
     # and this comparison held vacuously; aud43g refuses them there)
     mlp = nn.Sequential(nn.Conv1d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)).double()
-    xt = torch.randn(4, 1, 3, dtype=torch.float64)
+    xt = 2 * torch.rand(4, 1, 3, dtype=torch.float64) - 1  # inside the bounds below (rev43g)
     ref = tribute.explain(mlp, xt, low=torch.tensor([-1.0, -2.0, -3.0]), high=3, **box)
     got = tribute.explain(mlp, xt, low=[-1, -2, -3], high=3, **box)
     torch.testing.assert_close(got.values, ref.values, atol=0, rtol=0)

@@ -44,15 +44,17 @@ class _ModifiedRelu(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, guided: bool) -> torch.Tensor:
         ctx.guided = guided
         if guided:
-            ctx.save_for_backward(y)
+            # the mask, not y: y stays alive only through the copy returned (rev43g: saving y
+            # next to the copy doubled the memory the ReLU outputs take)
+            ctx.save_for_backward(y > 0)
         return y.clone()  # not a view: the model may modify the output in place (h.add_(1))
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
         out = g.clamp(min=0)
         if ctx.guided:
-            (y,) = ctx.saved_tensors
-            out = out * (y > 0).to(out.dtype)
+            (positive,) = ctx.saved_tensors
+            out = out * positive.to(out.dtype)
         return out, None, None
 
 
