@@ -61,7 +61,7 @@ def test_helpers_calling_helpers_are_digested_once_per_depth(tmp_path: Path,
         assert 0 < calls[0] <= 30 * (manifest._MAX_FN_DEPTH + 1) * (5 + 1)
         assert manifest.canonical(mod.f0)["code_sha256"] == first
         # a change 6 calls deep still counts: a helper's constant
-        mod.K = 4
+        vars(mod)["K"] = 4
         assert manifest.canonical(mod.f0)["code_sha256"] != first
     finally:
         sys.modules.pop("rev43s_cyclic_helpers", None)
