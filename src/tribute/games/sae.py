@@ -44,6 +44,7 @@ removed in ``finally``; the user's model is never modified (the wrapper only ref
 
 from __future__ import annotations
 
+import dis
 import functools
 import hashlib
 import types
@@ -249,8 +250,12 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
 
 
 def _code_names(code: types.CodeType) -> list[str]:
-    """Global names a code object (and the code nested in it: lambdas, comprehensions) reads."""
-    names = list(code.co_names)
+    """Global names a code object (and the code nested in it: lambdas, comprehensions) reads.
+
+    Only names loaded as globals: ``co_names`` also holds attribute names, so the decoder
+    ``lambda z: sm.d(z)`` reached an unrelated global module named ``d`` (rev43s: it was put
+    in eval mode during each pass and its weights entered the SAE's digest)."""
+    names = [str(i.argval) for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _code_names(const)
