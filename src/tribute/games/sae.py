@@ -56,7 +56,7 @@ import torch
 from ..errors import InputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike
-from ._hooks import Site
+from ._hooks import Site, _rnn_final_state
 from .components import ComponentGame, ComponentSet
 from .sites import Ablation, as_ablation, get_module, refuse_sequence_first
 
@@ -306,7 +306,7 @@ class _Spliced(torch.nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         splice = self.sae
 
-        def hook(_m: torch.nn.Module, inputs: Any, output: Any) -> Any:
+        def hook(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
             out = output[0] if isinstance(output, (tuple, list)) and output else output
             if not isinstance(out, torch.Tensor):
                 raise UnsupportedModelError(
@@ -321,7 +321,12 @@ class _Spliced(torch.nn.Module):
             new = splice.splice(read, out)
             if out is output:
                 return new
-            return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
+            rest = list(output[1:])
+            if isinstance(module, torch.nn.RNNBase):
+                # rev43s: a model reading an RNN's h_n saw the unspliced state (the latents'
+                # credits were all zero): the last layer's h_n is the spliced sequence's last step
+                rest = _rnn_final_state(module, new, rest)
+            return type(output)([new, *rest]) if isinstance(output, list) else (new, *rest)
 
         # the SAE runs in eval mode, as the model does in a session (the session covers the user's
         # model, not the SAE): a dropout left on in its encoder made two identical exact_shapley
