@@ -249,13 +249,18 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
     return list(out.values())
 
 
+#: byte code that reads a global by name (LOAD_NAME: module-level and exec'd code; Python 3.12+:
+#: LOAD_FROM_DICT_OR_GLOBALS in class bodies)
+_GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+
+
 def _code_names(code: types.CodeType) -> list[str]:
     """Global names a code object (and the code nested in it: lambdas, comprehensions) reads.
 
     Only names loaded as globals: ``co_names`` also holds attribute names, so the decoder
     ``lambda z: sm.d(z)`` reached an unrelated global module named ``d`` (rev43s: it was put
     in eval mode during each pass and its weights entered the SAE's digest)."""
-    names = [str(i.argval) for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    names = [str(i.argval) for i in dis.get_instructions(code) if i.opname in _GLOBAL_LOADS]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _code_names(const)
