@@ -44,6 +44,7 @@ removed in ``finally``; the user's model is never modified (the wrapper only ref
 
 from __future__ import annotations
 
+import dis
 import functools
 import hashlib
 import types
@@ -55,7 +56,7 @@ import torch
 from ..errors import InputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike
-from ._hooks import Site
+from ._hooks import Site, _rnn_final_state
 from .components import ComponentGame, ComponentSet
 from .sites import Ablation, as_ablation, get_module, refuse_sequence_first
 
@@ -248,9 +249,18 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
     return list(out.values())
 
 
+#: byte code that reads a global by name (LOAD_NAME: module-level and exec'd code; Python 3.12+:
+#: LOAD_FROM_DICT_OR_GLOBALS in class bodies)
+_GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+
+
 def _code_names(code: types.CodeType) -> list[str]:
-    """Global names a code object (and the code nested in it: lambdas, comprehensions) reads."""
-    names = list(code.co_names)
+    """Global names a code object (and the code nested in it: lambdas, comprehensions) reads.
+
+    Only names loaded as globals: ``co_names`` also holds attribute names, so the decoder
+    ``lambda z: sm.d(z)`` reached an unrelated global module named ``d`` (rev43s: it was put
+    in eval mode during each pass and its weights entered the SAE's digest)."""
+    names = [str(i.argval) for i in dis.get_instructions(code) if i.opname in _GLOBAL_LOADS]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _code_names(const)
@@ -301,7 +311,7 @@ class _Spliced(torch.nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         splice = self.sae
 
-        def hook(_m: torch.nn.Module, inputs: Any, output: Any) -> Any:
+        def hook(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
             out = output[0] if isinstance(output, (tuple, list)) and output else output
             if not isinstance(out, torch.Tensor):
                 raise UnsupportedModelError(
@@ -316,7 +326,12 @@ class _Spliced(torch.nn.Module):
             new = splice.splice(read, out)
             if out is output:
                 return new
-            return type(output)([new, *output[1:]]) if isinstance(output, list) else (new, *output[1:])
+            rest = list(output[1:])
+            if isinstance(module, torch.nn.RNNBase):
+                # rev43s: a model reading an RNN's h_n saw the unspliced state (the latents'
+                # credits were all zero): the last layer's h_n is the spliced sequence's last step
+                rest = _rnn_final_state(module, new, rest)
+            return type(output)([new, *rest]) if isinstance(output, list) else (new, *rest)
 
         # the SAE runs in eval mode, as the model does in a session (the session covers the user's
         # model, not the SAE): a dropout left on in its encoder made two identical exact_shapley
