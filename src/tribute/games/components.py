@@ -57,6 +57,7 @@ sentences of a pair) get the same mask at every call; ablation values are cached
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -355,8 +356,9 @@ class ComponentGame(Game):
         if framework == "numpy":
             layout = Layout(**{**layout.__dict__, "dtype": "float64"})
         self.differentiable = bool(model.differentiable)
-        act_bytes = sum(int(np.prod(sh, dtype=np.int64)) for s in sites for sh in s.shapes)
-        in_bytes = sum(int(np.prod(t.shape[1:], dtype=np.int64)) * t.element_size() for t in self.inputs)
+        # math.prod: the same integers as np.prod (~8 us hot per shape less, issue #9)
+        act_bytes = sum(math.prod(sh) for s in sites for sh in s.shapes)
+        in_bytes = sum(math.prod(t.shape[1:]) * t.element_size() for t in self.inputs)
         self.row_bytes = in_bytes + 4 * act_bytes * torch.finfo(self.compute_dtype).bits // 8
         self._in_bytes = in_bytes
 
@@ -435,7 +437,8 @@ class ComponentGame(Game):
             extra, kw = self._extras(b)
             if kwargs:
                 kw = {**kw, **{k: self._pick(v, b) for k, v in kwargs.items()}}
-            return Rows(inputs=tuple(x[b] for x in xs), sample=b, extra=extra, kwargs=kw)
+            # index_select: the same gather as x[b] (fresh, contiguous), ~5 us hot less per input
+            return Rows(inputs=tuple(x.index_select(0, b) for x in xs), sample=b, extra=extra, kwargs=kw)
 
         def select(out: torch.Tensor, rows: Rows) -> torch.Tensor:
             outs.append(out.detach())
@@ -447,11 +450,14 @@ class ComponentGame(Game):
         state.mode = "capture"
         with installed(self.module, self.sites, state):
             state.mode = "capture"
-            engine.run(n, build, sink, row_bytes=max(1, sum(int(np.prod(x.shape[1:])) * 4 for x in xs)),
+            engine.run(n, build, sink, row_bytes=max(1, sum(math.prod(x.shape[1:]) * 4 for x in xs)),
                        desc=f"caching activations ({what})", select=select)
         captured = state.captured
         state.captured = {}
-        acts = {s: {c: torch.cat(chunks) for c, chunks in calls.items()} for s, calls in captured.items()}
+        # the chunks are the hooks' own clones: one contiguous chunk is what torch.cat would copy
+        # it to (same values, strides, fresh memory), so it is kept as it is (issue #9)
+        acts = {s: {c: chunks[0] if len(chunks) == 1 and chunks[0].is_contiguous() else torch.cat(chunks)
+                    for c, chunks in calls.items()} for s, calls in captured.items()}
         for calls in acts.values():
             for c, t in calls.items():
                 if t.shape[0] != n:
