@@ -9,9 +9,11 @@ numpy broadcasting ValueError.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import tribute
+from tribute.errors import InputError
 from tribute.methods.regions.growth import grow_regions
 from tribute.methods.regions.segmentation import dilate
 
@@ -106,3 +108,11 @@ def test_growth_matches_the_greedy_written_out_on_random_overlapping_regions() -
         want_gain, want_rank = _reference_growth(masks, attr, area, min_new)
         np.testing.assert_allclose(gain.numpy(), want_gain, atol=1e-12)
         np.testing.assert_array_equal(rank.numpy(), want_rank)
+
+
+def test_channels_last_rgb_image_is_refused_with_a_channels_last_hint() -> None:
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 3, 2)).double().eval()
+    x = torch.randn(1, 8, 8, 3, dtype=torch.float64)
+    for method in ("xrai", "extremal_perturbation"):
+        with pytest.raises(InputError, match=r"\(8, 8, 3\) looks channels-last"):
+            tribute.explain(net, x, method=method, target=0, steps=2)
