@@ -55,10 +55,17 @@ def image_info(game: Game, method: str, *, min_side: int = 4) -> tuple[FeatureGa
     shape = shapes[0]
     h, w = int(shape[-2]), int(shape[-1])
     if h < min_side or w < min_side:
+        hint = ""
+        if len(shape) == 3 and int(shape[-1]) in (1, 3, 4) and min(int(shape[0]), h) >= min_side:
+            # (H, W, C) read as (C, H, W): the channels became the width
+            hint = (f" The per-sample shape {tuple(int(s) for s in shape)} looks channels-last "
+                    "(H, W, C); region methods read (C, H, W): pass inputs.permute(0, 3, 1, 2) "
+                    "and a model that takes channels-first images.")
         raise InputError(
             f"method {method!r}: images of {h}x{w} pixels are smaller than the segmentation "
             f"scale (at least {min_side}x{min_side} pixels are needed to form regions); "
-            "explain larger images, or use 'occlusion' / 'integrated_gradients' on tiny ones.")
+            "explain larger images, or use 'occlusion' / 'integrated_gradients' on tiny ones."
+            + hint)
     if game.integer_inputs()[0]:
         raise UnsupportedModelError(
             f"method {method!r} perturbs pixel values; the input holds integer ids.")

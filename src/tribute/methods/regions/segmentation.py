@@ -143,6 +143,8 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
         for dx in range(-radius, radius + 1):
             if dy * dy + dx * dx > radius * radius or (dy == 0 and dx == 0):
                 continue
+            if abs(dy) >= h or abs(dx) >= w:  # shifted off the image (a disk wider than a side)
+                continue
             ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
             xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
             out[..., yd, xd] |= m[..., ys, xs]
