@@ -226,7 +226,12 @@ def parse_feature_names(text: str | None, n_players: int | None = None) -> list[
         return None
     path = Path(text)
     if path.is_file():
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:  # was a traceback
+            raise InputError(f"--feature-names: file {text!r} cannot be read as UTF-8 text "
+                             f"({exc}); save one name per line as UTF-8.") from None
+        names = [line.strip() for line in lines]
         names = [n for n in names if n]
         source = f"file {text!r}"
     elif "," not in text and (text.endswith((".txt", ".csv", ".names")) or "/" in text):
@@ -243,6 +248,40 @@ def parse_feature_names(text: str | None, n_players: int | None = None) -> list[
                          f"{n_players} players; give exactly one name per player (with --groups, "
                          "one per group).")
     return names
+
+
+def check_out_dir(text: str, arg: str = "--out") -> Path:
+    """``--out`` as a path, checked before any work: an existing non-folder, or a folder that
+    cannot be created or written, raises :class:`~tribute.errors.InputError` naming it (the
+    command used to run in full and then fail in ``mkdir`` with a traceback)."""
+    import os
+
+    from .errors import InputError
+
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{arg} {text!r} is an existing file, not a folder; pass a folder "
+                         "(it is created when missing).")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        what = "is not a folder" if not parent.is_dir() else "is not writable"
+        raise InputError(f"{arg} {text!r}: {str(parent)!r} {what}, so the output folder cannot "
+                         "be written; pass a folder you can write to.")
+    return out
+
+
+def make_out_dir(out: Path, arg: str = "--out") -> None:
+    """Create the ``--out`` folder (checked by :func:`check_out_dir`); an OS error (the disk,
+    a race) becomes an :class:`~tribute.errors.InputError` naming it, not a traceback."""
+    from .errors import InputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{arg} {str(out)!r} cannot be created ({exc}); pass a folder you can "
+                         "write to.") from None
 
 
 def resolve_device(text: str | None) -> Any:
@@ -709,14 +748,14 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
     from .api import explain
 
     target = _parse_target(args.target, args.limit)
+    out = check_out_dir(args.out)  # before the run: a bad --out failed after it, with a traceback
     attr = explain(
         model, inputs, method=args.method, target=target,
         budget=args.budget, seed=args.seed, batch_size=args.batch_size,
         progress=False if args.no_progress else None, output=args.output,
         max_memory=getattr(args, "max_memory", None), **settings, **_parse_params(args.param),
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     # the page names the classes as --target named them (it showed their column numbers)
     names = [v if isinstance(v, str) else None for v in (target if isinstance(target, list) else [target])] \
         if isinstance(target, (str, list)) and target != "predicted" else None

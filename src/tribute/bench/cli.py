@@ -337,6 +337,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .suites import check_seed
 
     check_seed(args.seed)
+    from ..cli import check_out_dir
+
+    check_out_dir(args.out)  # before the run (a file as --out failed after it, with a traceback)
     t0 = time.perf_counter()
     case = _user_case(args)
     names, notes = resolve_methods(_csv(args.methods) or list(EVAL_METHODS),
