@@ -63,3 +63,13 @@ def chromium_browser() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def wait_for_job(client: Any, job: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """Poll ``/api/jobs/{id}`` through a TestClient until ``job`` leaves queued / running."""
+    t0 = time.time()
+    while job["status"] in ("queued", "running"):
+        assert time.time() - t0 < timeout, job
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job['id']}").json()
+    return job

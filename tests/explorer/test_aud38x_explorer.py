@@ -3,7 +3,6 @@ other explorer tests do not use (a torch MLP, a csv written by pandas with its i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import tribute
 
 pytest.importorskip("starlette")
 pd = pytest.importorskip("pandas")
+from _explorer_live import wait_for_job  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from tribute.explorer import ExplorerConfig, create_app  # noqa: E402
@@ -33,13 +33,6 @@ def make():
 '''
 
 
-def _wait(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
-    t0 = time.time()
-    while job["status"] in ("queued", "running"):
-        assert time.time() - t0 < 60, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
 
 
 @pytest.fixture
@@ -67,7 +60,7 @@ def test_explorer_explain_equals_python_on_a_csv_with_index(table: tuple[str, An
     model = mod.make().eval()
     X = torch.tensor(df.to_numpy(), dtype=torch.float32)
     with _client(root) as c:
-        job = _wait(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain", "index": 2,
+        job = wait_for_job(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain", "index": 2,
                                                  "method": "exact_shapley", "seed": 0}).json())
     res = job["result"]
     # the subject's baseline is the column means (its description says so)
@@ -92,9 +85,9 @@ def test_upload_of_a_csv_with_index_reads_the_index_as_such(table: tuple[str, An
         new = r.json()["indices"]
         assert len(new) == 2
         for i, row in zip(new, (4, 1)):
-            job_new = _wait(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain",
+            job_new = wait_for_job(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain",
                                                          "index": i, "method": "exact_shapley"}).json())
-            job_old = _wait(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain",
+            job_old = wait_for_job(c, c.post("/api/jobs", json={"subject": "model", "kind": "explain",
                                                          "index": row, "method": "exact_shapley"}).json())
             assert job_new["result"]["values"] == job_old["result"]["values"]
 

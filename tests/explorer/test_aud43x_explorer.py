@@ -11,7 +11,6 @@ numpy, and the input's own pixels.
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 import tribute
 
 pytest.importorskip("starlette")
+from _explorer_live import wait_for_job
 from starlette.testclient import TestClient
 
 from tribute.explorer import ExplorerConfig, create_app
@@ -52,13 +52,6 @@ def make():
 X = np.random.default_rng(0).uniform(size=(4, 6, 5, 3)).astype(np.float32)
 
 
-def _wait(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
-    t0 = time.time()
-    while job["status"] in ("queued", "running"):
-        assert time.time() - t0 < 60, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
 
 
 def _setup(folder: Path) -> tuple[Any, torch.nn.Module]:
@@ -81,7 +74,7 @@ def test_channels_last_images_are_drawn_height_by_width(tmp_path: Path) -> None:
     with client as c:
         summary = c.get("/api/subjects/cl").json()
         preview = c.get("/api/subjects/cl/inputs/1").json()["image"]
-        job = _wait(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": 1,
+        job = wait_for_job(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": 1,
                                                  "method": "integrated_gradients"}).json())
     assert job["status"] == "done", job
     shown = np.asarray(job["result"]["values"], dtype=np.float64)
@@ -168,7 +161,7 @@ def test_a_binary_decision_function_is_labelled_with_the_class_its_credits_are_f
             label = int(svm.predict(rows[i:i + 1])[0])
             sign = 1.0 if label == 7 else -1.0  # the score rises toward class 7
             shown = c.get(f"/api/subjects/svm/inputs/{i}").json()["prediction"]
-            job = _wait(c, c.post("/api/jobs", json={"subject": "svm", "kind": "explain", "index": i,
+            job = wait_for_job(c, c.post("/api/jobs", json={"subject": "svm", "kind": "explain", "index": i,
                                                      "method": "exact_shapley"}).json())
             res = job["result"]
             truth = _shapley(lambda z, s=sign: s * float(svm.decision_function(z[None])[0]), rows[i], rows.mean(0))
@@ -234,7 +227,7 @@ def test_token_id_uploads_are_checked_and_shown(tmp_path: Path) -> None:
         (i,) = r.json()["indices"]
         assert c.get("/api/subjects/t/inputs/5").status_code == 200  # nothing bad was added
         preview = c.get(f"/api/subjects/t/inputs/{i}").json()
-        job = _wait(c, c.post("/api/jobs", json={"subject": "t", "kind": "explain", "index": i,
+        job = wait_for_job(c, c.post("/api/jobs", json={"subject": "t", "kind": "explain", "index": i,
                                                  "method": "occlusion"}).json())
     assert preview["tokens"] == [str(t) for t in ids[0]]
     x = torch.from_numpy(ids)
@@ -283,7 +276,7 @@ def test_a_multi_output_regressor_explains_its_first_output(tmp_path: Path) -> N
     reg = mod.model()
     with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
         shown = c.get("/api/subjects/reg/inputs/2").json()["prediction"]
-        job = _wait(c, c.post("/api/jobs", json={"subject": "reg", "kind": "explain", "index": 2,
+        job = wait_for_job(c, c.post("/api/jobs", json={"subject": "reg", "kind": "explain", "index": 2,
                                                  "method": "exact_shapley"}).json())
     assert job["status"] == "done", job
     truth = _shapley(lambda z: float(reg.predict(z[None])[0, 0]), rows[2], rows.mean(0))
@@ -296,13 +289,13 @@ def test_a_cached_result_for_an_uploaded_copy_names_the_index_asked(tmp_path: Pa
     7) answered from the cache with ``"index": 4``."""
     client, _ = _setup(tmp_path)
     with client as c:
-        first = _wait(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": 3,
+        first = wait_for_job(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": 3,
                                                    "method": "saliency"}).json())
         buf = io.BytesIO()
         np.save(buf, X[3])
         (i,) = c.post("/api/subjects/cl/inputs?filename=copy.npy", content=buf.getvalue(),
                       headers={"content-type": "application/octet-stream"}).json()["indices"]
-        again = _wait(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": i,
+        again = wait_for_job(c, c.post("/api/jobs", json={"subject": "cl", "kind": "explain", "index": i,
                                                    "method": "saliency"}).json())
     assert i == 4 and again["cached"]
     assert again["result"]["index"] == i and first["result"]["index"] == 3

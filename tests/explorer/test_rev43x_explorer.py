@@ -10,9 +10,7 @@ over the width (before aud43x it was right: H x W, the channels summed). Truth: 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ import torch
 import tribute
 
 pytest.importorskip("starlette")
+from _explorer_live import wait_for_job
 from starlette.testclient import TestClient
 
 from tribute.explorer import ExplorerConfig, create_app
@@ -79,13 +78,6 @@ def stem():
 '''
 
 
-def _wait(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
-    t0 = time.time()
-    while job["status"] in ("queued", "running"):
-        assert time.time() - t0 < 60, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
 
 
 @pytest.mark.parametrize(("make", "shape", "channel_axis"), [
@@ -106,7 +98,7 @@ def test_the_models_convolution_says_where_the_channels_are(
     model = getattr(mod, make)().eval()
     with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
         preview = np.asarray(c.get("/api/subjects/s/inputs/1").json()["image"])
-        job = _wait(c, c.post("/api/jobs", json={"subject": "s", "kind": "explain", "index": 1,
+        job = wait_for_job(c, c.post("/api/jobs", json={"subject": "s", "kind": "explain", "index": 1,
                                                  "method": "saliency"}).json())
         served = c.app.state.config.subjects[0].get().model  # type: ignore[attr-defined]
     assert job["status"] == "done", job
@@ -153,9 +145,9 @@ def test_a_multi_output_regressor_names_the_output_its_credits_are_for(tmp_path:
     base = rows.mean(0)
     with TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1") as c:
         desc = c.get("/api/subjects/reg").json()["description"]
-        job = _wait(c, c.post("/api/jobs", json={"subject": "reg", "kind": "explain", "index": 2,
+        job = wait_for_job(c, c.post("/api/jobs", json={"subject": "reg", "kind": "explain", "index": 2,
                                                  "method": "occlusion"}).json())
-        cmp = _wait(c, c.post("/api/jobs", json={"subject": "reg", "kind": "compare", "index": 2,
+        cmp = wait_for_job(c, c.post("/api/jobs", json={"subject": "reg", "kind": "compare", "index": 2,
                                                  "methods": ["occlusion", "exact_shapley"]}).json())
     f = reg.predict(rows[2:3])[0, 0]
     truth = [f - reg.predict(np.where(np.arange(3) == j, base, rows[2])[None])[0, 0] for j in range(3)]
