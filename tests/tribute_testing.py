@@ -252,3 +252,25 @@ def _move_engine_ids(old: int, new: int) -> None:
         owners[new] = owners.pop(old)
     if old in core._OK_ROWS_BY_ID:
         core._OK_ROWS_BY_ID[new] = core._OK_ROWS_BY_ID.pop(old)
+
+
+class DropoutSAE(torch.nn.Module):
+    """A 4 -> 5 -> 4 float64 SAE with a dropout in its encoder (``encode`` / ``decode`` methods, as in
+    SAELens), seeded weights: in training mode its credits are random, in eval mode exact."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.e = torch.nn.Linear(4, 5, dtype=torch.float64)
+        self.d = torch.nn.Linear(5, 4, dtype=torch.float64)
+        with torch.no_grad():
+            for p in (*self.e.parameters(), *self.d.parameters()):
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+        self.drop = torch.nn.Dropout(0.5)
+
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.drop(self.e(h)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.d(z)
+        return out

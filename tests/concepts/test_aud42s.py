@@ -39,6 +39,7 @@ from torch import nn
 from tribute.errors import InputError
 from tribute.methods.craft import craft, craft_decompose
 from tribute.methods.tcav import TCAVResult
+from tribute_testing import DropoutSAE
 
 DT = torch.float64
 C, H, W = 5, 6, 7
@@ -241,25 +242,7 @@ def test_rashomon_refuses_a_custom_loss_that_returns_its_mean() -> None:
 
 
 # ------------------------------------------------------------------ SAE in training mode
-class _DropSAE(nn.Module):
-    """An SAE with a dropout in its encoder (``encode`` / ``decode`` methods, as in SAELens)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(5)
-        self.e = nn.Linear(4, 5, dtype=DT)
-        self.d = nn.Linear(5, 4, dtype=DT)
-        with torch.no_grad():
-            for p in (*self.e.parameters(), *self.d.parameters()):
-                p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
-        self.drop = nn.Dropout(0.5)
-
-    def encode(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.drop(self.e(h)))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.d(z)
-        return out
+_DropSAE = DropoutSAE  # moved to tribute_testing (small43's tests use it too)
 
 
 def _exact_shapley_by_hand(v: Any, n: int) -> np.ndarray:

@@ -18,24 +18,12 @@ from torch import nn
 
 import tribute
 from tribute.errors import UnsupportedModelError
+from tribute_testing import DropoutSAE
 
 DT = torch.float64
 
 
-class _DropSAE(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(5)
-        self.e = nn.Linear(4, 5, dtype=DT)
-        self.d = nn.Linear(5, 4, dtype=DT)
-        with torch.no_grad():
-            for p in (*self.e.parameters(), *self.d.parameters()):
-                p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
-        self.drop = nn.Dropout(0.5)
-
-    def encode(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.drop(self.e(h)))
-
+_DropSAE = DropoutSAE
 
 _GLOBAL_SAE = _DropSAE().train()
 
