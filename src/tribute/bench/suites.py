@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..params import MAX_SEED
 
 __all__ = [
     "DATA_SUITES",
@@ -735,6 +736,12 @@ def check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"--seed {seed!r}: the suite seed must be a non-negative integer "
                          "(e.g. --seed 0).")
+    if int(seed) >= MAX_SEED:
+        # rev43z: the bound stop 43 gave tribute.params.check_seed (torch's 64-bit seeds) was
+        # missing here: --seed 2**64 built every case, then each method was "n/a" (the seed
+        # refused inside it) and the run exited 0 with an empty leaderboard
+        raise InputError(f"--seed {seed!r}: the suite seed must be below 2**64 (torch's random "
+                         f"generators take 64-bit seeds), e.g. --seed {int(seed) % MAX_SEED}.")
     return int(seed)
 
 

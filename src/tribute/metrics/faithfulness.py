@@ -605,6 +605,9 @@ def infidelity(game: Game, attr: Attribution, *, n_perturbations: int = 50,
     n = game.n_players
     g = torch_generator(seed)
     scale_invariant = check_flag(scale_invariant, "scale_invariant")
+    # rev43z: the value checked for every perturbation (as the similarity metrics do), not only
+    # for "square": channel_axis=7 or "last" beside "gaussian"/"subset" passed silently
+    channels_last(channel_axis, "metric 'infidelity'", [])
     if perturbation == "gaussian":
         noise = check_positive(noise, "noise (std of the gaussian perturbations)")
         _refuse_fractional_on_categorical(game)
