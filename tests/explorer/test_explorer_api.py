@@ -18,6 +18,7 @@ from tribute.explorer import ExplorerConfig, build_config, create_app
 from tribute.explorer.subjects import Subject, SubjectSpec
 
 pytest.importorskip("starlette")
+from _explorer_live import wait_for_job
 from starlette.testclient import TestClient
 
 BASE = "http://127.0.0.1"
@@ -42,13 +43,7 @@ def tiny_subject() -> Subject:
                    labels=[f"x{i}" for i in range(6)])
 
 
-def wait(client: TestClient, job: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-    t0 = time.time()
-    while job["status"] in ("queued", "running"):
-        assert time.time() - t0 < timeout, job
-        time.sleep(0.05)
-        job = client.get(f"/api/jobs/{job['id']}").json()
-    return job
+wait = wait_for_job  # the job-polling loop shared by the explorer tests (_explorer_live)
 
 
 @pytest.fixture(scope="module")
