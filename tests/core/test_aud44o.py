@@ -132,3 +132,38 @@ def test_a_dataset_job_merges_the_joint_sets_of_its_shards(tmp_path: Path) -> No
     with torch.no_grad():
         rise = (net(x) - net(b[None]))[:, 1:].numpy()
     np.testing.assert_allclose(sum(np.asarray(joint[t]) for t in sets), rise, rtol=0, atol=1e-12)
+
+
+class _Scaled(torch.nn.Module):
+    """``(x @ w) * scale``: feature ablation credits ``w_j x_j scale`` in closed form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return ((x @ self.w) * scale)[:, None]
+
+
+@pytest.mark.parametrize("kw", [
+    {"forward_args": torch.tensor([1.0, 2.0])}, {"forward_args": np.array([1.0, 2.0])},
+    {"forward_args": 5}, {"forward_args": "ab"},
+    {"forward_kwargs": [("scale", torch.tensor([1.0, 2.0]))]}, {"forward_kwargs": ("scale",)}],
+    ids=["tensor", "array", "int", "str", "pairs", "tuple"])
+def test_forward_arguments_of_the_wrong_container_are_refused_by_name(kw: dict[str, Any]) -> None:
+    name = next(iter(kw))
+    with pytest.raises(InputError, match=rf"{name} of type \w+ is not a"):
+        tribute.explain(_Scaled(), torch.ones(2, 3, dtype=torch.float64), method="feature_ablation",
+                        baseline=0.0, **kw)
+
+
+def test_forward_arguments_in_a_tuple_list_or_dict_are_read_per_row() -> None:
+    net = _Scaled()
+    x = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]], dtype=torch.float64)
+    scale = torch.tensor([2.0, -3.0], dtype=torch.float64)
+    truth = (x * net.w.detach() * scale[:, None]).numpy()
+    kws: list[dict[str, Any]] = [{"forward_args": (scale,)}, {"forward_args": [scale]},
+                                 {"forward_kwargs": {"scale": scale}}]
+    for kw in kws:
+        attr = tribute.explain(net, x, method="feature_ablation", baseline=0.0, **kw)
+        np.testing.assert_allclose(attr.values.numpy(), truth, rtol=0, atol=1e-12)
