@@ -531,9 +531,14 @@ class Attribution:
             if val is not None:
                 arrays[name] = np.asarray(_to_numpy(val))
         extra_json: dict[str, Any] = {}
+        extra_coded: dict[str, Any] = {}
         for k, v in self.extra.items():
             if isinstance(v, (np.ndarray, torch.Tensor)):
                 arrays[f"extra__{k}"] = _to_numpy(v)
+            elif _needs_code(v):
+                # aud44o: arrays inside a dict or list (joint_shapley's {(0, 1): array}) were
+                # written as "<array shape=[100, 1]>" strings under "(0, 1)" keys: lost on load
+                extra_coded[k] = _encode(v, arrays, f"extra {k!r}")
             else:
                 extra_json[k] = v
         header = {
@@ -547,9 +552,13 @@ class Attribution:
             "player_kind": self.player_kind,
             "layout": self.layout.to_json(),
             "extra": _jsonable(extra_json),
+            **({"extra_coded": extra_coded} if extra_coded else {}),
             "index": _index_json(self.index),
         }
         arrays["header"] = np.array(json.dumps(header))
+        for name, arr in list(arrays.items()):
+            if arr.dtype.hasobject:  # numpy would pickle it, and load (no pickle) refuse the file
+                arrays[name] = _plain_array(arr, name.replace("extra__", "extra ", 1))
         # atomically, with the umask's permissions (not mkstemp's 0600)
         return atomic_write(p, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]
 
@@ -570,6 +579,9 @@ class Attribution:
         for k in list(arrays):
             if k.startswith("extra__"):
                 extra[k[len("extra__") :]] = arrays.pop(k)
+        coded = header.get("extra_coded", {})
+        for k, v in (coded.items() if isinstance(coded, dict) else ()):
+            extra[k] = _decode(v, arrays, where=f"Attribution.load: {str(path)!r}")
         return cls(
             values=layout.to_user(arrays["values"]),
             stderr=layout.to_user(arrays["stderr"]) if "stderr" in arrays else None,
@@ -660,6 +672,77 @@ def _index_from_json(labels: Any) -> Any:
     if labels is None:
         return None
     return [tuple(v) if isinstance(v, list) else v for v in labels]
+
+
+_NESTED = "nested__"  # file key prefix of the arrays inside an extra value (see _encode)
+_CODE = "__tribute__"  # marks a coded node: {"__tribute__": "array" | "tuple" | "dict", ...}
+
+
+def _plain_array(arr: np.ndarray, name: str) -> np.ndarray:
+    """An object array of strings as a str array; any other object array is refused (saving
+    it pickles it, which :meth:`Attribution.load` never reads back: aud44o)."""
+    flat = arr.ravel().tolist()
+    if all(isinstance(v, str) for v in flat):
+        return arr.astype(str)
+    bad = next(v for v in flat if not isinstance(v, str))
+    raise InputError(
+        f"Attribution.save: {name} is an object array (holding {type(bad).__name__} "
+        f"{bad!r:.40}); attributions are saved without pickle, so store numbers, strings or "
+        "booleans (e.g. arr.astype(float)), or a list.")
+
+
+def _needs_code(obj: Any) -> bool:
+    """An extra value plain JSON would change: arrays inside a container, tuples, dict keys
+    that are not strings (sets of players as tuples)."""
+    if isinstance(obj, (np.ndarray, torch.Tensor, tuple)):
+        return True
+    if isinstance(obj, dict):
+        return any(not isinstance(k, str) or _needs_code(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_needs_code(v) for v in obj)
+    return False
+
+
+def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """``obj`` as JSON, its arrays moved to ``arrays`` (``nested__<i>``) and referenced by name,
+    tuples and dicts (with their keys) marked so that :func:`_decode` rebuilds them exactly."""
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        key = f"{_NESTED}{sum(k.startswith(_NESTED) for k in arrays)}"
+        arr = _to_numpy(obj)
+        arrays[key] = _plain_array(arr, where) if arr.dtype.hasobject else arr
+        return {_CODE: "array", "key": key}
+    if isinstance(obj, tuple):
+        return {_CODE: "tuple", "items": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        return {_CODE: "dict", "items": [[_encode(k, arrays, where), _encode(v, arrays, f"{where}[{k!r}]")]
+                                          for k, v in obj.items()]}
+    return _jsonable(obj)
+
+
+def _decode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """The inverse of :func:`_encode` (the arrays it names are taken from ``arrays``)."""
+    if isinstance(obj, list):
+        return [_decode(v, arrays, where) for v in obj]
+    if not isinstance(obj, dict) or _CODE not in obj:
+        return obj
+    kind = obj[_CODE]
+    if kind == "array" and obj.get("key") in arrays:
+        return arrays[obj["key"]]
+    if kind == "tuple" and isinstance(obj.get("items"), list):
+        return tuple(_decode(v, arrays, where) for v in obj["items"])
+    if kind == "dict" and isinstance(obj.get("items"), list) and \
+            all(isinstance(p, list) and len(p) == 2 for p in obj["items"]):
+        out = {}
+        for k, v in obj["items"]:
+            key = _decode(k, arrays, where)
+            if isinstance(key, (list, dict, np.ndarray)):
+                raise InputError(f"{where}: an extra value has a dict key of type "
+                                 f"{type(key).__name__}; the file is damaged.")
+            out[key] = _decode(v, arrays, where)
+        return out
+    raise InputError(f"{where}: an extra value holds a malformed {kind!r} entry; the file is damaged.")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -571,13 +571,13 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         if t.dtype.is_floating_point:
             if not torch.all(t == t.round()):
                 raise InputError(f"target{what} must hold integer class indices; got {t.tolist()[:8]}.")
-            t = t.long()
-        if t.dtype == torch.bool or not (t.dtype.is_floating_point or t.dtype in _INT_DTYPES):
+        elif t.dtype == torch.bool or t.dtype not in _INT_DTYPES:
             raise InputError(f"target{what} must hold integer class indices; got dtype {t.dtype}.")
-        t = t.to(torch.long, copy=True)  # never alias the caller's tensor (a later in-place edit)
+        # the range is checked before the cast: 1e20 cast to int64 read as class -2**63
         bad = (t < 0) | (t >= n_classes)
         if bool(bad.any()):
             first = t[bad].flatten()[0].item()
+            first = int(first) if isinstance(first, float) and abs(first) < 2.0 ** 63 else first
             hint = (" (a model returning one column, not known to be a binary classifier: "
                     "index 0 is that column)" if n_classes == 1 else "")
             raise InputError(
@@ -585,7 +585,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
                 f"{n_classes} {'classes' if binary_threshold is not None else 'output(s)'}; "
                 f"valid indices are 0..{n_classes - 1}{hint}."
             )
-        return t.to(device)
+        # never alias the caller's tensor (a later in-place edit)
+        return t.to(device=device, dtype=torch.long, copy=True)
 
     if target is None or (single_output and isinstance(target, str) and target == "predicted"):
         if single_output:
@@ -609,6 +610,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
         return Target(pred.long().to(device)[:, None], None, output, False, ["predicted"])
     if isinstance(target, (bool, np.bool_)):
         raise InputError(f"target={target!r} is a boolean; pass a class index instead.")
+    if isinstance(target, (float, np.floating)):
+        target = np.asarray(target)  # read as a 0-d array is: a whole number, else refused
     if isinstance(target, (int, np.integer)):
         k = int(target)
         if 0 <= k < n_classes:  # the common case without building an index tensor to check
@@ -636,7 +639,14 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     if isinstance(target, (np.ndarray, torch.Tensor)):
         arr = target
         if arr.ndim == 0:
-            return _resolve(int(arr.item()), output, reference, batch, binary_threshold)
+            # aud44o: int(arr.item()) explained class 1 for target=np.array(1.5) (or a 0-d
+            # True), silently; a 0-d array is checked as the one-element array it holds
+            idx = _idx(arr.reshape(1), f"={arr.item()!r}")
+            return _resolve(int(idx[0]), output, reference, batch, binary_threshold)
+        if arr.ndim == 2 and arr.shape[1] == 0:  # was a result with an empty target axis
+            raise InputError(
+                f"target has shape {tuple(arr.shape)}: no class for any sample; pass at least one "
+                f"index per sample (shape ({batch},) or ({batch}, n_targets)), or an int.")
         if arr.shape[0] != batch or arr.ndim > 2:
             raise InputError(
                 f"target has shape {tuple(arr.shape)} but the batch has {batch} samples; pass one "

@@ -8,7 +8,7 @@ implement the :class:`PlayerSet` protocol.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -76,6 +76,7 @@ def build_game(
     :class:`~tribute.games.text.TextGame` (``players``, ``removal``, ``pair``,
     ``include_special`` and ``max_length`` are its settings).
     """
+    _check_forward_arguments(forward_args, forward_kwargs)
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
     target = plain_target(target, inputs)  # a pandas / polars Series of labels -> numpy
@@ -124,6 +125,21 @@ def build_game(
         forward_args=forward_args, forward_kwargs=forward_kwargs, feature_names=feature_names,
         batch_size=batch_size, progress=progress, allow_missing=allow_missing,
     )
+
+
+def _check_forward_arguments(forward_args: Any, forward_kwargs: Any) -> None:
+    """``forward_args`` a tuple or list, ``forward_kwargs`` a dict (aud44o: a bare tensor as
+    ``forward_args`` failed with "Boolean value of Tensor with more than one value is
+    ambiguous", an int with "'int' object is not iterable", a list of pairs as
+    ``forward_kwargs`` with "dictionary update sequence element #0 ...")."""
+    if forward_args is not None and not isinstance(forward_args, (list, tuple)):
+        raise InputError(
+            f"forward_args of type {type(forward_args).__name__} is not a tuple or list; it holds the "
+            "model's extra positional arguments, one item each: forward_args=(mask,) for one.")
+    if forward_kwargs is not None and not isinstance(forward_kwargs, Mapping):
+        raise InputError(
+            f"forward_kwargs of type {type(forward_kwargs).__name__} is not a dict; it maps the "
+            "model's extra keyword arguments to their values, e.g. forward_kwargs={'mask': mask}.")
 
 
 def numeric_labels(adapter: ModelAdapter) -> np.ndarray | None:

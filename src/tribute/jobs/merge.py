@@ -33,6 +33,26 @@ def shard_path(out: Path, index: int) -> Path:
     return out / SHARDS_DIR / f"shard-{index:06d}.npz"
 
 
+def _rows_by_key(d: Any, ref: dict[Any, Any], rows: int) -> bool:
+    """``d`` has ``ref``'s keys, each an array of ``rows`` rows (one per sample of a shard)."""
+    return isinstance(d, dict) and list(d) == list(ref) and all(
+        isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == rows for v in d.values())
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """``a == b`` for extra values that may hold arrays (where ``==`` has no truth value)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = None) -> Attribution:
     """Concatenate ``shards/shard-*.npz`` into ``result.npz`` (atomically) and return it.
 
@@ -69,7 +89,13 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
                 extra[key] = np.concatenate(arrs, axis=0)
             elif all(np.array_equal(x, arrs[0]) for x in arrs):
                 extra[key] = arrs[0]
-        elif all(a.extra.get(key) == val for a in parts):
+        elif isinstance(val, dict) and val and all(_rows_by_key(a.extra.get(key), val, c)
+                                                   for a, c in zip(parts, counts)):
+            # aud44o: a dict of per-sample arrays (joint_shapley's {set: batch x targets}), which
+            # save/load now keep as arrays, is concatenated key by key
+            extra[key] = {k: np.concatenate([np.asarray(a.extra[key][k]) for a in parts], axis=0)
+                          for k in val}
+        elif all(_equal(a.extra.get(key), val) for a in parts):
             extra[key] = val
     extra["row_index"] = np.arange(values.shape[0], dtype=np.int64)
     merged = Attribution(
