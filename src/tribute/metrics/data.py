@@ -11,7 +11,7 @@ and shared by every estimator and metric that asks for it.
   ``target = y_train``); the *self-influence* ``|phi_ii|`` of a mislabelled example is large
   (Koh & Liang 2017; Pruthi et al. 2020), so ranking examples by it detects flipped labels.
   The score of each flipped example is the fraction of clean examples it outranks (ties
-  half); their mean is the AUROC of the detector (Mann–Whitney).
+  half, within a relative 1e-9); their mean is the AUROC of the detector (Mann–Whitney).
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from .base import Scores, check_attribution, register_metric
 from .faithfulness import check_flag
 
 __all__ = ["loo_correlation", "mislabel_auc"]
+
+#: Relative difference below which ``mislabel_auc`` counts two self-influences as tied (float64
+#: credits; :data:`TIE_RTOL_FLOAT32` for float32 ones, whose rounding alone is ~1e-7).
+TIE_RTOL = 1e-9
+TIE_RTOL_FLOAT32 = 1e-6
 
 
 @register_metric(name="loo_correlation", higher_is_better=True, category="faithfulness",
@@ -102,7 +107,9 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     ``attr`` must explain the training points themselves (``n_samples == n_players``, sample
     ``i`` = training example ``i``; e.g. ``explain(model, X_train, target=y_train,
     output="loss", players=data)``). Per flipped example: the fraction of clean examples with
-    a lower self-influence (ties half), NaN for clean ones, so the mean is the AUROC
+    a lower self-influence (ties half: within a relative ``1e-9``, ``1e-6`` for float32
+    credits, as rounding and iterative solvers split the tie of duplicated rows), NaN for
+    clean ones, so the mean is the AUROC
     (``extra["auc"]``; an example whose credits hold a NaN or an infinity is left out: a
     flipped one is not scored and a clean one is no comparison). No
     model evaluations.
@@ -138,8 +145,15 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     if clean.size == 0:
         raise InputError("mislabel_auc: no clean example has finite credits (a NaN or an infinity in "
                          "each clean row); check the method's output.")
-    lo = np.searchsorted(clean, self_inf, side="left")
-    hi = np.searchsorted(clean, self_inf, side="right")
+    # ties (half) within a relative TIE_RTOL: identical training rows have one self-influence in
+    # exact arithmetic, but rounding and iterative solvers split it (1e-16 to 2e-11 relative,
+    # CG at tol=1e-10), and a split tie between a flipped and a clean copy counted 0 or 1
+    # instead of 1/2 (AUROC 0.5546 where the tie-aware 0.5588; grad_cos, whose self-influence is
+    # 1 for every example, 0.21 instead of 0.5)
+    dtype = str(getattr(attr.values, "dtype", attr.layout.dtype))
+    rtol = TIE_RTOL if "float64" in dtype else TIE_RTOL_FLOAT32
+    lo = np.searchsorted(clean, self_inf * (1.0 - rtol), side="left")
+    hi = np.searchsorted(clean, self_inf / (1.0 - rtol), side="right")
     frac = (lo + 0.5 * (hi - lo)) / len(clean)
     # a flipped example is scored only where its credits are finite (the rule every metric's
     # scores follow, base.undefined_where_not_finite): a NaN self-influence sorted above every

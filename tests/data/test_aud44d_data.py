@@ -1,0 +1,94 @@
+"""Audit aud44d: training-data attribution checked against truths computed outside tribute
+(sklearn's tie-aware AUROC on self-influences whose ties are restored by hand)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import tribute
+from tribute.games.data_fits import LogisticFit
+from tribute.metrics import mislabel_auc
+
+
+def _duplicated_rows(k: int = 12) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """``2k`` training rows, row ``i + k`` an exact copy (x and label) of row ``i``; the
+    "flipped" flags mark one copy of some pairs (its label was flipped onto its twin's)."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(k, 3))
+    yb = (base[:, 0] + 0.3 * rng.normal(size=k) > 0).astype(np.int64)
+    X = torch.tensor(np.vstack([base, base]))
+    y = torch.tensor(np.concatenate([yb, yb]))
+    flip = np.zeros(2 * k, dtype=bool)
+    flip[k : k + 6] = True
+    flip[[2, 8]] = True
+    flip[[2 + k, 8 + k]] = False
+    return X, y, flip
+
+
+def test_mislabel_auc_scores_a_tie_split_by_rounding_as_half() -> None:
+    # before: identical rows whose self-influences differ by rounding (here 1e-13 relative,
+    # as CG leaves them: 8 of 12 pairs split by up to 2e-11 on an MLP) counted 0 or 1 per
+    # flipped/clean pair instead of 1/2
+    k = 12
+    X, y, flip = _duplicated_rows(k)
+    fit = LogisticFit(2, l2=1.0)
+    model = fit(X, y, seed=0)
+    data = tribute.TrainingData(X, y, fit=fit)
+    attr = tribute.explain(model, X, target=y, output="loss", method="influence", players=data)
+    game = tribute.build_game(model, X, target=y, output="loss", players=data)
+    V = attr.values.numpy().reshape(2 * k, 2 * k).copy()
+    idx = np.arange(k)
+    V[idx + k, idx + k] = V[idx, idx] * (1.0 + 1e-13 * np.where(idx % 2 == 0, 1.0, -1.0))
+    attr.values = torch.as_tensor(V)
+    truth_values = np.abs(np.diag(V)).copy()
+    truth_values[k:] = truth_values[:k]  # the copies' self-influence, exactly
+    truth = roc_auc_score(flip, truth_values)
+    split = roc_auc_score(flip, np.abs(np.diag(V)))
+    assert abs(split - truth) > 0.01  # the case tells the two rules apart
+    res = mislabel_auc(game, attr, ground_truth=flip)
+    assert res.extra["auc"] == pytest.approx(truth, abs=1e-12)
+    # a real difference (1e-6 relative in float64 credits) is still ranked
+    V[idx + k, idx + k] = V[idx, idx] * (1.0 + 1e-6 * np.where(idx % 2 == 0, 1.0, -1.0))
+    attr.values = torch.as_tensor(V)
+    assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == pytest.approx(
+        roc_auc_score(flip, np.abs(np.diag(V))), abs=1e-12)
+
+
+def test_mislabel_auc_float32_credits_one_ulp_apart_are_tied() -> None:
+    k = 12
+    X, y, flip = _duplicated_rows(k)
+    X32 = X.float()
+    fit = LogisticFit(2, l2=1.0)
+    model = fit(X, y, seed=0).float()
+    data = tribute.TrainingData(X32, y, fit=fit)
+    attr = tribute.explain(model, X32, target=y, output="loss", method="grad_dot", players=data)
+    assert attr.values.dtype == torch.float32
+    game = tribute.build_game(model, X32, target=y, output="loss", players=data)
+    V = attr.values.numpy().reshape(2 * k, 2 * k).copy()
+    idx = np.arange(k)
+    d = V[idx, idx]
+    V[idx + k, idx + k] = np.where(idx % 2 == 0, np.nextafter(d, np.float32(np.inf)),
+                                   np.nextafter(d, np.float32(-np.inf)))
+    attr.values = torch.as_tensor(V)
+    truth_values = np.abs(np.diag(V)).astype(np.float64)
+    truth_values[k:] = truth_values[:k]
+    res = mislabel_auc(game, attr, ground_truth=flip)
+    assert res.extra["auc"] == pytest.approx(roc_auc_score(flip, truth_values), abs=1e-12)
+    assert abs(roc_auc_score(flip, np.abs(np.diag(V))) - res.extra["auc"]) > 0.01
+
+
+def test_mislabel_auc_of_grad_cos_self_influence_is_one_half() -> None:
+    # grad_cos's self-influence is cos(g_i, g_i) = 1 for every example: no information, so
+    # every flipped/clean comparison is a tie (AUROC 1/2); before, rounding of the cosines
+    # (1e-16) ranked them: 0.5913 on this case
+    X, y, flip = _duplicated_rows()
+    fit = LogisticFit(2, l2=1.0)
+    model = fit(X, y, seed=0)
+    data = tribute.TrainingData(X, y, fit=fit)
+    attr = tribute.explain(model, X, target=y, output="loss", method="grad_cos", players=data)
+    game = tribute.build_game(model, X, target=y, output="loss", players=data)
+    np.testing.assert_allclose(np.abs(np.diag(attr.values.numpy())), 1.0, rtol=1e-12)
+    assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == 0.5
