@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
 import tribute
+from tribute.errors import InputError
 from tribute.games.data_fits import LogisticFit
 from tribute.metrics import mislabel_auc
 
@@ -92,3 +95,60 @@ def test_mislabel_auc_of_grad_cos_self_influence_is_one_half() -> None:
     game = tribute.build_game(model, X, target=y, output="loss", players=data)
     np.testing.assert_allclose(np.abs(np.diag(attr.values.numpy())), 1.0, rtol=1e-12)
     assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == 0.5
+
+
+def _flipped_case() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray,
+                             tribute.TrainingData]:
+    rng = np.random.default_rng(7)
+    n = 40
+    X = torch.tensor(rng.normal(size=(n, 3)))
+    y0 = (X[:, 0] + 0.5 * X[:, 1] > 0).long()
+    flip = np.zeros(n, dtype=bool)
+    flip[::8] = True
+    y = y0.clone()
+    y[flip] = 1 - y[flip]
+    fit = LogisticFit(2, l2=0.5)
+    data = tribute.TrainingData(X, y, fit=fit)
+    return fit(X, y, seed=0), X, y, torch.tensor(rng.normal(size=(n, 3))), flip, data
+
+
+def test_mislabel_auc_refuses_inputs_or_targets_other_than_the_training_set() -> None:
+    # before: only the count was checked; 40 test points beside 40 training examples scored
+    # the diagonal of test-by-train credits (AUROC 0.72), target=None the predicted class's
+    # loss (0.93); the self-influence AUROC (sklearn on |phi_ii|, target=y_train) is 0.97
+    model, X, y, X_other, flip, data = _flipped_case()
+    attr = tribute.explain(model, X, target=y, output="loss", method="influence", players=data)
+    game = tribute.build_game(model, X, target=y, output="loss", players=data)
+    truth = roc_auc_score(flip, np.abs(np.diag(attr.values.numpy())))
+    assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == pytest.approx(truth, abs=1e-12)
+    for inputs, target, match in [(X_other, y, "inputs are not the training examples"),
+                                  (X.flip(0), y.flip(0), "40 of 40 rows differ"),
+                                  (X, None, "differ from y_train"),
+                                  (X, torch.where(torch.as_tensor(flip), 1 - y, y), "at 5 of 40")]:
+        kw: dict[str, Any] = {"target": target, "output": "loss", "players": data}
+        other = tribute.explain(model, inputs, method="influence", **kw)
+        with pytest.raises(InputError, match=match):
+            mislabel_auc(tribute.build_game(model, inputs, **kw), other, ground_truth=flip)
+
+
+def test_mislabel_auc_accepts_training_rows_holding_nan() -> None:
+    # the check compares inputs with X_train NaN-safely (NaN == NaN there); a model that
+    # imputes NaN features has finite credits, scored as usual
+    class Impute(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.inner(torch.nan_to_num(x))
+            return out
+
+    model, X, y, _, flip, _ = _flipped_case()
+    Xn = X.clone()
+    Xn[3, 1] = float("nan")
+    wrapped = Impute(model)
+    data = tribute.TrainingData(Xn, y)
+    attr = tribute.explain(wrapped, Xn, target=y, output="loss", method="grad_dot", players=data)
+    game = tribute.build_game(wrapped, Xn, target=y, output="loss", players=data)
+    truth = roc_auc_score(flip, np.abs(np.diag(attr.values.numpy())))
+    assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == pytest.approx(truth, abs=1e-12)
