@@ -203,3 +203,14 @@ def test_training_data_edited_in_place_is_retrained(kind: str) -> None:
     game = tribute.build_game(model, torch.tensor(Xt), players=data)
     with pytest.raises(InputError, match="fingerprint"):
         loo_correlation(game, before)
+
+
+def test_mislabel_auc_accepts_a_float32_copy_of_the_training_rows() -> None:
+    # a float32 model explained on X_train.float() while TrainingData holds the float64 rows:
+    # the same examples up to rounding, not refused; sklearn's AUROC on |phi_ii|
+    model, X, y, _, flip, data = _flipped_case()
+    m32 = model.float()
+    attr = tribute.explain(m32, X.float(), target=y, output="loss", method="grad_dot", players=data)
+    game = tribute.build_game(m32, X.float(), target=y, output="loss", players=data)
+    truth = roc_auc_score(flip, np.abs(np.diag(attr.values.numpy())))
+    assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == pytest.approx(truth, abs=1e-12)

@@ -105,12 +105,16 @@ def _check_self_explained(game: Game) -> None:
     predicted label's loss, which hides a flipped label behind the model's own guess (0.93)."""
     X_test, X_train = getattr(game, "X_test", None), getattr(game, "X_train", None)
     if isinstance(X_test, torch.Tensor) and isinstance(X_train, torch.Tensor):
-        same = (X_test.shape == X_train.shape
-                and bool(torch.all((X_test == X_train) | (X_test.isnan() & X_train.isnan()))))
-        if not same:
-            rows = (int((~((X_test == X_train) | (X_test.isnan() & X_train.isnan())))
-                         .reshape(len(X_test), -1).any(1).sum())
-                    if X_test.shape == X_train.shape else len(X_test))
+        if X_test.shape == X_train.shape:
+            # the same rows, NaN included, up to float32 rounding (a float32 copy of a float64
+            # X_train for a float32 model)
+            close = (torch.isclose(X_test, X_train, rtol=1e-6, atol=0.0, equal_nan=True)
+                     if X_test.is_floating_point() and X_train.is_floating_point()
+                     else X_test == X_train)
+            rows = int((~close).reshape(len(X_test), -1).any(1).sum())
+        else:
+            rows = len(X_test)
+        if rows:
             raise InputError(
                 f"mislabel_auc: the attribution's inputs are not the training examples ({rows} of "
                 f"{len(X_test)} rows differ from X_train); sample i must be training example i. "
