@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import tribute
-from tribute.errors import InputError
+from tribute.errors import InputError, UnsupportedModelError
 from tribute.games.data_fits import LogisticFit, RidgeFit
 from tribute.metrics import loo_correlation, mislabel_auc
 
@@ -214,3 +214,16 @@ def test_mislabel_auc_accepts_a_float32_copy_of_the_training_rows() -> None:
     game = tribute.build_game(m32, X.float(), target=y, output="loss", players=data)
     truth = roc_auc_score(flip, np.abs(np.diag(attr.values.numpy())))
     assert mislabel_auc(game, attr, ground_truth=flip).extra["auc"] == pytest.approx(truth, abs=1e-12)
+
+
+def test_ekfac_refusal_names_a_partly_frozen_linear_layer() -> None:
+    # before: "parameters ['0.bias'] of Sequential are in other modules", though 0.bias is an
+    # nn.Linear's (its weight is frozen)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    model[0].weight.requires_grad_(False)
+    X = torch.randn(10, 3, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    with pytest.raises(UnsupportedModelError, match=r"layers \['0'\] whose weight or bias is frozen"):
+        tribute.explain(model, X[:2], method="influence", solver="ekfac", players=tribute.TrainingData(X, y))
+    assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]

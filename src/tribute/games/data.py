@@ -887,6 +887,7 @@ class DataGame(Game):
         """
         layers: list[tuple[str, str, str | None]] = []
         covered: set[str] = set()
+        partial: list[str] = []
         for name, mod in self.module.named_modules():
             if not isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
                 continue
@@ -897,15 +898,21 @@ class DataGame(Game):
             w = f"{pre}weight"
             b = f"{pre}bias" if mod.bias is not None else None
             if w not in self._base_params or (b is not None and b not in self._base_params):
+                if any(x in self._base_params for x in (w, b) if x is not None):
+                    partial.append(name)  # weight or bias frozen beside a trained one
                 continue  # shared or frozen: not a trained parameter of its own
             layers.append((name, w, b))
             covered.update(x for x in (w, b) if x is not None)
         other = [n for n in self._names if n not in covered]
         if other:
+            # before: a Linear with a frozen weight and a trained bias was reported as a
+            # parameter "in other modules"
+            why = (f" or in layers {partial[:4]} whose weight or bias is frozen beside a trained "
+                   "one (the factors cover a whole layer)" if partial else "")
             raise UnsupportedModelError(
                 f"Kronecker-factored curvature covers nn.Linear layers only and nn.Conv2d layers "
                 f"with groups=1 and numeric zero padding; parameters {other[:4]} of "
-                f"{type(self.module).__name__} are in other modules. Use solver='cg' or "
+                f"{type(self.module).__name__} are in other modules{why}. Use solver='cg' or "
                 "'explicit' for this model."
             )
         return layers
