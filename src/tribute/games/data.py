@@ -275,6 +275,9 @@ class TrainingData:
                  workers: int = 1, backend: str | None = None,
                  address: str | None = None) -> None:
         X_train, y_train = _from_dataset(X_train, y_train)
+        #: X_train or y_train came as an array (numpy, pandas): the tensors share its memory,
+        #: and an in-place edit of it leaves torch's version counters alone
+        self._shares_memory = not (isinstance(X_train, torch.Tensor) and isinstance(y_train, torch.Tensor))
         if y_train is None:
             raise InputError(
                 f"y_train is None but X_train (of type {type(X_train).__name__}) is not a "
@@ -347,6 +350,16 @@ class TrainingData:
         self.address = address
         self._bank: RetrainBank | None = None
         self._fingerprint: tuple[tuple[int, int], str] | None = None
+        self._digest: tuple[tuple[int, int], str] | None = None
+
+    def _data_digest(self) -> str:
+        """:func:`data_fingerprint` of ``X_train`` and ``y_train`` as they are now: cached while
+        torch's version counters stand still, recomputed every time for arrays (whose in-place
+        edits the counters do not see)."""
+        key = (self.X._version, self.y._version)
+        if self._digest is None or self._digest[0] != key or self._shares_memory:
+            self._digest = (key, data_fingerprint(self.X, self.y))
+        return self._digest[1]
 
     def fingerprint(self) -> str:
         """The training data's fingerprint: sha256 (16 hex digits) of the dtypes, shapes and
@@ -355,10 +368,11 @@ class TrainingData:
         Every attribution of a data game records it in ``attr.params["data_fingerprint"]``;
         metrics refuse to score credits against another training set of the same size (their
         players would be other examples). About 0.12 s for 60,000 x 784 float32; cached, and
-        recomputed after an in-place change of the tensors (torch's version counter)."""
+        recomputed after an in-place change of the tensors (torch's version counter), and every
+        time for numpy/pandas inputs (their in-place edits are invisible to that counter)."""
         key = (self.X._version, self.y._version)
-        if self._fingerprint is None or self._fingerprint[0] != key:
-            digest = data_fingerprint(self.X, self.y)
+        if self._fingerprint is None or self._fingerprint[0] != key or self._shares_memory:
+            digest = self._data_digest()
             if not np.array_equal(self.groups, np.arange(self.n_train)):  # players: groups
                 g = np.ascontiguousarray(self.groups, dtype=np.int64)
                 digest = hashlib.sha256(digest.encode() + g.view(np.uint8).tobytes()).hexdigest()[:16]
@@ -375,13 +389,21 @@ class TrainingData:
 
     @property
     def bank(self) -> RetrainBank:
-        """The retrain bank (created on first use; shared by every game of this object)."""
+        """The retrain bank (created on first use; shared by every game of this object; a new
+        one after X_train or y_train were edited in place)."""
         if self.fit is None:
             raise InputError(
                 "this estimator retrains models, but TrainingData has no fit=...; pass "
                 "fit(X, y, *, seed, weights=None) -> module, or use a gradient estimator "
                 "('influence', 'trak', 'tracin', 'grad_dot', 'representer')."
             )
+        if self._bank is not None and self._bank.fingerprints["data"] != self._data_digest():
+            # X_train / y_train were edited in place (a label fixed after mislabel_auc): the
+            # stored models were trained on the old data, and serving them beside new fits gave
+            # leave-one-out credits 0.38-0.55 off retraining on the new data, with only a
+            # ModelMismatchWarning. A new bank retrains (an on-disk one refuses the directory
+            # built from the old data).
+            self._bank = None
         if self._bank is None:
             self._bank = RetrainBank(self.fit, self.X, self.y, path=self.bank_path, seed=self.seed,
                                      workers=self.workers, backend=self.backend,
@@ -865,6 +887,7 @@ class DataGame(Game):
         """
         layers: list[tuple[str, str, str | None]] = []
         covered: set[str] = set()
+        partial: list[str] = []
         for name, mod in self.module.named_modules():
             if not isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
                 continue
@@ -875,15 +898,21 @@ class DataGame(Game):
             w = f"{pre}weight"
             b = f"{pre}bias" if mod.bias is not None else None
             if w not in self._base_params or (b is not None and b not in self._base_params):
+                if any(x in self._base_params for x in (w, b) if x is not None):
+                    partial.append(name)  # weight or bias frozen beside a trained one
                 continue  # shared or frozen: not a trained parameter of its own
             layers.append((name, w, b))
             covered.update(x for x in (w, b) if x is not None)
         other = [n for n in self._names if n not in covered]
         if other:
+            # before: a Linear with a frozen weight and a trained bias was reported as a
+            # parameter "in other modules"
+            why = (f" or in layers {partial[:4]} whose weight or bias is frozen beside a trained "
+                   "one (the factors cover a whole layer)" if partial else "")
             raise UnsupportedModelError(
                 f"Kronecker-factored curvature covers nn.Linear layers only and nn.Conv2d layers "
                 f"with groups=1 and numeric zero padding; parameters {other[:4]} of "
-                f"{type(self.module).__name__} are in other modules. Use solver='cg' or "
+                f"{type(self.module).__name__} are in other modules{why}. Use solver='cg' or "
                 "'explicit' for this model."
             )
         return layers

@@ -11,7 +11,7 @@ and shared by every estimator and metric that asks for it.
   ``target = y_train``); the *self-influence* ``|phi_ii|`` of a mislabelled example is large
   (Koh & Liang 2017; Pruthi et al. 2020), so ranking examples by it detects flipped labels.
   The score of each flipped example is the fraction of clean examples it outranks (ties
-  half); their mean is the AUROC of the detector (Mann–Whitney).
+  half, within a relative 1e-9); their mean is the AUROC of the detector (Mann–Whitney).
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from .base import Scores, check_attribution, register_metric
 from .faithfulness import check_flag
 
 __all__ = ["loo_correlation", "mislabel_auc"]
+
+#: Relative difference below which ``mislabel_auc`` counts two self-influences as tied (float64
+#: credits; :data:`TIE_RTOL_FLOAT32` for float32 ones, whose rounding alone is ~1e-7).
+TIE_RTOL = 1e-9
+TIE_RTOL_FLOAT32 = 1e-6
 
 
 @register_metric(name="loo_correlation", higher_is_better=True, category="faithfulness",
@@ -91,6 +96,42 @@ def _flipped_indices(gt: np.ndarray, n: int) -> np.ndarray:
     return idx.astype(np.int64)
 
 
+def _check_self_explained(game: Game) -> None:
+    """Refuse a data game whose test points are not the training points with their own labels.
+
+    Only the count was checked: 40 test points beside 40 training examples scored the
+    diagonal of test-by-train credits as self-influences (AUROC 0.72 where the self-influence
+    one is 0.97), and ``target=None`` (the predicted class) scored the influence on the
+    predicted label's loss, which hides a flipped label behind the model's own guess (0.93)."""
+    X_test, X_train = getattr(game, "X_test", None), getattr(game, "X_train", None)
+    if isinstance(X_test, torch.Tensor) and isinstance(X_train, torch.Tensor):
+        if X_test.shape == X_train.shape:
+            # the same rows, NaN included, up to float32 rounding (a float32 copy of a float64
+            # X_train for a float32 model)
+            close = (torch.isclose(X_test, X_train, rtol=1e-6, atol=0.0, equal_nan=True)
+                     if X_test.is_floating_point() and X_train.is_floating_point()
+                     else X_test == X_train)
+            rows = int((~close).reshape(len(X_test), -1).any(1).sum())
+        else:
+            rows = len(X_test)
+        if rows:
+            raise InputError(
+                f"mislabel_auc: the attribution's inputs are not the training examples ({rows} of "
+                f"{len(X_test)} rows differ from X_train); sample i must be training example i. "
+                "Explain inputs=X_train (in its order) with target=y_train.")
+    y_test, y_train = getattr(game, "y_test", None), getattr(game, "y_train", None)
+    by_label = bool(getattr(game, "classifier", False)) or getattr(game, "output", None) == "loss"
+    if by_label and isinstance(y_test, torch.Tensor) and isinstance(y_train, torch.Tensor):
+        if y_test.shape != y_train.shape or not torch.equal(y_test, y_train):
+            rows = (int((y_test != y_train).sum()) if y_test.shape == y_train.shape
+                    else len(y_test))
+            raise InputError(
+                f"mislabel_auc: the explained targets differ from y_train at {rows} of "
+                f"{len(y_train)} examples (target=None or 'predicted' explains the model's own "
+                "class); self-influence is the influence of each example on its own training "
+                "label. Pass target=y_train.")
+
+
 @register_metric(name="mislabel_auc", higher_is_better=True, category="ground_truth",
                  needs=("ground_truth",),
                  paper="Koh & Liang (2017); Pruthi et al. (2020), Estimating Training Data "
@@ -101,8 +142,11 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
 
     ``attr`` must explain the training points themselves (``n_samples == n_players``, sample
     ``i`` = training example ``i``; e.g. ``explain(model, X_train, target=y_train,
-    output="loss", players=data)``). Per flipped example: the fraction of clean examples with
-    a lower self-influence (ties half), NaN for clean ones, so the mean is the AUROC
+    output="loss", players=data)``): other inputs, or targets other than ``y_train``, are
+    refused. Per flipped example: the fraction of clean examples with
+    a lower self-influence (ties half: within a relative ``1e-9``, ``1e-6`` for float32
+    credits, as rounding and iterative solvers split the tie of duplicated rows), NaN for
+    clean ones, so the mean is the AUROC
     (``extra["auc"]``; an example whose credits hold a NaN or an infinity is left out: a
     flipped one is not scored and a clean one is no comparison). No
     model evaluations.
@@ -118,6 +162,7 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
             f"mislabel_auc: the attribution explains {game.n_samples} samples but there are {n} "
             "players; explain the training points themselves (inputs=X_train, target=y_train)."
         )
+    _check_self_explained(game)
     gt = np.asarray(ground_truth)
     flipped = np.zeros(n, dtype=bool)
     if gt.dtype == bool:
@@ -138,8 +183,15 @@ def mislabel_auc(game: Game, attr: Attribution, *, ground_truth: Any) -> Scores:
     if clean.size == 0:
         raise InputError("mislabel_auc: no clean example has finite credits (a NaN or an infinity in "
                          "each clean row); check the method's output.")
-    lo = np.searchsorted(clean, self_inf, side="left")
-    hi = np.searchsorted(clean, self_inf, side="right")
+    # ties (half) within a relative TIE_RTOL: identical training rows have one self-influence in
+    # exact arithmetic, but rounding and iterative solvers split it (1e-16 to 2e-11 relative,
+    # CG at tol=1e-10), and a split tie between a flipped and a clean copy counted 0 or 1
+    # instead of 1/2 (AUROC 0.5546 where the tie-aware 0.5588; grad_cos, whose self-influence is
+    # 1 for every example, 0.21 instead of 0.5)
+    dtype = str(getattr(attr.values, "dtype", attr.layout.dtype))
+    rtol = TIE_RTOL if "float64" in dtype else TIE_RTOL_FLOAT32
+    lo = np.searchsorted(clean, self_inf * (1.0 - rtol), side="left")
+    hi = np.searchsorted(clean, self_inf / (1.0 - rtol), side="right")
     frac = (lo + 0.5 * (hi - lo)) / len(clean)
     # a flipped example is scored only where its credits are finite (the rule every metric's
     # scores follow, base.undefined_where_not_finite): a NaN self-influence sorted above every
