@@ -94,3 +94,42 @@ def test_unambiguous_and_equal_reading_truth_shapes_do_not_warn() -> None:
         got = evaluate(net, x, attr, metric="relevance_mass", ground_truth=same).scores
     assert not _truth_warnings(ws)
     np.testing.assert_allclose(got, _hand_mass(attr, np.broadcast_to(same, x.shape)), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ channels-last warning
+class _ChannelsLast(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+def _layout_warned(model: Any, x: torch.Tensor, metric: str, **kw: Any) -> bool:
+    attr = tribute.explain(model, x, method="saliency", target=0)
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        evaluate(model, x, attr, metric=metric, baseline=0.0, **kw)
+    return any("looks channels-last" in str(w.message) for w in ws)
+
+
+@pytest.mark.parametrize(("metric", "kw"), [
+    ("road", {}), ("infidelity", {"perturbation": "square", "n_perturbations": 4})])
+def test_channels_last_warning_follows_the_models_convolution(metric: str, kw: dict[str, Any]) -> None:
+    """Channels-first images of 5+ channels and width 1, 3 or 4 ((8, 6, 3), (12, 20, 1),
+    (5, 9, 4)) were warned about as channels-last by the shape rule; the model's first Conv2d
+    (8, 12, 5 input channels) says they are channels-first. Real channels-last images still
+    warn, now also with 8 channels (16, 16, 8), which the shape rule missed; a model without a
+    convolution keeps the shape rule."""
+    g = torch.Generator().manual_seed(1)
+    for c, h, w in [(8, 6, 3), (12, 20, 1), (5, 9, 4)]:
+        net, _ = _images(1, c, h, w)
+        x = torch.rand(2, c, h, w, generator=g, dtype=torch.float64)
+        assert not _layout_warned(net, x, metric, **kw), (c, h, w)
+    for h, w, c in [(8, 8, 3), (10, 10, 1), (16, 16, 8)]:
+        net, _ = _images(1, c, h, w)
+        x = torch.rand(2, h, w, c, generator=g, dtype=torch.float64)
+        assert _layout_warned(_ChannelsLast(net), x, metric, **kw), (h, w, c)
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 2)).double()
+    assert _layout_warned(mlp, torch.rand(2, 8, 6, 3, generator=g, dtype=torch.float64), metric, **kw)
