@@ -13,15 +13,7 @@ import torch
 import tribute
 from tribute.errors import InputError
 from tribute.models.layout import channels_last_by_model, looks_channels_last
-
-
-class _ChannelsLast(torch.nn.Module):
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.permute(0, 3, 1, 2))
+from tribute_testing import ChannelsLast
 
 
 def _net(c: int, h: int, w: int) -> Any:
@@ -45,8 +37,8 @@ def test_xrai_channels_last_equals_channels_first(c: int) -> None:
     xl = x.permute(0, 2, 3, 1).contiguous()
     with pytest.raises(InputError, match=r"channels-last \(H, W, C\).*Conv2d reads "
                                          rf"{c} channels.*channel_axis=-1"):
-        tribute.explain(_ChannelsLast(net), xl, method="xrai", target=0, baseline=0.0)
-    last = tribute.explain(_ChannelsLast(net), xl, method="xrai", target=0, baseline=0.0,
+        tribute.explain(ChannelsLast(net), xl, method="xrai", target=0, baseline=0.0)
+    last = tribute.explain(ChannelsLast(net), xl, method="xrai", target=0, baseline=0.0,
                            channel_axis=-1)
     np.testing.assert_allclose(np.asarray(last.values).transpose(0, 3, 1, 2),
                                np.asarray(first.values), rtol=0, atol=1e-12)
@@ -89,7 +81,7 @@ def test_xrai_channels_last_grouped_equals_channels_first() -> None:
     ids = (np.arange(16)[:, None] // 4) * 4 + (np.arange(16)[None, :] // 4)
     first = tribute.explain(net, x, method="xrai", target=0, baseline=0.0,
                             groups=np.broadcast_to(ids, (4, 16, 16)).copy())
-    last = tribute.explain(_ChannelsLast(net), x.permute(0, 2, 3, 1).contiguous(), method="xrai",
+    last = tribute.explain(ChannelsLast(net), x.permute(0, 2, 3, 1).contiguous(), method="xrai",
                            target=0, baseline=0.0, channel_axis=-1,
                            groups=np.broadcast_to(ids[:, :, None], (16, 16, 4)).copy())
     np.testing.assert_allclose(np.asarray(last.values), np.asarray(first.values), rtol=0, atol=1e-12)

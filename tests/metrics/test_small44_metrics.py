@@ -13,26 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from test_rev43m_metrics import _hand_mass, _images
 
 import tribute
 from tribute.metrics import evaluate
-
-
-def _images(b: int, c: int, h: int, w: int) -> tuple[Any, torch.Tensor]:
-    g = torch.Generator().manual_seed(5)
-    net: Any = torch.nn.Sequential(
-        torch.nn.Conv2d(c, 2, 3, padding=1), torch.nn.Tanh(), torch.nn.Flatten(),
-        torch.nn.Linear(2 * h * w, 2)).double()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return net, torch.randn(b, c, h, w, generator=g, dtype=torch.float64)
-
-
-def _hand_mass(attr: Any, truth: np.ndarray) -> np.ndarray:
-    phi = np.clip(attr.flat()[:, 0, :], 0.0, None)  # B x elements
-    t = truth.reshape(truth.shape[0], -1)
-    return np.asarray((phi * t).sum(1) / phi.sum(1))
+from tribute_testing import ChannelsLast
 
 
 def _truth_warnings(ws: list[warnings.WarningMessage]) -> list[str]:
@@ -97,15 +82,6 @@ def test_unambiguous_and_equal_reading_truth_shapes_do_not_warn() -> None:
 
 
 # ------------------------------------------------------------------ channels-last warning
-class _ChannelsLast(torch.nn.Module):
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.permute(0, 3, 1, 2))
-
-
 def _layout_warned(model: Any, x: torch.Tensor, metric: str, **kw: Any) -> bool:
     attr = tribute.explain(model, x, method="saliency", target=0)
     with warnings.catch_warnings(record=True) as ws:
@@ -130,6 +106,6 @@ def test_channels_last_warning_follows_the_models_convolution(metric: str, kw: d
     for h, w, c in [(8, 8, 3), (10, 10, 1), (16, 16, 8)]:
         net, _ = _images(1, c, h, w)
         x = torch.rand(2, h, w, c, generator=g, dtype=torch.float64)
-        assert _layout_warned(_ChannelsLast(net), x, metric, **kw), (h, w, c)
+        assert _layout_warned(ChannelsLast(net), x, metric, **kw), (h, w, c)
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 2)).double()
     assert _layout_warned(mlp, torch.rand(2, 8, 6, 3, generator=g, dtype=torch.float64), metric, **kw)

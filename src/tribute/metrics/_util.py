@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
-from ..models.layout import looks_channels_last
+from ..models.layout import channels_last, looks_channels_last
 from ..params import check_seed
 
 __all__ = [
@@ -140,27 +140,6 @@ def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
     ``2**64`` bound lives in ``check_seed`` alone (aud43i; rev43m removed a second copy here).
     """
     return torch.Generator().manual_seed(check_seed(seed, name))
-
-
-def channels_last(channel_axis: Any, owner: str, shapes: Sequence[tuple[int, ...]]) -> bool:
-    """Whether ``channel_axis`` (of the batched image tensor, as CRAFT's and TCAV's
-    ``channel_axis``) says channels-last: ``None`` or ``1`` -> ``(batch, C, H, W)`` /
-    ``(batch, H, W)`` (False), ``-1`` or ``3`` -> ``(batch, H, W, C)`` (True; every per-sample
-    shape must then be 3-D). :class:`InputError` naming ``owner`` otherwise (rev43m).
-    """
-    if channel_axis is None:
-        return False
-    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
-            or int(channel_axis) not in (1, 3, -1):
-        raise InputError(f"{owner}: channel_axis={channel_axis!r} must be 1 (channels-first "
-                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
-    last = int(channel_axis) in (3, -1)
-    bad = [tuple(s) for s in shapes if last and len(s) != 3]
-    if bad:
-        raise InputError(f"{owner}: channel_axis={channel_axis!r} reads images (batch, H, W, C); "
-                         f"the per-sample shape {bad[0]} is not (H, W, C). Leave channel_axis=None "
-                         "for (batch, H, W) or (batch, C, H, W) images.")
-    return last
 
 
 def warn_if_channels_last(shape: tuple[int, ...], what: str, fix: str | None = None,

@@ -15,11 +15,15 @@ itself; it falls back to its own shape rule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["CHANNEL_COUNTS", "channels_last_by_model", "first_conv_channels",
+from ..errors import InputError
+
+__all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "first_conv_channels",
            "looks_channels_last"]
 
 #: Channel counts of image layouts (gray, RGB, RGBA): a last axis of this size after two longer
@@ -64,3 +68,25 @@ def looks_channels_last(shape: tuple[int, ...], model: Any = None) -> bool:
         return told
     return len(shape) == 3 and int(shape[-1]) in CHANNEL_COUNTS \
         and int(shape[0]) > max(CHANNEL_COUNTS) and int(shape[1]) > max(CHANNEL_COUNTS)
+
+
+def channels_last(channel_axis: Any, owner: str, shapes: Sequence[tuple[int, ...]] = ()) -> bool:
+    """Whether ``channel_axis`` (of the batched image tensor, as CRAFT's and TCAV's
+    ``channel_axis``) says channels-last: ``None`` or ``1`` -> ``(batch, C, H, W)`` /
+    ``(batch, H, W)`` (False), ``-1`` or ``3`` -> ``(batch, H, W, C)`` (True; every per-sample
+    shape must then be 3-D). :class:`InputError` naming ``owner`` otherwise (rev43m; shared by
+    the metrics and the region methods, small44).
+    """
+    if channel_axis is None:
+        return False
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
+            or int(channel_axis) not in (1, 3, -1):
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} must be 1 (channels-first "
+                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
+    last = int(channel_axis) in (3, -1)
+    bad = [tuple(s) for s in shapes if last and len(s) != 3]
+    if bad:
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} reads images (batch, H, W, C); "
+                         f"the per-sample shape {bad[0]} is not (H, W, C). Leave channel_axis=None "
+                         "for (batch, H, W) or (batch, C, H, W) images.")
+    return last

@@ -11,7 +11,7 @@ import torch
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
 from ...games.features import FeatureGame
-from ...models.layout import CHANNEL_COUNTS, channels_last_by_model
+from ...models.layout import CHANNEL_COUNTS, channels_last, channels_last_by_model
 from .segmentation import multiscale_segments
 
 __all__ = ["ImageInfo", "image_info", "lift_pixels", "sample_regions", "scale_params",
@@ -45,18 +45,6 @@ class ImageInfo:
         return self.height * self.width
 
 
-def _channel_axis_last(channel_axis: Any, method: str) -> bool:
-    """``channel_axis`` of the batched image tensor (the CRAFT / TCAV / metrics convention):
-    None or 1 -> ``(batch, C, H, W)`` / ``(batch, H, W)``, -1 or 3 -> ``(batch, H, W, C)``."""
-    if channel_axis is None:
-        return False
-    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
-            or int(channel_axis) not in (1, 3, -1):
-        raise InputError(f"method {method!r}: channel_axis={channel_axis!r} must be 1 (channels-first "
-                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
-    return int(channel_axis) in (3, -1)
-
-
 def image_info(game: Game, method: str, *, min_side: int = 4,
                channel_axis: Any = None, takes_axis: bool = False) -> tuple[FeatureGame, ImageInfo]:
     """The game's single image input, or a clear error naming what was seen and the fix.
@@ -79,11 +67,7 @@ def image_info(game: Game, method: str, *, min_side: int = 4,
             f"{[tuple(s) for s in shapes]}. For tabular or sequence inputs use 'kernel_shap' "
             "or 'integrated_gradients'.")
     shape = tuple(int(d) for d in shapes[0])
-    last = _channel_axis_last(channel_axis, method)
-    if last and len(shape) != 3:
-        raise InputError(f"method {method!r}: channel_axis={channel_axis!r} reads images (batch, H, W, "
-                         f"C); the per-sample shape {shape} is not (H, W, C). Leave channel_axis=None "
-                         "for (batch, H, W) or (batch, C, H, W) images.")
+    last = channels_last(channel_axis, f"method {method!r}", [shape])
     fix = ("pass channel_axis=-1 (or inputs.permute(0, 3, 1, 2) and a model that takes "
            "channels-first images)" if takes_axis else
            "pass inputs.permute(0, 3, 1, 2) and a model that takes channels-first images")
