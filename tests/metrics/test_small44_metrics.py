@@ -91,7 +91,7 @@ def _layout_warned(model: Any, x: torch.Tensor, metric: str, **kw: Any) -> bool:
 
 
 @pytest.mark.parametrize(("metric", "kw"), [
-    ("road", {}), ("infidelity", {"perturbation": "square", "n_perturbations": 4})])
+    ("road", {"fractions": (0.0, 0.5)}), ("infidelity", {"perturbation": "square", "n_perturbations": 4})])
 def test_channels_last_warning_follows_the_models_convolution(metric: str, kw: dict[str, Any]) -> None:
     """Channels-first images of 5+ channels and width 1, 3 or 4 ((8, 6, 3), (12, 20, 1),
     (5, 9, 4)) were warned about as channels-last by the shape rule; the model's first Conv2d
