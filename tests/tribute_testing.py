@@ -274,3 +274,15 @@ class DropoutSAE(torch.nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.d(z)
         return out
+
+
+class ChannelsLast(torch.nn.Module):
+    """A channels-first image model on channels-last ``(batch, H, W, C)`` inputs."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x.permute(0, 3, 1, 2))
+        return out

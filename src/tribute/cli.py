@@ -15,6 +15,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,10 +71,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+#: A negative number as argparse should read it: also scientific notation (``-1e3``,
+#: ``-2.5E-4``), ``-inf`` and ``-nan``. argparse's own rule (``-1``, ``-.5``) took
+#: ``--baseline -1e3`` for an option and failed with "expected one argument" (small44).
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that reads every negative number as a value, not an option
+    (its sub-commands' parsers are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the attribute argparse consults for "looks like a negative number" (3.10-3.13)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from .version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tribute",
         description="Credit a model's output to its inputs, components or training data — and "
         "measure how faithful the credits are.",
@@ -622,11 +640,16 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 _BUDGET_PROBES = (4, 16, 64, 256)
 
 
-def _default_budgets(cls: Any) -> dict[int, int | None] | None:
-    """The method's default budget on feature games of a few sizes (None: not budgeted).
+def _default_budgets(cls: Any) -> tuple[dict[int, int | None], dict[int, int | None]] | None:
+    """The method's default budget on feature games of a few sizes, and the evaluations per
+    input it spends there (None: not budgeted).
 
-    The registry exposes the rule as ``Method.default_budget(game)``; it is evaluated on a tiny
-    numpy game (``f(x) = sum(x)``, one sample), which costs no model evaluations.
+    The registry exposes the rule as ``Method.default_budget(game)`` and the spending as
+    ``Method.estimate_cost(game, budget).rows``; both are evaluated on a tiny numpy game
+    (``f(x) = sum(x)``, one sample, one baseline row), which costs no model evaluations. The
+    two differ where the budget covers every coalition: ``permutation_shapley`` on 4 players
+    has a budget of 386 and spends 16 (the 2^4 table, exact), which the page showed as 386
+    (small44).
     """
     import numpy as np
 
@@ -635,16 +658,30 @@ def _default_budgets(cls: Any) -> dict[int, int | None] | None:
 
     if not cls.tags.budgeted or "feature" not in cls.tags.games:
         return None
-    out: dict[int, int | None] = {}
+    budgets: dict[int, int | None] = {}
+    spent: dict[int, int | None] = {}
     for n in _BUDGET_PROBES:
         try:
             adapter = as_model(lambda x: x.sum(axis=1), "numpy")
             with adapter.session():
                 game = FeatureGame(adapter, np.zeros((1, n)), baseline=0.0, progress=False)
-                out[n] = cls().default_budget(game)
+                method = cls()
+                budgets[n] = budget = method.default_budget(game)
+                spent[n] = None if budget is None else int(method.estimate_cost(game, budget).rows)
         except Exception:  # a method that refuses this size (e.g. exact enumeration limits)
+            budgets.pop(n, None)
             continue
-    return out or None
+    return (budgets, spent) if budgets else None
+
+
+def _budget_text(n: int, budget: int | None, spent: int | None) -> str:
+    """``"4 players -> 16 (budget 386: all 2^4 coalitions, exact)"``."""
+    if budget is None:
+        return f"{n} players -> own parameters"
+    if spent is None or spent >= budget:
+        return f"{n} players -> {budget}"
+    why = f": all 2^{n} coalitions, exact" if spent == 2 ** n else ""
+    return f"{n} players -> {spent} (budget {budget}{why})"
 
 
 def _describe_method(name: str, as_json: bool = False) -> int:
@@ -655,14 +692,16 @@ def _describe_method(name: str, as_json: bool = False) -> int:
 
     cls = get_method(name)  # InputError with a close-match hint
     info = method_info(cls)
-    budgets = _default_budgets(cls)
+    probed = _default_budgets(cls)
+    budgets, spent = probed if probed is not None else (None, None)
     doc = inspect.getdoc(cls) or ""
     params = _param_docs(doc)
     aliases = sorted(a for a, t in METHODS.aliases().items() if t == cls.name)
     if as_json:
         data = info.as_dict()
         data.update(aliases=aliases, parameters=params,
-                    default_budget=None if budgets is None else {str(k): v for k, v in budgets.items()})
+                    default_budget=None if budgets is None else {str(k): v for k, v in budgets.items()},
+                    default_evals=None if spent is None else {str(k): v for k, v in spent.items()})
         print(json.dumps(data, indent=2, default=repr))
         return 0
     t = info.tags
@@ -681,8 +720,7 @@ def _describe_method(name: str, as_json: bool = False) -> int:
         lines.append("  default budget: set by the method's own parameters (below); --budget "
                      "overrides them")
     elif budgets is not None:
-        shown = ", ".join(f"{n} players -> {b if b is not None else 'own parameters'}"
-                          for n, b in budgets.items())
+        shown = ", ".join(_budget_text(n, b, (spent or {}).get(n)) for n, b in budgets.items())
         lines.append(f"  default budget (evaluations per input): {shown}")
     if info.defaults:
         lines.append("  parameters (default):")

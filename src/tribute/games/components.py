@@ -73,7 +73,7 @@ from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
 from ._rows import PeriodicRows, SampleIds, repeat_rows, sample_ids, tile_rows
 from .base import Game
-from .features import Background, PerSample, _as_tensor, _check_finite
+from .features import Background, PerSample, _as_tensor, _check_finite, check_input_container
 from .sites import (
     ABLATIONS,
     UNITS,
@@ -232,6 +232,7 @@ class ComponentSet:
 
 
 def _as_input_tuple(x: Any, name: str) -> tuple[list[torch.Tensor], bool, str]:
+    check_input_container(x, name)  # a PackedSequence is a tuple (small44)
     multi = isinstance(x, (tuple, list))
     raw = list(x) if multi else [x]
     if not raw:

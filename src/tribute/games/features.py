@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import itertools
 import math
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -253,8 +254,36 @@ def _frame_to_numpy(x: Any, name: str) -> np.ndarray:
     return np.array(x.to_numpy(dtype=np.float64, na_value=np.nan))  # writable copy
 
 
+def check_input_container(x: Any, name: str) -> None:
+    """Refuse input containers that are not arrays, naming the fix (small44).
+
+    A ``PackedSequence`` is a named tuple ``(data, batch_sizes, ...)``: it was read as that
+    many separate inputs ("inputs[1] has 4 samples but inputs[0] has 6"). A scipy sparse
+    matrix became a 0-d object array ("non-numeric dtype object ... encode categorical
+    columns"); a torch sparse tensor passed the dtype check.
+    """
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        raise InputError(
+            f"{name} is a torch PackedSequence (a packed batch of variable-length sequences, "
+            f"data {tuple(x.data.shape)}, {len(x.batch_sizes)} steps); tribute needs a tensor "
+            "with the batch axis first: pad it (torch.nn.utils.rnn.pad_packed_sequence(x, "
+            "batch_first=True)[0]) and let the model's forward pack it (pack_padded_sequence "
+            "with the lengths, e.g. passed in forward_kwargs), or explain one sequence at a time.")
+    sparse = sys.modules.get("scipy.sparse")  # a scipy matrix implies scipy is imported
+    if sparse is not None and sparse.issparse(x):
+        raise InputError(
+            f"{name} is a scipy sparse {type(x).__name__} of shape {tuple(x.shape)}; tribute "
+            f"perturbs dense arrays: pass {name}.toarray() (a dense numpy array; models fitted "
+            "on sparse data, e.g. scikit-learn's, take dense rows too).")
+    if isinstance(x, torch.Tensor) and x.layout != torch.strided:
+        raise InputError(
+            f"{name} is a torch tensor with layout {x.layout} (shape {tuple(x.shape)}); tribute "
+            f"perturbs dense tensors: pass {name}.to_dense().")
+
+
 def _as_tensor(x: Any, name: str) -> tuple[torch.Tensor, str, np.dtype[Any] | None]:
     """Convert a user array to a tensor; returns (tensor, framework, numpy dtype)."""
+    check_input_container(x, name)
     if _is_pandas(x) or _is_pandas(x, "Series"):
         x = _frame_to_numpy(x, name)
     if isinstance(x, torch.Tensor):
@@ -356,6 +385,7 @@ class FeatureGame(Game):
         progress: bool | None = None,
         allow_missing: bool = False,
     ) -> None:
+        check_input_container(inputs, "inputs")  # a PackedSequence is a tuple
         multi = isinstance(inputs, (tuple, list))
         raw_inputs = list(inputs) if multi else [inputs]
         frame = raw_inputs[0] if not multi and _is_pandas(raw_inputs[0]) else None

@@ -191,7 +191,8 @@ class ImputedGame(Game):
                     + (" and integer values" if is_int else "") + "."
                 )
             if channel_axis is None:
-                warn_if_channels_last(tuple(shape), "metric 'road'", fix="channel_axis=-1")
+                warn_if_channels_last(tuple(shape), "metric 'road'", fix="channel_axis=-1",
+                                      model=base.model)
         super().__init__(base.engine, base.target, base.layout, list(base.player_names),
                          base.n_samples)
         self.base = base

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, user_stacklevel
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
+from ..models.layout import channels_last, looks_channels_last
 from ..params import check_seed
 
 __all__ = [
@@ -141,43 +142,20 @@ def torch_generator(seed: Any, name: str = "seed") -> torch.Generator:
     return torch.Generator().manual_seed(check_seed(seed, name))
 
 
-#: Channel counts of image layouts: a last axis of this size after a larger first one reads
-#: as ``(H, W, C)``.
-_CHANNEL_COUNTS = (1, 3, 4)
-
-
-def channels_last(channel_axis: Any, owner: str, shapes: Sequence[tuple[int, ...]]) -> bool:
-    """Whether ``channel_axis`` (of the batched image tensor, as CRAFT's and TCAV's
-    ``channel_axis``) says channels-last: ``None`` or ``1`` -> ``(batch, C, H, W)`` /
-    ``(batch, H, W)`` (False), ``-1`` or ``3`` -> ``(batch, H, W, C)`` (True; every per-sample
-    shape must then be 3-D). :class:`InputError` naming ``owner`` otherwise (rev43m).
-    """
-    if channel_axis is None:
-        return False
-    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
-            or int(channel_axis) not in (1, 3, -1):
-        raise InputError(f"{owner}: channel_axis={channel_axis!r} must be 1 (channels-first "
-                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
-    last = int(channel_axis) in (3, -1)
-    bad = [tuple(s) for s in shapes if last and len(s) != 3]
-    if bad:
-        raise InputError(f"{owner}: channel_axis={channel_axis!r} reads images (batch, H, W, C); "
-                         f"the per-sample shape {bad[0]} is not (H, W, C). Leave channel_axis=None "
-                         "for (batch, H, W) or (batch, C, H, W) images.")
-    return last
-
-
-def warn_if_channels_last(shape: tuple[int, ...], what: str, fix: str | None = None) -> None:
+def warn_if_channels_last(shape: tuple[int, ...], what: str, fix: str | None = None,
+                          model: Any = None) -> None:
     """Warn where a per-sample image shape looks channels-last (``(H, W, C)``, e.g.
     ``(28, 28, 1)`` or ``(224, 224, 3)``) for code that reads ``(C, H, W)``.
 
     ROAD's imputation, the ``"square"`` infidelity masks, SSIM maps and :func:`blur` work over
     the last two axes: on ``(8, 8, 3)`` images they imputed, blurred and compared along
     (width, channel) planes, silently (ROAD 1.83 for 1.65 on the same model and credits laid
-    out channels-first; aud43m).
+    out channels-first; aud43m). ``model`` (the game's, where the caller has one) settles
+    shapes that read both ways: its first ``Conv2d`` reading 8 channels makes ``(8, 6, 3)``
+    an 8-channel image, which the shape rule alone called channels-last (small44;
+    :func:`tribute.models.layout.looks_channels_last`).
     """
-    if len(shape) == 3 and shape[-1] in _CHANNEL_COUNTS and shape[0] not in _CHANNEL_COUNTS \
-            and shape[0] > max(_CHANNEL_COUNTS) and shape[1] > max(_CHANNEL_COUNTS):
+    if looks_channels_last(tuple(int(d) for d in shape), model):
         warnings.warn(
             f"{what} reads images as (C, H, W) or (H, W) and works over the last two axes; the "
             f"per-sample shape {tuple(shape)} looks channels-last (H, W, C), so it would work "

@@ -782,7 +782,7 @@ def _square_masks(game: Game, k: int, size: int | None, g: torch.Generator,
     last = channels_last(channel_axis, "metric 'infidelity'", [tuple(shape)])
     if channel_axis is None:
         warn_if_channels_last(tuple(shape), "infidelity with perturbation='square'",
-                              fix="channel_axis=-1")
+                              fix="channel_axis=-1", model=game.model)
     h, w = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
     s = max(1, min(h, w) // 4) if size is None else check_int(size, "square_size")
     if s > min(h, w):

@@ -5,17 +5,24 @@ A truth mask gives, per sample, which players (``batch x players``) or which inp
 ``batch x C x H x W`` images) are relevant; non-zero entries count as relevant. When the truth
 is element-level and the attribution credits groups of elements, each element receives its
 group's credit divided by the group size (credit density), so totals are preserved.
+
+A mask whose first axis is as long as the batch is read as one mask per sample. A mask of the
+input's per-sample shape on a batch of that many samples (``(3, H, W)`` on three ``(3, H, W)``
+images) reads both ways: it is taken per sample, with a warning where the two readings differ;
+pass ``np.broadcast_to(mask, inputs.shape)`` for one mask shared by every sample, or
+``(batch, 1, H, W)`` for one per sample.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, user_stacklevel
 from ..games.base import Game
 from ..methods.exact import all_coalitions, shapley_from_table
 from ._util import RANK_TIE_RTOL, check_int, rank_rows, spearman_rows
@@ -148,6 +155,21 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
                 full = np.broadcast_to(lifted, (b, *s))
             except ValueError:
                 full = None
+        if full is not None and b > 1 and a.shape == s \
+                and not np.array_equal(full, np.broadcast_to(a, shared)):
+            # small44: (C, H, W) on a batch of exactly C images is both the per-pixel form
+            # (batch, H, W) and one (C, H, W) mask shared by every image. The documented rule
+            # (a first axis as long as the batch is the batch) reads it per image; where the two
+            # readings differ, say so: a channel-0 region shared by 3 RGB images scored
+            # relevance_mass .357 / 0 / 0 read per image, .122 / .091 / .096 shared.
+            warnings.warn(
+                f"metric {metric!r}: ground_truth has shape {a.shape}, both the input's per-sample "
+                f"shape (one mask shared by every sample) and a batch of {b} masks broadcast over "
+                f"axis 1 of the input (the per-pixel form); it is read as one mask per sample, "
+                f"because its first axis is as long as the batch. For one shared mask pass "
+                f"np.broadcast_to(mask, {shared}); to say one mask per sample (and silence this) "
+                f"pass shape {(b, 1, *a.shape[1:])}.",
+                UserWarning, stacklevel=user_stacklevel())
         if full is None:
             raise InputError(
                 f"metric {metric!r}: ground_truth has shape {a.shape}, which does not match the "

@@ -19,7 +19,7 @@ from ..base import Cost, Method, Tags, coalition_cost, register
 from ..gradients_basic import feature_game, output_transform
 from .composites import COMPOSITE_NAMES, Composite, get_composite
 from .engine import lrp_rules
-from .rules import Flat, Gamma, Rule, ZBox
+from .rules import Flat, Gamma, Rule, ZBox, bound_text
 from .unseen import UnseenOps
 
 __all__ = ["LRP"]
@@ -72,13 +72,6 @@ def _check_same_function(f_canon: torch.Tensor, f_model: torch.Tensor, dtype: to
             "features) inputs normalises axis 1, the Linear's features are the last axis): "
             "pass a Composite without MergeBatchNorm, or transpose around the BatchNorm."
         )
-
-
-def _brief(value: Any) -> str:
-    """A bound for a message: a number as it is, a tensor/array/list by its shape."""
-    if isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
-        return f"<{type(value).__name__} of shape {tuple(np.shape(value))}>"
-    return repr(value)
 
 
 class _NumberList(Constraint):
@@ -191,7 +184,7 @@ class LRP(Method):
         used = [rule for _, rule in composite.rules(root).values()]
         unread = []
         if (self.low is not None or self.high is not None) and not any(isinstance(r, ZBox) for r in used):
-            unread.append(f"low={_brief(self.low)}/high={_brief(self.high)} (the z^B rule of the first "
+            unread.append(f"low={bound_text(self.low)}/high={bound_text(self.high)} (the z^B rule of the first "
                           "convolution)")
         if self.gamma != type(self).defaults()["gamma"] and not any(isinstance(r, Gamma) for r in used):
             unread.append(f"gamma={self.gamma!r} (the gamma rule of the convolutions after the first)")

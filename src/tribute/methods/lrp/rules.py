@@ -40,7 +40,7 @@ from ...errors import InputError, UnsupportedModelError
 
 __all__ = [
     "AlphaBeta", "Epsilon", "Flat", "Gamma", "Norm", "Pass", "Rule", "WSquare", "ZBox", "ZPlus",
-    "check_affine_call", "replaces_forward", "stabilize",
+    "bound_text", "check_affine_call", "replaces_forward", "stabilize",
 ]
 
 _CONV_INPUT_GRAD = {1: nn_grad.conv1d_input, 2: nn_grad.conv2d_input, 3: nn_grad.conv3d_input}
@@ -221,13 +221,18 @@ class Rule(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def _bound(value: Any) -> str:
-    """A z^B bound for a message: a number as it is, a tensor/array/list by its shape."""
+def bound_text(value: Any) -> str:
+    """A z^B bound for a message: a number (or None) as it is, a tensor/array/list by its shape
+    (the one helper of ZBox's checks and of the lrp method's unread-option message, small44)."""
     if value is None or isinstance(value, (int, float)):
         return repr(value)
     if hasattr(value, "shape"):
         return f"<{type(value).__name__} of shape {tuple(value.shape)}>"
-    return f"<{type(value).__name__} of {len(value)}>"
+    try:
+        shape = tuple(torch.as_tensor(value).shape)  # nested lists: their full shape
+    except (TypeError, ValueError, RuntimeError):  # ragged
+        return f"<{type(value).__name__} of {len(value)}>"
+    return f"<{type(value).__name__} of shape {shape}>"
 
 
 #: How far (as a fraction of ``high - low``) an input may leave the z^B bounds before a warning:
@@ -559,7 +564,7 @@ class ZBox(Rule):
             # made its denominators small and the credits 37x larger, silently (aud43g)
             if self.low is not None and self.high is not None and bool((low > high).any()):
                 raise InputError(
-                    f"ZBox low={_bound(self.low)} exceeds high={_bound(self.high)} for some input element; "
+                    f"ZBox low={bound_text(self.low)} exceeds high={bound_text(self.high)} for some input element; "
                     "low is the lowest value an input can take, high the highest.")
             # Slack for rounding: ImageNet bounds typed to 4 decimals (-2.1179 for -2.117904) or
             # computed in float32 for float64 data miss the input by < 1e-5 of the range, which
@@ -571,7 +576,7 @@ class ZBox(Rule):
                 lo, hi = float(x.min()), float(x.max())
                 warnings.warn(
                     f"lrp: the input takes values in [{lo:.6g}, {hi:.6g}], outside the z^B bounds "
-                    f"low={_bound(self.low)}, high={_bound(self.high)} by up to {float(excess.max()):.3g}; "
+                    f"low={bound_text(self.low)}, high={bound_text(self.high)} by up to {float(excess.max()):.3g}; "
                     "z^B assumes low <= x <= high (the range inputs can take), and its relevance is "
                     "unstable otherwise. Widen the bounds (e.g. the data's range) or leave them None "
                     "(each sample's own range).",

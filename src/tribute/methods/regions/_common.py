@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ import torch
 from ...errors import InputError, UnsupportedModelError
 from ...games.base import Game
 from ...games.features import FeatureGame
+from ...models.layout import CHANNEL_COUNTS, channels_last, channels_last_by_model
 from .segmentation import multiscale_segments
 
 __all__ = ["ImageInfo", "image_info", "lift_pixels", "sample_regions", "scale_params",
@@ -24,23 +26,35 @@ class ImageInfo:
     """The image input of a feature game.
 
     Attributes:
-        channels: elements per pixel (``prod(shape[:-2])``; 1 for ``(H, W)`` images).
+        channels: elements per pixel (``prod(shape[:-2])``; 1 for ``(H, W)`` images; ``C`` of
+            channels-last ``(H, W, C)`` images).
         height, width: spatial size.
         dense: every element is a player (else players are the game's groups).
+        last: the image is held channels-last ``(H, W, C)`` (``channel_axis=-1``): element
+            ``(h * W + w) * C + c`` is channel ``c`` of pixel ``h * W + w``. default=False.
     """
 
     channels: int
     height: int
     width: int
     dense: bool
+    last: bool = False
 
     @property
     def pixels(self) -> int:
         return self.height * self.width
 
 
-def image_info(game: Game, method: str, *, min_side: int = 4) -> tuple[FeatureGame, ImageInfo]:
-    """The game's single image input, or a clear error naming what was seen and the fix."""
+def image_info(game: Game, method: str, *, min_side: int = 4,
+               channel_axis: Any = None, takes_axis: bool = False) -> tuple[FeatureGame, ImageInfo]:
+    """The game's single image input, or a clear error naming what was seen and the fix.
+
+    ``channel_axis`` (methods that take one, ``takes_axis``): -1 reads ``(H, W, C)`` images.
+    Without it, an image the model's first ``Conv2d`` reads channels-last (its
+    ``in_channels`` is the last axis' length, not the first's) is refused naming
+    ``channel_axis=-1``: ``(16, 16, 4)`` / ``(16, 16, 8)`` images were segmented as 16 x 4 /
+    16 x 8 images of 16 channels, silently (small44).
+    """
     if not isinstance(game, FeatureGame):
         raise UnsupportedModelError(
             f"method {method!r} explains images with regions of pixels; it needs a feature game, "
@@ -52,15 +66,23 @@ def image_info(game: Game, method: str, *, min_side: int = 4) -> tuple[FeatureGa
             f"(inputs of shape (batch, C, H, W) or (batch, H, W)); got per-sample shape(s) "
             f"{[tuple(s) for s in shapes]}. For tabular or sequence inputs use 'kernel_shap' "
             "or 'integrated_gradients'.")
-    shape = shapes[0]
-    h, w = int(shape[-2]), int(shape[-1])
+    shape = tuple(int(d) for d in shapes[0])
+    last = channels_last(channel_axis, f"method {method!r}", [shape])
+    fix = ("pass channel_axis=-1 (or inputs.permute(0, 3, 1, 2) and a model that takes "
+           "channels-first images)" if takes_axis else
+           "pass inputs.permute(0, 3, 1, 2) and a model that takes channels-first images")
+    if channel_axis is None and channels_last_by_model(shape, game.model):
+        raise InputError(
+            f"method {method!r} reads images as (C, H, W); the per-sample shape {shape} is "
+            f"channels-last (H, W, C): the model's first Conv2d reads {shape[-1]} channels. "
+            f"It would segment {shape[1]}x{shape[2]} images of {shape[0]} channels: {fix}.")
+    h, w = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
     if h < min_side or w < min_side:
         hint = ""
-        if len(shape) == 3 and int(shape[-1]) in (1, 3, 4) and min(int(shape[0]), h) >= min_side:
+        if not last and len(shape) == 3 and shape[-1] in CHANNEL_COUNTS and min(shape[0], h) >= min_side:
             # (H, W, C) read as (C, H, W): the channels became the width
-            hint = (f" The per-sample shape {tuple(int(s) for s in shape)} looks channels-last "
-                    "(H, W, C); region methods read (C, H, W): pass inputs.permute(0, 3, 1, 2) "
-                    "and a model that takes channels-first images.")
+            hint = (f" The per-sample shape {shape} looks channels-last (H, W, C); region "
+                    f"methods read (C, H, W): {fix}.")
         raise InputError(
             f"method {method!r}: images of {h}x{w} pixels are smaller than the segmentation "
             f"scale (at least {min_side}x{min_side} pixels are needed to form regions); "
@@ -69,6 +91,8 @@ def image_info(game: Game, method: str, *, min_side: int = 4) -> tuple[FeatureGa
     if game.integer_inputs()[0]:
         raise UnsupportedModelError(
             f"method {method!r} perturbs pixel values; the input holds integer ids.")
+    if last:
+        return game, ImageInfo(shape[2], h, w, bool(game.layout.dense), last=True)
     c = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) == 3 else 1
     return game, ImageInfo(c, h, w, bool(game.layout.dense))
 
@@ -97,6 +121,9 @@ def scaled_sigma(info: ImageInfo, sigma: float) -> float:
 def sample_images(game: FeatureGame, info: ImageInfo) -> np.ndarray:
     """``batch x C x H x W`` float64 numpy images (for segmentation)."""
     x = game.inputs_flat().detach().to("cpu", torch.float64)
+    if info.last:
+        return x.reshape(game.n_samples, info.height, info.width, info.channels).permute(
+            0, 3, 1, 2).contiguous().numpy()
     return x.reshape(game.n_samples, info.channels, info.height, info.width).numpy()
 
 
@@ -140,7 +167,8 @@ def lift_pixels(game: FeatureGame, info: ImageInfo, pix: torch.Tensor) -> torch.
 
     Dense games repeat the map over channels; grouped games average it over each group.
     """
-    per_el = pix.repeat(1, 1, info.channels)  # C x H x W order: channel-major
+    # C x H x W order: channel-major; H x W x C: each pixel's channels side by side
+    per_el = pix.repeat_interleave(info.channels, -1) if info.last else pix.repeat(1, 1, info.channels)
     if info.dense:
         return per_el
     sums = game.elements_to_players(per_el)

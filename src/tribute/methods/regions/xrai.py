@@ -37,7 +37,7 @@ import torch
 from ...attribution import Attribution
 from ...errors import InputError
 from ...games.base import Game
-from ...params import InstanceOf, Interval, declare
+from ...params import InstanceOf, Interval, Options, declare
 from ..base import Cost, Method, Tags, coalition_cost, register
 from ..integrated import integrate_mask_gradients, quadrature
 from ._common import image_info, lift_pixels, player_sizes, sample_regions, scale_params
@@ -69,6 +69,11 @@ class XRAI(Method):
         dilation: segment dilation radius as a fraction of the image side. default=0.022.
         min_new: drop a region once fewer than this fraction of the image's pixels would be
             new. default=0.001.
+        channel_axis: the axis of the batched images that holds the channels (the CRAFT /
+            TCAV / metrics convention): None or 1 for ``(batch, C, H, W)`` / ``(batch, H, W)``,
+            -1 or 3 for channels-last ``(batch, H, W, C)``, segmented over ``(H, W)`` and
+            mapped back to that layout (equal to the same images channels-first). None refuses
+            images the model's first ``Conv2d`` reads channels-last. default=None.
 
     Budget: ``steps + 1`` evaluations per input (the gradient points and ``v(N)``).
 
@@ -87,16 +92,19 @@ class XRAI(Method):
         "min_size": Interval(float, 0.0, 1.0, closed="neither"),
         "dilation": Interval(float, 0.0, 1.0, closed="left"),
         "min_new": Interval(float, 0.0, 1.0, closed="left"),
+        "channel_axis": Options((None, 1, 3, -1)),
     })
 
     def __init__(self, steps: int = 32, scales: tuple[float, ...] = _SCALES, sigma: float = 0.8,
-                 min_size: float = 0.003, dilation: float = 0.022, min_new: float = 0.001) -> None:
+                 min_size: float = 0.003, dilation: float = 0.022, min_new: float = 0.001,
+                 channel_axis: int | None = None) -> None:
         self.steps = steps
         self.scales = scales
         self.sigma = sigma
         self.min_size = min_size
         self.dilation = dilation
         self.min_new = min_new
+        self.channel_axis = channel_axis
 
     def min_budget(self, game: Game) -> int:
         return 2
@@ -119,7 +127,7 @@ class XRAI(Method):
                               note=f"{steps:,} IG points x {n:,} players + segment masks")
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        fg, info = image_info(game, self.name)
+        fg, info = image_info(game, self.name, channel_axis=self.channel_axis, takes_axis=True)
         try:
             scales = tuple(float(k) for k in self.scales)
         except (TypeError, ValueError):
@@ -136,7 +144,8 @@ class XRAI(Method):
         regions = sample_regions(fg, info, scales, float(self.sigma), float(self.min_size),
                                  float(self.dilation))
         if info.dense:  # per pixel: IG summed over channels; every pixel has area 1
-            col_attr = ig.reshape(b_count, t_count, info.channels, info.pixels).sum(2)
+            col_attr = (ig.reshape(b_count, t_count, info.pixels, info.channels).sum(3) if info.last
+                        else ig.reshape(b_count, t_count, info.channels, info.pixels).sum(2))
             col_area = torch.ones(b_count, info.pixels, dtype=torch.float64)
         else:  # per group: grouped IG; area = the group's pixels
             col_attr = ig

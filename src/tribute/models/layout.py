@@ -1,0 +1,92 @@
+"""Which axis of an image holds its channels, where a per-sample shape alone cannot tell.
+
+A per-sample shape ``(8, 6, 3)`` is an 8 x 6 RGB image held channels-last ``(H, W, C)`` or an
+8-channel 6 x 3 image held channels-first ``(C, H, W)``. The metrics' shape rule (a last axis
+of 1, 3 or 4 after two longer ones reads channels-last) warned on the second (small44). A torch
+model with a 2-D convolution says which: the first ``Conv2d`` it registers reads
+``in_channels`` channels, the length of one axis of the image only in the layout the model
+uses. It is read from the module, without running the model (methods and metrics evaluate a
+model only through its game).
+
+The explorer reads a stronger signal of the same kind, the shape the first convolution
+receives when it runs one row (:mod:`tribute.explorer.subjects`), because it may run the model
+itself; it falls back to its own shape rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+__all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "first_conv_channels",
+           "looks_channels_last"]
+
+#: Channel counts of image layouts (gray, RGB, RGBA): a last axis of this size after two longer
+#: ones reads as ``(H, W, C)`` by shape.
+CHANNEL_COUNTS = (1, 3, 4)
+
+
+def first_conv_channels(model: Any) -> int | None:
+    """``in_channels`` of the first ``torch.nn.Conv2d`` registered in ``model`` (None for
+    anything else: no torch module, no 2-D convolution). A :class:`ModelAdapter` is read
+    through its ``module``."""
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        return None
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Conv2d):
+            return int(sub.in_channels)
+    return None
+
+
+def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
+    """For a 3-D per-sample image shape: True where the model's first ``Conv2d`` reads as many
+    channels as the last axis holds and not the first, False where it reads the first and not
+    the last, None where it cannot tell (no convolution, both or neither axis match)."""
+    if len(shape) != 3:
+        return None
+    c = first_conv_channels(model)
+    if c is None:
+        return None
+    first, last = int(shape[0]) == c, int(shape[-1]) == c
+    if first == last:
+        return None
+    return last
+
+
+def looks_channels_last(shape: tuple[int, ...], model: Any = None) -> bool:
+    """Whether a per-sample image shape is channels-last ``(H, W, C)``: the model's answer
+    (:func:`channels_last_by_model`) where it gives one, else the shape rule (3-D, a last axis
+    of 1, 3 or 4 after two axes longer than 4: ``(28, 28, 1)``, ``(224, 224, 3)``)."""
+    told = channels_last_by_model(tuple(shape), model)
+    if told is not None:
+        return told
+    return len(shape) == 3 and int(shape[-1]) in CHANNEL_COUNTS \
+        and int(shape[0]) > max(CHANNEL_COUNTS) and int(shape[1]) > max(CHANNEL_COUNTS)
+
+
+def channels_last(channel_axis: Any, owner: str, shapes: Sequence[tuple[int, ...]] = ()) -> bool:
+    """Whether ``channel_axis`` (of the batched image tensor, as CRAFT's and TCAV's
+    ``channel_axis``) says channels-last: ``None`` or ``1`` -> ``(batch, C, H, W)`` /
+    ``(batch, H, W)`` (False), ``-1`` or ``3`` -> ``(batch, H, W, C)`` (True; every per-sample
+    shape must then be 3-D). :class:`InputError` naming ``owner`` otherwise (rev43m; shared by
+    the metrics and the region methods, small44).
+    """
+    if channel_axis is None:
+        return False
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)) \
+            or int(channel_axis) not in (1, 3, -1):
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} must be 1 (channels-first "
+                         "(batch, C, H, W)), -1 (channels-last (batch, H, W, C)) or None.")
+    last = int(channel_axis) in (3, -1)
+    bad = [tuple(s) for s in shapes if last and len(s) != 3]
+    if bad:
+        raise InputError(f"{owner}: channel_axis={channel_axis!r} reads images (batch, H, W, C); "
+                         f"the per-sample shape {bad[0]} is not (H, W, C). Leave channel_axis=None "
+                         "for (batch, H, W) or (batch, C, H, W) images.")
+    return last
