@@ -200,3 +200,34 @@ def test_a_buffer_written_in_a_session_is_still_reported() -> None:
         tribute.explain(m, x, method="feature_ablation", target=0, progress=False)
     msgs = [str(w.message) for w in got if "changed its buffer" in str(w.message)]
     assert len(msgs) == 1 and "'0.calls'" in msgs[0] and "again" not in msgs[0], msgs
+
+
+def test_an_instance_with_its_own_walk_is_walked_by_torch() -> None:
+    """``m.named_modules = ...`` / ``m.named_buffers = ...`` / ``m.parameters = ...`` set on an
+    instance (as torch's ``modules()`` would call them) hide a module, a buffer and a parameter:
+    the walk, the buffers and the adapter's parameters follow them (the class-only check missed
+    instance attributes)."""
+    m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
+    hidden, bn = m[2], m[1]
+    walk, bufs, params = m.named_modules, bn.named_buffers, m.parameters
+
+    def named_modules(*a: Any, **k: Any) -> Iterator[tuple[str, nn.Module]]:
+        return ((n, x) for n, x in walk(*a, **k) if x is not hidden)
+
+    def named_buffers(*a: Any, **k: Any) -> Iterator[tuple[str, torch.Tensor]]:
+        return ((n, b) for n, b in bufs(*a, **k) if n != "running_var")
+
+    def parameters(*a: Any, **k: Any) -> Iterator[nn.Parameter]:
+        return (p for p in params(*a, **k) if p is not m[0].bias)
+
+    m.named_modules = named_modules  # type: ignore[method-assign]
+    bn.named_buffers = named_buffers  # type: ignore[method-assign]
+    m.parameters = parameters  # type: ignore[method-assign]
+    got = A._all_modules(m)
+    assert [id(x) for x in got] == [id(x) for x in m.modules()] and hidden not in got
+    names = [n for _, n, _, _ in A._own_buffers(got)]
+    assert names == [n for x in m.modules() for n, _ in x.named_buffers(recurse=False)]
+    assert "running_var" not in names and "running_mean" in names
+    got_p = A._unique_parameters(m)
+    # the hidden Linear and the hidden bias left out: Linear 0 weight, BatchNorm weight and bias
+    assert [id(p) for p in got_p] == [id(p) for p in m.parameters()] and len(got_p) == 3

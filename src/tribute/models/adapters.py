@@ -138,10 +138,11 @@ def _all_modules(root: torch.nn.Module) -> list[torch.nn.Module]:
     again), read off each module's own child dict without ``named_modules``' generators and
     names (issue #9, eng44: 79 -> 33 us on all-MiniLM-L6's 122 modules). Torch walks a tree
     holding a class that overrides ``modules``/``named_modules``, or gives its modules value
-    equality or a hash of their own, or children that are not a plain dict (TorchScript)."""
+    equality or a hash of their own, or children that are not a plain dict (TorchScript), and
+    one whose instance has its own ``modules``/``named_modules``."""
     base = torch.nn.Module
     walk, named = base.modules, base.named_modules
-    if type(root).modules is not walk:
+    if type(root).modules is not walk or "modules" in root.__dict__:
         return list(root.modules())
     out: list[torch.nn.Module] = []
     seen: set[int] = set()
@@ -151,9 +152,11 @@ def _all_modules(root: torch.nn.Module) -> list[torch.nn.Module]:
         if mod is None:
             continue
         cls = type(mod)
-        children = mod.__dict__.get("_modules")
-        if cls.named_modules is not named or cls.__hash__ is not _OBJECT_HASH \
-                or cls.__eq__ is not _OBJECT_EQ or not isinstance(children, dict):
+        attrs = mod.__dict__
+        children = attrs.get("_modules")
+        if cls.named_modules is not named or "named_modules" in attrs \
+                or cls.__hash__ is not _OBJECT_HASH or cls.__eq__ is not _OBJECT_EQ \
+                or not isinstance(children, dict):
             return list(root.modules())
         if id(mod) in seen:
             continue
@@ -169,16 +172,17 @@ def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, 
     lists, module by module: read off the module's own buffer dict (None entries and a tensor
     registered twice in one module left out, as torch does), without its generator machinery
     (issue #9, eng44: 87 -> 7 us on all-MiniLM-L6's 122 modules). A class overriding
-    ``named_buffers``/``_named_members``, or a buffer dict that is not a plain dict
-    (TorchScript), is listed by torch."""
+    ``named_buffers``/``_named_members`` (or an instance with its own), or a buffer dict that
+    is not a plain dict (TorchScript), is listed by torch."""
     base = torch.nn.Module
     out: list[tuple[torch.nn.Module, str, torch.Tensor, int]] = []
     for mod in modules:
-        own = mod.__dict__.get("_buffers")
+        attrs = mod.__dict__
+        own = attrs.get("_buffers")
         cls = type(mod)
         if cls.named_buffers is not base.named_buffers or \
                 cls._named_members is not base._named_members or \
-                not isinstance(own, dict):
+                "named_buffers" in attrs or "_named_members" in attrs or not isinstance(own, dict):
             out.extend((mod, name, b, b._version) for name, b in mod.named_buffers(recurse=False))
         elif own:
             seen: set[int] = set()
@@ -922,8 +926,8 @@ def _unique_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     session reads them), without ``named_parameters``' generators and its set of tensors hashed
     by ``Tensor.__hash__`` (issue #9, eng43: 6.4 -> 5.0 us on a 3-layer MLP, 138 -> 104 us per
     call on all-MiniLM-L6's 121 modules)."""
-    cls, base = type(module), torch.nn.Module
-    if any(getattr(cls, n) is not getattr(base, n) for n in _PARAMETER_WALK):
+    cls, base, attrs = type(module), torch.nn.Module, module.__dict__
+    if any(getattr(cls, n) is not getattr(base, n) or n in attrs for n in _PARAMETER_WALK):
         return list(module.parameters())  # a module that lists its parameters its own way
     seen: set[int] = set()
     out: list[torch.Tensor] = []
