@@ -124,7 +124,11 @@ class _Splice(torch.nn.Module):
         # identical calls differed by 2.36. The explained model's own modules are the session's.
         own = {id(m) for m in model.modules()} if model is not None else set()
         own.update(id(m) for m in self.modules())
-        found = [m for fn in self._fns for m in modules_reached(fn)]
+        walks = [_reached(fn, _REACH_DEPTH) for fn in self._fns]
+        found = [m for mods, _ in walks for m in mods]
+        # the plain tensors they compute with (a dictionary held as tensors in a closure, a dict
+        # loaded from a file): fingerprinted with the modules' weights (a plain tuple, not state)
+        self._plain = tuple({id(t): t for _, ts in walks for t in ts}.values())
         extra: list[torch.nn.Module] = []
         for m in found:
             if id(m) not in own:
@@ -201,13 +205,28 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
     ``functools.partial``'s function and arguments, a function's closure cells, defaults and the
     globals its code names (nested code too), and what those reach in turn, to ``depth`` levels
     of functions and containers (lists, tuples, dicts). Each module once, in the order found."""
+    return _reached(fn, depth)[0]
+
+
+def tensors_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.Tensor]:
+    """The tensors a callable computes with outside any module it reaches (found as
+    :func:`modules_reached` finds modules: a dictionary's weights held in a closure, a dict of
+    tensors loaded from a file, a plain object's attributes). Each tensor once, in the order found."""
+    return _reached(fn, depth)[1]
+
+
+def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Tensor]]:
     out: dict[int, torch.nn.Module] = {}
+    tensors: dict[int, torch.Tensor] = {}
     seen: set[int] = set()
 
     def visit(obj: Any, left: int) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            tensors.setdefault(id(obj), obj)
+            return
         if isinstance(obj, torch.nn.Module):
             out.setdefault(id(obj), obj)
             return
@@ -246,7 +265,7 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
             visit(vars(obj), left - 1)
 
     visit(fn, depth)
-    return list(out.values())
+    return list(out.values()), list(tensors.values())
 
 
 #: byte code that reads a global by name (LOAD_NAME: module-level and exec'd code; Python 3.12+:
@@ -278,8 +297,9 @@ def _module_behind(fn: Any) -> torch.nn.Module | None:
 
 def _weights_digest(splice: torch.nn.Module) -> str:
     """A short sha1 of the encoder's and decoder's parameters and buffers (bytes as stored, so
-    bfloat16 too; one module behind both is read once); "" when both are plain functions
-    (nothing to fingerprint). About 1.4 s per GB of weights."""
+    bfloat16 too; one module behind both is read once), or, where there are none, of the plain
+    tensors they hold or reach; "" when they compute with no tensor at all (nothing to
+    fingerprint). About 1.4 s per GB of weights."""
     fns = getattr(splice, "_fns", ())
     modules: list[torch.nn.Module] = []
     reached = getattr(splice, "reached", None)  # modules a plain function reaches (closure, ...)
@@ -287,6 +307,16 @@ def _weights_digest(splice: torch.nn.Module) -> str:
         if mod is not None and all(mod is not m for m in modules):
             modules.append(mod)
     tensors = [t for mod in modules for t in (*mod.parameters(), *mod.buffers())]
+    if not tensors:
+        # no parameter or buffer: the dictionary is plain tensors, held in a closure (a dict of
+        # tensors loaded from a file), by a plain object, or as a module's plain attributes
+        # (``self.W_enc = torch.load(...)``). Read none, two dictionaries of one width (a
+        # retrained SAE) gave one key, and credits explained with one were scored on the
+        # other's game silently (shapley_error 2.14 where the own game gives 0). (Not read
+        # beside parameters: a module's plain tensors there may be per-pass caches.)
+        plain = [t for mod in modules for k in mod.modules() for t in vars(k).values() if isinstance(t, torch.Tensor)]
+        tensors = list({id(t): t for t in (*plain, *getattr(splice, "_plain", ()))
+                        if t.layout == torch.strided and not t.is_meta}.values())
     if not tensors:
         return ""
     h = hashlib.sha1()

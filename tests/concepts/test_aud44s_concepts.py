@@ -1,0 +1,79 @@
+"""Audit aud44s (stop 44): SAE latents, TCAV and CRAFT against truths computed outside tribute.
+
+- An SAE whose dictionary is plain tensors (held in a closure, a dict of tensors loaded from a
+  file, a module's plain attributes) had an empty weights digest: two dictionaries of one width
+  (a retrained SAE) gave the same component-site keys, and credits explained with one were
+  scored on the other's game silently (shapley_error 2.14 where the credits' own game gives 0).
+  Truth: the credits are about the first dictionary's latents; exact Shapley on the own game has
+  shapley_error 0 (efficiency and the values by enumeration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tribute
+
+Weights = dict[str, torch.Tensor]
+
+
+def _net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).double().eval()
+
+
+def _weights(seed: int) -> Weights:
+    g = torch.Generator().manual_seed(seed)
+    return {"W_enc": torch.randn(6, 3, generator=g, dtype=torch.float64),
+            "W_dec": torch.randn(3, 6, generator=g, dtype=torch.float64)}
+
+
+class _PlainModule(nn.Module):
+    """A dictionary kept as plain tensor attributes (not parameters): ``sae.W_enc = state[...]``."""
+
+    def __init__(self, w: Weights) -> None:
+        super().__init__()
+        self.W_enc = w["W_enc"]
+        self.W_dec = w["W_dec"]
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.relu(a @ self.W_enc)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.W_dec
+
+
+def _closure_sae(w: Weights) -> tribute.SAE:
+    def encode(a: torch.Tensor) -> torch.Tensor:
+        return torch.relu(a @ w["W_enc"])
+
+    return tribute.SAE(encode, lambda z: z @ w["W_dec"], at="1")
+
+
+def _module_sae(w: Weights) -> tribute.SAE:
+    m = _PlainModule(w)
+    return tribute.SAE(m.encode, m.decode, at="1")
+
+
+@pytest.mark.parametrize("form", [_closure_sae, _module_sae], ids=["closure_dict", "plain_module_attributes"])
+def test_credits_of_a_plain_tensor_sae_are_not_scored_on_another_dictionarys_game(
+        form: Callable[[Weights], tribute.SAE]) -> None:
+    net = _net()
+    x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    first, other = _weights(1), _weights(2)
+    attr = tribute.explain(net, x, method="exact_shapley", target=0, players=tribute.components(net, sae=form(first)))
+    theirs = tribute.explain(net, x, method="exact_shapley", target=0,
+                             players=tribute.components(net, sae=form(other)))
+    # the two dictionaries' credits are far apart: scoring one on the other's game is no check
+    assert float(np.abs(np.asarray(attr.values) - np.asarray(theirs.values)).max()) > 0.5
+    with pytest.raises(tribute.InputError, match="component site 0"):
+        tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(other)))
+    # the same dictionary (a new SAE object over equal tensors) is the same game: exact Shapley's error is 0
+    same = {k: v.clone() for k, v in first.items()}
+    ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(same)))
+    assert float(np.max(np.abs(ok.scores))) < 1e-9
