@@ -77,3 +77,45 @@ def test_credits_of_a_plain_tensor_sae_are_not_scored_on_another_dictionarys_gam
     same = {k: v.clone() for k, v in first.items()}
     ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(same)))
     assert float(np.max(np.abs(ok.scores))) < 1e-9
+
+
+class _SlotsConfig:
+    """A ``__slots__`` config whose ``__getattr__`` looks names up in a dict (KeyError, not
+    AttributeError, for a missing one, ``__dict__`` included)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, **values: float) -> None:
+        self.values = values
+
+    def __getattr__(self, name: str) -> float:
+        return self.values[name]
+
+
+def test_an_sae_function_naming_an_object_without_a_readable_dict_is_credited() -> None:
+    net = _net()
+    x = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    w = _weights(1)
+    cfg = _SlotsConfig(scale=2.0)
+
+    def encode(a: torch.Tensor) -> torch.Tensor:
+        return torch.relu(a @ w["W_enc"]) * cfg.scale
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return z @ w["W_dec"]
+
+    # before: building the players failed with KeyError: '__dict__' (the reach read cfg.__dict__)
+    attr = tribute.explain(net, x, method="feature_ablation", target=1,
+                           players=tribute.components(net, sae=tribute.SAE(encode, decode, at="1")))
+
+    def value(keep: torch.Tensor, error: bool) -> torch.Tensor:  # hand splice, zero ablation
+        h = torch.relu(net[0](x))
+        z = encode(h)
+        out: torch.Tensor = net[2](decode(z * keep) + (h - decode(z)) * float(error))[:, 1]
+        return out
+
+    with torch.no_grad():
+        full = value(torch.ones(3, dtype=torch.float64), True)
+        truth = [full - value((torch.arange(3) != j).double(), True) for j in range(3)]
+        truth.append(full - value(torch.ones(3, dtype=torch.float64), False))
+    np.testing.assert_allclose(np.asarray(attr.values), torch.stack(truth, 1).numpy(), atol=1e-12)

@@ -256,16 +256,27 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
         elif isinstance(obj, dict):
             for o in list(obj.values())[:_REACH_ITEMS]:
                 visit(o, left - 1)
-        elif not isinstance(obj, (type, types.ModuleType)) and isinstance(getattr(obj, "__dict__", None), dict):
+        elif not isinstance(obj, (type, types.ModuleType)) and isinstance(state := _state(obj), dict):
             # an object's state (the wrapper behind a bound method: ``wrapper.encode``) and a
             # callable object's own __call__ (its class's or a base's)
             call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
             if isinstance(call, types.FunctionType):
                 visit(call, left - 1)
-            visit(vars(obj), left - 1)
+            visit(state, left - 1)
 
     visit(fn, depth)
     return list(out.values()), list(tensors.values())
+
+
+def _state(obj: Any) -> Any:
+    """``obj.__dict__``, or None where reading it fails: an object whose ``__getattr__`` raises
+    something else than AttributeError for a missing ``__dict__`` (a ``__slots__`` class looking
+    names up in a dict: KeyError) made building the SAE's players fail with ``KeyError:
+    '__dict__'``, for an object the SAE's function merely names."""
+    try:
+        return getattr(obj, "__dict__", None)
+    except Exception:
+        return None
 
 
 #: byte code that reads a global by name (LOAD_NAME: module-level and exec'd code; Python 3.12+:
