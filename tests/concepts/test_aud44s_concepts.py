@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,3 +120,46 @@ def test_an_sae_function_naming_an_object_without_a_readable_dict_is_credited() 
         truth = [full - value((torch.arange(3) != j).double(), True) for j in range(3)]
         truth.append(full - value(torch.ones(3, dtype=torch.float64), False))
     np.testing.assert_allclose(np.asarray(attr.values), torch.stack(truth, 1).numpy(), atol=1e-12)
+
+
+def _cnn() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(6, 3)).eval()
+
+
+class _ChannelsLastModel(nn.Module):
+    """Takes images x height x width x channels and permutes them itself."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x.permute(0, 3, 1, 2))
+        return out
+
+
+def test_craft_refuses_channels_last_images_instead_of_cropping_width_and_colour() -> None:
+    images = torch.rand(3, 16, 16, 3, generator=torch.Generator().manual_seed(0))  # numpy / PIL layout
+    kw: dict[str, Any] = {"target": 2, "n_concepts": 2, "n_crops": 5, "n_designs": 8}
+    # before: a model permuting its input ran on 1-pixel crops across width and colour (crop_boxes of
+    # size 1, concept maps 16 x 3) without a word; an images x C x H x W model's failure blamed resize=False
+    for model, layer in ((_ChannelsLastModel(_cnn()), "net.1"), (_cnn(), "1")):
+        with pytest.raises(tribute.InputError, match=r"channels-last.*permute\(0, 3, 1, 2\)"):
+            tribute.craft(model, images, layer=layer, **kw)
+    # the layout the message asks for: crops of half the side, maps of the images' size
+    res = tribute.craft(_cnn(), images.permute(0, 3, 1, 2), layer="1", **kw)
+    assert set(res.crop_boxes[:, 3].tolist()) == {8} and res.concept_maps.shape == (3, 2, 16, 16)
+    # images x C x H x W with a narrow width (3 channels, width 4) are not taken for channels-last
+    narrow = tribute.craft(_cnn(), torch.rand(2, 3, 8, 4), layer="1", **kw)
+    assert narrow.concept_maps.shape == (2, 2, 8, 4)
+
+
+def test_craft_blames_resize_false_only_when_the_crops_were_kept_at_their_own_size() -> None:
+    torch.manual_seed(0)
+    wrong = nn.Sequential(nn.Conv2d(5, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    images = torch.rand(2, 3, 8, 8)  # 3 channels for a 5-channel model: not a resize problem
+    with pytest.raises(tribute.InputError, match="check that the model takes") as err:
+        tribute.craft(wrong, images, layer="1", target=0, n_concepts=2, n_crops=4, n_designs=4)
+    assert "resize=False" not in str(err.value)
