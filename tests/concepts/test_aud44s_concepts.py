@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 import tribute
+from tribute_testing import DropoutSAE
 
 Weights = dict[str, torch.Tensor]
 
@@ -163,3 +165,70 @@ def test_craft_blames_resize_false_only_when_the_crops_were_kept_at_their_own_si
     with pytest.raises(tribute.InputError, match="check that the model takes") as err:
         tribute.craft(wrong, images, layer="1", target=0, n_concepts=2, n_crops=4, n_designs=4)
     assert "resize=False" not in str(err.value)
+
+
+# an SAE in training mode (a dropout in its encoder) reached through a class attribute or a Python
+# module's attribute: the reach skipped classes and Python modules, so it stayed in training mode
+_saelib = types.ModuleType("_aud44s_saelib")  # as ``import my_saes`` gives it
+_saelib.sae = DropoutSAE().train()  # type: ignore[attr-defined]
+
+
+def _lib_encode(a: torch.Tensor) -> torch.Tensor:
+    out: torch.Tensor = _saelib.sae.encode(a)
+    return out
+
+
+class _Holder:
+    sae = DropoutSAE().train()
+
+    @classmethod
+    def encode(cls, a: torch.Tensor) -> torch.Tensor:
+        return cls.sae.encode(a)
+
+
+class _Static:
+    sae = DropoutSAE().train()
+
+    @staticmethod
+    def encode(a: torch.Tensor) -> torch.Tensor:
+        return _Static.sae.encode(a)
+
+
+_FORMS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], DropoutSAE]] = {
+    "python_module_attribute": (_lib_encode, _saelib.sae),
+    "classmethod": (_Holder.encode, _Holder.sae),
+    "class_attribute_in_a_lambda": (lambda a: _Holder.sae.encode(a), _Holder.sae),
+    "staticmethod": (_Static.encode, _Static.sae),
+}
+
+
+@pytest.mark.parametrize("form", list(_FORMS))
+def test_an_sae_reached_through_a_class_or_module_attribute_runs_in_eval_mode(form: str) -> None:
+    encode, sm = _FORMS[form]
+    g = torch.Generator().manual_seed(6)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    x = torch.randn(5, 3, dtype=torch.float64, generator=g)
+    # the decoder is the module sm.d: only the encoder's form can reach the dropout
+    sae = tribute.SAE(encode, sm.d, at="1")
+    got = [np.asarray(tribute.explain(net, x, method="feature_ablation", target=0,
+                                      players=tribute.components(net, sae=sae)).values) for _ in range(2)]
+    assert sm.training and sm.drop.training  # restored
+
+    with torch.no_grad():  # leave-one-out of the eval-mode splice, zero ablation, by hand
+        h = net[1](net[0](x))
+        z = torch.relu(sm.e(h))
+        rec = sm.d(z)
+        e = h - rec
+
+        def v(keep: torch.Tensor, err: float) -> torch.Tensor:
+            out: torch.Tensor = net[2](h + (sm.d(z * keep) - rec) + (e * err - e))[:, 0]
+            return out
+
+        full = v(torch.ones(5, dtype=torch.float64), 1.0)
+        truth = [full - v((torch.arange(5) != j).double(), 1.0) for j in range(5)]
+        truth.append(full - v(torch.ones(5, dtype=torch.float64), 0.0))
+    for g_ in got:  # before: two calls 0.08-0.13 apart, off the eval-mode truth by up to 0.08
+        np.testing.assert_allclose(g_, torch.stack(truth, 1).numpy(), atol=1e-12)

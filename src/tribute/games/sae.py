@@ -48,7 +48,7 @@ import dis
 import functools
 import hashlib
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -203,8 +203,10 @@ _REACH_ITEMS = 64
 def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]:
     """The torch modules a callable computes with: itself, a bound method's ``__self__``, a
     ``functools.partial``'s function and arguments, a function's closure cells, defaults and the
-    globals its code names (nested code too), and what those reach in turn, to ``depth`` levels
-    of functions and containers (lists, tuples, dicts). Each module once, in the order found."""
+    globals its code names (nested code too; of a global class or Python module, the attributes
+    the code names: ``Holder.enc``, ``my_saes.enc``; of a classmethod's class, likewise), and what
+    those reach in turn, to ``depth`` levels of functions and containers (lists, tuples, dicts).
+    Each module once, in the order found."""
     return _reached(fn, depth)[0]
 
 
@@ -238,6 +240,12 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
         elif isinstance(obj, types.MethodType):
             visit(obj.__self__, left - 1)
             visit(obj.__func__, left - 1)
+            if isinstance(obj.__self__, type) and isinstance(obj.__func__, types.FunctionType):
+                # a classmethod: the class attributes its code names (``cls.enc``)
+                for o in _named_members(obj.__self__, _attr_names(obj.__func__.__code__)):
+                    visit(o, left - 1)
+        elif isinstance(obj, (classmethod, staticmethod)):
+            visit(obj.__func__, left - 1)
         elif isinstance(obj, types.FunctionType):
             for cell in obj.__closure__ or ():
                 try:
@@ -247,8 +255,18 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
             for o in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
                 visit(o, left - 1)
             glob = obj.__globals__
+            attrs: list[str] | None = None
             for name in _code_names(obj.__code__):
-                if name in glob and not isinstance(glob[name], types.ModuleType):
+                if name not in glob:
+                    continue
+                if isinstance(glob[name], (type, types.ModuleType)):
+                    # a class or a Python module is not walked, only the attributes the code
+                    # names on it (``Holder.enc(a)``, ``import my_saes; my_saes.enc(a)``): those
+                    # stayed in training mode (a dropout made two identical calls differ by 0.08)
+                    attrs = _attr_names(obj.__code__) if attrs is None else attrs
+                    for o in _named_members(glob[name], attrs):
+                        visit(o, left - 1)
+                else:
                     visit(glob[name], left - 1)
         elif isinstance(obj, (list, tuple)):
             for o in obj[:_REACH_ITEMS]:
@@ -295,6 +313,35 @@ def _code_names(code: types.CodeType) -> list[str]:
         if isinstance(const, types.CodeType):
             names += _code_names(const)
     return names
+
+
+def _attr_names(code: types.CodeType) -> list[str]:
+    """Every name a code object (and the code nested in it) uses: globals and attribute names."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _attr_names(const)
+    return list(dict.fromkeys(names))
+
+
+def _named_members(holder: type | types.ModuleType, names: list[str]) -> list[Any]:
+    """The members of a class (its own or a base's, as stored: a classmethod / staticmethod by its
+    function) or of a Python module that are among ``names``; never a Python module."""
+    spaces: list[Mapping[str, Any]] = ([vars(k) for k in holder.__mro__ if k is not object]
+                                       if isinstance(holder, type) else [vars(holder)])
+    out: list[Any] = []
+    for name in names:
+        if len(out) >= _REACH_ITEMS:
+            break
+        space = next((d for d in spaces if name in d), None)
+        if space is None:
+            continue
+        member = space[name]
+        if isinstance(member, (classmethod, staticmethod)):
+            member = member.__func__
+        if not isinstance(member, types.ModuleType):
+            out.append(member)
+    return out
 
 
 def _module_behind(fn: Any) -> torch.nn.Module | None:
