@@ -274,13 +274,20 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
         elif isinstance(obj, dict):
             for o in list(obj.values())[:_REACH_ITEMS]:
                 visit(o, left - 1)
-        elif not isinstance(obj, (type, types.ModuleType)) and isinstance(state := _state(obj), dict):
+        elif not isinstance(obj, (type, types.ModuleType)) and (
+                isinstance(state := _state(obj), dict) or (slots := _slot_values(obj))):
             # an object's state (the wrapper behind a bound method: ``wrapper.encode``) and a
             # callable object's own __call__ (its class's or a base's)
             call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
             if isinstance(call, types.FunctionType):
                 visit(call, left - 1)
-            visit(state, left - 1)
+            if isinstance(state, dict):
+                visit(state, left - 1)
+                slots = _slot_values(obj)
+            # a slotted object's state (``@dataclass(slots=True)``, ``attrs.define``): not walked, its
+            # SAE stayed in training mode (a dropout: two identical calls 2.25 apart)
+            for o in slots:
+                visit(o, left - 1)
 
     visit(fn, depth)
     return list(out.values()), list(tensors.values())
@@ -295,6 +302,26 @@ def _state(obj: Any) -> Any:
         return getattr(obj, "__dict__", None)
     except Exception:
         return None
+
+
+def _slot_values(obj: Any) -> list[Any]:
+    """The values of the ``__slots__`` an object's classes declare (set ones only; names
+    mangled as Python mangles them), at most ``_REACH_ITEMS``."""
+    out: list[Any] = []
+    for k in type(obj).__mro__:
+        declared = vars(k).get("__slots__", ())
+        for name in (declared,) if isinstance(declared, str) else declared:
+            if len(out) >= _REACH_ITEMS:
+                return out
+            if not isinstance(name, str) or name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{k.__name__.lstrip('_')}{name}"
+            try:
+                out.append(getattr(obj, name))
+            except Exception:  # an unset slot (AttributeError), a raising descriptor
+                continue
+    return out
 
 
 #: byte code that reads a global by name (LOAD_NAME: module-level and exec'd code; Python 3.12+:
