@@ -207,6 +207,13 @@ class _SlottedPair:
 
 _PAIR = _SlottedPair(DropoutSAE().train())
 
+
+def _class_in_a_closure() -> tuple[Callable[[torch.Tensor], torch.Tensor], DropoutSAE]:
+    class Local:
+        sae = DropoutSAE().train()
+
+    return (lambda a: Local.sae.encode(a)), Local.sae
+
 _FORMS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], DropoutSAE]] = {
     "python_module_attribute": (_lib_encode, _saelib.sae),
     "classmethod": (_Holder.encode, _Holder.sae),
@@ -214,6 +221,7 @@ _FORMS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], DropoutSAE]] = {
     "staticmethod": (_Static.encode, _Static.sae),
     "slotted_dataclass_method": (_PAIR.encode, _PAIR.sae),
     "lambda_over_a_slotted_object": (lambda a: _PAIR.sae.encode(a), _PAIR.sae),
+    "class_in_a_closure": _class_in_a_closure(),
 }
 
 

@@ -247,27 +247,26 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
         elif isinstance(obj, (classmethod, staticmethod)):
             visit(obj.__func__, left - 1)
         elif isinstance(obj, types.FunctionType):
+            reads: list[Any] = []
             for cell in obj.__closure__ or ():
                 try:
-                    visit(cell.cell_contents, left - 1)
+                    reads.append(cell.cell_contents)
                 except ValueError:  # an empty cell
                     pass
-            for o in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
-                visit(o, left - 1)
+            reads += [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()]
             glob = obj.__globals__
+            reads += [glob[name] for name in _code_names(obj.__code__) if name in glob]
             attrs: list[str] | None = None
-            for name in _code_names(obj.__code__):
-                if name not in glob:
-                    continue
-                if isinstance(glob[name], (type, types.ModuleType)):
+            for o in reads:
+                if isinstance(o, (type, types.ModuleType)):
                     # a class or a Python module is not walked, only the attributes the code
                     # names on it (``Holder.enc(a)``, ``import my_saes; my_saes.enc(a)``): those
                     # stayed in training mode (a dropout made two identical calls differ by 0.08)
                     attrs = _attr_names(obj.__code__) if attrs is None else attrs
-                    for o in _named_members(glob[name], attrs):
-                        visit(o, left - 1)
+                    for member in _named_members(o, attrs):
+                        visit(member, left - 1)
                 else:
-                    visit(glob[name], left - 1)
+                    visit(o, left - 1)
         elif isinstance(obj, (list, tuple)):
             for o in obj[:_REACH_ITEMS]:
                 visit(o, left - 1)
