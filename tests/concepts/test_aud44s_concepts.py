@@ -208,6 +208,25 @@ class _SlottedPair:
 _PAIR = _SlottedPair(DropoutSAE().train())
 
 
+class _ClassAttribute:
+    sae = DropoutSAE().train()
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        return self.sae.encode(a)
+
+
+_REGISTRY = {"sae": DropoutSAE().train()}
+
+
+class _Property:
+    @property
+    def sae(self) -> DropoutSAE:
+        return _REGISTRY["sae"]
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        return self.sae.encode(a)
+
+
 def _class_in_a_closure() -> tuple[Callable[[torch.Tensor], torch.Tensor], DropoutSAE]:
     class Local:
         sae = DropoutSAE().train()
@@ -222,6 +241,8 @@ _FORMS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], DropoutSAE]] = {
     "slotted_dataclass_method": (_PAIR.encode, _PAIR.sae),
     "lambda_over_a_slotted_object": (lambda a: _PAIR.sae.encode(a), _PAIR.sae),
     "class_in_a_closure": _class_in_a_closure(),
+    "class_attribute_via_self": (_ClassAttribute().encode, _ClassAttribute.sae),
+    "property_via_self": (_Property().encode, _REGISTRY["sae"]),
 }
 
 

@@ -240,9 +240,12 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
         elif isinstance(obj, types.MethodType):
             visit(obj.__self__, left - 1)
             visit(obj.__func__, left - 1)
-            if isinstance(obj.__self__, type) and isinstance(obj.__func__, types.FunctionType):
-                # a classmethod: the class attributes its code names (``cls.enc``)
-                for o in _named_members(obj.__self__, _attr_names(obj.__func__.__code__)):
+            if isinstance(obj.__func__, types.FunctionType) and not isinstance(obj.__self__, torch.nn.Module):
+                # the class attributes its code names (a classmethod's ``cls.enc``; a method's
+                # ``self.sae`` where ``sae`` is a class attribute or a property): they stayed in
+                # training mode (a dropout: two identical calls 1.47 / 1.91 apart)
+                owner = obj.__self__ if isinstance(obj.__self__, type) else type(obj.__self__)
+                for o in _named_members(owner, _attr_names(obj.__func__.__code__)):
                     visit(o, left - 1)
         elif isinstance(obj, (classmethod, staticmethod)):
             visit(obj.__func__, left - 1)
@@ -280,6 +283,8 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
             call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
             if isinstance(call, types.FunctionType):
                 visit(call, left - 1)
+                for o in _named_members(type(obj), _attr_names(call.__code__)):
+                    visit(o, left - 1)
             if isinstance(state, dict):
                 visit(state, left - 1)
                 slots = _slot_values(obj)
@@ -352,7 +357,8 @@ def _attr_names(code: types.CodeType) -> list[str]:
 
 def _named_members(holder: type | types.ModuleType, names: list[str]) -> list[Any]:
     """The members of a class (its own or a base's, as stored: a classmethod / staticmethod by its
-    function) or of a Python module that are among ``names``; never a Python module."""
+    function, a property by its getter) or of a Python module that are among ``names``; never a
+    Python module."""
     spaces: list[Mapping[str, Any]] = ([vars(k) for k in holder.__mro__ if k is not object]
                                        if isinstance(holder, type) else [vars(holder)])
     out: list[Any] = []
@@ -365,6 +371,8 @@ def _named_members(holder: type | types.ModuleType, names: list[str]) -> list[An
         member = space[name]
         if isinstance(member, (classmethod, staticmethod)):
             member = member.__func__
+        elif isinstance(member, property):
+            member = member.fget
         if not isinstance(member, types.ModuleType):
             out.append(member)
     return out
