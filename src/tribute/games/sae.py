@@ -48,7 +48,7 @@ import dis
 import functools
 import hashlib
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -124,7 +124,11 @@ class _Splice(torch.nn.Module):
         # identical calls differed by 2.36. The explained model's own modules are the session's.
         own = {id(m) for m in model.modules()} if model is not None else set()
         own.update(id(m) for m in self.modules())
-        found = [m for fn in self._fns for m in modules_reached(fn)]
+        walks = [_reached(fn, _REACH_DEPTH) for fn in self._fns]
+        found = [m for mods, _ in walks for m in mods]
+        # the plain tensors they compute with (a dictionary held as tensors in a closure, a dict
+        # loaded from a file): fingerprinted with the modules' weights (a plain tuple, not state)
+        self._plain = tuple({id(t): t for _, ts in walks for t in ts}.values())
         extra: list[torch.nn.Module] = []
         for m in found:
             if id(m) not in own:
@@ -199,15 +203,32 @@ _REACH_ITEMS = 64
 def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]:
     """The torch modules a callable computes with: itself, a bound method's ``__self__``, a
     ``functools.partial``'s function and arguments, a function's closure cells, defaults and the
-    globals its code names (nested code too), and what those reach in turn, to ``depth`` levels
-    of functions and containers (lists, tuples, dicts). Each module once, in the order found."""
+    globals its code names (nested code too; of a global class or Python module, the attributes
+    the code names: ``Holder.enc``, ``my_saes.enc``; of a classmethod's class, likewise), and what
+    those reach in turn, to ``depth`` levels of functions and containers (lists, tuples, dicts).
+    Each module once, in the order found."""
+    return _reached(fn, depth)[0]
+
+
+def tensors_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.Tensor]:
+    """The tensors a callable computes with outside any module it reaches (found as
+    :func:`modules_reached` finds modules: a dictionary's weights held in a closure, a dict of
+    tensors loaded from a file, a plain object's attributes). Each tensor once, in the order found."""
+    return _reached(fn, depth)[1]
+
+
+def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Tensor]]:
     out: dict[int, torch.nn.Module] = {}
+    tensors: dict[int, torch.Tensor] = {}
     seen: set[int] = set()
 
     def visit(obj: Any, left: int) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            tensors.setdefault(id(obj), obj)
+            return
         if isinstance(obj, torch.nn.Module):
             out.setdefault(id(obj), obj)
             return
@@ -219,34 +240,92 @@ def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]
         elif isinstance(obj, types.MethodType):
             visit(obj.__self__, left - 1)
             visit(obj.__func__, left - 1)
+            if isinstance(obj.__func__, types.FunctionType) and not isinstance(obj.__self__, torch.nn.Module):
+                # the class attributes its code names (a classmethod's ``cls.enc``; a method's
+                # ``self.sae`` where ``sae`` is a class attribute or a property): they stayed in
+                # training mode (a dropout: two identical calls 1.47 / 1.91 apart)
+                owner = obj.__self__ if isinstance(obj.__self__, type) else type(obj.__self__)
+                for o in _named_members(owner, _attr_names(obj.__func__.__code__)):
+                    visit(o, left - 1)
+        elif isinstance(obj, (classmethod, staticmethod)):
+            visit(obj.__func__, left - 1)
         elif isinstance(obj, types.FunctionType):
+            reads: list[Any] = []
             for cell in obj.__closure__ or ():
                 try:
-                    visit(cell.cell_contents, left - 1)
+                    reads.append(cell.cell_contents)
                 except ValueError:  # an empty cell
                     pass
-            for o in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
-                visit(o, left - 1)
+            reads += [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()]
             glob = obj.__globals__
-            for name in _code_names(obj.__code__):
-                if name in glob and not isinstance(glob[name], types.ModuleType):
-                    visit(glob[name], left - 1)
+            reads += [glob[name] for name in _code_names(obj.__code__) if name in glob]
+            attrs: list[str] | None = None
+            for o in reads:
+                if isinstance(o, (type, types.ModuleType)):
+                    # a class or a Python module is not walked, only the attributes the code
+                    # names on it (``Holder.enc(a)``, ``import my_saes; my_saes.enc(a)``): those
+                    # stayed in training mode (a dropout made two identical calls differ by 0.08)
+                    attrs = _attr_names(obj.__code__) if attrs is None else attrs
+                    for member in _named_members(o, attrs):
+                        visit(member, left - 1)
+                else:
+                    visit(o, left - 1)
         elif isinstance(obj, (list, tuple)):
             for o in obj[:_REACH_ITEMS]:
                 visit(o, left - 1)
         elif isinstance(obj, dict):
             for o in list(obj.values())[:_REACH_ITEMS]:
                 visit(o, left - 1)
-        elif not isinstance(obj, (type, types.ModuleType)) and isinstance(getattr(obj, "__dict__", None), dict):
+        elif not isinstance(obj, (type, types.ModuleType)) and (
+                isinstance(state := _state(obj), dict) or (slots := _slot_values(obj))):
             # an object's state (the wrapper behind a bound method: ``wrapper.encode``) and a
             # callable object's own __call__ (its class's or a base's)
             call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
             if isinstance(call, types.FunctionType):
                 visit(call, left - 1)
-            visit(vars(obj), left - 1)
+                for o in _named_members(type(obj), _attr_names(call.__code__)):
+                    visit(o, left - 1)
+            if isinstance(state, dict):
+                visit(state, left - 1)
+                slots = _slot_values(obj)
+            # a slotted object's state (``@dataclass(slots=True)``, ``attrs.define``): not walked, its
+            # SAE stayed in training mode (a dropout: two identical calls 2.25 apart)
+            for o in slots:
+                visit(o, left - 1)
 
     visit(fn, depth)
-    return list(out.values())
+    return list(out.values()), list(tensors.values())
+
+
+def _state(obj: Any) -> Any:
+    """``obj.__dict__``, or None where reading it fails: an object whose ``__getattr__`` raises
+    something else than AttributeError for a missing ``__dict__`` (a ``__slots__`` class looking
+    names up in a dict: KeyError) made building the SAE's players fail with ``KeyError:
+    '__dict__'``, for an object the SAE's function merely names."""
+    try:
+        return getattr(obj, "__dict__", None)
+    except Exception:
+        return None
+
+
+def _slot_values(obj: Any) -> list[Any]:
+    """The values of the ``__slots__`` an object's classes declare (set ones only; names
+    mangled as Python mangles them), at most ``_REACH_ITEMS``."""
+    out: list[Any] = []
+    for k in type(obj).__mro__:
+        declared = vars(k).get("__slots__", ())
+        for name in (declared,) if isinstance(declared, str) else declared:
+            if len(out) >= _REACH_ITEMS:
+                return out
+            if not isinstance(name, str) or name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{k.__name__.lstrip('_')}{name}"
+            try:
+                out.append(getattr(obj, name))
+            except Exception:  # an unset slot (AttributeError), a raising descriptor
+                continue
+    return out
 
 
 #: byte code that reads a global by name (LOAD_NAME: module-level and exec'd code; Python 3.12+:
@@ -267,6 +346,38 @@ def _code_names(code: types.CodeType) -> list[str]:
     return names
 
 
+def _attr_names(code: types.CodeType) -> list[str]:
+    """Every name a code object (and the code nested in it) uses: globals and attribute names."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _attr_names(const)
+    return list(dict.fromkeys(names))
+
+
+def _named_members(holder: type | types.ModuleType, names: list[str]) -> list[Any]:
+    """The members of a class (its own or a base's, as stored: a classmethod / staticmethod by its
+    function, a property by its getter) or of a Python module that are among ``names``; never a
+    Python module."""
+    spaces: list[Mapping[str, Any]] = ([vars(k) for k in holder.__mro__ if k is not object]
+                                       if isinstance(holder, type) else [vars(holder)])
+    out: list[Any] = []
+    for name in names:
+        if len(out) >= _REACH_ITEMS:
+            break
+        space = next((d for d in spaces if name in d), None)
+        if space is None:
+            continue
+        member = space[name]
+        if isinstance(member, (classmethod, staticmethod)):
+            member = member.__func__
+        elif isinstance(member, property):
+            member = member.fget
+        if not isinstance(member, types.ModuleType):
+            out.append(member)
+    return out
+
+
 def _module_behind(fn: Any) -> torch.nn.Module | None:
     """The module a callable computes with: itself, the module of a bound method (SAELens'
     ``sae.encode``), or of a ``functools.partial`` of one; None for a plain function."""
@@ -278,8 +389,9 @@ def _module_behind(fn: Any) -> torch.nn.Module | None:
 
 def _weights_digest(splice: torch.nn.Module) -> str:
     """A short sha1 of the encoder's and decoder's parameters and buffers (bytes as stored, so
-    bfloat16 too; one module behind both is read once); "" when both are plain functions
-    (nothing to fingerprint). About 1.4 s per GB of weights."""
+    bfloat16 too; one module behind both is read once), or, where there are none, of the plain
+    tensors they hold or reach; "" when they compute with no tensor at all (nothing to
+    fingerprint). About 1.4 s per GB of weights."""
     fns = getattr(splice, "_fns", ())
     modules: list[torch.nn.Module] = []
     reached = getattr(splice, "reached", None)  # modules a plain function reaches (closure, ...)
@@ -287,6 +399,16 @@ def _weights_digest(splice: torch.nn.Module) -> str:
         if mod is not None and all(mod is not m for m in modules):
             modules.append(mod)
     tensors = [t for mod in modules for t in (*mod.parameters(), *mod.buffers())]
+    if not tensors:
+        # no parameter or buffer: the dictionary is plain tensors, held in a closure (a dict of
+        # tensors loaded from a file), by a plain object, or as a module's plain attributes
+        # (``self.W_enc = torch.load(...)``). Read none, two dictionaries of one width (a
+        # retrained SAE) gave one key, and credits explained with one were scored on the
+        # other's game silently (shapley_error 2.14 where the own game gives 0). (Not read
+        # beside parameters: a module's plain tensors there may be per-pass caches.)
+        plain = [t for mod in modules for k in mod.modules() for t in vars(k).values() if isinstance(t, torch.Tensor)]
+        tensors = list({id(t): t for t in (*plain, *getattr(splice, "_plain", ()))
+                        if t.layout == torch.strided and not t.is_meta}.values())
     if not tensors:
         return ""
     h = hashlib.sha1()

@@ -257,6 +257,16 @@ def _as_images(images: Any) -> torch.Tensor:
                          f"shape {tuple(t.shape)} dtype {t.dtype}.")
     if not torch.isfinite(t).all():
         raise InputError("craft: images hold NaN or inf values.")
+    if t.shape[-1] <= 4 < t.shape[1] and t.shape[-1] < t.shape[2]:
+        # channels-last images (n, H, W, 3), as numpy / PIL give them: CRAFT crops axes 2 and 3,
+        # so it cut 1-pixel crops across the WIDTH and the colour channels (crop_boxes of size 1,
+        # concept maps of shape W x C) and ran silently for a model that permutes them itself;
+        # for an images x C x H x W model the failure blamed resize=False
+        raise InputError(
+            f"craft: images of shape {tuple(t.shape)} look channels-last (images x height x width x channels); "
+            "CRAFT crops and maps images x channels x height x width. Pass images.permute(0, 3, 1, 2) "
+            "(np.transpose(images, (0, 3, 1, 2))), with a model that takes that layout (wrap a channels-last "
+            "model in a module that permutes its input back).")
     return t.detach().cpu()
 
 
@@ -352,9 +362,13 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
     try:
         a_crops = runner.activations(crops)
     except RuntimeError as exc:  # a crop the model cannot take (a Linear head after resize=False, most often)
-        raise InputError(f"craft: the model fails on the crops (shape {tuple(crops.shape)}): {exc}. Crops kept at "
-                         "their own size (resize=False) need a model that takes any image size (fully "
-                         "convolutional, global pooling); use resize=True otherwise.") from exc
+        if tuple(crops.shape[2:]) != tuple(images.shape[2:]):
+            hint = ("Crops kept at their own size (resize=False) need a model that takes any image size (fully "
+                    "convolutional, global pooling); use resize=True otherwise.")
+        else:  # crops of the images' own size: resize=False is not the cause
+            hint = (f"The crops have the images' shape {tuple(images.shape[1:])}: check that the model takes "
+                    "images x channels x height x width.")
+        raise InputError(f"craft: the model fails on the crops (shape {tuple(crops.shape)}): {exc}. {hint}") from exc
     if n_concepts > a_crops.shape[1]:
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {a_crops.shape[1]} channels of layer "
                          f"{runner.path!r}; concepts are non-negative directions in that space, so use at most "
