@@ -158,3 +158,23 @@ def test_functions_calling_each_other_through_a_set_digest_alike_in_either_set_o
             break
     assert len(digests) == 2, "every copy iterated its set in one order: nothing was compared"
     assert len(set.union(*digests.values())) == 1, digests
+
+
+class _Picker:
+    def __init__(self, col: int) -> None:
+        self.col = col
+
+    def pick(self, y: Any) -> Any:
+        return y[:, self.col]
+
+
+def test_a_bound_method_target_records_what_it_reads_from_its_object(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    _job(out, _Picker(2).pick)
+    os.remove(out / "shards" / "shard-000001.npz")
+    # rows 4..7 would explain output 0, rows 0..3 output 2
+    with pytest.raises(InputError, match=r"settings\.explain\.target"):
+        _job(out, _Picker(0).pick, resume=True)
+    got, model, X = _job(out, _Picker(2).pick, resume=True)  # another object, the same state
+    ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=2)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)

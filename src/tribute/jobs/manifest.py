@@ -261,6 +261,15 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             h.update(b"<empty>")
     globs = getattr(fn, "__globals__", {})
     names = _code_names(fn.__code__)
+
+    def attributes(owner: str, attrs: Any) -> None:  # the attributes of an object it reads
+        for attr in names:
+            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
+                a = attrs[attr]
+                if callable(a) and not _is_user_code(a):
+                    continue
+                h.update(f"{owner}.{attr}=".encode() + value(a).encode())
+
     # the globals it reads, in nested code too (``sum(y[:, c] * W[c] for c in ...)``: a
     # changed ``W`` read in the generator resumed silently, aud44j), never a global that is only
     # named like an attribute it reads (``y.mean``)
@@ -294,12 +303,13 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             attrs = vars(g)  # a global config object: ``CFG.cols``
         else:
             continue
-        for attr in names:
-            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
-                a = attrs[attr]
-                if callable(a) and not _is_user_code(a):
-                    continue
-                h.update(f"{name}.{attr}=".encode() + value(a).encode())
+        attributes(name, attrs)
+    # a bound method (``target=picker.pick``): what it reads from its object (``self.col``);
+    # ``Picker(0).pick`` resumed a job of ``Picker(2).pick``, mixing shards of two outputs (aud44j)
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType) \
+            and isinstance(getattr(owner, "__dict__", None), (dict, types.MappingProxyType)):
+        attributes("self", vars(owner))
     out = h.hexdigest()
     memo[(id(fn), _depth)] = (fn, out)  # keeps fn alive: its id is not reused within the call
     return out
