@@ -178,3 +178,28 @@ def test_a_bound_method_target_records_what_it_reads_from_its_object(tmp_path: P
     got, model, X = _job(out, _Picker(2).pick, resume=True)  # another object, the same state
     ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=2)
     np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)
+
+
+def _column_target(cfg: Any) -> Any:
+    return lambda y: y[:, cfg.col]
+
+
+def _default_target(y: Any, cfg: Any = types.SimpleNamespace(col=2)) -> Any:
+    return y[:, cfg.col]
+
+
+def test_a_config_object_in_the_closure_records_what_the_target_reads(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    _job(out, _column_target(types.SimpleNamespace(col=2)))
+    os.remove(out / "shards" / "shard-000001.npz")
+    with pytest.raises(InputError, match=r"settings\.explain\.target"):
+        _job(out, _column_target(types.SimpleNamespace(col=0)), resume=True)
+    got, model, X = _job(out, _column_target(types.SimpleNamespace(col=2)), resume=True)
+    ref = tribute.explain(model, torch.from_numpy(X), method="exact_shapley", target=2)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(ref.values), rtol=0, atol=1e-12)
+
+
+def test_a_config_object_as_a_default_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = manifest.canonical(_default_target)["code_sha256"]
+    monkeypatch.setattr(_default_target, "__defaults__", (types.SimpleNamespace(col=0),))
+    assert manifest.canonical(_default_target)["code_sha256"] != before

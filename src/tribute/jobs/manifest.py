@@ -165,6 +165,15 @@ def _walk_key(x: Any, _depth: int = 0) -> str:
     return f"<{type(x).__module__}.{type(x).__qualname__}>"
 
 
+def _plain_object(g: Any) -> bool:
+    """Whether ``g`` is an object whose attributes a function reads as settings (a config
+    object, ``types.SimpleNamespace``): not None, a class, a callable, a tensor or an array."""
+    import torch
+
+    return g is not None and not isinstance(g, type) and not callable(g) and hasattr(g, "__dict__") \
+        and not isinstance(g, (torch.Tensor, np.ndarray))
+
+
 def _code_names(c: Any) -> list[str]:
     """The names a code object reads as globals or attributes, nested code's too (lambdas and,
     from Python 3.11 on, comprehensions: ``[y[:, c] * SCALE for c in ...]``), in order."""
@@ -298,8 +307,7 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             if not _is_user_code(g):
                 continue
             attrs = vars(g)
-        elif g is not None and not isinstance(g, type) and not callable(g) and hasattr(g, "__dict__") \
-                and not isinstance(g, (torch.Tensor, np.ndarray)):
+        elif _plain_object(g):
             attrs = vars(g)  # a global config object: ``CFG.cols``
         else:
             continue
@@ -310,6 +318,19 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     if owner is not None and not isinstance(owner, types.ModuleType) \
             and isinstance(getattr(owner, "__dict__", None), (dict, types.MappingProxyType)):
         attributes("self", vars(owner))
+    # likewise an object in its closure or defaults (``lambda y: y[:, cfg.col]`` made by a
+    # function of ``cfg``), recorded above by its type's name only (aud44j)
+    held: list[tuple[str, Any]] = []
+    for name, cell in zip(fn.__code__.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            held.append((name, cell.cell_contents))
+        except ValueError:  # an empty cell
+            pass
+    held += [(f"default{i}", d) for i, d in enumerate(getattr(fn, "__defaults__", None) or ())]
+    held += sorted((getattr(fn, "__kwdefaults__", None) or {}).items())
+    for name, obj in held:
+        if _plain_object(obj):
+            attributes(name, vars(obj))
     out = h.hexdigest()
     memo[(id(fn), _depth)] = (fn, out)  # keeps fn alive: its id is not reused within the call
     return out
