@@ -184,7 +184,10 @@ def _column_target(cfg: Any) -> Any:
     return lambda y: y[:, cfg.col]
 
 
-def _default_target(y: Any, cfg: Any = types.SimpleNamespace(col=2)) -> Any:
+_CFG2 = types.SimpleNamespace(col=2)
+
+
+def _default_target(y: Any, cfg: Any = _CFG2) -> Any:
     return y[:, cfg.col]
 
 
