@@ -206,3 +206,35 @@ def test_a_config_object_as_a_default_is_recorded(monkeypatch: pytest.MonkeyPatc
     before = manifest.canonical(_default_target)["code_sha256"]
     monkeypatch.setattr(_default_target, "__defaults__", (types.SimpleNamespace(col=0),))
     assert manifest.canonical(_default_target)["code_sha256"] != before
+
+
+_HEAD = torch.nn.Linear(3, 1)
+_WEIGHTS = [0.0, 0.0, 1.0]
+_SERIES: Any = None  # a pandas Series of _WEIGHTS, set by the test
+
+
+def _head_target(y: Any) -> Any:
+    return _HEAD(y)[:, 0]
+
+
+def _series_target(y: Any) -> Any:
+    return (y * torch.as_tensor(_SERIES.to_numpy(), dtype=y.dtype)).sum(1)
+
+
+def test_a_module_or_series_the_target_reads_is_recorded_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    pd = pytest.importorskip("pandas")
+    monkeypatch.setitem(globals(), "_SERIES", pd.Series(_WEIGHTS))
+    head, series = (manifest.canonical(f)["code_sha256"] for f in (_head_target, _series_target))
+    other = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        other.weight.copy_(-_HEAD.weight)
+        other.bias.copy_(_HEAD.bias)
+    monkeypatch.setitem(globals(), "_HEAD", other)  # explains another function of the outputs
+    monkeypatch.setitem(globals(), "_SERIES", pd.Series([1.0, 0.0, 0.0]))  # output 0, not 2
+    assert manifest.canonical(_head_target)["code_sha256"] != head
+    assert manifest.canonical(_series_target)["code_sha256"] != series
+    with torch.no_grad():
+        other.weight.mul_(-1)  # the first weights again, in another module object
+    monkeypatch.setitem(globals(), "_SERIES", pd.Series(list(_WEIGHTS)))  # equal values
+    assert manifest.canonical(_head_target)["code_sha256"] == head
+    assert manifest.canonical(_series_target)["code_sha256"] == series

@@ -227,6 +227,10 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             return "set(" + ", ".join(sorted(value(x) for x in sorted(v, key=_walk_key))) + ")"
         if isinstance(v, functools.partial):
             return f"partial({value(v.func)}; {value(v.args)}; {value(v.keywords)})"
+        if isinstance(v, torch.nn.Module):  # a module it calls (``HEAD(y)``): class and weights
+            from .model import fingerprint_model
+
+            return f"module:{fingerprint_model(v)}"
         try:
             return json.dumps(canonical(v, _function=function), sort_keys=True)
         except (InputError, TypeError, ValueError, RecursionError):
@@ -290,6 +294,10 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         # a tuple or list of columns and a torch tensor were not recorded: ``y[:, COLS]`` with
         # another ``COLS`` resumed silently
         if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor)):
+            h.update(f"{name}=".encode() + value(g).encode())
+        elif isinstance(g, torch.nn.Module) or (type(g).__module__.startswith("pandas")
+                                                and type(g).__name__ in ("DataFrame", "Series")):
+            # a module it calls and a pandas table or Series of weights were unrecorded (aud44j)
             h.update(f"{name}=".encode() + value(g).encode())
     # what rev42f found unrecorded (recorded after the above, so a function reading none of it
     # keeps the digest it had): dicts and sets, the user's functions, attributes read from the
