@@ -198,6 +198,11 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     not followed. Everything is hashed by value, never by address or hash order, so the digest
     is the same in every process.
 
+    And (aud44j) the globals read in nested code (a generator, an inner lambda), the attributes
+    read from a bound method's object and from objects in the closure or defaults, and a torch
+    module (class and weights) or pandas table the function reads. Names used only as
+    attribute names (``y.mean``) are not looked up among the globals.
+
     Each function is digested once per depth in one call (rev43s: without it, helpers calling
     helpers were digested once per call path, 8 calls each over 6 levels took 83 s); for call
     graphs without cycles that is the very digest a fresh walk gives."""
