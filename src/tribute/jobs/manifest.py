@@ -9,12 +9,14 @@ they decide where shards run, never what they contain.
 from __future__ import annotations
 
 import dataclasses
+import dis
 import functools
 import hashlib
 import json
 import os
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +34,25 @@ MANIFEST = "manifest.json"
 _COMPARED = ("format", "tribute_version", "settings", "model", "data")
 
 
-def canonical(obj: Any) -> Any:
-    """A JSON-able, address-free description of an explain argument (arrays by content hash)."""
+def canonical(obj: Any, *, _function: Callable[[Any], str] | None = None) -> Any:
+    """A JSON-able, address-free description of an explain argument (arrays by content hash).
+
+    ``_function`` (internal): how a Python function inside ``obj`` is digested; by default a
+    walk of its own (:func:`_function_digest`). A function's digest passes its own walk's, so
+    a function met again inside a global it reads (a registry list or dict of functions
+    calling each other) counts as itself instead of starting a fresh walk of its own: that
+    walk met the registry again, without end (aud44j: over 120 s at job start)."""
     import torch
+
+    def again(v: Any) -> Any:
+        return canonical(v, _function=_function)
 
     if isinstance(obj, (str, bool, int)) or obj is None:
         return obj
     if isinstance(obj, float):
         return obj if np.isfinite(obj) else repr(obj)
     if isinstance(obj, (np.integer, np.floating, np.bool_)):
-        return canonical(obj.item())
+        return again(obj.item())
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()
     if type(obj).__module__.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series"):
@@ -50,7 +61,7 @@ def canonical(obj: Any) -> Any:
         # an object array's bytes are its items' addresses, new in every process: a resume
         # of a job whose target read one (``classes_`` of string labels) was refused
         try:
-            items = json.dumps(canonical(obj.tolist()), sort_keys=True).encode()
+            items = json.dumps(again(obj.tolist()), sort_keys=True).encode()
         except (InputError, TypeError, ValueError, RecursionError):
             items = None
         if items is not None:
@@ -61,11 +72,11 @@ def canonical(obj: Any) -> Any:
         digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode() + arr.tobytes()).hexdigest()
         return {"array": {"sha256": digest, "shape": list(arr.shape), "dtype": str(arr.dtype)}}
     if isinstance(obj, dict):
-        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): again(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):
-        return [canonical(v) for v in obj]
+        return [again(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        fields = {f.name: again(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}", "fields": fields}
     if callable(obj) and hasattr(obj, "__qualname__"):
         out: dict[str, Any] = {"callable": f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"}
@@ -74,7 +85,7 @@ def canonical(obj: Any) -> Any:
             # ``target=lambda y: y.argmin(1)`` replaced ``y.argmax(1)`` (both
             # '__main__.<lambda>') was accepted and mixed shards explaining other classes
             try:
-                out["code_sha256"] = _function_digest(obj)
+                out["code_sha256"] = _function_digest(obj) if _function is None else _function(obj)
             except (AttributeError, TypeError):  # a __code__ that is no code object: name only
                 pass
         return out
@@ -120,6 +131,49 @@ def _is_user_code(obj: Any) -> bool:
     return not os.path.realpath(file).startswith(_library_paths())
 
 
+#: byte code that names an attribute (``y.mean``, ``cfg.cols``), not a global
+_ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR", "LOAD_SUPER_ATTR"})
+
+
+def _global_reads(c: Any) -> set[str]:
+    """The names of ``co_names`` a code object (and the code nested in it) uses other than as an
+    attribute name: the globals it reads (also imports, stores; when in doubt a name counts).
+    ``co_names`` mixes both, so ``y.mean(1)`` recorded an unrelated global named ``mean`` and
+    a resumed job was refused when it changed (aud44j)."""
+    names = {str(i.argval) for i in dis.get_instructions(c)
+             if i.opcode in dis.hasname and i.opname not in _ATTRIBUTE_OPS}
+    for k in c.co_consts:
+        if hasattr(k, "co_code"):
+            names |= _global_reads(k)
+    return names
+
+
+def _walk_key(x: Any, _depth: int = 0) -> str:
+    """A sort key for the items of a set (or a dict's keys) that depends on what they are, never
+    on hash order or addresses: a walk follows them in this order, so that the digest of
+    functions calling each other through a set does not depend on the set's order (aud44j:
+    the digest of one target differed between two processes with the set's order)."""
+    code = getattr(x, "__code__", None) if callable(x) else None
+    if code is not None and hasattr(code, "co_code"):
+        body = hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()
+        return f"fn:{getattr(x, '__module__', '?')}.{getattr(x, '__qualname__', '?')}:{body}"
+    if isinstance(x, (tuple, frozenset)) and _depth < 8:
+        parts = [_walk_key(i, _depth + 1) for i in x]
+        return f"{type(x).__name__}({', '.join(sorted(parts) if isinstance(x, frozenset) else parts)})"
+    if isinstance(x, (str, bytes, bool, int, float)) or x is None:
+        return f"{type(x).__name__}:{x!r}"
+    return f"<{type(x).__module__}.{type(x).__qualname__}>"
+
+
+def _plain_object(g: Any) -> bool:
+    """Whether ``g`` is an object whose attributes a function reads as settings (a config
+    object, ``types.SimpleNamespace``): not None, a class, a callable, a tensor or an array."""
+    import torch
+
+    return g is not None and not isinstance(g, type) and not callable(g) and hasattr(g, "__dict__") \
+        and not isinstance(g, (torch.Tensor, np.ndarray))
+
+
 def _code_names(c: Any) -> list[str]:
     """The names a code object reads as globals or attributes, nested code's too (lambdas and,
     from Python 3.11 on, comprehensions: ``[y[:, c] * SCALE for c in ...]``), in order."""
@@ -144,6 +198,11 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     not followed. Everything is hashed by value, never by address or hash order, so the digest
     is the same in every process.
 
+    And (aud44j) the globals read in nested code (a generator, an inner lambda), the attributes
+    read from a bound method's object and from objects in the closure or defaults, and a torch
+    module (class and weights) or pandas table the function reads. Names used only as
+    attribute names (``y.mean``) are not looked up among the globals.
+
     Each function is digested once per depth in one call (rev43s: without it, helpers calling
     helpers were digested once per call path, 8 calls each over 6 levels took 83 s); for call
     graphs without cycles that is the very digest a fresh walk gives."""
@@ -157,19 +216,28 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     seen = _seen | {id(fn)}
     inside: set[int] = set()  # containers being walked (a list holding itself)
 
+    def function(v: Any) -> str:  # a function met in a value: digested in this walk
+        if id(v) in seen:
+            return "<self>"
+        if _depth >= _MAX_FN_DEPTH:
+            return f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', '?')}"
+        return _function_digest(v, seen, _depth + 1, memo)
+
     def value(v: Any) -> str:
         if id(v) in seen:
             return "<self>"
         if callable(v) and getattr(v, "__code__", None) is not None:
-            if _depth >= _MAX_FN_DEPTH:
-                return f"fn:{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', '?')}"
-            return "fn:" + _function_digest(v, seen, _depth + 1, memo)
+            return "fn:" + function(v)
         if isinstance(v, (set, frozenset)):
-            return "set(" + ", ".join(sorted(value(x) for x in v)) + ")"
+            return "set(" + ", ".join(sorted(value(x) for x in sorted(v, key=_walk_key))) + ")"
         if isinstance(v, functools.partial):
             return f"partial({value(v.func)}; {value(v.args)}; {value(v.keywords)})"
+        if isinstance(v, torch.nn.Module):  # a module it calls (``HEAD(y)``): class and weights
+            from .model import fingerprint_model
+
+            return f"module:{fingerprint_model(v)}"
         try:
-            return json.dumps(canonical(v), sort_keys=True)
+            return json.dumps(canonical(v, _function=function), sort_keys=True)
         except (InputError, TypeError, ValueError, RecursionError):
             pass
         if isinstance(v, (dict, list, tuple)) and id(v) not in inside:
@@ -178,7 +246,8 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             inside.add(id(v))
             try:
                 if isinstance(v, dict):
-                    return "{" + ", ".join(sorted(f"{value(k)}: {value(x)}" for k, x in v.items())) + "}"
+                    items = sorted(v.items(), key=lambda kv: _walk_key(kv[0]))
+                    return "{" + ", ".join(sorted(f"{value(k)}: {value(x)}" for k, x in items)) + "}"
                 return f"{type(v).__name__}(" + ", ".join(value(x) for x in v) + ")"
             finally:
                 inside.discard(id(v))
@@ -209,17 +278,38 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         except ValueError:  # an empty cell
             h.update(b"<empty>")
     globs = getattr(fn, "__globals__", {})
-    for name in fn.__code__.co_names:
+    names = _code_names(fn.__code__)
+
+    def attributes(owner: str, attrs: Any) -> None:  # the attributes of an object it reads
+        for attr in names:
+            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
+                a = attrs[attr]
+                if callable(a) and not _is_user_code(a):
+                    continue
+                h.update(f"{owner}.{attr}=".encode() + value(a).encode())
+
+    # the globals it reads, in nested code too (``sum(y[:, c] * W[c] for c in ...)``: a
+    # changed ``W`` read in the generator resumed silently, aud44j), never a global that is only
+    # named like an attribute it reads (``y.mean``)
+    read = _global_reads(fn.__code__)
+    for name in names:
+        if name not in read:
+            continue
         g = globs.get(name)
         # a tuple or list of columns and a torch tensor were not recorded: ``y[:, COLS]`` with
         # another ``COLS`` resumed silently
         if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor)):
             h.update(f"{name}=".encode() + value(g).encode())
+        elif isinstance(g, torch.nn.Module) or (type(g).__module__.startswith("pandas")
+                                                and type(g).__name__ in ("DataFrame", "Series")):
+            # a module it calls and a pandas table or Series of weights were unrecorded (aud44j)
+            h.update(f"{name}=".encode() + value(g).encode())
     # what rev42f found unrecorded (recorded after the above, so a function reading none of it
     # keeps the digest it had): dicts and sets, the user's functions, attributes read from the
     # user's modules and from global objects
-    names = _code_names(fn.__code__)
     for name in names:
+        if name not in read:
+            continue
         g = globs.get(name)
         if isinstance(g, (dict, set, frozenset)) or (
                 isinstance(g, (types.FunctionType, functools.partial)) and _is_user_code(
@@ -230,17 +320,30 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             if not _is_user_code(g):
                 continue
             attrs = vars(g)
-        elif g is not None and not isinstance(g, type) and not callable(g) and hasattr(g, "__dict__") \
-                and not isinstance(g, (torch.Tensor, np.ndarray)):
+        elif _plain_object(g):
             attrs = vars(g)  # a global config object: ``CFG.cols``
         else:
             continue
-        for attr in names:
-            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
-                a = attrs[attr]
-                if callable(a) and not _is_user_code(a):
-                    continue
-                h.update(f"{name}.{attr}=".encode() + value(a).encode())
+        attributes(name, attrs)
+    # a bound method (``target=picker.pick``): what it reads from its object (``self.col``);
+    # ``Picker(0).pick`` resumed a job of ``Picker(2).pick``, mixing shards of two outputs (aud44j)
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType) \
+            and isinstance(getattr(owner, "__dict__", None), (dict, types.MappingProxyType)):
+        attributes("self", vars(owner))
+    # likewise an object in its closure or defaults (``lambda y: y[:, cfg.col]`` made by a
+    # function of ``cfg``), recorded above by its type's name only (aud44j)
+    held: list[tuple[str, Any]] = []
+    for name, cell in zip(fn.__code__.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            held.append((name, cell.cell_contents))
+        except ValueError:  # an empty cell
+            pass
+    held += [(f"default{i}", d) for i, d in enumerate(getattr(fn, "__defaults__", None) or ())]
+    held += sorted((getattr(fn, "__kwdefaults__", None) or {}).items())
+    for name, obj in held:
+        if _plain_object(obj):
+            attributes(name, vars(obj))
     out = h.hexdigest()
     memo[(id(fn), _depth)] = (fn, out)  # keeps fn alive: its id is not reused within the call
     return out
