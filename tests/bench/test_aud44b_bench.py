@@ -47,3 +47,13 @@ def test_bench_refuses_an_out_folder_under_a_file(
     # before: NotADirectoryError from mkdir after the run
     assert main(["bench", "--suite", "tiny", "--out", str(tmp_path / "f" / "sub")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_build_suite_builds_a_case_named_twice_once() -> None:
+    from tribute.bench.suites import build_suite
+
+    # before: ['wine', 'symbolic_additive', 'symbolic_additive'] -- a case outside the tiny
+    # preset, named twice, was built twice, run twice and weighed double in the overall mean rank
+    # (kernel_shap, feature_ablation, saliency on deletion: feature_ablation 1.33 instead of 1.5)
+    s = build_suite("tiny", cases=["symbolic_additive", "symbolic_additive", "symbolic_additive"])
+    assert [c.name for c in s.cases] == ["symbolic_additive"]
