@@ -57,3 +57,44 @@ def test_build_suite_builds_a_case_named_twice_once() -> None:
     # (kernel_shap, feature_ablation, saliency on deletion: feature_ablation 1.33 instead of 1.5)
     s = build_suite("tiny", cases=["symbolic_additive", "symbolic_additive", "symbolic_additive"])
     assert [c.name for c in s.cases] == ["symbolic_additive"]
+
+
+def _result_with(scores: dict[str, list[float]]) -> Any:
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tribute.bench.runner import BenchResult, MethodRun, Score
+
+    runs = [MethodRun("c", m, False, "ok", n_evals=1) for m in scores]
+    sc = [Score("c", m, "relevance_mass", "ok", mean=float(np.nanmean(v)), stderr=math.nan,
+                n=len(v), higher_is_better=True, scores=np.asarray(v, dtype=np.float64))
+          for m, v in scores.items()]
+    return BenchResult(suite="t", seed=0, methods=list(scores), metrics=["relevance_mass"],
+                       cases=[SimpleNamespace(name="c")],  # type: ignore[list-item]
+                       runs=runs, scores=sc,
+                       metric_info={"relevance_mass": {"higher_is_better": True}}, method_info={})
+
+
+def test_a_rounding_difference_is_no_clear_win() -> None:
+    from tribute.bench.leaderboard import overall, paired_tie
+
+    # measured on `tribute evaluate` (a linear model, 12 samples): kernel_shap's relevance_mass was
+    # 1 - 4e-16, 1, 1 - 6e-16, ... (mean 0.9999999999999991), feature_ablation's 1.0 exactly; the
+    # paired differences had a standard error of ~1e-16, so the 95% interval excluded 0 and
+    # kernel_shap -- tied for first by rank, and numerically the lowest of the two -- got a
+    # "clear win" (overall: kernel_shap 1 clear win, feature_ablation 0)
+    ks = [1 - 4.4e-16, 1.0, 1 - 6.7e-16, 1 - 4.4e-16, 1 - 2.2e-16, 1 - 8.9e-16]
+    res = _result_with({"kernel_shap": ks, "feature_ablation": [1.0] * 6})
+    assert paired_tie(res, "c", "kernel_shap", "feature_ablation", "relevance_mass")
+    rows = {r["method"]: r for r in overall(res)}
+    assert rows["kernel_shap"]["wins"] == rows["feature_ablation"]["wins"] == 1
+    assert rows["kernel_shap"]["clear_wins"] == rows["feature_ablation"]["clear_wins"] == 0
+    # a real difference is still no tie: 0.9 vs 1.0 on every sample, and the t interval of a
+    # noisy one (differences 0.05 +- 0.01) excludes 0
+    res = _result_with({"a": [1.0] * 6, "b": [0.9] * 6})
+    assert not paired_tie(res, "c", "a", "b", "relevance_mass")
+    assert {r["method"]: r["clear_wins"] for r in overall(res)} == {"a": 1, "b": 0}
+    res = _result_with({"a": [1.0] * 6, "b": [0.95, 0.96, 0.94, 0.95, 0.96, 0.94]})
+    assert not paired_tie(res, "c", "a", "b", "relevance_mass")
