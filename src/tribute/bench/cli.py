@@ -162,6 +162,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     if args.suite.removesuffix("-tiny") in SPECIAL_SUITES:
         _check_special_options(args)
+    if args.suite.removesuffix("-tiny") not in SPECIAL_SUITES or args.suite.removesuffix("-tiny") in WRITES_OUT:
+        from ..cli import check_out_dir
+
+        # aud44b: before the run -- a file as --out ran the whole suite, then mkdir raised
+        # FileExistsError with a traceback (results lost; the data suite's traceback came first)
+        check_out_dir(args.out or "bench-out")
     if args.suite in ("data", "data-tiny"):  # training-data attribution (bench/data_suite.py)
         from .data_suite import cmd_data_suite
 

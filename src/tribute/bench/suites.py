@@ -769,6 +769,10 @@ def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = No
     builders = case_builders()
     wanted = list(preset.cases)
     if cases:
+        # aud44b: each case once -- a case outside the preset named twice (tiny with
+        # --cases symbolic_additive,symbolic_additive) was built, run and scored twice, and counted
+        # twice in the overall mean rank (feature_ablation 1.33 where the one case gives 1.5)
+        cases = list(dict.fromkeys(cases))
         unknown = [c for c in cases if c not in builders]
         if unknown:
             raise InputError(f"--cases: unknown case(s) {unknown}; the suite {name!r} has "
