@@ -167,6 +167,18 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
                             n_resample=n_resample, seed=seed, counterfactual_kwargs=counterfactual_kwargs)
     if modules is None:
         raise InputError("components(model, modules): give a module path (or a list), or sae=tribute.SAE(...).")
+    given = [modules] if isinstance(modules, (str, torch.nn.Module)) else modules
+    objects = [m for m in given if isinstance(m, torch.nn.Module)] if isinstance(given, (list, tuple)) else []
+    if objects:
+        # aud44c: components(net, net.out) raised "TypeError: 'Linear' object is not iterable"
+        paths = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+        seen = [f"{type(m).__name__} ({paths[id(m)]!r})" if id(m) in paths
+                else f"{type(m).__name__} (not a submodule of the model)" for m in objects]
+        fix = [paths.get(id(m), m) if isinstance(m, torch.nn.Module) else m for m in given]
+        hint = (f"components(model, {fix[0]!r})" if len(fix) == 1 else f"components(model, {fix!r})") \
+            if all(isinstance(f, str) for f in fix) else "components(model, 'path.to.module')"
+        raise InputError(f"modules= takes module paths (strings), not module objects; got {', '.join(seen)}. "
+                         f"Pass the paths: {hint}.")
     names = [modules] if isinstance(modules, str) else list(modules)
     if not names or not all(isinstance(n, str) for n in names):
         raise InputError(f"modules={modules!r}: give a module path or a list of module paths.")

@@ -1,0 +1,175 @@
+"""aud44c: component sites returning named tuples, module objects given as sites, and PyTorch's
+process-wide attention fast-path flag under two explanations in two threads.
+
+Truth outside tribute: forward hooks written here that zero one unit, and zero ablation of a
+head of ``nn.MultiheadAttention`` as zeroed input columns of its ``out_proj`` (no hooks)."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+import torch
+from component_models import hook_count
+from torch import nn
+
+import tribute
+
+
+class _Pair(NamedTuple):
+    h: torch.Tensor
+    aux: torch.Tensor
+
+
+class _Sub(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> _Pair:
+        return _Pair(torch.tanh(self.lin(x)), x.sum(1))
+
+
+class _ReadsFields(nn.Module):
+    """Reads its submodule's named-tuple output by field name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sub = _Sub()
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = self.sub(x)
+        return self.out(o.h) + o.aux[:, None]
+
+
+def _value_without(net: _ReadsFields, x: torch.Tensor, unit: int | None, target: int) -> np.ndarray:
+    def hook(module: nn.Module, args: Any, out: _Pair) -> _Pair:
+        h = out.h.clone()
+        if unit is not None:
+            h[:, unit] = 0.0
+        return _Pair(h, out.aux)
+
+    handle = net.sub.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return net(x)[:, target].numpy()
+    finally:
+        handle.remove()
+
+
+def test_a_site_returning_a_named_tuple_keeps_its_fields() -> None:
+    # before: the hook handed back a plain tuple and the model's ``o.h`` raised AttributeError
+    torch.manual_seed(0)
+    net = _ReadsFields().double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    players = tribute.components(net, "sub")
+    fa = tribute.explain(net, x, method="feature_ablation", players=players, target=0)
+    full = _value_without(net, x, None, 0)
+    truth = np.stack([full - _value_without(net, x, j, 0) for j in range(3)], 1)
+    np.testing.assert_allclose(np.asarray(fa.values), truth, atol=1e-12)
+    at = tribute.explain(net, x, method="atp", players=players, target=0)
+    # zero ablation, linear read-out: AtP is exact here
+    np.testing.assert_allclose(np.asarray(at.values), truth, atol=1e-12)
+    assert hook_count(net) == 0
+
+
+def test_a_module_object_as_a_site_is_refused_naming_its_path() -> None:
+    # before: components(net, net.out) raised "TypeError: 'Linear' object is not iterable"
+    net = _ReadsFields()
+    for given in (net.out, [net.out], ["sub", net.out]):
+        with pytest.raises(tribute.errors.InputError, match=r"module paths.*Linear \('out'\)"):
+            tribute.components(net, given)  # type: ignore[arg-type]
+    with pytest.raises(tribute.errors.InputError, match="not a submodule of the model"):
+        tribute.components(net, nn.Linear(2, 2))  # type: ignore[arg-type]
+    assert hook_count(net) == 0
+
+
+def _encoder(seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    enc = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+    return nn.Sequential(enc, nn.Flatten(), nn.Linear(8 * 4, 2)).eval()
+
+
+def _head_truth(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
+    """v(N) - v(N without head h) of target 0: head h's input columns of out_proj zeroed."""
+    attn = model.get_submodule("0.layers.0.self_attn")
+    assert isinstance(attn, nn.MultiheadAttention)
+    w = attn.out_proj.weight
+    cols = []
+    with torch.no_grad():
+        full = model(x)[:, 0].double()
+        for h in range(2):
+            saved = w[:, 4 * h : 4 * h + 4].clone()
+            w[:, 4 * h : 4 * h + 4] = 0.0
+            cols.append((full - model(x)[:, 0].double()).numpy())
+            w[:, 4 * h : 4 * h + 4] = saved
+    return np.stack(cols, 1)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_two_threads_keep_the_attention_fast_path_off_until_both_end(flag: bool) -> None:
+    # before: thread A's end turned the fast path back on under thread B, whose encoder layer
+    # then ran torch's fused kernel around the patched attention (credits 0.0 instead of
+    # up to 0.21), and B's end wrote back the False it had found
+    model_a, model_b = _encoder(0), _encoder(1)
+    x = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(2))
+    truth_b = _head_truth(model_b, x)
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+    calls = {"a": 0, "b": 0}
+
+    def pre_a(module: nn.Module, args: Any) -> None:
+        calls["a"] += 1
+        if calls["a"] == 2:  # A's first coalition pass: wait until B is inside its own
+            a_inside.set()
+            b_inside.wait(20)
+
+    def pre_b(module: nn.Module, args: Any) -> None:
+        calls["b"] += 1
+        if calls["b"] == 2:  # B's first coalition pass: wait until A has finished
+            b_inside.set()
+            a_done.wait(20)
+
+    results: dict[str, Any] = {}
+
+    def run(name: str, model: nn.Sequential) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                players = tribute.components(model, "0.layers.0.self_attn", unit="head")
+                results[name] = tribute.explain(model, x, method="feature_ablation", players=players,
+                                                target=0, batch_size=64).values
+        except BaseException as e:  # reported by the main thread
+            results[name] = e
+        finally:
+            if name == "a":
+                a_done.set()
+
+    def run_b() -> None:
+        a_inside.wait(20)
+        run("b", model_b)
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(flag)
+    handles = [model_a.register_forward_pre_hook(pre_a), model_b.register_forward_pre_hook(pre_b)]
+    try:
+        threads = [threading.Thread(target=run, args=("a", model_a)), threading.Thread(target=run_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        after = torch.backends.mha.get_fastpath_enabled()
+    finally:
+        for h in handles:
+            h.remove()
+        torch.backends.mha.set_fastpath_enabled(before)
+    assert calls["b"] >= 2 and calls["a"] >= 2  # the interleaving happened
+    assert not isinstance(results["b"], BaseException), results["b"]
+    np.testing.assert_allclose(np.asarray(results["b"], dtype=np.float64), truth_b, atol=1e-5)
+    assert np.abs(truth_b).max() > 0.05
+    assert after is flag
+    assert hook_count(model_a) == 0 and hook_count(model_b) == 0
