@@ -17,6 +17,8 @@ from component_models import hook_count
 from torch import nn
 
 import tribute
+from tribute.games.components import Ablation, ComponentSet
+from tribute.games.sites import resolve_site
 
 
 class _Pair(NamedTuple):
@@ -173,3 +175,52 @@ def test_two_threads_keep_the_attention_fast_path_off_until_both_end(flag: bool)
     assert np.abs(truth_b).max() > 0.05
     assert after is flag
     assert hook_count(model_a) == 0 and hook_count(model_b) == 0
+
+
+class _Siamese(nn.Module):
+    """One encoder registered under two names, one per branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        enc = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+        self.enc_a = enc
+        self.enc_b = enc
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.out(self.enc_a(a) + 2 * self.enc_b(b))
+
+
+def test_one_module_under_two_names_is_refused_and_listed_once_is_every_call() -> None:
+    # before: players 'enc_a.0 neuron j' and 'enc_b.0 neuron j' each got half the shared unit's
+    # credit (-0.096 twice, where the branches' own are -0.240 and +0.048), without a word
+    torch.manual_seed(0)
+    net = _Siamese().double()
+    a, b = torch.randn(4, 4, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64)
+    with pytest.raises(tribute.errors.InputError, match=r"'enc_a\.0' and 'enc_b\.0' are one module"):
+        tribute.components(net, ["enc_a.0", "enc_b.0"])
+    # a player set built by hand (make_game checks too)
+    built = ComponentSet(net, [resolve_site(net, n, "neuron", None) for n in ("enc_a.0", "enc_b.0")], Ablation())
+    with pytest.raises(tribute.errors.InputError, match="are one module"):
+        tribute.explain(net, (a, b), method="feature_ablation", players=built)
+    players = tribute.components(net, "enc_a.0")
+    fa = tribute.explain(net, (a, b), method="feature_ablation", players=players)
+    lin = net.enc_a[0]
+
+    def without(j: int | None) -> np.ndarray:
+        def hook(module: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+            out = out.clone()
+            if j is not None:
+                out[:, j] = 0.0  # every call: both branches
+            return out
+
+        handle = lin.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                return net(a, b)[:, 0].numpy()
+        finally:
+            handle.remove()
+
+    truth = np.stack([without(None) - without(j) for j in range(3)], 1)
+    np.testing.assert_allclose(np.asarray(fa.values), truth, atol=1e-12)
+    assert hook_count(net) == 0

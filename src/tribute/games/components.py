@@ -81,6 +81,7 @@ from .sites import (
     as_ablation,
     get_module,
     qk_context_sites,
+    refuse_same_module,
     refuse_sequence_first,
     resolve_site,
 )
@@ -191,6 +192,7 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
     sites = [resolve_site(model, n, unit, num_heads) for n in names]
     if len({s.path for s in sites}) != len(sites):
         raise InputError(f"modules={names!r} resolve to the same module more than once.")
+    refuse_same_module(model, sites)
     refuse_sequence_first(model, sites)
     return ComponentSet(model, sites, abl)
 
@@ -236,6 +238,7 @@ class ComponentSet:
             for s in self.sites:  # a different (e.g. wrapping) module: the paths must still resolve
                 get_module(adapter.module, s.path)
         sites = [Site(s.name, s.path, s.unit, s.kind, s.num_heads) for s in self.sites]
+        refuse_same_module(adapter.module, sites)
         refuse_sequence_first(adapter.module, sites)
         return ComponentGame(adapter, inputs, sites, abl, target=target, baseline=baseline,
                              output=output, forward_args=forward_args,

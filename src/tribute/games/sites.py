@@ -21,7 +21,8 @@ from ..errors import InputError, UnsupportedModelError
 from ._hooks import Site
 
 __all__ = ["ABLATIONS", "UNITS", "Ablation", "as_ablation", "get_module", "head_count",
-           "qk_context_sites", "refuse_sequence_first", "resolve_site", "sequence_first_owner"]
+           "qk_context_sites", "refuse_same_module", "refuse_sequence_first", "resolve_site",
+           "sequence_first_owner"]
 
 UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
@@ -303,6 +304,26 @@ def sequence_first_owner(model: torch.nn.Module, path: str) -> str | None:
         if bf is not None:
             return None if bf else prefix
     return None
+
+
+def refuse_same_module(model: torch.nn.Module, sites: list[Site]) -> None:
+    """Refuse two sites that hook one module object registered under two paths.
+
+    aud44c: a siamese model holding one encoder as ``enc_a`` and ``enc_b`` gave players
+    ``enc_a.0 neuron j`` and ``enc_b.0 neuron j`` whose credits were each half of the shared
+    unit's (both hooks edit every call of the one module): -0.096 and -0.096 where the two
+    branches' own credits are -0.240 and +0.048, without a word.
+    """
+    seen: dict[int, Site] = {}
+    for site in sites:
+        module = model.get_submodule(site.path)
+        first = seen.setdefault(id(module), site)
+        if first is not site:
+            raise InputError(
+                f"modules {first.name!r} and {site.name!r} are one module ({type(module).__name__} registered "
+                "under two names), so their players would be the same units, each hooked twice; its units "
+                f"are ablated at every call of the module (every branch that uses it). List it once, e.g. "
+                f"components(model, {first.name!r}), or give each branch its own module to credit them apart.")
 
 
 def refuse_sequence_first(model: torch.nn.Module, sites: list[Site]) -> None:
