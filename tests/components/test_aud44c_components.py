@@ -224,3 +224,59 @@ def test_one_module_under_two_names_is_refused_and_listed_once_is_every_call() -
     truth = np.stack([without(None) - without(j) for j in range(3)], 1)
     np.testing.assert_allclose(np.asarray(fa.values), truth, atol=1e-12)
     assert hook_count(net) == 0
+
+
+class _AliasedSite(nn.Module):
+    """The site (an eval-mode Dropout: it returns its input itself) aliases ``h``, which the model
+    then changes in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Linear(4, 5)
+        self.tap = nn.Dropout(0.5)
+        self.fc = nn.Linear(5, 5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.emb(x)
+        a = self.tap(h)
+        h += torch.tanh(self.fc(a))
+        return self.out(h)
+
+
+def _act_and_grad(net: _AliasedSite, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The site's activation as it left the module (copied there) and d out[:, 0] / d it."""
+    kept: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        leaf = out.detach().clone().requires_grad_(True)
+        kept.append(leaf)
+        return leaf
+
+    handle = net.tap.register_forward_hook(hook)
+    try:
+        y = net(x)[:, 0].sum()
+    finally:
+        handle.remove()
+    (g,) = torch.autograd.grad(y, kept)
+    return kept[0].detach(), g
+
+
+def test_an_activation_changed_in_place_after_its_site_is_read_as_it_left_the_site() -> None:
+    # before: the probe kept a view of the activation, read after the model's ``h += ...``:
+    # layer_grad_cam was 0.047 off ``grad x act`` and conductance off its path sum, silently
+    torch.manual_seed(0)
+    net = _AliasedSite().double().eval()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    players = tribute.components(net, "tap")
+    act, g = _act_and_grad(net, x)
+    cam = tribute.explain(net, x, method="layer_grad_cam", players=players, target=0)
+    np.testing.assert_allclose(np.asarray(cam.values), (g * act).numpy(), atol=1e-12)
+    steps = 8
+    base = torch.zeros_like(x)
+    path = [_act_and_grad(net, base + k / steps * (x - base)) for k in range(steps + 1)]
+    truth = sum(path[k][1] * (path[k + 1][0] - path[k][0]) for k in range(steps))
+    assert isinstance(truth, torch.Tensor)
+    cond = tribute.explain(net, x, method="conductance", players=players, target=0, n_steps=steps)
+    np.testing.assert_allclose(np.asarray(cond.values), truth.numpy(), atol=1e-12)
+    assert hook_count(net) == 0

@@ -185,7 +185,10 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     if state.mode == "probe":
         probe = torch.zeros_like(act, requires_grad=True)
         state.leaves.append(probe)
-        state.probes.append(((site_id, call), act.detach()))
+        # a copy (aud44c): an activation aliasing a tensor the model later changes in place (an
+        # nn.Identity or eval-mode Dropout site, then ``h += ...`` on its input) was read after that
+        # change; layer_grad_cam on such a site was 0.047 off ``grad x act``, without a word
+        state.probes.append(((site_id, call), act.detach().clone()))
         return act + probe
     if state.mode != "mask" or state.mask is None:
         return act
