@@ -280,3 +280,13 @@ def test_an_activation_changed_in_place_after_its_site_is_read_as_it_left_the_si
     cond = tribute.explain(net, x, method="conductance", players=players, target=0, n_steps=steps)
     np.testing.assert_allclose(np.asarray(cond.values), truth.numpy(), atol=1e-12)
     assert hook_count(net) == 0
+
+
+def test_num_heads_without_unit_head_is_refused_not_dropped() -> None:
+    # before: num_heads=2 with the default unit='neuron' gave 8 neuron players, without a word
+    net = _encoder(0)
+    with pytest.raises(tribute.errors.InputError, match=r"num_heads=2 is read only with unit='head'"):
+        tribute.components(net, "0.layers.0.linear2", num_heads=2)
+    with pytest.raises(tribute.errors.InputError, match="unit='channel'"):
+        tribute.components(net, "0.layers.0.linear2", unit="channel", num_heads=2)
+    assert len(tribute.components(net, "0.layers.0.linear2", unit="head", num_heads=2).sites) == 1

@@ -187,6 +187,11 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
         raise InputError(f"modules={names!r} lists a module twice.")
     if unit not in UNITS:
         raise InputError(f"unit={unit!r} is not one of {UNITS}.")
+    if num_heads is not None and unit != "head":
+        # aud44c: components(net, "attn", num_heads=4) (unit= forgotten) gave neuron players
+        # and dropped num_heads= without a word
+        raise InputError(f"num_heads={num_heads!r} is read only with unit='head' (got unit={unit!r}); "
+                         "pass unit='head' for head players, or drop num_heads=.")
     abl = as_ablation(ablation, reference=reference, counterfactual=counterfactual,
                        n_resample=n_resample, seed=seed, counterfactual_kwargs=counterfactual_kwargs)
     sites = [resolve_site(model, n, unit, num_heads) for n in names]
