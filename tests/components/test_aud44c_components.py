@@ -290,3 +290,37 @@ def test_num_heads_without_unit_head_is_refused_not_dropped() -> None:
     with pytest.raises(tribute.errors.InputError, match="unit='channel'"):
         tribute.components(net, "0.layers.0.linear2", unit="channel", num_heads=2)
     assert len(tribute.components(net, "0.layers.0.linear2", unit="head", num_heads=2).sites) == 1
+
+
+class _TorchAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.o = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.o(self.attn(x, x, x)[0].mean(1))
+        return out
+
+
+def test_the_out_proj_of_a_torch_attention_reads_its_heads_or_names_the_attention() -> None:
+    # before: "module 'attn.out_proj' was not called during the forward pass" (torch's attention
+    # uses its weights directly), for heads and neurons alike
+    torch.manual_seed(0)
+    net = _TorchAttention().double()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    got = tribute.explain(net, x, method="feature_ablation", players=tribute.components(net, "attn.out_proj", unit="head"))
+    w = net.attn.out_proj.weight
+    truth = []
+    with torch.no_grad():
+        full = net(x)[:, 0]
+        for h in range(2):  # head h's input columns of out_proj zeroed
+            saved = w[:, 4 * h : 4 * h + 4].clone()
+            w[:, 4 * h : 4 * h + 4] = 0.0
+            truth.append((full - net(x)[:, 0]).numpy())
+            w[:, 4 * h : 4 * h + 4] = saved
+    np.testing.assert_allclose(np.asarray(got.values), np.stack(truth, 1), atol=1e-12)
+    assert got.player_names == ["attn.out_proj head 0", "attn.out_proj head 1"]
+    with pytest.raises(tribute.errors.UnsupportedModelError, match=r"components\(model, 'attn', unit='neuron'\)"):
+        tribute.components(net, "attn.out_proj")
+    assert hook_count(net) == 0

@@ -355,6 +355,18 @@ def refuse_sequence_first(model: torch.nn.Module, sites: list[Site]) -> None:
 
 def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
     module = get_module(model, name)
+    holder = name.rsplit(".", 1)[0] if "." in name else None
+    if holder is not None and isinstance(model.get_submodule(holder), torch.nn.MultiheadAttention):
+        # aud44c: torch's attention uses out_proj's weights directly, never calls it as a module:
+        # a site there was refused as "not called during the forward pass"
+        if unit == "head" and name == f"{holder}.out_proj":  # its input is the heads' context
+            sub = resolve_site(model, holder, "head", num_heads)
+            return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
+        raise UnsupportedModelError(
+            f"module {name!r} sits inside the torch.nn.MultiheadAttention {holder!r}, which uses its weights "
+            "directly instead of calling it, so no hook sees its activation. Name the attention module: "
+            f"components(model, {holder!r}, unit='head') for its heads, or components(model, {holder!r}, "
+            f"unit={unit!r}) for the units of its output (out_proj's output).")
     if unit != "head":
         return Site(name=name, path=name, unit=unit, kind="output")
     if _linear_out(module) is not None and "." in name:
