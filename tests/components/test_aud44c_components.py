@@ -324,3 +324,37 @@ def test_the_out_proj_of_a_torch_attention_reads_its_heads_or_names_the_attentio
     with pytest.raises(tribute.errors.UnsupportedModelError, match=r"components\(model, 'attn', unit='neuron'\)"):
         tribute.components(net, "attn.out_proj")
     assert hook_count(net) == 0
+
+
+@pytest.mark.parametrize("seed", ["x", 1.5, None, -3, 2**70])
+def test_a_bad_resample_seed_is_refused_up_front(seed: Any) -> None:
+    # before: "x" / None / 2**70 raised a bare ValueError / TypeError after the reference pass;
+    # 1.5 was cut to 1 without a word
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    ref = torch.randn(9, 4)
+    with pytest.raises(tribute.errors.InputError, match="seed="):
+        tribute.components(net, "0", ablation="resample", reference=ref, seed=seed)
+    with pytest.raises(tribute.errors.InputError, match="seed="):
+        Ablation("resample", reference=ref, seed=seed)
+
+
+def test_numpy_ints_are_taken_for_n_resample_and_seed() -> None:
+    # before: n_resample=np.int64(4) was refused as "must be a positive int"
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)).double()
+    x, ref = torch.randn(3, 4, dtype=torch.float64), torch.randn(9, 4, dtype=torch.float64)
+    numpy_kw = tribute.components(net, "0", ablation="resample", reference=ref,
+                                  n_resample=np.int64(4), seed=np.int64(3))  # type: ignore[arg-type]
+    plain = tribute.components(net, "0", ablation="resample", reference=ref, n_resample=4, seed=3)
+    a = tribute.explain(net, x, method="feature_ablation", players=numpy_kw, target=0)
+    b = tribute.explain(net, x, method="feature_ablation", players=plain, target=0)
+    assert type(numpy_kw.ablation.n_resample) is int and type(numpy_kw.ablation.seed) is int
+    np.testing.assert_array_equal(np.asarray(a.values), np.asarray(b.values))
+    # truth: the 4 drawn reference rows' activations averaged by hand (unit 1 left out)
+    idx = torch.randperm(9, generator=torch.Generator().manual_seed(3))[:4]
+    with torch.no_grad():
+        acts = net[0](ref[idx])
+        full = net(x)[:, 0]
+        left_out = torch.stack([net[2](net[1](torch.cat([net[0](x)[:, :1], acts[r : r + 1, 1:2].expand(3, 1),
+                                                         net[0](x)[:, 2:]], 1)))[:, 0] for r in range(4)]).mean(0)
+    np.testing.assert_allclose(np.asarray(a.values)[:, 1], (full - left_out).numpy(), atol=1e-12)

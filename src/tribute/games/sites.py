@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, UnsupportedModelError
+from ..params import check_seed
 from ._hooks import Site
 
 __all__ = ["ABLATIONS", "UNITS", "Ablation", "as_ablation", "get_module", "head_count",
@@ -83,8 +84,14 @@ class Ablation:
                 "ablation='patch' needs counterfactual=... (one corrupted input per sample, same "
                 "structure as the inputs): tribute.components(model, ..., counterfactual=x_corrupt)."
             )
-        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, int) or self.n_resample < 1:
+        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, numbers.Integral) \
+                or self.n_resample < 1:
             raise InputError(f"n_resample={self.n_resample!r} must be a positive int.")
+        # aud44c: a numpy int was refused as "n_resample=np.int64(4) must be a positive int"; a seed
+        # of 1.5 was cut to 1 without a word, "x" / None / 2**70 raised a bare ValueError/TypeError
+        # after the reference pass had run
+        object.__setattr__(self, "n_resample", int(self.n_resample))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed"))
         ck = self.counterfactual_kwargs
         if ck is not None:
             if not isinstance(ck, dict) or not all(isinstance(k, str) for k in ck):
