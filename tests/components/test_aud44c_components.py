@@ -358,3 +358,25 @@ def test_numpy_ints_are_taken_for_n_resample_and_seed() -> None:
         left_out = torch.stack([net[2](net[1](torch.cat([net[0](x)[:, :1], acts[r : r + 1, 1:2].expand(3, 1),
                                                          net[0](x)[:, 2:]], 1)))[:, 0] for r in range(4)]).mean(0)
     np.testing.assert_allclose(np.asarray(a.values)[:, 1], (full - left_out).numpy(), atol=1e-12)
+
+
+def test_two_sites_giving_one_tensor_are_refused_and_an_in_place_relu_is_not() -> None:
+    # before: a Sequential and its last child (or an eval-mode Dropout after it) were two sets
+    # of players for one activation, each unit credited half (-0.077 twice for a unit of -0.154)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Sequential(nn.Linear(5, 3), nn.Dropout(0.1)),
+                        nn.Linear(3, 1)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    for pair in (["2", "2.0"], ["2.0", "2.1"]):
+        with pytest.raises(tribute.errors.InputError, match="give the same activation tensor"):
+            tribute.explain(net, x, method="exact_shapley", players=tribute.components(net, pair))
+        assert hook_count(net) == 0
+    # a BatchNorm site and the in-place ReLU after it share one tensor object, not its values
+    bn = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(inplace=True), nn.Linear(5, 1)).double().eval()
+    got = tribute.explain(bn, x, method="feature_ablation", players=tribute.components(bn, ["1", "2"]))
+    with torch.no_grad():
+        h = bn[1](bn[0](x))
+        full = bn[3](torch.relu(h))[:, 0]
+        # zeroing unit j before or after the ReLU removes the same relu(h_j)
+        one = torch.stack([full - bn[3](torch.relu(h * (torch.arange(5) != j)))[:, 0] for j in range(5)], 1)
+    np.testing.assert_allclose(np.asarray(got.values), torch.cat([one, one], 1).numpy(), atol=1e-12)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError
 
 __all__ = ["RowState", "Site", "installed"]
 
@@ -154,9 +154,13 @@ class RowState:
     record: set[int] = field(default_factory=set)
     only_call: torch.Tensor | None = None
     rows: int | None = None
+    #: ``id(activation) -> (site, its name, activation, its copy)`` seen in the current capture
+    #: pass (the tensor is held so that its id is not reused within the pass)
+    seen: dict[int, tuple[int, str, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
+        self.seen = {}
 
 
 def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
@@ -180,7 +184,19 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     if state.rows is not None and state.mode in ("capture", "probe"):
         _check_rows(site, act, state.rows)
     if state.mode == "capture":
-        state.captured.setdefault(site_id, {}).setdefault(call, []).append(act.detach().clone())
+        copy = act.detach().clone()
+        first, first_name, _, seen_copy = state.seen.setdefault(id(act), (site_id, site.name, act, copy))
+        # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
+        # BatchNorm site returns the BatchNorm's tensor, with other values)
+        if first != site_id and seen_copy.shape == act.shape and torch.equal(seen_copy, act):
+            # aud44c: a module returning another site's activation itself (a Sequential and its last
+            # child, or an eval-mode Dropout after a Linear): every unit was two players, each given
+            # half its credit (-0.077 and -0.077 where the unit's own is -0.154), without a word
+            raise InputError(
+                f"modules {first_name!r} and {site.name!r} give the same activation tensor (one "
+                "returns the other's output unchanged), so their units would be the same players twice, "
+                "each credited with half; list one of them.")
+        state.captured.setdefault(site_id, {}).setdefault(call, []).append(copy)
         return act
     if state.mode == "probe":
         probe = torch.zeros_like(act, requires_grad=True)
@@ -399,6 +415,7 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
         state.rows = None
         state.leaves = []
         state.probes = []
+        state.seen = {}
 
 
 _MISSING = object()
