@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError
 
 __all__ = ["RowState", "Site", "installed"]
 
@@ -153,9 +154,13 @@ class RowState:
     record: set[int] = field(default_factory=set)
     only_call: torch.Tensor | None = None
     rows: int | None = None
+    #: ``id(activation) -> (site, its name, activation, its copy)`` seen in the current capture
+    #: pass (the tensor is held so that its id is not reused within the pass)
+    seen: dict[int, tuple[int, str, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
+        self.seen = {}
 
 
 def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
@@ -179,12 +184,27 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     if state.rows is not None and state.mode in ("capture", "probe"):
         _check_rows(site, act, state.rows)
     if state.mode == "capture":
-        state.captured.setdefault(site_id, {}).setdefault(call, []).append(act.detach().clone())
+        copy = act.detach().clone()
+        first, first_name, _, seen_copy = state.seen.setdefault(id(act), (site_id, site.name, act, copy))
+        # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
+        # BatchNorm site returns the BatchNorm's tensor, with other values)
+        if first != site_id and seen_copy.shape == act.shape and torch.equal(seen_copy, act):
+            # aud44c: a module returning another site's activation itself (a Sequential and its last
+            # child, or an eval-mode Dropout after a Linear): every unit was two players, each given
+            # half its credit (-0.077 and -0.077 where the unit's own is -0.154), without a word
+            raise InputError(
+                f"modules {first_name!r} and {site.name!r} give the same activation tensor (one "
+                "returns the other's output unchanged), so their units would be the same players twice, "
+                "each credited with half; list one of them.")
+        state.captured.setdefault(site_id, {}).setdefault(call, []).append(copy)
         return act
     if state.mode == "probe":
         probe = torch.zeros_like(act, requires_grad=True)
         state.leaves.append(probe)
-        state.probes.append(((site_id, call), act.detach()))
+        # a copy (aud44c): an activation aliasing a tensor the model later changes in place (an
+        # nn.Identity or eval-mode Dropout site, then ``h += ...`` on its input) was read after that
+        # change; layer_grad_cam on such a site was 0.047 off ``grad x act``, without a word
+        state.probes.append(((site_id, call), act.detach().clone()))
         return act + probe
     if state.mode != "mask" or state.mask is None:
         return act
@@ -219,13 +239,30 @@ def _output_hook(site_id: int, site: Site, state: RowState) -> Callable[..., Any
             rest = list(output[1:])
             if isinstance(module, torch.nn.RNNBase) and new is not output[0]:
                 rest = _rnn_final_state(module, new, rest)
-            return type(output)([new, *rest]) if isinstance(output, list) else (new, *rest)
+            return _same_kind(output, [new, *rest])
         raise UnsupportedModelError(
             f"module {site.path!r} returned {type(output).__name__}; component players need a "
             "tensor output (or a tuple whose first element is the activation)."
         )
 
     return hook
+
+
+def _same_kind(output: tuple[Any, ...] | list[Any], items: list[Any]) -> Any:
+    """``items`` in the container type of ``output``: a list, a plain tuple, a named tuple (aud44c:
+    a module returning ``NamedTuple(h, aux)`` got a plain tuple back, and the model's ``out.h``
+    raised ``AttributeError: 'tuple' object has no attribute 'h'``) or another tuple subclass
+    built from one sequence (``torch.return_types``)."""
+    kind = type(output)
+    if kind is tuple:
+        return tuple(items)
+    make = getattr(kind, "_make", None)
+    if callable(make):
+        return make(items)
+    try:
+        return kind(items)
+    except TypeError:
+        return tuple(items) if isinstance(output, tuple) else list(items)
 
 
 def _rnn_final_state(module: torch.nn.RNNBase, seq: torch.Tensor, rest: list[Any]) -> list[Any]:
@@ -342,13 +379,13 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
     """Install the hooks of ``sites`` (and GradDrop hooks on ``drop_layers``) for a ``with`` block.
 
     Everything is removed on exit, also after an exception; PyTorch's fused attention fast
-    path (which would bypass module hooks) is disabled inside the block and restored after.
+    path (which would bypass module hooks) is disabled inside the block and restored when the
+    last block open in any thread ends.
     """
     handles: list[Any] = []
     overridden: list[tuple[torch.nn.Module, Any]] = []
-    fast = torch.backends.mha.get_fastpath_enabled()
+    _FASTPATH.disable()
     try:
-        torch.backends.mha.set_fastpath_enabled(False)
         for i, site in enumerate(sites):
             module = model.get_submodule(site.path)
             if site.kind == "mha":
@@ -370,7 +407,7 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
                 module.__dict__.pop("forward", None)
             else:
                 module.forward = old
-        torch.backends.mha.set_fastpath_enabled(fast)
+        _FASTPATH.restore()
         state.mode = "off"
         state.mask = None
         state.drop = None
@@ -378,6 +415,41 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
         state.rows = None
         state.leaves = []
         state.probes = []
+        state.seen = {}
 
 
 _MISSING = object()
+
+
+class _FastPathOff:
+    """PyTorch's fused attention fast path (a process-wide flag), off while any :func:`installed`
+    block runs, in any thread; the first block to enter saves the caller's setting, the last to
+    leave restores it.
+
+    aud44c: each block saved and restored the flag on its own. With two explanations in two
+    threads (two models), the first to finish turned the fast path back on under the other,
+    whose ``nn.TransformerEncoderLayer`` then took the fused kernel around its patched
+    attention: head credits 0.0 instead of up to 0.208, without a word; and the last to finish
+    wrote back the ``False`` it had found, leaving the fast path off in the user's process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._saved = True
+
+    def disable(self) -> None:
+        with self._lock:
+            if self._open == 0:
+                self._saved = torch.backends.mha.get_fastpath_enabled()
+                torch.backends.mha.set_fastpath_enabled(False)
+            self._open += 1
+
+    def restore(self) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._open == 0:
+                torch.backends.mha.set_fastpath_enabled(self._saved)
+
+
+_FASTPATH = _FastPathOff()

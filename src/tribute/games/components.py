@@ -81,6 +81,7 @@ from .sites import (
     as_ablation,
     get_module,
     qk_context_sites,
+    refuse_same_module,
     refuse_sequence_first,
     resolve_site,
 )
@@ -167,6 +168,18 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
                             n_resample=n_resample, seed=seed, counterfactual_kwargs=counterfactual_kwargs)
     if modules is None:
         raise InputError("components(model, modules): give a module path (or a list), or sae=tribute.SAE(...).")
+    given = [modules] if isinstance(modules, (str, torch.nn.Module)) else modules
+    objects = [m for m in given if isinstance(m, torch.nn.Module)] if isinstance(given, (list, tuple)) else []
+    if objects:
+        # aud44c: components(net, net.out) raised "TypeError: 'Linear' object is not iterable"
+        paths = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+        seen = [f"{type(m).__name__} ({paths[id(m)]!r})" if id(m) in paths
+                else f"{type(m).__name__} (not a submodule of the model)" for m in objects]
+        fix = [paths.get(id(m), m) if isinstance(m, torch.nn.Module) else m for m in given]
+        hint = (f"components(model, {fix[0]!r})" if len(fix) == 1 else f"components(model, {fix!r})") \
+            if all(isinstance(f, str) for f in fix) else "components(model, 'path.to.module')"
+        raise InputError(f"modules= takes module paths (strings), not module objects; got {', '.join(seen)}. "
+                         f"Pass the paths: {hint}.")
     names = [modules] if isinstance(modules, str) else list(modules)
     if not names or not all(isinstance(n, str) for n in names):
         raise InputError(f"modules={modules!r}: give a module path or a list of module paths.")
@@ -174,11 +187,17 @@ def components(model: torch.nn.Module, modules: str | Sequence[str] | None = Non
         raise InputError(f"modules={names!r} lists a module twice.")
     if unit not in UNITS:
         raise InputError(f"unit={unit!r} is not one of {UNITS}.")
+    if num_heads is not None and unit != "head":
+        # aud44c: components(net, "attn", num_heads=4) (unit= forgotten) gave neuron players
+        # and dropped num_heads= without a word
+        raise InputError(f"num_heads={num_heads!r} is read only with unit='head' (got unit={unit!r}); "
+                         "pass unit='head' for head players, or drop num_heads=.")
     abl = as_ablation(ablation, reference=reference, counterfactual=counterfactual,
                        n_resample=n_resample, seed=seed, counterfactual_kwargs=counterfactual_kwargs)
     sites = [resolve_site(model, n, unit, num_heads) for n in names]
     if len({s.path for s in sites}) != len(sites):
         raise InputError(f"modules={names!r} resolve to the same module more than once.")
+    refuse_same_module(model, sites)
     refuse_sequence_first(model, sites)
     return ComponentSet(model, sites, abl)
 
@@ -224,6 +243,7 @@ class ComponentSet:
             for s in self.sites:  # a different (e.g. wrapping) module: the paths must still resolve
                 get_module(adapter.module, s.path)
         sites = [Site(s.name, s.path, s.unit, s.kind, s.num_heads) for s in self.sites]
+        refuse_same_module(adapter.module, sites)
         refuse_sequence_first(adapter.module, sites)
         return ComponentGame(adapter, inputs, sites, abl, target=target, baseline=baseline,
                              output=output, forward_args=forward_args,

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 
 from ..errors import InputError, UnsupportedModelError
+from ..params import check_seed
 from ._hooks import Site
 
 __all__ = ["ABLATIONS", "UNITS", "Ablation", "as_ablation", "get_module", "head_count",
-           "qk_context_sites", "refuse_sequence_first", "resolve_site", "sequence_first_owner"]
+           "qk_context_sites", "refuse_same_module", "refuse_sequence_first", "resolve_site",
+           "sequence_first_owner"]
 
 UNITS = ("neuron", "channel", "head")
 ABLATIONS = ("zero", "mean", "resample", "patch")
@@ -82,8 +84,14 @@ class Ablation:
                 "ablation='patch' needs counterfactual=... (one corrupted input per sample, same "
                 "structure as the inputs): tribute.components(model, ..., counterfactual=x_corrupt)."
             )
-        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, int) or self.n_resample < 1:
+        if isinstance(self.n_resample, bool) or not isinstance(self.n_resample, numbers.Integral) \
+                or self.n_resample < 1:
             raise InputError(f"n_resample={self.n_resample!r} must be a positive int.")
+        # aud44c: a numpy int was refused as "n_resample=np.int64(4) must be a positive int"; a seed
+        # of 1.5 was cut to 1 without a word, "x" / None / 2**70 raised a bare ValueError/TypeError
+        # after the reference pass had run
+        object.__setattr__(self, "n_resample", int(self.n_resample))
+        object.__setattr__(self, "seed", check_seed(self.seed, "seed"))
         ck = self.counterfactual_kwargs
         if ck is not None:
             if not isinstance(ck, dict) or not all(isinstance(k, str) for k in ck):
@@ -305,6 +313,26 @@ def sequence_first_owner(model: torch.nn.Module, path: str) -> str | None:
     return None
 
 
+def refuse_same_module(model: torch.nn.Module, sites: list[Site]) -> None:
+    """Refuse two sites that hook one module object registered under two paths.
+
+    aud44c: a siamese model holding one encoder as ``enc_a`` and ``enc_b`` gave players
+    ``enc_a.0 neuron j`` and ``enc_b.0 neuron j`` whose credits were each half of the shared
+    unit's (both hooks edit every call of the one module): -0.096 and -0.096 where the two
+    branches' own credits are -0.240 and +0.048, without a word.
+    """
+    seen: dict[int, Site] = {}
+    for site in sites:
+        module = model.get_submodule(site.path)
+        first = seen.setdefault(id(module), site)
+        if first is not site:
+            raise InputError(
+                f"modules {first.name!r} and {site.name!r} are one module ({type(module).__name__} registered "
+                "under two names), so their players would be the same units, each hooked twice; its units "
+                f"are ablated at every call of the module (every branch that uses it). List it once, e.g. "
+                f"components(model, {first.name!r}), or give each branch its own module to credit them apart.")
+
+
 def refuse_sequence_first(model: torch.nn.Module, sites: list[Site]) -> None:
     """Refuse sites whose activations are sequence-first (the games edit axis 0 as the batch).
 
@@ -334,6 +362,18 @@ def refuse_sequence_first(model: torch.nn.Module, sites: list[Site]) -> None:
 
 def resolve_site(model: torch.nn.Module, name: str, unit: str, num_heads: int | None) -> Site:
     module = get_module(model, name)
+    holder = name.rsplit(".", 1)[0] if "." in name else None
+    if holder is not None and isinstance(model.get_submodule(holder), torch.nn.MultiheadAttention):
+        # aud44c: torch's attention uses out_proj's weights directly, never calls it as a module:
+        # a site there was refused as "not called during the forward pass"
+        if unit == "head" and name == f"{holder}.out_proj":  # its input is the heads' context
+            sub = resolve_site(model, holder, "head", num_heads)
+            return Site(name=name, path=sub.path, unit="head", kind=sub.kind, num_heads=sub.num_heads)
+        raise UnsupportedModelError(
+            f"module {name!r} sits inside the torch.nn.MultiheadAttention {holder!r}, which uses its weights "
+            "directly instead of calling it, so no hook sees its activation. Name the attention module: "
+            f"components(model, {holder!r}, unit='head') for its heads, or components(model, {holder!r}, "
+            f"unit={unit!r}) for the units of its output (out_proj's output).")
     if unit != "head":
         return Site(name=name, path=name, unit=unit, kind="output")
     if _linear_out(module) is not None and "." in name:
