@@ -59,18 +59,18 @@ def first_conv_channels(model: Any) -> int | None:
     module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
     if not isinstance(module, torch.nn.Module):
         return None
-    first = next((sub for sub in module.modules() if isinstance(sub, torch.nn.Conv2d)), None)
-    if first is None or int(first.in_channels) < 1:  # a LazyConv2d reads 0 until its first call
+    mods = list(module.modules())
+    at, first = next(((i, sub) for i, sub in enumerate(mods) if isinstance(sub, torch.nn.Conv2d)),
+                     (0, None))
+    if first is None:
         return None
-    for sub in module.modules():
-        if sub is first:
-            break
-        if sub is not module and not isinstance(sub, _WIDTH_KEEPING) \
-                and next(sub.parameters(recurse=False), None) is not None:
-            return None  # a Linear, an embedding, another convolution ... may feed it
     c = int(first.in_channels)
-    if any(sub is not first and isinstance(sub, _CONVS) and int(sub.out_channels) == c
-           for sub in module.modules()):
+    if c < 1:  # a LazyConv2d reads 0 channels until its first call
+        return None
+    if any(sub is not module and not isinstance(sub, _WIDTH_KEEPING)
+           and next(sub.parameters(recurse=False), None) is not None for sub in mods[:at]):
+        return None  # a Linear, an embedding, another convolution ... may feed it
+    if any(sub is not first and isinstance(sub, _CONVS) and int(sub.out_channels) == c for sub in mods):
         return None  # it may read that convolution's output
     return c
 
