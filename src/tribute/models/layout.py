@@ -31,17 +31,48 @@ __all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "first_c
 CHANNEL_COUNTS = (1, 3, 4)
 
 
+#: Layers that keep the width of what they read: registered before the first ``Conv2d`` they
+#: do not make it read an intermediate tensor of another width.
+_WIDTH_KEEPING = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm,
+                  torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d,
+                  torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+#: Layers whose output channels a ``Conv2d`` may read.
+_CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose1d,
+          torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+
+
 def first_conv_channels(model: Any) -> int | None:
-    """``in_channels`` of the first ``torch.nn.Conv2d`` registered in ``model`` (None for
-    anything else: no torch module, no 2-D convolution). A :class:`ModelAdapter` is read
-    through its ``module``."""
+    """``in_channels`` of the first ``torch.nn.Conv2d`` registered in ``model``, where it reads
+    the model's input; None for anything else (no torch module, no 2-D convolution) and where
+    the module tree says it may read an intermediate tensor. A :class:`ModelAdapter` is read
+    through its ``module``.
+
+    Registration order is not forward order: a ``head = Conv2d(16, 2, 1)`` registered before
+    the ``stem = Conv2d(3, 16, 3)`` that feeds it, or a ``Conv2d(16, ...)`` fed by a
+    ``Linear`` registered before it, read 16 channels of an intermediate tensor, and the
+    channels-first ``(3, 16, 16)`` images of such models were refused by the region methods
+    as channels-last (rev44s). So the convolution is trusted only where no layer with
+    parameters that may change the width (anything but a normalisation) is registered before
+    it, and no other convolution writes as many channels as it reads.
+    """
     module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
     if not isinstance(module, torch.nn.Module):
         return None
-    for sub in module.modules():
-        if isinstance(sub, torch.nn.Conv2d):
-            return int(sub.in_channels)
-    return None
+    mods = list(module.modules())
+    at, first = next(((i, sub) for i, sub in enumerate(mods) if isinstance(sub, torch.nn.Conv2d)),
+                     (0, None))
+    if first is None:
+        return None
+    c = int(first.in_channels)
+    if c < 1:  # a LazyConv2d reads 0 channels until its first call
+        return None
+    if any(sub is not module and not isinstance(sub, _WIDTH_KEEPING)
+           and next(sub.parameters(recurse=False), None) is not None for sub in mods[:at]):
+        return None  # a Linear, an embedding, another convolution ... may feed it
+    if any(sub is not first and isinstance(sub, _CONVS) and int(sub.out_channels) == c for sub in mods):
+        return None  # it may read that convolution's output
+    return c
 
 
 def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
