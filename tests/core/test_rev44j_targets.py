@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,12 +32,12 @@ def _setup() -> tuple[torch.nn.Module, torch.nn.Linear, torch.Tensor]:
 
 
 def _hand(model: torch.nn.Module, head: torch.nn.Linear) -> tuple[np.ndarray, ...]:
-    w, b = (p.detach().double().numpy() for p in model[0].parameters())
+    w, b = (p.detach().double().numpy() for p in model.parameters())
     hw, hb = (p.detach().double().numpy() for p in head.parameters())
     return w, b, hw[0], hb[0]
 
 
-def _f(xs: np.ndarray, w: np.ndarray, b: np.ndarray, hw: np.ndarray, hb: float) -> np.ndarray:
+def _f(xs: np.ndarray, w: np.ndarray, b: np.ndarray, hw: np.ndarray, hb: Any) -> np.ndarray:
     return np.asarray(np.tanh(xs @ w.T + b) @ hw + hb)
 
 
