@@ -166,3 +166,14 @@ def test_a_module_read_by_several_helpers_is_hashed_once(monkeypatch: pytest.Mon
     with torch.no_grad():
         ns["HEAD"].weight.add_(1.0)
     assert _digest(ns["t"]) != first
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_a_low_precision_weight_the_target_reads_is_recorded(dtype: torch.dtype) -> None:
+    ns: dict[str, Any] = {"W": torch.tensor([1.0, 0.0, 0.0], dtype=dtype)}
+    exec("def t(y):\n    return y @ W", ns)
+    first = _digest(ns["t"])
+    ns["W"] = torch.tensor([1.0, 0.0, 0.0], dtype=dtype)  # equal values, another tensor
+    assert _digest(ns["t"]) == first
+    ns["W"] = torch.tensor([0.0, 1.0, 0.0], dtype=dtype)
+    assert _digest(ns["t"]) != first
