@@ -261,7 +261,22 @@ class Target:
                 )
             return neg_kl(out, ref)[:, None]
         if self.fn is not None:
-            val = self.fn(out)
+            if out.is_inference() and not torch.is_inference_mode_enabled():
+                # the reference outputs ran under inference_mode; a target that calls a module
+                # whose weights require grad (``lambda y: head(y)[:, 0]``) then asked autograd
+                # to save an inference tensor, and every explain call with it raised
+                # "Inference tensors cannot be saved for backward" (rev44j). No gradient flows
+                # through these outputs, so the callable runs in inference mode as they did.
+                with torch.inference_mode():
+                    val = self.fn(out)
+            elif not out.requires_grad and torch.is_grad_enabled():
+                # likewise outputs no gradient flows through (deeplift's baseline rows): the
+                # values kept a graph over the target's own weights, and deeplift's
+                # ``delta.numpy()`` raised "Can't call numpy() on Tensor that requires grad"
+                with torch.no_grad():
+                    val = self.fn(out)
+            else:
+                val = self.fn(out)
             if not isinstance(val, torch.Tensor):
                 val = torch.as_tensor(np.asarray(val), device=out.device)
             if val.ndim == 1:

@@ -54,7 +54,15 @@ def canonical(obj: Any, *, _function: Callable[[Any], str] | None = None) -> Any
     if isinstance(obj, (np.integer, np.floating, np.bool_)):
         return again(obj.item())
     if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu().numpy()
+        t = obj.detach().cpu()
+        if t.dtype in (torch.bfloat16,) or str(t.dtype).startswith("torch.float8"):
+            # no numpy dtype: ``.numpy()`` raised TypeError and a bfloat16 weight the target
+            # read counted by its type's name only, so another one resumed silently (rev44j)
+            raw = t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            name = str(t.dtype).replace("torch.", "")
+            digest = hashlib.sha256(f"{name}|{tuple(t.shape)}|".encode() + raw).hexdigest()
+            return {"array": {"sha256": digest, "shape": list(t.shape), "dtype": name}}
+        obj = t.numpy()
     if type(obj).__module__.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series"):
         return _canonical_frame(obj)
     if isinstance(obj, np.ndarray) and obj.dtype == object:
@@ -72,15 +80,24 @@ def canonical(obj: Any, *, _function: Callable[[Any], str] | None = None) -> Any
         digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode() + arr.tobytes()).hexdigest()
         return {"array": {"sha256": digest, "shape": list(arr.shape), "dtype": str(arr.dtype)}}
     if isinstance(obj, dict):
+        bad = next((k for k in obj if not _plain_key(k)), None)
+        if bad is not None:
+            # str() of a function or of an object with the default repr holds its address, new
+            # in every process: a target reading ``{fa: 1.0, fb: 2.0}`` got another digest in
+            # each one, and its resume was refused (rev44j). The digest walk reads such a dict
+            # item by item instead.
+            raise InputError(
+                f"a dict keyed by a {type(bad).__name__} cannot be recorded in the job manifest "
+                "(its keys have no address-free text); use strings or numbers as keys.")
         return {str(k): again(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):
         return [again(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: again(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         return {"type": f"{type(obj).__module__}.{type(obj).__qualname__}", "fields": fields}
-    if callable(obj) and hasattr(obj, "__qualname__"):
+    if callable(obj) and _attr(obj, "__qualname__") is not None:
         out: dict[str, Any] = {"callable": f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"}
-        if getattr(obj, "__code__", None) is not None:
+        if _attr(obj, "__code__") is not None:
             # a name says nothing of what a function computes: a resumed job whose
             # ``target=lambda y: y.argmin(1)`` replaced ``y.argmax(1)`` (both
             # '__main__.<lambda>') was accepted and mixed shards explaining other classes
@@ -90,9 +107,36 @@ def canonical(obj: Any, *, _function: Callable[[Any], str] | None = None) -> Any
                 pass
         return out
     raise InputError(
-        f"a job setting of type {type(obj).__name__} ({obj!r:.80}) cannot be recorded in the job "
+        f"a job setting of type {type(obj).__name__} ({_safe_repr(obj)}) cannot be recorded in the job "
         "manifest; pass numbers, strings, arrays, lists or dataclasses."
     )
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, also None when the object's own ``__getattr__`` raises
+    something else than AttributeError (a callable instance whose ``__getattr__`` raises
+    KeyError made the job start fail with it, rev44j)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _plain_key(k: Any) -> bool:
+    """Whether a dict key's ``str`` is address-free: a string, number, None, or a tuple of them."""
+    if isinstance(k, (str, int, float, np.integer, np.floating)) or k is None:
+        return True
+    return isinstance(k, tuple) and all(_plain_key(x) for x in k)
+
+
+def _safe_repr(obj: Any) -> str:
+    """``repr(obj)`` cut to 80 characters, or the type's name when the user's ``__repr__`` raises
+    (rev44j: a list holding such an object in a global the target read made the job start
+    fail with that object's own error)."""
+    try:
+        return f"{obj!r:.80}"
+    except Exception:
+        return f"<{type(obj).__qualname__}>"
 
 
 #: how many functions deep :func:`_function_digest` follows the functions a function calls
@@ -153,7 +197,7 @@ def _walk_key(x: Any, _depth: int = 0) -> str:
     on hash order or addresses: a walk follows them in this order, so that the digest of
     functions calling each other through a set does not depend on the set's order (aud44j:
     the digest of one target differed between two processes with the set's order)."""
-    code = getattr(x, "__code__", None) if callable(x) else None
+    code = _attr(x, "__code__") if callable(x) else None
     if code is not None and hasattr(code, "co_code"):
         body = hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()
         return f"fn:{getattr(x, '__module__', '?')}.{getattr(x, '__qualname__', '?')}:{body}"
@@ -165,13 +209,35 @@ def _walk_key(x: Any, _depth: int = 0) -> str:
     return f"<{type(x).__module__}.{type(x).__qualname__}>"
 
 
+def _user_call(v: Any) -> Any:
+    """``v.__call__`` bound to ``v`` for an instance of a class of the user's own code whose
+    ``__call__`` is a Python function; else None."""
+    if isinstance(v, (type, types.FunctionType, types.MethodType)):
+        return None
+    call = next((vars(c)["__call__"] for c in type(v).__mro__ if "__call__" in vars(c)), None)
+    if not isinstance(call, types.FunctionType) or not _is_user_code(call):
+        return None
+    return types.MethodType(call, v)
+
+
 def _plain_object(g: Any) -> bool:
     """Whether ``g`` is an object whose attributes a function reads as settings (a config
     object, ``types.SimpleNamespace``): not None, a class, a callable, a tensor or an array."""
     import torch
 
-    return g is not None and not isinstance(g, type) and not callable(g) and hasattr(g, "__dict__") \
+    return g is not None and not isinstance(g, type) and not callable(g) and _own_dict(g) is not None \
         and not isinstance(g, (torch.Tensor, np.ndarray))
+
+
+def _own_dict(g: Any) -> dict[str, Any] | None:
+    """``vars(g)`` read without the object's ``__getattr__`` (an object with ``__slots__`` and a
+    ``__getattr__`` that raises: ``hasattr(g, "__dict__")`` ran it and the job start failed
+    with its error, rev44j); None when it has none."""
+    try:
+        d = object.__getattribute__(g, "__dict__")
+    except AttributeError:
+        return None
+    return d if isinstance(d, dict) else None
 
 
 def _code_names(c: Any) -> list[str]:
@@ -226,7 +292,7 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     def value(v: Any) -> str:
         if id(v) in seen:
             return "<self>"
-        if callable(v) and getattr(v, "__code__", None) is not None:
+        if callable(v) and _attr(v, "__code__") is not None:
             return "fn:" + function(v)
         if isinstance(v, (set, frozenset)):
             return "set(" + ", ".join(sorted(value(x) for x in sorted(v, key=_walk_key))) + ")"
@@ -235,7 +301,19 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         if isinstance(v, torch.nn.Module):  # a module it calls (``HEAD(y)``): class and weights
             from .model import fingerprint_model
 
-            return f"module:{fingerprint_model(v)}"
+            # once per walk (rev44j: three helpers calling one 50M-parameter module hashed its
+            # 200 MB three times, 1.8 s at job start)
+            got = memo.get((id(v), -1))
+            if got is None or got[0] is not v:
+                got = (v, f"module:{fingerprint_model(v)}")
+                memo[(id(v), -1)] = got
+            return got[1]
+        call = _user_call(v)
+        if call is not None:
+            # a callable instance of the user's class (``PICK = Picker(1)``, ``PICK(y)``): its
+            # ``__call__`` and what it reads from the object, as a bound-method target; it
+            # counted by its type's name only and ``Picker(0)`` resumed silently (rev44j)
+            return "call:" + function(call)
         try:
             return json.dumps(canonical(v, _function=function), sort_keys=True)
         except (InputError, TypeError, ValueError, RecursionError):
@@ -301,7 +379,8 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor)):
             h.update(f"{name}=".encode() + value(g).encode())
         elif isinstance(g, torch.nn.Module) or (type(g).__module__.startswith("pandas")
-                                                and type(g).__name__ in ("DataFrame", "Series")):
+                                                and type(g).__name__ in ("DataFrame", "Series")) \
+                or _user_call(g) is not None:
             # a module it calls and a pandas table or Series of weights were unrecorded (aud44j)
             h.update(f"{name}=".encode() + value(g).encode())
     # what rev42f found unrecorded (recorded after the above, so a function reading none of it
@@ -321,7 +400,7 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
                 continue
             attrs = vars(g)
         elif _plain_object(g):
-            attrs = vars(g)  # a global config object: ``CFG.cols``
+            attrs = _own_dict(g) or {}  # a global config object: ``CFG.cols``
         else:
             continue
         attributes(name, attrs)
@@ -331,6 +410,10 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     if owner is not None and not isinstance(owner, types.ModuleType) \
             and isinstance(getattr(owner, "__dict__", None), (dict, types.MappingProxyType)):
         attributes("self", vars(owner))
+        if isinstance(owner, torch.nn.Module):
+            # its parameters, buffers and submodules are not in ``vars``: ``m.pick`` reading
+            # ``self.w`` (a Parameter) resumed silently with other weights (rev44j)
+            h.update(b"self=" + value(owner).encode())
     # likewise an object in its closure or defaults (``lambda y: y[:, cfg.col]`` made by a
     # function of ``cfg``), recorded above by its type's name only (aud44j)
     held: list[tuple[str, Any]] = []
@@ -343,7 +426,7 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     held += sorted((getattr(fn, "__kwdefaults__", None) or {}).items())
     for name, obj in held:
         if _plain_object(obj):
-            attributes(name, vars(obj))
+            attributes(name, _own_dict(obj) or {})
     out = h.hexdigest()
     memo[(id(fn), _depth)] = (fn, out)  # keeps fn alive: its id is not reused within the call
     return out
