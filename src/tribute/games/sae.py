@@ -47,6 +47,7 @@ from __future__ import annotations
 import dis
 import functools
 import hashlib
+import itertools
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -198,6 +199,9 @@ class _Splice(torch.nn.Module):
 _REACH_DEPTH = 4
 #: most items of one container (list, tuple, dict) it looks at
 _REACH_ITEMS = 64
+#: most items of one container it looks at for tensors (leaves, nothing to walk: a bundle of
+#: many layers' dictionaries in one dict of tensors)
+_REACH_TENSORS = 4096
 
 
 def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]:
@@ -271,14 +275,15 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
                 else:
                     visit(o, left - 1)
         elif isinstance(obj, (list, tuple, dict)):
-            items = list(obj.values()) if isinstance(obj, dict) else obj
-            for o in items[:_REACH_ITEMS]:
+            items = iter(obj.values() if isinstance(obj, dict) else obj)
+            for o in itertools.islice(items, _REACH_ITEMS):
                 visit(o, left - 1)
-            # the tensors past the first items are taken too (leaves: nothing to walk): a bundle of
-            # 26 layers' dictionaries in one dict (``P[f"blocks.{i}.W_enc"]``) left the SAE's own
-            # tensors (entries 75 and 76) out of the digest, and credits explained with one
-            # dictionary were scored on a retrained one's game silently (shapley_error 1.54, not 0)
-            for o in items[_REACH_ITEMS:]:
+            # the tensors past the first items are taken too, to _REACH_TENSORS items (leaves:
+            # nothing to walk): a bundle of 26 layers' dictionaries in one dict
+            # (``P[f"blocks.{i}.W_enc"]``) left the SAE's own tensors (entries 75 and 76) out of the
+            # digest, and credits explained with one dictionary were scored on a retrained one's
+            # game silently (shapley_error 1.54, not 0; rev44a)
+            for o in itertools.islice(items, _REACH_TENSORS - _REACH_ITEMS):
                 if isinstance(o, torch.Tensor):
                     tensors.setdefault(id(o), o)
         elif not isinstance(obj, (type, types.ModuleType)) and (
