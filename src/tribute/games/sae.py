@@ -47,6 +47,7 @@ from __future__ import annotations
 import dis
 import functools
 import hashlib
+import itertools
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -198,6 +199,9 @@ class _Splice(torch.nn.Module):
 _REACH_DEPTH = 4
 #: most items of one container (list, tuple, dict) it looks at
 _REACH_ITEMS = 64
+#: most items of one container it looks at for tensors (leaves, nothing to walk: a bundle of
+#: many layers' dictionaries in one dict of tensors)
+_REACH_TENSORS = 4096
 
 
 def modules_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.nn.Module]:
@@ -270,12 +274,18 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
                         visit(member, left - 1)
                 else:
                     visit(o, left - 1)
-        elif isinstance(obj, (list, tuple)):
-            for o in obj[:_REACH_ITEMS]:
+        elif isinstance(obj, (list, tuple, dict)):
+            items = iter(obj.values() if isinstance(obj, dict) else obj)
+            for o in itertools.islice(items, _REACH_ITEMS):
                 visit(o, left - 1)
-        elif isinstance(obj, dict):
-            for o in list(obj.values())[:_REACH_ITEMS]:
-                visit(o, left - 1)
+            # the tensors past the first items are taken too, to _REACH_TENSORS items (leaves:
+            # nothing to walk): a bundle of 26 layers' dictionaries in one dict
+            # (``P[f"blocks.{i}.W_enc"]``) left the SAE's own tensors (entries 75 and 76) out of the
+            # digest, and credits explained with one dictionary were scored on a retrained one's
+            # game silently (shapley_error 1.54, not 0; rev44a)
+            for o in itertools.islice(items, _REACH_TENSORS - _REACH_ITEMS):
+                if isinstance(o, torch.Tensor):
+                    tensors.setdefault(id(o), o)
         elif not isinstance(obj, (type, types.ModuleType)) and (
                 isinstance(state := _state(obj), dict) or (slots := _slot_values(obj))):
             # an object's state (the wrapper behind a bound method: ``wrapper.encode``) and a
@@ -302,8 +312,8 @@ def _state(obj: Any) -> Any:
     something else than AttributeError for a missing ``__dict__`` (a ``__slots__`` class looking
     names up in a dict: KeyError) made building the SAE's players fail with ``KeyError:
     '__dict__'``, for an object the SAE's function merely names."""
-    try:
-        return getattr(obj, "__dict__", None)
+    try:  # not through a class's ``__getattr__`` (a lazy loader's side effects; rev44a)
+        return object.__getattribute__(obj, "__dict__")
     except Exception:
         return None
 
@@ -321,9 +331,15 @@ def _slot_values(obj: Any) -> list[Any]:
                 continue
             if name.startswith("__") and not name.endswith("__"):
                 name = f"_{k.__name__.lstrip('_')}{name}"
+            # read through the slot's own descriptor: ``getattr`` evaluated a subclass's property of
+            # that name and called the class's ``__getattr__`` for an unset slot (side effects of
+            # an object the SAE's function merely names; rev44a)
+            slot = vars(k).get(name)
+            if not isinstance(slot, types.MemberDescriptorType):
+                continue
             try:
-                out.append(getattr(obj, name))
-            except Exception:  # an unset slot (AttributeError), a raising descriptor
+                out.append(slot.__get__(obj, type(obj)))
+            except Exception:  # an unset slot (AttributeError)
                 continue
     return out
 
@@ -399,16 +415,20 @@ def _weights_digest(splice: torch.nn.Module) -> str:
         if mod is not None and all(mod is not m for m in modules):
             modules.append(mod)
     tensors = [t for mod in modules for t in (*mod.parameters(), *mod.buffers())]
-    if not tensors:
-        # no parameter or buffer: the dictionary is plain tensors, held in a closure (a dict of
-        # tensors loaded from a file), by a plain object, or as a module's plain attributes
-        # (``self.W_enc = torch.load(...)``). Read none, two dictionaries of one width (a
-        # retrained SAE) gave one key, and credits explained with one were scored on the
-        # other's game silently (shapley_error 2.14 where the own game gives 0). (Not read
-        # beside parameters: a module's plain tensors there may be per-pass caches.)
-        plain = [t for mod in modules for k in mod.modules() for t in vars(k).values() if isinstance(t, torch.Tensor)]
-        tensors = list({id(t): t for t in (*plain, *getattr(splice, "_plain", ()))
-                        if t.layout == torch.strided and not t.is_meta}.values())
+    # the dictionary may be plain tensors, held in a closure (a dict of tensors loaded from a
+    # file), by a plain object, or as a module's plain attributes (``self.W_enc = torch.load(...)``).
+    # Read none, two dictionaries of one width (a retrained SAE) gave one key, and credits
+    # explained with one were scored on the other's game silently (shapley_error 2.14 where the
+    # own game gives 0). A module's plain attributes are read only where no module has a
+    # parameter or buffer (beside parameters they may be per-pass caches); the tensors the
+    # functions reach outside modules always: beside a module with parameters (a LayerNorm
+    # before the dictionary, ``relu(ln(a) @ P["W_enc"])``) they were left out and a retrained
+    # dictionary was scored silently (shapley_error 4.47, not 0; rev44a)
+    attrs = [] if tensors else [t for mod in modules for k in mod.modules() for t in vars(k).values()
+                                if isinstance(t, torch.Tensor)]
+    held = {id(t) for t in tensors}
+    tensors += {id(t): t for t in (*attrs, *getattr(splice, "_plain", ()))
+                if id(t) not in held and t.layout == torch.strided and not t.is_meta}.values()
     if not tensors:
         return ""
     h = hashlib.sha1()

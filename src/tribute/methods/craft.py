@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, UnsupportedModelError
+from ..models.layout import channels_last_by_model, first_conv_channels
 from ._eval_mode import eval_mode
 from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
@@ -250,20 +251,28 @@ def _check_logits(logits: Any, target: int) -> None:
 # ---------------------------------------------------------------------------- pieces
 
 
-def _as_images(images: Any) -> torch.Tensor:
+def _as_images(images: Any, model: Any = None) -> torch.Tensor:
     t = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     if t.ndim != 4 or t.shape[0] < 1 or not t.dtype.is_floating_point:
         raise InputError(f"craft: images must be a float batch (images x channels x height x width); got "
                          f"shape {tuple(t.shape)} dtype {t.dtype}.")
     if not torch.isfinite(t).all():
         raise InputError("craft: images hold NaN or inf values.")
-    if t.shape[-1] <= 4 < t.shape[1] and t.shape[-1] < t.shape[2]:
+    # the model's first Conv2d tells the layout where it reads one axis's length and not the
+    # other's (tribute.models.layout, shared with the metrics and region methods): by shape alone,
+    # 8-band images (n, 8, 16, 4) were refused, and channels-last ones (n, 32, 32, 8) for a model
+    # that permutes them ran on crops across width and bands (rev44a); else the shape rule
+    told = channels_last_by_model(tuple(int(d) for d in t.shape[1:]), model)
+    if told is None:
+        told = t.shape[-1] <= 4 < t.shape[1] and t.shape[-1] < t.shape[2]
+    if told:
         # channels-last images (n, H, W, 3), as numpy / PIL give them: CRAFT crops axes 2 and 3,
         # so it cut 1-pixel crops across the WIDTH and the colour channels (crop_boxes of size 1,
         # concept maps of shape W x C) and ran silently for a model that permutes them itself;
         # for an images x C x H x W model the failure blamed resize=False
+        why = "" if first_conv_channels(model) is None else f" (the model's first Conv2d reads {first_conv_channels(model)} channels)"
         raise InputError(
-            f"craft: images of shape {tuple(t.shape)} look channels-last (images x height x width x channels); "
+            f"craft: images of shape {tuple(t.shape)} look channels-last (images x height x width x channels){why}; "
             "CRAFT crops and maps images x channels x height x width. Pass images.permute(0, 3, 1, 2) "
             "(np.transpose(images, (0, 3, 1, 2))), with a model that takes that layout (wrap a channels-last "
             "model in a module that permutes its input back).")
@@ -479,7 +488,7 @@ def craft(
     """
     _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis)
     _check_int("n_crops", n_crops, 1)
-    x = _as_images(images)
+    x = _as_images(images, model)
     side = min(x.shape[2], x.shape[3])
     size = max(1, side // 2) if crop_size is None else _check_int("crop_size", crop_size, 1)
     if size > side:
