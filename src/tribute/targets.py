@@ -576,7 +576,8 @@ def _resolve(target: TargetLike, output: str, reference: torch.Tensor, batch: in
     device = reference.device
 
     def _idx(arr: Any, what: str) -> torch.Tensor:
-        a = np.asarray(arr.cpu() if isinstance(arr, torch.Tensor) else arr)
+        # detached: a tensor that requires grad (a 0-d one was read by .item() before aud44o)
+        a = np.asarray(arr.detach().cpu() if isinstance(arr, torch.Tensor) else arr)
         if a.dtype.kind in "OUS":
             raise InputError(
                 f"target{what} holds {a.ravel()[:8].tolist()}, not integer class indices; class "

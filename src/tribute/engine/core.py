@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import numbers
 import time
 import warnings
 import weakref
@@ -518,7 +519,7 @@ class Engine:
                  batch_size: int | None = None, progress: bool | None = None,
                  max_memory: int | str | None = None) -> None:
         if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+            isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1
         ):
             raise InputError(
                 f"batch_size={batch_size!r} must be a positive int (rows per forward pass) or "
@@ -526,7 +527,7 @@ class Engine:
             )
         self.model = model
         self.target = target
-        self.batch_size = batch_size
+        self.batch_size = None if batch_size is None else int(batch_size)  # np.int64(4) as 4
         self.progress = progress
         self.max_memory = resolve_max_memory(max_memory, getattr(model, "device", None))
         self.n_rows = 0

@@ -21,7 +21,8 @@ from ..targets import TargetLike, plain_target
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame, PerSample
 
-__all__ = ["PlayerSet", "build_game", "framework_of", "labels_to_columns", "numeric_labels"]
+__all__ = ["PlayerSet", "build_game", "check_forward_arguments", "framework_of", "labels_to_columns",
+           "numeric_labels"]
 
 
 @runtime_checkable
@@ -76,7 +77,7 @@ def build_game(
     :class:`~tribute.games.text.TextGame` (``players``, ``removal``, ``pair``,
     ``include_special`` and ``max_length`` are its settings).
     """
-    _check_forward_arguments(forward_args, forward_kwargs)
+    check_forward_arguments(forward_args, forward_kwargs)
     framework = framework_of(inputs)
     adapter = as_model(model, framework, model_output)
     target = plain_target(target, inputs)  # a pandas / polars Series of labels -> numpy
@@ -127,7 +128,7 @@ def build_game(
     )
 
 
-def _check_forward_arguments(forward_args: Any, forward_kwargs: Any) -> None:
+def check_forward_arguments(forward_args: Any, forward_kwargs: Any) -> None:
     """``forward_args`` a tuple or list, ``forward_kwargs`` a dict (aud44o: a bare tensor as
     ``forward_args`` failed with "Boolean value of Tensor with more than one value is
     ambiguous", an int with "'int' object is not iterable", a list of pairs as

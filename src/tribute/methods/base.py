@@ -283,7 +283,7 @@ class Method(ABC):
             _reference_now(game)
             return budget
         use = self.default_budget(game)
-        self.check_cost(game, use)
+        self.check_cost(game, use, given=False)
         _reference_now(game)
         return use
 
@@ -323,13 +323,14 @@ class Method(ABC):
         the base class adds fewer players and a smaller budget. Default: none."""
         return []
 
-    def check_cost(self, game: Game, budget: int | None) -> Cost:
+    def check_cost(self, game: Game, budget: int | None, *, given: bool = True) -> Cost:
         """Refuse up front when :meth:`estimate_cost` exceeds the engine's ``max_memory``.
 
         The refusal quotes the estimate, the cap and settings that would fit (fewer players
         through ``groups=``, a smaller ``budget``); runs estimated to take over ten seconds
         (from the throughput measured on this model) announce their plan as a
-        :class:`SlowRunWarning`.
+        :class:`SlowRunWarning`. ``given``: ``budget`` is the user's (fewer players are then
+        priced at it), not the method's default for this game (then at their own default).
         """
         cls = type(self)
         cost = self.estimate_cost(game, budget)
@@ -340,7 +341,7 @@ class Method(ABC):
         if cap is not None and cost.bytes > cap:
             from ..engine.memory import format_bytes
 
-            fits = _fitting_settings(self, game, budget, cap)
+            fits = _fitting_settings(self, game, budget, cap, given)
             raise BudgetError(
                 f"method {cls.name!r} on {game.n_samples:,} input(s) x {game.n_players:,} players "
                 f"needs about {format_bytes(cost.bytes)} ({cost.note}), more than "
@@ -568,18 +569,21 @@ def _fits(method: Method, game: Any, budget: int | None, cap: int) -> tuple[bool
     return c.bytes <= cap, c.bytes
 
 
-def _fitting_settings(method: Method, game: Any, budget: int | None, cap: int) -> str:
-    """Words naming settings that fit under ``cap``: fewer players, a smaller budget."""
+def _fitting_settings(method: Method, game: Any, budget: int | None, cap: int,
+                      given: bool = True) -> str:
+    """Words naming settings that fit under ``cap``: fewer players, a smaller budget
+    (``given``: ``budget`` is the user's, not the default for ``game``)."""
     from ..engine.memory import format_bytes
 
     parts: list[str] = list(method.settings_that_fit(game, budget, cap))
     n = int(game.n_players)
-    # fewer players (groups): halve until the method's own default budget fits
+    # fewer players (groups): halve until it fits at the budget given (else the default)
     m = n // 2
     while m >= 1:
         what_if = _Players(m, game)
-        try:
-            b_m = method.default_budget(what_if)  # type: ignore[arg-type]
+        try:  # at the budget given, else their own default (rev44o: the default was priced,
+            # so following the hint with budget=100 was refused again: IG 6.52 KiB vs 3.91 KiB)
+            b_m = budget if given and budget is not None else method.default_budget(what_if)  # type: ignore[arg-type]
         except Exception:
             b_m = None
         ok, nbytes = _fits(method, what_if, b_m, cap)

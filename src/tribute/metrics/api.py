@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..attribution import Attribution
 from ..engine.progress import check_progress
 from ..errors import InputError, user_stacklevel
-from ..games.build import PlayerSet, build_game, labels_to_columns
+from ..games.build import PlayerSet, build_game, check_forward_arguments, labels_to_columns
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, Background, PerSample
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
@@ -302,6 +302,8 @@ def default_explainer(
     of each row) indexes per-sample baselines, groups and forward arguments; ``target`` (per
     row) replaces the evaluated target; ``overrides`` replace method parameters or the seed.
     """
+    # rev44o: checked before the rows are indexed (a bare tensor was split row by row)
+    check_forward_arguments(forward_args, forward_kwargs)
     cls = get_method(attr.method)
     hp_names = set(cls.defaults())
     params = dict(attr.params)
@@ -717,6 +719,9 @@ def evaluate(
     m = get_metric(metric)
     info = m.info
     check_progress(progress)
+    # rev44o: before texts of different word counts cut them per group (forward_args=5 failed
+    # with "'int' object is not iterable", forward_kwargs=[pairs] with "no attribute 'items'")
+    check_forward_arguments(forward_args, forward_kwargs)
     baseline_given = baseline is not DEFAULT_BASELINE
     if _is_generation(attr):
         raise InputError(
