@@ -349,7 +349,7 @@ class TrainingData:
         self.backend = backend
         self.address = address
         self._bank: RetrainBank | None = None
-        self._fingerprint: tuple[tuple[int, int], str] | None = None
+        self._fingerprint: tuple[str, str] | None = None
         self._digest: tuple[tuple[int, int], str] | None = None
 
     def _data_digest(self) -> str:
@@ -370,13 +370,16 @@ class TrainingData:
         players would be other examples). About 0.12 s for 60,000 x 784 float32; cached, and
         recomputed after an in-place change of the tensors (torch's version counter), and every
         time for numpy/pandas inputs (their in-place edits are invisible to that counter)."""
-        key = (self.X._version, self.y._version)
-        if self._fingerprint is None or self._fingerprint[0] != key or self._shares_memory:
-            digest = self._data_digest()
+        return self._fingerprint_of(self._data_digest())
+
+    def _fingerprint_of(self, digest: str) -> str:
+        """:meth:`fingerprint` from the data's digest (:meth:`_data_digest`)."""
+        if self._fingerprint is None or self._fingerprint[0] != digest:
+            fp = digest
             if not np.array_equal(self.groups, np.arange(self.n_train)):  # players: groups
                 g = np.ascontiguousarray(self.groups, dtype=np.int64)
-                digest = hashlib.sha256(digest.encode() + g.view(np.uint8).tobytes()).hexdigest()[:16]
-            self._fingerprint = (key, digest)
+                fp = hashlib.sha256(digest.encode() + g.view(np.uint8).tobytes()).hexdigest()[:16]
+            self._fingerprint = (digest, fp)
         return self._fingerprint[1]
 
     @property
@@ -391,13 +394,20 @@ class TrainingData:
     def bank(self) -> RetrainBank:
         """The retrain bank (created on first use; shared by every game of this object; a new
         one after X_train or y_train were edited in place)."""
+        return self._bank_for(None)
+
+    def _bank_for(self, digest: str | None) -> RetrainBank:
+        """:attr:`bank` for the data whose digest is ``digest`` (None: hash the data now; a
+        :class:`DataGame` hashes array data once per explain call, not once per block of
+        coalitions)."""
         if self.fit is None:
             raise InputError(
                 "this estimator retrains models, but TrainingData has no fit=...; pass "
                 "fit(X, y, *, seed, weights=None) -> module, or use a gradient estimator "
                 "('influence', 'trak', 'tracin', 'grad_dot', 'representer')."
             )
-        if self._bank is not None and self._bank.fingerprints["data"] != self._data_digest():
+        if self._bank is not None and self._bank.fingerprints["data"] != (
+                digest if digest is not None else self._data_digest()):
             # X_train / y_train were edited in place (a label fixed after mislabel_auc): the
             # stored models were trained on the old data, and serving them beside new fits gave
             # leave-one-out credits 0.38-0.55 off retraining on the new data, with only a
@@ -408,6 +418,8 @@ class TrainingData:
             self._bank = RetrainBank(self.fit, self.X, self.y, path=self.bank_path, seed=self.seed,
                                      workers=self.workers, backend=self.backend,
                                      address=self.address)
+            # the bank hashed the data as it is now (no second hash for _data_digest)
+            self._digest = ((self.X._version, self.y._version), self._bank.fingerprints["data"])
         return self._bank
 
     def example_masks(self, masks: np.ndarray) -> np.ndarray:
@@ -598,6 +610,26 @@ class DataGame(Game):
         #: the bank's determinism check is then deferred to :meth:`attribution` and made there
         #: only within it); None: no limit (the check is made on the first retraining)
         self.fit_budget: int | None = None
+        #: the training data's digest as this explain call found it (hashed once per call for
+        #: array data, whose in-place edits torch's version counters do not see)
+        self._pinned: str | None = None
+
+    def _data_digest(self) -> str:
+        """The training data's digest, hashed once per explain call (per block of coalitions
+        it cost 0.12 s at 60,000 x 784 for every ~140 retrained subsets); rehashed when another
+        hash of the same :class:`TrainingData` (a metric's fingerprint check, another game)
+        found other data, and every time for torch input (cached by its version counters)."""
+        data = self.data
+        latest = data._digest[1] if data._digest is not None else None
+        if self._pinned is None or not data._shares_memory or latest != self._pinned:
+            self._pinned = data._data_digest()
+        return self._pinned
+
+    def _retrain_bank(self) -> RetrainBank:
+        """The data's retrain bank for the data as this call found it (see :meth:`_data_digest`)."""
+        bank = self.data._bank_for(None if self.data._bank is None else self._data_digest())
+        self._pinned = bank.fingerprints["data"]
+        return bank
 
     def attribution(self, values: torch.Tensor, method: str, params: dict[str, Any] | None = None,
                     *, stderr: torch.Tensor | None = None, gap: torch.Tensor | None = None,
@@ -614,7 +646,8 @@ class DataGame(Game):
             finally:
                 self.n_fits += bank.n_fits - before
         attr = super().attribution(values, method, params, stderr=stderr, gap=gap, extra=extra)
-        attr.params.setdefault("data_fingerprint", self.data.fingerprint())
+        attr.params.setdefault("data_fingerprint", self.data._fingerprint_of(self._data_digest()))
+        self._pinned = None  # the call is over: the next one (a reused game) hashes again
         if self.n_fits:
             attr.extra.setdefault("n_retrains", self.n_fits)
         return attr
@@ -1203,7 +1236,7 @@ class DataGame(Game):
         B = self.n_samples
         flat_masks = m if shared else m.reshape(-1, m.shape[-1])
         ex = self.data.example_masks(flat_masks)
-        bank = self.data.bank
+        bank = self._retrain_bank()
         before = bank.n_fits
         try:  # under a budget the determinism check waits for attribution(), where it has room
             P = bank.params(ex, check=self.fit_budget is None)
