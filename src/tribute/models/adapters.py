@@ -133,17 +133,23 @@ _OBJECT_HASH, _OBJECT_EQ = object.__hash__, object.__eq__
 
 
 def _all_modules(root: torch.nn.Module) -> list[torch.nn.Module]:
+    """``list(root.modules())`` (see :func:`_module_walk`)."""
+    return _module_walk(root)[0]
+
+
+def _module_walk(root: torch.nn.Module) -> tuple[list[torch.nn.Module], bool]:
     """``list(root.modules())``: the module and its submodules depth first in registration
     order, each once (a shared one at its first place; the subtree of a repeat is not walked
     again), read off each module's own child dict without ``named_modules``' generators and
     names (issue #9, eng44: 79 -> 33 us on all-MiniLM-L6's 122 modules). Torch walks a tree
     holding a class that overrides ``modules``/``named_modules``, or gives its modules value
     equality or a hash of their own, or children that are not a plain dict (TorchScript), and
-    one whose instance has its own ``modules``/``named_modules``."""
+    one whose instance has its own ``modules``/``named_modules``. The flag tells that torch
+    walked it (its list may then lack modules that ``Module.train`` still reaches)."""
     base = torch.nn.Module
     walk, named = base.modules, base.named_modules
     if type(root).modules is not walk or "modules" in root.__dict__:
-        return list(root.modules())
+        return list(root.modules()), True
     out: list[torch.nn.Module] = []
     seen: set[int] = set()
     stack: list[torch.nn.Module | None] = [root]
@@ -157,13 +163,36 @@ def _all_modules(root: torch.nn.Module) -> list[torch.nn.Module]:
         if cls.named_modules is not named or "named_modules" in attrs \
                 or cls.__hash__ is not _OBJECT_HASH or cls.__eq__ is not _OBJECT_EQ \
                 or not isinstance(children, dict):
-            return list(root.modules())
+            return list(root.modules()), True
         if id(mod) in seen:
             continue
         seen.add(id(mod))
         out.append(mod)
         if children:
             stack.extend(reversed(children.values()))
+    return out, False
+
+
+def _with_children(root: torch.nn.Module, modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
+    """``modules`` and, after them, every module reached through the modules' own child dicts
+    (``_modules``, as ``Module.train``/``eval`` reach them) that ``modules`` lacks: a module an
+    override of ``named_modules``/``modules`` hides is still switched by ``m.eval()``, so its
+    training flag (and hooks) are recorded and restored too (rev44e)."""
+    out = list(modules)
+    listed = {id(mod) for mod in out}
+    seen: set[int] = set()
+    stack: list[Any] = [root]
+    while stack:
+        mod = stack.pop()
+        if mod is None or id(mod) in seen:
+            continue
+        seen.add(id(mod))
+        if id(mod) not in listed:
+            listed.add(id(mod))
+            out.append(mod)
+        children = getattr(mod, "_modules", None)
+        if children:
+            stack.extend(reversed(list(children.values())))
     return out
 
 
@@ -348,8 +377,12 @@ class TorchModel(ModelAdapter):
         # One walk over the modules records what the session may change: training flags,
         # requires_grad, and the keys of every hook dict (issue #9: cheap enough to run per
         # call; parameter values are never written, so they are not copied).
-        modules = _all_modules(m)
-        training = [mod.training for mod in modules]
+        modules, by_torch = _module_walk(m)
+        # the modules m.eval() switches: a module hidden from torch's listing by an override is
+        # switched too, so its flag (and hook dicts) are kept as well (rev44e: it was left in
+        # eval mode, and a hidden Dropout in training mode stayed active during the run)
+        reached = _with_children(m, modules) if by_torch else modules
+        training = [mod.training for mod in reached]
         params = [p for mod in modules for p in mod._parameters.values() if p is not None]
         req = [p.requires_grad for p in params]
         # the flags as the caller set them (every one reads False inside the session): a data
@@ -372,7 +405,7 @@ class TorchModel(ModelAdapter):
         buffers = _own_buffers(modules)
         # every hook dict, and the keys of those holding hooks now: on exit a dict holding
         # hooks it did not hold here loses those (most dicts are empty: issue #9, eng44)
-        hooks = _hook_dicts(modules)
+        hooks = _hook_dicts(reached)
         keys = {id(d): set(d) for d in filter(None, hooks)}
         try:
             if any(training):
@@ -393,7 +426,7 @@ class TorchModel(ModelAdapter):
                         _REQUIRES_GRAD_OPEN.pop(k, None)
                         _REQUIRES_GRAD_BEFORE.pop(k, None)
             # only what differs is written back (Module.__setattr__ is slow: issue #9)
-            for mod, flag in zip(modules, training):
+            for mod, flag in zip(reached, training):
                 if mod.training != flag:
                     mod.training = flag
             # a session still open over a parameter keeps it frozen; the last one restores it
