@@ -134,3 +134,55 @@ def test_a_hidden_module_is_restored_after_an_exception() -> None:
     assert all(mod.training for mod in _every(m))
     assert dict(m.hidden[0]._forward_hooks) == {}  # the forward's hooks removed
     assert list(m.hidden[0]._forward_pre_hooks) == [own.id]  # the user's kept
+
+
+class _Cache(nn.Module):
+    """Stores the mean of its last output in a buffer: tribute runs the forward under
+    ``torch.inference_mode()``, so the stored tensor is an inference tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+        self.register_buffer("cache", torch.zeros(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.lin(x)
+        self.cache = out.detach().mean(0)
+        return out
+
+
+def test_a_buffer_the_forward_stored_does_not_break_the_next_call() -> None:
+    torch.manual_seed(0)
+    m = _Cache()
+    x = torch.randn(3, 4)
+    for _ in range(2):  # the second call found an inference tensor in the buffer and raised
+        with pytest.warns(UserWarning, match="'cache'"):
+            attr = tribute.explain(m, x, method="feature_ablation", target=0, baseline=0.0,
+                                   progress=False)
+        assert torch.allclose(torch.as_tensor(attr.values).double(), _truth(m, x), atol=1e-5)
+    assert m.cache.is_inference()
+
+
+def _ablate_by_hand(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Feature ablation to a zero baseline, output 0: f(x) - f(x with feature i zeroed)."""
+    with torch.inference_mode():
+        full = m(x)[:, 0]
+        cols = []
+        for i in range(x.shape[1]):
+            z = x.clone()
+            z[:, i] = 0.0
+            cols.append(full - m(z)[:, 0])
+        return torch.stack(cols, 1).double()
+
+
+def test_a_model_built_under_inference_mode_is_explained_and_left_as_it_was() -> None:
+    torch.manual_seed(0)
+    with torch.inference_mode():  # parameters and buffers are inference tensors
+        m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).eval()
+        m[1].running_mean.add_(0.5)
+        m[0].bias.requires_grad_(False)
+    x = torch.randn(3, 4)
+    flags = [p.requires_grad for p in m.parameters()]
+    attr = tribute.explain(m, x, method="feature_ablation", target=0, baseline=0.0, progress=False)
+    assert torch.allclose(torch.as_tensor(attr.values).double(), _ablate_by_hand(m, x), atol=1e-5)
+    assert [p.requires_grad for p in m.parameters()] == flags == [True, False, True, True, True, True]

@@ -196,7 +196,7 @@ def _with_children(root: torch.nn.Module, modules: list[torch.nn.Module]) -> lis
     return out
 
 
-def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, str, torch.Tensor, int]]:
+def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, str, torch.Tensor, int | None]]:
     """``(module, name, buffer, version)`` for every buffer ``module.named_buffers(recurse=False)``
     lists, module by module: read off the module's own buffer dict (None entries and a tensor
     registered twice in one module left out, as torch does), without its generator machinery
@@ -204,7 +204,7 @@ def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, 
     ``named_buffers``/``_named_members`` (or an instance with its own), or a buffer dict that
     is not a plain dict (TorchScript), is listed by torch."""
     base = torch.nn.Module
-    out: list[tuple[torch.nn.Module, str, torch.Tensor, int]] = []
+    out: list[tuple[torch.nn.Module, str, torch.Tensor, int | None]] = []
     for mod in modules:
         attrs = mod.__dict__
         own = attrs.get("_buffers")
@@ -212,14 +212,28 @@ def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, 
         if cls.named_buffers is not base.named_buffers or \
                 cls._named_members is not base._named_members or \
                 "named_buffers" in attrs or "_named_members" in attrs or not isinstance(own, dict):
-            out.extend((mod, name, b, b._version) for name, b in mod.named_buffers(recurse=False))
+            out.extend((mod, name, b, _version(b)) for name, b in mod.named_buffers(recurse=False))
         elif own:
             seen: set[int] = set()
             for name, b in own.items():
                 if b is not None and id(b) not in seen:
                     seen.add(id(b))
-                    out.append((mod, name, b, b._version))
+                    try:
+                        out.append((mod, name, b, b._version))
+                    except RuntimeError:  # an inference tensor: see _version
+                        out.append((mod, name, b, None))
     return out
+
+
+def _version(b: torch.Tensor) -> int | None:
+    """``b._version``, or None for an inference tensor, which keeps no version counter (torch
+    raises on reading it): a buffer made under ``torch.inference_mode()``, or one the model's
+    forward stored while tribute evaluated it (rev44e: the next call raised "Inference tensors
+    do not track version counter"). Such a buffer is then only checked for replacement."""
+    try:
+        return b._version
+    except RuntimeError:
+        return None
 
 
 class ModelAdapter(ABC):
@@ -432,7 +446,11 @@ class TorchModel(ModelAdapter):
             # a session still open over a parameter keeps it frozen; the last one restores it
             for p, r, is_last in zip(params, req, last):
                 if is_last and p.requires_grad != r:
-                    p.requires_grad_(r)
+                    try:
+                        p.requires_grad_(r)
+                    except RuntimeError:  # an inference tensor (a model built under
+                        with torch.inference_mode():  # torch.inference_mode()): torch sets its
+                            p.requires_grad_(r)  # flag back only there (rev44e)
             for d in filter(None, hooks):  # the dicts holding hooks now
                 had = keys.get(id(d))
                 if had is None:
@@ -444,12 +462,12 @@ class TorchModel(ModelAdapter):
 
 
 def _warn_buffers(root: torch.nn.Module,
-                  buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int]]) -> None:
+                  buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int | None]]) -> None:
     """Warn when the model's forward wrote buffers during a session (a call counter, a cache,
     running statistics updated outside training mode): tribute restores training flags,
     ``requires_grad`` and hooks, but does not copy buffers to restore them."""
     moved = [(mod, name) for mod, name, b, version in buffers
-             if getattr(mod, name, None) is not b or b._version != version]
+             if getattr(mod, name, None) is not b or (version is not None and b._version != version)]
     if moved:  # the module names are looked up only then (issue #9: ~4 us per session)
         names = {id(mod): prefix for prefix, mod in root.named_modules()}
         changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name in moved]
