@@ -179,8 +179,10 @@ def test_a_model_built_under_inference_mode_is_explained_and_left_as_it_was() ->
     torch.manual_seed(0)
     with torch.inference_mode():  # parameters and buffers are inference tensors
         m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).eval()
-        m[1].running_mean.add_(0.5)
-        m[0].bias.requires_grad_(False)
+        bn: Any = m[1]
+        lin: Any = m[0]
+        bn.running_mean.add_(0.5)
+        lin.bias.requires_grad_(False)
     x = torch.randn(3, 4)
     flags = [p.requires_grad for p in m.parameters()]
     attr = tribute.explain(m, x, method="feature_ablation", target=0, baseline=0.0, progress=False)
