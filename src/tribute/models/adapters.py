@@ -133,17 +133,23 @@ _OBJECT_HASH, _OBJECT_EQ = object.__hash__, object.__eq__
 
 
 def _all_modules(root: torch.nn.Module) -> list[torch.nn.Module]:
+    """``list(root.modules())`` (see :func:`_module_walk`)."""
+    return _module_walk(root)[0]
+
+
+def _module_walk(root: torch.nn.Module) -> tuple[list[torch.nn.Module], bool]:
     """``list(root.modules())``: the module and its submodules depth first in registration
     order, each once (a shared one at its first place; the subtree of a repeat is not walked
     again), read off each module's own child dict without ``named_modules``' generators and
     names (issue #9, eng44: 79 -> 33 us on all-MiniLM-L6's 122 modules). Torch walks a tree
     holding a class that overrides ``modules``/``named_modules``, or gives its modules value
     equality or a hash of their own, or children that are not a plain dict (TorchScript), and
-    one whose instance has its own ``modules``/``named_modules``."""
+    one whose instance has its own ``modules``/``named_modules``. The flag tells that torch
+    walked it (its list may then lack modules that ``Module.train`` still reaches)."""
     base = torch.nn.Module
     walk, named = base.modules, base.named_modules
     if type(root).modules is not walk or "modules" in root.__dict__:
-        return list(root.modules())
+        return list(root.modules()), True
     out: list[torch.nn.Module] = []
     seen: set[int] = set()
     stack: list[torch.nn.Module | None] = [root]
@@ -157,17 +163,40 @@ def _all_modules(root: torch.nn.Module) -> list[torch.nn.Module]:
         if cls.named_modules is not named or "named_modules" in attrs \
                 or cls.__hash__ is not _OBJECT_HASH or cls.__eq__ is not _OBJECT_EQ \
                 or not isinstance(children, dict):
-            return list(root.modules())
+            return list(root.modules()), True
         if id(mod) in seen:
             continue
         seen.add(id(mod))
         out.append(mod)
         if children:
             stack.extend(reversed(children.values()))
+    return out, False
+
+
+def _with_children(root: torch.nn.Module, modules: list[torch.nn.Module]) -> list[torch.nn.Module]:
+    """``modules`` and, after them, every module reached through the modules' own child dicts
+    (``_modules``, as ``Module.train``/``eval`` reach them) that ``modules`` lacks: a module an
+    override of ``named_modules``/``modules`` hides is still switched by ``m.eval()``, so its
+    training flag (and hooks) are recorded and restored too (rev44e)."""
+    out = list(modules)
+    listed = {id(mod) for mod in out}
+    seen: set[int] = set()
+    stack: list[Any] = [root]
+    while stack:
+        mod = stack.pop()
+        if mod is None or id(mod) in seen:
+            continue
+        seen.add(id(mod))
+        if id(mod) not in listed:
+            listed.add(id(mod))
+            out.append(mod)
+        children = getattr(mod, "_modules", None)
+        if children:
+            stack.extend(reversed(list(children.values())))
     return out
 
 
-def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, str, torch.Tensor, int]]:
+def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, str, torch.Tensor, int | None]]:
     """``(module, name, buffer, version)`` for every buffer ``module.named_buffers(recurse=False)``
     lists, module by module: read off the module's own buffer dict (None entries and a tensor
     registered twice in one module left out, as torch does), without its generator machinery
@@ -175,7 +204,7 @@ def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, 
     ``named_buffers``/``_named_members`` (or an instance with its own), or a buffer dict that
     is not a plain dict (TorchScript), is listed by torch."""
     base = torch.nn.Module
-    out: list[tuple[torch.nn.Module, str, torch.Tensor, int]] = []
+    out: list[tuple[torch.nn.Module, str, torch.Tensor, int | None]] = []
     for mod in modules:
         attrs = mod.__dict__
         own = attrs.get("_buffers")
@@ -183,14 +212,28 @@ def _own_buffers(modules: list[torch.nn.Module]) -> list[tuple[torch.nn.Module, 
         if cls.named_buffers is not base.named_buffers or \
                 cls._named_members is not base._named_members or \
                 "named_buffers" in attrs or "_named_members" in attrs or not isinstance(own, dict):
-            out.extend((mod, name, b, b._version) for name, b in mod.named_buffers(recurse=False))
+            out.extend((mod, name, b, _version(b)) for name, b in mod.named_buffers(recurse=False))
         elif own:
             seen: set[int] = set()
             for name, b in own.items():
                 if b is not None and id(b) not in seen:
                     seen.add(id(b))
-                    out.append((mod, name, b, b._version))
+                    try:
+                        out.append((mod, name, b, b._version))
+                    except RuntimeError:  # an inference tensor: see _version
+                        out.append((mod, name, b, None))
     return out
+
+
+def _version(b: torch.Tensor) -> int | None:
+    """``b._version``, or None for an inference tensor, which keeps no version counter (torch
+    raises on reading it): a buffer made under ``torch.inference_mode()``, or one the model's
+    forward stored while tribute evaluated it (rev44e: the next call raised "Inference tensors
+    do not track version counter"). Such a buffer is then only checked for replacement."""
+    try:
+        return b._version
+    except RuntimeError:
+        return None
 
 
 class ModelAdapter(ABC):
@@ -348,8 +391,12 @@ class TorchModel(ModelAdapter):
         # One walk over the modules records what the session may change: training flags,
         # requires_grad, and the keys of every hook dict (issue #9: cheap enough to run per
         # call; parameter values are never written, so they are not copied).
-        modules = _all_modules(m)
-        training = [mod.training for mod in modules]
+        modules, by_torch = _module_walk(m)
+        # the modules m.eval() switches: a module hidden from torch's listing by an override is
+        # switched too, so its flag (and hook dicts) are kept as well (rev44e: it was left in
+        # eval mode, and a hidden Dropout in training mode stayed active during the run)
+        reached = _with_children(m, modules) if by_torch else modules
+        training = [mod.training for mod in reached]
         params = [p for mod in modules for p in mod._parameters.values() if p is not None]
         req = [p.requires_grad for p in params]
         # the flags as the caller set them (every one reads False inside the session): a data
@@ -372,7 +419,7 @@ class TorchModel(ModelAdapter):
         buffers = _own_buffers(modules)
         # every hook dict, and the keys of those holding hooks now: on exit a dict holding
         # hooks it did not hold here loses those (most dicts are empty: issue #9, eng44)
-        hooks = _hook_dicts(modules)
+        hooks = _hook_dicts(reached)
         keys = {id(d): set(d) for d in filter(None, hooks)}
         try:
             if any(training):
@@ -393,13 +440,17 @@ class TorchModel(ModelAdapter):
                         _REQUIRES_GRAD_OPEN.pop(k, None)
                         _REQUIRES_GRAD_BEFORE.pop(k, None)
             # only what differs is written back (Module.__setattr__ is slow: issue #9)
-            for mod, flag in zip(modules, training):
+            for mod, flag in zip(reached, training):
                 if mod.training != flag:
                     mod.training = flag
             # a session still open over a parameter keeps it frozen; the last one restores it
             for p, r, is_last in zip(params, req, last):
                 if is_last and p.requires_grad != r:
-                    p.requires_grad_(r)
+                    try:
+                        p.requires_grad_(r)
+                    except RuntimeError:  # an inference tensor (a model built under
+                        with torch.inference_mode():  # torch.inference_mode()): torch sets its
+                            p.requires_grad_(r)  # flag back only there (rev44e)
             for d in filter(None, hooks):  # the dicts holding hooks now
                 had = keys.get(id(d))
                 if had is None:
@@ -411,12 +462,12 @@ class TorchModel(ModelAdapter):
 
 
 def _warn_buffers(root: torch.nn.Module,
-                  buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int]]) -> None:
+                  buffers: list[tuple[torch.nn.Module, str, torch.Tensor, int | None]]) -> None:
     """Warn when the model's forward wrote buffers during a session (a call counter, a cache,
     running statistics updated outside training mode): tribute restores training flags,
     ``requires_grad`` and hooks, but does not copy buffers to restore them."""
     moved = [(mod, name) for mod, name, b, version in buffers
-             if getattr(mod, name, None) is not b or b._version != version]
+             if getattr(mod, name, None) is not b or (version is not None and b._version != version)]
     if moved:  # the module names are looked up only then (issue #9: ~4 us per session)
         names = {id(mod): prefix for prefix, mod in root.named_modules()}
         changed = [f"{names.get(id(mod), '?')}.{name}".lstrip(".") for mod, name in moved]
