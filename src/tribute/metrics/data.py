@@ -122,9 +122,16 @@ def _check_self_explained(game: Game) -> None:
     y_test, y_train = getattr(game, "y_test", None), getattr(game, "y_train", None)
     by_label = bool(getattr(game, "classifier", False)) or getattr(game, "output", None) == "loss"
     if by_label and isinstance(y_test, torch.Tensor) and isinstance(y_train, torch.Tensor):
-        if y_test.shape != y_train.shape or not torch.equal(y_test, y_train):
-            rows = (int((y_test != y_train).sum()) if y_test.shape == y_train.shape
-                    else len(y_test))
+        # one target per example, whatever its shape: a regression's y_train of shape (n, 1)
+        # beside the game's (n,) targets was refused though target=y_train (rev44z)
+        yt, yr = y_test.reshape(len(y_test), -1), y_train.reshape(len(y_train), -1)
+        if yt.shape != yr.shape:
+            rows = len(y_test)
+        else:
+            same = (torch.isclose(yt, yr, rtol=1e-6, atol=0.0, equal_nan=True)
+                    if yt.is_floating_point() and yr.is_floating_point() else yt == yr)
+            rows = int((~same).any(1).sum())
+        if rows:
             raise InputError(
                 f"mislabel_auc: the explained targets differ from y_train at {rows} of "
                 f"{len(y_train)} examples (target=None or 'predicted' explains the model's own "
