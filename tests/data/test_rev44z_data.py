@@ -35,3 +35,25 @@ def test_mislabel_auc_takes_a_regression_y_train_of_one_column() -> None:
     game2 = tribute.build_game(net, X, target=other, output="loss", players=data)
     with pytest.raises(InputError, match="differ from y_train at 20 of 20"):
         mislabel_auc(game2, attr2, ground_truth=flip)
+
+
+@pytest.mark.parametrize("where", ["X_train", "inputs"])
+def test_data_games_refuse_sparse_containers_like_feature_games(where: str) -> None:
+    # before: a torch sparse X_train was taken and failed at the first gradient (aten::as_strided
+    # on SparseCPU), sparse test points with "reshape is not implemented for sparse tensors"
+    torch.manual_seed(0)
+    X = torch.randn(10, 4)
+    y = torch.randint(0, 2, (10,))
+    net = torch.nn.Linear(4, 2)
+    sparse = X.to_sparse()
+    with pytest.raises(InputError, match=rf"{where} is a torch tensor with layout torch.sparse_coo.*{where}.to_dense\(\)"):
+        if where == "X_train":
+            data = tribute.TrainingData(sparse, y)
+            tribute.explain(net, X, target=y, players=data, method="grad_dot")
+        else:
+            tribute.explain(net, sparse, target=y, players=tribute.TrainingData(X, y), method="grad_dot")
+    # the advice works
+    dense = tribute.TrainingData(sparse.to_dense(), y) if where == "X_train" else tribute.TrainingData(X, y)
+    attr = tribute.explain(net, sparse.to_dense() if where == "inputs" else X, target=y, players=dense,
+                           method="grad_dot")
+    assert attr.values.shape == (10, 10)
