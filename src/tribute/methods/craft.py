@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, UnsupportedModelError
+from ..models.layout import channels_last_by_model
 from ._eval_mode import eval_mode
 from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
@@ -250,14 +251,19 @@ def _check_logits(logits: Any, target: int) -> None:
 # ---------------------------------------------------------------------------- pieces
 
 
-def _as_images(images: Any) -> torch.Tensor:
+def _as_images(images: Any, model: Any = None) -> torch.Tensor:
     t = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     if t.ndim != 4 or t.shape[0] < 1 or not t.dtype.is_floating_point:
         raise InputError(f"craft: images must be a float batch (images x channels x height x width); got "
                          f"shape {tuple(t.shape)} dtype {t.dtype}.")
     if not torch.isfinite(t).all():
         raise InputError("craft: images hold NaN or inf values.")
-    if t.shape[-1] <= 4 < t.shape[1] and t.shape[-1] < t.shape[2]:
+    # the model's first Conv2d settles it where it reads one of the two axes (rev44z, as the
+    # metrics and region methods read it since small44): by shape alone 8-channel channels-last
+    # (n, 16, 16, 8) images ran silently (crops of 4 columns x 4 channels) and 8-channel
+    # channels-first (n, 8, 16, 3) ones were refused with advice that breaks the model
+    told = channels_last_by_model(tuple(int(d) for d in t.shape[1:]), model)
+    if told if told is not None else (t.shape[-1] <= 4 < t.shape[1] and t.shape[-1] < t.shape[2]):
         # channels-last images (n, H, W, 3), as numpy / PIL give them: CRAFT crops axes 2 and 3,
         # so it cut 1-pixel crops across the WIDTH and the colour channels (crop_boxes of size 1,
         # concept maps of shape W x C) and ran silently for a model that permutes them itself;
@@ -479,7 +485,7 @@ def craft(
     """
     _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis)
     _check_int("n_crops", n_crops, 1)
-    x = _as_images(images)
+    x = _as_images(images, model)
     side = min(x.shape[2], x.shape[3])
     size = max(1, side // 2) if crop_size is None else _check_int("crop_size", crop_size, 1)
     if size > side:
