@@ -329,6 +329,12 @@ def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
             params.get(count) == get_method(method).defaults().get(count):
         # the page sends every field at its default: an untouched count is left to the budget
         params = {k: v for k, v in params.items() if k != count}
+    if subject.channels_last and "channel_axis" in get_method(method).defaults() \
+            and params.get("channel_axis") is None:
+        # the subject's layout, which the page knows (rev44z: xrai, which reads channels-last
+        # images with channel_axis=-1 since small44, refused every click on such a subject
+        # while the form sent its default None)
+        params = {**params, "channel_axis": -1}
     if subject.texts is not None:  # words as players: the text game of the public API
         return explain(subject.text_model, [subject.texts[index]], method,
                        tokenizer=subject.tokenizer, pair=subject.pair,

@@ -154,9 +154,9 @@ class RowState:
     record: set[int] = field(default_factory=set)
     only_call: torch.Tensor | None = None
     rows: int | None = None
-    #: ``id(activation) -> (site, its name, activation, its copy)`` seen in the current capture
-    #: pass (the tensor is held so that its id is not reused within the pass)
-    seen: dict[int, tuple[int, str, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    #: :func:`_memory_key` of an activation -> (site, its name, activation, its copy) seen in the
+    #: current capture pass (the tensor is held so that its memory is not reused within the pass)
+    seen: dict[Any, tuple[int, str, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
@@ -185,7 +185,7 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
         _check_rows(site, act, state.rows)
     if state.mode == "capture":
         copy = act.detach().clone()
-        first, first_name, _, seen_copy = state.seen.setdefault(id(act), (site_id, site.name, act, copy))
+        first, first_name, _, seen_copy = state.seen.setdefault(_memory_key(act), (site_id, site.name, act, copy))
         # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
         # BatchNorm site returns the BatchNorm's tensor, with other values)
         if first != site_id and seen_copy.shape == act.shape and torch.equal(seen_copy, act):
@@ -263,6 +263,21 @@ def _same_kind(output: tuple[Any, ...] | list[Any], items: list[Any]) -> Any:
         return kind(items)
     except TypeError:
         return tuple(items) if isinstance(output, tuple) else list(items)
+
+
+def _memory_key(act: torch.Tensor) -> Any:
+    """The memory an activation reads, as it reads it: a view of another site's activation with
+    its layout (``x.view(x.shape)``, ``x.squeeze(-1)`` without a unit axis) has that one's key,
+    as the tensor itself does. rev44z: keyed by ``id`` alone, a ``View`` module after a Linear
+    gave each unit twice, each credited half (0.0238 twice where the unit's own is 0.0476),
+    silently. Empty tensors and tensors without plain storage are keyed by ``id``."""
+    if act.numel() == 0:
+        return id(act)
+    try:
+        ptr = act.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError, TypeError):  # no plain storage (sparse, wrappers)
+        return id(act)
+    return (ptr, act.storage_offset(), tuple(act.shape), act.stride(), act.dtype, str(act.device))
 
 
 def _rnn_final_state(module: torch.nn.RNNBase, seq: torch.Tensor, rest: list[Any]) -> list[Any]:

@@ -65,6 +65,7 @@ from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import Target, resolve_target
 from .base import Game
 from .data_bank import RetrainBank, data_fingerprint, float_state
+from .features import check_input_container
 
 __all__ = ["DATA_LOSSES", "DATA_OUTPUTS", "DataGame", "ModelMismatchWarning", "TrainingData",
            "ensemble_seed"]
@@ -98,6 +99,12 @@ def _on_cpu(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _tensor(x: Any, name: str) -> torch.Tensor:
+    # the containers FeatureGame refuses (small44), refused here too (rev44z): a torch sparse
+    # X_train was taken and failed at the first gradient ("Could not run 'aten::as_strided' with
+    # arguments from the 'SparseCPU' backend"), sparse test points with "reshape is not
+    # implemented for sparse tensors", a scipy matrix as "not array-like (can't convert
+    # np.ndarray of type numpy.object_ ...)"
+    check_input_container(x, name)
     if isinstance(x, torch.Tensor):
         return x.detach()
     arr = None

@@ -122,15 +122,15 @@ def _check_self_explained(game: Game) -> None:
     y_test, y_train = getattr(game, "y_test", None), getattr(game, "y_train", None)
     by_label = bool(getattr(game, "classifier", False)) or getattr(game, "output", None) == "loss"
     if by_label and isinstance(y_test, torch.Tensor) and isinstance(y_train, torch.Tensor):
-        # one label per example (y_train may be n x 1, the test targets n), regression targets
-        # up to float32 rounding like the rows (before: both refused, 30 of 30 "differ")
-        if y_test.numel() == y_train.numel() == len(y_train):
-            yt, yr = y_test.reshape(-1), y_train.reshape(-1)
+        # one target per example, whatever its shape: a regression's y_train of shape (n, 1)
+        # beside the game's (n,) targets was refused though target=y_train (rev44z)
+        yt, yr = y_test.reshape(len(y_test), -1), y_train.reshape(len(y_train), -1)
+        if yt.shape != yr.shape:
+            rows = len(y_test)
+        else:
             same = (torch.isclose(yt, yr, rtol=1e-6, atol=0.0, equal_nan=True)
                     if yt.is_floating_point() and yr.is_floating_point() else yt == yr)
-            rows = int((~same).sum())
-        else:
-            rows = len(y_train)
+            rows = int((~same).any(1).sum())
         if rows:
             raise InputError(
                 f"mislabel_auc: the explained targets differ from y_train at {rows} of "
