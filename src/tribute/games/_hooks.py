@@ -189,21 +189,22 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
         _check_rows(site, act, state.rows)
     if state.mode == "capture":
         copy = act.detach().clone()
-        first, first_name, _, seen_copy = state.seen.setdefault(id(act), (site_id, site.name, act, copy))
-        # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
-        # BatchNorm site returns the BatchNorm's tensor, with other values)
-        # rev44c: only where the first site's tensor can reach nothing but the second module; two
-        # eval Dropouts on one hidden state in two branches, or an Identity norm on a residual
-        # stream next to its input's site, are other players (credits = hand ablation, 0.0 off)
-        if first != site_id and (first, site_id) in state.linked and seen_copy.shape == act.shape \
-                and torch.equal(seen_copy, act):
-            # aud44c: a module returning another site's activation itself (a Sequential and its last
-            # child, or an eval-mode Dropout after a Linear): every unit was two players, each given
-            # half its credit (-0.077 and -0.077 where the unit's own is -0.154), without a word
-            raise InputError(
-                f"modules {first_name!r} and {site.name!r} give the same activation tensor (one "
-                "returns the other's output unchanged), so their units would be the same players twice, "
-                "each credited with half; list one of them.")
+        if state.linked:  # (rev44c: no site pair to check, no activation held for the pass)
+            first, first_name, _, seen_copy = state.seen.setdefault(id(act), (site_id, site.name, act, copy))
+            # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
+            # BatchNorm site returns the BatchNorm's tensor, with other values)
+            # rev44c: only where the first site's tensor can reach nothing but the second module; two
+            # eval Dropouts on one hidden state in two branches, or an Identity norm on a residual
+            # stream next to its input's site, are other players (credits = hand ablation, 0.0 off)
+            if first != site_id and (first, site_id) in state.linked and seen_copy.shape == act.shape \
+                    and torch.equal(seen_copy, act):
+                # aud44c: a module returning another site's activation itself (a Sequential and its last
+                # child, or an eval-mode Dropout after a Linear): every unit was two players, each given
+                # half its credit (-0.077 and -0.077 where the unit's own is -0.154), without a word
+                raise InputError(
+                    f"modules {first_name!r} and {site.name!r} give the same activation tensor (one "
+                    "returns the other's output unchanged), so their units would be the same players twice, "
+                    "each credited with half; list one of them.")
         state.captured.setdefault(site_id, {}).setdefault(call, []).append(copy)
         return act
     if state.mode == "probe":
