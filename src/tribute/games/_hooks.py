@@ -157,6 +157,10 @@ class RowState:
     #: :func:`_memory_key` of an activation -> (site, its name, activation, its copy) seen in the
     #: current capture pass (the tensor is held so that its memory is not reused within the pass)
     seen: dict[Any, tuple[int, str, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    #: ``(earlier, later)`` site pairs through which one tensor object can only pass on unchanged
+    #: (the later module contains the earlier, or both are children of one ``nn.Sequential``);
+    #: set by :func:`installed`
+    linked: set[tuple[int, int]] = field(default_factory=set)
 
     def new_pass(self, n_sites: int) -> None:
         self.calls = [0] * n_sites
@@ -185,17 +189,22 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
         _check_rows(site, act, state.rows)
     if state.mode == "capture":
         copy = act.detach().clone()
-        first, first_name, _, seen_copy = state.seen.setdefault(_memory_key(act), (site_id, site.name, act, copy))
-        # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
-        # BatchNorm site returns the BatchNorm's tensor, with other values)
-        if first != site_id and seen_copy.shape == act.shape and torch.equal(seen_copy, act):
-            # aud44c: a module returning another site's activation itself (a Sequential and its last
-            # child, or an eval-mode Dropout after a Linear): every unit was two players, each given
-            # half its credit (-0.077 and -0.077 where the unit's own is -0.154), without a word
-            raise InputError(
-                f"modules {first_name!r} and {site.name!r} give the same activation tensor (one "
-                "returns the other's output unchanged), so their units would be the same players twice, "
-                "each credited with half; list one of them.")
+        if state.linked:  # (rev44c: no site pair to check, no activation held for the pass)
+            first, first_name, _, seen_copy = state.seen.setdefault(_memory_key(act), (site_id, site.name, act, copy))
+            # the same tensor, not changed in place in between (a ReLU(inplace=True) site after a
+            # BatchNorm site returns the BatchNorm's tensor, with other values)
+            # rev44c: only where the first site's tensor can reach nothing but the second module; two
+            # eval Dropouts on one hidden state in two branches, or an Identity norm on a residual
+            # stream next to its input's site, are other players (credits = hand ablation, 0.0 off)
+            if first != site_id and (first, site_id) in state.linked and seen_copy.shape == act.shape \
+                    and torch.equal(seen_copy, act):
+                # aud44c: a module returning another site's activation itself (a Sequential and its last
+                # child, or an eval-mode Dropout after a Linear): every unit was two players, each given
+                # half its credit (-0.077 and -0.077 where the unit's own is -0.154), without a word
+                raise InputError(
+                    f"modules {first_name!r} and {site.name!r} give the same activation tensor (one "
+                    "returns the other's output unchanged), so their units would be the same players twice, "
+                    "each credited with half; list one of them.")
         state.captured.setdefault(site_id, {}).setdefault(call, []).append(copy)
         return act
     if state.mode == "probe":
@@ -401,6 +410,7 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
     overridden: list[tuple[torch.nn.Module, Any]] = []
     _FASTPATH.disable()
     try:
+        state.linked = _linked(model, sites)
         for i, site in enumerate(sites):
             module = model.get_submodule(site.path)
             if site.kind == "mha":
@@ -431,6 +441,28 @@ def installed(model: torch.nn.Module, sites: list[Site], state: RowState,
         state.leaves = []
         state.probes = []
         state.seen = {}
+        state.linked = set()
+
+
+def _linked(model: torch.nn.Module, sites: list[Site]) -> set[tuple[int, int]]:
+    """Site pairs ``(i, j)`` where a tensor object leaving site ``i`` can reach site ``j`` only
+    as the input or output of ``j``'s module: ``j`` contains ``i`` (a block returning its last
+    child's output), or both are children of one plain ``nn.Sequential`` (each child's output
+    feeds only the next one)."""
+    out: set[tuple[int, int]] = set()
+    for i, a in enumerate(sites):
+        for j, b in enumerate(sites):
+            if i == j:
+                continue
+            if b.path == "" or a.path.startswith(b.path + "."):
+                out.add((i, j))
+                continue
+            pa, pb = a.path.rpartition(".")[0], b.path.rpartition(".")[0]
+            if pa == pb and a.path and b.path:
+                parent = model.get_submodule(pa)
+                if isinstance(parent, torch.nn.Sequential) and type(parent).forward is torch.nn.Sequential.forward:
+                    out.add((i, j))
+    return out
 
 
 _MISSING = object()

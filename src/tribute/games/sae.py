@@ -57,7 +57,7 @@ import torch
 from ..errors import InputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike
-from ._hooks import Site, _rnn_final_state
+from ._hooks import Site, _rnn_final_state, _same_kind
 from .components import ComponentGame, ComponentSet
 from .sites import Ablation, as_ablation, get_module, refuse_sequence_first
 
@@ -473,7 +473,9 @@ class _Spliced(torch.nn.Module):
                 # rev43s: a model reading an RNN's h_n saw the unspliced state (the latents'
                 # credits were all zero): the last layer's h_n is the spliced sequence's last step
                 rest = _rnn_final_state(module, new, rest)
-            return type(output)([new, *rest]) if isinstance(output, list) else (new, *rest)
+            # rev44c: a module returning a named tuple got a plain tuple back, and the model's
+            # ``out.h`` raised AttributeError (aud44c's fix of the component sites, here too)
+            return _same_kind(output, [new, *rest])
 
         # the SAE runs in eval mode, as the model does in a session (the session covers the user's
         # model, not the SAE): a dropout left on in its encoder made two identical exact_shapley
