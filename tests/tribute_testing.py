@@ -286,3 +286,24 @@ class ChannelsLast(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x.permute(0, 3, 1, 2))
         return out
+
+
+def sae_splice_loo(net: torch.nn.Sequential, encode: Any, decode: Any, x: torch.Tensor, n_latents: int) -> np.ndarray:
+    """Leave-one-out credits, zero ablation, of an SAE spliced after ``net[1]`` of a 3-layer
+    ``Sequential`` (by hand, eval-mode modules assumed): one column per latent, then the
+    reconstruction error's column, for the output's first column."""
+    with torch.no_grad():
+        h = net[1](net[0](x))
+        z = encode(h)
+        rec = decode(z)
+        e = h - rec
+
+        def v(keep: torch.Tensor, err: float) -> torch.Tensor:
+            out: torch.Tensor = net[2](h + (decode(z * keep) - rec) + (e * err - e))[:, 0]
+            return out
+
+        ones = torch.ones(n_latents, dtype=x.dtype)
+        full = v(ones, 1.0)
+        truth = [full - v((torch.arange(n_latents) != j).to(x.dtype), 1.0) for j in range(n_latents)]
+        truth.append(full - v(ones, 0.0))
+    return torch.stack(truth, 1).numpy()

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import tribute
-from tribute_testing import ChannelsLast, DropoutSAE
+from tribute_testing import ChannelsLast, DropoutSAE, sae_splice_loo
 
 Bundle = dict[str, torch.Tensor]
 
@@ -118,20 +118,9 @@ def test_the_reach_reads_a_slotted_holder_without_side_effects(form: str) -> Non
     got = np.asarray(tribute.explain(net, x, method="feature_ablation", target=0, players=players).values)
     assert _LOG == []  # before: ['__getattr__(__dict__)', '__getattr__(cache)'] / ['property']
     assert sm.training and sm.drop.training  # restored
-    with torch.no_grad():  # leave-one-out of the eval-mode splice, zero ablation, by hand
-        h = net[1](net[0](x))
-        z = torch.relu(sm.e(h))
-        rec = sm.d(z)
-        e = h - rec
-
-        def v(keep: torch.Tensor, err: float) -> torch.Tensor:
-            out: torch.Tensor = net[2](h + (sm.d(z * keep) - rec) + (e * err - e))[:, 0]
-            return out
-
-        full = v(torch.ones(5, dtype=torch.float64), 1.0)
-        truth = [full - v((torch.arange(5) != j).double(), 1.0) for j in range(5)]
-        truth.append(full - v(torch.ones(5, dtype=torch.float64), 0.0))
-    np.testing.assert_allclose(got, torch.stack(truth, 1).numpy(), atol=1e-12)
+    # leave-one-out of the eval-mode splice, zero ablation, by hand
+    truth = sae_splice_loo(net, lambda h: torch.relu(sm.e(h)), sm.d, x, 5)
+    np.testing.assert_allclose(got, truth, atol=1e-12)
 
 
 def _cnn(channels: int) -> nn.Sequential:
