@@ -249,7 +249,7 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
                 # ``self.sae`` where ``sae`` is a class attribute or a property): they stayed in
                 # training mode (a dropout: two identical calls 1.47 / 1.91 apart)
                 owner = obj.__self__ if isinstance(obj.__self__, type) else type(obj.__self__)
-                for o in _named_members(owner, _attr_names(obj.__func__.__code__)):
+                for o in _members_by_name(owner, _attr_names(obj.__func__.__code__)):
                     visit(o, left - 1)
         elif isinstance(obj, (classmethod, staticmethod)):
             visit(obj.__func__, left - 1)
@@ -270,7 +270,7 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
                     # names on it (``Holder.enc(a)``, ``import my_saes; my_saes.enc(a)``): those
                     # stayed in training mode (a dropout made two identical calls differ by 0.08)
                     attrs = _attr_names(obj.__code__) if attrs is None else attrs
-                    for member in _named_members(o, attrs):
+                    for member in _members_by_name(o, attrs):
                         visit(member, left - 1)
                 else:
                     visit(o, left - 1)
@@ -293,7 +293,7 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
             call = next((vars(k)["__call__"] for k in type(obj).__mro__ if "__call__" in vars(k)), None)
             if isinstance(call, types.FunctionType):
                 visit(call, left - 1)
-                for o in _named_members(type(obj), _attr_names(call.__code__)):
+                for o in _members_by_name(type(obj), _attr_names(call.__code__)):
                     visit(o, left - 1)
             if isinstance(state, dict):
                 visit(state, left - 1)
@@ -371,7 +371,7 @@ def _attr_names(code: types.CodeType) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _named_members(holder: type | types.ModuleType, names: list[str]) -> list[Any]:
+def _members_by_name(holder: type | types.ModuleType, names: list[str]) -> list[Any]:
     """The members of a class (its own or a base's, as stored: a classmethod / staticmethod by its
     function, a property by its getter) or of a Python module that are among ``names``; never a
     Python module."""
