@@ -307,3 +307,27 @@ def sae_splice_loo(net: torch.nn.Sequential, encode: Any, decode: Any, x: torch.
         truth = [full - v((torch.arange(n_latents) != j).to(x.dtype), 1.0) for j in range(n_latents)]
         truth.append(full - v(ones, 0.0))
     return torch.stack(truth, 1).numpy()
+
+
+def assert_sae_digest_tells_apart(net: torch.nn.Module, x: torch.Tensor, make_sae: Callable[[Any], Any],
+                                  first: dict[str, torch.Tensor], other: dict[str, torch.Tensor],
+                                  apart: float) -> None:
+    """Credits of the SAE built from ``first`` are refused on the game of the one built from
+    ``other`` (their credits differ by more than ``apart``, so scoring one on the other's game is
+    no check), and accepted with error 0 on an SAE over equal tensors in new objects (exact
+    Shapley is efficient)."""
+    import pytest
+
+    import tribute
+
+    def explain(weights: dict[str, torch.Tensor]) -> Attribution:
+        return tribute.explain(net, x, method="exact_shapley", target=0,
+                               players=tribute.components(net, sae=make_sae(weights)))
+
+    attr, theirs = explain(first), explain(other)
+    assert float(np.abs(np.asarray(attr.values) - np.asarray(theirs.values)).max()) > apart
+    with pytest.raises(tribute.InputError, match="component site 0"):
+        tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=make_sae(other)))
+    same = {k: v.clone() for k, v in first.items()}
+    ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=make_sae(same)))
+    assert float(np.max(np.abs(ok.scores))) < 1e-9

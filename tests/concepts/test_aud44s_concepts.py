@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import tribute
-from tribute_testing import DropoutSAE, sae_splice_loo
+from tribute_testing import DropoutSAE, assert_sae_digest_tells_apart, sae_splice_loo
 
 Weights = dict[str, torch.Tensor]
 
@@ -70,17 +70,9 @@ def test_credits_of_a_plain_tensor_sae_are_not_scored_on_another_dictionarys_gam
     net = _net()
     x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     first, other = _weights(1), _weights(2)
-    attr = tribute.explain(net, x, method="exact_shapley", target=0, players=tribute.components(net, sae=form(first)))
-    theirs = tribute.explain(net, x, method="exact_shapley", target=0,
-                             players=tribute.components(net, sae=form(other)))
-    # the two dictionaries' credits are far apart: scoring one on the other's game is no check
-    assert float(np.abs(np.asarray(attr.values) - np.asarray(theirs.values)).max()) > 0.5
-    with pytest.raises(tribute.InputError, match="component site 0"):
-        tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(other)))
-    # the same dictionary (a new SAE object over equal tensors) is the same game: exact Shapley's error is 0
-    same = {k: v.clone() for k, v in first.items()}
-    ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(same)))
-    assert float(np.max(np.abs(ok.scores))) < 1e-9
+    # the two dictionaries' credits are far apart: scoring one on the other's game is no check; the
+    # same dictionary (a new SAE object over equal tensors) is the same game: exact Shapley's error is 0
+    assert_sae_digest_tells_apart(net, x, form, first, other, 0.5)
 
 
 class _SlotsConfig:

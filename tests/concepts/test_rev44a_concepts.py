@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import tribute
-from tribute_testing import ChannelsLast, DropoutSAE, sae_splice_loo
+from tribute_testing import ChannelsLast, DropoutSAE, assert_sae_digest_tells_apart, sae_splice_loo
 
 Bundle = dict[str, torch.Tensor]
 
@@ -50,17 +50,8 @@ def test_a_dictionary_past_the_64th_entry_of_a_bundle_is_in_the_digest() -> None
     g = torch.Generator().manual_seed(9)
     for k in ("blocks.25.W_enc", "blocks.25.W_dec"):
         retrained[k] = torch.randn(6, 6, generator=g, dtype=torch.float64)
-    attr = tribute.explain(net, x, method="exact_shapley", target=0, players=tribute.components(net, sae=_sae(first)))
-    theirs = tribute.explain(net, x, method="exact_shapley", target=0,
-                             players=tribute.components(net, sae=_sae(retrained)))
-    assert float(np.abs(np.asarray(attr.values) - np.asarray(theirs.values)).max()) > 0.5
     # before: accepted, shapley_error 1.54 (the credits' own game gives 0)
-    with pytest.raises(tribute.InputError, match="component site 0"):
-        tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=_sae(retrained)))
-    # an equal bundle (new tensor objects) is the same game: exact Shapley is efficient, error 0
-    same = {k: v.clone() for k, v in first.items()}
-    ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=_sae(same)))
-    assert float(np.max(np.abs(ok.scores))) < 1e-9
+    assert_sae_digest_tells_apart(net, x, _sae, first, retrained, 0.5)
 
 
 _LOG: list[str] = []
@@ -174,13 +165,5 @@ def test_plain_tensors_beside_a_module_with_parameters_are_in_the_digest(form: A
     g = torch.Generator().manual_seed(1)
     first = {k: torch.randn(6, 6, generator=g, dtype=torch.float64) for k in ("W_enc", "W_dec")}
     retrained = {k: torch.randn(6, 6, generator=g, dtype=torch.float64) for k in ("W_enc", "W_dec")}
-    attr = tribute.explain(net, x, method="exact_shapley", target=0, players=tribute.components(net, sae=form(first)))
-    theirs = tribute.explain(net, x, method="exact_shapley", target=0,
-                             players=tribute.components(net, sae=form(retrained)))
-    assert float(np.abs(np.asarray(attr.values) - np.asarray(theirs.values)).max()) > 0.1
     # before: accepted (shapley_error 4.47 for the LayerNorm form; the credits' own game gives 0)
-    with pytest.raises(tribute.InputError, match="component site 0"):
-        tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(retrained)))
-    same = {k: v.clone() for k, v in first.items()}  # new tensor objects, equal values: the same game
-    ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=form(same)))
-    assert float(np.max(np.abs(ok.scores))) < 1e-9
+    assert_sae_digest_tells_apart(net, x, form, first, retrained, 0.1)
