@@ -331,3 +331,14 @@ def assert_sae_digest_tells_apart(net: torch.nn.Module, x: torch.Tensor, make_sa
     same = {k: v.clone() for k, v in first.items()}
     ok = tribute.evaluate(net, x, attr, metric="shapley_error", players=tribute.components(net, sae=make_sae(same)))
     assert float(np.max(np.abs(ok.scores))) < 1e-9
+
+
+def seeded_tanh_net(seed: int = 6) -> torch.nn.Sequential:
+    """``Linear(3, 4) -> Tanh -> Linear(4, 2)`` in float64, eval mode, every parameter drawn from
+    ``randn`` of one seeded generator (the SAE splice tests' host network, spliced at ``"1"``)."""
+    g = torch.Generator().manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return net.eval()

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import tribute
+from tribute_testing import seeded_tanh_net
 
 DT = torch.float64
 #: an unrelated module that shares a name with an attribute of the SAE (``sm.head``)
@@ -32,12 +33,7 @@ class _SAE(nn.Module):
 
 
 def _net() -> nn.Sequential:
-    g = torch.Generator().manual_seed(6)
-    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
-    return net.eval()
+    return seeded_tanh_net(6)
 
 
 def _encode(sm: _SAE, a: torch.Tensor) -> torch.Tensor:

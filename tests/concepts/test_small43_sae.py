@@ -18,7 +18,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import UnsupportedModelError
-from tribute_testing import DropoutSAE
+from tribute_testing import DropoutSAE, seeded_tanh_net
 
 DT = torch.float64
 
@@ -64,12 +64,7 @@ def _encoders(sm: _DropSAE) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]
 
 
 def _net() -> nn.Sequential:
-    g = torch.Generator().manual_seed(6)
-    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=DT))
-    return net.eval()
+    return seeded_tanh_net(6)
 
 
 def _hand(net: nn.Sequential, sm: _DropSAE, x: torch.Tensor) -> np.ndarray:
