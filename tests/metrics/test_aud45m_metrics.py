@@ -146,3 +146,66 @@ def test_the_check_spends_no_evaluation() -> None:
     res = evaluate(net, x, attr, metric="deletion", steps=6)
     assert res.n_evals == 6
     assert sum(seen) == 4 * 7
+
+
+# ------------------------------------------------------------ truth mask values
+def _gt_setup() -> tuple[Any, torch.Tensor, Any]:
+    net, _ = _net(n_out=2)
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(3, 6)))
+    attr = tribute.explain(net, x, method="integrated_gradients", target=0)
+    return net, x, attr
+
+
+@pytest.mark.parametrize("metric", ["relevance_mass", "auroc", "precision_at_k", "relevance_rank"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_truth_entries_are_refused(metric: str, bad: float) -> None:
+    """A NaN in the truth is non-zero, so it counted as relevant, silently: relevance_mass of a
+    sample whose positive credit sat on the NaN element came out near 1 where the mask with
+    that entry 0 gives 0 (aud45m e10). Refused, naming the count, the first index and a fix."""
+    net, x, attr = _gt_setup()
+    gt = np.zeros((3, 6))
+    gt[:, :2] = 1
+    gt[1, 5] = bad
+    with pytest.raises(tribute.errors.InputError,
+                       match=r"ground_truth holds 1 NaN or infinite entries \(first at index \(1, 5\)\)"):
+        evaluate(net, x, attr, metric=metric, ground_truth=gt)
+
+
+@pytest.mark.parametrize("bad", [np.array([["a"] * 6] * 3), np.zeros((3, 6), dtype=np.complex64),
+                                 np.array([[None] * 6] * 3)], ids=["str", "complex", "object"])
+def test_truth_of_a_non_numeric_dtype_is_refused(bad: np.ndarray) -> None:
+    """A string mask was all relevant (auroc NaN for every sample, one class), a complex one
+    all irrelevant; both are refused by dtype."""
+    net, x, attr = _gt_setup()
+    with pytest.raises(tribute.errors.InputError, match=r"ground_truth has dtype .*mask.astype\(bool\)"):
+        evaluate(net, x, attr, metric="auroc", ground_truth=bad)
+
+
+def _mask_forms() -> list[tuple[str, Any]]:
+    m = np.zeros((3, 6), dtype=bool)
+    m[:, :2] = True
+    m[2, 4] = True
+    return [
+        ("bool", m), ("int", m.astype(int)), ("uint8 0/255", m.astype(np.uint8) * 255),
+        ("float64", m.astype(float)), ("float32 soft", m.astype(np.float32) * 0.7),
+        ("float16", m.astype(np.float16)), ("negative", -m.astype(float)),
+        ("torch bool", torch.from_numpy(m)), ("torch float32", torch.from_numpy(m).float()),
+        ("torch bfloat16", torch.from_numpy(m).to(torch.bfloat16)),
+        ("nested list", m.astype(int).tolist()),
+    ]
+
+
+@pytest.mark.parametrize("form", _mask_forms(), ids=lambda f: f[0])
+def test_every_numeric_truth_form_scores_the_hand_relevance_mass(form: tuple[str, Any]) -> None:
+    """Legitimate neighbours of the refusal (11 forms, bfloat16 included, which raised a raw
+    TypeError before): the hand relevance mass (positive credit inside over all positive
+    credit, Arras et al.)."""
+    net, x, attr = _gt_setup()
+    _, gt = form
+    m = np.zeros((3, 6), dtype=bool)
+    m[:, :2] = True
+    m[2, 4] = True
+    pos = np.clip(attr.flat()[:, 0, :], 0.0, None)
+    hand = (pos * m).sum(1) / pos.sum(1)
+    got = evaluate(net, x, attr, metric="relevance_mass", ground_truth=gt).scores
+    np.testing.assert_allclose(got, hand, rtol=0, atol=1e-12)
