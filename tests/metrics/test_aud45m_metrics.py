@@ -209,3 +209,62 @@ def test_every_numeric_truth_form_scores_the_hand_relevance_mass(form: tuple[str
     hand = (pos * m).sum(1) / pos.sum(1)
     got = evaluate(net, x, attr, metric="relevance_mass", ground_truth=gt).scores
     np.testing.assert_allclose(got, hand, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------- random subsets that are all the same
+def _linear_setup(n: int) -> tuple[Any, torch.Tensor, Any]:
+    rng = np.random.default_rng(21)
+    lin: Any = torch.nn.Linear(n, 1, bias=True).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(rng.normal(size=(1, n))))
+        lin.bias.fill_(0.3)
+    x = torch.from_numpy(rng.normal(size=(4, n)))
+    # exact Shapley values of an additive game: w_i * x_i (zero baseline), by hand
+    phi = (x.numpy() * lin.weight.detach().numpy())[:, None, :]
+    attr = tribute.explain(lin, x, method="feature_ablation", target=0)
+    np.testing.assert_allclose(attr.flat(), phi, atol=1e-12)
+    return lin, x, attr
+
+
+@pytest.mark.parametrize("alpha", [0.92, 0.95, 0.99])
+def test_linear_score_refuses_an_alpha_that_keeps_every_player(alpha: float) -> None:
+    """alpha=0.92 on 6 players keeps round(5.52) = 6: every coalition was the full one, 100
+    evaluations spent and a NaN score for every sample, with no word (aud45m e19)."""
+    lin, x, attr = _linear_setup(6)
+    with pytest.raises(tribute.errors.InputError, match=r"alpha=0\.9\d keeps .* = 6 of the 6 players"):
+        evaluate(lin, x, attr, metric="linear_score", alpha=alpha)
+
+
+def test_faithfulness_correlation_refuses_removing_every_player() -> None:
+    lin, x, attr = _linear_setup(6)
+    with pytest.raises(tribute.errors.InputError, match=r"subset_size=6 removes all 6 players"):
+        evaluate(lin, x, attr, metric="faithfulness_correlation", subset_size=6)
+
+
+@pytest.mark.parametrize(("n", "kw"), [
+    (6, {"metric": "linear_score", "alpha": 0.1}), (6, {"metric": "linear_score", "alpha": 0.5}),
+    (6, {"metric": "linear_score", "alpha": 0.9}), (6, {"metric": "linear_score", "alpha": np.float32(0.75)}),
+    (20, {"metric": "linear_score", "alpha": 0.95}), (2, {"metric": "linear_score"}),
+    (6, {"metric": "faithfulness_correlation", "subset_size": 1}),
+    (6, {"metric": "faithfulness_correlation", "subset_size": 5}),
+    (3, {"metric": "faithfulness_correlation"}), (2, {"metric": "faithfulness_correlation"}),
+    (20, {"metric": "faithfulness_correlation", "subset_size": 19}),
+])
+def test_exact_credits_of_an_additive_model_correlate_perfectly(n: int, kw: dict[str, Any]) -> None:
+    """Legitimate neighbours of the refusals (11 settings): exact Shapley values of a linear
+    model predict every coalition's value exactly, so both correlations are 1 (closed form)."""
+    lin, x, attr = _linear_setup(n)
+    ev = dict(kw)
+    metric = ev.pop("metric")
+    res = evaluate(lin, x, attr, metric=metric, n_subsets=30, **ev)
+    np.testing.assert_allclose(res.scores, 1.0, atol=1e-9)
+
+
+def test_a_single_player_keeps_its_undefined_correlation() -> None:
+    """One player: every subset is that player whatever alpha/subset_size, so there is no
+    choice to refuse; the score stays NaN (a constant has no correlation)."""
+    lin, x, attr = _linear_setup(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for metric in ("linear_score", "faithfulness_correlation"):
+            assert np.isnan(evaluate(lin, x, attr, metric=metric, n_subsets=5).scores).all()
