@@ -14,7 +14,15 @@ module of this package.
 
 from __future__ import annotations
 
-from .api import BaselineMismatchWarning, Blur, blur, default_explainer, evaluate, metrics
+from .api import (
+    BaselineMismatchWarning,
+    Blur,
+    OutputMismatchWarning,
+    blur,
+    default_explainer,
+    evaluate,
+    metrics,
+)
 from .base import (
     Metric,
     MetricInfo,
@@ -51,6 +59,7 @@ __all__ = [
     "Metric",
     "MetricInfo",
     "MetricResult",
+    "OutputMismatchWarning",
     "Scores",
     "auroc",
     "avg_sensitivity",

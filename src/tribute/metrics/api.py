@@ -28,8 +28,8 @@ from ._text_groups import evaluate_by_word_count, word_counts
 from ._util import channels_last, warn_if_channels_last
 from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
 
-__all__ = ["BaselineMismatchWarning", "Blur", "blur", "columns_to_labels", "default_explainer", "evaluate",
-           "metrics"]
+__all__ = ["BaselineMismatchWarning", "Blur", "OutputMismatchWarning", "blur", "columns_to_labels",
+           "default_explainer", "evaluate", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,12 @@ class BaselineMismatchWarning(UserWarning):
     """:func:`evaluate` scores an attribution under its default zero baseline while the
     attribution records other baselines, and its ``base_values`` cannot tell whether they are
     the same in another form (methods that report none: ``feature_ablation``, ``saliency``...)."""
+
+
+class OutputMismatchWarning(UserWarning):
+    """:func:`evaluate` got inputs (or a model) whose explained output differs from the one the
+    attribution recorded (``attr.full_values``): the credits were computed for other inputs,
+    e.g. another batch of a shuffled loader, so the score is not about them."""
 
 
 # ------------------------------------------------------------- default explain
@@ -589,6 +595,48 @@ def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) 
         )
 
 
+#: Relative difference (to the larger magnitude, or to the batch's largest output of that
+#: target where that is larger) above which :func:`_check_same_outputs` tells two explained
+#: outputs apart: float32 rounding and another batching of the same rows stay far below it.
+OUTPUT_MISMATCH_RTOL = 1e-4
+
+
+def _check_same_outputs(attr: Attribution, game: Any, metric: str) -> None:
+    """Warn where this game's ``v(N)`` (the explained output on these inputs; the reference
+    pass, no extra evaluation) differs from the one the attribution recorded.
+
+    ``evaluate`` had no check that ``inputs`` are the rows the credits explain: kernel_shap
+    credits of one batch scored on another batch of the same shape (a shuffled loader drawn
+    twice) gave a deletion area, a shapley_error or a faithfulness correlation of the credits
+    on rows they say nothing about, silently (aud45m). Only feature and component games are
+    checked (their ``v(N)`` is the free reference pass); a warning, not a refusal, since a
+    stochastic model or one wrapped on purpose (a softmax appended) differ legitimately.
+    """
+    if game.kind not in ("feature", "component") or attr.full_values is None:
+        return
+    mine = np.asarray(attr.full_values, dtype=np.float64)
+    here = game.full().detach().cpu().double().numpy()
+    if mine.size != here.size:
+        return
+    mine = mine.reshape(here.shape)
+    both = np.isfinite(mine) & np.isfinite(here)
+    col = np.where(both, np.maximum(np.abs(mine), np.abs(here)), 0.0).max(axis=0, keepdims=True)
+    scale = np.maximum(np.maximum(np.abs(mine), np.abs(here)), 1e-3 * col)
+    bad = both & (np.abs(mine - here) > OUTPUT_MISMATCH_RTOL * scale + 1e-12)
+    bad |= np.isfinite(mine) != np.isfinite(here)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.any(axis=1))
+    i = int(rows[0])
+    warnings.warn(
+        f"metric {metric!r}: the model's explained output on these inputs is {here[i].tolist()} for "
+        f"sample {i}, but the attribution recorded {mine[i].tolist()} there (attr.full_values; "
+        f"{rows.size} of {here.shape[0]} samples differ), so the credits were computed for other "
+        "inputs or another model and the score would not be about them. Pass the inputs (in the "
+        "same order) and the model given to tribute.explain.",
+        OutputMismatchWarning, stacklevel=user_stacklevel())
+
+
 def _recorded_text_settings(attr: Attribution, removal: Any, pair: str | None,
                             players: Any) -> tuple[Any, str | None, Any]:
     """``removal``, ``pair`` and ``players`` for a text attribution: the ones it records
@@ -663,7 +711,10 @@ def evaluate(
     """Score an attribution with a registered metric.
 
     Builds the same game :func:`tribute.explain` would (inside the model adapter's session, so
-    the model is left exactly as it was) and runs the metric on it.
+    the model is left exactly as it was) and runs the metric on it. A metric that runs the
+    model warns (:class:`OutputMismatchWarning`) where the explained output on ``inputs``
+    differs from the one the attribution recorded (``attr.full_values``): the credits were
+    computed for other rows (or another model), so the score would not be about them.
 
     Args:
         model: the explained model (torch module or numpy callable).
@@ -849,6 +900,10 @@ def evaluate(
         if groups is not None and players is None:
             _check_same_groups(attr, game, info.name)
         spent = 0  # evaluations of checks made before the metric runs (counted in its n_evals)
+        if rebuilds and (output is None or output == str(attr.params.get("output", "raw"))):
+            checked = game.n_evals
+            _check_same_outputs(attr, game, info.name)  # aud45m: credits of other inputs
+            spent += game.n_evals - checked
         if not baseline_given and info.reads_values:
             checked = game.n_evals
             _check_default_baseline(attr, game, info.name)

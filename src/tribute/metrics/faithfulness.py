@@ -464,7 +464,8 @@ def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets
     coalitions perfectly). Costs ``n_subsets`` evaluations per input.
 
     Args:
-        alpha: fraction of players kept in each coalition, in (0, 1). default=0.5.
+        alpha: fraction of players kept in each coalition, in (0, 1); one that keeps every
+            player (``round(alpha * n) == n``, n > 1) is refused. default=0.5.
         n_subsets: number of random coalitions. default=100.
         seed: seed of the coalitions. default=0.
 
@@ -478,6 +479,13 @@ def linear_score(game: Game, attr: Attribution, *, alpha: float = 0.5, n_subsets
     k = check_int(n_subsets, "n_subsets", 3)
     n = game.n_players
     size = min(max(1, round(a * n)), n)
+    if size == n > 1:
+        # aud45m: every coalition was the full one (alpha=0.92 on 6 players keeps round(5.52) =
+        # 6): n_subsets evaluations spent and a NaN score for every sample, with no word
+        raise InputError(
+            f"metric 'linear_score': alpha={alpha!r} keeps round({a:g} * {n}) = {n} of the {n} "
+            "players, so every coalition is the full one and the correlation is undefined; "
+            f"choose alpha < {(n - 0.5) / n:.4g} (default 0.5).")
     g = torch_generator(seed)
     masks = random_subsets(n, size, k, g)  # K x n
     v = values_shared(game, masks).permute(0, 2, 1).numpy()  # B x T x K
@@ -510,6 +518,7 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
             one player per subset scores leave-one-out credits (``feature_ablation``,
             ``occlusion`` of one player), which *are* those drops, 1 by construction, so the
             metric would rank them first on any model with fewer than 15 players.
+            ``subset_size=n`` (every player in every subset) is refused on games of 2+ players.
         seed: seed of the subsets. default=0.
 
     Reference: Bhatt, Weller & Moura (2020), "Evaluating and Aggregating Feature-based Model
@@ -521,6 +530,13 @@ def faithfulness_correlation(game: Game, attr: Attribution, *, n_subsets: int = 
     size = default_subset_size(n) if subset_size is None else check_int(subset_size, "subset_size")
     if size > n:
         raise InputError(f"subset_size={size} exceeds the number of players ({n}).")
+    if size == n > 1:
+        # aud45m: every subset removed every player: sum(phi) and the drop were the same for
+        # each subset, so the score was NaN for every sample after n_subsets evaluations
+        raise InputError(
+            f"metric 'faithfulness_correlation': subset_size={size} removes all {n} players in "
+            "every subset, so the credits' sums and the drops never vary and the correlation is "
+            f"undefined; choose subset_size < {n} (default None: 10% of the players).")
     g = torch_generator(seed)
     removed = random_subsets(n, size, k, g)
     v = values_shared(game, 1.0 - removed).permute(0, 2, 1).numpy()  # B x T x K

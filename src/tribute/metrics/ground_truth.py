@@ -45,8 +45,33 @@ _ARRAS = ("Arras, Osman & Samek (2022), CLEVR-XAI: A Benchmark Dataset for the G
 
 def _np(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
+        t = x.detach().cpu()
+        # numpy has no bfloat16: .numpy() raised a raw TypeError (aud45m)
+        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
     return np.asarray(x)
+
+
+def _check_truth_values(arrs: list[np.ndarray], metric: str) -> None:
+    """Refuse a truth mask that is not boolean or real numbers, or holds NaN / infinity.
+
+    Non-zero entries count as relevant, and NaN is non-zero: a mask marking unknown pixels
+    NaN flagged them all relevant, silently (relevance_mass 0.956 where the mask with those
+    entries 0 gives 0.0); a string mask was all relevant (auroc NaN for every sample) and a
+    complex one all irrelevant (aud45m).
+    """
+    for j, a in enumerate(arrs):
+        part = f"ground_truth{'' if len(arrs) == 1 else f'[{j}]'}"
+        if a.dtype.kind not in "biuf":
+            raise InputError(
+                f"metric {metric!r}: {part} has dtype {a.dtype}; pass a boolean mask (or 0/1 "
+                "numbers: non-zero entries count as relevant), e.g. mask.astype(bool).")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a))
+            raise InputError(
+                f"metric {metric!r}: {part} holds {len(bad)} NaN or infinite entries (first at "
+                f"index {tuple(int(i) for i in bad[0])}); a truth mask says relevant (non-zero) "
+                "or not (0) for every element: replace them, e.g. np.nan_to_num(mask, nan=0.0) "
+                "to count unknown elements as irrelevant.")
 
 
 def element_scores(attr: Attribution, flat: np.ndarray) -> np.ndarray:
@@ -99,6 +124,7 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
         raise InputError(f"metric {metric!r} needs ground_truth=... (a truth mask per sample).")
     shapes = attr.layout.input_shapes
     arrs = _truth_parts(ground_truth, b, max(len(shapes), 1))
+    _check_truth_values(arrs, metric)
     if len(arrs) == 1 and arrs[0].shape == (b, n):
         return arrs[0] != 0, flat
     if not shapes:  # component or training-example players: no input elements to map
