@@ -603,8 +603,15 @@ class NumpyModel(ModelAdapter):
         if predict is None or classes is None:
             return None
         classes = np.asarray(classes)
+        arrays = self._arrays(inputs)
+        codec = getattr(self, "codec", None)
+        if codec is not None and len(arrays) == 1:
+            # a DataFrame with text columns: the rows hold category codes, which the model
+            # reads through the codec's decoder (tabular.prepare_categorical); its predict was
+            # called on the codes, failed, and the arg-max was explained instead (aud45a)
+            arrays[0] = codec.decode(arrays[0])
         try:
-            labels = np.asarray(predict(*self._arrays(inputs)))
+            labels = np.asarray(predict(*arrays))
         except Exception as exc:  # the scores worked; keep the documented arg-max
             warnings.warn(
                 f"target 'predicted': the classifier's predict failed ({type(exc).__name__}: "
