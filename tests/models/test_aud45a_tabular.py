@@ -93,3 +93,83 @@ def test_predicted_class_of_a_thresholded_pipeline_on_a_frame_with_text_columns(
         truth = _brute(lambda r, k=k: model.predict_proba(r)[:, k], rows.iloc[i], base)
         np.testing.assert_allclose(values[i], truth, atol=1e-12)
     np.testing.assert_array_equal(np.asarray(attr.targets).ravel(), own[differ])
+
+
+# --------------------------------------------------------------------------------------------
+# A declared model_output that the estimator method tribute calls contradicts.
+#
+# tribute calls a classifier's predict_proba when it has one; declaring model_output="logit"
+# made it read those probabilities as logits and take a softmax of them (the double conversion
+# of the first release): LogisticRegression, output="prob", credit 0.288 where the model's
+# probability moved by 0.612, with no error. Declaring "probability" for a decision_function
+# (SVC) took logs of clipped scores. Both are now refused by the outputs themselves.
+
+def _binary() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    return x, (x[:, 0] + x[:, 1] > 0).astype(int)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("output", ["prob", "log_prob", "logit"])
+def test_probabilities_declared_as_logits_are_refused(output: str) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from tribute.errors import ModelOutputError
+
+    x, y = _binary()
+    model = LogisticRegression().fit(x, y)
+    rows = model.predict_proba(x[:2])
+    assert np.allclose(rows.sum(1), 1.0)  # what predict_proba returns: probabilities
+    with pytest.raises(ModelOutputError, match="predict_proba"):
+        tribute.explain(model, x[:2], method="exact_shapley", baseline=x[9], output=output,
+                        target=1, model_output="logit")
+
+
+def test_scores_declared_as_probabilities_are_refused() -> None:
+    from sklearn.svm import SVC
+
+    from tribute.errors import ModelOutputError
+
+    x, y = _binary()
+    model = SVC().fit(x, y)
+    scores = model.decision_function(x)
+    assert scores.min() < 0.0 < 1.0 < scores.max()
+    with pytest.raises(ModelOutputError, match="decision_function"):
+        tribute.explain(model, x[:2], method="exact_shapley", baseline=x[9], output="prob",
+                        target=1, model_output="probability")
+
+
+def test_a_predict_proba_returning_scores_may_still_be_declared_logit() -> None:
+    """The refusal reads the outputs: an estimator whose predict_proba returns scores (rows
+    not summing to 1) declared ``"logit"`` is explained as declared (softmax of its scores,
+    enumerated by hand)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, _ = _binary()
+    y3 = np.digitize(x[:, 0], [-0.5, 0.5])
+    inner = LogisticRegression().fit(x, y3)
+
+    class ScoreEstimator:
+        _estimator_type = "classifier"
+        classes_ = inner.classes_
+
+        def fit(self, *args: Any) -> ScoreEstimator:
+            return self
+
+        def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+            return np.asarray(inner.decision_function(rows))
+
+    model = ScoreEstimator()
+    attr = tribute.explain(model, x[:2], method="exact_shapley", baseline=x[9], output="prob",
+                           target=0, model_output="logit")
+    names = ["a", "b", "c"]
+    for i in range(2):
+        row = pd.Series(x[i], index=names)
+        base = pd.DataFrame(x[9:10], columns=names)
+        truth = _brute(lambda r: _softmax(model.predict_proba(r.to_numpy()))[:, 0], row, base)
+        np.testing.assert_allclose(np.asarray(attr.values)[i], truth, atol=1e-12)
