@@ -20,6 +20,11 @@ probabilities:
   cross-entropy objectives; its one-vs-all multiclass objective (``multiclassova``: per-class
   sigmoids that do not sum to one) and a binary objective with ``sigmoid`` other than 1 return
   their ``"probability"`` (no softmax or plain sigmoid of their scores is what they predict);
+* a declaration the called method contradicts is refused by the outputs themselves
+  (``ModelOutputError``): ``model_output="logit"`` for an estimator called through
+  ``predict_proba`` whose rows are probabilities (in [0, 1], summing to 1: a softmax of them
+  would be explained), ``model_output="probability"`` for one called through
+  ``decision_function`` whose scores leave [0, 1];
 * objects with only ``predict``: ``"raw"`` (a *classifier* with only ``predict``, e.g.
   ``OutputCodeClassifier``, is refused unless ``model_output=`` is declared: its labels are
   not scores);
@@ -537,6 +542,44 @@ class NumpyModel(ModelAdapter):
         self.feature_names: list[str] | None = (
             [str(n) for n in np.asarray(names).tolist()] if names is not None else None
         )
+        self._declared = _contradicted(self.kind, model_output)
+
+    def with_output_kind(self, model_output: str) -> ModelAdapter:
+        twin = super().with_output_kind(model_output)
+        if isinstance(twin, NumpyModel):
+            twin._declared = _contradicted(self.kind, model_output)
+        return twin
+
+    def _check_declared(self, arr: np.ndarray) -> None:
+        """Refuse outputs that contradict the declared ``model_output`` (see
+        :func:`_contradicted`): probabilities read as logits (a softmax of probabilities, the
+        double conversion of the first release), or scores read as probabilities."""
+        if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating) \
+                or not bool(np.isfinite(arr).all()):
+            return
+        name = type(self.estimator).__name__
+        lo, hi = float(arr.min()), float(arr.max())
+        if self._declared == "logit":
+            if arr.ndim != 2 or arr.shape[1] < 2 or lo < 0.0 or hi > 1.0 \
+                    or not bool((np.abs(arr.sum(1) - 1.0) <= 1e-6).all()):
+                return
+            raise ModelOutputError(
+                f"model_output='logit' was declared, but tribute calls {name}.predict_proba, "
+                f"whose {arr.shape[0]} rows x {arr.shape[1]} columns are probabilities (in "
+                f"[{lo:.3g}, {hi:.3g}], each row summing to 1): read as logits, a softmax / "
+                "log-softmax would be taken of probabilities. Drop model_output= (predict_proba "
+                "is read as probabilities, and output='logit' explains their log-odds), or pass "
+                f"model={name.lower()}.decision_function to explain its scores."
+            )
+        if lo >= 0.0 and hi <= 1.0:
+            return
+        raise ModelOutputError(
+            f"model_output='probability' was declared, but tribute calls "
+            f"{name}.decision_function, whose scores range over [{lo:.4g}, {hi:.4g}], outside "
+            "[0, 1]: they are not probabilities (a log of them would be clipped). Drop "
+            "model_output= (decision_function scores are read as logits), or explain "
+            "calibrated probabilities (CalibratedClassifierCV)."
+        )
 
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
@@ -557,6 +600,8 @@ class NumpyModel(ModelAdapter):
                 f"model returned a non-numeric array (dtype {arr.dtype}); tribute needs numbers: "
                 "pass predict_proba / decision_function instead of a label-returning predict."
             )
+        if self._declared is not None:
+            self._check_declared(arr)
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
 
     def class_labels(self) -> list[Any] | None:
@@ -603,8 +648,15 @@ class NumpyModel(ModelAdapter):
         if predict is None or classes is None:
             return None
         classes = np.asarray(classes)
+        arrays = self._arrays(inputs)
+        codec = getattr(self, "codec", None)
+        if codec is not None and len(arrays) == 1:
+            # a DataFrame with text columns: the rows hold category codes, which the model
+            # reads through the codec's decoder (tabular.prepare_categorical); its predict was
+            # called on the codes, failed, and the arg-max was explained instead (aud45a)
+            arrays[0] = codec.decode(arrays[0])
         try:
-            labels = np.asarray(predict(*self._arrays(inputs)))
+            labels = np.asarray(predict(*arrays))
         except Exception as exc:  # the scores worked; keep the documented arg-max
             warnings.warn(
                 f"target 'predicted': the classifier's predict failed ({type(exc).__name__}: "
@@ -719,6 +771,16 @@ def _refuse_one_vs_one(model: Any) -> None:
             "needed: one column per class), or explain calibrated probabilities "
             "(CalibratedClassifierCV)."
         )
+
+
+def _contradicted(kind: str, model_output: str | None) -> str | None:
+    """The declared ``model_output`` when the estimator method tribute calls says otherwise by
+    its contract (its outputs are then checked on every call, :meth:`NumpyModel._check_declared`):
+    ``"logit"`` for ``predict_proba`` (probabilities), ``"probability"`` for
+    ``decision_function`` (scores); None otherwise (a declaration is taken as given)."""
+    if (kind, model_output) in (("predict_proba", "logit"), ("decision_function", "probability")):
+        return model_output
+    return None
 
 
 def _check_kind(model_output: str) -> None:
