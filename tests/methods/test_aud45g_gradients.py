@@ -118,3 +118,103 @@ def test_grad_cam_channels_first_images_unchanged(shape: tuple[int, int, int], k
     attr = tribute.explain(model, x, "grad_cam", target=target, layer="r1", progress=False)
     truth = _hand_cam(model, x, "r1", target, (shape[1], shape[2]))[:, None].expand(-1, shape[0], -1, -1)
     assert torch.allclose(torch.as_tensor(attr.values), truth, rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------- Grad-CAM on channels-last layer outputs
+class _SwinLike(nn.Module):
+    """Patch embedding, then (batch, h, w, C) tokens through LayerNorm, Linear and GELU (a Swin
+    stage's layout), mean-pooled into a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 6, 2, stride=2)
+        self.norm = nn.LayerNorm(6)
+        self.mlp = nn.Linear(6, 6)
+        self.act = nn.GELU()
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x).permute(0, 2, 3, 1)
+        return self.head(self.act(self.mlp(self.norm(h))).mean((1, 2)))
+
+
+class _Mixed(nn.Module):
+    """Channels-first layers whose h and w equal the channel count, a GroupNorm, a max pool, a
+    ConvNeXt-like channels-last LayerNorm/Linear permuted back, and a concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.r1 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(8, 4, 1)
+        self.gn = nn.GroupNorm(2, 4)
+        self.r2 = nn.ReLU()
+        self.ln = nn.LayerNorm(4)
+        self.pw = nn.Linear(4, 4)
+        self.blk_act = nn.GELU()
+        self.c3 = nn.Conv2d(8, 6, 3, padding=1)
+        self.r3 = nn.ReLU()
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.pool(self.r1(self.bn(self.c1(x))))
+        b = self.r2(self.gn(self.c2(a)))
+        b = self.blk_act(self.pw(self.ln(b.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)) + b
+        return self.head(self.r3(self.c3(torch.cat([b, b], 1))).mean((2, 3)))
+
+
+def _hand_cam_axis(model: nn.Module, x: torch.Tensor, layer: str, target: int, axis: int) -> torch.Tensor:
+    """Grad-CAM by hand with the channels on ``axis`` of the layer's output; B x H x W."""
+    seen: dict[str, torch.Tensor] = {}
+    h = getattr(model, layer).register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
+    try:
+        out = model(x)
+    finally:
+        h.remove()
+    (g,) = torch.autograd.grad(out[:, target].sum(), seen["a"])
+    act, g = seen["a"].movedim(axis, 1), g.movedim(axis, 1)
+    cam = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1, keepdim=True))
+    hw = (int(x.shape[-2]), int(x.shape[-1]))
+    if tuple(cam.shape[-2:]) != hw:
+        cam = F.interpolate(cam, size=hw, mode="bilinear", align_corners=False)
+    return cam[:, 0].detach()
+
+
+def _seeded(model: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("layer", ["norm", "mlp", "act"])
+def test_grad_cam_reads_a_channels_last_layer_output(layer: str) -> None:
+    """Before: the (batch, 4, 6, 6) output's h=4 was read as channels and (6, C=6) as the
+    map: errors as large as the map itself (0.006 for a map up to 0.006)."""
+    model = _seeded(_SwinLike(), 3)
+    x = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    attr = tribute.explain(model, x, "grad_cam", target=0, layer=layer, progress=False)
+    truth = _hand_cam_axis(model, x, layer, 0, 3)
+    assert attr.extra["layer_shape"] == (6, 4, 6)
+    got = torch.as_tensor(attr.values)
+    assert torch.allclose(got, truth[:, None].expand_as(got), rtol=0, atol=1e-12)
+    assert float(truth.max()) > 1e-4
+
+
+@pytest.mark.parametrize(("layer", "axis"), [
+    ("c1", 1), ("bn", 1), ("r1", 1), ("pool", 1), ("c2", 1), ("gn", 1), ("r2", 1),
+    ("ln", 3), ("pw", 3), ("blk_act", 1), ("c3", 1), ("r3", 1),
+])
+def test_grad_cam_channel_axis_of_mixed_layers(layer: str, axis: int) -> None:
+    """Neighbours: channels-first layers (also with C == h == w, after a permute back, after a
+    concatenation) keep axis 1; the ConvNeXt-like LayerNorm / Linear on (batch, h, w, C) read
+    the last axis."""
+    model = _seeded(_Mixed(), 6)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    attr = tribute.explain(model, x, "grad_cam", target=1, layer=layer, progress=False)
+    truth = _hand_cam_axis(model, x, layer, 1, axis)
+    got = torch.as_tensor(attr.values)
+    assert torch.allclose(got, truth[:, None].expand_as(got), rtol=0, atol=1e-12)

@@ -79,7 +79,8 @@ def layer_activation_gradients(
     """Run every sample once and hand each chunk's ``(activation, gradient, sample ids)``.
 
     The activation is ``rows x C x h x w`` and the gradient ``rows x targets x C x h x w``
-    (both float64 CPU). Returns the resolved layer path. Counts one evaluation per input.
+    (both float64 CPU; a channels-last ``rows x h x w x C`` layer output, told by the channel
+    count the model set, is handed over with its channels moved to axis 1). Returns the resolved layer path. Counts one evaluation per input.
     """
     module = game.model.module
     if module is None:
@@ -112,8 +113,18 @@ def layer_activation_gradients(
                 f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
             )
 
+    from .tcav import _channel_axis, _channel_watch  # here: tcav imports this module
+
+    channels: dict[str, int] = {}
+
     def chunk(c: ProbeChunk) -> None:
-        on_chunk(c.activations[path], c.grads[0], c.sample)
+        act, grad = c.activations[path], c.grads[0]
+        # A channels-last (batch, h, w, C) output (a Swin stage, a Linear or LayerNorm on each
+        # position's vector) had its h read as the channels and (w, C) as the map, silently
+        # (aud45g); the channel count the model set tells the layout, as for TCAV and CRAFT.
+        if act.ndim == 4 and _channel_axis(act, layer_mod, path, None, channels, who=method) == 3:
+            act, grad = act.movedim(3, 1), grad.movedim(-1, 2)
+        on_chunk(act, grad, c.sample)
 
     # a layer the forward pass never calls leaves the gradient run without a leaf, which the
     # engine reports as an internal error: watch the layer and the whole model to say so
@@ -129,7 +140,8 @@ def layer_activation_gradients(
     handles = [layer_mod.register_forward_hook(lambda *a: seen.__setitem__("layer", True)),
                module.register_forward_hook(at_model)]
     try:
-        game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
+        with _channel_watch(module, layer_mod, channels):
+            game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
     except (RuntimeError, UnsupportedModelError) as exc:
         # (the probe itself now refuses a layer never called, without the layer's type or a
         # suggestion: rev38a, test_aud38v's never-called test failed on integ)
