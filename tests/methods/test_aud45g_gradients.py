@@ -10,7 +10,7 @@ channels-last when the model does not tell is refused. Channels-first images are
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import torch
@@ -19,6 +19,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import UnsupportedModelError
+from tribute.methods.lrp import Composite, Epsilon, Pass
 
 
 class _Image(nn.Module):
@@ -98,8 +99,12 @@ def test_grad_cam_pp_channels_last_equals_channels_first() -> None:
 def test_cam_refuses_channels_last_shapes_the_model_does_not_confirm(method: str) -> None:
     model = _Image(3, last=True, head_first=True).double()
     x = torch.rand(2, 8, 6, 3, dtype=torch.float64)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(UnsupportedModelError, match=r"\(8, 6, 3\).*channels-last.*8 x 6 map"):
         tribute.explain(model, x, method, target=0, layer="r1", progress=False)
+    # the model is left as it was: no hooks, flags and parameters unchanged
+    assert all(not m._forward_hooks and not m._forward_pre_hooks and m.training for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 
 @pytest.mark.parametrize(("shape", "kw"), [
@@ -182,12 +187,18 @@ def _hand_cam_axis(model: nn.Module, x: torch.Tensor, layer: str, target: int, a
     return cam[:, 0].detach()
 
 
-def _seeded(model: nn.Module, seed: int) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _seeded(model: _M, seed: int) -> _M:
+    """``model`` in float64 and eval mode with seeded parameters (in place)."""
+    model.double()
+    model.eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-    return model.double().eval()
+    return model
 
 
 @pytest.mark.parametrize("layer", ["norm", "mlp", "act"])
@@ -218,3 +229,83 @@ def test_grad_cam_channel_axis_of_mixed_layers(layer: str, axis: int) -> None:
     truth = _hand_cam_axis(model, x, layer, 1, axis)
     got = torch.as_tensor(attr.values)
     assert torch.allclose(got, truth[:, None].expand_as(got), rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------- LRP-0 / AttnLRP epsilon=0 at exact zeros
+def _two_layers(act: nn.Module, seed: int, bias2: bool = True) -> tuple[nn.Sequential, nn.Linear, nn.Linear]:
+    """Linear(4, 6, no bias) -> act -> Linear(6, 2), seeded; returns the model and its layers."""
+    l1, l2 = nn.Linear(4, 6, bias=False), nn.Linear(6, 2, bias=bias2)
+    model = _seeded(nn.Sequential(l1, act, l2), seed)
+    return model, l1, l2
+
+
+def _relu_net(seed: int) -> tuple[nn.Sequential, nn.Linear, nn.Linear]:
+    """The ReLU net; unit 0 reads x0 - x1 (zero when x0 == x1)."""
+    model, l1, l2 = _two_layers(nn.ReLU(), seed)
+    with torch.no_grad():
+        l1.weight[0] = torch.tensor([1.0, -1.0, 0.0, 0.0], dtype=torch.float64)
+    return model, l1, l2
+
+
+def _hand_lrp0(l1: nn.Linear, l2: nn.Linear, x: torch.Tensor, target: int) -> torch.Tensor:
+    """LRP-0 written out: R_h = h * W2[t] (the bias absorbs its share), R_x = x * W1^T (R_h / z)
+    over the units with z != 0 (a unit with z == 0 has h == 0 and R_h == 0: it passes nothing)."""
+    w1, w2 = l1.weight.detach(), l2.weight.detach()
+    z = x @ w1.T
+    rh = z.clamp(min=0) * w2[target]
+    ratio = torch.where(z != 0, rh / torch.where(z != 0, z, torch.ones_like(z)), torch.zeros_like(z))
+    return x * (ratio @ w1)
+
+
+def test_lrp0_dead_unit_at_exactly_zero_passes_nothing() -> None:
+    """Before: a hidden unit with z == 0 exactly (x0 == x1 here) gave 0 / 0 and NaN for every
+    input of the sample; LRP-0's limit (and epsilon=1e-12's value) gives the unit nothing."""
+    model, l1, l2 = _relu_net(11)
+    x = torch.tensor([[1.0, 1.0, 0.5, -0.3], [0.4, -0.2, 0.9, 0.1], [-0.7, -0.7, 0.2, 0.8]],
+                     dtype=torch.float64)
+    comp = Composite([(nn.ReLU, Pass()), (nn.Linear, Epsilon(0.0))], name="lrp0")
+    attr = tribute.explain(model, x, "lrp", composite=comp, target=1, progress=False)
+    got = torch.as_tensor(attr.values)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, _hand_lrp0(l1, l2, x, 1), rtol=0, atol=1e-12)
+    near = tribute.explain(model, x, "lrp", composite="epsilon_plus", epsilon=1e-12, target=1,
+                           progress=False)
+    assert torch.allclose(got, torch.as_tensor(near.values), rtol=0, atol=1e-9)
+
+
+def test_lrp0_sample_with_zero_output_gets_zero_relevance() -> None:
+    """f(x) == 0 (a zero input into bias-free layers): relevance 0, which the rules' linearity
+    gives; before, the pass's 1 / f(x) made the sample NaN. The other samples are unchanged."""
+    model, _, _ = _two_layers(nn.ReLU(), 12, bias2=False)
+    x = torch.rand(3, 4, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    x[1] = 0.0
+    attr = tribute.explain(model, x, "lrp", composite="epsilon_plus", epsilon=0.0, target=0,
+                           progress=False)
+    got = torch.as_tensor(attr.values)
+    assert torch.equal(got[1], torch.zeros(4, dtype=torch.float64))
+    assert attr.gap is not None and float(abs(attr.gap[1]).max()) == 0.0
+    # bias-free ReLU net: LRP-0 is gradient x input (Montavon et al. 2019), computed by autograd
+    xx = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xx)[:, 0].sum(), xx)
+    assert torch.allclose(got, (x * g).detach(), rtol=0, atol=1e-12)
+
+
+def test_attnlrp_epsilon_zero_activation_at_exactly_zero() -> None:
+    """AttnLRP's identity rule y / x at x == 0 (GELU(0) == 0) with epsilon=0: 0 / 0 made the
+    sample NaN. Truth: the rule written out, R_x = x * W1^T (W2[t] * y / x) over x != 0
+    (the epsilon -> 0 limit: a unit with y == 0 passes nothing)."""
+    model, l1, l2 = _two_layers(nn.GELU(), 14)
+    with torch.no_grad():
+        l1.weight[0] = torch.tensor([1.0, -1.0, 0.0, 0.0], dtype=torch.float64)
+    x = torch.tensor([[0.3, 0.3, -0.5, 0.2], [0.0, 0.0, 0.0, 0.0], [0.8, -0.1, 0.4, 0.6]],
+                     dtype=torch.float64)
+    attr = tribute.explain(model, x, "attnlrp", epsilon=0.0, target=0, progress=False)
+    w1, w2 = l1.weight.detach(), l2.weight.detach()
+    z = x @ w1.T
+    y = F.gelu(z)
+    ratio = torch.where(z != 0, y / torch.where(z != 0, z, torch.ones_like(z)), torch.zeros_like(z))
+    truth = x * ((w2[0] * ratio) @ w1)
+    got = torch.as_tensor(attr.values)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, truth, rtol=0, atol=1e-12)
+    assert float(truth[0].abs().max()) > 1e-3
