@@ -275,7 +275,11 @@ class GradCAM(_CAMBase):
             ``LayerGradCam`` default is ``relu_attributions=False``). default=True.
 
     One gradient pass per input (1 evaluation). The map is broadcast over input channels; with
-    groups a player's credit is the sum over its elements. Grad-CAM is a localisation map, not
+    groups a player's credit is the sum over its elements. Channels-last ``(batch, H, W, C)``
+    images are mapped to ``(H, W)`` when the model's first ``Conv2d`` reads the last axis's
+    channels (a channels-last shape it does not confirm is refused), and a layer output laid
+    out ``(batch, h, w, C)`` (a Swin stage, a Linear or LayerNorm on each position) is read by
+    the channel count the model set for it. Grad-CAM is a localisation map, not
     an additive attribution: it has no completeness property.
 
     Reference: Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM: Visual
