@@ -24,6 +24,7 @@ from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
+from ..models.layout import CHANNEL_COUNTS, channels_last_by_model
 from ..params import NONE, InstanceOf, Options, declare
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
@@ -78,7 +79,8 @@ def layer_activation_gradients(
     """Run every sample once and hand each chunk's ``(activation, gradient, sample ids)``.
 
     The activation is ``rows x C x h x w`` and the gradient ``rows x targets x C x h x w``
-    (both float64 CPU). Returns the resolved layer path. Counts one evaluation per input.
+    (both float64 CPU; a channels-last ``rows x h x w x C`` layer output, told by the channel
+    count the model set, is handed over with its channels moved to axis 1). Returns the resolved layer path. Counts one evaluation per input.
     """
     module = game.model.module
     if module is None:
@@ -111,8 +113,18 @@ def layer_activation_gradients(
                 f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
             )
 
+    from .tcav import _channel_axis, _channel_watch  # here: tcav imports this module
+
+    channels: dict[str, int] = {}
+
     def chunk(c: ProbeChunk) -> None:
-        on_chunk(c.activations[path], c.grads[0], c.sample)
+        act, grad = c.activations[path], c.grads[0]
+        # A channels-last (batch, h, w, C) output (a Swin stage, a Linear or LayerNorm on each
+        # position's vector) had its h read as the channels and (w, C) as the map, silently
+        # (aud45g); the channel count the model set tells the layout, as for TCAV and CRAFT.
+        if act.ndim == 4 and _channel_axis(act, layer_mod, path, None, channels, who=method) == 3:
+            act, grad = act.movedim(3, 1), grad.movedim(-1, 2)
+        on_chunk(act, grad, c.sample)
 
     # a layer the forward pass never calls leaves the gradient run without a leaf, which the
     # engine reports as an internal error: watch the layer and the whole model to say so
@@ -128,7 +140,8 @@ def layer_activation_gradients(
     handles = [layer_mod.register_forward_hook(lambda *a: seen.__setitem__("layer", True)),
                module.register_forward_hook(at_model)]
     try:
-        game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
+        with _channel_watch(module, layer_mod, channels):
+            game.probe(chunk, modules=[path], check_module=check, grad="modules", desc=method)
     except (RuntimeError, UnsupportedModelError) as exc:
         # (the probe itself now refuses a layer never called, without the layer's type or a
         # suggestion: rev38a, test_aud38v's never-called test failed on integ)
@@ -150,6 +163,24 @@ def layer_activation_gradients(
         for h in handles:
             h.remove()
     return path
+
+
+def _refuse_channels_last(method: str, shape: tuple[int, ...], layer_hw: tuple[int, int]) -> None:
+    """Refuse a 3-D image that reads channels-last by its shape (a last axis of 1, 3 or 4 after
+    two longer ones) when the layer's map is wider than that last axis: upsampling the map to
+    the last two axes ``(W, C)`` would shrink it and repeat it over ``H`` (aud45g: an
+    ``(8, 6, 3)`` image's 8 x 6 map came back as a 6 x 3 map repeated 8 times, silently).
+    Channels-last images the model's first Conv2d confirms are read as such, not refused."""
+    if len(shape) != 3 or shape[-1] not in CHANNEL_COUNTS or min(shape[0], shape[1]) <= shape[-1]:
+        return
+    if layer_hw[1] <= shape[-1]:
+        return
+    raise UnsupportedModelError(
+        f"{method}: the input's per-sample shape {shape} reads as a channels-last (H, W, C) image, "
+        f"and the layer's {layer_hw[0]} x {layer_hw[1]} map is wider than its last axis; Grad-CAM "
+        f"upsamples the map to the input's last two axes {shape[1:]}, which would be another "
+        "image than the model's (its first Conv2d does not tell the layout). Pass channels-first "
+        "images (x.permute(0, 3, 1, 2), with a model that reads (batch, C, H, W)).")
 
 
 class _CAMBase(Method):
@@ -182,9 +213,12 @@ class _CAMBase(Method):
                 f"with one image input of per-sample shape (C, H, W) or (H, W), got "
                 f"{fg.input_shapes()}. Use 'integrated_gradients' or 'saliency' for other inputs."
             )
-        shape = fg.input_shapes()[0]
-        spatial = (int(shape[-2]), int(shape[-1]))
-        lead = int(np.prod(shape[:-2], dtype=np.int64))
+        shape = tuple(int(d) for d in fg.input_shapes()[0])
+        # (H, W, C) images: the model's first Conv2d reads the last axis's channels. Their map
+        # went to the last two axes (W, C) and was repeated over H, silently (aud45g).
+        last = channels_last_by_model(shape, fg.model) is True
+        spatial = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
+        lead = shape[-1] if last else int(np.prod(shape[:-2], dtype=np.int64))
         per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],
                                   dtype=torch.float64)
         maps: dict[str, Any] = {}
@@ -196,13 +230,18 @@ class _CAMBase(Method):
                     "input rows (the model reshapes its batch, e.g. into cells or patches), so its "
                     "maps cannot be assigned to inputs; use 'integrated_gradients' or 'occlusion'."
                 )
+            if not last:
+                _refuse_channels_last(self.name, shape, (int(act.shape[-2]), int(act.shape[-1])))
             w = self.channel_weights(act, grad)  # R x T x C
             cam = torch.einsum("rtc,rchw->rthw", w, act)
             if self.relu:
                 cam = cam.clamp_min(0.0)
             maps.setdefault("layer_shape", tuple(act.shape[1:]))
             up = self._upsample(cam, spatial)  # R x T x H x W
-            per_element[b] = up.flatten(2).repeat(1, 1, lead)
+            if last:  # (H, W, C): the map broadcast over the last axis
+                per_element[b] = up[..., None].expand(*up.shape, lead).flatten(2)
+            else:
+                per_element[b] = up.flatten(2).repeat(1, 1, lead)
 
         path = layer_activation_gradients(fg, self.layer, self.name, on_chunk)
         values = fg.elements_to_players(per_element)
@@ -236,7 +275,11 @@ class GradCAM(_CAMBase):
             ``LayerGradCam`` default is ``relu_attributions=False``). default=True.
 
     One gradient pass per input (1 evaluation). The map is broadcast over input channels; with
-    groups a player's credit is the sum over its elements. Grad-CAM is a localisation map, not
+    groups a player's credit is the sum over its elements. Channels-last ``(batch, H, W, C)``
+    images are mapped to ``(H, W)`` when the model's first ``Conv2d`` reads the last axis's
+    channels (a channels-last shape it does not confirm is refused), and a layer output laid
+    out ``(batch, h, w, C)`` (a Swin stage, a Linear or LayerNorm on each position) is read by
+    the channel count the model set for it. Grad-CAM is a localisation map, not
     an additive attribution: it has no completeness property.
 
     Reference: Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM: Visual

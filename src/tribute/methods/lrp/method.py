@@ -238,7 +238,9 @@ class LRP(Method):
         extra_unseen = dict(unseen.counts)
         f_x = vals[:, 0, :]  # batch x targets
         _check_same_function(f_x, fg.full(), fg.compute_dtype, composite)
-        rel = acc[1] * f_x[:, :, None]  # rules are linear in the output relevance
+        # rules are linear in the output relevance: f(x) == 0 gives none anywhere (the pass
+        # ran with relevance 1, whose 1 / z is infinite at z == f(x) == 0 under LRP-0: NaN, aud45g)
+        rel = torch.where(f_x[:, :, None] == 0, torch.zeros_like(acc[1]), acc[1] * f_x[:, :, None])
         gap = rel.sum(-1) - f_x
         values = fg.elements_to_players(rel)
         extra: dict[str, Any] = {"composite": composite.name, "explained": f_x.numpy(),

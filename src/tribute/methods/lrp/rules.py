@@ -309,7 +309,12 @@ class Epsilon(Rule):
     def relevance(self, module: nn.Module, x: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         w, _ = _params(module)
-        return x * affine_vjp(module, x.shape, w, r / stabilize(z, self.epsilon))
+        s = r / stabilize(z, self.epsilon)
+        if not self.epsilon:
+            # LRP-0: a unit with z == 0 that gets no relevance (a dead unit: its activation is 0)
+            # passes none, the epsilon -> 0 limit; 0 / 0 made every input of the sample NaN (aud45g)
+            s = torch.where((z == 0) & (r == 0), torch.zeros_like(s), s)
+        return x * affine_vjp(module, x.shape, w, s)
 
 
 class AlphaBeta(Rule):

@@ -120,7 +120,12 @@ class _Ratio(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         wide = torch.promote_types(y.dtype, torch.float32)
-        ctx.save_for_backward(y.to(wide) / stabilize(x.detach().to(wide), eps))
+        xw, yw = x.detach().to(wide), y.to(wide)
+        ratio = yw / stabilize(xw, eps)
+        if not eps:  # epsilon=0: y == 0 at x == 0 (GELU(0)) passes nothing, the eps -> 0 limit;
+            # 0 / 0 made every input of the sample NaN (aud45g)
+            ratio = torch.where((xw == 0) & (yw == 0), torch.zeros_like(ratio), ratio)
+        ctx.save_for_backward(ratio)
         return y.clone()  # not a view: a model may modify an activation's output in place (g *= up)
 
     @staticmethod
