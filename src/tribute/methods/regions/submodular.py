@@ -50,6 +50,7 @@ Black-box Attribution via Minimal Interpretable Subset Selection" (LiMA); Minoux
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -165,13 +166,31 @@ class SubmodularRegions(Method):
     def default_budget(self, game: Game) -> int | None:
         return 512
 
-    budget_rule = "512"
+    budget_rule = "512 (a cap)"
+    #: the budget is a cap: the search stops once every region is ranked, so a call spends
+    #: what :meth:`max_evals` says at most (``tribute methods`` shows it as "at most")
+    spend_is_bound: ClassVar[bool] = True
+
+    def max_evals(self, regions: int, targets: int = 1) -> int:
+        """The most evaluations per input a search over ``regions`` regions can spend (the
+        budget aside): ``v(N)``, ``v(empty)`` when ``keep_weight > 0``, and per target one
+        round over the ``r`` regions left for each of the ``R`` selections, ``c`` evaluations
+        per region (``c`` = weights that are not 0): ``c * T * R (R + 1) / 2``. Greedy spends
+        exactly that; the lazy search shares rounds between targets, each charged for the
+        target with the most candidates, so ``T`` times that with several targets."""
+        c, t, r = max(self._terms(), 1), max(int(targets), 1), max(int(regions), 0)
+        share = t if self.search == "lazy" else 1
+        return 1 + int(self.keep_weight > 0) + c * t * share * (r * (r + 1) // 2)
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
-        """``budget`` coalitions per input as per-sample masks, in rounds of candidates."""
+        """At most ``budget`` coalitions per input as per-sample masks, in rounds of candidates,
+        and never more than the search over every region spends (:meth:`max_evals`; regions
+        are the groups, or at most the players of an image: small45, ``tribute methods``
+        showed the 512 cap where a default call spent 22-182)."""
         k = int(budget if budget is not None else 512)
+        k = min(k, self.max_evals(int(game.n_players), int(getattr(game, "n_targets", 1))))
         return coalition_cost(game, k, per_sample_masks=True,
-                              note=f"{k:,} region coalitions x {int(game.n_players):,} players")
+                              note=f"at most {k:,} region coalitions x {int(game.n_players):,} players")
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         fg, info = image_info(game, self.name)
