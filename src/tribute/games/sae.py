@@ -443,7 +443,7 @@ def _weights_digest(splice: torch.nn.Module) -> str:
     if not tensors:
         return ""
     memo = _DIGEST_MEMO.get()
-    key = (id(splice), *((id(t), _version(t), t.data_ptr(), tuple(t.shape), t.dtype) for t in tensors))
+    key = (id(splice), *((id(t), _version_of(t), t.data_ptr(), tuple(t.shape), t.dtype) for t in tensors))
     if memo is not None and key in memo:
         return memo[key][0]
     out = _hash_tensors(tensors)
@@ -460,7 +460,7 @@ def _hash_tensors(tensors: list[torch.Tensor]) -> str:
     return h.hexdigest()[:12]
 
 
-def _version(t: torch.Tensor) -> int | None:
+def _version_of(t: torch.Tensor) -> int | None:
     try:
         return int(t._version)
     except RuntimeError:  # an inference tensor keeps no version counter
