@@ -545,6 +545,8 @@ class Attribution:
             "format": _FORMAT,
             "method": self.method,
             "params": _jsonable(self.params),
+            # small45: tuples, sets and non-string keys came back as lists and strings
+            **({"params_coded": _encode(self.params, None, "params")} if _needs_code(self.params) else {}),
             "n_evals": int(self.n_evals),
             "n_rows": int(self.n_rows),
             "seconds": float(self.seconds),
@@ -586,7 +588,8 @@ class Attribution:
             values=layout.to_user(arrays["values"]),
             stderr=layout.to_user(arrays["stderr"]) if "stderr" in arrays else None,
             method=header["method"],
-            params=header.get("params", {}),
+            params=_decode(header["params_coded"], {}, f"Attribution.load: {str(path)!r}")
+            if isinstance(header.get("params_coded"), dict) else header.get("params", {}),
             n_evals=int(header.get("n_evals", 0)),
             n_rows=int(header.get("n_rows", 0)),
             seconds=float(header.get("seconds", 0.0)),
@@ -692,9 +695,9 @@ def _plain_array(arr: np.ndarray, name: str) -> np.ndarray:
 
 
 def _needs_code(obj: Any) -> bool:
-    """An extra value plain JSON would change: arrays inside a container, tuples, dict keys
-    that are not strings (sets of players as tuples)."""
-    if isinstance(obj, (np.ndarray, torch.Tensor, tuple)):
+    """An extra value plain JSON would change: arrays inside a container, tuples, sets, dict keys
+    that are not strings (sets of players as tuples or frozensets)."""
+    if isinstance(obj, (np.ndarray, torch.Tensor, tuple, set, frozenset)):
         return True
     if isinstance(obj, dict):
         return any(not isinstance(k, str) or _needs_code(v) for k, v in obj.items())
@@ -703,11 +706,17 @@ def _needs_code(obj: Any) -> bool:
     return False
 
 
-def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+def _encode(obj: Any, arrays: dict[str, np.ndarray] | None, where: str) -> Any:
     """``obj`` as JSON, its arrays moved to ``arrays`` (``nested__<i>``) and referenced by name,
-    tuples and dicts (with their keys) marked so that :func:`_decode` rebuilds them exactly."""
+    tuples, sets, frozensets and dicts (with their keys) marked so that :func:`_decode` rebuilds
+    them exactly. With ``arrays=None`` (``params``) arrays are written as :func:`_jsonable`
+    writes them: a list up to 64 items, else a ``<array shape=...>`` note."""
     if isinstance(obj, (np.ndarray, torch.Tensor)):
-        key = f"{_NESTED}{sum(k.startswith(_NESTED) for k in arrays)}"
+        if arrays is None:
+            return _jsonable(obj)
+        # a new name per array: len() grows with every one (small45: counting the names
+        # already given made saving n arrays O(n^2), 1.8 s at 3,000)
+        key = f"{_NESTED}{len(arrays)}"
         arr = _to_numpy(obj)
         arrays[key] = _plain_array(arr, where) if arr.dtype.hasobject else arr
         return {_CODE: "array", "key": key}
@@ -715,6 +724,8 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         return {_CODE: "tuple", "items": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
     if isinstance(obj, list):
         return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, (set, frozenset)):  # small45: saved as their repr string
+        return {_CODE: type(obj).__name__, "items": [_encode(v, arrays, where) for v in obj]}
     if isinstance(obj, dict):
         return {_CODE: "dict", "items": [[_encode(k, arrays, where), _encode(v, arrays, f"{where}[{k!r}]")]
                                           for k, v in obj.items()]}
@@ -732,12 +743,17 @@ def _decode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         return arrays[obj["key"]]
     if kind == "tuple" and isinstance(obj.get("items"), list):
         return tuple(_decode(v, arrays, where) for v in obj["items"])
+    if kind in ("set", "frozenset") and isinstance(obj.get("items"), list):
+        items = [_decode(v, arrays, where) for v in obj["items"]]
+        if any(isinstance(v, (list, dict, set, np.ndarray)) for v in items):
+            raise InputError(f"{where}: a saved {kind} holds an unhashable item; the file is damaged.")
+        return set(items) if kind == "set" else frozenset(items)
     if kind == "dict" and isinstance(obj.get("items"), list) and \
             all(isinstance(p, list) and len(p) == 2 for p in obj["items"]):
         out = {}
         for k, v in obj["items"]:
             key = _decode(k, arrays, where)
-            if isinstance(key, (list, dict, np.ndarray)):
+            if isinstance(key, (list, dict, set, np.ndarray)):
                 raise InputError(f"{where}: an extra value has a dict key of type "
                                  f"{type(key).__name__}; the file is damaged.")
             out[key] = _decode(v, arrays, where)

@@ -674,14 +674,17 @@ def _default_budgets(cls: Any) -> tuple[dict[int, int | None], dict[int, int | N
     return (budgets, spent) if budgets else None
 
 
-def _budget_text(n: int, budget: int | None, spent: int | None) -> str:
-    """``"4 players -> 16 (budget 386: all 2^4 coalitions, exact)"``."""
+def _budget_text(n: int, budget: int | None, spent: int | None, bound: bool = False) -> str:
+    """``"4 players -> 16 (budget 386: all 2^4 coalitions, exact)"``; with ``bound`` (a method
+    whose budget is a cap it stops below, ``spend_is_bound``) ``"4 players -> at most 22 (budget
+    512)"``: small45, submodular_regions showed 512 where a default call spent 22-182."""
     if budget is None:
         return f"{n} players -> own parameters"
+    most = "at most " if bound else ""
     if spent is None or spent >= budget:
-        return f"{n} players -> {budget}"
-    why = f": all 2^{n} coalitions, exact" if spent == 2 ** n else ""
-    return f"{n} players -> {spent} (budget {budget}{why})"
+        return f"{n} players -> {most}{budget}"
+    why = f": all 2^{n} coalitions, exact" if spent == 2 ** n and not bound else ""
+    return f"{n} players -> {most}{spent} (budget {budget}{why})"
 
 
 def _describe_method(name: str, as_json: bool = False) -> int:
@@ -720,8 +723,12 @@ def _describe_method(name: str, as_json: bool = False) -> int:
         lines.append("  default budget: set by the method's own parameters (below); --budget "
                      "overrides them")
     elif budgets is not None:
-        shown = ", ".join(_budget_text(n, b, (spent or {}).get(n)) for n, b in budgets.items())
+        bound = bool(getattr(cls, "spend_is_bound", False))
+        shown = ", ".join(_budget_text(n, b, (spent or {}).get(n), bound) for n, b in budgets.items())
         lines.append(f"  default budget (evaluations per input): {shown}")
+        if bound:
+            lines.append("    (a cap: the search stops once every region is ranked, so a call "
+                         "spends what its regions need, at most the figure shown)")
     if info.defaults:
         lines.append("  parameters (default):")
         for k, v in info.defaults.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import dis
+import enum
 import functools
 import hashlib
 import json
@@ -53,6 +54,11 @@ def canonical(obj: Any, *, _function: Callable[[Any], str] | None = None) -> Any
         return obj if np.isfinite(obj) else repr(obj)
     if isinstance(obj, (np.integer, np.floating, np.bool_)):
         return again(obj.item())
+    if isinstance(obj, enum.Enum):
+        # by its class, name and value (small45: an Enum read by the target counted by its
+        # type's name only, so ``MODE = Color.R`` resumed a job started with ``Color.G``)
+        return {"enum": f"{type(obj).__module__}.{type(obj).__qualname__}.{obj.name}",
+                "value": again(obj.value)}
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu()
         if t.dtype in (torch.bfloat16,) or str(t.dtype).startswith("torch.float8"):
@@ -141,6 +147,8 @@ def _safe_repr(obj: Any) -> str:
 
 #: how many functions deep :func:`_function_digest` follows the functions a function calls
 _MAX_FN_DEPTH = 6
+#: how many containers and objects deep one value is walked (``cfg.a.b.c``, a list of configs)
+_MAX_NEST = 16
 
 
 @functools.lru_cache(maxsize=1)
@@ -280,7 +288,8 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         return hit[1]
     h = hashlib.sha256()
     seen = _seen | {id(fn)}
-    inside: set[int] = set()  # containers being walked (a list holding itself)
+    inside: set[int] = set()  # containers and objects being walked (a list holding itself)
+    names = _code_names(fn.__code__)
 
     def function(v: Any) -> str:  # a function met in a value: digested in this walk
         if id(v) in seen:
@@ -318,6 +327,17 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             return json.dumps(canonical(v, _function=function), sort_keys=True)
         except (InputError, TypeError, ValueError, RecursionError):
             pass
+        if _plain_object(v) and id(v) not in inside and len(inside) < _MAX_NEST:
+            # a config object met inside a list, dict or tuple (``CFGS[0].col``) or as another
+            # object's attribute (``cfg.sub.col``): the attributes the code reads, as for a
+            # global config object; both counted by the type's name only and a changed ``col``
+            # resumed silently (small45)
+            inside.add(id(v))
+            try:
+                return f"obj:{type(v).__module__}.{type(v).__qualname__}(" \
+                    + ", ".join(read_attributes(_own_dict(v) or {})) + ")"
+            finally:
+                inside.discard(id(v))
         if isinstance(v, (dict, list, tuple)) and id(v) not in inside:
             # a container holding a function or an object canonical() cannot record: item by
             # item, so a changed number beside them still counts
@@ -330,6 +350,16 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             finally:
                 inside.discard(id(v))
         return f"<{type(v).__module__}.{type(v).__qualname__}>"
+
+    def read_attributes(attrs: Any) -> list[str]:  # ``attr=value`` of those the code names
+        out = []
+        for attr in names:
+            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
+                a = attrs[attr]
+                if callable(a) and not _is_user_code(a):
+                    continue
+                out.append(f"{attr}={value(a)}")
+        return out
 
     def code(c: Any) -> None:
         h.update(c.co_code)
@@ -356,15 +386,10 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         except ValueError:  # an empty cell
             h.update(b"<empty>")
     globs = getattr(fn, "__globals__", {})
-    names = _code_names(fn.__code__)
 
     def attributes(owner: str, attrs: Any) -> None:  # the attributes of an object it reads
-        for attr in names:
-            if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
-                a = attrs[attr]
-                if callable(a) and not _is_user_code(a):
-                    continue
-                h.update(f"{owner}.{attr}=".encode() + value(a).encode())
+        for text in read_attributes(attrs):
+            h.update(f"{owner}.{text}".encode())
 
     # the globals it reads, in nested code too (``sum(y[:, c] * W[c] for c in ...)``: a
     # changed ``W`` read in the generator resumed silently, aud44j), never a global that is only
@@ -376,7 +401,7 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         g = globs.get(name)
         # a tuple or list of columns and a torch tensor were not recorded: ``y[:, COLS]`` with
         # another ``COLS`` resumed silently
-        if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor)):
+        if isinstance(g, (bool, int, float, str, tuple, list, np.ndarray, np.generic, torch.Tensor, enum.Enum)):
             h.update(f"{name}=".encode() + value(g).encode())
         elif isinstance(g, torch.nn.Module) or (type(g).__module__.startswith("pandas")
                                                 and type(g).__name__ in ("DataFrame", "Series")) \

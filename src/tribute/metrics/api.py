@@ -18,6 +18,7 @@ from ..engine.progress import check_progress
 from ..errors import InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, check_forward_arguments, labels_to_columns
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, Background, PerSample
+from ..games.sae import digest_memo
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
 from ..models import as_model
@@ -877,7 +878,7 @@ def evaluate(
                                                         ("pair", pair), ("ablation", ablation))
                                      if v is not None}
     t0 = time.perf_counter()
-    with adapter.session():
+    with adapter.session(), digest_memo():  # small45: one SAE weights digest per call, not 3
         game = build_game(adapter, inputs, target=use_target, baseline=game_base, labels=False,
                           groups=use_groups, output=use_output, players=players,
                           forward_args=forward_args, forward_kwargs=forward_kwargs,

@@ -348,7 +348,11 @@ class TorchModel(ModelAdapter):
         self.n_params = 0
         if self.module is not None:
             params: list[torch.Tensor] = _unique_parameters(self.module)
-            self.n_params = sum(p.numel() for p in params)
+            try:
+                self.n_params = sum(p.numel() for p in params)
+            except ValueError:  # small45: torch's own error for an uninitialised lazy module
+                _raise_if_lazy(self.module)
+                raise
             tensors: list[torch.Tensor] = list(params)
             if not params or not any(p.dtype.is_floating_point for p in params):
                 tensors = params + list(self.module.buffers())
@@ -431,7 +435,11 @@ class TorchModel(ModelAdapter):
         keys = {id(d): set(d) for d in filter(None, hooks)}
         try:
             if any(training):
-                m.eval()
+                try:
+                    m.eval()
+                except RecursionError:  # small45: torch's own error for a module cycle
+                    _raise_if_cycle(m)
+                    raise
             for p, r in zip(params, req):
                 if r:
                     p.requires_grad_(False)
@@ -467,6 +475,52 @@ class TorchModel(ModelAdapter):
                     for k in [k for k in d if k not in had]:
                         del d[k]
             _warn_buffers(m, buffers)
+
+
+def _raise_if_lazy(root: torch.nn.Module) -> None:
+    """An InputError naming the first module with uninitialised (lazy) parameters, if any: an
+    ``nn.LazyLinear`` before its first forward raised torch's raw ValueError (rev44e)."""
+    for name, p in root.named_parameters():
+        if torch.nn.parameter.is_lazy(p):
+            path = name.rpartition(".")[0]
+            mod = root.get_submodule(path) if path else root
+            where = f"the module {path!r}" if path else "the model itself"
+            raise InputError(
+                f"model: {where} ({type(mod).__name__}) has uninitialised parameters "
+                f"({name!r}: a lazy module such as nn.LazyLinear before its first forward), so its "
+                "size and weights are unknown. Run the model once on an example batch "
+                "(model(x)) before explaining it.")
+
+
+def _raise_if_cycle(root: torch.nn.Module) -> None:
+    """An InputError naming a module registered as its own descendant, if any: ``m.eval()``
+    recursed without end and torch's RecursionError came out (rev44e)."""
+    path: list[tuple[str, torch.nn.Module]] = [("", root)]
+    on_path = {id(root)}
+    done: set[int] = set()
+    stack: list[Any] = [iter(list(root._modules.items()))]
+    while stack:
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            stack.pop()
+            done.add(id(path[-1][1]))
+            on_path.discard(id(path.pop()[1]))
+            continue
+        name, child = nxt
+        if child is None or id(child) in done:
+            continue
+        where = ".".join([n for n, _ in path[1:]] + [name])
+        if id(child) in on_path:
+            first = next(".".join(n for n, _ in path[1:i + 1]) for i, (_, mod) in enumerate(path) if mod is child)
+            raise InputError(
+                f"model: its module graph has a cycle: {where!r} is "
+                f"{'the model itself' if not first else repr(first)} ({type(child).__name__}), a "
+                "module registered as its own descendant, which torch cannot walk (m.eval() "
+                "recurses without end). Keep that reference out of the module tree (e.g. "
+                "object.__setattr__(module, name, other) or a weakref) instead of registering it.")
+        path.append((name, child))
+        on_path.add(id(child))
+        stack.append(iter(list(child._modules.items())))
 
 
 def _warn_buffers(root: torch.nn.Module,

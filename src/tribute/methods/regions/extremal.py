@@ -144,6 +144,11 @@ class ExtremalPerturbation(Method):
         cell: side of a mask parameter cell as a fraction of the image side (7 px at 224).
             default=0.031.
         smooth: width of the mask's Gaussian smoothing as a fraction of the side. default=0.05.
+        channel_axis: the axis of the batched images that holds the channels (XRAI's, the CRAFT /
+            TCAV / metrics convention): None or 1 for ``(batch, C, H, W)`` / ``(batch, H, W)``,
+            -1 or 3 for channels-last ``(batch, H, W, C)``, masked over ``(H, W)`` and mapped
+            back to that layout (equal to the same images channels-first). None refuses
+            images the model's first ``Conv2d`` reads channels-last. default=None.
 
     Budget: ``1 + steps * K`` evaluations (forward + backward rows) per input, ``K = targets x
     areas x variants``.
@@ -167,12 +172,13 @@ class ExtremalPerturbation(Method):
         "blur": Interval(float, 0.0, float("inf"), closed="left"),
         "cell": Interval(float, 0.0, 1.0, closed="right"),
         "smooth": Interval(float, 0.0, float("inf"), closed="left"),
+        "channel_axis": Options((None, 1, 3, -1)),
     })
 
     def __init__(self, areas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4), variant: str = "preserve",
                  steps: int = 150, optimizer: str = "sgd", lr: float = 1.0, area_weight: float = 4.0,
                  perturbation: str = "blur", blur: float = 0.045, cell: float = 0.031,
-                 smooth: float = 0.05) -> None:
+                 smooth: float = 0.05, channel_axis: int | None = None) -> None:
         self.areas = areas
         self.variant = variant
         self.steps = steps
@@ -183,6 +189,7 @@ class ExtremalPerturbation(Method):
         self.blur = blur
         self.cell = cell
         self.smooth = smooth
+        self.channel_axis = channel_axis
 
     def _points(self, game: Game) -> int:
         v = 2 if self.variant == "both" else 1
@@ -211,7 +218,7 @@ class ExtremalPerturbation(Method):
         return Cost(int(game.n_samples) * b, c.bytes, c.note, c.flops)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        fg, info = image_info(game, self.name)
+        fg, info = image_info(game, self.name, channel_axis=self.channel_axis, takes_axis=True)
         try:
             areas = tuple(float(a) for a in self.areas)
         except (TypeError, ValueError):
@@ -230,9 +237,11 @@ class ExtremalPerturbation(Method):
         dtype = torch.float64
         weight = float(self.area_weight)
 
-        x = fg.inputs_flat().detach().to("cpu", dtype).reshape(b_count, c, h, w)
-        pert = self._perturbed(fg, info, x)  # B x C x H x W
-        diff = (x - pert).reshape(b_count, -1)  # x - p(x), per element
+        # per element in the game's order: channel-major (C, H, W), or each pixel's channels
+        # side by side for channels-last (H, W, C) images (small45: channel_axis=-1)
+        x = fg.inputs_flat().detach().to("cpu", dtype).reshape(b_count, -1)
+        pert = self._perturbed(fg, info, x)  # B x elements
+        diff = x - pert  # x - p(x), per element
         # the point for (target t, variant v, area a) is k = (t * n_v + v) * n_a + a
         sign = torch.tensor([1.0 if v == "preserve" else -1.0 for v in variants], dtype=dtype)
         area_vec = torch.tensor(areas, dtype=dtype).repeat(t_count * n_v)  # K
@@ -266,14 +275,14 @@ class ExtremalPerturbation(Method):
             """(B*K) x cols -> B x K x D element masks (preserve form: 1 keeps x)."""
             m = mcols.reshape(b_count, k_points, -1)
             if info.dense:
-                return m.repeat(1, 1, c)
+                return m.repeat_interleave(c, -1) if info.last else m.repeat(1, 1, c)
             sample = torch.arange(b_count).repeat_interleave(k_points)
             return fg.element_masks(mcols, sample)[0].reshape(b_count, k_points, -1)
 
         def make_points(xs: tuple[torch.Tensor, ...], b: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
             m = current["m"].to(xs[0].device, xs[0].dtype)[b.cpu(), k.cpu()]
             keep = torch.where(sign_k[k.cpu()].to(m.device)[:, None] > 0, m, 1.0 - m)
-            p = pert.to(xs[0].device, xs[0].dtype).reshape(b_count, -1)[b]
+            p = pert.to(xs[0].device, xs[0].dtype)[b]
             pts = p + keep * (xs[0].reshape(xs[0].shape[0], -1) - p)
             return (pts.reshape(xs[0].shape),)
 
@@ -295,7 +304,9 @@ class ExtremalPerturbation(Method):
                 break  # a last update would move the masks away from their reported outputs
             # d v / d m (preserve: x_m = p + m (x - p); delete: x_m = x - m (x - p))
             dv_dm = grads * diff[:, None, :] * sign_k[None, :, None]  # B x K x D
-            if info.dense:
+            if info.dense and info.last:
+                dv_dcol = dv_dm.reshape(b_count, k_points, -1, c).sum(3)
+            elif info.dense:
                 dv_dcol = dv_dm.reshape(b_count, k_points, c, -1).sum(2)
             else:
                 dv_dcol = fg.elements_to_players(dv_dm.reshape(b_count * k_points, -1),
@@ -319,8 +330,12 @@ class ExtremalPerturbation(Method):
         return self._result(fg, info, final, values, variants, areas, steps)
 
     def _perturbed(self, fg: FeatureGame, info: ImageInfo, x: torch.Tensor) -> torch.Tensor:
+        """The perturbed images, ``batch x elements`` in the game's element order."""
+        b, c, h, w = fg.n_samples, info.channels, info.height, info.width
         if self.perturbation == "blur":
-            return blur_images(x, float(self.blur) * max(info.height, info.width))
+            img = x.reshape(b, h, w, c).permute(0, 3, 1, 2) if info.last else x.reshape(b, c, h, w)
+            out = blur_images(img.contiguous(), float(self.blur) * max(h, w))
+            return (out.permute(0, 2, 3, 1) if info.last else out).reshape(b, -1)
         base = fg.baseline_flat().detach().to("cpu", torch.float64)
         if fg.n_background > 1:
             # a background set: its weighted mean (also when it has as many rows as the batch,
@@ -334,7 +349,8 @@ class ExtremalPerturbation(Method):
         b_count, t_count = fg.n_samples, fg.n_targets
         summary = final.mean(2).sum(2)  # B x T x cols
         if info.dense:
-            out = summary.repeat(1, 1, info.channels)
+            out = (summary.repeat_interleave(info.channels, -1) if info.last
+                   else summary.repeat(1, 1, info.channels))
         else:
             out = summary
         # region order: the smallest area whose (variant-averaged) mask holds the column

@@ -50,6 +50,7 @@ Black-box Attribution via Minimal Interpretable Subset Selection" (LiMA); Minoux
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -119,6 +120,11 @@ class SubmodularRegions(Method):
         sigma: Gaussian pre-blur of the segmentation, in pixels of a 224-pixel side (scaled
             with the image). default=0.8.
         min_size: smallest superpixel as a fraction of the image's pixels. default=0.02.
+        channel_axis: the axis of the batched images that holds the channels (XRAI's, the CRAFT /
+            TCAV / metrics convention): None or 1 for ``(batch, C, H, W)`` / ``(batch, H, W)``,
+            -1 or 3 for channels-last ``(batch, H, W, C)``, segmented over ``(H, W)`` and mapped
+            back to that layout (equal to the same images channels-first). None refuses
+            images the model's first ``Conv2d`` reads channels-last. default=None.
 
     Budget: evaluations per input; default 512. At least ``1 + c * R`` (the first round over
     all ``R`` regions) is needed; more rounds follow while the budget lasts.
@@ -138,11 +144,12 @@ class SubmodularRegions(Method):
         "scale": Interval(float, 0.0, float("inf"), closed="neither"),
         "sigma": Interval(float, 0.0, float("inf"), closed="left"),
         "min_size": Interval(float, 0.0, 1.0, closed="neither"),
+        "channel_axis": Options((None, 1, 3, -1)),
     })
 
     def __init__(self, search: str = "lazy", keep_weight: float = 1.0, remove_weight: float = 1.0,
                  lazy_batch: int = 4, scale: float = 150.0, sigma: float = 0.8,
-                 min_size: float = 0.02) -> None:
+                 min_size: float = 0.02, channel_axis: int | None = None) -> None:
         self.search = search
         self.keep_weight = keep_weight
         self.remove_weight = remove_weight
@@ -150,6 +157,7 @@ class SubmodularRegions(Method):
         self.scale = scale
         self.sigma = sigma
         self.min_size = min_size
+        self.channel_axis = channel_axis
 
     def _terms(self) -> int:
         return int(self.keep_weight > 0) + int(self.remove_weight > 0)
@@ -165,16 +173,34 @@ class SubmodularRegions(Method):
     def default_budget(self, game: Game) -> int | None:
         return 512
 
-    budget_rule = "512"
+    budget_rule = "512 (a cap)"
+    #: the budget is a cap: the search stops once every region is ranked, so a call spends
+    #: what :meth:`max_evals` says at most (``tribute methods`` shows it as "at most")
+    spend_is_bound: ClassVar[bool] = True
+
+    def max_evals(self, regions: int, targets: int = 1) -> int:
+        """The most evaluations per input a search over ``regions`` regions can spend (the
+        budget aside): ``v(N)``, ``v(empty)`` when ``keep_weight > 0``, and per target one
+        round over the ``r`` regions left for each of the ``R`` selections, ``c`` evaluations
+        per region (``c`` = weights that are not 0): ``c * T * R (R + 1) / 2``. Greedy spends
+        exactly that; the lazy search shares rounds between targets, each charged for the
+        target with the most candidates, so ``T`` times that with several targets."""
+        c, t, r = max(self._terms(), 1), max(int(targets), 1), max(int(regions), 0)
+        share = t if self.search == "lazy" else 1
+        return 1 + int(self.keep_weight > 0) + c * t * share * (r * (r + 1) // 2)
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
-        """``budget`` coalitions per input as per-sample masks, in rounds of candidates."""
+        """At most ``budget`` coalitions per input as per-sample masks, in rounds of candidates,
+        and never more than the search over every region spends (:meth:`max_evals`; regions
+        are the groups, or at most the players of an image: small45, ``tribute methods``
+        showed the 512 cap where a default call spent 22-182)."""
         k = int(budget if budget is not None else 512)
+        k = min(k, self.max_evals(int(game.n_players), int(getattr(game, "n_targets", 1))))
         return coalition_cost(game, k, per_sample_masks=True,
-                              note=f"{k:,} region coalitions x {int(game.n_players):,} players")
+                              note=f"at most {k:,} region coalitions x {int(game.n_players):,} players")
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
-        fg, info = image_info(game, self.name)
+        fg, info = image_info(game, self.name, channel_axis=self.channel_axis, takes_axis=True)
         if self._terms() == 0:
             raise InputError("keep_weight and remove_weight are both 0: the objective is "
                              "constant. Give at least one a positive weight.")
@@ -255,8 +281,8 @@ class SubmodularRegions(Method):
     @staticmethod
     def _region_players(fg: FeatureGame, info: ImageInfo, lab: np.ndarray, r: int) -> torch.Tensor:
         onehot = torch.from_numpy(lab[None, :] == np.arange(r)[:, None]).to(torch.float64)
-        if info.dense:  # pixels -> elements (channel-major)
-            return onehot.repeat(1, info.channels)
+        if info.dense:  # pixels -> elements (channel-major, or a pixel's channels side by side)
+            return onehot.repeat_interleave(info.channels, 1) if info.last else onehot.repeat(1, info.channels)
         return onehot
 
     def _candidates(self, st: _Search) -> np.ndarray:
@@ -361,7 +387,8 @@ class SubmodularRegions(Method):
                 score[b, t] = torch.from_numpy(credit[rank[b, t]])
                 gains[b, t, : st.n] = st.gains
                 objective[b, t, : st.n] = st.objective
-        values = score.repeat(1, 1, info.channels) if info.dense else score
+        values = (score if not info.dense else score.repeat_interleave(info.channels, -1) if info.last
+                  else score.repeat(1, 1, info.channels))
         rank_out = rank.reshape(b_count, t_count, info.height, info.width) if info.dense else rank
         return fg.attribution(values, self.name, self.get_params(), extra={
             "region_rank": rank_out, "n_regions": np.asarray(n_reg), "gains": gains,
