@@ -646,6 +646,15 @@ class Engine:
         """
         if n_rows <= 0:
             return
+        if grad and torch.is_inference_mode_enabled():
+            # eng45: the rows' inference tensors cannot be saved for backward; torch raised
+            # "element 0 of tensors does not require grad" from the first pass
+            raise InputError(
+                "a gradient method was called under torch.inference_mode(): gradients of the "
+                "explained output w.r.t. the inputs cannot be taken there (tribute turns "
+                "gradients on where it needs them, also under torch.no_grad()). Call it outside "
+                "the inference_mode block, or use a perturbation method (feature_ablation, "
+                "kernel_shap, ...), which runs under inference_mode.")
         fixed = self.fixed_rows()
         tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         if tuner is not None:
@@ -714,7 +723,9 @@ class Engine:
                 stop = min(start + size, n_rows)
                 t0 = clock.now() if timing and clock is not None else 0.0
                 try:
-                    with own_work(threads):
+                    # a gradient run composes its rows from leaves with gradients on, also under
+                    # the caller's torch.no_grad() (eng45: the rows had no grad_fn there)
+                    with own_work(threads), (torch.enable_grad() if grad else _NO_CONTEXT):
                         rows = build(start, stop)
                         if chunk is not None:
                             chunk(start, stop)
