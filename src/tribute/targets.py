@@ -305,11 +305,14 @@ class Target:
         if self.fn is not None or idx is None or self.binary:
             return None  # (binary: classes are not columns of the output)
         memo = self.__dict__.get("_columns")
-        version = _version_or_none(idx)
+        try:  # (inline: this runs once per chunk)
+            version: int | None = idx._version
+        except RuntimeError:  # an inference tensor keeps no version counter: not memoised
+            version = None
         if memo is not None and memo[0] is idx and version is not None and memo[1] == version:
             return memo[2]  # type: ignore[no-any-return]
         cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
-        if version is not None:  # (an inference tensor has no version counter: not memoised)
+        if version is not None:
             self.__dict__["_columns"] = (idx, version, cols)
         return cols
 

@@ -655,6 +655,14 @@ class Engine:
                 "gradients on where it needs them, also under torch.no_grad()). Call it outside "
                 "the inference_mode block, or use a perturbation method (feature_ablation, "
                 "kernel_shap, ...), which runs under inference_mode.")
+        if grad and not torch.is_grad_enabled():
+            # the caller's torch.no_grad(): a gradient run composes its rows from their leaves
+            # with gradients on, as it does by default (eng45: the composed rows had no
+            # grad_fn, and torch raised "element 0 of tensors does not require grad")
+            with torch.enable_grad():
+                return self.run(n_rows, build, sink, row_bytes=row_bytes, grad=grad, desc=desc,
+                                select=select, describe_row=describe_row, tune_key=tune_key,
+                                blocks=blocks, chunk=chunk, block_bytes=block_bytes)
         fixed = self.fixed_rows()
         tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         if tuner is not None:
@@ -723,9 +731,7 @@ class Engine:
                 stop = min(start + size, n_rows)
                 t0 = clock.now() if timing and clock is not None else 0.0
                 try:
-                    # a gradient run composes its rows from leaves with gradients on, also under
-                    # the caller's torch.no_grad() (eng45: the rows had no grad_fn there)
-                    with own_work(threads), (torch.enable_grad() if grad else _NO_CONTEXT):
+                    with own_work(threads):
                         rows = build(start, stop)
                         if chunk is not None:
                             chunk(start, stop)
