@@ -305,10 +305,15 @@ class Target:
         if self.fn is not None or idx is None or self.binary:
             return None  # (binary: classes are not columns of the output)
         memo = self.__dict__.get("_columns")
-        if memo is not None and memo[0] is idx and memo[1] == idx._version:
+        try:  # (inline: this runs once per chunk)
+            version: int | None = idx._version
+        except RuntimeError:  # an inference tensor keeps no version counter: not memoised
+            version = None
+        if memo is not None and memo[0] is idx and version is not None and memo[1] == version:
             return memo[2]  # type: ignore[no-any-return]
         cols = idx[0].clone() if idx.shape[0] > 0 and bool((idx == idx[:1]).all()) else None
-        self.__dict__["_columns"] = (idx, idx._version, cols)
+        if version is not None:
+            self.__dict__["_columns"] = (idx, version, cols)
         return cols
 
     def same_for_every_sample(self) -> Target:
@@ -316,8 +321,9 @@ class Target:
         :meth:`shared_columns` then skips its check (a comparison over the whole index, ~20 us
         of every call's fixed cost, issue #9) until the index is modified. Returns ``self``."""
         idx = self.index
-        if idx is not None and idx.shape[0] > 0:
-            self.__dict__["_columns"] = (idx, idx._version, idx[0].clone())
+        version = None if idx is None else _version_or_none(idx)
+        if idx is not None and idx.shape[0] > 0 and version is not None:
+            self.__dict__["_columns"] = (idx, version, idx[0].clone())
         return self
 
     def to_numpy(self) -> np.ndarray | None:
@@ -325,6 +331,15 @@ class Target:
             return None
         arr = self.index.cpu().numpy()
         return arr if self.multi else arr[:, 0]
+
+
+def _version_or_none(t: torch.Tensor) -> int | None:
+    """``t._version``, or None for an inference tensor (made under ``torch.inference_mode()``),
+    which keeps no version counter: torch raises on reading it."""
+    try:
+        return int(t._version)
+    except RuntimeError:
+        return None
 
 
 def binary_class_output(out: torch.Tensor, output: str, model_output: str,

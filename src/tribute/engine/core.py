@@ -646,6 +646,23 @@ class Engine:
         """
         if n_rows <= 0:
             return
+        if grad and torch.is_inference_mode_enabled():
+            # eng45: the rows' inference tensors cannot be saved for backward; torch raised
+            # "element 0 of tensors does not require grad" from the first pass
+            raise InputError(
+                "a gradient method was called under torch.inference_mode(): gradients of the "
+                "explained output w.r.t. the inputs cannot be taken there (tribute turns "
+                "gradients on where it needs them, also under torch.no_grad()). Call it outside "
+                "the inference_mode block, or use a perturbation method (feature_ablation, "
+                "kernel_shap, ...), which runs under inference_mode.")
+        if grad and not torch.is_grad_enabled():
+            # the caller's torch.no_grad(): a gradient run composes its rows from their leaves
+            # with gradients on, as it does by default (eng45: the composed rows had no
+            # grad_fn, and torch raised "element 0 of tensors does not require grad")
+            with torch.enable_grad():
+                return self.run(n_rows, build, sink, row_bytes=row_bytes, grad=grad, desc=desc,
+                                select=select, describe_row=describe_row, tune_key=tune_key,
+                                blocks=blocks, chunk=chunk, block_bytes=block_bytes)
         fixed = self.fixed_rows()
         tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         if tuner is not None:
