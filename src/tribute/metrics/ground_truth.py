@@ -51,16 +51,23 @@ def _np(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _check_truth_values(arrs: list[np.ndarray], metric: str) -> None:
-    """Refuse a truth mask that is not boolean or real numbers, or holds NaN / infinity.
+def _check_truth_values(arrs: list[np.ndarray], metric: str) -> list[np.ndarray]:
+    """Refuse a truth mask that is not boolean or real numbers, or holds NaN / infinity; an
+    object array of Python / numpy booleans and numbers is read as float64.
 
     Non-zero entries count as relevant, and NaN is non-zero: a mask marking unknown pixels
     NaN flagged them all relevant, silently (relevance_mass 0.956 where the mask with those
     entries 0 gives 0.0); a string mask was all relevant (auroc NaN for every sample) and a
-    complex one all irrelevant (aud45m).
+    complex one all irrelevant (aud45m). Object arrays of numbers are what pandas gives for a
+    DataFrame of mixed bool / int columns or of nullable ``boolean`` / ``Int64`` columns: they
+    were refused by dtype (rev45m), though the mask scored right before.
     """
+    out = []
     for j, a in enumerate(arrs):
         part = f"ground_truth{'' if len(arrs) == 1 else f'[{j}]'}"
+        if a.dtype.kind == "O" and all(
+                isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) for v in a.flat):
+            a = a.astype(np.float64)
         if a.dtype.kind not in "biuf":
             raise InputError(
                 f"metric {metric!r}: {part} has dtype {a.dtype}; pass a boolean mask (or 0/1 "
@@ -72,6 +79,8 @@ def _check_truth_values(arrs: list[np.ndarray], metric: str) -> None:
                 f"index {tuple(int(i) for i in bad[0])}); a truth mask says relevant (non-zero) "
                 "or not (0) for every element: replace them, e.g. np.nan_to_num(mask, nan=0.0) "
                 "to count unknown elements as irrelevant.")
+        out.append(a)
+    return out
 
 
 def element_scores(attr: Attribution, flat: np.ndarray) -> np.ndarray:
@@ -124,7 +133,7 @@ def truth_and_scores(game: Game, attr: Attribution, ground_truth: Any,
         raise InputError(f"metric {metric!r} needs ground_truth=... (a truth mask per sample).")
     shapes = attr.layout.input_shapes
     arrs = _truth_parts(ground_truth, b, max(len(shapes), 1))
-    _check_truth_values(arrs, metric)
+    arrs = _check_truth_values(arrs, metric)
     if len(arrs) == 1 and arrs[0].shape == (b, n):
         return arrs[0] != 0, flat
     if not shapes:  # component or training-example players: no input elements to map
