@@ -122,7 +122,8 @@ def layer_activation_gradients(
         # A channels-last (batch, h, w, C) output (a Swin stage, a Linear or LayerNorm on each
         # position's vector) had its h read as the channels and (w, C) as the map, silently
         # (aud45g); the channel count the model set tells the layout, as for TCAV and CRAFT.
-        if act.ndim == 4 and _channel_axis(act, layer_mod, path, None, channels, who=method) == 3:
+        if act.ndim == 4 and _channel_axis(act, layer_mod, path, None, channels, who=method) == 3 \
+                and not _channels_laid_out_first(act):
             act, grad = act.movedim(3, 1), grad.movedim(-1, 2)
         on_chunk(act, grad, c.sample)
 
@@ -163,6 +164,15 @@ def layer_activation_gradients(
         for h in handles:
             h.remove()
     return path
+
+
+def _channels_laid_out_first(act: torch.Tensor) -> bool:
+    """Where axes 1 and 3 have the same size (the channel count cannot tell them apart), an
+    output whose axis 1 is the contiguous one holds its channels there: timm's ``LayerNorm2d``
+    (an ``nn.LayerNorm`` that permutes ``(batch, C, h, w)`` to normalise its channels and back)
+    with ``C == w`` was read as channels-last by its type (rev45g: map error 0.14 for a map up
+    to 0.058). A channels-last ``(batch, h, w, C)`` output never has stride 1 on axis 1."""
+    return act.shape[1] == act.shape[3] and act.shape[1] > 1 and act.stride(1) == 1
 
 
 def _refuse_channels_last(method: str, shape: tuple[int, ...], layer_hw: tuple[int, int]) -> None:
@@ -216,7 +226,11 @@ class _CAMBase(Method):
         shape = tuple(int(d) for d in fg.input_shapes()[0])
         # (H, W, C) images: the model's first Conv2d reads the last axis's channels. Their map
         # went to the last two axes (W, C) and was repeated over H, silently (aud45g).
-        last = channels_last_by_model(shape, fg.model) is True
+        # The channel count of the first registered Conv2d can equal the image width by chance
+        # (a fuse Conv2d(8, ...) registered before the branches whose 4 + 4 channels it reads):
+        # a (3, 8, 8) image was read as 3 x 8 with 8 channels (rev45g: the whole map wrong). An
+        # (H, W, C) image holds fewer channels than rows and columns.
+        last = channels_last_by_model(shape, fg.model) is True and shape[-1] < min(shape[0], shape[1])
         spatial = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         lead = shape[-1] if last else int(np.prod(shape[:-2], dtype=np.int64))
         per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],
