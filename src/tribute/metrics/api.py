@@ -25,7 +25,14 @@ from ..models import as_model
 from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
-from ._text_groups import evaluate_by_word_count, word_counts
+from ._text_groups import (
+    evaluate_by_word_count,
+    group_players,
+    recorded_spans,
+    recorded_specials,
+    text_players_mismatch,
+    word_counts,
+)
 from ._util import channels_last, warn_if_channels_last
 from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
 
@@ -687,6 +694,8 @@ def _recorded_text_settings(attr: Attribution, removal: Any, pair: str | None,
         pair = extra["pair"]
     if players is None:
         players = {"token": "tokens", "sentence": "sentences"}.get(attr.player_kind, players)
+    if players is None:
+        players = recorded_spans(attr)  # aud45t: spans were scored as words
     return removal, pair, players
 
 
@@ -842,7 +851,7 @@ def evaluate(
                 model, texts, sub, metric, target=cut(target),
                 baseline=baseline if baseline_given else DEFAULT_BASELINE, groups=groups,
                 explain=explain, ground_truth=truth, seed=seed, batch_size=batch_size,
-                output=output, players=players,
+                output=output, players=group_players(list(inputs), players, rows),
                 forward_args=None if forward_args is None else [cut(a) for a in forward_args],
                 forward_kwargs=None if forward_kwargs is None else {
                     k: cut(v) for k, v in forward_kwargs.items()},
@@ -908,6 +917,8 @@ def evaluate(
     text_settings: dict[str, Any] = {k: v for k, v in (("tokenizer", tokenizer), ("removal", removal),
                                                         ("pair", pair), ("ablation", ablation))
                                      if v is not None}
+    if tokenizer is not None and recorded_specials(attr):  # aud45t: was refused (4 vs 2 players)
+        text_settings["include_special"] = True
     t0 = time.perf_counter()
     with adapter.session(), digest_memo():  # small45: one SAE weights digest per call, not 3
         game = build_game(adapter, inputs, target=use_target, baseline=game_base, labels=False,
@@ -924,6 +935,9 @@ def evaluate(
                 f"metric {info.name!r} has {game.n_players}; pass the groups/players the "
                 "attribution was computed with (groups=..., players=...)."
             )
+        mismatch = text_players_mismatch(attr, game) if tokenizer is not None else None
+        if mismatch is not None:
+            raise InputError(f"metric {info.name!r}: {mismatch}")
         if credit_game == "component" and players is not None:
             _check_same_components(attr, game, info.name)
         if given_target is None and attr.targets is None and game.target.to_numpy() is not None:
