@@ -445,6 +445,16 @@ class Attribution:
                     "plot(kind='image'): the players are not laid out on an image (inputs of "
                     "shape (batch, [C,] H, W)); use kind='bar' or kind='waterfall'."
                 )
+            if self.groups is not None and not self.layout.dense:
+                # superpixels: viz spreads a group over its pixels counting it once per pixel
+                # (summing the channels of to_input_shape drew 3x a 3-channel patch's credit)
+                i = index % b
+                g = np.asarray(self.groups)
+                one = Attribution(values=flat[i : i + 1, target], method=self.method,
+                                  groups=g[i : i + 1] if g.ndim == 2 else g,
+                                  layout=replace(self.layout, multi_target=False, framework="numpy"))
+                kwargs.setdefault("title", "")  # as the dense map: no title unless asked
+                return image(one, **kwargs)
             return image(spatial, **kwargs)
         se = self.flat_stderr()
         row_se = None if se is None else se[index, target, :own]
