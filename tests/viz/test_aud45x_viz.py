@@ -142,3 +142,80 @@ def test_dense_maps_still_sum_their_channels() -> None:
     x = torch.rand((2, *shape), generator=gen, dtype=torch.float64)
     attr = tribute.explain(_Linear(w), x, "feature_ablation", target=0, baseline=0.0)
     np.testing.assert_allclose(_drawn(attr.plot(1))[0], (w * x[1]).sum(0).numpy(), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- leaderboard
+
+
+def _bars(ax: Any, named: Any = None) -> dict[str, float]:
+    """Method name -> drawn bar width, matched by the bar's y and the tick at that y (the
+    names are on the first column's axes ``named``, the methods in the same rows on each)."""
+    from matplotlib.patches import Rectangle
+
+    names = {round(float(t.get_position()[1]), 6): t.get_text()
+             for t in (named or ax).get_yticklabels()}
+    return {names[round(p.get_y() + p.get_height() / 2, 6)]: float(p.get_width())
+            for p in ax.patches if isinstance(p, Rectangle)}
+
+
+_CSV_HEAD = "suite,seed,case,method,reference,metric,higher_is_better,mean,stderr,n,status\n"
+
+
+def test_leaderboard_refuses_two_rows_for_one_method_and_metric() -> None:
+    # bench's leaderboard.csv has one row per (case, method, metric): the old code kept the
+    # last case's row silently (ig drawn at 0.2 and random highlighted best, while the
+    # digits case scored ig 0.9, random 0.1)
+    import io
+
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(io.StringIO(_CSV_HEAD + "s,0,digits,ig,False,faith,True,0.9,0.01,10,ok\n"
+                                 "s,0,digits,random,True,faith,True,0.1,0.02,10,ok\n"
+                                 "s,0,tabular,ig,False,faith,True,0.2,0.01,10,ok\n"
+                                 "s,0,tabular,random,True,faith,True,0.3,,10,ok\n"))
+    with pytest.raises(ValueError, match=r"rows 0 and 2 .*'ig'.*'faith'.*df\[df.case == 'tabular'\]"):
+        viz.leaderboard(df)
+    rows = [{"method": "a", "metric": "m", "mean": 1.0}, {"method": "a", "metric": "m", "mean": 2.0}]
+    with pytest.raises(ValueError, match=r"rows 0 and 1 .*one row per method and metric"):
+        viz.leaderboard(rows)
+    # one case's rows draw that case's numbers
+    for case, truth in (("digits", {"ig": 0.9, "random": 0.1}), ("tabular", {"ig": 0.2, "random": 0.3})):
+        ax = viz.leaderboard(df[df.case == case]).axes[0]
+        assert _bars(ax) == pytest.approx(truth)
+
+
+def test_leaderboard_draws_each_row_of_legitimate_tables() -> None:
+    from types import SimpleNamespace
+
+    nan = float("nan")
+    tables: list[tuple[Any, dict[str, dict[str, float]]]] = [
+        # list of dicts: several metrics of one method, several methods of one metric
+        ([{"method": "a", "metric": "m1", "mean": 0.5}, {"method": "a", "metric": "m2", "mean": -1.0},
+          {"method": "b", "metric": "m1", "mean": 0.25}],
+         {"m1": {"a": 0.5, "b": 0.25}, "m2": {"a": -1.0}}),
+        # 'value' instead of 'mean', with stderr and direction
+        ([{"method": "a", "metric": "m", "value": 2.0, "stderr": 0.1, "direction": "lower"},
+          {"method": "b", "metric": "m", "value": 3.0, "stderr": nan, "direction": "lower"}],
+         {"m": {"a": 2.0, "b": 3.0}}),
+        # objects with attributes
+        ([SimpleNamespace(method="x", metric="m", mean=1.5, stderr=None, higher_is_better=True),
+          SimpleNamespace(method="y", metric="m", mean=0.5, stderr=0.2, higher_is_better=True)],
+         {"m": {"x": 1.5, "y": 0.5}}),
+        # a NaN mean is a missing result (no bar), not a duplicate
+        ([{"method": "a", "metric": "m", "mean": nan}, {"method": "b", "metric": "m", "mean": 0.75}],
+         {"m": {"b": 0.75}}),
+        # the same method name under two metrics, and the same metric name for two methods
+        ([{"method": "m", "metric": "a", "mean": 1.0}, {"method": "a", "metric": "m", "mean": 4.0}],
+         {"a": {"m": 1.0}, "m": {"a": 4.0}}),
+        # the mapping form {method: {metric: mean or (mean, stderr)}}
+        ({"a": {"m1": 1.0, "m2": (2.0, 0.5)}, "b": {"m1": 3.0}},
+         {"m1": {"a": 1.0, "b": 3.0}, "m2": {"a": 2.0}}),
+        # one row only
+        ([{"method": "a", "metric": "m", "mean": 0.0}], {"m": {"a": 0.0}}),
+        # numbers given as numpy scalars / strings of digits in the name
+        ([{"method": 1, "metric": 2, "mean": np.float32(0.5)}, {"method": "1.0", "metric": 2, "mean": 1}],
+         {"2": {"1": 0.5, "1.0": 1.0}}),
+    ]
+    for scores, truth in tables:
+        fig = viz.leaderboard(scores)
+        for ax, metric in zip(fig.axes, truth):
+            assert _bars(ax, fig.axes[0]) == pytest.approx(truth[metric]), (scores, metric)
