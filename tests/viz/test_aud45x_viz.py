@@ -219,3 +219,59 @@ def test_leaderboard_draws_each_row_of_legitimate_tables() -> None:
         fig = viz.leaderboard(scores)
         for ax, metric in zip(fig.axes, truth):
             assert _bars(ax, fig.axes[0]) == pytest.approx(truth[metric]), (scores, metric)
+
+
+# ----------------------------------------------------------------------------- TCAV bars
+
+
+def _tcav(concept: str, layer: str, target: int, score: float, p: float) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(concept=concept, layer=layer, target=target, score=score,
+                           scores=np.array([score - 0.01, score + 0.01]),
+                           random_scores=np.array([0.5, 0.5]), p_value=p)
+
+
+def _tcav_bars(fig: Any) -> list[tuple[float, float]]:
+    from matplotlib.patches import Rectangle
+
+    ax = fig.axes[0]
+    return [(round(p.get_x() + p.get_width() / 2, 9), float(p.get_height())) for p in ax.patches
+            if isinstance(p, Rectangle) and np.isfinite(p.get_height())]
+
+
+@pytest.mark.parametrize("results", [
+    # two classes of one concept at one layer: drawn on the same spot (0.2 over 0.9)
+    [("stripes", "l1", 0, 0.9), ("stripes", "l1", 1, 0.2), ("dots", "l1", 0, 0.6)],
+    [("stripes", "l1", 0, 0.9), ("stripes", "l1", 1, 0.2)],
+    [("s", "l1", 0, 0.9), ("s", "l2", 0, 0.8), ("s", "l1", 3, 0.1), ("s", "l2", 3, 0.3)],
+    # legitimate neighbours (one class): each bar on its own spot already
+    [("s", "l1", 0, 0.7)],
+    [("s", "l1", 0, 0.7), ("d", "l1", 0, 0.4)],
+    [("s", "l1", 0, 0.7), ("s", "l2", 0, 0.4), ("s", "l3", 0, 0.55)],
+    [("s", "l1", 2, 0.7), ("d", "l1", 2, 0.4), ("s", "l2", 2, 0.6), ("d", "l2", 2, 0.3)],
+    [("s", "l1", 0, 0.7), ("d", "l2", 0, 0.4)],
+    # several classes, each concept at its own layer
+    [("s", "l1", 0, 0.7), ("d", "l2", 1, 0.4)],
+])
+def test_tcav_bars_draw_every_result_on_its_own_spot(results: list[tuple[str, str, int, float]]) -> None:
+    rs = [_tcav(c, layer, t, score, 0.001) for c, layer, t, score in results]
+    for bonferroni in (True, False):
+        fig = viz.tcav_bars(rs, bonferroni=bonferroni)
+        bars = _tcav_bars(fig)
+        assert sorted(h for _, h in bars) == pytest.approx(sorted(r[3] for r in results))
+        assert len({x for x, _ in bars}) == len(results)  # no bar hides another
+        # a bar sits in its layer's group: x within 0.4 of the layer's tick
+        layers = list(dict.fromkeys(r[1] for r in results))
+        for (x, h), r in zip(bars, results):
+            assert h == pytest.approx(r[3]) and abs(x - layers.index(r[1])) < 0.4
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        several = len({r[2] for r in results}) > 1
+        for c, _, t, _ in results:
+            assert (f"{c} (class {t})" if several else c) in labels
+
+
+def test_tcav_bars_refuses_one_concept_layer_and_class_twice() -> None:
+    rs = [_tcav("s", "l1", 0, 0.9, 0.001), _tcav("d", "l1", 0, 0.5, 0.2), _tcav("s", "l1", 0, 0.1, 0.3)]
+    with pytest.raises(tribute.errors.InputError, match=r"results\[0\] and results\[2\] .*'s'.*'l1'"):
+        viz.tcav_bars(rs)
