@@ -265,7 +265,9 @@ def test_tcav_bars_draw_every_result_on_its_own_spot(results: list[tuple[str, st
         layers = list(dict.fromkeys(r[1] for r in results))
         for (x, h), r in zip(bars, results):
             assert h == pytest.approx(r[3]) and abs(x - layers.index(r[1])) < 0.4
-        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        legend = fig.axes[0].get_legend()
+        assert legend is not None
+        labels = [t.get_text() for t in legend.get_texts()]
         several = len({r[2] for r in results}) > 1
         for c, _, t, _ in results:
             assert (f"{c} (class {t})" if several else c) in labels
