@@ -277,3 +277,36 @@ def test_tcav_bars_refuses_one_concept_layer_and_class_twice() -> None:
     rs = [_tcav("s", "l1", 0, 0.9, 0.001), _tcav("d", "l1", 0, 0.5, 0.2), _tcav("s", "l1", 0, 0.1, 0.3)]
     with pytest.raises(tribute.errors.InputError, match=r"results\[0\] and results\[2\] .*'s'.*'l1'"):
         viz.tcav_bars(rs)
+
+
+# ----------------------------------------------------------------------------- certified map
+
+
+@pytest.mark.parametrize("shape, channel", [
+    ((6, 5, 3), 2),  # channels-last RGB: was summed over its 6 rows (a 5 x 3 map)
+    ((8, 8, 1), 2),  # channels-last gray: was drawn as 64 bars
+    ((7, 9, 4), 2),
+    ((3, 6, 5), 0), ((1, 8, 8), 0), ((4, 6, 6), 0), ((2, 5, 7), 0),  # channels-first
+    ((6, 5), None), ((8, 8), None),  # one channel
+])
+def test_certified_map_sums_the_channel_axis(shape: tuple[int, ...], channel: int | None) -> None:
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    size = int(np.prod(shape))
+    smoothed = rng.normal(size=(2, size))
+    topk = np.argsort(-np.abs(smoothed), axis=1)[:, :4]
+    res = SimpleNamespace(smoothed=smoothed, topk=topk, input_shape=shape, radius=np.array([0.1, 0.0]),
+                          norm="l2", k=4, confidence=0.95, method="ig", feature_names=[])
+    for i in (0, 1):
+        ax = viz.certified_map(res, i).axes[0]
+        grid = smoothed[i].reshape(shape)
+        truth = grid if channel is None else grid.sum(channel)
+        np.testing.assert_allclose(np.asarray(ax.images[-1].get_array()), truth)
+        # the outlined pixels are those holding a certified top-k element
+        mask = np.zeros(size, dtype=bool)
+        mask[topk[i]] = True
+        m = mask.reshape(shape)
+        m = m if channel is None else m.any(channel)
+        xy = {(int(x), int(y)) for x, y in ax.collections[0].get_offsets()}
+        assert xy == {(int(c), int(r)) for r, c in zip(*np.nonzero(m))}
