@@ -307,6 +307,7 @@ def test_certified_map_sums_the_channel_axis(shape: tuple[int, ...], channel: in
         mask = np.zeros(size, dtype=bool)
         mask[topk[i]] = True
         m = mask.reshape(shape)
-        m = m if channel is None else m.any(channel)
-        xy = {(int(x), int(y)) for x, y in ax.collections[0].get_offsets()}
+        m = m if channel is None else np.asarray(m.any(channel))
+        offsets = np.asarray(ax.collections[0].get_offsets())
+        xy = {(int(x), int(y)) for x, y in offsets.tolist()}
         assert xy == {(int(c), int(r)) for r, c in zip(*np.nonzero(m))}
