@@ -311,3 +311,22 @@ def test_certified_map_sums_the_channel_axis(shape: tuple[int, ...], channel: in
         offsets = np.asarray(ax.collections[0].get_offsets())
         xy = {(int(x), int(y)) for x, y in offsets.tolist()}
         assert xy == {(int(c), int(r)) for r, c in zip(*np.nonzero(m))}
+
+
+def test_superpixels_of_the_first_of_several_inputs() -> None:
+    # an image and a tabular input sharing one grouping: the plot draws the image's groups,
+    # each row group's credit (sum of its 12 elements' values, closed form) once per pixel
+    class TwoInputs(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            s = a.flatten(1).sum(1) + 2 * b.sum(1)
+            return torch.stack([s, -s], 1)
+
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    b = torch.rand(2, 5, generator=gen, dtype=torch.float64)
+    rows = torch.arange(4).reshape(1, 4, 1).expand(3, 4, 4)  # one group per image row
+    attr = tribute.explain(TwoInputs(), (a, b), "feature_ablation", target=0,
+                           groups=(rows, torch.full((5,), 4)), baseline=0.0)
+    for i in (0, 1):
+        truth = np.repeat(a[i].sum(dim=(0, 2)).numpy()[:, None], 4, 1)
+        np.testing.assert_allclose(_drawn(attr.plot(i))[0], truth, rtol=1e-10)
