@@ -445,6 +445,19 @@ class Attribution:
                     "plot(kind='image'): the players are not laid out on an image (inputs of "
                     "shape (batch, [C,] H, W)); use kind='bar' or kind='waterfall'."
                 )
+            if self.groups is not None and not self.layout.dense:
+                # superpixels: viz spreads a group over its pixels counting it once per pixel
+                # (summing the channels of to_input_shape drew 3x a 3-channel patch's credit)
+                # (several inputs: the first one's map, as for dense credits)
+                i = index % b
+                g = np.asarray(self.groups)
+                shapes = self.layout.input_shapes[:1]
+                g = (g[i : i + 1] if g.ndim == 2 else g)[..., : math.prod(shapes[0]) if shapes else None]
+                one = Attribution(values=flat[i : i + 1, target], method=self.method, groups=g,
+                                  layout=replace(self.layout, input_shapes=shapes, multi_input=False,
+                                                 multi_target=False, framework="numpy"))
+                kwargs.setdefault("title", "")  # as the dense map: no title unless asked
+                return image(one, **kwargs)
             return image(spatial, **kwargs)
         se = self.flat_stderr()
         row_se = None if se is None else se[index, target, :own]

@@ -18,6 +18,7 @@ from ._common import (
     _new_figure,
     _plain,
 )
+from ._image import _channel_axis
 
 __all__ = ["certified_cosine", "certified_map"]
 
@@ -32,8 +33,8 @@ def certified_map(
 ) -> Figure:
     """Draw input ``i``'s smoothed attribution with its certified top-k set and radius.
 
-    Image-shaped players (``H x W`` or ``C x H x W`` with one player per element) are drawn as a
-    heat map (channels summed) with the top-k elements outlined; other players as bars, the
+    Image-shaped players (``H x W``, ``C x H x W`` or ``H x W x C`` with one player per element)
+    are drawn as a heat map (channels summed) with the top-k elements outlined; other players as bars, the
     top-k set in colour and the rest grey. The title states the radius, norm and confidence.
 
     Args:
@@ -51,15 +52,19 @@ def certified_map(
     vals = np.asarray(result.smoothed[i], dtype=np.float64)
     top = set(int(t) for t in result.topk[i])
     fig, ax = _figure_and_axes(ax, figsize)
-    shape = tuple(result.input_shape)
-    image = len(shape) in (2, 3) and int(np.prod(shape)) == vals.size and min(shape[-2:]) > 1
+    shape = tuple(int(d) for d in result.input_shape)
+    # a 3-D input's channels: first (torch layout) unless only the last axis looks like
+    # channels, as tribute.viz.image reads a map (an (H, W, 3) input was summed over its rows)
+    channel = _channel_axis(shape) % 3 if len(shape) == 3 else None
+    hw = [d for a, d in enumerate(shape) if a != channel]
+    image = len(shape) in (2, 3) and int(np.prod(shape)) == vals.size and min(hw) > 1
     if image:
         grid = vals.reshape(shape)
         mask = np.zeros(vals.size, dtype=bool)
         mask[list(top)] = True
         mask2d = mask.reshape(shape)
-        if grid.ndim == 3:
-            grid, mask2d = grid.sum(0), np.asarray(mask2d.any(0))
+        if channel is not None:
+            grid, mask2d = grid.sum(channel), np.asarray(mask2d.any(channel))
         lim = float(np.abs(grid).max()) or 1.0
         im = ax.imshow(grid, cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim)
         ys, xs = np.nonzero(mask2d)

@@ -208,6 +208,7 @@ def _parse_scores(
             "leaderboard: scores must be a dict {method: {metric: value}} or a list of rows "
             f"with method, metric, mean and stderr; got {type(scores).__name__}"
         ) from exc
+    seen: dict[tuple[str, str], int] = {}
     for i, row in enumerate(rows):
         method, metric = _get(row, "method"), _get(row, "metric")
         mean = _get(row, "mean")
@@ -218,6 +219,18 @@ def _parse_scores(
                 f"leaderboard: row {i} needs 'method', 'metric' and 'mean' (or 'value'); "
                 f"got {row!r}"
             )
+        key = (str(metric), str(method))
+        if key in seen:  # a later row silently replaced the earlier one (several cases/seeds)
+            j = seen[key]
+            case = [_get(rows[j], "case"), _get(row, "case")]
+            hint = (f" (cases {case[0]!r} and {case[1]!r}: pass one case's rows, e.g. "
+                    f"df[df.case == {case[1]!r}])" if None not in case and case[0] != case[1]
+                    else "; pass one row per method and metric")
+            raise ValueError(
+                f"leaderboard: rows {j} and {i} both score method {key[1]!r} on metric "
+                f"{key[0]!r}; one bar cannot show both{hint}"
+            )
+        seen[key] = i
         table.setdefault(str(metric), {})[str(method)] = _cell(
             mean, _get(row, "stderr"), f"row {i}"
         )
@@ -253,7 +266,8 @@ def leaderboard(
             of rows (dicts or objects, or a DataFrame) with ``method``, ``metric``,
             ``mean`` (or ``value``), optional ``stderr`` and optional direction
             (``higher_is_better`` bool or ``direction`` "higher"/"lower"). A NaN mean is
-            a missing result and is shown as "n/a".
+            a missing result and is shown as "n/a". One row per method and metric: a table
+            of several cases (bench's ``leaderboard.csv``) is refused, pass one case's rows.
         directions: ``{metric: "higher" | "lower"}`` (or a bool, True = higher is better);
             overrides directions found in the rows. The best method of a metric (every
             method tied for the best mean) is highlighted only where its direction is known; the direction is shown in the
@@ -310,6 +324,8 @@ def leaderboard(
         ax.axvline(0.0, color="#555555", linewidth=0.8)
         lo = float(min(0.0, np.min((means - errs)[ok]))) if ok.any() else 0.0
         hi = float(max(0.0, np.max((means + errs)[ok]))) if ok.any() else 1.0
+        if hi <= lo:  # every mean 0: a unit axis (matplotlib warned of a singular one)
+            hi = lo + 1.0
         span = max(hi - lo, 1e-12)
         # values in a column right of the axes: never overlaps bars or names, any sign
         label_at = ax.get_yaxis_transform()  # x in axes fraction, y in data

@@ -32,6 +32,25 @@ _CHANNEL_SIZES = (1, 2, 3, 4)
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
+def _channel_axis(shape: tuple[int, ...]) -> int:
+    """The channel axis of a 3-D map: channels-first (torch layout) unless only the last axis
+    looks like channels."""
+    return -1 if (shape[0] not in _CHANNEL_SIZES and shape[-1] in _CHANNEL_SIZES) else 0
+
+
+def _per_pixel_groups(vals: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Grouped credits spread over their elements (``vals`` ``(N, [T,] C, H, W)``: every element
+    holds its group's credit; ``ids`` ``(N, C, H, W)``: its group) such that summing a pixel's
+    channels counts each group at that pixel once: a superpixel spanning the 3 channels is drawn
+    with its credit, not 3 times it. Each element is divided by how many elements of its pixel
+    (channels-last ``(H, W, C)`` read as :func:`_reduce_map` reads it) share its group."""
+    axis = 1 + _channel_axis(ids.shape[1:]) % 3
+    ids_c = np.moveaxis(ids, axis, -1)
+    count = np.moveaxis((ids_c[..., :, None] == ids_c[..., None, :]).sum(-1), -1, axis)
+    out: np.ndarray = vals / (count[:, None] if vals.ndim == ids.ndim + 1 else count)
+    return out
+
+
 def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
     """One ``(H, W)`` map from ``(H, W)``, ``(C, H, W)`` (or ``(H, W, C)``, ``(1, C, H, W)``).
 
@@ -42,8 +61,7 @@ def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 3:
-        # channels-first (torch layout) unless only the last axis looks like channels
-        axis = -1 if (a.shape[0] not in _CHANNEL_SIZES and a.shape[-1] in _CHANNEL_SIZES) else 0
+        axis = _channel_axis(a.shape)
         return np.asarray(a.sum(axis=axis) if signed else np.abs(a).sum(axis=axis))
     if a.ndim == 2:
         return a if signed else np.abs(a)
@@ -69,6 +87,12 @@ def _attribution_maps(obj: Any, name: str) -> np.ndarray | None:
         vals = obj.values
     elif getattr(obj, "groups", None) is not None:
         vals = obj.to_input_shape()
+        shapes: tuple[tuple[int, ...], ...] = tuple(getattr(layout, "input_shapes", ()))
+        if not isinstance(vals, tuple) and len(shapes) == 1 and len(shapes[0]) == 3:
+            shape = shapes[0]
+            g = np.asarray(obj.groups)
+            ids = np.broadcast_to(g.reshape(-1, *shape), (np.shape(vals)[0], *shape))
+            vals = _per_pixel_groups(_to_numpy(vals, f"{name}.values"), ids)
     else:
         kind = getattr(obj, "player_kind", "feature")
         raise ValueError(

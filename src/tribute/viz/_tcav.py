@@ -103,7 +103,9 @@ def tcav_bars(
     ``p < alpha`` otherwise; others are hatched and labelled "n.s.".
 
     Args:
-        results: :class:`~tribute.methods.tcav.TCAVResult` objects (any concepts and layers).
+        results: :class:`~tribute.methods.tcav.TCAVResult` objects (any concepts, layers and
+            classes; with several classes each concept has one bar per class), each concept,
+            layer and class once.
         alpha: family-wise level, default=0.05.
         bonferroni: divide ``alpha`` by the number of results, default=True.
         ax: axes to draw on, default=a new figure.
@@ -119,11 +121,28 @@ def tcav_bars(
         raise InputError(f"tcav_bars: alpha={alpha!r} must be in (0, 1).")
     level = alpha / len(results) if bonferroni else alpha
     layers = list(dict.fromkeys(str(getattr(r, "layer", "?")) for r in results))
-    concepts = list(dict.fromkeys(str(getattr(r, "concept", "concept")) for r in results))
+    # one bar series per concept, per concept and class when the results test several classes
+    # (two classes of one concept and layer were drawn on the same spot, one hiding the other)
+    by_class = len({str(getattr(r, "target", "?")) for r in results}) > 1
+
+    def series(r: Any) -> str:
+        name = str(getattr(r, "concept", "concept"))
+        return f"{name} (class {getattr(r, 'target', '?')})" if by_class else name
+
+    concepts = list(dict.fromkeys(series(r) for r in results))
+    seen: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(results):
+        key = (str(getattr(r, "layer", "?")), series(r))
+        if key in seen:
+            raise InputError(
+                f"tcav_bars: results[{seen[key]}] and results[{i}] are both {key[1]!r} at layer "
+                f"{key[0]!r}; their bars would be drawn on the same spot. Pass each concept, "
+                "layer and class once.")
+        seen[key] = i
     fig, ax = _figure_and_axes(ax, figsize or (max(4.0, 1.2 + 0.5 * len(results) + 0.4 * len(layers)), 3.8))
     width = 0.8 / len(concepts)
     for r in results:
-        g, c = layers.index(str(getattr(r, "layer", "?"))), concepts.index(str(getattr(r, "concept", "concept")))
+        g, c = layers.index(str(getattr(r, "layer", "?"))), concepts.index(series(r))
         x = g + (c - (len(concepts) - 1) / 2) * width
         scores = np.asarray(r.scores, dtype=np.float64)
         sig = bool(r.p_value < level)
