@@ -397,38 +397,38 @@ on the ReLU 18 logit at 128 (x0.891 / 1.046 by seed): with 31 pairs for 30 playe
 must spread over every player, and a prior that concentrates the pairs on the large deltas
 leaves the rest to the fit's prior (as the singleton and permutation-chain designs before it,
 the breast-cancer logit punishes every departure from the isotropic greedy).
-Stop 45 (a prior from the model's own first layer; ``nngp_first_layer``, opt-in, off by
-default). Where the model is a ``torch.nn.Sequential`` whose first module is a
-``torch.nn.Linear`` on the players' input, the NNGP kernels' first-layer weight covariance
-``sw2 / n * I`` can be ``sw2 / n * G`` with ``G = W' W`` of that layer (mean diagonal one): a
-prior shaped by the weights, read without a model call, so budgets and the design are
-unchanged and each point's values depend on that point only. Replayed on the pairs of stop
-44's real calls (10 points x 2 seeds, the library's code, paired 90% bootstrap over points and
-seeds; with ``G = I`` the replays equal the calls bit for bit) it lowered the error on every
-one of the 28 cells measured (64-128 evaluations on all twelve games, 256-512 on the
-breast-cancer MLP logit and the ReLU 18 logit; every seed lower, geometric mean x0.845): the breast-cancer MLP logit x0.915 [0.868, 0.966] / 0.851 [0.812,
-0.898] / 0.679 [0.626, 0.726] / 0.679 [0.627, 0.734] at 64 / 128 / 256 / 512 evaluations (ratio
-to the best anchor 0.683 / 0.599 / 0.584 / 0.609 -> about 0.63 / 0.51 / 0.40 / 0.41), the
-breast-cancer logistic regression x0.496 / 0.517 at 64 / 128 (0.689 -> about 0.34 at 64), the
-digits logistic regression x0.66 / 0.46, the digits MLP logit x0.92 / 0.79, diabetes x0.94 /
-0.95, the tanh32 logit x0.953 / 0.941 (0.536 -> about 0.50 at 128), the ReLU 18 logit x0.990 /
-0.984 / 0.969 / 0.967 at 64-512 (0.519 / 0.574 / 0.544 -> about 0.51 / 0.56 / 0.53: still
-misses), the tanh20 logit x0.94 / 0.92 (0.508 -> about 0.48 at 64), relu14 x0.95 / 0.91,
-tanh16 x0.92 / 0.95, mlp20 x0.98 / 0.97, wine x0.996 / 0.993; cells within half the best
-anchor 33 -> about 39 of 48 (the 20 cells not replayed counted as today). The weights' directions
-carry it: the same spectrum in random directions cost x1.04-1.11 on the breast-cancer logit at
-64-128 (0.0778 -> 0.0811 and 0.0763 -> 0.0850 at 64, 0.0420 -> 0.0448 at 128 on seed 0). On the random networks ``G`` is near
-``I`` (off-diagonal root mean square 0.12-0.13 of the diagonal), so little changes there; on the
-trained MLP it is not (0.21, the top eigenvalue 21% of the trace). Lifting the cap of 1/2 on
-the member as well took the breast-cancer logit to x0.86 at 64 and x0.71 at 128 (seed 0), not
-measured elsewhere. Coverage within 2 sd stayed at or above the default's (breast-cancer logistic regression
-at 64 0.943 -> 1.000, five cells 1.000 -> 1.000; root mean square of error / stderr 0.97 ->
-0.37, 0.57 -> 0.46 on the breast-cancer logit at 256: more conservative, as the member's
-variance is floored at the best product kernel's). Not the
-default yet: the replays cover 64-128 evaluations of all twelve games and 256-512 of two; real
-calls at 256-512 on the other ten, and the stderr benchmark with it, come first. It needs a
-white-box model (the anchors are black-box), and leaves any other model, a wrapped network
-included, on the isotropic kernels (``attr.params["nngp_first_layer_used"]``).
+Stop 45 (a prior from the model's own first layer; ``nngp_first_layer``, opt-in, off by default).
+Where the model is a ``torch.nn.Sequential`` whose first module is a ``torch.nn.Linear`` on the
+players' input, the NNGP kernels' first-layer weight covariance ``sw2 / n * I`` can be ``sw2 / n *
+G`` with ``G = W' W`` of that layer (mean diagonal one): a prior shaped by the weights, read
+without a model call, so budgets and the design are unchanged and each point's values depend on
+that point only. Replayed on the pairs of stop 44's real calls (10 points x 2 seeds, the library's
+code, paired 90% bootstrap over points and seeds; with ``G = I`` the replays equal the calls bit
+for bit) it lowered the error on every one of the 28 cells measured (64-128 evaluations on all
+twelve games, 256-512 on the breast-cancer MLP logit and the ReLU 18 logit; every seed lower,
+geometric mean x0.845): the breast-cancer MLP logit x0.915 [0.868, 0.966] / 0.851 [0.812, 0.898] /
+0.679 [0.626, 0.726] / 0.679 [0.627, 0.734] at 64 / 128 / 256 / 512 evaluations (ratio to the best
+anchor 0.683 / 0.599 / 0.584 / 0.609 -> about 0.63 / 0.51 / 0.40 / 0.41), the breast-cancer
+logistic regression x0.496 / 0.517 at 64 / 128 (0.689 -> about 0.34 at 64), the digits logistic
+regression x0.66 / 0.46, the digits MLP logit x0.92 / 0.79, diabetes x0.94 / 0.95, the tanh32 logit
+x0.953 / 0.941 (0.536 -> about 0.50 at 128), the ReLU 18 logit x0.990 / 0.984 / 0.969 / 0.967 at
+64-512 (0.519 / 0.574 / 0.544 -> about 0.51 / 0.56 / 0.53: still misses), the tanh20 logit x0.94 /
+0.92 (0.508 -> about 0.48 at 64), relu14 x0.95 / 0.91, tanh16 x0.92 / 0.95, mlp20 x0.98 / 0.97,
+wine x0.996 / 0.993; cells within half the best anchor 33 -> about 39 of 48 (the 20 cells not
+replayed counted as today). The weights' directions carry it: the same spectrum in random
+directions cost x1.04-1.11 on the breast-cancer logit at 64-128 (0.0778 -> 0.0811 and 0.0763 ->
+0.0850 at 64, 0.0420 -> 0.0448 at 128 on seed 0). On the random networks ``G`` is near ``I``
+(off-diagonal root mean square 0.12-0.13 of the diagonal), so little changes there; on the trained
+MLP it is not (0.21, the top eigenvalue 21% of the trace). Lifting the cap of 1/2 on the member as
+well took the breast-cancer logit to x0.86 at 64 (2 seeds) and x0.71 at 128 (seed 0), not measured
+elsewhere. Coverage within 2 sd stayed at or above the default's (breast-cancer logistic regression
+at 64 0.943 -> 1.000, five cells 1.000 -> 1.000; root mean square of error / stderr 0.97 -> 0.37,
+0.57 -> 0.46 on the breast-cancer logit at 256: more conservative, as the member's variance is
+floored at the best product kernel's). Not the default yet: the replays cover 64-128 evaluations of
+all twelve games and 256-512 of two; real calls at 256-512 on the other ten, and the stderr
+benchmark with it, come first. It needs a white-box model (the anchors are black-box), and leaves
+any other model, a wrapped network included, on the isotropic kernels
+(``attr.params["nngp_first_layer_used"]``).
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
