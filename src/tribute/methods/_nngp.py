@@ -198,17 +198,29 @@ class _Dots:
     ``|z(+-s)|^2 = u.u + v.v +- 2 a(s)`` (``s_j^2 = 1``): one ``R x K`` product per row set
     instead of four per kernel."""
 
-    def __init__(self, x: torch.Tensor, base: torch.Tensor) -> None:
+    def __init__(self, x: torch.Tensor, base: torch.Tensor,
+                 gram: torch.Tensor | None = None) -> None:
         self.n = int(x.shape[0])
         u, v = (x + base) / 2.0, (x - base) / 2.0
         self.uv, self.v2 = u * v, v * v
         self.pp = float(u @ u)
         self.norm0 = self.pp + float(self.v2.sum())
+        # a first-layer weight covariance ``gram`` (``n x n``, mean diagonal one) in place of
+        # the identity: ``z(s)' G z(s') = u'Gu + s'(v G u) + s''(v G u) + s' (v G v) s'``, and
+        # the squared norms gain the quadratic form ``q(s) = s' (v G v) s`` (no longer constant)
+        self.mat: torch.Tensor | None = None
+        if gram is not None:
+            self.mat = v[:, None] * gram * v[None, :]
+            self.uv = v * (gram @ u)
+            self.pp = float(u @ gram @ u)
 
-    def cross(self, sr: torch.Tensor, sk: torch.Tensor,
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(C R x K, a(sr) R, a(sk) K)``."""
-        return (sr * self.v2) @ sk.T, sr @ self.uv, sk @ self.uv
+    def cross(self, sr: torch.Tensor, sk: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(C R x K, a(sr) R, a(sk) K)``, and with a first-layer covariance also
+        ``(q(sr) R, q(sk) K)``."""
+        if self.mat is None:
+            return (sr * self.v2) @ sk.T, sr @ self.uv, sk @ self.uv
+        srm = sr @ self.mat
+        return srm @ sk.T, sr @ self.uv, sk @ self.uv, (srm * sr).sum(1), ((sk @ self.mat) * sk).sum(1)
 
 
 def _expect_(act: str, kab: torch.Tensor, kaa: torch.Tensor, kbb: torch.Tensor,
@@ -229,7 +241,7 @@ def _expect_(act: str, kab: torch.Tensor, kaa: torch.Tensor, kbb: torch.Tensor,
     return theta, kaa / 2.0, kbb / 2.0
 
 
-def _odd_fast(dots: _Dots, cr: tuple[torch.Tensor, torch.Tensor, torch.Tensor], spec: Spec,
+def _odd_fast(dots: _Dots, cr: tuple[torch.Tensor, ...], spec: Spec,
               sym: bool = False) -> torch.Tensor:
     """:func:`odd_kernel` of the rows and columns of ``cr = dots.cross(sr, sk)`` (``R x K``).
 
@@ -238,13 +250,18 @@ def _odd_fast(dots: _Dots, cr: tuple[torch.Tensor, torch.Tensor, torch.Tensor], 
     network-kernel passes instead of four."""
     sw2, sb2, act, depth = spec[:4]
     w = sw2 / dots.n
-    c_all, ar_all, ak = cr
+    c_all, ar_all, ak = cr[:3]
+    quad = len(cr) == 5  # a first-layer covariance: the norms' quadratic forms q(s) per row
     out = torch.zeros(c_all.shape, dtype=torch.float64)
-    kbbs = {sgn: w * (dots.norm0 + 2.0 * sgn * ak) + sb2 for sgn in (1.0, -1.0)}
+    if quad:
+        kbbs = {sgn: w * (dots.pp + cr[4] + 2.0 * sgn * ak) + sb2 for sgn in (1.0, -1.0)}
+    else:
+        kbbs = {sgn: w * (dots.norm0 + 2.0 * sgn * ak) + sb2 for sgn in (1.0, -1.0)}
     # in row blocks that stay in cache (the passes over R x K are memory-bound)
     step = max(1, _BLOCK // max(1, c_all.shape[1]))
     for r0 in range(0, c_all.shape[0], step):
         c, ar = c_all[r0 : r0 + step], ar_all[r0 : r0 + step]
+        norm_r = dots.pp + cr[3][r0 : r0 + step] if quad else dots.norm0
         acc = out[r0 : r0 + step]
         for sgn_r, sgn_k, coef in ((1.0, 1.0, 0.25), (1.0, -1.0, -0.25), (-1.0, 1.0, -0.25),
                                    (-1.0, -1.0, 0.25)):
@@ -252,7 +269,7 @@ def _odd_fast(dots: _Dots, cr: tuple[torch.Tensor, torch.Tensor, torch.Tensor], 
                 break
             kab = torch.add((w * (dots.pp + sgn_r * ar) + sb2)[:, None], (sgn_k * w * ak)[None, :])
             kab.add_(c, alpha=sgn_r * sgn_k * w)
-            kaa, kbb = w * (dots.norm0 + 2.0 * sgn_r * ar) + sb2, kbbs[sgn_k]
+            kaa, kbb = w * (norm_r + 2.0 * sgn_r * ar) + sb2, kbbs[sgn_k]
             for layer in range(depth):
                 kab, kaa, kbb = _expect_(act, kab, kaa, kbb)
                 if layer < depth - 1:
@@ -271,6 +288,7 @@ def _is_symmetric(s: torch.Tensor) -> bool:
 def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch.Tensor,
               base: torch.Tensor, seed: int,
               control: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+              gram: torch.Tensor | None = None,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The NNGP kernels of :data:`GRID`, per column, as one member of the model average.
 
@@ -286,6 +304,9 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     posterior mean, whose Shapley values ``phi`` are exact, is a control variate: only the
     difference of the two posterior means is sampled (without it the ~0.3% sampling error
     dominated on a near-additive game at 512 evaluations, digits16: x3.2 the error).
+
+    ``gram``: the first-layer weight covariance (``n x n``, mean diagonal one, shared by every
+    column) in place of the identity: ``sw2 / n * gram`` (:func:`first_layer_gram`).
     """
     from .gp_shapley import _cholesky
 
@@ -304,7 +325,7 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     sv = torch.cat([s_var, one])
     sym_big = _is_symmetric(s_big)
     for c in range(cols):
-        dots = _Dots(x[c], base[c])
+        dots = _Dots(x[c], base[c], gram)
         fits = []
         cr_fit = dots.cross(sa, sa)
         for spec in GRID:
@@ -351,3 +372,15 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
         vars_[c] = (wk[:, None] * (var_t + ph_t**2)).sum(0) - phis[c] ** 2
         lls[c] = torch.logsumexp(ll_all, 0) - LOG_PRIOR_DISCOUNT
     return lls.to(torch.float64), phis, vars_.clamp_min(0.0)
+
+
+def first_layer_gram(weight: torch.Tensor) -> torch.Tensor | None:
+    """``W' W`` of a first linear layer's weight ``W`` (``h x n``), scaled to mean diagonal one
+    (so that the grid's ``sw2`` keeps its meaning), in float64 on the CPU; ``None`` when it is
+    not finite or all zero (the isotropic kernels then run)."""
+    w = weight.detach().to("cpu", torch.float64)
+    gram = w.T @ w
+    scale = torch.diagonal(gram).mean()
+    if not bool(torch.isfinite(gram).all()) or not float(scale) > 0.0:
+        return None
+    return gram / scale
