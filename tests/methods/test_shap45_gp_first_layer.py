@@ -112,6 +112,7 @@ def test_first_layer_prior_is_more_accurate_on_a_logistic_model():
     assert not model.training
 
 
+@pytest.mark.slow  # ~30-75 s wall on 2 busy cores: `make test-all`
 def test_first_layer_batch_equals_points_one_at_a_time():
     n = 9
     model = torch.nn.Sequential(torch.nn.Linear(n, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
@@ -134,6 +135,7 @@ class _Wrapped(torch.nn.Module):
         return self.inner(x)
 
 
+@pytest.mark.slow  # ~30-75 s wall on 2 busy cores: `make test-all`
 def test_first_layer_left_out_where_the_first_module_is_not_the_input_layer():
     n = 8
     seq = _logistic(n, 7)
