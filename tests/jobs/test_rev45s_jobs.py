@@ -1,0 +1,100 @@
+"""rev45s: review of small45's job fingerprints (configs in containers, chains, Enums).
+
+* ``cfg.fn = functools.partial(scale, k=2)`` in a config the target reads (in a list): the
+  partial was skipped as library code (``functools``), so ``k=3`` resumed the job.
+* An Enum whose values are objects (``A = Obj(1)``): canonical() could not record the value and
+  the member fell back to its attributes, so ``ObjE.B`` resumed a job of ``ObjE.A``.
+* Objects reaching each other through several paths (30 nodes, 6 neighbours each, the target
+  reads ``n.nbrs`` and ``n.i``) were walked once per path: job start hung (> 120 s; 0.0 s at
+  194a6f3). Now each object is read once per walk.
+
+Truth: a changed setting the target reads must change the digest (the job refuses the
+resume); equal settings in new objects must keep it.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import Any
+
+import pytest
+
+from tribute.jobs import manifest
+
+
+def _digest(src: str, **glob: Any) -> str:
+    ns: dict[str, Any] = dict(glob)
+    exec(src, ns)
+    out = manifest.canonical(ns["t"])
+    assert isinstance(out, dict)
+    return str(out["code_sha256"])
+
+
+class _Cfg:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+def _scale(y: Any, k: int) -> Any:
+    return y * k
+
+
+_SRC = "t = lambda y: CFGS[0].fn(y)"
+
+
+def test_partial_in_a_config_in_a_list_is_recorded() -> None:
+    two = _digest(_SRC, CFGS=[_Cfg(fn=functools.partial(_scale, k=2))])
+    assert two != _digest(_SRC, CFGS=[_Cfg(fn=functools.partial(_scale, k=3))])
+    assert two == _digest(_SRC, CFGS=[_Cfg(fn=functools.partial(_scale, k=2))])  # rebuilt equal
+
+
+class _Obj:
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+
+class _ObjE(enum.Enum):
+    A = _Obj(1)
+    B = _Obj(2)
+
+
+@pytest.mark.parametrize("src", ["t = lambda y: y * MODE.value.k", "t = lambda y: y * CFGS[0].mode.value.k"])
+def test_enum_with_object_values_is_recorded(src: str) -> None:
+    a = _digest(src, MODE=_ObjE.A, CFGS=[_Cfg(mode=_ObjE.A)])
+    assert a != _digest(src, MODE=_ObjE.B, CFGS=[_Cfg(mode=_ObjE.B)])
+    assert a == _digest(src, MODE=_ObjE["A"], CFGS=[_Cfg(mode=_ObjE(_ObjE.A.value))])
+
+
+class _Node:
+    def __init__(self, i: int) -> None:
+        self.i = i
+        self.nbrs: list[_Node] = []
+
+
+def _lattice(n: int = 30, change: int | None = None) -> list[_Node]:
+    nodes = [_Node(i) for i in range(n)]
+    for i, node in enumerate(nodes):
+        node.nbrs = [nodes[(i + d) % n] for d in (-3, -2, -1, 1, 2, 3)]
+    if change is not None:
+        nodes[change].i = -1
+    return nodes
+
+
+def test_object_graph_is_read_once_per_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = [0]
+    own = manifest._own_dict
+
+    def counting(g: Any) -> Any:
+        calls[0] += 1
+        if calls[0] > 20_000:  # small45 walked every path (hours): fail fast instead
+            raise AssertionError("the digest walk read objects far more than once each")
+        return own(g)
+
+    monkeypatch.setattr(manifest, "_own_dict", counting)
+    src = "t = lambda y: sum(y[:, n.i] for n in NODES[0].nbrs)"
+    base = _digest(src, NODES=_lattice())
+    assert calls[0] < 20 * 30
+    assert base == _digest(src, NODES=_lattice())  # equal graph, new objects
+    assert base != _digest(src, NODES=_lattice(change=5))  # a node 2 hops away
+    assert base != _digest(src, NODES=_lattice(change=1))
