@@ -98,3 +98,30 @@ def test_object_graph_is_read_once_per_object(monkeypatch: pytest.MonkeyPatch) -
     assert base == _digest(src, NODES=_lattice())  # equal graph, new objects
     assert base != _digest(src, NODES=_lattice(change=5))  # a node 2 hops away
     assert base != _digest(src, NODES=_lattice(change=1))
+
+
+class _Peer:
+    """Hashed by ``h`` (which the target never reads): it decides the set's order."""
+
+    def __init__(self, col: int, h: int) -> None:
+        self.col, self.h, self.peer = col, h, None
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+def _peers(h_a: int, h_b: int, col_b: int = 2) -> set[_Peer]:
+    a, b = _Peer(1, h_a), _Peer(col_b, h_b)
+    a.peer, b.peer = b, a  # type: ignore[assignment]
+    return {a, b}
+
+
+def test_set_order_does_not_change_the_digest() -> None:
+    src = "t = lambda y: [(g.col, g.peer.col) for g in GROUP]"
+    first = _digest(src, GROUP=_peers(0, 1))
+    assert [g.col for g in _peers(0, 1)] != [g.col for g in _peers(1, 0)]  # the orders differ
+    assert first == _digest(src, GROUP=_peers(1, 0))  # the same settings in another order
+    assert first != _digest(src, GROUP=_peers(0, 1, col_b=3))

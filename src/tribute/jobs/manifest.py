@@ -310,7 +310,16 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         if callable(v) and _attr(v, "__code__") is not None:
             return "fn:" + function(v)
         if isinstance(v, (set, frozenset)):
-            return "set(" + ", ".join(sorted(value(x) for x in sorted(v, key=_walk_key))) + ")"
+            # each item read from the objects walked before the set (rev45s): a set's order
+            # follows the objects' hashes, which must not decide which item meets a shared
+            # object first (and so which one reads it by number)
+            texts = []
+            for x in sorted(v, key=_walk_key):
+                before = dict(walked)
+                texts.append(value(x))
+                walked.clear()
+                walked.update(before)
+            return "set(" + ", ".join(sorted(texts)) + ")"
         if isinstance(v, functools.partial):
             return f"partial({value(v.func)}; {value(v.args)}; {value(v.keywords)})"
         if isinstance(v, torch.nn.Module):  # a module it calls (``HEAD(y)``): class and weights
