@@ -710,21 +710,32 @@ def _plain_array(arr: np.ndarray, name: str) -> np.ndarray:
 def _needs_code(obj: Any) -> bool:
     """An extra value plain JSON would change: arrays inside a container, tuples, sets, dict keys
     that are not strings (sets of players as tuples or frozensets)."""
-    if isinstance(obj, (np.ndarray, torch.Tensor, tuple, set, frozenset)):
-        return True
-    if isinstance(obj, dict):
-        return any(not isinstance(k, str) or _needs_code(v) for k, v in obj.items())
-    if isinstance(obj, list):
-        return any(_needs_code(v) for v in obj)
+    # with a stack, not recursion: called on every ``params`` since small45, a list nested 350
+    # deep (which plain JSON writes) raised RecursionError here (rev45s)
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, (np.ndarray, torch.Tensor, tuple, set, frozenset)):
+            return True
+        if isinstance(o, dict):
+            if any(not isinstance(k, str) for k in o):
+                return True
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
     return False
 
 
-def _encode(obj: Any, arrays: dict[str, np.ndarray] | None, where: str) -> Any:
+def _encode(obj: Any, arrays: dict[str, np.ndarray] | None, where: str, hashable: bool = False) -> Any:
     """``obj`` as JSON, its arrays moved to ``arrays`` (``nested__<i>``) and referenced by name,
     tuples, sets, frozensets and dicts (with their keys) marked so that :func:`_decode` rebuilds
     them exactly. With ``arrays=None`` (``params``) arrays are written as :func:`_jsonable`
-    writes them: a list up to 64 items, else a ``<array shape=...>`` note."""
+    writes them: a list up to 64 items, else a ``<array shape=...>`` note. ``hashable``: ``obj``
+    is a dict key or a set item (or inside one): a tensor there (hashable by identity) is written
+    as its repr, as before, since an array or list read back cannot be a key or a set item."""
     if isinstance(obj, (np.ndarray, torch.Tensor)):
+        if hashable:  # rev45s: {tensor} / {tensor: v} saved, then load refused it as "damaged"
+            return repr(obj)
         if arrays is None:
             return _jsonable(obj)
         # a new name per array: len() grows with every one (small45: counting the names
@@ -734,13 +745,14 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray] | None, where: str) -> Any:
         arrays[key] = _plain_array(arr, where) if arr.dtype.hasobject else arr
         return {_CODE: "array", "key": key}
     if isinstance(obj, tuple):
-        return {_CODE: "tuple", "items": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+        return {_CODE: "tuple", "items": [_encode(v, arrays, f"{where}[{i}]", hashable)
+                                          for i, v in enumerate(obj)]}
     if isinstance(obj, list):
         return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, (set, frozenset)):  # small45: saved as their repr string
-        return {_CODE: type(obj).__name__, "items": [_encode(v, arrays, where) for v in obj]}
+        return {_CODE: type(obj).__name__, "items": [_encode(v, arrays, where, True) for v in obj]}
     if isinstance(obj, dict):
-        return {_CODE: "dict", "items": [[_encode(k, arrays, where), _encode(v, arrays, f"{where}[{k!r}]")]
+        return {_CODE: "dict", "items": [[_encode(k, arrays, where, True), _encode(v, arrays, f"{where}[{k!r}]")]
                                           for k, v in obj.items()]}
     return _jsonable(obj)
 

@@ -57,8 +57,13 @@ def canonical(obj: Any, *, _function: Callable[[Any], str] | None = None) -> Any
     if isinstance(obj, enum.Enum):
         # by its class, name and value (small45: an Enum read by the target counted by its
         # type's name only, so ``MODE = Color.R`` resumed a job started with ``Color.G``)
-        return {"enum": f"{type(obj).__module__}.{type(obj).__qualname__}.{obj.name}",
-                "value": again(obj.value)}
+        member = {"enum": f"{type(obj).__module__}.{type(obj).__qualname__}.{obj.name}"}
+        try:
+            return {**member, "value": again(obj.value)}
+        except InputError:
+            # a value canonical() cannot record (an object): the member by its name (rev45s:
+            # the whole member fell back to its attributes and ``ObjE.B`` resumed ``ObjE.A``)
+            return member
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu()
         if t.dtype in (torch.bfloat16,) or str(t.dtype).startswith("torch.float8"):
@@ -289,6 +294,7 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
     h = hashlib.sha256()
     seen = _seen | {id(fn)}
     inside: set[int] = set()  # containers and objects being walked (a list holding itself)
+    walked: dict[int, tuple[Any, int]] = {}  # plain objects read in this walk: their visit number
     names = _code_names(fn.__code__)
 
     def function(v: Any) -> str:  # a function met in a value: digested in this walk
@@ -304,7 +310,16 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         if callable(v) and _attr(v, "__code__") is not None:
             return "fn:" + function(v)
         if isinstance(v, (set, frozenset)):
-            return "set(" + ", ".join(sorted(value(x) for x in sorted(v, key=_walk_key))) + ")"
+            # each item read from the objects walked before the set (rev45s): a set's order
+            # follows the objects' hashes, which must not decide which item meets a shared
+            # object first (and so which one reads it by number)
+            texts = []
+            for x in sorted(v, key=_walk_key):
+                before = dict(walked)
+                texts.append(value(x))
+                walked.clear()
+                walked.update(before)
+            return "set(" + ", ".join(sorted(texts)) + ")"
         if isinstance(v, functools.partial):
             return f"partial({value(v.func)}; {value(v.args)}; {value(v.keywords)})"
         if isinstance(v, torch.nn.Module):  # a module it calls (``HEAD(y)``): class and weights
@@ -332,6 +347,13 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
             # object's attribute (``cfg.sub.col``): the attributes the code reads, as for a
             # global config object; both counted by the type's name only and a changed ``col``
             # resumed silently (small45)
+            first = walked.get(id(v))
+            if first is not None and first[0] is v:
+                # met again: by the number of its first visit, so each object is read once
+                # (rev45s: objects reaching each other through several paths, 30 nodes with 6
+                # neighbours each, were walked once per path: job start hung over 120 s)
+                return f"obj@{first[1]}"
+            walked[id(v)] = (v, len(walked))
             inside.add(id(v))
             try:
                 return f"obj:{type(v).__module__}.{type(v).__qualname__}(" \
@@ -356,7 +378,9 @@ def _function_digest(fn: Any, _seen: frozenset[int] = frozenset(), _depth: int =
         for attr in names:
             if attr in attrs and not isinstance(attrs[attr], (types.ModuleType, type)):
                 a = attrs[attr]
-                if callable(a) and not _is_user_code(a):
+                # a partial by its function, as a global partial (rev45s: ``cfg.fn =
+                # partial(scale, k=2)`` was skipped as library code, so ``k=3`` resumed)
+                if callable(a) and not _is_user_code(a.func if isinstance(a, functools.partial) else a):
                     continue
                 out.append(f"{attr}={value(a)}")
         return out
