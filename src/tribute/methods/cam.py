@@ -216,7 +216,8 @@ class _CAMBase(Method):
         shape = tuple(int(d) for d in fg.input_shapes()[0])
         # (H, W, C) images: the model's first Conv2d reads the last axis's channels. Their map
         # went to the last two axes (W, C) and was repeated over H, silently (aud45g).
-        last = channels_last_by_model(shape, fg.model) is True
+        told = channels_last_by_model(shape, fg.model)
+        last = told is True
         spatial = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         lead = shape[-1] if last else int(np.prod(shape[:-2], dtype=np.int64))
         per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],
@@ -230,7 +231,8 @@ class _CAMBase(Method):
                     "input rows (the model reshapes its batch, e.g. into cells or patches), so its "
                     "maps cannot be assigned to inputs; use 'integrated_gradients' or 'occlusion'."
                 )
-            if not last:
+            if told is None:  # (a layout the first Conv2d confirms channels-first is read
+                # as such: rev45z, a padded layer's 34 x 6 map of (8, 32, 4) images was refused)
                 _refuse_channels_last(self.name, shape, (int(act.shape[-2]), int(act.shape[-1])))
             w = self.channel_weights(act, grad)  # R x T x C
             cam = torch.einsum("rtc,rchw->rthw", w, act)
