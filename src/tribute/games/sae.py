@@ -127,18 +127,17 @@ class _Splice(torch.nn.Module):
         # identical calls differed by 2.36. The explained model's own modules are the session's.
         own = {id(m) for m in model.modules()} if model is not None else set()
         own.update(id(m) for m in self.modules())
-        walks = [_reached(fn, _REACH_DEPTH) for fn in self._fns]
-        found = [m for mods, _ in walks for m in mods]
-        # the plain tensors they compute with (a dictionary held as tensors in a closure, a dict
-        # loaded from a file): fingerprinted with the modules' weights (a plain tuple, not state)
-        self._plain = tuple({id(t): t for _, ts in walks for t in ts}.values())
-        extra: list[torch.nn.Module] = []
-        for m in found:
-            if id(m) not in own:
-                own.update(id(k) for k in m.modules())
-                extra.append(m)
+        extra, self._plain = _reached_by(self._fns, set(own), ordered=True)
         if extra:
             self.reached = torch.nn.ModuleList(extra)
+        # what the digest read before small45 sorted a dict's values by key (in insertion order):
+        # kept where it differs, so credits saved by an earlier release with such a dictionary
+        # ({"W_enc": ..., "W_dec": ...}) are still scored (rev45z: refused as another SAE)
+        old = _reached_by(self._fns, set(own), ordered=False)
+        same = [id(m) for m in old[0]] == [id(m) for m in extra] and \
+            [id(t) for t in old[1]] == [id(t) for t in self._plain]
+        self._unsorted: tuple[tuple[torch.nn.Module, ...], tuple[torch.Tensor, ...]] | None = \
+            None if same else (tuple(old[0]), old[1])
         self.kind = sae.kind
         self.at = sae.at
 
@@ -223,7 +222,21 @@ def tensors_reached(fn: Any, depth: int = _REACH_DEPTH) -> list[torch.Tensor]:
     return _reached(fn, depth)[1]
 
 
-def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Tensor]]:
+def _reached_by(fns: Sequence[Any], own: set[int], ordered: bool
+                ) -> tuple[list[torch.nn.Module], tuple[torch.Tensor, ...]]:
+    """The modules the functions ``fns`` reach that are not in ``own`` (updated), and the
+    plain tensors they compute with (a dictionary held as tensors in a closure, a dict loaded
+    from a file): fingerprinted with the modules' weights (a plain tuple, not state)."""
+    walks = [_reached(fn, _REACH_DEPTH, ordered) for fn in fns]
+    extra: list[torch.nn.Module] = []
+    for m in (m for mods, _ in walks for m in mods):
+        if id(m) not in own:
+            own.update(id(k) for k in m.modules())
+            extra.append(m)
+    return extra, tuple({id(t): t for _, ts in walks for t in ts}.values())
+
+
+def _reached(fn: Any, depth: int, ordered: bool = True) -> tuple[list[torch.nn.Module], list[torch.Tensor]]:
     out: dict[int, torch.nn.Module] = {}
     tensors: dict[int, torch.Tensor] = {}
     seen: set[int] = set()
@@ -280,7 +293,8 @@ def _reached(fn: Any, depth: int) -> tuple[list[torch.nn.Module], list[torch.Ten
             # a dict's values in the order of its keys, not of insertion: an equal dictionary
             # loaded with its keys in another order got another digest and its credits were
             # refused (small45); the key order keeps a tensor's role (W_enc vs W_dec) in it
-            items = iter([obj[k] for k in sorted(obj, key=_key_order)] if isinstance(obj, dict) else obj)
+            items = iter([obj[k] for k in (sorted(obj, key=_key_order) if ordered else list(obj))]
+                         if isinstance(obj, dict) else obj)
             for o in itertools.islice(items, _REACH_ITEMS):
                 visit(o, left - 1)
             # the tensors past the first items are taken too, to _REACH_TENSORS items (leaves:
@@ -414,14 +428,19 @@ def _module_behind(fn: Any) -> torch.nn.Module | None:
     return None
 
 
-def _weights_digest(splice: torch.nn.Module) -> str:
+def _weights_digest(splice: torch.nn.Module, unsorted: bool = False) -> str:
     """A short sha1 of the encoder's and decoder's parameters and buffers (bytes as stored, so
     bfloat16 too; one module behind both is read once), or, where there are none, of the plain
     tensors they hold or reach; "" when they compute with no tensor at all (nothing to
-    fingerprint). About 1.4 s per GB of weights."""
+    fingerprint). About 1.4 s per GB of weights. With ``unsorted``: as a release before small45
+    computed it (a dict's values in insertion order)."""
     fns = getattr(splice, "_fns", ())
     modules: list[torch.nn.Module] = []
-    reached = getattr(splice, "reached", None)  # modules a plain function reaches (closure, ...)
+    reached: Any = getattr(splice, "reached", None)  # modules a plain function reaches (closure, ...)
+    plain: tuple[torch.Tensor, ...] = getattr(splice, "_plain", ())
+    old = getattr(splice, "_unsorted", None) if unsorted else None
+    if old is not None:
+        reached, plain = old
     for mod in [*(_module_behind(fn) for fn in fns), *(reached if reached is not None else ())]:
         if mod is not None and all(mod is not m for m in modules):
             modules.append(mod)
@@ -438,12 +457,12 @@ def _weights_digest(splice: torch.nn.Module) -> str:
     attrs = [] if tensors else [t for mod in modules for k in mod.modules() for t in vars(k).values()
                                 if isinstance(t, torch.Tensor)]
     held = {id(t) for t in tensors}
-    tensors += {id(t): t for t in (*attrs, *getattr(splice, "_plain", ()))
+    tensors += {id(t): t for t in (*attrs, *plain)
                 if id(t) not in held and t.layout == torch.strided and not t.is_meta}.values()
     if not tensors:
         return ""
     memo = _DIGEST_MEMO.get()
-    key = (id(splice), *((id(t), _version_of(t), t.data_ptr(), tuple(t.shape), t.dtype) for t in tensors))
+    key = (id(splice), unsorted, *((id(t), _version_of(t), t.data_ptr(), tuple(t.shape), t.dtype) for t in tensors))
     if memo is not None and key in memo:
         return memo[key][0]
     out = _hash_tensors(tensors)
@@ -563,7 +582,24 @@ class SAEGame(ComponentGame):
         player names but other latents."""
         wrapper = self.module
         assert isinstance(wrapper, _Spliced)
-        where = f"sae@{wrapper.sae.at}|{wrapper.sae.kind}|{_weights_digest(wrapper.sae)}|"
+        digest = _weights_digest(wrapper.sae)
+        # "k": a digest of a dictionary's tensors in its keys' order (small45), never equal to
+        # one read in insertion order before, which :meth:`unsorted_site_keys` gives (rev45z)
+        where = f"sae@{wrapper.sae.at}|{wrapper.sae.kind}|{'k' + digest if digest else ''}|"
+        return [where + k for k in super().site_keys()]
+
+    def unsorted_site_keys(self) -> list[str] | None:
+        """:meth:`site_keys` as a release before small45 recorded them: the weights digest of a
+        dictionary's tensors in its keys' insertion order, untagged (attributions it saved hold
+        these; the "k" tag of :meth:`site_keys` keeps a new record from ever matching them, so
+        a dictionary with its tensors' roles swapped is still told apart). None without
+        tensors (the keys are then the same)."""
+        wrapper = self.module
+        assert isinstance(wrapper, _Spliced)
+        digest = _weights_digest(wrapper.sae, unsorted=True)
+        if not digest:
+            return None
+        where = f"sae@{wrapper.sae.at}|{wrapper.sae.kind}|{digest}|"
         return [where + k for k in super().site_keys()]
 
     def _user_model(self) -> tuple[torch.nn.Module, str]:

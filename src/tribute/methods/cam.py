@@ -230,7 +230,8 @@ class _CAMBase(Method):
         # (a fuse Conv2d(8, ...) registered before the branches whose 4 + 4 channels it reads):
         # a (3, 8, 8) image was read as 3 x 8 with 8 channels (rev45g: the whole map wrong). An
         # (H, W, C) image holds fewer channels than rows and columns.
-        last = channels_last_by_model(shape, fg.model) is True and shape[-1] < min(shape[0], shape[1])
+        told = channels_last_by_model(shape, fg.model)
+        last = told is True and shape[-1] < min(shape[0], shape[1])
         spatial = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         lead = shape[-1] if last else int(np.prod(shape[:-2], dtype=np.int64))
         per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],
@@ -244,7 +245,8 @@ class _CAMBase(Method):
                     "input rows (the model reshapes its batch, e.g. into cells or patches), so its "
                     "maps cannot be assigned to inputs; use 'integrated_gradients' or 'occlusion'."
                 )
-            if not last:
+            if told is None:  # (a layout the first Conv2d confirms channels-first is read
+                # as such: rev45z, a padded layer's 34 x 6 map of (8, 32, 4) images was refused)
                 _refuse_channels_last(self.name, shape, (int(act.shape[-2]), int(act.shape[-1])))
             w = self.channel_weights(act, grad)  # R x T x C
             cam = torch.einsum("rtc,rchw->rthw", w, act)

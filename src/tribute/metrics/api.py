@@ -34,7 +34,14 @@ from ._text_groups import (
     word_counts,
 )
 from ._util import channels_last, warn_if_channels_last
-from .base import MetricInfo, MetricResult, get_metric, metric_registry, player_kind_mismatch
+from .base import (
+    MetricInfo,
+    MetricResult,
+    get_metric,
+    metric_registry,
+    player_kind_mismatch,
+    recorded_sites_match,
+)
 
 __all__ = ["BaselineMismatchWarning", "Blur", "OutputMismatchWarning", "blur", "columns_to_labels",
            "default_explainer", "evaluate", "metrics"]
@@ -512,7 +519,7 @@ def _check_same_components(attr: Attribution, game: Any, metric: str) -> None:
     names_differ = bool(attr.player_names) and list(attr.player_names) != list(game.player_names)
     if recorded is not None and callable(keys):
         mine, here = [str(k) for k in recorded], keys()
-        if mine == here:
+        if mine == here or recorded_sites_match(mine, game):
             return  # the same units, perhaps named through another module path
         if not names_differ:
             j = next((i for i, (a, b) in enumerate(zip(mine, here)) if a != b), min(len(mine), len(here)))

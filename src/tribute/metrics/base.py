@@ -393,6 +393,14 @@ def welch_dof(var_a: float, dof_a: float, var_b: float, dof_b: float) -> float:
 _KIND_GAME = {"component": "component", "example": "data"}
 
 
+def recorded_sites_match(recorded: list[str], game: Any) -> bool:
+    """Whether component sites recorded by an earlier release are this game's: an SAE whose
+    dictionary's tensors were read in insertion order before small45 (rev45z: credits saved
+    then were refused as another SAE's after the digest sorted them by key)."""
+    unsorted = getattr(game, "unsorted_site_keys", None)
+    return callable(unsorted) and recorded == unsorted()
+
+
 def player_kind_mismatch(attr: Attribution, game: Game) -> str | None:
     """Why ``attr`` does not credit ``game``'s kind of players (None when it may).
 
@@ -438,7 +446,7 @@ def component_site_mismatch(attr: Attribution, game: Game) -> str | None:
     if not isinstance(recorded, (list, tuple)) or not callable(keys):
         return None
     mine, here = [str(k) for k in recorded], [str(k) for k in keys()]
-    if mine == here:
+    if mine == here or recorded_sites_match(mine, game):
         return None
     j = next((i for i, (a, b) in enumerate(zip(mine, here)) if a != b), min(len(mine), len(here)))
     return (f"the attribution's component site {j} hooks "

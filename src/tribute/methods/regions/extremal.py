@@ -218,6 +218,14 @@ class ExtremalPerturbation(Method):
         return Cost(int(game.n_samples) * b, c.bytes, c.note, c.flops)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
+        # the masks' own gradient (autograd through the smoothing and the area loss) runs here,
+        # outside the engine: under the caller's torch.no_grad() it raised torch's "element 0
+        # of tensors does not require grad" (rev45z; the engine turns gradients on only for its
+        # own rows, eng45)
+        with torch.enable_grad():
+            return self._attribute(game, budget=budget, seed=seed)
+
+    def _attribute(self, game: Game, *, budget: int | None, seed: int) -> Attribution:
         fg, info = image_info(game, self.name, channel_axis=self.channel_axis, takes_axis=True)
         try:
             areas = tuple(float(a) for a in self.areas)
