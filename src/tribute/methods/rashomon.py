@@ -146,8 +146,18 @@ def fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int = 32, steps:
     """A one-hidden-layer tanh MLP trained full-batch with Adam from a seeded initialisation.
 
     Regression (``n_classes=None``: one output, squared error) or classification (``n_classes``
-    logits, cross-entropy). Deterministic for a seed (float64, CPU).
+    logits, cross-entropy). Deterministic for a seed (float64, CPU). Trains with gradients on
+    even inside the caller's ``torch.no_grad()`` / ``torch.inference_mode()`` (under either,
+    torch's "does not require grad" / "cannot be saved for backward" came out before).
     """
+    import torch
+
+    with torch.inference_mode(False), torch.enable_grad():
+        return _fit_mlp(X, y, seed=seed, hidden=hidden, steps=steps, lr=lr, n_classes=n_classes)
+
+
+def _fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int, steps: int, lr: float,
+             n_classes: int | None) -> Any:
     import torch
 
     g = torch.Generator().manual_seed(int(seed))
