@@ -88,8 +88,11 @@ def _attribution_maps(obj: Any, name: str) -> np.ndarray | None:
     elif getattr(obj, "groups", None) is not None:
         vals = obj.to_input_shape()
         shapes: tuple[tuple[int, ...], ...] = tuple(getattr(layout, "input_shapes", ()))
-        if not isinstance(vals, tuple) and len(shapes) == 1 and len(shapes[0]) == 3:
-            shape = shapes[0]
+        shape = shapes[0] if len(shapes) == 1 else ()
+        if len(shape) == 4 and shape[0] == 1:  # (1, C, H, W): _reduce_map drops the 1 (was drawn C x)
+            shape = shape[1:]
+            vals = np.reshape(_to_numpy(vals, f"{name}.values"), (*np.shape(vals)[:-4], *shape))
+        if not isinstance(vals, tuple) and len(shape) == 3:
             g = np.asarray(obj.groups)
             ids = np.broadcast_to(g.reshape(-1, *shape), (np.shape(vals)[0], *shape))
             vals = _per_pixel_groups(_to_numpy(vals, f"{name}.values"), ids)
