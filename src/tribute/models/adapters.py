@@ -622,14 +622,19 @@ class NumpyModel(ModelAdapter):
                 f"whose {arr.shape[0]} rows x {arr.shape[1]} columns are probabilities (in "
                 f"[{lo:.3g}, {hi:.3g}], each row summing to 1): read as logits, a softmax / "
                 "log-softmax would be taken of probabilities. Drop model_output= (predict_proba "
-                "is read as probabilities, and output='logit' explains their log-odds), or pass "
-                f"model={name.lower()}.decision_function to explain its scores."
+                "is read as probabilities, and output='logit' explains their log-odds)"
+                + (f", or pass model={name.lower()}.decision_function to explain its scores."
+                   if callable(getattr(self.estimator, "decision_function", None)) else ".")
             )
         if lo >= 0.0 and hi <= 1.0:
             return
+        # XGBoost binary:logitraw / LightGBM custom objectives: predict's margins (rev45a)
+        option = _score_classifier_option(self.estimator)
+        method = ("decision_function" if option is None else
+                  "predict(" + ", ".join(f"{k}={v}" for k, v in option.items()) + ")")
         raise ModelOutputError(
             f"model_output='probability' was declared, but tribute calls "
-            f"{name}.decision_function, whose scores range over [{lo:.4g}, {hi:.4g}], outside "
+            f"{name}.{method}, whose scores range over [{lo:.4g}, {hi:.4g}], outside "
             "[0, 1]: they are not probabilities (a log of them would be clipped). Drop "
             "model_output= (decision_function scores are read as logits), or explain "
             "calibrated probabilities (CalibratedClassifierCV)."
