@@ -519,6 +519,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch.nn.utils.weight_norm import WeightNorm as _WeightNorm
 
 from ..attribution import Attribution
 from ..games.base import Game
@@ -1280,7 +1281,23 @@ def first_layer_of(game: Game) -> torch.Tensor | None:
     if (not isinstance(first, torch.nn.Linear) or int(first.in_features) != int(game.n_players)
             or extra_args or extra_kwargs):
         return None
-    return first_layer_gram(first.weight)
+    # the Gram is the players' only where the input reaches ``first`` unchanged and ``first``
+    # computes ``x W' + b``: a subclass's own ``forward`` (a Sequential that permutes its input
+    # first, a Linear that does) or a forward pre-hook (on the Sequential, the Linear, or every
+    # module) may feed it something else, and a hook on the Linear may replace what it computes
+    # (rev45p: each of these used ``W' W`` against permuted players). Old-style weight norm's
+    # pre-hook only recomputes the weight, and is read as it would compute it.
+    weight = first.weight
+    global_pre = getattr(torch.nn.modules.module, "_global_forward_pre_hooks", None)
+    if (type(module).forward is not torch.nn.Sequential.forward
+            or type(first).forward is not torch.nn.Linear.forward
+            or module._forward_pre_hooks or first._forward_hooks or global_pre):
+        return None
+    for hook in first._forward_pre_hooks.values():
+        if not isinstance(hook, _WeightNorm) or hook.name != "weight":
+            return None
+        weight = hook.compute_weight(first)
+    return first_layer_gram(weight)
 
 
 def gp_predict(s_train: torch.Tensor, s_new: torch.Tensor, lam: torch.Tensor, tau: torch.Tensor,
@@ -1529,7 +1546,9 @@ class GPShapley(Method):
             ``torch.nn.Sequential`` whose first module is a ``torch.nn.Linear`` on the players'
             input, their first-layer weight covariance is that layer's own ``W' W`` (scaled to
             mean diagonal one) instead of the identity: a prior shaped by the model's weights,
-            read without a model call (``attr.params["nngp_first_layer_used"]``). Experimental
+            read without a model call (``attr.params["nngp_first_layer_used"]``; a subclass
+            of either with its own ``forward``, a forward pre-hook, or a hook on that Linear
+            keep the isotropic kernels: the Gram would not be the players'). Experimental
             (stop 45, issue #14; off until measured by real calls on every cell): replayed on
             the pairs of real calls (10 points x 2 seeds) it lowered the error on all 28 cells
             measured (breast-cancer MLP logit x0.92 / 0.85 / 0.68 / 0.68 at 64-512, its
