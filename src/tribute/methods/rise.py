@@ -34,7 +34,7 @@ from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.features import FeatureGame
 from ..params import InstanceOf, Interval, declare
-from ._stderr import central_moments, inflate, inflate_skewed
+from ._stderr import central_moments, inflate, inflate_skewed, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
@@ -87,7 +87,11 @@ class Rise(Method):
     t-inflated and, up to 256 masks, widened where the draws are skewed. The draws cannot show
     an interaction that none of the masks switches on: on a 4-player game whose three-way AND
     a mask switches on with probability ``p^3``, 16 masks covered 0.81 within 1.96 stderr at
-    ``p=0.5`` and 0.36 at ``p=0.3`` (60 seeds; 0.98 and 0.90 at 200 masks).
+    ``p=0.5`` and 0.36 at ``p=0.3`` (60 seeds; 0.98 and 0.90 at 200 masks). With
+    ``center=True`` the variance is that of a sample covariance, second-order term included
+    (the first-order one vanishes for one player at ``p = 1/2``), and 2 masks give NaN with a
+    :class:`StderrWarning` (centring uses both); a player kept in every mask or in none whose
+    standard error would be 0 (nothing to pool from) gets NaN with a warning too.
 
     Args:
         s: cells per side of the low-resolution grid (the paper's ``s``; each cell is
@@ -203,7 +207,12 @@ class Rise(Method):
         unbias = n_masks / max(n_masks - 1, 1) if self.center else 1.0
         if cen is not None:
             var = cen.variance(n_masks, p, msum)
-            se = (var / n_masks).sqrt()
+            # the delta method's Var(psi) / K is only the first-order term of the sample
+            # covariance's variance; the exact one adds (Cov^2 + Var(v) Var(m_i)) / (K (K - 1))
+            # (see :meth:`_CentredSums.second_order`). Without it an influence term that is
+            # stationary (one player at p = 1/2: every psi_k equal whenever half the masks keep
+            # it) reported stderr 0 for errors of 10-20% (coverage 0.52 at 4 masks, aud45e)
+            se = (var / n_masks + cen.second_order(n_masks, p, msum, sal * unbias) / unbias**2).sqrt()
             if kept is not None:
                 # few masks: pooled, t-inflated and widened where the influence terms are skewed
                 # (as for the plain saliency; :func:`._stderr.inflate_skewed`)
@@ -211,6 +220,12 @@ class Rise(Method):
                 stderr = inflate_skewed(se, *mom, n_masks)
             else:
                 stderr = inflate(se, n_masks - 1)  # pooled and t-inflated (:mod:`._stderr`)
+            if n_masks < 3:
+                # centring spends one of two masks: psi_1 = psi_2 always, so their spread says
+                # nothing (it gave stderr 0 on every player, coverage 0, aud45e)
+                stderr = torch.full_like(stderr, float("nan"))
+                warn_undefined("rise", "center=True with 2 masks: the centred credits use both for the mean",
+                               "Raise the budget by one (3 masks) or more.")
         else:
             # Monte Carlo standard error of the mean of y_k = v_k m_k / p
             ey = s1 / (n_masks * p)
@@ -224,6 +239,15 @@ class Rise(Method):
                 stderr = inflate_skewed(se, *mom, n_masks)
             else:
                 stderr = inflate(se, n_masks - 1)  # pooled and t-inflated (:mod:`._stderr`)
+        # a player kept in every mask or in none: the draws hold nothing about its own term, and
+        # with nothing to pool from (one player, or every player so) its stderr was 0 for a wrong
+        # credit (1 player, 4 masks: 10% of seeds; 2 masks: 48%, aud45e)
+        blind = ((msum == 0) | (msum == n_masks))[None, None, :] & (stderr == 0)
+        if bool(blind.any()) and not (self.center and n_masks < 3):
+            stderr = torch.where(blind, torch.full_like(stderr, float("nan")), stderr)
+            warn_undefined("rise", f"player(s) {sorted(set(blind.nonzero()[:, 2].tolist()))[:5]} kept in every "
+                           "mask or in none, with no other player's spread to pool",
+                           "Raise the budget (more masks).")
         params = {**self.get_params(), "smooth_masks": images}
         return game.attribution(sal * unbias, self.name, params, stderr=stderr * unbias,
                                 extra={"mean_value": _np(mean_v, game)})
@@ -270,6 +294,18 @@ class _CentredSums:
         self.u += u.sum(1)
         self.u2 += (u**2).sum(1)
         self.m2 += (m**2).sum(0)
+
+    def second_order(self, k: int, p: float, msum: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        """The ``O(1/K^2)`` term of the variance of the centred saliency ``cov`` (the unbiased
+        sample covariance of ``v`` and ``m_i`` over ``p``, ``B x T x n``):
+        ``(Cov^2 + Var(v) Var(m_i)) / (K (K - 1) p^2)``, from the exact variance of a sample
+        covariance of ``K`` i.i.d. pairs, ``(mu_22 - Cov^2) / K + (Cov^2 + Var(v) Var(m)) /
+        (K (K - 1))`` (the first term is :meth:`variance`), with plug-in moments."""
+        if k < 2:
+            return torch.zeros_like(cov)
+        var_v = ((self.u2 - self.u * self.u / k) / (k - 1)).clamp(min=0)[..., None]  # B x T x 1
+        var_m = ((self.m2 - msum * msum / k) / (k - 1)).clamp(min=0)[None, None, :]  # 1 x 1 x n
+        return (cov * cov + var_v * var_m / (p * p)) / (k * (k - 1))
 
     def variance(self, k: int, p: float, msum: torch.Tensor) -> torch.Tensor:
         """Sample variance of ``psi`` (``B x T x n``)."""
