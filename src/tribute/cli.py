@@ -488,7 +488,8 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
         return text
     if text.lower().endswith((".npy", ".npz")):
         arr = load_data(text, arg="--target")
-        return arr[:limit] if limit else arr
+        # a 0-d file is one class for every sample: --limit has no rows to cut (was an IndexError)
+        return arr[:limit] if limit and arr.ndim else arr
     if Path(text).suffix.lower() in (".csv", ".parquet", ".txt", ".json") or (
             ("/" in text or "\\" in text) and Path(text).is_file()):
         # was read as a class label: "target='y.csv' is not understood", naming no file
