@@ -63,3 +63,37 @@ def test_a_target_file_with_limit_explains_the_first_rows(
     values = np.load(out / "attribution.npz")["values"].reshape(len(x), 4)
     truth = np.stack([_gradient(net, x[i:i + 1], int(c))[0] for i, c in enumerate(classes)])
     np.testing.assert_allclose(values, truth, rtol=1e-5, atol=1e-6)
+
+
+def _explain(folder: Path, out: str, *extra: str) -> list[str]:
+    return ["explain", "--model", "aud45c_factory:make", "--data", str(folder / "x.npy"),
+            "--method", "saliency", "--no-progress", *extra, f"--out={out}"]
+
+
+@pytest.mark.parametrize("out", ["", " ", "\t"])
+@pytest.mark.parametrize("mode", [(), ("--workers", "1")])
+def test_an_empty_out_is_refused_not_the_current_folder(
+        proj: tuple[Path, torch.nn.Module], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, out: str, mode: tuple[str, ...]) -> None:
+    """``--out "$UNSET"`` wrote attribution.* (or a job's result.npz, shards/ ...) into the
+    folder the command ran in, exit 0."""
+    folder, _ = proj
+    run_in = folder / "cwd"
+    run_in.mkdir()
+    monkeypatch.chdir(run_in)
+    rc = main(_explain(folder, out, *mode))
+    err = capsys.readouterr().err
+    assert rc == 2 and "--out" in err and "empty" in err
+    assert len(err.strip().splitlines()) == 1
+    assert list(run_in.iterdir()) == []
+
+
+@pytest.mark.parametrize("out", [".", "./", "res", "res/", "a b", "./a b/c", "-dash", "x,y", "out.d"])
+def test_non_empty_outs_still_write(proj: tuple[Path, torch.nn.Module], monkeypatch: pytest.MonkeyPatch,
+                                    out: str) -> None:
+    folder, _ = proj
+    run_in = folder / "cwd"
+    run_in.mkdir()
+    monkeypatch.chdir(run_in)
+    assert main(_explain(folder, out)) == 0
+    assert (run_in / out / "attribution.npz").is_file()
