@@ -276,6 +276,9 @@ def check_out_dir(text: str, arg: str = "--out") -> Path:
 
     from .errors import InputError
 
+    if not text.strip():  # Path("") is ".": an unset shell variable wrote into the current folder
+        raise InputError(f"{arg} {text!r} is empty; pass a folder (use {arg} . for the current "
+                         "folder).")
     out = Path(text)
     if out.exists() and not out.is_dir():
         raise InputError(f"{arg} {text!r} is an existing file, not a folder; pass a folder "
@@ -488,7 +491,8 @@ def _parse_target(text: str | None, limit: int | None = None) -> Any:
         return text
     if text.lower().endswith((".npy", ".npz")):
         arr = load_data(text, arg="--target")
-        return arr[:limit] if limit else arr
+        # a 0-d file is one class for every sample: --limit has no rows to cut (was an IndexError)
+        return arr[:limit] if limit and arr.ndim else arr
     if Path(text).suffix.lower() in (".csv", ".parquet", ".txt", ".json") or (
             ("/" in text or "\\" in text) and Path(text).is_file()):
         # was read as a class label: "target='y.csv' is not understood", naming no file
@@ -776,6 +780,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .jobs.cli import run_job, wants_job
 
     if wants_job(args):
+        check_out_dir(args.out)  # '' wrote the job's files into the current folder
         return run_job(args, target=_parse_target(args.target, args.limit), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))
