@@ -822,7 +822,7 @@ class Engine:
         n = failed[1]  # the pass's rows (a run's last chunk may hold fewer than ``size``)
         if n <= max([_ok_rows(self._model_key()), *tuner.rates]):
             return False  # that many rows worked before: the error is not about the batch size
-        self.n_rows += n
+        self.n_rows += self._model_rows(n)
         self.n_passes += 1
         self._last_refused = n
         _out_of_memory(tuner, n)
@@ -980,6 +980,13 @@ class Engine:
             sink(start, stop, vals.detach(), None)
         return spent, stop
 
+    def _model_rows(self, n: int) -> int:
+        """The model rows ``n`` engine rows cost: ``n`` times the adapter's
+        ``sequences_per_row`` (a dual encoder embeds a text pair's two texts separately, so
+        ``n_rows`` counted each pair once while the model saw two sequences, rev45t)."""
+        k = getattr(self.model, "sequences_per_row", 1)
+        return n * (int(k) if isinstance(k, int) and k > 1 else 1)
+
     def _forward(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...],
                  kwargs: dict[str, Any], n: int) -> torch.Tensor:
         """One forward pass of ``n`` rows, counted; the output's batch axis is checked. A pass
@@ -989,12 +996,12 @@ class Engine:
             out = self.model(inputs, extra, kwargs)
         except Exception as exc:
             if _is_oom(exc):
-                self.n_rows += n
+                self.n_rows += self._model_rows(n)
                 self.n_passes += 1
             else:
                 self._failed = (exc, n)  # see _too_big
             raise
-        self.n_rows += n
+        self.n_rows += self._model_rows(n)
         self.n_passes += 1
         _note_ok_rows(self._model_key(), n)
         if out.ndim == 0 or out.shape[0] != n:

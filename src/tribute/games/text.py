@@ -47,7 +47,9 @@ Shapley values, ReAGent's softmax importance) are run by :func:`tribute.explain`
 
 Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one
 sequence, as a cross-encoder reads it) or separately (``pair="cosine"``: the model embeds each
-text, the value is the cosine similarity of the two embeddings: a dual encoder). Players are
+text, the value is the cosine similarity of the two embeddings: a dual encoder; every
+coalition then runs the model on both texts, so ``n_rows`` counts two model rows per pair and
+coalition while ``n_evals``, the budget, counts the coalition once). Players are
 the first text's then the second's. With ``method="shapley_interactions"`` the result also
 holds ``attr.extra["pair_interactions"]``, the ``batch x targets x first x second`` block of
 Shapley interaction indices (Grabisch & Roubens 1999) between the first text's and the second
@@ -586,6 +588,7 @@ class TextGame(FeatureGame):
         adapter.fn = forward
         if mode == "cosine":
             adapter.output_kind, adapter.output_assumed = "raw", False
+            adapter.sequences_per_row = 2  # both texts run through the model: n_rows counts both
         kw.update(ids=main.input_ids, attn=main.attention_mask, tp=main.token_player)
         if main.token_type_ids is not None and mode != "cosine":
             kw["types"] = main.token_type_ids

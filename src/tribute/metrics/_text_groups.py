@@ -68,7 +68,9 @@ def recorded_spans(attr: Attribution) -> list[Any] | None:
     for text, per in zip(texts, spans):
         sides: list[list[tuple[int, int]]] = [[], []]
         for g, a, b in per:
-            if int(g) in (0, 1):  # -1: a special token (include_special), not a span
+            # a special token (include_special) is no span: (-1, 0, 0), or (1, 0, 0) on the second
+            # side of a cosine pair (rev45t: rebuilding it as span (0, 0) was refused)
+            if int(g) in (0, 1) and int(b) > int(a):
                 sides[int(g)].append((int(a), int(b)))
         out.append((sides[0], sides[1]) if isinstance(text, (list, tuple)) else sides[0])
     return out

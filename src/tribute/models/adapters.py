@@ -256,6 +256,8 @@ class ModelAdapter(ABC):
             (see :data:`tribute.models.MODEL_OUTPUTS`).
         output_assumed: ``output_kind`` is a default guess rather than declared by the user or
             read off the estimator's API (torch modules and plain callables).
+        sequences_per_row: model rows one input row costs (2 for a dual encoder's text pair,
+            whose two texts are embedded separately); the engine counts ``n_rows`` in them.
     """
 
     framework: str = "torch"
@@ -264,6 +266,7 @@ class ModelAdapter(ABC):
     module: torch.nn.Module | None = None
     output_kind: str = "logit"
     output_assumed: bool = True
+    sequences_per_row: int = 1
 
     def with_output_kind(self, model_output: str) -> ModelAdapter:
         """A shallow copy declared to return ``model_output`` (``logit``/``probability``/``raw``)."""
