@@ -342,3 +342,26 @@ def seeded_tanh_net(seed: int = 6) -> torch.nn.Sequential:
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
     return net.eval()
+
+
+def tanh_net_with_numpy(n_in: int = 6, hidden: int = 5, n_out: int = 3, seed: int = 11,
+                        dtype: torch.dtype = torch.float64) -> tuple[Any, dict[str, np.ndarray]]:
+    """``Linear -> Tanh -> Linear`` with standard-normal weights from ``seed``, and the same
+    weights as numpy arrays (``w1`` is ``n_in x hidden``) for a forward written by hand
+    (:func:`tanh_net_numpy_forward`)."""
+    rng = np.random.default_rng(seed)
+    w = {"w1": rng.normal(size=(n_in, hidden)), "b1": rng.normal(size=hidden),
+         "w2": rng.normal(size=(hidden, n_out)), "b2": rng.normal(size=n_out)}
+    net: Any = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.Tanh(),
+                                   torch.nn.Linear(hidden, n_out)).to(dtype)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(w["w1"].T))
+        net[0].bias.copy_(torch.from_numpy(w["b1"]))
+        net[2].weight.copy_(torch.from_numpy(w["w2"].T))
+        net[2].bias.copy_(torch.from_numpy(w["b2"]))
+    return net, w
+
+
+def tanh_net_numpy_forward(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The forward of :func:`tanh_net_with_numpy`'s network in numpy (no torch, no tribute)."""
+    return np.asarray(np.tanh(x @ w["w1"] + w["b1"]) @ w["w2"] + w["b2"])

@@ -17,25 +17,15 @@ import torch
 import tribute
 from tribute.metrics import evaluate
 from tribute.metrics.api import OutputMismatchWarning
+from tribute_testing import tanh_net_numpy_forward, tanh_net_with_numpy
 
 
 def _net(n_in: int = 6, hidden: int = 5, n_out: int = 3,
          dtype: torch.dtype = torch.float64) -> tuple[Any, dict[str, np.ndarray]]:
-    rng = np.random.default_rng(11)
-    w = {"w1": rng.normal(size=(n_in, hidden)), "b1": rng.normal(size=hidden),
-         "w2": rng.normal(size=(hidden, n_out)), "b2": rng.normal(size=n_out)}
-    net: Any = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.Tanh(),
-                                   torch.nn.Linear(hidden, n_out)).to(dtype)
-    with torch.no_grad():
-        net[0].weight.copy_(torch.from_numpy(w["w1"].T))
-        net[0].bias.copy_(torch.from_numpy(w["b1"]))
-        net[2].weight.copy_(torch.from_numpy(w["w2"].T))
-        net[2].bias.copy_(torch.from_numpy(w["b2"]))
-    return net, w
+    return tanh_net_with_numpy(n_in, hidden, n_out, seed=11, dtype=dtype)
 
 
-def _f(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    return np.asarray(np.tanh(x @ w["w1"] + w["b1"]) @ w["w2"] + w["b2"])
+_f = tanh_net_numpy_forward
 
 
 def _hand_deletion(w: dict[str, np.ndarray], x: np.ndarray, phi: np.ndarray,

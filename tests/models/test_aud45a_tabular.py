@@ -16,7 +16,6 @@ row's values put in the absent columns of a copy of the DataFrame.
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 
 import tribute
+from tribute_testing import shapley_from_table
 
 pd = pytest.importorskip("pandas")
 sk_model_selection = pytest.importorskip("sklearn.model_selection")
@@ -54,23 +54,18 @@ def _model(df: Any, y: np.ndarray) -> Any:
 
 
 def _brute(f: Any, row: Any, base: Any) -> np.ndarray:
+    """Exact Shapley values of ``v(S) = mean f(row_S, base_rest)`` on DataFrame rows (each
+    column keeps its dtype), by enumerating every coalition (no tribute code)."""
     cols = list(base.columns)
     n = len(cols)
-    val = {}
-    for r in range(n + 1):
-        for s in itertools.combinations(range(n), r):
-            rows = base.copy()
-            for j in s:
-                rows[cols[j]] = pd.Series([row[cols[j]]] * len(rows), index=rows.index,
-                                          dtype=base[cols[j]].dtype)
-            val[s] = float(np.mean(f(rows)))
-    phi = np.zeros(n)
-    for i in range(n):
-        for s, v in val.items():
-            if i not in s:
-                w = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
-                phi[i] += w * (val[tuple(sorted((*s, i)))] - v)
-    return phi
+    val: dict[tuple[int, ...], np.ndarray] = {}
+    for bits in itertools.product((0, 1), repeat=n):
+        rows = base.copy()
+        for j in np.flatnonzero(bits):
+            rows[cols[j]] = pd.Series([row[cols[j]]] * len(rows), index=rows.index,
+                                      dtype=base[cols[j]].dtype)
+        val[bits] = np.asarray(np.mean(f(rows)))
+    return shapley_from_table(val, n)
 
 
 @pytest.mark.parametrize("target", [None, "predicted"])

@@ -15,13 +15,12 @@
 from __future__ import annotations
 
 import functools
-import itertools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from _brute import brute_shapley
 
 import tribute
 from tribute.errors import ModelOutputError
@@ -36,20 +35,8 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shapley(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, b: np.ndarray) -> np.ndarray:
-    n = x.shape[0]
-    val: dict[tuple[int, ...], float] = {}
-    for r in range(n + 1):
-        for s in itertools.combinations(range(n), r):
-            row = b.copy()
-            row[list(s)] = x[list(s)]
-            val[s] = float(np.asarray(f(row[None, :])).reshape(-1)[0])
-    phi = np.zeros(n)
-    for i in range(n):
-        for s, v in val.items():
-            if i not in s:
-                w = math.factorial(len(s)) * math.factorial(n - len(s) - 1) / math.factorial(n)
-                phi[i] += w * (val[tuple(sorted((*s, i)))] - v)
-    return phi
+    """Exact Shapley values against the one baseline row ``b`` (enumeration, no tribute code)."""
+    return brute_shapley(f, x, b[None, :])
 
 
 def test_scores_in_unit_interval_on_the_rows_but_not_the_baseline_are_refused() -> None:
