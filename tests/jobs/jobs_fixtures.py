@@ -134,3 +134,15 @@ def assert_same_on_workers_and_resume(data: Any, root: Path, run: Any) -> None:
     for other in ("proc", "resumed"):
         for name in ("result.parquet", "result.npz"):
             assert (root / other / name).read_bytes() == (root / "local" / name).read_bytes(), (other, name)
+
+
+def exact_shapley_job(out: Path, target: Any, **kw: Any) -> tuple[Any, torch.nn.Module, np.ndarray]:
+    """A dataset job of exact Shapley values (float64 :func:`make_mlp`, 8 rows of :func:`data`,
+    shards of 4) with ``target`` and further settings: ``(result, model, X)``."""
+    import tribute
+
+    model = make_mlp().double()
+    X = data(8).astype(np.float64)
+    got = tribute.explain_dataset(model, X, out=out, method="exact_shapley", shard_size=4,
+                                  progress=False, target=target, **kw)
+    return got, model, X

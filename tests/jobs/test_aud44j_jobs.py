@@ -49,12 +49,7 @@ def _mean_target(y: Any) -> Any:
     return y.mean(1)
 
 
-def _job(out: Path, target: Any, **kw: Any) -> tuple[Any, Any, Any]:
-    model = jobs_fixtures.make_mlp().double()
-    X = jobs_fixtures.data(8).astype(np.float64)
-    got = tribute.explain_dataset(model, X, out=out, method="exact_shapley", shard_size=4,
-                                  progress=False, target=target, **kw)
-    return got, model, X
+_job = jobs_fixtures.exact_shapley_job
 
 
 def test_a_global_read_in_a_generator_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

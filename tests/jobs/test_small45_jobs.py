@@ -68,12 +68,7 @@ def _ns(src: str, **values: Any) -> Any:
     return ns["t"]
 
 
-def _job(out: Path, target: Any, **kw: Any) -> tuple[Any, Any, Any]:
-    model = jobs_fixtures.make_mlp().double()
-    X = jobs_fixtures.data(8).astype(np.float64)
-    got = tribute.explain_dataset(model, X, out=out, method="exact_shapley", shard_size=4,
-                                  progress=False, target=target, **kw)
-    return got, model, X
+_job = jobs_fixtures.exact_shapley_job
 
 
 @pytest.mark.parametrize(("target", "name", "changed", "same"), [
