@@ -365,3 +365,15 @@ def tanh_net_with_numpy(n_in: int = 6, hidden: int = 5, n_out: int = 3, seed: in
 def tanh_net_numpy_forward(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """The forward of :func:`tanh_net_with_numpy`'s network in numpy (no torch, no tribute)."""
     return np.asarray(np.tanh(x @ w["w1"] + w["b1"]) @ w["w2"] + w["b2"])
+
+
+def output_and_activation(model: torch.nn.Module, layer: str, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """``model(x)`` and the output of its submodule ``layer`` (a dotted path) in that call, read
+    by a forward hook that is removed afterwards (for hand-written Grad-CAM references)."""
+    seen: dict[str, torch.Tensor] = {}
+    h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
+    try:
+        out = model(x)
+    finally:
+        h.remove()
+    return out, seen["a"]

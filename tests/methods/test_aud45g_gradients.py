@@ -20,6 +20,7 @@ from torch import nn
 import tribute
 from tribute.errors import UnsupportedModelError
 from tribute.methods.lrp import Composite, Epsilon, Pass
+from tribute_testing import output_and_activation
 
 
 class _Image(nn.Module):
@@ -54,13 +55,7 @@ class _Image(nn.Module):
 def _hand_cam(model: _Image, x: torch.Tensor, layer: str, target: torch.Tensor,
               hw: tuple[int, int]) -> torch.Tensor:
     """Grad-CAM by hand: relu(sum_c mean_hw(dS/dA_c) A_c), bilinear to ``hw``; B x H x W."""
-    seen: dict[str, torch.Tensor] = {}
-    h = getattr(model, layer).register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
-    try:
-        out = model(x)
-    finally:
-        h.remove()
-    act = seen["a"]
+    out, act = output_and_activation(model, layer, x)
     (g,) = torch.autograd.grad(out[torch.arange(x.shape[0]), target].sum(), act)
     cam = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1, keepdim=True))
     if tuple(cam.shape[-2:]) != hw:
@@ -172,14 +167,9 @@ class _Mixed(nn.Module):
 
 def _hand_cam_axis(model: nn.Module, x: torch.Tensor, layer: str, target: int, axis: int) -> torch.Tensor:
     """Grad-CAM by hand with the channels on ``axis`` of the layer's output; B x H x W."""
-    seen: dict[str, torch.Tensor] = {}
-    h = getattr(model, layer).register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
-    try:
-        out = model(x)
-    finally:
-        h.remove()
-    (g,) = torch.autograd.grad(out[:, target].sum(), seen["a"])
-    act, g = seen["a"].movedim(axis, 1), g.movedim(axis, 1)
+    out, a = output_and_activation(model, layer, x)
+    (g,) = torch.autograd.grad(out[:, target].sum(), a)
+    act, g = a.movedim(axis, 1), g.movedim(axis, 1)
     cam = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1, keepdim=True))
     hw = (int(x.shape[-2]), int(x.shape[-1]))
     if tuple(cam.shape[-2:]) != hw:

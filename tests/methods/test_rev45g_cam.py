@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tribute
+from tribute_testing import output_and_activation
 
 
 def _init(m: nn.Module, seed: int) -> nn.Module:
@@ -67,14 +68,7 @@ class _LN2dNet(nn.Module):
 def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, pp: bool,
           relu: bool) -> torch.Tensor:
     """Grad-CAM (or ++) by hand, channels on axis 1, bilinear to the image, broadcast over C."""
-    mod = dict(model.named_modules())[layer]
-    seen: dict[str, torch.Tensor] = {}
-    h = mod.register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
-    try:
-        out = model(x)
-    finally:
-        h.remove()
-    a = seen["a"]
+    out, a = output_and_activation(model, layer, x)
     (g,) = torch.autograd.grad(out[torch.arange(x.shape[0]), target].sum(), a)
     a, g = a.detach(), g.detach()
     if pp:
