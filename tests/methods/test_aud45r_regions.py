@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import tribute
+from tribute_testing import RowCounter
 
 
 def test_integrated_hessians_grouped_is_the_element_matrix_summed_over_groups() -> None:
@@ -44,16 +45,7 @@ def test_integrated_hessians_grouped_is_the_element_matrix_summed_over_groups() 
     assert a.n_evals == 64 * 6 + 2 and ag.n_evals == 64 * 3 + 2
 
 
-class _Count(torch.nn.Module):
-    def __init__(self, m: torch.nn.Module) -> None:
-        super().__init__()
-        self.m = m
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += x.shape[0]
-        out: torch.Tensor = self.m(x)
-        return out
+_Count = RowCounter  # counts the rows the model is called on
 
 
 @pytest.mark.parametrize("search", ["greedy", "lazy"])
