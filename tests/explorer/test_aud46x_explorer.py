@@ -1,0 +1,142 @@
+"""Audit aud46x: the explorer's numbers and limits.
+
+* The page's "sum of positive credits X, of negative credits Y" was summed over the drawn map's
+  cells, i.e. after the channels of each pixel were added: on an RGB CNN a pixel's channels of
+  opposite sign cancelled (14.71 shown where the credits' positive part sums to 25.98). Truth:
+  ``tribute.explain`` on the same model and input, its positive / negative credits summed by
+  numpy.
+* integrated_gradients (Gauss-Legendre rule, the default) and xrai compute their nodes in one
+  O(n^2) eigenvalue call that holds Python's lock: a budget of 100,000 (the form's limit) froze
+  the whole server (status, cancel, the page) for about 6 minutes. Such requests are refused
+  up front (400 naming the field) above 4,096 nodes; the Riemann rules are not limited.
+* seed=-1 or 2**64 was accepted (202) and the job failed; now a 400 naming ``seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+
+pytest.importorskip("starlette")
+from _explorer_live import wait_for_job
+from starlette.testclient import TestClient
+
+from tribute.explorer import ExplorerConfig, create_app
+from tribute.explorer.subjects import file_spec
+
+_FACTORY = '''
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 6 * 5, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)).flatten(1))
+
+
+def make():
+    return Net()
+'''
+
+X = np.random.default_rng(0).uniform(-1, 1, size=(5, 3, 6, 5)).astype(np.float32)
+
+
+def _setup(folder: Path) -> tuple[Any, torch.nn.Module]:
+    (folder / "aud46x_explorer_factory.py").write_text(_FACTORY, encoding="utf-8")
+    np.save(folder / "rgb.npy", X)
+    spec = file_spec(f"{folder}/aud46x_explorer_factory.py:make", data=str(folder / "rgb.npy"),
+                     name="rgb")
+    import importlib.util
+
+    mspec = importlib.util.spec_from_file_location("aud46x_factory", folder / "aud46x_explorer_factory.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    client = TestClient(create_app(ExplorerConfig(subjects=[spec])), base_url="http://127.0.0.1")
+    return client, mod.make().eval()
+
+
+def _job(c: Any, **body: Any) -> Any:
+    return c.post("/api/jobs", json={"subject": "rgb", "kind": "explain", "index": 2, **body})
+
+
+def test_the_sums_of_positive_and_negative_credits_are_over_every_credit(tmp_path: Path) -> None:
+    client, model = _setup(tmp_path)
+    with client as c:
+        job = wait_for_job(c, _job(c, method="saliency").json())
+        cmp = wait_for_job(c, _job(c, kind="compare", methods=["saliency", "occlusion"]).json())
+    assert job["status"] == "done", job
+    assert cmp["status"] == "done", cmp
+    for method, shown in [("saliency", job["result"]),
+                          *[(p["method"], p) for p in cmp["result"]["panels"]]]:
+        py = tribute.explain(model, torch.from_numpy(X[2:3]), method=method, target="predicted",
+                             baseline=0.0, progress=False)
+        v = np.asarray(py.values, dtype=np.float64)[0]  # 3 x 6 x 5 credits
+        # the map sums the channels (H x W), as before
+        np.testing.assert_allclose(np.asarray(shown["values"]), v.sum(0), rtol=1e-5, atol=1e-6)
+        # saliency: was 14.71 / -7.87 where the credits sum to 25.98 / -19.14
+        assert shown["positive"] == pytest.approx(v[v > 0].sum(), rel=1e-5)
+        assert shown["negative"] == pytest.approx(v[v < 0].sum(), rel=1e-5)
+        assert shown["positive"] + shown["negative"] == pytest.approx(v.sum(), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"method": "integrated_gradients", "budget": 4099}, "budget=4099"),
+    ({"method": "integrated_gradients", "params": {"steps": 4097}}, "steps=4097"),
+    ({"method": "integrated_gradients", "params": {"steps": 4097, "rule": "gausslegendre"}}, "steps=4097"),
+    ({"method": "xrai", "budget": 4098}, "budget=4098"),
+    ({"kind": "compare", "methods": ["saliency", "integrated_gradients"], "budget": 4099}, "budget=4099"),
+])
+def test_a_gauss_legendre_rule_over_the_limit_is_refused_up_front(
+        tmp_path: Path, body: dict[str, Any], field: str) -> None:
+    client, _ = _setup(tmp_path)
+    with client as c:
+        r = _job(c, **body)
+        if r.status_code != 400:  # the old code took it: stop the job before leaving
+            c.delete(f"/api/jobs/{r.json()['id']}")
+        assert r.status_code == 400, r.text
+    msg = r.json()["error"]
+    assert field in msg and "4096" in msg and "Gauss-Legendre" in msg, msg
+
+
+@pytest.mark.parametrize("body", [
+    {"method": "integrated_gradients"},
+    {"method": "integrated_gradients", "budget": 64},
+    {"method": "integrated_gradients", "params": {"steps": 100, "rule": "gauss_legendre"}},
+    {"method": "integrated_gradients", "params": {"steps": 50, "rule": "riemann_trapezoid"}, "budget": 20000},
+    {"method": "integrated_gradients", "params": {"steps": 6000, "rule": "riemann_middle"}},
+    {"method": "xrai"},
+    {"method": "kernel_shap", "budget": 20000},
+    {"kind": "compare", "methods": ["saliency", "integrated_gradients"]},
+])
+def test_requests_under_the_limit_or_with_another_rule_run(tmp_path: Path, body: dict[str, Any]) -> None:
+    client, _ = _setup(tmp_path)
+    with client as c:
+        r = _job(c, **body)
+        assert r.status_code in (200, 202), r.text
+        c.delete(f"/api/jobs/{r.json()['id']}")  # accepted is all this test asks
+
+
+def test_a_seed_out_of_range_is_a_400_naming_it(tmp_path: Path) -> None:
+    client, _ = _setup(tmp_path)
+    with client as c:
+        for seed in (-1, 2**64):
+            r = _job(c, method="saliency", seed=seed)
+            assert r.status_code == 400, r.text
+            assert f"seed={seed}" in r.json()["error"]
+        ok = wait_for_job(c, _job(c, method="kernel_shap", seed=2**64 - 1, budget=128).json())
+        assert ok["status"] == "done", ok["error"]
