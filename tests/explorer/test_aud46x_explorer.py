@@ -140,3 +140,45 @@ def test_a_seed_out_of_range_is_a_400_naming_it(tmp_path: Path) -> None:
             assert f"seed={seed}" in r.json()["error"]
         ok = wait_for_job(c, _job(c, method="kernel_shap", seed=2**64 - 1, budget=128).json())
         assert ok["status"] == "done", ok["error"]
+
+
+@pytest.mark.slow  # a real browser: ~25 s
+def test_the_training_view_names_the_class_its_proponents_are_for() -> None:
+    """Digits test point 7 is a 1 the logistic model predicts as an 8. The job explains the
+    label (``target=y_test``): its proponents are 1s (by ``tribute.explain`` with target 1, not
+    the 8s of target 8); the page headed them "raise the prediction's margin"."""
+    from _explorer_live import LiveServer, chromium_browser
+
+    from tribute.explorer.subjects import SubjectSpec, digits_subject
+
+    s = digits_subject(n_inputs=4)
+    case = s.training
+    assert case is not None
+    data = tribute.TrainingData(case.X_train, case.y_train, fit=case.fit)
+    x = case.X_test[7:8]
+    with torch.no_grad():
+        pred = int(case.model(x.to(torch.float64)).argmax(-1))
+    label = int(case.y_test[7])
+    assert (label, pred) == (1, 8)
+    own = tribute.explain(case.model, x, "influence", target=case.y_test[7:8], players=data,
+                          progress=False).top(0, k=6)["proponents"]
+    other = tribute.explain(case.model, x, "influence", target=torch.tensor([pred]), players=data,
+                            progress=False).top(0, k=6)["proponents"]
+    live = LiveServer(create_app(ExplorerConfig(subjects=[SubjectSpec("digits", "d", "image",
+                                                                      lambda: s)]))).start()
+    try:
+        with chromium_browser() as browser:
+            page = browser.new_page()
+            page.goto(live.url + "/")
+            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            page.click("nav [data-view=training]")
+            page.fill("#training-index", "7")
+            page.click("#training-run")
+            page.wait_for_selector("#training-job .status[data-state=done]", timeout=120_000)
+            heads = page.locator("#training-result h3").all_text_contents()
+            captions = page.locator("#training-result figcaption").all_text_contents()
+    finally:
+        live.stop()
+    shown = [int(c.split("#")[1].split(" ")[0]) for c in captions[1:7]]
+    assert shown == [int(i) for i, _, _ in own] != [int(i) for i, _, _ in other]
+    assert "label, 1" in heads[0] and "prediction" not in heads[0], heads

@@ -403,7 +403,9 @@ function showUnit(r, layer, j) {
 function renderTraining(r) {
   const box = $("training-result"); box.replaceChildren();
   box.append(el("div", { class: "imgs" }, el("figure", {}, imageCanvas(r.image, 96), el("figcaption", { text: `test point ${r.index}: label ${r.label}, predicted ${r.predicted}` }))));
-  for (const [key, title] of [["proponents", "Proponents (raise the prediction's margin)"], ["opponents", "Opponents (lower it)"]]) {
+  // the credits are those of the test point's LABEL (target=y): "the prediction's margin" was
+  // wrong for a misclassified point (label 1, predicted 8: proponents were 1s) (aud46x)
+  for (const [key, title] of [["proponents", `Proponents (raise the margin of its label, ${r.label})`], ["opponents", `Opponents (lower the margin of its label, ${r.label})`]]) {
     const row = el("div", { class: "imgs" });
     for (const it of r[key]) row.append(el("figure", {}, imageCanvas(it.image, 64), el("figcaption", { text: `#${it.index} (label ${it.label}) ${fmt(it.credit)}` })));
     if (!r[key].length) row.append(el("p", { class: "muted", text: "none" }));
