@@ -182,3 +182,85 @@ def test_the_training_view_names_the_class_its_proponents_are_for() -> None:
     shown = [int(c.split("#")[1].split(" ")[0]) for c in captions[1:7]]
     assert shown == [int(i) for i, _, _ in own] != [int(i) for i, _, _ in other]
     assert "label, 1" in heads[0] and "prediction" not in heads[0], heads
+
+
+_TABLE = '''
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+def make():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    y = np.array(["<b>cat</b>", "dog", "emu"])[np.argmax(X[:, :3] + 0.5 * X[:, 3:4], 1)]
+    return LogisticRegression(max_iter=500).fit(X, y)
+'''
+
+
+def _exact_shapley(f: Any, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Shapley values of ``f`` (absent features at ``base``) by enumerating coalitions."""
+    import itertools
+    import math
+
+    d = len(x)
+    phi = np.zeros(d)
+    for i in range(d):
+        others = [j for j in range(d) if j != i]
+        for r in range(d):
+            for S in itertools.combinations(others, r):
+                z = base.copy()
+                z[list(S)] = x[list(S)]
+                w = z.copy()
+                w[i] = x[i]
+                phi[i] += math.factorial(r) * math.factorial(d - r - 1) / math.factorial(d) * (f(w) - f(z))
+    return phi
+
+
+@pytest.mark.slow  # a real browser: ~20 s
+def test_a_row_past_the_gallery_is_reachable_and_its_waterfall_is_the_shapley_values(tmp_path: Path) -> None:
+    """A 700-row table: the subject holds the first 512 rows, the gallery draws 96, and rows
+    96..511 could not be opened from the page (no word said so). The waterfall of row 300
+    reads the brute-force Shapley values of ``predict_proba`` of the predicted class, in order
+    of size, with their signs; the class name is shown as text."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    from _explorer_live import LiveServer, chromium_browser
+
+    (tmp_path / "aud46x_table.py").write_text(_TABLE, encoding="utf-8")
+    X = np.random.default_rng(2).normal(size=(700, 4))
+    pd.DataFrame(X, columns=["a", "b", "c", "d"]).to_csv(tmp_path / "t.csv", index=False)
+    spec = file_spec(f"{tmp_path}/aud46x_table.py:make", data=str(tmp_path / "t.csv"), name="t")
+    import importlib.util
+
+    mspec = importlib.util.spec_from_file_location("aud46x_table", tmp_path / "aud46x_table.py")
+    assert mspec is not None and mspec.loader is not None
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    est = mod.make()
+    x = X[300]
+    label = est.predict(x[None])[0]
+    k = list(est.classes_).index(label)
+    truth = _exact_shapley(lambda z: est.predict_proba(z[None])[0, k], x, X.mean(0))
+    live = LiveServer(create_app(ExplorerConfig(subjects=[spec]))).start()
+    try:
+        with chromium_browser() as browser:
+            page = browser.new_page()
+            page.goto(live.url + "/")
+            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            assert "of 512 shown" in page.locator("#gallery-more").text_content()
+            page.fill("#goto-index", "300")
+            page.click("#goto-btn")
+            page.wait_for_selector("#explain-input:has-text('input 300')", timeout=30_000)
+            said = page.locator("#explain-input .muted").text_content()
+            page.select_option("#explain-method", "exact_shapley")
+            page.click("#explain-run")
+            page.wait_for_selector("#explain-job .status[data-state=done]", timeout=60_000)
+            texts = page.locator("#explain-result svg.waterfall text").all_text_contents()
+            bold = page.locator("#explain-input b, #explain-result b").count()
+    finally:
+        live.stop()
+    assert said == f"model says: {label}" and bold == 0
+    order = np.argsort(-np.abs(truth))
+    names, values = texts[0:-1:2], [float(t) for t in texts[1:-1:2]]
+    assert names == [["a", "b", "c", "d"][j] for j in order]
+    np.testing.assert_allclose(values, truth[order], atol=6e-4)  # shown to 3 decimals

@@ -221,6 +221,19 @@ async function drawGallery() {
       g.append(el("button", { class: "row", "data-index": i, text: `${i}: ${s.labels[i] || "input " + i}`, onclick: () => selectInput(i) }));
     }
   }
+  if (s.n_inputs > n) {
+    // inputs past the gallery (a --data file's rows 96..511, uploads after them) were out of
+    // reach without a word (aud46x): say how many are shown and go to any by its number
+    const box = el("input", { type: "number", id: "goto-index", min: 0, max: s.n_inputs - 1, value: n });
+    const go = () => {
+      const i = Number(box.value);
+      if (Number.isInteger(i) && i >= 0 && i < s.n_inputs) selectInput(i).catch((e) => { $("inputs-msg").textContent = e.message; });
+      else $("inputs-msg").textContent = `input number must be a whole number in 0..${s.n_inputs - 1}`;
+    };
+    g.append(el("div", { id: "gallery-more", class: "muted small" },
+      el("span", { text: `inputs 0–${n - 1} of ${s.n_inputs} shown; input ` }), box,
+      el("button", { id: "goto-btn", type: "button", text: "show", onclick: go })));
+  }
 }
 async function selectInput(i) {
   state.index = i;
