@@ -264,3 +264,38 @@ def test_a_row_past_the_gallery_is_reachable_and_its_waterfall_is_the_shapley_va
     names, values = texts[0:-1:2], [float(t) for t in texts[1:-1:2]]
     assert names == [["a", "b", "c", "d"][j] for j in order]
     np.testing.assert_allclose(values, truth[order], atol=6e-4)  # shown to 3 decimals
+
+
+@pytest.mark.slow  # a real browser: ~15 s
+def test_a_result_is_drawn_over_the_input_it_explains(tmp_path: Path) -> None:
+    """Explain input 2, pick input 4 while the job runs: the map (input 2's credits) was drawn
+    over input 4's picture, under "input 4 ... model says: <input 4's class>". Now the page
+    goes back to input 2, whose prediction (the model's arg-max, by torch) it shows."""
+    from _explorer_live import LiveServer, chromium_browser
+
+    _, model = _setup(tmp_path)
+    spec = file_spec(f"{tmp_path}/aud46x_explorer_factory.py:make", data=str(tmp_path / "rgb.npy"),
+                     name="rgb")
+    with torch.no_grad():
+        classes = model(torch.from_numpy(X)).argmax(-1).tolist()
+    assert classes[2] != classes[4]
+    live = LiveServer(create_app(ExplorerConfig(subjects=[spec]))).start()
+    try:
+        with chromium_browser() as browser:
+            page = browser.new_page()
+            page.goto(live.url + "/")
+            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            page.click("#gallery [data-index='2']")
+            page.wait_for_selector("#explain-input:has-text('input 2')", timeout=30_000)
+            page.select_option("#explain-method", "kernel_shap")
+            page.fill("#explain-budget", "6000")
+            page.click("#explain-run")
+            page.wait_for_selector("#explain-job .status[data-state=running]", timeout=30_000)
+            page.click("#gallery [data-index='4']")  # while the job runs
+            page.wait_for_selector("#explain-job .status[data-state=done]", timeout=120_000)
+            shown = page.locator("#explain-input").text_content()
+            selected = page.locator("#gallery .selected").get_attribute("data-index")
+    finally:
+        live.stop()
+    assert "input 2" in shown and f"model says: {classes[2]}" in shown, shown
+    assert selected == "2"

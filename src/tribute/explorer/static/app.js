@@ -171,7 +171,13 @@ async function runJob(prefix, body, render) {
       const full = pub.result ? pub : await api(`/api/jobs/${job.id}`);
       ui.fill.style.width = "100%";
       setStatus(ui, "done", `done in ${fmt(full.seconds, 2)} s${full.cached ? " (cached)" : ""}`);
-      try { render(full.result); } catch (e) { setStatus(ui, "error", "could not draw the result: " + e.message); }
+      try {
+        // drawn over the input it explains: an input picked while the job ran got the job's
+        // credits over its own image, beside its own prediction (aud46x)
+        const r = full.result;
+        if (prefix !== "training" && r && Number.isInteger(r.index) && r.index !== state.index) await selectInput(r.index);
+        render(r);
+      } catch (e) { setStatus(ui, "error", "could not draw the result: " + e.message); }
     } else if (pub.status === "cancelled") { setStatus(ui, "cancelled", "cancelled"); }
     else { setStatus(ui, "error", pub.error || "failed"); }
   };
