@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, TributeError
+from ..params import check_seed
 from . import compute
 from ._deps import require
 from .jobs import Job, JobManager
@@ -332,7 +333,8 @@ def create_app(config: ExplorerConfig) -> Any:
         kind = data.get("kind")
         s = await subject_of(str(data.get("subject")))
         index = _int(data.get("index", 0), "index")
-        seed = _int(data.get("seed", 0), "seed")
+        # refused here (400), not by the job after a 202 (seed=-1 or 2**64: a failed job)
+        seed = check_seed(_int(data.get("seed", 0), "seed"))
         budget = compute.check_budget(data.get("budget"))
         job = _plan(manager, s, kind, index, seed, budget, data)
         if job.cached and isinstance(job.result, dict) and job.result.get("index", index) != index:
@@ -544,6 +546,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
     if kind == "explain":
         method = compute.check_method(s, data.get("method"))
         params = compute.parse_params(method, data.get("params"))
+        compute.check_quadrature(method, params, budget)
         key = _key(kind, s.name, s.input_key(index), method, params, budget, seed, removal)
         return submit(key, lambda job: compute.explain_one(
             job, s, index, method, params, budget, seed, removal))
@@ -555,6 +558,8 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
                 != len(names):
             raise InputError(f"methods={names!r}: give a list of 2 to 6 different method names.")
         names = [compute.check_method(s, n) for n in names]
+        for n in names:
+            compute.check_quadrature(n, {}, budget)
         key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
         return submit(key, lambda job: compute.compare(
             job, s, index, names, budget, seed, removal=removal),

@@ -171,7 +171,13 @@ async function runJob(prefix, body, render) {
       const full = pub.result ? pub : await api(`/api/jobs/${job.id}`);
       ui.fill.style.width = "100%";
       setStatus(ui, "done", `done in ${fmt(full.seconds, 2)} s${full.cached ? " (cached)" : ""}`);
-      try { render(full.result); } catch (e) { setStatus(ui, "error", "could not draw the result: " + e.message); }
+      try {
+        // drawn over the input it explains: an input picked while the job ran got the job's
+        // credits over its own image, beside its own prediction (aud46x)
+        const r = full.result;
+        if (prefix !== "training" && r && Number.isInteger(r.index) && r.index !== state.index) await selectInput(r.index);
+        render(r);
+      } catch (e) { setStatus(ui, "error", "could not draw the result: " + e.message); }
     } else if (pub.status === "cancelled") { setStatus(ui, "cancelled", "cancelled"); }
     else { setStatus(ui, "error", pub.error || "failed"); }
   };
@@ -220,6 +226,19 @@ async function drawGallery() {
     } else {
       g.append(el("button", { class: "row", "data-index": i, text: `${i}: ${s.labels[i] || "input " + i}`, onclick: () => selectInput(i) }));
     }
+  }
+  if (s.n_inputs > n) {
+    // inputs past the gallery (a --data file's rows 96..511, uploads after them) were out of
+    // reach without a word (aud46x): say how many are shown and go to any by its number
+    const box = el("input", { type: "number", id: "goto-index", min: 0, max: s.n_inputs - 1, value: n });
+    const go = () => {
+      const i = Number(box.value);
+      if (Number.isInteger(i) && i >= 0 && i < s.n_inputs) selectInput(i).catch((e) => { $("inputs-msg").textContent = e.message; });
+      else $("inputs-msg").textContent = `input number must be a whole number in 0..${s.n_inputs - 1}`;
+    };
+    g.append(el("div", { id: "gallery-more", class: "muted small" },
+      el("span", { text: `inputs 0–${n - 1} of ${s.n_inputs} shown; input ` }), box,
+      el("button", { id: "goto-btn", type: "button", text: "show", onclick: go })));
   }
 }
 async function selectInput(i) {
@@ -403,7 +422,9 @@ function showUnit(r, layer, j) {
 function renderTraining(r) {
   const box = $("training-result"); box.replaceChildren();
   box.append(el("div", { class: "imgs" }, el("figure", {}, imageCanvas(r.image, 96), el("figcaption", { text: `test point ${r.index}: label ${r.label}, predicted ${r.predicted}` }))));
-  for (const [key, title] of [["proponents", "Proponents (raise the prediction's margin)"], ["opponents", "Opponents (lower it)"]]) {
+  // the credits are those of the test point's LABEL (target=y): "the prediction's margin" was
+  // wrong for a misclassified point (label 1, predicted 8: proponents were 1s) (aud46x)
+  for (const [key, title] of [["proponents", `Proponents (raise the margin of its label, ${r.label})`], ["opponents", `Opponents (lower the margin of its label, ${r.label})`]]) {
     const row = el("div", { class: "imgs" });
     for (const it of r[key]) row.append(el("figure", {}, imageCanvas(it.image, 64), el("figcaption", { text: `#${it.index} (label ${it.label}) ${fmt(it.credit)}` })));
     if (!r[key].length) row.append(el("p", { class: "muted", text: "none" }));
