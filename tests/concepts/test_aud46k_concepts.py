@@ -130,3 +130,64 @@ def test_per_row_encoders_on_tokens_are_credited_as_each_input_alone(kind: str) 
     finally:
         h.remove()
     np.testing.assert_allclose(np.asarray(ex.values).sum(1), full - empty, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- label leakage
+
+
+def _leak_setup() -> tuple[nn.Module, torch.Tensor, np.ndarray]:
+    torch.manual_seed(0)
+    net = nn.Linear(5, 3).double().eval()
+    x = torch.randn(8, 5, dtype=DT)
+    credits = tribute.explain(net, x, method="exact_shapley", output="kl", baseline=0.0).values
+    return net, x, np.asarray(credits)
+
+
+def _leak_by_hand(net: nn.Module, x: torch.Tensor, keep: np.ndarray) -> tuple[float, float]:
+    """Leaky accuracy (majority label per kept pattern) and mean share of KL retained, by hand."""
+    with torch.no_grad():
+        logp = torch.log_softmax(net(x), 1)
+        logp_s = torch.log_softmax(net(x * torch.from_numpy(keep.astype(np.float64))), 1)
+        logp_0 = torch.log_softmax(net(torch.zeros_like(x)), 1)
+    kl_s = (logp.exp() * (logp - logp_s)).sum(1).numpy()
+    kl_0 = (logp.exp() * (logp - logp_0)).sum(1).numpy()
+    labels = logp.argmax(1).numpy()
+    groups: dict[bytes, list[int]] = {}
+    for row, lab in zip(keep, labels):
+        groups.setdefault(row.tobytes(), []).append(int(lab))
+    correct = sum(max(g.count(v) for v in set(g)) for g in groups.values())
+    return correct / len(labels), float(np.mean(1 - kl_s / kl_0))
+
+
+@pytest.mark.parametrize("given", ["credits", "probabilities"])
+def test_label_leakage_refuses_a_selection_that_is_not_booleans(given: str) -> None:
+    net, x, credits = _leak_setup()
+    sel = credits if given == "credits" else np.clip(credits, 0.0, 1.0)
+    game = tribute.build_game(net, x, output="kl", baseline=0.0)
+    # main read every non-zero value as kept: leaky accuracy 0.625 and kl_retained 1.0, where the
+    # top-2 masks the user meant score (by hand):
+    truth = _leak_by_hand(net, x, tribute.top_k_selection(credits, 2))
+    assert truth[0] == 1.0 and abs(truth[1] - 0.8648) < 1e-3
+    with pytest.raises(tribute.errors.InputError, match=r"(?s)selection must be booleans.*top_k_selection"):
+        tribute.label_leakage(game, sel)
+
+
+def test_label_leakage_takes_every_boolean_like_selection_and_top_k_takes_tensors() -> None:
+    net, x, credits = _leak_setup()
+    keep = tribute.top_k_selection(credits, 2)
+    hand_keep = np.zeros_like(keep)
+    np.put_along_axis(hand_keep, np.argsort(-credits, 1, kind="stable")[:, :2], True, 1)
+    assert np.array_equal(keep, hand_keep)
+    # a tensor of credits (its own ``.values`` is a method: main raised a TypeError)
+    assert np.array_equal(tribute.top_k_selection(torch.from_numpy(credits), 2), keep)
+    truth = _leak_by_hand(net, x, keep)
+    forms: list[Any] = [keep, keep.astype(np.float64), keep.astype(np.float32), keep.astype(np.int64),
+                        keep.astype(np.uint8), keep.tolist(), keep.astype(int).tolist(), torch.from_numpy(keep),
+                        torch.from_numpy(keep.astype(np.float32)), torch.from_numpy(keep.astype(np.int64))]
+    for form in forms:
+        rep = tribute.label_leakage(tribute.build_game(net, x, output="kl", baseline=0.0), form)
+        assert rep.leaky_accuracy == truth[0]
+        assert abs(rep.kl_retained - truth[1]) < 1e-10
+    for whole in (np.zeros_like(keep), np.ones_like(keep)):  # keep nothing / everything
+        rep = tribute.label_leakage(tribute.build_game(net, x, output="kl", baseline=0.0), whole)
+        assert abs(rep.kl_retained - _leak_by_hand(net, x, whole)[1]) < 1e-10
