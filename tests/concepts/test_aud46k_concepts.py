@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -191,3 +192,69 @@ def test_label_leakage_takes_every_boolean_like_selection_and_top_k_takes_tensor
     for whole in (np.zeros_like(keep), np.ones_like(keep)):  # keep nothing / everything
         rep = tribute.label_leakage(tribute.build_game(net, x, output="kl", baseline=0.0), whole)
         assert abs(rep.kl_retained - _leak_by_hand(net, x, whole)[1]) < 1e-10
+
+
+# --------------------------------------------------------------------------- TCAV / CRAFT arguments
+
+
+def _tcav_setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    g = torch.Generator().manual_seed(1)
+    return (net, torch.randn(6, 5, dtype=DT, generator=g), torch.randn(3, 5, dtype=DT, generator=g) + 1,
+            torch.randn(10, 5, dtype=DT, generator=g))
+
+
+@pytest.mark.parametrize("bad", [{"seed": -1}, {"seed": 1.5}, {"batch_size": 0}, {"batch_size": 2.5},
+                                 {"batch_size": True}, {"n_random": 2.0}, {"n_permutations": -1}])
+def test_tcav_refuses_a_bad_seed_or_batch_size_by_name(bad: dict[str, Any]) -> None:
+    net, x, c, r = _tcav_setup()
+    (name, value), = bad.items()
+    # main: numpy's "expected non-negative integer", range()'s "arg 3 must not be zero", a TypeError
+    with pytest.raises(tribute.errors.InputError, match=re.escape(f"tcav: {name}={value!r} must be an integer")):
+        tribute.tcav(net, x, c, r, layer="1", target=0, **{"n_permutations": 20, **bad})
+
+
+def test_tcav_takes_numpy_and_torch_integers_as_it_takes_ints() -> None:
+    net, x, c, r = _tcav_setup()
+    kw: dict[str, Any] = {"layer": "1", "target": 0}
+    ref = tribute.tcav(net, x, c, r, n_random=3, n_permutations=20, seed=2, batch_size=4, **kw)
+    forms: list[tuple[Any, Any, Any, Any]] = [(np.int64(3), np.int32(20), np.int64(2), np.int64(4)),
+                                              (torch.tensor(3), torch.tensor(20), torch.tensor(2), torch.tensor(4)),
+                                              (3, 20, np.uint8(2), 4)]
+    for n_random, perms, seed, bs in forms:
+        got = tribute.tcav(net, x, c, r, n_random=n_random, n_permutations=perms, seed=seed, batch_size=bs, **kw)
+        np.testing.assert_array_equal(got.scores, ref.scores)
+        np.testing.assert_array_equal(got.null_scores, ref.null_scores)
+        assert got.p_value == ref.p_value and got.n_evals == ref.n_evals == 19
+
+
+def _craft_setup() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()
+    return net, torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+
+
+def test_craft_refuses_a_bad_seed_or_top_fraction_by_name() -> None:
+    net, x = _craft_setup()
+    kw: dict[str, Any] = {"layer": "3", "target": 1, "n_concepts": 3, "n_crops": 4, "n_designs": 4}
+    seeds: list[Any] = [-1, 1.5]
+    for seed in seeds:
+        with pytest.raises(tribute.errors.InputError, match=re.escape(f"craft: seed={seed!r} must be an integer >= 0")):
+            tribute.craft(net, x, seed=seed, **kw)
+    res = tribute.craft(net, x, **kw)
+    bad_kw: dict[str, Any] = {"top_fraction": "a"}
+    with pytest.raises(tribute.errors.InputError, match="top_fraction='a' must be in"):
+        tribute.craft_decompose(net, res, 0, layer="1", n_concepts=2, n_designs=4, **bad_kw)
+    with pytest.raises(tribute.errors.InputError, match="seed=-2 must be an integer >= 0"):
+        tribute.craft_decompose(net, res, 0, layer="1", n_concepts=2, n_designs=4, seed=-2)
+    # numpy seeds and fractions as before
+    np_kw: dict[str, Any] = {"seed": np.int64(0)}
+    same = tribute.craft(net, x, **np_kw, **kw)
+    np.testing.assert_array_equal(same.importances, res.importances)
+    sub = tribute.craft_decompose(net, res, 0, layer="1", n_concepts=2, n_designs=4, top_fraction=0.5)
+    np_kw = {"top_fraction": np.float32(0.5), "seed": np.int32(0)}
+    sub_np = tribute.craft_decompose(net, res, 0, layer="1", n_concepts=2, n_designs=4, **np_kw)
+    np.testing.assert_array_equal(sub.importances, sub_np.importances)
+    assert sub.n_evals == sub_np.n_evals
