@@ -73,7 +73,9 @@ class SAE:
 
     Args:
         encoder: ``activation -> latents`` (a ``torch.nn.Module`` or a callable on tensors);
-            latents have the activation's leading axes and ``d_sae`` features last.
+            latents have the activation's leading axes and ``d_sae`` features last. Each row
+            is encoded on its own: an encoder that picks latents across the batch (batch top-k
+            as trained) is refused; give its inference form (a JumpReLU threshold).
         decoder: ``latents -> activation`` (same conventions).
         at: module path of the model where it is attached.
         kind: ``"sae"`` (encoder reads the module's output, decoder reconstructs it) or
