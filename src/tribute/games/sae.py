@@ -73,7 +73,9 @@ class SAE:
 
     Args:
         encoder: ``activation -> latents`` (a ``torch.nn.Module`` or a callable on tensors);
-            latents have the activation's leading axes and ``d_sae`` features last.
+            latents have the activation's leading axes and ``d_sae`` features last. Each row
+            is encoded on its own: an encoder that picks latents across the batch (batch top-k
+            as trained) is refused; give its inference form (a JumpReLU threshold).
         decoder: ``latents -> activation`` (same conventions).
         at: module path of the model where it is attached.
         kind: ``"sae"`` (encoder reads the module's output, decoder reconstructs it) or
@@ -140,6 +142,9 @@ class _Splice(torch.nn.Module):
             None if same else (tuple(old[0]), old[1])
         self.kind = sae.kind
         self.at = sae.at
+        #: whether the encoder was seen to give a row the latents it gives that row alone (checked
+        #: once, on the first pass whose rows are not all the same)
+        self._rows_checked = False
 
     def _call(self, which: str, fn: Callable[[torch.Tensor], Any], arg: torch.Tensor, what: str) -> Any:
         """``fn(arg)``; a failure inside it (a width mismatch, say) names the SAE, the call and the shape."""
@@ -177,8 +182,58 @@ class _Splice(torch.nn.Module):
         rec = self._call("decoder", dec, z, "the latents")
         return z, rec
 
+    def _check_rows(self, read: torch.Tensor, z: torch.Tensor) -> None:
+        """Refuse an encoder whose latents of a row depend on the other rows of the batch.
+
+        A batch top-k encoder (the ``k x rows`` largest pre-activations of the whole batch, as
+        trained by Bussmann et al. 2024) gives a row more or fewer latents depending on the rows
+        stacked with it: credits explained for several inputs together were 0.21 off the same
+        inputs explained one at a time, silently. Checked once, on the first pass with two
+        different rows (a pass of one input's coalitions has equal rows: nothing to tell): the
+        batch is encoded again in parts (its first row alone, the rest of its first half, its
+        second half), one more encoding of the batch in all, and compared with its latents.
+        Flips of a few latents sitting on a threshold or a tie (a batched and a one-row matrix
+        product round differently) are not counted: over 1 in 1,000 of the active latents must
+        differ by over 1e-3 of the largest (8 rounding steps in half precision). (The engine's check that rows do not depend on each
+        other reads gradients, and a top-k selection carries none across rows.)
+        """
+        n = read.shape[0]
+        if n < 2 or torch.equal(read, read[:1].expand_as(read)):
+            return
+        half = max(1, n // 2)
+        cuts = [c for c in ((0, 1), (1, half), (half, n)) if c[1] > c[0]]
+        try:
+            with torch.no_grad():
+                parts = [self._fns[0](read[a:b].detach()) for a, b in cuts]
+                alone = torch.cat([p.to(z.dtype) for p in parts])
+        except Exception:  # an encoder that cannot take fewer rows: nothing to compare
+            self._rows_checked = True
+            return
+        batched = z.detach()
+        if alone.shape != batched.shape:
+            self._rows_checked = True
+            return
+        scale = float(torch.maximum(batched.abs().max(), alone.abs().max()))
+        # 1e-3 of the largest, or a few steps of a half-precision dictionary's rounding
+        tol = max(1e-3, 8 * torch.finfo(batched.dtype).eps) * scale if batched.is_floating_point() else 0.0
+        differ = int(((alone - batched).abs() > tol).sum())
+        active = int(((alone != 0) | (batched != 0)).sum())
+        if differ > 1e-3 * max(active, 1):
+            raise UnsupportedModelError(
+                f"SAE at {self.at!r}: the encoder gives rows other latents in a batch of {n} rows than in smaller "
+                f"batches ({differ} of {active} active latents differ), so credits would depend on which rows the "
+                "game stacks together. A batch top-k encoder (the k x rows largest latents of the whole batch) does "
+                "this: give the SAE its inference form, e.g. a JumpReLU with the learned threshold, or a per-row "
+                "top-k.")
+        # marked only once passed: the engine's first chunk (its own check that rows do not depend on
+        # each other, by gradients, which a top-k selection does not carry) swallows errors and runs
+        # the chunk again, so the refusal is raised there
+        self._rows_checked = True
+
     def splice(self, read: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         z, rec = self._code(read)
+        if not self._rows_checked:
+            self._check_rows(read, z)
         if not isinstance(rec, torch.Tensor) or rec.shape != out.shape:
             shape = tuple(rec.shape) if isinstance(rec, torch.Tensor) else type(rec).__name__
             raise UnsupportedModelError(

@@ -414,7 +414,7 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
 
 
 def _common_checks(model: Any, target: Any, n_concepts: Any, n_designs: Any, n_top: Any, sampler: str,
-                   batch_size: Any, channel_axis: Any = None) -> None:
+                   batch_size: Any, channel_axis: Any = None, seed: Any = 0) -> None:
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedModelError(f"craft needs a torch.nn.Module (it hooks a layer); got {type(model).__name__}.")
     _check_int("target", target, 0)
@@ -422,6 +422,8 @@ def _common_checks(model: Any, target: Any, n_concepts: Any, n_designs: Any, n_t
     _check_int("n_designs", n_designs, 2)
     _check_int("n_top", n_top, 1)
     _check_int("batch_size", batch_size, 1)
+    if seed is not None:  # a negative or float seed reached numpy ("expected non-negative integer")
+        _check_int("seed", seed, 0)
     if sampler not in ("sobol", "random"):
         raise InputError(f"craft: sampler={sampler!r} must be 'sobol' or 'random'.")
     if channel_axis is not None and (isinstance(channel_axis, (bool, np.bool_))
@@ -486,7 +488,7 @@ def craft(
     Returns:
         :class:`CRAFTResult`; ``result.plot()`` draws top crops, importances and a concept map.
     """
-    _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis)
+    _common_checks(model, target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis, seed)
     _check_int("n_crops", n_crops, 1)
     x = _as_images(images, model)
     side = min(x.shape[2], x.shape[3])
@@ -553,10 +555,11 @@ def craft_decompose(
     """
     if not isinstance(result, CRAFTResult):
         raise InputError(f"craft_decompose: result must be a CRAFTResult; got {type(result).__name__}.")
-    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis)
+    _common_checks(model, result.target, n_concepts, n_designs, n_top, sampler, batch_size, channel_axis, seed)
     if isinstance(concept, bool) or not isinstance(concept, (int, np.integer)) or not 0 <= concept < result.n_concepts:
         raise InputError(f"craft_decompose: concept={concept!r} must be a concept index in 0..{result.n_concepts - 1}.")
-    if not 0.0 < float(top_fraction) <= 1.0:
+    if isinstance(top_fraction, (bool, str, bytes)) or not isinstance(top_fraction, (int, float, np.number)) \
+            or not 0.0 < float(top_fraction) <= 1.0:  # a string raised float()'s bare ValueError
         raise InputError(f"craft_decompose: top_fraction={top_fraction!r} must be in (0, 1].")
     runner = _Runner(model, layer, int(batch_size), None if channel_axis is None else int(channel_axis))
     if runner.path == result.layer:

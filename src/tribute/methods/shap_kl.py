@@ -77,7 +77,11 @@ class LeakageReport:
 
 def top_k_selection(values: Any, k: int) -> np.ndarray:
     """``batch x players`` boolean masks keeping the ``k`` largest credits of each row."""
-    arr = np.asarray(getattr(values, "values", values), dtype=np.float64)
+    # an Attribution's credits; not a tensor's own ``.values`` (a method: top_k_selection(attr.values, k)
+    # on a torch tensor raised "float() argument must be ... not 'builtin_function_or_method'")
+    held = getattr(values, "values", None) if not isinstance(values, (torch.Tensor, np.ndarray)) else None
+    src = values if held is None or callable(held) else held
+    arr = np.asarray(src.detach().cpu() if isinstance(src, torch.Tensor) else src, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(f"top_k_selection: values must be batch x players; got shape {arr.shape}.")
     if not 1 <= k <= arr.shape[1]:
@@ -119,12 +123,21 @@ def label_leakage(game: Game, selection: Any) -> LeakageReport:
                 f"label_leakage: the game's model has dropout / batch-norm modules in training mode ({live[:3]}"
                 f"{' ...' if len(live) > 3 else ''}), so its label distributions are random draws. Call "
                 "model.eval() before tribute.build_game(...).")
-    sel = np.asarray(selection, dtype=bool)
-    if sel.shape != (game.n_samples, game.n_players):
+    raw = np.asarray(selection.detach().cpu() if isinstance(selection, torch.Tensor) else selection)
+    if raw.shape != (game.n_samples, game.n_players):
         raise InputError(
-            f"label_leakage: selection has shape {sel.shape}; expected (batch, players) = "
+            f"label_leakage: selection has shape {raw.shape}; expected (batch, players) = "
             f"({game.n_samples}, {game.n_players}), one boolean per player (True = kept)."
         )
+    if raw.dtype != bool and not (raw.dtype.kind in "iuf" and np.isin(raw, (0, 1)).all()):
+        # credits or probabilities passed as the selection were read as "kept where non-zero" (every
+        # feature, silently: leaky accuracy 0.625 and kl_retained 1.0 for top-2 masks scoring 1.0 / 0.865)
+        bad = raw[~np.isin(raw, (0, 1))][:3].tolist() if raw.dtype.kind in "iuf" else raw.reshape(-1)[:3].tolist()
+        raise InputError(
+            f"label_leakage: selection must be booleans (True = kept) or 0/1 values; got dtype {raw.dtype} "
+            f"with values such as {bad}. For credits, keep the k largest per row: "
+            "tribute.top_k_selection(attr, k).")
+    sel = raw.astype(bool)
     start = game.n_evals
     kept = game.value(torch.as_tensor(sel[:, None, :], dtype=torch.float64))[:, 0, 0].numpy()
     empty = game.empty()[:, 0].numpy()

@@ -313,6 +313,17 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + int(extreme.sum())) / (null.size + 1))
 
 
+def _whole(value: Any) -> Any:
+    """``value`` as a Python int when it is an integer (int, numpy or 0-d torch integer; not a
+    bool), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return int(operator.index(value))
+    except TypeError:
+        return None
+
+
 def _layer_name(module: torch.nn.Module, layer_module: torch.nn.Module) -> str:
     return next((n for n, m in module.named_modules() if m is layer_module), type(layer_module).__name__)
 
@@ -644,8 +655,19 @@ def tcav(
     """
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedModelError(f"tcav needs a torch.nn.Module (it hooks a layer); got {type(model).__name__}.")
-    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 2:
+    # numpy integers too (a count read from a config array was refused); a seed or batch size
+    # out of range reached numpy / range() ("expected non-negative integer", "arg 3 must not be zero")
+    if _whole(batch_size) is None or int(batch_size) < 1:
+        raise InputError(f"tcav: batch_size={batch_size!r} must be an integer >= 1 (examples per forward pass).")
+    batch_size = int(batch_size)
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)) and (
+            _whole(seed) is None or int(seed) < 0):
+        raise InputError(f"tcav: seed={seed!r} must be an integer >= 0 (or None for fresh draws).")
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        seed = int(seed)  # numpy takes no torch integer
+    if (_whole(n_random) or 0) < 2:
         raise InputError(f"tcav: n_random={n_random!r} must be an integer >= 2 (the t-test needs several runs).")
+    n_random = int(n_random)
     if not 0.0 < alpha < 1.0:
         raise InputError(f"tcav: alpha={alpha!r} must be in (0, 1), e.g. 0.05.")
     try:  # int, numpy or 0-d torch integers; not 1.5 (was silently read as 1) nor True
@@ -657,10 +679,11 @@ def tcav(
                          "e.g. target=3.") from None
     if test not in TESTS:
         raise InputError(f"tcav: test={test!r} must be one of {TESTS} ('welch' is the paper's t-test).")
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 0 or (
-            test == "permutation" and n_permutations < 1):
+    perms = _whole(n_permutations)
+    if perms is None or perms < 0 or (test == "permutation" and perms < 1):
         raise InputError(f"tcav: n_permutations={n_permutations!r} must be an integer >= 1 with test='permutation' "
                          "(>= 0 otherwise); e.g. 200 (smallest p-value 1/(B+1)).")
+    n_permutations = perms
     if not l2 > 0:
         raise InputError(f"tcav: l2={l2!r} must be > 0.")
     if spatial not in ("flatten", "mean"):
