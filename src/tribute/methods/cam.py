@@ -228,10 +228,13 @@ class _CAMBase(Method):
         # went to the last two axes (W, C) and was repeated over H, silently (aud45g).
         # The channel count of the first registered Conv2d can equal the image width by chance
         # (a fuse Conv2d(8, ...) registered before the branches whose 4 + 4 channels it reads):
-        # a (3, 8, 8) image was read as 3 x 8 with 8 channels (rev45g: the whole map wrong). An
-        # (H, W, C) image holds fewer channels than rows and columns.
+        # a (3, 8, 8) image was read as 3 x 8 with 8 channels (rev45g: the whole map wrong).
+        # channels_last_by_model says None there (the model's branch Conv2d reads the first
+        # axis's 3); one rule with the metrics and region methods. Cam's own rule (an (H, W, C)
+        # image holds fewer channels than rows and columns) mapped channels-last patches with
+        # many bands, (5, 5, 20), to 5 x 20 (small46).
         told = channels_last_by_model(shape, fg.model)
-        last = told is True and shape[-1] < min(shape[0], shape[1])
+        last = told is True
         spatial = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         lead = shape[-1] if last else int(np.prod(shape[:-2], dtype=np.int64))
         per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],

@@ -1,0 +1,162 @@
+"""small46: the shared channels-first/last reading of images (``tribute.models.layout``).
+
+- A model whose first registered ``Conv2d`` is a fuse convolution (registered before the two
+  branches whose concatenated 4 + 4 channels it reads) reads 8 channels, the width of a plain
+  channels-first ``(3, 8, 8)`` image. ``channels_last_by_model`` called it channels-last: XRAI,
+  extremal perturbation and submodular regions refused the call ("channels-last (H, W, C) ...
+  pass channel_axis=-1", advice that would then segment 3 x 8 images of 8 channels) and ROAD
+  warned that the images look channels-last. Grad-CAM had its own fix (rev45g: an (H, W, C)
+  image holds fewer channels than rows and columns); the rule now lives in layout.py, once.
+
+Truth: the same model with its branch convolutions registered first (identical weights and
+function; its first Conv2d reads the 3 input channels, so its reading is channels-first without
+the rule) and the explicit ``channel_axis=1``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tribute
+from tribute.models.layout import channels_last_by_model, looks_channels_last
+
+
+class _Fuse(nn.Module):
+    """``fuse_first``: the 1x1 fuse Conv2d(8, 4) is registered before the branches it reads."""
+
+    def __init__(self, cin: int, half: int, fuse_first: bool) -> None:
+        super().__init__()
+        if fuse_first:
+            self.fuse = nn.Conv2d(2 * half, 4, 1)
+        self.a = nn.Conv2d(cin, half, 3, padding=1)
+        self.b = nn.Conv2d(cin, half, 5, padding=2)
+        if not fuse_first:
+            self.fuse = nn.Conv2d(2 * half, 4, 1)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.fuse(torch.cat([self.a(x), self.b(x)], 1)))
+        return self.head(y.mean((2, 3)))
+
+
+def _twins(cin: int = 3, half: int = 4) -> tuple[nn.Module, nn.Module]:
+    g = torch.Generator().manual_seed(3)
+    first = _Fuse(cin, half, True)
+    with torch.no_grad():
+        for p in first.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    first = first.double().eval()
+    twin = _Fuse(cin, half, False).double().eval()
+    twin.load_state_dict(first.state_dict())
+    assert isinstance(list(first.modules())[1], nn.Conv2d) and list(first.modules())[1].in_channels == 2 * half
+    return first, twin
+
+
+def _x(n: int = 2, c: int = 3, h: int = 8, w: int = 8) -> torch.Tensor:
+    return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("method", "kw"), [
+    ("xrai", {}),
+    ("submodular_regions", {"min_size": 0.1}),
+    ("extremal_perturbation", {"steps": 2, "areas": (0.2,)}),
+])
+def test_region_methods_read_a_plain_image_channels_first_when_a_fuse_conv_is_registered_first(
+        method: str, kw: dict[str, Any]) -> None:
+    fuse_first, twin = _twins()
+    x = _x()
+    truth = tribute.explain(twin, x, method, target=0, progress=False, **kw)
+    explicit = tribute.explain(fuse_first, x, method, target=0, progress=False, channel_axis=1, **kw)
+    got = tribute.explain(fuse_first, x, method, target=0, progress=False, **kw)
+    assert np.asarray(got.values).shape == tuple(x.shape)
+    np.testing.assert_array_equal(np.asarray(got.values), np.asarray(truth.values))
+    np.testing.assert_array_equal(np.asarray(got.values), np.asarray(explicit.values))
+
+
+def test_road_does_not_warn_channels_last_on_a_plain_image_of_a_fuse_first_model() -> None:
+    fuse_first, twin = _twins()
+    x = _x()
+    attr = tribute.explain(twin, x, "saliency", target=0, progress=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        got = tribute.evaluate(fuse_first, x, attr, "road", target=0, progress=False)
+    assert not [w for w in seen if "channels-last" in str(w.message)]
+    truth = tribute.evaluate(twin, x, attr, "road", target=0, progress=False)
+    np.testing.assert_array_equal(np.asarray(got.scores), np.asarray(truth.scores))
+
+
+@pytest.mark.parametrize(("shape", "half", "want"), [
+    ((3, 8, 8), 4, None), ((1, 6, 8), 4, None), ((3, 12, 16), 8, None), ((3, 5, 10), 5, None),
+    ((4, 6, 6), 3, None),
+    # an ordinary (H, W, C) image (last axis the short one) stays channels-last
+    ((16, 16, 8), 4, True), ((9, 7, 6), 3, True),
+])
+def test_channels_last_by_model_on_fuse_first_models(shape: tuple[int, int, int], half: int,
+                                                     want: bool | None) -> None:
+    model, twin = _twins(shape[0] if want is None else 3, half)
+    assert channels_last_by_model(shape, model) is want
+    # the twin's first Conv2d is a branch: never channels-last here
+    assert channels_last_by_model(shape, twin) is not True
+
+
+@pytest.mark.parametrize(("shape", "cin", "want"), [
+    # one convolution: what it reads settles the layout, also for many bands (unchanged)
+    ((3, 8, 8), 8, True), ((6, 3, 8), 8, True), ((5, 5, 20), 20, True), ((8, 8, 3), 3, True),
+    ((32, 32, 4), 4, True), ((28, 28, 1), 1, True), ((9, 7, 6), 6, True),
+    ((8, 32, 4), 8, False), ((3, 8, 8), 3, False), ((16, 4, 4), 16, False), ((8, 6, 3), 8, False),
+    ((8, 8, 8), 8, None), ((8, 6, 3), 5, None),
+])
+def test_channels_last_by_model_with_one_convolution(shape: tuple[int, int, int], cin: int,
+                                                     want: bool | None) -> None:
+    model = nn.Sequential(nn.Conv2d(cin, 2, 1), nn.Conv2d(2, 2, 1), nn.Flatten())
+    assert channels_last_by_model(shape, model) is want
+    fallback = shape[-1] in (1, 3, 4) and min(shape[0], shape[1]) > 4
+    assert looks_channels_last(shape, model) is (fallback if want is None else want)
+
+
+class _Bands(nn.Module):
+    """A model for channels-last (h, w, bands) patches: it permutes them for its Conv2d."""
+
+    def __init__(self, bands: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(bands, 6, 3, padding=1)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x.permute(0, 3, 1, 2))).mean((2, 3)))
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "grad_cam_pp"])
+@pytest.mark.parametrize(("h", "w", "bands"), [(5, 5, 20), (7, 7, 30), (6, 3, 8), (9, 9, 12)])
+def test_grad_cam_maps_channels_last_patches_with_many_bands_to_h_by_w(
+        method: str, h: int, w: int, bands: int) -> None:
+    torch.manual_seed(0)
+    model = _Bands(bands).double().eval()
+    x = torch.rand(2, h, w, bands, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    act: list[torch.Tensor] = []
+    handle = model.conv.register_forward_hook(lambda _m, _i, o: act.append(o))
+    try:
+        out = model(x)
+    finally:
+        handle.remove()
+    (g,) = torch.autograd.grad(out[:, 0].sum(), act[0])
+    a, g = act[0].detach(), g.detach()
+    if method == "grad_cam":
+        wts = g.mean((2, 3), keepdim=True)
+    else:
+        denom = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
+        alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
+                            torch.zeros_like(denom))
+        wts = (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
+    cam = (wts * a).sum(1)  # the layer's map is h x w already: no upsampling
+    truth = cam[..., None].expand(-1, h, w, bands)
+    got = torch.as_tensor(tribute.explain(model, x, method, target=0, layer="conv", relu=False,
+                                          progress=False).values)
+    assert truth.abs().max() > 1e-4
+    assert torch.allclose(got, truth, rtol=0, atol=1e-12)
