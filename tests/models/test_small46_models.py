@@ -15,6 +15,7 @@ the rule) and the explicit ``channel_axis=1``.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -160,3 +161,83 @@ def test_grad_cam_maps_channels_last_patches_with_many_bands_to_h_by_w(
                                           progress=False).values)
     assert truth.abs().max() > 1e-4
     assert torch.allclose(got, truth, rtol=0, atol=1e-12)
+
+
+# --- the tabular codec: True, 1 and 1.0 in one object column ----------------------------------
+
+
+def _mixed_frame(n: int = 60) -> Any:
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    pool = np.array([True, 1, 1.0, "a", False, 0], dtype=object)
+    return pd.DataFrame({"x": rng.normal(size=n),
+                         "c": pd.Series(pool[rng.integers(0, len(pool), n)], dtype=object),
+                         "z": rng.normal(size=n)})
+
+
+_EFFECT = {"True": 1.0, "1": 2.0, "1.0": -1.5, "a": 0.5, "False": 0.0, "0": 3.0}
+
+
+def _as_text(d: Any) -> Any:
+    return d.astype(str)
+
+
+def _str_onehot_pipeline(df: Any) -> Any:
+    """A pipeline that reads the column as text (str(True) != str(1)) before one-hot coding."""
+    pytest.importorskip("sklearn")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    y = df.x + df.c.map(lambda v: _EFFECT[str(v)]) + 0.5 * df.z
+    ct = ColumnTransformer([("c", make_pipeline(FunctionTransformer(_as_text),
+                                                OneHotEncoder(handle_unknown="ignore")), ["c"])],
+                           remainder="passthrough")
+    return make_pipeline(ct, LinearRegression()).fit(df, y)
+
+
+def _brute(predict: Any, x: Any, base: Any) -> np.ndarray:
+    """Shapley values by enumerating the 2^3 coalitions through the pipeline itself."""
+    from tribute_testing import shapley_from_table
+
+    out = np.zeros((len(x), x.shape[1]))
+    for r in range(len(x)):
+        table: dict[tuple[int, ...], np.ndarray] = {}
+        for b in itertools.product([0, 1], repeat=x.shape[1]):
+            row = x.iloc[[r]].copy()
+            for j, col in enumerate(x.columns):
+                if not b[j]:
+                    row[col] = base[col].to_numpy()
+            table[b] = np.asarray(predict(row)[0])
+        out[r] = shapley_from_table(table, x.shape[1])
+    return out
+
+
+@pytest.mark.parametrize("base_row", [10, 0, 3])
+def test_codec_keeps_true_one_and_one_point_zero_apart(base_row: int) -> None:
+    df = _mixed_frame()
+    model = _str_onehot_pipeline(df)
+    x = df.iloc[:8].reset_index(drop=True)
+    base = df.iloc[[base_row]].reset_index(drop=True)
+    kinds = {str(v) for v in x.c}
+    assert {"True", "1"} <= kinds or {"1", "1.0"} <= kinds or {"True", "1.0"} <= kinds
+    attr = tribute.explain(model.predict, x, "exact_shapley", baseline=base, progress=False)
+    got = np.asarray(attr.values).reshape(len(x), -1)
+    truth = _brute(model.predict, x, base)
+    assert np.abs(truth[:, 1]).max() > 0.4
+    np.testing.assert_allclose(got, truth, rtol=0, atol=1e-9)
+
+
+def test_codec_round_trips_mixed_object_values_exactly() -> None:
+    pd = pytest.importorskip("pandas")
+    from tribute.models.tabular import CategoricalCodec
+
+    col = pd.Series([True, 1, 1.0, "a", False, 0, 0.0, np.int64(1), "1", np.float64(2.5)], dtype=object)
+    df = pd.DataFrame({"c": col, "x": np.arange(10.0)})
+    codec = CategoricalCodec([df], list(df.columns))
+    back = codec.decode(codec.encode(df, "inputs"))
+    assert [str(v) for v in back.c] == [str(v) for v in col]
+    assert [type(v) for v in back.c][:7] == [type(v) for v in col][:7]
+    # np.int64(1) and 1 read alike as text: one category
+    assert codec.encode(df, "inputs").c.nunique() == 9
