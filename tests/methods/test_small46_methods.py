@@ -1,0 +1,134 @@
+"""small46: Grad-CAM's ``channel_axis`` and a channels-last 1 x 1 map.
+
+- A ConvNeXt-style block (depthwise conv, permute, LayerNorm and Linear on each position,
+  permute back, residual) at C == h == w: its output's shape and strides cannot tell the layout,
+  and the automatic reading took it channels-last (map error 0.040 for a map up to 0.022 at
+  C = 6; 0.0081 of 0.0053 at C = 8). ``channel_axis=1`` / ``-1`` now says which.
+- A channels-last ``(batch, 1, 1, C)`` layer output (after a pooling in channels-last layout)
+  gave one value for the whole image, where the channels-first ``(batch, C, 1, 1)`` one is
+  refused: now refused the same way.
+
+Truth: Grad-CAM / Grad-CAM++ by hand from autograd gradients at the layer's output
+(``tribute_testing.output_and_activation``), channels moved to axis 1 where laid out last.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import tribute
+from tribute.errors import InputError, UnsupportedModelError
+from tribute_testing import output_and_activation
+
+
+class _Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.ln = nn.LayerNorm(c)
+        self.pw = nn.Linear(c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pw(self.ln(self.dw(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+
+
+class _ConvNeXtToy(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 1)
+        self.block = _Block(c)
+        self.head = nn.Linear(c * c * c, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.block(self.stem(x))).flatten(1))
+
+
+class _PoolLast(nn.Module):
+    """A Linear on a channels-last (batch, 1, 1, C) pooled map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.lin = nn.Linear(6, 6)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x)).permute(0, 2, 3, 1).mean((1, 2), keepdim=True)
+        return self.head(torch.tanh(self.lin(y)).flatten(1))
+
+
+def _init(m: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    return m.double().eval()
+
+
+def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, last: bool,
+          pp: bool) -> torch.Tensor:
+    out, a = output_and_activation(model, layer, x)
+    (g,) = torch.autograd.grad(out[torch.arange(x.shape[0]), target].sum(), a)
+    a, g = a.detach(), g.detach()
+    if last:
+        a, g = a.movedim(3, 1), g.movedim(3, 1)
+    if pp:
+        denom = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
+        alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
+                            torch.zeros_like(denom))
+        wts = (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
+    else:
+        wts = g.mean((2, 3), keepdim=True)
+    cam = F.interpolate((wts * a).sum(1, keepdim=True), size=tuple(x.shape[-2:]), mode="bilinear",
+                        align_corners=False)
+    return cam.expand(-1, x.shape[1], -1, -1)
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "grad_cam_pp"])
+@pytest.mark.parametrize("c", [6, 8])
+@pytest.mark.parametrize(("layer", "axis"), [("block", 1), ("block.pw", -1), ("block.ln", 3), ("stem", 1),
+                                             ("block.dw", 1)])
+def test_channel_axis_reads_square_layer_outputs(method: str, c: int, layer: str, axis: int) -> None:
+    model = _init(_ConvNeXtToy(c), c)
+    x = torch.rand(2, 3, c, c, generator=torch.Generator().manual_seed(c), dtype=torch.float64) - 0.3
+    target = torch.tensor([0, 2])
+    truth = _hand(model, x, layer, target, axis != 1, method == "grad_cam_pp")
+    got = tribute.explain(model, x, method, target=target, layer=layer, relu=False, channel_axis=axis,
+                          progress=False)
+    assert truth.abs().max() > 1e-4
+    assert torch.allclose(torch.as_tensor(got.values), truth, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", ["block.pw", "block.ln", "stem", "block.dw"])
+def test_automatic_reading_unchanged_where_the_model_tells(layer: str) -> None:
+    """(the layers BASE read right keep their reading without channel_axis)"""
+    model = _init(_ConvNeXtToy(6), 1)
+    x = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    target = torch.tensor([1, 1])
+    truth = _hand(model, x, layer, target, layer in ("block.pw", "block.ln"), False)
+    got = tribute.explain(model, x, "grad_cam", target=target, layer=layer, relu=False, progress=False)
+    assert torch.allclose(torch.as_tensor(got.values), truth, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "grad_cam_pp"])
+@pytest.mark.parametrize("axis", [None, -1, 3])
+def test_channels_last_one_by_one_map_is_refused(method: str, axis: int | None) -> None:
+    model = _init(_PoolLast(), 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    with pytest.raises(UnsupportedModelError, match=r"1 x 1 map \(2, 1, 1, 6\)"):
+        tribute.explain(model, x, method, target=0, layer="lin", channel_axis=axis, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert isinstance(model, _PoolLast)
+    assert not model.training and not model.lin._forward_hooks and not model._forward_hooks
+
+
+def test_channel_axis_is_checked() -> None:
+    model = _init(_ConvNeXtToy(6), 0)
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64)
+    for bad in (2, 0, "last", True, 1.0):
+        with pytest.raises(InputError, match="channel_axis"):
+            tribute.explain(model, x, "grad_cam", target=0, layer="block", channel_axis=bad, progress=False)
