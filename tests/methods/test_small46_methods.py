@@ -14,6 +14,8 @@ Truth: Grad-CAM / Grad-CAM++ by hand from autograd gradients at the layer's outp
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -132,3 +134,39 @@ def test_channel_axis_is_checked() -> None:
     for bad in (2, 0, "last", True, 1.0):
         with pytest.raises(InputError, match="channel_axis"):
             tribute.explain(model, x, "grad_cam", target=0, layer="block", channel_axis=bad, progress=False)
+
+
+# --- EG stdevs / noise-wrapper noise as 0-d tensors ------------------------------------------
+
+_NOISY = [("expected_gradients", "stdevs"), ("smoothgrad", "noise"), ("vargrad", "noise")]
+
+
+@pytest.mark.parametrize(("method", "key"), _NOISY)
+@pytest.mark.parametrize("make", [lambda v: torch.tensor(v, dtype=torch.float64), lambda v: torch.tensor(v),
+                                  lambda v: __import__("numpy").array(v), lambda v: torch.tensor(v).requires_grad_()])
+def test_a_zero_d_scale_is_the_number_it_holds(method: str, key: str, make: Any) -> None:
+    import numpy as np
+
+    net = nn.Linear(4, 3).double()
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    kw: dict[str, Any] = {"target": 0, "progress": False, "seed": 1, "n_samples": 8}
+    if method == "expected_gradients":
+        kw["baseline"] = tribute.Background(torch.randn(5, 4, generator=torch.Generator().manual_seed(1),
+                                                        dtype=torch.float64))
+    given: dict[str, Any] = {key: make(0.25)}
+    plain: dict[str, Any] = {key: 0.25}
+    got = tribute.explain(net, x, method, **kw, **given)
+    truth = tribute.explain(net, x, method, **kw, **plain)
+    np.testing.assert_allclose(np.asarray(got.values), np.asarray(truth.values), rtol=1e-9, atol=1e-12)
+    assert got.params[key] == 0.25 and type(got.params[key]) is float
+
+
+@pytest.mark.parametrize(("method", "key"), _NOISY)
+@pytest.mark.parametrize("bad", [torch.tensor(True), torch.tensor([0.1]), torch.tensor(float("nan")),
+                                 torch.tensor(-0.5), torch.tensor(1 + 1j)])
+def test_bad_zero_d_scales_are_still_refused(method: str, key: str, bad: torch.Tensor) -> None:
+    net = nn.Linear(4, 3).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    given: dict[str, Any] = {key: bad}
+    with pytest.raises(InputError, match=key):
+        tribute.explain(net, x, method, target=0, progress=False, **given)
