@@ -170,3 +170,32 @@ def test_bad_zero_d_scales_are_still_refused(method: str, key: str, bad: torch.T
     given: dict[str, Any] = {key: bad}
     with pytest.raises(InputError, match=key):
         tribute.explain(net, x, method, target=0, progress=False, **given)
+
+
+# --- tree_shap, output="prob" on an XGBoost binary:hinge model ------------------------------
+
+
+def test_tree_shap_refuses_prob_of_a_hinge_model_as_not_additive() -> None:
+    """An XGBClassifier(binary:hinge) with output='prob' got the margin's credits (full_values
+    0.15 / 0.17 / 0.36) where the explained probability is the 0/1 class (exact Shapley: -1.0
+    for a credit of -0.505); its Booster was refused blaming early stopping."""
+    import numpy as np
+
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    clf = xgb.XGBClassifier(objective="binary:hinge", n_estimators=5, max_depth=2).fit(
+        x, (x[:, 0] + x[:, 1] > 0).astype(int))
+    base = x.mean(0)
+    truth = tribute.explain(clf, x[:3], "exact_shapley", output="prob", baseline=base, target=1, progress=False)
+    np.testing.assert_allclose(np.asarray(truth.full_values).ravel(), clf.predict_proba(x[:3])[:, 1])
+    for model in (clf, clf.get_booster()):
+        for out in ("prob", "log_prob"):
+            with pytest.raises(UnsupportedModelError, match=r"binary:hinge.*not additive"):
+                tribute.explain(model, x[:3], "tree_shap", output=out, baseline=base, progress=False)
+        # the margin is still explained, as before
+        kws: list[dict[str, Any]] = [{"output": "raw"}, {}]
+        for kw in kws:
+            attr = tribute.explain(model, x[:3], "tree_shap", baseline=base, target=1, progress=False, **kw)
+            np.testing.assert_allclose(np.asarray(attr.full_values).ravel(),
+                                       clf.predict(x[:3], output_margin=True), atol=1e-5)
