@@ -252,9 +252,14 @@ def parse_feature_names(text: str | None, n_players: int | None = None) -> list[
         names = [line.strip() for line in lines]
         names = [n for n in names if n]
         source = f"file {text!r}"
-    elif "," not in text and (text.endswith((".txt", ".csv", ".names")) or "/" in text):
+    elif "," not in text and (text.endswith((".txt", ".csv", ".names"))
+                              or text.startswith(("/", "./", "../", "~"))
+                              or ("/" in text and path.parent.is_dir() and str(path.parent) != ".")):
+        # (a single name with a '/' in it, 'km/h', was refused as a missing file: a path
+        # whose folder does not exist is read as a name, small46)
         raise InputError(f"--feature-names: file {text!r} does not exist (pass a file with one "
-                         "name per line, or a comma-separated list).")
+                         "name per line, or a comma-separated list; a name holding '/' can be "
+                         "given in a file).")
     else:
         names = [n.strip() for n in text.split(",")]
         source = "the list"
@@ -890,6 +895,7 @@ def render_views(attr: Any, max_samples: int = 4,
     b, n_t, _ = flat.shape
     n = min(max_samples, b)
     label = _target_labels(attr, b, n_t, target_names)
+    named = _named_targets(attr, b, n_t, target_names)
     uris, first = [], b""
     for i in range(n):
         head = f"sample {i}" + (f", target {label[i][0]}" if label[i][0] else "")
@@ -903,8 +909,7 @@ def render_views(attr: Any, max_samples: int = 4,
         top = np.argsort(-np.abs(flat[:, t]).mean(0), kind="stable")[:15]
         tables.append({
             "title": (f"target column {t}" + (f" ({target_names[t]})" if target_names is not None
-                                               and len(target_names) == n_t and target_names[t] is not None
-                                               else "")) if n_t > 1 else "",
+                                               and named[t] else "")) if n_t > 1 else "",
             "heads": [f"sample {i}" + (f" (target {label[i][t]})" if label[i][t] else "")
                       for i in range(n)],
             "rows": [{"name": attr.player_names[j], "cells": [f"{flat[i, t, j]:+.4g}" for i in range(n)]}
@@ -923,17 +928,28 @@ def _target_labels(attr: Any, b: int, n_t: int,
     ``names[t]`` (a label the user gave for target ``t``) replaces its column number."""
     import numpy as np
 
-    if names is not None and len(names) == n_t and any(n is not None for n in names):
-        tg = None if attr.targets is None else np.asarray(attr.targets).reshape(b, -1)
-        return [[str(names[t]) if names[t] is not None else
-                 ("" if tg is None or tg.shape[1] != n_t or int(tg[i, t]) < 0 else str(int(tg[i, t])))
-                 for t in range(n_t)] for i in range(b)]
-    if attr.targets is None:
-        return [[""] * n_t for _ in range(b)]
-    tg = np.asarray(attr.targets).reshape(b, -1)
-    if tg.shape[1] != n_t:
-        return [[""] * n_t for _ in range(b)]
-    return [["" if int(c) < 0 else str(int(c)) for c in row] for row in tg]
+    tg = None if attr.targets is None else np.asarray(attr.targets).reshape(b, -1)
+    if tg is not None and tg.shape[1] != n_t:
+        tg = None
+    numbers = [["" if tg is None or int(tg[i, t]) < 0 else str(int(tg[i, t])) for t in range(n_t)]
+               for i in range(b)]
+    named = _named_targets(attr, b, n_t, names)
+    return [[str(names[t]) if names is not None and named[t] else numbers[i][t] for t in range(n_t)]
+            for i in range(b)]
+
+
+def _named_targets(attr: Any, b: int, n_t: int, names: Sequence[str | None] | None) -> list[bool]:
+    """Whether ``names[t]`` labels target column ``t``: given, and the column explains one class
+    for every sample. An attribution whose samples explain different classes in a column (a
+    per-sample target) had every sample's column labelled with the one name (small46)."""
+    import numpy as np
+
+    if names is None or len(names) != n_t:
+        return [False] * n_t
+    tg = None if attr.targets is None else np.asarray(attr.targets).reshape(b, -1)
+    one = [tg is None or tg.shape[1] != n_t or b == 0 or bool((tg[:, t] == tg[0, t]).all())
+           for t in range(n_t)]
+    return [names[t] is not None and one[t] for t in range(n_t)]
 
 
 def _templates() -> Any:

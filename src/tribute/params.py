@@ -32,7 +32,8 @@ from typing import Any, Literal
 from .errors import InputError
 
 __all__ = ["BOOL", "NONE", "Constraint", "ConstraintLike", "InstanceOf", "Interval", "Options",
-           "SequenceOf", "check_params", "check_seed", "declare", "describe", "int_at_least"]
+           "SequenceOf", "check_params", "check_seed", "declare", "describe", "int_at_least",
+           "scalar_value"]
 
 
 class Constraint(ABC):
@@ -218,6 +219,17 @@ def describe(constraint: ConstraintLike) -> str:
     """Words for a constraint or a tuple of alternatives."""
     parts = constraint if isinstance(constraint, tuple) else (constraint,)
     return " or ".join(c.describe() for c in parts)
+
+
+def scalar_value(value: Any) -> Any:
+    """A 0-d numpy array or torch tensor as the Python number it holds (``.item()``), for a
+    hyperparameter that takes one number; anything else unchanged (a bool tensor gives a bool,
+    which :class:`Interval` still refuses). ``stdevs=torch.tensor(0.1)`` was refused as "not
+    a number" (aud45g, small46)."""
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)) \
+            and type(value).__module__.split(".")[0] in ("numpy", "torch"):
+        return value.item()
+    return value
 
 
 def check_params(owner: str, params: Mapping[str, Any],

@@ -75,12 +75,14 @@ def layer_activation_gradients(
     layer: str | None,
     method: str,
     on_chunk: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None],
+    channel_axis: int | None = None,
 ) -> str:
     """Run every sample once and hand each chunk's ``(activation, gradient, sample ids)``.
 
     The activation is ``rows x C x h x w`` and the gradient ``rows x targets x C x h x w``
     (both float64 CPU; a channels-last ``rows x h x w x C`` layer output, told by the channel
-    count the model set, is handed over with its channels moved to axis 1). Returns the resolved layer path. Counts one evaluation per input.
+    count the model set, or by ``channel_axis`` where given: 1 or -1 / 3, is handed over with its
+    channels moved to axis 1). Returns the resolved layer path. Counts one evaluation per input.
     """
     module = game.model.module
     if module is None:
@@ -104,14 +106,20 @@ def layer_activation_gradients(
                 f"4-D (batch, channels, h, w) activation.{tokens} Pick a convolutional layer, e.g. "
                 f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
             )
-        if tuple(out.shape[-2:]) == (1, 1) and image_hw != (1, 1):
-            raise UnsupportedModelError(
-                f"{method}: layer {pth!r} ({type(mod).__name__}) outputs a 1 x 1 map "
-                f"{tuple(out.shape)} (after global pooling, or a receptive field covering the "
-                f"{image_hw[0]}x{image_hw[1]} image): its map would be one value for the whole "
-                "image, with no localisation. Pick a layer before the pooling, e.g. "
-                f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
-            )
+        hw = tuple(out.shape[1:3]) if channel_axis in (3, -1) else tuple(out.shape[-2:])
+        if hw == (1, 1):
+            _refuse_one_by_one(pth, mod, tuple(out.shape))
+
+    def _refuse_one_by_one(pth: str, mod: torch.nn.Module, shape: tuple[int, ...]) -> None:
+        if image_hw == (1, 1):
+            return
+        raise UnsupportedModelError(
+            f"{method}: layer {pth!r} ({type(mod).__name__}) outputs a 1 x 1 map "
+            f"{shape} (after global pooling, or a receptive field covering the "
+            f"{image_hw[0]}x{image_hw[1]} image): its map would be one value for the whole "
+            "image, with no localisation. Pick a layer before the pooling, e.g. "
+            f"{_some_names(dict(module.named_modules()), 4, exclude=pth)}."
+        )
 
     from .tcav import _channel_axis, _channel_watch  # here: tcav imports this module
 
@@ -121,10 +129,14 @@ def layer_activation_gradients(
         act, grad = c.activations[path], c.grads[0]
         # A channels-last (batch, h, w, C) output (a Swin stage, a Linear or LayerNorm on each
         # position's vector) had its h read as the channels and (w, C) as the map, silently
-        # (aud45g); the channel count the model set tells the layout, as for TCAV and CRAFT.
-        if act.ndim == 4 and _channel_axis(act, layer_mod, path, None, channels, who=method) == 3 \
-                and not _channels_laid_out_first(act):
+        # (aud45g); the channel count the model set tells the layout, as for TCAV and CRAFT,
+        # or the caller's channel_axis where the shape cannot (C == h == w, small46).
+        if act.ndim == 4 and _channel_axis(act, layer_mod, path, channel_axis, channels, who=method) == 3 \
+                and (channel_axis is not None or not _channels_laid_out_first(act)):
+            raw = tuple(act.shape)
             act, grad = act.movedim(3, 1), grad.movedim(-1, 2)
+            if tuple(act.shape[-2:]) == (1, 1):  # a channels-last (batch, 1, 1, C) output (small46:
+                _refuse_one_by_one(path, layer_mod, raw)  # its map was one value, unrefused)
         on_chunk(act, grad, c.sample)
 
     # a layer the forward pass never calls leaves the gradient run without a leaf, which the
@@ -200,13 +212,15 @@ class _CAMBase(Method):
         "layer": (NONE, InstanceOf((str,), "a module path string like 'features.3'")),
         "interpolate_mode": Options(_MODES),
         "relu": InstanceOf((bool,), "True or False"),
+        "channel_axis": Options((None, 1, 3, -1)),
     })
 
     def __init__(self, layer: str | None = None, interpolate_mode: str = "bilinear",
-                 relu: bool = True) -> None:
+                 relu: bool = True, channel_axis: int | None = None) -> None:
         self.layer = layer
         self.interpolate_mode = interpolate_mode
         self.relu = relu
+        self.channel_axis = channel_axis
 
     @abstractmethod
     def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -228,10 +242,13 @@ class _CAMBase(Method):
         # went to the last two axes (W, C) and was repeated over H, silently (aud45g).
         # The channel count of the first registered Conv2d can equal the image width by chance
         # (a fuse Conv2d(8, ...) registered before the branches whose 4 + 4 channels it reads):
-        # a (3, 8, 8) image was read as 3 x 8 with 8 channels (rev45g: the whole map wrong). An
-        # (H, W, C) image holds fewer channels than rows and columns.
+        # a (3, 8, 8) image was read as 3 x 8 with 8 channels (rev45g: the whole map wrong).
+        # channels_last_by_model says None there (the model's branch Conv2d reads the first
+        # axis's 3); one rule with the metrics and region methods. Cam's own rule (an (H, W, C)
+        # image holds fewer channels than rows and columns) mapped channels-last patches with
+        # many bands, (5, 5, 20), to 5 x 20 (small46).
         told = channels_last_by_model(shape, fg.model)
-        last = told is True and shape[-1] < min(shape[0], shape[1])
+        last = told is True
         spatial = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         lead = shape[-1] if last else int(np.prod(shape[:-2], dtype=np.int64))
         per_element = torch.zeros(fg.n_samples, fg.n_targets, lead * spatial[0] * spatial[1],
@@ -259,7 +276,7 @@ class _CAMBase(Method):
             else:
                 per_element[b] = up.flatten(2).repeat(1, 1, lead)
 
-        path = layer_activation_gradients(fg, self.layer, self.name, on_chunk)
+        path = layer_activation_gradients(fg, self.layer, self.name, on_chunk, self.channel_axis)
         values = fg.elements_to_players(per_element)
         params = {**self.get_params(), "layer": path}
         return fg.attribution(values, self.name, params,
@@ -289,6 +306,11 @@ class GradCAM(_CAMBase):
             ``align_corners=False``). default="bilinear".
         relu: keep only the positive part of the map (as in the paper; Captum's
             ``LayerGradCam`` default is ``relu_attributions=False``). default=True.
+        channel_axis: the axis of the layer's 4-D output that holds its channels: 1 for
+            ``(batch, C, h, w)``, -1 (or 3) for ``(batch, h, w, C)`` (a Swin stage, a Linear or
+            LayerNorm on each position). default=None (told by the channel count the model set
+            for the output, and by its strides where axes 1 and 3 have the same size; pass it
+            where both tell nothing, e.g. a toy block with C == h == w).
 
     One gradient pass per input (1 evaluation). The map is broadcast over input channels; with
     groups a player's credit is the sum over its elements. Channels-last ``(batch, H, W, C)``
@@ -322,6 +344,8 @@ class GradCAMPlusPlus(_CAMBase):
         layer: module path of the layer to read. default=None (the last ``Conv2d``).
         interpolate_mode: upsampling mode. default="bilinear".
         relu: keep only the positive part of the map. default=True.
+        channel_axis: the axis of the layer's output that holds its channels (1, or -1 / 3 for
+            ``(batch, h, w, C)``). default=None (told by the model; see ``grad_cam``).
 
     Reference: Chattopadhyay, Sarkar, Howlader & Balasubramanian (2018), "Grad-CAM++:
     Generalized Gradient-Based Visual Explanations for Deep Convolutional Networks".

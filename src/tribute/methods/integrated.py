@@ -23,7 +23,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
-from ..params import Interval, Options, declare
+from ..params import Interval, Options, declare, scalar_value
 from ._stderr import t_factor
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
@@ -261,7 +261,7 @@ class ExpectedGradients(Method):
 
     def __init__(self, n_samples: int = 64, stdevs: float = 0.0) -> None:
         self.n_samples = n_samples
-        self.stdevs = stdevs
+        self.stdevs = scalar_value(stdevs)  # a 0-d tensor / array is the number it holds
 
     def min_budget(self, game: Game) -> int:
         return 4

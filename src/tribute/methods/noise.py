@@ -30,7 +30,7 @@ from ..attribution import Attribution
 from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..games.features import FeatureGame
-from ..params import NONE, InstanceOf, Interval, declare
+from ..params import NONE, InstanceOf, Interval, declare, scalar_value
 from ._stderr import inflate, t_factor
 from .base import Cost, Method, Tags, coalition_cost, get_method, register
 from .gradients_basic import StreamingMoments, feature_game, rows_to_players
@@ -98,7 +98,7 @@ class _NoiseWrapper(Method):
                  base_params: dict[str, Any] | None = None) -> None:
         self.base = base
         self.n_samples = n_samples
-        self.noise = noise
+        self.noise = scalar_value(noise)  # a 0-d tensor / array is the number it holds
         self.base_params = base_params
 
     # ------------------------------------------------------------- validation

@@ -609,6 +609,15 @@ class TreeShap(Method):
                 f"additive over trees. Use output='raw' (margin), {logit}or method='shapley' for "
                 "probabilities."
             )
+        if ens.hard_classes and output in ("prob", "log_prob"):
+            # (a Booster was refused as "trees give outputs up to 0.387 away ... early stopping";
+            # an XGBClassifier's credits were the margin's while the game's v(N) was the 0/1
+            # class, full_values 0.15 for a probability of 1, small46)
+            raise UnsupportedModelError(
+                f"tree_shap explains the {_explained(ens, False)}; the {ens.kind} (binary:hinge) "
+                f"gives hard 0/1 classes, a step of that margin, so output={output!r} is not "
+                "additive over its trees. Use output='raw' (the margin) or method='exact_shapley' "
+                "for the class.")
         if prob_native and output in ("logit", "log_prob"):
             raise UnsupportedModelError(
                 f"tree_shap: the {ens.kind} averages class probabilities; output={output!r} is not "

@@ -51,6 +51,15 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+def _key(value: Any) -> tuple[Any, str]:
+    """A category of an object column: its value and its text. ``True``, ``1`` and ``1.0`` are
+    equal (and hash alike) in Python, so keyed by value alone they were one category, decoded
+    as whichever came first: a pipeline that casts the column to ``str`` before its
+    ``OneHotEncoder`` saw ``'1'`` for a row holding ``True`` (small46: credit 1.5 for a truth
+    of 0.5). ``np.int64(1)`` and ``1`` (same text) stay one category."""
+    return value, str(value)
+
+
 class CategoricalCodec:
     """Integer codes for a DataFrame's non-numeric columns, and back.
 
@@ -66,11 +75,20 @@ class CategoricalCodec:
         self.dtypes = {c: frames[0][c].dtype for c in self.columns}
         self.categorical = text_columns(frames[0])
         self.categories: dict[Any, list[Any]] = {}
+        # object columns may mix types whose values compare equal (True, 1, 1.0): their
+        # categories are keyed by value and text (_key); typed columns (category, string) by value
+        self._keyed = {c for c in self.categorical if pd.api.types.is_object_dtype(self.dtypes[c])}
         for c in self.categorical:
-            seen: dict[Any, None] = {}
+            seen: dict[Any, Any] = {}
             for f in frames:
                 try:
-                    values = pd.unique(f[c])
+                    if c in self._keyed:
+                        firsts: dict[Any, Any] = {}
+                        for v in f[c].to_numpy(dtype=object):
+                            firsts.setdefault(_key(v), v)  # (raises on unhashable cells)
+                        keyed = list(firsts.items())
+                    else:
+                        keyed = [(v, v) for v in pd.unique(f[c])]
                 except TypeError as exc:  # unhashable cells (lists, dicts, arrays)
                     bad = next((v for v in f[c] if not _hashable(v)), None)
                     raise InputError(
@@ -79,25 +97,26 @@ class CategoricalCodec:
                         "numbers or strings (one column per element, or str(value)) before "
                         "explaining."
                     ) from exc
-                for v in values:
+                for k, v in keyed:
                     if v is None or (isinstance(v, float) and np.isnan(v)):
                         raise InputError(
                             f"column {c!r} has missing values; impute them (e.g. with the most "
                             "frequent category) before explaining."
                         )
-                    seen.setdefault(v, None)
-            self.categories[c] = list(seen)
+                    seen.setdefault(k, v)
+            self.categories[c] = list(seen.values())
             dt = self.dtypes[c]
             if isinstance(dt, pd.CategoricalDtype):
                 # a baseline's category the inputs' categorical dtype lacks (test rows read
                 # apart from the training rows) was decoded to NaN by `.astype(dtype)`: the
                 # model saw a missing value instead (audit aud36t); the dtype is extended
                 known = set(dt.categories)
-                extra = [v for v in seen if v not in known]
+                extra = [v for v in seen.values() if v not in known]
                 if extra:
                     self.dtypes[c] = pd.CategoricalDtype([*dt.categories, *extra],
                                                          ordered=dt.ordered)
-        self._index = {c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories.items()}
+        self._index = {c: {(_key(v) if c in self._keyed else v): i for i, v in enumerate(cats)}
+                       for c, cats in self.categories.items()}
 
     def encode(self, frame: Any, name: str) -> Any:
         """A float DataFrame (same index and columns) with categories replaced by codes."""
@@ -113,6 +132,15 @@ class CategoricalCodec:
             col = frame[c]
             if c in self._index:
                 idx = self._index[c]
+                if c in self._keyed:
+                    values = list(col.to_numpy(dtype=object))
+                    codes = [idx.get(_key(v)) if _hashable(v) else None for v in values]
+                    unknown = list(dict.fromkeys(repr(v) for v, k in zip(values, codes) if k is None))
+                    if unknown:
+                        raise InputError(f"{name}: column {c!r} has unknown categories "
+                                         f"[{', '.join(unknown[:5])}].")
+                    out[c] = pd.Series(codes, index=col.index, dtype=np.float64)
+                    continue
                 unknown = [v for v in pd.unique(col) if v not in idx]
                 if unknown:
                     raise InputError(f"{name}: column {c!r} has unknown categories {unknown[:5]}.")

@@ -150,6 +150,9 @@ class TreeEnsemble:
     #: For a logistic link: the log-odds are ``logit_scale * margin`` (``p = sigmoid(logit_scale
     #: * margin)``): 2 for scikit-learn's exponential loss, LightGBM's ``sigmoid=`` parameter.
     logit_scale: float = 1.0
+    #: The model's probabilities are hard 0/1 classes, a step of the margin (XGBoost's
+    #: ``binary:hinge``): no probability is additive over its trees.
+    hard_classes: bool = False
 
     _merged: tuple[Tree, np.ndarray] | None = field(default=None, repr=False)
 
@@ -609,7 +612,8 @@ def _parse_xgboost(est: Any) -> TreeEnsemble:
         return np.asarray(booster.predict(dm, output_margin=True, validate_features=False))
 
     ens = TreeEnsemble(trees, np.zeros(n_out), n_features, n_out, link, "XGBoost model",
-                       "margin", model_raw=raw, missing_value=missing)
+                       "margin", model_raw=raw, missing_value=missing,
+                       hard_classes=objective == "binary:hinge")
     _fit_offset(ens, n_features)
     return ens
 
