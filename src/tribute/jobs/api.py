@@ -26,6 +26,7 @@ from .data import (
     check_columns,
     check_finite,
     load_dataset,
+    shard_digests,
 )
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, result_write_error, shard_path, write_parquet
@@ -151,6 +152,7 @@ def explain_dataset(
     spec = JobSpec(
         model=source, model_sha256=fingerprint_model(built), data=ds, method=method, seed=seed,
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
+        row_digests=shard_digests(ds, shard_size or DEFAULT_SHARD_SIZE),
     )
     spec.check_row_arguments()
     if backend == "processes":
@@ -180,7 +182,7 @@ def explain_dataset(
 
     def on_done(index: int, payload: bytes) -> None:
         if not state["manifest"]:
-            write_manifest(out, manifest)  # first result: the folder now belongs to this job
+            _write_manifest(out, manifest)  # first result: the folder now belongs to this job
             state["manifest"] = True
         try:
             atomic_write(shard_path(out, index), payload)
@@ -201,7 +203,7 @@ def explain_dataset(
     # and probing the model, merging and writing the parquet are in "seconds" only
     explaining = time.perf_counter() - t_shards
     if not state["manifest"]:
-        write_manifest(out, manifest)
+        _write_manifest(out, manifest)
     params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
     result = merge_shards(out, n, params, index=row_labels)
     seconds = time.perf_counter() - t0
@@ -229,6 +231,20 @@ def explain_dataset(
     except OSError as exc:
         raise result_write_error(out / SUMMARY, len(text), exc) from exc
     return result.numpy()
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``out/manifest.json``, or raise naming it: a full disk gave the bare ``OSError:
+    [Errno 28] No space left on device`` (audit aud46j), where every later write of a job names
+    its file and what to do. The atomic write leaves no partial file, and no shard is written
+    before the manifest, so the folder holds no job yet."""
+    try:
+        write_manifest(out, manifest)
+    except OSError as exc:
+        raise TributeError(
+            f"out: writing the job's manifest {str(out / MANIFEST)!r} failed ({type(exc).__name__}: "
+            f"{exc}); nothing of the job was written: free space or fix the folder, then run the "
+            "job again (no resume needed).") from exc
 
 
 def _check_picklable(explain_kwargs: dict[str, Any]) -> None:

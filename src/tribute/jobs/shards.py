@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import InputError, TributeError
 from ._io import deterministic_npz
-from .data import Dataset
+from .data import Dataset, rows_digest
 from .model import ModelSource, fingerprint_model
 
 __all__ = ["JobSpec", "attribution_bytes", "run_shard", "shard_seed"]
@@ -60,6 +60,8 @@ class JobSpec:
         shard_size: rows per shard.
         explain_kwargs: the remaining :func:`tribute.explain` arguments.
         threads: torch intra-op threads per shard (None leaves torch's setting alone).
+        row_digests: sha256 of each shard's rows when the job started, for data memory-mapped
+            from a file (:func:`tribute.jobs.data.shard_digests`); empty otherwise.
     """
 
     model: ModelSource
@@ -70,6 +72,7 @@ class JobSpec:
     shard_size: int
     explain_kwargs: dict[str, Any] = field(default_factory=dict)
     threads: int | None = 1
+    row_digests: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -198,7 +201,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
             model = _model_for(spec)
         except TributeError as exc:  # a factory failing in a worker only (its environment)
             raise _in_shard(exc, index, lo, hi, model_build=True) from exc
-    inputs = _as_inputs(model, spec.data.model_rows(lo, hi))
+    inputs = _as_inputs(model, _shard_rows(spec, index))
     before = torch.get_num_threads()
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
@@ -230,6 +233,25 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         if spec.threads is not None:
             torch.set_num_threads(before)
     return attribution_bytes(attr)
+
+
+def _shard_rows(spec: JobSpec, index: int) -> tuple[Any, ...]:
+    """Shard ``index``'s rows as the model takes them; rows memory-mapped from a file are read
+    once (copied) and checked against the digest taken when the job started."""
+    lo, hi = spec.bounds(index)
+    rows = spec.data.model_rows(lo, hi)
+    if not spec.row_digests:
+        return rows
+    rows = tuple(np.array(a) for a in rows)  # these very bytes are hashed and explained
+    if rows_digest(rows) != spec.row_digests[index]:
+        raise InputError(
+            f"data: rows {lo}..{hi - 1} of {spec.data.source} (shard {index}) are not the rows "
+            "the job started with: the file was changed while the job ran, and manifest.json "
+            f"holds the fingerprint of the old rows. Shard files written before are kept and "
+            f"shard {index} was not written: restore the file and rerun with resume=True "
+            "(--resume), or start the job anew in an empty folder (and do not rewrite the data "
+            "file while a job reads it).")
+    return rows
 
 
 def _in_shard(exc: TributeError, index: int, lo: int, hi: int, model_build: bool = False) -> TributeError:

@@ -1,0 +1,110 @@
+"""aud46j: dataset jobs on a data file rewritten while the job runs, and a manifest that cannot
+be written.
+
+* A ``.npy`` is memory-mapped and read again by every shard: ``np.save`` over it after shard 0
+  gave the later shards the new rows while ``manifest.json`` and ``result.npz`` carried the old
+  rows' fingerprint (the job finished without a word; 0.62 off on an MLP). Each shard now checks
+  its rows against a digest taken when the job started.
+* A full disk while writing ``manifest.json`` gave the bare ``OSError: [Errno 28]``, where every
+  other write of a job names its file and the fix.
+
+Truth: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tribute
+import tribute.jobs.api
+from tribute.errors import InputError, TributeError
+
+
+class Weighted:
+    """f(x) = sum_j (j + 1) x_j (picklable; Shapley values at baseline 0 are (j + 1) x_j)."""
+
+    def __call__(self, x: Any) -> Any:
+        x = np.asarray(x, dtype=np.float64)
+        return (x * np.arange(1, x.shape[1] + 1)).sum(1, keepdims=True)
+
+
+def _truth(X: np.ndarray) -> np.ndarray:
+    return X.astype(np.float64) * np.arange(1, X.shape[1] + 1)
+
+
+def _job(path: Path, out: Path, **kw: Any) -> tribute.Attribution:
+    return tribute.explain_dataset(Weighted(), path, out=out, method="exact_shapley", baseline=0.0,
+                                   shard_size=4, progress=False, **kw)
+
+
+def _rewrite_after_first_shard(monkeypatch: pytest.MonkeyPatch, path: Path, new: np.ndarray) -> None:
+    """``np.save(path, new)`` (in place: the memory map sees it) once shard 0 is on disk."""
+    write = tribute.jobs.api.atomic_write  # type: ignore[attr-defined]
+
+    def hooked(p: Path, payload: bytes) -> None:
+        write(p, payload)
+        if p.name == "shard-000000.npz":
+            np.save(path, new)
+
+    monkeypatch.setattr(tribute.jobs.api, "atomic_write", hooked)
+
+
+def test_a_data_file_rewritten_while_the_job_runs_is_refused(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    X = np.random.default_rng(0).normal(size=(12, 5))
+    path, out = tmp_path / "X.npy", tmp_path / "run"
+    np.save(path, X)
+    Y = X.copy()
+    Y[9, 1] += 1.0  # one value of shard 2
+    _rewrite_after_first_shard(monkeypatch, path, Y)
+    with pytest.raises(InputError, match=r"rows 8\.\.11 of .*X\.npy \(shard 2\) are not the rows the job started"):
+        _job(path, out)
+    assert not (out / "result.npz").exists()
+    assert not (out / "shards" / "shard-000002.npz").exists()
+    monkeypatch.undo()
+    np.save(path, X)  # the file restored: the job resumes, and every row explains X
+    attr = _job(path, out, resume=True)
+    np.testing.assert_allclose(np.asarray(attr.values).reshape(12, 5), _truth(X), rtol=0, atol=1e-12)
+
+
+def test_a_rewrite_with_the_same_rows_or_of_rows_already_done_still_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neighbours the check must not refuse: the same rows written again, and a change to rows
+    of shard 0 (already explained with the old values, which the manifest describes)."""
+    X = np.random.default_rng(1).normal(size=(10, 3)).astype(np.float32)
+    for k, new in enumerate([X.copy(), np.where(np.arange(10)[:, None] == 1, X + 1, X)]):
+        path, out = tmp_path / f"X{k}.npy", tmp_path / f"run{k}"
+        np.save(path, X)
+        _rewrite_after_first_shard(monkeypatch, path, new.astype(np.float32))
+        attr = _job(path, out)
+        monkeypatch.undo()
+        np.testing.assert_allclose(np.asarray(attr.values).reshape(10, 3), _truth(X), rtol=1e-6, atol=1e-6)
+
+
+def test_a_full_disk_writing_the_manifest_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    X = np.random.default_rng(2).normal(size=(6, 3))
+    path, out = tmp_path / "X.npy", tmp_path / "run"
+    np.save(path, X)
+    fsync = os.fsync
+
+    def full(fd: int) -> None:
+        import stat
+
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # the first file written is the manifest
+            raise OSError(errno.ENOSPC, "No space left on device")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(TributeError, match=r"manifest\.json.*No space left.*nothing of the job was written"):
+        _job(path, out)
+    monkeypatch.undo()
+    left = [q for q in out.rglob("*") if q.is_file()] if out.exists() else []
+    assert left == []  # no manifest, shard or temporary file
+    attr = _job(path, out)  # the same folder takes the job afterwards
+    np.testing.assert_allclose(np.asarray(attr.values).reshape(6, 3), _truth(X), rtol=0, atol=1e-12)
