@@ -7,6 +7,9 @@ be written.
   its rows against a digest taken when the job started.
 * A full disk while writing ``manifest.json`` gave the bare ``OSError: [Errno 28]``, where every
   other write of a job names its file and the fix.
+* A factory handed over as the model object (``functools.partial(make, hidden=32)``, the way to
+  give a factory keyword arguments) was called on each shard's rows and failed there naming
+  the model's inputs; ``'mod:make(hidden=32)'`` said only that the module has no such attribute.
 
 Truth: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0.
 """
@@ -14,12 +17,14 @@ Truth: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import tribute
 import tribute.jobs.api
@@ -108,3 +113,71 @@ def test_a_full_disk_writing_the_manifest_names_it(tmp_path: Path, monkeypatch: 
     assert left == []  # no manifest, shard or temporary file
     attr = _job(path, out)  # the same folder takes the job afterwards
     np.testing.assert_allclose(np.asarray(attr.values).reshape(6, 3), _truth(X), rtol=0, atol=1e-12)
+
+
+def make_factory() -> Weighted:
+    """A factory (no inputs): handed over as the object by mistake."""
+    return Weighted()
+
+
+def make_with_width(width: int = 3, *, scale: float = 1.0) -> Weighted:
+    return Weighted()
+
+
+@pytest.mark.parametrize("factory", [make_factory, functools.partial(make_with_width, width=4),
+                                     functools.partial(make_with_width, 4, scale=2.0)])
+def test_a_factory_passed_as_the_model_is_refused_naming_the_fix(tmp_path: Path, factory: Any) -> None:
+    """Before: each shard called the factory on its rows ("the model failed on the inputs
+    (shapes (4, 3)): make_with_width() got multiple values for argument 'width'")."""
+    X = np.ones((5, 3))
+    with pytest.raises(InputError, match=r"takes no inputs, so it cannot be the model.*'pkg\.module:factory'"):
+        tribute.explain_dataset(factory, X, out=tmp_path / "run", method="exact_shapley", baseline=0.0,
+                                progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_factory_spec_with_arguments_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"takes no arguments.*def make_wide\(\): return make\(hidden=32\)"):
+        tribute.explain_dataset("jobs_fixtures:make(hidden=32)", np.ones((5, 3)), out=tmp_path / "run",
+                                method="exact_shapley", baseline=0.0, progress=False)
+
+
+def _plain(x: Any) -> Any:
+    return Weighted()(x)
+
+
+def _with_weights(x: Any, w: Any = None) -> Any:
+    return np.asarray(x, dtype=np.float64) @ (np.arange(1.0, 4.0) if w is None else w)[:, None]
+
+
+def _weights_first(w: Any, x: Any) -> Any:
+    return np.asarray(x, dtype=np.float64) @ np.asarray(w)[:, None]
+
+
+def _several(*inputs: Any) -> Any:
+    return Weighted()(inputs[0])
+
+
+class _Module(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.double() * torch.arange(1.0, 4.0, dtype=torch.float64)).sum(1, keepdim=True)
+
+
+def test_models_that_are_functions_still_run(tmp_path: Path) -> None:
+    """Neighbours of the refusal: functions and partials that take the inputs are models."""
+    from sklearn.linear_model import LinearRegression
+
+    X = np.random.default_rng(3).normal(size=(5, 3))
+    reg = LinearRegression().fit(X, X @ np.arange(1.0, 4.0))
+    models: list[Any] = [
+        Weighted(), _plain, Weighted().__call__, _with_weights,
+        functools.partial(_with_weights, w=np.arange(1.0, 4.0)),
+        functools.partial(_weights_first, np.arange(1.0, 4.0)), _several, _Module(), reg,
+        reg.predict,
+    ]
+    for k, model in enumerate(models):
+        attr = tribute.explain_dataset(model, X, out=tmp_path / f"run{k}", method="exact_shapley",
+                                       baseline=0.0, progress=False)
+        # every model is x @ [1, 2, 3] (+ an intercept for the regression): credits (j + 1) x_j
+        np.testing.assert_allclose(np.asarray(attr.values).reshape(5, 3), _truth(X), rtol=1e-6, atol=1e-6,
+                                   err_msg=f"model {k}")
