@@ -10,15 +10,19 @@ be written.
 * A factory handed over as the model object (``functools.partial(make, hidden=32)``, the way to
   give a factory keyword arguments) was called on each shard's rows and failed there naming
   the model's inputs; ``'mod:make(hidden=32)'`` said only that the module has no such attribute.
+* A model that needs ``forward_args`` / ``forward_kwargs`` was not probed (its outputs on the
+  first rows, kept in the manifest), so a resume after its code changed was accepted.
 
 Truth: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +185,69 @@ def test_models_that_are_functions_still_run(tmp_path: Path) -> None:
         # every model is x @ [1, 2, 3] (+ an intercept for the regression): credits (j + 1) x_j
         np.testing.assert_allclose(np.asarray(attr.values).reshape(5, 3), _truth(X), rtol=1e-6, atol=1e-6,
                                    err_msg=f"model {k}")
+
+
+class Act(enum.Enum):
+    TANH = "tanh"
+    RELU = "relu"
+
+
+#: read by ScaledNet.forward only: a change is a change of the model's code, not of its weights
+ACT = Act.TANH
+
+
+class ScaledNet(torch.nn.Module):
+    """``l2(act(l1(x) * scale + shift))``: needs ``scale`` (and optionally ``shift``) as forward
+    arguments, so the job's probe of the model must pass them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = torch.nn.Linear(4, 8), torch.nn.Linear(8, 2)
+        rng = np.random.default_rng(0)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.from_numpy(rng.normal(0, 0.7, size=tuple(p.shape))))
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, shift: Any = 0.0) -> torch.Tensor:
+        h = self.l1(x) * scale + shift
+        out: torch.Tensor = self.l2(torch.tanh(h) if ACT is Act.TANH else torch.relu(h))
+        return out
+
+
+def _forward_job(out: Path, X: np.ndarray, how: str, resume: bool = False) -> tribute.Attribution:
+    kw: dict[str, Any] = {}
+    if how == "kwargs":
+        kw["forward_kwargs"] = {"scale": torch.tensor(1.5)}
+    elif how == "args":
+        kw["forward_args"] = (torch.tensor(1.5),)
+    else:  # a per-row shift, sliced per shard (and to the probe's rows)
+        kw["forward_kwargs"] = {"scale": torch.tensor(1.5), "shift": torch.linspace(-1, 1, len(X))[:, None]}
+    return tribute.explain_dataset(ScaledNet(), X, out=out, method="exact_shapley", baseline=0.0,
+                                   target=0, shard_size=4, progress=False, resume=resume, **kw)
+
+
+@pytest.mark.parametrize("how", ["kwargs", "args", "per_row"])
+def test_a_model_needing_forward_arguments_is_probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     how: str) -> None:
+    """Before: no probe when forward_args/forward_kwargs were given, so a resume after a change of
+    the model's code (an Enum read in forward, weights unchanged) was accepted and mixed shards
+    of two models (1.15 off on rows 4..7, measured)."""
+    X = np.random.default_rng(4).normal(size=(8, 4)).astype(np.float32)
+    out = tmp_path / "run"
+    _forward_job(out, X, how)
+    (out / "shards" / "shard-000001.npz").unlink()
+    (out / "result.npz").unlink()
+    monkeypatch.setattr(sys.modules[__name__], "ACT", Act.RELU)
+    with pytest.raises(InputError, match="the model's outputs on the first 4 data rows changed"):
+        _forward_job(out, X, how, resume=True)
+    monkeypatch.undo()
+    attr = _forward_job(out, X, how, resume=True)  # the same code resumes
+    # truth: one call on all rows, with the same forward arguments (per-row ones whole)
+    net = ScaledNet()
+    kw: dict[str, Any] = {"forward_kwargs": {"scale": torch.tensor(1.5)}}
+    if how == "args":
+        kw = {"forward_args": (torch.tensor(1.5),)}
+    elif how == "per_row":
+        kw["forward_kwargs"]["shift"] = torch.linspace(-1, 1, len(X))[:, None]
+    one = tribute.explain(net, torch.from_numpy(X), method="exact_shapley", baseline=0.0, target=0, **kw)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(one.values), rtol=1e-5, atol=1e-6)

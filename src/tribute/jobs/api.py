@@ -39,7 +39,7 @@ from .model import (
     probes_agree,
 )
 from .progress import JobProgress
-from .shards import JobSpec, _as_inputs, method_settings
+from .shards import JobSpec, _as_inputs, _slice_rows, method_settings
 
 __all__ = ["DEFAULT_SHARD_SIZE", "explain_dataset"]
 
@@ -159,13 +159,14 @@ def explain_dataset(
         _check_picklable(spec.explain_kwargs)
     _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
-    if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
-        inputs = _as_inputs(built, ds.model_rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
-        rows = inputs if isinstance(inputs, tuple) else (inputs,)
-        probe = model_probe(built, rows)
-        # a model that is random in eval mode (Monte-Carlo dropout, noise) answers differently
-        # each time: no probe, the fingerprint alone decides
-        manifest["model"]["probe"] = probe if probe == model_probe(built, rows) else None
+    k = min(PROBE_ROWS, spec.n_rows)
+    inputs = _as_inputs(built, ds.model_rows(0, k))  # as the shards do
+    rows = inputs if isinstance(inputs, tuple) else (inputs,)
+    extra, kw = _probe_forward(spec, k)
+    probe = model_probe(built, rows, extra, kw)
+    # a model that is random in eval mode (Monte-Carlo dropout, noise) answers differently
+    # each time: no probe, the fingerprint alone decides
+    manifest["model"]["probe"] = probe if probe == model_probe(built, rows, extra, kw) else None
     _check_out(out, manifest, resume)
     clean_temporaries(out)
     clean_temporaries(out / SHARDS_DIR)
@@ -231,6 +232,17 @@ def explain_dataset(
     except OSError as exc:
         raise result_write_error(out / SUMMARY, len(text), exc) from exc
     return result.numpy()
+
+
+def _probe_forward(spec: JobSpec, k: int) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+    """The job's ``forward_args`` / ``forward_kwargs`` for the probe's first ``k`` rows, cut as a
+    shard's are (:meth:`JobSpec.shard_kwargs`): per-row tensors (as long as the data) to ``k``
+    rows, shared ones as they are."""
+    shapes = tuple(tuple(a.shape) for a in spec.data.arrays)
+    fa, fk = spec.explain_kwargs.get("forward_args"), spec.explain_kwargs.get("forward_kwargs")
+    extra = tuple(_slice_rows("forward_args", fa, 0, k, spec.n_rows, shapes)) if fa is not None else ()
+    kwargs = dict(_slice_rows("forward_kwargs", fk, 0, k, spec.n_rows, shapes)) if fk is not None else None
+    return extra, kwargs
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:

@@ -197,10 +197,13 @@ def fingerprint_model(model: Any) -> str:
 PROBE_ROWS = 4
 
 
-def model_probe(model: Any, rows: tuple[Any, ...]) -> dict[str, Any] | None:
+def model_probe(model: Any, rows: tuple[Any, ...], extra: tuple[Any, ...] = (),
+                kwargs: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The model's raw outputs on the first data rows, flattened (at most 64 numbers), with the
     relative tolerance its output dtype allows (``{"values": [...], "rtol": r}``), or None when
-    the model cannot be called on them alone (it needs forward arguments).
+    the model cannot be called on them. ``extra`` / ``kwargs``: the job's ``forward_args`` /
+    ``forward_kwargs`` for these rows (a model that needs them was not probed, so a change of
+    its code resumed a job silently: 1.15 off, audit aud46j).
 
     The fingerprint hashes a module's class name and state_dict, or a pickled object, which
     for a plain function is its module and name only: a resumed job whose model *code* changed
@@ -220,7 +223,7 @@ def model_probe(model: Any, rows: tuple[Any, ...]) -> dict[str, Any] | None:
                             for r in rows)
             adapter = as_model(model, framework)
             with adapter.session(), torch.no_grad():
-                out = adapter(tensors)
+                out = adapter(tensors, extra, kwargs)
     except Exception:  # e.g. a model that needs forward_args: the fingerprint alone decides
         return None
     eps = float(torch.finfo(out.dtype).eps) if out.dtype.is_floating_point else 0.0
