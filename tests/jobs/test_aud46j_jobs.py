@@ -12,6 +12,8 @@ be written.
   the model's inputs; ``'mod:make(hidden=32)'`` said only that the module has no such attribute.
 * A model that needs ``forward_args`` / ``forward_kwargs`` was not probed (its outputs on the
   first rows, kept in the manifest), so a resume after its code changed was accepted.
+* A fitted scikit-learn forest or pipeline object was refused by every worker process: its
+  pickle bytes (the fingerprint) change in a round trip.
 
 Truth: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0.
 """
@@ -251,3 +253,27 @@ def test_a_model_needing_forward_arguments_is_probed(tmp_path: Path, monkeypatch
         kw["forward_kwargs"]["shift"] = torch.linspace(-1, 1, len(X))[:, None]
     one = tribute.explain(net, torch.from_numpy(X), method="exact_shapley", baseline=0.0, target=0, **kw)
     np.testing.assert_allclose(np.asarray(attr.values), np.asarray(one.values), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_fitted_forest_object_runs_on_worker_processes(tmp_path: Path) -> None:
+    """A fitted RandomForestClassifier (and a Pipeline with a OneHotEncoder) pickles to other
+    bytes after a round trip, so every worker refused it: "the model rebuilt in worker process
+    ... has fingerprint c219cf13a0e1..., the driver's has 273d39ba5391...; the factory is not
+    deterministic". Truth: one call on all rows (exact Shapley, deterministic) and the local
+    backend's bytes."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4))
+    rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, (X[:, 0] > 0).astype(int))
+    rows, base = X[:9], X.mean(0)
+    outs = {}
+    for backend, workers in (("local", 1), ("processes", 2)):
+        outs[backend] = tmp_path / backend
+        attr = tribute.explain_dataset(rf, rows, out=outs[backend], method="exact_shapley", baseline=base,
+                                       target=1, shard_size=4, progress=False, backend=backend,
+                                       workers=workers)
+    one = tribute.explain(rf, rows, method="exact_shapley", baseline=base, target=1)
+    np.testing.assert_allclose(np.asarray(attr.values), np.asarray(one.values), rtol=0, atol=1e-12)
+    assert (outs["processes"] / "result.npz").read_bytes() == (outs["local"] / "result.npz").read_bytes()
