@@ -1,5 +1,6 @@
-"""aud46j: dataset jobs on a data file rewritten while the job runs, and a manifest that cannot
-be written.
+"""aud46j: dataset jobs -- a data file rewritten while the job runs, a manifest that cannot be
+written, factories handed over as objects, models needing forward arguments, sklearn objects on
+worker processes.
 
 * A ``.npy`` is memory-mapped and read again by every shard: ``np.save`` over it after shard 0
   gave the later shards the new rows while ``manifest.json`` and ``result.npz`` carried the old
@@ -15,7 +16,8 @@ be written.
 * A fitted scikit-learn forest or pipeline object was refused by every worker process: its
   pickle bytes (the fingerprint) change in a round trip.
 
-Truth: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0.
+Truths: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0; one
+:func:`tribute.explain` call on all rows; the local backend's bytes.
 """
 
 from __future__ import annotations
