@@ -26,6 +26,7 @@ from .data import (
     check_columns,
     check_finite,
     load_dataset,
+    shard_digests,
 )
 from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
 from .merge import RESULT, SHARDS_DIR, merge_shards, result_write_error, shard_path, write_parquet
@@ -38,7 +39,7 @@ from .model import (
     probes_agree,
 )
 from .progress import JobProgress
-from .shards import JobSpec, _as_inputs, method_settings
+from .shards import JobSpec, _as_inputs, _slice_rows, method_settings
 
 __all__ = ["DEFAULT_SHARD_SIZE", "explain_dataset"]
 
@@ -151,19 +152,21 @@ def explain_dataset(
     spec = JobSpec(
         model=source, model_sha256=fingerprint_model(built), data=ds, method=method, seed=seed,
         shard_size=shard_size or DEFAULT_SHARD_SIZE, explain_kwargs=dict(explain_kwargs), threads=threads,
+        row_digests=shard_digests(ds, shard_size or DEFAULT_SHARD_SIZE),
     )
     spec.check_row_arguments()
     if backend == "processes":
         _check_picklable(spec.explain_kwargs)
     _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
-    if explain_kwargs.get("forward_args") is None and explain_kwargs.get("forward_kwargs") is None:
-        inputs = _as_inputs(built, ds.model_rows(0, min(PROBE_ROWS, spec.n_rows)))  # as the shards do
-        rows = inputs if isinstance(inputs, tuple) else (inputs,)
-        probe = model_probe(built, rows)
-        # a model that is random in eval mode (Monte-Carlo dropout, noise) answers differently
-        # each time: no probe, the fingerprint alone decides
-        manifest["model"]["probe"] = probe if probe == model_probe(built, rows) else None
+    k = min(PROBE_ROWS, spec.n_rows)
+    inputs = _as_inputs(built, ds.model_rows(0, k))  # as the shards do
+    rows = inputs if isinstance(inputs, tuple) else (inputs,)
+    extra, kw = _probe_forward(spec, k)
+    probe = model_probe(built, rows, extra, kw)
+    # a model that is random in eval mode (Monte-Carlo dropout, noise) answers differently
+    # each time: no probe, the fingerprint alone decides
+    manifest["model"]["probe"] = probe if probe == model_probe(built, rows, extra, kw) else None
     _check_out(out, manifest, resume)
     clean_temporaries(out)
     clean_temporaries(out / SHARDS_DIR)
@@ -180,7 +183,7 @@ def explain_dataset(
 
     def on_done(index: int, payload: bytes) -> None:
         if not state["manifest"]:
-            write_manifest(out, manifest)  # first result: the folder now belongs to this job
+            _write_manifest(out, manifest)  # first result: the folder now belongs to this job
             state["manifest"] = True
         try:
             atomic_write(shard_path(out, index), payload)
@@ -201,7 +204,7 @@ def explain_dataset(
     # and probing the model, merging and writing the parquet are in "seconds" only
     explaining = time.perf_counter() - t_shards
     if not state["manifest"]:
-        write_manifest(out, manifest)
+        _write_manifest(out, manifest)
     params = {"seed": seed, "shard_size": spec.shard_size, "shard_seed": "SeedSequence([seed, shard])"}
     result = merge_shards(out, n, params, index=row_labels)
     seconds = time.perf_counter() - t0
@@ -229,6 +232,31 @@ def explain_dataset(
     except OSError as exc:
         raise result_write_error(out / SUMMARY, len(text), exc) from exc
     return result.numpy()
+
+
+def _probe_forward(spec: JobSpec, k: int) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+    """The job's ``forward_args`` / ``forward_kwargs`` for the probe's first ``k`` rows, cut as a
+    shard's are (:meth:`JobSpec.shard_kwargs`): per-row tensors (as long as the data) to ``k``
+    rows, shared ones as they are."""
+    shapes = tuple(tuple(a.shape) for a in spec.data.arrays)
+    fa, fk = spec.explain_kwargs.get("forward_args"), spec.explain_kwargs.get("forward_kwargs")
+    extra = tuple(_slice_rows("forward_args", fa, 0, k, spec.n_rows, shapes)) if fa is not None else ()
+    kwargs = dict(_slice_rows("forward_kwargs", fk, 0, k, spec.n_rows, shapes)) if fk is not None else None
+    return extra, kwargs
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``out/manifest.json``, or raise naming it: a full disk gave the bare ``OSError:
+    [Errno 28] No space left on device`` (audit aud46j), where every later write of a job names
+    its file and what to do. The atomic write leaves no partial file, and no shard is written
+    before the manifest, so the folder holds no job yet."""
+    try:
+        write_manifest(out, manifest)
+    except OSError as exc:
+        raise TributeError(
+            f"out: writing the job's manifest {str(out / MANIFEST)!r} failed ({type(exc).__name__}: "
+            f"{exc}); nothing of the job was written: free space or fix the folder, then run the "
+            "job again (no resume needed).") from exc
 
 
 def _check_picklable(explain_kwargs: dict[str, Any]) -> None:

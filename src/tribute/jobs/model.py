@@ -56,6 +56,7 @@ class ModelSource:
             )
         if model is None:
             raise InputError("model: got None; pass a model object or a factory spec 'pkg.module:factory'.")
+        _refuse_factory_object(model)
         return cls(obj=model)
 
     def describe(self) -> dict[str, Any]:
@@ -80,6 +81,37 @@ class ModelSource:
         return model
 
 
+def _refuse_factory_object(model: Any) -> None:
+    """Refuse a function (or ``functools.partial``) that cannot take the model's inputs: a
+    factory handed over as the object, e.g. ``functools.partial(make, hidden=32)`` for a
+    factory with keyword arguments. It was called on each shard's rows and failed there with
+    "the model failed on the inputs (shapes (4, 6)): make() got multiple values for argument
+    'hidden'" (audit aud46j). A function that can take one argument is left alone: it may be
+    the model (``lambda x: ...``, ``def f(x, w=W)``, ``def f(*inputs)``)."""
+    import functools
+    import inspect
+
+    if not (inspect.isfunction(model) or isinstance(model, functools.partial)):
+        return
+    try:
+        sig = inspect.signature(model)
+    except (TypeError, ValueError):  # pragma: no cover - functions have signatures
+        return
+    try:
+        sig.bind(None)
+    except TypeError:
+        pass
+    else:
+        return
+    name = getattr(getattr(model, "func", model), "__qualname__", repr(model))
+    raise InputError(
+        f"model: {name}{sig} takes no inputs, so it cannot be the model; if it builds the "
+        "model (a factory), pass it by name as a string 'pkg.module:factory' (the workers "
+        "rebuild the model from it), or call it and pass the model it returns. A factory "
+        "spec takes no arguments: for keyword arguments define one in your module, e.g. "
+        "`def make_wide(): return make(hidden=32)`, and pass 'pkg.module:make_wide'.")
+
+
 def import_factory(spec: str) -> Any:
     """Import ``module:attr`` (or ``file.py:attr``) and return the callable, with errors that
     name the module or the attribute at fault."""
@@ -88,6 +120,12 @@ def import_factory(spec: str) -> Any:
     mod_name, _, attr = spec.rpartition(":")
     if not mod_name or not attr:
         raise InputError(f"model {spec!r} must look like 'pkg.module:factory' or 'path/file.py:factory'.")
+    if "(" in attr:  # 'mod:make(hidden=32)': there is no call syntax
+        base = attr.split("(", 1)[0].strip() or "make"
+        raise InputError(
+            f"model {spec!r}: a factory spec names a function and takes no arguments. For keyword "
+            f"arguments define a factory in {mod_name!r}, e.g. `def {base}_wide(): return "
+            f"{base}(hidden=32)`, and pass '{mod_name}:{base}_wide'.")
     if mod_name.endswith(".py"):
         path = Path(mod_name)
         if not path.is_file():
@@ -159,10 +197,13 @@ def fingerprint_model(model: Any) -> str:
 PROBE_ROWS = 4
 
 
-def model_probe(model: Any, rows: tuple[Any, ...]) -> dict[str, Any] | None:
+def model_probe(model: Any, rows: tuple[Any, ...], extra: tuple[Any, ...] = (),
+                kwargs: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The model's raw outputs on the first data rows, flattened (at most 64 numbers), with the
     relative tolerance its output dtype allows (``{"values": [...], "rtol": r}``), or None when
-    the model cannot be called on them alone (it needs forward arguments).
+    the model cannot be called on them. ``extra`` / ``kwargs``: the job's ``forward_args`` /
+    ``forward_kwargs`` for these rows (a model that needs them was not probed, so a change of
+    its code resumed a job silently: 1.15 off, audit aud46j).
 
     The fingerprint hashes a module's class name and state_dict, or a pickled object, which
     for a plain function is its module and name only: a resumed job whose model *code* changed
@@ -182,7 +223,7 @@ def model_probe(model: Any, rows: tuple[Any, ...]) -> dict[str, Any] | None:
                             for r in rows)
             adapter = as_model(model, framework)
             with adapter.session(), torch.no_grad():
-                out = adapter(tensors)
+                out = adapter(tensors, extra, kwargs)
     except Exception:  # e.g. a model that needs forward_args: the fingerprint alone decides
         return None
     eps = float(torch.finfo(out.dtype).eps) if out.dtype.is_floating_point else 0.0

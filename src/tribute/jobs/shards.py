@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import InputError, TributeError
 from ._io import deterministic_npz
-from .data import Dataset
+from .data import Dataset, rows_digest
 from .model import ModelSource, fingerprint_model
 
 __all__ = ["JobSpec", "attribution_bytes", "run_shard", "shard_seed"]
@@ -60,6 +60,8 @@ class JobSpec:
         shard_size: rows per shard.
         explain_kwargs: the remaining :func:`tribute.explain` arguments.
         threads: torch intra-op threads per shard (None leaves torch's setting alone).
+        row_digests: sha256 of each shard's rows when the job started, for data memory-mapped
+            from a file (:func:`tribute.jobs.data.shard_digests`); empty otherwise.
     """
 
     model: ModelSource
@@ -70,6 +72,7 @@ class JobSpec:
     shard_size: int
     explain_kwargs: dict[str, Any] = field(default_factory=dict)
     threads: int | None = 1
+    row_digests: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -152,7 +155,16 @@ def _model_for(spec: JobSpec) -> Any:
     model = _MODELS.get(spec.model_sha256)
     if model is None:
         model = spec.model.build()
-        got = fingerprint_model(model)
+        import torch
+
+        # A model object other than a torch module reached this worker by pickle from the
+        # driver: the same model, though its pickle bytes (the fingerprint) often differ after a
+        # round trip (a fitted RandomForestClassifier or a Pipeline with a OneHotEncoder: shared
+        # sub-objects are pickled once, then twice). Every such job on the processes and ray
+        # backends was refused here as a "factory that is not deterministic" (audit aud46j).
+        # A factory, or a torch module (fingerprinted by its state_dict), is still checked.
+        sent = spec.model.obj is not None and not isinstance(model, torch.nn.Module)
+        got = spec.model_sha256 if sent else fingerprint_model(model)
         if got != spec.model_sha256:
             raise InputError(
                 f"model: the model rebuilt in worker process {os.getpid()} from {spec.model.describe()} "
@@ -198,7 +210,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
             model = _model_for(spec)
         except TributeError as exc:  # a factory failing in a worker only (its environment)
             raise _in_shard(exc, index, lo, hi, model_build=True) from exc
-    inputs = _as_inputs(model, spec.data.model_rows(lo, hi))
+    inputs = _as_inputs(model, _shard_rows(spec, index))
     before = torch.get_num_threads()
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
@@ -230,6 +242,25 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
         if spec.threads is not None:
             torch.set_num_threads(before)
     return attribution_bytes(attr)
+
+
+def _shard_rows(spec: JobSpec, index: int) -> tuple[Any, ...]:
+    """Shard ``index``'s rows as the model takes them; rows memory-mapped from a file are read
+    once (copied) and checked against the digest taken when the job started."""
+    lo, hi = spec.bounds(index)
+    rows = spec.data.model_rows(lo, hi)
+    if not spec.row_digests:
+        return rows
+    rows = tuple(np.array(a) for a in rows)  # these very bytes are hashed and explained
+    if rows_digest(rows) != spec.row_digests[index]:
+        raise InputError(
+            f"data: rows {lo}..{hi - 1} of {spec.data.source} (shard {index}) are not the rows "
+            "the job started with: the file was changed while the job ran, and manifest.json "
+            f"holds the fingerprint of the old rows. Shard files written before are kept and "
+            f"shard {index} was not written: restore the file and rerun with resume=True "
+            "(--resume), or start the job anew in an empty folder (and do not rewrite the data "
+            "file while a job reads it).")
+    return rows
 
 
 def _in_shard(exc: TributeError, index: int, lo: int, hi: int, model_build: bool = False) -> TributeError:
