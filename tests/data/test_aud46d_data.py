@@ -1,0 +1,147 @@
+"""Audit aud46d: training-data attribution checked against truths computed outside tribute
+(closed-form ridge influence in torch linear algebra; the exact Gauss-Newton solve that EK-FAC
+equals on one linear layer with squared error)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.errors import UnsupportedModelError
+
+N, D, L2 = 10, 3, 0.4
+
+
+def _ridge_data(seed: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    return (torch.tensor(rng.normal(size=(N, D))), torch.tensor(rng.normal(size=N)),
+            torch.tensor(rng.normal(size=(2, D))))
+
+
+def _state(m: torch.nn.Module) -> tuple[dict[str, torch.Tensor], bool, list[bool], int]:
+    hooks = sum(len(x._forward_hooks) for x in m.modules())
+    return (copy.deepcopy(m.state_dict()), m.training,
+            [p.requires_grad for p in m.parameters()], hooks)
+
+
+def _unchanged(m: torch.nn.Module, before: tuple[dict[str, torch.Tensor], bool, list[bool], int]) -> bool:
+    sd, training, flags, hooks = _state(m)
+    return (all(torch.equal(sd[k], v) for k, v in before[0].items()) and training == before[1]
+            and flags == before[2] and hooks == before[3])
+
+
+class _Twice(torch.nn.Module):
+    """``out = lin(x) + lin(x)``: one layer called twice per forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(D, 1, bias=False).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) + self.lin(x)
+
+
+class _Tied(torch.nn.Module):
+    """``out = a(x) + b(x)`` with ``b.weight`` the same parameter as ``a.weight``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(D, 1, bias=False).double()
+        self.b = torch.nn.Linear(D, 1, bias=False).double()
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(x)
+
+
+@pytest.mark.parametrize("cls", [_Twice, _Tied])
+def test_ekfac_refuses_a_weight_used_twice_per_forward_pass(cls: type[torch.nn.Module]) -> None:
+    # before: the factors took one call's (one module's) inputs and gradients and the solve was
+    # 3.33x the exact one, with no error. The model is 2 w.x (one linear layer, squared
+    # error), so the Gauss-Newton matrix is the Hessian 4 X^T X + l2 I exactly
+    X, y, Xt = _ridge_data()
+    m = cls()
+    H = 4 * X.T @ X + L2 * torch.eye(D, dtype=torch.float64)
+    w = torch.linalg.solve(H, 2 * X.T @ y)
+    with torch.no_grad():
+        next(m.parameters()).copy_(w[None])
+    r = 2 * X @ w - y
+    truth = -(2 * Xt) @ torch.linalg.solve(H, (2 * r[:, None] * X).T)
+    data = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="sum")
+    exact = tribute.explain(m, Xt, method="influence", solver="explicit", damping=0.0, players=data)
+    assert torch.allclose(exact.values.reshape(2, N), truth, rtol=1e-10, atol=1e-12)
+    before = _state(m)
+    with pytest.raises(UnsupportedModelError, match=r"called more than once|tied weights") as info:
+        tribute.explain(m, Xt, method="influence", solver="ekfac", damping=0.0, players=data)
+    assert "solver='cg' or 'explicit'" in str(info.value)
+    assert _unchanged(m, before)
+
+
+class _Spare(torch.nn.Module):
+    """A registered ``nn.Linear`` (``spare``) that the forward pass never calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spare = torch.nn.Linear(D, 1).double()
+        self.a = torch.nn.Linear(D, 1).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x)
+
+
+def test_ekfac_takes_a_linear_layer_the_forward_pass_never_calls() -> None:
+    # before: KeyError('spare'). Truth: the mean ridge influence in closed form (centred,
+    # the module docstring of data_influence), which EK-FAC equals on one linear layer with
+    # squared error at damping 0; the spare layer's gradients are zero
+    X, y, Xt = _ridge_data()
+    m = _Spare()
+    A = torch.cat([X, torch.ones(N, 1, dtype=torch.float64)], 1)
+    At = torch.cat([Xt, torch.ones(2, 1, dtype=torch.float64)], 1)
+    H = A.T @ A / N + L2 * torch.eye(D + 1, dtype=torch.float64)
+    th = torch.linalg.solve(H, A.T @ y / N)
+    with torch.no_grad():
+        m.a.weight.copy_(th[:D][None])
+        m.a.bias.copy_(th[D:])
+    G = (A @ th - y)[:, None] * A
+    truth = -(1 / N) * At @ torch.linalg.solve(H, (G - G.mean(0)).T)
+    data = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="mean")
+    before = _state(m)
+    attr = tribute.explain(m, Xt, method="influence", solver="ekfac", damping=0.0, players=data)
+    assert torch.allclose(attr.values.reshape(2, N), truth, rtol=1e-9, atol=1e-13)
+    assert _unchanged(m, before)
+
+
+class _Alias(torch.nn.Module):
+    """A layer registered under two names (``head`` is ``body[2]``), called once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(D, 1).double())
+        self.head = self.body[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_ekfac_still_takes_a_layer_registered_under_two_names() -> None:
+    # guard: one module object under two names (an alias, called once) is not tied weights
+    X, y, Xt = _ridge_data(6)
+    m = _Alias()
+    A = torch.cat([X, torch.ones(N, 1, dtype=torch.float64)], 1)
+    At = torch.cat([Xt, torch.ones(2, 1, dtype=torch.float64)], 1)
+    H = A.T @ A + L2 * torch.eye(D + 1, dtype=torch.float64)
+    th = torch.linalg.solve(H, A.T @ y)
+    lin = m.head
+    assert isinstance(lin, torch.nn.Linear)
+    with torch.no_grad():
+        lin.weight.copy_(th[:D][None])
+        lin.bias.copy_(th[D:])
+    G = (A @ th - y)[:, None] * A
+    truth = -At @ torch.linalg.solve(H, G.T)
+    data = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="sum")
+    attr = tribute.explain(m, Xt, method="influence", solver="ekfac", damping=0.0, players=data)
+    assert torch.allclose(attr.values.reshape(2, N), truth, rtol=1e-9, atol=1e-13)
