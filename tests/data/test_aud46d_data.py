@@ -5,13 +5,14 @@ equals on one linear layer with squared error)."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 import tribute
-from tribute.errors import UnsupportedModelError
+from tribute.errors import InputError, UnsupportedModelError
 
 N, D, L2 = 10, 3, 0.4
 
@@ -145,3 +146,63 @@ def test_ekfac_still_takes_a_layer_registered_under_two_names() -> None:
     data = tribute.TrainingData(X, y, loss="mse", l2=L2, reduction="sum")
     attr = tribute.explain(m, Xt, method="influence", solver="ekfac", damping=0.0, players=data)
     assert torch.allclose(attr.values.reshape(2, N), truth, rtol=1e-9, atol=1e-13)
+
+
+def _ridge_checkpoints(tmp: Any) -> tuple[torch.nn.Linear, list[Any], list[torch.Tensor], list[float]]:
+    """Three checkpoints of ``nn.Linear(D, 1)`` saved as a ``torch.save`` path (str), a
+    ``.safetensors`` path (``pathlib.Path``) and a state_dict, and the explained model."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    mods = [torch.nn.Linear(D, 1).double() for _ in range(3)]
+    lrs = [0.5, 0.25, 0.1]
+    pt = str(tmp / "c0.pt")
+    torch.save(mods[0].state_dict(), pt)
+    st = tmp / "c1.safetensors"
+    save_file({k: v.contiguous() for k, v in mods[1].state_dict().items()}, str(st))
+    cks = [(pt, lrs[0]), (st, lrs[1]), (mods[2].state_dict(), lrs[2])]
+    thetas = [torch.cat([m.weight.detach().reshape(-1), m.bias.detach()]) for m in mods]
+    return mods[2], cks, thetas, lrs
+
+
+def test_tracin_takes_checkpoints_saved_as_paths(tmp_path: Any) -> None:
+    # before: a str path failed with "dictionary update sequence element #0 has length 1",
+    # a Path with "'PosixPath' object is not iterable". Truth: TracInCP by hand,
+    # sum_k lr_k * -<[x_t, 1], (theta_k . a_i - y_i) a_i>
+    X, y, Xt = _ridge_data(7)
+    model, cks, thetas, lrs = _ridge_checkpoints(tmp_path)
+    A = torch.cat([X, torch.ones(N, 1, dtype=torch.float64)], 1)
+    At = torch.cat([Xt, torch.ones(2, 1, dtype=torch.float64)], 1)
+    truth = sum(-lr * At @ ((A @ th - y)[:, None] * A).T for th, lr in zip(thetas, lrs))
+    data = tribute.TrainingData(X, y, loss="mse", checkpoints=cks)
+    before = _state(model)
+    attr = tribute.explain(model, Xt, method="tracin", players=data)
+    assert isinstance(truth, torch.Tensor)
+    assert torch.allclose(attr.values.reshape(2, N), truth, rtol=1e-12, atol=1e-14)
+    assert _unchanged(model, before)
+    # the same checkpoints given as state_dicts score bit for bit the same
+    same = tribute.TrainingData(X, y, loss="mse", checkpoints=[
+        (torch.load(cks[0][0], weights_only=True), lrs[0]),
+        ({"weight": thetas[1][:D][None], "bias": thetas[1][D:]}, lrs[1]), cks[2]])
+    assert torch.equal(tribute.explain(model, Xt, method="tracin", players=same).values, attr.values)
+
+
+def test_checkpoint_paths_that_hold_no_state_dict_are_refused(tmp_path: Any) -> None:
+    X, y, Xt = _ridge_data(7)
+    model = torch.nn.Linear(D, 1).double()
+    whole = tmp_path / "whole.pt"
+    torch.save(model, whole)  # a pickled module: weights_only refuses it
+    nested = tmp_path / "nested.pt"
+    torch.save({"model": model.state_dict(), "epoch": 3}, nested)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file")
+    for bad, words in [(tmp_path / "missing.pt", "is not a file"), (whole, "could not be read"),
+                       (nested, "not a state_dict of tensors"), (garbage, "could not be read"),
+                       (3, "is not a torch.nn.Module")]:
+        data = tribute.TrainingData(X, y, loss="mse", checkpoints=[(bad, 0.5)])
+        with pytest.raises(InputError, match=words):
+            tribute.explain(model, Xt, method="tracin", players=data)
+    singles: list[Any] = [str(whole), whole, model.state_dict(), model]
+    for one in singles:
+        with pytest.raises(InputError, match="pass a list of checkpoints"):
+            tribute.TrainingData(X, y, loss="mse", checkpoints=one)

@@ -50,7 +50,7 @@ import hashlib
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -220,6 +220,39 @@ def _from_dataset(X: Any, y: Any) -> tuple[Any, Any]:
     return torch.stack(xs), torch.stack(ys)
 
 
+def _load_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state_dict saved at ``path``: safetensors (``.safetensors``), else ``torch.save``
+    of a state_dict, read with ``torch.load(weights_only=True)`` (tensors only, no code).
+
+    Before: a path given as a checkpoint failed with "dictionary update sequence element #0
+    has length 1; 2 is required" (str) or "'PosixPath' object is not iterable"."""
+    where = os.fspath(path)
+    if not os.path.isfile(where):
+        raise InputError(f"checkpoint path {where!r} is not a file; pass the path of a saved "
+                         "state_dict, the state_dict itself or the model.")
+    try:
+        if where.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state: Any = load_file(where, device="cpu")
+        else:
+            state = torch.load(where, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            f"checkpoint {where!r} could not be read as a state_dict ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); save checkpoints with torch.save(model.state_dict(), path) or "
+            "safetensors.torch.save_file(model.state_dict(), path)."
+        ) from exc
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = list(state)[:5] if isinstance(state, Mapping) else type(state).__name__
+        raise InputError(
+            f"checkpoint {where!r} holds {keys}, not a state_dict of tensors (a training "
+            "checkpoint with optimizer state?); save model.state_dict() alone, or pass "
+            "torch.load(path)['<the model's key>']."
+        )
+    return dict(state)
+
+
 def ensemble_seed(seed: int, member: int) -> int:
     """Training seed of ensemble member ``member >= 1`` for an estimator's ``seed >= 0``.
 
@@ -247,7 +280,9 @@ class TrainingData:
         loss: the per-example training loss: ``"cross_entropy"`` (logits ``n x C``),
             ``"binary_cross_entropy"`` (one logit) or ``"mse"`` (regression). default=None
             (``fit.loss`` if it has one, else ``"cross_entropy"``).
-        checkpoints: models (or ``state_dict``\\ s) along the training run, optionally as
+        checkpoints: models, ``state_dict``\\ s or paths of saved ``state_dict``\\ s
+            (``.safetensors``, or ``torch.save`` files read with ``weights_only=True``) along
+            the training run, optionally as
             ``(model, learning_rate)`` pairs — used by ``tracin`` and ensembled by ``trak``.
             default=None (the explained model alone, learning rate 1).
         groups: one integer player id ``0..G-1`` per training example (players are blocks of
@@ -349,6 +384,12 @@ class TrainingData:
                 raise InputError(f"groups must use ids 0..G-1 with every id present; got ids {ids[:10].tolist()}...")
             self.groups = g.astype(np.int64)
             self.player_names = [f"group {i}" for i in range(len(ids))]
+        if isinstance(checkpoints, (str, os.PathLike, Mapping, torch.nn.Module)):
+            # list() of one path read its characters (of a state_dict, its keys) as checkpoints
+            raise InputError(
+                f"checkpoints is one {type(checkpoints).__name__}; pass a list of checkpoints "
+                "(models, state_dicts or paths), e.g. checkpoints=[ckpt] or [(ckpt, lr), ...]."
+            )
         self.checkpoints = list(checkpoints) if checkpoints is not None else None
         self.bank_path = bank
         self.seed = int(seed)
@@ -722,8 +763,19 @@ class DataGame(Game):
         """
         if model is None:
             return dict(self._base_params)
-        state = ({**dict(model.named_buffers()), **model.state_dict()}  # non-persistent too
-                 if isinstance(model, torch.nn.Module) else dict(model))
+        if isinstance(model, (str, os.PathLike)):
+            model = _load_state(model)
+        if isinstance(model, torch.nn.Module):
+            state = {**dict(model.named_buffers()), **model.state_dict()}  # non-persistent too
+        else:
+            try:
+                state = dict(model)
+            except (TypeError, ValueError) as exc:
+                raise InputError(
+                    f"checkpoint of type {type(model).__name__} is not a torch.nn.Module, a "
+                    "state_dict or the path of a saved state_dict (.safetensors, or torch.save "
+                    "of a state_dict)."
+                ) from exc
         out: dict[str, torch.Tensor] = {}
         for n, p in self._base_params.items():
             if n not in state or tuple(state[n].shape) != tuple(p.shape):
