@@ -206,3 +206,36 @@ def test_checkpoint_paths_that_hold_no_state_dict_are_refused(tmp_path: Any) -> 
     for one in singles:
         with pytest.raises(InputError, match="pass a list of checkpoints"):
             tribute.TrainingData(X, y, loss="mse", checkpoints=one)
+
+
+def test_convfit_model_runs_on_the_images_it_was_trained_on() -> None:
+    # ConvFit trains on flat or n x 1 x H x W images; before, its model refused the latter
+    # ("unflatten: Provided sizes [1, 6, 6] don't multiply up to the size of dim 1 (1)").
+    # Truth: grad_dot by autograd on the module itself, -<grad margin_t, grad loss_i>
+    from tribute.games.data_fits import ConvFit
+
+    rng = np.random.default_rng(3)
+    X = torch.tensor(rng.normal(size=(12, 1, 6, 6)))
+    y = torch.tensor(rng.integers(0, 2, 12))
+    fit = ConvFit(2, channels=2, steps=5, height=6, width=6)
+    model = fit(X, y, seed=0)
+    flat_model = fit(X.flatten(1), y, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  flat_model.state_dict().values()))
+
+    def grad_of(value: torch.Tensor) -> torch.Tensor:
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, list(model.parameters()))])
+
+    tests = []
+    for t in range(2):
+        z = model(X[t : t + 1])[0]
+        tests.append(grad_of(z[y[t]] - z[1 - y[t]]))
+    train = [grad_of(torch.nn.functional.cross_entropy(model(X[i : i + 1]), y[i : i + 1]))
+             for i in range(12)]
+    truth = -torch.stack(tests) @ torch.stack(train).T
+    data = tribute.TrainingData(X, y, fit=fit)
+    attr = tribute.explain(model, X[:2], target=y[:2], method="grad_dot", players=data)
+    assert torch.allclose(attr.values.reshape(2, 12), truth, rtol=1e-10, atol=1e-12)
+    flat = tribute.explain(flat_model, X[:2].flatten(1), target=y[:2], method="grad_dot",
+                           players=tribute.TrainingData(X.flatten(1), y, fit=fit))
+    assert torch.equal(flat.values, attr.values)
