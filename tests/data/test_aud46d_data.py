@@ -239,3 +239,69 @@ def test_convfit_model_runs_on_the_images_it_was_trained_on() -> None:
     flat = tribute.explain(flat_model, X[:2].flatten(1), target=y[:2], method="grad_dot",
                            players=tribute.TrainingData(X.flatten(1), y, fit=fit))
     assert torch.equal(flat.values, attr.values)
+
+
+def _tied_fit(X: torch.Tensor, y: torch.Tensor, *, seed: int,
+              weights: torch.Tensor | None = None) -> torch.nn.Module:
+    """``_Tied`` fitted in closed form: ``sum (2 w.x - y)^2 / 2 + l2/2 |w|^2``."""
+    m = _Tied()
+    H = 4 * X.T @ X + L2 * torch.eye(D, dtype=torch.float64)
+    with torch.no_grad():
+        m.a.weight.copy_(torch.linalg.solve(H, 2 * X.T @ y)[None])
+    return m
+
+
+def _alias_fit(X: torch.Tensor, y: torch.Tensor, *, seed: int,
+               weights: torch.Tensor | None = None) -> torch.nn.Module:
+    """``_Alias`` fitted as ridge with its bias penalised, in closed form."""
+    m = _Alias()
+    A = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], 1)
+    th = torch.linalg.solve(A.T @ A + L2 * torch.eye(D + 1, dtype=torch.float64), A.T @ y)
+    lin = m.head
+    assert isinstance(lin, torch.nn.Linear)
+    with torch.no_grad():
+        lin.weight.copy_(th[:D][None])
+        lin.bias.copy_(th[D:])
+    return m
+
+
+@pytest.mark.parametrize("which", ["tied", "alias"])
+def test_leave_one_out_retrains_models_with_tied_or_aliased_parameters(which: str) -> None:
+    # before: torch's "functional_call got multiple values for keys ['a.weight', 'b.weight'],
+    # which are tied" (also for one Linear registered under two names). Truth: the closed-form
+    # refits without each example
+    X, y, Xt = _ridge_data(8)
+    fit = _tied_fit if which == "tied" else _alias_fit
+    model = fit(X, y, seed=0)
+    data = tribute.TrainingData(X, y, fit=fit, loss="mse")
+    before = _state(model)
+    attr = tribute.explain(model, Xt, method="feature_ablation", players=data)
+    assert _unchanged(model, before)
+    with torch.no_grad():
+        full = model(Xt)[:, 0]
+        truth = torch.stack([full - fit(X[torch.arange(N) != i], y[torch.arange(N) != i],
+                                        seed=0)(Xt)[:, 0] for i in range(N)], 1)
+    assert torch.allclose(attr.values.reshape(2, N), truth, rtol=1e-10, atol=1e-12)
+
+
+def test_an_aliased_model_keeps_its_own_parameters() -> None:
+    # before: torch's weight tying set the module registered as both body.0 and head twice and
+    # restored it wrongly: after grad_dot the float32 model held the game's float64 copy in
+    # place of its Parameter. Truth: grad_dot by hand, -<[x_t, 1], (f(x_i) - y_i) [x_i, 1]>
+    X, y, Xt = _ridge_data(9)
+    m = _Alias().float()
+    params = [(n, p, p.dtype) for n, p in m.named_parameters(remove_duplicate=False)]
+    data = tribute.TrainingData(X.float(), y.float(), loss="mse")
+    attr = tribute.explain(m, Xt.float(), method="grad_dot", players=data)
+    after = list(m.named_parameters(remove_duplicate=False))
+    assert [(n, id(p)) for n, p, _ in params] == [(n, id(p)) for n, p in after]
+    assert all(isinstance(p, torch.nn.Parameter) and p.dtype == torch.float32 for _, p in after)
+    lin = m.head
+    assert isinstance(lin, torch.nn.Linear)
+    th = torch.cat([lin.weight.detach().double().reshape(-1), lin.bias.detach().double()])
+    A = torch.cat([X.float().double(), torch.ones(N, 1, dtype=torch.float64)], 1)
+    At = torch.cat([Xt.float().double(), torch.ones(2, 1, dtype=torch.float64)], 1)
+    truth = -At @ ((A @ th - y.float().double())[:, None] * A).T
+    assert torch.allclose(attr.values.double().reshape(2, N), truth, rtol=1e-6, atol=1e-6)
+    with torch.no_grad():
+        assert m(Xt.float()).dtype == torch.float32

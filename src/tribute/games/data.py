@@ -563,6 +563,8 @@ class DataGame(Game):
         self._names = [n for n, _ in trained]
         #: the frozen parameters (held fixed, evaluated like buffers)
         self.frozen = [n for n, _ in named if n not in set(self._names)]
+        #: how :meth:`_call` names tied tensors (second names to drop, tensors to copy)
+        self._plan: tuple[dict[str, str], dict[str, list[str]]] | None = None
         self._buffers = {k: _on_cpu(v.detach(), self.dtype) for k, v in self.module.named_buffers()}
         self._buffers.update({n: p.detach().to("cpu", self.dtype) for n, p in named
                               if n in self.frozen})
@@ -712,11 +714,59 @@ class DataGame(Game):
         return self._forward(params, x)
 
     def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out = functional_call(self.module, {**self._buffers, **params}, (x,))
+        out = self._call({**self._buffers, **params}, x)
         if isinstance(out, (tuple, list)):
             out = out[0]
         assert isinstance(out, torch.Tensor)
         return out
+
+    def _call(self, state: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
+        """``self.module(x)`` with its parameters and buffers replaced by ``state``.
+
+        Through ``functional_call(..., tie_weights=False)`` with one name per module that holds
+        a tensor: torch's tying sets a module registered under two names (``self.head =
+        self.body[-1]``) twice and restored it wrongly, leaving the explained model holding the
+        game's float64 copy instead of its own Parameter (a float32 model then computed in
+        float64), and refused the two names the stored state of a retrained model carries
+        ("functional_call got multiple values for keys [...], which are tied"). A tensor
+        held by two modules (tied weights) is set in both.
+        """
+        if self._plan is None:
+            owners: dict[int, list[str]] = {}
+            for mname, mod in self.module.named_modules():  # distinct module objects
+                pre = f"{mname}." if mname else ""
+                for attr, t in [*mod._parameters.items(), *mod._buffers.items()]:
+                    if t is not None:
+                        owners.setdefault(id(t), []).append(pre + attr)
+            kept = {n for names in owners.values() for n in names}
+            every = [*self.module.named_parameters(remove_duplicate=False),
+                     *self.module.named_buffers(remove_duplicate=False)]
+            drop = {n: owners[id(t)][0] for n, t in every if n not in kept and id(t) in owners}
+            copies = {names[0]: names[1:] for names in owners.values() if len(names) > 1}
+            self._plan = (drop, copies)
+        drop, copies = self._plan
+        if drop or copies:
+            state = dict(state)
+            for alias, name in drop.items():  # the same module under a second name
+                self._same(alias, state.pop(alias, None), name, state)
+            for name, others in copies.items():  # one tensor held by several modules
+                if name in state:
+                    for other in others:
+                        self._same(other, state.get(other), name, state)
+                        state[other] = state[name]
+        return functional_call(self.module, state, (x,), tie_weights=False)
+
+    @staticmethod
+    def _same(alias: str, value: torch.Tensor | None, name: str,
+              state: dict[str, torch.Tensor]) -> None:
+        """Refuse a stored state whose copy ``alias`` of a tied tensor differs from ``name``."""
+        if value is not None and name in state and value is not state[name] \
+                and not torch.equal(value, state[name]):
+            raise InputError(
+                f"fit returns models whose {alias!r} differs from {name!r}, but the explained "
+                "model holds one tensor under both names (tied); pass the model trained by the "
+                "same fit on all of X_train."
+            )
 
     def explained(self, out: torch.Tensor, y: torch.Tensor, output: str | None = None) -> torch.Tensor:
         """Explained scalar per row from raw outputs ``rows x C`` and labels (see module doc)."""
@@ -1338,7 +1388,7 @@ class DataGame(Game):
                 # the game's CPU float64 buffers for any the bank does not store (non-persistent
                 # ones): the module's own may sit on another device or in another dtype
                 state = {**self._buffers, **self._state_from_flat(bank, P[k])}
-                out = functional_call(self.module, state, (self.X_test,))
+                out = self._call(state, self.X_test)
                 if isinstance(out, (tuple, list)):
                     out = out[0]
                 vals[k] = self.explained(out.to(self.dtype), self.y_test)
