@@ -305,3 +305,31 @@ def test_an_aliased_model_keeps_its_own_parameters() -> None:
     assert torch.allclose(attr.values.double().reshape(2, N), truth, rtol=1e-6, atol=1e-6)
     with torch.no_grad():
         assert m(Xt.float()).dtype == torch.float32
+
+
+class _Untied(torch.nn.Module):
+    """``_Alias``'s state names, with ``head`` a Linear of its own (not ``body[0]``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(D, 1).double())
+        self.head = torch.nn.Linear(D, 1).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.head(x)
+
+
+def test_a_fit_whose_models_untie_the_explained_models_tensors_is_refused() -> None:
+    X, y, Xt = _ridge_data(10)
+
+    def fit(X: torch.Tensor, y: torch.Tensor, *, seed: int,
+            weights: torch.Tensor | None = None) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return _Untied()
+
+    model = _alias_fit(X, y, seed=0)
+    data = tribute.TrainingData(X, y, fit=fit, loss="mse")
+    before = _state(model)
+    with pytest.raises(InputError, match=r"'head\.weight' differs from 'body\.0\.weight'"):
+        tribute.explain(model, Xt, method="feature_ablation", players=data)
+    assert _unchanged(model, before)

@@ -563,8 +563,8 @@ class DataGame(Game):
         self._names = [n for n, _ in trained]
         #: the frozen parameters (held fixed, evaluated like buffers)
         self.frozen = [n for n, _ in named if n not in set(self._names)]
-        #: how :meth:`_call` names tied tensors (second names to drop, tensors to copy)
-        self._plan: tuple[dict[str, str], dict[str, list[str]]] | None = None
+        #: how :meth:`_run_module` names tied tensors (second names to drop, tensors to copy)
+        self._tie_plan: tuple[dict[str, str], dict[str, list[str]]] | None = None
         self._buffers = {k: _on_cpu(v.detach(), self.dtype) for k, v in self.module.named_buffers()}
         self._buffers.update({n: p.detach().to("cpu", self.dtype) for n, p in named
                               if n in self.frozen})
@@ -714,13 +714,13 @@ class DataGame(Game):
         return self._forward(params, x)
 
     def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out = self._call({**self._buffers, **params}, x)
+        out = self._run_module({**self._buffers, **params}, x)
         if isinstance(out, (tuple, list)):
             out = out[0]
         assert isinstance(out, torch.Tensor)
         return out
 
-    def _call(self, state: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
+    def _run_module(self, state: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
         """``self.module(x)`` with its parameters and buffers replaced by ``state``.
 
         Through ``functional_call(..., tie_weights=False)`` with one name per module that holds
@@ -731,7 +731,7 @@ class DataGame(Game):
         ("functional_call got multiple values for keys [...], which are tied"). A tensor
         held by two modules (tied weights) is set in both.
         """
-        if self._plan is None:
+        if self._tie_plan is None:
             owners: dict[int, list[str]] = {}
             for mname, mod in self.module.named_modules():  # distinct module objects
                 pre = f"{mname}." if mname else ""
@@ -743,21 +743,21 @@ class DataGame(Game):
                      *self.module.named_buffers(remove_duplicate=False)]
             drop = {n: owners[id(t)][0] for n, t in every if n not in kept and id(t) in owners}
             copies = {names[0]: names[1:] for names in owners.values() if len(names) > 1}
-            self._plan = (drop, copies)
-        drop, copies = self._plan
+            self._tie_plan = (drop, copies)
+        drop, copies = self._tie_plan
         if drop or copies:
             state = dict(state)
             for alias, name in drop.items():  # the same module under a second name
-                self._same(alias, state.pop(alias, None), name, state)
+                self._check_tied_copy(alias, state.pop(alias, None), name, state)
             for name, others in copies.items():  # one tensor held by several modules
                 if name in state:
                     for other in others:
-                        self._same(other, state.get(other), name, state)
+                        self._check_tied_copy(other, state.get(other), name, state)
                         state[other] = state[name]
         return functional_call(self.module, state, (x,), tie_weights=False)
 
     @staticmethod
-    def _same(alias: str, value: torch.Tensor | None, name: str,
+    def _check_tied_copy(alias: str, value: torch.Tensor | None, name: str,
               state: dict[str, torch.Tensor]) -> None:
         """Refuse a stored state whose copy ``alias`` of a tied tensor differs from ``name``."""
         if value is not None and name in state and value is not state[name] \
@@ -1388,7 +1388,7 @@ class DataGame(Game):
                 # the game's CPU float64 buffers for any the bank does not store (non-persistent
                 # ones): the module's own may sit on another device or in another dtype
                 state = {**self._buffers, **self._state_from_flat(bank, P[k])}
-                out = self._call(state, self.X_test)
+                out = self._run_module(state, self.X_test)
                 if isinstance(out, (tuple, list)):
                     out = out[0]
                 vals[k] = self.explained(out.to(self.dtype), self.y_test)
