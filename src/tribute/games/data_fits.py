@@ -301,7 +301,10 @@ class ConvFit:
         """The seeded initial model (float64)."""
         h, w = self.height, self.width
         g = torch.Generator().manual_seed(int(seed))
-        model = nn.Sequential(nn.Unflatten(1, (1, h, w)), nn.Conv2d(1, self.channels, 3, padding=1),
+        # Flatten first: the model runs on the flat or n x 1 x H x W images it trains on (before,
+        # images failed with "unflatten: Provided sizes [1, 8, 8] don't multiply up to the size
+        # of dim 1 (1)"); one parameter-free block at index 0 keeps the state_dict's names
+        model = nn.Sequential(nn.Sequential(nn.Flatten(), nn.Unflatten(1, (1, h, w))), nn.Conv2d(1, self.channels, 3, padding=1),
                               nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
                               nn.Linear(self.channels * (h // 2) * (w // 2), self.n_classes))
         with torch.no_grad():

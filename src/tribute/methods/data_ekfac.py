@@ -75,21 +75,29 @@ def _aug(a: torch.Tensor, bias: str | None) -> torch.Tensor:
 
 
 def ekfac_factors(game: DataGame, params: dict[str, torch.Tensor]) -> list[EKFACLayer]:
-    """EK-FAC factors of the training objective's Gauss-Newton matrix (module docstring)."""
+    """EK-FAC factors of the training objective's Gauss-Newton matrix (module docstring).
+
+    Layers the forward pass never calls get none: their gradients are zero, and so are their
+    entries of every solve (:func:`ekfac_solve` leaves them 0)."""
     layers = game.linear_layers()
     A: dict[str, torch.Tensor] = {}
     S: dict[str, torch.Tensor] = {}
     for _, blk in game.linear_pseudo_grads(params):
         for m, _w, b in layers:
+            if m not in blk:  # never called by the forward pass: zero gradients, no factors
+                continue
             a, g = blk[m]  # rows x T x in, rows x C x T x out
             a1 = _aug(a.to(torch.float64), b).reshape(-1, a.shape[-1] + (b is not None))
             gg = g.reshape(-1, g.shape[-1])
             A[m] = A.get(m, 0) + a1.T @ a1
             S[m] = S.get(m, 0) + gg.T @ gg
+    layers = [(m, w, b) for m, w, b in layers if m in A]
     Q = {m: (torch.linalg.eigh(A[m])[1], torch.linalg.eigh(S[m])[1]) for m, _, _ in layers}
     Lam: dict[str, torch.Tensor] = {}
     for _, blk in game.linear_pseudo_grads(params):
         for m, _w, b in layers:
+            if m not in blk:
+                continue
             a, g = blk[m]
             QA, QS = Q[m]
             ra = _aug(a.to(torch.float64), b) @ QA  # rows x T x in(+1)
