@@ -1,0 +1,159 @@
+"""aud46c: component sites in torch's transformer layers (train mode, cross-attention), and a
+module run on batches stacked along the batch axis.
+
+Truths are computed here without tribute: zero ablation of attention heads as zeroed input
+columns of ``out_proj.weight`` (no hooks), and exact Shapley values by enumerating every
+coalition.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn as nn
+
+import tribute
+from tribute.errors import UnsupportedModelError
+
+E, H, T, S, C = 8, 4, 4, 6, 3
+
+
+def _shapley(v: Callable[[frozenset[int]], torch.Tensor], n: int) -> torch.Tensor:
+    """Exact Shapley values by enumeration: ``batch x n``."""
+    cache: dict[frozenset[int], torch.Tensor] = {}
+
+    def val(s: frozenset[int]) -> torch.Tensor:
+        if s not in cache:
+            cache[s] = v(s)
+        return cache[s]
+
+    cols = []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        acc = torch.zeros_like(val(frozenset()))
+        for k in range(n):
+            w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for s in itertools.combinations(others, k):
+                acc = acc + w * (val(frozenset(s) | {i}) - val(frozenset(s)))
+        cols.append(acc)
+    return torch.stack(cols, -1)
+
+
+class _Decoder(nn.Module):
+    """A torch decoder layer (dropout 0.2), read out by a mean over target positions."""
+
+    def __init__(self, norm_first: bool, batch_first: bool) -> None:
+        super().__init__()
+        self.dec = nn.TransformerDecoderLayer(E, H, 16, dropout=0.2, batch_first=batch_first,
+                                              norm_first=norm_first)
+        self.out = nn.Linear(E, C)
+        self.batch_first = batch_first
+
+    def forward(self, x: torch.Tensor, mem: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        if not self.batch_first:
+            x, mem = x.transpose(0, 1), mem.transpose(0, 1)
+        mask = nn.Transformer.generate_square_subsequent_mask(T, dtype=x.dtype) if causal else None
+        h = self.dec(x, mem, tgt_mask=mask, tgt_is_causal=causal)
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        out: torch.Tensor = self.out(h.mean(1))
+        return out
+
+
+def _zeroed_heads_value(model: _Decoder, x: torch.Tensor, mem: torch.Tensor, causal: bool, site: str,
+                        keep: frozenset[int], tgt: torch.Tensor) -> torch.Tensor:
+    """The target with the heads outside ``keep`` zeroed: their out_proj input columns set to 0
+    (in eval mode; the weights and the mode are put back)."""
+    att = model.get_submodule(site)
+    assert isinstance(att, nn.MultiheadAttention)
+    d, was = E // H, model.training
+    saved = att.out_proj.weight.detach().clone()
+    model.eval()
+    try:
+        with torch.no_grad():
+            for h in range(H):
+                if h not in keep:
+                    att.out_proj.weight[:, h * d : (h + 1) * d] = 0.0
+            return model(x, mem, causal)[torch.arange(x.shape[0]), tgt]
+    finally:
+        with torch.no_grad():
+            att.out_proj.weight.copy_(saved)
+        model.train(was)
+
+
+@pytest.mark.parametrize(("norm_first", "batch_first", "causal", "site"), [
+    (False, True, False, "dec.multihead_attn"),
+    (True, False, True, "dec.self_attn"),
+])
+def test_decoder_heads_in_train_mode_are_the_zeroed_out_proj_columns(norm_first: bool, batch_first: bool,
+                                                                       causal: bool, site: str) -> None:
+    # self- and cross-attention heads (memory of 6 positions, target of 4) of a torch decoder
+    # layer left in train mode with dropout: explained as in eval mode, the flag left as it was
+    torch.manual_seed(3)
+    model = _Decoder(norm_first, batch_first).double().train()
+    x, mem = torch.randn(3, T, E, dtype=torch.float64), torch.randn(3, S, E, dtype=torch.float64)
+    tgt = torch.tensor([0, 2, 1])
+    truth = _shapley(lambda s: _zeroed_heads_value(model, x, mem, causal, site, s, tgt), H)
+    attr = tribute.explain(model, (x, mem), method="exact_shapley", target=tgt,
+                           players=tribute.components(model, site, unit="head"),
+                           forward_kwargs={"causal": causal})
+    assert torch.as_tensor(attr.values).shape == truth.shape
+    assert torch.allclose(torch.as_tensor(attr.values), truth, atol=1e-12, rtol=0)
+    assert float(truth.abs().max()) > 1e-3
+    assert model.training and all(m.training for m in model.modules())
+
+
+class _StackedPair(nn.Module):
+    """A siamese encoder run once on both sides of a pair stacked along the batch axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(4, 5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        za, zb = self.enc(torch.cat([a, b])).chunk(2)
+        out: torch.Tensor = self.out(za * zb)
+        return out
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "atp"])
+def test_a_module_run_on_stacked_batches_is_refused_naming_the_stacking(method: str) -> None:
+    # aud46c: the refusal named only a sequence-first layout and batch_first=True, which is
+    # neither the cause nor the fix of a module called on torch.cat([a, b])
+    torch.manual_seed(0)
+    model = _StackedPair().double()
+    a, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    state = copy.deepcopy(model.state_dict())
+    with pytest.raises(UnsupportedModelError, match=r"shape \(6, 5\) on a forward pass of 3 rows.*6 rows are 2 x "
+                       r"the pass's 3.*stacked along the batch axis.*enc\(a\), enc\(b\)"):
+        tribute.explain(model, (a, b), method=method, players=tribute.components(model, "enc"), target=0)
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == 0
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+class _FewerRows(nn.Module):
+    """A sequence-first linear layer with fewer tokens than rows (no multiple of the rows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x.transpose(0, 1))  # T x B x F with T = 2 < B = 3
+        out: torch.Tensor = self.out(h.mean(0))
+        return out
+
+
+def test_a_sequence_first_refusal_does_not_speak_of_stacked_batches() -> None:
+    model = _FewerRows().double()
+    x = torch.randn(3, 2, 4, dtype=torch.float64)
+    with pytest.raises(UnsupportedModelError, match=r"shape \(2, 3, 5\).*A sequence-first module") as info:
+        tribute.explain(model, x, method="feature_ablation", players=tribute.components(model, "fc"), target=0)
+    assert "stacked" not in str(info.value)
