@@ -157,3 +157,37 @@ def test_a_sequence_first_refusal_does_not_speak_of_stacked_batches() -> None:
     with pytest.raises(UnsupportedModelError, match=r"shape \(2, 3, 5\).*A sequence-first module") as info:
         tribute.explain(model, x, method="feature_ablation", players=tribute.components(model, "fc"), target=0)
     assert "stacked" not in str(info.value)
+
+
+class _AuxFirst(nn.Module):
+    """A block returning ``(aux, h)``: a per-sample scalar first, the activation second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fc(x)
+        return h.sum(-1), h
+
+
+class _ReadsSecond(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blk = _AuxFirst()
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.out(self.blk(x)[1])
+        return out
+
+
+def test_a_tuple_output_with_a_scalar_first_is_refused_saying_the_first_element_is_read() -> None:
+    # aud46c: the refusal said only "returned a scalar per sample" of a module returning (aux, h)
+    torch.manual_seed(0)
+    model = _ReadsSecond().double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(UnsupportedModelError, match=r"'blk' returned a scalar per sample.*tuple output the "
+                       r"first element is read.*return the activation first"):
+        tribute.explain(model, x, method="feature_ablation", players=tribute.components(model, "blk"), target=0)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0

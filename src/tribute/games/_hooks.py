@@ -70,9 +70,11 @@ class Site:
     def units_of(self, shape: tuple[int, ...]) -> int:
         """Units along this site's axis for a per-sample activation shape."""
         if not shape:
+            # aud46c: a module returning (aux, h) was told only "returned a scalar per sample"
             raise UnsupportedModelError(
                 f"module {self.path!r} returned a scalar per sample; component players need an "
-                "activation with a unit axis."
+                "activation with a unit axis. Of a tuple output the first element is read: "
+                "return the activation first, or name a module that returns it."
             )
         if self.unit == "channel":
             if len(shape) < 2:
