@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 import tribute
-from tribute.errors import UnsupportedModelError
+from tribute.errors import InputError, UnsupportedModelError
 
 E, H, T, S, C = 8, 4, 4, 6, 3
 
@@ -190,4 +190,94 @@ def test_a_tuple_output_with_a_scalar_first_is_refused_saying_the_first_element_
     with pytest.raises(UnsupportedModelError, match=r"'blk' returned a scalar per sample.*tuple output the "
                        r"first element is read.*return the activation first"):
         tribute.explain(model, x, method="feature_ablation", players=tribute.components(model, "blk"), target=0)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.tanh(self.fc(x))
+
+
+class _Looped(nn.Module):
+    """A front layer, then residual blocks from a ModuleList (one block looped three times when tied)."""
+
+    def __init__(self, tied: bool) -> None:
+        super().__init__()
+        blocks = [_Residual()] * 3 if tied else [_Residual() for _ in range(3)]
+        self.pre = nn.Linear(4, 4)
+        self.layers = nn.ModuleList(blocks)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pre(x)
+        for layer in self.layers:
+            x = layer(x)
+        out: torch.Tensor = self.out(x)
+        return out
+
+
+def _graddrop_by_hand(model: _Looped, x: torch.Tensor, layers: list[int]) -> torch.Tensor:
+    """atp_star's signed GradDrop of ``pre``'s units (zero ablation) by hand: the backward pass of
+    the ``l``-th block *call* replaced by the identity, one call at a time."""
+
+    def atp(drop: int) -> torch.Tensor:
+        calls = [0]
+        seen: dict[str, torch.Tensor] = {}
+
+        def skip(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor | None:
+            c = calls[0]
+            calls[0] += 1
+            return out.detach() + args[0] - args[0].detach() if c == drop else None
+
+        def probe(_m: nn.Module, _a: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+            seen["p"] = torch.zeros_like(out, requires_grad=True)
+            seen["a"] = out.detach()
+            return out + seen["p"]
+
+        handles = [b.register_forward_hook(skip) for b in {id(b): b for b in model.layers}.values()]
+        handles.append(model.pre.register_forward_hook(probe))
+        try:
+            g, = torch.autograd.grad(model(x)[:, 0].sum(), seen["p"])
+        finally:
+            for h in handles:
+                h.remove()
+        return seen["a"] * g
+
+    plain = atp(-1)
+    return torch.sign(plain) * sum((atp(c).abs() for c in layers), torch.zeros_like(plain)) / (len(layers) - 1)
+
+
+def test_graddrop_of_distinct_blocks_is_the_hand_value_and_listed_twice_is_refused() -> None:
+    torch.manual_seed(0)
+    model = _Looped(tied=False).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    players = tribute.components(model, "pre")
+    for layers in (["layers.0", "layers.1", "layers.2"], ["layers.0", "layers.2"]):
+        attr = tribute.explain(model, x, method="atp_star", players=players, target=0, layers=layers)
+        calls = [0, 2] if layers == ["layers.0", "layers.2"] else [0, 1, 2]
+        truth = _graddrop_by_hand(model, x, calls)
+        assert torch.allclose(torch.as_tensor(attr.values), truth, atol=1e-12, rtol=0)
+    # aud46c: a path listed twice counted its drop twice (|AtP_-0| twice over L - 1 = 1), silently
+    with pytest.raises(InputError, match=r"layers= lists 'layers.0' twice.*distinct module once"):
+        tribute.explain(model, x, method="atp_star", players=players, target=0, layers=["layers.0", "layers.0"])
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+
+
+@pytest.mark.parametrize("layers", [["layers.0", "layers.1", "layers.2"], None])
+def test_graddrop_over_one_block_looped_is_refused_not_counted_per_path(layers: list[str] | None) -> None:
+    # aud46c: a ModuleList holding one block three times: each path's drop hook dropped the block's
+    # backward pass at all three calls, three times over: 0.152 where GradDrop per call gives 0.283
+    torch.manual_seed(0)
+    model = _Looped(tied=True).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    truth = _graddrop_by_hand(model, x, [0, 1, 2])
+    site = "pre" if layers is not None else "layers.0.fc"
+    with pytest.raises(InputError, match=r"layers 'layers.0' and 'layers.1' are one module \(_Residual.*method='atp'"):
+        tribute.explain(model, x, method="atp_star", players=tribute.components(model, site), target=0,
+                        layers=layers)
+    assert float(truth.abs().max()) > 0.1
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0

@@ -799,8 +799,20 @@ class ComponentGame(Game):
             ``(values batch x (L+1) x targets, grads batch x (L+1) x targets x players)``.
         """
         paths = list(layers)
+        seen: dict[int, str] = {}
         for p in paths:
-            get_module(self.module, p)
+            first = seen.setdefault(id(get_module(self.module, p)), p)
+            if first != p or paths.count(p) > 1:
+                # aud46c: a tied ModuleList ([blk] * 3, one block looped) or a path listed twice: the
+                # drop hooks of one module drop its backward pass at every call, and the same drop was
+                # counted once per listing: atp_star 0.152 where per-call GradDrop by hand gives 0.283
+                what = (f"layers= lists {p!r} twice" if first == p else
+                        f"layers {first!r} and {p!r} are one module ({type(get_module(self.module, p)).__name__} "
+                        "registered under both paths, e.g. a ModuleList holding one block several times)")
+                raise InputError(
+                    f"{what}; GradDrop drops one layer's backward pass at a time, and a module's drop "
+                    "covers every call of it, so the same drop would be counted more than once. Pass "
+                    "layers=[...] naming each distinct module once, or use method='atp'.")
         k = len(paths) + 1
         masks = torch.ones(k, self.n_players, dtype=torch.float64)
         drop = torch.arange(k)
