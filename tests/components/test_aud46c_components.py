@@ -1,9 +1,10 @@
-"""aud46c: component sites in torch's transformer layers (train mode, cross-attention), and a
-module run on batches stacked along the batch axis.
+"""aud46c: component sites in torch's transformer layers (train mode, cross-attention), atp_star's
+GradDrop over one block looped through a ModuleList, and the refusals of a module run on stacked
+batches and of a tuple output whose first element is a scalar.
 
 Truths are computed here without tribute: zero ablation of attention heads as zeroed input
-columns of ``out_proj.weight`` (no hooks), and exact Shapley values by enumerating every
-coalition.
+columns of ``out_proj.weight`` (no hooks), exact Shapley values by enumerating every coalition,
+and GradDrop by hand autograd (one block call's backward replaced by the identity at a time).
 """
 
 from __future__ import annotations
