@@ -70,9 +70,11 @@ class Site:
     def units_of(self, shape: tuple[int, ...]) -> int:
         """Units along this site's axis for a per-sample activation shape."""
         if not shape:
+            # aud46c: a module returning (aux, h) was told only "returned a scalar per sample"
             raise UnsupportedModelError(
                 f"module {self.path!r} returned a scalar per sample; component players need an "
-                "activation with a unit axis."
+                "activation with a unit axis. Of a tuple output the first element is read: "
+                "return the activation first, or name a module that returns it."
             )
         if self.unit == "channel":
             if len(shape) < 2:
@@ -170,10 +172,19 @@ class RowState:
 def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
     """Refuse an activation whose first axis is not the pass's rows (its batch axis elsewhere)."""
     if act.ndim == 0 or act.shape[0] != rows:
+        # aud46c: a module run once on several batches stacked along the batch axis (a siamese
+        # encoder called on torch.cat([a, b])) was told only of sequence-first layouts and
+        # batch_first=True, which is neither its cause nor its fix
+        first = int(act.shape[0]) if act.ndim else 0
+        stacked = (f"Its {first} rows are {first // rows} x the pass's {rows}: the model seems to run it on "
+                   f"{first // rows} batches stacked along the batch axis (e.g. torch.cat([a, b]) of the two "
+                   "sides of a pair); call the module once per batch (enc(a), enc(b)), or name a module "
+                   "that runs on the rows as they are. Or a "
+                   if rows > 0 and first > rows and first % rows == 0 else "A ")
         raise UnsupportedModelError(
             f"module {site.path!r} returned an activation of shape {tuple(act.shape)} on a forward pass "
             f"of {rows} rows; component games need modules whose activations keep the batch axis "
-            "first (one activation row per input row). A sequence-first module (time first, e.g. "
+            f"first (one activation row per input row). {stacked}sequence-first module (time first, e.g. "
             "torch.nn.TransformerEncoderLayer or an RNN without batch_first=True) puts it second: "
             "build it with batch_first=True, or name a batch-first module."
         )

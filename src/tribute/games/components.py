@@ -799,14 +799,31 @@ class ComponentGame(Game):
             ``(values batch x (L+1) x targets, grads batch x (L+1) x targets x players)``.
         """
         paths = list(layers)
-        for p in paths:
-            get_module(self.module, p)
+        self._check_drop_layers(paths)
         k = len(paths) + 1
         masks = torch.ones(k, self.n_players, dtype=torch.float64)
         drop = torch.arange(k)
         drop[-1] = -1
         self.count_evals(k)
         return self._grad_run(masks, True, None, drop_layers=paths, drop_of_k=drop)
+
+    def _check_drop_layers(self, paths: list[str]) -> None:
+        """Refuse GradDrop layers that are not distinct modules (each path must resolve)."""
+        seen: dict[int, str] = {}
+        for p in paths:
+            module = get_module(self.module, p)
+            first = seen.setdefault(id(module), p)
+            if first != p or paths.count(p) > 1:
+                # aud46c: a tied ModuleList ([blk] * 3, one block looped) or a path listed twice: the
+                # drop hooks of one module drop its backward pass at every call, and the same drop was
+                # counted once per listing: atp_star 0.152 where per-call GradDrop by hand gives 0.283
+                what = (f"layers= lists {p!r} twice" if first == p else
+                        f"layers {first!r} and {p!r} are one module ({type(module).__name__} registered "
+                        "under both paths, e.g. a ModuleList holding one block several times)")
+                raise InputError(
+                    f"{what}; GradDrop drops one layer's backward pass at a time, and a module's drop "
+                    "covers every call of it, so the same drop would be counted more than once. Pass "
+                    "layers=[...] naming each distinct module once, or use method='atp'.")
 
     def residual_layers(self) -> list[str]:
         """The layers (elements of the ``ModuleList`` that holds the player modules), in order.
@@ -877,8 +894,7 @@ class ComponentGame(Game):
         k_count = int(n_points)
         if drop_layers and k_count != len(drop_layers) + 1:
             raise InputError(f"probe_sites: drop_layers needs n_points={len(drop_layers) + 1}, got {n_points}.")
-        for p in drop_layers or []:
-            get_module(self.module, p)
+        self._check_drop_layers(list(drop_layers or []))
         b_total, t_count = self.n_samples, self.n_targets
         device = self.model.device
         st = self.state
