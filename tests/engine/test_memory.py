@@ -173,7 +173,8 @@ def test_slow_runs_announce_their_plan_from_the_tuned_throughput():
     clear_tuners()
     x = torch.rand(1, 13, dtype=torch.float64)
     game = FeatureGame(as_model(_Slow(), "torch"), x)
-    game.value(torch.ones(60, 13, dtype=torch.float64))  # tuning chunks measure ~200 rows/s
+    # 60 distinct coalitions (one asked for twice runs once): tuning chunks measure ~200 rows/s
+    game.value(torch.rand(60, 13, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     assert game.engine.throughput(game.row_bytes) is not None
     m = get_method("kernel_shap")()
     with warnings.catch_warnings(record=True) as rec:

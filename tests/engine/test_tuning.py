@@ -124,7 +124,9 @@ class _Curve(torch.nn.Module):
 
 def test_engine_tunes_to_the_models_best_size_and_caches_it():
     x = torch.randn(2, 5, dtype=torch.float64)
-    masks = (torch.rand(800, 5, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    # 800 distinct coalitions (fractional: 5 players have 32 whole ones, and a coalition asked
+    # for twice runs once since eng46)
+    masks = torch.rand(800, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     # the model's cost is time.sleep: once in a fresh-clone CI run a 32-row pass was timed at
     # 2.3 ms for a 7.2 ms sleep (14,117 rows/s), the search skipped ahead to 2,048 and ran out
     # of rows before confirming (best None). A preemption between the clock's two readings
@@ -171,7 +173,7 @@ def test_explicit_batch_size_wins_over_tuning():
     model = _Curve()
     x = torch.randn(2, 5, dtype=torch.float64)
     game = FeatureGame(as_model(model, "torch"), x, target=0, batch_size=7)
-    game.value(torch.ones(10, 5, dtype=torch.float64))
+    game.value(torch.rand(10, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64))  # 10 distinct
     assert max(model.sizes) == 7
 
 

@@ -148,6 +148,22 @@ class Progress:
             self._bar.total = self.total
             self._bar.refresh()
 
+    def drop(self, rows: int) -> None:
+        """``rows`` planned model rows will not run after all (a game evaluated a coalition
+        asked for twice once: :meth:`tribute.games.base.Game.value`): the plan shrinks by them
+        (scaled to the inputs left in a call run in groups), never below the rows done."""
+        rows = int(rows)
+        if rows <= 0 or not self.planned:
+            return
+        if self._nested and self.share is not None:
+            rows = round(rows * self.share)
+        solve = self.total - self.planned_rows
+        self.planned_rows = max(self.planned_rows - rows, self.done)
+        self.total = max(self.planned_rows + solve, 1)
+        if self._bar is not None:
+            self._bar.total = max(self.total, self.done + 1)
+            self._bar.refresh()
+
     def split(self, inputs_left: int, group_inputs: int) -> None:
         """The call owning this bar runs its inputs in groups, each as a nested call: the
         next group has ``group_inputs`` of the ``inputs_left`` inputs still to run, and its

@@ -50,10 +50,11 @@ import torch
 
 from ..attribution import Attribution, Layout
 from ..engine import Engine
+from ..engine.progress import active_progress
 from ..errors import InputError, UnsupportedModelError
 from ..targets import Target
 
-__all__ = ["VALUE_BLOCK_ELEMENTS", "Game", "ValueBlock"]
+__all__ = ["VALUE_BLOCK_ELEMENTS", "Game", "ValueBlock", "distinct_coalitions"]
 
 #: Mask elements (coalitions x players, times samples for per-sample masks) per block of
 #: :meth:`Game.value_stream` / :meth:`Game.value` with ``max_elements``: float64 masks of at
@@ -98,6 +99,10 @@ class Game(ABC):
     player_kind: str = "feature"
     differentiable: bool = False
     baseline_given: bool = False
+    #: :meth:`value` evaluates a coalition that shared masks hold several times once and gives
+    #: every copy its values (a game whose value of a coalition is a function of the coalition:
+    #: feature games; not one that draws anything per evaluation, such as a retraining game)
+    distinct_coalitions: bool = False
 
     def __init__(self, engine: Engine, target: Target, layout: Layout,
                  player_names: list[str], n_samples: int) -> None:
@@ -160,10 +165,30 @@ class Game(ABC):
             max_elements: when given, evaluate in blocks of at most this many mask elements
                 (see :meth:`value_stream`); the result is the same. default=None (one call).
 
+        A coalition that shared masks hold several times (drawn with replacement) is evaluated
+        once and counted once when the game's :attr:`distinct_coalitions` says so (feature
+        games), and every copy gets its values: ``n_evals`` and ``n_rows`` count the rows the
+        model saw.
+
         Returns:
             float64 CPU tensor ``batch x K x targets``.
         """
         m, shared = self.check_masks(masks)
+        # more coalitions than players: drawn ones may repeat (leave-one-out and occlusion
+        # windows ask for at most one per player, all distinct: they pay no search)
+        if shared and self.distinct_coalitions and m.shape[0] > m.shape[1]:
+            once = distinct_coalitions(m)
+            if once is not None:  # coalitions asked for twice: each runs once, counted once
+                keep, inverse = once
+                bar = active_progress()
+                if bar is not None:  # the plan counted every copy's rows
+                    bar.drop((int(m.shape[0]) - int(keep.numel())) * int(self.n_samples)
+                             * int(getattr(self, "n_background", 1) or 1))
+                return self._counted_value(m[keep], shared, max_elements)[:, inverse]
+        return self._counted_value(m, shared, max_elements)
+
+    def _counted_value(self, m: torch.Tensor, shared: bool, max_elements: int | None) -> torch.Tensor:
+        """:meth:`value` of checked masks (in blocks of ``max_elements``), counted."""
         if max_elements is not None:
             k_total = int(m.shape[-2])
             step = self.block_items(per_sample=not shared, max_elements=max_elements)
@@ -429,3 +454,65 @@ class Game(ABC):
     def groups_array(self) -> np.ndarray | None:
         """Element-to-player map for grouped feature games (None otherwise)."""
         return None
+
+
+#: players -> the fixed random weights of :func:`distinct_coalitions`' keys (a few sizes kept)
+_KEY_WEIGHTS: dict[int, torch.Tensor] = {}
+
+
+def _key_weights(n: int) -> torch.Tensor:
+    """``n`` float64 weights in [1, 2), the same for every call (seeded by ``n``): random, so
+    that different 0/1 coalitions almost never share a sum (weights with integer relations
+    between them, such as multiples of the golden ratio, made a third of 1,023 random
+    coalitions of 13 players collide)."""
+    w = _KEY_WEIGHTS.get(n)
+    if w is None:
+        if len(_KEY_WEIGHTS) >= 16:
+            _KEY_WEIGHTS.clear()
+        w = _KEY_WEIGHTS[n] = torch.rand(n, dtype=torch.float64,
+                                         generator=torch.Generator().manual_seed(n)).add_(1.0)
+    return w
+
+
+def distinct_coalitions(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The coalitions of ``K x players`` masks that repeat an earlier one, found exactly.
+
+    Sampling estimators draw coalitions with replacement (LIME, RISE, COAR, ReAgent, sampled
+    Banzhaf values) or walk permutations whose prefixes repeat (permutation Shapley): on 13
+    players 6-60% of their coalitions repeat one already drawn. Returns None when every
+    coalition is distinct, else ``(keep, inverse)``: ``keep`` the index of each distinct
+    coalition's first occurrence, in increasing order (the model sees the distinct rows in the
+    order they were asked for), and ``inverse`` the position in ``keep`` of every coalition, so
+    that ``masks[keep][inverse]`` equals ``masks`` element for element.
+
+    One key per coalition (a weighted sum of its entries, fixed weights) and a sort of the keys
+    find the candidates; the rows that share a key are then compared element by element, and a
+    key shared by two different coalitions (or a NaN) merges nothing (None): only coalitions
+    equal in every element are ever merged.
+    """
+    k, n = int(masks.shape[0]), int(masks.shape[1])
+    if k < 2 or n == 0:
+        return None
+    m = masks.detach()
+    if m.device.type != "cpu":
+        m = m.cpu()
+    m64 = m if m.dtype == torch.float64 else m.to(torch.float64)
+    w = _key_weights(n)
+    # elementwise products summed along each row: the same operations for every row wherever
+    # it sits (a matrix-vector product gave two equal coalitions of 300 players different keys)
+    key = torch.empty(k, dtype=torch.float64)
+    step = max(1, (1 << 20) // n)  # rows per slice: a bounded temporary
+    for lo in range(0, k, step):
+        torch.sum(m64[lo : lo + step] * w, dim=1, out=key[lo : lo + step])
+    _, inverse = torch.unique(key, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), k, dtype=torch.long).scatter_reduce_(
+        0, inverse, torch.arange(k), reduce="amin")
+    u = int(first.numel())
+    if u == k:
+        return None
+    if not torch.equal(m[first[inverse]], m):
+        return None  # a key shared by different coalitions, or NaN: merge nothing
+    keep, order = torch.sort(first)  # distinct coalitions in the order first asked for
+    rank = torch.empty(u, dtype=torch.long)
+    rank[order] = torch.arange(u)
+    return keep, rank[inverse]

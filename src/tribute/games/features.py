@@ -368,6 +368,7 @@ class FeatureGame(Game):
 
     kind = "feature"
     player_kind = "feature"
+    distinct_coalitions = True  # v(S) is a function of S: a coalition asked for twice runs once
 
     def __init__(
         self,
