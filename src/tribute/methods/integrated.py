@@ -114,8 +114,11 @@ def _gauss_legendre_large(n: int) -> tuple[np.ndarray, np.ndarray]:
     the middle node is 0 with weight ``2 / (n P_{n-1}(0))^2``.
 
     The former O(n^2) tridiagonal eigenvalue call held Python's lock for 35 s at 30,000 nodes
-    (every other thread stood still, the explorer server included; reviewer rev46x). Against
-    a 40-digit reference: nodes within 4e-16, weights within 5e-15 relative (129 to 2,048).
+    (every other thread stood still, the explorer server included; reviewer rev46x): now
+    0.44 s at 30,000 nodes, 1.5 s at 100,000. Against a 40-digit reference: nodes within
+    2.2e-16, weights within 7e-15 relative from 2 to 2,048 nodes (the eigenvalue path's were
+    up to 7e-11 off); at 30,000 / 100,000 nodes the weights of the recurrence's nodes near the
+    ends are within 1.1e-14 / 4.3e-14, the others within 1e-15.
     """
     import scipy.special
 
