@@ -546,7 +546,6 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
     if kind == "explain":
         method = compute.check_method(s, data.get("method"))
         params = compute.parse_params(method, data.get("params"))
-        compute.check_quadrature(method, params, budget)
         key = _key(kind, s.name, s.input_key(index), method, params, budget, seed, removal)
         return submit(key, lambda job: compute.explain_one(
             job, s, index, method, params, budget, seed, removal))
@@ -558,8 +557,6 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
                 != len(names):
             raise InputError(f"methods={names!r}: give a list of 2 to 6 different method names.")
         names = [compute.check_method(s, n) for n in names]
-        for n in names:
-            compute.check_quadrature(n, {}, budget)
         key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
         return submit(key, lambda job: compute.compare(
             job, s, index, names, budget, seed, removal=removal),

@@ -203,42 +203,6 @@ def check_method(subject: Subject, name: Any) -> str:
     return name
 
 
-#: Most Gauss-Legendre nodes one request may ask for. integrated_gradients (its default rule)
-#: and xrai compute their nodes in one O(n^2) eigenvalue call that holds Python's lock, so the
-#: whole server (the page, job status, cancel) stood still while it ran: a budget of 100,000
-#: (the form's limit) froze it for 6 minutes, 30,000 nodes for 35 s; 4,096 take ~1 s (aud46x).
-MAX_GAUSS_LEGENDRE = 4096
-#: Methods integrating on Gauss-Legendre nodes -> evaluations per input besides the nodes.
-_GAUSS_LEGENDRE = {"integrated_gradients": 2, "xrai": 1}
-
-
-def check_quadrature(method: str, params: dict[str, Any], budget: int | None) -> None:
-    """Refuse a request whose Gauss-Legendre rule needs more than :data:`MAX_GAUSS_LEGENDRE`
-    nodes (``steps``, or the budget's ``steps``), naming the limit and a rule without it."""
-    extra = _GAUSS_LEGENDRE.get(method)
-    if extra is None:
-        return
-    defaults = get_method(method).defaults()
-    rule = params.get("rule", defaults.get("rule", "gauss_legendre"))
-    if rule not in ("gauss_legendre", "gausslegendre"):
-        return  # the Riemann rules' nodes cost nothing
-    asked = [(f"budget={budget}", budget - extra)] if budget is not None else []
-    steps = params.get("steps")
-    if isinstance(steps, int) and (budget is None or steps != defaults.get("steps")):
-        asked.append((f"steps={steps}", steps))
-    if budget is None and steps is None:
-        asked.append((f"steps={defaults.get('steps')}", int(defaults.get("steps") or 0)))
-    for what, nodes in asked:
-        if nodes > MAX_GAUSS_LEGENDRE:
-            other = (" or rule='riemann_trapezoid' (equally spaced nodes, no such cost)"
-                     if "rule" in defaults else "")
-            raise InputError(
-                f"{method}: {what} asks for {nodes:,} Gauss-Legendre nodes; computing them takes "
-                f"time growing with the square of their number, during which the whole explorer "
-                f"stands still and cannot cancel (100,000 nodes: minutes). Give steps <= "
-                f"{MAX_GAUSS_LEGENDRE} (budget <= {MAX_GAUSS_LEGENDRE + extra}){other}.")
-
-
 def check_budget(budget: Any) -> int | None:
     if budget is None or budget == "":
         return None

@@ -173,8 +173,13 @@ async function runJob(prefix, body, render) {
       setStatus(ui, "done", `done in ${fmt(full.seconds, 2)} s${full.cached ? " (cached)" : ""}`);
       try {
         // drawn over the input it explains: an input picked while the job ran got the job's
-        // credits over its own image, beside its own prediction (aud46x)
+        // credits over its own image, beside its own prediction (aud46x); a model picked
+        // while it ran got them over its input of the same number (rev46x): not drawn
         const r = full.result;
+        if (body.subject !== state.subject.name) {
+          setStatus(ui, "done", `done for model ${body.subject}, not drawn: model ${state.subject.name} is selected now`);
+          return;
+        }
         if (prefix !== "training" && r && Number.isInteger(r.index) && r.index !== state.index) await selectInput(r.index);
         render(r);
       } catch (e) { setStatus(ui, "error", "could not draw the result: " + e.message); }
@@ -202,6 +207,8 @@ async function runJob(prefix, body, render) {
 // ------------------------------------------------------------------ inputs
 async function loadSubject(name) {
   state.subject = await api(`/api/subjects/${name}`);
+  // results of the previous model are not left beside this model's inputs (rev46x)
+  for (const id of ["explain-result", "compare-result", "components-result", "training-result"]) { const b = $(id); if (b) b.replaceChildren(); }
   state.index = 0;
   const s = state.subject;
   $("subject-desc").textContent = s.description;
