@@ -443,12 +443,15 @@ digits MLP logit x0.86 / 0.88, the tanh32 logit x0.93 / 0.93 (0.509 -> 0.471 at 
 cells stop 45 replayed came out as replayed (breast-cancer MLP logit x0.915 / 0.851 / 0.679 /
 0.679). Still missing: the breast-cancer MLP logit at 64 / 128 (0.625 / 0.510), the ReLU 18
 logit at 64 / 128 / 256 (0.513 / 0.564 / 0.527) and the tanh32 logit at 128 / 256 (0.504 /
-0.520). Standard errors on the nine games with enumerated truth: coverage within 2 sd 0.961-1.000
-(the default 0.964-1.000); at 64-128, where both were measured on the same pairs, root mean square
-of error / stderr 0.10-0.92 against 0.22-0.94 (lower or equal in all 18 cells: a little more
-conservative), and coverage lower in 2 of 18 cells by one value of 360 (the ReLU 18 logit, 0.964
--> 0.961 at 64, 0.992 -> 0.989 at 128). Cost: the kernels' quadratic forms, within the timing
-noise of a busy machine (7-104 s per 10-point call). Off with ``nngp_first_layer=False``.
+0.520). Standard errors: coverage within 2 sd 0.961-1.000 on the nine games with enumerated
+truth (the default 0.964-1.000); over all 48 cells higher in 15, lower in 7 by one or two values
+of 260-640 (the ReLU 18 logit 0.964 -> 0.961 at 64, 0.992 -> 0.989 at 128, 1.000 -> 0.994 at
+512; relu14 1.000 -> 0.996 at 256; mlp20 1.000 -> 0.998 at 512; the two 30-32-player reference
+games at 256, 1.000 -> 0.998 and 0.997 -> 0.995); root mean square of error / stderr, measured
+for both in 29 cells (64-128 on the same pairs, five cells at 256-512), 0.10-0.92 against
+0.22-0.94, lower in 23 and never higher: a little more conservative. Cost: the kernels'
+quadratic forms (not timed apart; calls took 7-104 s per 10 points on a busy machine, the
+default's replayed fits about as long). Off with ``nngp_first_layer=False``.
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
