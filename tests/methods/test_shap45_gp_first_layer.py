@@ -141,7 +141,7 @@ def test_first_layer_left_out_where_the_first_module_is_not_the_input_layer():
     seq = _logistic(n, 7)
     x = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     kw: dict[str, Any] = {"method": "shapley", "budget": 32, "target": 0, "baseline": 0.0}
-    plain = tribute.explain(seq, x, **kw)
+    plain = tribute.explain(seq, x, nngp_first_layer=False, **kw)
     for model in (_Wrapped(seq), torch.nn.Sequential(torch.nn.Identity(), *seq)):
         at = tribute.explain(model, x, nngp_first_layer=True, **kw)
         assert at.params["nngp_used"] and not at.params["nngp_first_layer_used"]
