@@ -4,6 +4,7 @@ tribute (the exact Gauss-Newton solve of a model linear in one weight, squared e
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,3 +70,20 @@ def test_ekfac_refuses_a_linear_weight_used_outside_the_layers_call(cls: type[to
     assert all(torch.equal(v, m.state_dict()[k]) for k, v in sd.items())
     assert sum(len(x._forward_hooks) for x in m.modules()) == 0
     assert all(p.requires_grad for p in m.parameters())
+
+
+def test_tracin_takes_checkpoints_given_as_a_module_list() -> None:
+    # before (aud46d): an nn.ModuleList of checkpoint models was refused as "one ModuleList"
+    # (main took it). Truth: TracInCP by hand, sum_k lr_k * -<[x_t, 1], (theta_k . a_i - y_i) a_i>
+    X, y, Xt = _data(11)
+    torch.manual_seed(4)
+    mods = [torch.nn.Linear(D, 1).double() for _ in range(3)]
+    A = torch.cat([X, torch.ones(N, 1, dtype=torch.float64)], 1)
+    At = torch.cat([Xt, torch.ones(2, 1, dtype=torch.float64)], 1)
+    thetas = [torch.cat([m.weight.detach().reshape(-1), m.bias.detach()]) for m in mods[:2]]
+    truth = sum(-At @ ((A @ th - y)[:, None] * A).T for th in thetas)
+    assert isinstance(truth, torch.Tensor)
+    ckpts: Any = torch.nn.ModuleList(mods[:2])  # iterable of models, not typed a Sequence
+    data = tribute.TrainingData(X, y, loss="mse", checkpoints=ckpts)
+    attr = tribute.explain(mods[2], Xt, method="tracin", players=data)
+    assert torch.allclose(attr.values.reshape(2, N), truth, rtol=1e-12, atol=1e-14)
