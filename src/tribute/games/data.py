@@ -384,7 +384,8 @@ class TrainingData:
                 raise InputError(f"groups must use ids 0..G-1 with every id present; got ids {ids[:10].tolist()}...")
             self.groups = g.astype(np.int64)
             self.player_names = [f"group {i}" for i in range(len(ids))]
-        if isinstance(checkpoints, (str, os.PathLike, Mapping, torch.nn.Module)):
+        if isinstance(checkpoints, (str, os.PathLike, Mapping, torch.nn.Module)) \
+                and not isinstance(checkpoints, torch.nn.ModuleList):  # a list of models
             # list() of one path read its characters (of a state_dict, its keys) as checkpoints
             raise InputError(
                 f"checkpoints is one {type(checkpoints).__name__}; pass a list of checkpoints "
@@ -1141,9 +1142,14 @@ class DataGame(Game):
                 return hook
 
             handles = [mods[m].register_forward_hook(make(m)) for m, _, _ in layers]
+            # the layers' own parameters as leaves: their true gradient checks the factors'
+            q = {k: v.detach() for k, v in p.items()}
+            own = [x for _, w, bn in layers for x in (w, bn) if x is not None]
+            for k in own:
+                q[k] = q[k].requires_grad_(True)
             try:
                 with torch.enable_grad():
-                    out = self._forward({k: v.detach() for k, v in p.items()}, X)
+                    out = self._forward(q, X)
             finally:
                 for h in handles:
                     h.remove()
@@ -1164,12 +1170,45 @@ class DataGame(Game):
             gs = {m: torch.empty(rows, C, *positions(eps[m]).shape[1:], dtype=self.dtype)
                   for m in names}
             for c in range(C):
-                grads = torch.autograd.grad(out2, [eps[m] for m in names], grad_outputs=L[:, :, c],
-                                            retain_graph=c < C - 1)
+                last = c == C - 1
+                grads = torch.autograd.grad(out2, [eps[m] for m in names] + ([q[k] for k in own] if last else []),
+                                            grad_outputs=L[:, :, c], retain_graph=not last,
+                                            allow_unused=True)
                 for m, gr in zip(names, grads):
-                    gs[m][:, c] = positions(gr)
+                    gs[m][:, c] = 0 if gr is None else positions(gr)  # None: output unused
+                if last:
+                    self._check_layer_grads(layers, acts, gs, dict(zip(own, grads[len(names):])))
             self.n_grad_evals += rows * C
             yield s, {m: (acts[m], gs[m]) for m in names}
+
+    @staticmethod
+    def _check_layer_grads(layers: list[tuple[str, str, str | None]], acts: dict[str, torch.Tensor],
+                           gs: dict[str, torch.Tensor], true: dict[str, torch.Tensor | None]) -> None:
+        """Refuse a layer whose parameters' true gradient is not the one its calls' inputs and
+        output gradients give (the weight also used outside the layer's call: ``F.linear(x,
+        lin.weight)``, ``x @ lin.weight.T``; before: 2.2x off the exact solve, no error)."""
+        for m, w, b in layers:
+            for x in (w, b):
+                if x is None:
+                    continue
+                t = true[x]
+                tg = torch.zeros(()) if t is None else t.reshape(t.shape[0], -1)
+                if m not in gs:
+                    hg = torch.zeros_like(tg)
+                elif x == w:
+                    hg = torch.einsum("rto,rti->oi", gs[m][:, -1], acts[m])
+                else:
+                    hg = gs[m][:, -1].sum((0, 1)).reshape(tg.shape)
+                scale = float(torch.maximum(tg.abs().max(), hg.abs().max()))
+                if float((hg - tg).abs().max()) > 1e-7 * scale:
+                    raise UnsupportedModelError(
+                        f"parameter {x!r} of layer {m!r} is also used outside that layer's call "
+                        "(a functional use such as F.linear(x, layer.weight) or x @ "
+                        "layer.weight.T, or a layer never called whose weight is used): "
+                        "Kronecker-factored curvature takes each layer's gradient from its "
+                        "inputs and output gradients alone. Use solver='cg' or 'explicit' for "
+                        "this model."
+                    )
 
     def loss_output_derivatives(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """First and second derivatives of the loss w.r.t. the raw outputs: ``rows x C``, ``rows x C x C``."""
