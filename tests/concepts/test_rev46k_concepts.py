@@ -110,3 +110,23 @@ def test_label_leakage_still_refuses_object_masks_that_are_not_0_1() -> None:
     for bad in (np.full((8, 5), 0.3, dtype=object), np.full((8, 5), "1", dtype=object), np.full((8, 5), None)):
         with pytest.raises(tribute.errors.InputError, match="selection must be booleans"):
             tribute.label_leakage(game, bad)
+
+
+def test_tcav_takes_the_seeds_numpy_takes_as_main_did() -> None:
+    # aud46k's seed check refused a BitGenerator and a list of ints (numpy's SeedSequence entropy)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    g = torch.Generator().manual_seed(1)
+    x, c = torch.randn(6, 5, dtype=DT, generator=g), torch.randn(3, 5, dtype=DT, generator=g) + 1
+    r = torch.randn(10, 5, dtype=DT, generator=g)
+    kw: dict[str, Any] = {"layer": "1", "target": 1, "n_random": 3, "n_permutations": 20}
+    pairs: list[tuple[Any, Any]] = [(np.random.PCG64(5), np.random.Generator(np.random.PCG64(5))),
+                                    ([5, 7], np.random.SeedSequence([5, 7]))]
+    for seed, same in pairs:
+        got, ref = tribute.tcav(net, x, c, r, seed=seed, **kw), tribute.tcav(net, x, c, r, seed=same, **kw)
+        np.testing.assert_array_equal(got.null_scores, ref.null_scores)
+        assert got.p_value == ref.p_value
+    bads: list[Any] = ["5", True, [-1], 1.5]
+    for bad in bads:
+        with pytest.raises(tribute.errors.InputError, match="tcav: seed="):
+            tribute.tcav(net, x, c, r, seed=bad, **kw)
