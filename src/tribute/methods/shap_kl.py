@@ -75,13 +75,19 @@ class LeakageReport:
     n_evals: int
 
 
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    """A tensor numpy can read: detached, on the CPU, bfloat16 as float32 (numpy has none)."""
+    t = t.detach().cpu()
+    return t.float() if t.dtype == torch.bfloat16 else t
+
+
 def top_k_selection(values: Any, k: int) -> np.ndarray:
     """``batch x players`` boolean masks keeping the ``k`` largest credits of each row."""
     # an Attribution's credits; not a tensor's own ``.values`` (a method: top_k_selection(attr.values, k)
     # on a torch tensor raised "float() argument must be ... not 'builtin_function_or_method'")
     held = getattr(values, "values", None) if not isinstance(values, (torch.Tensor, np.ndarray)) else None
     src = values if held is None or callable(held) else held
-    arr = np.asarray(src.detach().cpu() if isinstance(src, torch.Tensor) else src, dtype=np.float64)
+    arr = np.asarray(_cpu(src) if isinstance(src, torch.Tensor) else src, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(f"top_k_selection: values must be batch x players; got shape {arr.shape}.")
     if not 1 <= k <= arr.shape[1]:
@@ -123,12 +129,17 @@ def label_leakage(game: Game, selection: Any) -> LeakageReport:
                 f"label_leakage: the game's model has dropout / batch-norm modules in training mode ({live[:3]}"
                 f"{' ...' if len(live) > 3 else ''}), so its label distributions are random draws. Call "
                 "model.eval() before tribute.build_game(...).")
-    raw = np.asarray(selection.detach().cpu() if isinstance(selection, torch.Tensor) else selection)
+    raw = np.asarray(_cpu(selection) if isinstance(selection, torch.Tensor) else selection)
     if raw.shape != (game.n_samples, game.n_players):
         raise InputError(
             f"label_leakage: selection has shape {raw.shape}; expected (batch, players) = "
             f"({game.n_samples}, {game.n_players}), one boolean per player (True = kept)."
         )
+    if raw.dtype == object and all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating))
+                                   and v in (0, 1) for v in raw.flat):
+        # pandas masks with nullable ``boolean`` / ``Int64`` or mixed bool and int columns come as
+        # objects: aud46k's check refused them, where main scored them right (rev46k)
+        raw = raw.astype(bool)
     if raw.dtype != bool and not (raw.dtype.kind in "iuf" and np.isin(raw, (0, 1)).all()):
         # credits or probabilities passed as the selection were read as "kept where non-zero" (every
         # feature, silently: leaky accuracy 0.625 and kl_retained 1.0 for top-2 masks scoring 1.0 / 0.865)

@@ -660,11 +660,18 @@ def tcav(
     if _whole(batch_size) is None or int(batch_size) < 1:
         raise InputError(f"tcav: batch_size={batch_size!r} must be an integer >= 1 (examples per forward pass).")
     batch_size = int(batch_size)
-    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)) and (
-            _whole(seed) is None or int(seed) < 0):
-        raise InputError(f"tcav: seed={seed!r} must be an integer >= 0 (or None for fresh draws).")
-    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
-        seed = int(seed)  # numpy takes no torch integer
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence,
+                                                  np.random.BitGenerator)):
+        whole = _whole(seed)
+        if whole is None:  # what numpy's generator takes besides integers (a list of them, as main did; rev46k)
+            try:
+                fits = not isinstance(seed, (bool, np.bool_, str, bytes)) and bool(np.random.SeedSequence(seed))
+            except (TypeError, ValueError):
+                fits = False
+        else:
+            fits, seed = whole >= 0, whole  # numpy takes no torch integer
+        if not fits:
+            raise InputError(f"tcav: seed={seed!r} must be an integer >= 0 (or None for fresh draws).")
     if (_whole(n_random) or 0) < 2:
         raise InputError(f"tcav: n_random={n_random!r} must be an integer >= 2 (the t-test needs several runs).")
     n_random = int(n_random)
