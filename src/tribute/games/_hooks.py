@@ -176,11 +176,14 @@ def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
         # encoder called on torch.cat([a, b])) was told only of sequence-first layouts and
         # batch_first=True, which is neither its cause nor its fix
         first = int(act.shape[0]) if act.ndim else 0
+        # rev46c: a (time, batch, ...) activation (batch axis second) is the sequence-first layout,
+        # not stacked batches: with T a multiple of the rows (every batch of 1) the stacking text led
+        seq_first = act.ndim >= 2 and int(act.shape[1]) == rows
         stacked = (f"Its {first} rows are {first // rows} x the pass's {rows}: the model seems to run it on "
                    f"{first // rows} batches stacked along the batch axis (e.g. torch.cat([a, b]) of the two "
                    "sides of a pair); call the module once per batch (enc(a), enc(b)), or name a module "
                    "that runs on the rows as they are. Or a "
-                   if rows > 0 and first > rows and first % rows == 0 else "A ")
+                   if rows > 0 and first > rows and first % rows == 0 and not seq_first else "A ")
         raise UnsupportedModelError(
             f"module {site.path!r} returned an activation of shape {tuple(act.shape)} on a forward pass "
             f"of {rows} rows; component games need modules whose activations keep the batch axis "

@@ -247,7 +247,10 @@ class AtPStar(Method):
     Args:
         layers: module paths of the residual layers (blocks ``x -> x + f(x)`` or post-norm
             variants with the same input and output shape); None finds the ``ModuleList`` that
-            holds the player modules (e.g. ``encoder.layer``). default=None.
+            holds the player modules (e.g. ``encoder.layer``). A layer is a module: one called
+            several times per forward pass (a block looped, ALBERT's layer groups) has its
+            backward pass dropped at every call in its row, not per call; the same module under
+            two paths is refused. default=None.
         signed: multiply the GradDrop magnitude by the sign of plain AtP (False returns the
             paper's non-negative magnitudes). default=True.
         qk_fix: apply the QK fix to query/key head players. default=True.
