@@ -75,12 +75,31 @@ def first_conv_channels(model: Any) -> int | None:
     return c
 
 
-def _conv2d_reads(model: Any) -> list[int]:
-    """``in_channels`` of every ``Conv2d`` of ``model``, in registration order."""
+def _read_from_input(model: Any, count: int, c: int) -> bool:
+    """Whether a layer of ``model`` other than its first ``Conv2d`` (which reads ``c``) reads
+    ``count`` channels as from the input: a ``Conv2d`` or ``Linear`` reading ``count`` where no
+    other layer writes ``count`` (a width nothing makes), or whose outputs the first ``Conv2d``
+    reads (``c`` is one reader's output count or the sum of the ``Conv2d`` readers': a fuse
+    over branches)."""
     module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
     if not isinstance(module, torch.nn.Module):
-        return []
-    return [int(sub.in_channels) for sub in module.modules() if isinstance(sub, torch.nn.Conv2d)]
+        return False
+    mods = list(module.modules())
+    first = next((sub for sub in mods if isinstance(sub, torch.nn.Conv2d)), None)
+    readers = [sub for sub in mods if sub is not first and (
+        (isinstance(sub, torch.nn.Conv2d) and int(sub.in_channels) == count)
+        or (isinstance(sub, torch.nn.Linear) and int(sub.in_features) == count))]
+    if not readers:
+        return False
+    outs = [int(r.out_channels) if isinstance(r, torch.nn.Conv2d) else int(r.out_features) for r in readers]
+    if c in outs or c == sum(int(r.out_channels) for r in readers if isinstance(r, torch.nn.Conv2d)):
+        return True
+    # a reader writing as many as it reads (a branch Conv2d(8, 8) on 8-band images) is no sign
+    # of an intermediate width; another layer writing the count is (Conv2d(13, 8) -> Conv2d(8, 16))
+    return not any(not any(sub is r for r in readers) and (
+        (isinstance(sub, _CONVS) and int(sub.out_channels) == count)
+        or (isinstance(sub, torch.nn.Linear) and int(sub.out_features) == count)
+        or (isinstance(sub, torch.nn.Embedding) and int(sub.embedding_dim) == count)) for sub in mods)
 
 
 def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
@@ -94,8 +113,13 @@ def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
     4 + 4 channels it reads made a channels-first ``(3, 8, 8)`` image channels-last (region
     methods and CRAFT refused it, the metrics warned; Grad-CAM mapped it to 3 x 8, rev45g).
     Where the last axis is not shorter than the other two (not an ordinary ``(H, W, C)``
-    image) and another ``Conv2d`` of the model reads as many channels as the first axis holds,
-    the model says both and this says None. Channels-last patches with many bands
+    image) and another ``Conv2d`` (or a ``Linear``: a per-pixel embedding registered after a
+    mixing ``Conv2d``) reads as many channels as the first axis holds, as from the input
+    (:func:`_read_from_input`), the model says both and this says None. A count that another
+    layer writes is an intermediate width: a channels-last ``(8, 8, 13)`` patch of a model
+    ``Conv2d(13, 8) -> Conv2d(8, 16)`` stays channels-last (rev46s: keyed on any ``Conv2d``
+    reading 8, region methods ran silently on 8 x 13 images of 8 channels, xrai error 0.0031
+    for credits up to 0.0015, where BASE refused with the right advice). Channels-last patches with many bands
     (``(5, 5, 20)``, a model that permutes them and no other ``Conv2d`` reading 5 channels) stay
     channels-last: Grad-CAM's own rule (an ``(H, W, C)`` image holds fewer channels than rows
     and columns) mapped them to 5 x 20 (small46: map error 0.0052 for a map up to 0.0053).
@@ -108,7 +132,7 @@ def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
     first, last = int(shape[0]) == c, int(shape[-1]) == c
     if first == last:
         return None
-    if last and c >= min(int(shape[0]), int(shape[1])) and int(shape[0]) in _conv2d_reads(model)[1:]:
+    if last and c >= min(int(shape[0]), int(shape[1])) and _read_from_input(model, int(shape[0]), c):
         return None
     return last
 
