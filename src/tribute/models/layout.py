@@ -83,6 +83,26 @@ def _conv2d_reads(model: Any) -> list[int]:
     return [int(sub.in_channels) for sub in module.modules() if isinstance(sub, torch.nn.Conv2d)]
 
 
+def _fed_by_its_first(model: Any, count: int, c: int) -> bool:
+    """Whether a ``Conv2d`` reading ``count`` channels may simply read the output of the first
+    registered ``Conv2d`` (which reads ``c``): that one writes ``count`` channels, and no other
+    convolutions together write the ``c`` channels it reads (the concatenated branches of a
+    fuse registered first). A plain chain ``Conv2d(32, 16) -> Conv2d(16, 8)`` on channels-last
+    ``(16, 16, 32)`` patches (rev46z)."""
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        return False
+    convs = [sub for sub in module.modules() if isinstance(sub, _CONVS)]
+    first = next((sub for sub in convs if isinstance(sub, torch.nn.Conv2d)), None)
+    if first is None or int(first.out_channels) != count:
+        return False
+    sums = 1  # bit s: some of the other convolutions together write s channels (s <= c)
+    for sub in convs:
+        if sub is not first and 0 < int(sub.out_channels) <= c:
+            sums |= (sums << int(sub.out_channels)) & ((1 << (c + 1)) - 1)
+    return not (sums >> c) & 1
+
+
 def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
     """For a 3-D per-sample image shape: True where the model's first ``Conv2d`` reads as many
     channels as the last axis holds and not the first, False where it reads the first and not
@@ -99,6 +119,10 @@ def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
     (``(5, 5, 20)``, a model that permutes them and no other ``Conv2d`` reading 5 channels) stay
     channels-last: Grad-CAM's own rule (an ``(H, W, C)`` image holds fewer channels than rows
     and columns) mapped them to 5 x 20 (small46: map error 0.0052 for a map up to 0.0053).
+    Nor where that other ``Conv2d`` may read the first one's output (it writes the first axis's
+    count and no other convolutions together write what it reads): a plain chain
+    ``Conv2d(32, 16) -> Conv2d(16, 8)`` on channels-last ``(16, 16, 32)`` patches was read
+    channels-first (XRAI segmented 16 x 32 images, Grad-CAM mapped the layer to 16 x 32; rev46z).
     """
     if len(shape) != 3:
         return None
@@ -108,7 +132,8 @@ def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
     first, last = int(shape[0]) == c, int(shape[-1]) == c
     if first == last:
         return None
-    if last and c >= min(int(shape[0]), int(shape[1])) and int(shape[0]) in _conv2d_reads(model)[1:]:
+    if last and c >= min(int(shape[0]), int(shape[1])) and int(shape[0]) in _conv2d_reads(model)[1:] \
+            and not _fed_by_its_first(model, int(shape[0]), c):
         return None
     return last
 
