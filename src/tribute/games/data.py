@@ -384,7 +384,8 @@ class TrainingData:
                 raise InputError(f"groups must use ids 0..G-1 with every id present; got ids {ids[:10].tolist()}...")
             self.groups = g.astype(np.int64)
             self.player_names = [f"group {i}" for i in range(len(ids))]
-        if isinstance(checkpoints, (str, os.PathLike, Mapping, torch.nn.Module)):
+        if isinstance(checkpoints, (str, os.PathLike, Mapping, torch.nn.Module)) \
+                and not isinstance(checkpoints, torch.nn.ModuleList):  # a ModuleList lists models (rev46z)
             # list() of one path read its characters (of a state_dict, its keys) as checkpoints
             raise InputError(
                 f"checkpoints is one {type(checkpoints).__name__}; pass a list of checkpoints "
