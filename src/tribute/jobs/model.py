@@ -86,8 +86,9 @@ def _refuse_factory_object(model: Any) -> None:
     factory handed over as the object, e.g. ``functools.partial(make, hidden=32)`` for a
     factory with keyword arguments. It was called on each shard's rows and failed there with
     "the model failed on the inputs (shapes (4, 6)): make() got multiple values for argument
-    'hidden'" (audit aud46j). A function that can take one argument is left alone: it may be
-    the model (``lambda x: ...``, ``def f(x, w=W)``, ``def f(*inputs)``)."""
+    'hidden'" (audit aud46j). A function that takes a positional argument is left alone: it may
+    be the model (``lambda x: ...``, ``def f(x, w=W)``, ``def f(*inputs)``, ``def f(x, mask)``
+    with ``forward_args``)."""
     import functools
     import inspect
 
@@ -97,11 +98,12 @@ def _refuse_factory_object(model: Any) -> None:
         sig = inspect.signature(model)
     except (TypeError, ValueError):  # pragma: no cover - functions have signatures
         return
-    try:
-        sig.bind(None)
-    except TypeError:
-        pass
-    else:
+    # a model of several inputs or with forward_args (def f(x, mask)) takes more than one:
+    # only a function taking no positional argument at all is no model (rev46z: f(x, s) with
+    # forward_args=(s,) ran before and was refused as "takes no inputs")
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                  inspect.Parameter.VAR_POSITIONAL)
+    if any(p.kind in positional for p in sig.parameters.values()):
         return
     name = getattr(getattr(model, "func", model), "__qualname__", repr(model))
     raise InputError(
