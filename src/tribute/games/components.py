@@ -807,23 +807,31 @@ class ComponentGame(Game):
         self.count_evals(k)
         return self._grad_run(masks, True, None, drop_layers=paths, drop_of_k=drop)
 
-    def _check_drop_layers(self, paths: list[str]) -> None:
-        """Refuse GradDrop layers that are not distinct modules (each path must resolve)."""
-        seen: dict[int, str] = {}
-        for p in paths:
+    def _check_drop_layers(self, paths: list[str], arg: str = "layers",
+                           shown: Sequence[str] | None = None) -> None:
+        """Refuse GradDrop layers that are not distinct modules (each path must resolve).
+
+        ``arg`` names the caller's argument and ``shown`` the paths as the caller gave them
+        (an SAE game's paths sit under its wrapper's ``model.``; rev46z: the refusal named
+        ``'model.layers.0'`` for ``layers=['layers.0', 'layers.0']``)."""
+        names = list(shown) if shown is not None else paths
+        seen: dict[int, int] = {}
+        for i, p in enumerate(paths):
             module = get_module(self.module, p)
-            first = seen.setdefault(id(module), p)
-            if first != p or paths.count(p) > 1:
+            at = seen.setdefault(id(module), i)
+            if at != i:
                 # aud46c: a tied ModuleList ([blk] * 3, one block looped) or a path listed twice: the
                 # drop hooks of one module drop its backward pass at every call, and the same drop was
                 # counted once per listing: atp_star 0.152 where per-call GradDrop by hand gives 0.283
-                what = (f"layers= lists {p!r} twice" if first == p else
-                        f"layers {first!r} and {p!r} are one module ({type(module).__name__} registered "
+                first, q = names[at], names[i]
+                what = (f"{arg}= lists {q!r} twice" if paths[at] == p else
+                        f"{arg} {first!r} and {q!r} are one module ({type(module).__name__} registered "
                         "under both paths, e.g. a ModuleList holding one block several times)")
                 raise InputError(
                     f"{what}; GradDrop drops one layer's backward pass at a time, and a module's drop "
                     "covers every call of it, so the same drop would be counted more than once. Pass "
-                    "layers=[...] naming each distinct module once, or use method='atp'.")
+                    f"{arg}=[...] naming each distinct module once"
+                    + (", or use method='atp'." if arg == "layers" else "."))
 
     def residual_layers(self) -> list[str]:
         """The layers (elements of the ``ModuleList`` that holds the player modules), in order.
@@ -894,7 +902,7 @@ class ComponentGame(Game):
         k_count = int(n_points)
         if drop_layers and k_count != len(drop_layers) + 1:
             raise InputError(f"probe_sites: drop_layers needs n_points={len(drop_layers) + 1}, got {n_points}.")
-        self._check_drop_layers(list(drop_layers or []))
+        self._check_drop_layers(list(drop_layers or []), "drop_layers")
         b_total, t_count = self.n_samples, self.n_targets
         device = self.model.device
         st = self.state

@@ -701,8 +701,10 @@ class SAEGame(ComponentGame):
         assert isinstance(wrapper, _Spliced)
         at_module = get_module(model, at)
         wrapper.splice_first = any(m is at_module for m in mods)
+        paths = [f"model.{p}" for p in layers]
+        self._check_drop_layers(paths, shown=list(layers))  # named as the user gave them
         try:
-            return super().graddrop_gradients([f"model.{p}" for p in layers])
+            return super().graddrop_gradients(paths)
         finally:
             wrapper.splice_first = False
 

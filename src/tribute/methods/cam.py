@@ -25,7 +25,7 @@ from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
 from ..games.features import FeatureGame, ProbeChunk
 from ..models.layout import CHANNEL_COUNTS, channels_last_by_model
-from ..params import NONE, InstanceOf, Options, declare
+from ..params import NONE, InstanceOf, Options, declare, scalar_value
 from .base import Cost, Method, Tags, coalition_cost, register
 from .gradients_basic import feature_game
 
@@ -127,6 +127,18 @@ def layer_activation_gradients(
 
     def chunk(c: ProbeChunk) -> None:
         act, grad = c.activations[path], c.grads[0]
+        if act.ndim == 4 and channel_axis is not None and channels.get("c") is not None:
+            # rev46z: channel_axis=-1 on a Conv2d's (batch, 6, 8, 8) output mapped its widths as
+            # channels, silently (map 0.026 for 0.157); refused where the model's count says
+            # the other axis
+            given = channel_axis % 4
+            other = 1 if given == 3 else 3
+            if int(act.shape[given]) != channels["c"] == int(act.shape[other]):
+                raise InputError(
+                    f"{method}: channel_axis={channel_axis} puts layer {path!r}'s channels on axis "
+                    f"{given} of its output {tuple(act.shape)}, but the model set {channels['c']} "
+                    f"channels for it, the size of axis {other}: pass channel_axis="
+                    f"{1 if other == 1 else -1}, or None to let the model tell.")
         # A channels-last (batch, h, w, C) output (a Swin stage, a Linear or LayerNorm on each
         # position's vector) had its h read as the channels and (w, C) as the map, silently
         # (aud45g); the channel count the model set tells the layout, as for TCAV and CRAFT,
@@ -220,7 +232,7 @@ class _CAMBase(Method):
         self.layer = layer
         self.interpolate_mode = interpolate_mode
         self.relu = relu
-        self.channel_axis = channel_axis
+        self.channel_axis = scalar_value(channel_axis)  # numpy / 0-d torch ints as for CRAFT, TCAV (rev46z)
 
     @abstractmethod
     def channel_weights(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
