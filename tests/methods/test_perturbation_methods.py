@@ -269,9 +269,18 @@ def test_lime_stderr_tracks_seed_to_seed_spread() -> None:
 
 def test_lime_options_and_errors() -> None:
     x = np.random.default_rng(4).normal(size=(2, 4))
-    f = lambda z: z.sum(1)  # noqa: E731
+    rows: list[int] = []
+
+    def f(z: np.ndarray) -> np.ndarray:
+        rows.append(len(z))
+        return z.sum(1)
+
     a = tribute.explain(f, x, method="lime", n_samples=50)
-    assert a.n_evals == 50 and a.params["budget"] == 50
+    # 50 draws of 4 players hold at most 16 distinct coalitions: each runs once (eng46), and
+    # n_evals is the rows the model saw per input (v(N) included), never more than the budget
+    assert a.params["budget"] == 50
+    assert sum(rows) == 2 * a.n_evals and a.n_evals <= 1 + 2**4
+    f = lambda z: z.sum(1)  # noqa: E731
     with pytest.raises(InputError, match="disagree"):
         tribute.explain(f, x, method="lime", n_samples=50, budget=60)
     with pytest.raises(InputError, match="sampling"):

@@ -61,5 +61,6 @@ def test_sampled_path_says_it_is_not_exact() -> None:
     f, x, _ = _model(5, seed=4)
     # lead (stop 41): 5 players are enumerated from budget 2^5 = 32 on, so sample at 31
     attr = tribute.explain(f, x[:1], method="permutation_shapley", baseline=0.0, target=0, budget=31)
-    assert attr.extra["exact"] is False and attr.n_evals == 2 + 4 * 2 * 3  # (31 - 2) // 8 pairs
+    # (31 - 2) // 8 pairs; a coalition two walks share runs once (eng46): at most 26 rows
+    assert attr.extra["exact"] is False and attr.n_evals <= 2 + 4 * 2 * 3
     assert float(attr.stderr.abs().max()) > 0

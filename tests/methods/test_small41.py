@@ -67,7 +67,8 @@ def test_permutation_shapley_samples_below_the_exhaustive_budget() -> None:
     # permutation run): 4 players are exact from budget 16, sampled below
     f, x = _game(4, seed=4)
     attr = tribute.explain(f, x, method="permutation_shapley", baseline=0.0, budget=15)
-    assert attr.n_evals == 2 + 3 * 2 * 2 and attr.extra["n_permutations"] == 4  # (15 - 2) // 6 pairs
+    # (15 - 2) // 6 pairs; a coalition two walks share runs once (eng46): at most 14 rows
+    assert attr.n_evals <= 2 + 3 * 2 * 2 and attr.extra["n_permutations"] == 4
     assert attr.extra["exact"] is False
     truth = _brute_shapley(f, x)
     assert np.abs(attr.values.numpy()[0] - truth).max() > 1e-9  # sampled, not enumerated
@@ -83,7 +84,8 @@ def test_permutation_shapley_samples_below_the_exhaustive_budget() -> None:
     np.testing.assert_allclose(attr6.values.numpy()[0], _brute_shapley(f6, x6), rtol=0, atol=1e-12)
     f11, x11 = _game(11, seed=11)  # 11 players: the default budget (1,282) is below 2^11
     attr11 = tribute.explain(f11, x11, method="permutation_shapley", baseline=0.0)
-    assert attr11.n_evals == 1282 and attr11.extra["exact"] is False and float(attr11.stderr.abs().max()) > 0
+    # (a coalition two sampled walks share runs once, eng46: 750 of the 1,282 rows at seed 0)
+    assert attr11.n_evals <= 1282 and attr11.extra["exact"] is False and float(attr11.stderr.abs().max()) > 0
 
 
 def test_top_names_the_class_of_each_rows_per_sample_target() -> None:

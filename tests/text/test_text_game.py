@@ -110,7 +110,8 @@ def test_every_perturbation_estimator_runs_within_budget(bag: tuple, method: str
     vals = np.asarray(attr.values)
     assert vals.shape == (2, 6)
     assert np.isfinite(vals[0]).all() and np.isnan(vals[1, 3:]).all()
-    assert attr.n_rows == 2 * attr.n_evals
+    # lime's two calls each run their distinct draws once (eng46): n_rows their sum, n_evals the larger
+    assert attr.n_rows <= 2 * attr.n_evals if method == "lime" else attr.n_rows == 2 * attr.n_evals
     if method in ("kernel_shap", "shapley", "permutation_shapley", "lime", "banzhaf"):
         assert attr.n_evals <= budget
 

@@ -510,7 +510,11 @@ def distinct_coalitions(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     u = int(first.numel())
     if u == k:
         return None
-    if not torch.equal(m[first[inverse]], m):
+    src = first[inverse]
+    # only the copies are compared with their first occurrence: a gather and compare of every
+    # row made the search 8x slower (100k x 1,000 masks, 10% copies: 594 -> 75 ms, rev46e)
+    again = torch.nonzero(src != torch.arange(k)).squeeze(1)
+    if not torch.equal(m[again], m[src[again]]):
         return None  # a key shared by different coalitions, or NaN: merge nothing
     keep, order = torch.sort(first)  # distinct coalitions in the order first asked for
     rank = torch.empty(u, dtype=torch.long)
