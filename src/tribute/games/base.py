@@ -496,14 +496,13 @@ def distinct_coalitions(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     m = masks.detach()
     if m.device.type != "cpu":
         m = m.cpu()
-    m64 = m if m.dtype == torch.float64 else m.to(torch.float64)
     w = _key_weights(n)
     # elementwise products summed along each row: the same operations for every row wherever
     # it sits (a matrix-vector product gave two equal coalitions of 300 players different keys)
     key = torch.empty(k, dtype=torch.float64)
-    step = max(1, (1 << 20) // n)  # rows per slice: a bounded temporary
-    for lo in range(0, k, step):
-        torch.sum(m64[lo : lo + step] * w, dim=1, out=key[lo : lo + step])
+    step = max(1, (1 << 20) // n)  # rows per slice: a bounded temporary (float64 per slice,
+    for lo in range(0, k, step):  # never a float64 copy of all K x n masks)
+        torch.sum(m[lo : lo + step].to(torch.float64) * w, dim=1, out=key[lo : lo + step])
     _, inverse = torch.unique(key, return_inverse=True)
     first = torch.full((int(inverse.max()) + 1,), k, dtype=torch.long).scatter_reduce_(
         0, inverse, torch.arange(k), reduce="amin")
