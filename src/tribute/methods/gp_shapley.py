@@ -1310,11 +1310,14 @@ def first_layer_of(game: Game) -> torch.Tensor | None:
     # module) may feed it something else, and a hook on the Linear may replace what it computes
     # (rev45p: each of these used ``W' W`` against permuted players). Old-style weight norm's
     # pre-hook only recomputes the weight, and is read as it would compute it.
+    # (rev46p: a global forward hook may replace every module's output, the Linear's too, as a
+    # hook on the Linear may: it was missed, and ``W' W`` used against permuted players)
     weight = first.weight
     global_pre = getattr(torch.nn.modules.module, "_global_forward_pre_hooks", None)
+    global_post = getattr(torch.nn.modules.module, "_global_forward_hooks", None)
     if (type(module).forward is not torch.nn.Sequential.forward
             or type(first).forward is not torch.nn.Linear.forward
-            or module._forward_pre_hooks or first._forward_hooks or global_pre):
+            or module._forward_pre_hooks or first._forward_hooks or global_pre or global_post):
         return None
     for hook in first._forward_pre_hooks.values():
         if not isinstance(hook, _WeightNorm) or hook.name != "weight":
