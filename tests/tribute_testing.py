@@ -377,3 +377,29 @@ def output_and_activation(model: torch.nn.Module, layer: str, x: torch.Tensor) -
     finally:
         h.remove()
     return out, seen["a"]
+
+
+def grad_cam_weights(a: torch.Tensor, g: torch.Tensor, pp: bool = False) -> torch.Tensor:
+    """Grad-CAM's channel weights of a layer output ``a`` and its gradient ``g`` (channels on
+    axis 1, ``(n, C, h, w)``): the spatial mean of ``g`` (Selvaraju et al., 2017), or with ``pp``
+    Grad-CAM++'s ``sum alpha * relu(g)``, ``alpha = g^2 / (2 g^2 + sum(a) g^3)`` (0 where the
+    denominator is; Chattopadhay et al., 2018). Shape ``(n, C, 1, 1)``."""
+    if not pp:
+        return g.mean((2, 3), keepdim=True)
+    denom = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
+    alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
+                        torch.zeros_like(denom))
+    return (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
+
+
+def batch_topk_encoder(W: torch.Tensor, k: int = 2) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A batch top-k SAE encoder (``relu(a W')`` keeping the ``k x rows`` largest codes of the
+    whole batch): a row's latents depend on the other rows it is encoded with."""
+    def encode(a: torch.Tensor) -> torch.Tensor:
+        z = torch.relu(a @ W.T)
+        flat = z.reshape(-1)
+        keep = torch.zeros_like(flat)
+        keep[flat.topk(k * int(np.prod(a.shape[:-1]))).indices] = 1.0
+        return (flat * keep).reshape(z.shape)
+
+    return encode

@@ -21,6 +21,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import UnsupportedModelError
+from tribute_testing import batch_topk_encoder
 
 DT = torch.float64
 
@@ -45,15 +46,6 @@ def _dictionary(m: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(m, 6, generator=g, dtype=DT), torch.randn(6, m, generator=g, dtype=DT) * 2.0  # non-unit decoder
 
 
-def _batch_topk(W: torch.Tensor, k: int = 2) -> Any:
-    def encode(a: torch.Tensor) -> torch.Tensor:
-        z = torch.relu(a @ W.T)
-        flat = z.reshape(-1)
-        keep = torch.zeros_like(flat)
-        keep[flat.topk(k * int(np.prod(a.shape[:-1]))).indices] = 1.0
-        return (flat * keep).reshape(z.shape)
-
-    return encode
 
 
 def _row_encoders(W: torch.Tensor) -> dict[str, Any]:
@@ -95,7 +87,7 @@ def _hooks(net: nn.Module) -> int:
 def test_a_batch_topk_encoder_is_refused_instead_of_credits_that_depend_on_the_batch() -> None:
     net = _token_net()
     W, D = _dictionary()
-    enc, dec = _batch_topk(W), (lambda z: z @ D.T)
+    enc, dec = batch_topk_encoder(W), (lambda z: z @ D.T)
     x = torch.randn(3, 4, 3, dtype=DT, generator=torch.Generator().manual_seed(2))
     target = torch.tensor([0, 2, 1])
     # the wrong numbers main gave are real: this input set's latents differ together and alone

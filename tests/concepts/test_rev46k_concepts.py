@@ -20,19 +20,11 @@ from torch import nn
 
 import tribute
 from tribute.errors import UnsupportedModelError
+from tribute_testing import batch_topk_encoder
 
 DT = torch.float64
 
 
-def _batch_topk(W: torch.Tensor, k: int) -> Any:
-    def encode(a: torch.Tensor) -> torch.Tensor:
-        z = torch.relu(a @ W.T)
-        flat = z.reshape(-1)
-        keep = torch.zeros_like(flat)
-        keep[flat.topk(k * int(np.prod(a.shape[:-1]))).indices] = 1.0
-        return (flat * keep).reshape(z.shape)
-
-    return encode
 
 
 def test_batch_topk_is_refused_on_a_later_pass_when_the_first_mixed_pass_splits_evenly() -> None:
@@ -40,7 +32,7 @@ def test_batch_topk_is_refused_on_a_later_pass_when_the_first_mixed_pass_splits_
     net = nn.Sequential(nn.Linear(4, 6, dtype=DT), nn.Tanh(), nn.Linear(6, 2, dtype=DT)).eval()
     W, D = torch.randn(12, 6, dtype=DT), torch.randn(6, 12, dtype=DT)
     x = torch.randn(4, 4, dtype=DT)
-    enc = _batch_topk(W, 3)
+    enc = batch_topk_encoder(W, 3)
     with torch.no_grad():
         h = net[1](net[0](x))
     # the encoder does couple these inputs: all four together differ from each alone ...

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tribute
-from tribute_testing import output_and_activation
+from tribute_testing import grad_cam_weights, output_and_activation
 
 
 def _init(m: nn.Module, seed: int) -> nn.Module:
@@ -71,13 +71,7 @@ def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, p
     out, a = output_and_activation(model, layer, x)
     (g,) = torch.autograd.grad(out[torch.arange(x.shape[0]), target].sum(), a)
     a, g = a.detach(), g.detach()
-    if pp:
-        denom = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
-        alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
-                            torch.zeros_like(denom))
-        wts = (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
-    else:
-        wts = g.mean((2, 3), keepdim=True)
+    wts = grad_cam_weights(a, g, pp)
     cam = (wts * a).sum(1, keepdim=True)
     if relu:
         cam = cam.clamp_min(0)

@@ -16,6 +16,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import InputError
+from tribute_testing import output_and_activation
 
 
 def _net() -> nn.Sequential:
@@ -25,14 +26,9 @@ def _net() -> nn.Sequential:
 
 
 def _by_hand(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    act: list[torch.Tensor] = []
-    handle = model[0].register_forward_hook(lambda _m, _i, o: act.append(o))
-    try:
-        out = model(x)
-    finally:
-        handle.remove()
-    (g,) = torch.autograd.grad(out[:, 0].sum(), act[0])
-    cam = (g.mean((2, 3), keepdim=True) * act[0].detach()).sum(1)  # 8 x 8, the image's size
+    out, act = output_and_activation(model, "0", x)
+    (g,) = torch.autograd.grad(out[:, 0].sum(), act)
+    cam = (g.mean((2, 3), keepdim=True) * act.detach()).sum(1)  # 8 x 8, the image's size
     return cam[:, None].expand(-1, 3, -1, -1)
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import InputError, UnsupportedModelError
-from tribute_testing import output_and_activation
+from tribute_testing import grad_cam_weights, output_and_activation
 
 
 class _Block(nn.Module):
@@ -77,13 +77,7 @@ def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, l
     a, g = a.detach(), g.detach()
     if last:
         a, g = a.movedim(3, 1), g.movedim(3, 1)
-    if pp:
-        denom = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
-        alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
-                            torch.zeros_like(denom))
-        wts = (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
-    else:
-        wts = g.mean((2, 3), keepdim=True)
+    wts = grad_cam_weights(a, g, pp)
     cam = F.interpolate((wts * a).sum(1, keepdim=True), size=tuple(x.shape[-2:]), mode="bilinear",
                         align_corners=False)
     return cam.expand(-1, x.shape[1], -1, -1)

@@ -16,6 +16,7 @@ from torch import nn
 import tribute
 from tribute.errors import InputError
 from tribute.models.layout import channels_last_by_model, looks_channels_last
+from tribute_testing import output_and_activation
 
 
 class _Perm(nn.Module):
@@ -85,14 +86,8 @@ def test_grad_cam_reads_a_channels_first_image_of_a_linear_embedding_model(c: in
     x = torch.rand(2, c, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     got = np.asarray(tribute.explain(model, x, "grad_cam", target=1, layer="mix", relu=False,
                                      progress=False).values)
-    store: dict[str, torch.Tensor] = {}
-    handle = model.mix.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
-    try:
-        out = model(x)
-        act = store["a"]
-        grad, = torch.autograd.grad(out[:, 1].sum(), act)
-    finally:
-        handle.remove()
+    out, act = output_and_activation(model, "mix", x)
+    grad, = torch.autograd.grad(out[:, 1].sum(), act)
     cam = (grad.mean((2, 3), keepdim=True) * act).sum(1)  # (n, h, w): the layer keeps h x w
     truth = cam[:, None].expand(-1, c, -1, -1).detach().numpy()
     assert got.shape == truth.shape

@@ -18,6 +18,7 @@ from torch import nn
 import tribute
 from tribute.errors import InputError
 from tribute.models.layout import channels_last_by_model, looks_channels_last
+from tribute_testing import output_and_activation
 
 
 class _Chain(nn.Module):
@@ -55,14 +56,9 @@ def test_grad_cam_maps_a_conv_chain_layer_to_h_by_w() -> None:
     torch.manual_seed(0)
     model = _Chain(bands, 16).double().eval()
     x = torch.rand(2, h, w, bands, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    act: list[torch.Tensor] = []
-    handle = model.c1.register_forward_hook(lambda _m, _i, o: act.append(o))
-    try:
-        out = model(x)
-    finally:
-        handle.remove()
-    (g,) = torch.autograd.grad(out[:, 0].sum(), act[0])
-    a, g = act[0].detach(), g.detach()
+    out, act = output_and_activation(model, "c1", x)
+    (g,) = torch.autograd.grad(out[:, 0].sum(), act)
+    a, g = act.detach(), g.detach()
     cam = (g.mean((2, 3), keepdim=True) * a).sum(1)  # h x w already
     truth = cam[..., None].expand(-1, h, w, bands)
     got = torch.as_tensor(tribute.explain(model, x, "grad_cam", target=0, layer="c1", relu=False,

@@ -26,6 +26,7 @@ from torch import nn
 
 import tribute
 from tribute.models.layout import channels_last_by_model, looks_channels_last
+from tribute_testing import grad_cam_weights, output_and_activation
 
 
 class _Fuse(nn.Module):
@@ -140,22 +141,10 @@ def test_grad_cam_maps_channels_last_patches_with_many_bands_to_h_by_w(
     torch.manual_seed(0)
     model = _Bands(bands).double().eval()
     x = torch.rand(2, h, w, bands, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    act: list[torch.Tensor] = []
-    handle = model.conv.register_forward_hook(lambda _m, _i, o: act.append(o))
-    try:
-        out = model(x)
-    finally:
-        handle.remove()
-    (g,) = torch.autograd.grad(out[:, 0].sum(), act[0])
-    a, g = act[0].detach(), g.detach()
-    if method == "grad_cam":
-        wts = g.mean((2, 3), keepdim=True)
-    else:
-        denom = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
-        alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
-                            torch.zeros_like(denom))
-        wts = (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
-    cam = (wts * a).sum(1)  # the layer's map is h x w already: no upsampling
+    out, act = output_and_activation(model, "conv", x)
+    (g,) = torch.autograd.grad(out[:, 0].sum(), act)
+    a, g = act.detach(), g.detach()
+    cam = (grad_cam_weights(a, g, pp=method == "grad_cam_pp") * a).sum(1)  # the layer's map is h x w already: no upsampling
     truth = cam[..., None].expand(-1, h, w, bands)
     got = torch.as_tensor(tribute.explain(model, x, method, target=0, layer="conv", relu=False,
                                           progress=False).values)
