@@ -683,16 +683,20 @@ def _default_budgets(cls: Any) -> tuple[dict[int, int | None], dict[int, int | N
     return (budgets, spent) if budgets else None
 
 
-def _budget_text(n: int, budget: int | None, spent: int | None, bound: bool = False) -> str:
+def _budget_text(n: int, budget: int | None, spent: int | None, bound: bool = False,
+                 draws: bool = False) -> str:
     """``"4 players -> 16 (budget 386: all 2^4 coalitions, exact)"``; with ``bound`` (a method
     whose budget is a cap it stops below, ``spend_is_bound``) ``"4 players -> at most 22 (budget
-    512)"``: small45, submodular_regions showed 512 where a default call spent 22-182."""
+    512)"``: small45, submodular_regions showed 512 where a default call spent 22-182. With
+    ``draws`` (a stochastic method: a coalition drawn twice reaches the model once, eng46) the
+    figure is a bound too, except where every coalition is enumerated."""
     if budget is None:
         return f"{n} players -> own parameters"
-    most = "at most " if bound else ""
+    exact = spent is not None and spent == 2 ** n
+    most = "at most " if bound or (draws and not exact) else ""
     if spent is None or spent >= budget:
         return f"{n} players -> {most}{budget}"
-    why = f": all 2^{n} coalitions, exact" if spent == 2 ** n and not bound else ""
+    why = f": all 2^{n} coalitions, exact" if exact and not bound else ""
     return f"{n} players -> {most}{spent} (budget {budget}{why})"
 
 
@@ -713,7 +717,11 @@ def _describe_method(name: str, as_json: bool = False) -> int:
         data = info.as_dict()
         data.update(aliases=aliases, parameters=params,
                     default_budget=None if budgets is None else {str(k): v for k, v in budgets.items()},
-                    default_evals=None if spent is None else {str(k): v for k, v in spent.items()})
+                    default_evals=None if spent is None else {str(k): v for k, v in spent.items()},
+                    # a bound, not the spend: a cap the method stops below, or coalitions drawn
+                    # at random, where one drawn twice reaches the model once (eng46)
+                    default_evals_is_bound=bool(getattr(cls, "spend_is_bound", False))
+                    or bool(info.tags.stochastic))
         print(json.dumps(data, indent=2, default=repr))
         return 0
     t = info.tags
@@ -733,11 +741,15 @@ def _describe_method(name: str, as_json: bool = False) -> int:
                      "overrides them")
     elif budgets is not None:
         bound = bool(getattr(cls, "spend_is_bound", False))
-        shown = ", ".join(_budget_text(n, b, (spent or {}).get(n), bound) for n, b in budgets.items())
+        shown = ", ".join(_budget_text(n, b, (spent or {}).get(n), bound, bool(t.stochastic))
+                          for n, b in budgets.items())
         lines.append(f"  default budget (evaluations per input): {shown}")
         if bound:
             lines.append("    (a cap: the search stops once every region is ranked, so a call "
                          "spends what its regions need, at most the figure shown)")
+        elif t.stochastic:
+            lines.append("    (coalitions are drawn at random and one drawn twice reaches the model "
+                         "once, so a call can spend fewer than the figure shown)")
     if info.defaults:
         lines.append("  parameters (default):")
         for k, v in info.defaults.items():

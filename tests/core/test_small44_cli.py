@@ -30,15 +30,17 @@ def test_methods_name_shows_the_evaluations_permutation_shapley_spends(
     """On 4 players the page said "4 players -> 386", the default budget, where explain spends
     16 (the budget covers all 2^4 coalitions: exact). It now shows what is spent, the budget
     beside it; --json keeps the budgets and adds the evaluations."""
-    assert _spent("permutation_shapley", 4) == 16 and _spent("permutation_shapley", 16) == 1922
+    # stop 46: a coalition a permutation walk reaches twice runs once, so 16 players spend
+    # fewer than the 1,922 rows the walks ask for (1,538 at seed 0): the page says "at most"
+    assert _spent("permutation_shapley", 4) == 16 and _spent("permutation_shapley", 16) <= 1922
     assert main(["methods", "permutation_shapley"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "default budget" in ln)
     assert "4 players -> 16 (budget 386: all 2^4 coalitions, exact)" in line
-    assert "16 players -> 1922," in line and "386," not in line.split("(")[0]
+    assert "16 players -> at most 1922," in line and "386," not in line.split("(")[0]
     assert main(["methods", "permutation_shapley", "--json"]) == 0
     data: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert data["default_evals"]["4"] == 16 and data["default_budget"]["4"] == 386
-    assert data["default_evals"]["16"] == 1922
+    assert data["default_evals"]["16"] == 1922 and data["default_evals_is_bound"] is True
 
 
 @pytest.mark.parametrize("method", ["kernel_shap", "lime", "banzhaf"])
@@ -47,7 +49,11 @@ def test_methods_name_evaluations_match_explain(method: str,
     assert main(["methods", method, "--json"]) == 0
     data: dict[str, Any] = json.loads(capsys.readouterr().out)
     for n in (4, 16):
-        assert data["default_evals"][str(n)] == _spent(method, n), (method, n)
+        spent = _spent(method, n)
+        # a bound for samplers (a coalition drawn twice runs once, stop 46), the spend otherwise
+        assert (spent <= data["default_evals"][str(n)] if data["default_evals_is_bound"]
+                else spent == data["default_evals"][str(n)]), (method, n)
+    assert data["default_evals_is_bound"] is (method in ("kernel_shap", "lime", "banzhaf"))
 
 
 FACTORY = textwrap.dedent(
