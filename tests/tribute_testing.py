@@ -403,3 +403,23 @@ def batch_topk_encoder(W: torch.Tensor, k: int = 2) -> Callable[[torch.Tensor], 
         return (flat * keep).reshape(z.shape)
 
     return encode
+
+
+def randn_init(m: torch.nn.Module, seed: int, scale: float = 0.5) -> torch.nn.Module:
+    """``m`` in float64 eval mode with every parameter drawn ``N(0, scale^2)`` from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * scale)
+    return m.double().eval()
+
+
+def logistic_net(n: int, seed: int) -> torch.nn.Sequential:
+    """A float64 logistic model ``sigmoid(w.x + 0.3)`` on ``n`` inputs, ``w ~ N(0, 1.5^2)`` from
+    ``seed``: a plain input ``Linear`` (what gp_shapley's first-layer prior reads)."""
+    g = torch.Generator().manual_seed(seed)
+    lin = torch.nn.Linear(n, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(1, n, generator=g, dtype=torch.float64) * 1.5)
+        lin.bias.fill_(0.3)
+    return torch.nn.Sequential(lin, torch.nn.Sigmoid()).eval()

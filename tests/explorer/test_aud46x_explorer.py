@@ -74,6 +74,16 @@ def _job(c: Any, **body: Any) -> Any:
     return c.post("/api/jobs", json={"subject": "rgb", "kind": "explain", "index": 2, **body})
 
 
+def _open(page: Any, url: str, index: int | None = None) -> None:
+    """Load the explorer page at ``url`` and wait until it is ready; with ``index``, pick that
+    gallery input and wait until the explain panel shows it."""
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+    if index is not None:
+        page.click(f"#gallery [data-index='{index}']")
+        page.wait_for_selector(f"#explain-input:has-text('input {index}')", timeout=30_000)
+
+
 def test_the_sums_of_positive_and_negative_credits_are_over_every_credit(tmp_path: Path) -> None:
     client, model = _setup(tmp_path)
     with client as c:
@@ -188,8 +198,7 @@ def test_the_training_view_names_the_class_its_proponents_are_for() -> None:
     try:
         with chromium_browser() as browser:
             page = browser.new_page()
-            page.goto(live.url + "/")
-            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            _open(page, live.url + "/")
             page.click("nav [data-view=training]")
             page.fill("#training-index", "7")
             page.click("#training-run")
@@ -264,8 +273,7 @@ def test_a_row_past_the_gallery_is_reachable_and_its_waterfall_is_the_shapley_va
     try:
         with chromium_browser() as browser:
             page = browser.new_page()
-            page.goto(live.url + "/")
-            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            _open(page, live.url + "/")
             assert "of 512 shown" in page.locator("#gallery-more").text_content()
             page.fill("#goto-index", "300")
             page.click("#goto-btn")
@@ -302,10 +310,7 @@ def test_a_result_is_drawn_over_the_input_it_explains(tmp_path: Path) -> None:
     try:
         with chromium_browser() as browser:
             page = browser.new_page()
-            page.goto(live.url + "/")
-            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
-            page.click("#gallery [data-index='2']")
-            page.wait_for_selector("#explain-input:has-text('input 2')", timeout=30_000)
+            _open(page, live.url + "/", 2)
             page.select_option("#explain-method", "kernel_shap")
             page.fill("#explain-budget", "6000")
             page.click("#explain-run")
@@ -336,10 +341,7 @@ def test_a_result_of_another_model_is_not_drawn_over_this_models_input(tmp_path:
     try:
         with chromium_browser() as browser:
             page = browser.new_page()
-            page.goto(live.url + "/?subject=rgb")
-            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
-            page.click("#gallery [data-index='2']")
-            page.wait_for_selector("#explain-input:has-text('input 2')", timeout=30_000)
+            _open(page, live.url + "/?subject=rgb", 2)
             page.select_option("#explain-method", "saliency")
             page.click("#explain-run")
             page.wait_for_selector("#explain-job .status[data-state=done]", timeout=60_000)
@@ -347,10 +349,7 @@ def test_a_result_of_another_model_is_not_drawn_over_this_models_input(tmp_path:
             page.select_option("#subject", "rgb2")  # a finished result is cleared by a switch
             page.wait_for_selector("#explain-input:has-text('input 0')", timeout=30_000)
             left_after_switch = page.locator("#explain-result > *").count()
-            page.goto(live.url + "/?subject=rgb")
-            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
-            page.click("#gallery [data-index='2']")
-            page.wait_for_selector("#explain-input:has-text('input 2')", timeout=30_000)
+            _open(page, live.url + "/?subject=rgb", 2)
             page.select_option("#explain-method", "kernel_shap")
             page.fill("#explain-budget", "6000")
             page.click("#explain-run")

@@ -19,15 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tribute
-from tribute_testing import grad_cam_weights, output_and_activation
-
-
-def _init(m: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-    return m.double().eval()
+from tribute_testing import grad_cam_weights, output_and_activation, randn_init
 
 
 class _FuseFirst(nn.Module):
@@ -84,7 +76,7 @@ def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, p
                          [(3, 8, 8, 4, "relu"), (3, 8, 8, 4, "a"), (1, 6, 8, 4, "relu"), (3, 12, 16, 8, "b")])
 def test_cam_reads_a_plain_image_as_channels_first_when_a_fuse_conv_is_registered_first(
         method: str, cin: int, h: int, w: int, half: int, layer: str) -> None:
-    model = _init(_FuseFirst(cin, half), 3)
+    model = randn_init(_FuseFirst(cin, half), 3)
     x = torch.rand(3, cin, h, w, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 0.3
     target = torch.tensor([0, 2, 1])
     attr = tribute.explain(model, x, method, target=target, layer=layer, relu=False, progress=False)
@@ -98,7 +90,7 @@ def test_cam_reads_a_plain_image_as_channels_first_when_a_fuse_conv_is_registere
 @pytest.mark.parametrize("method", ["grad_cam", "grad_cam_pp"])
 @pytest.mark.parametrize(("c", "h", "w"), [(6, 6, 6), (6, 4, 6), (5, 8, 5), (6, 8, 5)])
 def test_cam_reads_layernorm2d_channels_first_when_channels_equal_width(method: str, c: int, h: int, w: int) -> None:
-    model = _init(_LN2dNet(c, h, w), 4)
+    model = randn_init(_LN2dNet(c, h, w), 4)
     x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(2), dtype=torch.float64) - 0.3
     target = torch.tensor([1, 0])
     attr = tribute.explain(model, x, method, target=target, layer="ln", relu=False, progress=False)

@@ -15,6 +15,7 @@ import torch
 
 import tribute
 from tribute.methods import _nngp as N
+from tribute_testing import logistic_net
 
 
 def _root(gram: torch.Tensor) -> torch.Tensor:
@@ -62,15 +63,6 @@ def test_first_layer_gram_refuses_nothing_it_cannot_use():
     assert scaled is not None and torch.allclose(scaled, torch.eye(3, dtype=torch.float64))
 
 
-def _logistic(n: int, seed: int) -> torch.nn.Sequential:
-    g = torch.Generator().manual_seed(seed)
-    lin = torch.nn.Linear(n, 1).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(1, n, generator=g, dtype=torch.float64) * 1.5)
-        lin.bias.fill_(0.3)
-    return torch.nn.Sequential(lin, torch.nn.Sigmoid()).eval()
-
-
 def _enumerated_shapley(model: torch.nn.Module, x: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Shapley values by the permutation-free formula over all 2^n coalitions (numpy)."""
     n = x.shape[0]
@@ -91,7 +83,7 @@ def _enumerated_shapley(model: torch.nn.Module, x: np.ndarray, base: np.ndarray)
 
 def test_first_layer_prior_is_more_accurate_on_a_logistic_model():
     n = 10
-    model = _logistic(n, 1)
+    model = logistic_net(n, 1)
     before = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(4, n, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     truth = np.stack([_enumerated_shapley(model, x[i].numpy(), np.zeros(n)) for i in range(4)])
@@ -138,7 +130,7 @@ class _Wrapped(torch.nn.Module):
 @pytest.mark.slow  # ~30-75 s wall on 2 busy cores: `make test-all`
 def test_first_layer_left_out_where_the_first_module_is_not_the_input_layer():
     n = 8
-    seq = _logistic(n, 7)
+    seq = logistic_net(n, 7)
     x = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     kw: dict[str, Any] = {"method": "shapley", "budget": 32, "target": 0, "baseline": 0.0}
     plain = tribute.explain(seq, x, nngp_first_layer=False, **kw)
@@ -153,5 +145,5 @@ def test_first_layer_left_out_where_the_first_module_is_not_the_input_layer():
 
 def test_first_layer_flag_is_checked():
     with pytest.raises(tribute.errors.InputError, match="nngp_first_layer"):
-        tribute.explain(_logistic(4, 0), torch.zeros(1, 4, dtype=torch.float64), method="shapley",
+        tribute.explain(logistic_net(4, 0), torch.zeros(1, 4, dtype=torch.float64), method="shapley",
                         budget=8, target=0, nngp_first_layer="yes")

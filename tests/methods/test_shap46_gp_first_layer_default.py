@@ -15,16 +15,7 @@ import torch
 
 import tribute
 from tribute.methods.gp_shapley import GPShapley
-from tribute_testing import shapley_from_table
-
-
-def _logistic(n: int, seed: int) -> torch.nn.Sequential:
-    g = torch.Generator().manual_seed(seed)
-    lin = torch.nn.Linear(n, 1).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(1, n, generator=g, dtype=torch.float64) * 1.5)
-        lin.bias.fill_(0.3)
-    return torch.nn.Sequential(lin, torch.nn.Sigmoid()).eval()
+from tribute_testing import logistic_net, shapley_from_table
 
 
 def _enumerated(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -44,7 +35,7 @@ def test_first_layer_prior_is_the_default() -> None:
 @pytest.mark.slow  # ~7 s of CPU, 35 s wall on 2 busy cores: `make test-all`
 def test_default_uses_the_first_layer_and_is_more_accurate() -> None:
     n = 6
-    model = _logistic(n, 1)
+    model = logistic_net(n, 1)
     before = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     truth = _enumerated(model, x)

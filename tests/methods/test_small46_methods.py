@@ -23,7 +23,7 @@ from torch import nn
 
 import tribute
 from tribute.errors import InputError, UnsupportedModelError
-from tribute_testing import grad_cam_weights, output_and_activation
+from tribute_testing import grad_cam_weights, output_and_activation, randn_init
 
 
 class _Block(nn.Module):
@@ -62,14 +62,6 @@ class _PoolLast(nn.Module):
         return self.head(torch.tanh(self.lin(y)).flatten(1))
 
 
-def _init(m: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-    return m.double().eval()
-
-
 def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, last: bool,
           pp: bool) -> torch.Tensor:
     out, a = output_and_activation(model, layer, x)
@@ -88,7 +80,7 @@ def _hand(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor, l
 @pytest.mark.parametrize(("layer", "axis"), [("block", 1), ("block.pw", -1), ("block.ln", 3), ("stem", 1),
                                              ("block.dw", 1)])
 def test_channel_axis_reads_square_layer_outputs(method: str, c: int, layer: str, axis: int) -> None:
-    model = _init(_ConvNeXtToy(c), c)
+    model = randn_init(_ConvNeXtToy(c), c)
     x = torch.rand(2, 3, c, c, generator=torch.Generator().manual_seed(c), dtype=torch.float64) - 0.3
     target = torch.tensor([0, 2])
     truth = _hand(model, x, layer, target, axis != 1, method == "grad_cam_pp")
@@ -101,7 +93,7 @@ def test_channel_axis_reads_square_layer_outputs(method: str, c: int, layer: str
 @pytest.mark.parametrize("layer", ["block.pw", "block.ln", "stem", "block.dw"])
 def test_automatic_reading_unchanged_where_the_model_tells(layer: str) -> None:
     """(the layers BASE read right keep their reading without channel_axis)"""
-    model = _init(_ConvNeXtToy(6), 1)
+    model = randn_init(_ConvNeXtToy(6), 1)
     x = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     target = torch.tensor([1, 1])
     truth = _hand(model, x, layer, target, layer in ("block.pw", "block.ln"), False)
@@ -112,7 +104,7 @@ def test_automatic_reading_unchanged_where_the_model_tells(layer: str) -> None:
 @pytest.mark.parametrize("method", ["grad_cam", "grad_cam_pp"])
 @pytest.mark.parametrize("axis", [None, -1, 3])
 def test_channels_last_one_by_one_map_is_refused(method: str, axis: int | None) -> None:
-    model = _init(_PoolLast(), 2)
+    model = randn_init(_PoolLast(), 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
     with pytest.raises(UnsupportedModelError, match=r"1 x 1 map \(2, 1, 1, 6\)"):
@@ -123,7 +115,7 @@ def test_channels_last_one_by_one_map_is_refused(method: str, axis: int | None) 
 
 
 def test_channel_axis_is_checked() -> None:
-    model = _init(_ConvNeXtToy(6), 0)
+    model = randn_init(_ConvNeXtToy(6), 0)
     x = torch.rand(1, 3, 6, 6, dtype=torch.float64)
     for bad in (2, 0, "last", True, 1.0):
         with pytest.raises(InputError, match="channel_axis"):
