@@ -18,7 +18,8 @@ This script answers it with the shortest correct implementation of each family:
   blocks, a forward hook zeroing the diagonal in place.
 
 Before timing, the hand versions are checked against tribute (feature ablation, occlusion and
-component patching: equal bit for bit; integrated gradients: within 1e-6) and the kernel SHAP
+component patching: equal bit for bit here, within 1e-6 wherever the BLAS rounds rows
+differently by batch; integrated gradients: within 1e-6) and the kernel SHAP
 solve against the closed form ``w * x`` of a linear model.
 
 Each round (``--repeats``): tribute cold (tuners and designs forgotten) and warm, the hand
@@ -177,8 +178,15 @@ def check(fl: Floor) -> None:
             players=tribute.components(model, "1", unit="neuron"), **kw)),
     }
     for name, (hand, attr) in same.items():
-        if not torch.equal(hand, torch.as_tensor(attr.values)):
-            raise AssertionError(f"{name}: the hand version differs from tribute")
+        want = torch.as_tensor(attr.values)
+        if torch.equal(hand, want):
+            continue
+        # the hand version sends f(x) in the same pass as the coalitions, tribute in a pass of
+        # its own: a BLAS whose rows depend on the batch may move the last bits
+        err = float((hand - want).abs().max())
+        if err > 1e-6:
+            raise AssertionError(f"{name}: the hand version is {err:.2e} off tribute")
+        print(f"[{name}: equal to {err:.1e}, not bit for bit (batch composition)]")
     ig = tribute.explain(model, x, method="integrated_gradients", steps=50, **kw)
     err = float((fl.integrated_gradients() - torch.as_tensor(ig.values)).abs().max())
     if err > 1e-6:
@@ -191,8 +199,8 @@ def check(fl: Floor) -> None:
         err = float((phi - (lin.weight[0] * x).double()).abs().max())
     if err > 1e-5:
         raise AssertionError(f"kernel SHAP solve: {err:.2e} off w * x on a linear model")
-    print("checked: feature ablation, occlusion, component patching equal tribute bit for bit; "
-          "IG within 1e-6; the kernel SHAP solve gives w * x on a linear model")
+    print("checked: feature ablation, occlusion, component patching equal tribute (bit for bit "
+          "unless noted); IG within 1e-6; the kernel SHAP solve gives w * x on a linear model")
 
 
 def main() -> None:
