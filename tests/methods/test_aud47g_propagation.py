@@ -283,3 +283,83 @@ def test_attnlrp_addmm_with_one_input_dependent_factor_is_a_linear_map() -> None
         a = tribute.explain(model, x, method="attnlrp", target=0, progress=False)
     truth = x * (model.lin.weight[0] / 4).detach()
     assert torch.allclose(torch.as_tensor(a.values), truth, rtol=1e-12, atol=1e-14)
+
+
+_RELU_SPELLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "clamp_kw": lambda t: t.clamp(min=0),
+    "clamp_pos": lambda t: torch.clamp(t, 0),
+    "clamp_min": lambda t: torch.clamp_min(t, 0.0),
+    "clip": lambda t: t.clip(min=0),
+    "clamp_tensor": lambda t: t.clamp(min=torch.tensor(0.0, dtype=t.dtype)),
+    "threshold": lambda t: F.threshold(t, 0.0, 0.0),
+}
+_NOT_RELU: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "clamp_0_6": lambda t: t.clamp(min=0, max=6),
+    "clamp_neg": lambda t: t.clamp(min=-1),
+    "clamp_max_only": lambda t: t.clamp(max=0),
+    "threshold_value": lambda t: F.threshold(t, 0.0, -1.0),
+    "threshold_at_1": lambda t: F.threshold(t, 1.0, 0.0),
+    "constant_clamp": lambda t: t + torch.ones(t.shape[-1], dtype=t.dtype).clamp(min=0),
+    "hardtanh": lambda t: F.hardtanh(t, 0.0, 6.0),
+    "relu6": F.relu6,
+    "tanh": torch.tanh,
+    "leaky": lambda t: F.leaky_relu(t, 0.1),
+}
+
+
+class _Act(nn.Module):
+    """``Linear -> act -> ReLU module -> Linear``; ``act`` is functional code in forward."""
+
+    def __init__(self, act: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(8)
+        self.a, self.b, self.c = nn.Linear(5, 7), nn.Linear(7, 7), nn.Linear(7, 3)
+        self.relu = nn.ReLU()
+        self.double()
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(self.relu(self.b(self.act(self.a(x)))))
+
+
+def _guided_by_hand(model: _Act, x: torch.Tensor, target: int, functional: bool) -> torch.Tensor:
+    """Guided backprop written out: relu(g) * 1[z > 0] at the ReLU module; at the first
+    activation the same rule (``functional=False``) or its plain gradient (what the warning says)."""
+    xi = x.clone().requires_grad_(True)
+    z1 = model.a(xi)
+    h1 = torch.relu(z1)
+    z2 = model.b(h1)
+    h2 = torch.relu(z2)
+    out = model.c(h2)
+    (g2,) = torch.autograd.grad(out[:, target].sum(), h2, retain_graph=True)
+    g2 = g2.clamp(min=0) * (z2 > 0)
+    (g1,) = torch.autograd.grad(z2, h1, g2, retain_graph=True)
+    g1 = g1 * (z1 > 0) if functional else g1.clamp(min=0) * (z1 > 0)
+    (g0,) = torch.autograd.grad(z1, xi, g1)
+    return g0.detach()
+
+
+@pytest.mark.parametrize("how", sorted(_RELU_SPELLINGS))
+def test_guided_backprop_reports_relu_spelled_as_a_clamp(how: str) -> None:
+    model = _Act(_RELU_SPELLINGS[how]).eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"guided_backprop: its forward pass called a functional ReLU.*1 time"):
+        a = tribute.explain(model, x, method="guided_backprop", target=1, progress=False)
+    assert a.extra["n_functional_relu_calls"] == 1
+    got = torch.as_tensor(a.values)
+    assert torch.allclose(got, _guided_by_hand(model, x, 1, functional=True), rtol=1e-10, atol=1e-12)
+    # the rule on both ReLUs (the module spelling) differs: the warning is not idle
+    assert float((got - _guided_by_hand(model, x, 1, functional=False)).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("how", sorted(_NOT_RELU))
+def test_guided_backprop_does_not_count_clamps_that_are_not_relu(how: str) -> None:
+    model = _Act(_NOT_RELU[how]).eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = tribute.explain(model, x, method="deconvolution", target=2, progress=False)
+    assert a.extra["n_functional_relu_calls"] == 0
