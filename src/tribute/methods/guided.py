@@ -104,7 +104,8 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
     functional = max(calls.functional - calls.modules, 0)
     if functional or not relus:
         seen = (f"its forward pass called a functional ReLU (torch.relu / F.relu / "
-                f"Tensor.relu) {functional} time(s) outside nn.ReLU modules" if functional else
+                f"Tensor.relu, or a clamp at 0 from below) {functional} time(s) outside nn.ReLU "
+                "modules" if functional else
                 "the model has no nn.ReLU module")
         warnings.warn(
             f"{method.name}: {seen}; only nn.ReLU modules get the modified backward pass (as in "
@@ -121,6 +122,12 @@ class _ReluCalls(TorchFunctionMode):
 
     _RELUS = frozenset({torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu,
                         torch.Tensor.relu_})
+    #: ReLU spelled as a clamp at 0 from below (``h.clamp(min=0)``, ``torch.clamp_min(h, 0)``)
+    #: or a threshold at 0 with value 0: the same function, missed until audit aud47g.
+    _CLAMPS = frozenset({torch.clamp, torch.clamp_, torch.clip, torch.clip_, torch.Tensor.clamp,
+                         torch.Tensor.clamp_, torch.Tensor.clip, torch.Tensor.clip_, torch.clamp_min,
+                         torch.clamp_min_, torch.Tensor.clamp_min, torch.Tensor.clamp_min_})
+    _THRESHOLDS = frozenset({F.threshold, getattr(F, "threshold_", F.threshold), torch.threshold})
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,9 +136,34 @@ class _ReluCalls(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (),
                            kwargs: Any = None) -> Any:
-        if func in self._RELUS:
+        if func in self._RELUS or _is_zero_clamp(func, args, kwargs or {}, self._CLAMPS,
+                                                 self._THRESHOLDS):
             self.functional += 1
         return func(*args, **(kwargs or {}))
+
+
+def _arg(args: Any, kwargs: dict[str, Any], pos: int, name: str) -> Any:
+    return kwargs[name] if name in kwargs else (args[pos] if len(args) > pos else None)
+
+
+def _is_zero(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return v.numel() == 1 and float(v) == 0.0
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0
+
+
+def _is_zero_clamp(func: Any, args: Any, kwargs: dict[str, Any], clamps: frozenset[Any],
+                   thresholds: frozenset[Any]) -> bool:
+    """``func(*args)`` is ``relu`` of an input-dependent tensor: a clamp with ``min == 0`` and no
+    ``max``, or a threshold at 0 that writes 0 (a clamp of a constant is no activation)."""
+    x = args[0] if args else kwargs.get("input")
+    if not (isinstance(x, torch.Tensor) and x.requires_grad):
+        return False
+    if func in clamps:
+        return _is_zero(_arg(args, kwargs, 1, "min")) and _arg(args, kwargs, 2, "max") is None
+    if func in thresholds:
+        return _is_zero(_arg(args, kwargs, 1, "threshold")) and _is_zero(_arg(args, kwargs, 2, "value"))
+    return False
 
 
 @register

@@ -66,11 +66,12 @@ __all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
 #: ``"attnlrp"``: Achtibat et al. 2024; ``"cp"``: CP-LRP (Ali et al. 2022).
 VARIANTS = ("attnlrp", "cp")
 
-_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm,
+            torch.mm, torch.Tensor.mm}
 #: ``h *= g`` dispatches as ``mul_`` and rebinds ``h`` to what the rule returns (a bare
 #: ``h.mul_(g)`` statement discards it: a plain gradient there, as for any in-place product).
 _MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
-         torch.multiply}
+         torch.multiply, torch.Tensor.multiply}
 #: ``input * beta + alpha * batch1 @ batch2`` (Bloom's attention scores, GPT-2's
 #: ``reorder_and_upcast_attn`` path): the product of the two batches is bilinear.
 _BADDBMMS = {torch.baddbmm, torch.Tensor.baddbmm}
@@ -88,6 +89,22 @@ _UNRULED = frozenset({
     "exp", "log", "sqrt", "rsqrt", "pow", "reciprocal", "erf", "erfc", "sin", "cos", "abs",
     "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax", "softsign",
     "logsigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
+    # spellings missed until audit aud47g (went through as plain gradients, unreported)
+    "glu", "logsumexp", "logcumsumexp", "std", "var", "std_mean", "var_mean", "norm",
+    "linalg_vector_norm", "linalg_norm", "softmin", "tan", "sinh", "cosh", "asin", "acos",
+    "atan", "asinh", "acosh", "atanh", "atan2", "logit", "special_expit", "logaddexp", "hypot",
+    "special_erf", "instance_norm", "local_response_norm", "cosine_similarity", "cdist",
+    "pairwise_distance", "lp_pool1d", "lp_pool2d", "prod", "cumprod",
+})
+#: Products spelled without ``*`` / ``matmul`` / ``einsum`` (which get the uniform rule): with
+#: two input-dependent factors their plain gradient hands both the whole relevance, so they
+#: are counted as unruled (aud47g: ``torch.addcmul(c, a, b)`` and ``stack([a, b]).prod(0)``
+#: moved a gated MLP's credits by 11% of their size with no warning). One input-dependent
+#: factor (a weight from a parameter: GPT-2's ``Conv1D`` is ``addmm``) is a linear map.
+_PRODUCTS = frozenset({
+    "addcmul", "addcdiv", "outer", "ger", "inner", "dot", "vdot", "tensordot",
+    "kron", "addmm", "addbmm", "addmv", "addr", "mv", "chain_matmul", "linalg_multi_dot",
+    "bilinear", "cross", "linalg_cross",
 })
 _DIVS = frozenset({"div", "true_divide", "divide", "truediv", "rtruediv", "rdiv"})
 
@@ -150,6 +167,11 @@ class _Scale(torch.autograd.Function):
 def _dep(t: Any) -> bool:
     """``t`` is a tensor that depends on the explained input (parameters are frozen)."""
     return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+def _n_dep(args: Any) -> int:
+    """How many input-dependent tensors ``args`` holds (lists and tuples searched)."""
+    return sum(_n_dep(a) if isinstance(a, (list, tuple)) else int(_dep(a)) for a in args)
 
 
 def _scale(t: torch.Tensor, factor: float) -> torch.Tensor:
@@ -292,6 +314,8 @@ class _Mode(TorchFunctionMode):
     def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
         name = str(getattr(func, "__name__", "")).strip("_")
         if name in _UNRULED and any(_dep(a) for a in (*args, *kwargs.values())):
+            self.unruled[name] += 1
+        elif name in _PRODUCTS and _n_dep((*args, *kwargs.values())) >= 2:
             self.unruled[name] += 1
         elif name in _DIVS and len(args) > 1:  # x / y with an input-dependent divisor
             divisor = args[0] if name in ("rtruediv", "rdiv") else args[1]

@@ -45,7 +45,36 @@ _TRANSFORMS = frozenset({
     "square", "reciprocal", "erf", "erfc", "sin", "cos", "atan", "log1p", "expm1", "exp2", "log2",
     "log10", "relu6", "hardswish", "hardsigmoid", "logsigmoid", "softsign", "tanhshrink",
     "softshrink", "hardshrink", "threshold", "prelu", "rrelu",
+    # other spellings of the maps above, missed until audit aud47g (a head written as
+    # torch.addmm, attention as F.scaled_dot_product_attention, a cumsum, F.glu, a norm: their
+    # relevance went back as a plain gradient with no warning, while F.linear / matmul /
+    # softmax / sum / sigmoid / div, the same maps spelled otherwise, were counted).
+    # Linear maps: the gradient, not the layer rule's ``x w / z`` redistribution.
+    "addmm", "addmv", "addbmm", "baddbmm", "addr", "addcmul", "addcdiv", "lerp", "tensordot",
+    "outer", "ger", "inner", "dot", "vdot", "mv", "kron", "cross", "linalg_cross",
+    "chain_matmul", "linalg_multi_dot", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "scaled_dot_product_attention",
+    # sums and products along an axis
+    "cumsum", "cumprod", "prod", "nansum", "nanmean", "trace", "diff", "logsumexp",
+    "logcumsumexp",
+    # norms, statistics, distances
+    "norm", "linalg_vector_norm", "linalg_norm", "linalg_matrix_norm", "std", "var",
+    "std_mean", "var_mean", "rms_norm", "instance_norm", "local_response_norm",
+    "cosine_similarity", "pairwise_distance", "cdist", "pdist", "lp_pool1d", "lp_pool2d",
+    "lp_pool3d",
+    # elementwise functions
+    "glu", "softmin", "special_expit", "logit", "special_logit", "tan", "sinh", "cosh", "asin",
+    "acos", "arcsin", "arccos", "arctan", "asinh", "acosh", "atanh", "arcsinh", "arccosh",
+    "arctanh", "atan2", "arctan2", "logaddexp", "logaddexp2", "hypot", "sinc", "xlogy",
+    "float_power", "special_erf", "special_erfc", "special_expm1", "special_exp2",
+    "special_log1p", "special_ndtr", "special_softmax", "special_log_softmax",
+    "special_logsumexp",
 })
+#: Resampling whose interpolating modes weight the inputs (the gradient, not a rule); the
+#: nearest modes only copy them, which routes relevance as max pooling does: not counted.
+#: name -> (position of ``mode`` among the arguments, its default).
+_RESAMPLE = {"interpolate": (3, "nearest"), "grid_sample": (2, "bilinear")}
+_COPY_MODES = frozenset({"nearest", "nearest-exact"})
 
 
 #: torch modules that only call their children (their own code applies no operation)
@@ -130,6 +159,11 @@ class UnseenOps(TorchFunctionMode):
             n = _grad_tensors(args) + _grad_tensors((kwargs or {}).values())
             if (name in _SUMS and n >= 2) or (name in _TRANSFORMS and n >= 1):
                 self.counts[name] += 1
+            elif name in _RESAMPLE and n >= 1:
+                pos, default = _RESAMPLE[name]
+                mode = (kwargs or {}).get("mode", args[pos] if len(args) > pos else default)
+                if mode not in _COPY_MODES:
+                    self.counts[name] += 1
         return func(*args, **(kwargs or {}))
 
     def __exit__(self, *exc: Any) -> None:
