@@ -262,7 +262,8 @@ def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str,
                 f"{np.atleast_1d(want[i]).tolist()} ({rows.size} of {mine.shape[0]} rows differ), "
                 "so the score would compare credits of different classes. Let the callable take "
                 "target= and pass it on, e.g. explain=lambda x, **kw: tribute.explain(model, x, "
-                "method=..., **kw).")
+                "method=..., **kw); target= holds output columns, which a classifier whose "
+                "classes_ are not 0..K-1 reads as labels: pass it classes_[target] then.")
     return flat
 
 
