@@ -223,8 +223,17 @@ def call_explain(fn: Callable[..., Any], *args: Any, metric: str, **optional: An
     return out
 
 
-def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str) -> np.ndarray:
-    """Flat ``B x T x n`` values of a re-explanation, checked against the expected shape."""
+def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str,
+            targets: Any = None) -> np.ndarray:
+    """Flat ``B x T x n`` values of a re-explanation, checked against the expected shape and,
+    where both are known, against the output columns it was asked for (``targets``, one row
+    per re-explained row).
+
+    A callable that drops ``target`` (``lambda x: tribute.explain(model, x, method=...)``, or
+    one that takes ``target=`` and ignores it) re-explains the predicted class: per-sample
+    credits of classes 0, 2, 1, 2 got a max_sensitivity of 9.03 / 1.13 / 0.29 / 1.75 against
+    the predicted classes' credits, where their own is 0.67 / 0.23 / 0.29 / 0.30 (aud47m).
+    """
     flat = attr.flat()
     if flat.shape != (b, t, n):
         raise InputError(
@@ -232,6 +241,29 @@ def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str) -
             f"(batch x targets x players); expected {(b, t, n)} like the original attribution. "
             "Use the same method settings, targets and groups."
         )
+    got = getattr(attr, "targets", None)
+    if targets is not None and got is not None:
+        want = np.asarray(targets)
+        try:
+            mine = np.asarray(got)
+            if mine.shape != want.shape and mine.ndim and want.ndim and mine.shape[0] == \
+                    want.shape[0] and mine.size == want.size:
+                mine = mine.reshape(want.shape)  # one class per row as (b,) or (b, 1)
+            differ = mine.shape == want.shape and mine.dtype.kind in "iubf" and \
+                want.dtype.kind in "iubf" and not np.array_equal(mine, want)
+        except (TypeError, ValueError):
+            differ = False
+        if differ:
+            rows = np.flatnonzero((mine != want).reshape(mine.shape[0], -1).any(axis=1))
+            i = int(rows[0])
+            raise InputError(
+                f"metric {metric!r}: {what} returned credits of output column(s) "
+                f"{np.atleast_1d(mine[i]).tolist()} for row {i}, but it was asked for column(s) "
+                f"{np.atleast_1d(want[i]).tolist()} ({rows.size} of {mine.shape[0]} rows differ), "
+                "so the score would compare credits of different classes. Let the callable take "
+                "target= and pass it on, e.g. explain=lambda x, **kw: tribute.explain(model, x, "
+                "method=..., **kw); target= holds output columns, which a classifier whose "
+                "classes_ are not 0..K-1 reads as labels: pass it classes_[target] then.")
     return flat
 
 

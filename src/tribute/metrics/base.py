@@ -483,6 +483,48 @@ def data_mismatch(attr: Attribution, game: Game) -> str | None:
             "groups) the attribution was explained with (players=... in tribute.evaluate).")
 
 
+def same_target_layout(mine: np.ndarray, here: np.ndarray) -> np.ndarray:
+    """``mine`` (an attribution's ``targets``) in the layout of ``here`` (a game's resolved
+    targets) where both hold one class per sample written two ways, ``(b,)`` and ``(b, 1)``;
+    else unchanged."""
+    if mine.shape != here.shape and mine.ndim and here.ndim and mine.shape[0] == here.shape[0] \
+            and mine.size == here.size:
+        return mine.reshape(here.shape)
+    return mine
+
+
+def target_mismatch(attr: Attribution, game: Game) -> str | None:
+    """Why ``attr`` does not explain the output columns ``game`` scores (None when it may).
+
+    A metric called on a game directly (``deletion(game, attr)``) checked the number of
+    targets, not which: per-sample credits of classes 0, 2, 1, 2 scored on a game of classes
+    1, 0, 0, 1 gave the deletion area of the other classes, silently (aud47m). Compares the
+    attribution's ``targets`` with the game's resolved ones where both are class indices (an
+    attribution without them, a callable or regression target, is not checked).
+    """
+    target = getattr(game, "target", None)
+    to_numpy = getattr(target, "to_numpy", None)
+    if attr.targets is None or not callable(to_numpy):
+        return None
+    here = to_numpy()
+    if here is None:
+        return None
+    here = np.asarray(here)
+    try:
+        mine = same_target_layout(np.asarray(attr.targets), here)
+    except (TypeError, ValueError):
+        return None
+    if mine.shape != here.shape or mine.dtype.kind not in "iubf" or np.array_equal(mine, here):
+        return None
+    bad = np.flatnonzero((mine != here).reshape(mine.shape[0], -1).any(axis=1))
+    i = int(bad[0])
+    return (f"the attribution explains output column(s) {np.atleast_1d(mine[i]).tolist()} for "
+            f"sample {i}, but the game scores column(s) {np.atleast_1d(here[i]).tolist()} there "
+            f"({bad.size} of {mine.shape[0]} samples differ): the score would judge credits of "
+            "one class on another. Build the game with the attribution's targets "
+            "(target=attr.targets).")
+
+
 def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
     """Check that ``attr`` credits the game's players; returns its flat ``B x T x n`` values."""
     if not isinstance(attr, Attribution):
@@ -502,6 +544,9 @@ def check_attribution(game: Game, attr: Attribution, metric: str) -> np.ndarray:
     wrong_data = data_mismatch(attr, game)
     if wrong_data is not None:
         raise InputError(f"metric {metric!r}: {wrong_data}")
+    wrong_target = target_mismatch(attr, game)
+    if wrong_target is not None:
+        raise InputError(f"metric {metric!r}: {wrong_target}")
     flat = attr.flat()
     expected = (game.n_samples, game.n_targets, game.n_players)
     if flat.shape != expected:

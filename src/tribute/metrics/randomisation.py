@@ -226,7 +226,8 @@ def model_randomisation(game: Game, attr: Attribution, *, model_explain: Callabl
         _assign(dict(work.named_modules())[name], fresh[name])
         new = call_explain(model_explain, work, inputs, metric="model_randomisation",
                            target=tg, sample=sample)
-        pf = flat_of(new, b, t, n, "model_randomisation", f"model_explain after {name!r}")
+        pf = flat_of(new, b, t, n, "model_randomisation", f"model_explain after {name!r}",
+                     targets=tg)
         sims.append(attribution_similarity(attr, flat, pf, similarity, absolute, channel_axis))
         flats.append(constant_rows(attr, flat, pf, similarity, absolute, channel_axis))
     per_layer = np.stack(sims)  # L x B x T
@@ -308,7 +309,7 @@ def random_logit(game: Game, attr: Attribution, *, explain: Callable[..., Any], 
     other = (tg + r) % n_classes
     b, t, n = flat.shape
     new = call_explain(explain, inputs, metric="random_logit", target=other, sample=np.arange(b))
-    pf = flat_of(new, b, t, n, "random_logit", "the explain callable")
+    pf = flat_of(new, b, t, n, "random_logit", "the explain callable", targets=other)
     # with three or more classes the one offset is a random draw shared by every sample
     shared = shared_draw_unknown(f"one class offset ({r} of 1..{n_classes - 1}) "
                                  "shared by every sample") if n_classes > 2 else {}

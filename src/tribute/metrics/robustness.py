@@ -153,9 +153,10 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
             "them to float to perturb them too; extra['not_perturbed'] lists every column held "
             "fixed.", UserWarning, stacklevel=user_stacklevel())
     if accepts(explain, "sample", var_keyword=False):
-        new = call_explain(explain, stacked, metric=name, target=targets_rows(attr, sample),
-                           sample=sample)
-        pf = flat_of(new, k * b, t, n, name, "the explain callable").reshape(k, b, t, n)
+        rows_tg = targets_rows(attr, sample)
+        new = call_explain(explain, stacked, metric=name, target=rows_tg, sample=sample)
+        pf = flat_of(new, k * b, t, n, name, "the explain callable",
+                     targets=rows_tg).reshape(k, b, t, n)
         calls = 1
     else:
         # a callable that cannot be told which sample a row comes from explains each draw as
@@ -165,7 +166,8 @@ def _sensitivity(game: Game, attr: Attribution, explain: Callable[..., Any], inp
         # 0.82 where the method's own callable gave 0.077 (small39)
         one = targets_rows(attr, np.arange(b))
         pf = np.stack([flat_of(call_explain(explain, _rows(stacked, d * b, (d + 1) * b), metric=name,
-                                            target=one), b, t, n, name, "the explain callable")
+                                            target=one), b, t, n, name, "the explain callable",
+                               targets=one)
                        for d in range(k)])
         calls = k
     num = np.linalg.norm(pf - flat[None], axis=-1)  # K x B x T
@@ -417,9 +419,9 @@ def stability(game: Game, attr: Attribution, *, explain: Callable[..., Any], inp
     sample = np.arange(b)
     outs = []
     for cfg in configs:
-        new = call_explain(explain, inputs, metric="stability", target=targets_rows(attr, sample),
-                           sample=sample, **cfg)
-        outs.append(flat_of(new, b, t, n, "stability", f"explain(**{cfg})"))
+        rows_tg = targets_rows(attr, sample)
+        new = call_explain(explain, inputs, metric="stability", target=rows_tg, sample=sample, **cfg)
+        outs.append(flat_of(new, b, t, n, "stability", f"explain(**{cfg})", targets=rows_tg))
     pairs = [(i, j) for i in range(len(outs)) for j in range(i + 1, len(outs))]
     sims = np.stack([attribution_similarity(attr, outs[i], outs[j], similarity, absolute, channel_axis)
                      for i, j in pairs], axis=-1)  # B x T x P
