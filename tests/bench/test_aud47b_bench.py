@@ -93,3 +93,26 @@ def test_sae_cli_exit_status_1_on_a_failed_method(monkeypatch: pytest.MonkeyPatc
     out = capsys.readouterr()
     assert any(line.startswith("atp ") for line in out.out.splitlines())
     assert "grad_cam (seed 0)" in out.err
+
+
+def test_a_case_the_suite_sizes_at_zero_is_refused_before_building() -> None:
+    from tribute.bench import suites
+    from tribute.errors import InputError
+
+    # before: --suite regions (n_tabular = n_text = 0) --cases symbolic raised ValueError (n=0) from the
+    # dataset, planted_text a reshape ValueError, wine ran and ended in "inputs is an empty batch"
+    for case in ("symbolic", "wine", "planted_text", "planted_words", "correlated_data"):
+        with pytest.raises(InputError, match=rf"--cases {case}: the 'regions' suite explains no samples of '{case}'"):
+            suites.build_suite("regions", cases=[case])
+    with pytest.raises(InputError, match="no samples of 'wine', 'planted_text' ") as info:
+        suites.build_suite("regions", cases=["difull", "wine", "planted_text"])
+    assert "choose from planted_images, planted_images_texture, difull, digits" in str(info.value)
+    # every case has a size field, and each preset sizes its own cases at >= 1 sample
+    assert set(suites._CASE_SIZE) == set(suites.case_builders())
+    for preset in suites.PRESETS.values():
+        assert all(getattr(preset, suites._CASE_SIZE[c]) >= 1 for c in preset.cases)
+
+
+def test_regions_cli_refuses_a_tabular_case(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    rc = main(["bench", "--suite", "regions", "--cases", "symbolic", "--no-report", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "the 'regions' suite explains no samples of 'symbolic'" in capsys.readouterr().err
