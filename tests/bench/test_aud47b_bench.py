@@ -116,3 +116,29 @@ def test_a_case_the_suite_sizes_at_zero_is_refused_before_building() -> None:
 def test_regions_cli_refuses_a_tabular_case(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     rc = main(["bench", "--suite", "regions", "--cases", "symbolic", "--no-report", "--out", str(tmp_path / "o")])
     assert rc == 2 and "the 'regions' suite explains no samples of 'symbolic'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    ["bench", "--suite", "tiny", "--cases", ""],
+    ["bench", "--suite", "tiny", "--methods", ","],
+    ["bench", "--suite", "tiny", "--metrics", " "],
+    ["bench", "--suite", "data-tiny", "--cases", ""],
+    ["bench", "--suite", "sae-tiny", "--methods", ""],
+    ["evaluate", "--model", "nowhere.py:f", "--data", "nowhere.npy", "--out", "o", "--methods", ""],
+])
+def test_an_empty_name_list_is_refused(args: list[str], monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import tribute.bench.data_suite as data_suite
+    import tribute.bench.suites as suites
+
+    def no_run(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the suite ran")
+
+    monkeypatch.setattr(suites, "build_suite", no_run)
+    monkeypatch.setattr(data_suite, "cmd_data_suite", no_run)
+    monkeypatch.setattr(ss, "cmd_sae_suite", no_run)
+    # before: "" read as "not given": every case (or default method) ran, exit 0
+    assert main(args) == 2
+    opt = next(a for a in args if a in ("--cases", "--methods", "--metrics"))
+    err = capsys.readouterr().err
+    assert f"{opt} " in err and "names nothing" in err
