@@ -36,6 +36,21 @@ def _csv(text: str | None) -> list[str] | None:
     return items or None
 
 
+def _check_lists(args: argparse.Namespace, opts: tuple[str, ...]) -> None:
+    """Refuse a name list that names nothing (``--cases ""``, ``--methods ,``).
+
+    aud47b: such a list read as "not given": an unset shell variable (``--cases "$CASES"``) ran
+    every case of the suite (minutes for quick) or every default method, with exit status 0.
+    """
+    from ..errors import InputError
+
+    for opt in opts:
+        text = getattr(args, opt, None)
+        if text is not None and _csv(text) is None:
+            raise InputError(f"--{opt} {text!r} names nothing; give comma-separated names, or drop "
+                             f"--{opt} for the defaults.")
+
+
 def register(subparsers: Any) -> None:
     """Add the ``bench`` and ``evaluate`` subcommands to the ``tribute`` parser."""
     p = subparsers.add_parser(
@@ -160,6 +175,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .suites import SPECIAL_SUITES, check_seed
 
     check_seed(args.seed)
+    _check_lists(args, ("methods", "metrics", "cases"))
     if args.suite.removesuffix("-tiny") in SPECIAL_SUITES:
         _check_special_options(args)
     if args.suite.removesuffix("-tiny") not in SPECIAL_SUITES or args.suite.removesuffix("-tiny") in WRITES_OUT:
@@ -343,6 +359,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .suites import check_seed
 
     check_seed(args.seed)
+    _check_lists(args, ("methods", "metrics"))
     from ..cli import check_out_dir
 
     check_out_dir(args.out)  # before the run (a file as --out failed after it, with a traceback)

@@ -33,6 +33,7 @@ Run it with ``tribute bench --suite sae`` (three seeds; ``sae-tiny``: one seed, 
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,8 @@ class SAESuiteResult:
     n_evals: dict[str, int]
     seconds: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
+    #: method -> why it failed (it raised, or returned non-finite credits): not scored
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def run_sae_suite(seed: int = 0, n_inputs: int = 32, n_train: int = 2048, sae_steps: int = 600,
@@ -178,14 +181,26 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     sae = api.SAE(enc, dec, at="2")
     players = components(model, sae=sae, ablation="mean", reference=ref)
     topk, rho, err, evals, secs = {}, {}, {}, {}, {"sae training": t_sae}
+    failed: dict[str, str] = {}
     for name, budget in (methods if methods is not None else METHODS).items():
         t1 = time.perf_counter()
         kw: dict[str, Any] = {"budget": budget} if budget is not None else {}
         if name in ("permutation_shapley", "coar"):
             kw["seed"] = seed
-        attr = api.explain(model, x, method=name, players=players, target=0, **kw)
+        try:
+            attr = api.explain(model, x, method=name, players=players, target=0, **kw)
+            raw = np.asarray(attr.values, dtype=np.float64)
+            if not np.isfinite(raw).all():
+                # aud47b: scored before -- topk_recovery reads a NaN credit as the smallest, so NaN on
+                # every irrelevant latent read a perfect top-k recovery
+                raise InputError(f"{int((~np.isfinite(raw)).sum())} of {raw.size} credits are NaN or infinite")
+        except Exception as exc:  # a failure, recorded and reported (exit status 1), never a score
+            # aud47b: one method that raised (grad_cam: not a component method) ended the suite with a
+            # traceback after the SAE trained, losing the other methods' rows
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            continue
         secs[name] = time.perf_counter() - t1
-        vals = np.abs(np.asarray(attr.values, dtype=np.float64)).mean(axis=0)  # d_sae + 1 (error last)
+        vals = np.abs(raw).mean(axis=0)  # d_sae + 1 (error last)
         lat = vals[:-1]
         topk[name] = topk_recovery(lat, relevant)
         rho[name] = float(stats.spearmanr(lat, truth).statistic)
@@ -194,7 +209,8 @@ def _run_sae_suite(seed: int, n_inputs: int, n_train: int, sae_steps: int,
     return SAESuiteResult(fve=fve, n_matched_features=len(set(matched[matched >= 0].tolist())), matched=matched,
                           cosine=best_cos, truth=truth, relevant=relevant, topk=topk, spearman=rho, error_share=err,
                           n_evals=evals, seconds=secs,
-                          settings={"seed": seed, "n_inputs": n_inputs, "n_train": n_train, "sae_steps": sae_steps})
+                          settings={"seed": seed, "n_inputs": n_inputs, "n_train": n_train, "sae_steps": sae_steps},
+                          failed=failed)
 
 
 def topk_recovery(credits: np.ndarray, relevant: np.ndarray) -> float:
@@ -227,6 +243,8 @@ def format_sae_results(r: SAESuiteResult) -> str:
     for name in r.topk:
         lines.append(f"{name:<20} {r.topk[name]:>14.3f}  {r.spearman[name]:>17.3f}  {r.error_share[name]:>11.3f}  "
                      f"{r.n_evals[name]:>5}  {r.seconds[name]:>8.2f}")
+    for name, why in r.failed.items():
+        lines.append(f"{name:<20} FAILED: {why[:120]}")
     return "\n".join(lines)
 
 
@@ -254,8 +272,14 @@ def cmd_sae_suite(args: Any) -> int:
         runs = [run_sae_suite(seed=seed + i, methods=methods) for i in range(3)]
     for r in runs:
         print(f"seed {r.settings['seed']}: " + format_sae_results(r))
-    if len(runs) > 1:
+    every = [m for m in runs[0].topk if all(m in r.topk for r in runs)]  # scored on every seed
+    if len(runs) > 1 and every:
         print("mean over seeds: " + "; ".join(
             f"{m} top-k {np.mean([r.topk[m] for r in runs]):.3f}, Spearman {np.mean([r.spearman[m] for r in runs]):.3f}, "
-            f"error share {np.mean([r.error_share[m] for r in runs]):.3f}" for m in runs[0].topk))
+            f"error share {np.mean([r.error_share[m] for r in runs]):.3f}" for m in every))
+    failed = sorted({f"{m} (seed {r.settings['seed']})" for r in runs for m in r.failed})
+    if failed:
+        print(f"FAILED: {len(failed)} method run(s) raised or returned non-finite credits: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
     return 0

@@ -711,6 +711,18 @@ def case_builders() -> dict[str, Builder]:
     }
 
 
+#: The :class:`Preset` field that sizes each case (samples explained).
+_CASE_SIZE = {"symbolic": "n_tabular", "symbolic_additive": "n_tabular", "correlated_model": "n_tabular",
+              "correlated_data": "n_tabular", "wine": "n_tabular", "breast_cancer": "n_tabular",
+              "planted_images": "n_image", "planted_images_texture": "n_image", "difull": "n_image",
+              "digits": "n_image", "planted_text": "n_text", "planted_words": "n_text"}
+
+
+def _n_samples(preset: Preset, case: str) -> int:
+    """Samples ``preset`` explains on ``case`` (1 for a case without a size field: not refused)."""
+    return int(getattr(preset, _CASE_SIZE[case])) if case in _CASE_SIZE else 1
+
+
 @dataclass
 class Suite:
     """A named list of cases plus the preset they were built with."""
@@ -778,6 +790,16 @@ def build_suite(name: str = "quick", seed: int = 0, cases: list[str] | None = No
             raise InputError(f"--cases: unknown case(s) {unknown}; the suite {name!r} has "
                              f"{', '.join(preset.cases)}.")
         wanted = [c for c in wanted if c in cases] + [c for c in cases if c not in wanted]
+        # aud47b: a case the preset sizes at 0 samples (--suite regions --cases wine) was built with
+        # an empty batch: a traceback (symbolic: ValueError n=0; planted_text: reshape of size 0) or,
+        # after the run, "inputs is an empty batch"
+        empty = [c for c in wanted if _n_samples(preset, c) < 1]
+        if empty:
+            sized = [c for c in builders if _n_samples(preset, c) >= 1]
+            raise InputError(f"--cases {','.join(cases)}: the {name!r} suite explains no samples of "
+                             f"{', '.join(repr(c) for c in empty)} (its "
+                             f"{', '.join(sorted({_CASE_SIZE[c] for c in empty}))} is 0); choose from "
+                             f"{', '.join(sized)}, or run {'it' if len(empty) == 1 else 'them'} with --suite quick.")
     built = []
     for cname in wanted:
         if progress is not None:
