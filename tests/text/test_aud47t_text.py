@@ -103,11 +103,12 @@ def test_fractional_masks_are_refused_where_tokens_cannot_blend(cls: type[_Calls
     """sobol draws fractional masks: refused (it returned indices of presences rounded at 0.5)."""
     model = cls().eval()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(InputError, match=r"fractional masks \(e\.g\. presence 0\.\d+\).*binary-mask method"):
+    with pytest.raises(InputError, match=r"fractional masks \(e\.g\. presence 0\.\d+: .*binary-mask method"):
         tribute.explain(model, [_TEXT], tokenizer=_TOK, method="sobol", removal=removal, target=0,
                         progress=False)
     assert not model.training
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
 @pytest.mark.parametrize(("cls", "removal"), _CASES, ids=["delete", "no-embedding-module", "module-never-run"])

@@ -279,8 +279,9 @@ class _TextForward:
         part = z[(z > 0) & (z < 1)]
         frac = float(part[0]) if part.numel() else float("nan")
         raise InputError(
-            f"this method drew fractional masks (e.g. presence {frac:.3g}), but {why}: a token is "
-            "either kept or removed here. Use a binary-mask method (feature_ablation, kernel_shap, "
+            f"got fractional masks (e.g. presence {frac:.3g}: method='sobol', infidelity's gaussian "
+            f"perturbations, a gradient path), but {why}: a token is either kept or removed here. "
+            "Use a binary-mask method or metric (feature_ablation, kernel_shap, "
             "permutation_shapley, lime, ...), or a removal that blends input embeddings "
             "(removal='mask', 'pad', 'unk', an id, 'zero' or 'mean') with a model that calls its "
             "nn.Embedding input module.")
