@@ -152,3 +152,18 @@ def test_sobol_still_blends_embeddings() -> None:
         h = (b + 0.5 * (e - b)).mean(1)
         truth = float(model.lin(torch.tanh(h))[0, 0])
     assert got == pytest.approx(truth, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("method", ["saliency", "smoothgrad", "integrated_gradients"])
+def test_gradient_methods_refused_when_the_embedding_module_never_runs(method: str) -> None:
+    """Replaced ids carry no gradient: saliency and smoothgrad raised a bare RuntimeError
+    ("element 0 of tensors does not require grad"); now a named refusal, model unchanged."""
+    from tribute.errors import UnsupportedModelError
+
+    model = _Functional().eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UnsupportedModelError, match="never calls its input embedding module"):
+        tribute.explain(model, [_TEXT], tokenizer=_TOK, method=method, removal="mask", target=0,
+                        progress=False)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks for m in model.modules())

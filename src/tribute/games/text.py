@@ -77,7 +77,7 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError, ModelOutputError, TributeError
+from ..errors import InputError, ModelOutputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel
 from ..models.text import TextBatch, as_texts, segment
 from ..targets import TargetLike
@@ -260,6 +260,12 @@ class _TextForward:
         # calls it): with one, binary and fractional masks run the same function (see _hook).
         # Checked on every call: the reference pass (all ones) is what finds a module that
         # never runs, so a later fractional mask would otherwise be rounded at 0.5 silently
+        if zt.requires_grad:  # replaced ids carry no gradient (saliency raised a bare RuntimeError)
+            raise UnsupportedModelError(
+                "gradient methods differentiate the input embeddings, but the model never calls its "
+                "input embedding module (F.embedding or indexing on its weight): removed tokens' ids "
+                "are replaced, which has no gradient. Call the nn.Embedding module in forward (or "
+                "return it from get_input_embeddings()), or use a perturbation method.")
         self._refuse_fractional(zt, "no input embedding module was found to blend a fraction of a token into"
                                 if self.embedding is None else
                                 "the model never calls its input embedding module (F.embedding or indexing "
