@@ -14,7 +14,8 @@ options (``removal=``):
   sees the text's length and positions (replacing the ids by the pad token would move its
   readout or positions); for models reading ids only through the embedding the two agree;
 * ``"delete"``: removed tokens are dropped, the sequence gets shorter and the attention mask
-  follows (rows of one batch are left-packed and right-padded); not differentiable. A row with
+  follows (rows of one batch are left-packed and right-padded); not differentiable, and
+  fractional masks (``method="sobol"``) are refused (a token is kept or dropped). A row with
   no token left (the empty coalition of a tokenizer without special tokens, or with
   ``include_special=True``) is one padding token with attention mask 0, so ``v(empty)`` is
   the model's output on that (for a BERT-like model not a meaningful "no text" value: prefer a
@@ -27,7 +28,8 @@ The game is a :class:`~tribute.games.features.FeatureGame` over a *presence* vec
 removal embedding ``b`` (the replacement token's embedding, the zero or the mean vector), the
 model reads ``b + z_{p(t)} (e_t - b)`` at token ``t`` of player ``p(t)`` (a forward hook on the
 input embedding module, for binary and fractional masks alike; only a model without an
-``nn.Embedding`` gets the replacement id itself, and then no gradients). Every perturbation estimator therefore runs unchanged, and gradient
+``nn.Embedding``, or one whose forward never calls it, gets the replacement id itself, and then
+no gradients nor fractional masks: they are refused). Every perturbation estimator therefore runs unchanged, and gradient
 methods integrate along ``z``: integrated gradients on ``z`` from 0 to 1 is integrated
 gradients on the input embeddings from ``b`` to ``e`` (Sundararajan et al. 2017) summed over
 each player's tokens and embedding dimensions, and input x gradient is
@@ -75,7 +77,7 @@ import numpy as np
 import torch
 
 from ..attribution import Attribution
-from ..errors import InputError, ModelOutputError, TributeError
+from ..errors import InputError, ModelOutputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel
 from ..models.text import TextBatch, as_texts, segment
 from ..targets import TargetLike
@@ -238,6 +240,7 @@ class _TextForward:
              types: torch.Tensor | None) -> Any:
         zt = self._token_presence(z, tp)
         if self.removal == "delete":
+            self._refuse_fractional(zt, "removal='delete' drops whole tokens")
             ids, attn, types = self._delete(zt > 0.5, ids, attn, types)
             return self._call(ids, attn, types)
         if self.embedding is not None and self._hook_runs:
@@ -247,18 +250,47 @@ class _TextForward:
                 # the model computes its embeddings without calling the module (F.embedding or
                 # indexing on its weight): binary masks replace the ids instead (the same
                 # function for a model reading ids only that way); fractional masks cannot
-                if self.replace_id is None or not bool(((zt == 0) | (zt == 1)).all()):
+                if self.replace_id is None or not _binary(zt):
                     raise ModelOutputError(
                         f"{exc} Perturbation methods (0/1 masks) then replace token ids, which "
                         f"needs a token removal ('mask', 'pad', 'unk' or an id; got "
                         f"{self.removal!r}); gradient methods need the model to call the module.") from None
                 self._hook_runs = False
         # ids are replaced only when there is no input embedding to mix (or the model never
-        # calls it): with one, binary and fractional masks run the same function (see _hook)
+        # calls it): with one, binary and fractional masks run the same function (see _hook).
+        # Checked on every call: the reference pass (all ones) is what finds a module that
+        # never runs, so a later fractional mask would otherwise be rounded at 0.5 silently
+        if zt.requires_grad:  # replaced ids carry no gradient (saliency raised a bare RuntimeError)
+            raise UnsupportedModelError(
+                "gradient methods differentiate the input embeddings, but the model never calls its "
+                "input embedding module (F.embedding or indexing on its weight): removed tokens' ids "
+                "are replaced, which has no gradient. Call the nn.Embedding module in forward (or "
+                "return it from get_input_embeddings()), or use a perturbation method.")
+        self._refuse_fractional(zt, "no input embedding module was found to blend a fraction of a token into"
+                                if self.embedding is None else
+                                "the model never calls its input embedding module (F.embedding or indexing "
+                                "on its weight), so removed tokens' ids are replaced")
         keep = zt > 0.5
         assert self.replace_id is not None
         ids = torch.where(keep, ids, torch.full_like(ids, self.replace_id))
         return self._call(ids, attn, types)
+
+    @staticmethod
+    def _refuse_fractional(zt: torch.Tensor, why: str) -> None:
+        """Refuse fractional presences where a token can only be kept or removed (they were
+        rounded at 0.5: ``method="sobol"`` and the like scored another game, silently)."""
+        if _binary(zt):
+            return
+        z = zt.detach()
+        part = z[(z > 0) & (z < 1)]
+        frac = float(part[0]) if part.numel() else float("nan")
+        raise InputError(
+            f"got fractional masks (e.g. presence {frac:.3g}: method='sobol', infidelity's gaussian "
+            f"perturbations, a gradient path), but {why}: a token is either kept or removed here. "
+            "Use a binary-mask method or metric (feature_ablation, kernel_shap, "
+            "permutation_shapley, lime, ...), or a removal that blends input embeddings "
+            "(removal='mask', 'pad', 'unk', an id, 'zero' or 'mean') with a model that calls its "
+            "nn.Embedding input module.")
 
     def _call(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor | None,
               scale: torch.Tensor | None = None) -> Any:
@@ -351,6 +383,11 @@ class _TextForward:
         out2 = self._run(z, ids2, attn2, tp2, None)
         a, b = _embedding_output(out), _embedding_output(out2)
         return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
+
+
+def _binary(zt: torch.Tensor) -> bool:
+    """Whether every presence is exactly 0 or 1."""
+    return bool(((zt == 0) | (zt == 1)).all())
 
 
 class _EmbeddingNotRun(ModelOutputError):
