@@ -151,7 +151,10 @@ def test_auto_adds_the_kernels_from_the_first_pair_capped_below_two_and_a_half()
     assert GPShapley(nngp=True)._nngp_share(20, 30) is None  # pinned: marginal likelihood
     m = make_mlp(6, 2, seed=6)
     x = _rand(1, 6, seed=15)
-    kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1}
+    # the isotropic member's cap (nngp_cap); on the first layer's Gram the member is uncapped by
+    # default (nngp_first_layer_cap, see test_shap47_gp_first_layer_cap.py)
+    kw: dict[str, Any] = {"method": "gp_shapley", "target": 0, "baseline": 0.0, "seed": 1,
+                          "nngp_first_layer": False}
     # 6 players: 5 pairs (budget 12) < 6 <= 14 pairs (budget 30) < 15 <= 15 pairs (budget 32)
     few = tribute.explain(m, x, budget=12, **kw)
     half = tribute.explain(m, x, budget=30, **kw)
