@@ -116,3 +116,28 @@ def test_lime_counts_distinct_coalitions_for_its_residual_dof() -> None:
     assert tiny == 0
     finite = sum(int(np.isfinite(se).all()) for _, se in runs)
     assert finite >= 60  # most seeds keep their standard errors
+
+
+def _corner(a: np.ndarray) -> np.ndarray:
+    """3 where every mask entry exceeds 0.99 (probability 1e-12 under Sobol's uniform masks)."""
+    return 3.0 * (a.min(axis=1) > 0.99)
+
+
+def test_sobol_does_not_call_a_game_constant_because_its_draws_were() -> None:
+    """Total indices of ``3 * [min(m) > 0.99]`` on 6 players: ``S_T,i = 0.01^5 * 0.01 * 0.99 / (q (1 - q))``
+    with ``q = 0.01^6``, i.e. 0.99 for every player (closed form). No draw reaches the corner, so
+    the indices come out 0; they were reported with stderr 0 (Var = 0 read as "constant")."""
+    q = 0.01**6
+    truth = 0.01**5 * 0.01 * 0.99 / (q * (1 - q))
+    assert truth == pytest.approx(0.99, rel=1e-5)
+    for seed in range(5):
+        v, se = _run("sobol", seed, f=_corner, budget=40)
+        assert not ((se <= 1e-6) & (np.abs(v - truth) > 0.01)).any()
+        assert np.isnan(se).all()
+    # neighbours: a constant game is still exact (0, stderr 0) and an additive one finite
+    for f in (lambda a: np.full(a.shape[0], 2.5), lambda a: a @ np.arange(1.0, 7.0)):
+        for seed in range(3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", StderrWarning)
+                a = tribute.explain(f, np.ones((1, 6)), method="sobol", budget=40, baseline=0.0, seed=seed)
+            assert np.isfinite(np.asarray(a.stderr)).all()
