@@ -275,9 +275,9 @@ class Sobol(Method):
         # every design gave one value while v(N) differs: "the output does not vary" gave
         # indices 0 with stderr 0 for a game that does (6-player AND-like sigmoid, budget 20:
         # 9 of 50 seeds, aud47e)
-        lo = torch.minimum(torch.minimum(fa.amin(1), fb.amin(1)), fc.amin((2, 3)))
-        hi = torch.maximum(torch.maximum(fa.amax(1), fb.amax(1)), fc.amax((2, 3)))
-        flat = flat_draws(lo, hi, game.full())
+        v_lo = torch.minimum(torch.minimum(fa.amin(1), fb.amin(1)), fc.amin((2, 3)))
+        v_hi = torch.maximum(torch.maximum(fa.amax(1), fb.amax(1)), fc.amax((2, 3)))
+        flat = flat_draws(v_lo, v_hi, game.full())
         if bool(flat.any()):
             se = torch.where(flat[..., None], torch.full_like(se, float("nan")), se)
             warn_undefined("sobol", f"all {n_designs * (n + 2)} masks gave the same value while v(N) "
