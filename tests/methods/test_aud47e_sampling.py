@@ -141,3 +141,21 @@ def test_sobol_does_not_call_a_game_constant_because_its_draws_were() -> None:
                 warnings.simplefilter("error", StderrWarning)
                 a = tribute.explain(f, np.ones((1, 6)), method="sobol", budget=40, baseline=0.0, seed=seed)
             assert np.isfinite(np.asarray(a.stderr)).all()
+
+
+def test_lime_keeps_stderr_where_the_draw_holds_the_whole_support() -> None:
+    """Neighbours of the distinct-coalition rule: 2 players with ``uniform_size`` can only draw
+    the 3 coalitions {0}, {1} and the full one, so every seed fits the same surrogate: the
+    standard errors stay finite (as before), at budgets 8, 30 and 120 (default alpha=1; at
+    alpha=0 the full coalition, drawn once, is fitted exactly: NaN, as before);
+    and 5 players at budget 40 (bernoulli, cosine kernel) keep finite ones."""
+    def f(a: np.ndarray) -> np.ndarray:
+        return np.tanh(a @ np.array([1.0, -2.0, 0.5, 1.5, -1.0])[: a.shape[1]]) + a[:, 0] * a[:, 1]
+
+    for budget in (8, 30, 120):
+        for seed in range(3):
+            _, se = _run("lime", seed, f=f, n=2, budget=budget, sampling="uniform_size")
+            assert np.isfinite(se).all(), (budget, seed)
+    for seed in range(4):
+        _, se = _run("lime", seed, f=f, n=5, budget=40)
+        assert np.isfinite(se).all()

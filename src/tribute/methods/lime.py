@@ -178,6 +178,7 @@ _MIN_BLOCK_MACS = 1 << 21
 
 def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
                   fill: Callable[[int, int, np.ndarray], None], unit: int = 1,
+                  support: int | None = None,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`weighted_ridge` and the weighted R² of each column, over blocks of columns.
 
@@ -200,9 +201,15 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     xa, xw, a_inv, u, lev, wn, used, distinct, exact = _ridge_parts(x, w, alpha)
     k = int(xa.shape[0])
     dof = used - (n + 1)
-    with_se = not (distinct - (n + 1) < 1 or exact)
+    with_se = not (dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()))
+    # rows that repeat a coalition add no residual: n + 1 distinct coalitions are interpolated
+    # (residuals 0) whichever ones were drawn, so the credits move between seeds while the
+    # stderr says 0; not where the draw holds the sampler's whole support (``support``
+    # coalitions: the fit is then the same for every seed)
+    if support is not None and distinct < support and (distinct - (n + 1) < 1 or exact):
+        with_se = False
     if not with_se:
-        warn_undefined("lime", f"{distinct} distinct weighted coalitions leave no residual degrees of freedom "
+        warn_undefined("lime", f"{distinct} distinct weighted coalitions ({used} rows) leave no residual degrees of freedom "
                        f"for {n} coefficients and an intercept", f"Raise budget above {n + 2}.")
     wr = wn / wn.sum()  # the R²'s weights
     hc2 = (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
@@ -533,8 +540,11 @@ class Lime(Method):
                 if src is not None:
                     dst[1:].copy_(src[s0:s1].transpose(0, 1))
 
+            # coalitions the sampler can draw: uniform_size never removes every player
+            support = 2**n - 1 if self.sampling == "uniform_size" and n >= 2 else 2**n
             beta, intercept, se, score = _ridge_stream(masks, weights, float(self.alpha),
-                                                       b_count * t_count, fill, unit=t_count)
+                                                       b_count * t_count, fill, unit=t_count,
+                                                       support=support)
             if self.sampling != "exhaustive":
                 stderr = se.T.reshape(b_count, t_count, n)
         else:
