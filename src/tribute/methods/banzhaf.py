@@ -18,7 +18,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..params import Options, declare
-from ._stderr import inflate, inflate_welch, warn_undefined
+from ._stderr import flat_draws, inflate, inflate_welch, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 from .exact import value_table
 
@@ -289,6 +289,14 @@ class Banzhaf(Method):
                 masks = banzhaf_masks(n, k, gen, self.design)
         y = game.value(masks)
         phi, stderr = ols_estimate(masks, y) if self.estimator == "ols" else msr_estimate(masks, y)
+        # every draw gave one value while v(N) (a uniform coalition too) differs: the spread,
+        # hence every player's stderr, was 0 for credits that were wrong (aud47e)
+        flat = flat_draws(y.amin(1), y.amax(1), game.full()) if k > 0 else None
+        if flat is not None and bool(flat.any()):
+            stderr = torch.where(flat[..., None], torch.full_like(stderr, float("nan")), stderr)
+            warn_undefined("banzhaf", f"all {k} drawn coalitions gave the same value while v(N) differs "
+                           "(an interaction that no draw switched on)",
+                           f"Raise budget (the exact 2^{n} = {2**n} where it is affordable).")
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
                                 extra={"exact": False, "n_coalitions": int(k)})
 

@@ -178,6 +178,7 @@ _MIN_BLOCK_MACS = 1 << 21
 
 def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
                   fill: Callable[[int, int, np.ndarray], None], unit: int = 1,
+                  support: int | None = None,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`weighted_ridge` and the weighted R² of each column, over blocks of columns.
 
@@ -197,12 +198,18 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
         ``(beta n x R, intercept R, stderr n x R, r2 R)``.
     """
     n = int(x.shape[1])
-    xa, xw, a_inv, u, lev, wn, used = _ridge_parts(x, w, alpha)
+    xa, xw, a_inv, u, lev, wn, used, distinct, exact = _ridge_parts(x, w, alpha)
     k = int(xa.shape[0])
     dof = used - (n + 1)
     with_se = not (dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()))
+    # rows that repeat a coalition add no residual: n + 1 distinct coalitions are interpolated
+    # (residuals 0) whichever ones were drawn, so the credits move between seeds while the
+    # stderr says 0; not where the draw holds the sampler's whole support (``support``
+    # coalitions: the fit is then the same for every seed)
+    if support is not None and distinct < support and (distinct - (n + 1) < 1 or exact):
+        with_se = False
     if not with_se:
-        warn_undefined("lime", f"{used} weighted coalitions leave no residual degrees of freedom "
+        warn_undefined("lime", f"{distinct} distinct weighted coalitions ({used} rows) leave no residual degrees of freedom "
                        f"for {n} coefficients and an intercept", f"Raise budget above {n + 2}.")
     wr = wn / wn.sum()  # the R²'s weights
     hc2 = (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
@@ -245,7 +252,14 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
 
 def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, ...]:
     """What :func:`weighted_ridge` derives from the design and weights alone (cached with a
-    design from :func:`_cached_design`): ``(xa, xw, A^-1, u, leverages, w, used)``."""
+    design from :func:`_cached_design`): ``(xa, xw, A^-1, u, leverages, w, used, distinct, exact)``.
+
+    ``used`` counts the rows of positive weight, ``distinct`` the distinct coalitions among
+    them, and ``exact`` says whether one of those is fitted exactly (its copies' leverages sum
+    to 1): a coalition drawn twice adds a row but cannot add a residual (its value is the
+    same), so counting rows alone let a fit
+    through ``n + 1`` distinct coalitions report stderr ~1e-14 for credits that move by 3
+    between seeds (3 players, AND game, budget 9, alpha=0: 4 of 100 seeds, aud47e)."""
     slot = _slot_of(x, w)
     key = ("ridge", float(alpha))
     if slot is not None and key in slot:
@@ -258,9 +272,14 @@ def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, .
     a[1:, 1:] += alpha * np.eye(n)
     a_inv = np.linalg.pinv(a, hermitian=True)
     u = xw @ a_inv  # K x (n+1): row k is w_k A^-1 x_k
-    used = int((wn > 0).sum())
     lev = np.einsum("kj,kj->k", u, xa)  # K leverages w_k x_k' A^-1 x_k
-    out = (xa, xw, a_inv, u, lev, wn, used)
+    pos = wn > 0
+    _, inverse = np.unique(xn[pos], axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    used = int(pos.sum())
+    distinct = int(inverse.max()) + 1 if inverse.size else 0
+    exact = bool((np.bincount(inverse, weights=lev[pos], minlength=distinct) >= 1.0 - 1e-9).any())
+    out = (xa, xw, a_inv, u, lev, wn, used, distinct, exact)
     if slot is not None:
         slot[key] = out
     return out
@@ -521,8 +540,11 @@ class Lime(Method):
                 if src is not None:
                     dst[1:].copy_(src[s0:s1].transpose(0, 1))
 
+            # coalitions the sampler can draw: uniform_size never removes every player
+            support = 2**n - 1 if self.sampling == "uniform_size" and n >= 2 else 2**n
             beta, intercept, se, score = _ridge_stream(masks, weights, float(self.alpha),
-                                                       b_count * t_count, fill, unit=t_count)
+                                                       b_count * t_count, fill, unit=t_count,
+                                                       support=support)
             if self.sampling != "exhaustive":
                 stderr = se.T.reshape(b_count, t_count, n)
         else:

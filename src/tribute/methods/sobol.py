@@ -36,7 +36,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..params import Interval, Options, declare
-from ._stderr import inflate_skewed, warn_undefined
+from ._stderr import flat_draws, inflate_skewed, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Sobol", "jansen_total", "replicate_count", "sobol_designs"]
@@ -272,6 +272,16 @@ class Sobol(Method):
             v = blk.values  # B x (p N) x T
             fc[:, :, lo:hi] = v.reshape(b_count, hi - lo, n_designs, t_count).permute(0, 3, 1, 2)
         st, se = jansen_total(fa.permute(0, 2, 1), fb.permute(0, 2, 1), fc, replicates)
+        # every design gave one value while v(N) differs: "the output does not vary" gave
+        # indices 0 with stderr 0 for a game that does (6-player AND-like sigmoid, budget 20:
+        # 9 of 50 seeds, aud47e)
+        v_lo = torch.minimum(torch.minimum(fa.amin(1), fb.amin(1)), fc.amin((2, 3)))
+        v_hi = torch.maximum(torch.maximum(fa.amax(1), fb.amax(1)), fc.amax((2, 3)))
+        flat = flat_draws(v_lo, v_hi, game.full())
+        if bool(flat.any()):
+            se = torch.where(flat[..., None], torch.full_like(se, float("nan")), se)
+            warn_undefined("sobol", f"all {n_designs * (n + 2)} masks gave the same value while v(N) "
+                           "differs (an interaction that no mask switched on)", "Raise the budget.")
         return game.attribution(st, self.name, {**self.get_params(), "n_designs": n_designs,
                                                 "n_replicates": replicates},
                                 stderr=se, extra={"variance": _per_sample(
