@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -218,3 +219,78 @@ def test_gelu_neighbour_still_gets_the_identity_rule() -> None:
         warnings.simplefilter("error")
         a = tribute.explain(M().double().eval(), x, method="attnlrp", target=0, progress=False)
     assert a.extra["functional_ops"] == {}
+
+
+# ----------------------------------------------------------------- guided backprop / deconvolution
+_MORE_RELUS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "maximum_zeros": lambda t: torch.maximum(t, torch.zeros_like(t)),
+    "zeros_maximum": lambda t: torch.maximum(torch.zeros_like(t), t),
+    "max_pair": lambda t: torch.max(t, torch.zeros(t.shape[-1], dtype=t.dtype)),
+    "fmax": lambda t: torch.fmax(t, torch.zeros_like(t)),
+    "clamp_inf": lambda t: t.clamp(min=0, max=float("inf")),
+    "clamp_zeros_tensor": lambda t: t.clamp(min=torch.zeros_like(t)),
+    "clamp_numpy_zero": lambda t: t.clamp(min=np.int64(0)),  # type: ignore[call-overload]
+    "hardtanh_inf": lambda t: F.hardtanh(t, 0.0, float("inf")),
+}
+_NOT_RELUS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "max_dim": lambda t: torch.max(t, 1, keepdim=True).values.expand_as(t),
+    "max_dim_kw": lambda t: t.max(dim=-1, keepdim=True)[0] + t,
+    "max_indices": lambda t: t + torch.max(t, -1)[1][:, None].to(t.dtype),
+    "maximum_ones": lambda t: torch.maximum(t, torch.ones_like(t)),
+    "maximum_other_input": lambda t: torch.maximum(t, t.flip(-1)),
+    "maximum_neg": lambda t: torch.maximum(t, torch.full_like(t, -0.5)),
+    "clamp_0_1_tensors": lambda t: t.clamp(min=torch.zeros_like(t), max=torch.ones_like(t)),
+    "clamp_0_big": lambda t: t.clamp(min=0, max=1e9),
+    "clamp_eps": lambda t: t.clamp(min=1e-6),
+    "hardtanh_0_6": lambda t: F.hardtanh(t, 0.0, 6.0),
+    "hardtanh_default": F.hardtanh,
+    "fmax_half": lambda t: torch.fmax(t, torch.full_like(t, 0.5)),
+}
+
+
+class _Spelled(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(6)
+        self.a, self.b, self.c = nn.Linear(5, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+        self.relu = nn.ReLU()
+        self.fn = fn
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(self.relu(self.b(self.fn(self.a(x)))))
+
+
+def _guided_by_hand(m: _Spelled, x: torch.Tensor, target: int) -> torch.Tensor:
+    """Guided backprop at nn.ReLU (relu(g) * 1[z > 0]), the plain gradient at the spelling."""
+    xi = x.clone().requires_grad_(True)
+    z = m.b(m.fn(m.a(xi)))
+    y = z.clamp(min=0).detach() + (z - z.detach())  # value relu(z); gradient replaced below
+    (gy,) = torch.autograd.grad(m.c(y)[:, target].sum(), y, retain_graph=True)
+    gz = gy.clamp(min=0) * (z > 0).to(gy.dtype)
+    (g,) = torch.autograd.grad(z, xi, gz)
+    return g
+
+
+@pytest.mark.parametrize("how", sorted(_MORE_RELUS))
+def test_guided_backprop_reports_other_relu_spellings(how: str) -> None:
+    model = _Spelled(_MORE_RELUS[how]).eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"functional ReLU .* 1 time\(s\)"):
+        a = tribute.explain(model, x, method="guided_backprop", target=1, progress=False)
+    assert a.extra["n_functional_relu_calls"] == 1
+    # what the warning says: the plain gradient at the spelling, the rule at nn.ReLU
+    assert torch.allclose(torch.as_tensor(a.values), _guided_by_hand(model, x, 1), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("how", sorted(_NOT_RELUS))
+def test_guided_backprop_does_not_count_maxima_and_clamps_that_are_not_relu(how: str) -> None:
+    model = _Spelled(_NOT_RELUS[how]).eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = tribute.explain(model, x, method="deconvolution", target=1, progress=False)
+    assert a.extra["n_functional_relu_calls"] == 0
