@@ -22,6 +22,8 @@ calls inside ``forward`` are not seen (they keep their ordinary gradient), as in
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from typing import Any
 
@@ -104,7 +106,7 @@ def _modified_relu_gradients(method: Method, game: Game, guided: bool) -> Attrib
     functional = max(calls.functional - calls.modules, 0)
     if functional or not relus:
         seen = (f"its forward pass called a functional ReLU (torch.relu / F.relu / "
-                f"Tensor.relu, or a clamp at 0 from below) {functional} time(s) outside nn.ReLU "
+                f"Tensor.relu, or a clamp / maximum at 0 from below) {functional} time(s) outside nn.ReLU "
                 "modules" if functional else
                 "the model has no nn.ReLU module")
         warnings.warn(
@@ -147,20 +149,44 @@ def _arg(args: Any, kwargs: dict[str, Any], pos: int, name: str) -> Any:
 
 
 def _is_zero(v: Any) -> bool:
+    """A constant 0: a number (numpy's included), or a tensor of zeros that does not depend on
+    the input (``min=torch.zeros_like(h)``: rev47g, any size, not only one element)."""
     if isinstance(v, torch.Tensor):
-        return v.numel() == 1 and float(v) == 0.0
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0
+        return not v.requires_grad and v.numel() >= 1 and bool((v == 0).all())
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == 0
+
+
+def _no_max(v: Any) -> bool:
+    """No upper bound: ``max`` left out, ``None`` or ``+inf`` (rev47g: ``clamp(0, inf)``)."""
+    return v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v == math.inf)
+
+
+#: ``torch.maximum(h, zeros)`` / ``torch.max(h, zeros)`` / ``fmax``: ReLU as an elementwise maximum
+#: with a tensor of zeros; ``F.hardtanh(h, 0, inf)``: ReLU as an unbounded hardtanh (rev47g: both
+#: spellings gave the plain gradient with no warning). ``torch.max(h, dim)`` is a reduction: its
+#: second argument is no tensor, so it is not counted.
+_MAXIMA = frozenset({torch.maximum, torch.Tensor.maximum, torch.max, torch.Tensor.max, torch.fmax,
+                     torch.Tensor.fmax})
+_HARDTANHS = frozenset({F.hardtanh, getattr(F, "hardtanh_", F.hardtanh)})
 
 
 def _is_zero_clamp(func: Any, args: Any, kwargs: dict[str, Any], clamps: frozenset[Any],
                    thresholds: frozenset[Any]) -> bool:
-    """``func(*args)`` is ``relu`` of an input-dependent tensor: a clamp with ``min == 0`` and no
-    ``max``, or a threshold at 0 that writes 0 (a clamp of a constant is no activation)."""
+    """``func(*args)`` is ``relu`` of an input-dependent tensor: a clamp (or hardtanh) with
+    ``min == 0`` and no ``max``, a maximum with zeros, or a threshold at 0 that writes 0 (a clamp
+    of a constant is no activation)."""
+    if func in _MAXIMA:
+        a, b = args[0] if args else kwargs.get("input"), _arg(args, kwargs, 1, "other")
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return False  # torch.max(h, dim): a reduction
+        return (a.requires_grad and _is_zero(b)) or (b.requires_grad and _is_zero(a))
     x = args[0] if args else kwargs.get("input")
     if not (isinstance(x, torch.Tensor) and x.requires_grad):
         return False
     if func in clamps:
-        return _is_zero(_arg(args, kwargs, 1, "min")) and _arg(args, kwargs, 2, "max") is None
+        return _is_zero(_arg(args, kwargs, 1, "min")) and _no_max(_arg(args, kwargs, 2, "max"))
+    if func in _HARDTANHS:
+        return _is_zero(_arg(args, kwargs, 1, "min_val")) and _no_max(_arg(args, kwargs, 2, "max_val"))
     if func in thresholds:
         return _is_zero(_arg(args, kwargs, 1, "threshold")) and _is_zero(_arg(args, kwargs, 2, "value"))
     return False

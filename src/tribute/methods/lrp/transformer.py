@@ -67,7 +67,10 @@ __all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
 VARIANTS = ("attnlrp", "cp")
 
 _MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm,
-            torch.mm, torch.Tensor.mm}
+            torch.mm, torch.Tensor.mm,
+            # rev47g: ``torch.linalg.matmul(q, k^T)`` / ``torch.linalg.vecdot(q, k)`` (a batched dot
+            # product) are the same bilinear maps; they got the plain gradient with no warning
+            torch.linalg.matmul, torch.linalg.vecdot}
 #: ``h *= g`` dispatches as ``mul_`` and rebinds ``h`` to what the rule returns (a bare
 #: ``h.mul_(g)`` statement discards it: a plain gradient there, as for any in-place product).
 _MULS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
@@ -95,7 +98,18 @@ _UNRULED = frozenset({
     "atan", "asinh", "acosh", "atanh", "atan2", "logit", "special_expit", "logaddexp", "hypot",
     "special_erf", "instance_norm", "local_response_norm", "cosine_similarity", "cdist",
     "pairwise_distance", "lp_pool1d", "lp_pool2d", "prod", "cumprod",
+    # other names of the functions above (rev47g: these went through unreported)
+    "exp2", "log2", "log10", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh",
+    "arctan2", "logaddexp2", "special_logit", "special_erfc", "special_expm1", "special_exp2",
+    "special_log1p", "special_logsumexp", "special_log_softmax", "linalg_matrix_norm",
+    "float_power", "xlogy", "sinc",
 })
+#: Where the two factors of the ``add*`` products sit (``input`` is summed, not multiplied):
+#: ``addmm(residual, h, W)`` with one input-dependent factor is a linear map (rev47g: it was
+#: reported as a nonlinear product because the residual counted as a second factor).
+_ADD_FACTORS = {"addcmul": ("tensor1", "tensor2"), "addcdiv": ("tensor1", "tensor2"),
+                "addmm": ("mat1", "mat2"), "addbmm": ("batch1", "batch2"), "addmv": ("mat", "vec"),
+                "addr": ("vec1", "vec2")}
 #: Products spelled without ``*`` / ``matmul`` / ``einsum`` (which get the uniform rule): with
 #: two input-dependent factors their plain gradient hands both the whole relevance, so they
 #: are counted as unruled (aud47g: ``torch.addcmul(c, a, b)`` and ``stack([a, b]).prod(0)``
@@ -172,6 +186,14 @@ def _dep(t: Any) -> bool:
 def _n_dep(args: Any) -> int:
     """How many input-dependent tensors ``args`` holds (lists and tuples searched)."""
     return sum(_n_dep(a) if isinstance(a, (list, tuple)) else int(_dep(a)) for a in args)
+
+
+def _is_product(name: str, args: Any, kwargs: dict[str, Any]) -> bool:
+    """``name(*args)`` multiplies input-dependent tensors (for ``addcdiv``: divides by one)."""
+    if name not in _ADD_FACTORS:
+        return _n_dep((*args, *kwargs.values())) >= 2
+    a, b = (args[i] if len(args) > i else kwargs.get(key) for i, key in zip((1, 2), _ADD_FACTORS[name]))
+    return _dep(b) if name == "addcdiv" else _dep(a) and _dep(b)
 
 
 def _scale(t: torch.Tensor, factor: float) -> torch.Tensor:
@@ -315,7 +337,7 @@ class _Mode(TorchFunctionMode):
         name = str(getattr(func, "__name__", "")).strip("_")
         if name in _UNRULED and any(_dep(a) for a in (*args, *kwargs.values())):
             self.unruled[name] += 1
-        elif name in _PRODUCTS and _n_dep((*args, *kwargs.values())) >= 2:
+        elif name in _PRODUCTS and _is_product(name, args, kwargs):
             self.unruled[name] += 1
         elif name in _DIVS and len(args) > 1:  # x / y with an input-dependent divisor
             divisor = args[0] if name in ("rtruediv", "rdiv") else args[1]

@@ -54,6 +54,7 @@ _TRANSFORMS = frozenset({
     "outer", "ger", "inner", "dot", "vdot", "mv", "kron", "cross", "linalg_cross",
     "chain_matmul", "linalg_multi_dot", "conv_transpose1d", "conv_transpose2d",
     "conv_transpose3d", "scaled_dot_product_attention",
+    "linalg_matmul", "linalg_vecdot", "rmatmul",  # rev47g: torch.linalg / reflected spellings
     # sums and products along an axis
     "cumsum", "cumprod", "prod", "nansum", "nanmean", "trace", "diff", "logsumexp",
     "logcumsumexp",
