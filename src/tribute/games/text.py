@@ -282,8 +282,7 @@ class _TextForward:
         if _binary(zt):
             return
         z = zt.detach()
-        part = z[(z > 0) & (z < 1)]
-        frac = float(part[0]) if part.numel() else float("nan")
+        frac = float(z[(z != 0) & (z != 1)][0])  # 1.25 too (infidelity's 1 - u read 'nan' here)
         raise InputError(
             f"got fractional masks (e.g. presence {frac:.3g}: method='sobol', infidelity's gaussian "
             f"perturbations, a gradient path), but {why}: a token is either kept or removed here. "

@@ -160,6 +160,16 @@ class CategoricalCodec:
             dt = self.dtypes[c]
             if c in self.categories:
                 cats = np.asarray(self.categories[c], dtype=object)
+                blended = v[v != np.rint(v)]
+                if blended.size:
+                    # a fractional mask blends two codes; rounding it read another category
+                    # (paris + 0.5 (nice - paris) = lyon: method='sobol' scored it, silently)
+                    raise InputError(
+                        f"column {c!r} is categorical, but got a fraction of a category (code "
+                        f"{float(blended[0]):.3g}, a blend of two categories' codes): "
+                        "fractional masks (method='sobol', a gradient path) cannot remove a "
+                        "fraction of a category. Use a binary-mask method (feature_ablation, "
+                        "kernel_shap, permutation_shapley, lime, ...).")
                 vals = cats[np.clip(np.rint(v).astype(np.int64), 0, len(cats) - 1)]
                 # the column's own dtype back (categorical, datetime, string...), not object
                 cols[c] = pd.Series(vals, dtype=object).astype(dt)
