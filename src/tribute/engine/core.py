@@ -545,6 +545,7 @@ class Engine:
         self._tuners: dict[tuple[Any, ...], BatchTuner] = {}
         self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
         self._batch_checked = False  # the model's rows were checked to be independent
+        self._check_small = False  # a check pass ran out of memory: checks at most 16 rows
         self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
         self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
 
@@ -835,6 +836,8 @@ class Engine:
         independently (see :meth:`_checked_values`): once per torch model and process, on the
         first pass of 2 to ``most`` rows (:meth:`_check_rows`; a component game's hooked
         passes, ``chunk``, are not checked)."""
+        if self._check_small:
+            most = _CHECK_MAX_ROWS
         if self._batch_checked or chunk is not None or not 2 <= n <= most \
                 or self.model.module is None:
             return False
@@ -900,8 +903,15 @@ class Engine:
             except ModelOutputError:
                 raise
             except Exception as exc:  # e.g. numpy inside the forward: no check, the plain pass runs
-                if _is_oom(exc):  # any allocator's: backed off by the caller, checked again
-                    raise
+                if _is_oom(exc):  # any allocator's
+                    if fixed is None or n <= _CHECK_MAX_ROWS:
+                        raise  # self-tuned: backed off by the caller, checked again
+                    # a fixed batch_size over 16 rows (rev47o): this pass's autograd graph (every
+                    # layer's activations) did not fit where the user's inference pass may. The
+                    # plain pass runs, and this call checks passes of up to 16 rows only, as
+                    # before aud47o (the call failed with "do not fit" instead)
+                    self._check_small = True
+                    return None
                 self._done_checking()
                 return None
             vals = self._values(out, rows, n, select, True, start, describe_row, threads)
