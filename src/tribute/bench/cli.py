@@ -251,7 +251,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     from ..errors import InputError
     from ..games.build import build_game
     from ..models import as_model
-    from .suites import Case, _signed_truth_metric_params
+    from .suites import Case
 
     model, inputs = prepare(args)
     # one baseline (or group map) per --data row: the --limit rows evaluated take theirs (the
@@ -330,7 +330,7 @@ def _user_case(args: argparse.Namespace) -> Any:
         # and an exact method whose relevant credits are all negative read 0.000 (below random) or
         # n/a; the share of |credit| in the mask is defined for every method and row (as the suites'
         # signed-truth cases score it; auroc and precision_at_k already rank |credit|)
-        metric_params=_signed_truth_metric_params(),
+        metric_params={"relevance_mass": {"absolute": True}},
         model_info=f"{type(model).__name__} from {args.model}"
         + (f" with weights {args.weights}" if args.weights else ""),
     )
