@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
+import pytest
+import torch
 
+from tribute.bench import generation_suite as gs
 from tribute.cli import main
+from tribute.errors import InputError
 
 MODEL = """
 import torch
@@ -67,3 +73,26 @@ def test_relevance_mass_is_the_share_of_absolute_credit_in_the_mask(tmp_path: Pa
     for m, credits in (("input_x_gradient", x * w), ("saliency", np.tile(w, (len(x), 1)))):
         a = np.abs(credits)  # numpy by hand: the exact credits of a linear model
         np.testing.assert_allclose(got[m], a[:, gt].sum(1) / a.sum(1), rtol=1e-5, err_msg=m)
+
+
+def test_generation_method_that_raises_keeps_the_other_rows_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fast twin of aud47b's CLI test (now @slow: it trains the copy model): a method that raises
+    # is a {"method", "error"} row, the others are scored (truth: planted word credited 3, others 1)
+    task = gs.CopyTask(model=torch.nn.Identity(), tokenizer=None, prompts=["p"] * 3, planted=[2] * 3, accuracy=1.0)
+    monkeypatch.setattr(gs, "copy_task", lambda n_prompts, seed: task)
+    monkeypatch.setattr(gs, "_word_spans", lambda prompt: None)
+
+    def fake(model: Any, tok: Any, prompt: str, *, method: str, **kw: Any) -> Any:
+        if method == "grad_cam":
+            raise InputError("grad_cam needs a feature game")
+        row = np.ones(gs.PROMPT_WORDS)
+        row[2] = 3.0
+        return SimpleNamespace(matrix=np.stack([row, row]), n_evals=4)
+
+    monkeypatch.setattr(gs, "explain_generation", fake)
+    res = gs.run_generation_suite(n_prompts=3, methods=["lime", "grad_cam", "feature_ablation"])
+    rows = {r["method"]: r for r in res["results"]}
+    assert "grad_cam needs a feature game" in rows["grad_cam"]["error"] and "top1" not in rows["grad_cam"]
+    for m in ("lime", "feature_ablation"):
+        assert (rows[m]["top1"], rows[m]["rank"], rows[m]["n_evals"]) == (1.0, 1.0, 4.0)
+    assert "FAILED" in gs.format_generation_results(res).splitlines()[3]
