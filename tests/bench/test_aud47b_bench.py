@@ -49,6 +49,7 @@ def test_generation_nan_credits_are_a_failure_not_a_perfect_score(monkeypatch: p
     assert "lime" in text and "FAILED" in text
 
 
+@pytest.mark.slow  # rev47b: 19.8 s here (trains the copy model and its tokenizer)
 def test_generation_method_that_raises_keeps_the_other_rows(monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     real = gs.copy_task

@@ -325,6 +325,12 @@ def _user_case(args: argparse.Namespace) -> Any:
         groups=groups, ground_truth=truth, n_classes=n_classes, feature_names=names,
         tokens=tokens, budget=args.budget, grad_budget=args.grad_budget,
         method_params=method_params,
+        # rev47b: relevance_mass on the positive part was NaN (the row dropped) wherever a method
+        # credits nothing positively, so signed methods were averaged over other rows than the rest,
+        # and an exact method whose relevant credits are all negative read 0.000 (below random) or
+        # n/a; the share of |credit| in the mask is defined for every method and row (as the suites'
+        # signed-truth cases score it; auroc and precision_at_k already rank |credit|)
+        metric_params={"relevance_mass": {"absolute": True}},
         model_info=f"{type(model).__name__} from {args.model}"
         + (f" with weights {args.weights}" if args.weights else ""),
     )
