@@ -174,6 +174,12 @@ def fixed_batch_size(rows: int) -> Iterator[None]:
 _ALIGN = 64
 
 
+def _per_row(x: Any, n: int) -> bool:
+    """Whether ``x``, one of a pass's ``n`` rows' inputs, holds one entry per row (sliced with
+    the rows) rather than a value shared by every row."""
+    return isinstance(x, torch.Tensor) and x.ndim > 0 and int(x.shape[0]) == n
+
+
 def _aligned(t: torch.Tensor) -> torch.Tensor:
     """``t`` itself when it starts on an :data:`_ALIGN`-byte boundary, else a fresh copy (which
     the allocator aligns), so a chunk's outputs do not depend on where it lies in its block."""
@@ -882,7 +888,29 @@ class Engine:
         how tribute batches coalitions -- the self-tuned size, ``batch_size``, the order of a
         call's rows -- and is refused. The rows are the call's own (nothing is evaluated
         twice); None (the caller then runs the plain pass) when nothing can be checked: no
-        floating-point per-row input, or a model that cannot run with autograd."""
+        floating-point per-row input, or a model that cannot run with autograd.
+
+        A pass of more than :data:`_CHECK_MAX_ROWS` rows (a fixed ``batch_size``) runs its first
+        16 rows with autograd and checks them, and the rest in inference mode, as two passes of
+        the same rows: the check's graph holds 16 rows' activations, not the whole pass's (aud47o
+        checked the whole pass: a deep CNN at ``batch_size=512`` peaked at 1,245 MB for 242 MB
+        before, over its ``max_memory``, rev47o). Rows carrying extra or keyword arguments are
+        checked whole, up to what a gradient pass may hold (:meth:`_check_rows`)."""
+        k = _CHECK_MAX_ROWS
+        if n > k and not rows.extra and not rows.kwargs and not rows.leaves:
+            head = self._checked_values(
+                tuple(x[:k] if _per_row(x, n) else x for x in inputs),
+                Rows(inputs=tuple(x[:k] if _per_row(x, n) else x for x in rows.inputs),
+                     sample=rows.sample[:k]), k, select, start, describe_row, threads, fixed)
+            if head is None:
+                return None  # nothing ran (no check possible): the caller's plain pass runs
+            tail_in = tuple(_aligned(x[k:]) if _per_row(x, n) else x for x in rows.inputs)
+            tail = Rows(inputs=tail_in, sample=rows.sample[k:])
+            with torch.inference_mode():
+                out_t = self._forward(tail_in, (), {}, n - k)
+                vals_t = self._values(out_t, tail, n - k, select, False, start + k, describe_row,
+                                      threads)
+                return torch.cat([head[0], out_t]), torch.cat([head[1], vals_t])
         leaves: list[torch.Tensor] = []
         args: list[Any] = []
         with torch.inference_mode(False):
