@@ -15,6 +15,7 @@ __all__ = [
     "BudgetError",
     "InputError",
     "ModelOutputError",
+    "ProbabilityClipWarning",
     "StderrWarning",
     "TributeError",
     "UnsupportedModelError",
@@ -53,6 +54,14 @@ class StderrWarning(RuntimeWarning):
     Filter it like any warning, e.g. ``warnings.simplefilter("ignore", tribute.StderrWarning)``
     when only the values are used.
     """
+
+
+class ProbabilityClipWarning(UserWarning):
+    """Probabilities of 0 or 1 were clipped to ``[1e-12, 1 - 1e-12]`` before the log of
+    ``output="logit"`` / ``"log_prob"``: those values are bounded by ``log(1e-12) = -27.6``
+    (``+27.6`` for a log-odds), so the credits understate a saturated model. Explain its scores
+    (``model=est.decision_function``) or ``output="prob"`` instead, or filter it where the
+    bound is the intended convention (a tree ensemble's pure leaves)."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -15,9 +15,12 @@ explained output  model returns logit  model returns probability   model returns
 
 Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` (``PROB_EPS = 1e-12``) before a log,
 so a class a tree ensemble gives probability 0 has log-probability ``log(1e-12) = -27.6``
-instead of ``-inf``. From probabilities, ``logit`` is the one-vs-rest log-odds
-``log p_k - log(1 - p_k)`` of the explained class: for a binary classifier (one column, or two
-columns that sum to one) this is exactly the model's logit of class ``k``; for several classes
+instead of ``-inf``. Where the clip moves an explained value (a saturated classifier, a pure
+leaf), :func:`tribute.explain` issues one :class:`~tribute.errors.ProbabilityClipWarning` per
+call with the count (:attr:`Target.clipped`, :func:`warn_clipped`). From probabilities,
+``logit`` is the one-vs-rest log-odds ``log p_k - log(1 - p_k)`` of the explained class: for a
+binary classifier (one column, or two columns that sum to one) this is the model's logit of
+class ``k`` while ``p_k`` stays inside the clip (logit within +-27.6); for several classes
 it is the log-odds of ``k`` against all others (the model's internal logits are not
 recoverable from its probabilities, which fix them only up to a per-row constant).
 
@@ -95,13 +98,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import InputError, ModelOutputError, user_stacklevel
+from .errors import InputError, ModelOutputError, ProbabilityClipWarning, user_stacklevel
 from .models import MODEL_OUTPUTS, is_binary
 
 __all__ = [
@@ -112,6 +115,7 @@ __all__ = [
     "check_model_output",
     "resolve_target",
     "transform_output",
+    "warn_clipped",
 ]
 
 #: Explained outputs a user can ask for (``tribute.explain(..., output=...)``); ``"kl"`` is
@@ -239,6 +243,11 @@ class Target:
     model_output: str = "logit"
     kl_reference: torch.Tensor | None = None
     binary: bool = False
+    #: explained values whose probability the clip to ``[PROB_EPS, 1 - PROB_EPS]`` moved
+    #: (``logit``/``log_prob`` of a model returning probabilities), counted over every row
+    #: :meth:`select` saw; a one-item list, shared by the copies ``dataclasses.replace`` makes
+    #: (a game's views), read once per call by :func:`warn_clipped`.
+    clipped: list[int] = field(default_factory=lambda: [0], repr=False, compare=False)
 
     @property
     def n_targets(self) -> int:
@@ -249,8 +258,24 @@ class Target:
     def select(self, out: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Explained scalars for rows of ``out`` that belong to samples ``sample`` (rows,)."""
         if self.binary and self.index is not None:
-            return binary_class_output(out, self.output, self.model_output,
-                                       self.index.to(out.device)[sample])
+            classes = self.index.to(out.device)[sample]
+            if self.model_output == "probability" and self.output in ("logit", "log_prob"):
+                col = out.reshape(out.shape[0], 1)
+                self._count_clipped(torch.where(classes == 1, col, 1.0 - col))
+            return binary_class_output(out, self.output, self.model_output, classes)
+        if self.kl_reference is not None and self.model_output == "probability":
+            # -KL reads log q of every class the reference distribution gives weight
+            col = out[:, None] if out.ndim == 1 else out
+            if col.shape[-1] == 1:
+                col = torch.cat([1.0 - col, col], -1)
+            ref = self.kl_reference.to(out.device)[sample]
+            if ref.shape == col.shape and col.is_floating_point():
+                self.clipped[0] += int(((col < PROB_EPS) & (ref > 0)).sum())
+        elif self.model_output == "probability" and self.output in ("logit", "log_prob"):
+            # count on the probabilities the explained values are read from (the selected
+            # columns; every column for a callable target, which may read any of them)
+            self._count_clipped(out if self.fn is not None or self.index is None or out.ndim == 1
+                                else self._pick(out, sample))
         out = transform_output(out, self.output, self.model_output)
         if self.kl_reference is not None:
             ref = self.kl_reference.to(out.device)[sample]
@@ -289,6 +314,10 @@ class Target:
             return val
         if out.ndim == 1:
             return out[:, None]
+        return self._pick(out, sample)
+
+    def _pick(self, out: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """The target columns of ``rows x classes`` ``out``."""
         assert self.index is not None
         cols = self.shared_columns()
         if cols is not None and out.ndim == 2:
@@ -297,6 +326,16 @@ class Target:
             return out.index_select(1, cols.to(out.device))
         idx = self.index.to(out.device)[sample]
         return out.gather(1, idx)
+
+    def _count_clipped(self, p: torch.Tensor) -> None:
+        """Add to :attr:`clipped` the probabilities in ``p`` the clip before the log moves:
+        below ``PROB_EPS`` (both outputs), above ``1 - PROB_EPS`` (``logit`` only: for
+        ``log_prob`` that moves the value by less than 1e-12)."""
+        if p.is_floating_point():
+            hit = p < PROB_EPS
+            if self.output == "logit":
+                hit = hit | ((1.0 - p) < PROB_EPS)  # (not p > 1 - eps: float32 rounds it to 1)
+            self.clipped[0] += int(hit.sum())
 
     def shared_columns(self) -> torch.Tensor | None:
         """The class indices (``targets`` long) when every sample has the same ones, else None
@@ -331,6 +370,53 @@ class Target:
             return None
         arr = self.index.cpu().numpy()
         return arr if self.multi else arr[:, 0]
+
+
+def warn_clipped(target: Target | None, estimator: Any = None) -> None:
+    """One :class:`~tribute.errors.ProbabilityClipWarning` when the clip before the log bound
+    any explained value of ``target`` (counted by :meth:`Target.select` over every row the model
+    evaluated in the call: explained rows, baselines, composed rows); nothing otherwise.
+
+    Args:
+        target: the call's target (None: nothing to say).
+        estimator: the scikit-learn style estimator explained, for the advice (its
+            ``decision_function`` / ``predict_log_proba``); None for torch modules and functions.
+    """
+    if target is None or target.clipped[0] == 0:
+        return
+    n = target.clipped[0]
+    bound = ("log-odds bounded by +-27.6 (log(1e-12) = -27.6)" if target.output == "logit"
+             else "log-probabilities bounded below by log(1e-12) = -27.6")
+    kl = target.output == "kl"
+    name = type(estimator).__name__.lower() if estimator is not None else None
+    if name is not None and callable(getattr(estimator, "decision_function", None)):
+        fix = (f"explain its scores with model={name}.decision_function (read as logits, "
+               + ("model_output='logit', output='kl')" if kl else
+                  "output='logit'; a binary classifier's one column is class 1's margin, pass "
+                  "target=lambda s: -s for class 0)"))
+        if target.output == "log_prob":
+            fix += ", or output='prob'"
+    elif name is not None and callable(getattr(estimator, "predict_log_proba", None)):
+        fix = (f"explain model={name}.predict_log_proba, model_output='logit' (its own "
+               "log-probabilities, unclipped: their log-softmax is themselves)" if kl else
+               f"explain model={name}.predict_log_proba with output='raw' where it is finite "
+               "(its own log-probabilities, unclipped), or output='prob'")
+    elif kl and estimator is not None:
+        fix = "explain output='prob' of each class instead"
+    elif estimator is not None:
+        fix = "explain output='prob' (no log, no clip)"
+    else:
+        fix = ("return the model's logits (drop its final softmax / sigmoid) and declare "
+               "model_output='logit', or explain output='prob' (no log, no clip)")
+    warnings.warn(
+        f"output={target.output!r}: {n} probabilit{'y' if n == 1 else 'ies'} of the rows the "
+        f"model evaluated {'was' if n == 1 else 'were'} 0 or 1 to within 1e-12 and clipped to "
+        f"[1e-12, 1 - 1e-12] before the log{' of the label distribution' if kl else ''}: "
+        f"those are {bound}, so the credits understate the "
+        f"model (a saturated classifier's true values lie further out). To fix it, {fix}. "
+        "(A tree ensemble's pure leaves, probability exactly 0 or 1, give this by design: "
+        "filter tribute.ProbabilityClipWarning if -27.6 is the value you want.)",
+        ProbabilityClipWarning, stacklevel=user_stacklevel())
 
 
 def _version_or_none(t: torch.Tensor) -> int | None:

@@ -33,7 +33,7 @@ from ..engine.progress import active_progress
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
 from ..params import check_unique_names
-from ..targets import Target, TargetLike, resolve_target, transform_output
+from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
@@ -1696,13 +1696,9 @@ class FeatureGame(Game):
         return out
 
     def _select(self, out: torch.Tensor, rows: Rows) -> torch.Tensor:
-        cols = self._shared_columns()
-        if cols is None or out.ndim != 2:
-            return self.target.select(out, rows.sample)
-        # every sample explains the same class(es): one column pick, no per-row index gather
-        # (the same values as Target.select's gather)
-        t = self.target
-        return transform_output(out, t.output, t.model_output).index_select(1, cols.to(out.device))
+        # (Target.select picks shared class columns with one index_select itself; it also counts
+        # the probabilities its log clips, which a transform here skipped: small47)
+        return self.target.select(out, rows.sample)
 
     def _shared_columns(self) -> torch.Tensor | None:
         """The class indices when every sample has the same ones (``targets`` long), else None."""

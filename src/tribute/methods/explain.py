@@ -25,7 +25,7 @@ from ..games.sites import Ablation
 from ..games.text import text_player_counts, text_subset
 from ..models import NumpyModel, as_model
 from ..params import check_seed, check_unique_names
-from ..targets import TargetLike, plain_target
+from ..targets import Target, TargetLike, plain_target, warn_clipped
 from .base import Method, check_budget_param, estimate_seconds, get_method, solve_seconds
 from .text_split import group_rows, group_scope, merge_groups
 
@@ -337,6 +337,11 @@ def explain(
             game.fit_budget = use_budget  # type: ignore[attr-defined]  # retrains within budget
         attr = estimator.attribute(game, budget=use_budget, seed=seed)
         attr.n_evals += pre
+    # the clip before the log of output='logit'/'log_prob' bound some value: said once per call
+    tgt = getattr(game.engine, "target", None)
+    warn_clipped(tgt if isinstance(tgt, Target) else None,
+                 adapter.estimator if isinstance(adapter, NumpyModel) and adapter.kind != "callable"
+                 else None)
     abl = getattr(game, "ablation", None)
     if baseline_given and getattr(game, "baseline_read", None) is False and isinstance(abl, Ablation):
         # aud42c: baseline=5.0 next to component players changed nothing and said nothing (it is
