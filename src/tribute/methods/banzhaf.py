@@ -290,8 +290,12 @@ class Banzhaf(Method):
         y = game.value(masks)
         phi, stderr = ols_estimate(masks, y) if self.estimator == "ols" else msr_estimate(masks, y)
         # every draw gave one value while v(N) (a uniform coalition too) differs: the spread,
-        # hence every player's stderr, was 0 for credits that were wrong (aud47e)
-        flat = flat_draws(y.amin(1), y.amax(1), game.full()) if k > 0 else None
+        # hence every player's stderr, was 0 for credits that were wrong (aud47e). v(N) only
+        # where the game already knows it (feature and component games: the reference pass): a
+        # data game's v(N) is one more model trained, past the budget (rev47z: 21 fits and
+        # n_evals 21 for budget=20), so its draws stay unchecked
+        full = game.peek_full() if k > 0 else None
+        flat = None if full is None else flat_draws(y.amin(1), y.amax(1), full)
         if flat is not None and bool(flat.any()):
             stderr = torch.where(flat[..., None], torch.full_like(stderr, float("nan")), stderr)
             warn_undefined("banzhaf", f"all {k} drawn coalitions gave the same value while v(N) differs "

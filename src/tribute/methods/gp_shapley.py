@@ -1557,7 +1557,10 @@ class GPShapley(Method):
             average below 2.5 pairs per player (against the other kernels together; the
             marginal likelihood may give them less). ``0`` leaves them out there (the default
             before the cap: auto from 2.5 pairs per player), ``1`` weighs them by likelihood
-            alone from ``nngp_from`` pairs per player. default=0.5.
+            alone from ``nngp_from`` pairs per player. Where the member runs on the first
+            layer's Gram (``nngp_first_layer_used``), ``nngp_first_layer_cap`` caps it instead
+            (``nngp_cap`` then only sets where the kernels join: ``0``, from 2.5 pairs per
+            player). default=0.5.
         nngp_from: with ``nngp=None`` and ``nngp_cap > 0``, the pairs per player from which
             the NNGP kernels join the model average (with their weight capped at ``nngp_cap``
             below 2.5 pairs per player). ``1`` is the rule before the ninth round of issue #14;

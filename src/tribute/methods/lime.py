@@ -209,8 +209,13 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     if support is not None and distinct < support and (distinct - (n + 1) < 1 or exact):
         with_se = False
     if not with_se:
-        warn_undefined("lime", f"{distinct} distinct weighted coalitions ({used} rows) leave no residual degrees of freedom "
-                       f"for {n} coefficients and an intercept", f"Raise budget above {n + 2}.")
+        if min(dof, distinct - (n + 1)) < 1:
+            why = (f"{distinct} distinct weighted coalitions ({used} rows) leave no residual degrees of "
+                   f"freedom for {n} coefficients and an intercept")
+        else:  # rev47z: the dof sentence above was false here (6 distinct coalitions for 4 + 1)
+            why = (f"a coalition is fitted exactly (leverage 1: its residual is 0 whatever its value), so "
+                   f"{distinct} distinct weighted coalitions ({used} rows) cannot estimate the spread")
+        warn_undefined("lime", why, f"Raise budget above {n + 2}.")
     wr = wn / wn.sum()  # the R²'s weights
     hc2 = (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
     u2t = (u[:, 1:] ** 2).T

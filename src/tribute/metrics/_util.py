@@ -16,6 +16,7 @@ from ..errors import InputError, user_stacklevel
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..models.layout import channels_last, looks_channels_last
 from ..params import check_seed
+from .base import same_target_layout
 
 __all__ = [
     "HEAVY_TAILED_MIN_SAMPLES",
@@ -245,10 +246,7 @@ def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str,
     if targets is not None and got is not None:
         want = np.asarray(targets)
         try:
-            mine = np.asarray(got)
-            if mine.shape != want.shape and mine.ndim and want.ndim and mine.shape[0] == \
-                    want.shape[0] and mine.size == want.size:
-                mine = mine.reshape(want.shape)  # one class per row as (b,) or (b, 1)
+            mine = same_target_layout(np.asarray(got), want)  # one class per row: (b,) or (b, 1)
             differ = mine.shape == want.shape and mine.dtype.kind in "iubf" and \
                 want.dtype.kind in "iubf" and not np.array_equal(mine, want)
         except (TypeError, ValueError):
@@ -260,10 +258,11 @@ def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str,
                 f"metric {metric!r}: {what} returned credits of output column(s) "
                 f"{np.atleast_1d(mine[i]).tolist()} for row {i}, but it was asked for column(s) "
                 f"{np.atleast_1d(want[i]).tolist()} ({rows.size} of {mine.shape[0]} rows differ), "
-                "so the score would compare credits of different classes. Let the callable take "
-                "target= and pass it on, e.g. explain=lambda x, **kw: tribute.explain(model, x, "
-                "method=..., **kw); target= holds output columns, which a classifier whose "
-                "classes_ are not 0..K-1 reads as labels: pass it classes_[target] then.")
+                "so the score would compare credits of different classes. A callable that drops "
+                "target= should take it and pass it on, e.g. explain=lambda x, **kw: "
+                "tribute.explain(model, x, method=..., **kw); one that passes it on to a "
+                "classifier whose classes_ are not 0..K-1 should pass classes_[target] (the "
+                "metric sends output columns, which such a classifier reads as labels).")
     return flat
 
 
