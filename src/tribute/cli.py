@@ -677,10 +677,46 @@ def _default_budgets(cls: Any) -> tuple[dict[int, int | None], dict[int, int | N
                 method = cls()
                 budgets[n] = budget = method.default_budget(game)
                 spent[n] = None if budget is None else int(method.estimate_cost(game, budget).rows)
+            cap = _binary_cap(cls, n, budget, spent[n])
+            if cap is not None:
+                spent[n] = cap
         except Exception:  # a method that refuses this size (e.g. exact enumeration limits)
             budgets.pop(n, None)
             continue
     return (budgets, spent) if budgets else None
+
+
+def _binary_cap(cls: Any, n: int, budget: int | None, spent: int | None) -> int | None:
+    """``2^n + 1`` where a stochastic method's default spend exceeds it and its draws are 0/1
+    coalitions (a drawn coalition reaches the model once; the reference pass ``v(N)`` may
+    repeat the full one): ``lime`` and ``rise`` on 4 players showed "at most 256/1000" where a
+    call spends at most 17 (rev47e). Found by one call on a game whose model reads the masks
+    (input ones, baseline 0); None where the draws are fractional (``sobol``) or the call fails."""
+    import warnings
+
+    import numpy as np
+
+    from .games import FeatureGame
+    from .models import as_model
+
+    if not cls.tags.stochastic or budget is None or spent is None or spent <= 2 ** n + 1:
+        return None
+    binary = True
+
+    def model(x: Any) -> Any:
+        nonlocal binary
+        binary = binary and bool(np.isin(x, (0.0, 1.0)).all())
+        return x.sum(axis=1)
+
+    try:
+        adapter = as_model(model, "numpy")
+        with adapter.session(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            game = FeatureGame(adapter, np.ones((1, n)), baseline=0.0, progress=False)
+            cls().attribute(game, budget=budget, seed=0)
+    except Exception:
+        return None
+    return 2 ** n + 1 if binary else None
 
 
 def _budget_text(n: int, budget: int | None, spent: int | None, bound: bool = False,
@@ -697,6 +733,8 @@ def _budget_text(n: int, budget: int | None, spent: int | None, bound: bool = Fa
     if spent is None or spent >= budget:
         return f"{n} players -> {most}{budget}"
     why = f": all 2^{n} coalitions, exact" if exact and not bound else ""
+    if draws and not bound and spent == 2 ** n + 1:
+        why = f": 2^{n} coalitions and the reference pass"
     return f"{n} players -> {most}{spent} (budget {budget}{why})"
 
 
