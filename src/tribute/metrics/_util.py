@@ -16,7 +16,7 @@ from ..errors import InputError, user_stacklevel
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..models.layout import channels_last, looks_channels_last
 from ..params import check_seed
-from .base import same_target_layout
+from .base import differing_targets
 
 __all__ = [
     "HEAVY_TAILED_MIN_SAMPLES",
@@ -243,26 +243,19 @@ def flat_of(attr: Attribution, b: int, t: int, n: int, metric: str, what: str,
             "Use the same method settings, targets and groups."
         )
     got = getattr(attr, "targets", None)
-    if targets is not None and got is not None:
-        want = np.asarray(targets)
-        try:
-            mine = same_target_layout(np.asarray(got), want)  # one class per row: (b,) or (b, 1)
-            differ = mine.shape == want.shape and mine.dtype.kind in "iubf" and \
-                want.dtype.kind in "iubf" and not np.array_equal(mine, want)
-        except (TypeError, ValueError):
-            differ = False
-        if differ:
-            rows = np.flatnonzero((mine != want).reshape(mine.shape[0], -1).any(axis=1))
-            i = int(rows[0])
-            raise InputError(
-                f"metric {metric!r}: {what} returned credits of output column(s) "
-                f"{np.atleast_1d(mine[i]).tolist()} for row {i}, but it was asked for column(s) "
-                f"{np.atleast_1d(want[i]).tolist()} ({rows.size} of {mine.shape[0]} rows differ), "
-                "so the score would compare credits of different classes. A callable that drops "
-                "target= should take it and pass it on, e.g. explain=lambda x, **kw: "
-                "tribute.explain(model, x, method=..., **kw); one that passes it on to a "
-                "classifier whose classes_ are not 0..K-1 should pass classes_[target] (the "
-                "metric sends output columns, which such a classifier reads as labels).")
+    diff = None if targets is None or got is None else differing_targets(got, targets)
+    if diff is not None:
+        mine, want, rows = diff
+        i = int(rows[0])
+        raise InputError(
+            f"metric {metric!r}: {what} returned credits of output column(s) "
+            f"{np.atleast_1d(mine[i]).tolist()} for row {i}, but it was asked for column(s) "
+            f"{np.atleast_1d(want[i]).tolist()} ({rows.size} of {mine.shape[0]} rows differ), "
+            "so the score would compare credits of different classes. A callable that drops "
+            "target= should take it and pass it on, e.g. explain=lambda x, **kw: "
+            "tribute.explain(model, x, method=..., **kw); one that passes it on to a "
+            "classifier whose classes_ are not 0..K-1 should pass classes_[target] (the "
+            "metric sends output columns, which such a classifier reads as labels).")
     return flat
 
 

@@ -37,11 +37,11 @@ from ._util import channels_last, warn_if_channels_last
 from .base import (
     MetricInfo,
     MetricResult,
+    differing_targets,
     get_metric,
     metric_registry,
     player_kind_mismatch,
     recorded_sites_match,
-    same_target_layout,
 )
 
 __all__ = ["BaselineMismatchWarning", "Blur", "OutputMismatchWarning", "blur", "columns_to_labels",
@@ -601,9 +601,9 @@ def _check_same_targets(attr: Attribution, game: Any, target: Any, metric: str) 
     resolved = game.target.to_numpy()
     if resolved is None:
         return
-    mine = same_target_layout(np.asarray(attr.targets), resolved)
-    if mine.shape == resolved.shape and not np.array_equal(mine, resolved):
-        bad = np.flatnonzero((mine != resolved).reshape(mine.shape[0], -1).any(axis=1))
+    diff = differing_targets(attr.targets, resolved)
+    if diff is not None:
+        mine, resolved, bad = diff
         i = int(bad[0])
         raise InputError(
             f"metric {metric!r}: target={target!r} resolves to output column(s) "

@@ -493,6 +493,22 @@ def same_target_layout(mine: np.ndarray, here: np.ndarray) -> np.ndarray:
     return mine
 
 
+def differing_targets(mine: Any, want: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(mine, want, rows)`` where the class indices ``mine`` (an attribution's targets) and
+    ``want`` (the columns a score reads) differ in some rows, ``rows`` those rows' indices (one
+    class per row may be written ``(b,)`` or ``(b, 1)``: :func:`same_target_layout`); None where
+    they agree or cannot be compared (other shapes, not numbers)."""
+    try:
+        want = np.asarray(want)
+        mine = same_target_layout(np.asarray(mine), want)
+    except (TypeError, ValueError):
+        return None
+    if mine.shape != want.shape or mine.dtype.kind not in "iubf" or \
+            want.dtype.kind not in "iubf" or np.array_equal(mine, want):
+        return None
+    return mine, want, np.flatnonzero((mine != want).reshape(mine.shape[0], -1).any(axis=1))
+
+
 def target_mismatch(attr: Attribution, game: Game) -> str | None:
     """Why ``attr`` does not explain the output columns ``game`` scores (None when it may).
 
@@ -509,14 +525,10 @@ def target_mismatch(attr: Attribution, game: Game) -> str | None:
     here = to_numpy()
     if here is None:
         return None
-    here = np.asarray(here)
-    try:
-        mine = same_target_layout(np.asarray(attr.targets), here)
-    except (TypeError, ValueError):
+    diff = differing_targets(attr.targets, here)
+    if diff is None:
         return None
-    if mine.shape != here.shape or mine.dtype.kind not in "iubf" or np.array_equal(mine, here):
-        return None
-    bad = np.flatnonzero((mine != here).reshape(mine.shape[0], -1).any(axis=1))
+    mine, here, bad = diff
     i = int(bad[0])
     return (f"the attribution explains output column(s) {np.atleast_1d(mine[i]).tolist()} for "
             f"sample {i}, but the game scores column(s) {np.atleast_1d(here[i]).tolist()} there "
