@@ -423,3 +423,17 @@ def logistic_net(n: int, seed: int) -> torch.nn.Sequential:
         lin.weight.copy_(torch.randn(1, n, generator=g, dtype=torch.float64) * 1.5)
         lin.bias.fill_(0.3)
     return torch.nn.Sequential(lin, torch.nn.Sigmoid()).eval()
+
+
+def tanh_linear_ablation(lin: torch.nn.Linear, x: np.ndarray, target: int = 0) -> np.ndarray:
+    """feature_ablation of ``tanh(lin(x))[:, target]`` at baseline 0, by hand in numpy:
+    ``f(x) - f(x with feature i = 0)`` per feature."""
+    w = lin.weight.detach().numpy()
+    b = lin.bias.detach().numpy()
+    full = np.tanh(x @ w.T + b)[:, target]
+    out = np.empty_like(x)
+    for i in range(x.shape[1]):
+        xi = x.copy()
+        xi[:, i] = 0.0
+        out[:, i] = full - np.tanh(xi @ w.T + b)[:, target]
+    return out

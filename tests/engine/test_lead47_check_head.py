@@ -20,6 +20,7 @@ import torch
 import tribute
 from tribute.engine import clear_tuners
 from tribute.errors import ModelOutputError
+from tribute_testing import tanh_linear_ablation
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -42,19 +43,6 @@ class _Recorder(torch.nn.Module):
         return torch.tanh(self.lin(x))
 
 
-def _ablation_truth(model: _Recorder, x: np.ndarray) -> np.ndarray:
-    """feature_ablation at baseline 0, target 0, by hand in numpy."""
-    w = model.lin.weight.detach().numpy()
-    b = model.lin.bias.detach().numpy()
-    full = np.tanh(x @ w.T + b)[:, 0]
-    out = np.empty_like(x)
-    for i in range(x.shape[1]):
-        xi = x.copy()
-        xi[:, i] = 0.0
-        out[:, i] = full - np.tanh(xi @ w.T + b)[:, 0]
-    return out
-
-
 @pytest.mark.parametrize("batch_size", [17, 64, 1000])
 @pytest.mark.parametrize("method", ["feature_ablation", "occlusion"])
 def test_the_check_pass_holds_16_rows_at_a_fixed_batch_size(method: str, batch_size: int) -> None:
@@ -65,7 +53,7 @@ def test_the_check_pass_holds_16_rows_at_a_fixed_batch_size(method: str, batch_s
         kw.update(window=(1,), stride=(1,))
     clear_tuners()
     got = tribute.explain(model, x, **kw)
-    np.testing.assert_allclose(np.asarray(got.values), _ablation_truth(model, x.numpy()),
+    np.testing.assert_allclose(np.asarray(got.values), tanh_linear_ablation(model.lin, x.numpy()),
                                rtol=0, atol=1e-12)
     graded = [n for n, g in model.passes if g]
     assert graded == [16]  # one checked pass, of 16 rows: not the whole first pass

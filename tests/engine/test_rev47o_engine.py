@@ -19,6 +19,7 @@ import torch
 import tribute
 from tribute.engine import clear_tuners
 from tribute.errors import ModelOutputError
+from tribute_testing import tanh_linear_ablation
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -43,19 +44,6 @@ class _GraphTooBig(torch.nn.Module):
         return torch.tanh(self.lin(x))
 
 
-def _ablation_truth(model: _GraphTooBig, x: np.ndarray) -> np.ndarray:
-    """feature_ablation at baseline 0, target 0, by hand: f(x)_0 - f(x with feature i = 0)_0."""
-    w = model.lin.weight.detach().numpy()
-    b = model.lin.bias.detach().numpy()
-    full = np.tanh(x @ w.T + b)[:, 0]
-    out = np.empty_like(x)
-    for i in range(x.shape[1]):
-        xi = x.copy()
-        xi[:, i] = 0.0
-        out[:, i] = full - np.tanh(xi @ w.T + b)[:, 0]
-    return out
-
-
 @pytest.mark.parametrize("method", ["feature_ablation", "occlusion"])
 @pytest.mark.parametrize("batch_size", [17, 64, 256])
 def test_a_fixed_batch_whose_autograd_pass_does_not_fit_still_runs(method: str,
@@ -67,7 +55,7 @@ def test_a_fixed_batch_whose_autograd_pass_does_not_fit_still_runs(method: str,
         kw.update(window=(1,), stride=(1,))
     clear_tuners()
     got = tribute.explain(model, x, **kw)
-    np.testing.assert_allclose(np.asarray(got.values), _ablation_truth(model, x.numpy()),
+    np.testing.assert_allclose(np.asarray(got.values), tanh_linear_ablation(model.lin, x.numpy()),
                                rtol=0, atol=1e-12)
     assert model.rows == 40 * 7  # every value came from the plain passes the user sized
 
