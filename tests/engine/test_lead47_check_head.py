@@ -72,3 +72,20 @@ def test_a_batch_mixing_model_is_still_refused_on_the_head_of_a_big_pass(method:
     clear_tuners()
     with pytest.raises(ModelOutputError, match="changes with the other rows of its batch"):
         tribute.explain(_Recorder(mix=True), x, **kw)
+
+
+def test_a_fixed_pass_beyond_a_gradient_chunk_under_max_memory_is_checked_too() -> None:
+    """aud47o left a fixed ``batch_size`` larger than a gradient chunk may be under
+    ``max_memory`` unchecked (40 inputs, ``batch_size=64``, ``max_memory=20000``: accepted);
+    its check now holds 16 rows whatever the pass's size."""
+    x = torch.randn(40, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    clear_tuners()
+    with pytest.raises(ModelOutputError, match="changes with the other rows of its batch"):
+        tribute.explain(_Recorder(mix=True), x, method="feature_ablation", target=0,
+                        batch_size=64, max_memory=20000)
+    model = _Recorder()
+    got = tribute.explain(model, x, method="feature_ablation", target=0, batch_size=64,
+                          max_memory=20000)
+    np.testing.assert_allclose(np.asarray(got.values), tanh_linear_ablation(model.lin, x.numpy()),
+                               rtol=0, atol=1e-12)
+    assert [n for n, g in model.passes if g] == [16]

@@ -552,6 +552,7 @@ class Engine:
         self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
         self._batch_checked = False  # the model's rows were checked to be independent
         self._check_small = False  # a check pass ran out of memory: checks at most 16 rows
+        self._whole_check_rows = _CHECK_MAX_ROWS  # a pass checked whole holds at most this many
         self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
         self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
 
@@ -858,16 +859,18 @@ class Engine:
 
     def _check_rows(self, row_bytes: int, grad: bool) -> int:
         """The most rows of a pass that may check the model's rows (:meth:`_check_wanted`): any
-        gradient pass (its graph is built anyway; the check adds one backward of one row); a
-        plain pass up to what a gradient chunk may hold under ``max_memory``, and at least
+        gradient pass (its graph is built anyway; the check adds one backward of one row); any
+        plain pass (its first 16 rows are checked, lead47), one whose rows carry extra arguments
+        up to what a gradient chunk may hold under ``max_memory``, and at least
         :data:`_CHECK_MAX_ROWS` (aud47o: the bound was 16 rows for every pass, so with a fixed
         ``batch_size`` over 16 and more than 16 rows per pass no pass was ever checked, and a
         batch-mean model's kernel_shap credits on 40 inputs moved from -0.1765 at
         ``batch_size=64`` to -0.1561 at 1000 with no error)."""
-        if grad:
-            return 1 << 62
-        return max(_CHECK_MAX_ROWS, max_chunk_rows(row_bytes, True, self.max_memory, self._n_params,
-                                                   getattr(self.model, "device", None)))
+        self._whole_check_rows = max(_CHECK_MAX_ROWS, max_chunk_rows(
+            row_bytes, True, self.max_memory, self._n_params, getattr(self.model, "device", None)))
+        # a plain pass checks its first 16 rows (:meth:`_checked_values`), any size of pass may;
+        # one whose rows carry extra arguments is checked whole, up to _whole_check_rows
+        return 1 << 62
 
     def _done_checking(self) -> None:
         self._batch_checked = True
@@ -911,6 +914,8 @@ class Engine:
                 vals_t = self._values(out_t, tail, n - k, select, False, start + k, describe_row,
                                       threads)
                 return torch.cat([head[0], out_t]), torch.cat([head[1], vals_t])
+        if n > self._whole_check_rows:
+            return None  # its graph may not fit: unchecked, a later smaller pass may be
         leaves: list[torch.Tensor] = []
         args: list[Any] = []
         with torch.inference_mode(False):
