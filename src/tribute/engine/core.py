@@ -174,12 +174,6 @@ def fixed_batch_size(rows: int) -> Iterator[None]:
 _ALIGN = 64
 
 
-def _per_row(x: Any, n: int) -> bool:
-    """Whether ``x``, one of a pass's ``n`` rows' inputs, holds one entry per row (sliced with
-    the rows) rather than a value shared by every row."""
-    return isinstance(x, torch.Tensor) and x.ndim > 0 and int(x.shape[0]) == n
-
-
 def _aligned(t: torch.Tensor) -> torch.Tensor:
     """``t`` itself when it starts on an :data:`_ALIGN`-byte boundary, else a fresh copy (which
     the allocator aligns), so a chunk's outputs do not depend on where it lies in its block."""
@@ -552,7 +546,6 @@ class Engine:
         self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
         self._batch_checked = False  # the model's rows were checked to be independent
         self._check_small = False  # a check pass ran out of memory: checks at most 16 rows
-        self._whole_check_rows = _CHECK_MAX_ROWS  # a pass checked whole holds at most this many
         self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
         self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
 
@@ -859,18 +852,16 @@ class Engine:
 
     def _check_rows(self, row_bytes: int, grad: bool) -> int:
         """The most rows of a pass that may check the model's rows (:meth:`_check_wanted`): any
-        gradient pass (its graph is built anyway; the check adds one backward of one row); any
-        plain pass (its first 16 rows are checked, lead47), one whose rows carry extra arguments
-        up to what a gradient chunk may hold under ``max_memory``, and at least
+        gradient pass (its graph is built anyway; the check adds one backward of one row); a
+        plain pass up to what a gradient chunk may hold under ``max_memory``, and at least
         :data:`_CHECK_MAX_ROWS` (aud47o: the bound was 16 rows for every pass, so with a fixed
         ``batch_size`` over 16 and more than 16 rows per pass no pass was ever checked, and a
         batch-mean model's kernel_shap credits on 40 inputs moved from -0.1765 at
         ``batch_size=64`` to -0.1561 at 1000 with no error)."""
-        self._whole_check_rows = max(_CHECK_MAX_ROWS, max_chunk_rows(
-            row_bytes, True, self.max_memory, self._n_params, getattr(self.model, "device", None)))
-        # a plain pass checks its first 16 rows (:meth:`_checked_values`), any size of pass may;
-        # one whose rows carry extra arguments is checked whole, up to _whole_check_rows
-        return 1 << 62
+        if grad:
+            return 1 << 62
+        return max(_CHECK_MAX_ROWS, max_chunk_rows(row_bytes, True, self.max_memory, self._n_params,
+                                                   getattr(self.model, "device", None)))
 
     def _done_checking(self) -> None:
         self._batch_checked = True
@@ -891,31 +882,7 @@ class Engine:
         how tribute batches coalitions -- the self-tuned size, ``batch_size``, the order of a
         call's rows -- and is refused. The rows are the call's own (nothing is evaluated
         twice); None (the caller then runs the plain pass) when nothing can be checked: no
-        floating-point per-row input, or a model that cannot run with autograd.
-
-        A pass of more than :data:`_CHECK_MAX_ROWS` rows (a fixed ``batch_size``) runs its first
-        16 rows with autograd and checks them, and the rest in inference mode, as two passes of
-        the same rows: the check's graph holds 16 rows' activations, not the whole pass's (aud47o
-        checked the whole pass: a deep CNN at ``batch_size=512`` peaked at 1,245 MB for 242 MB
-        before, over its ``max_memory``, rev47o). Rows carrying extra or keyword arguments are
-        checked whole, up to what a gradient pass may hold (:meth:`_check_rows`)."""
-        k = _CHECK_MAX_ROWS
-        if n > k and not rows.extra and not rows.kwargs and not rows.leaves:
-            head = self._checked_values(
-                tuple(x[:k] if _per_row(x, n) else x for x in inputs),
-                Rows(inputs=tuple(x[:k] if _per_row(x, n) else x for x in rows.inputs),
-                     sample=rows.sample[:k]), k, select, start, describe_row, threads, fixed)
-            if head is None:
-                return None  # nothing ran (no check possible): the caller's plain pass runs
-            tail_in = tuple(_aligned(x[k:]) if _per_row(x, n) else x for x in rows.inputs)
-            tail = Rows(inputs=tail_in, sample=rows.sample[k:])
-            with torch.inference_mode():
-                out_t = self._forward(tail_in, (), {}, n - k)
-                vals_t = self._values(out_t, tail, n - k, select, False, start + k, describe_row,
-                                      threads)
-                return torch.cat([head[0], out_t]), torch.cat([head[1], vals_t])
-        if n > self._whole_check_rows:
-            return None  # its graph may not fit: unchecked, a later smaller pass may be
+        floating-point per-row input, or a model that cannot run with autograd."""
         leaves: list[torch.Tensor] = []
         args: list[Any] = []
         with torch.inference_mode(False):
