@@ -1,7 +1,7 @@
 """Texts of different player counts with methods whose credits read the number of players
 (LIME, occlusion windows wider than one player, joint Shapley values): explained group by
 group (one group per player count, each as its own call) and merged into one result laid out
-as a padded call's. Truths: every group explained as its own call (bit for bit) and every text
+as a padded call's. Truths: every group explained as its own call (to rounding) and every text
 explained alone. Also: attnlrp on a non-Hugging-Face module reading the last position with
 texts of different token lengths reads each text's own last token (each text alone)."""
 
@@ -66,7 +66,10 @@ def test_each_group_is_its_own_call_merged_in_batch_order(bag: tuple, method: st
     parts = [_explain(model, tok, [TEXTS[i] for i in rows], method, **kw) for rows in GROUPS]
     for rows, part in zip(GROUPS, parts):
         n = len(TEXTS[rows[0]].split())
-        np.testing.assert_array_equal(vals[rows, :n], np.asarray(part.values))  # bit for bit
+        # equal to rounding: a `make test` run (-n 2, other tests first in the process) read one
+        # lime value 8.7e-19 (1 ulp) apart, which runs of this file alone do not; the process's
+        # state (tuned sizes, the first call's autograd check pass) can move the last bit
+        np.testing.assert_allclose(vals[rows, :n], np.asarray(part.values), rtol=1e-13, atol=0)
         assert np.isnan(vals[rows, n:]).all()  # padded players NaN, as the text game pads
         for name in ("targets", "gap", "base_values", "full_values"):
             got, want = getattr(merged, name), getattr(part, name)
