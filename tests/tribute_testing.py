@@ -437,3 +437,56 @@ def tanh_linear_ablation(lin: torch.nn.Linear, x: np.ndarray, target: int = 0) -
         xi[:, i] = 0.0
         out[:, i] = full - np.tanh(xi @ w.T + b)[:, target]
     return out
+
+
+class BatchMean(torch.nn.Module):
+    """Centres every feature over the batch: a row's output depends on the other rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean(0, keepdim=True)
+
+
+class Cumsum(torch.nn.Module):
+    """Row ``i`` sees rows ``0..i`` (row 0 sees none of the others)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.cumsum(0)
+
+
+def batch_mixer(kind: str, n_in: int, hidden: int) -> torch.nn.Sequential:
+    """``Linear -> (a layer mixing the batch's rows) -> Tanh -> Linear(2)``, seeded; ``kind``:
+    ``"mean"`` (:class:`BatchMean`), ``"cumsum"`` (:class:`Cumsum`) or ``"bn_batch_stats"``
+    (BatchNorm without running statistics)."""
+    torch.manual_seed(0)
+    mid: torch.nn.Module = {"mean": BatchMean(), "cumsum": Cumsum(),
+                            "bn_batch_stats": torch.nn.BatchNorm1d(hidden, track_running_stats=False)}[kind]
+    return torch.nn.Sequential(torch.nn.Linear(n_in, hidden), mid, torch.nn.Tanh(),
+                               torch.nn.Linear(hidden, 2))
+
+
+def enumerated_shapley(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Exact Shapley values of output 0 against a zero baseline, from all ``2^n`` coalitions."""
+    import itertools
+
+    n = x.shape[1]
+    masks = list(itertools.product((0, 1), repeat=n))
+    with torch.no_grad():
+        v = model(x[:, None, :] * torch.tensor(masks, dtype=torch.float64)[None])[..., 0].numpy()
+    return shapley_from_table({m: v[:, i] for i, m in enumerate(masks)}, n)
+
+
+def hand_deletion(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, phi: np.ndarray,
+                  t: np.ndarray) -> np.ndarray:
+    """Deletion area per sample by hand: one player per step in order of decreasing credit,
+    zero baseline, ``f(row)[t[i]]`` on each step, trapezoid over ``k / n`` (no ties in ``phi``)."""
+    b, n = phi.shape
+    out = np.empty(b)
+    for i in range(b):
+        order = np.argsort(-phi[i], kind="stable")
+        ys = []
+        for k in range(n + 1):
+            keep = np.ones(n)
+            keep[order[:k]] = 0.0
+            ys.append(f(x[i] * keep)[t[i]])
+        out[i] = np.trapezoid(ys, np.arange(n + 1) / n)
+    return out

@@ -18,25 +18,9 @@ import torch
 import tribute
 from tribute.engine import clear_tuners
 from tribute.errors import ModelOutputError
+from tribute_testing import batch_mixer
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
-
-
-class _BatchMean(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x - x.mean(0, keepdim=True)
-
-
-class _Cumsum(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.cumsum(0)
-
-
-def _mixer(kind: str) -> torch.nn.Sequential:
-    torch.manual_seed(0)
-    mid: torch.nn.Module = {"mean": _BatchMean(), "cumsum": _Cumsum(),
-                            "bn_batch_stats": torch.nn.BatchNorm1d(8, track_running_stats=False)}[kind]
-    return torch.nn.Sequential(torch.nn.Linear(3, 8), mid, torch.nn.Tanh(), torch.nn.Linear(8, 2))
 
 
 def _kw(method: str, batch_size: int) -> dict[str, Any]:
@@ -54,7 +38,7 @@ def _kw(method: str, batch_size: int) -> dict[str, Any]:
 @pytest.mark.parametrize(("n_inputs", "batch_size"), [(17, 17), (40, 64), (40, 1000)])
 def test_a_batch_mixing_model_is_refused_at_a_fixed_batch_size_over_16(
         kind: str, method: str, n_inputs: int, batch_size: int) -> None:
-    model = _mixer(kind)
+    model = batch_mixer(kind, 3, 8)
     x = torch.randn(n_inputs, 3, generator=torch.Generator().manual_seed(1))
     clear_tuners()
     with pytest.raises(ModelOutputError, match="changes with the other rows of its batch"):

@@ -14,7 +14,7 @@ import torch
 import tribute
 from tribute.engine import clear_tuners, core, parse_memory
 from tribute.errors import InputError, ModelOutputError
-from tribute_testing import RowCounter, quick_kw
+from tribute_testing import RowCounter, batch_mixer, quick_kw
 
 pytestmark = pytest.mark.filterwarnings("ignore::tribute.engine.SlowRunWarning")
 
@@ -25,29 +25,6 @@ def _kw(method: str) -> dict[str, Any]:
     return quick_kw(method, seed=3, window=2)
 
 
-class _BatchMean(torch.nn.Module):
-    """Centres every feature over the batch: a row's output depends on the other rows."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x - x.mean(0, keepdim=True)
-
-
-class _Cumsum(torch.nn.Module):
-    """Row ``i`` sees rows ``0..i`` (row 0 sees none of the others)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.cumsum(0)
-
-
-def _mixer(kind: str) -> torch.nn.Sequential:
-    torch.manual_seed(0)
-    mid: torch.nn.Module = {
-        "mean": _BatchMean(), "cumsum": _Cumsum(),
-        "bn_batch_stats": torch.nn.BatchNorm1d(16, track_running_stats=False),
-    }[kind]
-    return torch.nn.Sequential(torch.nn.Linear(6, 16), mid, torch.nn.Tanh(), torch.nn.Linear(16, 2))
-
-
 @pytest.mark.parametrize("kind", ["mean", "cumsum", "bn_batch_stats"])
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("n_inputs", [1, 8])
@@ -55,7 +32,7 @@ def test_a_model_that_mixes_the_rows_of_its_batch_is_refused(kind, method, n_inp
     """Before, such a model's credits silently depended on the batch: kernel_shap on 8 inputs
     of a batch-mean MLP moved by up to 0.32 between the tuned size and batch_size=1 (0.12 at 7,
     0.19 at 4096), feature_ablation and occlusion by 0.60."""
-    model = _mixer(kind).train()  # a training flag that must survive the refusal
+    model = batch_mixer(kind, 6, 16).train()  # a training flag that must survive the refusal
     model[0].register_forward_hook(lambda *a: None)
     flags = [m.training for m in model.modules()]
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -6,7 +6,6 @@ model as it was."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -15,16 +14,7 @@ import torch
 
 import tribute
 from tribute.methods.gp_shapley import GPShapley
-from tribute_testing import logistic_net, shapley_from_table
-
-
-def _enumerated(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Exact Shapley values of output 0 against a zero baseline, from all ``2^n`` coalitions."""
-    n = x.shape[1]
-    masks = list(itertools.product((0, 1), repeat=n))
-    with torch.no_grad():
-        v = model(x[:, None, :] * torch.tensor(masks, dtype=torch.float64)[None])[..., 0].numpy()
-    return shapley_from_table({m: v[:, i] for i, m in enumerate(masks)}, n)
+from tribute_testing import enumerated_shapley, logistic_net
 
 
 def test_first_layer_prior_is_the_default() -> None:
@@ -38,7 +28,7 @@ def test_default_uses_the_first_layer_and_is_more_accurate() -> None:
     model = logistic_net(n, 1)
     before = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    truth = _enumerated(model, x)
+    truth = enumerated_shapley(model, x)
     kw: dict[str, Any] = {"method": "shapley", "budget": 14, "baseline": 0.0, "target": 0}
     errs = {}
     extras: list[tuple[str, dict[str, Any]]] = [("default", {}), ("off", {"nngp_first_layer": False})]

@@ -7,7 +7,6 @@ member keeps its cap, and the model is left as it was."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -16,16 +15,7 @@ import torch
 
 import tribute
 from tribute.methods.gp_shapley import GPShapley
-from tribute_testing import logistic_net, randn_init, shapley_from_table
-
-
-def _enumerated(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Exact Shapley values of output 0 against a zero baseline, from all ``2^n`` coalitions."""
-    n = x.shape[1]
-    masks = list(itertools.product((0, 1), repeat=n))
-    with torch.no_grad():
-        v = model(x[:, None, :] * torch.tensor(masks, dtype=torch.float64)[None])[..., 0].numpy()
-    return shapley_from_table({m: v[:, i] for i, m in enumerate(masks)}, n)
+from tribute_testing import enumerated_shapley, logistic_net, randn_init
 
 
 def _err(phi: np.ndarray, truth: np.ndarray) -> float:
@@ -61,7 +51,7 @@ def test_uncapped_first_layer_member_is_more_accurate(name: str, n: int, budget:
     model = logistic_net(n, 1) if name == "logistic" else _tanh_net(n, 2)
     before = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(3, n, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
-    truth = _enumerated(model, x)
+    truth = enumerated_shapley(model, x)
     kw: dict[str, Any] = {"method": "shapley", "budget": budget, "baseline": 0.0, "target": 0}
     errs = {}
     for label, extra in (("default", {}), ("capped", {"nngp_first_layer_cap": 0.5})):

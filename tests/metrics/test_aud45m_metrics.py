@@ -17,7 +17,7 @@ import torch
 import tribute
 from tribute.metrics import evaluate
 from tribute.metrics.api import OutputMismatchWarning
-from tribute_testing import tanh_net_numpy_forward, tanh_net_with_numpy
+from tribute_testing import hand_deletion, tanh_net_numpy_forward, tanh_net_with_numpy
 
 
 def _net(n_in: int = 6, hidden: int = 5, n_out: int = 3,
@@ -26,22 +26,6 @@ def _net(n_in: int = 6, hidden: int = 5, n_out: int = 3,
 
 
 _f = tanh_net_numpy_forward
-
-
-def _hand_deletion(w: dict[str, np.ndarray], x: np.ndarray, phi: np.ndarray,
-                   t: np.ndarray) -> np.ndarray:
-    """Deletion area per sample, one player per step, zero baseline (no ties in ``phi``)."""
-    b, n = phi.shape
-    out = np.empty(b)
-    for i in range(b):
-        order = np.argsort(-phi[i], kind="stable")
-        ys = []
-        for k in range(n + 1):
-            keep = np.ones(n)
-            keep[order[:k]] = 0.0
-            ys.append(_f(w, x[i] * keep)[t[i]])
-        out[i] = np.trapezoid(ys, np.arange(n + 1) / n)
-    return out
 
 
 # ------------------------------------------------- credits scored on other inputs
@@ -71,7 +55,7 @@ def test_credits_on_their_own_rows_score_the_hand_deletion_without_warning() -> 
         warnings.simplefilter("error", OutputMismatchWarning)
         got = evaluate(net, torch.from_numpy(x), attr, metric="deletion", steps=6).scores
     phi = attr.flat()[:, 0, :]
-    np.testing.assert_allclose(got, _hand_deletion(w, x, phi, np.ones(8, dtype=int)),
+    np.testing.assert_allclose(got, hand_deletion(lambda r: _f(w, r), x, phi, np.ones(8, dtype=int)),
                                rtol=0, atol=1e-12)
 
 

@@ -19,29 +19,13 @@ from tribute.errors import InputError
 from tribute.games.build import build_game
 from tribute.metrics import deletion, evaluate, shapley_error
 from tribute.models import as_model
-from tribute_testing import tanh_net_numpy_forward, tanh_net_with_numpy
+from tribute_testing import hand_deletion, tanh_net_numpy_forward, tanh_net_with_numpy
 
 _f = tanh_net_numpy_forward
 
 
 def _net() -> tuple[Any, dict[str, np.ndarray]]:
     return tanh_net_with_numpy(6, 5, 3, seed=11, dtype=torch.float64)
-
-
-def _hand_deletion(w: dict[str, np.ndarray], x: np.ndarray, phi: np.ndarray,
-                   t: np.ndarray) -> np.ndarray:
-    """Deletion area per sample, one player per step, zero baseline (no ties in ``phi``)."""
-    b, n = phi.shape
-    out = np.empty(b)
-    for i in range(b):
-        order = np.argsort(-phi[i], kind="stable")
-        ys = []
-        for k in range(n + 1):
-            keep = np.ones(n)
-            keep[order[:k]] = 0.0
-            ys.append(_f(w, x[i] * keep)[t[i]])
-        out[i] = np.trapezoid(ys, np.arange(n + 1) / n)
-    return out
 
 
 _OWN = np.array([0, 2, 1, 2])
@@ -65,7 +49,7 @@ def test_a_column_of_other_classes_is_refused(form: str) -> None:
     aud47m e4), else under an OutputMismatchWarning that blamed the inputs."""
     net, w, x, attr = _per_sample_attr()
     phi = attr.flat()[:, 0, :]
-    own, other = _hand_deletion(w, x, phi, _OWN), _hand_deletion(w, x, phi, _OTHER)
+    own, other = hand_deletion(lambda r: _f(w, r), x, phi, _OWN), hand_deletion(lambda r: _f(w, r), x, phi, _OTHER)
     assert np.abs(own - other).min() > 0.05  # the truth tells the two apart
     col = _OTHER[:, None]
     target: Any = {"numpy": col, "torch": torch.from_numpy(col), "list": col.tolist(),
@@ -108,7 +92,7 @@ def test_the_same_classes_in_any_form_score_the_hand_deletion(pair: int) -> None
     t = np.asarray(attr.targets).reshape(4)
     if isinstance(explained, str) or explained is None:  # the predicted class, by hand
         np.testing.assert_array_equal(t, _f(w, x).argmax(-1))
-    want = _hand_deletion(w, x, attr.flat()[:, 0, :], t)
+    want = hand_deletion(lambda r: _f(w, r), x, attr.flat()[:, 0, :], t)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         got = evaluate(net, xt, attr, "deletion", target=given, steps=6).scores
