@@ -93,7 +93,9 @@ independence, so its certificates are approximate.
 The smoothed attribution itself (``smoothed``) is the mean of the base maps over the same
 draws (for a linear model and input x gradient its expectation is ``w * x``, uniform noise having
 mean zero; the estimate is ``w * (x + mean_k u_k)``, off by ``O(noise / sqrt(n))``). Draws are shared by all inputs (common random numbers), seeded by a local generator, and
-explained in blocks through a noisy view of one feature game, so every row is counted.
+explained in blocks through a noisy view of one feature game, so every row is counted. The
+blocks are sized for one input and a stochastic base method's seed is ``seed`` plus the block's
+first draw (modulo ``2**64``): an input gets the same noise draws and base-method seeds in any batch.
 """
 
 from __future__ import annotations
