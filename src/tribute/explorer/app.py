@@ -544,7 +544,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
     if kind not in ("explain", "compare") and data.get("removal") not in (None, ""):
         raise InputError(f"removal applies to kinds 'explain' and 'compare', not {kind!r}.")
     if kind == "explain":
-        method = compute.check_method(s, data.get("method"))
+        method = compute.check_method(s, data.get("method"), removal)
         params = compute.parse_params(method, data.get("params"))
         key = _key(kind, s.name, s.input_key(index), method, params, budget, seed, removal)
         return submit(key, lambda job: compute.explain_one(
@@ -556,7 +556,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
         if not isinstance(names, list) or not 2 <= len(names) <= 6 or len(set(map(str, names))) \
                 != len(names):
             raise InputError(f"methods={names!r}: give a list of 2 to 6 different method names.")
-        names = [compute.check_method(s, n) for n in names]
+        names = [compute.check_method(s, n, removal) for n in names]
         key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
         return submit(key, lambda job: compute.compare(
             job, s, index, names, budget, seed, removal=removal),
