@@ -216,3 +216,50 @@ def test_declared_fractional_masks_match_what_each_method_draws() -> None:
         assert seen["frac"] == info.tags.fractional_masks, name
         checked += 1
     assert checked >= 12  # 14 when written
+
+
+class _Ids(torch.nn.Module):
+    """A stand-in model on the subject's id rows (the page's 'model says' only)."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids.double().mean(1, keepdim=True)
+
+
+@pytest.mark.slow
+def test_the_page_offers_per_removal_what_runs() -> None:
+    """The explain select and the compare checkboxes follow the removal picked: under 'delete'
+    sobol and integrated_gradients are disabled (titled with why) and absent from compare; back
+    on 'mask' they are offered again. A method picked under 'mask' that 'delete' cannot run is
+    not left selected."""
+    from _explorer_live import LiveServer, chromium_browser
+
+    s = _pairs()
+    s.model = _Ids()
+    cfg = ExplorerConfig(subjects=[SubjectSpec("pairs", "pairs", "text", lambda: s)])
+    live = LiveServer(create_app(cfg)).start()
+    try:
+        with chromium_browser() as browser:
+            page = browser.new_page()
+            page.goto(live.url + "/")
+            page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+            page.select_option("#explain-method", "sobol")
+            page.select_option("#explain-removal", "delete")
+            picked = page.locator("#explain-method").input_value()
+            sobol_off = page.locator("#explain-method option[value=sobol]").is_disabled()
+            title = page.locator("#explain-method option[value=integrated_gradients]").get_attribute("title")
+            page.select_option("#explain-removal", "mask")
+            sobol_back = page.locator("#explain-method option[value=sobol]").is_disabled()
+            page.click("#tabs [data-view=compare]")
+            page.select_option("#compare-removal", "delete")
+            compare_delete = page.locator("input[name=compare-method]").evaluate_all(
+                "els => els.map(e => e.value)")
+            page.select_option("#compare-removal", "pad")
+            compare_pad = page.locator("input[name=compare-method]").evaluate_all(
+                "els => els.map(e => e.value)")
+    finally:
+        live.stop()
+    assert picked == "kernel_shap" and sobol_off and not sobol_back
+    assert title is not None and "removal='delete'" in title
+    assert "sobol" not in compare_delete and "integrated_gradients" not in compare_delete
+    assert "kernel_shap" in compare_delete and "feature_ablation" in compare_delete
+    assert "sobol" in compare_pad and "integrated_gradients" in compare_pad
