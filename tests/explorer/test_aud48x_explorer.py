@@ -263,3 +263,75 @@ def test_the_page_offers_per_removal_what_runs() -> None:
     assert "sobol" not in compare_delete and "integrated_gradients" not in compare_delete
     assert "kernel_shap" in compare_delete and "feature_ablation" in compare_delete
     assert "sobol" in compare_pad and "integrated_gradients" in compare_pad
+
+
+class _Conv(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = torch.nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.tanh(self.conv(x)).flatten(1))
+
+
+def _image_with_cases() -> Subject:
+    from tribute.explorer.subjects import TrainingCase
+    from tribute.games.data_fits import LogisticFit
+
+    g = torch.Generator().manual_seed(0)
+
+    def training() -> TrainingCase:
+        X = torch.rand(30, 16, generator=g, dtype=torch.float64)
+        y = (X[:, 0] > 0.5).long()
+        fit = LogisticFit(2, l2=1.0)
+        return TrainingCase(X_train=X[:24], y_train=y[:24], X_test=X[24:], y_test=y[24:],
+                            fit=fit, model=fit(X[:24], y[:24], seed=0), image_shape=(4, 4))
+
+    return Subject(name="img", title="img", kind="image", model=_Conv().eval(),
+                   inputs=torch.rand(3, 1, 4, 4, generator=g), class_names=["a", "b", "c"],
+                   labels=["0", "1", "2"], component_layers=["conv"], training_factory=training)
+
+
+def test_components_and_training_requests_they_cannot_run_are_400s_before_any_job() -> None:
+    """A components or training request with a bad method, a test point out of range, or on a
+    subject without that view was accepted (202) and its job failed; now a 400 naming the
+    field, and the legitimate neighbours still run (and equal the library's numbers)."""
+    from tribute.games.data import TrainingData
+
+    s = _image_with_cases()
+    bare = Subject(name="bare", title="bare", kind="image", model=_Conv().eval(),
+                   inputs=torch.rand(2, 1, 4, 4), class_names=["a", "b", "c"], labels=["0", "1"])
+    cfg = ExplorerConfig(subjects=[SubjectSpec("img", "img", "image", lambda: s),
+                                   SubjectSpec("bare", "bare", "image", lambda: bare)])
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        for body, words in (
+                ({"kind": "components", "subject": "img", "method": "bogus"}, "method='bogus'"),
+                ({"kind": "components", "subject": "img", "method": ["atp"]}, "method=['atp']"),
+                ({"kind": "components", "subject": "bare"}, "no component layers"),
+                ({"kind": "training", "subject": "img", "method": "bogus"}, "method='bogus'"),
+                ({"kind": "training", "subject": "img", "index": 6}, "index=6 is out of range"),
+                ({"kind": "training", "subject": "img", "index": -1}, "index=-1 is out of range"),
+                ({"kind": "training", "subject": "bare"}, "no training-data case")):
+            r = c.post("/api/jobs", json={"index": 0, **body})
+            assert r.status_code == 400, (body, r.json())
+            assert words in r.json()["error"], r.json()
+        case = s.training
+        assert case is not None
+        for method in ("influence", "grad_dot"):
+            for index in (0, 5):
+                r = c.post("/api/jobs", json={"kind": "training", "subject": "img",
+                                              "index": index, "method": method})
+                job = wait_for_job(c, r.json())
+                assert job["status"] == "done", job
+                top = tribute.explain(case.model, case.X_test[index:index + 1], method,
+                                      target=case.y_test[index:index + 1], progress=False,
+                                      players=TrainingData(case.X_train, case.y_train,
+                                                           fit=case.fit)).top(0, k=6)
+                got = c.get(f"/api/jobs/{job['id']}").json()["result"]
+                assert [p["index"] for p in got["proponents"]] == [i for i, _, _ in top["proponents"]]
+        for method in ("feature_ablation", "atp"):
+            r = c.post("/api/jobs", json={"kind": "components", "subject": "img", "index": 1,
+                                          "method": method})
+            assert wait_for_job(c, r.json())["status"] == "done"

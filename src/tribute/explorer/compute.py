@@ -25,7 +25,7 @@ from ..methods.base import get_method
 from ..metrics.api import evaluate
 from ..params import Interval, Options
 from .jobs import Job
-from .subjects import Subject, numpy_outputs
+from .subjects import Subject, TrainingCase, numpy_outputs
 
 __all__ = ["compare", "compare_steps", "component_effects", "explain_one", "method_catalogue",
            "method_form", "parse_params", "preview", "spearman_matrix", "training_points"]
@@ -521,17 +521,23 @@ def compare(job: Job, subject: Subject, index: int, names: list[str], budget: in
 
 
 # ----------------------------------------------------------------------------- components
+def check_components(subject: Subject, method: Any) -> None:
+    """Refuse a components request the subject or the method cannot run (before its job starts:
+    a bad request was accepted, 202, and its job failed)."""
+    if not subject.component_layers:
+        raise InputError(f"subject {subject.name!r} declares no component layers.")
+    if method not in ("feature_ablation", "atp"):
+        raise InputError(f"component method={method!r}: choose 'feature_ablation' (exact "
+                         "patching) or 'atp' (attribution patching, one backward pass).")
+
+
 def component_effects(job: Job, subject: Subject, index: int, method: str) -> dict[str, Any]:
     """Every unit's effect: layers x units heat map; per output (class) effects for a click.
 
     ``feature_ablation`` on a component game is exact leave-one-out patching: a unit's credit
     is ``v(all) - v(all without the unit)``; ``atp`` is its first-order estimate (Nanda 2023).
     """
-    if not subject.component_layers:
-        raise InputError(f"subject {subject.name!r} declares no component layers.")
-    if method not in ("feature_ablation", "atp"):
-        raise InputError(f"component method {method!r}: choose 'feature_ablation' (exact "
-                         "patching) or 'atp' (attribution patching, one backward pass).")
+    check_components(subject, method)
     x = subject.row(index)
     players = components(subject.model, subject.component_layers, unit=subject.component_unit)
     n_out = len(subject.class_names) if subject.class_names else 1
@@ -561,18 +567,25 @@ def component_effects(job: Job, subject: Subject, index: int, method: str) -> di
 
 
 # ----------------------------------------------------------------------------- training data
-def training_points(job: Job, subject: Subject, index: int, method: str, k: int = 6,
-                    ) -> dict[str, Any]:
-    """Top proponents/opponents of a test point of the subject's training-data case."""
+def check_training(subject: Subject, index: Any, method: Any) -> TrainingCase:
+    """The subject's training-data case, when ``index`` and ``method`` are a request it can run
+    (checked before the job starts); an InputError naming the field otherwise."""
+    if method not in ("influence", "grad_dot", "grad_cos", "representer", "tracin"):
+        raise InputError(f"training-data method={method!r}: choose one of influence, grad_dot, "
+                         "grad_cos, representer, tracin.")
     case = subject.training
     if case is None:
         raise InputError(f"subject {subject.name!r} has no training-data case.")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(case.X_test):
         raise InputError(f"index={index!r} is out of range: the training-data case has "
                          f"{len(case.X_test)} test points (0..{len(case.X_test) - 1}).")
-    if method not in ("influence", "grad_dot", "grad_cos", "representer", "tracin"):
-        raise InputError(f"training-data method {method!r}: choose one of influence, grad_dot, "
-                         "grad_cos, representer, tracin.")
+    return case
+
+
+def training_points(job: Job, subject: Subject, index: int, method: str, k: int = 6,
+                    ) -> dict[str, Any]:
+    """Top proponents/opponents of a test point of the subject's training-data case."""
+    case = check_training(subject, index, method)
     data = TrainingData(case.X_train, case.y_train, fit=case.fit)
     x = case.X_test[index:index + 1]
     y = case.y_test[index:index + 1]
