@@ -125,7 +125,8 @@ def _game_limits(subject: Subject, removal: str | None) -> tuple[str, str]:
             why = ("the text model has no input embedding module to blend a fraction of a word "
                    "into, or to differentiate")
             return why, why
-        return "", ""
+        return ("" if subject.gradients else
+                "needs gradients (this model's inputs are not differentiable)"), ""
     grads = "" if subject.gradients else \
         "needs gradients (this model's inputs are not differentiable)"
     dtype = subject.inputs.dtype
