@@ -3,9 +3,9 @@
 * The method catalogue did not depend on the text removal (rev47t, measured on the minilm
   subject): with ``removal="delete"`` it listed ``sobol`` and every gradient method as usable,
   and each such job then raised. On a tiny sentence-pair subject (the same game as minilm's)
-  18 of the 99 method x removal offers raised: 12 under ``delete`` (sobol, 9 gradient methods,
-  xrai, extremal_perturbation, submodular_regions) and the 3 image-region methods under
-  ``mask`` and ``pad`` (declared ``images_only``). On a token-id subject ``sobol`` (fractional
+  18 of the 99 method x removal offers raised: 12 under ``delete`` (sobol, 8 gradient methods
+  and the 3 image-region methods xrai, extremal_perturbation, submodular_regions) and the 3
+  image-region methods under ``mask`` and ``pad`` each (declared ``images_only``). On a token-id subject ``sobol`` (fractional
   masks on integer ids) and ``submodular_regions`` were offered and raised.
 * Now the catalogue derives each method's usability from its declared tags
   (``needs_gradients``, the new ``fractional_masks``, ``images_only``) and what the subject's
