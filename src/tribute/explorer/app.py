@@ -336,6 +336,11 @@ def create_app(config: ExplorerConfig) -> Any:
         # refused here (400), not by the job after a 202 (seed=-1 or 2**64: a failed job)
         seed = check_seed(_int(data.get("seed", 0), "seed"))
         budget = compute.check_budget(data.get("budget"))
+        if kind == "training":
+            # refused before its job starts (a bad method or test point was a 202, then a failed
+            # job); in a thread: the case is built (a model fitted) on first use
+            await asyncio.to_thread(compute.check_training, s, index,
+                                    data.get("method") or "influence")
         job = _plan(manager, s, kind, index, seed, budget, data)
         if job.cached and isinstance(job.result, dict) and job.result.get("index", index) != index:
             # the cache is keyed by the input's content: an identical input at another index
@@ -544,7 +549,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
     if kind not in ("explain", "compare") and data.get("removal") not in (None, ""):
         raise InputError(f"removal applies to kinds 'explain' and 'compare', not {kind!r}.")
     if kind == "explain":
-        method = compute.check_method(s, data.get("method"))
+        method = compute.check_method(s, data.get("method"), removal)
         params = compute.parse_params(method, data.get("params"))
         key = _key(kind, s.name, s.input_key(index), method, params, budget, seed, removal)
         return submit(key, lambda job: compute.explain_one(
@@ -556,7 +561,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
         if not isinstance(names, list) or not 2 <= len(names) <= 6 or len(set(map(str, names))) \
                 != len(names):
             raise InputError(f"methods={names!r}: give a list of 2 to 6 different method names.")
-        names = [compute.check_method(s, n) for n in names]
+        names = [compute.check_method(s, n, removal) for n in names]
         key = _key(kind, s.name, s.input_key(index), names, budget, seed, removal)
         return submit(key, lambda job: compute.compare(
             job, s, index, names, budget, seed, removal=removal),
@@ -564,6 +569,7 @@ def _plan(manager: JobManager, s: Subject, kind: Any, index: int, seed: int, bud
     if kind == "components":
         method = data.get("method") or "feature_ablation"
         s.row(index)
+        compute.check_components(s, method)
         key = _key(kind, s.name, s.input_key(index), method)
         return submit(key, lambda job: compute.component_effects(
             job, s, index, str(method)))

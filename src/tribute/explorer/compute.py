@@ -25,7 +25,7 @@ from ..methods.base import get_method
 from ..metrics.api import evaluate
 from ..params import Interval, Options
 from .jobs import Job
-from .subjects import Subject, numpy_outputs
+from .subjects import Subject, TrainingCase, numpy_outputs
 
 __all__ = ["compare", "compare_steps", "component_effects", "explain_one", "method_catalogue",
            "method_form", "parse_params", "preview", "spearman_matrix", "training_points"]
@@ -103,24 +103,89 @@ def method_form(name: str) -> list[dict[str, Any]]:
     return fields
 
 
+def _game_limits(subject: Subject, removal: str | None) -> tuple[str, str]:
+    """Why the game a job on ``subject`` builds with ``removal`` takes no gradients, and why it
+    takes no fractional masks ("" where it does), as the games declare them.
+
+    A text game blends a word's presence into its input embeddings: without an input embedding
+    module, or with ``removal='delete'`` (a word is kept or dropped), there is neither a
+    gradient nor a fraction of a word (:mod:`tribute.games.text`). A feature game refuses
+    fractional masks on integer inputs (token ids, an integer table).
+    """
+    if subject.texts is not None:
+        from ..games.text import input_embedding
+
+        if removal == "delete":
+            others = [r for r in subject.removals if r != "delete"]
+            why = ("removal='delete' drops whole words: a word is kept or removed, never a "
+                   "fraction of it, and has no gradient" +
+                   (f"; choose removal {' or '.join(map(repr, others))}" if others else ""))
+            return why, why
+        if input_embedding(subject.text_model) is None:
+            why = ("the text model has no input embedding module to blend a fraction of a word "
+                   "into, or to differentiate")
+            return why, why
+        return ("" if subject.gradients else
+                "needs gradients (this model's inputs are not differentiable)"), ""
+    grads = "" if subject.gradients else \
+        "needs gradients (this model's inputs are not differentiable)"
+    dtype = subject.inputs.dtype
+    integer = not (dtype.is_floating_point if isinstance(dtype, torch.dtype)
+                   else np.issubdtype(dtype, np.floating))
+    if integer and subject.kind != "text":
+        # a numpy model's integer table with a fractional baseline (column means) is composed
+        # in float64; with a whole-number baseline it stays integer (games.features)
+        base = np.asarray(subject.baseline.detach().cpu() if isinstance(subject.baseline, torch.Tensor)
+                          else subject.baseline, dtype=np.float64)
+        integer = bool(np.all(base == np.round(base)))
+    fractions = "" if not integer else (
+        "draws fractional masks, but this subject's inputs are integers "
+        f"({'token ids' if subject.kind == 'text' else 'and so is its baseline'}): a fraction "
+        "of a value is undefined")
+    return grads, fractions
+
+
+def _why_not(subject: Subject, info: Any, limits: tuple[str, str]) -> str:
+    """Why method ``info`` cannot run on ``subject`` with the game ``limits`` ("" if it can),
+    from the method's declared requirements (its tags)."""
+    tags = info.tags
+    if tags.needs_gradients and limits[0]:
+        return limits[0]
+    if tags.fractional_masks and limits[1]:
+        return limits[1]
+    if tags.images_only and subject.kind != "image":
+        return "explains images only (regions of pixels)"
+    if tags.model_specific and subject.kind != "image":
+        return "needs model internals this subject does not declare"
+    if tags.max_players is not None and subject.kind == "image" and \
+            int(np.prod(subject.sample_shape)) > tags.max_players:
+        return f"enumerates 2^n coalitions; limited to {tags.max_players} players"
+    return ""
+
+
 def method_catalogue(subject: Subject) -> list[dict[str, Any]]:
-    """The registry's feature methods, each marked usable or not on ``subject`` (and why)."""
+    """The registry's feature methods, each marked usable or not on ``subject`` (and why).
+
+    ``usable``/``why`` hold for the subject's default removal; a text subject's entries add
+    ``why_by_removal`` (removal -> why, "" where the method runs): ``removal='delete'`` takes
+    neither gradients nor fractional masks, so ``sobol`` and the gradient methods were listed
+    as usable and then raised (rev47t).
+    """
+    removals: tuple[Any, ...] = subject.removals or (None,)
+    limits = {r: _game_limits(subject, r) for r in removals}
     out = []
     for name, info in methods().items():
         if info.alias_of is not None or "feature" not in info.tags.games:
             continue
-        why = ""
-        if info.tags.needs_gradients and not subject.gradients:
-            why = "needs gradients (this model's inputs are not differentiable)"
-        elif info.tags.model_specific and subject.kind != "image":
-            why = "needs model internals this subject does not declare"
-        elif info.tags.max_players is not None and subject.kind == "image" and \
-                int(np.prod(subject.sample_shape)) > info.tags.max_players:
-            why = f"enumerates 2^n coalitions; limited to {info.tags.max_players} players"
-        out.append({"name": name, "summary": info.summary, "paper": info.paper,
-                    "family": info.tags.family, "budgeted": info.tags.budgeted,
-                    "stochastic": info.tags.stochastic, "budget_rule": info.budget_rule,
-                    "usable": not why, "why": why, "params": method_form(name)})
+        whys = {r: _why_not(subject, info, limits[r]) for r in removals}
+        why = whys[removals[0]]
+        entry = {"name": name, "summary": info.summary, "paper": info.paper,
+                 "family": info.tags.family, "budgeted": info.tags.budgeted,
+                 "stochastic": info.tags.stochastic, "budget_rule": info.budget_rule,
+                 "usable": not why, "why": why, "params": method_form(name)}
+        if subject.removals:
+            entry["why_by_removal"] = {str(r): w for r, w in whys.items()}
+        out.append(entry)
     return out
 
 
@@ -190,13 +255,21 @@ def _number_or_text(v: Any) -> Any:
     return v
 
 
-def check_method(subject: Subject, name: Any) -> str:
+def check_method(subject: Subject, name: Any, removal: str | None = None) -> str:
+    """``name`` when it is a feature method that runs on ``subject`` with ``removal`` (a text
+    subject's checked removal; None: its default); an InputError naming why otherwise."""
     if not isinstance(name, str):
         raise InputError(f"method must be a registry name; got {name!r}.")
     cat = {m["name"]: m for m in method_catalogue(subject)}
     if name not in cat:
         raise InputError(f"method {name!r} is not a feature method of the registry; choose one of "
                          f"{sorted(cat)[:40]}.")
+    whys = cat[name].get("why_by_removal")
+    if whys is not None and removal is not None and removal in whys:
+        if whys[removal]:
+            raise InputError(f"method {name!r} cannot explain subject {subject.name!r} with "
+                             f"removal={removal!r}: {whys[removal]}.")
+        return name
     if not cat[name]["usable"]:
         raise InputError(f"method {name!r} cannot explain subject {subject.name!r}: "
                          f"{cat[name]['why']}.")
@@ -449,17 +522,23 @@ def compare(job: Job, subject: Subject, index: int, names: list[str], budget: in
 
 
 # ----------------------------------------------------------------------------- components
+def check_components(subject: Subject, method: Any) -> None:
+    """Refuse a components request the subject or the method cannot run (before its job starts:
+    a bad request was accepted, 202, and its job failed)."""
+    if not subject.component_layers:
+        raise InputError(f"subject {subject.name!r} declares no component layers.")
+    if method not in ("feature_ablation", "atp"):
+        raise InputError(f"component method={method!r}: choose 'feature_ablation' (exact "
+                         "patching) or 'atp' (attribution patching, one backward pass).")
+
+
 def component_effects(job: Job, subject: Subject, index: int, method: str) -> dict[str, Any]:
     """Every unit's effect: layers x units heat map; per output (class) effects for a click.
 
     ``feature_ablation`` on a component game is exact leave-one-out patching: a unit's credit
     is ``v(all) - v(all without the unit)``; ``atp`` is its first-order estimate (Nanda 2023).
     """
-    if not subject.component_layers:
-        raise InputError(f"subject {subject.name!r} declares no component layers.")
-    if method not in ("feature_ablation", "atp"):
-        raise InputError(f"component method {method!r}: choose 'feature_ablation' (exact "
-                         "patching) or 'atp' (attribution patching, one backward pass).")
+    check_components(subject, method)
     x = subject.row(index)
     players = components(subject.model, subject.component_layers, unit=subject.component_unit)
     n_out = len(subject.class_names) if subject.class_names else 1
@@ -489,18 +568,25 @@ def component_effects(job: Job, subject: Subject, index: int, method: str) -> di
 
 
 # ----------------------------------------------------------------------------- training data
-def training_points(job: Job, subject: Subject, index: int, method: str, k: int = 6,
-                    ) -> dict[str, Any]:
-    """Top proponents/opponents of a test point of the subject's training-data case."""
+def check_training(subject: Subject, index: Any, method: Any) -> TrainingCase:
+    """The subject's training-data case, when ``index`` and ``method`` are a request it can run
+    (checked before the job starts); an InputError naming the field otherwise."""
+    if method not in ("influence", "grad_dot", "grad_cos", "representer", "tracin"):
+        raise InputError(f"training-data method={method!r}: choose one of influence, grad_dot, "
+                         "grad_cos, representer, tracin.")
     case = subject.training
     if case is None:
         raise InputError(f"subject {subject.name!r} has no training-data case.")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(case.X_test):
         raise InputError(f"index={index!r} is out of range: the training-data case has "
                          f"{len(case.X_test)} test points (0..{len(case.X_test) - 1}).")
-    if method not in ("influence", "grad_dot", "grad_cos", "representer", "tracin"):
-        raise InputError(f"training-data method {method!r}: choose one of influence, grad_dot, "
-                         "grad_cos, representer, tracin.")
+    return case
+
+
+def training_points(job: Job, subject: Subject, index: int, method: str, k: int = 6,
+                    ) -> dict[str, Any]:
+    """Top proponents/opponents of a test point of the subject's training-data case."""
+    case = check_training(subject, index, method)
     data = TrainingData(case.X_train, case.y_train, fit=case.fit)
     x = case.X_test[index:index + 1]
     y = case.y_test[index:index + 1]

@@ -118,6 +118,10 @@ class Tags:
             values), so :func:`tribute.explain` lets NaN through instead of refusing it.
         images_only: explains one image input (per-sample ``(C, H, W)`` or ``(H, W)``) with
             regions of pixels; refuses other inputs (the region methods).
+        fractional_masks: evaluates the game at masks strictly between 0 and 1 without
+            gradients (``sobol``), so it needs a game that can remove a fraction of a player
+            (real-valued inputs, or text that blends input embeddings); gradient methods say so
+            through ``needs_gradients``.
     """
 
     family: str
@@ -133,6 +137,7 @@ class Tags:
     model_specific: bool = False
     reads_missing: bool = False
     images_only: bool = False
+    fractional_masks: bool = False
 
 
 #: class -> (its ``__init__``, hyperparameter defaults): ``inspect.signature`` once per class.

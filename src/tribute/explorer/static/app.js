@@ -263,29 +263,49 @@ async function selectInput(i) {
 }
 
 // ------------------------------------------------------------------ explain
+// why method m cannot run with the removal picked ("" where it can): a text subject's
+// catalogue says it per removal (removal 'delete' takes neither gradients nor fractional
+// masks: sobol and the gradient methods were offered there and then raised, rev47t)
+function whyNot(m, removal) {
+  const w = m.why_by_removal;
+  return w && removal !== null && removal !== undefined && removal in w ? w[removal] : m.why;
+}
 function fillMethods() {
-  const sel = $("explain-method"); sel.replaceChildren();
-  const ms = state.subject.methods;
-  const pref = state.subject.kind === "text" ? "kernel_shap" : "integrated_gradients";
-  for (const m of ms) {
-    const o = el("option", { value: m.name, text: m.usable ? m.name : `${m.name} (n/a)` });
-    if (!m.usable) { o.disabled = true; o.title = m.why; }
-    sel.append(o);
-  }
-  sel.value = ms.find((m) => m.name === pref && m.usable) ? pref : (ms.find((m) => m.usable) || {}).name;
-  sel.onchange = drawParams; drawParams();
-  const box = $("compare-methods"); box.replaceChildren();
-  const defaults = state.subject.kind === "text" ? ["kernel_shap", "feature_ablation"] : ["integrated_gradients", "kernel_shap"];
-  for (const m of ms.filter((m) => m.usable)) {
-    const cb = el("input", { type: "checkbox", value: m.name, name: "compare-method" });
-    cb.checked = defaults.includes(m.name);
-    box.append(el("label", {}, cb, m.name));
-  }
-  $("explain-budget").placeholder = `default (${state.subject.default_budget})`;
   for (const id of ["explain", "compare"]) {  // text subjects: how removed words are removed
     const rs = state.subject.removals || [], r = $(`${id}-removal`);
     r.replaceChildren(...rs.map((v) => el("option", { value: v, text: v })));
     $(`${id}-removal-label`).hidden = !rs.length;
+  }
+  $("explain-removal").onchange = fillExplainMethods;
+  $("compare-removal").onchange = () => fillCompareMethods(false);
+  fillExplainMethods(true);
+  fillCompareMethods(true);
+  $("explain-budget").placeholder = `default (${state.subject.default_budget})`;
+}
+function fillExplainMethods(fresh) {
+  const sel = $("explain-method"), was = fresh === true ? null : sel.value;
+  const ms = state.subject.methods, removal = removalOf("explain");
+  sel.replaceChildren();
+  const pref = state.subject.kind === "text" ? "kernel_shap" : "integrated_gradients";
+  for (const m of ms) {
+    const why = whyNot(m, removal);
+    const o = el("option", { value: m.name, text: why ? `${m.name} (n/a)` : m.name });
+    if (why) { o.disabled = true; o.title = why; }
+    sel.append(o);
+  }
+  const ok = (name) => ms.some((m) => m.name === name && !whyNot(m, removal));
+  sel.value = was && ok(was) ? was : ok(pref) ? pref : (ms.find((m) => !whyNot(m, removal)) || {}).name;
+  sel.onchange = drawParams; drawParams();
+}
+function fillCompareMethods(fresh) {
+  const box = $("compare-methods"), removal = removalOf("compare");
+  const was = fresh === true ? null : new Set([...box.querySelectorAll("input:checked")].map((c) => c.value));
+  box.replaceChildren();
+  const defaults = state.subject.kind === "text" ? ["kernel_shap", "feature_ablation"] : ["integrated_gradients", "kernel_shap"];
+  for (const m of state.subject.methods.filter((m) => !whyNot(m, removal))) {
+    const cb = el("input", { type: "checkbox", value: m.name, name: "compare-method" });
+    cb.checked = was ? was.has(m.name) : defaults.includes(m.name);
+    box.append(el("label", {}, cb, m.name));
   }
 }
 function removalOf(id) { return (state.subject.removals || []).length ? $(`${id}-removal`).value : null; }
