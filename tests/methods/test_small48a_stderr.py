@@ -122,7 +122,7 @@ def test_models_that_ignore_every_player_keep_their_stderr(dtype: torch.dtype) -
     the batch-size-dependent rounding of the reference pass) with large output offsets, and
     offset additive games, raise no StderrWarning and keep finite standard errors."""
     calls = 0
-    for trial in range(6):
+    for trial in range(4):
         torch.manual_seed(trial)
         d, h = 5 + trial, 40 + 30 * trial
         first, mid, last = torch.nn.Linear(d, h), torch.nn.Linear(h, h), torch.nn.Linear(h, 2)
@@ -148,4 +148,4 @@ def test_models_that_ignore_every_player_keep_their_stderr(dtype: torch.dtype) -
                 a = tribute.explain(additive, np.ones((1, _N)), method=method, budget=20, baseline=0.0, seed=3)
             assert np.isfinite(np.asarray(a.stderr)).all(), (offset, method)
             calls += 1
-    assert calls == 24
+    assert calls == 18
