@@ -27,6 +27,7 @@ from .errors import (
     ProbabilityClipWarning,
     StderrWarning,
     TributeError,
+    UndefinedScoreWarning,
     UnsupportedModelError,
     WeightsFormatError,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "StderrWarning",
     "TrainingData",
     "TributeError",
+    "UndefinedScoreWarning",
     "UnsupportedModelError",
     "WeightsFormatError",
     "__version__",

@@ -18,6 +18,7 @@ __all__ = [
     "ProbabilityClipWarning",
     "StderrWarning",
     "TributeError",
+    "UndefinedScoreWarning",
     "UnsupportedModelError",
     "WeightsFormatError",
     "user_stacklevel",
@@ -62,6 +63,13 @@ class ProbabilityClipWarning(UserWarning):
     (``+27.6`` for a log-odds), so the credits understate a saturated model. Explain its scores
     (``model=est.decision_function``) or ``output="prob"`` instead, or filter it where the
     bound is the intended convention (a tree ensemble's pure leaves)."""
+
+
+class UndefinedScoreWarning(RuntimeWarning):
+    """A metric's score is undefined (NaN) on every sample, so its mean and standard error are
+    NaN (``n = 0``; ``extra["n_undefined"]`` counts the samples). The metric's documentation
+    says when a score is undefined, e.g. a model whose output does not change or credits that
+    are all zero. Issued once per metric call."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

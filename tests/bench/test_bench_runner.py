@@ -49,8 +49,8 @@ def test_same_seed_same_numbers(suite: bench.Suite, result: bench.BenchResult) -
     assert _numbers(other) != a
 
 
-def test_failing_method_is_recorded_not_fatal(suite: bench.Suite,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_method_is_recorded_not_fatal(suite: bench.Suite, monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
     real = tribute.api.explain  # what the runner calls (``from ..api import explain``)
 
     def flaky(model: Any, inputs: Any, method: str = "", **kw: Any) -> Any:
@@ -70,6 +70,16 @@ def test_failing_method_is_recorded_not_fatal(suite: bench.Suite,
         assert res.score(case, "feature_ablation", "deletion") is not None
         assert res.score(case, "saliency", "deletion") is None
     assert "failed" in format_leaderboard(res)
+    # small48a (rev47b): leaderboard.csv had no row for the failed method, so a reader of the CSV
+    # saw feature_ablation alone, as if saliency had not been asked for
+    rows = list(csv.DictReader(bench.write_csv(res, tmp_path / "lb.csv").open(encoding="utf-8")))
+    for case in CASES:
+        bad_rows = [r for r in rows if r["case"] == case and r["method"] == "saliency"]
+        assert [r["metric"] for r in bad_rows] == ["deletion"]
+        assert bad_rows[0]["status"] == "failed" and "boom from a broken method" in bad_rows[0]["message"]
+        assert bad_rows[0]["mean"] == "" and bad_rows[0]["rank"] == ""
+        good_rows = [r for r in rows if r["case"] == case and r["method"] == "feature_ablation"]
+        assert len(good_rows) == 1 and good_rows[0]["status"] == "ok" and good_rows[0]["mean"] != ""
 
 
 def test_unknown_names_are_errors_defaults_are_notes(suite: bench.Suite) -> None:
@@ -125,7 +135,18 @@ def test_terminal_table_is_aligned(result: bench.BenchResult) -> None:
 def test_csv_and_json(result: bench.BenchResult, tmp_path: Path) -> None:
     p = bench.write_csv(result, tmp_path / "lb.csv")
     rows = list(csv.DictReader(p.open(encoding="utf-8")))
-    assert len(rows) == len(result.scores)
+    # one row per score, plus one per metric of the case for each run that did not produce
+    # credits (here wrong_class on the regression case, oracle without ground truth)
+    not_ok = {(r.case, r.method): r for r in result.runs if r.status != "ok"}
+    assert not_ok
+    scored = [r for r in rows if (r["case"], r["method"]) not in not_ok]
+    assert len(scored) == len(result.scores)
+    for (case, method), run in not_ok.items():
+        own = [r for r in rows if (r["case"], r["method"]) == (case, method)]
+        case_metrics = {s.metric for s in result.scores if s.case == case}
+        assert sorted(r["metric"] for r in own) == sorted(case_metrics)
+        assert all(r["mean"] == "" and r["status"] == run.status and r["message"] == run.message for r in own)
+    assert {(r["case"], r["method"]) for r in rows} == {(r.case, r.method) for r in result.runs}
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok and all(r["mean"] != "" for r in ok)
     r0 = next(r for r in ok if r["method"] == "feature_ablation" and r["metric"] == "deletion")

@@ -377,7 +377,12 @@ def metric_failures(result: BenchResult, case: str) -> list[str]:
 
 # --------------------------------------------------------------------------- files
 def write_csv(result: BenchResult, path: str | Path) -> Path:
-    """One row per (case, method, metric): mean, stderr, n, rank, status and the method's cost."""
+    """One row per (case, method, metric): mean, stderr, n, rank, status and the method's cost.
+
+    A method whose explanation did not run (status ``failed`` or ``n/a``) has no scores; it
+    gets one row per metric of its case with an empty mean and the run's status and message
+    (before stop 48 it had no row at all, and the CSV read as if it had not been run).
+    """
     fh = io.StringIO(newline="")
     w = csv.writer(fh)
     w.writerow(["suite", "seed", "case", "method", "reference", "metric",
@@ -399,6 +404,15 @@ def write_csv(result: BenchResult, path: str | Path) -> Path:
                     s.status, s.message,
                     "" if run is None else f"{run.seconds:.4f}",
                     "" if run is None or run.n_evals is None else run.n_evals])
+    for run in result.runs:
+        if run.status == "ok":
+            continue
+        scored = {s.metric for s in result.scores if s.case == run.case}
+        for metric in [m for m in result.metrics if m in scored] or list(result.metrics):
+            higher = result.metric_info.get(metric, {}).get("higher_is_better", "")
+            w.writerow([result.suite, result.seed, run.case, run.method, run.method in REFERENCES, metric, higher,
+                        "", "", "", "", "", run.status, run.message,
+                        f"{run.seconds:.4f}", "" if run.n_evals is None else run.n_evals])
     return atomic_write_text(path, fh.getvalue())
 
 

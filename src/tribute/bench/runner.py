@@ -39,7 +39,7 @@ from ..errors import BudgetError, InputError, TributeError, UnsupportedModelErro
 from ..games.build import build_game
 from ..methods.base import get_method, registry
 from ..metrics.api import columns_to_labels
-from ..metrics.base import Metric, get_metric
+from ..metrics.base import Metric, get_metric, undefined_reported
 from ..metrics.faithfulness import infidelity_unit_problem
 from ..models import as_model
 from ._metrics import BENCH_METRICS
@@ -565,7 +565,8 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                 if "model_explain" in info.needs:
                     ctx["model_explain"] = mex
                 try:
-                    res = metric(game, attr, **ctx, **kw)
+                    with undefined_reported():  # said below: "n/a", undefined for every sample
+                        res = metric(game, attr, **ctx, **kw)
                 except Exception as exc:  # recorded, never fatal
                     status, msg = _classify(exc)
                     out.append(Score(case.name, run.method, mname, status, msg,

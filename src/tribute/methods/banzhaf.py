@@ -18,7 +18,7 @@ from ..attribution import Attribution
 from ..errors import InputError
 from ..games.base import Game
 from ..params import Options, declare
-from ._stderr import flat_draws, inflate, inflate_welch, warn_undefined
+from ._stderr import flat_draws, inflate, inflate_welch, value_rounding, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 from .exact import value_table
 
@@ -295,7 +295,8 @@ class Banzhaf(Method):
         # data game's v(N) is one more model trained, past the budget (rev47z: 21 fits and
         # n_evals 21 for budget=20), so its draws stay unchecked
         full = game.peek_full() if k > 0 else None
-        flat = None if full is None else flat_draws(y.amin(1), y.amax(1), full)
+        lo, hi = y.amin(1), y.amax(1)
+        flat = None if full is None else flat_draws(lo, hi, full, value_rounding(game, lo, hi, full))
         if flat is not None and bool(flat.any()):
             stderr = torch.where(flat[..., None], torch.full_like(stderr, float("nan")), stderr)
             warn_undefined("banzhaf", f"all {k} drawn coalitions gave the same value while v(N) differs "

@@ -34,7 +34,14 @@ from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..games.features import FeatureGame
 from ..params import InstanceOf, Interval, declare
-from ._stderr import central_moments, flat_draws, inflate, inflate_skewed, warn_undefined
+from ._stderr import (
+    central_moments,
+    flat_draws,
+    inflate,
+    inflate_skewed,
+    value_rounding,
+    warn_undefined,
+)
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Rise", "bernoulli_masks", "smooth_masks"]
@@ -268,7 +275,8 @@ class Rise(Method):
         # every mask gave one value while v(N) differs: no mask switched the interaction on, and
         # the spread (0) said the credits were exact (6 players, AND game, 19 masks: credit 0,
         # stderr 0 in 74% of seeds for a truth of 3/32, aud47e); p = 1 keeps every player (exact)
-        flat = flat_draws(vlo, vhi, game.full())
+        full = game.full()
+        flat = flat_draws(vlo, vhi, full, value_rounding(game, vlo, vhi, full))
         if p < 1 and bool(flat.any()):
             stderr = torch.where(flat[..., None], torch.full_like(stderr, float("nan")), stderr)
             warn_undefined("rise", f"all {n_masks} masks gave the same value while v(N) differs "

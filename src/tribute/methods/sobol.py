@@ -36,7 +36,7 @@ import torch
 from ..attribution import Attribution
 from ..games.base import VALUE_BLOCK_ELEMENTS, Game
 from ..params import Interval, Options, declare
-from ._stderr import flat_draws, inflate_skewed, warn_undefined
+from ._stderr import flat_draws, inflate_skewed, value_rounding, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
 
 __all__ = ["Sobol", "jansen_total", "replicate_count", "sobol_designs"]
@@ -139,9 +139,13 @@ def jansen_total(fa: torch.Tensor, fb: torch.Tensor, fc: torch.Tensor, replicate
         warn_undefined("sobol", "one scrambled Sobol sequence is one replicate",
                        "Pass replicates >= 2 (default 8).")
         return st, torch.full_like(st, float("nan"))
-    p_k = (fa + fb) / 2.0  # ... x N
-    q_k = (fa * fa + fb * fb) / 2.0
-    lin_v = q_k - 2.0 * p_k.mean(-1, keepdim=True) * p_k  # ... x N: the denominator's influence
+    # the denominator's influence q_k - 2 p p_k, from values centred on p (the same up to the
+    # constant p^2, which moves every influence alike): uncentred, an output offset of 1e6
+    # cancelled it to rounding (stderr 0 for indices whose seed-to-seed spread was 0.84, and
+    # one stderr for every player, where offset 0 gave them their own; small48a)
+    p = both.mean(-1, keepdim=True)
+    ca, cb = fa - p, fb - p
+    lin_v = (ca * ca + cb * cb) / 2.0  # ... x N
     infl = (sq - 2.0 * st[..., None] * lin_v[..., None, :]) / safe[..., None]  # ... x n x N
     # replicate means: design k in replicate k mod R
     idx = torch.arange(n_designs) % r_count
@@ -277,7 +281,8 @@ class Sobol(Method):
         # 9 of 50 seeds, aud47e)
         v_lo = torch.minimum(torch.minimum(fa.amin(1), fb.amin(1)), fc.amin((2, 3)))
         v_hi = torch.maximum(torch.maximum(fa.amax(1), fb.amax(1)), fc.amax((2, 3)))
-        flat = flat_draws(v_lo, v_hi, game.full())
+        full = game.full()
+        flat = flat_draws(v_lo, v_hi, full, value_rounding(game, v_lo, v_hi, full))
         if bool(flat.any()):
             se = torch.where(flat[..., None], torch.full_like(se, float("nan")), se)
             warn_undefined("sobol", f"all {n_designs * (n + 2)} masks gave the same value while v(N) "

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..attribution import Attribution
 from ..methods.text_split import group_rows, group_scope
-from .base import MetricInfo, MetricResult, Scores, finish
+from .base import MetricInfo, MetricResult, Scores, finish, undefined_reported
 
 __all__ = ["evaluate_by_word_count", "group_players", "recorded_spans", "recorded_specials",
            "text_players_mismatch", "word_counts"]
@@ -186,7 +186,7 @@ def evaluate_by_word_count(
     for n, rows in group_rows(counts):
         # its errors name the group (sample numbers count within it); its own warnings are
         # re-issued once each, the merged result warns about its standard error itself
-        with group_scope(n, rows, seen, "scored"):
+        with group_scope(n, rows, seen, "scored"), undefined_reported():  # the merged result warns
             res = call([inputs[int(i)] for i in rows], sub_attribution(attr, rows, n), rows, n)
         results.append((rows, n, res))
     multi = attr.layout.multi_target

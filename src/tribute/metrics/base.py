@@ -22,18 +22,20 @@ the ``explain`` callable it is given.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError, StderrWarning, user_stacklevel
+from ..errors import InputError, StderrWarning, UndefinedScoreWarning, user_stacklevel
 from ..games.base import Game
 from ..registry import Registry
 
@@ -47,6 +49,7 @@ __all__ = [
     "get_metric",
     "metric_registry",
     "register_metric",
+    "undefined_reported",
 ]
 
 #: Arguments a metric may declare in ``needs``; :func:`tribute.evaluate` fills them in.
@@ -297,6 +300,22 @@ def undefined_where_not_finite(metric: str, flat: np.ndarray, out: Scores) -> Sc
     return Scores(vals, extra, out.n_evals)
 
 
+#: True inside :func:`undefined_reported`: :func:`finish` leaves the all-undefined warning out.
+_REPORTED: contextvars.ContextVar[bool] = contextvars.ContextVar("tribute_undefined_reported", default=False)
+
+
+@contextlib.contextmanager
+def undefined_reported() -> Iterator[None]:
+    """Metric calls inside issue no :class:`~tribute.errors.UndefinedScoreWarning`: the caller
+    reports a score undefined on every sample itself (the bench's ``n/a``), or merges the
+    calls into one result that warns (text groups)."""
+    token = _REPORTED.set(True)
+    try:
+        yield
+    finally:
+        _REPORTED.reset(token)
+
+
 def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
            seconds: float, multi_target: bool) -> MetricResult:
     """Pack :class:`Scores` into a :class:`MetricResult` (summary across samples)."""
@@ -346,6 +365,14 @@ def finish(info: MetricInfo, out: Scores, params: dict[str, Any], n_evals: int,
     n_undefined = int(vals.shape[0] - n)
     if n_undefined:
         extra.setdefault("n_undefined", n_undefined)
+    if n == 0 and vals.shape[0] and not _REPORTED.get() and "nonfinite_credit_samples" not in extra:
+        # aud47m: a constant model gave NaN for every sample of 9 metrics with no word (NaN or
+        # infinite credits have warned already: undefined_where_not_finite)
+        warnings.warn(
+            f"metric {info.name!r}: the score is undefined (NaN) on every one of the {vals.shape[0]} "
+            "sample(s), so its mean and stderr are NaN (n = 0). The metric's documentation says when "
+            "a score is undefined (e.g. a model whose output does not change, or credits that are "
+            "all zero).", UndefinedScoreWarning, stacklevel=user_stacklevel())
     return MetricResult(metric=info.name, scores=scores, mean=mean, stderr=stderr, n=n,
                         higher_is_better=info.higher_is_better, params=params,
                         n_evals=int(n_evals), seconds=seconds, extra=extra)

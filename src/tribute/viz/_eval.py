@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -162,10 +163,12 @@ def _direction(d: Any, where: str) -> bool | None:
     if isinstance(d, (bool, np.bool_)):
         return bool(d)
     s = str(d).strip().lower()
-    if s.startswith(("higher", "max", "up")):
+    if s.startswith(("higher", "max", "up")) or s == "true":  # "True": a CSV's bool column as text
         return True
-    if s.startswith(("lower", "min", "down")):
+    if s.startswith(("lower", "min", "down")) or s == "false":
         return False
+    if not s:  # an empty CSV field: unknown
+        return None
     raise ValueError(
         f"leaderboard: {where} must be 'higher' or 'lower' (is better), or a bool "
         f"higher_is_better; got {d!r}"
@@ -243,8 +246,10 @@ def _parse_scores(
 
 
 def _cell(mean: Any, se: Any, where: str) -> _Cell:
-    m = float(mean)
-    s = None if se is None else float(se)
+    # an empty field of a CSV read with the csv module (bench's leaderboard.csv leaves the mean
+    # of an n/a or failed method empty; pandas reads it as NaN) is a missing result
+    m = math.nan if isinstance(mean, str) and not mean.strip() else float(mean)
+    s = None if se is None or (isinstance(se, str) and not se.strip()) else float(se)
     if s is not None and np.isnan(s):
         s = None
     if np.isinf(m) or (s is not None and (not np.isfinite(s) or s < 0)):
