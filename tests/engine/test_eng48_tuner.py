@@ -119,3 +119,18 @@ def test_settle_in_the_middle_of_the_first_round_keeps_its_place() -> None:
     assert t.propose() == 2048
     t.settle(1500)  # drops 4,096; 2,048 is still to be timed in this round
     assert t.propose() == 2048 and t._duel == [1024, 2048]
+
+
+def test_a_duel_reached_by_a_skip_times_the_size_on_probation_too() -> None:
+    # passes cost 1 ms + 0.1 us per row up to 4,096 rows (8,192: 1 us per row): the search
+    # skips from 32 to 2,048 (see BatchTuner._skip_ahead); 4,096 is faster still, but its four
+    # growth passes shared a slow spell (3x). The duel of 2,048 with its untimed half times
+    # 4,096 once more, keeps it, and it wins
+    def rate(s: int) -> float:
+        return s / (1e-3 + s * (0.1e-6 if s <= 4096 else 1e-6))
+    curve = {s: rate(s) for s in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)}
+    t = BatchTuner(cap=8192, warm=True)
+    sizes = _feed(t, curve, {4096: 4}, 3.0)
+    assert sizes[:4] == [16, 32, 2048, 4096], sizes  # the skip
+    assert 1024 in sizes  # the duel's untimed half
+    assert t.done and t.best == 4096, (t.best, sizes)
