@@ -20,12 +20,13 @@ def test_a_bigger_size_confirmed_slower_sits_the_duel_out() -> None:
     sizes = feed_tuner(t, lambda s: MLP13[s], rounds=40)
     grow = sizes.index(8192)
     # 8,192 is cheap (< 5 ms) and clearly slower: timed 4 times in the growth search (the cap
-    # too: rev42e, see test_rev42e.py), then never again (before: 4 more in the duel of 4,096
-    # with its neighbours)
+    # too: rev42e, see test_rev42e.py), then once more, in the duel's first round (eng48: the
+    # four ran back to back and can share one slow spell), and never again (before eng42: 4
+    # more in the duel of 4,096 with its neighbours)
     assert sizes[grow:grow + 4] == [8192] * 4
-    assert sizes.count(8192) == 4, sizes
+    assert sizes.count(8192) == 5, sizes
     assert t.done and t.best == 4096
-    assert len(t._samples[8192]) == 4
+    assert len(t._samples[8192]) == 5
 
 
 def test_a_slower_size_below_the_cap_is_still_confirmed_four_times() -> None:
@@ -37,7 +38,7 @@ def test_a_slower_size_below_the_cap_is_still_confirmed_four_times() -> None:
     grow = sizes.index(4096)
     assert sizes[grow:grow + 4] == [4096] * 4
     assert 8192 not in sizes  # the search ended at 4,096
-    assert sizes.count(4096) == 4 and t.best == 2048
+    assert sizes.count(4096) == 4 + 1 and t.best == 2048  # + 1 in the duel's first round (eng48)
 
 
 def test_the_duel_still_times_a_bigger_size_that_was_timed_once() -> None:
