@@ -16,7 +16,13 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module_mod
 
-from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
+from ..errors import (
+    InputError,
+    ModelOutputError,
+    TributeError,
+    UnsupportedModelError,
+    user_stacklevel,
+)
 from ..models import ModelAdapter
 from ..targets import Target
 from .memory import resolve_max_memory
@@ -611,6 +617,7 @@ class Engine:
         blocks: bool = False,
         chunk: Callable[[int, int], None] | None = None,
         block_bytes: int | None = None,
+        check: bool | Callable[[], list[torch.Tensor]] = True,
     ) -> None:
         """Evaluate rows ``0..n_rows-1`` chunk by chunk.
 
@@ -644,6 +651,16 @@ class Engine:
                 counts what the model allocates per row during a pass (component games: the
                 hooked activations) give the bytes of the rows they compose: their blocks
                 then hold several chunks, as a feature game's do.
+            check: whether this run's passes may check that the model evaluates its rows
+                independently (see :meth:`_checked_values`): True (a run with ``chunk`` is then
+                not checked); False: never (a pass whose values explain nothing, such as a
+                component game's capture of activations, would mark the model checked without
+                checking it); a callable (component games): checked with its floating-point
+                inputs as leaves, in gradient passes too, and the tensors the callable returns,
+                called right before the checking pass's forward pass (after ``chunk``; the game
+                makes the masks its hooks read leaves there). After a checking pass that could
+                not run, ``build`` and ``chunk`` are called again before the plain pass (its
+                hooks see one fresh pass).
         """
         if n_rows <= 0:
             return
@@ -663,7 +680,7 @@ class Engine:
             with torch.enable_grad():
                 return self.run(n_rows, build, sink, row_bytes=row_bytes, grad=grad, desc=desc,
                                 select=select, describe_row=describe_row, tune_key=tune_key,
-                                blocks=blocks, chunk=chunk, block_bytes=block_bytes)
+                                blocks=blocks, chunk=chunk, block_bytes=block_bytes, check=check)
         fixed = self.fixed_rows()
         tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         if tuner is not None:
@@ -677,6 +694,10 @@ class Engine:
         clock: SchedulerFreeClock | None = None  # times tuning chunks (opened when needed)
         block_ok = blocks and not grad
         check_rows = self._check_rows(row_bytes, grad)  # passes this big may check the model
+        # rev47o / aud48c: a component game's hooked passes were never checked (chunk), and its
+        # capture passes (values of zeros) marked the model checked without checking it
+        more = check if callable(check) else None
+        checkable = bool(check) and (chunk is None or more is not None)
         # the first self-tuned pass the model refused (its rows, its error): the tuner keeps below
         refused: tuple[int, BaseException] | None = None
         try:
@@ -707,7 +728,7 @@ class Engine:
                         spent, done = self._run_block(start, stop, size, build, sink, select,
                                                       describe_row, threads, bar, scope,
                                                       clock if timing else None, chunk, after,
-                                                      fixed, check_rows)
+                                                      fixed, check_rows if checkable else 0, more)
                     except Exception as exc:
                         if not _is_oom(exc):
                             if self._too_big(exc, tuner, size):
@@ -737,18 +758,24 @@ class Engine:
                         rows = build(start, stop)
                         if chunk is not None:
                             chunk(start, stop)
-                    check = self._check_wanted(stop - start, chunk, rows.inputs, check_rows)
+                    check = checkable and self._check_wanted(stop - start, rows.inputs, check_rows)
                     got = None
                     if grad:
                         with torch.enable_grad():
                             vals, grads = self._pass(rows, stop - start, select, True, start,
                                                      describe_row, threads,
-                                                     check=fixed if check else False)
+                                                     check=fixed if check else False,
+                                                     more=more if check else None)
                     elif check and (got := self._checked_values(
                             rows.inputs, rows, stop - start, select, start, describe_row,
-                            threads, fixed)) is not None:
+                            threads, fixed, more)) is not None:
                         vals, grads = got[1], None
                     else:
+                        if check and more is not None:  # the checking pass's hooks ran: afresh
+                            with own_work(threads):
+                                rows = build(start, stop)
+                                if chunk is not None:
+                                    chunk(start, stop)
                         with torch.inference_mode():
                             vals, grads = self._pass(rows, stop - start, select, False, start,
                                                      describe_row, threads)
@@ -830,15 +857,15 @@ class Engine:
         _out_of_memory(tuner, n)
         return True
 
-    def _check_wanted(self, n: int, chunk: Callable[[int, int], None] | None,
-                      inputs: tuple[Any, ...] = (), most: int = _CHECK_MAX_ROWS) -> bool:
+    def _check_wanted(self, n: int, inputs: tuple[Any, ...] = (),
+                      most: int = _CHECK_MAX_ROWS) -> bool:
         """Whether the next forward pass of ``n`` rows checks that the model evaluates its rows
         independently (see :meth:`_checked_values`): once per torch model and process, on the
-        first pass of 2 to ``most`` rows (:meth:`_check_rows`; a component game's hooked
-        passes, ``chunk``, are not checked)."""
-        if self._check_small:
+        first pass of 2 to ``most`` rows (:meth:`_check_rows`; 0: a run whose passes are not
+        checked, see :meth:`run`'s ``check``)."""
+        if self._check_small and most:
             most = _CHECK_MAX_ROWS
-        if self._batch_checked or chunk is not None or not 2 <= n <= most \
+        if self._batch_checked or not 2 <= n <= most \
                 or self.model.module is None:
             return False
         if _is_checked(self._model_key()):
@@ -870,7 +897,8 @@ class Engine:
     def _checked_values(self, inputs: tuple[Any, ...], rows: Rows, n: int,
                         select: Callable[[torch.Tensor, Rows], torch.Tensor] | None, start: int,
                         describe_row: Callable[[int], str] | None, threads: int,
-                        fixed: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+                        fixed: int | None, more: Callable[[], list[torch.Tensor]] | None = None,
+                        ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """One forward pass of ``n`` rows (``inputs``; ``rows`` gives their samples, extra and
         keyword arguments) run with autograd instead of inference mode, returning the detached
         raw outputs and explained values, after checking that a middle row's values do
@@ -882,7 +910,8 @@ class Engine:
         how tribute batches coalitions -- the self-tuned size, ``batch_size``, the order of a
         call's rows -- and is refused. The rows are the call's own (nothing is evaluated
         twice); None (the caller then runs the plain pass) when nothing can be checked: no
-        floating-point per-row input, or a model that cannot run with autograd."""
+        floating-point per-row input, or a model that cannot run with autograd. ``more`` (see
+        :meth:`run`'s ``check``) gives further leaves, made right before the forward pass."""
         leaves: list[torch.Tensor] = []
         args: list[Any] = []
         with torch.inference_mode(False):
@@ -894,6 +923,8 @@ class Engine:
                     args.append(leaf.clone())  # a model that edits its input edits a copy
                 else:
                     args.append(x)
+            if more is not None:
+                leaves.extend(more())
         if not leaves:
             self._done_checking()
             return None
@@ -912,6 +943,12 @@ class Engine:
                     # before aud47o (the call failed with "do not fit" instead)
                     self._check_small = True
                     return None
+                if more is not None and isinstance(exc, TributeError):
+                    raise  # a component game's hook refused the pass: the plain pass would too
+                # the model saw the rows (aud48c: a numpy call inside forward failed the checking
+                # pass, and its rows were missing from n_rows: 30 counted where the model saw 36)
+                self.n_rows += self._model_rows(n)
+                self.n_passes += 1
                 self._done_checking()
                 return None
             vals = self._values(out, rows, n, select, True, start, describe_row, threads)
@@ -954,7 +991,8 @@ class Engine:
                    chunk: Callable[[int, int], None] | None = None,
                    after: Callable[[float], bool] | None = None,
                    fixed: int | None = None,
-                   check_rows: int = _CHECK_MAX_ROWS) -> tuple[float, int]:
+                   check_rows: int = _CHECK_MAX_ROWS,
+                   more: Callable[[], list[torch.Tensor]] | None = None) -> tuple[float, int]:
         """Rows ``[start, stop)`` composed at once, sent to the model ``size`` rows at a time;
         values selected, checked and stored once for the block. Returns the seconds the
         forward passes took by ``clock`` (0.0 without one) and the end of the rows done
@@ -979,9 +1017,12 @@ class Engine:
                 part = inputs if n <= size else tuple(_aligned(x[a:b]) for x in inputs)
                 if chunk is not None:
                     chunk(start + a, start + b)
+                check = self._check_wanted(b - a, part, check_rows)
                 got = self._checked_values(
                     part, Rows(inputs=part, sample=rows.sample[a:b]), b - a, select, start + a,
-                    describe_row, threads, fixed) if self._check_wanted(b - a, chunk, part, check_rows) else None
+                    describe_row, threads, fixed, more) if check else None
+                if got is None and check and more is not None and chunk is not None:
+                    chunk(start + a, start + b)  # the checking pass's hooks ran: afresh
                 outs.append(self._forward(part, (), {}, b - a) if got is None else got[0])
                 bar.update(b - a)
                 if scope is not None:
@@ -1069,12 +1110,23 @@ class Engine:
     def _pass(self, rows: Rows, n: int, select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
               grad: bool, start: int, describe_row: Callable[[int], str] | None,
               threads: int = 1, check: int | bool | None = False,
+              more: Callable[[], list[torch.Tensor]] | None = None,
               ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """One forward pass (and backward, with ``grad``). ``check`` (gradient runs; the
         fixed rows per pass, or None when tuned; False: no check) first checks that the
         explained values of the chunk's first and last rows do not depend on the other rows'
-        leaves (see :meth:`_checked_values`)."""
-        out = self._forward(rows.inputs, rows.extra, rows.kwargs, n)
+        leaves (see :meth:`_checked_values`); with ``more`` (see :meth:`run`'s ``check``) also
+        on the rows' floating-point inputs and the tensors ``more`` gives."""
+        inputs, seen = rows.inputs, list(rows.leaves)
+        if check is not False and more is not None:
+            # aud48c: a component game's rows carry its masks as leaves, which a layer mixing
+            # the batch before the hooked module does not reach: the inputs are leaves too
+            inputs = tuple(x.detach().clone().requires_grad_(True)
+                           if isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim > 0
+                           and int(x.shape[0]) == n and not x.requires_grad else x for x in inputs)
+            seen += [x for x in inputs if isinstance(x, torch.Tensor) and x.requires_grad]
+            seen += more()
+        out = self._forward(inputs, rows.extra, rows.kwargs, n)
         vals = self._values(out, rows, n, select, grad, start, describe_row, threads)
         if not grad:
             return vals.detach(), None
@@ -1083,7 +1135,7 @@ class Engine:
             raise RuntimeError("gradient run without leaves")  # programming error, not user input
         if check is not False:
             try:
-                r = _cross_row(vals, list(leaves), n)
+                r = _cross_row(vals, [*seen, *(x for x in leaves if all(x is not y for y in seen))], n)
             except Exception:  # not differentiable twice over (an in-place edit): unchecked
                 r = None
             if r is not None:

@@ -471,8 +471,10 @@ class ComponentGame(Game):
         state.mode = "capture"
         with installed(self.module, self.sites, state):
             state.mode = "capture"
+            # its values are zeros, not the explained output: no batch check here (it marked the
+            # model checked without checking it, aud48c); the game's own passes check it
             engine.run(n, build, sink, row_bytes=max(1, sum(math.prod(x.shape[1:]) * 4 for x in xs)),
-                       desc=f"caching activations ({what})", select=select)
+                       desc=f"caching activations ({what})", select=select, check=False)
         captured = state.captured
         state.captured = {}
         # the chunks are the hooks' own clones: one contiguous chunk is what torch.cat would copy
@@ -686,6 +688,20 @@ class ComponentGame(Game):
         extra, kw = self._extras(b)
         return Rows(inputs=xs, sample=b, extra=extra, kwargs=kw, leaves=[m] if leaf and m is not None else [])
 
+    def _check_leaves(self) -> list[torch.Tensor]:
+        """The masks the hooks read in the next forward pass, as a gradient leaf: the engine's
+        batch check (see :meth:`Engine.run`'s ``check``) then also finds a row whose value moves
+        with another row's coalition (a layer mixing the batch after the hooked module, which
+        token-id inputs cannot reveal). rev47o / aud48c: a component game's passes were never
+        checked; a batch-mean model's neuron credits moved with ``batch_size`` (feature_ablation,
+        sample 0, unit 0: -0.0580 at 16, -0.0346 at 64; 0.0 for the input alone)."""
+        st = self.state
+        if st.mask is None:
+            return []
+        if not st.mask.requires_grad:  # a gradient run's masks are its leaves already
+            st.mask = st.mask.detach().clone().requires_grad_(True)
+        return [st.mask]
+
     @contextlib.contextmanager
     def _dropping_block(self) -> Iterator[None]:
         """Forget the last block's rows when the run ends (also after an exception)."""
@@ -740,7 +756,8 @@ class ComponentGame(Game):
                             blocks=not self.forward_args and not self.forward_kwargs,
                             # blocks hold the composed inputs, sample ids and reference rows
                             # (the masks are a view per pass, the activations per pass too)
-                            chunk=self._chunk, block_bytes=self._in_bytes + 16)
+                            chunk=self._chunk, block_bytes=self._in_bytes + 16,
+                            check=self._check_leaves)
         return out.reshape(b_total, k_count, t_count)
 
     def _evaluate_grad(self, masks: torch.Tensor, shared: bool,
@@ -781,7 +798,8 @@ class ComponentGame(Game):
         with installed(self.module, self.sites, self.state, drop_layers=drop_layers):
             self.state.mode = "mask"
             self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes,
-                            grad=True, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "resample row"))
+                            grad=True, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "resample row"),
+                            check=self._check_leaves)
         vals = vals_out.reshape(b_total, k_count, t_count)
         if weights is None:
             return vals, grad_out.reshape(b_total, k_count, t_count, n)
@@ -933,7 +951,7 @@ class ComponentGame(Game):
         with installed(self.module, sites, st, drop_layers=drop_layers):
             st.mode = "probe"
             self.engine.run(b_total * k_count, build, sink, row_bytes=self.row_bytes, grad=True,
-                            desc="activation gradients")
+                            desc="activation gradients", check=self._check_leaves)
         self.count_evals(k_count if evals is None else int(evals))
         out = {}
         for key in acts:
@@ -1006,7 +1024,7 @@ class ComponentGame(Game):
                 st.mode = "mask"
                 st.record = rec_ids
                 self.engine.run(self.n_samples * q_count * mb, build, sink,
-                                row_bytes=self.row_bytes, desc="recording")
+                                row_bytes=self.row_bytes, desc="recording", check=self._check_leaves)
         finally:
             st.record = set()
             st.only_call = None
