@@ -17,9 +17,10 @@ import itertools
 import warnings
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from data_cases import logistic_case, ridge_case
+from data_cases import logistic_case, mlp_case, ridge_case
 from torch import nn
 
 import tribute
@@ -150,3 +151,133 @@ def test_data_banzhaf_and_datamodels_on_convex_fits_are_not_flagged(which: str) 
                                    seed=1, progress=False)
             assert attr.stderr is not None
             assert bool(torch.isfinite(torch.as_tensor(attr.stderr)).all())
+
+
+# 2. TrainingData(l2=nan / inf) passed the ``l2 >= 0`` check (every comparison with NaN is
+#    False): influence (cg, ekfac) and representer gave NaN credits with no word, explicit and
+#    freeshap a raw ``_LinAlgError``. TrainingData(seed=1.5 / True / "3") was read as seed 1 / 1 / 3
+#    silently; seed=2**64 failed inside fit and was blamed on fit.
+
+@pytest.mark.parametrize("l2", [float("nan"), float("inf")])
+@pytest.mark.parametrize("method", ["influence_cg", "influence_ekfac", "representer"])
+def test_a_non_finite_l2_is_refused_not_turned_into_nan_credits(l2: float, method: str) -> None:
+    case = ridge_case(n=8, n_test=2)
+    kw: dict[str, Any] = {"solver": method.split("_")[1]} if "_" in method else {}
+    with pytest.raises(tribute.InputError, match=r"l2=(nan|inf) must be a finite number"):
+        data = tribute.TrainingData(case.X, case.y, loss="mse", l2=l2)
+        tribute.explain(case.model, case.X_test, method=method.split("_")[0], players=data,
+                        progress=False, **kw)
+
+
+def test_a_fits_non_finite_l2_is_refused_naming_fit() -> None:
+    case = ridge_case(n=8, n_test=2)
+
+    class _Fit:
+        l2 = float("nan")
+        loss = "mse"
+
+        def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int = 0, weights: Any = None) -> nn.Module:
+            return case.fit(X, y, seed=seed, weights=weights)
+
+    with pytest.raises(tribute.InputError, match=r"fit\.l2=nan must be a finite number"):
+        tribute.TrainingData(case.X, case.y, fit=_Fit())
+
+
+@pytest.mark.parametrize("l2", [0, 0.0, 1, 1e-300, 1e300, np.float32(0.5), np.float64(2.0), np.int64(3)])
+def test_finite_l2_spellings_are_kept(l2: Any) -> None:
+    case = ridge_case(n=8, n_test=2)
+    assert tribute.TrainingData(case.X, case.y, loss="mse", l2=l2).l2 == float(l2)
+    quarter: Any = torch.tensor(0.25)
+    assert tribute.TrainingData(case.X, case.y, loss="mse", l2=quarter).l2 == 0.25
+
+
+@pytest.mark.parametrize("seed", [1.5, True, "3", 2**64, -1, 2.0, None])
+def test_a_seed_that_is_not_an_int_in_range_is_refused(seed: Any) -> None:
+    case = ridge_case(n=8, n_test=2)
+    with pytest.raises(tribute.InputError, match=r"seed=.* must be an int in 0\.\.2\*\*64-1"):
+        tribute.TrainingData(case.X, case.y, fit=case.fit, loss="mse", seed=seed)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**63, 2**64 - 1, np.int64(2), np.uint64(2**63), np.int32(5),
+                                  torch.tensor(3), np.array(4)])
+def test_integer_seed_spellings_are_kept(seed: Any) -> None:
+    case = ridge_case(n=8, n_test=2)
+    assert tribute.TrainingData(case.X, case.y, fit=case.fit, loss="mse", seed=seed).seed == int(seed)
+
+
+def test_a_float_seed_no_longer_retrains_with_its_integer_part() -> None:
+    # before: seed=1.5 trained every subset with seed 1, silently (MLPFit: the credits of seed=1)
+    case = mlp_case(n=8, n_test=2, steps=5)
+    seed: Any = 1.5
+    with pytest.raises(tribute.InputError, match=r"seed=1\.5"):
+        tribute.explain(case.model, case.X_test, method="feature_ablation", progress=False,
+                        players=tribute.TrainingData(case.X, case.y, fit=case.fit, seed=seed))
+
+
+# 3. A model returning a mapping with a "logits" tensor (or a Hugging Face-style object with
+#    .logits), which feature games explain, failed every data method with a bare AssertionError;
+#    a mapping without one now gets the feature games' ModelOutputError.
+
+class _LogitsOut:
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+
+class _Wrapped(nn.Module):
+    def __init__(self, lin: nn.Module, mode: str) -> None:
+        super().__init__()
+        self.lin, self.mode = lin, mode
+
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.lin(x)
+        if self.mode == "dict":
+            return {"logits": out}
+        if self.mode == "object":
+            return _LogitsOut(out)
+        return {"scores": out}
+
+
+class _WrappedFit:
+    loss, l2, reduction = "mse", 1.0, "sum"
+
+    def __init__(self, fit: Any, mode: str) -> None:
+        self.fit, self.mode = fit, mode
+
+    def __repr__(self) -> str:
+        return f"_WrappedFit({self.fit!r}, {self.mode})"
+
+    def __call__(self, X: torch.Tensor, y: torch.Tensor, *, seed: int = 0, weights: Any = None) -> nn.Module:
+        return _Wrapped(self.fit(X, y, seed=seed, weights=weights), self.mode)
+
+
+@pytest.mark.parametrize("mode", ["dict", "object"])
+def test_data_methods_read_a_logits_field_like_feature_games(mode: str) -> None:
+    case = ridge_case(n=8, n_test=2, l2=1.0)
+    fit = _WrappedFit(case.fit, mode)
+    model = fit(case.X, case.y)
+    data = tribute.TrainingData(case.X, case.y, fit=fit, loss="mse")
+    lin: Any = model.lin
+    A = torch.cat([case.X, torch.ones(8, 1, dtype=torch.float64)], 1)
+    At = torch.cat([case.X_test, torch.ones(2, 1, dtype=torch.float64)], 1)
+    resid = (lin(case.X)[:, 0] - case.y).detach()
+    # grad_dot (lr 1): -<grad f(x_t), grad loss_i>, loss 0.5 (f - y)^2, by hand
+    truth = -(At @ (resid[:, None] * A).T)
+    got = tribute.explain(model, case.X_test, method="grad_dot", players=data, progress=False).values
+    assert torch.allclose(torch.as_tensor(got).reshape(2, 8), truth, rtol=1e-12, atol=1e-12)
+    # leave-one-out by refitting ridge without each example
+    full = lin(case.X_test)[:, 0].detach()
+    loo = torch.stack([full - case.fit(case.X[torch.arange(8) != i], case.y[torch.arange(8) != i],
+                                       seed=0)(case.X_test)[:, 0].detach() for i in range(8)], 1)
+    got = tribute.explain(model, case.X_test, method="feature_ablation", players=data, progress=False).values
+    assert torch.allclose(torch.as_tensor(got).reshape(2, 8), loo, rtol=1e-10, atol=1e-12)
+
+
+def test_a_data_model_returning_a_mapping_without_logits_gets_a_model_output_error() -> None:
+    case = ridge_case(n=8, n_test=2)
+    fit = _WrappedFit(case.fit, "scores")
+    model = fit(case.X, case.y)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(tribute.errors.ModelOutputError, match="model returned dict"):
+        tribute.explain(model, case.X_test, method="grad_dot", progress=False,
+                        players=tribute.TrainingData(case.X, case.y, fit=fit, loss="mse"))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
