@@ -281,3 +281,29 @@ def test_a_data_model_returning_a_mapping_without_logits_gets_a_model_output_err
         tribute.explain(model, case.X_test, method="grad_dot", progress=False,
                         players=tribute.TrainingData(case.X, case.y, fit=fit, loss="mse"))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# 4. Checkpoint learning rates: nan and inf passed the "positive" check (tracin credits all NaN
+#    or +-inf, no word); a numpy float32 or 0-d tensor rate of 0.5 was refused as "must be a
+#    positive number". Truth: TracInCP by hand, sum_k lr_k * -<[x_t, 1], (f(x_i) - y_i) [x_i, 1]>.
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_checkpoint_learning_rate_is_refused(lr: float) -> None:
+    case = ridge_case(n=6, n_test=2)
+    data = tribute.TrainingData(case.X, case.y, loss="mse", checkpoints=[(case.model, 0.5), (case.model, lr)])
+    with pytest.raises(tribute.InputError, match=r"checkpoints\[1\] has learning rate .*finite positive"):
+        tribute.explain(case.model, case.X_test, method="tracin", players=data, progress=False)
+
+
+@pytest.mark.parametrize("lr", [np.float32(0.5), np.float16(0.5), np.float64(0.5), torch.tensor(0.5),
+                                torch.tensor([0.5]), 0.5, np.int64(2), 2, torch.tensor(2)])
+def test_numeric_checkpoint_learning_rates_scale_tracin(lr: Any) -> None:
+    case = ridge_case(n=6, n_test=2)
+    lin: Any = case.model
+    A = torch.cat([case.X, torch.ones(6, 1, dtype=torch.float64)], 1)
+    At = torch.cat([case.X_test, torch.ones(2, 1, dtype=torch.float64)], 1)
+    resid = (lin(case.X)[:, 0] - case.y).detach()
+    truth = -float(lr) * (At @ (resid[:, None] * A).T)
+    data = tribute.TrainingData(case.X, case.y, loss="mse", checkpoints=[(case.model, lr)])
+    got = tribute.explain(case.model, case.X_test, method="tracin", players=data, progress=False).values
+    assert torch.allclose(torch.as_tensor(got).reshape(2, 6), truth, rtol=1e-12, atol=1e-12)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import numbers
 import operator
 import os
 import time
@@ -896,9 +897,16 @@ class DataGame(Game):
         out = []
         for i, c in enumerate(cks):
             model, lr = (c if isinstance(c, tuple) else (c, 1.0))
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-                raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a positive number.")
-            out.append((self.model_params(model), float(lr)))
+            # aud48d: nan and inf passed (tracin credits all NaN / +-inf, no word), while a
+            # numpy float32 or a 0-d tensor learning rate (0.5) was refused as not positive
+            real = isinstance(lr, numbers.Real) or (isinstance(lr, torch.Tensor) and lr.numel() == 1
+                                                    and not lr.is_complex())
+            rate = float(lr) if real and not isinstance(lr, (bool, np.bool_)) else float("nan")
+            if lr is None or not (math.isfinite(rate) and rate > 0) or (
+                    isinstance(lr, torch.Tensor) and lr.dtype == torch.bool):
+                raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a finite "
+                                 "positive number.")
+            out.append((self.model_params(model), rate))
         return out
 
     def ensemble(self, n_models: int, seed: int, *, method: str, checkpoints: bool = False
