@@ -307,3 +307,19 @@ def test_numeric_checkpoint_learning_rates_scale_tracin(lr: Any) -> None:
     data = tribute.TrainingData(case.X, case.y, loss="mse", checkpoints=[(case.model, lr)])
     got = tribute.explain(case.model, case.X_test, method="tracin", players=data, progress=False).values
     assert torch.allclose(torch.as_tensor(got).reshape(2, 6), truth, rtol=1e-12, atol=1e-12)
+
+
+# 5. datamodels' undefined standard errors were announced as "lime: standard errors are not
+#    estimable ..." (the ridge it borrows from lime warned under lime's name).
+
+def test_datamodels_names_itself_in_its_stderr_warning() -> None:
+    case = ridge_case(n=6, n_test=2)
+    data = tribute.TrainingData(case.X, case.y, fit=case.fit, loss="mse")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        attr = tribute.explain(case.model, case.X_test, method="datamodels", players=data, budget=7,
+                               progress=False)
+    msgs = [str(w.message) for w in rec if issubclass(w.category, tribute.StderrWarning)]
+    assert msgs and all(m.startswith("datamodels: ") for m in msgs), msgs
+    assert rec[0].filename == __file__  # pointed at the caller
+    assert attr.stderr is not None and bool(torch.as_tensor(attr.stderr).isnan().all())

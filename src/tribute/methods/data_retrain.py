@@ -24,11 +24,13 @@ from Training Data" (ICML).
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 
 import torch
 
 from ..attribution import Attribution
+from ..errors import StderrWarning, user_stacklevel
 from ..games.base import Game
 from ..params import Interval, Options, declare
 from ._stderr import warn_undefined
@@ -115,7 +117,14 @@ class Datamodels(Method):
         y = v.permute(1, 0, 2).reshape(k, B * T)
         w = torch.ones(k, dtype=torch.float64)
         if self.penalty == "ridge":
-            beta, _, se = weighted_ridge(masks, y, w, float(self.alpha))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                beta, _, se = weighted_ridge(masks, y, w, float(self.alpha))
+            for rec in caught:  # lime's ridge warns as "lime: ..." (aud48d): said as datamodels
+                text = str(rec.message)
+                if issubclass(rec.category, StderrWarning) and text.startswith("lime: "):
+                    text = "datamodels: " + text[len("lime: "):]
+                warnings.warn(text, rec.category, stacklevel=user_stacklevel())
         else:
             beta, _ = weighted_lasso(masks, y, w, float(self.alpha))
             se = torch.full_like(beta, float("nan"))
