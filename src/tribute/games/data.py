@@ -47,6 +47,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
+import numbers
+import operator
 import os
 import time
 import warnings
@@ -61,7 +64,8 @@ from ..attribution import Attribution, Layout
 from ..engine import Engine
 from ..engine.memory import resolve_max_memory
 from ..errors import InputError, UnsupportedModelError, user_stacklevel
-from ..models import ModelAdapter, TorchModel, as_model
+from ..models import ModelAdapter, TorchModel, as_model, as_output_tensor
+from ..params import MAX_SEED
 from ..targets import Target, resolve_target
 from .base import Game
 from .data_bank import RetrainBank, data_fingerprint, float_state
@@ -90,6 +94,16 @@ class ModelMismatchWarning(UserWarning):
 
 #: Largest ``|v_bank(all) - v_model|`` accepted as the same model, relative to ``1 + max |v|``.
 MODEL_GAP_TOL = 1e-5
+
+
+def _output_tensor(out: Any) -> torch.Tensor:
+    """The module's output as one tensor: a tuple's (or list's) first element as before, else as
+    feature games read it (:func:`tribute.models.as_output_tensor`: a ``logits`` field of a
+    mapping or a Hugging Face output, or a clear :class:`ModelOutputError`). aud48d: a model
+    returning ``{"logits": ...}`` failed every data method with a bare ``AssertionError``."""
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    return as_output_tensor(out)
 
 
 def _on_cpu(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -361,9 +375,18 @@ class TrainingData:
                     "labels -1/+1). Map them to 0/1 (y_train = (y_train > 0)) and train and explain "
                     "with those labels."
                 )
-        self.l2 = float(l2 if l2 is not None else getattr(fit, "l2", 0.0))
-        if self.l2 < 0:
-            raise InputError(f"l2={self.l2} must be >= 0.")
+        given = l2 if l2 is not None else getattr(fit, "l2", 0.0)
+        where = "l2" if l2 is not None else "fit.l2"
+        try:
+            self.l2 = float(given)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}={given!r} must be a number >= 0"
+                             + (" (or pass TrainingData(l2=...))." if l2 is None else ".")) from None
+        # aud48d: nan passed the >= 0 check (every comparison with nan is False): influence (cg,
+        # ekfac) and representer gave NaN credits with no word, explicit/freeshap a raw LinAlgError
+        if not math.isfinite(self.l2) or self.l2 < 0:
+            raise InputError(f"{where}={self.l2} must be a finite number >= 0 (the L2 penalty of the "
+                             "training objective).")
         red = reduction if reduction is not None else getattr(fit, "reduction", "mean")
         if red not in ("sum", "mean"):
             raise InputError(f"reduction={red!r} must be 'sum' or 'mean'.")
@@ -393,7 +416,16 @@ class TrainingData:
             )
         self.checkpoints = list(checkpoints) if checkpoints is not None else None
         self.bank_path = bank
-        self.seed = int(seed)
+        try:  # an int, numpy or torch integer (not a bool, a float or a string)
+            whole = None if isinstance(seed, (bool, np.bool_)) else operator.index(seed)
+        except TypeError:
+            whole = None
+        if whole is None or not 0 <= whole < MAX_SEED:
+            # aud48d: int(seed) read 1.5 and True as seed 1 and "3" as 3, silently; 2**64 failed
+            # inside fit, blamed on fit ("fit raised ValueError: Overflow ...")
+            raise InputError(f"seed={seed!r} must be an int in 0..2**64-1 (the seed fit trains every "
+                             "subset with), e.g. seed=0.")
+        self.seed = int(whole)
         self.workers = workers
         self.backend = backend
         self.address = address
@@ -715,11 +747,7 @@ class DataGame(Game):
         return self._forward(params, x)
 
     def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out = self._run_module({**self._buffers, **params}, x)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        assert isinstance(out, torch.Tensor)
-        return out
+        return _output_tensor(self._run_module({**self._buffers, **params}, x))
 
     def _run_module(self, state: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
         """``self.module(x)`` with its parameters and buffers replaced by ``state``.
@@ -869,9 +897,16 @@ class DataGame(Game):
         out = []
         for i, c in enumerate(cks):
             model, lr = (c if isinstance(c, tuple) else (c, 1.0))
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-                raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a positive number.")
-            out.append((self.model_params(model), float(lr)))
+            # aud48d: nan and inf passed (tracin credits all NaN / +-inf, no word), while a
+            # numpy float32 or a 0-d tensor learning rate (0.5) was refused as not positive
+            real = isinstance(lr, numbers.Real) or (isinstance(lr, torch.Tensor) and lr.numel() == 1
+                                                    and not lr.is_complex())
+            rate = float(lr) if real and not isinstance(lr, (bool, np.bool_)) else float("nan")
+            if lr is None or not (math.isfinite(rate) and rate > 0) or (
+                    isinstance(lr, torch.Tensor) and lr.dtype == torch.bool):
+                raise InputError(f"checkpoints[{i}] has learning rate {lr!r}; it must be a finite "
+                                 "positive number.")
+            out.append((self.model_params(model), rate))
         return out
 
     def ensemble(self, n_models: int, seed: int, *, method: str, checkpoints: bool = False
@@ -1427,9 +1462,7 @@ class DataGame(Game):
                 # the game's CPU float64 buffers for any the bank does not store (non-persistent
                 # ones): the module's own may sit on another device or in another dtype
                 state = {**self._buffers, **self._state_from_flat(bank, P[k])}
-                out = self._run_module(state, self.X_test)
-                if isinstance(out, (tuple, list)):
-                    out = out[0]
+                out = _output_tensor(self._run_module(state, self.X_test))
                 vals[k] = self.explained(out.to(self.dtype), self.y_test)
         self.engine.n_rows += len(P) * B
         self._check_full_model(ex, vals)

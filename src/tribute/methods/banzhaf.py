@@ -20,6 +20,7 @@ from ..games.base import Game
 from ..params import Options, declare
 from ._stderr import flat_draws, inflate, inflate_welch, value_rounding, warn_undefined
 from .base import Cost, Method, Tags, coalition_cost, register
+from .data_common import model_flat_draws
 from .exact import value_table
 
 __all__ = ["Banzhaf", "banzhaf_from_table", "banzhaf_masks", "msr_estimate", "ols_estimate"]
@@ -293,14 +294,20 @@ class Banzhaf(Method):
         # hence every player's stderr, was 0 for credits that were wrong (aud47e). v(N) only
         # where the game already knows it (feature and component games: the reference pass): a
         # data game's v(N) is one more model trained, past the budget (rev47z: 21 fits and
-        # n_evals 21 for budget=20), so its draws stay unchecked
+        # n_evals 21 for budget=20), so its draws are compared with the explained model's own
+        # value, which needs no fit (aud48d: 47 of 60 seeds gave wrong credits with stderr 0)
         full = game.peek_full() if k > 0 else None
         lo, hi = y.amin(1), y.amax(1)
         flat = None if full is None else flat_draws(lo, hi, full, value_rounding(game, lo, hi, full))
+        what = "coalitions"
+        if full is None and k > 0:
+            flat, what = model_flat_draws(game, y), "training subsets"
         if flat is not None and bool(flat.any()):
             stderr = torch.where(flat[..., None], torch.full_like(stderr, float("nan")), stderr)
-            warn_undefined("banzhaf", f"all {k} drawn coalitions gave the same value while v(N) differs "
-                           "(an interaction that no draw switched on)",
+            differs = ("v(N) differs (an interaction that no draw switched on)" if full is not None else
+                       "the explained model's own value differs: an interaction that no drawn subset "
+                       "switched on, or a model that fit does not reproduce on all of X_train")
+            warn_undefined("banzhaf", f"all {k} drawn {what} gave the same value while {differs}",
                            f"Raise budget (the exact 2^{n} = {2**n} where it is affordable).")
         return game.attribution(phi, self.name, self.get_params(), stderr=stderr,
                                 extra={"exact": False, "n_coalitions": int(k)})
