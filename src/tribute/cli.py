@@ -636,7 +636,10 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         flags = [f for f, on in (("grad", t.needs_gradients), ("stochastic", t.stochastic),
                                  ("exact", t.exact), ("budget", t.budgeted), ("gap", t.has_gap),
                                  ("model-specific", t.model_specific)) if on]
-        rows.append((name, t.family, ",".join(flags) or "-", info.budget_rule or "-", info.paper[:60]))
+        # an alias is the method it stands for, not another one (its row was unmarked: `shapley`
+        # read as a second Shapley estimator beside `gp_shapley`, aud48v)
+        shown = f"{name} (= {info.alias_of})" if getattr(info, "alias_of", None) else name
+        rows.append((shown, t.family, ",".join(flags) or "-", info.budget_rule or "-", info.paper[:60]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for j, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
