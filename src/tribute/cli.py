@@ -984,8 +984,18 @@ def _target_labels(attr: Any, b: int, n_t: int,
     tg = None if attr.targets is None else np.asarray(attr.targets).reshape(b, -1)
     if tg is not None and tg.shape[1] != n_t:
         tg = None
-    numbers = [["" if tg is None or int(tg[i, t]) < 0 else str(int(tg[i, t])) for t in range(n_t)]
-               for i in range(b)]
+    # a classifier's classes_ name its output columns (extra["class_labels"]): column 2 of
+    # classes_ [0, 2, 5] is class 5, which the page headed "target 2" (aud48v)
+    classes = getattr(attr, "extra", {}).get("class_labels")
+    if classes is not None and not isinstance(classes, (list, tuple)):
+        classes = np.asarray(classes).tolist()
+
+    def number(c: int) -> str:
+        if c < 0:
+            return ""
+        return str(classes[c]) if classes is not None and c < len(classes) else str(c)
+
+    numbers = [["" if tg is None else number(int(tg[i, t])) for t in range(n_t)] for i in range(b)]
     named = _named_targets(attr, b, n_t, names)
     return [[str(names[t]) if names is not None and named[t] else numbers[i][t] for t in range(n_t)]
             for i in range(b)]

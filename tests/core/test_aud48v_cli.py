@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 import tribute
-from tribute.cli import main
+from tribute.cli import main, render_views
 
 
 def _table(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
@@ -101,3 +103,90 @@ def test_alias_rows_name_the_method_they_stand_for(capsys: pytest.CaptureFixture
     # the other rows are unmarked and each method has one
     plain = [k for k in table if "(=" not in k]
     assert sorted(plain) == sorted(k for k in infos if k not in aliases)
+
+
+# --------------------------------------------------------------------------- page labels
+def _heads(page: str) -> list[str]:
+    return re.findall(r"<th>(sample [^<]*)</th>", page)
+
+
+def _classifier(classes: list[Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4))
+    y = np.asarray(classes, dtype=object)[np.argmax(x[:, : len(classes)], 1)]
+    if all(isinstance(c, int) for c in classes):
+        y = y.astype(np.int64)
+    return LogisticRegression(max_iter=500).fit(x, y.tolist())
+
+
+_X = np.random.default_rng(3).normal(size=(6, 4))
+
+
+@pytest.mark.parametrize("classes", [[0, 2, 5], ["0", "1", "10", "2"], [-1, 1], ["ant", "bee", "cat"]])
+def test_page_heads_name_the_class_a_sample_explains(classes: list[Any]) -> None:
+    pytest.importorskip("sklearn")
+    clf = _classifier(classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = tribute.explain(clf, _X[:4], method="exact_shapley", target="predicted", output="prob",
+                               progress=False)
+        _, page = render_views(attr)
+    truth = [str(c) for c in clf.predict(_X[:4]).tolist()]  # sklearn's own answer
+    assert len(set(truth)) > 1
+    assert _heads(page) == [f"sample {i} (target {c})" for i, c in enumerate(truth)]
+
+
+@pytest.mark.parametrize("target", [[0, 5], [2, 5], [5, 0], 2, 5])
+def test_page_heads_of_class_targets_name_the_class(target: Any) -> None:
+    # integer targets of a classifier with classes_ [0, 2, 5] are its labels: target=5 explains
+    # column 2, which the page headed "target 2" (another class); [0, 2] was headed "0", "1"
+    pytest.importorskip("sklearn")
+    clf = _classifier([0, 2, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = tribute.explain(clf, _X[:2], method="exact_shapley", target=target, output="prob",
+                               progress=False)
+        _, page = render_views(attr)
+    cols = np.asarray(attr.targets).reshape(2, -1)
+    assert [int(clf.classes_[c]) for c in cols[0]] == list(np.atleast_1d(target))  # by sklearn
+    asked = [int(v) for v in np.atleast_1d(target)]
+    assert _heads(page) == [f"sample {i} (target {c})" for c in asked for i in range(2)]
+
+
+def test_cli_page_of_a_labelled_classifier(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    factory = tmp_path / "aud48v_fac.py"
+    factory.write_text(
+        "import numpy as np\nfrom sklearn.linear_model import LogisticRegression\n"
+        "def make():\n    rng = np.random.default_rng(0)\n    x = rng.normal(size=(120, 4))\n"
+        "    y = np.array([0, 2, 5])[np.argmax(x[:, :3], 1)]\n"
+        "    return LogisticRegression(max_iter=500).fit(x, y)\n", encoding="utf-8")
+    np.save(tmp_path / "x.npy", _X)
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["explain", "--model", f"{factory}:make", "--data", str(tmp_path / "x.npy"),
+                     "--method", "exact_shapley", "--target", "predicted", "--output", "prob",
+                     "--out", str(out), "--no-progress"]) == 0
+    page = (out / "attribution.html").read_text(encoding="utf-8")
+    clf = _classifier([0, 2, 5])
+    truth = [str(c) for c in clf.predict(_X[:4]).tolist()]
+    assert _heads(page) == [f"sample {i} (target {c})" for i, c in enumerate(truth)]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_page_heads_without_class_labels_stay_column_numbers(case: int) -> None:
+    # neighbours: models whose columns are their classes keep "target <column>"
+    torch.manual_seed(case)
+    net = torch.nn.Linear(4, 3).double()
+    x = torch.from_numpy(_X[:3])
+    target: Any = [None, 1, [0, 2], "predicted", np.array([2, 0, 1]), torch.tensor([1, 1, 0])][case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = tribute.explain(net, x, method="exact_shapley", target=target, progress=False)
+        _, page = render_views(attr)
+    tg = np.asarray(attr.targets).reshape(3, -1)
+    want = [f"sample {i} (target {int(tg[i, t])})" for t in range(tg.shape[1]) for i in range(3)]
+    assert _heads(page) == want
