@@ -636,7 +636,10 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         flags = [f for f, on in (("grad", t.needs_gradients), ("stochastic", t.stochastic),
                                  ("exact", t.exact), ("budget", t.budgeted), ("gap", t.has_gap),
                                  ("model-specific", t.model_specific)) if on]
-        rows.append((name, t.family, ",".join(flags) or "-", info.budget_rule or "-", info.paper[:60]))
+        # an alias is the method it stands for, not another one (its row was unmarked: `shapley`
+        # read as a second Shapley estimator beside `gp_shapley`, aud48v)
+        shown = f"{name} (= {info.alias_of})" if getattr(info, "alias_of", None) else name
+        rows.append((shown, t.family, ",".join(flags) or "-", info.budget_rule or "-", info.paper[:60]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for j, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -981,8 +984,18 @@ def _target_labels(attr: Any, b: int, n_t: int,
     tg = None if attr.targets is None else np.asarray(attr.targets).reshape(b, -1)
     if tg is not None and tg.shape[1] != n_t:
         tg = None
-    numbers = [["" if tg is None or int(tg[i, t]) < 0 else str(int(tg[i, t])) for t in range(n_t)]
-               for i in range(b)]
+    # a classifier's classes_ name its output columns (extra["class_labels"]): column 2 of
+    # classes_ [0, 2, 5] is class 5, which the page headed "target 2" (aud48v)
+    classes = getattr(attr, "extra", {}).get("class_labels")
+    if classes is not None and not isinstance(classes, (list, tuple)):
+        classes = np.asarray(classes).tolist()
+
+    def number(c: int) -> str:
+        if c < 0:
+            return ""
+        return str(classes[c]) if classes is not None and c < len(classes) else str(c)
+
+    numbers = [["" if tg is None else number(int(tg[i, t])) for t in range(n_t)] for i in range(b)]
     named = _named_targets(attr, b, n_t, names)
     return [[str(names[t]) if names is not None and named[t] else numbers[i][t] for t in range(n_t)]
             for i in range(b)]

@@ -248,7 +248,7 @@ class _NoiseWrapper(Method):
             phi = torch.from_numpy(attr.flat())  # (B*kb) x T x n
             feed(phi, torch.arange(b_total).repeat_interleave(kb))  # view order b*kb + k
 
-    budget_rule = "n_samples x the base method's evaluations (n_samples=50)"
+    budget_rule = "n_samples x the base method's evaluations + 1 (n_samples=50)"  # + the clean input's pass
     budget_param = "n_samples"
 
     def budget_count(self) -> str | None:

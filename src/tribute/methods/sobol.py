@@ -292,7 +292,7 @@ class Sobol(Method):
                                 stderr=se, extra={"variance": _per_sample(
                                     torch.cat([fa, fb], 1).var(1, unbiased=False), game)})
 
-    budget_rule = "32 (n + 2)"
+    budget_rule = "32 (n + 2) + 1"  # + v(N)'s reference pass (default_budget)
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """Designs ``A``, ``B`` (``N x n``), re-drawn blocks of ``VALUE_BLOCK_ELEMENTS`` entries and the
