@@ -306,7 +306,8 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     dominated on a near-additive game at 512 evaluations, digits16: x3.2 the error).
 
     ``gram``: the first-layer weight covariance (``n x n``, mean diagonal one, shared by every
-    column) in place of the identity: ``sw2 / n * gram`` (:func:`first_layer_gram`).
+    column, or ``C x n x n``, one per column: :func:`live_first_layer_grams`) in place of the
+    identity: ``sw2 / n * gram`` (:func:`first_layer_gram`).
     """
     from .gp_shapley import _cholesky
 
@@ -325,7 +326,7 @@ def nngp_pass(sa: torch.Tensor, y: torch.Tensor, m: int, jitter: float, x: torch
     sv = torch.cat([s_var, one])
     sym_big = _is_symmetric(s_big)
     for c in range(cols):
-        dots = _Dots(x[c], base[c], gram)
+        dots = _Dots(x[c], base[c], gram if gram is None or gram.dim() == 2 else gram[c])
         fits = []
         cr_fit = dots.cross(sa, sa)
         for spec in GRID:
@@ -384,3 +385,32 @@ def first_layer_gram(weight: torch.Tensor) -> torch.Tensor | None:
     if not bool(torch.isfinite(gram).all()) or not float(scale) > 0.0:
         return None
     return gram / scale
+
+
+def live_first_layer_grams(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor,
+                           base: torch.Tensor) -> torch.Tensor | None:
+    """Per column, ``W' W`` over the rows of a first linear layer followed by a ReLU that can fire
+    somewhere on that column's box (``C x n x n``, each scaled as :func:`first_layer_gram`), or
+    ``None`` where no row is dead for any column (the shared Gram then runs unchanged).
+
+    Every coalition's input lies in the box between the baseline ``base[c]`` and ``x[c]`` (a
+    vertex of it), so row ``k``'s pre-activation is at most ``b_k + sum_i max(w_ki x_ci, w_ki
+    base_ci)``; where that is ``<= 0`` the ReLU outputs zero on every coalition and the row is no
+    part of the game's function: ``W' W`` gave it full weight all the same (rev47p: 28 of 32
+    dead rows, x1.09-1.24 the error; the same function without them, x0.78). Exact, no model
+    call. A column whose rows are all dead (a constant game) keeps the full Gram."""
+    w = weight.detach().to("cpu", torch.float64)
+    b = (torch.zeros(w.shape[0], dtype=torch.float64) if bias is None
+         else bias.detach().to("cpu", torch.float64))
+    top = b[None] + torch.maximum(x[:, None, :] * w[None], base[:, None, :] * w[None]).sum(-1)
+    live = top > 0  # C x h
+    if not bool(torch.isfinite(top).all()) or bool(live.all()):
+        return None
+    full = first_layer_gram(weight)
+    if full is None:
+        return None
+    grams = []
+    for c in range(int(x.shape[0])):
+        g = first_layer_gram(w[live[c]]) if bool(live[c].any()) and not bool(live[c].all()) else None
+        grams.append(full if g is None else g)
+    return torch.stack(grams)

@@ -479,6 +479,28 @@ the rev46p decoy, rows the next layer ignores, asks for), on top of the uncapped
 (geometric mean over 47 seed-cells at 64-512 evaluations, 10 games with two or more layers),
 x0.935-1.017 (the breast-cancer MLP logit x0.94-0.96 at 128-512, x0.99 at 64; the digits MLP
 logit and diabetes x1.00-1.017): it closes no cell.
+Stop 48 (dead first-layer ReLU rows left out of the Gram; ``nngp_first_layer_live=True``, the
+default). rev47p found that ``W' W`` gives full weight to ReLU rows that never fire on the box
+between a point's baseline and its input: on a 10-player model with 28 of 32 rows dead the member
+lost to the same function with those rows deleted (x4 the error). Row ``k`` is now left out of
+point ``c``'s Gram where ``b_k + sum_i max(w_ki x_ci, w_ki base_ci) <= 0`` (every coalition's
+input is a vertex of that box; exact, no model call; one Gram per point, so a point's values do
+not depend on the rest of its batch). That model (enumerated truth, 3 points x seeds 0-2 x
+budgets 24 / 36 / 50 / 52 / 80): x0.236-0.378 on seed 0, x0.58-0.71 and x1.016 (at 24) on seed
+1, x0.40-0.71 on seed 2, and float32 the same; a ReLU model with a few rows dead on some boxes
+x0.995-1.009. Benchmark (replays of stop 44's captured pairs at 64-128 and the ReLU 18 logit
+at 256-512, real calls at 256-512 for the digits MLP logit, each paired with its own pairs
+refitted with the shared Gram, which equal stop 46's calls bit for bit; 10 points x 2 seeds):
+the digits MLP logit (23 of 64 rows dead at every point) x0.988 / 0.996 / 0.993 / 0.989 at
+64-512; wine and diabetes at 64-128 and the ReLU 18 logit at 64-512 (1-6 of 10 points with 1-3
+dead rows) x0.999-1.001 (wine and diabetes at 256-512 not measured); the others have no dead row at any point and are unchanged by
+construction. Cells within half the best anchor stay 44 of 48: the four misses have no dead row.
+Oracle for the >= 2.5 pairs-per-player misses (not built): a GP whose kernel runs through the
+model's real first layer, ``h1 = relu(W1 z + b1)`` on every coalition, with random later layers
+(linear in ``h1``, or one arc-cosine layer on top), on the ReLU 18 logit's pairs at 128
+evaluations, seed 0: 0.0646 against the default's 0.0720 (9 of 10 points lower; the cell needs
+0.0611 on two seeds). It evaluates part of the
+model on ``2^n`` coalitions outside the budget, which the budget's meaning would have to allow.
 
 Standard errors. The amplitude of the prior is profiled out (its maximum-likelihood value
 ``y^T K^-1 y / K`` from the ``K = pairs + 1`` interpolated values), and a plug-in posterior
@@ -1315,12 +1337,18 @@ def composed_inputs(game: Game) -> tuple[torch.Tensor, torch.Tensor] | None:
     return x, base.contiguous()
 
 
-def first_layer_of(game: Game) -> torch.Tensor | None:
+def first_layer_of(game: Game, composed: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   live: bool = True) -> torch.Tensor | None:
     """The first layer's weight covariance of a feature game's model (``n x n``, mean
     diagonal one; :func:`._nngp.first_layer_gram`) where the model is a ``torch.nn.Sequential``
     whose first module is a ``torch.nn.Linear`` taking the ``n`` players' input as it is (no
-    extra forward arguments); ``None`` otherwise. Reads the weight only (no model call)."""
-    from ._nngp import first_layer_gram
+    extra forward arguments); ``None`` otherwise. Reads the weight only (no model call).
+
+    With ``composed`` (the columns' inputs and baselines, ``C x n`` each) and ``live``, where
+    the second module is a plain ``torch.nn.ReLU`` or ``ReLU6`` (no hooks), the rows that cannot
+    fire on a column's box are left out of that column's Gram (``C x n x n``;
+    :func:`._nngp.live_first_layer_grams`), where any is."""
+    from ._nngp import first_layer_gram, live_first_layer_grams
 
     module = getattr(getattr(game, "model", None), "module", None)
     if not isinstance(module, torch.nn.Sequential) or len(module) == 0:
@@ -1350,6 +1378,14 @@ def first_layer_of(game: Game) -> torch.Tensor | None:
         if not isinstance(hook, _WeightNorm) or hook.name != "weight":
             return None
         weight = hook.compute_weight(first)
+    act = module[1] if len(module) > 1 else None
+    if (live and composed is not None and act is not None
+            and (type(act) is torch.nn.ReLU
+                 or (type(act) is torch.nn.ReLU6 and act.min_val == 0.0 and act.max_val > 0.0))
+            and not (act._forward_pre_hooks or act._forward_hooks)):
+        grams = live_first_layer_grams(weight, first.bias, composed[0], composed[1])
+        if grams is not None:
+            return grams
     return first_layer_gram(weight)
 
 
@@ -1622,6 +1658,19 @@ class GPShapley(Method):
             logit x0.94 / 0.82, the ReLU 18 logit at 64 x0.93, the tanh32 logit at 128 x0.88,
             the others x0.84-0.98), the 34 others unchanged bit for bit; cells within half the
             best anchor 41 -> 44 of 48; see the module docstring's "Stop 47". default=1.0.
+        nngp_first_layer_live: where the member runs on the first layer's ``W' W`` and the
+            module after that Linear is a plain ``torch.nn.ReLU`` (or ``ReLU6``), leave out of
+            each explained point's Gram the rows whose pre-activation is at most 0 on every
+            coalition of that point (``b_k + sum_i max(w_ki x_i, w_ki base_i) <= 0``: exact, no
+            model call, each point's own box, so its values still depend on that point only):
+            their ReLU is 0 on every input the game evaluates, yet ``W' W`` gave them full
+            weight. ``attr.params["nngp_first_layer_live_used"]`` says whether any row was left
+            out; where none is the shared Gram runs unchanged, bit for bit. A model whose first
+            layer has 28 of 32 rows dead (10 players, enumerated truth, 3 points x 3 seeds x 5
+            budgets): error x0.24-0.71 in 14 of 15 cells, x1.016 in one, as the same function with
+            those rows deleted; the accuracy benchmark's cells with dead rows (the digits MLP
+            logit, 23 of 64 rows dead at every point) x0.988-0.996, the others x0.999-1.001; see
+            the module docstring's "Stop 48". ``False``: the Gram of every row. default=True.
         lean: the hyperparameter search: ``None`` chooses by the cost rule above, ``False``
             pins the full search, ``True`` the lean one (both on the design ``allocation``
             says). default=None.
@@ -1653,6 +1702,7 @@ class GPShapley(Method):
                            "nngp_cap": Interval(float, 0.0, 1.0),
                            "nngp_first_layer": InstanceOf((bool,), "True or False"),
                            "nngp_first_layer_cap": Interval(float, 0.0, 1.0),
+                           "nngp_first_layer_live": InstanceOf((bool,), "True or False"),
                            "nngp_from": Interval(float, 0.0, _NNGP_PAIRS_PER_PLAYER),
                            "singletons_after": Interval(float, 0.0, 1.0),
                            "max_pairs": Interval(int, 2),
@@ -1667,8 +1717,9 @@ class GPShapley(Method):
                  nngp: bool | None = None, nngp_cap: float = 0.5, lean: bool | None = None,
                  timed: bool = True, singletons_after: float = 0.25,
                  nngp_from: float = 0.0, nngp_first_layer: bool = True,
-                 nngp_first_layer_cap: float = 1.0) -> None:
+                 nngp_first_layer_cap: float = 1.0, nngp_first_layer_live: bool = True) -> None:
         self.nngp_first_layer = nngp_first_layer
+        self.nngp_first_layer_live = nngp_first_layer_live
         self.nngp_first_layer_cap = nngp_first_layer_cap
         self.singletons_after = singletons_after
         self.allocation = allocation
@@ -1819,6 +1870,7 @@ class GPShapley(Method):
         params = self.get_params()
         params["nngp_used"] = False  # every path says whether the NNGP kernels ran
         params["nngp_first_layer_used"] = False
+        params["nngp_first_layer_live_used"] = False
         if budget >= 2**n or n == 1:
             params["path"] = "exact"
             phi, table = _exact_table(game)
@@ -1903,8 +1955,11 @@ class GPShapley(Method):
             if composed is not None:
                 composed = (composed[0].repeat_interleave(t, 0), composed[1].repeat_interleave(t, 0))
             params["nngp_used"] = composed is not None and m <= _NNGP_MAX_PAIRS
-            gram = first_layer_of(game) if self.nngp_first_layer and params["nngp_used"] else None
+            gram = (first_layer_of(game, composed, self.nngp_first_layer_live)
+                    if self.nngp_first_layer and params["nngp_used"] else None)
             params["nngp_first_layer_used"] = gram is not None
+            # one Gram per column where dead ReLU rows were left out (nngp_first_layer_live)
+            params["nngp_first_layer_live_used"] = gram is not None and gram.dim() == 3
             phi, var, lam, _, _ = gp_shapley_fit(s, dflat, dl, ard=self.ard,
                                                  sign=self.sign_kernel, even=even,
                                                  composed=composed, nngp_seed=seed, lean=lean,
