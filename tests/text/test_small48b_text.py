@@ -45,8 +45,7 @@ def test_credits_do_not_depend_on_the_other_texts(method: str, removal: str) -> 
 
 @pytest.mark.parametrize("method", ["sobol", "rise"])
 def test_texts_of_one_length_are_still_one_game(method: str) -> None:
-    """Texts of one word count are not split: one game, the same values as before (each text
-    of the batch is compared with the same batch in another order)."""
+    """Texts of one word count are not split (one game, no ``by_word_count`` groups)."""
     model = BagOfEmbeddings(_TOK.vocab_size, seed=1)
     texts = ["the movie was bad", "so good great film", "the film was fun"]
     a = tribute.explain(model, texts, tokenizer=_TOK, method=method, target=0, budget=40,
