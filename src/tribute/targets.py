@@ -116,6 +116,7 @@ __all__ = [
     "resolve_target",
     "transform_output",
     "warn_clipped",
+    "warn_integer_string_labels",
 ]
 
 #: Explained outputs a user can ask for (``tribute.explain(..., output=...)``); ``"kl"`` is
@@ -178,10 +179,31 @@ def transform_output(out: torch.Tensor, output: str, model_output: str = "logit"
     # model_output == "probability"
     if output == "prob":
         return out
-    p = out.clamp(PROB_EPS, 1.0 - PROB_EPS)
     if output == "log_prob":
-        return torch.log(p)
-    return torch.log(p) - torch.log1p(-p)
+        wide = _wide_for_clip(out, upper=False)
+        return _narrow(torch.log(wide.clamp(PROB_EPS, 1.0 - PROB_EPS)), out)
+    # the log-odds in float64 when the dtype cannot hold 1 - PROB_EPS (float32 rounds it to 1:
+    # p = 1.0 gave log1p(-1) = -inf, refused as "model output is Inf ... check the baseline",
+    # small48b), then rounded back: every float32 value is its float64 log-odds rounded once
+    wide = _wide_for_clip(out, upper=True)
+    p = wide.clamp(PROB_EPS, 1.0 - PROB_EPS)
+    return _narrow(torch.log(p) - torch.log1p(-p), out)
+
+
+def _wide_for_clip(out: torch.Tensor, *, upper: bool) -> torch.Tensor:
+    """``out`` in float64 when its dtype cannot hold the clip's bound (``PROB_EPS`` underflows
+    to 0 in float16; ``1 - PROB_EPS`` rounds to 1 in float32, float16 and bfloat16), else as it
+    is: the clip then keeps ``log`` finite whatever the model's dtype."""
+    if not out.is_floating_point() or out.dtype == torch.float64:
+        return out
+    lost = torch.finfo(out.dtype).eps / 2 > PROB_EPS if upper else \
+        torch.tensor(PROB_EPS, dtype=out.dtype).item() == 0.0
+    return out.double() if lost else out
+
+
+def _narrow(res: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``res`` back in ``out``'s floating dtype (a no-op where nothing was widened)."""
+    return res.to(out.dtype) if out.is_floating_point() else res
 
 
 def label_log_probs(out: torch.Tensor, model_output: str = "logit") -> torch.Tensor:
@@ -201,9 +223,10 @@ def label_log_probs(out: torch.Tensor, model_output: str = "logit") -> torch.Ten
         if col.shape[-1] == 1:
             return torch.cat([torch.nn.functional.logsigmoid(-col), torch.nn.functional.logsigmoid(col)], -1)
         return torch.log_softmax(col, dim=-1)
-    if col.shape[-1] == 1:
-        col = torch.cat([1.0 - col, col], -1)
-    return torch.log(col.clamp(PROB_EPS, 1.0))
+    wide = _wide_for_clip(col, upper=False)  # float16 loses PROB_EPS: log(0) = -inf
+    if wide.shape[-1] == 1:
+        wide = torch.cat([1.0 - wide, wide], -1)
+    return _narrow(torch.log(wide.clamp(PROB_EPS, 1.0)), col)
 
 
 def neg_kl(log_q: torch.Tensor, p_ref: torch.Tensor) -> torch.Tensor:
@@ -609,6 +632,63 @@ def plain_target(target: Any, inputs: Any = None) -> Any:
             return np.array(to_list())
         raise InputError(f"target of type {type(target).__name__} could not be read as one "
                          f"label per sample ({exc}); pass a numpy array or a list.") from exc
+
+
+def warn_integer_string_labels(labels: Any, target: Any) -> None:
+    """Warn when integer ``target`` values are read as column indices of a classifier whose
+    ``classes_`` are all strings of integers and a column's class is not the integer asked for.
+
+    With string ``classes_`` integers stay column indices (the documented rule, so a column can
+    be named by its position), but ``classes_ = ['1', '10', '2']`` (labels sorted as strings)
+    turns ``target=1`` into class ``'10'``, silently (aud47a). Only integer values that are a
+    column (``0 <= j < K``) are read; the others are refused by the resolver. A bool, a string,
+    a callable or an integer whose column holds that very integer (``classes_ = ['0', '1']``)
+    warns nothing.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or lab.size == 0 or lab.dtype.kind not in "OU" \
+            or not all(isinstance(v, (str, np.str_)) for v in lab.tolist()):
+        return
+    texts = [str(v).strip() for v in lab.tolist()]
+    if not all(t.lstrip("+-").isdecimal() and t.lstrip("+-").isascii() and t[:1] != "" for t in texts):
+        return
+    as_int = [int(t) for t in texts]
+    plain = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
+    if isinstance(plain, (bool, np.bool_)) or isinstance(plain, str):
+        return
+    if isinstance(plain, (list, tuple)):
+        if not plain or not all(isinstance(v, (int, float, np.integer, np.floating))
+                                and not isinstance(v, (bool, np.bool_)) for v in plain):
+            return
+        plain = np.asarray(plain)
+    arr = np.asarray(plain) if isinstance(plain, (int, float, np.integer, np.floating, np.ndarray)) \
+        else None
+    if arr is None or arr.dtype.kind not in "iuf" or arr.size == 0:
+        return
+    seen = np.unique(arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr)
+    bad = [int(j) for j in seen.tolist()
+           if float(j).is_integer() and 0 <= j < lab.size and as_int[int(j)] != int(j)]
+    if not bad:
+        return
+    shown = []
+    for j in bad[:3]:
+        hit = [k for k, v in enumerate(as_int) if v == j]
+        label = (f"the label {texts[hit[0]]!r} is column {hit[0]}" if hit else
+                 f"{str(j)!r} is not one of the classes")
+        shown.append(f"{j} -> column {j}, class {texts[j]!r} ({label})")
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    one = bad[0]
+    hit0 = [k for k, v in enumerate(as_int) if v == one]
+    fix = (f"To explain the class labelled {str(one)!r}, pass target={texts[hit0[0]]!r} (its "
+           f"column, {hit0[0]}); to" if hit0 else f"No class is labelled {str(one)!r}; to")
+    warnings.warn(
+        f"target holds integers read as output columns, and the classifier's classes_ "
+        f"{texts[:10]}{'...' if len(texts) > 10 else ''} are strings of integers, so a column's "
+        f"class is not the integer given: {'; '.join(shown)}{more}. With string classes_, "
+        f"integers are column indices. {fix} explain column {one} (class {texts[one]!r}) "
+        f"without this warning, pass its label as a string, target={texts[one]!r} (labels per "
+        "sample: y.astype(str)).",
+        UserWarning, stacklevel=user_stacklevel())
 
 
 def _integer_objects(a: np.ndarray) -> np.ndarray:

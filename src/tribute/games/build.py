@@ -17,7 +17,7 @@ import torch
 from ..errors import InputError
 from ..models import ModelAdapter, as_model
 from ..models.tabular import from_polars, prepare_categorical
-from ..targets import TargetLike, plain_target
+from ..targets import TargetLike, plain_target, warn_integer_string_labels
 from .base import Game
 from .features import DEFAULT_BASELINE, Background, FeatureGame, PerSample
 
@@ -195,6 +195,7 @@ def labels_to_columns(adapter: ModelAdapter, target: Any) -> Any:
         return [int(i) for i in out] if isinstance(target, (list, tuple)) else out
     if labels.ndim == 1 and labels.dtype.kind == "b":
         return _bool_columns(labels, target)
+    warn_integer_string_labels(labels, target)  # classes_ ['1', '10', '2']: target=1 is '10'
     numeric = numeric_labels(adapter)
     if numeric is None:
         return target

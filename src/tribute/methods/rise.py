@@ -129,6 +129,12 @@ class Rise(Method):
         self.p = p
         self.center = center
 
+    def reads_player_count(self) -> str | None:
+        # a padded text's masks drew Bernoulli bits for the dummy players too, so its own
+        # players' bits (and credits) followed the longest text's count: 3e-4 to 1.7e-3 off
+        # its own credits at the same seed, small48b
+        return "its random masks are drawn over every player"
+
     def min_budget(self, game: Game) -> int:
         return 2 + game.n_evals  # two masks (a standard error needs two), plus v(N)
 
