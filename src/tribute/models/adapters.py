@@ -593,6 +593,9 @@ class NumpyModel(ModelAdapter):
             self.kind == "callable"
             or _score_classifier_option(model) == {"raw_score": True})
         self.np_dtypes = np_dtypes
+        #: the least precise float dtype the model's outputs came in (before the float64
+        #: conversion), None before the first call
+        self.output_dtype: np.dtype[Any] | None = None
         names = (_booster_feature_names(model) if self.kind == "booster"
                  else getattr(model, "feature_names_in_", None) if self.kind != "callable"
                  else None)
@@ -664,6 +667,11 @@ class NumpyModel(ModelAdapter):
             )
         if self._declared is not None:
             self._check_declared(arr)
+        if np.issubdtype(arr.dtype, np.floating) and (
+                self.output_dtype is None or np.finfo(arr.dtype).eps > np.finfo(self.output_dtype).eps):
+            # the least precise float dtype the model returned: its values carry that rounding
+            # after the float64 conversion below (the flat-draws gate reads it; rev48s)
+            self.output_dtype = arr.dtype
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
 
     def class_labels(self) -> list[Any] | None:
