@@ -567,6 +567,9 @@ class NumpyModel(ModelAdapter):
 
     framework = "numpy"
     differentiable = False
+    #: the least precise float dtype the model returned (before the float64 conversion of
+    #: :meth:`__call__`), None before its first call (the flat-draws gate reads it)
+    output_dtype: np.dtype[Any] | None = None
 
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
@@ -593,9 +596,6 @@ class NumpyModel(ModelAdapter):
             self.kind == "callable"
             or _score_classifier_option(model) == {"raw_score": True})
         self.np_dtypes = np_dtypes
-        #: the least precise float dtype the model's outputs came in (before the float64
-        #: conversion), None before the first call
-        self.output_dtype: np.dtype[Any] | None = None
         names = (_booster_feature_names(model) if self.kind == "booster"
                  else getattr(model, "feature_names_in_", None) if self.kind != "callable"
                  else None)
