@@ -212,8 +212,9 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     # small48a, rev47e: the rule NaN'd 70-116 of 200 seeds at 3-5 players)
     few = distinct - (n + 1) < 1 if alpha == 0 or n <= 2 else distinct < n + 1 or (
         # ... unless the penalty is too small to matter: the fit then nearly interpolates the
-        # n + 1 coalitions as alpha = 0 does (a coalition's summed leverage >= 0.95: its stderr
-        # covered 0.34-0.79 there at alpha 1e-6-0.1, 0.98 below 0.8; 3-5 players, rev48s)
+        # n + 1 coalitions as alpha = 0 does (a coalition's summed leverage >= 0.97: its stderr
+        # covered 0.23-0.77 there, by leverage band, at alpha 1e-6-0.1; 0.88 at 0.9-0.97, 0.98
+        # below 0.8; 3-5 players, 150 seeds a config, rev48s)
         distinct == n + 1 and _max_coalition_leverage(x, lev, wn) >= _NEAR_EXACT)
     if support is not None and distinct < support and (few or exact):
         with_se = False
@@ -266,7 +267,7 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
 
 #: :func:`_ridge_stream`: with a ridge penalty, a coalition whose copies' leverages sum to at
 #: least this is (nearly) interpolated: n + 1 such coalitions leave no residual to estimate from.
-_NEAR_EXACT = 0.95
+_NEAR_EXACT = 0.97
 
 
 def _max_coalition_leverage(x: torch.Tensor, lev: np.ndarray, wn: np.ndarray) -> float:
