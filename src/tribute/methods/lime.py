@@ -210,7 +210,12 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     # covered 0.92-1.0 there (200 seeds a config, 3-5 players, budgets n + 3); it is refused only
     # on fewer distinct coalitions than coefficients (0.33-0.83) and at 2 players (0.75-0.82;
     # small48a, rev47e: the rule NaN'd 70-116 of 200 seeds at 3-5 players)
-    few = distinct - (n + 1) < 1 if alpha == 0 or n <= 2 else distinct < n + 1
+    few = distinct - (n + 1) < 1 if alpha == 0 or n <= 2 else distinct < n + 1 or (
+        # ... unless the penalty is too small to matter: the fit then nearly interpolates the
+        # n + 1 coalitions as alpha = 0 does (a coalition's summed leverage >= 0.97: its stderr
+        # covered 0.23-0.77 there, by leverage band, at alpha 1e-6-0.1; 0.88 at 0.9-0.97, 0.98
+        # below 0.8; 3-5 players, 150 seeds a config, rev48s)
+        distinct == n + 1 and _max_coalition_leverage(x, lev, wn) >= _NEAR_EXACT)
     if support is not None and distinct < support and (few or exact):
         with_se = False
     if not with_se:
@@ -258,6 +263,20 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     else:
         se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T.contiguous()
     return beta, icpt, se, torch.from_numpy(r2)
+
+
+#: :func:`_ridge_stream`: with a ridge penalty, a coalition whose copies' leverages sum to at
+#: least this is (nearly) interpolated: n + 1 such coalitions leave no residual to estimate from.
+_NEAR_EXACT = 0.97
+
+
+def _max_coalition_leverage(x: torch.Tensor, lev: np.ndarray, wn: np.ndarray) -> float:
+    """The largest sum of leverages over the copies of one distinct coalition (weight > 0)."""
+    pos = wn > 0
+    if not pos.any():
+        return 0.0
+    _, inverse = np.unique(_np64(x)[pos], axis=0, return_inverse=True)
+    return float(np.bincount(inverse.reshape(-1), weights=lev[pos]).max())
 
 
 def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, ...]:

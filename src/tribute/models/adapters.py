@@ -567,6 +567,9 @@ class NumpyModel(ModelAdapter):
 
     framework = "numpy"
     differentiable = False
+    #: the least precise float dtype the model returned (before the float64 conversion of
+    #: :meth:`__call__`), None before its first call (the flat-draws gate reads it)
+    output_dtype: np.dtype[Any] | None = None
 
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
@@ -664,6 +667,11 @@ class NumpyModel(ModelAdapter):
             )
         if self._declared is not None:
             self._check_declared(arr)
+        if np.issubdtype(arr.dtype, np.floating) and (
+                self.output_dtype is None or np.finfo(arr.dtype).eps > np.finfo(self.output_dtype).eps):
+            # the least precise float dtype the model returned: its values carry that rounding
+            # after the float64 conversion below (the flat-draws gate reads it; rev48s)
+            self.output_dtype = arr.dtype
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
 
     def class_labels(self) -> list[Any] | None:
