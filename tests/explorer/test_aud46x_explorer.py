@@ -74,6 +74,16 @@ def _job(c: Any, **body: Any) -> Any:
     return c.post("/api/jobs", json={"subject": "rgb", "kind": "explain", "index": 2, **body})
 
 
+def _cold_kernel_shap() -> None:
+    """Forget the process's cached KernelSHAP designs, so that the page's kernel_shap job
+    (budget 6000 on these 90 pixels) takes its cold time (~18 s here), not the warm one: after
+    the other browser test of this file had run the same design, the job was done in 0.06 s,
+    before the page could switch away, and the switch test failed ("done in 0.06 s", rev48x)."""
+    from tribute.methods.shapley_sampling import clear_design_cache
+
+    clear_design_cache()
+
+
 def _open(page: Any, url: str, index: int | None = None) -> None:
     """Load the explorer page at ``url`` and wait until it is ready; with ``index``, pick that
     gallery input and wait until the explain panel shows it."""
@@ -300,6 +310,8 @@ def test_a_result_is_drawn_over_the_input_it_explains(tmp_path: Path) -> None:
     goes back to input 2, whose prediction (the model's arg-max, by torch) it shows."""
     from _explorer_live import LiveServer, chromium_browser
 
+    _cold_kernel_shap()
+
     _, model = _setup(tmp_path)
     spec = file_spec(f"{tmp_path}/aud46x_explorer_factory.py:make", data=str(tmp_path / "rgb.npy"),
                      name="rgb")
@@ -332,6 +344,8 @@ def test_a_result_of_another_model_is_not_drawn_over_this_models_input(tmp_path:
     not the model), and results stayed beside the next model's inputs after a switch. Now an
     in-flight result of another model is not drawn, and a switch clears the result."""
     from _explorer_live import LiveServer, chromium_browser
+
+    _cold_kernel_shap()
 
     _setup(tmp_path)
     np.save(tmp_path / "rgb2.npy", -X)

@@ -386,6 +386,13 @@ def _display(subject: Subject, values: np.ndarray) -> dict[str, Any]:
             "positive": float(v[v > 0].sum()), "negative": float(v[v < 0].sum())}
 
 
+def _signed(method: str, params: dict[str, Any]) -> bool:
+    """Whether ``method``'s credits carry a direction (its declared ``signed`` tag; saliency's
+    ``absolute=True`` gives magnitudes): the page coloured sobol's, smoothgrad_sq's and
+    vargrad's unsigned importances red/blue under "+x raises the output" (rev48x)."""
+    return bool(get_method(method).tags.signed and not params.get("absolute"))
+
+
 def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
              budget: int | None, seed: int, target: Any = None, removal: str | None = None) -> Any:
     x = subject.row(index)
@@ -431,7 +438,8 @@ def explain_one(job: Job, subject: Subject, index: int, method: str, params: dic
     vals = _flat(attr.values)
     out = {"method": method, "index": index, "n_evals": attr.n_evals, "seconds": attr.seconds,
            "params": {k: v for k, v in attr.params.items() if isinstance(v, _SCALARS)},
-           "target": _target_name(subject, attr), "gap": _gap(attr), **_display(subject, vals)}
+           "target": _target_name(subject, attr), "gap": _gap(attr),
+           "signed": _signed(method, params), **_display(subject, vals)}
     if subject.kind == "tabular":
         names = subject.feature_names or [f"x{i}" for i in range(vals.shape[-1])]
         out["features"] = names
@@ -516,7 +524,7 @@ def compare(job: Job, subject: Subject, index: int, names: list[str], budget: in
         vals = _flat(attr.values)
         flats.append(vals)
         panels.append({"method": name, "n_evals": attr.n_evals, "seconds": attr.seconds,
-                       **_display(subject, vals), **curves})
+                       "signed": _signed(name, {}), **_display(subject, vals), **curves})
     return {"index": index, "methods": names, "panels": panels,
             "spearman": spearman_matrix(flats), "target": _target_name(subject, attr)}
 

@@ -121,7 +121,11 @@ class Tags:
         fractional_masks: evaluates the game at masks strictly between 0 and 1 without
             gradients (``sobol``), so it needs a game that can remove a fraction of a player
             (real-valued inputs, or text that blends input embeddings); gradient methods say so
-            through ``needs_gradients``.
+            through ``needs_gradients``. ``rise`` is not tagged: its smooth (fractional) masks
+            are drawn on dense image games only, whose inputs are real; elsewhere it draws 0/1.
+        signed: credits carry a direction (positive: keeping the player raises ``v``); False
+            for unsigned importances (Sobol indices, SmoothGrad², VarGrad, extremal
+            perturbation's mask sums), which a plot colours by magnitude only.
     """
 
     family: str
@@ -138,6 +142,7 @@ class Tags:
     reads_missing: bool = False
     images_only: bool = False
     fractional_masks: bool = False
+    signed: bool = True
 
 
 #: class -> (its ``__init__``, hyperparameter defaults): ``inspect.signature`` once per class.

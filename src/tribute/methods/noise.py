@@ -20,6 +20,7 @@ copies that bound memory.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -331,6 +332,7 @@ class SmoothGradSq(_NoiseWrapper):
 
     name = "smoothgrad_sq"
     statistic = "square"
+    tags = dataclasses.replace(_NoiseWrapper.tags, signed=False)  # squared maps: no direction
     paper = "Hooker et al. (2019), A Benchmark for Interpretability Methods in Deep Neural Networks"
 
 
@@ -363,4 +365,5 @@ class VarGrad(_NoiseWrapper):
 
     name = "vargrad"
     statistic = "variance"
+    tags = dataclasses.replace(_NoiseWrapper.tags, signed=False)  # a variance: no direction
     paper = "Adebayo et al. (2018), Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values"

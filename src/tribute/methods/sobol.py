@@ -240,7 +240,8 @@ class Sobol(Method):
     """
 
     name = "sobol"
-    tags = Tags(family="sensitivity", stochastic=True, budgeted=True, fractional_masks=True)
+    tags = Tags(family="sensitivity", stochastic=True, budgeted=True, fractional_masks=True,
+                signed=False)
     paper = "Fel et al. (2021), Look at the Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis"
     constraints = declare({"sampler": Options(("sobol", "random")), "replicates": Interval(int, 1)})
 

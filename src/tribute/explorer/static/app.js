@@ -41,13 +41,19 @@ function rgba(v, scale, alpha = 0.85) {
   const c = t >= 0 ? POS : NEG;
   return `rgba(${c[0]},${c[1]},${c[2]},${(Math.abs(t) * alpha).toFixed(3)})`;
 }
-function legend(scale, what) {
+// signed === false: unsigned importances (sobol, smoothgrad_sq, vargrad: no direction), read
+// from 0; "+x raises the output" said a direction these scores do not have (rev48x)
+function legend(scale, what, signed = true) {
   const c = el("canvas", { width: 160, height: 12 });
   const g = c.getContext("2d");
   for (let x = 0; x < 160; x++) {
-    const v = (x / 159) * 2 - 1;
+    const v = signed === false ? x / 159 : (x / 159) * 2 - 1;
     g.fillStyle = "#fff"; g.fillRect(x, 0, 1, 12);
     g.fillStyle = rgba(v, 1, 1); g.fillRect(x, 0, 1, 12);
+  }
+  if (signed === false) {
+    return el("div", { class: "legend" }, el("span", { text: "0" }), c,
+      el("span", { text: `${fmt(scale)}: importance for ${what || "the output"} (unsigned: no direction)` }));
   }
   return el("div", { class: "legend" },
     el("span", { text: `−${fmt(scale)} lowers` }), c,
@@ -353,14 +359,15 @@ function mapView(r, size, caption) {
   if (state.subject.kind === "image") wrap.append(overlayCanvas(p.image, r.values, r.scale, size));
   else if (state.subject.kind === "text") wrap.append(tokensView(p, r.values, r.scale));
   else wrap.append(waterfall(r.features || p.features.map((f) => f.name), r.values, 0, what));
-  wrap.append(legend(r.scale, what));
+  wrap.append(legend(r.scale, what, r.signed));
   if (caption) wrap.append(el("div", { class: "cap", text: caption }));
   return wrap;
 }
 function renderExplain(r) {
   const box = $("explain-result"); box.replaceChildren();
   box.append(mapView(r, 256, `${r.method} · target: ${r.target} · ${r.n_evals} model rows · ${fmt(r.seconds, 2)} s`));
-  const sums = `sum of positive credits ${fmt(r.positive)}, of negative credits ${fmt(r.negative)}` + (r.gap !== null && r.gap !== undefined ? ` · completeness gap ${fmt(r.gap)}` : "");
+  const sums = (r.signed === false ? `sum of the importances ${fmt(r.positive + r.negative)} (unsigned scores, not additive credits)`
+    : `sum of positive credits ${fmt(r.positive)}, of negative credits ${fmt(r.negative)}`) + (r.gap !== null && r.gap !== undefined ? ` · completeness gap ${fmt(r.gap)}` : "");
   box.append(el("p", { class: "muted small", text: sums }));
   if (r.pair) box.append(pairHeatMap(r.pair, r.method));
 }

@@ -159,7 +159,7 @@ class ExtremalPerturbation(Method):
 
     name = "extremal_perturbation"
     tags = Tags(family="region", needs_gradients=True, games=("feature",), budgeted=True,
-                images_only=True)
+                images_only=True, signed=False)
     paper = "Fong, Patrick & Vedaldi (2019), Understanding Deep Networks via Extremal Perturbations and Smooth Masks"
     constraints = declare({
         "areas": InstanceOf((tuple, list), "a tuple of fractions in (0, 1), e.g. (0.05, 0.1)"),
