@@ -423,8 +423,13 @@ class TrainingData:
         if whole is None or not 0 <= whole < MAX_SEED:
             # aud48d: int(seed) read 1.5 and True as seed 1 and "3" as 3, silently; 2**64 failed
             # inside fit, blamed on fit ("fit raised ValueError: Overflow ...")
+            # rev48d: BASE passed a negative seed on to fit, and torch's generators read -1 as
+            # 2**64-1 (a model trained with torch.manual_seed(-1) retrains bit for bit with it),
+            # so the hint names that seed, not seed=0 (another model: ModelMismatchWarning)
+            same = (f"seed={whole % MAX_SEED} (torch's generators read seed={whole} as that seed)"
+                    if whole is not None and -MAX_SEED // 2 <= whole < 0 else "seed=0")
             raise InputError(f"seed={seed!r} must be an int in 0..2**64-1 (the seed fit trains every "
-                             "subset with), e.g. seed=0.")
+                             f"subset with), e.g. {same}.")
         self.seed = int(whole)
         self.workers = workers
         self.backend = backend
