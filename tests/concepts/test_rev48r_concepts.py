@@ -49,3 +49,50 @@ def test_chunks_copy_the_batch_once_and_match_one_view(dtype: torch.dtype, monke
     np.testing.assert_array_equal(chunked.frequency, one_view.frequency)
     np.testing.assert_array_equal(chunked.radius, one_view.radius)
     assert chunked.n_evals == one_view.n_evals
+
+
+def _regression_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    return X, X[:, 0] * X[:, 1] + 0.1 * rng.normal(size=40)
+
+
+def _forest_mse(X: np.ndarray, y: np.ndarray, random_state: int) -> float:
+    from sklearn.ensemble import RandomForestRegressor
+
+    model = RandomForestRegressor(n_estimators=3, random_state=random_state).fit(X, y)
+    return float(np.mean((model.predict(X) - y) ** 2))
+
+
+def test_rashomon_forest_candidates_past_2_32_train() -> None:
+    # candidate k is fit with seed + k; from 2**32 - 2 the third one passed scikit-learn's
+    # random_state limit and the call failed ("fit failed on candidate 2") after two forests
+    from tribute.methods.rashomon import rashomon_interactions
+
+    X, y = _regression_data()
+    top = 2**32 - 2
+    res = rashomon_interactions(X, y, fit="forest", configs=[{"n_estimators": 3}], n_candidates=4,
+                                epsilon=1e9, n_repeats=1, seed=top)
+    # in-range seeds are unchanged: sklearn's own forests at random_state 2**32 - 2, 2**32 - 1
+    np.testing.assert_array_equal(res.candidate_losses[:2], [_forest_mse(X, y, top), _forest_mse(X, y, top + 1)])
+    # the two past the limit are forests of their own: not seed 0's or 1's (a modulo would give those)
+    small = [_forest_mse(X, y, 0), _forest_mse(X, y, 1)]
+    assert np.all(np.isfinite(res.candidate_losses)) and len(set(res.candidate_losses.tolist())) == 4
+    assert not set(res.candidate_losses[2:].tolist()) & set(small)
+    assert [c["seed"] for c in res.configs] == [top, top + 1, top + 2, top + 3]
+
+
+def test_rashomon_mlp_candidates_past_2_64_train() -> None:
+    import torch
+
+    from tribute.methods.rashomon import fit_mlp, rashomon_interactions
+
+    X, y = _regression_data()
+    top = 2**64 - 1  # the largest seed check_seed accepts; candidate 1 overflowed torch's generator
+    res = rashomon_interactions(X, y, fit="mlp", configs=[{"hidden": 4, "steps": 3}], n_candidates=2,
+                                epsilon=1e9, n_repeats=1, seed=top)
+    # candidate 0 is the MLP of seed 2**64 - 1 itself (in range: unchanged), fit directly here
+    mse = [float(np.mean((fit_mlp(X, y, seed=s, hidden=4, steps=3)(torch.as_tensor(X)).detach().numpy()[:, 0]
+                          - y) ** 2)) for s in (top, 0)]
+    np.testing.assert_allclose(res.candidate_losses[0], mse[0], rtol=1e-12)
+    assert np.isfinite(res.candidate_losses[1]) and res.candidate_losses[1] != mse[1]  # not seed 0's MLP
