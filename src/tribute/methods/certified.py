@@ -326,11 +326,13 @@ def _clip_maps(maps: np.ndarray, clip_norm: float | None) -> tuple[np.ndarray, f
     return maps * scale, float(clip_norm)
 
 
-def _noisy_subset(game: FeatureGame, rows: torch.Tensor, z: torch.Tensor, noise: float) -> FeatureGame:
+def _noisy_subset(game: FeatureGame, rows: torch.Tensor, x: torch.Tensor, z: torch.Tensor,
+                  noise: float) -> FeatureGame:
     """A view of the noisy copies ``x_b + noise * z_k`` of the samples ``rows`` only (copy ``k`` of
-    ``rows[i]`` is sample ``i * K + k``), charging its evaluations to those samples."""
+    ``rows[i]`` is sample ``i * K + k``), charging its evaluations to those samples. ``x`` holds
+    those samples' flat inputs in the game's compute dtype (on the CPU): built once per chunk,
+    not per block (rebuilding the whole batch per block made 1,000 images 2.4x slower; rev48r)."""
     dtype = game.compute_dtype
-    x = game.inputs_flat().to("cpu", dtype)[rows]
     k_count = int(z.shape[0])
     sigma = torch.full((len(rows),), noise, dtype=torch.float64)  # as noisy_view: the same numbers
     noisy = (x[:, None, :] + sigma.to(dtype)[:, None, None] * z.to(dtype)[None]).reshape(len(rows) * k_count, -1)
@@ -471,10 +473,12 @@ def certified_attribution(
         for first in range(0, b, chunk):
             rows = torch.arange(first, min(b, first + chunk))
             sigma = torch.full((len(rows),), float(noise), dtype=torch.float64)
+            # x is the compute-dtype inputs widened to float64: narrowing back is exact
+            x_rows = x[rows].to(game.compute_dtype) if len(rows) < b else x
             for lo in range(0, n_samples, block):
                 hi = min(n_samples, lo + block)
                 view = noisy_view(game, z[lo:hi], sigma) if len(rows) == b else _noisy_subset(
-                    game, rows, z[lo:hi], float(noise))
+                    game, rows, x_rows, z[lo:hi], float(noise))
                 attr = base.attribute(view, seed=(seed + lo) % 2**64)
                 vals = attr.values
                 vals = vals.detach().cpu().numpy() if isinstance(vals, torch.Tensor) else np.asarray(vals)

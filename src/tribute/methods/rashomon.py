@@ -141,6 +141,22 @@ class RashomonResult:
 
 
 # ----------------------------------------------------------------------------- samplers
+def _seed_below(seed: int, limit: int) -> int:
+    """``seed`` itself below ``limit`` (scikit-learn's ``random_state`` takes ``< 2**32``, torch's
+    generator ``< 2**64``); a seed at or past it is hashed into range by numpy's ``SeedSequence``.
+
+    Candidate ``k`` gets ``seed + k``, which passed 2**32 for a forest from seed ``2**32 - 3`` and
+    2**64 for an MLP from ``2**64 - 1``: the fit failed after the earlier candidates were trained
+    (rev48r). Hashing, not a modulo, keeps such a seed's candidates off the small seeds' (``seed +
+    k mod 2**32`` would give seed ``2**32`` the models of seed 0). Negative seeds pass unchanged.
+    """
+    s = int(seed)
+    if s < limit:
+        return s
+    dtype = np.uint32 if limit <= 2**32 else np.uint64
+    return int(np.random.SeedSequence(s).generate_state(1, dtype)[0]) % limit
+
+
 def fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int = 32, steps: int = 300,
             lr: float = 0.02, n_classes: int | None = None) -> Any:
     """A one-hidden-layer tanh MLP trained full-batch with Adam from a seeded initialisation.
@@ -160,7 +176,7 @@ def _fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int, steps: int
              n_classes: int | None) -> Any:
     import torch
 
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(_seed_below(seed, 2**64))
     Xt = torch.as_tensor(X, dtype=torch.float64)
     d = int(Xt.shape[1])
     out = 1 if n_classes is None else int(n_classes)
@@ -191,7 +207,8 @@ def _fit_mlp(X: np.ndarray, y: np.ndarray, *, seed: int, hidden: int, steps: int
 
 def fit_tree(X: np.ndarray, y: np.ndarray, *, seed: int, forest: bool = False,
              classification: bool = False, **params: Any) -> Any:
-    """A scikit-learn decision tree (or random forest) with ``random_state=seed``."""
+    """A scikit-learn decision tree (or random forest) with ``random_state=seed`` (a seed past
+    scikit-learn's ``2**32 - 1`` is hashed into range)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -199,7 +216,7 @@ def fit_tree(X: np.ndarray, y: np.ndarray, *, seed: int, forest: bool = False,
                 else (DecisionTreeClassifier if classification else DecisionTreeRegressor))
     if not forest:
         params = {"max_features": None, **params}
-    return cls(random_state=int(seed), **params).fit(X, y)
+    return cls(random_state=_seed_below(seed, 2**32), **params).fit(X, y)
 
 
 def _sampler(fit: Any, classification: bool, n_classes: int) -> tuple[Callable[..., Any], str]:
