@@ -463,8 +463,10 @@ def binary_class_output(out: torch.Tensor, output: str, model_output: str,
         p = torch.where(pos, col, 1.0 - col)
         if output in ("raw", "prob"):
             return p
-        q = p.clamp(PROB_EPS, 1.0 - PROB_EPS)
-        return torch.log(q) if output == "log_prob" else torch.log(q) - torch.log1p(-q)
+        # widened as in transform_output: a float32 p = 1.0 of class 1 gave log1p(-1) -> +inf,
+        # refused as "model output is Inf ... check the baseline" (rev48b)
+        q = _wide_for_clip(p, upper=output != "log_prob").clamp(PROB_EPS, 1.0 - PROB_EPS)
+        return _narrow(torch.log(q) if output == "log_prob" else torch.log(q) - torch.log1p(-q), p)
     z = torch.where(pos, col, -col)
     if output in ("raw", "logit"):
         return z

@@ -203,13 +203,20 @@ def columns_to_labels(adapter: Any, target: Any) -> Any:
     if classes is None:
         return target
     labels = np.asarray(classes)
-    if labels.ndim != 1 or labels.dtype.kind not in "iuf":
+    if labels.ndim == 1 and labels.size and all(
+            isinstance(v, str) and v.strip().lstrip("+-").isdecimal() for v in labels.tolist()):
+        # string classes_ of integers (['1', '10', '2']): explain reads an int as a column but
+        # warns that it is not that class (warn_integer_string_labels); the columns' own label
+        # strings name the same columns without the warning (3-5 warnings per stability call)
+        labels = labels.astype(str)
+    elif labels.ndim != 1 or labels.dtype.kind not in "iuf":
         return target
-    as_cols = labels_to_columns(adapter, labels)
-    k = labels.shape[0]
-    if not (isinstance(as_cols, np.ndarray) and np.array_equal(as_cols, np.arange(k))) or \
-            np.array_equal(labels, np.arange(k)):
-        return target  # integers are output columns for this model
+    else:
+        as_cols = labels_to_columns(adapter, labels)
+        k = labels.shape[0]
+        if not (isinstance(as_cols, np.ndarray) and np.array_equal(as_cols, np.arange(k))) or \
+                np.array_equal(labels, np.arange(k)):
+            return target  # integers are output columns for this model
     if isinstance(target, (int, np.integer)):
         return labels[int(target)].item()
     if isinstance(target, (list, tuple)) and all(
