@@ -851,11 +851,36 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                               feature_names=parse_feature_names(args.feature_names))
 
 
+def _label_targets(model: Any, target: Any) -> Any:
+    """``--target`` parts parsed as integers that are no output column of a classifier whose
+    ``classes_`` are strings, but are one of its labels, as that label: ``--target 10`` on
+    ``classes_ ['1', '10', '2']`` was refused ("class index 10, out of range"), and the warning
+    on ``--target 1`` (column 1, class '10') advises ``target='10'``, which the command line
+    read as the integer 10 (rev48z). Integers that are a column stay column indices."""
+    labels = getattr(model, "classes_", None)
+    if labels is None or isinstance(target, bool):
+        return target
+    try:
+        texts = [str(v) for v in list(labels)]
+        strings = all(isinstance(v, str) for v in list(labels))
+    except TypeError:
+        return target
+    if not strings:
+        return target
+
+    def one(v: Any) -> Any:
+        if isinstance(v, int) and not 0 <= v < len(texts) and str(v) in texts:
+            return str(v)
+        return v
+
+    return [one(v) for v in target] if isinstance(target, list) else one(target)
+
+
 def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **settings: Any) -> int:
     """Run :func:`tribute.explain` with the shared CLI options and write the three outputs."""
     from .api import explain
 
-    target = _parse_target(args.target, args.limit)
+    target = _label_targets(model, _parse_target(args.target, args.limit))
     out = check_out_dir(args.out)  # before the run: a bad --out failed after it, with a traceback
     attr = explain(
         model, inputs, method=args.method, target=target,
