@@ -43,7 +43,7 @@ def _leaky(z: torch.Tensor) -> torch.Tensor:
 def test_a_relu_whose_instance_forward_was_replaced_keeps_every_row(
         patched: Callable[[torch.Tensor], torch.Tensor]) -> None:
     model = _net(torch.nn.ReLU())
-    model[1].forward = patched  # type: ignore[method-assign]
+    model[1].forward = patched
     with torch.no_grad():  # truth: the "dead" rows reach the output through the patched unit
         x = torch.randn(4, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         h = model[0](x)
@@ -65,8 +65,10 @@ def test_a_linear_or_sequential_whose_instance_forward_was_replaced_gets_no_gram
     perm = torch.arange(N - 1, -1, -1)
     if where == 0:  # the Linear now sees its input reversed: W'W would pair the wrong players
         first = model[0]
-        model[0].forward = lambda z: torch.nn.functional.linear(  # type: ignore[method-assign]
-            z[..., perm], first.weight, first.bias)
+        assert isinstance(first, torch.nn.Linear)
+        w, b = first.weight, first.bias
+        first.forward = lambda z: torch.nn.functional.linear(  # type: ignore[method-assign]
+            z[..., perm], w, b)
     else:
         inner = torch.nn.Sequential.forward
 
