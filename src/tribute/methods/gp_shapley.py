@@ -1372,6 +1372,9 @@ def first_layer_of(game: Game, composed: tuple[torch.Tensor, torch.Tensor] | Non
     global_post = getattr(torch.nn.modules.module, "_global_forward_hooks", None)
     if (type(module).forward is not torch.nn.Sequential.forward
             or type(first).forward is not torch.nn.Linear.forward
+            # rev48p: a ``forward`` set on the instance (monkeypatching, accelerate-style
+            # hooks) replaces the class's as a subclass's would
+            or "forward" in vars(module) or "forward" in vars(first)
             or module._forward_pre_hooks or first._forward_hooks or global_pre or global_post):
         return None
     for hook in first._forward_pre_hooks.values():
@@ -1382,6 +1385,7 @@ def first_layer_of(game: Game, composed: tuple[torch.Tensor, torch.Tensor] | Non
     if (live and composed is not None and act is not None
             and (type(act) is torch.nn.ReLU
                  or (type(act) is torch.nn.ReLU6 and act.min_val == 0.0 and act.max_val > 0.0))
+            and "forward" not in vars(act)
             and not (act._forward_pre_hooks or act._forward_hooks)):
         grams = live_first_layer_grams(weight, first.bias, composed[0], composed[1])
         if grams is not None:
