@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -490,3 +491,48 @@ def hand_deletion(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, phi: np.
             ys.append(f(x[i] * keep)[t[i]])
         out[i] = np.trapezoid(ys, np.arange(n + 1) / n)
     return out
+
+
+def all_coalitions(n: int) -> np.ndarray:
+    """Every 0/1 coalition of ``n`` players, one per row (``2**n x n``)."""
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def banzhaf_by_enumeration(f: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:
+    """Banzhaf values of the game ``f`` (a numpy function of 0/1 rows) from all ``2**n``
+    coalitions: each player's mean value with it minus without it."""
+    c = all_coalitions(n)
+    v = f(c)
+    return np.array([v[c[:, i] == 1].mean() - v[c[:, i] == 0].mean() for i in range(n)])
+
+
+class PairBag(torch.nn.Module):
+    """Masked mean of word embeddings -> tanh: one vector per text (a tiny dual encoder for
+    sentence-pair explorer subjects)."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.emb = torch.nn.Embedding(vocab, 6)
+        with torch.no_grad():
+            self.emb.weight.copy_(torch.randn(vocab, 6, generator=g))
+        self.double()
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        m = (torch.ones_like(ids) if attention_mask is None else attention_mask)[..., None].double()
+        return torch.tanh((self.emb(ids) * m).sum(1) / m.sum(1).clamp(min=1.0))
+
+
+def pair_subject() -> Any:
+    """An explorer text subject of two sentence pairs on :class:`PairBag` (cosine of the two
+    texts' vectors), with every removal."""
+    from tribute.explorer.subjects import Subject
+    from tribute.models.text import WordTokenizer
+
+    tok = WordTokenizer(["a", "cat", "sleeps", "the", "kitten", "naps", "dog"], bos=True)
+    texts = [("a cat sleeps", "the kitten naps"), ("a dog", "the cat")]
+    ids = torch.zeros(len(texts), 4, dtype=torch.long)  # fingerprints only
+    ids[:, 0] = torch.arange(len(texts))
+    return Subject(name="pairs", title="pairs", kind="text", model=None, inputs=ids, target=None,
+                   labels=["p0", "p1"], texts=texts, text_model=PairBag(tok.vocab_size),
+                   tokenizer=tok, pair="cosine", removals=("mask", "pad", "delete"))

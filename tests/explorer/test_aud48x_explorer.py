@@ -34,34 +34,12 @@ from tribute.explorer import ExplorerConfig, create_app
 from tribute.explorer.compute import method_catalogue
 from tribute.explorer.subjects import Subject, SubjectSpec
 from tribute.methods.base import get_method
-
-
-class _PairBag(torch.nn.Module):
-    """Masked mean of word embeddings -> tanh: one vector per text (a tiny dual encoder)."""
-
-    def __init__(self, vocab: int) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.emb = torch.nn.Embedding(vocab, 6)
-        with torch.no_grad():
-            self.emb.weight.copy_(torch.randn(vocab, 6, generator=g))
-        self.double()
-
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        m = (torch.ones_like(ids) if attention_mask is None else attention_mask)[..., None].double()
-        return torch.tanh((self.emb(ids) * m).sum(1) / m.sum(1).clamp(min=1.0))
+from tribute_testing import pair_subject
 
 
 def _pairs() -> Subject:
-    from tribute.models.text import WordTokenizer
-
-    tok = WordTokenizer(["a", "cat", "sleeps", "the", "kitten", "naps", "dog"], bos=True)
-    texts = [("a cat sleeps", "the kitten naps"), ("a dog", "the cat")]
-    ids = torch.zeros(len(texts), 4, dtype=torch.long)  # fingerprints only
-    ids[:, 0] = torch.arange(len(texts))
-    return Subject(name="pairs", title="pairs", kind="text", model=None, inputs=ids, target=None,
-                   labels=["p0", "p1"], texts=texts, text_model=_PairBag(tok.vocab_size),
-                   tokenizer=tok, pair="cosine", removals=("mask", "pad", "delete"))
+    subject: Subject = pair_subject()
+    return subject
 
 
 class _Bag(torch.nn.Module):

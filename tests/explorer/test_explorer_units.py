@@ -17,6 +17,7 @@ from tribute.engine import observe_progress
 from tribute.errors import InputError
 from tribute.explorer import Cancelled, JobManager, LRUCache
 from tribute.explorer.compute import method_form, parse_params, spearman_matrix
+from tribute_testing import pair_subject
 
 
 def _model() -> torch.nn.Module:
@@ -170,33 +171,8 @@ def test_spearman_matrix_matches_scipy_with_ties() -> None:
 
 
 # ------------------------------------------------------------------ text subjects on words
-class _PairBag(torch.nn.Module):
-    """Masked mean of embeddings -> tanh -> one score per text (a tiny dual encoder)."""
-
-    def __init__(self, vocab: int) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.emb = torch.nn.Embedding(vocab, 6)
-        with torch.no_grad():
-            self.emb.weight.copy_(torch.randn(vocab, 6, generator=g))
-        self.double()
-
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        m = (torch.ones_like(ids) if attention_mask is None else attention_mask)[..., None].double()
-        return torch.tanh((self.emb(ids) * m).sum(1) / m.sum(1).clamp(min=1.0))
-
-
 def _text_subject() -> object:
-    from tribute.explorer.subjects import Subject
-    from tribute.models.text import WordTokenizer
-
-    tok = WordTokenizer(["a", "cat", "sleeps", "the", "kitten", "naps", "dog"], bos=True)
-    texts = [("a cat sleeps", "the kitten naps"), ("a dog", "the cat")]
-    ids = torch.zeros(len(texts), 4, dtype=torch.long)  # fingerprints only
-    ids[:, 0] = torch.arange(len(texts))
-    return Subject(name="pairs", title="pairs", kind="text", model=None, inputs=ids, target=None,
-                   labels=["p0", "p1"], texts=texts, text_model=_PairBag(tok.vocab_size),
-                   tokenizer=tok, pair="cosine", removals=("mask", "pad", "delete"))
+    return pair_subject()
 
 
 def test_text_subject_explains_words_with_removal_and_pair_map() -> None:

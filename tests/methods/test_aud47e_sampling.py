@@ -12,7 +12,6 @@ Regressions (failed before the fix):
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from typing import Any
 
@@ -21,24 +20,15 @@ import pytest
 
 import tribute
 from tribute.errors import StderrWarning
+from tribute_testing import all_coalitions, banzhaf_by_enumeration
 
 
 def _and_game(a: np.ndarray) -> np.ndarray:
     return 3.0 * np.prod(a, axis=1)
 
 
-def _coalitions(n: int) -> np.ndarray:
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
-
-
-def _banzhaf_truth(f: Any, n: int) -> np.ndarray:
-    c = _coalitions(n)
-    v = f(c)
-    return np.array([v[c[:, i] == 1].mean() - v[c[:, i] == 0].mean() for i in range(n)])
-
-
 def _rise_truth(f: Any, n: int, p: float, center: bool) -> np.ndarray:
-    c = _coalitions(n)
+    c = all_coalitions(n)
     prob = np.prod(np.where(c == 1, p, 1 - p), axis=1)
     v = f(c)
     ev = prob @ v
@@ -55,7 +45,7 @@ def _run(method: str, seed: int, f: Any = _and_game, n: int = 6, budget: int = 2
 
 @pytest.mark.parametrize("kw", [{}, {"design": "bernoulli"}, {"estimator": "ols"}])
 def test_banzhaf_never_reports_stderr_zero_for_credits_no_draw_could_see(kw: dict[str, Any]) -> None:
-    truth = _banzhaf_truth(_and_game, 6)
+    truth = banzhaf_by_enumeration(_and_game, 6)
     assert truth == pytest.approx(np.full(6, 3.0 / 32))
     zero_wrong = undefined = 0
     for seed in range(30):

@@ -13,7 +13,6 @@ offset 0 gives 0.84).
 from __future__ import annotations
 
 import importlib
-import itertools
 import warnings
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 
 import tribute
 from tribute.errors import StderrWarning
+from tribute_testing import all_coalitions, banzhaf_by_enumeration
 
 _stderr = importlib.import_module("tribute.methods._stderr")
 _N = 6
@@ -34,18 +34,8 @@ def _offset_and(offset: float, amp: float) -> Any:
     return f
 
 
-def _coalitions(n: int) -> np.ndarray:
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
-
-
-def _banzhaf_truth(f: Any, n: int) -> np.ndarray:
-    c = _coalitions(n)
-    v = f(c)
-    return np.array([v[c[:, i] == 1].mean() - v[c[:, i] == 0].mean() for i in range(n)])
-
-
 def _rise_centred_truth(f: Any, n: int, p: float) -> np.ndarray:
-    c = _coalitions(n)
+    c = all_coalitions(n)
     prob = np.prod(np.where(c == 1, p, 1 - p), axis=1)
     v = f(c)
     return np.array([(prob @ (v * c[:, i]) - (prob @ v) * p) / p for i in range(n)])
@@ -64,7 +54,7 @@ _OFFSETS = [(1e6, 0.5), (1e3, 1e-4), (1e8, 50.0)]
 @pytest.mark.parametrize(("offset", "amp"), _OFFSETS)
 def test_banzhaf_offset_cannot_hide_flat_draws(offset: float, amp: float) -> None:
     f = _offset_and(offset, amp)
-    truth = _banzhaf_truth(f, _N)
+    truth = banzhaf_by_enumeration(f, _N)
     assert truth[0] == pytest.approx(amp / 32)
     zero_wrong = undefined = 0
     for seed in range(30):
