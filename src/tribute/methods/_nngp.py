@@ -405,7 +405,7 @@ def live_first_layer_grams(weight: torch.Tensor, bias: torch.Tensor | None, x: t
     # in blocks of columns (the C x h x n products were 3 x 131 MB at C = 640, h = 256, n = 100)
     step = max(1, (1 << 22) // max(1, w.numel()))
     top = torch.cat([b[None] + torch.maximum(xc[:, None, :] * w[None], bc[:, None, :] * w[None]).sum(-1)
-                     for xc, bc in zip(x.split(step), base.split(step))]) if x.shape[0] else \
+                     for xc, bc in zip(torch.split(x, step), torch.split(base, step))]) if x.shape[0] else \
         b[None].expand(0, -1)
     live = top > 0  # C x h
     if not bool(torch.isfinite(top).all()) or bool(live.all()):
