@@ -161,3 +161,16 @@ def test_component_credits_score_the_hand_deletion_under_zero_and_mean_ablation(
                 h[order[:k]] = fill[order[:k]]
                 ys.append((h @ w["w2"] + w["b2"])[tg[i]])
             assert abs(res.scores[i] - np.trapezoid(ys, np.arange(7) / 6)) < 1e-12
+
+
+def test_two_copies_of_a_sample_get_independent_tie_orders() -> None:
+    # documented in deletion's "Ties": orders are independent across samples, so the standard
+    # error over samples holds their noise (shared orders would give two copies one score and
+    # leave that noise out of MetricResult.stderr)
+    net, w, x, at = _tied_setup()
+    xx = x[[2, 2]]
+    res = tribute.evaluate(net, xx, _rows(at, [2, 2]), metric="deletion", target=0)
+    truth = _expected_tied_deletion(w, x[2].numpy())
+    assert res.scores[0] != res.scores[1]
+    for i in range(2):
+        assert abs(res.scores[i] - truth) < 4 * res.extra["stderr_ties"][i]
