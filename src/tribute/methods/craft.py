@@ -317,7 +317,11 @@ def _importance(runner: _Runner, images: torch.Tensor, acts: torch.Tensor, W: np
     # the estimator's error is common to them, the spread over images misses it, and the
     # standard error came out 8x too small (aud35t: z-scores of sd 8.0 against the closed form).
     reps = replicate_count(n_designs, sampler)
-    seeds = [seed] if n_img == 1 else [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_img)]
+    # one image: its seed as a Python int, and seed=None (fresh draws) drawn here too: sampler='random' seeds a
+    # torch generator, which takes neither None nor a numpy integer (craft(seed=None / np.int64(3),
+    # sampler='random') raised 'manual_seed expected a long' / 'an integer is required' after the crops ran)
+    seeds = [int(seed)] if n_img == 1 and seed is not None else \
+        [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_img)]
     Wt = torch.from_numpy(W)
     sts, ses, coeffs = [], [], []
     for i in range(n_img):
