@@ -69,7 +69,8 @@ def test_craft_one_image_random_sampler_takes_numpy_seeds_and_matches_hand_sobol
     img = torch.rand(1, 3, 10, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     kw: dict[str, Any] = {"layer": "3", "target": 1, "n_concepts": 3, "n_crops": 8, "n_designs": n_designs,
                           "sampler": "random"}
-    r = craft(net, img, seed=np.int64(3), **kw)  # TypeError on main
+    seed: Any = np.int64(3)  # craft's check takes numpy integers
+    r = craft(net, img, seed=seed, **kw)  # TypeError on main
     truth = _hand_importance(net, img[0], r.concepts, 1, n_designs, 3)
     np.testing.assert_allclose(r.importances, truth, rtol=0, atol=1e-12)
     r_int = craft(net, img, seed=3, **kw)
@@ -87,7 +88,8 @@ def test_craft_one_image_random_sampler_runs_with_seed_none() -> None:
         r1 = craft(net, img, **kw)  # RuntimeError 'manual_seed expected a long' on main
         assert r1.n_evals == rows[0] == 6 + 1 + 8 * (2 + 2)
         r2 = craft(net, img, **kw)
-        d = craft_decompose(net, r1, 0, layer="1", n_concepts=2, n_designs=8, sampler="random", seed=None)
+        sub: dict[str, Any] = {"n_concepts": 2, "n_designs": 8, "sampler": "random", "seed": None}
+        d = craft_decompose(net, r1, 0, layer="1", **sub)
     finally:
         h.remove()
     assert np.isfinite(r1.importances).all() and np.isfinite(d.importances).all()
