@@ -481,7 +481,8 @@ def craft(
         sampler: ``"sobol"`` (scrambled QMC) or ``"random"``, default="sobol".
         max_iter, tol: NMF sweeps and tolerance (:func:`tribute.methods._nmf.nmf`),
             default=500 and 1e-6.
-        seed: seed of the crop positions and Sobol designs, default=0 (local generators).
+        seed: seed of the crop positions and Sobol designs, default=0 (local generators; a numpy
+            integer too; None: fresh draws).
         batch_size: rows per forward pass, default=64.
         channel_axis: the axis of the layer's 4-D output that holds the channels (``1`` for
             ``batch x channels x h x w``, ``3`` or ``-1`` for a channels-last stage's ``batch x h x w
