@@ -97,3 +97,45 @@ def test_craft_one_image_random_sampler_runs_with_seed_none() -> None:
     assert not np.array_equal(r1.crop_boxes, r2.crop_boxes)
     assert not np.array_equal(r1.importances, r2.importances)
     assert not net.training and all(not m._forward_hooks for m in net.modules())
+
+
+def _hand_top_k(a: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest of each row (ties: the lower index first), by sorting (index, value) pairs."""
+    out = np.zeros(a.shape, dtype=bool)
+    for i, row in enumerate(a.tolist()):
+        for j, _ in sorted(enumerate(row), key=lambda p: (-p[1], p[0]))[:k]:
+            out[i, j] = True
+    return out
+
+
+def test_top_k_selection_refuses_nan_credits() -> None:
+    from tribute.errors import InputError
+    from tribute.methods.shap_kl import top_k_selection
+
+    for bad in (np.array([[0.1, np.nan, 0.5, 0.2], [0.3, 0.1, 0.2, 0.0]]), np.full((2, 4), np.nan),
+                torch.tensor([[1.0, float("nan"), 0.0]])):
+        with pytest.raises(InputError, match="NaN"):  # main kept the first k / never the NaN players, silently
+            top_k_selection(bad, 2)
+
+
+def test_top_k_selection_still_ranks_finite_and_infinite_credits() -> None:
+    from tribute.methods.shap_kl import top_k_selection
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(5, 6))
+    cases: list[tuple[Any, np.ndarray | None]] = [
+        (base, base), (base.astype(np.float32), base.astype(np.float32).astype(np.float64)),
+        (np.round(base * 2), np.round(base * 2)),  # ties
+        (np.array([[1.0, np.inf, -np.inf, 0.0, 2.0, 3.0]]), np.array([[1.0, np.inf, -np.inf, 0.0, 2.0, 3.0]])),
+        (rng.integers(-3, 3, size=(4, 6)), None), (torch.from_numpy(base), base),
+        (torch.from_numpy(base).float().requires_grad_(True), base.astype(np.float32).astype(np.float64)),
+        (torch.from_numpy(base).to(torch.bfloat16), torch.from_numpy(base).to(torch.bfloat16).double().numpy()),
+        (base.tolist(), base), (np.zeros((3, 6)), np.zeros((3, 6))),
+    ]
+    n = 0
+    for given, truth in cases:
+        t = np.asarray(given) if truth is None else truth
+        for k in (1, 3, 6):
+            assert np.array_equal(top_k_selection(given, k), _hand_top_k(t, k))
+            n += 1
+    assert n == 30
