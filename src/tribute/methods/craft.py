@@ -317,7 +317,11 @@ def _importance(runner: _Runner, images: torch.Tensor, acts: torch.Tensor, W: np
     # the estimator's error is common to them, the spread over images misses it, and the
     # standard error came out 8x too small (aud35t: z-scores of sd 8.0 against the closed form).
     reps = replicate_count(n_designs, sampler)
-    seeds = [seed] if n_img == 1 else [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_img)]
+    # one image: its seed as a Python int, and seed=None (fresh draws) drawn here too: sampler='random' seeds a
+    # torch generator, which takes neither None nor a numpy integer (craft(seed=None / np.int64(3),
+    # sampler='random') raised 'manual_seed expected a long' / 'an integer is required' after the crops ran)
+    seeds = [int(seed)] if n_img == 1 and seed is not None else \
+        [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_img)]
     Wt = torch.from_numpy(W)
     sts, ses, coeffs = [], [], []
     for i in range(n_img):
@@ -477,7 +481,8 @@ def craft(
         sampler: ``"sobol"`` (scrambled QMC) or ``"random"``, default="sobol".
         max_iter, tol: NMF sweeps and tolerance (:func:`tribute.methods._nmf.nmf`),
             default=500 and 1e-6.
-        seed: seed of the crop positions and Sobol designs, default=0 (local generators).
+        seed: seed of the crop positions and Sobol designs, default=0 (local generators; a numpy
+            integer too; None: fresh draws).
         batch_size: rows per forward pass, default=64.
         channel_axis: the axis of the layer's 4-D output that holds the channels (``1`` for
             ``batch x channels x h x w``, ``3`` or ``-1`` for a channels-last stage's ``batch x h x w

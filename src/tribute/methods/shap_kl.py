@@ -92,6 +92,13 @@ def top_k_selection(values: Any, k: int) -> np.ndarray:
         raise InputError(f"top_k_selection: values must be batch x players; got shape {arr.shape}.")
     if not 1 <= k <= arr.shape[1]:
         raise InputError(f"top_k_selection: k={k} must be in 1..{arr.shape[1]} (the number of players).")
+    nan = np.isnan(arr).any(axis=1)
+    if nan.any():
+        # a NaN credit has no rank: argsort put it last, so a row of NaN credits kept its first k players
+        # and a row with some NaN never kept those players, silently (aud49k)
+        raise InputError(f"top_k_selection: values hold NaN in {int(nan.sum())} of {arr.shape[0]} rows (first: row "
+                         f"{int(np.flatnonzero(nan)[0])}); a NaN credit cannot be ranked. Drop those rows or recompute "
+                         "their credits.")
     idx = np.argsort(-arr, axis=1, kind="stable")[:, :k]
     out = np.zeros(arr.shape, dtype=bool)
     np.put_along_axis(out, idx, True, axis=1)
