@@ -570,6 +570,10 @@ class NumpyModel(ModelAdapter):
     #: the least precise float dtype the model returned (before the float64 conversion of
     #: :meth:`__call__`), None before its first call (the flat-draws gate reads it)
     output_dtype: np.dtype[Any] | None = None
+    #: integer and bool columns (name -> dtype) of the user's DataFrame of numbers, given back
+    #: to the rows handed to an estimator fitted on a DataFrame (set by
+    #: :func:`tribute.models.tabular.prepare_categorical`); None otherwise
+    column_dtypes: dict[Any, Any] | None = None
 
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
@@ -756,7 +760,12 @@ class NumpyModel(ModelAdapter):
                 and arrays[0].ndim == 2 and arrays[0].shape[1] == len(self.feature_names):
             import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is there
 
-            arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
+            if self.column_dtypes:  # the user's integer / bool columns, not float64 (aud49a)
+                from .tabular import typed_frame
+
+                arrays[0] = typed_frame(arrays[0], self.feature_names, self.column_dtypes)
+            else:
+                arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
         return arrays
 
 
