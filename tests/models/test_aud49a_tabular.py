@@ -155,3 +155,29 @@ def test_neighbours_score_as_before(case: str) -> None:
     for r in range(3):
         np.testing.assert_allclose(attr.values[r], _shapley(predict, frame_x.iloc[[r]], frame_b),
                                    atol=1e-9)
+
+
+class _FrameDot:
+    """A user's estimator fitted on a DataFrame whose ``predict`` computes on the frame's own
+    values: with a bool column, ``to_numpy()`` is an object array and so is the output."""
+
+    def fit(self, frame: Any) -> _FrameDot:
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.w_ = np.arange(1.0, frame.shape[1] + 1.0)
+        return self
+
+    def predict(self, frame: Any) -> Any:
+        return frame.to_numpy() @ self.w_
+
+
+def test_a_user_model_returning_numbers_in_an_object_array_still_scores() -> None:
+    """Now that a user's class gets the frame's bool column as bool, its output is an object
+    array of numbers (as on the user's own call); it is read as numbers, not refused."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"b": rng.random(20) > 0.5, "i": rng.integers(0, 5, 20),
+                       "f": rng.normal(size=20)})
+    model = _FrameDot().fit(df)
+    assert np.asarray(model.predict(df)).dtype == object
+    attr = tribute.explain(model, df.iloc[:3], method="exact_shapley", baseline=df.iloc[[5]])
+    expected = model.w_ * (df.iloc[:3].to_numpy(dtype=float) - df.iloc[[5]].to_numpy(dtype=float))
+    np.testing.assert_allclose(attr.values, expected, atol=1e-12)

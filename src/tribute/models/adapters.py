@@ -664,6 +664,11 @@ class NumpyModel(ModelAdapter):
                 "model_output='probability' (or 'logit' for decision_function scores)."
             )
         arr = np.asarray(out)
+        if arr.dtype == object and arr.size and all(
+                isinstance(v, (int, float, np.integer, np.floating, np.bool_)) for v in arr.flat):
+            # numbers in an object array: a function computing on a DataFrame with bool and
+            # float columns (``X.to_numpy() @ w``) returns them so (aud49a)
+            arr = arr.astype(np.float64)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
             raise ModelOutputError(
                 f"model returned a non-numeric array (dtype {arr.dtype}); tribute needs numbers: "
