@@ -43,6 +43,10 @@ plain callables are never assumed binary (they may be regressors).
 
 Estimators fitted on a pandas DataFrame (``feature_names_in_``) get a DataFrame with those
 column names back, so scikit-learn does not warn about missing feature names on every call.
+Where the explained DataFrame has integer or bool columns and the model may read their dtypes
+(a class of the user's, or a ``FunctionTransformer`` on the frame, anywhere in a pipeline or
+meta-estimator: :func:`tribute.models.tabular.reads_column_dtypes`), those columns get their
+dtypes back (``202``, not ``202.0``).
 Their column names, and those of Boosters trained on a DataFrame (``Booster.feature_names`` /
 ``Booster.feature_name()``), are :attr:`NumpyModel.feature_names`: a DataFrame input whose
 columns differ from them (another order) is refused instead of being read by position.
