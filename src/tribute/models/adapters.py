@@ -43,6 +43,10 @@ plain callables are never assumed binary (they may be regressors).
 
 Estimators fitted on a pandas DataFrame (``feature_names_in_``) get a DataFrame with those
 column names back, so scikit-learn does not warn about missing feature names on every call.
+Where the explained DataFrame has integer or bool columns and the model may read their dtypes
+(a class of the user's, or a ``FunctionTransformer`` on the frame, anywhere in a pipeline or
+meta-estimator: :func:`tribute.models.tabular.reads_column_dtypes`), those columns get their
+dtypes back (``202``, not ``202.0``).
 Their column names, and those of Boosters trained on a DataFrame (``Booster.feature_names`` /
 ``Booster.feature_name()``), are :attr:`NumpyModel.feature_names`: a DataFrame input whose
 columns differ from them (another order) is refused instead of being read by position.
@@ -570,6 +574,10 @@ class NumpyModel(ModelAdapter):
     #: the least precise float dtype the model returned (before the float64 conversion of
     #: :meth:`__call__`), None before its first call (the flat-draws gate reads it)
     output_dtype: np.dtype[Any] | None = None
+    #: integer and bool columns (name -> dtype) of the user's DataFrame of numbers, given back
+    #: to the rows handed to an estimator fitted on a DataFrame (set by
+    #: :func:`tribute.models.tabular.prepare_categorical`); None otherwise
+    column_dtypes: dict[Any, Any] | None = None
 
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
@@ -660,6 +668,11 @@ class NumpyModel(ModelAdapter):
                 "model_output='probability' (or 'logit' for decision_function scores)."
             )
         arr = np.asarray(out)
+        if arr.dtype == object and arr.size and all(
+                isinstance(v, (int, float, np.integer, np.floating, np.bool_)) for v in arr.flat):
+            # numbers in an object array: a function computing on a DataFrame with bool and
+            # float columns (``X.to_numpy() @ w``) returns them so (aud49a)
+            arr = arr.astype(np.float64)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
             raise ModelOutputError(
                 f"model returned a non-numeric array (dtype {arr.dtype}); tribute needs numbers: "
@@ -756,7 +769,12 @@ class NumpyModel(ModelAdapter):
                 and arrays[0].ndim == 2 and arrays[0].shape[1] == len(self.feature_names):
             import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is there
 
-            arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
+            if self.column_dtypes:  # the user's integer / bool columns, not float64 (aud49a)
+                from .tabular import typed_frame
+
+                arrays[0] = typed_frame(arrays[0], self.feature_names, self.column_dtypes)
+            else:
+                arrays[0] = pd.DataFrame(arrays[0], columns=self.feature_names, copy=False)
         return arrays
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["CategoricalCodec", "from_polars", "prepare_categorical", "text_columns"]
+__all__ = ["CategoricalCodec", "from_polars", "prepare_categorical", "reads_column_dtypes",
+           "text_columns", "typed_columns", "typed_frame"]
 
 
 def _is_frame(x: Any) -> bool:
@@ -41,6 +42,89 @@ def text_columns(frame: Any) -> list[Any]:
 
     return [c for c, dt in frame.dtypes.items()
             if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+
+
+def typed_columns(frame: Any) -> dict[Any, Any]:
+    """The integer and bool columns of a DataFrame and their dtypes (numpy and nullable): the
+    columns whose dtype :func:`typed_frame` gives back to the rows tribute composes."""
+    import pandas as pd
+
+    return {c: dt for c, dt in frame.dtypes.items()
+            if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt)}
+
+
+def _typed(v: np.ndarray, dt: Any) -> Any:
+    """Column ``v`` (float64) in its DataFrame dtype ``dt`` where it holds values of that dtype:
+    bool (0/1) and integer (whole numbers) columns; ``v`` itself otherwise."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(dt) and np.all((v == 0) | (v == 1)):
+        return pd.Series(v.astype(bool)).astype(dt)
+    if pd.api.types.is_integer_dtype(dt) and np.all(v == np.rint(v)):
+        return pd.Series(v).astype(dt)  # numpy and nullable (Int64) integer columns
+    return v
+
+
+def typed_frame(rows: np.ndarray, columns: list[Any], dtypes: dict[Any, Any]) -> Any:
+    """A DataFrame of composed ``rows`` (float64, ``rows x columns``) whose integer and bool
+    columns have the dtypes of the user's DataFrame (``dtypes``, from :func:`typed_columns`), as
+    :meth:`CategoricalCodec.decode` gives them for tables with text columns; a column holding
+    other values (a fractional baseline) stays float64. A DataFrame of numbers only was handed
+    over as float64: its estimator saw ``202.0`` for the integer ``202`` and ``1.0`` for
+    ``True``, and a pipeline that reads the column as text (``astype(str)`` before a
+    ``OneHotEncoder``) met an unknown category: credit 0 for a brute-force truth of -2
+    (aud49a)."""
+    import pandas as pd
+
+    cols: dict[Any, Any] = {}
+    for j, c in enumerate(columns):
+        v = rows[:, j]
+        dt = dtypes.get(c)
+        if dt is not None:
+            typed = _typed(v, dt)
+            v = typed if isinstance(typed, np.ndarray) or not isinstance(dt, np.dtype) \
+                else typed.to_numpy()
+        cols[c] = v
+    # (one frame from the columns: 5x faster than a float frame retyped column by column)
+    return pd.DataFrame(cols, columns=columns, copy=False)
+
+
+#: packages whose estimators read a DataFrame of numbers as one float array (validated)
+_FLOAT_READERS = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
+
+
+def reads_column_dtypes(model: Any, depth: int = 0) -> bool:
+    """Whether ``model``'s outputs may depend on the dtypes of a DataFrame's number columns
+    (``202`` vs ``202.0``): True for a class of the user's own (anywhere in a pipeline or a
+    meta-estimator) and a ``FunctionTransformer`` that hands the DataFrame to a function
+    (``validate=False``); False for scikit-learn, XGBoost, LightGBM and CatBoost estimators,
+    pipelines and column transformers made of them only, which validate the columns into one
+    float array (so the dtypes, given back at a mixed-dtype conversion per call, cannot move
+    their outputs)."""
+    if depth > 16:
+        return True
+    cls = type(model)
+    if not cls.__module__.startswith(_FLOAT_READERS):
+        return True
+    if cls.__name__ == "FunctionTransformer":
+        return getattr(model, "func", None) is not None and not getattr(model, "validate", False)
+    try:
+        params = model.get_params(deep=False)
+    except Exception:
+        return True
+    return any(_holds_dtype_reader(v, depth + 1) for v in params.values())
+
+
+def _holds_dtype_reader(value: Any, depth: int) -> bool:
+    """A parameter (an estimator, or a list of steps / transformers / estimators) holding an
+    estimator that :func:`reads_column_dtypes`."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_dtype_reader(v, depth) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_dtype_reader(v, depth) for v in value.values())
+    if hasattr(value, "fit") or hasattr(value, "transform"):
+        return reads_column_dtypes(value, depth)
+    return False
 
 
 def _hashable(value: Any) -> bool:
@@ -173,12 +257,8 @@ class CategoricalCodec:
                 vals = cats[np.clip(np.rint(v).astype(np.int64), 0, len(cats) - 1)]
                 # the column's own dtype back (categorical, datetime, string...), not object
                 cols[c] = pd.Series(vals, dtype=object).astype(dt)
-            elif pd.api.types.is_bool_dtype(dt) and np.all((v == 0) | (v == 1)):
-                cols[c] = pd.Series(v.astype(bool)).astype(dt)
-            elif pd.api.types.is_integer_dtype(dt) and np.all(v == np.rint(v)):
-                cols[c] = pd.Series(v).astype(dt)  # numpy and nullable (Int64) integer columns
             else:
-                cols[c] = v
+                cols[c] = _typed(v, dt)
         return pd.DataFrame(cols, columns=self.columns)
 
 
@@ -186,9 +266,17 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
                         background_cls: type | tuple[type, ...]) -> tuple[Any, Any, Any]:
     """Encode a DataFrame with non-numeric columns and make ``adapter`` decode its rows.
 
-    Returns ``(adapter, inputs, baseline)`` unchanged when ``inputs`` is not such a DataFrame.
+    Returns ``(adapter, inputs, baseline)`` unchanged when ``inputs`` is not such a DataFrame;
+    for a DataFrame of numbers, the adapter records its integer and bool columns' dtypes
+    (``column_dtypes``, :func:`typed_columns`), which it gives back to the composed rows.
     """
-    if not _is_frame(inputs) or not text_columns(inputs):
+    if _is_frame(inputs) and not text_columns(inputs):
+        if getattr(adapter, "framework", None) == "numpy" and hasattr(adapter, "fn") \
+                and reads_column_dtypes(getattr(adapter, "estimator", adapter.fn)):
+            # (by name as the adapter's DataFrame has them: feature_names_in_, as text)
+            adapter.column_dtypes = {str(c): dt for c, dt in typed_columns(inputs).items()} or None
+        return adapter, inputs, baseline
+    if not _is_frame(inputs):
         return adapter, inputs, baseline
     if getattr(adapter, "framework", None) != "numpy" or not hasattr(adapter, "fn"):
         raise InputError(
