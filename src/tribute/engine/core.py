@@ -63,6 +63,9 @@ class Rows:
         kwargs: extra keyword forward arguments, already indexed per row.
         leaves: tensors to differentiate the explained outputs with respect to (gradient runs);
             may be filled during the forward pass by hooks.
+        checked: the rows' explained values (with their graph) when ``select`` returns something
+            else, e.g. one entry of each row's gradient (Hessian rows): the check that rows are
+            evaluated independently differentiates these. None: what ``select`` returns.
     """
 
     inputs: tuple[torch.Tensor, ...]
@@ -70,6 +73,7 @@ class Rows:
     extra: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     leaves: list[torch.Tensor] = field(default_factory=list)
+    checked: torch.Tensor | None = None
 
 
 Sink = Callable[[int, int, torch.Tensor, "list[torch.Tensor] | None"], None]
@@ -1134,8 +1138,12 @@ class Engine:
         if not leaves:
             raise RuntimeError("gradient run without leaves")  # programming error, not user input
         if check is not False:
+            # aud49g: Hessian rows' select returns derivatives of the sum over the pass's rows,
+            # blind to a batch mean before ReLUs (zero second derivatives): the check passed,
+            # marked the model checked, and later calls on batches went unchecked
+            probe = vals if rows.checked is None else rows.checked
             try:
-                r = _cross_row(vals, [*seen, *(x for x in leaves if all(x is not y for y in seen))], n)
+                r = _cross_row(probe, [*seen, *(x for x in leaves if all(x is not y for y in seen))], n)
             except Exception:  # not differentiable twice over (an in-place edit): unchecked
                 r = None
             if r is not None:
