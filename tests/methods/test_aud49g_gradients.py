@@ -14,6 +14,7 @@ values.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -128,3 +129,102 @@ def test_integrated_hessians_batch_equals_rows_alone_on_a_rowwise_model() -> Non
     for i in range(4):
         alone = tribute.explain(model, x[i:i + 1], "integrated_hessians", target=[0, 2], steps=5)
         assert torch.allclose(whole.values[i], alone.values[0], atol=1e-14, rtol=0)
+
+
+# --- lrp: clamps spelled as extrema / selections with a constant -----------------------------
+# Regression (silent before the fix): ``lrp`` reports functional code whose relevance goes back
+# as a plain gradient, and ``h.clamp(min=c)`` was counted; its twins ``torch.maximum(h, c)``,
+# ``torch.fmax``, ``torch.max(h, c_tensor)``, ``torch.where(h > c, h, c)``, ``h.masked_fill(m,
+# c)`` were not: credits 0.028 off the Pass rule (largest credit 0.023) with no warning.
+
+_C = 0.2
+_TWINS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "clamp": lambda h: h.clamp(min=_C),
+    "maximum": lambda h: torch.maximum(h, torch.tensor(_C, dtype=h.dtype)),
+    "maximum_reversed": lambda h: torch.maximum(torch.full_like(h, _C), h),
+    "fmax": lambda h: torch.fmax(h, torch.tensor(_C, dtype=h.dtype)),
+    "max": lambda h: torch.max(h, torch.full_like(h, _C)),
+    "tensor_max": lambda h: h.max(torch.full_like(h, _C)),
+    "minimum": lambda h: torch.minimum(h, torch.tensor(0.5, dtype=h.dtype)),
+    "fmin": lambda h: torch.fmin(h, torch.full_like(h, 0.5)),
+    "where": lambda h: torch.where(h > _C, h, torch.full_like(h, _C)),
+    "where_scalar": lambda h: torch.where(h > _C, h, _C),
+    "tensor_where": lambda h: h.where(h > _C, torch.full_like(h, _C)),
+    "masked_fill": lambda h: h.masked_fill(h <= _C, _C),
+}
+#: Routing, reductions and zero fills: the plain gradient is the rule there (no warning).
+_ROUTES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "maximum_of_two_inputs": lambda h: torch.maximum(h, h.flip(-1)),
+    "minimum_of_two_inputs": lambda h: torch.minimum(h, h.roll(1, -1)),
+    "max_dim": lambda h: h.max(-1, keepdim=True).values.expand_as(h).clone(),
+    "torch_max_dim": lambda h: torch.max(h, 1, keepdim=True)[0].expand_as(h).clone(),
+    "amax": lambda h: h.amax(-1, keepdim=True).expand_as(h).clone(),
+    "where_zero": lambda h: torch.where(h > _C, h, 0.0),
+    "where_zeros_tensor": lambda h: torch.where(h > _C, h, torch.zeros_like(h)),
+    "where_two_inputs": lambda h: torch.where(h > _C, h, h.flip(-1)),
+    "masked_fill_zero": lambda h: h.masked_fill(h <= _C, 0.0),
+    "where_indices": lambda h: h * 1.0 if torch.where(h > 5.0)[0].numel() else h,
+    "maximum_of_constants": lambda h: h + torch.maximum(torch.zeros(6), torch.ones(6)).to(h.dtype) * 0,
+    "sort": lambda h: h.sort(-1).values,
+}
+
+
+class _Clamped(nn.Module):
+    """Linear -> Tanh -> ``op`` (or ``nn.Hardtanh(c, 1e9)``, whose Pass rule is the truth) -> Linear."""
+
+    def __init__(self, op: str, ops: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> None:
+        super().__init__()
+        self.a, self.t, self.b = nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2)
+        self.module = nn.Hardtanh(_C, 1e9)
+        self.op, self.ops = op, ops
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.t(self.a(x))
+        return self.b(self.module(h) if self.op == "module" else self.ops[self.op](h))
+
+
+def _lrp(op: str, ops: dict[str, Callable[[torch.Tensor], torch.Tensor]]
+         ) -> tuple[torch.Tensor, dict[str, int], list[str]]:
+    torch.manual_seed(1)
+    model = _Clamped(op, ops).double().eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        attr = tribute.explain(model, x, "lrp", target=0)
+    said = [str(w.message) for w in caught if "functional operations" in str(w.message)]
+    return attr.values, dict(attr.extra["functional_ops"]), said
+
+
+@pytest.mark.parametrize("op", sorted(_TWINS))
+def test_lrp_reports_clamps_spelled_otherwise(op: str) -> None:
+    values, ops, said = _lrp(op, _TWINS)
+    assert ops and len(said) == 1, (ops, said)
+    if op not in ("minimum", "fmin"):  # clamps at c from below: the same function as clamp(min=c)
+        clamp, _, _ = _lrp("clamp", _TWINS)
+        assert torch.equal(values, clamp)
+        rule, _, _ = _lrp("module", _TWINS)  # what the warning warns about is real
+        assert float((values - rule).abs().max()) > 0.5 * float(rule.abs().max())
+
+
+@pytest.mark.parametrize("op", sorted(_ROUTES))
+def test_lrp_routing_extrema_and_zero_fills_stay_silent(op: str) -> None:
+    _, ops, said = _lrp(op, _ROUTES)
+    assert ops == {} and said == []
+
+
+_MASKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    # masks, not clamps: they never win what follows (or are ReLUs), and stay silent
+    "where_neg_inf": lambda h: torch.where(h > h.amax(-1, keepdim=True) - 0.5, h, float("-inf")).amax(-1, keepdim=True).expand_as(h).clone(),
+    "masked_fill_neg_inf": lambda h: h.masked_fill(h < h.amax(-1, keepdim=True) - 0.5, float("-inf")).amax(-1, keepdim=True).expand_as(h).clone(),
+    "where_finfo_min": lambda h: torch.where(h > _C, h, torch.finfo(h.dtype).min).amax(-1, keepdim=True).expand_as(h).clone(),
+    "max_finfo_min": lambda h: torch.max(h, torch.tensor(torch.finfo(h.dtype).min, dtype=h.dtype)),
+    "masked_fill_minus_1e4": lambda h: h.masked_fill(h <= _C, -1e4).amax(-1, keepdim=True).expand_as(h).clone(),
+    "maximum_zero": lambda h: torch.maximum(h, torch.zeros_like(h)),
+    "fmax_zero": lambda h: torch.fmax(h, torch.tensor(0.0, dtype=h.dtype)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_MASKS))
+def test_lrp_masks_and_relus_spelled_as_extrema_stay_silent(op: str) -> None:
+    _, ops, said = _lrp(op, _MASKS)
+    assert ops == {} and said == []
