@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -228,3 +229,81 @@ _MASKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def test_lrp_masks_and_relus_spelled_as_extrema_stay_silent(op: str) -> None:
     _, ops, said = _lrp(op, _MASKS)
     assert ops == {} and said == []
+
+
+# --- deeplift: rows mixed with the baselines it runs next to ----------------------------------
+# Regression (before the fix): DeepLIFT runs each input next to its baseline in one pass. On one
+# input that pass ([x, x0], or x next to a background) was too small or too tall for the engine's
+# check: a model with a batch mean got credits from the mixed rows (0.046 off for a largest
+# credit of 0.103, warned only as "nonlinearities outside torch.nn modules"), and with a
+# background the pass marked the model checked, so saliency / kernel_shap on batches then ran
+# silently (kernel_shap 0.235 off for a largest credit of 0.211).
+
+
+class _HiddenMean(nn.Module):
+    """Linear -> ReLU, minus half the batch mean, -> Linear (mixing after the nonlinearity)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.r, self.b = nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.r(self.a(x))
+        return self.b(h - 0.5 * h.mean(0, keepdim=True))
+
+
+@pytest.mark.parametrize("kind", ["input", "hidden"])
+@pytest.mark.parametrize("baseline", ["scalar", "background"])
+def test_deeplift_refuses_rows_mixed_with_its_baselines(kind: str, baseline: str) -> None:
+    torch.manual_seed(0)
+    model: nn.Module = (_InputMean() if kind == "input" else _HiddenMean()).double().eval()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    base: Any = 0.3 if baseline == "scalar" else tribute.Background(torch.randn(4, 5, dtype=torch.float64))
+    with pytest.raises(ModelOutputError, match="baseline row of sample 0"):
+        tribute.explain(model, x, "deeplift", target=0, baseline=base)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("method", ["saliency", "kernel_shap"])
+def test_deeplift_on_one_input_leaves_a_mixing_model_unchecked(method: str) -> None:
+    model, x = _mixing()
+    with pytest.raises(ModelOutputError):
+        tribute.explain(model, x[:1], "deeplift", target=0,
+                        baseline=tribute.Background(torch.randn(4, 5, dtype=torch.float64)))
+    with pytest.raises(ModelOutputError, match="changes with the other rows of its batch"):
+        tribute.explain(model, x, method, target=0)
+
+
+class _Rescale(nn.Module):
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.a, self.r, self.b = nn.Linear(5, 6), nn.ReLU(inplace=inplace), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.r(self.a(x)))
+
+
+def _rescale_by_hand(model: _Rescale, x: torch.Tensor, b: torch.Tensor, t: int) -> torch.Tensor:
+    z, z0 = model.a(x), model.a(b)
+    m = (torch.relu(z) - torch.relu(z0)) / (z - z0)
+    return (x - b) * ((model.b.weight[t] * m) @ model.a.weight)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("background", [False, True])
+def test_deeplift_rowwise_models_still_match_the_rescale_rule(inplace: bool, n: int, background: bool) -> None:
+    # neighbours of the refusal: one input or several, a scalar baseline or a background,
+    # in-place ReLU; DeepLIFT by hand (rescale multipliers of one ReLU layer)
+    torch.manual_seed(2)
+    model = _Rescale(inplace).double().eval()
+    x = torch.randn(n, 5, dtype=torch.float64)
+    bg = torch.randn(4, 5, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attr = tribute.explain(model, x, "deeplift", target=1,
+                               baseline=tribute.Background(bg) if background else 0.3)
+    with torch.no_grad():
+        want = (torch.stack([_rescale_by_hand(model, x, bg[j].expand_as(x), 1) for j in range(4)]).mean(0)
+                if background else _rescale_by_hand(model, x, torch.full_like(x, 0.3), 1))
+    assert torch.allclose(attr.values, want, atol=1e-12, rtol=0)

@@ -1142,14 +1142,19 @@ class Engine:
             # blind to a batch mean before ReLUs (zero second derivatives): the check passed,
             # marked the model checked, and later calls on batches went unchecked
             probe = vals if rows.checked is None else rows.checked
+            every = [*seen, *(x for x in leaves if all(x is not y for y in seen))]
             try:
-                r = _cross_row(probe, [*seen, *(x for x in leaves if all(x is not y for y in seen))], n)
+                r = _cross_row(probe, every, n)
             except Exception:  # not differentiable twice over (an in-place edit): unchecked
                 r = None
             if r is not None:
                 raise _batch_dependent(r, n, start, describe_row,
                                        check if isinstance(check, int) else None)
-            self._done_checking()
+            # aud49g: a pass with no leaf of one row per row (DeepLIFT's points carry their
+            # input and baseline rows: 2n) checked nothing; it marked the model checked, and
+            # later calls on batches of a batch-mixing model went unchecked
+            if any(x.requires_grad and x.ndim > 0 and int(x.shape[0]) == n for x in every):
+                self._done_checking()
         per_target: list[tuple[torch.Tensor | None, ...]] = []
         n_t = vals.shape[1]
         try:
