@@ -63,6 +63,9 @@ class Rows:
         kwargs: extra keyword forward arguments, already indexed per row.
         leaves: tensors to differentiate the explained outputs with respect to (gradient runs);
             may be filled during the forward pass by hooks.
+        checked: the rows' explained values (with their graph) when ``select`` returns something
+            else, e.g. one entry of each row's gradient (Hessian rows): the check that rows are
+            evaluated independently differentiates these. None: what ``select`` returns.
     """
 
     inputs: tuple[torch.Tensor, ...]
@@ -70,6 +73,7 @@ class Rows:
     extra: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     leaves: list[torch.Tensor] = field(default_factory=list)
+    checked: torch.Tensor | None = None
 
 
 Sink = Callable[[int, int, torch.Tensor, "list[torch.Tensor] | None"], None]
@@ -1134,14 +1138,23 @@ class Engine:
         if not leaves:
             raise RuntimeError("gradient run without leaves")  # programming error, not user input
         if check is not False:
+            # aud49g: Hessian rows' select returns derivatives of the sum over the pass's rows,
+            # blind to a batch mean before ReLUs (zero second derivatives): the check passed,
+            # marked the model checked, and later calls on batches went unchecked
+            probe = vals if rows.checked is None else rows.checked
+            every = [*seen, *(x for x in leaves if all(x is not y for y in seen))]
             try:
-                r = _cross_row(vals, [*seen, *(x for x in leaves if all(x is not y for y in seen))], n)
+                r = _cross_row(probe, every, n)
             except Exception:  # not differentiable twice over (an in-place edit): unchecked
                 r = None
             if r is not None:
                 raise _batch_dependent(r, n, start, describe_row,
                                        check if isinstance(check, int) else None)
-            self._done_checking()
+            # aud49g: a pass with no leaf of one row per row (DeepLIFT's points carry their
+            # input and baseline rows: 2n) checked nothing; it marked the model checked, and
+            # later calls on batches of a batch-mixing model went unchecked
+            if any(x.requires_grad and x.ndim > 0 and int(x.shape[0]) == n for x in every):
+                self._done_checking()
         per_target: list[tuple[torch.Tensor | None, ...]] = []
         n_t = vals.shape[1]
         try:

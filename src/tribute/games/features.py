@@ -1296,6 +1296,7 @@ class FeatureGame(Game):
                 # (+ 0 * leaf keeps the graph connected where the Hessian is zero, e.g. linear models)
                 picked.append(g.gather(1, p[:, None])[:, 0] + (leaf * 0).sum(1))
             first["vals"], first["grads"] = vals.detach(), torch.stack(grads, 1)
+            rows.checked = vals  # the batch check reads the values, not their derivatives
             return torch.stack(picked, 1)
 
         def sink(start: int, stop: int, _: torch.Tensor, grads: Any) -> None:

@@ -78,6 +78,65 @@ _RESAMPLE = {"interpolate": (3, "nearest"), "grid_sample": (2, "bilinear")}
 _COPY_MODES = frozenset({"nearest", "nearest-exact"})
 
 
+#: Elementwise extrema of two tensors. With one input-dependent operand and a constant they are
+#: a clamp (``torch.maximum(h, c)`` is ``h.clamp(min=c)``, counted above): saturated units keep
+#: their relevance ``c * R / c`` with no gradient to pass it on. Of two input-dependent tensors
+#: they route, as max pooling does (not counted). ``torch.max(h, dim)`` is a reduction: not
+#: counted (its second argument is no tensor). Missed until audit aud49g: a model with
+#: ``torch.maximum(h, c)`` had credits 0.028 off the Pass rule (largest 0.023), with no warning,
+#: while its ``clamp`` twin warned.
+_EXTREMA = frozenset({"maximum", "minimum", "fmax", "fmin", "max", "min"})
+#: Selections with a constant branch (``torch.where(h > c, h, c)``, ``h.masked_fill(m, c)``):
+#: a clamp too when the constant is not zero (a zero carries no relevance: a ReLU spelled so).
+_FILLS = frozenset({"where", "masked_fill"})
+#: Constants this large are masks, not clamps: attention scores set to -inf / -1e4 / -1e9 /
+#: ``finfo.min`` (``torch.where(causal, scores, min)``, OPT's ``torch.max(scores, min)``), a
+#: masked max pooling's ``masked_fill(~mask, -inf)``; they never win the softmax or max that
+#: follows, so they carry no relevance.
+_MASK_MAGNITUDE = 1e4
+
+
+def _constant_not_zero(v: Any) -> bool:
+    """A constant (a number, or a tensor that does not depend on the input) with a non-zero
+    entry and no mask value (:data:`_MASK_MAGNITUDE`)."""
+    if isinstance(v, torch.Tensor):
+        if v.requires_grad or v.numel() == 0 or v.is_complex():
+            return False
+        big = float(v.detach().to(torch.float64).abs().max())  # inf / NaN: not below
+        return big < _MASK_MAGNITUDE and bool((v != 0).any())
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v != 0 \
+        and abs(v) < _MASK_MAGNITUDE
+
+
+def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any]) -> bool:
+    """``func(*args, **kwargs)`` (an extremum or a selection, see :data:`_EXTREMA` /
+    :data:`_FILLS`) clamps an input-dependent tensor at a constant."""
+    def arg(pos: int, key: str) -> Any:
+        return kwargs[key] if key in kwargs else (args[pos] if len(args) > pos else None)
+
+    if name in _EXTREMA:
+        a, b = arg(0, "input"), arg(1, "other")
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return False  # a reduction (torch.max(h), h.max(dim=1))
+        if a.requires_grad == b.requires_grad:
+            return False  # two inputs: routing; two constants: no relevance
+        c = b if a.requires_grad else a
+        return _constant_not_zero(c)  # maximum(h, 0) is a ReLU: the plain gradient is its rule
+    if name == "where":
+        if func is torch.Tensor.where:  # h.where(cond, other)
+            a, b = arg(0, "input"), arg(2, "other")
+        else:  # torch.where(cond, input, other); torch.where(cond) gives indices
+            a, b = arg(1, "input"), arg(2, "other")
+        grads = [isinstance(t, torch.Tensor) and t.requires_grad for t in (a, b)]
+        if grads == [True, False]:
+            return _constant_not_zero(b)
+        return grads == [False, True] and _constant_not_zero(a)
+    x = arg(0, "input")
+    if not (isinstance(x, torch.Tensor) and x.requires_grad):
+        return False
+    return _constant_not_zero(arg(2, "value"))  # masked_fill
+
+
 #: torch modules that only call their children (their own code applies no operation)
 _CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -160,6 +219,9 @@ class UnseenOps(TorchFunctionMode):
             n = _grad_tensors(args) + _grad_tensors((kwargs or {}).values())
             if (name in _SUMS and n >= 2) or (name in _TRANSFORMS and n >= 1):
                 self.counts[name] += 1
+            elif (name in _EXTREMA or name in _FILLS) and n >= 1:
+                if _clamps(name, func, args, kwargs or {}):
+                    self.counts[name] += 1
             elif name in _RESAMPLE and n >= 1:
                 pos, default = _RESAMPLE[name]
                 mode = (kwargs or {}).get("mode", args[pos] if len(args) > pos else default)
