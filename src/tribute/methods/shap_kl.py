@@ -112,12 +112,15 @@ def top_k_selection(values: Any, k: int) -> np.ndarray:
                 "at a row's end, as for shorter texts, is left out). Drop those rows or recompute their credits.")
         short = n_real < k
         if short.any():
-            i = int(np.flatnonzero(short)[0])
+            i, empty = int(np.flatnonzero(short)[0]), n_real == 0
+            fix = [f"use k <= {int(n_real[~empty].min())} or select the shorter rows apart"] \
+                if (short & ~empty).any() else []
+            if empty.any():
+                fix.append(f"drop the {int(empty.sum())} rows whose credits are all NaN (first: row "
+                           f"{int(np.flatnonzero(empty)[0])})")
             raise InputError(
                 f"top_k_selection: k={k} but {int(short.sum())} of {arr.shape[0]} rows have fewer credits before "
-                f"their NaN padding (first: row {i}, {int(n_real[i])} players); "
-                + (f"use k <= {int(n_real.min())} or select the shorter rows apart." if n_real.min() > 0 else
-                   "drop the rows whose credits are all NaN."))
+                f"their NaN padding (first: row {i}, {int(n_real[i])} players); {' and '.join(fix)}.")
     idx = np.argsort(-arr, axis=1, kind="stable")[:, :k]
     out = np.zeros(arr.shape, dtype=bool)
     np.put_along_axis(out, idx, True, axis=1)
