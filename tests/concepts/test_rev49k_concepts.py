@@ -103,6 +103,8 @@ def test_top_k_selection_nan_padding_neighbours_and_refusals() -> None:
         top_k_selection(np.array([[0.1, np.nan, 0.5, 0.2], [0.3, 0.1, 0.2, np.nan]]), 2)
     with pytest.raises(InputError, match=r"row 1, 0 players.*all NaN"):
         top_k_selection(np.array([[0.1, 0.4, 0.5], [np.nan] * 3]), 1)
+    with pytest.raises(InputError, match=r"row 1, 1 players\); use k <= 1 .* and drop the 1 rows .*\(first: row 2\)"):
+        top_k_selection(np.array([[0.1, 0.4, np.nan], [0.5, np.nan, np.nan], [np.nan] * 3]), 2)
 
 
 def _hand_sobol(net: nn.Sequential, img: torch.Tensor, W: np.ndarray, target: int, n: int, seed: int) -> np.ndarray:
