@@ -320,7 +320,9 @@ def _importance(runner: _Runner, images: torch.Tensor, acts: torch.Tensor, W: np
     # one image: its seed as a Python int, and seed=None (fresh draws) drawn here too: sampler='random' seeds a
     # torch generator, which takes neither None nor a numpy integer (craft(seed=None / np.int64(3),
     # sampler='random') raised 'manual_seed expected a long' / 'an integer is required' after the crops ran)
-    seeds = [int(seed)] if n_img == 1 and seed is not None else \
+    # (with 'random', a seed of 2**64 or more, e.g. SeedSequence().entropy, overflowed torch's generator after
+    # the crops ran: spawned as for several images; 'sobol' seeds numpy, which takes it as it is; rev49k)
+    seeds = [int(seed)] if n_img == 1 and seed is not None and (sampler != "random" or int(seed) < 2**64) else \
         [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_img)]
     Wt = torch.from_numpy(W)
     sts, ses, coeffs = [], [], []

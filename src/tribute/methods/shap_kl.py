@@ -82,7 +82,11 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
 
 
 def top_k_selection(values: Any, k: int) -> np.ndarray:
-    """``batch x players`` boolean masks keeping the ``k`` largest credits of each row."""
+    """``batch x players`` boolean masks keeping the ``k`` largest credits of each row.
+
+    NaN credits that end a row (a shorter text's padding players, as :func:`tribute.explain` gives
+    texts of different lengths) are never kept; each row needs at least ``k`` credits before them.
+    A NaN anywhere else cannot be ranked and is refused."""
     # an Attribution's credits; not a tensor's own ``.values`` (a method: top_k_selection(attr.values, k)
     # on a torch tensor raised "float() argument must be ... not 'builtin_function_or_method'")
     held = getattr(values, "values", None) if not isinstance(values, (torch.Tensor, np.ndarray)) else None
@@ -92,13 +96,31 @@ def top_k_selection(values: Any, k: int) -> np.ndarray:
         raise InputError(f"top_k_selection: values must be batch x players; got shape {arr.shape}.")
     if not 1 <= k <= arr.shape[1]:
         raise InputError(f"top_k_selection: k={k} must be in 1..{arr.shape[1]} (the number of players).")
-    nan = np.isnan(arr).any(axis=1)
+    nan = np.isnan(arr)
     if nan.any():
-        # a NaN credit has no rank: argsort put it last, so a row of NaN credits kept its first k players
-        # and a row with some NaN never kept those players, silently (aud49k)
-        raise InputError(f"top_k_selection: values hold NaN in {int(nan.sum())} of {arr.shape[0]} rows (first: row "
-                         f"{int(np.flatnonzero(nan)[0])}); a NaN credit cannot be ranked. Drop those rows or recompute "
-                         "their credits.")
+        # NaN credits ending a row are a shorter text's padding (tribute.explain pads texts of different
+        # lengths to the longest one's players): never kept, as before (the full refusal of aud49k turned
+        # explain(texts) -> top_k_selection(attr, k) -> label_leakage into an error; rev49k). A NaN
+        # elsewhere has no rank (argsort put it last: silently never kept), and a row with fewer than k
+        # credits would keep padding (an all-NaN row kept its first k players).
+        n_real = (~nan).sum(axis=1)
+        inner = (nan != (np.arange(arr.shape[1])[None, :] >= n_real[:, None])).any(axis=1)
+        if inner.any():
+            raise InputError(
+                f"top_k_selection: values hold NaN before the end of {int(inner.sum())} of {arr.shape[0]} rows "
+                f"(first: row {int(np.flatnonzero(inner)[0])}); a NaN credit cannot be ranked (only NaN padding "
+                "at a row's end, as for shorter texts, is left out). Drop those rows or recompute their credits.")
+        short = n_real < k
+        if short.any():
+            i, empty = int(np.flatnonzero(short)[0]), n_real == 0
+            fix = [f"use k <= {int(n_real[~empty].min())} or select the shorter rows apart"] \
+                if (short & ~empty).any() else []
+            if empty.any():
+                fix.append(f"drop the {int(empty.sum())} rows whose credits are all NaN (first: row "
+                           f"{int(np.flatnonzero(empty)[0])})")
+            raise InputError(
+                f"top_k_selection: k={k} but {int(short.sum())} of {arr.shape[0]} rows have fewer credits before "
+                f"their NaN padding (first: row {i}, {int(n_real[i])} players); {' and '.join(fix)}.")
     idx = np.argsort(-arr, axis=1, kind="stable")[:, :k]
     out = np.zeros(arr.shape, dtype=bool)
     np.put_along_axis(out, idx, True, axis=1)

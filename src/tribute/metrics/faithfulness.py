@@ -329,9 +329,11 @@ def deletion(game: Game, attr: Attribution, *, steps: int = 20,
     so that the standard error over samples holds their noise: the same inputs in the same
     order with the same ``seed`` give the same bytes, and a sample's orders do not depend on
     the other samples, but the same sample scored alone, at another position or in another
-    word-count group of texts gets other orders, and its score moves within its
-    ``stderr_ties`` (aud49m: 6 players, 5 of them tied, 0.0017 apart with ``stderr_ties``
-    0.0005). Before stop 37 ties were broken by player index: an all-zero attribution of ``sum_i w_i x_i``
+    word-count group of texts gets other orders, and its score moves by the noise of two
+    independent estimates, a few ``stderr_ties`` (the difference has about ``sqrt(2)`` times its
+    spread; aud49m: 6 players, 5 of them tied, 0.0017 apart with ``stderr_ties`` 0.0005; rev49k:
+    over one ``stderr_ties`` apart in 4 of 12 samples, insertion up to 4.3). Before stop 37
+    ties were broken by player index: an all-zero attribution of ``sum_i w_i x_i``
     scored the area of removing players ``0, 1, ...`` first, so permuting the columns changed
     the score. Untied credits give exactly the same curve as before at the same cost: ``steps
     + 1`` evaluations per input (the full coalition is free for feature games); each step
