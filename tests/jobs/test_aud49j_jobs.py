@@ -1,0 +1,182 @@
+"""aud49j: dataset jobs and ``tribute explain`` -- the dtype a model without floating parameters
+computes in.
+
+* A torch module whose weights are buffers (or that has no weights at all) was fed float32 rows
+  by every dataset job and by ``tribute explain --data X.npy``, although the data were float64
+  and :func:`tribute.explain` computes such a module in the buffers' dtype, else the inputs' own.
+  Measured: exact Shapley of ``sum_j (j + 1) x_j`` came back float32, 1.3e-7 off the closed form
+  (one call: 4.4e-16), and a float64 threshold that float32 rounding crosses gave a credit of
+  1.0 where the truth is 0.0. Jobs and the command line now use the same dtype rule as one call.
+
+Truths: ``f(x) = sum_j (j + 1) x_j`` has exact Shapley values ``(j + 1) x_j`` at baseline 0; a
+one-feature step ``1[x_0 > t]`` credits feature 0 with ``f(x) - f(0)``; one
+:func:`tribute.explain` call on all rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+from tribute.cli import main
+
+WEIGHTS = np.arange(1.0, 5.0)
+
+
+class BufferLinear(torch.nn.Module):
+    """``sum_j (j + 1) x_j`` with its weights as a float64 buffer (no parameters)."""
+
+    w: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.tensor(WEIGHTS, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.w).sum(-1, keepdim=True)
+
+
+class NoWeights(torch.nn.Module):
+    """The same function with no parameters and no buffers: computes in the inputs' dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * torch.arange(1, 5, dtype=x.dtype)).sum(-1, keepdim=True)
+
+
+class Step(torch.nn.Module):
+    """``1[x_0 > t]`` with a float64 threshold buffer (one per feature; only x_0 counts)."""
+
+    t: torch.Tensor
+
+    def __init__(self, t: float) -> None:
+        super().__init__()
+        self.register_buffer("t", torch.full((4,), t, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > self.t)[:, :1].to(torch.float64)
+
+
+def make_buffer_linear() -> torch.nn.Module:
+    return BufferLinear()
+
+
+def make_no_weights() -> torch.nn.Module:
+    return NoWeights()
+
+
+def _rows() -> np.ndarray:
+    return np.random.default_rng(3).normal(size=(5, 4))
+
+
+@pytest.mark.parametrize("make", [BufferLinear, NoWeights])
+@pytest.mark.parametrize("shard_size", [1, 2, 64])
+def test_a_model_without_floating_parameters_keeps_float64_rows_in_a_job(tmp_path: Path, make: Any,
+                                                                        shard_size: int) -> None:
+    X = _rows()
+    attr = tribute.explain_dataset(make(), X, out=tmp_path / "o", method="exact_shapley", baseline=0.0,
+                                   shard_size=shard_size, progress=False)
+    values = np.asarray(attr.values)
+    assert values.dtype == np.float64
+    np.testing.assert_allclose(values, X * WEIGHTS, rtol=0, atol=1e-12)
+
+
+def test_a_float64_threshold_is_not_crossed_by_a_float32_cast(tmp_path: Path) -> None:
+    # t lies between x_0 and its float32 rounding: in float64 x_0 > t, in float32 it is not
+    x0 = 0.0999999977
+    t = 0.0999999976
+    assert x0 > t and float(np.float32(x0)) < t
+    X = np.array([[x0, 1.0, 2.0, 3.0]])
+    attr = tribute.explain_dataset(Step(t), X, out=tmp_path / "o", method="exact_shapley",
+                                   baseline=0.0, progress=False)
+    np.testing.assert_array_equal(np.asarray(attr.values), [[1.0, 0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize(("suffix", "job"), [(".npy", False), (".npy", True), (".csv", True)])
+def test_the_command_line_keeps_float64_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             suffix: str, job: bool) -> None:
+    X = _rows()
+    data = tmp_path / f"X{suffix}"
+    if suffix == ".npy":
+        np.save(data, X)
+    else:
+        pd = pytest.importorskip("pandas")
+        pd.DataFrame(X, columns=list("abcd")).to_csv(data, index=False)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    out = tmp_path / "o"
+    argv = ["explain", "--model", "test_aud49j_jobs:make_buffer_linear", "--data", str(data), "--out",
+            str(out), "--method", "exact_shapley", "--baseline", "0", "--no-progress"]
+    assert main(argv + (["--shard-size", "2"] if job and suffix == ".npy" else [])) == 0
+    attr = tribute.Attribution.load(out / ("result.npz" if job else "attribution.npz"))
+    np.testing.assert_allclose(np.asarray(attr.values), X * WEIGHTS, rtol=0, atol=1e-12)
+
+
+class _F32Params(torch.nn.Module):
+    scale: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+        self.register_buffer("scale", torch.tensor(2.0, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * self.scale.to(x.dtype)
+
+
+class _IntParamFloatBuffer(torch.nn.Module):
+    b: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = torch.nn.Parameter(torch.tensor([1, 2, 3, 4]), requires_grad=False)
+        self.register_buffer("b", torch.tensor(0.5, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.k + self.b).sum(-1, keepdim=True)
+
+
+def numpy_linear(x: np.ndarray) -> np.ndarray:
+    return x @ WEIGHTS[:, None].astype(x.dtype)
+
+
+def _mlp(dtype: torch.dtype) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).to(dtype)
+
+
+def _neighbours() -> list[tuple[str, Any, np.ndarray]]:
+    X = _rows()
+    return [
+        ("f32 MLP, f64 rows", _mlp(torch.float32), X),
+        ("f32 MLP, f32 rows", _mlp(torch.float32), X.astype(np.float32)),
+        ("f64 MLP, f32 rows", _mlp(torch.float64), X.astype(np.float32)),
+        ("f64 MLP, f64 rows", _mlp(torch.float64), X),
+        ("f32 params + f64 buffer", _F32Params(), X),
+        ("int params + f64 buffer, f32 rows", _IntParamFloatBuffer(), X.astype(np.float32)),
+        ("no weights, f32 rows", NoWeights(), X.astype(np.float32)),
+        ("buffers only, f32 rows", BufferLinear(), X.astype(np.float32)),
+        ("no weights, int rows", NoWeights(), np.arange(20).reshape(5, 4)),
+        ("a numpy function", numpy_linear, X),
+        ("a numpy function, f32 rows", numpy_linear, X.astype(np.float32)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_neighbours())))
+def test_jobs_equal_one_call_on_other_dtypes(tmp_path: Path, case: int) -> None:
+    name, model, X = _neighbours()[case]
+    kw: dict[str, Any] = {"method": "exact_shapley", "baseline": 0.0}
+    if isinstance(model, torch.nn.Module) and any(p.numel() == 12 for p in model.parameters()):
+        kw["target"] = 1
+    one = tribute.explain(model, X if not isinstance(model, torch.nn.Module) else torch.from_numpy(X), **kw)
+    job = tribute.explain_dataset(model, X, out=tmp_path / "o", shard_size=2, progress=False, **kw)
+    want = one.values.numpy() if isinstance(one.values, torch.Tensor) else np.asarray(one.values)
+    got = np.asarray(job.values)
+    # one call returns the inputs' dtype, a job the dtype the model computed in; float32 sums of
+    # other batch shapes may differ in the last bit (README: batch_size for bit-identical calls)
+    eps = max(np.finfo(got.dtype).eps, np.finfo(want.dtype).eps)
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=2 * eps,
+                               atol=2 * eps * np.abs(want).max(), err_msg=name)
