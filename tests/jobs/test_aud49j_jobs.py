@@ -241,3 +241,56 @@ def test_a_resume_by_another_tribute_version_is_refused(tmp_path: Path) -> None:
     _edit_manifest(out, tribute_version="0.0.9")
     with pytest.raises(tribute.InputError, match=r"tribute_version: \"0.0.9\" -> "):
         _job(out, resume=True)
+
+
+# -- result.parquet of a table whose columns are named like the file's own columns ----------
+@pytest.mark.parametrize("names", [["row", "b", "c"], ["a", "target", "c"], ["target", "row", "c"]])
+def test_a_table_column_named_row_or_target_gets_its_parquet(tmp_path: Path, names: list[str]) -> None:
+    # every shard ran, result.npz was written, then pandas refused the frame: "cannot insert
+    # row, already exists" (a bare ValueError; no result.parquet, no summary.json)
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from sklearn.linear_model import LinearRegression
+
+    X = pd.DataFrame(_rows()[:, :3], columns=names)
+    coef = np.array([1.5, -2.0, 0.5])
+    model = LinearRegression().fit(X, X.to_numpy() @ coef + 1.0)
+    out = tmp_path / "o"
+    tribute.explain_dataset(model, X, out=out, method="exact_shapley", baseline=0.0, shard_size=2,
+                            progress=False)
+    frame = pd.read_parquet(out / "result.parquet")
+    players = [f"{j}:{nm}" for j, nm in enumerate(names)]  # position and name, as for repeated names
+    assert list(frame.columns)[-3:] == players
+    np.testing.assert_allclose(frame[players].to_numpy(), X.to_numpy() * model.coef_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(frame["row"].to_numpy(), np.arange(5))
+    assert (out / "summary.json").is_file()
+
+
+def test_a_player_named_like_a_stderr_column_gets_its_parquet(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from sklearn.linear_model import LinearRegression
+
+    X = pd.DataFrame(_rows()[:, :3], columns=["a", "stderr:a", "c"])
+    model = LinearRegression().fit(X, X.to_numpy() @ np.array([1.0, 2.0, 3.0]))
+    out = tmp_path / "o"
+    attr = tribute.explain_dataset(model, X, out=out, method="kernel_shap", budget=16, shard_size=2,
+                                   progress=False)
+    frame = pd.read_parquet(out / "result.parquet")
+    assert len(set(frame.columns)) == len(frame.columns)
+    np.testing.assert_array_equal(frame[["0:a", "1:stderr:a", "2:c"]].to_numpy(), np.asarray(attr.values))
+    assert attr.stderr is not None
+    np.testing.assert_array_equal(frame[["stderr:0:a", "stderr:1:stderr:a", "stderr:2:c"]].to_numpy(),
+                                  np.asarray(attr.stderr))
+
+
+def test_ordinary_player_names_keep_their_parquet_columns(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from sklearn.linear_model import LinearRegression
+
+    X = pd.DataFrame(_rows()[:, :3], columns=["rows", "targets", "index"])
+    model = LinearRegression().fit(X, X.to_numpy() @ np.array([1.0, 2.0, 3.0]))
+    out = tmp_path / "o"
+    tribute.explain_dataset(model, X, out=out, method="exact_shapley", baseline=0.0, progress=False)
+    assert list(pd.read_parquet(out / "result.parquet").columns)[-3:] == ["rows", "targets", "index"]
