@@ -294,3 +294,19 @@ def test_ordinary_player_names_keep_their_parquet_columns(tmp_path: Path) -> Non
     out = tmp_path / "o"
     tribute.explain_dataset(model, X, out=out, method="exact_shapley", baseline=0.0, progress=False)
     assert list(pd.read_parquet(out / "result.parquet").columns)[-3:] == ["rows", "targets", "index"]
+
+
+def test_shards_of_two_dtypes_are_refused_naming_the_cause(tmp_path: Path) -> None:
+    # a job started before this fix (float32 shards of a buffer-only model) and resumed after it
+    # (float64 shards) was refused as "the output folder was modified by hand"
+    import shutil
+
+    X = _rows()
+    kw: dict[str, Any] = {"method": "exact_shapley", "baseline": 0.0, "shard_size": 2, "progress": False}
+    tribute.explain_dataset(NoWeights(), X, out=tmp_path / "a", **kw)
+    tribute.explain_dataset(NoWeights(), X.astype(np.float32), out=tmp_path / "b", **kw)
+    shutil.copy(tmp_path / "b" / "shards" / "shard-000002.npz", tmp_path / "a" / "shards" / "shard-000002.npz")
+    (tmp_path / "a" / "result.npz").unlink()
+    with pytest.raises(tribute.InputError, match=r"shard 2 holds float32 credits and shard 0 float64: "
+                                                 r"the shards were computed by different tribute code"):
+        tribute.explain_dataset(NoWeights(), X, out=tmp_path / "a", resume=True, **kw)

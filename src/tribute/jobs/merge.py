@@ -70,6 +70,14 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
             ) from exc
     first = parts[0]
     for k, a in enumerate(parts[1:], start=1):
+        if a.layout.dtype != first.layout.dtype and a.method == first.method:
+            # aud49j: a job started before a tribute update and resumed after it; the credits
+            # were computed two ways (blamed on a hand-edited folder before)
+            raise InputError(
+                f"merge: shard {k} holds {a.layout.dtype} credits and shard 0 {first.layout.dtype}: "
+                "the shards were computed by different tribute code (a job resumed after an "
+                "update), or the folder was modified by hand, and cannot be merged. Start the job "
+                "again in an empty folder.")
         if a.player_names != first.player_names or a.method != first.method or a.layout != first.layout:
             raise InputError(
                 f"merge: shard {k} does not match shard 0 (method, players or layout differ); the "
