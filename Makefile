@@ -29,11 +29,18 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tribute bench --suite quick --out report-out
 
+# A worker that dies (crash, kill) fails the run naming its test (--max-worker-restart=0):
+# pytest-xdist 3.8's loadfile scheduler, replacing a crashed worker, can wait forever (stop 48's
+# fresh-clone CI sat idle at 94 %; pytest-xdist #784 / #1313). A test running over 15 minutes
+# dumps every thread's stack and ends its worker (pytest >= 9's faulthandler_exit_on_timeout).
+XDIST  := -n 2 --dist loadfile --max-worker-restart=0
+HANG   := -o faulthandler_timeout=900 -o faulthandler_exit_on_timeout=true
+
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q $(XDIST) $(HANG)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
+	$(PY) -m pytest -q $(XDIST) -m "slow or not slow"
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[$(EXTRAS),bench]" "$(TORCH)"

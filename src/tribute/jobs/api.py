@@ -28,7 +28,15 @@ from .data import (
     load_dataset,
     shard_digests,
 )
-from .manifest import FORMAT, MANIFEST, canonical, compare_manifests, read_manifest, write_manifest
+from .manifest import (
+    FORMAT,
+    MANIFEST,
+    canonical,
+    code_digest,
+    compare_manifests,
+    read_manifest,
+    write_manifest,
+)
 from .merge import RESULT, SHARDS_DIR, merge_shards, result_write_error, shard_path, write_parquet
 from .model import (
     PROBE_ROWS,
@@ -547,6 +555,7 @@ def _manifest(spec: JobSpec) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "tribute_version": __version__,
+        "tribute_code": code_digest(),
         "settings": {
             "method": spec.method,
             "seed": spec.seed,
@@ -622,6 +631,19 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
             f"resumed: {'; '.join(diffs[:6])}. Rerun with the original settings, or choose another "
             "folder for the new job."
         )
+    if old.get("tribute_code") not in (None, manifest["tribute_code"]):
+        import warnings
+
+        # the same version string (a version change is refused above): a development checkout
+        # whose code changed since the job started; a method it changed would give the shards
+        # computed from now on other numbers than the finished ones (aud49j)
+        warnings.warn(
+            f"out: the job in {str(out)!r} was started by other tribute code (same version "
+            f"{manifest['tribute_version']}, source digest {old['tribute_code'][:12]} -> "
+            f"{manifest['tribute_code'][:12]}); if the change touched how method "
+            f"{manifest['settings']['method']!r} computes, shards finished before and after it "
+            "differ. Resuming; to be sure of one computation, run the job anew in another folder.",
+            UserWarning, stacklevel=3)
 
 
 def _short_probe(probe: Any) -> str:

@@ -26,7 +26,8 @@ import numpy as np
 from ..errors import InputError
 from ._io import atomic_write
 
-__all__ = ["FORMAT", "MANIFEST", "canonical", "compare_manifests", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT", "MANIFEST", "canonical", "code_digest", "compare_manifests", "read_manifest",
+           "write_manifest"]
 
 FORMAT = "tribute.job/1"
 MANIFEST = "manifest.json"
@@ -511,6 +512,22 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
             f"expected {FORMAT!r}); choose another output folder."
         )
     return data
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 of tribute's own Python source (relative paths and bytes, in sorted order).
+
+    Recorded next to ``tribute_version``: a development checkout changes what a method computes
+    without changing the version string (stop 48: text sobol credits moved by 0.17-0.31), and a
+    job resumed across such a change would mix shards computed two ways."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        data = path.read_bytes()
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
 
 
 def compare_manifests(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

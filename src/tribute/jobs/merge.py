@@ -70,6 +70,14 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
             ) from exc
     first = parts[0]
     for k, a in enumerate(parts[1:], start=1):
+        if a.layout.dtype != first.layout.dtype and a.method == first.method:
+            # aud49j: a job started before a tribute update and resumed after it; the credits
+            # were computed two ways (blamed on a hand-edited folder before)
+            raise InputError(
+                f"merge: shard {k} holds {a.layout.dtype} credits and shard 0 {first.layout.dtype}: "
+                "the shards were computed by different tribute code (a job resumed after an "
+                "update), or the folder was modified by hand, and cannot be merged. Start the job "
+                "again in an empty folder.")
         if a.player_names != first.player_names or a.method != first.method or a.layout != first.layout:
             raise InputError(
                 f"merge: shard {k} does not match shard 0 (method, players or layout differ); the "
@@ -199,8 +207,9 @@ def write_parquet(attr: Attribution, path: Path, index: Any = None) -> Path | No
     ``stderr:`` columns. With several targets, ``t{i}`` is the position in the target list
     (``--target 0,2``: ``t1`` holds class 2, as ``target:t1`` says). For a classifier whose
     classes are not ``0..K-1`` (``classes_ = [0, 2, 5]`` or strings) the target column holds the
-    class and ``target_column`` (``target:t0_column``...) the model's output column. Returns None when
-    pandas/pyarrow are not installed."""
+    class and ``target_column`` (``target:t0_column``...) the model's output column. Players are
+    named ``j:name`` (position and name) when a name repeats or is one of these columns' (a
+    table column ``row`` or ``target``). Returns None when pandas/pyarrow are not installed."""
     try:
         import pandas as pd
         import pyarrow  # noqa: F401
@@ -209,11 +218,24 @@ def write_parquet(attr: Attribution, path: Path, index: Any = None) -> Path | No
     flat = attr.flat()
     n, t, p = flat.shape
     names = attr.player_names or [f"p{j}" for j in range(p)]
-    if len(set(names)) != len(names):
-        names = [f"{j}:{nm}" for j, nm in enumerate(names)]
-    cols = names if t == 1 else [f"t{i}:{nm}" for i in range(t) for nm in names]
-    frame = pd.DataFrame(flat.reshape(n, t * p), columns=cols)
     se = attr.flat_stderr()
+
+    def columns(names: list[str]) -> list[str]:
+        return names if t == 1 else [f"t{i}:{nm}" for i in range(t) for nm in names]
+
+    # the columns written beside the players' (aud49j: a table column named "row" or "target"
+    # made pandas refuse the frame after every shard had run: "cannot insert row, already exists")
+    taken = {"row"}
+    if attr.targets is not None:
+        tnames = ["target"] if t == 1 else [f"target:t{i}" for i in range(t)]
+        taken |= set(tnames)
+        if attr.extra.get("class_labels") is not None:
+            taken |= {f"{c}_column" for c in tnames}
+    taken |= {f"stderr:{c}" for c in columns(names)} if se is not None else set()
+    if len(set(names)) != len(names) or taken & set(columns(names)):
+        names = [f"{j}:{nm}" for j, nm in enumerate(names)]
+    cols = columns(names)
+    frame = pd.DataFrame(flat.reshape(n, t * p), columns=cols)
     if se is not None:
         frame = pd.concat([frame, pd.DataFrame(se.reshape(n, t * p), columns=[f"stderr:{c}" for c in cols])], axis=1)
     if attr.targets is not None:  # which class each row's credits explain

@@ -294,14 +294,25 @@ def _as_inputs(model: Any, arrays: tuple[Any, ...]) -> Any:
     if len(arrays) == 1 and hasattr(arrays[0], "iloc"):  # a DataFrame: explain encodes it
         return arrays[0]
     if isinstance(model, torch.nn.Module):
-        dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), torch.float32)
+        # the dtype tribute.explain computes in: the parameters', else the buffers', else the
+        # data's own (aud49j: float32 for a module without floating parameters cast float64 rows
+        # of a buffer-only or parameter-free model, 1.3e-7 off one call, a threshold flipped)
+        dtype = module_dtype(model)
         parts: list[Any] = []
         for a in arrays:
             t = torch.from_numpy(_native(a))
-            parts.append(t.to(dtype) if t.dtype.is_floating_point else t)
+            parts.append(t.to(dtype) if dtype is not None and t.dtype.is_floating_point else t)
     else:
         parts = [_native(a) for a in arrays]
     return tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def module_dtype(module: Any) -> Any:
+    """The floating dtype :func:`tribute.explain` computes ``module`` in: its parameters',
+    else (no floating parameter) its buffers', else None (the inputs' own dtype)."""
+    params = list(module.parameters())
+    tensors = params if any(p.dtype.is_floating_point for p in params) else params + list(module.buffers())
+    return next((t.dtype for t in tensors if t.dtype.is_floating_point), None)
 
 
 def _native(a: np.ndarray) -> np.ndarray:
