@@ -104,3 +104,67 @@ def test_a_small_cap_and_a_short_skip_are_unchanged() -> None:
         _feed(t, _times(TFM))
         assert t.done and t.best == max((s for s in TFM if s <= cap), key=lambda s: TFM[s]), \
             (cap, t.best, t.rates)
+
+
+# --- SlowRunWarning's estimate: the pace of a run left out the model's warm-up on main --------
+
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import torch  # noqa: E402
+
+import tribute  # noqa: E402
+from tribute.engine import SlowRunWarning, clear_tuners  # noqa: E402
+from tribute.games import FeatureGame  # noqa: E402
+from tribute.models import as_model  # noqa: E402
+
+
+class _LazyInit(torch.nn.Module):
+    """Its first pass sleeps ``first`` seconds (lazy initialisation); every pass after it sleeps
+    ``per_pass`` seconds, whatever its rows."""
+
+    def __init__(self, first: float, per_pass: float) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 2)
+        self.first, self.per_pass = first, per_pass
+        self.passes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.first if self.passes == 0 else self.per_pass)
+        self.passes += 1
+        return self.lin(x)
+
+
+def test_a_models_warm_up_is_not_read_as_its_pace() -> None:
+    # feature ablation on 600 inputs x 16 features at batch_size=100: a 600-row reference pass
+    # (6 passes, the first 1 s), then 600 x 16 = 9,600 coalition rows in 96 quick passes. On
+    # main the pace of the reference pass (600 rows / 1 s = 600 rows/s) priced the call at
+    # 10,200 / 600 = 17 s and warned "est. 17 s"; the truth: the rows after the warm-up take
+    # no measurable time beyond the model's (empty) passes, the whole call well under 10 s
+    clear_tuners()
+    model = _LazyInit(first=1.0, per_pass=0.0).eval()
+    x = torch.randn(600, 16)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        tribute.explain(model, x, method="feature_ablation", target=0, batch_size=100,
+                        progress=False)
+        wall = time.perf_counter() - t0
+    assert model.passes == 6 + 96
+    assert wall < 10.0  # the truth the estimate is about
+    slow = [str(w.message) for w in rec if issubclass(w.category, SlowRunWarning)]
+    assert not slow, (slow, wall)
+
+
+def test_the_pace_of_a_warm_model_is_its_measured_rate() -> None:
+    # a positive control with a known rate: every pass sleeps 20 ms (100 rows: 5,000 rows/s at
+    # most; a sleep only overruns). The model's first run leaves its first chunk (the 1 s warm-up) out
+    clear_tuners()
+    model = _LazyInit(first=1.0, per_pass=0.02).eval()
+    x = torch.randn(1, 16)
+    game = FeatureGame(as_model(model, "torch"), x, target=0, batch_size=100)
+    masks = torch.rand(400, 16, generator=torch.Generator().manual_seed(0)) > 0.5
+    game.value(masks.to(torch.float32))
+    rate = game.engine.throughput(game.row_bytes)
+    # main: 400 rows / (1 s + 3 x 20 ms) = 377 rows/s
+    assert rate is not None and 500 < rate <= 5000 * 1.01, rate

@@ -59,7 +59,7 @@ import weakref
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["BatchTuner", "SchedulerFreeClock", "mark_warm", "tuner_for"]
+__all__ = ["BatchTuner", "SchedulerFreeClock", "is_warm", "mark_warm", "tuner_for"]
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
@@ -773,6 +773,12 @@ def mark_warm(model_key: Any, grad: bool) -> None:
     except TypeError:  # not weak-referenceable
         with _LOCK:
             _WARM_BY_ID.add((_by_id(model_key), bool(grad)))
+
+
+def is_warm(model_key: Any, grad: bool) -> bool:
+    """Whether ``model_key`` completed a run (with gradients or not) in this process."""
+    with _LOCK:
+        return _is_warm(model_key, grad)
 
 
 def _is_warm(model_key: Any, grad: bool) -> bool:
