@@ -24,7 +24,10 @@ Sizes whose passes are mostly a fixed cost per pass are skipped: after the first
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
 size where the cost per pass is still over a tenth of a pass (at most five doublings on); when
 32 rows took no longer than 16, 16 is timed again (cheap passes only) and a second such fit
-skips as far as allowed.
+skips as far as allowed. The pass at the size skipped to refits the line through the first
+size's pass and its own: when that puts the sizes worth timing two doublings or more below it,
+the search resumes there (a small transformer's 16- and 32-row passes took the same time, the
+search skipped to 2,048 and never timed its fastest size, 512).
 
 Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
 throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
