@@ -24,7 +24,10 @@ Sizes whose passes are mostly a fixed cost per pass are skipped: after the first
 the times fit ``cost per pass + rows x cost per row``, and the search resumes at the largest
 size where the cost per pass is still over a tenth of a pass (at most five doublings on); when
 32 rows took no longer than 16, 16 is timed again (cheap passes only) and a second such fit
-skips as far as allowed.
+skips as far as allowed. The pass at the size skipped to refits the line through the first
+size's pass and its own: when that puts the sizes worth timing two doublings or more below it,
+the search resumes there (a small transformer's 16- and 32-row passes took the same time, the
+search skipped to 2,048 and never timed its fastest size, 512).
 
 Each size costs one chunk and a size past the peak costs one or two: on a 13-feature MLP whose
 throughput halves from 2,048 to 8,192 rows per pass (its activations leave the cache), an
@@ -59,7 +62,7 @@ import weakref
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["BatchTuner", "SchedulerFreeClock", "mark_warm", "tuner_for"]
+__all__ = ["BatchTuner", "SchedulerFreeClock", "is_warm", "mark_warm", "tuner_for"]
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
@@ -448,6 +451,15 @@ class BatchTuner:
             if slower:
                 self._finish()
                 return
+            if self._skipped is not None and self._i == self._skipped[1]:
+                back = self._overshot()
+                self._skipped = None
+                if back is not None:
+                    # the skip's fit took passes at 16 and 32 rows, mostly a cost per pass, for
+                    # the model: the pass at the size skipped to says the sizes below it are
+                    # mostly rows already, and the peak may lie among them (see _overshot)
+                    self._i, self._flat = back, 0
+                    return
             self._flat = 0 if self.rates[size] > top else self._flat + 1
             self._i += 1
             if self.skip and self._i == 2 and self._flat == 0 and len(self.rates) == 2:
@@ -507,6 +519,40 @@ class BatchTuner:
                 and self.candidates[i + 1] <= target:
             i += 1
         return i
+
+    def _overshot(self) -> int | None:
+        """After the pass at the size the skip landed on (not clearly slower): the index to
+        resume the growth search at when that size was far past the sizes worth timing, else
+        None.
+
+        The skip's fit rests on the passes at the first two sizes, which are mostly a cost per
+        pass; on a small transformer encoder (16 tokens x 32, 2 layers) 16 and 32 rows took
+        about the same time per pass, the fit found no cost per row and the search skipped
+        five doublings to 1,024-2,048 rows. Sizes from there to 8,192 then read alike on
+        single passes (0.03-0.04 M rows/s on a busy machine), no size was clearly slower, so
+        the skipped sizes were never timed, and 512 rows -- the fastest fixed size, 1.15-1.77x
+        faster than the sizes chosen -- never duelled. The pass at the landing size ``L`` gives
+        the fit a second point far from the first: ``t(s) = c + s x r`` through the first
+        size's pass and ``L``'s. When the largest size whose cost per pass is still over a
+        tenth of its pass (``s <= 9 c / r``, as in :meth:`_skip_ahead`) lies at least two
+        doublings below ``L``, the sizes from there up are mostly rows already: the search
+        resumes there (each a smaller pass than ``L``'s) and goes on by its usual rules (``L``
+        is timed again on the way up). On a 13-feature MLP (60 us per pass, 0.17 us per row)
+        and a numpy model (1.5 ms per pass, 0.8 us per row) the refit's size is past ``L``:
+        nothing changes there. Once per search."""
+        assert self._skipped is not None
+        s0 = self.candidates[0]
+        big = self.candidates[self._i]
+        t0, t1 = s0 / self.rates[s0], big / self.rates[big]
+        per_row = (t1 - t0) / (big - s0) if big > s0 else 0.0
+        per_pass = t0 - per_row * s0
+        if per_row <= 0:
+            return None  # the landing size is all cost per pass too: the skip was right
+        target = 9.0 * per_pass / per_row if per_pass > 0 else 0.0
+        j = self._skipped[0]
+        while j + 1 < self._i and self.candidates[j + 1] <= target:
+            j += 1
+        return j if j <= self._i - 2 else None
 
     def _finish(self, final: bool = False) -> None:
         """The growth search ended: start the duel (unless ``final`` or disabled), else pick
@@ -730,6 +776,12 @@ def mark_warm(model_key: Any, grad: bool) -> None:
     except TypeError:  # not weak-referenceable
         with _LOCK:
             _WARM_BY_ID.add((_by_id(model_key), bool(grad)))
+
+
+def is_warm(model_key: Any, grad: bool) -> bool:
+    """Whether ``model_key`` completed a run (with gradients or not) in this process."""
+    with _LOCK:
+        return _is_warm(model_key, grad)
 
 
 def _is_warm(model_key: Any, grad: bool) -> bool:
