@@ -40,7 +40,7 @@ def _malformed_budget(budget: Any) -> bool:
     return True
 
 
-def _refuse_padded_texts(estimator: Method, game: Any) -> None:
+def _refuse_padded_texts(estimator: Method, game: Any, budget: Any) -> None:
     """Refuse texts of different player counts in one game for a method whose credits depend on
     the number of players (:meth:`Method.reads_player_count`). :func:`explain` splits such texts
     into groups of one player count before building a game (``tribute.methods.text_split``);
@@ -54,7 +54,7 @@ def _refuse_padded_texts(estimator: Method, game: Any) -> None:
     """
     counts = getattr(game, "players_per_text", None)
     per = list(counts()) if callable(counts) else []
-    why = estimator.reads_player_count() if len(set(per)) > 1 else None
+    why = estimator.reads_player_count_at(budget) if len(set(per)) > 1 else None
     if why is not None:
         raise InputError(
             f"method {estimator.name!r} on texts of {sorted(set(per))} players in one call: "
@@ -236,7 +236,7 @@ def explain(
         # the same refusal, in the same order, as Method.check (parameters first)
         estimator.validate_params()
         raise InputError(f"budget={budget!r} must be a positive int (evaluations per input).")
-    if tokenizer is not None and estimator.reads_player_count() is not None \
+    if tokenizer is not None and estimator.reads_player_count_at(budget) is not None \
             and not isinstance(players, PlayerSet):
         counts = text_player_counts(as_model(model, "torch", model_output), inputs,
                                     tokenizer=tokenizer, players=players, pair=pair,
@@ -315,7 +315,7 @@ def explain(
                 f"{err} [budget={budget} given: {pre} evaluation(s) per input went to "
                 f"{getattr(game, 'capture_what', 'a capture pass')} before the method ran; raise "
                 f"budget by {pre}]") from None
-        _refuse_padded_texts(estimator, game)
+        _refuse_padded_texts(estimator, game, budget)
         check_budget_param(estimator, params, game, budget)
         # the estimate check() just made for this game and budget (the same object)
         memo = estimator.__dict__.pop("_checked_cost", None)
