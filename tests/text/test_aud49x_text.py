@@ -66,3 +66,21 @@ def test_integrated_hessians_without_budget_is_one_game() -> None:
     assert "by_word_count" not in attr.extra
     assert attr.n_rows == len(_BATCH) * (16 * 8 + 2)
     assert abs(np.asarray(attr.values)[0, 0] - _one_word_gap(model, "bad", _TARGET[0])) < 2e-2
+
+
+@pytest.mark.parametrize(("method", "budget", "need"), [("sobol", 12, 21), ("integrated_hessians", 5, 10)])
+def test_split_budget_refusal_names_the_longest_texts_need(method: str, budget: int, need: int) -> None:
+    """A budget too small for the 8-word text was refused only after the shorter groups had run
+    (sobol budget=12: 20 model rows), asking for the 4-word group's 13 (sobol needs
+    2 * (players + 2) + 1 = 21 for 8 words). The longest group now runs first; the advice works."""
+    model = BagOfEmbeddings(_TOK.vocab_size, seed=1)
+    seen = [0]
+    model.register_forward_pre_hook(lambda _m, args: seen.__setitem__(0, seen[0] + args[0].shape[0]))
+    with pytest.raises(tribute.errors.BudgetError, match=f"with 8 players: it needs at least {need} ") as err:
+        tribute.explain(model, _BATCH, tokenizer=_TOK, method=method, target=0, budget=budget,
+                        progress=False)
+    assert f">= {need} " in str(err.value)
+    assert seen[0] <= 1  # at most the 8-word text's reference pass
+    attr = tribute.explain(model, _BATCH, tokenizer=_TOK, method=method, target=0, budget=need,
+                           progress=False)
+    assert [g["n_players"] for g in attr.extra["by_word_count"]] == [1, 2, 4, 8]
