@@ -44,7 +44,8 @@ dummies (no tokens) but still players of the game, so they cost budget: exact me
 ``2^max_players`` evaluations for every text and sampling methods spread their budget over
 them; explain texts of very different word counts in separate calls when that matters.
 Methods whose credits read the number of players (LIME, wide occlusion windows, joint
-Shapley values, ReAGent's softmax importance, Sobol's designs, RISE's masks) are run by :func:`tribute.explain` on one game per player count instead
+Shapley values, ReAGent's softmax importance, Sobol's designs, RISE's masks, integrated
+Hessians' steps when a budget sets them) are run by :func:`tribute.explain` on one game per player count instead
 (:func:`text_player_counts` and :func:`text_subset` split the texts without running the model).
 
 Sentence pairs: ``(first, second)`` tuples are encoded together (``pair="cross"``: one

@@ -218,6 +218,12 @@ class Method(ABC):
         null-player axiom)."""
         return None
 
+    def reads_player_count_at(self, budget: Any) -> str | None:
+        """:meth:`reads_player_count` for a call given ``budget``: also why a hyperparameter that
+        the budget sets from the number of players (integrated Hessians' ``steps``) would follow
+        the longest text's players. :func:`tribute.explain` asks this one."""
+        return self.reads_player_count()
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Hyperparameters and their defaults, read from ``__init__``'s signature."""

@@ -40,7 +40,7 @@ def _malformed_budget(budget: Any) -> bool:
     return True
 
 
-def _refuse_padded_texts(estimator: Method, game: Any) -> None:
+def _refuse_padded_texts(estimator: Method, game: Any, budget: Any) -> None:
     """Refuse texts of different player counts in one game for a method whose credits depend on
     the number of players (:meth:`Method.reads_player_count`). :func:`explain` splits such texts
     into groups of one player count before building a game (``tribute.methods.text_split``);
@@ -54,7 +54,7 @@ def _refuse_padded_texts(estimator: Method, game: Any) -> None:
     """
     counts = getattr(game, "players_per_text", None)
     per = list(counts()) if callable(counts) else []
-    why = estimator.reads_player_count() if len(set(per)) > 1 else None
+    why = estimator.reads_player_count_at(budget) if len(set(per)) > 1 else None
     if why is not None:
         raise InputError(
             f"method {estimator.name!r} on texts of {sorted(set(per))} players in one call: "
@@ -236,7 +236,7 @@ def explain(
         # the same refusal, in the same order, as Method.check (parameters first)
         estimator.validate_params()
         raise InputError(f"budget={budget!r} must be a positive int (evaluations per input).")
-    if tokenizer is not None and estimator.reads_player_count() is not None \
+    if tokenizer is not None and estimator.reads_player_count_at(budget) is not None \
             and not isinstance(players, PlayerSet):
         counts = text_player_counts(as_model(model, "torch", model_output), inputs,
                                     tokenizer=tokenizer, players=players, pair=pair,
@@ -247,7 +247,10 @@ def explain(
             seen: set[str] = set()
             with progress_scope(0, cls.name, progress) as bar:  # one bar: the groups share it
                 left = len(counts)
-                for n, rows in group_rows(counts):
+                # most players first: a budget or setting too small for the longest texts is
+                # refused before the shorter groups spend model rows (sobol budget=12 ran 20
+                # rows, then asked for 13 where the 8-word text needs 21; aud49x)
+                for n, rows in reversed(group_rows(counts)):
                     bar.split(left, len(rows))  # the group's plan, scaled to the texts left
                     left -= len(rows)
                     texts, players_g = text_subset(inputs, players, rows.tolist())
@@ -261,7 +264,7 @@ def explain(
                             model_output=model_output, max_memory=max_memory, tokenizer=tokenizer,
                             removal=removal, pair=pair, include_special=include_special,
                             max_length=max_length, **params)
-                    parts.append((n, rows, attr))
+                    parts.insert(0, (n, rows, attr))  # listed fewest players first
             return merge_groups(parts, len(counts), time.perf_counter() - t0)
     baseline_given = baseline is not DEFAULT_BASELINE
     if not baseline_given and not cls.reads_baseline(params):
@@ -315,7 +318,7 @@ def explain(
                 f"{err} [budget={budget} given: {pre} evaluation(s) per input went to "
                 f"{getattr(game, 'capture_what', 'a capture pass')} before the method ran; raise "
                 f"budget by {pre}]") from None
-        _refuse_padded_texts(estimator, game)
+        _refuse_padded_texts(estimator, game, budget)
         check_budget_param(estimator, params, game, budget)
         # the estimate check() just made for this game and budget (the same object)
         memo = estimator.__dict__.pop("_checked_cost", None)

@@ -6,7 +6,7 @@ values, leave-one-out and gradients ignore such dummies; estimators whose credit
 number of players (:meth:`tribute.methods.base.Method.reads_player_count`: LIME's kernel and
 coalitions, occlusion windows wider than one player, joint Shapley values of order >= 2,
 ReAGent's softmax importance, Sobol's designs per budget, RISE's
-masks) do not, so :func:`tribute.explain` explains each group of texts of one player count as its own
+masks, integrated Hessians' steps set by a budget: ``Method.reads_player_count_at``) do not, so :func:`tribute.explain` explains each group of texts of one player count as its own
 call and :func:`merge_groups` lays the groups' results back out as the padded result of one
 call. The metrics score such a batch group by group the same way
 (:mod:`tribute.metrics._text_groups`); both use :func:`group_rows` and :func:`group_scope`.
