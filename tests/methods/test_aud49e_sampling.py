@@ -11,6 +11,8 @@ LIME's cosine kernel), over all ``2^n`` coalitions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import itertools
 import warnings
 
@@ -20,7 +22,7 @@ import pytest
 import tribute
 
 
-def _model(n: int):  # type: ignore[no-untyped-def]
+def _model(n: int) -> Callable[[np.ndarray], np.ndarray]:
     w = np.random.default_rng(1).normal(size=(n, 3))
 
     def f(x: np.ndarray) -> np.ndarray:
@@ -32,7 +34,8 @@ def _model(n: int):  # type: ignore[no-untyped-def]
     return f
 
 
-def _expected_fit(f, x: np.ndarray, target: int, budget: int, width: float = 0.25) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _expected_fit(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, target: int, budget: int,
+                  width: float = 0.25) -> np.ndarray:
     n = x.shape[0]
     z = np.array(list(itertools.product([0.0, 1.0], repeat=n)))
     size = z.sum(1)
