@@ -11,10 +11,9 @@ LIME's cosine kernel), over all ``2^n`` coalitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import itertools
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
