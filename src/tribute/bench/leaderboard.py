@@ -326,6 +326,7 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
             rows.append([label, *cells, f"{run.seconds:.2f}", cost])
         out.extend(_table(headers, rows, set(range(1, len(headers)))))
         out.extend(foot)
+        out.extend(f"   {line}" for line in metric_settings(result, case.name))
         out.extend(f"   {line}" for line in metric_failures(result, case.name))
         out.append("")
     ov = overall(result)
@@ -358,6 +359,38 @@ def format_leaderboard(result: BenchResult, cases: list[str] | None = None,
                "* = best mean, = = within the 95% paired interval of the best (not separable "
                "from it), (k) = rank.")
     return "\n".join(out)
+
+
+#: What a non-default setting of a metric changes in its number (said next to the case's table:
+#: the metric's summary, in the report's column header, describes its defaults).
+_SETTING_MEANING = {("relevance_mass", "absolute", True): (
+    "the share of |credit| inside the truth, not of the positive credit")}
+
+
+def metric_settings(result: BenchResult, case: str) -> list[str]:
+    """Footnotes for the metrics a case scores with non-default settings (``metric_params``).
+
+    ``relevance_mass`` on the signed-truth cases (and in ``tribute evaluate``) is the share of
+    ``|credit|`` in the truth, while the metric's summary, which the report shows, describes
+    its default (the positive credit); on the tiny ``correlated_data`` case lime reads 0.98 on
+    ``|credit|`` and 0.87 on the positive part (aud49b), and nothing said which one was shown.
+    """
+    c = next((c for c in result.cases if c.name == case), None)
+    params = getattr(c, "metric_params", None) or {}  # a hand-built result's case may have none
+    if not params:
+        return []
+    lines = []
+    for metric in result.metrics_of(case):
+        defaults = result.metric_info.get(metric, {}).get("defaults", {})
+        given = {k: v for k, v in params.get(metric, {}).items()
+                 if k in defaults and v != defaults[k]}
+        if not given:
+            continue
+        why = [_SETTING_MEANING[(metric, k, v)] for k, v in given.items()
+               if (metric, k, v) in _SETTING_MEANING]
+        lines.append(f"{metric} here: " + ", ".join(f"{k}={v!r}" for k, v in given.items())
+                     + (f" — {'; '.join(why)}" if why else ""))
+    return lines
 
 
 def metric_failures(result: BenchResult, case: str) -> list[str]:
