@@ -93,3 +93,31 @@ def test_evaluate_says_it_too(tmp_path: Path) -> None:
                "--metrics", "relevance_mass,auroc", "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 0
     assert NOTE in (tmp_path / "o" / "leaderboard.txt").read_text(encoding="utf-8")
+
+
+def test_the_overall_total_counts_a_shared_explain_call_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # correlated_model and correlated_data share one explain call per method (share_key); the overall
+    # table's total seconds added its time once per case (kernel_shap 1.21 s twice in quick's total)
+    from tribute.bench.leaderboard import overall
+
+    calls: list[float] = []
+    real = runner._run_method
+
+    def counted(*args: object, **kw: object) -> runner.MethodRun:
+        r = real(*args, **kw)  # type: ignore[arg-type]
+        calls.append(r.seconds)
+        return r
+
+    monkeypatch.setattr(runner, "_run_method", counted)
+    suite = build_suite("tiny", seed=0, cases=["correlated_model", "correlated_data", "symbolic"],
+                        progress=lambda *_: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = runner.run(suite, methods=["saliency"], log=None)
+    assert len(calls) == 2  # one call for the shared pair, one for symbolic
+    row = next(r for r in overall(res) if r["method"] == "saliency")
+    assert row["seconds"] == pytest.approx(sum(calls), rel=1e-12)
+    assert row["cases_ok"] == 3  # the per-case view still has three runs
+    shown = {r.case: r.seconds for r in res.runs if r.method == "saliency"}
+    assert shown["correlated_model"] == shown["correlated_data"]  # each shows the one call's time
+    assert sorted([shown["correlated_model"], shown["symbolic"]]) == sorted(calls)
