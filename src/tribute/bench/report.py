@@ -27,6 +27,7 @@ from .leaderboard import (
     case_ranks,
     fmt_cell,
     metric_failures,
+    metric_settings,
     overall,
     sanity_checks,
     tied_with_best,
@@ -58,7 +59,9 @@ def _arrow(higher: bool) -> str:
 # --------------------------------------------------------------------------- tables (as data)
 def _leaderboard_table(result: BenchResult, case: Case) -> dict[str, Any]:
     mets = result.metrics_of(case.name)
-    heads = [{"parts": m.split("_"), "summary": result.metric_info[m]["summary"],
+    here = {line.split(" here: ", 1)[0]: line for line in metric_settings(result, case.name)}
+    heads = [{"parts": m.split("_"),
+              "summary": result.metric_info[m]["summary"] + (f" ({here[m]}.)" if m in here else ""),
               "arrow": _arrow(bool(result.metric_info[m]["higher_is_better"]))} for m in mets]
     ranks = {m: case_ranks(result, case.name, m) for m in mets}
     ties = {m: tied_with_best(result, case.name, m) for m in mets}
@@ -334,7 +337,7 @@ def _case_data(result: BenchResult, case: Case) -> dict[str, Any]:
         "shape": str(tuple(case.inputs.shape[1:])), "budget": case.budget,
         "grad_budget": case.grad_budget,
         "grad_note": case.grad_view.note if case.grad_view is not None else "",
-        "notes": list(case.notes), "skipped": skipped,
+        "notes": list(case.notes) + metric_settings(result, case.name), "skipped": skipped,
         "board": _leaderboard_table(result, case),
         "chart": _leaderboard_figure(result, case), "curves": _curve_figures(result, case),
         "gallery": gallery.get("figure"), "gallery_text": gallery.get("text"),
