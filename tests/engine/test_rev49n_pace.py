@@ -52,3 +52,41 @@ def test_a_model_that_sleeps_in_forward_is_priced_at_its_sleeps_and_warned() -> 
     # 102 passes x 0.15 s = 15.3 s; the reference pass's first chunk (warm-up) is left out of the
     # pace and a sleep only overruns, so the estimate is 15.3 s or a little more
     assert 15 <= int(m.group(1)) <= 30, msg
+
+
+class _SlowRows(torch.nn.Module):
+    """Sleeps ``per_row`` seconds per row; refuses to run more than ``stop`` rows in all (the
+    test's guard: a call not announced before its rows ran fails at once instead of sleeping)."""
+
+    def __init__(self, per_row: float, stop: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 2)
+        self.per_row, self.stop, self.rows = per_row, stop, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += int(x.shape[0])
+        if self.rows > self.stop:
+            raise RuntimeError(f"ran {self.rows} rows unannounced")
+        time.sleep(self.per_row * x.shape[0])
+        return self.lin(x)
+
+
+def test_a_cold_model_whose_first_run_is_one_chunk_is_still_priced() -> None:
+    # batch_size=8,192 on 300 inputs: the reference pass is one chunk, the model's first (its
+    # warm-up). eng49 left such a run's pace unset, so the 300 x 17 = 5,100-row call (2.5 ms
+    # a row: 12.75 s by hand) ran unannounced as one 4,800-row chunk and warned only after it
+    # (est. 13 s at 14.4 s). The warm-up-inclusive pace is all there is: warned up front
+    clear_tuners()
+    model = _SlowRows(2.5e-3, stop=300).eval()
+    x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+    msg = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowRunWarning)
+        try:
+            tribute.explain(model, x, method="feature_ablation", target=0, batch_size=8192,
+                            progress=False)
+        except SlowRunWarning as w:
+            msg = str(w)
+    assert msg is not None and model.rows == 300, (msg, model.rows)
+    m = re.search(r"est\. (\d+) s", msg)
+    assert m is not None and 12 <= int(m.group(1)) <= 30, msg
