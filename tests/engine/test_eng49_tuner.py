@@ -146,14 +146,17 @@ def test_a_models_warm_up_is_not_read_as_its_pace() -> None:
     x = torch.randn(300, 16)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        t0 = time.perf_counter()
+        c0 = time.process_time()
         tribute.explain(model, x, method="feature_ablation", target=0, batch_size=100,
                         progress=False)
-        wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     assert model.passes == 3 + 48
-    assert wall < 10.0  # the truth the estimate is about
+    # the truth the estimate is about, on the estimate's clock (CPU plus the 1 s sleep; no
+    # run-queue waits): rev49n, the wall time this asserted read 7.7 s of its 10 s at a load
+    # of 11 on 2 cores (3.3 s at the same load a minute later)
+    assert cpu + 1.0 < 10.0, cpu
     slow = [str(w.message) for w in rec if issubclass(w.category, SlowRunWarning)]
-    assert not slow, (slow, wall)
+    assert not slow, (slow, cpu)
 
 
 def test_the_pace_of_a_warm_model_is_its_measured_rate() -> None:

@@ -848,6 +848,13 @@ class Engine:
         if pace is not None:
             if not cold:
                 self._rate = (n_rows - paced_from) / max(pace.now() - t_run, 1e-9)
+            elif self._rate is None:
+                # the warm-up chunk was the whole run (a batch_size of all its rows): its pace,
+                # warm-up included, is all there is; unset, a call that is one or two such
+                # chunks was announced only once its rows had run (rev49n: a model sleeping
+                # 2.5 ms per row, 300 inputs x 16 features at batch_size=8192, "est. 13 s"
+                # after all 5,100 rows, 14.4 s; main warned "est. 16 s" before them)
+                self._rate = n_rows / max(pace.now() - t_run, 1e-9)
             pace.close()
 
     def _too_big(self, exc: BaseException, tuner: BatchTuner | None, size: int) -> bool:
