@@ -154,3 +154,19 @@ def test_background_weights_as_tensors_and_refusals() -> None:
         with pytest.raises(InputError, match="finite, non-negative and not all zero"):
             tribute.explain(_f, x, "exact_shapley", baseline=tribute.Background(bg, weights=bad),
                             progress=False)
+
+
+def test_a_boolean_index_survives_save_and_load(tmp_path: Any) -> None:
+    """A DataFrame's boolean index came back from ``load`` as the strings "True" / "False"
+    (``to_pandas`` rows then differ from the saved result's); ints, floats and strings stay."""
+    pd = pytest.importorskip("pandas")
+    x = np.random.RandomState(3).randn(3, 4)
+    for index in ([True, False, True], [np.True_, np.False_, np.True_], [1, 2, 3], ["1", "2", "3"],
+                  [0.5, 1.5, 2.5], ["a", 1, True]):
+        frame = pd.DataFrame(x, columns=["a", "b", "c", "d"], index=pd.Index(index, dtype=object))
+        attr = tribute.explain(_f, frame, "exact_shapley", baseline=np.zeros(4), progress=False)
+        back = tribute.Attribution.load(attr.save(tmp_path / "a.npz"))
+        assert [(type(v), v) for v in back.index] == [(type(bool(v)) if isinstance(v, np.bool_) else type(v),
+                                                      v) for v in index]
+        assert back.to_pandas().equals(attr.to_pandas())
+        assert list(back.to_pandas().index) == list(attr.to_pandas().index)
