@@ -669,9 +669,10 @@ def _read_attribution_file(path: Path) -> tuple[dict[str, Any], dict[str, np.nda
 
 
 def _label_json(v: Any) -> Any:
-    if isinstance(v, (np.integer, np.floating)):
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
         v = v.item()
-    return v if isinstance(v, (str, int, float)) and not isinstance(v, bool) else str(v)
+    # bools are JSON too (aud49o: a boolean index came back from load as "True" / "False")
+    return v if isinstance(v, (str, int, float, bool)) else str(v)
 
 
 def _index_json(index: Any) -> list[Any] | None:

@@ -404,7 +404,8 @@ class FeatureGame(Game):
             columns = _fitted_columns(model, raw_inputs[0])
             if columns is not None and feature_names is None and groups is None:
                 feature_names = columns  # the names the model was fitted with, not x0, x1, ...
-        if not multi and is_column_groups(groups):
+        if not multi and (is_column_groups(groups)
+                          or _partitions_positions(groups, tuple(getattr(raw_inputs[0], "shape", ())))):
             if columns is None and len(np.shape(raw_inputs[0])) != 2:
                 raise InputError(
                     f"groups as lists of columns need table inputs (batch x columns); inputs have "
@@ -2045,13 +2046,29 @@ def _background_weights(weights: Any, m: int) -> torch.Tensor | None:
     """Normalised ``M`` background weights, or None for equal weights."""
     if weights is None:
         return None
-    w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+    try:
+        w = torch.as_tensor(np.asarray(_to_numpy_weights(weights), dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InputError(f"Background weights={weights!r:.60} are not numbers; give one "
+                         f"non-negative number per background row ({m}).") from None
     if w.ndim != 1 or int(w.shape[0]) != m:
         raise InputError(f"Background weights have shape {tuple(w.shape)}; expected ({m},), one "
                          "per background row.")
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise InputError("Background weights must be finite, non-negative and not all zero.")
+    total = float(w.sum())
+    if not math.isfinite(total):
+        # aud49o: finite weights whose sum overflows (3 x 1e308) became w / inf = 0: every row
+        # weighed 0, credits of no background at all. Scaled by the largest first, the ratios stay
+        w = w / w.max()
     return w / w.sum()
+
+
+def _to_numpy_weights(weights: Any) -> Any:
+    """Background weights as numpy can read them (a tensor on any device, bf16 included)."""
+    if isinstance(weights, torch.Tensor):
+        return weights.detach().cpu().double().numpy()
+    return weights
 
 
 def _integral_baseline(base: torch.Tensor, numpy_model: bool, name: str,
@@ -2145,6 +2162,25 @@ def is_column_groups(value: Any) -> bool:
     return any(isinstance(c, str) for c in flat) or len({len(g) for g in value}) > 1
 
 
+def _partitions_positions(value: Any, shape: tuple[int, ...]) -> bool:
+    """``groups`` is a list of equally long lists of column positions that holds every column of
+    the table of ``shape`` (batch x columns) exactly once: column lists, not an integer mask.
+
+    :func:`is_column_groups` counts only ragged or named lists, so ``[[0, 1], [2, 3]]`` was
+    read as a ``(2, 2)`` mask and refused for its shape, and ``[[0, 1, 2, 3]]`` (one group of
+    every column) on one sample as a per-sample mask that made every column its own player
+    (aud49o). An integer mask holds each id of ``0..n-1`` once per sample only when every
+    element is its own player, so a mask read this way changes only in that degenerate case.
+    """
+    if len(shape) != 2 or not isinstance(value, list) or not value \
+            or not all(isinstance(g, (list, tuple)) for g in value):
+        return False
+    flat = [c for g in value for c in g]
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in flat):
+        return False
+    return sorted(int(c) for c in flat) == list(range(int(shape[1])))
+
+
 def column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[np.ndarray, list[str]]:
     """An integer mask (one group id per column) and the group names from columns per player.
 
@@ -2157,6 +2193,10 @@ def column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[n
     for gid, (key, cols) in enumerate(items):
         if isinstance(cols, (str, int, np.integer)):
             cols = [cols]
+        if not len(cols):
+            raise InputError(
+                f"groups: group {key if key is not None else gid!r} has no columns; give every "
+                "group at least one column (drop the empty group).")
         members: list[str] = []
         for c in cols:
             if isinstance(c, str):
@@ -2171,6 +2211,9 @@ def column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[n
                 j = int(c)
             else:
                 raise InputError(f"groups: {c!r} is neither a column name nor a position 0..{n_cols - 1}.")
+            if mask[j] == gid:
+                raise InputError(f"groups: column {c!r} is listed twice in group "
+                                 f"{key if key is not None else gid!r}; list every column once.")
             if mask[j] >= 0:
                 raise InputError(f"groups: column {c!r} is in two groups; give every column one group.")
             mask[j] = gid
