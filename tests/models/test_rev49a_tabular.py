@@ -1,0 +1,78 @@
+"""rev49a: review of aud49a (a DataFrame's integer / bool columns given back to models that read
+their dtypes).
+
+1. A mean baseline (207.05 for an integer column) cannot be held by the column: a batch mixing
+   rows with the integer 202 and the baseline handed both over as float64, a batch of present
+   rows only as int64, and f(x) (computed alone) as int64, so a coalition's value depended on
+   its batch: exact Shapley credits [0.19, 0.19, -0.82] where the additive column ``x`` has the
+   closed form -1.01. Such columns now stay float64 in every batch (as at BASE).
+2. A baseline outside an integer column's range (300 for ``uint8``) was cast to 44; -1 failed
+   with "Cannot losslessly cast". It stays float64 now.
+Truths: closed forms (an additive model's credit is its term at x minus its term at the baseline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tribute
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("sklearn")
+
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.linear_model import LinearRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder  # noqa: E402
+
+
+def _as_text(d: Any) -> Any:
+    return d.astype(str)
+
+
+def test_a_mean_baseline_of_an_integer_column_gives_the_same_credits_in_every_batch() -> None:
+    rng = np.random.default_rng(1)
+    n = 120
+    df = pd.DataFrame({"zip": rng.choice([101, 202, 303], n), "flag": rng.random(n) > 0.5,
+                       "x": rng.normal(size=n)})
+    y = (df["zip"] == 202) * 2.0 + df["flag"] * 1.5 + df["x"]
+    ct = ColumnTransformer([("oh", make_pipeline(FunctionTransformer(_as_text),
+                                                 OneHotEncoder(handle_unknown="ignore")),
+                             ["zip", "flag"])], remainder="passthrough")
+    model = make_pipeline(ct, LinearRegression()).fit(df, y)
+    x = df[df["zip"] == 202].iloc[:2]
+    base = df.mean().to_frame().T
+    coef_x = float(model[-1].coef_[-1])
+    sizes: list[dict[str, Any]] = [{}, {"batch_size": 1}, {"batch_size": 3}]
+    runs = [tribute.explain(model, x, method="exact_shapley", baseline=base, **kw).values
+            for kw in sizes]
+    for values in runs:
+        np.testing.assert_allclose(values, runs[0], atol=1e-12)
+        # the additive column x: coefficient x (x - its baseline)
+        np.testing.assert_allclose(values[:, 2], coef_x * (x["x"].to_numpy() - base["x"].iloc[0]),
+                                   atol=1e-9)
+
+
+class _Sum:
+    """A user's estimator (so it gets the dtypes back) computing a weighted sum of the columns."""
+
+    def fit(self, frame: Any) -> _Sum:
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.w_ = np.arange(1.0, frame.shape[1] + 1.0)
+        return self
+
+    def predict(self, frame: Any) -> Any:
+        return frame.to_numpy(dtype=np.float64) @ self.w_
+
+
+@pytest.mark.parametrize("dtype,baseline", [("uint8", 300.0), ("uint8", -1.0), ("int8", 1000.0),
+                                            ("uint16", 70000.0), ("int32", 2.0**40)])
+def test_a_baseline_outside_the_integer_range_is_not_wrapped(dtype: str, baseline: float) -> None:
+    df = pd.DataFrame({"a": pd.Series([100, 20, 3, 7]).astype(dtype), "b": [1.5, 2.0, 3.0, 4.0]})
+    model = _Sum().fit(df)
+    attr = tribute.explain(model, df.iloc[:2], method="exact_shapley", baseline=baseline)
+    expected = model.w_ * (df.iloc[:2].to_numpy(dtype=np.float64) - baseline)
+    np.testing.assert_allclose(attr.values, expected, atol=1e-9)
