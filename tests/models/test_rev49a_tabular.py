@@ -76,3 +76,54 @@ def test_a_baseline_outside_the_integer_range_is_not_wrapped(dtype: str, baselin
     attr = tribute.explain(model, df.iloc[:2], method="exact_shapley", baseline=baseline)
     expected = model.w_ * (df.iloc[:2].to_numpy(dtype=np.float64) - baseline)
     np.testing.assert_allclose(attr.values, expected, atol=1e-9)
+
+
+def _text_array(a: Any) -> Any:
+    return a.astype(str)
+
+
+def test_a_validating_function_transformer_on_an_all_integer_frame_gets_its_integers() -> None:
+    """``FunctionTransformer(validate=True)`` turns an all-integer frame into an int64 array
+    (``'202'``); float64 rows gave ``'202.0'``, an unknown category: credits [0, 0]."""
+    rng = np.random.default_rng(0)
+    n = 100
+    df = pd.DataFrame({"zip": rng.choice([101, 202, 303], n), "k": rng.integers(0, 3, n)})
+    y = (df["zip"] == 202) * 2.0 + (df["k"] == 1) * 1.0
+    model = make_pipeline(FunctionTransformer(_text_array, validate=True),
+                          OneHotEncoder(handle_unknown="ignore"), LinearRegression()).fit(df, y)
+    x = df[(df["zip"] == 202) & (df["k"] == 1)].iloc[:1]
+    b = df[(df["zip"] == 101) & (df["k"] == 0)].iloc[:1]
+    attr = tribute.explain(model, x, method="exact_shapley", baseline=b)
+    # additive in the two columns: each credit is the model with that column swapped in
+    truth = [float(model.predict(b.assign(**{c: x[c].to_numpy()}))[0] - model.predict(b)[0])
+             for c in ("zip", "k")]
+    np.testing.assert_allclose(attr.values[0], truth, atol=1e-9)
+    assert abs(truth[0] - 2.0) < 1e-6
+
+
+def test_the_walk_reads_each_estimator_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Estimators sharing their parts (each level holding the level below 3 times, 11 levels)
+    were walked path by path: 3**10 get_params calls (> 60 s at 14 levels)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, VotingRegressor
+
+    from tribute.models.tabular import reads_column_dtypes
+
+    est: Any = LinearRegression()
+    for _ in range(10):
+        est = VotingRegressor([(f"e{i}", est) for i in range(3)])
+    calls = []
+    original = VotingRegressor.get_params
+
+    def counted(self: Any, deep: bool = True) -> Any:
+        calls.append(1)
+        return original(self, deep=deep)
+
+    monkeypatch.setattr(VotingRegressor, "get_params", counted)
+    assert reads_column_dtypes(est) is False
+    assert len(calls) == 10
+    lst: list[Any] = []
+    lst.append(lst)  # a list holding itself
+    assert reads_column_dtypes(ColumnTransformer([("a", LinearRegression(), lst)])) is False
+    # a pandas mask is a parameter, not an estimator (a Series has a transform method)
+    mask = pd.Series([True, False])
+    assert reads_column_dtypes(HistGradientBoostingClassifier(categorical_features=mask)) is False

@@ -127,34 +127,48 @@ _FLOAT_READERS = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
 def reads_column_dtypes(model: Any, depth: int = 0) -> bool:
     """Whether ``model``'s outputs may depend on the dtypes of a DataFrame's number columns
     (``202`` vs ``202.0``): True for a class of the user's own (anywhere in a pipeline or a
-    meta-estimator) and a ``FunctionTransformer`` that hands the DataFrame to a function
-    (``validate=False``); False for scikit-learn, XGBoost, LightGBM and CatBoost estimators,
-    pipelines and column transformers made of them only, which validate the columns into one
-    float array (so the dtypes, given back at a mixed-dtype conversion per call, cannot move
-    their outputs)."""
+    meta-estimator) and a ``FunctionTransformer`` with a function (``validate=False`` hands it
+    the DataFrame; ``validate=True`` an array that keeps an all-integer frame's int64: rev49a,
+    ``astype(str)`` then met ``'202.0'``, credits ``[0, 0]`` for a truth of ``[2, 1]``); False
+    for scikit-learn, XGBoost, LightGBM and CatBoost estimators, pipelines and column
+    transformers made of them only, which validate the columns into one float array (so the
+    dtypes, given back at a mixed-dtype conversion per call, cannot move their outputs). Each
+    object is read once (rev49a: a 43-node graph of estimators sharing their parts was walked
+    path by path, > 60 s)."""
+    return _reads_dtypes(model, depth, set())
+
+
+def _reads_dtypes(model: Any, depth: int, seen: set[int]) -> bool:
     if depth > 16:
         return True
+    if id(model) in seen:  # read already: had it held a reader, the walk would have stopped
+        return False
+    seen.add(id(model))
     cls = type(model)
     if not cls.__module__.startswith(_FLOAT_READERS):
         return True
     if cls.__name__ == "FunctionTransformer":
-        return getattr(model, "func", None) is not None and not getattr(model, "validate", False)
+        return getattr(model, "func", None) is not None
     try:
         params = model.get_params(deep=False)
     except Exception:
         return True
-    return any(_holds_dtype_reader(v, depth + 1) for v in params.values())
+    return any(_holds_dtype_reader(v, depth + 1, seen) for v in params.values())
 
 
-def _holds_dtype_reader(value: Any, depth: int) -> bool:
+def _holds_dtype_reader(value: Any, depth: int, seen: set[int]) -> bool:
     """A parameter (an estimator, or a list of steps / transformers / estimators) holding an
     estimator that :func:`reads_column_dtypes`."""
-    if isinstance(value, (list, tuple)):
-        return any(_holds_dtype_reader(v, depth) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_dtype_reader(v, depth) for v in value.values())
+    if isinstance(value, (list, tuple, dict)):
+        if id(value) in seen:  # (a list holding itself)
+            return False
+        seen.add(id(value))
+        items = value.values() if isinstance(value, dict) else value
+        return any(_holds_dtype_reader(v, depth, seen) for v in items)
+    if type(value).__module__.split(".")[0] in ("pandas", "numpy"):
+        return False  # column lists and masks (a Series has a ``transform`` method)
     if hasattr(value, "fit") or hasattr(value, "transform"):
-        return reads_column_dtypes(value, depth)
+        return _reads_dtypes(value, depth, seen)
     return False
 
 
