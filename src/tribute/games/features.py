@@ -509,7 +509,8 @@ class FeatureGame(Game):
             raise InputError(f"baseline: background sets of different sizes {sorted(sizes)} for different inputs; give every input the same number of background rows.")
         self.n_background = sizes.pop() if sizes else 1
         self._base_fills = tuple(fills)
-        if getattr(model, "column_dtypes", None) and len(self.inputs) == 1:
+        if (getattr(model, "column_dtypes", None) or getattr(model, "codec", None) is not None) \
+                and len(self.inputs) == 1:
             # a DataFrame's integer / bool columns whose baseline they cannot hold (a mean
             # 207.05) stay float64 in every batch, f(x) included (rev49a)
             keep_baseline_dtypes(model, self.inputs[0].base.detach().cpu().double().numpy())

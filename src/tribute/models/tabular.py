@@ -68,6 +68,12 @@ def _fits(v: np.ndarray, dt: Any) -> bool:
     return bool(np.all((v == np.rint(v)) & (v >= info.min) & (v < float(info.max) + 1.0)))
 
 
+def _int_or_bool(dt: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt))
+
+
 def _typed(v: np.ndarray, dt: Any) -> Any:
     """Column ``v`` (float64) in its DataFrame dtype ``dt`` where it holds values of that dtype:
     bool (0/1) and integer (whole numbers in range) columns; ``v`` itself otherwise."""
@@ -86,7 +92,17 @@ def keep_baseline_dtypes(adapter: Any, base_rows: np.ndarray) -> None:
     integer column. Those columns stay float64 in every batch, so a coalition's value does not
     depend on which other rows share its batch (rev49a: a batch mixing rows with the integer 202
     and the baseline 207.05 handed both over as float64, one alone as int64: exact Shapley
-    credits ``[0.19, 0.19, -0.82]`` in one batch, ``[1.33, -0.75, -1.01]`` one row a batch)."""
+    credits ``[0.19, 0.19, -0.82]`` in one batch, ``[1.33, -0.75, -1.01]`` one row a batch).
+    The same for a table with text columns, whose :class:`CategoricalCodec` decodes the rows
+    (there since before aud49a: the additive column's credit 2.10 for a closed form 1.65)."""
+    codec = getattr(adapter, "codec", None)
+    if isinstance(codec, CategoricalCodec) and base_rows.ndim == 2 \
+            and base_rows.shape[1] == len(codec.columns):
+        # a table with text columns: its decoder types the number columns the same way
+        for j, c in enumerate(codec.columns):
+            dt = codec.dtypes[c]
+            if c not in codec.categories and _int_or_bool(dt) and not _fits(base_rows[:, j], dt):
+                codec.dtypes[c] = np.dtype(np.float64)
     dtypes = getattr(adapter, "column_dtypes", None)
     names = getattr(adapter, "feature_names", None)
     if not dtypes or names is None or base_rows.ndim != 2 or base_rows.shape[1] != len(names):
