@@ -152,3 +152,15 @@ def test_a_table_with_text_columns_and_a_fractional_baseline_gives_the_same_cred
         np.testing.assert_allclose(values, runs[0], atol=1e-12)
         np.testing.assert_allclose(values[:, 2], coef_x * (x["x"].to_numpy() - base["x"].iloc[0]),
                                    atol=1e-9)
+
+
+def test_a_validating_function_transformer_on_mixed_kinds_of_columns_is_not_a_reader() -> None:
+    """Integer and float (or bool) columns convert to one float64 array whatever tribute hands
+    over, so such pipelines skip the typed frames (their cost, 2x)."""
+    from tribute.models.tabular import reads_column_dtypes
+
+    pipe = make_pipeline(FunctionTransformer(np.abs, validate=True), LinearRegression())
+    assert reads_column_dtypes(pipe) is True
+    assert reads_column_dtypes(pipe, one_array_dtype=False) is False
+    not_validating = make_pipeline(FunctionTransformer(np.abs), LinearRegression())
+    assert reads_column_dtypes(not_validating, one_array_dtype=False) is True

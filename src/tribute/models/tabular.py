@@ -140,7 +140,7 @@ def typed_frame(rows: np.ndarray, columns: list[Any], dtypes: dict[Any, Any]) ->
 _FLOAT_READERS = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
 
 
-def reads_column_dtypes(model: Any, depth: int = 0) -> bool:
+def reads_column_dtypes(model: Any, depth: int = 0, one_array_dtype: bool = True) -> bool:
     """Whether ``model``'s outputs may depend on the dtypes of a DataFrame's number columns
     (``202`` vs ``202.0``): True for a class of the user's own (anywhere in a pipeline or a
     meta-estimator) and a ``FunctionTransformer`` with a function (``validate=False`` hands it
@@ -150,11 +150,13 @@ def reads_column_dtypes(model: Any, depth: int = 0) -> bool:
     transformers made of them only, which validate the columns into one float array (so the
     dtypes, given back at a mixed-dtype conversion per call, cannot move their outputs). Each
     object is read once (rev49a: a 43-node graph of estimators sharing their parts was walked
-    path by path, > 60 s)."""
-    return _reads_dtypes(model, depth, set())
+    path by path, > 60 s). ``one_array_dtype=False``: the frame's columns convert to float64 as
+    one array (integer and float, or integer and bool columns), so ``validate=True`` cannot
+    notice them (its pipelines skip the typed frames' cost, 2x)."""
+    return _reads_dtypes(model, depth, set(), one_array_dtype)
 
 
-def _reads_dtypes(model: Any, depth: int, seen: set[int]) -> bool:
+def _reads_dtypes(model: Any, depth: int, seen: set[int], one_array: bool = True) -> bool:
     if depth > 16:
         return True
     if id(model) in seen:  # read already: had it held a reader, the walk would have stopped
@@ -164,15 +166,16 @@ def _reads_dtypes(model: Any, depth: int, seen: set[int]) -> bool:
     if not cls.__module__.startswith(_FLOAT_READERS):
         return True
     if cls.__name__ == "FunctionTransformer":
-        return getattr(model, "func", None) is not None
+        return getattr(model, "func", None) is not None \
+            and (one_array or not getattr(model, "validate", False))
     try:
         params = model.get_params(deep=False)
     except Exception:
         return True
-    return any(_holds_dtype_reader(v, depth + 1, seen) for v in params.values())
+    return any(_holds_dtype_reader(v, depth + 1, seen, one_array) for v in params.values())
 
 
-def _holds_dtype_reader(value: Any, depth: int, seen: set[int]) -> bool:
+def _holds_dtype_reader(value: Any, depth: int, seen: set[int], one_array: bool = True) -> bool:
     """A parameter (an estimator, or a list of steps / transformers / estimators) holding an
     estimator that :func:`reads_column_dtypes`."""
     if isinstance(value, (list, tuple, dict)):
@@ -180,11 +183,11 @@ def _holds_dtype_reader(value: Any, depth: int, seen: set[int]) -> bool:
             return False
         seen.add(id(value))
         items = value.values() if isinstance(value, dict) else value
-        return any(_holds_dtype_reader(v, depth, seen) for v in items)
+        return any(_holds_dtype_reader(v, depth, seen, one_array) for v in items)
     if type(value).__module__.split(".")[0] in ("pandas", "numpy"):
         return False  # column lists and masks (a Series has a ``transform`` method)
     if hasattr(value, "fit") or hasattr(value, "transform"):
-        return _reads_dtypes(value, depth, seen)
+        return _reads_dtypes(value, depth, seen, one_array)
     return False
 
 
@@ -332,8 +335,15 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     (``column_dtypes``, :func:`typed_columns`), which it gives back to the composed rows.
     """
     if _is_frame(inputs) and not text_columns(inputs):
+        import pandas as pd
+
+        # (one dtype kind: the frame converts to one int / bool array, which a validating
+        # FunctionTransformer hands its function; mixed kinds convert to float64)
+        kinds = {"b" if pd.api.types.is_bool_dtype(dt) else "i"
+                 if pd.api.types.is_integer_dtype(dt) else "f" for dt in inputs.dtypes}
         if getattr(adapter, "framework", None) == "numpy" and hasattr(adapter, "fn") \
-                and reads_column_dtypes(getattr(adapter, "estimator", adapter.fn)):
+                and reads_column_dtypes(getattr(adapter, "estimator", adapter.fn),
+                                        one_array_dtype=len(kinds) == 1):
             # (by name as the adapter's DataFrame has them: feature_names_in_, as text)
             adapter.column_dtypes = {str(c): dt for c, dt in typed_columns(inputs).items()} or None
         return adapter, inputs, baseline
