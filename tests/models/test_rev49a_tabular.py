@@ -164,3 +164,27 @@ def test_a_validating_function_transformer_on_mixed_kinds_of_columns_is_not_a_re
     assert reads_column_dtypes(pipe, one_array_dtype=False) is False
     not_validating = make_pipeline(FunctionTransformer(np.abs), LinearRegression())
     assert reads_column_dtypes(not_validating, one_array_dtype=False) is True
+
+
+def test_a_function_set_through_a_search_grid_is_found_in_the_best_estimator() -> None:
+    """``GridSearchCV(Pipeline([("ft", FunctionTransformer()), ...]), {"ft__func": [f]})``: the
+    template holds no function, the refitted ``best_estimator_`` does (credits [0, 0] before,
+    for a truth of [2, 1])."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    n = 100
+    df = pd.DataFrame({"zip": rng.choice([101, 202, 303], n), "k": rng.integers(0, 3, n),
+                       "x": rng.normal(size=n)})
+    y = (df["zip"] == 202) * 2.0 + (df["k"] == 1) * 1.0
+    ct = ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["zip", "k"])])
+    pipe = Pipeline([("ft", FunctionTransformer()), ("ct", ct), ("lr", LinearRegression())])
+    model = GridSearchCV(pipe, {"ft__func": [_as_text]}, cv=2).fit(df, y)
+    x = df[(df["zip"] == 202) & (df["k"] == 1)].iloc[:1]
+    b = df[(df["zip"] == 101) & (df["k"] == 0)].iloc[:1]
+    attr = tribute.explain(model, x, method="exact_shapley", baseline=b)
+    truth = [float(model.predict(b.assign(**{c: x[c].to_numpy()}))[0] - model.predict(b)[0])
+             for c in ("zip", "k", "x")]
+    np.testing.assert_allclose(attr.values[0], truth, atol=1e-9)
+    assert abs(truth[0] - 2.0) < 1e-6

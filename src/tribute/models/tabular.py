@@ -172,7 +172,12 @@ def _reads_dtypes(model: Any, depth: int, seen: set[int], one_array: bool = True
         params = model.get_params(deep=False)
     except Exception:
         return True
-    return any(_holds_dtype_reader(v, depth + 1, seen, one_array) for v in params.values())
+    try:  # a search's refitted best (a function set through its grid: ``{"ft__func": [f]}``)
+        best = getattr(model, "best_estimator_", None)
+    except Exception:
+        best = None
+    return any(_holds_dtype_reader(v, depth + 1, seen, one_array)
+               for v in (*params.values(), best))
 
 
 def _holds_dtype_reader(value: Any, depth: int, seen: set[int], one_array: bool = True) -> bool:
