@@ -32,6 +32,7 @@ from ..engine import Engine, Rows, row_signature
 from ..engine.progress import active_progress
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
+from ..models.tabular import keep_baseline_dtypes
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
@@ -509,6 +510,11 @@ class FeatureGame(Game):
             raise InputError(f"baseline: background sets of different sizes {sorted(sizes)} for different inputs; give every input the same number of background rows.")
         self.n_background = sizes.pop() if sizes else 1
         self._base_fills = tuple(fills)
+        if (getattr(model, "column_dtypes", None) or getattr(model, "codec", None) is not None) \
+                and len(self.inputs) == 1:
+            # a DataFrame's integer / bool columns whose baseline they cannot hold (a mean
+            # 207.05) stay float64 in every batch, f(x) included (rev49a)
+            keep_baseline_dtypes(model, self.inputs[0].base.detach().cpu().double().numpy())
         del modes
         self.background_note = baseline.note if isinstance(baseline, Background) else None
         self._bg_weights = _background_weights(
