@@ -18,11 +18,13 @@ modules with a rule, on tensors that depend on the input (parameters have
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = ["UnseenOps"]
 
@@ -108,9 +110,14 @@ def _constant_not_zero(v: Any) -> bool:
         and abs(v) < _MASK_MAGNITUDE
 
 
-def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any]) -> bool:
+def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any],
+            from_input: Callable[[Any], bool]) -> bool:
     """``func(*args, **kwargs)`` (an extremum or a selection, see :data:`_EXTREMA` /
-    :data:`_FILLS`) clamps an input-dependent tensor at a constant."""
+    :data:`_FILLS`) clamps an input-dependent tensor at a constant. A selection clamps only
+    where its condition depends on the input (``from_input``, e.g. ``h > c``): with a fixed
+    mask (``torch.where(pad_mask, h, mask_token)``) it routes, as indexing does (rev49g: such
+    fills of a non-zero constant were reported, with credits bitwise equal to the silent
+    ``h[:, ~mask] = mask_token`` spelling)."""
     def arg(pos: int, key: str) -> Any:
         return kwargs[key] if key in kwargs else (args[pos] if len(args) > pos else None)
 
@@ -124,15 +131,17 @@ def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any]) -> bool:
         return _constant_not_zero(c)  # maximum(h, 0) is a ReLU: the plain gradient is its rule
     if name == "where":
         if func is torch.Tensor.where:  # h.where(cond, other)
-            a, b = arg(0, "input"), arg(2, "other")
+            cond, a, b = arg(1, "condition"), arg(0, "input"), arg(2, "other")
         else:  # torch.where(cond, input, other); torch.where(cond) gives indices
-            a, b = arg(1, "input"), arg(2, "other")
+            cond, a, b = arg(0, "condition"), arg(1, "input"), arg(2, "other")
+        if not from_input(cond):
+            return False  # a fixed mask: routing
         grads = [isinstance(t, torch.Tensor) and t.requires_grad for t in (a, b)]
         if grads == [True, False]:
             return _constant_not_zero(b)
         return grads == [False, True] and _constant_not_zero(a)
     x = arg(0, "input")
-    if not (isinstance(x, torch.Tensor) and x.requires_grad):
+    if not (isinstance(x, torch.Tensor) and x.requires_grad) or not from_input(arg(1, "mask")):
         return False
     return _constant_not_zero(arg(2, "value"))  # masked_fill
 
@@ -155,6 +164,22 @@ def _grad_tensors(args: Any) -> int:
     return n
 
 
+#: ``a.expand_as(h)``, ``a.to(h)``: the result depends on ``a`` only (``h`` gives its shape / dtype)
+_SHAPED_AS = frozenset({"expand_as", "view_as", "reshape_as", "type_as", "to", "broadcast_to"})
+
+
+def _reads_input(args: Any, kwargs: Any, derived: WeakIdKeyDictionary) -> bool:
+    """Some tensor among the arguments depends on the input: it has a gradient or is in
+    ``derived``."""
+    for a in (*args, *(kwargs or {}).values()):
+        if isinstance(a, torch.Tensor):
+            if a.requires_grad or a in derived:
+                return True
+        elif isinstance(a, (list, tuple)) and _reads_input(a, None, derived):
+            return True
+    return False
+
+
 class UnseenOps(TorchFunctionMode):
     """Counts, by name, the functional operations of the model's own code that carry relevance.
 
@@ -174,6 +199,8 @@ class UnseenOps(TorchFunctionMode):
         self._inside = False
         self._depth = 0
         self._handles: list[Any] = []
+        #: tensors without a gradient computed from input-dependent ones (see __torch_function__)
+        self._derived: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
     def __enter__(self) -> UnseenOps:
         try:
@@ -214,20 +241,33 @@ class UnseenOps(TorchFunctionMode):
             super().__exit__(None, None, None)  # type: ignore[no-untyped-call]
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = _name(func)
         if self._inside and self._depth == 0:
-            name = _name(func)
             n = _grad_tensors(args) + _grad_tensors((kwargs or {}).values())
             if (name in _SUMS and n >= 2) or (name in _TRANSFORMS and n >= 1):
                 self.counts[name] += 1
             elif (name in _EXTREMA or name in _FILLS) and n >= 1:
-                if _clamps(name, func, args, kwargs or {}):
+                if _clamps(name, func, args, kwargs or {}, self._from_input):
                     self.counts[name] += 1
             elif name in _RESAMPLE and n >= 1:
                 pos, default = _RESAMPLE[name]
                 mode = (kwargs or {}).get("mode", args[pos] if len(args) > pos else default)
                 if mode not in _COPY_MODES:
                     self.counts[name] += 1
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if not self._inside or name.endswith("_like") or name.startswith("new_"):
+            return out  # shape and dtype only (torch.zeros_like(h), h.new_ones(...))
+        if _reads_input(args[:1] if name in _SHAPED_AS else args,
+                        None if name in _SHAPED_AS else kwargs, self._derived):
+            # results without a gradient (a comparison ``h > c``, a mask derived from one, a
+            # detached copy) still depend on the input: a selection on them is a clamp
+            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor) and not t.requires_grad:
+                    self._derived[t] = True
+        return out
+
+    def _from_input(self, cond: Any) -> bool:
+        return isinstance(cond, torch.Tensor) and cond in self._derived
 
     def __exit__(self, *exc: Any) -> None:
         self._remove()
