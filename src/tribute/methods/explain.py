@@ -19,7 +19,7 @@ from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import BudgetError, InputError, user_stacklevel
-from ..games.build import PlayerSet, build_game, framework_of
+from ..games.build import PlayerSet, build_game, check_text_baseline, framework_of
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
 from ..games.text import text_player_counts, text_subset
@@ -229,6 +229,7 @@ def explain(
     if feature_names is not None:
         check_unique_names(list(feature_names))
     seed = check_seed(seed)
+    check_text_baseline(baseline, inputs, tokenizer, players)  # baseline=0 on texts was ignored (rev49x)
     estimator = cls(**params)
     if budget is not None and type(estimator).check is Method.check and _malformed_budget(budget):
         # refused before the game is built: building it runs the reference pass, one model row
