@@ -93,3 +93,26 @@ def test_token_id_credits_in_the_models_dtype(dtype: torch.dtype, credit_dtype: 
                                  for j in range(5)], 1)
         # float32 credits were 2.3e-8 off
         assert float((values - truth).abs().max()) < 1e-14
+
+
+def test_integrated_hessians_steps_given_with_budget_is_one_game() -> None:
+    """``steps=5, budget=48`` on a 1-word and an 8-word text: the given steps are the same for
+    every text, so nothing follows the player count. The per-word-count split (aud49x) refused
+    the 1-word group ("budget=48 runs steps=46") after the 8-word group had run 43 model rows;
+    before it, and now, one game runs 5 steps for both texts, as each text alone with steps=5."""
+    batch = ["bad", "the movie was great fun so good film"]
+    model = BagOfEmbeddings(_TOK.vocab_size, seed=1)
+    seen = [0]
+    model.register_forward_pre_hook(lambda _m, args: seen.__setitem__(0, seen[0] + args[0].shape[0]))
+    attr = tribute.explain(model, batch, tokenizer=_TOK, method="integrated_hessians", target=0,
+                           steps=5, budget=48, progress=False)
+    assert seen[0] == attr.n_rows == 2 * (5 * 8 + 2)
+    values = np.asarray(attr.values)
+    for i, text in enumerate(batch):
+        alone = tribute.explain(model, [text], tokenizer=_TOK, method="integrated_hessians",
+                                target=0, steps=5, progress=False)
+        n = len(text.split())
+        np.testing.assert_allclose(values[i, :n], np.asarray(alone.values)[0], rtol=0, atol=1e-12)
+    with pytest.raises(tribute.errors.InputError, match="disagree"):  # still refused as before
+        tribute.explain(model, batch, tokenizer=_TOK, method="integrated_hessians", target=0,
+                        steps=46, budget=48, progress=False)
