@@ -19,9 +19,9 @@ from ..models import ModelAdapter, as_model
 from ..models.tabular import from_polars, prepare_categorical
 from ..targets import TargetLike, plain_target, warn_integer_string_labels
 from .base import Game
-from .features import DEFAULT_BASELINE, Background, FeatureGame, PerSample
+from .features import DEFAULT_BASELINE, UNREAD_BASELINE, Background, FeatureGame, PerSample
 
-__all__ = ["PlayerSet", "build_game", "check_forward_arguments", "framework_of", "labels_to_columns",
+__all__ = ["PlayerSet", "build_game", "check_forward_arguments", "check_text_baseline", "framework_of", "labels_to_columns",
            "numeric_labels"]
 
 
@@ -310,6 +310,27 @@ def _is_text(inputs: Any) -> bool:
         return isinstance(first, str) or (isinstance(first, tuple) and bool(first)
                                           and isinstance(first[0], str))
     return False
+
+
+def check_text_baseline(baseline: Any, inputs: Any, tokenizer: Any, players: Any) -> None:
+    """Refuse a baseline the user gave for texts that the word game would read as "none given".
+
+    Texts remove words with ``removal=`` and refuse a baseline, but one equal to 0 (``0``,
+    ``0.0``, ``False``) passed the text game's check and was dropped: ``baseline=0`` meant as
+    "[PAD], id 0 on BERT" gave the [MASK] credits (rev49x). :func:`tribute.explain` and
+    :func:`tribute.evaluate` call this with the baseline the user gave (their own default is
+    not given); component players of texts (a :class:`PlayerSet`) read their baseline.
+    """
+    if tokenizer is None or isinstance(players, PlayerSet) or baseline is DEFAULT_BASELINE \
+            or baseline is UNREAD_BASELINE or not _is_text(inputs):
+        return
+    if isinstance(baseline, (int, float)) and float(baseline) == 0.0:
+        raise InputError(
+            f"baseline={baseline!r} does not apply to texts: words are removed by removal= "
+            "(default 'mask', the tokenizer's mask token), so this baseline would be ignored. "
+            "To remove words with the pad token (id 0 on BERT) pass removal='pad'; removal=<int> "
+            "removes with any token id, removal='zero' with a zero embedding."
+        )
 
 
 def _text_game(adapter: ModelAdapter, inputs: Any, *, tokenizer: Any, players: Any, removal: Any,

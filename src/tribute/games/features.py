@@ -549,7 +549,11 @@ class FeatureGame(Game):
             multi_target=False,
             framework=framework,
             device=str(self.input_device),
-            dtype=str(user_dtype if user_dtype.is_floating_point else torch.float32).replace("torch.", ""),
+            # integer inputs only (token ids): float32, or the model's wider dtype (a float64
+            # model's credits were rounded to float32, 3.7e-8 off; rev49x); a half-precision
+            # model keeps float32 credits
+            dtype=str(user_dtype if any(not inp.is_int for inp in self.inputs)
+                      else torch.promote_types(torch.float32, self.compute_dtype)).replace("torch.", ""),
             multi_input=multi,
         )
         if framework == "numpy":

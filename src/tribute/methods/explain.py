@@ -19,7 +19,7 @@ from ..attribution import Attribution
 from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import BudgetError, InputError, user_stacklevel
-from ..games.build import PlayerSet, build_game, framework_of
+from ..games.build import PlayerSet, build_game, check_text_baseline, framework_of
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
 from ..games.text import text_player_counts, text_subset
@@ -229,6 +229,7 @@ def explain(
     if feature_names is not None:
         check_unique_names(list(feature_names))
     seed = check_seed(seed)
+    check_text_baseline(baseline, inputs, tokenizer, players)  # baseline=0 on texts was ignored (rev49x)
     estimator = cls(**params)
     if budget is not None and type(estimator).check is Method.check and _malformed_budget(budget):
         # refused before the game is built: building it runs the reference pass, one model row
@@ -236,7 +237,12 @@ def explain(
         # the same refusal, in the same order, as Method.check (parameters first)
         estimator.validate_params()
         raise InputError(f"budget={budget!r} must be a positive int (evaluations per input).")
-    if tokenizer is not None and estimator.reads_player_count_at(budget) is not None \
+    # a count the budget would set but the user gave (integrated Hessians' steps=5 with budget=48)
+    # is the same for every text: it does not follow the player count (rev49x: a split refused
+    # the 1-word group's steps=5 after the 8-word group had run 43 rows; one game ran it before)
+    count = estimator.budget_count()
+    split_budget = None if count is not None and params.get(count) is not None else budget
+    if tokenizer is not None and estimator.reads_player_count_at(split_budget) is not None \
             and not isinstance(players, PlayerSet):
         counts = text_player_counts(as_model(model, "torch", model_output), inputs,
                                     tokenizer=tokenizer, players=players, pair=pair,
@@ -318,7 +324,7 @@ def explain(
                 f"{err} [budget={budget} given: {pre} evaluation(s) per input went to "
                 f"{getattr(game, 'capture_what', 'a capture pass')} before the method ran; raise "
                 f"budget by {pre}]") from None
-        _refuse_padded_texts(estimator, game, budget)
+        _refuse_padded_texts(estimator, game, split_budget)
         check_budget_param(estimator, params, game, budget)
         # the estimate check() just made for this game and budget (the same object)
         memo = estimator.__dict__.pop("_checked_cost", None)

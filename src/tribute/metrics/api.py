@@ -16,7 +16,13 @@ import torch.nn.functional as F
 from ..attribution import Attribution
 from ..engine.progress import check_progress
 from ..errors import InputError, user_stacklevel
-from ..games.build import PlayerSet, build_game, check_forward_arguments, labels_to_columns
+from ..games.build import (
+    PlayerSet,
+    build_game,
+    check_forward_arguments,
+    check_text_baseline,
+    labels_to_columns,
+)
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, Background, PerSample
 from ..games.sae import digest_memo
 from ..methods.base import get_method
@@ -343,7 +349,11 @@ def default_explainer(
     text = dict(text or {})
     if "tokenizer" in text:  # texts: a str, or a list of texts (or of sentence pairs)
         batch = 1 if isinstance(inputs, str) else len(inputs)
-        base_for: Callable[[np.ndarray | None], Any] = lambda sample: baseline  # noqa: E731
+        # texts remove words by removal=, never by a baseline: evaluate's plain 0.0 (no baseline
+        # given) goes on as explain's default, which a text call takes (a given 0 is refused)
+        text_base = DEFAULT_BASELINE if isinstance(baseline, (int, float)) and float(baseline) == 0.0 \
+            else baseline
+        base_for: Callable[[np.ndarray | None], Any] = lambda sample: text_base  # noqa: E731
     else:
         batch = int((inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0])
         base_for = _baseline_for_rows(baseline, inputs, batch)
@@ -833,6 +843,7 @@ def evaluate(
     # with "'int' object is not iterable", forward_kwargs=[pairs] with "no attribute 'items'")
     check_forward_arguments(forward_args, forward_kwargs)
     baseline_given = baseline is not DEFAULT_BASELINE
+    check_text_baseline(baseline, inputs, tokenizer, players)  # baseline=0 on texts was ignored (rev49x)
     if _is_generation(attr):
         raise InputError(
             f"metric {info.name!r}: attr comes from tribute.explain_generation, whose game (the "
