@@ -27,6 +27,7 @@ import math
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..attribution import Attribution
@@ -118,7 +119,7 @@ class Coar(Method):
         dof = k - (n + 1)
         stderr = None
         if dof > 0:
-            stderr = _coar_stderr(x, a, resid).T.reshape(b, t, n)
+            stderr = _coar_stderr(x, a, resid, penalised=float(self.ridge) > 0).T.reshape(b, t, n)
         theta = coef[1:].T.reshape(b, t, n)
         r2 = 1.0 - (resid**2).sum(0) / torch.clamp(((y - y.mean(0)) ** 2).sum(0), min=1e-300)
         return game.attribution(theta, self.name, self.get_params(), stderr=stderr,
@@ -137,7 +138,8 @@ class Coar(Method):
                               note=f"a {k:,} x {n + 1:,} design and {n + 1:,}^2 normal matrices")
 
 
-def _coar_stderr(x: torch.Tensor, a: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+def _coar_stderr(x: torch.Tensor, a: torch.Tensor, resid: torch.Tensor,
+                 penalised: bool = False) -> torch.Tensor:
     """Sandwich standard errors of COAR's slopes (``n x R``) from the ``K x (n+1)`` design
     ``x`` (intercept first), its (penalised) normal matrix ``a`` and the ``K x R`` residuals.
 
@@ -156,6 +158,13 @@ def _coar_stderr(x: torch.Tensor, a: torch.Tensor, resid: torch.Tensor) -> torch
     (leverage 1: the only subset that drops it, say); the others keep theirs (the fit of the
     players that vary is unchanged by the constant columns). NaN for all when the design is
     singular otherwise (two players always dropped together).
+
+    Without a penalty, where the subsets drawn miss part of the ``2^m`` possible ones (``m``
+    players that vary), the residual information lies in the distinct subsets, not the rows: a
+    subset drawn again repeats its residual. The fit's dof are then ``distinct - (m + 1)``: at
+    2 players and 39 subsets (``alpha = 0.9``) three of the four subsets were drawn, the fit
+    interpolated them, every residual was 0 and the standard errors ~1e-14 for credits 0.036
+    off their limit (rev49x); now NaN with a :class:`StderrWarning` (as LIME's, aud49e).
     """
     k, n = x.shape[0], x.shape[1] - 1
     out = torch.full((n, resid.shape[1]), float("nan"), dtype=torch.float64)
@@ -163,9 +172,15 @@ def _coar_stderr(x: torch.Tensor, a: torch.Tensor, resid: torch.Tensor) -> torch
     cols = torch.cat([torch.zeros(1, dtype=torch.long), varies + 1])
     xr, ar = x[:, cols], a[cols][:, cols]
     dof = k - len(cols)
+    distinct = k
+    if not penalised:
+        distinct = _distinct_rows(x[:, 1:][:, varies])
+        if len(varies) >= 62 or distinct < 2 ** len(varies):  # the draw missed some subsets
+            dof = min(dof, distinct - len(cols))
     eig = torch.linalg.eigvalsh(ar)
     if dof < 1 or float(eig[0]) <= 1e-10 * max(float(eig[-1]), 1e-300):
-        warn_undefined("coar", f"{k} subsets leave no residual degrees of freedom or cannot "
+        seen = f" ({distinct} distinct)" if distinct < k else ""
+        warn_undefined("coar", f"{k} subsets{seen} leave no residual degrees of freedom or cannot "
                        f"identify the {n} credits", "Raise budget.")
         return out
     u = torch.linalg.solve(ar, xr.T).T  # K x (m+1): row k is A^-1 x_k
@@ -188,6 +203,14 @@ def _coar_stderr(x: torch.Tensor, a: torch.Tensor, resid: torch.Tensor) -> torch
                        "(a player kept in every subset, in none, or dropped from only one)",
                        "Raise budget, or lower alpha.")
     return out
+
+
+def _distinct_rows(masks: torch.Tensor) -> int:
+    """The number of distinct rows of a 0/1 ``K x m`` mask matrix (bit-packed, then unique)."""
+    if masks.shape[1] == 0:
+        return min(int(masks.shape[0]), 1)
+    packed = np.packbits(masks.detach().cpu().numpy() > 0.5, axis=1)
+    return int(np.unique(np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))).shape[0])
 
 
 @register
