@@ -425,6 +425,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
     """A subject from the command line: a factory spec, safetensors weights and a data file."""
     from ..jobs.data import load_dataset
     from ..jobs.model import ModelSource
+    from ..jobs.shards import module_dtype
     from ..models.tabular import text_columns
 
     if data is None:
@@ -450,10 +451,12 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         inputs: Any = arr
         if isinstance(m, torch.nn.Module):
             m.eval()
-            dtype = next((p.dtype for p in m.parameters() if p.dtype.is_floating_point),
-                         torch.float32)
+            # tribute.explain's dtype (parameters', else buffers', else the data's): float32
+            # here cast float64 rows of a buffer-only or parameter-free model (rev49z, as
+            # aud49j found for jobs and the CLI)
+            dtype = module_dtype(m)
             t = torch.from_numpy(np.ascontiguousarray(arr))
-            inputs = t.to(dtype) if t.dtype.is_floating_point else t
+            inputs = t.to(dtype) if dtype is not None and t.dtype.is_floating_point else t
         integer = not np.issubdtype(arr.dtype, np.floating)
         # N x H x W x C (channels last, as PIL and numpy hold pictures): read as N x C x H x W,
         # the page summed the credits over the rows of each image and drew a W x C map (audit
