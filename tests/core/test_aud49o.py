@@ -53,8 +53,14 @@ def test_equal_length_position_lists_are_column_groups(groups: Any, method: str,
     rs = np.random.RandomState(batch)
     x = rs.randn(batch, 4)
     base = rs.randn(4)
-    attr = tribute.explain(_f, x, method, baseline=base, groups=groups, progress=False)
     cols = [[int(c) for c in g] for g in groups]
+    if batch == 1 and len(groups) == 1:
+        # one sample: [[every column]] is also the (1, 4) per-sample mask, refused as ambiguous
+        # (rev49o); the dict spelling is one group
+        with pytest.raises(InputError, match="ambiguous"):
+            tribute.explain(_f, x, method, baseline=base, groups=groups, progress=False)
+        groups = {"+".join(f"x{c}" for c in cols[0]): cols[0]}
+    attr = tribute.explain(_f, x, method, baseline=base, groups=groups, progress=False)
     truth = _group_truth(x, base, cols)
     assert np.asarray(attr.values).shape == truth.shape
     np.testing.assert_allclose(np.asarray(attr.values), truth, rtol=1e-10, atol=1e-12)
@@ -66,10 +72,14 @@ def test_position_lists_on_a_dataframe_and_a_tensor() -> None:
     rs = np.random.RandomState(0)
     x = rs.randn(1, 4)
     frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
-    attr = tribute.explain(_f, frame, "exact_shapley", baseline=np.zeros(4), groups=[[0, 1, 2, 3]],
+    attr = tribute.explain(_f, frame, "exact_shapley", baseline=np.zeros(4), groups=[[0, 1], [2, 3]],
                            progress=False)
-    assert attr.player_names == ["a+b+c+d"]
-    np.testing.assert_allclose(np.asarray(attr.values), [[float(W @ x[0])]], rtol=1e-12)
+    assert attr.player_names == ["a+b", "c+d"]
+    np.testing.assert_allclose(np.asarray(attr.values), _group_truth(x, np.zeros(4), [[0, 1], [2, 3]]),
+                               rtol=1e-12)
+    with pytest.raises(InputError, match="ambiguous"):  # one sample: also the (1, 4) mask (rev49o)
+        tribute.explain(_f, frame, "exact_shapley", baseline=np.zeros(4), groups=[[0, 1, 2, 3]],
+                        progress=False)
     lin = torch.nn.Linear(4, 1, bias=False).double()
     with torch.no_grad():
         lin.weight.copy_(torch.tensor(W)[None])

@@ -39,7 +39,7 @@ from ._rows import PeriodicRows, SampleIds, repeat_rows
 from .base import Game
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
-           "is_column_groups", "patches"]
+           "is_column_groups", "is_position_groups", "patches"]
 
 
 class _DefaultBaseline(float):
@@ -406,7 +406,7 @@ class FeatureGame(Game):
             if columns is not None and feature_names is None and groups is None:
                 feature_names = columns  # the names the model was fitted with, not x0, x1, ...
         if not multi and (is_column_groups(groups)
-                          or _partitions_positions(groups, tuple(getattr(raw_inputs[0], "shape", ())))):
+                          or is_position_groups(groups, tuple(getattr(raw_inputs[0], "shape", ())))):
             if columns is None and len(np.shape(raw_inputs[0])) != 2:
                 raise InputError(
                     f"groups as lists of columns need table inputs (batch x columns); inputs have "
@@ -2172,7 +2172,7 @@ def is_column_groups(value: Any) -> bool:
     return any(isinstance(c, str) for c in flat) or len({len(g) for g in value}) > 1
 
 
-def _partitions_positions(value: Any, shape: tuple[int, ...]) -> bool:
+def is_position_groups(value: Any, shape: tuple[int, ...]) -> bool:
     """``groups`` is a list of equally long lists of column positions that holds every column of
     the table of ``shape`` (batch x columns) exactly once: column lists, not an integer mask.
 
@@ -2181,6 +2181,7 @@ def _partitions_positions(value: Any, shape: tuple[int, ...]) -> bool:
     every column) on one sample as a per-sample mask that made every column its own player
     (aud49o). An integer mask holds each id of ``0..n-1`` once per sample only when every
     element is its own player, so a mask read this way changes only in that degenerate case.
+    On one sample ``[[every column]]`` is both a (1, n) mask and one group: refused (rev49o).
     """
     if len(shape) != 2 or not isinstance(value, list) or not value \
             or not all(isinstance(g, (list, tuple)) for g in value):
@@ -2188,7 +2189,20 @@ def _partitions_positions(value: Any, shape: tuple[int, ...]) -> bool:
     flat = [c for g in value for c in g]
     if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in flat):
         return False
-    return sorted(int(c) for c in flat) == list(range(int(shape[1])))
+    n = int(shape[1])
+    if sorted(int(c) for c in flat) != list(range(n)):
+        return False
+    if int(shape[0]) == 1 and len(value) == 1 and n > 1:
+        # rev49o: on one sample a single list of every position is also the (1, n) per-sample
+        # mask (``mask.tolist()``, a Captum-style feature_mask): every column its own player.
+        # BASE read it as that mask, aud49o as one group; either reading is silently wrong for
+        # the user who meant the other, so ask.
+        raise InputError(
+            f"groups={value!r:.80} on one sample is ambiguous: as an integer mask of shape (1, {n}) "
+            f"it makes every column its own player ({n} credits); as a list of column lists it is "
+            f"one group of all {n} columns (1 credit). Say which: np.array(groups) (or a flat list "
+            f"of ids) for the mask, or a dict for column groups, e.g. groups={{'all': {sorted(flat)!r:.60}}}.")
+    return True
 
 
 def column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[np.ndarray, list[str]]:

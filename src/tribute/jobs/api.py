@@ -14,7 +14,7 @@ import numpy as np
 
 from ..attribution import Attribution
 from ..errors import InputError, TributeError
-from ..games.features import column_groups, is_column_groups
+from ..games.features import column_groups, is_column_groups, is_position_groups
 from ..params import check_seed
 from ..targets import plain_target
 from ._io import atomic_write, clean_temporaries
@@ -143,12 +143,18 @@ def explain_dataset(
     check_columns(ds, built)  # a table must hold the model's columns in the model's order
     _table_baseline(ds, method, explain_kwargs)
     _check_baseline_columns(ds, explain_kwargs.get("baseline"))
-    if ds.columns is not None and ds.frame is None and is_column_groups(explain_kwargs.get("groups")):
+    if (ds.columns is not None and ds.frame is None and is_column_groups(explain_kwargs.get("groups"))) or (
+            len(ds.arrays) == 1 and is_position_groups(explain_kwargs.get("groups"), ds.arrays[0].shape)):
+        # rev49o: column lists by position ([[0, 1], [2, 3]], [[0, 1, 2, 3]]) are read against the
+        # whole data, as a single call on it reads them: a shard of one row read [[0, 1, 2, 3]] as a
+        # (1, n) mask (every column its own player) where the call on every row gives one group
         # groups of column names ({'ab': ['a', 'b']}, [['a', 'b'], ['c']]): a shard of a numeric
         # table is an array, whose columns have no names ("inputs have no column names; give
         # column positions", though the file names them): resolved here, named as a single call
         # on the DataFrame names them (review rev38b)
-        mask, group_names = column_groups(explain_kwargs["groups"], list(ds.columns), len(ds.columns))
+        cols = list(ds.columns) if ds.columns is not None else None
+        mask, group_names = column_groups(explain_kwargs["groups"], cols,
+                                          len(cols) if cols is not None else int(ds.arrays[0].shape[-1]))
         explain_kwargs["groups"] = mask
         if explain_kwargs.get("feature_names") is None:
             explain_kwargs["feature_names"] = group_names
