@@ -30,8 +30,12 @@ from tribute.models import as_model
 
 # ----------------------------------------------------------------------------- references
 def _ridge_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
+                     support: int | None = None,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The unblocked weighted ridge: ``(beta n x R, intercept R, stderr n x R, r2 R)``."""
+    """The unblocked weighted ridge: ``(beta n x R, intercept R, stderr n x R, r2 R)``.
+
+    Without a penalty and with a draw that misses part of the sampler's ``support``, the t
+    factor takes the distinct coalitions' dof (aud49e), counted here by ``np.unique``."""
     k, n = x.shape
     xa = np.concatenate([np.ones((k, 1)), x], axis=1)
     xw = xa * w[:, None]
@@ -49,7 +53,9 @@ def _ridge_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
     else:
         r2 = resid**2 / (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
         var = np.clip((u[:, 1:] ** 2).T @ r2, 0.0, None)
-        se = inflate(torch.from_numpy(np.sqrt(var)).T, dof).T.numpy()
+        distinct = len(np.unique(x[w > 0], axis=0))
+        t_dof = dof if alpha > 0 or support is None or distinct >= support else min(dof, distinct - (n + 1))
+        se = inflate(torch.from_numpy(np.sqrt(var)).T, t_dof).T.numpy()
     wn = w / w.sum()
     ss_res = wn @ resid**2
     ss_tot = wn @ (y - wn @ y) ** 2
@@ -149,7 +155,8 @@ def test_lime_blocked_fit_is_the_unblocked_fit(tiny_blocks: list[list[int]], n: 
     vals = game.value(masks)  # B x K x T
     t = vals.shape[2]
     y = vals.permute(1, 0, 2).reshape(k, b * t).numpy()
-    beta, icpt, se, score = _ridge_reference(masks.numpy(), y, w.numpy(), float(me.alpha))
+    support = 2**n - 1 if me.sampling == "uniform_size" and n >= 2 else 2**n
+    beta, icpt, se, score = _ridge_reference(masks.numpy(), y, w.numpy(), float(me.alpha), support)
     flat = np.asarray(attr.values).reshape(b, t, n)
     _close(flat, beta.T.reshape(b, t, n))
     _close(np.asarray(attr.extra["intercept"]).reshape(b, t), icpt.reshape(b, t))
