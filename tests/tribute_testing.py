@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import itertools
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import tribute
 from tribute import Attribution
 
 
@@ -536,3 +538,18 @@ def pair_subject() -> Any:
     return Subject(name="pairs", title="pairs", kind="text", model=None, inputs=ids, target=None,
                    labels=["p0", "p1"], texts=texts, text_model=PairBag(tok.vocab_size),
                    tokenizer=tok, pair="cosine", removals=("mask", "pad", "delete"))
+
+
+def lrp_with_report(make: Callable[[], torch.nn.Module]
+                    ) -> tuple[torch.Tensor, dict[str, int], list[str]]:
+    """``lrp`` on ``make()`` (built after ``torch.manual_seed(1)``, in float64) over 4 fixed rows
+    of 5 features: the credits, ``extra["functional_ops"]`` and the "functional operations"
+    warnings raised."""
+    torch.manual_seed(1)
+    model = make().double().eval()
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        attr = tribute.explain(model, x, "lrp", target=0)
+    said = [str(w.message) for w in caught if "functional operations" in str(w.message)]
+    return attr.values, dict(attr.extra["functional_ops"]), said

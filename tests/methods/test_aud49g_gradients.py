@@ -24,6 +24,7 @@ from torch import nn
 import tribute
 from tribute.errors import ModelOutputError
 from tribute.methods.integrated_hessians import log_quadrature
+from tribute_testing import lrp_with_report
 
 
 class _InputMean(nn.Module):
@@ -186,14 +187,7 @@ class _Clamped(nn.Module):
 
 def _lrp(op: str, ops: dict[str, Callable[[torch.Tensor], torch.Tensor]]
          ) -> tuple[torch.Tensor, dict[str, int], list[str]]:
-    torch.manual_seed(1)
-    model = _Clamped(op, ops).double().eval()
-    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        attr = tribute.explain(model, x, "lrp", target=0)
-    said = [str(w.message) for w in caught if "functional operations" in str(w.message)]
-    return attr.values, dict(attr.extra["functional_ops"]), said
+    return lrp_with_report(lambda: _Clamped(op, ops))
 
 
 @pytest.mark.parametrize("op", sorted(_TWINS))

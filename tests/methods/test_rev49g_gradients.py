@@ -11,14 +11,13 @@ now only when the condition is computed from the input (``h > c``, also through 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
 
-import tribute
+from tribute_testing import lrp_with_report
 
 _C = 0.1
 _KEEP = [True, True, False, True, False, True]
@@ -51,14 +50,7 @@ def _indexed(fill: Callable[[_Filled, torch.Tensor], torch.Tensor]
 
 def _lrp(op: Callable[[_Filled, torch.Tensor], torch.Tensor]
          ) -> tuple[torch.Tensor, dict[str, int], list[str]]:
-    torch.manual_seed(1)
-    model = _Filled(op).double().eval()
-    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        attr = tribute.explain(model, x, "lrp", target=0)
-    said = [str(w.message) for w in caught if "functional operations" in str(w.message)]
-    return attr.values, dict(attr.extra["functional_ops"]), said
+    return lrp_with_report(lambda: _Filled(op))
 
 
 _FIXED: dict[str, Callable[[_Filled, torch.Tensor], torch.Tensor]] = {

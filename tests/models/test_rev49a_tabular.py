@@ -45,15 +45,7 @@ def test_a_mean_baseline_of_an_integer_column_gives_the_same_credits_in_every_ba
     model = make_pipeline(ct, LinearRegression()).fit(df, y)
     x = df[df["zip"] == 202].iloc[:2]
     base = df.mean().to_frame().T
-    coef_x = float(model[-1].coef_[-1])
-    sizes: list[dict[str, Any]] = [{}, {"batch_size": 1}, {"batch_size": 3}]
-    runs = [tribute.explain(model, x, method="exact_shapley", baseline=base, **kw).values
-            for kw in sizes]
-    for values in runs:
-        np.testing.assert_allclose(values, runs[0], atol=1e-12)
-        # the additive column x: coefficient x (x - its baseline)
-        np.testing.assert_allclose(values[:, 2], coef_x * (x["x"].to_numpy() - base["x"].iloc[0]),
-                                   atol=1e-9)
+    _assert_batch_free(model, x, base, [{}, {"batch_size": 1}, {"batch_size": 3}])
 
 
 class _Sum:
@@ -144,14 +136,7 @@ def test_a_table_with_text_columns_and_a_fractional_baseline_gives_the_same_cred
     model = make_pipeline(ct, LinearRegression()).fit(df, y)
     x = df[(df["zip"] == 202) & (df["t"] == "u")].iloc[:2]
     base = pd.DataFrame({"zip": [df["zip"].mean()], "t": ["v"], "x": [df["x"].mean()]})
-    coef_x = float(model[-1].coef_[-1])
-    sizes: list[dict[str, Any]] = [{}, {"batch_size": 1}]
-    runs = [tribute.explain(model, x, method="exact_shapley", baseline=base, **kw).values
-            for kw in sizes]
-    for values in runs:
-        np.testing.assert_allclose(values, runs[0], atol=1e-12)
-        np.testing.assert_allclose(values[:, 2], coef_x * (x["x"].to_numpy() - base["x"].iloc[0]),
-                                   atol=1e-9)
+    _assert_batch_free(model, x, base, [{}, {"batch_size": 1}])
 
 
 def test_a_validating_function_transformer_on_mixed_kinds_of_columns_is_not_a_reader() -> None:
@@ -188,3 +173,15 @@ def test_a_function_set_through_a_search_grid_is_found_in_the_best_estimator() -
              for c in ("zip", "k", "x")]
     np.testing.assert_allclose(attr.values[0], truth, atol=1e-9)
     assert abs(truth[0] - 2.0) < 1e-6
+
+
+def _assert_batch_free(model: Any, x: Any, base: Any, sizes: list[dict[str, Any]]) -> None:
+    """exact_shapley gives the same credits at every batch size in ``sizes``, and the additive
+    column ``x`` (credit column 2) gets coefficient x (x - its baseline)."""
+    coef_x = float(model[-1].coef_[-1])
+    runs = [tribute.explain(model, x, method="exact_shapley", baseline=base, **kw).values
+            for kw in sizes]
+    for values in runs:
+        np.testing.assert_allclose(values, runs[0], atol=1e-12)
+        np.testing.assert_allclose(values[:, 2], coef_x * (x["x"].to_numpy() - base["x"].iloc[0]),
+                                   atol=1e-9)
