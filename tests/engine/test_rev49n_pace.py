@@ -37,14 +37,7 @@ def test_a_model_that_sleeps_in_forward_is_priced_at_its_sleeps_and_warned() -> 
     clear_tuners()
     model = _Sleepy(0.15).eval()
     x = torch.randn(600, 16, generator=torch.Generator().manual_seed(0))
-    msg = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SlowRunWarning)
-        try:
-            tribute.explain(model, x, method="feature_ablation", target=0, batch_size=100,
-                            progress=False)
-        except SlowRunWarning as w:
-            msg = str(w)
+    msg = _slow_run_warning(model, x, batch_size=100)
     assert msg is not None, "a 15 s call of a sleeping model was not announced"
     assert model.passes == 6, model.passes  # the reference pass only: warned up front
     m = re.search(r"est\. (\d+) s", msg)
@@ -79,14 +72,19 @@ def test_a_cold_model_whose_first_run_is_one_chunk_is_still_priced() -> None:
     clear_tuners()
     model = _SlowRows(2.5e-3, stop=300).eval()
     x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
-    msg = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SlowRunWarning)
-        try:
-            tribute.explain(model, x, method="feature_ablation", target=0, batch_size=8192,
-                            progress=False)
-        except SlowRunWarning as w:
-            msg = str(w)
+    msg = _slow_run_warning(model, x, batch_size=8192)
     assert msg is not None and model.rows == 300, (msg, model.rows)
     m = re.search(r"est\. (\d+) s", msg)
     assert m is not None and 12 <= int(m.group(1)) <= 30, msg
+
+
+def _slow_run_warning(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> str | None:
+    """The SlowRunWarning feature ablation raises (as an error: the call stops there), or None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowRunWarning)
+        try:
+            tribute.explain(model, x, method="feature_ablation", target=0, batch_size=batch_size,
+                            progress=False)
+        except SlowRunWarning as w:
+            return str(w)
+    return None
