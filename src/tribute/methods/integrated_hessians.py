@@ -33,7 +33,10 @@ function exactly, so quadratic models (constant Hessian, linear gradient) come o
 **Cost.** Every node needs the full ``players x players`` Hessian: the game sends each node once
 per player and takes one Hessian row from a double backward pass on each (see
 :meth:`tribute.games.features.FeatureGame.value_grad_hessian`), ``steps * players`` evaluations
-per input plus ``v(b)`` for the gap.
+per input plus ``v(x)`` and ``v(b)`` for the gap (``steps * players + 2``). The game returns every
+node's Hessians, ``batch x steps x targets x players x players`` float64 held at once before the
+weighted sum over the nodes: ``estimate_cost`` counts them, so ``max_memory=`` refuses a call
+they would overflow and names a budget (fewer steps) or a player count that fits.
 
 Reference: Janizek, Sturmfels & Lee (2021), "Explaining Explanations: Axiomatic Feature
 Interactions for Deep Networks", JMLR 22.
@@ -89,7 +92,7 @@ def log_quadrature(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 class IntegratedHessians(Method):
     """Integrated Hessians (Janizek et al. 2021): pairwise feature interactions of a model.
 
-    ``values`` are the rows sums of the interaction matrix, i.e. integrated gradients under
+    ``values`` are the row sums of the interaction matrix, i.e. integrated gradients under
     this rule's quadrature (completeness gap in ``Attribution.gap``).
     ``extra["shap_interaction_values"]`` is the ``batch x targets x players x players``
     matrix ``Gamma`` itself (symmetric; rows sum to ``values``, the whole matrix to
