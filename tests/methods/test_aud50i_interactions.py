@@ -1,5 +1,10 @@
 """aud50i: interactions and Integrated Hessians against truths computed outside tribute.
 
+Regression (silent before the fix): a custom ``autograd.Function`` marked ``@once_differentiable``
+in the model: torch returned its backward's result with no graph, so integrated_hessians took its
+second derivative as 0 (half the true credits on ``l(x * x)``, 0.41 for 0.82) with no error. The
+game now refuses such a Function by name.
+
 Regression (before the fix): ``integrated_hessians``'s cost estimate counted the masks only, not
 the ``batch x steps x targets x players x players`` Hessians the game returns (and the same-size
 weighted product summed over the nodes), so ``max_memory=`` did not bound the call: 96 players,
@@ -9,13 +14,15 @@ weighted product summed over the nodes), so ``max_memory=`` did not bound the ca
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch.autograd.function import once_differentiable
 
 import tribute
-from tribute.errors import BudgetError
+from tribute.errors import BudgetError, UnsupportedModelError
 
 
 def _softplus_mlp(n: int, outputs: int = 3, seed: int = 0) -> torch.nn.Module:
@@ -91,3 +98,63 @@ def test_integrated_hessians_tuple_inputs_per_sample_baselines_and_targets() -> 
 
         ref = _hand_ih(f, torch.cat([x1[r], x2[r]]), torch.cat([b1[r], b2[r]]))
         np.testing.assert_allclose(gamma[r, 0], ref.numpy(), atol=2e-5)  # quadrature error ~1e-5 at 64 steps (scale 0.4)
+
+
+class _OnceSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+class _TwiceSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+class _SquareThenLinear(torch.nn.Module):
+    def __init__(self, square: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.square = square
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.lin = torch.nn.Linear(4, 2).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(self.square(x))
+
+
+def test_integrated_hessians_refuses_a_once_differentiable_function() -> None:
+    # before: torch dropped the second derivative through the Function silently (no graph on
+    # its backward's result): half the true credits (0.41 for 0.82), gap 0.69, no error
+    x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    model = _SquareThenLinear(_OnceSquare.apply)
+    model.train()
+    with pytest.raises(UnsupportedModelError, match=r"'_OnceSquare'.*once_differentiable"):
+        tribute.explain(model, x, method="integrated_hessians", steps=3, target=0)
+    assert model.training and model.lin.weight.grad is None and not model._forward_pre_hooks
+
+
+def test_integrated_hessians_runs_through_a_twice_differentiable_function() -> None:
+    # the negative case: a custom Function whose backward is differentiable gives the true
+    # Hessian (the same credits as plain x * x; exact for this quadratic model, gap 0)
+    x = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    custom = tribute.explain(_SquareThenLinear(_TwiceSquare.apply).eval(), x, method="integrated_hessians",
+                             steps=3, target=0)
+    plain = tribute.explain(_SquareThenLinear(lambda z: z * z).eval(), x, method="integrated_hessians",
+                            steps=3, target=0)
+    np.testing.assert_allclose(np.asarray(custom.values), np.asarray(plain.values), atol=1e-14)
+    np.testing.assert_allclose(np.asarray(custom.gap), 0.0, atol=1e-12)
