@@ -89,7 +89,7 @@ def test_integrated_hessians_tuple_inputs_per_sample_baselines_and_targets() -> 
     target = np.array([2, 1])
     base = (tribute.PerSample(b1), tribute.PerSample(b2))
     attr = tribute.explain(model, (x1, x2), method="integrated_hessians", baseline=base, target=target,
-                           steps=64)
+                           steps=32)
     gamma = np.asarray(attr.extra["shap_interaction_values"])
     assert gamma.shape == (2, 1, 5, 5)
     for r in range(2):
@@ -97,7 +97,7 @@ def test_integrated_hessians_tuple_inputs_per_sample_baselines_and_targets() -> 
             return model(z[None, :3], z[None, 3:])[0, int(target[r])]
 
         ref = _hand_ih(f, torch.cat([x1[r], x2[r]]), torch.cat([b1[r], b2[r]]))
-        np.testing.assert_allclose(gamma[r, 0], ref.numpy(), atol=2e-5)  # quadrature error ~1e-5 at 64 steps (scale 0.4)
+        np.testing.assert_allclose(gamma[r, 0], ref.numpy(), atol=1e-4)  # quadrature error ~3e-5 at 32 steps (scale 0.4)
 
 
 class _OnceSquare(torch.autograd.Function):
