@@ -42,6 +42,39 @@ __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSampl
            "is_column_groups", "is_position_groups", "patches"]
 
 
+_ONCE_DIFFERENTIABLE_CODE = torch.autograd.function.once_differentiable(lambda ctx, *g: g).__code__
+
+
+def _refuse_once_differentiable(out: torch.Tensor) -> None:
+    """Refuse second derivatives through a custom ``autograd.Function`` marked
+    ``@once_differentiable``.
+
+    Its backward runs under ``no_grad``; when the incoming gradient does not require grad (the
+    first backward of a Hessian pass), torch returns its result with no graph instead of
+    raising, so the second derivative through it is silently zero. On ``l(x * x)`` written as
+    such a Function, integrated_hessians gave half the true credits (0.41 for 0.82) with no
+    error (aud50i). Walks the graph of ``out`` once per call (its nodes are per operation, not
+    per row)."""
+    seen: set[int] = set()
+    stack = [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        fwd = getattr(node, "_forward_cls", None)
+        back = getattr(fwd, "backward", None)
+        if getattr(back, "__code__", None) is _ONCE_DIFFERENTIABLE_CODE:
+            raise UnsupportedModelError(
+                f"integrated_hessians needs second derivatives, but the model calls the custom "
+                f"autograd.Function {getattr(fwd, '__qualname__', fwd)!r}, whose backward is "
+                "marked @once_differentiable: torch would drop the second derivative through it "
+                "silently (credits wrong, no error). Give it a differentiable backward, or use a "
+                "first-order method (integrated_gradients, shapley_interactions)."
+            )
+        stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()))
+
+
 class _DefaultBaseline(float):
     """The default baseline 0.0, marked as "not given by the user".
 
@@ -1299,6 +1332,9 @@ class FeatureGame(Game):
             # the engine differentiates what this returns: the p-th entry of each row's
             # (graph-carrying) gradient, so its gradient is row p of the Hessian
             vals = self._select(out, rows)
+            if "graph_checked" not in first:
+                _refuse_once_differentiable(vals)
+                first["graph_checked"] = torch.ones(())
             leaf, p = rows.leaves[0], first["p"]
             picked, grads = [], []
             for t in range(vals.shape[1]):

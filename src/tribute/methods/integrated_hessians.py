@@ -33,7 +33,10 @@ function exactly, so quadratic models (constant Hessian, linear gradient) come o
 **Cost.** Every node needs the full ``players x players`` Hessian: the game sends each node once
 per player and takes one Hessian row from a double backward pass on each (see
 :meth:`tribute.games.features.FeatureGame.value_grad_hessian`), ``steps * players`` evaluations
-per input plus ``v(b)`` for the gap.
+per input plus ``v(x)`` and ``v(b)`` for the gap (``steps * players + 2``). The game returns every
+node's Hessians, ``batch x steps x targets x players x players`` float64 held at once before the
+weighted sum over the nodes: ``estimate_cost`` counts them, so ``max_memory=`` refuses a call
+they would overflow and names a budget (fewer steps) or a player count that fits.
 
 Reference: Janizek, Sturmfels & Lee (2021), "Explaining Explanations: Axiomatic Feature
 Interactions for Deep Networks", JMLR 22.
@@ -89,7 +92,7 @@ def log_quadrature(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 class IntegratedHessians(Method):
     """Integrated Hessians (Janizek et al. 2021): pairwise feature interactions of a model.
 
-    ``values`` are the rows sums of the interaction matrix, i.e. integrated gradients under
+    ``values`` are the row sums of the interaction matrix, i.e. integrated gradients under
     this rule's quadrature (completeness gap in ``Attribution.gap``).
     ``extra["shap_interaction_values"]`` is the ``batch x targets x players x players``
     matrix ``Gamma`` itself (symmetric; rows sum to ``values``, the whole matrix to
@@ -180,9 +183,21 @@ class IntegratedHessians(Method):
     budget_rule = "steps * players + 2 (steps=16)"
 
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
-        """``steps * players`` Hessian rows (one double backward each) plus ``v(none)``."""
+        """``steps * players`` Hessian rows (one double backward each) plus ``v(none)``.
+
+        The bytes count the game's per-node results (``batch x steps x targets`` values,
+        ``... x players`` gradients, ``... x players x players`` Hessians), the same-size
+        weighted-Hessian product summed over the nodes, and the ``batch x targets x players x
+        players`` interaction matrices (``gamma``, ``pair``). Without the Hessians the estimate
+        was the masks alone: 96 players, 16 inputs, 3 targets, steps=16 ran under
+        ``max_memory="20MB"`` and grew the process by 131 MB (aud50i).
+        """
         n = int(game.n_players)
         steps = self._steps(game, budget) if budget is None or budget >= n + 2 else 1
-        return coalition_cost(game, steps * n + 2, grads=True,
+        b, t = int(game.n_samples), int(game.n_targets)
+        per_node = b * steps * t * (1 + n + 2 * n * n) * 8  # values, gradients, Hessians + product
+        design = per_node + b * steps * t * n * 8 + 2 * b * t * n * n * 8  # w * grads, gamma, pair
+        return coalition_cost(game, steps * n + 2, grads=True, design=design,
                               note=f"{steps:,} nodes x {n:,} Hessian rows "
-                                   f"({math.prod((steps, n)):,} double-backward rows)")
+                                   f"({math.prod((steps, n)):,} double-backward rows) and "
+                                   f"{math.prod((steps, n, n)):,} Hessian entries per input and target")
