@@ -306,6 +306,10 @@ class ComponentGame(Game):
 
     kind = "component"
     player_kind = "component"
+    #: v(S) is a function of S (the resample rows are drawn once per game): a coalition that
+    #: shared masks hold twice runs once (aud50c: COAR's default 256 draws over 7 units sent
+    #: 768 rows for 3 inputs where 101 distinct coalitions needed 303)
+    distinct_coalitions = True
 
     def __init__(self, model: TorchModel, inputs: Any, sites: list[Site], ablation: Ablation, *,
                  target: TargetLike = None, baseline: Any = 0.0, output: str = "raw",
