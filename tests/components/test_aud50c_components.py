@@ -122,3 +122,32 @@ def test_component_game_runs_each_distinct_coalition_once(ablation: str,
     assert torch.equal(attr.values, every.values)
     assert attr.stderr is not None and every.stderr is not None
     assert np.array_equal(np.asarray(attr.stderr), np.asarray(every.stderr))
+
+
+def _batch_stat_mlp() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6, track_running_stats=False),
+                               torch.nn.ReLU(), torch.nn.Linear(6, 3))
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "atp", "layer_grad_cam"])
+def test_one_input_batch_statistics_model_says_why(method: str) -> None:
+    """A batch norm without running statistics on one input raised torch's raw
+    ``ValueError: Expected more than 1 value per channel when training`` from the component
+    game's capture pass; now an InputError naming the layer and the fix."""
+    net = _batch_stat_mlp()
+    with pytest.raises(tribute.errors.InputError,
+                       match=r"BatchNorm1d '1' normalise\(s\) with the statistics of its batch"):
+        tribute.explain(net, torch.randn(1, 4), method=method, target=0,
+                        players=tribute.components(net, "0"))
+    with pytest.raises(tribute.errors.InputError, match="track_running_stats=True"):
+        tribute.explain(net, torch.randn(1, 4), method="kernel_shap", target=0)  # feature game
+
+
+def test_model_failure_in_capture_pass_names_the_inputs() -> None:
+    """Negative case: no batch norm, a shape error: the shape hint, not the batch-norm one."""
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    with pytest.raises(tribute.errors.InputError, match=r"shapes \(2, 5\).*shape and dtype") as info:
+        tribute.explain(net, torch.randn(2, 5), method="feature_ablation", target=0,
+                        players=tribute.components(net, "1"))
+    assert "statistics" not in str(info.value) and isinstance(info.value.__cause__, RuntimeError)
