@@ -555,6 +555,7 @@ class Engine:
         self._warm: dict[bool, bool] = {}  # runs completed, per gradients (see mark_warm)
         self._batch_checked = False  # the model's rows were checked to be independent
         self._check_small = False  # a check pass ran out of memory: checks at most 16 rows
+        self._mark_pending = False  # a checking pass raised: mark the model once a plain one runs
         self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
         self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
 
@@ -950,7 +951,9 @@ class Engine:
             if more is not None:
                 leaves.extend(more())
         if not leaves:
-            self._done_checking()
+            # aud50c: nothing checked (token ids): not marked, or a later call that can check
+            # (a component game's masks are leaves) went unchecked on a batch-mean model
+            self._batch_checked = True
             return None
         with torch.inference_mode(False), torch.enable_grad():
             try:
@@ -973,7 +976,12 @@ class Engine:
                 # pass, and its rows were missing from n_rows: 30 counted where the model saw 36)
                 self.n_rows += self._model_rows(n)
                 self.n_passes += 1
-                self._done_checking()
+                # aud50c: marked checked here, a model that raised on bad inputs (a shape error
+                # the plain pass raised again) stayed marked; the user's next call on a batch
+                # of a batch-mean model went unchecked (kernel_shap off by up to 0.05, silent).
+                # Not checked again in this call; marked once a plain pass runs (_forward)
+                self._batch_checked = True
+                self._mark_pending = True
                 return None
             vals = self._values(out, rows, n, select, True, start, describe_row, threads)
             try:
@@ -1094,6 +1102,9 @@ class Engine:
         self.n_rows += self._model_rows(n)
         self.n_passes += 1
         _note_ok_rows(self._model_key(), n)
+        if self._mark_pending:  # a checking pass raised and this plain pass ran: not checkable
+            self._mark_pending = False
+            _mark_checked(self._model_key())
         if out.ndim == 0 or out.shape[0] != n:
             raise ModelOutputError(
                 f"model returned shape {tuple(out.shape)} for a batch of {n} rows; the first axis "

@@ -54,7 +54,7 @@ from ..engine.progress import active_progress
 from ..errors import InputError, UnsupportedModelError
 from ..targets import Target
 
-__all__ = ["VALUE_BLOCK_ELEMENTS", "Game", "ValueBlock", "distinct_coalitions"]
+__all__ = ["VALUE_BLOCK_ELEMENTS", "Game", "ValueBlock", "batch_statistics_note", "distinct_coalitions"]
 
 #: Mask elements (coalitions x players, times samples for per-sample masks) per block of
 #: :meth:`Game.value_stream` / :meth:`Game.value` with ``max_elements``: float64 masks of at
@@ -519,3 +519,22 @@ def distinct_coalitions(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     rank = torch.empty(u, dtype=torch.long)
     rank[order] = torch.arange(u)
     return keep, rank[inverse]
+
+
+def batch_statistics_note(model: Any) -> str | None:
+    """A sentence naming the batch-norm layers of ``model`` (a torch module, or an adapter holding
+    one) that normalise with the statistics of their batch in eval mode (no running statistics:
+    ``track_running_stats=False``), or None. Their one-row failure ("Expected more than 1 value
+    per channel") is no shape problem: a row's output depends on the rows batched with it."""
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        return None
+    found = [f"{type(m).__name__} {name!r}" for name, m in module.named_modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is None]
+    if not found:
+        return None
+    return (f"{', '.join(found[:3])}{' ...' if len(found) > 3 else ''} normalise(s) with the "
+            "statistics of its batch (track_running_stats=False): a row's output depends on the "
+            "rows evaluated with it, and tribute batches rows freely (coalitions, chunks), so no "
+            "credit is defined. Give the layer running statistics (track_running_stats=True, "
+            "then train or calibrate it) or remove it.")

@@ -67,12 +67,12 @@ import torch
 
 from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
-from ..errors import InputError, UnsupportedModelError, user_stacklevel
+from ..errors import InputError, TributeError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
 from ._rows import PeriodicRows, SampleIds, repeat_rows, sample_ids, tile_rows
-from .base import Game
+from .base import Game, batch_statistics_note
 from .features import Background, PerSample, _as_tensor, _check_finite, check_input_container
 from .sites import (
     ABLATIONS,
@@ -306,6 +306,10 @@ class ComponentGame(Game):
 
     kind = "component"
     player_kind = "component"
+    #: v(S) is a function of S (the resample rows are drawn once per game): a coalition that
+    #: shared masks hold twice runs once (aud50c: COAR's default 256 draws over 7 units sent
+    #: 768 rows for 3 inputs where 101 distinct coalitions needed 303)
+    distinct_coalitions = True
 
     def __init__(self, model: TorchModel, inputs: Any, sites: list[Site], ablation: Ablation, *,
                  target: TargetLike = None, baseline: Any = 0.0, output: str = "raw",
@@ -473,8 +477,21 @@ class ComponentGame(Game):
             state.mode = "capture"
             # its values are zeros, not the explained output: no batch check here (it marked the
             # model checked without checking it, aud48c); the game's own passes check it
-            engine.run(n, build, sink, row_bytes=max(1, sum(math.prod(x.shape[1:]) * 4 for x in xs)),
-                       desc=f"caching activations ({what})", select=select, check=False)
+            try:
+                engine.run(n, build, sink, row_bytes=max(1, sum(math.prod(x.shape[1:]) * 4 for x in xs)),
+                           desc=f"caching activations ({what})", select=select, check=False)
+            except (TributeError, torch.cuda.OutOfMemoryError):
+                raise  # said by the engine or a hook; not a shape or dtype problem
+            except (RuntimeError, TypeError, ValueError) as exc:
+                # aud50c: a batch norm without running statistics on one input raised torch's raw
+                # "ValueError: Expected more than 1 value per channel when training"
+                shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+                note = batch_statistics_note(self.module)
+                raise InputError(
+                    f"the model failed on the {what} (shapes {shapes}): {exc}. "
+                    + (note if note is not None else
+                       f"Check that the {what} have the shape and dtype the model expects.")
+                ) from exc
         captured = state.captured
         state.captured = {}
         # the chunks are the hooks' own clones: one contiguous chunk is what torch.cat would copy

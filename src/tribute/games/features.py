@@ -36,7 +36,7 @@ from ..models.tabular import keep_baseline_dtypes
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
-from .base import Game
+from .base import Game, batch_statistics_note
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
            "is_column_groups", "is_position_groups", "patches"]
@@ -812,9 +812,11 @@ class FeatureGame(Game):
             raise  # said clearly by the engine; not a shape or dtype problem
         except (RuntimeError, TypeError, ValueError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
+            note = batch_statistics_note(self.model)  # aud50c: one input, batch statistics
             raise InputError(
-                f"the model failed on the inputs (shapes {shapes}): {exc}. Check that the inputs "
-                "have the shape and dtype the model expects."
+                f"the model failed on the inputs (shapes {shapes}): {exc}. "
+                + (note if note is not None else
+                   "Check that the inputs have the shape and dtype the model expects.")
             ) from exc
         return torch.cat(store, dim=0) if len(store) > 1 else store[0]
 
