@@ -66,3 +66,32 @@ def test_data_game_dedup_leaves_credits_alone() -> None:
     reg[0, 0] = 0.0
     beta = np.linalg.solve(A.T @ A + reg, A.T @ v.T)[1:].T
     assert np.allclose(attr.values.reshape(2, 6).numpy(), beta, atol=1e-8)
+
+
+def test_tracin_counts_one_gradient_point_per_checkpoint() -> None:
+    """tracin over 3 checkpoints reported ``n_evals=1`` while trak over the same 3 reported 3
+    (and every ensemble estimator counts one pass per model). The credits are TracInCP's by
+    hand: ``sum_k lr_k * -(a_t . r_ik a_i)`` for linear least-squares checkpoints."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(7, generator=g, dtype=torch.float64)
+    Xt = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    cks = []
+    for _ in range(3):
+        m = torch.nn.Linear(3, 1).double()
+        with torch.no_grad():
+            m.weight.copy_(torch.randn(1, 3, generator=g, dtype=torch.float64))
+            m.bias.copy_(torch.randn(1, generator=g, dtype=torch.float64))
+        cks.append(m)
+    lrs = [0.3, 0.2, 0.1]
+    data = tribute.TrainingData(X, y, loss="mse", checkpoints=list(zip(cks, lrs)))
+    tr = tribute.explain(cks[-1], Xt, method="tracin", players=data, progress=False)
+    tk = tribute.explain(cks[-1], Xt, method="trak", players=data, proj_dim=3, progress=False)
+    assert tr.n_evals == tk.n_evals == 3  # tracin: 1 before
+    A = torch.cat([X, torch.ones(7, 1, dtype=torch.float64)], 1)
+    At = torch.cat([Xt, torch.ones(2, 1, dtype=torch.float64)], 1)
+    truth = torch.zeros(2, 7, dtype=torch.float64)
+    for m, lr in zip(cks, lrs):
+        th = torch.cat([m.weight.detach().reshape(-1), m.bias.detach()])
+        truth -= lr * (At @ ((A @ th - y)[:, None] * A).T)
+    assert torch.allclose(tr.values.reshape(2, 7).double(), truth, atol=1e-12)
