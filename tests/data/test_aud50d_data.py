@@ -95,3 +95,17 @@ def test_tracin_counts_one_gradient_point_per_checkpoint() -> None:
         th = torch.cat([m.weight.detach().reshape(-1), m.bias.detach()])
         truth -= lr * (At @ ((A @ th - y)[:, None] * A).T)
     assert torch.allclose(tr.values.reshape(2, 7).double(), truth, atol=1e-12)
+
+
+def test_feature_method_on_data_players_names_the_data_methods() -> None:
+    """method="shapley" (gp_shapley) or "lime" with training-data players was refused without
+    naming one method that runs there; a data method without them, without saying how."""
+    case = ridge_case(n=6, d=3, n_test=1, l2=0.5)
+    data = case.data(loss="mse")
+    with pytest.raises(tribute.UnsupportedModelError,
+                       match="Methods for 'data' games: exact_shapley, kernel_shap, permutation_shapley, banzhaf"):
+        tribute.explain(case.model, case.X_test, method="shapley", players=data, progress=False)
+    with pytest.raises(tribute.UnsupportedModelError, match="Methods for 'data' games: datamodels, "):
+        tribute.explain(case.model, case.X_test, method="lime", players=data, progress=False)
+    with pytest.raises(tribute.UnsupportedModelError, match=r"players=tribute\.TrainingData\(X_train"):
+        tribute.explain(case.model, case.X_test, method="influence", progress=False)

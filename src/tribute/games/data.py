@@ -33,7 +33,9 @@ Hessian-vector products of the training objective).
 **Explained output** (``output=``): ``"raw"`` (the default of :func:`tribute.explain`) means the
 *margin* ``log p_y / (1 - p_y)`` of the target class for classifiers (``z_y - logsumexp_{c != y}
 z_c``; ``(2y - 1) z`` for one binary logit) and the raw output for regression; ``"margin"`` says
-so explicitly; ``"logit"`` is the target class's logit; ``"loss"`` is the test loss (then a
+so explicitly; ``"logit"`` is the target class's logit (for one binary logit,
+``loss="binary_cross_entropy"``: the model's logit ``z`` itself, class 1's, whatever the label
+— a label-0 test point's own log-odds ``-z`` is its margin); ``"loss"`` is the test loss (then a
 positive credit means the example *raises* the loss, i.e. hurts).
 
 **Sign and scale convention** (every estimator): ``phi_i`` approximates
