@@ -109,3 +109,15 @@ def test_feature_method_on_data_players_names_the_data_methods() -> None:
         tribute.explain(case.model, case.X_test, method="lime", players=data, progress=False)
     with pytest.raises(tribute.UnsupportedModelError, match=r"players=tribute\.TrainingData\(X_train"):
         tribute.explain(case.model, case.X_test, method="influence", progress=False)
+
+
+def test_bank_reads_a_negative_zero_mask_entry_as_the_same_subset() -> None:
+    """A mask holding ``-0.0`` (the same subset) was trained a second time."""
+    case = ridge_case(n=5, d=2, n_test=1)
+    counting = _CountingFit(case.fit)
+    data = tribute.TrainingData(case.X, case.y, fit=counting, loss="mse")
+    data.bank.check_determinism = False
+    first = data.bank.params(np.array([[1.0, 0.0, 1.0, 1.0, 1.0]]))
+    again = data.bank.params(np.array([[1.0, -0.0, 1.0, 1.0, 1.0]]))
+    assert counting.calls == 1 and data.bank.n_trained == 1  # 2 before
+    assert np.array_equal(first, again)
