@@ -101,7 +101,8 @@ class Game(ABC):
     baseline_given: bool = False
     #: :meth:`value` evaluates a coalition that shared masks hold several times once and gives
     #: every copy its values (a game whose value of a coalition is a function of the coalition:
-    #: feature games; not one that draws anything per evaluation, such as a retraining game)
+    #: feature games, and data games, whose retrain bank trains each subset once with one seed;
+    #: not one that would draw anything anew per evaluation)
     distinct_coalitions: bool = False
 
     def __init__(self, engine: Engine, target: Target, layout: Layout,

@@ -33,7 +33,9 @@ Hessian-vector products of the training objective).
 **Explained output** (``output=``): ``"raw"`` (the default of :func:`tribute.explain`) means the
 *margin* ``log p_y / (1 - p_y)`` of the target class for classifiers (``z_y - logsumexp_{c != y}
 z_c``; ``(2y - 1) z`` for one binary logit) and the raw output for regression; ``"margin"`` says
-so explicitly; ``"logit"`` is the target class's logit; ``"loss"`` is the test loss (then a
+so explicitly; ``"logit"`` is the target class's logit (for one binary logit,
+``loss="binary_cross_entropy"``: the model's logit ``z`` itself, class 1's, whatever the label
+— a label-0 test point's own log-odds ``-z`` is its margin); ``"loss"`` is the test loss (then a
 positive credit means the example *raises* the loss, i.e. hurts).
 
 **Sign and scale convention** (every estimator): ``phi_i`` approximates
@@ -563,6 +565,11 @@ class DataGame(Game):
     kind = "data"
     player_kind = "example"
     differentiable = False
+    #: v(S) is a function of S: the retrain bank trains every subset with the one seed and
+    #: keeps it, so a coalition asked for twice is evaluated (and counted in ``n_evals`` /
+    #: ``n_rows``) once, as on feature games (aud50d: datamodels at budget=150 on 6 examples
+    #: reported n_evals=150 and n_rows=300 for 57 distinct subsets the test points saw)
+    distinct_coalitions = True
 
     def __init__(self, data: TrainingData, model: TorchModel, inputs: Any, *, target: Any = None,
                  output: str = "raw", batch_size: int | None = None,

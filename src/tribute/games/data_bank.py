@@ -211,7 +211,11 @@ def data_fingerprint(X: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def mask_key(mask: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(mask, dtype=np.float64).tobytes()).hexdigest()[:24]
+    """The bank's key of a mask: its float64 bytes, with ``-0.0`` read as ``0.0`` (``+ 0.0``
+    changes no other value's bytes, so keys of stored banks stand; aud50d: a ``-0.0`` entry,
+    the same subset, was trained again)."""
+    m = np.ascontiguousarray(mask, dtype=np.float64) + 0.0
+    return hashlib.sha1(m.tobytes()).hexdigest()[:24]
 
 
 def float_state(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:

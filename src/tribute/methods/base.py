@@ -267,8 +267,18 @@ class Method(ABC):
         self.validate_params()
         cls = type(self)
         if game.kind not in cls.tags.games:
+            # aud50d: method="shapley" (gp_shapley) or "lime" on training-data players named no
+            # method that does run there: the same family's first, then the others
+            fits = sorted(n for n, c in registry().items() if game.kind in c.tags.games)
+            same = [n for n in fits if registry()[n].tags.family == cls.tags.family]
+            hint = (f" Methods for {game.kind!r} games: "
+                    + ", ".join(same + [n for n in fits if n not in same]) + "." if fits else "")
+            if cls.tags.games == ("data",):  # a data method called without training-data players
+                hint = (" Pass the training data as players: players=tribute.TrainingData(X_train, "
+                        "y_train, fit=...).")
             raise UnsupportedModelError(
                 f"method {cls.name!r} works on {cls.tags.games} games, not {game.kind!r} games."
+                + hint
             )
         if cls.tags.needs_gradients and not game.differentiable:
             raise UnsupportedModelError(

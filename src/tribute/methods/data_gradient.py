@@ -161,7 +161,8 @@ class TracIn(_GradCost, Method):
 
     ``phi_bi = sum_k lr_k * (-<grad v_b(theta_k), grad loss_i(theta_k)>)``; checkpoints come
     from ``TrainingData(checkpoints=[(model_k, lr_k), ...])`` (the explained model with lr 1
-    if none are given, which is ``grad_dot``).
+    if none are given, which is ``grad_dot``). ``n_evals`` counts one gradient point per
+    checkpoint (as ``trak`` over the same checkpoints).
 
     Reference: Pruthi, Liu, Kale & Sundararajan (2020), "Estimating Training Data Influence by
     Tracing Gradient Descent" (NeurIPS).
@@ -185,7 +186,10 @@ class TracIn(_GradCost, Method):
         phi = torch.zeros(g.n_samples, g.data.n_train, dtype=torch.float64)
         for params, lr in cks:
             phi -= lr * stream_scores(g, params, g.test_grads(params))
-        return _finish(g, self, phi, {"n_checkpoints": len(cks)})
+            # one gradient point per checkpoint, as trak counts the same checkpoints (aud50d:
+            # n_evals was 1 for any number of checkpoints, trak's 3 for the same 3)
+            g.count_pass()
+        return _finish(g, self, phi, {"n_checkpoints": len(cks)}, counted=True)
 
 
 def last_linear(game: DataGame) -> list[str]:

@@ -57,8 +57,9 @@ class Datamodels(Method):
         alpha: regularisation strength (scikit-learn's ``Ridge``/``Lasso`` ``alpha``).
             default=1e-3.
 
-    The budget is the number of subsets (retrained models on a data game); default ``4 n``
-    (at least 100).
+    The budget is the number of subsets drawn (with replacement: each enters the regression);
+    default ``4 n`` (at least 100). A subset drawn twice is retrained and evaluated once, so
+    ``n_evals`` counts the distinct subsets (``extra["n_subsets"]`` the draws).
 
     Reference: Ilyas et al. (2022), "Datamodels: Predicting Predictions from Training Data".
     """
