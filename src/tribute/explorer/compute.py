@@ -161,6 +161,13 @@ def _internals(subject: Subject, name: str, tags: Any) -> str:
     """
     if not tags.model_specific:
         return ""
+    key = f"{id(subject.model)}:{name}"  # read once per subject and model (0.35 s: 300 trees)
+    if key not in subject.internals:
+        subject.internals[key] = _read_internals(subject, name, tags)
+    return subject.internals[key]
+
+
+def _read_internals(subject: Subject, name: str, tags: Any) -> str:
     if subject.kind == "text":
         return "needs model internals this subject does not declare"
     from ..errors import UnsupportedModelError
