@@ -89,15 +89,15 @@ def test_superpixel_credit_is_drawn_once_per_pixel_not_once_per_channel(case: st
                            groups=torch.as_tensor(ids), baseline=0.0)
     for i in (0, 2, -1):
         truth = _truth(w.numpy(), x[i].numpy(), ids, ch)
-        np.testing.assert_allclose(_drawn(attr.plot(i))[0], truth, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(_drawn(attr.plot(i, kind="image", signed=False))[0],
+        np.testing.assert_allclose(_drawn(attr.plot(i, channel_axis=ch))[0], truth, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(_drawn(attr.plot(i, kind="image", signed=False, channel_axis=ch))[0],
                                    _truth_abs(w.numpy(), x[i].numpy(), ids, ch), rtol=1e-10, atol=1e-12)
-    grid = _drawn(viz.image_grid({"fa": attr}))
+    grid = _drawn(viz.image_grid({"fa": attr}, channel_axis=ch))
     for i, d in enumerate(grid):
         np.testing.assert_allclose(d, _truth(w.numpy(), x[i].numpy(), ids, ch), rtol=1e-10, atol=1e-12)
     one = tribute.explain(_Linear(w), x[1:2], "feature_ablation", target=0,
                           groups=torch.as_tensor(ids), baseline=0.0)
-    np.testing.assert_allclose(_drawn(viz.image(one))[0], _truth(w.numpy(), x[1].numpy(), ids, ch),
+    np.testing.assert_allclose(_drawn(viz.image(one, channel_axis=ch))[0], _truth(w.numpy(), x[1].numpy(), ids, ch),
                                rtol=1e-10, atol=1e-12)
 
 
@@ -120,7 +120,7 @@ def test_superpixels_of_each_target_and_sample_own_groups() -> None:
     attr = tribute.explain(_Linear(w), x, "feature_ablation", target=[0, 1],
                            groups=torch.as_tensor(ids), baseline=0.0)
     for t, sign in ((0, 1.0), (1, -1.0)):
-        np.testing.assert_allclose(_drawn(attr.plot(1, target=t))[0],
+        np.testing.assert_allclose(_drawn(attr.plot(1, target=t, channel_axis=0))[0],
                                    _truth(w.numpy(), x[1].numpy(), ids, 0, sign), rtol=1e-10)
     # one grouping per sample: sample 0 2x2 patches, sample 1 halves (left/right) of channels
     # 0-1 together and of channel 2 alone
@@ -130,7 +130,7 @@ def test_superpixels_of_each_target_and_sample_own_groups() -> None:
     attr = tribute.explain(_Linear(w), x, "feature_ablation", target=0,
                            groups=torch.as_tensor(per), baseline=0.0)
     for i in (0, 1):
-        np.testing.assert_allclose(_drawn(attr.plot(i))[0],
+        np.testing.assert_allclose(_drawn(attr.plot(i, channel_axis=0))[0],
                                    _truth(w.numpy(), x[i].numpy(), per[i], 0), rtol=1e-10)
 
 
@@ -141,7 +141,8 @@ def test_dense_maps_still_sum_their_channels() -> None:
     w = torch.randn(shape, generator=gen, dtype=torch.float64)
     x = torch.rand((2, *shape), generator=gen, dtype=torch.float64)
     attr = tribute.explain(_Linear(w), x, "feature_ablation", target=0, baseline=0.0)
-    np.testing.assert_allclose(_drawn(attr.plot(1))[0], (w * x[1]).sum(0).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(_drawn(attr.plot(1, channel_axis=0))[0], (w * x[1]).sum(0).numpy(),
+                               rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------- leaderboard
@@ -329,4 +330,4 @@ def test_superpixels_of_the_first_of_several_inputs() -> None:
                            groups=(rows, torch.full((5,), 4)), baseline=0.0)
     for i in (0, 1):
         truth = np.repeat(a[i].sum(dim=(0, 2)).numpy()[:, None], 4, 1)
-        np.testing.assert_allclose(_drawn(attr.plot(i))[0], truth, rtol=1e-10)
+        np.testing.assert_allclose(_drawn(attr.plot(i, channel_axis=0))[0], truth, rtol=1e-10)

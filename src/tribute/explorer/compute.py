@@ -145,9 +145,69 @@ def _game_limits(subject: Subject, removal: str | None) -> tuple[str, str]:
     return grads, fractions
 
 
-def _why_not(subject: Subject, info: Any, limits: tuple[str, str]) -> str:
+def _internals(subject: Subject, name: str, tags: Any) -> str:
+    """Why the model-specific method ``name`` cannot read the internals of ``subject``'s model
+    ("" where it can, and for methods that are not model-specific).
+
+    A model-specific method that takes gradients installs rules or hooks on a torch module's
+    layers (DeepLIFT, LRP, guided backprop, Grad-CAM; ``needs_gradients`` refuses other
+    models); AttnLRP's rules cover transformer layers only (``check_transformer``). One that
+    takes none reads a tree model's splits (TreeSHAP: :func:`tribute.models.trees.parse_trees`),
+    and the page shows its credits beside the other methods' only where the trees add up to
+    the output those explain: a regressor's prediction or a forest's averaged probabilities,
+    not a boosted classifier's margin (log-odds) beside its probabilities. The rule was
+    "image subjects only" (aud50v): tree_shap was refused on every tree model and offered on
+    CNNs (where it raised), DeepLIFT and LRP were refused on a torch MLP's table.
+    """
+    if not tags.model_specific:
+        return ""
+    key = f"{id(subject.model)}:{name}"  # read once per subject and model (0.35 s: 300 trees)
+    if key not in subject.internals:
+        subject.internals[key] = _read_internals(subject, name, tags)
+    return subject.internals[key]
+
+
+def _read_internals(subject: Subject, name: str, tags: Any) -> str:
+    if subject.kind == "text":
+        return "needs model internals this subject does not declare"
+    from ..errors import UnsupportedModelError
+
+    model = subject.model
+    if tags.needs_gradients:
+        if subject.kind != "image" and "interpolate_mode" in get_method(name).defaults():
+            # Grad-CAM's family upsamples a layer's map to the input's (H, W)
+            return "upsamples a layer's map over an image; this subject's inputs are not images"
+        if name == "attnlrp" and isinstance(model, torch.nn.Module):
+            from ..methods.lrp.transformer import check_transformer
+
+            try:
+                check_transformer(model)
+            except UnsupportedModelError as exc:
+                return str(exc).rstrip(".")
+        return ""
+    if isinstance(model, torch.nn.Module):
+        return ("reads the splits of a tree model (scikit-learn, XGBoost, LightGBM, CatBoost); "
+                "this subject's model is a torch module")
+    from ..models.pipelines import split_pipeline
+    from ..models.trees import parse_trees
+
+    split = split_pipeline(model)  # tree_shap reads a pipeline's final trees (its columns traced)
+    try:
+        ens = parse_trees(model if split is None else split[1])
+    except UnsupportedModelError as exc:
+        return str(exc).rstrip(".")
+    except Exception as exc:  # a model tree_shap cannot read: refused, never a 500
+        return f"cannot read the model's trees ({type(exc).__name__}: {exc})"
+    if ens.link != "identity" and ens.raw_output != "probability":
+        return (f"explains the {ens.kind}'s {ens.raw_output} (its trees add up to it), not the "
+                f"probabilities the other methods explain here; use exact_shapley or kernel_shap")
+    return ""
+
+
+def _why_not(subject: Subject, info: Any, limits: tuple[str, str], internals: str = "") -> str:
     """Why method ``info`` cannot run on ``subject`` with the game ``limits`` ("" if it can),
-    from the method's declared requirements (its tags)."""
+    from the method's declared requirements (its tags) and, for a model-specific method, what
+    :func:`_internals` found in the model."""
     tags = info.tags
     if tags.needs_gradients and limits[0]:
         return limits[0]
@@ -155,8 +215,8 @@ def _why_not(subject: Subject, info: Any, limits: tuple[str, str]) -> str:
         return limits[1]
     if tags.images_only and subject.kind != "image":
         return "explains images only (regions of pixels)"
-    if tags.model_specific and subject.kind != "image":
-        return "needs model internals this subject does not declare"
+    if internals:
+        return internals
     if tags.max_players is not None and subject.kind == "image" and \
             int(np.prod(subject.sample_shape)) > tags.max_players:
         return f"enumerates 2^n coalitions; limited to {tags.max_players} players"
@@ -177,7 +237,8 @@ def method_catalogue(subject: Subject) -> list[dict[str, Any]]:
     for name, info in methods().items():
         if info.alias_of is not None or "feature" not in info.tags.games:
             continue
-        whys = {r: _why_not(subject, info, limits[r]) for r in removals}
+        internals = _internals(subject, name, info.tags)
+        whys = {r: _why_not(subject, info, limits[r], internals) for r in removals}
         why = whys[removals[0]]
         entry = {"name": name, "summary": info.summary, "paper": info.paper,
                  "family": info.tags.family, "budgeted": info.tags.budgeted,

@@ -117,6 +117,8 @@ class Subject:
     model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
     _predictor: tuple[Any, Any] | None = field(default=None, repr=False)
+    #: method -> why it cannot read the model's internals (compute._internals), per model
+    internals: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.predictor  # noqa: B018 - copied now, before any job can hook the model

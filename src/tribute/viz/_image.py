@@ -38,20 +38,74 @@ def _channel_axis(shape: tuple[int, ...]) -> int:
     return -1 if (shape[0] not in _CHANNEL_SIZES and shape[-1] in _CHANNEL_SIZES) else 0
 
 
-def _per_pixel_groups(vals: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def _map_channel_axis(shape: tuple[int, ...], channel_axis: int | None, name: str) -> int:
+    """The channel axis (0 or -1) of a 3-D map of shape ``shape``: ``channel_axis`` where
+    given, else :func:`_channel_axis`'s rule where only one reading is possible (a length-1
+    axis at one end and a 2-4 long one at the other: the length-1 axis is the gray channel);
+    refused where both are (the first and the last axis both 1-4 long: a (4, 6, 3) map is 4
+    channels of 6x3 or a 4x6 image of 3 channels; the rule took the first and drew a
+    channels-last map summed over its rows, a 6x3 picture of a 4x6 image: audit aud50v)."""
+    if channel_axis is not None:
+        return 0 if channel_axis == 0 else -1
+    first, last = shape[0] in _CHANNEL_SIZES, shape[-1] in _CHANNEL_SIZES
+    if first and last and (shape[0] == 1) != (shape[-1] == 1):
+        # one gray channel, not a one-pixel-high (1, W, C) or -wide (H, 1, C) picture
+        return 0 if shape[0] == 1 else -1
+    if first and last:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)}, which reads two ways: {shape[0]} channels of a "
+            f"{shape[1]}x{shape[2]} image (C, H, W), or a {shape[0]}x{shape[1]} image of "
+            f"{shape[2]} channels (H, W, C). Say which with channel_axis=0 (channels first) or "
+            "channel_axis=-1 (channels last)"
+        )
+    return _channel_axis(shape)
+
+
+def _axis_from_underlay(a: np.ndarray, image: Any) -> int | None:
+    """The channel axis of a map ``a`` that reads both ways (:func:`_map_channel_axis`) where
+    the underlay ``image`` tells: the one reading whose (H, W) has the underlay's aspect ratio
+    (the map may be coarser, e.g. Grad-CAM's). None where the map reads one way only, or the
+    underlay tells neither reading apart (then the map is refused as without one)."""
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 3 or a.shape[0] not in _CHANNEL_SIZES or a.shape[-1] not in _CHANNEL_SIZES:
+        return None
+    try:
+        under = _display_image(image, "image")
+    except ValueError:
+        return None  # the underlay's own error is raised where it is read
+    hw = under.shape[:2]
+    fits = [axis for axis, mhw in ((0, a.shape[1:]), (-1, a.shape[:2])) if _same_aspect(mhw, hw)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _check_channel_axis(channel_axis: Any, func: str) -> int | None:
+    if channel_axis is None:
+        return None
+    if isinstance(channel_axis, bool) or channel_axis not in (0, -1, 2):
+        raise ValueError(
+            f"{func}: channel_axis must be None (read it from the shape), 0 (C, H, W) or -1 "
+            f"(H, W, C; 2 means the same); got {channel_axis!r}"
+        )
+    return 0 if channel_axis == 0 else -1
+
+
+def _per_pixel_groups(vals: np.ndarray, ids: np.ndarray, channel_axis: int | None = None,
+                      name: str = "attr") -> np.ndarray:
     """Grouped credits spread over their elements (``vals`` ``(N, [T,] C, H, W)``: every element
     holds its group's credit; ``ids`` ``(N, C, H, W)``: its group) such that summing a pixel's
     channels counts each group at that pixel once: a superpixel spanning the 3 channels is drawn
     with its credit, not 3 times it. Each element is divided by how many elements of its pixel
     (channels-last ``(H, W, C)`` read as :func:`_reduce_map` reads it) share its group."""
-    axis = 1 + _channel_axis(ids.shape[1:]) % 3
+    axis = 1 + _map_channel_axis(ids.shape[1:], channel_axis, name) % 3
     ids_c = np.moveaxis(ids, axis, -1)
     count = np.moveaxis((ids_c[..., :, None] == ids_c[..., None, :]).sum(-1), -1, axis)
     out: np.ndarray = vals / (count[:, None] if vals.ndim == ids.ndim + 1 else count)
     return out
 
 
-def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
+def _reduce_map(arr: np.ndarray, name: str, signed: bool, channel_axis: int | None = None
+                ) -> np.ndarray:
     """One ``(H, W)`` map from ``(H, W)``, ``(C, H, W)`` (or ``(H, W, C)``, ``(1, C, H, W)``).
 
     Signed maps sum the channels (credit is additive over a pixel's channels); unsigned
@@ -61,7 +115,7 @@ def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 3:
-        axis = _channel_axis(a.shape)
+        axis = _map_channel_axis(a.shape, channel_axis, name)
         return np.asarray(a.sum(axis=axis) if signed else np.abs(a).sum(axis=axis))
     if a.ndim == 2:
         return a if signed else np.abs(a)
@@ -71,7 +125,7 @@ def _reduce_map(arr: np.ndarray, name: str, signed: bool) -> np.ndarray:
     )
 
 
-def _attribution_maps(obj: Any, name: str) -> np.ndarray | None:
+def _attribution_maps(obj: Any, name: str, channel_axis: int | None = None) -> np.ndarray | None:
     """The maps of a tribute ``Attribution`` (it has a ``.layout``) as ``(N, *input_shape)``.
 
     Its first axis is always the batch and, with several targets, the second the targets, so
@@ -95,7 +149,7 @@ def _attribution_maps(obj: Any, name: str) -> np.ndarray | None:
         if not isinstance(vals, tuple) and len(shape) == 3:
             g = np.asarray(obj.groups)
             ids = np.broadcast_to(g.reshape(-1, *shape), (np.shape(vals)[0], *shape))
-            vals = _per_pixel_groups(_to_numpy(vals, f"{name}.values"), ids)
+            vals = _per_pixel_groups(_to_numpy(vals, f"{name}.values"), ids, channel_axis, name)
     else:
         kind = getattr(obj, "player_kind", "feature")
         raise ValueError(
@@ -115,10 +169,10 @@ def _attribution_maps(obj: Any, name: str) -> np.ndarray | None:
     return arr
 
 
-def _one_map(obj: Any, name: str, func: str) -> np.ndarray:
+def _one_map(obj: Any, name: str, func: str, channel_axis: int | None = None) -> np.ndarray:
     """One sample's map: an Attribution must hold exactly one sample, anything else is read
     as a map (``(H, W)``, ``(C, H, W)``, ...) as it is."""
-    maps = _attribution_maps(obj, name)
+    maps = _attribution_maps(obj, name, channel_axis)
     if maps is None:
         return _as_array(obj, name)
     if maps.shape[0] != 1:
@@ -262,6 +316,7 @@ def image(
     title: str | None = None,
     ax: Axes | None = None,
     percentile: float = 99.5,
+    channel_axis: int | None = None,
 ) -> Figure:
     """Heat map of one attribution map, optionally over the input image.
 
@@ -281,12 +336,20 @@ def image(
         ax: axes to draw into, default a new figure.
         percentile: colour limits are this percentile of |values| (outliers saturate,
             shown by arrows on the colour bar), default=99.5.
+        channel_axis: the channel axis of a 3-D map: ``0`` (``(C, H, W)``) or ``-1``
+            (``(H, W, C)``). default=None: channels first unless only the last axis is 1-4
+            long (or is the one of length 1: ``(4, 4, 1)``); a map whose first and last
+            axes are both 2-4 long (``(3, 4, 4)``), or both 1, reads both ways and is refused
+            without it, unless the underlay ``image``'s aspect ratio fits one reading only.
 
     Returns:
         The matplotlib figure (Agg canvas, not registered with pyplot).
     """
     _check_params(alpha, percentile, "image")
-    m = _reduce_map(_one_map(attr, "attr", "image"), "attr", signed)
+    channel_axis = _check_channel_axis(channel_axis, "image")
+    if channel_axis is None and image is not None:
+        channel_axis = _axis_from_underlay(_one_map(attr, "attr", "image", 0), image)
+    m = _reduce_map(_one_map(attr, "attr", "image", channel_axis), "attr", signed, channel_axis)
     underlay = None
     if image is not None:
         underlay = _display_image(image, "image", m.shape)
@@ -305,9 +368,9 @@ def image(
 # ---------------------------------------------------------------------------- grid
 
 
-def _batch(obj: Any, name: str) -> list[np.ndarray]:
+def _batch(obj: Any, name: str, channel_axis: int | None = None) -> list[np.ndarray]:
     """A batch of maps: ``(N, H, W)`` or ``(N, C, H, W)``; a single ``(H, W)`` is N=1."""
-    maps = _attribution_maps(obj, name)
+    maps = _attribution_maps(obj, name, channel_axis)
     if maps is not None:  # the batch axis is known: never a single map
         return list(maps)
     a = _as_array(obj, name)
@@ -348,7 +411,7 @@ def _images_per_cell(
 
 
 def _parse_maps(
-    maps: Any, titles: list[str] | None, ncols: int | None
+    maps: Any, titles: list[str] | None, ncols: int | None, channel_axis: int | None = None
 ) -> tuple[list[list[Any]], list[str] | None, list[str] | None, bool]:
     """The grid of raw maps, column titles, per-panel titles, and whether it is a flat list."""
     col_titles: list[str] | None = None
@@ -364,7 +427,7 @@ def _parse_maps(
             raise ValueError("image_grid: maps is empty")
         grid: list[list[Any]]
         if isinstance(maps, Mapping):
-            batches = {str(k): _batch(v, f"maps[{k!r}]") for k, v in maps.items()}
+            batches = {str(k): _batch(v, f"maps[{k!r}]", channel_axis) for k, v in maps.items()}
             sizes = {k: len(b) for k, b in batches.items()}
             if len(set(sizes.values())) != 1:
                 raise ValueError(
@@ -378,7 +441,7 @@ def _parse_maps(
             if len(set(lens)) != 1 or lens[0] == 0:
                 raise ValueError(f"image_grid: every row needs the same number of maps; got {lens}")
             grid = [
-                [_one_map(m, f"maps[{i}][{j}]", "image_grid") for j, m in enumerate(row)]
+                [_one_map(m, f"maps[{i}][{j}]", "image_grid", channel_axis) for j, m in enumerate(row)]
                 for i, row in enumerate(maps)
             ]
         if titles is not None:
@@ -391,9 +454,9 @@ def _parse_maps(
         return grid, col_titles, None, False
 
     if isinstance(maps, (list, tuple)):
-        flat = [_one_map(m, f"maps[{i}]", "image_grid") for i, m in enumerate(maps)]
+        flat = [_one_map(m, f"maps[{i}]", "image_grid", channel_axis) for i, m in enumerate(maps)]
     else:
-        flat = _batch(maps, "maps")
+        flat = _batch(maps, "maps", channel_axis)
         name = _method_name(maps)
         if name and titles is None:
             panel_titles = [name] * len(flat)
@@ -425,6 +488,7 @@ def image_grid(
     share: Literal["row", "all", "none"] | None = None,
     title: str | None = None,
     label: str | None = None,
+    channel_axis: int | None = None,
 ) -> Figure:
     """A gallery of attribution maps: rows = samples, columns = methods.
 
@@ -455,16 +519,20 @@ def image_grid(
         title: figure title, default=None.
         label: colour bar label, default ``"credit: + raises output"`` (signed) or
             ``"|credit|"``; say what the numbers are when the maps were rescaled.
+        channel_axis: the channel axis of each 3-D map, ``0`` (``(C, H, W)``) or ``-1``
+            (``(H, W, C)``), as in :func:`image`. default=None (read from the shape; refused
+            where both readings are possible).
 
     Returns:
         The matplotlib figure.
     """
     _check_params(alpha, percentile, "image_grid")
+    channel_axis = _check_channel_axis(channel_axis, "image_grid")
     if share is not None and share not in ("row", "all", "none"):
         raise ValueError(f"image_grid: share must be 'row', 'all' or 'none'; got {share!r}")
     cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
 
-    grid, col_titles, panel_titles, flat = _parse_maps(maps, titles, ncols)
+    grid, col_titles, panel_titles, flat = _parse_maps(maps, titles, ncols, channel_axis)
     nrows, nmaps = len(grid), len(grid[0])
     input_column = images is not None and not flat
     if share is None:
@@ -472,7 +540,8 @@ def image_grid(
 
     reduced: list[list[np.ndarray | None]] = [
         [
-            None if m is None else _reduce_map(m, f"maps (row {i}, column {j})", signed)
+            None if m is None else _reduce_map(m, f"maps (row {i}, column {j})", signed,
+                                           channel_axis)
             for j, m in enumerate(row)
         ]
         for i, row in enumerate(grid)
