@@ -68,6 +68,9 @@ class BagOfEmbeddings(nn.Module):
         with torch.no_grad():
             self.emb.weight.copy_(torch.randn(vocab, dim, generator=g))
             self.lin.weight.copy_(torch.randn(out, dim, generator=g))
+            # drawn last from the seeded generator (the default init used the global RNG: two
+            # builds with the same seed had other biases, so other outputs, in two processes)
+            self.lin.bias.copy_(torch.randn(out, generator=g))
         self.double()
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -179,8 +179,9 @@ class _Runner:
         self.n_evals += int(x.shape[0])
         return order
 
-    def activations(self, x: torch.Tensor) -> torch.Tensor:
-        """Layer outputs for ``x`` (``n x p [x h x w]``), checked non-negative."""
+    def activations(self, x: torch.Tensor, target: int | None = None) -> torch.Tensor:
+        """Layer outputs for ``x`` (``n x p [x h x w]``), checked non-negative; with ``target``,
+        the first forward pass's ``batch x classes`` output is checked to have that column."""
         store: list[torch.Tensor] = []
         seen: dict[str, int] = {}
 
@@ -192,8 +193,12 @@ class _Runner:
             for i in range(0, x.shape[0], self.batch_size):
                 chunk = x[i : i + self.batch_size].to(self.device, self.dtype)
                 before = len(store)
-                self.model(chunk)
+                logits = self.model(chunk)
                 self._check_calls(len(store) - before)
+                if target is not None and i == 0 and isinstance(logits, torch.Tensor) and logits.ndim == 2:
+                    # aud50x: a target past the output's columns was refused after the crops'
+                    # activations, the NMF and the images' activations (134 model rows)
+                    _check_logits(logits, target)
                 self.n_evals += int(chunk.shape[0])
                 if self.channel_axis is not None and store[-1].ndim != 4:
                     raise InputError(f"craft: channel_axis={self.channel_axis} applies to a layer with a 4-D output "
@@ -375,7 +380,7 @@ def _fit(runner: _Runner, crops: torch.Tensor, boxes: np.ndarray, images: torch.
         raise InputError(f"craft: n_concepts={n_concepts} exceeds the {crops.shape[0]} crops; use more crops "
                          "(n_crops=...) or fewer concepts.")
     try:
-        a_crops = runner.activations(crops)
+        a_crops = runner.activations(crops, target)
     except RuntimeError as exc:  # a crop the model cannot take (a Linear head after resize=False, most often)
         if tuple(crops.shape[2:]) != tuple(images.shape[2:]):
             hint = ("Crops kept at their own size (resize=False) need a model that takes any image size (fully "

@@ -440,7 +440,9 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
     def hook(_m: torch.nn.Module, _inp: Any, out: Any) -> Any:
         if not isinstance(out, torch.Tensor):
             raise UnsupportedModelError(
-                f"tcav: the layer outputs {type(out).__name__}, not a tensor; pick a layer whose output is one tensor."
+                f"tcav: layer {_layer_name(module, layer_module)!r} outputs a {type(out).__name__}, not a tensor "
+                "(an LSTM's (output, (h, c)), a block's (h, attn)); name a module whose output is one tensor, "
+                "or wrap the layer in a module that returns the element the concept lives in."
             )
         if "act" in store:  # a reused module (torchvision's BasicBlock.relu): the CAV would read one call only
             raise UnsupportedModelError(
@@ -532,15 +534,26 @@ def _flat(t: torch.Tensor, spatial: str, reduce: str, axis: int = 1) -> np.ndarr
     return t.reshape(t.shape[0], -1).double().cpu().numpy()
 
 
+def _check_target(logits: Any, target: int) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not 0 <= target < logits.shape[1]:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise InputError(f"tcav: target={target} must index a column of the model's batch x classes output; got output {shape}.")
+
+
 def _activations(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.Tensor, batch_size: int,
-                 spatial: str = "flatten", channel_axis: int | None = None, path: str = "") -> np.ndarray:
+                 spatial: str = "flatten", channel_axis: int | None = None, path: str = "",
+                 target: int | None = None) -> np.ndarray:
     store: dict[str, torch.Tensor] = {}
     seen: dict[str, int] = {}
     out = []
     with _captured(module, layer_module, store, grad=False, channels=seen), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             store.clear()
-            module(x[i : i + batch_size])
+            logits = module(x[i : i + batch_size])
+            if target is not None and i == 0:
+                # aud50x: a bad target was refused by the gradient pass, after every concept and
+                # random example's activations (160 model rows for 50 + 100 + a batch of 10)
+                _check_target(logits, target)
             act = _pop_act(store, module, layer_module, int(x[i : i + batch_size].shape[0]))
             axis = _channel_axis(act, layer_module, path, channel_axis, seen) if spatial == "mean" else 1
             out.append(_flat(act, spatial, "mean", axis))
@@ -559,9 +572,7 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
             # previous chunk's gradient is computed (a call outside any forward pass, not a reuse)
             store.clear()
             logits = module(x[i : i + batch_size])
-            if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not 0 <= target < logits.shape[1]:
-                shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-                raise InputError(f"tcav: target={target} must index a column of the model's batch x classes output; got output {shape}.")
+            _check_target(logits, target)
             act = _pop_act(store, module, layer_module, int(logits.shape[0]))
             (g,) = torch.autograd.grad(logits[:, target].sum(), act)
             # spatial="mean": derivative along the CAV added at every position (sum over positions)
@@ -729,7 +740,8 @@ def tcav(
         out = []
         for name, t in (("concept", xc), ("random", xr)):
             try:
-                out.append(_activations(model, layer_module, t, batch_size, spatial, channel_axis, path))
+                out.append(_activations(model, layer_module, t, batch_size, spatial, channel_axis, path,
+                                        int(target) if name == "concept" else None))
             except RuntimeError as exc:  # the model cannot take them (a shape mismatch, most often)
                 spent[0] += sum(len(a) for a in out) + min(int(batch_size), int(t.shape[0]))
                 raise InputError(f"tcav: the model fails on the {name} examples (shape {tuple(t.shape)}; inputs "

@@ -49,6 +49,7 @@ from .base import (
     player_kind_mismatch,
     recorded_sites_match,
 )
+from .ground_truth import check_max_players
 
 __all__ = ["BaselineMismatchWarning", "Blur", "OutputMismatchWarning", "blur", "columns_to_labels",
            "default_explainer", "evaluate", "metrics"]
@@ -887,6 +888,12 @@ def evaluate(
                 progress=progress, tokenizer=tokenizer, removal=removal, pair=pair,
                 ablation=ablation, **params)
 
+        if info.name == "shapley_error":
+            # the longest texts' group is refused before the shorter groups spend their 2^n rows
+            # (texts of 3, 5 and 11 words with max_players=5: 43 model rows, then refused; aud50x)
+            longest = max(counts)
+            check_max_players(longest, params.get("max_players", info.defaults["max_players"]),
+                              f" for text {counts.index(longest)} of the batch ({longest} players)")
         return evaluate_by_word_count(info, attr, inputs, counts, group)
     if not baseline_given:
         baseline = 0.0  # a plain 0.0: the game's out-of-distribution warning is explain's

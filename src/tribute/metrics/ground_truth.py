@@ -375,6 +375,16 @@ def relevance_rank(game: Game, attr: Attribution, *, ground_truth: Any) -> Score
     return Scores(np.where(kk[:, None] > 0, out, np.nan))
 
 
+def check_max_players(n: int, max_players: Any, where: str = "") -> None:
+    """Refuse ``shapley_error`` on ``n`` players above ``max_players`` (``where``: which input
+    has them, appended to the message)."""
+    if n > check_int(max_players, "max_players"):
+        raise InputError(
+            f"metric 'shapley_error' enumerates all 2^{n} coalitions{where}; it is limited to "
+            f"max_players={max_players}. Group players (groups=...) or raise max_players."
+        )
+
+
 @register_metric(name="shapley_error", higher_is_better=False, category="ground_truth",
                  paper="Shapley (1953), A Value for n-Person Games (exact enumeration)")
 def shapley_error(game: Game, attr: Attribution, *, max_players: int = 16) -> Scores:
@@ -390,11 +400,7 @@ def shapley_error(game: Game, attr: Attribution, *, max_players: int = 16) -> Sc
     """
     flat = check_attribution(game, attr, "shapley_error")
     n = game.n_players
-    if n > check_int(max_players, "max_players"):
-        raise InputError(
-            f"metric 'shapley_error' enumerates all 2^{n} coalitions; it is limited to "
-            f"max_players={max_players}. Group players (groups=...) or raise max_players."
-        )
+    check_max_players(n, max_players)
     table = game.value(all_coalitions(n)).permute(0, 2, 1)  # B x T x 2^n
     exact = shapley_from_table(table, n).numpy()
     num = np.linalg.norm(flat - exact, axis=-1)
