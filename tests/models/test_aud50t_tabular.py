@@ -127,3 +127,29 @@ def test_a_reused_adapter_hands_a_later_array_over_as_floats() -> None:
     fresh = tribute.explain(model, arr, method="exact_shapley", baseline=base)
     reused = tribute.explain(adapter, arr, method="exact_shapley", baseline=base)
     np.testing.assert_array_equal(reused.values, fresh.values)
+
+
+class _Float32Reader:
+    """A user's estimator comparing a float32 column with 0.1 (in float32, as numpy does)."""
+
+    def fit(self, frame: Any) -> _Float32Reader:
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        return self
+
+    def predict(self, frame: Any) -> Any:
+        return (frame["b"] > 0.1).to_numpy(dtype=np.float64) * 5.0 + frame["a"].to_numpy(dtype=np.float64)
+
+
+@pytest.mark.parametrize("a_dtype", ["int64", "float32"])
+def test_a_float32_column_reaches_the_model_as_float32(a_dtype: str) -> None:
+    """3. A float32 column reached the model as float64: float32(0.1) > 0.1 in float64, not in
+    float32, so the column was credited 5 for a truth of 0."""
+    df = pd.DataFrame({"a": pd.Series([1, 2, 3, 4]).astype(a_dtype),
+                       "b": np.array([0.1, 0.3, 0.1, -1.0], dtype=np.float32)})
+    model = _Float32Reader().fit(df)
+    x = df.iloc[:3]
+    for base in (df.iloc[[3]], df.astype(np.float64).iloc[[3]].assign(b=0.05)):
+        attr = tribute.explain(model, x, method="exact_shapley", baseline=base)
+        truth = _brute(model, x, base)
+        np.testing.assert_allclose(attr.values, truth, atol=1e-6)
+    assert truth[:, 1].tolist() == [0.0, 5.0, 0.0]

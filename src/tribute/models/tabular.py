@@ -46,12 +46,11 @@ def text_columns(frame: Any) -> list[Any]:
 
 
 def typed_columns(frame: Any) -> dict[Any, Any]:
-    """The integer and bool columns of a DataFrame and their dtypes (numpy and nullable): the
-    columns whose dtype :func:`typed_frame` gives back to the rows tribute composes."""
-    import pandas as pd
-
-    return {c: dt for c, dt in frame.dtypes.items()
-            if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt)}
+    """The integer, bool and float32 / float16 columns of a DataFrame and their dtypes (numpy
+    and nullable): the columns whose dtype :func:`typed_frame` gives back to the rows tribute
+    composes (float32 since aud50t: a model comparing a float32 column with ``0.1`` saw the
+    float64 ``0.1000000015`` for the user's float32 ``0.1``, credit 5 for a truth of 0)."""
+    return {c: dt for c, dt in frame.dtypes.items() if _narrow(dt)}
 
 
 def _fits_rows(v: np.ndarray, dt: Any) -> np.ndarray:
@@ -62,6 +61,10 @@ def _fits_rows(v: np.ndarray, dt: Any) -> np.ndarray:
 
     if pd.api.types.is_bool_dtype(dt):
         return np.asarray((v == 0) | (v == 1))
+    if _narrow_float(dt):  # a value the column's float dtype holds exactly (NaN included)
+        with np.errstate(over="ignore", invalid="ignore"):
+            back = v.astype(dt).astype(np.float64)
+        return np.asarray((back == v) | (np.isnan(v) & np.isnan(back)))
     if not pd.api.types.is_integer_dtype(dt):
         return np.zeros(v.shape, dtype=bool)
     info = np.iinfo(getattr(dt, "numpy_dtype", dt))  # numpy and nullable (Int64) integer columns
@@ -73,15 +76,22 @@ def _fits(v: np.ndarray, dt: Any) -> bool:
     return bool(np.all(_fits_rows(v, dt)))
 
 
-def _int_or_bool(dt: Any) -> bool:
+def _narrow_float(dt: Any) -> bool:
+    return isinstance(dt, np.dtype) and dt.kind == "f" and dt.itemsize < 8
+
+
+def _narrow(dt: Any) -> bool:
+    """An integer, bool or float32 / float16 column dtype: one a float64 row does not keep."""
     import pandas as pd
 
-    return bool(pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt))
+    return bool(pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt)
+                or _narrow_float(dt))
 
 
 def _typed(v: np.ndarray, dt: Any) -> Any:
     """Column ``v`` (float64) in its DataFrame dtype ``dt`` where it holds values of that dtype:
-    bool (0/1) and integer (whole numbers in range) columns; ``v`` itself otherwise."""
+    bool (0/1), integer (whole numbers in range) and float32 / float16 (values they hold
+    exactly) columns; ``v`` itself otherwise."""
     import pandas as pd
 
     if not _fits(v, dt):
@@ -119,7 +129,7 @@ def typed_positions(adapter: Any) -> list[tuple[int, Any]]:
     codec = getattr(adapter, "codec", None)
     if isinstance(codec, CategoricalCodec):
         return [(j, codec.dtypes[c]) for j, c in enumerate(codec.columns)
-                if c not in codec.categories and _int_or_bool(codec.dtypes[c])]
+                if c not in codec.categories and _narrow(codec.dtypes[c])]
     dtypes = getattr(adapter, "column_dtypes", None)
     names = getattr(adapter, "feature_names", None)
     if not dtypes or names is None:
