@@ -73,7 +73,7 @@ def test_a_multilabel_classifier_needs_a_target(name: str) -> None:
 
 def test_a_single_label_classifier_keeps_its_default_target() -> None:
     x, y = make_classification(80, 4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
-    for est in (MLPClassifier((4,), max_iter=400, random_state=0), RidgeClassifier(),
+    for est in (MLPClassifier((4,), max_iter=30, random_state=0), RidgeClassifier(),
                 OneVsRestClassifier(LogisticRegression(max_iter=300))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
