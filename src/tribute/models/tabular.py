@@ -54,8 +54,8 @@ def typed_columns(frame: Any) -> dict[Any, Any]:
 
 
 def _fits_rows(v: np.ndarray, dt: Any) -> np.ndarray:
-    """Per value of ``v`` (float64): whether it is one of bool / integer dtype ``dt``: 0/1, or a
-    whole number within the dtype's range (rev49a: a baseline of 300 in a ``uint8`` column was
+    """Per value of ``v`` (float64): whether it is one of bool / integer / float32 dtype ``dt``:
+    0/1, a value the float dtype holds exactly, or a whole number within the dtype's range (rev49a: a baseline of 300 in a ``uint8`` column was
     cast to 44, -1 failed with "Cannot losslessly cast")."""
     import pandas as pd
 
@@ -72,7 +72,7 @@ def _fits_rows(v: np.ndarray, dt: Any) -> np.ndarray:
 
 
 def _fits(v: np.ndarray, dt: Any) -> bool:
-    """Whether every value of ``v`` (float64) is one of bool / integer dtype ``dt``."""
+    """Whether every value of ``v`` (float64) is one of dtype ``dt`` (:func:`_fits_rows`)."""
     return bool(np.all(_fits_rows(v, dt)))
 
 
@@ -103,7 +103,7 @@ def _typed(v: np.ndarray, dt: Any) -> Any:
 
 def dtype_row_groups(rows: np.ndarray, typed: list[tuple[int, Any]]) -> list[np.ndarray] | None:
     """The rows of a batch (``rows x columns``, float64) grouped by which of the ``typed``
-    columns (``(position, dtype)``: a DataFrame's integer / bool columns) hold values of their
+    columns (``(position, dtype)``: a DataFrame's integer / bool / float32 columns) hold values of their
     dtype; None when every row agrees (one frame, as before). A column's dtype is one per
     DataFrame, so a frame of rows some of which hold a baseline the column's dtype cannot hold
     (a mean 2.07 of an integer column) and some the user's integer 3 hands both over as
@@ -123,7 +123,7 @@ def dtype_row_groups(rows: np.ndarray, typed: list[tuple[int, Any]]) -> list[np.
 
 
 def typed_positions(adapter: Any) -> list[tuple[int, Any]]:
-    """``(position, dtype)`` of the integer / bool columns whose dtype ``adapter`` gives back to
+    """``(position, dtype)`` of the integer / bool / float32 columns whose dtype ``adapter`` gives back to
     the rows it hands its model (``column_dtypes`` of a DataFrame of numbers, or the number
     columns of a :class:`CategoricalCodec`'s table); empty for any other adapter."""
     codec = getattr(adapter, "codec", None)
