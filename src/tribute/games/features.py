@@ -32,7 +32,7 @@ from ..engine import Engine, Rows, row_signature
 from ..engine.progress import active_progress
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
-from ..models.tabular import keep_baseline_dtypes
+from ..models.adapters import is_multilabel
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
@@ -543,11 +543,6 @@ class FeatureGame(Game):
             raise InputError(f"baseline: background sets of different sizes {sorted(sizes)} for different inputs; give every input the same number of background rows.")
         self.n_background = sizes.pop() if sizes else 1
         self._base_fills = tuple(fills)
-        if (getattr(model, "column_dtypes", None) or getattr(model, "codec", None) is not None) \
-                and len(self.inputs) == 1:
-            # a DataFrame's integer / bool columns whose baseline they cannot hold (a mean
-            # 207.05) stay float64 in every batch, f(x) included (rev49a)
-            keep_baseline_dtypes(model, self.inputs[0].base.detach().cpu().double().numpy())
         del modes
         self.background_note = baseline.note if isinstance(baseline, Background) else None
         self._bg_weights = _background_weights(
@@ -608,6 +603,17 @@ class FeatureGame(Game):
             self.count_evals(1)
             self._full_counted = True
             return
+        if (target is None or (isinstance(target, str) and target == "predicted")) \
+                and isinstance(model, NumpyModel) and model.kind in ("predict_proba", "decision_function") \
+                and is_multilabel(model.estimator):
+            # aud50t: the arg-max over the labels' columns was explained, one label per sample,
+            # silently (a sample with labels 0 and 2 credited for label 2 alone)
+            raise InputError(
+                f"target={target!r}: {type(model.estimator).__name__} is a multi-label classifier, "
+                f"whose {model.kind} columns are one label each (independent scores), "
+                "so it has no one predicted class: the arg-max would explain the most probable "
+                "label of each sample and none of its others. Pass target=k to explain label k, "
+                "or a list of labels (target=[0, 1, 2]) to explain each.")
         ref = self._reference_outputs(engine, batch)
         predicted = None
         if (target is None or (isinstance(target, str) and target == "predicted")) \

@@ -17,6 +17,7 @@ a key naming one (``"X_test"``) or, for a multi-input model, several in input or
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import zipfile
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, user_stacklevel
-from ..models.tabular import text_columns
+from ..models.tabular import text_columns, typed_columns
 
 __all__ = ["Dataset", "as_dataset", "check_columns", "check_finite", "fingerprint_arrays", "load_array", "load_dataset",
            "not_a_numpy_file", "npz_keys", "read_table", "rows_digest", "shard_digests"]
@@ -52,12 +53,15 @@ class Dataset:
     mapped: str | None = None  # path of the memory-mapped .npy file the rows come from
     frame: Any = None  # a table with text/categorical columns, as the model takes it (_table_dataset)
     index: Any = None  # the rows' labels (a pandas Index) for the job's results, or None
+    #: a numeric table's integer / bool / float32 columns (name -> dtype), given back to the rows
+    #: of a model that reads them (shards._as_inputs, as tribute.explain does); None otherwise
+    dtypes: Any = None
 
     def head(self, n: int) -> Dataset:
         """The first ``n`` rows (still memory-mapped when the data is)."""
         return Dataset(arrays=self.rows(0, n), columns=self.columns, source=f"{self.source}[:{n}]",
                        mapped=self.mapped, frame=None if self.frame is None else self.frame.iloc[:n],
-                       index=None if self.index is None else self.index[:n])
+                       index=None if self.index is None else self.index[:n], dtypes=self.dtypes)
 
     def shared(self) -> Dataset:
         """A copy that pickles as (path, rows) when the rows are memory-mapped from a file on this
@@ -190,7 +194,7 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
                 "as numbers or drop them before explaining."
             ) from exc
         ds = _check_arrays((arr,), [name], name, columns=frame_cols, source="<DataFrame>")
-        return ds
+        return dataclasses.replace(ds, dtypes={str(c): dt for c, dt in typed_columns(data).items()} or None)
     if isinstance(data, (list, tuple)) and data and all(
             isinstance(t, str) or (isinstance(t, (tuple, list)) and len(t) == 2
                                    and all(isinstance(u, str) for u in t)) for t in data):
@@ -522,7 +526,10 @@ def _load_table(p: Path, shown: str | None = None, notes: list[str] | None = Non
                     "numbers (e.g. 'y2019'), or save the table without its index and header.")
         raise InputError(f"data: {shown!r} has missing values (rows {rows}...); fill or drop them first.{hint}")
     cols = None if headerless else tuple(str(c) for c in frame.columns)
-    return _check_arrays((arr,), [p.name], shown, columns=cols, source=shown)
+    ds = _check_arrays((arr,), [p.name], shown, columns=cols, source=shown)
+    if cols is None:
+        return ds
+    return dataclasses.replace(ds, dtypes={str(c): dt for c, dt in typed_columns(frame).items()} or None)
 
 
 #: The refusal of texts (or sentence pairs) as a job's data.

@@ -210,7 +210,7 @@ def run_shard(spec: JobSpec, index: int, model: Any = None) -> bytes:
             model = _model_for(spec)
         except TributeError as exc:  # a factory failing in a worker only (its environment)
             raise _in_shard(exc, index, lo, hi, model_build=True) from exc
-    inputs = _as_inputs(model, _shard_rows(spec, index))
+    inputs = _as_inputs(model, _shard_rows(spec, index), spec.data)
     before = torch.get_num_threads()
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
@@ -286,13 +286,29 @@ def attribution_bytes(attr: Any) -> bytes:
         return deterministic_npz(path.read_bytes())
 
 
-def _as_inputs(model: Any, arrays: tuple[Any, ...]) -> Any:
+def _as_inputs(model: Any, arrays: tuple[Any, ...], data: Any = None) -> Any:
     """The model's inputs from a shard's rows (:meth:`Dataset.model_rows`): tensors of the
-    module's dtype, C-ordered native arrays, or a table with text columns as it is."""
+    module's dtype, C-ordered native arrays, a table with text columns as it is, or, for a
+    model that reads a numeric table's column dtypes, the rows as a DataFrame whose integer /
+    bool / float32 columns have the table's dtypes (``data.dtypes``), as :func:`tribute.explain`
+    hands them on the table itself (aud50t: a job gave such a model float64 rows, ``3.0`` for
+    the integer ``3``: credit 0 where one call and an exact enumeration give 4)."""
     import torch
 
     if len(arrays) == 1 and hasattr(arrays[0], "iloc"):  # a DataFrame: explain encodes it
         return arrays[0]
+    dtypes = getattr(data, "dtypes", None)
+    columns = getattr(data, "columns", None)
+    if dtypes and columns is not None and len(arrays) == 1 and not isinstance(model, torch.nn.Module):
+        import pandas as pd
+
+        from ..models.tabular import reads_column_dtypes, typed_frame
+
+        # (one dtype kind: the table converts to one int / bool array, as prepare_categorical reads it)
+        kinds = {"f" if c not in dtypes else "b" if pd.api.types.is_bool_dtype(dtypes[c])
+                 else "i" if pd.api.types.is_integer_dtype(dtypes[c]) else "f" for c in columns}
+        if reads_column_dtypes(model, one_array_dtype=len(kinds) == 1):
+            return typed_frame(np.asarray(arrays[0], dtype=np.float64), list(columns), dtypes)
     if isinstance(model, torch.nn.Module):
         # the dtype tribute.explain computes in: the parameters', else the buffers', else the
         # data's own (aud49j: float32 for a module without floating parameters cast float64 rows

@@ -74,7 +74,7 @@ import torch
 from ..errors import InputError, ModelOutputError, WeightsFormatError, user_stacklevel
 
 __all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchModel", "as_model",
-           "as_output_tensor", "is_binary", "load_weights"]
+           "as_output_tensor", "is_binary", "is_multilabel", "load_weights"]
 
 #: What a model returns: ``"logit"`` (scores a softmax/sigmoid turns into probabilities: torch
 #: classifiers, ``decision_function``, XGBoost margins), ``"probability"`` (``predict_proba``),
@@ -656,9 +656,44 @@ class NumpyModel(ModelAdapter):
 
     def __call__(self, inputs: tuple[torch.Tensor, ...], extra: tuple[Any, ...] = (),
                  kwargs: dict[str, Any] | None = None) -> torch.Tensor:
-        arrays = self._arrays(inputs)
         extra_np = tuple(e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else e for e in extra)
-        out = self.fn(*arrays, *extra_np, **(kwargs or {}))
+        groups = None
+        if len(inputs) == 1 and (self.column_dtypes or getattr(self, "codec", None) is not None):
+            from .tabular import dtype_row_groups, typed_positions
+
+            groups = dtype_row_groups(inputs[0].detach().cpu().double().numpy(),
+                                      typed_positions(self))
+        if groups is None:
+            arr = self._scores(self._arrays(inputs), extra_np, kwargs or {})
+        else:
+            # rows whose integer / bool columns hold values of their dtype and rows holding a
+            # baseline they cannot hold (a mean 2.07) are separate frames: each row reaches the
+            # model typed as alone (tabular.dtype_row_groups; aud50t). Per-row forward
+            # arguments (the game's, indexed per row) are split with them.
+            n = int(inputs[0].shape[0])
+
+            def rows_of(v: Any, idx: np.ndarray) -> Any:
+                return v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == n else v
+
+            parts = []
+            for idx in groups:
+                part = self._scores(self._arrays((inputs[0][torch.from_numpy(idx)],)),
+                                    tuple(rows_of(e, idx) for e in extra_np),
+                                    {k: rows_of(v, idx) for k, v in (kwargs or {}).items()})
+                if part.ndim == 0 or part.shape[0] != idx.size:
+                    raise ModelOutputError(
+                        f"model returned an array of shape {tuple(part.shape)} for {idx.size} "
+                        "rows; it must return one output (or one row of outputs) per row.")
+                parts.append(part)
+            arr = np.empty((n, *parts[0].shape[1:]), dtype=np.result_type(*parts))
+            for idx, part in zip(groups, parts):
+                arr[idx] = part
+        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+
+    def _scores(self, arrays: list[Any], extra_np: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> np.ndarray:
+        """The model's outputs on ``arrays`` (as :meth:`_arrays` gives them), checked."""
+        out = self.fn(*arrays, *extra_np, **kwargs)
         if isinstance(out, list) and out and all(getattr(o, "ndim", 0) == 2 for o in out):
             method = "" if self.kind == "callable" else f".{self.kind}"
             raise ModelOutputError(
@@ -685,7 +720,7 @@ class NumpyModel(ModelAdapter):
             # the least precise float dtype the model returned: its values carry that rounding
             # after the float64 conversion below (the flat-draws gate reads it; rev48s)
             self.output_dtype = arr.dtype
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+        return arr
 
     def class_labels(self) -> list[Any] | None:
         """The class of each output column, ``classes_`` as plain Python values, when they are
@@ -817,6 +852,10 @@ def predict_may_differ(estimator: Any, depth: int = 0) -> bool:
             return True if found is None else predict_may_differ(found, depth + 1)
     if module.startswith(_ARGMAX_PACKAGES):
         return False
+    if module.startswith("sklearn.") and name == "VotingClassifier":
+        # soft voting predicts the arg-max of its (weighted) average predict_proba, whatever
+        # it averages (aud50t: one predict pass more); hard voting has no scores to explain
+        return getattr(estimator, "voting", None) != "soft"
     if not (module.startswith("sklearn.") and name in _SKLEARN_ARGMAX):
         return True
     wrapped = getattr(estimator, "estimator", None)  # a meta-estimator (OneVsRestClassifier...)
@@ -836,6 +875,28 @@ def _final_estimator(estimator: Any, depth: int = 0) -> Any:
         if found is not None:
             return _final_estimator(found, depth + 1)
     return estimator
+
+
+def is_multilabel(estimator: Any) -> bool:
+    """Whether ``estimator`` (or the last step of its pipeline, its search's best) is a
+    scikit-learn classifier fitted on a multi-label indicator matrix, whose output columns are
+    one label each, not classes competing for one prediction: ``MLPClassifier``,
+    ``RidgeClassifier``, ``OneVsRestClassifier`` (``multilabel_``) and ``ClassifierChain``."""
+    final = _final_estimator(estimator)
+    if not type(final).__module__.startswith("sklearn."):
+        return False
+    if type(final).__name__ == "ClassifierChain":
+        return True
+    try:
+        if getattr(final, "multilabel_", False) is True:
+            return True
+    except Exception:  # an unfitted wrapper may raise from the property
+        return False
+    for attr in ("_label_binarizer", "label_binarizer_"):
+        y_type = getattr(getattr(final, attr, None), "y_type_", None)
+        if isinstance(y_type, str) and y_type.startswith("multilabel"):
+            return True
+    return False
 
 
 def _refuse_one_vs_one(model: Any) -> None:

@@ -22,9 +22,9 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["CategoricalCodec", "from_polars", "keep_baseline_dtypes", "prepare_categorical",
+__all__ = ["CategoricalCodec", "dtype_row_groups", "from_polars", "prepare_categorical",
            "reads_column_dtypes",
-           "text_columns", "typed_columns", "typed_frame"]
+           "text_columns", "typed_columns", "typed_frame", "typed_positions"]
 
 
 def _is_frame(x: Any) -> bool:
@@ -46,37 +46,52 @@ def text_columns(frame: Any) -> list[Any]:
 
 
 def typed_columns(frame: Any) -> dict[Any, Any]:
-    """The integer and bool columns of a DataFrame and their dtypes (numpy and nullable): the
-    columns whose dtype :func:`typed_frame` gives back to the rows tribute composes."""
-    import pandas as pd
+    """The integer, bool and float32 / float16 columns of a DataFrame and their dtypes (numpy
+    and nullable): the columns whose dtype :func:`typed_frame` gives back to the rows tribute
+    composes (float32 since aud50t: a model comparing a float32 column with ``0.1`` saw the
+    float64 ``0.1000000015`` for the user's float32 ``0.1``, credit 5 for a truth of 0)."""
+    return {c: dt for c, dt in frame.dtypes.items() if _narrow(dt)}
 
-    return {c: dt for c, dt in frame.dtypes.items()
-            if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt)}
 
-
-def _fits(v: np.ndarray, dt: Any) -> bool:
-    """Whether every value of ``v`` (float64) is one of bool / integer dtype ``dt``: 0/1, or a
-    whole number within the dtype's range (rev49a: a baseline of 300 in a ``uint8`` column was
+def _fits_rows(v: np.ndarray, dt: Any) -> np.ndarray:
+    """Per value of ``v`` (float64): whether it is one of bool / integer / float32 dtype ``dt``:
+    0/1, a value the float dtype holds exactly, or a whole number within the dtype's range (rev49a: a baseline of 300 in a ``uint8`` column was
     cast to 44, -1 failed with "Cannot losslessly cast")."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(dt):
-        return bool(np.all((v == 0) | (v == 1)))
+        return np.asarray((v == 0) | (v == 1))
+    if _narrow_float(dt):  # a value the column's float dtype holds exactly (NaN included)
+        with np.errstate(over="ignore", invalid="ignore"):
+            back = v.astype(dt).astype(np.float64)
+        return np.asarray((back == v) | (np.isnan(v) & np.isnan(back)))
     if not pd.api.types.is_integer_dtype(dt):
-        return False
+        return np.zeros(v.shape, dtype=bool)
     info = np.iinfo(getattr(dt, "numpy_dtype", dt))  # numpy and nullable (Int64) integer columns
-    return bool(np.all((v == np.rint(v)) & (v >= info.min) & (v < float(info.max) + 1.0)))
+    return np.asarray((v == np.rint(v)) & (v >= info.min) & (v < float(info.max) + 1.0))
 
 
-def _int_or_bool(dt: Any) -> bool:
+def _fits(v: np.ndarray, dt: Any) -> bool:
+    """Whether every value of ``v`` (float64) is one of dtype ``dt`` (:func:`_fits_rows`)."""
+    return bool(np.all(_fits_rows(v, dt)))
+
+
+def _narrow_float(dt: Any) -> bool:
+    return isinstance(dt, np.dtype) and dt.kind == "f" and dt.itemsize < 8
+
+
+def _narrow(dt: Any) -> bool:
+    """An integer, bool or float32 / float16 column dtype: one a float64 row does not keep."""
     import pandas as pd
 
-    return bool(pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt))
+    return bool(pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt)
+                or _narrow_float(dt))
 
 
 def _typed(v: np.ndarray, dt: Any) -> Any:
     """Column ``v`` (float64) in its DataFrame dtype ``dt`` where it holds values of that dtype:
-    bool (0/1) and integer (whole numbers in range) columns; ``v`` itself otherwise."""
+    bool (0/1), integer (whole numbers in range) and float32 / float16 (values they hold
+    exactly) columns; ``v`` itself otherwise."""
     import pandas as pd
 
     if not _fits(v, dt):
@@ -86,30 +101,40 @@ def _typed(v: np.ndarray, dt: Any) -> Any:
     return pd.Series(v).astype(dt)
 
 
-def keep_baseline_dtypes(adapter: Any, base_rows: np.ndarray) -> None:
-    """Drop from ``adapter.column_dtypes`` the columns whose baseline values (``base_rows``,
-    ``rows x columns``, float64) the column's dtype cannot hold: a mean baseline 207.05 of an
-    integer column. Those columns stay float64 in every batch, so a coalition's value does not
-    depend on which other rows share its batch (rev49a: a batch mixing rows with the integer 202
-    and the baseline 207.05 handed both over as float64, one alone as int64: exact Shapley
-    credits ``[0.19, 0.19, -0.82]`` in one batch, ``[1.33, -0.75, -1.01]`` one row a batch).
-    The same for a table with text columns, whose :class:`CategoricalCodec` decodes the rows
-    (there since before aud49a: the additive column's credit 2.10 for a closed form 1.65)."""
+def dtype_row_groups(rows: np.ndarray, typed: list[tuple[int, Any]]) -> list[np.ndarray] | None:
+    """The rows of a batch (``rows x columns``, float64) grouped by which of the ``typed``
+    columns (``(position, dtype)``: a DataFrame's integer / bool / float32 columns) hold values of their
+    dtype; None when every row agrees (one frame, as before). A column's dtype is one per
+    DataFrame, so a frame of rows some of which hold a baseline the column's dtype cannot hold
+    (a mean 2.07 of an integer column) and some the user's integer 3 hands both over as
+    float64: each group is its own frame, and every row reaches the model typed as it would
+    alone, whichever rows share its batch. aud50t: a mean baseline kept such a column float64 in
+    every row (rev49a's cure for the batch dependence), so f(x) itself was scored on ``3.0``,
+    not the user's ``3``: a model reading the column as text credited it 0 for an exact
+    Shapley truth of 17 (enumeration over DataFrame copies scored by the user's estimator)."""
+    if not typed or rows.ndim != 2 or rows.shape[0] < 2:
+        return None
+    ok = np.stack([_fits_rows(rows[:, j], dt) for j, dt in typed], axis=1)
+    if bool((ok == ok[:1]).all()):
+        return None
+    _, inverse = np.unique(np.packbits(ok, axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [np.flatnonzero(inverse == g) for g in range(int(inverse.max()) + 1)]
+
+
+def typed_positions(adapter: Any) -> list[tuple[int, Any]]:
+    """``(position, dtype)`` of the integer / bool / float32 columns whose dtype ``adapter`` gives back to
+    the rows it hands its model (``column_dtypes`` of a DataFrame of numbers, or the number
+    columns of a :class:`CategoricalCodec`'s table); empty for any other adapter."""
     codec = getattr(adapter, "codec", None)
-    if isinstance(codec, CategoricalCodec) and base_rows.ndim == 2 \
-            and base_rows.shape[1] == len(codec.columns):
-        # a table with text columns: its decoder types the number columns the same way
-        for j, c in enumerate(codec.columns):
-            dt = codec.dtypes[c]
-            if c not in codec.categories and _int_or_bool(dt) and not _fits(base_rows[:, j], dt):
-                codec.dtypes[c] = np.dtype(np.float64)
+    if isinstance(codec, CategoricalCodec):
+        return [(j, codec.dtypes[c]) for j, c in enumerate(codec.columns)
+                if c not in codec.categories and _narrow(codec.dtypes[c])]
     dtypes = getattr(adapter, "column_dtypes", None)
     names = getattr(adapter, "feature_names", None)
-    if not dtypes or names is None or base_rows.ndim != 2 or base_rows.shape[1] != len(names):
-        return
-    where = {c: j for j, c in enumerate(names)}
-    adapter.column_dtypes = {c: dt for c, dt in dtypes.items()
-                             if c not in where or _fits(base_rows[:, where[c]], dt)} or None
+    if not dtypes or names is None:
+        return []
+    return [(j, dtypes[c]) for j, c in enumerate(names) if c in dtypes]
 
 
 def typed_frame(rows: np.ndarray, columns: list[Any], dtypes: dict[Any, Any]) -> Any:
@@ -219,9 +244,12 @@ class CategoricalCodec:
     Args:
         frames: DataFrames whose values define the categories (inputs and baselines).
         columns: the column order.
+        previous: the codec of an earlier call on the same adapter, whose categories keep their
+            codes (first, in its order) where a column holds text in both.
     """
 
-    def __init__(self, frames: list[Any], columns: list[Any]) -> None:
+    def __init__(self, frames: list[Any], columns: list[Any],
+                 previous: CategoricalCodec | None = None) -> None:
         import pandas as pd
 
         self.columns = list(columns)
@@ -233,6 +261,9 @@ class CategoricalCodec:
         self._keyed = {c for c in self.categorical if pd.api.types.is_object_dtype(self.dtypes[c])}
         for c in self.categorical:
             seen: dict[Any, Any] = {}
+            if previous is not None and c in previous.categories:
+                for v in previous.categories[c]:
+                    seen.setdefault(_key(v) if c in self._keyed else v, v)
             for f in frames:
                 try:
                     if c in self._keyed:
@@ -353,6 +384,10 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
             adapter.column_dtypes = {str(c): dt for c, dt in typed_columns(inputs).items()} or None
         return adapter, inputs, baseline
     if not _is_frame(inputs):
+        if getattr(adapter, "column_dtypes", None) and getattr(adapter, "codec", None) is None:
+            # an array has no column dtypes: a reused adapter typed it by an earlier DataFrame's
+            # (an array's 3.0 handed over as the integer 3; a fresh adapter hands 3.0: aud50t)
+            adapter.column_dtypes = None
         return adapter, inputs, baseline
     if getattr(adapter, "framework", None) != "numpy" or not hasattr(adapter, "fn"):
         raise InputError(
@@ -361,10 +396,11 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
         )
     is_bg = isinstance(baseline, background_cls)
     base = baseline.data if is_bg else baseline
+    # an adapter wrapped already (reused, or a game rebuilt on it) gets a codec of this call's
+    # frames, which keeps the earlier codec's codes: the earlier one typed a later frame's
+    # columns by the first frame's dtypes (a float column as the first call's integers: credit
+    # 4 for a truth of 0) and refused its new categories (aud50t)
     previous = getattr(adapter, "codec", None)
-    if previous is not None:  # already wrapped (a game rebuilt on the same adapter)
-        enc = previous.encode(base, "baseline") if (_is_frame(base) or _is_series(base)) else base
-        return adapter, previous.encode(inputs, "inputs"), (dataclasses.replace(baseline, data=enc) if is_bg else enc)
     frames = [inputs]
     if _is_frame(base):
         frames.append(base)
@@ -397,18 +433,21 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
                 "(category codes?); a removed feature needs a value of its own column. Give the "
                 "baseline's text columns as the inputs' categories (e.g. 'red'): a row, one per "
                 "sample, or tribute.Background(df).")
-    codec = CategoricalCodec(frames, list(inputs.columns))
+    codec = CategoricalCodec(frames, list(inputs.columns),
+                             previous if isinstance(previous, CategoricalCodec) else None)
     enc_inputs = codec.encode(inputs, "inputs")
     if _is_frame(base) or _is_series(base):
         enc = codec.encode(base, "baseline")
         baseline = dataclasses.replace(baseline, data=enc) if is_bg else enc
+    adapter.codec = codec
+    if previous is not None:  # adapter.fn decodes with adapter.codec already
+        return adapter, enc_inputs, baseline
     fn = adapter.fn
 
     def decoded(x: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(codec.decode(x), *args, **kwargs)
+        return fn(adapter.codec.decode(x), *args, **kwargs)
 
     adapter.fn = decoded
-    adapter.codec = codec
     adapter.feature_names = None  # the decoder builds the DataFrame itself
     return adapter, enc_inputs, baseline
 

@@ -4,7 +4,8 @@
 extra trees, gradient boosting, histogram gradient boosting, a ``Pipeline`` ending in one), an
 XGBoost model or a LightGBM model into a :class:`TreeEnsemble`: per tree the children, split
 feature, threshold, where missing values go, the node cover (training weight reaching the
-node, used by path-dependent TreeSHAP) and the leaf values, already scaled so that the
+node, used by path-dependent TreeSHAP; the training row count for ``HistGradientBoosting*`` and
+LightGBM, which store no weight: see :mod:`tribute.methods.tree_shap`) and the leaf values, already scaled so that the
 ensemble's raw output is ``offset + sum of the reached leaves``.
 
 The raw output is the model's own *margin*: log-odds for boosted classifiers, the prediction
