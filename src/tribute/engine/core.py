@@ -1098,6 +1098,13 @@ class Engine:
                 self.n_passes += 1
             else:
                 self._failed = (exc, n)  # see _too_big
+            if self._mark_pending:
+                # rev50c: the plain pass after a raising checking pass raised too: the failure
+                # was the rows' (a pass too big for a model taking at most 5 rows), not
+                # autograd's, so the model is not marked and a later, smaller pass of this call
+                # checks it (a batch-mean model's self-tuned feature_ablation gave silent credits)
+                self._mark_pending = False
+                self._batch_checked = False
             raise
         self.n_rows += self._model_rows(n)
         self.n_passes += 1

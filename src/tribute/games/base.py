@@ -101,8 +101,8 @@ class Game(ABC):
     baseline_given: bool = False
     #: :meth:`value` evaluates a coalition that shared masks hold several times once and gives
     #: every copy its values (a game whose value of a coalition is a function of the coalition:
-    #: feature games, and data games, whose retrain bank trains each subset once with one seed;
-    #: not one that would draw anything anew per evaluation)
+    #: feature and component games, and data games, whose retrain bank trains each subset once
+    #: with one seed; not one that would draw anything anew per evaluation)
     distinct_coalitions: bool = False
 
     def __init__(self, engine: Engine, target: Target, layout: Layout,
@@ -168,8 +168,8 @@ class Game(ABC):
 
         A coalition that shared masks hold several times (drawn with replacement) is evaluated
         once and counted once when the game's :attr:`distinct_coalitions` says so (feature
-        games), and every copy gets its values: ``n_evals`` and ``n_rows`` count the rows the
-        model saw.
+        and component games), and every copy gets its values: ``n_evals`` and ``n_rows`` count
+        the rows the model saw (a budget of ``K`` draws may then cost fewer evaluations).
 
         Returns:
             float64 CPU tensor ``batch x K x targets``.
