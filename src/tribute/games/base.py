@@ -167,8 +167,8 @@ class Game(ABC):
                 (see :meth:`value_stream`); the result is the same. default=None (one call).
 
         A coalition that shared masks hold several times (drawn with replacement) is evaluated
-        once and counted once when the game's :attr:`distinct_coalitions` says so (feature
-        and component games), and every copy gets its values: ``n_evals`` and ``n_rows`` count
+        once and counted once when the game's :attr:`distinct_coalitions` says so (feature,
+        component and data games), and every copy gets its values: ``n_evals`` and ``n_rows`` count
         the rows the model saw (a budget of ``K`` draws may then cost fewer evaluations).
 
         Returns:
