@@ -35,7 +35,8 @@ def _ridge_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
     """The unblocked weighted ridge: ``(beta n x R, intercept R, stderr n x R, r2 R)``.
 
     Without a penalty and with a draw that misses part of the sampler's ``support``, the t
-    factor takes the distinct coalitions' dof (aud49e), counted here by ``np.unique``."""
+    factor takes the distinct coalitions' dof (aud49e), counted here by ``np.unique``, and the
+    residuals HC3's leverage correction (est50)."""
     k, n = x.shape
     xa = np.concatenate([np.ones((k, 1)), x], axis=1)
     xw = xa * w[:, None]
@@ -51,10 +52,12 @@ def _ridge_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
     if dof < 1 or bool((lev[w > 0] >= 1.0 - 1e-9).any()):
         se = np.full((n, y.shape[1]), np.nan)
     else:
-        r2 = resid**2 / (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None]
-        var = np.clip((u[:, 1:] ** 2).T @ r2, 0.0, None)
         distinct = len(np.unique(x[w > 0], axis=0))
-        t_dof = dof if alpha > 0 or support is None or distinct >= support else min(dof, distinct - (n + 1))
+        partial = alpha == 0 and support is not None and distinct < support
+        # HC3 there (est50), HC2 elsewhere
+        r2 = resid**2 / (1.0 - np.clip(lev, None, 1.0 - 1e-12))[:, None] ** (2 if partial else 1)
+        var = np.clip((u[:, 1:] ** 2).T @ r2, 0.0, None)
+        t_dof = min(dof, distinct - (n + 1)) if partial else dof
         se = inflate(torch.from_numpy(np.sqrt(var)).T, t_dof).T.numpy()
     wn = w / w.sum()
     ss_res = wn @ resid**2
