@@ -104,3 +104,29 @@ def test_freeshap_bce_logit_reads_the_label_logit() -> None:
     marg = tribute.explain(model, Xt, target=0, output="margin", **kw)
     np.testing.assert_array_equal(np.asarray(zero.values), -np.asarray(one.values))
     np.testing.assert_array_equal(np.asarray(zero.values), np.asarray(marg.values))
+
+
+def test_freeshap_surrogate_counts_a_coalition_drawn_twice_once(monkeypatch: Any) -> None:
+    # the kernel-regression surrogate's v(S) is a function of S, as the data game's: banzhaf's
+    # 150 draws on 8 examples hold 109 distinct coalitions (surrogate_evals said 150 before)
+    from tribute.games.data_fits import RidgeFit
+    from tribute.methods import data_freeshap
+
+    seen: list[torch.Tensor] = []
+    orig = data_freeshap.KernelRegressionGame._evaluate
+
+    def record(self: Any, masks: torch.Tensor, shared: bool) -> torch.Tensor:
+        seen.append(masks.reshape(-1, masks.shape[-1]).clone())
+        return orig(self, masks, shared)
+
+    monkeypatch.setattr(data_freeshap.KernelRegressionGame, "_evaluate", record)
+    rng = np.random.default_rng(0)
+    X, Xt = rng.normal(size=(8, 2)), rng.normal(size=(2, 2))
+    y = X @ np.array([1.0, -1.0])
+    fit = RidgeFit(l2=0.5)
+    a = tribute.explain(fit(torch.as_tensor(X), torch.as_tensor(y), seed=0), Xt, method="freeshap",
+                        estimator="banzhaf", n_coalitions=150, seed=1,
+                        players=tribute.TrainingData(X, y, fit=fit))
+    rows = torch.cat(seen)
+    distinct = int(torch.unique(rows, dim=0).shape[0])
+    assert distinct < 150 and a.extra["surrogate_evals"] == rows.shape[0] == distinct
