@@ -6,6 +6,10 @@ and ROIAlign kernels — hid the marker from aud50i's graph walk, which compared
 code only: integrated_hessians gave the dropped-Hessian credits again with no error (0.50 off on
 ``softplus(W x*x)``). The walk now follows ``__wrapped__``.
 
+Regression (refused before the fix): aud50i's walk refused a once-differentiable Function
+anywhere in the graph, also on a tensor the mask does not reach (a quantized scale attribute),
+whose credits were exact; only nodes on a path to the mask count now.
+
 Regression (raw, misleading error before the fix): a ``torch.compile``'d model raised torch's
 "keep backward(create_graph=False)", a call the user never made; it is now refused by name.
 """
@@ -117,3 +121,38 @@ def test_integrated_hessians_refuses_a_compiled_model_by_name() -> None:
     with pytest.raises(UnsupportedModelError, match=r"torch\.compile.*_orig_mod"):
         tribute.explain(compiled, _x(), method="integrated_hessians", steps=2, target=0)
     assert not plain.training and all(p.grad is None for p in plain.parameters())
+
+
+class _OnceRound(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
+        return torch.round(w * 8) / 8
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return g
+
+
+class _ScaledByAQuantizedTensor(torch.nn.Module):
+    def __init__(self, quantize: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.lin = torch.nn.Linear(4, 2).double()
+            # a plain attribute that requires grad (not a Parameter, so tribute leaves it be)
+            self.scale = torch.rand(4, dtype=torch.float64).requires_grad_(True)
+        self.quantize = quantize
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(torch.nn.functional.softplus(x * self.quantize(self.scale)))
+
+
+def test_integrated_hessians_runs_with_a_once_differentiable_function_off_the_mask_path() -> None:
+    # before (aud50i's walk over the whole graph): refused, although the derivatives w.r.t.
+    # the mask never run that Function and the credits were exact (0.0 from the plain model)
+    once = tribute.explain(_ScaledByAQuantizedTensor(_OnceRound.apply).eval(), _x(),
+                           method="integrated_hessians", steps=4, target=0)
+    plain = tribute.explain(_ScaledByAQuantizedTensor(lambda w: torch.round(w * 8) / 8).eval(),
+                            _x(), method="integrated_hessians", steps=4, target=0)
+    np.testing.assert_array_equal(np.asarray(once.values), np.asarray(plain.values))

@@ -59,7 +59,7 @@ def _marks_once_differentiable(back: Any) -> bool:
     return False
 
 
-def _refuse_once_differentiable(out: torch.Tensor) -> None:
+def _refuse_once_differentiable(out: torch.Tensor, leaf: torch.Tensor) -> bool:
     """Refuse second derivatives through a custom ``autograd.Function`` marked
     ``@once_differentiable``.
 
@@ -69,15 +69,31 @@ def _refuse_once_differentiable(out: torch.Tensor) -> None:
     such a Function, integrated_hessians gave half the true credits (0.41 for 0.82) with no
     error (aud50i). The marker is also found under ``functools.wraps`` decorators such as
     ``@custom_bwd`` (rev50i). A ``torch.compile``'d graph, whose double backward torch refuses
-    with an error about ``create_graph`` the user never set, is refused by name. Walks the
-    graph of ``out`` once per call (its nodes are per operation, not per row)."""
-    seen: set[int] = set()
-    stack = [out.grad_fn]
+    with an error about ``create_graph`` the user never set, is refused by name. Only nodes
+    on a path from ``out`` to ``leaf`` count: the derivatives w.r.t. ``leaf`` never run the
+    others (a Function on a tensor the mask does not reach was refused although its credits
+    were exact; rev50i). Walks the graph of ``out`` once per call (its nodes are per
+    operation, not per row); the visited nodes are kept alive, so no id is reused. Returns
+    whether ``out`` depends on ``leaf`` at all (a pass that does not checked nothing)."""
+    nodes: dict[int, Any] = {}  # id -> node: holds every visited node
+    reaches: dict[int, bool] = {}
+    stack: list[tuple[Any, bool]] = [(out.grad_fn, False)]
     while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
+        node, done = stack.pop()
+        if node is None:
             continue
-        seen.add(id(node))
+        children = [nxt for nxt, _ in getattr(node, "next_functions", ()) if nxt is not None]
+        if not done:
+            if id(node) in nodes:
+                continue
+            nodes[id(node)] = node
+            stack.append((node, True))  # finished after its children (a DAG: no cycles)
+            stack.extend((nxt, False) for nxt in children if id(nxt) not in nodes)
+            continue
+        reaches[id(node)] = (getattr(node, "variable", None) is leaf
+                             or any(reaches.get(id(nxt), False) for nxt in children))
+        if not reaches[id(node)]:
+            continue
         fwd = getattr(node, "_forward_cls", None)
         if _marks_once_differentiable(getattr(fwd, "backward", None)):
             raise UnsupportedModelError(
@@ -97,7 +113,7 @@ def _refuse_once_differentiable(out: torch.Tensor) -> None:
                 "the module before torch.compile (a compiled module keeps it as ._orig_mod), "
                 "or use a first-order method (integrated_gradients, shapley_interactions)."
             )
-        stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()))
+    return reaches.get(id(out.grad_fn), False) if out.grad_fn is not None else False
 
 
 class _DefaultBaseline(float):
@@ -1357,8 +1373,7 @@ class FeatureGame(Game):
             # the engine differentiates what this returns: the p-th entry of each row's
             # (graph-carrying) gradient, so its gradient is row p of the Hessian
             vals = self._select(out, rows)
-            if "graph_checked" not in first:
-                _refuse_once_differentiable(vals)
+            if "graph_checked" not in first and _refuse_once_differentiable(vals, rows.leaves[0]):
                 first["graph_checked"] = torch.ones(())
             leaf, p = rows.leaves[0], first["p"]
             picked, grads = [], []
