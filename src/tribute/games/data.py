@@ -33,10 +33,10 @@ Hessian-vector products of the training objective).
 **Explained output** (``output=``): ``"raw"`` (the default of :func:`tribute.explain`) means the
 *margin* ``log p_y / (1 - p_y)`` of the target class for classifiers (``z_y - logsumexp_{c != y}
 z_c``; ``(2y - 1) z`` for one binary logit) and the raw output for regression; ``"margin"`` says
-so explicitly; ``"logit"`` is the target class's logit (for one binary logit,
-``loss="binary_cross_entropy"``: the model's logit ``z`` itself, class 1's, whatever the label
-— a label-0 test point's own log-odds ``-z`` is its margin); ``"loss"`` is the test loss (then a
-positive credit means the example *raises* the loss, i.e. hurts).
+so explicitly; ``"logit"`` is the target class's logit ``z_y`` (for one binary logit,
+``loss="binary_cross_entropy"``, the model's ``z`` is class 1's logit and class 0's is ``-z``, as
+in :mod:`tribute.targets`' table of binary classifiers: ``(2y - 1) z``, the margin); ``"loss"``
+is the test loss (then a positive credit means the example *raises* the loss, i.e. hurts).
 
 **Sign and scale convention** (every estimator): ``phi_i`` approximates
 ``v(all) - v(all without i)`` — the effect of *including* example ``i`` — so a positive credit
@@ -818,8 +818,11 @@ class DataGame(Game):
         if loss == "mse" or which == "raw":
             return out.reshape(out.shape[0], -1)[:, 0]
         if loss == "binary_cross_entropy":
+            # the label's log-odds for both: one binary logit ``z`` is class 1's, class 0's logit
+            # is ``-z`` (tribute.targets' table of known binary classifiers; rev50d: output="logit"
+            # gave z for a label-0 test point, the credits of class 1, sign-flipped, with no word)
             z = out.reshape(out.shape[0], -1)[:, 0]
-            return z if which == "logit" else (2 * y.to(z.dtype) - 1) * z
+            return (2 * y.to(z.dtype) - 1) * z
         zy = out.gather(1, y.reshape(-1, 1)).reshape(-1)
         if which == "logit":
             return zy

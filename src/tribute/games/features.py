@@ -45,7 +45,21 @@ __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSampl
 _ONCE_DIFFERENTIABLE_CODE = torch.autograd.function.once_differentiable(lambda ctx, *g: g).__code__
 
 
-def _refuse_once_differentiable(out: torch.Tensor) -> None:
+def _marks_once_differentiable(back: Any) -> bool:
+    """Whether ``back`` is ``@once_differentiable``'s wrapper, or a ``functools.wraps``
+    decorator over it: ``@custom_bwd`` above ``@once_differentiable`` (deformable convolution,
+    multi-scale deformable attention, ROIAlign) hid it, and integrated_hessians gave the
+    dropped-Hessian credits again with no error (0.50 off; rev50i)."""
+    for _ in range(16):  # a chain of wrappers; a bound on a self-referencing __wrapped__
+        if back is None:
+            return False
+        if getattr(back, "__code__", None) is _ONCE_DIFFERENTIABLE_CODE:
+            return True
+        back = getattr(back, "__wrapped__", None)
+    return False
+
+
+def _refuse_once_differentiable(out: torch.Tensor, leaf: torch.Tensor) -> bool:
     """Refuse second derivatives through a custom ``autograd.Function`` marked
     ``@once_differentiable``.
 
@@ -53,18 +67,35 @@ def _refuse_once_differentiable(out: torch.Tensor) -> None:
     first backward of a Hessian pass), torch returns its result with no graph instead of
     raising, so the second derivative through it is silently zero. On ``l(x * x)`` written as
     such a Function, integrated_hessians gave half the true credits (0.41 for 0.82) with no
-    error (aud50i). Walks the graph of ``out`` once per call (its nodes are per operation, not
-    per row)."""
-    seen: set[int] = set()
-    stack = [out.grad_fn]
+    error (aud50i). The marker is also found under ``functools.wraps`` decorators such as
+    ``@custom_bwd`` (rev50i). A ``torch.compile``'d graph, whose double backward torch refuses
+    with an error about ``create_graph`` the user never set, is refused by name. Only nodes
+    on a path from ``out`` to ``leaf`` count: the derivatives w.r.t. ``leaf`` never run the
+    others (a Function on a tensor the mask does not reach was refused although its credits
+    were exact; rev50i). Walks the graph of ``out`` once per call (its nodes are per
+    operation, not per row); the visited nodes are kept alive, so no id is reused. Returns
+    whether ``out`` depends on ``leaf`` at all (a pass that does not checked nothing)."""
+    nodes: dict[int, Any] = {}  # id -> node: holds every visited node
+    reaches: dict[int, bool] = {}
+    stack: list[tuple[Any, bool]] = [(out.grad_fn, False)]
     while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
+        node, done = stack.pop()
+        if node is None:
             continue
-        seen.add(id(node))
+        children = [nxt for nxt, _ in getattr(node, "next_functions", ()) if nxt is not None]
+        if not done:
+            if id(node) in nodes:
+                continue
+            nodes[id(node)] = node
+            stack.append((node, True))  # finished after its children (a DAG: no cycles)
+            stack.extend((nxt, False) for nxt in children if id(nxt) not in nodes)
+            continue
+        reaches[id(node)] = (getattr(node, "variable", None) is leaf
+                             or any(reaches.get(id(nxt), False) for nxt in children))
+        if not reaches[id(node)]:
+            continue
         fwd = getattr(node, "_forward_cls", None)
-        back = getattr(fwd, "backward", None)
-        if getattr(back, "__code__", None) is _ONCE_DIFFERENTIABLE_CODE:
+        if _marks_once_differentiable(getattr(fwd, "backward", None)):
             raise UnsupportedModelError(
                 f"integrated_hessians needs second derivatives, but the model calls the custom "
                 f"autograd.Function {getattr(fwd, '__qualname__', fwd)!r}, whose backward is "
@@ -72,7 +103,17 @@ def _refuse_once_differentiable(out: torch.Tensor) -> None:
                 "silently (credits wrong, no error). Give it a differentiable backward, or use a "
                 "first-order method (integrated_gradients, shapley_interactions)."
             )
-        stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()))
+        if (getattr(fwd, "__name__", "") == "CompiledFunction"
+                and str(getattr(fwd, "__module__", "")).startswith("torch._functorch")):
+            # torch's own error was raw and misleading ("keep backward(create_graph=False)",
+            # which the user does not call; rev50i)
+            raise UnsupportedModelError(
+                "integrated_hessians needs second derivatives, but the model runs a "
+                "torch.compile'd graph, which has no double backward (torch refuses it). Pass "
+                "the module before torch.compile (a compiled module keeps it as ._orig_mod), "
+                "or use a first-order method (integrated_gradients, shapley_interactions)."
+            )
+    return reaches.get(id(out.grad_fn), False) if out.grad_fn is not None else False
 
 
 class _DefaultBaseline(float):
@@ -1340,8 +1381,7 @@ class FeatureGame(Game):
             # the engine differentiates what this returns: the p-th entry of each row's
             # (graph-carrying) gradient, so its gradient is row p of the Hessian
             vals = self._select(out, rows)
-            if "graph_checked" not in first:
-                _refuse_once_differentiable(vals)
+            if "graph_checked" not in first and _refuse_once_differentiable(vals, rows.leaves[0]):
                 first["graph_checked"] = torch.ones(())
             leaf, p = rows.leaves[0], first["p"]
             picked, grads = [], []

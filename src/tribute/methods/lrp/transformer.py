@@ -56,10 +56,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.weak import WeakIdKeyDictionary
 
 from ...errors import InputError, UnsupportedModelError
 from .composites import ACTIVATIONS
 from .rules import stabilize
+from .unseen import _constant_not_zero
 
 __all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
 
@@ -196,6 +198,79 @@ def _is_product(name: str, args: Any, kwargs: dict[str, Any]) -> bool:
     return _dep(b) if name == "addcdiv" else _dep(a) and _dep(b)
 
 
+#: Clamps spelled as functions: name -> positions / keywords of their bounds.
+_CLAMPS: dict[str, tuple[tuple[int, str], ...]] = {
+    "clamp": ((1, "min"), (2, "max")), "clip": ((1, "min"), (2, "max")),
+    "clamp_min": ((1, "min"),), "clamp_max": ((1, "max"),),
+    "hardtanh": ((1, "min_val"), (2, "max_val")),
+}
+#: Elementwise extrema: with one input-dependent operand and a constant they are a clamp.
+_EXTREMA = frozenset({"maximum", "minimum", "fmax", "fmin", "max", "min"})
+
+
+def _clamped(name: str, args: Any, kwargs: dict[str, Any], out: Any) -> torch.Tensor | None:
+    """The input-dependent tensor ``x`` that ``name(*args, **kwargs)`` (giving ``out``) clamps at
+    constant bounds, one of them neither zero nor a mask value, else ``None``.
+
+    Such a clamp is the elementwise nonlinearity of ``nn.Hardtanh`` and gets its identity rule
+    (audit aud50g: ``torch.clamp(h, -0.3, 0.3)``, ``h.clip(...)``, ``torch.maximum(h, c)``,
+    ``F.hardtanh`` in an MLP went through as plain gradients, 0.21 off the ``nn.Hardtanh``
+    twin's relevance (largest 2.5) with no warning; ``F.hardtanh`` was reported). A zero bound
+    (a ReLU spelled ``h.clamp(min=0)``) keeps the plain gradient, which is the identity rule's
+    value there; a bound of magnitude >= 1e4 is an attention mask (OPT's
+    ``torch.max(scores, finfo.min)``), routing. Of two input-dependent tensors an extremum
+    routes, as max pooling does (plain gradient)."""
+    if name in _CLAMPS:
+        x = args[0] if args else kwargs.get("input")
+        if name == "hardtanh" and (kwargs.get("inplace") or (len(args) > 3 and args[3])):
+            return None  # in place: the result cannot carry the rule
+        bounds = [kwargs[k] if k in kwargs else (args[i] if len(args) > i else None)
+                  for i, k in _CLAMPS[name]]
+        if name == "hardtanh":  # defaults -1 and 1
+            bounds = [-1.0 if b is None and i == 0 else 1.0 if b is None else b for i, b in enumerate(bounds)]
+    elif name in _EXTREMA:
+        a = args[0] if args else kwargs.get("input")
+        b = args[1] if len(args) > 1 else kwargs.get("other")
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or _dep(a) == _dep(b):
+            return None  # a reduction (h.max(dim=1)), or two inputs (routing)
+        x, bounds = (a, [b]) if _dep(a) else (b, [a])
+    else:
+        return None
+    if not isinstance(x, torch.Tensor) or not _dep(x) or any(_dep(b) for b in bounds) \
+            or not any(_constant_not_zero(b) for b in bounds):
+        return None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None  # a broadcast against a larger constant: not elementwise in x
+    return x
+
+
+def _filled(func: Any, args: Any, kwargs: dict[str, Any], out: Any,
+            derived: WeakIdKeyDictionary) -> torch.Tensor | None:
+    """The input-dependent tensor ``x`` that a selection (``torch.where(h > c, h, c)``,
+    ``h.where(cond, c)``, ``h.masked_fill(h > c, c)``) clamps at a constant: its condition
+    depends on the input (is in ``derived``), the other branch is a constant neither zero nor a
+    mask value (see :func:`_clamped`); else ``None``. A fixed mask (a padding mask) routes, as
+    indexing does: plain gradient. Missed until audit aud50g (0.21 off the ``nn.Hardtanh``
+    twin, no warning)."""
+    def arg(pos: int, key: str) -> Any:
+        return kwargs[key] if key in kwargs else (args[pos] if len(args) > pos else None)
+
+    if func is torch.where:
+        cond, a, b = arg(0, "condition"), arg(1, "input"), arg(2, "other")
+    elif func is torch.Tensor.where:
+        cond, a, b = arg(1, "condition"), arg(0, "input"), arg(2, "other")
+    elif func in (torch.masked_fill, torch.Tensor.masked_fill):
+        cond, a, b = arg(1, "mask"), arg(0, "input"), arg(2, "value")
+    else:
+        return None
+    if not (isinstance(cond, torch.Tensor) and cond in derived) or _dep(a) == _dep(b):
+        return None
+    x, c = (a, b) if _dep(a) else (b, a)
+    if not _constant_not_zero(c) or not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None
+    return x  # type: ignore[no-any-return]
+
+
 def _scale(t: torch.Tensor, factor: float) -> torch.Tensor:
     out: torch.Tensor = _Scale.apply(t, factor)  # type: ignore[no-untyped-call]
     return out
@@ -271,6 +346,9 @@ class _Mode(TorchFunctionMode):
         self.unruled: Counter[str] = Counter()  # nonlinear calls without a rule, by name
         # CP-LRP: activation outputs by id (kept alive while the block lasts so ids stay unique)
         self.gates: dict[int, torch.Tensor] = {}
+        #: results without a gradient computed from input-dependent tensors (``h > c``, a mask
+        #: derived from one): a selection on them is a clamp (see :func:`_filled`)
+        self.derived: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
     def activation(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The identity rule on an elementwise nonlinearity; CP-LRP remembers it as a gate."""
@@ -330,8 +408,38 @@ class _Mode(TorchFunctionMode):
             return func(*args, **kwargs).detach()
         if func in _ACT_FUNCS and args and _dep(args[0]):
             return self.activation(args[0], func(*args, **kwargs))
+        name = str(getattr(func, "__name__", "")).strip("_")
+        if name in _CLAMPS or name in _EXTREMA:
+            out = func(*args, **kwargs)
+            x = _clamped(name, args, kwargs, out)
+            if x is not None and str(getattr(func, "__name__", "")).endswith("_"):
+                self.unruled[name] += 1  # in place (h.clamp_(a, b)): the rule cannot replace it
+            elif x is not None:
+                return self.activation(x, out)
+            if name == "hardtanh" and args and _dep(args[0]):
+                self.unruled[name] += 1  # in place
+            return out
         self._count_unruled(func, args, kwargs)
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if name in ("where", "masked_fill"):
+            x = _filled(func, args, kwargs, out, self.derived)
+            if x is not None:
+                return self.activation(x, out)
+        elif self._reads_input((*args, *kwargs.values())):
+            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor) and not t.requires_grad:
+                    self.derived[t] = True
+        return out
+
+    def _reads_input(self, args: Any) -> bool:
+        """Some tensor among ``args`` depends on the input (a gradient, or in ``derived``)."""
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                if a.requires_grad or a in self.derived:
+                    return True
+            elif isinstance(a, (list, tuple)) and self._reads_input(a):
+                return True
+        return False
 
     def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
         name = str(getattr(func, "__name__", "")).strip("_")

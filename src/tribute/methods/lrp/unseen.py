@@ -43,7 +43,7 @@ _TRANSFORMS = frozenset({
     # sign flips and elementwise maps that were missed (audit aud34l): ``-x`` and ``c - x``
     # hand back -R (the LRP-0 rule of a negation gives +R), ``abs``/``clamp``/``square``/
     # ``cos``/``erf`` scale or zero it where an activation's rule passes it unchanged
-    "neg", "negative", "rsub", "abs", "absolute", "clamp", "clip", "clamp_min", "clamp_max",
+    "neg", "negative", "rsub", "abs", "absolute",
     "square", "reciprocal", "erf", "erfc", "sin", "cos", "atan", "log1p", "expm1", "exp2", "log2",
     "log10", "relu6", "hardswish", "hardsigmoid", "logsigmoid", "softsign", "tanhshrink",
     "softshrink", "hardshrink", "threshold", "prelu", "rrelu",
@@ -88,6 +88,14 @@ _COPY_MODES = frozenset({"nearest", "nearest-exact"})
 #: ``torch.maximum(h, c)`` had credits 0.028 off the Pass rule (largest 0.023), with no warning,
 #: while its ``clamp`` twin warned.
 _EXTREMA = frozenset({"maximum", "minimum", "fmax", "fmin", "max", "min"})
+#: Clamps (name -> positions / keywords of their bounds): counted where a bound is a constant
+#: that is neither zero nor a mask value (see :func:`_clamps`). ``h.clamp(min=0)`` is a ReLU, whose
+#: Pass rule is its plain gradient (aud50g: it was reported, with credits bitwise equal to the
+#: silent ``nn.ReLU`` / ``torch.maximum(h, 0)`` spellings).
+_CLAMP_BOUNDS: dict[str, tuple[tuple[int, str], ...]] = {
+    "clamp": ((1, "min"), (2, "max")), "clip": ((1, "min"), (2, "max")),
+    "clamp_min": ((1, "min"),), "clamp_max": ((1, "max"),),
+}
 #: Selections with a constant branch (``torch.where(h > c, h, c)``, ``h.masked_fill(m, c)``):
 #: a clamp too when the constant is not zero (a zero carries no relevance: a ReLU spelled so).
 _FILLS = frozenset({"where", "masked_fill"})
@@ -112,7 +120,7 @@ def _constant_not_zero(v: Any) -> bool:
 
 def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any],
             from_input: Callable[[Any], bool]) -> bool:
-    """``func(*args, **kwargs)`` (an extremum or a selection, see :data:`_EXTREMA` /
+    """``func(*args, **kwargs)`` (a clamp, an extremum or a selection, see :data:`_CLAMP_BOUNDS`, :data:`_EXTREMA` /
     :data:`_FILLS`) clamps an input-dependent tensor at a constant. A selection clamps only
     where its condition depends on the input (``from_input``, e.g. ``h > c``): with a fixed
     mask (``torch.where(pad_mask, h, mask_token)``) it routes, as indexing does (rev49g: such
@@ -121,6 +129,14 @@ def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any],
     def arg(pos: int, key: str) -> Any:
         return kwargs[key] if key in kwargs else (args[pos] if len(args) > pos else None)
 
+    if name in _CLAMP_BOUNDS:
+        bounds = [arg(i, k) for i, k in _CLAMP_BOUNDS[name]]
+        if any(isinstance(b, torch.Tensor) and b.requires_grad for b in bounds):
+            # bounds from the input: of an input, an extremum of two inputs (routing); of a
+            # constant c, torch.maximum(c, h): a clamp of h at c
+            x = arg(0, "input")
+            return not (isinstance(x, torch.Tensor) and x.requires_grad) and _constant_not_zero(x)
+        return any(_constant_not_zero(b) for b in bounds)
     if name in _EXTREMA:
         a, b = arg(0, "input"), arg(1, "other")
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
@@ -246,7 +262,7 @@ class UnseenOps(TorchFunctionMode):
             n = _grad_tensors(args) + _grad_tensors((kwargs or {}).values())
             if (name in _SUMS and n >= 2) or (name in _TRANSFORMS and n >= 1):
                 self.counts[name] += 1
-            elif (name in _EXTREMA or name in _FILLS) and n >= 1:
+            elif (name in _EXTREMA or name in _FILLS or name in _CLAMP_BOUNDS) and n >= 1:
                 if _clamps(name, func, args, kwargs or {}, self._from_input):
                     self.counts[name] += 1
             elif name in _RESAMPLE and n >= 1:
