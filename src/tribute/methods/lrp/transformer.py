@@ -61,7 +61,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ...errors import InputError, UnsupportedModelError
 from .composites import ACTIVATIONS
 from .rules import stabilize
-from .unseen import _constant_not_zero
+from .unseen import _SHAPED_AS, _constant_not_zero, _reads_input
 
 __all__ = ["VARIANTS", "attnlrp_rules", "check_transformer"]
 
@@ -425,21 +425,15 @@ class _Mode(TorchFunctionMode):
             x = _filled(func, args, kwargs, out, self.derived)
             if x is not None:
                 return self.activation(x, out)
-        elif self._reads_input((*args, *kwargs.values())):
+        elif not (name.endswith("_like") or name.startswith("new_")) and _reads_input(
+                args[:1] if name in _SHAPED_AS else args, None if name in _SHAPED_AS else kwargs,
+                self.derived):
+            # shape / dtype only (torch.ones_like(scores).tril() as a causal mask: a fixed mask,
+            # review rev50g: 0.032 off its arange twin with a fill of -5) is not derived
             for t in (out if isinstance(out, (tuple, list)) else (out,)):
                 if isinstance(t, torch.Tensor) and not t.requires_grad:
                     self.derived[t] = True
         return out
-
-    def _reads_input(self, args: Any) -> bool:
-        """Some tensor among ``args`` depends on the input (a gradient, or in ``derived``)."""
-        for a in args:
-            if isinstance(a, torch.Tensor):
-                if a.requires_grad or a in self.derived:
-                    return True
-            elif isinstance(a, (list, tuple)) and self._reads_input(a):
-                return True
-        return False
 
     def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
         name = str(getattr(func, "__name__", "")).strip("_")

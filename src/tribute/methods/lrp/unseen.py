@@ -17,6 +17,7 @@ modules with a rule, on tensors that depend on the input (parameters have
 
 from __future__ import annotations
 
+import numbers
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -108,14 +109,21 @@ _MASK_MAGNITUDE = 1e4
 
 def _constant_not_zero(v: Any) -> bool:
     """A constant (a number, or a tensor that does not depend on the input) with a non-zero
-    entry and no mask value (:data:`_MASK_MAGNITUDE`)."""
+    entry and no mask value (:data:`_MASK_MAGNITUDE`).
+
+    Any real number counts: numpy scalars (``np.float32`` is no ``float``) and bools
+    (``h.clamp(min=True)`` clamps at 1). Review rev50g: ``h.clamp(np.float32(-0.3),
+    np.float32(0.3))`` was silent under method='lrp' (0.24 off the ``nn.Hardtanh`` twin under
+    AttnLRP, which kept its plain gradient), as were ``np.int64`` and bool bounds."""
     if isinstance(v, torch.Tensor):
         if v.requires_grad or v.numel() == 0 or v.is_complex():
             return False
         big = float(v.detach().to(torch.float64).abs().max())  # inf / NaN: not below
         return big < _MASK_MAGNITUDE and bool((v != 0).any())
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v != 0 \
-        and abs(v) < _MASK_MAGNITUDE
+    if not isinstance(v, numbers.Real):
+        return False
+    f = float(v)
+    return f != 0 and abs(f) < _MASK_MAGNITUDE  # inf / NaN: not below
 
 
 def _clamps(name: str, func: Any, args: Any, kwargs: dict[str, Any],
