@@ -198,9 +198,16 @@ def _read_internals(subject: Subject, name: str, tags: Any) -> str:
         return str(exc).rstrip(".")
     except Exception as exc:  # a model tree_shap cannot read: refused, never a 500
         return f"cannot read the model's trees ({type(exc).__name__}: {exc})"
+    if ens.hard_classes:
+        # binary:hinge: the page shows (and the other methods explain) the 0/1 class, a step
+        # of the margin tree_shap explains (rev50v: offered, 0.296 off exact_shapley)
+        return (f"explains the {ens.kind}'s {ens.raw_output}, but the model gives hard 0/1 classes "
+                "(binary:hinge), which the other methods explain here; use exact_shapley or "
+                "kernel_shap")
     if ens.link != "identity" and ens.raw_output != "probability":
+        shown = "probabilities" if ens.link in ("logistic", "softmax") else "predictions"
         return (f"explains the {ens.kind}'s {ens.raw_output} (its trees add up to it), not the "
-                f"probabilities the other methods explain here; use exact_shapley or kernel_shap")
+                f"{shown} the other methods explain here; use exact_shapley or kernel_shap")
     return ""
 
 

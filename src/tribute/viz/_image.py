@@ -71,9 +71,17 @@ def _axis_from_underlay(a: np.ndarray, image: Any) -> int | None:
     if a.ndim != 3 or a.shape[0] not in _CHANNEL_SIZES or a.shape[-1] not in _CHANNEL_SIZES:
         return None
     try:
+        raw = np.shape(_as_array(image, "image"))
         under = _display_image(image, "image")
     except ValueError:
         return None  # the underlay's own error is raised where it is read
+    if len(raw) == 4 and raw[0] == 1:
+        raw = raw[1:]
+    if len(raw) == 3 and raw[0] in _CHANNEL_SIZES and raw[-1] in _CHANNEL_SIZES:
+        # the underlay reads two ways too and tells nothing: a torch CNN's (3, 4, 4) map over
+        # its (3, 4, 4) input was drawn as a 3x4 map summed over the image's columns (the
+        # underlay read channels last); a (2, 4, 4) one likewise (review rev50v)
+        return None
     hw = under.shape[:2]
     fits = [axis for axis, mhw in ((0, a.shape[1:]), (-1, a.shape[:2])) if _same_aspect(mhw, hw)]
     return fits[0] if len(fits) == 1 else None
