@@ -896,7 +896,8 @@ def _explain_and_write(args: argparse.Namespace, model: Any, inputs: Any, **sett
     # the page names the classes as --target named them (it showed their column numbers)
     names = [v if isinstance(v, str) else None for v in (target if isinstance(target, list) else [target])] \
         if isinstance(target, (str, list)) and target != "predicted" else None
-    views = render_views(attr, target_names=names)  # a plot that fails leaves the previous run's files alone
+    # a plot that fails leaves the previous run's files alone
+    views = render_views(attr, target_names=names, channel_axis=plot_channel_axis(attr, model))
     saved = attr.save(out / "attribution.npz")
     png, page = write_views(attr, out, views=views)
     print(f"{attr}\nwrote {saved}\nwrote {png}\nwrote {page}")
@@ -961,12 +962,30 @@ def write_views(attr: Any, out: Path, max_samples: int = 4,
     return png, page
 
 
+def plot_channel_axis(attr: Any, model: Any) -> int | None:
+    """The channel axis of ``attr``'s image maps as the model reads its inputs (``0`` or
+    ``-1``), for :func:`render_views`; None where the maps are not 3-D images or the model does
+    not say (:func:`~tribute.models.layout.channels_last_by_model`: its first ``Conv2d``).
+
+    The CLI has no ``channel_axis`` option: a torch CNN's ``(3, 4, 4)`` map, which reads two ways
+    by its shape alone, made ``tribute explain`` fail after the run, writing nothing (rev50v)."""
+    from .models.layout import channels_last_by_model
+
+    shapes = attr.layout.input_shapes
+    if not shapes or len(shapes[0]) != 3 or not (attr.layout.dense or attr.groups is not None):
+        return None
+    told = channels_last_by_model(tuple(int(d) for d in shapes[0]), model)
+    return None if told is None else (-1 if told else 0)
+
+
 def render_views(attr: Any, max_samples: int = 4,
-                 target_names: Sequence[str | None] | None = None) -> tuple[bytes, str]:
+                 target_names: Sequence[str | None] | None = None,
+                 channel_axis: int | None = None) -> tuple[bytes, str]:
     """The bytes of ``attribution.png`` (b"" for no sample) and the text of ``attribution.html``
     (see :func:`write_views`). ``target_names``: the class label of each target column as the
     user named it (``--target cat,dog``; None where a number was given), shown instead of the
-    column number (escaped by the template)."""
+    column number (escaped by the template). ``channel_axis``: the image maps' channel axis
+    where their shape alone reads two ways (:func:`plot_channel_axis`)."""
     import base64
 
     import numpy as np
@@ -982,7 +1001,8 @@ def render_views(attr: Any, max_samples: int = 4,
     for i in range(n):
         head = f"sample {i}" + (f", target {label[i][0]}" if label[i][0] else "")
         # a label is text, not matplotlib mathtext: '$\\frac$' failed the whole run (rev39b)
-        data = viz.to_png_bytes(attr.plot(i, title=f"{head} — {attr.method}".replace("$", r"\$")))
+        axis = {} if channel_axis is None else {"channel_axis": channel_axis}
+        data = viz.to_png_bytes(attr.plot(i, title=f"{head} — {attr.method}".replace("$", r"\$"), **axis))
         if i == 0:
             first = data
         uris.append("data:image/png;base64," + base64.b64encode(data).decode())
