@@ -213,6 +213,11 @@ def _ols_defect(x: torch.Tensor, lev: torch.Tensor | None = None, leverage: bool
     return None
 
 
+def _default_budget(n: int) -> int:
+    """:meth:`Banzhaf.default_budget` for ``n`` players."""
+    return 2**n if n <= 11 else 2048
+
+
 @register
 class Banzhaf(Method):
     """Banzhaf values: each player's mean marginal contribution over uniformly random coalitions.
@@ -266,13 +271,16 @@ class Banzhaf(Method):
         return int(min((n + 2 if self.estimator == "ols" else 4) + game.n_evals, 2**n))
 
     def default_budget(self, game: Game) -> int:
-        n = game.n_players
-        return 2**n if n <= 11 else 2048
+        return _default_budget(game.n_players)
+
+    def exact_at(self, n_players: int, budget: int | None) -> bool:
+        n = int(n_players)
+        return n <= _MAX_ENUMERATE and (budget if budget is not None else _default_budget(n)) >= 2**n
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
-        if n <= _MAX_ENUMERATE and budget >= 2**n:
+        if self.exact_at(n, budget):
             table = value_table(game)  # B x T x 2^n; v(N) is the reference pass
             phi = banzhaf_from_table(table, n)
             return game.attribution(phi, self.name, self.get_params(), stderr=torch.zeros_like(phi),

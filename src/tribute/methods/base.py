@@ -224,6 +224,18 @@ class Method(ABC):
         the longest text's players. :func:`tribute.explain` asks this one."""
         return self.reads_player_count()
 
+    def exact_at(self, n_players: int, budget: int | None) -> bool:
+        """Whether a game of ``n_players`` players given ``budget`` evaluations per input (None:
+        :meth:`default_budget` for that many players) is computed exactly, every coalition
+        evaluated, where fewer would be sampled (permutation Shapley, KernelSHAP, Banzhaf and
+        GP Shapley values at ``budget >= 2^n``). False for a method without such a switch.
+
+        A text shorter than the longest of its call would be sampled over the longest one's
+        players in one padded game, while alone it gets its exact values in fewer rows;
+        :func:`tribute.explain` then explains each group of texts of one player count as its own
+        call (:mod:`tribute.methods.text_split`)."""
+        return False
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Hyperparameters and their defaults, read from ``__init__``'s signature."""

@@ -1448,6 +1448,11 @@ def _exact_table(game: Game) -> tuple[torch.Tensor, torch.Tensor]:
     return shapley_from_table(table, n), table
 
 
+def _gp_budget(n: int) -> int:
+    """:meth:`GPShapley.default_budget` for ``n`` players."""
+    return int(min(2**n, 2048))
+
+
 @register
 class GPShapley(Method):
     """Shapley values by Gaussian-process regression of the game over all interaction orders.
@@ -1866,7 +1871,11 @@ class GPShapley(Method):
         return int(min(2**game.n_players, 6))
 
     def default_budget(self, game: Game) -> int:
-        return int(min(2**game.n_players, 2048))
+        return _gp_budget(game.n_players)
+
+    def exact_at(self, n_players: int, budget: int | None) -> bool:
+        n = int(n_players)
+        return n == 1 or int(budget if budget is not None else _gp_budget(n)) >= 2**n
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
@@ -1875,7 +1884,7 @@ class GPShapley(Method):
         params["nngp_used"] = False  # every path says whether the NNGP kernels ran
         params["nngp_first_layer_used"] = False
         params["nngp_first_layer_live_used"] = False
-        if budget >= 2**n or n == 1:
+        if self.exact_at(n, budget):
             params["path"] = "exact"
             phi, table = _exact_table(game)
             gap = phi.sum(-1) - (table[..., -1] - table[..., 0])

@@ -332,6 +332,11 @@ def solve_constrained(masks: torch.Tensor, weights: torch.Tensor, y: torch.Tenso
 
 
 # ----------------------------------------------------------------------------- KernelSHAP
+def _kernel_budget(n: int) -> int:
+    """:meth:`KernelShap.default_budget` for ``n`` players."""
+    return int(min(2**n if n < 30 else 2**30, 2 * n + 2048))
+
+
 @register
 class KernelShap(Method):
     """KernelSHAP: Shapley values as the solution of a weighted linear regression.
@@ -389,8 +394,13 @@ class KernelShap(Method):
         return game.n_players + 2
 
     def default_budget(self, game: Game) -> int:
-        n = game.n_players
-        return int(min(2**n if n < 30 else 2**30, 2 * n + 2048))
+        return _kernel_budget(game.n_players)
+
+    def exact_at(self, n_players: int, budget: int | None) -> bool:
+        # budget - 2 proper coalitions cover all 2^n - 2 of them; target_precision's rounds may
+        # stop on a partial design (not claimed exact)
+        n = int(n_players)
+        return self.target_precision is None and (budget if budget is not None else _kernel_budget(n)) >= 2**n
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
@@ -795,6 +805,11 @@ def exhaustive_budget(n: int) -> int:
     return 2 ** max(n, 1) if n <= MAX_PLAYERS else 2 ** 62
 
 
+def _permutation_budget(n: int) -> int:
+    """:meth:`PermutationShapley.default_budget` for ``n`` players."""
+    return 2 + 2 * max(n - 1, 1) * max(1, min(64, 4096 // max(2 * (n - 1), 1)))
+
+
 @register
 class PermutationShapley(Method):
     """Shapley values by sampling permutations, with antithetic (forward + reverse) pairs.
@@ -828,13 +843,16 @@ class PermutationShapley(Method):
         return 2 + 2 * max(game.n_players - 1, 1)
 
     def default_budget(self, game: Game) -> int:
-        n = game.n_players
-        return 2 + 2 * max(n - 1, 1) * max(1, min(64, 4096 // max(2 * (n - 1), 1)))
+        return _permutation_budget(game.n_players)
+
+    def exact_at(self, n_players: int, budget: int | None) -> bool:
+        n = int(n_players)
+        return n <= 1 or (budget if budget is not None else _permutation_budget(n)) >= exhaustive_budget(n)
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
         budget = budget if budget is not None else self.default_budget(game)
-        if n <= 1 or budget >= exhaustive_budget(n):
+        if self.exact_at(n, budget):
             # the budget covers every coalition: their table gives every permutation's
             # marginals, so the values are the exact Shapley values for 2^n evaluations
             table = value_table(game)  # B x T x 2^n, v(N) the cached reference pass

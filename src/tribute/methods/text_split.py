@@ -6,8 +6,11 @@ values, leave-one-out and gradients ignore such dummies; estimators whose credit
 number of players (:meth:`tribute.methods.base.Method.reads_player_count`: LIME's kernel and
 coalitions, occlusion windows wider than one player, joint Shapley values of order >= 2,
 ReAGent's softmax importance, Sobol's designs per budget, RISE's
-masks, integrated Hessians' steps set by a budget: ``Method.reads_player_count_at``) do not, so :func:`tribute.explain` explains each group of texts of one player count as its own
-call and :func:`merge_groups` lays the groups' results back out as the padded result of one
+masks, integrated Hessians' steps set by a budget: ``Method.reads_player_count_at``) do not,
+and a sampling method whose budget covers every coalition of a shorter text but not of the
+longest would sample the shorter text's values where alone they are exact
+(``Method.exact_at``); so :func:`tribute.explain` explains each group of texts of one player
+count as its own call and :func:`merge_groups` lays the groups' results back out as the padded result of one
 call. The metrics score such a batch group by group the same way
 (:mod:`tribute.metrics._text_groups`); both use :func:`group_rows` and :func:`group_scope`.
 """

@@ -893,7 +893,7 @@ def evaluate(
             # (texts of 3, 5 and 11 words with max_players=5: 43 model rows, then refused; aud50x)
             longest = max(counts)
             check_max_players(longest, params.get("max_players", info.defaults["max_players"]),
-                              f" for text {counts.index(longest)} of the batch ({longest} players)")
+                              f" for text {counts.index(longest)} of the batch ({longest} players)", text=True)
         return evaluate_by_word_count(info, attr, inputs, counts, group)
     if not baseline_given:
         baseline = 0.0  # a plain 0.0: the game's out-of-distribution warning is explain's

@@ -375,13 +375,16 @@ def relevance_rank(game: Game, attr: Attribution, *, ground_truth: Any) -> Score
     return Scores(np.where(kk[:, None] > 0, out, np.nan))
 
 
-def check_max_players(n: int, max_players: Any, where: str = "") -> None:
+def check_max_players(n: int, max_players: Any, where: str = "", text: bool = False) -> None:
     """Refuse ``shapley_error`` on ``n`` players above ``max_players`` (``where``: which input
-    has them, appended to the message)."""
+    has them, appended to the message; ``text``: players of a text, which take no ``groups=``)."""
     if n > check_int(max_players, "max_players"):
+        # rev50x: texts were told to pass groups=, which texts refuse ("do not apply to texts")
+        fewer = ("Use coarser players (players='sentences', or 'words' for tokens)" if text
+                 else "Group players (groups=...)")
         raise InputError(
             f"metric 'shapley_error' enumerates all 2^{n} coalitions{where}; it is limited to "
-            f"max_players={max_players}. Group players (groups=...) or raise max_players."
+            f"max_players={max_players}. {fewer} or raise max_players."
         )
 
 
@@ -400,7 +403,7 @@ def shapley_error(game: Game, attr: Attribution, *, max_players: int = 16) -> Sc
     """
     flat = check_attribution(game, attr, "shapley_error")
     n = game.n_players
-    check_max_players(n, max_players)
+    check_max_players(n, max_players, text=callable(getattr(game, "players_per_text", None)))
     table = game.value(all_coalitions(n)).permute(0, 2, 1)  # B x T x 2^n
     exact = shapley_from_table(table, n).numpy()
     num = np.linalg.norm(flat - exact, axis=-1)
