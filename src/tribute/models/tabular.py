@@ -382,6 +382,11 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
                                         one_array_dtype=len(kinds) == 1):
             # (by name as the adapter's DataFrame has them: feature_names_in_, as text)
             adapter.column_dtypes = {str(c): dt for c, dt in typed_columns(inputs).items()} or None
+        elif getattr(adapter, "column_dtypes", None):
+            # a reused adapter whose earlier frame's dtypes did matter (an all-integer frame a
+            # validating FunctionTransformer reads as int64) typed this frame's columns by them:
+            # credit -0.26 for a float column's neighbour whose truth is 0 (rev50t)
+            adapter.column_dtypes = None
         return adapter, inputs, baseline
     if not _is_frame(inputs):
         if getattr(adapter, "column_dtypes", None) and getattr(adapter, "codec", None) is None:
