@@ -80,6 +80,9 @@ __all__ = ["MODEL_OUTPUTS", "BinaryKind", "ModelAdapter", "NumpyModel", "TorchMo
 #: classifiers, ``decision_function``, XGBoost margins), ``"probability"`` (``predict_proba``),
 #: ``"raw"`` (regression outputs or anything that is not a class score).
 MODEL_OUTPUTS = ("logit", "probability", "raw")
+#: a batch of a table model split into more frames than this (typed columns holding baseline
+#: values their dtype cannot hold, :func:`.tabular.dtype_row_groups`) warns why and how to avoid it
+_SPLIT_WARN_FRAMES = 8
 
 
 
@@ -661,8 +664,10 @@ class NumpyModel(ModelAdapter):
         if len(inputs) == 1 and (self.column_dtypes or getattr(self, "codec", None) is not None):
             from .tabular import dtype_row_groups, typed_positions
 
-            groups = dtype_row_groups(inputs[0].detach().cpu().double().numpy(),
-                                      typed_positions(self))
+            rows, typed = inputs[0].detach().cpu().double().numpy(), typed_positions(self)
+            groups = dtype_row_groups(rows, typed)
+            if groups is not None and len(groups) > _SPLIT_WARN_FRAMES:
+                self._warn_split(rows, typed, len(groups))
         if groups is None:
             arr = self._scores(self._arrays(inputs), extra_np, kwargs or {})
         else:
@@ -689,6 +694,24 @@ class NumpyModel(ModelAdapter):
             for idx, part in zip(groups, parts):
                 arr[idx] = part
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+
+    def _warn_split(self, rows: np.ndarray, typed: list[tuple[int, Any]], frames: int) -> None:
+        """Say why one batch took ``frames`` model calls (:func:`~.tabular.dtype_row_groups`) and
+        how to make it one: rev50t measured 2,555 calls for 2,560 rows (178 s, 2.9 s on main) for
+        exact Shapley with a mean baseline on 10 integer columns of a dtype-reading pipeline."""
+        from .tabular import _fits_rows
+
+        codec = getattr(self, "codec", None)
+        names = list(codec.columns) if codec is not None else list(getattr(self, "feature_names", None) or [])
+        split = [names[j] if j < len(names) else j for j, dt in typed
+                 if not _fits_rows(rows[:, j], dt).all()]
+        warnings.warn(
+            f"{type(self.estimator).__name__}: a batch of {rows.shape[0]} rows took {frames} model "
+            f"calls: columns {split} hold baseline values their dtype cannot hold (e.g. the mean "
+            "of an integer column), and a DataFrame column has one dtype, so each combination is "
+            "its own frame (every row reaches the model typed as it would alone). A baseline "
+            "those columns can hold (a Background of data rows, or rounded values) makes it one "
+            "call per batch.", UserWarning, stacklevel=user_stacklevel())
 
     def _scores(self, arrays: list[Any], extra_np: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> np.ndarray:
