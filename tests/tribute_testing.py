@@ -553,3 +553,26 @@ def lrp_with_report(make: Callable[[], torch.nn.Module]
         attr = tribute.explain(model, x, "lrp", target=0)
     said = [str(w.message) for w in caught if "functional operations" in str(w.message)]
     return attr.values, dict(attr.extra["functional_ops"]), said
+
+
+class FrameEstimator:
+    """A user's scikit-learn-style estimator fitted on a DataFrame (subclasses read its columns
+    in ``predict``): tribute hands such a model DataFrames typed as the user's."""
+
+    def fit(self, frame: Any, y: Any = None) -> Any:
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        return self
+
+
+class TextReader(FrameEstimator):
+    """Reads the integer column ``a`` as text (``"1"``/``"2"``/``"3"`` score 3/5/7, any other
+    text -10, ``"3.0"`` included), plus ``2 b``, plus ``c`` and text ``t`` where present."""
+
+    def predict(self, frame: Any) -> Any:
+        a = frame["a"].astype(str).map({"1": 3.0, "2": 5.0, "3": 7.0}).fillna(-10.0).to_numpy()
+        out = a + 2.0 * frame["b"].to_numpy(dtype=np.float64)
+        if "c" in frame.columns:
+            out = out + frame["c"].astype(float).to_numpy()
+        if "t" in frame.columns:
+            out = out + frame["t"].map({"u": 1.0, "v": 4.0, "w": 2.0}).to_numpy()
+        return out

@@ -52,3 +52,14 @@ def mlp_case(n: int = 40, d: int = 4, n_test: int = 3, seed: int = 0, steps: int
     Xt = torch.randn(n_test, d, generator=g, dtype=torch.float64)
     fit = MLPFit(2, hidden=8, steps=steps, lr=0.3)
     return Case(X, y, Xt, (Xt[:, 0] * Xt[:, 1] > 0).long(), fit, fit(X, y, seed=0))
+
+
+class CountingFit:
+    """A case's fit, counting the models it trains."""
+
+    def __init__(self, fit: Any) -> None:
+        self.fit, self.calls = fit, 0
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, weights: Any = None) -> Any:
+        self.calls += 1
+        return self.fit(x, y, seed=seed, weights=weights)

@@ -12,30 +12,19 @@ rows of the drawn masks (``numpy.unique``) and the fits counted at the fit calla
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
-from data_cases import ridge_case
+from data_cases import CountingFit, ridge_case
 
 import tribute
 from tribute.methods.data_retrain import datamodel_subsets
 
 
-class _CountingFit:
-    def __init__(self, fit: Any) -> None:
-        self.fit, self.calls = fit, 0
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, weights: Any = None) -> Any:
-        self.calls += 1
-        return self.fit(x, y, seed=seed, weights=weights)
-
-
 @pytest.mark.parametrize(("n", "budget", "groups"), [(6, 150, False), (6, 40, True), (9, 60, False)])
 def test_data_game_counts_a_subset_drawn_twice_once(n: int, budget: int, groups: bool) -> None:
     case = ridge_case(n=n, d=3, n_test=2, l2=0.5)
-    counting = _CountingFit(case.fit)
+    counting = CountingFit(case.fit)
     g = np.arange(n) % 3 if groups else None
     data = tribute.TrainingData(case.X, case.y, fit=counting, loss="mse", groups=g)
     attr = tribute.explain(case.model, case.X_test, method="datamodels", players=data, budget=budget,
@@ -114,7 +103,7 @@ def test_feature_method_on_data_players_names_the_data_methods() -> None:
 def test_bank_reads_a_negative_zero_mask_entry_as_the_same_subset() -> None:
     """A mask holding ``-0.0`` (the same subset) was trained a second time."""
     case = ridge_case(n=5, d=2, n_test=1)
-    counting = _CountingFit(case.fit)
+    counting = CountingFit(case.fit)
     data = tribute.TrainingData(case.X, case.y, fit=counting, loss="mse")
     data.bank.check_determinism = False
     first = data.bank.params(np.array([[1.0, 0.0, 1.0, 1.0, 1.0]]))

@@ -9,31 +9,18 @@ Truth: the budget contract (``n_evals <= budget``) and the fits counted at the f
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from data_cases import ridge_case
+from data_cases import CountingFit, ridge_case
 
 import tribute
-
-
-class _CountingFit:
-    """The case's fit, counting the models it trains."""
-
-    def __init__(self, fit: Any) -> None:
-        self.fit, self.calls = fit, 0
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, weights: Any = None) -> Any:
-        self.calls += 1
-        return self.fit(x, y, seed=seed, weights=weights)
 
 
 @pytest.mark.parametrize(("n", "budget", "estimator"),
                          [(12, 20, "msr"), (10, 8, "msr"), (16, 30, "msr"), (12, 20, "ols")])
 def test_data_banzhaf_trains_no_model_past_its_budget(n: int, budget: int, estimator: str) -> None:
     case = ridge_case(n=n, n_test=2)
-    counting = _CountingFit(case.fit)
+    counting = CountingFit(case.fit)
     data = tribute.TrainingData(case.X, case.y, fit=counting, loss="mse")
     attr = tribute.explain(case.model, case.X_test, method="banzhaf", players=data, budget=budget,
                            estimator=estimator, seed=0, progress=False)

@@ -12,20 +12,9 @@ import numpy as np
 import pytest
 
 import tribute
+from tribute_testing import TextReader
 
 pd = pytest.importorskip("pandas")
-
-
-class _TextReader:
-    """A user's estimator reading an integer column as text (unknown text scores -10)."""
-
-    def fit(self, frame: Any) -> _TextReader:
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        return self
-
-    def predict(self, frame: Any) -> Any:
-        a = frame["a"].astype(str).map({"1": 3.0, "2": 5.0, "3": 7.0}).fillna(-10.0).to_numpy()
-        return a + 2.0 * frame["b"].to_numpy(dtype=np.float64)
 
 
 def _table() -> Any:
@@ -35,7 +24,7 @@ def _table() -> Any:
 @pytest.mark.parametrize("source", ["frame", "csv"])
 def test_a_job_gives_a_dtype_reading_model_the_tables_integers(tmp_path: Path, source: str) -> None:
     df = _table()
-    model = _TextReader().fit(df)
+    model = TextReader().fit(df)
     base = df.iloc[[3]]  # a = 1, b = 0.2
     data: Any = df
     if source == "csv":

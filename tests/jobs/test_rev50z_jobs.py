@@ -16,16 +16,13 @@ import pytest
 
 import tribute
 from tribute.errors import InputError
+from tribute_testing import FrameEstimator
 
 pd = pytest.importorskip("pandas")
 
 
-class _TextBonus:
+class _TextBonus(FrameEstimator):
     """A user's estimator that reads column ``a`` as text: ``"5"`` scores 10 more, ``"5.0"`` not."""
-
-    def fit(self, frame: Any) -> _TextBonus:
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        return self
 
     def predict(self, frame: Any) -> Any:
         bonus = np.where(frame["a"].astype(str) == "5", 10.0, 0.0)

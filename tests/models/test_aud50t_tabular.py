@@ -17,23 +17,9 @@ import numpy as np
 import pytest
 
 import tribute
+from tribute_testing import TextReader
 
 pd = pytest.importorskip("pandas")
-
-
-class _TextReader:
-    """A user's estimator reading an integer column as text (unknown text scores -10)."""
-
-    def fit(self, frame: Any) -> _TextReader:
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        return self
-
-    def predict(self, frame: Any) -> Any:
-        a = frame["a"].astype(str).map({"1": 3.0, "2": 5.0, "3": 7.0}).fillna(-10.0).to_numpy()
-        out = a + 2.0 * frame["b"].to_numpy(dtype=np.float64) + frame["c"].astype(float).to_numpy()
-        if "t" in frame.columns:
-            out = out + frame["t"].map({"u": 1.0, "v": 4.0, "w": 2.0}).to_numpy()
-        return out
 
 
 def _brute(model: Any, x: Any, background: Any) -> np.ndarray:
@@ -72,7 +58,7 @@ def _frame(text: bool) -> Any:
 @pytest.mark.parametrize("batch_size", [None, 3])
 def test_a_mean_baseline_keeps_the_samples_integer_column_an_integer(batch_size: Any) -> None:
     df = _frame(text=False)
-    model = _TextReader().fit(df)
+    model = TextReader().fit(df)
     x = df.iloc[:3]
     base = df.mean().to_frame().T  # a = 2.07: no integer
     attr = tribute.explain(model, x, method="exact_shapley", baseline=base, batch_size=batch_size)
@@ -84,7 +70,7 @@ def test_a_mean_baseline_keeps_the_samples_integer_column_an_integer(batch_size:
 @pytest.mark.parametrize("batch_size", [None, 5])
 def test_a_background_with_fractional_integers_and_a_text_column(batch_size: Any) -> None:
     df = _frame(text=True)
-    model = _TextReader().fit(df)
+    model = TextReader().fit(df)
     x = df.iloc[:3]
     bg = df.iloc[5:8].astype({"a": np.float64})
     bg["a"] = [2.5, 1.5, 2.25]
@@ -100,7 +86,7 @@ def test_a_reused_adapter_types_a_later_frame_by_its_own_dtypes() -> None:
     from tribute.models import as_model
 
     df = _frame(text=True)
-    model = _TextReader().fit(df)
+    model = TextReader().fit(df)
     adapter = as_model(model, "numpy")
     x, base = df.iloc[:3], df.iloc[[5]]
     first = tribute.explain(adapter, x, method="exact_shapley", baseline=base)
@@ -119,7 +105,7 @@ def test_a_reused_adapter_hands_a_later_array_over_as_floats() -> None:
     from tribute.models import as_model
 
     df = _frame(text=False)
-    model = _TextReader().fit(df)
+    model = TextReader().fit(df)
     adapter = as_model(model, "numpy")
     tribute.explain(adapter, df.iloc[:3], method="exact_shapley", baseline=df.iloc[[5]])
     arr = df.iloc[:3].to_numpy(dtype=np.float64)
