@@ -100,19 +100,6 @@ def test_integrated_hessians_tuple_inputs_per_sample_baselines_and_targets() -> 
         np.testing.assert_allclose(gamma[r, 0], ref.numpy(), atol=1e-4)  # quadrature error ~3e-5 at 32 steps (scale 0.4)
 
 
-class _OnceSquare(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return 2 * x * g
-
-
 class _TwiceSquare(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +110,13 @@ class _TwiceSquare(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         return 2 * x * g
+
+
+class _OnceSquare(_TwiceSquare):
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return _TwiceSquare.backward(ctx, g)
 
 
 class _SquareThenLinear(torch.nn.Module):
