@@ -140,6 +140,17 @@ def test_one_dimensional_input_to_a_torch_mlp_hints_a_batch_axis() -> None:
     with pytest.raises(ModelOutputError, match="returned shape") as err:
         tribute.explain(lambda z: z.sum(), x.numpy(), method="kernel_shap", progress=False)
     assert "X[None]" not in str(err.value)
+    # a model that raises on the rows (scikit-learn wants 2-D): the reference pass says it too
+    from sklearn.linear_model import LinearRegression
+
+    table = x.numpy()
+    reg = LinearRegression().fit(table, table[:, 0])
+    with pytest.raises(tribute.errors.InputError, match="failed on the inputs") as ierr:
+        tribute.explain(reg, table[0], method="kernel_shap", baseline=0.0, progress=False)
+    assert "X[None]" in str(ierr.value) and "5 samples of one number" in str(ierr.value)
+    with pytest.raises(tribute.errors.InputError, match="failed on the inputs") as ierr:
+        tribute.explain(reg, table[:, :4], method="kernel_shap", baseline=0.0, progress=False)
+    assert "X[None]" not in str(ierr.value)
     # a function of scalars on a 1-D input is legitimate and runs
     a = tribute.explain(lambda z: np.tanh(z)[:, None], x[0].numpy(), method="kernel_shap", progress=False)
     assert a.values.shape[0] == 5

@@ -860,6 +860,10 @@ class FeatureGame(Game):
         except (RuntimeError, TypeError, ValueError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
             note = batch_statistics_note(self.model)  # aud50c: one input, batch statistics
+            if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
+                note = (f"The input is 1-D, read as {batch} samples of one number each; if it "
+                        f"is one sample of {batch} features, give it a batch axis: X[None] (or "
+                        "X.reshape(1, -1)).")
             raise InputError(
                 f"the model failed on the inputs (shapes {shapes}): {exc}. "
                 + (note if note is not None else
