@@ -154,3 +154,17 @@ def test_one_dimensional_input_to_a_torch_mlp_hints_a_batch_axis() -> None:
     # a function of scalars on a 1-D input is legitimate and runs
     a = tribute.explain(lambda z: np.tanh(z)[:, None], x[0].numpy(), method="kernel_shap", progress=False)
     assert a.values.shape[0] == 5
+
+
+@pytest.mark.parametrize("name,points_to", [("gradient_shap", "'expected_gradients'"),
+                                            ("DeepLiftShap", "'deeplift' with baseline=tribute.Background"),
+                                            ("noise-tunnel", "'smoothgrad'")])
+def test_captum_names_point_to_the_method_that_computes_them(name: str, points_to: str) -> None:
+    # was: "Did you mean 'metagradient', 'joint_shapley'?" for gradient_shap
+    model = _softplus_mlp(3)
+    with pytest.raises(tribute.errors.InputError, match=f"method={name!r} is not a registered") as err:
+        tribute.explain(model, _x(2, 3), method=name, progress=False)
+    assert points_to in str(err.value) and "metagradient" not in str(err.value)
+    # other unknown names keep the did-you-mean (negative case)
+    with pytest.raises(tribute.errors.InputError, match="Did you mean 'kernel_shap'"):
+        tribute.explain(model, _x(2, 3), method="kernelshap", progress=False)

@@ -474,10 +474,31 @@ def _load_all() -> None:
             importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
+#: Other libraries' names of methods tribute registers under another name (the key is the
+#: name lower-cased without ``_``, ``-`` or spaces). aud51g: ``method="gradient_shap"`` was
+#: told "Did you mean 'metagradient', 'joint_shapley'?".
+_OTHER_NAMES = {
+    "gradientshap": "Captum's GradientShap is 'expected_gradients' (stdevs= adds its input "
+                    "noise; baselines drawn from baseline=tribute.Background(...))",
+    "deepliftshap": "Captum's DeepLiftShap is 'deeplift' with baseline=tribute.Background(...)",
+    "noisetunnel": "Captum's NoiseTunnel is 'smoothgrad', 'smoothgrad_sq' or 'vargrad' "
+                   "(base= names the method under the noise)",
+}
+_METHODS_HINT = "See tribute.methods() or `tribute methods` for the list."
+
+
+def _unknown_method(name: str, close: list[str]) -> InputError:
+    other = _OTHER_NAMES.get(name.lower().replace("_", "").replace("-", "").replace(" ", ""))
+    if other is not None:
+        return InputError(f"method={name!r} is not a registered method: {other}. {_METHODS_HINT}")
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return InputError(f"method={name!r} is not a registered method.{hint} {_METHODS_HINT}")
+
+
 #: The method registry (filled by :func:`register`; every module of the package is imported
 #: on first read).
 METHODS: Registry[type[Method]] = Registry(
-    "method", hint="See tribute.methods() or `tribute methods` for the list.", loader=_load_all)
+    "method", hint=_METHODS_HINT, loader=_load_all, unknown_error=_unknown_method)
 
 M = TypeVar("M", bound=type[Method])
 
