@@ -495,13 +495,27 @@ def _inplace_error(module: Any, exc: RuntimeError) -> UnsupportedModelError:
     )
 
 
+def _scalar_rows_hint(inputs: tuple[Any, ...]) -> str:
+    """A hint when every row the model got is one number: a 1-D input (``X[0]`` of a table)
+    is read as one sample per entry, and a torch MLP then takes the whole pass as one sample
+    (aud51g: ``Linear(5, ...)`` on ``X[0]`` said "shape (3,) for a batch of 5 rows" and
+    suggested wrapping a function of one row, not ``X[None]``)."""
+    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+    if not tensors or any(x.ndim != 1 for x in tensors):
+        return ""
+    return (" Each row the model got is a single number: a 1-D input is read as one sample "
+            "per entry. If it is one sample of features, give it a batch axis: X[None] (or "
+            "X.reshape(1, -1)).")
+
+
 def _batch_dependent(r: int, n: int, start: int, describe_row: Callable[[int], str] | None,
-                     fixed: int | None) -> ModelOutputError:
+                     fixed: int | None, inputs: tuple[Any, ...] = ()) -> ModelOutputError:
     where = describe_row(start + r) if describe_row else f"row {start + r}"
     now = f"; now {fixed} per pass" if fixed is not None else ""
     return ModelOutputError(
         f"the model's output for {where} changes with the other rows of its batch: its gradient "
-        f"with respect to the other {n - 1} row(s) of a {n}-row forward pass is not zero. "
+        f"with respect to the other {n - 1} row(s) of a {n}-row forward pass is not zero."
+        f"{_scalar_rows_hint(inputs)} "
         "tribute evaluates many coalitions per forward pass, so the credits would depend on "
         "how the rows are batched. Typical causes: BatchNorm with track_running_stats=False "
         "(it normalises by batch statistics even in eval mode), a layer that normalises, "
@@ -989,7 +1003,7 @@ class Engine:
             except Exception:  # not differentiable (an in-place edit autograd refuses): unchecked
                 r = None
         if r is not None:
-            raise _batch_dependent(r, n, start, describe_row, fixed)
+            raise _batch_dependent(r, n, start, describe_row, fixed, inputs)
         self._done_checking()
         return out.detach(), vals.detach()
 
@@ -1115,8 +1129,8 @@ class Engine:
         if out.ndim == 0 or out.shape[0] != n:
             raise ModelOutputError(
                 f"model returned shape {tuple(out.shape)} for a batch of {n} rows; the first axis "
-                "must be the batch axis (one output row per input row). tribute calls the model "
-                "on batches: a function of one row needs wrapping, e.g. "
+                f"must be the batch axis (one output row per input row).{_scalar_rows_hint(inputs)}"
+                " tribute calls the model on batches: a function of one row needs wrapping, e.g. "
                 "model=lambda X: np.stack([f(row) for row in X])."
             )
         return out
@@ -1187,7 +1201,7 @@ class Engine:
                 r = None
             if r is not None:
                 raise _batch_dependent(r, n, start, describe_row,
-                                       check if isinstance(check, int) else None)
+                                       check if isinstance(check, int) else None, inputs)
             # aud49g: a pass with no leaf of one row per row (DeepLIFT's points carry their
             # input and baseline rows: 2n) checked nothing; it marked the model checked, and
             # later calls on batches of a batch-mixing model went unchecked

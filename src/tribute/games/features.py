@@ -860,6 +860,10 @@ class FeatureGame(Game):
         except (RuntimeError, TypeError, ValueError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
             note = batch_statistics_note(self.model)  # aud50c: one input, batch statistics
+            if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
+                note = (f"The input is 1-D, read as {batch} samples of one number each; if it "
+                        f"is one sample of {batch} features, give it a batch axis: X[None] (or "
+                        "X.reshape(1, -1)).")
             raise InputError(
                 f"the model failed on the inputs (shapes {shapes}): {exc}. "
                 + (note if note is not None else
@@ -1324,6 +1328,10 @@ class FeatureGame(Game):
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, mask gradients and mask Hessians at shared coalitions (second-order methods).
 
+        Every coalition's Hessians are returned (``batch x K x targets x players^2`` held at
+        once); a method that only needs their weighted sum over the coalitions uses
+        :meth:`weighted_grad_hessian`, ``K`` times smaller.
+
         Each coalition ``k`` is sent once per player ``p``: that row's model output is
         differentiated twice (a gradient with ``create_graph=True``, then the gradient of its
         ``p``-th entry), which yields row ``p`` of the Hessian. All ``K x players`` rows go
@@ -1342,6 +1350,46 @@ class FeatureGame(Game):
             ``(values batch x K x targets, grads batch x K x targets x players,
             hessians batch x K x targets x players x players)``, float64 CPU.
         """
+        return self._hessian_pass(masks, None)
+
+    def weighted_grad_hessian(self, masks: torch.Tensor | np.ndarray,
+                              grad_weights: torch.Tensor | np.ndarray,
+                              hess_weights: torch.Tensor | np.ndarray,
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`value_grad_hessian` with the gradients and Hessians summed over the coalitions.
+
+        The same rows, passes and counts as :meth:`value_grad_hessian`; each chunk's Hessian
+        rows are added into ``batch x targets x players x players`` accumulators as they come,
+        so the per-coalition Hessians are never held (``K`` times less memory: Integrated
+        Hessians needs only ``sum_l w_l g_l H_l``).
+
+        Args:
+            masks: ``K x players`` (shared by all samples), fractional allowed.
+            grad_weights: ``K`` weights of the gradients' sum.
+            hess_weights: ``K`` weights of the Hessians' sum.
+
+        Returns:
+            ``(values batch x K x targets, sum_k grad_weights[k] grads_k  batch x targets x
+            players, sum_k hess_weights[k] hessians_k  batch x targets x players x players)``,
+            float64 CPU.
+        """
+        k_count = int(np.shape(masks)[0]) if np.ndim(masks) >= 1 else 0
+        ws = []
+        for name, wv in (("grad_weights", grad_weights), ("hess_weights", hess_weights)):
+            wt = torch.as_tensor(np.asarray(wv, dtype=np.float64) if not isinstance(wv, torch.Tensor)
+                                 else wv.detach().to("cpu", torch.float64)).flatten()
+            if wt.numel() != k_count:
+                raise InputError(f"{name} has {wt.numel()} entries but masks has {k_count} "
+                                 "coalitions; give one weight per coalition.")
+            ws.append(wt)
+        return self._hessian_pass(masks, (ws[0], ws[1]))
+
+    def _hessian_pass(self, masks: torch.Tensor | np.ndarray,
+                      weights: tuple[torch.Tensor, torch.Tensor] | None,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The double-backward run of :meth:`value_grad_hessian` (``weights`` None: per
+        coalition) and :meth:`weighted_grad_hessian` (``(grad_weights, hess_weights)``: the
+        gradients and Hessians summed over the coalitions with those weights)."""
         self._resolve_reference()
         self._require_grad("Hessians w.r.t. the feature mask")
         m, shared = self.check_masks(masks)
@@ -1356,8 +1404,9 @@ class FeatureGame(Game):
         masks_d = m.to(device=device, dtype=self.compute_dtype)
         per_sample = k_count * n * mb  # rows per sample: coalition, direction, background row
         vals_out = torch.zeros(b_total * k_count, t_count, dtype=torch.float64)
-        grad_out = torch.zeros(b_total * k_count, t_count, n, dtype=torch.float64)
-        hess_out = torch.zeros(b_total * k_count, t_count, n, n, dtype=torch.float64)
+        slots = b_total * k_count if weights is None else b_total  # per coalition, or summed
+        grad_out = torch.zeros(slots, t_count, n, dtype=torch.float64)
+        hess_out = torch.zeros(slots, t_count, n, n, dtype=torch.float64)
         first: dict[str, torch.Tensor] = {}
 
         def decode(start: int, stop: int) -> tuple[torch.Tensor, ...]:
@@ -1395,16 +1444,20 @@ class FeatureGame(Game):
             return torch.stack(picked, 1)
 
         def sink(start: int, stop: int, _: torch.Tensor, grads: Any) -> None:
-            bk, _b, _k, p, _j = decode(start, stop)
-            bk, p = bk.cpu(), p.cpu()
+            bk, b, k, p, _j = decode(start, stop)
+            bk, b, k, p = bk.cpu(), b.cpu(), k.cpu(), p.cpu()
             w = self._row_weights(start, stop)
             on_first = (p == 0).to(torch.float64) * w  # values and gradients: once per row
             vals_out.index_add_(0, bk, first["vals"].to("cpu", torch.float64) * on_first[:, None])
-            grad_out.index_add_(0, bk, first["grads"].to("cpu", torch.float64)
-                                * on_first[:, None, None])
-            h = grads[0].to("cpu", torch.float64) * w[:, None, None]  # R x T x n (Hessian row p)
+            if weights is None:
+                slot, wg, wh = bk, on_first, w
+            else:  # summed over the coalitions as the rows come
+                slot, wg, wh = b, on_first * weights[0][k], w * weights[1][k]
+            grad_out.index_add_(0, slot, first["grads"].to("cpu", torch.float64)
+                                * wg[:, None, None])
+            h = grads[0].to("cpu", torch.float64) * wh[:, None, None]  # R x T x n (Hessian row p)
             tt = torch.arange(t_count)[None, :]
-            hess_out.index_put_((bk[:, None], tt, p[:, None]), h, accumulate=True)
+            hess_out.index_put_((slot[:, None], tt, p[:, None]), h, accumulate=True)
 
         self.count_evals(k_count * n)
         # fused attention kernels (flash / memory-efficient SDPA) have no double backward;
@@ -1415,6 +1468,8 @@ class FeatureGame(Game):
                             describe_row=lambda r: (f"sample {r // per_sample}, coalition "
                                                     f"{(r // (n * mb)) % k_count}, Hessian row "
                                                     f"{(r // mb) % n}"))
+        if weights is not None:
+            return vals_out.reshape(b_total, k_count, t_count), grad_out, hess_out
         return (vals_out.reshape(b_total, k_count, t_count),
                 grad_out.reshape(b_total, k_count, t_count, n),
                 hess_out.reshape(b_total, k_count, t_count, n, n))

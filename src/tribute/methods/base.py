@@ -474,10 +474,31 @@ def _load_all() -> None:
             importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
+#: Other libraries' names of methods tribute registers under another name (the key is the
+#: name lower-cased without ``_``, ``-`` or spaces). aud51g: ``method="gradient_shap"`` was
+#: told "Did you mean 'metagradient', 'joint_shapley'?".
+_OTHER_NAMES = {
+    "gradientshap": "Captum's GradientShap is 'expected_gradients' (stdevs= adds its input "
+                    "noise; baselines drawn from baseline=tribute.Background(...))",
+    "deepliftshap": "Captum's DeepLiftShap is 'deeplift' with baseline=tribute.Background(...)",
+    "noisetunnel": "Captum's NoiseTunnel is 'smoothgrad', 'smoothgrad_sq' or 'vargrad' "
+                   "(base= names the method under the noise)",
+}
+_METHODS_HINT = "See tribute.methods() or `tribute methods` for the list."
+
+
+def _unknown_method(name: str, close: list[str]) -> InputError:
+    other = _OTHER_NAMES.get(name.lower().replace("_", "").replace("-", "").replace(" ", ""))
+    if other is not None:
+        return InputError(f"method={name!r} is not a registered method: {other}. {_METHODS_HINT}")
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return InputError(f"method={name!r} is not a registered method.{hint} {_METHODS_HINT}")
+
+
 #: The method registry (filled by :func:`register`; every module of the package is imported
 #: on first read).
 METHODS: Registry[type[Method]] = Registry(
-    "method", hint="See tribute.methods() or `tribute methods` for the list.", loader=_load_all)
+    "method", hint=_METHODS_HINT, loader=_load_all, unknown_error=_unknown_method)
 
 M = TypeVar("M", bound=type[Method])
 
@@ -637,16 +658,41 @@ def _fitting_settings(method: Method, game: Any, budget: int | None, cap: int,
         if not ok:
             parts.append(f"no budget fits with {n:,} players (it needs at least {lo:,}).")
         else:
+            if hi <= lo:  # no budget to start from (steps= given): the first that does not fit
+                # (aud51g: integrated_gradients with steps=2000 was told the minimum, steps=1,
+                # where steps=1,574 fit)
+                hi = 2 * lo
+                while hi < 2**40 and _fits(method, game, hi, cap)[0]:
+                    hi *= 2
             while lo < hi - 1:  # largest budget that fits
                 mid = (lo + hi) // 2
                 if _fits(method, game, mid, cap)[0]:
                     lo = mid
                 else:
                     hi = mid
-            parts.append(f"budget={lo:,} fits with the current players.")
+            parts.append(f"{_budget_spelling(method, game, lo, given)} fits with the current players.")
     if not parts:
         return "Group features (groups=...) to reduce the number of players."
     return "Settings that fit: " + " ".join(parts)
+
+
+def _budget_spelling(method: Method, game: Any, budget: int, given: bool) -> str:
+    """``budget=98`` in the words the user called with: a method whose budget sets a
+    hyperparameter (``steps``) called without a budget names that hyperparameter's value
+    (rev50i: integrated_hessians with ``steps=32`` was told "budget=98 fits", and passing
+    budget=98 next to steps=32 is refused as a disagreement); with a budget, both."""
+    name = method.budget_count()
+    implied: int | None = None
+    if name is not None:
+        try:
+            implied = method.budget_sets(game, budget)
+        except Exception:  # a what-if the method cannot price: the budget alone
+            implied = None
+    if name is None or implied is None:
+        return f"budget={budget:,}"
+    if given:
+        return f"budget={budget:,} ({name}={implied:,})"
+    return f"{name}={implied:,}"
 
 
 def _groups_hint(game: Any, m: int, nbytes: int, fmt: Callable[[float], str]) -> str:

@@ -33,10 +33,11 @@ function exactly, so quadratic models (constant Hessian, linear gradient) come o
 **Cost.** Every node needs the full ``players x players`` Hessian: the game sends each node once
 per player and takes one Hessian row from a double backward pass on each (see
 :meth:`tribute.games.features.FeatureGame.value_grad_hessian`), ``steps * players`` evaluations
-per input plus ``v(x)`` and ``v(b)`` for the gap (``steps * players + 2``). The game returns every
-node's Hessians, ``batch x steps x targets x players x players`` float64 held at once before the
-weighted sum over the nodes: ``estimate_cost`` counts them, so ``max_memory=`` refuses a call
-they would overflow and names a budget (fewer steps) or a player count that fits.
+per input plus ``v(x)`` and ``v(b)`` for the gap (``steps * players + 2``). The game adds each
+chunk's Hessian rows into the weighted sum over the nodes as they come, so memory holds one
+``batch x targets x players x players`` float64 sum (plus the ``pair`` matrix), not every
+node's Hessians: ``estimate_cost`` counts them, so ``max_memory=`` refuses a call they would
+overflow and names fewer steps or a player count that fits.
 
 Reference: Janizek, Sturmfels & Lee (2021), "Explaining Explanations: Axiomatic Feature
 Interactions for Deep Networks", JMLR 22.
@@ -163,12 +164,12 @@ class IntegratedHessians(Method):
         steps = self._steps(fg, budget)
         nodes, weights = log_quadrature(steps)
         n = fg.n_players
-        _, grads, hess = fg.value_grad_hessian(nodes[:, None].expand(-1, n))
-        # Gamma = sum_l w_l [diag(grad_l) + g_l H_l]   (batch x targets x n x n)
-        w = weights[None, :, None, None]
-        gamma = (nodes[None, :, None, None, None] * w[..., None] * hess).sum(1)
+        # Gamma = sum_l w_l [diag(grad_l) + g_l H_l]   (batch x targets x n x n), summed by
+        # the game as the Hessian rows come: the per-node Hessians are never held (steps x less)
+        _, grad_sum, gamma = fg.weighted_grad_hessian(nodes[:, None].expand(-1, n), weights,
+                                                      nodes * weights)
         d = torch.arange(n)
-        gamma[..., d, d] += (w * grads).sum(1)
+        gamma[..., d, d] += grad_sum
         phi = gamma.sum(-1)
         gap = fg.efficiency_gap(phi)
         pair = gamma + gamma.transpose(-1, -2)
@@ -185,18 +186,21 @@ class IntegratedHessians(Method):
     def estimate_cost(self, game: Game, budget: int | None) -> Cost:
         """``steps * players`` Hessian rows (one double backward each) plus ``v(none)``.
 
-        The bytes count the game's per-node results (``batch x steps x targets`` values,
-        ``... x players`` gradients, ``... x players x players`` Hessians), the same-size
-        weighted-Hessian product summed over the nodes, and the ``batch x targets x players x
-        players`` interaction matrices (``gamma``, ``pair``). Without the Hessians the estimate
-        was the masks alone: 96 players, 16 inputs, 3 targets, steps=16 ran under
-        ``max_memory="20MB"`` and grew the process by 131 MB (aud50i).
+        The bytes count the game's results (``batch x steps x targets`` values, the weighted
+        sums of the gradients, ``batch x targets x players``, and of the Hessians, ``batch x
+        targets x players x players``, which is ``gamma``) and ``pair``. Without the Hessians
+        the estimate was the masks alone: 96 players, 16 inputs, 3 targets, steps=16 ran under
+        ``max_memory="20MB"`` and grew the process by 131 MB (aud50i). The game sums the
+        Hessians over the nodes as they come (:meth:`~tribute.games.features.FeatureGame.
+        weighted_grad_hessian`), so they no longer grow with ``steps`` (aud51g).
         """
         n = int(game.n_players)
         steps = self._steps(game, budget) if budget is None or budget >= n + 2 else 1
         b, t = int(game.n_samples), int(game.n_targets)
-        per_node = b * steps * t * (1 + n + 2 * n * n) * 8  # values, gradients, Hessians + product
-        design = per_node + b * steps * t * n * 8 + 2 * b * t * n * n * 8  # w * grads, gamma, pair
+        # the per-node values, the weighted sums of the gradients and of the Hessians (gamma,
+        # filled in place) and pair; the per-node Hessians are summed as they come (aud51g:
+        # held at once they were steps x more, 2 * steps x the Hessian sum with the product)
+        design = b * steps * t * 8 + b * t * n * 8 + 2 * b * t * n * n * 8
         return coalition_cost(game, steps * n + 2, grads=True, design=design,
                               note=f"{steps:,} nodes x {n:,} Hessian rows "
                                    f"({math.prod((steps, n)):,} double-backward rows) and "
