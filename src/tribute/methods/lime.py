@@ -549,7 +549,10 @@ class Lime(Method):
 
     Standard errors: for ``surrogate="ridge"`` the heteroskedasticity-robust (HC2 sandwich;
     HC3 with ``alpha=0`` where the draw misses some coalitions, MacKinnon & White 1985;
-    t-inflated for few coalitions, NaN with a warning when none are to spare) standard error of each coefficient over the random draw of coalitions — how much the
+    t-inflated for few coalitions, NaN with a warning when none are to spare; with ``alpha=0`` also NaN
+    with a warning for players the drawn coalitions cannot separate, and for fits that are exact on
+    a draw that never shows some pair of players in one of its four keep/remove combinations, where
+    an interaction between them would leave no residual either) standard error of each coefficient over the random draw of coalitions — how much the
     credits would move with another seed (approximate for ``"stratified"``, whose draws are not
     i.i.d.). None for ``"lasso"`` (no reliable closed form after selection) and for
     ``"exhaustive"`` (nothing is random). They measure the spread over seeds at this budget,
