@@ -270,6 +270,11 @@ class Method(ABC):
         """Fewest evaluations per input this method can run with (budgeted methods)."""
         return 1
 
+    def min_budget_reason(self, game: Game) -> str:
+        """What :meth:`min_budget` is made of, for the "budget is too small" refusal: ``""``, or a
+        clause (with its leading space) naming what multiplies the minimum, e.g. the targets."""
+        return ""
+
     def default_budget(self, game: Game) -> int | None:
         """Evaluations per input when the user gives no budget (None: the method's own)."""
         return None
@@ -314,7 +319,8 @@ class Method(ABC):
             if budget < need:
                 raise BudgetError(
                     f"budget={budget} is too small for {cls.name!r} with {game.n_players} players: "
-                    f"it needs at least {need} evaluations per input. Raise budget to >= {need} "
+                    f"it needs at least {need} evaluations per input{self.min_budget_reason(game)}. "
+                    f"Raise budget to >= {need} "
                     f"{cls.reduce_cost_hint or 'or ' + _fewer_players(game)}."
                 )
             self.check_cost(game, budget)

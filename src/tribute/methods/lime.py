@@ -47,7 +47,7 @@ from ..errors import BudgetError, InputError
 from ..games.base import Game
 from ..params import NONE, Interval, Options, declare
 from ._blocks import block_bounds
-from ._stderr import inflate, warn_undefined
+from ._stderr import inflate, value_rounding, warn_undefined
 from .base import Cost, Method, Tags, check_budget_param, coalition_cost, register
 
 __all__ = ["Lime", "lime_kernel", "sample_coalitions", "weighted_lasso", "weighted_ridge"]
@@ -178,7 +178,7 @@ _MIN_BLOCK_MACS = 1 << 21
 
 def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
                   fill: Callable[[int, int, np.ndarray], None], unit: int = 1,
-                  support: int | None = None,
+                  support: int | None = None, rounding: float = 1e-12,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`weighted_ridge` and the weighted R² of each column, over blocks of columns.
 
@@ -194,11 +194,20 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     weighted residual sum of squares is taken from the squared residuals the standard errors
     square anyway).
 
+    Without a penalty, where the draw misses part of the sampler's ``support`` (LIME), two
+    things the residuals cannot show make the standard error NaN with a :class:`StderrWarning`
+    (aud51e): players whose coefficient the drawn coalitions do not determine
+    (:func:`_unidentified`; their stderr only), and columns fitted exactly (every residual
+    within ``rounding`` of the responses' size: :func:`._stderr.value_rounding`) by a design in
+    which some pair of players never shows one of its four keep/remove combinations
+    (:func:`_aliased_pair`): such a fit is what an interaction between the two leaves as well as
+    what an additive game leaves, so the 0 it would report is not evidence.
+
     Returns:
         ``(beta n x R, intercept R, stderr n x R, r2 R)``.
     """
     n = int(x.shape[1])
-    xa, xw, a_inv, u, lev, wn, used, distinct, exact = _ridge_parts(x, w, alpha)
+    xa, xw, a_inv, u, lev, wn, used, distinct, exact, unident = _ridge_parts(x, w, alpha)
     k = int(xa.shape[0])
     dof = used - (n + 1)
     with_se = not (dof < 1 or bool((lev[wn > 0] >= 1.0 - 1e-9).any()))
@@ -239,6 +248,8 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
     if partial:
         hc2 = hc2 * hc2
     u2t = (u[:, 1:] ** 2).T
+    pos = wn > 0
+    exact_cols = np.zeros(n_cols, dtype=bool) if partial and with_se else None
     coef = np.empty((n + 1, n_cols))
     var = np.empty((n, n_cols)) if with_se else None
     r2 = np.empty(n_cols)
@@ -253,6 +264,9 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
         coef[:, j0:j1] = cb
         np.matmul(xa, cb, out=rb)
         np.subtract(yb, rb, out=rb)  # residuals
+        if exact_cols is not None:
+            size = np.abs(yb[pos]).max(0) if pos.any() else np.zeros(c)
+            exact_cols[j0:j1] = np.abs(rb[pos]).max(0, initial=0.0) <= rounding * size
         np.multiply(rb, rb, out=sb)
         ss_res = wr @ sb  # the R²'s, before the leverage correction
         if var is not None:
@@ -280,6 +294,28 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
         # (its residuals are not an interpolation's: the rows' dof covered 0.94-0.99 there)
         t_dof = min(dof, distinct - (n + 1)) if partial else dof
         se = inflate(torch.from_numpy(np.sqrt(var)).T, t_dof).T.contiguous()
+        if partial and unident.size:
+            se[torch.from_numpy(unident)] = float("nan")
+            names = ", ".join(str(int(i)) for i in unident[:8]) + (", ..." if unident.size > 8 else "")
+            warn_undefined("lime", f"the {distinct} distinct drawn coalitions cannot separate the credits of "
+                                   f"players {names} (e.g. players always kept or removed together): their "
+                                   "credits split by the minimum-norm convention, not by the game",
+                           f"Raise budget above {k} or use a penalty (alpha > 0).")
+        alias = _aliased_pair(_np64(x)[pos]) if exact_cols is not None and exact_cols.any() else None
+        if alias is not None:
+            assert exact_cols is not None
+            se[:, torch.from_numpy(exact_cols)] = float("nan")
+            i, j, zi, zj = alias
+            how = {(1, 1): f"players {i} and {j} are never drawn together",
+                   (0, 0): f"players {i} and {j} are never removed together",
+                   (1, 0): f"player {i} is never drawn without player {j}",
+                   (0, 1): f"player {j} is never drawn without player {i}"}[(zi, zj)]
+            warn_undefined("lime", f"for {int(exact_cols.sum())} of {n_cols} (sample, target) columns an "
+                                   f"additive model fits the {distinct} drawn coalitions exactly, but {how}, so "
+                                   "an interaction between them would leave no residual either: the residuals "
+                                   "cannot tell the credits exact",
+                           f"Raise budget above {k} (every pair of players drawn in all four keep/remove "
+                           "combinations).")
     return beta, icpt, se, torch.from_numpy(r2)
 
 
@@ -297,16 +333,59 @@ def _max_coalition_leverage(x: torch.Tensor, lev: np.ndarray, wn: np.ndarray) ->
     return float(np.bincount(inverse.reshape(-1), weights=lev[pos]).max())
 
 
+#: :func:`_unidentified`: an eigenvalue of the normal matrix below this share of the largest
+#: is a direction of coefficients that the design does not determine.
+_NULL_SHARE = 1e-10
+
+
+def _unidentified(a: np.ndarray) -> np.ndarray:
+    """Players (indices) whose coefficient the normal matrix ``a`` (intercept first) leaves
+    undetermined: ``e_i`` has a component in its null space (eigenvalues below ``_NULL_SHARE``
+    of the largest), e.g. two players kept and removed together in every drawn coalition. The
+    minimum-norm fit then splits their credit by a convention, not by the game, and a
+    sandwich built on that fit says nothing about it (aud51e: an additive 4-player game at
+    budget 8, alpha=0, credits off by up to 2.3 with stderr 0 in 78 of 4,800 elements)."""
+    vals, vecs = np.linalg.eigh(a)
+    null = vecs[:, vals <= _NULL_SHARE * max(float(vals[-1]), 0.0)] if vals.size else vecs[:, :0]
+    share = (null[1:] ** 2).sum(1)
+    return np.flatnonzero(share > 1e-8)
+
+
+def _aliased_pair(xn: np.ndarray) -> tuple[int, int, int, int] | None:
+    """A pair of players and one of the four keep/remove combinations ``(i, j, zi, zj)`` that no
+    row of the 0/1 design ``xn`` shows, or None when every pair shows all four. A pair missing a
+    combination cannot show an interaction between its two players: ``z_i z_j`` is then a linear
+    function of ``1, z_i, z_j`` on the rows, so the least-squares fit absorbs it into their
+    credits and leaves no residual (rev50e, 3 players, budget 6, seed 125: player 0 only drawn
+    with player 1, residuals 0, stderr 1e-12, credit off by 0.8)."""
+    if xn.shape[0] == 0 or xn.shape[1] < 2:
+        return None
+    both = xn.T @ xn  # rows keeping i and j
+    kept = np.diag(both)
+    rows = float(xn.shape[0])
+    counts = {(1, 1): both, (1, 0): kept[:, None] - both, (0, 1): kept[None, :] - both,
+              (0, 0): rows - kept[:, None] - kept[None, :] + both}
+    upper = np.triu(np.ones(both.shape, dtype=bool), 1)
+    for (zi, zj), c in counts.items():
+        hit = np.argwhere(upper & (c < 0.5))
+        if hit.size:
+            return int(hit[0, 0]), int(hit[0, 1]), zi, zj
+    return None
+
+
 def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, ...]:
     """What :func:`weighted_ridge` derives from the design and weights alone (cached with a
-    design from :func:`_cached_design`): ``(xa, xw, A^-1, u, leverages, w, used, distinct, exact)``.
+    design from :func:`_cached_design`): ``(xa, xw, A^-1, u, leverages, w, used, distinct, exact,
+    unidentified)``.
 
     ``used`` counts the rows of positive weight, ``distinct`` the distinct coalitions among
     them, and ``exact`` says whether one of those is fitted exactly (its copies' leverages sum
     to 1): a coalition drawn twice adds a row but cannot add a residual (its value is the
     same), so counting rows alone let a fit
     through ``n + 1`` distinct coalitions report stderr ~1e-14 for credits that move by 3
-    between seeds (3 players, AND game, budget 9, alpha=0: 4 of 100 seeds, aud47e)."""
+    between seeds (3 players, AND game, budget 9, alpha=0: 4 of 100 seeds, aud47e).
+    ``unidentified`` lists the players whose coefficient the design cannot determine
+    (:func:`_unidentified`)."""
     slot = _slot_of(x, w)
     key = ("ridge", float(alpha))
     if slot is not None and key in slot:
@@ -326,7 +405,7 @@ def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, .
     used = int(pos.sum())
     distinct = int(inverse.max()) + 1 if inverse.size else 0
     exact = bool((np.bincount(inverse, weights=lev[pos], minlength=distinct) >= 1.0 - 1e-9).any())
-    out = (xa, xw, a_inv, u, lev, wn, used, distinct, exact)
+    out = (xa, xw, a_inv, u, lev, wn, used, distinct, exact, _unidentified(a))
     if slot is not None:
         slot[key] = out
     return out
@@ -470,7 +549,10 @@ class Lime(Method):
 
     Standard errors: for ``surrogate="ridge"`` the heteroskedasticity-robust (HC2 sandwich;
     HC3 with ``alpha=0`` where the draw misses some coalitions, MacKinnon & White 1985;
-    t-inflated for few coalitions, NaN with a warning when none are to spare) standard error of each coefficient over the random draw of coalitions — how much the
+    t-inflated for few coalitions, NaN with a warning when none are to spare; with ``alpha=0`` also NaN
+    with a warning for players the drawn coalitions cannot separate, and for fits that are exact on
+    a draw that never shows some pair of players in one of its four keep/remove combinations, where
+    an interaction between them would leave no residual either) standard error of each coefficient over the random draw of coalitions — how much the
     credits would move with another seed (approximate for ``"stratified"``, whose draws are not
     i.i.d.). None for ``"lasso"`` (no reliable closed form after selection) and for
     ``"exhaustive"`` (nothing is random). They measure the spread over seeds at this budget,
@@ -592,7 +674,8 @@ class Lime(Method):
             support = 2**n - 1 if self.sampling == "uniform_size" and n >= 2 else 2**n
             beta, intercept, se, score = _ridge_stream(masks, weights, float(self.alpha),
                                                        b_count * t_count, fill, unit=t_count,
-                                                       support=support)
+                                                       support=support,
+                                                       rounding=value_rounding(game, full))
             if self.sampling != "exhaustive":
                 stderr = se.T.reshape(b_count, t_count, n)
         else:

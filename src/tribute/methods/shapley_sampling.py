@@ -337,6 +337,11 @@ def _kernel_budget(n: int) -> int:
     return int(min(2**n if n < 30 else 2**30, 2 * n + 2048))
 
 
+def _first_round(n: int, n_coal: int) -> int:
+    """Coalitions of ``KernelShap._rounds``' first round (``target_precision``)."""
+    return min(n_coal, max(2 * n + 64, n_coal // 8))
+
+
 @register
 class KernelShap(Method):
     """KernelSHAP: Shapley values as the solution of a weighted linear regression.
@@ -397,10 +402,15 @@ class KernelShap(Method):
         return _kernel_budget(game.n_players)
 
     def exact_at(self, n_players: int, budget: int | None) -> bool:
-        # budget - 2 proper coalitions cover all 2^n - 2 of them; target_precision's rounds may
-        # stop on a partial design (not claimed exact)
+        # budget - 2 proper coalitions cover all 2^n - 2 of them. With target_precision the
+        # rounds may stop on a partial design, unless the first round already holds every
+        # coalition (it then stops there, exact): alone, a 3- or 5-word text got its exact values
+        # that way, in a 9/3/5 batch sampled ones, 6e-4 / 2.9e-3 off at budget 300 (aud51e)
         n = int(n_players)
-        return self.target_precision is None and (budget if budget is not None else _kernel_budget(n)) >= 2**n
+        k = budget if budget is not None else _kernel_budget(n)
+        if k < 2**n:
+            return False
+        return self.target_precision is None or _first_round(n, k - 2) >= 2**n - 2
 
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
         n = game.n_players
@@ -438,7 +448,7 @@ class KernelShap(Method):
         """
         assert self.target_precision is not None
         n = game.n_players
-        size = min(n_coal, max(2 * n + 64, n_coal // 8))
+        size = _first_round(n, n_coal)
         cache: dict[bytes, torch.Tensor] = {}
         best: tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, float]], torch.Tensor] | None = None
         while True:

@@ -170,6 +170,16 @@ class SubmodularRegions(Method):
         t = int(getattr(game, "n_targets", 1))
         return 1 + int(self.keep_weight > 0) + c * n * t
 
+    def min_budget_reason(self, game: Game) -> str:
+        c = max(self._terms(), 1)
+        if getattr(getattr(game, "layout", None), "dense", True):
+            return ""  # images: checked against their regions in attribute
+        n, t = int(game.n_players), int(getattr(game, "n_targets", 1))
+        per = f"{c} per region x {n} regions" + (f" x {t} targets" if t > 1 else "")
+        why = f" (v(N){' and v(empty)' if self.keep_weight > 0 else ''} + {per}: the first round " \
+              f"scores every region{' for each target' if t > 1 else ''})"
+        return why + (f"; a call with one target needs {1 + int(self.keep_weight > 0) + c * n}" if t > 1 else "")
+
     def default_budget(self, game: Game) -> int | None:
         return 512
 
@@ -214,7 +224,8 @@ class SubmodularRegions(Method):
             raise BudgetError(
                 f"budget={budget} is too small for {self.name!r}: the image(s) have up to "
                 f"{max(n_reg)} regions and the first round evaluates each of them "
-                f"({c} evaluation(s) per region and target), so it needs at least {first}. Raise budget to "
+                f"({c} evaluation(s) per region and target{f', {t_count} targets' if t_count > 1 else ''}), so it "
+                f"needs at least {first}. Raise budget to "
                 f">= {first}, or use fewer, larger regions (a larger scale= or min_size=).")
         b_count, n = fg.n_samples, fg.n_players
         # region -> player masks per sample: R_b x players
