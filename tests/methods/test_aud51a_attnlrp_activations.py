@@ -3,13 +3,16 @@ reported, clamps with a tensor bound and product-built conditions are ruled (aud
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_aud50g_attnlrp_clamp import Act, _lrp, _relevance
+from test_aud50g_attnlrp_clamp import Act, _Block, _lrp, _relevance
 from torch import nn
+
+import tribute
 
 _W = torch.full((1,), 0.25, dtype=torch.float64)
 
@@ -54,16 +57,16 @@ def test_logsigmoid_reported() -> None:
 
 
 INPLACE: dict[str, tuple[Act | None, nn.Module, str]] = {
-    "F.elu(inplace=True)": (lambda h: F.elu(h, inplace=True), nn.Identity(), "elu"),
-    "F.elu(h, 1.0, True)": (lambda h: F.elu(h, 1.0, True), nn.Identity(), "elu"),
-    "F.elu_": (F.elu_, nn.Identity(), "elu"),
-    "F.silu(inplace=True)": (lambda h: F.silu(h, inplace=True), nn.Identity(), "silu"),
-    "Tensor.sigmoid_": (lambda h: h.sigmoid_(), nn.Identity(), "sigmoid"),
-    "F.threshold(inplace=True)": (lambda h: F.threshold(h, 0.1, 0.5, inplace=True), nn.Identity(), "threshold"),
-    "torch.threshold_": (lambda h: torch.threshold_(h, 0.1, 0.5), nn.Identity(), "threshold"),
-    "nn.ELU(inplace=True)": (None, nn.ELU(inplace=True), "ELU"),
-    "nn.Threshold(inplace=True)": (None, nn.Threshold(0.1, 0.5, inplace=True), "Threshold"),
-    "nn.Hardtanh(inplace=True)": (None, nn.Hardtanh(-0.3, 0.3, inplace=True), "Hardtanh"),
+    "F.elu(inplace=True)": (lambda h: F.elu(h, inplace=True), nn.Identity(), "elu_"),
+    "F.elu(h, 1.0, True)": (lambda h: F.elu(h, 1.0, True), nn.Identity(), "elu_"),
+    "F.elu_": (F.elu_, nn.Identity(), "elu_"),
+    "F.silu(inplace=True)": (lambda h: F.silu(h, inplace=True), nn.Identity(), "silu_"),
+    "Tensor.sigmoid_": (lambda h: h.sigmoid_(), nn.Identity(), "sigmoid_"),
+    "F.threshold(inplace=True)": (lambda h: F.threshold(h, 0.1, 0.5, inplace=True), nn.Identity(), "threshold_"),
+    "torch.threshold_": (lambda h: torch.threshold_(h, 0.1, 0.5), nn.Identity(), "threshold_"),
+    "nn.ELU(inplace=True)": (None, nn.ELU(inplace=True), "ELU(inplace=True)"),
+    "nn.Threshold(inplace=True)": (None, nn.Threshold(0.1, 0.5, inplace=True), "Threshold(inplace=True)"),
+    "nn.Hardtanh(inplace=True)": (None, nn.Hardtanh(-0.3, 0.3, inplace=True), "Hardtanh(inplace=True)"),
 }
 
 
@@ -134,3 +137,15 @@ def test_where_on_product_condition_is_a_clamp() -> None:
     got, unruled = _relevance(lambda h: torch.where(fixed, torch.tanh(h), 0.3), nn.Identity())
     torch.testing.assert_close(got, plain, rtol=0, atol=1e-12)
     assert not unruled
+
+
+def test_inplace_warning_says_compute_out_of_place() -> None:
+    torch.manual_seed(0)
+    m = _Block(None, nn.ELU(inplace=True)).double()
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"ELU\(inplace=True\) x1.*compute it out of place"):
+        a = tribute.explain(m, x, method="attnlrp", target=0, progress=False)
+    assert a.extra["functional_ops"] == {"ELU(inplace=True)": 1}
+    with warnings.catch_warnings():  # negative case: out of place, no warning
+        warnings.simplefilter("error")
+        tribute.explain(_Block(None, nn.ELU()).double(), x, method="attnlrp", target=0, progress=False)

@@ -480,7 +480,7 @@ class _Mode(TorchFunctionMode):
             out = func(*args, **kwargs)
             if _in_place(raw, _INPLACE_POS.get(name), args, kwargs):
                 if not _gradient_is_rule(name, args, kwargs):
-                    self.unruled[name] += 1  # the input is overwritten: no rule (see _INPLACE_POS)
+                    self.unruled[name + "_"] += 1  # the input is overwritten: no rule (see _INPLACE_POS)
                     return out
                 # F.relu(h, inplace=True): as before aud51a (the ratio of the overwritten input
                 # is 1, the gradient of relu_ passes the rest)
@@ -746,7 +746,7 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
         if _is_rms(mod):  # elementwise linear once the scale is constant
             return _identity_rule(x, out, mode.epsilon)
         if getattr(mod, "inplace", False) is True and out is x and not _module_gradient_is_rule(mod):
-            mode.unruled[type(mod).__name__] += 1  # x is overwritten: no rule (see _INPLACE_POS)
+            mode.unruled[f"{type(mod).__name__}(inplace=True)"] += 1  # x is overwritten: no rule (see _INPLACE_POS)
             return None
         return mode.activation(x, out)
 
