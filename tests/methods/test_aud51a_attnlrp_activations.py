@@ -64,20 +64,58 @@ INPLACE: dict[str, tuple[Act | None, nn.Module, str]] = {
     "Tensor.sigmoid_": (lambda h: h.sigmoid_(), nn.Identity(), "sigmoid_"),
     "F.threshold(inplace=True)": (lambda h: F.threshold(h, 0.1, 0.5, inplace=True), nn.Identity(), "threshold_"),
     "torch.threshold_": (lambda h: torch.threshold_(h, 0.1, 0.5), nn.Identity(), "threshold_"),
-    "nn.ELU(inplace=True)": (None, nn.ELU(inplace=True), "ELU(inplace=True)"),
-    "nn.Threshold(inplace=True)": (None, nn.Threshold(0.1, 0.5, inplace=True), "Threshold(inplace=True)"),
-    "nn.Hardtanh(inplace=True)": (None, nn.Hardtanh(-0.3, 0.3, inplace=True), "Hardtanh(inplace=True)"),
 }
 
 
 @pytest.mark.parametrize("spelling", list(INPLACE))
 def test_inplace_activation_reported(spelling: str) -> None:
     """An activation computed in place has lost its input: the identity rule cannot be applied
-    and its plain gradient is left (nn.ELU(inplace=True) 0.095 off its out-of-place twin,
-    nn.Threshold(0.1, 0.5, inplace=True) 9.2 off), silently before aud51a."""
+    and its plain gradient is left (F.elu(h, inplace=True) 0.095 off its out-of-place twin,
+    F.threshold(h, 0.1, 0.5, inplace=True) 9.2 off), silently before aud51a."""
     act, mod, name = INPLACE[spelling]
     _, unruled = _relevance(act, mod)
     assert unruled == Counter({name: 1})
+
+
+MODULES_INPLACE: dict[str, tuple[nn.Module, nn.Module]] = {
+    "nn.ELU": (nn.ELU(inplace=True), nn.ELU()),
+    "nn.Threshold": (nn.Threshold(0.1, 0.5, inplace=True), nn.Threshold(0.1, 0.5)),
+    "nn.Hardtanh": (nn.Hardtanh(-0.3, 0.3, inplace=True), nn.Hardtanh(-0.3, 0.3)),
+    "nn.SiLU": (nn.SiLU(inplace=True), nn.SiLU()),
+    "nn.ReLU6": (nn.ReLU6(inplace=True), nn.ReLU6()),
+}
+
+
+@pytest.mark.parametrize("spelling", list(MODULES_INPLACE))
+def test_inplace_activation_module_runs_out_of_place(spelling: str) -> None:
+    """An activation module with inplace=True runs out of place inside the rules (as
+    method='lrp''s NoInplace canonizer does) and gets its identity rule: before aud51a
+    nn.ELU(inplace=True) was 0.095 off its out-of-place twin, nn.Threshold(0.1, 0.5,
+    inplace=True) 9.2 off, silently. The flag is restored."""
+    mod, twin = MODULES_INPLACE[spelling]
+    want, _ = _relevance(None, twin)
+    got, unruled = _relevance(None, mod)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert not unruled and vars(mod)["inplace"] is True
+
+
+def test_inplace_flag_restored_after_exception() -> None:
+    class _Fails(nn.Module):
+        def __init__(self, act: nn.Module) -> None:
+            super().__init__()
+            self.lin, self.act = nn.Linear(4, 4), act
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.act(self.lin(x))
+            raise RuntimeError("fails mid-forward")
+
+    from tribute.methods.lrp import attnlrp_rules
+
+    elu = nn.ELU(inplace=True)
+    m = _Fails(elu).double()
+    with pytest.raises(RuntimeError, match="fails mid-forward"), attnlrp_rules(m):
+        m(torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True))
+    assert elu.inplace is True
 
 
 EXACT_INPLACE: dict[str, tuple[Act | None, nn.Module, nn.Module]] = {
@@ -141,11 +179,12 @@ def test_where_on_product_condition_is_a_clamp() -> None:
 
 def test_inplace_warning_says_compute_out_of_place() -> None:
     torch.manual_seed(0)
-    m = _Block(None, nn.ELU(inplace=True)).double()
+    m = _Block(lambda h: F.elu(h, inplace=True), nn.Identity()).double()
     x = torch.randn(2, 5, 4, dtype=torch.float64)
-    with pytest.warns(UserWarning, match=r"ELU\(inplace=True\) x1.*compute it out of place"):
+    with pytest.warns(UserWarning, match=r"elu_ x1.*compute it out of place"):
         a = tribute.explain(m, x, method="attnlrp", target=0, progress=False)
-    assert a.extra["functional_ops"] == {"ELU(inplace=True)": 1}
-    with warnings.catch_warnings():  # negative case: out of place, no warning
+    assert a.extra["functional_ops"] == {"elu_": 1}
+    with warnings.catch_warnings():  # negative cases: out of place, or an in-place module: no warning
         warnings.simplefilter("error")
-        tribute.explain(_Block(None, nn.ELU()).double(), x, method="attnlrp", target=0, progress=False)
+        tribute.explain(_Block(F.elu, nn.Identity()).double(), x, method="attnlrp", target=0, progress=False)
+        tribute.explain(_Block(None, nn.ELU(inplace=True)).double(), x, method="attnlrp", target=0, progress=False)
