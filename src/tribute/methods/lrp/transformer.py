@@ -34,8 +34,9 @@ The rules are installed by :func:`attnlrp_rules`: a :class:`torch.overrides.Torc
 activations whose operands depend on the input; forward hooks on norm and activation modules
 replace their output by a tensor of the same value with the rule's gradient. Parameters'
 ``requires_grad`` is switched off for the duration (it decides what "depends on the input"
-means) and restored, hooks are removed, also after an exception. Nothing of the model or of
-any library module is patched.
+means) and restored, as is the ``inplace`` flag of activation modules (run out of place so
+that their rule sees their input); hooks are removed, also after an exception. Nothing else of
+the model or of any library module is patched.
 
 Where this differs from the ``lxt`` package (2.1, "efficient" mode): lxt adds ``1e-10`` to the
 denominator of the identity rule, this module the sign-aware ``stabilize`` (same result
