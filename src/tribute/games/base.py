@@ -539,3 +539,49 @@ def batch_statistics_note(model: Any) -> str | None:
             "rows evaluated with it, and tribute batches rows freely (coalitions, chunks), so no "
             "credit is defined. Give the layer running statistics (track_running_stats=True, "
             "then train or calibrate it) or remove it.")
+
+
+#: Messages of Python's call errors: the model's forward does not take the call tribute made.
+_CALL_ERRORS = ("required positional argument", "required keyword-only argument",
+                "unexpected keyword argument", "got multiple values for argument",
+                "positional argument but", "positional arguments but")
+
+
+def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str = "inputs",
+                       kwargs: Any = None, n_args: int = 0) -> str:
+    """The sentence that follows "the model failed on the {what}: {exc}." in a first-pass
+    error: what to fix, read from the error and the inputs.
+
+    A call error (aud51a: a missing forward keyword got "Check that the inputs have the shape and
+    dtype the model expects", which sends the user to the wrong argument) names the call made
+    and ``forward_args=`` / ``forward_kwargs=``; an ``IndexError`` on integer inputs (an
+    out-of-vocabulary token id, a raw ``IndexError: index out of range in self`` before) names
+    the ids' range and the embeddings' sizes; a batch norm without running statistics says so
+    (:func:`batch_statistics_note`); otherwise the shape / dtype hint."""
+    note = batch_statistics_note(model)
+    if note is not None:
+        return note
+    text = str(exc)
+    if isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS):
+        names = sorted(str(k) for k in (kwargs or {}))
+        return (f"The model's forward does not accept the call made: {len(list(inputs))} input tensor(s) as its "
+                f"first positional arguments, {n_args} forward_args after them and keyword arguments "
+                f"{names if names else 'none'}. Pass what forward() needs and the inputs do not hold with "
+                "forward_args=(...) / forward_kwargs={...} (e.g. forward_kwargs={'attention_mask': mask}), "
+                "or drop the ones it does not take.")
+    if isinstance(exc, IndexError):
+        module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+        sizes = ({name or "the model": int(m.num_embeddings) for name, m in module.named_modules()
+                  if isinstance(m, torch.nn.Embedding)} if isinstance(module, torch.nn.Module) else {})
+        ids = [t for t in inputs if isinstance(t, torch.Tensor) and not t.dtype.is_floating_point
+               and not t.dtype.is_complex and t.dtype != torch.bool and t.numel()]
+        if ids:
+            lo, hi = min(int(t.min()) for t in ids), max(int(t.max()) for t in ids)
+            where = (f"the model's embeddings have {', '.join(f'{k!r}: {v}' for k, v in sizes.items())} rows"
+                     if sizes else "the model indexes a table with them")
+            return (f"The integer inputs hold ids from {lo} to {hi}; {where}, so an id below 0 or at or "
+                    "above a table's size is out of range (an out-of-vocabulary token id). Check that the "
+                    "ids come from this model's tokenizer (its vocabulary size) and hold no padding value "
+                    "such as -100.")
+        return f"An index in the model's forward is out of range for these {what}: check their shape."
+    return f"Check that the {what} have the shape and dtype the model expects."

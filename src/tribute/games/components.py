@@ -72,7 +72,7 @@ from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
 from ._rows import PeriodicRows, SampleIds, repeat_rows, sample_ids, tile_rows
-from .base import Game, batch_statistics_note
+from .base import Game, model_failure_note
 from .features import Background, PerSample, _as_tensor, _check_finite, check_input_container
 from .sites import (
     ABLATIONS,
@@ -288,6 +288,47 @@ class _RunTiles:
         return self._zeros[:n]
 
 
+#: Modules that map the last axis of their input (features), whatever the axes before it hold:
+#: on ``(batch, positions, features)`` activations, axis 1 is positions, not channels.
+_LAST_AXIS_MODULES: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Linear, torch.nn.Bilinear, torch.nn.Embedding, torch.nn.LayerNorm,
+    torch.nn.MultiheadAttention, torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer,
+    torch.nn.TransformerEncoder, torch.nn.TransformerDecoder,
+    *((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ()),
+)
+
+
+def _maps_last_axis(mod: torch.nn.Module) -> bool:
+    if isinstance(mod, _LAST_AXIS_MODULES):
+        return True
+    name = type(mod).__name__  # Transformers' GPT-2 Conv1D (a Linear), *RMSNorm classes
+    return (name == "Conv1D" and type(mod).__module__.startswith("transformers")) or name.endswith("RMSNorm")
+
+
+def _warn_channel_positions(root: torch.nn.Module, site: Site) -> None:
+    """``unit='channel'`` reads axis 1 of the activation. On a module that maps the last axis
+    (a Linear in a transformer, output ``(batch, T, features)``) axis 1 is the T positions, so
+    the players named "channel j" were token positions without a word (aud51a). Both readings
+    are possible: warn, naming both and the spelling of the feature reading; a convolution's
+    ``(batch, channels, length)`` output stays silent."""
+    if site.unit != "channel" or site.kind != "output" or not site.shapes or len(site.shapes[0]) < 2:
+        return
+    try:
+        mod = root.get_submodule(site.path)
+    except AttributeError:
+        return
+    if not _maps_last_axis(mod):
+        return
+    shape = site.shapes[0]
+    warnings.warn(
+        f"unit='channel' on {site.name!r} ({type(mod).__name__}): channels are axis 1 of its output, "
+        f"per-sample shape {shape}, so the {shape[0]} players 'channel j' are the {shape[0]} positions "
+        f"along axis 1 (e.g. tokens), each spanning all {shape[-1]} features. A {type(mod).__name__} maps "
+        f"the last axis: for its {shape[-1]} features as players (each spanning all positions) use "
+        f"unit='neuron'. If positions are the players you mean, keep unit='channel' and ignore this warning.",
+        UserWarning, stacklevel=user_stacklevel())
+
+
 class ComponentGame(Game):
     """Players are units of modules; a coalition keeps its units, the rest are ablated.
 
@@ -366,6 +407,7 @@ class ComponentGame(Game):
             site.n_units = counts.pop()
             site.offset = offset
             offset += site.n_units
+            _warn_channel_positions(self.module, site)
         self.clean_acts = acts
         names = [self._unit_name(s, j) for s in sites for j in range(s.n_units)]
 
@@ -482,16 +524,15 @@ class ComponentGame(Game):
                            desc=f"caching activations ({what})", select=select, check=False)
             except (TributeError, torch.cuda.OutOfMemoryError):
                 raise  # said by the engine or a hook; not a shape or dtype problem
-            except (RuntimeError, TypeError, ValueError) as exc:
+            except (RuntimeError, TypeError, ValueError, IndexError) as exc:
                 # aud50c: a batch norm without running statistics on one input raised torch's raw
-                # "ValueError: Expected more than 1 value per channel when training"
+                # "ValueError: Expected more than 1 value per channel when training"; aud51a: a
+                # missing forward keyword was sent to the inputs' shape, an out-of-vocabulary
+                # token id raised a raw IndexError
                 shapes = ", ".join(str(tuple(x.shape)) for x in xs)
-                note = batch_statistics_note(self.module)
-                raise InputError(
-                    f"the model failed on the {what} (shapes {shapes}): {exc}. "
-                    + (note if note is not None else
-                       f"Check that the {what} have the shape and dtype the model expects.")
-                ) from exc
+                note = model_failure_note(self.module, exc, xs, what=what, kwargs={**self.forward_kwargs, **(kwargs or {})},
+                                          n_args=len(self.forward_args))
+                raise InputError(f"the model failed on the {what} (shapes {shapes}): {exc}. {note}") from exc
         captured = state.captured
         state.captured = {}
         # the chunks are the hooks' own clones: one contiguous chunk is what torch.cat would copy

@@ -36,7 +36,7 @@ from ..models.adapters import is_multilabel
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
-from .base import Game, batch_statistics_note
+from .base import Game, model_failure_note
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
            "is_column_groups", "is_position_groups", "patches"]
@@ -857,18 +857,16 @@ class FeatureGame(Game):
                        desc="reference", describe_row=lambda r: f"sample {r} (the unperturbed input)")
         except (ModelOutputError, torch.cuda.OutOfMemoryError):
             raise  # said clearly by the engine; not a shape or dtype problem
-        except (RuntimeError, TypeError, ValueError) as exc:
+        except (RuntimeError, TypeError, ValueError, IndexError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
-            note = batch_statistics_note(self.model)  # aud50c: one input, batch statistics
+            # aud50c: one input, batch statistics; aud51a: a call error, an out-of-range id
+            note = model_failure_note(self.model, exc, [inp.x for inp in self.inputs],
+                                      kwargs=self.forward_kwargs, n_args=len(self.forward_args))
             if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
                 note = (f"The input is 1-D, read as {batch} samples of one number each; if it "
                         f"is one sample of {batch} features, give it a batch axis: X[None] (or "
                         "X.reshape(1, -1)).")
-            raise InputError(
-                f"the model failed on the inputs (shapes {shapes}): {exc}. "
-                + (note if note is not None else
-                   "Check that the inputs have the shape and dtype the model expects.")
-            ) from exc
+            raise InputError(f"the model failed on the inputs (shapes {shapes}): {exc}. {note}") from exc
         return torch.cat(store, dim=0) if len(store) > 1 else store[0]
 
     def _compose(self, m: torch.Tensor, b: torch.Tensor, j: torch.Tensor,

@@ -55,7 +55,10 @@ def _warn_unruled(unruled: Counter[str], attr: Attribution) -> None:
             f"input-dependent tensors outside the modules the rules know ({calls}, over all "
             "passes); they go through as plain gradients, which is not what the AttnLRP rules "
             "define (see Attribution.gap). Use modules (nn.LayerNorm/nn.RMSNorm, activation "
-            "modules) for them, or a gradient method such as 'integrated_gradients'.",
+            "modules) for them, or a gradient method such as 'integrated_gradients'."
+            + (" An activation computed in place (inplace=True, a name ending in '_') has overwritten "
+               "its input, which its rule needs: compute it out of place."
+               if any(k.endswith(("_", "(inplace=True)")) for k in per_pass) else ""),
             UserWarning, stacklevel=user_stacklevel())
 
 

@@ -34,8 +34,9 @@ The rules are installed by :func:`attnlrp_rules`: a :class:`torch.overrides.Torc
 activations whose operands depend on the input; forward hooks on norm and activation modules
 replace their output by a tensor of the same value with the rule's gradient. Parameters'
 ``requires_grad`` is switched off for the duration (it decides what "depends on the input"
-means) and restored, hooks are removed, also after an exception. Nothing of the model or of
-any library module is patched.
+means) and restored, as is the ``inplace`` flag of activation modules (run out of place so
+that their rule sees their input); hooks are removed, also after an exception. Nothing else of
+the model or of any library module is patched.
 
 Where this differs from the ``lxt`` package (2.1, "efficient" mode): lxt adds ``1e-10`` to the
 denominator of the identity rule, this module the sign-aware ``stabilize`` (same result
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -86,6 +88,31 @@ _ACT_FUNCS = {
     F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, F.elu, F.leaky_relu, F.softplus,
     F.mish, F.relu6, F.hardswish, F.hardsigmoid, F.selu, F.celu,
 }
+#: Elementwise activations matched by name (their functional, ``torch.*`` and ``Tensor``
+#: spellings): the identity rule their module twins (``nn.Threshold``, ``nn.Softshrink``, ...)
+#: get. Audit aud51a: they went through as plain gradients with no warning, 9.2 off the
+#: ``nn.Threshold(0.1, 0.5)`` twin (largest relevance 9.6) for ``F.threshold`` and for an
+#: ``nn.Threshold`` built inside ``forward`` (no hook), 0.24 off for ``F.softshrink``, 0.21 for
+#: ``F.tanhshrink``. name -> position of the ``inplace`` flag (None: no such flag).
+_ACT_NAMES: dict[str, int | None] = {
+    "threshold": 3, "softshrink": None, "hardshrink": None, "rrelu": 4, "prelu": None,
+    "tanhshrink": None,
+}
+#: Where activations take their ``inplace`` flag (``F.elu(h, 1.0, True)``), and the names whose
+#: in-place spelling (``torch.sigmoid_``, ``F.elu_``, ``h.tanh_()``) is an activation. An
+#: activation computed in place has lost its input, so the identity rule cannot be applied:
+#: its plain gradient is left and counted as unruled (aud51a: ``F.elu(h, inplace=True)``,
+#: ``nn.ELU(inplace=True)`` were 0.095 off the out-of-place twin, largest relevance 2.9,
+#: ``nn.Threshold(0.1, 0.5, inplace=True)`` 9.2 off, ``F.silu(h, inplace=True)`` 0.055, with no
+#: warning) -- except where that gradient is the rule (:data:`_GRADIENT_IS_RULE`).
+_INPLACE_POS: dict[str, int] = {
+    "relu": 1, "selu": 1, "silu": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "relu6": 1,
+    "elu": 2, "celu": 2, "leaky_relu": 2, "threshold": 3, "rrelu": 4,
+}
+_INPLACE_ACTS = frozenset({*_INPLACE_POS, "sigmoid", "tanh"})
+#: Piecewise linear through the origin (``y / x`` is the derivative): the plain gradient of the
+#: in-place spelling is the identity rule (``threshold`` only with ``value == 0``).
+_GRADIENT_IS_RULE = frozenset({"relu", "leaky_relu", "rrelu"})
 #: Nonlinear functions with no AttnLRP rule here: called on an input-dependent tensor in the
 #: model's own code (outside the norm/activation modules the hooks handle) they go through as
 #: a plain gradient, which is not what the rules define; such calls are counted and reported
@@ -93,7 +120,9 @@ _ACT_FUNCS = {
 _UNRULED = frozenset({
     "exp", "log", "sqrt", "rsqrt", "pow", "reciprocal", "erf", "erfc", "sin", "cos", "abs",
     "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax", "softsign",
-    "logsigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
+    # F.logsigmoid dispatches as log_sigmoid (aud51a: unreported, 12.7 off the nn.LogSigmoid
+    # twin, largest relevance 13.9)
+    "logsigmoid", "log_sigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
     # spellings missed until audit aud47g (went through as plain gradients, unreported)
     "glu", "logsumexp", "logcumsumexp", "std", "var", "std_mean", "var_mean", "norm",
     "linalg_vector_norm", "linalg_norm", "softmin", "tan", "sinh", "cosh", "asin", "acos",
@@ -208,6 +237,24 @@ _CLAMPS: dict[str, tuple[tuple[int, str], ...]] = {
 _EXTREMA = frozenset({"maximum", "minimum", "fmax", "fmin", "max", "min"})
 
 
+def _in_place(raw: str, pos: int | None, args: Any, kwargs: dict[str, Any]) -> bool:
+    """A call of ``raw`` (its ``__name__``) writes its result into its input: a trailing ``_``
+    (``h.clamp_``, ``F.threshold_``) or ``inplace=True`` (keyword, or positional at ``pos``)."""
+    if raw.endswith("_") and not raw.startswith("_"):
+        return True
+    flag = kwargs.get("inplace", args[pos] if pos is not None and len(args) > pos else False)
+    return bool(flag) and not isinstance(flag, torch.Tensor)
+
+
+def _gradient_is_rule(name: str, args: Any, kwargs: dict[str, Any]) -> bool:
+    """The plain gradient of activation ``name`` (called with ``args`` / ``kwargs``) is its
+    identity rule: see :data:`_GRADIENT_IS_RULE`; ``threshold(x, th, value)`` with ``value == 0``."""
+    if name == "threshold":
+        value = kwargs.get("value", args[2] if len(args) > 2 else None)
+        return isinstance(value, numbers.Real) and float(value) == 0.0
+    return name in _GRADIENT_IS_RULE
+
+
 def _clamped(name: str, args: Any, kwargs: dict[str, Any], out: Any) -> torch.Tensor | None:
     """The input-dependent tensor ``x`` that ``name(*args, **kwargs)`` (giving ``out``) clamps at
     constant bounds, one of them neither zero nor a mask value, else ``None``.
@@ -222,12 +269,14 @@ def _clamped(name: str, args: Any, kwargs: dict[str, Any], out: Any) -> torch.Te
     routes, as max pooling does (plain gradient)."""
     if name in _CLAMPS:
         x = args[0] if args else kwargs.get("input")
-        if name == "hardtanh" and (kwargs.get("inplace") or (len(args) > 3 and args[3])):
-            return None  # in place: the result cannot carry the rule
         bounds = [kwargs[k] if k in kwargs else (args[i] if len(args) > i else None)
                   for i, k in _CLAMPS[name]]
         if name == "hardtanh":  # defaults -1 and 1
             bounds = [-1.0 if b is None and i == 0 else 1.0 if b is None else b for i, b in enumerate(bounds)]
+        elif not _dep(x) and sum(_dep(b) for b in bounds) == 1:
+            # torch.clamp(c, min=h) is torch.maximum(h, c): a clamp of h at the constant c
+            # (aud51a: it kept the plain gradient, 0.095 off the torch.maximum(h, c) twin)
+            x, bounds = next(b for b in bounds if _dep(b)), [x] + [b for b in bounds if not _dep(b)]
     elif name in _EXTREMA:
         a = args[0] if args else kwargs.get("input")
         b = args[1] if len(args) > 1 else kwargs.get("other")
@@ -296,6 +345,19 @@ def _is_activation(mod: nn.Module) -> bool:
         return True
     return (type(mod).__name__.lower().endswith("gelu") and not any(True for _ in mod.parameters())
             and not any(True for _ in mod.children()))
+
+
+def _module_gradient_is_rule(mod: nn.Module) -> bool:
+    """The plain gradient of activation module ``mod`` is its identity rule (a ReLU, a leaky or
+    randomised ReLU, a threshold with ``value=0``, a hardtanh with zero or mask bounds), so its
+    in-place form needs no warning."""
+    if isinstance(mod, (nn.ReLU, nn.LeakyReLU, nn.RReLU)):
+        return True
+    if isinstance(mod, nn.Threshold):
+        return float(mod.value) == 0.0
+    if isinstance(mod, nn.Hardtanh) and not isinstance(mod, nn.ReLU6):
+        return not (_constant_not_zero(mod.min_val) or _constant_not_zero(mod.max_val))
+    return False
 
 
 def _is_hf_linear(mod: nn.Module) -> bool:
@@ -383,6 +445,12 @@ class _Mode(TorchFunctionMode):
                 a, b = (t.detach() if id(t) in self.gates else t for t in args[:2])
                 return a.mul_(b)
             out = func(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and not out.requires_grad:
+                # a condition built by a product ((h > a) * (h < b)) depends on the input: a
+                # selection on it is a clamp (aud51a: torch.where of it kept the plain gradient)
+                if _reads_input(args, kwargs, self.derived):
+                    self.derived[out] = True
+                return out
             if len(args) < 2:
                 return out
             ruled = self.product(args[0], args[1], out)
@@ -406,18 +474,29 @@ class _Mode(TorchFunctionMode):
             return out
         if func in _SOFTMAX and self.variant == "cp":
             return func(*args, **kwargs).detach()
-        if func in _ACT_FUNCS and args and _dep(args[0]):
-            return self.activation(args[0], func(*args, **kwargs))
-        name = str(getattr(func, "__name__", "")).strip("_")
+        raw = str(getattr(func, "__name__", ""))
+        name = raw.strip("_")
+        if args and _dep(args[0]) and (func in _ACT_FUNCS or name in _ACT_NAMES or (
+                name in _INPLACE_ACTS and _in_place(raw, None, args, kwargs))):
+            out = func(*args, **kwargs)
+            if _in_place(raw, _INPLACE_POS.get(name), args, kwargs):
+                if not _gradient_is_rule(name, args, kwargs):
+                    self.unruled[name + "_"] += 1  # the input is overwritten: no rule (see _INPLACE_POS)
+                    return out
+                # F.relu(h, inplace=True): as before aud51a (the ratio of the overwritten input
+                # is 1, the gradient of relu_ passes the rest)
+                return self.activation(args[0], out) if func in _ACT_FUNCS else out
+            if name == "prelu" and _n_dep((*args, *kwargs.values())) > 1:
+                self.unruled[name] += 1  # an input-dependent slope: a product, not an activation
+                return out
+            return self.activation(args[0], out)
         if name in _CLAMPS or name in _EXTREMA:
             out = func(*args, **kwargs)
             x = _clamped(name, args, kwargs, out)
-            if x is not None and str(getattr(func, "__name__", "")).endswith("_"):
+            if x is not None and _in_place(raw, 3 if name == "hardtanh" else None, args, kwargs):
                 self.unruled[name] += 1  # in place (h.clamp_(a, b)): the rule cannot replace it
             elif x is not None:
                 return self.activation(x, out)
-            if name == "hardtanh" and args and _dep(args[0]):
-                self.unruled[name] += 1  # in place
             return out
         self._count_unruled(func, args, kwargs)
         out = func(*args, **kwargs)
@@ -667,6 +746,10 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
             return _layer_norm(mod, x, out)
         if _is_rms(mod):  # elementwise linear once the scale is constant
             return _identity_rule(x, out, mode.epsilon)
+        if getattr(mod, "inplace", False) is True and out is x and not _module_gradient_is_rule(mod):
+            # still in place (an inplace flag the block could not switch off): x is overwritten
+            mode.unruled[f"{type(mod).__name__}(inplace=True)"] += 1
+            return None
         return mode.activation(x, out)
 
     def mha_post(mod: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
@@ -676,7 +759,15 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
         assert isinstance(mod, nn.MultiheadAttention)
         return _mha(mod, args, kwargs, out)
 
+    # activation modules computed in place lose the input their identity rule needs: run them out
+    # of place for the block (the NoInplace canonizer of method='lrp'; aud51a: nn.ELU(inplace=True)
+    # was 0.095 off its out-of-place twin, nn.Threshold(0.1, 0.5, inplace=True) 9.2, silently).
+    # Those whose plain gradient is their rule (ReLU) are left as they are.
+    in_place = [m for m in model.modules() if _is_activation(m) and getattr(m, "inplace", False) is True
+                and not _module_gradient_is_rule(m)]
     try:
+        for m in in_place:
+            m.inplace = False  # type: ignore[assignment]
         for p in params:
             p.requires_grad_(False)
         for mod in model.modules():
@@ -695,3 +786,5 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
             h.remove()
         for p, r in zip(params, req):
             p.requires_grad_(r)
+        for m in in_place:
+            m.inplace = True  # type: ignore[assignment]

@@ -73,6 +73,9 @@ _TRANSFORMS = frozenset({
     "float_power", "special_erf", "special_erfc", "special_expm1", "special_exp2",
     "special_log1p", "special_ndtr", "special_softmax", "special_log_softmax",
     "special_logsumexp",
+    # F.logsigmoid dispatches as log_sigmoid (aud51a: unreported, credits 5.7 off the
+    # nn.LogSigmoid twin's Pass rule, largest 11.5)
+    "log_sigmoid",
 })
 #: Resampling whose interpolating modes weight the inputs (the gradient, not a rule); the
 #: nearest modes only copy them, which routes relevance as max pooling does: not counted.
