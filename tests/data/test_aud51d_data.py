@@ -18,7 +18,7 @@ class _Tanh(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x)
 
     @staticmethod
@@ -26,7 +26,7 @@ class _Tanh(torch.autograd.Function):
         ctx.save_for_backward(output)
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         (y,) = ctx.saved_tensors
         return g * (1 - y * y)
 
@@ -36,7 +36,7 @@ class _OnceTanh(_Tanh):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         return _Tanh.backward(ctx, g)
 
 
@@ -98,3 +98,77 @@ def test_influence_through_a_twice_differentiable_function_matches_torch_tanh() 
     with pytest.raises(UnsupportedModelError, match=r"solver='explicit'"):
         tribute.explain(model, Xt, method="influence", players=data, solver="cg", damping=1.0,
                         progress=False)
+
+
+def test_trak_default_projection_runs_on_a_small_training_set() -> None:
+    """``proj_dim=512`` by default refused every training set of up to 512 examples (the
+    unregularised kernel is singular for ``proj_dim >= n_train``); the default is now
+    ``min(512, n_train // 4)``, and the credits are those of that ``proj_dim`` given explicitly."""
+    from data_cases import logistic_case
+
+    from tribute.methods.data_trak import default_proj_dim
+
+    assert [default_proj_dim(n) for n in (1, 3, 8, 178, 569, 1797, 2048, 60000)] == \
+        [1, 1, 2, 44, 142, 449, 512, 512]
+    case = logistic_case(n=40, d=3, n_test=2)
+    data = case.data()
+    a = tribute.explain(case.model, case.X_test, method="trak", players=data, target=case.y_test,
+                        progress=False)
+    b = tribute.explain(case.model, case.X_test, method="trak", players=data, target=case.y_test,
+                        proj_dim=10, progress=False)
+    assert a.extra["dim"] == 10
+    assert torch.equal(a.values, b.values)
+    assert a.params["proj_dim"] is None
+
+
+@pytest.mark.parametrize(("method", "kw"), [
+    ("feature_ablation", {}), ("banzhaf", {"budget": 40, "seed": 0}),
+    ("datamodels", {"budget": 30, "seed": 0}), ("grad_dot", {}), ("trak", {"proj_dim": 3})])
+def test_data_game_rows_count_the_reference_pass(method: str, kw: dict[str, Any]) -> None:
+    """A data game runs the explained model once on the test points when it is built (the
+    target, ``model_values``); retraining calls left those rows out of ``n_rows`` (rows seen =
+    ``n_rows`` + the batch in every run: feature_ablation on 6 examples and 2 test points
+    reported 14 for the 16 rows a forward hook counted) and gradient estimators reported
+    ``n_rows=0`` for one counted pass. Now ``n_rows = n_samples * (1 + n_evals)``; for the
+    retraining estimators it equals the rows a forward hook on the explained module counts."""
+    from data_cases import ridge_case
+
+    case = ridge_case(n=6, d=3, n_test=2, l2=0.5)
+    seen: list[int] = []
+    h = case.model.register_forward_hook(lambda m, i, o: seen.append(int(i[0].shape[0])))
+    try:
+        attr = tribute.explain(case.model, case.X_test, method=method, players=case.data(loss="mse"),
+                               progress=False, **kw)
+    finally:
+        h.remove()
+    assert attr.n_rows == 2 * (1 + attr.n_evals)
+    if method not in ("grad_dot", "trak"):  # gradient passes run vmapped (one traced row)
+        assert attr.n_rows == sum(seen)
+
+
+def test_data_game_merges_a_copy_among_no_more_coalitions_than_players() -> None:
+    """The copy search ran only with more coalitions than players: datamodels at ``budget=8``
+    on 8 examples (seed 14 draws 7 distinct subsets) ran and counted the copy (n_evals 8 for
+    7 retrained subsets). A data game searches at any size; the credits stay the same."""
+    import numpy as np
+    from data_cases import ridge_case
+
+    from tribute.methods.data_retrain import datamodel_subsets
+
+    masks = datamodel_subsets(8, 0.5, 8, 14).numpy()
+    distinct = len(np.unique(masks, axis=0))
+    assert distinct == 7
+    case = ridge_case(n=8, d=3, n_test=2, l2=0.5)
+    data = case.data(loss="mse")
+    with pytest.warns(tribute.StderrWarning):
+        attr = tribute.explain(case.model, case.X_test, method="datamodels", players=data, budget=8,
+                               seed=14, progress=False)
+    assert attr.n_evals == distinct  # 8 before
+    assert attr.n_rows == 2 * (distinct + 1)
+    P = data.bank.params(masks)  # the retrained ridge models, by hand on the test points
+    v = case.X_test.numpy() @ P[:, :3].T + P[:, 3]  # 2 x 8, copies included
+    A = np.c_[np.ones(8), masks]
+    reg = 1e-3 * np.eye(9)
+    reg[0, 0] = 0.0
+    beta = np.linalg.solve(A.T @ A + reg, A.T @ v.T)[1:].T
+    assert np.allclose(attr.values.reshape(2, 8).numpy(), beta, atol=1e-8)

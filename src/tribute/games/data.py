@@ -560,6 +560,17 @@ class DataGame(Game):
     Values are ``batch x K x 1`` (one explained scalar per test point). Gradient estimators use
     :meth:`test_grads`, :meth:`train_grads`, :meth:`hvp`, :meth:`hessian` and
     :meth:`model_params`; retraining ones use :meth:`value` like on any game.
+
+    Counting: ``n_evals`` counts the evaluations per test point -- one per distinct coalition a
+    retraining estimator evaluates (its retrained model on the test points), one per gradient
+    pass at a model (a checkpoint, an ensemble member). Unlike a feature game's, the reference
+    pass of the explained model on the test points, made when the game is built (it resolves
+    the target and gives :attr:`model_values`), is no evaluation of ``v``: ``v(N)`` is the
+    model ``fit`` retrains on all of ``X_train``. ``n_rows`` counts the test points' rows:
+    ``n_samples * (1 + n_evals)``, the reference pass included (before, retraining calls left
+    it out: rows seen = ``n_rows`` + the batch in every run; aud51d). Gradient work on the
+    training rows is ``attr.extra["n_grad_evals"]`` where the estimator reports it, refits
+    ``attr.extra["n_retrains"]``.
     """
 
     kind = "data"
@@ -570,6 +581,9 @@ class DataGame(Game):
     #: ``n_rows``) once, as on feature games (aud50d: datamodels at budget=150 on 6 examples
     #: reported n_evals=150 and n_rows=300 for 57 distinct subsets the test points saw)
     distinct_coalitions = True
+    #: and copies are searched for among any number of coalitions (datamodels at budget=10
+    #: on 10 examples ran and counted a subset drawn twice twice; aud51d)
+    search_copies_always = True
 
     def __init__(self, data: TrainingData, model: TorchModel, inputs: Any, *, target: Any = None,
                  output: str = "raw", batch_size: int | None = None,
@@ -694,6 +708,7 @@ class DataGame(Game):
                         framework=framework, device=str(x.device),
                         dtype=str(out_dtype).replace("torch.", ""))
         super().__init__(engine, tgt, layout, list(data.player_names), batch)
+        engine.n_rows += batch  # the reference pass above (no evaluation of v: see the class)
         self.n_grad_evals = 0
         #: whether :meth:`_check_second_order` walked the training loss's graph already
         self._second_order_checked = False
@@ -1287,8 +1302,10 @@ class DataGame(Game):
             return self.explained(self._forward(p, self.X_test), self.y_test)
 
     def count_pass(self) -> None:
-        """Count one gradient-estimator pass as one evaluation per input (``n_evals``)."""
+        """Count one gradient-estimator pass as one evaluation per input (``n_evals``) and the
+        test points' rows it ran (``n_rows``)."""
         self.n_evals += 1
+        self.engine.n_rows += self.n_samples
 
     @property
     def removal_scale(self) -> float:
