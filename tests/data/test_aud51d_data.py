@@ -172,3 +172,23 @@ def test_data_game_merges_a_copy_among_no_more_coalitions_than_players() -> None
     reg[0, 0] = 0.0
     beta = np.linalg.solve(A.T @ A + reg, A.T @ v.T)[1:].T
     assert np.allclose(attr.values.reshape(2, 8).numpy(), beta, atol=1e-8)
+
+
+def test_freeshap_surrogate_merges_a_copy_among_few_coalitions() -> None:
+    """The sibling of the data game's search: freeshap's kernel-regression surrogate also
+    searched for copies only with more coalitions than players (3 coalitions of 8 examples,
+    two equal: 3 solves counted before, 2 after; the copy gets the first one's value)."""
+    from data_cases import ridge_case
+
+    from tribute.games.data import DataGame
+    from tribute.methods.data_freeshap import KernelRegressionGame, ntk_regression
+
+    case = ridge_case(n=8, d=3, n_test=2, l2=0.5)
+    game = tribute.build_game(case.model, case.X_test, players=case.data(loss="mse"))
+    assert isinstance(game, DataGame)
+    sur = KernelRegressionGame(game, ntk_regression(game))
+    m = torch.tensor([[1, 0, 1, 1, 0, 1, 0, 1], [0, 1, 1, 1, 1, 0, 0, 1], [1, 0, 1, 1, 0, 1, 0, 1]],
+                     dtype=torch.float64)
+    v = sur.value(m)
+    assert sur.n_evals == 2  # 3 before
+    assert torch.equal(v[:, 0], v[:, 2])
