@@ -192,3 +192,16 @@ def test_freeshap_surrogate_merges_a_copy_among_few_coalitions() -> None:
     v = sur.value(m)
     assert sur.n_evals == 2  # 3 before
     assert torch.equal(v[:, 0], v[:, 2])
+
+
+def test_a_scikit_learn_model_with_training_data_is_told_what_to_pass() -> None:
+    """The refusal said only "got NumpyModel" (the adapter, not the user's estimator) with no
+    way forward; it names the estimator and the torch reference trainers."""
+    from data_cases import logistic_case
+    from sklearn.linear_model import LogisticRegression
+
+    case = logistic_case(n=20, d=3, n_test=2)
+    clf = LogisticRegression().fit(case.X.numpy(), case.y.numpy())
+    with pytest.raises(UnsupportedModelError, match=r"got NumpyModel \(a LogisticRegression\)\. "
+                                                    r".*data_fits\.RidgeFit, LogisticFit and MLPFit"):
+        tribute.explain(clf, case.X_test.numpy(), method="grad_dot", players=case.data(), progress=False)

@@ -539,7 +539,13 @@ class TrainingData:
         if not isinstance(adapter, TorchModel) or adapter.module is None:
             raise UnsupportedModelError(
                 f"training-data players need the torch.nn.Module trained on all of X_train; got "
-                f"{type(adapter).__name__}."
+                f"{type(adapter).__name__}"
+                + (f" (a {type(user).__name__})"
+                   if (user := getattr(adapter, "estimator", model)) is not adapter else "")
+                + ". Data attribution retrains the model and differentiates its parameters: "
+                "explain a torch model, e.g. the one TrainingData's fit returns (the reference "
+                "trainers tribute.games.data_fits.RidgeFit, LogisticFit and MLPFit train "
+                "torch counterparts of a ridge regression, a logistic regression and an MLP)."
             )
         return DataGame(self, adapter, inputs, target=target, output=output,
                         batch_size=batch_size, progress=progress)
