@@ -104,6 +104,11 @@ class Game(ABC):
     #: feature and component games, and data games, whose retrain bank trains each subset once
     #: with one seed; not one that would draw anything anew per evaluation)
     distinct_coalitions: bool = False
+    #: search for repeated coalitions also when there are no more of them than players (a
+    #: data game, where each evaluation costs a retrained model's pass and the sort is free
+    #: beside it); otherwise only ``K > players`` pays for the search (leave-one-out and
+    #: occlusion ask for at most one coalition per player, all distinct)
+    search_copies_always: bool = False
 
     def __init__(self, engine: Engine, target: Target, layout: Layout,
                  player_names: list[str], n_samples: int) -> None:
@@ -177,7 +182,8 @@ class Game(ABC):
         m, shared = self.check_masks(masks)
         # more coalitions than players: drawn ones may repeat (leave-one-out and occlusion
         # windows ask for at most one per player, all distinct: they pay no search)
-        if shared and self.distinct_coalitions and m.shape[0] > m.shape[1]:
+        if shared and self.distinct_coalitions and (m.shape[0] > m.shape[1]
+                                                     or self.search_copies_always):
             once = distinct_coalitions(m)
             if once is not None:  # coalitions asked for twice: each runs once, counted once
                 keep, inverse = once

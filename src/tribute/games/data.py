@@ -539,7 +539,13 @@ class TrainingData:
         if not isinstance(adapter, TorchModel) or adapter.module is None:
             raise UnsupportedModelError(
                 f"training-data players need the torch.nn.Module trained on all of X_train; got "
-                f"{type(adapter).__name__}."
+                f"{type(adapter).__name__}"
+                + (f" (a {type(user).__name__})"
+                   if (user := getattr(adapter, "estimator", model)) is not adapter else "")
+                + ". Data attribution retrains the model and differentiates its parameters: "
+                "explain a torch model, e.g. the one TrainingData's fit returns (the reference "
+                "trainers tribute.games.data_fits.RidgeFit, LogisticFit and MLPFit train "
+                "torch counterparts of a ridge regression, a logistic regression and an MLP)."
             )
         return DataGame(self, adapter, inputs, target=target, output=output,
                         batch_size=batch_size, progress=progress)
@@ -560,6 +566,17 @@ class DataGame(Game):
     Values are ``batch x K x 1`` (one explained scalar per test point). Gradient estimators use
     :meth:`test_grads`, :meth:`train_grads`, :meth:`hvp`, :meth:`hessian` and
     :meth:`model_params`; retraining ones use :meth:`value` like on any game.
+
+    Counting: ``n_evals`` counts the evaluations per test point -- one per distinct coalition a
+    retraining estimator evaluates (its retrained model on the test points), one per gradient
+    pass at a model (a checkpoint, an ensemble member). Unlike a feature game's, the reference
+    pass of the explained model on the test points, made when the game is built (it resolves
+    the target and gives :attr:`model_values`), is no evaluation of ``v``: ``v(N)`` is the
+    model ``fit`` retrains on all of ``X_train``. ``n_rows`` counts the test points' rows:
+    ``n_samples * (1 + n_evals)``, the reference pass included (before, retraining calls left
+    it out: rows seen = ``n_rows`` + the batch in every run; aud51d). Gradient work on the
+    training rows is ``attr.extra["n_grad_evals"]`` where the estimator reports it, refits
+    ``attr.extra["n_retrains"]``.
     """
 
     kind = "data"
@@ -570,6 +587,9 @@ class DataGame(Game):
     #: ``n_rows``) once, as on feature games (aud50d: datamodels at budget=150 on 6 examples
     #: reported n_evals=150 and n_rows=300 for 57 distinct subsets the test points saw)
     distinct_coalitions = True
+    #: and copies are searched for among any number of coalitions (datamodels at budget=10
+    #: on 10 examples ran and counted a subset drawn twice twice; aud51d)
+    search_copies_always = True
 
     def __init__(self, data: TrainingData, model: TorchModel, inputs: Any, *, target: Any = None,
                  output: str = "raw", batch_size: int | None = None,
@@ -694,7 +714,10 @@ class DataGame(Game):
                         framework=framework, device=str(x.device),
                         dtype=str(out_dtype).replace("torch.", ""))
         super().__init__(engine, tgt, layout, list(data.player_names), batch)
+        engine.n_rows += batch  # the reference pass above (no evaluation of v: see the class)
         self.n_grad_evals = 0
+        #: whether :meth:`_check_second_order` walked the training loss's graph already
+        self._second_order_checked = False
         #: the explained model's own value on each test point (from the reference pass above)
         self.model_values = self.explained(ref.to(self.dtype), self.y_test).detach()
         self._model_checked = False
@@ -1285,8 +1308,10 @@ class DataGame(Game):
             return self.explained(self._forward(p, self.X_test), self.y_test)
 
     def count_pass(self) -> None:
-        """Count one gradient-estimator pass as one evaluation per input (``n_evals``)."""
+        """Count one gradient-estimator pass as one evaluation per input (``n_evals``) and the
+        test points' rows it ran (``n_rows``)."""
         self.n_evals += 1
+        self.engine.n_rows += self.n_samples
 
     @property
     def removal_scale(self) -> float:
@@ -1368,6 +1393,7 @@ class DataGame(Game):
         """
         p, buffers = self._split(params if params is not None else self._base_params)
         flat = self.flatten(p)
+        self._check_second_order(flat, buffers)
         P = flat.numel()
         n = int(self.X_train.shape[0])
         H = torch.zeros(P, P, dtype=self.dtype)
@@ -1391,6 +1417,7 @@ class DataGame(Game):
         """Hessian of the training objective times ``V`` (``n_params x m``)."""
         p, buffers = self._split(params if params is not None else self._base_params)
         flat = self.flatten(p)
+        self._check_second_order(flat, buffers)
         out = torch.zeros_like(V)
         for r in self._row_blocks():
             g = grad(lambda f, r=r: self.objective(f, r, buffers))
@@ -1399,9 +1426,37 @@ class DataGame(Game):
                 out: torch.Tensor = torch.func.jvp(g, (flat,), (v,))[1]
                 return out
 
-            out += vmap(one, in_dims=1, out_dims=1)(V)
+            try:
+                out += vmap(one, in_dims=1, out_dims=1)(V)
+            except NotImplementedError as e:
+                if "jvp" not in str(e):
+                    raise
+                raise UnsupportedModelError(
+                    "influence's iterative solvers (cg, lissa, loo_step) take Hessian-vector "
+                    "products in forward mode (torch.func.jvp), but the model calls a custom "
+                    f"autograd.Function without a jvp ({e}). Use solver='explicit' (reverse "
+                    "mode), or give the Function a jvp staticmethod."
+                ) from e
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return out
+
+    def _check_second_order(self, flat: torch.Tensor, buffers: dict[str, torch.Tensor]) -> None:
+        """Refuse Hessians through a custom ``autograd.Function`` whose backward is
+        ``@once_differentiable`` (once per game, from the graph of one training row's loss
+        taken in plain autograd). Under ``torch.func`` its backward's result carries no
+        derivative, so the Hessian silently lost every term through it: influence on a tanh
+        MLP with such a tanh gave -0.020 where the true influence is 0.126 (aud51d)."""
+        if self._second_order_checked:
+            return
+        from .features import _refuse_once_differentiable
+
+        leaf = flat.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            val = self.objective(leaf, slice(0, 1), buffers)
+        _refuse_once_differentiable(
+            val, leaf, who="influence (the training loss's Hessian)",
+            instead="trak, grad_dot, tracin, representer, or influence(solver='ekfac')")
+        self._second_order_checked = True
 
     def _param_chunk(self, rows: int) -> int:
         """Parameter vectors per vmapped chunk so that ``chunk x rows x n_params`` floats fit."""

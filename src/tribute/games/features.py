@@ -59,7 +59,9 @@ def _marks_once_differentiable(back: Any) -> bool:
     return False
 
 
-def _refuse_once_differentiable(out: torch.Tensor, leaf: torch.Tensor) -> bool:
+def _refuse_once_differentiable(out: torch.Tensor, leaf: torch.Tensor, *,
+                                who: str = "integrated_hessians",
+                                instead: str = "integrated_gradients, shapley_interactions") -> bool:
     """Refuse second derivatives through a custom ``autograd.Function`` marked
     ``@once_differentiable``.
 
@@ -74,7 +76,9 @@ def _refuse_once_differentiable(out: torch.Tensor, leaf: torch.Tensor) -> bool:
     others (a Function on a tensor the mask does not reach was refused although its credits
     were exact; rev50i). Walks the graph of ``out`` once per call (its nodes are per
     operation, not per row); the visited nodes are kept alive, so no id is reused. Returns
-    whether ``out`` depends on ``leaf`` at all (a pass that does not checked nothing)."""
+    whether ``out`` depends on ``leaf`` at all (a pass that does not checked nothing).
+    ``who`` (the method that needs second derivatives) and ``instead`` (first-order
+    methods to name) word the refusal; data games' Hessians use it too (aud51d)."""
     nodes: dict[int, Any] = {}  # id -> node: holds every visited node
     reaches: dict[int, bool] = {}
     stack: list[tuple[Any, bool]] = [(out.grad_fn, False)]
@@ -97,21 +101,21 @@ def _refuse_once_differentiable(out: torch.Tensor, leaf: torch.Tensor) -> bool:
         fwd = getattr(node, "_forward_cls", None)
         if _marks_once_differentiable(getattr(fwd, "backward", None)):
             raise UnsupportedModelError(
-                f"integrated_hessians needs second derivatives, but the model calls the custom "
+                f"{who} needs second derivatives, but the model calls the custom "
                 f"autograd.Function {getattr(fwd, '__qualname__', fwd)!r}, whose backward is "
                 "marked @once_differentiable: torch would drop the second derivative through it "
                 "silently (credits wrong, no error). Give it a differentiable backward, or use a "
-                "first-order method (integrated_gradients, shapley_interactions)."
+                f"first-order method ({instead})."
             )
         if (getattr(fwd, "__name__", "") == "CompiledFunction"
                 and str(getattr(fwd, "__module__", "")).startswith("torch._functorch")):
             # torch's own error was raw and misleading ("keep backward(create_graph=False)",
             # which the user does not call; rev50i)
             raise UnsupportedModelError(
-                "integrated_hessians needs second derivatives, but the model runs a "
+                f"{who} needs second derivatives, but the model runs a "
                 "torch.compile'd graph, which has no double backward (torch refuses it). Pass "
                 "the module before torch.compile (a compiled module keeps it as ._orig_mod), "
-                "or use a first-order method (integrated_gradients, shapley_interactions)."
+                f"or use a first-order method ({instead})."
             )
     return reaches.get(id(out.grad_fn), False) if out.grad_fn is not None else False
 

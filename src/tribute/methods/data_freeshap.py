@@ -239,8 +239,10 @@ class KernelRegressionGame(Game):
     differentiable = False
     #: v(S) is a function of S (one kernel regression per coalition): a coalition drawn twice is
     #: solved and counted once, as on the data game (rev50d: extra["surrogate_evals"] was 150
-    #: for 109 distinct coalitions of banzhaf, 142 for 90 of permutation_shapley, 8 examples)
+    #: for 109 distinct coalitions of banzhaf, 142 for 90 of permutation_shapley, 8 examples),
+    #: searched among any number of coalitions like the data game's (aud51d)
     distinct_coalitions = True
+    search_copies_always = True
 
     def __init__(self, game: DataGame, reg: NTKRegression) -> None:
         super().__init__(game.engine, game.target, game.layout, list(game.player_names),
