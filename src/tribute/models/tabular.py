@@ -366,6 +366,99 @@ class CategoricalCodec:
         return pd.DataFrame(cols, columns=self.columns)
 
 
+#: integers beyond this magnitude have no exact float64 (2**53 + 1 reads as 2**53)
+_FLOAT64_EXACT = 2 ** 53
+
+
+def _baseline_frames(baseline: Any, background_cls: type | tuple[type, ...]) -> list[Any]:
+    """The DataFrames (a Series as a one-row frame) a baseline holds; [] for numbers / arrays."""
+    base: Any = getattr(baseline, "data", None) if isinstance(baseline, background_cls) else baseline
+    if _is_series(base):
+        return [base.to_frame().T]
+    return [base] if _is_frame(base) else []
+
+
+def _refuse_inexact_integers(inputs: Any, baseline: Any,
+                             background_cls: type | tuple[type, ...]) -> None:
+    """Refuse integer columns holding values float64 cannot hold (``|v| > 2**53``) for a model
+    that reads the columns' dtypes: tribute composes a table's rows in float64, so such a model
+    met ``2**53`` for the user's ``2**53 + 1``, silently (rev50t / aud51t: ``a % 2`` credited 0
+    for an exact-enumeration truth of 4; an all-integer table too)."""
+    import pandas as pd
+
+    sources = [("inputs", inputs)] + [("baseline", f) for f in _baseline_frames(baseline, background_cls)]
+    for name, frame in sources:
+        for c, dt in frame.dtypes.items():
+            if not pd.api.types.is_integer_dtype(dt) or pd.api.types.is_bool_dtype(dt):
+                continue
+            col = frame[c].dropna()
+            if col.empty:
+                continue
+            lo, hi = col.min(), col.max()
+            big = next((v for v in (hi, lo) if abs(int(v)) > _FLOAT64_EXACT), None)
+            if big is None:
+                continue
+            raise InputError(
+                f"{name} column {c!r} holds {int(big)}, beyond 2**53 = {_FLOAT64_EXACT}: tribute "
+                "composes a table's rows in float64, which has no exact value for it "
+                f"({int(big)} would reach the model as {int(float(big))}), and the model reads "
+                "its columns' dtypes (a class or function of your own, or a FunctionTransformer), "
+                f"so it would see another integer. Give column {c!r} values float64 holds (e.g. "
+                "subtract an offset, or keep the low bits your model reads), or cast it to "
+                "float64 yourself if the model reads it as a number anyway.")
+
+
+def _kind(dt: Any) -> str:
+    """``"b"`` bool, ``"i"`` integer (numpy or nullable), ``"f"`` float, ``""`` anything else."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(dt):
+        return "b"
+    if pd.api.types.is_integer_dtype(dt):
+        return "i"
+    return "f" if pd.api.types.is_float_dtype(dt) else ""
+
+
+def _refuse_retyped_baseline(inputs: Any, baseline: Any, background_cls: type | tuple[type, ...],
+                             typed: dict[Any, Any]) -> None:
+    """Refuse a baseline DataFrame whose column of another dtype kind than the inputs' (a float
+    ``2.0`` for an integer column, an integer ``1`` for a bool one) holds values the inputs'
+    dtype holds too, for a model that reads the columns' dtypes (``typed``: the inputs' typed
+    columns it gets back). A composed row holds numbers only, so the baseline's ``2.0`` and an
+    input's ``2`` are one value there: typed by the inputs' dtype, the model met the integer
+    ``2`` where the user's DataFrame says ``2.0`` (aud51t: a mean baseline whose integer column's
+    mean is exactly 2.0, credit -2 for a DataFrame-copy truth of 13; a float 100.0 for a uint8
+    column, 28 off), while a fractional 2.07 stayed a float. Both readings are possible, so
+    neither is picked: the message names both and how to ask for each."""
+    base = getattr(baseline, "data", None) if isinstance(baseline, background_cls) else baseline
+    for frame in [] if _is_series(base) else _baseline_frames(baseline, background_cls):
+        for c, dt in typed.items():
+            if c not in frame.columns:
+                continue
+            bdt = frame[c].dtype
+            kind, bkind = _kind(dt), _kind(bdt)
+            if not bkind or bkind == kind:
+                continue
+            v = frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            fit = v[_fits_rows(v, dt) & ~np.isnan(v)]
+            if not fit.size:
+                continue  # (no value the inputs' dtype holds: the baseline's dtype is kept)
+            val = fit[0]
+            shown = frame[c][v == val].iloc[0]
+            shown = shown.item() if hasattr(shown, "item") else shown
+            as_input = bool(val) if kind == "b" else int(val) if kind == "i" else float(val)
+            raise InputError(
+                f"baseline column {c!r} is {bdt} and holds {shown!r}, where "
+                f"the inputs' column is {dt}: the model reads its columns' dtypes (a class or "
+                "function of your own, or a FunctionTransformer), and a composed row cannot tell "
+                "the baseline's value from an input's, so two readings differ: "
+                f"{as_input!r} as {dt} (the inputs' dtype) or "
+                f"{shown!r} as {bdt} (the baseline's). For the first, give "
+                f"the baseline the inputs' dtypes (baseline.astype({{{c!r}: '{dt}'}}), or "
+                f"tribute.Background(rows.astype(inputs.dtypes))); for the second, give the "
+                f"inputs' column the baseline's dtype (inputs.astype({{{c!r}: '{bdt}'}})).")
+
+
 def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
                         background_cls: type | tuple[type, ...]) -> tuple[Any, Any, Any]:
     """Encode a DataFrame with non-numeric columns and make ``adapter`` decode its rows.
@@ -386,6 +479,8 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
                                         one_array_dtype=len(kinds) == 1):
             # (by name as the adapter's DataFrame has them: feature_names_in_, as text)
             adapter.column_dtypes = {str(c): dt for c, dt in typed_columns(inputs).items()} or None
+            _refuse_inexact_integers(inputs, baseline, background_cls)
+            _refuse_retyped_baseline(inputs, baseline, background_cls, typed_columns(inputs))
         elif getattr(adapter, "column_dtypes", None):
             # a reused adapter whose earlier frame's dtypes did matter (an all-integer frame a
             # validating FunctionTransformer reads as int64) typed this frame's columns by them:
@@ -449,6 +544,10 @@ def prepare_categorical(adapter: Any, inputs: Any, baseline: Any,
     # dtype_row_groups cost it model calls only (rev50t: 306 calls instead of 6, outputs equal)
     codec.reads_dtypes = reads_column_dtypes(getattr(adapter, "estimator", adapter.fn),
                                              one_array_dtype=False)
+    if codec.reads_dtypes:  # (the codec encodes number columns in float64 too)
+        _refuse_inexact_integers(inputs, baseline, background_cls)
+        _refuse_retyped_baseline(inputs, baseline, background_cls, {
+            c: dt for c, dt in typed_columns(inputs).items() if c not in codec.categories})
     enc_inputs = codec.encode(inputs, "inputs")
     if _is_frame(base) or _is_series(base):
         enc = codec.encode(base, "baseline")
