@@ -584,6 +584,9 @@ class NumpyModel(ModelAdapter):
     #: which forward arguments (positions, keywords) the game indexes per row, set by the
     #: feature game before each chunk; None: any array as long as the batch is read so
     row_arguments: tuple[tuple[bool, ...], frozenset[str]] | None = None
+    #: the model reads a DataFrame of numbers as one array (validating FunctionTransformers
+    #: only), so its rows need two dtype frames at most (:func:`.tabular.dtype_row_groups`)
+    one_array_dtypes: bool = False
 
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
@@ -668,7 +671,7 @@ class NumpyModel(ModelAdapter):
             from .tabular import dtype_row_groups, typed_positions
 
             rows, typed = inputs[0].detach().cpu().double().numpy(), typed_positions(self)
-            groups = dtype_row_groups(rows, typed)
+            groups = dtype_row_groups(rows, typed, one_array=self.one_array_dtypes)
             if groups is not None and len(groups) > _SPLIT_WARN_FRAMES:
                 self._warn_split(rows, typed, len(groups))
         if groups is None:
