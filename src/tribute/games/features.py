@@ -610,6 +610,14 @@ class FeatureGame(Game):
         # ----------------------------------------------------------- extras
         self.forward_args = tuple(forward_args or ())
         self.forward_kwargs = dict(forward_kwargs or {})
+
+        def per_sample(v: Any) -> bool:  # indexed per row by _rows_extra
+            return isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 and v.shape[0] == batch
+
+        #: which forward arguments are per sample (positions, keys): read by a numpy model that
+        #: splits a batch into frames (NumpyModel.row_arguments), so that it splits those only
+        self._row_arguments = (tuple(per_sample(a) for a in self.forward_args),
+                               frozenset(k for k, v in self.forward_kwargs.items() if per_sample(v)))
         self.row_bytes = sum(inp.size for inp in self.inputs) * torch.finfo(self.compute_dtype).bits // 8
 
         engine = Engine(model, None, batch_size=batch_size, progress=progress)
@@ -649,13 +657,15 @@ class FeatureGame(Game):
             self._full_counted = True
             return
         if (target is None or (isinstance(target, str) and target == "predicted")) \
-                and isinstance(model, NumpyModel) and model.kind in ("predict_proba", "decision_function") \
+                and isinstance(model, NumpyModel) \
+                and model.kind in ("predict_proba", "decision_function", "booster") \
                 and is_multilabel(model.estimator):
             # aud50t: the arg-max over the labels' columns was explained, one label per sample,
             # silently (a sample with labels 0 and 2 credited for label 2 alone)
             raise InputError(
                 f"target={target!r}: {type(model.estimator).__name__} is a multi-label classifier, "
-                f"whose {model.kind} columns are one label each (independent scores), "
+                f"whose {'predict' if model.kind == 'booster' else model.kind} columns are one "
+                "label each (independent scores), "
                 "so it has no one predicted class: the arg-max would explain the most probable "
                 "label of each sample and none of its others. Pass target=k to explain label k, "
                 "or a list of labels (target=[0, 1, 2]) to explain each.")
@@ -822,6 +832,9 @@ class FeatureGame(Game):
 
     # ------------------------------------------------------------------ rows
     def _rows_extra(self, b: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if isinstance(self.model, NumpyModel):
+            # (set per chunk: an adapter reused by another game holds that game's arguments)
+            self.model.row_arguments = self._row_arguments
         def pick(v: Any) -> Any:
             if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == self.n_samples:
                 return v.to(self.model.device)[b.to(self.model.device)]

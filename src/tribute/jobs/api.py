@@ -174,7 +174,7 @@ def explain_dataset(
     _warn_per_sample_table(explain_kwargs.get("baseline"), ds)
     manifest = _manifest(spec)
     k = min(PROBE_ROWS, spec.n_rows)
-    inputs = _as_inputs(built, ds.model_rows(0, k), ds)  # as the shards do
+    inputs = _as_inputs(built, ds.model_rows(0, k), ds, cast=True)  # in the module's dtype
     rows = inputs if isinstance(inputs, tuple) else (inputs,)
     extra, kw = _probe_forward(spec, k)
     probe = model_probe(built, rows, extra, kw)

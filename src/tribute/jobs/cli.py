@@ -154,11 +154,21 @@ def _baseline(text: str, data: Any) -> Any:
         if path.lower().endswith((".csv", ".parquet")):  # rows of a table, text columns included
             rows = load_dataset(path, multi=False)
             if rows.frame is None and data.columns is not None and rows.columns is not None:
-                import pandas as pd  # numbers only, for a table: a table still, so its columns
-                # are checked against the data's (read by position, a background with the
-                # columns in another order was silently misaligned: aud39j) and, for a table
-                # with text columns, the refusal names the columns it lacks (not 'not an array')
-                return Background(pd.DataFrame(rows.arrays[0], columns=list(rows.columns)))
+                # numbers only, for a table: a table still, so its columns are checked against
+                # the data's (read by position, a background with the columns in another order
+                # was silently misaligned: aud39j) and, for a table with text columns, the
+                # refusal names the columns it lacks (not 'not an array'); with the file's own
+                # integer / bool columns (a float64 frame holding 1.0 for the data's integer 1
+                # has two readings, refused for a model that reads dtypes: aud51t)
+                import numpy as np
+                import pandas as pd
+
+                from ..models.tabular import typed_frame
+
+                frame = typed_frame(np.asarray(rows.arrays[0], dtype=np.float64), list(rows.columns),
+                                    dict(rows.dtypes or {})) if rows.dtypes else \
+                    pd.DataFrame(rows.arrays[0], columns=list(rows.columns))
+                return Background(frame)
             return Background(rows.frame if rows.frame is not None else rows.arrays[0])
         return Background(load_array(path, arg="--baseline"))
     if text == "mean":

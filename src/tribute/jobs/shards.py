@@ -286,9 +286,12 @@ def attribution_bytes(attr: Any) -> bytes:
         return deterministic_npz(path.read_bytes())
 
 
-def _as_inputs(model: Any, arrays: tuple[Any, ...], data: Any = None) -> Any:
+def _as_inputs(model: Any, arrays: tuple[Any, ...], data: Any = None, cast: bool = False) -> Any:
     """The model's inputs from a shard's rows (:meth:`Dataset.model_rows`): tensors of the
-    module's dtype, C-ordered native arrays, a table with text columns as it is, or, for a
+    data's own dtype (``cast``: of the module's, for calling it directly, as the probe does;
+    :func:`tribute.explain` composes in the module's dtype itself, and gives credits in the
+    data's: aud51t, a float32 module on float64 rows got float32 credits from a job, float64
+    from one call, 5e-9 apart), C-ordered native arrays, a table with text columns as it is, or, for a
     model that reads a numeric table's column dtypes, the rows as a DataFrame whose integer /
     bool / float32 columns have the table's dtypes (``data.dtypes``), as :func:`tribute.explain`
     hands them on the table itself (aud50t: a job gave such a model float64 rows, ``3.0`` for
@@ -317,7 +320,8 @@ def _as_inputs(model: Any, arrays: tuple[Any, ...], data: Any = None) -> Any:
         parts: list[Any] = []
         for a in arrays:
             t = torch.from_numpy(_native(a))
-            parts.append(t.to(dtype) if dtype is not None and t.dtype.is_floating_point else t)
+            parts.append(t.to(dtype) if cast and dtype is not None and t.dtype.is_floating_point
+                         else t)
     else:
         parts = [_native(a) for a in arrays]
     return tuple(parts) if len(parts) > 1 else parts[0]

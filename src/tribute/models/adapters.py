@@ -581,6 +581,12 @@ class NumpyModel(ModelAdapter):
     #: to the rows handed to an estimator fitted on a DataFrame (set by
     #: :func:`tribute.models.tabular.prepare_categorical`); None otherwise
     column_dtypes: dict[Any, Any] | None = None
+    #: which forward arguments (positions, keywords) the game indexes per row, set by the
+    #: feature game before each chunk; None: any array as long as the batch is read so
+    row_arguments: tuple[tuple[bool, ...], frozenset[str]] | None = None
+    #: the model reads a DataFrame of numbers as one array (validating FunctionTransformers
+    #: only), so its rows need two dtype frames at most (:func:`.tabular.dtype_row_groups`)
+    one_array_dtypes: bool = False
 
     def __init__(self, model: Any, np_dtypes: tuple[np.dtype[Any], ...] | None = None,
                  model_output: str | None = None) -> None:
@@ -665,7 +671,7 @@ class NumpyModel(ModelAdapter):
             from .tabular import dtype_row_groups, typed_positions
 
             rows, typed = inputs[0].detach().cpu().double().numpy(), typed_positions(self)
-            groups = dtype_row_groups(rows, typed)
+            groups = dtype_row_groups(rows, typed, one_array=self.one_array_dtypes)
             if groups is not None and len(groups) > _SPLIT_WARN_FRAMES:
                 self._warn_split(rows, typed, len(groups))
         if groups is None:
@@ -675,16 +681,24 @@ class NumpyModel(ModelAdapter):
             # baseline they cannot hold (a mean 2.07) are separate frames: each row reaches the
             # model typed as alone (tabular.dtype_row_groups; aud50t). Per-row forward
             # arguments (the game's, indexed per row) are split with them.
+            # Only the arguments the game indexed per row are split (row_arguments): a shared
+            # argument as long as the batch was split too (aud51t: a length-2 weight vector
+            # summed per frame, credit -3132.7 for a truth of -13.3)
             n = int(inputs[0].shape[0])
+            flags = self.row_arguments
 
-            def rows_of(v: Any, idx: np.ndarray) -> Any:
-                return v[idx] if isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[0] == n else v
+            def rows_of(v: Any, idx: np.ndarray, per_row: bool) -> Any:
+                return v[idx] if per_row and isinstance(v, np.ndarray) and v.ndim > 0 \
+                    and v.shape[0] == n else v
 
             parts = []
             for idx in groups:
-                part = self._scores(self._arrays((inputs[0][torch.from_numpy(idx)],)),
-                                    tuple(rows_of(e, idx) for e in extra_np),
-                                    {k: rows_of(v, idx) for k, v in (kwargs or {}).items()})
+                part = self._scores(
+                    self._arrays((inputs[0][torch.from_numpy(idx)],)),
+                    tuple(rows_of(e, idx, flags is None or (i < len(flags[0]) and flags[0][i]))
+                          for i, e in enumerate(extra_np)),
+                    {k: rows_of(v, idx, flags is None or k in flags[1])
+                     for k, v in (kwargs or {}).items()})
                 if part.ndim == 0 or part.shape[0] != idx.size:
                     raise ModelOutputError(
                         f"model returned an array of shape {tuple(part.shape)} for {idx.size} "
@@ -904,9 +918,14 @@ def is_multilabel(estimator: Any) -> bool:
     """Whether ``estimator`` (or the last step of its pipeline, its search's best) is a
     scikit-learn classifier fitted on a multi-label indicator matrix, whose output columns are
     one label each, not classes competing for one prediction: ``MLPClassifier``,
-    ``RidgeClassifier``, ``OneVsRestClassifier`` (``multilabel_``) and ``ClassifierChain``."""
+    ``RidgeClassifier``, ``OneVsRestClassifier`` (``multilabel_``) and ``ClassifierChain``;
+    also an ``XGBClassifier`` / ``xgboost.Booster`` with a ``binary:*`` objective and several
+    targets, and a ``CatBoostClassifier`` with a multi-label loss (:func:`_boosting_multilabel`)."""
     final = _final_estimator(estimator)
-    if not type(final).__module__.startswith("sklearn."):
+    module = type(final).__module__
+    if module.startswith(("xgboost.", "catboost.")):
+        return _boosting_multilabel(final)
+    if not module.startswith("sklearn."):
         return False
     if type(final).__name__ == "ClassifierChain":
         return True
@@ -920,6 +939,25 @@ def is_multilabel(estimator: Any) -> bool:
         if isinstance(y_type, str) and y_type.startswith("multilabel"):
             return True
     return False
+
+
+def _boosting_multilabel(model: Any) -> bool:
+    """An XGBoost classifier or Booster fitted on a label matrix (a ``binary:*`` objective with
+    ``num_target > 1``: one independent sigmoid per label), or a CatBoost classifier with the
+    ``MultiLogloss`` / ``MultiCrossEntropy`` loss. aud51t: an ``XGBClassifier`` fitted on 3
+    labels has ``classes_ = [0, 1]`` and returns 3 label probabilities (rows summing to 1.88),
+    and ``target=None`` explained the most probable label only, silently."""
+    try:
+        if type(model).__module__.startswith("catboost."):
+            params = model.get_params()
+            loss = params.get("loss_function") or params.get("objective")
+            return str(loss).split(":")[0] in ("MultiLogloss", "MultiCrossEntropy")
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        learner = json.loads(booster.save_config())["learner"]
+        return str(learner["objective"]["name"]).startswith("binary:") \
+            and int(learner["learner_model_param"].get("num_target", 1)) > 1
+    except Exception:  # unfitted, or a configuration without these fields
+        return False
 
 
 def _refuse_one_vs_one(model: Any) -> None:
