@@ -84,3 +84,47 @@ def test_block_cap_bounds_rows_and_keeps_the_memory_share():
     assert e.block_rows(64, 10**7, 4 * 1024**2) == 64  # at least one chunk
     small = Engine(as_model(_Passes(), "torch"), batch_size=64, max_memory=16 * 6400)
     assert small.block_rows(64, 100, 4 * 1024**2) == 64  # the memory share still caps a block
+
+
+class _WideOut(nn.Module):
+    """13 features in, a ``(rows, 64, 32)`` output (8 KiB a row): outputs far bigger than rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = nn.Sequential(nn.Linear(13, 8), nn.ReLU(), nn.Linear(8, 64 * 32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).reshape(-1, 64, 32)
+
+
+def test_component_blocks_count_the_raw_outputs_they_keep(monkeypatch):
+    """A block keeps its passes' raw outputs until it selects the values: 13-float rows with an
+    8 KiB output each are 8,260 bytes a row, so a 4 MiB block holds 448 rows (7 passes of 64),
+    not 61,680 (the inputs alone: all 800 rows, 6.6 MB of outputs, in one block). Values equal a
+    per-chunk run's."""
+    m = _WideOut().eval()
+    x = torch.randn(100, 13)
+    composed: list[int] = []
+    rows = ComponentGame._rows
+
+    def counted(self: Any, *a: Any) -> Any:
+        out = rows(self, *a)
+        composed.append(int(out.inputs[0].shape[0]))
+        return out
+
+    monkeypatch.setattr(ComponentGame, "_rows", counted)
+
+    def run() -> Any:
+        composed.clear()
+        players = tribute.components(m, "net.1", unit="neuron")
+        return tribute.explain(m, x, method="feature_ablation", players=players,
+                               target=lambda out: out[:, 0, :2], batch_size=64, progress=False)
+
+    a = run()
+    assert max(composed) == (4 * 1024**2 // (13 * 4 + 16 + 64 * 32 * 4)) // 64 * 64 == 448
+    assert composed == [448, 352]
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes, block_cap=None: size)
+    b = run()
+    assert max(composed) == 64
+    assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))
