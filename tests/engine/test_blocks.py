@@ -111,7 +111,7 @@ def test_feature_values_do_not_depend_on_the_block_size(method, baseline, monkey
 
     a = run()
     passes = list(m.passes)
-    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes: size)  # per chunk
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes, block_cap=None: size)  # per chunk
     b = run()
     assert m.passes == passes and a.n_rows == b.n_rows
     assert torch.equal(torch.as_tensor(a.values), torch.as_tensor(b.values))
@@ -306,7 +306,7 @@ def test_component_values_do_not_depend_on_the_block_size(ablation, method, cnn,
     a = run()
     passes, built = list(m.passes), list(composed)
     assert max(built) > 7  # block mode: rows of several chunks composed at once
-    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes: size)  # per chunk
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes, block_cap=None: size)  # per chunk
     b = run()
     assert max(composed) <= 7 and len(composed) > len(built)
     assert m.passes == passes and a.n_rows == b.n_rows and a.n_evals == b.n_evals
@@ -379,7 +379,7 @@ def test_component_blocks_hold_several_passes_when_activations_are_big(monkeypat
     # the masks' tile: whole periods covering one pass at any phase (not a block)
     assert tiles and max(tiles) <= 2 * k + 64, max(tiles)
     passes = list(m.passes)
-    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes: size)  # per chunk
+    monkeypatch.setattr(Engine, "block_rows", lambda self, size, row_bytes, block_cap=None: size)  # per chunk
     b = run()
     assert max(composed) <= 64
     assert m.passes == passes and a.n_rows == b.n_rows and a.n_evals == b.n_evals

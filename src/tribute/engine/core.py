@@ -635,6 +635,7 @@ class Engine:
         blocks: bool = False,
         chunk: Callable[[int, int], None] | None = None,
         block_bytes: int | None = None,
+        block_cap: int | None = None,
         check: bool | Callable[[], list[torch.Tensor]] = True,
     ) -> None:
         """Evaluate rows ``0..n_rows-1`` chunk by chunk.
@@ -669,6 +670,10 @@ class Engine:
                 counts what the model allocates per row during a pass (component games: the
                 hooked activations) give the bytes of the rows they compose: their blocks
                 then hold several chunks, as a feature game's do.
+            block_cap: bytes of composed rows one block may hold (see :meth:`block_rows`);
+                default :data:`BLOCK_BYTES`. Games whose passes read only their slice of the
+                block (component games: the hooks edit the pass's own activations) give a
+                larger cap: fewer blocks, the same chunks.
             check: whether this run's passes may check that the model evaluates its rows
                 independently (see :meth:`_checked_values`): True (a run with ``chunk`` is then
                 not checked); False: never (a pass whose values explain nothing, such as a
@@ -698,7 +703,8 @@ class Engine:
             with torch.enable_grad():
                 return self.run(n_rows, build, sink, row_bytes=row_bytes, grad=grad, desc=desc,
                                 select=select, describe_row=describe_row, tune_key=tune_key,
-                                blocks=blocks, chunk=chunk, block_bytes=block_bytes, check=check)
+                                blocks=blocks, chunk=chunk, block_bytes=block_bytes,
+                                block_cap=block_cap, check=check)
         fixed = self.fixed_rows()
         tuner = None if fixed is not None else self.tuner(row_bytes, grad, tune_key)
         if tuner is not None:
@@ -745,7 +751,8 @@ class Engine:
                     # tuning: one chunk per block, its forward pass timed (what a block pays
                     # per chunk; composing and storing are paid per block, per row)
                     per_row = row_bytes if block_bytes is None else block_bytes
-                    stop = min(start + (size if timing else self.block_rows(size, per_row)),
+                    stop = min(start + (size if timing else self.block_rows(size, per_row,
+                                                                           block_cap)),
                                n_rows)
                     after = None
                     if timing and tuner is not None and 0 < n_rows - stop and \
@@ -1007,11 +1014,13 @@ class Engine:
         self._done_checking()
         return out.detach(), vals.detach()
 
-    def block_rows(self, size: int, row_bytes: int) -> int:
+    def block_rows(self, size: int, row_bytes: int, block_cap: int | None = None) -> int:
         """Rows per block of a ``blocks=True`` run at ``size`` rows per chunk: a whole number
-        of chunks holding at most :data:`BLOCK_BYTES` of composed rows and the memory cap's
-        share of one chunk (as many bytes as one untuned chunk may take), at least one chunk."""
-        cap = min(BLOCK_BYTES, int(self.max_memory * _CHUNK_SHARE)) // max(int(row_bytes), 1)
+        of chunks holding at most ``block_cap`` (default :data:`BLOCK_BYTES`) of composed rows
+        and the memory cap's share of one chunk (as many bytes as one untuned chunk may take),
+        at least one chunk."""
+        most = BLOCK_BYTES if block_cap is None else int(block_cap)
+        cap = min(most, int(self.max_memory * _CHUNK_SHARE)) // max(int(row_bytes), 1)
         return max(size, (cap // size) * size)
 
     @staticmethod
