@@ -356,7 +356,7 @@ def check_budget(budget: Any) -> int | None:
 # ----------------------------------------------------------------------------- inputs
 def predict(subject: Subject, index: int) -> dict[str, Any]:
     """The model's output on input ``index`` (shown next to the input; not an attribution)."""
-    x = subject.row(index)
+    x = subject.model_row(index)  # a typed one-row table for a model reading dtypes (aud51v)
     model = subject.predictor
     adapter = None
     if isinstance(model, torch.nn.Module):
@@ -463,7 +463,7 @@ def _signed(method: str, params: dict[str, Any]) -> bool:
 
 def _explain(subject: Subject, index: int, method: str, params: dict[str, Any],
              budget: int | None, seed: int, target: Any = None, removal: str | None = None) -> Any:
-    x = subject.row(index)
+    x = subject.model_row(index)
     n_players = int(np.prod(subject.sample_shape))
     if subject.texts is not None:
         n_players = sum(len(w) for w in text_words(subject, index))
@@ -567,7 +567,7 @@ def compare_steps(n_methods: int) -> int:
 def compare(job: Job, subject: Subject, index: int, names: list[str], budget: int | None,
             seed: int, steps: int = 16, removal: str | None = None) -> dict[str, Any]:
     """Several methods on one input: maps, Spearman agreement, deletion/insertion curves."""
-    x = subject.row(index)
+    x = subject.model_row(index)
     panels, flats = [], []
     where: dict[str, Any] = {"model": subject.model, "inputs": x, "baseline": subject.baseline}
     if subject.texts is not None:

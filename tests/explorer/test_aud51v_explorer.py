@@ -1,0 +1,126 @@
+"""aud51v: the explorer scores a numeric table as ``tribute.explain`` on the table does.
+
+A ``--data rows.csv`` subject handed its model float64 rows whatever the table's column dtypes
+(``5.0`` for the integer ``5``). A model reading column ``a`` as text (``"5"`` scores a bonus
+of 10, ``"5.0"`` does not) was shown 6.0 for the 16 it gives on the table's row 0, and exact
+Shapley credits ``[1.75, 0.5]`` for the truth ``[11.75, 0.5]``; its classifier twin was shown
+the wrong predicted class. Truth: exact enumeration over one-row DataFrame copies of the table
+(a removed column set to the file's column mean), scored by the model itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pd = pytest.importorskip("pandas")
+from tribute.explorer import compute
+from tribute.explorer.subjects import file_spec
+
+FACTORY = '''
+import numpy as np
+
+
+class TextBonus:
+    def fit(self, frame):
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        return self
+
+    def predict(self, frame):
+        bonus = np.where(frame["a"].astype(str) == "5", 10.0, 0.0)
+        return frame["a"].to_numpy(dtype=np.float64) + bonus + 2.0 * frame["b"].to_numpy(dtype=np.float64)
+
+
+class TextClassifier(TextBonus):
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, frame):
+        s = np.where(frame["a"].astype(str) == "5", 2.0, -1.0) + frame["b"].to_numpy(dtype=np.float64)
+        p = 1.0 / (1.0 + np.exp(-s))
+        return np.stack([1.0 - p, p], 1)
+
+    def predict(self, frame):
+        return (self.predict_proba(frame)[:, 1] > 0.5).astype(int)
+
+
+def regressor():
+    import pandas as pd
+    return TextBonus().fit(pd.DataFrame({"a": [1], "b": [0.0]}))
+
+
+def classifier():
+    import pandas as pd
+    return TextClassifier().fit(pd.DataFrame({"a": [1], "b": [0.0]}))
+
+
+def linear():
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+    X = pd.DataFrame({"a": [5, 2, 5, 1], "b": [0.5, -0.5, 1.0, 0.0]})
+    return LinearRegression().fit(X, [1.0, 2.0, 0.5, 3.0])
+'''
+
+TABLE = pd.DataFrame({"a": [5, 2, 5, 1], "b": [0.5, -0.5, 1.0, 0.0]})
+
+
+def _subject(tmp_path: Path, factory: str) -> Any:
+    (tmp_path / "fac51v.py").write_text(FACTORY, encoding="utf-8")
+    TABLE.to_csv(tmp_path / "rows.csv", index=False)
+    return file_spec(f"{tmp_path / 'fac51v.py'}:{factory}", data=str(tmp_path / "rows.csv")).build()
+
+
+def _shapley(score: Any, row: int) -> np.ndarray:
+    means = TABLE.to_numpy(np.float64).mean(0)
+    cols = list(TABLE.columns)
+
+    def v(keep: set[int]) -> float:
+        f = TABLE.iloc[[row]].copy()
+        for j, c in enumerate(cols):
+            if j not in keep:
+                f[c] = means[j]
+        return float(score(f))
+
+    n = len(cols)
+    phi = np.zeros(n)
+    for j in range(n):
+        others = [k for k in range(n) if k != j]
+        for r in range(n):
+            for s in itertools.combinations(others, r):
+                w = math.factorial(r) * math.factorial(n - r - 1) / math.factorial(n)
+                phi[j] += w * (v(set(s) | {j}) - v(set(s)))
+    return phi
+
+
+def test_a_table_reaches_a_dtype_reading_model_typed_as_the_table(tmp_path: Path) -> None:
+    subject = _subject(tmp_path, "regressor")
+    model = subject.model
+    for row in (0, 2):  # rows whose integer 5 the model reads as "5"
+        assert compute.predict(subject, row)["scores"][0] == float(model.predict(TABLE.iloc[[row]])[0])
+        got = compute._explain(subject, row, "exact_shapley", {}, None, 0).values[0]
+        np.testing.assert_allclose(got, _shapley(lambda f: model.predict(f)[0], row), atol=1e-12)
+    assert compute.predict(subject, 0)["scores"] == [16.0]  # 6.0 before (5.0 read as "5.0")
+
+
+def test_a_dtype_reading_classifier_predicts_and_explains_the_tables_class(tmp_path: Path) -> None:
+    subject = _subject(tmp_path, "classifier")
+    model = subject.model
+    shown = compute.predict(subject, 0)
+    assert shown["top"] == 1  # class 0 before: p(1) = 0.924 on the table's row, 0.378 on 5.0
+    np.testing.assert_allclose(shown["scores"], model.predict_proba(TABLE.iloc[[0]])[0], atol=1e-15)
+    got = compute._explain(subject, 0, "exact_shapley", {}, None, 0).values[0]
+    np.testing.assert_allclose(got, _shapley(lambda f: model.predict_proba(f)[0, 1], 0), atol=1e-12)
+
+
+def test_a_model_that_validates_its_columns_gets_the_float_rows_as_before(tmp_path: Path) -> None:
+    subject = _subject(tmp_path, "linear")
+    assert subject.column_dtypes is None
+    assert isinstance(subject.model_row(0), np.ndarray)
+    got = compute._explain(subject, 1, "exact_shapley", {}, None, 0).values[0]
+    truth = subject.model.coef_ * (TABLE.to_numpy(np.float64)[1] - TABLE.to_numpy(np.float64).mean(0))
+    np.testing.assert_allclose(got, truth, atol=1e-12)
