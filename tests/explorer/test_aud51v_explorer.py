@@ -197,3 +197,82 @@ def test_a_model_refit_in_place_with_another_objective_is_read_again() -> None:
     assert _offered(subject)
     booster.set_params(objective="poisson").fit(x, np.exp(x[:, 0]))  # the same object, a log link
     assert not _offered(subject)  # the first answer was kept (its margin is 0.0053 off)
+
+
+# ---------------------------------------------------------------- image layout of a file subject
+IMAGE_FACTORY = '''
+import torch
+
+
+class Flat(torch.nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(*shape, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x):
+        return (x * self.w).sum((1, 2, 3))[:, None]
+
+
+class Conv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+
+    def forward(self, x):
+        return self.conv(x).sum((1, 2, 3))[:, None]
+
+
+def last():
+    return Flat((4, 6, 3))
+
+
+def conv():
+    return Conv()
+'''
+
+
+def _image_spec(tmp_path: Path, factory: str, shape: tuple[int, ...], channels: str | None = None) -> Any:
+    (tmp_path / "img51v.py").write_text(IMAGE_FACTORY, encoding="utf-8")
+    x = np.random.default_rng(0).random((2, *shape)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    return file_spec(f"{tmp_path / 'img51v.py'}:{factory}", data=str(tmp_path / "x.npy"),
+                     channels=channels), x
+
+
+def test_an_image_file_that_reads_two_ways_needs_channels(tmp_path: Path) -> None:
+    from tribute.errors import InputError
+
+    spec, x = _image_spec(tmp_path, "last", (4, 6, 3))
+    with pytest.raises(InputError, match="--channels first or --channels last"):
+        spec.get()  # read channels-first before: 6x3 maps summed over each image's rows
+    spec, x = _image_spec(tmp_path, "last", (4, 6, 3), channels="last")
+    subject = spec.get()
+    assert subject.channels_last
+    values = compute._explain(subject, 0, "input_x_gradient", {}, None, 0).values.detach().numpy()
+    truth = (subject.model.w.detach().numpy() * x[0]).sum(-1)  # w * x, channels summed
+    np.testing.assert_allclose(np.asarray(compute._display(subject, values)["values"]), truth, rtol=1e-5)
+
+
+def test_channels_that_contradict_the_models_convolution_are_refused(tmp_path: Path) -> None:
+    from tribute.errors import InputError
+
+    spec, _ = _image_spec(tmp_path, "conv", (3, 4, 4))
+    assert not spec.get().channels_last  # the Conv2d reads the first axis: no flag needed
+    spec, _ = _image_spec(tmp_path, "conv", (3, 4, 4), channels="last")
+    with pytest.raises(InputError, match="reads these 3 x 4 x 4 inputs as channels first"):
+        spec.get()
+    with pytest.raises(InputError, match="--channels 'middle'"):
+        _image_spec(tmp_path, "conv", (3, 4, 4), channels="middle")
+
+
+def test_serve_passes_channels_and_refuses_it_without_a_model(tmp_path: Path) -> None:
+    from tribute.errors import InputError
+    from tribute.explorer import build_config
+
+    (tmp_path / "img51v.py").write_text(IMAGE_FACTORY, encoding="utf-8")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((2, 4, 6, 3)).astype(np.float32))
+    config = build_config(model=f"{tmp_path / 'img51v.py'}:last", data=str(tmp_path / "x.npy"),
+                          channels="last")
+    assert config.subjects[0].get().channels_last
+    with pytest.raises(InputError, match="--channels needs --model"):
+        build_config(channels="last")

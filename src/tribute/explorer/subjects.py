@@ -439,8 +439,13 @@ def _check_npz_key(data: str, data_key: str | None) -> None:
 
 
 def file_spec(model: str, weights: str | None = None, data: str | None = None,
-              data_key: str | None = None, name: str = "model") -> SubjectSpec:
-    """A subject from the command line: a factory spec, safetensors weights and a data file."""
+              data_key: str | None = None, name: str = "model",
+              channels: str | None = None) -> SubjectSpec:
+    """A subject from the command line: a factory spec, safetensors weights and a data file.
+
+    ``channels`` (``--channels``): ``"first"`` or ``"last"``, where ``N x A x B x C`` image
+    inputs hold their channels; None reads it from the model's first ``Conv2d``, else from the
+    shape where it reads one way only (:func:`_channels_last`)."""
     from ..jobs.data import load_dataset
     from ..jobs.model import ModelSource
     from ..jobs.shards import module_dtype
@@ -450,6 +455,9 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         raise InputError("--data is required with --model (the inputs to explain: .npy, .npz, "
                          ".csv or .parquet).")
     _check_npz_key(data, data_key)
+    if channels not in (None, "first", "last"):
+        raise InputError(f"--channels {channels!r}: choose 'first' (N x C x H x W) or 'last' "
+                         "(N x H x W x C).")
     source = ModelSource.of(model, weights)
 
     def build() -> Subject:
@@ -480,7 +488,6 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         # the page summed the credits over the rows of each image and drew a W x C map (audit
         # aud43x); the model's first convolution says which axis holds its channels, else the
         # rule of tribute.viz.image (channels first for an ambiguous shape)
-        channels_last = _channels_last(m, inputs)
         if arr.ndim in (3, 4) and not integer:
             kind = "image"
         elif arr.ndim == 2 and integer and isinstance(m, torch.nn.Module):
@@ -492,6 +499,10 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
                              f"{arr.dtype}; the explorer shows images (N x C x H x W or "
                              "N x H x W), token ids (N x tokens) and tables (N x features).")
         column_dtypes = _column_dtypes(m, ds) if kind == "tabular" else None
+        if channels is not None and (kind != "image" or arr.ndim != 4):
+            raise InputError(f"--channels {channels}: applies to image inputs N x A x B x C; "
+                             f"--data {data!r} holds inputs of shape {list(arr.shape)}.")
+        channels_last = _channels_last(m, inputs, channels) if kind == "image" else False
         out = _probe(m, inputs[:2] if column_dtypes is None or names is None
                      else _typed_rows(inputs[:2], names, column_dtypes))
         # a classifier's columns are its classes_ (labels such as 1, 2, 3 or "no", "yes"):
@@ -539,8 +550,15 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
     return SubjectSpec(name=name, title=f"{model}", kind="?", build=build)
 
 
-def _channels_last(model: Any, inputs: Any) -> bool:
+def _channels_last(model: Any, inputs: Any, channels: str | None = None) -> bool:
     """Whether ``N x A x B x C`` image inputs hold their channels last.
+
+    ``channels`` (``--channels first|last``) says it; it is refused where the model's first
+    convolution reads the other axis. Without it, a shape that reads two ways (the first and
+    last axes both 1-4 long, not one of them the gray channel of length 1) and a model that
+    does not say were read channels-first with no word: a channels-last ``N x 4 x 6 x 3`` batch
+    was drawn as 6x3 maps of credits summed over each image's rows (aud51v); it is refused,
+    naming both readings and ``--channels``.
 
     By shape alone (the last axis 1-4 long, the first not) an ``N x C x H x W`` batch of more
     than four channels and a narrow width (``N x 12 x 20 x 1`` signals, ``N x 8 x 6 x 3``) was
@@ -572,8 +590,24 @@ def _channels_last(model: Any, inputs: Any) -> bool:
             for h in handles:
                 h.remove()
         if seen and seen[0] in (given, moved):
+            if channels is not None and (channels == "last") != (seen[0] == moved):
+                raise InputError(
+                    f"--channels {channels}: the model's first Conv2d reads these "
+                    f"{' x '.join(map(str, shape[1:]))} inputs as channels "
+                    f"{'last' if seen[0] == moved else 'first'}; drop --channels or fix the data.")
             return seen[0] == moved
-    return shape[-1] in _CHANNEL_SIZES and shape[1] not in _CHANNEL_SIZES
+    if channels is not None:
+        return channels == "last"
+    first, last = shape[1] in _CHANNEL_SIZES, shape[-1] in _CHANNEL_SIZES
+    if first and last and (shape[1] == 1) != (shape[-1] == 1):
+        return shape[-1] == 1  # one gray channel (as tribute.viz.image reads a map)
+    if first and last:
+        raise InputError(
+            f"image inputs of shape {list(shape)} read two ways: {shape[1]} channels of "
+            f"{shape[2]}x{shape[3]} images (N x C x H x W), or {shape[1]}x{shape[2]} images of "
+            f"{shape[3]} channels (N x H x W x C), and the model has no Conv2d that tells. Say "
+            "which with --channels first or --channels last.")
+    return last and not first
 
 
 def _column_dtypes(model: Any, ds: Any) -> dict[str, Any] | None:
