@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import tribute
+from tribute import viz
 from tribute.bench import report as R
 from tribute.bench.runner import BenchResult, MethodRun
 from tribute.bench.suites import Case
@@ -47,13 +48,13 @@ def _gallery_maps(model: Any, x: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[
     run.flat = attr.flat()
     result = BenchResult("t", 0, ["input_x_gradient"], [], [case], [run], [], {}, {})
     seen: dict[str, Any] = {}
-    draw = R.viz.image_grid
+    draw = viz.image_grid
 
     def grab(maps: dict[str, Any], **kwargs: Any) -> Any:
         seen.update(maps)
         return draw(maps, **kwargs)
 
-    monkeypatch.setattr(R.viz, "image_grid", grab)
+    monkeypatch.setattr(viz, "image_grid", grab)  # (report draws through tribute.viz)
     return seen, (R._gallery(result, case), attr)
 
 

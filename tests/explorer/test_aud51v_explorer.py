@@ -20,8 +20,8 @@ import pytest
 
 pytest.importorskip("starlette")
 pd = pytest.importorskip("pandas")
-from tribute.explorer import compute
-from tribute.explorer.subjects import file_spec
+from tribute.explorer import compute  # noqa: E402
+from tribute.explorer.subjects import file_spec  # noqa: E402
 
 FACTORY = '''
 import numpy as np
