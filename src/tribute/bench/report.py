@@ -232,7 +232,7 @@ def _channels_last(case: Case) -> bool | None:
     shape = tuple(int(d) for d in case.inputs.shape[1:])
     if len(shape) != 3:
         return False
-    told = channels_last_by_model(shape, case.model)
+    told = channels_last_by_model(shape, getattr(case, "model", None))
     if told is not None:
         return told
     try:
