@@ -43,6 +43,11 @@ class Layout:
         device: torch device string of the inputs (torch only).
         dtype: dtype name of the returned values.
         multi_input: the user passed a tuple of inputs (values come back as a tuple).
+        channel_axis: the channel axis (``0`` or ``-1``) of the first input's 3-D per-sample
+            shape where the model says it (a torch model's first ``Conv2d``:
+            :func:`tribute.models.layout.channels_last_by_model`), None where nothing does.
+            :meth:`Attribution.plot` draws by it: a CNN's ``(3, 4, 4)`` map, which reads two
+            ways by its shape alone, needed ``channel_axis=0`` from the user (aud51v).
     """
 
     input_shapes: tuple[tuple[int, ...], ...] = ()
@@ -52,6 +57,7 @@ class Layout:
     device: str = "cpu"
     dtype: str = "float64"
     multi_input: bool = False
+    channel_axis: int | None = None
 
     def to_user(self, flat: torch.Tensor | np.ndarray | None) -> Array:
         """Convert ``(B, T, n)`` flat values to the user's layout and framework."""
@@ -100,6 +106,8 @@ class Layout:
             "device": self.device,
             "dtype": self.dtype,
             "multi_input": self.multi_input,
+            # (only where known: files of other attributions stay as they were)
+            **({} if self.channel_axis is None else {"channel_axis": self.channel_axis}),
         }
 
     @classmethod
@@ -112,7 +120,17 @@ class Layout:
             device=str(d.get("device", "cpu")),
             dtype=str(d.get("dtype", "float64")),
             multi_input=bool(d.get("multi_input", False)),
+            channel_axis=_stored_channel_axis(d.get("channel_axis")),
         )
+
+
+def _stored_channel_axis(v: Any) -> int | None:
+    """A saved layout's ``channel_axis``: None (absent: a file of an earlier release), 0 or -1."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or v not in (0, -1):
+        raise InputError(f"layout.channel_axis={v!r} is not None, 0 or -1; the file is damaged.")
+    return int(v)
 
 
 #: Floating dtypes numpy has; values of the others (bfloat16, float8) become float32 in numpy
@@ -440,6 +458,9 @@ class Attribution:
             v = np.asarray(vals)[index]
             spatial = v[target] if self.layout.multi_target else v
         if kind == "image" or (kind == "auto" and spatial is not None and spatial.ndim >= 2):
+            if self.layout.channel_axis is not None and kwargs.get("channel_axis") is None:
+                # the layout the model reads (its first Conv2d), where the game knew it
+                kwargs["channel_axis"] = self.layout.channel_axis
             if spatial is None or spatial.ndim < 2:
                 raise InputError(
                     "plot(kind='image'): the players are not laid out on an image (inputs of "

@@ -1096,6 +1096,10 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--data", default=None, help="inputs: .npy, .npz, .csv or .parquet (with --model)")
     p.add_argument("--data-key", default=None,
                       help="array name inside a .npz file (needed when it holds several arrays)")
+    p.add_argument("--channels", default=None, choices=("first", "last"),
+                   help="where --data's images (N x A x B x C) hold their channels: first "
+                        "(N x C x H x W) or last (N x H x W x C); default: the model's first "
+                        "Conv2d, else the shape (one that reads both ways is refused without it)")
     p.add_argument("--results", default=None, metavar="DIR",
                    help="folder of `tribute bench --out` results for the leaderboard")
     p.add_argument("--host", default="127.0.0.1",
@@ -1123,7 +1127,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     config = build_config(model=args.model, weights=args.weights, data=args.data,
                           data_key=args.data_key, results=args.results, host=args.host,
-                          token=args.token, text=not args.no_text)
+                          token=args.token, text=not args.no_text, channels=args.channels)
     serve(config, port=args.port)
     return 0
 

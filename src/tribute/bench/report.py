@@ -221,6 +221,26 @@ def _element_maps(case: Case, flat: np.ndarray, k: int) -> np.ndarray:
     return np.asarray((vals[:, g] / counts[g][None]).reshape(k, *shape))
 
 
+def _channels_last(case: Case) -> bool | None:
+    """Whether an image case's ``(k, A, B, C)`` inputs hold their channels last: as the model's
+    first ``Conv2d`` reads them, else by the shape where it reads one way only (the rule of
+    :func:`tribute.viz.image`); None where the shape reads two ways and the model does not say.
+    False for 2-D images."""
+    from ..models.layout import channels_last_by_model
+    from ..viz._image import _map_channel_axis
+
+    shape = tuple(int(d) for d in case.inputs.shape[1:])
+    if len(shape) != 3:
+        return False
+    told = channels_last_by_model(shape, getattr(case, "model", None))
+    if told is not None:
+        return told
+    try:
+        return _map_channel_axis(shape, None, "inputs") == -1
+    except ValueError:
+        return None
+
+
 def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
     """``{"figure": Fig}`` (images, tabular) or ``{"text": table data}`` (text); ``{}``: none."""
     runs: list[MethodRun] = []
@@ -232,11 +252,17 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
         return {}
     k = min(GALLERY_SAMPLES, case.n_samples)
     if case.modality == "image":
+        last = _channels_last(case)
+        if last is None:
+            return {}  # (C, H, W) or (H, W, C)? nothing says: no map rather than a wrong one
         maps = {}
         for r in runs:
             m = _element_maps(case, r.flat, k)  # type: ignore[arg-type]
             if m.ndim == 4:  # (k, C, H, W): the map drawn is the channel sum; scale that one
-                m = m.sum(axis=1)
+                # (k, H, W, C) for a channels-last model: axis 1 summed each image's rows into a
+                # W x C map, drawn over the image (4 x 6 x 3: 6 x 3), or refused with the whole
+                # report when the underlay's aspect differed (8 x 8 x 3) (aud51v)
+                m = m.sum(axis=3 if last else 1)
             # each map on its own scale (methods' credits live on different scales: random
             # noise would otherwise wash out every other map of a shared colour bar)
             scale = np.percentile(np.abs(m.reshape(k, -1)), 99.5, axis=1)
@@ -245,6 +271,8 @@ def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:
             maps[r.method] = np.clip(m / scale.reshape(k, *([1] * (m.ndim - 1))), -1.0, 1.0)
         images = np.asarray(case.inputs[:k].detach().cpu() if hasattr(case.inputs, "detach")
                             else case.inputs[:k])
+        if last:  # the underlays as (k, C, H, W), the layout their maps are drawn from
+            images = np.moveaxis(images, -1, 1)
         fig = viz.image_grid(maps, images=images, percentile=100.0,
                              label="credit / its map's 99.5th percentile of |credit|")
         return {"figure": _img(fig, f"attribution maps for {case.name}",

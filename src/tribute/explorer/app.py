@@ -603,7 +603,7 @@ def _by_column_name(s: Subject, arr: np.ndarray, header: list[str] | None, name:
 def _model_takes(s: Subject, rows: Any, name: str) -> None:
     """Refuse uploaded inputs the model cannot take (a token id past its vocabulary), before
     they are added: added, each of their previews and jobs failed with an internal error."""
-    from .subjects import numpy_outputs
+    from .subjects import _typed_rows, numpy_outputs
 
     model = s.predictor
     try:
@@ -611,7 +611,8 @@ def _model_takes(s: Subject, rows: Any, name: str) -> None:
             with torch.no_grad():
                 model(rows)
         else:
-            numpy_outputs(model, rows)
+            numpy_outputs(model, rows if not s.column_dtypes or s.feature_names is None
+                          else _typed_rows(rows, s.feature_names, s.column_dtypes))
     except Exception as exc:  # the model's own error says what it refused
         raise InputError(f"upload {name!r}: the model of subject {s.name!r} cannot take these "
                          f"inputs ({type(exc).__name__}: {exc}).") from None

@@ -20,7 +20,7 @@ __all__ = ["build_config", "serve"]
 def build_config(*, model: str | None = None, weights: str | None = None,
                  data: str | None = None, data_key: str | None = None,
                  results: str | None = None, host: str = "127.0.0.1", token: str | None = None,
-                 text: bool = True) -> ExplorerConfig:
+                 text: bool = True, channels: str | None = None) -> ExplorerConfig:
     """The server's configuration from the command line's options.
 
     Without ``model`` the built-in subjects are served (digits, and MiniLM when installed).
@@ -31,7 +31,9 @@ def build_config(*, model: str | None = None, weights: str | None = None,
     specs: list[SubjectSpec]
     data_dir = None
     if model is not None:
-        specs = [file_spec(model, weights, data, data_key)]
+        specs = [file_spec(model, weights, data, data_key, channels=channels)]
+    elif channels is not None:
+        raise InputError("--channels needs --model and --data (the layout of those images).")
     elif data is not None:
         raise InputError("--data needs --model (the model that reads those inputs); without "
                          "--model the built-in digits and MiniLM subjects are served.")

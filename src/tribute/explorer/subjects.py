@@ -82,6 +82,9 @@ class Subject:
         removals: the text removal options the page offers (the first is the default).
         channels_last: image inputs are ``H x W x C`` (the model reads them so): the page's maps
             sum the credits over the last axis, not the first.
+        column_dtypes: a table's integer / bool / float32 columns (name -> dtype) when its model
+            reads a DataFrame's column dtypes: the model gets each row as a DataFrame typed so
+            (:meth:`model_row`), as ``tribute.explain`` on the table hands it; None otherwise.
         model_lock: held by the job that runs the model: explain's hooks (DeepLIFT's,
             guided backprop's, component patching) live on the module itself, so two jobs
             on one subject at once read each other's hooks (wrong credits, or errors).
@@ -113,6 +116,7 @@ class Subject:
     pair: str | None = None
     removals: tuple[str, ...] = ()
     channels_last: bool = False
+    column_dtypes: dict[str, Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _training: TrainingCase | None = field(default=None, repr=False)
@@ -178,6 +182,18 @@ class Subject:
             raise InputError(f"index={index!r} is out of range: subject {self.name!r} has "
                              f"{self.n_inputs} inputs (0..{self.n_inputs - 1}).")
         return self.inputs[index:index + 1]
+
+    def model_row(self, index: int) -> Any:
+        """Input ``index`` as the model takes it: :meth:`row`, or, for a table whose model reads
+        its columns' dtypes (``column_dtypes``), that row as a one-row DataFrame whose integer /
+        bool / float32 columns have the table's dtypes. The float64 row gave such a model
+        ``5.0`` for the table's ``5``: a model reading the column as text was shown 6.0 for
+        the 16 it gives on the table's row, and credits 1.75 for an exact Shapley truth of
+        11.75 (aud51v)."""
+        x = self.row(index)
+        if not self.column_dtypes or self.feature_names is None:
+            return x
+        return _typed_rows(x, self.feature_names, self.column_dtypes)
 
     def input_key(self, index: int) -> str:
         """Fingerprint of input ``index`` (the explanation cache's key; uploads shift nothing)."""
@@ -423,8 +439,13 @@ def _check_npz_key(data: str, data_key: str | None) -> None:
 
 
 def file_spec(model: str, weights: str | None = None, data: str | None = None,
-              data_key: str | None = None, name: str = "model") -> SubjectSpec:
-    """A subject from the command line: a factory spec, safetensors weights and a data file."""
+              data_key: str | None = None, name: str = "model",
+              channels: str | None = None) -> SubjectSpec:
+    """A subject from the command line: a factory spec, safetensors weights and a data file.
+
+    ``channels`` (``--channels``): ``"first"`` or ``"last"``, where ``N x A x B x C`` image
+    inputs hold their channels; None reads it from the model's first ``Conv2d``, else from the
+    shape where it reads one way only (:func:`_channels_last`)."""
     from ..jobs.data import load_dataset
     from ..jobs.model import ModelSource
     from ..jobs.shards import module_dtype
@@ -434,6 +455,9 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         raise InputError("--data is required with --model (the inputs to explain: .npy, .npz, "
                          ".csv or .parquet).")
     _check_npz_key(data, data_key)
+    if channels not in (None, "first", "last"):
+        raise InputError(f"--channels {channels!r}: choose 'first' (N x C x H x W) or 'last' "
+                         "(N x H x W x C).")
     source = ModelSource.of(model, weights)
 
     def build() -> Subject:
@@ -464,7 +488,6 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         # the page summed the credits over the rows of each image and drew a W x C map (audit
         # aud43x); the model's first convolution says which axis holds its channels, else the
         # rule of tribute.viz.image (channels first for an ambiguous shape)
-        channels_last = _channels_last(m, inputs)
         if arr.ndim in (3, 4) and not integer:
             kind = "image"
         elif arr.ndim == 2 and integer and isinstance(m, torch.nn.Module):
@@ -475,7 +498,13 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             raise InputError(f"--data {data!r}: inputs of shape {list(arr.shape)} and dtype "
                              f"{arr.dtype}; the explorer shows images (N x C x H x W or "
                              "N x H x W), token ids (N x tokens) and tables (N x features).")
-        out = _probe(m, inputs[:2])
+        column_dtypes = _column_dtypes(m, ds) if kind == "tabular" else None
+        if channels is not None and (kind != "image" or arr.ndim != 4):
+            raise InputError(f"--channels {channels}: applies to image inputs N x A x B x C; "
+                             f"--data {data!r} holds inputs of shape {list(arr.shape)}.")
+        channels_last = _channels_last(m, inputs, channels) if kind == "image" else False
+        out = _probe(m, inputs[:2] if column_dtypes is None or names is None
+                     else _typed_rows(inputs[:2], names, column_dtypes))
         # a classifier's columns are its classes_ (labels such as 1, 2, 3 or "no", "yes"):
         # name them so, or column 0 of a model predicting label 1 is shown as class "0"
         fitted = getattr(m, "classes_", None) if not isinstance(m, torch.nn.Module) else None
@@ -487,7 +516,8 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
         # predicted class: every job failed ("target='predicted' ... pass target=j", which the
         # page cannot) and the page said "model says: 0"; the first output is explained (aud43x)
         regression = out > 1 and not isinstance(m, torch.nn.Module) and \
-            str(numpy_outputs(m, inputs[:1])[1].output_kind) == "raw"
+            str(numpy_outputs(m, inputs[:1] if column_dtypes is None or names is None
+                              else _typed_rows(inputs[:1], names, column_dtypes))[1].output_kind) == "raw"
         if fitted is not None and np.ndim(fitted) == 1 and (len(fitted) == out or (out == 1 and len(fitted) == 2)):
             classes: list[str] | None = [str(c) for c in np.asarray(fitted).tolist()]
         else:
@@ -507,6 +537,7 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
             class_names=classes, feature_names=names if kind == "tabular" else None,
             tokens=tokens, pad_id=0 if kind == "text" else None,
             labels=[f"row {i}" for i in range(int(arr.shape[0]))], channels_last=channels_last,
+            column_dtypes=column_dtypes if names is not None else None,
             gradients=isinstance(m, torch.nn.Module) and kind != "text",
             description=f"model {model}" + (f" with weights {Path(weights).name}" if weights
                                             else "") + f"; inputs {data}"
@@ -519,8 +550,15 @@ def file_spec(model: str, weights: str | None = None, data: str | None = None,
     return SubjectSpec(name=name, title=f"{model}", kind="?", build=build)
 
 
-def _channels_last(model: Any, inputs: Any) -> bool:
+def _channels_last(model: Any, inputs: Any, channels: str | None = None) -> bool:
     """Whether ``N x A x B x C`` image inputs hold their channels last.
+
+    ``channels`` (``--channels first|last``) says it; it is refused where the model's first
+    convolution reads the other axis. Without it, a shape that reads two ways (the first and
+    last axes both 1-4 long, not one of them the gray channel of length 1) and a model that
+    does not say were read channels-first with no word: a channels-last ``N x 4 x 6 x 3`` batch
+    was drawn as 6x3 maps of credits summed over each image's rows (aud51v); it is refused,
+    naming both readings and ``--channels``.
 
     By shape alone (the last axis 1-4 long, the first not) an ``N x C x H x W`` batch of more
     than four channels and a narrow width (``N x 12 x 20 x 1`` signals, ``N x 8 x 6 x 3``) was
@@ -552,8 +590,51 @@ def _channels_last(model: Any, inputs: Any) -> bool:
             for h in handles:
                 h.remove()
         if seen and seen[0] in (given, moved):
+            if channels is not None and (channels == "last") != (seen[0] == moved):
+                raise InputError(
+                    f"--channels {channels}: the model's first Conv2d reads these "
+                    f"{' x '.join(map(str, shape[1:]))} inputs as channels "
+                    f"{'last' if seen[0] == moved else 'first'}; drop --channels or fix the data.")
             return seen[0] == moved
-    return shape[-1] in _CHANNEL_SIZES and shape[1] not in _CHANNEL_SIZES
+    if channels is not None:
+        return channels == "last"
+    first, last = shape[1] in _CHANNEL_SIZES, shape[-1] in _CHANNEL_SIZES
+    if first and last and (shape[1] == 1) != (shape[-1] == 1):
+        return shape[-1] == 1  # one gray channel (as tribute.viz.image reads a map)
+    if first and last:
+        raise InputError(
+            f"image inputs of shape {list(shape)} read two ways: {shape[1]} channels of "
+            f"{shape[2]}x{shape[3]} images (N x C x H x W), or {shape[1]}x{shape[2]} images of "
+            f"{shape[3]} channels (N x H x W x C), and the model has no Conv2d that tells. Say "
+            "which with --channels first or --channels last.")
+    return last and not first
+
+
+def _column_dtypes(model: Any, ds: Any) -> dict[str, Any] | None:
+    """The table's integer / bool / float32 columns (name -> dtype) when ``model`` reads a
+    DataFrame's column dtypes (as the jobs layer decides it for a dataset job: one dtype kind
+    converts to one int / bool array, which a validating ``FunctionTransformer`` notices)."""
+    import pandas as pd
+
+    from ..models.tabular import reads_column_dtypes
+
+    dtypes = getattr(ds, "dtypes", None)
+    columns = getattr(ds, "columns", None)
+    if not dtypes or columns is None or isinstance(model, torch.nn.Module):
+        return None
+    kinds = {"f" if c not in dtypes else "b" if pd.api.types.is_bool_dtype(dtypes[c])
+             else "i" if pd.api.types.is_integer_dtype(dtypes[c]) else "f" for c in columns}
+    if not reads_column_dtypes(model, one_array_dtype=len(kinds) == 1):
+        return None
+    return dict(dtypes)
+
+
+def _typed_rows(rows: Any, columns: Sequence[str], dtypes: dict[str, Any]) -> Any:
+    """Rows of a table (``rows x columns``) as a DataFrame typed by ``dtypes``
+    (:func:`tribute.models.tabular.typed_frame`)."""
+    from ..models.tabular import typed_frame
+
+    return typed_frame(np.asarray(rows, dtype=np.float64), list(columns), dtypes)
 
 
 def _column_means(a: np.ndarray, block: int = 65_536) -> np.ndarray:
@@ -585,8 +666,16 @@ def numpy_outputs(model: Any, x: Any) -> tuple[np.ndarray, Any]:
     """
     from ..models import NumpyModel
 
-    arr = np.asarray(x)
-    adapter = NumpyModel(model, np_dtypes=(arr.dtype,))
+    if hasattr(x, "iloc"):  # a typed table's rows (Subject.model_row): read as explain reads them
+        from ..games.features import UNREAD_BASELINE
+        from ..models.tabular import prepare_categorical
+
+        arr = x.to_numpy(dtype=np.float64)
+        adapter, _, _ = prepare_categorical(NumpyModel(model, np_dtypes=(arr.dtype,)), x,
+                                            UNREAD_BASELINE, ())
+    else:
+        arr = np.asarray(x)
+        adapter = NumpyModel(model, np_dtypes=(arr.dtype,))
     out = adapter((torch.as_tensor(arr),)).detach().cpu().numpy()
     return out, adapter
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,9 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
                 "the shards were computed by different tribute code (a job resumed after an "
                 "update), or the folder was modified by hand, and cannot be merged. Start the job "
                 "again in an empty folder.")
-        if a.player_names != first.player_names or a.method != first.method or a.layout != first.layout:
+        # (channel_axis aside: shards written before layouts recorded it lack it, aud51v)
+        if a.player_names != first.player_names or a.method != first.method or \
+                replace(a.layout, channel_axis=None) != replace(first.layout, channel_axis=None):
             raise InputError(
                 f"merge: shard {k} does not match shard 0 (method, players or layout differ); the "
                 "output folder was modified by hand. Start the job again in an empty folder."
@@ -121,7 +124,7 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
         # groups: one mask for every sample (1-D) or one per sample (2-D, batch first)
         groups=_concat([a.groups for a in parts], "groups",
                        per_row=first.groups is not None and np.asarray(first.groups).ndim == 2),
-        layout=first.layout,
+        layout=replace(first.layout, channel_axis=_channel_axis(parts)),
         extra=extra,
         # v(no player) / v(all players) are reported by a call only when its method happened
         # to evaluate that coalition: LIME's random coalitions include the empty one in some
@@ -301,3 +304,10 @@ def _concat(arrs: list[Any], name: str, per_row: bool, optional: bool = False) -
     if all(np.array_equal(a, np_arrs[0]) for a in np_arrs):
         return np_arrs[0]
     raise InputError(f"merge: the shards' {name} arrays differ although they are shared by all rows.")
+
+
+def _channel_axis(parts: list[Attribution]) -> int | None:
+    """The shards' recorded image channel axis (``Layout.channel_axis``): the one they agree on,
+    None where none records one (or, by hand-edited files, they differ)."""
+    axes = {a.layout.channel_axis for a in parts if a.layout.channel_axis is not None}
+    return axes.pop() if len(axes) == 1 else None

@@ -229,6 +229,9 @@ class CertifiedResult:
             similarity between ``g(x)`` and ``g(x + delta)`` is still ``>= min_cosine``.
         eps: the perturbation size of ``cosine_lower`` (None if not asked for).
         cosine_lower: ``batch`` certified lower bound on the cosine at ``eps`` (None without ``eps``).
+        channel_axis: the channel axis (0 or -1) of a 3-D ``input_shape`` as the model reads it
+            (its first ``Conv2d``; :attr:`tribute.Attribution.layout`), None where it does not say:
+            :func:`tribute.viz.certified_map` draws by it.
     """
 
     smoothed: np.ndarray
@@ -261,6 +264,7 @@ class CertifiedResult:
     cosine_radius: np.ndarray
     eps: float | None = None
     cosine_lower: np.ndarray | None = None
+    channel_axis: int | None = None
 
     def max_change(self, eps: float) -> float:
         """Largest change of any ``gbar_i`` under a perturbation of size ``eps`` (= ``TV(eps)``)."""
@@ -537,4 +541,5 @@ def certified_attribution(
         dim=int(dim), feature_names=list(game.player_names), input_shape=tuple(game.input_shapes()[0]),
         n_evals=int(game.n_evals), clipped=clipped, clip_norm=clip, normalised=clip_norm is None,
         norm_error=beta, norm_lower=norm_lower, min_cosine=float(min_cosine), cosine_radius=cos_radius,
-        eps=None if eps is None else float(eps), cosine_lower=cos_lower)
+        eps=None if eps is None else float(eps), cosine_lower=cos_lower,
+        channel_axis=getattr(getattr(game, "layout", None), "channel_axis", None))

@@ -18,7 +18,7 @@ from ._common import (
     _new_figure,
     _plain,
 )
-from ._image import _channel_axis
+from ._image import _check_channel_axis, _map_channel_axis
 
 __all__ = ["certified_cosine", "certified_map"]
 
@@ -30,6 +30,7 @@ def certified_map(
     ax: Axes | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (7.0, 3.6),
+    channel_axis: int | None = None,
 ) -> Figure:
     """Draw input ``i``'s smoothed attribution with its certified top-k set and radius.
 
@@ -43,7 +44,12 @@ def certified_map(
         ax: axes to draw on, default=a new figure.
         title: figure title, default states the radius.
         figsize: size of a new figure in inches.
+        channel_axis: the channel axis of a 3-D input, ``0`` (``C x H x W``) or ``-1``
+            (``H x W x C``). default=None: the one the model reads (``result.channel_axis``,
+            from a torch model's first ``Conv2d``), else the shape's where it reads one way only;
+            a shape that reads two ways (``(4, 6, 3)``) is refused without it.
     """
+    channel_axis = _check_channel_axis(channel_axis, "certified_map")
     if not hasattr(result, "smoothed") or not hasattr(result, "radius"):
         raise InputError(f"certified_map: expected a CertifiedResult; got {type(result).__name__}.")
     n = result.smoothed.shape[0]
@@ -53,9 +59,14 @@ def certified_map(
     top = set(int(t) for t in result.topk[i])
     fig, ax = _figure_and_axes(ax, figsize)
     shape = tuple(int(d) for d in result.input_shape)
-    # a 3-D input's channels: first (torch layout) unless only the last axis looks like
-    # channels, as tribute.viz.image reads a map (an (H, W, 3) input was summed over its rows)
-    channel = _channel_axis(shape) % 3 if len(shape) == 3 else None
+    # a 3-D input's channels: told, or as the model reads them, else by the shape where it reads
+    # one way only, as tribute.viz.image reads a map. The old tie-break (channels first) drew a
+    # channels-last (4, 6, 3) input as a 6x3 map summed over its rows, the top-k circles with
+    # it (aud51v)
+    told = channel_axis if channel_axis is not None else getattr(result, "channel_axis", None)
+    channel = None
+    if len(shape) == 3 and int(np.prod(shape)) == vals.size:
+        channel = _map_channel_axis(shape, told, "certified_map: the input") % 3
     hw = [d for a, d in enumerate(shape) if a != channel]
     image = len(shape) in (2, 3) and int(np.prod(shape)) == vals.size and min(hw) > 1
     if image:

@@ -98,6 +98,30 @@ def _check_channel_axis(channel_axis: Any, func: str) -> int | None:
     return 0 if channel_axis == 0 else -1
 
 
+def _recorded_axis(obj: Any) -> int | None:
+    """The channel axis an ``Attribution`` recorded from its model (``layout.channel_axis``:
+    a torch CNN's first ``Conv2d``), None for anything else."""
+    axis = getattr(_meta(obj, "layout"), "channel_axis", None)
+    return axis if axis in (0, -1) and not isinstance(axis, bool) else None
+
+
+def _common_recorded_axis(maps: Any) -> int | None:
+    """The channel axis every map of ``image_grid``'s ``maps`` recorded (Attributions of models
+    that say their layout, all alike); None where any map is an array or they differ."""
+    if isinstance(maps, dict):
+        items: list[Any] = list(maps.values())
+    elif isinstance(maps, (list, tuple)):
+        items = [m for row in maps for m in (row if isinstance(row, (list, tuple)) else [row])]
+    else:
+        items = [maps]
+    axes = {_recorded_axis(m) if m is not None else "none" for m in items}
+    axes.discard("none")
+    if len(axes) != 1:
+        return None
+    axis = axes.pop()
+    return axis if isinstance(axis, int) else None
+
+
 def _per_pixel_groups(vals: np.ndarray, ids: np.ndarray, channel_axis: int | None = None,
                       name: str = "attr") -> np.ndarray:
     """Grouped credits spread over their elements (``vals`` ``(N, [T,] C, H, W)``: every element
@@ -355,6 +379,8 @@ def image(
     """
     _check_params(alpha, percentile, "image")
     channel_axis = _check_channel_axis(channel_axis, "image")
+    if channel_axis is None:  # the layout an Attribution's model reads (aud51v)
+        channel_axis = _recorded_axis(attr)
     if channel_axis is None and image is not None:
         channel_axis = _axis_from_underlay(_one_map(attr, "attr", "image", 0), image)
     m = _reduce_map(_one_map(attr, "attr", "image", channel_axis), "attr", signed, channel_axis)
@@ -536,6 +562,8 @@ def image_grid(
     """
     _check_params(alpha, percentile, "image_grid")
     channel_axis = _check_channel_axis(channel_axis, "image_grid")
+    if channel_axis is None:  # the layout the Attributions' models read, where all say one
+        channel_axis = _common_recorded_axis(maps)
     if share is not None and share not in ("row", "all", "none"):
         raise ValueError(f"image_grid: share must be 'row', 'all' or 'none'; got {share!r}")
     cmap = cmap if cmap is not None else (DIVERGING_CMAP if signed else SEQUENTIAL_CMAP)
