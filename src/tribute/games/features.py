@@ -860,12 +860,17 @@ class FeatureGame(Game):
         except (RuntimeError, TypeError, ValueError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
             note = batch_statistics_note(self.model)  # aud50c: one input, batch statistics
+            one_d = ""
             if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
-                note = (f"The input is 1-D, read as {batch} samples of one number each; if it "
-                        f"is one sample of {batch} features, give it a batch axis: X[None] (or "
-                        "X.reshape(1, -1)).")
+                # rev51g: both readings (a 1-feature model wants X[:, None], not X[None]), and
+                # the dtype / batch-statistics advice kept (a float32 model on a float64 1-D
+                # input failed on its dtype and was told only to add a batch axis)
+                one_d = (f"The input is 1-D, read as {batch} samples of one number each: if "
+                         f"it is one sample of {batch} features, give it a batch axis: X[None] "
+                         f"(or X.reshape(1, -1)); if it is {batch} samples of one feature, give "
+                         "it a feature axis: X[:, None] (or X.reshape(-1, 1)). ")
             raise InputError(
-                f"the model failed on the inputs (shapes {shapes}): {exc}. "
+                f"the model failed on the inputs (shapes {shapes}): {exc}. " + one_d
                 + (note if note is not None else
                    "Check that the inputs have the shape and dtype the model expects.")
             ) from exc
