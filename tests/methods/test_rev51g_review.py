@@ -67,3 +67,31 @@ def test_unknown_method_is_quoted_as_given(name: Any, shown: str) -> None:
         tribute.explain(model, torch.zeros(2, 3, dtype=torch.float64), method=name,
                         progress=False)
     assert shown in str(err.value), str(err.value)
+
+
+def test_weighted_grad_hessian_refuses_the_masks_before_the_weights() -> None:
+    # a 1-D mask of 4 players was refused as "grad_weights has 1 entries but masks has 4
+    # coalitions", per-sample masks 3 x 2 x 4 as "masks has 3 coalitions"; a NaN weight ran
+    from tribute.games.features import FeatureGame
+    from tribute.models import as_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2)).double().eval()
+    adapter = as_model(model, "torch")
+    with adapter.session():
+        game = FeatureGame(adapter, torch.randn(3, 4, dtype=torch.float64,
+                                                generator=torch.Generator().manual_seed(1)), target=[0, 1])
+        with pytest.raises(InputError, match=r"masks has shape \(4,\); expected \(coalitions, 4\)"):
+            game.weighted_grad_hessian(torch.full((4,), 0.5, dtype=torch.float64), np.array([1.0]), np.array([1.0]))
+        with pytest.raises(InputError, match=r"weighted_grad_hessian takes shared masks .* \(3, 2, 4\)"):
+            game.weighted_grad_hessian(torch.full((3, 2, 4), 0.5, dtype=torch.float64), np.array([1.0, 1.0]), np.array([1.0, 1.0]))
+        masks = torch.full((2, 4), 0.5, dtype=torch.float64)
+        before = game.n_evals
+        with pytest.raises(InputError, match="grad_weights must be finite"):
+            game.weighted_grad_hessian(masks, np.array([1.0, np.nan]), np.array([1.0, 1.0]))
+        assert game.n_evals == before  # refused before any row
+        _, grad_sum, hess_sum = game.weighted_grad_hessian(masks, np.array([1.0, 2.0]), np.array([0.5, 0.5]))
+        _, grads, hess = game.value_grad_hessian(masks)
+    torch.testing.assert_close(grad_sum, grads[:, 0] * 3.0, atol=1e-15, rtol=0)
+    torch.testing.assert_close(hess_sum, hess[:, 0], atol=1e-15, rtol=0)

@@ -1378,7 +1378,15 @@ class FeatureGame(Game):
             players, sum_k hess_weights[k] hessians_k  batch x targets x players x players)``,
             float64 CPU.
         """
-        k_count = int(np.shape(masks)[0]) if np.ndim(masks) >= 1 else 0
+        # the masks first (rev51g: a 1-D mask of 4 players was read as "4 coalitions", and
+        # per-sample masks 3 x 2 x 4 as "3 coalitions", in a refusal about the weights)
+        m, shared = self.check_masks(masks)
+        if not shared:
+            raise InputError(
+                f"weighted_grad_hessian takes shared masks (coalitions, {self.n_players}); got "
+                f"shape {tuple(m.shape)}."
+            )
+        k_count = int(m.shape[0])
         ws = []
         for name, wv in (("grad_weights", grad_weights), ("hess_weights", hess_weights)):
             wt = torch.as_tensor(np.asarray(wv, dtype=np.float64) if not isinstance(wv, torch.Tensor)
@@ -1386,6 +1394,8 @@ class FeatureGame(Game):
             if wt.numel() != k_count:
                 raise InputError(f"{name} has {wt.numel()} entries but masks has {k_count} "
                                  "coalitions; give one weight per coalition.")
+            if not bool(torch.isfinite(wt).all()):  # rev51g: a NaN weight gave NaN sums
+                raise InputError(f"{name} must be finite; got {wt.tolist()[:8]}.")
             ws.append(wt)
         return self._hessian_pass(masks, (ws[0], ws[1]))
 
