@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import InputError
 
@@ -41,7 +41,8 @@ class Registry(Generic[T]):
             true is allowed (module reloads); anything else under a taken name is an error.
             default=None (identity).
         duplicate_error: exception type for a name registered twice. default=TypeError.
-        unknown_error: ``(name, close_matches) -> exception`` for an unknown name. default=None
+        unknown_error: ``(name, close_matches) -> exception`` for an unknown name (``name`` as
+            given, not always a str). default=None
             (an :class:`~tribute.errors.InputError` naming ``kind``, the closest names and
             ``hint``).
     """
@@ -50,7 +51,7 @@ class Registry(Generic[T]):
                  loader: Callable[[], None] | None = None,
                  same: Callable[[T, T], bool] | None = None,
                  duplicate_error: type[Exception] = TypeError,
-                 unknown_error: Callable[[str, list[str]], Exception] | None = None) -> None:
+                 unknown_error: Callable[[Any, list[str]], Exception] | None = None) -> None:
         self.kind = kind
         self.hint = hint
         self._entries: dict[str, T] = {}
@@ -121,8 +122,9 @@ class Registry(Generic[T]):
         key = self._aliases.get(name, name) if isinstance(name, str) else name
         if not isinstance(key, str) or key not in self._entries:
             close = difflib.get_close_matches(str(name), self.names(aliases=True), n=3)
-            if self._unknown_error is not None:
-                raise self._unknown_error(str(name), close)
+            if self._unknown_error is not None:  # the name as given (rev51g: method=None
+                # was quoted as method='None', a string the user never passed)
+                raise self._unknown_error(name, close)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise InputError(f"{self.kind}={name!r} is not a registered {self.kind}.{hint}"
                              + (f" {self.hint}" if self.hint else ""))

@@ -499,13 +499,18 @@ def _scalar_rows_hint(inputs: tuple[Any, ...]) -> str:
     """A hint when every row the model got is one number: a 1-D input (``X[0]`` of a table)
     is read as one sample per entry, and a torch MLP then takes the whole pass as one sample
     (aud51g: ``Linear(5, ...)`` on ``X[0]`` said "shape (3,) for a batch of 5 rows" and
-    suggested wrapping a function of one row, not ``X[None]``)."""
+    suggested wrapping a function of one row, not ``X[None]``). Both readings of a 1-D input
+    are named: one sample of features (``X[None]``) or samples of one feature
+    (``X[:, None]``)."""
     tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
     if not tensors or any(x.ndim != 1 for x in tensors):
         return ""
+    # rev51g: two readings, both named: Linear(1, k) on 6 numbers (6 samples of one feature)
+    # was told only X[None], which it refuses ("1x6 and 1x4"); X[:, None] runs
     return (" Each row the model got is a single number: a 1-D input is read as one sample "
             "per entry. If it is one sample of features, give it a batch axis: X[None] (or "
-            "X.reshape(1, -1)).")
+            "X.reshape(1, -1)); if it is samples of one feature each, give it a feature axis: "
+            "X[:, None] (or X.reshape(-1, 1)).")
 
 
 def _batch_dependent(r: int, n: int, start: int, describe_row: Callable[[int], str] | None,

@@ -880,11 +880,17 @@ class FeatureGame(Game):
             # aud50c: one input, batch statistics; aud51a: a call error, an out-of-range id
             note = model_failure_note(self.model, exc, [inp.x for inp in self.inputs],
                                       kwargs=self.forward_kwargs, n_args=len(self.forward_args))
+            one_d = ""
             if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
-                note = (f"The input is 1-D, read as {batch} samples of one number each; if it "
-                        f"is one sample of {batch} features, give it a batch axis: X[None] (or "
-                        "X.reshape(1, -1)).")
-            raise InputError(f"the model failed on the inputs (shapes {shapes}): {exc}. {note}") from exc
+                # rev51g: both readings (a 1-feature model wants X[:, None], not X[None]), and
+                # the dtype / batch-statistics advice kept (a float32 model on a float64 1-D
+                # input failed on its dtype and was told only to add a batch axis)
+                one_d = (f"The input is 1-D, read as {batch} samples of one number each: if "
+                         f"it is one sample of {batch} features, give it a batch axis: X[None] "
+                         f"(or X.reshape(1, -1)); if it is {batch} samples of one feature, give "
+                         "it a feature axis: X[:, None] (or X.reshape(-1, 1)). ")
+            raise InputError(
+                f"the model failed on the inputs (shapes {shapes}): {exc}. {one_d}{note}") from exc
         return torch.cat(store, dim=0) if len(store) > 1 else store[0]
 
     def _compose(self, m: torch.Tensor, b: torch.Tensor, j: torch.Tensor,
@@ -1389,7 +1395,15 @@ class FeatureGame(Game):
             players, sum_k hess_weights[k] hessians_k  batch x targets x players x players)``,
             float64 CPU.
         """
-        k_count = int(np.shape(masks)[0]) if np.ndim(masks) >= 1 else 0
+        # the masks first (rev51g: a 1-D mask of 4 players was read as "4 coalitions", and
+        # per-sample masks 3 x 2 x 4 as "3 coalitions", in a refusal about the weights)
+        m, shared = self.check_masks(masks)
+        if not shared:
+            raise InputError(
+                f"weighted_grad_hessian takes shared masks (coalitions, {self.n_players}); got "
+                f"shape {tuple(m.shape)}."
+            )
+        k_count = int(m.shape[0])
         ws = []
         for name, wv in (("grad_weights", grad_weights), ("hess_weights", hess_weights)):
             wt = torch.as_tensor(np.asarray(wv, dtype=np.float64) if not isinstance(wv, torch.Tensor)
@@ -1397,6 +1411,8 @@ class FeatureGame(Game):
             if wt.numel() != k_count:
                 raise InputError(f"{name} has {wt.numel()} entries but masks has {k_count} "
                                  "coalitions; give one weight per coalition.")
+            if not bool(torch.isfinite(wt).all()):  # rev51g: a NaN weight gave NaN sums
+                raise InputError(f"{name} must be finite; got {wt.tolist()[:8]}.")
             ws.append(wt)
         return self._hessian_pass(masks, (ws[0], ws[1]))
 

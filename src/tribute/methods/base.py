@@ -493,8 +493,9 @@ _OTHER_NAMES = {
 _METHODS_HINT = "See tribute.methods() or `tribute methods` for the list."
 
 
-def _unknown_method(name: str, close: list[str]) -> InputError:
-    other = _OTHER_NAMES.get(name.lower().replace("_", "").replace("-", "").replace(" ", ""))
+def _unknown_method(name: Any, close: list[str]) -> InputError:
+    key = name.lower().replace("_", "").replace("-", "").replace(" ", "") if isinstance(name, str) else None
+    other = _OTHER_NAMES.get(key) if key is not None else None
     if other is not None:
         return InputError(f"method={name!r} is not a registered method: {other}. {_METHODS_HINT}")
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
