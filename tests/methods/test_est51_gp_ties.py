@@ -21,6 +21,8 @@ import tribute
 
 N = 8
 _RNG = np.random.default_rng(11)
+for _ in range(20):  # the draws of the measurement that found it (20 random games first)
+    _RNG.normal(size=1 << N) * _RNG.uniform(0.1, 10)
 _W1 = _RNG.normal(size=(N, 16)) / np.sqrt(N) * 2
 _W2 = _RNG.normal(size=16)
 _X = _RNG.normal(size=N) + 1.0
