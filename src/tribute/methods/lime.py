@@ -315,7 +315,8 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
             if still.size:
                 se[torch.from_numpy(still)] = float("nan")
                 names = ", ".join(str(int(i)) for i in still[:8]) + (", ..." if still.size > 8 else "")
-                warn_undefined("lime", f"players {names} are never kept or never removed in the {distinct} "
+                who = f"players {names} are" if still.size > 1 else f"player {names} is"
+                warn_undefined("lime", f"{who} never kept or never removed in the {distinct} "
                                        f"distinct drawn coalitions: their credits come from the penalty "
                                        f"(alpha={alpha:g}), not from the game",
                                f"Raise budget above {k}.")
@@ -570,7 +571,8 @@ class Lime(Method):
     t-inflated for few coalitions, NaN with a warning when none are to spare; with ``alpha=0`` also NaN
     with a warning for players the drawn coalitions cannot separate, and for fits that are exact on
     a draw that never shows some pair of players in one of its four keep/remove combinations, where
-    an interaction between them would leave no residual either) standard error of each coefficient over the random draw of coalitions — how much the
+    an interaction between them would leave no residual either; with any ``alpha``, NaN with a warning
+    for a player the draw never varies) standard error of each coefficient over the random draw of coalitions — how much the
     credits would move with another seed (approximate for ``"stratified"``, whose draws are not
     i.i.d.). None for ``"lasso"`` (no reliable closed form after selection) and for
     ``"exhaustive"`` (nothing is random). They measure the spread over seeds at this budget,
