@@ -59,7 +59,9 @@ class Datamodels(Method):
 
     The budget is the number of subsets drawn (with replacement: each enters the regression);
     default ``4 n`` (at least 100). A subset drawn twice is retrained and evaluated once, so
-    ``n_evals`` counts the distinct subsets (``extra["n_subsets"]`` the draws).
+    ``n_evals`` counts the distinct subsets (``extra["n_subsets"]`` the draws). Standard errors
+    (ridge) are NaN with a :class:`~tribute.StderrWarning` for an example the drawn subsets never
+    vary (always or never kept) and, with ``alpha=0``, for examples they cannot separate.
 
     Reference: Ilyas et al. (2022), "Datamodels: Predicting Predictions from Training Data".
     """

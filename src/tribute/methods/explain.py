@@ -278,7 +278,7 @@ def explain(
                     bar.split(left, len(rows))  # the group's plan, scaled to the texts left
                     left -= len(rows)
                     texts, players_g = text_subset(inputs, players, rows.tolist())
-                    with group_scope(n, rows, seen, "explained", unit="players", keep_class=True):
+                    with group_scope(n, rows, seen, "explained", unit="players", keep_class=True, stderr=True):
                         attr = explain(
                             model, texts, method, target=_group_target(target, len(counts), rows),
                             baseline=baseline, groups=groups, budget=budget, seed=seed,

@@ -294,13 +294,32 @@ def _ridge_stream(x: torch.Tensor, w: torch.Tensor, alpha: float, n_cols: int,
         # (its residuals are not an interpolation's: the rows' dof covered 0.94-0.99 there)
         t_dof = min(dof, distinct - (n + 1)) if partial else dof
         se = inflate(torch.from_numpy(np.sqrt(var)).T, t_dof).T.contiguous()
-        if partial and unident.size:
+        # alpha=0 without a sampler's support too (datamodels' weighted_ridge, rev51e): a subset
+        # draw that never varies a player (fraction 0.1, 20 subsets: players never kept) got
+        # credit 0 for a weight of 1.4 with stderr 2e-16; the support's test does not apply there
+        if alpha == 0 and unident.size and (partial or support is None):
             se[torch.from_numpy(unident)] = float("nan")
             names = ", ".join(str(int(i)) for i in unident[:8]) + (", ..." if unident.size > 8 else "")
             warn_undefined("lime", f"the {distinct} distinct drawn coalitions cannot separate the credits of "
-                                   f"players {names} (e.g. players always kept or removed together): their "
-                                   "credits split by the minimum-norm convention, not by the game",
+                                   f"players {names} (e.g. a player never kept or never removed, or players "
+                                   "always kept or removed together): their credits split by the minimum-norm "
+                                   "convention, not by the game",
                            f"Raise budget above {k} or use a penalty (alpha > 0).")
+        if alpha > 0 and pos.any():
+            # ... and with a penalty, a player the draw never varies: its credit is the penalty's
+            # (0 for a player never kept), not the game's; its sandwich read the other players'
+            # residuals (datamodels, alpha=1e-3, fraction 0.1, 20 subsets: credits 0 for weights
+            # 0.8 and 1.4 with stderr 1e-4, rev51e)
+            xp = _np64(x)[pos]
+            still = np.flatnonzero((xp == xp[:1]).all(0))
+            if still.size:
+                se[torch.from_numpy(still)] = float("nan")
+                names = ", ".join(str(int(i)) for i in still[:8]) + (", ..." if still.size > 8 else "")
+                who = f"players {names} are" if still.size > 1 else f"player {names} is"
+                warn_undefined("lime", f"{who} never kept or never removed in the {distinct} "
+                                       f"distinct drawn coalitions: their credits come from the penalty "
+                                       f"(alpha={alpha:g}), not from the game",
+                               f"Raise budget above {k}.")
         alias = _aliased_pair(_np64(x)[pos]) if exact_cols is not None and exact_cols.any() else None
         if alias is not None:
             assert exact_cols is not None
@@ -552,7 +571,8 @@ class Lime(Method):
     t-inflated for few coalitions, NaN with a warning when none are to spare; with ``alpha=0`` also NaN
     with a warning for players the drawn coalitions cannot separate, and for fits that are exact on
     a draw that never shows some pair of players in one of its four keep/remove combinations, where
-    an interaction between them would leave no residual either) standard error of each coefficient over the random draw of coalitions — how much the
+    an interaction between them would leave no residual either; with any ``alpha``, NaN with a warning
+    for a player the draw never varies) standard error of each coefficient over the random draw of coalitions — how much the
     credits would move with another seed (approximate for ``"stratified"``, whose draws are not
     i.i.d.). None for ``"lasso"`` (no reliable closed form after selection) and for
     ``"exhaustive"`` (nothing is random). They measure the spread over seeds at this budget,

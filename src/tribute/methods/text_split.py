@@ -44,10 +44,13 @@ def group_rows(counts: list[int]) -> list[tuple[int, np.ndarray]]:
 
 @contextlib.contextmanager
 def group_scope(n: int, rows: np.ndarray, seen: set[str], verb: str, unit: str = "words",
-                keep_class: bool = False) -> Iterator[None]:
+                keep_class: bool = False, stderr: bool = False) -> Iterator[None]:
     """Run one group: its :class:`InputError` names the group's texts (sample numbers inside
     count within the group), and its warnings are re-issued once per message over all groups
-    (``seen``; :class:`StderrWarning` is left to the merged result)."""
+    (``seen``). A :class:`StderrWarning` is left to the merged result (a metric's warns itself),
+    unless ``stderr``: :func:`tribute.explain`'s merged :class:`Attribution` does not, so its
+    groups' warnings are re-issued, naming the group's texts (a 3-text LIME call with
+    ``alpha=0`` returned NaN standard errors without any warning, rev51e)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -65,7 +68,10 @@ def group_scope(n: int, rows: np.ndarray, seen: set[str], verb: str, unit: str =
             raise new from err
     for w in caught:
         msg = str(w.message)
-        if not issubclass(w.category, StderrWarning) and msg not in seen:
+        if stderr and issubclass(w.category, StderrWarning):
+            what = unit[:-1] if n == 1 and unit.endswith("s") else unit
+            msg = f"{msg} [texts of {n} {what}: texts {rows.tolist()} of the batch]"
+        if (stderr or not issubclass(w.category, StderrWarning)) and msg not in seen:
             seen.add(msg)
             warnings.warn(msg, w.category, stacklevel=user_stacklevel())
 
