@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +23,8 @@ import tribute
 from tribute.errors import InputError
 
 pd = pytest.importorskip("pandas")
+
+from test_aud50t_tabular import _brute  # noqa: E402  (exact Shapley over DataFrame copies)
 
 
 class _Reader:
@@ -37,32 +37,6 @@ class _Reader:
     def predict(self, frame: Any) -> Any:
         a = frame["a"].astype(str).map({"1": 3.0, "2": 5.0, "3": 7.0}).fillna(-10.0).to_numpy()
         return a + 2.0 * frame["b"].to_numpy(dtype=np.float64)
-
-
-def _brute(model: Any, x: Any, background: Any) -> np.ndarray:
-    """Exact Shapley values over DataFrame copies (a coalition's row is a background row whose
-    present columns take the sample's values and dtype), averaged over the background."""
-    cols = list(x.columns)
-    n = len(cols)
-    out = np.zeros((len(x), n))
-    for r in range(len(x)):
-        v: dict[tuple[int, ...], float] = {}
-        for s in itertools.product((0, 1), repeat=n):
-            vals = []
-            for b in range(len(background)):
-                row = background.iloc[[b]].reset_index(drop=True)
-                for j, c in enumerate(cols):
-                    if s[j]:
-                        row[c] = x.iloc[[r]][c].to_numpy()
-                vals.append(float(model.predict(row)[0]))
-            v[s] = float(np.mean(vals))
-        for i in range(n):
-            for s, val in v.items():
-                if not s[i]:
-                    k = sum(s)
-                    w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
-                    out[r, i] += w * (v[(*s[:i], 1, *s[i + 1:])] - val)
-    return out
 
 
 def _frame() -> Any:
