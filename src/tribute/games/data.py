@@ -574,7 +574,10 @@ class DataGame(Game):
     the target and gives :attr:`model_values`), is no evaluation of ``v``: ``v(N)`` is the
     model ``fit`` retrains on all of ``X_train``. ``n_rows`` counts the test points' rows:
     ``n_samples * (1 + n_evals)``, the reference pass included (before, retraining calls left
-    it out: rows seen = ``n_rows`` + the batch in every run; aud51d). Gradient work on the
+    it out: rows seen = ``n_rows`` + the batch in every run; aud51d), plus the rows of checks
+    that run the model on test points without evaluating ``v``: :meth:`test_outputs`
+    (metagradient's replay check, ``n_samples`` rows) and :meth:`probe_forward` (representer's
+    layer probe, one row per call; rev51d). Gradient work on the
     training rows is ``attr.extra["n_grad_evals"]`` where the estimator reports it, refits
     ``attr.extra["n_retrains"]``.
     """
@@ -1302,10 +1305,24 @@ class DataGame(Game):
             return self._forward(p, self.X_train)
 
     def test_outputs(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Explained outputs of the test points (``batch``) under ``params``."""
+        """Explained outputs of the test points (``batch``) under ``params``: a check's pass,
+        counted in ``n_rows`` (no evaluation of ``v``; before, its rows went uncounted:
+        metagradient's replay check, rev51d)."""
         p = params if params is not None else self._base_params
         with torch.no_grad():
-            return self.explained(self._forward(p, self.X_test), self.y_test)
+            out = self.explained(self._forward(p, self.X_test), self.y_test)
+        self.engine.n_rows += self.n_samples
+        return out
+
+    def probe_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of the explained model on ``x`` (rows shaped like the test points), for a
+        probe of the model's structure; its rows are counted in ``n_rows``, not in ``n_evals``
+        (representer's search for the last ``nn.Linear`` the forward pass calls ran one test
+        point uncounted per call; rev51d)."""
+        with torch.no_grad():
+            out = self._forward(self._base_params, x)
+        self.engine.n_rows += int(x.shape[0])
+        return out
 
     def count_pass(self) -> None:
         """Count one gradient-estimator pass as one evaluation per input (``n_evals``) and the
@@ -1442,20 +1459,26 @@ class DataGame(Game):
 
     def _check_second_order(self, flat: torch.Tensor, buffers: dict[str, torch.Tensor]) -> None:
         """Refuse Hessians through a custom ``autograd.Function`` whose backward is
-        ``@once_differentiable`` (once per game, from the graph of one training row's loss
-        taken in plain autograd). Under ``torch.func`` its backward's result carries no
-        derivative, so the Hessian silently lost every term through it: influence on a tanh
-        MLP with such a tanh gave -0.020 where the true influence is 0.126 (aud51d)."""
+        ``@once_differentiable`` (once per game, from the graphs of the training loss taken in
+        plain autograd over the same row blocks as :meth:`hvp`). Under ``torch.func`` its
+        backward's result carries no derivative, so the Hessian silently lost every term
+        through it: influence on a tanh MLP with such a tanh gave -0.020 where the true
+        influence is 0.126 (aud51d). Every block, not one row: a model whose forward pass
+        takes the Function only for some batches (here: more than one row) passed a one-row
+        check and its explicit influence was 0.011 off on credits of 0.16 (rev51d); the walk
+        costs one forward pass over the training rows, less than one Hessian-vector product."""
         if self._second_order_checked:
             return
         from .features import _refuse_once_differentiable
 
         leaf = flat.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            val = self.objective(leaf, slice(0, 1), buffers)
-        _refuse_once_differentiable(
-            val, leaf, who="influence (the training loss's Hessian)",
-            instead="trak, grad_dot, tracin, representer, or influence(solver='ekfac')")
+        for r in self._row_blocks():
+            with torch.enable_grad():
+                val = self.objective(leaf, r, buffers)
+            _refuse_once_differentiable(
+                val, leaf, who="influence (the training loss's Hessian)",
+                instead="trak, grad_dot, tracin, representer, or influence(solver='ekfac')")
+            del val
         self._second_order_checked = True
 
     def _param_chunk(self, rows: int) -> int:
