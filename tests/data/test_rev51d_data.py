@@ -119,3 +119,84 @@ def test_influence_refuses_a_once_differentiable_function_a_one_row_check_never_
     with pytest.raises(UnsupportedModelError, match=r"'_Tanh'.*once_differentiable"):
         tribute.explain(model, X[:2], method="influence", players=data, solver="explicit",
                         damping=1.0, progress=False)
+
+
+class _OldTanh(torch.autograd.Function):
+    """Old-style tanh with a ``@once_differentiable`` backward (plain autograd only)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+class _Act(torch.nn.Module):
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _OldTanh.apply(x) if self.where == "hidden" else torch.tanh(x)
+
+
+class _In(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _OldTanh.apply(x) * 0.5 + x  # parameter-free, on the inputs only
+
+
+def _fit_with(where: str) -> Any:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Fit(MLPFit):
+        def init(self, d: int, seed: int) -> torch.nn.Module:
+            m = super().init(d, seed)
+            assert isinstance(m, torch.nn.Sequential)
+            if where == "hidden":
+                m[1] = _Act("hidden")
+            elif where == "input":
+                m.insert(0, _In())
+            return m
+
+    return Fit(2, hidden=3, steps=10)
+
+
+@pytest.mark.parametrize("where", ["hidden", "input"])
+def test_metagradient_refuses_a_once_differentiable_function_in_the_training_replay(where: str) -> None:
+    """metagradient differentiates each replayed training step again; through a tanh whose
+    backward is ``@once_differentiable`` torch cut the first layer's path to the weights (a
+    DelayedError on detached copies, no error), and the credits were 0.31 off (of at most
+    0.70) against the same run with ``nn.Tanh``. On the inputs only (no parameter behind it)
+    the Function is never differentiated twice and the credits stay exact."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    fit = _fit_with(where)
+    model = fit(X, y, seed=0)
+    data = tribute.TrainingData(X, y, fit=fit)
+    if where == "hidden":
+        with pytest.raises(UnsupportedModelError, match=r"metagradient.*once_differentiable.*'_OldTanh'"):
+            tribute.explain(model, X[:2], method="metagradient", players=data, progress=False)
+        return
+    a = tribute.explain(model, X[:2], method="metagradient", players=data, progress=False)
+    ref_fit = _fit_with("ref")
+    ref = tribute.explain(ref_fit(X, y, seed=0), X[:2], method="metagradient",
+                          players=tribute.TrainingData(X, y, fit=ref_fit), progress=False)
+    assert not torch.allclose(torch.as_tensor(a.values), torch.as_tensor(ref.values))  # another model
+    # the same model written with torch.tanh on the inputs gives the same credits
+    class _InRef(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(x) * 0.5 + x
+
+    model2 = fit(X, y, seed=0)
+    assert isinstance(model2, torch.nn.Sequential)
+    model2[0] = _InRef()
+    b = tribute.explain(model2, X[:2], method="metagradient", players=data, progress=False)
+    torch.testing.assert_close(torch.as_tensor(a.values), torch.as_tensor(b.values), rtol=0, atol=1e-12)

@@ -1457,6 +1457,45 @@ class DataGame(Game):
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return out
 
+    def refuse_once_differentiable(self, out: torch.Tensor, leaf: torch.Tensor, *, who: str,
+                                   instead: str) -> None:
+        """Refuse second derivatives of ``out`` with respect to ``leaf`` through a custom
+        ``autograd.Function`` whose backward is ``@once_differentiable`` (the walk
+        integrated_hessians and :meth:`hessian` use; ``who`` and ``instead`` word the refusal).
+        For estimators that differentiate a recorded graph twice themselves: metagradient's
+        replay of training gave credits 0.31 off (of at most 0.70) through such a tanh, with no
+        error (rev51d). There the Function's node does not reach ``leaf``: torch wraps the
+        backward's result of a differentiated training step in a ``DelayedError`` node on
+        detached copies, which cuts the weights' path instead of raising; so any such node in
+        the graph is refused too."""
+        from .features import _marks_once_differentiable, _refuse_once_differentiable
+
+        _refuse_once_differentiable(out, leaf, who=who, instead=instead)
+        probe = torch.zeros(1, requires_grad=True)
+        delayed = type(torch._C._functions.DelayedError(b"probe", 1)(probe).grad_fn)
+        seen: dict[int, Any] = {}  # id -> node: holds every visited node
+        marked: set[str] = set()
+        cut = False
+        stack = [out.grad_fn]
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen[id(node)] = node
+            cut = cut or type(node) is delayed
+            fwd = getattr(node, "_forward_cls", None)
+            if _marks_once_differentiable(getattr(fwd, "backward", None)):
+                marked.add(repr(getattr(fwd, "__qualname__", fwd)))
+            stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()))
+        if cut:
+            raise UnsupportedModelError(
+                f"{who} needs second derivatives, but a custom autograd.Function whose backward "
+                "is marked @once_differentiable ran in a differentiated step"
+                + (f" ({', '.join(sorted(marked))})" if marked else "")
+                + ": torch cut its result off the graph (credits wrong, no error). Give it a "
+                f"differentiable backward, or use a first-order method ({instead})."
+            )
+
     def _check_second_order(self, flat: torch.Tensor, buffers: dict[str, torch.Tensor]) -> None:
         """Refuse Hessians through a custom ``autograd.Function`` whose backward is
         ``@once_differentiable`` (once per game, from the graphs of the training loss taken in
