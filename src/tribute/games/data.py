@@ -574,7 +574,10 @@ class DataGame(Game):
     the target and gives :attr:`model_values`), is no evaluation of ``v``: ``v(N)`` is the
     model ``fit`` retrains on all of ``X_train``. ``n_rows`` counts the test points' rows:
     ``n_samples * (1 + n_evals)``, the reference pass included (before, retraining calls left
-    it out: rows seen = ``n_rows`` + the batch in every run; aud51d). Gradient work on the
+    it out: rows seen = ``n_rows`` + the batch in every run; aud51d), plus the rows of checks
+    that run the model on test points without evaluating ``v``: :meth:`test_outputs`
+    (metagradient's replay check, ``n_samples`` rows) and :meth:`probe_forward` (representer's
+    layer probe, one row per call; rev51d). Gradient work on the
     training rows is ``attr.extra["n_grad_evals"]`` where the estimator reports it, refits
     ``attr.extra["n_retrains"]``.
     """
@@ -1302,10 +1305,24 @@ class DataGame(Game):
             return self._forward(p, self.X_train)
 
     def test_outputs(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Explained outputs of the test points (``batch``) under ``params``."""
+        """Explained outputs of the test points (``batch``) under ``params``: a check's pass,
+        counted in ``n_rows`` (no evaluation of ``v``; before, its rows went uncounted:
+        metagradient's replay check, rev51d)."""
         p = params if params is not None else self._base_params
         with torch.no_grad():
-            return self.explained(self._forward(p, self.X_test), self.y_test)
+            out = self.explained(self._forward(p, self.X_test), self.y_test)
+        self.engine.n_rows += self.n_samples
+        return out
+
+    def probe_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of the explained model on ``x`` (rows shaped like the test points), for a
+        probe of the model's structure; its rows are counted in ``n_rows``, not in ``n_evals``
+        (representer's search for the last ``nn.Linear`` the forward pass calls ran one test
+        point uncounted per call; rev51d)."""
+        with torch.no_grad():
+            out = self._forward(self._base_params, x)
+        self.engine.n_rows += int(x.shape[0])
+        return out
 
     def count_pass(self) -> None:
         """Count one gradient-estimator pass as one evaluation per input (``n_evals``) and the
@@ -1440,22 +1457,67 @@ class DataGame(Game):
         self.n_grad_evals += int(self.X_train.shape[0]) * 2
         return out
 
+    def refuse_once_differentiable(self, out: torch.Tensor, leaf: torch.Tensor, *, who: str,
+                                   instead: str) -> None:
+        """Refuse second derivatives of ``out`` with respect to ``leaf`` through a custom
+        ``autograd.Function`` whose backward is ``@once_differentiable`` (the walk
+        integrated_hessians and :meth:`hessian` use; ``who`` and ``instead`` word the refusal).
+        For estimators that differentiate a recorded graph twice themselves: metagradient's
+        replay of training gave credits 0.31 off (of at most 0.70) through such a tanh, with no
+        error (rev51d). There the Function's node does not reach ``leaf``: torch wraps the
+        backward's result of a differentiated training step in a ``DelayedError`` node on
+        detached copies, which cuts the weights' path instead of raising; so any such node in
+        the graph is refused too."""
+        from .features import _marks_once_differentiable, _refuse_once_differentiable
+
+        _refuse_once_differentiable(out, leaf, who=who, instead=instead)
+        probe = torch.zeros(1, requires_grad=True)
+        delayed = type(torch._C._functions.DelayedError(b"probe", 1)(probe).grad_fn)
+        seen: dict[int, Any] = {}  # id -> node: holds every visited node
+        marked: set[str] = set()
+        cut = False
+        stack = [out.grad_fn]
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen[id(node)] = node
+            cut = cut or type(node) is delayed
+            fwd = getattr(node, "_forward_cls", None)
+            if _marks_once_differentiable(getattr(fwd, "backward", None)):
+                marked.add(repr(getattr(fwd, "__qualname__", fwd)))
+            stack.extend(nxt for nxt, _ in getattr(node, "next_functions", ()))
+        if cut:
+            raise UnsupportedModelError(
+                f"{who} needs second derivatives, but a custom autograd.Function whose backward "
+                "is marked @once_differentiable ran in a differentiated step"
+                + (f" ({', '.join(sorted(marked))})" if marked else "")
+                + ": torch cut its result off the graph (credits wrong, no error). Give it a "
+                f"differentiable backward, or use a first-order method ({instead})."
+            )
+
     def _check_second_order(self, flat: torch.Tensor, buffers: dict[str, torch.Tensor]) -> None:
         """Refuse Hessians through a custom ``autograd.Function`` whose backward is
-        ``@once_differentiable`` (once per game, from the graph of one training row's loss
-        taken in plain autograd). Under ``torch.func`` its backward's result carries no
-        derivative, so the Hessian silently lost every term through it: influence on a tanh
-        MLP with such a tanh gave -0.020 where the true influence is 0.126 (aud51d)."""
+        ``@once_differentiable`` (once per game, from the graphs of the training loss taken in
+        plain autograd over the same row blocks as :meth:`hvp`). Under ``torch.func`` its
+        backward's result carries no derivative, so the Hessian silently lost every term
+        through it: influence on a tanh MLP with such a tanh gave -0.020 where the true
+        influence is 0.126 (aud51d). Every block, not one row: a model whose forward pass
+        takes the Function only for some batches (here: more than one row) passed a one-row
+        check and its explicit influence was 0.011 off on credits of 0.16 (rev51d); the walk
+        costs one forward pass over the training rows, less than one Hessian-vector product."""
         if self._second_order_checked:
             return
         from .features import _refuse_once_differentiable
 
         leaf = flat.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            val = self.objective(leaf, slice(0, 1), buffers)
-        _refuse_once_differentiable(
-            val, leaf, who="influence (the training loss's Hessian)",
-            instead="trak, grad_dot, tracin, representer, or influence(solver='ekfac')")
+        for r in self._row_blocks():
+            with torch.enable_grad():
+                val = self.objective(leaf, r, buffers)
+            _refuse_once_differentiable(
+                val, leaf, who="influence (the training loss's Hessian)",
+                instead="trak, grad_dot, tracin, representer, or influence(solver='ekfac')")
+            del val
         self._second_order_checked = True
 
     def _param_chunk(self, rows: int) -> int:

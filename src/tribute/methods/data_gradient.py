@@ -206,8 +206,7 @@ def last_linear(game: DataGame) -> list[str]:
     handles = [mod.register_forward_hook(lambda m, i, o, name=name: called.append(name))
                for name, mod in linears]
     try:
-        with torch.no_grad():
-            game.forward(game.model_params(), game.X_test[:1])
+        game.probe_forward(game.X_test[:1])  # counted in n_rows (rev51d)
     finally:
         for h in handles:
             h.remove()

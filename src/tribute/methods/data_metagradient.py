@@ -102,8 +102,12 @@ PROBE_EPS = 1e-4
 
 
 def _metagradient(g: DataGame, unrolled: Callable[..., dict[str, torch.Tensor]],
-                  weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch x n_train`` derivatives ``d v_b / d w_i`` at ``weights`` and the outputs ``v``."""
+                  weights: torch.Tensor, check: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch x n_train`` derivatives ``d v_b / d w_i`` at ``weights`` and the outputs ``v``.
+
+    ``check``: first refuse a ``@once_differentiable`` custom Function on the replay's path
+    (each training step's gradient is differentiated again; its backward's result carried no
+    derivative and the credits were silently wrong; rev51d)."""
     w = weights.clone().requires_grad_(True)
     with torch.enable_grad():
         params = unrolled(g.X_train, g.data.y.cpu(), seed=g.data.seed, weights=w)
@@ -111,6 +115,11 @@ def _metagradient(g: DataGame, unrolled: Callable[..., dict[str, torch.Tensor]],
         if missing:
             raise InputError(f"metagradient: fit.unrolled returned no {sorted(missing)}.")
         v = g.explained(g.forward({k: params[k] for k in g.param_names}, g.X_test), g.y_test)
+        if check:
+            g.refuse_once_differentiable(
+                v, w, who="metagradient (it differentiates fit.unrolled's training steps)",
+                instead="trak, grad_dot, tracin, representer, influence(solver='ekfac'), or a "
+                        "retraining method such as datamodels")
         eye = torch.eye(v.shape[0], dtype=v.dtype)
         (J,) = torch.autograd.grad(v, w, grad_outputs=eye, is_grads_batched=True)
     return J.detach(), v.detach()
@@ -247,7 +256,7 @@ class Metagradient(Method):
                 "ungrouped players or retrain_top=0."
             )
         t0 = time.perf_counter()
-        J, v = _metagradient(g, unrolled, torch.ones(n, dtype=torch.float64))
+        J, v = _metagradient(g, unrolled, torch.ones(n, dtype=torch.float64), check=True)
         gap = float((v - g.test_outputs()).abs().max())
         if gap > 1e-4 * max(1.0, float(v.abs().max())):
             raise InputError(
