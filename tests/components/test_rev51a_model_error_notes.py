@@ -83,3 +83,18 @@ def test_call_errors_of_the_model_itself_keep_the_call_note() -> None:
         with pytest.raises(InputError, match=r"does not accept the call made.*forward_kwargs="):
             tribute.explain(model, torch.randn(2, 4), method="feature_ablation", target=0, progress=False,
                             forward_kwargs=kwargs)
+
+
+def test_missing_forward_argument_on_a_1d_input_keeps_the_call_note() -> None:
+    """Before rev51a (the merge of aud51a's call note with aud51g's 1-D hint) a function missing
+    its 'scale' argument, given a 1-D input, was told to add a batch axis (X[None]), which does
+    not mend a missing argument."""
+    def f(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return x[:, None] * scale
+
+    with pytest.raises(InputError, match=r"missing 1 required positional argument: 'scale'.*forward_kwargs=") as info:
+        tribute.explain(f, torch.randn(5), method="occlusion", progress=False)
+    assert "X[None]" not in str(info.value)
+    # negative case: a 1-D input the model cannot read still gets the 1-D hint
+    with pytest.raises(InputError, match=r"The input is 1-D.*X\[None\]"):
+        tribute.explain(nn.Linear(3, 2), torch.randn(5), method="occlusion", target=0, progress=False)

@@ -569,6 +569,14 @@ def _raised_inside(model: Any, text: str, kwargs: Any) -> bool:
     return callee not in own
 
 
+def is_call_error(model: Any, exc: BaseException, kwargs: Any = None) -> bool:
+    """``exc`` says the model itself does not take the call tribute made (a missing or
+    unexpected argument of its forward), not an error raised inside its code."""
+    text = str(exc)
+    return (isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS)
+            and not _raised_inside(model, text, kwargs))
+
+
 def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str = "inputs",
                        kwargs: Any = None, n_args: int = 0) -> str:
     """The sentence that follows "the model failed on the {what}: {exc}." in a first-pass
@@ -584,7 +592,7 @@ def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str
     if note is not None:
         return note
     text = str(exc)
-    if isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS) and not _raised_inside(model, text, kwargs):
+    if is_call_error(model, exc, kwargs):
         names = sorted(str(k) for k in (kwargs or {}))
         return (f"The model's forward does not accept the call made: {len(list(inputs))} input tensor(s) as its "
                 f"first positional arguments, {n_args} forward_args after them and keyword arguments "

@@ -36,7 +36,7 @@ from ..models.adapters import is_multilabel
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
-from .base import Game, model_failure_note
+from .base import Game, is_call_error, model_failure_note
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
            "is_column_groups", "is_position_groups", "patches"]
@@ -862,7 +862,9 @@ class FeatureGame(Game):
             # aud50c: one input, batch statistics; aud51a: a call error, an out-of-range id
             note = model_failure_note(self.model, exc, [inp.x for inp in self.inputs],
                                       kwargs=self.forward_kwargs, n_args=len(self.forward_args))
-            if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
+            if all(len(inp.shape) == 0 for inp in self.inputs) and not is_call_error(
+                    self.model, exc, self.forward_kwargs):  # aud51g: X[0] of a table; X[None] mends
+                # no missing forward argument (review rev51a: f(x, scale) on a 1-D input was told X[None])
                 note = (f"The input is 1-D, read as {batch} samples of one number each; if it "
                         f"is one sample of {batch} features, give it a batch axis: X[None] (or "
                         "X.reshape(1, -1)).")
