@@ -89,3 +89,20 @@ def test_layernorm_over_features_still_warns() -> None:
     with pytest.warns(UserWarning, match=r"unit='channel' on 'norm' \(LayerNorm\).*3 positions.*unit='neuron'"):
         tribute.explain(m, torch.randn(2, 3, 4, dtype=torch.float64), method="feature_ablation",
                         players=tribute.components(m, "norm", unit="channel"), target=0, progress=False)
+
+
+class _OwnForwardLinear(nn.Linear):
+    """A Linear with its own forward (as quantised / adapter Linears have) on (batch, T, F)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = super().forward(x) * 1.0
+        return out
+
+
+def test_own_forward_linear_over_positions_still_warns() -> None:
+    """Its output (3, 6) has positions on axis 1 (3 != its 6 features): the warning stays."""
+    m = _Seq(_OwnForwardLinear(4, 4)).double()
+    m.head = nn.Linear(4, 2).double()
+    with pytest.warns(UserWarning, match=r"unit='channel' on 'norm' \(_OwnForwardLinear\).*3 positions"):
+        tribute.explain(m, torch.randn(2, 3, 4, dtype=torch.float64), method="feature_ablation",
+                        players=tribute.components(m, "norm", unit="channel"), target=0, progress=False)

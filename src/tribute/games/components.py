@@ -322,17 +322,19 @@ def _maps_last_axis(mod: torch.nn.Module, shape: tuple[int, ...]) -> bool:
     axis 1 (review rev51a: warned that its 8 channels were positions and sent the user to
     ``unit='neuron'``); so do the trailing axes that the module's own sizes do not match."""
     base = next((b for b in _LAST_AXIS_MODULES if isinstance(mod, b)), None)
-    if base is not None:
-        if type(mod).forward is not base.forward:
-            return False
-    else:
+    own_forward = base is not None and type(mod).forward is not base.forward
+    if base is None:
         name = type(mod).__name__  # Transformers' GPT-2 Conv1D (a Linear), *RMSNorm classes
         if not ((name == "Conv1D" and type(mod).__module__.startswith("transformers")) or name.endswith("RMSNorm")):
             return False
     features = _feature_shape(mod)
     if features is None:
-        return True
-    return len(shape) > len(features) and tuple(shape[len(shape) - len(features):]) == features
+        return not own_forward
+    if not (len(shape) > len(features) and tuple(shape[len(shape) - len(features):]) == features):
+        return False
+    # its own forward (a quantised Linear maps the last axis, a channels_first norm axis 1):
+    # only where axis 1 cannot be the axes it maps
+    return not own_forward or tuple(shape[:len(features)]) != features
 
 
 def _warn_channel_positions(root: torch.nn.Module, site: Site) -> None:
