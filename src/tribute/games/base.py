@@ -40,6 +40,7 @@ that nothing outside ``games/`` and ``engine/`` touches the counters):
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -553,6 +554,35 @@ _CALL_ERRORS = ("required positional argument", "required keyword-only argument"
                 "positional argument but", "positional arguments but")
 
 
+def _raised_inside(model: Any, text: str, kwargs: Any) -> bool:
+    """A call error whose callee (``helper() takes 1 positional argument but 2 were given``)
+    is not the model itself: a bug inside the model's code, not the call tribute made (review
+    rev51a: it was sent to ``forward_args=`` / ``forward_kwargs=``). Python names the callee by
+    its qualified name (``_Scaled.forward()``, a decorated forward keeps its name); a
+    submodule's forward counts as the model's where the error names a keyword passed in
+    ``forward_kwargs`` (a wrapper handing them on)."""
+    match = re.match(r"([\w.<>]+)\(\) ", text)
+    if match is None:
+        return False  # not Python's binding message: no decision, keep the call note
+    callee = match.group(1)
+    fn = getattr(model, "fn", model)
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    own = {str(getattr(fn, "__qualname__", "")), str(getattr(type(fn).__call__, "__qualname__", ""))}
+    if isinstance(module, torch.nn.Module):
+        own.add(str(getattr(type(module).forward, "__qualname__", "")))
+        if any(f"argument '{k}'" in text for k in (kwargs or {})):
+            own.update(str(getattr(type(m).forward, "__qualname__", "")) for m in module.modules())
+    return callee not in own
+
+
+def is_call_error(model: Any, exc: BaseException, kwargs: Any = None) -> bool:
+    """``exc`` says the model itself does not take the call tribute made (a missing or
+    unexpected argument of its forward), not an error raised inside its code."""
+    text = str(exc)
+    return (isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS)
+            and not _raised_inside(model, text, kwargs))
+
+
 def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str = "inputs",
                        kwargs: Any = None, n_args: int = 0) -> str:
     """The sentence that follows "the model failed on the {what}: {exc}." in a first-pass
@@ -568,7 +598,7 @@ def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str
     if note is not None:
         return note
     text = str(exc)
-    if isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS):
+    if is_call_error(model, exc, kwargs):
         names = sorted(str(k) for k in (kwargs or {}))
         return (f"The model's forward does not accept the call made: {len(list(inputs))} input tensor(s) as its "
                 f"first positional arguments, {n_args} forward_args after them and keyword arguments "
@@ -581,8 +611,13 @@ def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str
                   if isinstance(m, torch.nn.Embedding)} if isinstance(module, torch.nn.Module) else {})
         ids = [t for t in inputs if isinstance(t, torch.Tensor) and not t.dtype.is_floating_point
                and not t.dtype.is_complex and t.dtype != torch.bool and t.numel()]
-        if ids:
-            lo, hi = min(int(t.min()) for t in ids), max(int(t.max()) for t in ids)
+        lo, hi = (min(int(t.min()) for t in ids), max(int(t.max()) for t in ids)) if ids else (0, 0)
+        # an id story only where it is one (review rev51a: uint8 images on a model with no
+        # embedding, or ids inside every table, were told "an out-of-vocabulary token id"):
+        # the model has embeddings and an id falls outside one of them, or no embedding but
+        # torch's lookup message (F.embedding / index_select on a table of the model's own)
+        if ids and ((sizes and (lo < 0 or hi >= min(sizes.values())))
+                    or (not sizes and "index out of range in self" in text)):
             where = (f"the model's embeddings have {', '.join(f'{k!r}: {v}' for k, v in sizes.items())} rows"
                      if sizes else "the model indexes a table with them")
             return (f"The integer inputs hold ids from {lo} to {hi}; {where}, so an id below 0 or at or "
@@ -590,4 +625,8 @@ def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str
                     "ids come from this model's tokenizer (its vocabulary size) and hold no padding value "
                     "such as -100.")
         return f"An index in the model's forward is out of range for these {what}: check their shape."
+    if isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS):
+        return (f"It was raised inside the model's own code ({text.split('(', 1)[0]}() was called with "
+                f"arguments it does not take), not by the call tribute made: check that the {what} have "
+                "the shape and dtype the model expects, or the model's code.")
     return f"Check that the {what} have the shape and dtype the model expects."

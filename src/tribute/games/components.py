@@ -310,11 +310,43 @@ _LAST_AXIS_MODULES: tuple[type[torch.nn.Module], ...] = (
 )
 
 
-def _maps_last_axis(mod: torch.nn.Module) -> bool:
-    if isinstance(mod, _LAST_AXIS_MODULES):
-        return True
-    name = type(mod).__name__  # Transformers' GPT-2 Conv1D (a Linear), *RMSNorm classes
-    return (name == "Conv1D" and type(mod).__module__.startswith("transformers")) or name.endswith("RMSNorm")
+def _feature_shape(mod: torch.nn.Module) -> tuple[int, ...] | None:
+    """The trailing axes ``mod`` maps (its features), where the module says: ``out_features``,
+    ``embedding_dim``, ``normalized_shape``, ``embed_dim``, a norm's ``weight``; else None."""
+    for attr in ("out_features", "embedding_dim", "embed_dim"):
+        size = getattr(mod, attr, None)
+        if isinstance(size, int):
+            return (size,)
+    shape = getattr(mod, "normalized_shape", None)
+    if isinstance(shape, (tuple, list, torch.Size)) and all(isinstance(n, int) for n in shape):
+        return tuple(shape)
+    weight = getattr(mod, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dim() == 1:
+        return (int(weight.shape[0]),)
+    return None
+
+
+def _maps_last_axis(mod: torch.nn.Module, shape: tuple[int, ...]) -> bool:
+    """``mod`` maps the trailing axes of its per-sample output ``shape`` and axis 1 lies outside
+    them. A subclass with its own ``forward`` may map another axis: Transformers' ConvNext
+    ``ConvNextLayerNorm(nn.LayerNorm)`` with ``data_format='channels_first'`` (torchvision's and
+    timm's ``LayerNorm2d`` likewise) normalises the channels of a ``(batch, C, H, W)`` output,
+    axis 1 (review rev51a: warned that its 8 channels were positions and sent the user to
+    ``unit='neuron'``); so do the trailing axes that the module's own sizes do not match."""
+    base = next((b for b in _LAST_AXIS_MODULES if isinstance(mod, b)), None)
+    own_forward = base is not None and type(mod).forward is not base.forward
+    if base is None:
+        name = type(mod).__name__  # Transformers' GPT-2 Conv1D (a Linear), *RMSNorm classes
+        if not ((name == "Conv1D" and type(mod).__module__.startswith("transformers")) or name.endswith("RMSNorm")):
+            return False
+    features = _feature_shape(mod)
+    if features is None:
+        return not own_forward
+    if not (len(shape) > len(features) and tuple(shape[len(shape) - len(features):]) == features):
+        return False
+    # its own forward (a quantised Linear maps the last axis, a channels_first norm axis 1):
+    # only where axis 1 cannot be the axes it maps
+    return not own_forward or tuple(shape[:len(features)]) != features
 
 
 def _warn_channel_positions(root: torch.nn.Module, site: Site) -> None:
@@ -329,9 +361,9 @@ def _warn_channel_positions(root: torch.nn.Module, site: Site) -> None:
         mod = root.get_submodule(site.path)
     except AttributeError:
         return
-    if not _maps_last_axis(mod):
-        return
     shape = site.shapes[0]
+    if not _maps_last_axis(mod, shape):
+        return
     warnings.warn(
         f"unit='channel' on {site.name!r} ({type(mod).__name__}): channels are axis 1 of its output, "
         f"per-sample shape {shape}, so the {shape[0]} players 'channel j' are the {shape[0]} positions "

@@ -36,7 +36,7 @@ from ..models.adapters import is_multilabel
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
-from .base import Game, model_failure_note
+from .base import Game, is_call_error, model_failure_note
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
            "is_column_groups", "is_position_groups", "patches"]
@@ -881,10 +881,12 @@ class FeatureGame(Game):
             note = model_failure_note(self.model, exc, [inp.x for inp in self.inputs],
                                       kwargs=self.forward_kwargs, n_args=len(self.forward_args))
             one_d = ""
-            if all(len(inp.shape) == 0 for inp in self.inputs):  # aud51g: X[0] of a table
+            if all(len(inp.shape) == 0 for inp in self.inputs) and not is_call_error(
+                    self.model, exc, self.forward_kwargs):  # aud51g: X[0] of a table
                 # rev51g: both readings (a 1-feature model wants X[:, None], not X[None]), and
                 # the dtype / batch-statistics advice kept (a float32 model on a float64 1-D
-                # input failed on its dtype and was told only to add a batch axis)
+                # input failed on its dtype and was told only to add a batch axis); rev51a: not
+                # for a missing forward argument (f(x, scale) on a 1-D input was told X[None])
                 one_d = (f"The input is 1-D, read as {batch} samples of one number each: if "
                          f"it is one sample of {batch} features, give it a batch axis: X[None] "
                          f"(or X.reshape(1, -1)); if it is {batch} samples of one feature, give "

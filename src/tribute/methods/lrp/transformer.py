@@ -740,6 +740,8 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
             raise UnsupportedModelError(
                 f"attnlrp: {type(mod).__name__} must take and return one tensor to carry a rule.")
         x = args[0]
+        if id(mod) in switched:
+            return _write_back(x, out, None if not _dep(x) or mode.suspended else mode.activation(x, out))
         if not _dep(x) or mode.suspended:
             return None
         if isinstance(mod, nn.LayerNorm):
@@ -765,6 +767,22 @@ def attnlrp_rules(model: nn.Module, variant: str = "attnlrp", epsilon: float = 1
     # Those whose plain gradient is their rule (ReLU) are left as they are.
     in_place = [m for m in model.modules() if _is_activation(m) and getattr(m, "inplace", False) is True
                 and not _module_gradient_is_rule(m)]
+    switched = {id(m) for m in in_place}
+
+    def _write_back(x: torch.Tensor, out: torch.Tensor, ruled: torch.Tensor | None) -> torch.Tensor:
+        # the module was in place: its caller may read its input afterwards instead of the
+        # returned tensor ('self.act(h); return self.fc(h)'); run out of place, h kept its
+        # pre-activation value and the block explained another function, silently (review
+        # rev51a: f(x) 0.026 instead of -0.775 for nn.ELU(inplace=True)). Write the result
+        # (with the rule's gradient) back into the input, as the in-place module does.
+        mode.suspended += 1
+        try:
+            x.copy_(out if ruled is None else ruled)
+        finally:
+            mode.suspended -= 1
+        if ruled is not None and mode.variant == "cp":
+            mode.gates[id(x)] = x  # the caller's tensor is the gate now
+        return x
     try:
         for m in in_place:
             m.inplace = False  # type: ignore[assignment]
