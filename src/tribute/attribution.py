@@ -43,11 +43,12 @@ class Layout:
         device: torch device string of the inputs (torch only).
         dtype: dtype name of the returned values.
         multi_input: the user passed a tuple of inputs (values come back as a tuple).
-        channel_axis: the channel axis (``0`` or ``-1``) of the first input's 3-D per-sample
-            shape where the model says it (a torch model's first ``Conv2d``:
-            :func:`tribute.models.layout.channels_last_by_model`), None where nothing does.
-            :meth:`Attribution.plot` draws by it: a CNN's ``(3, 4, 4)`` map, which reads two
-            ways by its shape alone, needed ``channel_axis=0`` from the user (aud51v).
+        channel_axis: the channel axis (``0`` or ``-1``) of a one-input model's 3-D per-sample
+            shape that reads two ways by itself, where the model says it (a torch model's first
+            ``Conv2d``: :func:`tribute.models.layout.plot_channel_axis_by_model`), None
+            elsewhere. :meth:`Attribution.plot` draws by it: a CNN's ``(3, 4, 4)`` map needed
+            ``channel_axis=0`` from the user (aud51v). A shape that reads one way is drawn by
+            it (rev51v: the model's first ``Conv2d`` can read a tensor made from the input).
     """
 
     input_shapes: tuple[tuple[int, ...], ...] = ()

@@ -974,13 +974,14 @@ def plot_channel_axis(attr: Any, model: Any) -> int | None:
 
     The CLI has no ``channel_axis`` option: a torch CNN's ``(3, 4, 4)`` map, which reads two ways
     by its shape alone, made ``tribute explain`` fail after the run, writing nothing (rev50v)."""
-    from .models.layout import channels_last_by_model
+    from .models.layout import plot_channel_axis_by_model
 
     shapes = attr.layout.input_shapes
     if not shapes or len(shapes[0]) != 3 or not (attr.layout.dense or attr.groups is not None):
         return None
-    told = channels_last_by_model(tuple(int(d) for d in shapes[0]), model)
-    return None if told is None else (-1 if told else 0)
+    # only where the shape reads two ways, one input: the rule the attribution's layout records
+    # (a space-to-depth stem's Conv2d(16) made a gray (1, 16, 16) map channels-last, rev51v)
+    return plot_channel_axis_by_model([tuple(int(d) for d in s) for s in shapes], model)
 
 
 def render_views(attr: Any, max_samples: int = 4,

@@ -233,12 +233,16 @@ def _channels_last(case: Case) -> bool | None:
     if len(shape) != 3:
         return False
     told = channels_last_by_model(shape, getattr(case, "model", None))
-    if told is not None:
-        return told
     try:
-        return _map_channel_axis(shape, None, "inputs") == -1
+        by_shape = _map_channel_axis(shape, None, "inputs") == -1
     except ValueError:
-        return None
+        return told  # reads two ways: the model says, else None
+    # a shape that reads one way is drawn by it, as before, unless the model reads it the other
+    # way round: its first Conv2d may read a tensor made from the input whose width matches an
+    # image axis by chance (a space-to-depth stem's Conv2d(16) on gray (1, 16, 16) images:
+    # channels-last by the model, drawn 1 x 16; rev51v). Where the two disagree, channels
+    # first, as this gallery always drew
+    return by_shape and told is not False
 
 
 def _gallery(result: BenchResult, case: Case) -> dict[str, Any]:

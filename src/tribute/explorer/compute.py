@@ -171,11 +171,17 @@ def _internals(subject: Subject, name: str, tags: Any) -> str:
 
 
 def _params_key(model: Any) -> str:
-    """A digest of an estimator's parameters (``get_params``), "" for other models."""
+    """A digest of an estimator's parameters (``get_params``) and fitted classes (``classes_``),
+    "" for other models. The classes too: a ``GradientBoostingClassifier`` refit in place on
+    three classes with the same parameters kept its binary answer under ``output='logit'``
+    (offered, then tree_shap raised on click; rev51v)."""
     if isinstance(model, torch.nn.Module) or not callable(getattr(model, "get_params", None)):
         return ""
     try:
         text = repr(sorted(model.get_params(deep=True).items(), key=lambda kv: str(kv[0])))
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            text += repr(np.asarray(classes).tolist())
     except Exception:
         return ""
     import hashlib

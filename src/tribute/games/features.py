@@ -636,7 +636,7 @@ class FeatureGame(Game):
             dtype=str(user_dtype if any(not inp.is_int for inp in self.inputs)
                       else torch.promote_types(torch.float32, self.compute_dtype)).replace("torch.", ""),
             multi_input=multi,
-            channel_axis=_model_channel_axis(self.inputs[0].shape, model),
+            channel_axis=_model_channel_axis([inp.shape for inp in self.inputs], model),
         )
         if framework == "numpy":
             npd0 = next((d for d in np_dtypes if d is not None and np.issubdtype(d, np.floating)), None)
@@ -2005,16 +2005,16 @@ class FeatureGame(Game):
 
 
 # --------------------------------------------------------------------- parsing
-def _model_channel_axis(shape: tuple[int, ...], model: Any) -> int | None:
-    """The channel axis (0 or -1) of a 3-D per-sample input ``shape`` as a torch model's first
-    ``Conv2d`` reads it (:func:`tribute.models.layout.channels_last_by_model`), recorded in the
-    attribution's layout so that plots draw it without ``channel_axis=``; None elsewhere."""
-    if len(shape) != 3 or not isinstance(model, TorchModel):
+def _model_channel_axis(shapes: Sequence[tuple[int, ...]], model: Any) -> int | None:
+    """The channel axis (0 or -1) of a one-input torch model's 3-D per-sample input shape
+    where the shape reads two ways and the model's first ``Conv2d`` says which
+    (:func:`tribute.models.layout.plot_channel_axis_by_model`), recorded in the attribution's
+    layout so that plots draw it without ``channel_axis=``; None elsewhere."""
+    if not isinstance(model, TorchModel):
         return None
-    from ..models.layout import channels_last_by_model
+    from ..models.layout import plot_channel_axis_by_model
 
-    told = channels_last_by_model(tuple(int(d) for d in shape), model)
-    return None if told is None else (-1 if told else 0)
+    return plot_channel_axis_by_model(shapes, model)
 
 
 def _sample_major_blocks(start: int, stop: int, k_count: int) -> list[tuple[int, int, int, int]]:

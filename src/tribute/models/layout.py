@@ -24,7 +24,7 @@ import torch
 from ..errors import InputError
 
 __all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "first_conv_channels",
-           "looks_channels_last"]
+           "looks_channels_last", "plot_channel_axis_by_model"]
 
 #: Channel counts of image layouts (gray, RGB, RGBA): a last axis of this size after two longer
 #: ones reads as ``(H, W, C)`` by shape.
@@ -135,6 +135,39 @@ def channels_last_by_model(shape: tuple[int, ...], model: Any) -> bool | None:
     if last and c >= min(int(shape[0]), int(shape[1])) and _read_from_input(model, int(shape[0]), c):
         return None
     return last
+
+
+#: Axis lengths a plotted map's channels may have (:func:`tribute.viz.image`'s rule): a 3-D map
+#: whose first and last axes both have one of them reads two ways by its shape alone.
+PLOT_CHANNEL_SIZES = (1, 2, 3, 4)
+
+
+def plot_channel_axis_by_model(shapes: Sequence[tuple[int, ...]], model: Any) -> int | None:
+    """The channel axis (``0`` or ``-1``) to draw a one-input model's 3-D per-sample maps by,
+    where their shape alone reads two ways (the first and last axes both 1-4 long, not one of
+    them the only gray channel: :func:`tribute.viz.image` refuses such a map without
+    ``channel_axis``) and the model's first ``Conv2d`` says which
+    (:func:`channels_last_by_model`); None everywhere else, where a plot draws by the shape as
+    before.
+
+    The first ``Conv2d`` may read a tensor the model made from its input, its ``in_channels``
+    matching an image axis by chance: a space-to-depth stem (``PixelUnshuffle(4)``) gives a
+    gray ``(1, 16, 16)`` image's ``Conv2d(16, ...)``, an RGB ``(3, 48, 48)`` one's
+    ``Conv2d(48, ...)``; CoordConv's two coordinate channels give a ``(3, 8, 5)`` image's
+    ``Conv2d(5, ...)``. Recorded for every shape, the last axis was taken as channels and those
+    maps, drawn right by their shape before, were drawn 1x16, 3x48 and 3x8 (rev51v). With
+    several inputs the convolution may read another input than the first: a ``(4, 4, 3)``
+    table read by a ``Linear`` next to a ``(3, 8, 8)`` image was drawn as a 4x4 image of 3
+    channels where it was refused before (rev51v).
+    """
+    if len(shapes) != 1 or len(shapes[0]) != 3:
+        return None
+    shape = tuple(int(d) for d in shapes[0])
+    first, last = shape[0] in PLOT_CHANNEL_SIZES, shape[-1] in PLOT_CHANNEL_SIZES
+    if not (first and last) or (shape[0] == 1) != (shape[-1] == 1):
+        return None  # the shape reads one way (or is no image): drawn by it
+    told = channels_last_by_model(shape, model)
+    return None if told is None else (-1 if told else 0)
 
 
 def looks_channels_last(shape: tuple[int, ...], model: Any = None) -> bool:
