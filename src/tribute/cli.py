@@ -410,14 +410,11 @@ def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]
         model.eval()
         if device is not None:
             model.to(device)
-        from .jobs.shards import module_dtype
-
-        # tribute.explain's dtype: float32 here cast float64 rows of a model without floating
-        # parameters (buffers only, or none) and gave credits 1.3e-7 off one call (aud49j)
-        dtype = module_dtype(model)
+        # the data's own dtype: tribute.explain composes in the module's dtype itself and gives
+        # credits in the data's; casting float64 rows to a float32 module's dtype here gave
+        # float32 credits 7e-9 off one call on the same rows, in explain, evaluate and
+        # components (aud51c; aud49j: the cast was float32 even without floating parameters)
         inputs: Any = torch.from_numpy(np.ascontiguousarray(data))
-        if dtype is not None and inputs.dtype.is_floating_point:
-            inputs = inputs.to(dtype)
         param = next(iter(model.parameters()), None)
         target_device = device if device is not None else (param.device if param is not None else None)
         if target_device is not None:
