@@ -381,17 +381,12 @@ def load_data(path: str, key: str | None = None, arg: str = "--data", *, multi: 
     return load_array(path, key, arg, multi=multi)
 
 
-def prepare(args: argparse.Namespace, *, multi: bool = False, cast: bool = True) -> tuple[Any, Any]:
+def prepare(args: argparse.Namespace, *, multi: bool = False) -> tuple[Any, Any]:
     """Model (with weights loaded) and inputs in the model's framework.
 
     ``multi``: the command (``tribute explain``) runs a multi-input model's arrays as a dataset
     job, so refusing several arrays points there; ``tribute evaluate`` and ``tribute
     components`` take one array. default=False.
-
-    ``cast``: floating rows of a torch module are cast to its floating dtype; False keeps the
-    data's dtype, as :func:`tribute.explain` and a dataset job are handed it (``tribute
-    explain``: rev51t, a float32 module on float64 ``--data`` gave credits 1.5e-8 off one call
-    and off the same command run as a job, which aud51t made equal to one call). default=True.
 
     Sets ``args.n_data_rows``, the rows of ``--data`` before ``--limit`` (see
     :func:`limit_rows`).
@@ -415,14 +410,11 @@ def prepare(args: argparse.Namespace, *, multi: bool = False, cast: bool = True)
         model.eval()
         if device is not None:
             model.to(device)
-        from .jobs.shards import module_dtype
-
-        # tribute.explain's dtype: float32 here cast float64 rows of a model without floating
-        # parameters (buffers only, or none) and gave credits 1.3e-7 off one call (aud49j)
-        dtype = module_dtype(model)
+        # the data's own dtype: tribute.explain composes in the module's dtype itself and gives
+        # credits in the data's; casting float64 rows to a float32 module's dtype here gave
+        # float32 credits 7e-9 off one call on the same rows, in explain, evaluate and
+        # components (aud51c, rev51t; aud49j: the cast was float32 even without floating parameters)
         inputs: Any = torch.from_numpy(np.ascontiguousarray(data))
-        if cast and dtype is not None and inputs.dtype.is_floating_point:
-            inputs = inputs.to(dtype)
         param = next(iter(model.parameters()), None)
         target_device = device if device is not None else (param.device if param is not None else None)
         if target_device is not None:
@@ -851,7 +843,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return run_job(args, target=_parse_target(args.target, args.limit), groups=_parse_groups(args.groups),
                        params=_parse_params(args.param),
                        feature_names=parse_feature_names(args.feature_names))
-    model, inputs = prepare(args, multi=True, cast=False)  # (tribute.explain takes the dtype)
+    model, inputs = prepare(args, multi=True)  # the data's dtype, as tribute.explain takes it
     settings: dict[str, Any] = {}
     if args.baseline is not None:  # else tribute.explain's default (tree_shap: path-dependent)
         settings["baseline"] = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)

@@ -258,28 +258,27 @@ def _user_case(args: argparse.Namespace) -> Any:
     # full file met fewer inputs and was read as a background set, averaged over every row)
     baseline = limit_rows(_parse_baseline(args.baseline, inputs), args, inputs)
     groups = limit_rows(_parse_groups(args.groups), args, inputs)
+    framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
+    adapter = as_model(model, framework)
+    channels_last = False
     if groups is not None and not isinstance(groups, np.ndarray):
-        # a Patches spec: expand to an explicit map so the report can draw it
-        shape = tuple(inputs.shape[1:])
+        # a Patches spec: expand to an explicit map so the report can draw it, over the spatial
+        # axes the model reads (aud51c: an (H, W, C) image's last two axes, W x channels, were
+        # tiled for a channels-last CNN)
+        shape = tuple(int(v) for v in inputs.shape[1:])
         if len(shape) < 2:
             raise InputError(f"--groups {args.groups!r} needs image inputs; got per-sample "
                              f"shape {shape}.")
-        from ..datasets import patch_groups
+        from ..games.features import patch_map
 
-        ph = int(groups.size[0])
-        ids = patch_groups(shape[-2], shape[-1], ph, 1)[0]
-        if ph != int(groups.size[1]):
-            raise InputError("--groups patch:N takes square patches.")
-        groups = np.broadcast_to(ids, shape).copy()
+        groups, channels_last = patch_map(groups, shape, adapter, f"--groups {args.groups!r}")
     method_params: dict[str, dict[str, Any]] = {}
     if groups is not None and args.groups.startswith("patch:"):
         # occlusion builds its own windows: align them with the patches (same players)
         shape = tuple(int(v) for v in inputs.shape[1:])
         ph = int(args.groups.split(":", 1)[1])
-        win = (*shape[:-2], ph, ph)
+        win = (ph, ph, shape[-1]) if channels_last else (*shape[:-2], ph, ph)
         method_params["occlusion"] = {"groups": None, "window": win, "stride": win}
-    framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
-    adapter = as_model(model, framework)
     target: Any = args.target
     if target not in (None, "predicted"):
         try:

@@ -289,17 +289,30 @@ class ProbeChunk:
 
 @dataclass(frozen=True)
 class Patches:
-    """Group image pixels into a grid of square patches (all channels of a patch together)."""
+    """Group image pixels into a grid of square patches (all channels of a patch together).
+
+    ``channel_axis``: where a 3-D sample holds its channels, ``0`` (``(C, H, W)``: the last two
+    axes are tiled) or ``-1`` (``(H, W, C)``: the first two); None: as the model's first
+    ``Conv2d`` reads the image, else the last two axes of a sample (refused where the shape
+    reads as a channels-last image too, aud51c)."""
 
     size: tuple[int, int]
+    channel_axis: int | None = None
 
 
-def patches(size: int | tuple[int, int]) -> Patches:
-    """A patch-grid grouping for images, e.g. ``groups=tribute.patches(4)`` for 4x4 superpixels."""
+def patches(size: int | tuple[int, int], channel_axis: int | None = None) -> Patches:
+    """A patch-grid grouping for images, e.g. ``groups=tribute.patches(4)`` for 4x4 superpixels
+    (``channel_axis``: see :class:`Patches`; ``-1`` for channels-last ``(H, W, C)`` samples
+    where the model does not say it)."""
     s = (size, size) if isinstance(size, int) else tuple(size)
     if len(s) != 2 or min(s) < 1:
         raise InputError(f"patches({size!r}): give a positive int or a (height, width) pair.")
-    return Patches((int(s[0]), int(s[1])))
+    if channel_axis is not None and (isinstance(channel_axis, (bool, np.bool_))
+                                     or not isinstance(channel_axis, (int, np.integer))
+                                     or int(channel_axis) not in (0, -1)):
+        raise InputError(f"patches(channel_axis={channel_axis!r}): give 0 for (C, H, W) samples, -1 "
+                         "for (H, W, C) samples, or None (as the model reads them).")
+    return Patches((int(s[0]), int(s[1])), None if channel_axis is None else int(channel_axis))
 
 
 # ----------------------------------------------------------------------- helpers
@@ -566,7 +579,8 @@ class FeatureGame(Game):
                 # as a DataFrame's integer columns are
                 is_int, xt = False, xt.to(torch.float64)
                 promoted.append(i)
-            g = _parse_groups(group_list[i], shape, batch, f"groups{name}")
+            g = _parse_groups(group_list[i], shape, batch, f"groups{name}",
+                              _model_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None)
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
                        base_mode=mode, groups=None if g is None else g.to(device),
@@ -2437,21 +2451,56 @@ def column_groups(value: Any, columns: list[str] | None, n_cols: int) -> tuple[n
     return mask, names
 
 
-def _parse_groups(value: Any, shape: tuple[int, ...], batch: int, name: str) -> torch.Tensor | None:
+def patch_map(spec: Patches, shape: tuple[int, ...], model: Any, name: str = "groups") -> tuple[np.ndarray, bool]:
+    """The player id of every element of one sample of ``shape`` under ``spec``, as the feature
+    game of ``model`` (an adapter, :func:`tribute.models.as_model`) reads it: the spatial axes its
+    first ``Conv2d`` reads, or those ``spec.channel_axis`` names (aud51c); and whether those are
+    the first two axes of an ``(H, W, C)`` sample."""
+    axis = _model_channel_axis(shape, model)
+    ids = _parse_groups(spec, shape, 1, name, axis)
+    assert ids is not None
+    last = len(shape) == 3 and (spec.channel_axis if spec.channel_axis is not None else axis) == -1
+    return ids.reshape(shape).numpy(), last
+
+
+def _parse_groups(value: Any, shape: tuple[int, ...], batch: int, name: str,
+                  model_channel_axis: int | None = None) -> torch.Tensor | None:
+    """``model_channel_axis``: where the model reads a 3-D sample's channels (0 or -1,
+    :func:`_model_channel_axis`), for :class:`Patches`; None where it does not say."""
     if value is None:
         return None
     d = int(np.prod(shape, dtype=np.int64))
     if isinstance(value, Patches):
         if len(shape) < 2:
             raise InputError(f"{name}: patches need image inputs (..., H, W); got per-sample shape {shape}.")
-        h, w = shape[-2], shape[-1]
+        axis = value.channel_axis if value.channel_axis is not None else model_channel_axis
+        if axis is not None and len(shape) != 3:
+            raise InputError(f"{name}: patches(channel_axis={axis}) reads 3-D samples (C, H, W) or "
+                             f"(H, W, C); got per-sample shape {shape}.")
+        if axis is None and len(shape) == 3:
+            from ..models.layout import looks_channels_last
+
+            if looks_channels_last(shape):
+                # aud51c: the last two axes of an (H, W, C) image are W x channels: patches(2)
+                # grouped columns x channels across all rows, silently
+                raise InputError(
+                    f"{name}: patches{value.size} on per-sample shape {shape} reads two ways: an "
+                    f"(H, W, C) image, patches over its {shape[:2]} pixels (patches(..., "
+                    f"channel_axis=-1)), or a (C, H, W) one, patches over the last two axes "
+                    f"{shape[1:]} (patches(..., channel_axis=0)); the model does not say which. "
+                    "Name the channel axis.")
+        last = axis == -1
+        h, w = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         ph, pw = value.size
         if ph > h or pw > w:
-            raise InputError(f"{name}: patch size {value.size} exceeds the image size {(h, w)}.")
+            raise InputError(f"{name}: patch size {value.size} exceeds the image size {(h, w)}"
+                             + (" (an (H, W, C) sample)" if last else "") + ".")
         rows = torch.arange(h) // ph
         cols = torch.arange(w) // pw
         n_cols = (w + pw - 1) // pw
         grid = rows[:, None] * n_cols + cols[None, :]
+        if last:
+            grid = grid[:, :, None]
         return grid.expand(*shape).reshape(d).clone().long()
     t, _, _ = _as_tensor(value, name)
     if t.dtype.is_floating_point:
