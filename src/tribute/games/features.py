@@ -580,7 +580,7 @@ class FeatureGame(Game):
                 is_int, xt = False, xt.to(torch.float64)
                 promoted.append(i)
             g = _parse_groups(group_list[i], shape, batch, f"groups{name}",
-                              _model_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None)
+                              _patch_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None)
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
                        base_mode=mode, groups=None if g is None else g.to(device),
@@ -2031,6 +2031,24 @@ def _model_channel_axis(shapes: Sequence[tuple[int, ...]], model: Any) -> int | 
     return plot_channel_axis_by_model(shapes, model)
 
 
+def _patch_channel_axis(shape: tuple[int, ...], model: Any) -> int | None:
+    """The channel axis (0 or -1) that :func:`patches` tiles a 3-D per-sample ``shape`` around,
+    as a torch model's first ``Conv2d`` reads it (aud51c), asked only where the last axis may
+    hold channels (1-4 long); None elsewhere: the last two axes are tiled, as before.
+
+    The first ``Conv2d`` may read a tensor the model made from its input, its ``in_channels``
+    matching an image axis by chance (rev51v: a space-to-depth stem's ``Conv2d(16)`` on a gray
+    ``(1, 16, 16)`` image, CoordConv's ``Conv2d(5)`` on ``(3, 8, 5)``); taken for every shape, it
+    tiled those images' ``(1, 16)`` / ``(3, 8)`` axes. Their last axis cannot be an image's
+    channels, so the model is not asked."""
+    if len(shape) != 3 or not isinstance(model, TorchModel) or int(shape[-1]) > 4:
+        return None
+    from ..models.layout import channels_last_by_model
+
+    told = channels_last_by_model(tuple(int(d) for d in shape), model)
+    return None if told is None else (-1 if told else 0)
+
+
 def _sample_major_blocks(start: int, stop: int, k_count: int) -> list[tuple[int, int, int, int]]:
     """Rows ``start..stop-1`` of a sample-major ``samples x K`` table (row ``r``: sample
     ``r // K``, coalition ``r % K``) as at most three blocks ``(first sample, n samples, k lo,
@@ -2456,7 +2474,7 @@ def patch_map(spec: Patches, shape: tuple[int, ...], model: Any, name: str = "gr
     game of ``model`` (an adapter, :func:`tribute.models.as_model`) reads it: the spatial axes its
     first ``Conv2d`` reads, or those ``spec.channel_axis`` names (aud51c); and whether those are
     the first two axes of an ``(H, W, C)`` sample."""
-    axis = _model_channel_axis(shape, model)
+    axis = _patch_channel_axis(shape, model)
     ids = _parse_groups(spec, shape, 1, name, axis)
     assert ids is not None
     last = len(shape) == 3 and (spec.channel_axis if spec.channel_axis is not None else axis) == -1
