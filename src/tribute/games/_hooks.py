@@ -156,6 +156,8 @@ class RowState:
     record: set[int] = field(default_factory=set)
     only_call: torch.Tensor | None = None
     rows: int | None = None
+    #: a sentence ending a refusal of :func:`_check_rows` (the component game's 1-D input hint)
+    rows_hint: str = ""
     #: :func:`_memory_key` of an activation -> (site, its name, activation, its copy) seen in the
     #: current capture pass (the tensor is held so that its memory is not reused within the pass)
     seen: dict[Any, tuple[int, str, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
@@ -169,8 +171,9 @@ class RowState:
         self.seen = {}
 
 
-def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
-    """Refuse an activation whose first axis is not the pass's rows (its batch axis elsewhere)."""
+def _check_rows(site: Site, act: torch.Tensor, rows: int, hint: str = "") -> None:
+    """Refuse an activation whose first axis is not the pass's rows (its batch axis elsewhere);
+    ``hint`` (:attr:`RowState.rows_hint`) ends the refusal."""
     if act.ndim == 0 or act.shape[0] != rows:
         # aud46c: a module run once on several batches stacked along the batch axis (a siamese
         # encoder called on torch.cat([a, b])) was told only of sequence-first layouts and
@@ -189,7 +192,7 @@ def _check_rows(site: Site, act: torch.Tensor, rows: int) -> None:
             f"of {rows} rows; component games need modules whose activations keep the batch axis "
             f"first (one activation row per input row). {stacked}sequence-first module (time first, e.g. "
             "torch.nn.TransformerEncoderLayer or an RNN without batch_first=True) puts it second: "
-            "build it with batch_first=True, or name a batch-first module."
+            f"build it with batch_first=True, or name a batch-first module.{' ' + hint if hint else ''}"
         )
 
 
@@ -200,7 +203,7 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     call = state.calls[site_id]
     state.calls[site_id] += 1
     if state.rows is not None and state.mode in ("capture", "probe"):
-        _check_rows(site, act, state.rows)
+        _check_rows(site, act, state.rows, state.rows_hint)
     if state.mode == "capture":
         copy = act.detach().clone()
         if state.linked:  # (rev44c: no site pair to check, no activation held for the pass)
@@ -232,7 +235,7 @@ def _edit(site_id: int, site: Site, act: torch.Tensor, state: RowState) -> torch
     if state.mode != "mask" or state.mask is None:
         return act
     mask = state.mask
-    _check_rows(site, act, int(mask.shape[0]))
+    _check_rows(site, act, int(mask.shape[0]), state.rows_hint)
     # issue #9 (eng43b): one site spanning every player column takes the mask itself (the same
     # tensor as the full slice), and a mask of the activation's dtype is not converted: ~4.5 us
     # hot per hooked pass of the ~9 us these steps cost

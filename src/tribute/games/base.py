@@ -583,6 +583,17 @@ def is_call_error(model: Any, exc: BaseException, kwargs: Any = None) -> bool:
             and not _raised_inside(model, text, kwargs))
 
 
+def one_dimensional_note(n: int, what: str = "inputs") -> str:
+    """The hint for a first pass that failed on 1-D inputs (every input one number per row):
+    both readings of ``n`` numbers (aud51g: ``X[0]`` of a table is one sample missing its batch
+    axis; rev51g: a one-feature model wants a feature axis instead). The feature and the
+    component game give it (rev51z: the component game gave none)."""
+    noun = "input" if what == "inputs" else what
+    return (f"The {noun} is 1-D, read as {n} samples of one number each: if it is one sample of {n} "
+            f"features, give it a batch axis: X[None] (or X.reshape(1, -1)); if it is {n} samples of "
+            "one feature, give it a feature axis: X[:, None] (or X.reshape(-1, 1)).")
+
+
 def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str = "inputs",
                        kwargs: Any = None, n_args: int = 0) -> str:
     """The sentence that follows "the model failed on the {what}: {exc}." in a first-pass
@@ -592,11 +603,11 @@ def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str
     dtype the model expects", which sends the user to the wrong argument) names the call made
     and ``forward_args=`` / ``forward_kwargs=``; an ``IndexError`` on integer inputs (an
     out-of-vocabulary token id, a raw ``IndexError: index out of range in self`` before) names
-    the ids' range and the embeddings' sizes; a batch norm without running statistics says so
-    (:func:`batch_statistics_note`); otherwise the shape / dtype hint."""
-    note = batch_statistics_note(model)
-    if note is not None:
-        return note
+    the ids' range and the embeddings' sizes; another ``IndexError`` or a call error inside the
+    model's code says so. Those read the error itself; a batch norm without running statistics
+    (:func:`batch_statistics_note`) is named for the other failures (rev51z: it was named first,
+    also for a missing forward argument or an out-of-vocabulary id of a model that has one);
+    otherwise the shape / dtype hint."""
     text = str(exc)
     if is_call_error(model, exc, kwargs):
         names = sorted(str(k) for k in (kwargs or {}))
@@ -624,9 +635,13 @@ def model_failure_note(model: Any, exc: BaseException, inputs: Any, *, what: str
                     "above a table's size is out of range (an out-of-vocabulary token id). Check that the "
                     "ids come from this model's tokenizer (its vocabulary size) and hold no padding value "
                     "such as -100.")
+    if isinstance(exc, IndexError):
         return f"An index in the model's forward is out of range for these {what}: check their shape."
     if isinstance(exc, TypeError) and any(s in text for s in _CALL_ERRORS):
         return (f"It was raised inside the model's own code ({text.split('(', 1)[0]}() was called with "
                 f"arguments it does not take), not by the call tribute made: check that the {what} have "
                 "the shape and dtype the model expects, or the model's code.")
+    note = batch_statistics_note(model)
+    if note is not None:
+        return note
     return f"Check that the {what} have the shape and dtype the model expects."

@@ -72,7 +72,7 @@ from ..models import ModelAdapter, TorchModel, as_model
 from ..targets import TargetLike, resolve_target
 from ._hooks import RowState, Site, installed
 from ._rows import PeriodicRows, SampleIds, repeat_rows, sample_ids, tile_rows
-from .base import Game, model_failure_note
+from .base import Game, is_call_error, model_failure_note, one_dimensional_note
 from .features import Background, PerSample, _as_tensor, _check_finite, check_input_container
 from .sites import (
     ABLATIONS,
@@ -567,6 +567,10 @@ class ComponentGame(Game):
             state.mode = "capture"
             # its values are zeros, not the explained output: no batch check here (it marked the
             # model checked without checking it, aud48c); the game's own passes check it
+            # rev51z: 1-D inputs (X[0] of a table) get the feature game's hint here too (it said
+            # nothing of them; a module's activation was sent to batch_first=True)
+            one_d = one_dimensional_note(n, what) if all(x.ndim == 1 for x in xs) else ""
+            state.rows_hint = one_d
             try:
                 engine.run(n, build, sink, row_bytes=max(1, sum(math.prod(x.shape[1:]) * 4 for x in xs)),
                            desc=f"caching activations ({what})", select=select, check=False)
@@ -578,9 +582,14 @@ class ComponentGame(Game):
                 # missing forward keyword was sent to the inputs' shape, an out-of-vocabulary
                 # token id raised a raw IndexError
                 shapes = ", ".join(str(tuple(x.shape)) for x in xs)
-                note = model_failure_note(self.module, exc, xs, what=what, kwargs={**self.forward_kwargs, **(kwargs or {})},
+                kw_all = {**self.forward_kwargs, **(kwargs or {})}
+                note = model_failure_note(self.module, exc, xs, what=what, kwargs=kw_all,
                                           n_args=len(self.forward_args))
-                raise InputError(f"the model failed on the {what} (shapes {shapes}): {exc}. {note}") from exc
+                # (as the feature game: not for a missing forward argument, rev51a)
+                hint = "" if not one_d or is_call_error(self.module, exc, kw_all) else one_d + " "
+                raise InputError(f"the model failed on the {what} (shapes {shapes}): {exc}. {hint}{note}") from exc
+            finally:
+                state.rows_hint = ""
         captured = state.captured
         state.captured = {}
         # the chunks are the hooks' own clones: one contiguous chunk is what torch.cat would copy

@@ -36,7 +36,7 @@ from ..models.adapters import is_multilabel
 from ..params import check_unique_names
 from ..targets import Target, TargetLike, resolve_target
 from ._rows import PeriodicRows, SampleIds, repeat_rows
-from .base import Game, is_call_error, model_failure_note
+from .base import Game, is_call_error, model_failure_note, one_dimensional_note
 
 __all__ = ["DEFAULT_BASELINE", "Background", "FeatureGame", "Patches", "PerSample", "ProbeChunk", "column_groups",
            "is_column_groups", "is_position_groups", "patches"]
@@ -901,10 +901,7 @@ class FeatureGame(Game):
                 # the dtype / batch-statistics advice kept (a float32 model on a float64 1-D
                 # input failed on its dtype and was told only to add a batch axis); rev51a: not
                 # for a missing forward argument (f(x, scale) on a 1-D input was told X[None])
-                one_d = (f"The input is 1-D, read as {batch} samples of one number each: if "
-                         f"it is one sample of {batch} features, give it a batch axis: X[None] "
-                         f"(or X.reshape(1, -1)); if it is {batch} samples of one feature, give "
-                         "it a feature axis: X[:, None] (or X.reshape(-1, 1)). ")
+                one_d = one_dimensional_note(batch) + " "
             raise InputError(
                 f"the model failed on the inputs (shapes {shapes}): {exc}. {one_d}{note}") from exc
         return torch.cat(store, dim=0) if len(store) > 1 else store[0]
