@@ -143,9 +143,16 @@ def test_trak_equals_its_closed_form_and_refuses_singular_kernels() -> None:
     with torch.no_grad():
         p_y = torch.softmax(case.model(case.X), 1).gather(1, case.y[:, None])[:, 0]
     np.testing.assert_allclose(Psi.numpy(), ((1 - p_y)[:, None] * Phi).numpy(), rtol=1e-8, atol=1e-12)
+    # k >= n_train with fewer parameters (18) than examples (60): still the same space, exact
+    # (aud51k: refused as singular before)
+    at_n = tribute.explain(case.model, case.X_test, method="trak", proj_dim=60, **kw)
+    np.testing.assert_allclose(at_n.values.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+    # k and the parameters both >= n_train: singular, refused unless regularised
+    few = logistic_case(n=18)
+    kw_few = {"players": few.data(), "target": "predicted"}
     with pytest.raises(InputError, match="singular"):
-        tribute.explain(case.model, case.X_test, method="trak", proj_dim=60, **kw)
-    reg = tribute.explain(case.model, case.X_test, method="trak", proj_dim=60, regularization=1e-3, **kw)
+        tribute.explain(few.model, few.X_test, method="trak", proj_dim=18, **kw_few)
+    reg = tribute.explain(few.model, few.X_test, method="trak", proj_dim=18, regularization=1e-3, **kw_few)
     assert np.isfinite(reg.values.numpy()).all()
 
 

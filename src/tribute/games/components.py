@@ -222,9 +222,11 @@ class ComponentSet:
                   baseline: Any = 0.0, output: str = "raw",
                   forward_args: Sequence[Any] | None = None,
                   forward_kwargs: dict[str, Any] | None = None, batch_size: int | None = None,
-                  progress: bool | None = None, ablation: Any = None,
+                  progress: bool | None = None, ablation: Any = None, read_ablation: bool = True,
                   **unknown: Any) -> ComponentGame:
-        """Build the :class:`ComponentGame` for ``inputs`` (called by ``tribute.explain``)."""
+        """Build the :class:`ComponentGame` for ``inputs`` (called by ``tribute.explain``;
+        ``read_ablation=False`` for a method that never ablates a unit: see
+        :class:`ComponentGame`)."""
         if unknown:
             raise InputError(f"unexpected argument(s) {sorted(unknown)} for a component game.")
         abl = self.ablation
@@ -248,7 +250,7 @@ class ComponentSet:
         return ComponentGame(adapter, inputs, sites, abl, target=target, baseline=baseline,
                              output=output, forward_args=forward_args,
                              forward_kwargs=forward_kwargs, batch_size=batch_size,
-                             progress=progress)
+                             progress=progress, read_ablation=read_ablation)
 
 
 def _as_input_tuple(x: Any, name: str) -> tuple[list[torch.Tensor], bool, str]:
@@ -400,7 +402,7 @@ class ComponentGame(Game):
                  target: TargetLike = None, baseline: Any = 0.0, output: str = "raw",
                  forward_args: Sequence[Any] | None = None,
                  forward_kwargs: dict[str, Any] | None = None, batch_size: int | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, read_ablation: bool = True) -> None:
         xs, multi, framework = _as_input_tuple(inputs, "inputs")
         batch = int(xs[0].shape[0])
         model.adopt_device(xs[0].device)
@@ -415,6 +417,9 @@ class ComponentGame(Game):
         self.multi_input = multi
         self.sites = sites
         self.ablation = ablation
+        #: False: the method never ablates a unit (conductance, layer_grad_cam), so the
+        #: ablation values are not made (no reference / counterfactual pass, none charged)
+        self.read_ablation = bool(read_ablation)
         self.forward_args = tuple(forward_args or ())
         self.forward_kwargs = dict(forward_kwargs or {})
         self.baseline = baseline
@@ -628,6 +633,16 @@ class ComponentGame(Game):
         if abl.kind == "zero":
             self.state.ablate = None
             return
+        if not self.read_ablation:
+            # the given reference / counterfactual is still checked (no model pass); a value run
+            # would need the ablation values, which were not made: refused, never zero-filled
+            if abl.kind == "patch":
+                self._check_like(_as_input_tuple(abl.counterfactual, "counterfactual")[0], "counterfactual",
+                                 same_batch=True)
+            elif abl.reference is not None:
+                self._check_like(_as_input_tuple(abl.reference, "reference")[0], "reference", same_batch=False)
+            self.state.ablate = self._ablation_not_made
+            return
         if abl.kind == "patch":
             cf, _, _ = _as_input_tuple(abl.counterfactual, "counterfactual")
             self._check_like(cf, "counterfactual", same_batch=True)
@@ -744,6 +759,11 @@ class ComponentGame(Game):
                     f"{name}: module {site.path!r} produced activations of shapes {shapes} but "
                     f"{site.shapes} on the inputs; the {name} must give activations of the same shape."
                 )
+
+    def _ablation_not_made(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:
+        raise RuntimeError(
+            f"this component game was built with read_ablation=False, so its ablation={self.ablation.kind!r} "
+            "values were never made; build it with read_ablation=True to ablate units.")
 
     # sites beyond the players (read-only sites of the QK fix) have no ablation value: None
     def _ablate_shared(self, site: int, call: int, act: torch.Tensor, st: RowState) -> torch.Tensor | None:

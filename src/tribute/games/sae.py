@@ -727,7 +727,8 @@ class SAEComponentSet(ComponentSet):
                   baseline: Any = 0.0, output: str = "raw",
                   forward_args: Sequence[Any] | None = None,
                   forward_kwargs: dict[str, Any] | None = None, batch_size: int | None = None,
-                  progress: bool | None = None, ablation: Any = None, **unknown: Any) -> SAEGame:
+                  progress: bool | None = None, ablation: Any = None, read_ablation: bool = True,
+                  **unknown: Any) -> SAEGame:
         """Build the :class:`SAEGame` for ``inputs`` (called by ``tribute.explain``)."""
         if unknown:
             raise InputError(f"unexpected argument(s) {sorted(unknown)} for an SAE feature game.")
@@ -744,7 +745,7 @@ class SAEComponentSet(ComponentSet):
                              model_output=None if adapter.output_assumed else adapter.output_kind)
         return SAEGame(wrapped, inputs, _sites(self.sae), abl, target=target, baseline=baseline, output=output,
                        forward_args=forward_args, forward_kwargs=forward_kwargs, batch_size=batch_size,
-                       progress=progress)
+                       progress=progress, read_ablation=read_ablation)
 
 
 def sae_features(model: torch.nn.Module, sae: SAE, *, ablation: str | Ablation = "zero", reference: Any = None,

@@ -171,6 +171,11 @@ class Method(ABC):
     #: ``tags.has_gap``; False for a method with a gap that takes ``f(x)`` from its own pass.
     #: A wrapper running the method on new inputs (smoothgrad's noisy copies) plans by it.
     reads_full: ClassVar[bool | None] = None
+    #: Whether the method reads a component game's ablation values (``ablation=``). False for
+    #: methods that never ablate a unit (conductance, layer_grad_cam): :func:`tribute.explain`
+    #: then builds the game without the reference / counterfactual capture pass of
+    #: ``ablation="mean" / "resample" / "patch"``, which their budget would otherwise pay for.
+    reads_ablation: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

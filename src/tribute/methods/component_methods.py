@@ -372,6 +372,7 @@ class Conductance(Method):
     name = "conductance"
     tags = Tags(family="gradient", needs_gradients=True, games=("component",), model_specific=True)
     paper = "Dhamdhere, Sundararajan & Yan (2019), How Important Is a Neuron?"
+    reads_ablation = False  # the input path's units are never ablated
 
     constraints = declare({"n_steps": Interval(int, 1)})
 
@@ -458,6 +459,7 @@ class LayerGradCam(Method):
     tags = Tags(family="gradient", needs_gradients=True, needs_baseline=False, games=("component",),
                 model_specific=True)
     paper = "Selvaraju et al. (2017), Grad-CAM"
+    reads_ablation = False  # the unablated activations and their gradients only
 
     def min_budget(self, game: Game) -> int:
         return 1 + game.n_evals  # one gradient pass, plus v(N) already spent

@@ -17,9 +17,11 @@ ensemble (the same projection ``R`` for every model). This is the influence func
 Gauss–Newton Hessian ``Phi^T Phi`` (unit output curvature), hence the same sign convention:
 positive = including ``i`` raises ``v_t``.
 
-**Singular kernels.** ``Phi^T Phi`` has rank at most ``n_train``: when ``k >= n_train`` it is
-singular and the unregularised system returns noise. ``trak`` refuses that case unless
-``regularization > 0`` is given. Below ``n_train`` columns the kernel can still be singular
+**Singular kernels.** ``Phi^T Phi`` has rank at most ``min(n_train, n_params, k)``: when ``k``
+and ``n_params`` are both ``>= n_train`` it is singular and the unregularised system returns
+noise. ``trak`` refuses that case unless ``regularization > 0`` is given. With fewer parameters
+than training examples every gradient lies in the ``n_params``-dim range of the projection, where
+the kernel is inverted exactly, so any ``k`` gives ``projector="none"``'s scores. Below ``n_train`` columns the kernel can still be singular
 (a softmax model's margins ignore a shift shared by every class: rank ``(C - 1)(d + 1)`` of
 ``C (d + 1)`` on a linear model); it is inverted on its range (:func:`kernel_solve`, the rank in
 ``attr.extra["kernel_rank"]``), where the test gradients lie too.
@@ -149,7 +151,8 @@ class Trak(Method):
     Args:
         proj_dim: projection dimension ``k``; None: ``min(512, n_train // 4)``
             (:func:`default_proj_dim`, ``attr.extra["dim"]``). default=None.
-        regularization: ``lambda`` added to ``Phi^T Phi`` (needed when ``k >= n_train``).
+        regularization: ``lambda`` added to ``Phi^T Phi`` (needed when ``k`` and the model's
+            parameter count are both ``>= n_train``).
             default=0.0.
         projector: ``"gaussian"`` or ``"none"`` (exact gradients, ``k = n_params``; for small
             models and reference tests). default="gaussian".
@@ -236,13 +239,21 @@ class Trak(Method):
         k = self._k(n)
         lam = self.regularization
         dim = g.n_params if self.projector == "none" else k
-        if dim >= n and lam == 0:  # depends on the training set: not a declared constraint
+        # Phi = G R (n x dim) has rank <= min(n, n_params, dim): with fewer parameters than
+        # examples every vector (Phi's rows, Psi's rows, the test gradients) lies in the
+        # n_params-dim range of R^T, where the kernel is inverted exactly (kernel_solve), so any
+        # proj_dim >= n gives projector='none''s answer (aud51k: proj_dim=64 on a 12-parameter
+        # logistic model with 40 examples was refused as "singular ... noise")
+        if min(dim, g.n_params) >= n and lam == 0:  # depends on the training set: not a declared constraint
             given = (f"projector='none' (the model's {dim} parameters)" if self.projector == "none"
                      else f"proj_dim={k}" if self.proj_dim is not None
                      else f"the default proj_dim=None (min(512, n_train // 4), at least 1: {k})")
             raise InputError(
                 f"method 'trak': {given} is >= the number of training examples ({n}) with "
-                f"regularization={lam!r}, so Phi^T Phi is singular and the scores would be noise. "
+                f"regularization={lam!r}, so Phi^T Phi is singular and the scores would be noise"
+                + ("" if self.projector == "none" else
+                   f" (the model's {g.n_params} parameters are >= {n} too; with fewer, any proj_dim is exact)")
+                + ". "
                 + (f"Use proj_dim < {n}, or pass" if n > 1 else "Pass")
                 + " regularization > 0 (e.g. 1e-3 x the mean squared gradient norm)."
             )

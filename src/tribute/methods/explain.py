@@ -20,6 +20,7 @@ from ..engine.memory import resolve_max_memory
 from ..engine.progress import progress_scope
 from ..errors import BudgetError, InputError, user_stacklevel
 from ..games.build import PlayerSet, build_game, check_text_baseline, framework_of
+from ..games.components import ComponentSet
 from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, FeatureGame
 from ..games.sites import Ablation
 from ..games.text import text_player_counts, text_subset
@@ -298,6 +299,11 @@ def explain(
     extra: dict[str, Any] = {}
     if ablation is not None:
         extra["ablation"] = ablation
+    if not cls.reads_ablation and isinstance(players, ComponentSet):
+        # conductance / layer_grad_cam ablate nothing: no reference / counterfactual capture
+        # pass (aud51k: ablation='mean' with 8 reference rows cost 4 evaluations per input, and
+        # under budget=10 halved conductance's steps, 8 -> 4; the method still warns it is unread)
+        extra["read_ablation"] = False
     if tokenizer is not None:
         extra.update(tokenizer=tokenizer, removal=removal, pair=pair,
                      include_special=include_special, max_length=max_length)
