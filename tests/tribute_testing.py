@@ -576,3 +576,48 @@ class TextReader(FrameEstimator):
         if "t" in frame.columns:
             out = out + frame["t"].map({"u": 1.0, "v": 4.0, "w": 2.0}).to_numpy()
         return out
+
+
+class IdentityConvSum(torch.nn.Module):
+    """``(C, H, W)`` (or ``(H, W, C)`` with ``last``) -> an identity 1x1 ``Conv2d`` ->
+    ``sum(w * x)``: its input x gradient is ``w * x``, read on the channel axis the model reads
+    (aud51v's viz and bench gallery tests)."""
+
+    def __init__(self, c: int, h: int, w: int, last: bool) -> None:
+        super().__init__()
+        self.last = last
+        self.conv = torch.nn.Conv2d(c, c, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(c)[:, :, None, None])
+        self.w = torch.nn.Parameter(torch.randn(c, h, w, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.last:
+            x = x.permute(0, 3, 1, 2)
+        return (self.conv(x) * self.w).sum((1, 2, 3))[:, None]
+
+
+def gallery_maps(model: Any, x: Any, monkeypatch: Any) -> tuple[dict[str, Any], Any]:
+    """The bench report gallery of one user image case (input x gradient of ``model`` on
+    ``x``): the maps it hands ``viz.image_grid`` (filled when the gallery is drawn) and
+    ``(gallery, attribution)`` (aud51v, rev51v)."""
+    from tribute import viz
+    from tribute.bench import report
+    from tribute.bench.runner import BenchResult, MethodRun
+    from tribute.bench.suites import Case
+
+    attr = tribute.explain(model, x, "input_x_gradient", target=0, progress=False)
+    case = Case(name="user", title="u", description="", modality="image", model=model, inputs=x,
+                target=None)
+    run = MethodRun("user", "input_x_gradient", False, "ok", n_evals=1)
+    run.flat = attr.flat()
+    result = BenchResult("t", 0, ["input_x_gradient"], [], [case], [run], [], {}, {})
+    seen: dict[str, Any] = {}
+    draw = viz.image_grid
+
+    def grab(maps: dict[str, Any], **kwargs: Any) -> Any:
+        seen.update(maps)
+        return draw(maps, **kwargs)
+
+    monkeypatch.setattr(viz, "image_grid", grab)  # (the report draws through tribute.viz)
+    return seen, (report._gallery(result, case), attr)

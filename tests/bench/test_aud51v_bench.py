@@ -10,52 +10,15 @@ scales every map.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
 
 import tribute
-from tribute import viz
 from tribute.bench import report as R
 from tribute.bench.runner import BenchResult, MethodRun
 from tribute.bench.suites import Case
-
-
-class _Conv(torch.nn.Module):
-    """An identity 1x1 Conv2d on the channels, then ``sum(w * x)``."""
-
-    def __init__(self, c: int, h: int, w: int, last: bool) -> None:
-        super().__init__()
-        self.last = last
-        self.conv = torch.nn.Conv2d(c, c, 1, bias=False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.eye(c)[:, :, None, None])
-        self.w = torch.nn.Parameter(torch.randn(c, h, w, generator=torch.Generator().manual_seed(0)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.last:
-            x = x.permute(0, 3, 1, 2)
-        return (self.conv(x) * self.w).sum((1, 2, 3))[:, None]
-
-
-def _gallery_maps(model: Any, x: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any]:
-    attr = tribute.explain(model, x, "input_x_gradient", target=0, progress=False)
-    case = Case(name="user", title="u", description="", modality="image", model=model, inputs=x,
-                target=None)
-    run = MethodRun("user", "input_x_gradient", False, "ok", n_evals=1)
-    run.flat = attr.flat()
-    result = BenchResult("t", 0, ["input_x_gradient"], [], [case], [run], [], {}, {})
-    seen: dict[str, Any] = {}
-    draw = viz.image_grid
-
-    def grab(maps: dict[str, Any], **kwargs: Any) -> Any:
-        seen.update(maps)
-        return draw(maps, **kwargs)
-
-    monkeypatch.setattr(viz, "image_grid", grab)  # (report draws through tribute.viz)
-    return seen, (R._gallery(result, case), attr)
+from tribute_testing import IdentityConvSum, gallery_maps
 
 
 @pytest.mark.parametrize("shape, last", [((4, 6, 3), True), ((8, 8, 3), True), ((3, 4, 4), False)])
@@ -63,9 +26,9 @@ def test_the_gallery_sums_the_channels_the_model_reads(
         shape: tuple[int, int, int], last: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     c = shape[-1] if last else shape[0]
     h, w = (shape[0], shape[1]) if last else (shape[1], shape[2])
-    model = _Conv(c, h, w, last).double()
+    model = IdentityConvSum(c, h, w, last).double()
     x = torch.randn(2, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    seen, (gallery, attr) = _gallery_maps(model, x, monkeypatch)
+    seen, (gallery, attr) = gallery_maps(model, x, monkeypatch)
     assert gallery.get("figure") is not None
     truth = attr.values.detach().numpy().sum(-1 if last else 1)
     scale = np.percentile(np.abs(truth.reshape(2, -1)), 99.5, axis=1).reshape(2, 1, 1)
@@ -74,7 +37,7 @@ def test_the_gallery_sums_the_channels_the_model_reads(
 
 def test_a_shape_nothing_decides_gets_no_gallery_rather_than_a_wrong_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    model = _Conv(3, 4, 6, last=True).double()
+    model = IdentityConvSum(3, 4, 6, last=True).double()
 
     def f(a: np.ndarray) -> np.ndarray:
         return model(torch.as_tensor(a)).detach().numpy()

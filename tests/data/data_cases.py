@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 import tribute
 from tribute.games.data_fits import LogisticFit, MLPFit, RidgeFit
@@ -63,3 +64,32 @@ class CountingFit:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, weights: Any = None) -> Any:
         self.calls += 1
         return self.fit(x, y, seed=seed, weights=weights)
+
+
+class FuncTanh(torch.autograd.Function):
+    """tanh as a torch.func-ready custom Function (twice-differentiable backward, no jvp)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: torch.Tensor) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+class OnceTanh(FuncTanh):
+    """The same Function with its backward marked ``@once_differentiable`` (torch.func then drops
+    its second derivative: aud51d, rev51d)."""
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return FuncTanh.backward(ctx, g)

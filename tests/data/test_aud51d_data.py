@@ -6,38 +6,10 @@ from typing import Any
 
 import pytest
 import torch
-from torch.autograd.function import once_differentiable
+from data_cases import FuncTanh, OnceTanh
 
 import tribute
 from tribute.errors import UnsupportedModelError
-
-
-class _Tanh(torch.autograd.Function):
-    """tanh as a torch.func-ready custom Function (twice differentiable backward, no jvp)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: torch.Tensor) -> None:
-        ctx.save_for_backward(output)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return g * (1 - y * y)
-
-
-class _OnceTanh(_Tanh):
-    """The same Function with its backward marked ``@once_differentiable``."""
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        return _Tanh.backward(ctx, g)
 
 
 class _Net(torch.nn.Module):
@@ -67,10 +39,10 @@ def test_influence_refuses_a_once_differentiable_function_in_the_hessian(solver:
     1.74 off with ``damping=None`` (credits up to 0.32) against the same network with
     ``torch.tanh``, itself equal to a hand influence from ``torch.autograd.functional.hessian``."""
     X, y, Xt, state = _tanh_case()
-    model = _Net(_OnceTanh.apply).double()
+    model = _Net(OnceTanh.apply).double()
     model.load_state_dict(state)
     data = tribute.TrainingData(X, y, loss="mse", l2=0.5)
-    with pytest.raises(UnsupportedModelError, match=r"'_OnceTanh'.*once_differentiable"):
+    with pytest.raises(UnsupportedModelError, match=r"'OnceTanh'.*once_differentiable"):
         tribute.explain(model, Xt, method="influence", players=data, solver=solver, damping=1.0,
                         progress=False)
     # first-order estimators through the same Function stay exact
@@ -86,7 +58,7 @@ def test_influence_through_a_twice_differentiable_function_matches_torch_tanh() 
     gives torch.tanh's influence (explicit solver), and cg (forward mode, which the Function
     does not implement) is refused by name instead of torch's raw NotImplementedError."""
     X, y, Xt, state = _tanh_case()
-    model, ref = _Net(_Tanh.apply).double(), _Net(None).double()
+    model, ref = _Net(FuncTanh.apply).double(), _Net(None).double()
     model.load_state_dict(state)
     ref.load_state_dict(state)
     data = tribute.TrainingData(X, y, loss="mse", l2=0.5)

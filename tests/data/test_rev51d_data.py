@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import torch
+from data_cases import OnceTanh
 from torch._C import _functorch as functorch_c
 
 import tribute
@@ -73,26 +74,6 @@ def test_trak_default_refusal_on_one_example_names_the_default_not_a_proj_dim_ne
         tribute.explain(model, X, method="trak", players=data, proj_dim=1, progress=False)
 
 
-class _Tanh(torch.autograd.Function):
-    """tanh as a torch.func-ready custom Function whose backward is ``@once_differentiable``."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: torch.Tensor) -> None:
-        ctx.save_for_backward(output)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return g * (1 - y * y)
-
-
 class _BatchBranch(torch.nn.Module):
     """Takes the custom Function only on batches of more than one row."""
 
@@ -102,7 +83,7 @@ class _BatchBranch(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.l1(x)
-        return self.l2(_Tanh.apply(h) if x.shape[0] > 1 else torch.tanh(h))
+        return self.l2(OnceTanh.apply(h) if x.shape[0] > 1 else torch.tanh(h))
 
 
 def test_influence_refuses_a_once_differentiable_function_a_one_row_check_never_sees() -> None:
@@ -116,7 +97,7 @@ def test_influence_refuses_a_once_differentiable_function_a_one_row_check_never_
     torch.manual_seed(0)
     model = _BatchBranch().double()
     data = tribute.TrainingData(X, y, loss="mse", l2=0.5)
-    with pytest.raises(UnsupportedModelError, match=r"'_Tanh'.*once_differentiable"):
+    with pytest.raises(UnsupportedModelError, match=r"'OnceTanh'.*once_differentiable"):
         tribute.explain(model, X[:2], method="influence", players=data, solver="explicit",
                         damping=1.0, progress=False)
 

@@ -23,29 +23,13 @@ import tribute
 from tribute import viz
 from tribute.attribution import Layout
 from tribute.errors import InputError
-
-
-class _Conv(torch.nn.Module):
-    """``(C, H, W)`` (or ``(H, W, C)`` with ``last``) -> an identity 1x1 Conv2d -> ``sum(w * x)``."""
-
-    def __init__(self, c: int, h: int, w: int, last: bool) -> None:
-        super().__init__()
-        self.last = last
-        self.conv = torch.nn.Conv2d(c, c, 1, bias=False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.eye(c)[:, :, None, None])
-        self.w = torch.nn.Parameter(torch.randn(c, h, w, generator=torch.Generator().manual_seed(0)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.last:
-            x = x.permute(0, 3, 1, 2)
-        return (self.conv(x) * self.w).sum((1, 2, 3))[:, None]
+from tribute_testing import IdentityConvSum
 
 
 def _case(shape: tuple[int, int, int], last: bool) -> tuple[Any, np.ndarray, int]:
     c = shape[-1] if last else shape[0]
     h, w = (shape[0], shape[1]) if last else (shape[1], shape[2])
-    model = _Conv(c, h, w, last).double()
+    model = IdentityConvSum(c, h, w, last).double()
     x = torch.randn(2, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     attr = tribute.explain(model, x, "input_x_gradient", target=0, progress=False)
     weight = model.w.detach().permute(1, 2, 0) if last else model.w.detach()
@@ -103,7 +87,7 @@ def test_a_saved_layout_without_or_with_a_damaged_channel_axis() -> None:
 @pytest.mark.parametrize("shape", [(4, 6, 3), (2, 6, 4)])
 def test_certified_map_draws_a_channels_last_cnns_input_as_the_model_reads_it(
         shape: tuple[int, int, int]) -> None:
-    model = _Conv(shape[-1], shape[0], shape[1], last=True).double()
+    model = IdentityConvSum(shape[-1], shape[0], shape[1], last=True).double()
     x = torch.randn(1, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     r = tribute.certified_attribution(model, x, "saliency", n_samples=8, k=2, target=0)
     assert r.channel_axis == -1
@@ -112,7 +96,7 @@ def test_certified_map_draws_a_channels_last_cnns_input_as_the_model_reads_it(
 
 
 def test_certified_map_refuses_a_shape_nothing_decides_and_takes_channel_axis() -> None:
-    model = _Conv(3, 4, 6, last=True).double()
+    model = IdentityConvSum(3, 4, 6, last=True).double()
 
     def f(a: np.ndarray) -> np.ndarray:
         return model(torch.as_tensor(a)).detach().numpy()

@@ -21,10 +21,8 @@ import torch
 
 import tribute
 from tribute import viz
-from tribute.bench import report as R
-from tribute.bench.runner import BenchResult, MethodRun
-from tribute.bench.suites import Case
 from tribute.cli import plot_channel_axis, render_views
+from tribute_testing import gallery_maps
 
 
 class _Unshuffle(torch.nn.Module):
@@ -112,21 +110,8 @@ def test_the_bench_gallery_draws_a_space_to_depth_models_gray_images_by_their_sh
         monkeypatch: pytest.MonkeyPatch) -> None:
     model = _model("unshuffle", (1, 16, 16))
     x = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    attr = tribute.explain(model, x, "input_x_gradient", target=0, progress=False)
-    case = Case(name="user", title="u", description="", modality="image", model=model, inputs=x,
-                target=None)
-    run = MethodRun("user", "input_x_gradient", False, "ok", n_evals=1)
-    run.flat = attr.flat()
-    result = BenchResult("t", 0, ["input_x_gradient"], [], [case], [run], [], {}, {})
-    seen: dict[str, Any] = {}
-    draw = viz.image_grid
-
-    def grab(maps: dict[str, Any], **kwargs: Any) -> Any:
-        seen.update(maps)
-        return draw(maps, **kwargs)
-
-    monkeypatch.setattr(viz, "image_grid", grab)
-    assert R._gallery(result, case).get("figure") is not None
+    seen, (gallery, attr) = gallery_maps(model, x, monkeypatch)
+    assert gallery.get("figure") is not None
     truth = attr.values.detach().numpy().sum(1)
     scale = np.percentile(np.abs(truth.reshape(2, -1)), 99.5, axis=1).reshape(2, 1, 1)
     np.testing.assert_allclose(seen["input_x_gradient"], np.clip(truth / scale, -1, 1), atol=1e-12)
