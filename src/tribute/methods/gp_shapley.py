@@ -968,6 +968,20 @@ def _select(best: dict[str, torch.Tensor] | None, ll: torch.Tensor, **vals: torc
     return out
 
 
+def _top_first(ll: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row of ``ll`` (``C x G`` log-likelihoods), the indices of the ``k`` largest, best
+    first, likelihoods within rounding of each other (steps of ``_TIE_RTOL * max(|top|, 1)``
+    below the row's largest, as :func:`_select` compares) ranked in index order: the search
+    path's ``topk`` / ``argmax`` took exact ties (codes of the search subset mutually
+    orthogonal: every isotropic likelihood equal) by their last bits (256 players, 200
+    orthogonal pairs, full grid searched on 128: credits 0.25 of the largest apart after a
+    1e-15 relative change of the differences)."""
+    top = ll.max(1, keepdim=True).values
+    scale = _TIE_RTOL * top.abs().clamp_min(1.0)
+    key = torch.floor((top - ll) / scale)
+    return torch.argsort(key, dim=1, stable=True)[:, :k]
+
+
 #: One posterior per kernel tried: ``(loglik C, phi C x n, var C x n, lam C x n, tau C,
 #: alpha C x K, loo C)`` (``loo``: :func:`_loo_ratio`).
 _Post = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
@@ -1246,7 +1260,7 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
         y_sub = torch.cat([d[:, sub], delta[:, None]], dim=1)
         iso_sub = _iso_pass(sa_sub, y_sub, len(sub), jitter, kernels)
         ll_iso = torch.stack([p[0] for p in iso_sub], 1)  # C x G
-        top = ll_iso.topk(min(grid.keep_iso, len(kernels)), dim=1).indices
+        top = _top_first(ll_iso, min(grid.keep_iso, len(kernels)))
         kept = {int(i) for i in top.reshape(-1).tolist()}
         if len(sub) < n:
             # fewer search pairs than players: a main-effect term interpolates the subset
@@ -1257,14 +1271,14 @@ def gp_shapley_fit(s: torch.Tensor, d: torch.Tensor, delta: torch.Tensor, *, ard
             # been dropped: relative error 0.23, 1 seed in 6). Each tau's best kernel is kept.
             for tau in sorted({k[1] for k in kernels}):
                 idx = [i for i, k in enumerate(kernels) if k[1] == tau]
-                kept |= {idx[int(j)] for j in ll_iso[:, idx].argmax(1).tolist()}
+                kept |= {idx[int(j)] for j in _top_first(ll_iso[:, idx], 1)[:, 0].tolist()}
         keep = sorted(kept)
         if ard:
             b = _best(iso_sub)
             ard_sub = _ard_pass(sa_sub, y_sub, len(sub), jitter, b["phi"], b["lam"].sum(-1),
                                 b["tau"], factors)
             ll_ard = torch.stack([p[0] for p in ard_sub], 1)  # C x F
-            pick = ll_ard.topk(min(grid.keep_ard, ll_ard.shape[1]), dim=1).indices
+            pick = _top_first(ll_ard, min(grid.keep_ard, ll_ard.shape[1]))
             factors = factors.gather(1, pick)
         kernels = [kernels[i] for i in keep]
     sa = torch.cat([s, ones])
