@@ -404,7 +404,7 @@ def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, .
     through ``n + 1`` distinct coalitions report stderr ~1e-14 for credits that move by 3
     between seeds (3 players, AND game, budget 9, alpha=0: 4 of 100 seeds, aud47e).
     ``unidentified`` lists the players whose coefficient the design cannot determine
-    (:func:`_unidentified`)."""
+    (:func:`_unidentified`; computed for ``alpha == 0`` only, empty otherwise)."""
     slot = _slot_of(x, w)
     key = ("ridge", float(alpha))
     if slot is not None and key in slot:
@@ -424,7 +424,10 @@ def _ridge_parts(x: torch.Tensor, w: torch.Tensor, alpha: float) -> tuple[Any, .
     used = int(pos.sum())
     distinct = int(inverse.max()) + 1 if inverse.size else 0
     exact = bool((np.bincount(inverse, weights=lev[pos], minlength=distinct) >= 1.0 - 1e-9).any())
-    out = (xa, xw, a_inv, u, lev, wn, used, distinct, exact, _unidentified(a))
+    # (only alpha=0 reads it: an eigendecomposition of the (n + 1)^2 normal matrix costs a few
+    # times its inverse, which a penalised fit of many players should not pay for nothing)
+    unident = _unidentified(a) if alpha == 0 else np.empty(0, dtype=np.int64)
+    out = (xa, xw, a_inv, u, lev, wn, used, distinct, exact, unident)
     if slot is not None:
         slot[key] = out
     return out
