@@ -226,15 +226,14 @@ def _channels_last(case: Case) -> bool | None:
     first ``Conv2d`` reads them, else by the shape where it reads one way only (the rule of
     :func:`tribute.viz.image`); None where the shape reads two ways and the model does not say.
     False for 2-D images."""
-    from ..models.layout import channels_last_by_model
-    from ..viz._image import _map_channel_axis
+    from ..models.layout import channels_last_by_model, map_channel_axis
 
     shape = tuple(int(d) for d in case.inputs.shape[1:])
     if len(shape) != 3:
         return False
     told = channels_last_by_model(shape, getattr(case, "model", None))
     try:
-        by_shape = _map_channel_axis(shape, None, "inputs") == -1
+        by_shape = map_channel_axis(shape, None, "inputs") == -1
     except ValueError:
         return told  # reads two ways: the model says, else None
     # a shape that reads one way is drawn by it, as before, unless the model reads it the other

@@ -580,7 +580,7 @@ class FeatureGame(Game):
                 is_int, xt = False, xt.to(torch.float64)
                 promoted.append(i)
             g = _parse_groups(group_list[i], shape, batch, f"groups{name}",
-                              _patch_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None)
+                              patch_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None)
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
                        base_mode=mode, groups=None if g is None else g.to(device),
@@ -2028,7 +2028,7 @@ def _model_channel_axis(shapes: Sequence[tuple[int, ...]], model: Any) -> int | 
     return plot_channel_axis_by_model(shapes, model)
 
 
-def _patch_channel_axis(shape: tuple[int, ...], model: Any) -> int | None:
+def patch_channel_axis(shape: tuple[int, ...], model: Any) -> int | None:
     """The channel axis (0 or -1) that :func:`patches` tiles a 3-D per-sample ``shape`` around,
     as a torch model's first ``Conv2d`` reads it (aud51c), asked only where the last axis may
     hold channels (1-4 long); None elsewhere: the last two axes are tiled, as before.
@@ -2471,7 +2471,7 @@ def patch_map(spec: Patches, shape: tuple[int, ...], model: Any, name: str = "gr
     game of ``model`` (an adapter, :func:`tribute.models.as_model`) reads it: the spatial axes its
     first ``Conv2d`` reads, or those ``spec.channel_axis`` names (aud51c); and whether those are
     the first two axes of an ``(H, W, C)`` sample."""
-    axis = _patch_channel_axis(shape, model)
+    axis = patch_channel_axis(shape, model)
     ids = _parse_groups(spec, shape, 1, name, axis)
     assert ids is not None
     last = len(shape) == 3 and (spec.channel_axis if spec.channel_axis is not None else axis) == -1

@@ -711,12 +711,12 @@ def _groups_hint(game: Any, m: int, nbytes: int, fmt: Callable[[float], str]) ->
     shapes: list[tuple[int, ...]] = list(
         getattr(getattr(game, "layout", None), "input_shapes", None) or ())
     if game.kind == "feature" and len(shapes) == 1 and len(shapes[0]) >= 2:
-        from ..games.features import _patch_channel_axis
+        from ..games.features import patch_channel_axis
         from ..models.layout import looks_channels_last
 
         # an (H, W, C) sample's patches tile its first two axes (aud51c); where the model does
         # not say so, the hint names the layout it assumes (patches would refuse the shape)
-        told = _patch_channel_axis(tuple(shapes[0]), getattr(game, "model", None))
+        told = patch_channel_axis(tuple(shapes[0]), getattr(game, "model", None))
         last = told == -1 or (told is None and looks_channels_last(tuple(shapes[0])))
         spec = ", channel_axis=-1" if last and told is None else ""
         h, w = (int(shapes[0][0]), int(shapes[0][1])) if last else (int(shapes[0][-2]), int(shapes[0][-1]))

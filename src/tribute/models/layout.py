@@ -24,7 +24,7 @@ import torch
 from ..errors import InputError
 
 __all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "first_conv_channels",
-           "looks_channels_last", "plot_channel_axis_by_model"]
+           "looks_channels_last", "map_channel_axis", "plot_channel_axis_by_model"]
 
 #: Channel counts of image layouts (gray, RGB, RGBA): a last axis of this size after two longer
 #: ones reads as ``(H, W, C)`` by shape.
@@ -168,6 +168,31 @@ def plot_channel_axis_by_model(shapes: Sequence[tuple[int, ...]], model: Any) ->
         return None  # the shape reads one way (or is no image): drawn by it
     told = channels_last_by_model(shape, model)
     return None if told is None else (-1 if told else 0)
+
+
+def map_channel_axis(shape: tuple[int, ...], channel_axis: int | None, name: str) -> int:
+    """The channel axis (0 or -1) of a 3-D map of shape ``shape`` as :func:`tribute.viz.image`
+    draws it: ``channel_axis`` where given; else, where only one reading is possible, the
+    length-1 axis at one end (the gray channel) next to a 2-4 long one at the other, or the only
+    end axis 1-4 long (channels first unless only the last axis looks like channels); refused
+    (``ValueError``) where both are (the first and the last axis both 1-4 long: a (4, 6, 3) map
+    is 4 channels of 6x3 or a 4x6 image of 3 channels; the old rule took the first and drew a
+    channels-last map summed over its rows, a 6x3 picture of a 4x6 image: audit aud50v). Shared
+    by viz and the bench report's gallery."""
+    if channel_axis is not None:
+        return 0 if channel_axis == 0 else -1
+    first, last = shape[0] in PLOT_CHANNEL_SIZES, shape[-1] in PLOT_CHANNEL_SIZES
+    if first and last and (shape[0] == 1) != (shape[-1] == 1):
+        # one gray channel, not a one-pixel-high (1, W, C) or -wide (H, 1, C) picture
+        return 0 if shape[0] == 1 else -1
+    if first and last:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)}, which reads two ways: {shape[0]} channels of a "
+            f"{shape[1]}x{shape[2]} image (C, H, W), or a {shape[0]}x{shape[1]} image of "
+            f"{shape[2]} channels (H, W, C). Say which with channel_axis=0 (channels first) or "
+            "channel_axis=-1 (channels last)"
+        )
+    return -1 if (not first and last) else 0
 
 
 def looks_channels_last(shape: tuple[int, ...], model: Any = None) -> bool:

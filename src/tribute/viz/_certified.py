@@ -9,6 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import InputError
+from ..models.layout import map_channel_axis as _map_channel_axis
 from ._common import (
     DIVERGING_CMAP,
     NEG_COLOR,
@@ -18,7 +19,7 @@ from ._common import (
     _new_figure,
     _plain,
 )
-from ._image import _check_channel_axis, _map_channel_axis
+from ._image import _check_channel_axis
 
 __all__ = ["certified_cosine", "certified_map"]
 

@@ -11,6 +11,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
+from ..models.layout import map_channel_axis as _map_channel_axis
 from ._common import (
     DIVERGING_CMAP,
     SEQUENTIAL_CMAP,
@@ -30,35 +31,6 @@ __all__ = ["image", "image_grid"]
 
 _CHANNEL_SIZES = (1, 2, 3, 4)
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def _channel_axis(shape: tuple[int, ...]) -> int:
-    """The channel axis of a 3-D map: channels-first (torch layout) unless only the last axis
-    looks like channels."""
-    return -1 if (shape[0] not in _CHANNEL_SIZES and shape[-1] in _CHANNEL_SIZES) else 0
-
-
-def _map_channel_axis(shape: tuple[int, ...], channel_axis: int | None, name: str) -> int:
-    """The channel axis (0 or -1) of a 3-D map of shape ``shape``: ``channel_axis`` where
-    given, else :func:`_channel_axis`'s rule where only one reading is possible (a length-1
-    axis at one end and a 2-4 long one at the other: the length-1 axis is the gray channel);
-    refused where both are (the first and the last axis both 1-4 long: a (4, 6, 3) map is 4
-    channels of 6x3 or a 4x6 image of 3 channels; the rule took the first and drew a
-    channels-last map summed over its rows, a 6x3 picture of a 4x6 image: audit aud50v)."""
-    if channel_axis is not None:
-        return 0 if channel_axis == 0 else -1
-    first, last = shape[0] in _CHANNEL_SIZES, shape[-1] in _CHANNEL_SIZES
-    if first and last and (shape[0] == 1) != (shape[-1] == 1):
-        # one gray channel, not a one-pixel-high (1, W, C) or -wide (H, 1, C) picture
-        return 0 if shape[0] == 1 else -1
-    if first and last:
-        raise ValueError(
-            f"{name} has shape {tuple(shape)}, which reads two ways: {shape[0]} channels of a "
-            f"{shape[1]}x{shape[2]} image (C, H, W), or a {shape[0]}x{shape[1]} image of "
-            f"{shape[2]} channels (H, W, C). Say which with channel_axis=0 (channels first) or "
-            "channel_axis=-1 (channels last)"
-        )
-    return _channel_axis(shape)
 
 
 def _axis_from_underlay(a: np.ndarray, image: Any) -> int | None:
