@@ -267,5 +267,5 @@ def test_the_split_bar_is_planned_from_each_group(bag: tuple, monkeypatch: pytes
     # (up to the few rows an engine check may add to a group, seen
     # in CI: 484) from the first group on; the last rows read done + 1 (a listener's total stays
     # above done until the call returns)
-    assert all(4 * 120 <= t <= 4 * 120 * 1.05 for d, t in planned if d < 4 * 120)
+    assert all(4 * 120 <= t <= 4 * 120 * 1.05 for d, t in planned if d < 4 * 120), planned
     assert all(d < t for d, t in planned)
