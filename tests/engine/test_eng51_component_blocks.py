@@ -36,7 +36,8 @@ class _Passes(nn.Module):
         return self.net(x)
 
 
-def _patching(monkeypatch: Any, m: _Passes, x: torch.Tensor) -> tuple[Any, list[int], list[int]]:
+def _count_composed(monkeypatch: Any) -> list[int]:
+    """The rows each block of a component game composes (filled as the game runs)."""
     composed: list[int] = []
     rows = ComponentGame._rows
 
@@ -46,6 +47,12 @@ def _patching(monkeypatch: Any, m: _Passes, x: torch.Tensor) -> tuple[Any, list[
         return out
 
     monkeypatch.setattr(ComponentGame, "_rows", counted)
+    return composed
+
+
+def _patching(monkeypatch: Any, m: _Passes, x: torch.Tensor) -> tuple[Any, list[int], list[int]]:
+    rows = ComponentGame._rows
+    composed = _count_composed(monkeypatch)
     m.passes.clear()
     players = tribute.components(m, "net.1", unit="neuron")
     attr = tribute.explain(m, x, method="feature_ablation", players=players, target=0,
@@ -105,15 +112,7 @@ def test_component_blocks_count_the_raw_outputs_they_keep(monkeypatch):
     per-chunk run's."""
     m = _WideOut().eval()
     x = torch.randn(100, 13)
-    composed: list[int] = []
-    rows = ComponentGame._rows
-
-    def counted(self: Any, *a: Any) -> Any:
-        out = rows(self, *a)
-        composed.append(int(out.inputs[0].shape[0]))
-        return out
-
-    monkeypatch.setattr(ComponentGame, "_rows", counted)
+    composed = _count_composed(monkeypatch)
 
     def run() -> Any:
         composed.clear()
