@@ -725,9 +725,10 @@ def _groups_hint(game: Any, m: int, nbytes: int, fmt: Callable[[float], str]) ->
             if players <= m:
                 return (f"groups=tribute.patches({p}{spec}) ({players:,} players, est. "
                         f"{fmt(nbytes)} or less);")
+    noun = "player" if m == 1 else "players"
     if game.kind == "feature":
-        return f"groups with at most {m:,} players (e.g. superpixels or column groups), est. {fmt(nbytes)};"
-    return f"at most {m:,} players (coarser components), est. {fmt(nbytes)};"
+        return f"groups with at most {m:,} {noun} (e.g. superpixels or column groups), est. {fmt(nbytes)};"
+    return f"at most {m:,} {noun} (coarser components), est. {fmt(nbytes)};"
 
 
 def _fewer_players(game: Game) -> str:
