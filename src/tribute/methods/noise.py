@@ -128,7 +128,16 @@ class _NoiseWrapper(Method):
         # two noisy copies, plus v(N) of the clean input (the reference pass, already spent)
         if self._fast():
             return 2 + game.n_evals
-        return 2 * self._base_method().min_budget(game) + game.n_evals
+        # every one of the n_samples copies runs the base method with its share (rev51g: "2 x
+        # the base's minimum" let budget=7 / 81 through check(), n_samples=40 of IG needs 121)
+        return int(self.n_samples) * self._base_method().min_budget(game) + game.n_evals
+
+    def min_budget_reason(self, game: Game) -> str:
+        if self._fast():
+            return ""
+        k, need = int(self.n_samples), self._base_method().min_budget(game)
+        return (f" (n_samples={k} noisy copies x {need} for base={self.base!r}, plus the clean "
+                f"input's pass; lower n_samples to need less)")
 
     # --------------------------------------------------------------- the method
     def attribute(self, game: Game, *, budget: int | None = None, seed: int = 0) -> Attribution:
@@ -149,7 +158,8 @@ class _NoiseWrapper(Method):
                     raise BudgetError(
                         f"budget={budget} gives {per_draw} evaluations to each of the n_samples="
                         f"{k_count} noisy copies, but base={self.base!r} needs at least {need}; "
-                        f"raise budget to >= {need * k_count} or lower n_samples."
+                        f"raise budget to >= {need * k_count + budget - fg.budget_left(budget)} "
+                        "or lower n_samples."
                     )
                 base_count = self._base_count(base, fg, budget, k_count, per_draw)
         k_count = int(k_count)
