@@ -97,14 +97,24 @@ _ACT_FUNCS = {
 _ACT_NAMES: dict[str, int | None] = {
     "threshold": 3, "softshrink": None, "hardshrink": None, "rrelu": 4, "prelu": None,
     "tanhshrink": None,
+    # audit aud52x: reported, not ruled, until then: F.softsign 0.162 off the nn.Softsign twin
+    # (largest relevance 2.6), F.logsigmoid (dispatched as log_sigmoid) 12.7 off nn.LogSigmoid's
+    "softsign": None, "log_sigmoid": None, "logsigmoid": None,
 }
+#: Elementwise functions whose gradient is zero wherever it is defined (``torch.sign``): their
+#: result carries no relevance and is a constant for the rules (a mask), so ``torch.sign(h) * h``
+#: is ``abs(h)``, whose identity rule is its plain gradient. Audit aud52x: the product of two
+#: input-dependent factors got the uniform rule, halving the relevance through it (0.22 off the
+#: abs block, largest relevance 2.4), silently.
+_ZERO_GRADIENT = frozenset({"sign", "sgn"})
 #: Where activations take their ``inplace`` flag (``F.elu(h, 1.0, True)``), and the names whose
 #: in-place spelling (``torch.sigmoid_``, ``F.elu_``, ``h.tanh_()``) is an activation. An
-#: activation computed in place has lost its input, so the identity rule cannot be applied:
-#: its plain gradient is left and counted as unruled (aud51a: ``F.elu(h, inplace=True)``,
-#: ``nn.ELU(inplace=True)`` were 0.095 off the out-of-place twin, largest relevance 2.9,
-#: ``nn.Threshold(0.1, 0.5, inplace=True)`` 9.2 off, ``F.silu(h, inplace=True)`` 0.055, with no
-#: warning) -- except where that gradient is the rule (:data:`_GRADIENT_IS_RULE`).
+#: activation computed in place overwrites the input its identity rule needs (aud51a:
+#: ``F.elu(h, inplace=True)`` was 0.095 off the out-of-place twin, largest relevance 2.9,
+#: ``F.threshold(..., inplace=True)`` 9.2 off, silently; aud51a reported them, aud52x rules
+#: them: the value is computed on a copy and the rule written back, see
+#: ``_Mode._in_place_rule``) -- except where the plain gradient is the rule
+#: (:data:`_GRADIENT_IS_RULE`), left as it was.
 _INPLACE_POS: dict[str, int] = {
     "relu": 1, "selu": 1, "silu": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "relu6": 1,
     "elu": 2, "celu": 2, "leaky_relu": 2, "threshold": 3, "rrelu": 4,
@@ -119,10 +129,8 @@ _GRADIENT_IS_RULE = frozenset({"relu", "leaky_relu", "rrelu"})
 #: (audit aud34l). Linear operations (sums, scaling, reshapes, routing) need no rule.
 _UNRULED = frozenset({
     "exp", "log", "sqrt", "rsqrt", "pow", "reciprocal", "erf", "erfc", "sin", "cos", "abs",
-    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax", "softsign",
-    # F.logsigmoid dispatches as log_sigmoid (aud51a: unreported, 12.7 off the nn.LogSigmoid
-    # twin, largest relevance 13.9)
-    "logsigmoid", "log_sigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
+    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax",
+    "hardtanh", "square", "log1p", "expm1", "rpow",
     # spellings missed until audit aud47g (went through as plain gradients, unreported)
     "glu", "logsumexp", "logcumsumexp", "std", "var", "std_mean", "var_mean", "norm",
     "linalg_vector_norm", "linalg_norm", "softmin", "tan", "sinh", "cosh", "asin", "acos",
@@ -476,25 +484,36 @@ class _Mode(TorchFunctionMode):
             return func(*args, **kwargs).detach()
         raw = str(getattr(func, "__name__", ""))
         name = raw.strip("_")
+        if name in _ZERO_GRADIENT and raw == name and args and _dep(args[0]):
+            out = func(*args, **kwargs).detach()  # its gradient is zero: a mask, not a factor
+            self.derived[out] = True
+            return out
         if args and _dep(args[0]) and (func in _ACT_FUNCS or name in _ACT_NAMES or (
                 name in _INPLACE_ACTS and _in_place(raw, None, args, kwargs))):
-            out = func(*args, **kwargs)
             if _in_place(raw, _INPLACE_POS.get(name), args, kwargs):
                 if not _gradient_is_rule(name, args, kwargs):
-                    self.unruled[name + "_"] += 1  # the input is overwritten: no rule (see _INPLACE_POS)
-                    return out
+                    return self._in_place_rule(func, args, kwargs)
                 # F.relu(h, inplace=True): as before aud51a (the ratio of the overwritten input
                 # is 1, the gradient of relu_ passes the rest)
+                out = func(*args, **kwargs)
                 return self.activation(args[0], out) if func in _ACT_FUNCS else out
+            out = func(*args, **kwargs)
             if name == "prelu" and _n_dep((*args, *kwargs.values())) > 1:
                 self.unruled[name] += 1  # an input-dependent slope: a product, not an activation
                 return out
             return self.activation(args[0], out)
         if name in _CLAMPS or name in _EXTREMA:
+            in_place = _in_place(raw, 3 if name == "hardtanh" else None, args, kwargs)
+            if in_place and args and _dep(args[0]):
+                # h.clamp_(a, b), F.hardtanh_(h, a, b): the clamp's value computed on a copy
+                # decides; a clamp of h itself gets its rule written back into h
+                value = self._value_in_place(func, args, kwargs)
+                if _clamped(name, args, kwargs, value) is args[0]:
+                    return self._in_place_rule(func, args, kwargs, value)
             out = func(*args, **kwargs)
             x = _clamped(name, args, kwargs, out)
-            if x is not None and _in_place(raw, 3 if name == "hardtanh" else None, args, kwargs):
-                self.unruled[name] += 1  # in place (h.clamp_(a, b)): the rule cannot replace it
+            if x is not None and in_place:
+                self.unruled[name] += 1  # in place into a constant (c.clamp_(min=h)): not ruled
             elif x is not None:
                 return self.activation(x, out)
             return out
@@ -513,6 +532,32 @@ class _Mode(TorchFunctionMode):
                 if isinstance(t, torch.Tensor) and not t.requires_grad:
                     self.derived[t] = True
         return out
+
+    @staticmethod
+    def _value_in_place(func: Any, args: Any, kwargs: dict[str, Any]) -> torch.Tensor:
+        """What the in-place call ``func(*args, **kwargs)`` writes into ``args[0]``, computed on a
+        copy (``args[0]`` is left as it is)."""
+        with torch.no_grad():
+            copy = args[0].detach().clone()
+            out = func(copy, *args[1:], **kwargs)
+        return out if isinstance(out, torch.Tensor) else copy
+
+    def _in_place_rule(self, func: Any, args: Any, kwargs: dict[str, Any],
+                       value: torch.Tensor | None = None) -> torch.Tensor:
+        """An activation (or clamp) computed in place (``F.elu_(h)``, ``h.sigmoid_()``,
+        ``F.threshold(h, a, b, inplace=True)``, ``h.clamp_(a, b)``): its identity rule, written
+        back into its input as the call does. The value is computed on a copy, so the rule sees
+        the input before it is overwritten; ``h.copy_(ruled)`` then carries the rule's gradient
+        to ``h``'s history, and a caller that reads ``h`` afterwards (``F.elu_(h); fc(h)``)
+        reads the activation, as it does without the rules. Until audit aud52x these calls kept
+        their plain gradient and were only reported (``h.sigmoid_()`` 9.2 off the ``nn.Sigmoid``
+        twin, largest relevance 9.5; ``F.elu_`` 0.095; ``h.clamp_(-0.3, 0.3)`` 0.24)."""
+        x: torch.Tensor = args[0]
+        ruled = self.activation(x, self._value_in_place(func, args, kwargs) if value is None else value)
+        x.copy_(ruled)
+        if self.variant == "cp":
+            self.gates[id(x)] = x  # the caller's tensor is the gate now (as for in-place modules)
+        return x
 
     def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
         name = str(getattr(func, "__name__", "")).strip("_")
