@@ -35,8 +35,10 @@ activations whose operands depend on the input; forward hooks on norm and activa
 replace their output by a tensor of the same value with the rule's gradient. Parameters'
 ``requires_grad`` is switched off for the duration (it decides what "depends on the input"
 means) and restored, as is the ``inplace`` flag of activation modules (run out of place so
-that their rule sees their input); hooks are removed, also after an exception. Nothing else of
-the model or of any library module is patched.
+that their rule sees their input); hooks are removed, also after an exception. A functional
+activation or clamp computed in place (``F.elu_(h)``, ``h.clamp_(a, b)``) gets its rule from its
+value computed on a copy, written back into ``h``. Nothing else of the model or of any library
+module is patched.
 
 Where this differs from the ``lxt`` package (2.1, "efficient" mode): lxt adds ``1e-10`` to the
 denominator of the identity rule, this module the sign-aware ``stabilize`` (same result
