@@ -34,8 +34,9 @@ def test_softsign_and_logsigmoid_match_module_twin(spelling: str) -> None:
 
 
 @pytest.mark.parametrize("spelling", [lambda h: torch.sign(h) * h, lambda h: h * h.sign(),
-                                      lambda h: torch.sgn(h) * h],
-                         ids=["sign(h)*h", "h*h.sign()", "sgn(h)*h"])
+                                      lambda h: torch.sgn(h) * h, lambda h: (0.5 * torch.sign(h)) * h * 2,
+                                      lambda h: torch.einsum("btf,btf->btf", torch.sign(h), h)],
+                         ids=["sign(h)*h", "h*h.sign()", "sgn(h)*h", "0.5*sign(h)*h*2", "einsum"])
 def test_abs_spelled_as_sign_product_is_abs(spelling: Act) -> None:
     """``sign(h) * h`` is ``|h|`` = ``relu(h) + relu(-h)`` (the twin: two ReLUs, whose identity
     rule is their plain gradient). Before aud52x the product of two input-dependent factors got
@@ -117,3 +118,25 @@ def test_relu_like_inplace_clamp_keeps_its_path() -> None:
         warnings.simplefilter("error")
         a = tribute.explain(m, x, method="attnlrp", target=0, progress=False)
     assert a.extra["functional_ops"] == {}
+
+
+def test_output_through_sign_alone_keeps_a_zero_gradient() -> None:
+    """Negative case: an output that reads the input only through ``torch.sign`` has zero
+    relevance everywhere (gap = -f(x)), as before aud52x; a first version of the sign rule
+    detached it and explain() raised "element 0 of tensors does not require grad"."""
+    class _SignOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.head = nn.Linear(4, 4), nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.head(torch.sign(self.lin(x))).sum(1)
+            return out
+
+    torch.manual_seed(0)
+    m = _SignOnly().double()
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    a = tribute.explain(m, x, method="attnlrp", target=0, progress=False)
+    assert float(torch.as_tensor(a.values).abs().max()) == 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(-torch.as_tensor(a.gap), m(x)[:, 0], rtol=0, atol=1e-12)  # sum R - f(x)

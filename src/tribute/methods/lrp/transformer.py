@@ -104,8 +104,9 @@ _ACT_NAMES: dict[str, int | None] = {
     "softsign": None, "log_sigmoid": None, "logsigmoid": None,
 }
 #: Elementwise functions whose gradient is zero wherever it is defined (``torch.sign``): their
-#: result carries no relevance and is a constant for the rules (a mask), so ``torch.sign(h) * h``
-#: is ``abs(h)``, whose identity rule is its plain gradient. Audit aud52x: the product of two
+#: result (and what is computed from it alone) carries no relevance and is a constant factor for
+#: the rules (a mask), so ``torch.sign(h) * h`` is ``abs(h)``, whose identity rule is its plain
+#: gradient. Audit aud52x: the product of two
 #: input-dependent factors got the uniform rule, halving the relevance through it (0.22 off the
 #: abs block, largest relevance 2.4), silently.
 _ZERO_GRADIENT = frozenset({"sign", "sgn"})
@@ -222,6 +223,15 @@ class _Scale(torch.autograd.Function):
 def _dep(t: Any) -> bool:
     """``t`` is a tensor that depends on the explained input (parameters are frozen)."""
     return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+def _tensors(args: Any) -> Iterator[torch.Tensor]:
+    """The tensors among ``args`` (lists and tuples searched)."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from _tensors(a)
 
 
 def _n_dep(args: Any) -> int:
@@ -421,6 +431,15 @@ class _Mode(TorchFunctionMode):
         #: results without a gradient computed from input-dependent tensors (``h > c``, a mask
         #: derived from one): a selection on them is a clamp (see :func:`_filled`)
         self.derived: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        #: input-dependent results whose gradient is zero (``torch.sign(h)``, ``0.5 * sign(h)``):
+        #: constant factors of a product (see :data:`_ZERO_GRADIENT`). Kept attached to the graph
+        #: (not detached), so an output reached through them alone still has a (zero) gradient
+        self.masks: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+    def _only_masks(self, args: Any, kwargs: dict[str, Any]) -> bool:
+        """Every input-dependent tensor among the arguments is in :attr:`masks`."""
+        deps = [t for t in _tensors((*args, *kwargs.values())) if _dep(t)]
+        return bool(deps) and all(t in self.masks for t in deps)
 
     def activation(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The identity rule on an elementwise nonlinearity; CP-LRP remembers it as a gate."""
@@ -434,8 +453,8 @@ class _Mode(TorchFunctionMode):
 
         CP-LRP instead holds a gate (an activation's output multiplying another branch, as in
         gated MLPs) constant, as lxt's ``cp_gated_mlp_forward`` does."""
-        if not (_dep(a) and _dep(b) and isinstance(out, torch.Tensor)):
-            return out
+        if not (_dep(a) and _dep(b) and isinstance(out, torch.Tensor)) or a in self.masks or b in self.masks:
+            return out  # one factor constant (a sign: zero gradient): a linear map
         if self.variant == "cp" and (id(a) in self.gates or id(b) in self.gates):
             return None
         return _scale(out, 0.5)
@@ -461,6 +480,9 @@ class _Mode(TorchFunctionMode):
                 if _reads_input(args, kwargs, self.derived):
                     self.derived[out] = True
                 return out
+            if isinstance(out, torch.Tensor) and self._only_masks(args, kwargs):
+                self.masks[out] = True  # 0.5 * sign(h): still a mask
+                return out
             if len(args) < 2:
                 return out
             ruled = self.product(args[0], args[1], out)
@@ -479,7 +501,7 @@ class _Mode(TorchFunctionMode):
         if func is torch.einsum:
             out = func(*args, **kwargs)
             ops = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
-            if sum(_dep(t) for t in ops) == 2 and len(ops) == 2:
+            if sum(_dep(t) and t not in self.masks for t in ops) == 2 and len(ops) == 2:
                 return _scale(out, 0.5)
             return out
         if func in _SOFTMAX and self.variant == "cp":
@@ -487,8 +509,8 @@ class _Mode(TorchFunctionMode):
         raw = str(getattr(func, "__name__", ""))
         name = raw.strip("_")
         if name in _ZERO_GRADIENT and raw == name and args and _dep(args[0]):
-            out = func(*args, **kwargs).detach()  # its gradient is zero: a mask, not a factor
-            self.derived[out] = True
+            out = func(*args, **kwargs)
+            self.masks[out] = True  # its gradient is zero: a constant factor, not a second one
             return out
         if args and _dep(args[0]) and (func in _ACT_FUNCS or name in _ACT_NAMES or (
                 name in _INPLACE_ACTS and _in_place(raw, None, args, kwargs))):
@@ -533,6 +555,8 @@ class _Mode(TorchFunctionMode):
             for t in (out if isinstance(out, (tuple, list)) else (out,)):
                 if isinstance(t, torch.Tensor) and not t.requires_grad:
                     self.derived[t] = True
+            if isinstance(out, torch.Tensor) and out.requires_grad and self._only_masks(args, kwargs):
+                self.masks[out] = True  # sign(h).to(dtype), sign(h).unsqueeze(-1): still a mask
         return out
 
     @staticmethod
