@@ -81,7 +81,7 @@ from ..attribution import Attribution
 from ..errors import InputError, ModelOutputError, TributeError, UnsupportedModelError
 from ..models import ModelAdapter, TorchModel
 from ..models.text import TextBatch, as_texts, segment
-from ..targets import TargetLike
+from ..targets import Target, TargetLike
 from .features import FeatureGame
 
 __all__ = ["EMBEDDING_REMOVALS", "PAIR_MODES", "TOKEN_REMOVALS", "TextGame", "input_embedding",
@@ -385,6 +385,19 @@ class _TextForward:
         return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).unsqueeze(-1)
 
 
+def _raised_in_target(exc: BaseException) -> bool:
+    """``exc`` was raised while the target read the model's output (a ``target=`` callable),
+    not by the model: it passes unchanged. Audit aud52x: a target callable's own error was
+    reported as "the text model ... failed ... make its forward take any batch x length of
+    token ids" (integrated gradients, occlusion: every method on the first coalition block)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is Target.select.__code__:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _binary(zt: torch.Tensor) -> bool:
     """Whether every presence is exactly 0 or 1."""
     return bool(((zt == 0) | (zt == 1)).all())
@@ -671,7 +684,7 @@ class TextGame(FeatureGame):
             raise
         except Exception as exc:
             if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or \
-                    "out of memory" in str(exc).lower():
+                    "out of memory" in str(exc).lower() or _raised_in_target(exc):
                 raise
             model = self.model.module if isinstance(self.model, TorchModel) else self.model
             texts = [t if isinstance(t, str) else " / ".join(t) for t in self.text.texts]

@@ -35,8 +35,10 @@ activations whose operands depend on the input; forward hooks on norm and activa
 replace their output by a tensor of the same value with the rule's gradient. Parameters'
 ``requires_grad`` is switched off for the duration (it decides what "depends on the input"
 means) and restored, as is the ``inplace`` flag of activation modules (run out of place so
-that their rule sees their input); hooks are removed, also after an exception. Nothing else of
-the model or of any library module is patched.
+that their rule sees their input); hooks are removed, also after an exception. A functional
+activation or clamp computed in place (``F.elu_(h)``, ``h.clamp_(a, b)``) gets its rule from its
+value computed on a copy, written back into ``h``. Nothing else of the model or of any library
+module is patched.
 
 Where this differs from the ``lxt`` package (2.1, "efficient" mode): lxt adds ``1e-10`` to the
 denominator of the identity rule, this module the sign-aware ``stabilize`` (same result
@@ -97,14 +99,25 @@ _ACT_FUNCS = {
 _ACT_NAMES: dict[str, int | None] = {
     "threshold": 3, "softshrink": None, "hardshrink": None, "rrelu": 4, "prelu": None,
     "tanhshrink": None,
+    # audit aud52x: reported, not ruled, until then: F.softsign 0.162 off the nn.Softsign twin
+    # (largest relevance 2.6), F.logsigmoid (dispatched as log_sigmoid) 12.7 off nn.LogSigmoid's
+    "softsign": None, "log_sigmoid": None, "logsigmoid": None,
 }
+#: Elementwise functions whose gradient is zero wherever it is defined (``torch.sign``): their
+#: result (and what is computed from it alone) carries no relevance and is a constant factor for
+#: the rules (a mask), so ``torch.sign(h) * h`` is ``abs(h)``, whose identity rule is its plain
+#: gradient. Audit aud52x: the product of two
+#: input-dependent factors got the uniform rule, halving the relevance through it (0.22 off the
+#: abs block, largest relevance 2.4), silently.
+_ZERO_GRADIENT = frozenset({"sign", "sgn"})
 #: Where activations take their ``inplace`` flag (``F.elu(h, 1.0, True)``), and the names whose
 #: in-place spelling (``torch.sigmoid_``, ``F.elu_``, ``h.tanh_()``) is an activation. An
-#: activation computed in place has lost its input, so the identity rule cannot be applied:
-#: its plain gradient is left and counted as unruled (aud51a: ``F.elu(h, inplace=True)``,
-#: ``nn.ELU(inplace=True)`` were 0.095 off the out-of-place twin, largest relevance 2.9,
-#: ``nn.Threshold(0.1, 0.5, inplace=True)`` 9.2 off, ``F.silu(h, inplace=True)`` 0.055, with no
-#: warning) -- except where that gradient is the rule (:data:`_GRADIENT_IS_RULE`).
+#: activation computed in place overwrites the input its identity rule needs (aud51a:
+#: ``F.elu(h, inplace=True)`` was 0.095 off the out-of-place twin, largest relevance 2.9,
+#: ``F.threshold(..., inplace=True)`` 9.2 off, silently; aud51a reported them, aud52x rules
+#: them: the value is computed on a copy and the rule written back, see
+#: ``_Mode._in_place_rule``) -- except where the plain gradient is the rule
+#: (:data:`_GRADIENT_IS_RULE`), left as it was.
 _INPLACE_POS: dict[str, int] = {
     "relu": 1, "selu": 1, "silu": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "relu6": 1,
     "elu": 2, "celu": 2, "leaky_relu": 2, "threshold": 3, "rrelu": 4,
@@ -119,10 +132,8 @@ _GRADIENT_IS_RULE = frozenset({"relu", "leaky_relu", "rrelu"})
 #: (audit aud34l). Linear operations (sums, scaling, reshapes, routing) need no rule.
 _UNRULED = frozenset({
     "exp", "log", "sqrt", "rsqrt", "pow", "reciprocal", "erf", "erfc", "sin", "cos", "abs",
-    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax", "softsign",
-    # F.logsigmoid dispatches as log_sigmoid (aud51a: unreported, 12.7 off the nn.LogSigmoid
-    # twin, largest relevance 13.9)
-    "logsigmoid", "log_sigmoid", "hardtanh", "square", "log1p", "expm1", "rpow",
+    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "log_softmax",
+    "hardtanh", "square", "log1p", "expm1", "rpow",
     # spellings missed until audit aud47g (went through as plain gradients, unreported)
     "glu", "logsumexp", "logcumsumexp", "std", "var", "std_mean", "var_mean", "norm",
     "linalg_vector_norm", "linalg_norm", "softmin", "tan", "sinh", "cosh", "asin", "acos",
@@ -212,6 +223,15 @@ class _Scale(torch.autograd.Function):
 def _dep(t: Any) -> bool:
     """``t`` is a tensor that depends on the explained input (parameters are frozen)."""
     return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+def _tensors(args: Any) -> Iterator[torch.Tensor]:
+    """The tensors among ``args`` (lists and tuples searched)."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from _tensors(a)
 
 
 def _n_dep(args: Any) -> int:
@@ -411,6 +431,15 @@ class _Mode(TorchFunctionMode):
         #: results without a gradient computed from input-dependent tensors (``h > c``, a mask
         #: derived from one): a selection on them is a clamp (see :func:`_filled`)
         self.derived: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        #: input-dependent results whose gradient is zero (``torch.sign(h)``, ``0.5 * sign(h)``):
+        #: constant factors of a product (see :data:`_ZERO_GRADIENT`). Kept attached to the graph
+        #: (not detached), so an output reached through them alone still has a (zero) gradient
+        self.masks: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+    def _only_masks(self, args: Any, kwargs: dict[str, Any]) -> bool:
+        """Every input-dependent tensor among the arguments is in :attr:`masks`."""
+        deps = [t for t in _tensors((*args, *kwargs.values())) if _dep(t)]
+        return bool(deps) and all(t in self.masks for t in deps)
 
     def activation(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The identity rule on an elementwise nonlinearity; CP-LRP remembers it as a gate."""
@@ -424,8 +453,8 @@ class _Mode(TorchFunctionMode):
 
         CP-LRP instead holds a gate (an activation's output multiplying another branch, as in
         gated MLPs) constant, as lxt's ``cp_gated_mlp_forward`` does."""
-        if not (_dep(a) and _dep(b) and isinstance(out, torch.Tensor)):
-            return out
+        if not (_dep(a) and _dep(b) and isinstance(out, torch.Tensor)) or a in self.masks or b in self.masks:
+            return out  # one factor constant (a sign: zero gradient): a linear map
         if self.variant == "cp" and (id(a) in self.gates or id(b) in self.gates):
             return None
         return _scale(out, 0.5)
@@ -451,6 +480,9 @@ class _Mode(TorchFunctionMode):
                 if _reads_input(args, kwargs, self.derived):
                     self.derived[out] = True
                 return out
+            if isinstance(out, torch.Tensor) and self._only_masks(args, kwargs):
+                self.masks[out] = True  # 0.5 * sign(h): still a mask
+                return out
             if len(args) < 2:
                 return out
             ruled = self.product(args[0], args[1], out)
@@ -469,32 +501,43 @@ class _Mode(TorchFunctionMode):
         if func is torch.einsum:
             out = func(*args, **kwargs)
             ops = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
-            if sum(_dep(t) for t in ops) == 2 and len(ops) == 2:
+            if sum(_dep(t) and t not in self.masks for t in ops) == 2 and len(ops) == 2:
                 return _scale(out, 0.5)
             return out
         if func in _SOFTMAX and self.variant == "cp":
             return func(*args, **kwargs).detach()
         raw = str(getattr(func, "__name__", ""))
         name = raw.strip("_")
+        if name in _ZERO_GRADIENT and raw == name and args and _dep(args[0]):
+            out = func(*args, **kwargs)
+            self.masks[out] = True  # its gradient is zero: a constant factor, not a second one
+            return out
         if args and _dep(args[0]) and (func in _ACT_FUNCS or name in _ACT_NAMES or (
                 name in _INPLACE_ACTS and _in_place(raw, None, args, kwargs))):
-            out = func(*args, **kwargs)
             if _in_place(raw, _INPLACE_POS.get(name), args, kwargs):
                 if not _gradient_is_rule(name, args, kwargs):
-                    self.unruled[name + "_"] += 1  # the input is overwritten: no rule (see _INPLACE_POS)
-                    return out
+                    return self._in_place_rule(func, args, kwargs)
                 # F.relu(h, inplace=True): as before aud51a (the ratio of the overwritten input
                 # is 1, the gradient of relu_ passes the rest)
+                out = func(*args, **kwargs)
                 return self.activation(args[0], out) if func in _ACT_FUNCS else out
+            out = func(*args, **kwargs)
             if name == "prelu" and _n_dep((*args, *kwargs.values())) > 1:
                 self.unruled[name] += 1  # an input-dependent slope: a product, not an activation
                 return out
             return self.activation(args[0], out)
         if name in _CLAMPS or name in _EXTREMA:
+            in_place = _in_place(raw, 3 if name == "hardtanh" else None, args, kwargs)
+            if in_place and args and _dep(args[0]):
+                # h.clamp_(a, b), F.hardtanh_(h, a, b): the clamp's value computed on a copy
+                # decides; a clamp of h itself gets its rule written back into h
+                value = self._value_in_place(func, args, kwargs)
+                if _clamped(name, args, kwargs, value) is args[0]:
+                    return self._in_place_rule(func, args, kwargs, value)
             out = func(*args, **kwargs)
             x = _clamped(name, args, kwargs, out)
-            if x is not None and _in_place(raw, 3 if name == "hardtanh" else None, args, kwargs):
-                self.unruled[name] += 1  # in place (h.clamp_(a, b)): the rule cannot replace it
+            if x is not None and in_place:
+                self.unruled[name] += 1  # in place into a constant (c.clamp_(min=h)): not ruled
             elif x is not None:
                 return self.activation(x, out)
             return out
@@ -512,7 +555,35 @@ class _Mode(TorchFunctionMode):
             for t in (out if isinstance(out, (tuple, list)) else (out,)):
                 if isinstance(t, torch.Tensor) and not t.requires_grad:
                     self.derived[t] = True
+            if isinstance(out, torch.Tensor) and out.requires_grad and self._only_masks(args, kwargs):
+                self.masks[out] = True  # sign(h).to(dtype), sign(h).unsqueeze(-1): still a mask
         return out
+
+    @staticmethod
+    def _value_in_place(func: Any, args: Any, kwargs: dict[str, Any]) -> torch.Tensor:
+        """What the in-place call ``func(*args, **kwargs)`` writes into ``args[0]``, computed on a
+        copy (``args[0]`` is left as it is)."""
+        with torch.no_grad():
+            copy = args[0].detach().clone()
+            out = func(copy, *args[1:], **kwargs)
+        return out if isinstance(out, torch.Tensor) else copy
+
+    def _in_place_rule(self, func: Any, args: Any, kwargs: dict[str, Any],
+                       value: torch.Tensor | None = None) -> torch.Tensor:
+        """An activation (or clamp) computed in place (``F.elu_(h)``, ``h.sigmoid_()``,
+        ``F.threshold(h, a, b, inplace=True)``, ``h.clamp_(a, b)``): its identity rule, written
+        back into its input as the call does. The value is computed on a copy, so the rule sees
+        the input before it is overwritten; ``h.copy_(ruled)`` then carries the rule's gradient
+        to ``h``'s history, and a caller that reads ``h`` afterwards (``F.elu_(h); fc(h)``)
+        reads the activation, as it does without the rules. Until audit aud52x these calls kept
+        their plain gradient and were only reported (``h.sigmoid_()`` 9.2 off the ``nn.Sigmoid``
+        twin, largest relevance 9.5; ``F.elu_`` 0.095; ``h.clamp_(-0.3, 0.3)`` 0.24)."""
+        x: torch.Tensor = args[0]
+        ruled = self.activation(x, self._value_in_place(func, args, kwargs) if value is None else value)
+        x.copy_(ruled)
+        if self.variant == "cp":
+            self.gates[id(x)] = x  # the caller's tensor is the gate now (as for in-place modules)
+        return x
 
     def _count_unruled(self, func: Any, args: Any, kwargs: dict[str, Any]) -> None:
         name = str(getattr(func, "__name__", "")).strip("_")
