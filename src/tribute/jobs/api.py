@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,12 @@ def explain_dataset(
     pending = [k for k in range(n) if shard_path(out, k).name not in present]
     if pending:
         _check_writable(out)  # before any shard is computed, not after the first one
+    if resume and done and pending and _code_changed(out, manifest):
+        # a job started by other tribute code: one finished shard is computed again before any
+        # pending one, and a difference is refused here, naming it (stop 51: the dtype check of
+        # the merge refused such a job only after every remaining shard had been computed, and
+        # shards whose values alone differed were merged with a warning)
+        _check_recomputed_shard(out, spec, done, built)
     bar = JobProgress(spec.n_rows, done=sum(_rows(spec, k) for k in done), enabled=progress)
     state = {"manifest": (out / MANIFEST).is_file()}
 
@@ -650,6 +657,73 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
             f"{manifest['settings']['method']!r} computes, shards finished before and after it "
             "differ. Resuming; to be sure of one computation, run the job anew in another folder.",
             UserWarning, stacklevel=3)
+
+
+def _code_changed(out: Path, manifest: dict[str, Any]) -> bool:
+    """Whether the job in ``out`` was started by other tribute code than this one (another
+    source digest under the same version, or a manifest that predates the digest)."""
+    old = read_manifest(out)
+    return old is not None and old.get("tribute_code") != manifest["tribute_code"]
+
+
+def _check_recomputed_shard(out: Path, spec: JobSpec, done: list[int], model: Any) -> None:
+    """Compute a finished shard again (the one of fewest rows) with this tribute code and refuse
+    the resume, before any pending shard runs, when it differs from the shard's file: the
+    credits' dtype, shape, players, targets, ``n_evals`` or any value. Nothing is written."""
+    import tempfile
+
+    from .shards import run_shard
+
+    k = min(done, key=lambda i: (_rows(spec, i), i))
+    stored = Attribution.load(shard_path(out, k))
+    payload = run_shard(spec, k, model=model)
+    with tempfile.TemporaryDirectory(prefix="tribute-check-") as tmp:
+        (Path(tmp) / "shard.npz").write_bytes(payload)
+        fresh = Attribution.load(Path(tmp) / "shard.npz")
+    diffs = _shard_differences(stored, fresh)
+    if diffs:
+        lo, hi = spec.bounds(k)
+        raise InputError(
+            f"out: the job in {str(out)!r} was started by other tribute code, which computed "
+            f"otherwise: shard {k} (rows {lo}..{hi - 1}) computed again by this code differs from "
+            f"its file: {'; '.join(diffs)}. Resuming would merge shards computed two ways, so no "
+            "pending shard was computed and nothing was written. Run the job anew in another "
+            "folder (or finish it with the tribute code that started it).")
+
+
+def _shard_differences(stored: Attribution, fresh: Attribution) -> list[str]:
+    """What differs between a shard's file (``stored``) and the same shard computed again."""
+    diffs: list[str] = []
+    if stored.method != fresh.method:
+        diffs.append(f"method {stored.method!r} -> {fresh.method!r}")
+    if stored.layout.dtype != fresh.layout.dtype:
+        diffs.append(f"credits dtype {stored.layout.dtype} -> {fresh.layout.dtype}")
+    if stored.player_names != fresh.player_names:
+        diffs.append(f"players {stored.player_names[:4]} -> {fresh.player_names[:4]}")
+    if replace(stored.layout, dtype="", channel_axis=None) != replace(fresh.layout, dtype="", channel_axis=None):
+        diffs.append("the credits' layout")
+    if stored.n_evals != fresh.n_evals:
+        diffs.append(f"n_evals {stored.n_evals} -> {fresh.n_evals}")
+    pairs = (("values", stored.flat(), fresh.flat()),
+             ("stderr", stored.flat_stderr(), fresh.flat_stderr()),
+             ("targets", stored.targets, fresh.targets))
+    for name, a, b in pairs:
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                diffs.append(f"{name} {'absent' if a is None else 'present'} -> "
+                             f"{'absent' if b is None else 'present'}")
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            diffs.append(f"{name} of shape {a.shape} -> {b.shape}")
+        elif not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc"):
+            if a.dtype.kind in "fc" and b.dtype.kind in "fc":
+                gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                gap = np.where(np.isnan(gap), np.inf, gap)
+                diffs.append(f"{name} up to {float(gap.max()):.3g} apart")
+            else:
+                diffs.append(f"{name} differ")
+    return diffs
 
 
 def _short_probe(probe: Any) -> str:

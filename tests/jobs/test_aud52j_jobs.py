@@ -1,0 +1,121 @@
+"""aud52j: dataset jobs resumed by other tribute code.
+
+A job started by one tribute checkout and resumed by another of the same version (a development
+checkout whose source changed) only warned, computed every remaining shard, and then the merge
+refused shards whose credits' dtype differed (stop 51: "refused only at merge, after the
+remaining shards are recomputed"); shards whose values alone differed were merged silently
+behind the warning. Now one finished shard is computed again before any pending one, and a
+difference refuses the resume up front, naming it.
+
+Truth: the shard files of the job's own uninterrupted run; an "old code" shard is written by
+re-saving a finished shard with float32 credits (the dtype aud49j's fix changed) or with one
+credit moved by 1e-3, and the manifest's source digest set to another one.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import tribute
+import tribute.jobs.shards as shards_mod
+from tribute.jobs.shards import attribution_bytes
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
+
+
+X = np.random.default_rng(0).normal(size=(7, 4))
+KW: dict[str, Any] = {"method": "exact_shapley", "baseline": 0.0, "shard_size": 2, "progress": False}
+
+
+def _started(out: Path) -> Any:
+    """A finished job whose last two shards are removed (a killed job), started by 'other code'."""
+    first = tribute.explain_dataset(_model(), X, out=out, **KW)
+    for k in (2, 3):
+        (out / "shards" / f"shard-{k:06d}.npz").unlink()
+    (out / "result.npz").unlink()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["tribute_code"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return first
+
+
+def _rewrite_shard(out: Path, k: int, how: str) -> None:
+    path = out / "shards" / f"shard-{k:06d}.npz"
+    a = tribute.Attribution.load(path)
+    values = np.asarray(a.values)
+    if how == "float32":
+        a = replace(a, values=values.astype(np.float32), layout=replace(a.layout, dtype="float32"))
+    else:
+        values = values.copy()
+        values[0, 1] += 1e-3
+        a = replace(a, values=values)
+    path.write_bytes(attribution_bytes(a))
+
+
+def _count_shards(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    ran: list[int] = []
+    real = shards_mod.run_shard
+
+    def counting(spec: Any, index: int, model: Any = None) -> bytes:
+        ran.append(index)
+        return real(spec, index, model)
+
+    monkeypatch.setattr(shards_mod, "run_shard", counting)
+    import tribute.jobs.backends as backends
+
+    monkeypatch.setattr(backends, "run_shard", counting)
+    return ran
+
+
+@pytest.mark.parametrize("how, said", [("float32", r"credits dtype float32 -> float64"),
+                                       ("values", r"values up to 0\.001 apart")])
+def test_a_resume_by_code_that_computes_otherwise_is_refused_before_any_pending_shard(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, said: str) -> None:
+    out = tmp_path / "o"
+    _started(out)
+    _rewrite_shard(out, 0, how)
+    _rewrite_shard(out, 1, how)
+    ran = _count_shards(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the code-digest warning of _check_out
+        with pytest.raises(tribute.InputError, match=r"started by other tribute code, which computed "
+                                                     r"otherwise: shard 0 \(rows 0\.\.1\) computed again "
+                                                     rf"by this code differs from its file: {said}.*"
+                                                     r"no pending shard was computed"):
+            tribute.explain_dataset(_model(), X, out=out, resume=True, **KW)
+    assert ran == [0]  # the check only: shards 2 and 3 never ran
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-000000.npz", "shard-000001.npz"]
+    assert not (out / "result.npz").exists()
+
+
+def test_a_resume_by_code_that_computes_alike_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "o"
+    first = _started(out)
+    ran = _count_shards(monkeypatch)
+    with pytest.warns(UserWarning, match="other tribute code"):
+        again = tribute.explain_dataset(_model(), X, out=out, resume=True, **KW)
+    assert ran == [0, 2, 3]  # shard 0 checked, then the pending ones
+    np.testing.assert_array_equal(np.asarray(again.values), np.asarray(first.values))
+
+
+def test_a_resume_by_the_same_code_computes_no_shard_twice(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "o"
+    first = tribute.explain_dataset(_model(), X, out=out, **KW)
+    (out / "shards" / "shard-000003.npz").unlink()
+    (out / "result.npz").unlink()
+    ran = _count_shards(monkeypatch)
+    again = tribute.explain_dataset(_model(), X, out=out, resume=True, **KW)
+    assert ran == [3]
+    np.testing.assert_array_equal(np.asarray(again.values), np.asarray(first.values))
