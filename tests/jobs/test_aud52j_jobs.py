@@ -119,3 +119,41 @@ def test_a_resume_by_the_same_code_computes_no_shard_twice(tmp_path: Path,
     again = tribute.explain_dataset(_model(), X, out=out, resume=True, **KW)
     assert ran == [3]
     np.testing.assert_array_equal(np.asarray(again.values), np.asarray(first.values))
+
+
+# -- n_evals of a merged job whose shards spent different numbers ---------------------------
+class _CountingModel:
+    """``tanh(x @ W)`` that counts the rows it is called on."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.w = np.random.default_rng(1).normal(size=(6, 3))
+
+    def __call__(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        self.rows += x.shape[0]
+        return np.asarray(np.tanh(x @ self.w))
+
+
+@pytest.mark.parametrize("method", ["banzhaf", "lime"])
+def test_a_job_whose_shards_spent_different_counts_gives_each_rows_count(tmp_path: Path, method: str) -> None:
+    # banzhaf with budget 40 over shards of 3 rows spent 28, 29, 34, 33 evaluations per input;
+    # the merged n_evals said 34 for every row (306 model rows spent on 10 rows, 340 claimed)
+    X6 = np.random.default_rng(0).normal(size=(10, 6))
+    model = _CountingModel()
+    attr = tribute.explain_dataset(model, X6, out=tmp_path / "o", method=method, budget=40, target=1, baseline=0.0,
+                                   shard_size=3, progress=False)
+    by_row = np.asarray(attr.extra["n_evals_by_row"])
+    shard_counts = [tribute.Attribution.load(p).n_evals
+                    for p in sorted((tmp_path / "o" / "shards").glob("shard-*.npz"))]
+    assert len(set(shard_counts)) > 1
+    np.testing.assert_array_equal(by_row, np.repeat(shard_counts, [3, 3, 3, 1]))
+    assert attr.n_evals == by_row.max()
+    probe_rows = 2 * min(4, 10)  # the manifest's model probe, asked twice
+    assert int(by_row.sum()) == model.rows - probe_rows
+
+
+def test_a_job_whose_shards_spent_one_count_records_no_row_counts(tmp_path: Path) -> None:
+    attr = tribute.explain_dataset(_model(), X, out=tmp_path / "o", **KW)
+    assert "n_evals_by_row" not in attr.extra
+    assert attr.n_evals == 16
