@@ -157,3 +157,44 @@ def test_a_job_whose_shards_spent_one_count_records_no_row_counts(tmp_path: Path
     attr = tribute.explain_dataset(_model(), X, out=tmp_path / "o", **KW)
     assert "n_evals_by_row" not in attr.extra
     assert attr.n_evals == 16
+
+
+# -- finished shard files that are not the shard their name says ----------------------------
+@pytest.mark.parametrize("source, said", [(3, r"shard-000001\.npz \(holds 1 row\(s\), shard 1 has 2\)"),
+                                          (2, r"shard-000001\.npz \(was computed with seed \d+, not shard 1's")])
+@pytest.mark.parametrize("frame", [False, True])
+def test_a_shard_file_of_another_shard_is_computed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        source: int, said: str, frame: bool) -> None:
+    # shard 3's one-row file under shard 1's name was merged: 6 rows of credits for 7 data rows
+    # (with a DataFrame: pandas' bare "Length of values (7) does not match length of index (6)");
+    # shard 2's file (as many rows) gave rows 2-3 the credits of rows 4-5
+    import shutil
+
+    pd = pytest.importorskip("pandas")
+    data: Any = pd.DataFrame(X, columns=list("abcd"), index=[f"r{i}" for i in range(7)]) if frame else X
+    out = tmp_path / "o"
+    first = tribute.explain_dataset(_model(), data, out=out, **KW)
+    shards = out / "shards"
+    shutil.copy(shards / f"shard-{source:06d}.npz", shards / "shard-000001.npz")
+    (out / "result.npz").unlink()
+    ran = _count_shards(monkeypatch)
+    with pytest.warns(UserWarning, match=rf"not the shard their name says and are computed again: {said}"):
+        again = tribute.explain_dataset(_model(), data, out=out, resume=True, **KW)
+    assert ran == [1]
+    np.testing.assert_array_equal(np.asarray(again.values), np.asarray(first.values))
+
+
+def test_the_shard_files_of_an_interrupted_job_are_all_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings as w
+
+    out = tmp_path / "o"
+    first = tribute.explain_dataset(_model(), X, out=out, **{**KW, "method": "kernel_shap", "budget": 14})
+    for k in (0, 2):
+        (out / "shards" / f"shard-{k:06d}.npz").unlink()
+    (out / "result.npz").unlink()
+    ran = _count_shards(monkeypatch)
+    with w.catch_warnings():
+        w.simplefilter("error")
+        again = tribute.explain_dataset(_model(), X, out=out, resume=True, **{**KW, "method": "kernel_shap", "budget": 14})
+    assert ran == [0, 2]
+    np.testing.assert_array_equal(np.asarray(again.values), np.asarray(first.values))

@@ -189,6 +189,7 @@ def explain_dataset(
     n = spec.n_shards
     present = {p.name for p in (out / SHARDS_DIR).glob("shard-*.npz")} if out.is_dir() else set()
     present -= _damaged_shards(out, n, present)  # recomputed, never merged
+    present -= _misplaced_shards(out, spec, present)  # likewise
     done = [k for k in range(n) if shard_path(out, k).name in present]
     pending = [k for k in range(n) if shard_path(out, k).name not in present]
     if pending:
@@ -399,6 +400,52 @@ def _damaged_shards(out: Path, n_shards: int, present: set[str]) -> set[str]:
         warnings.warn(
             f"out: {len(bad)} finished shard file(s) in {str(out / SHARDS_DIR)!r} are damaged and "
             f"are computed again: " + "; ".join(f"{nm} ({bad[nm]})" for nm in names[:5])
+            + (" ..." if len(names) > 5 else ""), UserWarning, stacklevel=user_stacklevel())
+    return set(bad)
+
+
+def _misplaced_shards(out: Path, spec: JobSpec, present: set[str]) -> set[str]:
+    """Names of the finished shard files of a resumed job that are whole but not the shard their
+    name says: another number of rows than that shard holds, or the seed of another shard (a file
+    copied or renamed by hand, or from a job folder mixed up with this one). They are computed
+    again (a warning names them): before, shard 3's one-row file under shard 1's name was merged,
+    and a job over 10 rows returned 8 rows of credits (aud52j), or with a DataFrame's labels
+    failed with pandas' bare "Length of values (10) does not match length of index (8)"; a file
+    of as many rows gave another shard's rows' credits (0.137 off). Only the headers are read."""
+    import warnings
+    import zipfile
+
+    from ..errors import user_stacklevel
+    from .shards import shard_seed
+
+    bad: dict[str, str] = {}
+    for k in range(spec.n_shards):
+        p = shard_path(out, k)
+        if p.name not in present:
+            continue
+        lo, hi = spec.bounds(k)
+        try:
+            with zipfile.ZipFile(p) as zf:
+                with zf.open("header.npy") as fh:
+                    header = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False)))
+                with zf.open("values.npy") as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    rows = int(read(fh)[0][0])
+        except Exception as exc:  # an unreadable header (a file by hand, not by tribute)
+            bad[p.name] = f"its header cannot be read ({type(exc).__name__}: {exc})"
+            continue
+        seed = header.get("params", {}).get("seed") if isinstance(header, dict) else None
+        if rows != hi - lo:
+            bad[p.name] = f"holds {rows} row(s), shard {k} has {hi - lo}"
+        elif isinstance(seed, int) and seed != shard_seed(spec.seed, k):
+            bad[p.name] = f"was computed with seed {seed}, not shard {k}'s {shard_seed(spec.seed, k)}"
+    if bad:
+        names = sorted(bad)
+        warnings.warn(
+            f"out: {len(bad)} finished shard file(s) in {str(out / SHARDS_DIR)!r} are not the shard "
+            "their name says and are computed again: " + "; ".join(f"{nm} ({bad[nm]})" for nm in names[:5])
             + (" ..." if len(names) > 5 else ""), UserWarning, stacklevel=user_stacklevel())
     return set(bad)
 
