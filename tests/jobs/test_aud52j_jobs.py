@@ -198,3 +198,17 @@ def test_the_shard_files_of_an_interrupted_job_are_all_kept(tmp_path: Path, monk
         again = tribute.explain_dataset(_model(), X, out=out, resume=True, **{**KW, "method": "kernel_shap", "budget": 14})
     assert ran == [0, 2]
     np.testing.assert_array_equal(np.asarray(again.values), np.asarray(first.values))
+
+
+def test_a_resume_with_other_weights_names_the_fingerprint_only(tmp_path: Path) -> None:
+    # the refusal said "model.sha256: ... -> ...; the model's outputs on the first 4 data rows
+    # changed ..., although its fingerprint (class and weights, or pickled object) did not"
+    out = tmp_path / "o"
+    tribute.explain_dataset(_model(), X, out=out, **KW)
+    (out / "shards" / "shard-000003.npz").unlink()
+    other = _model()
+    with torch.no_grad():
+        next(iter(other.parameters())).add_(0.01)
+    with pytest.raises(tribute.InputError, match=r"model\.sha256: ") as info:
+        tribute.explain_dataset(other, X, out=out, resume=True, **KW)
+    assert "did not" not in str(info.value) and "outputs on the first" not in str(info.value)

@@ -677,7 +677,10 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
     # the probe is the model's outputs on the first data rows: other data rows answer otherwise
     # whatever the model, and the data's own difference is reported already
     same_data = not any(d.startswith("data.") and not d.startswith("data.source") for d in diffs)
-    if same_data and not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
+    # likewise a model whose fingerprint changed (other weights): its outputs differ, and saying
+    # its fingerprint "did not" change contradicted the line before (aud52j)
+    same_model = not any(d.startswith("model.sha256") for d in diffs)
+    if same_data and same_model and not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
         before, after = (probe_values(old["model"]["probe"]),
                          probe_values(manifest["model"]["probe"]))
         k = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), 0)
