@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +189,17 @@ def explain_dataset(
     n = spec.n_shards
     present = {p.name for p in (out / SHARDS_DIR).glob("shard-*.npz")} if out.is_dir() else set()
     present -= _damaged_shards(out, n, present)  # recomputed, never merged
+    present -= _misplaced_shards(out, spec, present)  # likewise
     done = [k for k in range(n) if shard_path(out, k).name in present]
     pending = [k for k in range(n) if shard_path(out, k).name not in present]
     if pending:
         _check_writable(out)  # before any shard is computed, not after the first one
+    if resume and done and pending and _code_changed(out, manifest):
+        # a job started by other tribute code: one finished shard is computed again before any
+        # pending one, and a difference is refused here, naming it (stop 51: the dtype check of
+        # the merge refused such a job only after every remaining shard had been computed, and
+        # shards whose values alone differed were merged with a warning)
+        _check_recomputed_shard(out, spec, done, built)
     bar = JobProgress(spec.n_rows, done=sum(_rows(spec, k) for k in done), enabled=progress)
     state = {"manifest": (out / MANIFEST).is_file()}
 
@@ -392,6 +400,52 @@ def _damaged_shards(out: Path, n_shards: int, present: set[str]) -> set[str]:
         warnings.warn(
             f"out: {len(bad)} finished shard file(s) in {str(out / SHARDS_DIR)!r} are damaged and "
             f"are computed again: " + "; ".join(f"{nm} ({bad[nm]})" for nm in names[:5])
+            + (" ..." if len(names) > 5 else ""), UserWarning, stacklevel=user_stacklevel())
+    return set(bad)
+
+
+def _misplaced_shards(out: Path, spec: JobSpec, present: set[str]) -> set[str]:
+    """Names of the finished shard files of a resumed job that are whole but not the shard their
+    name says: another number of rows than that shard holds, or the seed of another shard (a file
+    copied or renamed by hand, or from a job folder mixed up with this one). They are computed
+    again (a warning names them): before, shard 3's one-row file under shard 1's name was merged,
+    and a job over 10 rows returned 8 rows of credits (aud52j), or with a DataFrame's labels
+    failed with pandas' bare "Length of values (10) does not match length of index (8)"; a file
+    of as many rows gave another shard's rows' credits (0.137 off). Only the headers are read."""
+    import warnings
+    import zipfile
+
+    from ..errors import user_stacklevel
+    from .shards import shard_seed
+
+    bad: dict[str, str] = {}
+    for k in range(spec.n_shards):
+        p = shard_path(out, k)
+        if p.name not in present:
+            continue
+        lo, hi = spec.bounds(k)
+        try:
+            with zipfile.ZipFile(p) as zf:
+                with zf.open("header.npy") as fh:
+                    header = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False)))
+                with zf.open("values.npy") as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    rows = int(read(fh)[0][0])
+        except Exception as exc:  # an unreadable header (a file by hand, not by tribute)
+            bad[p.name] = f"its header cannot be read ({type(exc).__name__}: {exc})"
+            continue
+        seed = header.get("params", {}).get("seed") if isinstance(header, dict) else None
+        if rows != hi - lo:
+            bad[p.name] = f"holds {rows} row(s), shard {k} has {hi - lo}"
+        elif isinstance(seed, int) and seed != shard_seed(spec.seed, k):
+            bad[p.name] = f"was computed with seed {seed}, not shard {k}'s {shard_seed(spec.seed, k)}"
+    if bad:
+        names = sorted(bad)
+        warnings.warn(
+            f"out: {len(bad)} finished shard file(s) in {str(out / SHARDS_DIR)!r} are not the shard "
+            "their name says and are computed again: " + "; ".join(f"{nm} ({bad[nm]})" for nm in names[:5])
             + (" ..." if len(names) > 5 else ""), UserWarning, stacklevel=user_stacklevel())
     return set(bad)
 
@@ -623,7 +677,10 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
     # the probe is the model's outputs on the first data rows: other data rows answer otherwise
     # whatever the model, and the data's own difference is reported already
     same_data = not any(d.startswith("data.") and not d.startswith("data.source") for d in diffs)
-    if same_data and not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
+    # likewise a model whose fingerprint changed (other weights): its outputs differ, and saying
+    # its fingerprint "did not" change contradicted the line before (aud52j)
+    same_model = not any(d.startswith("model.sha256") for d in diffs)
+    if same_data and same_model and not probes_agree(old.get("model", {}).get("probe"), manifest["model"].get("probe")):
         before, after = (probe_values(old["model"]["probe"]),
                          probe_values(manifest["model"]["probe"]))
         k = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), 0)
@@ -650,6 +707,73 @@ def _check_out(out: Path, manifest: dict[str, Any], resume: bool) -> None:
             f"{manifest['settings']['method']!r} computes, shards finished before and after it "
             "differ. Resuming; to be sure of one computation, run the job anew in another folder.",
             UserWarning, stacklevel=3)
+
+
+def _code_changed(out: Path, manifest: dict[str, Any]) -> bool:
+    """Whether the job in ``out`` was started by other tribute code than this one (another
+    source digest under the same version, or a manifest that predates the digest)."""
+    old = read_manifest(out)
+    return old is not None and old.get("tribute_code") != manifest["tribute_code"]
+
+
+def _check_recomputed_shard(out: Path, spec: JobSpec, done: list[int], model: Any) -> None:
+    """Compute a finished shard again (the one of fewest rows) with this tribute code and refuse
+    the resume, before any pending shard runs, when it differs from the shard's file: the
+    credits' dtype, shape, players, targets, ``n_evals`` or any value. Nothing is written."""
+    import tempfile
+
+    from .shards import run_shard
+
+    k = min(done, key=lambda i: (_rows(spec, i), i))
+    stored = Attribution.load(shard_path(out, k))
+    payload = run_shard(spec, k, model=model)
+    with tempfile.TemporaryDirectory(prefix="tribute-check-") as tmp:
+        (Path(tmp) / "shard.npz").write_bytes(payload)
+        fresh = Attribution.load(Path(tmp) / "shard.npz")
+    diffs = _shard_differences(stored, fresh)
+    if diffs:
+        lo, hi = spec.bounds(k)
+        raise InputError(
+            f"out: the job in {str(out)!r} was started by other tribute code, which computed "
+            f"otherwise: shard {k} (rows {lo}..{hi - 1}) computed again by this code differs from "
+            f"its file: {'; '.join(diffs)}. Resuming would merge shards computed two ways, so no "
+            "pending shard was computed and nothing was written. Run the job anew in another "
+            "folder (or finish it with the tribute code that started it).")
+
+
+def _shard_differences(stored: Attribution, fresh: Attribution) -> list[str]:
+    """What differs between a shard's file (``stored``) and the same shard computed again."""
+    diffs: list[str] = []
+    if stored.method != fresh.method:
+        diffs.append(f"method {stored.method!r} -> {fresh.method!r}")
+    if stored.layout.dtype != fresh.layout.dtype:
+        diffs.append(f"credits dtype {stored.layout.dtype} -> {fresh.layout.dtype}")
+    if stored.player_names != fresh.player_names:
+        diffs.append(f"players {stored.player_names[:4]} -> {fresh.player_names[:4]}")
+    if replace(stored.layout, dtype="", channel_axis=None) != replace(fresh.layout, dtype="", channel_axis=None):
+        diffs.append("the credits' layout")
+    if stored.n_evals != fresh.n_evals:
+        diffs.append(f"n_evals {stored.n_evals} -> {fresh.n_evals}")
+    pairs = (("values", stored.flat(), fresh.flat()),
+             ("stderr", stored.flat_stderr(), fresh.flat_stderr()),
+             ("targets", stored.targets, fresh.targets))
+    for name, a, b in pairs:
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                diffs.append(f"{name} {'absent' if a is None else 'present'} -> "
+                             f"{'absent' if b is None else 'present'}")
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            diffs.append(f"{name} of shape {a.shape} -> {b.shape}")
+        elif not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc"):
+            if a.dtype.kind in "fc" and b.dtype.kind in "fc":
+                gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                gap = np.where(np.isnan(gap), np.inf, gap)
+                diffs.append(f"{name} up to {float(gap.max()):.3g} apart")
+            else:
+                diffs.append(f"{name} differ")
+    return diffs
 
 
 def _short_probe(probe: Any) -> str:

@@ -2,7 +2,9 @@
 
 ``result.npz`` is an :class:`~tribute.Attribution` (load it with ``tribute.Attribution.load``)
 whose arrays are the shards' concatenated in shard order, with ``extra["row_index"]`` the row
-of the data set each result row belongs to. Its header carries no wall-clock time
+of the data set each result row belongs to. ``n_evals`` (per input) is the most any shard spent;
+where shards spent different numbers (methods that draw coalitions and drop repeats),
+``extra["n_evals_by_row"]`` gives each row's own. Its header carries no wall-clock time
 (``seconds`` is 0; timings live in ``summary.json``) and the archive is re-packed with fixed
 timestamps, so the file's bytes depend only on the shards' contents — a job killed and resumed
 any number of times ends with the same bytes as an uninterrupted run.
@@ -109,6 +111,12 @@ def merge_shards(out: Path, n_shards: int, params: dict[str, Any], index: Any = 
         elif all(_equal(a.extra.get(key), val) for a in parts):
             extra[key] = val
     extra["row_index"] = np.arange(values.shape[0], dtype=np.int64)
+    if len({a.n_evals for a in parts}) > 1:
+        # n_evals is per input: shards of a method whose count depends on its draws (banzhaf,
+        # lime, rise, permutation_shapley drop repeated coalitions) spent different numbers, and
+        # the merged n_evals (their maximum) overstated most rows' cost (aud52j: 34 reported, 30.6
+        # per row spent); each row's own count, as its shard spent it
+        extra["n_evals_by_row"] = np.repeat(np.asarray([a.n_evals for a in parts], dtype=np.int64), counts)
     merged = Attribution(
         values=first.layout.to_user(values),
         stderr=None if stderr is None else first.layout.to_user(stderr),
