@@ -52,7 +52,7 @@ from .base import (
 from .ground_truth import check_max_players
 
 __all__ = ["BaselineMismatchWarning", "Blur", "OutputMismatchWarning", "blur", "columns_to_labels",
-           "default_explainer", "evaluate", "metrics"]
+           "credit_units_problem", "default_explainer", "evaluate", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -673,22 +673,36 @@ def _full_values_in_other_units(attr: Attribution, output: str) -> bool:
 _READS_CREDIT_UNITS = frozenset({"shapley_error", "infidelity"})
 
 
-def _check_credit_units(attr: Attribution, metric: str, output: str) -> None:
-    """Refuse a metric of :data:`_READS_CREDIT_UNITS` on a game (``output`` not given) whose
-    values are in other units than the credits.
+def credit_units_problem(attr: Attribution, metric: str, output: str) -> str | None:
+    """Why ``metric`` cannot score ``attr``'s credits on the game of ``output``: they are in
+    other units than its values (None where they are not, or the metric reads only their
+    order). :func:`evaluate` refuses such a call (``output`` not given); the bench marks the
+    (method, metric) pair n/a.
 
     ``tree_shap`` of a boosted classifier explains the trees' margin (log-odds), while the
     game of the attribution's ``output="raw"`` reads ``predict_proba``: exact interventional
-    TreeSHAP values scored a ``shapley_error`` of 3.7-5.2 on binary LightGBM, XGBoost and
+    TreeSHAP values scored a ``shapley_error`` of 3.3-5.2 on binary LightGBM, XGBoost and
     scikit-learn classifiers where their own game (``output="logit"``) gives 1e-15, and
-    ``infidelity`` compared log-odds credits with probability drops, silently (aud52m).
-    An ``output=`` given explicitly is the caller's choice and is not refused.
+    ``infidelity`` compared log-odds credits with probability drops, silently; ``tribute
+    evaluate`` ranked them below the wrong class's credits (aud52m).
     """
     if metric not in _READS_CREDIT_UNITS or not _full_values_in_other_units(attr, output):
-        return
-    explained = str(attr.params.get("explained"))
+        return None
     reads = "probabilities" if attr.params.get("model_output") == "probability" else "predictions"
-    if explained.startswith("margin (log-odds)") and reads == "probabilities":
+    return (f"the credits explain the {attr.params.get('explained')} (tree_shap's raw output), "
+            f"while the game of output={output!r} reads the model's {reads}: metric {metric!r} "
+            "would compare unlike units")
+
+
+def _check_credit_units(attr: Attribution, metric: str, output: str) -> None:
+    """Refuse a metric of :data:`_READS_CREDIT_UNITS` on a game (``output`` not given) whose
+    values are in other units than the credits (see :func:`credit_units_problem`). An
+    ``output=`` given explicitly is the caller's choice and is not refused."""
+    problem = credit_units_problem(attr, metric, output)
+    if problem is None:
+        return
+    reads = "probabilities" if attr.params.get("model_output") == "probability" else "predictions"
+    if str(attr.params.get("explained")).startswith("margin (log-odds)") and reads == "probabilities":
         fix = ("Pass output='logit' to score them on the log-odds game (this binary classifier's "
                "margin)")
     else:
@@ -696,9 +710,8 @@ def _check_credit_units(attr: Attribution, metric: str, output: str) -> None:
                "output (method='exact_shapley' or 'kernel_shap')")
     raise InputError(
         f"metric {metric!r} compares the credits' sizes with changes of the game's values, but "
-        f"the credits explain the {explained} (tree_shap's raw output) while the game of "
-        f"output={output!r} reads the model's {reads}, so the score would compare unlike units. "
-        f"{fix}, or pass output={output!r} explicitly to score them against the {reads} anyway.")
+        f"{problem}. {fix}, or pass output={output!r} explicitly to score them against the "
+        f"{reads} anyway.")
 
 
 def _check_same_outputs(attr: Attribution, game: Any, metric: str, output: str = "raw") -> None:
