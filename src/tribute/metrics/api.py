@@ -891,8 +891,8 @@ def evaluate(
         output: output transform; default None = the attribution's (``attr.params["output"]``).
             ``shapley_error`` and ``infidelity`` refuse the default where the credits are in
             other units than that game's values (``tree_shap``'s margins of a boosted
-            classifier beside ``predict_proba``): pass ``output=`` (``"logit"`` for a binary
-            classifier's margin).
+            classifier beside ``predict_proba``, ``deeplift``'s logits beside a final Softmax
+            module): pass ``output=`` (``"logit"`` for a binary classifier's margin).
         players: a non-feature player set (components, training data), as in ``explain``.
         forward_args, forward_kwargs: extra model arguments, as in ``explain``.
         progress: show a progress bar (None: automatic).
