@@ -38,7 +38,7 @@ from ..engine import fixed_batch_size
 from ..errors import BudgetError, InputError, TributeError, UnsupportedModelError
 from ..games.build import build_game
 from ..methods.base import get_method, registry
-from ..metrics.api import columns_to_labels
+from ..metrics.api import columns_to_labels, credit_units_problem
 from ..metrics.base import Metric, get_metric, undefined_reported
 from ..metrics.faithfulness import infidelity_unit_problem
 from ..models import as_model
@@ -545,6 +545,9 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                     given = {**params.get(mname, {}), **case.metric_params.get(mname, {})}
                     if given.get("units", "auto") == "auto":
                         why = infidelity_unit_problem(game, run.method, bool(given.get("scale_invariant")))
+                if why is None:
+                    # aud52m: tree_shap's margins against the probability game (evaluate refuses it)
+                    why = credit_units_problem(attr, mname, "raw", case.model)
                 if why is not None:
                     out.append(Score(case.name, run.method, mname, "n/a", why,
                                      higher_is_better=info.higher_is_better))
