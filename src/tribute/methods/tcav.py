@@ -416,6 +416,12 @@ def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, chann
             # batch x channels x h x w, as in ConvNeXt, keep stride 1 on axis 1)
             channels["unit"] = next((i for i in range(1, out.ndim) if out.stride(i) == 1 and out.shape[i] > 1),
                                     -1)
+        elif "c" in last and isinstance(out, torch.Tensor) and last["shape"] is not None \
+                and _channels_carried(last["shape"], last["c"], bool(last["last"]), tuple(out.shape)):
+            # the producer's positions reshaped (aud52c): a timm Swin block reshapes its Linear's
+            # batch x tokens x C to batch x h x w x C; untold, axis 1 (the height) was read as the
+            # channels, silently (TCAV score 1.000 for 0.000, CRAFT concepts of length h)
+            channels["c"], channels["last"] = last["c"], last["last"]
 
     handles = [layer_module.register_forward_hook(hook)]
     handles += [m.register_forward_hook(producer) for m in module.modules()
@@ -427,6 +433,23 @@ def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, chann
     finally:
         for h in handles:
             h.remove()
+
+
+def _channels_carried(produced: tuple[int, ...], c: int, producer_last: bool, shape: tuple[int, ...]) -> bool:
+    """Whether an output of ``shape`` holds the ``c`` channels of a producer's output of shape
+    ``produced`` with only its positions reshaped, so that their count tells its channel axis:
+    the same examples and values (same batch, same size) and ``c`` still at the producer's own end
+    (its last axis for a Linear / LayerNorm, axis 1 for a convolution / norm) and not at the other
+    end: a Swin block's ``batch x tokens x C`` reshaped to ``batch x h x w x C``, a convolution's
+    map flattened to ``batch x C x positions``. Not a concatenation (its size differs), nor a
+    permute (a PixelShuffle's output can have a permuted shape of its input's, so a permuted
+    shape does not tell where the channels went: such a layer is read as before)."""
+    if len(shape) < 3 or len(produced) < 2 or produced[0] != shape[0] or produced[-1 if producer_last else 1] != c:
+        return False
+    if int(np.prod(produced)) != int(np.prod(shape)):
+        return False
+    first, last = shape[1] == c, shape[-1] == c
+    return first != last and (last if producer_last else first)
 
 
 @contextmanager
@@ -483,7 +506,8 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
 
     ``channel_axis`` when given. Else told by the channel count the model set for this output
     (``seen``: the layer's own, or that of the last convolution / Linear / norm that ran before
-    it where its output has the layer's output shape, see ``_captured``: not across a
+    it where its output has the layer's output shape, or its size with the positions reshaped and
+    the channels kept at the producer's end, see :func:`_channels_carried`: not across a
     concatenation, a functional convolution, a PixelShuffle or a permute that changes the
     shape) where exactly one of axis 1 and the last axis has that size: a Swin
     stage's ``batch x height x width x channels`` and timm's ``LayerNorm2d`` on ``batch x
@@ -654,8 +678,10 @@ def tcav(
             tokens x channels``). default=None: told by the channel count the model set for
             that output (the layer's own, or the last convolution / Linear / norm that ran
             before it with an output of the layer's shape: a ReLU after a Linear, a Swin
-            stage's ``batch x h x w x channels``; not a DenseNet or Inception block's
-            concatenation, whose count changed after it) where
+            stage's ``batch x h x w x channels``; or of its size with its positions reshaped and
+            the channels kept at its end: timm's Swin block, whose Linear ran on ``batch x tokens x
+            channels``; not a DenseNet or Inception block's concatenation, whose count changed
+            after it, nor a permute) where
             only one of axis 1 and the last axis has that size; else by the layer (convolution
             and pooling layers: 1; Linear, LayerNorm and attention layers: -1) or by the module
             that set the channels; else a 4-D or wider output is read in PyTorch's image layout
