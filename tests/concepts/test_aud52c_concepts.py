@@ -164,3 +164,44 @@ def test_a_pixel_shuffle_and_a_sequence_reshaped_to_a_map_stay_channels_first() 
     with torch.no_grad():
         truth = model.shuffle(model.conv(imgs)).mean((2, 3)).numpy()
     np.testing.assert_allclose(acts, truth, rtol=1e-13, atol=1e-14)
+
+
+class _Buffers(nn.Module):
+    """Fixed float64 convolution and head weights held as buffers (no parameters); ``params=True``:
+    the same weights as parameters (the twin the buffers-only model must agree with)."""
+
+    def __init__(self, params: bool = False) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(9)
+        w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64)
+        h = torch.randn(3, 4, generator=g, dtype=torch.float64)
+        if params:
+            self.w, self.h = nn.Parameter(w), nn.Parameter(h)
+        else:
+            self.register_buffer("w", w)
+            self.register_buffer("h", h)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.act(nn.functional.conv2d(x, self.w, padding=1)).mean((2, 3)) @ self.h.T
+        return out
+
+
+def test_a_model_with_float64_buffers_only_gets_float64_examples() -> None:
+    # before: CRAFT cast the float64 images to float32 (no parameter to read the dtype from) and
+    # refused the model as one that "fails on the crops"; TCAV did the same to numpy examples
+    model, twin = _Buffers(), _Buffers(params=True)
+    g = torch.Generator().manual_seed(10)
+    imgs = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
+    kw = dict(layer="act", target=1, n_concepts=2, n_crops=3, n_designs=8)
+    got = tribute.craft(model, imgs, **kw)  # type: ignore[arg-type]
+    truth = tribute.craft(twin, imgs, **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got.importances, truth.importances)
+    np.testing.assert_array_equal(got.concepts, truth.concepts)
+    x = torch.rand(6, 3, 6, 6, generator=g, dtype=torch.float64)
+    concept, random = x + 0.3, torch.rand(8, 3, 6, 6, generator=g, dtype=torch.float64)
+    tkw = dict(layer="act", target=1, n_random=3, test="welch", n_permutations=0)
+    from_numpy = tribute.tcav(model, x.numpy(), concept.numpy(), random.numpy(), **tkw)  # type: ignore[arg-type]
+    from_tensors = tribute.tcav(twin, x, concept, random, **tkw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(from_numpy.scores, from_tensors.scores)
+    np.testing.assert_array_equal(from_numpy.cav, from_tensors.cav)

@@ -324,6 +324,15 @@ def _whole(value: Any) -> Any:
         return None
 
 
+def _model_dtype(model: torch.nn.Module) -> tuple[torch.dtype | None, torch.device]:
+    """The floating dtype of the model's parameters, else of its buffers (None when it holds no
+    floating tensor), and the device of its first parameter or buffer (CPU when it holds none).
+    Shared with CRAFT: a model holding its weights as buffers has no parameter to read them from."""
+    tensors = [*model.parameters(), *model.buffers()]
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), None)
+    return dtype, tensors[0].device if tensors else torch.device("cpu")
+
+
 def _layer_name(module: torch.nn.Module, layer_module: torch.nn.Module) -> str:
     return next((n for n, m in module.named_modules() if m is layer_module), type(layer_module).__name__)
 
@@ -737,7 +746,9 @@ def tcav(
         raise InputError(f"tcav: channel_axis={channel_axis!r} must be an int axis (1 or -1) and applies to "
                          f"spatial='mean' only (spatial={spatial!r}).")
     channel_axis = None if channel_axis is None else int(channel_axis)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    # the parameters' floating dtype, else the buffers' (aud52c: numpy examples for a model holding
+    # float64 weights as buffers were cast to float32 and refused as examples "the model cannot take")
+    dtype, _ = _model_dtype(model)
     ids = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
     # image-shaped integer arrays (uint8 pixels) for a model with an image convolution are pixels,
     # not token ids, also where the model holds an Embedding (CLIP's vision tower: a patch
