@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import tribute
+from tribute.errors import InputError
 from tribute.methods.tcav import _activations
 
 H, W, C = 4, 5, 6
@@ -205,3 +206,22 @@ def test_a_model_with_float64_buffers_only_gets_float64_examples() -> None:
     from_tensors = tribute.tcav(twin, x, concept, random, **tkw)  # type: ignore[arg-type]
     np.testing.assert_array_equal(from_numpy.scores, from_tensors.scores)
     np.testing.assert_array_equal(from_numpy.cav, from_tensors.cav)
+
+
+def test_tcav_casts_float_tensors_to_the_models_dtype() -> None:
+    # before: float32 tensors for a float64 model were refused ("mat1 and mat2 must have the same
+    # dtype"), where numpy arrays, tribute.explain and CRAFT cast them; truth: the float64 tensors
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).double()
+    g = torch.Generator().manual_seed(4)
+    x, concept, random = (torch.randn(n, 5, generator=g, dtype=torch.float64) for n in (8, 6, 12))
+    kw = dict(layer="1", target=2, n_random=3, test="welch", n_permutations=0)
+    got = tribute.tcav(model, x.float(), concept.float(), random.float(), **kw)  # type: ignore[arg-type]
+    truth = tribute.tcav(model, x.float().double(), concept.float().double(), random.float().double(),
+                         **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got.scores, truth.scores)
+    np.testing.assert_array_equal(got.sensitivities, truth.sensitivities)
+    big = random.clone()
+    big[0, 0] = 1e300
+    with pytest.raises(InputError, match=r"outside the range of the model's torch\.float32"):
+        tribute.tcav(model.float(), x, concept, big, **kw)  # type: ignore[arg-type]

@@ -615,12 +615,18 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
 
 
 def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = False) -> torch.Tensor:
-    """``x`` as a tensor: a tensor as it is; an array in ``dtype`` (the model's floating dtype), or
-    kept integer when ``ids`` (a model with an embedding: token ids). Arrays were cast to the
-    default float32, so token ids, and float64 arrays for a float64 model, were refused as
-    examples "the model cannot take"."""
+    """``x`` as a tensor: a floating tensor or array in ``dtype`` (the model's floating dtype), an
+    integer tensor as it is, an integer array kept integer when ``ids`` (a model with an
+    embedding: token ids). Arrays were cast to the default float32, so token ids, and float64
+    arrays for a float64 model, were refused as examples "the model cannot take"; float32 tensors
+    for a float64 model were refused (aud52c) where ``tribute.explain`` and CRAFT cast them."""
     if isinstance(x, torch.Tensor):
         t = x
+        if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+            t = t.to(dtype)
+            if bool(torch.isfinite(x).all()) and not bool(torch.isfinite(t).all()):
+                raise InputError(f"tcav: {name} hold values outside the range of the model's {dtype} (largest "
+                                 f"|value| {float(x.abs().max()):.3g} in {x.dtype}); rescale them.")
     else:
         arr = np.asarray(x)
         keep = ids and arr.dtype.kind in "iu"
