@@ -54,7 +54,7 @@ from ._nmf import nmf, nmf_transform
 from .analyses import register_analysis
 from .cam import find_layer
 from .sobol import jansen_total, replicate_count, sobol_designs
-from .tcav import _channel_axis, _channel_watch, _refuse_sequence_first
+from .tcav import _channel_axis, _channel_watch, _model_dtype, _refuse_sequence_first
 
 __all__ = ["CRAFTResult", "craft", "craft_decompose"]
 
@@ -147,9 +147,10 @@ class _Runner:
         #: channels on axis 1 and put back in the layer's layout when they replace its output
         self.axis = 1
         self.n_evals = 0
-        p = next(iter(model.parameters()), None)
-        self.device = p.device if p is not None else torch.device("cpu")
-        self.dtype = p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
+        # parameters, else buffers (aud52c: a model holding its weights as float64 buffers had its
+        # float64 images cast to float32 and was refused as one that "fails on the crops")
+        dtype, self.device = _model_dtype(model)
+        self.dtype = dtype or torch.float32
 
     def _check_tensor(self, out: Any) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):

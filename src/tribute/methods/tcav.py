@@ -324,6 +324,15 @@ def _whole(value: Any) -> Any:
         return None
 
 
+def _model_dtype(model: torch.nn.Module) -> tuple[torch.dtype | None, torch.device]:
+    """The floating dtype of the model's parameters, else of its buffers (None when it holds no
+    floating tensor), and the device of its first parameter or buffer (CPU when it holds none).
+    Shared with CRAFT: a model holding its weights as buffers has no parameter to read them from."""
+    tensors = [*model.parameters(), *model.buffers()]
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), None)
+    return dtype, tensors[0].device if tensors else torch.device("cpu")
+
+
 def _layer_name(module: torch.nn.Module, layer_module: torch.nn.Module) -> str:
     return next((n for n, m in module.named_modules() if m is layer_module), type(layer_module).__name__)
 
@@ -416,6 +425,12 @@ def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, chann
             # batch x channels x h x w, as in ConvNeXt, keep stride 1 on axis 1)
             channels["unit"] = next((i for i in range(1, out.ndim) if out.stride(i) == 1 and out.shape[i] > 1),
                                     -1)
+        elif "c" in last and isinstance(out, torch.Tensor) and last["shape"] is not None \
+                and _channels_carried(last["shape"], last["c"], bool(last["last"]), tuple(out.shape)):
+            # the producer's positions reshaped (aud52c): a timm Swin block reshapes its Linear's
+            # batch x tokens x C to batch x h x w x C; untold, axis 1 (the height) was read as the
+            # channels, silently (TCAV score 1.000 for 0.000, CRAFT concepts of length h)
+            channels["c"], channels["last"] = last["c"], last["last"]
 
     handles = [layer_module.register_forward_hook(hook)]
     handles += [m.register_forward_hook(producer) for m in module.modules()
@@ -427,6 +442,23 @@ def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, chann
     finally:
         for h in handles:
             h.remove()
+
+
+def _channels_carried(produced: tuple[int, ...], c: int, producer_last: bool, shape: tuple[int, ...]) -> bool:
+    """Whether an output of ``shape`` holds the ``c`` channels of a producer's output of shape
+    ``produced`` with only its positions reshaped, so that their count tells its channel axis:
+    the same examples and values (same batch, same size) and ``c`` still at the producer's own end
+    (its last axis for a Linear / LayerNorm, axis 1 for a convolution / norm) and not at the other
+    end: a Swin block's ``batch x tokens x C`` reshaped to ``batch x h x w x C``, a convolution's
+    map flattened to ``batch x C x positions``. Not a concatenation (its size differs), nor a
+    permute (a PixelShuffle's output can have a permuted shape of its input's, so a permuted
+    shape does not tell where the channels went: such a layer is read as before)."""
+    if len(shape) < 3 or len(produced) < 2 or produced[0] != shape[0] or produced[-1 if producer_last else 1] != c:
+        return False
+    if int(np.prod(produced)) != int(np.prod(shape)):
+        return False
+    first, last = shape[1] == c, shape[-1] == c
+    return first != last and (last if producer_last else first)
 
 
 @contextmanager
@@ -483,7 +515,8 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
 
     ``channel_axis`` when given. Else told by the channel count the model set for this output
     (``seen``: the layer's own, or that of the last convolution / Linear / norm that ran before
-    it where its output has the layer's output shape, see ``_captured``: not across a
+    it where its output has the layer's output shape, or its size with the positions reshaped and
+    the channels kept at the producer's end, see :func:`_channels_carried`: not across a
     concatenation, a functional convolution, a PixelShuffle or a permute that changes the
     shape) where exactly one of axis 1 and the last axis has that size: a Swin
     stage's ``batch x height x width x channels`` and timm's ``LayerNorm2d`` on ``batch x
@@ -582,12 +615,18 @@ def _gradients(module: torch.nn.Module, layer_module: torch.nn.Module, x: torch.
 
 
 def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = False) -> torch.Tensor:
-    """``x`` as a tensor: a tensor as it is; an array in ``dtype`` (the model's floating dtype), or
-    kept integer when ``ids`` (a model with an embedding: token ids). Arrays were cast to the
-    default float32, so token ids, and float64 arrays for a float64 model, were refused as
-    examples "the model cannot take"."""
+    """``x`` as a tensor: a floating tensor or array in ``dtype`` (the model's floating dtype), an
+    integer tensor as it is, an integer array kept integer when ``ids`` (a model with an
+    embedding: token ids). Arrays were cast to the default float32, so token ids, and float64
+    arrays for a float64 model, were refused as examples "the model cannot take"; float32 tensors
+    for a float64 model were refused (aud52c) where ``tribute.explain`` and CRAFT cast them."""
     if isinstance(x, torch.Tensor):
         t = x
+        if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+            t = t.to(dtype)
+            if bool(torch.isfinite(x).all()) and not bool(torch.isfinite(t).all()):
+                raise InputError(f"tcav: {name} hold values outside the range of the model's {dtype} (largest "
+                                 f"|value| {float(x.abs().max()):.3g} in {x.dtype}); rescale them.")
     else:
         arr = np.asarray(x)
         keep = ids and arr.dtype.kind in "iu"
@@ -654,8 +693,10 @@ def tcav(
             tokens x channels``). default=None: told by the channel count the model set for
             that output (the layer's own, or the last convolution / Linear / norm that ran
             before it with an output of the layer's shape: a ReLU after a Linear, a Swin
-            stage's ``batch x h x w x channels``; not a DenseNet or Inception block's
-            concatenation, whose count changed after it) where
+            stage's ``batch x h x w x channels``; or of its size with its positions reshaped and
+            the channels kept at its end: timm's Swin block, whose Linear ran on ``batch x tokens x
+            channels``; not a DenseNet or Inception block's concatenation, whose count changed
+            after it, nor a permute) where
             only one of axis 1 and the last axis has that size; else by the layer (convolution
             and pooling layers: 1; Linear, LayerNorm and attention layers: -1) or by the module
             that set the channels; else a 4-D or wider output is read in PyTorch's image layout
@@ -711,7 +752,9 @@ def tcav(
         raise InputError(f"tcav: channel_axis={channel_axis!r} must be an int axis (1 or -1) and applies to "
                          f"spatial='mean' only (spatial={spatial!r}).")
     channel_axis = None if channel_axis is None else int(channel_axis)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    # the parameters' floating dtype, else the buffers' (aud52c: numpy examples for a model holding
+    # float64 weights as buffers were cast to float32 and refused as examples "the model cannot take")
+    dtype, _ = _model_dtype(model)
     ids = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
     # image-shaped integer arrays (uint8 pixels) for a model with an image convolution are pixels,
     # not token ids, also where the model holds an Embedding (CLIP's vision tower: a patch
