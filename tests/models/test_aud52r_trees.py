@@ -143,3 +143,23 @@ def test_lightgbm_reg_sqrt_is_refused_by_name() -> None:
         X, np.abs(X[:, 0]) + 1.0)
     with pytest.raises(UnsupportedModelError, match="reg_sqrt=True"):
         tribute.explain(m, X[:2], method="tree_shap")
+
+
+@pytest.mark.parametrize("loss", ["YetiRank", "QueryRMSE"])
+def test_catboost_rankers_are_explained_as_their_score(loss: str) -> None:
+    """A CatBoostRanker's prediction is its raw score (an identity link); it was refused as
+    "no known link" (and its ``predict`` takes no ``prediction_type``, which the reader
+    passed). Interventional values equal enumeration of ``predict``; full values are it."""
+    catboost = pytest.importorskip("catboost")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 3))
+    y = X[:, 0] + (X[:, 1] > 0) + 0.1 * rng.normal(size=120)
+    m = catboost.CatBoostRanker(loss_function=loss, iterations=4, depth=2, thread_count=1,
+                                random_seed=0, allow_writing_files=False, verbose=False).fit(
+        X, np.digitize(y, [0.0, 1.0]) if loss == "YetiRank" else y,
+        group_id=np.repeat(np.arange(12), 10))
+    x, bg = X[:4], X[10:14]
+    a = tribute.explain(m, x, method="tree_shap", baseline=tribute.Background(bg))
+    np.testing.assert_allclose(np.asarray(a.values), _enumerate(m.predict, x, bg), atol=1e-12)
+    p = tribute.explain(m, x, method="tree_shap")
+    np.testing.assert_allclose(np.asarray(p.full_values), m.predict(x), atol=1e-12)

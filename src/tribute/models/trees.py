@@ -873,7 +873,7 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     elif loss == "MultiClass":
         link = "softmax"
     elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
-                  "Lq", "RMSEWithUncertainty", "MultiRMSE", ""):
+                  "Lq", "RMSEWithUncertainty", "MultiRMSE", "", *_CAT_RANKING):
         link = "identity"
     elif loss in ("Poisson", "Tweedie"):
         link = "exp"
@@ -896,12 +896,22 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
         n_out, trees = max(1, bias.size), []
     offset = bias if bias.size == n_out else np.full(n_out, float(bias[0]))
 
+    ranker = type(est).__name__ == "CatBoostRanker"
+
     def raw(x: np.ndarray) -> np.ndarray:
+        if ranker:  # CatBoostRanker.predict gives the raw score and takes no prediction_type
+            return np.asarray(est.predict(x, thread_count=1))
         return np.asarray(est.predict(x, prediction_type="RawFormulaVal", thread_count=1))
 
     kind = type(est).__name__
     return TreeEnsemble(trees, offset, n_features, n_out, link, f"CatBoost {kind}", "margin",
                         model_raw=raw)
+
+
+#: CatBoost ranking losses: the raw score is the ranking score (identity), what
+#: ``CatBoostRanker.predict`` returns; they were refused as having "no known link" (aud52r).
+_CAT_RANKING = ("YetiRank", "YetiRankPairwise", "PairLogit", "PairLogitPairwise", "QueryRMSE",
+                "QuerySoftMax", "StochasticRank", "LambdaMart")
 
 
 def _cat_leaf_width(node: dict[str, Any]) -> int:
