@@ -89,7 +89,7 @@ import torch
 from ..attribution import Attribution
 from ..errors import InputError, UnsupportedModelError
 from ..games.base import Game
-from ..models.trees import TreeEnsemble, parse_trees
+from ..models.trees import TreeEnsemble, parse_trees, snap_zero
 from ..params import BOOL, Options, declare
 from ._tree_math import (
     indicator_interaction_table,
@@ -226,10 +226,12 @@ class _NodeTable:
         self.zero_as_missing = _concat_optional([t.zero_as_missing for t in trees], internal)
         self.strict = bool(t0.strict) if t0 is not None else False
         self.float32 = bool(t0.float32) if t0 is not None else False
+        self.zero_below = float(t0.zero_below) if t0 is not None else 0.0
 
     def go_left(self, x: np.ndarray) -> np.ndarray:
         if self.float32:
             x = x.astype(np.float32).astype(np.float64)
+        x = snap_zero(x, self.zero_below)
         v = x[:, self.feature]
         nan = np.isnan(v)
         any_nan = bool(nan.any())

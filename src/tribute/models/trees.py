@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import UnsupportedModelError
 
-__all__ = ["Tree", "TreeEnsemble", "is_tree_model", "parse_trees"]
+__all__ = ["Tree", "TreeEnsemble", "is_tree_model", "parse_trees", "snap_zero"]
 
 
 @dataclass
@@ -55,6 +55,9 @@ class Tree:
         threshold32: thresholds are float32 too (XGBoost).
         zero_as_missing: LightGBM's ``missing_type="Zero"`` nodes (zeros follow ``missing_left``).
         nan_as_zero: LightGBM's ``missing_type="None"`` nodes (NaN is read as 0).
+        zero_below: inputs with ``|x| <= zero_below`` are read as exactly 0 (LightGBM's
+            ``kZeroThreshold``, ``1e-35f``: its dense-row reader drops them as zeros before any
+            split compares them); 0 reads every input as it is.
     """
 
     left: np.ndarray
@@ -69,6 +72,7 @@ class Tree:
     threshold32: bool = False
     zero_as_missing: np.ndarray | None = None
     nan_as_zero: np.ndarray | None = None
+    zero_below: float = 0.0
 
     @property
     def n_nodes(self) -> int:
@@ -79,15 +83,17 @@ class Tree:
         return self.decide(x[:, self.feature[nodes]], nodes)
 
     def round_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Inputs as the trees compare them (float32-rounded where the library does so)."""
-        return x.astype(np.float32).astype(np.float64) if self.float32 else x
+        """Inputs as the trees compare them (float32-rounded where the library does so; read
+        as 0 within :attr:`zero_below` of it, as LightGBM reads them)."""
+        x = x.astype(np.float32).astype(np.float64) if self.float32 else x
+        return snap_zero(x, self.zero_below)
 
     def decide(self, v: np.ndarray, nodes: np.ndarray, rounded: bool = False) -> np.ndarray:
         """Go-left decisions for feature values ``v`` at ``nodes`` (broadcast together);
         ``rounded``: ``v`` already went through :meth:`round_inputs`."""
         thr = self.threshold[nodes]
-        if self.float32 and not rounded:
-            v = v.astype(np.float32).astype(np.float64)
+        if not rounded:
+            v = self.round_inputs(v)
         if self.threshold32:
             thr = thr.astype(np.float32).astype(np.float64)
         nan = np.isnan(v)
@@ -193,6 +199,7 @@ class TreeEnsemble:
                 threshold32=False,
                 zero_as_missing=flags("zero_as_missing"),
                 nan_as_zero=flags("nan_as_zero"),
+                zero_below=float(t0.zero_below) if t0 else 0.0,
             )
             self._merged = (tree, off)
         return self._merged
@@ -244,6 +251,17 @@ class TreeEnsemble:
                 f"up to {err:.3g} away from the model's own raw prediction); this model feature "
                 "is not supported. Use a model-agnostic method such as method='shapley'."
             )
+
+
+def snap_zero(x: np.ndarray, below: float) -> np.ndarray:
+    """``x`` with the entries ``|x| <= below`` set to 0.0 (NaN kept); ``x`` itself when
+    ``below`` is 0 or no entry is that small (a copy otherwise)."""
+    if not below:
+        return x
+    with np.errstate(invalid="ignore"):
+        tiny = np.abs(x) <= below
+    tiny &= x != 0
+    return np.where(tiny, 0.0, x) if tiny.any() else x
 
 
 def is_tree_model(model: Any) -> bool:
@@ -428,13 +446,18 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
                 trees.append(_hgb_tree(p, k, j, order))
         raw = _named(est, est.decision_function if is_clf else est.predict)
         link = "identity" if not is_clf else ("logistic" if k == 1 else "softmax")
-        if not is_clf and getattr(est, "loss", "squared_error") not in ("squared_error", "absolute_error", "quantile"):
+        loss = getattr(est, "loss", "squared_error")
+        if not is_clf and loss in ("poisson", "gamma"):
+            # a log link, as XGBoost's / LightGBM's Poisson and Gamma models (explained as
+            # their margin, the log of the prediction): they were refused (aud52r)
+            raw, link = _log_of(raw), "exp"
+        elif not is_clf and loss not in ("squared_error", "absolute_error", "quantile"):
             raise UnsupportedModelError(
                 f"tree_shap: HistGradientBoostingRegressor with loss={est.loss!r} predicts through a "
                 "link function; explain it with method='shapley'."
             )
         ens = TreeEnsemble(trees, np.zeros(k), n_features, k, link, f"scikit-learn {name}",
-                           "margin" if is_clf else "prediction", model_raw=raw)
+                           "margin" if is_clf or link == "exp" else "prediction", model_raw=raw)
         _fit_offset(ens, n_features)
         return ens
     raise UnsupportedModelError(
@@ -442,6 +465,16 @@ def _parse_sklearn(est: Any, name: str) -> TreeEnsemble:
         "extra trees, GradientBoosting and HistGradientBoosting. Use a model-agnostic method "
         "such as method='exact_shapley' or 'kernel_shap' for it."
     )
+
+
+def _log_of(fn: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """The log of a log-link model's prediction: its margin (``exp(margin)`` is predicted)."""
+
+    def margin(x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(fn(x), dtype=np.float64))
+
+    return margin
 
 
 #: DummyRegressor / DummyClassifier strategies that predict one constant for every row.
@@ -696,6 +729,13 @@ def _parse_lightgbm(est: Any) -> TreeEnsemble:
             raise _not_fitted(est) from exc
     dump = booster.dump_model()
     obj = str(dump.get("objective", "regression")).split(" ")[0]
+    if "sqrt" in str(dump.get("objective", "")).split(" ")[1:]:
+        # (refused before by the game check, blaming early stopping / random forests; aud52r)
+        raise UnsupportedModelError(
+            "tree_shap: this LightGBM model was fitted with reg_sqrt=True: it predicts "
+            "sign(s) * s^2 of its trees' sum s, which is not additive over its trees. Use a "
+            "model-agnostic method such as method='exact_shapley' or 'kernel_shap' (or refit "
+            "without reg_sqrt).")
     n_class = int(dump.get("num_class", 1))
     n_out = n_class if n_class > 1 else 1
     if obj in ("binary", "cross_entropy", "xentropy", "multiclassova"):
@@ -790,7 +830,14 @@ def _lgb_tree(root: dict[str, Any], n_out: int, col: int) -> Tree:
         zero_m[i] = mt == "Zero"
         nan0[i] = mt in ("None", "Zero")
     return Tree(np.asarray(left_l), np.asarray(right_l), feature, thr, mleft, cover, value,
-                zero_as_missing=zero_m, nan_as_zero=nan0)
+                zero_as_missing=zero_m, nan_as_zero=nan0, zero_below=_LGB_ZERO)
+
+
+#: LightGBM's ``kZeroThreshold`` (``1e-35f``): its dense-row reader keeps a value only when
+#: ``|x| > kZeroThreshold`` and reads the others as 0, so ``x = -1.0000000180025095e-35`` goes
+#: where 0 goes at its split ``x <= -1.0000000180025095e-35`` (audit aud52r: read as it is,
+#: interventional credits were 0.15 off enumeration through ``predict``).
+_LGB_ZERO = float(np.float32(1e-35))
 
 
 # --------------------------------------------------------------------------- CatBoost
@@ -826,7 +873,7 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
     elif loss == "MultiClass":
         link = "softmax"
     elif loss in ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Expectile", "LogLinQuantile",
-                  "Lq", "RMSEWithUncertainty", "MultiRMSE", ""):
+                  "Lq", "RMSEWithUncertainty", "MultiRMSE", "", *_CAT_RANKING):
         link = "identity"
     elif loss in ("Poisson", "Tweedie"):
         link = "exp"
@@ -849,12 +896,22 @@ def _parse_catboost(est: Any) -> TreeEnsemble:
         n_out, trees = max(1, bias.size), []
     offset = bias if bias.size == n_out else np.full(n_out, float(bias[0]))
 
+    ranker = type(est).__name__ == "CatBoostRanker"
+
     def raw(x: np.ndarray) -> np.ndarray:
+        if ranker:  # CatBoostRanker.predict gives the raw score and takes no prediction_type
+            return np.asarray(est.predict(x, thread_count=1))
         return np.asarray(est.predict(x, prediction_type="RawFormulaVal", thread_count=1))
 
     kind = type(est).__name__
     return TreeEnsemble(trees, offset, n_features, n_out, link, f"CatBoost {kind}", "margin",
                         model_raw=raw)
+
+
+#: CatBoost ranking losses: the raw score is the ranking score (identity), what
+#: ``CatBoostRanker.predict`` returns; they were refused as having "no known link" (aud52r).
+_CAT_RANKING = ("YetiRank", "YetiRankPairwise", "PairLogit", "PairLogitPairwise", "QueryRMSE",
+                "QuerySoftMax", "StochasticRank", "LambdaMart")
 
 
 def _cat_leaf_width(node: dict[str, Any]) -> int:
