@@ -18,7 +18,7 @@ import torch
 
 import tribute
 from tribute.attribution import Layout
-from tribute.engine.core import FirstPassRefusal
+from tribute.errors import InputError
 from tribute.viz._image import _recorded_axis, _reduce_map
 
 
@@ -81,7 +81,7 @@ def test_maps_are_drawn_over_the_pixels_the_first_convolution_receives(case: str
 def test_patches_around_the_wrong_axis_are_refused_after_the_first_pass(case: str) -> None:
     model, x, axis = _model(case, torch.float64)
     model.train()
-    with pytest.raises(FirstPassRefusal, match=r"groups=tribute.patches\(4\) took the per-sample shape "
+    with pytest.raises(InputError, match=r"groups=tribute.patches\(4\) took the per-sample shape "
                        r"\(16, 16, 8\) as \(C, H, W\).*Give groups=tribute.patches\(4, channel_axis=-1\)"):
         tribute.explain(model, x, method="feature_ablation", groups=tribute.patches(4), baseline=0.0)
     assert model.training
