@@ -64,11 +64,16 @@ def _model(case: str, dtype: torch.dtype) -> tuple[torch.nn.Module, torch.Tensor
     return make().to(dtype), x, axis
 
 
+@pytest.mark.parametrize("built", ["deferred", "at_construction"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("case", list(_CASES))
-def test_maps_are_drawn_over_the_pixels_the_first_convolution_receives(case: str, dtype: torch.dtype) -> None:
+def test_maps_are_drawn_over_the_pixels_the_first_convolution_receives(case: str, dtype: torch.dtype,
+                                                                      built: str) -> None:
     model, x, axis = _model(case, dtype)
-    attr = tribute.explain(model, x, method="input_x_gradient")
+    # per-sample targets: the game runs its reference pass when it is built (not deferred)
+    target = None if built == "deferred" else np.zeros(len(x), dtype=np.int64)
+    attr = tribute.explain(model, x, method="input_x_gradient", target=target)
+    assert not attr.layout.multi_target
     assert _recorded_axis(attr) == axis
     drawn = _reduce_map(np.asarray(attr.values[0]), "m", True, _recorded_axis(attr))
     truth = _wx(model, x[:1]).sum(axis)

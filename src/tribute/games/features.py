@@ -708,7 +708,7 @@ class FeatureGame(Game):
         tgt = resolve_target(target, output, ref, batch, model.output_kind,
                              assumed=model.output_assumed, predicted=predicted)
         engine.target = tgt
-        layout = Layout(**{**layout.__dict__, "multi_target": tgt.multi})
+        layout = self._conv_layout(Layout(**{**layout.__dict__, "multi_target": tgt.multi}))
         super().__init__(engine, tgt, layout, names, batch)
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
@@ -2027,21 +2027,15 @@ class FeatureGame(Game):
         """The first pass's convolution input (:class:`_ConvProbe`): where it shows the channel
         axis, the layout records it for plots where the shape alone would draw otherwise (or
         reads two ways), and a decision taken around another axis before the pass is refused."""
-        from ..models.layout import conv_input_channel_axis, map_channel_axis
+        from ..models.layout import conv_input_channel_axis
 
         shape = self.inputs[0].shape
         axis = conv_input_channel_axis(shape, conv_input) if conv_input is not None else None
         if axis is None:
             return
         self._conv_axis = axis
-        drawn = self.layout.channel_axis
-        if drawn is None:
-            try:
-                drawn = map_channel_axis(shape, None, "map")
-            except ValueError:  # (reads two ways by the shape)
-                drawn = None
-        if drawn != axis:
-            self.layout = Layout(**{**self.layout.__dict__, "channel_axis": axis})
+        if "layout" in self.__dict__:  # (a pass at construction: set with the layout, below)
+            self.layout = self._conv_layout(self.layout)
         wrong = {what: taken for what, taken in self._axis_taken.items() if taken != axis}
         if wrong:
             what, taken = next(iter(wrong.items()))
@@ -2060,6 +2054,23 @@ class FeatureGame(Game):
                 f"receives {tuple(conv_input or ())} per sample: the model reads {reading} "
                 f"images (its pixels are axes {'(0, 1)' if axis == -1 else '(1, 2)'} of the "
                 f"input). Give {fix}.")
+
+    def _conv_layout(self, layout: Layout) -> Layout:
+        """``layout`` with the channel axis the first pass showed (:meth:`_conv_input_seen`)
+        where the shape alone would draw the maps otherwise or reads two ways; as it is
+        elsewhere (a shape that draws right records nothing, as before)."""
+        from ..models.layout import map_channel_axis
+
+        axis = self._conv_axis
+        if axis is None:
+            return layout
+        drawn = layout.channel_axis
+        if drawn is None:
+            try:
+                drawn = map_channel_axis(self.inputs[0].shape, None, "map")
+            except ValueError:  # (reads two ways by the shape)
+                drawn = None
+        return layout if drawn == axis else Layout(**{**layout.__dict__, "channel_axis": axis})
 
     def image_channel_axis(self) -> int | None:
         """Where a one-input game's 3-D samples hold their channels as the model reads them:
