@@ -979,6 +979,11 @@ def plot_channel_axis(attr: Any, model: Any) -> int | None:
     shapes = attr.layout.input_shapes
     if not shapes or len(shapes[0]) != 3 or not (attr.layout.dense or attr.groups is not None):
         return None
+    recorded = getattr(attr.layout, "channel_axis", None)
+    if recorded in (0, -1):
+        # what the explain call recorded: the first pass's convolution input where it showed
+        # the axis (aud52v: a CoordConv stem's (3, 8, 4) maps were drawn 3x8 by in_channels)
+        return int(recorded)
     # only where the shape reads two ways, one input: the rule the attribution's layout records
     # (a space-to-depth stem's Conv2d(16) made a gray (1, 16, 16) map channels-last, rev51v)
     return plot_channel_axis_by_model([tuple(int(d) for d in s) for s in shapes], model)

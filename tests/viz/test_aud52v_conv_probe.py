@@ -139,3 +139,12 @@ def test_ordinary_cnns_record_what_they_recorded_before() -> None:
                            method="saliency").layout.channel_axis is None  # both readings fit
     assert tribute.explain(Perm(4, 1), torch.randn(1, 3, 5, 4, dtype=torch.float64),
                            method="saliency").layout.channel_axis == -1  # padded: the static rule's
+
+
+@pytest.mark.parametrize("case", ["coordconv", "multispectral"])
+def test_the_command_lines_drawing_takes_the_recorded_axis(case: str) -> None:
+    from tribute.cli import plot_channel_axis
+
+    model, x, axis = _model(case, torch.float64)
+    attr = tribute.explain(model, x, method="input_x_gradient")
+    assert plot_channel_axis(attr, model) == axis
