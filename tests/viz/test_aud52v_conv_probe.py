@@ -148,3 +148,15 @@ def test_the_command_lines_drawing_takes_the_recorded_axis(case: str) -> None:
     model, x, axis = _model(case, torch.float64)
     attr = tribute.explain(model, x, method="input_x_gradient")
     assert plot_channel_axis(attr, model) == axis
+
+
+def test_patches_larger_than_the_axes_in_channels_chose_name_the_other_layout() -> None:
+    """A CoordConv stem's (3, 8, 4) images are read as (H, W, C) by its Conv2d(4)'s in_channels
+    before any pass: patches(4) exceeded "the image size (3, 8)" with no word of the layout."""
+    model, x, _ = _model("coordconv", torch.float64)
+    with pytest.raises(InputError, match=r"exceeds the image size \(3, 8\).*if the images are \(C, H, W\), "
+                       r"pass patches\(\.\.\., channel_axis=0\)"):
+        tribute.explain(model, x, method="feature_ablation", groups=tribute.patches(4), baseline=0.0)
+    with pytest.raises(InputError, match=r"exceeds the image size \(8, 4\)\.$"):
+        tribute.explain(model, x, method="feature_ablation", groups=tribute.patches(5, channel_axis=0),
+                        baseline=0.0)

@@ -2637,8 +2637,15 @@ def _parse_groups(value: Any, shape: tuple[int, ...], batch: int, name: str,
         h, w = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         ph, pw = value.size
         if ph > h or pw > w:
+            told = value.channel_axis is None and model_channel_axis is not None and len(shape) == 3
+            # aud52v: where the model's first Conv2d decided the layout, it may read a tensor the
+            # model made (a CoordConv stem's (3, 8, 4) images read as 3 x 8 pixels): say so
+            other = (f" The model's first Conv2d took the per-sample shape {shape} as "
+                     f"{'(H, W, C)' if last else '(C, H, W)'} by its in_channels; if the images "
+                     f"are {'(C, H, W)' if last else '(H, W, C)'}, pass patches(..., channel_axis="
+                     f"{0 if last else -1}).") if told else ""
             raise InputError(f"{name}: patch size {value.size} exceeds the image size {(h, w)}"
-                             + (" (an (H, W, C) sample)" if last else "") + ".")
+                             + (" (an (H, W, C) sample)" if last else "") + "." + other)
         rows = torch.arange(h) // ph
         cols = torch.arange(w) // pw
         n_cols = (w + pw - 1) // pw
