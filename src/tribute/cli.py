@@ -180,7 +180,8 @@ def _add_explain_options(p: argparse.ArgumentParser, default_method: str,
                             "rows as a background set whatever their count (default: tribute.explain's, 0 "
                             "-- with a warning for tables -- and for tree_shap the trees' own "
                             "path-dependent expectation)")
-        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
+        p.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels ('patch:N:hwc' "
+                       "for (H, W, C) images the model does not say it reads so), or a .npy "
                        "integer mask (one shared, or one per --data row, cut by --limit)")
     p.add_argument("--budget", type=int, default=None, help="model evaluations per input")
     p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative int (default: 0)")
@@ -562,13 +563,20 @@ def _parse_groups(text: str | None) -> Any:
     if text is None:
         return None
     if text.startswith("patch:"):
-        size = text.split(":", 1)[1]
-        if not size.strip().isdigit() or int(size) < 1:
-            from .errors import InputError
+        from .errors import InputError
 
+        parts = text.split(":")
+        size, layout = parts[1], ":".join(parts[2:])
+        if not size.strip().isdigit() or int(size) < 1:
             raise InputError(f"--groups {text!r}: the patch size must be a positive int, e.g. "
                              "--groups patch:8 for 8x8 superpixels.")
-        return patches(int(size))
+        if layout.strip().lower() not in ("", "chw", "hwc"):
+            raise InputError(f"--groups {text!r}: the layout after the size must be 'chw' (images "
+                             "(C, H, W): patches over the last two axes) or 'hwc' (images (H, W, C): "
+                             f"patches over the first two), e.g. --groups patch:{size.strip()}:hwc.")
+        # (aud52v: the CLI could not say which axes of an (H, W, C) image the patches tile)
+        axis = {"": None, "chw": 0, "hwc": -1}[layout.strip().lower()]
+        return patches(int(size), channel_axis=axis)
     return load_data(text, arg="--groups")
 
 
@@ -971,6 +979,11 @@ def plot_channel_axis(attr: Any, model: Any) -> int | None:
     shapes = attr.layout.input_shapes
     if not shapes or len(shapes[0]) != 3 or not (attr.layout.dense or attr.groups is not None):
         return None
+    recorded = getattr(attr.layout, "channel_axis", None)
+    if recorded in (0, -1):
+        # what the explain call recorded: the first pass's convolution input where it showed
+        # the axis (aud52v: a CoordConv stem's (3, 8, 4) maps were drawn 3x8 by in_channels)
+        return int(recorded)
     # only where the shape reads two ways, one input: the rule the attribution's layout records
     # (a space-to-depth stem's Conv2d(16) made a gray (1, 16, 16) map channels-last, rev51v)
     return plot_channel_axis_by_model([tuple(int(d) for d in s) for s in shapes], model)

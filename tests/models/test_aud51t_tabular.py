@@ -80,15 +80,15 @@ def test_other_retyped_baselines_are_refused(case: str) -> None:
 
 
 def test_baselines_with_one_reading_are_not_refused() -> None:
-    """Negative cases: the inputs' dtypes, a fractional float (no integer reading), a Series
-    (one dtype for all its values: the inputs' column dtypes decide, as before), a model that
-    does not read dtypes, a float32 column with a float64 baseline (same kind)."""
+    """Negative cases: the inputs' dtypes, a fractional float (no integer reading), a model that
+    does not read dtypes, a float32 column with a float64 baseline (same kind). (A float Series
+    holding an integer column's whole value is refused as its one-row frame is: aud52v.)"""
     from sklearn.linear_model import LinearRegression
 
     df = _frame()
     x = df.iloc[:2]
     model = _Reader().fit(df)
-    for base in (df.iloc[[5]], tribute.Background(df.iloc[4:6]), df.mean()):
+    for base in (df.iloc[[5]], tribute.Background(df.iloc[4:6]), df.astype(float).mean() + 0.25):
         tribute.explain(model, x, method="exact_shapley", baseline=base)
     frac = pd.DataFrame({"a": [2.5], "b": [0.1]})
     attr = tribute.explain(model, x, method="exact_shapley", baseline=frac)

@@ -100,7 +100,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--baseline", default="0",
                    help="a number, 'mean' (mean of the rows evaluated: --data after --limit), or a "
                         ".npy file (default: 0)")
-    e.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels, or a .npy "
+    e.add_argument("--groups", default=None, help="'patch:N' for NxN superpixels ('patch:N:hwc' "
+                   "for (H, W, C) images the model does not say it reads so), or a .npy "
                                                   "integer mask")
     e.add_argument("--budget", type=int_at_least(1, "evaluations per input"), default=512,
                    help="evaluations per input for sampling methods (default: 512)")
@@ -261,6 +262,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     framework = "torch" if isinstance(inputs, torch.Tensor) else "numpy"
     adapter = as_model(model, framework)
     channels_last = False
+    spec = groups if groups is not None and not isinstance(groups, np.ndarray) else None
     if groups is not None and not isinstance(groups, np.ndarray):
         # a Patches spec: expand to an explicit map so the report can draw it, over the spatial
         # axes the model reads (aud51c: an (H, W, C) image's last two axes, W x channels, were
@@ -276,7 +278,7 @@ def _user_case(args: argparse.Namespace) -> Any:
     if groups is not None and args.groups.startswith("patch:"):
         # occlusion builds its own windows: align them with the patches (same players)
         shape = tuple(int(v) for v in inputs.shape[1:])
-        ph = int(args.groups.split(":", 1)[1])
+        ph = int(spec.size[0]) if spec is not None else int(args.groups.split(":")[1])
         win = (ph, ph, shape[-1]) if channels_last else (*shape[:-2], ph, ph)
         method_params["occlusion"] = {"groups": None, "window": win, "stride": win}
     target: Any = args.target
@@ -289,6 +291,17 @@ def _user_case(args: argparse.Namespace) -> Any:
         game = build_game(adapter, inputs, target=target, baseline=baseline, groups=groups,
                           progress=False)
         ref = game.reference_output  # type: ignore[attr-defined]
+        look = getattr(game, "image_channel_axis", None)
+        seen = look() if look is not None and spec is not None and spec.channel_axis is None \
+            and len(inputs.shape) == 4 else None
+        if seen is not None and spec is not None and seen != (-1 if channels_last else 0):
+            # aud52v: the first Conv2d that runs reads the other axis as channels (a CoordConv
+            # stem, a channels-last multispectral image): the patches tiled the wrong axes
+            raise InputError(
+                f"--groups {args.groups!r} tiled the per-sample shape {tuple(inputs.shape[1:])} as "
+                f"{'(H, W, C)' if channels_last else '(C, H, W)'}, but the model's first Conv2d "
+                f"receives it as {'(H, W, C)' if seen == -1 else '(C, H, W)'}: give --groups "
+                f"patch:{int(spec.size[0])}:{'hwc' if seen == -1 else 'chw'}.")
         resolved = game.target.to_numpy()
         n_players = game.n_players
     single = ref.ndim == 1 or int(ref.shape[1]) == 1

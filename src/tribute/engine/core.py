@@ -28,7 +28,7 @@ from .memory import resolve_max_memory
 from .progress import Progress, active_progress
 from .tuning import BatchTuner, SchedulerFreeClock, is_warm, mark_warm, tuner_for
 
-__all__ = ["BLOCK_BYTES", "Engine", "Rows", "default_batch_size", "fixed_batch_size", "max_chunk_rows", "row_signature"]
+__all__ = ["BLOCK_BYTES", "Engine", "FirstPassRefusal", "Rows", "default_batch_size", "fixed_batch_size", "max_chunk_rows", "row_signature"]
 
 #: Bytes of composed input rows per chunk (no gradients) before tuning; larger rows get
 #: proportionally fewer per chunk.
@@ -49,6 +49,13 @@ _LARGE_MODEL = 5_000_000
 #: to the model's activations (mlp13 at 4,096 rows per pass: the forward pass ran 1.3x slower
 #: next to 1 MiB blocks than next to 512 KiB ones; 2,048 rows per pass: no difference).
 BLOCK_BYTES = 512 * 1024
+
+
+class FirstPassRefusal(InputError):
+    """A game's first-pass probe (:attr:`Engine.first_pass`) saw, in a forward pass the model
+    completed, that a decision taken before any pass was wrong (patches tiled around another
+    axis than the one the model's first ``Conv2d`` reads as channels). Not the model's error:
+    every pass and wrapper lets it through as it is."""
 
 
 @dataclass
@@ -576,6 +583,11 @@ class Engine:
         self._check_small = False  # a check pass ran out of memory: checks at most 16 rows
         self._mark_pending = False  # a checking pass raised: mark the model once a plain one runs
         self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
+        #: a game's one-shot look at the model's first completed forward pass (the feature
+        #: game's convolution probe, aud52v): ``watch()`` is a context manager around the pass
+        #: (its hooks are removed when it ends, also on an exception) and ``settle()`` runs
+        #: after it, counted; it may raise :class:`FirstPassRefusal`. None: nothing to look at.
+        self.first_pass: Any = None
         self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
@@ -984,7 +996,7 @@ class Engine:
         with torch.inference_mode(False), torch.enable_grad():
             try:
                 out = self._forward(tuple(args), rows.extra, rows.kwargs, n)
-            except ModelOutputError:
+            except (ModelOutputError, FirstPassRefusal):
                 raise
             except Exception as exc:  # e.g. numpy inside the forward: no check, the plain pass runs
                 if _is_oom(exc):  # any allocator's
@@ -1118,9 +1130,15 @@ class Engine:
         """One forward pass of ``n`` rows, counted; the output's batch axis is checked. A pass
         that runs out of device memory is counted too (the model saw its rows; the engine then
         sends them again in a smaller chunk, counted again)."""
+        probe, self.first_pass = self.first_pass, None
         try:
-            out = self.model(inputs, extra, kwargs)
+            if probe is None:
+                out = self.model(inputs, extra, kwargs)
+            else:
+                with probe.watch():
+                    out = self.model(inputs, extra, kwargs)
         except Exception as exc:
+            self.first_pass = probe  # (the pass failed: the next one looks)
             if _is_oom(exc):
                 self.n_rows += self._model_rows(n)
                 self.n_passes += 1
@@ -1147,6 +1165,8 @@ class Engine:
                 " tribute calls the model on batches: a function of one row needs wrapping, e.g. "
                 "model=lambda X: np.stack([f(row) for row in X])."
             )
+        if probe is not None:
+            probe.settle()
         return out
 
     def _values(self, out: torch.Tensor, rows: Rows, n: int,

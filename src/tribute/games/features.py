@@ -19,8 +19,8 @@ import itertools
 import math
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 
 from ..attribution import Layout
 from ..engine import Engine, Rows, row_signature
+from ..engine.core import FirstPassRefusal
 from ..engine.progress import active_progress
 from ..errors import InputError, ModelOutputError, UnsupportedModelError, user_stacklevel
 from ..models import ModelAdapter, NumpyModel, TorchModel
@@ -560,6 +561,8 @@ class FeatureGame(Game):
         else:
             group_list = self._split_per_input(groups, len(tensors), "groups")
         self.inputs: list[_Input] = []
+        self._axis_taken: dict[str, int] = {}  # see _ConvProbe
+        self._conv_axis: int | None = None  # the channel axis the first pass showed (_ConvProbe)
         promoted: list[int] = []
         fills: list[tuple[torch.Tensor, int, float] | None] = []  # see _digest_key
         for i, t in enumerate(tensors):
@@ -579,8 +582,13 @@ class FeatureGame(Game):
                 # as a DataFrame's integer columns are
                 is_int, xt = False, xt.to(torch.float64)
                 promoted.append(i)
-            g = _parse_groups(group_list[i], shape, batch, f"groups{name}",
-                              patch_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None)
+            told = patch_channel_axis(shape, model) if isinstance(group_list[i], Patches) else None
+            g = _parse_groups(group_list[i], shape, batch, f"groups{name}", told)
+            if isinstance(group_list[i], Patches) and group_list[i].channel_axis is None and len(shape) == 3:
+                # the axis the patches were tiled around, checked on the first pass (aud52v)
+                ph, pw = group_list[i].size
+                self._axis_taken[f"groups=tribute.patches({ph if ph == pw else (ph, pw)}"] = \
+                    -1 if told == -1 else 0
             self.inputs.append(
                 _Input(x=xt.reshape(batch, -1), shape=shape, base=base.to(device=device, dtype=xt.dtype),
                        base_mode=mode, groups=None if g is None else g.to(device),
@@ -656,6 +664,11 @@ class FeatureGame(Game):
             npd0 = next((d for d in np_dtypes if d is not None and np.issubdtype(d, np.floating)), None)
             layout = Layout(**{**layout.__dict__, "dtype": str(npd0) if npd0 is not None else "float64"})
         self.differentiable = bool(model.differentiable) and not any(inp.is_int for inp in self.inputs)
+        if not multi and len(self.inputs[0].shape) == 3 and isinstance(model, TorchModel) \
+                and model.module is not None:
+            convs = [m for m in model.module.modules() if isinstance(m, torch.nn.Conv2d)]
+            if convs:
+                engine.first_pass = _ConvProbe(self, convs)
 
         # ----------------------------------------------------------- reference pass
         self.n_samples = batch
@@ -695,7 +708,7 @@ class FeatureGame(Game):
         tgt = resolve_target(target, output, ref, batch, model.output_kind,
                              assumed=model.output_assumed, predicted=predicted)
         engine.target = tgt
-        layout = Layout(**{**layout.__dict__, "multi_target": tgt.multi})
+        layout = self._conv_layout(Layout(**{**layout.__dict__, "multi_target": tgt.multi}))
         super().__init__(engine, tgt, layout, names, batch)
         self.sample_index = list(frame.index) if frame is not None else None
         self.reference_output = ref
@@ -887,7 +900,7 @@ class FeatureGame(Game):
         try:
             engine.run(batch, build, sink, row_bytes=self.row_bytes, select=select,
                        desc="reference", describe_row=lambda r: f"sample {r} (the unperturbed input)")
-        except (ModelOutputError, torch.cuda.OutOfMemoryError):
+        except (ModelOutputError, FirstPassRefusal, torch.cuda.OutOfMemoryError):
             raise  # said clearly by the engine; not a shape or dtype problem
         except (RuntimeError, TypeError, ValueError, IndexError) as exc:
             shapes = ", ".join(str((batch, *inp.shape)) for inp in self.inputs)
@@ -2010,9 +2023,125 @@ class FeatureGame(Game):
         """Per-sample shape of each attributed input."""
         return [inp.shape for inp in self.inputs]
 
+    def _conv_input_seen(self, conv_input: tuple[int, ...] | None) -> None:
+        """The first pass's convolution input (:class:`_ConvProbe`): where it shows the channel
+        axis, the layout records it for plots where the shape alone would draw otherwise (or
+        reads two ways), and a decision taken around another axis before the pass is refused."""
+        from ..models.layout import conv_input_channel_axis
+
+        shape = self.inputs[0].shape
+        axis = conv_input_channel_axis(shape, conv_input) if conv_input is not None else None
+        if axis is None:
+            return
+        self._conv_axis = axis
+        if "layout" in self.__dict__:  # (a pass at construction: set with the layout, below)
+            self.layout = self._conv_layout(self.layout)
+        wrong = {what: taken for what, taken in self._axis_taken.items() if taken != axis}
+        if wrong:
+            what, taken = next(iter(wrong.items()))
+            reading = "(H, W, C)" if axis == -1 else "(C, H, W)"
+            fix = (f"{what}, channel_axis={axis})" if what.startswith("groups=") else
+                   f"groups=tribute.patches(k, channel_axis={axis}) or inputs in (C, H, W) order")
+            if what.startswith("occlusion"):
+                h, w = (shape[0], shape[1]) if axis == -1 else (shape[1], shape[2])
+                c = shape[2] if axis == -1 else shape[0]
+                win = (-(-h // 8), -(-w // 8), c) if axis == -1 else (c, -(-h // 8), -(-w // 8))
+                fix = f"window={win} (all channels of ceil(H/8) x ceil(W/8) pixels)"
+            raise FirstPassRefusal(
+                f"{what + ')' if what.startswith('groups=') else what} took the per-sample shape {shape} as "
+                f"{'(H, W, C)' if taken == -1 else '(C, H, W)'} (the model's first Conv2d's "
+                f"in_channels, or the last two axes as pixels), but the first Conv2d that runs "
+                f"receives {tuple(conv_input or ())} per sample: the model reads {reading} "
+                f"images (its pixels are axes {'(0, 1)' if axis == -1 else '(1, 2)'} of the "
+                f"input). Give {fix}.")
+
+    def _conv_layout(self, layout: Layout) -> Layout:
+        """``layout`` with the channel axis the first pass showed (:meth:`_conv_input_seen`)
+        where the shape alone would draw the maps otherwise or reads two ways; as it is
+        elsewhere (a shape that draws right records nothing, as before)."""
+        from ..models.layout import map_channel_axis
+
+        axis = self._conv_axis
+        if axis is None:
+            return layout
+        drawn = layout.channel_axis
+        if drawn is None:
+            try:
+                drawn = map_channel_axis(self.inputs[0].shape, None, "map")
+            except ValueError:  # (reads two ways by the shape)
+                drawn = None
+        return layout if drawn == axis else Layout(**{**layout.__dict__, "channel_axis": axis})
+
+    def image_channel_axis(self) -> int | None:
+        """Where a one-input game's 3-D samples hold their channels as the model reads them:
+        ``-1`` (``(H, W, C)``) or ``0`` (``(C, H, W)``) where its first ``Conv2d`` says so (the
+        axis :func:`patches` tiles around, :func:`patch_channel_axis`); None elsewhere (several
+        inputs, other shapes, a model that does not say), where image methods read the last two
+        axes as the pixels, as before. Occlusion's default windows and RISE's masks follow it
+        (aud52v: on a channels-last CNN's ``(16, 16, 3)`` images they slid over columns x
+        channels across all rows)."""
+        if len(self.inputs) != 1:
+            return None
+        if self._conv_axis is not None:  # what the first pass showed (aud52v)
+            return self._conv_axis
+        return patch_channel_axis(self.inputs[0].shape, self.model)
+
+    def take_image_channel_axis(self, what: str) -> int | None:
+        """:meth:`image_channel_axis`, for a decision ``what`` (``"occlusion's default
+        windows"``) taken before the model's first pass: that pass checks it, and refuses the
+        call (:class:`~tribute.engine.core.FirstPassRefusal`) where the first ``Conv2d`` that
+        runs shows the other axis (a CoordConv stem, a channels-last multispectral image)."""
+        if self._conv_axis is None and isinstance(self.engine.first_pass, _ConvProbe) \
+                and self.reference_pending():
+            # the reference pass (counted already; explain runs it before the method) shows it
+            self._resolve_reference()
+        axis = self.image_channel_axis()
+        if len(self.inputs) == 1 and len(self.inputs[0].shape) == 3 and self._conv_axis is None:
+            self._axis_taken[what] = -1 if axis == -1 else 0
+        return axis
+
     def integer_inputs(self) -> list[bool]:
         """Whether each attributed input holds integer ids (tokens) rather than real values."""
         return [inp.is_int for inp in self.inputs]
+
+
+class _ConvProbe:
+    """One look at the tensor the first ``Conv2d`` that runs receives, on the model's first
+    completed forward pass of a one-input feature game with 3-D samples (the engine's
+    ``first_pass``): the pre-hooks are removed when the pass ends, also on an exception, and
+    a pass that fails leaves the look to the next one. The model is run for nothing else: the
+    pass is one the game asked for anyway, counted as ever.
+
+    The first ``Conv2d`` registered, read without running the model, decides where a sample's
+    channels are elsewhere (its ``in_channels``); it may read a tensor the model made from the
+    input (aud52v: a CoordConv stem's ``(3, 8, 4)`` images were drawn 3x8, a channels-last
+    multispectral ``(16, 16, 8)`` image 16x8, and patches tiled those axes)."""
+
+    def __init__(self, game: FeatureGame, convs: Sequence[torch.nn.Module]) -> None:
+        self.game = game
+        self.convs = convs
+        self.seen: tuple[int, ...] | None = None
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        got: list[tuple[int, ...]] = []
+
+        def hook(mod: torch.nn.Module, args: Any) -> None:
+            if not got and args and isinstance(args[0], torch.Tensor) and args[0].ndim >= 3:
+                got.append(tuple(int(d) for d in args[0].shape[-3:]))
+
+        handles = []
+        try:
+            for m in self.convs:
+                handles.append(m.register_forward_pre_hook(hook))
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+        self.seen = got[0] if got else None
+
+    def settle(self) -> None:
+        self.game._conv_input_seen(self.seen)
 
 
 # --------------------------------------------------------------------- parsing
@@ -2508,8 +2637,15 @@ def _parse_groups(value: Any, shape: tuple[int, ...], batch: int, name: str,
         h, w = (shape[0], shape[1]) if last else (shape[-2], shape[-1])
         ph, pw = value.size
         if ph > h or pw > w:
+            told = value.channel_axis is None and model_channel_axis is not None and len(shape) == 3
+            # aud52v: where the model's first Conv2d decided the layout, it may read a tensor the
+            # model made (a CoordConv stem's (3, 8, 4) images read as 3 x 8 pixels): say so
+            other = (f" The model's first Conv2d took the per-sample shape {shape} as "
+                     f"{'(H, W, C)' if last else '(C, H, W)'} by its in_channels; if the images "
+                     f"are {'(C, H, W)' if last else '(H, W, C)'}, pass patches(..., channel_axis="
+                     f"{0 if last else -1}).") if told else ""
             raise InputError(f"{name}: patch size {value.size} exceeds the image size {(h, w)}"
-                             + (" (an (H, W, C) sample)" if last else "") + ".")
+                             + (" (an (H, W, C) sample)" if last else "") + "." + other)
         rows = torch.arange(h) // ph
         cols = torch.arange(w) // pw
         n_cols = (w + pw - 1) // pw

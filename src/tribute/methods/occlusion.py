@@ -45,11 +45,16 @@ WINDOW = (NONE, _SIZE, SequenceOf(_SIZE, description="a tuple of ints >= 1 (one 
           SequenceOf(SequenceOf(_SIZE), description="a tuple of such tuples (one per input)"))
 
 
-def default_window(shape: tuple[int, ...]) -> tuple[int, ...]:
+def default_window(shape: tuple[int, ...], channel_axis: int | None = None) -> tuple[int, ...]:
     """Window used when none is given: one element for 1-D inputs; for ``(..., H, W)`` inputs
-    all leading (channel) axes and ``ceil(H/8) x ceil(W/8)`` pixels (an ~8x8 grid of windows)."""
+    all leading (channel) axes and ``ceil(H/8) x ceil(W/8)`` pixels (an ~8x8 grid of windows);
+    for an ``(H, W, C)`` sample (``channel_axis=-1``: the model reads it channels-last,
+    :meth:`FeatureGame.image_channel_axis`) ``ceil(H/8) x ceil(W/8)`` pixels and all channels
+    (before, ``H x ceil(W/8) x 1``: whole columns of one channel, aud52v)."""
     if len(shape) < 2:
         return tuple(1 for _ in shape)
+    if channel_axis == -1 and len(shape) == 3:
+        return (math.ceil(shape[0] / 8), math.ceil(shape[1] / 8), shape[2])
     lead = tuple(shape[:-2])
     return (*lead, math.ceil(shape[-2] / 8), math.ceil(shape[-1] / 8))
 
@@ -76,9 +81,9 @@ def _per_input(value: WindowArg, n_inputs: int, name: str) -> list[Any]:
 
 
 def _resolve(shape: tuple[int, ...], window: Any, stride: Any, i: int, multi: bool,
-             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+             channel_axis: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     where = f" for input {i} (per-sample shape {shape})" if multi else f" for inputs of per-sample shape {shape}"
-    win = default_window(shape) if window is None else (
+    win = default_window(shape, channel_axis) if window is None else (
         (int(window),) * len(shape) if isinstance(window, numbers.Integral)
         else tuple(int(v) for v in window))
     if len(win) != len(shape):
@@ -173,7 +178,7 @@ class Occlusion(Method):
         window: window size per axis of one sample, e.g. ``(1, 3, 3)`` for ``(C, H, W)`` images;
             an int for the same size on every axis; a tuple of tuples for several inputs.
             default=None (1 element on 1-D inputs; all channels x ``ceil(H/8) x ceil(W/8)``
-            pixels on images).
+            pixels on images, ``(H, W, C)`` ones where the model reads them channels-last).
         stride: step per axis (int, tuple, or a tuple per input); must not exceed the window.
             default=None (equal to the window: non-overlapping windows).
 
@@ -207,7 +212,8 @@ class Occlusion(Method):
         multi = len(shapes) > 1
         wins = _per_input(self.window, len(shapes), "window")
         strides = _per_input(self.stride, len(shapes), "stride")
-        return [(s, *_resolve(s, w, t, i, multi)) for i, (s, w, t) in enumerate(zip(shapes, wins, strides))]
+        axis = fg.take_image_channel_axis("occlusion's default windows") if self.window is None else None
+        return [(s, *_resolve(s, w, t, i, multi, axis)) for i, (s, w, t) in enumerate(zip(shapes, wins, strides))]
 
     def n_windows(self, game: Game) -> int:
         """Window positions over all inputs (evaluations = this + 1)."""

@@ -87,6 +87,16 @@ def bernoulli_masks(k: int, n: int, p: float, g: torch.Generator) -> torch.Tenso
     return (torch.rand(k, n, generator=g, dtype=torch.float64) < p).to(torch.float64)
 
 
+def _pixels(shape: tuple[int, ...], last: bool) -> tuple[int, int]:
+    """The image's rows and columns: the first two axes of an ``(H, W, C)`` sample the model
+    reads channels-last (:meth:`FeatureGame.image_channel_axis`), else the last two (aud52v:
+    a channels-last CNN's ``(16, 16, 3)`` images got masks over columns x channels, the same
+    for every row)."""
+    if last and len(shape) == 3:
+        return int(shape[0]), int(shape[1])
+    return int(shape[-2]), int(shape[-1])
+
+
 @register
 class Rise(Method):
     """RISE saliency: the average output under random masks, weighted by each player's mask.
@@ -148,11 +158,15 @@ class Rise(Method):
             return bern[lo:hi]
         assert isinstance(game, FeatureGame)
         parts = []
+        last = game.image_channel_axis() == -1
         for shape, grid, shift in zip(game.input_shapes(), grids, shifts):
             if grid is None or shift is None:  # pragma: no cover - only image inputs reach here
                 raise RuntimeError("rise: missing grid")
-            h, w = shape[-2], shape[-1]
+            h, w = _pixels(shape, last)
             m = smooth_masks(grid[lo:hi], shift[lo:hi], h, w)  # k x H x W
+            if last:  # (H, W, C): one mask value for a pixel's channels
+                parts.append(m[:, :, :, None].expand(hi - lo, h, w, shape[2]).reshape(hi - lo, -1))
+                continue
             lead = math.prod(shape[:-2])
             parts.append(m[:, None].expand(hi - lo, lead, h, w).reshape(hi - lo, -1))
         return torch.cat(parts, dim=1)
@@ -169,8 +183,9 @@ class Rise(Method):
         bern = None
         if images:
             assert isinstance(game, FeatureGame)
+            last = game.take_image_channel_axis("rise's masks") == -1
             for shape in game.input_shapes():
-                h, w = shape[-2], shape[-1]
+                h, w = _pixels(shape, last)
                 sh, sw = min(self.s, h), min(self.s, w)
                 grids.append((torch.rand(n_masks, sh, sw, generator=g, dtype=torch.float64) < self.p)
                              .to(torch.float64))

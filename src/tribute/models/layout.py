@@ -23,8 +23,8 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "first_conv_channels",
-           "looks_channels_last", "map_channel_axis", "plot_channel_axis_by_model"]
+__all__ = ["CHANNEL_COUNTS", "channels_last", "channels_last_by_model", "conv_input_channel_axis",
+           "first_conv_channels", "looks_channels_last", "map_channel_axis", "plot_channel_axis_by_model"]
 
 #: Channel counts of image layouts (gray, RGB, RGBA): a last axis of this size after two longer
 #: ones reads as ``(H, W, C)`` by shape.
@@ -73,6 +73,39 @@ def first_conv_channels(model: Any) -> int | None:
     if any(sub is not first and isinstance(sub, _CONVS) and int(sub.out_channels) == c for sub in mods):
         return None  # it may read that convolution's output
     return c
+
+
+def _scaled(h: int, w: int, h2: int, w2: int) -> bool:
+    """Whether ``(h2, w2)`` is ``(h, w)`` at one integer scale (kept, pooled or upsampled alike
+    along both axes)."""
+    if h2 <= 0 or w2 <= 0:
+        return False
+    if h % h2 == 0 and w % w2 == 0 and h // h2 == w // w2:
+        return True
+    return h2 % h == 0 and w2 % w == 0 and h2 // h == w2 // w
+
+
+def conv_input_channel_axis(shape: tuple[int, ...], conv_input: tuple[int, ...]) -> int | None:
+    """The channel axis (``0`` or ``-1``) of a 3-D per-sample input ``shape`` that the model's
+    first running ``Conv2d`` shows by the ``(C', H', W')`` tensor it receives: ``0`` where its
+    ``H' x W'`` is the last two axes at one scale (``(C, H, W)``), ``-1`` where it is the first two
+    (``(H, W, C)``); None where both or neither are (a square ``(8, 8, 8)``, a padded or resized
+    image).
+
+    This reads the tensor the convolution is given, not its ``in_channels``: a CoordConv stem
+    (a ``(3, 8, 4)`` image plus a coordinate channel into ``Conv2d(4)``) receives ``(4, 8, 4)``,
+    channels first, where ``in_channels`` matched the last axis; a channels-last multispectral
+    ``(16, 16, 8)`` image permuted into ``Conv2d(8)`` receives ``(8, 16, 16)``, channels last, and
+    a space-to-depth one (``pixel_unshuffle(2)``) ``(32, 8, 8)``, the same pixels at half scale
+    (aud52v: drawn 3x8 and 16x8, patches tiled over the wrong axes)."""
+    if len(shape) != 3 or len(conv_input) < 2:
+        return None
+    h2, w2 = int(conv_input[-2]), int(conv_input[-1])
+    first = _scaled(int(shape[1]), int(shape[2]), h2, w2)
+    last = _scaled(int(shape[0]), int(shape[1]), h2, w2)
+    if first == last:
+        return None
+    return 0 if first else -1
 
 
 def _read_from_input(model: Any, count: int, c: int) -> bool:

@@ -457,9 +457,18 @@ def _refuse_retyped_baseline(inputs: Any, baseline: Any, background_cls: type | 
     ``2`` where the user's DataFrame says ``2.0`` (aud51t: a mean baseline whose integer column's
     mean is exactly 2.0, credit -2 for a DataFrame-copy truth of 13; a float 100.0 for a uint8
     column, 28 off), while a fractional 2.07 stayed a float. Both readings are possible, so
-    neither is picked: the message names both and how to ask for each."""
+    neither is picked: the message names both and how to ask for each.
+
+    A Series is read as the one-row frame it stands for (``to_frame().T``), as the DataFrame-copy
+    truth reads it: ``baseline=X.mean()`` holding exactly 2.0 for an integer column met the
+    integer 2 (credit -2 where the DataFrame copies give 13) while ``X.mean().to_frame().T`` was
+    refused (aud52v). pandas gives a Series one dtype, so a data row ``X.iloc[0]`` of a table of
+    integer and float columns is float64 too and reads both ways (credit 0 as the row's
+    integer, 13 as its float copy): refused alike, naming ``X.iloc[[0]]``, which keeps the
+    columns' dtypes."""
     base = getattr(baseline, "data", None) if isinstance(baseline, background_cls) else baseline
-    for frame in [] if _is_series(base) else _baseline_frames(baseline, background_cls):
+    series = _is_series(base)
+    for frame in _baseline_frames(baseline, background_cls):
         for c, dt in typed.items():
             if c not in frame.columns:
                 continue
@@ -482,8 +491,13 @@ def _refuse_retyped_baseline(inputs: Any, baseline: Any, background_cls: type | 
                 "the baseline's value from an input's, so two readings differ: "
                 f"{as_input!r} as {dt} (the inputs' dtype) or "
                 f"{shown!r} as {bdt} (the baseline's). For the first, give "
-                f"the baseline the inputs' dtypes (baseline.astype({{{c!r}: '{dt}'}}), or "
-                f"tribute.Background(rows.astype(inputs.dtypes))); for the second, give the "
+                + (f"the baseline as a one-row DataFrame of the inputs' dtypes (a data row as "
+                   f"X.iloc[[i]], not X.iloc[i]; a statistic as baseline.to_frame().T.astype("
+                   f"{{{c!r}: '{dt}'}})): a Series holds one dtype for all its values"
+                   if series else
+                   f"the baseline the inputs' dtypes (baseline.astype({{{c!r}: '{dt}'}}), or "
+                   f"tribute.Background(rows.astype(inputs.dtypes)))")
+                + f"; for the second, give the "
                 f"inputs' column the baseline's dtype (inputs.astype({{{c!r}: '{bdt}'}})).")
 
 
