@@ -589,6 +589,7 @@ class Engine:
         #: after it, counted; it may raise :class:`FirstPassRefusal`. None: nothing to look at.
         self.first_pass: Any = None
         self._last_refused = 0  # rows of the last pass taken for too big (see _too_big)
+        self._sunk = 0  # rows of a gradient block stored so far (see _run_grad_block)
 
     def set_max_memory(self, max_memory: int | str | None) -> None:
         """Change the memory cap (None: the default share of the available memory)."""
@@ -669,9 +670,13 @@ class Engine:
             tune_key: which tuned batch size the rows use (default: :attr:`tune_key`, else
                 ``row_bytes``); rows with other per-row work (e.g. several model rows per
                 point) pass their own.
-            blocks: ``build`` may compose many chunks at once (no gradients; its rows carry no
+            blocks: ``build`` may compose many chunks at once (its rows carry no
                 ``extra``/``kwargs``/``leaves``; per-chunk state such as hooks is set by
-                ``chunk``).
+                ``chunk``). With ``grad``, the leaves of every pass are its slices of the
+                block's inputs (floating point): the model gets a copy of each (an in-place
+                edit in the model never reaches a leaf) and the gradients are taken w.r.t.
+                the inputs themselves, each pass with its own backward pass, and ``sink``
+                still gets every pass's rows on their own (a game's sums keep their order).
                 Once the batch size is known (fixed or tuned), rows are then composed, selected,
                 checked and stored per *block* of up to :data:`BLOCK_BYTES` of composed rows
                 (and the memory cap's share of one chunk), and only the forward passes run per
@@ -743,7 +748,7 @@ class Engine:
         t_run, paced_from, start = pace.now() if pace is not None else 0.0, 0, 0
         threads = torch.get_num_threads()
         clock: SchedulerFreeClock | None = None  # times tuning chunks (opened when needed)
-        block_ok = blocks and not grad
+        block_ok = blocks
         check_rows = self._check_rows(row_bytes, grad)  # passes this big may check the model
         # rev47o / aud48c: a component game's hooked passes were never checked (chunk), and its
         # capture passes (values of zeros) marked the model checked without checking it
@@ -779,11 +784,14 @@ class Engine:
                         # chunk is recorded): one block fewer per still-tuning call
                         stop, after = n_rows, self._tail_rule(tuner, size, n_rows - start - size)
                     try:
-                        spent, done = self._run_block(start, stop, size, build, sink, select,
-                                                      describe_row, threads, bar, scope,
-                                                      clock if timing else None, chunk, after,
-                                                      fixed, check_rows if checkable else 0, more)
+                        run_block = self._run_grad_block if grad else self._run_block
+                        spent, done = run_block(start, stop, size, build, sink, select,
+                                                describe_row, threads, bar, scope,
+                                                clock if timing else None, chunk, after,
+                                                fixed, check_rows if checkable else 0, more)
                     except Exception as exc:
+                        if grad:  # the passes before the failed one are stored: not sent again
+                            start = self._sunk
                         if not _is_oom(exc):
                             if self._too_big(exc, tuner, size):
                                 refused = refused or (self._last_refused, exc)
@@ -1116,6 +1124,64 @@ class Engine:
             vals = self._values(out, rows, n, select, False, start, describe_row, threads)
         with own_work(threads):
             sink(start, stop, vals.detach(), None)
+        return spent, stop
+
+    def _run_grad_block(self, start: int, stop: int, size: int,
+                        build: Callable[[int, int], Rows], sink: Sink,
+                        select: Callable[[torch.Tensor, Rows], torch.Tensor] | None,
+                        describe_row: Callable[[int], str] | None, threads: int,
+                        bar: Progress, scope: Progress | None,
+                        clock: SchedulerFreeClock | None = None,
+                        chunk: Callable[[int, int], None] | None = None,
+                        after: Callable[[float], bool] | None = None,
+                        fixed: int | None = None,
+                        check_rows: int = _CHECK_MAX_ROWS,
+                        more: Callable[[], list[torch.Tensor]] | None = None,
+                        ) -> tuple[float, int]:
+        """:meth:`_run_block` with gradients: rows ``[start, stop)`` composed at once, then
+        per pass of ``size`` rows its slice of every input made a leaf, a copy of it sent to
+        the model, the values and gradients of that pass taken as :meth:`run` takes them
+        without blocks (the same pass: same rows, same size, one backward) and handed to
+        ``sink`` right away. What a block saves is the per-pass cost of composing rows
+        (issue #9: mlp13 integrated gradients paid it once per pass of 4,096 rows). Returns
+        the seconds the passes (and their sinks) took by ``clock`` and the end of the rows
+        done; ``after`` as in :meth:`_run_block`."""
+        self._sunk = start
+        with own_work(threads):
+            rows = build(start, stop)
+        if rows.extra or rows.kwargs or rows.leaves:
+            raise RuntimeError("blocks=True: rows must not carry extra, kwargs or leaves")
+        n = stop - start
+        inputs = rows.inputs
+        spent = 0.0
+        t0 = clock.now() if clock is not None else 0.0
+        for a in range(0, n, size):
+            b = min(a + size, n)
+            # a leaf per input (a view of the block, detached); the model gets a fresh copy
+            leaves = [(x if n <= size else x[a:b]).detach().requires_grad_(True) for x in inputs]
+            part = Rows(inputs=tuple(x.clone() for x in leaves), sample=rows.sample[a:b],
+                        leaves=leaves)
+            if chunk is not None:
+                chunk(start + a, start + b)
+            check = bool(check_rows) and self._check_wanted(b - a, part.inputs, check_rows)
+            vals, grads = self._pass(part, b - a, select, True, start + a, describe_row,
+                                     threads, check=fixed if check else False,
+                                     more=more if check else None)
+            with own_work(threads):
+                sink(start + a, start + b, vals, grads)
+            self._sunk = start + b
+            bar.update(b - a)
+            if scope is not None:
+                scope.project()
+            if after is not None:
+                if clock is not None:
+                    _finish(vals)
+                    spent = clock.now() - t0
+                if not after(spent):
+                    return spent, start + b  # the tail goes to the next block
+                after = None
+        if clock is not None and not spent:
+            spent = clock.now() - t0
         return spent, stop
 
     def _model_rows(self, n: int) -> int:

@@ -1293,8 +1293,21 @@ class FeatureGame(Game):
         direct = w_rows is not None and all(inp.groups is None for inp in self.inputs)
         gx_out = [torch.zeros(b_total, t_count, inp.size, dtype=torch.float64)
                   for inp in self.inputs] if direct else []
+        # issue #9: without per-row forward arguments the direct path composes its rows per
+        # block of passes (the engine makes each pass's slice a leaf and gives the model a
+        # copy, as below): one broadcast lerp per block straight into a reused buffer (as
+        # the value path's _compose_shared), not a repeat of x and a lerp per pass. The same
+        # lerp per element, so the same rows; the passes, and their order, are unchanged
+        blocks = direct and not self.forward_args and not self.forward_kwargs
+        elem_cache: dict[int, torch.Tensor] = {}
+        scratch: dict[int, torch.Tensor] = {}
 
         def build(start: int, stop: int) -> Rows:
+            if blocks:
+                assert ids is not None
+                return Rows(inputs=self._compose_shared(masks_d, start, stop, k_count,
+                                                        elem_cache, scratch),
+                            sample=ids(start, stop))
             if direct:
                 assert ids is not None and m_rows is not None
                 b = ids(start, stop)
@@ -1350,7 +1363,8 @@ class FeatureGame(Game):
                 grad_out.index_add_(0, bk // k_count, g * wk[:, None, None])
 
         self.engine.run(b_total * k_count * mb, build, sink, row_bytes=self.row_bytes, grad=True,
-                        select=self._select, desc="gradients", describe_row=self.describe_rows(k_count, self.n_background, "background row"))
+                        select=self._select, desc="gradients", blocks=blocks,
+                        describe_row=self.describe_rows(k_count, self.n_background, "background row"))
         vals = vals_out.reshape(b_total, k_count, t_count)
         for i, (inp, gx) in enumerate(zip(self.inputs, gx_out)):
             # d * sum_k w_k dv/dx per element (float64); each element is its own player
