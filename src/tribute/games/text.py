@@ -70,6 +70,7 @@ import contextlib
 import copy
 import dataclasses
 import inspect
+import linecache
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -386,14 +387,26 @@ class _TextForward:
 
 
 def _raised_in_target(exc: BaseException) -> bool:
-    """``exc`` was raised while the target read the model's output (a ``target=`` callable),
-    not by the model: it passes unchanged. Audit aud52x: a target callable's own error was
-    reported as "the text model ... failed ... make its forward take any batch x length of
-    token ids" (integrated gradients, occlusion: every method on the first coalition block)."""
+    """``exc`` was raised by a ``target=`` callable (``Target.fn``), not by the model: it passes
+    unchanged. Audit aud52x: a target callable's own error was reported as "the text model ...
+    failed ... make its forward take any batch x length of token ids" (integrated gradients,
+    occlusion: every method on the first coalition block).
+
+    Only the callable's own frames count: an error of tribute's code in ``Target.select``
+    (``transform_output``, the class pick) is about the model's output on perturbed rows (fewer
+    classes, integer logits) and keeps the text game's wrapper. Review rev52x: any error under
+    ``Target.select`` passed raw ("RuntimeError: INDICES element is out of DATA bounds, id=1
+    axis_dim=1" for a model that returned fewer classes on batches, where the wrapper named the
+    model and the fix)."""
     tb = exc.__traceback__
+    select = Target.select.__code__
     while tb is not None:
-        if tb.tb_frame.f_code is Target.select.__code__:
-            return True
+        if tb.tb_frame.f_code is select:
+            nxt = tb.tb_next
+            if nxt is not None:  # the frame select called: the callable's, or tribute's helpers'
+                return nxt.tb_frame.f_code.co_filename != select.co_filename
+            # raised in select's own line: a callable without Python frames (a builtin)
+            return "self.fn(" in linecache.getline(select.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return False
 
