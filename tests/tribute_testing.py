@@ -94,6 +94,21 @@ def shapley_from_table(v: dict[tuple[int, ...], np.ndarray], n: int) -> np.ndarr
     return phi
 
 
+def interventional_enumeration(f: Callable[[np.ndarray], Any], x: np.ndarray,
+                               bg: np.ndarray) -> np.ndarray:
+    """Interventional Shapley values ``n x d`` of ``f`` (rows -> one output each) by enumerating
+    all ``2^d`` coalitions: ``v(S) = mean_b f(x_S, b_rest)`` over the background rows ``bg``
+    (the model's own prediction as the truth for tree readers; shared by the tree tests)."""
+    n, d = x.shape
+    vals: dict[tuple[int, ...], np.ndarray] = {}
+    for s in itertools.product((0, 1), repeat=d):
+        keep = np.array(s, bool)
+        rows = np.repeat(bg[None], n, 0)
+        rows[:, :, keep] = x[:, None, keep]
+        vals[s] = np.asarray(f(rows.reshape(-1, d)), np.float64).reshape(n, bg.shape[0]).mean(1)
+    return shapley_from_table(vals, d)
+
+
 def stderr_of(attr: Attribution) -> np.ndarray:
     """``attr.flat_stderr()`` (batch x targets x players), failing the test when there is none."""
     se = attr.flat_stderr()

@@ -5,34 +5,13 @@ through the model's own ``predict``."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from math import factorial
 from typing import Any
 
 import numpy as np
 import pytest
 
 import tribute
-
-
-def _enumerate(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """Interventional Shapley values ``n x d``: v(S) = mean_b f(x_S, b_rest)."""
-    n, d = x.shape
-    vals: dict[tuple[int, ...], np.ndarray] = {}
-    for s in itertools.product((0, 1), repeat=d):
-        keep = np.array(s, bool)
-        rows = np.repeat(bg[None], n, 0)
-        rows[:, :, keep] = x[:, None, keep]
-        vals[s] = np.asarray(f(rows.reshape(-1, d)), np.float64).reshape(n, bg.shape[0]).mean(1)
-    phi = np.zeros((n, d))
-    for s, v in vals.items():
-        for j in range(d):
-            if not s[j]:
-                k = sum(s)
-                w = factorial(k) * factorial(d - k - 1) / factorial(d)
-                phi[:, j] += w * (vals[(*s[:j], 1, *s[j + 1:])] - v)
-    return phi
+from tribute_testing import interventional_enumeration
 
 
 def _near(th: float) -> list[float]:
@@ -89,7 +68,7 @@ def test_sklearn_exact_threshold_and_nan_match_enumeration(kind: str) -> None:
     xs = _rows(X, splits)
     bg = X[:6]
     a = tribute.explain(m, xs, method="tree_shap", baseline=bg)
-    np.testing.assert_allclose(np.asarray(a.values), _enumerate(m.predict, xs, bg), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a.values), interventional_enumeration(m.predict, xs, bg), atol=1e-12)
 
 
 def test_xgboost_exact_float32_threshold_matches_enumeration() -> None:
@@ -112,4 +91,4 @@ def test_xgboost_exact_float32_threshold_matches_enumeration() -> None:
     bg = X[:6]
     a = tribute.explain(m, xs, method="tree_shap", baseline=bg)
     # float32 leaves: agreement to float32 rounding, far below any routing error (leaf gaps ~0.1)
-    np.testing.assert_allclose(np.asarray(a.values), _enumerate(m.predict, xs, bg), atol=2e-6)
+    np.testing.assert_allclose(np.asarray(a.values), interventional_enumeration(m.predict, xs, bg), atol=2e-6)

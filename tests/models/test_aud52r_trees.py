@@ -5,35 +5,13 @@ LightGBM's own ``pred_contrib``."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from math import factorial
 from typing import Any
 
 import numpy as np
 import pytest
 
 import tribute
-
-
-def _enumerate(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """Interventional Shapley values ``n x d``: v(S) = mean_b f(x_S, b_rest)."""
-    n, d = x.shape
-    vals: dict[tuple[int, ...], np.ndarray] = {}
-    for s in itertools.product((0, 1), repeat=d):
-        keep = np.array(s, bool)
-        rows = np.repeat(bg[None], n, 0)
-        rows[:, :, keep] = x[:, None, keep]
-        vals[s] = np.asarray(f(rows.reshape(-1, d)), np.float64).reshape(n, bg.shape[0]).mean(1)
-    phi = np.zeros((n, d))
-    for s, v in vals.items():
-        for j in range(d):
-            if not s[j]:
-                k = sum(s)
-                w = factorial(k) * factorial(d - k - 1) / factorial(d)
-                phi[:, j] += w * (vals[(*s[:j], 1, *s[j + 1:])] - v)
-    return phi
-
+from tribute_testing import interventional_enumeration
 
 _K = float(np.float32(1e-35))  # LightGBM's kZeroThreshold
 
@@ -64,7 +42,7 @@ def test_lightgbm_reads_tiny_inputs_as_zero(params: dict[str, bool], kernel: str
         return np.asarray(m.predict(r), np.float64)
 
     a = tribute.explain(m, x, method="tree_shap", baseline=tribute.Background(bg), kernel=kernel)
-    np.testing.assert_allclose(np.asarray(a.values), _enumerate(f, x, bg), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a.values), interventional_enumeration(f, x, bg), atol=1e-12)
     p = tribute.explain(m, x, method="tree_shap", kernel=kernel)
     own = m.booster_.predict(x, pred_contrib=True)
     np.testing.assert_allclose(np.asarray(p.values), own[:, :-1], atol=1e-12)
@@ -81,7 +59,7 @@ def test_tiny_inputs_of_other_libraries_are_read_as_they_are() -> None:
                              min_child_weight=0, n_jobs=1).fit(X, y)
     x = X[:4]
     a = tribute.explain(m, x, method="tree_shap", baseline=tribute.Background(X[2:3]))
-    want = _enumerate(lambda r: m.predict(r), x, X[2:3])
+    want = interventional_enumeration(lambda r: m.predict(r), x, X[2:3])
     np.testing.assert_allclose(np.asarray(a.values), want, atol=1e-5)
     assert np.abs(want[:, 0]).max() > 0.5  # the tiny values are split apart
 
@@ -112,7 +90,7 @@ def test_hist_gradient_boosting_with_a_log_link_explains_its_margin(loss: str) -
         return np.asarray(np.log(m.predict(r)))
 
     a = tribute.explain(m, x, method="tree_shap", baseline=tribute.Background(bg))
-    np.testing.assert_allclose(np.asarray(a.values), _enumerate(margin, x, bg), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a.values), interventional_enumeration(margin, x, bg), atol=1e-12)
     assert "log of the prediction" in a.params["explained"]
     p = tribute.explain(m, x, method="tree_shap")
     np.testing.assert_allclose(np.asarray(p.full_values), margin(x), atol=1e-12)
@@ -160,6 +138,6 @@ def test_catboost_rankers_are_explained_as_their_score(loss: str) -> None:
         group_id=np.repeat(np.arange(12), 10))
     x, bg = X[:4], X[10:14]
     a = tribute.explain(m, x, method="tree_shap", baseline=tribute.Background(bg))
-    np.testing.assert_allclose(np.asarray(a.values), _enumerate(m.predict, x, bg), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a.values), interventional_enumeration(m.predict, x, bg), atol=1e-12)
     p = tribute.explain(m, x, method="tree_shap")
     np.testing.assert_allclose(np.asarray(p.full_values), m.predict(x), atol=1e-12)
