@@ -2042,6 +2042,11 @@ class FeatureGame(Game):
             reading = "(H, W, C)" if axis == -1 else "(C, H, W)"
             fix = (f"{what}, channel_axis={axis})" if what.startswith("groups=") else
                    f"groups=tribute.patches(k, channel_axis={axis}) or inputs in (C, H, W) order")
+            size = what.removeprefix("groups=tribute.patches(")
+            if what.startswith("groups=") and size.isdigit():
+                # (rev52v: the command line's spelling, which tribute explain / evaluate printed
+                # without: --groups patch:4 was refused naming only the Python call)
+                fix += f" (on the command line: --groups patch:{size}:{'hwc' if axis == -1 else 'chw'})"
             if what.startswith("occlusion"):
                 h, w = (shape[0], shape[1]) if axis == -1 else (shape[1], shape[2])
                 c = shape[2] if axis == -1 else shape[0]
