@@ -104,3 +104,24 @@ def test_evaluate_tiles_the_named_axes(tmp_path: Path, monkeypatch: pytest.Monke
     ids = (np.arange(16)[:, None] // 4) * 4 + np.arange(16)[None, :] // 4
     np.testing.assert_array_equal(case.groups, np.broadcast_to(ids[:, :, None], (16, 16, 8)))
     assert case.method_params["occlusion"]["window"] == (4, 4, 8)
+
+
+def test_the_refusal_of_patches_names_the_command_lines_spelling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # rev52v: tribute explain --groups patch:4 on the channels-last multispectral CNN was refused
+    # naming only the Python call groups=tribute.patches(4, channel_axis=-1); the named command
+    # line fix runs and equals that call
+    with factory_module(tmp_path, "rev52v_cli_factory", FACTORY) as mod:
+        X = np.random.default_rng(0).normal(size=(2, 16, 16, 8))
+        np.save(tmp_path / "x.npy", X)
+        head = ["explain", "--model", "rev52v_cli_factory:multi", "--data", str(tmp_path / "x.npy"),
+                "--method", "feature_ablation", "--baseline", "0", "--no-progress"]
+        assert main([*head, "--groups", "patch:4", "--out", str(tmp_path / "a")]) != 0
+        err = capsys.readouterr().err
+        assert "groups=tribute.patches(4, channel_axis=-1)" in err and "--groups patch:4:hwc" in err, err
+        assert main([*head, "--groups", "patch:4:hwc", "--out", str(tmp_path / "b")]) == 0
+        got = np.asarray(tribute.Attribution.load(tmp_path / "b" / "attribution.npz").values)
+        one = tribute.explain(mod.multi(), X, method="feature_ablation", baseline=0.0,
+                              groups=tribute.patches(4, channel_axis=-1), progress=False)
+        np.testing.assert_array_equal(got, np.asarray(one.values))
+        assert got.shape == (2, 16)

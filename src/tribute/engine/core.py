@@ -584,7 +584,7 @@ class Engine:
         self._mark_pending = False  # a checking pass raised: mark the model once a plain one runs
         self._failed: tuple[BaseException, int] | None = None  # the model's last raise, its rows
         #: a game's one-shot look at the model's first completed forward pass (the feature
-        #: game's convolution probe, aud52v): ``watch()`` is a context manager around the pass
+        #: game's convolution probe, aud52v): ``watch(inputs)`` is a context manager around the pass
         #: (its hooks are removed when it ends, also on an exception) and ``settle()`` runs
         #: after it, counted; it may raise :class:`FirstPassRefusal`. None: nothing to look at.
         self.first_pass: Any = None
@@ -1201,7 +1201,7 @@ class Engine:
             if probe is None:
                 out = self.model(inputs, extra, kwargs)
             else:
-                with probe.watch():
+                with probe.watch(inputs):
                     out = self.model(inputs, extra, kwargs)
         except Exception as exc:
             self.first_pass = probe  # (the pass failed: the next one looks)

@@ -2056,6 +2056,11 @@ class FeatureGame(Game):
             reading = "(H, W, C)" if axis == -1 else "(C, H, W)"
             fix = (f"{what}, channel_axis={axis})" if what.startswith("groups=") else
                    f"groups=tribute.patches(k, channel_axis={axis}) or inputs in (C, H, W) order")
+            size = what.removeprefix("groups=tribute.patches(")
+            if what.startswith("groups=") and size.isdigit():
+                # (rev52v: the command line's spelling, which tribute explain / evaluate printed
+                # without: --groups patch:4 was refused naming only the Python call)
+                fix += f" (on the command line: --groups patch:{size}:{'hwc' if axis == -1 else 'chw'})"
             if what.startswith("occlusion"):
                 h, w = (shape[0], shape[1]) if axis == -1 else (shape[1], shape[2])
                 c = shape[2] if axis == -1 else shape[0]
@@ -2137,11 +2142,18 @@ class _ConvProbe:
         self.seen: tuple[int, ...] | None = None
 
     @contextmanager
-    def watch(self) -> Iterator[None]:
+    def watch(self, inputs: Sequence[Any] = ()) -> Iterator[None]:
         got: list[tuple[int, ...]] = []
+        # the rows the model is given: a Conv2d given another batch does not hold one sample
+        # per row (rev52v: a (3, 16, 16) model convolving each image row's (C, W) slice, rows
+        # folded into the batch, showed (1, 3, 16): read as (H, W, C), occlusion's windows then
+        # 13.9 off the closed form (scale 14.0) and patches(2) refused naming channel_axis=-1)
+        rows = int(inputs[0].shape[0]) if len(inputs) and isinstance(inputs[0], torch.Tensor) \
+            and inputs[0].ndim == 4 else None
 
         def hook(mod: torch.nn.Module, args: Any) -> None:
-            if not got and args and isinstance(args[0], torch.Tensor) and args[0].ndim >= 3:
+            if not got and args and isinstance(args[0], torch.Tensor) and args[0].ndim >= 3 \
+                    and (rows is None or (args[0].ndim == 4 and int(args[0].shape[0]) == rows)):
                 got.append(tuple(int(d) for d in args[0].shape[-3:]))
 
         handles = []
