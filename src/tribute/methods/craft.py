@@ -510,6 +510,11 @@ def craft(
         raise InputError(f"craft: crop_size={size} exceeds the images' shorter side {side} "
                          f"(images {tuple(x.shape[1:])}); use a crop_size <= {side}.")
     runner = _Runner(model, layer, int(batch_size), None if channel_axis is None else int(channel_axis))
+    if not bool(torch.isfinite(x.to(runner.dtype)).all()):
+        # rev52c: finite images past the model's dtype (1e5 for a float16 model) became inf in the
+        # forward passes and were refused as "nmf: a holds NaN or inf values"
+        raise InputError(f"craft: images hold values outside the range of the model's {runner.dtype} (largest "
+                         f"|value| {float(x.abs().max()):.3g} in {x.dtype}); rescale them.")
     crops, boxes = _random_crops(x, int(n_crops), size, seed, bool(resize))
     with eval_mode(model):
         return _fit(runner, crops, boxes, x, target=int(target), n_concepts=int(n_concepts), n_top=int(n_top),

@@ -407,12 +407,18 @@ def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, chann
 
     def producer(m: torch.nn.Module, _inp: Any, out: Any) -> None:
         c = _channel_count(m)
+        if isinstance(m, _SHUFFLES) and isinstance(out, torch.Tensor) and out.ndim >= 2:
+            # a PixelShuffle sets batch x C / r^2 x h r x w r: its output's axis 1 (rev52c: the
+            # convolution's count before it no longer tells, and may sit on the width by chance)
+            c = int(out.shape[1])
         if c is not None:
             last.update(c=c, last=int(isinstance(m, _CHANNELS_LAST)),
                         shape=tuple(out.shape) if isinstance(out, torch.Tensor) else None)
 
     def hook(_m: torch.nn.Module, _inp: Any, out: Any) -> None:
         own = _channel_count(layer_module)
+        if isinstance(layer_module, _SHUFFLES) and isinstance(out, torch.Tensor) and out.ndim >= 2:
+            own = int(out.shape[1])  # a PixelShuffle's own output: its channels on axis 1
         channels.clear()
         if own is not None:
             channels["c"], channels["last"] = own, int(isinstance(layer_module, _CHANNELS_LAST))
@@ -431,10 +437,18 @@ def _channel_watch(module: torch.nn.Module, layer_module: torch.nn.Module, chann
             # batch x tokens x C to batch x h x w x C; untold, axis 1 (the height) was read as the
             # channels, silently (TCAV score 1.000 for 0.000, CRAFT concepts of length h)
             channels["c"], channels["last"] = last["c"], last["last"]
+        elif "c" in last and isinstance(out, torch.Tensor) and last["shape"] is not None \
+                and _channels_undecided(last["shape"], last["c"], bool(last["last"]), tuple(out.shape)):
+            # rev52c: the producer's output reshaped or permuted so that its count sits on both end
+            # axes (a Swin block with C == h, a Linear's tokens reshaped to batch x C x h x w with
+            # w == C) or, after a convolution, on the last axis only (a permute to channels-last, or
+            # a PixelShuffle's width by chance): the shape cannot tell, and PyTorch's image layout
+            # read a Swin block's rows as its channels, silently (TCAV score 0.9 for 1.0)
+            channels["undecided"] = last["c"]
 
     handles = [layer_module.register_forward_hook(hook)]
     handles += [m.register_forward_hook(producer) for m in module.modules()
-                if m is not layer_module and _channel_count(m) is not None]
+                if m is not layer_module and (_channel_count(m) is not None or isinstance(m, _SHUFFLES))]
     # a count from the previous batch's head must not tell this batch's layer
     handles.append(module.register_forward_pre_hook(start))
     try:
@@ -459,6 +473,25 @@ def _channels_carried(produced: tuple[int, ...], c: int, producer_last: bool, sh
         return False
     first, last = shape[1] == c, shape[-1] == c
     return first != last and (last if producer_last else first)
+
+
+def _channels_undecided(produced: tuple[int, ...], c: int, producer_last: bool, shape: tuple[int, ...]) -> bool:
+    """Whether a 4-D or wider output of ``shape``, holding a producer's output of shape ``produced``
+    reshaped or permuted (same batch, same size, another shape), has the producer's count ``c``
+    where its shape cannot tell the channel axis: on both axis 1 and the last axis (``batch x h x
+    w x C`` with h == C from a Swin block, or ``batch x C x h x w`` with w == C from tokens
+    reshaped to a map), or, after a channels-first producer, on the last axis only (a permute to
+    ``batch x h x w x C``, or a functional pixel shuffle whose width equals the convolution's
+    count). Not a channels-last producer's map permuted (ConvNeXt's block: read on axis 1)."""
+    if len(shape) < 4 or len(produced) < 2 or produced[0] != shape[0] or tuple(produced) == tuple(shape) \
+            or produced[-1 if producer_last else 1] != c or int(np.prod(produced)) != int(np.prod(shape)):
+        return False
+    if producer_last and sorted(produced) == sorted(shape):
+        # a channels-last map permuted back to batch x C x h x w (ConvNeXt's block, w == C: read on
+        # axis 1, rev41c), not refused; a permute after a convolution can be a PixelShuffle's by chance
+        return False
+    first, last = shape[1] == c, shape[-1] == c
+    return last and (first or not producer_last)
 
 
 @contextmanager
@@ -505,6 +538,8 @@ def _captured(module: torch.nn.Module, layer_module: torch.nn.Module, store: dic
 _CHANNELS_FIRST = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase,
                    torch.nn.GroupNorm, torch.nn.modules.pooling._MaxPoolNd, torch.nn.modules.pooling._AvgPoolNd,
                    torch.nn.modules.pooling._AdaptiveAvgPoolNd, torch.nn.modules.pooling._AdaptiveMaxPoolNd)
+#: modules that move channels to positions (their output's channels: axis 1)
+_SHUFFLES = (torch.nn.PixelShuffle, torch.nn.PixelUnshuffle)
 _CHANNELS_LAST = (torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Embedding, torch.nn.MultiheadAttention,
                   torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer)
 
@@ -547,6 +582,16 @@ def _channel_axis(t: torch.Tensor, layer_module: torch.nn.Module, path: str, cha
     if first and seen is not None:  # both axes have the size: the module that set it tells
         # (a channels-last producer's output permuted back keeps its channels contiguous on axis 1)
         return t.ndim - 1 if seen.get("last") and seen.get("unit") != 1 else 1
+    undecided = None if seen is None else seen.get("undecided")
+    if undecided is not None and t.ndim >= 4:
+        raise InputError(
+            f"{who}: cannot tell which axis of layer {path!r}'s output (shape {tuple(t.shape)}, a "
+            f"{type(layer_module).__name__}) holds the channels: the model set {undecided} channels before it on "
+            f"a tensor this output reshapes or permutes, and {undecided} is the size of "
+            f"{'both axis 1 and the last axis' if int(t.shape[1]) == undecided else 'the last axis only'} "
+            "(batch x h x w x channels after a Swin block's reshape or a permute, or batch x channels x h x w "
+            "after tokens reshaped to a map or a PixelShuffle). Pass channel_axis=-1 for the first, "
+            "channel_axis=1 for the second.")
     if t.ndim >= 4:
         return 1
     said = ("" if channels is None else f" (the model set {channels} channels before it, the size of "
@@ -625,7 +670,7 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = 
         if dtype is not None and t.is_floating_point() and t.dtype != dtype:
             t = t.to(dtype)
             if bool(torch.isfinite(x).all()) and not bool(torch.isfinite(t).all()):
-                raise InputError(f"tcav: {name} hold values outside the range of the model's {dtype} (largest "
+                raise InputError(f"tcav: {name} holds values outside the range of the model's {dtype} (largest "
                                  f"|value| {float(x.abs().max()):.3g} in {x.dtype}); rescale them.")
     else:
         arr = np.asarray(x)
@@ -634,6 +679,12 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype | None = None, ids: bool = 
         # files were refused as examples "the model cannot take")
         t = (torch.as_tensor(arr.astype(np.int64)) if keep
              else torch.as_tensor(arr, dtype=dtype or torch.get_default_dtype()))
+        # rev52c: a finite array past the model's dtype (1e5 for float16, 1e300 for float32) was
+        # refused as one that "holds NaN or inf values", as tensors were before aud52c
+        if t.is_floating_point() and arr.dtype.kind in "fiu" and bool(np.isfinite(arr).all()) \
+                and not bool(torch.isfinite(t).all()):
+            raise InputError(f"tcav: {name} holds values outside the range of the model's {t.dtype} (largest "
+                             f"|value| {float(np.abs(arr).max()):.3g} in {arr.dtype}); rescale them.")
     if t.ndim < 2 or t.shape[0] < 2:
         raise InputError(f"tcav: {name} must be a batch of at least 2 examples (examples x ...); got shape {tuple(t.shape)}.")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
