@@ -20,12 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jobs_fixtures
 import numpy as np
 import pytest
 import torch
 
 import tribute
-import tribute.jobs.shards as shards_mod
 from tribute.jobs.shards import attribution_bytes
 
 
@@ -64,18 +64,7 @@ def _rewrite_shard(out: Path, k: int, how: str) -> None:
 
 
 def _count_shards(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    ran: list[int] = []
-    real = shards_mod.run_shard
-
-    def counting(spec: Any, index: int, model: Any = None) -> bytes:
-        ran.append(index)
-        return real(spec, index, model)
-
-    monkeypatch.setattr(shards_mod, "run_shard", counting)
-    import tribute.jobs.backends as backends
-
-    monkeypatch.setattr(backends, "run_shard", counting)
-    return ran
+    return jobs_fixtures.count_shards(monkeypatch)
 
 
 @pytest.mark.parametrize("how, said", [("float32", r"credits dtype float32 -> float64"),

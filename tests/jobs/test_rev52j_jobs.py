@@ -27,13 +27,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jobs_fixtures
 import numpy as np
 import pytest
 import torch
 
 import tribute
-import tribute.jobs.backends as backends_mod
-import tribute.jobs.shards as shards_mod
 from tribute.jobs.shards import attribution_bytes
 
 X = np.random.default_rng(0).normal(size=(7, 4))
@@ -72,16 +71,17 @@ def _killed(out: Path, model: Any) -> None:
 
 
 def _count_shards(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    ran: list[int] = []
-    real = shards_mod.run_shard
+    return jobs_fixtures.count_shards(monkeypatch)
 
-    def counting(spec: Any, index: int, model: Any = None) -> bytes:
-        ran.append(index)
-        return real(spec, index, model)
 
-    monkeypatch.setattr(shards_mod, "run_shard", counting)
-    monkeypatch.setattr(backends_mod, "run_shard", counting)
-    return ran
+def _refused(out: Path, model: Any, said: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resume is refused naming ``said``, after shard 0 alone was computed (twice)."""
+    ran = _count_shards(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the code-digest warning of _check_out
+        with pytest.raises(tribute.InputError, match=rf"differs from its file: {said}"):
+            tribute.explain_dataset(model, X, out=out, resume=True, **KW)
+    assert ran == [0, 0]
 
 
 def test_a_resume_by_other_code_of_a_model_random_outside_torch_goes_on(
@@ -103,12 +103,7 @@ def test_a_random_models_job_resumed_by_code_of_another_dtype_is_still_refused(
     a = tribute.Attribution.load(path)
     path.write_bytes(attribution_bytes(replace(a, values=np.asarray(a.values).astype(np.float32),
                                                layout=replace(a.layout, dtype="float32"))))
-    ran = _count_shards(monkeypatch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with pytest.raises(tribute.InputError, match=r"differs from its file: credits dtype float32 -> float64"):
-            tribute.explain_dataset(_NoisyModel(), X, out=out, resume=True, **KW)
-    assert ran == [0, 0]
+    _refused(out, _NoisyModel(), r"credits dtype float32 -> float64", monkeypatch)
 
 
 @pytest.mark.parametrize("field", ["base_values", "full_values", "gap", "v_empty"])
@@ -126,12 +121,7 @@ def test_a_resume_by_code_whose_by_products_differ_is_refused(tmp_path: Path, mo
         a = replace(a, **moved)
         said = rf"{field} up to 0\.001 apart"
     path.write_bytes(attribution_bytes(a))
-    ran = _count_shards(monkeypatch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with pytest.raises(tribute.InputError, match=rf"differs from its file: {said}"):
-            tribute.explain_dataset(_model(), X, out=out, resume=True, **KW)
-    assert ran == [0, 0]
+    _refused(out, _model(), said, monkeypatch)
     assert not (out / "shards" / "shard-000002.npz").exists()
 
 
