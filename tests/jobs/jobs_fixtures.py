@@ -146,3 +146,21 @@ def exact_shapley_job(out: Path, target: Any, **kw: Any) -> tuple[Any, torch.nn.
     got = tribute.explain_dataset(model, X, out=out, method="exact_shapley", shard_size=4,
                                   progress=False, target=target, **kw)
     return got, model, X
+
+
+def count_shards(monkeypatch: Any) -> list[int]:
+    """Patch ``run_shard`` (in-process and local backend) to record the shard indices computed,
+    in order; returns that list (filled as the job runs)."""
+    import tribute.jobs.backends as backends
+    import tribute.jobs.shards as shards
+
+    ran: list[int] = []
+    real = shards.run_shard
+
+    def counting(spec: Any, index: int, model: Any = None) -> bytes:
+        ran.append(index)
+        return real(spec, index, model)
+
+    monkeypatch.setattr(shards, "run_shard", counting)
+    monkeypatch.setattr(backends, "run_shard", counting)
+    return ran

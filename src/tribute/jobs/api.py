@@ -436,7 +436,11 @@ def _misplaced_shards(out: Path, spec: JobSpec, present: set[str]) -> set[str]:
         except Exception as exc:  # an unreadable header (a file by hand, not by tribute)
             bad[p.name] = f"its header cannot be read ({type(exc).__name__}: {exc})"
             continue
-        seed = header.get("params", {}).get("seed") if isinstance(header, dict) else None
+        params = header.get("params", {}) if isinstance(header, dict) else None
+        if not isinstance(params, dict):  # rev52j: a header '"params": null' raised a bare AttributeError
+            bad[p.name] = "its header is malformed (not an attribution file's)"
+            continue
+        seed = params.get("seed")
         if rows != hi - lo:
             bad[p.name] = f"holds {rows} row(s), shard {k} has {hi - lo}"
         elif isinstance(seed, int) and seed != shard_seed(spec.seed, k):
@@ -726,11 +730,22 @@ def _check_recomputed_shard(out: Path, spec: JobSpec, done: list[int], model: An
 
     k = min(done, key=lambda i: (_rows(spec, i), i))
     stored = Attribution.load(shard_path(out, k))
-    payload = run_shard(spec, k, model=model)
-    with tempfile.TemporaryDirectory(prefix="tribute-check-") as tmp:
-        (Path(tmp) / "shard.npz").write_bytes(payload)
-        fresh = Attribution.load(Path(tmp) / "shard.npz")
-    diffs = _shard_differences(stored, fresh)
+
+    def computed() -> Attribution:
+        payload = run_shard(spec, k, model=model)
+        with tempfile.TemporaryDirectory(prefix="tribute-check-") as tmp:
+            (Path(tmp) / "shard.npz").write_bytes(payload)
+            return Attribution.load(Path(tmp) / "shard.npz")
+
+    fresh = computed()
+    found = _shard_differences(stored, fresh)
+    if found:
+        # rev52j: what this code itself does not reproduce (a model random outside torch's
+        # generator, seeded per shard: numpy's global noise) cannot tell two codes apart; such a
+        # job, resumable by the same code, was refused for "values up to 0.000894 apart"
+        unstable = _shard_differences(fresh, computed())
+        found = {what: said for what, said in found.items() if what not in unstable}
+    diffs = list(found.values())
     if diffs:
         lo, hi = spec.bounds(k)
         raise InputError(
@@ -741,39 +756,69 @@ def _check_recomputed_shard(out: Path, spec: JobSpec, done: list[int], model: An
             "folder (or finish it with the tribute code that started it).")
 
 
-def _shard_differences(stored: Attribution, fresh: Attribution) -> list[str]:
-    """What differs between a shard's file (``stored``) and the same shard computed again."""
-    diffs: list[str] = []
+def _shard_differences(stored: Attribution, fresh: Attribution) -> dict[str, str]:
+    """What differs between a shard's file (``stored``) and the same shard computed again, by
+    field: the credits, and the per-row by-products (``base_values``, ``gap``...) and ``extra``
+    entries both hold (one that only one of them holds is new or dropped bookkeeping)."""
+    diffs: dict[str, str] = {}
     if stored.method != fresh.method:
-        diffs.append(f"method {stored.method!r} -> {fresh.method!r}")
+        diffs["method"] = f"method {stored.method!r} -> {fresh.method!r}"
     if stored.layout.dtype != fresh.layout.dtype:
-        diffs.append(f"credits dtype {stored.layout.dtype} -> {fresh.layout.dtype}")
+        diffs["dtype"] = f"credits dtype {stored.layout.dtype} -> {fresh.layout.dtype}"
     if stored.player_names != fresh.player_names:
-        diffs.append(f"players {stored.player_names[:4]} -> {fresh.player_names[:4]}")
+        diffs["players"] = f"players {stored.player_names[:4]} -> {fresh.player_names[:4]}"
     if replace(stored.layout, dtype="", channel_axis=None) != replace(fresh.layout, dtype="", channel_axis=None):
-        diffs.append("the credits' layout")
+        diffs["layout"] = "the credits' layout"
     if stored.n_evals != fresh.n_evals:
-        diffs.append(f"n_evals {stored.n_evals} -> {fresh.n_evals}")
-    pairs = (("values", stored.flat(), fresh.flat()),
-             ("stderr", stored.flat_stderr(), fresh.flat_stderr()),
-             ("targets", stored.targets, fresh.targets))
-    for name, a, b in pairs:
+        diffs["n_evals"] = f"n_evals {stored.n_evals} -> {fresh.n_evals}"
+    pairs: list[tuple[str, Any, Any, bool]] = [
+        ("values", stored.flat(), fresh.flat(), True),
+        ("stderr", stored.flat_stderr(), fresh.flat_stderr(), True),
+        ("targets", stored.targets, fresh.targets, True)]
+    # rev52j: a code change that moved only these (v(empty) by 1e-3) was merged behind the warning
+    pairs += [(name, getattr(stored, name), getattr(fresh, name), False)
+              for name in ("base_values", "full_values", "gap", "groups")]
+    pairs += [(f"extra {key!r}", stored.extra[key], fresh.extra[key], False)
+              for key in sorted(set(stored.extra) & set(fresh.extra))]
+    for name, a, b, required in pairs:
         if a is None or b is None:
-            if (a is None) != (b is None):
-                diffs.append(f"{name} {'absent' if a is None else 'present'} -> "
-                             f"{'absent' if b is None else 'present'}")
+            if required and (a is None) != (b is None):
+                diffs[name] = (f"{name} {'absent' if a is None else 'present'} -> "
+                               f"{'absent' if b is None else 'present'}")
             continue
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape:
-            diffs.append(f"{name} of shape {a.shape} -> {b.shape}")
-        elif not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc"):
-            if a.dtype.kind in "fc" and b.dtype.kind in "fc":
-                gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
-                gap = np.where(np.isnan(gap), np.inf, gap)
-                diffs.append(f"{name} up to {float(gap.max()):.3g} apart")
-            else:
-                diffs.append(f"{name} differ")
+        said = _value_difference(name, a, b)
+        if said:
+            diffs[name] = said
     return diffs
+
+
+def _value_difference(name: str, a: Any, b: Any) -> str | None:
+    """How ``a`` (stored) and ``b`` (computed again) differ, or None when they are equal (NaN
+    equal to NaN)."""
+    if isinstance(a, dict) or isinstance(b, dict) or isinstance(a, (str, bytes)) or isinstance(b, (str, bytes)):
+        from .merge import _equal
+
+        return None if _equal(a, b) else f"{name} differ"
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+    except Exception:  # ragged lists and the like
+        from .merge import _equal
+
+        return None if _equal(a, b) else f"{name} differ"
+    if a.shape != b.shape:
+        return f"{name} of shape {a.shape} -> {b.shape}"
+    floats = a.dtype.kind in "fc" and b.dtype.kind in "fc"
+    if a.dtype.kind == "O" or b.dtype.kind == "O":
+        from .merge import _equal
+
+        return None if _equal(a.tolist(), b.tolist()) else f"{name} differ"
+    if np.array_equal(a, b, equal_nan=floats):
+        return None
+    if floats:
+        gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        gap = np.where(np.isnan(gap), np.inf, gap)
+        return f"{name} up to {float(gap.max()):.3g} apart"
+    return f"{name} differ"
 
 
 def _short_probe(probe: Any) -> str:
