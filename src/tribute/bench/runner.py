@@ -547,7 +547,7 @@ def _score_case(case: Case, runs: list[MethodRun], metrics: dict[str, Metric],
                         why = infidelity_unit_problem(game, run.method, bool(given.get("scale_invariant")))
                 if why is None:
                     # aud52m: tree_shap's margins against the probability game (evaluate refuses it)
-                    why = credit_units_problem(attr, mname, "raw", case.model)
+                    why = credit_units_problem(attr, mname, "raw", adapter)
                 if why is not None:
                     out.append(Score(case.name, run.method, mname, "n/a", why,
                                      higher_is_better=info.higher_is_better))

@@ -27,7 +27,7 @@ from ..games.features import DEFAULT_BASELINE, UNREAD_BASELINE, Background, PerS
 from ..games.sae import digest_memo
 from ..methods.base import get_method
 from ..methods.explain import explain as _explain
-from ..models import as_model
+from ..models import ModelAdapter, as_model
 from ..models.tabular import from_polars
 from ..params import check_seed
 from ..targets import TargetLike, plain_target
@@ -674,12 +674,37 @@ _READS_CREDIT_UNITS = frozenset({"shapley_error", "infidelity"})
 
 
 def _ends_in_softmax(model: Any) -> bool:
-    """Whether ``model`` is a torch module whose last registered module is a Softmax /
-    LogSoftmax (the final layer ``deeplift`` skips; plain callables: False)."""
-    if not isinstance(model, torch.nn.Module):
+    """Whether ``model`` (a torch module, or an adapter of one) holds a Softmax / LogSoftmax
+    module, the final layer ``deeplift`` skips (plain callables: False). Any such module
+    counts, not only the last registered one: a ``self.sm = nn.Softmax(-1)`` registered before
+    the layers it is applied after was scored silently (rev52m: ``shapley_error`` 3.41 on the
+    softmax output where the same credits score 0.197 on the logits). deeplift refuses a
+    Softmax that is not the model's last operation, so one the credits skipped is final."""
+    module = model.module if isinstance(model, ModelAdapter) else model
+    if not isinstance(module, torch.nn.Module):
         return False
-    *_, last = model.modules()
-    return isinstance(last, (torch.nn.Softmax, torch.nn.LogSoftmax))
+    return any(isinstance(m, (torch.nn.Softmax, torch.nn.LogSoftmax)) for m in module.modules())
+
+
+def _game_reads_the_margin(attr: Attribution, model: Any) -> bool:
+    """Whether the game of ``output="raw"`` reads the trees' margin itself, the quantity
+    ``tree_shap`` explains: the model (or its adapter) is called for its margins
+    (``output_kind == "logit"``: an ``xgboost.Booster`` / ``lightgbm.Booster`` of a
+    classification objective, an ``XGBClassifier`` with ``binary:logitraw``), or the trees have
+    an identity link (``params["explained"]`` "margin of the ...": XGBoost / LightGBM /
+    CatBoost regressors, whose prediction is the margin) and the model does not return
+    probabilities (an identity-link ``binary:hinge`` classifier's 0/1 classes). rev52m: plain
+    ``XGBRegressor`` / ``LGBMRegressor`` / Boosters were refused although their credits equal
+    the exact Shapley values of that game (shapley_error 1e-16 to 5e-8)."""
+    kind = None
+    if model is not None:
+        adapter = model if isinstance(model, ModelAdapter) else as_model(
+            model, "torch" if isinstance(model, torch.nn.Module) else "numpy")
+        kind = str(adapter.output_kind)
+    if kind == "logit":
+        return True
+    identity = str(attr.params.get("explained", "")).startswith("margin of ")
+    return identity and kind != "probability"
 
 
 def _logits_before_softmax(attr: Attribution, model: Any) -> bool:
@@ -694,7 +719,9 @@ def credit_units_problem(attr: Attribution, metric: str, output: str,
     """Why ``metric`` cannot score ``attr``'s credits on ``model``'s game of ``output``: they
     are in other units than its values (None where they are not, or the metric reads only
     their order). :func:`evaluate` refuses such a call (``output`` not given); the bench marks
-    the (method, metric) pair n/a.
+    the (method, metric) pair n/a. ``model`` is the evaluated model or its adapter (what it
+    returns decides: a Booster called for its margins, or an identity-link regressor, is
+    scored).
 
     ``tree_shap`` of a boosted classifier explains the trees' margin (log-odds), while the
     game of the attribution's ``output="raw"`` reads ``predict_proba``: exact interventional
@@ -707,7 +734,7 @@ def credit_units_problem(attr: Attribution, metric: str, output: str,
     """
     if metric not in _READS_CREDIT_UNITS:
         return None
-    if _full_values_in_other_units(attr, output):
+    if _full_values_in_other_units(attr, output) and not _game_reads_the_margin(attr, model):
         reads = "probabilities" if attr.params.get("model_output") == "probability" else "predictions"
         return (f"the credits explain the {attr.params.get('explained')} (tree_shap's raw output), "
                 f"while the game of output={output!r} reads the model's {reads}: metric {metric!r} "
@@ -1001,7 +1028,7 @@ def evaluate(
     use_target = target if target is not None else attr.targets
     use_output = output if output is not None else str(attr.params.get("output", "raw"))
     if output is None:
-        _check_credit_units(attr, info.name, use_output, model)  # before any model evaluation
+        _check_credit_units(attr, info.name, use_output, adapter)  # before any model evaluation
     use_groups = groups if groups is not None or players is not None else _attr_groups(attr)
     spec = Blur() if isinstance(baseline, str) and baseline == "blur" else baseline
     if isinstance(spec, str):
