@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -164,3 +165,14 @@ def count_shards(monkeypatch: Any) -> list[int]:
     monkeypatch.setattr(shards, "run_shard", counting)
     monkeypatch.setattr(backends, "run_shard", counting)
     return ran
+
+
+def kill_as_other_code(out: Path, shards: tuple[int, ...] = (2, 3)) -> None:
+    """Make the finished job in ``out`` look killed (``shards`` and the merged result removed)
+    and started by other tribute code (its manifest's code digest replaced)."""
+    for k in shards:
+        (out / "shards" / f"shard-{k:06d}.npz").unlink()
+    (out / "result.npz").unlink()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["tribute_code"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))

@@ -14,7 +14,6 @@ credit moved by 1e-3, and the manifest's source digest set to another one.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -41,12 +40,7 @@ KW: dict[str, Any] = {"method": "exact_shapley", "baseline": 0.0, "shard_size": 
 def _started(out: Path) -> Any:
     """A finished job whose last two shards are removed (a killed job), started by 'other code'."""
     first = tribute.explain_dataset(_model(), X, out=out, **KW)
-    for k in (2, 3):
-        (out / "shards" / f"shard-{k:06d}.npz").unlink()
-    (out / "result.npz").unlink()
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["tribute_code"] = "0" * 64
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    jobs_fixtures.kill_as_other_code(out)
     return first
 
 

@@ -62,12 +62,7 @@ class _NoisyModel:
 def _killed(out: Path, model: Any) -> None:
     """A finished job whose shards 2 and 3 are removed, its manifest naming other tribute code."""
     tribute.explain_dataset(model, X, out=out, **KW)
-    for k in (2, 3):
-        (out / "shards" / f"shard-{k:06d}.npz").unlink()
-    (out / "result.npz").unlink()
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["tribute_code"] = "0" * 64
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    jobs_fixtures.kill_as_other_code(out)
 
 
 def _count_shards(monkeypatch: pytest.MonkeyPatch) -> list[int]:
